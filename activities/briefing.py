@@ -73,7 +73,7 @@ class BriefingActivities:
     @activity.defn
     async def plan_briefing_day(self, request: PlanRequest) -> DayPlan:
         """The next local day to brief (time zones and DST resolved here, not in the sandbox)."""
-        return plan_day(request.now, request.config, request.after)
+        return plan_day(request.now, request.config, request.after, request.after_midnight)
 
     @activity.defn
     async def prepare_briefing(self, request: PrepareRequest) -> PreparedBriefing:

@@ -110,7 +110,12 @@ class DailyBriefingWorkflow:
         config = run.config
         self.day = day = await workflow.execute_local_activity_method(
             BriefingActivities.plan_briefing_day,
-            PlanRequest(now=workflow.now(), config=config, after=self.carry.last_date),
+            PlanRequest(
+                now=workflow.now(),
+                config=config,
+                after=self.carry.last_date,
+                after_midnight=self.carry.last_midnight,
+            ),
             start_to_close_timeout=SHORT,
         )
         self._details(day)
@@ -141,7 +146,7 @@ class DailyBriefingWorkflow:
         if self.stopping:
             return "stopped"
         # Greetings after the window on the same date still answer "already given at HH:MM".
-        self.carry.last_date = day.date
+        self.carry.last_date, self.carry.last_midnight = day.date, day.logs_to
         self.carry.days_completed += 1
         if self.given_at is not None:
             self.carry.last_given_at = self.given_at

@@ -242,6 +242,8 @@ class BriefingCarry(BaseModel):
     """What one day's run hands the next through continue-as-new."""
 
     last_date: str | None = None
+    # last_date's midnight in the zone it was briefed in (a new zone plans after it).
+    last_midnight: datetime | None = None
     last_given_at: datetime | None = None
     days_completed: int = 0
     paused: bool = False
@@ -261,6 +263,7 @@ class PlanRequest(BaseModel):
     now: datetime
     config: BriefingConfig
     after: str | None = None
+    after_midnight: datetime | None = None
 
 
 # Attempts a preparation gets (its retry policy): all but the last read a source again after a

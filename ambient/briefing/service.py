@@ -11,6 +11,7 @@ range (``analyze_logs``) is `ambient.briefing.analysis`.
 from __future__ import annotations
 
 import asyncio
+from datetime import date as Date
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.briefing import analysis
-from ambient.briefing.config import BriefingConfig, FileLogSpec
+from ambient.briefing.config import BriefingConfig, FileLogSpec, plan_for
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -140,8 +141,11 @@ class BriefingService(Greeting):
                 days_completed=current.days_completed,
                 paused=current.paused,
             )
+            if current.last_date is not None:  # its midnight there: a new zone plans after it
+                last = Date.fromisoformat(current.last_date)
+                carry.last_midnight = plan_for(last, current.config).logs_to
             if current.given_at is not None and current.day is not None:
-                carry.last_date = current.day.date
+                carry.last_date, carry.last_midnight = current.day.date, current.day.logs_to
                 # The run stores its greeting when the window ends: stored now, or the day
                 # would stay "ready" (and a briefing created again would speak it twice).
                 await self._store_given(user, current.day.date, current.given_at, current.given_via)

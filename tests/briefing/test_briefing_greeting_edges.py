@@ -192,3 +192,36 @@ async def _ended(service, user):  # type: ignore[no-untyped-def]
     except BriefingNotFoundError:
         return True
     return None
+
+
+async def test_a_move_to_a_zone_behind_does_not_skip_the_next_morning_there(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Nia's Shanghai briefing of day D ends at 02:00 UTC; at 03:00 UTC (19:00 the evening
+    before D in Los Angeles) she moves it to Los Angeles. The new run skipped the Los Angeles
+    morning of D (13:00 UTC, hours later: it compared the dates of two zones) and briefed
+    first on D+1. Now D's morning there is planned: its logs run past what D covered."""
+    await make_user(deps.db, "nia")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("nia", config)
+        await stack.skip_to(day.window_end + timedelta(hours=1))
+        await eventually(lambda: _completed(service, "nia", day.date), "the day completed")
+        moved = config.model_copy(update={"timezone": "America/Los_Angeles"})
+        assert (await service.create("nia", moved)).created
+        status = await eventually(lambda: _planned(service, "nia"), "the day planned")
+    assert status.day is not None
+    assert status.day.date == day.date
+    assert status.day.prepare_at == day.logs_to + timedelta(hours=8 + 8 + 5)  # 05:00 in LA
+
+
+async def _completed(service, user, date):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.last_date == date else None
+
+
+async def _planned(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.day is not None else None
