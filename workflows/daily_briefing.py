@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.briefing.config import DayPlan
     from ambient.briefing.models import (
         PREPARE_ATTEMPTS,
+        PREPARE_TIMEOUT,
         BriefingRun,
         BriefingStatus,
         GreetingRecord,
@@ -71,7 +72,6 @@ GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
 GREETING_HANDED_OVER = "GreetingHandedOver"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
-PREPARE_TIMEOUT = timedelta(minutes=10)
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )

@@ -6,7 +6,7 @@ Pure: no I/O, no clock; safe inside workflows.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -269,6 +269,11 @@ class PlanRequest(BaseModel):
 # Attempts a preparation gets (its retry policy): all but the last read a source again after a
 # passing Tencent Cloud failure; the last prepares without it.
 PREPARE_ATTEMPTS = 3
+# A preparation's bound (its start-to-close timeout), the one for the whole briefing: the
+# model gets what is left of it, less a tenth to store the briefing, and past that the
+# offline briefing is written. llm_timeout (3,600 s for the local model) bounds a single
+# request of any caller; a briefing prepared at 05:00 must be ready at 06:00 whatever it is.
+PREPARE_TIMEOUT = timedelta(minutes=10)
 
 
 class PrepareRequest(BaseModel):
