@@ -8,6 +8,7 @@ duplicates.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import (
     PREPARE_ATTEMPTS,
+    PREPARE_TIMEOUT,
     BriefingContent,
     BriefingInputs,
     GreetingRecord,
@@ -62,6 +64,9 @@ FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")
 
 
 class BriefingActivities:
+    # The preparation's bound, from its start: the model's answer gets what is left of it.
+    prepare_timeout = PREPARE_TIMEOUT
+
     def __init__(
         self, db: Database, llm: LLMClient, tencent: TencentCloud, settings: Settings
     ) -> None:
@@ -73,7 +78,7 @@ class BriefingActivities:
     @activity.defn
     async def plan_briefing_day(self, request: PlanRequest) -> DayPlan:
         """The next local day to brief (time zones and DST resolved here, not in the sandbox)."""
-        return plan_day(request.now, request.config, request.after)
+        return plan_day(request.now, request.config, request.after, request.after_midnight)
 
     @activity.defn
     async def prepare_briefing(self, request: PrepareRequest) -> PreparedBriefing:
@@ -84,6 +89,9 @@ class BriefingActivities:
             return await self._prepare(request)
 
     async def _prepare(self, request: PrepareRequest) -> PreparedBriefing:
+        clock = asyncio.get_running_loop().time
+        # The briefing is stored before the activity's timeout, not started again from scratch.
+        written_by = clock() + self.prepare_timeout.total_seconds() * 0.9
         notes: list[SourceNote] = []
         day = request.day
         report, baseline_before = await self._reduce_logs(request, notes)
@@ -101,7 +109,7 @@ class BriefingActivities:
         await self._alarms(day, inputs)
         await self._discussions(request.user, day, inputs)
         broadcast_ids = await self._broadcasts(request.user, day.date, inputs)
-        written = await write_briefing(self._llm, inputs)
+        written = await write_briefing(self._llm, inputs, within=written_by - clock())
         if written.unsupported:
             activity.logger.warning(
                 "briefing of %s: the LLM's draft was not faithful to its input: %s",

@@ -54,12 +54,15 @@ SILENT_WORKER = "no worker answered"
 
 def refusal(exc: RPCError) -> str:
     """What a failed request says to a person: a silent worker named as such."""
+    return silent_worker() if timed_out(exc) else exc.message
+
+
+def timed_out(exc: RPCError) -> bool:
+    """A request whose deadline passed (a query or update no worker answered in time)."""
     # The server answers DEADLINE_EXCEEDED when its side of the deadline passes first; the
     # client's own timer gives CANCELLED "Timeout expired" (both seen on the dev server).
-    timed_out = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
-    if exc.status is RPCStatusCode.DEADLINE_EXCEEDED or timed_out:
-        return silent_worker()
-    return exc.message
+    expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
+    return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired
 
 
 def silent_worker() -> str:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.briefing.config import DayPlan
     from ambient.briefing.models import (
         PREPARE_ATTEMPTS,
+        PREPARE_TIMEOUT,
         BriefingRun,
         BriefingStatus,
         GreetingRecord,
@@ -67,9 +68,10 @@ FAILED_PUSH_RECORDED = "failed-push-recorded"
 # waiting (GreetRequest.answer_by): room for the service's clock running behind the server's.
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
+# A greeting refused because a new config is replacing the run (the new run speaks it).
+GREETING_HANDED_OVER = "GreetingHandedOver"
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
-PREPARE_TIMEOUT = timedelta(minutes=10)
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )
@@ -93,6 +95,8 @@ class DailyBriefingWorkflow:
         self.given_via: str | None = None
         self.given_request: str | None = None
         self.pushed_at: datetime | None = None
+        # A new config replaces this run: no greeting speaks here any more (hand_over).
+        self.handed_over = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
 
@@ -106,7 +110,12 @@ class DailyBriefingWorkflow:
         config = run.config
         self.day = day = await workflow.execute_local_activity_method(
             BriefingActivities.plan_briefing_day,
-            PlanRequest(now=workflow.now(), config=config, after=self.carry.last_date),
+            PlanRequest(
+                now=workflow.now(),
+                config=config,
+                after=self.carry.last_date,
+                after_midnight=self.carry.last_midnight,
+            ),
             start_to_close_timeout=SHORT,
         )
         self._details(day)
@@ -137,7 +146,7 @@ class DailyBriefingWorkflow:
         if self.stopping:
             return "stopped"
         # Greetings after the window on the same date still answer "already given at HH:MM".
-        self.carry.last_date = day.date
+        self.carry.last_date, self.carry.last_midnight = day.date, day.logs_to
         self.carry.days_completed += 1
         if self.given_at is not None:
             self.carry.last_given_at = self.given_at
@@ -198,6 +207,8 @@ class DailyBriefingWorkflow:
                 failed = self.preparation_error is not None
                 outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
                 return self._short_answer(outcome, day)
+        if self.handed_over:  # a new config replaced the run while this greeting waited
+            return self._short_answer(GreetOutcome.PREPARING, day)
         # No await between this check and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
@@ -216,6 +227,12 @@ class DailyBriefingWorkflow:
 
     @greet.validator
     def _validate_greet(self, request: GreetRequest) -> None:
+        if self.handed_over:
+            raise ApplicationError(
+                "a new config is replacing the daily briefing; greet again",
+                type=GREETING_HANDED_OVER,
+                non_retryable=True,
+            )
         # A refused update leaves no event in the history, so runs recorded before it replay.
         late = request.answer_by is not None and (
             workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
@@ -240,6 +257,13 @@ class DailyBriefingWorkflow:
         return GreetResult(
             outcome=outcome, text=text, date=day.date if day else None, window=words.get("window")
         )
+
+    @workflow.update
+    def hand_over(self) -> BriefingStatus:
+        """The run's last status before a new config replaces it: greetings from now on are
+        refused, so one given here is in what the new run carries, and none is lost."""
+        self.handed_over = True
+        return self.status()
 
     # --- regenerate, send --------------------------------------------------------------
 
@@ -325,6 +349,7 @@ class DailyBriefingWorkflow:
             given_via=self.given_via,
             pushed_at=self.pushed_at,
             push_error=self.carry.last_push_error,
+            record_error=self.carry.last_record_error,
             days_completed=self.carry.days_completed,
             last_date=self.carry.last_date,
             last_given_at=self.carry.last_given_at,
@@ -410,8 +435,12 @@ class DailyBriefingWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=NOTIFY_RETRY,
             )
+            self.carry.last_record_error = None
         except ACTIVITY_FAILED as exc:
+            # The day goes on; the status says so, and the run's state keeps the greeting (a
+            # briefing created again reads it from the ended run).
             workflow.logger.warning("recording the greeting failed: %s", exc.cause or exc)
+            self.carry.last_record_error = f"{day.date}: {failure_text(exc)}"
 
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)

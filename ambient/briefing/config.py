@@ -174,11 +174,22 @@ def plan_for(day: Date, config: BriefingConfig) -> DayPlan:
     )
 
 
-def plan_day(now: datetime, config: BriefingConfig, after: str | None = None) -> DayPlan:
-    """The next local day to brief: its window has not ended and it is later than ``after``."""
+def plan_day(
+    now: datetime,
+    config: BriefingConfig,
+    after: str | None = None,
+    after_midnight: datetime | None = None,
+) -> DayPlan:
+    """The next local day to brief: its window has not ended and it is later than ``after``,
+    or, when known, its midnight is later than ``after_midnight`` (that day's, in the zone it
+    was briefed in: the dates of two zones do not compare)."""
     day = now.astimezone(ZoneInfo(config.timezone)).date()
     while True:
         plan = plan_for(day, config)
-        if (after is None or plan.date > after) and plan.window_end > now:
+        if after_midnight is not None:
+            later = plan.logs_to > after_midnight
+        else:
+            later = after is None or plan.date > after
+        if later and plan.window_end > now:
             return plan
         day += timedelta(days=1)

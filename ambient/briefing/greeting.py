@@ -38,7 +38,12 @@ from ambient.settings import Settings
 from ambient.speech import cleaned
 from ambient.storage import Database
 from ambient.storage.repositories import user_named
-from workflows.daily_briefing import GREETING_TOO_LATE, GREETING_WAIT, DailyBriefingWorkflow
+from workflows.daily_briefing import (
+    GREETING_HANDED_OVER,
+    GREETING_TOO_LATE,
+    GREETING_WAIT,
+    DailyBriefingWorkflow,
+)
 
 log = logging.getLogger(__name__)
 # What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
@@ -120,8 +125,10 @@ class Greeting:
         try:
             # Repeat greetings are answered by a query (no history write); the first one of
             # the day, and any retry of it, goes through the update that decides.
+            # No longer than the caller listens: a worker down answers no query either.
+            ask = min(temporal.QUERY_TIMEOUT, timedelta(seconds=max(0.1, until - clock())))
             repeat = await handle.query(
-                DailyBriefingWorkflow.already_given, request_id, rpc_timeout=temporal.QUERY_TIMEOUT
+                DailyBriefingWorkflow.already_given, request_id, rpc_timeout=ask
             )
             if repeat is not None:
                 return await self._in_users_words(user, repeat)
@@ -145,10 +152,12 @@ class Greeting:
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return await self._said(user, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
+            if temporal.timed_out(exc):  # no worker answered: a spoken answer, not an error
+                return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:
-            if getattr(exc.cause, "type", None) == GREETING_TOO_LATE:
-                # This server's clock runs ahead.
+            if getattr(exc.cause, "type", None) in (GREETING_TOO_LATE, GREETING_HANDED_OVER):
+                # This server's clock runs ahead, or a new config is replacing the run.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is GreetOutcome.SPOKEN and via == "voice":

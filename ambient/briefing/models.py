@@ -6,7 +6,7 @@ Pure: no I/O, no clock; safe inside workflows.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -219,6 +219,8 @@ class BriefingStatus(BaseModel):
     pushed_at: datetime | None = None
     # The last push's channels that failed (its inbox copy is kept), until the next push.
     push_error: str | None = None
+    # The day's greeting the database did not take (retries spent): "DATE: why".
+    record_error: str | None = None
     days_completed: int = 0
     last_date: str | None = None
     last_given_at: datetime | None = None
@@ -240,11 +242,14 @@ class BriefingCarry(BaseModel):
     """What one day's run hands the next through continue-as-new."""
 
     last_date: str | None = None
+    # last_date's midnight in the zone it was briefed in (a new zone plans after it).
+    last_midnight: datetime | None = None
     last_given_at: datetime | None = None
     days_completed: int = 0
     paused: bool = False
     # The last push's channels that failed for good, kept until the next push: "DATE: why".
     last_push_error: str | None = None
+    last_record_error: str | None = None
 
 
 class BriefingRun(BaseModel):
@@ -258,11 +263,17 @@ class PlanRequest(BaseModel):
     now: datetime
     config: BriefingConfig
     after: str | None = None
+    after_midnight: datetime | None = None
 
 
 # Attempts a preparation gets (its retry policy): all but the last read a source again after a
 # passing Tencent Cloud failure; the last prepares without it.
 PREPARE_ATTEMPTS = 3
+# A preparation's bound (its start-to-close timeout), the one for the whole briefing: the
+# model gets what is left of it, less a tenth to store the briefing, and past that the
+# offline briefing is written. llm_timeout (3,600 s for the local model) bounds a single
+# request of any caller; a briefing prepared at 05:00 must be ready at 06:00 whatever it is.
+PREPARE_TIMEOUT = timedelta(minutes=10)
 
 
 class PrepareRequest(BaseModel):

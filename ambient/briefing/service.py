@@ -11,13 +11,16 @@ range (``analyze_logs``) is `ambient.briefing.analysis`.
 from __future__ import annotations
 
 import asyncio
+from datetime import date as Date
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -26,7 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.briefing import analysis
-from ambient.briefing.config import BriefingConfig, FileLogSpec
+from ambient.briefing.config import BriefingConfig, FileLogSpec, plan_for
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -128,26 +131,24 @@ class BriefingService(Greeting):
                 state = "paused" if current.paused else "active"
                 return BriefingRef(task_id=task_id, state=state, created=False, config=parsed)
             # A new config replaces the running one; today's "already given" and a pause
-            # carry over (changing when to speak is not asking to speak again).
+            # carry over (changing when to speak is not asking to speak again). Read again
+            # as the run hands over: a greeting since the read above is in it, later ones
+            # are refused ("greet again"), so none speaks to a run about to be terminated.
+            current = await self._hand_over(user) or current
             carry = BriefingCarry(
                 last_date=current.last_date,
                 last_given_at=current.given_at or current.last_given_at,
                 days_completed=current.days_completed,
                 paused=current.paused,
             )
+            if current.last_date is not None:  # its midnight there: a new zone plans after it
+                last = Date.fromisoformat(current.last_date)
+                carry.last_midnight = plan_for(last, current.config).logs_to
             if current.given_at is not None and current.day is not None:
-                carry.last_date = current.day.date
+                carry.last_date, carry.last_midnight = current.day.date, current.day.logs_to
                 # The run stores its greeting when the window ends: stored now, or the day
                 # would stay "ready" (and a briefing created again would speak it twice).
-                async with self.db.session() as session:
-                    await BriefingRepository(session).record_given(
-                        user,
-                        current.day.date,
-                        current.given_at,
-                        current.given_via or "unknown",
-                        task_id,
-                    )
-                    await session.commit()
+                await self._store_given(user, current.day.date, current.given_at, current.given_via)
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
         summary = (
@@ -167,6 +168,18 @@ class BriefingService(Greeting):
         )
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
+    async def _hand_over(self, user: str) -> BriefingStatus | None:
+        """The running briefing's last status; None when no run takes it (it just ended)."""
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            # Bounded: a run that does not answer is replaced all the same.
+            return await asyncio.wait_for(
+                handle.execute_update(DailyBriefingWorkflow.hand_over),
+                temporal.QUERY_TIMEOUT.total_seconds(),
+            )
+        except (TimeoutError, RPCError, WorkflowUpdateFailedError):
+            return None
+
     async def _after_finishing(self, user: str) -> None:
         ending = self.client.get_workflow_handle(task_id_for(user))
         try:
@@ -179,14 +192,43 @@ class BriefingService(Greeting):
         except (WorkflowFailureError, RPCError):
             pass  # it ended (failed, terminated, gone): the new run starts all the same
 
+    async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:
+        async with self.db.session() as session:
+            await BriefingRepository(session).record_given(
+                user, date, at, via or "unknown", task_id_for(user)
+            )
+            await session.commit()
+
     async def _given_before(self, user: str) -> BriefingCarry:
         """A briefing stopped and created again does not speak a day it already spoke: the
-        stored greeting of the latest briefing is carried into the new one."""
+        stored greeting of the latest briefing is carried into the new one, or the ended
+        run's own, when it could not store it (the database away at its end)."""
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=1)
-        if not rows or rows[0].given_at is None:
-            return BriefingCarry()
-        return BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
+        carry = BriefingCarry()
+        if rows and rows[0].given_at is not None:
+            carry = BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
+        ended = await self._ended_status(user)
+        if ended is None:
+            return carry
+        at, via = (
+            (ended.given_at, ended.given_via) if ended.given_at else (ended.last_given_at, None)
+        )
+        if at is not None and (carry.last_given_at is None or carry.last_given_at < at):
+            date = at.astimezone(ZoneInfo(ended.config.timezone)).date().isoformat()
+            await self._store_given(user, date, at, via)
+            carry = BriefingCarry(last_date=date, last_given_at=at)
+        return carry
+
+    async def _ended_status(self, user: str) -> BriefingStatus | None:
+        """What the user's last run knew when it ended (a worker replays it); None if none."""
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        try:
+            return await handle.query(
+                DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            return None
 
     async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
         """Fields left out come from the user's settings (time zone, briefing window)."""

@@ -4,6 +4,7 @@ show."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from ambient.briefing.draft import offline_draft
@@ -15,7 +16,7 @@ from ambient.briefing.models import (
     SourceNote,
     still_open,
 )
-from ambient.clients.llm import LLMClient, data_block
+from ambient.clients.llm import Answer, LLMClient, data_block
 from ambient.render import markdown_literal
 
 SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's morning \
@@ -38,23 +39,30 @@ class WrittenBriefing:
     unsupported: list[Unsupported] = field(default_factory=list)
 
 
-async def write_briefing(llm: LLMClient, inputs: BriefingInputs) -> WrittenBriefing:
-    """The model's briefing if valid and faithful to its input; else offline, with a failed
-    "llm" source note saying why (stored and shown with the briefing)."""
+async def write_briefing(
+    llm: LLMClient, inputs: BriefingInputs, within: float | None = None
+) -> WrittenBriefing:
+    """The model's briefing if valid and faithful to its input and written ``within`` seconds;
+    else offline, with a failed "llm" source note saying why (stored and shown with it)."""
     if llm.offline:
         return WrittenBriefing(offline_draft(inputs), "offline")
     prompt = llm_prompt(inputs)
-    outcome = await llm.answer(
-        system=SYSTEM_PROMPT.format(
-            assistant="小智" if inputs.language == "zh" else "the assistant",
-            date=inputs.date,
-            language="Simplified Chinese" if inputs.language == "zh" else "English",
-        ),
-        user=prompt,
-        schema=BriefingDraft,
-        # Room for the longest valid draft: ~1,200 characters spoken plus the four lists.
-        max_tokens=2048,
-    )
+    try:
+        async with asyncio.timeout(within):
+            outcome = await llm.answer(
+                system=SYSTEM_PROMPT.format(
+                    assistant="小智" if inputs.language == "zh" else "the assistant",
+                    date=inputs.date,
+                    language="Simplified Chinese" if inputs.language == "zh" else "English",
+                ),
+                user=prompt,
+                schema=BriefingDraft,
+                # Room for the longest valid draft: ~1,200 characters spoken plus the lists.
+                max_tokens=2048,
+            )
+    except TimeoutError:
+        late = f"the LLM did not answer within {max(0, round(within or 0))} s"
+        outcome = Answer(value=None, attempts=1, failure=late)
     draft = outcome.value
     if draft is None:
         detail = f"the LLM gave no valid briefing ({outcome.failure}); written offline instead"

@@ -421,7 +421,7 @@ def briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
     detail: dict[str, object] = {"phase": briefing.phase, "date": day.date if day else None}
     facts = (
         *("prepared_at", "preparation_error", "given_at", "given_via", "pushed_at"),
-        *("push_error", "last_date"),
+        *("push_error", "record_error", "last_date"),
     )
     for name in facts:  # times in ISO 8601
         value = getattr(briefing, name)

@@ -231,3 +231,27 @@ async def test_a_slow_llm_answer_keeps_the_preparation_heartbeating(
     assert prepared.generated_by == settings.llm_model and len(api.requests) == 1
     longest = max(later - earlier for earlier, later in itertools.pairwise(beats))
     assert longest < timeout.total_seconds()
+
+
+async def test_a_model_slower_than_the_preparation_bound_gives_the_offline_briefing_in_time(
+    llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The local model's requests may take an hour (llm_timeout 3,600 s) and a preparation
+    ten minutes: a slow model's preparation was cut off at its timeout and started again from
+    scratch, three times, with no briefing. Now the model gets what is left of the
+    preparation's bound and the offline briefing is written in time, saying why."""
+    api, url = llm_api
+    api.script(Content.of(GOOD))
+    api.delay = 8.0
+    slow = _llm_settings(settings, url).model_copy(update={"llm_timeout": 3600.0})
+    acts = BriefingActivities(db, LLMClient(slow), TencentCloud(None, region="ap-guangzhou"), slow)
+    acts.prepare_timeout = timedelta(seconds=3)
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    logs = write_day_logs(tmp_path / "app.log", day)
+    config = BriefingConfig(log_source={"type": "file", "path": str(logs)})  # type: ignore[arg-type]
+    request = PrepareRequest(user="alice", task_id="daily-briefing/alice", config=config, day=day)
+    async with asyncio.timeout(15):
+        prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
+    assert prepared.generated_by == "offline"
+    (note,) = [s for s in prepared.sources if s.source == "llm"]
+    assert "did not answer within" in note.detail

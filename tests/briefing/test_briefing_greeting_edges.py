@@ -1,0 +1,227 @@
+"""A greeting at the edges: no worker answering, a config change under way, a record that fails."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.models import GreetOutcome
+from ambient.briefing.service import BriefingService
+from ambient.deps import WorkerDeps
+from ambient.storage.briefings import BriefingRepository
+from tests.briefing.harness import Stack, briefing_stack, eventually, make_user
+from tests.conftest import unique
+from tests.support.record import save_history
+from worker import build_worker
+
+
+async def _prepared(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.prepared is not None else None
+
+
+async def test_a_greeting_with_the_worker_down_before_its_query_hears_not_in_time(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The worker is down when ivy greets: the "already given?" query got no answer and the
+    greeting raised "no worker answered within 5 s"; now she hears the spoken "not in time"."""
+    await make_user(deps.db, "ivy")
+    queue = unique("tq")
+    settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    deps.settings = deps.settings.model_copy(update={"max_cached_workflows": 0})
+    service = BriefingService(ts_env.client, settings, deps.db, tencent=deps.tencent)
+    config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+    worker = build_worker(ts_env.client, deps, task_queue=queue)
+    running = asyncio.create_task(worker.run())
+    stack = Stack(env=ts_env, service=service, worker=worker)
+    day = await stack.plan(config)
+    await service.create("ivy", config)
+    await stack.skip_to(day.window_start + timedelta(minutes=1))
+    await eventually(lambda: _prepared(service, "ivy"), "briefing prepared")
+    await worker.shutdown()
+    await running
+    answer = await service.greet("ivy", via="voice", request_id="worker-down", within=3)
+    assert answer.outcome is GreetOutcome.PREPARING
+    assert "did not answer in time" in answer.text
+
+
+async def test_a_greeting_while_a_new_config_replaces_the_run_is_kept_or_said_again(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jon greets as his config changes: after create read the run's status and before it
+    replaced the run. He heard the briefing, the new run did not know, the day stayed
+    unmarked and his next greeting spoke it again. Now the greeting is carried over; one
+    that comes while the run is handed over hears "not in time" and the next one speaks."""
+    await make_user(deps.db, "jon")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("jon", config)
+        first_run = (
+            await ts_env.client.get_workflow_handle("daily-briefing/jon").describe()
+        ).run_id
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _prepared(service, "jon"), "briefing prepared")
+        heard = []
+        read = BriefingService._status_or_none
+
+        async def read_then_greet(self, user):  # type: ignore[no-untyped-def]
+            status = await read(self, user)
+            heard.append(await service.greet("jon", via="voice", request_id="between"))
+            return status
+
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingService, "_status_or_none", read_then_greet)
+            assert (
+                await service.create("jon", config.model_copy(update={"window_end": "11:00"}))
+            ).created
+        again = await service.greet("jon", request_id="again")
+        view = await service.get_briefing("jon", day.date)
+        first = ts_env.client.get_workflow_handle("daily-briefing/jon", run_id=first_run)
+        await save_history(first, "daily_briefing_handed_over")
+    assert heard[0].outcome is GreetOutcome.SPOKEN
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert view.given_at == heard[0].given_at
+
+
+async def test_a_greeting_while_the_run_is_handed_over_is_said_not_in_time_and_not_lost(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_user(deps.db, "kim")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("kim", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _prepared(service, "kim"), "briefing prepared")
+        heard = []
+        start = Client.start_workflow
+
+        async def greet_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            heard.append(await service.greet("kim", via="voice", request_id="between"))
+            return await start(self, *args, **kwargs)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", greet_then_start)
+            assert (
+                await service.create("kim", config.model_copy(update={"window_end": "11:00"}))
+            ).created
+        again = await service.greet("kim", request_id="again")
+    assert heard[0].outcome is not GreetOutcome.SPOKEN
+    assert "did not answer in time" in heard[0].text
+    assert again.outcome is GreetOutcome.SPOKEN, again.text
+
+
+async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_create(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the stopped run's record of lou's greeting: the run logged it
+    and ended, the create that followed read no greeting and the new run spoke the same
+    morning's briefing again. Now the ended run's own state says the day was given."""
+    await make_user(deps.db, "lou")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("lou", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await service.greet("lou", request_id="first")
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingRepository, "record_given", _refuse)
+            await service.delete("lou")
+            await eventually(lambda: _ended(service, "lou"), "the stopped run ended")
+        await service.create("lou", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=30))
+        again = await service.greet("lou", request_id="again")
+        view = await service.get_briefing("lou", day.date)
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert again.given_at_local == spoken.given_at_local
+    assert view.given_at == spoken.given_at
+
+
+async def test_a_greeting_the_database_did_not_take_is_shown_and_known_the_next_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record at the window's end fails for good: the status says so (it only went to
+    the worker's log), the day goes on, and a stop and a create that day still know it."""
+    await make_user(deps.db, "max")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("max", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await service.greet("max", request_id="first")
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingRepository, "record_given", _refuse)
+            await stack.skip_to(day.window_end + timedelta(minutes=1))
+            status = await eventually(lambda: _record_failed(service, "max"), "record failed")
+            await service.delete("max")
+            await eventually(lambda: _ended(service, "max"), "the stopped run ended")
+        await service.create("max", config)
+        again = await service.greet("max", request_id="again")
+        view = await service.get_briefing("max", day.date)
+    assert status.record_error == f"{day.date}: database away"
+    assert status.day is not None and status.day.date > day.date
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert view.given_at == spoken.given_at
+
+
+async def _refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+    raise ApplicationError("database away", non_retryable=True)
+
+
+async def _record_failed(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.record_error else None
+
+
+async def _ended(service, user):  # type: ignore[no-untyped-def]
+    from ambient.briefing.errors import BriefingNotFoundError
+
+    try:
+        await service.status(user)
+    except BriefingNotFoundError:
+        return True
+    return None
+
+
+async def test_a_move_to_a_zone_behind_does_not_skip_the_next_morning_there(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Nia's Shanghai briefing of day D ends at 02:00 UTC; at 03:00 UTC (19:00 the evening
+    before D in Los Angeles) she moves it to Los Angeles. The new run skipped the Los Angeles
+    morning of D (13:00 UTC, hours later: it compared the dates of two zones) and briefed
+    first on D+1. Now D's morning there is planned: its logs run past what D covered."""
+    await make_user(deps.db, "nia")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("nia", config)
+        await stack.skip_to(day.window_end + timedelta(hours=1))
+        await eventually(lambda: _completed(service, "nia", day.date), "the day completed")
+        moved = config.model_copy(update={"timezone": "America/Los_Angeles"})
+        assert (await service.create("nia", moved)).created
+        status = await eventually(lambda: _planned(service, "nia"), "the day planned")
+    assert status.day is not None
+    assert status.day.date == day.date
+    assert status.day.prepare_at == day.logs_to + timedelta(hours=8 + 8 + 5)  # 05:00 in LA
+
+
+async def _completed(service, user, date):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.last_date == date else None
+
+
+async def _planned(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.day is not None else None
