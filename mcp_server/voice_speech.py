@@ -40,13 +40,26 @@ def ordinal_word(i: int) -> str:
 
 ORDINALS_EN = "first second third fourth fifth sixth seventh eighth ninth tenth".split()
 _ORDINALS: dict[str, int] = {
-    **{w: i for i, w in enumerate(ORDINAL_WORDS)},
-    **{str(i + 1): i for i in range(10)},
     **{w: i for i, w in enumerate(ORDINALS_EN)},
     **{w: i for i, w in enumerate("one two three four five six seven eight nine ten".split())},
     "last": -1,
     "最后": -1,
 }
+
+
+def _place(word: str) -> int | None:
+    """The place (from 0) a word names: digits, 一…九十九 ("十一", "二十三"), English words."""
+    if word.isdigit():
+        return int(word) - 1 if int(word) > 0 else None
+    units = {w: i + 1 for i, w in enumerate(ORDINAL_WORDS[:9])}
+    if word in units:
+        return units[word] - 1
+    tens, ten, ones = word.partition("十")
+    if ten and tens in ("", *units) and ones in ("", *units):
+        return units.get(tens, 1) * 10 + units.get(ones, 0) - 1
+    return _ORDINALS.get(word)
+
+
 # Which one, by place: "第二个", "the second", "2", and as the English answers name a fix
 # ("number 2", "say which number"): "number two", "no. 2", "#2", "2nd".
 _ORDINAL = re.compile(
@@ -124,7 +137,7 @@ def pick_remediation(
     ordinal = _ORDINAL.search(text)
     if ordinal:
         word = next((g for g in ordinal.groups() if g), None) or "最后"
-        index = _ORDINALS.get(word)
+        index = _place(word)
         if index is not None and index >= 0 and _FROM_END.search(text):
             index = -index - 1  # "倒数第二个": the second from the end
         if index is not None and -len(runs) <= index < len(runs):

@@ -259,3 +259,10 @@ def test_a_name_that_fits_a_waiting_fix_past_the_tenth_asks_back_with_its_number
     assert run is None and "有 3 个符合" in question
     assert "第十个" in question and "第11个" in question and "第12个" in question
     assert_speakable(question)
+    # The answer the question invites picks the fix it names, in every way it can be said.
+    for said in ("第11个", "11", "第十一个", "number 11", "11th"):
+        run, question = pick_remediation(runs, said, english=said.isascii())
+        assert run is runs[10], (said, question)
+    for said in ("第0个", "0", "第十三个"):
+        run, question = pick_remediation(runs, said)
+        assert run is None and "只有 12 个" in question, (said, question)
