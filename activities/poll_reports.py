@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,8 +36,11 @@ from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.watches.polling import PollEvent, PollRequest, page_message
 
 if TYPE_CHECKING:
-    from activities.notify import Recipient
-    from activities.polling import PagePoller
+    from activities.notify import NotifyActivities, Recipient
+    from ambient.clients.web import WebFetcher
+    from ambient.storage import Database
+    from ambient.watches.leases import LeaseBook
+    from ambient.watches.poll_store import PollWriter
 
 # A delivery is tried this many times inside the poll before it counts as failed.
 DELIVERY_ATTEMPTS = 4
@@ -65,10 +68,22 @@ class Told:
         return PollEvent(seq=self.seq, kind=self.kind, key=self.key, at=self.at, payload=payload)
 
 
+class PollHost(Protocol):
+    """What a poll attempt uses of its process's poller (activities/polling.py)."""
+
+    db: Database
+    fetcher: WebFetcher
+    notifier: NotifyActivities
+    writer: PollWriter
+    leases: LeaseBook
+
+    async def recipient(self, user: str) -> Recipient: ...
+
+
 class PollReports:
     """The events of one poll attempt: their numbers, storage, notifications and failures."""
 
-    def __init__(self, poller: PagePoller, request: PollRequest) -> None:
+    def __init__(self, poller: PollHost, request: PollRequest) -> None:
         self.poller = poller
         self.request = request
         self.key = (request.workflow_id, request.life)

@@ -13,12 +13,12 @@ import hashlib
 import math
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from temporalio import activity
 
-from activities.poll_reports import Found, PollReports
+from activities.poll_reports import Found, PollHost, PollReports
 from activities.watches import page_text
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError
@@ -28,9 +28,6 @@ from ambient.watches.page_changes import content_hash, diff_pages
 from ambient.watches.poll_ends import EndRequest, end_requested
 from ambient.watches.poll_store import PageText, wake
 from ambient.watches.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
-
-if TYPE_CHECKING:
-    from activities.polling import PagePoller
 
 # Events one result carries at most: as many as a window has checks (the workflow's
 # POLL_CHECKS), so a page that changes at every check hands back once a window like the others
@@ -51,7 +48,7 @@ HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
 class PollSession:
     """One attempt of one poll."""
 
-    def __init__(self, poller: PagePoller, request: PollRequest) -> None:
+    def __init__(self, poller: PollHost, request: PollRequest) -> None:
         self.poller = poller
         self.request = request
         self.reports = PollReports(poller, request)

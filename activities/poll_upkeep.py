@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
@@ -28,11 +28,20 @@ from ambient.watches.leases import (
     end_lost,
     forget_processes,
 )
-from ambient.watches.poll_ends import EndRequestCursor, drop_end_requests
+from ambient.watches.poll_ends import EndRequest, EndRequestCursor, drop_end_requests
 from ambient.watches.polling import WEB_MONITOR_TYPE, PollEnd, PollLost
 
-if TYPE_CHECKING:
-    from activities.poll_session import PollSession
+
+class RunningPoll(Protocol):
+    """What the upkeep uses of a poll attempt running here (activities/poll_session.py)."""
+
+    run_id: str
+    ended: PollEnd | None
+
+    def asked_by(self, request: EndRequest) -> bool: ...
+
+    def end(self, why: PollEnd) -> None: ...
+
 
 # The upkeep runs beside the worker, outside any activity; inside one, activity.logger.
 log = logging.getLogger("ambient.polling")
@@ -70,7 +79,7 @@ class PollUpkeep:
     def __init__(
         self,
         db: Database,
-        sessions: Mapping[tuple[str, str], PollSession],
+        sessions: Mapping[tuple[str, str], RunningPoll],
         dead_after: float,
         process: str,
     ) -> None:
