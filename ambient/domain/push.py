@@ -162,12 +162,18 @@ def _apprise_problem(value: str) -> Refusal | None:
 
 
 def apprise_http_url(value: str) -> str:
-    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard);
-    the host is after the authority's last `@` (credentials come as user:password@host)."""
+    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard):
+    the host as Apprise itself reads it (json://a@X@Y posts to X), else after the last `@`."""
+    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
+
     scheme, _, rest = value.partition("://")
     scheme = scheme.lower()
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    plugin = apprise.Apprise.instantiate(value)
+    if plugin is not None and plugin.host:
+        secure = bool(plugin.secure)
+        authority = plugin.host + (f":{plugin.port}" if plugin.port else "")
     return ("https://" if secure else "http://") + authority + "/"
 
 

@@ -607,3 +607,15 @@ async def test_apprise_does_not_follow_a_redirect_to_a_refused_address() -> None
                     )
     assert len(outside) == 2 and outside[0].startswith(b"POST /notify ")
     assert inside == []
+
+
+async def test_an_apprise_url_with_two_at_signs_is_checked_at_the_host_apprise_posts_to() -> None:
+    # Apprise reads json://a@X@Y as user a at host X: the guard must check X (127.0.0.2 is
+    # not in LOOPBACK), not Y after the last @.
+    inside: list[bytes] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _answering("127.0.0.2", ok, inside) as port:
+        url = f"json://a@127.0.0.2:{port}@127.0.0.1:9/x"
+        with pytest.raises(PermanentNotifyError, match=r"127\.0\.0\.2"):
+            await AppriseChannel(SECRETS, LOOPBACK).send("alice", REPORT, url, idempotency_key="k")
+    assert inside == []
