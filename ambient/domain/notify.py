@@ -15,7 +15,7 @@ APPRISE_HTTP = {
     "json", "jsons", "xml", "xmls", "form", "forms", "apprise", "apprises", "gotify", "gotifys",
     "ntfy", "ntfys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "nctalk",
     "nctalks", "ncloud", "nclouds", "bark", "barks", "lametric", "lametrics", "kodi", "kodis",
-    "xbmc", "xbmcs", "emby", "embys", "notica", "revolt", "signal", "signals",
+    "xbmc", "xbmcs", "emby", "embys", "notica", "noticas", "signal", "signals",
     "hassio", "hassios", "synology", "synologys", "mastodon", "mastodons", "toot", "toots",
     "misskey", "misskeys", "pjet", "pjets", "parsep", "parseps", "enigma2", "enigma2s",
     "jellyfin", "jellyfins", "evolution", "evolutions", "flowtriq", "flowtriqs", "goalert",

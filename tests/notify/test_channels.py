@@ -619,3 +619,46 @@ async def test_an_apprise_url_with_two_at_signs_is_checked_at_the_host_apprise_p
         with pytest.raises(PermanentNotifyError, match=r"127\.0\.0\.2"):
             await AppriseChannel(SECRETS, LOOPBACK).send("alice", REPORT, url, idempotency_key="k")
     assert inside == []
+
+
+LAMETRIC_CLOUD = "lametric://" + "A" * 88 + "==@abcdef0123456789abcdef0123456789"
+
+
+@pytest.mark.parametrize(
+    ("url", "aimed"),
+    [
+        # Hosted forms: the first part is a token, the request goes to the service's address.
+        ("notica://TOKEN", None),  # notica.us
+        ("noticas://TOKEN", None),
+        ("revolt://BOT_TOKEN/CHANNEL", None),  # api.revolt.chat
+        ("ntfy://topic?mode=cloud", None),  # ntfy.sh
+        ("ntfys://topic", None),
+        ("matrix://" + "t" * 64, None),  # webhooks.t2bot.io
+        (LAMETRIC_CLOUD, None),  # developer.lametric.com
+        # Self-hosted forms of the same services: the host named.
+        ("notica://notica.example/TOKEN", "http://notica.example/"),
+        ("noticas://u:p@notica.example:8443/sub/TOKEN", "https://notica.example:8443/"),
+        ("ntfys://ntfy.example/topic", "https://ntfy.example/"),
+        ("matrixs://u:p@matrix.example/!room", "https://matrix.example/"),
+        ("lametric://apikey@10.0.0.7", "http://10.0.0.7/"),
+    ],
+)
+def test_the_guard_aims_an_apprise_url_at_the_host_its_request_goes_to(
+    url: str, aimed: str | None
+) -> None:
+    from ambient.clients.notify.targets import aimed_url
+    from ambient.domain.notify import Target
+
+    # A token read as a host could never resolve: every send failed as "cannot resolve".
+    assert aimed_url(Target(type="apprise", target=url)) == aimed
+
+
+def test_every_self_hosted_apprise_scheme_is_aimed_at_the_host_it_names() -> None:
+    from ambient.clients.notify.targets import aimed_url
+    from ambient.domain.notify import APPRISE_HTTP, Target
+
+    for scheme in APPRISE_HTTP:
+        secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
+        url = f"{scheme}://user:pw@host.example:8443/room/TOKEN"
+        expected = ("https" if secure else "http") + "://host.example:8443/"
+        assert aimed_url(Target(type="apprise", target=url)) == expected, scheme
