@@ -20,7 +20,7 @@ APPRISE_HTTP = {
     "misskey", "misskeys", "pjet", "pjets", "parsep", "parseps", "enigma2", "enigma2s",
     "jellyfin", "jellyfins", "evolution", "evolutions", "flowtriq", "flowtriqs", "goalert",
     "goalerts", "gorush", "gorushs", "humhub", "humhubs", "onebot", "onebots", "pinglet",
-    "pinglets", "smseagle", "smseagles", "deltachat", "deltachats",
+    "pinglets", "smseagle", "smseagles",
 }  # fmt: skip
 # Apprise schemes of hosted services: Apprise posts to the service's own fixed address, never
 # to a host the URL names (tests/notify check this against the installed Apprise).

@@ -500,6 +500,7 @@ async def test_email_link_is_escaped_in_the_html_part(mailbox: Mailbox) -> None:
     "url",
     [
         "mailto://user:pass@example.com?smtp=10.0.0.5",
+        "deltachat://user:pass@example.com?smtp=10.0.0.5",  # SMTP too, like mailto://
         "mqtt://10.0.0.5/topic",
         "irc://bot@127.0.0.1/#ops",
         "xmpp://user:pass@localhost",
