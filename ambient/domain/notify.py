@@ -171,13 +171,12 @@ def redact_target(channel: str, target: str) -> str:
         return target
     if "://" in target:
         scheme, _, rest = target.partition("://")
-        authority, slash, path = rest.partition("/")
-        authority = authority.rpartition("@")[2]
+        end = len(re.split(r"[/?#]", rest, maxsplit=1)[0])  # a query may follow the host
+        authority, tail = rest[:end].rpartition("@")[2], rest[end:]
         if channel == "apprise" and scheme.lower() not in ("http", "https"):
-            return _redact_apprise(scheme, authority, slash + path)
-        path = path.split("?", 1)[0].split("#", 1)[0]
-        query = "?…" if ("?" in rest or "#" in rest) else ""
-        return f"{scheme}://{authority}{slash}{path}{query}"
+            return _redact_apprise(scheme, authority, tail)
+        path = re.split(r"[?#]", tail, maxsplit=1)[0]
+        return f"{scheme}://{authority}{path}" + ("?…" if path != tail else "")
     return target[:4] + "…"
 
 
