@@ -71,3 +71,21 @@ def test_a_target_url_without_a_path_is_shown_without_its_query(
 
     # Rows, events and results show this: the query after the host held the token.
     assert redact_target(channel, target) == shown
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("notica://T0KEN", "notica://…"),
+        ("noticas://T0KEN", "noticas://…"),
+        ("ntfy://t0pic?mode=cloud", "ntfy://…"),
+        ("matrix://" + "t0" * 32, "matrix://…"),
+        ("notica://notica.example/T0KEN", "notica://notica.example/…"),
+        ("ntfys://ntfy.example/t0pic", "ntfys://ntfy.example/…"),
+    ],
+)
+def test_a_hosted_apprise_target_is_shown_without_its_token(target: str, shown: str) -> None:
+    from ambient.domain.notify import redact_target
+
+    # In their hosted forms these services' first part is the token, not a host.
+    assert redact_target("apprise", target) == shown
