@@ -20,26 +20,26 @@ APPRISE_HTTP = {
     "misskey", "misskeys", "pjet", "pjets", "parsep", "parseps", "enigma2", "enigma2s",
     "jellyfin", "jellyfins", "evolution", "evolutions", "flowtriq", "flowtriqs", "goalert",
     "goalerts", "gorush", "gorushs", "humhub", "humhubs", "onebot", "onebots", "pinglet",
-    "pinglets", "smseagle", "smseagles",
+    "pinglets", "smseagle", "smseagles", "notifico", "notificos", "trigv", "trigvs",
 }  # fmt: skip
 # Apprise schemes of hosted services: Apprise posts to the service's own fixed address, never
 # to a host the URL names (tests/notify check this against the installed Apprise).
 APPRISE_HOSTED = {
     "46elks", "brevo", "bulksms", "bulkvs", "burstsms", "chanify", "clickatell", "clicksend",
     "cm", "d7sms", "dapnet", "dingtalk", "discord", "eight00com", "elks", "feishu",
-    "firehydrant", "flock", "freemobile", "gchat", "github", "groundmail", "groupme", "guilded",
-    "gupshup", "httpsms", "ifttt", "ilert", "incidentio", "join", "kavenegar", "kook",
-    "kudosity", "kumulos", "lark", "lauther", "lfg", "line", "mailersend", "mobilemessage",
-    "mobilemsg", "msg91", "msgbird", "nexmo", "notica", "noticas", "notifiarr", "notifico",
-    "notificos", "octopush", "onesignal", "pagertree", "pbul", "plivo", "postmark", "pover",
+    "firehydrant", "flock", "freemobile", "gchat", "github", "groundmail", "groupme",
+    "guilded", "gupshup", "httpsms", "ifttt", "ilert", "incidentio", "join", "kavenegar",
+    "kook", "kudosity", "kumulos", "lark", "lauther", "lfg", "line", "mailersend",
+    "mobilemessage", "mobilemsg", "msg91", "msgbird", "nexmo", "notica", "noticas",
+    "notifiarr", "octopush", "onesignal", "pagertree", "pbul", "plivo", "postmark", "pover",
     "prowl", "push", "pushed", "pushme", "pushplus", "pushward", "pushy", "qq", "resend",
     "revolt", "schan", "sendgrid", "serwersms", "seven", "sfr", "signalgrid", "signl4",
     "simplepush", "smsc", "smsmanager", "smsmgr", "smstunnel", "smtp2go", "spike", "splunk",
     "spugpush", "spush", "stackfield", "strmlabs", "telesign", "telnyx", "tgram", "threema",
-    "trigv", "trigvs", "viber", "victorops", "voipms", "vonage", "webex", "wechat", "wecom",
-    "wecombot", "whapi", "whatsapp", "wpush", "wxpusher", "wxteams", "youlmk", "zalo",
-    "slack", "twilio", "zoom", "fcm", "reddit", "twitter", "x", "pagerduty", "opsgenie",
-    "mailgun", "sparkpost", "squadcast",
+    "viber", "victorops", "voipms", "vonage", "webex", "wechat", "wecom", "wecombot", "whapi",
+    "whatsapp", "wpush", "wxpusher", "wxteams", "youlmk", "zalo", "slack", "twilio", "zoom",
+    "fcm", "reddit", "twitter", "x", "pagerduty", "opsgenie", "mailgun", "sparkpost",
+    "squadcast",
 }  # fmt: skip
 
 # What people write between a phone number's digits.

@@ -178,9 +178,9 @@ def apprise_http_url(value: str) -> str | None:
     secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     plugin = apprise.Apprise.instantiate(value)
-    if getattr(plugin, "mode", None) in APPRISE_HOSTED_MODES:
-        return None
-    if plugin is not None and plugin.host:
+    if plugin is not None:  # else Apprise refuses it at send
+        if not plugin.host or getattr(plugin, "mode", None) in APPRISE_HOSTED_MODES:
+            return None  # the service's own address (trigv://KEY, notifico://ID/HOOK)
         secure = bool(plugin.secure)
         authority = plugin.host + (f":{plugin.port}" if plugin.port else "")
     return ("https://" if secure else "http://") + authority + "/"

@@ -636,6 +636,8 @@ LAMETRIC_CLOUD = "lametric://" + "A" * 88 + "==@abcdef0123456789abcdef0123456789
         ("ntfys://topic", None),
         ("matrix://" + "t" * 64, None),  # webhooks.t2bot.io
         (LAMETRIC_CLOUD, None),  # developer.lametric.com
+        ("trigv://trgv_abcd1234_" + "a" * 32, None),  # api.trigv.com
+        ("notifico://1234/hook", None),  # n.tkte.ch
         # Self-hosted forms of the same services: the host named.
         ("notica://notica.example/TOKEN", "http://notica.example/"),
         ("noticas://u:p@notica.example:8443/sub/TOKEN", "https://notica.example:8443/"),
@@ -663,3 +665,31 @@ def test_every_self_hosted_apprise_scheme_is_aimed_at_the_host_it_names() -> Non
         url = f"{scheme}://user:pw@host.example:8443/room/TOKEN"
         expected = ("https" if secure else "http") + "://host.example:8443/"
         assert aimed_url(Target(type="apprise", target=url)) == expected, scheme
+
+
+TRIGV_KEY = "trgv_abcd1234_" + "a" * 32
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"trigv://{TRIGV_KEY}@127.0.0.2:{{port}}/general", "notifico://127.0.0.2:{port}/1234/hook"],
+)
+async def test_a_self_hosted_form_of_a_hosted_apprise_service_passes_the_guard(url: str) -> None:
+    from ambient.clients.notify.targets import TargetPolicy
+    from ambient.domain.notify import Target
+
+    # Trigv and Notifico post to a host the URL names when it names one (127.0.0.2 is not
+    # in LOOPBACK): the guard checks it as for json://.
+    inside: list[bytes] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _answering("127.0.0.2", ok, inside) as port:
+        target = url.format(port=port)
+        policy = TargetPolicy.strict()
+        assert "loopback" in str(
+            policy.problem(Target(type="apprise", target=target), user="bob", is_admin=False)
+        )
+        with pytest.raises(PermanentNotifyError, match=r"127\.0\.0\.2"):
+            await AppriseChannel(SECRETS, LOOPBACK).send(
+                "alice", REPORT, target, idempotency_key="k"
+            )
+    assert inside == []
