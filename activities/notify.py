@@ -50,6 +50,9 @@ LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
 POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
+GIVEN_UP = (
+    "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,23 @@ class NotifyActivities:
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
         return await self.send(request, last_try=temporal.last_attempt(request.attempts))
+
+    @activity.defn
+    async def notify_given_up(self, request: NotifyRequest) -> None:
+        """`notify` failed for good: each delivery it left unsettled failed for good, said once
+        (no code of `notify` runs after a last try that timed out or lost its worker)."""
+        recipient = await self.recipient(request.user)
+        targets, _ = targets_for(request.message.kind, request.targets, recipient)
+        async with self._db.write_session() as session:
+            for target in targets:
+                key = delivery_key(request.idempotency_key, target.type, target.target)
+                row = await DeliveryRepository(session).get(key)
+                error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
+                if error.startswith("transient:"):  # else sent, held or refused: settled
+                    shown = redact_target(target.type, target.target)[:MAX_SHOWN]
+                    failed = _failed(target.type, shown, error)
+                    await _record_failure(session, request, failed, key, last_try=True)
+            await session.commit()
 
     async def send(
         self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False

@@ -7,12 +7,13 @@ counted, recorded when possible and shown in status, and the loop goes on. Only 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
@@ -46,6 +47,8 @@ NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(second
 NOTIFY_TIMEOUT = timedelta(minutes=2)
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
+# A notify that failed for good says so for each delivery it left unsettled.
+GIVEN_UP_SAID = "notify-given-up-said"
 
 
 async def record_event(
@@ -71,20 +74,33 @@ async def deliver(
 ) -> NotifyResult:
     """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said);
     its deliveries and failures are filed under ``task``."""
-    return await workflow.execute_activity_method(
-        NotifyActivities.notify,
-        NotifyRequest(
-            user=user,
-            message=message.model_copy(update={"kind": kind}),
-            targets=targets,
-            idempotency_key=key,
-            task=task,
-            attempts=NOTIFY_RETRY.maximum_attempts,
-        ),
-        start_to_close_timeout=NOTIFY_TIMEOUT,
-        heartbeat_timeout=NOTIFY_HEARTBEAT,
-        retry_policy=NOTIFY_RETRY,
+    request = NotifyRequest(
+        user=user,
+        message=message.model_copy(update={"kind": kind}),
+        targets=targets,
+        idempotency_key=key,
+        task=task,
+        attempts=NOTIFY_RETRY.maximum_attempts,
     )
+    try:
+        return await workflow.execute_activity_method(
+            NotifyActivities.notify,
+            request,
+            start_to_close_timeout=NOTIFY_TIMEOUT,
+            heartbeat_timeout=NOTIFY_HEARTBEAT,
+            retry_policy=NOTIFY_RETRY,
+        )
+    except ActivityError as error:
+        # A last try that timed out, lost its worker or met a send in flight recorded nothing.
+        if not isinstance(error.cause, CancelledError) and workflow.patched(GIVEN_UP_SAID):
+            with contextlib.suppress(ActivityError):
+                await workflow.execute_activity_method(
+                    NotifyActivities.notify_given_up,
+                    request,
+                    start_to_close_timeout=SHORT,
+                    retry_policy=NOTIFY_RETRY,
+                )
+        raise
 
 
 async def delivery_errors(

@@ -15,31 +15,31 @@ APPRISE_HTTP = {
     "json", "jsons", "xml", "xmls", "form", "forms", "apprise", "apprises", "gotify", "gotifys",
     "ntfy", "ntfys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "nctalk",
     "nctalks", "ncloud", "nclouds", "bark", "barks", "lametric", "lametrics", "kodi", "kodis",
-    "xbmc", "xbmcs", "emby", "embys", "notica", "revolt", "signal", "signals",
+    "xbmc", "xbmcs", "emby", "embys", "notica", "noticas", "signal", "signals",
     "hassio", "hassios", "synology", "synologys", "mastodon", "mastodons", "toot", "toots",
     "misskey", "misskeys", "pjet", "pjets", "parsep", "parseps", "enigma2", "enigma2s",
     "jellyfin", "jellyfins", "evolution", "evolutions", "flowtriq", "flowtriqs", "goalert",
     "goalerts", "gorush", "gorushs", "humhub", "humhubs", "onebot", "onebots", "pinglet",
-    "pinglets", "smseagle", "smseagles", "deltachat", "deltachats",
+    "pinglets", "smseagle", "smseagles", "notifico", "notificos", "trigv", "trigvs",
 }  # fmt: skip
 # Apprise schemes of hosted services: Apprise posts to the service's own fixed address, never
 # to a host the URL names (tests/notify check this against the installed Apprise).
 APPRISE_HOSTED = {
     "46elks", "brevo", "bulksms", "bulkvs", "burstsms", "chanify", "clickatell", "clicksend",
     "cm", "d7sms", "dapnet", "dingtalk", "discord", "eight00com", "elks", "feishu",
-    "firehydrant", "flock", "freemobile", "gchat", "github", "groundmail", "groupme", "guilded",
-    "gupshup", "httpsms", "ifttt", "ilert", "incidentio", "join", "kavenegar", "kook",
-    "kudosity", "kumulos", "lark", "lauther", "lfg", "line", "mailersend", "mobilemessage",
-    "mobilemsg", "msg91", "msgbird", "nexmo", "notica", "noticas", "notifiarr", "notifico",
-    "notificos", "octopush", "onesignal", "pagertree", "pbul", "plivo", "postmark", "pover",
+    "firehydrant", "flock", "freemobile", "gchat", "github", "groundmail", "groupme",
+    "guilded", "gupshup", "httpsms", "ifttt", "ilert", "incidentio", "join", "kavenegar",
+    "kook", "kudosity", "kumulos", "lark", "lauther", "lfg", "line", "mailersend",
+    "mobilemessage", "mobilemsg", "msg91", "msgbird", "nexmo", "notica", "noticas",
+    "notifiarr", "octopush", "onesignal", "pagertree", "pbul", "plivo", "postmark", "pover",
     "prowl", "push", "pushed", "pushme", "pushplus", "pushward", "pushy", "qq", "resend",
     "revolt", "schan", "sendgrid", "serwersms", "seven", "sfr", "signalgrid", "signl4",
     "simplepush", "smsc", "smsmanager", "smsmgr", "smstunnel", "smtp2go", "spike", "splunk",
     "spugpush", "spush", "stackfield", "strmlabs", "telesign", "telnyx", "tgram", "threema",
-    "trigv", "trigvs", "viber", "victorops", "voipms", "vonage", "webex", "wechat", "wecom",
-    "wecombot", "whapi", "whatsapp", "wpush", "wxpusher", "wxteams", "youlmk", "zalo",
-    "slack", "twilio", "zoom", "fcm", "reddit", "twitter", "x", "pagerduty", "opsgenie",
-    "mailgun", "sparkpost", "squadcast",
+    "viber", "victorops", "voipms", "vonage", "webex", "wechat", "wecom", "wecombot", "whapi",
+    "whatsapp", "wpush", "wxpusher", "wxteams", "youlmk", "zalo", "slack", "twilio", "zoom",
+    "fcm", "reddit", "twitter", "x", "pagerduty", "opsgenie", "mailgun", "sparkpost",
+    "squadcast",
 }  # fmt: skip
 
 # What people write between a phone number's digits.
@@ -171,20 +171,22 @@ def redact_target(channel: str, target: str) -> str:
         return target
     if "://" in target:
         scheme, _, rest = target.partition("://")
-        authority, slash, path = rest.partition("/")
-        authority = authority.rpartition("@")[2]
+        end = len(re.split(r"[/?#]", rest, maxsplit=1)[0])  # a query may follow the host
+        authority, tail = rest[:end].rpartition("@")[2], rest[end:]
         if channel == "apprise" and scheme.lower() not in ("http", "https"):
-            return _redact_apprise(scheme, authority, slash + path)
-        path = path.split("?", 1)[0].split("#", 1)[0]
-        query = "?…" if ("?" in rest or "#" in rest) else ""
-        return f"{scheme}://{authority}{slash}{path}{query}"
+            return _redact_apprise(target, authority, tail)
+        path = re.split(r"[?#]", tail, maxsplit=1)[0]
+        return f"{scheme}://{authority}{path}" + ("?…" if path != tail else "")
     return target[:4] + "…"
 
 
-def _redact_apprise(scheme: str, authority: str, path: str) -> str:
-    # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN) and the path (discord://ID/
-    # TOKEN, gotify://host/TOKEN): only a self-hosted service's host is shown.
+def _redact_apprise(target: str, authority: str, tail: str) -> str:
+    # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN, notica://TOKEN) and the path
+    # (discord://ID/TOKEN, gotify://host/TOKEN): only a self-hosted service's host is shown.
+    from ambient.domain.push import apprise_http_url  # push builds on this module
+
+    scheme = target.partition("://")[0]
     plain = scheme.lower()
-    if plain in APPRISE_HTTP or plain[:-1] in APPRISE_HTTP:
-        return f"{scheme}://{authority}" + ("/…" if path.strip("/") else "")
+    if (plain in APPRISE_HTTP or plain[:-1] in APPRISE_HTTP) and apprise_http_url(target):
+        return f"{scheme}://{authority}" + ("/…" if tail.strip("/") else "")
     return f"{scheme}://…"

@@ -148,7 +148,8 @@ def _apprise_problem(value: str) -> Refusal | None:
             "Apprise %(scheme)s:// acts on the server itself and is not allowed", scheme=scheme
         )
     if scheme in APPRISE_HTTP:
-        return _url_problem(apprise_http_url(value))
+        aimed = apprise_http_url(value)
+        return _url_problem(aimed) if aimed else None
     if scheme not in APPRISE_HOSTED:
         # mailto, mqtt, irc, xmpp, smpp, ... reach a host of the URL's choosing by protocols the
         # destination guard cannot check.
@@ -161,13 +162,27 @@ def _apprise_problem(value: str) -> Refusal | None:
     return None
 
 
-def apprise_http_url(value: str) -> str:
-    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard);
-    the host is after the authority's last `@` (credentials come as user:password@host)."""
+# Modes of self-hosted services' Apprise plugins that post to the service's own address:
+# notica.us, ntfy.sh, webhooks.t2bot.io, developer.lametric.com.
+APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
+
+
+def apprise_http_url(value: str) -> str | None:
+    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard):
+    the host as Apprise itself reads it (json://a@X@Y posts to X), else after the last `@`;
+    None in a hosted mode, where the first part is a token (notica://TOKEN, ntfy://TOPIC)."""
+    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
+
     scheme, _, rest = value.partition("://")
     scheme = scheme.lower()
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    plugin = apprise.Apprise.instantiate(value)
+    if plugin is not None:  # else Apprise refuses it at send
+        if not plugin.host or getattr(plugin, "mode", None) in APPRISE_HOSTED_MODES:
+            return None  # the service's own address (trigv://KEY, notifico://ID/HOOK)
+        secure = bool(plugin.secure)
+        authority = plugin.host + (f":{plugin.port}" if plugin.port else "")
     return ("https://" if secure else "http://") + authority + "/"
 
 

@@ -500,6 +500,7 @@ async def test_email_link_is_escaped_in_the_html_part(mailbox: Mailbox) -> None:
     "url",
     [
         "mailto://user:pass@example.com?smtp=10.0.0.5",
+        "deltachat://user:pass@example.com?smtp=10.0.0.5",  # SMTP too, like mailto://
         "mqtt://10.0.0.5/topic",
         "irc://bot@127.0.0.1/#ops",
         "xmpp://user:pass@localhost",
@@ -606,4 +607,89 @@ async def test_apprise_does_not_follow_a_redirect_to_a_refused_address() -> None
                         "alice", REPORT, aimed, idempotency_key="k"
                     )
     assert len(outside) == 2 and outside[0].startswith(b"POST /notify ")
+    assert inside == []
+
+
+async def test_an_apprise_url_with_two_at_signs_is_checked_at_the_host_apprise_posts_to() -> None:
+    # Apprise reads json://a@X@Y as user a at host X: the guard must check X (127.0.0.2 is
+    # not in LOOPBACK), not Y after the last @.
+    inside: list[bytes] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _answering("127.0.0.2", ok, inside) as port:
+        url = f"json://a@127.0.0.2:{port}@127.0.0.1:9/x"
+        with pytest.raises(PermanentNotifyError, match=r"127\.0\.0\.2"):
+            await AppriseChannel(SECRETS, LOOPBACK).send("alice", REPORT, url, idempotency_key="k")
+    assert inside == []
+
+
+LAMETRIC_CLOUD = "lametric://" + "A" * 88 + "==@abcdef0123456789abcdef0123456789"
+
+
+@pytest.mark.parametrize(
+    ("url", "aimed"),
+    [
+        # Hosted forms: the first part is a token, the request goes to the service's address.
+        ("notica://TOKEN", None),  # notica.us
+        ("noticas://TOKEN", None),
+        ("revolt://BOT_TOKEN/CHANNEL", None),  # api.revolt.chat
+        ("ntfy://topic?mode=cloud", None),  # ntfy.sh
+        ("ntfys://topic", None),
+        ("matrix://" + "t" * 64, None),  # webhooks.t2bot.io
+        (LAMETRIC_CLOUD, None),  # developer.lametric.com
+        ("trigv://trgv_abcd1234_" + "a" * 32, None),  # api.trigv.com
+        ("notifico://1234/hook", None),  # n.tkte.ch
+        # Self-hosted forms of the same services: the host named.
+        ("notica://notica.example/TOKEN", "http://notica.example/"),
+        ("noticas://u:p@notica.example:8443/sub/TOKEN", "https://notica.example:8443/"),
+        ("ntfys://ntfy.example/topic", "https://ntfy.example/"),
+        ("matrixs://u:p@matrix.example/!room", "https://matrix.example/"),
+        ("lametric://apikey@10.0.0.7", "http://10.0.0.7/"),
+    ],
+)
+def test_the_guard_aims_an_apprise_url_at_the_host_its_request_goes_to(
+    url: str, aimed: str | None
+) -> None:
+    from ambient.clients.notify.targets import aimed_url
+    from ambient.domain.notify import Target
+
+    # A token read as a host could never resolve: every send failed as "cannot resolve".
+    assert aimed_url(Target(type="apprise", target=url)) == aimed
+
+
+def test_every_self_hosted_apprise_scheme_is_aimed_at_the_host_it_names() -> None:
+    from ambient.clients.notify.targets import aimed_url
+    from ambient.domain.notify import APPRISE_HTTP, Target
+
+    for scheme in APPRISE_HTTP:
+        secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
+        url = f"{scheme}://user:pw@host.example:8443/room/TOKEN"
+        expected = ("https" if secure else "http") + "://host.example:8443/"
+        assert aimed_url(Target(type="apprise", target=url)) == expected, scheme
+
+
+TRIGV_KEY = "trgv_abcd1234_" + "a" * 32
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"trigv://{TRIGV_KEY}@127.0.0.2:{{port}}/general", "notifico://127.0.0.2:{port}/1234/hook"],
+)
+async def test_a_self_hosted_form_of_a_hosted_apprise_service_passes_the_guard(url: str) -> None:
+    from ambient.clients.notify.targets import TargetPolicy
+    from ambient.domain.notify import Target
+
+    # Trigv and Notifico post to a host the URL names when it names one (127.0.0.2 is not
+    # in LOOPBACK): the guard checks it as for json://.
+    inside: list[bytes] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _answering("127.0.0.2", ok, inside) as port:
+        target = url.format(port=port)
+        policy = TargetPolicy.strict()
+        assert "loopback" in str(
+            policy.problem(Target(type="apprise", target=target), user="bob", is_admin=False)
+        )
+        with pytest.raises(PermanentNotifyError, match=r"127\.0\.0\.2"):
+            await AppriseChannel(SECRETS, LOOPBACK).send(
+                "alice", REPORT, target, idempotency_key="k"
+            )
     assert inside == []

@@ -1,5 +1,5 @@
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest_asyncio
@@ -442,3 +442,49 @@ async def test_a_wecom_message_in_several_posts_retried_after_a_failure_sends_ea
     again = await ActivityEnvironment().run(notify.notify, request)
     assert [d.status for d in again.deliveries] == [DeliveryStatus.DUPLICATE]
     assert len(state.received) == len(posts)
+
+
+async def test_a_delivery_whose_last_try_ends_in_flight_is_said_to_have_failed_once(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    task = unique("reminder/alice/standup")
+    # An earlier try's worker died in the send: its lease outlasts every retry, so no try of
+    # the notify activity finishes this delivery, and none records its failure.
+    async with deps.db.session() as session:
+        session.add(
+            Delivery(
+                key=f"{task}/run:webhook:secret:hook",
+                user="alice",
+                channel="webhook",
+                target="secret:hook",
+                status="pending",
+                attempts=1,
+                lease_until=datetime.now(ZoneInfo("UTC")) + timedelta(hours=1),
+            )
+        )
+        await session.commit()
+    config = ReminderConfig.model_validate(
+        {
+            "message": "站会",
+            "cron": "30 9 * * 1-5",
+            "targets": [{"type": "webhook", "target": "secret:hook"}],
+        }
+    )
+    async with running_worker(ts_env.client, deps) as worker:
+        await ts_env.client.execute_workflow(
+            ReminderWorkflow.run,
+            ReminderRun(user="alice", task=task, config=config),
+            id=f"{task}/run",
+            task_queue=worker.task_queue,
+        )
+    await save_history(ts_env.client.get_workflow_handle(f"{task}/run"), "reminder_gave_up")
+    assert state.received == []
+    async with deps.db.session() as session:
+        events = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    (failed,) = events  # the retries are over: said once, and not as retrying
+    assert failed.payload["channel"] == "webhook" and failed.payload["retrying"] is False
+    assert failed.task == task

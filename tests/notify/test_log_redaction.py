@@ -52,3 +52,40 @@ async def test_httpx_request_logs_are_redacted_once_installed(
         )
     access = [r for r in caplog.records if r.name == "tests.access"]
     assert access[-1].args == ("127.0.0.1:5", "GET", "/x?[redacted]", "1.1", 200)
+
+
+@pytest.mark.parametrize(
+    ("channel", "target", "shown"),
+    [
+        ("webhook", "https://hooks.example?token=s3cret", "https://hooks.example?…"),
+        ("webhook", "https://u:p@hooks.example#s3cret", "https://hooks.example?…"),
+        ("apprise", "json://hooks.example?token=s3cret", "json://hooks.example/…"),
+        ("apprise", "https://hooks.example?token=s3cret", "https://hooks.example?…"),
+        ("webhook", "https://hooks.example/x?token=s3cret", "https://hooks.example/x?…"),
+    ],
+)
+def test_a_target_url_without_a_path_is_shown_without_its_query(
+    channel: str, target: str, shown: str
+) -> None:
+    from ambient.domain.notify import redact_target
+
+    # Rows, events and results show this: the query after the host held the token.
+    assert redact_target(channel, target) == shown
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("notica://T0KEN", "notica://…"),
+        ("noticas://T0KEN", "noticas://…"),
+        ("ntfy://t0pic?mode=cloud", "ntfy://…"),
+        ("matrix://" + "t0" * 32, "matrix://…"),
+        ("notica://notica.example/T0KEN", "notica://notica.example/…"),
+        ("ntfys://ntfy.example/t0pic", "ntfys://ntfy.example/…"),
+    ],
+)
+def test_a_hosted_apprise_target_is_shown_without_its_token(target: str, shown: str) -> None:
+    from ambient.domain.notify import redact_target
+
+    # In their hosted forms these services' first part is the token, not a host.
+    assert redact_target("apprise", target) == shown
