@@ -191,6 +191,9 @@ class TencentApi:
     metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     kubeconfigs: dict[str, str] = field(default_factory=dict)  # intranet access (the default)
     extranet_kubeconfigs: dict[str, str] = field(default_factory=dict)  # internet access
+    # TKE cluster id -> the region it lives in: asked in another region, TKE does not know it
+    # (a cluster not listed here answers in every region).
+    cluster_regions: dict[str, str] = field(default_factory=dict)
     logsets: list[dict[str, Any]] = field(default_factory=list)
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
@@ -567,6 +570,8 @@ class TencentApi:
         if not extranet:
             asked, other = other, asked
         cluster = params["ClusterId"]
+        if self.cluster_regions.get(cluster, self.regions[-1]) != self.regions[-1]:
+            asked, other = {}, {}
         if cluster in asked:
             return reply({"Kubeconfig": asked[cluster]})
         if cluster in other:
