@@ -175,6 +175,11 @@ async def cluster_client(
         # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
         # cluster TKE does not know never does).
         error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
+        if exc.code.endswith("ClusterNotFound"):  # TKE's four codes for it, none retryable
+            raise KubeError(
+                f"TKE has no cluster {cluster_id} in {region or tencent.region} "
+                f"(DescribeClusterKubeconfig: {exc}): check the id, and give the cluster's region"
+            ) from exc
         raise error(
             f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
         ) from exc
