@@ -15,7 +15,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from ambient.domain.configs import UserConfig
-from ambient.domain.identifiers import ClusterRef, NamespaceName, TencentRegion, object_name
+from ambient.domain.identifiers import (
+    TENCENT_REGION,
+    ClusterRef,
+    NamespaceName,
+    TencentRegion,
+    object_name,
+)
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource, ShortText
 
@@ -119,7 +125,12 @@ def _find(pattern: str, text: str) -> str | None:
 
 
 def alert_from_alarm(
-    source: str, name: str, target: str | None, detail: str, level: str | None = None
+    source: str,
+    name: str,
+    target: str | None,
+    detail: str,
+    level: str | None = None,
+    region: str | None = None,
 ) -> Alert | None:
     """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
     # TKE workload alarms carry their dimensions as key:value pairs in the alarm object
@@ -138,6 +149,8 @@ def alert_from_alarm(
             cluster_id=cluster,
             namespace=namespace,
             workload=workload,
+            # The alarm object's region, when written as one (else the configured region).
+            region=region if region and TENCENT_REGION.match(region) else None,
             metric=name[:200] or None,
             message=detail[:4000],
             labels={"level": level} if level else {},
