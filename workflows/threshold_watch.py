@@ -44,6 +44,8 @@ READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=
 # or that failed is finished as a regular activity, which holds nothing.
 SLOW_READS = "slow-read-as-activity"
 LOCAL_READ_LIMIT = timedelta(seconds=2)
+# The remediation's alert names the source's region (its TKE cluster's).
+ALERT_REGION = "alert-region"
 
 
 def _describe(transition: Transition) -> str:
@@ -210,6 +212,7 @@ class ThresholdWatchWorkflow(WatchControls):
             transition.value,
             transition.conditions,
             f"threshold watch {self.task}: {_describe(transition)}",
+            with_region=workflow.patched(ALERT_REGION),
         )
 
         async def not_started(reason: str) -> None:

@@ -175,6 +175,11 @@ async def cluster_client(
         # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
         # cluster TKE does not know never does).
         error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
+        if exc.code.endswith("ClusterNotFound"):  # TKE's four codes for it, none retryable
+            raise KubeError(
+                f"TKE has no cluster {cluster_id} in {region or tencent.region} "
+                f"(DescribeClusterKubeconfig: {exc}): check the id, and give the cluster's region"
+            ) from exc
         raise error(
             f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
         ) from exc
@@ -182,26 +187,28 @@ async def cluster_client(
 
 
 class KubeClients:
-    """One lightkube client per cluster id: a context of AMBIENT_KUBECONFIG, else TKE's."""
+    """One lightkube client per cluster (id and TKE region): a context of AMBIENT_KUBECONFIG,
+    else TKE's."""
 
     def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
         self._kubeconfig, self._tencent = kubeconfig, tencent
-        self._clients: dict[str, AsyncClient] = {}
+        self._clients: dict[tuple[str, str | None], AsyncClient] = {}
         self._lock = asyncio.Lock()
 
-    async def client(self, cluster_id: str) -> AsyncClient:
-        """The cluster's client; KubeError says why no kubeconfig reaches it."""
+    async def client(self, cluster_id: str, region: str | None = None) -> AsyncClient:
+        """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
+        configured one); KubeError says why no kubeconfig reaches it."""
         async with self._lock:
-            if cluster_id not in self._clients:
-                self._clients[cluster_id] = await cluster_client(
-                    cluster_id, self._kubeconfig, self._tencent
+            if (cluster_id, region) not in self._clients:
+                self._clients[cluster_id, region] = await cluster_client(
+                    cluster_id, self._kubeconfig, self._tencent, region=region
                 )
-            return self._clients[cluster_id]
+            return self._clients[cluster_id, region]
 
-    async def forget(self, cluster_id: str) -> None:
+    async def forget(self, cluster_id: str, region: str | None = None) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
         async with self._lock:
-            client = self._clients.pop(cluster_id, None)
+            client = self._clients.pop((cluster_id, region), None)
         if client is not None:
             await client.close()
 

@@ -23,7 +23,7 @@ from ambient.clients.kube import (
     KubeUnauthorizedError,
     kube_error,
 )
-from ambient.cloud.audit import Mode
+from ambient.cloud.audit import Mode, Region
 from ambient.cloud.errors import (
     CloudOpsError,
     CloudOpsFailedError,
@@ -40,6 +40,9 @@ class ApplySpec(BaseModel):
         min_length=1, max_length=500_000, description="YAML: one or more documents (---)"
     )
     namespace: NamespaceName = Field(default="default", description="for documents that name none")
+    region: Region = Field(
+        default=None, description="the TKE cluster's region (default: configured)"
+    )
 
 
 class DocumentChange(BaseModel):

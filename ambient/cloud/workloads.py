@@ -22,7 +22,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
 )
 from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
-from ambient.cloud.audit import Mode
+from ambient.cloud.audit import Mode, Region
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_permission, readable
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import ClusterRef, NamespaceName, ObjectName
@@ -35,6 +35,9 @@ class WorkloadSpec(BaseModel):
     cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
     namespace: NamespaceName = Field(description="namespace of the Deployment")
     name: ObjectName = Field(description="Deployment name")
+    region: Region = Field(
+        default=None, description="the TKE cluster's region (default: configured)"
+    )
     idempotency_key: str | None = Field(
         default=None,
         max_length=100,
@@ -78,10 +81,10 @@ class WorkloadOps:
     async def __aexit__(self, *exc: object) -> None:
         await self.clients.aclose()
 
-    async def _client(self, cluster_id: str) -> AsyncClient:
+    async def _client(self, cluster_id: str, region: str | None) -> AsyncClient:
         try:
             with readable("tke", "DescribeClusterKubeconfig"):
-                return await self.clients.client(cluster_id)
+                return await self.clients.client(cluster_id, region)
         except KubeError as exc:
             raise _kube_failure(exc, f"cluster {cluster_id}") from None
 
@@ -93,7 +96,7 @@ class WorkloadOps:
         key = hashlib.sha256(f"{spec.cluster_id}\n{spec.documents}".encode()).hexdigest()[:24]
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.failures_audited(actor, "apply_yaml", subject, detail):
-            client = await self._client(spec.cluster_id)
+            client = await self._client(spec.cluster_id, spec.region)
             changes = await preview(client, objects)
             detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
             if mode == "execute":
@@ -137,12 +140,14 @@ class WorkloadOps:
         per_version: bool = False,
         **fields: Any,
     ) -> WorkloadResult:
-        target = WorkloadRef(cluster_id=spec.cluster_id, namespace=spec.namespace, name=spec.name)
+        target = WorkloadRef(
+            cluster_id=spec.cluster_id, namespace=spec.namespace, name=spec.name, region=spec.region
+        )
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode)
         detail: dict[str, Any] = {"mode": mode, **fields}
         async with self.service.failures_audited(actor, operation, subject, detail):
-            client = await self._client(spec.cluster_id)
+            client = await self._client(spec.cluster_id, spec.region)
             try:
                 if spec.idempotency_key is None and per_version:
                     # A derived key belongs to the Deployment as it is now: the same words

@@ -168,9 +168,12 @@ def apply(
     user: User,
     namespace: Annotated[str, typer.Option(help="for documents without one")] = "default",
     execute: Execute = False,
+    region: Region = None,
 ) -> None:
     """Server-side apply a YAML file; the preview shows each document's diff."""
-    spec = parsed(ApplySpec, cluster_id=cluster, documents=_text(file), namespace=namespace)
+    spec = parsed(
+        ApplySpec, cluster_id=cluster, documents=_text(file), namespace=namespace, region=region
+    )
     _run_on_cluster(lambda ops: ops.apply_yaml(user, spec, _mode(execute)))
 
 
@@ -182,18 +185,24 @@ def scale(
     cluster: Cluster,
     user: User,
     execute: Execute = False,
+    region: Region = None,
 ) -> None:
     """Scale a Deployment to REPLICAS (preview unless --execute)."""
-    spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
+    spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name, region=region)
     _run_on_cluster(lambda ops: ops.scale_workload(user, spec, replicas, _mode(execute)))
 
 
 @app.command("restart")
 def restart(
-    namespace: str, name: str, cluster: Cluster, user: User, execute: Execute = False
+    namespace: str,
+    name: str,
+    cluster: Cluster,
+    user: User,
+    execute: Execute = False,
+    region: Region = None,
 ) -> None:
     """Rolling-restart a Deployment (preview unless --execute)."""
-    spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name)
+    spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name, region=region)
     _run_on_cluster(lambda ops: ops.restart_workload(user, spec, _mode(execute)))
 
 

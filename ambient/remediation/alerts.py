@@ -15,7 +15,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from ambient.domain.configs import UserConfig
-from ambient.domain.identifiers import ClusterRef, NamespaceName, object_name
+from ambient.domain.identifiers import (
+    TENCENT_REGION,
+    ClusterRef,
+    NamespaceName,
+    TencentRegion,
+    object_name,
+)
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource, ShortText
 
@@ -60,6 +66,10 @@ class Alert(UserConfig):
         default="default", description="Kubernetes namespace (DNS label)"
     )
     workload: DeploymentName = Field(description="Deployment name (DNS subdomain)")
+    # Not part of the fingerprint: a TKE cluster id names one cluster whatever the region.
+    region: TencentRegion | None = Field(
+        default=None, description="the TKE cluster's region (default: the configured one)"
+    )
     metric: str | None = Field(default=None, max_length=200)
     value: float | None = None
     threshold: float | None = None
@@ -89,7 +99,12 @@ class Alert(UserConfig):
         return f"{self.cluster_id}/{self.namespace}/{self.workload}"
 
     def target(self) -> WorkloadRef:
-        return WorkloadRef(cluster_id=self.cluster_id, namespace=self.namespace, name=self.workload)
+        return WorkloadRef(
+            cluster_id=self.cluster_id,
+            namespace=self.namespace,
+            name=self.workload,
+            region=self.region,
+        )
 
 
 def remediation_id(alert: Alert) -> str:
@@ -110,7 +125,12 @@ def _find(pattern: str, text: str) -> str | None:
 
 
 def alert_from_alarm(
-    source: str, name: str, target: str | None, detail: str, level: str | None = None
+    source: str,
+    name: str,
+    target: str | None,
+    detail: str,
+    level: str | None = None,
+    region: str | None = None,
 ) -> Alert | None:
     """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
     # TKE workload alarms carry their dimensions as key:value pairs in the alarm object
@@ -129,6 +149,8 @@ def alert_from_alarm(
             cluster_id=cluster,
             namespace=namespace,
             workload=workload,
+            # The alarm object's region, when written as one (else the configured region).
+            region=region if region and TENCENT_REGION.match(region) else None,
             metric=name[:200] or None,
             message=detail[:4000],
             labels={"level": level} if level else {},
@@ -138,7 +160,12 @@ def alert_from_alarm(
 
 
 def alert_from_breach(
-    source: dict[str, Any], value: float, conditions: list[Condition], message: str
+    source: dict[str, Any],
+    value: float,
+    conditions: list[Condition],
+    message: str,
+    *,
+    with_region: bool = True,
 ) -> Alert | None:
     """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions)."""
     # Verification reads the same source; healthy is the opposite of each breached condition.
@@ -158,6 +185,8 @@ def alert_from_breach(
             cluster_id=cluster,
             namespace=dims.get("namespace") or "default",
             workload=workload,
+            # The metric's region is its cluster's (None in runs begun before it was kept).
+            region=source.get("region") if with_region else None,
             metric=str(source.get("metric") or "") or None,
             value=value,
             threshold=conditions[0].value if conditions else None,

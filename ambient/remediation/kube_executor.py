@@ -67,25 +67,25 @@ class KubernetesExecutor:
         self._clients = clients
 
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
-        return await self._signed_in(target.cluster_id, self._checkpoint(target))
+        return await self._signed_in(target, self._checkpoint(target))
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        return await self._signed_in(target.cluster_id, self._rollout_health(target))
+        return await self._signed_in(target, self._rollout_health(target))
 
     async def apply(self, step: StepRequest) -> StepResult:
-        return await self._signed_in(step.target.cluster_id, self._apply(step))
+        return await self._signed_in(step.target, self._apply(step))
 
-    async def _signed_in(self, cluster_id: str, call: Awaitable[T]) -> T:
+    async def _signed_in(self, target: WorkloadRef, call: Awaitable[T]) -> T:
         """The call; refused credentials make the next call read the kubeconfig again."""
         try:
             return await call
         except KubeUnauthorizedError:
-            await self._clients.forget(cluster_id)
+            await self._clients.forget(target.cluster_id, target.region)
             raise
 
     async def _checkpoint(self, target: WorkloadRef) -> Checkpoint:
         """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""
-        reads = ClusterReads(await self._clients.client(target.cluster_id))
+        reads = ClusterReads(await self._clients.client(target.cluster_id, target.region))
         deployment = await reads.deployment(target)
         revision = revision_number(annotations_of(deployment).get(REVISION))
         revisions = await reads.revisions(deployment)
@@ -132,13 +132,13 @@ class KubernetesExecutor:
         )
 
     async def _rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        reads = ClusterReads(await self._clients.client(target.cluster_id))
+        reads = ClusterReads(await self._clients.client(target.cluster_id, target.region))
         return rollout_health(await reads.deployment(target))
 
     # --- changes ------------------------------------------------------------------------
     async def _apply(self, step: StepRequest) -> StepResult:
         """Make the rung's change once: read, skip what carries the key, write the rest."""
-        client = await self._clients.client(step.target.cluster_id)
+        client = await self._clients.client(step.target.cluster_id, step.target.region)
         planner = StepPlanner(ClusterReads(client))
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):

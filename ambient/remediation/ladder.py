@@ -57,6 +57,8 @@ class WorkloadRef(BaseModel):
     namespace: str
     name: str
     kind: str = "Deployment"
+    # A TKE cluster's region (its kubeconfig is asked for there); None: the configured one.
+    region: str | None = None
 
     def __str__(self) -> str:
         return f"{self.cluster_id}/{self.namespace}/{self.kind.lower()}/{self.name}"

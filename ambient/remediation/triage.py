@@ -35,7 +35,9 @@ async def unresolved_alarms(
     for alarm in alarms:
         if alarm.status.upper() not in UNRESOLVED:
             continue
-        alert = alert_from_alarm(alarm.source, alarm.name, alarm.target, alarm.detail, alarm.level)
+        alert = alert_from_alarm(
+            alarm.source, alarm.name, alarm.target, alarm.detail, alarm.level, alarm.region
+        )
         if alert is None:
             skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")
             continue

@@ -534,3 +534,48 @@ async def test_a_change_failing_until_its_retries_are_spent_leaves_the_rate_limi
     assert failed.state == "handed_over" and "could not be applied" in failed.outcome
     assert api.writes() == []
     assert await _slots_taken(deps) == []
+
+
+async def test_an_alert_on_a_tke_cluster_of_another_region_is_remediated_in_that_cluster(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """The alert names its TKE cluster's region: the worker asks TKE for that cluster's
+    kubeconfig there, not in the configured region (where TKE does not know it)."""
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+
+    api, path = cluster
+    served = yaml.safe_load(path.read_text())
+    served["current-context"] = CLUSTER
+    tke = "cls-shanghai"
+    cloud = TencentApi(
+        kubeconfigs={tke: yaml.safe_dump(served)}, cluster_regions={tke: "ap-shanghai"}
+    )
+    remediation_settings(deps, remediation_approval_from_rung=0, remediation_executor="kubernetes")
+    await add_user(deps, USER, permission="execute")
+    async with (
+        serve(cloud.app()) as base,
+        error_rate(healthy_from=1) as (_, url),
+    ):
+        deps.tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+        )
+        async with running_worker(ts_env.client, deps) as worker:
+            there = alert(url, cluster_id=tke, region="ap-shanghai")
+            handle = await start(ts_env, worker.task_queue, there, mode="execute")
+            status = await handle.result()
+            await save_history(handle, "graded_remediation_other_region")
+    assert status.state == "resolved", status
+    assert status.attempts and all(a.applied for a in status.attempts)
+    asked = {
+        region
+        for (_, action, _), region in zip(cloud.calls, cloud.regions, strict=True)
+        if action == "DescribeClusterKubeconfig"
+    }
+    assert asked == {"ap-shanghai"}
+    assert len(api.writes()) == len(status.attempts)  # each rung's change, in that cluster

@@ -491,7 +491,7 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
         try:
             target = kube.target.model_copy(update={"cluster_id": "cls-tke00001"})
             assert (await executor.checkpoint(target)).images == [V1]
-            with pytest.raises(KubeError, match="TKE returned no kubeconfig"):
+            with pytest.raises(KubeError, match="TKE has no cluster cls-none0001"):
                 await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none0001"}))
         finally:
             await clients.aclose()
@@ -539,9 +539,12 @@ async def test_a_tke_kubeconfig_tencent_refuses_is_a_kube_error_retried_only_if_
         finally:
             await clients.aclose()
     assert refused.value.retryable is retryable
-    assert str(refused.value).startswith(
-        f"TKE gave no kubeconfig for cls-tke00002 (DescribeClusterKubeconfig): {code}: "
+    said_first = (
+        "TKE has no cluster cls-tke00002 in ap-guangzhou (DescribeClusterKubeconfig: "
+        if code.endswith("ClusterNotFound")
+        else "TKE gave no kubeconfig for cls-tke00002 (DescribeClusterKubeconfig): "
     )
+    assert str(refused.value).startswith(f"{said_first}{code}: ")
     kinds = {"AuthFailure": "auth", "ResourceNotFound": "not_found", "InternalError": "unavailable"}
     assert said.value.kind == kinds[code.split(".")[0]]
 

@@ -15,6 +15,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus, TriageInput, TriageResult
 from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
+from ambient.remediation.triage import unresolved_alarms
 from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
@@ -155,6 +156,26 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
     # Joined as the API joins a repeat: the run knows who sent its alert again, and so does
     # its audit (the triage's second run was a silent "joined" before).
     assert joined_by == [([USER], [(USER, "triage")])] * 2
+
+
+async def test_triage_alerts_name_the_region_of_their_monitor_alarm(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Cloud Monitor's alarm history names each alarm's region (AlarmHistory.Region): the
+    alert of a cluster in another region is remediated there, not in the configured one.
+    A region not written as a region name is not guessed at (the configured one)."""
+    api, tencent = cloud
+    for alarm in api.monitor_alarms[:2]:  # checkout 5xx and its repeat
+        alarm["Region"] = "ap-shanghai"
+    api.monitor_alarms[3]["Region"] = "sh"  # cvm disk, the alarm object of no workload
+    api.monitor_alarms[3]["AlarmObject"] = tke("cls-night002", "prod", "disk")
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    regions = {a.service: a.region for a in found.alerts}
+    assert regions == {
+        "cls-night001/prod/checkout": "ap-shanghai",
+        "cls-night002/prod/disk": None,
+        "cls-night001/prod/search": None,  # CLS: the region asked
+    }
 
 
 async def test_triage_schedule_runs_at_five_in_the_team_time_zone(

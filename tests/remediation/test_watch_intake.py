@@ -34,7 +34,7 @@ USER = "watcher"
 METRIC = "K8sWorkloadRateCpuCoreUsedCluster"
 
 
-def source(workload: str | None) -> dict[str, Any]:
+def source(workload: str | None, region: str | None = None) -> dict[str, Any]:
     dimensions = {"tke_cluster_instance_id": "cls-watch001", "namespace": "prod"}
     if workload:
         dimensions["workload_name"] = workload
@@ -43,16 +43,22 @@ def source(workload: str | None) -> dict[str, Any]:
         "namespace": "QCE/TKE2",
         "metric": METRIC,
         "dimensions": dimensions,
+        **({"region": region} if region else {}),
     }
 
 
 async def run_watch(
-    env: WorkflowEnvironment, deps: WorkerDeps, task_queue: str, workload: str | None
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    task_queue: str,
+    workload: str | None,
+    region: str | None = None,
+    history: str | None = None,
 ) -> tuple[str, list[Any]]:
     task = f"threshold-watch/{USER}/{unique('cpu')}"
     config = ThresholdWatchConfig.model_validate(
         {
-            "source": source(workload),
+            "source": source(workload, region),
             "conditions": [{"op": "above", "value": 90}],
             "check_interval_minutes": 5,
             "on_breach": "remediate",
@@ -70,6 +76,9 @@ async def run_watch(
         found = [e for e in events if e.task == task and e.kind.startswith("watch.remediation")]
         if found:
             await handle.signal("stop")
+            if history is not None:
+                await handle.result()
+                await save_history(handle, history)
             return task, found
         await env.sleep(60)
     raise AssertionError("no remediation event")
@@ -100,6 +109,36 @@ async def test_breach_on_a_tke_workload_metric_starts_its_remediation(
     assert status.alert.verify is not None
     assert [c.op for c in status.alert.verify.healthy] == ["below"]
     assert started.payload["joined"] is False
+
+
+async def test_breach_on_a_workload_metric_of_another_region_remediates_in_that_region(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """The watch reads the metric in its source's region: the cluster it names is there, and
+    the remediation it starts names that region (its kubeconfig is asked for there)."""
+    api, tencent = cloud
+    api.metric_points[METRIC] = [(int(time.time()) - 30, 97.0), (int(time.time()) + 3600, 97.0)]
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        _, events = await run_watch(
+            ts_env,
+            deps,
+            worker.task_queue,
+            "checkout",
+            region="ap-shanghai",
+            history="threshold_watch_remediate_region",
+        )
+        started = events[0]
+        assert started.kind == "watch.remediation_started", started.payload
+        child = ts_env.client.get_workflow_handle(started.payload["remediation_id"])
+        status = await child.query("status", result_type=RemediationStatus)
+    assert status.alert.region == "ap-shanghai"
+    assert status.alert.verify is not None
+    assert status.alert.verify.source.region == "ap-shanghai"  # type: ignore[union-attr]
 
 
 async def test_breach_without_a_workload_records_why_it_cannot_remediate(

@@ -191,6 +191,9 @@ class TencentApi:
     metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     kubeconfigs: dict[str, str] = field(default_factory=dict)  # intranet access (the default)
     extranet_kubeconfigs: dict[str, str] = field(default_factory=dict)  # internet access
+    # TKE cluster id -> the region it lives in: asked in another region, TKE does not know it
+    # (a cluster not listed here answers in every region).
+    cluster_regions: dict[str, str] = field(default_factory=dict)
     logsets: list[dict[str, Any]] = field(default_factory=list)
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
@@ -567,14 +570,18 @@ class TencentApi:
         if not extranet:
             asked, other = other, asked
         cluster = params["ClusterId"]
+        known = cluster in asked or cluster in other
+        if not known or self.cluster_regions.get(cluster, self.regions[-1]) != self.regions[-1]:
+            # An error, not an empty kubeconfig: TKE documents four codes for it (tke
+            # errorcodes: ResourceNotFound/InvalidParameter/FailedOperation/InternalError
+            # .ClusterNotFound); an empty answer is a known cluster's ("cls-x": "").
+            return error("ResourceNotFound.ClusterNotFound", f"cluster {cluster} not found")
         if cluster in asked:
             return reply({"Kubeconfig": asked[cluster]})
-        if cluster in other:
-            config = yaml.safe_load(other[cluster])
-            for entry in config.get("clusters", []):
-                entry["cluster"]["server"] = UNREACHABLE_SERVER
-            return reply({"Kubeconfig": yaml.safe_dump(config)})
-        return reply({"Kubeconfig": ""})
+        config = yaml.safe_load(other[cluster])
+        for entry in config.get("clusters", []):
+            entry["cluster"]["server"] = UNREACHABLE_SERVER
+        return reply({"Kubeconfig": yaml.safe_dump(config)})
 
     def tke_ModifyNodePoolDesiredCapacityAboutAsg(self, params: dict[str, Any]) -> Response:
         for pool in self.node_pools.get(params["ClusterId"], []):

@@ -482,3 +482,21 @@ async def test_ca08_the_cli_refuses_a_file_that_is_not_utf8_naming_it_without_a_
     assert "UTF-8" in done.output and spec.name in done.output, done.output
     assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
     assert cloud.calls == []
+
+
+async def test_a_workload_change_through_the_api_asks_for_the_kubeconfig_in_its_region(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    """The API door takes the cluster's region as MCP and the CLI do (one spec)."""
+    cloud, http, settings = api
+    ops = await _token(settings, "ops-workload-region", RollbackPermission.EXECUTE)
+    body = {"cluster_id": "cls-abcd1234", "namespace": "shop", "name": "web", "replicas": 2}
+    bad = await http.post("/cloud/workloads/scale", json={**body, "region": "广州"}, headers=ops)
+    await http.post("/cloud/workloads/scale", json={**body, "region": "ap-shanghai"}, headers=ops)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "region"]
+    asked = [
+        region
+        for (_, action, _), region in zip(cloud.calls, cloud.regions, strict=True)
+        if action == "DescribeClusterKubeconfig"
+    ]
+    assert asked == ["ap-shanghai"]

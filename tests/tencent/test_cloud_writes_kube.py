@@ -108,7 +108,13 @@ async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppS
             await users.create(UserCreate(name=name, rollback_permission=permission))  # type: ignore[arg-type]
         await session.commit()
     async with serve(kube.app()) as kube_base:
-        cloud = TencentApi(kubeconfigs={"cls-abcd1234": kubeconfig(kube_base)})
+        cloud = TencentApi(
+            kubeconfigs={
+                "cls-abcd1234": kubeconfig(kube_base),
+                "cls-shanghai": kubeconfig(kube_base),
+            },
+            cluster_regions={"cls-shanghai": "ap-shanghai"},
+        )
         async with serve(cloud.app()) as base:
             tc = TencentCloud(
                 Credential(SECRET_ID, SECRET_KEY),
@@ -535,3 +541,32 @@ async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_rea
         ("guest", "refused", "dry_run"),
         ("viewer", "refused", "execute"),
     ]
+
+
+async def test_ck13_a_cluster_in_another_region_is_changed_where_it_lives(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """list_workloads takes the TKE cluster's region: the writes take it the same way (the
+    kubeconfig is asked for in that region), not always the configured one."""
+    kube, state = cluster
+    there = {**WORKLOAD, "cluster_id": "cls-shanghai", "region": "ap-shanghai"}
+    async with client(state, "ops") as c:
+        _, listed = await call(
+            c, "list_workloads", cluster_id="cls-shanghai", namespace="shop", region="ap-shanghai"
+        )
+        failed, why = await call(
+            c, "scale_workload", workload={**there, "region": None}, replicas=4, mode="execute"
+        )
+        _, scaled = await call(c, "scale_workload", workload=there, replicas=4, mode="execute")
+        _, restarted = await call(c, "restart_workload", workload=there, mode="execute")
+        _, applied = await call(
+            c,
+            "apply_yaml",
+            apply={"cluster_id": "cls-shanghai", "documents": CONFIG, "region": "ap-shanghai"},
+            mode="execute",
+        )
+    assert [w["name"] for w in listed["workloads"]] == ["checkout"]
+    assert failed and "cls-shanghai" in why
+    assert scaled["applied"] is True and restarted["applied"] is True
+    assert applied["documents"][0]["applied"] is True
+    assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 4

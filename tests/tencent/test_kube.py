@@ -180,7 +180,7 @@ async def test_a_tke_cluster_without_a_kubeconfig_is_said_not_read_from_the_loca
     local.write_text(config)
     deps.settings = deps.settings.model_copy(update={"kubeconfig": local})
     # TKE answers no kubeconfig for cls-abcd1234: its API server access is not enabled.
-    async with mcp_tools(deps, {}) as client:
+    async with mcp_tools(deps, {"cls-abcd1234": ""}) as client:
         asked = await client.call_tool("list_workloads", {"cluster_id": "cls-abcd1234"})
         local_ones = await client.call_tool("list_workloads", {})
     assert asked.is_error, asked.structured_content
@@ -244,3 +244,43 @@ async def test_a_worker_outside_the_vpc_reaches_a_tke_cluster_by_its_internet_ku
         {"ClusterId": "cls-abcd1234", "IsExtranet": True},
         {"ClusterId": "cls-abcd1234", "IsExtranet": False},
     ]
+
+
+async def test_a_cluster_tke_does_not_know_is_a_kube_error_naming_the_region_asked(
+    kube: tuple[KubeApi, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DescribeClusterKubeconfig answers an error for a cluster TKE does not know (a wrong id,
+    or a cluster of another region), not an empty kubeconfig: the error is a KubeError that
+    names the cluster, the region asked and TKE's code, not retried, and no advice to enable
+    an access that is not the problem. An empty answer still says what to enable."""
+    _, config = kube
+    cloud = TencentApi(
+        kubeconfigs={"cls-abcd1234": config, "cls-noaccess": ""},
+        cluster_regions={"cls-abcd1234": "ap-shanghai"},
+    )
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    async with serve(cloud.app()) as base:
+        where = {"tencentcloud_endpoint": base.removeprefix("http://")}
+        tc = TencentCloud.from_settings(
+            settings.model_copy(update={**where, "tencentcloud_protocol": "http"})
+        )
+        errors = []
+        for cluster in ("cls-unknown1", "cls-abcd1234"):
+            with pytest.raises(KubeError) as failed:
+                await cluster_client(cluster, None, tc)
+            errors.append(failed.value)
+        with pytest.raises(KubeError, match="TKE returned no kubeconfig for 'cls-noaccess'"):
+            await cluster_client("cls-noaccess", None, tc)
+        found = await cluster_client("cls-abcd1234", None, tc, region="ap-shanghai")
+        await found.close()
+        for code in ("InvalidParameter", "FailedOperation", "InternalError"):
+            cloud.failures["DescribeClusterKubeconfig"] = [f"{code}.ClusterNotFound"]
+            with pytest.raises(KubeError, match="no cluster cls-abcd1234 in ap-shanghai") as other:
+                await cluster_client("cls-abcd1234", None, tc, region="ap-shanghai")
+            assert not other.value.retryable
+    for cluster, error in zip(("cls-unknown1", "cls-abcd1234"), errors, strict=True):
+        assert not error.retryable
+        assert f"TKE has no cluster {cluster} in ap-guangzhou" in str(error)
+        assert "ResourceNotFound.ClusterNotFound" in str(error)
+        assert "enable" not in str(error)

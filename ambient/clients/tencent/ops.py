@@ -71,6 +71,7 @@ class AlarmRecord(BaseModel):
     level: str | None = None
     target: str | None = Field(default=None, description="alarm object / topic")
     detail: str = ""
+    region: str | None = Field(default=None, description="the alarm object's region (Monitor)")
 
 
 class MetricPoint(BaseModel):
@@ -217,6 +218,7 @@ async def list_alarms(
                 level=h.get("AlarmLevel"),
                 target=h.get("AlarmObject"),
                 detail=h.get("Content", ""),
+                region=h.get("Region") or None,
             )
             for h in histories
         ]
