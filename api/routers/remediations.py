@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
+from ambient.domain.numbers import WholeNumber
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import (
     ApprovalDecision,
@@ -93,14 +94,14 @@ async def list_remediations(
     user: CurrentUser,
     state: StateDep,
     state_: Annotated[RemediationState | None, Query(alias="state")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
 ) -> list[RemediationSummary]:
     return await state.remediations.list_runs(user.name, state=state_, limit=limit)
 
 
 @router.get("/stats")
 async def stats(
-    user: CurrentUser, state: StateDep, days: Annotated[int, Query(ge=1, le=365)] = 30
+    user: CurrentUser, state: StateDep, days: Annotated[WholeNumber, Query(ge=1, le=365)] = 30
 ) -> RemediationStats:
     return await state.remediations.stats(user.name, days=days)
 
