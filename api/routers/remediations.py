@@ -58,6 +58,14 @@ class AbortBody(BaseModel):
     run_key: str | None = Field(default=None, max_length=300, description=RUN_KEY)
 
 
+# Where a route takes a field the service names; the others are the body's.
+FIELD_PLACES = {
+    "remediation_id": ("path", "fingerprint"),
+    "state": ("query", "state"),
+    "days": ("query", "days"),
+}
+
+
 def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, RemediationNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
@@ -66,7 +74,8 @@ def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, RemediationStateError):
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidRemediationError):
-        return unprocessable(((exc.field or "alert").split("."), str(exc)))
+        where, field = FIELD_PLACES.get(exc.field or "alert", ("body", exc.field or "alert"))
+        return unprocessable((field.split("."), str(exc)), where=where)
     if temporal_problem(exc, None) is not None:
         return exc
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
