@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-DIGITS = re.compile(r"-?[0-9]+")
+from ambient.domain.numbers import DIGITS
+
 DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 

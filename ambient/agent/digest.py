@@ -19,13 +19,14 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient.domain.event_digest import DigestRun
+from ambient.domain.numbers import WholeNumber
 from ambient.settings import Settings
 from workflows.event_agent import EventDigestWorkflow
 
 
 class DigestSetting(BaseModel):
     enabled: bool = Field(description="let the agent read new events and decide what to push")
-    every_minutes: int = Field(default=15, ge=5, le=1440, description="how often it looks")
+    every_minutes: WholeNumber = Field(default=15, ge=5, le=1440, description="how often it looks")
 
 
 def schedule_id(user: str) -> str:

@@ -112,6 +112,18 @@ def briefing_times_refused(times: dict[str, str], given: set[str]) -> tuple[str,
 # Words said to the speaker or by it (a wake word, the assistant's name): spaces around them are
 # no part of them.
 Spoken = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+
+
+def once_each(words: list[str] | None) -> list[str] | None:
+    """Wake words each said once: the same again (whatever its case or spacing) is refused."""
+    seen: set[str] = set()
+    for word in words or ():
+        if (said := " ".join(word.casefold().split())) in seen:
+            raise Refusal('"%(word)s" is given twice', word=word)
+        seen.add(said)
+    return words
+
+
 # A time of day as HH:MM and an IANA time zone, checked wherever a config or setting takes one.
 HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
@@ -123,7 +135,9 @@ class UserSettings(StorableText):
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
     # Each one a phrase said to the speaker, as short as its assistant's name.
-    wake_words: list[Spoken] | None = Field(default=None, max_length=10)
+    wake_words: Annotated[list[Spoken] | None, AfterValidator(once_each)] = Field(
+        default=None, max_length=10
+    )
     # Spoken and shown as the assistant's name.
     assistant_name: Spoken | None = None
     # Matched trimmed, as a speaker's name is (ambient.speakers): stored trimmed too.

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
+from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import MAX_ID, Event, User
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
@@ -199,7 +200,7 @@ async def task_detail(
 
 @router.post("/app/inbox/read")
 async def inbox_read(
-    session: SessionDep, me: PageUser, message_id: Annotated[int, Form(ge=1, le=MAX_ID)]
+    session: SessionDep, me: PageUser, message_id: Annotated[WholeNumber, Form(ge=1, le=MAX_ID)]
 ) -> Response:
     await InboxRepository(session).mark_read(me.name, message_id)
     await session.commit()
@@ -211,7 +212,7 @@ async def event_stream(
     request: Request,
     state: StateDep,
     me: PageUser,
-    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    after_id: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """The caller's new events as server-sent events (EventSource sends the cookie, and the

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
+from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import Role
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import user_subject
@@ -35,7 +36,7 @@ async def read_audit(
     ] = None,
     actor: Annotated[str | None, Query(max_length=255)] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. user.grant")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[WholeNumber, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditEntry]:
     """Audit records, oldest first. Members see only records about their own user."""
     if user.role != Role.ADMIN:

@@ -25,6 +25,7 @@ from ambient.briefing.models import (
     PreparedBriefing,
 )
 from ambient.domain.notify import NotifyResult
+from ambient.domain.numbers import WholeNumber
 from ambient.sharing import ReportLink
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
@@ -87,7 +88,7 @@ async def config_schema() -> dict[str, Any]:
 
 @router.get("")
 async def list_briefings(
-    user: CurrentUser, state: StateDep, limit: Annotated[int, Query(ge=1, le=366)] = 30
+    user: CurrentUser, state: StateDep, limit: Annotated[WholeNumber, Query(ge=1, le=366)] = 30
 ) -> list[BriefingListItem]:
     return await state.briefings.list_briefings(user.name, limit)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from ambient import history
 from ambient.domain.notify import ChannelType
+from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import UserName
 from ambient.history import DeliveryPublic, DeliveryState
 from ambient.storage.models import MAX_ID
@@ -26,9 +27,9 @@ async def list_deliveries(
     channel: ChannelType | None = None,
     task: Annotated[str | None, Query(max_length=255)] = None,
     before_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
+        WholeNumber | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
     of: Annotated[
         UserName | None, Query(alias="user", description="another user's deliveries (admins only)")
     ] = None,

@@ -22,6 +22,7 @@ from ambient.discussions.views import (
     SigningError,
     Stats,
 )
+from ambient.domain.numbers import WholeNumber
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
@@ -56,7 +57,7 @@ async def list_discussions(
     user: CurrentUser,
     state: StateDep,
     status_: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None,
-    offset: int = 0,
+    offset: WholeNumber = 0,
 ) -> DiscussionList:
     return await state.discussions.list_discussions(user.name, status_, offset=offset)
 
@@ -79,7 +80,7 @@ async def stats(user: CurrentUser, state: StateDep) -> Stats:
 
 @router.get("/{discussion_id}")
 async def read(
-    discussion_id: str, user: CurrentUser, state: StateDep, offset: int = 0
+    discussion_id: str, user: CurrentUser, state: StateDep, offset: WholeNumber = 0
 ) -> DiscussionRead:
     return await state.discussions.read_discussion(user.name, discussion_id, offset)
 

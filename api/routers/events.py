@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
+from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import UserName
 from ambient.history import EventPublic, FilterError, ScopeError
 from ambient.storage.db import Database
@@ -34,7 +35,7 @@ def filter_error(exc: FilterError) -> Exception:
     return unprocessable(([exc.field], str(exc)), where="query")
 
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
+Limit = Annotated[WholeNumber, Query(ge=1, le=1000)]
 Of = Annotated[
     UserName | None, Query(alias="user", description="another user's events (admins only)")
 ]
@@ -117,7 +118,9 @@ async def stream_events(
     request: Request,
     user: CurrentUser,
     state: StateDep,
-    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="start after this event id")] = 0,
+    after_id: Annotated[
+        WholeNumber, Query(ge=0, le=MAX_ID, description="start after this event id")
+    ] = 0,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """Server-sent events: every new event of the caller as it is committed.

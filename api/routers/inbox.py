@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from ambient import history
+from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import UserName
 from ambient.history import InboxMessagePublic
 from ambient.storage.models import MAX_ID
@@ -21,7 +22,7 @@ async def list_inbox(
     user: CurrentUser,
     session: SessionDep,
     unread: bool = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
     of: Annotated[
         UserName | None, Query(alias="user", description="another user's inbox (admins only)")
     ] = None,
@@ -33,7 +34,7 @@ async def list_inbox(
 
 @router.post("/{message_id}/read")
 async def mark_read(
-    message_id: Annotated[int, Path(ge=1, le=MAX_ID, description="the message id")],
+    message_id: Annotated[WholeNumber, Path(ge=1, le=MAX_ID, description="the message id")],
     user: CurrentUser,
     session: SessionDep,
 ) -> InboxMessagePublic:

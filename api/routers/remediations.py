@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
+from ambient.domain.numbers import WholeNumber
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import (
     ApprovalDecision,
@@ -57,6 +58,14 @@ class AbortBody(BaseModel):
     run_key: str | None = Field(default=None, max_length=300, description=RUN_KEY)
 
 
+# Where a route takes a field the service names; the others are the body's.
+FIELD_PLACES = {
+    "remediation_id": ("path", "fingerprint"),
+    "state": ("query", "state"),
+    "days": ("query", "days"),
+}
+
+
 def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, RemediationNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
@@ -65,7 +74,8 @@ def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, RemediationStateError):
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidRemediationError):
-        return unprocessable(((exc.field or "alert").split("."), str(exc)))
+        where, field = FIELD_PLACES.get(exc.field or "alert", ("body", exc.field or "alert"))
+        return unprocessable((field.split("."), str(exc)), where=where)
     if temporal_problem(exc, None) is not None:
         return exc
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
@@ -93,14 +103,14 @@ async def list_remediations(
     user: CurrentUser,
     state: StateDep,
     state_: Annotated[RemediationState | None, Query(alias="state")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
 ) -> list[RemediationSummary]:
     return await state.remediations.list_runs(user.name, state=state_, limit=limit)
 
 
 @router.get("/stats")
 async def stats(
-    user: CurrentUser, state: StateDep, days: Annotated[int, Query(ge=1, le=365)] = 30
+    user: CurrentUser, state: StateDep, days: Annotated[WholeNumber, Query(ge=1, le=365)] = 30
 ) -> RemediationStats:
     return await state.remediations.stats(user.name, days=days)
 

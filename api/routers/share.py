@@ -6,7 +6,7 @@ from datetime import datetime
 from html import escape
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
@@ -18,6 +18,8 @@ from ambient.sharing import (
 )
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.i18n import Words
+from api.routers.pages import language_of
 
 router = APIRouter(prefix="/share", tags=["share"])
 
@@ -88,7 +90,9 @@ async def revoke_share_link_by_token(
 
 
 @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
-async def open_share_link(token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+async def open_share_link(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
     try:
         row = await _repo(session, settings).open(token)
     except (ExpiredShareLinkError, RevokedShareLinkError) as exc:
@@ -98,12 +102,17 @@ async def open_share_link(token: str, session: SessionDep, settings: SettingsDep
     # A report that brings its own title is not given a second one.
     has_title = row.html.lstrip().startswith("<h1")
     heading = "" if has_title else f"<h1>{escape(row.title)}</h1>"
-    page = f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
+    # The frame speaks its reader's language, as every anonymous page does (api/i18n.py).
+    language = language_of(request, None)
+    until = f"{row.expires_at:%Y-%m-%d %H:%M}"
+    _ = Words(language)
+    footer = _("ambient-ops · %(kind)s · valid until %(until)s UTC", kind=row.kind, until=until)
+    page = f"""<!doctype html><html lang="{language.value}"><head><meta charset="utf-8">
 <meta name="robots" content="noindex"><title>{escape(row.title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/static/share.css">
 </head><body>{heading}{row.html}
-<p><small>ambient-ops · {escape(row.kind)} · valid until {row.expires_at:%Y-%m-%d %H:%M} UTC
+<p><small>{escape(footer)}
 </small></p>
 </body></html>"""
     return HTMLResponse(page, headers={"Cache-Control": "private, no-store"})

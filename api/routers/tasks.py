@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
 
+from ambient.domain.numbers import WholeNumber
 from ambient.status import temporal_problem
 from ambient.watches.inputs import (
     AnyConfig,
@@ -64,7 +65,7 @@ async def list_tasks(
     response: Response,
     kind: KindFilter | None = None,
     state_: Annotated[StateFilter | None, Query(alias="state")] = None,
-    page_size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    page_size: Annotated[WholeNumber | None, Query(ge=1, le=1000)] = None,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> list[TaskSummary]:
     """Your tasks a page at a time (page_size, default 50); the next page's token is in

@@ -14,6 +14,7 @@ from ambient.bridge.endpoints import (
     EndpointPublic,
     Endpoints,
 )
+from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import unprocessable
@@ -44,7 +45,7 @@ async def list_endpoints(
 
 @router.delete("/{endpoint_id}")
 async def remove_endpoint(
-    endpoint_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    endpoint_id: Annotated[WholeNumber, Path(ge=1, le=MAX_ID)],
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,

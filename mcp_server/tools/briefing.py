@@ -17,6 +17,7 @@ from ambient.briefing.models import (
     PreparedBriefing,
 )
 from ambient.domain.notify import NotifyResult
+from ambient.domain.numbers import WholeNumber
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, WRITE
 
@@ -103,7 +104,7 @@ async def get_briefing(ctx: Context[Any, Any], date: Date = None) -> BriefingVie
 
 async def list_briefings(
     ctx: Context[Any, Any],
-    limit: Annotated[int, Field(ge=1, le=366, description="most recent first")] = 30,
+    limit: Annotated[WholeNumber, Field(ge=1, le=366, description="most recent first")] = 30,
 ) -> BriefingList:
     """Your briefings by date: headline, whether given (when) or pushed."""
     items = await app_state(ctx).briefings.list_briefings(current_user(ctx), limit)

@@ -25,6 +25,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     TkeClusterId,
 )
+from ambient.domain.numbers import WholeNumber
 from ambient.storage.repositories import user_named
 from mcp_server.auth import ANONYMOUS, app_state, current_user
 from mcp_server.tools.hints import CHANGE, LOOK
@@ -130,7 +131,7 @@ async def search_logs(
     ] = "*",
     start: Annotated[str | None, Field(description="ISO time; default one hour ago")] = None,
     end: Annotated[str | None, Field(description="ISO time; default now")] = None,
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+    limit: Annotated[WholeNumber, Field(ge=1, le=1000)] = 100,
     region: Region = None,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""
@@ -163,8 +164,8 @@ async def get_metric(
     dimensions: Annotated[
         dict[str, str], Field(min_length=1, description='e.g. {"InstanceId": "ins-123"}')
     ],
-    minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60,
-    period: Annotated[int, Field(description="seconds per point: 60, 300, 3600")] = 60,
+    minutes: Annotated[WholeNumber, Field(ge=1, le=7 * 24 * 60)] = 60,
+    period: Annotated[WholeNumber, Field(description="seconds per point: 60, 300, 3600")] = 60,
     region: Region = None,
 ) -> Metric:
     """Datapoints of a Cloud Monitor metric over the last minutes."""
@@ -184,7 +185,7 @@ async def get_metric(
 
 async def list_alarms(
     ctx: Context[Any, Any],
-    hours: Annotated[int, Field(ge=1, le=24 * 30)] = 24,
+    hours: Annotated[WholeNumber, Field(ge=1, le=24 * 30)] = 24,
     region: Region = None,
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""
@@ -230,7 +231,7 @@ async def scale_node_pool(
     node_pool_id: Annotated[
         str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
     ],
-    desired: Annotated[int, Field(ge=0, le=1000, description="desired number of nodes")],
+    desired: Annotated[WholeNumber, Field(ge=0, le=1000, description="desired number of nodes")],
     region: Region = None,
     mode: ModeArg = "dry_run",
 ) -> NodePoolScaleResult:

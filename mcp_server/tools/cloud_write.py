@@ -14,6 +14,7 @@ from ambient.cloud.images import describe_dashboard_image as describe_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolSpec
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
+from ambient.domain.numbers import WholeNumber
 from mcp_server.auth import app_state
 from mcp_server.tools.cloud import ModeArg, cloud_ops
 from mcp_server.tools.hints import CHANGE, LOOK, WRITE
@@ -87,7 +88,7 @@ async def apply_yaml(
 async def scale_workload(
     ctx: Context[Any, Any],
     workload: Annotated[WorkloadSpec, Field(description="the Deployment to scale")],
-    replicas: Annotated[int, Field(ge=1, le=1000, description="absolute replica count")],
+    replicas: Annotated[WholeNumber, Field(ge=1, le=1000, description="absolute replica count")],
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Scale a Deployment to a replica count (stamped with its key: a retry changes nothing)."""

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from ambient.domain.numbers import WholeNumber
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import (
     ApprovalDecision,
@@ -117,7 +118,7 @@ async def list_remediations(
         RemediationState | None,
         Field(description="only the remediations in this state"),
     ] = None,
-    limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    limit: Annotated[WholeNumber, Field(ge=1, le=500)] = 50,
 ) -> RemediationList:
     """Your remediations, newest first (an admin sees everyone's)."""
     runs = await app_state(ctx).remediations.list_runs(current_user(ctx), state=state, limit=limit)
@@ -126,7 +127,7 @@ async def list_remediations(
 
 async def remediation_stats(
     ctx: Context[Any, Any],
-    days: Annotated[int, Field(ge=1, le=365, description="look back this far")] = 30,
+    days: Annotated[WholeNumber, Field(ge=1, le=365, description="look back this far")] = 30,
 ) -> RemediationStats:
     """Outcomes: success rate by rung, service and alert type, time to resolve, budgets run out."""
     return await app_state(ctx).remediations.stats(current_user(ctx), days=days)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from ambient import history
 from ambient.domain.notify import ChannelType
+from ambient.domain.numbers import WholeNumber
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.history import (
     DeliveryPublic,
@@ -80,7 +81,7 @@ async def list_events(
         datetime | None,
         Field(description="Only events at or after this ISO 8601 time"),
     ] = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="At most this many")] = 50,
+    limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Events:
     """What happened, newest first: watch hits and breaches, task changes, failed deliveries
@@ -94,7 +95,7 @@ async def list_events(
 async def read_inbox(
     ctx: Context[Any, Any],
     unread_only: Annotated[bool, Field(description="Only messages not yet marked read")] = False,
-    limit: Annotated[int, Field(ge=1, le=500, description="At most this many")] = 20,
+    limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 20,
     user: User = None,
 ) -> Inbox:
     """Your inbox (the notifications stored for you), newest first. Reading does not mark
@@ -116,10 +117,10 @@ async def list_deliveries(
     ] = None,
     task: Annotated[str | None, Field(max_length=255, description="Only this task_id")] = None,
     before_id: Annotated[
-        int | None,
+        WholeNumber | None,
         Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
     ] = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="At most this many")] = 50,
+    limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Deliveries:
     """Every send of a notification to one target, newest first, with attempts and the error
@@ -194,7 +195,9 @@ class ToolFinder:
                 '(e.g. "把比特币的监控暂停一下", "which node pools does cls-1 have?")',
             ),
         ],
-        limit: Annotated[int, Field(ge=1, le=20, description="How many tools, best first")] = 5,
+        limit: Annotated[
+            WholeNumber, Field(ge=1, le=20, description="How many tools, best first")
+        ] = 5,
         with_schemas: Annotated[
             bool, Field(description="Also answer each tool's input JSON schema")
         ] = False,

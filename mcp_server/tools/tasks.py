@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from ambient.domain.numbers import WholeNumber
 from ambient.watches.configs import ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import AnyConfig, NewConfig, TaskType, config_schema
 from ambient.watches.models import TaskStatus
@@ -113,7 +114,7 @@ async def list_tasks(
     kind: Annotated[KindFilter | None, Field(description="only this kind")] = None,
     state: Annotated[StateFilter | None, Field(description="only this state")] = None,
     page_size: Annotated[
-        int | None,
+        WholeNumber | None,
         Field(
             ge=1,
             le=1000,

@@ -201,3 +201,15 @@ async def test_a_database_that_is_down_is_named_by_every_tool_that_reads_it(
                 assert "Connect call failed" in text and "s3cret" not in text
     finally:
         await db.close()
+
+
+async def test_a_whole_number_is_digits_only_or_the_tool_refuses_it(state: AppState) -> None:
+    # pydantic's lax int read each of these as 15 (the API and the CLI refuse them too).
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        for typed in ["1_5", " 15 ", "+15", "15.0"]:
+            refused = await client.call_tool("list_events", {"limit": typed})
+            assert refused.is_error, typed
+            assert "limit:" in refused.content[0].text, refused.content
+        for given in ["15", 15]:  # read (alice is no user here: refused as such)
+            read = await client.call_tool("list_events", {"limit": given})
+            assert "limit" not in read.content[0].text, read.content

@@ -144,12 +144,13 @@ async def test_inbox_lists_messages_and_marks_them_read(
     assert (await api.get("/inbox?unread=true", headers=auth)).json() == []
 
 
-async def test_a_wake_word_that_is_empty_or_huge_is_422_naming_it(
+async def test_a_wake_word_that_is_empty_huge_or_given_twice_is_422_naming_it(
     api: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     token = (await api.post("/users", json={"name": "wendy"}, headers=admin)).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
-    for words in ([""], ["   "], ["你好，小智", "嘿" * 100_000]):
+    twice = (["你好，小智", "你好，小智"], ["hey ambient", "Hey  Ambient"], ["hi", " hi "])
+    for words in ([""], ["   "], ["你好，小智", "嘿" * 100_000], *twice):
         refused = await api.patch("/users/me", headers=auth, json={"wake_words": words})
         assert refused.status_code == 422, (words[-1][:10], refused.text[:200])
         assert refused.json()["detail"][0]["loc"][:2] == ["body", "wake_words"]

@@ -216,3 +216,17 @@ async def test_a_blank_title_or_body_is_refused_by_name(
     assert padded.status_code == 201
     page = await api.get(f"/share/{padded.json()['token']}")
     assert "<title>周报" in page.text or ">周报<" in page.text, page.text[:500]
+
+
+async def test_a_shared_report_page_speaks_its_readers_language(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    # It said <html lang="zh"> with an English footer to every reader.
+    admin = await admin_headers(settings)
+    token = (await api.post("/users", json={"name": "lang"}, headers=admin)).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    link = (await api.post("/share", json={"title": "t", "body": "b"}, headers=auth)).json()
+    english = await api.get(f"/share/{link['token']}", headers={"accept-language": "en-US"})
+    chinese = await api.get(f"/share/{link['token']}", headers={"accept-language": "zh-CN"})
+    assert '<html lang="en">' in english.text and "valid until" in english.text
+    assert '<html lang="zh">' in chinese.text and "有效期至" in chinese.text

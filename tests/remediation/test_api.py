@@ -216,6 +216,14 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
             422,
             ["body", "alert", "cluster_id"],
         ),
+        # The id is the path's fingerprint (an over-long one is refused before it is looked up);
+        # the list's filters are the query's.
+        (
+            InvalidRemediationError("remediation_id: at most 255", field="remediation_id"),
+            422,
+            ["path", "fingerprint"],
+        ),
+        (InvalidRemediationError("days: 1 to 365", field="days"), 422, ["query", "days"]),
         (RemediationError("the cluster answered 500"), 502, None),
     ],
 )

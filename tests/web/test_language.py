@@ -31,6 +31,7 @@ PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]")
 SOURCES = (
     *sorted(TEMPLATES.glob("*.html")),
     *sorted((TEMPLATES.parent / "routers").glob("*pages.py")),
+    TEMPLATES.parent / "routers" / "share.py",  # a shared report's page frame
     *sorted((TEMPLATES.parent.parent / "ambient").rglob("*.py")),
 )
 

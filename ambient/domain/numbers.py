@@ -1,0 +1,26 @@
+"""Whole numbers as every door takes them: a number, or ASCII digits with a leading minus.
+
+pydantic's lax int reads "1_5", " 15 ", "+15" and "15.0" as 15: a typo or a pasted value must not
+become another number. The API's query, path and form numbers, the MCP tools' and the settings
+refuse them here, as pydantic's own int_parsing error (the 422 names the field); the CLI reads
+them with DIGITS too (ambient/cli_numbers.py). A number (a JSON body's) is int's to check.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+from pydantic_core import PydanticKnownError
+
+DIGITS = re.compile(r"-?[0-9]+")
+
+
+def _digits(value: Any) -> Any:
+    if isinstance(value, str) and not DIGITS.fullmatch(value):
+        raise PydanticKnownError("int_parsing")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_digits)]
