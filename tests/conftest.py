@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from ambient import temporal
 from ambient.binaries import find_binary
 from ambient.clients.notify.registry import build_channels
+from ambient.clients.tls import ca_context
 from ambient.deps import WorkerDeps
 from ambient.devstack import register_search_attributes
 from ambient.domain.users import Language
@@ -112,7 +113,7 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 @pytest_asyncio.fixture
 async def deps(settings: Settings, db: Database) -> AsyncIterator[WorkerDeps]:
-    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+    async with httpx.AsyncClient(timeout=10, trust_env=False, verify=ca_context()) as http:
         yield WorkerDeps(
             settings=settings, db=db, channels=build_channels(settings, db, http), http=http
         )
