@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +43,19 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 # for the path it passed would miss it. Typer's own setting (read when it first draws, after this)
 # widens the box alone; COLUMNS would widen pytest's output too.
 os.environ["TERMINAL_WIDTH"] = "240"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    # As `ambient` loads a command (ambient.cli.loading): the test modules, and the product
+    # with them, imported with the cyclic collector off, then frozen, so that the collections
+    # during the tests do not scan them again.
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _binary(name: str, package: str) -> str:
