@@ -62,8 +62,13 @@ def loading() -> Iterator[None]:
     Start-up makes hundreds of thousands of objects that live as long as the process (modules,
     classes, pydantic schemas), and the collector scanned them again and again while they were
     made: ~0.9 s of the ~3 s of CPU an `ambient chat` or `ambient mcp` start took. Frozen, later
-    collections skip them; what the command makes afterwards is collected as usual.
+    collections skip them; what the command makes afterwards is collected as usual. Once a
+    process: a process that froze already (a test run, which invokes commands in-process after
+    its own collection) would freeze what its tests hold at that moment.
     """
+    if gc.get_freeze_count():
+        yield
+        return
     gc.disable()
     try:
         yield
