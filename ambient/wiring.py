@@ -17,6 +17,7 @@ from ambient.clients.llm import LLMClient
 from ambient.clients.notify import ChannelRegistry
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tls import ca_context
 from ambient.cloud.service import CloudOpsService
 from ambient.discussions.service import DiscussionService
 from ambient.remediation.service import RemediationService
@@ -99,7 +100,9 @@ async def open_state(
         stack.push_async_callback(db.close)
         # Lazy: the API and MCP start (and report it) even while Temporal is down.
         client = await temporal.connect(settings, lazy=True)
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=30, trust_env=False, verify=ca_context())
+        )
         yield AppState(
             settings=settings,
             db=db,

@@ -15,22 +15,32 @@ from ambient.deps import WorkerDeps
 from ambient.watches.models import TaskKind, TaskState
 from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
 from tests.conftest import running_worker, unique
+from tests.support.servers import HANG
 from tests.watches.held_workflow import HOLD_ACTIVITY, HeldControlsWatch
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 
-HOLD = 8.0  # seconds a control's work holds the workflow task: past the 5 s a query waits
-
-
-HOLDING = asyncio.Event()
+# A control's work holds the workflow task (and every query waits for it) until the test has
+# the service's answer, that is past the QUERY_TIMEOUT the service's status query waits.
+HOLDING = asyncio.Event()  # a control's hold has begun
+RELEASE = asyncio.Event()  # the test lets it end
+HELD_OVER = asyncio.Event()  # it ended: the workflow takes the next control
 
 
 @activity.defn(name=HOLD_ACTIVITY)
 async def hold_the_workflow_task() -> None:
+    HELD_OVER.clear()
     HOLDING.set()
     try:
-        await asyncio.sleep(HOLD)
+        await asyncio.wait_for(RELEASE.wait(), HANG)
     finally:
+        RELEASE.clear()
         HOLDING.clear()
+        HELD_OVER.set()
+
+
+async def end_the_hold() -> None:
+    RELEASE.set()
+    await asyncio.wait_for(HELD_OVER.wait(), HANG)
 
 
 async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered(
@@ -49,7 +59,7 @@ async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered
         # before the worker took the signal rode in the signal's own workflow task and was
         # answered before the hold. The worker slow "at that moment" is this hold, begun.
         await signal(self, *args, **kwargs)
-        await asyncio.wait_for(HOLDING.wait(), HOLD)
+        await asyncio.wait_for(HOLDING.wait(), HANG)
 
     monkeypatch.setattr(WorkflowHandle, "signal", signal_then_held)
     async with running_worker(
@@ -72,13 +82,13 @@ async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered
             paused = await service.pause(USER, task)
             assert (paused.state, paused.note) == (TaskState.PAUSED, DELIVERED_UNCONFIRMED)
             assert paused.kind is TaskKind.THRESHOLD_WATCH and not paused.created
-            await asyncio.sleep(HOLD)  # the pause's hold ends: the next control is taken
+            await end_the_hold()  # the next control is taken
             resumed = await service.resume(USER, task)
             assert (resumed.state, resumed.note) == (TaskState.ACTIVE, DELIVERED_UNCONFIRMED)
-            await asyncio.sleep(HOLD)
+            await end_the_hold()
             triggered = await service.trigger(USER, task)
             assert (triggered.state, triggered.note) == (TaskState.ACTIVE, DELIVERED_UNCONFIRMED)
-            await asyncio.sleep(HOLD)
+            await end_the_hold()
             status = await service.get(USER, task)
             assert status.detail["controls"] == ["pause", "resume", "check_now"]
         finally:
