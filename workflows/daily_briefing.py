@@ -352,6 +352,7 @@ class DailyBriefingWorkflow:
             record_error=self.carry.last_record_error,
             days_completed=self.carry.days_completed,
             last_date=self.carry.last_date,
+            last_midnight=self.carry.last_midnight,
             last_given_at=self.carry.last_given_at,
             stopping=self.stopping,
         )

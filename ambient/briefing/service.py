@@ -137,11 +137,14 @@ class BriefingService(Greeting):
             current = await self._hand_over(user) or current
             carry = BriefingCarry(
                 last_date=current.last_date,
+                last_midnight=current.last_midnight,  # in the zone it was briefed in
                 last_given_at=current.given_at or current.last_given_at,
                 days_completed=current.days_completed,
                 paused=current.paused,
             )
-            if current.last_date is not None:  # its midnight there: a new zone plans after it
+            if current.last_date is not None and current.last_midnight is None:
+                # A run carrying none (from before it, or a day read from the database): its
+                # own config's zone, the one it briefs in.
                 last = Date.fromisoformat(current.last_date)
                 carry.last_midnight = plan_for(last, current.config).logs_to
             if current.given_at is not None and current.day is not None:

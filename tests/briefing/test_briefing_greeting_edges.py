@@ -217,6 +217,36 @@ async def test_a_move_to_a_zone_behind_does_not_skip_the_next_morning_there(
     assert status.day.prepare_at == day.logs_to + timedelta(hours=8 + 8 + 5)  # 05:00 in LA
 
 
+async def test_a_second_change_after_a_move_to_a_zone_behind_keeps_the_morning_there(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Nia moves her briefing of day D from Shanghai to Los Angeles (D's morning there is
+    planned), then the same evening changes only its window: create took D's midnight in
+    the new zone, not the one D was briefed in, and the Los Angeles morning of D was skipped
+    for D+1. Now the run's own midnight is carried and D stays planned."""
+    await make_user(deps.db, "noa")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("noa", config)
+        await stack.skip_to(day.window_end + timedelta(hours=1))
+        await eventually(lambda: _completed(service, "noa", day.date), "the day completed")
+        moved = config.model_copy(update={"timezone": "America/Los_Angeles"})
+        assert (await service.create("noa", moved)).created
+        await eventually(lambda: _planned(service, "noa"), "the day planned")
+        again = moved.model_copy(update={"window_end": "11:00"})
+        assert (await service.create("noa", again)).created
+        status = await eventually(lambda: _planned_with(service, "noa", again), "planned again")
+    assert status.day is not None
+    assert status.day.date == day.date
+
+
+async def _planned_with(service, user, config):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.day is not None and status.config == config else None
+
+
 async def _completed(service, user, date):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     return status if status.last_date == date else None
