@@ -8,9 +8,12 @@ from datetime import timedelta
 import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
+from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
@@ -118,6 +121,67 @@ async def test_a_greeting_while_the_run_is_handed_over_is_said_not_in_time_and_n
     assert heard[0].outcome is not GreetOutcome.SPOKEN
     assert "did not answer in time" in heard[0].text
     assert again.outcome is GreetOutcome.SPOKEN, again.text
+
+
+async def test_a_new_config_that_failed_to_start_does_not_leave_the_run_refusing_greetings(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kai's config change fails after the run was handed over (Temporal refuses the new
+    run's start): the old run kept running and answered every greeting "did not answer in
+    time" for the rest of the window. Now the hand-over lapses and a later greeting speaks."""
+    await make_user(deps.db, "kai")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("kai", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _prepared(service, "kai"), "briefing prepared")
+
+        async def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+            raise RPCError("server unavailable", RPCStatusCode.UNAVAILABLE, b"")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", refuse)
+            with pytest.raises(RPCError):
+                await service.create("kai", config.model_copy(update={"window_end": "11:00"}))
+        await stack.skip_to(await stack.now() + timedelta(minutes=1))
+        later = await service.greet("kai", via="voice", request_id="later")
+        status = await service.status("kai")
+    assert later.outcome is GreetOutcome.SPOKEN, later.text
+    assert status.config == config and status.given_at == later.given_at
+
+
+async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_it_was(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is slow to store the carried greeting: create gives up within half the
+    hold ("try again") rather than replace the run after it speaks again."""
+    await make_user(deps.db, "kit")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("kit", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await service.greet("kit", request_id="first")
+        store = BriefingService._store_given
+
+        async def slow(*args):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(2)
+            await store(*args)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(BriefingService, "_store_given", slow)
+            with pytest.raises(BriefingError, match="try again"):
+                await service.create("kit", config.model_copy(update={"window_end": "11:00"}))
+        await stack.skip_to(await stack.now() + timedelta(minutes=1))
+        again = await service.greet("kit", via="voice", request_id="again")
+        status = await service.status("kit")
+    assert spoken.outcome is GreetOutcome.SPOKEN
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert status.config == config
 
 
 async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_create(
