@@ -173,7 +173,7 @@ class DailyBriefingWorkflow:
             # At once, with or without a day: a paused run may not even have planned one.
             return self._short_answer(GreetOutcome.PAUSED)
         if self.day is None:
-            await _wait(lambda: self.day is not None, SHORT)
+            await _wait(lambda: self.day is not None or self._handed_over(), SHORT)
         day = self.day
         if day is None:
             # Still planning (or paused meanwhile): an answer, never a failed workflow task.
@@ -203,15 +203,19 @@ class DailyBriefingWorkflow:
                 wait = min(wait, timedelta(seconds=request.wait_seconds))
             if wait > timedelta(0):
                 await _wait(
-                    lambda: self.prepared is not None or self.preparation_error is not None,
+                    lambda: (
+                        self.prepared is not None
+                        or self.preparation_error is not None
+                        or self._handed_over()
+                    ),
                     wait,
                 )
+            if self._handed_over():  # a new config is replacing the run while this greeting waited
+                raise _handed_over_refusal()
             if self.prepared is None:
                 failed = self.preparation_error is not None
                 outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
                 return self._short_answer(outcome, day)
-        if self._handed_over():  # a new config replaced the run while this greeting waited
-            return self._short_answer(GreetOutcome.PREPARING, day)
         # No await between this check and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
@@ -231,11 +235,7 @@ class DailyBriefingWorkflow:
     @greet.validator
     def _validate_greet(self, request: GreetRequest) -> None:
         if self._handed_over():
-            raise ApplicationError(
-                "a new config is replacing the daily briefing; greet again",
-                type=GREETING_HANDED_OVER,
-                non_retryable=True,
-            )
+            raise _handed_over_refusal()
         # A refused update leaves no event in the history, so runs recorded before it replay.
         late = request.answer_by is not None and (
             workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
@@ -264,7 +264,8 @@ class DailyBriefingWorkflow:
     @workflow.update
     def hand_over(self) -> BriefingStatus:
         """The run's last status before a new config replaces it: greetings are refused for
-        HAND_OVER_HOLD, so one given here is in what the new run carries, and none is lost."""
+        HAND_OVER_HOLD (one waiting for the preparation too), so one given here is in what
+        the new run carries, and none is lost."""
         self.handed_over_at = workflow.now()
         return self.status()
 
@@ -501,6 +502,14 @@ class DailyBriefingWorkflow:
             f"{day.date}: {state}; prepare {config.prepare_at}, window "
             f"{config.window_start}–{config.window_end} {config.timezone}"
         )
+
+
+def _handed_over_refusal() -> ApplicationError:
+    return ApplicationError(
+        "a new config is replacing the daily briefing; greet again",
+        type=GREETING_HANDED_OVER,
+        non_retryable=True,
+    )
 
 
 async def _wait(condition: Callable[[], bool], limit: timedelta) -> None:

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.briefing import BriefingActivities
 from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError
@@ -182,6 +183,58 @@ async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_i
     assert spoken.outcome is GreetOutcome.SPOKEN
     assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
     assert status.config == config
+
+
+async def test_a_greeting_waiting_for_preparation_when_the_run_is_handed_over_is_answered(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zed greets after a failed preparation (his greeting prepares again and waits for it)
+    and his config changes meanwhile: the greeting was not woken, the run was replaced under
+    it and it failed ("the Workflow completed before the Update completed"), so the voice
+    said a generic refusal. Now it hears "did not answer in time", to greet again."""
+    await make_user(deps.db, "zed")
+    calls: list[str] = []
+    held = asyncio.Event()
+
+    async def prepare(_self, request):  # type: ignore[no-untyped-def]
+        calls.append(request.reason)
+        if len(calls) == 1:
+            raise ApplicationError("database away", non_retryable=True)
+        await held.wait()  # the greeting's preparation does not end before the hand-over
+        raise ApplicationError("still away", non_retryable=True)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("zed", config)
+        first_run = (
+            await ts_env.client.get_workflow_handle("daily-briefing/zed").describe()
+        ).run_id
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _failed(service, "zed"), "preparation failed")
+        greeting = asyncio.create_task(
+            service.greet("zed", via="voice", request_id="waiting", within=15)
+        )
+        await eventually(lambda: _true(len(calls) == 2), "the greeting prepares again")
+        changed = config.model_copy(update={"window_end": "11:00"})
+        assert (await service.create("zed", changed)).created
+        heard = await greeting
+        held.set()
+        first = ts_env.client.get_workflow_handle("daily-briefing/zed", run_id=first_run)
+        await save_history(first, "daily_briefing_handed_over_waiting")
+    assert heard.outcome is GreetOutcome.PREPARING
+    assert "did not answer in time" in heard.text
+
+
+async def _failed(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.preparation_error else None
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_create(
