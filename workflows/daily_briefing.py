@@ -70,6 +70,9 @@ GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
 # A greeting refused because a new config is replacing the run (the new run speaks it).
 GREETING_HANDED_OVER = "GreetingHandedOver"
+# How long a hand-over refuses greetings: the service replaces the run within half of it or
+# not at all (its create failed, or it died), and then the run speaks again.
+HAND_OVER_HOLD = timedelta(seconds=30)
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
 PREPARE_RETRY = RetryPolicy(
@@ -95,8 +98,8 @@ class DailyBriefingWorkflow:
         self.given_via: str | None = None
         self.given_request: str | None = None
         self.pushed_at: datetime | None = None
-        # A new config replaces this run: no greeting speaks here any more (hand_over).
-        self.handed_over = False
+        # A new config is replacing this run: no greeting speaks here meanwhile (hand_over).
+        self.handed_over_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
 
@@ -170,7 +173,7 @@ class DailyBriefingWorkflow:
             # At once, with or without a day: a paused run may not even have planned one.
             return self._short_answer(GreetOutcome.PAUSED)
         if self.day is None:
-            await _wait(lambda: self.day is not None, SHORT)
+            await _wait(lambda: self.day is not None or self._handed_over(), SHORT)
         day = self.day
         if day is None:
             # Still planning (or paused meanwhile): an answer, never a failed workflow task.
@@ -200,15 +203,19 @@ class DailyBriefingWorkflow:
                 wait = min(wait, timedelta(seconds=request.wait_seconds))
             if wait > timedelta(0):
                 await _wait(
-                    lambda: self.prepared is not None or self.preparation_error is not None,
+                    lambda: (
+                        self.prepared is not None
+                        or self.preparation_error is not None
+                        or self._handed_over()
+                    ),
                     wait,
                 )
+            if self._handed_over():  # a new config is replacing the run while this greeting waited
+                raise _handed_over_refusal()
             if self.prepared is None:
                 failed = self.preparation_error is not None
                 outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
                 return self._short_answer(outcome, day)
-        if self.handed_over:  # a new config replaced the run while this greeting waited
-            return self._short_answer(GreetOutcome.PREPARING, day)
         # No await between this check and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
@@ -227,12 +234,8 @@ class DailyBriefingWorkflow:
 
     @greet.validator
     def _validate_greet(self, request: GreetRequest) -> None:
-        if self.handed_over:
-            raise ApplicationError(
-                "a new config is replacing the daily briefing; greet again",
-                type=GREETING_HANDED_OVER,
-                non_retryable=True,
-            )
+        if self._handed_over():
+            raise _handed_over_refusal()
         # A refused update leaves no event in the history, so runs recorded before it replay.
         late = request.answer_by is not None and (
             workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
@@ -260,10 +263,15 @@ class DailyBriefingWorkflow:
 
     @workflow.update
     def hand_over(self) -> BriefingStatus:
-        """The run's last status before a new config replaces it: greetings from now on are
-        refused, so one given here is in what the new run carries, and none is lost."""
-        self.handed_over = True
+        """The run's last status before a new config replaces it: greetings are refused for
+        HAND_OVER_HOLD (one waiting for the preparation too), so one given here is in what
+        the new run carries, and none is lost."""
+        self.handed_over_at = workflow.now()
         return self.status()
+
+    def _handed_over(self) -> bool:
+        at = self.handed_over_at
+        return at is not None and workflow.now() < at + HAND_OVER_HOLD
 
     # --- regenerate, send --------------------------------------------------------------
 
@@ -352,6 +360,7 @@ class DailyBriefingWorkflow:
             record_error=self.carry.last_record_error,
             days_completed=self.carry.days_completed,
             last_date=self.carry.last_date,
+            last_midnight=self.carry.last_midnight,
             last_given_at=self.carry.last_given_at,
             stopping=self.stopping,
         )
@@ -493,6 +502,14 @@ class DailyBriefingWorkflow:
             f"{day.date}: {state}; prepare {config.prepare_at}, window "
             f"{config.window_start}–{config.window_end} {config.timezone}"
         )
+
+
+def _handed_over_refusal() -> ApplicationError:
+    return ApplicationError(
+        "a new config is replacing the daily briefing; greet again",
+        type=GREETING_HANDED_OVER,
+        non_retryable=True,
+    )
 
 
 async def _wait(condition: Callable[[], bool], limit: timedelta) -> None:

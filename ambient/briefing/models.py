@@ -223,6 +223,8 @@ class BriefingStatus(BaseModel):
     record_error: str | None = None
     days_completed: int = 0
     last_date: str | None = None
+    # last_date's midnight in the zone it was briefed in (what a new config plans after).
+    last_midnight: datetime | None = None
     last_given_at: datetime | None = None
     # Stopped, still finishing (recording today's greeting): it ends without another day.
     stopping: bool = False

@@ -66,7 +66,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import user_named
 from ambient.watches.inputs import ConfigError, check_destinations
-from workflows.daily_briefing import DailyBriefingWorkflow
+from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
 MAX_LISTED = 366  # a year of days
 # How long a create waits for a stopped run to finish before asking to be sent again.
@@ -113,12 +113,17 @@ class BriefingService(Greeting):
                 # against it, as if it had come first (the same config finds it, another
                 # replaces it and keeps its pause).
                 continue
+            except TimeoutError:  # handed over, not replaced in time: the run speaks again
+                raise BriefingError(
+                    "the new config did not reach Temporal in time; try again"
+                ) from None
         raise BriefingError("the daily briefing is being created by another request; try again")
 
     async def _start(self, user: str, parsed: BriefingConfig) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self._status_or_none(user)
+        deadline = None
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
             # find or replace: wait for it to end, then start anew from what it stored.
@@ -134,38 +139,47 @@ class BriefingService(Greeting):
             # carry over (changing when to speak is not asking to speak again). Read again
             # as the run hands over: a greeting since the read above is in it, later ones
             # are refused ("greet again"), so none speaks to a run about to be terminated.
+            # The run is replaced within half the hold or not at all (then it speaks again).
+            deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             current = await self._hand_over(user) or current
             carry = BriefingCarry(
                 last_date=current.last_date,
+                last_midnight=current.last_midnight,  # in the zone it was briefed in
                 last_given_at=current.given_at or current.last_given_at,
                 days_completed=current.days_completed,
                 paused=current.paused,
             )
-            if current.last_date is not None:  # its midnight there: a new zone plans after it
+            if current.last_date is not None and current.last_midnight is None:
+                # A run carrying none (from before it, or a day read from the database): its
+                # own config's zone, the one it briefs in.
                 last = Date.fromisoformat(current.last_date)
                 carry.last_midnight = plan_for(last, current.config).logs_to
             if current.given_at is not None and current.day is not None:
                 carry.last_date, carry.last_midnight = current.day.date, current.day.logs_to
                 # The run stores its greeting when the window ends: stored now, or the day
                 # would stay "ready" (and a briefing created again would speak it twice).
-                await self._store_given(user, current.day.date, current.given_at, current.given_via)
+                async with asyncio.timeout_at(deadline):
+                    await self._store_given(
+                        user, current.day.date, current.given_at, current.given_via
+                    )
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
         summary = (
             f"Daily briefing for {user}: prepare {parsed.prepare_at}, greeting window "
             f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
         )
-        await self.client.start_workflow(
-            DailyBriefingWorkflow.run,
-            BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
-            id=task_id,
-            task_queue=self.settings.temporal_task_queue,
-            id_conflict_policy=policy,
-            search_attributes=temporal.search_attributes(KIND, user, state=state),
-            static_summary=summary,
-            # What list_tasks shows for the briefing, like every other task.
-            memo={"summary": summary},
-        )
+        async with asyncio.timeout_at(deadline):
+            await self.client.start_workflow(
+                DailyBriefingWorkflow.run,
+                BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
+                id=task_id,
+                task_queue=self.settings.temporal_task_queue,
+                id_conflict_policy=policy,
+                search_attributes=temporal.search_attributes(KIND, user, state=state),
+                static_summary=summary,
+                # What list_tasks shows for the briefing, like every other task.
+                memo={"summary": summary},
+            )
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
     async def _hand_over(self, user: str) -> BriefingStatus | None:

@@ -8,9 +8,13 @@ from datetime import timedelta
 import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.briefing import BriefingActivities
+from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
+from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
@@ -120,6 +124,119 @@ async def test_a_greeting_while_the_run_is_handed_over_is_said_not_in_time_and_n
     assert again.outcome is GreetOutcome.SPOKEN, again.text
 
 
+async def test_a_new_config_that_failed_to_start_does_not_leave_the_run_refusing_greetings(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kai's config change fails after the run was handed over (Temporal refuses the new
+    run's start): the old run kept running and answered every greeting "did not answer in
+    time" for the rest of the window. Now the hand-over lapses and a later greeting speaks."""
+    await make_user(deps.db, "kai")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("kai", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _prepared(service, "kai"), "briefing prepared")
+
+        async def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+            raise RPCError("server unavailable", RPCStatusCode.UNAVAILABLE, b"")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", refuse)
+            with pytest.raises(RPCError):
+                await service.create("kai", config.model_copy(update={"window_end": "11:00"}))
+        await stack.skip_to(await stack.now() + timedelta(minutes=1))
+        later = await service.greet("kai", via="voice", request_id="later")
+        status = await service.status("kai")
+    assert later.outcome is GreetOutcome.SPOKEN, later.text
+    assert status.config == config and status.given_at == later.given_at
+
+
+async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_it_was(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is slow to store the carried greeting: create gives up within half the
+    hold ("try again") rather than replace the run after it speaks again."""
+    await make_user(deps.db, "kit")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("kit", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await service.greet("kit", request_id="first")
+        store = BriefingService._store_given
+
+        async def slow(*args):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(2)
+            await store(*args)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(BriefingService, "_store_given", slow)
+            with pytest.raises(BriefingError, match="try again"):
+                await service.create("kit", config.model_copy(update={"window_end": "11:00"}))
+        await stack.skip_to(await stack.now() + timedelta(minutes=1))
+        again = await service.greet("kit", via="voice", request_id="again")
+        status = await service.status("kit")
+    assert spoken.outcome is GreetOutcome.SPOKEN
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert status.config == config
+
+
+async def test_a_greeting_waiting_for_preparation_when_the_run_is_handed_over_is_answered(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zed greets after a failed preparation (his greeting prepares again and waits for it)
+    and his config changes meanwhile: the greeting was not woken, the run was replaced under
+    it and it failed ("the Workflow completed before the Update completed"), so the voice
+    said a generic refusal. Now it hears "did not answer in time", to greet again."""
+    await make_user(deps.db, "zed")
+    calls: list[str] = []
+    held = asyncio.Event()
+
+    async def prepare(_self, request):  # type: ignore[no-untyped-def]
+        calls.append(request.reason)
+        if len(calls) == 1:
+            raise ApplicationError("database away", non_retryable=True)
+        await held.wait()  # the greeting's preparation does not end before the hand-over
+        raise ApplicationError("still away", non_retryable=True)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("zed", config)
+        first_run = (
+            await ts_env.client.get_workflow_handle("daily-briefing/zed").describe()
+        ).run_id
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await eventually(lambda: _failed(service, "zed"), "preparation failed")
+        greeting = asyncio.create_task(
+            service.greet("zed", via="voice", request_id="waiting", within=15)
+        )
+        await eventually(lambda: _true(len(calls) == 2), "the greeting prepares again")
+        changed = config.model_copy(update={"window_end": "11:00"})
+        assert (await service.create("zed", changed)).created
+        heard = await greeting
+        held.set()
+        first = ts_env.client.get_workflow_handle("daily-briefing/zed", run_id=first_run)
+        await save_history(first, "daily_briefing_handed_over_waiting")
+    assert heard.outcome is GreetOutcome.PREPARING
+    assert "did not answer in time" in heard.text
+
+
+async def _failed(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.preparation_error else None
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_create(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,6 +332,36 @@ async def test_a_move_to_a_zone_behind_does_not_skip_the_next_morning_there(
     assert status.day is not None
     assert status.day.date == day.date
     assert status.day.prepare_at == day.logs_to + timedelta(hours=8 + 8 + 5)  # 05:00 in LA
+
+
+async def test_a_second_change_after_a_move_to_a_zone_behind_keeps_the_morning_there(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Nia moves her briefing of day D from Shanghai to Los Angeles (D's morning there is
+    planned), then the same evening changes only its window: create took D's midnight in
+    the new zone, not the one D was briefed in, and the Los Angeles morning of D was skipped
+    for D+1. Now the run's own midnight is carried and D stays planned."""
+    await make_user(deps.db, "noa")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await service.create("noa", config)
+        await stack.skip_to(day.window_end + timedelta(hours=1))
+        await eventually(lambda: _completed(service, "noa", day.date), "the day completed")
+        moved = config.model_copy(update={"timezone": "America/Los_Angeles"})
+        assert (await service.create("noa", moved)).created
+        await eventually(lambda: _planned(service, "noa"), "the day planned")
+        again = moved.model_copy(update={"window_end": "11:00"})
+        assert (await service.create("noa", again)).created
+        status = await eventually(lambda: _planned_with(service, "noa", again), "planned again")
+    assert status.day is not None
+    assert status.day.date == day.date
+
+
+async def _planned_with(service, user, config):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.day is not None and status.config == config else None
 
 
 async def _completed(service, user, date):  # type: ignore[no-untyped-def]
