@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.event_agent import EventAgentActivities
@@ -24,9 +25,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.domain.notify import Message, NotificationKind, Target
 
-from workflows.watch_controls import deliver, record_event
+from workflows.watch_controls import deliver, failure_text, record_event
 
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
+# A push that failed for good is recorded with the decision (its delivery.failed events are the
+# person's); before this patch the run failed undecided and the next one told the batch again.
+UNDELIVERED_RECORDED = "digest-undelivered-recorded"
 
 
 @workflow.defn
@@ -60,20 +64,30 @@ class EventDigestWorkflow:
         # patch is deprecated: runs recorded before it (keyed by the last id) no longer replay.
         workflow.deprecate_patch("event-cursor-gaps")
         key = f"event-agent/{user}/{collected.mark}"
+        undelivered = ""
         if decision.notify:
-            await deliver(
-                user=user,
-                key=key,
-                message=Message(
-                    title=decision.title or "What happened",
-                    body=decision.body,
-                    kind=NotificationKind.WATCH,
-                ),
-                # The inbox always; the person's push channels for watch messages too.
-                targets=[Target(type="inbox", target="")],
-            )
+            try:
+                await deliver(
+                    user=user,
+                    key=key,
+                    message=Message(
+                        title=decision.title or "What happened",
+                        body=decision.body,
+                        kind=NotificationKind.WATCH,
+                    ),
+                    # The inbox always; the person's push channels for watch messages too.
+                    targets=[Target(type="inbox", target="")],
+                )
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError) or not workflow.patched(
+                    UNDELIVERED_RECORDED
+                ):
+                    raise
+                undelivered = failure_text(error)
         kind = "agent.digest" if decision.notify else "agent.held"
-        await _record_decision(user, collected, kind, decision.reason, decision.title, generated_by)
+        await _record_decision(
+            user, collected, kind, decision.reason, decision.title, generated_by, undelivered
+        )
         return DigestResult(
             last_event_id=collected.last_id,
             events=len(collected.events),
@@ -89,8 +103,10 @@ async def _record_decision(
     reason: str,
     title: str = "",
     generated_by: str = "offline",
+    undelivered: str = "",
 ) -> None:
-    """The run's decision as an event: what it read up to (the next run's cursor) and why."""
+    """The run's decision as an event: what it read up to (the next run's cursor) and why
+    (and, when its push failed for good, ``undelivered``: why not)."""
     await record_event(
         user=user,
         task=f"event-agent/{user}",
@@ -103,5 +119,6 @@ async def _record_decision(
             "reason": reason,
             "title": title,
             "generated_by": generated_by,
+            **({"undelivered": undelivered} if undelivered else {}),
         },
     )
