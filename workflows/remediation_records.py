@@ -20,11 +20,10 @@ from temporalio.types import MethodAsyncSingleParam
 
 with workflow.unsafe.imports_passed_through():
     from activities.discussions import DiscussionActivities
-    from activities.notify import NotifyActivities
     from activities.remediation import RemediationActivities
     from ambient import temporal
     from ambient.discussions.rules import AgentPost
-    from ambient.domain.notify import Message, NotificationKind, NotifyRequest, Target
+    from ambient.domain.notify import Message, NotificationKind, Target
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import Mode, Rung
     from ambient.remediation.runs import (
@@ -39,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.scores import ScoreCard
     from ambient.temporal import ACTIVITY_FAILED
+
+from workflows.watch_controls import deliver
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -207,17 +208,13 @@ class RemediationRecords:
 
     async def _push(self, key: str, title: str, body: str) -> None:
         try:
-            await workflow.execute_activity_method(
-                NotifyActivities.notify,
-                NotifyRequest(
-                    user=self.request.user,
-                    message=Message(title=title, body=body, kind=NotificationKind.REMEDIATION),
-                    targets=[Target.model_validate({"channel": "inbox"})],
-                    idempotency_key=key,
-                ),
-                start_to_close_timeout=timedelta(minutes=2),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=5)),
+            # The common path: a push that fails for good is said once, as final, to the user.
+            await deliver(
+                user=self.request.user,
+                key=key,
+                message=Message(title=title, body=body),
+                targets=[Target.model_validate({"channel": "inbox"})],
+                kind=NotificationKind.REMEDIATION,
             )
         except ActivityError as exc:
             # A push that fails for good is recorded; the remediation goes on regardless.

@@ -1,0 +1,67 @@
+"""A remediation's push that fails for good is said to the person once, as final."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from temporalio.testing import WorkflowEnvironment
+
+from activities.notify import delivery_key
+from ambient.deps import WorkerDeps
+from ambient.remediation.alerts import remediation_id
+from ambient.remediation.runs import RemediationInput
+from ambient.storage.models import Delivery
+from ambient.storage.repositories import EventRepository
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.test_workflow import audit_actions
+from tests.support.record import save_history
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
+
+
+async def test_a_hand_over_push_that_fails_for_good_leaves_one_final_delivery_failed_event(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    user = unique("ops")
+    await add_user(deps, user)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        # A budget of one: one restart, then the run hands over and pushes.
+        subject = alert(url, namespace="dev-a", value=0.01, labels={"tier": "low"}, metric="disk")
+        handle = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=user),
+            id=f"{remediation_id(subject)}-{unique('t')}",
+            task_queue=worker.task_queue,
+            search_attributes=search_attributes(user, subject.cluster_id),
+        )
+        run_key = f"{handle.id}@{handle.result_run_id}"
+        # An earlier try's worker died sending the hand-over (the run waits out its settle
+        # timer meanwhile): its lease outlasts every retry, so no try of the notify activity
+        # finishes the push, and none records its failure.
+        async with deps.db.session() as session:
+            session.add(
+                Delivery(
+                    key=delivery_key(f"{run_key}/hand-over", "inbox", ""),
+                    user=user,
+                    channel="inbox",
+                    target="",
+                    status="pending",
+                    attempts=1,
+                    lease_until=datetime.now(UTC) + timedelta(hours=1),
+                )
+            )
+            await session.commit()
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_push_gave_up")
+    assert status.state == "budget_exhausted"
+    assert "push_failed" in await audit_actions(deps, run_key)
+    async with deps.db.session() as session:
+        failed = await EventRepository(session).list(user=user, kind="delivery.failed")
+    # The retries are over: said once, and not as retrying.
+    assert [(e.payload["channel"], e.payload["retrying"]) for e in failed] == [("inbox", False)]
+    assert "Needs a person" in failed[0].payload["title"]
