@@ -52,7 +52,7 @@ typecheck: install
 # template and loopback servers (tests/conftest.py); tests mostly wait on servers and timers, so
 # more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process. The fifteen slowest
 # tests are listed at the end of every run (where the suite's time goes, in every CI log).
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 6
 pytest: install
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --durations=15
 
