@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notify import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.domain.event_digest import DigestRun
-from ambient.storage.models import Delivery, Event
+from ambient.storage.models import Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.agent.test_event_agent import _events, _run, _user
 from tests.conftest import running_worker, unique
+from tests.support.deliveries import left_in_flight
 from tests.support.record import save_history
 from workflows.event_agent import EventDigestWorkflow
 
@@ -32,20 +31,8 @@ async def test_a_digest_whose_push_fails_for_good_is_recorded_and_not_told_again
     )
     async with deps.db.session() as session:
         mark = await session.scalar(select(func.max(Event.id)))
-        # An earlier try's worker died sending this digest: its lease outlasts every retry,
-        # so each try of the notify activity finds it in flight and the push fails for good.
-        session.add(
-            Delivery(
-                key=delivery_key(f"event-agent/{user}/{mark}", "inbox", ""),
-                user=user,
-                channel="inbox",
-                target="",
-                status="pending",
-                attempts=1,
-                lease_until=datetime.now(UTC) + timedelta(hours=1),
-            )
-        )
-        await session.commit()
+    # An earlier try's worker died sending this digest: the push fails for good.
+    await left_in_flight(deps.db, delivery_key(f"event-agent/{user}/{mark}", "inbox", ""), user)
     async with running_worker(ts_env.client, deps) as worker:
         handle = await ts_env.client.start_workflow(
             EventDigestWorkflow.run,

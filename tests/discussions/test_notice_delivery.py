@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notify import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import DiscussionNotice
-from ambient.storage.models import Delivery
 from ambient.storage.repositories import EventRepository, InboxRepository
 from tests.conftest import running_worker, unique
 from tests.discussions.test_tools import _users
+from tests.support.deliveries import left_in_flight
 from tests.support.record import save_history
 from workflows.discussions import DiscussionNotifyWorkflow
 
@@ -23,21 +21,8 @@ async def test_a_notice_that_fails_for_one_person_is_still_told_to_the_next(
     ann, bob, cid = unique("notice-ann"), unique("notice-bob"), unique("notice-cid")
     await _users(deps, ann, bob, cid)
     message_id = unique("msg")
-    # An earlier try's worker died sending bob's copy: its lease outlasts every retry, so
-    # each try of the notify activity finds it in flight, and the activity fails for good.
-    async with deps.db.session() as session:
-        session.add(
-            Delivery(
-                key=delivery_key(f"discussion/{message_id}/{bob}", "inbox", ""),
-                user=bob,
-                channel="inbox",
-                target="",
-                status="pending",
-                attempts=1,
-                lease_until=datetime.now(UTC) + timedelta(hours=1),
-            )
-        )
-        await session.commit()
+    # An earlier try's worker died sending bob's copy: the activity fails for good.
+    await left_in_flight(deps.db, delivery_key(f"discussion/{message_id}/{bob}", "inbox", ""), bob)
     notice = DiscussionNotice(
         message_id=message_id,
         discussion_id=unique("disc"),

@@ -1,5 +1,5 @@
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest_asyncio
@@ -30,6 +30,7 @@ from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
 from tests.notify.workflows import SendOnceWorkflow
+from tests.support.deliveries import left_in_flight
 from tests.support.record import save_history
 from tests.support.servers import serve
 from workflows.reminder import ReminderWorkflow
@@ -452,21 +453,10 @@ async def test_a_delivery_whose_last_try_ends_in_flight_is_said_to_have_failed_o
     deps.settings = _settings(deps.settings, base)
     deps.channels = build_channels(deps.settings, deps.db, deps.http)
     task = unique("reminder/alice/standup")
-    # An earlier try's worker died in the send: its lease outlasts every retry, so no try of
-    # the notify activity finishes this delivery, and none records its failure.
-    async with deps.db.session() as session:
-        session.add(
-            Delivery(
-                key=f"{task}/run:webhook:secret:hook",
-                user="alice",
-                channel="webhook",
-                target="secret:hook",
-                status="pending",
-                attempts=1,
-                lease_until=datetime.now(ZoneInfo("UTC")) + timedelta(hours=1),
-            )
-        )
-        await session.commit()
+    # An earlier try's worker died in the send: no try of the notify activity finishes this
+    # delivery, and none records its failure.
+    key = f"{task}/run:webhook:secret:hook"
+    await left_in_flight(deps.db, key, "alice", "webhook", "secret:hook")
     config = ReminderConfig.model_validate(
         {
             "message": "站会",

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notify import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.runs import RemediationInput
-from ambient.storage.models import Delivery
 from ambient.storage.repositories import EventRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_workflow import audit_actions
+from tests.support.deliveries import left_in_flight
 from tests.support.record import save_history
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes
@@ -41,21 +39,9 @@ async def test_a_hand_over_push_that_fails_for_good_leaves_one_final_delivery_fa
         )
         run_key = f"{handle.id}@{handle.result_run_id}"
         # An earlier try's worker died sending the hand-over (the run waits out its settle
-        # timer meanwhile): its lease outlasts every retry, so no try of the notify activity
-        # finishes the push, and none records its failure.
-        async with deps.db.session() as session:
-            session.add(
-                Delivery(
-                    key=delivery_key(f"{run_key}/hand-over", "inbox", ""),
-                    user=user,
-                    channel="inbox",
-                    target="",
-                    status="pending",
-                    attempts=1,
-                    lease_until=datetime.now(UTC) + timedelta(hours=1),
-                )
-            )
-            await session.commit()
+        # timer meanwhile): no try of the notify activity finishes the push, and none records
+        # its failure.
+        await left_in_flight(deps.db, delivery_key(f"{run_key}/hand-over", "inbox", ""), user)
         status = await handle.result()
         await save_history(handle, "graded_remediation_push_gave_up")
     assert status.state == "budget_exhausted"
