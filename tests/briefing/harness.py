@@ -109,6 +109,14 @@ class Stack:
             plan = plan_day(await self.now(), config)
         return plan
 
+    async def created_in_window(self, user: str, config: BriefingConfig) -> DayPlan:
+        """``user``'s briefing created before its next day (``plan``), and the clock moved 5
+        minutes into that day's window; the day it planned."""
+        day = await self.plan(config)
+        await self.service.create(user, config)
+        await self.skip_to(day.window_start + timedelta(minutes=5))
+        return day
+
 
 @asynccontextmanager
 async def briefing_stack(env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator[Stack]:

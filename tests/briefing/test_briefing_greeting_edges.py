@@ -102,9 +102,7 @@ async def test_a_greeting_while_the_run_is_handed_over_is_said_not_in_time_and_n
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await service.create("kim", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await stack.created_in_window("kim", config)
         await eventually(lambda: _prepared(service, "kim"), "briefing prepared")
         heard = []
         start = Client.start_workflow
@@ -134,9 +132,7 @@ async def test_a_new_config_that_failed_to_start_does_not_leave_the_run_refusing
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await service.create("kai", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await stack.created_in_window("kai", config)
         await eventually(lambda: _prepared(service, "kai"), "briefing prepared")
 
         async def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
@@ -162,9 +158,7 @@ async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_i
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await service.create("kit", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await stack.created_in_window("kit", config)
         spoken = await service.greet("kit", request_id="first")
         store = BriefingService._store_given
 
@@ -247,9 +241,7 @@ async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_cr
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await service.create("lou", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        day = await stack.created_in_window("lou", config)
         spoken = await service.greet("lou", request_id="first")
         with monkeypatch.context() as patched:
             patched.setattr(BriefingRepository, "record_given", _refuse)
@@ -273,9 +265,7 @@ async def test_a_greeting_the_database_did_not_take_is_shown_and_known_the_next_
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await service.create("max", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        day = await stack.created_in_window("max", config)
         spoken = await service.greet("max", request_id="first")
         with monkeypatch.context() as patched:
             patched.setattr(BriefingRepository, "record_given", _refuse)

@@ -25,9 +25,7 @@ async def test_a_briefing_whose_config_changes_after_its_greeting_keeps_that_gre
     await make_user(deps.db, "rita")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await stack.service.create("rita", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        day = await stack.created_in_window("rita", config)
         spoken = await stack.service.greet("rita", via="voice", request_id="first")
         later = config.model_copy(update={"window_end": "11:00"})
         assert (await stack.service.create("rita", later)).created

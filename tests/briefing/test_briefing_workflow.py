@@ -597,9 +597,7 @@ async def test_a_briefing_without_a_log_source_does_not_say_no_logs_were_recorde
     await make_user(deps.db, "nola")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="zh")
-        day = await stack.plan(config)
-        await stack.service.create("nola", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await stack.created_in_window("nola", config)
         result = await stack.service.greet("nola", request_id="one")
     assert result.outcome is GreetOutcome.SPOKEN
     assert "没有日志记录" not in result.text
@@ -614,9 +612,7 @@ async def test_a_briefing_stopped_and_created_again_does_not_speak_the_same_day_
     await make_user(deps.db, "otto")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await stack.service.create("otto", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        day = await stack.created_in_window("otto", config)
         spoken = await stack.service.greet("otto", request_id="first")
         await stack.service.delete("otto")
         await eventually(lambda: _given_row(stack.service, "otto", day.date), "greeting stored")
@@ -640,9 +636,7 @@ async def test_a_briefing_created_again_while_its_stopped_run_finishes_is_create
     await make_user(deps.db, "tess")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await stack.service.create("tess", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await stack.created_in_window("tess", config)
         await stack.service.greet("tess", request_id="first")
         await stack.service.delete("tess")
         ref = await stack.service.create("tess", config)
@@ -1000,9 +994,7 @@ async def test_a_paused_briefing_answers_a_greeting_at_once_that_it_is_paused(
     await make_user(deps.db, "paula")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await stack.service.create("paula", config)
-        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        await stack.created_in_window("paula", config)
         await eventually(lambda: _prepared(stack.service, "paula"), "briefing prepared")
         assert (await stack.service.pause("paula")).paused
         paused = await stack.service.greet("paula", request_id="while-paused")
