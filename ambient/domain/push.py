@@ -7,6 +7,7 @@ allow-listed networks) is decided in `ambient.clients.notify.targets`.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import time
 from typing import Any
@@ -167,6 +168,9 @@ def _apprise_problem(value: str) -> Refusal | None:
 APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
 
 
+# One URL is read here several times a delivery (checked, aimed, shown): Apprise's parse is
+# ~1 ms of CPU, and its answer depends on the text alone.
+@functools.lru_cache(maxsize=256)
 def apprise_http_url(value: str) -> str | None:
     """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard):
     the host as Apprise itself reads it (json://a@X@Y posts to X), else after the last `@`;
