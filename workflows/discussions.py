@@ -7,14 +7,14 @@ no-op, and each recipient's delivery is keyed by message and recipient.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from ambient.discussions.rules import DiscussionNotice
     from ambient.domain.notify import Message, NotificationKind, Target
     from ambient.render import markdown_literal
 
-from workflows.watch_controls import deliver
+from workflows.watch_controls import deliver, given_up
 
 # A recipient whose delivery failed for good is passed (the failure is theirs to see, as a
 # delivery.failed event); before this patch the run failed and nobody after them was told.
@@ -40,6 +40,5 @@ class DiscussionNotifyWorkflow:
                     kind=NotificationKind.SYSTEM,
                 )
             except ActivityError as error:
-                if isinstance(error.cause, CancelledError) or not workflow.patched(EACH_RECIPIENT):
-                    raise
+                given_up(error, EACH_RECIPIENT)
         return notice.recipients

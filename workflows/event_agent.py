@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.event_agent import EventAgentActivities
@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.domain.notify import Message, NotificationKind, Target
 
-from workflows.watch_controls import deliver, failure_text, record_event
+from workflows.watch_controls import deliver, given_up, record_event
 
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 # A push that failed for good is recorded with the decision (its delivery.failed events are the
@@ -79,11 +79,7 @@ class EventDigestWorkflow:
                     targets=[Target(type="inbox", target="")],
                 )
             except ActivityError as error:
-                if isinstance(error.cause, CancelledError) or not workflow.patched(
-                    UNDELIVERED_RECORDED
-                ):
-                    raise
-                undelivered = failure_text(error)
+                undelivered = given_up(error, UNDELIVERED_RECORDED)
         kind = "agent.digest" if decision.notify else "agent.held"
         await _record_decision(
             user, collected, kind, decision.reason, decision.title, generated_by, undelivered

@@ -129,6 +129,14 @@ def failure_text(error: BaseException) -> str:
     return str(cause) or type(cause).__name__
 
 
+def given_up(error: ActivityError, patch: str) -> str:
+    """A delivery's failure for good taken as data where ``patch`` holds: its text. A cancel,
+    or a run recorded before the patch, still ends the run (raised again)."""
+    if isinstance(error.cause, CancelledError) or not workflow.patched(patch):
+        raise error
+    return failure_text(error)
+
+
 class WatchControls:
     """The signals that steer a watch, and what every watch's loop shares.
 
