@@ -7,6 +7,7 @@ The kubeconfig comes from TKE (`DescribeClusterKubeconfig`) or from a file
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterable, Awaitable
 from pathlib import Path
@@ -198,17 +199,27 @@ class KubeClients:
     async def client(self, cluster_id: str, region: str | None = None) -> AsyncClient:
         """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
         configured one); KubeError says why no kubeconfig reaches it."""
+        key = self._key(cluster_id, region)
         async with self._lock:
-            if (cluster_id, region) not in self._clients:
-                self._clients[cluster_id, region] = await cluster_client(
+            if key not in self._clients:
+                self._clients[key] = await cluster_client(
                     cluster_id, self._kubeconfig, self._tencent, region=region
                 )
-            return self._clients[cluster_id, region]
+            return self._clients[key]
+
+    def _key(self, cluster_id: str, region: str | None) -> tuple[str, str | None]:
+        """One key per cluster: a context has no region, a TKE cluster's default is the
+        configured one (else the same cluster asked both ways had two clients, and a
+        forget after a rotation left the other on the old kubeconfig)."""
+        with contextlib.suppress(KubeError):  # an unreadable file: the client says so
+            if cluster_id in kubeconfig_contexts(self._kubeconfig):
+                return cluster_id, None
+        return cluster_id, region or (self._tencent.region if self._tencent else None)
 
     async def forget(self, cluster_id: str, region: str | None = None) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
         async with self._lock:
-            client = self._clients.pop((cluster_id, region), None)
+            client = self._clients.pop(self._key(cluster_id, region), None)
         if client is not None:
             await client.close()
 

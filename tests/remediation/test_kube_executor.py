@@ -491,6 +491,11 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
         try:
             target = kube.target.model_copy(update={"cluster_id": "cls-tke00001"})
             assert (await executor.checkpoint(target)).images == [V1]
+            # The configured region named or not: one cluster, one client (a forget drops it).
+            named = await clients.client("cls-tke00001", "ap-guangzhou")
+            assert await clients.client("cls-tke00001") is named
+            await clients.forget("cls-tke00001")
+            assert await clients.client("cls-tke00001", "ap-guangzhou") is not named
             with pytest.raises(KubeError, match="TKE has no cluster cls-none0001"):
                 await executor.checkpoint(target.model_copy(update={"cluster_id": "cls-none0001"}))
         finally:
