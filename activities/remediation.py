@@ -24,6 +24,7 @@ from ambient import temporal
 from ambient.clients.kube import KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
+from ambient.remediation.joins import join
 from ambient.remediation.ladder import (
     Checkpoint,
     RemediationExecutor,
@@ -33,6 +34,7 @@ from ambient.remediation.ladder import (
     step_key,
 )
 from ambient.remediation.runs import (
+    CHANGE_RETRY,
     AuditEntry,
     CheckpointInput,
     CollectInput,
@@ -346,10 +348,7 @@ class RemediationActivities:
                     await ActionLedger(session).release(step.key)
             raise
         except KubeError as exc:
-            # Imported here: the workflows import this module. The policy the workflow gives a
-            # change stands in where the server sends none with the task.
-            from workflows.remediation_records import CHANGE_RETRY
-
+            # The policy the workflow gives a change stands in where the server sends none.
             if exc.changed is False and temporal.last_attempt(CHANGE_RETRY.maximum_attempts):
                 # Retried until the retries were spent (503s for minutes) without a change:
                 # the run hands over, and the slot must not count a change nobody made.
@@ -385,11 +384,9 @@ class RemediationActivities:
     @activity.defn
     async def join_remediation(self, request: JoinRequest) -> bool:
         """Join the alert's running remediation as the API does; False: it ended, start anew."""
-        # Imported here: the service imports the workflows, which import this module.
-        from ambient.remediation.service import RemediationService
-
-        service = RemediationService(activity.client(), self._settings, self._db)
-        joined = await service.join(request.user, request.remediation_id, request.source)
+        joined = await join(
+            activity.client(), self._db, request.user, request.remediation_id, request.source
+        )
         return joined is not None
 
     @activity.defn

@@ -16,7 +16,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 from workflows.remediation_records import (
-    CHANGE_RETRY,
     CHILD_TASK_TIMEOUT,
     RECORD_RETRY,
     TASK_TIMEOUT,
@@ -32,7 +31,9 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.alerts import remediation_id
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
+        CHANGE_RETRY,
         FINAL_STATES,
+        JOINED,
         AbortInput,
         ApprovalDecision,
         ApprovalInput,
@@ -438,7 +439,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         if self.aborted is None and self.state not in FINAL_STATES:
             self.aborted = request
 
-    @workflow.signal
+    @workflow.signal(name=JOINED)
     def joined(self, request: JoinInput) -> None:
         if request.user not in self.joined_by:
             self.joined_by.append(request.user)

@@ -50,15 +50,6 @@ SHORT = timedelta(seconds=30)
 DISCUSSION_POSTS = "discussion-posts"
 # Reads retry a little; changes retry a little more but never forever (DESIGN §6).
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
-# A change and its checkpoint read wait out an API server that is down, throttling or
-# overtaken by other writers for about two minutes (2, 4, 8, 16, then 30 s apart); then the run
-# goes to a person. 30 s at most: a local activity's longer backoff would become a timer.
-CHANGE_RETRY = RetryPolicy(
-    maximum_attempts=8,
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["RemediationRefused", "InvalidStep"],
-)
 # Bookkeeping in our own database (permission, gates, audit, hand-over, record): a locked or
 # restarting database delays the run for up to about an hour, it must not fail it (a failed
 # run tells nobody). A bad input does not pass on a retry.

@@ -7,7 +7,6 @@ allow-listed networks) is decided in `ambient.clients.notify.targets`.
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import time
 from typing import Any
@@ -26,6 +25,7 @@ from ambient.domain.notify import (
     PHONE_JUNK,
     NotificationKind,
     Target,
+    apprise_http_url,
 )
 from ambient.domain.users import HHMM
 from ambient.refusals import Refusal
@@ -161,33 +161,6 @@ def _apprise_problem(value: str) -> Refusal | None:
             scheme=scheme,
         )
     return None
-
-
-# Modes of self-hosted services' Apprise plugins that post to the service's own address:
-# notica.us, ntfy.sh, webhooks.t2bot.io, developer.lametric.com.
-APPRISE_HOSTED_MODES = {"official", "cloud", "t2bot"}
-
-
-# One URL is read here several times a delivery (checked, aimed, shown): Apprise's parse is
-# ~1 ms of CPU, and its answer depends on the text alone.
-@functools.lru_cache(maxsize=256)
-def apprise_http_url(value: str) -> str | None:
-    """The http(s) URL an Apprise URL of a self-hosted HTTP service posts to (for the guard):
-    the host as Apprise itself reads it (json://a@X@Y posts to X), else after the last `@`;
-    None in a hosted mode, where the first part is a token (notica://TOKEN, ntfy://TOPIC)."""
-    import apprise  # here: it loads every Apprise plugin, wanted only to check such a URL
-
-    scheme, _, rest = value.partition("://")
-    scheme = scheme.lower()
-    secure = scheme.endswith("s") and scheme[:-1] in APPRISE_HTTP
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    plugin = apprise.Apprise.instantiate(value)
-    if plugin is not None:  # else Apprise refuses it at send
-        if not plugin.host or getattr(plugin, "mode", None) in APPRISE_HOSTED_MODES:
-            return None  # the service's own address (trigv://KEY, notifico://ID/HOOK)
-        secure = bool(plugin.secure)
-        authority = plugin.host + (f":{plugin.port}" if plugin.port else "")
-    return ("https://" if secure else "http://") + authority + "/"
 
 
 def _robot_problem(kind: str, value: str) -> Refusal | None:

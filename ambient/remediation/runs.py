@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from temporalio.common import RetryPolicy
 
 from ambient.domain.checks import MetricReading
 from ambient.domain.configs import as_it_ran
@@ -247,6 +248,21 @@ class ApprovalDecision(BaseModel):
 class AbortInput(BaseModel):
     by: str
     reason: str = Field(default="", max_length=1000)
+
+
+# A change and its checkpoint read wait out an API server that is down, throttling or
+# overtaken by other writers for about two minutes (2, 4, 8, 16, then 30 s apart); then the run
+# goes to a person. 30 s at most: a local activity's longer backoff would become a timer. The
+# workflow gives it; the activity knows a change's last try by it.
+CHANGE_RETRY = RetryPolicy(
+    maximum_attempts=8,
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["RemediationRefused", "InvalidStep"],
+)
+
+# The run's signal that its alert came again (ambient/remediation/joins.py sends it by name).
+JOINED = "joined"
 
 
 class JoinInput(BaseModel):

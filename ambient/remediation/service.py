@@ -11,7 +11,6 @@ and raises is in ``ambient.remediation.views``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,6 @@ from temporalio.client import (
     ScheduleRange,
     ScheduleSpec,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -38,13 +36,13 @@ from ambient.clients.llm import LLMClient
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable
+from ambient.remediation.joins import join
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import (
     FINAL_STATES,
     AbortInput,
     ApprovalDecision,
     ApprovalInput,
-    JoinInput,
     RemediationInput,
     RemediationState,
     RemediationStats,
@@ -86,8 +84,6 @@ from workflows.remediation_triage import AlertTriageWorkflow
 
 TRIAGE_SCHEDULE = "alert-triage"
 MAX_STATS_DAYS = 365
-# How long an alert sent again waits for its ended run's last steps before the next run starts.
-FINISHING_WAIT = 10.0
 
 
 class RemediationService:
@@ -173,7 +169,7 @@ class RemediationService:
 
     async def _deduplicate(self, user: str, workflow_id: str) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        attributes = await self.join(user, workflow_id)
+        attributes = await join(self.client, self.db, user, workflow_id)
         if attributes is None:
             return None
         owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
@@ -192,59 +188,6 @@ class RemediationService:
                 "nothing was started, and its plan and steps are the owner's to see"
             ),
         )
-
-    async def join(
-        self, user: str, workflow_id: str, source: str | None = None
-    ) -> TypedSearchAttributes | None:
-        """Tell the running run its alert came again, audited; None: it ended, start the next."""
-        # What the answer needs comes from the server's description of the run, not a query: a
-        # query is answered by the worker, in a storm busy with the very runs being repeated —
-        # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
-        handle = self.client.get_workflow_handle(workflow_id)
-        try:
-            description = await handle.describe()
-            if description.typed_search_attributes.get(temporal.STATE) in FINAL_STATES:
-                # Ended (resolved, handed over, ...), its report and notices still going out:
-                # the alert again is the next run's, once this one is done.
-                await self._after_finishing(workflow_id, description.run_id)
-                return None
-            await handle.signal(GradedRemediationWorkflow.joined, JoinInput(user=user))
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
-                return None
-            raise
-        attributes = description.typed_search_attributes
-        # The worker's writers queue back to back in a storm: a plain session's insert slept
-        # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
-        # the repeat unrecorded). The write turn waits for it.
-        async with self.db.write_session() as session:
-            await AuditRepository(session).append(
-                actor=user,
-                action="deduplicated",
-                subject=f"{workflow_id}@{description.run_id}",
-                detail={
-                    "user": user,
-                    "source": source or user,
-                    "state": attributes.get(temporal.STATE),
-                },
-            )
-            await session.commit()
-        return attributes
-
-    async def _after_finishing(self, workflow_id: str, run_id: str | None) -> None:
-        """Wait for the run that ended to complete; RemediationStateError if it is still
-        sending its last notices after FINISHING_WAIT (the alert is then to be sent again)."""
-        ending = self.client.get_workflow_handle(workflow_id, run_id=run_id)
-        try:
-            async with asyncio.timeout(FINISHING_WAIT):
-                await ending.result(follow_runs=False)
-        except TimeoutError:
-            raise RemediationStateError(
-                f"{workflow_id} has just ended and is still sending its report: nothing was "
-                "started; send the alert again in a minute"
-            ) from None
-        except (WorkflowFailureError, RPCError):
-            pass  # it ended otherwise (terminated, failed): the alert starts the next run
 
     # --- read --------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run
 
     from activities import build_activities
     from ambient import temporal
-    from ambient.remediation import service as remediation_service
+    from ambient.remediation import joins as remediation_joins
     from ambient.remediation.views import RemediationStateError
     from worker import ALL_WORKFLOWS, build_worker
 
@@ -112,10 +112,10 @@ async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run
                 if described.typed_search_attributes.get(temporal.STATE) == "resolved":
                     break
                 await asyncio.sleep(0.1)
-            monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 1.0)
+            monkeypatch.setattr(remediation_joins, "FINISHING_WAIT", 1.0)
             with pytest.raises(RemediationStateError, match="still sending its report"):
                 await service.start(owner, sent, "dry_run")
-        monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 30.0)
+        monkeypatch.setattr(remediation_joins, "FINISHING_WAIT", 30.0)
         async with build_worker(dev_env.client, deps, task_queue=queue):
             repeat = await service.start(owner, sent, "dry_run")
             assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
@@ -138,7 +138,7 @@ async def test_a_repeat_while_a_handed_over_run_sends_its_push_is_not_joined_int
 
     from activities import build_activities
     from ambient import temporal
-    from ambient.remediation import service as remediation_service
+    from ambient.remediation import joins as remediation_joins
     from ambient.remediation.views import RemediationStateError
     from worker import ALL_WORKFLOWS
 
@@ -179,7 +179,7 @@ async def test_a_repeat_while_a_handed_over_run_sends_its_push_is_not_joined_int
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("no hand-over push")
-        monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
+        monkeypatch.setattr(remediation_joins, "FINISHING_WAIT", 0.5)
         try:
             with pytest.raises(RemediationStateError, match="still sending its report"):
                 await service.start(owner, sent, "dry_run")

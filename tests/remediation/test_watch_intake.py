@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 from activities import build_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
-from ambient.remediation import service as remediation_service
+from ambient.remediation import joins as remediation_joins
 from ambient.remediation.alerts import alert_from_breach, remediation_id
 from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.repositories import EventRepository
@@ -246,7 +246,7 @@ async def ended_run_holding_its_notice(
     api, tencent = cloud
     deps.tencent = tencent
     remediation_settings(deps, remediation_approval_from_rung=6, remediation_settle_seconds=0)
-    monkeypatch.setattr(remediation_service, "FINISHING_WAIT", 0.5)
+    monkeypatch.setattr(remediation_joins, "FINISHING_WAIT", 0.5)
     await add_user(deps, USER)
     workload = unique("checkout")
     conditions = ThresholdWatchConfig.model_validate(

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.domain.notify import APPRISE_HTTP, Target
-from ambient.domain.push import SECRET_PREFIX, apprise_http_url, target_problem
+from ambient.domain.notify import APPRISE_HTTP, Target, apprise_http_url
+from ambient.domain.push import SECRET_PREFIX, target_problem
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 

@@ -1,0 +1,79 @@
+"""An alert that comes again while its remediation runs: the run is told, nothing starts.
+
+The intake (`RemediationService.start`) and the workflows' own repeats (a threshold watch's or
+the triage's alert, through the `join_remediation` activity) join the same way. This module
+names the workflow's signal instead of importing the workflow, so the activity that uses it
+keeps the imports one way (workflows → activities → ambient).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient import temporal
+from ambient.remediation.runs import FINAL_STATES, JOINED, JoinInput
+from ambient.remediation.views import RemediationStateError
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
+
+# How long an alert sent again waits for its ended run's last steps before the next run starts.
+FINISHING_WAIT = 10.0
+
+
+async def join(
+    client: Client, db: Database, user: str, workflow_id: str, source: str | None = None
+) -> TypedSearchAttributes | None:
+    """Tell the running run its alert came again, audited; None: it ended, start the next."""
+    # What the answer needs comes from the server's description of the run, not a query: a
+    # query is answered by the worker, in a storm busy with the very runs being repeated —
+    # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await handle.describe()
+        if description.typed_search_attributes.get(temporal.STATE) in FINAL_STATES:
+            # Ended (resolved, handed over, ...), its report and notices still going out:
+            # the alert again is the next run's, once this one is done.
+            await _after_finishing(client, workflow_id, description.run_id)
+            return None
+        await handle.signal(JOINED, JoinInput(user=user))
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
+            return None
+        raise
+    attributes = description.typed_search_attributes
+    # The worker's writers queue back to back in a storm: a plain session's insert slept
+    # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
+    # the repeat unrecorded). The write turn waits for it.
+    async with db.write_session() as session:
+        await AuditRepository(session).append(
+            actor=user,
+            action="deduplicated",
+            subject=f"{workflow_id}@{description.run_id}",
+            detail={
+                "user": user,
+                "source": source or user,
+                "state": attributes.get(temporal.STATE),
+            },
+        )
+        await session.commit()
+    return attributes
+
+
+async def _after_finishing(client: Client, workflow_id: str, run_id: str | None) -> None:
+    """Wait for the run that ended to complete; RemediationStateError if it is still
+    sending its last notices after FINISHING_WAIT (the alert is then to be sent again)."""
+    ending = client.get_workflow_handle(workflow_id, run_id=run_id)
+    try:
+        async with asyncio.timeout(FINISHING_WAIT):
+            await ending.result(follow_runs=False)
+    except TimeoutError:
+        raise RemediationStateError(
+            f"{workflow_id} has just ended and is still sending its report: nothing was "
+            "started; send the alert again in a minute"
+        ) from None
+    except (WorkflowFailureError, RPCError):
+        pass  # it ended otherwise (terminated, failed): the alert starts the next run
