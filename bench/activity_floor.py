@@ -30,7 +30,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.devserver import dev_server_command
-from bench.watches import rss_mb
+from bench.measure import rss_mb
 from tests.support.servers import free_port
 
 QUEUE = "activity-floor"

@@ -30,8 +30,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import WebMonitorInput
+from bench.measure import process_cpu, rss_mb
 from bench.stack import QUEUE, bench_stack
-from bench.watches import BATCH, process_cpu, rss_mb
+from bench.watches import BATCH
 from worker import build_worker
 
 

@@ -49,7 +49,6 @@ from typing import Any
 import httpx
 
 RESULT = "RESULT "
-TRACE_FRAMES = 12
 CREATE_BATCH = 20
 HEADER = (
     "| tree | watches | RSS MB before → running (trimmed) | KB a watch | KB trimmed | "
@@ -72,33 +71,6 @@ def row(tree: str, r: dict[str, Any]) -> str:
         f"({n / r['interval']:.2f}) | {r['worker_ms']:.2f} | {r['server_ms']:.2f} | "
         f"{r['worker_ms'] + r['server_ms']:.2f} |"
     )
-
-
-def print_trace(snapshot: tracemalloc.Snapshot, n: int, top: int, grown_kb: float) -> None:
-    snapshot = snapshot.filter_traces(
-        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<unknown>")]
-    )
-    total = sum(stat.size for stat in snapshot.statistics("filename")) / 1024
-    print(
-        f"\nPython heap traced: {total / n:.1f} KB a watch of the RSS increase's "
-        f"{grown_kb / n:.1f} (the rest is native: Temporal core, the allocator)\n"
-    )
-    for key in ("lineno", "filename"):
-        print(f"| KB a watch | blocks a watch | {key} |\n|---|---|---|")
-        for stat in snapshot.statistics(key)[:top]:
-            frame = stat.traceback[0]
-            where = frame.filename.split("site-packages/")[-1]
-            where = where if key == "filename" else f"{where}:{frame.lineno}"
-            print(f"| {stat.size / 1024 / n:.2f} | {stat.count / n:.1f} | {where} |")
-        print()
-    # Who made the largest lines' blocks: their most common call paths.
-    for stat in snapshot.statistics("lineno")[:5]:
-        frame = stat.traceback[0]
-        here = snapshot.filter_traces([tracemalloc.Filter(True, frame.filename, frame.lineno)])
-        path = here.statistics("traceback")[0]
-        print(f"{path.size / 1024 / n:.2f} KB a watch from:")
-        for line in path.traceback.format():
-            print("   ", line.split("site-packages/")[-1])
 
 
 async def site_stats(site: httpx.AsyncClient, **params: str) -> dict[str, Any]:
@@ -144,8 +116,8 @@ async def create(
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:
     # Imported here: with --against, the baseline's process imports them from its own tree.
     import worker
+    from bench.measure import TRACE_FRAMES, print_trace, process_cpu, rss_mb
     from bench.stack import QUEUE, bench_stack
-    from bench.watches import process_cpu, rss_mb
     from worker import build_worker
 
     # What run_worker starts beside the worker (a baseline tree may not have it).

@@ -34,8 +34,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
+    from bench.measure import process_cpu
     from bench.stack import QUEUE, bench_stack
-    from bench.watches import process_cpu
 
 BEAT_EVERY = 0.2
 BEAT_TIMEOUT = 2.5  # the server takes one heartbeat every 0.8 x 2.5 = 2 s

@@ -69,7 +69,6 @@ import time
 import tracemalloc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,27 +84,14 @@ from ambient.storage.models import Event
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import WebMonitorInput
 from bench.local_floor import COMPLETED, LocalFloorWorkflow, noop
-from bench.memory import TRACE_FRAMES, print_trace
+from bench.measure import TRACE_FRAMES, print_trace, process_cpu, rss_mb
 from bench.stack import QUEUE, bench_stack
 from worker import build_worker
 
-TICK = os.sysconf("SC_CLK_TCK")
 PAGES = {"watch": "page", "same": "same", "changing": "changing"}
 SAMPLED = 50
 BATCH = 100
 IDLE_SECONDS = 15.0
-
-
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def sqlite_mb() -> float:
