@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo,
 from ambient.domain.configs import UserConfig, reading_stored
 
 # Apprise schemes that post over HTTP(S) to a host the user names: the guard checks that host.
+# Each is listed with its secure form ("json", "jsons"): `scheme in APPRISE_HTTP` is the one test.
 APPRISE_HTTP = {
     "json", "jsons", "xml", "xmls", "form", "forms", "apprise", "apprises", "gotify", "gotifys",
     "ntfy", "ntfys", "mmost", "mmosts", "rocket", "rockets", "matrix", "matrixs", "nctalk",
@@ -185,8 +186,7 @@ def _redact_apprise(target: str, authority: str, tail: str) -> str:
     # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN, notica://TOKEN) and the path
     # (discord://ID/TOKEN, gotify://host/TOKEN): only a self-hosted service's host is shown.
     scheme = target.partition("://")[0]
-    plain = scheme.lower()
-    if (plain in APPRISE_HTTP or plain[:-1] in APPRISE_HTTP) and apprise_http_url(target):
+    if scheme.lower() in APPRISE_HTTP and apprise_http_url(target):
         return f"{scheme}://{authority}" + ("/…" if tail.strip("/") else "")
     return f"{scheme}://…"
 

@@ -89,6 +89,6 @@ def aimed_url(target: Target) -> str | None:
         scheme = value.partition("://")[0].lower()
         if scheme in ("http", "https"):
             return value
-        if scheme in APPRISE_HTTP or scheme[:-1] in APPRISE_HTTP:
+        if scheme in APPRISE_HTTP:
             return apprise_http_url(value)
     return None
