@@ -52,7 +52,9 @@ def create(
     window_start: Annotated[str | None, typer.Option(help="HH:MM; default: the user's")] = None,
     window_end: Annotated[str | None, typer.Option(help="HH:MM; default: the user's")] = None,
     language: Annotated[str, typer.Option(help="zh or en")] = "zh",
-    no_push: Annotated[bool, typer.Option(help="do not push when nobody greets")] = False,
+    no_push: Annotated[
+        bool, typer.Option("--no-push", help="do not push when nobody greets")
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Set up (or replace) the daily briefing of --user."""
