@@ -7,7 +7,6 @@ import ctypes
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, suppress
 from datetime import timedelta
 from typing import Any
@@ -47,7 +46,6 @@ def build_worker(
     task_queue: str | None = None,
     extra_workflows: Sequence[type] = (),
     extra_activities: Sequence[Callable[..., Any]] = (),
-    activity_executor: ThreadPoolExecutor | None = None,
 ) -> Worker:
     """One worker with the whole registry (plus test-only extras)."""
     return Worker(
@@ -55,7 +53,6 @@ def build_worker(
         task_queue=task_queue or deps.settings.temporal_task_queue,
         workflows=[*ALL_WORKFLOWS, *extra_workflows],
         activities=[*build_activities(deps), *extra_activities],
-        activity_executor=activity_executor,
         workflow_runner=temporal.workflow_runner(),
         # Web monitors' polls are long-running and mostly asleep: their own allowance.
         max_concurrent_activities=(
@@ -106,14 +103,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         db = Database(settings.resolved_database_url)
         stack.push_async_callback(db.close)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
-        executor = stack.enter_context(
-            ThreadPoolExecutor(max_workers=settings.max_concurrent_activities)
-        )
         deps = WorkerDeps(
             settings=settings, db=db, channels=build_channels(settings, db, http), http=http
         )
         stack.push_async_callback(deps.pages.aclose)
-        worker = build_worker(client, deps, activity_executor=executor)
+        worker = build_worker(client, deps)
         log.info(
             "worker polling %s on %s (namespace %s)",
             settings.temporal_task_queue,
