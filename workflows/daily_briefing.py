@@ -108,13 +108,13 @@ class DailyBriefingWorkflow(PrepareAndPush):
         )
         self._details(day)
         self.phase = "waiting to prepare"
-        await self._wait_until(day.prepare_at, lambda: self.prepare_wanted or self.stopping)
+        await _wait(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False
         if self.paused and workflow.patched(PAUSED_PREPARES_NOTHING):
             # Paused: no source is read and no queued problem is spent on a briefing nobody
             # hears, unless it is resumed before the window ends.
             self.phase = "paused"
-            await self._wait_until(day.window_end, lambda: not self.paused or self.stopping)
+            await _wait(lambda: not self.paused or self.stopping, day.window_end - workflow.now())
             held = self.paused
         if self.stopping:
             return "stopped"
@@ -125,7 +125,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # The greeting is written to the database then, not while the greeting waits: the
         # update's answer leaves with the workflow task, which would otherwise also carry
         # the write (the service overlays the live state on the stored row meanwhile).
-        await self._wait_until(day.window_end, lambda: self.stopping)
+        await _wait(lambda: self.stopping, day.window_end - workflow.now())
         if self.given_at is not None:
             await self._record_greeting(day, self.given_at)
         elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
@@ -186,15 +186,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
             wait = GREETING_WAIT
             if request.wait_seconds is not None:  # no longer than the caller listens
                 wait = min(wait, timedelta(seconds=request.wait_seconds))
-            if wait > timedelta(0):
-                await _wait(
-                    lambda: (
-                        self.prepared is not None
-                        or self.preparation_error is not None
-                        or self._handed_over()
-                    ),
-                    wait,
-                )
+            await _wait(
+                lambda: (
+                    self.prepared is not None
+                    or self.preparation_error is not None
+                    or self._handed_over()
+                ),
+                wait,
+            )
             if self._handed_over():  # a new config is replacing the run while this greeting waited
                 raise _handed_over_refusal()
             if self.prepared is None:
@@ -318,11 +317,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     # --- steps ---------------------------------------------------------------------------
 
-    async def _wait_until(self, instant: datetime, done: Callable[[], bool]) -> None:
-        remaining = instant - workflow.now()
-        if remaining > timedelta(0):
-            await _wait(done, remaining)
-
     async def _record_greeting(self, day: DayPlan, given_at: datetime) -> None:
         try:
             # A local activity: one short database write, no task round trip via the server.
@@ -354,6 +348,7 @@ def _handed_over_refusal() -> ApplicationError:
 
 
 async def _wait(condition: Callable[[], bool], limit: timedelta) -> None:
-    """Wait for ``condition`` at most ``limit``."""
-    with contextlib.suppress(TimeoutError):
-        await workflow.wait_condition(condition, timeout=limit)
+    """Wait for ``condition`` at most ``limit`` (not at all when that is not positive)."""
+    if limit > timedelta(0):
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(condition, timeout=limit)
