@@ -19,15 +19,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
+
+from workflows.daily_briefing_prepare_push import PrepareAndPush
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
     from ambient.briefing.config import DayPlan
     from ambient.briefing.models import (
-        PREPARE_ATTEMPTS,
-        PREPARE_TIMEOUT,
         BriefingRun,
         BriefingStatus,
         GreetingRecord,
@@ -35,16 +34,11 @@ with workflow.unsafe.imports_passed_through():
         GreetRequest,
         GreetResult,
         PlanRequest,
-        PreparedBriefing,
-        PrepareRequest,
-        PushRequest,
         greeting_text,
     )
-    from ambient.domain.notify import NotifyResult, Target
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
-from workflows.reminder import check_news_pages
-from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver, failure_text
+from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text
 
 # A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
 # recorded with its marker replay; runs from before it (they spoke the briefing) do not.
@@ -58,12 +52,6 @@ GREETING_PREPARES_AGAIN = "greeting-prepares-again"
 # A stop shows in list_tasks at once, and a late pause or resume does not hide it (runs
 # recorded before it showed "active" until they ended).
 STOP_SHOWN = "stop-shown-at-once"
-# A briefing prepared before its preparation time (regenerated the evening before) is
-# prepared again at that time (runs recorded before it kept the early one for the day).
-EARLY_PREPARED_AGAIN = "early-prepared-again"
-# A push whose notify failed for good is recorded too: the channels that took it before (the
-# inbox) make it pushed (runs recorded before it left the day "ready").
-FAILED_PUSH_RECORDED = "failed-push-recorded"
 # A greeting is refused when the workflow takes it up this long after its caller stopped
 # waiting (GreetRequest.answer_by): room for the service's clock running behind the server's.
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
@@ -75,29 +63,26 @@ GREETING_HANDED_OVER = "GreetingHandedOver"
 HAND_OVER_HOLD = timedelta(seconds=30)
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
-PREPARE_RETRY = RetryPolicy(
-    maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
-)
 
 
 @workflow.defn
-class DailyBriefingWorkflow:
+class DailyBriefingWorkflow(PrepareAndPush):
     @workflow.init
     def __init__(self, run: BriefingRun) -> None:
         self.run_input = run
         self.carry = run.carry.model_copy()
         self.paused = run.carry.paused
         self.stopping = False
-        self.day: DayPlan | None = None
+        self.day = None
         self.phase = "planning"
-        self.prepared: PreparedBriefing | None = None
-        self.prepared_at: datetime | None = None
-        self.preparation_error: str | None = None
+        self.prepared = None
+        self.prepared_at = None
+        self.preparation_error = None
         self.prepare_wanted = False
         self.given_at: datetime | None = None
         self.given_via: str | None = None
         self.given_request: str | None = None
-        self.pushed_at: datetime | None = None
+        self.pushed_at = None
         # A new config is replacing this run: no greeting speaks here meanwhile (hand_over).
         self.handed_over_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
@@ -123,13 +108,13 @@ class DailyBriefingWorkflow:
         )
         self._details(day)
         self.phase = "waiting to prepare"
-        await self._wait_until(day.prepare_at, lambda: self.prepare_wanted or self.stopping)
+        await _wait(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False
         if self.paused and workflow.patched(PAUSED_PREPARES_NOTHING):
             # Paused: no source is read and no queued problem is spent on a briefing nobody
             # hears, unless it is resumed before the window ends.
             self.phase = "paused"
-            await self._wait_until(day.window_end, lambda: not self.paused or self.stopping)
+            await _wait(lambda: not self.paused or self.stopping, day.window_end - workflow.now())
             held = self.paused
         if self.stopping:
             return "stopped"
@@ -140,7 +125,7 @@ class DailyBriefingWorkflow:
         # The greeting is written to the database then, not while the greeting waits: the
         # update's answer leaves with the workflow task, which would otherwise also carry
         # the write (the service overlays the live state on the stored row meanwhile).
-        await self._wait_until(day.window_end, lambda: self.stopping)
+        await _wait(lambda: self.stopping, day.window_end - workflow.now())
         if self.given_at is not None:
             await self._record_greeting(day, self.given_at)
         elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
@@ -201,15 +186,14 @@ class DailyBriefingWorkflow:
             wait = GREETING_WAIT
             if request.wait_seconds is not None:  # no longer than the caller listens
                 wait = min(wait, timedelta(seconds=request.wait_seconds))
-            if wait > timedelta(0):
-                await _wait(
-                    lambda: (
-                        self.prepared is not None
-                        or self.preparation_error is not None
-                        or self._handed_over()
-                    ),
-                    wait,
-                )
+            await _wait(
+                lambda: (
+                    self.prepared is not None
+                    or self.preparation_error is not None
+                    or self._handed_over()
+                ),
+                wait,
+            )
             if self._handed_over():  # a new config is replacing the run while this greeting waited
                 raise _handed_over_refusal()
             if self.prepared is None:
@@ -273,40 +257,6 @@ class DailyBriefingWorkflow:
         at = self.handed_over_at
         return at is not None and workflow.now() < at + HAND_OVER_HOLD
 
-    # --- regenerate, send --------------------------------------------------------------
-
-    @workflow.update
-    async def regenerate(self) -> PreparedBriefing:
-        """Prepare the current day's briefing again now (a new version; it is not re-spoken)."""
-        await self._prepare("regenerate")
-        if self.prepared is None:
-            raise ApplicationError(
-                f"preparation failed: {self.preparation_error}", type="PreparationFailed"
-            )
-        return self.prepared
-
-    @regenerate.validator
-    def _validate_regenerate(self) -> None:
-        if self.day is None:
-            # A run that starts paused plans no day until resumed: waiting would not help.
-            if self.paused:
-                raise ValueError("the daily briefing is paused: resume it, then regenerate")
-            raise ValueError("the day is still being planned; try again in a moment")
-
-    @workflow.update
-    async def send(self, request: PushRequest) -> NotifyResult:
-        """Push a prepared briefing through the user's channels on request."""
-        return await self._push(request.date, request.reason, request.key)
-
-    @send.validator
-    def _validate_send(self, request: PushRequest) -> None:
-        known = {self.carry.last_date, self.prepared.date if self.prepared else None}
-        if request.date not in known:
-            raise ValueError(
-                f"date: no prepared briefing for {request.date}; "
-                f"known: {', '.join(sorted(d for d in known if d)) or 'none yet'}"
-            )
-
     # --- controls ------------------------------------------------------------------------
 
     @workflow.signal
@@ -367,69 +317,6 @@ class DailyBriefingWorkflow:
 
     # --- steps ---------------------------------------------------------------------------
 
-    async def _wait_until(self, instant: datetime, done: Callable[[], bool]) -> None:
-        remaining = instant - workflow.now()
-        if remaining > timedelta(0):
-            await _wait(done, remaining)
-
-    async def _prepare(self, reason: str) -> None:
-        async with self._prepare_lock:
-            if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
-                return  # no day planned yet (the regenerate validator refuses that case)
-            self.phase = "preparing"
-            run = self.run_input
-            news = await self._news() if run.config.news_urls else []
-            try:
-                self.prepared = await workflow.execute_activity_method(
-                    BriefingActivities.prepare_briefing,
-                    PrepareRequest(
-                        user=run.user,
-                        task_id=run.task_id,
-                        config=run.config,
-                        day=self.day,
-                        news=news,
-                        reason=reason,
-                    ),
-                    start_to_close_timeout=PREPARE_TIMEOUT,
-                    heartbeat_timeout=timedelta(minutes=1),
-                    retry_policy=PREPARE_RETRY,
-                )
-                self.prepared_at, self.preparation_error = workflow.now(), None
-            except ActivityError as exc:
-                self.preparation_error = str(exc.cause or exc)
-                workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
-            finally:
-                self.phase = "prepared" if self.prepared else "preparation failed"
-                self._details(self.day)
-
-    def _prepared_in_time(self) -> bool:
-        """Prepared, and not before the preparation time: earlier, yesterday was not over
-        (nor the night's remediation sweep), so the scheduled preparation makes it again."""
-        if self.prepared is None:
-            return False
-        day, at = self.day, self.prepared_at
-        early = day is not None and at is not None and at < day.prepare_at
-        return not (early and workflow.patched(EARLY_PREPARED_AGAIN))
-
-    async def _news(self) -> list[str]:
-        run, config = self.run_input, self.run_input.config
-        # Each day compares with the page as the previous day's run stored it.
-        checks = await check_news_pages(f"{run.task_id}/news", config.news_urls, config.categories)
-        lines: list[str] = []
-        for url, check in zip(config.news_urls, checks, strict=True):
-            if isinstance(check, BaseException):
-                lines.append(f"{url}: unavailable ({failure_text(check)})")
-            elif check.outcome == "error":
-                lines.append(f"{url}: unavailable ({check.error})")
-            elif check.outcome == "baseline":
-                lines.append(f"{url}: first look taken; news from tomorrow on")
-            elif check.hits:
-                lines += [f"[{k}] {line}" for k, found in check.hits.items() for line in found]
-            elif check.excerpt:
-                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")][:5]
-                lines += [f"{url}: {ln}" for ln in added]
-        return lines[:30]
-
     async def _record_greeting(self, day: DayPlan, given_at: datetime) -> None:
         try:
             # A local activity: one short database write, no task round trip via the server.
@@ -451,58 +338,6 @@ class DailyBriefingWorkflow:
             workflow.logger.warning("recording the greeting failed: %s", exc.cause or exc)
             self.carry.last_record_error = f"{day.date}: {failure_text(exc)}"
 
-    async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
-        request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
-        message = await workflow.execute_activity_method(
-            BriefingActivities.compose_briefing_push,
-            request,
-            start_to_close_timeout=SHORT,
-            retry_policy=NOTIFY_RETRY,
-        )
-        try:
-            result = await deliver(
-                user=self.run_input.user,
-                key=key,
-                message=message,
-                targets=[Target.model_validate({"channel": "inbox"})],
-                kind=message.kind,
-                task=self.run_input.task_id,
-            )
-        except ActivityError as exc:
-            workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
-            self.carry.last_push_error = f"{date}: {failure_text(exc)}"
-            if workflow.patched(FAILED_PUSH_RECORDED):
-                # A channel that stayed down (retries spent) after the inbox took the copy;
-                # if the database is what failed, this fails too, and the day goes on.
-                with contextlib.suppress(ActivityError):
-                    await self._record_push(request)
-            return NotifyResult(deliveries=[])
-        # The inbox copy is kept whatever a channel answers: a channel that refused for good
-        # (a wrong robot key, a mailbox that does not exist) is said, not counted as pushed.
-        failed = "; ".join(f"{d.channel}: {d.error}" for d in result.failures)
-        self.carry.last_push_error = f"{date}: {failed}" if failed else None
-        await self._record_push(request)
-        if self.day is not None and date == self.day.date:
-            self.pushed_at = workflow.now()
-        return result
-
-    async def _record_push(self, request: PushRequest) -> None:
-        """The day's row says pushed once one of the push's deliveries was sent."""
-        await workflow.execute_activity_method(
-            BriefingActivities.record_briefing_push,
-            request.model_copy(update={"at": workflow.now()}),
-            start_to_close_timeout=SHORT,
-            retry_policy=NOTIFY_RETRY,
-        )
-
-    def _details(self, day: DayPlan) -> None:
-        config = self.run_input.config
-        state = "prepared" if self.prepared else "not prepared yet"
-        workflow.set_current_details(
-            f"{day.date}: {state}; prepare {config.prepare_at}, window "
-            f"{config.window_start}–{config.window_end} {config.timezone}"
-        )
-
 
 def _handed_over_refusal() -> ApplicationError:
     return ApplicationError(
@@ -513,6 +348,7 @@ def _handed_over_refusal() -> ApplicationError:
 
 
 async def _wait(condition: Callable[[], bool], limit: timedelta) -> None:
-    """Wait for ``condition`` at most ``limit``."""
-    with contextlib.suppress(TimeoutError):
-        await workflow.wait_condition(condition, timeout=limit)
+    """Wait for ``condition`` at most ``limit`` (not at all when that is not positive)."""
+    if limit > timedelta(0):
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(condition, timeout=limit)

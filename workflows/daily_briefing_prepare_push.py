@@ -1,0 +1,200 @@
+"""Preparing the day's briefing and pushing it: part of ``DailyBriefingWorkflow``.
+
+The preparation at ``prepare_at``, at a greeting or on ``regenerate`` (with the news pages),
+the push when nobody greeted or on ``send``, and the row each push writes; the workflow
+(workflows/daily_briefing.py) plans the day, holds the window and speaks at the greeting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.briefing import BriefingActivities
+    from ambient.briefing.config import DayPlan
+    from ambient.briefing.models import (
+        PREPARE_ATTEMPTS,
+        PREPARE_TIMEOUT,
+        BriefingCarry,
+        BriefingRun,
+        PreparedBriefing,
+        PrepareRequest,
+        PushRequest,
+    )
+    from ambient.domain.notify import NotifyResult, Target
+
+from workflows.reminder import check_news_pages
+from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver, failure_text
+
+# A briefing prepared before its preparation time (regenerated the evening before) is
+# prepared again at that time (runs recorded before it kept the early one for the day).
+EARLY_PREPARED_AGAIN = "early-prepared-again"
+# A push whose notify failed for good is recorded too: the channels that took it before (the
+# inbox) make it pushed (runs recorded before it left the day "ready").
+FAILED_PUSH_RECORDED = "failed-push-recorded"
+PREPARE_RETRY = RetryPolicy(
+    maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
+)
+
+
+class PrepareAndPush:
+    """Prepare, regenerate, push and send; the workflow sets these fields and runs the day."""
+
+    run_input: BriefingRun
+    carry: BriefingCarry
+    paused: bool
+    day: DayPlan | None
+    phase: str
+    prepared: PreparedBriefing | None
+    prepared_at: datetime | None
+    preparation_error: str | None
+    pushed_at: datetime | None
+    _prepare_lock: asyncio.Lock
+
+    @workflow.update
+    async def regenerate(self) -> PreparedBriefing:
+        """Prepare the current day's briefing again now (a new version; it is not re-spoken)."""
+        await self._prepare("regenerate")
+        if self.prepared is None:
+            raise ApplicationError(
+                f"preparation failed: {self.preparation_error}", type="PreparationFailed"
+            )
+        return self.prepared
+
+    @regenerate.validator
+    def _validate_regenerate(self) -> None:
+        if self.day is None:
+            # A run that starts paused plans no day until resumed: waiting would not help.
+            if self.paused:
+                raise ValueError("the daily briefing is paused: resume it, then regenerate")
+            raise ValueError("the day is still being planned; try again in a moment")
+
+    @workflow.update
+    async def send(self, request: PushRequest) -> NotifyResult:
+        """Push a prepared briefing through the user's channels on request."""
+        return await self._push(request.date, request.reason, request.key)
+
+    @send.validator
+    def _validate_send(self, request: PushRequest) -> None:
+        known = {self.carry.last_date, self.prepared.date if self.prepared else None}
+        if request.date not in known:
+            raise ValueError(
+                f"date: no prepared briefing for {request.date}; "
+                f"known: {', '.join(sorted(d for d in known if d)) or 'none yet'}"
+            )
+
+    async def _prepare(self, reason: str) -> None:
+        async with self._prepare_lock:
+            if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
+                return  # no day planned yet (the regenerate validator refuses that case)
+            self.phase = "preparing"
+            run = self.run_input
+            news = await self._news() if run.config.news_urls else []
+            try:
+                self.prepared = await workflow.execute_activity_method(
+                    BriefingActivities.prepare_briefing,
+                    PrepareRequest(
+                        user=run.user,
+                        task_id=run.task_id,
+                        config=run.config,
+                        day=self.day,
+                        news=news,
+                        reason=reason,
+                    ),
+                    start_to_close_timeout=PREPARE_TIMEOUT,
+                    heartbeat_timeout=timedelta(minutes=1),
+                    retry_policy=PREPARE_RETRY,
+                )
+                self.prepared_at, self.preparation_error = workflow.now(), None
+            except ActivityError as exc:
+                self.preparation_error = str(exc.cause or exc)
+                workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
+            finally:
+                self.phase = "prepared" if self.prepared else "preparation failed"
+                self._details(self.day)
+
+    def _prepared_in_time(self) -> bool:
+        """Prepared, and not before the preparation time: earlier, yesterday was not over
+        (nor the night's remediation sweep), so the scheduled preparation makes it again."""
+        if self.prepared is None:
+            return False
+        day, at = self.day, self.prepared_at
+        early = day is not None and at is not None and at < day.prepare_at
+        return not (early and workflow.patched(EARLY_PREPARED_AGAIN))
+
+    async def _news(self) -> list[str]:
+        run, config = self.run_input, self.run_input.config
+        # Each day compares with the page as the previous day's run stored it.
+        checks = await check_news_pages(f"{run.task_id}/news", config.news_urls, config.categories)
+        lines: list[str] = []
+        for url, check in zip(config.news_urls, checks, strict=True):
+            if isinstance(check, BaseException):
+                lines.append(f"{url}: unavailable ({failure_text(check)})")
+            elif check.outcome == "error":
+                lines.append(f"{url}: unavailable ({check.error})")
+            elif check.outcome == "baseline":
+                lines.append(f"{url}: first look taken; news from tomorrow on")
+            elif check.hits:
+                lines += [f"[{k}] {line}" for k, found in check.hits.items() for line in found]
+            elif check.excerpt:
+                added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")][:5]
+                lines += [f"{url}: {ln}" for ln in added]
+        return lines[:30]
+
+    async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
+        request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
+        message = await workflow.execute_activity_method(
+            BriefingActivities.compose_briefing_push,
+            request,
+            start_to_close_timeout=SHORT,
+            retry_policy=NOTIFY_RETRY,
+        )
+        try:
+            result = await deliver(
+                user=self.run_input.user,
+                key=key,
+                message=message,
+                targets=[Target.model_validate({"channel": "inbox"})],
+                kind=message.kind,
+                task=self.run_input.task_id,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
+            self.carry.last_push_error = f"{date}: {failure_text(exc)}"
+            if workflow.patched(FAILED_PUSH_RECORDED):
+                # A channel that stayed down (retries spent) after the inbox took the copy;
+                # if the database is what failed, this fails too, and the day goes on.
+                with contextlib.suppress(ActivityError):
+                    await self._record_push(request)
+            return NotifyResult(deliveries=[])
+        # The inbox copy is kept whatever a channel answers: a channel that refused for good
+        # (a wrong robot key, a mailbox that does not exist) is said, not counted as pushed.
+        failed = "; ".join(f"{d.channel}: {d.error}" for d in result.failures)
+        self.carry.last_push_error = f"{date}: {failed}" if failed else None
+        await self._record_push(request)
+        if self.day is not None and date == self.day.date:
+            self.pushed_at = workflow.now()
+        return result
+
+    async def _record_push(self, request: PushRequest) -> None:
+        """The day's row says pushed once one of the push's deliveries was sent."""
+        await workflow.execute_activity_method(
+            BriefingActivities.record_briefing_push,
+            request.model_copy(update={"at": workflow.now()}),
+            start_to_close_timeout=SHORT,
+            retry_policy=NOTIFY_RETRY,
+        )
+
+    def _details(self, day: DayPlan) -> None:
+        config = self.run_input.config
+        state = "prepared" if self.prepared else "not prepared yet"
+        workflow.set_current_details(
+            f"{day.date}: {state}; prepare {config.prepare_at}, window "
+            f"{config.window_start}–{config.window_end} {config.timezone}"
+        )
