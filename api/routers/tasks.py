@@ -106,7 +106,13 @@ async def update_task(
     state: StateDep,
     config: Annotated[NewConfig, Body(description="the whole new config, of the task's own type")],
 ) -> TaskStatus:
-    return await state.tasks.update(user.name, task_id, config)
+    try:
+        return await state.tasks.update(user.name, task_id, config)
+    except ConfigError as exc:
+        # The body is the config itself: a field is named from the body (MCP's argument is
+        # `config`, so the service names it from there).
+        named = [(loc[1:] if loc[:1] == ("config",) else loc, why) for loc, why in exc.errors]
+        raise unprocessable(*named) from None
 
 
 @router.delete("/{task_id:path}")

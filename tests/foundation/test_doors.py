@@ -312,3 +312,23 @@ async def test_every_door_refuses_a_reminder_of_only_spaces(doors: Doors) -> Non
     )
     assert code == 1 and says in output, output
     assert list(await doors.service.list(doors.me)) == []
+
+
+async def test_a_refused_new_config_names_its_field_where_each_door_takes_the_config(
+    doors: Doors,
+) -> None:
+    # PUT /tasks/{id}/config takes the config as its body: a 422 named body.config.message, a
+    # field the body does not have. MCP's update_task takes it as its `config` argument.
+    created = await doors.http.post(
+        "/tasks", json={"type": "schedule", "config": {"hour": 9, "message": "stand-up"}}
+    )
+    assert created.status_code == 201, created.text
+    task = created.json()["task_id"]
+    bad = {"hour": 9, "message": "   "}
+    answer = await doors.http.put(f"/tasks/{task}/config", json=bad)
+    assert answer.status_code == 422, answer.text
+    assert [e["loc"] for e in answer.json()["detail"]] == [["body", "message"]], answer.text
+    async with doors.mcp() as mcp:
+        result = await mcp.call_tool("update_task", {"task_id": task, "config": bad})
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error and "config.message: only spaces" in text, text
