@@ -69,6 +69,8 @@ from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
 MAX_LISTED = 366  # a year of days
+# The server's failure of an update whose run ended before the update's handler did.
+RUN_ENDED_UNDER_UPDATE = "AcceptedUpdateCompletedWorkflow"
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
 
@@ -406,6 +408,12 @@ class BriefingService(Greeting):
         try:
             return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
+            if getattr(exc.cause, "type", None) == RUN_ENDED_UNDER_UPDATE:
+                # Taken up, then the run was replaced (a new config) or stopped under it.
+                raise BriefingError(
+                    f"the daily briefing was replaced or stopped before this {what} "
+                    f"finished; {what} again"
+                ) from None
             # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
             # they name the field the 422 points at.
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
