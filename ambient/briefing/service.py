@@ -11,6 +11,7 @@ range (``analyze_logs``) is `ambient.briefing.analysis`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import date as Date
 from datetime import datetime
 from typing import Any
@@ -116,6 +117,13 @@ class BriefingService(Greeting):
                 # replaces it and keeps its pause).
                 continue
             except TimeoutError:  # handed over, not replaced in time: the run speaks again
+                # Unless the server took the start and its answer came late.
+                live = None
+                with contextlib.suppress(BriefingError):
+                    live = await self._status_or_none(user)
+                if live is not None and live.config == config:
+                    state = "paused" if live.paused else "active"
+                    return BriefingRef(task_id=task_id_for(user), state=state, config=config)
                 raise BriefingError(
                     "the new config did not reach Temporal in time; try again"
                 ) from None

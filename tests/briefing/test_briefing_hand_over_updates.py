@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
+from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, InvalidBriefingError
 from ambient.deps import WorkerDeps
@@ -57,3 +60,32 @@ async def test_a_regenerate_cut_off_by_a_new_config_says_so_not_refused(
         held.set()
     assert not isinstance(cut.value, InvalidBriefingError)
     assert "regenerate again" in str(cut.value) and "Workflow" not in str(cut.value)
+
+
+async def test_a_new_config_started_as_the_deadline_passed_is_not_said_to_have_failed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pat changes his window and Temporal takes the new run's start but answers late (past
+    the service's deadline for the hand-over): he was told "the new config did not reach
+    Temporal in time; try again" while the new config was the one running. Now he is told
+    it was created."""
+    await make_user(deps.db, "pat")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("pat", config)
+        start = Client.start_workflow
+
+        async def start_then_answer_late(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            started = await start(self, *args, **kwargs)
+            await asyncio.sleep(2)
+            return started
+
+        changed = config.model_copy(update={"window_end": "11:00"})
+        with monkeypatch.context() as patched:
+            patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(Client, "start_workflow", start_then_answer_late)
+            ref = await service.create("pat", changed)
+        status = await service.status("pat")
+    assert ref.created and ref.config == changed
+    assert status.config == changed
