@@ -11,6 +11,7 @@ range (``analyze_logs``) is `ambient.briefing.analysis`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import date as Date
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,8 @@ from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
 MAX_LISTED = 366  # a year of days
+# The server's failure of an update whose run ended before the update's handler did.
+RUN_ENDED_UNDER_UPDATE = "AcceptedUpdateCompletedWorkflow"
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
 
@@ -114,6 +117,13 @@ class BriefingService(Greeting):
                 # replaces it and keeps its pause).
                 continue
             except TimeoutError:  # handed over, not replaced in time: the run speaks again
+                # Unless the server took the start and its answer came late.
+                live = None
+                with contextlib.suppress(BriefingError):
+                    live = await self._status_or_none(user)
+                if live is not None and live.config == config:
+                    state = "paused" if live.paused else "active"
+                    return BriefingRef(task_id=task_id_for(user), state=state, config=config)
                 raise BriefingError(
                     "the new config did not reach Temporal in time; try again"
                 ) from None
@@ -406,6 +416,12 @@ class BriefingService(Greeting):
         try:
             return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
+            if getattr(exc.cause, "type", None) == RUN_ENDED_UNDER_UPDATE:
+                # Taken up, then the run was replaced (a new config) or stopped under it.
+                raise BriefingError(
+                    f"the daily briefing was replaced or stopped before this {what} "
+                    f"finished; {what} again"
+                ) from None
             # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
             # they name the field the 422 points at.
             reason = getattr(exc.cause, "message", None) or str(exc.cause)

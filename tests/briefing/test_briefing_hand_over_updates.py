@@ -1,0 +1,91 @@
+"""A regenerate or a send that a new config's run cuts off (the hand-over terminates the run)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.briefing import BriefingActivities
+from ambient.briefing import service as service_module
+from ambient.briefing.config import BriefingConfig
+from ambient.briefing.errors import BriefingError, InvalidBriefingError
+from ambient.deps import WorkerDeps
+from tests.briefing.harness import briefing_stack, eventually, make_user
+
+
+async def _prepared(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.prepared is not None else None
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_regenerate_cut_off_by_a_new_config_says_so_not_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ola regenerates her briefing (the writer takes its time) and changes its window
+    meanwhile: the new run replaced the one preparing and she was told, as an invalid
+    request (422), "regenerate refused: Workflow Update failed because the Workflow
+    completed before the Update completed." Now she hears that the briefing was replaced
+    before the regenerate finished, and to regenerate again."""
+    await make_user(deps.db, "ola")
+    reasons: list[str] = []
+    held = asyncio.Event()
+    prepare = BriefingActivities._prepare
+
+    async def slow_regenerate(self, request):  # type: ignore[no-untyped-def]
+        reasons.append(request.reason)
+        if request.reason == "regenerate":
+            await held.wait()
+        return await prepare(self, request)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", slow_regenerate)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("ola", config)
+        await eventually(lambda: _prepared(service, "ola"), "briefing prepared")
+        regenerating = asyncio.create_task(service.regenerate("ola"))
+        await eventually(lambda: _true("regenerate" in reasons), "regenerating")
+        changed = config.model_copy(update={"window_end": "11:00"})
+        assert (await service.create("ola", changed)).created
+        with pytest.raises(BriefingError) as cut:
+            await regenerating
+        held.set()
+    assert not isinstance(cut.value, InvalidBriefingError)
+    assert "regenerate again" in str(cut.value) and "Workflow" not in str(cut.value)
+
+
+async def test_a_new_config_started_as_the_deadline_passed_is_not_said_to_have_failed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pat changes his window and Temporal takes the new run's start but answers late (past
+    the service's deadline for the hand-over): he was told "the new config did not reach
+    Temporal in time; try again" while the new config was the one running. Now he is told
+    it was created."""
+    await make_user(deps.db, "pat")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("pat", config)
+        start = Client.start_workflow
+
+        async def start_then_answer_late(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            started = await start(self, *args, **kwargs)
+            await asyncio.sleep(2)
+            return started
+
+        changed = config.model_copy(update={"window_end": "11:00"})
+        with monkeypatch.context() as patched:
+            patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
+            patched.setattr(Client, "start_workflow", start_then_answer_late)
+            ref = await service.create("pat", changed)
+        status = await service.status("pat")
+    assert ref.created and ref.config == changed
+    assert status.config == changed
