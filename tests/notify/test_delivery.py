@@ -504,3 +504,30 @@ async def test_a_delivery_given_up_in_flight_is_listed_as_failed_and_a_later_sen
     # The failure is transient: the same notification sent again later still goes out.
     again = await ActivityEnvironment().run(notify.notify, request)
     assert [d.status for d in again.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_an_inbox_message_stored_by_a_try_that_died_before_saying_sent_is_not_stored_twice(
+    deps: WorkerDeps,
+) -> None:
+    from datetime import UTC
+
+    await _user(deps.db, "alice")
+    channels = build_channels(deps.settings, deps.db, deps.http)
+    notify = NotifyActivities(deps.db, channels)
+    request = _request(unique("inbox-once"), Target(type="inbox", target=""))
+    key = delivery_key(request.idempotency_key, "inbox", "")
+    # A try took the row's lease and stored the message; its worker died before the row said
+    # sent, and its lease has run out since.
+    now = datetime.now(UTC)
+    async with deps.db.write_session() as session:
+        _, mine = await DeliveryRepository(session).acquire(
+            key, user="alice", channel="inbox", target="", now=now, lease_until=now
+        )
+        await session.commit()
+    assert mine
+    await channels.get("inbox").send("alice", request.message, "", idempotency_key=key)
+    retried = await ActivityEnvironment().run(notify.notify, request)
+    async with deps.db.session() as session:
+        stored = await InboxRepository(session).list("alice")
+    assert [m.title for m in stored] == ["Disk 91%"]
+    assert [d.status for d in retried.deliveries] == [DeliveryStatus.DUPLICATE]
