@@ -15,6 +15,7 @@ from ambient.domain.event_digest import (
     DigestDraft,
     DigestVerdict,
     EventBrief,
+    agent_task,
     events_language,
     gist,
     looping,
@@ -64,8 +65,12 @@ class EventAgentActivities:
                 id=row.id, kind=row.kind, task=row.task, at=row.created_at, gist=gist(row.payload)
             )
             for row in rows
-            # A voice conversation's own state (a question asked back) is no event to tell.
-            if row.kind not in AGENT_KINDS and not row.kind.startswith("voice.")
+            # A voice conversation's own state (a question asked back) is no event to tell;
+            # nor are the agent's own (its pushes' failures: told, each would be pushed to the
+            # same refusing channel and fail again, a message every run).
+            if row.kind not in AGENT_KINDS
+            and not row.kind.startswith("voice.")
+            and row.task != agent_task(user)
         ]
         collected = CollectedEvents(after_id=cursor.last, events=events, read_to=after.last)
         # Gaps above the mark this run records are read again anyway (id > mark).

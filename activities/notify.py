@@ -93,6 +93,10 @@ class NotifyActivities:
                 key = delivery_key(request.idempotency_key, target.type, target.target)
                 row = await DeliveryRepository(session).get(key)
                 error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
+                if row is not None and row.status == "pending":
+                    # Else listed as in flight for ever; a transient failure, so the same
+                    # notification sent again later still takes it.
+                    await DeliveryRepository(session).give_up(key, GIVEN_UP)
                 if error.startswith("transient:"):  # else sent, held or refused: settled
                     shown = redact_target(target.type, target.target)[:MAX_SHOWN]
                     failed = _failed(target.type, shown, error)

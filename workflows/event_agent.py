@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         CollectedEvents,
         DigestResult,
         DigestRun,
+        agent_task,
     )
     from ambient.domain.notify import Message, NotificationKind, Target
 
@@ -77,6 +78,7 @@ class EventDigestWorkflow:
                     ),
                     # The inbox always; the person's push channels for watch messages too.
                     targets=[Target(type="inbox", target="")],
+                    task=agent_task(user),
                 )
             except ActivityError as error:
                 undelivered = given_up(error, UNDELIVERED_RECORDED)
@@ -105,7 +107,7 @@ async def _record_decision(
     (and, when its push failed for good, ``undelivered``: why not)."""
     await record_event(
         user=user,
-        task=f"event-agent/{user}",
+        task=agent_task(user),
         kind=kind,
         key=f"event-agent/{user}/{collected.mark}/decision",
         payload={

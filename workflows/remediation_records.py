@@ -206,6 +206,8 @@ class RemediationRecords:
                 message=Message(title=title, body=body),
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=NotificationKind.REMEDIATION,
+                # Its deliveries and failures are shown under the remediation.
+                task=self.remediation_id,
             )
         except ActivityError as exc:
             # A push that fails for good is recorded; the remediation goes on regardless.

@@ -26,6 +26,12 @@ NOTABLE_PREFIXES = (
 MAX_EVENTS = 200
 
 
+def agent_task(user: str) -> str:
+    """The agent's own task id: its decisions, and its pushes and their failures, are filed
+    under it."""
+    return f"event-agent/{user}"
+
+
 class DigestRun(BaseModel):
     user: str
     every_minutes: int = Field(default=15, ge=5, le=1440)

@@ -365,6 +365,16 @@ class DeliveryRepository(Repository):
         """Record the outcome of the send that held the lease."""
         await self._set(key, status=status, error=error, provider_id=provider_id, lease_until=None)
 
+    async def give_up(self, key: str, error: str) -> None:
+        """A send left in flight that no try will finish: failed (``error``), unless its
+        holder finished it meanwhile."""
+        await self.session.execute(
+            update(Delivery)
+            .where(Delivery.key == key, Delivery.status == "pending")
+            .values(status="failed", error=error, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def posted(self, key: str, provider_id: str) -> None:
         """Record progress of the send that holds the lease (a message sent in several posts)."""
         await self._set(key, provider_id=provider_id)

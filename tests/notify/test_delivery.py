@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.notify import MAX_KEY, NotifyActivities, delivery_key
+from activities.notify import GIVEN_UP, MAX_KEY, NotifyActivities, delivery_key
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import (
@@ -25,7 +25,12 @@ from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery
-from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.storage.repositories import (
+    DeliveryRepository,
+    EventRepository,
+    InboxRepository,
+    UserRepository,
+)
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
@@ -478,3 +483,51 @@ async def test_a_delivery_whose_last_try_ends_in_flight_is_said_to_have_failed_o
     (failed,) = events  # the retries are over: said once, and not as retrying
     assert failed.payload["channel"] == "webhook" and failed.payload["retrying"] is False
     assert failed.task == task
+
+
+async def test_a_delivery_given_up_in_flight_is_listed_as_failed_and_a_later_send_may_take_it(
+    deps: WorkerDeps,
+) -> None:
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    request = _request(unique("given-up"), Target(type="inbox", target=""))
+    key = delivery_key(request.idempotency_key, "inbox", "")
+    # The last try's worker died in the send: the workflow gives the delivery up.
+    await left_in_flight(deps.db, key, "alice")
+    await ActivityEnvironment().run(notify.notify_given_up, request)
+    async with deps.db.session() as session:
+        [row] = await DeliveryRepository(session).list(user="alice")
+        [failed] = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    # Not "pending" (in flight) for ever: failed, saying why, as its event says.
+    assert (row.key, row.status, row.error) == (key, "failed", GIVEN_UP)
+    assert failed.payload["retrying"] is False
+    # The failure is transient: the same notification sent again later still goes out.
+    again = await ActivityEnvironment().run(notify.notify, request)
+    assert [d.status for d in again.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_an_inbox_message_stored_by_a_try_that_died_before_saying_sent_is_not_stored_twice(
+    deps: WorkerDeps,
+) -> None:
+    from datetime import UTC
+
+    await _user(deps.db, "alice")
+    channels = build_channels(deps.settings, deps.db, deps.http)
+    notify = NotifyActivities(deps.db, channels)
+    request = _request(unique("inbox-once"), Target(type="inbox", target=""))
+    key = delivery_key(request.idempotency_key, "inbox", "")
+    # A try took the row's lease and stored the message; its worker died before the row said
+    # sent, and its lease has run out since.
+    now = datetime.now(UTC)
+    async with deps.db.write_session() as session:
+        _, mine = await DeliveryRepository(session).acquire(
+            key, user="alice", channel="inbox", target="", now=now, lease_until=now
+        )
+        await session.commit()
+    assert mine
+    await channels.get("inbox").send("alice", request.message, "", idempotency_key=key)
+    retried = await ActivityEnvironment().run(notify.notify, request)
+    async with deps.db.session() as session:
+        stored = await InboxRepository(session).list("alice")
+    assert [m.title for m in stored] == ["Disk 91%"]
+    assert [d.status for d in retried.deliveries] == [DeliveryStatus.DUPLICATE]

@@ -8,7 +8,7 @@ from activities.notify import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.runs import RemediationInput
-from ambient.storage.repositories import EventRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_workflow import audit_actions
@@ -51,3 +51,31 @@ async def test_a_hand_over_push_that_fails_for_good_leaves_one_final_delivery_fa
     # The retries are over: said once, and not as retrying.
     assert [(e.payload["channel"], e.payload["retrying"]) for e in failed] == [("inbox", False)]
     assert "Needs a person" in failed[0].payload["title"]
+    assert failed[0].task == handle.id
+
+
+async def test_a_remediations_pushes_are_filed_under_the_remediation(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    user = unique("ops")
+    await add_user(deps, user)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        # A budget of one: one restart, then the run hands over and pushes.
+        subject = alert(url, namespace="dev-a", value=0.01, labels={"tier": "low"}, metric="disk")
+        handle = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=user),
+            id=f"{remediation_id(subject)}-{unique('t')}",
+            task_queue=worker.task_queue,
+            search_attributes=search_attributes(user, subject.cluster_id),
+        )
+        status = await handle.result()
+    assert status.state == "budget_exhausted"
+    async with deps.db.session() as session:
+        mine = await DeliveryRepository(session).list(user=user, task=handle.id)
+    # list_deliveries(task=<remediation id>) shows the run's hand-over push.
+    assert [(d.channel, d.status, d.kind) for d in mine] == [("inbox", "sent", "remediation")]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ambient.domain.notify import Message
 from ambient.storage import Database
-from ambient.storage.repositories import InboxRepository
+from ambient.storage.repositories import DeliveryRepository, InboxRepository
 
 
 @dataclass
@@ -19,8 +19,15 @@ class InboxChannel:
 
     db: Database
 
-    async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
+    ) -> str | None:
         async with self.db.session() as session:
             row = await InboxRepository(session).add(user, message)
+            # The delivery row says sent in the same transaction: a try that dies before the
+            # notify activity records it leaves no message for the next try to store again.
+            await DeliveryRepository(session).finish(
+                idempotency_key, status="sent", provider_id=str(row.id)
+            )
             await session.commit()
             return str(row.id)
