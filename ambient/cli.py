@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Column
 from typer.core import TyperCommand, TyperGroup
 
 from ambient.cli_numbers import whole_number
@@ -280,7 +279,7 @@ def status(
 ) -> None:
     """Is Temporal reachable, are workers polling, does the database answer?"""
     from ambient import temporal
-    from ambient.commands import table_of
+    from ambient.commands import folded, table_of
     from ambient.runtime import discovered_settings
     from ambient.status import system_status
     from ambient.storage import Database
@@ -296,9 +295,9 @@ def status(
         if as_json:
             console.print_json(report.model_dump_json())
         else:
-            columns = [Column(overflow="fold"), Column(overflow="fold")]
             cells = [[name, str(value)] for name, value in report.model_dump().items()]
-            console.print(table_of(columns, cells, title="ambient-ops status", show_header=False))
+            table = table_of(folded(["", ""]), cells, title="ambient-ops status", show_header=False)
+            console.print(table)
         return report.healthy
 
     raise typer.Exit(0 if asyncio.run(probe()) else 1)

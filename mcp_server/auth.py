@@ -35,12 +35,15 @@ def app_state(ctx: Context[AppState, Any]) -> AppState:
     return ctx.request_context.lifespan_context
 
 
-def current_user(ctx: Context[Any, Any]) -> str:
-    """The calling user: the bearer token's owner over HTTP, `--user` over stdio."""
+def caller(ctx: Context[Any, Any]) -> str | None:
+    """The calling user: the bearer token's owner over HTTP, `--user` over stdio, else None."""
     token = get_access_token()
-    if token is not None:
-        return token.client_id
-    user = app_state(ctx).stdio_user
+    return token.client_id if token is not None else app_state(ctx).stdio_user
+
+
+def current_user(ctx: Context[Any, Any]) -> str:
+    """The calling user; a session without one is refused."""
+    user = caller(ctx)
     if user is None:
         raise ToolError(
             "No user for this session: start the server with `ambient mcp --user NAME`."

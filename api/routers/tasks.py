@@ -35,7 +35,12 @@ class TaskCreate(BaseModel):
     name: str | None = Field(default=None, max_length=63, description="optional short name")
 
 
-def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Exception:
+# The fields a route takes outside its body, whichever route the service names them for; any
+# other refused field is the body's config.
+OUTSIDE_BODY = {"task_id": "path", "page_token": "query"}
+
+
+def http_error(exc: TaskError) -> Exception:
     if isinstance(exc, ConfigError):
         return unprocessable(*exc.errors)
     if isinstance(exc, TaskNotFoundError):
@@ -45,10 +50,10 @@ def http_error(exc: TaskError, field: str = "config", where: str = "body") -> Ex
     if isinstance(exc, TaskStateError):  # stopped: no field of the request is wrong
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidTaskError):
-        if str(exc).startswith("task_id: "):  # the id in the path, whatever the route
-            field, where = "task_id", "path"
+        named = str(exc).split(": ", 1)[0]
+        field = named if named in OUTSIDE_BODY else "config"
         # Same shape as FastAPI's own 422s: the field, then the message.
-        return unprocessable(([field], str(exc)), where=where)
+        return unprocessable(([field], str(exc)), where=OUTSIDE_BODY.get(field, "body"))
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 
@@ -70,16 +75,13 @@ async def list_tasks(
 ) -> list[TaskSummary]:
     """Your tasks a page at a time (page_size, default 50); the next page's token is in
     X-Next-Page-Token (absent on the last page)."""
-    try:
-        page = await state.tasks.list(
-            user.name,
-            kind=kind,
-            state=state_,
-            page_size=page_size or DEFAULT_PAGE_SIZE,
-            page_token=page_token,
-        )
-    except TaskError as exc:
-        raise http_error(exc, "page_token", "query") from None
+    page = await state.tasks.list(
+        user.name,
+        kind=kind,
+        state=state_,
+        page_size=page_size or DEFAULT_PAGE_SIZE,
+        page_token=page_token,
+    )
     if page.next_page_token is not None:
         response.headers["X-Next-Page-Token"] = page.next_page_token
     return list(page)

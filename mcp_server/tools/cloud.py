@@ -27,7 +27,7 @@ from ambient.domain.identifiers import (
 )
 from ambient.domain.numbers import WholeNumber
 from ambient.storage.repositories import user_named
-from mcp_server.auth import ANONYMOUS, app_state, current_user
+from mcp_server.auth import ANONYMOUS, app_state, caller
 from mcp_server.tools.hints import CHANGE, LOOK
 
 # Every cloud write's mode: the door never executes unless the person said so.
@@ -74,18 +74,14 @@ class Workloads(BaseModel):
 
 def cloud_ops(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
     """The cloud service and who asks (anonymous over an unauthenticated transport)."""
-    try:
-        actor = current_user(ctx)
-    except ToolError:
-        actor = ANONYMOUS
-    return app_state(ctx).cloud_ops, actor
+    actor = caller(ctx)
+    return app_state(ctx).cloud_ops, ANONYMOUS if actor is None else actor
 
 
 async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
     """The caller's time zone (their profile), where a time without an offset is; else UTC."""
-    try:
-        name = current_user(ctx)
-    except ToolError:
+    name = caller(ctx)
+    if name is None:
         return UTC
     user = await user_named(app_state(ctx).db, name)
     return ZoneInfo(user.timezone) if user is not None and user.timezone else UTC
