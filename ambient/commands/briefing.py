@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -16,7 +15,7 @@ from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome, task_id_for
 from ambient.briefing.service import BriefingService
 from ambient.cli_numbers import whole_number
-from ambient.commands import Json, User, fail, print_json, run_service, table_of
+from ambient.commands import Json, User, echo_json, fail, print_json, run_service, table_of
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
@@ -108,7 +107,7 @@ def list_(
     """The briefings of --user by date."""
     items = _run(lambda s: s.list_briefings(user, limit))
     if as_json:
-        typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
+        echo_json(items)
         return
     cells = [[i.date, i.status, i.generated_by, Text(i.headline)] for i in items]
     console.print(table_of(["date", "status", "by", "headline"], cells))

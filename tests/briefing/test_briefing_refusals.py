@@ -3,6 +3,8 @@ refuses what the API and MCP refuse."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi.exceptions import RequestValidationError
 from temporalio.testing import WorkflowEnvironment
@@ -73,3 +75,32 @@ async def test_a_send_request_id_too_long_is_refused_by_name_before_anything_is_
         await service.send("ops", "2026-01-05", request_id="x" * 200)
     assert refused.value.field == "request_id"
     assert str(refused.value) == "request_id: at most 128 characters"
+
+
+async def test_briefing_list_json_keeps_chinese_as_it_is(settings: Settings) -> None:
+    # It alone of the CLI's --json outputs wrote a Chinese headline as \\uXXXX escapes.
+    from datetime import UTC, datetime
+
+    from ambient.storage.briefings import BriefingRepository
+    from ambient.storage.migrate import upgrade_async
+
+    await upgrade_async(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            await BriefingRepository(session).save(
+                "ops",
+                "2026-11-26",
+                content={"headline": "昨天一切正常。", "spoken_text": "昨天一切正常。"},
+                report_markdown="# 每日简报",
+                generated_by="offline",
+                prepared_at=datetime.now(UTC),
+            )
+            await session.commit()
+    finally:
+        await db.close()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "AMBIENT_USER": "ops"}
+    listing = ["briefing", "list", "--json"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, listing, env=env)
+    assert result.exit_code == 0, result.output
+    assert "昨天一切正常。" in result.output and "\\u" not in result.output, result.output
