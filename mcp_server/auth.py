@@ -55,5 +55,9 @@ async def current_user_row(ctx: Context[Any, Any]) -> User:
     """The caller's row, read now: roles and permissions come from the database, never the call."""
     name = current_user(ctx)
     async with app_state(ctx).db.session() as session:
-        refusal = ToolError(f"{name!r} is not a registered user: an admin registers users.")
-        return await UserRepository(session).existing(name, refusal)
+        return await UserRepository(session).existing(name, unregistered(name))
+
+
+def unregistered(name: str) -> ToolError:
+    """The one refusal of a session whose user has no row (every tool says it alike)."""
+    return ToolError(f"{name!r} is not a registered user: an admin registers users.")

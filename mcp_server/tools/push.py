@@ -14,7 +14,7 @@ from ambient.domain.notify import Target
 from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push_config
 from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository
-from mcp_server.auth import app_state, current_user
+from mcp_server.auth import app_state, current_user, unregistered
 from mcp_server.tools.hints import READ, RECORD
 
 CHANNELS = (
@@ -28,13 +28,13 @@ CHANNELS = (
 QUIET = (
     'Optional {"start": "22:00", "end": "07:30"} in your time zone: pushes wait, inbox does not.'
 )
-UNREGISTERED = "Your user is not registered: POST /users or `ambient user create`."
 
 
 async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
     """Your push channels and quiet hours."""
     async with app_state(ctx).db.session() as session:
-        user = await UserRepository(session).existing(current_user(ctx), ToolError(UNREGISTERED))
+        name = current_user(ctx)
+        user = await UserRepository(session).existing(name, unregistered(name))
     return stored_push_config(user.push_config)
 
 
@@ -53,9 +53,8 @@ async def set_push_config(
             }
         )
         async with state.db.session() as session:
-            user = await UserRepository(session).existing(
-                current_user(ctx), ToolError(UNREGISTERED)
-            )
+            name = current_user(ctx)
+            user = await UserRepository(session).existing(name, unregistered(name))
             await save_push_config(session, user, config, state.channels.policy)
             await session.commit()
     except (ValidationError, TargetError) as exc:  # the form, then the target rules

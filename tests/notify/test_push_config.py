@@ -271,3 +271,27 @@ async def test_saving_the_settings_page_unchanged_keeps_every_channels_kinds(
     assert [(c["type"], c["target"], c["kinds"] or every) for c in after] == [
         (c["type"], c["target"], c["kinds"] or every) for c in channels
     ]
+
+
+async def test_the_push_tools_refuse_an_unregistered_user_as_every_tool_does(
+    deps: WorkerDeps,
+) -> None:
+    # They said "Your user is not registered: POST /users or `ambient user create`." while
+    # every other tool said an admin registers users (POST /users is an admin's).
+    state = AppState(
+        settings=deps.settings,
+        db=deps.db,
+        temporal=None,  # type: ignore[arg-type]
+        channels=deps.channels,
+        stdio_user="ghost",
+    )
+    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
+        said = [
+            await client.call_tool("get_push_config", {}),
+            await client.call_tool("set_push_config", {"channels": []}),
+            await client.call_tool("whoami", {}),
+        ]
+    # "Error executing tool NAME: " and then the refusal.
+    texts = {getattr(result.content[0], "text", "").split(": ", 1)[1] for result in said}
+    assert all(result.is_error for result in said)
+    assert texts == {"'ghost' is not a registered user: an admin registers users."}, texts
