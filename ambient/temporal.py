@@ -49,6 +49,8 @@ ACTIVITY_FAILED = (ActivityError, ApplicationError, ActivityTimeoutError)
 # ~30 s ("no poller seen for task queue recently", measured on the dev server): past what a
 # voice answer or a page can wait. Reads ask for this long at most, then say who is silent.
 QUERY_TIMEOUT = timedelta(seconds=5)
+# The server's failure of an update whose run ended before the update's handler did.
+RUN_ENDED_UNDER_UPDATE = "AcceptedUpdateCompletedWorkflow"
 SILENT_WORKER = "no worker answered"
 
 

@@ -156,8 +156,10 @@ class Greeting:
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:
-            if getattr(exc.cause, "type", None) in (GREETING_TOO_LATE, GREETING_HANDED_OVER):
-                # This server's clock runs ahead, or a new config is replacing the run.
+            ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)
+            if getattr(exc.cause, "type", None) in ended:
+                # This server's clock runs ahead, a new config is replacing the run, or the
+                # run ended (deleted) under a greeting waiting for its preparation.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is GreetOutcome.SPOKEN and via == "voice":

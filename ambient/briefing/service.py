@@ -70,8 +70,6 @@ from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
 MAX_LISTED = 366  # a year of days
-# The server's failure of an update whose run ended before the update's handler did.
-RUN_ENDED_UNDER_UPDATE = "AcceptedUpdateCompletedWorkflow"
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
 
@@ -416,7 +414,7 @@ class BriefingService(Greeting):
         try:
             return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
-            if getattr(exc.cause, "type", None) == RUN_ENDED_UNDER_UPDATE:
+            if getattr(exc.cause, "type", None) == temporal.RUN_ENDED_UNDER_UPDATE:
                 # Taken up, then the run was replaced (a new config) or stopped under it.
                 raise BriefingError(
                     f"the daily briefing was replaced or stopped before this {what} "

@@ -362,3 +362,40 @@ async def _completed(service, user, date):  # type: ignore[no-untyped-def]
 async def _planned(service, user):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     return status if status.day is not None else None
+
+
+async def test_a_greeting_waiting_for_preparation_when_the_briefing_is_deleted_is_answered(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uma greets after a failed preparation (her greeting prepares again and waits for it)
+    and deletes the briefing meanwhile: the run ended under the greeting and the voice said
+    "greeting failed: Workflow Update failed because the Workflow completed before the Update
+    completed". Now it hears "did not answer in time"; greeted again, "not set up"."""
+    await make_user(deps.db, "uma")
+    calls: list[str] = []
+    held = asyncio.Event()
+
+    async def prepare(_self, request):  # type: ignore[no-untyped-def]
+        calls.append(request.reason)
+        if len(calls) == 1:
+            raise ApplicationError("database away", non_retryable=True)
+        await held.wait()
+        raise ApplicationError("still away", non_retryable=True)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("uma", config)
+        await eventually(lambda: _failed(service, "uma"), "preparation failed")
+        greeting = asyncio.create_task(
+            service.greet("uma", via="voice", request_id="waiting", within=15)
+        )
+        await eventually(lambda: _true(len(calls) == 2), "the greeting prepares again")
+        await service.delete("uma")
+        heard = await greeting
+        held.set()
+        again = await service.greet("uma", via="voice", request_id="again")
+    assert heard.outcome is GreetOutcome.PREPARING, heard
+    assert "did not answer in time" in heard.text
+    assert again.outcome is GreetOutcome.UNAVAILABLE, again
