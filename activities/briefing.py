@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from activities.notify import heartbeating
 from ambient import temporal
@@ -118,6 +119,13 @@ class BriefingActivities:
             )
         content = finish(written.draft, inputs, written.generated_by)
         report_md = full_report_markdown(content, inputs)
+        if await _replaced():
+            # A new config's run prepares its own: this one's would overwrite it.
+            raise ApplicationError(
+                "the daily briefing was replaced while this was prepared: not stored",
+                type="BriefingReplaced",
+                non_retryable=True,
+            )
         now = datetime.now(UTC)
         async with self._db.session() as session:
             row = await BriefingRepository(session).save(
@@ -315,3 +323,19 @@ def _read_again_if_passing(exc: Exception, source: str) -> None:
     briefing going without it. The last attempt notes it and prepares without the source."""
     if isinstance(exc, TencentRetryableError) and not temporal.last_attempt(PREPARE_ATTEMPTS):
         raise ApplicationError(f"{source}: {exc}", type="SourceUnavailable") from exc
+
+
+async def _replaced() -> bool:
+    """Whether a new run (a new config) replaced the run this activity prepares for."""
+    info = activity.info()
+    try:
+        client = activity.client()
+    except RuntimeError:  # run outside a worker (ActivityEnvironment): no run to be replaced
+        return False
+    if info.workflow_id is None:
+        return False
+    try:
+        current = await client.get_workflow_handle(info.workflow_id).describe()
+    except RPCError:
+        return False  # not known: stored, as before the check (the next preparation corrects it)
+    return current.run_id != info.workflow_run_id

@@ -89,3 +89,46 @@ async def test_a_new_config_started_as_the_deadline_passed_is_not_said_to_have_f
         status = await service.status("pat")
     assert ref.created and ref.config == changed
     assert status.config == changed
+
+
+async def test_a_preparation_of_a_replaced_run_does_not_overwrite_the_new_configs_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quinn regenerates her English briefing (the writer takes its time) and switches it to
+    Chinese meanwhile: the new run prepared the Chinese one, then the replaced run's
+    preparation finished and stored its English version over it, which the page, the share
+    link and the push then showed. Now a replaced run's preparation stores nothing."""
+    await make_user(deps.db, "quinn")
+    entered, held, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    prepare = BriefingActivities._prepare
+
+    async def slow_regenerate(self, request):  # type: ignore[no-untyped-def]
+        if request.reason != "regenerate":
+            return await prepare(self, request)
+        try:
+            entered.set()
+            await held.wait()
+            return await prepare(self, request)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", slow_regenerate)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("quinn", config)
+        await eventually(lambda: _prepared(service, "quinn"), "briefing prepared")
+        regenerating = asyncio.create_task(service.regenerate("quinn"))
+        await entered.wait()
+        assert (await service.create("quinn", config.model_copy(update={"language": "zh"}))).created
+
+        async def chinese() -> bool:
+            return (await service.get_briefing("quinn")).content.language == "zh"
+
+        await eventually(chinese, "the new config's briefing stored")
+        held.set()
+        await finished.wait()
+        with pytest.raises(BriefingError):
+            await regenerating
+        stored = await service.get_briefing("quinn")
+    assert stored.content.language == "zh", stored.content.headline
