@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 from collections.abc import Collection
@@ -40,6 +41,8 @@ TOKEN_PREFIX = "amb_"
 INBOX_TITLE, INBOX_LINK = 255, 1024
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
 OPERATOR = "operator"
+# A watch's checks turning failing and back (a web monitor's per page, a threshold watch's).
+FAILING_KINDS = ("watch.failing", "watch.recovered")
 
 
 class UserExistsError(Exception):
@@ -267,6 +270,39 @@ class EventRepository(Repository):
             .group_by(Event.task)
         )
         return {task: count for task, count in (await self.session.execute(query)).tuples()}
+
+    async def failing_tasks(self, *, user: str) -> builtins.list[str]:
+        """The user's watches failing now, longest failing first: a task with a page (a web
+        monitor's ``url``) or a metric (a threshold watch's, no ``url``) whose last
+        ``watch.failing`` / ``watch.recovered`` is failing, told after the task's last
+        ``watch.stopped`` (a deleted task, or an earlier life of one created again, is not)."""
+        # One statement: the newest of the two kinds per (task, url), the newest stop per task.
+        page = Event.payload["url"].as_string()
+        newest = (
+            select(func.max(Event.id).label("id"))
+            .where(Event.user == user, Event.kind.in_(FAILING_KINDS), Event.task.is_not(None))
+            .group_by(Event.task, page)
+            .subquery()
+        )
+        stopped = (
+            select(Event.task, func.max(Event.id).label("id"))
+            .where(Event.user == user, Event.kind == "watch.stopped")
+            .group_by(Event.task)
+            .subquery()
+        )
+        since = func.min(Event.id)
+        query = (
+            select(Event.task, since)
+            .join(newest, Event.id == newest.c.id)
+            .outerjoin(stopped, stopped.c.task == Event.task)
+            .where(
+                Event.kind == "watch.failing",
+                or_(stopped.c.id.is_(None), stopped.c.id < Event.id),
+            )
+            .group_by(Event.task)
+            .order_by(since)
+        )
+        return [task for task, _ in (await self.session.execute(query)).tuples() if task]
 
 
 class InboxRepository(Repository):
