@@ -89,7 +89,8 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
         async with state.db.session() as session:
-            failing = await EventRepository(session).failing_tasks(user=user)
+            pages = await EventRepository(session).failing_pages(user=user)
+        failing = list(dict.fromkeys(task for task, _ in pages))  # a watch, however many pages
         if not waiting and not running and not failing:
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
         parts = []

@@ -41,8 +41,9 @@ TOKEN_PREFIX = "amb_"
 INBOX_TITLE, INBOX_LINK = 255, 1024
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
 OPERATOR = "operator"
-# A watch's checks turning failing and back (a web monitor's per page, a threshold watch's).
-FAILING_KINDS = ("watch.failing", "watch.recovered")
+# A watch's checks turning failing and back (a web monitor's per page, a threshold watch's),
+# and a page an update took out of a web monitor (failing no more: not watched).
+FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
 
 
 class UserExistsError(Exception):
@@ -271,38 +272,40 @@ class EventRepository(Repository):
         )
         return {task: count for task, count in (await self.session.execute(query)).tuples()}
 
-    async def failing_tasks(self, *, user: str) -> builtins.list[str]:
-        """The user's watches failing now, longest failing first: a task with a page (a web
-        monitor's ``url``) or a metric (a threshold watch's, no ``url``) whose last
-        ``watch.failing`` / ``watch.recovered`` is failing, told after the task's last
+    async def failing_pages(
+        self, *, user: str, task: str | None = None
+    ) -> builtins.list[tuple[str, str | None]]:
+        """The user's watches failing now (or this ``task``'s), as (task, url) longest failing
+        first: a web monitor's page (its ``url``) or a threshold watch's metric (no ``url``)
+        whose last of ``FAILING_KINDS`` is ``watch.failing``, told after the task's last
         ``watch.stopped`` (a deleted task, or an earlier life of one created again, is not)."""
-        # One statement: the newest of the two kinds per (task, url), the newest stop per task.
+        # One statement: the newest of those kinds per (task, url), the newest stop per task.
         page = Event.payload["url"].as_string()
+        mine = [Event.user == user, Event.task.is_not(None) if task is None else Event.task == task]
         newest = (
             select(func.max(Event.id).label("id"))
-            .where(Event.user == user, Event.kind.in_(FAILING_KINDS), Event.task.is_not(None))
+            .where(*mine, Event.kind.in_(FAILING_KINDS))
             .group_by(Event.task, page)
             .subquery()
         )
         stopped = (
             select(Event.task, func.max(Event.id).label("id"))
-            .where(Event.user == user, Event.kind == "watch.stopped")
+            .where(*mine, Event.kind == "watch.stopped")
             .group_by(Event.task)
             .subquery()
         )
-        since = func.min(Event.id)
         query = (
-            select(Event.task, since)
+            select(Event.task, page)
             .join(newest, Event.id == newest.c.id)
             .outerjoin(stopped, stopped.c.task == Event.task)
             .where(
                 Event.kind == "watch.failing",
                 or_(stopped.c.id.is_(None), stopped.c.id < Event.id),
             )
-            .group_by(Event.task)
-            .order_by(since)
+            .order_by(Event.id)
         )
-        return [task for task, _ in (await self.session.execute(query)).tuples() if task]
+        rows = (await self.session.execute(query)).tuples()
+        return [(task, url) for task, url in rows if task is not None]
 
 
 class InboxRepository(Repository):

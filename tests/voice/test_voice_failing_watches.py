@@ -120,7 +120,13 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
                 payload={"url": page, "error": "HTTP 404", "failures": 3},
             )
             await session.commit()
-            assert await events.failing_tasks(user=user) == [shop, docs, again, btc]
+            assert await events.failing_pages(user=user) == [
+                (shop, page),
+                (docs, f"{page}b"),
+                (again, page),
+                (btc, None),
+            ]
+            assert await events.failing_pages(user=user, task=docs) == [(docs, f"{page}b")]
         state = AppState(
             settings=deps.settings, db=db, temporal=dev_env.client, channels=deps.channels
         )
@@ -170,3 +176,32 @@ async def test_failing_watches_are_one_more_short_sentence_after_the_fixes_waiti
     assert with_alerts == (
         f"{fixes}另有 1 个告警正在自动处理，还有 1 个监控一直检查失败：btc price。"
     )
+
+
+async def test_a_failing_page_taken_out_of_a_web_monitor_by_an_update_is_no_longer_told(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The usual fix of a mistyped URL: update the monitor to the right one. Its status no
+    longer shows the page, but its watch.failing was never followed by a watch.recovered."""
+    user = unique("vu")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    site.pages["/shop"] = article("Open.")
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        typo = {"urls": [f"{base}/shpo", f"{base}/shop"], "failure_threshold": 1}
+        task = (await state.tasks.create(user, "web_monitor", typo, name="shop-home")).task_id
+        await until(_told(deps.db, task, "watch.failing", 1))
+        async with voice_client(state, user) as client:
+            assert "1 个监控一直检查失败：shop home" in await say(client, "what_needs_me")
+            fixed = await state.tasks.update(
+                user, task, {"urls": [f"{base}/shop"], "failure_threshold": 1}
+            )
+            assert list(fixed.detail["urls"]) == [f"{base}/shop"]
+            assert await say(client, "what_needs_me") == ALL_WELL
+            # A retried or repeated update tells nothing more.
+            await state.tasks.update(user, task, {"urls": [f"{base}/shop"], "failure_threshold": 1})
+        await state.tasks.delete(user, task)
+        await until(_told(deps.db, task, "watch.stopped", 1))
+    assert await _kinds(deps.db, task) == ["watch.failing", "watch.url_removed", "watch.stopped"]
