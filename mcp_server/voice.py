@@ -81,14 +81,17 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 
 async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
-    """What waits for the user: remediations to approve, alerts still open."""
+    """What waits for the user: remediations to approve, alerts still open, watches failing."""
 
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
         runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
-        if not waiting and not running:
+        async with state.db.session() as session:
+            pages = await EventRepository(session).failing_pages(user=user)
+        failing = list(dict.fromkeys(task for task, _ in pages))  # a watch, however many pages
+        if not waiting and not running and not failing:
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
         parts = []
         if waiting:
@@ -105,29 +108,54 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                     f" {named_en}. You can say approve the first one. ",
                 )
             )
+        # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'
+        # (three sentences at most).
+        watches, watches_en = _failing_said(failing)
         if running:
             more = "多" if len(runs) > OPEN_LISTED else ""  # after a storm: "500 多个"
             more_en = " or more" if more else ""
             alerts = f"{counted(len(running), 'alert', 'alerts')}{more_en}"
+            also, also_en = (f"，还有 {watches}", f", and {watches_en}") if failing else ("", "")
             if waiting:
                 parts.append(
                     say(
-                        f"另有 {len(running)} {more}个告警正在自动处理。",
-                        f"Plus {alerts} handled automatically.",
+                        f"另有 {len(running)} {more}个告警正在自动处理{also}。",
+                        f"Plus {alerts} handled automatically{also_en}.",
                     )
                 )
             else:  # nothing before it to be "besides"
                 being = "is" if len(running) == 1 and not more else "are"
                 parts.append(
                     say(
-                        f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理。",
+                        f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理{also}。",
                         f"No fixes wait for your approval; {alerts} {being} being handled"
-                        " automatically.",
+                        f" automatically{also_en}.",
                     )
                 )
+        elif failing and waiting:
+            parts.append(say(f"另有 {watches}。", f"Also, {watches_en}."))
+        elif failing:
+            parts.append(
+                say(
+                    f"没有等你审批的修复，但有 {watches}。",
+                    f"No fixes wait for your approval, but {watches_en}.",
+                )
+            )
         return "".join(parts).strip()
 
     return await answer(ctx, speaker, work)
+
+
+def _failing_said(tasks: list[str]) -> tuple[str, str]:
+    """The watches failing now, counted, with three names at most, in Chinese and English."""
+    names = list(dict.fromkeys(_task_said(task) for task in tasks))  # two unnamed: one word
+    shown, more = names[:3], len(names) > 3
+    keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
+    return (
+        f"{len(tasks)} 个监控一直检查失败：{'、'.join(shown)}{' 等' if more else ''}",
+        f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks:"
+        f" {', '.join(shown)}{' and more' if more else ''}",
+    )
 
 
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 from collections.abc import Collection
@@ -40,6 +41,9 @@ TOKEN_PREFIX = "amb_"
 INBOX_TITLE, INBOX_LINK = 255, 1024
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
 OPERATOR = "operator"
+# A watch's checks turning failing and back (a web monitor's per page, a threshold watch's),
+# and a page an update took out of a web monitor (failing no more: not watched).
+FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
 
 
 class UserExistsError(Exception):
@@ -267,6 +271,41 @@ class EventRepository(Repository):
             .group_by(Event.task)
         )
         return {task: count for task, count in (await self.session.execute(query)).tuples()}
+
+    async def failing_pages(
+        self, *, user: str, task: str | None = None
+    ) -> builtins.list[tuple[str, str | None]]:
+        """The user's watches failing now (or this ``task``'s), as (task, url) longest failing
+        first: a web monitor's page (its ``url``) or a threshold watch's metric (no ``url``)
+        whose last of ``FAILING_KINDS`` is ``watch.failing``, told after the task's last
+        ``watch.stopped`` (a deleted task, or an earlier life of one created again, is not)."""
+        # One statement: the newest of those kinds per (task, url), the newest stop per task.
+        page = Event.payload["url"].as_string()
+        mine = [Event.user == user, Event.task.is_not(None) if task is None else Event.task == task]
+        newest = (
+            select(func.max(Event.id).label("id"))
+            .where(*mine, Event.kind.in_(FAILING_KINDS))
+            .group_by(Event.task, page)
+            .subquery()
+        )
+        stopped = (
+            select(Event.task, func.max(Event.id).label("id"))
+            .where(*mine, Event.kind == "watch.stopped")
+            .group_by(Event.task)
+            .subquery()
+        )
+        query = (
+            select(Event.task, page)
+            .join(newest, Event.id == newest.c.id)
+            .outerjoin(stopped, stopped.c.task == Event.task)
+            .where(
+                Event.kind == "watch.failing",
+                or_(stopped.c.id.is_(None), stopped.c.id < Event.id),
+            )
+            .order_by(Event.id)
+        )
+        rows = (await self.session.execute(query)).tuples()
+        return [(task, url) for task, url in rows if task is not None]
 
 
 class InboxRepository(Repository):

@@ -38,7 +38,7 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.domain.configs import read_stored
 from ambient.refusals import Refusal
-from ambient.storage.repositories import SnapshotRepository
+from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -333,7 +333,20 @@ class TaskService(TaskReads):
                 # A delete landed after our look: the task is stopped, the config is not wrong.
                 raise TaskStateError(_stopped(task_id)) from None
             raise InvalidTaskError(f"update rejected: {exc.cause}") from None
+        if isinstance(parsed, WebMonitorConfig):
+            await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
         return await self.get(user, task_id)
+
+    async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
+        """A page an update took out of a web monitor while it failed is failing no more (the
+        status no longer shows it, and no watch.recovered will come): said with an event."""
+        async with self.db.write_session() as session:
+            events = EventRepository(session)
+            for _, url in await events.failing_pages(user=user, task=task_id):
+                if url is not None and url not in watched:
+                    payload = {"url": url}
+                    await events.add("watch.url_removed", user=user, task=task_id, payload=payload)
+            await session.commit()
 
     async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
         """Change a schedule in place (validated first): a bad update leaves it as it was, and

@@ -97,7 +97,11 @@ async def test_an_english_user_hears_every_tool_and_refusal_in_english_and_chine
         "Hello! I don't know your voice yet, so I can't tell you anyone's operations news."
         " Ask the owner to register your voiceprint in the settings."
     )
-    assert said["needs"] == "Nothing needs you now. All is well."
+    # Both watches failed and never recovered: not "all is well".
+    assert said["needs"] == (
+        "No fixes wait for your approval, but 2 watches keep failing their checks:"
+        " shop home, a web monitor."
+    )
     assert said["nothing waits"] == "No fixes are waiting for your approval."
     assert said["errors"] == (
         "3 errors in the last 24 hours, mostly: shop home 2 times, a web monitor 1 time."
@@ -116,7 +120,7 @@ async def test_an_english_user_hears_every_tool_and_refusal_in_english_and_chine
 
     # A Chinese user hears the same calls as before, in Chinese.
     assert zh["paused"] == "好的，morning standup已暂停。"
-    assert zh["needs"] == "现在没有需要你处理的事，一切正常。"
+    assert zh["needs"] == "没有等你审批的修复，但有 2 个监控一直检查失败：shop home、网页监控。"
     assert zh["errors"] == "最近 24 小时有 3 个错误，主要是：shop home 2 次、网页监控 1 次。"
     assert zh["misheard name"] == "没听清任务名，请再说一次。"
     assert all(_CJK.search(v) for v in zh.values()), zh

@@ -1,0 +1,207 @@
+"""What needs me tells the user's watches that are failing now, not "all is well"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.wiring import AppState
+from tests.briefing.harness import make_user
+from tests.conftest import running_worker, unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.remediation.support import add_user, remediation_settings, run_row
+from tests.support.servers import serve
+from tests.voice.support import say, voice_client, worker_state
+from tests.voice.test_voice_remediation import OWNER, waiting
+from tests.watches.site import Site, article
+from tests.watches.test_polling import until
+
+ALL_WELL = "现在没有需要你处理的事，一切正常。"
+
+
+async def _kinds(db: Database, task: str) -> list[str]:
+    async with db.session() as session:
+        return [e.kind for e in reversed(await EventRepository(session).list(task=task))]
+
+
+def _told(db: Database, task: str, kind: str, times: int) -> Callable[[], Any]:
+    async def seen() -> bool:
+        return (await _kinds(db, task)).count(kind) >= times
+
+    return seen
+
+
+async def test_a_web_monitor_whose_page_cannot_be_reached_is_told_until_it_recovers_or_is_deleted(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A web monitor's page answered 404 (watch.failing recorded, its status failing), and
+    "有什么需要我处理的吗？" was answered "现在没有需要你处理的事，一切正常。": only the
+    remediations were looked at."""
+    user = unique("vf")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"urls": [f"{base}/shop"], "failure_threshold": 1}  # /shop: 404 for now
+        ref = await state.tasks.create(user, "web_monitor", config, name="shop-home")
+        task = ref.task_id
+        await until(_told(deps.db, task, "watch.failing", 1))
+        failing = "没有等你审批的修复，但有 1 个监控一直检查失败：shop home。"
+        async with voice_client(state, user) as client:
+            assert await say(client, "what_needs_me") == failing
+
+            site.pages["/shop"] = article("Open again.")
+            await state.tasks.trigger(user, task)
+            await until(_told(deps.db, task, "watch.recovered", 1))
+            assert await say(client, "what_needs_me") == ALL_WELL
+
+            site.pages.pop("/shop")
+            await state.tasks.trigger(user, task)
+            await until(_told(deps.db, task, "watch.failing", 2))
+            assert await say(client, "what_needs_me") == failing
+
+            await state.tasks.delete(user, task)
+            await until(_told(deps.db, task, "watch.stopped", 1))
+            assert await say(client, "what_needs_me") == ALL_WELL
+    assert await _kinds(deps.db, task) == [
+        "watch.failing",
+        "watch.recovered",
+        "watch.failing",
+        "watch.stopped",
+    ]
+
+
+async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_name(
+    database_url: str, dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Each page of a web monitor and each threshold watch is failing from its watch.failing
+    to its watch.recovered; a task stopped since (deleted) is not, nor another user's."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    try:
+        user, other = unique("vf"), unique("vo")
+        for name in (user, other):
+            await make_user(db, name)
+        shop, docs, blog, old, again = (
+            f"web-monitor/{user}/{name}"
+            for name in ("shop-home", "docs", "blog", "old-page", "again")
+        )
+        btc = f"threshold-watch/{user}/btc"
+        page = "https://shop.example/"
+        async with db.session() as session:
+            events = EventRepository(session)
+            for kind, task, payload in (
+                ("watch.failing", shop, {"url": page, "error": "HTTP 404", "failures": 3}),
+                ("watch.failing", docs, {"url": f"{page}a", "error": "timeout", "failures": 3}),
+                ("watch.failing", docs, {"url": f"{page}b", "error": "timeout", "failures": 3}),
+                ("watch.recovered", docs, {"url": f"{page}a", "after_failures": 4}),
+                ("watch.failing", blog, {"url": page, "error": "HTTP 500", "failures": 3}),
+                ("watch.recovered", blog, {"url": page, "after_failures": 3}),
+                ("watch.failing", old, {"url": page, "error": "HTTP 404", "failures": 3}),
+                ("watch.stopped", old, {"checks": 9}),
+                # Deleted, then created again under the same name: its new life fails.
+                ("watch.failing", again, {"url": page, "error": "HTTP 404", "failures": 3}),
+                ("watch.stopped", again, {"checks": 4}),
+                ("watch.failing", again, {"url": page, "error": "HTTP 404", "failures": 3}),
+                ("watch.failing", btc, {"error": "HTTP 500", "failures": 3}),
+            ):
+                await events.add(kind, user=user, task=task, payload=payload)
+            await events.add(
+                "watch.failing",
+                user=other,
+                task=f"web-monitor/{other}/theirs",
+                payload={"url": page, "error": "HTTP 404", "failures": 3},
+            )
+            await session.commit()
+            assert await events.failing_pages(user=user) == [
+                (shop, page),
+                (docs, f"{page}b"),
+                (again, page),
+                (btc, None),
+            ]
+            assert await events.failing_pages(user=user, task=docs) == [(docs, f"{page}b")]
+        state = AppState(
+            settings=deps.settings, db=db, temporal=dev_env.client, channels=deps.channels
+        )
+        async with voice_client(state, user) as client:
+            said = await say(client, "what_needs_me")
+        async with voice_client(state, other) as client:
+            theirs = await say(client, "what_needs_me")
+        async with db.session() as session:
+            account = await UserRepository(session).get(user)
+            assert account is not None
+            account.language = "en"
+            await session.commit()
+        async with voice_client(state, user) as client:
+            said_en = await say(client, "what_needs_me")
+    finally:
+        await db.close()
+    assert said == "没有等你审批的修复，但有 4 个监控一直检查失败：shop home、docs、again 等。"
+    assert theirs == "没有等你审批的修复，但有 1 个监控一直检查失败：theirs。"
+    assert said_en == (
+        "No fixes wait for your approval, but 4 watches keep failing their checks:"
+        " shop home, docs, again and more."
+    )
+
+
+async def test_failing_watches_are_one_more_short_sentence_after_the_fixes_waiting(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with deps.db.session() as session:
+        await EventRepository(session).add(
+            "watch.failing",
+            user=OWNER,
+            task=f"threshold-watch/{OWNER}/btc-price",
+            payload={"error": "HTTP 500", "failures": 3},
+        )
+        await session.commit()
+    async with waiting(ts_env, deps, "checkout") as (state, _):
+        async with voice_client(state, OWNER) as client:
+            waiting_only = await say(client, "what_needs_me")
+            async with deps.db.session() as session:
+                session.add(run_row("remediation/fw-1", OWNER, source="webhook", state="acting"))
+                await session.commit()
+            with_alerts = await say(client, "what_needs_me")
+    fixes = "有 1 个修复等你审批：第一个是checkout 的 error rate。可以说“批准第一个”。"
+    assert waiting_only == f"{fixes}另有 1 个监控一直检查失败：btc price。"
+    assert with_alerts == (
+        f"{fixes}另有 1 个告警正在自动处理，还有 1 个监控一直检查失败：btc price。"
+    )
+
+
+async def test_a_failing_page_taken_out_of_a_web_monitor_by_an_update_is_no_longer_told(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The usual fix of a mistyped URL: update the monitor to the right one. Its status no
+    longer shows the page, but its watch.failing was never followed by a watch.recovered."""
+    user = unique("vu")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    site.pages["/shop"] = article("Open.")
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        typo = {"urls": [f"{base}/shpo", f"{base}/shop"], "failure_threshold": 1}
+        task = (await state.tasks.create(user, "web_monitor", typo, name="shop-home")).task_id
+        await until(_told(deps.db, task, "watch.failing", 1))
+        async with voice_client(state, user) as client:
+            assert "1 个监控一直检查失败：shop home" in await say(client, "what_needs_me")
+            fixed = await state.tasks.update(
+                user, task, {"urls": [f"{base}/shop"], "failure_threshold": 1}
+            )
+            assert list(fixed.detail["urls"]) == [f"{base}/shop"]
+            assert await say(client, "what_needs_me") == ALL_WELL
+            # A retried or repeated update tells nothing more.
+            await state.tasks.update(user, task, {"urls": [f"{base}/shop"], "failure_threshold": 1})
+        await state.tasks.delete(user, task)
+        await until(_told(deps.db, task, "watch.stopped", 1))
+    assert await _kinds(deps.db, task) == ["watch.failing", "watch.url_removed", "watch.stopped"]
