@@ -340,12 +340,16 @@ class TaskService(TaskReads):
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the
         status no longer shows it, and no watch.recovered will come): said with an event."""
+        async with self.db.session() as session:
+            failing = await EventRepository(session).failing_pages(user=user, task=task_id)
+        removed = [url for _, url in failing if url is not None and url not in watched]
+        if not removed:
+            return  # the usual update: no write turn taken
         async with self.db.write_session() as session:
-            events = EventRepository(session)
-            for _, url in await events.failing_pages(user=user, task=task_id):
-                if url is not None and url not in watched:
-                    payload = {"url": url}
-                    await events.add("watch.url_removed", user=user, task=task_id, payload=payload)
+            for url in removed:
+                await EventRepository(session).add(
+                    "watch.url_removed", user=user, task=task_id, payload={"url": url}
+                )
             await session.commit()
 
     async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
