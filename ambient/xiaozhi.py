@@ -42,7 +42,7 @@ from ambient.speakers import DEFAULT_ASSISTANT
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, RemediationRecord, User, XiaozhiDevice
-from ambient.storage.repositories import OPERATOR, UserRepository, hash_token
+from ambient.storage.repositories import OPERATOR, EventRepository, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
 from workflows.remediation import GradedRemediationWorkflow
 
@@ -366,6 +366,9 @@ class VoiceFacts(BaseModel):
     approvals_waiting: int | None = Field(
         description="remediations waiting for this user's approval; null if not known in time"
     )
+    watches_failing: int = Field(
+        default=0, description="this user's watches whose checks are failing now"
+    )
     hint: str
 
 
@@ -389,6 +392,8 @@ async def voice_facts(
         if owner is not None:
             open_query = open_query.where(RemediationRecord.user == owner)
         states = list(await session.scalars(open_query))
+        pages = await EventRepository(session).failing_pages(user=user.name)
+    failing = len({task for task, _ in pages})
 
     async def approvals() -> int | None:
         if remediations is None or not states:
@@ -422,6 +427,9 @@ async def voice_facts(
     elif waiting:
         zh = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
         en = f"Fixes waiting for approval: {waiting}. Call what_needs_me."
+    elif failing:
+        zh = f"有 {failing} 个监控一直检查失败，可调用 what_needs_me。"
+        en = f"Watches failing their checks: {failing}. Call what_needs_me."
     else:
         zh = "用户询问运维情况时，使用语音工具回答。"
         en = "When the user asks about operations, answer with the voice tools."
@@ -434,6 +442,7 @@ async def voice_facts(
         briefing_given_today=given,
         open_alerts=len(states),
         approvals_waiting=waiting,
+        watches_failing=failing,
         hint=hint,
     )
 

@@ -205,3 +205,28 @@ async def test_a_failing_page_taken_out_of_a_web_monitor_by_an_update_is_no_long
         await state.tasks.delete(user, task)
         await until(_told(deps.db, task, "watch.stopped", 1))
     assert await _kinds(deps.db, task) == ["watch.failing", "watch.url_removed", "watch.stopped"]
+
+
+async def test_the_context_a_speaker_gets_at_wake_counts_the_failing_watches(
+    deps: WorkerDeps,
+) -> None:
+    """xiaozhi-server puts /xiaozhi/context into the voice model's prompt: it said nothing of
+    a watch failing, so the model had no reason to call what_needs_me."""
+    from ambient.xiaozhi import voice_facts
+
+    user = unique("vc")
+    await make_user(deps.db, user)
+    task = f"web-monitor/{user}/shop-home"
+    async with deps.db.session() as session:
+        await EventRepository(session).add(
+            "watch.failing",
+            user=user,
+            task=task,
+            payload={"url": "https://shop.example/", "error": "HTTP 404", "failures": 3},
+        )
+        await session.commit()
+        row = await UserRepository(session).get(user)
+    assert row is not None
+    facts = await voice_facts(deps.db, row)
+    assert facts.watches_failing == 1
+    assert facts.hint == "有 1 个监控一直检查失败，可调用 what_needs_me。"
