@@ -240,6 +240,10 @@ class BriefingService(Greeting):
             date = at.astimezone(ZoneInfo(ended.config.timezone)).date().isoformat()
             await self._store_given(user, date, at, via)
             carry = BriefingCarry(last_date=date, last_given_at=at)
+        if carry.last_date is not None:
+            # The day's midnight where it was briefed: a new zone's dates do not compare.
+            last = Date.fromisoformat(carry.last_date)
+            carry.last_midnight = plan_for(last, ended.config).logs_to
         return carry
 
     async def _ended_status(self, user: str) -> BriefingStatus | None:

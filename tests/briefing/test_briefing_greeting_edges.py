@@ -399,3 +399,34 @@ async def test_a_greeting_waiting_for_preparation_when_the_briefing_is_deleted_i
     assert heard.outcome is GreetOutcome.PREPARING, heard
     assert "did not answer in time" in heard.text
     assert again.outcome is GreetOutcome.UNAVAILABLE, again
+
+
+async def test_a_briefing_deleted_and_created_again_in_a_zone_behind_keeps_the_morning_there(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Ned hears his Shanghai briefing of day D, and that evening (still the evening before D
+    in Los Angeles) deletes it and creates it again in Los Angeles. The new run carried only
+    the date D given, compared it with Los Angeles dates, and skipped the morning of D there
+    for D+1. Now the day's midnight in the zone it was given in is carried too."""
+    await make_user(deps.db, "ned")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.created_in_window("ned", config)
+        spoken = await service.greet("ned", via="voice", request_id="morning", within=15)
+        assert spoken.outcome is GreetOutcome.SPOKEN, spoken
+        await stack.skip_to(day.window_end + timedelta(hours=1))
+        await eventually(lambda: _completed(service, "ned", day.date), "the day completed")
+        await service.delete("ned")
+        moved = config.model_copy(update={"timezone": "America/Los_Angeles"})
+
+        async def created() -> bool:
+            try:
+                return (await service.create("ned", moved)).created
+            except BriefingError:  # "still finishing; create it again in a minute"
+                return False
+
+        await eventually(created, "created again")
+        status = await eventually(lambda: _planned(service, "ned"), "the day planned")
+    assert status.day is not None
+    assert status.day.date == day.date
