@@ -1,9 +1,10 @@
 """Whole numbers as every door takes them: a number, or ASCII digits with a leading minus.
 
 pydantic's lax int reads "1_5", " 15 ", "+15" and "15.0" as 15: a typo or a pasted value must not
-become another number. The API's query, path and form numbers, the MCP tools' and the settings
-refuse them here, as pydantic's own int_parsing error (the 422 names the field); the CLI reads
-them with DIGITS too (ambient/cli_numbers.py). A number (a JSON body's) is int's to check.
+become another number. The API's query, path and form numbers, the whole-number fields of the
+models its JSON bodies and the MCP tools' arguments are read into (a node count, a share link's
+days) refuse them here, as pydantic's own int_parsing error (the 422 names the field); the CLI
+reads them with DIGITS too (ambient/cli_numbers.py). A JSON number is int's to check.
 """
 
 from __future__ import annotations

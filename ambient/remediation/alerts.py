@@ -22,6 +22,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     object_name,
 )
+from ambient.domain.numbers import WholeNumber
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource, ShortText
 
@@ -75,7 +76,7 @@ class Alert(UserConfig):
     threshold: float | None = None
     message: str = Field(default="", max_length=4000, description="alert text (data only)")
     verify: VerifySpec | None = None
-    settle_seconds: int | None = Field(default=None, ge=0, le=24 * 3600)
+    settle_seconds: WholeNumber | None = Field(default=None, ge=0, le=24 * 3600)
     # Bounded like a metric's dimensions: an alert travels whole in the workflow's input (a
     # label set past Temporal's 2 MB blob limit was an HTTP 500) and in every status answer.
     labels: dict[ShortText, ShortText] = Field(

@@ -19,6 +19,7 @@ from ambient.cloud.images import ImageDescription, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
+from ambient.domain.numbers import WholeNumber
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
@@ -57,7 +58,7 @@ class ApplyBody(ApplySpec):
 
 
 class ScaleBody(WorkloadSpec):
-    replicas: int = Field(ge=1, le=1000, description="absolute replica count")
+    replicas: WholeNumber = Field(ge=1, le=1000, description="absolute replica count")
     mode: ModeField = "dry_run"
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from ambient.domain.numbers import WholeNumber
 from ambient.sharing import (
     ExpiredShareLinkError,
     RevokedShareLinkError,
@@ -37,7 +38,7 @@ class ShareCreate(BaseModel):
         return body
 
     kind: Literal["briefing", "remediation", "report"] = "report"
-    days: int | None = Field(default=None, ge=1, le=365, description="default 7")
+    days: WholeNumber | None = Field(default=None, ge=1, le=365, description="default 7")
 
 
 class ShareCreated(BaseModel):

@@ -26,6 +26,7 @@ from ambient.discussions.views import (
     StoreInit,
 )
 from ambient.domain.field_errors import field_problems
+from ambient.domain.numbers import WholeNumber
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, RECORD
 
@@ -46,7 +47,8 @@ MessageId = Annotated[
 ]
 DiscussionId = Annotated[str, Field(description="a discussion id, e.g. disc_20261122081500_ab12")]
 Offset = Annotated[
-    int, Field(description="where the page starts: 0, or the next_offset of the previous page")
+    WholeNumber,
+    Field(description="where the page starts: 0, or the next_offset of the previous page"),
 ]
 
 
