@@ -1,10 +1,11 @@
 """Whole numbers as every door takes them: a number, or ASCII digits with a leading minus.
 
-pydantic's lax int reads "1_5", " 15 ", "+15" and "15.0" as 15: a typo or a pasted value must not
-become another number. The API's query, path and form numbers, the whole-number fields of the
-models its JSON bodies and the MCP tools' arguments are read into (a node count, a share link's
-days) refuse them here, as pydantic's own int_parsing error (the 422 names the field); the CLI
-reads them with DIGITS too (ambient/cli_numbers.py). A JSON number is int's to check.
+pydantic's lax int reads "1_5", " 15 ", "+15" and "15.0" as 15, and true as 1: a typo or a
+pasted value must not become another number. The API's query, path and form numbers, the
+whole-number fields of the models its JSON bodies and the MCP tools' arguments are read into (a
+node count, a share link's days) refuse them here, as pydantic's own int_parsing (int_type for
+true and false) error (the 422 names the field); the CLI reads them with DIGITS too
+(ambient/cli_numbers.py). A JSON number is int's to check.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ DIGITS = re.compile(r"-?[0-9]+")
 
 
 def _digits(value: Any) -> Any:
+    # lax int also reads true and false as 1 and 0: {"replicas": true} is no count.
+    if isinstance(value, bool):
+        raise PydanticKnownError("int_type")
     if isinstance(value, str) and not DIGITS.fullmatch(value):
         raise PydanticKnownError("int_parsing")
     return value

@@ -92,13 +92,17 @@ FIELDS = [
     Field("score_alert", {"alert": ALERT}, ("alert", "settle_seconds"), 60),
     Field("start_remediation", {"alert": ALERT}, ("alert", "settle_seconds"), 60),
     Field("list_discussions", {}, ("offset",), 1),
+    Field("scale_workload", {"workload": WORKLOAD}, ("replicas",), 3),
+    Field("scale_node_pool", POOL_SCALE, ("desired",), 2),
+    Field("list_events", {}, ("limit",), 5),
     Field("read_discussion", {"discussion_id": "disc_20261122081500_ab12"}, ("offset",), 1),
 ]
 
 
-def _typos(number: int) -> list[str]:
-    """What pydantic's lax int read as ``number``."""
-    return [f"0_{number}", f" {number} ", f"+{number}", f"{number}.0"]
+def _refused(number: int) -> list[tuple[Any, str]]:
+    """What pydantic's lax int read as ``number`` (or as 1 and 0), and the error it now is."""
+    typos = [f"0_{number}", f" {number} ", f"+{number}", f"{number}.0"]
+    return [*((typo, "int_parsing") for typo in typos), (True, "int_type"), (False, "int_type")]
 
 
 @pytest_asyncio.fixture
@@ -131,12 +135,12 @@ async def test_a_whole_number_in_a_body_is_digits_only_or_refused_naming_it(
         httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
     ):
         admin = await admin_headers(settings)
-        for typed in _typos(field.number):
+        for typed, kind in _refused(field.number):
             body = _put(field.around, field.at, typed)
             response = await http.post(path, json=body, headers=admin)
             assert response.status_code == 422, (typed, response.text)
             [error] = response.json()["detail"]
-            assert (error["loc"], error["type"]) == (["body", *field.at], "int_parsing"), typed
+            assert (error["loc"], error["type"]) == (["body", *field.at], kind), typed
         # As written, the number is read (no cloud, no Temporal here: never 422).
         for given in [str(field.number), field.number]:
             body = _put(field.around, field.at, given)
@@ -150,7 +154,7 @@ async def test_a_whole_number_in_tool_arguments_is_digits_only_or_the_tool_refus
 ) -> None:
     where = ".".join(map(str, field.at))
     async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
-        for typed in _typos(field.number):
+        for typed, _ in _refused(field.number):
             refused = await client.call_tool(field.door, _put(field.around, field.at, typed))
             assert refused.is_error, typed
             text = refused.content[0].text  # type: ignore[union-attr]
