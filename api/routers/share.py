@@ -97,6 +97,8 @@ GONE = {
     RevokedShareLinkError: N_("This link was withdrawn by whoever shared it."),
 }
 NOT_FOUND = N_("No report at this address: check that the whole link was copied.")
+# The kinds of report a link shows, as its footer names them.
+KINDS = {"briefing": N_("briefing"), "remediation": N_("remediation"), "report": N_("report")}
 
 
 @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -118,7 +120,8 @@ async def open_share_link(
     has_title = row.html.lstrip().startswith("<h1")
     heading = "" if has_title else f"<h1>{escape(row.title)}</h1>"
     until = f"{row.expires_at:%Y-%m-%d %H:%M}"
-    footer = _("ambient-ops · %(kind)s · valid until %(until)s UTC", kind=row.kind, until=until)
+    kind = _(KINDS.get(row.kind, row.kind))
+    footer = _("ambient-ops · %(kind)s · valid until %(until)s UTC", kind=kind, until=until)
     body = f"""{heading}{row.html}
 <p><small>{escape(footer)}
 </small></p>"""

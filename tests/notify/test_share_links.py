@@ -230,6 +230,9 @@ async def test_a_shared_report_page_speaks_its_readers_language(
     chinese = await api.get(f"/share/{link['token']}", headers={"accept-language": "zh-CN"})
     assert '<html lang="en">' in english.text and "valid until" in english.text
     assert '<html lang="zh">' in chinese.text and "有效期至" in chinese.text
+    # The kind of report too: the footer said "ambient-ops · report · 有效期至".
+    assert "ambient-ops · report · valid until" in english.text
+    assert "ambient-ops · 报告 · 有效期至" in chinese.text, chinese.text
 
 
 async def test_a_dead_or_unknown_share_link_says_so_in_its_readers_language(
