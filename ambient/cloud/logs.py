@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.clients.tencent import writes
@@ -13,11 +13,12 @@ from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import as_utc
 
 
-class LogsetSpec(BaseModel):
+class LogsetSpec(UserConfig):
     name: str = Field(min_length=1, max_length=255, description="logset name (unique)")
     region: Region = Field(default=None, description="region (default: configured)")
 
@@ -26,7 +27,7 @@ class LogsetSpec(BaseModel):
         return CloudRequest(product="cls", action="CreateLogset", region=self.region, params=params)
 
 
-class TopicSpec(BaseModel):
+class TopicSpec(UserConfig):
     logset_id: str = Field(max_length=64, description="the logset the topic belongs to")
     name: str = Field(min_length=1, max_length=255, description="topic name (unique in logset)")
     period: WholeNumber = Field(default=30, ge=1, le=3600, description="retention days")
@@ -44,7 +45,7 @@ class TopicSpec(BaseModel):
         return CloudRequest(product="cls", action="CreateTopic", region=self.region, params=params)
 
 
-class AlarmSpec(BaseModel):
+class AlarmSpec(UserConfig):
     name: str = Field(min_length=1, max_length=255, description="alarm policy name (unique)")
     topic_id: str = Field(max_length=64, description="CLS topic the query runs on")
     logset_id: str | None = Field(
@@ -121,7 +122,7 @@ class AlarmSpec(BaseModel):
         return CloudRequest(product="cls", action="CreateAlarm", region=self.region, params=params)
 
 
-class ScheduledSqlSpec(BaseModel):
+class ScheduledSqlSpec(UserConfig):
     name: str = Field(min_length=1, max_length=255, description="task name (unique)")
     source_topic_id: str = Field(max_length=64, description="topic the SQL reads")
     target_topic_id: str = Field(max_length=64, description="topic the results go to")

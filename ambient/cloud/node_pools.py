@@ -12,12 +12,13 @@ from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TkeClusterId
 from ambient.domain.numbers import WholeNumber
 
 
 # --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------
-class NodePoolSpec(BaseModel):
+class NodePoolSpec(UserConfig):
     cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     name: str = Field(min_length=1, max_length=64, description="node pool name (unique)")
     vpc_id: str = Field(max_length=64, description="VPC of the cluster, e.g. vpc-abc123")
@@ -67,7 +68,7 @@ class NodePoolSpec(BaseModel):
         )
 
 
-class NodePoolScaleSpec(BaseModel):
+class NodePoolScaleSpec(UserConfig):
     cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     node_pool_id: str = Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
     desired: WholeNumber = Field(ge=0, le=1000, description="desired number of nodes")
