@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from ambient.domain.configs import StorableText
+from ambient.domain.configs import UserConfig
 from ambient.refusals import Refusal
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -129,8 +129,9 @@ HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
 
 
-class UserSettings(StorableText):
-    """The settings a user may change for themselves; every field optional on update."""
+class UserSettings(UserConfig):
+    """The settings a user may change for themselves; every field optional on update (a setting
+    under another name is refused by it, not dropped)."""
 
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
