@@ -159,7 +159,7 @@ class UserSettings(UserConfig):
 CLEARABLE_SETTINGS = frozenset({"email", "phone", "voiceprint_id", "language"})
 
 
-class Grant(BaseModel):
+class Grant(UserConfig):
     """A change of role and/or rollback permission, made by an admin for another user."""
 
     role: Role | None = None

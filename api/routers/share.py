@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import Language
 from ambient.sharing import (
@@ -26,7 +27,7 @@ from api.routers.pages import N_, language_of
 router = APIRouter(prefix="/share", tags=["share"])
 
 
-class ShareCreate(BaseModel):
+class ShareCreate(UserConfig):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
     body: str = Field(min_length=1, max_length=500_000, description="markdown")
 
