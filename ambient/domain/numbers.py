@@ -1,4 +1,5 @@
-"""Whole numbers as every door takes them: a number, or ASCII digits with a leading minus.
+"""Numbers as every door takes them: a number, or ASCII digits (one point for a decimal) with a
+leading minus.
 
 pydantic's lax int reads "1_5", " 15 ", "+15" and "15.0" as 15, and true as 1: a typo or a
 pasted value must not become another number. The API's query, path and form numbers, the
@@ -17,6 +18,7 @@ from pydantic import BeforeValidator
 from pydantic_core import PydanticKnownError
 
 DIGITS = re.compile(r"-?[0-9]+")
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def _digits(value: Any) -> Any:
@@ -29,3 +31,16 @@ def _digits(value: Any) -> Any:
 
 
 WholeNumber = Annotated[int, BeforeValidator(_digits)]
+
+
+def _decimal(value: Any) -> Any:
+    # lax float reads "9_5" as 95, "1e2" as 100, "inf", and true as 1.
+    if isinstance(value, bool):
+        raise PydanticKnownError("float_type")
+    if isinstance(value, str) and not DECIMAL.fullmatch(value):
+        raise PydanticKnownError("float_parsing")
+    return value
+
+
+# A decimal number as the doors take it: a number, or ASCII digits with one point.
+DecimalNumber = Annotated[float, BeforeValidator(_decimal)]

@@ -22,7 +22,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     object_name,
 )
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import DecimalNumber, WholeNumber
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource, ShortText
 
@@ -72,8 +72,8 @@ class Alert(UserConfig):
         default=None, description="the TKE cluster's region (default: the configured one)"
     )
     metric: str | None = Field(default=None, max_length=200)
-    value: float | None = None
-    threshold: float | None = None
+    value: DecimalNumber | None = None
+    threshold: DecimalNumber | None = None
     message: str = Field(default="", max_length=4000, description="alert text (data only)")
     verify: VerifySpec | None = None
     settle_seconds: WholeNumber | None = Field(default=None, ge=0, le=24 * 3600)

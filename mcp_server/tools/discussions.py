@@ -26,7 +26,7 @@ from ambient.discussions.views import (
     StoreInit,
 )
 from ambient.domain.field_errors import field_problems
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import DecimalNumber, WholeNumber
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, RECORD
 
@@ -129,7 +129,8 @@ async def detect_anomalies(
     ctx: Context[Any, Any],
     discussion_id: DiscussionId,
     threshold_seconds: Annotated[
-        float, Field(description="a different sender within this many seconds is suspicious")
+        DecimalNumber,
+        Field(description="a different sender within this many seconds is suspicious"),
     ] = 2.0,
 ) -> AnomalyReport:
     """Messages sent within threshold_seconds after another sender's: likely machine-written."""

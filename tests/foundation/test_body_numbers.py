@@ -163,3 +163,44 @@ async def test_a_whole_number_in_tool_arguments_is_digits_only_or_the_tool_refus
             read = await client.call_tool(field.door, _put(field.around, field.at, given))
             text = read.content[0].text  # type: ignore[union-attr]
             assert f"{where}:" not in text, (given, text)
+
+
+# Decimal numbers the same way: pydantic's lax float read "9_5" as 95, "1e2" as 100 and true
+# as 1, so an alert's value or threshold could be another number than the one meant.
+NOT_DECIMAL = [("9_5", "float_parsing"), (" 95 ", "float_parsing"), ("1e2", "float_parsing")]
+NOT_DECIMAL += [("+95", "float_parsing"), ("inf", "float_parsing"), (True, "float_type")]
+
+
+async def test_a_decimal_number_in_a_body_or_tool_arguments_is_digits_and_a_point_or_refused(
+    settings: Settings, state: AppState
+) -> None:
+    app_settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with (
+        serve(create_app(app_settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        Client(build_server(state.settings, holder=StateHolder(state))) as client,
+    ):
+        admin = await admin_headers(app_settings)
+        for field in ("value", "threshold"):
+            for typed, kind in NOT_DECIMAL:
+                body = {"alert": {**ALERT, field: typed}}
+                response = await http.post("/remediations/score", json=body, headers=admin)
+                assert response.status_code == 422, (typed, response.text)
+                [error] = response.json()["detail"]
+                assert (error["loc"], error["type"]) == (["body", "alert", field], kind), typed
+                refused = await client.call_tool("score_alert", body)
+                text = refused.content[0].text  # type: ignore[union-attr]
+                assert refused.is_error and f"alert.{field}: Input should be" in text, text
+            for given in ["95.5", "-3", 95.5, 95, 1e2]:
+                body = {"alert": {**ALERT, field: given}}
+                response = await http.post("/remediations/score", json=body, headers=admin)
+                assert response.status_code == 200, (given, response.text)
+        for typed, _ in NOT_DECIMAL:
+            path = "/discussions/disc_20261122081500_ab12/anomalies"
+            response = await http.get(path, params={"threshold_seconds": typed}, headers=admin)
+            assert response.status_code == 422, (typed, response.text)
+            assert response.json()["detail"][0]["loc"] == ["query", "threshold_seconds"]
+            arguments = {"discussion_id": "disc_1", "threshold_seconds": typed}
+            refused = await client.call_tool("detect_anomalies", arguments)
+            text = refused.content[0].text  # type: ignore[union-attr]
+            assert "threshold_seconds: Input should be" in text, text
