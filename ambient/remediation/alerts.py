@@ -151,7 +151,7 @@ def alert_from_alarm(
             namespace=namespace,
             workload=workload,
             # The alarm object's region, when written as one (else the configured region).
-            region=region if region and TENCENT_REGION.match(region) else None,
+            region=region if region and TENCENT_REGION.fullmatch(region) else None,
             metric=name[:200] or None,
             message=detail[:4000],
             labels={"level": level} if level else {},
