@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from ambient.domain.numbers import DIGITS
-
-DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+from ambient.domain.numbers import DECIMAL, DIGITS
 
 
 def whole_number(least: int | None = None, most: int | None = None) -> Callable[[Any], int]:

@@ -92,7 +92,7 @@ class DeviceAdded(DeviceView):
 def normalize_device_id(value: str) -> str:
     """MACs compare case-insensitively: stored and looked up lowercase."""
     value = value.strip()
-    if not _DEVICE_ID.match(value):
+    if not _DEVICE_ID.fullmatch(value):
         raise InvalidDeviceError(
             "device_id: the device's MAC as xiaozhi-server sends it in `device-id` "
             "(e.g. aa:bb:cc:dd:ee:ff), 1-64 letters, digits, ':', '_', '.', '-'"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from temporalio.client import (
     Client,
     Schedule,
@@ -18,13 +18,14 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from ambient.domain.configs import UserConfig
 from ambient.domain.event_digest import DigestRun
 from ambient.domain.numbers import WholeNumber
 from ambient.settings import Settings
 from workflows.event_agent import EventDigestWorkflow
 
 
-class DigestSetting(BaseModel):
+class DigestSetting(UserConfig):
     enabled: bool = Field(description="let the agent read new events and decide what to push")
     every_minutes: WholeNumber = Field(default=15, ge=5, le=1440, description="how often it looks")
 

@@ -32,7 +32,7 @@ class McpServerSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError("1-32 characters of lowercase letters, digits, '_' or '-'")
         return value
 

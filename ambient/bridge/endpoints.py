@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
+from ambient.domain.configs import UserConfig
 from ambient.domain.users import Role
 from ambient.refusals import Refusal
 from ambient.settings import Settings
@@ -128,7 +129,7 @@ class EndpointCipher:
         return self._cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], None).decode()
 
 
-class EndpointCreate(BaseModel):
+class EndpointCreate(UserConfig):
     user: str = Field(min_length=1, max_length=63, description="the user the endpoint acts as")
     url: str = Field(
         min_length=1,

@@ -30,11 +30,12 @@ from ambient.cloud.errors import (
     CloudOpsInputError,
     lacks_permission,
 )
+from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import ClusterRef, NamespaceName, namespace_name
 
 
 # --- Kubernetes: apply YAML, scale, restart -------------------------------------------------
-class ApplySpec(BaseModel):
+class ApplySpec(UserConfig):
     cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
     documents: str = Field(
         min_length=1, max_length=500_000, description="YAML: one or more documents (---)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.clients.tencent import writes
@@ -13,10 +13,12 @@ from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.domain.configs import UserConfig
+from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import as_utc
 
 
-class LogsetSpec(BaseModel):
+class LogsetSpec(UserConfig):
     name: str = Field(min_length=1, max_length=255, description="logset name (unique)")
     region: Region = Field(default=None, description="region (default: configured)")
 
@@ -25,11 +27,11 @@ class LogsetSpec(BaseModel):
         return CloudRequest(product="cls", action="CreateLogset", region=self.region, params=params)
 
 
-class TopicSpec(BaseModel):
+class TopicSpec(UserConfig):
     logset_id: str = Field(max_length=64, description="the logset the topic belongs to")
     name: str = Field(min_length=1, max_length=255, description="topic name (unique in logset)")
-    period: int = Field(default=30, ge=1, le=3600, description="retention days")
-    partitions: int = Field(default=1, ge=1, le=10, description="partition count")
+    period: WholeNumber = Field(default=30, ge=1, le=3600, description="retention days")
+    partitions: WholeNumber = Field(default=1, ge=1, le=10, description="partition count")
     region: Region = Field(default=None, description="region (default: configured)")
 
     def request(self) -> CloudRequest:
@@ -43,7 +45,7 @@ class TopicSpec(BaseModel):
         return CloudRequest(product="cls", action="CreateTopic", region=self.region, params=params)
 
 
-class AlarmSpec(BaseModel):
+class AlarmSpec(UserConfig):
     name: str = Field(min_length=1, max_length=255, description="alarm policy name (unique)")
     topic_id: str = Field(max_length=64, description="CLS topic the query runs on")
     logset_id: str | None = Field(
@@ -55,10 +57,10 @@ class AlarmSpec(BaseModel):
     condition: str = Field(
         min_length=1, max_length=1000, description="trigger, e.g. '$1.n > 10' ($1 = the query)"
     )
-    period_minutes: int = Field(default=5, ge=1, le=1440, description="how often it runs")
-    window_minutes: int = Field(default=15, ge=1, le=1440, description="minutes searched")
-    trigger_count: int = Field(default=1, ge=1, le=10, description="hits before it fires")
-    level: int = Field(default=1, ge=0, le=2, description="0 warning, 1 info, 2 critical")
+    period_minutes: WholeNumber = Field(default=5, ge=1, le=1440, description="how often it runs")
+    window_minutes: WholeNumber = Field(default=15, ge=1, le=1440, description="minutes searched")
+    trigger_count: WholeNumber = Field(default=1, ge=1, le=10, description="hits before it fires")
+    level: WholeNumber = Field(default=1, ge=0, le=2, description="0 warning, 1 info, 2 critical")
     notice_ids: list[str] = Field(
         default_factory=list, max_length=10, description="existing notice ids (notice-...)"
     )
@@ -68,7 +70,7 @@ class AlarmSpec(BaseModel):
     notice_webhook: str | None = Field(
         default=None, max_length=1000, description="webhook URL the new notice calls"
     )
-    notice_uids: list[int] = Field(
+    notice_uids: list[WholeNumber] = Field(
         default_factory=list, max_length=20, description="sub-account uins to email/SMS"
     )
     region: Region = Field(default=None, description="region (default: configured)")
@@ -120,12 +122,14 @@ class AlarmSpec(BaseModel):
         return CloudRequest(product="cls", action="CreateAlarm", region=self.region, params=params)
 
 
-class ScheduledSqlSpec(BaseModel):
+class ScheduledSqlSpec(UserConfig):
     name: str = Field(min_length=1, max_length=255, description="task name (unique)")
     source_topic_id: str = Field(max_length=64, description="topic the SQL reads")
     target_topic_id: str = Field(max_length=64, description="topic the results go to")
     sql: str = Field(min_length=1, max_length=4000, description="e.g. '* | select count(*)'")
-    period_minutes: int = Field(default=60, ge=1, le=1440, description="run every N minutes")
+    period_minutes: WholeNumber = Field(
+        default=60, ge=1, le=1440, description="run every N minutes"
+    )
     window: str = Field(
         default="@m-1h,@m", max_length=64, description="time window of each run, CLS syntax"
     )

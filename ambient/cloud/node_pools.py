@@ -12,21 +12,23 @@ from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TkeClusterId
+from ambient.domain.numbers import WholeNumber
 
 
 # --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------
-class NodePoolSpec(BaseModel):
+class NodePoolSpec(UserConfig):
     cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     name: str = Field(min_length=1, max_length=64, description="node pool name (unique)")
     vpc_id: str = Field(max_length=64, description="VPC of the cluster, e.g. vpc-abc123")
     subnet_ids: list[str] = Field(min_length=1, max_length=20, description="subnets for nodes")
     instance_type: str = Field(max_length=64, description="CVM instance type, e.g. S5.MEDIUM4")
-    minimum: int = Field(default=0, ge=0, le=1000, description="fewest nodes")
-    maximum: int = Field(default=3, ge=0, le=1000, description="most nodes")
-    desired: int = Field(default=1, ge=0, le=1000, description="nodes to start with")
+    minimum: WholeNumber = Field(default=0, ge=0, le=1000, description="fewest nodes")
+    maximum: WholeNumber = Field(default=3, ge=0, le=1000, description="most nodes")
+    desired: WholeNumber = Field(default=1, ge=0, le=1000, description="nodes to start with")
     disk_type: str = Field(default="CLOUD_PREMIUM", max_length=32, description="system disk")
-    disk_size: int = Field(default=50, ge=20, le=1024, description="system disk GB")
+    disk_size: WholeNumber = Field(default=50, ge=20, le=1024, description="system disk GB")
     security_group_ids: list[str] = Field(default_factory=list, max_length=5)
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes node labels")
     os_name: str | None = Field(default=None, max_length=64, description="e.g. tlinux3.1x86_64")
@@ -66,10 +68,10 @@ class NodePoolSpec(BaseModel):
         )
 
 
-class NodePoolScaleSpec(BaseModel):
+class NodePoolScaleSpec(UserConfig):
     cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
     node_pool_id: str = Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
-    desired: int = Field(ge=0, le=1000, description="desired number of nodes")
+    desired: WholeNumber = Field(ge=0, le=1000, description="desired number of nodes")
     region: Region = Field(default=None, description="region (default: configured)")
 
 

@@ -25,13 +25,14 @@ from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_d
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_permission, readable
 from ambient.cloud.service import CloudOpsService
+from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import ClusterRef, NamespaceName, ObjectName
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
 
 
-class WorkloadSpec(BaseModel):
+class WorkloadSpec(UserConfig):
     cluster_id: ClusterRef = Field(description="TKE cluster id or a context of AMBIENT_KUBECONFIG")
     namespace: NamespaceName = Field(description="namespace of the Deployment")
     name: ObjectName = Field(description="Deployment name")

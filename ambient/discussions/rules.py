@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.domain.configs import StorableText
+from ambient.domain.configs import UserConfig
 from ambient.refusals import Refusal
 
 SourceType = Literal["real", "inferred", "unverifiable"]
@@ -57,7 +57,7 @@ def discussion_id(at: datetime, suffix: str) -> str:
     return f"disc_{at.strftime('%Y%m%d%H%M%S')}_{suffix}"
 
 
-class MessageIn(StorableText):
+class MessageIn(UserConfig):
     """What a sender writes (send_message / reply_message arguments)."""
 
     from_id: str

@@ -18,6 +18,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+# Checked with fullmatch: re's "$" also matches before a final "\n" ("prod\n" passed).
 TKE_CLUSTER_ID = re.compile(r"^cls-[a-z0-9]{8}$")
 _KUBECONFIG_CONTEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -31,14 +32,14 @@ TKE_CLUSTER_HINT = "cls- and 8 lowercase letters or digits, e.g. cls-7kq2m0ab"
 
 def tke_cluster_id(value: str) -> str:
     """``value`` if it is a TKE cluster id."""
-    if not TKE_CLUSTER_ID.match(value):
+    if not TKE_CLUSTER_ID.fullmatch(value):
         raise ValueError(f"must be a TKE cluster id: {TKE_CLUSTER_HINT}")
     return value
 
 
 def tencent_region(value: str) -> str:
     """``value`` if it is written as a Tencent Cloud region."""
-    if len(value) > 32 or not TENCENT_REGION.match(value):
+    if len(value) > 32 or not TENCENT_REGION.fullmatch(value):
         raise ValueError(f"must be {TENCENT_REGION_HINT} (not {value[:40]!r})")
     return value
 
@@ -47,7 +48,7 @@ def cluster_ref(value: str) -> str:
     """``value`` if it is a TKE cluster id or could name a kubeconfig context."""
     if value.startswith("cls-"):
         return tke_cluster_id(value)
-    if "//" in value or not _KUBECONFIG_CONTEXT.match(value):
+    if "//" in value or not _KUBECONFIG_CONTEXT.fullmatch(value):
         raise ValueError(
             f"must be a TKE cluster id ({TKE_CLUSTER_HINT}) or a context name of "
             "AMBIENT_KUBECONFIG (letters, digits and _ . @ : / -)"
@@ -57,7 +58,7 @@ def cluster_ref(value: str) -> str:
 
 def namespace_name(value: str) -> str:
     """``value`` if it is a Kubernetes namespace name."""
-    if not _DNS_LABEL.match(value):
+    if not _DNS_LABEL.fullmatch(value):
         raise ValueError(
             "must be a Kubernetes namespace: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
@@ -67,7 +68,7 @@ def namespace_name(value: str) -> str:
 
 def object_name(value: str, what: str = "Kubernetes object name") -> str:
     """``value`` if it is a Kubernetes object name (Deployment, Service, ...)."""
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise ValueError(
             f"must be a {what}: lowercase letters, digits, '-' and '.', "
             "each dot-separated part starting and ending with a letter or digit, "

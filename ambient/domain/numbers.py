@@ -1,9 +1,12 @@
-"""Whole numbers as every door takes them: a number, or ASCII digits with a leading minus.
+"""Numbers as every door takes them: a number, or ASCII digits (one point for a decimal) with a
+leading minus.
 
-pydantic's lax int reads "1_5", " 15 ", "+15" and "15.0" as 15: a typo or a pasted value must not
-become another number. The API's query, path and form numbers, the MCP tools' and the settings
-refuse them here, as pydantic's own int_parsing error (the 422 names the field); the CLI reads
-them with DIGITS too (ambient/cli_numbers.py). A number (a JSON body's) is int's to check.
+pydantic's lax int reads "1_5", " 15 ", "+15" and "15.0" as 15, and true as 1: a typo or a
+pasted value must not become another number. The API's query, path and form numbers, the
+whole-number fields of the models its JSON bodies and the MCP tools' arguments are read into (a
+node count, a share link's days) refuse them here, as pydantic's own int_parsing (int_type for
+true and false) error (the 422 names the field); the CLI reads them with DIGITS too
+(ambient/cli_numbers.py). A JSON number is int's to check.
 """
 
 from __future__ import annotations
@@ -15,12 +18,29 @@ from pydantic import BeforeValidator
 from pydantic_core import PydanticKnownError
 
 DIGITS = re.compile(r"-?[0-9]+")
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def _digits(value: Any) -> Any:
+    # lax int also reads true and false as 1 and 0: {"replicas": true} is no count.
+    if isinstance(value, bool):
+        raise PydanticKnownError("int_type")
     if isinstance(value, str) and not DIGITS.fullmatch(value):
         raise PydanticKnownError("int_parsing")
     return value
 
 
 WholeNumber = Annotated[int, BeforeValidator(_digits)]
+
+
+def _decimal(value: Any) -> Any:
+    # lax float reads "9_5" as 95, "1e2" as 100, "inf", and true as 1.
+    if isinstance(value, bool):
+        raise PydanticKnownError("float_type")
+    if isinstance(value, str) and not DECIMAL.fullmatch(value):
+        raise PydanticKnownError("float_parsing")
+    return value
+
+
+# A decimal number as the doors take it: a number, or ASCII digits with one point.
+DecimalNumber = Annotated[float, BeforeValidator(_decimal)]

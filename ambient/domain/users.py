@@ -21,9 +21,10 @@ from pydantic import (
     model_validator,
 )
 
-from ambient.domain.configs import StorableText
+from ambient.domain.configs import UserConfig
 from ambient.refusals import Refusal
 
+# Checked with fullmatch: re's "$" also matches before a final "\n" ("eve\n" was a user).
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 # A user name as a filter (query parameters): the same format, checked where it arrives.
 UserName = Annotated[str, StringConstraints(pattern=_NAME.pattern)]
@@ -55,7 +56,7 @@ GRANTED_FIELDS = ("role", "rollback_permission")
 
 
 def validate_user_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise Refusal(
             "must be 1-63 characters of lowercase letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
@@ -67,7 +68,7 @@ def validate_user_name(value: str) -> str:
 
 
 def validate_hhmm(value: str) -> str:
-    if not _HHMM.match(value):
+    if not _HHMM.fullmatch(value):
         raise Refusal("must be a time as HH:MM (24-hour), e.g. 06:00")
     return value
 
@@ -129,8 +130,9 @@ HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
 
 
-class UserSettings(StorableText):
-    """The settings a user may change for themselves; every field optional on update."""
+class UserSettings(UserConfig):
+    """The settings a user may change for themselves; every field optional on update (a setting
+    under another name is refused by it, not dropped)."""
 
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
@@ -158,7 +160,7 @@ class UserSettings(StorableText):
 CLEARABLE_SETTINGS = frozenset({"email", "phone", "voiceprint_id", "language"})
 
 
-class Grant(BaseModel):
+class Grant(UserConfig):
     """A change of role and/or rollback permission, made by an admin for another user."""
 
     role: Role | None = None

@@ -22,6 +22,7 @@ from ambient.domain.identifiers import (
     TencentRegion,
     object_name,
 )
+from ambient.domain.numbers import DecimalNumber, WholeNumber
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource, ShortText
 
@@ -71,11 +72,11 @@ class Alert(UserConfig):
         default=None, description="the TKE cluster's region (default: the configured one)"
     )
     metric: str | None = Field(default=None, max_length=200)
-    value: float | None = None
-    threshold: float | None = None
+    value: DecimalNumber | None = None
+    threshold: DecimalNumber | None = None
     message: str = Field(default="", max_length=4000, description="alert text (data only)")
     verify: VerifySpec | None = None
-    settle_seconds: int | None = Field(default=None, ge=0, le=24 * 3600)
+    settle_seconds: WholeNumber | None = Field(default=None, ge=0, le=24 * 3600)
     # Bounded like a metric's dimensions: an alert travels whole in the workflow's input (a
     # label set past Temporal's 2 MB blob limit was an HTTP 500) and in every status answer.
     labels: dict[ShortText, ShortText] = Field(
@@ -150,7 +151,7 @@ def alert_from_alarm(
             namespace=namespace,
             workload=workload,
             # The alarm object's region, when written as one (else the configured region).
-            region=region if region and TENCENT_REGION.match(region) else None,
+            region=region if region and TENCENT_REGION.fullmatch(region) else None,
             metric=name[:200] or None,
             message=detail[:4000],
             labels={"level": level} if level else {},

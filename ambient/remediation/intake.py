@@ -23,7 +23,7 @@ def check_cluster(settings: Settings, cluster_id: str) -> None:
     # cluster (DescribeClusterKubeconfig): a name that is no TKE id can only be a context, and
     # one the kubeconfig lacks would fail the workflow only once it runs. The dry_run executor
     # reaches no cluster.
-    if settings.remediation_executor != "kubernetes" or TKE_CLUSTER_ID.match(cluster_id):
+    if settings.remediation_executor != "kubernetes" or TKE_CLUSTER_ID.fullmatch(cluster_id):
         return
     try:
         contexts = kubeconfig_contexts(settings.kubeconfig)

@@ -200,7 +200,7 @@ def task_name(name: str | None, config: BaseModel) -> str:
         # Derived from the config: creating the same task twice finds the first one.
         digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
         return digest[:12]
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
         raise ConfigError([(("name",), rule)], prefix=())
     return name

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import (
@@ -24,6 +24,7 @@ from ambient.briefing.models import (
     LogAnalysis,
     PreparedBriefing,
 )
+from ambient.domain.configs import UserConfig
 from ambient.domain.notify import NotifyResult
 from ambient.domain.numbers import WholeNumber
 from ambient.sharing import ReportLink
@@ -33,12 +34,12 @@ from api.errors import unprocessable
 router = APIRouter(prefix="/briefings", tags=["briefings"])
 
 
-class SendIn(BaseModel):
+class SendIn(UserConfig):
     date: str | None = Field(default=None, description="YYYY-MM-DD; the latest when omitted")
     request_id: str | None = Field(default=None, max_length=128)
 
 
-class AnalyzeIn(BaseModel):
+class AnalyzeIn(UserConfig):
     log_source: dict[str, Any]
     start: datetime
     end: datetime

@@ -14,6 +14,7 @@ from ambient.agent.errors import AgentError
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import ChatRuntime
 from ambient.agent.servers import McpServerSpec
+from ambient.domain.configs import UserConfig
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
@@ -31,7 +32,7 @@ def get_chat(request: Request, state: StateDep) -> ChatRuntime:
 ChatDep = Annotated[ChatRuntime, Depends(get_chat)]
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(UserConfig):
     message: Annotated[str | None, Field(max_length=4000)] = Field(
         default=None, description="what the person says; omit when only answering a confirm"
     )

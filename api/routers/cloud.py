@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.audit import Mode
@@ -19,6 +19,8 @@ from ambient.cloud.images import ImageDescription, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
+from ambient.domain.configs import UserConfig
+from ambient.domain.numbers import WholeNumber
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
@@ -57,7 +59,7 @@ class ApplyBody(ApplySpec):
 
 
 class ScaleBody(WorkloadSpec):
-    replicas: int = Field(ge=1, le=1000, description="absolute replica count")
+    replicas: WholeNumber = Field(ge=1, le=1000, description="absolute replica count")
     mode: ModeField = "dry_run"
 
 
@@ -65,7 +67,7 @@ class RestartBody(WorkloadSpec):
     mode: ModeField = "dry_run"
 
 
-class ImageBody(BaseModel):
+class ImageBody(UserConfig):
     image_url: str = Field(max_length=8_000_000, description="http(s) URL or data:image/ upload")
     question: str = Field(
         default="What does this dashboard show? Anything abnormal?", min_length=1, max_length=2000

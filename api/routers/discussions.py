@@ -22,7 +22,7 @@ from ambient.discussions.views import (
     SigningError,
     Stats,
 )
-from ambient.domain.numbers import WholeNumber
+from ambient.domain.numbers import DecimalNumber, WholeNumber
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 
@@ -97,7 +97,7 @@ async def close(discussion_id: str, user: CurrentUser, state: StateDep) -> Close
 
 @router.get("/{discussion_id}/anomalies")
 async def anomalies(
-    discussion_id: str, user: CurrentUser, state: StateDep, threshold_seconds: float = 2.0
+    discussion_id: str, user: CurrentUser, state: StateDep, threshold_seconds: DecimalNumber = 2.0
 ) -> AnomalyReport:
     return await state.discussions.detect_anomalies(user.name, discussion_id, threshold_seconds)
 

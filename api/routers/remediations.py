@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import (
@@ -34,7 +35,7 @@ from api.errors import unprocessable
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 
 
-class RemediationStart(BaseModel):
+class RemediationStart(UserConfig):
     alert: Alert
     mode: Literal["dry_run", "execute"] = Field(
         default="dry_run", description="the lower of this and your rollback_permission applies"
@@ -47,13 +48,13 @@ RUN_KEY = (
 )
 
 
-class ApprovalBody(BaseModel):
+class ApprovalBody(UserConfig):
     approve: bool
     reason: str | None = Field(default=None, max_length=1000)
     run_key: str | None = Field(default=None, max_length=300, description=RUN_KEY)
 
 
-class AbortBody(BaseModel):
+class AbortBody(UserConfig):
     reason: str | None = Field(default=None, max_length=1000)
     run_key: str | None = Field(default=None, max_length=300, description=RUN_KEY)
 

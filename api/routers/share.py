@@ -10,6 +10,9 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from ambient.domain.configs import UserConfig
+from ambient.domain.numbers import WholeNumber
+from ambient.domain.users import Language
 from ambient.sharing import (
     ExpiredShareLinkError,
     RevokedShareLinkError,
@@ -19,12 +22,12 @@ from ambient.sharing import (
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.i18n import Words
-from api.routers.pages import language_of
+from api.routers.pages import N_, language_of
 
 router = APIRouter(prefix="/share", tags=["share"])
 
 
-class ShareCreate(BaseModel):
+class ShareCreate(UserConfig):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
     body: str = Field(min_length=1, max_length=500_000, description="markdown")
 
@@ -37,7 +40,7 @@ class ShareCreate(BaseModel):
         return body
 
     kind: Literal["briefing", "remediation", "report"] = "report"
-    days: int | None = Field(default=None, ge=1, le=365, description="default 7")
+    days: WholeNumber | None = Field(default=None, ge=1, le=365, description="default 7")
 
 
 class ShareCreated(BaseModel):
@@ -89,30 +92,50 @@ async def revoke_share_link_by_token(
     await session.commit()
 
 
+# What the reader of a link that no longer opens is told; an unknown or forged one says no more.
+GONE = {
+    ExpiredShareLinkError: N_("This link has expired: ask whoever shared it for a new one."),
+    RevokedShareLinkError: N_("This link was withdrawn by whoever shared it."),
+}
+NOT_FOUND = N_("No report at this address: check that the whole link was copied.")
+# The kinds of report a link shows, as its footer names them.
+KINDS = {"briefing": N_("briefing"), "remediation": N_("remediation"), "report": N_("report")}
+
+
 @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def open_share_link(
     request: Request, token: str, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
+    # The frame speaks its reader's language, as every anonymous page does (api/i18n.py).
+    language = language_of(request, None)
+    _ = Words(language)
     try:
         row = await _repo(session, settings).open(token)
     except (ExpiredShareLinkError, RevokedShareLinkError) as exc:
-        return HTMLResponse(f"<h1>{escape(str(exc))}</h1>", status_code=status.HTTP_410_GONE)
+        said = _(GONE[type(exc)])
+        return _page(language, said, f"<h1>{escape(said)}</h1>", status.HTTP_410_GONE)
     except ShareLinkError:
-        return HTMLResponse("<h1>not found</h1>", status_code=status.HTTP_404_NOT_FOUND)
+        said = _(NOT_FOUND)
+        return _page(language, said, f"<h1>{escape(said)}</h1>", status.HTTP_404_NOT_FOUND)
     # A report that brings its own title is not given a second one.
     has_title = row.html.lstrip().startswith("<h1")
     heading = "" if has_title else f"<h1>{escape(row.title)}</h1>"
-    # The frame speaks its reader's language, as every anonymous page does (api/i18n.py).
-    language = language_of(request, None)
     until = f"{row.expires_at:%Y-%m-%d %H:%M}"
-    _ = Words(language)
-    footer = _("ambient-ops · %(kind)s · valid until %(until)s UTC", kind=row.kind, until=until)
+    kind = _(KINDS.get(row.kind, row.kind))
+    footer = _("ambient-ops · %(kind)s · valid until %(until)s UTC", kind=kind, until=until)
+    body = f"""{heading}{row.html}
+<p><small>{escape(footer)}
+</small></p>"""
+    return _page(language, row.title, body)
+
+
+def _page(
+    language: Language, title: str, body: str, code: int = status.HTTP_200_OK
+) -> HTMLResponse:
     page = f"""<!doctype html><html lang="{language.value}"><head><meta charset="utf-8">
-<meta name="robots" content="noindex"><title>{escape(row.title)}</title>
+<meta name="robots" content="noindex"><title>{escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/static/share.css">
-</head><body>{heading}{row.html}
-<p><small>{escape(footer)}
-</small></p>
+</head><body>{body}
 </body></html>"""
-    return HTMLResponse(page, headers={"Cache-Control": "private, no-store"})
+    return HTMLResponse(page, status_code=code, headers={"Cache-Control": "private, no-store"})

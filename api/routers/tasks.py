@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.status import temporal_problem
 from ambient.watches.inputs import (
@@ -28,7 +29,7 @@ from api.errors import unprocessable
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(UserConfig):
     type: TaskType = Field(description="the kind of background task")
     # Parsed by type in TaskService (ambient.watches.inputs), published as the typed models.
     config: AnyConfig

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ambient.domain.configs import UserConfig
 from ambient.status import database_problem
 from ambient.storage.repositories import user_named
 from ambient.xiaozhi import (
@@ -77,7 +78,7 @@ async def context(
     return JSONResponse({"code": 0, "data": facts.model_dump()})
 
 
-class DeviceIn(BaseModel):
+class DeviceIn(UserConfig):
     device_id: str = Field(max_length=64, description="the device's MAC (xiaozhi `device-id`)")
     user: str | None = Field(default=None, max_length=63, description="default: yourself")
     speakers: list[str] = Field(

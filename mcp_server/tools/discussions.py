@@ -26,6 +26,7 @@ from ambient.discussions.views import (
     StoreInit,
 )
 from ambient.domain.field_errors import field_problems
+from ambient.domain.numbers import DecimalNumber, WholeNumber
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, RECORD
 
@@ -46,7 +47,8 @@ MessageId = Annotated[
 ]
 DiscussionId = Annotated[str, Field(description="a discussion id, e.g. disc_20261122081500_ab12")]
 Offset = Annotated[
-    int, Field(description="where the page starts: 0, or the next_offset of the previous page")
+    WholeNumber,
+    Field(description="where the page starts: 0, or the next_offset of the previous page"),
 ]
 
 
@@ -127,7 +129,8 @@ async def detect_anomalies(
     ctx: Context[Any, Any],
     discussion_id: DiscussionId,
     threshold_seconds: Annotated[
-        float, Field(description="a different sender within this many seconds is suspicious")
+        DecimalNumber,
+        Field(description="a different sender within this many seconds is suspicious"),
     ] = 2.0,
 ) -> AnomalyReport:
     """Messages sent within threshold_seconds after another sender's: likely machine-written."""

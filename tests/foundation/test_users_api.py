@@ -203,3 +203,27 @@ async def test_an_overlong_name_in_a_path_is_refused_by_name_not_quoted_back(
         assert answer.status_code == 422, (path, answer.status_code, answer.text[:200])
         [error] = answer.json()["detail"]
         assert error["loc"] == ["path", "name"] and error["type"] == "string_too_long", error["loc"]
+
+
+async def test_a_setting_under_another_name_is_refused_by_name_and_nothing_changes(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # {"time_zone": ...} was dropped: 200, and the briefing kept its old zone with nothing said.
+    created = await api.post("/users", json={"name": "tess"}, headers=admin)
+    auth = {"Authorization": f"Bearer {created.json()['token']}"}
+    for sent, field in (
+        ({"time_zone": "Asia/Shanghai"}, "time_zone"),
+        ({"timezone": "Asia/Shanghai", "wake_word": "你好"}, "wake_word"),
+    ):
+        refused = await api.patch("/users/me", headers=auth, json=sent)
+        assert refused.status_code == 422, (sent, refused.text)
+        detail = refused.json()["detail"]
+        assert [(d["loc"], d["type"]) for d in detail] == [(["body", field], "extra_forbidden")]
+    me = (await api.get("/users/me", headers=auth)).json()
+    assert me["timezone"] == created.json()["user"]["timezone"]
+    registered = await api.post(
+        "/users", json={"name": "tom", "time_zone": "Asia/Shanghai"}, headers=admin
+    )
+    assert registered.status_code == 422, registered.text
+    assert [d["loc"] for d in registered.json()["detail"]] == [["body", "time_zone"]]
+    assert (await api.get("/users/tom", headers=admin)).status_code == 404

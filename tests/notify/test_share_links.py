@@ -131,7 +131,7 @@ async def test_a_share_link_pasted_with_trailing_punctuation_is_not_found_not_a_
     # Chat apps glue the sentence's full stop onto a pasted link.
     for mangled in (f"{link['token']}。", f"{link['token']}，谢谢", "x.1.é"):
         page = await api.get(f"/share/{mangled}")
-        assert (page.status_code, page.text) == (404, "<h1>not found</h1>"), mangled
+        assert page.status_code == 404 and "No report at this address" in page.text, mangled
     assert (await api.get(f"/share/{link['token']}")).status_code == 200
 
 
@@ -230,3 +230,37 @@ async def test_a_shared_report_page_speaks_its_readers_language(
     chinese = await api.get(f"/share/{link['token']}", headers={"accept-language": "zh-CN"})
     assert '<html lang="en">' in english.text and "valid until" in english.text
     assert '<html lang="zh">' in chinese.text and "有效期至" in chinese.text
+    # The kind of report too: the footer said "ambient-ops · report · 有效期至".
+    assert "ambient-ops · report · valid until" in english.text
+    assert "ambient-ops · 报告 · 有效期至" in chinese.text, chinese.text
+
+
+async def test_a_dead_or_unknown_share_link_says_so_in_its_readers_language(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    # The report page speaks its reader's language, but an expired, revoked or unknown link
+    # answered a bare English "<h1>this link has expired</h1>" to a Chinese reader too.
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            repo = ShareLinkRepository(session, settings.secret_key.get_secret_value())
+            past = datetime.now(UTC) - timedelta(days=2)
+            _, expired = await repo.create("ann", "briefing", "t", "b", days=1, now=past)
+            row, revoked = await repo.create("ann", "briefing", "t", "b", days=7)
+            assert await repo.revoke("ann", row.id)
+            await session.commit()
+    finally:
+        await db.close()
+    cases = [
+        (expired, 410, "This link has expired", "此链接已过期"),
+        (revoked, 410, "This link was withdrawn", "此链接已被分享者撤回"),
+        (f"{revoked[:-2]}xx", 404, "No report at this address", "此地址没有报告"),
+        ("garbage", 404, "No report at this address", "此地址没有报告"),
+    ]
+    for token, code, english, chinese in cases:
+        for asked, language, says in (("en-US", "en", english), ("zh-CN,zh;q=0.9", "zh", chinese)):
+            page = await api.get(f"/share/{token}", headers={"accept-language": asked})
+            assert page.status_code == code, (token, page.text)
+            assert f'<html lang="{language}">' in page.text, (token, page.text)
+            assert says in page.text, (token, asked, page.text)
+            assert page.headers["content-type"] == "text/html; charset=utf-8"

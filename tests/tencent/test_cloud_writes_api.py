@@ -500,3 +500,119 @@ async def test_a_workload_change_through_the_api_asks_for_the_kubeconfig_in_its_
         if action == "DescribeClusterKubeconfig"
     ]
     assert asked == ["ap-shanghai"]
+
+
+# A misspelt optional field was dropped and its default asked for: {"max_size": 10} made a
+# node pool of at most 3 nodes, {"retention": 7} a topic kept 30 days.
+POOL = {
+    "cluster_id": POOL_CLUSTER,
+    "name": "pool",
+    "vpc_id": "vpc-1",
+    "subnet_ids": ["subnet-1"],
+    "instance_type": "S5.MEDIUM4",
+}
+MISSPELT = [
+    ("/cloud/node-pools", {**POOL, "max_size": 10}, "max_size"),
+    (
+        "/cloud/node-pools/scale",
+        {"cluster_id": POOL_CLUSTER, "node_pool_id": "np-1", "desired": 2, "regoin": "ap-beijing"},
+        "regoin",
+    ),
+    ("/cloud/logsets", {"name": "app", "regin": "ap-beijing"}, "regin"),
+    ("/cloud/log-topics", {"logset_id": "logset-app", "name": "app", "retention": 7}, "retention"),
+    (
+        "/cloud/alarms",
+        {
+            "name": "e",
+            "topic_id": "topic-app",
+            "query": "q",
+            "condition": "c",
+            "notice_ids": ["notice-1"],
+            "severity": 2,
+        },
+        "severity",
+    ),
+    (
+        "/cloud/scheduled-sql",
+        {"name": "s", "source_topic_id": "t1", "target_topic_id": "t2", "sql": "*", "every": 5},
+        "every",
+    ),
+    (
+        "/cloud/apply",
+        {
+            "cluster_id": POOL_CLUSTER,
+            "documents": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+            "ns": "shop",
+        },
+        "ns",
+    ),
+    (
+        "/cloud/workloads/scale",
+        {"cluster_id": POOL_CLUSTER, "namespace": "shop", "name": "web", "replicas": 3, "dry": 1},
+        "dry",
+    ),
+    (
+        "/cloud/workloads/restart",
+        {"cluster_id": POOL_CLUSTER, "namespace": "shop", "name": "web", "dryrun": True},
+        "dryrun",
+    ),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "field"), MISSPELT)
+async def test_a_misspelt_field_of_a_cloud_write_is_refused_by_name_and_sends_nothing(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+    route: str,
+    body: dict[str, object],
+    field: str,
+) -> None:
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    answer = await http.post(route, json={**body, "mode": "execute"}, headers=ops)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert [(d["loc"], d["type"]) for d in detail] == [(["body", field], "extra_forbidden")]
+    assert cloud.calls == []
+
+
+async def test_a_misspelt_field_in_a_tool_argument_or_a_spec_file_is_refused_by_name(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    import asyncio
+
+    from mcp import Client
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+    from ambient.wiring import AppState, StateHolder
+    from mcp_server.server import build_server
+
+    cloud, _, settings = api
+    await _token(settings, "ops", RollbackPermission.EXECUTE)
+    db = Database(settings.resolved_database_url)
+    state = AppState(settings=settings, db=db, temporal=None, channels=None, stdio_user="ops")  # type: ignore[arg-type]
+    try:
+        async with Client(build_server(settings, holder=StateHolder(state))) as client:
+            tool = await client.call_tool(
+                "create_node_pool", {"pool": {**POOL, "max_size": 10}, "mode": "execute"}
+            )
+    finally:
+        await db.close()
+    assert tool.is_error
+    said = tool.content[0].text  # type: ignore[union-attr]
+    assert "pool.max_size: Extra inputs are not permitted" in said, said
+
+    spec = settings.data_dir / "pool.yaml"
+    spec.write_text(yaml.safe_dump({**POOL, "max_size": 10}))
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": settings.tencentcloud_endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": settings.resolved_database_url,
+    }
+    command = ["cloud", "create-node-pool", str(spec), "--user", "ops", "--execute"]
+    done = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+    assert done.exit_code == 2, done.output
+    assert "max_size: Extra inputs are not permitted" in done.output, done.output
+    assert cloud.calls == []
