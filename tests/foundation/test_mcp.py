@@ -213,3 +213,21 @@ async def test_a_whole_number_is_digits_only_or_the_tool_refuses_it(state: AppSt
         for given in ["15", 15]:  # read (alice is no user here: refused as such)
             read = await client.call_tool("list_events", {"limit": given})
             assert "limit" not in read.content[0].text, read.content
+
+
+async def test_an_argument_a_tool_does_not_take_is_refused_by_name_and_nothing_runs(
+    state: AppState,
+) -> None:
+    # mcp's argument models ignore extras: approve_remediation's misspelt "runkey" approved
+    # whichever run was current (its run_key guard skipped), "limt" listed the default page.
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        refused = await client.call_tool(
+            "approve_remediation",
+            {"remediation_id": "remediation/x", "approve": True, "runkey": "r1"},
+        )
+        misspelt = await client.call_tool("list_events", {"limt": 5})
+    assert refused.is_error and misspelt.is_error
+    said = refused.content[0].text  # type: ignore[union-attr]
+    assert said.startswith("Error executing tool approve_remediation: invalid arguments — "), said
+    assert "runkey: not an argument of approve_remediation" in said and "run_key" in said, said
+    assert "limt: not an argument of list_events" in misspelt.content[0].text  # type: ignore[union-attr]

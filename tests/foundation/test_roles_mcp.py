@@ -88,8 +88,13 @@ async def test_scale_node_pool_reads_permission_from_the_database_and_audits_eve
         refused, message = await call(c, "scale_node_pool", **SCALE, desired=4)
     assert refused and "rollback_permission 'none'" in message
     async with client(state, "viewer") as c:
-        # A claim in the request changes nothing: the permission is the database's.
-        _, dry = await call(c, "scale_node_pool", **SCALE, desired=4, rollback_permission="execute")
+        # A claim in the request changes nothing: the permission is the database's (an
+        # argument the tool does not take is refused by name, and nothing runs).
+        claimed, said = await call(
+            c, "scale_node_pool", **SCALE, desired=4, rollback_permission="execute"
+        )
+        assert claimed and "rollback_permission: not an argument of scale_node_pool" in said
+        _, dry = await call(c, "scale_node_pool", **SCALE, desired=4)
         pool = api.node_pools["cls-abcd1234"][0]
         assert dry["executed"] is False and pool["DesiredNodesNum"] == 3
         # Granted meanwhile (by the operator): the same session's next call sees it.
