@@ -16,11 +16,11 @@ from pydantic import AfterValidator, Field, field_validator
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import (
-    TENCENT_REGION,
     ClusterRef,
     NamespaceName,
     TencentRegion,
     object_name,
+    region_name,
 )
 from ambient.remediation.ladder import WorkloadRef
 from ambient.watches.configs import Condition, MetricSource, ShortText
@@ -150,7 +150,7 @@ def alert_from_alarm(
             namespace=namespace,
             workload=workload,
             # The alarm object's region, when written as one (else the configured region).
-            region=region if region and TENCENT_REGION.match(region) else None,
+            region=region_name(region),
             metric=name[:200] or None,
             message=detail[:4000],
             labels={"level": level} if level else {},
