@@ -42,6 +42,10 @@ class KubeNotFoundError(KubeError):
     """The named object does not exist."""
 
 
+class TkeClusterNotFoundError(KubeError):
+    """TKE knows no cluster of that id in the region asked (the message names the region)."""
+
+
 class KubeUnauthorizedError(KubeError):
     """The API server refused our credentials (401): the kubeconfig is read again next time."""
 
@@ -177,7 +181,7 @@ async def cluster_client(
         # cluster TKE does not know never does).
         error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
         if exc.code.endswith("ClusterNotFound"):  # TKE's four codes for it, none retryable
-            raise KubeError(
+            raise TkeClusterNotFoundError(
                 f"TKE has no cluster {cluster_id} in {region or tencent.region} "
                 f"(DescribeClusterKubeconfig: {exc}): check the id, and give the cluster's region"
             ) from exc
