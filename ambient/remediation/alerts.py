@@ -12,7 +12,7 @@ import re
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import (
@@ -23,7 +23,7 @@ from ambient.domain.identifiers import (
     region_name,
 )
 from ambient.remediation.ladder import WorkloadRef
-from ambient.watches.configs import Condition, MetricSource, ShortText
+from ambient.watches.configs import Condition, MetricSource, ShortText, TencentMonitorSource
 
 # --- alerts ---------------------------------------------------------------------------
 
@@ -88,6 +88,21 @@ class Alert(UserConfig):
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    @model_validator(mode="after")
+    def _verified_in_its_region(self) -> Alert:
+        # A Cloud Monitor metric that names no region is its cluster's: read where the cluster
+        # is (in the configured region it has no datapoints, and the run could not verify).
+        verify = self.verify
+        if (
+            self.region is not None
+            and verify is not None
+            and isinstance(verify.source, TencentMonitorSource)
+            and verify.source.region is None
+        ):
+            source = verify.source.model_copy(update={"region": self.region})
+            self.verify = verify.model_copy(update={"source": source})
+        return self
 
     def fingerprint(self) -> str:
         """Stable identity of the problem: the same alert again maps to the same remediation."""
