@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx2
 import yaml
 from lightkube import AsyncClient, KubeConfig
-from lightkube.core.exceptions import ApiError
+from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.resources.apps_v1 import Deployment
 from pydantic import BaseModel
 
@@ -108,12 +108,22 @@ def client_from_kubeconfig(
     text: str | None = None, path: Path | None = None, context: str | None = None
 ) -> AsyncClient:
     """An async client for a kubeconfig as YAML text (TKE) or a file, in ``context`` if given."""
-    if text:
-        config = KubeConfig.from_dict(yaml.safe_load(text))
-    elif path:
-        config = KubeConfig.from_file(path)
-    else:
-        raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
+    what = "TKE's kubeconfig" if text else f"AMBIENT_KUBECONFIG {path}"
+    # Read errors as a KubeError naming the file: lightkube's ConfigError, a YAML error or a
+    # KeyError reached a person as "Error executing tool list_workloads".
+    try:
+        if text:
+            config = KubeConfig.from_dict(yaml.safe_load(text))
+        elif path is None:
+            raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
+        elif not path.is_file():
+            # As a .env file writes it, ~ is not the home folder.
+            raise KubeError(f"{what} not found (give the file's full path)")
+        else:
+            config = KubeConfig.from_file(path)
+    except (ConfigError, OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise KubeError(f"{what} is not a readable kubeconfig: {why}") from None
     if context is not None and context not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none"
         raise KubeError(f"kubeconfig has no context {context!r} (contexts: {known})")
