@@ -208,13 +208,18 @@ class KubeClients:
     def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
         self._kubeconfig, self._tencent = kubeconfig, tencent
         self._clients: dict[tuple[str, str | None], AsyncClient] = {}
-        self._lock = asyncio.Lock()
+        # One lock a cluster: its kubeconfig is asked for once, and a cluster whose TKE answer
+        # is slow (up to the client's timeout) holds up no other cluster's first client.
+        self._locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+
+    def _lock(self, key: tuple[str, str | None]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
 
     async def client(self, cluster_id: str, region: str | None = None) -> AsyncClient:
         """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
         configured one); KubeError says why no kubeconfig reaches it."""
         key = self._key(cluster_id, region)
-        async with self._lock:
+        async with self._lock(key):
             if key not in self._clients:
                 self._clients[key] = await cluster_client(
                     cluster_id, self._kubeconfig, self._tencent, region=region
@@ -232,14 +237,17 @@ class KubeClients:
 
     async def forget(self, cluster_id: str, region: str | None = None) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
-        async with self._lock:
-            client = self._clients.pop(self._key(cluster_id, region), None)
+        key = self._key(cluster_id, region)
+        async with self._lock(key):
+            client = self._clients.pop(key, None)
         if client is not None:
             await client.close()
 
     async def aclose(self) -> None:
-        async with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+        for lock in list(self._locks.values()):  # clients being made are closed too
+            async with lock:
+                pass
+        clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()
 
