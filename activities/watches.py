@@ -29,6 +29,7 @@ from ambient.clients.web import (
     WebFetcher,
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
+from ambient.domain.configs import STORED
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
 from ambient.watches.configs import HttpJsonSource, MetricSource, PrometheusSource
@@ -109,7 +110,9 @@ class WatchActivities:
     async def read_metric(self, request: ReadMetricInput) -> MetricReading:
         """The current value of a metric source; errors are readings, not failures."""
         try:
-            source = SOURCES.validate_python(request.source)
+            # The watch's config as it ran (stored data): a rule added since refuses it at the
+            # doors, not here on every check of a watch that is running.
+            source = SOURCES.validate_python(request.source, context=STORED)
         except ValidationError as exc:
             raise ApplicationError(
                 f"source: not a metric source: {exc}",

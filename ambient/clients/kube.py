@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx2
 import yaml
 from lightkube import AsyncClient, KubeConfig
-from lightkube.core.exceptions import ApiError
+from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.resources.apps_v1 import Deployment
 from pydantic import BaseModel
 
@@ -40,6 +40,10 @@ class KubeError(Exception):
 
 class KubeNotFoundError(KubeError):
     """The named object does not exist."""
+
+
+class TkeClusterNotFoundError(KubeError):
+    """TKE knows no cluster of that id in the region asked (the message names the region)."""
 
 
 class KubeUnauthorizedError(KubeError):
@@ -104,12 +108,22 @@ def client_from_kubeconfig(
     text: str | None = None, path: Path | None = None, context: str | None = None
 ) -> AsyncClient:
     """An async client for a kubeconfig as YAML text (TKE) or a file, in ``context`` if given."""
-    if text:
-        config = KubeConfig.from_dict(yaml.safe_load(text))
-    elif path:
-        config = KubeConfig.from_file(path)
-    else:
-        raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
+    what = "TKE's kubeconfig" if text else f"AMBIENT_KUBECONFIG {path}"
+    # Read errors as a KubeError naming the file: lightkube's ConfigError, a YAML error or a
+    # KeyError reached a person as "Error executing tool list_workloads".
+    try:
+        if text:
+            config = KubeConfig.from_dict(yaml.safe_load(text))
+        elif path is None:
+            raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
+        elif not path.is_file():
+            # As a .env file writes it, ~ is not the home folder.
+            raise KubeError(f"{what} not found (give the file's full path)")
+        else:
+            config = KubeConfig.from_file(path)
+    except (ConfigError, OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        raise KubeError(f"{what} is not a readable kubeconfig: {why}") from None
     if context is not None and context not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none"
         raise KubeError(f"kubeconfig has no context {context!r} (contexts: {known})")
@@ -177,7 +191,7 @@ async def cluster_client(
         # cluster TKE does not know never does).
         error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
         if exc.code.endswith("ClusterNotFound"):  # TKE's four codes for it, none retryable
-            raise KubeError(
+            raise TkeClusterNotFoundError(
                 f"TKE has no cluster {cluster_id} in {region or tencent.region} "
                 f"(DescribeClusterKubeconfig: {exc}): check the id, and give the cluster's region"
             ) from exc
@@ -194,13 +208,18 @@ class KubeClients:
     def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
         self._kubeconfig, self._tencent = kubeconfig, tencent
         self._clients: dict[tuple[str, str | None], AsyncClient] = {}
-        self._lock = asyncio.Lock()
+        # One lock a cluster: its kubeconfig is asked for once, and a cluster whose TKE answer
+        # is slow (up to the client's timeout) holds up no other cluster's first client.
+        self._locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+
+    def _lock(self, key: tuple[str, str | None]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
 
     async def client(self, cluster_id: str, region: str | None = None) -> AsyncClient:
         """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
         configured one); KubeError says why no kubeconfig reaches it."""
         key = self._key(cluster_id, region)
-        async with self._lock:
+        async with self._lock(key):
             if key not in self._clients:
                 self._clients[key] = await cluster_client(
                     cluster_id, self._kubeconfig, self._tencent, region=region
@@ -218,14 +237,17 @@ class KubeClients:
 
     async def forget(self, cluster_id: str, region: str | None = None) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
-        async with self._lock:
-            client = self._clients.pop(self._key(cluster_id, region), None)
+        key = self._key(cluster_id, region)
+        async with self._lock(key):
+            client = self._clients.pop(key, None)
         if client is not None:
             await client.close()
 
     async def aclose(self) -> None:
-        async with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+        for lock in list(self._locks.values()):  # clients being made are closed too
+            async with lock:
+                pass
+        clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from ambient.clients.kube import KubeError, KubeForbiddenError
+from ambient.clients.kube import KubeError, KubeForbiddenError, TkeClusterNotFoundError
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -89,6 +89,9 @@ def readable(product: str, action: str) -> Iterator[None]:
         yield
     except TencentCloudError as exc:
         raise _sentence(exc, product, action) from None
+    except TkeClusterNotFoundError as exc:
+        # Its sentence names the region the cluster was looked for in, and what to give.
+        raise CloudOpsFailedError("not_found", str(exc)) from None
     except KubeError as exc:
         # A cluster client TKE gave no kubeconfig: Tencent Cloud's answer is the reason.
         if isinstance(exc.__cause__, TencentCloudError):

@@ -37,6 +37,61 @@ def tke_cluster_id(value: str) -> str:
     return value
 
 
+# Short names some APIs write a region as (Cloud Monitor's AlarmHistory.Region: "gz"; the
+# same short names as Monitor's and CLB's region fields), by the region's API name.
+TENCENT_REGION_SHORT_NAMES = {
+    "gz": "ap-guangzhou",
+    "sh": "ap-shanghai",
+    "bj": "ap-beijing",
+    "cd": "ap-chengdu",
+    "cq": "ap-chongqing",
+    "nj": "ap-nanjing",
+    "szx": "ap-shenzhen",
+    "tsn": "ap-tianjin",
+    "qy": "ap-qingyuan",
+    "gzopen": "ap-guangzhou-open",
+    "shjr": "ap-shanghai-fsi",
+    "szjr": "ap-shenzhen-fsi",
+    "bjjr": "ap-beijing-fsi",
+    "hk": "ap-hongkong",
+    "tpe": "ap-taipei",
+    "sg": "ap-singapore",
+    "th": "ap-bangkok",
+    "jkt": "ap-jakarta",
+    "in": "ap-mumbai",
+    "kr": "ap-seoul",
+    "jp": "ap-tokyo",
+    "usw": "na-siliconvalley",
+    "use": "na-ashburn",
+    "ca": "na-toronto",
+    "tor": "na-toronto",
+    "sao": "sa-saopaulo",
+    "de": "eu-frankfurt",
+    "ru": "eu-moscow",
+    "hzec": "ap-hangzhou-ec",
+    "jnec": "ap-jinan-ec",
+    "fzec": "ap-fuzhou-ec",
+    "whec": "ap-wuhan-ec",
+    "csec": "ap-changsha-ec",
+    "sjwec": "ap-shijiazhuang-ec",
+    "hfeec": "ap-hefei-ec",
+    "sheec": "ap-shenyang-ec",
+    "xiyec": "ap-xian-ec",
+    "xbec": "ap-xibei-ec",
+    "cgoec": "ap-zhengzhou-ec",
+}
+
+
+def region_name(value: str | None) -> str | None:
+    """The API name of a region an API wrote as its API name or its short name ("sh" is
+    ap-shanghai); None for anything else (not guessed at)."""
+    if not value:
+        return None
+    if value in TENCENT_REGION_SHORT_NAMES:
+        return TENCENT_REGION_SHORT_NAMES[value]
+    return value if len(value) <= 32 and TENCENT_REGION.fullmatch(value) else None
+
+
 def tencent_region(value: str) -> str:
     """``value`` if it is written as a Tencent Cloud region."""
     if len(value) > 32 or not TENCENT_REGION.fullmatch(value):

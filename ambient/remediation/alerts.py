@@ -12,19 +12,19 @@ import re
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import (
-    TENCENT_REGION,
     ClusterRef,
     NamespaceName,
     TencentRegion,
     object_name,
+    region_name,
 )
 from ambient.domain.numbers import DecimalNumber, WholeNumber
 from ambient.remediation.ladder import WorkloadRef
-from ambient.watches.configs import Condition, MetricSource, ShortText
+from ambient.watches.configs import Condition, MetricSource, ShortText, TencentMonitorSource
 
 # --- alerts ---------------------------------------------------------------------------
 
@@ -90,6 +90,21 @@ class Alert(UserConfig):
             raise ValueError("must be a finite number")
         return value
 
+    @model_validator(mode="after")
+    def _verified_in_its_region(self) -> Alert:
+        # A Cloud Monitor metric that names no region is its cluster's: read where the cluster
+        # is (in the configured region it has no datapoints, and the run could not verify).
+        verify = self.verify
+        if (
+            self.region is not None
+            and verify is not None
+            and isinstance(verify.source, TencentMonitorSource)
+            and verify.source.region is None
+        ):
+            source = verify.source.model_copy(update={"region": self.region})
+            self.verify = verify.model_copy(update={"source": source})
+        return self
+
     def fingerprint(self) -> str:
         """Stable identity of the problem: the same alert again maps to the same remediation."""
         parts = [self.source, self.cluster_id, self.namespace, self.workload, self.metric or ""]
@@ -151,7 +166,7 @@ def alert_from_alarm(
             namespace=namespace,
             workload=workload,
             # The alarm object's region, when written as one (else the configured region).
-            region=region if region and TENCENT_REGION.fullmatch(region) else None,
+            region=region_name(region),
             metric=name[:200] or None,
             message=detail[:4000],
             labels={"level": level} if level else {},

@@ -2,8 +2,9 @@
 
 With a readable cluster a step is the Kubernetes executor's own plan, not sent: the same
 writes, and none for an object already as the rung wants it; without one, the patch comes
-from the alert and the checkpoint, and the result says so. It is the default executor and the
-one every ``dry_run`` mode uses.
+from the alert and the checkpoint, and the result says so (a busy or restarting API server is
+waited out by the activity's retries first, as in execute mode). It is the default executor
+and the one every ``dry_run`` mode uses.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from temporalio import activity
+
+from ambient import temporal
 from ambient.clients.kube import KubeClients, KubeError, KubeNotFoundError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import RESTARTED_AT, isolation_value, stamp_annotations
@@ -27,6 +31,7 @@ from ambient.remediation.ladder import (
     StepResult,
     WorkloadRef,
 )
+from ambient.remediation.runs import CHANGE_RETRY
 from ambient.settings import Settings
 
 T = TypeVar("T")
@@ -77,6 +82,12 @@ def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
     return {}, "hand over to a person: no change"
 
 
+def _retried() -> bool:
+    """Whether the running activity is tried again after this attempt (never outside one)."""
+    # The policy the workflow gives a change and its checkpoint, where the server sends none.
+    return activity.in_activity() and not temporal.last_attempt(CHANGE_RETRY.maximum_attempts)
+
+
 class DryRunExecutor:
     """Implements RemediationExecutor without writing anything: the Kubernetes executor's own
     reads and plans (dry run and execute agree by construction), none of its writes."""
@@ -95,6 +106,8 @@ class DryRunExecutor:
         except (KubeNotFoundError, StepInputError, WorkloadReplacedError):
             raise  # the cluster answered: no plan from the alert would be true
         except KubeError as exc:
+            if exc.retryable and _retried():
+                raise  # a busy or restarting API server: waited out by the retries, as execute
             return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
             return None, f"cluster {cluster_id} not reachable: {exc}"

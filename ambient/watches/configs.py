@@ -34,6 +34,7 @@ from selectolax.lexbor import LexborHTMLParser
 from temporalio import workflow
 
 from ambient.domain.configs import UserConfig, reading_stored
+from ambient.domain.identifiers import tencent_region
 from ambient.domain.notify import Target
 
 MAX_URLS = 50
@@ -357,7 +358,18 @@ class TencentMonitorSource(UserConfig):
         default_factory=dict, max_length=20, description='e.g. {"InstanceId": "ins-1"}'
     )
     period: Count = Field(default=60, gt=0, le=86400, description="seconds per data point")
-    region: ShortText | None = Field(default=None, description="default: the configured region")
+    region: ShortText | None = Field(
+        default=None, description="e.g. ap-shanghai (default: the configured region)"
+    )
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Sent as X-TC-Region, and named by the alert a breach starts a remediation with: a
+        # region not written as one failed every check, and its breach remediated nothing.
+        if value is None or reading_stored(info):
+            return value
+        return tencent_region(value)
 
     @field_validator("period")
     @classmethod

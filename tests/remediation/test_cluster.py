@@ -156,6 +156,38 @@ async def test_dry_run_reads_the_cluster_and_writes_nothing(
     assert isolate.patch is not None and "service/prod/checkout" in isolate.patch
 
 
+async def test_a_dry_run_waits_out_a_short_api_outage_as_execute_does_not_planning_from_the_alert(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """Listing Services answers 503 twice (an API server restarting): the dry run's checkpoint
+    is retried and read, not replaced at once by one "from the alert alone" (no revision, no
+    Service selectors, no ConfigMaps) that the whole run then plans from."""
+    api, path = cluster
+    api.unavailable_reads = {"list services": 2}
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_executor="kubernetes", kubeconfig=path
+    )
+    await add_user(deps, USER, permission="dry_run")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+
+    assert status.mode == "dry_run" and api.writes() == []
+    assert [c.status for c in api.calls if c.kind == "services"][:3] == [503, 503, 200]
+    async with deps.db.session() as session:
+        records = await AuditRepository(session).list(subject=status.run_key, action="checkpoint")
+    first = records[0].detail
+    assert first["observed"] and first["revision"] == 2, first["detail"]
+    assert first["service_selectors"] == {"checkout": {"app": "checkout"}}
+    assert first["configmaps"] == {"checkout-env": {"MODE": "fast"}}
+    assert not any("from the alert" in a.detail for a in status.attempts)
+
+
 async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and_move_on(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:

@@ -502,6 +502,48 @@ async def test_a_cluster_id_outside_the_kubeconfig_gets_its_kubeconfig_from_tke(
             await clients.aclose()
 
 
+async def test_a_cluster_whose_kubeconfig_is_slow_to_come_does_not_hold_up_the_others(
+    kube: Cluster,
+) -> None:
+    """Each cluster's client is made once; one whose TKE answer takes long (its region's API
+    slow, up to the client's 30 s timeout) held every other cluster's first client behind it."""
+    from tencentcloud.common.credential import Credential
+
+    from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+
+    served = yaml.safe_dump(yaml.safe_load(kube.kubeconfig.read_text()))
+    cloud = TencentApi(
+        kubeconfigs={"cls-slow0001": served, "cls-fast0001": served},
+        slow_clusters={"cls-slow0001": 3.0},
+    )
+    async with serve(cloud.app()) as base:
+        tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+        )
+        clients = KubeClients(kube.kubeconfig, tencent)
+        try:
+            slow = asyncio.create_task(clients.client("cls-slow0001"))
+            await asyncio.sleep(0.3)  # its DescribeClusterKubeconfig is on the wire
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            fast = await clients.client("cls-fast0001")
+            waited = loop.time() - began
+            # The same cluster asked twice at once is still one call and one client.
+            again = asyncio.create_task(clients.client("cls-slow0001"))
+            assert await slow is await again and fast is not await slow
+        finally:
+            await clients.aclose()
+    assert waited < 1.5, f"the fast cluster's client took {waited:.1f} s"
+    asked = [
+        p["ClusterId"] for _, action, p in cloud.calls if action == "DescribeClusterKubeconfig"
+    ]
+    assert sorted(asked) == ["cls-fast0001", "cls-slow0001"]
+
+
 @pytest.mark.parametrize(
     ("code", "retryable"),
     [

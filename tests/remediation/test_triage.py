@@ -161,18 +161,21 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
 async def test_triage_alerts_name_the_region_of_their_monitor_alarm(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
-    """Cloud Monitor's alarm history names each alarm's region (AlarmHistory.Region): the
-    alert of a cluster in another region is remediated there, not in the configured one.
-    A region not written as a region name is not guessed at (the configured one)."""
+    """Cloud Monitor's alarm history names each alarm's region (AlarmHistory.Region) by its
+    short name, as in the API reference's examples ("gz"): the alert of a cluster in another
+    region is remediated there, not in the configured one. An API name is taken as it is; a
+    value that is neither is not guessed at (the configured region)."""
     api, tencent = cloud
     for alarm in api.monitor_alarms[:2]:  # checkout 5xx and its repeat
-        alarm["Region"] = "ap-shanghai"
-    api.monitor_alarms[3]["Region"] = "sh"  # cvm disk, the alarm object of no workload
+        alarm["Region"] = "sh"
+    api.monitor_alarms[2].update(AlarmStatus="ALARM", Region="ap-beijing")  # cart, unresolved
+    api.monitor_alarms[3]["Region"] = "test-master"  # cvm disk, the alarm object of no workload
     api.monitor_alarms[3]["AlarmObject"] = tke("cls-night002", "prod", "disk")
     found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
     regions = {a.service: a.region for a in found.alerts}
     assert regions == {
         "cls-night001/prod/checkout": "ap-shanghai",
+        "cls-night001/prod/cart": "ap-beijing",
         "cls-night002/prod/disk": None,
         "cls-night001/prod/search": None,  # CLS: the region asked
     }

@@ -15,7 +15,7 @@ from activities import build_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation import joins as remediation_joins
-from ambient.remediation.alerts import alert_from_breach, remediation_id
+from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
 from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import ThresholdWatchConfig
@@ -304,3 +304,43 @@ async def remediation_events(
                 return []
         await asyncio.sleep(0.1)
     raise AssertionError("no remediation event")
+
+
+async def test_an_alert_of_another_region_is_verified_with_its_metric_read_there(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+) -> None:
+    """An alert sent to the API names its cluster's region; its verification metric, a
+    Cloud Monitor source that names none, is that cluster's: read in the alert's region,
+    not in the configured one (where it has no datapoints and the run could not verify)."""
+    api, tencent = cloud
+    api.metric_points[METRIC] = [(int(time.time()) - 30, 12.0), (int(time.time()) + 3600, 12.0)]
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    subject = Alert.model_validate(
+        {
+            "source": "manual",
+            "cluster_id": "cls-watch001",
+            "namespace": "prod",
+            "workload": "checkout",
+            "region": "ap-shanghai",
+            "verify": {"source": source("checkout"), "healthy": [{"op": "below", "value": 90}]},
+        }
+    )
+    async with running_worker(ts_env.client, deps) as worker:
+        handle = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="dry_run"),
+            id=f"{remediation_id(subject)}-{unique('r')}",
+            task_queue=worker.task_queue,
+        )
+        status = await handle.result()
+    read = [
+        region
+        for (_, action, _), region in zip(api.calls, api.regions, strict=True)
+        if action == "DescribeStatisticData"
+    ]
+    assert read and set(read) == {"ap-shanghai"}, read
+    assert status.state == "resolved", status.outcome

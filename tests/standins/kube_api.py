@@ -367,6 +367,9 @@ class KubeApi:
     forbidden: set[str] = field(default_factory=set)
     # The next writes answered 503, as by an API server that is briefly down.
     unavailable_writes: int = 0
+    # The next reads of a resource answered 503, by plural or by verb and plural as in
+    # ``forbidden`` ("list services": 2), counted down per request.
+    unavailable_reads: dict[str, int] = field(default_factory=dict)
     _pending: dict[Key, int] = field(default_factory=dict)
     _interference: dict[tuple[str, str, str], Callable[[Obj], None]] = field(default_factory=dict)
 
@@ -782,7 +785,7 @@ class KubeApi:
             kind = KINDS[plural][0]
             if self.refuses(request, plural):
                 return await self._forbid(request, plural)
-            if request.method != "GET" and self.unavailable_writes > 0:
+            if self._busy(request, plural):
                 return await self._unavailable(request)
             if request.method == "POST":
                 return await self._create(plural, ns, request)
@@ -803,7 +806,7 @@ class KubeApi:
             store, kind = self.store(plural), KINDS[plural][0]
             if self.refuses(request, plural):
                 return await self._forbid(request, plural)
-            if request.method != "GET" and self.unavailable_writes > 0:
+            if self._busy(request, plural):
                 return await self._unavailable(request)
             if key not in store:
                 await self._log(request, 404)
@@ -875,8 +878,20 @@ class KubeApi:
             {**({"name": name} if name else {}), "group": group, "kind": plural},
         )
 
+    def _busy(self, request: Request, plural: str) -> bool:
+        """Whether this request is one of the next ones answered 503 (and count it)."""
+        if request.method != "GET":
+            if self.unavailable_writes <= 0:
+                return False
+            self.unavailable_writes -= 1
+            return True
+        for name in (f"{self.verb(request)} {plural}", plural):
+            if self.unavailable_reads.get(name, 0) > 0:
+                self.unavailable_reads[name] -= 1
+                return True
+        return False
+
     async def _unavailable(self, request: Request) -> Response:
-        self.unavailable_writes -= 1
         await self._log(request, 503)
         return _status(503, "ServiceUnavailable", "the apiserver is shutting down")
 

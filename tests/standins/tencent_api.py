@@ -205,6 +205,8 @@ class TencentApi:
     # one: concurrent callers that each looked the name up before any of them created it.
     together: dict[str, int] = field(default_factory=dict)
     _gates: dict[str, asyncio.Barrier] = field(default_factory=dict)
+    # TKE cluster id -> seconds its DescribeClusterKubeconfig takes (a region's API that is slow).
+    slow_clusters: dict[str, float] = field(default_factory=dict)
     alarm_notices: list[dict[str, Any]] = field(default_factory=list)
     scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
@@ -262,6 +264,8 @@ class TencentApi:
         handler = getattr(self, f"{service}_{action}", None)
         if handler is None:
             return error("InvalidAction", f"{service} has no action {action}")
+        if action == "DescribeClusterKubeconfig" and params["ClusterId"] in self.slow_clusters:
+            await asyncio.sleep(self.slow_clusters[params["ClusterId"]])
         result: Response = handler(params)
         return result
 

@@ -566,7 +566,10 @@ async def test_ck13_a_cluster_in_another_region_is_changed_where_it_lives(
             mode="execute",
         )
     assert [w["name"] for w in listed["workloads"]] == ["checkout"]
-    assert failed and "cls-shanghai" in why
+    # Without its region the cluster is not found: the answer says where it was looked for
+    # and what to give, not only "something the request names does not exist".
+    assert failed and "TKE has no cluster cls-shanghai in ap-guangzhou" in why, why
+    assert "give the cluster's region" in why and "ResourceNotFound.ClusterNotFound" in why
     assert scaled["applied"] is True and restarted["applied"] is True
     assert applied["documents"][0]["applied"] is True
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 4

@@ -188,6 +188,30 @@ async def test_a_tke_cluster_without_a_kubeconfig_is_said_not_read_from_the_loca
     assert not local_ones.is_error  # the file still serves a call that names no cluster
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "not found"),  # e.g. AMBIENT_KUBECONFIG=~/.kube/config in .env (no ~ there)
+        ("clusters: [", "not a readable kubeconfig"),
+        ("apiVersion: v1\nclusters: []\n", "not a readable kubeconfig"),
+    ],
+)
+async def test_a_kubeconfig_file_that_cannot_be_read_is_named_with_why(
+    deps: WorkerDeps, tmp_path: Path, content: str | None, says: str
+) -> None:
+    """list_workloads with no cluster reads AMBIENT_KUBECONFIG: a missing or broken file was
+    'Error executing tool list_workloads' (lightkube's ConfigError, a YAML or a KeyError)."""
+    local = tmp_path / "kubeconfig"
+    if content is not None:
+        local.write_text(content)
+    deps.settings = deps.settings.model_copy(update={"kubeconfig": local})
+    async with mcp_tools(deps, {}) as client:
+        listed = await client.call_tool("list_workloads", {})
+    assert listed.is_error
+    text = listed.content[0].text
+    assert f"AMBIENT_KUBECONFIG {local}" in text and says in text, text
+
+
 async def test_list_workloads_reads_any_context_of_the_kubeconfig_the_writes_accept(
     kube: tuple[KubeApi, str], deps: WorkerDeps, tmp_path: Path
 ) -> None:

@@ -190,6 +190,28 @@ def test_a_tke_metric_period_its_api_does_not_serve_is_refused_by_name() -> None
     assert stored.source is not None and stored.source.period == 10  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("region", ["shanghai", "Guangzhou", "ap_guangzhou", "ap-guangzhou "])
+def test_a_metric_region_not_written_as_a_region_name_is_refused_by_name(region: str) -> None:
+    """The region is sent as X-TC-Region, where anything else fails every check, and a breach
+    of such a watch started no remediation (its alert refused the region): refused here, as
+    an alert refuses it; a stored watch reads as it ran."""
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/TKE2",
+        "metric": "K8sWorkloadCpuCoreUsed",
+        "dimensions": {"tke_cluster_instance_id": "cls-1", "workload_name": "api"},
+        "region": region,
+    }
+    errors = refused(ThresholdWatchConfig, {"source": source, "threshold": 2})
+    assert [field for field, _ in errors] == ["source.tencent_monitor.region"]
+    assert "must be a Tencent Cloud region name, e.g. ap-guangzhou" in errors[0][1]
+    assert ThresholdWatchConfig.model_validate(
+        {"source": source | {"region": "ap-shanghai-fsi"}, "threshold": 2}
+    )
+    stored = ThresholdWatchConfig.model_validate({"source": source, "threshold": 2}, context=STORED)
+    assert stored.source is not None and stored.source.region == region  # type: ignore[union-attr]
+
+
 def test_a_config_read_back_with_both_saying_the_same_is_accepted() -> None:
     first = ThresholdWatchConfig.model_validate({"source": SOURCE, "threshold": 100})
     again = ThresholdWatchConfig.model_validate(first.model_dump(mode="json"))

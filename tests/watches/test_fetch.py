@@ -318,6 +318,27 @@ async def test_a_urls_checked_addresses_are_reused_and_dropped_when_the_connecti
         await fetcher.aclose()
 
 
+async def test_a_metric_source_stored_before_a_rule_is_read_as_it_ran(db: Database) -> None:
+    """A running watch's source is stored data: one its config accepted before a rule was
+    added (TKE's periods, the region's form) still gets its reading, the API's reason, not
+    "source: not a metric source: 2 validation errors ..." on every check."""
+    activities = WatchActivities(db, WebFetcher(), TencentCloud(None, region="ap-guangzhou"))
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/TKE2",
+        "metric": "K8sWorkloadCpuCoreUsed",
+        "dimensions": {"tke_cluster_instance_id": "cls-1", "workload_name": "api"},
+        "period": 10,
+        "region": "shanghai",
+    }
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=source)
+    )
+    # The reading names what the API will not serve, as for any source that cannot be read.
+    assert reading.value is None
+    assert (reading.error or "").startswith("InvalidParameterValue.Period: QCE/TKE2 metrics")
+
+
 @pytest.mark.parametrize(
     ("body", "shown"),
     [

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
+from ambient.domain.identifiers import region_name
 from ambient.watches.configs import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
@@ -218,7 +219,8 @@ async def list_alarms(
                 level=h.get("AlarmLevel"),
                 target=h.get("AlarmObject"),
                 detail=h.get("Content", ""),
-                region=h.get("Region") or None,
+                # Written as a short name ("gz"), as the API reference's examples show.
+                region=region_name(h.get("Region")),
             )
             for h in histories
         ]
