@@ -121,6 +121,7 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
+        workflow.deprecate_patch(FIRST_STEP_AT_ONCE)
         self.opened = opened = await self._act(
             RemediationActivities.open_remediation,
             OpenInput(
