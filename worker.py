@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -143,6 +144,12 @@ async def release_free_memory(every: float = TRIM_EVERY) -> None:
 def main() -> None:
     from ambient.log_redaction import setup_logging
 
+    # As `ambient worker` starts (ambient.cli.loading): the modules imported by now are frozen,
+    # so the collector does not scan them again while the worker runs. In the storm bench's
+    # process, unfrozen, each full collection took ~140 ms of the event loop's CPU, two in a
+    # 100-alert storm (docs/benchmarks.md, "Alert storm, seventh round").
+    if not gc.get_freeze_count():
+        gc.freeze()
     setup_logging()  # as `ambient worker` logs: redacted, to stderr
     asyncio.run(run_worker(Settings()))
 

@@ -71,6 +71,7 @@ from ambient.remediation.storage import (
     RemediationRepository,
     append_entry,
     append_once,
+    read_audit_keys,
 )
 from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
@@ -159,6 +160,9 @@ class RemediationActivities:
                 checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
         # A return inside the write turn commits it (``_writing``).
         async with self._writing() as session:
+            # Up to five audit records (scored, planned, permission, gate, checkpoint), each
+            # appended once per key: the run's records read once, not five times.
+            await read_audit_keys(session, request.run_key)
             await self._save_prepared(session, request, opened)
             if first is None:
                 return opened

@@ -157,13 +157,37 @@ async def append_once(
     actor: str = "remediation",
 ) -> AuditRecord:
     """Append an audit record unless one with this key exists (a retried activity)."""
-    query = select(AuditRecord).where(AuditRecord.subject == subject, AuditRecord.action == action)
-    for record in (await session.execute(query)).scalars():
-        if record.detail.get("key") == key:
-            return record
-    return await AuditRepository(session).append(
+    read: dict[tuple[str, Any], AuditRecord] | None = session.info.get(_READ, {}).get(subject)
+    if read is None:
+        query = select(AuditRecord).where(
+            AuditRecord.subject == subject, AuditRecord.action == action
+        )
+        for record in (await session.execute(query)).scalars():
+            if record.detail.get("key") == key:
+                return record
+    elif (found := read.get((action, key))) is not None:
+        return found
+    record = await AuditRepository(session).append(
         actor=actor, action=action, subject=subject, detail={**detail, "key": key}
     )
+    if read is not None:
+        read[(action, key)] = record
+    return record
+
+
+# session.info: a subject's audit records by (action, key), read once (read_audit_keys).
+_READ = "audit-records-read"
+
+
+async def read_audit_keys(session: AsyncSession, subject: str) -> None:
+    """Read the subject's audit records once for a transaction that appends several of them:
+    append_once then looks there (and adds what it appends) instead of asking each time. For
+    one session, inside one write turn: no other writer adds the subject's records meanwhile."""
+    query = select(AuditRecord).where(AuditRecord.subject == subject).order_by(AuditRecord.id)
+    read: dict[tuple[str, Any], AuditRecord] = {}
+    for record in (await session.execute(query)).scalars():
+        read.setdefault((record.action, record.detail.get("key")), record)
+    session.info.setdefault(_READ, {})[subject] = read
 
 
 async def append_entry(session: AsyncSession, entry: AuditEntry) -> None:

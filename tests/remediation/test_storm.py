@@ -22,7 +22,7 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import GateInput
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import append_once
+from ambient.remediation.storage import append_once, read_audit_keys
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
@@ -373,3 +373,44 @@ async def test_a_burst_of_sessions_keeps_its_connections_for_the_next_burst(db: 
         await asyncio.gather(*(read_while_others_do(inside, all_in) for _ in range(15)))
         assert db.engine.pool.checkedin() == 15, burst  # type: ignore[attr-defined]
     assert opened <= 15
+
+
+async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_again(
+    db: Database,
+) -> None:
+    # open_remediation appends up to five records in one write turn (scored, planned,
+    # permission, gate, checkpoint): each append_once asked the audit log again.
+    subject = unique("opening")
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "audit_log" in statement:
+            statements.append(statement.split()[0])
+
+    async def turn() -> list[int]:
+        async with db.write_session() as session:
+            await read_audit_keys(session, subject)
+            rows = [
+                await append_once(
+                    session, subject=subject, key=f"{subject}/{action}", action=action, detail={}
+                )
+                for action in ("scored", "planned", "permission", "gate", "checkpoint")
+            ]
+            await session.commit()
+        return [row.id for row in rows]
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        first = await turn()
+        assert statements.count("SELECT") == 1 and statements.count("INSERT") == 5
+        statements.clear()
+        # The activity retried: the same five records are found, none is written again.
+        assert await turn() == first
+        assert statements == ["SELECT"]
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    async with db.session() as session:
+        rows = await session.scalar(
+            select(func.count()).select_from(AuditRecord).where(AuditRecord.subject == subject)
+        )
+    assert rows == 5
