@@ -32,9 +32,9 @@ from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, Read
 from ambient.domain.configs import STORED
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
-from ambient.watches.configs import HttpJsonSource, MetricSource, PrometheusSource
 from ambient.watches.page_changes import PageDiff, content_hash, diff_pages, normalise
 from ambient.watches.poll_store import PageText, advance_snapshot
+from ambient.watches.threshold_config import HttpJsonSource, MetricSource, PrometheusSource
 
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 

@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
     from ambient.temporal import ACTIVITY_FAILED
-    from ambient.watches.configs import TaskKind, ThresholdWatchConfig, notification_targets
+    from ambient.watches.configs import TaskKind, notification_targets
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
+    from ambient.watches.threshold_config import ThresholdWatchConfig
     from ambient.watches.threshold_rule import Breach, Transition, evaluate
 
 from workflows.remediation import start_remediation

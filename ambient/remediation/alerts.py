@@ -24,7 +24,8 @@ from ambient.domain.identifiers import (
 )
 from ambient.domain.numbers import DecimalNumber, WholeNumber
 from ambient.remediation.ladder import WorkloadRef
-from ambient.watches.configs import Condition, MetricSource, ShortText, TencentMonitorSource
+from ambient.watches.configs import ShortText
+from ambient.watches.threshold_config import Condition, MetricSource, TencentMonitorSource
 
 # --- alerts ---------------------------------------------------------------------------
 

@@ -33,17 +33,16 @@ from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import user_named
-from ambient.watches.configs import (
+from ambient.watches.configs import NotificationSpec, WebMonitorConfig
+from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
+from ambient.watches.threshold_config import (
     DEFAULT_CATALOGUE,
     HttpJsonSource,
-    NotificationSpec,
     PrometheusSource,
     ThresholdWatchConfig,
     UnknownMetricError,
-    WebMonitorConfig,
     resolve_metric,
 )
-from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 

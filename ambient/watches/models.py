@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from ambient.domain.configs import as_it_ran
-from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
+from ambient.watches.threshold_config import ThresholdWatchConfig
 from ambient.watches.threshold_rule import ThresholdState
 
 

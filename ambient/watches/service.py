@@ -39,7 +39,7 @@ from ambient import temporal
 from ambient.domain.configs import read_stored
 from ambient.refusals import Refusal
 from ambient.storage.repositories import EventRepository, SnapshotRepository
-from ambient.watches.configs import TaskKind, TaskState, ThresholdWatchConfig, WebMonitorConfig
+from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
@@ -57,6 +57,7 @@ from ambient.watches.reads import (
     schedule_kind,
 )
 from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
+from ambient.watches.threshold_config import ThresholdWatchConfig
 from workflows.reminder import ReminderWorkflow
 
 # How often an update_task of a schedule looks and writes again when other changes (a pause,

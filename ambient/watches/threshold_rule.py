@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from ambient.watches.configs import Condition, ThresholdWatchConfig
+from ambient.watches.threshold_config import Condition, ThresholdWatchConfig
 
 # The values a watch keeps for its status.
 HISTORY_SIZE = 100

@@ -33,7 +33,7 @@ from ambient.remediation.scores import (
     plan,
     total_score,
 )
-from ambient.watches.configs import Condition
+from ambient.watches.threshold_config import Condition
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 

@@ -18,8 +18,8 @@ from ambient.remediation import joins as remediation_joins
 from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
 from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.repositories import EventRepository
-from ambient.watches.configs import ThresholdWatchConfig
 from ambient.watches.models import ThresholdWatchInput
+from ambient.watches.threshold_config import ThresholdWatchConfig
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture

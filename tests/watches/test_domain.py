@@ -4,16 +4,15 @@ import pytest
 from pydantic import ValidationError
 
 from ambient.settings import Settings
-from ambient.watches.configs import (
+from ambient.watches.configs import WebMonitorConfig, notification_targets
+from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
+from ambient.watches.reminders import ReminderConfig, ReminderRun
+from ambient.watches.threshold_config import (
     DEFAULT_CATALOGUE,
     ThresholdWatchConfig,
     UnknownMetricError,
-    WebMonitorConfig,
-    notification_targets,
     resolve_metric,
 )
-from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
-from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.threshold_rule import ThresholdState, evaluate
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)

@@ -15,12 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
-from ambient.watches.configs import ThresholdWatchConfig
 from ambient.watches.models import (
     TaskStatus,
     ThresholdWatchInput,
     ThresholdWatchState,
 )
+from ambient.watches.threshold_config import ThresholdWatchConfig
 from ambient.watches.threshold_rule import ThresholdState
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
 from ambient.domain.identifiers import region_name
-from ambient.watches.configs import STATISTIC_NAMESPACES, STATISTIC_PERIODS
+from ambient.watches.threshold_config import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
 MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
 # An SQL answers its first 100 rows unless it says `limit N`, at most 10,000 (CLS LIMIT syntax,

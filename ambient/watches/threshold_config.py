@@ -1,0 +1,217 @@
+"""A threshold watch's config: where its number comes from (a JSON document over HTTP, a
+Prometheus query, a Tencent Cloud Monitor metric, a metric named in the catalogue) and the
+lines it is held against. Pure and deterministic, as ambient/watches/configs.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ambient.domain.configs import UserConfig, reading_stored
+from ambient.domain.identifiers import tencent_region
+from ambient.watches.configs import (
+    MAX_CONDITIONS,
+    Count,
+    Number,
+    ShortText,
+    WebUrl,
+    _TaskBase,
+    check_json_path,
+)
+
+
+class HttpJsonSource(UserConfig):
+    """A number inside a JSON document served over HTTP (e.g. a price API)."""
+
+    type: Literal["http_json"] = Field(default="http_json", description="http_json")
+    url: WebUrl = Field(description="http(s) URL of the JSON document")
+    json_path: Annotated[
+        str, StringConstraints(max_length=500), AfterValidator(check_json_path)
+    ] = Field(description="JSONPath to a number, e.g. $.data.amount (checked at creation)")
+
+
+class PrometheusSource(UserConfig):
+    """A Prometheus instant query that returns one sample."""
+
+    type: Literal["prometheus"] = Field(default="prometheus", description="prometheus")
+    url: WebUrl = Field(description="Prometheus base URL, e.g. http://prometheus:9090")
+    query: str = Field(
+        min_length=1, max_length=4000, description="PromQL instant query returning one sample"
+    )
+
+
+# Cloud Monitor serves these namespaces with DescribeStatisticData, not GetMonitorData (its
+# reference: "不适用于拉取容器服务监控数据"), at these periods only.
+STATISTIC_NAMESPACES = frozenset({"QCE/TKE2", "QCE/KEEWIDB", "QCE/CAMP"})
+STATISTIC_PERIODS = (60, 300, 3600, 86400)
+
+
+class TencentMonitorSource(UserConfig):
+    """A Tencent Cloud Monitor metric."""
+
+    type: Literal["tencent_monitor"] = Field(
+        default="tencent_monitor", description="tencent_monitor"
+    )
+    namespace: str = Field(min_length=1, max_length=100, description="e.g. QCE/CVM, QCE/TKE2")
+    metric: str = Field(min_length=1, max_length=200, description="MetricName, e.g. CPUUsage")
+    dimensions: dict[ShortText, ShortText] = Field(
+        default_factory=dict, max_length=20, description='e.g. {"InstanceId": "ins-1"}'
+    )
+    period: Count = Field(default=60, gt=0, le=86400, description="seconds per data point")
+    region: ShortText | None = Field(
+        default=None, description="e.g. ap-shanghai (default: the configured region)"
+    )
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Sent as X-TC-Region, and named by the alert a breach starts a remediation with: a
+        # region not written as one failed every check, and its breach remediated nothing.
+        if value is None or reading_stored(info):
+            return value
+        return tencent_region(value)
+
+    @field_validator("period")
+    @classmethod
+    def _served(cls, value: int, info: ValidationInfo) -> int:
+        namespace = info.data.get("namespace")
+        if (
+            namespace in STATISTIC_NAMESPACES
+            and value not in STATISTIC_PERIODS
+            and not reading_stored(info)
+        ):
+            raise ValueError(
+                f"{namespace} metrics are read with DescribeStatisticData, whose period is "
+                "60, 300, 3600 or 86400 seconds"
+            )
+        return value
+
+
+MetricSource = Annotated[
+    HttpJsonSource | PrometheusSource | TencentMonitorSource, Field(discriminator="type")
+]
+
+# Named metrics usable as {"metric": name}; extend with AMBIENT_METRIC_CATALOGUE.
+DEFAULT_CATALOGUE: dict[str, dict[str, Any]] = {
+    "bitcoin_price": {
+        "type": "http_json",
+        "url": "https://api.coinbase.com/v2/prices/BTC-USD/spot",
+        "json_path": "$.data.amount",
+    },
+    "ethereum_price": {
+        "type": "http_json",
+        "url": "https://api.coinbase.com/v2/prices/ETH-USD/spot",
+        "json_path": "$.data.amount",
+    },
+}
+
+
+class UnknownMetricError(ValueError):
+    """A named metric is not in the catalogue."""
+
+
+def resolve_metric(name: str, catalogue: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if name not in catalogue:
+        known = ", ".join(sorted(catalogue)) or "none"
+        raise UnknownMetricError(f"unknown metric {name!r}; known metrics: {known}")
+    return catalogue[name]
+
+
+class Condition(UserConfig):
+    """The metric is above or below a value."""
+
+    op: Literal["above", "below"] = Field(description="above or below")
+    value: Number = Field(description="the line")
+
+    def breached(self, value: float, margin: float = 0.0) -> bool:
+        # margin > 0 makes the condition harder to meet (used for recovery hysteresis).
+        return value > self.value + margin if self.op == "above" else value < self.value - margin
+
+
+class ThresholdWatchConfig(_TaskBase):
+    """Watch a metric; alert once on breach and once on recovery."""
+
+    source: MetricSource | None = Field(
+        default=None, description="where the value comes from: http_json, prometheus, ..."
+    )
+    metric: ShortText | None = Field(
+        default=None, description="a named metric from the catalogue, e.g. bitcoin_price"
+    )
+    threshold: Number | None = Field(
+        default=None, description="shorthand for one 'above' condition"
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=MAX_CONDITIONS, description="above/below lines"
+    )
+    combine: Literal["all", "any"] = Field(default="any", description="how conditions combine")
+    for_checks: Count = Field(default=1, ge=1, le=100, description="consecutive breaching checks")
+    hysteresis: Number = Field(default=0, ge=0, description="recover only this far past the line")
+    cooldown_minutes: Number = Field(
+        default=0, ge=0, le=7 * 24 * 60, description="no new breach alert within this time"
+    )
+    on_breach: Literal["notify", "remediate"] = Field(
+        default="notify", description="notify, or request a remediation"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_it_ran(cls, data: Any, info: ValidationInfo) -> Any:
+        """A stored watch given both ran on its conditions: its threshold is dropped."""
+        if isinstance(data, dict) and reading_stored(info) and data.get("conditions"):
+            data = {key: value for key, value in data.items() if key != "threshold"}
+        return data
+
+    @model_validator(mode="after")
+    def _shape(self, info: ValidationInfo) -> ThresholdWatchConfig:
+        shorthand = None if self.threshold is None else Condition(op="above", value=self.threshold)
+        if shorthand is not None and self.conditions and self.conditions != [shorthand]:
+            # Both given and saying different things: one of them would be ignored (it was
+            # the threshold). The same pair is accepted: a config read back holds both.
+            raise ValueError(
+                f"threshold: {self.threshold:g} is shorthand for conditions "
+                f"[{{op: above, value: {self.threshold:g}}}], but conditions were given too; "
+                "give threshold or conditions, not both"
+            )
+        if shorthand is not None:
+            self.conditions = [shorthand]
+        if not self.conditions:
+            raise ValueError("give 'conditions' (or 'threshold' for one 'above' condition)")
+        if self.source is None and self.metric is None:
+            raise ValueError("give a metric 'source' or a named 'metric'")
+        if not reading_stored(info):
+            self._can_breach_and_recover()
+        return self
+
+    def _can_breach_and_recover(self) -> None:
+        """Refuse lines no value can breach together, or none can recover from."""
+        above = [c.value for c in self.conditions if c.op == "above"]
+        below = [c.value for c in self.conditions if c.op == "below"]
+        if not (above and below):
+            return
+        high, low = max(above), min(below)
+        if self.combine == "all" and high >= low:
+            raise ValueError(
+                f"conditions: no value is above {high:g} and below {low:g} at once, so the "
+                "watch could never breach; use combine 'any' to alert outside a band"
+            )
+        # combine any: recovery needs the value back inside every line by the margin.
+        top, bottom, margin = min(above), max(below), self.hysteresis
+        if self.combine == "any" and top < bottom:
+            raise ValueError(
+                f"conditions: every value is above {top:g} or below {bottom:g}, so a breach "
+                "could never recover; with combine 'any' put the below line under the above one"
+            )
+        if self.combine == "any" and top - margin < bottom + margin:
+            raise ValueError(
+                f"hysteresis: no value is {margin:g} (hysteresis) inside both lines "
+                f"(above {top:g}, below {bottom:g}), so a breach could never recover; "
+                f"give at most {max(top - bottom, 0) / 2:g}"
+            )
