@@ -1,7 +1,7 @@
 """Watches as the product defines them: their configs and how they are checked at entry.
 
-The threshold rule is in ambient/watches/threshold_rule.py, what changed on a page in
-ambient/watches/page_changes.py.
+The threshold watch's config is in ambient/watches/threshold_config.py, its rule in
+ambient/watches/threshold_rule.py, what changed on a page in ambient/watches/page_changes.py.
 
 Pure and deterministic (no clock, no I/O): workflows import this through the sandbox.
 Configs accept the original task configs as they are (``check_interval_minutes``,
