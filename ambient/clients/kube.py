@@ -62,6 +62,11 @@ class KubeUnavailableError(KubeError):
     retryable = True
 
 
+class KubeUnreachableError(KubeUnavailableError):
+    """No API server answered (refused, timed out, no route): may come back, or may never
+    from here (an intranet address seen from outside its VPC)."""
+
+
 def kube_error(exc: ApiError, what: str) -> KubeError:
     """The most specific KubeError for an API status."""
     code, message = exc.status.code or 0, exc.status.message or str(exc)
@@ -83,7 +88,7 @@ async def kube_call(what: str, call: Awaitable[T]) -> T:
     except ApiError as exc:
         raise kube_error(exc, what) from None
     except httpx2.TransportError as exc:
-        raise KubeUnavailableError(f"{what}: {exc}") from None
+        raise KubeUnreachableError(f"{what}: {exc}") from None
 
 
 def revision_number(value: str | None) -> int | None:
@@ -117,8 +122,7 @@ def client_from_kubeconfig(
         elif path is None:
             raise KubeError("no kubeconfig: give a TKE cluster id or set AMBIENT_KUBECONFIG")
         elif not path.is_file():
-            # As a .env file writes it, ~ is not the home folder.
-            raise KubeError(f"{what} not found (give the file's full path)")
+            raise KubeError(f"{what} not found")
         else:
             config = KubeConfig.from_file(path)
     except (ConfigError, OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 
 from ambient import temporal
-from ambient.clients.kube import KubeClients, KubeError, KubeNotFoundError
+from ambient.clients.kube import KubeClients, KubeError, KubeNotFoundError, KubeUnreachableError
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import RESTARTED_AT, isolation_value, stamp_annotations
 from ambient.remediation.kube_executor import KubernetesExecutor
@@ -106,8 +106,10 @@ class DryRunExecutor:
         except (KubeNotFoundError, StepInputError, WorkloadReplacedError):
             raise  # the cluster answered: no plan from the alert would be true
         except KubeError as exc:
-            if exc.retryable and _retried():
-                raise  # a busy or restarting API server: waited out by the retries, as execute
+            if exc.retryable and not isinstance(exc, KubeUnreachableError) and _retried():
+                # A busy or restarting API server (it answered 429, 5xx): waited out by the
+                # retries, as execute. One that does not answer is reported at once.
+                raise
             return None, str(exc)
         except Exception as exc:  # unreachable cluster, TKE errors: a dry run still reports
             return None, f"cluster {cluster_id} not reachable: {exc}"

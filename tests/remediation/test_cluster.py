@@ -611,3 +611,28 @@ async def test_an_alert_on_a_tke_cluster_of_another_region_is_remediated_in_that
     }
     assert asked == {"ap-shanghai"}
     assert len(api.writes()) == len(status.attempts)  # each rung's change, in that cluster
+
+
+async def test_a_dry_run_of_a_cluster_no_server_answers_for_reports_at_once(
+    tmp_path: Path,
+) -> None:
+    """An API server that does not answer (an intranet address seen from outside its VPC)
+    is no busy server: a dry run's checkpoint waited out about two minutes of retries before
+    it said "from the alert alone"; it says so at once again. 503s are still waited out."""
+    from temporalio.testing import ActivityEnvironment
+
+    from ambient.clients.kube import KubeClients
+    from ambient.remediation.dry_run import DryRunExecutor
+    from ambient.remediation.ladder import WorkloadRef
+    from tests.support.servers import free_port
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: f"http://127.0.0.1:{free_port()}"})))
+    clients = KubeClients(path, None)
+    target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
+    try:
+        executor = DryRunExecutor(clients)
+        taken = await ActivityEnvironment().run(executor.checkpoint, target)
+    finally:
+        await clients.aclose()
+    assert not taken.observed and "from the alert alone" in taken.detail, taken.detail
