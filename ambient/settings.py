@@ -250,6 +250,12 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
 
+    @field_validator("kubeconfig")
+    @classmethod
+    def _home(cls, value: Path | None) -> Path | None:
+        # As a .env file writes it (~/.kube/config), the shell expands nothing.
+        return value.expanduser() if value is not None else None
+
     @field_validator("fetch_allow_cidrs")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:

@@ -68,3 +68,14 @@ def test_a_bad_network_in_allow_cidrs_names_the_setting(monkeypatch: pytest.Monk
     with pytest.raises(ValidationError, match="fetch_allow_cidrs") as caught:
         Settings(_env_file=None)  # type: ignore[call-arg]
     assert "'intranet' is not a network" in str(caught.value)
+
+
+def test_a_kubeconfig_written_from_home_in_a_dotenv_file_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AMBIENT_KUBECONFIG=~/.kube/config in a .env file: no shell expands it, and the
+    # kubeconfig was "not found" (lightkube had expanded it before the file was checked).
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("AMBIENT_KUBECONFIG=~/.kube/config\n")
+    assert Settings().kubeconfig == tmp_path / ".kube" / "config"
