@@ -36,6 +36,10 @@ class InvalidBriefingError(BriefingError):
         self.field = field or field_of(str(message))
 
 
+class BriefingReplacedError(BriefingError):
+    """The run an update was taken up by ended under it (a new config, a stop): do it again."""
+
+
 class BriefingRefusedError(BriefingError):
     """The caller may not do this to another user's briefing (it needs the admin role)."""
 

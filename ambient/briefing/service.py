@@ -34,6 +34,7 @@ from ambient.briefing.config import BriefingConfig, FileLogSpec, plan_for
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
+    BriefingReplacedError,
     InvalidBriefingError,
     check_date,
     field_of,
@@ -420,7 +421,7 @@ class BriefingService(Greeting):
         except WorkflowUpdateFailedError as exc:
             if getattr(exc.cause, "type", None) == temporal.RUN_ENDED_UNDER_UPDATE:
                 # Taken up, then the run was replaced (a new config) or stopped under it.
-                raise BriefingError(
+                raise BriefingReplacedError(
                     f"the daily briefing was replaced or stopped before this {what} "
                     f"finished; {what} again"
                 ) from None

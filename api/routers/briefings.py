@@ -14,6 +14,7 @@ from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
     BriefingRefusedError,
+    BriefingReplacedError,
     InvalidBriefingError,
 )
 from ambient.briefing.models import (
@@ -50,6 +51,8 @@ def http_error(exc: BriefingError, where: str = "body") -> HTTPException | Reque
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, BriefingRefusedError):
         return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+    if isinstance(exc, BriefingReplacedError):  # no field is wrong: the run changed under it
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidBriefingError):
         return unprocessable((exc.field.split(".") if exc.field else [], str(exc)), where=where)
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from fastapi import HTTPException
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -14,6 +15,7 @@ from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, InvalidBriefingError
 from ambient.deps import WorkerDeps
+from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, eventually, make_user
 
 
@@ -60,6 +62,9 @@ async def test_a_regenerate_cut_off_by_a_new_config_says_so_not_refused(
         held.set()
     assert not isinstance(cut.value, InvalidBriefingError)
     assert "regenerate again" in str(cut.value) and "Workflow" not in str(cut.value)
+    # The API says 409 (the run changed under it), not 502 (an upstream failure).
+    answer = http_error(cut.value)
+    assert isinstance(answer, HTTPException) and answer.status_code == 409, answer
 
 
 async def test_a_new_config_started_as_the_deadline_passed_is_not_said_to_have_failed(
