@@ -513,9 +513,10 @@ async def test_a_cluster_whose_kubeconfig_is_slow_to_come_does_not_hold_up_the_o
     from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 
     served = yaml.safe_dump(yaml.safe_load(kube.kubeconfig.read_text()))
+    arrived, released = asyncio.Event(), asyncio.Event()
     cloud = TencentApi(
         kubeconfigs={"cls-slow0001": served, "cls-fast0001": served},
-        slow_clusters={"cls-slow0001": 3.0},
+        held_clusters={"cls-slow0001": (arrived, released)},
     )
     async with serve(cloud.app()) as base:
         tencent = TencentCloud(
@@ -527,17 +528,17 @@ async def test_a_cluster_whose_kubeconfig_is_slow_to_come_does_not_hold_up_the_o
         clients = KubeClients(kube.kubeconfig, tencent)
         try:
             slow = asyncio.create_task(clients.client("cls-slow0001"))
-            await asyncio.sleep(0.3)  # its DescribeClusterKubeconfig is on the wire
-            loop = asyncio.get_running_loop()
-            began = loop.time()
-            fast = await clients.client("cls-fast0001")
-            waited = loop.time() - began
-            # The same cluster asked twice at once is still one call and one client.
+            await arrived.wait()  # its DescribeClusterKubeconfig is on the wire, held there
+            # The same cluster asked again meanwhile waits for that one call.
             again = asyncio.create_task(clients.client("cls-slow0001"))
+            fast = await asyncio.wait_for(clients.client("cls-fast0001"), 60)
+            held = not slow.done() and not again.done()  # the fast one came first
+            released.set()
             assert await slow is await again and fast is not await slow
         finally:
+            released.set()
             await clients.aclose()
-    assert waited < 1.5, f"the fast cluster's client took {waited:.1f} s"
+    assert held, "the fast cluster's client waited for the slow cluster's"
     asked = [
         p["ClusterId"] for _, action, p in cloud.calls if action == "DescribeClusterKubeconfig"
     ]

@@ -205,8 +205,9 @@ class TencentApi:
     # one: concurrent callers that each looked the name up before any of them created it.
     together: dict[str, int] = field(default_factory=dict)
     _gates: dict[str, asyncio.Barrier] = field(default_factory=dict)
-    # TKE cluster id -> seconds its DescribeClusterKubeconfig takes (a region's API that is slow).
-    slow_clusters: dict[str, float] = field(default_factory=dict)
+    # TKE cluster id -> what its DescribeClusterKubeconfig answer waits for (a region's API
+    # that is slow), set when it has come in (a test waits on that, never on a clock).
+    held_clusters: dict[str, tuple[asyncio.Event, asyncio.Event]] = field(default_factory=dict)
     alarm_notices: list[dict[str, Any]] = field(default_factory=list)
     scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
@@ -264,8 +265,10 @@ class TencentApi:
         handler = getattr(self, f"{service}_{action}", None)
         if handler is None:
             return error("InvalidAction", f"{service} has no action {action}")
-        if action == "DescribeClusterKubeconfig" and params["ClusterId"] in self.slow_clusters:
-            await asyncio.sleep(self.slow_clusters[params["ClusterId"]])
+        if action == "DescribeClusterKubeconfig" and params["ClusterId"] in self.held_clusters:
+            arrived, released = self.held_clusters[params["ClusterId"]]
+            arrived.set()
+            await released.wait()
         result: Response = handler(params)
         return result
 
