@@ -407,6 +407,8 @@ class TaskService(TaskReads):
                 await self.client.get_schedule_handle(task_id).delete()
             elif (await self._describe(task_id)).status is WorkflowExecutionStatus.RUNNING:
                 await self.client.get_workflow_handle(task_id).signal("stop")
+            else:
+                await self._ended_otherwise(user, task_id)
         if purge:
             async with self.db.session() as session:
                 await SnapshotRepository(session).purge(task_id)
@@ -414,6 +416,19 @@ class TaskService(TaskReads):
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.STOPPED, created=False)
 
     # --- helpers --------------------------------------------------------------------
+
+    async def _ended_otherwise(self, user: str, task_id: str) -> None:
+        """A run that ended without its stop (terminated in the Web UI, failed) said no
+        watch.stopped: said now, or its last failing is told ("what needs me") for good."""
+        async with self.db.session() as session:
+            failing = await EventRepository(session).failing_pages(user=user, task=task_id)
+        if failing:
+            async with self.db.write_session() as session:
+                payload = {"ended": "without its stop; deleted"}
+                await EventRepository(session).add(
+                    "watch.stopped", user=user, task=task_id, payload=payload
+                )
+                await session.commit()
 
     async def _live(self, user: str, task_id: str) -> TaskState:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its

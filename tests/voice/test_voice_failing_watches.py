@@ -230,3 +230,25 @@ async def test_the_context_a_speaker_gets_at_wake_counts_the_failing_watches(
     facts = await voice_facts(deps.db, row)
     assert facts.watches_failing == 1
     assert facts.hint == "有 1 个监控一直检查失败，可调用 what_needs_me。"
+
+
+async def test_a_failing_watch_whose_run_ended_otherwise_is_not_told_once_deleted(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A failing web monitor's run was terminated in the Temporal Web UI (no watch.stopped):
+    what_needs_me told it as failing for good, and deleting it changed nothing (delete only
+    signals a running run). Now the delete says it stopped."""
+    user = unique("vt")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"urls": [f"{base}/gone"], "failure_threshold": 1}
+        task = (await state.tasks.create(user, "web_monitor", config, name="gone")).task_id
+        await until(_told(deps.db, task, "watch.failing", 1))
+        await dev_env.client.get_workflow_handle(task).terminate("by hand in the Web UI")
+        async with voice_client(state, user) as client:
+            assert "1 个监控一直检查失败" in await say(client, "what_needs_me")
+            await state.tasks.delete(user, task)
+            assert await say(client, "what_needs_me") == ALL_WELL
