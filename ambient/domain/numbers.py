@@ -21,26 +21,22 @@ DIGITS = re.compile(r"-?[0-9]+")
 DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
-def _digits(value: Any) -> Any:
-    # lax int also reads true and false as 1 and 0: {"replicas": true} is no count.
-    if isinstance(value, bool):
-        raise PydanticKnownError("int_type")
-    if isinstance(value, str) and not DIGITS.fullmatch(value):
-        raise PydanticKnownError("int_parsing")
-    return value
+def _as_written(pattern: re.Pattern[str], kind: str) -> Any:
+    """A check that a value is a number (not true or false) or a string the pattern takes,
+    refused as pydantic's own ``{kind}_type`` / ``{kind}_parsing`` error."""
+
+    def check(value: Any) -> Any:
+        # lax int and float read true and false as 1 and 0: {"replicas": true} is no count.
+        if isinstance(value, bool):
+            raise PydanticKnownError(f"{kind}_type")  # type: ignore[arg-type]
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            raise PydanticKnownError(f"{kind}_parsing")  # type: ignore[arg-type]
+        return value
+
+    return check
 
 
-WholeNumber = Annotated[int, BeforeValidator(_digits)]
-
-
-def _decimal(value: Any) -> Any:
-    # lax float reads "9_5" as 95, "1e2" as 100, "inf", and true as 1.
-    if isinstance(value, bool):
-        raise PydanticKnownError("float_type")
-    if isinstance(value, str) and not DECIMAL.fullmatch(value):
-        raise PydanticKnownError("float_parsing")
-    return value
-
-
-# A decimal number as the doors take it: a number, or ASCII digits with one point.
-DecimalNumber = Annotated[float, BeforeValidator(_decimal)]
+WholeNumber = Annotated[int, BeforeValidator(_as_written(DIGITS, "int"))]
+# A decimal number as the doors take it: a number, or ASCII digits with one point (lax float
+# reads "9_5" as 95, "1e2" as 100, "inf").
+DecimalNumber = Annotated[float, BeforeValidator(_as_written(DECIMAL, "float"))]
