@@ -341,17 +341,9 @@ class TaskService(TaskReads):
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the
         status no longer shows it, and no watch.recovered will come): said with an event."""
-        async with self.db.session() as session:
-            failing = await EventRepository(session).failing_pages(user=user, task=task_id)
+        failing = await self._failing(user, task_id)
         removed = [url for _, url in failing if url is not None and url not in watched]
-        if not removed:
-            return  # the usual update: no write turn taken
-        async with self.db.write_session() as session:
-            for url in removed:
-                await EventRepository(session).add(
-                    "watch.url_removed", user=user, task=task_id, payload={"url": url}
-                )
-            await session.commit()
+        await self._tell(user, task_id, [("watch.url_removed", {"url": url}) for url in removed])
 
     async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
         """Change a schedule in place (validated first): a bad update leaves it as it was, and
@@ -420,15 +412,24 @@ class TaskService(TaskReads):
     async def _ended_otherwise(self, user: str, task_id: str) -> None:
         """A run that ended without its stop (terminated in the Web UI, failed) said no
         watch.stopped: said now, or its last failing is told ("what needs me") for good."""
+        if await self._failing(user, task_id):
+            stopped = ("watch.stopped", {"ended": "without its stop; deleted"})
+            await self._tell(user, task_id, [stopped])
+
+    async def _failing(self, user: str, task_id: str) -> list[tuple[str, str | None]]:
         async with self.db.session() as session:
-            failing = await EventRepository(session).failing_pages(user=user, task=task_id)
-        if failing:
-            async with self.db.write_session() as session:
-                payload = {"ended": "without its stop; deleted"}
-                await EventRepository(session).add(
-                    "watch.stopped", user=user, task=task_id, payload=payload
-                )
-                await session.commit()
+            return await EventRepository(session).failing_pages(user=user, task=task_id)
+
+    async def _tell(
+        self, user: str, task_id: str, events: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Record the task's events in one write turn; none: no write turn taken."""
+        if not events:
+            return
+        async with self.db.write_session() as session:
+            for kind, payload in events:
+                await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
+            await session.commit()
 
     async def _live(self, user: str, task_id: str) -> TaskState:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
