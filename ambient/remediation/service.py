@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -81,6 +83,8 @@ from ambient.storage.repositories import UserRepository
 from workflows.remediation import STATE_CONFLICT, GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
+
+log = logging.getLogger(__name__)
 
 TRIAGE_SCHEDULE = "alert-triage"
 MAX_STATS_DAYS = 365
@@ -236,11 +240,43 @@ class RemediationService:
             states = ", ".join(get_args(RemediationState))
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
         owner = None if (await self._user(user)).role == "admin" else user
+        # A running run's row holds where it was planned: a state it may be in now is asked of
+        # every open row, then kept where the run is in it.
+        now = state is not None and state not in FINAL_STATES
         async with self.db.session() as session:
-            rows = await RemediationRepository(session).list(
-                user=owner, state=state, open_only=open_only, limit=limit
+            repository = RemediationRepository(session)
+            rows = await repository.list(
+                user=owner,
+                state=None if now else state,
+                open_only=open_only or now,
+                limit=None if now else limit,
             )
-        return [RemediationSummary.model_validate(row) for row in rows]
+            runs = [RemediationSummary.model_validate(row) for row in rows]
+            running = [r for r in runs if r.state not in FINAL_STATES]
+            made = await repository.changes_made([r.run_key for r in running])
+        states = await self._states_now(running)
+        for run in running:
+            run.state = states.get(run.run_key, run.state)
+            run.attempts = max(run.attempts, made.get(run.run_key, 0))
+        return [r for r in runs if r.state == state][:limit] if now else runs
+
+    async def _states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:
+        """Where each running run is now, by run key: its row is written when the run is
+        planned and when it ends; in between, the server's list holds its AmbientState (the
+        workflow keeps it current). A list that cannot be had leaves the rows' own."""
+        if not runs:
+            return {}
+        ids = ", ".join(json.dumps(i) for i in sorted({r.remediation_id for r in runs}))
+        query = f'ExecutionStatus = "Running" AND WorkflowId IN ({ids})'
+        try:
+            return {
+                f"{e.id}@{e.run_id}": state
+                async for e in self.client.list_workflows(query)
+                if (state := e.typed_search_attributes.get(temporal.STATE)) is not None
+            }
+        except RPCError as exc:
+            log.warning("remediations: the server's list failed (%s); rows as stored", exc)
+            return {}
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
@@ -89,6 +89,17 @@ class RemediationRepository(Repository):
             query = query.where(RemediationRecord.started_at >= since)
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
+
+    async def changes_made(self, run_keys: Collection[str]) -> dict[str, int]:
+        """The steps each run has acted on so far (its audit's "action" records), by run key."""
+        if not run_keys:
+            return {}
+        query = (
+            select(AuditRecord.subject, func.count())
+            .where(AuditRecord.action == "action", AuditRecord.subject.in_(run_keys))
+            .group_by(AuditRecord.subject)
+        )
+        return {subject: count for subject, count in (await self.session.execute(query)).all()}
 
 
 class ActionLedger(Repository):

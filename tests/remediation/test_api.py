@@ -118,6 +118,49 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
     assert attributes.get(temporal.STATE) == "resolved"
 
 
+async def test_the_list_shows_a_running_remediation_where_it_is_not_where_it_was_planned(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Rung 1 is tried without asking and does not heal; rung 2 waits for an approval.
+    remediation_settings(deps, remediation_approval_from_rung=2)
+    user = unique("api-list")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        async with (
+            serve(create_app(settings)) as base,
+            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        ):
+            admin = await admin_headers(settings)
+            registered = await http.post("/users", json={"name": user}, headers=admin)
+            http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+            subject = alert(url, workload=user, settle_seconds=0).model_dump(mode="json")
+            started = await http.post("/remediations", json={"alert": subject, "mode": "dry_run"})
+            assert started.status_code == 201, started.text
+            fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
+            for _ in range(400):
+                shown = (await http.get(f"/remediations/{fingerprint}")).json()
+                if shown["state"] == "waiting_approval":
+                    break
+                await asyncio.sleep(0.05)
+            assert shown["state"] == "waiting_approval" and len(shown["attempts"]) == 1
+            listed = (await http.get("/remediations")).json()
+            waiting = (await http.get("/remediations", params={"state": "waiting_approval"})).json()
+            planned = (await http.get("/remediations", params={"state": "planned"})).json()
+
+    # The row was written when the run was planned; the list tells where the run is now.
+    assert [(r["state"], r["attempts"]) for r in listed] == [("waiting_approval", 1)]
+    assert [r["remediation_id"] for r in waiting] == [f"remediation/{fingerprint}"]
+    assert planned == []
+
+
 async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the_web_form(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
