@@ -254,9 +254,9 @@ class RemediationService:
             runs = [RemediationSummary.model_validate(row) for row in rows]
             running = [r for r in runs if r.state not in FINAL_STATES]
             made = await repository.changes_made([r.run_key for r in running])
-        states = await self._states_now(running)
+        places = await self._states_now(running)
         for run in running:
-            run.state = states.get(run.run_key, run.state)
+            run.state = places.get(run.run_key, run.state)
             run.attempts = max(run.attempts, made.get(run.run_key, 0))
         return [r for r in runs if r.state == state][:limit] if now else runs
 
