@@ -49,15 +49,10 @@ _ORDINALS: dict[str, int] = {
 
 def _place(word: str) -> int | None:
     """The place (from 0) a word names: digits, 一…九十九 ("十一", "二十三"), English words."""
-    if word.isdigit():
-        return int(word) - 1 if int(word) > 0 else None
-    units = {w: i + 1 for i, w in enumerate(ORDINAL_WORDS[:9])}
-    if word in units:
-        return units[word] - 1
-    tens, ten, ones = word.partition("十")
-    if ten and tens in ("", *units) and ones in ("", *units):
-        return units.get(tens, 1) * 10 + units.get(ones, 0) - 1
-    return _ORDINALS.get(word)
+    if word in _ORDINALS:
+        return _ORDINALS[word]
+    number = _number(word)  # read as a span's count is
+    return int(number) - 1 if number else None
 
 
 # Which one, by place: "第二个", "the second", "2", and as the English answers name a fix

@@ -104,10 +104,8 @@ def print_rows(
             cells = [v.isoformat() if isinstance(v, datetime) else cell(v) for v in row]
             print("\t".join(cells), file=out.file)
         return
-    table = Table(*folded(columns), title=title)
-    for row in rows:
-        table.add_row(*(Text(cell(v)) for v in row))  # values are text, not markup
-    out.print(table)
+    texts = [[Text(cell(v)) for v in row] for row in rows]  # values are text, not markup
+    out.print(table_of(folded(columns), texts, title=title))
 
 
 def folded(names: Iterable[str]) -> list[Column]:

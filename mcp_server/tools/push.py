@@ -14,7 +14,7 @@ from ambient.domain.notify import Target
 from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push_config
 from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository
-from mcp_server.auth import app_state, current_user, unregistered
+from mcp_server.auth import app_state, current_user, current_user_row, unregistered
 from mcp_server.tools.hints import READ, RECORD
 
 CHANNELS = (
@@ -32,9 +32,7 @@ QUIET = (
 
 async def get_push_config(ctx: Context[Any, Any]) -> PushConfig:
     """Your push channels and quiet hours."""
-    async with app_state(ctx).db.session() as session:
-        name = current_user(ctx)
-        user = await UserRepository(session).existing(name, unregistered(name))
+    user = await current_user_row(ctx)
     return stored_push_config(user.push_config)
 
 
