@@ -59,6 +59,10 @@ def test_an_unknown_profile_is_refused_by_name() -> None:
     for extra in (["--area", "tasks"], ["--server", "bus"]):
         mixed = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--profile", "voice", *extra])
         assert mixed.exit_code == 2 and "do not apply" in mixed.output, mixed.output
+    # An unknown tool area is named like the others, not a traceback.
+    unknown = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--area", "bogus"])
+    assert unknown.exit_code == 2 and "--area" in unknown.output, unknown.output
+    assert "bogus" in unknown.output and "tasks" in unknown.output
 
 
 def test_markdown_ids_and_urls_are_taken_out_and_long_text_ends_at_a_sentence() -> None:
