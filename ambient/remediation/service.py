@@ -263,7 +263,8 @@ class RemediationService:
     async def _states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:
         """Where each running run is now, by run key: its row is written when the run is
         planned and when it ends; in between, the server's list holds its AmbientState (the
-        workflow keeps it current). A list that cannot be had leaves the rows' own."""
+        workflow keeps it current). A list that cannot be had (Temporal down or slow) leaves
+        the rows' own: the list is the database's, as it was before it asked."""
         if not runs:
             return {}
         ids = ", ".join(json.dumps(i) for i in sorted({r.remediation_id for r in runs}))
@@ -271,10 +272,10 @@ class RemediationService:
         try:
             return {
                 f"{e.id}@{e.run_id}": state
-                async for e in self.client.list_workflows(query)
+                async for e in self.client.list_workflows(query, rpc_timeout=temporal.QUERY_TIMEOUT)
                 if (state := e.typed_search_attributes.get(temporal.STATE)) is not None
             }
-        except RPCError as exc:
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the SDK's failed connect
             log.warning("remediations: the server's list failed (%s); rows as stored", exc)
             return {}
 
