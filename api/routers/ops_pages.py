@@ -121,7 +121,7 @@ async def briefing_page(
 
 @router.post("/app/briefings/action")
 async def briefing_action(
-    state: StateDep, me: PageUser, _: PageWords, action: Annotated[str, Form()]
+    state: StateDep, me: PageUser, _: PageWords, action: FormText
 ) -> Response:
     try:
         if action == "regenerate":
@@ -225,9 +225,9 @@ async def remediation_action(
     state: StateDep,
     me: PageUser,
     _: PageWords,
-    remediation_id: Annotated[str, Form()],
-    action: Annotated[str, Form()],
-    reason: Annotated[str, Form()] = "",
+    remediation_id: FormText,
+    action: FormText,
+    reason: FormText = "",
     run_key: Annotated[str | None, Form(max_length=255)] = None,
 ) -> Response:
     here = f"/app/remediation?id={quote(remediation_id)}"
