@@ -33,7 +33,6 @@ from api.routers.pages import (
     PageWords,
     back,
     field_errors,
-    lines_of,
     page_router,
     user_page,
     what_went_wrong,
@@ -107,6 +106,10 @@ async def _dashboard(
         inbox=inbox,
         typed=typed or {"interval": "30"},
     )
+
+
+def lines_of(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
 
 
 @router.post("/app/tasks")

@@ -405,7 +405,3 @@ async def signout() -> Response:
     response = back("/")
     response.delete_cookie(COOKIE)
     return response
-
-
-def lines_of(text: str) -> list[str]:
-    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
