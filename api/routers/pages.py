@@ -118,9 +118,7 @@ STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text
 COOKIE = "ambient_token"
 
 
-def field_errors(
-    exc: ValidationError | ConfigError, _: Words, labels: dict[str, str] | None = None
-) -> str:
+def field_errors(exc: ValidationError | ConfigError, _: Words, labels: dict[str, str]) -> str:
     """Field errors as the form shows them, by ``labels`` and in the page's language."""
     # A service's ConfigError names fields inside the config: they are the form's own fields.
     errors: Sequence[Refused]
@@ -131,7 +129,7 @@ def field_errors(
     parts = []
     for raw, message in errors:
         loc = [str(p) for p in raw]
-        label = (labels or {}).get(loc[0]) if loc else None
+        label = labels.get(loc[0]) if loc else None
         if label is None:
             where = ".".join(loc) or _("value")
         else:
