@@ -29,6 +29,7 @@ from api.routers.events import LastEventId, stream
 from api.routers.pages import (
     N_,
     FormText,
+    PageId,
     PageUser,
     PageWords,
     back,
@@ -181,11 +182,7 @@ async def task_action(
 
 @router.get("/app/task", response_class=HTMLResponse)
 async def task_detail(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    id: Annotated[str, Query(max_length=255)],
+    request: Request, state: StateDep, me: PageUser, _: PageWords, id: PageId
 ) -> Response:
     try:
         task = await state.tasks.get(me.name, id)

@@ -35,6 +35,7 @@ from api.i18n import Words
 from api.routers.pages import (
     N_,
     FormText,
+    PageId,
     PageUser,
     PageWords,
     back,
@@ -195,11 +196,7 @@ async def remediation_list(
 
 @router.get("/app/remediation", response_class=HTMLResponse)
 async def remediation_detail(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    id: Annotated[str, Query(max_length=255)],
+    request: Request, state: StateDep, me: PageUser, _: PageWords, id: PageId
 ) -> Response:
     try:
         view = await state.remediations.get(me.name, id)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -205,6 +205,8 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
 MaybeUser = Annotated[User | None, Depends(page_user)]
 # A form's field as the page posts it: text, which the service it goes to checks.
 FormText = Annotated[str, Form()]
+# The id a detail page's link names (?id=), which the service it goes to looks up.
+PageId = Annotated[str, Query(max_length=255)]
 
 
 async def _user_of(request: Request) -> User | None:
