@@ -29,11 +29,11 @@ from api.routers.events import LastEventId, stream
 from api.routers.pages import (
     N_,
     FormText,
+    PageId,
     PageUser,
     PageWords,
     back,
     field_errors,
-    lines_of,
     page_router,
     user_page,
     what_went_wrong,
@@ -109,6 +109,10 @@ async def _dashboard(
     )
 
 
+def lines_of(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
 @router.post("/app/tasks")
 async def create_web_monitor(
     request: Request,
@@ -178,11 +182,7 @@ async def task_action(
 
 @router.get("/app/task", response_class=HTMLResponse)
 async def task_detail(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    id: Annotated[str, Query(max_length=255)],
+    request: Request, state: StateDep, me: PageUser, _: PageWords, id: PageId
 ) -> Response:
     try:
         task = await state.tasks.get(me.name, id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.audit import Mode
@@ -30,41 +30,39 @@ ModeField = Annotated[
 ]
 
 
-class NodePoolBody(NodePoolSpec):
+# A write body is its spec and this mode: named first among the bases, so mode comes last.
+class WriteMode(BaseModel):
     mode: ModeField = "dry_run"
 
 
-class NodePoolScaleBody(NodePoolScaleSpec):
-    mode: ModeField = "dry_run"
+class NodePoolBody(WriteMode, NodePoolSpec): ...
 
 
-class LogsetBody(LogsetSpec):
-    mode: ModeField = "dry_run"
+class NodePoolScaleBody(WriteMode, NodePoolScaleSpec): ...
 
 
-class TopicBody(TopicSpec):
-    mode: ModeField = "dry_run"
+class LogsetBody(WriteMode, LogsetSpec): ...
 
 
-class AlarmBody(AlarmSpec):
-    mode: ModeField = "dry_run"
+class TopicBody(WriteMode, TopicSpec): ...
 
 
-class ScheduledSqlBody(ScheduledSqlSpec):
-    mode: ModeField = "dry_run"
+class AlarmBody(WriteMode, AlarmSpec): ...
 
 
-class ApplyBody(ApplySpec):
-    mode: ModeField = "dry_run"
+class ScheduledSqlBody(WriteMode, ScheduledSqlSpec): ...
 
 
+class ApplyBody(WriteMode, ApplySpec): ...
+
+
+# Its own mode, after replicas (WriteMode's would come before them).
 class ScaleBody(WorkloadSpec):
     replicas: WholeNumber = Field(ge=1, le=1000, description="absolute replica count")
     mode: ModeField = "dry_run"
 
 
-class RestartBody(WorkloadSpec):
-    mode: ModeField = "dry_run"
+class RestartBody(WriteMode, WorkloadSpec): ...
 
 
 class ImageBody(UserConfig):

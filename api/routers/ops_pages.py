@@ -35,6 +35,7 @@ from api.i18n import Words
 from api.routers.pages import (
     N_,
     FormText,
+    PageId,
     PageUser,
     PageWords,
     back,
@@ -121,7 +122,7 @@ async def briefing_page(
 
 @router.post("/app/briefings/action")
 async def briefing_action(
-    state: StateDep, me: PageUser, _: PageWords, action: Annotated[str, Form()]
+    state: StateDep, me: PageUser, _: PageWords, action: FormText
 ) -> Response:
     try:
         if action == "regenerate":
@@ -195,11 +196,7 @@ async def remediation_list(
 
 @router.get("/app/remediation", response_class=HTMLResponse)
 async def remediation_detail(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    id: Annotated[str, Query(max_length=255)],
+    request: Request, state: StateDep, me: PageUser, _: PageWords, id: PageId
 ) -> Response:
     try:
         view = await state.remediations.get(me.name, id)
@@ -225,9 +222,9 @@ async def remediation_action(
     state: StateDep,
     me: PageUser,
     _: PageWords,
-    remediation_id: Annotated[str, Form()],
-    action: Annotated[str, Form()],
-    reason: Annotated[str, Form()] = "",
+    remediation_id: FormText,
+    action: FormText,
+    reason: FormText = "",
     run_key: Annotated[str | None, Form(max_length=255)] = None,
 ) -> Response:
     here = f"/app/remediation?id={quote(remediation_id)}"

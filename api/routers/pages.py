@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -118,9 +118,7 @@ STATIC = {"app.css": "text/css", "app.js": "text/javascript", "share.css": "text
 COOKIE = "ambient_token"
 
 
-def field_errors(
-    exc: ValidationError | ConfigError, _: Words, labels: dict[str, str] | None = None
-) -> str:
+def field_errors(exc: ValidationError | ConfigError, _: Words, labels: dict[str, str]) -> str:
     """Field errors as the form shows them, by ``labels`` and in the page's language."""
     # A service's ConfigError names fields inside the config: they are the form's own fields.
     errors: Sequence[Refused]
@@ -131,7 +129,7 @@ def field_errors(
     parts = []
     for raw, message in errors:
         loc = [str(p) for p in raw]
-        label = (labels or {}).get(loc[0]) if loc else None
+        label = labels.get(loc[0]) if loc else None
         if label is None:
             where = ".".join(loc) or _("value")
         else:
@@ -207,6 +205,8 @@ async def page_user(request: Request, session: SessionDep) -> User | None:
 MaybeUser = Annotated[User | None, Depends(page_user)]
 # A form's field as the page posts it: text, which the service it goes to checks.
 FormText = Annotated[str, Form()]
+# The id a detail page's link names (?id=), which the service it goes to looks up.
+PageId = Annotated[str, Query(max_length=255)]
 
 
 async def _user_of(request: Request) -> User | None:
@@ -405,7 +405,3 @@ async def signout() -> Response:
     response = back("/")
     response.delete_cookie(COOKIE)
     return response
-
-
-def lines_of(text: str) -> list[str]:
-    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
