@@ -253,11 +253,12 @@ class RemediationService:
             )
             runs = [RemediationSummary.model_validate(row) for row in rows]
             running = [r for r in runs if r.state not in FINAL_STATES]
-            made = await repository.changes_made([r.run_key for r in running])
+            progress = await repository.progress([r.run_key for r in running])
         places = await self._states_now(running)
         for run in running:
+            acted, mode = progress.get(run.run_key, (0, None))
             run.state = places.get(run.run_key, run.state)
-            run.attempts = max(run.attempts, made.get(run.run_key, 0))
+            run.attempts, run.mode = max(run.attempts, acted), mode or run.mode
         return [r for r in runs if r.state == state][:limit] if now else runs
 
     async def _states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
@@ -90,16 +90,27 @@ class RemediationRepository(Repository):
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 
-    async def changes_made(self, run_keys: Collection[str]) -> dict[str, int]:
-        """The steps each run has acted on so far (its audit's "action" records), by run key."""
+    async def progress(self, run_keys: Collection[str]) -> dict[str, tuple[int, str | None]]:
+        """Each run's steps acted on so far (its audit's "action" records) and the mode its
+        last permission check gave, by run key."""
         if not run_keys:
             return {}
         query = (
-            select(AuditRecord.subject, func.count())
-            .where(AuditRecord.action == "action", AuditRecord.subject.in_(run_keys))
-            .group_by(AuditRecord.subject)
+            select(AuditRecord.subject, AuditRecord.action, AuditRecord.detail)
+            .where(
+                AuditRecord.subject.in_(run_keys),
+                AuditRecord.action.in_(("action", "permission")),
+            )
+            .order_by(AuditRecord.id)
         )
-        return {subject: count for subject, count in (await self.session.execute(query)).all()}
+        acted: dict[str, int] = {}
+        modes: dict[str, str | None] = {}
+        for subject, action, detail in await self.session.execute(query):
+            if action == "action":
+                acted[subject] = acted.get(subject, 0) + 1
+            else:
+                modes[subject] = detail.get("mode")
+        return {key: (acted.get(key, 0), modes.get(key)) for key in acted.keys() | modes.keys()}
 
 
 class ActionLedger(Repository):

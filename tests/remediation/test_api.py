@@ -142,7 +142,7 @@ async def test_the_list_shows_a_running_remediation_where_it_is_not_where_it_was
             registered = await http.post("/users", json={"name": user}, headers=admin)
             http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
             subject = alert(url, workload=user, settle_seconds=0).model_dump(mode="json")
-            started = await http.post("/remediations", json={"alert": subject, "mode": "dry_run"})
+            started = await http.post("/remediations", json={"alert": subject, "mode": "execute"})
             assert started.status_code == 201, started.text
             fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
             for _ in range(400):
@@ -156,7 +156,10 @@ async def test_the_list_shows_a_running_remediation_where_it_is_not_where_it_was
             planned = (await http.get("/remediations", params={"state": "planned"})).json()
 
     # The row was written when the run was planned; the list tells where the run is now.
-    assert [(r["state"], r["attempts"]) for r in listed] == [("waiting_approval", 1)]
+    # ...and how it acts: asked to execute, a member with dry_run runs a dry run.
+    assert [(r["state"], r["attempts"], r["mode"]) for r in listed] == [
+        ("waiting_approval", 1, "dry_run")
+    ]
     assert [r["remediation_id"] for r in waiting] == [f"remediation/{fingerprint}"]
     assert planned == []
 
