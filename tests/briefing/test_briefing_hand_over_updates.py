@@ -13,7 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.briefing import BriefingActivities
 from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.errors import BriefingError, InvalidBriefingError
+from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
+from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, eventually, make_user
@@ -137,3 +138,43 @@ async def test_a_preparation_of_a_replaced_run_does_not_overwrite_the_new_config
             await regenerating
         stored = await service.get_briefing("quinn")
     assert stored.content.language == "zh", stored.content.headline
+
+
+@pytest.mark.parametrize("control", ["pause", "delete"])
+async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, control: str
+) -> None:
+    """Uma changes her briefing's window while another door pauses (or deletes) it: the
+    pause reached the run being replaced after it had handed over, and was answered, but the
+    new run started from the hand-over's state: active, speaking at the next greeting and
+    pushing (a deleted briefing came back). Now the new run keeps the pause or the delete."""
+    await make_user(deps.db, "uma")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("uma", config)
+        start = Client.start_workflow
+
+        async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            await getattr(service, control)("uma")  # another door's, answered before the start
+            return await start(self, *args, **kwargs)
+
+        changed = config.model_copy(update={"window_end": "11:00"})
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", control_then_start)
+            assert (await service.create("uma", changed)).created
+        if control == "delete":
+            assert await eventually(lambda: _ended(service, "uma"), "the deleted briefing ended")
+            return
+        status = await service.status("uma")
+        greeting = await service.greet("uma", request_id="after the change")
+    assert status.paused and status.config == changed
+    assert greeting.outcome is GreetOutcome.PAUSED
+
+
+async def _ended(service, user):  # type: ignore[no-untyped-def]
+    try:
+        await service.status(user)
+    except BriefingNotFoundError:
+        return True
+    return None
