@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi import HTTPException
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
@@ -16,8 +18,10 @@ from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
+from ambient.storage.repositories import InboxRepository
 from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, eventually, make_user
+from tests.support.record import save_history
 
 
 async def _prepared(service, user):  # type: ignore[no-untyped-def]
@@ -178,3 +182,51 @@ async def _ended(service, user):  # type: ignore[no-untyped-def]
     except BriefingNotFoundError:
         return True
     return None
+
+
+async def test_sending_right_after_a_config_change_pushes_the_new_configs_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vera switches her briefing to Chinese inside the window and asks for it by email at
+    once: she was told "send refused: date: no prepared briefing for <today>; known: none
+    yet" while the page showed today's briefing (the new run was preparing it again). Now
+    the send waits for that preparation and pushes the Chinese briefing."""
+    await make_user(deps.db, "vera")
+    preparing, held = asyncio.Event(), asyncio.Event()
+    prepare = BriefingActivities._prepare
+
+    async def held_in_chinese(self, request):  # type: ignore[no-untyped-def]
+        if request.config.language == "zh":
+            preparing.set()
+            await held.wait()
+        return await prepare(self, request)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", held_in_chinese)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.created_in_window("vera", config)
+        await eventually(lambda: _prepared(service, "vera"), "briefing prepared")
+        assert (await service.create("vera", config.model_copy(update={"language": "zh"}))).created
+        await preparing.wait()
+        sending = asyncio.create_task(service.send("vera", request_id="right after"))
+        run = ts_env.client.get_workflow_handle("daily-briefing/vera")
+        await eventually(lambda: _taken_or_done(run, sending), "the send taken up or answered")
+        held.set()
+        sent = await sending
+        view = await service.get_briefing("vera", day.date)
+        async with deps.db.session() as session:
+            inbox = await InboxRepository(session).list("vera")
+        await save_history(run, "daily_briefing_sent_while_prepared_again")
+    assert [d.channel for d in sent.deliveries] == ["inbox"]
+    assert [m.title for m in inbox] == [f"每日简报 {day.date}"]
+    assert view.content.language == "zh" and view.version == 2
+
+
+async def _taken_or_done(run: WorkflowHandle[Any, Any], sending: asyncio.Task[Any]) -> bool:
+    """The send answered, or accepted by the run (its update is in the history)."""
+    if sending.done():
+        return True
+    history = await run.fetch_history()
+    accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    return any(event.event_type == accepted for event in history.events)
