@@ -55,8 +55,11 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         for n in failed
     ]
     people = len(inputs.needs_person)
-    if not inputs.log_lines and not any(n.source == "logs" for n in failed):
-        if not inputs.logs_configured:  # nothing was read: nothing is known of the logs
+    if not inputs.log_lines:
+        # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
+        if any(n.source == "logs" for n in failed):
+            headline = "昨天的日志没能读取" if zh else "Yesterday's logs could not be read"
+        elif not inputs.logs_configured:
             headline = "没有配置日志源" if zh else "No log source is set up"
         else:
             headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"

@@ -15,8 +15,9 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import GreetOutcome, greeting_text
+from ambient.briefing.config import BriefingConfig, Language
+from ambient.briefing.draft import offline_draft
+from ambient.briefing.models import BriefingInputs, GreetOutcome, SourceNote, greeting_text
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
@@ -423,7 +424,10 @@ async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
     assert result.outcome is GreetOutcome.SPOKEN
     assert "logs could not be read" in result.text
     assert "Tencent Cloud is not configured" in result.text
+    # Nothing was read: the day is not said to be quiet (it was, with the note at the end).
+    assert "quiet" not in result.text
     view = await stack.service.get_briefing("gina", day.date)
+    assert view.content.headline == "Yesterday's logs could not be read"
     failed = [s for s in view.content.sources if not s.ok]
     assert {s.source for s in failed} == {"logs", "alarms"}
     assert "no log file or directory" in next(s.detail for s in failed if s.source == "logs")
@@ -1145,6 +1149,30 @@ async def test_sending_a_stored_briefing_the_run_does_not_hold_is_refused_naming
     answer = http_error(refused.value)
     assert isinstance(answer, RequestValidationError)
     assert [error["loc"] for error in answer.errors()] == [["body", "date"]]
+
+
+@pytest.mark.parametrize(
+    ("language", "headline"),
+    [
+        ("en", "Yesterday's logs could not be read; 1 problem needs a person"),
+        ("zh", "昨天的日志没能读取，1 个问题需要人工处理"),
+    ],
+)
+def test_a_briefing_whose_logs_could_not_be_read_says_no_error_count(
+    language: Language, headline: str
+) -> None:
+    """With the log source failing, the offline briefing said "Yesterday: 0 errors, 0 open
+    alarms, 1 problem needs a person" (or "Yesterday was quiet"): counts of logs never read."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language=language,
+        needs_person=["payment-service: hand over after 6 attempts"],
+        notes=[SourceNote(source="logs", ok=False, detail="log file app.log: gone")],
+    )
+    draft = offline_draft(inputs)
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+    assert "0 errors" not in draft.spoken_text and "0 个错误" not in draft.spoken_text
 
 
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
