@@ -68,6 +68,8 @@ class BriefingInputs(BaseModel):
 
     date: str
     language: Language = "zh"
+    # The briefing's zone: the times the model reads are said in it (as its log report is).
+    timezone: str = "UTC"
     logs_configured: bool = Field(default=True, description="a log source was set up to read")
     log_lines: int = 0
     errors: int = 0

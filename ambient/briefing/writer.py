@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from ambient.briefing.draft import offline_draft
 from ambient.briefing.faithfulness import Unsupported, unsupported_claims
@@ -112,8 +113,10 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     sources = "\n".join(
         f"- {n.source}: {'ok' if n.ok else 'FAILED'} {n.detail}" for n in inputs.notes
     )
+    zone = ZoneInfo(inputs.timezone)
     alarms = "\n".join(
-        f"- {a.time:%H:%M} {a.source} {a.name} [{a.level or '-'}] {a.status} {a.target or ''}"
+        f"- {a.time.astimezone(zone):%H:%M} {a.source} {a.name} [{a.level or '-'}] {a.status} "
+        f"{a.target or ''}"
         for a in inputs.alarms
     )
     parts = [
