@@ -173,6 +173,10 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
         for t in inputs.top_templates:
             cells = [_cell(t.template) + (" *(new)*" if t.new else ""), _cell(t.example)]
             lines.append(f"| {t.level} | {t.count} | {cells[0]} | {cells[1]} |")
+    elif any(n.source == "logs" and not n.ok for n in inputs.notes):
+        lines.append(
+            "日志没能读取（见数据源）。" if zh else "The logs could not be read (see Sources)."
+        )
     else:
         lines.append("没有日志。" if zh else "No log lines.")
     section("异常" if zh else "Anomalies", [_cell(a) for a in inputs.anomalies])

@@ -428,6 +428,9 @@ async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
     assert "quiet" not in result.text
     view = await stack.service.get_briefing("gina", day.date)
     assert view.content.headline == "Yesterday's logs could not be read"
+    # The full report (email, share page) does not say there were none either.
+    templates = view.report_markdown.split("## Log templates\n")[1].split("\n")[0]
+    assert templates == "The logs could not be read (see Sources).", view.report_markdown
     failed = [s for s in view.content.sources if not s.ok]
     assert {s.source for s in failed} == {"logs", "alarms"}
     assert "no log file or directory" in next(s.detail for s in failed if s.source == "logs")
