@@ -118,7 +118,7 @@ def _spoken(
         first = _short(inputs.anomalies[0], 60)
         say(
             f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
-            f"{len(inputs.anomalies)} anomalies, for example {first}. ",
+            f"{_many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",
         )
     if not inputs.alarms_configured:
         say(
@@ -145,7 +145,8 @@ def _spoken(
     if inputs.news:
         say(
             f"新闻 {len(inputs.news)} 条，例如：{_short(inputs.news[0], 60)}。",
-            f"{len(inputs.news)} news items, for example: {_short(inputs.news[0], 60)}. ",
+            f"{_many(len(inputs.news), 'news item', 'news items')}, for example: "
+            f"{_short(inputs.news[0], 60)}. ",
         )
     for note in failed:
         say(f"注意：{note.source} 读取失败。", f"Note: {note.source} could not be read. ")

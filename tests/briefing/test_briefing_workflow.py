@@ -955,7 +955,7 @@ async def test_news_pages_with_categories_join_the_briefing(
             second = await stack.service.get_briefing("nora", result.date)
     assert "first look taken" in first.report_markdown
     assert result.outcome is GreetOutcome.SPOKEN and result.date != day.date
-    assert "1 news items, for example: [Kubernetes] Kubernetes 1.35 released" in result.text
+    assert "1 news item, for example: [Kubernetes] Kubernetes 1.35 released" in result.text
     assert "## News" in second.report_markdown and "bakery" not in second.report_markdown
 
 
@@ -1176,6 +1176,20 @@ def test_a_briefing_whose_logs_could_not_be_read_says_no_error_count(
     assert draft.headline == headline
     assert headline in draft.spoken_text
     assert "0 errors" not in draft.spoken_text and "0 个错误" not in draft.spoken_text
+
+
+def test_one_anomaly_or_one_news_item_is_said_in_the_singular() -> None:
+    """The offline English briefing said "1 anomalies, for example ..." and "1 news items"."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language="en",
+        log_lines=10,
+        anomalies=["burst [ERROR] db timeout: 10 lines"],
+        news=["Release 3.2 is out"],
+    )
+    spoken = offline_draft(inputs).spoken_text
+    assert "1 anomaly, for example burst [ERROR] db timeout: 10 lines. " in spoken, spoken
+    assert "1 news item, for example: Release 3.2 is out. " in spoken, spoken
 
 
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
