@@ -181,12 +181,13 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
         lines.append("没有日志。" if zh else "No log lines.")
     section("异常" if zh else "Anomalies", [_cell(a) for a in inputs.anomalies])
     if inputs.alarms:
+        zone = ZoneInfo(inputs.timezone)
         lines += ["", f"## {'告警' if zh else 'Alarms'}"]
-        lines += ["| time (UTC) | source | name | status | target |", "|---|---|---|---|---|"]
+        lines += [f"| time ({zone}) | source | name | status | target |", "|---|---|---|---|---|"]
         for a in inputs.alarms:
             lines.append(
-                f"| {a.time:%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} | {_cell(a.status)} "
-                f"| {_cell(a.target or '')} |"
+                f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
+                f"| {_cell(a.status)} | {_cell(a.target or '')} |"
             )
     lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [

@@ -860,6 +860,10 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
     assert view.content.errors == 12 and view.content.log_lines == 12
     assert {s.source: s.ok for s in view.content.sources} == {"logs": True, "alarms": True}
     assert "| cpu-high |" in view.report_markdown and "| 5xx-rate |" in view.report_markdown
+    # The alarms' times in the briefing's zone, as its summary and log report say them.
+    local = f"{at.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M}"
+    assert "| time (Asia/Shanghai) | source |" in view.report_markdown, view.report_markdown
+    assert f"| {local} | monitor | cpu-high |" in view.report_markdown, view.report_markdown
     assert ("cls", "SearchLog") in {(c[0], c[1]) for c in api.calls}
 
 
