@@ -100,6 +100,7 @@ class BriefingActivities:
         inputs = BriefingInputs(
             date=day.date,
             language=request.config.language,
+            timezone=request.config.timezone,
             logs_configured=request.config.log_source is not None,
             report_markdown=render_markdown(report, tz=zone) if report else "",
             news=request.news,

@@ -78,12 +78,18 @@ class PrepareAndPush:
     @workflow.update
     async def send(self, request: PushRequest) -> NotifyResult:
         """Push a prepared briefing through the user's channels on request."""
+        if self.prepared is None and self.day is not None and request.date == self.day.date:
+            # The day's briefing a replaced run stored (a new config), prepared again for this
+            # config now: the push carries that version. (Runs recorded before this refused
+            # such a send, so none replays through here.)
+            await workflow.wait_condition(lambda: not self._prepare_lock.locked())
         return await self._push(request.date, request.reason, request.key)
 
     @send.validator
     def _validate_send(self, request: PushRequest) -> None:
         known = {self.carry.last_date, self.prepared.date if self.prepared else None}
-        if request.date not in known:
+        # The run's day too, not prepared here yet: the run a new config replaced stored it.
+        if request.date not in known and not (self.day and request.date == self.day.date):
             raise ValueError(
                 f"date: no prepared briefing for {request.date}; "
                 f"known: {', '.join(sorted(d for d in known if d)) or 'none yet'}"

@@ -72,4 +72,6 @@ async def analyze_logs(
         raise BriefingError(f"log_source could not be read: {exc}") from None
     report = reducer.report(start=start, end=end)
     label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
-    return LogAnalysis(report=report, markdown=render_markdown(report), source=label, read=read)
+    # Said in the offset the range was asked in, as a briefing says its day in its zone.
+    markdown = render_markdown(report, tz=start.tzinfo)
+    return LogAnalysis(report=report, markdown=markdown, source=label, read=read)

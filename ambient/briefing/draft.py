@@ -55,8 +55,11 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         for n in failed
     ]
     people = len(inputs.needs_person)
-    if not inputs.log_lines and not any(n.source == "logs" for n in failed):
-        if not inputs.logs_configured:  # nothing was read: nothing is known of the logs
+    if not inputs.log_lines:
+        # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
+        if any(n.source == "logs" for n in failed):
+            headline = "昨天的日志没能读取" if zh else "Yesterday's logs could not be read"
+        elif not inputs.logs_configured:
             headline = "没有配置日志源" if zh else "No log source is set up"
         else:
             headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
@@ -115,7 +118,7 @@ def _spoken(
         first = _short(inputs.anomalies[0], 60)
         say(
             f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
-            f"{len(inputs.anomalies)} anomalies, for example {first}. ",
+            f"{_many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",
         )
     if not inputs.alarms_configured:
         say(
@@ -142,7 +145,8 @@ def _spoken(
     if inputs.news:
         say(
             f"新闻 {len(inputs.news)} 条，例如：{_short(inputs.news[0], 60)}。",
-            f"{len(inputs.news)} news items, for example: {_short(inputs.news[0], 60)}. ",
+            f"{_many(len(inputs.news), 'news item', 'news items')}, for example: "
+            f"{_short(inputs.news[0], 60)}. ",
         )
     for note in failed:
         say(f"注意：{note.source} 读取失败。", f"Note: {note.source} could not be read. ")

@@ -17,6 +17,11 @@ from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.configs import as_it_ran
 
+# A config the workflow runs on, wherever it is read back (its input, its status, the
+# requests of its activities, what a delete answers): as it ran. A rule added since refuses
+# a config where one enters (``parse_config``), never a briefing already running on it.
+RunningConfig = Annotated[BriefingConfig, as_it_ran(BriefingConfig)]
+
 # About a minute of speech (Chinese ~250-300 characters, English ~160 words).
 SPOKEN_MAX_CHARS = 1200
 
@@ -63,6 +68,8 @@ class BriefingInputs(BaseModel):
 
     date: str
     language: Language = "zh"
+    # The briefing's zone: the times the model reads are said in it (as its log report is).
+    timezone: str = "UTC"
     logs_configured: bool = Field(default=True, description="a log source was set up to read")
     log_lines: int = 0
     errors: int = 0
@@ -207,7 +214,7 @@ class BriefingStatus(BaseModel):
 
     user: str
     task_id: str
-    config: BriefingConfig
+    config: RunningConfig
     paused: bool = False
     day: DayPlan | None = None
     phase: str = "planning"
@@ -257,13 +264,13 @@ class BriefingCarry(BaseModel):
 class BriefingRun(BaseModel):
     user: str
     task_id: str
-    config: Annotated[BriefingConfig, as_it_ran(BriefingConfig)]
+    config: RunningConfig
     carry: BriefingCarry = Field(default_factory=BriefingCarry)
 
 
 class PlanRequest(BaseModel):
     now: datetime
-    config: BriefingConfig
+    config: RunningConfig
     after: str | None = None
     after_midnight: datetime | None = None
 
@@ -281,7 +288,7 @@ PREPARE_TIMEOUT = timedelta(minutes=10)
 class PrepareRequest(BaseModel):
     user: str
     task_id: str
-    config: BriefingConfig
+    config: RunningConfig
     day: DayPlan
     news: list[str] = Field(default_factory=list)
     reason: str = Field(default="scheduled", description="scheduled, greeting, regenerate")
@@ -316,7 +323,7 @@ class BriefingRef(BaseModel):
     kind: str = KIND
     state: str = "active"
     created: bool = True
-    config: BriefingConfig
+    config: RunningConfig
 
 
 class BriefingView(BaseModel):

@@ -21,8 +21,10 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -133,6 +135,7 @@ class BriefingService(Greeting):
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self._status_or_none(user)
         deadline = None
+        replaced: WorkflowHandle[Any, Any] | None = None
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
             # find or replace: wait for it to end, then start anew from what it stored.
@@ -150,7 +153,8 @@ class BriefingService(Greeting):
             # are refused ("greet again"), so none speaks to a run about to be terminated.
             # The run is replaced within half the hold or not at all (then it speaks again).
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
-            current = await self._hand_over(user) or current
+            replaced, handed = await self._hand_over(user)
+            current = handed or current
             carry = BriefingCarry(
                 last_date=current.last_date,
                 last_midnight=current.last_midnight,  # in the zone it was briefed in
@@ -178,7 +182,7 @@ class BriefingService(Greeting):
             f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
         )
         async with asyncio.timeout_at(deadline):
-            await self.client.start_workflow(
+            started = await self.client.start_workflow(
                 DailyBriefingWorkflow.run,
                 BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
                 id=task_id,
@@ -189,19 +193,52 @@ class BriefingService(Greeting):
                 # What list_tasks shows for the briefing, like every other task.
                 memo={"summary": summary},
             )
+        if replaced is not None:
+            new_run = self.client.get_workflow_handle(task_id, run_id=started.result_run_id)
+            state = await self._keep_controls(replaced, new_run, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
-    async def _hand_over(self, user: str) -> BriefingStatus | None:
-        """The running briefing's last status; None when no run takes it (it just ended)."""
+    async def _hand_over(
+        self, user: str
+    ) -> tuple[WorkflowHandle[Any, Any] | None, BriefingStatus | None]:
+        """The running briefing's run and last status; None when no run takes it (it just
+        ended)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
             # Bounded: a run that does not answer is replaced all the same.
-            return await asyncio.wait_for(
-                handle.execute_update(DailyBriefingWorkflow.hand_over),
-                temporal.QUERY_TIMEOUT.total_seconds(),
-            )
+            async with asyncio.timeout(temporal.QUERY_TIMEOUT.total_seconds()):
+                update = await handle.start_update(
+                    DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
+                )
+                status = await update.result()
         except (TimeoutError, RPCError, WorkflowUpdateFailedError):
+            return None, None
+        run = self.client.get_workflow_handle(handle.id, run_id=update.workflow_run_id)
+        return run, status
+
+    async def _keep_controls(
+        self,
+        replaced: WorkflowHandle[Any, Any],
+        new_run: WorkflowHandle[Any, Any],
+        carry: BriefingCarry,
+    ) -> str | None:
+        """A pause, resume or delete that reached the replaced run after it handed over (from
+        another door, and answered) holds in the new run too; the new run's state then.
+        The replaced run, terminated, still answers what it took before its end."""
+        try:
+            last = await replaced.query(
+                DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError):
             return None
+        if last.stopping:
+            signal, state = "stop", "stopped"
+        elif last.paused != carry.paused:
+            signal, state = ("pause", "paused") if last.paused else ("resume", "active")
+        else:
+            return None
+        await new_run.signal(signal)
+        return state
 
     async def _after_finishing(self, user: str) -> None:
         ending = self.client.get_workflow_handle(task_id_for(user))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from ambient.briefing.draft import offline_draft
 from ambient.briefing.faithfulness import Unsupported, unsupported_claims
@@ -112,8 +113,10 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     sources = "\n".join(
         f"- {n.source}: {'ok' if n.ok else 'FAILED'} {n.detail}" for n in inputs.notes
     )
+    zone = ZoneInfo(inputs.timezone)
     alarms = "\n".join(
-        f"- {a.time:%H:%M} {a.source} {a.name} [{a.level or '-'}] {a.status} {a.target or ''}"
+        f"- {a.time.astimezone(zone):%H:%M} {a.source} {a.name} [{a.level or '-'}] {a.status} "
+        f"{a.target or ''}"
         for a in inputs.alarms
     )
     parts = [
@@ -170,16 +173,21 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
         for t in inputs.top_templates:
             cells = [_cell(t.template) + (" *(new)*" if t.new else ""), _cell(t.example)]
             lines.append(f"| {t.level} | {t.count} | {cells[0]} | {cells[1]} |")
+    elif any(n.source == "logs" and not n.ok for n in inputs.notes):
+        lines.append(
+            "日志没能读取（见数据源）。" if zh else "The logs could not be read (see Sources)."
+        )
     else:
         lines.append("没有日志。" if zh else "No log lines.")
     section("异常" if zh else "Anomalies", [_cell(a) for a in inputs.anomalies])
     if inputs.alarms:
+        zone = ZoneInfo(inputs.timezone)
         lines += ["", f"## {'告警' if zh else 'Alarms'}"]
-        lines += ["| time (UTC) | source | name | status | target |", "|---|---|---|---|---|"]
+        lines += [f"| time ({zone}) | source | name | status | target |", "|---|---|---|---|---|"]
         for a in inputs.alarms:
             lines.append(
-                f"| {a.time:%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} | {_cell(a.status)} "
-                f"| {_cell(a.target or '')} |"
+                f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
+                f"| {_cell(a.status)} | {_cell(a.target or '')} |"
             )
     lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [

@@ -73,3 +73,34 @@ async def test_log_times_without_an_offset_are_read_in_the_ranges_offset_as_a_br
         )
     assert answer.status_code == 200, answer.text
     assert answer.json()["report"]["total"] == 1
+
+
+async def test_an_analysis_says_its_times_in_the_offset_its_range_was_asked_in(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A Shanghai user asked for the 20th (+08:00) and read "Logs 2026-11-19 16:00 –
+    2026-11-20 16:00", an error burst at "01:00–01:10" and hours in UTC: the report was
+    said in UTC, while a briefing says its day in its own zone. Now in the range's offset."""
+    logs = tmp_path / "app.log"
+    logs.write_text(
+        "".join(f"2026-11-20T09:{m:02d}:00+08:00 ERROR db timeout after 30s\n" for m in range(11)),
+        encoding="utf-8",
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        answer = await http.post(
+            "/briefings/analyze",
+            json={
+                "log_source": {"type": "file", "path": str(logs)},
+                "start": "2026-11-20T00:00:00+08:00",
+                "end": "2026-11-21T00:00:00+08:00",
+            },
+            headers=await admin_headers(settings),
+        )
+    assert answer.status_code == 200, answer.text
+    markdown = answer.json()["markdown"]
+    assert markdown.startswith("## Logs 2026-11-20 00:00 – 2026-11-21 00:00\n"), markdown
+    assert "- ERROR 11 09:00–09:10: db timeout after <*>" in markdown, markdown
+    assert "### Hours (+08:00)" in markdown and "09h 11/11/0" in markdown, markdown

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi import HTTPException
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.errors import BriefingError, InvalidBriefingError
+from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
+from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
+from ambient.storage.repositories import InboxRepository
 from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, eventually, make_user
+from tests.support.record import save_history
 
 
 async def _prepared(service, user):  # type: ignore[no-untyped-def]
@@ -137,3 +142,91 @@ async def test_a_preparation_of_a_replaced_run_does_not_overwrite_the_new_config
             await regenerating
         stored = await service.get_briefing("quinn")
     assert stored.content.language == "zh", stored.content.headline
+
+
+@pytest.mark.parametrize("control", ["pause", "delete"])
+async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, control: str
+) -> None:
+    """Uma changes her briefing's window while another door pauses (or deletes) it: the
+    pause reached the run being replaced after it had handed over, and was answered, but the
+    new run started from the hand-over's state: active, speaking at the next greeting and
+    pushing (a deleted briefing came back). Now the new run keeps the pause or the delete."""
+    await make_user(deps.db, "uma")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("uma", config)
+        start = Client.start_workflow
+
+        async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            await getattr(service, control)("uma")  # another door's, answered before the start
+            return await start(self, *args, **kwargs)
+
+        changed = config.model_copy(update={"window_end": "11:00"})
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", control_then_start)
+            assert (await service.create("uma", changed)).created
+        if control == "delete":
+            assert await eventually(lambda: _ended(service, "uma"), "the deleted briefing ended")
+            return
+        status = await service.status("uma")
+        greeting = await service.greet("uma", request_id="after the change")
+    assert status.paused and status.config == changed
+    assert greeting.outcome is GreetOutcome.PAUSED
+
+
+async def _ended(service, user):  # type: ignore[no-untyped-def]
+    try:
+        await service.status(user)
+    except BriefingNotFoundError:
+        return True
+    return None
+
+
+async def test_sending_right_after_a_config_change_pushes_the_new_configs_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vera switches her briefing to Chinese inside the window and asks for it by email at
+    once: she was told "send refused: date: no prepared briefing for <today>; known: none
+    yet" while the page showed today's briefing (the new run was preparing it again). Now
+    the send waits for that preparation and pushes the Chinese briefing."""
+    await make_user(deps.db, "vera")
+    preparing, held = asyncio.Event(), asyncio.Event()
+    prepare = BriefingActivities._prepare
+
+    async def held_in_chinese(self, request):  # type: ignore[no-untyped-def]
+        if request.config.language == "zh":
+            preparing.set()
+            await held.wait()
+        return await prepare(self, request)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", held_in_chinese)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.created_in_window("vera", config)
+        await eventually(lambda: _prepared(service, "vera"), "briefing prepared")
+        assert (await service.create("vera", config.model_copy(update={"language": "zh"}))).created
+        await preparing.wait()
+        sending = asyncio.create_task(service.send("vera", request_id="right after"))
+        run = ts_env.client.get_workflow_handle("daily-briefing/vera")
+        await eventually(lambda: _taken_or_done(run, sending), "the send taken up or answered")
+        held.set()
+        sent = await sending
+        view = await service.get_briefing("vera", day.date)
+        async with deps.db.session() as session:
+            inbox = await InboxRepository(session).list("vera")
+        await save_history(run, "daily_briefing_sent_while_prepared_again")
+    assert [d.channel for d in sent.deliveries] == ["inbox"]
+    assert [m.title for m in inbox] == [f"每日简报 {day.date}"]
+    assert view.content.language == "zh" and view.version == 2
+
+
+async def _taken_or_done(run: WorkflowHandle[Any, Any], sending: asyncio.Task[Any]) -> bool:
+    """The send answered, or accepted by the run (its update is in the history)."""
+    if sending.done():
+        return True
+    history = await run.fetch_history()
+    accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    return any(event.event_type == accepted for event in history.events)

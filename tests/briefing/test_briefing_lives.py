@@ -8,12 +8,15 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import GreetOutcome
+from ambient import temporal
+from ambient.briefing.config import BriefingConfig, ClsLogSpec
+from ambient.briefing.models import KIND, BriefingRun, GreetOutcome, task_id_for
 from ambient.deps import WorkerDeps
+from ambient.domain.configs import STORED
 from ambient.storage.repositories import EventRepository
 from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
 from tests.support.record import save_history
+from workflows.daily_briefing import DailyBriefingWorkflow
 
 
 async def test_a_briefing_whose_config_changes_after_its_greeting_keeps_that_greeting(
@@ -105,3 +108,38 @@ async def _prepared_again(service, user):  # type: ignore[no-untyped-def]
 async def _pushed(service, user, date):  # type: ignore[no-untyped-def]
     view = await service.get_briefing(user, date)
     return view if view.pushed_at is not None else None
+
+
+async def test_a_briefing_stored_before_a_rule_was_added_runs_and_can_be_changed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A CLS query with "| select ..." is refused since a rule was added; a briefing created
+    before it ran on (its input is read as it ran), but its day's plan, its preparation and
+    its status read the config afresh and refused it: the day was never planned, and every
+    read, pause, delete or config change failed, so the user could not even repair it."""
+    await make_user(deps.db, "olga")
+    source = {"type": "cls", "topic_id": "0a1b2c3d-0000-4000-8000-000000000001"}
+    old = BriefingConfig.model_validate(
+        {"log_source": source | {"query": "level:ERROR | select count(*) as n"}, "language": "en"},
+        context=STORED,
+    )
+    async with briefing_stack(ts_env, deps) as stack:
+        day = await stack.plan(old)
+        await ts_env.client.start_workflow(
+            DailyBriefingWorkflow.run,
+            BriefingRun(user="olga", task_id=task_id_for("olga"), config=old),
+            id=task_id_for("olga"),
+            task_queue=stack.worker.task_queue,
+            search_attributes=temporal.search_attributes(KIND, "olga", state="active"),
+        )
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        spoken = await stack.service.greet("olga", request_id="first")
+        status = await stack.service.pause("olga")
+        fixed = old.model_copy(update={"log_source": ClsLogSpec(**source, query="level:ERROR")})
+        replaced = await stack.service.create("olga", fixed)
+        after = await stack.service.status("olga")
+    assert status.config == old and status.paused and status.day is not None
+    assert status.day.date == day.date
+    assert spoken.outcome is GreetOutcome.SPOKEN and spoken.date == day.date
+    assert replaced.created and replaced.state == "paused"
+    assert after.config == fixed and after.paused

@@ -255,3 +255,46 @@ async def test_a_model_slower_than_the_preparation_bound_gives_the_offline_brief
     assert prepared.generated_by == "offline"
     (note,) = [s for s in prepared.sources if s.source == "llm"]
     assert "did not answer within" in note.detail
+
+
+async def test_the_models_input_gives_alarm_times_in_the_briefings_zone(
+    llm_api: tuple[LLMApi, str], settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The log report the model reads is in the briefing's zone, but the alarms were listed in
+    UTC with no zone: a Shanghai briefing said an alarm of 09:30 fired "at 01:30" (the
+    faithfulness check holds the model to the times as its input writes them)."""
+    from tencentcloud.common.credential import Credential
+
+    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+
+    api, url = llm_api
+    api.script(Content.of(GOOD))
+    tencent_api = TencentApi()
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())  # Shanghai
+    at = day.logs_from + timedelta(hours=9, minutes=30)  # 09:30 there, 01:30 UTC
+    tencent_api.monitor_alarms = [
+        {
+            "PolicyName": "cpu-high",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": int(at.timestamp()),
+            "AlarmLevel": "serious",
+            "AlarmObject": "ins-1",
+            "Content": "CPU > 90%",
+        }
+    ]
+    async with serve(tencent_api.app()) as base:
+        tencent = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        acts = BriefingActivities(db, LLMClient(_llm_settings(settings, url)), tencent, settings)
+        request = PrepareRequest(
+            user="alice", task_id="daily-briefing/alice", config=BriefingConfig(), day=day
+        )
+        await ActivityEnvironment().run(acts.prepare_briefing, request)
+    (sent,) = api.requests
+    alarms = messages_text(sent, "user").split("<<<DATA alarms>>>")[1]
+    assert "- 09:30 monitor cpu-high [serious] ALARM ins-1" in alarms, alarms

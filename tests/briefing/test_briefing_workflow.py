@@ -15,8 +15,9 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import GreetOutcome, greeting_text
+from ambient.briefing.config import BriefingConfig, Language
+from ambient.briefing.draft import offline_draft
+from ambient.briefing.models import BriefingInputs, GreetOutcome, SourceNote, greeting_text
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
@@ -423,7 +424,13 @@ async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
     assert result.outcome is GreetOutcome.SPOKEN
     assert "logs could not be read" in result.text
     assert "Tencent Cloud is not configured" in result.text
+    # Nothing was read: the day is not said to be quiet (it was, with the note at the end).
+    assert "quiet" not in result.text
     view = await stack.service.get_briefing("gina", day.date)
+    assert view.content.headline == "Yesterday's logs could not be read"
+    # The full report (email, share page) does not say there were none either.
+    templates = view.report_markdown.split("## Log templates\n")[1].split("\n")[0]
+    assert templates == "The logs could not be read (see Sources).", view.report_markdown
     failed = [s for s in view.content.sources if not s.ok]
     assert {s.source for s in failed} == {"logs", "alarms"}
     assert "no log file or directory" in next(s.detail for s in failed if s.source == "logs")
@@ -853,6 +860,10 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
     assert view.content.errors == 12 and view.content.log_lines == 12
     assert {s.source: s.ok for s in view.content.sources} == {"logs": True, "alarms": True}
     assert "| cpu-high |" in view.report_markdown and "| 5xx-rate |" in view.report_markdown
+    # The alarms' times in the briefing's zone, as its summary and log report say them.
+    local = f"{at.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M}"
+    assert "| time (Asia/Shanghai) | source |" in view.report_markdown, view.report_markdown
+    assert f"| {local} | monitor | cpu-high |" in view.report_markdown, view.report_markdown
     assert ("cls", "SearchLog") in {(c[0], c[1]) for c in api.calls}
 
 
@@ -948,7 +959,7 @@ async def test_news_pages_with_categories_join_the_briefing(
             second = await stack.service.get_briefing("nora", result.date)
     assert "first look taken" in first.report_markdown
     assert result.outcome is GreetOutcome.SPOKEN and result.date != day.date
-    assert "1 news items, for example: [Kubernetes] Kubernetes 1.35 released" in result.text
+    assert "1 news item, for example: [Kubernetes] Kubernetes 1.35 released" in result.text
     assert "## News" in second.report_markdown and "bakery" not in second.report_markdown
 
 
@@ -1145,6 +1156,44 @@ async def test_sending_a_stored_briefing_the_run_does_not_hold_is_refused_naming
     answer = http_error(refused.value)
     assert isinstance(answer, RequestValidationError)
     assert [error["loc"] for error in answer.errors()] == [["body", "date"]]
+
+
+@pytest.mark.parametrize(
+    ("language", "headline"),
+    [
+        ("en", "Yesterday's logs could not be read; 1 problem needs a person"),
+        ("zh", "昨天的日志没能读取，1 个问题需要人工处理"),
+    ],
+)
+def test_a_briefing_whose_logs_could_not_be_read_says_no_error_count(
+    language: Language, headline: str
+) -> None:
+    """With the log source failing, the offline briefing said "Yesterday: 0 errors, 0 open
+    alarms, 1 problem needs a person" (or "Yesterday was quiet"): counts of logs never read."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language=language,
+        needs_person=["payment-service: hand over after 6 attempts"],
+        notes=[SourceNote(source="logs", ok=False, detail="log file app.log: gone")],
+    )
+    draft = offline_draft(inputs)
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+    assert "0 errors" not in draft.spoken_text and "0 个错误" not in draft.spoken_text
+
+
+def test_one_anomaly_or_one_news_item_is_said_in_the_singular() -> None:
+    """The offline English briefing said "1 anomalies, for example ..." and "1 news items"."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language="en",
+        log_lines=10,
+        anomalies=["burst [ERROR] db timeout: 10 lines"],
+        news=["Release 3.2 is out"],
+    )
+    spoken = offline_draft(inputs).spoken_text
+    assert "1 anomaly, for example burst [ERROR] db timeout: 10 lines. " in spoken, spoken
+    assert "1 news item, for example: Release 3.2 is out. " in spoken, spoken
 
 
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
