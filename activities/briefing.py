@@ -30,6 +30,7 @@ from ambient.briefing.logreport import (
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import (
+    ALARMS_NOT_CONFIGURED,
     PREPARE_ATTEMPTS,
     PREPARE_TIMEOUT,
     BriefingContent,
@@ -207,13 +208,7 @@ class BriefingActivities:
 
     async def _alarms(self, day: DayPlan, inputs: BriefingInputs) -> None:
         if not self._tencent.configured:
-            inputs.notes.append(
-                SourceNote(
-                    source="alarms",
-                    ok=False,
-                    detail="Tencent Cloud is not configured: no Cloud Monitor or CLS alarm history",
-                )
-            )
+            inputs.notes.append(SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED))
             return
         try:
             alarms = await list_alarms(self._tencent, day.logs_from, day.logs_to)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ambient.briefing.logreport import TemplateStat
 from ambient.briefing.models import (
+    ALARMS_NOT_CONFIGURED,
     SPOKEN_MAX_CHARS,
     BriefingContent,
     BriefingDraft,
@@ -19,6 +20,16 @@ from ambient.domain.loglevels import ERROR_LEVELS
 
 def _short(text: str, limit: int = 90) -> str:
     return clipped(" ".join(text.split()), limit)
+
+
+# A source that failed, said in the briefing's language (failed logs are its headline).
+_FAILED_SAID = {
+    "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
+    "llm": (
+        "大模型没有回应，这份简报按规则写成。",
+        "The language model did not answer: this briefing was written by rules. ",
+    ),
+}
 
 
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
@@ -120,7 +131,8 @@ def _spoken(
             f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
             f"{_many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",
         )
-    if not inputs.alarms_configured:
+    unset = [n for n in failed if n.source == "alarms" and n.detail == ALARMS_NOT_CONFIGURED]
+    if unset:
         say(
             "腾讯云未配置，没有告警记录。", "Tencent Cloud is not configured, so no alarm history. "
         )
@@ -149,7 +161,8 @@ def _spoken(
             f"{_short(inputs.news[0], 60)}. ",
         )
     for note in failed:
-        say(f"注意：{note.source} 读取失败。", f"Note: {note.source} could not be read. ")
+        if note.source in _FAILED_SAID and note not in unset:
+            say(*_FAILED_SAID[note.source])
     say("详细报告已放在简报页面。", "The full report is on the briefing page.")
     return "".join(parts).strip()
 

@@ -50,6 +50,10 @@ class BriefingDraft(BaseModel):
     )
 
 
+# The alarms' note without Tencent Cloud: nothing failed, there is no history to read.
+ALARMS_NOT_CONFIGURED = "Tencent Cloud is not configured: no Cloud Monitor or CLS alarm history"
+
+
 class SourceNote(BaseModel):
     """How one source fared while preparing (a failing source is said, not hidden)."""
 

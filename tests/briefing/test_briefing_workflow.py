@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig, Language
 from ambient.briefing.draft import offline_draft
-from ambient.briefing.models import BriefingInputs, GreetOutcome, SourceNote, greeting_text
+from ambient.briefing.models import (
+    ALARMS_NOT_CONFIGURED,
+    BriefingInputs,
+    GreetOutcome,
+    SourceNote,
+    greeting_text,
+)
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
@@ -1194,6 +1201,30 @@ def test_one_anomaly_or_one_news_item_is_said_in_the_singular() -> None:
     spoken = offline_draft(inputs).spoken_text
     assert "1 anomaly, for example burst [ERROR] db timeout: 10 lines. " in spoken, spoken
     assert "1 news item, for example: Release 3.2 is out. " in spoken, spoken
+
+
+def test_a_chinese_briefing_says_each_source_once_and_in_chinese() -> None:
+    """Without Tencent Cloud the spoken briefing said "腾讯云未配置，没有告警记录。注意：alarms
+    读取失败。": the alarms a second time, as a failure, by the English name of the source."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language="zh",
+        log_lines=3,
+        errors=2,
+        notes=[
+            SourceNote(source="logs", ok=True, detail="log file app.log: 3 lines"),
+            SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED),
+            SourceNote(source="llm", ok=False, detail="model timed out"),
+        ],
+    )
+    spoken = offline_draft(inputs).spoken_text
+    assert "腾讯云未配置，没有告警记录。" in spoken, spoken
+    assert "读取失败" not in spoken and not re.search("[A-Za-z]", spoken), spoken
+    assert "大模型没有回应" in spoken, spoken
+    # With Tencent Cloud set up and its alarm history failing, it is not "not configured".
+    inputs.notes[1] = SourceNote(source="alarms", ok=False, detail="InternalError: busy")
+    spoken = offline_draft(inputs).spoken_text
+    assert "告警记录没能读取。" in spoken and "未配置" not in spoken, spoken
 
 
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
