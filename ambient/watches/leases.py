@@ -178,7 +178,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
     """Leases of processes not alive (never this one), with their last beat and start."""
     now = utcnow()
     async with db.session() as session:
-        rows = (await session.execute(select(WorkerProcess))).scalars().all()
+        rows = (await session.scalars(select(WorkerProcess))).all()
         alive = [row.id for row in rows if _alive(row, now)]
         beats = {row.id: row.beat_at for row in rows}
         found = await session.execute(
