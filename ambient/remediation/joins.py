@@ -51,7 +51,7 @@ async def join(
     # The worker's writers queue back to back in a storm: a plain session's insert slept
     # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
     # the repeat unrecorded). The write turn waits for it.
-    async with db.write_session() as session:
+    async with db.writing() as session:
         await AuditRepository(session).append(
             actor=user,
             action="deduplicated",
@@ -62,5 +62,4 @@ async def join(
                 "state": attributes.get(temporal.STATE),
             },
         )
-        await session.commit()
     return attributes
