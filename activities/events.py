@@ -25,7 +25,7 @@ class EventActivities:
         """
         try:
             # Read (the key) then write: take the write lock first, keep it short.
-            async with self._db.write_session() as session:
+            async with self._db.writing() as session:
                 row = await EventRepository(session).add(
                     event.kind,
                     user=event.user,
@@ -33,8 +33,7 @@ class EventActivities:
                     payload=event.payload,
                     idempotency_key=event.idempotency_key,
                 )
-                await session.commit()
-                return row.id
+            return row.id
         except IntegrityError as exc:
             # A key another process recorded first is that event (EventRepository.add finds
             # it): a refusal here is another constraint's.
