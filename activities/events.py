@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient.domain.events import RecordEventInput
 from ambient.storage import Database
-from ambient.storage.models import Event
 from ambient.storage.repositories import EventRepository
 
 
@@ -27,7 +25,7 @@ class EventActivities:
         """
         try:
             # Read (the key) then write: take the write lock first, keep it short.
-            async with self._db.write_session() as session:
+            async with self._db.writing() as session:
                 row = await EventRepository(session).add(
                     event.kind,
                     user=event.user,
@@ -35,17 +33,10 @@ class EventActivities:
                     payload=event.payload,
                     idempotency_key=event.idempotency_key,
                 )
-                await session.commit()
-                return row.id
+            return row.id
         except IntegrityError as exc:
-            if event.idempotency_key is not None:
-                # Another process recorded the same key first: that row is this event.
-                async with self._db.session() as session:
-                    found = await session.scalar(
-                        select(Event.id).where(Event.idempotency_key == event.idempotency_key)
-                    )
-                if found is not None:
-                    return found
+            # A key another process recorded first is that event (EventRepository.add finds
+            # it): a refusal here is another constraint's.
             raise ApplicationError(
                 f"the event store refused {event.kind!r}: {exc.orig}",
                 type="EventRejected",

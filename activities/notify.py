@@ -88,7 +88,7 @@ class NotifyActivities:
         (no code of `notify` runs after a last try that timed out or lost its worker)."""
         recipient = await self.recipient(request.user)
         targets, _ = targets_for(request.message.kind, request.targets, recipient)
-        async with self._db.write_session() as session:
+        async with self._db.writing() as session:
             for target in targets:
                 key = delivery_key(request.idempotency_key, target.type, target.target)
                 row = await DeliveryRepository(session).get(key)
@@ -101,7 +101,6 @@ class NotifyActivities:
                     shown = redact_target(target.type, target.target)[:MAX_SHOWN]
                     failed = _failed(target.type, shown, error)
                     await _record_failure(session, request, failed, key, last_try=True)
-            await session.commit()
 
     async def send(
         self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False
@@ -234,7 +233,7 @@ class NotifyActivities:
             outcome = await self._send(request, recipient, target, key, posts)
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
-        async with self._db.write_session() as session:
+        async with self._db.writing() as session:
             await DeliveryRepository(session).finish(
                 key,
                 status=outcome.status.value,
@@ -245,7 +244,6 @@ class NotifyActivities:
                 await _record_failure(
                     session, request, outcome.model_copy(update={"target": shown}), key, last_try
                 )
-            await session.commit()
         return outcome.model_copy(update={"target": shown})
 
     async def _send(
@@ -320,9 +318,8 @@ class RowPosts:
 
     async def sent(self) -> None:
         self.done += 1
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
-            await session.commit()
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

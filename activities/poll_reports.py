@@ -231,7 +231,7 @@ class PollReports:
             self.delivery_failures += 1
             self.last_failure = failure
         try:
-            async with self.poller.db.write_session() as session:
+            async with self.poller.db.writing() as session:
                 await EventRepository(session).add(
                     "watch.delivery_failed",
                     user=self.request.user,
@@ -254,7 +254,6 @@ class PollReports:
                             late_failure=failure.model_dump(mode="json"),
                         )
                     )
-                await session.commit()
         except SQLAlchemyError as exc:  # the database is down: the failure is only logged
             activity.logger.warning("poll of %s: %s: %s", self.key[0], failure.what, exc)
 

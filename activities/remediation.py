@@ -11,7 +11,7 @@ ledger, the breaker) is one atomic step.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -112,13 +112,6 @@ class RemediationActivities:
             )
         return executor
 
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncSession]:
-        """One write turn of the database, committed when the block ends without an error."""
-        async with self._db.write_session() as session:
-            yield session
-            await session.commit()
-
     @activity.defn
     async def open_remediation(self, request: OpenInput) -> Opened:
         """Score and plan, then the first rung's permission, gates and checkpoint, at once."""
@@ -158,8 +151,8 @@ class RemediationActivities:
             # retries and its "checkpoint failed" ending: one path for every way a read fails.
             with contextlib.suppress(Exception):
                 checkpoint = await self._executor(read_mode).checkpoint(request.alert.target())
-        # A return inside the write turn commits it (``_writing``).
-        async with self._writing() as session:
+        # A return inside the write turn commits it (``Database.writing``).
+        async with self._db.writing() as session:
             # Up to five audit records (scored, planned, permission, gate, checkpoint), each
             # appended once per key: the run's records read once, not five times.
             await read_audit_keys(session, request.run_key)
@@ -237,7 +230,7 @@ class RemediationActivities:
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
         """The user's rollback_permission, re-read now; the lower of it and what was asked."""
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             return await self._permission(session, request)
 
     async def _permission(
@@ -269,7 +262,7 @@ class RemediationActivities:
         """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
         # Read the ledger and reserve in one write transaction: two steps on one cluster
         # checked at once (an alert storm) must not both see the last free slot.
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             return await self._gate(session, request)
 
     async def _gate(self, session: AsyncSession, request: GateInput) -> GateDecision:
@@ -330,7 +323,7 @@ class RemediationActivities:
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             await self._save_checkpoint(session, request.run_key, request.key, checkpoint)
         return checkpoint
 
@@ -348,7 +341,7 @@ class RemediationActivities:
             ):
                 # Refused for good before anything was changed (a 403 on the first write, or
                 # any dry run): the step's slot counted a change nobody made (the run hands over).
-                async with self._writing() as session:
+                async with self._db.writing() as session:
                     await ActionLedger(session).release(step.key)
             raise
         except KubeError as exc:
@@ -356,10 +349,10 @@ class RemediationActivities:
             if exc.changed is False and temporal.last_attempt(CHANGE_RETRY.maximum_attempts):
                 # Retried until the retries were spent (503s for minutes) without a change:
                 # the run hands over, and the slot must not count a change nobody made.
-                async with self._writing() as session:
+                async with self._db.writing() as session:
                     await ActionLedger(session).release(step.key)
             raise
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             await append_once(
                 session,
                 subject=step.remediation_id,
@@ -382,7 +375,7 @@ class RemediationActivities:
     @activity.defn
     async def release_remediation_slot(self, step: Keyed) -> None:
         """Give back the rate-limit slot a step's gate reserved: the step changed nothing."""
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             await ActionLedger(session).release(step.key)
 
     @activity.defn
@@ -401,7 +394,7 @@ class RemediationActivities:
         if unknown is not None:
             # No verdict: neither counted against the rung (breaker) nor returned as "not
             # resolved", which would buy the next, stronger rung. The workflow hands over.
-            async with self._writing() as session:
+            async with self._db.writing() as session:
                 await append_once(
                     session,
                     subject=request.run_key,
@@ -411,7 +404,7 @@ class RemediationActivities:
                 )
             raise ApplicationError(unknown, type="Unverified", non_retryable=True)
         verification = request.judge(health)
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             breakers = BreakerRepository(session)
             row = await breakers.row(request.service, int(request.rung))
             if row is None or row.last_key != request.key:
@@ -434,7 +427,7 @@ class RemediationActivities:
 
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             await append_entry(session, entry)
         return entry
 
@@ -448,7 +441,7 @@ class RemediationActivities:
             action="hand_over",
             detail={"reason": request.reason, "title": request.title, "body": request.body},
         )
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             await BroadcastRepository(session).push(
                 request.user, request.title, request.body, "remediation", request.key
             )
@@ -460,7 +453,7 @@ class RemediationActivities:
         """The run's row for lists and stats (same values on a retry)."""
         # An unknown start leaves the row's own (set when the run was planned).
         skip = {"run_key", "alert", "detail"} | (set() if request.started_at else {"started_at"})
-        async with self._writing() as session:
+        async with self._db.writing() as session:
             await RemediationRepository(session).save_run(
                 request.run_key, request.alert, request.detail, **request.model_dump(exclude=skip)
             )

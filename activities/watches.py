@@ -86,10 +86,9 @@ class WatchActivities:
             before = await self._snapshot_text(stored[1].id) if len(stored) > 1 else None
         else:
             # The new text stored and the old one read back, in one short write transaction.
-            async with self._db.write_session() as session:
+            async with self._db.writing() as session:
                 page = PageText(check.url, last_hash, new_hash, "\n".join(lines))
                 before = await advance_snapshot(session, check.task, page)
-                await session.commit()
         old = before.split("\n") if before else ([] if before is not None else None)
         diff: PageDiff = await asyncio.to_thread(diff_pages, old, lines, check.keywords)
         return PageCheck(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client, TLSConfig, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -70,6 +72,19 @@ def timed_out(exc: RPCError) -> bool:
 def silent_worker() -> str:
     """A request that waited for a worker (a query, an update) and got no answer in time."""
     return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; is the worker running?"
+
+
+async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:
+    """Whether the run ``handle`` names completed within ``seconds``, however it ended (failed,
+    terminated, gone); False: still running (e.g. sending its last notices)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await handle.result(follow_runs=False)
+    except TimeoutError:
+        return False
+    except (WorkflowFailureError, RPCError):
+        pass
+    return True
 
 
 def payload_codec(settings: Settings) -> EncryptionCodec | None:

@@ -167,9 +167,8 @@ class BridgeRunner:
 
     async def _lease(self, rows: ColumnElement[bool], **values: Any) -> int:
         """Set ``values`` on the endpoint rows ``rows`` selects; how many there were."""
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             result = await session.execute(update(XiaozhiEndpoint).where(rows).values(**values))
-            await session.commit()
         return int(getattr(result, "rowcount", 0))
 
     async def _drop(self, endpoint_id: int, why: str) -> None:

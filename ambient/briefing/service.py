@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -139,7 +138,12 @@ class BriefingService(Greeting):
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
             # find or replace: wait for it to end, then start anew from what it stored.
-            await self._after_finishing(user)
+            if not await temporal.ended_within(
+                self.client.get_workflow_handle(task_id_for(user)), FINISHING_WAIT
+            ):
+                raise BriefingError(
+                    "the stopped daily briefing is still finishing; create it again in a minute"
+                )
             current = None
         if current is None:
             carry = await self._given_before(user)
@@ -239,18 +243,6 @@ class BriefingService(Greeting):
             return None
         await new_run.signal(signal)
         return state
-
-    async def _after_finishing(self, user: str) -> None:
-        ending = self.client.get_workflow_handle(task_id_for(user))
-        try:
-            async with asyncio.timeout(FINISHING_WAIT):
-                await ending.result(follow_runs=False)
-        except TimeoutError:
-            raise BriefingError(
-                "the stopped daily briefing is still finishing; create it again in a minute"
-            ) from None
-        except (WorkflowFailureError, RPCError):
-            pass  # it ended (failed, terminated, gone): the new run starts all the same
 
     async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:
         async with self.db.session() as session:

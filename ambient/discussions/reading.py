@@ -129,7 +129,7 @@ class DiscussionReads(DiscussionAccess):
 
     async def annotate_discussion(self, user: str, discussion_id: str) -> AnnotationReport:
         """Set source_type from anomalies, `auto_reply` tags and unknown senders (members)."""
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             await self._get(session, discussion_id, user)
             messages = await self._messages(session, discussion_id)
             known = set(await session.scalars(select(DiscussionParticipant.id)))
@@ -139,7 +139,6 @@ class DiscussionReads(DiscussionAccess):
                 assert row is not None
                 row.source_type = change.source_type
                 row.tags = [*(row.tags or []), *change.tags_added]
-            await session.commit()
         return AnnotationReport(
             discussion_id=discussion_id, count=len(changes), changed=changes[:PAGE]
         )

@@ -8,9 +8,7 @@ keeps the imports one way (workflows → activities → ambient).
 
 from __future__ import annotations
 
-import asyncio
-
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -37,8 +35,13 @@ async def join(
         if description.typed_search_attributes.get(temporal.STATE) in FINAL_STATES:
             # Ended (resolved, handed over, ...), its report and notices still going out:
             # the alert again is the next run's, once this one is done.
-            await _after_finishing(client, workflow_id, description.run_id)
-            return None
+            ending = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+            if not await temporal.ended_within(ending, FINISHING_WAIT):
+                raise RemediationStateError(
+                    f"{workflow_id} has just ended and is still sending its report: nothing "
+                    "was started; send the alert again in a minute"
+                )
+            return None  # however it ended (terminated, failed): the alert starts the next run
         await handle.signal(JOINED, JoinInput(user=user))
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
@@ -48,7 +51,7 @@ async def join(
     # The worker's writers queue back to back in a storm: a plain session's insert slept
     # in SQLite's busy handler and lost the lock to them ("database is locked", HTTP 500,
     # the repeat unrecorded). The write turn waits for it.
-    async with db.write_session() as session:
+    async with db.writing() as session:
         await AuditRepository(session).append(
             actor=user,
             action="deduplicated",
@@ -59,21 +62,4 @@ async def join(
                 "state": attributes.get(temporal.STATE),
             },
         )
-        await session.commit()
     return attributes
-
-
-async def _after_finishing(client: Client, workflow_id: str, run_id: str | None) -> None:
-    """Wait for the run that ended to complete; RemediationStateError if it is still
-    sending its last notices after FINISHING_WAIT (the alert is then to be sent again)."""
-    ending = client.get_workflow_handle(workflow_id, run_id=run_id)
-    try:
-        async with asyncio.timeout(FINISHING_WAIT):
-            await ending.result(follow_runs=False)
-    except TimeoutError:
-        raise RemediationStateError(
-            f"{workflow_id} has just ended and is still sending its report: nothing was "
-            "started; send the alert again in a minute"
-        ) from None
-    except (WorkflowFailureError, RPCError):
-        pass  # it ended otherwise (terminated, failed): the alert starts the next run

@@ -27,15 +27,13 @@ from ambient.storage.models import (
 
 class AlertRuleRepository(Repository):
     async def all(self) -> list[AlertRule]:
-        rows = (
-            await self.session.execute(select(AlertRuleRow).order_by(AlertRuleRow.id))
-        ).scalars()
+        rows = await self.session.scalars(select(AlertRuleRow).order_by(AlertRuleRow.id))
         return [AlertRule.model_validate(row, from_attributes=True) for row in rows]
 
     async def put(self, rule: AlertRule) -> None:
         """Create or replace the rule of that name."""
         query = select(AlertRuleRow).where(AlertRuleRow.name == rule.name)
-        row = (await self.session.execute(query)).scalar_one_or_none()
+        row = await self.session.scalar(query)
         if row is None:
             row = AlertRuleRow(name=rule.name)
             self.session.add(row)
@@ -47,7 +45,7 @@ class AlertRuleRepository(Repository):
 class RemediationRepository(Repository):
     async def get(self, run_key: str) -> RemediationRecord | None:
         query = select(RemediationRecord).where(RemediationRecord.run_key == run_key)
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return await self.session.scalar(query)
 
     async def save_run(
         self, run_key: str, alert: Alert, detail: dict[str, Any], **values: Any
@@ -88,7 +86,7 @@ class RemediationRepository(Repository):
         if since is not None:
             query = query.where(RemediationRecord.started_at >= since)
         query = query.order_by(RemediationRecord.id.desc()).limit(limit)
-        return list((await self.session.execute(query)).scalars())
+        return list(await self.session.scalars(query))
 
     async def progress(self, run_keys: Collection[str]) -> dict[str, tuple[int, str | None]]:
         """Each run's steps acted on so far (its audit's "action" records) and the mode its
@@ -129,13 +127,13 @@ class ActionLedger(Repository):
 
     async def reserved(self, key: str) -> RemediationAction | None:
         query = select(RemediationAction).where(RemediationAction.key == key)
-        return (await self.session.execute(query)).scalar_one_or_none()
+        return await self.session.scalar(query)
 
     async def recent(self, cluster_id: str, since: datetime) -> list[datetime]:
         query = select(RemediationAction.at).where(
             RemediationAction.cluster_id == cluster_id, RemediationAction.at > since
         )
-        return list((await self.session.execute(query)).scalars())
+        return list(await self.session.scalars(query))
 
     async def reserve(
         self, key: str, cluster_id: str, service: str, rung: int, at: datetime
@@ -184,7 +182,7 @@ async def append_once(
         query = select(AuditRecord).where(
             AuditRecord.subject == subject, AuditRecord.action == action
         )
-        for record in (await session.execute(query)).scalars():
+        for record in await session.scalars(query):
             if record.detail.get("key") == key:
                 return record
     elif (found := read.get((action, key))) is not None:
@@ -207,7 +205,7 @@ async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     one session, inside one write turn: no other writer adds the subject's records meanwhile."""
     query = select(AuditRecord).where(AuditRecord.subject == subject).order_by(AuditRecord.id)
     read: dict[tuple[str, Any], AuditRecord] = {}
-    for record in (await session.execute(query)).scalars():
+    for record in await session.scalars(query):
         read.setdefault((record.action, record.detail.get("key")), record)
     session.info.setdefault(_READ, {})[subject] = read
 

@@ -163,6 +163,14 @@ class Database:
                             driver.inline = False
                     return
 
+    @asynccontextmanager
+    async def writing(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
+        """A ``write_session`` committed when the block ends without an error (a return
+        inside it too)."""
+        async with self.write_session(bulk=bulk) as session:
+            yield session
+            await session.commit()
+
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -372,15 +372,9 @@ class DeliveryRepository(Repository):
                 task=task,
                 kind=kind,
             )
-            self.session.add(row)
-            try:
-                await self.session.flush()
-            except IntegrityError:
-                await self.session.rollback()  # another attempt created it just now
-                row = await self.get(key)
-                assert row is not None
-                return row, False
-            return row, True
+            # Another attempt may have created it just now: then that row, not ours.
+            stored = await self._insert_once(row, partial(self.get, key))
+            return stored, stored is row
         if not row.takeable(now):
             return row, False  # sent, failed for good, or in flight: nothing to take
         taken = await self.session.execute(

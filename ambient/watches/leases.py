@@ -86,12 +86,11 @@ class LeaseBook:
         """Say this process is alive and drop the leases ended since (kept on failure)."""
         now = utcnow()
         ended = list(self.ended)
-        async with self.db.write_session(bulk=True) as session:
+        async with self.db.writing(bulk=True) as session:
             conn = await session.connection()
             await self._beat(conn, now)
             if ended:
                 await conn.execute(_drop(ended, self.process))
-            await session.commit()
         del self.ended[: len(ended)]
 
     async def _beat(self, conn: AsyncConnection, now: datetime) -> str:
@@ -165,12 +164,11 @@ class LeaseBook:
 
     async def leave(self) -> None:
         """A clean stop: drop this process's leases and its row."""
-        async with self.db.write_session(bulk=True) as session:
+        async with self.db.writing(bulk=True) as session:
             await session.execute(
                 update(LEASES).where(LEASES.c.process == self.process).values(process=RELEASED)
             )
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id == self.process))
-            await session.commit()
         self.ended.clear()
 
 
@@ -178,7 +176,7 @@ async def dead_leases(db: Database, alive_self: str, limit: int) -> list[Lease]:
     """Leases of processes not alive (never this one), with their last beat and start."""
     now = utcnow()
     async with db.session() as session:
-        rows = (await session.execute(select(WorkerProcess))).scalars().all()
+        rows = (await session.scalars(select(WorkerProcess))).all()
         alive = [row.id for row in rows if _alive(row, now)]
         beats = {row.id: row.beat_at for row in rows}
         found = await session.execute(
@@ -217,7 +215,7 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
     """Drop these leases (only as they are: a successor's lease stays) and the rows of dead
     processes that hold none any more. A released row keeps its process's last beat, for the
     attempt Temporal runs again in another process (``claim``)."""
-    async with db.write_session(bulk=True) as session:
+    async with db.writing(bulk=True) as session:
         for beat in {e.silent_since for e in leases}:
             await session.execute(
                 _drop([e for e in leases if e.silent_since == beat]).values(silent_since=beat)
@@ -225,7 +223,6 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
         if leases:
             dead = [e.process for e in leases]
             await session.execute(delete(WorkerProcess).where(WorkerProcess.id.in_(dead), IDLE))
-        await session.commit()
 
 
 async def _process(conn: Any, process: str) -> Any:
@@ -274,8 +271,7 @@ def _drop(leases: list[Lease], process: str | None = None) -> Any:
 
 async def forget_processes(db: Database, after: timedelta) -> None:
     """Drop the rows of processes silent for ``after`` holding no lease (no sweep finds them)."""
-    async with db.write_session(bulk=True) as session:
+    async with db.writing(bulk=True) as session:
         await session.execute(
             delete(WorkerProcess).where(WorkerProcess.beat_at < utcnow() - after, IDLE)
         )
-        await session.commit()

@@ -60,19 +60,17 @@ async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
 
 async def request_ends(db: Database, requests: list[EndRequest]) -> None:
     """Write ``requests`` in one transaction of their own."""
-    async with db.write_session() as session:
+    async with db.writing() as session:
         await add_end_requests(session, requests)
-        await session.commit()
 
 
 async def drop_end_requests(db: Database, before: datetime) -> None:
     """Drop the requests written before ``before`` but the newest (SQLite counts ids on)."""
     newest = select(func.max(ENDS.c.id)).scalar_subquery()
-    async with db.write_session(bulk=True) as session:
+    async with db.writing(bulk=True) as session:
         await session.execute(
             delete(ENDS).where((ENDS.c.created_at < before) & (ENDS.c.id < newest))
         )
-        await session.commit()
 
 
 class EndRequestCursor:

@@ -218,7 +218,7 @@ class PollWriter:
             _settle(item, result)
 
     async def _commit(self, batch: list[PollWrite]) -> list[list[NewEvent]]:
-        async with self.db.write_session(bulk=True) as session:
+        async with self.db.writing(bulk=True) as session:
             conn = await session.connection()
             now = utcnow()
             pages: dict[tuple[str, str], list[Any]] = {}
@@ -267,7 +267,6 @@ class PollWriter:
                 await _store_copies(conn, copies, now)
             marked = ["seq", "urls", "updated_at"]
             await conn.execute(upsert(conn.dialect.name, POLLS, ["task", "life"], marked), marks)
-            await session.commit()
         return results
 
 

@@ -426,10 +426,9 @@ class TaskService(TaskReads):
         """Record the task's events in one write turn; none: no write turn taken."""
         if not events:
             return
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             for kind, payload in events:
                 await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
-            await session.commit()
 
     async def _live(self, user: str, task_id: str) -> TaskState:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
