@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ambient.clients.tencent.ops import LogRecord, SearchResult
-from ambient.domain.loglevels import SEVERITY, level_and_message
+from ambient.domain.loglevels import SEVERITY, TIME_FIELDS, level_and_message
 
-TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "@t")
 PLAIN = re.compile(
     r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?"
     r"\s*(?P<rest>.*)$"

@@ -122,6 +122,22 @@ async def test_ecs_serilog_and_string_epoch_json_lines_are_read_and_a_bool_is_no
     assert "日志 5 行，错误 3，警告 1" in report
 
 
+async def test_lines_exported_from_cls_are_timed_by_their_timestamp_field(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # CLS writes a record's time in __TIMESTAMP__ (epoch ms) beside __CONTENT__: such a file
+    # was read as all unreadable.
+    path = tmp_path / "cls-export.log"
+    path.write_text(
+        '{"__TIMESTAMP__": 1795312800000, "__CONTENT__": "ERROR db timeout"}\n'
+        '{"__TIMESTAMP__": "1795312860000", "__LEVEL__": "warn", "__CONTENT__": "slow"}\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read")
+    assert "日志 2 行，错误 1，警告 1" in report
+
+
 async def test_syslog_access_nginx_chinese_date_and_logfmt_lines_are_read(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
