@@ -354,7 +354,7 @@ class RemediationService:
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:  # the run checked ended in between
                 raise await self._ended(rid, status) from None
-            raise RemediationError(f"Temporal refused the approval: {exc.message}") from None
+            raise _refused(rid, exc) from None
 
     async def abort(
         self, user: str, rid: str, reason: str = "", *, run_key: str | None = None
