@@ -38,7 +38,7 @@ from ambient.briefing.faithfulness import unsupported_claims
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import fill_from_report
-from ambient.briefing.models import BriefingInputs, SourceNote
+from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, SourceNote
 from ambient.briefing.writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.ops import AlarmRecord
@@ -78,9 +78,7 @@ def briefing_days(count: int) -> list[BriefingInputs]:
         )
         fill_from_report(inputs, report)
         if n % 3 == 0:
-            inputs.notes.append(
-                SourceNote(source="alarms", ok=False, detail="Tencent Cloud is not configured")
-            )
+            inputs.notes.append(SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED))
         else:
             inputs.alarms_configured = True
             inputs.alarms = [

@@ -22,6 +22,8 @@ def _short(text: str, limit: int = 90) -> str:
     return clipped(" ".join(text.split()), limit)
 
 
+# The sources' names in a Chinese briefing.
+_SOURCE_NAMES = {"logs": "日志", "alarms": "告警记录", "llm": "大模型", "discussions": "讨论"}
 # A source that failed, said in the briefing's language (failed logs are its headline).
 _FAILED_SAID = {
     "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
@@ -30,6 +32,15 @@ _FAILED_SAID = {
         "The language model did not answer: this briefing was written by rules. ",
     ),
 }
+
+
+def _unavailable(note: SourceNote, zh: bool) -> str:
+    """A failed source in the written briefing (page, e-mail)."""
+    if note.detail == ALARMS_NOT_CONFIGURED:
+        return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
+    if zh:
+        return f"数据源不可用：{_SOURCE_NAMES.get(note.source, note.source)}：{_short(note.detail)}"
+    return f"{note.source} unavailable: {_short(note.detail)}"
 
 
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
@@ -57,14 +68,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     happened += [f"{'新闻' if zh else 'News'}: {_short(n)}" for n in inputs.news[:3]]
     attention = [_short(a) for a in inputs.anomalies[:4]]
     attention += [f"{a.name} ({a.target or a.source})" for a in firing[:3]]
-    attention += [
-        (
-            f"数据源不可用：{n.source}：{_short(n.detail)}"
-            if zh
-            else f"{n.source} unavailable: {_short(n.detail)}"
-        )
-        for n in failed
-    ]
+    attention += [_unavailable(n, zh) for n in failed]
     people = len(inputs.needs_person)
     if not inputs.log_lines:
         # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").

@@ -1217,14 +1217,22 @@ def test_a_chinese_briefing_says_each_source_once_and_in_chinese() -> None:
             SourceNote(source="llm", ok=False, detail="model timed out"),
         ],
     )
-    spoken = offline_draft(inputs).spoken_text
+    draft = offline_draft(inputs)
+    spoken = draft.spoken_text
     assert "腾讯云未配置，没有告警记录。" in spoken, spoken
     assert "读取失败" not in spoken and not re.search("[A-Za-z]", spoken), spoken
     assert "大模型没有回应" in spoken, spoken
+    # The written list too (page, e-mail): the sources by their Chinese names.
+    assert draft.needs_attention == [
+        "腾讯云未配置，没有告警记录",
+        "数据源不可用：大模型：model timed out",
+    ]
     # With Tencent Cloud set up and its alarm history failing, it is not "not configured".
     inputs.notes[1] = SourceNote(source="alarms", ok=False, detail="InternalError: busy")
-    spoken = offline_draft(inputs).spoken_text
+    draft = offline_draft(inputs)
+    spoken = draft.spoken_text
     assert "告警记录没能读取。" in spoken and "未配置" not in spoken, spoken
+    assert draft.needs_attention[0] == "数据源不可用：告警记录：InternalError: busy"
 
 
 async def _next_run(service, user):  # type: ignore[no-untyped-def]
