@@ -246,7 +246,7 @@ def mcp(
 
     with loading():
         from mcp_server.server import DISCUSSION_SERVERS, build_discussion_server, build_server
-        from mcp_server.tools import AREAS
+        from mcp_server.tools import unknown_areas
 
     setup_logging(logging.WARNING)
     settings = discovered_settings()
@@ -255,10 +255,8 @@ def mcp(
     if server_name is not None and server_name not in DISCUSSION_SERVERS:
         known = ", ".join(DISCUSSION_SERVERS)
         raise typer.BadParameter(f"one of {known}", param_hint="--server")
-    if unknown := sorted(set(areas or ()) - set(AREAS)):
-        raise typer.BadParameter(
-            f"no area {', '.join(unknown)}; one of {', '.join(AREAS)}", param_hint="--area"
-        )
+    if problem := unknown_areas(areas or ()):
+        raise typer.BadParameter(problem, param_hint="--area")
     if profile is not None and (areas or server_name is not None):
         raise typer.BadParameter(
             "the voice profile serves its own tools: --area and --server do not apply",

@@ -41,7 +41,7 @@ from ambient.status import database_problem, temporal_problem
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state
-from mcp_server.tools import AREAS
+from mcp_server.tools import AREAS, unknown_areas
 
 INSTRUCTIONS = (
     "ambient-ops runs durable background work on Temporal for teams on Tencent Cloud: web and "
@@ -268,9 +268,8 @@ def build_server(
     """The MCP server of ``areas`` (all by default); with ``holder`` it shares the API's state,
     otherwise it opens its own; over HTTP it takes the users' tokens for ``path``."""
     selected = list(AREAS) if areas is None else list(areas)
-    unknown = sorted(set(selected) - set(AREAS))
-    if unknown:
-        raise ValueError(f"unknown MCP tool areas {unknown}; known: {sorted(AREAS)}")
+    if problem := unknown_areas(selected):
+        raise ValueError(problem)
     holder = holder or StateHolder()
 
     @asynccontextmanager

@@ -76,6 +76,7 @@ from ambient.remediation.views import (
 )
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
+from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
@@ -277,6 +278,8 @@ class RemediationService:
                 if (state := e.typed_search_attributes.get(temporal.STATE)) is not None
             }
         except (RPCError, RuntimeError) as exc:  # RuntimeError: the SDK's failed connect
+            if not isinstance(exc, RPCError) and temporal_problem(exc, None) is None:
+                raise
             log.warning("remediations: the server's list failed (%s); rows as stored", exc)
             return {}
 

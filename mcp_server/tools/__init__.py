@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from mcp_server.tools import (
     briefing,
@@ -30,3 +30,9 @@ AREAS: dict[str, Callable[..., None]] = {
     "annotate": discussions.register_annotate,
     "bus": discussions.register_bus,
 }
+
+
+def unknown_areas(areas: Iterable[str]) -> str | None:
+    """What is wrong with ``areas`` (names no area), or None."""
+    unknown = sorted(set(areas) - set(AREAS))
+    return f"no area {', '.join(unknown)}; one of {', '.join(AREAS)}" if unknown else None
