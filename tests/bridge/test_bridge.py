@@ -423,6 +423,34 @@ async def test_removed_endpoint_is_closed(state: AppState) -> None:
         assert runner.held == {} and await listed(state) == []
 
 
+async def test_an_endpoint_added_under_a_removed_ones_id_is_dialed_and_the_old_one_closed(
+    state: AppState,
+) -> None:
+    """SQLite gives a new row the id of the removed last one: removed and added between two
+    scans (the docs' "remove the old endpoint, add the new one"), the new endpoint is a new
+    life of that id, not the connection the runner already holds under it."""
+    old_token, new_token = unique("jwt"), unique("jwt")
+    async with running_broker({old_token, new_token}) as broker:
+        runner = runner_for(state, "r1")
+        old = await register(state, unique("ann"), broker.url(old_token))
+        await runner.scan()
+        first = await broker.held(old_token)
+        async with state.db.session() as session:
+            await service(state, session).remove(None, old)
+        user = unique("bob")
+        new = await register(state, user, broker.url(new_token))
+        assert new == old  # the removed row's id, taken again
+        await runner.scan()
+        await within(HANG, first.closed.wait())
+        connection = await broker.held(new_token)
+        answer = await connection.call_tool("whoami", {})
+        assert json.loads(answer["result"]["content"][0]["text"])["name"] == user
+        await runner.scan()
+        [row] = await listed(state)
+        assert (row.user, row.state, row.last_error) == (user, "connected", None)
+        await runner.stop()
+
+
 async def test_the_token_is_in_no_log_line_no_list_and_not_in_clear_in_the_database(
     state: AppState, caplog: pytest.LogCaptureFixture
 ) -> None:
