@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
+    AUTO_REPLY,
     DEFAULT_PROJECT,
     AgentPost,
     DiscussionNotice,
@@ -219,7 +220,9 @@ class DiscussionService(DiscussionReads):
         verb = next((ACTION_TAGS[t] for t in message.tags if t in ACTION_TAGS), None)
         if verb and subject and subject.startswith("remediation/"):
             fast = {a.message_id for a in detect_anomalies(earlier)}
-            inferred = message.source_type != "real" or posted.message_id in fast
+            # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
+            marked = {m.id for m in earlier if m.source_type != "real"}
+            inferred = message.source_type != "real" or posted.message_id in fast | marked
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user
@@ -317,8 +320,10 @@ class DiscussionService(DiscussionReads):
         if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
         where = await session.get(Discussion, found.discussion_id)
+        # Its words, tags (an approve acts) and reply_to; annotate_discussion adds auto_reply.
         if (
-            found.content != message.content
+            (found.content, found.reply_to) != (message.content, message.reply_to)
+            or {*(found.tags or [])} - {AUTO_REPLY} != {*message.tags} - {AUTO_REPLY}
             or (discussion_id and found.discussion_id != discussion_id)
             or (topic_key and where.topic_key != topic_key)
         ):
