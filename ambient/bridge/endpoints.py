@@ -34,12 +34,13 @@ from ambient.domain.users import Role
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import User, XiaozhiEndpoint
+from ambient.storage.models import User, XiaozhiEndpoint, utcnow
 from ambient.storage.repositories import OPERATOR, UserRepository, user_subject
 
 MASK = "***"
 NONCE_BYTES = 12
 MAX_ENDPOINTS_PER_USER = 10
+NOT_HELD = "no bridge holds it now (the API process that held it stopped): is the API running?"
 
 
 class EndpointError(Exception):
@@ -170,6 +171,17 @@ class EndpointPublic(BaseModel):
     last_error: str | None
     since: datetime
 
+    @classmethod
+    def of(cls, row: XiaozhiEndpoint, now: datetime) -> EndpointPublic:
+        """The row as shown: connected only while a bridge holds its lease (an API process
+        that stopped, or died, leaves its row saying connected)."""
+        public = cls.model_validate(row)
+        lease = row.lease_until
+        if public.state == "connected" and (row.holder is None or lease is None or lease < now):
+            public.state, public.last_error = "retrying", NOT_HELD
+            public.since = lease or public.since
+        return public
+
 
 @dataclass
 class Endpoints:
@@ -268,7 +280,8 @@ class Endpoints:
         query = select(XiaozhiEndpoint).order_by(XiaozhiEndpoint.id)
         if actor is not None and actor.role != Role.ADMIN:
             query = query.where(XiaozhiEndpoint.user == actor.name)
-        return [EndpointPublic.model_validate(row) for row in await self.session.scalars(query)]
+        now = utcnow()
+        return [EndpointPublic.of(row, now) for row in await self.session.scalars(query)]
 
     async def remove(self, actor: User | None, endpoint_id: int) -> EndpointPublic:
         row = await self.session.get(XiaozhiEndpoint, endpoint_id)

@@ -188,7 +188,8 @@ class BridgeRunner:
             await self._drop(endpoint_id, "runner stopping")
         if held:
             with suppress(Exception):
-                await self._lease(self._mine(held), holder=None, lease_until=None)
+                # Given back now: the list shows it retrying since this moment.
+                await self._lease(self._mine(held), holder=None, lease_until=utcnow())
 
     async def _hold(self, endpoint_id: int) -> None:
         """Dial, serve, and re-dial with backoff until the task is cancelled."""

@@ -412,6 +412,42 @@ async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState
         await two.stop()
 
 
+async def test_an_endpoint_nobody_holds_any_more_is_not_listed_as_connected(
+    state: AppState,
+) -> None:
+    """The API stopped (cleanly, or died and its lease ran out) and no replica took over: the
+    list, the page and the API said "connected" with no error for good, with nothing dialed."""
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        await register(state, unique("joy"), broker.url(token))
+        one = runner_for(state, "replica-1")
+        await one.scan()
+        connection = await broker.held(token)
+        await one.scan()
+        [row] = await listed(state)
+        assert (row.state, row.last_error) == ("connected", None)
+        await one.stop()  # a clean stop: the lease is given back
+        await within(HANG, connection.closed.wait())
+        [row] = await listed(state)
+        assert row.state == "retrying" and row.last_error is not None
+        assert "no bridge holds it" in row.last_error
+        two = runner_for(state, "replica-2")
+        await two.scan()
+        await broker.held(token, 2)
+        await two.scan()
+        [row] = await listed(state)
+        assert (row.state, row.last_error) == ("connected", None)
+        async with state.db.write_session() as session:  # replica-2 died: its lease ran out
+            held = await session.get(XiaozhiEndpoint, row.id)
+            assert held is not None and held.lease_until is not None
+            held.lease_until = ran_out = held.lease_until.replace(year=2000)
+            await session.commit()
+        [row] = await listed(state)
+        assert (row.state, row.since) == ("retrying", ran_out)
+        assert row.last_error is not None and "no bridge holds it" in row.last_error
+        await two.stop()
+
+
 async def test_removed_endpoint_is_closed(state: AppState) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1")) as runner:
