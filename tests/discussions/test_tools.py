@@ -226,6 +226,23 @@ async def test_three_servers_and_http(deps: WorkerDeps) -> None:
             assert posted["created_discussion"] is True and posted["notified"] == []
 
 
+def test_server_options_that_would_be_ignored_or_serve_nothing_are_refused() -> None:
+    """`--server bus --area tasks` served the bus alone (the area silently dropped), and
+    `--server signing --read-only` a server with no tool at all, which a client shows as
+    enabled and empty: both are refused by name before anything starts."""
+    from typer.testing import CliRunner
+
+    from ambient.cli import app as cli
+
+    mixed = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--server", "bus", "--area", "tasks"])
+    assert mixed.exit_code == 2 and "--area" in mixed.output, mixed.output
+    assert "do not apply" in mixed.output, mixed.output
+    for chosen in (["--server", "signing"], ["--area", "signing"]):
+        empty = CliRunner().invoke(cli, ["mcp", "--user", "mei", *chosen, "--read-only"])
+        assert empty.exit_code == 2 and "--read-only" in empty.output, (chosen, empty.output)
+        assert "no tool" in empty.output, empty.output
+
+
 async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refused(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
