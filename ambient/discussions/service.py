@@ -111,6 +111,14 @@ class DiscussionService(DiscussionReads):
         key = normalise_topic(topic)
         if not key or len(topic) > 300:
             raise InvalidDiscussionError(Refusal("topic: 1-300 characters"))
+        if len(key) > 300:  # its plain form is kept too ('ﷺ' is 18 characters of it)
+            raise InvalidDiscussionError(
+                Refusal(
+                    "topic: at most 300 characters once its ligatures are spelt out "
+                    "(this one makes %(length)d)",
+                    length=len(key),
+                )
+            )
         if holds_nul(topic):  # like the message's own text (StorableText)
             raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
         async with self.db.session() as session:
