@@ -38,6 +38,7 @@ from ambient.storage.models import User, XiaozhiEndpoint, utcnow
 from ambient.storage.repositories import OPERATOR, UserRepository, user_subject
 
 MASK = "***"
+MASKED_LENGTH = 2048  # XiaozhiEndpoint.url_masked
 NONCE_BYTES = 12
 MAX_ENDPOINTS_PER_USER = 10
 NOT_HELD = "no bridge holds it now (the API process that held it stopped): is the API running?"
@@ -91,7 +92,9 @@ def mask_url(url: str) -> str:
     """The URL with its token (and any other query value) replaced by ``***``."""
     parts = urlsplit(url.strip())
     query = urlencode([(name, MASK) for name, _ in parse_qsl(parts.query)], safe="*")
-    return urlunsplit(parts._replace(query=query))
+    masked = urlunsplit(parts._replace(query=query))
+    # Values become ***, names are escaped: many short parameters outgrow the stored column.
+    return masked if len(masked) <= MASKED_LENGTH else masked[: MASKED_LENGTH - 1] + "…"
 
 
 def url_token(url: str) -> str:

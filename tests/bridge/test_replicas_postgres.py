@@ -113,3 +113,27 @@ async def test_one_接入点_registered_twice_at_once_on_postgresql_is_held_by_o
     finally:
         for db in databases:
             await db.close()
+
+
+async def test_a_url_whose_masked_form_outgrows_its_column_is_registered_on_postgresql(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Masking puts *** for every parameter's value (and escapes the names): a URL within the
+    2,000 characters allowed, with many short parameters, masked to over the 2,048 kept, and
+    PostgreSQL refused the row (HTTP 500 from POST /xiaozhi/endpoints)."""
+    await upgrade_async(postgres_url)
+    database = Database(postgres_url)
+    try:
+        async with database.session() as session:
+            user = unique("pg-mask")
+            await UserRepository(session).create(UserCreate(name=user))
+            await session.commit()
+            url = "ws://127.0.0.1:9/mcp/?token=t" + "&é=1" * 490
+            assert len(url) <= 2000
+            added = await Endpoints(session, EndpointCipher(SECRET), LOOPBACK).add(
+                None, EndpointCreate(user=user, url=url)
+            )
+        assert added.url.startswith("ws://127.0.0.1:9/mcp/?token=***&")
+        assert len(added.url) <= 2048 and "=1" not in added.url
+    finally:
+        await database.close()
