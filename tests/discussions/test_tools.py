@@ -243,6 +243,37 @@ def test_server_options_that_would_be_ignored_or_serve_nothing_are_refused() -> 
         assert "no tool" in empty.output, empty.output
 
 
+async def test_a_reply_that_can_approve_waits_for_the_persons_yes_like_approving() -> None:
+    """With AMBIENT_CHAT_CONFIRM=destructive the chat model's approve_remediation waits for
+    the person, but reply_message tagged approve or abort (which acts on the remediation as
+    that person) ran at once: the model approved by reply what it could not approve directly."""
+    from openai import AsyncOpenAI
+
+    from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer
+    from bench.toolcalls.run import tool_server
+    from tests.standins.llm_api import API_KEY, LLMApi, ToolCalls
+
+    llm = LLMApi()
+    reply = {
+        "discussion_id": "disc_20261122081500_ab12",
+        "from_id": "dev",
+        "content": "ok",
+        "tags": ["approve"],
+    }
+    approve = {"remediation_id": "remediation/abc", "approve": True}
+    async with tool_server("full") as facade, serve(llm.app()) as base:
+        model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+        agent = ChatAgent(
+            model, "standin", facade, system="be brief", offer=ToolOffer(0), confirm="destructive"
+        )
+        for function, arguments in (("approve_remediation", approve), ("reply_message", reply)):
+            llm.script(ToolCalls([(function, arguments)]))
+            conversation = ConversationStore().open("dev", None)
+            held = [e async for e in agent.turn(conversation, "好的")]
+            assert [e.type for e in held] == ["confirm"], (function, held)
+            assert held[0].calls == [{"function": function, "arguments": arguments}]
+
+
 async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refused(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
