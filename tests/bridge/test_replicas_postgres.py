@@ -137,3 +137,31 @@ async def test_a_url_whose_masked_form_outgrows_its_column_is_registered_on_post
         assert len(added.url) <= 2048 and "=1" not in added.url
     finally:
         await database.close()
+
+
+async def test_people_allowing_one_device_at_once_on_postgresql_are_all_kept(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Each allow read the device's speakers and wrote them back with the caller added: five
+    people allowing one speaker at the same moment (a team told to do it in a meeting) were
+    each told it was allowed, and all but the last writer's consent was lost."""
+    from ambient.xiaozhi import DeviceService
+
+    await upgrade_async(postgres_url)
+    databases = [Database(postgres_url) for _ in range(5)]
+    try:
+        owner = unique("pg-owner")
+        people = [unique("pg-voice") for _ in range(5)]
+        async with databases[0].session() as session:
+            for name in (owner, *people):
+                await UserRepository(session).create(UserCreate(name=name))
+            await session.commit()
+        mac = "aa:bb:cc:" + ":".join(unique("")[-6:][i : i + 2] for i in (0, 2, 4))
+        await DeviceService(databases[0]).add(owner, owner, mac)
+        allows = zip(databases, people, strict=True)
+        await asyncio.gather(*(DeviceService(db).allow(name, mac) for db, name in allows))
+        [device] = [d for d in await DeviceService(databases[0]).list(None) if d.device_id == mac]
+        assert device.speakers == sorted(people)
+    finally:
+        for db in databases:
+            await db.close()
