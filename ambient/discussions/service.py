@@ -256,7 +256,13 @@ class DiscussionService(DiscussionReads):
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)
             if caller.role != "admin":
-                await self._may_sign(session, user, discussion.initiator)
+                try:
+                    await self._may_sign(session, user, discussion.initiator)
+                except SigningError:
+                    raise SigningError(
+                        f"only whoever opened it ({discussion.initiator}) or an admin may "
+                        "close this discussion"
+                    ) from None
             discussion.status, discussion.updated_at = "closed", datetime.now(UTC)
             await session.commit()
         return Closed(discussion_id=discussion_id, already_closed=False)

@@ -116,3 +116,19 @@ async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_
         view = await remediations.get(owner, rid)
         assert view.state == "waiting_approval" and view.approvals == []
         await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+async def test_closing_a_discussion_one_may_not_close_says_who_may(deps: WorkerDeps) -> None:
+    """The owner of a run reads its discussion (opened by the remediation agent) and tries to
+    close it: the refusal spoke of signing and a from_id close_discussion does not take."""
+    erin = unique("erin")
+    await _users(deps, erin)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", erin, "resolved")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    async with Client(_server(deps, erin)) as as_erin:
+        said = await refused(as_erin, "close_discussion", discussion_id=theirs)
+        read = await call(as_erin, "read_discussion", discussion_id=theirs)
+    assert "from_id" not in said and "sign" not in said, said
+    assert "close" in said and "remediation" in said and "admin" in said, said
+    assert read["discussion"]["status"] == "open"
