@@ -225,7 +225,9 @@ class DiscussionService(DiscussionReads):
         recipients: list[str],
     ) -> Posted:
         """A stored reply acts on the discussion's remediation, then its members are told."""
-        verb = next((ACTION_TAGS[t] for t in message.tags if t in ACTION_TAGS), None)
+        # Tags are typed by hand (a phone capitalises "Approve"): any case acts.
+        said = [tag.casefold() for tag in message.tags]
+        verb = next((ACTION_TAGS[t] for t in said if t in ACTION_TAGS), None)
         if verb and subject and subject.startswith("remediation/"):
             fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.

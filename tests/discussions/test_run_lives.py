@@ -132,3 +132,19 @@ async def test_closing_a_discussion_one_may_not_close_says_who_may(deps: WorkerD
     assert "from_id" not in said and "sign" not in said, said
     assert "close" in said and "remediation" in said and "admin" in said, said
     assert read["discussion"]["status"] == "open"
+
+
+async def test_a_reply_tagged_approve_in_any_case_is_read_as_an_approval(deps: WorkerDeps) -> None:
+    """The page's tags field is typed by hand (a phone capitalises the first letter): a reply
+    tagged 'Approve' was posted as a plain message, the page said "Posted", and the run went on
+    waiting for an approval its owner believed given."""
+    fay = unique("fay")
+    await _users(deps, fay)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", fay, "waiting_approval")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    bus = DiscussionService(deps.db, deps.settings)
+    for tag, verb in (("Approve", "approve"), ("REFUSE", "refuse"), ("Abort", "abort")):
+        reply = MessageIn(from_id=fay, content=f"{tag}!", tags=[tag])
+        posted = await bus.reply_message(fay, theirs, reply)
+        assert posted.action is not None and posted.action["verb"] == verb, (tag, posted)
