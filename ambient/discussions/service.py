@@ -170,8 +170,18 @@ class DiscussionService(DiscussionReads):
                 session.add(discussion)
             row = await self._add(session, discussion, message, now)
             recipients = await self._recipients(session, discussion.id, message.from_id)
+            subject = discussion.subject
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
+        verb = _verb(message)
+        if user is not None and verb and subject and subject.startswith("remediation/"):
+            # Joined by its topic, not chosen: only a reply in that discussion acts.
+            posted.action = {
+                "remediation_id": subject.partition("@")[0],
+                "verb": verb,
+                "done": False,
+                "reason": f"send_message does not act: reply_message in {discussion.id} does",
+            }
         return await self._notify(posted, topic, message, recipients)
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
@@ -225,9 +235,7 @@ class DiscussionService(DiscussionReads):
         recipients: list[str],
     ) -> Posted:
         """A stored reply acts on the discussion's remediation, then its members are told."""
-        # Tags are typed by hand (a phone capitalises "Approve"): any case acts.
-        said = [tag.casefold() for tag in message.tags]
-        verb = next((ACTION_TAGS[t] for t in said if t in ACTION_TAGS), None)
+        verb = _verb(message)
         if verb and subject and subject.startswith("remediation/"):
             fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
@@ -461,6 +469,13 @@ class DiscussionService(DiscussionReads):
             else:
                 return {**outcome, "done": True}
         return {**outcome, "done": False, "reason": why}
+
+
+def _verb(message: MessageIn) -> str | None:
+    """What the message's tags ask of a remediation (approve, refuse, abort), if anything."""
+    # Tags are typed by hand (a phone capitalises "Approve"): any case acts.
+    said = [tag.casefold() for tag in message.tags]
+    return next((ACTION_TAGS[t] for t in said if t in ACTION_TAGS), None)
 
 
 async def _raced(post: Callable[[], Awaitable[Posted]]) -> Posted:

@@ -148,3 +148,25 @@ async def test_a_reply_tagged_approve_in_any_case_is_read_as_an_approval(deps: W
         reply = MessageIn(from_id=fay, content=f"{tag}!", tags=[tag])
         posted = await bus.reply_message(fay, theirs, reply)
         assert posted.action is not None and posted.action["verb"] == verb, (tag, posted)
+
+
+async def test_an_approve_sent_on_a_remediations_topic_says_it_did_not_act(
+    deps: WorkerDeps,
+) -> None:
+    """send_message on the run's topic joins its discussion, tagged approve: it was posted with
+    no action and no word why, where the same words as a reply act."""
+    gil = unique("gil")
+    await _users(deps, gil)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", gil, "waiting_approval")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    bus = DiscussionService(deps.db, deps.settings)
+    sent = MessageIn(from_id=gil, content="go ahead", tags=["approve"])
+    posted = await bus.send_message(gil, "Remediation of checkout", sent)
+    assert posted.discussion_id == theirs and posted.created_discussion is False
+    assert posted.action is not None and posted.action["done"] is False, posted
+    assert posted.action["verb"] == "approve" and "reply_message" in posted.action["reason"]
+    plain = await bus.send_message(
+        gil, "Remediation of checkout", MessageIn(from_id=gil, content="hm")
+    )
+    assert plain.action is None
