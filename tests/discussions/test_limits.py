@@ -164,3 +164,31 @@ async def test_an_overlong_reply_to_or_device_reference_is_not_quoted_back_whole
     assert len(said) < 300, said[:300]
     for answer in (gone, allowed):
         assert answer.status_code == 404 and len(answer.text) < 300, answer.text[:300]
+
+
+async def test_an_overlong_topic_is_refused_before_its_plain_form_is_made(
+    deps: WorkerDeps,
+) -> None:
+    """The topic's key (NFKC, case folded) was made before its length was checked: 'ﷺ' is 18
+    characters of it, so a 1,000,000-character topic built an 18-million-character key (some
+    seconds of the API's event loop and 373 MB at its peak, for a 3 MB body) only to refuse it."""
+    import tracemalloc
+
+    from ambient.discussions.views import InvalidDiscussionError
+
+    ann = unique("long-topic")
+    await _users(deps, ann)
+    bus = DiscussionService(deps.db, deps.settings)
+    topic = "\ufdfa" * 1_000_000
+    tracemalloc.start()
+    try:
+        await bus.send_message(ann, topic, MessageIn(from_id=ann, content="hi"))
+    except InvalidDiscussionError as exc:
+        refusal = str(exc)
+    else:
+        raise AssertionError("an overlong topic was posted")
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert refusal == "topic: 1-300 characters"
+    assert peak < 10_000_000, peak  # the topic itself is 2 MB in memory; its key was 36+
