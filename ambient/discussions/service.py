@@ -197,7 +197,7 @@ class DiscussionService(DiscussionReads):
             discussion = await self._get(session, discussion_id, user)
             retry = await self._retry(session, message, discussion_id=discussion_id)
             if retry is not None:
-                earlier = await self._messages(session, discussion_id)
+                earlier = await self._earlier(session, discussion, message)
         if retry is not None:
             # The try that stored it may have died before acting: it acts now (the run refuses
             # a second answer, it does not apply it twice).
@@ -218,12 +218,21 @@ class DiscussionService(DiscussionReads):
                 )
             now = datetime.now(UTC)
             row = await self._add(session, discussion, message, now)
-            earlier = await self._messages(session, discussion.id)
+            earlier = await self._earlier(session, discussion, message)
             recipients = await self._recipients(session, discussion.id, message.from_id)
             subject, topic = discussion.subject, discussion.topic
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion_id)
         return await self._steer(user, posted, message, subject, earlier, topic, recipients)
+
+    async def _earlier(
+        self, session: Any, discussion: Discussion, message: MessageIn
+    ) -> list[MessageView]:
+        """The thread a reply's action is judged by (a fast answer does not act): read only
+        for a reply that asks something of a remediation, not for every reply."""
+        if _verb(message) is None or not discussion.subject:
+            return []
+        return await self._messages(session, discussion.id)
 
     async def _steer(
         self,
