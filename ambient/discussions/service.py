@@ -250,7 +250,9 @@ class DiscussionService(DiscussionReads):
             fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
             marked = {m.id for m in earlier if m.source_type != "real"}
-            inferred = message.source_type != "real" or posted.message_id in fast | marked
+            # Tagged auto_reply: machine-written by the analysis' own rule (rules.annotate).
+            auto = AUTO_REPLY in {tag.casefold() for tag in message.tags}
+            inferred = message.source_type != "real" or auto or posted.message_id in fast | marked
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user
@@ -459,8 +461,8 @@ class DiscussionService(DiscussionReads):
             )
         elif inferred:
             why = (
-                "this reply looks machine-inferred (source_type not real, or sent "
-                "within 2 s of another sender): it does not act; a person replies themself"
+                "this reply looks machine-inferred (source_type not real, tagged auto_reply, "
+                "or sent within 2 s of another sender): it does not act; a person replies themself"
             )
         elif self.remediations is None:
             why = "Temporal is not configured here"

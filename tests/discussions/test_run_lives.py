@@ -170,3 +170,26 @@ async def test_an_approve_sent_on_a_remediations_topic_says_it_did_not_act(
         gil, "Remediation of checkout", MessageIn(from_id=gil, content="hm")
     )
     assert plain.action is None
+
+
+async def test_a_reply_tagged_auto_reply_does_not_act(deps: WorkerDeps) -> None:
+    """A message tagged auto_reply is machine-written by the analysis' own rule (annotate marks
+    it inferred), yet tagged approve as well, minutes after the question, it acted on the run."""
+    hal = unique("hal")
+    await _users(deps, hal)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", hal, "waiting_approval")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    async with deps.db.session() as session:  # the plan was posted minutes ago
+        await session.execute(
+            update(DiscussionMessage)
+            .where(DiscussionMessage.discussion_id == theirs)
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+        await session.commit()
+    bus = DiscussionService(deps.db, deps.settings)
+    for tags in (["approve", "auto_reply"], ["Auto_Reply", "abort"]):
+        reply = MessageIn(from_id=hal, content="ack", tags=tags)
+        posted = await bus.reply_message(hal, theirs, reply)
+        assert posted.action is not None and posted.action["done"] is False, posted
+        assert "machine-inferred" in posted.action["reason"], (tags, posted.action)
