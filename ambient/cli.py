@@ -262,7 +262,11 @@ def mcp(
             "the voice profile serves its own tools: --area and --server do not apply",
             param_hint="--profile",
         )
-    _require_migrated(settings)
+    if server_name is not None and areas:
+        raise typer.BadParameter(
+            "a discussion server serves its own tools: --area options do not apply",
+            param_hint="--server",
+        )
     if profile is not None:
         from mcp_server.voice import build_voice_server
 
@@ -273,6 +277,13 @@ def mcp(
         )
     else:
         server = build_server(settings, read_only=read_only, areas=areas, stdio_user=user)
+    if read_only and not server._tool_manager.list_tools():
+        # A client would show it enabled and empty (the signing tools all write).
+        raise typer.BadParameter(
+            "no tool of these areas only reads: drop --read-only, or choose others",
+            param_hint="--read-only",
+        )
+    _require_migrated(settings)
     anyio.run(server.run_stdio_async)
 
 

@@ -193,7 +193,10 @@ class DeviceService:
         speaker's MAC and owner); and another's answer shows only the caller's own consent.
         """
         admin = await self._admin(actor)
-        async with self.db.session() as session:
+        # Read, then written back with the caller in or out: one allow at a time per device
+        # (the row locked on PostgreSQL, the write lock taken first on SQLite), or a consent
+        # given at the same moment is lost.
+        async with self.db.write_session() as session:
             row = await self._find(
                 session,
                 ref,
@@ -228,7 +231,8 @@ class DeviceService:
         # A number the database cannot hold ('²' is a digit to isdigit, not to int) is no id.
         if number.isascii() and number.isdigit() and int(number) <= MAX_ID:
             named = or_(named, XiaozhiDevice.id == int(number))
-        rows = (await session.scalars(select(XiaozhiDevice).where(named))).all()
+        found = select(XiaozhiDevice).where(named).with_for_update()
+        rows = (await session.scalars(found)).all()
         rows = sorted((row for row in rows if known(row)), key=lambda row: row.id)
         if len(rows) > 1:
             raise InvalidDeviceError(

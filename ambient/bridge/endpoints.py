@@ -34,12 +34,14 @@ from ambient.domain.users import Role
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import User, XiaozhiEndpoint
+from ambient.storage.models import User, XiaozhiEndpoint, utcnow
 from ambient.storage.repositories import OPERATOR, UserRepository, user_subject
 
 MASK = "***"
+MASKED_LENGTH = 2048  # XiaozhiEndpoint.url_masked
 NONCE_BYTES = 12
 MAX_ENDPOINTS_PER_USER = 10
+NOT_HELD = "no bridge holds it now (the API process that held it stopped): is the API running?"
 
 
 class EndpointError(Exception):
@@ -90,7 +92,9 @@ def mask_url(url: str) -> str:
     """The URL with its token (and any other query value) replaced by ``***``."""
     parts = urlsplit(url.strip())
     query = urlencode([(name, MASK) for name, _ in parse_qsl(parts.query)], safe="*")
-    return urlunsplit(parts._replace(query=query))
+    masked = urlunsplit(parts._replace(query=query))
+    # Values become ***, names are escaped: many short parameters outgrow the stored column.
+    return masked if len(masked) <= MASKED_LENGTH else masked[: MASKED_LENGTH - 1] + "…"
 
 
 def url_token(url: str) -> str:
@@ -169,6 +173,17 @@ class EndpointPublic(BaseModel):
     state: str = Field(description="connected, or retrying (see last_error)")
     last_error: str | None
     since: datetime
+
+    @classmethod
+    def of(cls, row: XiaozhiEndpoint, now: datetime) -> EndpointPublic:
+        """The row as shown: connected only while a bridge holds its lease (an API process
+        that stopped, or died, leaves its row saying connected)."""
+        public = cls.model_validate(row)
+        lease = row.lease_until
+        if public.state == "connected" and (row.holder is None or lease is None or lease < now):
+            public.state, public.last_error = "retrying", NOT_HELD
+            public.since = lease or public.since
+        return public
 
 
 @dataclass
@@ -268,7 +283,8 @@ class Endpoints:
         query = select(XiaozhiEndpoint).order_by(XiaozhiEndpoint.id)
         if actor is not None and actor.role != Role.ADMIN:
             query = query.where(XiaozhiEndpoint.user == actor.name)
-        return [EndpointPublic.model_validate(row) for row in await self.session.scalars(query)]
+        now = utcnow()
+        return [EndpointPublic.of(row, now) for row in await self.session.scalars(query)]
 
     async def remove(self, actor: User | None, endpoint_id: int) -> EndpointPublic:
         row = await self.session.get(XiaozhiEndpoint, endpoint_id)

@@ -133,9 +133,11 @@ class BridgeRunner:
         now = utcnow()
         present = {row.id: row for row in rows}
         for endpoint_id in list(self.held):
+            # A held row names this runner. One that does not is another's lease, or a new
+            # endpoint under a removed one's id (SQLite gives the last id again): not ours.
             row = present.get(endpoint_id)
-            if row is None or (row.holder not in (None, self.name)):
-                await self._drop(endpoint_id, "removed" if row is None else "lease lost")
+            if row is None or row.holder != self.name:
+                await self._drop(endpoint_id, "lease lost" if row and row.holder else "removed")
         if self.held and time.monotonic() - self._renewed_at >= self.timing.lease_seconds / 3:
             await self._renew()
         for row in rows:
@@ -185,7 +187,8 @@ class BridgeRunner:
             await self._drop(endpoint_id, "runner stopping")
         if held:
             with suppress(Exception):
-                await self._lease(self._mine(held), holder=None, lease_until=None)
+                # Given back now: the list shows it retrying since this moment.
+                await self._lease(self._mine(held), holder=None, lease_until=utcnow())
 
     async def _hold(self, endpoint_id: int) -> None:
         """Dial, serve, and re-dial with backoff until the task is cancelled."""

@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
+    AUTO_REPLY,
     DEFAULT_PROJECT,
     AgentPost,
     DiscussionNotice,
@@ -107,9 +108,18 @@ class DiscussionService(DiscussionReads):
     async def _post_on_topic(
         self, user: str | None, topic: str, message: MessageIn, subject: str | None
     ) -> Posted:
-        key = normalise_topic(topic)
-        if not key or len(topic) > 300:
+        # The length first: the key of a long topic is up to 18 times longer ('ﷺ').
+        key = normalise_topic(topic) if len(topic) <= 300 else ""
+        if not key:
             raise InvalidDiscussionError(Refusal("topic: 1-300 characters"))
+        if len(key) > 300:  # its plain form is kept too ('ﷺ' is 18 characters of it)
+            raise InvalidDiscussionError(
+                Refusal(
+                    "topic: at most 300 characters once its ligatures are spelt out "
+                    "(this one makes %(length)d)",
+                    length=len(key),
+                )
+            )
         if holds_nul(topic):  # like the message's own text (StorableText)
             raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
         async with self.db.session() as session:
@@ -161,8 +171,18 @@ class DiscussionService(DiscussionReads):
                 session.add(discussion)
             row = await self._add(session, discussion, message, now)
             recipients = await self._recipients(session, discussion.id, message.from_id)
+            subject = discussion.subject
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
+        verb = _verb(message)
+        if user is not None and verb and subject and subject.startswith("remediation/"):
+            # Joined by its topic, not chosen: only a reply in that discussion acts.
+            posted.action = {
+                "remediation_id": subject.partition("@")[0],
+                "verb": verb,
+                "done": False,
+                "reason": f"send_message does not act: reply_message in {discussion.id} does",
+            }
         return await self._notify(posted, topic, message, recipients)
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
@@ -177,7 +197,7 @@ class DiscussionService(DiscussionReads):
             discussion = await self._get(session, discussion_id, user)
             retry = await self._retry(session, message, discussion_id=discussion_id)
             if retry is not None:
-                earlier = await self._messages(session, discussion_id)
+                earlier = await self._earlier(session, discussion, message)
         if retry is not None:
             # The try that stored it may have died before acting: it acts now (the run refuses
             # a second answer, it does not apply it twice).
@@ -198,12 +218,21 @@ class DiscussionService(DiscussionReads):
                 )
             now = datetime.now(UTC)
             row = await self._add(session, discussion, message, now)
-            earlier = await self._messages(session, discussion.id)
+            earlier = await self._earlier(session, discussion, message)
             recipients = await self._recipients(session, discussion.id, message.from_id)
             subject, topic = discussion.subject, discussion.topic
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion_id)
         return await self._steer(user, posted, message, subject, earlier, topic, recipients)
+
+    async def _earlier(
+        self, session: Any, discussion: Discussion, message: MessageIn
+    ) -> list[MessageView]:
+        """The thread a reply's action is judged by (a fast answer does not act): read only
+        for a reply that asks something of a remediation, not for every reply."""
+        if _verb(message) is None or not discussion.subject:
+            return []
+        return await self._messages(session, discussion.id)
 
     async def _steer(
         self,
@@ -216,10 +245,14 @@ class DiscussionService(DiscussionReads):
         recipients: list[str],
     ) -> Posted:
         """A stored reply acts on the discussion's remediation, then its members are told."""
-        verb = next((ACTION_TAGS[t] for t in message.tags if t in ACTION_TAGS), None)
+        verb = _verb(message)
         if verb and subject and subject.startswith("remediation/"):
             fast = {a.message_id for a in detect_anomalies(earlier)}
-            inferred = message.source_type != "real" or posted.message_id in fast
+            # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
+            marked = {m.id for m in earlier if m.source_type != "real"}
+            # Tagged auto_reply: machine-written by the analysis' own rule (rules.annotate).
+            auto = AUTO_REPLY in {tag.casefold() for tag in message.tags}
+            inferred = message.source_type != "real" or auto or posted.message_id in fast | marked
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user
@@ -245,7 +278,13 @@ class DiscussionService(DiscussionReads):
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)
             if caller.role != "admin":
-                await self._may_sign(session, user, discussion.initiator)
+                try:
+                    await self._may_sign(session, user, discussion.initiator)
+                except SigningError:
+                    raise SigningError(
+                        f"only whoever opened it ({discussion.initiator}) or an admin may "
+                        "close this discussion"
+                    ) from None
             discussion.status, discussion.updated_at = "closed", datetime.now(UTC)
             await session.commit()
         return Closed(discussion_id=discussion_id, already_closed=False)
@@ -317,8 +356,10 @@ class DiscussionService(DiscussionReads):
         if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
         where = await session.get(Discussion, found.discussion_id)
+        # Its words, tags (an approve acts) and reply_to; annotate_discussion adds auto_reply.
         if (
-            found.content != message.content
+            (found.content, found.reply_to) != (message.content, message.reply_to)
+            or {*(found.tags or [])} - {AUTO_REPLY} != {*message.tags} - {AUTO_REPLY}
             or (discussion_id and found.discussion_id != discussion_id)
             or (topic_key and where.topic_key != topic_key)
         ):
@@ -420,8 +461,8 @@ class DiscussionService(DiscussionReads):
             )
         elif inferred:
             why = (
-                "this reply looks machine-inferred (source_type not real, or sent "
-                "within 2 s of another sender): it does not act; a person replies themself"
+                "this reply looks machine-inferred (source_type not real, tagged auto_reply, "
+                "or sent within 2 s of another sender): it does not act; a person replies themself"
             )
         elif self.remediations is None:
             why = "Temporal is not configured here"
@@ -440,6 +481,13 @@ class DiscussionService(DiscussionReads):
             else:
                 return {**outcome, "done": True}
         return {**outcome, "done": False, "reason": why}
+
+
+def _verb(message: MessageIn) -> str | None:
+    """What the message's tags ask of a remediation (approve, refuse, abort), if anything."""
+    # Tags are typed by hand (a phone capitalises "Approve"): any case acts.
+    said = [tag.casefold() for tag in message.tags]
+    return next((ACTION_TAGS[t] for t in said if t in ACTION_TAGS), None)
 
 
 async def _raced(post: Callable[[], Awaitable[Posted]]) -> Posted:

@@ -412,6 +412,42 @@ async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState
         await two.stop()
 
 
+async def test_an_endpoint_nobody_holds_any_more_is_not_listed_as_connected(
+    state: AppState,
+) -> None:
+    """The API stopped (cleanly, or died and its lease ran out) and no replica took over: the
+    list, the page and the API said "connected" with no error for good, with nothing dialed."""
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        await register(state, unique("joy"), broker.url(token))
+        one = runner_for(state, "replica-1")
+        await one.scan()
+        connection = await broker.held(token)
+        await one.scan()
+        [row] = await listed(state)
+        assert (row.state, row.last_error) == ("connected", None)
+        await one.stop()  # a clean stop: the lease is given back
+        await within(HANG, connection.closed.wait())
+        [row] = await listed(state)
+        assert row.state == "retrying" and row.last_error is not None
+        assert "no bridge holds it" in row.last_error
+        two = runner_for(state, "replica-2")
+        await two.scan()
+        await broker.held(token, 2)
+        await two.scan()
+        [row] = await listed(state)
+        assert (row.state, row.last_error) == ("connected", None)
+        async with state.db.write_session() as session:  # replica-2 died: its lease ran out
+            held = await session.get(XiaozhiEndpoint, row.id)
+            assert held is not None and held.lease_until is not None
+            held.lease_until = ran_out = held.lease_until.replace(year=2000)
+            await session.commit()
+        [row] = await listed(state)
+        assert (row.state, row.since) == ("retrying", ran_out)
+        assert row.last_error is not None and "no bridge holds it" in row.last_error
+        await two.stop()
+
+
 async def test_removed_endpoint_is_closed(state: AppState) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1")) as runner:
@@ -421,6 +457,34 @@ async def test_removed_endpoint_is_closed(state: AppState) -> None:
             await service(state, session).remove(None, endpoint)
         await within(5, connection.closed.wait())
         assert runner.held == {} and await listed(state) == []
+
+
+async def test_an_endpoint_added_under_a_removed_ones_id_is_dialed_and_the_old_one_closed(
+    state: AppState,
+) -> None:
+    """SQLite gives a new row the id of the removed last one: removed and added between two
+    scans (the docs' "remove the old endpoint, add the new one"), the new endpoint is a new
+    life of that id, not the connection the runner already holds under it."""
+    old_token, new_token = unique("jwt"), unique("jwt")
+    async with running_broker({old_token, new_token}) as broker:
+        runner = runner_for(state, "r1")
+        old = await register(state, unique("ann"), broker.url(old_token))
+        await runner.scan()
+        first = await broker.held(old_token)
+        async with state.db.session() as session:
+            await service(state, session).remove(None, old)
+        user = unique("bob")
+        new = await register(state, user, broker.url(new_token))
+        assert new == old  # the removed row's id, taken again
+        await runner.scan()
+        await within(HANG, first.closed.wait())
+        connection = await broker.held(new_token)
+        answer = await connection.call_tool("whoami", {})
+        assert json.loads(answer["result"]["content"][0]["text"])["name"] == user
+        await runner.scan()
+        [row] = await listed(state)
+        assert (row.user, row.state, row.last_error) == (user, "connected", None)
+        await runner.stop()
 
 
 async def test_the_token_is_in_no_log_line_no_list_and_not_in_clear_in_the_database(

@@ -113,3 +113,55 @@ async def test_one_接入点_registered_twice_at_once_on_postgresql_is_held_by_o
     finally:
         for db in databases:
             await db.close()
+
+
+async def test_a_url_whose_masked_form_outgrows_its_column_is_registered_on_postgresql(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Masking puts *** for every parameter's value (and escapes the names): a URL within the
+    2,000 characters allowed, with many short parameters, masked to over the 2,048 kept, and
+    PostgreSQL refused the row (HTTP 500 from POST /xiaozhi/endpoints)."""
+    await upgrade_async(postgres_url)
+    database = Database(postgres_url)
+    try:
+        async with database.session() as session:
+            user = unique("pg-mask")
+            await UserRepository(session).create(UserCreate(name=user))
+            await session.commit()
+            url = "ws://127.0.0.1:9/mcp/?token=t" + "&é=1" * 490
+            assert len(url) <= 2000
+            added = await Endpoints(session, EndpointCipher(SECRET), LOOPBACK).add(
+                None, EndpointCreate(user=user, url=url)
+            )
+        assert added.url.startswith("ws://127.0.0.1:9/mcp/?token=***&")
+        assert len(added.url) <= 2048 and "=1" not in added.url
+    finally:
+        await database.close()
+
+
+async def test_people_allowing_one_device_at_once_on_postgresql_are_all_kept(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Each allow read the device's speakers and wrote them back with the caller added: five
+    people allowing one speaker at the same moment (a team told to do it in a meeting) were
+    each told it was allowed, and all but the last writer's consent was lost."""
+    from ambient.xiaozhi import DeviceService
+
+    await upgrade_async(postgres_url)
+    databases = [Database(postgres_url) for _ in range(5)]
+    try:
+        owner = unique("pg-owner")
+        people = [unique("pg-voice") for _ in range(5)]
+        async with databases[0].session() as session:
+            for name in (owner, *people):
+                await UserRepository(session).create(UserCreate(name=name))
+            await session.commit()
+        mac = "aa:bb:cc:" + ":".join(unique("")[-6:][i : i + 2] for i in (0, 2, 4))
+        await DeviceService(databases[0]).add(owner, owner, mac)
+        allows = zip(databases, people, strict=True)
+        await asyncio.gather(*(DeviceService(db).allow(name, mac) for db, name in allows))
+        [device] = [d for d in await DeviceService(databases[0]).list(None) if d.device_id == mac]
+        assert device.speakers == sorted(people)
+    finally:
+        for db in databases:
+            await db.close()

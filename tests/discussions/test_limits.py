@@ -164,3 +164,72 @@ async def test_an_overlong_reply_to_or_device_reference_is_not_quoted_back_whole
     assert len(said) < 300, said[:300]
     for answer in (gone, allowed):
         assert answer.status_code == 404 and len(answer.text) < 300, answer.text[:300]
+
+
+async def test_an_overlong_topic_is_refused_before_its_plain_form_is_made(
+    deps: WorkerDeps,
+) -> None:
+    """The topic's key (NFKC, case folded) was made before its length was checked: 'ﷺ' is 18
+    characters of it, so a 1,000,000-character topic built an 18-million-character key (some
+    seconds of the API's event loop and 373 MB at its peak, for a 3 MB body) only to refuse it."""
+    import tracemalloc
+
+    from ambient.discussions.views import InvalidDiscussionError
+
+    ann = unique("long-topic")
+    await _users(deps, ann)
+    bus = DiscussionService(deps.db, deps.settings)
+    topic = "\ufdfa" * 1_000_000
+    tracemalloc.start()
+    try:
+        await bus.send_message(ann, topic, MessageIn(from_id=ann, content="hi"))
+    except InvalidDiscussionError as exc:
+        refusal = str(exc)
+    else:
+        raise AssertionError("an overlong topic was posted")
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert refusal == "topic: 1-300 characters"
+    assert peak < 10_000_000, peak  # the topic itself is 2 MB in memory; its key was 36+
+
+
+async def test_a_plain_reply_in_a_long_thread_does_not_read_the_whole_thread(
+    deps: WorkerDeps,
+) -> None:
+    """Every reply loaded every message of its discussion (to look for a fast answer, which
+    matters only for an approve, refuse or abort in a remediation's discussion): a reply in a
+    thread of 1,000 long messages read all 20 MB of them."""
+    import tracemalloc
+    from datetime import UTC, datetime, timedelta
+
+    from ambient.storage.models import DiscussionMessage
+
+    ann = unique("thread-ann")
+    await _users(deps, ann)
+    bus = DiscussionService(deps.db, deps.settings)
+    opened = await bus.send_message(ann, f"bot log {ann}", MessageIn(from_id=ann, content="start"))
+    start = datetime.now(UTC) - timedelta(days=1)
+    async with deps.db.session() as session:
+        session.add_all(
+            DiscussionMessage(
+                id=f"{ann}-{n}",
+                discussion_id=opened.discussion_id,
+                from_id=ann,
+                content="x" * 20_000,
+                tags=[],
+                source_type="real",
+                created_at=start + timedelta(seconds=n),
+            )
+            for n in range(1_000)
+        )
+        await session.commit()
+    tracemalloc.start()
+    try:
+        reply = MessageIn(from_id=ann, content="still going")
+        posted = await bus.reply_message(ann, opened.discussion_id, reply)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert posted.action is None
+    assert peak < 5_000_000, peak  # the thread is 20 MB of text

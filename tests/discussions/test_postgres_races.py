@@ -108,3 +108,25 @@ async def test_a_nul_in_what_is_looked_up_is_refused_by_name_on_postgresql(
     ):
         with pytest.raises(DiscussionNotFoundError):
             await look_up
+
+
+async def test_a_topic_whose_plain_form_outgrows_its_column_is_refused_by_name(
+    pg: Database, settings: Settings
+) -> None:
+    """A topic is joined by its plain form (NFKC, case folded), which can be longer than what
+    was typed: 20 characters of 'ﷺ' are 360 of its key, and PostgreSQL refused the row
+    (value too long for character varying(300)), an HTTP 500 and a tool crash."""
+    async with pg.session() as session:
+        await UserRepository(session).create(UserCreate(name="pg-ivy"))
+        await session.commit()
+    service = DiscussionService(pg, settings)
+    message = MessageIn(from_id="pg-ivy", content="hello")
+    with pytest.raises(InvalidDiscussionError) as refused:
+        await service.send_message("pg-ivy", "\ufdfa" * 20, message)
+    assert str(refused.value).startswith("topic: ")
+    async with pg.session() as session:
+        ivy = select(DiscussionMessage.id).where(DiscussionMessage.from_id == "pg-ivy")
+        assert list(await session.scalars(ivy)) == []
+    # ß folds to ss: the key may be longer than the topic, and still fit.
+    posted = await service.send_message("pg-ivy", "ß" * 150, message)
+    assert posted.created_discussion is True

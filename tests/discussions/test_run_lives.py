@@ -116,3 +116,80 @@ async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_
         view = await remediations.get(owner, rid)
         assert view.state == "waiting_approval" and view.approvals == []
         await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+async def test_closing_a_discussion_one_may_not_close_says_who_may(deps: WorkerDeps) -> None:
+    """The owner of a run reads its discussion (opened by the remediation agent) and tries to
+    close it: the refusal spoke of signing and a from_id close_discussion does not take."""
+    erin = unique("erin")
+    await _users(deps, erin)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", erin, "resolved")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    async with Client(_server(deps, erin)) as as_erin:
+        said = await refused(as_erin, "close_discussion", discussion_id=theirs)
+        read = await call(as_erin, "read_discussion", discussion_id=theirs)
+    assert "from_id" not in said and "sign" not in said, said
+    assert "close" in said and "remediation" in said and "admin" in said, said
+    assert read["discussion"]["status"] == "open"
+
+
+async def test_a_reply_tagged_approve_in_any_case_is_read_as_an_approval(deps: WorkerDeps) -> None:
+    """The page's tags field is typed by hand (a phone capitalises the first letter): a reply
+    tagged 'Approve' was posted as a plain message, the page said "Posted", and the run went on
+    waiting for an approval its owner believed given."""
+    fay = unique("fay")
+    await _users(deps, fay)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", fay, "waiting_approval")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    bus = DiscussionService(deps.db, deps.settings)
+    for tag, verb in (("Approve", "approve"), ("REFUSE", "refuse"), ("Abort", "abort")):
+        reply = MessageIn(from_id=fay, content=f"{tag}!", tags=[tag])
+        posted = await bus.reply_message(fay, theirs, reply)
+        assert posted.action is not None and posted.action["verb"] == verb, (tag, posted)
+
+
+async def test_an_approve_sent_on_a_remediations_topic_says_it_did_not_act(
+    deps: WorkerDeps,
+) -> None:
+    """send_message on the run's topic joins its discussion, tagged approve: it was posted with
+    no action and no word why, where the same words as a reply act."""
+    gil = unique("gil")
+    await _users(deps, gil)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", gil, "waiting_approval")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    bus = DiscussionService(deps.db, deps.settings)
+    sent = MessageIn(from_id=gil, content="go ahead", tags=["approve"])
+    posted = await bus.send_message(gil, "Remediation of checkout", sent)
+    assert posted.discussion_id == theirs and posted.created_discussion is False
+    assert posted.action is not None and posted.action["done"] is False, posted
+    assert posted.action["verb"] == "approve" and "reply_message" in posted.action["reason"]
+    plain = await bus.send_message(
+        gil, "Remediation of checkout", MessageIn(from_id=gil, content="hm")
+    )
+    assert plain.action is None
+
+
+async def test_a_reply_tagged_auto_reply_does_not_act(deps: WorkerDeps) -> None:
+    """A message tagged auto_reply is machine-written by the analysis' own rule (annotate marks
+    it inferred), yet tagged approve as well, minutes after the question, it acted on the run."""
+    hal = unique("hal")
+    await _users(deps, hal)
+    rid = f"remediation/{unique('fp')}"
+    await _run(deps, rid, "run-1", hal, "waiting_approval")
+    theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+    async with deps.db.session() as session:  # the plan was posted minutes ago
+        await session.execute(
+            update(DiscussionMessage)
+            .where(DiscussionMessage.discussion_id == theirs)
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+        await session.commit()
+    bus = DiscussionService(deps.db, deps.settings)
+    for tags in (["approve", "auto_reply"], ["Auto_Reply", "abort"]):
+        reply = MessageIn(from_id=hal, content="ack", tags=tags)
+        posted = await bus.reply_message(hal, theirs, reply)
+        assert posted.action is not None and posted.action["done"] is False, posted
+        assert "machine-inferred" in posted.action["reason"], (tags, posted.action)

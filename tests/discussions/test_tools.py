@@ -226,6 +226,54 @@ async def test_three_servers_and_http(deps: WorkerDeps) -> None:
             assert posted["created_discussion"] is True and posted["notified"] == []
 
 
+def test_server_options_that_would_be_ignored_or_serve_nothing_are_refused() -> None:
+    """`--server bus --area tasks` served the bus alone (the area silently dropped), and
+    `--server signing --read-only` a server with no tool at all, which a client shows as
+    enabled and empty: both are refused by name before anything starts."""
+    from typer.testing import CliRunner
+
+    from ambient.cli import app as cli
+
+    mixed = CliRunner().invoke(cli, ["mcp", "--user", "mei", "--server", "bus", "--area", "tasks"])
+    assert mixed.exit_code == 2 and "--area" in mixed.output, mixed.output
+    assert "do not apply" in mixed.output, mixed.output
+    for chosen in (["--server", "signing"], ["--area", "signing"]):
+        empty = CliRunner().invoke(cli, ["mcp", "--user", "mei", *chosen, "--read-only"])
+        assert empty.exit_code == 2 and "--read-only" in empty.output, (chosen, empty.output)
+        assert "no tool" in empty.output, empty.output
+
+
+async def test_a_reply_that_can_approve_waits_for_the_persons_yes_like_approving() -> None:
+    """With AMBIENT_CHAT_CONFIRM=destructive the chat model's approve_remediation waits for
+    the person, but reply_message tagged approve or abort (which acts on the remediation as
+    that person) ran at once: the model approved by reply what it could not approve directly."""
+    from openai import AsyncOpenAI
+
+    from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer
+    from bench.toolcalls.run import tool_server
+    from tests.standins.llm_api import API_KEY, LLMApi, ToolCalls
+
+    llm = LLMApi()
+    reply = {
+        "discussion_id": "disc_20261122081500_ab12",
+        "from_id": "dev",
+        "content": "ok",
+        "tags": ["approve"],
+    }
+    approve = {"remediation_id": "remediation/abc", "approve": True}
+    async with tool_server("full") as facade, serve(llm.app()) as base:
+        model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+        agent = ChatAgent(
+            model, "standin", facade, system="be brief", offer=ToolOffer(0), confirm="destructive"
+        )
+        for function, arguments in (("approve_remediation", approve), ("reply_message", reply)):
+            llm.script(ToolCalls([(function, arguments)]))
+            conversation = ConversationStore().open("dev", None)
+            held = [e async for e in agent.turn(conversation, "好的")]
+            assert [e.type for e in held] == ["confirm"], (function, held)
+            assert held[0].calls == [{"function": function, "arguments": arguments}]
+
+
 async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refused(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -324,6 +372,83 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
             return any("outcome" in m.tags for m in thread.messages)
 
         await eventually(outcome_posted, "the remediation posted its outcome")
+
+
+async def test_a_retried_reply_acts_as_the_message_stored_not_as_the_retry_claims(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A retry with the same message_id is the stored message again: one stored without the
+    approve tag, or marked inferred, does not approve a run when "retried" tagged approve or
+    claiming real (the thread would show a plain or inferred message that approved)."""
+    from ambient.discussions.rules import MessageIn
+    from ambient.discussions.service import DiscussionService
+    from ambient.discussions.views import InvalidDiscussionError
+    from ambient.remediation.service import RemediationService
+    from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("retry-ops")
+    await add_user(deps, owner, permission="dry_run")
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        rid = (
+            await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
+        ).remediation_id
+        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
+
+        async def asked() -> bool:
+            listing = await bus.list_discussions(owner, status="open")
+            about = [d for d in listing.discussions if d.subject and d.subject.startswith(rid)]
+            return bool(about) and about[0].messages == 2
+
+        await eventually(asked, "the remediation asks for approval in its discussion")
+        listing = await bus.list_discussions(owner, status="open")
+        opened = next(d for d in listing.discussions if d.subject and d.subject.startswith(rid))
+        async with deps.db.session() as session:  # the question was asked minutes ago
+            await session.execute(
+                update(DiscussionMessage)
+                .where(DiscussionMessage.discussion_id == opened.id)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+            )
+            await session.commit()
+
+        plain = MessageIn(from_id=owner, content="looking at it", message_id=unique("plain"))
+        assert (await bus.reply_message(owner, opened.id, plain)).action is None
+        tagged = plain.model_copy(update={"tags": ["approve"]})
+        try:
+            await bus.reply_message(owner, opened.id, tagged)
+        except InvalidDiscussionError as exc:
+            assert "message_id" in str(exc) and "new id" in str(exc)
+        else:
+            raise AssertionError("a retry tagged approve was taken for the untagged message")
+
+        said = MessageIn(
+            from_id=owner,
+            content="approve",
+            tags=["approve"],
+            source_type="inferred",
+            message_id=unique("said"),
+        )
+        first = await bus.reply_message(owner, opened.id, said)
+        assert first.action is not None and first.action["done"] is False
+        claimed = await bus.reply_message(
+            owner, opened.id, said.model_copy(update={"source_type": "real"})
+        )
+        assert claimed.already_posted is True
+        assert claimed.action is not None and claimed.action["done"] is False
+        assert "machine-inferred" in claimed.action["reason"]
+
+        view = await remediations.get(owner, rid)
+        assert view.state == "waiting_approval" and view.approvals == []
+        thread = await bus.read_discussion(owner, opened.id)
+        assert [(m.content, m.tags, m.source_type) for m in thread.messages[2:]] == [
+            ("looking at it", [], "real"),
+            ("approve", ["approve"], "inferred"),
+        ]
 
 
 async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_discussion(
