@@ -77,6 +77,11 @@ class NotifyActivities:
         self._policy = channels.policy
         self._timeout = channels.target_timeout
 
+    @property
+    def lease(self) -> timedelta:
+        """How long a send holds its delivery row: another try meets "in flight" until then."""
+        return timedelta(seconds=self._timeout) + LEASE_MARGIN
+
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
@@ -211,7 +216,7 @@ class NotifyActivities:
                 channel=channel_name,
                 target=shown,
                 now=now,
-                lease_until=now + timedelta(seconds=self._timeout) + LEASE_MARGIN,
+                lease_until=now + self.lease,
                 task=request.task,
                 kind=request.message.kind.value,
             )
