@@ -318,13 +318,20 @@ class EventRepository(Repository):
         return [(task, url) for task, url in rows if task is not None]
 
 
+def inbox_fields(message: Message) -> tuple[str, str, str | None]:
+    """A message's (title, body, link) as the inbox stores them: a title or link longer than
+    its column (a watched URL may be 2048 characters) is kept, not refused: the title cut with
+    an ellipsis, the link in the body."""
+    title, body, link = clipped(message.title, INBOX_TITLE), message.body, message.link
+    if link is not None and len(link) > INBOX_LINK:
+        body, link = f"{body}\n\n{link}", None
+    return title, body, link
+
+
 class InboxRepository(Repository):
     async def add(self, user: str, message: Message) -> InboxMessage:
-        """Store a message; a title or link longer than its column (a watched URL may be 2048
-        characters) is kept, not refused: the title cut with an ellipsis, the link in the body."""
-        title, body, link = clipped(message.title, INBOX_TITLE), message.body, message.link
-        if link is not None and len(link) > INBOX_LINK:
-            body, link = f"{body}\n\n{link}", None
+        """Store a message (``inbox_fields``: never refused for its title's or link's length)."""
+        title, body, link = inbox_fields(message)
         row = InboxMessage(user=user, kind=message.kind.value, title=title, body=body, link=link)
         self.session.add(row)
         await self.session.flush()
