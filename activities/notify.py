@@ -360,7 +360,10 @@ def targets_for(
     targets: list[Target] = []
     configured = [c for c in recipient.channels if c.wants(kind)]
     for target in [*(t for t in wanted if t.wants(kind)), *configured]:
-        target = Target(type=target.type, target=target.target.strip())
+        named = target.target.strip()
+        if target.type == "inbox" and named == recipient.name:
+            named = ""  # the user's own inbox however named: one delivery (key) of it
+        target = Target(type=target.type, target=named)
         if not target.target and target.type != "inbox":
             address = default_target_of(recipient, target.type)
             target = target.model_copy(update={"target": address or ""})
