@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -55,6 +55,16 @@ GIVEN_UP = (
 )
 
 
+def database_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not answer now, so a retry may succeed: busy,
+    unreachable, no pooled connection free in time, or the connection dropped under the
+    statement (a PostgreSQL restart or failover closes every pooled connection; SQLAlchemy
+    raises the next use of each as an ``InterfaceError`` it marks invalidated)."""
+    return isinstance(exc, DATABASE_BUSY) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
 @dataclass(frozen=True)
 class Recipient:
     """Who the notification is for, as the delivery rules need it."""
@@ -76,6 +86,11 @@ class NotifyActivities:
         self._channels = channels
         self._policy = channels.policy
         self._timeout = channels.target_timeout
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a send holds its delivery row: another try meets "in flight" until then."""
+        return timedelta(seconds=self._timeout) + LEASE_MARGIN
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
@@ -120,12 +135,12 @@ class NotifyActivities:
                         return await self._deliver(
                             request, recipient, target, held=held, last_try=last_try
                         )
-                    except DATABASE_BUSY as exc:
-                        # The row could not be read or written (e.g. the database is busy):
-                        # this target waits for a retry; the others go on meanwhile.
-                        error = f"transient: recording the delivery failed: {type(exc).__name__}"
-                        return _failed(target.type, shown, error)
                     except Exception as exc:  # this target's bug or refused row: its failure
+                        if database_busy(exc):
+                            # The row could not be read or written now: this target waits
+                            # for a retry; the others go on meanwhile.
+                            error = "transient: recording the delivery failed"
+                            return _failed(target.type, shown, f"{error}: {type(exc).__name__}")
                         # One target's failure is that target's failed delivery: raising here
                         # would make the task group cancel every other target's send.
                         activity.logger.exception(
@@ -140,13 +155,13 @@ class NotifyActivities:
             async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]
             deliveries = [send.result() for send in sends]
-        except (*DATABASE_BUSY, TimeoutError) as exc:
-            raise ApplicationError(
-                f"notify could not reach the database: {exc}", type="TransientNotifyError"
-            ) from exc
         except (ApplicationError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug here would fail the same way on every retry
+            if database_busy(exc) or isinstance(exc, TimeoutError):
+                raise ApplicationError(
+                    f"notify could not reach the database: {exc}", type="TransientNotifyError"
+                ) from exc
             activity.logger.exception("notify failed before any delivery was recorded")
             raise ApplicationError(
                 f"notify failed: {type(exc).__name__}: {exc}",
@@ -210,7 +225,7 @@ class NotifyActivities:
                 channel=channel_name,
                 target=shown,
                 now=now,
-                lease_until=now + timedelta(seconds=self._timeout) + LEASE_MARGIN,
+                lease_until=now + self.lease,
                 task=request.task,
                 kind=request.message.kind.value,
             )
@@ -271,11 +286,13 @@ class NotifyActivities:
         except (TransientNotifyError, httpx.TransportError, OSError) as exc:
             activity.logger.warning("delivery on %s failed: %s", channel_name, exc)
             return _failed(channel_name, address, f"transient: {exc}")
-        except OperationalError as exc:  # e.g. the database is locked for a moment
-            return _failed(channel_name, address, f"transient: {type(exc).__name__}")
-        except (IntegrityError, DBAPIError) as exc:
-            return _failed(channel_name, address, f"permanent: {type(exc).__name__}: {exc.orig}")
-        except Exception as exc:  # a bug: retrying would fail the same way
+        except Exception as exc:  # a bug (retrying would fail the same way), or the database
+            # (a post's progress is recorded as it goes): locked, no connection, dropped
+            if database_busy(exc):
+                return _failed(channel_name, address, f"transient: {type(exc).__name__}")
+            if isinstance(exc, DBAPIError):
+                error = f"permanent: {type(exc).__name__}: {exc.orig}"
+                return _failed(channel_name, address, error)
             activity.logger.exception("delivery on %s failed with an internal error", channel_name)
             error = f"permanent: internal error: {type(exc).__name__}: {exc}"
             return _failed(channel_name, address, error)
@@ -340,7 +357,10 @@ def targets_for(
     targets: list[Target] = []
     configured = [c for c in recipient.channels if c.wants(kind)]
     for target in [*(t for t in wanted if t.wants(kind)), *configured]:
-        target = Target(type=target.type, target=target.target.strip())
+        named = target.target.strip()
+        if target.type == "inbox" and named == recipient.name:
+            named = ""  # the user's own inbox however named: one delivery (key) of it
+        target = Target(type=target.type, target=named)
         if not target.target and target.type != "inbox":
             address = default_target_of(recipient, target.type)
             target = target.model_copy(update={"target": address or ""})

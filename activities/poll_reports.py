@@ -1,7 +1,8 @@
 """What a poll tells: its events numbered, stored with the page's state (the group commit of
 ambient/watches/poll_store.py), then notified under their keys (``{task}/{life}/poll/{n}``),
-so a retried or resumed poll reports each once. A delivery that fails for good is counted
-and recorded as a ``watch.delivery_failed`` event.
+so a retried or resumed poll reports each once. Those handed back before their deliveries
+settled are the result's ``undelivered``: the next poll sends them again (docs/polling.md, 1).
+A delivery that fails for good is counted and recorded as a ``watch.delivery_failed`` event.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,7 +30,7 @@ from ambient.domain.notify import (
     Target,
     redact_target,
 )
-from ambient.storage.models import WatchPoll
+from ambient.storage.models import Event, WatchPoll
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import Failure
 from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
     from ambient.watches.leases import LeaseBook
     from ambient.watches.poll_store import PollWriter
 
-# A delivery is tried this many times inside the poll before it counts as failed.
+# A delivery is tried at least this many times inside the poll, and until a delivery lease
+# has passed, before it counts as failed.
 DELIVERY_ATTEMPTS = 4
 
 Found = Callable[[str | None], list[tuple[str, dict[str, Any]]]]
@@ -96,6 +98,9 @@ class PollReports:
         self.turn = asyncio.Lock()  # one event is numbered and stored at a time
         self.storing = 0  # checks storing or waiting for the turn
         self.sends: set[asyncio.Task[None]] = set()
+        # Events whose deliveries have not settled (sent, or failed and told): the result's
+        # ``undelivered``. The last result's start here, sent again when the poll resumes.
+        self.unsettled: set[int] = set(request.redeliver)
         self.handed_back = False  # the result is built: late failures go to the next poll
         # The life's late failures (watch_polls), which the result tells the workflow.
         self.late_failures = request.late_failures_seen
@@ -186,14 +191,17 @@ class PollReports:
 
     # --- notifications ----------------------------------------------------------------------
 
-    def notify(self, event: PollEvent, others: list[Target], *, inbox_done: bool) -> None:
-        """Send the event's message to the targets not written with it (once per key)."""
+    def notify(
+        self, event: PollEvent, others: list[Target], *, inbox_done: bool, again: bool = False
+    ) -> None:
+        """Send the event's message to the targets not written with it (once per key);
+        ``again``: an event an earlier poll handed back before its deliveries settled."""
         targets = others if inbox_done else self.request.targets
-        if not targets:
-            return
-        message = self.message(event.kind, event.payload)
+        message = self.message(event.kind, event.payload) if targets else None
         if message is None:
+            self.unsettled.discard(event.seq)
             return
+        self.unsettled.add(event.seq)
         send = NotifyRequest(
             user=self.request.user,
             message=message,
@@ -201,37 +209,52 @@ class PollReports:
             idempotency_key=event.key,
             task=self.request.task,
         )
-        task = asyncio.create_task(self.deliver(event, send))
+        task = asyncio.create_task(self.deliver(event, send, again=again))
         self.sends.add(task)
         task.add_done_callback(self.sends.discard)
 
-    async def deliver(self, event: PollEvent, send: NotifyRequest) -> None:
-        """Deliver once per key, retrying what is transient; a failure is counted and told."""
+    async def deliver(self, event: PollEvent, send: NotifyRequest, *, again: bool = False) -> None:
+        """Deliver once per key, retrying what is transient; a failure is counted and told.
+        Tries go on until a delivery lease has passed: a send in flight elsewhere (a process
+        that died in it, or still sends) answers "in flight" until its lease ends."""
         errors: list[str] = []
-        for attempt in range(DELIVERY_ATTEMPTS):
+        lease = self.poller.notifier.lease.total_seconds()
+        first = time.monotonic()
+        attempt = 0
+        while True:
+            last = attempt >= DELIVERY_ATTEMPTS - 1 and time.monotonic() - first >= lease
             try:
-                result = await self.poller.notifier.send(
-                    send, heartbeat=False, last_try=attempt == DELIVERY_ATTEMPTS - 1
-                )
+                result = await self.poller.notifier.send(send, heartbeat=False, last_try=last)
             except ApplicationError as exc:
                 errors = [str(exc)]
-                if exc.non_retryable or attempt == DELIVERY_ATTEMPTS - 1:
+                if exc.non_retryable or last:
                     break
-                await asyncio.sleep(2.0 * 2**attempt)
+                await asyncio.sleep(2.0 * 2 ** min(attempt, 4))
+                attempt += 1
                 continue
             errors = [f"{d.channel}: {d.error}" for d in result.failures]
             break
-        if not errors:
-            return
+        if errors:
+            await self.failed(event, send, errors, again=again)
+        self.unsettled.discard(event.seq)
+
+    async def failed(
+        self, event: PollEvent, send: NotifyRequest, errors: list[str], *, again: bool
+    ) -> None:
+        """Count and tell a delivery that failed for good: once an event, whichever poll or
+        process saw it (``again``: an earlier poll's process may have told it already)."""
         failure = Failure(
             what=f"delivery of {event.kind}", error="; ".join(errors)[:500], at=datetime.now(UTC)
         )
+        told = f"{event.key}/delivery-failed"
         late = self.handed_back
-        if not late:
+        if not late and not again:
             self.delivery_failures += 1
             self.last_failure = failure
         try:
             async with self.poller.db.writing() as session:
+                seen = select(Event.id).where(Event.idempotency_key == told)
+                new = await session.scalar(seen) is None
                 await EventRepository(session).add(
                     "watch.delivery_failed",
                     user=self.request.user,
@@ -241,9 +264,14 @@ class PollReports:
                         "title": send.message.title,
                         "errors": errors[:10],
                     },
-                    idempotency_key=f"{event.key}/delivery-failed",
+                    idempotency_key=told,
                 )
-                if late:
+                # Decided now for one sent again: the poll may have handed back meanwhile.
+                late = late or (again and self.handed_back)
+                if new and again and not late:
+                    self.delivery_failures += 1
+                    self.last_failure = failure
+                elif new and late:
                     # The result is gone: kept with the poll's mark (which exists: the event
                     # was stored with it), the watch's next poll reports it wherever it runs.
                     await session.execute(

@@ -39,7 +39,8 @@ MAX_EVENTS = 60
 # ambient/watches/page_changes.py, so one event stays far below it).
 MAX_RESULT_BYTES = 256 * 1024
 # On hand-back, deliveries still running get this long before the poll returns without them
-# (they finish in the background; their failures are counted by the watch's next poll); a
+# (they finish in the background, and the next poll sends them again in case this process
+# ends them: the result's ``undelivered``; their failures are counted by the next poll); a
 # poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
 HANDBACK_WAIT = 30.0
 HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
@@ -152,6 +153,32 @@ class PollSession:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).
             reports.notify(told.event(), self.request.targets, inbox_done=False)
+        await self.redeliver()
+
+    async def redeliver(self) -> None:
+        """Send again the events the last poll handed back before their deliveries settled:
+        its process may have ended them (a restart, a kill). A send still running there
+        holds its row's lease; these tries wait it out (duplicates are told apart by key)."""
+        request, reports = self.request, self.reports
+        keys = {reports.event_key(seq): seq for seq in request.redeliver}
+        if not keys:
+            return
+        async with self.poller.db.session() as session:
+            rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
+            found = {keys[row.idempotency_key]: row for row in rows if row.idempotency_key}
+        for seq in sorted(keys.values()):
+            row = found.get(seq)
+            if row is None:
+                reports.unsettled.discard(seq)  # not stored (nothing to send)
+                continue
+            event = PollEvent(
+                seq=seq,
+                kind=row.kind,
+                key=row.idempotency_key or "",
+                at=row.created_at,
+                payload=row.payload,
+            )
+            reports.notify(event, request.targets, inbox_done=False, again=True)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -413,4 +440,5 @@ class PollSession:
             event_failures=reports.event_failures,
             last_failure=reports.last_failure,
             late_failures=reports.late_failures,
+            undelivered=sorted(reports.unsettled),
         )

@@ -194,6 +194,7 @@ class WebMonitorWorkflow(WatchControls):
             first_only=first_only,
             poll=self.polls + 1,
             late_failures_seen=self.state.late_failures_seen,
+            redeliver=self.state.redeliver,
         )
         # The backstop for a dead worker that no live process reports (see POLL_SLACK).
         heartbeat = max(2 * interval, self.window)
@@ -372,6 +373,7 @@ class WebMonitorWorkflow(WatchControls):
         state.hits_total += kinds.count("watch.hit")
         state.delivery_failures += result.delivery_failures
         state.late_failures_seen = max(state.late_failures_seen, result.late_failures)
+        state.redeliver = result.undelivered
         state.event_failures += result.event_failures
         if result.last_failure is not None:
             state.last_failure = result.last_failure

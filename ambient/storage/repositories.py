@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.events import clipped
@@ -273,13 +273,16 @@ class EventRepository(Repository):
         return {task: count for task, count in (await self.session.execute(query)).tuples()}
 
     async def failing_pages(
-        self, *, user: str, task: str | None = None
+        self, *, user: str, task: str | None = None, paused: bool = False
     ) -> builtins.list[tuple[str, str | None]]:
         """The user's watches failing now (or this ``task``'s), as (task, url) longest failing
         first: a web monitor's page (its ``url``) or a threshold watch's metric (no ``url``)
         whose last of ``FAILING_KINDS`` is ``watch.failing``, told after the task's last
-        ``watch.stopped`` (a deleted task, or an earlier life of one created again, is not)."""
-        # One statement: the newest of those kinds per (task, url), the newest stop per task.
+        ``watch.stopped`` (a deleted task, or an earlier life of one created again, is not),
+        of a task not paused now (its last ``watch.paused`` after its last ``watch.resumed``
+        and stop: it is not checked, so not "failing its checks") unless ``paused``."""
+        # One statement: the newest of those kinds per (task, url), the newest stop, pause
+        # and resume per task.
         page = Event.payload["url"].as_string()
         mine = [Event.user == user, Event.task.is_not(None) if task is None else Event.task == task]
         newest = (
@@ -288,19 +291,26 @@ class EventRepository(Repository):
             .group_by(Event.task, page)
             .subquery()
         )
-        stopped = (
-            select(Event.task, func.max(Event.id).label("id"))
-            .where(*mine, Event.kind == "watch.stopped")
+
+        def last(kind: str) -> Any:  # the task's newest event of ``kind``; none: NULL
+            return func.max(case((Event.kind == f"watch.{kind}", Event.id))).label(kind)
+
+        controls = (
+            select(Event.task, last("stopped"), last("paused"), last("resumed"))
+            .where(*mine, Event.kind.in_(("watch.stopped", "watch.paused", "watch.resumed")))
             .group_by(Event.task)
             .subquery()
         )
+        stop, pause, resume = controls.c.stopped, controls.c.paused, controls.c.resumed
+        not_paused = or_(pause.is_(None), pause < resume, pause < stop)
         query = (
             select(Event.task, page)
             .join(newest, Event.id == newest.c.id)
-            .outerjoin(stopped, stopped.c.task == Event.task)
+            .outerjoin(controls, controls.c.task == Event.task)
             .where(
                 Event.kind == "watch.failing",
-                or_(stopped.c.id.is_(None), stopped.c.id < Event.id),
+                or_(stop.is_(None), stop < Event.id),
+                *([] if paused else [not_paused]),
             )
             .order_by(Event.id)
         )
@@ -308,13 +318,20 @@ class EventRepository(Repository):
         return [(task, url) for task, url in rows if task is not None]
 
 
+def inbox_fields(message: Message) -> tuple[str, str, str | None]:
+    """A message's (title, body, link) as the inbox stores them: a title or link longer than
+    its column (a watched URL may be 2048 characters) is kept, not refused: the title cut with
+    an ellipsis, the link in the body."""
+    title, body, link = clipped(message.title, INBOX_TITLE), message.body, message.link
+    if link is not None and len(link) > INBOX_LINK:
+        body, link = f"{body}\n\n{link}", None
+    return title, body, link
+
+
 class InboxRepository(Repository):
     async def add(self, user: str, message: Message) -> InboxMessage:
-        """Store a message; a title or link longer than its column (a watched URL may be 2048
-        characters) is kept, not refused: the title cut with an ellipsis, the link in the body."""
-        title, body, link = clipped(message.title, INBOX_TITLE), message.body, message.link
-        if link is not None and len(link) > INBOX_LINK:
-            body, link = f"{body}\n\n{link}", None
+        """Store a message (``inbox_fields``: never refused for its title's or link's length)."""
+        title, body, link = inbox_fields(message)
         row = InboxMessage(user=user, kind=message.kind.value, title=title, body=body, link=link)
         self.session.add(row)
         await self.session.flush()

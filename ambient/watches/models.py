@@ -65,6 +65,8 @@ class WebMonitorState(WatchLife):
     next_due: datetime | None = None
     # The life's delivery failures that came after their poll handed back, counted so far.
     late_failures_seen: int = 0
+    # Events the last poll handed back before their deliveries settled: the next poll's.
+    redeliver: list[int] = Field(default_factory=list)
 
 
 class WebMonitorInput(BaseModel):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from ambient.domain.notify import Message
 from ambient.storage.db import Database
 from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot, utcnow
+from ambient.storage.repositories import inbox_fields
 
 
 def _table(model: Any) -> Table:
@@ -295,21 +296,21 @@ async def _store_copies(
     conn: AsyncConnection, copies: list[tuple[InboxCopy, PollWrite]], now: Any
 ) -> None:
     """The inbox messages and their (sent) delivery rows, stored with their events."""
-    ids = await conn.execute(
-        ADD_INBOX,
-        [
+    rows = []
+    for copy, item in copies:
+        title, body, link = inbox_fields(copy.message)  # as long as a watched URL may be
+        rows.append(
             {
                 "user": item.user,
                 "kind": copy.message.kind.value,
-                "title": copy.message.title[:255],
-                "body": copy.message.body,
-                "link": copy.message.link,
+                "title": title,
+                "body": body,
+                "link": link,
                 "read": False,
                 "created_at": now,
             }
-            for copy, item in copies
-        ],
-    )
+        )
+    ids = await conn.execute(ADD_INBOX, rows)
     await conn.execute(
         insert(DELIVERIES),
         [

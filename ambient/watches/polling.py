@@ -59,6 +59,9 @@ class PollRequest(BaseModel):
     poll: int = 0
     # How many of the life's late delivery failures (watch_polls) the workflow has counted.
     late_failures_seen: int = 0
+    # Events handed back before their deliveries settled (the last result's ``undelivered``):
+    # this poll sends them again (their delivery rows keep them single).
+    redeliver: list[int] = Field(default_factory=list)
 
 
 class PollEvent(BaseModel):
@@ -96,6 +99,10 @@ class PollResult(BaseModel):
     # The life's late delivery failures so far (those new to the workflow are counted in
     # ``delivery_failures``): the next request's ``late_failures_seen``.
     late_failures: int = 0
+    # The events handed back whose deliveries had not settled (still retrying, or never
+    # started): the next request's ``redeliver``, so a process that dies after the hand-back
+    # loses none.
+    undelivered: list[int] = Field(default_factory=list)
 
 
 class EndPoll(BaseModel):

@@ -418,7 +418,10 @@ class TaskService(TaskReads):
 
     async def _failing(self, user: str, task_id: str) -> list[tuple[str, str | None]]:
         async with self.db.session() as session:
-            return await EventRepository(session).failing_pages(user=user, task=task_id)
+            # Paused ones too: a page removed, or a run ended, while paused is settled here.
+            return await EventRepository(session).failing_pages(
+                user=user, task=task_id, paused=True
+            )
 
     async def _tell(
         self, user: str, task_id: str, events: list[tuple[str, dict[str, Any]]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,9 +26,11 @@ from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.db import SQLITE_POOL_SIZE
+from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import Delivery, Event, InboxMessage
 from ambient.storage.repositories import UserRepository
 from tests.conftest import running_worker, unique
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WEBHOOK_SECRET, PushEndpoints
 from tests.support.servers import serve
 
@@ -343,3 +345,38 @@ async def test_a_database_with_no_connection_free_in_time_is_a_failure_to_retry(
             await session.close()
         await db.close()
     assert raised.value.type == "TransientNotifyError" and not raised.value.non_retryable
+
+
+async def test_a_database_connection_dropped_under_a_notification_is_a_failure_to_retry(
+    postgres_url: str,  # noqa: F811  (the fixture)
+) -> None:
+    """PostgreSQL restarted (or failed over) between two notifications: the pooled connection
+    the next one took was closed by the server, and the notification failed for good as a
+    bug (non-retryable NotifyInternalError): its message was never sent. It is retried, and
+    the retry sends it."""
+    await upgrade_async(postgres_url)
+    db = Database(postgres_url)
+    try:
+        user = unique("pg")
+        await _user(db, user)
+        notify = NotifyActivities(db, ChannelRegistry([InboxChannel(db)]))
+        inbox = Target(type="inbox")
+        await ActivityEnvironment().run(notify.notify, _request(unique("n"), inbox, user=user))
+        # The server ends every connection to the database (what a restart does to a pool).
+        admin = Database(postgres_url)
+        async with admin.session() as session:
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        await admin.close()
+        key = unique("after-restart")
+        with pytest.raises(ApplicationError) as raised:
+            await ActivityEnvironment().run(notify.notify, _request(key, inbox, user=user))
+        assert raised.value.type == "TransientNotifyError" and not raised.value.non_retryable
+        retried = await ActivityEnvironment().run(notify.notify, _request(key, inbox, user=user))
+    finally:
+        await db.close()
+    assert [d.status for d in retried.deliveries] == [DeliveryStatus.SENT]

@@ -82,7 +82,8 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
     database_url: str, dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """Each page of a web monitor and each threshold watch is failing from its watch.failing
-    to its watch.recovered; a task stopped since (deleted) is not, nor another user's."""
+    to its watch.recovered; a task stopped since (deleted) is not, nor a paused one, nor
+    another user's."""
     await upgrade_async(database_url)
     db = Database(database_url)
     try:
@@ -93,7 +94,7 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
             f"web-monitor/{user}/{name}"
             for name in ("shop-home", "docs", "blog", "old-page", "again")
         )
-        btc = f"threshold-watch/{user}/btc"
+        btc, held = f"threshold-watch/{user}/btc", f"web-monitor/{user}/held"
         page = "https://shop.example/"
         async with db.session() as session:
             events = EventRepository(session)
@@ -108,9 +109,13 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
                 ("watch.stopped", old, {"checks": 9}),
                 # Deleted, then created again under the same name: its new life fails.
                 ("watch.failing", again, {"url": page, "error": "HTTP 404", "failures": 3}),
+                ("watch.paused", again, {}),  # its earlier life's pause
                 ("watch.stopped", again, {"checks": 4}),
                 ("watch.failing", again, {"url": page, "error": "HTTP 404", "failures": 3}),
                 ("watch.failing", btc, {"error": "HTTP 500", "failures": 3}),
+                # Paused by the user: not checked, so not failing its checks.
+                ("watch.failing", held, {"url": page, "error": "HTTP 404", "failures": 3}),
+                ("watch.paused", held, {}),
             ):
                 await events.add(kind, user=user, task=task, payload=payload)
             await events.add(
@@ -127,6 +132,8 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
                 (btc, None),
             ]
             assert await events.failing_pages(user=user, task=docs) == [(docs, f"{page}b")]
+            # The watch service still settles a paused one (a page removed, a run ended).
+            assert await events.failing_pages(user=user, task=held, paused=True) == [(held, page)]
         state = AppState(
             settings=deps.settings, db=db, temporal=dev_env.client, channels=deps.channels
         )
@@ -252,3 +259,39 @@ async def test_a_failing_watch_whose_run_ended_otherwise_is_not_told_once_delete
             assert "1 个监控一直检查失败" in await say(client, "what_needs_me")
             await state.tasks.delete(user, task)
             assert await say(client, "what_needs_me") == ALL_WELL
+
+
+async def test_a_failing_watch_the_user_paused_is_not_told_until_resumed(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A failing web monitor the user paused is not checked: what_needs_me still said it
+    "keeps failing its checks" and /xiaozhi/context counted it. Resumed, it is told again."""
+    from ambient.xiaozhi import voice_facts
+
+    user = unique("vp")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"urls": [f"{base}/down"], "failure_threshold": 1}
+        task = (await state.tasks.create(user, "web_monitor", config, name="down")).task_id
+        await until(_told(deps.db, task, "watch.failing", 1))
+        failing = "没有等你审批的修复，但有 1 个监控一直检查失败：down。"
+        async with deps.db.session() as session:
+            row = await UserRepository(session).get(user)
+        assert row is not None
+        async with voice_client(state, user) as client:
+            assert await say(client, "what_needs_me") == failing
+
+            await state.tasks.pause(user, task)
+            await until(_told(deps.db, task, "watch.paused", 1))
+            assert await say(client, "what_needs_me") == ALL_WELL
+            assert (await voice_facts(deps.db, row)).watches_failing == 0
+
+            await state.tasks.resume(user, task)
+            await until(_told(deps.db, task, "watch.resumed", 1))
+            assert await say(client, "what_needs_me") == failing
+            assert (await voice_facts(deps.db, row)).watches_failing == 1
+        await state.tasks.delete(user, task)
+        await until(_told(deps.db, task, "watch.stopped", 1))

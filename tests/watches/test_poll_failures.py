@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from temporalio.testing import ActivityEnvironment
@@ -14,7 +15,7 @@ from activities.polling import PagePoller
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
-from ambient.storage.repositories import EventRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.polling import EndPoll, PollEnd, PollRequest, PollResult
 from tests.watches.site import article
@@ -99,6 +100,103 @@ async def test_a_delivery_failing_after_its_poll_handed_back_is_counted_once_by_
         request(base, hook, later, first_only=True, late_failures_seen=later.late_failures, poll=4),
     )
     assert again.delivery_failures == 0
+
+
+async def test_a_delivery_its_process_ended_in_flight_is_sent_by_the_next_poll_once_its_lease_ends(
+    loopback_deps: WorkerDeps, gated: tuple[GatedSite, str]
+) -> None:
+    """The change's webhook send was in flight when the poll handed back and its process
+    died in it: the delivery row says "in flight" until its lease ends (the target timeout
+    plus 5 s). The next poll's tries wait it out and send it, rather than give up after
+    four tries inside the lease and count a failure."""
+    state, base = gated
+    deps = loopback_deps
+    settings = deps.settings.model_copy(update={"notify_target_timeout": 15.0})
+    notifier = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    # Longer than four tries' waits (2 + 4 + 8 s) and the hand-back between the two sends.
+    assert notifier.lease.total_seconds() >= 20
+    hook = {"type": "webhook", "target": f"{base}/hook"}
+    here = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    elsewhere = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    state.pages["/news"] = article("Calm.")
+    baseline = await ActivityEnvironment().run(here.poll_pages, request(base, hook, None, poll=1))
+    state.pages["/news"] = article("Calm.", "Storm warning.")
+    state.hook_gate.clear()  # the send waits at the webhook
+    running = asyncio.create_task(
+        ActivityEnvironment().run(here.poll_pages, request(base, hook, baseline, poll=2))
+    )
+    await asyncio.wait_for(state.hook_waiting.wait(), 30)
+    await here.end_poll(EndPoll(workflow_id=TASK, life="life-1"))
+    handed = await running
+    assert handed.undelivered == [handed.events[0].seq]
+    for task in asyncio.all_tasks():  # its process dies in the send
+        if task.get_coro().__qualname__ == "PollReports.deliver":  # type: ignore[union-attr]
+            task.cancel()
+    state.hook_gate.set()
+    later = await ActivityEnvironment().run(
+        elsewhere.poll_pages,
+        request(base, hook, handed, first_only=True, poll=3, redeliver=handed.undelivered),
+    )
+    assert later.delivery_failures == 0  # none counted (the send may outlast its hand-back)
+    for _ in range(600):  # a bound, not a timing claim
+        if len(state.hooks) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    async with deps.db.session() as session:
+        told = await EventRepository(session).list(task=TASK, kind="watch.delivery_failed")
+    assert told == []
+    sent = [json.loads(body) for body in state.hooks]
+    # The send that died (the webhook may have taken it: the same key, to drop), then the
+    # next poll's, once the lease ended.
+    assert len(sent) == 2 and len({body["idempotency_key"] for body in sent}) == 1
+
+
+async def test_an_inbox_target_naming_its_user_gets_a_change_once_when_it_is_sent_again(
+    loopback_deps: WorkerDeps, gated: tuple[GatedSite, str]
+) -> None:
+    """A watch told "inbox: alice" (the user's own name) and a webhook. Its poll wrote the
+    change's inbox copy with the event; when the change was sent again (the webhook had not
+    answered by the hand-back, or a resumed poll), the inbox got it a second time: the copy's
+    delivery row names the inbox as "", the target said "alice"."""
+    state, base = gated
+    deps = loopback_deps
+    notifier = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    hook = {"type": "webhook", "target": f"{base}/hook"}
+    here = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    elsewhere = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+
+    def asked(before: PollResult | None, **fields: Any) -> PollRequest:
+        config = WebMonitorConfig.model_validate(
+            {
+                "urls": [f"{base}/news"],
+                "check_interval_minutes": 1,
+                "targets": [{"type": "inbox", "target": USER}, hook],
+            }
+        )
+        return request(base, hook, before, **fields).model_copy(
+            update={"config": config, "targets": config.targets}
+        )
+
+    state.pages["/news"] = article("Calm.")
+    baseline = await ActivityEnvironment().run(here.poll_pages, asked(None, poll=1))
+    state.pages["/news"] = article("Calm.", "Storm warning.")
+    state.hook_gate.clear()
+    running = asyncio.create_task(
+        ActivityEnvironment().run(here.poll_pages, asked(baseline, poll=2))
+    )
+    await asyncio.wait_for(state.hook_waiting.wait(), 30)
+    await here.end_poll(EndPoll(workflow_id=TASK, life="life-1"))
+    handed = await running
+    assert handed.undelivered == [handed.events[0].seq]
+    state.hook_gate.set()
+    later = await ActivityEnvironment().run(
+        elsewhere.poll_pages,
+        asked(handed, first_only=True, poll=3, redeliver=handed.undelivered),
+    )
+    assert later.delivery_failures == 0
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER, limit=10)
+    assert [m.title for m in inbox] == [f"Changed: {base}/news"]
 
 
 async def test_a_control_written_before_its_poll_started_in_another_process_ends_it_at_start(

@@ -10,6 +10,7 @@ page's last seen text from where the dead attempt left it (no change reported ag
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 from functools import partial
@@ -34,6 +35,7 @@ from tests.remediation.test_crash import worker_env, worker_process
 from tests.support.record import save_history
 from tests.support.servers import polls_workflow_tasks, serve
 from tests.watches.site import Site, article
+from tests.watches.test_lifecycle import GatedSite
 from tests.watches.test_polling import (
     USER,
     _changes,
@@ -264,3 +266,49 @@ async def test_a_poll_reported_lost_while_temporal_runs_it_again_hands_its_chang
     await save_history(handle, "web_monitor_poll_lost_answers")
     assert final.detail["changes_total"] == 1
     await assert_told_once(handle, loopback_deps, task, url)
+
+
+@pytest.mark.devserver
+async def test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped_is_delivered_once(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A change's webhook answered 503 and its delivery waited to try again when the worker
+    was stopped (a restart): the poll handed the change back and the delivery ended with the
+    process. The next poll, in the worker started after, never sent it: the change was in the
+    history and the webhook never got it."""
+    state = GatedSite()
+    state.pages["/news"] = article("Quiet morning.")
+    state.hook_status = 503
+    async with serve(state.app()) as base:
+        env = crash_env(dev_env, loopback_deps, tmp_path, "handback")
+        task = unique(f"web-monitor/{USER}/handback")
+        config = fast([f"{base}/news"], targets=[{"type": "webhook", "target": f"{base}/hook"}])
+        with worker_process(env, tmp_path, tmp_path / "worker-1.log") as first:
+            queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
+            handle = await start(dev_env, queue, config, window=600.0, task=task)
+            await serving(dev_env, env, first)
+            await until(lambda: _checks(handle, 1), 60)
+            state.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
+            await until(lambda: _answered(state, 1), 60)  # a 503: the delivery waits to retry
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(first.wait, 30) == 0
+        refused = len(state.hooks)
+        handed = [e.key for r in await poll_results(handle) for e in r.events]
+        assert len(handed) == 1  # the graceful stop handed the change back
+        state.hook_status = 200
+        with worker_process(env, tmp_path, tmp_path / "worker-2.log") as second:
+            await serving(dev_env, env, second)
+            await until(lambda: _answered(state, refused + 1), 60)
+            await until(partial(fetched, state, len(state.requests) + 3), 30)
+            await handle.signal("stop")
+            await asyncio.wait_for(handle.result(), 60)
+    sent = [json.loads(body) for body in state.hooks]
+    # The refused tries, then one that was taken: all of the change, under one key.
+    assert [body["idempotency_key"] for body in sent] == [f"{handed[0]}:webhook:{base}/hook"] * (
+        refused + 1
+    )
+    assert "The bridge is closed." in sent[-1]["body"]
+
+
+async def _answered(state: GatedSite, n: int) -> bool:
+    return len(state.hooks) >= n
