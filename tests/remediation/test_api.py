@@ -126,34 +126,24 @@ async def test_the_list_shows_a_running_remediation_where_it_is_not_where_it_was
     user = unique("api-list")
     async with (
         error_rate(healthy_from=None) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
+        api_over_worker(dev_env, deps) as (settings, http),
     ):
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
-        async with (
-            serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-        ):
-            admin = await admin_headers(settings)
-            registered = await http.post("/users", json={"name": user}, headers=admin)
-            http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
-            subject = alert(url, workload=user, settle_seconds=0).model_dump(mode="json")
-            started = await http.post("/remediations", json={"alert": subject, "mode": "execute"})
-            assert started.status_code == 201, started.text
-            fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
-            for _ in range(400):
-                shown = (await http.get(f"/remediations/{fingerprint}")).json()
-                if shown["state"] == "waiting_approval":
-                    break
-                await asyncio.sleep(0.05)
-            assert shown["state"] == "waiting_approval" and len(shown["attempts"]) == 1
-            listed = (await http.get("/remediations")).json()
-            waiting = (await http.get("/remediations", params={"state": "waiting_approval"})).json()
-            planned = (await http.get("/remediations", params={"state": "planned"})).json()
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert(url, workload=user, settle_seconds=0).model_dump(mode="json")
+        started = await http.post("/remediations", json={"alert": subject, "mode": "execute"})
+        assert started.status_code == 201, started.text
+        fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
+        for _ in range(400):
+            shown = (await http.get(f"/remediations/{fingerprint}")).json()
+            if shown["state"] == "waiting_approval":
+                break
+            await asyncio.sleep(0.05)
+        assert shown["state"] == "waiting_approval" and len(shown["attempts"]) == 1
+        listed = (await http.get("/remediations")).json()
+        waiting = (await http.get("/remediations", params={"state": "waiting_approval"})).json()
+        planned = (await http.get("/remediations", params={"state": "planned"})).json()
 
     # The row was written when the run was planned; the list tells where the run is now.
     # ...and how it acts: asked to execute, a member with dry_run runs a dry run.
