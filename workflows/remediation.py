@@ -89,7 +89,12 @@ JOIN_RETRY = RetryPolicy(
 STATE_CONFLICT = "StateConflict"
 
 
-@workflow.defn
+# Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
+# worker's CPU (0.87 paired, docs/benchmarks.md, "Alert storm, eighth round"). The guard
+# it gives up is small here (our workflow modules are passed through, so their own clock or
+# randomness was never checked at run time: tests/foundation/test_sandbox_guard.py); the
+# static check of tests/foundation/test_workflow_code.py and the replay tests stand for it.
+@workflow.defn(sandboxed=False)
 class GradedRemediationWorkflow(RemediationSafety):
     @workflow.init
     def __init__(self, request: RemediationInput) -> None:

@@ -122,13 +122,11 @@ class DiscussionService(DiscussionReads):
             )
         if holds_nul(topic):  # like the message's own text (StorableText)
             raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
-        async with self.db.session() as session:
-            if user is not None:
+        if user is not None:
+            async with self.db.session() as session:  # refused before the write turn
                 await self._may_sign(session, user, message.from_id)
-            retry = await self._retry(session, message, topic_key=key)
-        if retry is not None:
-            done, about, recipients = retry
-            return await self._notify(done, about, message, recipients)
+        # A retry (the same message_id) is found in the write turn, where a concurrent post of
+        # the same message is seen too: one read a post, not one before the turn and one in it.
         async with self.db.write_session() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # Writers do not queue there as on SQLite: posts at once on a new topic would
@@ -139,51 +137,63 @@ class DiscussionService(DiscussionReads):
                 )
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
-            if posted := await self._already_posted(session, message, topic_key=key):
-                return posted
-            query = select(Discussion).where(
-                Discussion.topic_key == key, Discussion.status == "open"
+            retry = await self._retry(session, message, topic_key=key)
+            if retry is None:
+                retry = await self._store_on_topic(session, user, topic, key, message, subject)
+                await session.commit()
+        posted, about, recipients = retry
+        return await self._notify(posted, about, message, recipients)
+
+    async def _store_on_topic(
+        self,
+        session: Any,
+        user: str | None,
+        topic: str,
+        key: str,
+        message: MessageIn,
+        subject: str | None,
+    ) -> tuple[Posted, str, list[str]]:
+        """The message stored on the topic's open discussion, or on a new one."""
+        query = select(Discussion).where(Discussion.topic_key == key, Discussion.status == "open")
+        if user is None:
+            # Our agents post about one subject (a remediation): its own discussion, never
+            # another one's (or a person's) that happens to share the topic.
+            query = query.where(
+                Discussion.subject == subject if subject else Discussion.subject.is_(None)
             )
-            if user is None:
-                # Our agents post about one subject (a remediation): its own discussion, never
-                # another one's (or a person's) that happens to share the topic.
-                query = query.where(
-                    Discussion.subject == subject if subject else Discussion.subject.is_(None)
-                )
-            else:
-                query = query.where(await self._visible(session, user))
-            query = query.order_by(Discussion.updated_at.desc())
-            discussion = await session.scalar(query.limit(1))
-            created = discussion is None
-            now = datetime.now(UTC)
-            if discussion is None:
-                discussion = Discussion(
-                    id=discussion_id(now, uuid.uuid4().hex[:4]),
-                    topic=topic.strip(),
-                    topic_key=key,
-                    project=DEFAULT_PROJECT,
-                    initiator=message.from_id,
-                    status="open",
-                    subject=subject,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(discussion)
-            row = await self._add(session, discussion, message, now)
-            recipients = await self._recipients(session, discussion.id, message.from_id)
-            subject = discussion.subject
-            await session.commit()
+        else:
+            query = query.where(await self._visible(session, user))
+        query = query.order_by(Discussion.updated_at.desc())
+        discussion = await session.scalar(query.limit(1))
+        created = discussion is None
+        now = datetime.now(UTC)
+        if discussion is None:
+            discussion = Discussion(
+                id=discussion_id(now, uuid.uuid4().hex[:4]),
+                topic=topic.strip(),
+                topic_key=key,
+                project=DEFAULT_PROJECT,
+                initiator=message.from_id,
+                status="open",
+                subject=subject,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(discussion)
+        row = await self._add(session, discussion, message, now)
+        recipients = await self._recipients(session, discussion.id, message.from_id)
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
         verb = _verb(message)
-        if user is not None and verb and subject and subject.startswith("remediation/"):
+        about = discussion.subject
+        if user is not None and verb and about and about.startswith("remediation/"):
             # Joined by its topic, not chosen: only a reply in that discussion acts.
             posted.action = {
-                "remediation_id": subject.partition("@")[0],
+                "remediation_id": about.partition("@")[0],
                 "verb": verb,
                 "done": False,
                 "reason": f"send_message does not act: reply_message in {discussion.id} does",
             }
-        return await self._notify(posted, topic, message, recipients)
+        return posted, topic, recipients
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
         """Reply in an open discussion; in a remediation's discussion, a reply tagged

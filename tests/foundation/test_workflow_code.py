@@ -50,3 +50,110 @@ def test_workflow_modules_call_activities_by_reference_and_never_assert() -> Non
         for path in sorted(WORKFLOWS.glob("*.py"))
     }
     assert {name: lines for name, lines in found.items() if lines} == {}
+
+
+# What the workflow sandbox does not catch in our code. The worker passes the `workflows`
+# package through the sandbox (ambient.temporal.workflow_runner), so a workflow module's own
+# imports are the host's modules: `datetime.now()` or `random.random()` written in one runs
+# unchecked (tests/foundation/test_sandbox_guard.py shows it), as does a clock in a model the
+# workflows import (`default_factory=datetime.now`). This check reads the workflow modules and
+# the ambient modules they import for clocks, randomness, the environment and file or console
+# access, which replays would otherwise catch only on a recorded path.
+UNSAFE_MODULES = {"random", "secrets", "time", "uuid"}
+UNSAFE_MEMBERS = {
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("os", "environ"),
+    ("os", "getenv"),
+    ("os", "urandom"),
+    ("asyncio", "wait"),
+    ("asyncio", "as_completed"),
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("time", "monotonic"),
+    ("time", "perf_counter"),
+    ("uuid", "uuid1"),
+    ("uuid", "uuid4"),
+    ("uuid", "uuid7"),
+}
+RANDOM_MODULES = {"random", "secrets"}
+UNSAFE_BUILTINS = {"open", "input", "breakpoint"}
+ROOT = WORKFLOWS.parent
+
+
+def unsafe_uses(source: str) -> list[str]:
+    """Clocks, randomness, environment and file reads a workflow must not make, by line."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name.split(".")[0] for alias in node.names]
+            found += [f"{node.lineno}: import {name}" for name in names if name in UNSAFE_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.module in UNSAFE_MODULES and not node.level:
+            found.append(f"{node.lineno}: from {node.module}")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            pair = (node.value.id, node.attr)
+            if pair in UNSAFE_MEMBERS or node.value.id in RANDOM_MODULES:
+                found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in UNSAFE_BUILTINS:
+                found.append(f"{node.lineno}: {node.func.id}()")
+    return sorted(found, key=lambda line: int(line.split(":")[0]))
+
+
+def workflow_code() -> list[Path]:
+    """The workflow modules and the ambient modules they import (run inside workflows)."""
+    files = sorted(WORKFLOWS.glob("*.py"))
+    imported: set[Path] = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ambient"):
+                base = ROOT.joinpath(*(node.module or "").split("."))
+                for name in [alias.name for alias in node.names]:
+                    for candidate in (
+                        base / f"{name}.py",
+                        base.with_suffix(".py"),
+                        base / "__init__.py",
+                    ):
+                        if candidate.is_file():
+                            imported.add(candidate)
+                            break
+    return files + sorted(imported)
+
+
+def test_the_check_finds_clocks_randomness_and_file_reads() -> None:
+    source = (
+        "import random\n"
+        "from datetime import datetime\n"
+        "from uuid import uuid4\n"
+        "class Step(BaseModel):\n"
+        "    at: datetime = Field(default_factory=datetime.now)\n"
+        "async def run():\n"
+        "    day = date.today()\n"
+        "    token = os.environ['TOKEN']\n"
+        "    text = open('notes').read()\n"
+        "    done, _ = await asyncio.wait(tasks)\n"
+        "    later = workflow.now() + timedelta(seconds=random.random())\n"
+        "    start = time.fromisoformat('08:00')\n"
+    )
+    assert unsafe_uses(source) == [
+        "1: import random",
+        "3: from uuid",
+        "5: datetime.now",
+        "7: date.today",
+        "8: os.environ",
+        "9: open()",
+        "10: asyncio.wait",
+        "11: random.random",
+    ]
+
+
+def test_workflow_code_reads_no_clock_randomness_environment_or_file() -> None:
+    files = workflow_code()
+    assert WORKFLOWS / "remediation.py" in files
+    assert ROOT / "ambient" / "remediation" / "runs.py" in files
+    found = {
+        str(path.relative_to(ROOT)): unsafe_uses(path.read_text(encoding="utf-8")) for path in files
+    }
+    assert {name: lines for name, lines in found.items() if lines} == {}
