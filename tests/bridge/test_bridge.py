@@ -459,12 +459,12 @@ async def test_removed_endpoint_is_closed(state: AppState) -> None:
         assert runner.held == {} and await listed(state) == []
 
 
-async def test_an_endpoint_added_under_a_removed_ones_id_is_dialed_and_the_old_one_closed(
+async def test_an_endpoint_added_after_a_removed_one_is_dialed_and_the_old_one_closed(
     state: AppState,
 ) -> None:
-    """SQLite gives a new row the id of the removed last one: removed and added between two
-    scans (the docs' "remove the old endpoint, add the new one"), the new endpoint is a new
-    life of that id, not the connection the runner already holds under it."""
+    """Removed and added between two scans (the docs' "remove the old endpoint, add the new
+    one"): the new endpoint is dialed, under an id of its own (a removed one's id is never
+    given again, SQLite included), and the old connection closed."""
     old_token, new_token = unique("jwt"), unique("jwt")
     async with running_broker({old_token, new_token}) as broker:
         runner = runner_for(state, "r1")
@@ -475,7 +475,7 @@ async def test_an_endpoint_added_under_a_removed_ones_id_is_dialed_and_the_old_o
             await service(state, session).remove(None, old)
         user = unique("bob")
         new = await register(state, user, broker.url(new_token))
-        assert new == old  # the removed row's id, taken again
+        assert new != old
         await runner.scan()
         await within(HANG, first.closed.wait())
         connection = await broker.held(new_token)
