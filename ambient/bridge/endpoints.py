@@ -235,7 +235,14 @@ class Endpoints:
             # Registered at the same moment by another request: the one stored holds it.
             await self.session.rollback()
             await self._not_registered(data.url)
-            raise
+            # ...and removed since: nothing holds it now, nothing of this request was stored.
+            raise EndpointInputError(
+                "url",
+                Refusal(
+                    "this 接入点 was registered at the same moment by another request, and "
+                    "removed since: register it again"
+                ),
+            ) from None
         await AuditRepository(self.session).append(
             actor=_actor(actor),
             action="xiaozhi.endpoint.add",

@@ -133,8 +133,7 @@ class BridgeRunner:
         now = utcnow()
         present = {row.id: row for row in rows}
         for endpoint_id in list(self.held):
-            # A held row names this runner. One that does not is another's lease, or a new
-            # endpoint under a removed one's id (SQLite gives the last id again): not ours.
+            # A held row names this runner. One that does not is another's lease: not ours.
             row = present.get(endpoint_id)
             if row is None or row.holder != self.name:
                 await self._drop(endpoint_id, "lease lost" if row and row.holder else "removed")

@@ -61,6 +61,15 @@ class Numbered:
     id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-1)
 
 
+class Removable(Numbered):
+    """A numbered table whose rows people remove by id: a removed row's id never names a later
+    one, so a stale page or a retried remove answers "no such row" rather than removing what
+    was added since. SQLite reuses the newest removed row's id unless the table says
+    AUTOINCREMENT; PostgreSQL's sequences never hand out an id twice."""
+
+    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
+
+
 class Dated:
     """A table whose rows keep when they were made (``created_at``)."""
 
@@ -430,7 +439,7 @@ class DiscussionMessage(Dated, Base):
     source_type: Mapped[str] = mapped_column(String(16), default="real")
 
 
-class XiaozhiDevice(Numbered, Dated, Base):
+class XiaozhiDevice(Removable, Dated, Base):
     """A 小智 device (its MAC, xiaozhi-server's `device-id`) of one user, its token hashed;
     ``speakers``: the other users it may answer by voiceprint (their briefing, their tasks)."""
 
@@ -442,7 +451,7 @@ class XiaozhiDevice(Numbered, Dated, Base):
     speakers: Mapped[list[str]] = mapped_column(default=list)
 
 
-class XiaozhiEndpoint(Numbered, Dated, Base):
+class XiaozhiEndpoint(Removable, Dated, Base):
     """A xiaozhi.me MCP 接入点 dialled out to as its user: ``url_sealed`` the secret URL
     encrypted (bridge.endpoints.EndpointCipher), ``url_masked`` what lists and logs show;
     ``holder`` and ``lease_until``: the one runner of the replicas holding the connection."""

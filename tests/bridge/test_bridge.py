@@ -10,6 +10,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import sqlite3
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -459,12 +460,12 @@ async def test_removed_endpoint_is_closed(state: AppState) -> None:
         assert runner.held == {} and await listed(state) == []
 
 
-async def test_an_endpoint_added_under_a_removed_ones_id_is_dialed_and_the_old_one_closed(
+async def test_an_endpoint_added_after_a_removed_one_is_dialed_and_the_old_one_closed(
     state: AppState,
 ) -> None:
-    """SQLite gives a new row the id of the removed last one: removed and added between two
-    scans (the docs' "remove the old endpoint, add the new one"), the new endpoint is a new
-    life of that id, not the connection the runner already holds under it."""
+    """Removed and added between two scans (the docs' "remove the old endpoint, add the new
+    one"): the new endpoint is dialed, under an id of its own (a removed one's id is never
+    given again, SQLite included), and the old connection closed."""
     old_token, new_token = unique("jwt"), unique("jwt")
     async with running_broker({old_token, new_token}) as broker:
         runner = runner_for(state, "r1")
@@ -475,7 +476,7 @@ async def test_an_endpoint_added_under_a_removed_ones_id_is_dialed_and_the_old_o
             await service(state, session).remove(None, old)
         user = unique("bob")
         new = await register(state, user, broker.url(new_token))
-        assert new == old  # the removed row's id, taken again
+        assert new != old
         await runner.scan()
         await within(HANG, first.closed.wait())
         connection = await broker.held(new_token)
@@ -767,3 +768,48 @@ async def test_a_wss_endpoint_redirecting_to_a_refused_address_is_not_followed(
     assert row.state == "retrying" and "307" in (row.last_error or ""), row.last_error
     assert [line.split(b" ")[1] for line in outside] == [f"/mcp/?token={token}".encode()]
     assert inside == []
+
+
+async def test_a_registration_losing_to_one_removed_since_is_refused_saying_so_not_a_500(
+    state: AppState,
+) -> None:
+    """Two registrations of one 接入点 at once (a double-submitted form): the second's insert
+    meets the first's row, which is removed before the second looks again for whose it is. It
+    re-raised the database's IntegrityError (HTTP 500, a traceback in the CLI)."""
+    from sqlalchemy import event
+
+    from ambient.bridge.endpoints import EndpointInputError
+
+    user = unique("race")
+    url = f"ws://127.0.0.1:{free_port()}/mcp/?token={unique('jwt')}"
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=user))
+        await session.commit()
+    path = state.db.engine.url.database
+    assert path is not None
+    stage = {"inserted": False, "removed": False}
+
+    def between(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        # Another request's connection, at the two moments of the race (SQLite: plain sqlite3).
+        if statement.startswith("INSERT INTO xiaozhi_endpoints") and not stage["inserted"]:
+            stage["inserted"] = True  # the first request stores the same 接入点 first
+            with contextlib.closing(sqlite3.connect(path)) as other, other:
+                other.execute(statement, parameters).fetchall()
+        elif stage["inserted"] and not stage["removed"] and statement.startswith("SELECT"):
+            stage["removed"] = True  # and it is removed before the second looks again
+            with contextlib.closing(sqlite3.connect(path)) as other, other:
+                other.execute("DELETE FROM xiaozhi_endpoints WHERE user = ?", (user,))
+
+    event.listen(state.db.engine.sync_engine, "before_cursor_execute", between)
+    try:
+        async with state.db.session() as session:
+            with pytest.raises(EndpointInputError) as refused:
+                await service(state, session).add(None, EndpointCreate(user=user, url=url))
+    finally:
+        event.remove(state.db.engine.sync_engine, "before_cursor_execute", between)
+    assert stage == {"inserted": True, "removed": True}
+    assert refused.value.field == "url"
+    assert "at the same moment" in str(refused.value) and "again" in str(refused.value)
+    # Nothing stored: registering it again now takes it.
+    assert await listed(state) == []
+    assert await register(state, user, url) > 0

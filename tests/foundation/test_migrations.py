@@ -38,7 +38,9 @@ BRANCHED_HEADS = (
 
 def _tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:
-        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        # Not SQLite's own (sqlite_sequence, made by AUTOINCREMENT, is never dropped).
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        return {row[0] for row in conn.execute(query) if not row[0].startswith("sqlite_")}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -185,3 +187,63 @@ def test_a_voiceprint_two_users_share_stops_the_upgrade_naming_them(url: str) ->
     assert result.exit_code == 1 and "Traceback" not in said, said
     assert "'ann'" in said and "'bo'" in said and "vp-1" in said.lower(), said
     assert asyncio.run(current_revisions(url)) == ("0020_endpoint_broker_key",)
+
+
+def test_0022_keeps_endpoints_and_devices_and_an_id_removed_before_stays_unused(
+    tmp_path: Path,
+) -> None:
+    """A SQLite database from before 0022 keeps its rows; its next endpoint and device take
+    ids past any removed before (an endpoint's from the audit log), not the newest removed."""
+    path = tmp_path / "app.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url, "0021_voiceprint_unique")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO users (name, push_config, rollback_permission, role, wake_words, "
+            "assistant_name, timezone, briefing_prepare_at, briefing_window_start, "
+            "briefing_window_end, updated_at, created_at) VALUES ('ann', '{}', 'dry_run', "
+            "'member', '[]', '小智', 'UTC', '05:00', '06:00', '10:00', '2026-11-26', '2026-11-26')"
+        )
+        conn.execute(
+            "INSERT INTO xiaozhi_devices (id, device_id, user, token_hash, speakers, created_at) "
+            "VALUES (4, 'aa:bb', 'ann', 'h4', '[]', '2026-11-26')"
+        )
+        conn.execute(
+            "INSERT INTO xiaozhi_endpoints (id, user, url_sealed, url_masked, since, created_at) "
+            "VALUES (2, 'ann', 's', 'wss://x/mcp/?token=***', '2026-11-26', '2026-11-26')"
+        )
+        # Endpoint 3 was added, then removed: only the audit log remembers it.
+        for action in ("xiaozhi.endpoint.add", "xiaozhi.endpoint.remove"):
+            conn.execute(
+                "INSERT INTO audit_log (actor, action, subject, detail, created_at) "
+                "VALUES ('ann', ?, 'user:ann', '{\"id\": 3}', '2026-11-26')",
+                (action,),
+            )
+    upgrade(url)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        assert conn.execute("SELECT id, device_id FROM xiaozhi_devices").fetchall() == [
+            (4, "aa:bb")
+        ]
+        conn.execute("DELETE FROM xiaozhi_devices WHERE id = 4")
+        conn.execute(
+            "INSERT INTO xiaozhi_devices (device_id, user, token_hash, speakers, created_at) "
+            "VALUES ('cc:dd', 'ann', 'h5', '[]', '2026-11-27')"
+        )
+        conn.execute(
+            "INSERT INTO xiaozhi_endpoints (user, url_sealed, url_masked, since, created_at) "
+            "VALUES ('ann', 's', 'wss://y/mcp/?token=***', '2026-11-27', '2026-11-27')"
+        )
+        assert conn.execute("SELECT id FROM xiaozhi_devices").fetchall() == [(5,)]
+        assert conn.execute("SELECT id FROM xiaozhi_endpoints ORDER BY id").fetchall() == [
+            (2,),
+            (4,),
+        ]
+        # The rest of the table came along: its unique key and its owner's cascade.
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(
+                "INSERT INTO xiaozhi_devices (device_id, user, token_hash, speakers, created_at) "
+                "VALUES ('cc:dd', 'ann', 'h6', '[]', '2026-11-27')"
+            )
+        conn.execute("DELETE FROM users WHERE name = 'ann'")
+        assert conn.execute("SELECT count(*) FROM xiaozhi_devices").fetchone() == (0,)
