@@ -87,7 +87,11 @@ class PrepareAndPush:
 
     @send.validator
     def _validate_send(self, request: PushRequest) -> None:
-        known = {self.carry.last_date, self.prepared.date if self.prepared else None}
+        known = {
+            self.carry.last_date,
+            self.prepared.date if self.prepared else None,
+            self.carry.replaced_date,  # stored by the run a new config replaced
+        }
         # The run's day too, not prepared here yet: the run a new config replaced stored it.
         if request.date not in known and not (self.day and request.date == self.day.date):
             raise ValueError(

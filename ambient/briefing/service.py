@@ -165,6 +165,7 @@ class BriefingService(Greeting):
                 last_given_at=current.given_at or current.last_given_at,
                 days_completed=current.days_completed,
                 paused=current.paused,
+                replaced_date=current.prepared.date if current.prepared else current.replaced_date,
             )
             if current.last_date is not None and current.last_midnight is None:
                 # A run carrying none (from before it, or a day read from the database): its

@@ -230,3 +230,39 @@ async def _taken_or_done(run: WorkflowHandle[Any, Any], sending: asyncio.Task[An
     history = await run.fetch_history()
     accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     return any(event.event_type == accepted for event in history.events)
+
+
+@pytest.mark.parametrize("change", ["window", "zone"])
+async def test_sending_a_paused_briefing_after_a_config_change_pushes_the_days_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, change: str
+) -> None:
+    """Wim pauses his briefing (the page shows today's), changes its window (or its time
+    zone, whose "today" is another date) and asks for today's briefing by email: he was told
+    "send refused: date: no prepared briefing for <today>; known: none yet" (the new run,
+    paused, plans no day; in the new zone it planned another). Now the day's briefing the
+    replaced run prepared is pushed."""
+    await make_user(deps.db, "wim")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        zone = "Asia/Shanghai" if change == "window" else "America/Los_Angeles"
+        config = BriefingConfig(timezone=zone, language="en")
+        day = await stack.created_in_window("wim", config)
+        await eventually(lambda: _prepared(service, "wim"), "briefing prepared")
+        if change == "window":
+            await service.pause("wim")
+            changed = config.model_copy(update={"window_end": "11:00"})
+        else:  # 16 hours ahead: that day's window is over there, the run plans the next
+            changed = config.model_copy(update={"timezone": "Asia/Shanghai"})
+        assert (await service.create("wim", changed)).created
+        sent = await service.send("wim", day.date, request_id="after the change")
+        async with deps.db.session() as session:
+            inbox = await InboxRepository(session).list("wim")
+        # A second change keeps it sendable (the run replaced holds no day of its own).
+        assert (await service.create("wim", changed.model_copy(update={"language": "zh"}))).created
+        again = await service.send("wim", day.date, request_id="after the second change")
+        if change == "window":
+            run = ts_env.client.get_workflow_handle("daily-briefing/wim")
+            await save_history(run, "daily_briefing_sent_paused_after_config_change")
+    assert [d.channel for d in sent.deliveries] == ["inbox"]
+    assert [m.title for m in inbox] == [f"Daily briefing {day.date}"]
+    assert [d.channel for d in again.deliveries] == ["inbox"]
