@@ -266,3 +266,58 @@ async def test_sending_a_paused_briefing_after_a_config_change_pushes_the_days_b
     assert [d.channel for d in sent.deliveries] == ["inbox"]
     assert [m.title for m in inbox] == [f"Daily briefing {day.date}"]
     assert [d.channel for d in again.deliveries] == ["inbox"]
+
+
+async def test_a_send_after_the_window_while_a_regenerate_runs_replays(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Xia's paused day ends unprepared while she regenerates it, and she sends the day's
+    stored briefing meanwhile: the send waits for the regenerate, as one inside the window
+    does. Runs recorded before the send waited pushed at once; this test recorded with that
+    code the history daily_briefing_sent_after_window_before_waiting, which failed to replay
+    (non-deterministic) until the wait was guarded by a patch."""
+    from tests.briefing.test_briefing_share import _store
+
+    await make_user(deps.db, "xia")
+    entered, held = asyncio.Event(), asyncio.Event()
+    prepare = BriefingActivities._prepare
+
+    async def held_regenerate(self, request):  # type: ignore[no-untyped-def]
+        if request.reason == "regenerate":
+            entered.set()
+            await held.wait()
+        return await prepare(self, request)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", held_regenerate)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await _store(deps, "xia", day.date)  # what a replaced run of the day had stored
+        await service.create("xia", config)
+        await eventually(lambda: _planned(service, "xia"), "day planned")
+        await service.pause("xia")
+        await stack.skip_to(day.window_end - timedelta(seconds=2))
+        regenerating = asyncio.create_task(service.regenerate("xia"))
+        await entered.wait()
+        await stack.skip_to(day.window_end + timedelta(seconds=1))
+        await eventually(lambda: _done(service, "xia"), "the day over, the regenerate running")
+        run = ts_env.client.get_workflow_handle("daily-briefing/xia")
+        run = ts_env.client.get_workflow_handle(run.id, run_id=(await run.describe()).run_id)
+        sending = asyncio.create_task(service.send("xia", day.date, request_id="after"))
+        await eventually(lambda: _taken_or_done(run, sending), "the send taken up or answered")
+        held.set()
+        sent, regenerated = await sending, await regenerating
+        await save_history(run, "daily_briefing_sent_after_window_while_regenerating")
+    assert [d.channel for d in sent.deliveries] == ["inbox"]
+    assert regenerated.date == day.date
+
+
+async def _planned(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.day is not None else None
+
+
+async def _done(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.phase == "done" and status.last_date == status.day.date else None
