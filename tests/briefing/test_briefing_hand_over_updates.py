@@ -321,3 +321,44 @@ async def _planned(service, user):  # type: ignore[no-untyped-def]
 async def _done(service, user):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     return status if status.phase == "done" and status.last_date == status.day.date else None
+
+
+async def test_a_pause_the_new_run_did_not_take_is_said_with_what_runs(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Yara changes her briefing's window while another door pauses it, and Temporal goes
+    away as the new run is told: she was told the change failed (Temporal's raw refusal)
+    while the new config ran, and the pause was lost unsaid. Now she is told the new config
+    runs and to pause it again. (A delete takes the same path; its run ends at once, racing
+    the start: the test server then refuses the start, "Completed workflow".)"""
+    control = "pause"
+    from temporalio.service import RPCError, RPCStatusCode
+
+    await make_user(deps.db, "yara")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("yara", config)
+        start, signal = Client.start_workflow, WorkflowHandle.signal
+
+        async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            await getattr(service, control)("yara")  # another door's, answered before the start
+            return await start(self, *args, **kwargs)
+
+        async def new_run_unreachable(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.run_id is not None:  # the create's, to the new run
+                raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+            return await signal(self, *args, **kwargs)
+
+        changed = config.model_copy(update={"window_end": "11:00"})
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", control_then_start)
+            patched.setattr(WorkflowHandle, "signal", new_run_unreachable)
+            with pytest.raises(BriefingError) as said:
+                await service.create("yara", changed)
+        status = await service.status("yara")
+    assert str(said.value) == (
+        f"the new config is running, but the {control} sent while it was being changed did "
+        f"not reach it (connection refused); {control} the daily briefing again"
+    )
+    assert status.config == changed and not status.paused
