@@ -136,6 +136,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # Greetings after the window on the same date still answer "already given at HH:MM".
         self.carry.last_date, self.carry.last_midnight = day.date, day.logs_to
         self.carry.days_completed += 1
+        self.carry.replaced_date = None
         if self.given_at is not None:
             self.carry.last_given_at = self.given_at
         self.carry.paused = self.paused
@@ -312,6 +313,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             last_date=self.carry.last_date,
             last_midnight=self.carry.last_midnight,
             last_given_at=self.carry.last_given_at,
+            replaced_date=self.carry.replaced_date,
             stopping=self.stopping,
         )
 

@@ -38,6 +38,9 @@ EARLY_PREPARED_AGAIN = "early-prepared-again"
 # A push whose notify failed for good is recorded too: the channels that took it before (the
 # inbox) make it pushed (runs recorded before it left the day "ready").
 FAILED_PUSH_RECORDED = "failed-push-recorded"
+# A send of the day's date that finds no briefing prepared waits for the preparation under
+# way (runs recorded before it pushed the stored one at once).
+SEND_WAITS_FOR_PREPARATION = "send-waits-for-preparation"
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )
@@ -80,14 +83,21 @@ class PrepareAndPush:
         """Push a prepared briefing through the user's channels on request."""
         if self.prepared is None and self.day is not None and request.date == self.day.date:
             # The day's briefing a replaced run stored (a new config), prepared again for this
-            # config now: the push carries that version. (Runs recorded before this refused
-            # such a send, so none replays through here.)
-            await workflow.wait_condition(lambda: not self._prepare_lock.locked())
+            # config now: the push carries that version. Runs recorded before this refused
+            # such a send inside the window, and pushed at once once the day had ended (its
+            # date carried as last_date) while a regenerate ran: those replay without waiting.
+            ended = request.date == self.carry.last_date
+            if not ended or workflow.patched(SEND_WAITS_FOR_PREPARATION):
+                await workflow.wait_condition(lambda: not self._prepare_lock.locked())
         return await self._push(request.date, request.reason, request.key)
 
     @send.validator
     def _validate_send(self, request: PushRequest) -> None:
-        known = {self.carry.last_date, self.prepared.date if self.prepared else None}
+        known = {
+            self.carry.last_date,
+            self.prepared.date if self.prepared else None,
+            self.carry.replaced_date,  # stored by the run a new config replaced
+        }
         # The run's day too, not prepared here yet: the run a new config replaced stored it.
         if request.date not in known and not (self.day and request.date == self.day.date):
             raise ValueError(

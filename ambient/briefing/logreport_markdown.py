@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from ambient.briefing.logreport import LogReport, TemplateStat
+from ambient.briefing.logreport import Anomaly, LogReport, TemplateStat
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
 
@@ -43,7 +43,8 @@ def render_markdown(
     if report.anomalies:
         lines.append("### Anomalies")
         for a in report.anomalies:
-            lines.append(f"- {a.kind} {a.level}: {a.detail} — {_cut(a.template, 140)}")
+            detail = anomaly_detail(a, zone, dated)
+            lines.append(f"- {a.kind} {a.level}: {detail} — {_cut(a.template, 140)}")
     all_errors = [t for t in report.templates if t.level in ERROR_LEVELS]
     errors = all_errors[:max_error_rows]
     others = [t for t in report.templates if t.level not in ERROR_LEVELS][:max_rows]
@@ -77,6 +78,14 @@ def render_markdown(
     if report.keywords:
         lines.append("Keywords: " + ", ".join(f"{w} {n}" for w, n in report.keywords))
     return "\n".join(lines) + "\n"
+
+
+def anomaly_detail(anomaly: Anomaly, zone: tzinfo, dated: bool = False) -> str:
+    """The anomaly's detail, a burst's run first, said in ``zone`` (with its day if ``dated``)."""
+    if anomaly.start is None or anomaly.end is None:
+        return anomaly.detail
+    run = f"{_when(anomaly.start, zone, dated)}–{_when(anomaly.end, zone, dated)}"
+    return f"{run}, {anomaly.detail}"
 
 
 def _all_along(stat: TemplateStat, report: LogReport) -> bool:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.logreport import LogReducer, LogReport
+from ambient.briefing.logreport_markdown import anomaly_detail
 from ambient.briefing.models import BriefingInputs
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
@@ -86,8 +88,10 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.top_templates = [
         t.model_copy(update={"example": t.example[:300]}) for t in report.templates[:20]
     ]
+    zone = ZoneInfo(inputs.timezone)  # the briefing's, as its log report says times
     inputs.anomalies = [
-        f"{a.kind} [{a.level}] {a.template or ''}: {a.detail}" for a in report.anomalies[:10]
+        f"{a.kind} [{a.level}] {a.template or ''}: {anomaly_detail(a, zone)}"
+        for a in report.anomalies[:10]
     ]
     change = report.trend.get("errors_change_pct")
     if change is not None and report.trend.get("baseline_days"):

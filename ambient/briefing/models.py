@@ -237,6 +237,8 @@ class BriefingStatus(BaseModel):
     # last_date's midnight in the zone it was briefed in (what a new config plans after).
     last_midnight: datetime | None = None
     last_given_at: datetime | None = None
+    # The day the run a new config replaced had prepared (BriefingCarry.replaced_date).
+    replaced_date: str | None = None
     # Stopped, still finishing (recording today's greeting): it ends without another day.
     stopping: bool = False
 
@@ -263,6 +265,9 @@ class BriefingCarry(BaseModel):
     # The last push's channels that failed for good, kept until the next push: "DATE: why".
     last_push_error: str | None = None
     last_record_error: str | None = None
+    # The day the run a new config replaced had prepared: sendable while this run has not
+    # prepared it (paused, it plans no day; in a new zone it plans another date).
+    replaced_date: str | None = None
 
 
 class BriefingRun(BaseModel):

@@ -165,6 +165,7 @@ class BriefingService(Greeting):
                 last_given_at=current.given_at or current.last_given_at,
                 days_completed=current.days_completed,
                 paused=current.paused,
+                replaced_date=current.prepared.date if current.prepared else current.replaced_date,
             )
             if current.last_date is not None and current.last_midnight is None:
                 # A run carrying none (from before it, or a day read from the database): its
@@ -241,7 +242,15 @@ class BriefingService(Greeting):
             signal, state = ("pause", "paused") if last.paused else ("resume", "active")
         else:
             return None
-        await new_run.signal(signal)
+        try:
+            await new_run.signal(signal)
+        except RPCError as exc:
+            # Started, so the change is made: what is lost is the control, said as such.
+            verb = "delete" if signal == "stop" else signal
+            raise BriefingError(
+                f"the new config is running, but the {verb} sent while it was being changed "
+                f"did not reach it ({temporal.refusal(exc)}); {verb} the daily briefing again"
+            ) from None
         return state
 
     async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:

@@ -104,3 +104,37 @@ async def test_an_analysis_says_its_times_in_the_offset_its_range_was_asked_in(
     assert markdown.startswith("## Logs 2026-11-20 00:00 – 2026-11-21 00:00\n"), markdown
     assert "- ERROR 11 09:00–09:10: db timeout after <*>" in markdown, markdown
     assert "### Hours (+08:00)" in markdown and "09h 11/11/0" in markdown, markdown
+
+
+async def test_an_error_burst_is_said_in_the_ranges_offset_like_its_template(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A Shanghai user's analysis (+08:00) listed "ERROR 110 09:00–09:09" for the template and
+    "burst ERROR: 110 lines from 01:00 to 01:10 UTC" for its burst. Now both in +08:00."""
+    logs = tmp_path / "app.log"
+    day = [f"2026-11-20T{h:02d}:{m:02d}:00+08:00 INFO tick\n" for h in range(24) for m in (0, 30)]
+    burst = [
+        f"2026-11-20T09:{s // 60:02d}:{s % 60:02d}+08:00 ERROR db timeout after 30s\n"
+        for s in range(0, 550, 5)
+    ]
+    logs.write_text("".join(day + burst), encoding="utf-8")
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        answer = await http.post(
+            "/briefings/analyze",
+            json={
+                "log_source": {"type": "file", "path": str(logs)},
+                "start": "2026-11-20T00:00:00+08:00",
+                "end": "2026-11-21T00:00:00+08:00",
+            },
+            headers=await admin_headers(settings),
+        )
+    assert answer.status_code == 200, answer.text
+    markdown = answer.json()["markdown"]
+    assert "- ERROR 110 09:00–09:09: db timeout after <*>" in markdown, markdown
+    assert "- burst ERROR: 09:00–09:10, 110 lines, peak 60 in 5 min" in markdown, markdown
+    assert "UTC" not in markdown, markdown
+    [anomaly] = answer.json()["report"]["anomalies"]
+    assert (anomaly["start"], anomaly["end"]) == ("2026-11-20T01:00:00Z", "2026-11-20T01:10:00Z")

@@ -230,3 +230,135 @@ async def _taken_or_done(run: WorkflowHandle[Any, Any], sending: asyncio.Task[An
     history = await run.fetch_history()
     accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     return any(event.event_type == accepted for event in history.events)
+
+
+@pytest.mark.parametrize("change", ["window", "zone"])
+async def test_sending_a_paused_briefing_after_a_config_change_pushes_the_days_briefing(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, change: str
+) -> None:
+    """Wim pauses his briefing (the page shows today's), changes its window (or its time
+    zone, whose "today" is another date) and asks for today's briefing by email: he was told
+    "send refused: date: no prepared briefing for <today>; known: none yet" (the new run,
+    paused, plans no day; in the new zone it planned another). Now the day's briefing the
+    replaced run prepared is pushed."""
+    await make_user(deps.db, "wim")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        zone = "Asia/Shanghai" if change == "window" else "America/Los_Angeles"
+        config = BriefingConfig(timezone=zone, language="en")
+        day = await stack.created_in_window("wim", config)
+        await eventually(lambda: _prepared(service, "wim"), "briefing prepared")
+        if change == "window":
+            await service.pause("wim")
+            changed = config.model_copy(update={"window_end": "11:00"})
+        else:  # 16 hours ahead: that day's window is over there, the run plans the next
+            changed = config.model_copy(update={"timezone": "Asia/Shanghai"})
+        assert (await service.create("wim", changed)).created
+        sent = await service.send("wim", day.date, request_id="after the change")
+        async with deps.db.session() as session:
+            inbox = await InboxRepository(session).list("wim")
+        # A second change keeps it sendable (the run replaced holds no day of its own).
+        assert (await service.create("wim", changed.model_copy(update={"language": "zh"}))).created
+        again = await service.send("wim", day.date, request_id="after the second change")
+        if change == "window":
+            run = ts_env.client.get_workflow_handle("daily-briefing/wim")
+            await save_history(run, "daily_briefing_sent_paused_after_config_change")
+    assert [d.channel for d in sent.deliveries] == ["inbox"]
+    assert [m.title for m in inbox] == [f"Daily briefing {day.date}"]
+    assert [d.channel for d in again.deliveries] == ["inbox"]
+
+
+async def test_a_send_after_the_window_while_a_regenerate_runs_replays(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Xia's paused day ends unprepared while she regenerates it, and she sends the day's
+    stored briefing meanwhile: the send waits for the regenerate, as one inside the window
+    does. Runs recorded before the send waited pushed at once; this test recorded with that
+    code the history daily_briefing_sent_after_window_before_waiting, which failed to replay
+    (non-deterministic) until the wait was guarded by a patch."""
+    from tests.briefing.test_briefing_share import _store
+
+    await make_user(deps.db, "xia")
+    entered, held = asyncio.Event(), asyncio.Event()
+    prepare = BriefingActivities._prepare
+
+    async def held_regenerate(self, request):  # type: ignore[no-untyped-def]
+        if request.reason == "regenerate":
+            entered.set()
+            await held.wait()
+        return await prepare(self, request)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", held_regenerate)
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await _store(deps, "xia", day.date)  # what a replaced run of the day had stored
+        await service.create("xia", config)
+        await eventually(lambda: _planned(service, "xia"), "day planned")
+        await service.pause("xia")
+        await stack.skip_to(day.window_end - timedelta(seconds=2))
+        regenerating = asyncio.create_task(service.regenerate("xia"))
+        await entered.wait()
+        await stack.skip_to(day.window_end + timedelta(seconds=1))
+        await eventually(lambda: _done(service, "xia"), "the day over, the regenerate running")
+        run = ts_env.client.get_workflow_handle("daily-briefing/xia")
+        run = ts_env.client.get_workflow_handle(run.id, run_id=(await run.describe()).run_id)
+        sending = asyncio.create_task(service.send("xia", day.date, request_id="after"))
+        await eventually(lambda: _taken_or_done(run, sending), "the send taken up or answered")
+        held.set()
+        sent, regenerated = await sending, await regenerating
+        await save_history(run, "daily_briefing_sent_after_window_while_regenerating")
+    assert [d.channel for d in sent.deliveries] == ["inbox"]
+    assert regenerated.date == day.date
+
+
+async def _planned(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.day is not None else None
+
+
+async def _done(service, user):  # type: ignore[no-untyped-def]
+    status = await service.status(user)
+    return status if status.phase == "done" and status.last_date == status.day.date else None
+
+
+async def test_a_pause_the_new_run_did_not_take_is_said_with_what_runs(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Yara changes her briefing's window while another door pauses it, and Temporal goes
+    away as the new run is told: she was told the change failed (Temporal's raw refusal)
+    while the new config ran, and the pause was lost unsaid. Now she is told the new config
+    runs and to pause it again. (A delete takes the same path; its run ends at once, racing
+    the start: the test server then refuses the start, "Completed workflow".)"""
+    control = "pause"
+    from temporalio.service import RPCError, RPCStatusCode
+
+    await make_user(deps.db, "yara")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("yara", config)
+        start, signal = Client.start_workflow, WorkflowHandle.signal
+
+        async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            await getattr(service, control)("yara")  # another door's, answered before the start
+            return await start(self, *args, **kwargs)
+
+        async def new_run_unreachable(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.run_id is not None:  # the create's, to the new run
+                raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+            return await signal(self, *args, **kwargs)
+
+        changed = config.model_copy(update={"window_end": "11:00"})
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, "start_workflow", control_then_start)
+            patched.setattr(WorkflowHandle, "signal", new_run_unreachable)
+            with pytest.raises(BriefingError) as said:
+                await service.create("yara", changed)
+        status = await service.status("yara")
+    assert str(said.value) == (
+        f"the new config is running, but the {control} sent while it was being changed did "
+        f"not reach it (connection refused); {control} the daily briefing again"
+    )
+    assert status.config == changed and not status.paused

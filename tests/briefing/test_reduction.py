@@ -400,3 +400,20 @@ def test_lines_masked_elsewhere_reduce_exactly_like_lines_masked_here() -> None:
         elsewhere.group_template_id(g) for g in elsewhere_groups
     ]
     assert here.report() == elsewhere.report()
+
+
+def test_a_briefings_anomalies_say_a_burst_in_its_time_zone() -> None:
+    """A Shanghai briefing's anomalies read "burst [ERROR] db timeout: 60 lines from 01:00 to
+    01:05 UTC" (spoken offline, and what the model read) for a burst at 09:00 there."""
+    from ambient.briefing.logs import fill_from_report
+    from ambient.briefing.models import BriefingInputs
+
+    ticks = [record(DAY + timedelta(minutes=30 * i), "INFO", "tick") for i in range(48)]
+    burst = [
+        record(DAY + timedelta(hours=1, seconds=5 * i), "ERROR", "db timeout") for i in range(60)
+    ]
+    inputs = BriefingInputs(date="2026-11-21", language="en", timezone="Asia/Shanghai")
+    fill_from_report(inputs, reduce_logs(ticks + burst))
+    assert inputs.anomalies == [
+        "burst [ERROR] db timeout: 09:00–09:05, 60 lines, peak 60 in 5 min (usual 0.2 per 5 min)"
+    ]
