@@ -139,6 +139,11 @@ class Annotation(BaseModel):
     tags_added: list[str] = Field(default_factory=list)
 
 
+def auto_replied(tags: list[str]) -> bool:
+    """Tagged `auto_reply`, in any case (tags are typed by hand, like the action tags)."""
+    return AUTO_REPLY in {tag.casefold() for tag in tags}
+
+
 def annotate(
     messages: list[MessageView], known_senders: set[str], threshold_seconds: float = 2.0
 ) -> list[Annotation]:
@@ -151,9 +156,9 @@ def annotate(
         added: list[str] = []
         if message.from_id not in known_senders:
             target = "unverifiable"
-        elif message.id in fast or AUTO_REPLY in message.tags:
+        elif message.id in fast or auto_replied(message.tags):
             target = "inferred"
-            if AUTO_REPLY not in message.tags:
+            if not auto_replied(message.tags):
                 added.append(AUTO_REPLY)
         if target != message.source_type or added:
             changes.append(

@@ -35,6 +35,7 @@ from ambient.discussions.rules import (
     MessageIn,
     MessageView,
     ParticipantRole,
+    auto_replied,
     detect_anomalies,
     discussion_id,
     normalise_topic,
@@ -261,7 +262,7 @@ class DiscussionService(DiscussionReads):
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
             marked = {m.id for m in earlier if m.source_type != "real"}
             # Tagged auto_reply: machine-written by the analysis' own rule (rules.annotate).
-            auto = AUTO_REPLY in {tag.casefold() for tag in message.tags}
+            auto = auto_replied(message.tags)
             inferred = message.source_type != "real" or auto or posted.message_id in fast | marked
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.

@@ -62,9 +62,12 @@ def test_annotation_marks_fast_and_auto_replies_inferred_and_strangers_unverifia
         message("m3", "alice", 60, tags=["auto_reply"]),
         message("m4", "mallory", 120),
         message("m5", "bob", 200, source_type="inferred", tags=["auto_reply"]),
+        # Typed by hand in any case, like the action tags a reply's approval reads.
+        message("m6", "bob", 300, tags=["Auto_Reply"]),
     ]
     changes = {c.message_id: c for c in annotate(messages, {"alice", "bob", "bot"})}
-    assert set(changes) == {"m2", "m3", "m4"}
+    assert set(changes) == {"m2", "m3", "m4", "m6"}
+    assert (changes["m6"].source_type, changes["m6"].tags_added) == ("inferred", [])
     assert (changes["m2"].source_type, changes["m2"].tags_added) == ("inferred", ["auto_reply"])
     assert (changes["m3"].source_type, changes["m3"].tags_added) == ("inferred", [])
     assert changes["m4"].source_type == "unverifiable"
