@@ -110,9 +110,17 @@ def unauthorized(message: str) -> HTTPException:
     )
 
 
+# How much of a refused value a 422 echoes: a megabyte sent is not a megabyte said back.
+INPUT_SHOWN = 200
+
+
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [_json_safe(jsonable_encoder(error)) for error in exc.errors()]
+    for error in errors:
+        shown = json.dumps(error.get("input"), ensure_ascii=False)
+        if len(shown) > INPUT_SHOWN:
+            error["input"] = shown[:INPUT_SHOWN] + "…"
     return JSONResponse({"detail": errors}, status_code=422)
 
 

@@ -81,7 +81,7 @@ async def context(
 class DeviceIn(UserConfig):
     device_id: str = Field(max_length=64, description="the device's MAC (xiaozhi `device-id`)")
     user: str | None = Field(default=None, max_length=63, description="default: yourself")
-    speakers: list[str] = Field(
+    speakers: list[Annotated[str, Field(max_length=63)]] = Field(
         default_factory=list, max_length=20, description="other users who allow this device"
     )
 

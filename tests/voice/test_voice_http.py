@@ -141,6 +141,14 @@ async def test_the_context_provider_answers_a_registered_device_and_refuses_othe
             headers=me,
         )
         assert named.status_code == 403 and "allow" in named.text
+        # A speaker is a user name: a megabyte of one is refused by its place, not quoted back.
+        huge = await http.post(
+            "/xiaozhi/devices",
+            json={"device_id": "aa:bb:cc:dd:ee:04", "speakers": ["n" * 100_000]},
+            headers=await admin_headers(settings),
+        )
+        assert huge.status_code == 422 and len(huge.text) < 2_000, huge.text[:300]
+        assert huge.json()["detail"][0]["loc"] == ["body", "speakers", 0]
         allowed = await http.post("/xiaozhi/devices/aa:bb:cc:dd:ee:01/allow", headers=other)
         assert allowed.status_code == 200 and allowed.json()["speakers"] == ["neighbour"]
         withdrawn = await http.delete(f"/xiaozhi/devices/{device['id']}/allow", headers=other)
