@@ -5,6 +5,7 @@ devices (`ambient.xiaozhi`), and only with rights the owner has too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,10 +38,14 @@ _PERMISSION_RANK = {
 }
 
 
-def _within(speaker: User, owner: User) -> bool:
-    """The speaker's rights are no more than the owner's (role and rollback permission)."""
-    if speaker.role == Role.ADMIN and owner.role != Role.ADMIN:
-        return False
+def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> bool:
+    """The speaker's rights are no more than the owner's: role, rollback permission, and the
+    clusters the approval policy (AMBIENT_REMEDIATION_APPROVERS) names them an approver for."""
+    if owner.role != Role.ADMIN:  # an admin sees and steers every run already
+        if speaker.role == Role.ADMIN:
+            return False
+        if any(speaker.name in names and owner.name not in names for names in approvers.values()):
+            return False
     return _PERMISSION_RANK.get(speaker.rollback_permission, 0) <= _PERMISSION_RANK.get(
         owner.rollback_permission, 0
     )
@@ -70,7 +75,12 @@ def names_no_speaker(speaker: str | None, assistant: str | None, described_as: s
 
 
 async def resolve_speaker(
-    db: Database, owner: str, speaker: str | None, described_as: str = ""
+    db: Database,
+    owner: str,
+    speaker: str | None,
+    described_as: str = "",
+    *,
+    approvers: Mapping[str, list[str]],
 ) -> Speaker:
     """Who the voiceprint name ``speaker`` is, as far as the ``owner``'s endpoint may tell.
 
@@ -105,6 +115,6 @@ async def resolve_speaker(
         devices = await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
         if not any(person.name in (d.speakers or []) for d in devices):
             return Speaker(SpeakerKind.UNKNOWN, None)
-        if not _within(person, account):
+        if not _within(person, account, approvers):
             return Speaker(SpeakerKind.BEYOND, None)
         return Speaker(SpeakerKind.ALLOWED, person)

@@ -63,7 +63,13 @@ def in_english(state: AppState, language: str | None) -> bool:
 async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speaker, bool]:
     """Who speaks on the ``owner``'s device, and whether they hear English: their language,
     or when nobody known speaks the owner's (a refusal is said in it; no owner: Chinese)."""
-    who = await resolve_speaker(state.db, owner, speaker, described_as=SPEAKER_DESCRIPTION)
+    who = await resolve_speaker(
+        state.db,
+        owner,
+        speaker,
+        described_as=SPEAKER_DESCRIPTION,
+        approvers=state.settings.remediation_approvers,
+    )
     if who.user is not None:
         return who, in_english(state, who.user.language)
     if who.kind == SpeakerKind.NO_ACCOUNT:

@@ -57,10 +57,12 @@ class DestinationLookupError(OSError):
 
 @dataclass(frozen=True)
 class PinnedRequest:
-    """Where to send a checked request: plain HTTP goes to the checked address itself."""
+    """Where to send a checked request: plain HTTP goes to the checked address itself;
+    ``address`` is the one checked, for a client that connects by itself (HTTPS too)."""
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+    address: str | None = None
 
 
 class DestinationGuard:
@@ -137,12 +139,13 @@ class DestinationGuard:
         # certificate for it, and a rebound internal server cannot present one.
         addresses = await self.check_url(url)
         parts = urlsplit(url.strip())
-        if parts.scheme.lower() == "https":
-            return PinnedRequest(url)
         address = addresses[0]
+        if parts.scheme.lower() == "https":
+            return PinnedRequest(url, address=address)
         literal = f"[{address}]" if ":" in address else address
         netloc = literal + (f":{parts.port}" if parts.port else "")
-        return PinnedRequest(urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc})
+        pinned = urlunsplit(parts._replace(netloc=netloc))
+        return PinnedRequest(pinned, {"Host": parts.netloc}, address)
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection)."""

@@ -29,6 +29,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 # A user name as a filter (query parameters): the same format, checked where it arrives.
 UserName = Annotated[str, StringConstraints(pattern=_NAME.pattern)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# The audit log's actors that are no user: the operator's CLI, open registration, a
+# remediation's own decisions. A user so named would pass for them in every record.
+SYSTEM_ACTORS = frozenset({"operator", "open-registration", "remediation"})
 
 
 class RollbackPermission(StrEnum):
@@ -64,6 +67,10 @@ def validate_user_name(value: str) -> str:
     if value == "me":
         # /users/me is the caller: a user named "me" could not be addressed by name.
         raise Refusal("'me' is reserved (it means the caller in /users/me)")
+    if value in SYSTEM_ACTORS:
+        raise Refusal(
+            "%(name)s is reserved: the audit log names a system actor so", name=repr(value)
+        )
     return value
 
 

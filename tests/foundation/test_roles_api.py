@@ -445,7 +445,7 @@ async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
     assert page.status_code == 422 and "already names another user&#39;s voice" in page.text
     async with db.session() as session:
         assert await UserRepository(session).get("ren") is None
-    assert (await resolve_speaker(db, "lin", "Ren")).kind == SpeakerKind.OWNER
+    assert (await resolve_speaker(db, "lin", "Ren", approvers={})).kind == SpeakerKind.OWNER
 
 
 async def test_briefing_times_that_could_make_no_briefing_are_refused_where_they_are_set(

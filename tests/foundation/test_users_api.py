@@ -91,6 +91,19 @@ async def test_bad_input_is_422_naming_the_field(
     assert me.json()["briefing_window_start"] == "06:00"  # nothing changed
 
 
+async def test_a_name_the_audit_log_gives_the_system_is_refused_as_a_user_name(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # The audit log names the operator's CLI, open registration and a remediation's own
+    # decisions by these actors: a user so named would pass for them in every record.
+    for name in ("operator", "open-registration", "remediation"):
+        refused = await api.post("/users", json={"name": name}, headers=admin)
+        assert refused.status_code == 422, (name, refused.text)
+        assert refused.json()["detail"][0]["loc"] == ["body", "name"]
+        assert "reserved" in refused.json()["detail"][0]["msg"]
+        assert (await api.get(f"/users/{name}", headers=admin)).status_code == 404
+
+
 async def test_duplicate_name_conflicts_and_missing_token_is_401(
     api: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -573,7 +573,9 @@ async def test_a_webhook_whose_url_holds_chinese_is_delivered(
 
 
 @asynccontextmanager
-async def _answering(host: str, answer: bytes, requests: list[bytes]) -> AsyncIterator[int]:
+async def _answering(
+    host: str, answer: bytes, requests: list[bytes], port: int = 0
+) -> AsyncIterator[int]:
     """A bare HTTP server on ``host`` that notes each request line and sends ``answer``."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -582,9 +584,37 @@ async def _answering(host: str, answer: bytes, requests: list[bytes]) -> AsyncIt
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, host, 0)
+    server = await asyncio.start_server(handle, host, port)
     async with server:
         yield server.sockets[0].getsockname()[1]
+
+
+class _Rebinding(DestinationGuard):
+    """DNS that answers the guard's lookup of a name with 127.0.0.2 (allowed), while the
+    system's resolver, asked again at connect time, answers 127.0.0.1 (a refused address)."""
+
+    def check_url_static(self, url: str) -> None:
+        pass  # "localhost" stands for any name here: only its lookups decide
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        return ["127.0.0.2"]
+
+
+async def test_apprise_posts_to_the_address_the_guard_checked_not_to_a_second_lookup() -> None:
+    # DNS rebinding: json://NAME passes the guard with an allowed address, then Apprise,
+    # resolving NAME again, would post to whatever it now names (the cloud metadata service,
+    # an internal API). The send goes to the address checked, with the name kept as Host.
+    checked: list[bytes] = []
+    rebound: list[bytes] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    async with _answering("127.0.0.2", ok, checked) as port:
+        async with _answering("127.0.0.1", ok, rebound, port):
+            url = f"json://localhost:{port}/notify"
+            await AppriseChannel(SECRETS, _Rebinding(["127.0.0.2/32"])).send(
+                "alice", REPORT, url, idempotency_key="k"
+            )
+    assert rebound == []
+    assert len(checked) == 1 and checked[0].startswith(b"POST /notify ")
 
 
 async def test_apprise_does_not_follow_a_redirect_to_a_refused_address() -> None:

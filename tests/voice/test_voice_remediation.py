@@ -193,6 +193,32 @@ async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
         assert [a.approver for a in status.approvals] == ["oncall"]
 
 
+async def test_a_device_owner_gains_no_cluster_approval_through_an_approvers_voiceprint(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # oncall is the cluster's approver and allowed the bystander's kitchen speaker; the speaker
+    # argument is the model's text, so the bystander can name oncall at will: the run (ops's)
+    # is not the bystander's to see or steer, through oncall's voiceprint or otherwise.
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approvers={"cls-test*": ["oncall"]}
+    )
+    await add_user(deps, OWNER)
+    await add_user(deps, "oncall")
+    await add_user(deps, "bystander")
+    devices = DeviceService(deps.db)
+    await devices.add("bystander", "bystander", "aa:bb:cc:00:11:33")
+    await devices.allow("oncall", "aa:bb:cc:00:11:33")
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        handle = handles["checkout"]
+        async with voice_client(state, "bystander") as client:
+            needs = await say(client, "what_needs_me", speaker="oncall")
+            tried = await say(client, "approve_remediation", which="checkout", speaker="oncall")
+        assert "checkout" not in needs and "权限" in needs
+        assert "权限" in tried and "已批准" not in tried
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert status.state == "waiting_approval" and status.approvals == []
+
+
 async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 import apprise
+import urllib3.util.connection
 
-from ambient.clients.guard import DestinationGuard
+from ambient.clients.guard import DestinationGuard, url_host
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import checked_destination
 from ambient.clients.notify.secrets import SecretResolver
@@ -15,8 +19,28 @@ from ambient.clients.notify.targets import aimed_url
 from ambient.domain.notify import PHONE_JUNK, Message, Target
 from ambient.domain.push import target_problem
 
+# Apprise connects by itself (requests, through urllib3), so the address cannot be put in the
+# URL as for webhooks: the one the guard checked is pinned for the send instead, or Apprise's own
+# lookup at connect time could find the name pointing elsewhere (DNS rebinding). The name stays
+# in the URL (Host, TLS). A context variable: Apprise's worker threads copy the caller's context.
+_PINNED: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "apprise_pinned", default=None
+)
+_connect = urllib3.util.connection.create_connection
 
-async def notify_apprise(url: str, message: Message) -> None:
+
+def _pinned_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+    """urllib3's connect, to the checked address of a name pinned for this send."""
+    host, port = address
+    pinned = (_PINNED.get() or {}).get(host.rstrip(".").lower())
+    return _connect((pinned or host, port), *args, **kwargs)
+
+
+urllib3.util.connection.create_connection = _pinned_connection
+
+
+async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | None = None) -> None:
+    """Send through Apprise; ``pinned``: host name -> the address the guard checked for it."""
     sender = apprise.Apprise()
     if not sender.add(url):
         raise PermanentNotifyError("not a valid Apprise URL (see the Apprise URL docs)")
@@ -25,10 +49,18 @@ async def notify_apprise(url: str, message: Message) -> None:
     for service in sender:
         service.redirects = False
     body = message.body + (f"\n\n{message.link}" if message.link else "")
-    # Apprise is synchronous: keep it off the event loop.
-    ok = await asyncio.to_thread(
-        sender.notify, body=body, title=message.title, body_format=apprise.NotifyFormat.MARKDOWN
-    )
+    # Apprise is synchronous: keep it off the event loop (the thread runs in a copy of this
+    # context, with the pins).
+    token = _PINNED.set(pinned)
+    try:
+        ok = await asyncio.to_thread(
+            sender.notify,
+            body=body,
+            title=message.title,
+            body_format=apprise.NotifyFormat.MARKDOWN,
+        )
+    finally:
+        _PINNED.reset(token)
     if not ok:  # Apprise does not say why; treat as passing and let bounded retries decide
         raise TransientNotifyError("the Apprise service did not accept the message")
 
@@ -37,8 +69,8 @@ async def notify_apprise(url: str, message: Message) -> None:
 class AppriseChannel:
     """A user's Apprise URL; those posting to a host the user names pass the guard first."""
 
-    # Apprise connects by itself (requests): the address cannot be pinned as for webhooks, so
-    # the check runs right before the send.
+    # Apprise connects by itself (requests): the check runs right before the send, and the
+    # address it checked is pinned for it (notify_apprise).
 
     name = "apprise"
 
@@ -51,9 +83,12 @@ class AppriseChannel:
         if problem is not None:
             raise PermanentNotifyError(str(problem))
         aimed = aimed_url(Target(type="apprise", target=url))
+        pinned: dict[str, str] = {}
         if aimed is not None:
-            await checked_destination(self.guard, aimed)
-        await notify_apprise(url, message)
+            checked = await checked_destination(self.guard, aimed)
+            if checked.address is not None:
+                pinned[url_host(aimed).lower()] = checked.address
+        await notify_apprise(url, message, pinned)
         return None
 
 
