@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -756,3 +757,44 @@ async def test_an_update_that_a_delete_overtakes_is_refused_as_stopped_not_as_a_
     with pytest.raises(TaskStateError, match="is stopped; create it again"):
         await service.update(USER, ref.task_id, monitor(base, "/a", minutes=30))
     assert (await service.get(USER, ref.task_id)).config["check_interval_minutes"] == 60
+
+
+async def test_a_listed_watch_shows_when_it_was_created_not_when_its_run_continued(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A watch continues as new every few hundred history events (about every 40 hours):
+    list_tasks (and GET /tasks, `ambient task list`) showed its current run's start as its
+    ``started_at``, so a watch created weeks ago read as started yesterday."""
+    from ambient.watches.configs import TaskKind, WebMonitorConfig
+    from ambient.watches.models import WebMonitorInput
+
+    state, base = gated
+    state.pages["/news"] = article("All quiet.")
+    task_id = f"web-monitor/{USER}/{unique('created')}"
+    config = WebMonitorConfig.model_validate(monitor(base, "/news", minutes=1))
+    watch = WebMonitorInput(
+        user=USER,
+        task=task_id,
+        config=config,
+        check_interval_seconds=0.5,
+        poll_window_seconds=1.0,
+        continue_as_new_after_checks=1,
+    )
+    before = datetime.now(UTC)
+    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues at once")
+    handle = service.client.get_workflow_handle(task_id)
+    first = await handle.describe()
+    for _ in range(300):
+        now = await handle.describe()
+        if now.run_id != first.run_id:
+            break
+        await asyncio.sleep(0.1)
+    assert now.run_id != first.run_id and now.start_time > first.start_time
+    tasks = await _listed(
+        service, USER, lambda tasks: task_id in tasks and tasks[task_id].started_at is not None
+    )
+    # Written by the create, a moment before the server started the first run.
+    created = tasks[task_id].started_at
+    assert created is not None and before <= created <= first.start_time
+    await service.delete(USER, task_id)
