@@ -798,3 +798,30 @@ async def test_a_listed_watch_shows_when_it_was_created_not_when_its_run_continu
     created = tasks[task_id].started_at
     assert created is not None and before <= created <= first.start_time
     await service.delete(USER, task_id)
+
+
+async def test_a_watch_created_again_after_its_run_was_terminated_is_not_failing_its_old_page(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A watch whose page failed was terminated (the Web UI) and created again under its name
+    with the page back: the old life's watch.failing, told by no watch.stopped, stayed in "what
+    needs me" (the voice, the context provider) for the new life, which never tells it
+    recovered (its first check is a baseline)."""
+    state, base = gated
+    name = unique("again")
+    config = {**monitor(base, "/gone"), "failure_threshold": 1}
+    ref = await service.create(USER, "web_monitor", config, name)
+    async with service.db.session() as session:
+        failing = await EventRepository(session).failing_pages(user=USER, task=ref.task_id)
+    assert failing == [(ref.task_id, f"{base}/gone")]
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.terminate("from the Web UI")
+    state.pages["/gone"] = article("Back again.")
+    again = await service.create(USER, "web_monitor", config, name)
+    assert again.created and again.baseline == {
+        "urls": {f"{base}/gone": {"outcome": "baseline", "error": None}}
+    }
+    async with service.db.session() as session:
+        assert await EventRepository(session).failing_pages(user=USER, task=ref.task_id) == []
+    await service.delete(USER, ref.task_id)
