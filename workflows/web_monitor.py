@@ -110,6 +110,8 @@ END_POLL_BOUNDED = "end-poll-bounded"
 # HELD_AGAIN while none settles, and once before it stops.
 HELD_SENT = "poll-held-sent"
 HELD_AGAIN = timedelta(minutes=1)
+# How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
+PAGES_CHECKED_WAIT = timedelta(seconds=30)
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -131,6 +133,7 @@ class WebMonitorWorkflow(WatchControls):
         self.polls = 0  # polls started in this run; the running one's number
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
+        self.polls_ended = 0  # polls of this run that handed back (or failed, or were lost)
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
@@ -282,6 +285,7 @@ class WebMonitorWorkflow(WatchControls):
             return
         finally:
             self.checking = False
+            self.polls_ended += 1
         self.absorb(result)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
@@ -438,6 +442,33 @@ class WebMonitorWorkflow(WatchControls):
                 return f"{url}: {seen.last_error}"
         failure = self.state.last_failure
         return f"{failure.what}: {failure.error}" if failure else None
+
+    @workflow.update
+    async def pages_checked(self) -> TaskStatus:
+        """The status once every page of the config has been checked (an update's new pages
+        get their first check at once), or once a poll has ended without it (a failed
+        poll), the watch is paused or stopping: what an update answers, as a create does."""
+        since = self.polls_ended
+
+        def checked() -> bool:
+            urls = self.state.urls
+            return all(
+                (seen := urls.get(str(url))) is not None and seen.last_checked_at is not None
+                for url in self.config.urls
+            )
+
+        # Bounded: a continue-as-new waits for every handler, and no poll runs meanwhile.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: (
+                    checked()
+                    or self.state.paused
+                    or self.state.stop_requested
+                    or (self.polls_ended > since and not self.state.check_requested)
+                ),
+                timeout=PAGES_CHECKED_WAIT,
+            )
+        return self.status()
 
     @workflow.query
     def status(self) -> TaskStatus:

@@ -340,6 +340,18 @@ class TaskService(TaskReads):
             raise InvalidTaskError(f"update rejected: {exc.cause}") from None
         if isinstance(parsed, WebMonitorConfig):
             await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
+            # A page the update added is checked at once: its outcome (a wrong URL) is in the
+            # answer, as a create's baseline is; not in time, get_task shows it later.
+            with contextlib.suppress(
+                TimeoutError,
+                WorkflowUpdateFailedError,
+                WorkflowUpdateRPCTimeoutOrCancelledError,
+                RPCError,
+            ):
+                await asyncio.wait_for(
+                    self.client.get_workflow_handle(task_id).execute_update("pages_checked"),
+                    timeout=self.baseline_wait,
+                )
         return await self.get(user, task_id)
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:

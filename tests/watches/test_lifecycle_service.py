@@ -825,3 +825,28 @@ async def test_a_watch_created_again_after_its_run_was_terminated_is_not_failing
     async with service.db.session() as session:
         assert await EventRepository(session).failing_pages(user=USER, task=ref.task_id) == []
     await service.delete(USER, ref.task_id)
+
+
+async def test_an_update_adding_a_wrong_url_reports_it_as_a_create_does(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A create waits for the first check and reports a wrong URL at once; an update that
+    added one answered before the new page was checked, without it: the user learnt of the
+    404 only by asking get_task later."""
+    state, base = gated
+    state.pages["/ok"] = article("All quiet.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/ok"), unique("upd"))
+    status = await service.update(USER, ref.task_id, monitor(base, "/ok", "/typo"))
+    urls: Any = status.detail["urls"]
+    assert urls[f"{base}/typo"]["last_outcome"] == "error"
+    assert "404" in urls[f"{base}/typo"]["last_error"]
+    assert urls[f"{base}/ok"]["last_outcome"] in ("baseline", "not_modified", "unchanged")
+    await service.pause(USER, ref.task_id)
+    paused = await service.update(USER, ref.task_id, monitor(base, "/ok", "/later"))
+    # Paused: no check (it comes at the resume), and the update does not wait for one.
+    assert f"{base}/later" not in paused.detail["urls"]  # type: ignore[operator]
+    await service.delete(USER, ref.task_id)
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.result()
+    await save_history(handle, "web_monitor_pages_checked")
