@@ -7,9 +7,9 @@ import asyncio
 import base64
 import builtins
 import json
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -70,21 +70,6 @@ class TaskSummary(BaseModel):
     state: TaskState
     summary: str | None = None
     started_at: datetime | None = None
-
-
-def task_memo(summary: str) -> dict[str, str]:
-    """A watch's memo: its summary and when it was created. A run that continues as new
-    keeps the memo, while its start time is the run's (every day or two for a watch)."""
-    return {"summary": summary, "created_at": datetime.now(UTC).isoformat()}
-
-
-def created_at(memo: Mapping[str, Any]) -> datetime | None:
-    """When the task was created, as its memo says (a task started before it: not known)."""
-    value = memo.get("created_at")
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 class TaskPage(list[TaskSummary]):
@@ -253,7 +238,7 @@ class TaskReads:
                     kind=TaskKind(attrs.get(temporal.KIND) or TaskKind.WEB_MONITOR.value),
                     state=TaskState(current),
                     summary=memo.get("summary") if isinstance(memo.get("summary"), str) else None,
-                    started_at=created_at(memo) or execution.start_time,
+                    started_at=temporal.created_at(memo) or execution.start_time,
                 )
             )
         return tasks, executions.next_page_token

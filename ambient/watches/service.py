@@ -56,7 +56,6 @@ from ambient.watches.reads import (
     TaskReads,
     found,
     schedule_kind,
-    task_memo,
 )
 from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
 from ambient.watches.threshold_config import ThresholdWatchConfig
@@ -140,7 +139,7 @@ class TaskService(TaskReads):
                     kind.value, user, state=TaskState.ACTIVE.value
                 ),
                 static_summary=summary,
-                memo=task_memo(summary),
+                memo=temporal.task_memo(summary),
             )
         except WorkflowAlreadyStartedError:
             running = await self._query_status(task_id, TaskStatus)

@@ -850,3 +850,31 @@ async def test_an_update_adding_a_wrong_url_reports_it_as_a_create_does(
     handle = service.client.get_workflow_handle(ref.task_id)
     await handle.result()
     await save_history(handle, "web_monitor_pages_checked")
+
+
+async def test_a_listed_briefing_keeps_when_it_was_created_across_a_new_config(
+    service: TaskService,
+) -> None:
+    """A briefing's new config replaces its run (and a day's end continues it as new): the
+    list showed the newest run's start as its started_at, as if created just now."""
+    user = unique("since")
+    briefings = BriefingService(service.client, service.settings, service.db)
+    before = datetime.now(UTC)
+    task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+    handle = service.client.get_workflow_handle(task_id)
+    first = await handle.describe()
+    await service.update(user, task_id, {"timezone": "Europe/Berlin"})
+    second = await handle.describe()
+    assert second.run_id != first.run_id and second.start_time > first.start_time
+    listed = await _listed(
+        service,
+        user,
+        lambda tasks: (
+            task_id in tasks
+            and tasks[task_id].summary is not None
+            and "Europe/Berlin" in (tasks[task_id].summary or "")
+        ),
+    )
+    created = listed[task_id].started_at
+    assert created is not None and before <= created <= first.start_time
+    await service.delete(user, task_id)
