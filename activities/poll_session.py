@@ -13,6 +13,7 @@ import hashlib
 import math
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +45,10 @@ MAX_RESULT_BYTES = 256 * 1024
 # poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
 HANDBACK_WAIT = 30.0
 HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
+
+
+def _sent(nap: asyncio.Future[None], _: asyncio.Task[None]) -> None:
+    wake(nap)
 
 
 class PollSession:
@@ -185,6 +190,9 @@ class PollSession:
     async def run(self) -> PollResult:
         deadline = time.time() + self.request.window_seconds
         try:
+            if self.request.deliver_only:
+                await self.wait_sends(deadline)
+                self.ended = self.ended or PollEnd.FIRST
             while self.ended is None:
                 wait = self.next_due - time.time()
                 if wait > 0:
@@ -213,6 +221,24 @@ class PollSession:
         linger = 1.0 if (self.ended or PollEnd.CONTROL) in HANDBACK_NOW else HANDBACK_WAIT
         await self.reports.settle_deliveries(linger, self.heartbeat, self.beat_every)
         return self.result()
+
+    async def wait_sends(self, deadline: float) -> None:
+        """Wait until the sends settle, the window ends or a control ends the poll."""
+        loop = asyncio.get_running_loop()
+        while self.ended is None and self.reports.sends:
+            left = deadline - time.time()
+            if left <= 0:
+                return
+            self.nap = nap = loop.create_future()
+            timer = loop.call_later(min(left, self.beat_every), wake, nap)
+            for send in self.reports.sends:
+                send.add_done_callback(partial(_sent, nap))
+            try:
+                await nap
+            finally:
+                timer.cancel()
+                self.nap = None
+            self.heartbeat()
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` or until end() (a timer and a future: cheaper than a timeout)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,22 @@ def search_attributes(
     return TypedSearchAttributes(
         [SearchAttributePair(key, value) for key, value in given if value is not None]
     )
+
+
+def task_memo(summary: str, created: datetime | None = None) -> dict[str, str]:
+    """A task's memo: its one-line summary and when it was created (now unless given). A run
+    that continues as new keeps its memo; its start time is the run's (a watch's every day or
+    two, a briefing's every day)."""
+    return {"summary": summary, "created_at": (created or datetime.now(UTC)).isoformat()}
+
+
+def created_at(memo: Mapping[str, Any]) -> datetime | None:
+    """When the task was created, as its memo says (a task started before it: not known)."""
+    value = memo.get("created_at")
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 # What a workflow catches around an activity that may fail for good. A regular activity's

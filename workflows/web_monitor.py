@@ -103,6 +103,15 @@ RUN_LENGTH = "run-length"
 # with the database down a pause or stop then held the workflow task and never reached a
 # poll in another process (it goes on to the Temporal cancellation after END_POLL_WAIT).
 END_POLL_BOUNDED = "end-poll-bounded"
+# A poll hands back before its deliveries settle and the next poll sends them again
+# (``redeliver``): a watch paused or stopped then had no next poll, and a change whose send
+# ended with its process (a restart) was told only at the resume, or never. Now such a watch
+# runs a poll that checks nothing and sends them (``deliver_only``): when paused, again after
+# HELD_AGAIN while none settles, and once before it stops.
+HELD_SENT = "poll-held-sent"
+HELD_AGAIN = timedelta(minutes=1)
+# How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
+PAGES_CHECKED_WAIT = timedelta(seconds=30)
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -123,6 +132,8 @@ class WebMonitorWorkflow(WatchControls):
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.lost: PollLost | None = None  # the running poll's process is dead
+        self.held_sent: list[int] = []  # the held events a poll of this pause last sent
+        self.polls_ended = 0  # polls of this run that handed back (or failed, or were lost)
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
@@ -134,7 +145,8 @@ class WebMonitorWorkflow(WatchControls):
         while not self.state.stop_requested:
             self.wake = False
             if self.state.paused and not self.state.check_requested:
-                await workflow.wait_condition(lambda: self.wake)
+                if not await self.send_held():
+                    await workflow.wait_condition(lambda: self.wake)
             elif self.state.checks and not self.state.check_requested and (lead := self.lead()):
                 # The next check is further off than a poll lasts: wait on a timer.
                 with contextlib.suppress(TimeoutError):
@@ -145,6 +157,29 @@ class WebMonitorWorkflow(WatchControls):
             await self.continue_if_suggested()
         await self.finish()
         return self.status()
+
+    async def send_held(self) -> bool:
+        """A paused watch sends the events its last poll handed back unsent (HELD_SENT): a
+        poll that checks nothing; sent once and none settled, again after HELD_AGAIN (or a
+        control). False when there are none."""
+        held = self.state.redeliver
+        if not held or not workflow.patched(HELD_SENT):
+            return False
+        if held == self.held_sent:
+            self.held_sent = []
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self.wake, timeout=HELD_AGAIN)
+            return True
+        self.held_sent = list(held)
+        await self.poll(deliver_only=True)
+        return True
+
+    async def finish(self) -> None:
+        """A stopped watch sends the events its last poll handed back unsent, then ends."""
+        if self.state.redeliver and workflow.patched(HELD_SENT):
+            self.wake = False
+            await self.poll(deliver_only=True)
+        await super().finish()
 
     @property
     def window(self) -> timedelta:
@@ -164,15 +199,17 @@ class WebMonitorWorkflow(WatchControls):
         gap = due - workflow.now()
         return gap - self.window / 2 if gap > self.window else None
 
-    async def poll(self) -> None:
-        """Run one poll (once, at once, when a check was asked for) and record its result."""
-        first_only = self.state.check_requested or self.state.checks == 0
-        self.state.check_requested = False
+    async def poll(self, *, deliver_only: bool = False) -> None:
+        """Run one poll (once, at once, when a check was asked for; ``deliver_only``: no
+        check, it sends the held events) and record its result."""
+        first_only = not deliver_only and (self.state.check_requested or self.state.checks == 0)
+        if not deliver_only:
+            self.state.check_requested = False
         interval = self.interval
         now = workflow.now()
         due = self.state.next_due or now
         window = self.window
-        if not first_only and not self.phased:
+        if not first_only and not self.phased and not deliver_only:
             # The first poll of a run lasts a deterministic part of a window, so the polls of
             # watches created (or continued as new) together hand back spread over it.
             self.phased = True
@@ -195,6 +232,7 @@ class WebMonitorWorkflow(WatchControls):
             poll=self.polls + 1,
             late_failures_seen=self.state.late_failures_seen,
             redeliver=self.state.redeliver,
+            deliver_only=deliver_only,
         )
         # The backstop for a dead worker that no live process reports (see POLL_SLACK).
         heartbeat = max(2 * interval, self.window)
@@ -225,7 +263,7 @@ class WebMonitorWorkflow(WatchControls):
             if not handle.done() and (lost := self.lost) is not None:
                 workflow.deprecate_patch(LOST_POLL_ANSWERS)
                 if not await self.answers(handle, lost):
-                    if not first_only and workflow.patched(LOST_POLL_GRID):
+                    if not first_only and not deliver_only and workflow.patched(LOST_POLL_GRID):
                         self.state.next_due = self.grid_after(
                             due, request.first_check_in, interval, lost
                         )
@@ -247,7 +285,10 @@ class WebMonitorWorkflow(WatchControls):
             return
         finally:
             self.checking = False
+            self.polls_ended += 1
         self.absorb(result)
+        if deliver_only:
+            self.state.next_due = due  # no check was made: the grid stays
 
     async def answers(self, handle: workflow.ActivityHandle[PollResult], lost: PollLost) -> bool:
         """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
@@ -401,6 +442,33 @@ class WebMonitorWorkflow(WatchControls):
                 return f"{url}: {seen.last_error}"
         failure = self.state.last_failure
         return f"{failure.what}: {failure.error}" if failure else None
+
+    @workflow.update
+    async def pages_checked(self) -> TaskStatus:
+        """The status once every page of the config has been checked (an update's new pages
+        get their first check at once), or once a poll has ended without it (a failed
+        poll), the watch is paused or stopping: what an update answers, as a create does."""
+        since = self.polls_ended
+
+        def checked() -> bool:
+            urls = self.state.urls
+            return all(
+                (seen := urls.get(str(url))) is not None and seen.last_checked_at is not None
+                for url in self.config.urls
+            )
+
+        # Bounded: a continue-as-new waits for every handler, and no poll runs meanwhile.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: (
+                    checked()
+                    or self.state.paused
+                    or self.state.stop_requested
+                    or (self.polls_ended > since and not self.state.check_requested)
+                ),
+                timeout=PAGES_CHECKED_WAIT,
+            )
+        return self.status()
 
     @workflow.query
     def status(self) -> TaskStatus:

@@ -135,6 +135,7 @@ class BriefingService(Greeting):
         current = await self._status_or_none(user)
         deadline = None
         replaced: WorkflowHandle[Any, Any] | None = None
+        created: datetime | None = None  # a replaced run's creation, which the new run keeps
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
             # find or replace: wait for it to end, then start anew from what it stored.
@@ -156,6 +157,7 @@ class BriefingService(Greeting):
             # as the run hands over: a greeting since the read above is in it, later ones
             # are refused ("greet again"), so none speaks to a run about to be terminated.
             # The run is replaced within half the hold or not at all (then it speaks again).
+            created = await self._created(task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             replaced, handed = await self._hand_over(user)
             current = handed or current
@@ -196,12 +198,20 @@ class BriefingService(Greeting):
                 search_attributes=temporal.search_attributes(KIND, user, state=state),
                 static_summary=summary,
                 # What list_tasks shows for the briefing, like every other task.
-                memo={"summary": summary},
+                memo=temporal.task_memo(summary, created),
             )
         if replaced is not None:
             new_run = self.client.get_workflow_handle(task_id, run_id=started.result_run_id)
             state = await self._keep_controls(replaced, new_run, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
+
+    async def _created(self, task_id: str) -> datetime | None:
+        """When the running briefing was created (a new config keeps it); not known: None."""
+        try:
+            description = await self.client.get_workflow_handle(task_id).describe()
+            return temporal.created_at(await description.memo())
+        except RPCError:
+            return None
 
     async def _hand_over(
         self, user: str

@@ -62,6 +62,9 @@ class PollRequest(BaseModel):
     # Events handed back before their deliveries settled (the last result's ``undelivered``):
     # this poll sends them again (their delivery rows keep them single).
     redeliver: list[int] = Field(default_factory=list)
+    # Check nothing: send the ``redeliver`` events and wait for them to settle (a paused or
+    # stopping watch has no next poll to send them).
+    deliver_only: bool = False
 
 
 class PollEvent(BaseModel):

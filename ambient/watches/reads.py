@@ -238,7 +238,7 @@ class TaskReads:
                     kind=TaskKind(attrs.get(temporal.KIND) or TaskKind.WEB_MONITOR.value),
                     state=TaskState(current),
                     summary=memo.get("summary") if isinstance(memo.get("summary"), str) else None,
-                    started_at=execution.start_time,
+                    started_at=temporal.created_at(memo) or execution.start_time,
                 )
             )
         return tasks, executions.next_page_token

@@ -43,6 +43,7 @@ from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
+    TaskNotFoundError,
     TaskStateError,
     WorkerSilentError,
     checked_config,
@@ -124,6 +125,8 @@ class TaskService(TaskReads):
     ) -> TaskRef:
         """Start a new life of the task, or find the running one with the same config."""
         task_id, user = arg.task, arg.user
+        if not retried:
+            await self._earlier_life_ended(user, task_id)
         try:
             handle = await self.client.start_workflow(
                 WORKFLOW_TYPES[kind].run,
@@ -136,7 +139,7 @@ class TaskService(TaskReads):
                     kind.value, user, state=TaskState.ACTIVE.value
                 ),
                 static_summary=summary,
-                memo={"summary": summary},
+                memo=temporal.task_memo(summary),
             )
         except WorkflowAlreadyStartedError:
             running = await self._query_status(task_id, TaskStatus)
@@ -336,6 +339,18 @@ class TaskService(TaskReads):
             raise InvalidTaskError(f"update rejected: {exc.cause}") from None
         if isinstance(parsed, WebMonitorConfig):
             await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
+            # A page the update added is checked at once: its outcome (a wrong URL) is in the
+            # answer, as a create's baseline is; not in time, get_task shows it later.
+            with contextlib.suppress(
+                TimeoutError,
+                WorkflowUpdateFailedError,
+                WorkflowUpdateRPCTimeoutOrCancelledError,
+                RPCError,
+            ):
+                await asyncio.wait_for(
+                    self.client.get_workflow_handle(task_id).execute_update("pages_checked"),
+                    timeout=self.baseline_wait,
+                )
         return await self.get(user, task_id)
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
@@ -414,6 +429,20 @@ class TaskService(TaskReads):
         watch.stopped: said now, or its last failing is told ("what needs me") for good."""
         if await self._failing(user, task_id):
             stopped = ("watch.stopped", {"ended": "without its stop; deleted"})
+            await self._tell(user, task_id, [stopped])
+
+    async def _earlier_life_ended(self, user: str, task_id: str) -> None:
+        """Before a watch is created again: an earlier life that ended without its stop is
+        stopped (its failing pages are not the new life's, which starts from a baseline).
+        One read when nothing of the name is failing, the usual create."""
+        if not await self._failing(user, task_id):
+            return
+        try:
+            description = await self._describe(task_id)
+        except TaskNotFoundError:
+            description = None  # gone from Temporal's retention: ended all the same
+        if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
+            stopped = ("watch.stopped", {"ended": "without its stop; created again"})
             await self._tell(user, task_id, [stopped])
 
     async def _failing(self, user: str, task_id: str) -> list[tuple[str, str | None]]:

@@ -127,8 +127,10 @@ async def list_tasks(
         Field(max_length=4096, description="next_page_token of the previous page"),
     ] = None,
 ) -> TaskList:
-    """List your background tasks with task_id, kind and state, a page at a time (newest
-    first); when next_page_token is not null, pass it as page_token for the next page."""
+    """List your background tasks with task_id, kind, state and started_at (when each was
+    created), a page at a time (running tasks first, the most recently started run first: a
+    watch's run restarts every day or two, so sort by started_at for the newest task); when
+    next_page_token is not null, pass it as page_token for the next page."""
     user, service = current_user(ctx), app_state(ctx).tasks
     size = page_size or DEFAULT_PAGE_SIZE
     page = await service.list(user, kind=kind, state=state, page_size=size, page_token=page_token)

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -756,3 +757,124 @@ async def test_an_update_that_a_delete_overtakes_is_refused_as_stopped_not_as_a_
     with pytest.raises(TaskStateError, match="is stopped; create it again"):
         await service.update(USER, ref.task_id, monitor(base, "/a", minutes=30))
     assert (await service.get(USER, ref.task_id)).config["check_interval_minutes"] == 60
+
+
+async def test_a_listed_watch_shows_when_it_was_created_not_when_its_run_continued(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A watch continues as new every few hundred history events (about every 40 hours):
+    list_tasks (and GET /tasks, `ambient task list`) showed its current run's start as its
+    ``started_at``, so a watch created weeks ago read as started yesterday."""
+    from ambient.watches.configs import TaskKind, WebMonitorConfig
+    from ambient.watches.models import WebMonitorInput
+
+    state, base = gated
+    state.pages["/news"] = article("All quiet.")
+    task_id = f"web-monitor/{USER}/{unique('created')}"
+    config = WebMonitorConfig.model_validate(monitor(base, "/news", minutes=1))
+    watch = WebMonitorInput(
+        user=USER,
+        task=task_id,
+        config=config,
+        check_interval_seconds=0.5,
+        poll_window_seconds=1.0,
+        continue_as_new_after_checks=1,
+    )
+    before = datetime.now(UTC)
+    await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues at once")
+    handle = service.client.get_workflow_handle(task_id)
+    first = await handle.describe()
+    for _ in range(300):
+        now = await handle.describe()
+        if now.run_id != first.run_id:
+            break
+        await asyncio.sleep(0.1)
+    assert now.run_id != first.run_id and now.start_time > first.start_time
+    tasks = await _listed(
+        service, USER, lambda tasks: task_id in tasks and tasks[task_id].started_at is not None
+    )
+    # Written by the create, a moment before the server started the first run.
+    created = tasks[task_id].started_at
+    assert created is not None and before <= created <= first.start_time
+    await service.delete(USER, task_id)
+
+
+async def test_a_watch_created_again_after_its_run_was_terminated_is_not_failing_its_old_page(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A watch whose page failed was terminated (the Web UI) and created again under its name
+    with the page back: the old life's watch.failing, told by no watch.stopped, stayed in "what
+    needs me" (the voice, the context provider) for the new life, which never tells it
+    recovered (its first check is a baseline)."""
+    state, base = gated
+    name = unique("again")
+    config = {**monitor(base, "/gone"), "failure_threshold": 1}
+    ref = await service.create(USER, "web_monitor", config, name)
+    async with service.db.session() as session:
+        failing = await EventRepository(session).failing_pages(user=USER, task=ref.task_id)
+    assert failing == [(ref.task_id, f"{base}/gone")]
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.terminate("from the Web UI")
+    state.pages["/gone"] = article("Back again.")
+    again = await service.create(USER, "web_monitor", config, name)
+    assert again.created and again.baseline == {
+        "urls": {f"{base}/gone": {"outcome": "baseline", "error": None}}
+    }
+    async with service.db.session() as session:
+        assert await EventRepository(session).failing_pages(user=USER, task=ref.task_id) == []
+    await service.delete(USER, ref.task_id)
+
+
+async def test_an_update_adding_a_wrong_url_reports_it_as_a_create_does(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A create waits for the first check and reports a wrong URL at once; an update that
+    added one answered before the new page was checked, without it: the user learnt of the
+    404 only by asking get_task later."""
+    state, base = gated
+    state.pages["/ok"] = article("All quiet.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/ok"), unique("upd"))
+    status = await service.update(USER, ref.task_id, monitor(base, "/ok", "/typo"))
+    urls: Any = status.detail["urls"]
+    assert urls[f"{base}/typo"]["last_outcome"] == "error"
+    assert "404" in urls[f"{base}/typo"]["last_error"]
+    assert urls[f"{base}/ok"]["last_outcome"] in ("baseline", "not_modified", "unchanged")
+    await service.pause(USER, ref.task_id)
+    paused = await service.update(USER, ref.task_id, monitor(base, "/ok", "/later"))
+    # Paused: no check (it comes at the resume), and the update does not wait for one.
+    assert f"{base}/later" not in paused.detail["urls"]  # type: ignore[operator]
+    await service.delete(USER, ref.task_id)
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.result()
+    await save_history(handle, "web_monitor_pages_checked")
+
+
+async def test_a_listed_briefing_keeps_when_it_was_created_across_a_new_config(
+    service: TaskService,
+) -> None:
+    """A briefing's new config replaces its run (and a day's end continues it as new): the
+    list showed the newest run's start as its started_at, as if created just now."""
+    user = unique("since")
+    briefings = BriefingService(service.client, service.settings, service.db)
+    before = datetime.now(UTC)
+    task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id
+    handle = service.client.get_workflow_handle(task_id)
+    first = await handle.describe()
+    await service.update(user, task_id, {"timezone": "Europe/Berlin"})
+    second = await handle.describe()
+    assert second.run_id != first.run_id and second.start_time > first.start_time
+    listed = await _listed(
+        service,
+        user,
+        lambda tasks: (
+            task_id in tasks
+            and tasks[task_id].summary is not None
+            and "Europe/Berlin" in (tasks[task_id].summary or "")
+        ),
+    )
+    created = listed[task_id].started_at
+    assert created is not None and before <= created <= first.start_time
+    await service.delete(user, task_id)

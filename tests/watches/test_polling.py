@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -719,3 +720,80 @@ async def test_watches_created_together_hand_back_spread_over_their_window(
     assert len(set(firsts)) == 3  # drawn for each watch: they hand back apart
     later = (await poll_requests(handles[0]))[2][0]
     assert later.window_seconds == 3600.0  # then whole windows
+
+
+def _end_first_sends() -> int:
+    """End the sends a poll started for its own events (not those it sends again), as their
+    process would at a restart; how many were running."""
+    ended = 0
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        if getattr(coro, "__qualname__", "") != "PollReports.deliver" or coro.cr_frame is None:
+            continue
+        if not coro.cr_frame.f_locals.get("again"):
+            task.cancel()
+            ended += 1
+    return ended
+
+
+async def _handed_back_unsent(handle: WorkflowHandle[Any, Any]) -> bool:
+    return any(r.undelivered for r in await poll_results(handle))
+
+
+async def _hooks_since(state: Any, before: int, n: int) -> bool:
+    return len(state.hooks) >= before + n
+
+
+async def test_a_change_handed_back_unsent_is_delivered_once_though_its_watch_is_paused_or_stopped(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
+) -> None:
+    """The change's webhook answered 503 and its delivery waited to try again when the watch
+    was paused (or deleted): the poll handed the change back unsent, and the send then ended
+    with its process (a restart). The next poll sends such a change again, but a paused watch
+    had no next poll until it was resumed, and a stopped one none at all: the change was in
+    the history and the webhook never got it."""
+    from ambient.clients.notify.registry import build_channels
+    from tests.watches.test_lifecycle import GatedSite
+
+    state = GatedSite()
+    deps = loopback_deps
+    # A send ended in flight holds its delivery row for the target timeout plus 5 s.
+    deps.settings = deps.settings.model_copy(update={"notify_target_timeout": 5.0})
+    async with serve(state.app()) as base:
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)  # loopback allowed
+        hooks = [{"type": "webhook", "target": f"{base}/hook"}]
+        async with running_worker(dev_env.client, deps) as worker:
+            for how in ("pause", "stop"):
+                state.hook_status = 503
+                state.pages[f"/{how}"] = article("Calm.")
+                config = fast([f"{base}/{how}"], targets=hooks)
+                handle = await start(dev_env, worker.task_queue, config, window=600.0)
+                await until(partial(_checks, handle, 1))
+                refused = len(state.hooks)
+                state.pages[f"/{how}"] = article("Calm.", f"Storm warning ({how}).")
+                await until(partial(_hooks_since, state, refused, 1))  # a 503: it waits to retry
+                await handle.signal(how)
+                await until(partial(_handed_back_unsent, handle))
+                assert _end_first_sends() == 1
+                state.hook_status = 200
+                taken = len(state.hooks)
+                await until(partial(_hooks_since, state, taken, 1), 60)
+                if how == "pause":
+                    await until(partial(_undelivered_none, handle), 60)
+                    assert (await status(handle)).state == "paused"
+                    await handle.signal("stop")
+                final = TaskStatus.model_validate(await handle.result())
+                keys = {json.loads(body)["idempotency_key"] for body in state.hooks[refused:]}
+                (key,) = [k for kind, k in await events(deps, handle.id) if kind == "watch.change"]
+                assert keys == {f"{key}:webhook:{base}/hook"}
+                assert len(state.hooks) == taken + 1  # taken once
+                assert f"Storm warning ({how})." in json.loads(state.hooks[-1])["body"]
+                assert final.detail["delivery_failures"] == 0
+                kinds = [kind for kind, _ in await events(deps, handle.id)]
+                assert "watch.delivery_failed" not in kinds and kinds[-1] == "watch.stopped"
+                await save_history(handle, f"web_monitor_held_sent_{how}")
+
+
+async def _undelivered_none(handle: WorkflowHandle[Any, Any]) -> bool:
+    results = await poll_results(handle)
+    return bool(results) and not results[-1].undelivered
