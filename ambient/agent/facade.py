@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, Tool
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ambient.agent.connection import ServerConnection
 from ambient.agent.errors import (
     AgentError,
+    ServerAnswerError,
     ServerUnavailableError,
     UnknownToolError,
 )
@@ -245,3 +247,9 @@ class AgentFacade:
                 if tried == tries:
                     server.health.record_unreachable()
                     raise
+            except (MCPError, ValidationError) as exc:
+                # A JSON-RPC error or a garbled answer: the request failed, not the agent.
+                server.health.record(False)
+                raise ServerAnswerError(
+                    f"MCP server {server.name!r} answered with an error: {exc}"
+                ) from None

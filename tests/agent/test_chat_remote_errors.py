@@ -1,0 +1,64 @@
+"""An added MCP server that answers with a protocol error: the chat still answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import Client
+from mcp.server.lowlevel import Server
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
+from openai import AsyncOpenAI
+
+from ambient.agent.chat import ChatAgent, ConversationStore
+from ambient.agent.facade import AgentFacade
+from ambient.agent.health import Health
+from tests.agent.test_facade import READ
+from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.support.servers import serve
+
+
+def refusing() -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="refusing")
+
+    async def lookup(key: str) -> str:
+        """Look a key up."""
+        raise MCPError(code=INVALID_PARAMS, message=f"no such key {key!r}")
+
+    server.add_tool(lookup, annotations=READ)
+    return server
+
+
+def toolless() -> Server[Any]:
+    async def no_tools(ctx: Any, params: Any) -> Any:
+        raise MCPError(code=METHOD_NOT_FOUND, message="tools/list is not served here")
+
+    return Server("toolless", on_list_tools=no_tools)
+
+
+async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat_answers() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", lambda: Client(refusing(), cache=None))
+    facade.add_server("bare", lambda: Client(toolless(), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(ToolCalls([("remote__lookup", {"key": "k1"})]), Content("No such key."))
+            events = [e async for e in agent.turn(conversation, "look up k1")]
+        assert [e.type for e in events] == ["tool_call", "tool_result", "message", "done"]
+        assert events[1].ok is False and "no such key 'k1'" in (events[1].text or "")
+        # The model read the failure as the call's answer, and the conversation goes on.
+        answer = llm.requests[1]["messages"][-1]
+        assert answer["role"] == "tool" and "no such key 'k1'" in answer["content"]
+        assert events[2].text == "No such key."
+        stats = {s.tool: s for s in facade.stats()}
+        assert stats["lookup"].calls == 1 and stats["lookup"].failures == 1
+        # A server that refuses to list tools is left out and shown in error, like a dead one.
+        assert [t.function for t in await facade.tools()] == ["remote__lookup"]
+        assert facade.health()["bare"] is Health.ERROR
+    finally:
+        await facade.close()
