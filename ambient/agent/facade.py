@@ -26,6 +26,9 @@ from ambient.agent.naming import ToolNames
 OWN_SERVER = "ambient"
 DEFAULT_TTL = 300.0
 DEFAULT_TIMEOUT = 60.0
+# What a model reads of one answer: a server that dumps megabytes would otherwise fill the
+# model's context, and every later turn of the conversation would fail with it.
+MAX_RESULT_CHARS = 20_000
 
 
 class ToolInfo(BaseModel):
@@ -210,6 +213,11 @@ class AgentFacade:
         server.health.record(ok)
         parts = [block.text for block in result.content if isinstance(block, TextContent)]
         text = "\n".join(parts) if parts else ("(no text)" if ok else "tool error")
+        if len(text) > MAX_RESULT_CHARS:
+            text = (
+                f"{text[:MAX_RESULT_CHARS]}\n[… cut: {len(text):,} characters in all; "
+                "ask for less (a filter, a smaller page or limit)]"
+            )
         return self._outcome(info, ok, text, started, structured=result.structured_content)
 
     def stats(self) -> list[ToolStats]:

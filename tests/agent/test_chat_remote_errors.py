@@ -1,4 +1,4 @@
-"""An added MCP server that answers with a protocol error: the chat still answers."""
+"""An added MCP server that answers with a protocol error or a huge text: the chat still answers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 from openai import AsyncOpenAI
 
 from ambient.agent.chat import ChatAgent, ConversationStore
-from ambient.agent.facade import AgentFacade
+from ambient.agent.facade import MAX_RESULT_CHARS, AgentFacade
 from ambient.agent.health import Health
 from tests.agent.test_facade import READ
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
@@ -60,5 +60,36 @@ async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat
         # A server that refuses to list tools is left out and shown in error, like a dead one.
         assert [t.function for t in await facade.tools()] == ["remote__lookup"]
         assert facade.health()["bare"] is Health.ERROR
+    finally:
+        await facade.close()
+
+
+def flooding() -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="flooding")
+
+    async def dump() -> str:
+        """Dump everything."""
+        return "row\n" * 250_000
+
+    server.add_tool(dump, annotations=READ)
+    return server
+
+
+async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", lambda: Client(flooding(), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(ToolCalls([("remote__dump", {})]), Content("Lots of rows."))
+            events = [e async for e in agent.turn(conversation, "dump it")]
+        assert [e.type for e in events] == ["tool_call", "tool_result", "message", "done"]
+        answer = llm.requests[1]["messages"][-1]["content"]
+        assert len(answer) < MAX_RESULT_CHARS + 200 and answer.startswith("row\nrow\n")
+        assert "cut: 1,000,000 characters" in answer and answer == events[1].text
+        assert events[1].ok is True
     finally:
         await facade.close()
