@@ -2,7 +2,8 @@
 
 A tool that changes something (not MCP `readOnlyHint`; with AMBIENT_CHAT_CONFIRM=destructive
 only those marked `destructiveHint`) is not run on the model's say-so: the loop stops with a
-`confirm` event, and the person's next request approves or declines those calls.
+`confirm` event, and the person's next request approves or declines those calls (naming the
+confirm by its `confirm_id`, so a yes is never taken for calls it was not given to).
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class ChatEvent(BaseModel):
     arguments: dict[str, Any] | None = None
     ok: bool | None = None
     calls: list[dict[str, Any]] = Field(default_factory=list)
+    confirm_id: str | None = None
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Conversation:
     messages: list[dict[str, Any]] = field(default_factory=list)
     # Destructive calls the model asked for, waiting for the person's yes or no.
     pending: list[ToolCall] = field(default_factory=list)
+    # The confirm event that listed ``pending``: an answer naming another one runs nothing.
+    confirm_id: str | None = None
     touched: float = field(default_factory=time.monotonic)
 
 
@@ -159,16 +163,32 @@ class ChatAgent:
     confirm: Literal["writes", "destructive"] = "writes"
 
     async def turn(
-        self, conversation: Conversation, text: str | None, *, approve: bool | None = None
+        self,
+        conversation: Conversation,
+        text: str | None,
+        *,
+        approve: bool | None = None,
+        confirm_id: str | None = None,
     ) -> AsyncIterator[ChatEvent]:
         event = partial(ChatEvent, conversation_id=conversation.id)
         if self.model is None:
             yield event(type="message", text=OFFLINE)
             yield event(type="done")
             return
+        stale = confirm_id is not None and confirm_id != conversation.confirm_id
+        if approve is not None and (stale or not (conversation.pending or text)):
+            # Answered already, or declined by a newer message: a yes (a stale page, a retried
+            # request) must not run the calls a later confirm lists, nor run any twice.
+            yield event(
+                type="error",
+                text="That confirmation is no longer open (answered already, or declined by a "
+                "newer message); nothing was run.",
+            )
+            yield event(type="done")
+            return
         if not conversation.messages:
             conversation.messages.append({"role": "system", "content": self.system})
-        held, conversation.pending = conversation.pending, []
+        held, conversation.pending, conversation.confirm_id = conversation.pending, [], None
         for call in held:
             if approve:
                 async for step in self._run_call(conversation, call):
@@ -226,8 +246,10 @@ class ChatAgent:
                 async for step in self._run_call(conversation, call):
                     yield step
             if conversation.pending:
+                conversation.confirm_id = uuid.uuid4().hex
                 yield event(
                     type="confirm",
+                    confirm_id=conversation.confirm_id,
                     text="These actions change things. Approve to run them, or decline.",
                     calls=[
                         {"function": c.function.name, "arguments": _arguments(c)[0]}

@@ -40,6 +40,12 @@ class ChatRequest(UserConfig):
     approve: bool | None = Field(
         default=None, description="answer to a confirm event: run (true) or decline (false)"
     )
+    confirm_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the confirm event's confirm_id this answer is for: an answer to an older "
+        "confirm runs nothing",
+    )
 
 
 class ServerView(BaseModel):
@@ -72,7 +78,9 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
     agent = await chat.agent(user)
 
     async def lines() -> AsyncIterator[str]:
-        async for event in agent.turn(conversation, body.message, approve=body.approve):
+        async for event in agent.turn(
+            conversation, body.message, approve=body.approve, confirm_id=body.confirm_id
+        ):
             yield event.model_dump_json(exclude_none=True) + "\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -63,3 +63,45 @@ async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unaske
         assert conversation.pending == []
     finally:
         await facade.close()
+
+
+async def test_a_yes_runs_only_the_calls_its_confirm_listed_and_only_once() -> None:
+    llm, dropped = LLMApi(), list[str]()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", lambda: Client(tables(dropped), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+
+            async def turn(text: str | None, **answer: Any) -> list[Any]:
+                return [e async for e in agent.turn(conversation, text, **answer)]
+
+            llm.script(ToolCalls([("remote__drop_table", {"name": "users"})]))
+            first = (await turn("drop the users table"))[-1]
+            assert first.type == "confirm" and first.confirm_id
+            # A new message declines the users call; the model asks for another one.
+            llm.script(ToolCalls([("remote__drop_table", {"name": "orders"})]))
+            second = (await turn("no, the orders table"))[-1]
+            assert second.type == "confirm" and second.confirm_id != first.confirm_id
+            asked = len(llm.requests)
+            # The yes the person gave to the first confirm (a stale page, a retried request)
+            # runs nothing: it was for the users call, not this one.
+            stale = await turn(None, approve=True, confirm_id=first.confirm_id)
+            assert [e.type for e in stale] == ["error", "done"]
+            assert "no longer open" in (stale[0].text or "")
+            assert dropped == [] and len(llm.requests) == asked
+            assert [c.function.arguments for c in conversation.pending] == ['{"name": "orders"}']
+
+            llm.script(Content("Dropped orders."))
+            yes = await turn(None, approve=True, confirm_id=second.confirm_id)
+            assert [e.type for e in yes] == ["tool_call", "tool_result", "message", "done"]
+            assert dropped == ["orders"]
+            # The same yes again (a double click, a replayed request) runs nothing more.
+            asked = len(llm.requests)
+            again = await turn(None, approve=True, confirm_id=second.confirm_id)
+            assert [e.type for e in again] == ["error", "done"]
+            assert dropped == ["orders"] and len(llm.requests) == asked
+    finally:
+        await facade.close()
