@@ -8,6 +8,7 @@ confirm by its `confirm_id`, so a yes is never taken for calls it was not given 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -126,6 +127,9 @@ class Conversation:
     # The confirm event that listed ``pending``: an answer naming another one runs nothing.
     confirm_id: str | None = None
     touched: float = field(default_factory=time.monotonic)
+    # One turn at a time: a second message sent while the first is answered would land between
+    # a tool call and its result, which the chat API refuses for the rest of the conversation.
+    turn_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class ConversationStore:
@@ -169,6 +173,17 @@ class ChatAgent:
         *,
         approve: bool | None = None,
         confirm_id: str | None = None,
+    ) -> AsyncIterator[ChatEvent]:
+        async with conversation.turn_lock:
+            async for step in self._turn(conversation, text, approve, confirm_id):
+                yield step
+
+    async def _turn(
+        self,
+        conversation: Conversation,
+        text: str | None,
+        approve: bool | None,
+        confirm_id: str | None,
     ) -> AsyncIterator[ChatEvent]:
         event = partial(ChatEvent, conversation_id=conversation.id)
         if self.model is None:
