@@ -213,6 +213,7 @@ class ChatAgent:
                 yield event(
                     type="tool_result", function=call.function.name, ok=False, text="declined"
                 )
+        _answer_cut_off_calls(conversation.messages)
         if text:
             conversation.messages.append({"role": "user", "content": text})
         try:
@@ -301,6 +302,26 @@ class ChatAgent:
     @staticmethod
     def _answer(conversation: Conversation, call: ToolCall, text: str) -> None:
         conversation.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+
+
+CUT_OFF = "No result: the answer was cut off here (the connection dropped); it may not have run."
+
+
+def _answer_cut_off_calls(messages: list[dict[str, Any]]) -> None:
+    """Give every tool call of the history its answer: a turn cut off between a call and its
+    result (the person's connection dropped) would leave one open, and a chat API refuses the
+    conversation from then on."""
+    index = 0
+    while index < len(messages):
+        asked = [call["id"] for call in messages[index].get("tool_calls") or []]
+        index += 1
+        answered = set()
+        while index < len(messages) and messages[index].get("role") == "tool":
+            answered.add(messages[index].get("tool_call_id"))
+            index += 1
+        for call_id in (c for c in asked if c not in answered):
+            messages.insert(index, {"role": "tool", "tool_call_id": call_id, "content": CUT_OFF})
+            index += 1
 
 
 def _arguments(call: ToolCall) -> tuple[dict[str, Any], str | None]:

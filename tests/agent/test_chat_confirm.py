@@ -145,3 +145,30 @@ async def test_two_messages_sent_at_once_are_answered_one_after_the_other() -> N
         assert _answered_in_order(conversation.messages)
     finally:
         await facade.close()
+
+
+async def test_a_turn_cut_off_between_tool_calls_leaves_a_conversation_that_goes_on() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("toy", lambda: Client(toy_server(), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(
+                ToolCalls([("toy__echo", {"text": "a"}), ("toy__echo", {"text": "b"})]),
+                Content("Asked again."),
+            )
+            # The page's connection drops after the second call was announced, before it ran.
+            steps = agent.turn(conversation, "echo a and b")
+            shown = [await anext(steps) for _ in range(3)]
+            assert [e.type for e in shown] == ["tool_call", "tool_result", "tool_call"]
+            await steps.aclose()
+            again = [e async for e in agent.turn(conversation, "are you there?")]
+        assert [e.type for e in again] == ["message", "done"]
+        assert all(_answered_in_order(r["messages"]) for r in llm.requests)
+        cut = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"][-1]
+        assert cut["tool_call_id"] == "call_1" and "cut off" in cut["content"]
+    finally:
+        await facade.close()
