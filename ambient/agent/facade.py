@@ -29,6 +29,9 @@ DEFAULT_TIMEOUT = 60.0
 # What a model reads of one answer: a server that dumps megabytes would otherwise fill the
 # model's context, and every later turn of the conversation would fail with it.
 MAX_RESULT_CHARS = 20_000
+# A server whose listing failed is left out for this long before it is asked again: a slow
+# or hung one would otherwise hold up every chat turn for its timeout (twice, reconnecting).
+RELIST_AFTER = 60.0
 
 
 class ToolInfo(BaseModel):
@@ -61,6 +64,7 @@ class _Server:
     health: ServerHealth
     tools: list[Tool] = field(default_factory=list)
     listed_at: float | None = None
+    failed_at: float | None = None
 
 
 def _info(server: str, function: str, tool: Tool) -> ToolInfo:
@@ -125,10 +129,16 @@ class AgentFacade:
         """Every tool of every reachable server; listings are cached for ``ttl`` seconds."""
         infos: list[ToolInfo] = []
         for server in list(self._servers.values()):
+            failed = server.failed_at
+            if not refresh and failed is not None and self._clock() - failed < RELIST_AFTER:
+                continue
             try:
                 listed = await self._listing(server, refresh)
             except AgentError:
-                continue  # an unreachable server shows in health(), not as an empty agent
+                # An unreachable server shows in health(), not as an empty agent.
+                server.failed_at = self._clock()
+                continue
+            server.failed_at = None
             infos.extend(
                 _info(server.name, self._names.add(server.name, t.name), t) for t in listed
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mcp import Client
@@ -12,7 +13,7 @@ from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 from openai import AsyncOpenAI
 
 from ambient.agent.chat import ChatAgent, ConversationStore
-from ambient.agent.facade import MAX_RESULT_CHARS, AgentFacade
+from ambient.agent.facade import MAX_RESULT_CHARS, RELIST_AFTER, AgentFacade
 from ambient.agent.health import Health
 from tests.agent.test_facade import READ
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
@@ -91,5 +92,33 @@ async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so() -> None:
         assert len(answer) < MAX_RESULT_CHARS + 200 and answer.startswith("row\nrow\n")
         assert "cut: 1,000,000 characters" in answer and answer == events[1].text
         assert events[1].ok is True
+    finally:
+        await facade.close()
+
+
+async def test_a_server_too_slow_to_list_its_tools_does_not_hold_up_every_turn() -> None:
+    now, asked = [1000.0], [0]
+
+    async def never(ctx: Any, params: Any) -> Any:
+        asked[0] += 1
+        await asyncio.Event().wait()
+
+    facade = AgentFacade(timeout_seconds=0.5, clock=lambda: now[0])
+    facade.add_server("ours", lambda: Client(refusing(), cache=None))
+    slow = Server("slow", on_list_tools=never)
+    facade.add_server("slow", lambda: Client(slow, cache=None, read_timeout_seconds=0.5))
+    try:
+        assert [t.function for t in await facade.tools()] == ["ours__lookup"]
+        assert asked[0] == 1 and facade.health()["slow"] is Health.ERROR
+        # The next turns, within a minute, do not wait for it again: its tools are left out.
+        now[0] += 30
+        assert [t.function for t in await facade.tools()] == ["ours__lookup"]
+        assert asked[0] == 1 and facade.health()["slow"] is Health.ERROR
+        # Later it is asked again (it may be back); a refresh asks at once.
+        now[0] += RELIST_AFTER
+        await facade.tools()
+        assert asked[0] == 2
+        await facade.tools(refresh=True)
+        assert asked[0] == 3
     finally:
         await facade.close()
