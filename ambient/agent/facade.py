@@ -65,6 +65,7 @@ class _Server:
     tools: list[Tool] = field(default_factory=list)
     listed_at: float | None = None
     failed_at: float | None = None
+    problem: str | None = None  # why its last listing failed (a wrong token, a wrong URL...)
 
 
 def _info(server: str, function: str, tool: Tool) -> ToolInfo:
@@ -119,6 +120,10 @@ class AgentFacade:
     def health(self) -> dict[str, Health]:
         return {name: server.health.state for name, server in self._servers.items()}
 
+    def problems(self) -> dict[str, str]:
+        """Why each server whose tools are missing could not list them, by server name."""
+        return {name: s.problem for name, s in self._servers.items() if s.problem}
+
     async def close(self) -> None:
         for name in list(self._servers):
             await self.remove_server(name)
@@ -134,11 +139,11 @@ class AgentFacade:
                 continue
             try:
                 listed = await self._listing(server, refresh)
-            except AgentError:
-                # An unreachable server shows in health(), not as an empty agent.
-                server.failed_at = self._clock()
+            except AgentError as exc:
+                # An unreachable server shows in health() and problems(), not as an empty agent.
+                server.failed_at, server.problem = self._clock(), str(exc)
                 continue
-            server.failed_at = None
+            server.failed_at = server.problem = None
             infos.extend(
                 _info(server.name, self._names.add(server.name, t.name), t) for t in listed
             )

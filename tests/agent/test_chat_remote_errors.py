@@ -61,6 +61,7 @@ async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat
         # A server that refuses to list tools is left out and shown in error, like a dead one.
         assert [t.function for t in await facade.tools()] == ["remote__lookup"]
         assert facade.health()["bare"] is Health.ERROR
+        assert "tools/list is not served here" in facade.problems()["bare"]
     finally:
         await facade.close()
 
