@@ -2,11 +2,13 @@
 
 A tool that changes something (not MCP `readOnlyHint`; with AMBIENT_CHAT_CONFIRM=destructive
 only those marked `destructiveHint`) is not run on the model's say-so: the loop stops with a
-`confirm` event, and the person's next request approves or declines those calls.
+`confirm` event, and the person's next request approves or declines those calls (naming the
+confirm by its `confirm_id`, so a yes is never taken for calls it was not given to).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -112,6 +114,7 @@ class ChatEvent(BaseModel):
     arguments: dict[str, Any] | None = None
     ok: bool | None = None
     calls: list[dict[str, Any]] = Field(default_factory=list)
+    confirm_id: str | None = None
 
 
 @dataclass
@@ -121,7 +124,12 @@ class Conversation:
     messages: list[dict[str, Any]] = field(default_factory=list)
     # Destructive calls the model asked for, waiting for the person's yes or no.
     pending: list[ToolCall] = field(default_factory=list)
+    # The confirm event that listed ``pending``: an answer naming another one runs nothing.
+    confirm_id: str | None = None
     touched: float = field(default_factory=time.monotonic)
+    # One turn at a time: a second message sent while the first is answered would land between
+    # a tool call and its result, which the chat API refuses for the rest of the conversation.
+    turn_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class ConversationStore:
@@ -159,16 +167,43 @@ class ChatAgent:
     confirm: Literal["writes", "destructive"] = "writes"
 
     async def turn(
-        self, conversation: Conversation, text: str | None, *, approve: bool | None = None
+        self,
+        conversation: Conversation,
+        text: str | None,
+        *,
+        approve: bool | None = None,
+        confirm_id: str | None = None,
+    ) -> AsyncIterator[ChatEvent]:
+        async with conversation.turn_lock:
+            async for step in self._turn(conversation, text, approve, confirm_id):
+                yield step
+
+    async def _turn(
+        self,
+        conversation: Conversation,
+        text: str | None,
+        approve: bool | None,
+        confirm_id: str | None,
     ) -> AsyncIterator[ChatEvent]:
         event = partial(ChatEvent, conversation_id=conversation.id)
         if self.model is None:
             yield event(type="message", text=OFFLINE)
             yield event(type="done")
             return
+        stale = confirm_id is not None and confirm_id != conversation.confirm_id
+        if approve is not None and (stale or not (conversation.pending or text)):
+            # Answered already, or declined by a newer message: a yes (a stale page, a retried
+            # request) must not run the calls a later confirm lists, nor run any twice.
+            yield event(
+                type="error",
+                text="That confirmation is no longer open (answered already, or declined by a "
+                "newer message); nothing was run.",
+            )
+            yield event(type="done")
+            return
         if not conversation.messages:
             conversation.messages.append({"role": "system", "content": self.system})
-        held, conversation.pending = conversation.pending, []
+        held, conversation.pending, conversation.confirm_id = conversation.pending, [], None
         for call in held:
             if approve:
                 async for step in self._run_call(conversation, call):
@@ -178,6 +213,7 @@ class ChatAgent:
                 yield event(
                     type="tool_result", function=call.function.name, ok=False, text="declined"
                 )
+        _answer_cut_off_calls(conversation.messages)
         if text:
             conversation.messages.append({"role": "user", "content": text})
         try:
@@ -226,8 +262,10 @@ class ChatAgent:
                 async for step in self._run_call(conversation, call):
                     yield step
             if conversation.pending:
+                conversation.confirm_id = uuid.uuid4().hex
                 yield event(
                     type="confirm",
+                    confirm_id=conversation.confirm_id,
                     text="These actions change things. Approve to run them, or decline.",
                     calls=[
                         {"function": c.function.name, "arguments": _arguments(c)[0]}
@@ -264,6 +302,26 @@ class ChatAgent:
     @staticmethod
     def _answer(conversation: Conversation, call: ToolCall, text: str) -> None:
         conversation.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+
+
+CUT_OFF = "No result: the answer was cut off here (the connection dropped); it may not have run."
+
+
+def _answer_cut_off_calls(messages: list[dict[str, Any]]) -> None:
+    """Give every tool call of the history its answer: a turn cut off between a call and its
+    result (the person's connection dropped) would leave one open, and a chat API refuses the
+    conversation from then on."""
+    index = 0
+    while index < len(messages):
+        asked = [call["id"] for call in messages[index].get("tool_calls") or []]
+        index += 1
+        answered = set()
+        while index < len(messages) and messages[index].get("role") == "tool":
+            answered.add(messages[index].get("tool_call_id"))
+            index += 1
+        for call_id in (c for c in asked if c not in answered):
+            messages.insert(index, {"role": "tool", "tool_call_id": call_id, "content": CUT_OFF})
+            index += 1
 
 
 def _arguments(call: ToolCall) -> tuple[dict[str, Any], str | None]:

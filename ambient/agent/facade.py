@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, Tool
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ambient.agent.connection import ServerConnection
 from ambient.agent.errors import (
     AgentError,
+    ServerAnswerError,
     ServerUnavailableError,
     UnknownToolError,
 )
@@ -24,6 +26,12 @@ from ambient.agent.naming import ToolNames
 OWN_SERVER = "ambient"
 DEFAULT_TTL = 300.0
 DEFAULT_TIMEOUT = 60.0
+# What a model reads of one answer: a server that dumps megabytes would otherwise fill the
+# model's context, and every later turn of the conversation would fail with it.
+MAX_RESULT_CHARS = 20_000
+# A server whose listing failed is left out for this long before it is asked again: a slow
+# or hung one would otherwise hold up every chat turn for its timeout (twice, reconnecting).
+RELIST_AFTER = 60.0
 
 
 class ToolInfo(BaseModel):
@@ -56,6 +64,8 @@ class _Server:
     health: ServerHealth
     tools: list[Tool] = field(default_factory=list)
     listed_at: float | None = None
+    failed_at: float | None = None
+    problem: str | None = None  # why its last listing failed (a wrong token, a wrong URL...)
 
 
 def _info(server: str, function: str, tool: Tool) -> ToolInfo:
@@ -110,6 +120,10 @@ class AgentFacade:
     def health(self) -> dict[str, Health]:
         return {name: server.health.state for name, server in self._servers.items()}
 
+    def problems(self) -> dict[str, str]:
+        """Why each server whose tools are missing could not list them, by server name."""
+        return {name: s.problem for name, s in self._servers.items() if s.problem}
+
     async def close(self) -> None:
         for name in list(self._servers):
             await self.remove_server(name)
@@ -120,10 +134,16 @@ class AgentFacade:
         """Every tool of every reachable server; listings are cached for ``ttl`` seconds."""
         infos: list[ToolInfo] = []
         for server in list(self._servers.values()):
+            failed = server.failed_at
+            if not refresh and failed is not None and self._clock() - failed < RELIST_AFTER:
+                continue
             try:
                 listed = await self._listing(server, refresh)
-            except AgentError:
-                continue  # an unreachable server shows in health(), not as an empty agent
+            except AgentError as exc:
+                # An unreachable server shows in health() and problems(), not as an empty agent.
+                server.failed_at, server.problem = self._clock(), str(exc)
+                continue
+            server.failed_at = server.problem = None
             infos.extend(
                 _info(server.name, self._names.add(server.name, t.name), t) for t in listed
             )
@@ -208,6 +228,11 @@ class AgentFacade:
         server.health.record(ok)
         parts = [block.text for block in result.content if isinstance(block, TextContent)]
         text = "\n".join(parts) if parts else ("(no text)" if ok else "tool error")
+        if len(text) > MAX_RESULT_CHARS:
+            text = (
+                f"{text[:MAX_RESULT_CHARS]}\n[… cut: {len(text):,} characters in all; "
+                "ask for less (a filter, a smaller page or limit)]"
+            )
         return self._outcome(info, ok, text, started, structured=result.structured_content)
 
     def stats(self) -> list[ToolStats]:
@@ -245,3 +270,9 @@ class AgentFacade:
                 if tried == tries:
                     server.health.record_unreachable()
                     raise
+            except (MCPError, ValidationError) as exc:
+                # A JSON-RPC error or a garbled answer: the request failed, not the agent.
+                server.health.record(False)
+                raise ServerAnswerError(
+                    f"MCP server {server.name!r} answered with an error: {exc}"
+                ) from None

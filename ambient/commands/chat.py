@@ -53,9 +53,12 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     return 0
                 message = None
                 approve: bool | None = None
+                confirm_id: str | None = None
                 while True:
                     confirm: ChatEvent | None = None
-                    async for event in agent.turn(conversation, text, approve=approve):
+                    async for event in agent.turn(
+                        conversation, text, approve=approve, confirm_id=confirm_id
+                    ):
                         _show(event)
                         if event.type == "confirm":
                             confirm = event
@@ -67,6 +70,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     if confirm is None or (approve is False and not sys.stdin.isatty()):
                         break
                     approve = yes or (sys.stdin.isatty() and typer.confirm("Run these?"))
+                    confirm_id = confirm.confirm_id
                     text = None
                 if not interactive:
                     return 0

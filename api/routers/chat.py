@@ -40,12 +40,21 @@ class ChatRequest(UserConfig):
     approve: bool | None = Field(
         default=None, description="answer to a confirm event: run (true) or decline (false)"
     )
+    confirm_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the confirm event's confirm_id this answer is for: an answer to an older "
+        "confirm runs nothing",
+    )
 
 
 class ServerView(BaseModel):
     name: str
     spec: dict[str, Any]
     health: str
+    problem: str | None = Field(
+        default=None, description="why its tools are missing: its last listing's error"
+    )
 
 
 class ToolView(BaseModel):
@@ -72,7 +81,9 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
     agent = await chat.agent(user)
 
     async def lines() -> AsyncIterator[str]:
-        async for event in agent.turn(conversation, body.message, approve=body.approve):
+        async for event in agent.turn(
+            conversation, body.message, approve=body.approve, confirm_id=body.confirm_id
+        ):
             yield event.model_dump_json(exclude_none=True) + "\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
@@ -82,11 +93,17 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
 async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     """The MCP servers of the caller's agent (ours first); header values are hidden."""
     hub = chat.hub
-    health = (await hub.facade(user)).health()
+    facade = await hub.facade(user)
+    health, problems = facade.health(), facade.problems()
     ours = ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])
     # A server the facade leaves out is not run: a stdio one whose owner is no longer an admin.
     return [ours] + [
-        ServerView(name=spec.name, spec=spec.public(), health=health.get(spec.name, "off"))
+        ServerView(
+            name=spec.name,
+            spec=spec.public(),
+            health=health.get(spec.name, "off"),
+            problem=problems.get(spec.name),
+        )
         for spec in await hub.specs(user.name)
     ]
 

@@ -33,6 +33,7 @@ window.addEventListener("DOMContentLoaded", () => {
 // The chat box: POST /app/chat streams JSON lines (message, tool_call, tool_result, confirm...).
 (() => {
   let conversation = null;
+  let confirmId = null;  // the confirm the Approve/Decline buttons answer
 
   function say(kind, text) {
     const log = document.getElementById("chat-log");
@@ -62,6 +63,7 @@ window.addEventListener("DOMContentLoaded", () => {
     else if (event.type === "tool_result") say("tool", "← " + event.function + (event.ok ? " ok" : " failed: " + (event.text || "")));
     else if (event.type === "error") say("error", event.text || "error");
     else if (event.type === "confirm") {
+      confirmId = event.confirm_id || null;
       document.getElementById("chat-confirm-text").textContent =
         event.text + " " + event.calls.map((c) => c.function + " " + JSON.stringify(c.arguments)).join("; ");
       document.getElementById("chat-confirm").hidden = false;
@@ -118,6 +120,8 @@ window.addEventListener("DOMContentLoaded", () => {
       const text = input.value.trim();
       if (!text) return;
       input.value = "";
+      // A new message declines what the box asks about: its buttons would answer nothing.
+      document.getElementById("chat-confirm").hidden = true;
       say("you", text);
       // Not answered (refused, signed out): the text goes back in the box, to send again.
       send({ message: text }).then((answered) => { if (!answered && !input.value) input.value = text; });
@@ -125,7 +129,7 @@ window.addEventListener("DOMContentLoaded", () => {
     for (const [id, approve] of [["chat-approve", true], ["chat-decline", false]]) {
       document.getElementById(id).addEventListener("click", () => {
         document.getElementById("chat-confirm").hidden = true;
-        send({ approve });
+        send({ approve, confirm_id: confirmId });
       });
     }
   });

@@ -15,7 +15,7 @@ from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push
 from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user, current_user_row, unregistered
-from mcp_server.tools.hints import READ, RECORD
+from mcp_server.tools.hints import READ, REPLACE
 
 CHANNELS = (
     'At most 20 of {"type": "email"|"wecom"|"dingtalk"|"webhook"|"apprise"|"sms"|"inbox", '
@@ -64,4 +64,4 @@ async def set_push_config(
 def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(get_push_config, annotations=READ)
     if not read_only:
-        mcp.add_tool(set_push_config, annotations=RECORD)
+        mcp.add_tool(set_push_config, annotations=REPLACE)

@@ -183,6 +183,6 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(create_background_task, annotations=WRITE)
     mcp.add_tool(pause_task, annotations=WRITE)
     mcp.add_tool(resume_task, annotations=WRITE)
-    mcp.add_tool(update_task, annotations=WRITE)
+    mcp.add_tool(update_task, annotations=CHANGE)  # replaces the config
     mcp.add_tool(trigger_task, annotations=AGAIN)
     mcp.add_tool(delete_task, annotations=CHANGE)

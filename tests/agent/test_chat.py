@@ -298,6 +298,10 @@ async def test_an_agent_server_whose_name_now_resolves_to_loopback_is_not_dialed
         # Another API process (or this one after a restart): nothing of the first answer kept.
         async with serve(create_app(deps.settings)) as base, api() as http:
             listed = (await http.get(f"{base}/agent/tools", params={"refresh": "true"})).json()
+            servers = (await http.get(f"{base}/agent/servers")).json()
     assert [t["tool"] for t in listed["tools"] if t["server"] == "tools"] == []
     assert listed["health"]["tools"] == "error", listed["health"]
+    # ...and says why, where the person looks at their servers.
+    problem = next(s["problem"] for s in servers if s["name"] == "tools")
+    assert "'tools' is unavailable" in problem, servers
     assert hits == [], hits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mcp import Client
@@ -12,7 +13,7 @@ from ambient.agent.chat import ChatAgent, ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard
-from tests.agent.test_facade import WRITE
+from tests.agent.test_facade import WRITE, toy_server
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.servers import free_port, serve
 
@@ -61,5 +62,113 @@ async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unaske
         assert [e.type for e in events] == ["tool_result", "message", "done"], events
         assert events[0].ok is False and "remote__drop_table" in (events[0].text or "")
         assert conversation.pending == []
+    finally:
+        await facade.close()
+
+
+async def test_a_yes_runs_only_the_calls_its_confirm_listed_and_only_once() -> None:
+    llm, dropped = LLMApi(), list[str]()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", lambda: Client(tables(dropped), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+
+            async def turn(text: str | None, **answer: Any) -> list[Any]:
+                return [e async for e in agent.turn(conversation, text, **answer)]
+
+            llm.script(ToolCalls([("remote__drop_table", {"name": "users"})]))
+            first = (await turn("drop the users table"))[-1]
+            assert first.type == "confirm" and first.confirm_id
+            # A new message declines the users call; the model asks for another one.
+            llm.script(ToolCalls([("remote__drop_table", {"name": "orders"})]))
+            second = (await turn("no, the orders table"))[-1]
+            assert second.type == "confirm" and second.confirm_id != first.confirm_id
+            asked = len(llm.requests)
+            # The yes the person gave to the first confirm (a stale page, a retried request)
+            # runs nothing: it was for the users call, not this one.
+            stale = await turn(None, approve=True, confirm_id=first.confirm_id)
+            assert [e.type for e in stale] == ["error", "done"]
+            assert "no longer open" in (stale[0].text or "")
+            assert dropped == [] and len(llm.requests) == asked
+            assert [c.function.arguments for c in conversation.pending] == ['{"name": "orders"}']
+
+            llm.script(Content("Dropped orders."))
+            yes = await turn(None, approve=True, confirm_id=second.confirm_id)
+            assert [e.type for e in yes] == ["tool_call", "tool_result", "message", "done"]
+            assert dropped == ["orders"]
+            # The same yes again (a double click, a replayed request) runs nothing more.
+            asked = len(llm.requests)
+            again = await turn(None, approve=True, confirm_id=second.confirm_id)
+            assert [e.type for e in again] == ["error", "done"]
+            assert dropped == ["orders"] and len(llm.requests) == asked
+    finally:
+        await facade.close()
+
+
+def _answered_in_order(messages: list[dict[str, Any]]) -> bool:
+    """Every assistant tool call is answered right after it, as the chat API requires."""
+    for index, message in enumerate(messages):
+        ids = [c["id"] for c in message.get("tool_calls") or []]
+        following = messages[index + 1 : index + 1 + len(ids)]
+        if ids and [m.get("tool_call_id") for m in following] != ids:
+            return False
+    return True
+
+
+async def test_two_messages_sent_at_once_are_answered_one_after_the_other() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("toy", lambda: Client(toy_server(), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(ToolCalls([("toy__slow", {"seconds": 0.5})]), Content("one"), Content("two"))
+
+            async def turn(text: str) -> list[Any]:
+                return [e async for e in agent.turn(conversation, text)]
+
+            first = asyncio.create_task(turn("the slow one"))
+            # The second message arrives while the first turn waits for its tool.
+            for _ in range(500):
+                if conversation.messages and conversation.messages[-1].get("tool_calls"):
+                    break
+                await asyncio.sleep(0.01)
+            second = await turn("and another thing")
+            answers = [(await first)[-2].text, second[-2].text]
+        assert answers == ["one", "two"]
+        assert all(_answered_in_order(r["messages"]) for r in llm.requests)
+        assert _answered_in_order(conversation.messages)
+    finally:
+        await facade.close()
+
+
+async def test_a_turn_cut_off_between_tool_calls_leaves_a_conversation_that_goes_on() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("toy", lambda: Client(toy_server(), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(
+                ToolCalls([("toy__echo", {"text": "a"}), ("toy__echo", {"text": "b"})]),
+                Content("Asked again."),
+            )
+            # The page's connection drops after the second call was announced, before it ran.
+            steps = agent.turn(conversation, "echo a and b")
+            shown = [await anext(steps) for _ in range(3)]
+            assert [e.type for e in shown] == ["tool_call", "tool_result", "tool_call"]
+            await steps.aclose()
+            again = [e async for e in agent.turn(conversation, "are you there?")]
+        assert [e.type for e in again] == ["message", "done"]
+        assert all(_answered_in_order(r["messages"]) for r in llm.requests)
+        cut = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"][-1]
+        assert cut["tool_call_id"] == "call_1" and "cut off" in cut["content"]
     finally:
         await facade.close()

@@ -1,0 +1,125 @@
+"""An added MCP server that answers with a protocol error or a huge text: the chat still answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mcp import Client
+from mcp.server.lowlevel import Server
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
+from openai import AsyncOpenAI
+
+from ambient.agent.chat import ChatAgent, ConversationStore
+from ambient.agent.facade import MAX_RESULT_CHARS, RELIST_AFTER, AgentFacade
+from ambient.agent.health import Health
+from tests.agent.test_facade import READ
+from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.support.servers import serve
+
+
+def refusing() -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="refusing")
+
+    async def lookup(key: str) -> str:
+        """Look a key up."""
+        raise MCPError(code=INVALID_PARAMS, message=f"no such key {key!r}")
+
+    server.add_tool(lookup, annotations=READ)
+    return server
+
+
+def toolless() -> Server[Any]:
+    async def no_tools(ctx: Any, params: Any) -> Any:
+        raise MCPError(code=METHOD_NOT_FOUND, message="tools/list is not served here")
+
+    return Server("toolless", on_list_tools=no_tools)
+
+
+async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat_answers() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", lambda: Client(refusing(), cache=None))
+    facade.add_server("bare", lambda: Client(toolless(), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(ToolCalls([("remote__lookup", {"key": "k1"})]), Content("No such key."))
+            events = [e async for e in agent.turn(conversation, "look up k1")]
+        assert [e.type for e in events] == ["tool_call", "tool_result", "message", "done"]
+        assert events[1].ok is False and "no such key 'k1'" in (events[1].text or "")
+        # The model read the failure as the call's answer, and the conversation goes on.
+        answer = llm.requests[1]["messages"][-1]
+        assert answer["role"] == "tool" and "no such key 'k1'" in answer["content"]
+        assert events[2].text == "No such key."
+        stats = {s.tool: s for s in facade.stats()}
+        assert stats["lookup"].calls == 1 and stats["lookup"].failures == 1
+        # A server that refuses to list tools is left out and shown in error, like a dead one.
+        assert [t.function for t in await facade.tools()] == ["remote__lookup"]
+        assert facade.health()["bare"] is Health.ERROR
+        assert "tools/list is not served here" in facade.problems()["bare"]
+    finally:
+        await facade.close()
+
+
+def flooding() -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="flooding")
+
+    async def dump() -> str:
+        """Dump everything."""
+        return "row\n" * 250_000
+
+    server.add_tool(dump, annotations=READ)
+    return server
+
+
+async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", lambda: Client(flooding(), cache=None))
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(ToolCalls([("remote__dump", {})]), Content("Lots of rows."))
+            events = [e async for e in agent.turn(conversation, "dump it")]
+        assert [e.type for e in events] == ["tool_call", "tool_result", "message", "done"]
+        answer = llm.requests[1]["messages"][-1]["content"]
+        assert len(answer) < MAX_RESULT_CHARS + 200 and answer.startswith("row\nrow\n")
+        assert "cut: 1,000,000 characters" in answer and answer == events[1].text
+        assert events[1].ok is True
+    finally:
+        await facade.close()
+
+
+async def test_a_server_too_slow_to_list_its_tools_does_not_hold_up_every_turn() -> None:
+    now, asked = [1000.0], [0]
+
+    async def never(ctx: Any, params: Any) -> Any:
+        asked[0] += 1
+        await asyncio.Event().wait()
+
+    facade = AgentFacade(timeout_seconds=0.5, clock=lambda: now[0])
+    facade.add_server("ours", lambda: Client(refusing(), cache=None))
+    slow = Server("slow", on_list_tools=never)
+    facade.add_server("slow", lambda: Client(slow, cache=None, read_timeout_seconds=0.5))
+    try:
+        assert [t.function for t in await facade.tools()] == ["ours__lookup"]
+        assert asked[0] == 1 and facade.health()["slow"] is Health.ERROR
+        # The next turns, within a minute, do not wait for it again: its tools are left out.
+        now[0] += 30
+        assert [t.function for t in await facade.tools()] == ["ours__lookup"]
+        assert asked[0] == 1 and facade.health()["slow"] is Health.ERROR
+        # Later it is asked again (it may be back); a refresh asks at once.
+        now[0] += RELIST_AFTER
+        await facade.tools()
+        assert asked[0] == 2
+        await facade.tools(refresh=True)
+        assert asked[0] == 3
+    finally:
+        await facade.close()
