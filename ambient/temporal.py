@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,11 @@ def search_attributes(
     )
 
 
-def task_memo(summary: str, created: datetime | None = None) -> dict[str, str]:
-    """A task's memo: its one-line summary and when it was created (now unless given). A run
-    that continues as new keeps its memo; its start time is the run's (a watch's every day or
-    two, a briefing's every day)."""
-    return {"summary": summary, "created_at": (created or datetime.now(UTC)).isoformat()}
+def task_memo(summary: str, created: datetime) -> dict[str, str]:
+    """A task's memo: its one-line summary and when it was created. A run that continues as
+    new keeps its memo; its start time is the run's (a watch's every day or two, a briefing's
+    every day). The caller's clock: workflow code imports this module and reads none."""
+    return {"summary": summary, "created_at": created.isoformat()}
 
 
 def created_at(memo: Mapping[str, Any]) -> datetime | None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from datetime import date as Date
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -198,7 +198,7 @@ class BriefingService(Greeting):
                 search_attributes=temporal.search_attributes(KIND, user, state=state),
                 static_summary=summary,
                 # What list_tasks shows for the briefing, like every other task.
-                memo=temporal.task_memo(summary, created),
+                memo=temporal.task_memo(summary, created or datetime.now(UTC)),
             )
         if replaced is not None:
             new_run = self.client.get_workflow_handle(task_id, run_id=started.result_run_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -139,7 +140,7 @@ class TaskService(TaskReads):
                     kind.value, user, state=TaskState.ACTIVE.value
                 ),
                 static_summary=summary,
-                memo=temporal.task_memo(summary),
+                memo=temporal.task_memo(summary, datetime.now(UTC)),
             )
         except WorkflowAlreadyStartedError:
             running = await self._query_status(task_id, TaskStatus)
