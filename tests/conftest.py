@@ -89,6 +89,9 @@ def settings(tmp_path: Path, migrated_template: Path) -> Settings:
         # Members read log files from AMBIENT_LOG_DIR only: the tests' log files are under here.
         log_dir=tmp_path,
         metrics_port=None,
+        # Nothing listens here: a test that starts a workflow without its own Temporal server
+        # (a best-effort notification) never reaches the one `make run` serves on the default.
+        temporal_address="127.0.0.1:1",
         _env_file=None,  # type: ignore[call-arg]
     )
 
