@@ -64,11 +64,13 @@ def show(
 
 @app.command()
 def pause(task_id: str, user: User = "dev") -> None:
+    """Pause a task: it checks and sends nothing until resumed."""
     print_json(console, _run(lambda tasks: tasks.pause(user, task_id)))
 
 
 @app.command()
 def resume(task_id: str, user: User = "dev") -> None:
+    """Resume a paused task."""
     print_json(console, _run(lambda tasks: tasks.resume(user, task_id)))
 
 
