@@ -64,7 +64,7 @@ def show(
 
 @app.command()
 def pause(task_id: str, user: User = "dev") -> None:
-    """Pause a task: it checks and sends nothing until resumed."""
+    """Pause a task: no scheduled checks or runs until it is resumed (trigger still runs one)."""
     print_json(console, _run(lambda tasks: tasks.pause(user, task_id)))
 
 
