@@ -233,7 +233,10 @@ class GradedRemediationWorkflow(RemediationSafety):
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"
-        await self._settle(step)
+        seconds = self.alert.settle_seconds
+        if seconds is None:
+            seconds = self.policy.settle_seconds
+        await self._wait_shown("settling", "settle", step.rung, seconds)
         if self.aborted:
             return await self._abort(self.aborted)
         try:
@@ -331,17 +334,6 @@ class GradedRemediationWorkflow(RemediationSafety):
                 Keyed(run_key=self.run_key, key=key),
                 retry=RECORD_RETRY,
             )
-
-    async def _settle(self, step: PlannedStep) -> None:
-        seconds = self.alert.settle_seconds
-        if seconds is None:
-            seconds = self.policy.settle_seconds
-        self.waiting = Waiting(
-            what="settle", rung=step.rung, until=workflow.now() + timedelta(seconds=seconds)
-        )
-        await self._set_state("settling")
-        await self._wait(timedelta(seconds=seconds))
-        self.waiting = None
 
     async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")

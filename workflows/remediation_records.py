@@ -151,6 +151,16 @@ class RemediationRecords:
             return False
         return True
 
+    async def _wait_shown(
+        self, state: RemediationState, what: Any, rung: Rung, seconds: float, detail: str = ""
+    ) -> None:
+        """A durable timer cut short by abort, shown as what the run waits for (get_remediation)."""
+        until = workflow.now() + timedelta(seconds=seconds)
+        self.waiting = Waiting(what=what, rung=rung, until=until, detail=detail)
+        await self._set_state(state)
+        await self._wait(timedelta(seconds=seconds))
+        self.waiting = None
+
     async def _set_state(self, state: RemediationState) -> None:
         if state == self.state and state != "scoring":
             return

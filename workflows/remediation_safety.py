@@ -132,15 +132,7 @@ class RemediationSafety(RemediationRecords):
             ):
                 await self._hand_over("handed_over", f"cannot change now: {gate.reason}")
                 return "stop"
-            self.waiting = Waiting(
-                what=gate.gate,
-                rung=step.rung,
-                until=workflow.now() + timedelta(seconds=retry),
-                detail=gate.reason,
-            )
-            await self._set_state("waiting_gate")
-            await self._wait(timedelta(seconds=retry))
-            self.waiting = None
+            await self._wait_shown("waiting_gate", gate.gate, step.rung, retry, gate.reason)
             waited += retry
             if self.aborted:
                 return "stop"
