@@ -13,7 +13,7 @@ from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         JOINED,
         AbortInput,
         ApprovalDecision,
-        ApprovalInput,
         Attempt,
         CheckpointInput,
         JoinInput,
@@ -53,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         Waiting,
     )
-    from ambient.remediation.safety import may_approve, scale_target
+    from ambient.remediation.safety import scale_target
     from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.temporal import ACTIVITY_FAILED
 
@@ -85,8 +84,6 @@ JOIN_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=RECORD_RETRY.non_retryable_error_types,
 )
-# The type of an update's refusal that is about the run's state, not the caller's rights.
-STATE_CONFLICT = "StateConflict"
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -381,55 +378,6 @@ class GradedRemediationWorkflow(RemediationSafety):
         return "stop"
 
     # --- messages -----------------------------------------------------------------------
-
-    @workflow.update
-    async def approve(self, answer: ApprovalInput) -> ApprovalDecision:
-        """A person's answer to the pending approval (validated: waiting, permission)."""
-        # Who may answer (owner, admin, named approver) is decided by the service before it
-        # sends the update; the workflow cannot read users.
-        decision = ApprovalDecision(
-            rung=self._awaited_rung(),
-            approver=answer.approver,
-            approve=answer.approve,
-            reason=answer.reason,
-            at=workflow.now(),
-        )
-        self.decision = decision
-        self.approvals.append(decision)
-        return decision
-
-    @approve.validator
-    def _validate_approve(self, answer: ApprovalInput) -> None:
-        rung = self._awaited_rung()
-        # Two answers can reach one workflow task before the ladder takes the first: the
-        # second would overwrite the first after both callers were told theirs was taken.
-        if self.decision is not None:
-            taken = "approved" if self.decision.approve else "refused"
-            raise ApplicationError(
-                f"rung {int(rung)} of {self.remediation_id} was already answered: "
-                f"{self.decision.approver} {taken} it",
-                type=STATE_CONFLICT,
-                non_retryable=True,
-            )
-        mode = self.mode or "dry_run"
-        # A refusal decides about the step as much as an approval does: the same bar.
-        if not may_approve(answer.approver_permission, mode):
-            verb = "approving" if answer.approve else "refusing"
-            raise ValueError(
-                f"{answer.approver} has rollback_permission {answer.approver_permission!r}; "
-                f"{verb} a {mode} step needs {mode!r} or higher (an admin grants it)"
-            )
-
-    def _awaited_rung(self) -> Rung:
-        # An update failed with an ApplicationError is refused without failing the task.
-        if self.awaiting_approval is None:
-            raise ApplicationError(
-                f"remediation {self.remediation_id} is not waiting for approval "
-                f"(state {self.state}); get_remediation shows what it waits for",
-                type=STATE_CONFLICT,
-                non_retryable=True,
-            )
-        return self.awaiting_approval
 
     @workflow.signal
     def abort(self, request: AbortInput) -> None:
