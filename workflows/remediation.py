@@ -158,7 +158,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                 break
             self.next_rung = step.rung
             if step.rung is Rung.HAND_OVER:
-                await self._hand_over("handed_over", "the ladder reached hand-over (rung 6)")
+                await self._hand_over("the ladder reached hand-over (rung 6)")
                 return self.status()
             outcome = await self._climb(step)
             if outcome != "next":
@@ -171,8 +171,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             await self._abort(self.aborted)
         else:
             await self._hand_over(
-                "budget_exhausted",
                 f"the budget of {len(self.plan)} attempt(s) is spent and the alert is not resolved",
+                "budget_exhausted",
             )
         return self.status()
 
@@ -224,9 +224,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         )
         if isinstance(result, str) and workflow.patched(UNAPPLIED_HANDS_OVER):
             # A change that could not be made is no evidence that a stronger one is needed.
-            await self._hand_over(
-                "handed_over", f"rung {int(step.rung)} ({step.rung.name.lower()}) {result}"
-            )
+            await self._hand_over(f"rung {int(step.rung)} ({step.rung.name.lower()}) {result}")
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"
@@ -244,7 +242,6 @@ class GradedRemediationWorkflow(RemediationSafety):
             attempt.verified = False
             attempt.verification = f"verification failed: {cause_of(exc)}"
             await self._hand_over(
-                "handed_over",
                 f"rung {int(step.rung)} ({step.rung.name.lower()}) was applied but could not "
                 f"be verified ({cause_of(exc)})",
             )

@@ -96,7 +96,7 @@ class RemediationRecords:
     # A post that waits for the run's next one (the plan, held until after the first change).
     held_post: tuple[str, str, list[str]] | None
 
-    async def _hand_over(self, state: RemediationState, reason: str) -> None:
+    async def _hand_over(self, reason: str, state: RemediationState = "handed_over") -> None:
         """Budget spent or stopped: the broadcast queue for the next briefing, and a push now."""
         self.outcome = reason
         key = f"{self.run_key}/hand-over"

@@ -75,9 +75,7 @@ class RemediationSafety(RemediationRecords):
                 "approval_timeout",
                 {"rung": int(step.rung), "after": str(timeout)},
             )
-            await self._hand_over(
-                "handed_over", f"nobody approved rung {int(step.rung)} within {timeout}"
-            )
+            await self._hand_over(f"nobody approved rung {int(step.rung)} within {timeout}")
             return False
         decision, self.decision = self.decision, None
         await self._audit(
@@ -88,9 +86,7 @@ class RemediationSafety(RemediationRecords):
         )
         if not decision.approve:
             why = f": {decision.reason}" if decision.reason else ""
-            await self._hand_over(
-                "handed_over", f"{decision.approver} refused rung {int(step.rung)}{why}"
-            )
+            await self._hand_over(f"{decision.approver} refused rung {int(step.rung)}{why}")
             return False
         return True
 
@@ -138,7 +134,7 @@ class RemediationSafety(RemediationRecords):
                 or retry is None
                 or waited + retry > self.policy.max_gate_wait_seconds
             ):
-                await self._hand_over("handed_over", f"cannot change now: {gate.reason}")
+                await self._hand_over(f"cannot change now: {gate.reason}")
                 return "stop"
             await self._wait_shown("waiting_gate", gate.gate, step.rung, retry, gate.reason)
             waited += retry
