@@ -183,21 +183,18 @@ class GradedRemediationWorkflow(RemediationSafety):
         # The first climb takes what open_remediation already decided for it.
         opened, self.opened = self.opened, None
         await self._set_state("checking")
-        if opened is not None and opened.permission is not None:
-            permission = opened.permission
-        else:
-            permission = await self._act(
-                RemediationActivities.check_remediation_permission,
-                PermissionInput(
-                    run_key=self.run_key,
-                    key=f"{key}/permission",
-                    user=self.request.user,
-                    asked=self.request.mode,
-                    executor=self.policy.executor,
-                    rung=step.rung,
-                ),
-                retry=RECORD_RETRY,
-            )
+        permission = await self._decided_or_checked(
+            opened.permission if opened else None,
+            RemediationActivities.check_remediation_permission,
+            PermissionInput(
+                run_key=self.run_key,
+                key=f"{key}/permission",
+                user=self.request.user,
+                asked=self.request.mode,
+                executor=self.policy.executor,
+                rung=step.rung,
+            ),
+        )
         if permission.mode is None:
             self.outcome = f"refused: {permission.reason}"
             await self._finish("refused")

@@ -244,6 +244,12 @@ class RemediationRecords:
                 ),
             )
 
+    async def _decided_or_checked(
+        self, decided: R | None, check: MethodAsyncSingleParam[Any, P, R], arg: P
+    ) -> R:
+        """What open_remediation already decided for the first rung, or the check's answer now."""
+        return decided if decided is not None else await self._act(check, arg, retry=RECORD_RETRY)
+
     async def _act(
         self,
         activity: MethodAsyncSingleParam[Any, P, R],

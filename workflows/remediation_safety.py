@@ -13,7 +13,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_records import RECORD_RETRY, RemediationRecords
+from workflows.remediation_records import RemediationRecords
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -99,21 +99,18 @@ class RemediationSafety(RemediationRecords):
         check = 0
         while True:
             check += 1
-            if check == 1 and decided is not None:
-                gate = decided
-            else:
-                gate = await self._act(
-                    RemediationActivities.check_remediation_gates,
-                    GateInput(
-                        run_key=self.run_key,
-                        key=f"{key}/gate/{check}",
-                        cluster_id=self.alert.cluster_id,
-                        service=self.alert.service,
-                        rung=step.rung,
-                        now=workflow.now(),
-                    ),
-                    retry=RECORD_RETRY,
-                )
+            gate = await self._decided_or_checked(
+                decided if check == 1 else None,
+                RemediationActivities.check_remediation_gates,
+                GateInput(
+                    run_key=self.run_key,
+                    key=f"{key}/gate/{check}",
+                    cluster_id=self.alert.cluster_id,
+                    service=self.alert.service,
+                    rung=step.rung,
+                    now=workflow.now(),
+                ),
+            )
             if gate.allowed:
                 return "go"
             if gate.gate == "breaker":
