@@ -13,7 +13,7 @@ from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         JOINED,
         AbortInput,
         ApprovalDecision,
-        ApprovalInput,
         Attempt,
         CheckpointInput,
         JoinInput,
@@ -53,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         Waiting,
     )
-    from ambient.remediation.safety import may_approve, scale_target
+    from ambient.remediation.safety import scale_target
     from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.temporal import ACTIVITY_FAILED
 
@@ -85,8 +84,6 @@ JOIN_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=RECORD_RETRY.non_retryable_error_types,
 )
-# The type of an update's refusal that is about the run's state, not the caller's rights.
-STATE_CONFLICT = "StateConflict"
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -161,7 +158,7 @@ class GradedRemediationWorkflow(RemediationSafety):
                 break
             self.next_rung = step.rung
             if step.rung is Rung.HAND_OVER:
-                await self._hand_over("handed_over", "the ladder reached hand-over (rung 6)")
+                await self._hand_over("the ladder reached hand-over (rung 6)")
                 return self.status()
             outcome = await self._climb(step)
             if outcome != "next":
@@ -174,8 +171,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             await self._abort(self.aborted)
         else:
             await self._hand_over(
-                "budget_exhausted",
                 f"the budget of {len(self.plan)} attempt(s) is spent and the alert is not resolved",
+                "budget_exhausted",
             )
         return self.status()
 
@@ -186,21 +183,18 @@ class GradedRemediationWorkflow(RemediationSafety):
         # The first climb takes what open_remediation already decided for it.
         opened, self.opened = self.opened, None
         await self._set_state("checking")
-        if opened is not None and opened.permission is not None:
-            permission = opened.permission
-        else:
-            permission = await self._act(
-                RemediationActivities.check_remediation_permission,
-                PermissionInput(
-                    run_key=self.run_key,
-                    key=f"{key}/permission",
-                    user=self.request.user,
-                    asked=self.request.mode,
-                    executor=self.policy.executor,
-                    rung=step.rung,
-                ),
-                retry=RECORD_RETRY,
-            )
+        permission = await self._decided_or_checked(
+            opened.permission if opened else None,
+            RemediationActivities.check_remediation_permission,
+            PermissionInput(
+                run_key=self.run_key,
+                key=f"{key}/permission",
+                user=self.request.user,
+                asked=self.request.mode,
+                executor=self.policy.executor,
+                rung=step.rung,
+            ),
+        )
         if permission.mode is None:
             self.outcome = f"refused: {permission.reason}"
             await self._finish("refused")
@@ -227,13 +221,14 @@ class GradedRemediationWorkflow(RemediationSafety):
         )
         if isinstance(result, str) and workflow.patched(UNAPPLIED_HANDS_OVER):
             # A change that could not be made is no evidence that a stronger one is needed.
-            await self._hand_over(
-                "handed_over", f"rung {int(step.rung)} ({step.rung.name.lower()}) {result}"
-            )
+            await self._hand_over(f"rung {int(step.rung)} ({step.rung.name.lower()}) {result}")
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"
-        await self._settle(step)
+        seconds = self.alert.settle_seconds
+        if seconds is None:
+            seconds = self.policy.settle_seconds
+        await self._wait_shown("settling", "settle", step.rung, seconds)
         if self.aborted:
             return await self._abort(self.aborted)
         try:
@@ -244,7 +239,6 @@ class GradedRemediationWorkflow(RemediationSafety):
             attempt.verified = False
             attempt.verification = f"verification failed: {cause_of(exc)}"
             await self._hand_over(
-                "handed_over",
                 f"rung {int(step.rung)} ({step.rung.name.lower()}) was applied but could not "
                 f"be verified ({cause_of(exc)})",
             )
@@ -332,17 +326,6 @@ class GradedRemediationWorkflow(RemediationSafety):
                 retry=RECORD_RETRY,
             )
 
-    async def _settle(self, step: PlannedStep) -> None:
-        seconds = self.alert.settle_seconds
-        if seconds is None:
-            seconds = self.policy.settle_seconds
-        self.waiting = Waiting(
-            what="settle", rung=step.rung, until=workflow.now() + timedelta(seconds=seconds)
-        )
-        await self._set_state("settling")
-        await self._wait(timedelta(seconds=seconds))
-        self.waiting = None
-
     async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")
         reading: MetricReading | None = None
@@ -389,55 +372,6 @@ class GradedRemediationWorkflow(RemediationSafety):
         return "stop"
 
     # --- messages -----------------------------------------------------------------------
-
-    @workflow.update
-    async def approve(self, answer: ApprovalInput) -> ApprovalDecision:
-        """A person's answer to the pending approval (validated: waiting, permission)."""
-        # Who may answer (owner, admin, named approver) is decided by the service before it
-        # sends the update; the workflow cannot read users.
-        decision = ApprovalDecision(
-            rung=self._awaited_rung(),
-            approver=answer.approver,
-            approve=answer.approve,
-            reason=answer.reason,
-            at=workflow.now(),
-        )
-        self.decision = decision
-        self.approvals.append(decision)
-        return decision
-
-    @approve.validator
-    def _validate_approve(self, answer: ApprovalInput) -> None:
-        rung = self._awaited_rung()
-        # Two answers can reach one workflow task before the ladder takes the first: the
-        # second would overwrite the first after both callers were told theirs was taken.
-        if self.decision is not None:
-            taken = "approved" if self.decision.approve else "refused"
-            raise ApplicationError(
-                f"rung {int(rung)} of {self.remediation_id} was already answered: "
-                f"{self.decision.approver} {taken} it",
-                type=STATE_CONFLICT,
-                non_retryable=True,
-            )
-        mode = self.mode or "dry_run"
-        # A refusal decides about the step as much as an approval does: the same bar.
-        if not may_approve(answer.approver_permission, mode):
-            verb = "approving" if answer.approve else "refusing"
-            raise ValueError(
-                f"{answer.approver} has rollback_permission {answer.approver_permission!r}; "
-                f"{verb} a {mode} step needs {mode!r} or higher (an admin grants it)"
-            )
-
-    def _awaited_rung(self) -> Rung:
-        # An update failed with an ApplicationError is refused without failing the task.
-        if self.awaiting_approval is None:
-            raise ApplicationError(
-                f"remediation {self.remediation_id} is not waiting for approval "
-                f"(state {self.state}); get_remediation shows what it waits for",
-                type=STATE_CONFLICT,
-                non_retryable=True,
-            )
-        return self.awaiting_approval
 
     @workflow.signal
     def abort(self, request: AbortInput) -> None:

@@ -96,7 +96,7 @@ class RemediationRecords:
     # A post that waits for the run's next one (the plan, held until after the first change).
     held_post: tuple[str, str, list[str]] | None
 
-    async def _hand_over(self, state: RemediationState, reason: str) -> None:
+    async def _hand_over(self, reason: str, state: RemediationState = "handed_over") -> None:
         """Budget spent or stopped: the broadcast queue for the next briefing, and a push now."""
         self.outcome = reason
         key = f"{self.run_key}/hand-over"
@@ -150,6 +150,16 @@ class RemediationRecords:
         except TimeoutError:
             return False
         return True
+
+    async def _wait_shown(
+        self, state: RemediationState, what: Any, rung: Rung, seconds: float, detail: str = ""
+    ) -> None:
+        """A durable timer cut short by abort, shown as what the run waits for (get_remediation)."""
+        until = workflow.now() + timedelta(seconds=seconds)
+        self.waiting = Waiting(what=what, rung=rung, until=until, detail=detail)
+        await self._set_state(state)
+        await self._wait(timedelta(seconds=seconds))
+        self.waiting = None
 
     async def _set_state(self, state: RemediationState) -> None:
         if state == self.state and state != "scoring":
@@ -233,6 +243,12 @@ class RemediationRecords:
                     message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
                 ),
             )
+
+    async def _decided_or_checked(
+        self, decided: R | None, check: MethodAsyncSingleParam[Any, P, R], arg: P
+    ) -> R:
+        """What open_remediation already decided for the first rung, or the check's answer now."""
+        return decided if decided is not None else await self._act(check, arg, retry=RECORD_RETRY)
 
     async def _act(
         self,

@@ -1,7 +1,8 @@
 """The checks before a remediation's change: a person's approval and the gates.
 
 Part of ``GradedRemediationWorkflow`` (workflows/remediation.py): approval waits for an answer
-on the configured rung, the gates (change window, breaker, rate limit) wait while one opens later.
+on the configured rung (the ``approve`` update takes it), the gates (change window, breaker,
+rate limit) wait while one opens later.
 """
 
 from __future__ import annotations
@@ -10,21 +11,27 @@ from datetime import timedelta
 from typing import Literal
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_records import RECORD_RETRY, RemediationRecords
+from workflows.remediation_records import RemediationRecords
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.remediation.ladder import Rung
     from ambient.remediation.runs import (
         ApprovalDecision,
+        ApprovalInput,
         Attempt,
         GateDecision,
         GateInput,
         RemediationPolicy,
         Waiting,
     )
+    from ambient.remediation.safety import may_approve
     from ambient.remediation.scores import PlannedStep
+
+# The type of an update's refusal that is about the run's state, not the caller's rights.
+STATE_CONFLICT = "StateConflict"
 
 
 class RemediationSafety(RemediationRecords):
@@ -33,6 +40,7 @@ class RemediationSafety(RemediationRecords):
     policy: RemediationPolicy
     awaiting_approval: Rung | None
     decision: ApprovalDecision | None
+    approvals: list[ApprovalDecision]
 
     async def _approval(self, step: PlannedStep, key: str) -> bool:
         timeout = timedelta(seconds=self.policy.approval_timeout_seconds)
@@ -67,9 +75,7 @@ class RemediationSafety(RemediationRecords):
                 "approval_timeout",
                 {"rung": int(step.rung), "after": str(timeout)},
             )
-            await self._hand_over(
-                "handed_over", f"nobody approved rung {int(step.rung)} within {timeout}"
-            )
+            await self._hand_over(f"nobody approved rung {int(step.rung)} within {timeout}")
             return False
         decision, self.decision = self.decision, None
         await self._audit(
@@ -80,9 +86,7 @@ class RemediationSafety(RemediationRecords):
         )
         if not decision.approve:
             why = f": {decision.reason}" if decision.reason else ""
-            await self._hand_over(
-                "handed_over", f"{decision.approver} refused rung {int(step.rung)}{why}"
-            )
+            await self._hand_over(f"{decision.approver} refused rung {int(step.rung)}{why}")
             return False
         return True
 
@@ -95,21 +99,18 @@ class RemediationSafety(RemediationRecords):
         check = 0
         while True:
             check += 1
-            if check == 1 and decided is not None:
-                gate = decided
-            else:
-                gate = await self._act(
-                    RemediationActivities.check_remediation_gates,
-                    GateInput(
-                        run_key=self.run_key,
-                        key=f"{key}/gate/{check}",
-                        cluster_id=self.alert.cluster_id,
-                        service=self.alert.service,
-                        rung=step.rung,
-                        now=workflow.now(),
-                    ),
-                    retry=RECORD_RETRY,
-                )
+            gate = await self._decided_or_checked(
+                decided if check == 1 else None,
+                RemediationActivities.check_remediation_gates,
+                GateInput(
+                    run_key=self.run_key,
+                    key=f"{key}/gate/{check}",
+                    cluster_id=self.alert.cluster_id,
+                    service=self.alert.service,
+                    rung=step.rung,
+                    now=workflow.now(),
+                ),
+            )
             if gate.allowed:
                 return "go"
             if gate.gate == "breaker":
@@ -130,17 +131,58 @@ class RemediationSafety(RemediationRecords):
                 or retry is None
                 or waited + retry > self.policy.max_gate_wait_seconds
             ):
-                await self._hand_over("handed_over", f"cannot change now: {gate.reason}")
+                await self._hand_over(f"cannot change now: {gate.reason}")
                 return "stop"
-            self.waiting = Waiting(
-                what=gate.gate,
-                rung=step.rung,
-                until=workflow.now() + timedelta(seconds=retry),
-                detail=gate.reason,
-            )
-            await self._set_state("waiting_gate")
-            await self._wait(timedelta(seconds=retry))
-            self.waiting = None
+            await self._wait_shown("waiting_gate", gate.gate, step.rung, retry, gate.reason)
             waited += retry
             if self.aborted:
                 return "stop"
+
+    @workflow.update
+    async def approve(self, answer: ApprovalInput) -> ApprovalDecision:
+        """A person's answer to the pending approval (validated: waiting, permission)."""
+        # Who may answer (owner, admin, named approver) is decided by the service before it
+        # sends the update; the workflow cannot read users.
+        decision = ApprovalDecision(
+            rung=self._awaited_rung(),
+            approver=answer.approver,
+            approve=answer.approve,
+            reason=answer.reason,
+            at=workflow.now(),
+        )
+        self.decision = decision
+        self.approvals.append(decision)
+        return decision
+
+    @approve.validator
+    def _validate_approve(self, answer: ApprovalInput) -> None:
+        rung = self._awaited_rung()
+        # Two answers can reach one workflow task before the ladder takes the first: the
+        # second would overwrite the first after both callers were told theirs was taken.
+        if self.decision is not None:
+            taken = "approved" if self.decision.approve else "refused"
+            raise ApplicationError(
+                f"rung {int(rung)} of {self.remediation_id} was already answered: "
+                f"{self.decision.approver} {taken} it",
+                type=STATE_CONFLICT,
+                non_retryable=True,
+            )
+        mode = self.mode or "dry_run"
+        # A refusal decides about the step as much as an approval does: the same bar.
+        if not may_approve(answer.approver_permission, mode):
+            verb = "approving" if answer.approve else "refusing"
+            raise ValueError(
+                f"{answer.approver} has rollback_permission {answer.approver_permission!r}; "
+                f"{verb} a {mode} step needs {mode!r} or higher (an admin grants it)"
+            )
+
+    def _awaited_rung(self) -> Rung:
+        # An update failed with an ApplicationError is refused without failing the task.
+        if self.awaiting_approval is None:
+            raise ApplicationError(
+                f"remediation {self.remediation_id} is not waiting for approval "
+                f"(state {self.state}); get_remediation shows what it waits for",
+                type=STATE_CONFLICT,
+                non_retryable=True,
+            )
+        return self.awaiting_approval

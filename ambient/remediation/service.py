@@ -81,8 +81,9 @@ from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
-from workflows.remediation import STATE_CONFLICT, GradedRemediationWorkflow
+from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
+from workflows.remediation_safety import STATE_CONFLICT
 from workflows.remediation_triage import AlertTriageWorkflow
 
 log = logging.getLogger(__name__)
