@@ -50,7 +50,9 @@ def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
         return {deployment: patch}, f"restart {deployment} (restartedAt {step.restarted_at})"
     if step.rung is Rung.SCALE_OUT:
         patch = {**stamp, "spec": {"replicas": step.replicas}}
-        return {deployment: patch}, f"scale {deployment} from None to {step.replicas} replicas"
+        seen = step.checkpoint if step.checkpoint and step.checkpoint.observed else None
+        before = "" if seen is None or seen.replicas is None else f" from {seen.replicas}"
+        return {deployment: patch}, f"scale {deployment}{before} to {step.replicas} replicas"
     if step.rung is Rung.ROLLBACK:
         target = step.to_revision or "the revision before the one running at the start"
         return {deployment: {**stamp, "rollback_to_revision": target}}, (

@@ -636,3 +636,34 @@ async def test_a_dry_run_of_a_cluster_no_server_answers_for_reports_at_once(
     finally:
         await clients.aclose()
     assert not taken.observed and "from the alert alone" in taken.detail, taken.detail
+
+
+async def test_a_dry_run_scale_out_of_a_cluster_it_cannot_read_names_no_none(
+    tmp_path: Path,
+) -> None:
+    """A dry run's step "from the alert alone" said "scale … from None to 4 replicas": the
+    count before is unknown, and the sentence says so in words (the audit and the page show it)."""
+    from ambient.clients.kube import KubeClients
+    from ambient.remediation.dry_run import DryRunExecutor
+    from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef, step_key
+    from tests.support.servers import free_port
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: f"http://127.0.0.1:{free_port()}"})))
+    clients = KubeClients(path, None)
+    target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
+    step = StepRequest(
+        remediation_id="remediation/r9",
+        rung=Rung.SCALE_OUT,
+        target=target,
+        mode="dry_run",
+        key=step_key("remediation/r9", Rung.SCALE_OUT),
+        replicas=4,
+    )
+    try:
+        planned = await DryRunExecutor(clients).apply(step)
+    finally:
+        await clients.aclose()
+    assert not planned.applied
+    assert "None" not in planned.detail, planned.detail
+    assert "scale deployment/prod/checkout to 4 replicas" in planned.detail, planned.detail
