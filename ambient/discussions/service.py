@@ -270,15 +270,34 @@ class DiscussionService(DiscussionReads):
             # A run's discussion names the run (remediation/{fingerprint}@{run id}): it steers
             # that run only, not a later run of the same alert.
             rid, _, run = subject.partition("@")
-            posted.action = await self._act(
-                user,
-                rid,
-                verb,
-                message.content,
-                inferred,
-                in_person=in_person,
-                run_key=subject if run else None,
-            )
+            why: str | None = None
+            if not in_person:
+                why = (
+                    "only a person replying as themselves (from_id = your user name) can "
+                    "approve, refuse or abort: an agent's message does not act"
+                )
+            elif inferred:
+                why = (
+                    "this reply looks machine-inferred (source_type not real, tagged "
+                    "auto_reply, or sent within 2 s of another sender): it does not act; a "
+                    "person replies themself"
+                )
+            elif self.remediations is None:
+                why = "Temporal is not configured here"
+            else:
+                reason, run_key = message.content[:500], subject if run else None
+                try:
+                    if verb == "abort":
+                        await self.remediations.abort(user, rid, reason, run_key=run_key)
+                    else:
+                        await self.remediations.approve(
+                            user, rid, verb == "approve", reason, run_key=run_key
+                        )
+                except RemediationError as exc:
+                    why = str(exc)
+            posted.action = {"remediation_id": rid, "verb": verb, "done": why is None}
+            if why is not None:
+                posted.action["reason"] = why
         return await self._notify(posted, topic, message, recipients)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
@@ -452,46 +471,6 @@ class DiscussionService(DiscussionReads):
             return posted
         posted.notified = recipients
         return posted
-
-    async def _act(
-        self,
-        user: str,
-        remediation_id: str,
-        verb: str,
-        reason: str,
-        inferred: bool,
-        *,
-        in_person: bool,
-        run_key: str | None,
-    ) -> dict[str, Any]:
-        outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
-        if not in_person:
-            why = (
-                "only a person replying as themselves (from_id = your user name) can "
-                "approve, refuse or abort: an agent's message does not act"
-            )
-        elif inferred:
-            why = (
-                "this reply looks machine-inferred (source_type not real, tagged auto_reply, "
-                "or sent within 2 s of another sender): it does not act; a person replies themself"
-            )
-        elif self.remediations is None:
-            why = "Temporal is not configured here"
-        else:
-            try:
-                if verb == "abort":
-                    await self.remediations.abort(
-                        user, remediation_id, reason[:500], run_key=run_key
-                    )
-                else:
-                    await self.remediations.approve(
-                        user, remediation_id, verb == "approve", reason[:500], run_key=run_key
-                    )
-            except RemediationError as exc:
-                why = str(exc)
-            else:
-                return {**outcome, "done": True}
-        return {**outcome, "done": False, "reason": why}
 
 
 def _verb(message: MessageIn) -> str | None:
