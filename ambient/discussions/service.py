@@ -182,7 +182,7 @@ class DiscussionService(DiscussionReads):
             )
             session.add(discussion)
         row = await self._add(session, discussion, message, now)
-        recipients = await self._recipients(session, discussion.id, message.from_id)
+        recipients = await self._recipients(session, discussion, message.from_id)
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
         verb = _verb(message)
         about = discussion.subject
@@ -230,7 +230,7 @@ class DiscussionService(DiscussionReads):
             now = datetime.now(UTC)
             row = await self._add(session, discussion, message, now)
             earlier = await self._earlier(session, discussion, message)
-            recipients = await self._recipients(session, discussion.id, message.from_id)
+            recipients = await self._recipients(session, discussion, message.from_id)
             subject, topic = discussion.subject, discussion.topic
             await session.commit()
         posted = Posted(message_id=row.id, discussion_id=discussion_id)
@@ -411,13 +411,13 @@ class DiscussionService(DiscussionReads):
         if posted is None:
             return None
         discussion = await session.get(Discussion, posted.discussion_id)
-        recipients = await self._recipients(session, posted.discussion_id, message.from_id)
+        recipients = await self._recipients(session, discussion, message.from_id)
         return posted, discussion.topic, recipients
 
-    async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
+    async def _recipients(self, session: Any, discussion: Discussion, sender: str) -> list[str]:
         """People in the discussion (and owners of its agents), not the sender."""
         senders = select(DiscussionMessage.from_id).where(
-            DiscussionMessage.discussion_id == discussion_id, DiscussionMessage.from_id != sender
+            DiscussionMessage.discussion_id == discussion.id, DiscussionMessage.from_id != sender
         )
         people: set[str] = set()
         query = select(DiscussionParticipant).where(DiscussionParticipant.id.in_(senders))
@@ -429,10 +429,7 @@ class DiscussionService(DiscussionReads):
         # The owner of the remediation it is about is one of its people, posted or not (the
         # run's agent posts there, not the owner): the run key, or a discussion stored before
         # runs were told apart, the remediation id.
-        subject = await session.scalar(
-            select(Discussion.subject).where(Discussion.id == discussion_id)
-        )
-        if subject:
+        if subject := discussion.subject:
             about = or_(
                 RemediationRecord.run_key == subject, RemediationRecord.remediation_id == subject
             )
