@@ -203,37 +203,31 @@ class DiscussionService(DiscussionReads):
         return await _raced(lambda: self._reply(user, discussion_id, message))
 
     async def _reply(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
-        async with self.db.session() as session:
+        async with self.db.session() as session:  # refused before the write turn
             await self._may_sign(session, user, message.from_id)
-            discussion = await self._get(session, discussion_id, user)
-            retry = await self._retry(session, message, discussion_id=discussion_id)
-            if retry is not None:
-                earlier = await self._earlier(session, discussion, message)
-        if retry is not None:
-            # The try that stored it may have died before acting: it acts now (the run refuses
-            # a second answer, it does not apply it twice).
-            posted, topic, recipients = retry
-            return await self._steer(
-                user, posted, message, discussion.subject, earlier, topic, recipients
-            )
+            await self._get(session, discussion_id, user)
+        # As on a topic, a retry (the same message_id) is found in the write turn. The try that
+        # stored it may have died before acting: it acts now (the run refuses a second answer,
+        # it does not apply it twice).
         async with self.db.write_session() as session:
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             discussion = await self._get(session, discussion_id, user)
-            if stored := await self._already_posted(session, message, discussion_id=discussion_id):
-                return stored
-            if discussion.status != "open":
-                raise DiscussionClosedError(
-                    f"discussion {discussion_id} is closed; send_message on its topic opens a "
-                    "new one"
-                )
-            now = datetime.now(UTC)
-            row = await self._add(session, discussion, message, now)
+            retry = await self._retry(session, message, discussion_id=discussion_id)
+            if retry is None:
+                if discussion.status != "open":
+                    raise DiscussionClosedError(
+                        f"discussion {discussion_id} is closed; send_message on its topic opens "
+                        "a new one"
+                    )
+                row = await self._add(session, discussion, message, datetime.now(UTC))
+                recipients = await self._recipients(session, discussion, message.from_id)
+                posted = Posted(message_id=row.id, discussion_id=discussion_id)
+                retry = posted, discussion.topic, recipients
             earlier = await self._earlier(session, discussion, message)
-            recipients = await self._recipients(session, discussion, message.from_id)
-            subject, topic = discussion.subject, discussion.topic
+            subject = discussion.subject
             await session.commit()
-        posted = Posted(message_id=row.id, discussion_id=discussion_id)
+        posted, topic, recipients = retry
         return await self._steer(user, posted, message, subject, earlier, topic, recipients)
 
     async def _earlier(
