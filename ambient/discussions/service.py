@@ -365,13 +365,14 @@ class DiscussionService(DiscussionReads):
         discussion.updated_at = now
         return row
 
-    @staticmethod
-    async def _already_posted(
-        session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
-    ) -> Posted | None:
-        """What a retry with the same message_id already posted (None: nothing yet). A retry
-        is the same message to the same place (topic or discussion): another message with
-        that id is refused, not answered "already posted" and lost."""
+    async def _retry(
+        self, session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
+    ) -> tuple[Posted, str, list[str]] | None:
+        """A retry of a stored message (None: nothing yet): what it posted, its topic and whom
+        to tell. They are told again (once per message: the notice's workflow id and delivery
+        keys), so a post that died between storing and telling tells them now. A retry is the
+        same message to the same place (topic or discussion): another message with that id is
+        refused, not answered "already posted" and lost."""
         if message.message_id is None:
             return None
         found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
@@ -379,32 +380,19 @@ class DiscussionService(DiscussionReads):
             return None
         if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
-        where = await session.get(Discussion, found.discussion_id)
+        discussion = await session.get(Discussion, found.discussion_id)
         # Its words, tags (an approve acts) and reply_to; annotate_discussion adds auto_reply.
         if (
             (found.content, found.reply_to) != (message.content, message.reply_to)
             or {*(found.tags or [])} - {AUTO_REPLY} != {*message.tags} - {AUTO_REPLY}
             or (discussion_id and found.discussion_id != discussion_id)
-            or (topic_key and where.topic_key != topic_key)
+            or (topic_key and discussion.topic_key != topic_key)
         ):
             raise InvalidDiscussionError(
                 f"message_id: {found.id!r} already names another message of yours (in "
                 f"{found.discussion_id}); a retry sends the same message, a new one a new id"
             )
-        return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
-
-    async def _retry(
-        self, session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
-    ) -> tuple[Posted, str, list[str]] | None:
-        """A retry of a stored message: what it posted, its topic and whom to tell. They are
-        told again (once per message: the notice's workflow id and delivery keys), so a post
-        that died between storing and telling tells them now."""
-        posted = await self._already_posted(
-            session, message, topic_key=topic_key, discussion_id=discussion_id
-        )
-        if posted is None:
-            return None
-        discussion = await session.get(Discussion, posted.discussion_id)
+        posted = Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
         recipients = await self._recipients(session, discussion, message.from_id)
         return posted, discussion.topic, recipients
 
