@@ -224,20 +224,14 @@ class DiscussionService(DiscussionReads):
                 recipients = await self._recipients(session, discussion, message.from_id)
                 posted = Posted(message_id=row.id, discussion_id=discussion_id)
                 retry = posted, discussion.topic, recipients
-            earlier = await self._earlier(session, discussion, message)
             subject = discussion.subject
+            # The thread a reply's action is judged by (a fast answer does not act): read only
+            # for a reply that asks something of a remediation, not for every reply.
+            asks = _verb(message) is not None and subject
+            earlier = await self._messages(session, discussion_id) if asks else []
             await session.commit()
         posted, topic, recipients = retry
         return await self._steer(user, posted, message, subject, earlier, topic, recipients)
-
-    async def _earlier(
-        self, session: Any, discussion: Discussion, message: MessageIn
-    ) -> list[MessageView]:
-        """The thread a reply's action is judged by (a fast answer does not act): read only
-        for a reply that asks something of a remediation, not for every reply."""
-        if _verb(message) is None or not discussion.subject:
-            return []
-        return await self._messages(session, discussion.id)
 
     async def _steer(
         self,
