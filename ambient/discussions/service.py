@@ -184,9 +184,8 @@ class DiscussionService(DiscussionReads):
         row = await self._add(session, discussion, message, now)
         recipients = await self._recipients(session, discussion, message.from_id)
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
-        verb = _verb(message)
-        about = discussion.subject
-        if user is not None and verb and about and about.startswith("remediation/"):
+        about = discussion.subject or ""
+        if user is not None and (verb := _asked(message, about)):
             # Joined by its topic, not chosen: only a reply in that discussion acts.
             posted.action = {
                 "remediation_id": about.partition("@")[0],
@@ -224,10 +223,10 @@ class DiscussionService(DiscussionReads):
                 recipients = await self._recipients(session, discussion, message.from_id)
                 posted = Posted(message_id=row.id, discussion_id=discussion_id)
                 retry = posted, discussion.topic, recipients
-            subject = discussion.subject
+            subject = discussion.subject or ""
             # The thread a reply's action is judged by (a fast answer does not act): read only
             # for a reply that asks something of a remediation, not for every reply.
-            asks = _verb(message) is not None and subject
+            asks = _asked(message, subject)
             earlier = await self._messages(session, discussion_id) if asks else []
             await session.commit()
         posted, topic, recipients = retry
@@ -238,14 +237,13 @@ class DiscussionService(DiscussionReads):
         user: str,
         posted: Posted,
         message: MessageIn,
-        subject: str | None,
+        subject: str,
         earlier: list[MessageView],
         topic: str,
         recipients: list[str],
     ) -> Posted:
         """A stored reply acts on the discussion's remediation, then its members are told."""
-        verb = _verb(message)
-        if verb and subject and subject.startswith("remediation/"):
+        if verb := _asked(message, subject):
             fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
             marked = {m.id for m in earlier if m.source_type != "real"}
@@ -446,8 +444,10 @@ class DiscussionService(DiscussionReads):
         return posted
 
 
-def _verb(message: MessageIn) -> str | None:
-    """What the message's tags ask of a remediation (approve, refuse, abort), if anything."""
+def _asked(message: MessageIn, subject: str) -> str | None:
+    """What a message asks of the remediation its discussion is about: approve, refuse, abort."""
+    if not subject.startswith("remediation/"):
+        return None
     # Tags are typed by hand (a phone capitalises "Approve"): any case acts.
     said = [tag.casefold() for tag in message.tags]
     return next((ACTION_TAGS[t] for t in said if t in ACTION_TAGS), None)
