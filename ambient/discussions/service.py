@@ -208,7 +208,7 @@ class DiscussionService(DiscussionReads):
         # As on a topic, a retry (the same message_id) is found in the write turn. The try that
         # stored it may have died before acting: it acts now (the run refuses a second answer,
         # it does not apply it twice).
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             discussion = await self._get(session, discussion_id, user)
@@ -228,7 +228,6 @@ class DiscussionService(DiscussionReads):
             # for a reply that asks something of a remediation, not for every reply.
             asks = _asked(message, subject)
             earlier = await self._messages(session, discussion_id) if asks else []
-            await session.commit()
         posted, topic, recipients = retry
         return await self._steer(user, posted, message, subject, earlier, topic, recipients)
 
