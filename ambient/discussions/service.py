@@ -182,11 +182,10 @@ class DiscussionService(DiscussionReads):
             )
             session.add(discussion)
         row = await self._add(session, discussion, message, now)
-        recipients = await self._recipients(session, discussion.id, message.from_id)
+        recipients = await self._recipients(session, discussion, message.from_id)
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
-        verb = _verb(message)
-        about = discussion.subject
-        if user is not None and verb and about and about.startswith("remediation/"):
+        about = discussion.subject or ""
+        if user is not None and (verb := _asked(message, about)):
             # Joined by its topic, not chosen: only a reply in that discussion acts.
             posted.action = {
                 "remediation_id": about.partition("@")[0],
@@ -203,61 +202,47 @@ class DiscussionService(DiscussionReads):
         return await _raced(lambda: self._reply(user, discussion_id, message))
 
     async def _reply(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
-        async with self.db.session() as session:
+        async with self.db.session() as session:  # refused before the write turn
             await self._may_sign(session, user, message.from_id)
-            discussion = await self._get(session, discussion_id, user)
-            retry = await self._retry(session, message, discussion_id=discussion_id)
-            if retry is not None:
-                earlier = await self._earlier(session, discussion, message)
-        if retry is not None:
-            # The try that stored it may have died before acting: it acts now (the run refuses
-            # a second answer, it does not apply it twice).
-            posted, topic, recipients = retry
-            return await self._steer(
-                user, posted, message, discussion.subject, earlier, topic, recipients
-            )
-        async with self.db.write_session() as session:
+            await self._get(session, discussion_id, user)
+        # As on a topic, a retry (the same message_id) is found in the write turn. The try that
+        # stored it may have died before acting: it acts now (the run refuses a second answer,
+        # it does not apply it twice).
+        async with self.db.writing() as session:
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             discussion = await self._get(session, discussion_id, user)
-            if stored := await self._already_posted(session, message, discussion_id=discussion_id):
-                return stored
-            if discussion.status != "open":
-                raise DiscussionClosedError(
-                    f"discussion {discussion_id} is closed; send_message on its topic opens a "
-                    "new one"
-                )
-            now = datetime.now(UTC)
-            row = await self._add(session, discussion, message, now)
-            earlier = await self._earlier(session, discussion, message)
-            recipients = await self._recipients(session, discussion.id, message.from_id)
-            subject, topic = discussion.subject, discussion.topic
-            await session.commit()
-        posted = Posted(message_id=row.id, discussion_id=discussion_id)
+            retry = await self._retry(session, message, discussion_id=discussion_id)
+            if retry is None:
+                if discussion.status != "open":
+                    raise DiscussionClosedError(
+                        f"discussion {discussion_id} is closed; send_message on its topic opens "
+                        "a new one"
+                    )
+                row = await self._add(session, discussion, message, datetime.now(UTC))
+                recipients = await self._recipients(session, discussion, message.from_id)
+                posted = Posted(message_id=row.id, discussion_id=discussion_id)
+                retry = posted, discussion.topic, recipients
+            subject = discussion.subject or ""
+            # The thread a reply's action is judged by (a fast answer does not act): read only
+            # for a reply that asks something of a remediation, not for every reply.
+            asks = _asked(message, subject)
+            earlier = await self._messages(session, discussion_id) if asks else []
+        posted, topic, recipients = retry
         return await self._steer(user, posted, message, subject, earlier, topic, recipients)
-
-    async def _earlier(
-        self, session: Any, discussion: Discussion, message: MessageIn
-    ) -> list[MessageView]:
-        """The thread a reply's action is judged by (a fast answer does not act): read only
-        for a reply that asks something of a remediation, not for every reply."""
-        if _verb(message) is None or not discussion.subject:
-            return []
-        return await self._messages(session, discussion.id)
 
     async def _steer(
         self,
         user: str,
         posted: Posted,
         message: MessageIn,
-        subject: str | None,
+        subject: str,
         earlier: list[MessageView],
         topic: str,
         recipients: list[str],
     ) -> Posted:
         """A stored reply acts on the discussion's remediation, then its members are told."""
-        verb = _verb(message)
-        if verb and subject and subject.startswith("remediation/"):
+        if verb := _asked(message, subject):
             fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
             marked = {m.id for m in earlier if m.source_type != "real"}
@@ -270,15 +255,34 @@ class DiscussionService(DiscussionReads):
             # A run's discussion names the run (remediation/{fingerprint}@{run id}): it steers
             # that run only, not a later run of the same alert.
             rid, _, run = subject.partition("@")
-            posted.action = await self._act(
-                user,
-                rid,
-                verb,
-                message.content,
-                inferred,
-                in_person=in_person,
-                run_key=subject if run else None,
-            )
+            why: str | None = None
+            if not in_person:
+                why = (
+                    "only a person replying as themselves (from_id = your user name) can "
+                    "approve, refuse or abort: an agent's message does not act"
+                )
+            elif inferred:
+                why = (
+                    "this reply looks machine-inferred (source_type not real, tagged "
+                    "auto_reply, or sent within 2 s of another sender): it does not act; a "
+                    "person replies themself"
+                )
+            elif self.remediations is None:
+                why = "Temporal is not configured here"
+            else:
+                reason, run_key = message.content[:500], subject if run else None
+                try:
+                    if verb == "abort":
+                        await self.remediations.abort(user, rid, reason, run_key=run_key)
+                    else:
+                        await self.remediations.approve(
+                            user, rid, verb == "approve", reason, run_key=run_key
+                        )
+                except RemediationError as exc:
+                    why = str(exc)
+            posted.action = {"remediation_id": rid, "verb": verb, "done": why is None}
+            if why is not None:
+                posted.action["reason"] = why
         return await self._notify(posted, topic, message, recipients)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
@@ -352,13 +356,14 @@ class DiscussionService(DiscussionReads):
         discussion.updated_at = now
         return row
 
-    @staticmethod
-    async def _already_posted(
-        session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
-    ) -> Posted | None:
-        """What a retry with the same message_id already posted (None: nothing yet). A retry
-        is the same message to the same place (topic or discussion): another message with
-        that id is refused, not answered "already posted" and lost."""
+    async def _retry(
+        self, session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
+    ) -> tuple[Posted, str, list[str]] | None:
+        """A retry of a stored message (None: nothing yet): what it posted, its topic and whom
+        to tell. They are told again (once per message: the notice's workflow id and delivery
+        keys), so a post that died between storing and telling tells them now. A retry is the
+        same message to the same place (topic or discussion): another message with that id is
+        refused, not answered "already posted" and lost."""
         if message.message_id is None:
             return None
         found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
@@ -366,39 +371,26 @@ class DiscussionService(DiscussionReads):
             return None
         if found.from_id != message.from_id:
             raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
-        where = await session.get(Discussion, found.discussion_id)
+        discussion = await session.get(Discussion, found.discussion_id)
         # Its words, tags (an approve acts) and reply_to; annotate_discussion adds auto_reply.
         if (
             (found.content, found.reply_to) != (message.content, message.reply_to)
             or {*(found.tags or [])} - {AUTO_REPLY} != {*message.tags} - {AUTO_REPLY}
             or (discussion_id and found.discussion_id != discussion_id)
-            or (topic_key and where.topic_key != topic_key)
+            or (topic_key and discussion.topic_key != topic_key)
         ):
             raise InvalidDiscussionError(
                 f"message_id: {found.id!r} already names another message of yours (in "
                 f"{found.discussion_id}); a retry sends the same message, a new one a new id"
             )
-        return Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
-
-    async def _retry(
-        self, session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
-    ) -> tuple[Posted, str, list[str]] | None:
-        """A retry of a stored message: what it posted, its topic and whom to tell. They are
-        told again (once per message: the notice's workflow id and delivery keys), so a post
-        that died between storing and telling tells them now."""
-        posted = await self._already_posted(
-            session, message, topic_key=topic_key, discussion_id=discussion_id
-        )
-        if posted is None:
-            return None
-        discussion = await session.get(Discussion, posted.discussion_id)
-        recipients = await self._recipients(session, posted.discussion_id, message.from_id)
+        posted = Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
+        recipients = await self._recipients(session, discussion, message.from_id)
         return posted, discussion.topic, recipients
 
-    async def _recipients(self, session: Any, discussion_id: str, sender: str) -> list[str]:
+    async def _recipients(self, session: Any, discussion: Discussion, sender: str) -> list[str]:
         """People in the discussion (and owners of its agents), not the sender."""
         senders = select(DiscussionMessage.from_id).where(
-            DiscussionMessage.discussion_id == discussion_id, DiscussionMessage.from_id != sender
+            DiscussionMessage.discussion_id == discussion.id, DiscussionMessage.from_id != sender
         )
         people: set[str] = set()
         query = select(DiscussionParticipant).where(DiscussionParticipant.id.in_(senders))
@@ -410,10 +402,7 @@ class DiscussionService(DiscussionReads):
         # The owner of the remediation it is about is one of its people, posted or not (the
         # run's agent posts there, not the owner): the run key, or a discussion stored before
         # runs were told apart, the remediation id.
-        subject = await session.scalar(
-            select(Discussion.subject).where(Discussion.id == discussion_id)
-        )
-        if subject:
+        if subject := discussion.subject:
             about = or_(
                 RemediationRecord.run_key == subject, RemediationRecord.remediation_id == subject
             )
@@ -453,49 +442,11 @@ class DiscussionService(DiscussionReads):
         posted.notified = recipients
         return posted
 
-    async def _act(
-        self,
-        user: str,
-        remediation_id: str,
-        verb: str,
-        reason: str,
-        inferred: bool,
-        *,
-        in_person: bool,
-        run_key: str | None,
-    ) -> dict[str, Any]:
-        outcome: dict[str, Any] = {"remediation_id": remediation_id, "verb": verb}
-        if not in_person:
-            why = (
-                "only a person replying as themselves (from_id = your user name) can "
-                "approve, refuse or abort: an agent's message does not act"
-            )
-        elif inferred:
-            why = (
-                "this reply looks machine-inferred (source_type not real, tagged auto_reply, "
-                "or sent within 2 s of another sender): it does not act; a person replies themself"
-            )
-        elif self.remediations is None:
-            why = "Temporal is not configured here"
-        else:
-            try:
-                if verb == "abort":
-                    await self.remediations.abort(
-                        user, remediation_id, reason[:500], run_key=run_key
-                    )
-                else:
-                    await self.remediations.approve(
-                        user, remediation_id, verb == "approve", reason[:500], run_key=run_key
-                    )
-            except RemediationError as exc:
-                why = str(exc)
-            else:
-                return {**outcome, "done": True}
-        return {**outcome, "done": False, "reason": why}
 
-
-def _verb(message: MessageIn) -> str | None:
-    """What the message's tags ask of a remediation (approve, refuse, abort), if anything."""
+def _asked(message: MessageIn, subject: str) -> str | None:
+    """What a message asks of the remediation its discussion is about: approve, refuse, abort."""
+    if not subject.startswith("remediation/"):
+        return None
     # Tags are typed by hand (a phone capitalises "Approve"): any case acts.
     said = [tag.casefold() for tag in message.tags]
     return next((ACTION_TAGS[t] for t in said if t in ACTION_TAGS), None)
