@@ -27,15 +27,15 @@ class DiscussionNotifyWorkflow:
     async def run(self, notice: DiscussionNotice) -> list[str]:
         # Who and the topic are text (anyone's words): shown as written, never a link or markup
         # in the email or robot that renders the body; the message itself is markdown.
-        topic = markdown_literal(" ".join(notice.topic.split()))  # one line: no headings
+        line = " ".join(notice.topic.split())  # one line: no headings, no broken title
         who = markdown_literal(notice.from_id)
-        body = f"**{who}** in *{topic}*:\n\n{notice.content}"
+        body = f"**{who}** in *{markdown_literal(line)}*:\n\n{notice.content}"
         for recipient in notice.recipients:
             try:
                 await deliver(
                     user=recipient,
                     key=f"discussion/{notice.message_id}/{recipient}",
-                    message=Message(title=f"{notice.from_id} in {notice.topic}"[:200], body=body),
+                    message=Message(title=f"{notice.from_id} in {line}"[:200], body=body),
                     targets=[Target(type="inbox", target="")],
                     kind=NotificationKind.SYSTEM,
                 )

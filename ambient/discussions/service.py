@@ -193,7 +193,7 @@ class DiscussionService(DiscussionReads):
                 "done": False,
                 "reason": f"send_message does not act: reply_message in {discussion.id} does",
             }
-        return posted, topic, recipients
+        return posted, discussion.topic, recipients
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
         """Reply in an open discussion; in a remediation's discussion, a reply tagged

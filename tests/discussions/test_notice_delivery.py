@@ -47,3 +47,28 @@ async def test_a_notice_that_fails_for_one_person_is_still_told_to_the_next(
     assert [m.body for m in cid_inbox] == [f"**{ann}** in *Disk pressure*:\n\nnode-3 at 91%"]
     # bob's failure is his to see, said once as final.
     assert [(e.payload["channel"], e.payload["retrying"]) for e in bob_failed] == [("inbox", False)]
+
+
+async def test_a_notice_names_the_discussion_as_stored_on_one_line(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Someone who joins by typing the topic their own way (case, spaces, a line break): the
+    notice's title named the discussion in their spelling, line break and all."""
+    from ambient.discussions.rules import MessageIn
+    from ambient.discussions.service import DiscussionService
+
+    ann, ben = unique("notice-ann"), unique("notice-ben")
+    await _users(deps, ann, admin=ben)  # an admin sees (and joins) every discussion
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        bus = DiscussionService(deps.db, settings, dev_env.client)
+        await bus.send_message(ann, "Disk pressure", MessageIn(from_id=ann, content="node-3 full"))
+        joined = await bus.send_message(
+            ben, "  disk\n  PRESSURE ", MessageIn(from_id=ben, content="on it")
+        )
+        assert joined.notify_error is None and not joined.created_discussion, joined
+        handle = dev_env.client.get_workflow_handle(f"discussion-notify/{joined.message_id}")
+        assert await handle.result() == [ann]
+    async with deps.db.session() as session:
+        titles = [m.title for m in await InboxRepository(session).list(ann)]
+    assert titles == [f"{ben} in Disk pressure"]
