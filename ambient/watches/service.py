@@ -147,11 +147,9 @@ class TaskService(TaskReads):
             if running.state is TaskState.STOPPED and not retried:
                 # Deleted a moment ago and still winding down: let it end, then start anew.
                 # However the old life ended (or not yet), the new one starts.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        self.client.get_workflow_handle(task_id).result(),
-                        timeout=self.baseline_wait,
-                    )
+                await temporal.ended_within(
+                    self.client.get_workflow_handle(task_id), self.baseline_wait
+                )
                 return await self._start(kind, arg, summary, retried=True)
             if running.state is TaskState.STOPPED:
                 # Its last event or delivery is still under way: it is neither this create's
