@@ -184,17 +184,22 @@ class TaskService(TaskReads):
         """What the watch's first check found, waited for up to ``baseline_wait``."""
         # Not answered in time, the task still runs (no worker may be polling yet): its
         # baseline shows in get_task once the first check ends.
+        first = await self._waited_check(handle, "baseline")
+        return _baseline(first) if first is not None else None
+
+    async def _waited_check(
+        self, handle: WorkflowHandle[Any, Any], update: str
+    ) -> TaskStatus | None:
+        """A check the watch's ``update`` waits for, up to ``baseline_wait``; None: not in time."""
         with contextlib.suppress(
             TimeoutError,
             WorkflowUpdateFailedError,
             WorkflowUpdateRPCTimeoutOrCancelledError,
             RPCError,
         ):
-            first = await asyncio.wait_for(
-                handle.execute_update("baseline", result_type=TaskStatus),
-                timeout=self.baseline_wait,
+            return await asyncio.wait_for(
+                handle.execute_update(update, result_type=TaskStatus), timeout=self.baseline_wait
             )
-            return _baseline(first)
         return None
 
     async def _create_schedule(
@@ -340,16 +345,7 @@ class TaskService(TaskReads):
             await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
             # A page the update added is checked at once: its outcome (a wrong URL) is in the
             # answer, as a create's baseline is; not in time, get_task shows it later.
-            with contextlib.suppress(
-                TimeoutError,
-                WorkflowUpdateFailedError,
-                WorkflowUpdateRPCTimeoutOrCancelledError,
-                RPCError,
-            ):
-                await asyncio.wait_for(
-                    self.client.get_workflow_handle(task_id).execute_update("pages_checked"),
-                    timeout=self.baseline_wait,
-                )
+            await self._waited_check(self.client.get_workflow_handle(task_id), "pages_checked")
         return await self.get(user, task_id)
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
