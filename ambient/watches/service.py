@@ -229,9 +229,8 @@ class TaskService(TaskReads):
         # A new life: its news pages are compared from its own first look, not with the pages a
         # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
         # comes at its hour, after this.
-        async with self.db.session() as session:
+        async with self.db.writing() as session:
             await SnapshotRepository(session).purge(task_id)
-            await session.commit()
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
 
     def _schedule(self, user: str, task_id: str, parsed: ReminderConfig, run_id: str) -> Schedule:
@@ -412,9 +411,8 @@ class TaskService(TaskReads):
             else:
                 await self._ended_otherwise(user, task_id)
         if purge:
-            async with self.db.session() as session:
+            async with self.db.writing() as session:
                 await SnapshotRepository(session).purge(task_id)
-                await session.commit()
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.STOPPED, created=False)
 
     # --- helpers --------------------------------------------------------------------
