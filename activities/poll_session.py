@@ -12,11 +12,13 @@ import asyncio
 import hashlib
 import math
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from activities.poll_reports import Found, PollHost, PollReports
@@ -106,21 +108,9 @@ class PollSession:
             if mark is not None and mark.seq > reports.seq:
                 # Events stored by an attempt that never handed them back: they are this
                 # poll's, and their deliveries may not have run.
-                keys = [reports.event_key(seq) for seq in range(reports.seq + 1, mark.seq + 1)]
-                rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
-                by_key = {row.idempotency_key: row for row in rows}
-                for seq, key in enumerate(keys, start=reports.seq + 1):
-                    row = by_key.get(key)
-                    if row is not None:
-                        reports.take(
-                            PollEvent(
-                                seq=seq,
-                                kind=row.kind,
-                                key=key,
-                                at=row.created_at,
-                                payload=row.payload,
-                            )
-                        )
+                stored = await self.stored(session, range(reports.seq + 1, mark.seq + 1))
+                for seq in sorted(stored):
+                    reports.take(stored[seq])
                 self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq
             asked = EndRequest(
@@ -165,25 +155,28 @@ class PollSession:
         its process may have ended them (a restart, a kill). A send still running there
         holds its row's lease; these tries wait it out (duplicates are told apart by key)."""
         request, reports = self.request, self.reports
-        keys = {reports.event_key(seq): seq for seq in request.redeliver}
-        if not keys:
+        if not request.redeliver:
             return
         async with self.poller.db.session() as session:
-            rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
-            found = {keys[row.idempotency_key]: row for row in rows if row.idempotency_key}
-        for seq in sorted(keys.values()):
-            row = found.get(seq)
-            if row is None:
+            stored = await self.stored(session, request.redeliver)
+        for seq in sorted(set(request.redeliver)):
+            event = stored.get(seq)
+            if event is None:
                 reports.unsettled.discard(seq)  # not stored (nothing to send)
                 continue
-            event = PollEvent(
-                seq=seq,
-                kind=row.kind,
-                key=row.idempotency_key or "",
-                at=row.created_at,
-                payload=row.payload,
-            )
             reports.notify(event, request.targets, inbox_done=False, again=True)
+
+    async def stored(self, session: AsyncSession, seqs: Iterable[int]) -> dict[int, PollEvent]:
+        """The events of this poll's numbers ``seqs`` that are stored, by number."""
+        keys = {self.reports.event_key(seq): seq for seq in seqs}
+        rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
+        return {
+            keys[key]: PollEvent(
+                seq=keys[key], kind=row.kind, key=key, at=row.created_at, payload=row.payload
+            )
+            for row in rows
+            if (key := row.idempotency_key) in keys
+        }
 
     # --- the loop ---------------------------------------------------------------------------
 
