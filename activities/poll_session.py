@@ -217,29 +217,23 @@ class PollSession:
 
     async def wait_sends(self, deadline: float) -> None:
         """Wait until the sends settle, the window ends or a control ends the poll."""
-        loop = asyncio.get_running_loop()
         while self.ended is None and self.reports.sends:
             left = deadline - time.time()
             if left <= 0:
                 return
-            self.nap = nap = loop.create_future()
-            timer = loop.call_later(min(left, self.beat_every), wake, nap)
-            for send in self.reports.sends:
-                send.add_done_callback(partial(_sent, nap))
-            try:
-                await nap
-            finally:
-                timer.cancel()
-                self.nap = None
+            await self.sleep(min(left, self.beat_every), self.reports.sends)
             self.heartbeat()
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` or until end() (a timer and a future: cheaper than a timeout)."""
+    async def sleep(self, seconds: float, sends: Iterable[asyncio.Task[None]] = ()) -> None:
+        """Wait ``seconds``, until end() or until one of ``sends`` is done (a timer and a
+        future: cheaper than a timeout)."""
         if self.ended is not None:
             return
         loop = asyncio.get_running_loop()
         self.nap = nap = loop.create_future()
         timer = loop.call_later(seconds, wake, nap)
+        for send in sends:
+            send.add_done_callback(partial(_sent, nap))
         try:
             await nap
         finally:
