@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -47,10 +46,6 @@ MAX_RESULT_BYTES = 256 * 1024
 # poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
 HANDBACK_WAIT = 30.0
 HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
-
-
-def _sent(nap: asyncio.Future[None], _: asyncio.Task[None]) -> None:
-    wake(nap)
 
 
 class PollSession:
@@ -233,7 +228,7 @@ class PollSession:
         self.nap = nap = loop.create_future()
         timer = loop.call_later(seconds, wake, nap)
         for send in sends:
-            send.add_done_callback(partial(_sent, nap))
+            send.add_done_callback(lambda _: wake(nap))
         try:
             await nap
         finally:
