@@ -137,7 +137,8 @@ class TaskService(TaskSchedules):
             baseline = _baseline(running) if running.checks else None
             if not running.checks and running.state is TaskState.ACTIVE:
                 # Created a moment ago by a concurrent request: its first check is running.
-                baseline = await self._first_check(self.client.get_workflow_handle(task_id))
+                handle = self.client.get_workflow_handle(task_id)
+                baseline = _baseline(await self._waited_check(handle, "baseline"))
             return TaskRef(
                 task_id=task_id,
                 kind=kind,
@@ -145,20 +146,14 @@ class TaskService(TaskSchedules):
                 created=False,
                 baseline=baseline,
             )
-        baseline = await self._first_check(handle)
+        baseline = _baseline(await self._waited_check(handle, "baseline"))
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
-
-    async def _first_check(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
-        """What the watch's first check found, waited for up to ``baseline_wait``."""
-        # Not answered in time, the task still runs (no worker may be polling yet): its
-        # baseline shows in get_task once the first check ends.
-        first = await self._waited_check(handle, "baseline")
-        return _baseline(first) if first is not None else None
 
     async def _waited_check(
         self, handle: WorkflowHandle[Any, Any], update: str
     ) -> TaskStatus | None:
-        """A check the watch's ``update`` waits for, up to ``baseline_wait``; None: not in time."""
+        """A check the watch's ``update`` waits for, up to ``baseline_wait``; None: not in time
+        (the task still runs, no worker may be polling yet: get_task shows it once it ends)."""
         with contextlib.suppress(
             TimeoutError,
             WorkflowUpdateFailedError,
@@ -357,8 +352,10 @@ def _as_stored(config: BaseModel) -> dict[str, Any]:
     return read_stored(type(config), config.model_dump(mode="json")).model_dump(mode="json")
 
 
-def _baseline(status: TaskStatus) -> dict[str, Any]:
-    """What a watch's first check found, in a form a person can act on."""
+def _baseline(status: TaskStatus | None) -> dict[str, Any] | None:
+    """What a watch's first check found, in a form a person can act on (None: not known)."""
+    if status is None:
+        return None
     if status.kind is TaskKind.WEB_MONITOR:
         urls = status.detail.get("urls", {})
         return {
