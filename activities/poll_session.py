@@ -12,11 +12,12 @@ import asyncio
 import hashlib
 import math
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from activities.poll_reports import Found, PollHost, PollReports
@@ -45,10 +46,6 @@ MAX_RESULT_BYTES = 256 * 1024
 # poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
 HANDBACK_WAIT = 30.0
 HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
-
-
-def _sent(nap: asyncio.Future[None], _: asyncio.Task[None]) -> None:
-    wake(nap)
 
 
 class PollSession:
@@ -106,21 +103,9 @@ class PollSession:
             if mark is not None and mark.seq > reports.seq:
                 # Events stored by an attempt that never handed them back: they are this
                 # poll's, and their deliveries may not have run.
-                keys = [reports.event_key(seq) for seq in range(reports.seq + 1, mark.seq + 1)]
-                rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
-                by_key = {row.idempotency_key: row for row in rows}
-                for seq, key in enumerate(keys, start=reports.seq + 1):
-                    row = by_key.get(key)
-                    if row is not None:
-                        reports.take(
-                            PollEvent(
-                                seq=seq,
-                                kind=row.kind,
-                                key=key,
-                                at=row.created_at,
-                                payload=row.payload,
-                            )
-                        )
+                stored = await self.stored(session, range(reports.seq + 1, mark.seq + 1))
+                for seq in sorted(stored):
+                    reports.take(stored[seq])
                 self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq
             asked = EndRequest(
@@ -165,25 +150,28 @@ class PollSession:
         its process may have ended them (a restart, a kill). A send still running there
         holds its row's lease; these tries wait it out (duplicates are told apart by key)."""
         request, reports = self.request, self.reports
-        keys = {reports.event_key(seq): seq for seq in request.redeliver}
-        if not keys:
+        if not request.redeliver:
             return
         async with self.poller.db.session() as session:
-            rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
-            found = {keys[row.idempotency_key]: row for row in rows if row.idempotency_key}
-        for seq in sorted(keys.values()):
-            row = found.get(seq)
-            if row is None:
+            stored = await self.stored(session, request.redeliver)
+        for seq in sorted(set(request.redeliver)):
+            event = stored.get(seq)
+            if event is None:
                 reports.unsettled.discard(seq)  # not stored (nothing to send)
                 continue
-            event = PollEvent(
-                seq=seq,
-                kind=row.kind,
-                key=row.idempotency_key or "",
-                at=row.created_at,
-                payload=row.payload,
-            )
             reports.notify(event, request.targets, inbox_done=False, again=True)
+
+    async def stored(self, session: AsyncSession, seqs: Iterable[int]) -> dict[int, PollEvent]:
+        """The events of this poll's numbers ``seqs`` that are stored, by number."""
+        keys = {self.reports.event_key(seq): seq for seq in seqs}
+        rows = await session.scalars(select(Event).where(Event.idempotency_key.in_(keys)))
+        return {
+            keys[key]: PollEvent(
+                seq=keys[key], kind=row.kind, key=key, at=row.created_at, payload=row.payload
+            )
+            for row in rows
+            if (key := row.idempotency_key) in keys
+        }
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -224,29 +212,23 @@ class PollSession:
 
     async def wait_sends(self, deadline: float) -> None:
         """Wait until the sends settle, the window ends or a control ends the poll."""
-        loop = asyncio.get_running_loop()
         while self.ended is None and self.reports.sends:
             left = deadline - time.time()
             if left <= 0:
                 return
-            self.nap = nap = loop.create_future()
-            timer = loop.call_later(min(left, self.beat_every), wake, nap)
-            for send in self.reports.sends:
-                send.add_done_callback(partial(_sent, nap))
-            try:
-                await nap
-            finally:
-                timer.cancel()
-                self.nap = None
+            await self.sleep(min(left, self.beat_every), self.reports.sends)
             self.heartbeat()
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` or until end() (a timer and a future: cheaper than a timeout)."""
+    async def sleep(self, seconds: float, sends: Iterable[asyncio.Task[None]] = ()) -> None:
+        """Wait ``seconds``, until end() or until one of ``sends`` is done (a timer and a
+        future: cheaper than a timeout)."""
         if self.ended is not None:
             return
         loop = asyncio.get_running_loop()
         self.nap = nap = loop.create_future()
         timer = loop.call_later(seconds, wake, nap)
+        for send in sends:
+            send.add_done_callback(lambda _: wake(nap))
         try:
             await nap
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -114,3 +114,15 @@ class TaskStatus(BaseModel):
     checks: int
     config: dict[str, object]
     detail: dict[str, object] = Field(default_factory=dict)
+
+
+class TaskRef(BaseModel):
+    task_id: str
+    kind: TaskKind
+    state: TaskState
+    created: bool = True
+    # What the first check found (per URL outcome and error, or the first value), so a
+    # wrong URL is reported at creation; None when it did not finish in time.
+    baseline: dict[str, Any] | None = None
+    # Set when a control was delivered but its worker did not confirm it in time.
+    note: str | None = None

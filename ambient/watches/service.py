@@ -5,7 +5,8 @@ which applies every rule of a task's input (ambient/watches/inputs.py), so no do
 Task ids are the workflow (or schedule) ids — `web-monitor/{user}/{task}`,
 `threshold-watch/{user}/{task}`, `reminder/{user}/{task}`, the user's one
 `daily-briefing/{user}` (its own ``BriefingService`` greets, reads and sends) — so a start is
-idempotent and an operator finds them in the Web UI. The reads are ``TaskReads``.
+idempotent and an operator finds them in the Web UI. The reads are ``TaskReads``, the
+schedules' writes ``TaskSchedules``.
 """
 
 from __future__ import annotations
@@ -17,22 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.api.workflowservice.v1 import UpdateScheduleRequest
 from temporalio.client import (
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleRange,
-    ScheduleSpec,
-    ScheduleState,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.converter import encode_search_attributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -43,41 +35,17 @@ from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
-    TaskError,
     TaskNotFoundError,
     TaskStateError,
     WorkerSilentError,
     checked_config,
     task_name,
 )
-from ambient.watches.models import TaskStatus, ThresholdWatchInput, WebMonitorInput
-from ambient.watches.reads import (
-    PREFIXES,
-    WORKFLOW_TYPES,
-    TaskReads,
-    found,
-    schedule_kind,
-)
-from ambient.watches.reminders import DAYS, NewsDigestConfig, ReminderConfig, ReminderRun
+from ambient.watches.models import TaskRef, TaskStatus, ThresholdWatchInput, WebMonitorInput
+from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
+from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
+from ambient.watches.schedules import TaskSchedules
 from ambient.watches.threshold_config import ThresholdWatchConfig
-from workflows.reminder import ReminderWorkflow
-
-# How often an update_task of a schedule looks and writes again when other changes (a pause,
-# another update) overtake its write.
-SCHEDULE_WRITE_TRIES = 5
-
-
-class TaskRef(BaseModel):
-    task_id: str
-    kind: TaskKind
-    state: TaskState
-    created: bool = True
-    # What the first check found (per URL outcome and error, or the first value), so a
-    # wrong URL is reported at creation; None when it did not finish in time.
-    baseline: dict[str, Any] | None = None
-    # Set when a control was delivered but its worker did not confirm it in time.
-    note: str | None = None
-
 
 # A pause, resume or trigger sent to a running task whose worker did not answer the status
 # query that follows in time (busy, or its workflow task held by a slow local activity): the
@@ -85,7 +53,7 @@ class TaskRef(BaseModel):
 DELIVERED_UNCONFIRMED = "delivered; the worker has not confirmed yet"
 
 
-class TaskService(TaskReads):
+class TaskService(TaskSchedules):
     # --- create ---------------------------------------------------------------------
 
     async def create(
@@ -147,11 +115,9 @@ class TaskService(TaskReads):
             if running.state is TaskState.STOPPED and not retried:
                 # Deleted a moment ago and still winding down: let it end, then start anew.
                 # However the old life ended (or not yet), the new one starts.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        self.client.get_workflow_handle(task_id).result(),
-                        timeout=self.baseline_wait,
-                    )
+                await temporal.ended_within(
+                    self.client.get_workflow_handle(task_id), self.baseline_wait
+                )
                 return await self._start(kind, arg, summary, retried=True)
             if running.state is TaskState.STOPPED:
                 # Its last event or delivery is still under way: it is neither this create's
@@ -171,7 +137,8 @@ class TaskService(TaskReads):
             baseline = _baseline(running) if running.checks else None
             if not running.checks and running.state is TaskState.ACTIVE:
                 # Created a moment ago by a concurrent request: its first check is running.
-                baseline = await self._first_check(self.client.get_workflow_handle(task_id))
+                handle = self.client.get_workflow_handle(task_id)
+                baseline = _baseline(await self._waited_check(handle, "baseline"))
             return TaskRef(
                 task_id=task_id,
                 kind=kind,
@@ -179,71 +146,24 @@ class TaskService(TaskReads):
                 created=False,
                 baseline=baseline,
             )
-        baseline = await self._first_check(handle)
+        baseline = _baseline(await self._waited_check(handle, "baseline"))
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
 
-    async def _first_check(self, handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
-        """What the watch's first check found, waited for up to ``baseline_wait``."""
-        # Not answered in time, the task still runs (no worker may be polling yet): its
-        # baseline shows in get_task once the first check ends.
+    async def _waited_check(
+        self, handle: WorkflowHandle[Any, Any], update: str
+    ) -> TaskStatus | None:
+        """A check the watch's ``update`` waits for, up to ``baseline_wait``; None: not in time
+        (the task still runs, no worker may be polling yet: get_task shows it once it ends)."""
         with contextlib.suppress(
             TimeoutError,
             WorkflowUpdateFailedError,
             WorkflowUpdateRPCTimeoutOrCancelledError,
             RPCError,
         ):
-            first = await asyncio.wait_for(
-                handle.execute_update("baseline", result_type=TaskStatus),
-                timeout=self.baseline_wait,
+            return await asyncio.wait_for(
+                handle.execute_update(update, result_type=TaskStatus), timeout=self.baseline_wait
             )
-            return _baseline(first)
         return None
-
-    async def _create_schedule(
-        self, user: str, parsed: ReminderConfig, name: str | None
-    ) -> TaskRef:
-        task_id = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/{task_name(name, parsed)}"
-        kind = schedule_kind(parsed)
-        # Runs are named by the task's life and the second they are asked for: a run of a
-        # deleted life does not take the id (and the once-only keys) of a new life's run.
-        run_id = f"{task_id}/run-{uuid.uuid4().hex[:8]}"
-        try:
-            await self.client.create_schedule(
-                task_id,
-                self._schedule(user, task_id, parsed, run_id),
-                search_attributes=temporal.search_attributes(
-                    kind.value, user, state=TaskState.ACTIVE.value
-                ),
-            )
-        except ScheduleAlreadyRunningError:
-            current = await self._schedule_status(user, task_id)
-            if current.config != parsed.model_dump(mode="json"):
-                raise InvalidTaskError(
-                    f"name: schedule {task_id!r} already exists with another config; "
-                    "call update_task to change it, or delete_task first"
-                ) from None
-            return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
-        # A new life: its news pages are compared from its own first look, not with the pages a
-        # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
-        # comes at its hour, after this.
-        async with self.db.session() as session:
-            await SnapshotRepository(session).purge(task_id)
-            await session.commit()
-        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
-
-    def _schedule(self, user: str, task_id: str, parsed: ReminderConfig, run_id: str) -> Schedule:
-        return Schedule(
-            action=ScheduleActionStartWorkflow(
-                ReminderWorkflow.run,
-                ReminderRun(user=user, task=task_id, config=parsed),
-                id=run_id,
-                task_queue=self.settings.temporal_task_queue,
-                typed_search_attributes=temporal.search_attributes("reminder_run", user),
-            ),
-            spec=_spec(parsed),
-            # The note is the summary list_tasks shows; an update rewrites it.
-            state=ScheduleState(note=_schedule_summary(parsed, user)),
-        )
 
     # --- steer ----------------------------------------------------------------------
 
@@ -342,16 +262,7 @@ class TaskService(TaskReads):
             await self._pages_removed(user, task_id, {str(url) for url in parsed.urls})
             # A page the update added is checked at once: its outcome (a wrong URL) is in the
             # answer, as a create's baseline is; not in time, get_task shows it later.
-            with contextlib.suppress(
-                TimeoutError,
-                WorkflowUpdateFailedError,
-                WorkflowUpdateRPCTimeoutOrCancelledError,
-                RPCError,
-            ):
-                await asyncio.wait_for(
-                    self.client.get_workflow_handle(task_id).execute_update("pages_checked"),
-                    timeout=self.baseline_wait,
-                )
+            await self._waited_check(self.client.get_workflow_handle(task_id), "pages_checked")
         return await self.get(user, task_id)
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
@@ -360,51 +271,6 @@ class TaskService(TaskReads):
         failing = await self._failing(user, task_id)
         removed = [url for _, url in failing if url is not None and url not in watched]
         await self._tell(user, task_id, [("watch.url_removed", {"url": url}) for url in removed])
-
-    async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
-        """Change a schedule in place (validated first): a bad update leaves it as it was, and
-        a pause or resume that lands while it is written is kept."""
-        kind = schedule_kind(parsed)
-        handle = self.client.get_schedule_handle(task_id)
-        for _ in range(SCHEDULE_WRITE_TRIES):
-            with found(task_id):
-                current = await handle.describe()
-            # Keep the pause state the user chose and the life's run ids; replace action, spec
-            # and note.
-            action = current.schedule.action
-            run_id = (
-                action.id
-                if isinstance(action, ScheduleActionStartWorkflow)
-                else f"{task_id}/run-{uuid.uuid4().hex[:8]}"
-            )
-            schedule = self._schedule(user, task_id, parsed, run_id)
-            paused = schedule.state.paused = current.schedule.state.paused
-            # The SDK's schedule update sends no conflict token (its own TODO says so), and a
-            # pause between its look and its write was overwritten. With the look's token the
-            # server drops a write that another change overtook; we then look again.
-            request = UpdateScheduleRequest(
-                namespace=self.client.namespace,
-                schedule_id=task_id,
-                schedule=await schedule._to_proto(self.client),
-                conflict_token=current.raw_description.conflict_token,
-                identity=self.client.identity,
-                request_id=str(uuid.uuid4()),
-            )
-            state = TaskState.PAUSED if paused else TaskState.ACTIVE
-            encode_search_attributes(
-                temporal.search_attributes(kind.value, user, state=state.value),
-                request.search_attributes,
-            )
-            with found(task_id):
-                await self.client.workflow_service.update_schedule(request, retry=True)
-            if (await self._schedule_status(user, task_id)).config == parsed.model_dump(
-                mode="json"
-            ):
-                return
-        raise TaskError(
-            f"schedule {task_id!r} was changed by other requests during each try of this "
-            "update; call update_task again"
-        )
 
     async def delete(self, user: str, task_id: str, *, purge: bool = False) -> TaskRef:
         """Stop a task gracefully (schedules are deleted); ``purge`` also drops its snapshots."""
@@ -418,9 +284,8 @@ class TaskService(TaskReads):
             else:
                 await self._ended_otherwise(user, task_id)
         if purge:
-            async with self.db.session() as session:
+            async with self.db.writing() as session:
                 await SnapshotRepository(session).purge(task_id)
-                await session.commit()
         return TaskRef(task_id=task_id, kind=kind, state=TaskState.STOPPED, created=False)
 
     # --- helpers --------------------------------------------------------------------
@@ -487,8 +352,10 @@ def _as_stored(config: BaseModel) -> dict[str, Any]:
     return read_stored(type(config), config.model_dump(mode="json")).model_dump(mode="json")
 
 
-def _baseline(status: TaskStatus) -> dict[str, Any]:
-    """What a watch's first check found, in a form a person can act on."""
+def _baseline(status: TaskStatus | None) -> dict[str, Any] | None:
+    """What a watch's first check found, in a form a person can act on (None: not known)."""
+    if status is None:
+        return None
     if status.kind is TaskKind.WEB_MONITOR:
         urls = status.detail.get("urls", {})
         return {
@@ -498,33 +365,3 @@ def _baseline(status: TaskStatus) -> dict[str, Any]:
             }
         }
     return {"value": status.detail.get("last_value"), "error": status.detail.get("last_error")}
-
-
-def _schedule_summary(config: ReminderConfig, user: str) -> str:
-    when = (
-        f"cron {config.cron}"
-        if config.type == "cron"
-        else (f"{config.type} at {config.hour:02d}:{config.minute:02d}")
-    )
-    what = (
-        f"News digest of {len(config.news_urls)} page(s)"
-        if config.action == "news_digest"
-        else "Reminder"
-    )
-    return f"{what}, {when} {config.timezone}, for {user}"
-
-
-def _spec(config: ReminderConfig) -> ScheduleSpec:
-    if config.type == "cron":
-        return ScheduleSpec(cron_expressions=[config.cron or ""], time_zone_name=config.timezone)
-    days = [ScheduleRange(DAYS.index(day) + 1 if day != "sun" else 0) for day in config.days]
-    return ScheduleSpec(
-        calendars=[
-            ScheduleCalendarSpec(
-                hour=[ScheduleRange(config.hour)],
-                minute=[ScheduleRange(config.minute)],
-                day_of_week=days or [ScheduleRange(0, 6)],
-            )
-        ],
-        time_zone_name=config.timezone,
-    )

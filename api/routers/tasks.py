@@ -20,9 +20,8 @@ from ambient.watches.inputs import (
     TaskStateError,
     TaskType,
 )
-from ambient.watches.models import TaskStatus
+from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
-from ambient.watches.service import TaskRef
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
 

@@ -1,0 +1,160 @@
+"""A reminder or news digest as a Temporal Schedule: its create, its update in place, its spec
+and its note. ``TaskService`` creates and updates schedules through these; ``TaskReads`` reads
+a schedule's status."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.api.workflowservice.v1 import UpdateScheduleRequest
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleState,
+)
+from temporalio.converter import encode_search_attributes
+
+from ambient import temporal
+from ambient.storage.repositories import SnapshotRepository
+from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.inputs import InvalidTaskError, TaskError, task_name
+from ambient.watches.models import TaskRef
+from ambient.watches.reads import PREFIXES, TaskReads, found, schedule_kind
+from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun
+from workflows.reminder import ReminderWorkflow
+
+# How often an update_task of a schedule looks and writes again when other changes (a pause,
+# another update) overtake its write.
+SCHEDULE_WRITE_TRIES = 5
+
+
+class TaskSchedules(TaskReads):
+    """The schedule side of ``TaskService``."""
+
+    async def _create_schedule(
+        self, user: str, parsed: ReminderConfig, name: str | None
+    ) -> TaskRef:
+        task_id = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/{task_name(name, parsed)}"
+        kind = schedule_kind(parsed)
+        run_id = _new_run_id(task_id)
+        try:
+            await self.client.create_schedule(
+                task_id,
+                self._schedule(user, task_id, parsed, run_id),
+                search_attributes=temporal.search_attributes(
+                    kind.value, user, state=TaskState.ACTIVE.value
+                ),
+            )
+        except ScheduleAlreadyRunningError:
+            current = await self._schedule_status(user, task_id)
+            if current.config != parsed.model_dump(mode="json"):
+                raise InvalidTaskError(
+                    f"name: schedule {task_id!r} already exists with another config; "
+                    "call update_task to change it, or delete_task first"
+                ) from None
+            return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
+        # A new life: its news pages are compared from its own first look, not with the pages a
+        # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
+        # comes at its hour, after this.
+        async with self.db.writing() as session:
+            await SnapshotRepository(session).purge(task_id)
+        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
+
+    def _schedule(self, user: str, task_id: str, parsed: ReminderConfig, run_id: str) -> Schedule:
+        return Schedule(
+            action=ScheduleActionStartWorkflow(
+                ReminderWorkflow.run,
+                ReminderRun(user=user, task=task_id, config=parsed),
+                id=run_id,
+                task_queue=self.settings.temporal_task_queue,
+                typed_search_attributes=temporal.search_attributes("reminder_run", user),
+            ),
+            spec=_spec(parsed),
+            # The note is the summary list_tasks shows; an update rewrites it.
+            state=ScheduleState(note=_schedule_summary(parsed, user)),
+        )
+
+    async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
+        """Change a schedule in place (validated first): a bad update leaves it as it was, and
+        a pause or resume that lands while it is written is kept."""
+        kind = schedule_kind(parsed)
+        handle = self.client.get_schedule_handle(task_id)
+        for _ in range(SCHEDULE_WRITE_TRIES):
+            with found(task_id):
+                current = await handle.describe()
+            # Keep the pause state the user chose and the life's run ids; replace action, spec
+            # and note.
+            action = current.schedule.action
+            run_id = (
+                action.id
+                if isinstance(action, ScheduleActionStartWorkflow)
+                else _new_run_id(task_id)
+            )
+            schedule = self._schedule(user, task_id, parsed, run_id)
+            paused = schedule.state.paused = current.schedule.state.paused
+            # The SDK's schedule update sends no conflict token (its own TODO says so), and a
+            # pause between its look and its write was overwritten. With the look's token the
+            # server drops a write that another change overtook; we then look again.
+            request = UpdateScheduleRequest(
+                namespace=self.client.namespace,
+                schedule_id=task_id,
+                schedule=await schedule._to_proto(self.client),
+                conflict_token=current.raw_description.conflict_token,
+                identity=self.client.identity,
+                request_id=str(uuid.uuid4()),
+            )
+            state = TaskState.PAUSED if paused else TaskState.ACTIVE
+            encode_search_attributes(
+                temporal.search_attributes(kind.value, user, state=state.value),
+                request.search_attributes,
+            )
+            with found(task_id):
+                await self.client.workflow_service.update_schedule(request, retry=True)
+            if (await self._schedule_status(user, task_id)).config == parsed.model_dump(
+                mode="json"
+            ):
+                return
+        raise TaskError(
+            f"schedule {task_id!r} was changed by other requests during each try of this "
+            "update; call update_task again"
+        )
+
+
+def _new_run_id(task_id: str) -> str:
+    # Runs are named by the task's life and the second they are asked for: a run of a
+    # deleted life does not take the id (and the once-only keys) of a new life's run.
+    return f"{task_id}/run-{uuid.uuid4().hex[:8]}"
+
+
+def _schedule_summary(config: ReminderConfig, user: str) -> str:
+    when = (
+        f"cron {config.cron}"
+        if config.type == "cron"
+        else (f"{config.type} at {config.hour:02d}:{config.minute:02d}")
+    )
+    what = (
+        f"News digest of {len(config.news_urls)} page(s)"
+        if config.action == "news_digest"
+        else "Reminder"
+    )
+    return f"{what}, {when} {config.timezone}, for {user}"
+
+
+def _spec(config: ReminderConfig) -> ScheduleSpec:
+    if config.type == "cron":
+        return ScheduleSpec(cron_expressions=[config.cron or ""], time_zone_name=config.timezone)
+    days = [ScheduleRange(DAYS.index(day) + 1 if day != "sun" else 0) for day in config.days]
+    return ScheduleSpec(
+        calendars=[
+            ScheduleCalendarSpec(
+                hour=[ScheduleRange(config.hour)],
+                minute=[ScheduleRange(config.minute)],
+                day_of_week=days or [ScheduleRange(0, 6)],
+            )
+        ],
+        time_zone_name=config.timezone,
+    )
