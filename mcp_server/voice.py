@@ -202,10 +202,14 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         status = await tasks.get(user, task.task_id, within=worker_time())
         said = sentences.STATE_WORDS.get(status.state.value, status.state.value)
         said_en = sentences.STATE_WORDS_EN.get(status.state.value, status.state.value)
+        async with state.db.session() as session:
+            # A watch failing its checks now (as what_needs_me tells it) runs all the same.
+            failing = await EventRepository(session).failing_pages(user=user, task=task.task_id)
+        but, but_en = ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")
         return say(
-            f"{task_label(task)}{said}，已检查 {status.checks} 次。",
+            f"{task_label(task)}{said}，已检查 {status.checks} 次{but}。",
             f"{task_label(task, english=True)} {said_en},"
-            f" checked {counted(status.checks, 'time', 'times')}.",
+            f" checked {counted(status.checks, 'time', 'times')}{but_en}.",
         )
 
     return await answer(ctx, speaker, work)

@@ -332,3 +332,30 @@ async def test_fixes_with_long_names_leave_room_for_the_alerts_and_watches_not_c
     assert said.endswith(
         "Plus 1 alert handled automatically, and 1 watch keeps failing its checks: btc price."
     ), said
+
+
+async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it_runs(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "网站监控怎么样？" of a web monitor whose page answered 404 at every check was answered
+    "shop home正在运行，已检查 1 次。": nothing said that its checks fail."""
+    user = unique("vs")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"urls": [f"{base}/shop"], "failure_threshold": 1}  # /shop: 404 for now
+        ref = await state.tasks.create(user, "web_monitor", config, name="shop-home")
+        await until(_told(deps.db, ref.task_id, "watch.failing", 1))
+        async with voice_client(state, user) as client:
+            said = await say(client, "task_status", name="shop home")
+            assert said.startswith("shop home正在运行，已检查 ") and said.endswith(
+                "次，但检查一直失败。"
+            ), said
+
+            site.pages["/shop"] = article("Open again.")
+            await state.tasks.trigger(user, ref.task_id)
+            await until(_told(deps.db, ref.task_id, "watch.recovered", 1))
+            said = await say(client, "task_status", name="shop home")
+            assert said.startswith("shop home正在运行，已检查 ") and "失败" not in said, said
