@@ -23,9 +23,10 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
   and "token数据格式错误" (the token decrypts to JSON without an agentId, or to no JSON); a
   replaced tool connection is closed with 1000 "新连接替换".
 - A tools/call is given up as the real side gives it up (`call_tool` raises ``BrokerGaveUp``):
-  not answered within ``CALL_TIMEOUT`` (xiaozhi.me: 10 s, as its author states it; the relay's
-  xiaozhi-server: 30 s), or answered with a response frame over ``RESPONSE_LIMIT_BYTES`` (8,192
-  bytes: xiaozhi.me drops it and the device hears nothing).
+  not answered within ``CALL_TIMEOUT`` (xiaozhi.me: 10 s, as its author stated it; raised to
+  300 s in 2026-08, but a listener still waits no longer; the relay's xiaozhi-server: 30 s),
+  or answered with a response frame over ``RESPONSE_LIMIT_BYTES`` (8,192 bytes: xiaozhi.me
+  drops it and the device hears nothing).
 """
 
 from __future__ import annotations
