@@ -269,11 +269,11 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
             return say("这个账号下没有容器集群。", "This account has no container clusters.")
         bad = [c for c in clusters if c.status.lower() != "running"]
         if not bad:
+            if len(clusters) == 1:  # not "all 1 clusters"
+                return say("唯一的集群在正常运行。", "The cluster is running normally.")
             return say(
                 f"{len(clusters)} 个集群都在正常运行。",
-                f"All {len(clusters)} clusters are running normally."
-                if len(clusters) > 1
-                else "The cluster is running normally.",
+                f"All {len(clusters)} clusters are running normally.",
             )
         names = "、".join(spoken_name(c.name) for c in bad[:3])
         return say(
