@@ -107,11 +107,15 @@ _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|th
 
 
 def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
+    # Some of many named: how many wait is said, or three sound like all of them.
+    many = len(runs) > 3
     if english:
         listed = ", ".join(run_about(r, english) for r in runs[:3])
-        return f"Waiting for you: {listed}. Say the service or which number."
+        waits = f"{len(runs)} wait for you, like" if many else "Waiting for you"
+        return f"{waits}: {listed}. Say the service or which number."
     listed = "、".join(run_about(r) for r in runs[:3])
-    return f"等你审批的有：{listed}。请说服务名或第几个。"
+    waits = f"等你审批的有 {len(runs)} 个，比如" if many else "等你审批的有"
+    return f"{waits}：{listed}。请说服务名或第几个。"
 
 
 def pick_remediation(
