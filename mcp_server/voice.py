@@ -25,7 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
 from ambient.domain.configs import unstorable_at
+from ambient.remediation.views import RemediationSummary
 from ambient.settings import Settings
+from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
@@ -93,64 +95,94 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         failing = list(dict.fromkeys(task for task, _ in pages))  # a watch, however many pages
         if not waiting and not running and not failing:
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
-        parts = []
-        if waiting:
-            named = "；".join(
-                f"第{ORDINAL_WORDS[i]}个是{run_about(r)}" for i, r in enumerate(waiting[:3])
-            )
-            named_en = "; ".join(
-                f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:3])
-            )
-            parts.append(
-                say(
-                    f"有 {len(waiting)} 个修复等你审批：{named}。可以说“批准第一个”。",
-                    f"{counted(len(waiting), 'fix', 'fixes')} waiting for your approval:"
-                    f" {named_en}. You can say approve the first one. ",
-                )
-            )
-        # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'
-        # (three sentences at most).
-        watches, watches_en = _failing_said(failing)
-        if running:
-            more = "多" if len(runs) > OPEN_LISTED else ""  # after a storm: "500 多个"
-            more_en = " or more" if more else ""
-            alerts = f"{counted(len(running), 'alert', 'alerts')}{more_en}"
-            also, also_en = (f"，还有 {watches}", f", and {watches_en}") if failing else ("", "")
-            if waiting:
-                parts.append(
-                    say(
-                        f"另有 {len(running)} {more}个告警正在自动处理{also}。",
-                        f"Plus {alerts} handled automatically{also_en}.",
-                    )
-                )
-            else:  # nothing before it to be "besides"
-                being = "is" if len(running) == 1 and not more else "are"
-                parts.append(
-                    say(
-                        f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理{also}。",
-                        f"No fixes wait for your approval; {alerts} {being} being handled"
-                        f" automatically{also_en}.",
-                    )
-                )
-        elif failing and waiting:
-            parts.append(say(f"另有 {watches}。", f"Also, {watches_en}."))
-        elif failing:
-            parts.append(
-                say(
-                    f"没有等你审批的修复，但有 {watches}。",
-                    f"No fixes wait for your approval, but {watches_en}.",
-                )
-            )
-        return "".join(parts).strip()
+        more = len(runs) > OPEN_LISTED  # after a storm: "500 多个"
+        # Every count is said whole: past what an answer holds, names go (the fixes' last
+        # first, then the watches'), not the sentences after them.
+        for fixes, watches in _NAMED:
+            text = _needs_said(waiting, running, more, failing, fixes, watches)
+            if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
+                break
+        return text
 
     return await answer(ctx, speaker, work)
 
 
-def _failing_said(tasks: list[str]) -> tuple[str, str]:
-    """The watches failing now, counted, with three names at most, in Chinese and English."""
+# How many fixes and watches an answer names, tried in turn until it is short enough to say.
+_NAMED = [(3, 3), (2, 3), (1, 3), (0, 3), (0, 2), (0, 1), (0, 0)]
+
+
+def _needs_said(
+    waiting: list[RemediationSummary],
+    running: list[RemediationSummary],
+    storm: bool,
+    failing: list[str],
+    fixes: int,
+    names: int,
+) -> str:
+    """What needs the user, every count said, naming ``fixes`` fixes and ``names`` watches at
+    most (``storm``: more alerts are open than were listed)."""
+    parts = []
+    if waiting:
+        named = "；".join(
+            f"第{ORDINAL_WORDS[i]}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
+        )
+        named_en = "; ".join(
+            f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:fixes])
+        )
+        said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
+        parts.append(
+            say(
+                f"有 {len(waiting)} 个修复等你审批{said}。可以说“批准第一个”。",
+                f"{counted(len(waiting), 'fix', 'fixes')} waiting for your approval"
+                f"{said_en}. You can say approve the first one. ",
+            )
+        )
+    # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'
+    # (three sentences at most).
+    watches, watches_en = _failing_said(failing, names)
+    if running:
+        more = "多" if storm else ""  # after a storm: "500 多个"
+        more_en = " or more" if more else ""
+        alerts = f"{counted(len(running), 'alert', 'alerts')}{more_en}"
+        also, also_en = (f"，还有 {watches}", f", and {watches_en}") if failing else ("", "")
+        if waiting:
+            parts.append(
+                say(
+                    f"另有 {len(running)} {more}个告警正在自动处理{also}。",
+                    f"Plus {alerts} handled automatically{also_en}.",
+                )
+            )
+        else:  # nothing before it to be "besides"
+            being = "is" if len(running) == 1 and not more else "are"
+            parts.append(
+                say(
+                    f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理{also}。",
+                    f"No fixes wait for your approval; {alerts} {being} being handled"
+                    f" automatically{also_en}.",
+                )
+            )
+    elif failing and waiting:
+        parts.append(say(f"另有 {watches}。", f"Also, {watches_en}."))
+    elif failing:
+        parts.append(
+            say(
+                f"没有等你审批的修复，但有 {watches}。",
+                f"No fixes wait for your approval, but {watches_en}.",
+            )
+        )
+    return "".join(parts).strip()
+
+
+def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
+    """The watches failing now, counted, with ``most`` names at most, in Chinese and English."""
     names = list(dict.fromkeys(_task_said(task) for task in tasks))  # two unnamed: one word
-    shown, more = names[:3], len(names) > 3
+    shown, more = names[:most], len(names) > most
     keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
+    if not shown:
+        return (
+            f"{len(tasks)} 个监控一直检查失败",
+            f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks",
+        )
     return (
         f"{len(tasks)} 个监控一直检查失败：{'、'.join(shown)}{' 等' if more else ''}",
         f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks:"
@@ -170,10 +202,14 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         status = await tasks.get(user, task.task_id, within=worker_time())
         said = sentences.STATE_WORDS.get(status.state.value, status.state.value)
         said_en = sentences.STATE_WORDS_EN.get(status.state.value, status.state.value)
+        async with state.db.session() as session:
+            # A watch failing its checks now (as what_needs_me tells it) runs all the same.
+            failing = await EventRepository(session).failing_pages(user=user, task=task.task_id)
+        but, but_en = ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")
         return say(
-            f"{task_label(task)}{said}，已检查 {status.checks} 次。",
+            f"{task_label(task)}{said}，已检查 {status.checks} 次{but}。",
             f"{task_label(task, english=True)} {said_en},"
-            f" checked {counted(status.checks, 'time', 'times')}.",
+            f" checked {counted(status.checks, 'time', 'times')}{but_en}.",
         )
 
     return await answer(ctx, speaker, work)
@@ -233,11 +269,11 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
             return say("这个账号下没有容器集群。", "This account has no container clusters.")
         bad = [c for c in clusters if c.status.lower() != "running"]
         if not bad:
+            if len(clusters) == 1:  # not "all 1 clusters"
+                return say("唯一的集群在正常运行。", "The cluster is running normally.")
             return say(
                 f"{len(clusters)} 个集群都在正常运行。",
-                f"All {len(clusters)} clusters are running normally."
-                if len(clusters) > 1
-                else "The cluster is running normally.",
+                f"All {len(clusters)} clusters are running normally.",
             )
         names = "、".join(spoken_name(c.name) for c in bad[:3])
         return say(

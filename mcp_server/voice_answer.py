@@ -118,10 +118,14 @@ async def answer(
                 sentences.REFUSED_OTHER,
             )
             return say(f"没办法完成：{zh}", f"I couldn't do that. {en}")
-        # A voice client drops error text: say something, and keep the trace in the log.
+        # A voice client drops error text: say something, and keep the trace in the log. The
+        # message is English (a server's, a library's): said to an English listener only, and
+        # a class name to nobody.
         log.warning("voice tool failed", exc_info=True)
-        name = getattr(exc, "message", None) or type(exc).__name__
-        return spoken(say(f"出了点问题，没有完成。{name}", f"Something went wrong. {name}"))
+        message = getattr(exc, "message", None)
+        if english.get() and isinstance(message, str) and message.strip():
+            return spoken(f"Something went wrong. {message}")
+        return say(sentences.FAILED, sentences.FAILED_EN)
 
 
 def worker_time() -> float:

@@ -46,6 +46,9 @@ DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是
 DATABASE_DOWN_EN = (
     "I can't reach the database, so I can't look anything up now. Please check that it is running."
 )
+# A failure of no kind said above: what it was is in the server's log.
+FAILED = "出了点问题，没有完成。原因记在服务器的日志里。"
+FAILED_EN = "Something went wrong and it was not done. The reason is in the server's log."
 BEYOND_OWNER = "这台设备主人的权限比你的小，我不能用你的身份在这里操作。请用你自己的设备。"
 BEYOND_OWNER_EN = (
     "This device's owner has fewer rights than you, so I can't act as you here."

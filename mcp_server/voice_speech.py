@@ -107,11 +107,15 @@ _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|th
 
 
 def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
+    # Some of many named: how many wait is said, or three sound like all of them.
+    many = len(runs) > 3
     if english:
         listed = ", ".join(run_about(r, english) for r in runs[:3])
-        return f"Waiting for you: {listed}. Say the service or which number."
+        waits = f"{len(runs)} wait for you, like" if many else "Waiting for you"
+        return f"{waits}: {listed}. Say the service or which number."
     listed = "、".join(run_about(r) for r in runs[:3])
-    return f"等你审批的有：{listed}。请说服务名或第几个。"
+    waits = f"等你审批的有 {len(runs)} 个，比如" if many else "等你审批的有"
+    return f"{waits}：{listed}。请说服务名或第几个。"
 
 
 def pick_remediation(
@@ -230,11 +234,17 @@ def pick_task(
     if len(exact) == 1:
         return exact[0], ""
     sep = ", " if english else "、"
-    yours = sep.join(task_label(t, english) for t in tasks[:4])
+    named = sep.join(task_label(t, english) for t in tasks[:4])
+    # Some of many named: how many there are is said, or four sound like all of them.
+    if len(tasks) > 4:
+        yours = f"You have {len(tasks)} tasks, like: {named}"
+        yours_zh = f"你有 {len(tasks)} 个任务，比如：{named}"
+    else:
+        yours, yours_zh = f"Your tasks are: {named}", f"你的任务有：{named}"
     if names_nothing(said):  # after the exact name: a task may be called "monitor"
         if english:
-            return None, f"Which task do you mean? Your tasks are: {yours}."
-        return None, f"你说的是哪一个任务？你的任务有：{yours}。"
+            return None, f"Which task do you mean? {yours}."
+        return None, f"你说的是哪一个任务？{yours_zh}。"
     found = exact or [
         t
         for t in tasks
@@ -246,8 +256,8 @@ def pick_task(
         return found[0], ""
     if not found:
         if english:
-            return None, f"I found no task called “{said}”. Your tasks are: {yours}."
-        return None, f"没找到叫“{said}”的任务。你的任务有：{yours}。"
+            return None, f"I found no task called “{said}”. {yours}."
+        return None, f"没找到叫“{said}”的任务。{yours_zh}。"
     listed = sep.join(task_label(t, english) for t in found[:4])
     if english:
         return None, f"{len(found)} tasks fit: {listed}. Please say the full name."

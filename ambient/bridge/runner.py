@@ -248,6 +248,10 @@ class BridgeRunner:
             row = await session.get(XiaozhiEndpoint, endpoint_id)
         if row is None:
             raise LookupError("the endpoint was removed")
+        if row.holder != self.name:
+            # The lease ran out while this runner stood still and another took over: dialing
+            # would replace that one's connection; the next scan lets the endpoint go.
+            raise LookupError("another bridge holds the endpoint now")
         try:
             url = self.cipher.open(row.url_sealed)
         except Exception:

@@ -30,7 +30,8 @@ from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
-# The broker drops a tool result over this size (the firmware author's stated limit).
+# The broker drops a tool call's response over this size (the firmware author's stated limit,
+# 78/xiaozhi-esp32 issue 767): the whole frame, its JSON-RPC envelope and id included.
 RESULT_LIMIT_BYTES = 8192
 # Said by 小智's TTS after the voice profile's Chinese answers: in Chinese only.
 CUT_NOTE = "结果太长，只说到这里。"
@@ -109,7 +110,9 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                 if key in calls and ("result" in body or "error" in body):
                     calls.discard(key)  # answered, a result or an error
                     if "result" in body:
-                        body["result"] = shape_result(body["result"], verbatim=verbatim)
+                        # What the envelope (its id) leaves of the limit for the result.
+                        room = RESULT_LIMIT_BYTES - _size({**body, "result": {}}) + len("{}")
+                        body["result"] = shape_result(body["result"], verbatim=verbatim, limit=room)
                 await socket.send(json.dumps(body, ensure_ascii=False))
 
     async with anyio.create_task_group() as group:
@@ -157,34 +160,32 @@ def _error(ident: int | str | None, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": ident, "error": {"code": code, "message": message}}
 
 
-def shape_result(result: dict[str, Any], *, verbatim: bool) -> dict[str, Any]:
+def shape_result(
+    result: dict[str, Any], *, verbatim: bool, limit: int = RESULT_LIMIT_BYTES
+) -> dict[str, Any]:
     """A tools/call result as the broker reads it: the text in ``content[0]``, wrapped for
-    verbatim speech if asked, never over ``RESULT_LIMIT_BYTES`` (cut to a sentence saying so)."""
+    verbatim speech if asked, never over ``limit`` bytes (cut to a sentence saying so)."""
     texts = [c.get("text", "") for c in result.get("content", []) if c.get("type") == "text"]
     text = "\n".join(t for t in texts if t)
     shaped: dict[str, Any] = {"content": [{"type": "text", "text": _wrap(text, verbatim)}]}
     if result.get("isError") and not verbatim:
         # A relay drops the text of an error result; verbatim, the error is spoken like any answer.
         shaped["isError"] = True
-    if _size(shaped) <= RESULT_LIMIT_BYTES:
-        if (
-            not verbatim
-            and len(texts) == len(result.get("content", []))
-            and _size(result) <= RESULT_LIMIT_BYTES
-        ):
+    if _size(shaped) <= limit:
+        if not verbatim and len(texts) == len(result.get("content", [])) and _size(result) <= limit:
             return result  # as the server made it (structured content included) when it fits
         return shaped
-    shaped["content"][0]["text"] = _wrap(_cut(text, verbatim), verbatim)
+    shaped["content"][0]["text"] = _wrap(_cut(text, verbatim, limit), verbatim)
     return shaped
 
 
-def _cut(text: str, verbatim: bool) -> str:
+def _cut(text: str, verbatim: bool, limit: int) -> str:
     """The longest start of ``text`` that, with the note, fits the limit once framed."""
     low, high = 0, len(text)
     while low < high:  # binary search on characters: sizes are in bytes after JSON escaping
         middle = (low + high + 1) // 2
         candidate = {"content": [{"type": "text", "text": _wrap(_join(text[:middle]), verbatim)}]}
-        if _size(candidate) <= RESULT_LIMIT_BYTES:
+        if _size(candidate) <= limit:
             low = middle
         else:
             high = middle - 1

@@ -254,9 +254,10 @@ async def test_results_over_8192_bytes_are_cut_to_a_sentence_saying_so(state: Ap
     async with running_broker({token}) as broker, running(runner_for(state, "r1", big_server)):
         await register(state, unique("dan"), broker.url(token))
         connection = await broker.held(token)
-        answer = await connection.call_tool("report", {})
+        answer = await connection.call_tool("report", {})  # BrokerGaveUp were it dropped
         result = answer["result"]
-        assert len(json.dumps(result, ensure_ascii=False).encode()) <= RESULT_LIMIT_BYTES
+        # The whole response frame, its envelope and id included, as xiaozhi.me counts it.
+        assert len(connection.frames[-1].encode()) <= RESULT_LIMIT_BYTES
         text = result["content"][0]["text"]
         # Read aloud after a Chinese answer: no English half for the TTS.
         assert text.startswith("集群一切正常。") and text.endswith("结果太长，只说到这里。")
@@ -410,6 +411,42 @@ async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState
         await broker.held(token, 2)
         await one.scan()  # the old holder sees the lease gone and closes its connection
         assert one.held == {} and broker.connections[token][0].closed.is_set()
+        await two.stop()
+
+
+async def turns(runner: BridgeRunner, failures: int) -> None:
+    """Once the runner's hold loops have gone round ``failures`` times."""
+    while True:  # the condition: its count of failures
+        if runner.counts["failures"] >= failures:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_a_replica_whose_lease_was_taken_over_does_not_dial_again(state: AppState) -> None:
+    """Replica 1 stood still past its lease (a paused container) and replica 2 took over: the
+    broker closed replica 1's connection as replaced, and replica 1 dialed again at its next
+    backoff, without the lease, replacing replica 2's, until its own scan caught up."""
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        endpoint = await register(state, unique("ian"), broker.url(token))
+        one = runner_for(state, "replica-1")
+        one.timing = replace(one.timing, first_delay=0.05, max_delay=0.05)
+        two = runner_for(state, "replica-2")
+        await one.scan()
+        await broker.held(token)
+        async with state.db.write_session() as session:  # replica-1 stood still: lease ran out
+            row = await session.get(XiaozhiEndpoint, endpoint)
+            assert row is not None and row.lease_until is not None
+            row.lease_until = row.lease_until.replace(year=2000)
+            await session.commit()
+        await two.scan()
+        await broker.held(token, 2)
+        # Replica 1 sees its connection replaced; its re-dials (every 50 ms) come to nothing.
+        await within(HANG, broker.connections[token][0].closed.wait())
+        await within(HANG, turns(one, 3))
+        assert len(broker.connections[token]) == 2 and one.counts["dials"] == 1
+        await one.scan()  # and its scan lets the endpoint go
+        assert one.held == {}
         await two.stop()
 
 

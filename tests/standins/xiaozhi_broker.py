@@ -22,6 +22,11 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
   "token解密失败" (not one of ``tokens``), or, set per token in ``relay_refusals``, "无对应agentId"
   and "token数据格式错误" (the token decrypts to JSON without an agentId, or to no JSON); a
   replaced tool connection is closed with 1000 "新连接替换".
+- A tools/call is given up as the real side gives it up (`call_tool` raises ``BrokerGaveUp``):
+  not answered within ``CALL_TIMEOUT`` (xiaozhi.me: 10 s, as its author stated it; raised to
+  300 s in 2026-08, but a listener still waits no longer; the relay's xiaozhi-server: 30 s),
+  or answered with a response frame over ``RESPONSE_LIMIT_BYTES`` (8,192 bytes: xiaozhi.me
+  drops it and the device hears nothing).
 """
 
 from __future__ import annotations
@@ -58,8 +63,17 @@ RELAY_NOT_JSON = (1008, "token数据格式错误")
 # The bridge's own bound (issue 24, docs/xiaozhi.md): it holds a registered endpoint's
 # connection within 5 s, dialed at its next scan (re-dialed after at most the first backoff).
 HELD_WITHIN = 5.0
+# A tools/call not answered within this is given up, by mode (78/xiaozhi-esp32 issue 767 for
+# xiaozhi.me; xiaozhi-server's call_mcp_endpoint_tool for the relay): a product promise.
+CALL_TIMEOUT: dict[str, float] = {"official": 10.0, "relay": 30.0}
+# A response frame over this many bytes (UTF-8, as sent) is dropped by xiaozhi.me.
+RESPONSE_LIMIT_BYTES = 8192
 # The broker's initialize and tools/list are then answered as fast as the machine allows (a
 # loaded CI box takes seconds): HANG, a guard against a hang, not a claim on time.
+
+
+class BrokerGaveUp(Exception):
+    """The broker gave up on a tools/call, as the real side does: nothing is spoken."""
 
 
 @dataclass
@@ -80,6 +94,7 @@ class ToolConnection:
     close_reason: str = ""
     pinged: asyncio.Event = field(default_factory=asyncio.Event)  # a periodic ping answered
     _waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _sizes: dict[str, int] = field(default_factory=dict)  # an answer's frame size, by id
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
     _relay_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _prefix: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -122,7 +137,16 @@ class ToolConnection:
             "clientId": "client-test",
             "_meta": {"agentId": 42, "progressToken": 7},
         }
-        return await self.request("tools/call", params)
+        ident = await self.send_request("tools/call", params)
+        limit = CALL_TIMEOUT[self.mode]
+        try:
+            answer = await asyncio.wait_for(self.answer(ident), limit)
+        except TimeoutError:
+            raise BrokerGaveUp(f"tools/call {name} not answered within {limit:g} s") from None
+        size = self._sizes[json.dumps(ident)]
+        if self.mode == "official" and size > RESPONSE_LIMIT_BYTES:
+            raise BrokerGaveUp(f"tools/call {name} answered with {size} bytes: dropped")
+        return answer
 
     def _frame(self, message: dict[str, Any]) -> str:
         text = json.dumps(message, ensure_ascii=False)
@@ -135,6 +159,7 @@ class ToolConnection:
             if isinstance(message, dict) and ("result" in message or "error" in message):
                 waiter = self._waiting.get(json.dumps(message.get("id")))
                 if waiter is not None and not waiter.done():
+                    self._sizes[json.dumps(message.get("id"))] = len(frame.encode())
                     waiter.set_result(message)
 
 

@@ -266,3 +266,30 @@ def test_a_name_that_fits_a_waiting_fix_past_the_tenth_asks_back_with_its_number
     for said in ("第0个", "0", "第十三个"):
         run, question = pick_remediation(runs, said)
         assert run is None and "只有 12 个" in question, (said, question)
+
+
+def test_a_question_back_naming_some_of_many_tasks_says_how_many_there_are() -> None:
+    """With nine tasks, "没找到叫“backup”的任务。你的任务有：a、b、c、d。" sounded like four."""
+    tasks = [_task(f"reminder/ops/{name}") for name in "abcdefghi"]
+    _, question = pick_task(tasks, "backup")
+    assert question == "没找到叫“backup”的任务。你有 9 个任务，比如：a、b、c、d。", question
+    _, question = pick_task(tasks, "it", english=True)
+    assert question == "Which task do you mean? You have 9 tasks, like: a, b, c, d.", question
+    _, question = pick_task(tasks[:4], "backup")  # all of them named: no count
+    assert question == "没找到叫“backup”的任务。你的任务有：a、b、c、d。", question
+
+
+def test_a_question_back_naming_some_of_many_waiting_fixes_says_how_many_wait() -> None:
+    """With five fixes waiting, "没找到“billing”。等你审批的有：a、b、c。" sounded like three."""
+    runs = [*RUNS, _run(4, "search"), _run(5, "orders")]
+    _, question = pick_remediation(runs, "billing")
+    assert question == (
+        "没找到“billing”。等你审批的有 5 个，比如：checkout 的 error rate、"
+        "checkout api 的 latency、payments 的 error rate。请说服务名或第几个。"
+    ), question
+    _, question = pick_remediation(runs, "it", english=True)
+    assert question.startswith("Which one do you mean? 5 wait for you, like: error rate on"), (
+        question
+    )
+    _, question = pick_remediation(RUNS, "billing")  # all of them named: no count
+    assert question.startswith("没找到“billing”。等你审批的有：checkout 的 error rate、"), question

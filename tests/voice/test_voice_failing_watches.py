@@ -8,6 +8,8 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
+from ambient.speech import MAX_SPOKEN
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository, UserRepository
@@ -295,3 +297,65 @@ async def test_a_failing_watch_the_user_paused_is_not_told_until_resumed(
             assert (await voice_facts(deps.db, row)).watches_failing == 1
         await state.tasks.delete(user, task)
         await until(_told(deps.db, task, "watch.stopped", 1))
+
+
+async def test_fixes_with_long_names_leave_room_for_the_alerts_and_watches_not_cut_silently(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Three fixes on workloads with long (real, 30-odd letter) names filled the 300 letters an
+    answer may have: the sentence after them, the alerts and the failing watch, was cut off
+    unsaid. Every count is said; the names go first."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with deps.db.session() as session:
+        row = await UserRepository(session).get(OWNER)
+        assert row is not None
+        row.language = Language.EN
+        await EventRepository(session).add(
+            "watch.failing",
+            user=OWNER,
+            task=f"threshold-watch/{OWNER}/btc-price",
+            payload={"error": "HTTP 500", "failures": 3},
+        )
+        session.add(run_row("remediation/long-1", OWNER, source="webhook", state="acting"))
+        await session.commit()
+    workloads = (
+        "payment-gateway-settlement-api",
+        "checkout-order-confirmation-worker",
+        "inventory-reservation-sync-service",
+    )
+    async with waiting(ts_env, deps, *workloads) as (state, _):
+        async with voice_client(state, OWNER) as client:
+            said = await say(client, "what_needs_me")
+    assert len(said) <= MAX_SPOKEN, said
+    assert said.startswith("3 fixes waiting for your approval: first, error rate on payment"), said
+    assert said.endswith(
+        "Plus 1 alert handled automatically, and 1 watch keeps failing its checks: btc price."
+    ), said
+
+
+async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it_runs(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "网站监控怎么样？" of a web monitor whose page answered 404 at every check was answered
+    "shop home正在运行，已检查 1 次。": nothing said that its checks fail."""
+    user = unique("vs")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"urls": [f"{base}/shop"], "failure_threshold": 1}  # /shop: 404 for now
+        ref = await state.tasks.create(user, "web_monitor", config, name="shop-home")
+        await until(_told(deps.db, ref.task_id, "watch.failing", 1))
+        async with voice_client(state, user) as client:
+            said = await say(client, "task_status", name="shop home")
+            assert said.startswith("shop home正在运行，已检查 ") and said.endswith(
+                "次，但检查一直失败。"
+            ), said
+
+            site.pages["/shop"] = article("Open again.")
+            await state.tasks.trigger(user, ref.task_id)
+            await until(_told(deps.db, ref.task_id, "watch.recovered", 1))
+            said = await say(client, "task_status", name="shop home")
+            assert said.startswith("shop home正在运行，已检查 ") and "失败" not in said, said

@@ -339,6 +339,24 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
     assert health == "2 个集群里有 1 个不正常：staging。"
 
 
+async def test_a_single_cluster_running_is_said_as_one_not_as_all(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """A user with one TKE cluster heard "1 个集群都在正常运行。" ("all 1 clusters run")."""
+    user = unique("vc")
+    await make_user(deps.db, user)
+    api = TencentApi(
+        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}]
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with serve(api.app()) as base:
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, user) as client:
+            assert await say(client, "cluster_health") == "唯一的集群在正常运行。"
+
+
 async def test_recent_errors_name_a_task_without_a_name_by_its_kind_in_words(
     deps: WorkerDeps, dev_env: WorkflowEnvironment
 ) -> None:

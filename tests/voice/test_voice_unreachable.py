@@ -4,8 +4,11 @@ an exception's class name."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from mcp import Client
+from temporalio.client import Client as TemporalClient
+from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
@@ -91,3 +94,21 @@ async def test_a_database_that_never_answers_is_said_within_the_voice_budget(
             writer.close()
         server.close()
         await db.close()
+
+
+async def test_a_temporal_refusal_is_said_in_chinese_not_as_its_english_message(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A namespace Temporal does not have (AMBIENT_TEMPORAL_NAMESPACE mistyped): task_status was
+    answered "出了点问题，没有完成。Namespace no-such-namespace is not found." to a Chinese
+    listener. The message stays in the log."""
+    user = unique("vn")
+    await make_user(deps.db, user)
+    client = TemporalClient(dev_env.client.service_client, namespace="no-such-namespace")
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+    )
+    async with Client(build_voice_server(deps.settings, holder=StateHolder(state))) as voice:
+        for tool, args in [*CALLS, ("resume_task", {"name": "backup"})]:
+            answer = await say(voice, tool, **args)
+            assert not re.search("[A-Za-z]", answer), (tool, answer)
