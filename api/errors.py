@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.dependencies.models import Dependant
@@ -35,6 +35,8 @@ from ambient.domain.configs import NUL_REFUSED, unstorable_at
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
+
+E = TypeVar("E", bound=Exception)
 
 
 def _json_safe(value: Any) -> Any:
@@ -122,6 +124,13 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         if len(shown) > INPUT_SHOWN:
             error["input"] = shown[:INPUT_SHOWN] + "…"
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+def refusal(exc: E, statuses: Mapping[type[E], int]) -> HTTPException:
+    """A feature's refusal no field is to blame for: the status of the first kind in
+    ``statuses`` that ``exc`` is (502, the service behind failed, for any other), its words."""
+    code = next((code for kind, code in statuses.items() if isinstance(exc, kind)), 502)
+    return HTTPException(code, str(exc))
 
 
 def feature_error(http_error: Callable[[Any], Exception]) -> Any:

@@ -6,31 +6,23 @@ named. `--json` prints the same records the API and the MCP tools return.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, TypeVar
+from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
 from ambient.cli_numbers import whole_number
 from ambient.commands import Json, cell, echo_json, fail, folded, run_in_session, table_of
 from ambient.storage.models import MAX_ID
 
-T = TypeVar("T")
 User = Annotated[str | None, typer.Option("--user", help="only this user's (default: everyone's)")]
 Limit = Annotated[
     int, typer.Option(parser=whole_number(1, 1000), help="at most this many, newest first")
 ]
-
-
-def _read(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from ambient.runtime import discovered_settings
-
-    return run_in_session(work, discovered_settings())
 
 
 def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: str) -> None:
@@ -52,7 +44,7 @@ def events(
     as_json: Json = False,
 ) -> None:
     """Events, newest first (watch hits, task changes, failed deliveries with their error)."""
-    rows = _read(lambda s: history.events(s, user, kind=kind, task=task, limit=limit))
+    rows = run_in_session(lambda s: history.events(s, user, kind=kind, task=task, limit=limit))
     _print(rows, as_json, ["id", "created_at", "user", "kind", "task", "payload"], "events")
 
 
@@ -63,7 +55,7 @@ def inbox(
     as_json: Json = False,
 ) -> None:
     """A user's inbox, newest first."""
-    rows = _read(lambda s: history.inbox(s, user, unread_only=unread, limit=limit))
+    rows = run_in_session(lambda s: history.inbox(s, user, unread_only=unread, limit=limit))
     _print(rows, as_json, ["id", "created_at", "kind", "title", "read", "link"], "inbox messages")
 
 
@@ -83,7 +75,7 @@ def deliveries(
 ) -> None:
     """Deliveries, newest first, with attempts and the error of each failure."""
     try:
-        rows = _read(
+        rows = run_in_session(
             lambda s: history.deliveries(
                 s, user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
             )

@@ -30,7 +30,7 @@ from ambient.domain.notify import NotifyResult
 from ambient.domain.numbers import WholeNumber
 from ambient.sharing import ReportLink
 from api.deps import CurrentUser, StateDep
-from api.errors import unprocessable
+from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/briefings", tags=["briefings"])
 
@@ -46,16 +46,15 @@ class AnalyzeIn(UserConfig):
     end: datetime
 
 
+# The refusals no field is to blame for (a replaced run changed under the request); any other
+# BriefingError is a 502.
+STATUSES = {BriefingNotFoundError: 404, BriefingRefusedError: 403, BriefingReplacedError: 409}
+
+
 def http_error(exc: BriefingError, where: str = "body") -> HTTPException | RequestValidationError:
-    if isinstance(exc, BriefingNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, BriefingRefusedError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
-    if isinstance(exc, BriefingReplacedError):  # no field is wrong: the run changed under it
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidBriefingError):
         return unprocessable((exc.field.split(".") if exc.field else [], str(exc)), where=where)
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+    return refusal(exc, STATUSES)
 
 
 @router.post("/daily", status_code=status.HTTP_201_CREATED)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.creates import WriteResult
-from ambient.cloud.errors import CloudOpsError, CloudOpsInputError, CloudOpsRefusedError
+from ambient.cloud.errors import CloudOpsError, CloudOpsInputError
 from ambient.cloud.images import ImageDescription, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
@@ -76,6 +76,7 @@ class ImageBody(UserConfig):
 # or kubeconfig (auth, account) stays 502: 401 and 403 speak of the caller's token and
 # permission, which were fine. "unavailable" says try again, as 503 does for Temporal.
 STATUS = {
+    "refused": status.HTTP_403_FORBIDDEN,  # the caller's rollback_permission does not allow it
     "not_found": status.HTTP_404_NOT_FOUND,
     "invalid_parameter": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "invalid_document": status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -88,8 +89,6 @@ STATUS = {
 
 
 def http_error(exc: CloudOpsError) -> Exception:
-    if isinstance(exc, CloudOpsRefusedError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, CloudOpsInputError):
         return unprocessable(([exc.field], str(exc)))
     return HTTPException(STATUS.get(exc.kind, status.HTTP_502_BAD_GATEWAY), str(exc))

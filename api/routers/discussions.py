@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.views import (
@@ -24,7 +24,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.numbers import DecimalNumber, WholeNumber
 from api.deps import CurrentUser, StateDep
-from api.errors import unprocessable
+from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/discussions", tags=["discussions"])
 
@@ -35,21 +35,18 @@ class NewMessage(MessageIn):
 
 QUERY_FIELDS = {"keyword", "threshold_seconds", "offset"}
 
+# The refusals no field is to blame for; any other DiscussionError is a 502.
+STATUSES = {DiscussionNotFoundError: 404, SigningError: 403, DiscussionClosedError: 409}
+
 
 def http_error(exc: DiscussionError) -> Exception:
-    if isinstance(exc, DiscussionNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, SigningError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
-    if isinstance(exc, DiscussionClosedError):
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidDiscussionError):
         # The search's and the anomalies' parameters come in the query, the rest in the body.
         where = "query" if exc.field in QUERY_FIELDS else "body"
         if exc.field == "discussion_id":
             where = "path"
         return unprocessable(([exc.field], str(exc)), where=where)
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+    return refusal(exc, STATUSES)
 
 
 @router.get("")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import Field
 
 from ambient.domain.configs import UserConfig
@@ -30,7 +30,7 @@ from ambient.remediation.views import (
 from ambient.sharing import ReportLink
 from ambient.status import temporal_problem
 from api.deps import CurrentUser, StateDep
-from api.errors import unprocessable
+from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 
@@ -66,20 +66,17 @@ FIELD_PLACES = {
     "days": ("query", "days"),
 }
 
+# The refusals no field is to blame for; any other RemediationError is a 502.
+STATUSES = {RemediationNotFoundError: 404, RemediationRefusedError: 403, RemediationStateError: 409}
+
 
 def http_error(exc: RemediationError) -> Exception:
-    if isinstance(exc, RemediationNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, RemediationRefusedError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
-    if isinstance(exc, RemediationStateError):
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidRemediationError):
         where, field = FIELD_PLACES.get(exc.field or "alert", ("body", exc.field or "alert"))
         return unprocessable((field.split("."), str(exc)), where=where)
-    if temporal_problem(exc, None) is not None:
-        return exc
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+    if isinstance(exc, tuple(STATUSES)) or temporal_problem(exc, None) is None:
+        return refusal(exc, STATUSES)
+    return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
 
 
 # A path parameter cannot hold "/": routes take the fingerprint, ids are remediation/<it>.

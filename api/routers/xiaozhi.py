@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, Header, status
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -21,7 +21,7 @@ from ambient.xiaozhi import (
     voice_facts,
 )
 from api.deps import CurrentUser, StateDep
-from api.errors import unprocessable
+from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"])
 
@@ -86,11 +86,13 @@ class DeviceIn(UserConfig):
     )
 
 
+# The refusals no field is to blame for; any other DeviceError names a field.
+STATUSES = {DeviceNotFoundError: 404, DeviceRefusedError: 403}
+
+
 def http_error(exc: DeviceError) -> Exception:
-    if isinstance(exc, DeviceNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, DeviceRefusedError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, str(exc))
+    if isinstance(exc, tuple(STATUSES)):
+        return refusal(exc, STATUSES)
     field = str(exc).split(":", 1)[0]
     where = field if field in DeviceIn.model_fields else "device_id"
     return unprocessable(([where], str(exc)))
