@@ -11,6 +11,7 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
+    greeting,
     still_open,
 )
 from ambient.clients.tencent.ops import AlarmRecord, tts_segments
@@ -127,7 +128,8 @@ def _spoken(
     def say(chinese: str, english: str) -> None:
         parts.append(chinese if zh else english)
 
-    say("早上好，这是昨天的简报。", "Good morning, here is yesterday's briefing. ")
+    hello = greeting(inputs)
+    say(f"{hello}，这是昨天的简报。", f"{hello}, here is yesterday's briefing. ")
     say(headline + "。", headline + ". ")
     if errors:
         top = errors[0]

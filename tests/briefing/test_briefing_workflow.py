@@ -1342,3 +1342,29 @@ def test_a_day_with_anomalies_and_no_errors_is_not_said_to_be_quiet(
     # Errors counted whose templates are not among the top ones are errors all the same.
     counted = offline_draft(inputs.model_copy(update={"errors": 3})).headline
     assert "no errors" not in counted and "没有错误" not in counted, counted
+
+
+@pytest.mark.parametrize(
+    ("language", "window_start", "greeting"),
+    [
+        ("zh", "06:00", "早上好，这是昨天的简报。"),
+        ("zh", "14:00", "下午好，这是昨天的简报。"),
+        ("zh", "19:30", "晚上好，这是昨天的简报。"),
+        ("en", "14:00", "Good afternoon, here is yesterday's briefing."),
+    ],
+)
+def test_a_briefing_greets_for_the_hour_of_its_window(
+    language: Language, window_start: str, greeting: str
+) -> None:
+    """A briefing whose greeting window is in the afternoon was spoken "早上好" at 14:00: the
+    greeting was the morning's whatever the window (the model was told so too)."""
+    from ambient.briefing.writer import system_prompt
+
+    inputs = BriefingInputs(
+        date="2026-11-22", language=language, log_lines=10, window_start=window_start
+    )
+    assert offline_draft(inputs).spoken_text.startswith(greeting)
+    said = greeting.split("，")[0].split(",")[0]
+    assert f'"{said}"' in system_prompt(inputs) and "morning" not in system_prompt(inputs).replace(
+        said, ""
+    )
