@@ -102,6 +102,7 @@ class BriefingActivities:
             date=day.date,
             language=request.config.language,
             timezone=request.config.timezone,
+            window_start=request.config.window_start,
             logs_configured=request.config.log_source is not None,
             report_markdown=render_markdown(report, tz=zone) if report else "",
             news=request.news,

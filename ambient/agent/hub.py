@@ -9,6 +9,7 @@ from functools import partial
 from mcp import Client
 from openai import AsyncOpenAI
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_prompt, tool_offer
 from ambient.agent.errors import AgentError
@@ -83,14 +84,21 @@ class AgentHub:
                 await self.guard.check_url(spec.url)
             except (RefusedDestinationError, DestinationLookupError) as exc:
                 raise AgentError(f"url: {exc}") from None
+        taken = AgentError(f"you already have an MCP server named {spec.name!r}")
         existing = await self.specs(user.name)
         if any(s.name == spec.name for s in existing):
-            raise AgentError(f"you already have an MCP server named {spec.name!r}")
+            raise taken
         if len(existing) >= MAX_SERVERS:
             raise AgentError(f"at most {MAX_SERVERS} MCP servers per user")
         async with self.state.db.session() as session:
             session.add(AgentServer(user=user.name, name=spec.name, spec=spec.model_dump()))
-            await session.commit()
+            try:
+                await session.commit()
+            except IntegrityError:
+                # The same name added by a request at once (a form sent twice) came first.
+                if any(s.name == spec.name for s in await self.specs(user.name)):
+                    raise taken from None
+                raise
         found = self._facades.get(user.name)
         if found is not None:
             found[1].add_server(spec.name, self._client(spec))

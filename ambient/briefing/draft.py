@@ -11,6 +11,7 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
+    greeting,
     still_open,
 )
 from ambient.clients.tencent.ops import AlarmRecord, tts_segments
@@ -84,7 +85,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
                 if zh
                 else f"; {_many(people, 'problem needs', 'problems need')} a person"
             )
-    elif people or firing or errors:
+    elif people or firing or errors or inputs.errors:
         headline = (
             f"昨天有 {inputs.errors} 个错误、{len(firing)} 条未恢复告警，"
             f"{people} 个问题需要人工处理"
@@ -92,6 +93,14 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             else f"Yesterday: {_many(inputs.errors, 'error', 'errors')}, "
             f"{_many(len(firing), 'open alarm', 'open alarms')}, "
             f"{_many(people, 'problem needs', 'problems need')} a person"
+        )
+    elif inputs.anomalies:
+        # Not "quiet": the spoken briefing goes on to name them.
+        count = len(inputs.anomalies)
+        headline = (
+            f"昨天没有错误，但有 {count} 个异常"
+            if zh
+            else f"Yesterday: no errors, but {_many(count, 'anomaly', 'anomalies')}"
         )
     else:
         headline = "昨天一切平稳" if zh else "Yesterday was quiet"
@@ -119,7 +128,8 @@ def _spoken(
     def say(chinese: str, english: str) -> None:
         parts.append(chinese if zh else english)
 
-    say("早上好，这是昨天的简报。", "Good morning, here is yesterday's briefing. ")
+    hello = greeting(inputs)
+    say(f"{hello}，这是昨天的简报。", f"{hello}, here is yesterday's briefing. ")
     say(headline + "。", headline + ". ")
     if errors:
         top = errors[0]

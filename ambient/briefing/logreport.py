@@ -62,6 +62,13 @@ class Anomaly(BaseModel):
     # A burst's run, said by whoever knows the reader's zone (anomaly_detail): not in detail.
     start: datetime | None = None
     end: datetime | None = None
+    # detail's numbers, for saying it in another language (anomaly_said): lines in the burst's
+    # run or the day; a burst's busiest 5 minutes and its usual 5 minutes; a spike's usual day;
+    # the days of the baseline.
+    lines: int | None = None
+    peak: int | None = None
+    usual: float | None = None
+    days: int | None = None
 
 
 # The fields an anomaly of one template takes from it.
@@ -289,6 +296,9 @@ class LogReducer:
                     at=_dt(peak_at * BUCKET_SECONDS),
                     start=_dt(run_start * BUCKET_SECONDS),
                     end=_dt((run_end + 1) * BUCKET_SECONDS),
+                    lines=run_total,
+                    peak=peak,
+                    usual=round(mean, 1),
                 )
             )
         return found
@@ -327,7 +337,7 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
     for stat in stats:
         history = [d.get(stat.template_id, 0) for d in days]
         if stat.level in ERROR_LEVELS and not any(history):
-            kind, score = "new_error", float(stat.count)
+            kind, score, usual = "new_error", float(stat.count), None
             detail = f"{stat.count} lines; not seen in the previous {len(days)} days"
         elif len(days) >= 3 and stat.count >= 10:
             mean = sum(history) / len(history)
@@ -335,7 +345,7 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
             z = (stat.count - mean) / max(spread, math.sqrt(mean), 1.0)
             if z < 3 or stat.count < 2 * mean:
                 continue
-            kind, score = "spike", round(z, 1)
+            kind, score, usual = "spike", round(z, 1), round(mean)
             detail = (
                 f"{stat.count} lines against {mean:.0f} a day on average "
                 f"over {len(days)} days (z = {z:.1f})"
@@ -349,6 +359,9 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
                 score=score,
                 detail=detail,
                 at=stat.first_seen,
+                lines=stat.count,
+                usual=usual,
+                days=len(days),
             )
         )
     return found

@@ -88,6 +88,41 @@ def anomaly_detail(anomaly: Anomaly, zone: tzinfo, dated: bool = False) -> str:
     return f"{run}, {anomaly.detail}"
 
 
+# An anomaly said in a Chinese briefing: its kind and level.
+_KIND_ZH = {"burst": "短时突增", "spike": "比平时多", "new_error": "新出现的错误"}
+_LEVEL_ZH = {
+    "CRITICAL": "严重",
+    "FATAL": "致命",
+    "ERROR": "错误",
+    "WARNING": "警告",
+    "INFO": "信息",
+}
+
+
+def anomaly_said(anomaly: Anomaly, zone: tzinfo, zh: bool) -> str:
+    """One anomaly as a briefing lists and speaks it, in its language (the template as logged)."""
+    if not zh:
+        return f"{anomaly.kind} [{anomaly.level}] {anomaly.template or ''}: " + anomaly_detail(
+            anomaly, zone
+        )
+    run = (
+        f"{_when(anomaly.start, zone)}–{_when(anomaly.end, zone)}，"
+        if anomaly.start is not None and anomaly.end is not None
+        else ""
+    )
+    if anomaly.kind == "burst" and anomaly.peak is not None and anomaly.usual is not None:
+        detail = f"{anomaly.lines} 行，5 分钟最多 {anomaly.peak} 行（平时 {anomaly.usual:.1f} 行）"
+    elif anomaly.kind == "new_error" and anomaly.days is not None:
+        detail = f"{anomaly.lines} 行，前 {anomaly.days} 天没有出现"
+    elif anomaly.kind == "spike" and anomaly.days is not None and anomaly.usual is not None:
+        detail = f"{anomaly.lines} 行，前 {anomaly.days} 天平均每天 {anomaly.usual:.0f} 行"
+    else:  # one reduced before these numbers were kept
+        detail = anomaly.detail
+    kind = _KIND_ZH.get(anomaly.kind, anomaly.kind)
+    level = _LEVEL_ZH.get(anomaly.level or "", anomaly.level or "")
+    return f"{kind}（{level}）{anomaly.template or ''}：{run}{detail}"
+
+
 def _all_along(stat: TemplateStat, report: LogReport) -> bool:
     """Seen from the first tenth of the period to its last tenth."""
     if not (stat.first_seen and stat.last_seen and report.start and report.end):

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.logreport import LogReducer, LogReport
-from ambient.briefing.logreport_markdown import anomaly_detail
+from ambient.briefing.logreport_markdown import anomaly_said
 from ambient.briefing.models import BriefingInputs
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
@@ -89,10 +89,8 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
         t.model_copy(update={"example": t.example[:300]}) for t in report.templates[:20]
     ]
     zone = ZoneInfo(inputs.timezone)  # the briefing's, as its log report says times
-    inputs.anomalies = [
-        f"{a.kind} [{a.level}] {a.template or ''}: {anomaly_detail(a, zone)}"
-        for a in report.anomalies[:10]
-    ]
+    zh = inputs.language == "zh"
+    inputs.anomalies = [anomaly_said(a, zone, zh) for a in report.anomalies[:10]]
     change = report.trend.get("errors_change_pct")
     if change is not None and report.trend.get("baseline_days"):
         zh = inputs.language == "zh"

@@ -62,6 +62,17 @@ class SourceNote(BaseModel):
     detail: str = ""
 
 
+def greeting(inputs: BriefingInputs) -> str:
+    """The greeting for the hour the briefing is first spoken, in its language."""
+    hour = int(inputs.window_start[:2])
+    zh = inputs.language == "zh"
+    if hour < 12:
+        return "早上好" if zh else "Good morning"
+    if hour < 18:
+        return "下午好" if zh else "Good afternoon"
+    return "晚上好" if zh else "Good evening"
+
+
 def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
     """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
     return [a for a in alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
@@ -74,6 +85,8 @@ class BriefingInputs(BaseModel):
     language: Language = "zh"
     # The briefing's zone: the times the model reads are said in it (as its log report is).
     timezone: str = "UTC"
+    # When the briefing is first spoken (HH:MM, the greeting window's start): its greeting.
+    window_start: str = "06:00"
     logs_configured: bool = Field(default=True, description="a log source was set up to read")
     log_lines: int = 0
     errors: int = 0

@@ -15,19 +15,30 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
+    greeting,
     still_open,
 )
 from ambient.clients.llm import Answer, LLMClient, data_block
 from ambient.render import markdown_literal
 
-SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's morning \
+SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's daily \
 briefing about yesterday ({date}). You receive a reduced log report (templates with counts, \
 trend, anomalies), alarm history, problems remediation fixed or could not fix, and news. \
 Write in {language}. Be concrete and short; name services, counts and times. Keep facts to \
 what the data says: every number, service name and error you write must appear in it, \
 written as it appears there (do not translate names, add up, round or guess). spoken_text \
-is about one minute of natural speech (no markdown, no lists, no URLs); start with a \
-greeting. A data source that failed must be mentioned."""
+is about one minute of natural speech (no markdown, no lists, no URLs); start with the \
+greeting "{greeting}". A data source that failed must be mentioned."""
+
+
+def system_prompt(inputs: BriefingInputs) -> str:
+    """What the model is told it writes: for whom, which day, in which language, its greeting."""
+    return SYSTEM_PROMPT.format(
+        assistant="小智" if inputs.language == "zh" else "the assistant",
+        date=inputs.date,
+        language="Simplified Chinese" if inputs.language == "zh" else "English",
+        greeting=greeting(inputs),
+    )
 
 
 @dataclass
@@ -51,11 +62,7 @@ async def write_briefing(
     try:
         async with asyncio.timeout(within):
             outcome = await llm.answer(
-                system=SYSTEM_PROMPT.format(
-                    assistant="小智" if inputs.language == "zh" else "the assistant",
-                    date=inputs.date,
-                    language="Simplified Chinese" if inputs.language == "zh" else "English",
-                ),
+                system=system_prompt(inputs),
                 user=prompt,
                 schema=BriefingDraft,
                 # Room for the longest valid draft: ~1,200 characters spoken plus the lists.

@@ -412,15 +412,20 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
         return b""
     codings = [c.strip() for c in headers.get("content-encoding", "").lower().split(",")]
     for coding in reversed([c for c in codings if c and c != "identity"]):
-        if coding in ("gzip", "x-gzip"):
-            body = _inflate(body, zlib.MAX_WBITS | 16, max_bytes, "gzip")
-        elif coding == "deflate":
-            try:
-                body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
-            except zlib.error:  # some servers send raw deflate without the zlib header
-                body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
-        else:
-            raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
+        try:
+            if coding in ("gzip", "x-gzip"):
+                body = _inflate(body, zlib.MAX_WBITS | 16, max_bytes, "gzip")
+            elif coding == "deflate":
+                try:
+                    body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
+                except zlib.error:  # some servers send raw deflate without the zlib header
+                    body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
+            else:
+                raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
+        except zlib.error as exc:
+            # Plain text labelled compressed, or a corrupt stream: this answer's failure, as
+            # a cut-short one is (zlib's own error is no error a caller of this client knows).
+            raise HttpProtocolError(f"the body is not valid {coding} data ({exc})") from None
     return bytes(body)
 
 

@@ -23,7 +23,7 @@ from ambient.domain.users import Grant, Language, Role, RollbackPermission, User
 from ambient.push import save_push_config
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import User
+from ambient.storage.models import AuditRecord, User
 from ambient.storage.repositories import (
     OPERATOR,
     SettingRefusedError,
@@ -185,7 +185,12 @@ def audit(name: str, as_json: JsonOption = False) -> None:
     """The audit log of a user's registration and grants, oldest first."""
 
     async def work(users: UserRepository) -> list[dict[str, Any]]:
-        records = await AuditRepository(users.session).list(subject=user_subject(name))
+        audit = AuditRepository(users.session)
+        records: list[AuditRecord] = []
+        while page := await audit.list(
+            subject=user_subject(name), limit=1000, after=records[-1].id if records else None
+        ):
+            records += page
         return [
             {
                 "at": r.created_at.isoformat(timespec="seconds"),

@@ -32,9 +32,13 @@ class AuditRepository(Repository):
         actor: str | None = None,
         action: str | None = None,
         limit: int = 200,
+        after: int | None = None,
     ) -> list[AuditRecord]:
-        """Records matching every given filter, oldest first."""
+        """Records matching every given filter, oldest first; ``after`` a record's id, the
+        ones after it (the next page: ids only grow)."""
         query = select(AuditRecord).filter_by(**given(subject=subject, actor=actor, action=action))
+        if after is not None:
+            query = query.where(AuditRecord.id > after)
         if subject_prefix is not None:
             query = query.where(AuditRecord.subject.startswith(subject_prefix, autoescape=True))
         query = query.order_by(AuditRecord.id.asc()).limit(limit)

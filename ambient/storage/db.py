@@ -109,7 +109,9 @@ class Database:
         else:
             asyncpg = parsed.get_driver_name() == "asyncpg"
             connect = {"connect_args": {"timeout": CONNECT_TIMEOUT}} if asyncpg else {}
-            self.engine = create_async_engine(url, **connect)
+            # A server restart or failover closes every pooled connection: each is tried at
+            # checkout (a round trip) and replaced if closed, not handed to a request to fail.
+            self.engine = create_async_engine(url, pool_pre_ping=True, **connect)
         if self.sqlite:
             # Worker, API and MCP share the file: WAL and a busy timeout avoid "database is locked".
             @event.listens_for(self.engine.sync_engine, "connect")

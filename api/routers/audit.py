@@ -37,8 +37,13 @@ async def read_audit(
     actor: Annotated[str | None, Query(max_length=255)] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. user.grant")] = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=1000)] = 200,
+    after: Annotated[
+        WholeNumber | None,
+        Query(ge=0, description="the id of the last record read: the next page starts after it"),
+    ] = None,
 ) -> list[AuditEntry]:
-    """Audit records, oldest first. Members see only records about their own user."""
+    """Audit records, oldest first, ``limit`` a page (the next: ``after`` the last one's id).
+    Members see only records about their own user."""
     if user.role != Role.ADMIN:
         own = user_subject(user.name)
         if subject_prefix is not None or (subject is not None and subject != own):
@@ -48,6 +53,11 @@ async def read_audit(
             )
         subject = own
     records = await AuditRepository(session).list(
-        subject=subject, subject_prefix=subject_prefix, actor=actor, action=action, limit=limit
+        subject=subject,
+        subject_prefix=subject_prefix,
+        actor=actor,
+        action=action,
+        limit=limit,
+        after=after,
     )
     return [AuditEntry.model_validate(r, from_attributes=True) for r in records]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +229,46 @@ async def test_an_admin_demoted_to_member_no_longer_runs_the_stdio_servers_they_
         # The list says the server is not run, as its owner is no admin now.
         servers = {s["name"]: s["health"] for s in (await http.get("/agent/servers")).json()}
         assert servers == {"ambient": "active", "host": "off"}, servers
+
+
+async def test_the_same_server_added_twice_at_once_is_added_once_and_the_other_told_why(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A form sent twice (a double click): both requests passed the check for the name before
+    either stored it, and the second was answered 500 (the database's unique constraint)."""
+    host = "mcp.twice.example"
+    real_getaddrinfo = socket.getaddrinfo
+    # Both requests' destination checks answer together: each then looks for the name at once.
+    both = threading.Barrier(2, timeout=10)
+
+    def dns(node: Any, *args: Any, **kwargs: Any) -> Any:
+        name = node.decode() if isinstance(node, bytes) else node
+        if name != host:
+            return real_getaddrinfo(node, *args, **kwargs)
+        both.wait()
+        return real_getaddrinfo("93.184.216.34", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    token = await _user(deps, unique("twice"))
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as http,
+    ):
+        names = [f"tools-{n}" for n in range(5)]
+        for name in names:
+            spec = {"name": name, "transport": "http", "url": f"http://{host}/mcp"}
+            answers = await asyncio.gather(*(http.post("/agent/servers", json=spec) for _ in "ab"))
+            codes = sorted(a.status_code for a in answers)
+            assert codes == [201, 422], [a.text for a in answers]
+            refused = next(a for a in answers if a.status_code == 422)
+            assert f"already have an MCP server named {name!r}" in refused.text
+        servers = (await http.get("/agent/servers")).json()
+        assert [s["name"] for s in servers] == ["ambient", *names]
 
 
 async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_an_error() -> None:

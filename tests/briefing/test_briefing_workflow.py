@@ -1313,3 +1313,58 @@ async def test_a_greeting_the_caller_gave_up_on_does_not_use_up_the_day_once_the
         status = await service.status("hana")
         assert status.given_at == again.given_at
         await save_history(handle, "daily_briefing_greeting_given_up")
+
+
+@pytest.mark.parametrize(
+    ("language", "headline"),
+    [
+        ("en", "Yesterday: no errors, but 2 anomalies"),
+        ("zh", "昨天没有错误，但有 2 个异常"),
+    ],
+)
+def test_a_day_with_anomalies_and_no_errors_is_not_said_to_be_quiet(
+    language: Language, headline: str
+) -> None:
+    """A burst of warnings, no error: the offline briefing said "Yesterday was quiet. 2
+    anomalies, for example ..." (昨天一切平稳。发现 2 个异常), the headline against its next
+    sentence."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language=language,
+        log_lines=500,
+        warnings=300,
+        anomalies=["burst [WARNING] disk nearly full: 300 lines", "new_error [WARNING] slow"],
+    )
+    draft = offline_draft(inputs)
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+    assert "quiet" not in draft.spoken_text and "平稳" not in draft.spoken_text
+    # Errors counted whose templates are not among the top ones are errors all the same.
+    counted = offline_draft(inputs.model_copy(update={"errors": 3})).headline
+    assert "no errors" not in counted and "没有错误" not in counted, counted
+
+
+@pytest.mark.parametrize(
+    ("language", "window_start", "greeting"),
+    [
+        ("zh", "06:00", "早上好，这是昨天的简报。"),
+        ("zh", "14:00", "下午好，这是昨天的简报。"),
+        ("zh", "19:30", "晚上好，这是昨天的简报。"),
+        ("en", "14:00", "Good afternoon, here is yesterday's briefing."),
+    ],
+)
+def test_a_briefing_greets_for_the_hour_of_its_window(
+    language: Language, window_start: str, greeting: str
+) -> None:
+    """A briefing whose greeting window is in the afternoon was spoken "早上好" at 14:00: the
+    greeting was the morning's whatever the window (the model was told so too)."""
+    from ambient.briefing.writer import system_prompt
+
+    inputs = BriefingInputs(
+        date="2026-11-22", language=language, log_lines=10, window_start=window_start
+    )
+    assert offline_draft(inputs).spoken_text.startswith(greeting)
+    said = greeting.split("，")[0].split(",")[0]
+    assert f'"{said}"' in system_prompt(inputs) and "morning" not in system_prompt(inputs).replace(
+        said, ""
+    )

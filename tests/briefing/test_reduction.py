@@ -417,3 +417,31 @@ def test_a_briefings_anomalies_say_a_burst_in_its_time_zone() -> None:
     assert inputs.anomalies == [
         "burst [ERROR] db timeout: 09:00–09:05, 60 lines, peak 60 in 5 min (usual 0.2 per 5 min)"
     ]
+
+
+def test_a_chinese_briefings_anomalies_are_said_in_chinese() -> None:
+    """A Chinese briefing spoke "发现 3 个异常，例如burst [ERROR] db timeout: 09:00–09:05, 60 lines,
+    peak 60 in 5 min ...": each anomaly's kind, level and numbers in English (the log's own
+    template stays as it was logged)."""
+    from ambient.briefing.logs import fill_from_report
+    from ambient.briefing.models import BriefingInputs
+
+    baseline: LogBaseline | None = None
+    for offset, errors in zip(range(-5, 0), [10, 12, 9, 11, 10], strict=True):
+        baseline = update_baseline(baseline, reduce_logs(_day(offset, errors)))
+    burst = [
+        record(DAY + timedelta(hours=1, seconds=5 * i), "ERROR", "db timeout") for i in range(60)
+    ]
+    today = [*_day(0, 60), record(DAY + timedelta(hours=5), "ERROR", "certificate expired")]
+    inputs = BriefingInputs(date="2026-11-21", language="zh", timezone="Asia/Shanghai")
+    fill_from_report(inputs, reduce_logs(today + burst, baseline=baseline))
+    said = {a.split("：")[0]: a for a in inputs.anomalies}
+    assert said["短时突增（错误）db timeout"] == (
+        "短时突增（错误）db timeout：09:00–09:05，60 行，5 分钟最多 60 行（平时 0.5 行）"
+    ), inputs.anomalies
+    assert said["新出现的错误（错误）certificate expired"] == (
+        "新出现的错误（错误）certificate expired：1 行，前 5 天没有出现"
+    ), inputs.anomalies
+    assert said["比平时多（错误）disk full on <*>"] == (
+        "比平时多（错误）disk full on <*>：60 行，前 5 天平均每天 10 行"
+    ), inputs.anomalies

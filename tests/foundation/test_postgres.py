@@ -111,3 +111,29 @@ async def test_two_events_with_one_key_at_once_store_one_row_and_both_get_it(
         assert again.id == stored.id and rows == [stored.id]
     finally:
         await db.close()
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_before_a_request_uses_it(
+    postgres_url: str,
+) -> None:
+    # A PostgreSQL restart (or failover) closes every pooled connection: the API's and the MCP
+    # server's next request took one and failed ("the database is unreachable") although the
+    # database was back.
+    await upgrade_async(postgres_url)
+    db = Database(postgres_url)
+    try:
+        async with db.session() as session:
+            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+        admin = Database(postgres_url)
+        async with admin.session() as session:
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        await admin.close()
+        async with db.session() as session:
+            assert (await session.execute(text("SELECT 2"))).scalar_one() == 2
+    finally:
+        await db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -319,6 +320,31 @@ async def test_audit_api_shows_admins_everything_and_members_their_own_records(
     assert (await api.get("/audit?limit=0", headers=admin)).status_code == 422
 
 
+async def test_the_audit_log_reads_on_past_its_first_page_to_the_newest_record(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Records come oldest first, at most 1,000 a request: past the first page nobody could
+    read the newest ones (a grant made today, once the log held 1,000 records)."""
+    await _member(api, admin, "pia")
+    for permission in ("none", "execute", "dry_run", "none"):
+        granted = await api.patch(
+            "/users/pia/permissions", json={"rollback_permission": permission}, headers=admin
+        )
+        assert granted.status_code == 200, granted.text
+    read: list[dict[str, Any]] = []
+    after: int | None = None
+    for _ in range(5):  # bounded: a page that does not move on would repeat forever
+        query = {"subject": "user:pia", "limit": 2} | ({"after": after} if after else {})
+        page = (await api.get("/audit", params=query, headers=admin)).json()
+        if not page:
+            break
+        read += page
+        after = page[-1]["id"]
+    assert [r["action"] for r in read] == ["user.register"] + ["user.grant"] * 4
+    assert read[-1]["detail"] == {"rollback_permission": {"old": "dry_run", "new": "none"}}
+    assert (await api.get("/audit?after=-1", headers=admin)).status_code == 422
+
+
 # The same forbidden grants through each door: the service refuses them all alike.
 FORBIDDEN_GRANTS = [
     ("member", "mel", {"rollback_permission": "execute"}, "Only an admin may grant"),
@@ -496,3 +522,37 @@ async def test_briefing_times_that_could_make_no_briefing_are_refused_where_they
     )
     assert page.status_code == 422
     assert "到: 问候时段在开始（11:00）之前就结束了（10:00）" in html.unescape(page.text)
+
+
+def test_the_user_audit_command_shows_every_record_to_the_newest(tmp_path: Path) -> None:
+    """`ambient user audit NAME` showed the oldest 200 records and stopped: a user with more
+    history never saw their latest grants there."""
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app as cli
+
+    env = {"AMBIENT_DATA_DIR": str(tmp_path)}
+    runner = CliRunner()
+    created = runner.invoke(cli, ["user", "create", "lin"], env=env)
+    assert created.exit_code == 0, created.output
+
+    async def grant_many() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ambient.db'}")
+        try:
+            async with db.session() as session:
+                for n in range(1, 251):
+                    await AuditRepository(session).append(
+                        actor="root", action="user.grant", subject="user:lin", detail={"n": n}
+                    )
+                await session.commit()
+        finally:
+            await db.close()
+
+    asyncio.run(grant_many())
+    shown = runner.invoke(cli, ["user", "audit", "lin", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    rows = json.loads(shown.output)
+    assert len(rows) == 251 and rows[-1]["detail"] == {"n": 250}, len(rows)

@@ -452,3 +452,31 @@ async def test_an_empty_answer_with_a_content_coding_is_empty_not_cut_short() ->
         assert await get(client, port) == (304, b"")
         assert await get(client, port) == (200, b"")
     await client.aclose()
+
+
+async def test_a_body_that_is_not_its_content_coding_is_a_failed_fetch_not_a_crash() -> None:
+    # A server labelling plain HTML (or a corrupt stream) gzip or deflate: zlib's own error
+    # escaped the fetcher, and the watch's poll attempt failed with it (every page of the watch
+    # unchecked) instead of this page's check failing, to be checked again at the next one.
+    page = b"<p>not compressed</p>" * 50
+    client = PageClient()
+    async with scripted(
+        Scripted(
+            ok(page, "Content-Encoding: gzip"),
+            ok(page, "Content-Encoding: deflate"),
+            ok(b"\x1f\x8b\x08\x00" + page, "Content-Encoding: gzip"),  # a gzip header, bad data
+            close_after=True,
+        )
+    ) as (_, port):
+        for coding in ("gzip", "deflate", "gzip"):
+            with pytest.raises(HttpProtocolError, match=f"not valid {coding} data"):
+                await get(client, port)
+    await client.aclose()
+    async with scripted(Scripted(ok(page, "Content-Encoding: gzip"), close_after=True)) as (
+        _,
+        port,
+    ):
+        fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+        with pytest.raises(FetchError, match="not valid gzip data"):
+            await fetcher.fetch(f"http://127.0.0.1:{port}/")
+        await fetcher.aclose()
