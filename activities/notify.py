@@ -27,7 +27,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient import temporal
-from ambient.clients.notify import ChannelRegistry, PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,

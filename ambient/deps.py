@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from ambient.clients.http1 import PageClient
 from ambient.clients.llm import LLMClient
-from ambient.clients.notify import ChannelRegistry
+from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.ladder import RemediationExecutor
 from ambient.settings import Settings

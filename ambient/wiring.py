@@ -14,7 +14,7 @@ from ambient import temporal
 from ambient.agent.digest import EventDigestService
 from ambient.briefing.service import BriefingService
 from ambient.clients.llm import LLMClient
-from ambient.clients.notify import ChannelRegistry
+from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tls import ca_context

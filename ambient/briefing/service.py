@@ -240,11 +240,8 @@ class BriefingService(Greeting):
         """A pause, resume or delete that reached the replaced run after it handed over (from
         another door, and answered) holds in the new run too; the new run's state then.
         The replaced run, terminated, still answers what it took before its end."""
-        try:
-            last = await replaced.query(
-                DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
-            )
-        except (RPCError, WorkflowQueryFailedError):
+        last = await self._last_status(replaced)
+        if last is None:
             return None
         if last.stopping:
             signal, state = "stop", "stopped"
@@ -279,7 +276,7 @@ class BriefingService(Greeting):
         carry = BriefingCarry()
         if rows and rows[0].given_at is not None:
             carry = BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
-        ended = await self._ended_status(user)
+        ended = await self._last_status(self.client.get_workflow_handle(task_id_for(user)))
         if ended is None:
             return carry
         at, via = (
@@ -295,9 +292,9 @@ class BriefingService(Greeting):
             carry.last_midnight = plan_for(last, ended.config).logs_to
         return carry
 
-    async def _ended_status(self, user: str) -> BriefingStatus | None:
-        """What the user's last run knew when it ended (a worker replays it); None if none."""
-        handle = self.client.get_workflow_handle(task_id_for(user))
+    @staticmethod
+    async def _last_status(handle: WorkflowHandle[Any, Any]) -> BriefingStatus | None:
+        """What the run knew last (an ended run: at its end, a worker replays it); else None."""
         try:
             return await handle.query(
                 DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT

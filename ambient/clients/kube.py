@@ -154,24 +154,6 @@ def _contexts(path: str, mtime_ns: int, size: int) -> frozenset[str]:
     return frozenset(KubeConfig.from_file(path).contexts)
 
 
-async def tke_kubeconfig(
-    tencent: TencentCloud, cluster_id: str, *, region: str | None = None
-) -> str:
-    """The TKE cluster's kubeconfig for its intranet access, or its internet access when
-    AMBIENT_TKE_EXTRANET is set; KubeError when TKE has none (never empty text)."""
-    params = {"ClusterId": cluster_id, "IsExtranet": tencent.tke_extranet}
-    answer = await tencent.call("tke", "DescribeClusterKubeconfig", params, region=region)
-    # Empty, a caller would take it as "use AMBIENT_KUBECONFIG".
-    text = str(answer.get("Kubeconfig", ""))
-    if not text.strip():
-        access = "internet" if tencent.tke_extranet else "intranet"
-        raise KubeError(
-            f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API server "
-            f"{access} access in the TKE console (AMBIENT_TKE_EXTRANET chooses which)"
-        )
-    return text
-
-
 async def cluster_client(
     cluster_id: str,
     kubeconfig: Path | None,
@@ -180,7 +162,9 @@ async def cluster_client(
     region: str | None = None,
 ) -> AsyncClient:
     """A client for a context of ``kubeconfig`` by its name, else for the TKE cluster of that
-    id: the one rule of which cluster a reference names, for reads and writes alike."""
+    id (TKE's kubeconfig for its intranet access, or its internet access when
+    AMBIENT_TKE_EXTRANET is set): the one rule of which cluster a reference names, for reads
+    and writes alike."""
     if cluster_id in kubeconfig_contexts(kubeconfig):
         return client_from_kubeconfig(path=kubeconfig, context=cluster_id)
     if tencent is None or not tencent.configured:
@@ -188,8 +172,9 @@ async def cluster_client(
             f"cluster {cluster_id!r} is not a context of AMBIENT_KUBECONFIG and Tencent "
             "Cloud is not configured (set TENCENTCLOUD_SECRET_ID/KEY for TKE clusters)"
         )
+    params = {"ClusterId": cluster_id, "IsExtranet": tencent.tke_extranet}
     try:
-        text = await tke_kubeconfig(tencent, cluster_id, region=region)
+        answer = await tencent.call("tke", "DescribeClusterKubeconfig", params, region=region)
     except TencentCloudError as exc:
         # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
         # cluster TKE does not know never does).
@@ -202,6 +187,14 @@ async def cluster_client(
         raise error(
             f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"
         ) from exc
+    # Empty, it would be taken as "use AMBIENT_KUBECONFIG".
+    text = str(answer.get("Kubeconfig", ""))
+    if not text.strip():
+        access = "internet" if tencent.tke_extranet else "intranet"
+        raise KubeError(
+            f"TKE returned no kubeconfig for {cluster_id!r}: enable the cluster's API server "
+            f"{access} access in the TKE console (AMBIENT_TKE_EXTRANET chooses which)"
+        )
     return client_from_kubeconfig(text)
 
 

@@ -19,6 +19,13 @@ Mode = Literal["dry_run", "execute"]
 Region = TencentRegion | None
 
 
+def outcome_of(mode: Mode, *, changed: bool, existing: bool = False) -> str:
+    """What an asked-for write did, as its audit row says: existing, executed, dry_run or noop."""
+    if existing:
+        return "existing"
+    return "executed" if changed else ("dry_run" if mode == "dry_run" else "noop")
+
+
 class CloudGuard:
     """Permission and audit for one process's cloud writes; callers pass who is asking."""
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.writes import CloudRequest
-from ambient.cloud.audit import CloudGuard, Mode
+from ambient.cloud.audit import CloudGuard, Mode, outcome_of
 from ambient.cloud.errors import readable
 
 Finder = Callable[[], Awaitable[str | None]]
@@ -94,7 +94,7 @@ class CloudCreates(CloudGuard):
             with readable(request.product, request.action):
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find)
-        outcome = "existing" if step.existing else ("executed" if step.sent else "dry_run")
+        outcome = outcome_of(mode, changed=step.sent, existing=step.existing)
         await self.audit(
             actor,
             f"cloud.{operation}",

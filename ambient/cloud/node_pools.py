@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.tencent import ops, writes
 from ambient.clients.tencent.writes import CloudRequest
-from ambient.cloud.audit import Mode, Region
+from ambient.cloud.audit import Mode, Region, outcome_of
 from ambient.cloud.creates import CloudCreates, WriteResult
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
 from ambient.domain.configs import UserConfig
@@ -138,7 +138,7 @@ class NodePoolWrites(CloudCreates):
                 )
                 with readable(request.product, request.action):
                     await writes.send(self.tencent, request)
-        outcome = "executed" if executed else ("noop" if mode == "execute" else "dry_run")
+        outcome = outcome_of(mode, changed=executed)
         await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})
         return NodePoolScaleResult(
             cluster_id=spec.cluster_id,

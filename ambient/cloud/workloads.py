@@ -22,7 +22,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
 )
 from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
-from ambient.cloud.audit import Mode, Region
+from ambient.cloud.audit import Mode, Region, outcome_of
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_permission, readable
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.configs import UserConfig
@@ -105,7 +105,7 @@ class WorkloadOps:
         applied = sum(c.applied for c in changes)
         counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
         # An execute that changed nothing in the cluster is a no-op, not an execution.
-        outcome = "dry_run" if mode == "dry_run" else ("executed" if applied else "noop")
+        outcome = outcome_of(mode, changed=applied > 0)
         await self.service.audit(
             actor,
             "cloud.apply_yaml",
@@ -171,11 +171,7 @@ class WorkloadOps:
                 result = await self.executor.apply(step)
             except KubeError as exc:
                 raise _kube_failure(exc, f"{operation} {target}") from None
-        outcome = (
-            "existing"
-            if result.already_applied
-            else ("executed" if result.applied else ("dry_run" if mode == "dry_run" else "noop"))
-        )
+        outcome = outcome_of(mode, changed=result.applied, existing=result.already_applied)
         await self.service.audit(
             actor, f"cloud.{operation}", subject, {**detail, "outcome": outcome}
         )

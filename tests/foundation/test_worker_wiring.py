@@ -5,7 +5,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from activities.notify import NotifyActivities
-from ambient.clients.notify import ChannelRegistry
+from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target

@@ -9,10 +9,10 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from ambient.clients.guard import DestinationGuard
-from ambient.clients.notify import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.dingtalk import DingTalkChannel, RateLimiter
 from ambient.clients.notify.email import EmailChannel
+from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.notify import NotifyActivities
-from ambient.clients.notify import ChannelRegistry
+from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
