@@ -215,14 +215,14 @@ class PollReports:
 
     async def deliver(self, event: PollEvent, send: NotifyRequest, *, again: bool = False) -> None:
         """Deliver once per key, retrying what is transient; a failure is counted and told.
-        Tries go on until a delivery lease has passed since the event was stored, whichever
-        poll sends it: a send in flight elsewhere (a process that died in it, or still sends)
-        answers "in flight" until its lease ends."""
+        Tries go on until a delivery lease has passed: a send in flight elsewhere (a process
+        that died in it, or still sends) answers "in flight" until its lease ends."""
         errors: list[str] = []
-        give_up_at = event.at.timestamp() + self.poller.notifier.lease.total_seconds()
+        lease = self.poller.notifier.lease.total_seconds()
+        first = time.monotonic()
         attempt = 0
         while True:
-            last = attempt >= DELIVERY_ATTEMPTS - 1 and time.time() >= give_up_at
+            last = attempt >= DELIVERY_ATTEMPTS - 1 and time.monotonic() - first >= lease
             try:
                 result = await self.poller.notifier.send(send, heartbeat=False, last_try=last)
             except ApplicationError as exc:
