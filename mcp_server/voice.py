@@ -95,20 +95,29 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         failing = list(dict.fromkeys(task for task, _ in pages))  # a watch, however many pages
         if not waiting and not running and not failing:
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
-        more = len(runs) > OPEN_LISTED  # after a storm: "500 多个"
-        # Every count is said whole: past what an answer holds, names go (the fixes' last
-        # first, then the watches'), not the sentences after them.
-        for fixes, watches in _NAMED:
-            text = _needs_said(waiting, running, more, failing, fixes, watches)
-            if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
-                break
-        return text
+        return needs_answer(waiting, running, len(runs) > OPEN_LISTED, failing)
 
     return await answer(ctx, speaker, work)
 
 
-# How many fixes and watches an answer names, tried in turn until it is short enough to say.
-_NAMED = [(3, 3), (2, 3), (1, 3), (0, 3), (0, 2), (0, 1), (0, 0)]
+# How many fixes and watches an answer names, tried in turn until it is short enough to say:
+# the first fix is named as long as any name is (the answer asks to approve it).
+_NAMED = [(3, 3), (2, 3), (2, 2), (1, 2), (1, 1), (1, 0), (0, 0)]
+
+
+def needs_answer(
+    waiting: list[RemediationSummary],
+    running: list[RemediationSummary],
+    storm: bool,
+    failing: list[str],
+) -> str:
+    """Every count said whole: past what an answer holds, names go (``_NAMED``), not the
+    sentences after them (``storm``: more alerts are open than were listed)."""
+    for fixes, watches in _NAMED:
+        text = _needs_said(waiting, running, storm, failing, fixes, watches)
+        if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
+            break
+    return text
 
 
 def _needs_said(
@@ -130,11 +139,14 @@ def _needs_said(
             f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:fixes])
         )
         said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
+        # "The first one" only once it was named: unnamed, the listener asks which.
+        hint, hint_en = ("可以说“批准第一个”。", "You can say approve the first one. ")
+        hint, hint_en = (hint, hint_en) if named else ("", "")
         parts.append(
             say(
-                f"有 {len(waiting)} 个修复等你审批{said}。可以说“批准第一个”。",
+                f"有 {len(waiting)} 个修复等你审批{said}。{hint}",
                 f"{counted(len(waiting), 'fix', 'fixes')} waiting for your approval"
-                f"{said_en}. You can say approve the first one. ",
+                f"{said_en}. {hint_en}",
             )
         )
     # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'

@@ -359,3 +359,51 @@ async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it
             await until(_told(deps.db, ref.task_id, "watch.recovered", 1))
             said = await say(client, "task_status", name="shop home")
             assert said.startswith("shop home正在运行，已检查 ") and "失败" not in said, said
+
+
+def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
+    """Fitting 300 letters, the fixes' names went before the watches': "3 fixes waiting …
+    You can say approve the first one", then three watches named, and no fix. The first fix
+    keeps its name while any name is said; an answer naming none asks nobody to approve it."""
+    from datetime import UTC, datetime
+
+    from ambient.remediation.views import RemediationSummary
+    from mcp_server.voice import needs_answer
+    from mcp_server.voice_answer import english
+
+    def run(n: int, workload: str) -> RemediationSummary:
+        return RemediationSummary(
+            remediation_id=f"remediation/r{n}",
+            run_key=f"remediation/r{n}@1",
+            user=OWNER,
+            service=f"cls-1/shop/{workload}",
+            alert_type="error_rate",
+            mode="execute",
+            state="waiting_approval",
+            score=3,
+            budget=3,
+            attempts=0,
+            resolved_rung=None,
+            started_at=datetime.now(UTC),
+            finished_at=None,
+        )
+
+    fixes = [
+        run(1, "payment-gateway-settlement-api"),
+        run(2, "checkout-order-confirmation-worker"),
+        run(3, "inventory-reservation-sync-service"),
+    ]
+    watches = [
+        "order fulfillment webhook status page monitor",
+        "customer portal login page availability",
+        "settlement reconciliation latency p99",
+    ]
+    english.set(True)
+    said = needs_answer(fixes, [run(4, "api"), run(5, "web")], False, watches)
+    assert len(said) <= MAX_SPOKEN, said
+    assert "first, error rate on payment gateway settlement api" in said, said
+    assert "approve the first one" in said and "2 alerts" in said and "3 watches" in said, said
+    # Nothing named at all (names far too long for any): no "first one" to approve.
+    long = [run(n, "x" * 400) for n in range(3)]
+    unnamed = needs_answer(long, [], False, ["y" * 150])
+    assert "3 fixes waiting" in unnamed and "first one" not in unnamed, unnamed
