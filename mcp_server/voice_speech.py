@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
+from ambient.watches.configs import TaskState
 from ambient.watches.reads import TaskSummary
 
 
@@ -228,17 +229,19 @@ def pick_task(
     """The task whose name (or summary) ``said`` names; ask back when none or several
     (in English when ``english``)."""
     key = _flat(said)
-    if not tasks:
-        return None, "You have no tasks yet." if english else "你还没有任何任务。"
     exact = [t for t in tasks if _flat(t.task_id.rsplit("/", 1)[-1]) == key]
     if len(exact) == 1:
         return exact[0], ""
+    # A deleted task is found by its name, but not counted or offered as one of yours.
+    live = [t for t in tasks if t.state is not TaskState.STOPPED]
+    if not live and not exact:
+        return None, "You have no tasks yet." if english else "你还没有任何任务。"
     sep = ", " if english else "、"
-    named = sep.join(task_label(t, english) for t in tasks[:4])
+    named = sep.join(task_label(t, english) for t in live[:4])
     # Some of many named: how many there are is said, or four sound like all of them.
-    if len(tasks) > 4:
-        yours = f"You have {len(tasks)} tasks, like: {named}"
-        yours_zh = f"你有 {len(tasks)} 个任务，比如：{named}"
+    if len(live) > 4:
+        yours = f"You have {len(live)} tasks, like: {named}"
+        yours_zh = f"你有 {len(live)} 个任务，比如：{named}"
     else:
         yours, yours_zh = f"Your tasks are: {named}", f"你的任务有：{named}"
     if names_nothing(said):  # after the exact name: a task may be called "monitor"

@@ -293,3 +293,20 @@ def test_a_question_back_naming_some_of_many_waiting_fixes_says_how_many_wait() 
     )
     _, question = pick_remediation(RUNS, "billing")  # all of them named: no count
     assert question.startswith("没找到“billing”。等你审批的有：checkout 的 error rate、"), question
+
+
+def test_a_question_back_counts_and_offers_only_tasks_not_deleted() -> None:
+    """Four live tasks and five deleted today (listed as stopped while Temporal keeps their
+    runs): "你有 9 个任务，比如：…" counted the deleted ones and could name them. A deleted
+    task is still found by its own name."""
+    live = [_task(f"reminder/ops/{name}") for name in "abcd"]
+    gone = [
+        _task(f"reminder/ops/old{n}").model_copy(update={"state": TaskState.STOPPED})
+        for n in range(5)
+    ]
+    _, question = pick_task([*gone, *live], "backup")
+    assert question == "没找到叫“backup”的任务。你的任务有：a、b、c、d。", question
+    found, _ = pick_task([*gone, *live], "old3")
+    assert found is not None and found.task_id == "reminder/ops/old3"
+    _, none = pick_task(gone, "backup", english=True)
+    assert none == "You have no tasks yet.", none
