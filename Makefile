@@ -51,10 +51,13 @@ typecheck: install
 # PYTEST_WORKERS processes share the suite, each with its own Temporal dev server, database
 # template and loopback servers (tests/conftest.py); tests mostly wait on servers and timers, so
 # more processes than cores pay off. PYTEST_WORKERS=0 runs it in this process. The fifteen slowest
-# tests are listed at the end of every run (where the suite's time goes, in every CI log).
+# tests are listed at the end of every run (where the suite's time goes, in every CI log). The
+# longest tests start first (tests/conftest.py) and each process takes at most 8 tests at a time:
+# by default the first chunks are a quarter of each process's share, so one slow test late in
+# a chunk decided when the run ended.
 PYTEST_WORKERS ?= 6
 pytest: install
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --durations=15
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load --maxschedchunk 8 --durations=15
 
 replay: install  ## recorded histories against the current workflow code
 	$(BIN)/ambient replay tests/histories --workflows tests.support.workflows:TEST_WORKFLOWS

@@ -60,6 +60,40 @@ def pytest_collection(session: pytest.Session) -> Generator[None, object, object
         gc.enable()
 
 
+# The suite's longest tests (9 s and more each in a full run's durations), started first: a
+# process that takes one of them near the end keeps running alone after the others finished.
+# With --maxschedchunk (Makefile) each process takes a few tests at a time, so these go to
+# different processes. By name, as a fresh clone has no durations of its own; a name no longer
+# collected only loses its place.
+LONGEST_FIRST = (
+    "test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reporting_twice",
+    "test_dev_stack_serves_everything_and_keeps_state_across_restart",
+    "test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice",
+    "test_a_delivery_its_process_ended_in_flight_is_sent_by_the_next_poll_once_its_lease_ends",
+    "test_web_ui_decodes_payloads_through_the_codec_with_the_dev_codec_token",
+    "test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again",
+    "test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fatal",
+    "test_ambient_dev_dials_an_endpoint_registered_over_its_api_within_5s",
+    "test_a_database_that_refuses_the_verifications_write_for_a_while_does_not_hand_over",
+    "test_a_killed_workers_poll_runs_again_in_a_live_worker_long_before_its_timeout",
+    "test_commands_find_ambient_dev_on_its_own_ports",
+    "test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped_is_delivered_once",
+    "test_a_pause_while_the_database_is_down_still_ends_the_poll",
+    "test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice",
+    "test_chat_command_answers_with_tool_results_and_explains_offline_mode",
+    "test_a_poll_cancelled_after_its_hand_back_wait_is_no_failure",
+    "test_a_change_handed_back_unsent_is_delivered_once_though_its_watch_is_paused_or_stopped",
+    "test_a_breach_while_its_ended_remediation_cannot_send_its_notice_is_not_held",
+    "test_each_change_is_stored_notified_and_in_history_once",
+    "test_api_refuses_every_bad_task_config_with_a_422_naming_the_field",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(getattr(item, "originalname", item.name), len(first)))
+
+
 def _binary(name: str, package: str) -> str:
     path = find_binary(name)
     if path is None:

@@ -12,6 +12,7 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
@@ -307,7 +308,7 @@ async def test_more_open_alerts_than_one_list_holds_are_said_as_more(
 
 
 async def test_what_needs_me_says_a_silent_worker_not_that_nothing_waits(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Which runs wait is each run's query: with no worker answering, every query failed and
     the run was dropped as if it no longer waited, so a run waiting for the user's approval was
@@ -316,6 +317,9 @@ async def test_what_needs_me_says_a_silent_worker_not_that_nothing_waits(
     await add_user(deps, OWNER)
     async with waiting(ts_env, deps, "checkout") as (state, _):
         pass  # the worker stops here; the run still waits for the approval
+    # Each read waits out QUERY_TIMEOUT with no worker: 1 s rather than the product's 5 (two
+    # reads); what is said does not depend on how long the query waited.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
     async with voice_client(state, OWNER) as client:
         assert await say(client, "what_needs_me") == WORKER_SILENT
         assert await say(client, "approve_remediation", which="checkout") == WORKER_SILENT
