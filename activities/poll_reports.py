@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 # A delivery is tried at least this many times inside the poll, and until a delivery lease
 # has passed, before it counts as failed.
 DELIVERY_ATTEMPTS = 4
+# A try after a lease ends waits this much past it (the holder's lease ended by then).
+LEASE_SLACK = 0.5
 
 Found = Callable[[str | None], list[tuple[str, dict[str, Any]]]]
 
@@ -229,7 +231,11 @@ class PollReports:
                 errors = [str(exc)]
                 if exc.non_retryable or last:
                     break
-                await asyncio.sleep(2.0 * 2 ** min(attempt, 4))
+                # Backing off, but never past the lease's end: a send held elsewhere is taken
+                # over right after it (a lease after the first try outlasts any holder's).
+                left = first + lease - time.monotonic()
+                backoff = 2.0 * 2 ** min(attempt, 4)
+                await asyncio.sleep(min(backoff, left + LEASE_SLACK) if left > 0 else backoff)
                 attempt += 1
                 continue
             errors = [f"{d.channel}: {d.error}" for d in result.failures]
