@@ -194,7 +194,9 @@ async def task_detail(
         me,
         task=task,
         kind=TASK_KINDS.get(task.kind.value, task.kind.value),
-        detail=json.dumps(task.detail, indent=2, default=str),
+        # As typed: a Chinese keyword or message is shown, not its \u escapes.
+        config=json.dumps(task.config, indent=2, ensure_ascii=False),
+        detail=json.dumps(task.detail, indent=2, default=str, ensure_ascii=False),
     )
 
 
