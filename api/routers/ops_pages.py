@@ -245,6 +245,8 @@ async def remediation_action(
 
 # A discussion's status as its pages name it.
 DISCUSSION_STATES = (N_("open"), N_("closed"))
+# A message its sender did not vouch for, as the page labels it ("real" is not labelled).
+MESSAGE_SOURCES = (N_("inferred"), N_("unverifiable"))
 # One page of the list at a time, as list_discussions answers (its More link gives the rest).
 DISCUSSIONS_PER_PAGE = 50
 
