@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Form, Query, Request
@@ -180,6 +181,23 @@ async def task_action(
     )
 
 
+# A time as a task's status gives it (ISO 8601 with its offset, UTC): shown in the reader's zone.
+STATUS_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+
+
+def zoned(value: Any, zone: str | None) -> Any:
+    """A task's status as its page shows it: every time in it in the time zone ``zone``."""
+    if isinstance(value, dict):
+        return {key: zoned(item, zone) for key, item in value.items()}
+    if isinstance(value, list):
+        return [zoned(item, zone) for item in value]
+    if isinstance(value, str) and STATUS_TIME.fullmatch(value):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return in_zone(value, zone).isoformat()
+    return value
+
+
 @router.get("/app/task", response_class=HTMLResponse)
 async def task_detail(
     request: Request, state: StateDep, me: PageUser, _: PageWords, id: PageId
@@ -194,7 +212,11 @@ async def task_detail(
         me,
         task=task,
         kind=TASK_KINDS.get(task.kind.value, task.kind.value),
-        detail=json.dumps(task.detail, indent=2, default=str),
+        # As typed: a Chinese keyword or message is shown, not its \u escapes.
+        config=json.dumps(task.config, indent=2, ensure_ascii=False),
+        detail=json.dumps(
+            zoned(task.detail, me.timezone), indent=2, default=str, ensure_ascii=False
+        ),
     )
 
 

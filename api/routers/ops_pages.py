@@ -20,6 +20,7 @@ from ambient.discussions.views import (
     DiscussionNotFoundError,
     InvalidDiscussionError,
 )
+from ambient.domain.numbers import WholeNumber
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import (
     InvalidRemediationError,
@@ -28,7 +29,7 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
 )
-from ambient.storage.models import User
+from ambient.storage.models import MAX_ID, User
 from ambient.wiring import AppState
 from api.deps import StateDep
 from api.i18n import Words
@@ -244,19 +245,35 @@ async def remediation_action(
 
 # A discussion's status as its pages name it.
 DISCUSSION_STATES = (N_("open"), N_("closed"))
+# A message its sender did not vouch for, as the page labels it ("real" is not labelled).
+MESSAGE_SOURCES = (N_("inferred"), N_("unverifiable"))
+# One page of the list at a time, as list_discussions answers (its More link gives the rest).
+DISCUSSIONS_PER_PAGE = 50
 
 
 @router.get("/app/discussions", response_class=HTMLResponse)
-async def discussion_list(request: Request, state: StateDep, me: PageUser) -> Response:
-    return await _discussion_list(request, state, me)
+async def discussion_list(
+    request: Request,
+    state: StateDep,
+    me: PageUser,
+    offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
+) -> Response:
+    return await _discussion_list(request, state, me, offset=offset)
 
 
 async def _discussion_list(
-    request: Request, state: AppState, me: User, typed: dict[str, str] | None = None
+    request: Request,
+    state: AppState,
+    me: User,
+    typed: dict[str, str] | None = None,
+    offset: int = 0,
 ) -> Response:
-    """The list; after a refused new topic, ``typed`` is its form as sent (shown again)."""
-    listing = await state.discussions.list_discussions(me.name, limit=50)
-    return _discussion_form(request, "discussions.html", me, typed, listing=listing)
+    """A page of the list (``offset``: the one its More link gives); after a refused new
+    topic, ``typed`` is its form as sent (shown again)."""
+    listing = await state.discussions.list_discussions(
+        me.name, limit=DISCUSSIONS_PER_PAGE, offset=offset
+    )
+    return _discussion_form(request, "discussions.html", me, typed, listing=listing, offset=offset)
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)

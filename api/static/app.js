@@ -60,7 +60,11 @@ window.addEventListener("DOMContentLoaded", () => {
     conversation = event.conversation_id || conversation;
     if (event.type === "message") say("assistant", event.text || "");
     else if (event.type === "tool_call") say("tool", "→ " + event.function + " " + JSON.stringify(event.arguments || {}));
-    else if (event.type === "tool_result") say("tool", "← " + event.function + (event.ok ? " ok" : " failed: " + (event.text || "")));
+    else if (event.type === "tool_result") {
+      const words = document.getElementById("chat").dataset;
+      const result = event.ok ? words.toolOk : words.toolFailed.replace("{error}", event.text || "");
+      say("tool", "← " + event.function + " " + result);
+    }
     else if (event.type === "error") say("error", event.text || "error");
     else if (event.type === "confirm") {
       confirmId = event.confirm_id || null;

@@ -124,3 +124,38 @@ async def test_the_chat_box_says_an_answer_was_cut_off(browser: Browser, deps: W
         await expect(page.locator("#chat-log li.error")).to_have_text(
             "回答中途断开了：上面是已收到的部分。请再问一次。"
         )
+
+
+def _answering(app: ASGIApp, lines: bytes) -> ASGIApp:
+    """The real app, except that a chat is answered with ``lines`` (JSON lines, as /app/chat)."""
+
+    async def answering(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/app/chat":
+            return await app(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": lines})
+
+    return answering
+
+
+async def test_the_chat_box_says_how_a_tool_call_went_in_the_pages_language(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    """A tool's result was "← list_tasks ok" or "failed: ..." on a Chinese page."""
+    name = unique("chat")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    lines = (
+        b'{"type": "tool_result", "function": "list_tasks", "ok": true, "text": "[]"}\n'
+        b'{"type": "tool_result", "function": "delete_task", "ok": false, "text": "declined"}\n'
+    )
+    async with serve(_answering(create_app(settings), lines)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app")
+        await page.get_by_label("消息").fill("我有哪些任务？")
+        await page.get_by_role("button", name="发送").click()
+        await expect(page.locator("#chat-log li.tool")).to_have_text(
+            ["← list_tasks 成功", "← delete_task 失败：declined"]
+        )

@@ -115,6 +115,25 @@ async def test_an_english_user_reads_english_pages_from_a_chinese_browser(
         await _reads(page, base, ENGLISH)
 
 
+async def test_the_chat_box_suggests_a_message_in_the_pages_language(
+    browser: Browser, dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The chat box's example message was Chinese on an English page too."""
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    english = await _user(deps, unique("en"), Language.EN)
+    chinese = await _user(deps, unique("zh"), Language.ZH)
+    async with serve(create_app(settings)) as base:
+        for token, example in (
+            (english, "Every morning at 8, mail me a summary of yesterday's logs"),
+            (chinese, "每天早上8点把昨天的日志摘要发到我邮箱"),
+        ):
+            async with phone_page(browser) as page:
+                await _sign_in(page, base, token)
+                await expect(page.locator("#chat-input")).to_have_attribute("placeholder", example)
+
+
 async def _context(base: str, device: str, token: str) -> dict[str, object]:
     async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
         answer = await http.get(

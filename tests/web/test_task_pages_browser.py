@@ -61,3 +61,58 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
         assert "tasks_page" not in page.url
         await expect(page.get_by_role("status")).to_contain_text("no longer there")
         await expect(cards).to_have_count(2)
+
+
+async def test_a_task_page_shows_its_chinese_words_as_typed(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, browser: Browser
+) -> None:
+    name = unique("hanzi")
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    service = TaskService(
+        dev_env.client,
+        settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, settings, deps.db),
+    )
+    made = await service.create(name, "schedule", {"hour": 9, "message": "记得喝水 <b>"}, "water")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language="zh"))
+        await session.commit()
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app/task?id={made.task_id}")
+        config = page.locator("pre").first
+        await expect(config).to_contain_text('"message": "记得喝水 <b>"')
+        assert "\\u" not in await page.locator("main").inner_text()
+
+
+async def test_a_task_page_gives_its_times_in_the_readers_time_zone(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, browser: Browser
+) -> None:
+    """A reminder's next runs (and a watch's last check) were shown in UTC to a reader whose
+    settings name another time zone, as no other time on the pages is."""
+    name = unique("zoned")
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    service = TaskService(
+        dev_env.client,
+        settings,
+        deps.db,
+        briefings=BriefingService(dev_env.client, settings, deps.db),
+    )
+    made = await service.create(name, "schedule", {"hour": 9, "message": "喝水"}, "water")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name=name, language="zh", timezone="Asia/Shanghai")
+        )
+        await session.commit()
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app/task?id={made.task_id}")
+        detail = page.locator("pre").nth(1)
+        await expect(detail).to_contain_text("next_runs")
+        shown = await detail.inner_text()
+        assert "+08:00" in shown and "+00:00" not in shown, shown

@@ -1,0 +1,69 @@
+"""A remediation's page gives the time a run waits until in the reader's time zone."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from playwright.async_api import Browser, expect
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.remediation.service import RemediationService
+from ambient.storage.repositories import UserRepository
+from api.app import create_app
+from tests.briefing.harness import eventually
+from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, alert, error_rate, new_token, remediation_settings
+from tests.support.servers import serve
+from tests.web.test_pages_browser import phone_page
+
+
+async def test_a_run_waiting_for_its_change_window_says_until_when_in_the_readers_zone(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, browser: Browser
+) -> None:
+    """It said "until 2026-11-28 00:00 UTC" to a reader whose settings name Asia/Shanghai,
+    where every other time on the pages is in the reader's zone."""
+    today = datetime.now(ZoneInfo(deps.settings.remediation_timezone)).isoweekday()
+    # Closed today: the first rung waits for tomorrow's window.
+    remediation_settings(
+        deps,
+        remediation_change_windows=[{"days": [d for d in range(1, 8) if d != today]}],
+        remediation_max_gate_wait_minutes=48 * 60,
+    )
+    name = unique("lan")
+    await add_user(deps, name)
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get(name)
+        assert user is not None
+        user.language, user.timezone = "zh", "Asia/Shanghai"
+        await session.commit()
+    token = await new_token(deps, name)
+    async with (
+        error_rate(healthy_from=None) as (_, metric_url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        sent = alert(metric_url, workload=name, settle_seconds=0)
+        rid = (await remediations.start(name, sent, mode="dry_run")).remediation_id
+
+        async def waiting_until() -> datetime | None:
+            view = await remediations.get(name, rid)
+            return view.waiting.until if view.waiting else None
+
+        until = await eventually(waiting_until, "the run waits for its change window")
+        shown = until.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+        async with serve(create_app(settings)) as base, phone_page(browser) as page:
+            await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+            await page.goto(f"{base}/app/remediation?id={rid}")
+            row = page.locator("tr", has=page.locator("th", has_text=re.compile("^等待$")))
+            await expect(row).to_contain_text(shown)
+            assert "UTC" not in await row.inner_text()
+        await dev_env.client.get_workflow_handle(rid).terminate("test over")
