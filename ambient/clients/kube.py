@@ -71,9 +71,11 @@ def kube_error(exc: ApiError, what: str) -> KubeError:
     """The most specific KubeError for an API status."""
     code, message = exc.status.code or 0, exc.status.message or str(exc)
     if code == 401:
+        # Said as what to fix: this text ends a remediation handed over once its retries
+        # (each reading the kubeconfig again, KubernetesExecutor) are spent.
         return KubeUnauthorizedError(
-            f"{what}: the API server refused the kubeconfig's credentials ({message}); "
-            "the kubeconfig is read again on the next attempt"
+            f"{what}: the API server refused the kubeconfig's credentials ({message}): its "
+            "certificate or token is not valid for this cluster (expired or rotated)"
         )
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")

@@ -667,3 +667,22 @@ async def test_a_dry_run_scale_out_of_a_cluster_it_cannot_read_names_no_none(
     assert not planned.applied
     assert "None" not in planned.detail, planned.detail
     assert "scale deployment/prod/checkout to 4 replicas" in planned.detail, planned.detail
+
+
+async def test_a_cluster_that_keeps_refusing_the_credentials_hands_over_promising_no_next_try(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    api.require_token("a-token-the-kubeconfig-does-not-hold")
+    status = await _execute(ts_env, deps, path, healthy_from=None)
+
+    assert status.state == "handed_over"
+    assert status.outcome.startswith(
+        "rung 1 (restart) was not applied: its checkpoint could not be read ("
+        "reading Deployment prod/checkout: the API server refused the kubeconfig's credentials"
+    )
+    # Its retries are spent: the person it is handed to is told what to fix, not that the
+    # run will read the kubeconfig again.
+    assert "next attempt" not in status.outcome
+    assert "not valid for this cluster" in status.outcome
+    assert api.writes() == []
