@@ -11,6 +11,10 @@ import pytest
 import pytest_asyncio
 import yaml
 from lightkube.resources.apps_v1 import Deployment
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -686,3 +690,26 @@ async def test_a_cluster_that_keeps_refusing_the_credentials_hands_over_promisin
     assert "next attempt" not in status.outcome
     assert "not valid for this cluster" in status.outcome
     assert api.writes() == []
+
+
+async def test_a_dead_api_server_behind_a_gateway_hands_over_naming_the_gateways_answer(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A load balancer in front of an API server that is down answers 502 with its own page,
+    not a Kubernetes Status: the run hands over saying so, not with an unreadable reason."""
+
+    async def bad_gateway(request: Request) -> Response:
+        return PlainTextResponse("Bad Gateway", status_code=502)
+
+    gateway = Starlette(routes=[Route("/{path:path}", bad_gateway, methods=["GET", "PATCH"])])
+    async with serve(gateway) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        status = await _execute(ts_env, deps, path, healthy_from=None)
+
+    assert status.state == "handed_over"
+    assert status.outcome == (
+        "rung 1 (restart) was not applied: its checkpoint could not be read (reading "
+        "Deployment prod/checkout: HTTP 502 Bad Gateway, not a Kubernetes API answer: "
+        "Bad Gateway)"
+    ), status.outcome
