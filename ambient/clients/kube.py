@@ -67,13 +67,29 @@ class KubeUnreachableError(KubeUnavailableError):
     from here (an intranet address seen from outside its VPC)."""
 
 
-def kube_error(exc: ApiError, what: str) -> KubeError:
-    """The most specific KubeError for an API status."""
-    code, message = exc.status.code or 0, exc.status.message or str(exc)
+def status_of(exc: httpx2.HTTPStatusError) -> tuple[int, str]:
+    """The HTTP status and what it says: the API's Status, or the page of what answered."""
+    if isinstance(exc, ApiError):
+        return exc.status.code or 0, exc.status.message or str(exc)
+    # No Kubernetes Status (a gateway's or proxy's page in front of the API server): lightkube
+    # raises the httpx error as its own cause, a loop Temporal's failure converter recursed
+    # on ("Failed building exception result: maximum recursion depth exceeded").
+    response = exc.response
+    page = " ".join(response.text.split())[:200] or "no body"
+    return response.status_code, (
+        f"HTTP {response.status_code} {response.reason_phrase}, not a Kubernetes API answer: {page}"
+    )
+
+
+def kube_error(exc: httpx2.HTTPStatusError, what: str) -> KubeError:
+    """The most specific KubeError for an HTTP status (an ApiError or any other answer)."""
+    code, message = status_of(exc)
     if code == 401:
+        # Said as what to fix: this text ends a remediation handed over once its retries
+        # (each reading the kubeconfig again, KubernetesExecutor) are spent.
         return KubeUnauthorizedError(
-            f"{what}: the API server refused the kubeconfig's credentials ({message}); "
-            "the kubeconfig is read again on the next attempt"
+            f"{what}: the API server refused the kubeconfig's credentials ({message}): its "
+            "certificate or token is not valid for this cluster (expired or rotated)"
         )
     if code in (409, 429) or code >= 500:
         return KubeUnavailableError(f"{what}: {message}")
@@ -85,7 +101,7 @@ async def kube_call(what: str, call: Awaitable[T]) -> T:
     """One API call with its failure as a KubeError (an unreachable server: retryable)."""
     try:
         return await call
-    except ApiError as exc:
+    except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
         raise kube_error(exc, what) from None
     except httpx2.TransportError as exc:
         raise KubeUnreachableError(f"{what}: {exc}") from None

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import httpx2
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import ConfigMap
 
 from ambient.clients.kube import (
@@ -34,6 +33,7 @@ from ambient.clients.kube import (
     KubeUnavailableError,
     kube_error,
     revision_number,
+    status_of,
 )
 from ambient.remediation.changes import (
     Change,
@@ -173,8 +173,8 @@ class KubernetesExecutor:
                 for change in plan.changes:
                     await self._send(client, change)
                     sent[change.object] = change.sent()
-            except ApiError as exc:
-                if exc.status.code == 409:
+            except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
+                if status_of(exc)[0] == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
                 error = kube_error(exc, f"rung {int(step.rung)} on {step.target}")
                 # The server answered, so nothing of this write was stored: the step changed
@@ -212,6 +212,6 @@ class KubernetesExecutor:
         else:
             try:
                 await client.delete(change.resource, change.name, namespace=change.namespace)
-            except ApiError as exc:
-                if exc.status.code != 404:  # already gone is what we wanted
+            except httpx2.HTTPStatusError as exc:
+                if status_of(exc)[0] != 404:  # already gone is what we wanted
                     raise

@@ -11,6 +11,10 @@ import pytest
 import pytest_asyncio
 import yaml
 from lightkube.resources.apps_v1 import Deployment
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -667,3 +671,45 @@ async def test_a_dry_run_scale_out_of_a_cluster_it_cannot_read_names_no_none(
     assert not planned.applied
     assert "None" not in planned.detail, planned.detail
     assert "scale deployment/prod/checkout to 4 replicas" in planned.detail, planned.detail
+
+
+async def test_a_cluster_that_keeps_refusing_the_credentials_hands_over_promising_no_next_try(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    api.require_token("a-token-the-kubeconfig-does-not-hold")
+    status = await _execute(ts_env, deps, path, healthy_from=None)
+
+    assert status.state == "handed_over"
+    assert status.outcome.startswith(
+        "rung 1 (restart) was not applied: its checkpoint could not be read ("
+        "reading Deployment prod/checkout: the API server refused the kubeconfig's credentials"
+    )
+    # Its retries are spent: the person it is handed to is told what to fix, not that the
+    # run will read the kubeconfig again.
+    assert "next attempt" not in status.outcome
+    assert "not valid for this cluster" in status.outcome
+    assert api.writes() == []
+
+
+async def test_a_dead_api_server_behind_a_gateway_hands_over_naming_the_gateways_answer(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A load balancer in front of an API server that is down answers 502 with its own page,
+    not a Kubernetes Status: the run hands over saying so, not with an unreadable reason."""
+
+    async def bad_gateway(request: Request) -> Response:
+        return PlainTextResponse("Bad Gateway", status_code=502)
+
+    gateway = Starlette(routes=[Route("/{path:path}", bad_gateway, methods=["GET", "PATCH"])])
+    async with serve(gateway) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        status = await _execute(ts_env, deps, path, healthy_from=None)
+
+    assert status.state == "handed_over"
+    assert status.outcome == (
+        "rung 1 (restart) was not applied: its checkpoint could not be read (reading "
+        "Deployment prod/checkout: HTTP 502 Bad Gateway, not a Kubernetes API answer: "
+        "Bad Gateway)"
+    ), status.outcome
