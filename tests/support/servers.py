@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +31,9 @@ HANG = 60.0
 # another test process, nor to an outgoing connection, between the probe and the server's bind.
 PORTS_PER_PROCESS = 1000
 PROCESS_SLICES = 12
-_taken = itertools.count()
+# From a random place in the slice: two test sessions on one machine (two checkouts, a suite
+# beside a bench) hand out the same slice, and from its start they met port for port.
+_taken = itertools.count(random.randrange(PORTS_PER_PROCESS))
 
 
 def _ports() -> range | None:
