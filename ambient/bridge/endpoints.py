@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.domain.configs import UserConfig
+from ambient.domain.events import clipped
 from ambient.domain.users import Role
 from ambient.refusals import Refusal
 from ambient.settings import Settings
@@ -94,7 +95,7 @@ def mask_url(url: str) -> str:
     query = urlencode([(name, MASK) for name, _ in parse_qsl(parts.query)], safe="*")
     masked = urlunsplit(parts._replace(query=query))
     # Values become ***, names are escaped: many short parameters outgrow the stored column.
-    return masked if len(masked) <= MASKED_LENGTH else masked[: MASKED_LENGTH - 1] + "…"
+    return clipped(masked, MASKED_LENGTH)
 
 
 def url_token(url: str) -> str:
