@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
-from ambient.domain.configs import UserConfig
+from ambient.domain.configs import UserConfig, holds_nul
 from ambient.domain.events import clipped
 from ambient.domain.users import Role
 from ambient.refusals import Refusal
@@ -78,7 +78,7 @@ def endpoint_url_problem(url: str) -> Refusal | None:
         return Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
     # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
     decoded = [text for pair in parse_qsl(parts.query) for text in pair]
-    if "\x00" in url or any("\x00" in text for text in decoded):
+    if any(holds_nul(text) for text in (url, *decoded)):
         return Refusal("holds a NUL character (U+0000), raw or percent-encoded: copy the URL again")
     if "@" in parts.netloc:
         return Refusal("user:password@ is not accepted in the address")
