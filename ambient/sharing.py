@@ -48,11 +48,6 @@ def _signature(secret: str, token_id: str, expires: int) -> str:
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
-def make_token(secret: str, token_id: str, expires_at: datetime) -> str:
-    expires = int(expires_at.timestamp())
-    return f"{token_id}.{expires}.{_signature(secret, token_id, expires)}"
-
-
 def _signed(secret: str, token: str) -> tuple[str, int]:
     """The token id and expiry of a token we signed."""
     try:
@@ -65,14 +60,6 @@ def _signed(secret: str, token: str) -> tuple[str, int]:
     if not hmac.compare_digest(signature.encode(), expected):
         raise InvalidShareLinkError("bad share token signature")
     return token_id, expires
-
-
-def read_token(secret: str, token: str, now: datetime) -> str:
-    """The token id of a valid, unexpired token."""
-    token_id, expires = _signed(secret, token)
-    if now.timestamp() >= expires:
-        raise ExpiredShareLinkError("this link has expired")
-    return token_id
 
 
 class ShareLinkRepository:
@@ -109,7 +96,8 @@ class ShareLinkRepository:
             )
             self.session.add(row)
             await self.session.flush()
-        return row, make_token(self.secret, token_id, row.expires_at)
+        expires = int(row.expires_at.timestamp())
+        return row, f"{token_id}.{expires}.{_signature(self.secret, token_id, expires)}"
 
     async def _keyed(self, key: str, now: datetime) -> tuple[str, ShareLink | None]:
         """The live link made before with ``key``, or the token id for a new one: a key's
@@ -126,7 +114,9 @@ class ShareLinkRepository:
             generation += 1
 
     async def open(self, token: str, now: datetime | None = None) -> ShareLink:
-        token_id = read_token(self.secret, token, now or datetime.now(UTC))
+        token_id, expires = _signed(self.secret, token)
+        if (now or datetime.now(UTC)).timestamp() >= expires:
+            raise ExpiredShareLinkError("this link has expired")
         row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
         if row is None:
             raise InvalidShareLinkError("unknown share link")

@@ -19,7 +19,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient.domain.configs import UserConfig
-from ambient.domain.event_digest import DigestRun
+from ambient.domain.event_digest import DigestRun, agent_task
 from ambient.domain.numbers import WholeNumber
 from ambient.settings import Settings
 from workflows.event_agent import EventDigestWorkflow
@@ -30,16 +30,12 @@ class DigestSetting(UserConfig):
     every_minutes: WholeNumber = Field(default=15, ge=5, le=1440, description="how often it looks")
 
 
-def schedule_id(user: str) -> str:
-    return f"event-agent/{user}"
-
-
 class EventDigestService:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client, self.settings = client, settings
 
     async def set(self, user: str, setting: DigestSetting) -> DigestSetting:
-        handle = self.client.get_schedule_handle(schedule_id(user))
+        handle = self.client.get_schedule_handle(agent_task(user))
         if not setting.enabled:
             try:
                 await handle.delete()
@@ -52,7 +48,7 @@ class EventDigestService:
             action=ScheduleActionStartWorkflow(
                 EventDigestWorkflow.run,
                 DigestRun(user=user, every_minutes=every),
-                id=f"{schedule_id(user)}/run",
+                id=f"{agent_task(user)}/run",
                 task_queue=self.settings.temporal_task_queue,
             ),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every))]),
@@ -60,14 +56,14 @@ class EventDigestService:
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         )
         try:
-            await self.client.create_schedule(schedule_id(user), schedule)
+            await self.client.create_schedule(agent_task(user), schedule)
         except ScheduleAlreadyRunningError:
             await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
         return setting
 
     async def get(self, user: str) -> DigestSetting:
         try:
-            described = await self.client.get_schedule_handle(schedule_id(user)).describe()
+            described = await self.client.get_schedule_handle(agent_task(user)).describe()
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 return DigestSetting(enabled=False)

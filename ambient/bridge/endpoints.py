@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
-from ambient.domain.configs import UserConfig
+from ambient.domain.configs import UserConfig, holds_nul
+from ambient.domain.events import clipped
 from ambient.domain.users import Role
 from ambient.refusals import Refusal
 from ambient.settings import Settings
@@ -77,7 +78,7 @@ def endpoint_url_problem(url: str) -> Refusal | None:
         return Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
     # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
     decoded = [text for pair in parse_qsl(parts.query) for text in pair]
-    if "\x00" in url or any("\x00" in text for text in decoded):
+    if any(holds_nul(text) for text in (url, *decoded)):
         return Refusal("holds a NUL character (U+0000), raw or percent-encoded: copy the URL again")
     if "@" in parts.netloc:
         return Refusal("user:password@ is not accepted in the address")
@@ -94,7 +95,7 @@ def mask_url(url: str) -> str:
     query = urlencode([(name, MASK) for name, _ in parse_qsl(parts.query)], safe="*")
     masked = urlunsplit(parts._replace(query=query))
     # Values become ***, names are escaped: many short parameters outgrow the stored column.
-    return masked if len(masked) <= MASKED_LENGTH else masked[: MASKED_LENGTH - 1] + "…"
+    return clipped(masked, MASKED_LENGTH)
 
 
 def url_token(url: str) -> str:

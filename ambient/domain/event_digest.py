@@ -27,8 +27,8 @@ MAX_EVENTS = 200
 
 
 def agent_task(user: str) -> str:
-    """The agent's own task id: its decisions, and its pushes and their failures, are filed
-    under it."""
+    """The agent's own task id, and its Schedule's: its decisions, and its pushes and their
+    failures, are filed under it."""
     return f"event-agent/{user}"
 
 

@@ -62,9 +62,6 @@ class SettingRefusedError(Exception):
 class VoiceprintTakenError(SettingRefusedError):
     """A voiceprint id or new user name clashes with another user's (``field``: which one)."""
 
-    def __init__(self, message: str | Refusal, field: str = "voiceprint_id") -> None:
-        super().__init__(message, field)
-
 
 def _briefing_times_fit(current: dict[str, str], data: UserSettings) -> None:
     """The briefing times, as they would be stored, can make a briefing (else refused)."""
