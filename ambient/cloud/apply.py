@@ -22,6 +22,7 @@ from ambient.clients.kube import (
     KubeForbiddenError,
     KubeUnauthorizedError,
     kube_error,
+    status_of,
 )
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.errors import (
@@ -190,22 +191,23 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
 
 
 def _refused(
-    exc: ApiError | httpx2.TransportError, index: int, obj: Any, done: str
+    exc: httpx2.HTTPStatusError | httpx2.TransportError, index: int, obj: Any, done: str
 ) -> CloudOpsError:
     """The cluster's refusal of one document, for the preview and the apply alike (``done``)."""
     label = f"document {index} ({obj.kind} {obj.metadata.name})"
     if isinstance(exc, httpx2.TransportError):
         return CloudOpsFailedError("unavailable", f"{label}: {exc}; {done}; try again")
-    refused = kube_error(exc, label)
+    refused = kube_error(exc, label)  # an ApiError, or a gateway's page (no Status)
+    code, message = status_of(exc)
     # The credentials, not the document: the same words as scale and restart.
     if isinstance(refused, KubeForbiddenError):
         return lacks_permission(refused, done)
     if isinstance(refused, KubeUnauthorizedError):
         return CloudOpsFailedError("auth", f"{refused}; {done}")
-    if refused.retryable and exc.status.code != 409:
+    if refused.retryable and code != 409:
         # The cluster could not answer now (5xx, 429), as a transport error.
         return CloudOpsFailedError("unavailable", f"{refused}; {done}; try again")
-    if exc.status.code == 404:
+    if code == 404 and isinstance(exc, ApiError):
         # Server-side apply creates what is missing: a 404 is the namespace (the Status
         # details name it) or a kind the cluster does not serve (empty details).
         details = exc.status.details
@@ -222,7 +224,7 @@ def _refused(
         )
     return CloudOpsFailedError(
         "invalid_document",
-        f"{label} was refused by the cluster: {exc.status.message or exc}; {done}",
+        f"{label} was refused by the cluster: {message}; {done}",
     )
 
 
@@ -240,7 +242,7 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
                     raise
                 live = None
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
-        except (ApiError, httpx2.TransportError) as exc:
+        except (httpx2.HTTPStatusError, httpx2.TransportError) as exc:
             raise _refused(exc, index, obj, "nothing was applied") from None
         after_dict = after.to_dict()
         diff = _diff(f"{kind}/{name}", live, after_dict)
@@ -274,7 +276,7 @@ async def apply_documents(
             continue
         try:
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
-        except (ApiError, httpx2.TransportError) as exc:
+        except (httpx2.HTTPStatusError, httpx2.TransportError) as exc:
             done = ", ".join(map(str, sent)) or "none"
             raise _refused(
                 exc,

@@ -573,3 +573,27 @@ async def test_ck13_a_cluster_in_another_region_is_changed_where_it_lives(
     assert scaled["applied"] is True and restarted["applied"] is True
     assert applied["documents"][0]["applied"] is True
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 4
+
+
+async def test_ck13_an_api_server_down_behind_a_gateway_is_said_as_unavailable(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+) -> None:
+    """A load balancer in front of a dead API server answers 502 with its own page, not a
+    Kubernetes Status: apply_yaml's preview raised lightkube's bare HTTP error past every
+    refusal it words (only ApiError was caught). It says what answered, and to try again."""
+    from starlette.responses import PlainTextResponse
+
+    kube, state = cluster
+
+    async def bad_gateway(plural: str, request: Request) -> Response:
+        return PlainTextResponse("Bad Gateway", status_code=502)
+
+    monkeypatch.setattr(kube, "_server_side_apply", bad_gateway)
+    async with client(state, "ops") as c:
+        refused, message = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": CONFIG}
+        )
+    assert refused, message
+    assert "document 1 (ConfigMap" in message, message
+    assert "HTTP 502 Bad Gateway, not a Kubernetes API answer: Bad Gateway" in message, message
+    assert "try again" in message and kube.writes() == []
