@@ -344,8 +344,12 @@ async def discussion_post(
         return _discussion_form(request, "discussion.html", me, typed, read=read)
     note = _("Posted")
     if posted.action is not None:
-        done = posted.action.get("done")
-        note = _(
-            "Posted: %(result)s", result=_("done") if done else str(posted.action.get("reason"))
-        )
+        why = posted.refused
+        if why is None:
+            result = _("done")
+        elif isinstance(why, RemediationError):
+            result = remediation_problem(why, _)
+        else:
+            result = what_went_wrong(why, _)
+        note = _("Posted: %(result)s", result=result)
     return back(f"/app/discussion?id={quote(posted.discussion_id)}", note)
