@@ -12,7 +12,7 @@ function showEvent(list, data) {
   const time = document.createElement("time");
   time.textContent = data.created_at.replace("T", " ").slice(0, 19);
   const kind = document.createElement("b");
-  kind.textContent = data.kind;
+  kind.textContent = data.name || data.kind;
   const task = document.createElement("span");
   task.className = "muted";
   task.textContent = " " + (data.task || "");
