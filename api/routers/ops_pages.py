@@ -181,17 +181,37 @@ REMEDIATION_WAITS = {
 }
 
 
+# One page of the list at a time (its More link gives the next).
+REMEDIATIONS_PER_PAGE = 50
+
+
 @router.get("/app/remediations", response_class=HTMLResponse)
 async def remediation_list(
-    request: Request, state: StateDep, me: PageUser, _: PageWords
+    request: Request,
+    state: StateDep,
+    me: PageUser,
+    _: PageWords,
+    offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
 ) -> Response:
-    problem = None
+    problem, next_offset = None, None
     try:
-        runs = await state.remediations.list_runs(me.name, limit=50)
+        # One more than a page: whether there is a next page is known without counting.
+        runs = await state.remediations.list_runs(
+            me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset
+        )
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
+    if len(runs) > REMEDIATIONS_PER_PAGE:
+        runs, next_offset = runs[:REMEDIATIONS_PER_PAGE], offset + REMEDIATIONS_PER_PAGE
     return user_page(
-        request, "remediations.html", me, runs=runs, problem=problem, named=REMEDIATION_STATES
+        request,
+        "remediations.html",
+        me,
+        runs=runs,
+        problem=problem,
+        named=REMEDIATION_STATES,
+        offset=offset,
+        next_offset=next_offset,
     )
 
 
