@@ -21,6 +21,7 @@ from ambient.discussions.views import (
     InvalidDiscussionError,
 )
 from ambient.domain.numbers import WholeNumber
+from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import (
     InvalidRemediationError,
@@ -172,6 +173,15 @@ RUNG_WORDS = (
     N_("full rollback: release, ConfigMaps, replicas and isolation as before"),
     N_("hand over to a person (broadcast queue + push now)"),
 )
+# Each rung as the pages name it (its id, RESTART..., stays the API's).
+RUNG_NAMES = {
+    Rung.RESTART: N_("restart"),
+    Rung.SCALE_OUT: N_("scale out"),
+    Rung.ROLLBACK: N_("roll back"),
+    Rung.ISOLATE: N_("isolate"),
+    Rung.FULL_ROLLBACK: N_("full rollback"),
+    Rung.HAND_OVER: N_("hand over"),
+}
 # What a run waits for, as its page names it.
 REMEDIATION_WAITS = {
     "approval": N_("approval"),
@@ -231,6 +241,7 @@ async def remediation_detail(
         final_states=FINAL_STATES,
         named=REMEDIATION_STATES,
         waits=REMEDIATION_WAITS,
+        rungs=RUNG_NAMES,
         audit=[
             (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
             for line in view.audit
