@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient import temporal
     from ambient.discussions.rules import AgentPost
     from ambient.domain.notify import Message, NotificationKind, Target
+    from ambient.refusals import Said
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import Mode, Rung
     from ambient.remediation.runs import (
@@ -152,11 +153,17 @@ class RemediationRecords:
         return True
 
     async def _wait_shown(
-        self, state: RemediationState, what: Any, rung: Rung, seconds: float, detail: str = ""
+        self,
+        state: RemediationState,
+        what: Any,
+        rung: Rung,
+        seconds: float,
+        detail: str = "",
+        said: Said | None = None,
     ) -> None:
         """A durable timer cut short by abort, shown as what the run waits for (get_remediation)."""
         until = workflow.now() + timedelta(seconds=seconds)
-        self.waiting = Waiting(what=what, rung=rung, until=until, detail=detail)
+        self.waiting = Waiting(what=what, rung=rung, until=until, detail=detail, said=said)
         await self._set_state(state)
         await self._wait(timedelta(seconds=seconds))
         self.waiting = None

@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 
 from ambient.domain.checks import MetricReading
 from ambient.domain.configs import as_it_ran
+from ambient.refusals import Said
 from ambient.remediation.alerts import Alert, VerifySpec
 from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.safety import PermissionDecision
@@ -83,6 +84,7 @@ class GateDecision(BaseModel):
     reason: str
     gate: Literal["change_window", "rate_limit", "breaker"] | None = None
     retry_after_seconds: float | None = None
+    said: Said | None = None  # the reason, for a page in its reader's language
 
 
 class CheckpointInput(Keyed):
@@ -282,6 +284,8 @@ class Waiting(BaseModel):
     rung: Rung
     until: datetime | None = None
     detail: str = ""
+    # The detail as a page says it in its reader's language (a gate's reason), when it has one.
+    said: Said | None = None
 
 
 class RemediationStatus(BaseModel):

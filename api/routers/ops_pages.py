@@ -242,6 +242,15 @@ async def remediation_detail(
         named=REMEDIATION_STATES,
         waits=REMEDIATION_WAITS,
         rungs=RUNG_NAMES,
+        # A gate's reason in the page's words (its first clause in English): the detail's
+        # English otherwise.
+        waiting_detail=(
+            what_went_wrong(view.waiting.said.refusal(), _)
+            if view.waiting and view.waiting.said
+            else view.waiting.detail
+            if view.waiting
+            else ""
+        ),
         audit=[
             (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
             for line in view.audit
