@@ -42,6 +42,7 @@ from api.routers.pages import (
     PageWords,
     back,
     field_errors,
+    in_words,
     page_router,
     user_page,
     what_went_wrong,
@@ -242,6 +243,7 @@ async def remediation_detail(
         named=REMEDIATION_STATES,
         waits=REMEDIATION_WAITS,
         rungs=RUNG_NAMES,
+        outcome=in_words(view.outcome_said.refusal(), _) if view.outcome_said else view.outcome,
         # A gate's reason in the page's words (its first clause in English): the detail's
         # English otherwise.
         waiting_detail=(

@@ -101,6 +101,8 @@ async def test_a_chinese_users_remediation_page_names_the_plan_and_attempt_modes
     ]
     attempts = re.findall(r"<b>(\d+)\. (\w+)</b> (\S+)", page)
     assert attempts == [("1", "重启", "演练")]
+    # How it ended, in Chinese too (it said "resolved at rung 1 (restart)").
+    assert re.findall(r"<th>结果</th><td>([^<]*)</td>", page) == ["已在第 1 级解决"]
 
 
 def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
