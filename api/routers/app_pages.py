@@ -174,6 +174,11 @@ EVENT_KINDS = {
     "agent.digest": N_("summary sent"),
     "agent.held": N_("nothing worth telling"),
     "delivery.failed": N_("push not delivered"),
+    "briefing.prepared": N_("briefing prepared"),
+    "briefing.given": N_("briefing given"),
+    "briefing.pushed": N_("briefing pushed"),
+    "briefing.failed": N_("briefing failed"),
+    "remediation.resolved": N_("remediation resolved"),
 }
 
 

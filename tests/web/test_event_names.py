@@ -47,7 +47,9 @@ async def test_a_chinese_dashboard_names_its_events_in_chinese(
 
 def _kinds_written() -> set[str]:
     """The event kinds the product records: its literal kinds and the ones it composes."""
-    literal = re.compile(r"[\"'](?:watch|schedule|agent|delivery)\.[a-z_]+[\"']")
+    literal = re.compile(
+        r"[\"'](?:watch|schedule|agent|delivery|briefing|remediation)\.[a-z_]+[\"']"
+    )
     found = {
         match[1:-1]
         for folder in ("ambient", "activities", "workflows")
