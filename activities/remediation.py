@@ -303,7 +303,7 @@ class RemediationActivities:
             subject=request.run_key,
             key=request.key,
             action="gate",
-            detail={"rung": int(request.rung), **decision.model_dump()},
+            detail={"rung": int(request.rung), **decision.model_dump(exclude={"said"})},
         )
         return decision
 
@@ -475,6 +475,7 @@ def _decided(result: Gate, gate: str) -> GateDecision:
         reason=result.reason,
         gate=None if result.allowed else gate,
         retry_after_seconds=result.retry_after_seconds,
+        said=result.said,
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 
 class Refusal(ValueError):
     """Refused input: ``msgid`` and its ``values``; str() is the English."""
@@ -20,3 +22,17 @@ class Refusal(ValueError):
         super().__init__(msgid % values if values else msgid)
         self.msgid = msgid
         self.values = values
+
+
+class Said(BaseModel):
+    """A Refusal as data, to cross a workflow's history or a query (plain values only)."""
+
+    msgid: str
+    values: dict[str, str | int | float] = {}
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> Said:
+        return cls(msgid=refusal.msgid, values=refusal.values)
+
+    def refusal(self) -> Refusal:
+        return Refusal(self.msgid, **self.values)

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.refusals import Said
     from ambient.remediation.alerts import remediation_id
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
@@ -51,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
         Verification,
         VerifyInput,
         Waiting,
+        aborted_by,
+        resolved_at,
     )
     from ambient.remediation.safety import scale_target
     from ambient.remediation.scores import PlannedStep, ScoreCard
@@ -119,6 +122,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         self.opened: Opened | None = None
         self.held_post: tuple[str, str, list[str]] | None = None
         self.outcome = ""
+        self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
 
@@ -247,7 +251,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
         if verification.resolved:
-            self.outcome = f"resolved at rung {int(step.rung)} ({step.rung.name.lower()})"
+            self._ended(resolved_at(step.rung))
             await self._finish("resolved", notify=True)
             return "resolved"
         return "next"
@@ -363,8 +367,7 @@ class GradedRemediationWorkflow(RemediationSafety):
     # --- endings ------------------------------------------------------------------------
 
     async def _abort(self, aborted: AbortInput) -> Outcome:
-        why = f": {aborted.reason}" if aborted.reason else ""
-        self.outcome = f"aborted by {aborted.by}{why}"
+        self._ended(aborted_by(aborted))
         await self._audit(
             f"{self.run_key}/abort", "aborted", aborted.model_dump(), actor=aborted.by
         )
@@ -404,6 +407,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             approvals=self.approvals,
             joined_by=self.joined_by,
             outcome=self.outcome,
+            outcome_said=self.outcome_said,
             started_at=self.started_at,
             finished_at=self.finished_at,
         )

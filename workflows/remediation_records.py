@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient import temporal
     from ambient.discussions.rules import AgentPost
     from ambient.domain.notify import Message, NotificationKind, Target
+    from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import Mode, Rung
     from ambient.remediation.runs import (
@@ -91,14 +92,19 @@ class RemediationRecords:
     aborted: AbortInput | None
     waiting: Waiting | None
     outcome: str
+    outcome_said: Said | None
     started_at: datetime
     finished_at: datetime | None
     # A post that waits for the run's next one (the plan, held until after the first change).
     held_post: tuple[str, str, list[str]] | None
 
+    def _ended(self, outcome: Refusal) -> None:
+        """How the run ended, in English and as a page says it (the same words)."""
+        self.outcome, self.outcome_said = str(outcome), Said.of(outcome)
+
     async def _hand_over(self, reason: str, state: RemediationState = "handed_over") -> None:
         """Budget spent or stopped: the broadcast queue for the next briefing, and a push now."""
-        self.outcome = reason
+        self.outcome, self.outcome_said = reason, None
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
         tried = ", ".join(a.rung.name.lower() + _how_it_went(a) for a in self.attempts)
@@ -152,11 +158,17 @@ class RemediationRecords:
         return True
 
     async def _wait_shown(
-        self, state: RemediationState, what: Any, rung: Rung, seconds: float, detail: str = ""
+        self,
+        state: RemediationState,
+        what: Any,
+        rung: Rung,
+        seconds: float,
+        detail: str = "",
+        said: Said | None = None,
     ) -> None:
         """A durable timer cut short by abort, shown as what the run waits for (get_remediation)."""
         until = workflow.now() + timedelta(seconds=seconds)
-        self.waiting = Waiting(what=what, rung=rung, until=until, detail=detail)
+        self.waiting = Waiting(what=what, rung=rung, until=until, detail=detail, said=said)
         await self._set_state(state)
         await self._wait(timedelta(seconds=seconds))
         self.waiting = None

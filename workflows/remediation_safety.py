@@ -133,7 +133,9 @@ class RemediationSafety(RemediationRecords):
             ):
                 await self._hand_over(f"cannot change now: {gate.reason}")
                 return "stop"
-            await self._wait_shown("waiting_gate", gate.gate, step.rung, retry, gate.reason)
+            await self._wait_shown(
+                "waiting_gate", gate.gate, step.rung, retry, gate.reason, gate.said
+            )
             waited += retry
             if self.aborted:
                 return "stop"

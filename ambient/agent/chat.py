@@ -113,6 +113,8 @@ class ChatEvent(BaseModel):
     function: str | None = None
     arguments: dict[str, Any] | None = None
     ok: bool | None = None
+    # A tool_result the person declined (not run): ``text`` is "declined", a page says its own.
+    declined: bool | None = None
     calls: list[dict[str, Any]] = Field(default_factory=list)
     confirm_id: str | None = None
 
@@ -211,7 +213,11 @@ class ChatAgent:
             else:
                 self._answer(conversation, call, "The person declined this call; not run.")
                 yield event(
-                    type="tool_result", function=call.function.name, ok=False, text="declined"
+                    type="tool_result",
+                    function=call.function.name,
+                    ok=False,
+                    text="declined",
+                    declined=True,
                 )
         _answer_cut_off_calls(conversation.messages)
         if text:

@@ -191,8 +191,13 @@ class DiscussionService(DiscussionReads):
                 "remediation_id": about.partition("@")[0],
                 "verb": verb,
                 "done": False,
-                "reason": f"send_message does not act: reply_message in {discussion.id} does",
             }
+            posted.refuse(
+                Refusal(
+                    "send_message does not act: reply_message in %(discussion)s does",
+                    discussion=discussion.id,
+                )
+            )
         return posted, discussion.topic, recipients
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
@@ -255,20 +260,21 @@ class DiscussionService(DiscussionReads):
             # A run's discussion names the run (remediation/{fingerprint}@{run id}): it steers
             # that run only, not a later run of the same alert.
             rid, _, run = subject.partition("@")
-            why: str | None = None
+            # A Refusal or the run's own error: a page says it in its reader's language.
+            why: Exception | None = None
             if not in_person:
-                why = (
+                why = Refusal(
                     "only a person replying as themselves (from_id = your user name) can "
                     "approve, refuse or abort: an agent's message does not act"
                 )
             elif inferred:
-                why = (
+                why = Refusal(
                     "this reply looks machine-inferred (source_type not real, tagged "
                     "auto_reply, or sent within 2 s of another sender): it does not act; a "
                     "person replies themself"
                 )
             elif self.remediations is None:
-                why = "Temporal is not configured here"
+                why = Refusal("Temporal is not configured here")
             else:
                 reason, run_key = message.content[:500], subject if run else None
                 try:
@@ -279,10 +285,10 @@ class DiscussionService(DiscussionReads):
                             user, rid, verb == "approve", reason, run_key=run_key
                         )
                 except RemediationError as exc:
-                    why = str(exc)
+                    why = exc
             posted.action = {"remediation_id": rid, "verb": verb, "done": why is None}
             if why is not None:
-                posted.action["reason"] = why
+                posted.refuse(why)
         return await self._notify(posted, topic, message, recipients)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from ambient.discussions.rules import (
     Annotation,
@@ -79,6 +79,19 @@ class Posted(BaseModel):
     notify_error: str | None = None
     # A reply tagged approve/refuse/abort in a remediation's discussion: what it did.
     action: dict[str, Any] | None = None
+    # Why the action was not done, as raised (a page says it in its reader's language; the
+    # action's "reason" is its English).
+    _refused: Exception | None = PrivateAttr(default=None)
+
+    def refuse(self, why: Exception) -> None:
+        """The action not done, and why."""
+        self._refused = why
+        if self.action is not None:
+            self.action["reason"] = str(why)
+
+    @property
+    def refused(self) -> Exception | None:
+        return self._refused
 
 
 class Closed(BaseModel):

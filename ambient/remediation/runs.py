@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 
 from ambient.domain.checks import MetricReading
 from ambient.domain.configs import as_it_ran
+from ambient.refusals import Refusal, Said
 from ambient.remediation.alerts import Alert, VerifySpec
 from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.safety import PermissionDecision
@@ -83,6 +84,7 @@ class GateDecision(BaseModel):
     reason: str
     gate: Literal["change_window", "rate_limit", "breaker"] | None = None
     retry_after_seconds: float | None = None
+    said: Said | None = None  # the reason, for a page in its reader's language
 
 
 class CheckpointInput(Keyed):
@@ -282,6 +284,8 @@ class Waiting(BaseModel):
     rung: Rung
     until: datetime | None = None
     detail: str = ""
+    # The detail as a page says it in its reader's language (a gate's reason), when it has one.
+    said: Said | None = None
 
 
 class RemediationStatus(BaseModel):
@@ -303,8 +307,22 @@ class RemediationStatus(BaseModel):
     approvals: list[ApprovalDecision] = Field(default_factory=list)
     joined_by: list[str] = Field(default_factory=list)
     outcome: str = ""
+    # The outcome as a page says it in its reader's language, when it has those words.
+    outcome_said: Said | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+def resolved_at(rung: Rung) -> Refusal:
+    """A resolved run's outcome (a Refusal: a page says it in its reader's language)."""
+    return Refusal("resolved at rung %(rung)s (%(name)s)", rung=int(rung), name=rung.name.lower())
+
+
+def aborted_by(aborted: AbortInput) -> Refusal:
+    """An aborted run's outcome: who, and their reason when they gave one."""
+    if aborted.reason:
+        return Refusal("aborted by %(by)s: %(reason)s", by=aborted.by, reason=aborted.reason)
+    return Refusal("aborted by %(by)s", by=aborted.by)
 
 
 # --- nightly triage -------------------------------------------------------------------

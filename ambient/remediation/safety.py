@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 
 from pydantic import BaseModel, Field, field_validator
 
+from ambient.refusals import Refusal, Said
 from ambient.remediation.ladder import Mode
 
 # --- permission -----------------------------------------------------------------------
@@ -63,6 +64,17 @@ class Gate(BaseModel):
     reason: str
     # When not allowed: wait this long and ask again (None: do not wait, skip or hand over).
     retry_after_seconds: float | None = None
+    # The reason a page says in its reader's language (a wait's; ``reason`` is its English).
+    said: Said | None = None
+
+
+def _closed(reason: Refusal, retry_after_seconds: float) -> Gate:
+    return Gate(
+        allowed=False,
+        reason=str(reason),
+        retry_after_seconds=retry_after_seconds,
+        said=Said.of(reason),
+    )
 
 
 class ChangeWindow(BaseModel):
@@ -109,10 +121,9 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
     if not openings:
         return Gate(allowed=False, reason="no change window opens within a week")
     opens = min(openings)
-    return Gate(
-        allowed=False,
-        reason=f"outside change windows; next opens {opens.isoformat()}",
-        retry_after_seconds=(opens - local_now).total_seconds(),
+    return _closed(
+        Refusal("outside change windows; next opens %(opens)s", opens=opens.isoformat()),
+        (opens - local_now).total_seconds(),
     )
 
 
@@ -128,17 +139,23 @@ def rate_limit_gate(
     if in_hour and cooldown_seconds > 0:
         since = (now - in_hour[-1]).total_seconds()
         if since < cooldown_seconds:
-            return Gate(
-                allowed=False,
-                reason=f"cluster cooldown: last change {since:.0f}s ago (< {cooldown_seconds:g}s)",
-                retry_after_seconds=cooldown_seconds - since,
+            return _closed(
+                Refusal(
+                    "cluster cooldown: last change %(since)ss ago (< %(cooldown)ss)",
+                    since=f"{since:.0f}",
+                    cooldown=f"{cooldown_seconds:g}",
+                ),
+                cooldown_seconds - since,
             )
     if per_hour > 0 and len(in_hour) >= per_hour:
         frees = in_hour[len(in_hour) - per_hour] + timedelta(hours=1)
-        return Gate(
-            allowed=False,
-            reason=f"cluster rate limit: {len(in_hour)} changes in the last hour (max {per_hour})",
-            retry_after_seconds=max(1.0, (frees - now).total_seconds()),
+        return _closed(
+            Refusal(
+                "cluster rate limit: %(changes)s changes in the last hour (max %(max)s)",
+                changes=len(in_hour),
+                max=per_hour,
+            ),
+            max(1.0, (frees - now).total_seconds()),
         )
     return Gate(allowed=True, reason=f"{len(in_hour)} changes on this cluster in the last hour")
 

@@ -236,7 +236,10 @@ class RemediationService:
         state: RemediationState | str | None = None,
         open_only: bool = False,
         limit: int = 50,
+        offset: int = 0,
     ) -> list[RemediationSummary]:
+        """The caller's runs (an admin's: everyone's), newest first: ``limit`` of them after
+        the first ``offset`` (a list's next page)."""
         # A state no remediation can be in is a mistake to say, not a filter that finds none.
         if state is not None and state not in get_args(RemediationState):
             states = ", ".join(get_args(RemediationState))
@@ -252,6 +255,7 @@ class RemediationService:
                 state=None if now else state,
                 open_only=open_only or now,
                 limit=None if now else limit,
+                offset=0 if now else offset,
             )
             runs = [RemediationSummary.model_validate(row) for row in rows]
             running = [r for r in runs if r.state not in FINAL_STATES]
@@ -261,7 +265,7 @@ class RemediationService:
             acted, mode = progress.get(run.run_key, (0, None))
             run.state = places.get(run.run_key, run.state)
             run.attempts, run.mode = max(run.attempts, acted), mode or run.mode
-        return [r for r in runs if r.state == state][:limit] if now else runs
+        return [r for r in runs if r.state == state][offset : offset + limit] if now else runs
 
     async def _states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:
         """Where each running run is now, by run key: its row is written when the run is

@@ -75,9 +75,11 @@ class RemediationRepository(Repository):
         ids: Collection[str] | None = None,
         since: datetime | None = None,
         limit: int | None = 100,
+        offset: int = 0,
     ) -> list[RemediationRecord]:
         """The newest runs first; ``open_only``: those not in a final state; ``ids``: those;
-        ``since``: those started then or later; ``limit`` None: all of them."""
+        ``since``: those started then or later; ``limit`` None: all of them; ``offset``: after
+        that many."""
         query = select(RemediationRecord).filter_by(**given(user=user, state=state))
         if open_only:
             query = query.where(RemediationRecord.state.not_in(FINAL_STATES))
@@ -85,7 +87,7 @@ class RemediationRepository(Repository):
             query = query.where(RemediationRecord.remediation_id.in_(ids))
         if since is not None:
             query = query.where(RemediationRecord.started_at >= since)
-        query = query.order_by(RemediationRecord.id.desc()).limit(limit)
+        query = query.order_by(RemediationRecord.id.desc()).offset(offset).limit(limit)
         return list(await self.session.scalars(query))
 
     async def progress(self, run_keys: Collection[str]) -> dict[str, tuple[int, str | None]]:

@@ -104,6 +104,7 @@ async def _dashboard(
         next_tasks=next_tasks,
         first_tasks_page=tasks_page is None,
         events=events,
+        event_kinds=EVENT_KINDS,
         last_event_id=max((e.id for e in events), default=0),
         inbox=inbox,
         typed=typed or {"interval": "30"},
@@ -151,6 +152,36 @@ async def create_web_monitor(
 TASK_ACTIONS = (N_("pause"), N_("resume"), N_("trigger"), N_("delete"))
 TASK_STATES = (N_("active"), N_("paused"), N_("stopped"))
 # A task's kind as its page names it (the value stays the API's).
+# What each event kind is, as the pages name it (the kind stays the id in the API and the CLI).
+EVENT_KINDS = {
+    "watch.hit": N_("keyword found"),
+    "watch.change": N_("page changed"),
+    "watch.failing": N_("checks failing"),
+    "watch.recovered": N_("checks work again"),
+    "watch.breach": N_("threshold crossed"),
+    "watch.recovery": N_("back within the threshold"),
+    "watch.poll_failed": N_("a check failed"),
+    "watch.url_removed": N_("page no longer watched"),
+    "watch.delivery_failed": N_("notification not delivered"),
+    "watch.remediation_requested": N_("remediation asked for"),
+    "watch.remediation_started": N_("remediation started"),
+    "watch.paused": N_("paused"),
+    "watch.resumed": N_("resumed"),
+    "watch.stopped": N_("stopped"),
+    "schedule.reminder": N_("reminder"),
+    "schedule.news_digest": N_("news digest"),
+    "schedule.delivery_failed": N_("notification not delivered"),
+    "agent.digest": N_("summary sent"),
+    "agent.held": N_("nothing worth telling"),
+    "delivery.failed": N_("push not delivered"),
+    "briefing.prepared": N_("briefing prepared"),
+    "briefing.given": N_("briefing given"),
+    "briefing.pushed": N_("briefing pushed"),
+    "briefing.failed": N_("briefing failed"),
+    "remediation.resolved": N_("remediation resolved"),
+}
+
+
 TASK_KINDS = {
     "web_monitor": N_("web monitor"),
     "threshold_watch": N_("threshold watch"),
@@ -234,6 +265,7 @@ async def event_stream(
     request: Request,
     state: StateDep,
     me: PageUser,
+    _: PageWords,
     after_id: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
@@ -244,6 +276,7 @@ async def event_stream(
         return "ambient", {
             "id": row.id,
             "kind": row.kind,
+            "name": _(EVENT_KINDS.get(row.kind, row.kind)),
             "task": row.task,
             # In the user's time zone, as the page's own list gives it (the script shows it).
             "created_at": in_zone(row.created_at, me.timezone).isoformat(),

@@ -21,6 +21,7 @@ from ambient.discussions.views import (
     InvalidDiscussionError,
 )
 from ambient.domain.numbers import WholeNumber
+from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import (
     InvalidRemediationError,
@@ -41,6 +42,7 @@ from api.routers.pages import (
     PageWords,
     back,
     field_errors,
+    in_words,
     page_router,
     user_page,
     what_went_wrong,
@@ -172,6 +174,15 @@ RUNG_WORDS = (
     N_("full rollback: release, ConfigMaps, replicas and isolation as before"),
     N_("hand over to a person (broadcast queue + push now)"),
 )
+# Each rung as the pages name it (its id, RESTART..., stays the API's).
+RUNG_NAMES = {
+    Rung.RESTART: N_("restart"),
+    Rung.SCALE_OUT: N_("scale out"),
+    Rung.ROLLBACK: N_("roll back"),
+    Rung.ISOLATE: N_("isolate"),
+    Rung.FULL_ROLLBACK: N_("full rollback"),
+    Rung.HAND_OVER: N_("hand over"),
+}
 # What a run waits for, as its page names it.
 REMEDIATION_WAITS = {
     "approval": N_("approval"),
@@ -181,17 +192,37 @@ REMEDIATION_WAITS = {
 }
 
 
+# One page of the list at a time (its More link gives the next).
+REMEDIATIONS_PER_PAGE = 50
+
+
 @router.get("/app/remediations", response_class=HTMLResponse)
 async def remediation_list(
-    request: Request, state: StateDep, me: PageUser, _: PageWords
+    request: Request,
+    state: StateDep,
+    me: PageUser,
+    _: PageWords,
+    offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
 ) -> Response:
-    problem = None
+    problem, next_offset = None, None
     try:
-        runs = await state.remediations.list_runs(me.name, limit=50)
+        # One more than a page: whether there is a next page is known without counting.
+        runs = await state.remediations.list_runs(
+            me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset
+        )
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
+    if len(runs) > REMEDIATIONS_PER_PAGE:
+        runs, next_offset = runs[:REMEDIATIONS_PER_PAGE], offset + REMEDIATIONS_PER_PAGE
     return user_page(
-        request, "remediations.html", me, runs=runs, problem=problem, named=REMEDIATION_STATES
+        request,
+        "remediations.html",
+        me,
+        runs=runs,
+        problem=problem,
+        named=REMEDIATION_STATES,
+        offset=offset,
+        next_offset=next_offset,
     )
 
 
@@ -211,6 +242,17 @@ async def remediation_detail(
         final_states=FINAL_STATES,
         named=REMEDIATION_STATES,
         waits=REMEDIATION_WAITS,
+        rungs=RUNG_NAMES,
+        outcome=in_words(view.outcome_said.refusal(), _) if view.outcome_said else view.outcome,
+        # A gate's reason in the page's words (its first clause in English): the detail's
+        # English otherwise.
+        waiting_detail=(
+            what_went_wrong(view.waiting.said.refusal(), _)
+            if view.waiting and view.waiting.said
+            else view.waiting.detail
+            if view.waiting
+            else ""
+        ),
         audit=[
             (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
             for line in view.audit
@@ -344,8 +386,12 @@ async def discussion_post(
         return _discussion_form(request, "discussion.html", me, typed, read=read)
     note = _("Posted")
     if posted.action is not None:
-        done = posted.action.get("done")
-        note = _(
-            "Posted: %(result)s", result=_("done") if done else str(posted.action.get("reason"))
-        )
+        why = posted.refused
+        if why is None:
+            result = _("done")
+        elif isinstance(why, RemediationError):
+            result = remediation_problem(why, _)
+        else:
+            result = what_went_wrong(why, _)
+        note = _("Posted: %(result)s", result=result)
     return back(f"/app/discussion?id={quote(posted.discussion_id)}", note)

@@ -146,7 +146,7 @@ def field_errors(exc: ValidationError | ConfigError, _: Words, labels: dict[str,
 def what_went_wrong(exc: Exception, _: Words) -> str:
     """A service error as a page says it: its Refusal translated, else its first clause."""
     # The catalog's translation names no tool; the first clause leaves out the tool to call next.
-    said = exc.args[0] if exc.args else None
+    said = exc if isinstance(exc, Refusal) else exc.args[0] if exc.args else None
     if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
         return in_words(said, _)
     text = str(exc).split("; ", 1)[0]

@@ -12,7 +12,7 @@ function showEvent(list, data) {
   const time = document.createElement("time");
   time.textContent = data.created_at.replace("T", " ").slice(0, 19);
   const kind = document.createElement("b");
-  kind.textContent = data.kind;
+  kind.textContent = data.name || data.kind;
   const task = document.createElement("span");
   task.className = "muted";
   task.textContent = " " + (data.task || "");
@@ -62,7 +62,9 @@ window.addEventListener("DOMContentLoaded", () => {
     else if (event.type === "tool_call") say("tool", "→ " + event.function + " " + JSON.stringify(event.arguments || {}));
     else if (event.type === "tool_result") {
       const words = document.getElementById("chat").dataset;
-      const result = event.ok ? words.toolOk : words.toolFailed.replace("{error}", event.text || "");
+      const result = event.ok ? words.toolOk
+        : event.declined ? words.toolDeclined
+        : words.toolFailed.replace("{error}", event.text || "");
       say("tool", "← " + event.function + " " + result);
     }
     else if (event.type === "error") say("error", event.text || "error");

@@ -118,7 +118,8 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
             llm.script(Content("Kept it."))
             declined = await _turn(http, conversation_id=conversation, approve=False)
             assert [e["type"] for e in declined] == ["tool_result", "message", "done"]
-            assert declined[0]["text"] == "declined"
+            # Declined, not failed: a page says so in its own words.
+            assert (declined[0]["text"], declined[0]["declined"]) == ("declined", True)
             assert (await http.get(f"/tasks/{task_id}/status")).json()["state"] == "active"
 
             llm.script(ToolCalls([("delete_task", {"task_id": task_id})]), Content("Deleted."))

@@ -159,3 +159,26 @@ async def test_the_chat_box_says_how_a_tool_call_went_in_the_pages_language(
         await expect(page.locator("#chat-log li.tool")).to_have_text(
             ["← list_tasks 成功", "← delete_task 失败：declined"]
         )
+
+
+async def test_the_chat_box_says_a_declined_call_was_not_run_in_the_pages_language(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    """A call the person declined read "← delete_task 失败：declined" on a Chinese page."""
+    name = unique("chat")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    lines = (
+        b'{"type": "tool_result", "function": "delete_task", "ok": false, "text": "declined", '
+        b'"declined": true}\n'
+    )
+    async with serve(_answering(create_app(settings), lines)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app")
+        await page.get_by_label("消息").fill("删掉 news")
+        await page.get_by_role("button", name="发送").click()
+        await expect(page.locator("#chat-log li.tool")).to_have_text(
+            ["← delete_task 已拒绝：没有运行"]
+        )

@@ -8,9 +8,14 @@ import re
 
 import httpx
 
+from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.storage import Database
+from tests.conftest import unique
+from tests.discussions.test_run_lives import _plan_posted_by_run
+from tests.remediation.support import run_row
 from tests.web.test_refusals_language import refusal, zh_pages
+from tests.web.test_remediation_refusals_language import said
 
 
 def message_id(page: httpx.Response) -> str:
@@ -71,3 +76,27 @@ async def test_a_refused_reply_to_a_discussion_that_is_not_there_says_so(
             shown = await http.get(answer.headers["location"])
             notice = re.search(r'<p class="notice" role="status">(.*?)</p>', shown.text, re.S)
             assert notice is not None and "讨论" in html.unescape(notice[1]), shown.text[:2000]
+
+
+async def test_a_reply_that_does_not_act_on_its_remediation_says_why_in_chinese(
+    deps: WorkerDeps,
+) -> None:
+    """A reply tagged approve that did not act said "已发布：" and the service's English reason,
+    naming MCP tools ("send_message does not act: reply_message in ... does")."""
+    name = unique("jin")
+    async with zh_pages(deps.settings, deps.db, name, "/app/discussions") as (http, _):
+        rid = f"remediation/{unique('fp')}"
+        async with deps.db.session() as session:
+            session.add(run_row(rid, name, "run-1", state="waiting_approval"))
+            await session.commit()
+        # Posted by the run just now: an answer within 2 s of it looks machine-inferred.
+        theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
+        sent = {"discussion_id": theirs, "content": "批准", "tags": "approve"}
+        fast = await http.post("/app/discussions/post", data=sent)
+        assert said(fast) == (
+            "已发布：这条回复看起来是机器推断的（来源不是本人、带 auto_reply 标签，"
+            "或与别人的消息相隔不到 2 秒），不会执行"
+        )
+        sent = {"topic": "Remediation of checkout", "content": "批准", "tags": "approve"}
+        on_topic = await http.post("/app/discussions/post", data=sent)
+        assert said(on_topic) == f"已发布：在话题上发送不会执行：请在讨论 {theirs} 里回复"

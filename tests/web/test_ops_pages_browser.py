@@ -97,7 +97,7 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
             await expect(page.locator("#audit")).to_contain_text("score")
             await fits_phone(page, "11-remediation-waiting")
             await page.get_by_label("Reason (optional)").fill("looks safe")
-            await page.get_by_role("button", name="Approve RESTART").click()
+            await page.get_by_role("button", name="Approve restart").click()
             await expect(page.get_by_role("status")).to_have_text("Approved")
             await expect(page.locator("main h1")).to_contain_text(name)
 

@@ -158,7 +158,7 @@ async def test_member_signs_in_sets_push_creates_monitor_and_sees_events_live(
                 await session.commit()
             # Filtered by its text, not taken as the first: the digest this user turned on above
             # may post its own event at the same moment (it runs on the clock's 20-minute marks).
-            fresh = page.locator("#events li.fresh").filter(has_text="watch.hit")
+            fresh = page.locator("#events li.fresh").filter(has_text="keyword found")
             await expect(fresh.first).to_contain_text(task_id)
             assert await page.evaluate("window.__stillHere === true")
 

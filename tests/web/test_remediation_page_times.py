@@ -66,4 +66,7 @@ async def test_a_run_waiting_for_its_change_window_says_until_when_in_the_reader
             row = page.locator("tr", has=page.locator("th", has_text=re.compile("^等待$")))
             await expect(row).to_contain_text(shown)
             assert "UTC" not in await row.inner_text()
+            # Why, in Chinese too: it said "outside change windows; next opens <UTC time>".
+            said = " ".join((await row.locator("td").inner_text()).split())
+            assert said == f"变更窗口 (级别 重启) 至 {shown} 现在不在变更窗口内"
         await dev_env.client.get_workflow_handle(rid).terminate("test over")

@@ -14,11 +14,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
-from ambient.remediation.ladder import RUNG_ACTIONS
+from ambient.remediation.ladder import RUNG_ACTIONS, Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from api.i18n import catalog_path
+from api.routers.ops_pages import RUNG_NAMES
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -91,14 +92,17 @@ async def test_a_chinese_users_remediation_page_names_the_plan_and_attempt_modes
     http, rid = approved_run
     page = (await http.get("/app/remediation", params={"id": rid})).text
     plan = re.findall(r"<li>(\w+) — ([^<]*?)(?: （需要审批）)?</li>", page)
+    # The rungs by their names in Chinese, not their ids (RESTART, SCALE_OUT...).
     assert plan == [
-        ("RESTART", "滚动重启（新的 Pod，同一个版本）"),
-        ("SCALE_OUT", "扩容（绝对副本数，受爆炸半径上限约束）"),
-        ("ROLLBACK", "回滚到开始时所运行版本的上一个版本"),
-        ("ISOLATE", "隔离服务（Service 选择器不再匹配任何 Pod）"),
+        ("重启", "滚动重启（新的 Pod，同一个版本）"),
+        ("扩容", "扩容（绝对副本数，受爆炸半径上限约束）"),
+        ("回滚", "回滚到开始时所运行版本的上一个版本"),
+        ("隔离", "隔离服务（Service 选择器不再匹配任何 Pod）"),
     ]
     attempts = re.findall(r"<b>(\d+)\. (\w+)</b> (\S+)", page)
-    assert attempts == [("1", "RESTART", "演练")]
+    assert attempts == [("1", "重启", "演练")]
+    # How it ended, in Chinese too (it said "resolved at rung 1 (restart)").
+    assert re.findall(r"<th>结果</th><td>([^<]*)</td>", page) == ["已在第 1 级解决"]
 
 
 def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
@@ -106,6 +110,7 @@ def test_every_rung_of_the_ladder_has_a_chinese_translation() -> None:
         catalog = read_po(po)
     missing = [a for a in RUNG_ACTIONS.values() if a not in catalog or not catalog[a].string]
     assert missing == []
+    assert set(RUNG_NAMES) == set(Rung)
 
 
 async def test_an_english_page_names_the_finished_run_by_its_own_id(

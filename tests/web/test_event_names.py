@@ -1,0 +1,70 @@
+"""The events on the dashboard are named in the page's language, not by their kinds' ids
+(``watch.failing``), in the list and as they arrive live."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import Event
+from ambient.storage.repositories import UserRepository
+from ambient.watches.reminders import ReminderConfig
+from ambient.watches.threshold_rule import Breach
+from api.routers.app_pages import EVENT_KINDS
+from tests.conftest import unique
+from tests.support.pages import signed_in
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_a_chinese_dashboard_names_its_events_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name = unique("lan")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        for kind in ("watch.failing", "watch.hit", "schedule.reminder"):
+            session.add(Event(kind=kind, user=name, task="t"))
+        await session.commit()
+    async with signed_in(settings, token) as http:
+        page = (await http.get("/app")).text
+        async with http.stream("GET", "/app/events/stream", params={"after_id": 0}) as live:
+            async for line in live.aiter_lines():
+                if line.startswith("data:"):
+                    frame = json.loads(line.removeprefix("data:"))
+                    break
+    shown = re.findall(r'<ul class="events".*?</ul>', page, re.S)[0]
+    assert re.findall(r"<b>([^<]*)</b>", shown) == ["定时提醒", "关键词命中", "检查连续失败"]
+    # The script shows the frame's name; its kind stays the id.
+    assert (frame["kind"], frame["name"]) == ("watch.failing", "检查连续失败")
+
+
+def _kinds_written() -> set[str]:
+    """The event kinds the product records: its literal kinds and the ones it composes."""
+    literal = re.compile(
+        r"[\"'](?:watch|schedule|agent|delivery|briefing|remediation)\.[a-z_]+[\"']"
+    )
+    found = {
+        match[1:-1]
+        for folder in ("ambient", "activities", "workflows")
+        for source in (ROOT / folder).rglob("*.py")
+        for match in literal.findall(source.read_text())
+    }
+    actions = ReminderConfig.model_fields["action"].annotation.__args__  # type: ignore[union-attr]
+    composed = {
+        *(f"watch.{b.value}" for b in Breach),
+        "watch.paused",
+        "watch.resumed",
+        *(f"schedule.{action}" for action in actions),
+    }
+    return found | composed
+
+
+def test_every_event_kind_the_product_records_has_a_name() -> None:
+    assert _kinds_written() - set(EVENT_KINDS) == set()
