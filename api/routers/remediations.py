@@ -102,8 +102,9 @@ async def list_remediations(
     state: StateDep,
     state_: Annotated[RemediationState | None, Query(alias="state")] = None,
     limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
+    offset: Annotated[WholeNumber, Query(ge=0, description="skip this many: the next page")] = 0,
 ) -> list[RemediationSummary]:
-    return await state.remediations.list_runs(user.name, state=state_, limit=limit)
+    return await state.remediations.list_runs(user.name, state=state_, limit=limit, offset=offset)
 
 
 @router.get("/stats")

@@ -119,9 +119,12 @@ async def list_remediations(
         Field(description="only the remediations in this state"),
     ] = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500)] = 50,
+    offset: Annotated[WholeNumber, Field(ge=0, description="skip this many: the next page")] = 0,
 ) -> RemediationList:
-    """Your remediations, newest first (an admin sees everyone's)."""
-    runs = await app_state(ctx).remediations.list_runs(current_user(ctx), state=state, limit=limit)
+    """Your remediations, newest first (an admin sees everyone's); ``offset`` pages on."""
+    runs = await app_state(ctx).remediations.list_runs(
+        current_user(ctx), state=state, limit=limit, offset=offset
+    )
     return RemediationList(remediations=runs)
 
 

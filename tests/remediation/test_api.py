@@ -434,3 +434,43 @@ async def test_a_stranger_is_refused_another_users_run_before_its_worker_is_aske
             await dev_env.client.get_workflow_handle(rid).terminate()
     refused = f"no remediation {rid!r} among yours; call list_remediations to see yours"
     assert [(a.status_code, a.json()["detail"]) for a in answers] == [(404, refused)] * 3
+
+
+async def test_the_remediation_list_pages_on_through_the_api_and_mcp(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """The list stopped at its ``limit`` newest (at most 500) with no way past them: the page
+    paged, the API and MCP did not. ``offset`` goes on, each run once."""
+    from ambient.domain.users import UserCreate
+    from ambient.storage.repositories import UserRepository
+    from ambient.wiring import AppState
+    from tests.remediation.support import run_row
+    from tests.tencent.test_cloud_tools import call, client
+
+    name = unique("pager")
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        for i in range(5):
+            session.add(
+                run_row(f"remediation/{unique('fp')}", name, state="resolved", service=f"s{i}")
+            )
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        http.headers["Authorization"] = f"Bearer {token}"
+        pages = [
+            (await http.get("/remediations", params={"limit": 2, "offset": at})).json()
+            for at in (0, 2, 4)
+        ]
+        refused = await http.get("/remediations", params={"offset": -1})
+    assert [len(page) for page in pages] == [2, 2, 1]
+    services = [run["service"] for page in pages for run in page]
+    assert sorted(services) == [f"s{i}" for i in range(5)]
+    assert refused.status_code == 422 and "offset" in refused.text
+    state = AppState(settings=settings, db=deps.db, temporal=None, channels=deps.channels)  # type: ignore[arg-type]
+    state.stdio_user = name
+    async with client(state, name) as c:
+        _, second = await call(c, "list_remediations", limit=2, offset=2)
+    assert [run["service"] for run in second["remediations"]] == services[2:4]
