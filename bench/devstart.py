@@ -206,6 +206,9 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tree", type=Path, default=Path.cwd(), help="A: this checkout's code")
     parser.add_argument("--vs", type=Path, default=None, help="B: another checkout's code")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="uncounted runs first (writes bytecode caches)"
+    )
     args = parser.parse_args()
     trees = {"A": args.tree.resolve()} | ({"B": args.vs.resolve()} if args.vs else {})
     runs: dict[str, dict[str, list[Start]]] = {
@@ -213,6 +216,9 @@ async def main() -> None:
     }
     load = os.getloadavg()[0]
     print(f"A = {trees['A']}" + (f", B = {trees['B']}" if args.vs else ""), flush=True)
+    for _ in range(args.warmup):
+        for tree in trees.values():
+            await run_pair(tree)
     for run in range(args.runs):
         for name, tree in trees.items():  # A then B, pair by pair
             first, again = await run_pair(tree)
