@@ -129,35 +129,56 @@ async def start_once(tree: Path, data: Path) -> Start:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    client: Client | None = None
-    try:
+
+    def stamp(stage: str) -> None:
+        result.times.setdefault(stage, time.monotonic() - began)
+
+    async def tick() -> None:
+        if process.poll() is not None:
+            raise RuntimeError(f"ambient dev exited early:\n{''.join(output)}")
+        await asyncio.sleep(TICK)
+
+    # Each stage is watched by a task of its own: a probe that waits (a request to the API's
+    # socket, bound from the start, waits in its backlog) holds back no other stage's stamp.
+    async def temporal_and_polling() -> None:
+        while not port_open(temporal_port):
+            await tick()
+        stamp("temporal")
+        client: Client | None = None
+        while True:
+            try:
+                client = client or await Client.connect(f"127.0.0.1:{temporal_port}")
+                if await polling(client):
+                    return stamp("polling")
+            except (RuntimeError, RPCError):  # open, still starting: not answering yet
+                pass
+            await tick()
+
+    async def spawned() -> None:
+        while not spawned_worker_and_api(process.pid):
+            await tick()
+        stamp("spawned")
+
+    async def health() -> None:
         async with httpx.AsyncClient(trust_env=False, timeout=2) as http:
-            while time.monotonic() - began < HANG:
-                if process.poll() is not None:
-                    raise RuntimeError(f"ambient dev exited early:\n{''.join(output)}")
-                now = time.monotonic() - began
-                if "temporal" not in result.times and port_open(temporal_port):
-                    result.times["temporal"] = now
-                if "spawned" not in result.times and spawned_worker_and_api(process.pid):
-                    result.times["spawned"] = now
-                if "polling" not in result.times and "temporal" in result.times:
-                    try:
-                        client = client or await Client.connect(f"127.0.0.1:{temporal_port}")
-                        if await polling(client):
-                            result.times["polling"] = time.monotonic() - began
-                    except (RuntimeError, RPCError):  # open, still starting: not answering
-                        pass
-                if "health" not in result.times and "spawned" in result.times:
-                    try:
-                        if (await http.get(f"http://127.0.0.1:{api_port}/health")).is_success:
-                            result.times["health"] = time.monotonic() - began
-                    except httpx.TransportError:
-                        pass
-                if {"polling", "health", "up"} <= result.times.keys():
-                    break
-                await asyncio.sleep(TICK)
-            else:
-                raise RuntimeError(f"not up in {HANG} s: {result.times}\n{''.join(output)}")
+            while True:
+                try:
+                    if (await http.get(f"http://127.0.0.1:{api_port}/health")).is_success:
+                        return stamp("health")
+                except httpx.TransportError:
+                    pass
+                await tick()
+
+    async def up() -> None:
+        while "up" not in result.times:
+            await tick()
+
+    try:
+        probes = asyncio.gather(temporal_and_polling(), spawned(), health(), up())
+        try:
+            await asyncio.wait_for(probes, HANG)
+        except TimeoutError:
+            raise RuntimeError(f"not up in {HANG} s: {result.times}\n{''.join(output)}") from None
     finally:
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
