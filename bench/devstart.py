@@ -231,6 +231,9 @@ async def main() -> None:
         "--warmup", type=int, default=1, help="uncounted runs first (writes bytecode caches)"
     )
     args = parser.parse_args()
+    # Ports from a slice of their own (tests.support.servers): the tests' processes (gw0, gw1,
+    # ...) take theirs from the first slices, and a port of theirs made a run's Temporal exit.
+    os.environ.setdefault("PYTEST_XDIST_WORKER", "gw9")
     trees = {"A": args.tree.resolve()} | ({"B": args.vs.resolve()} if args.vs else {})
     runs: dict[str, dict[str, list[Start]]] = {
         kind: {name: [] for name in trees} for kind in ("first", "restart")
