@@ -16,11 +16,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageFunctionToolCall as ToolCall
 from pydantic import BaseModel, Field
 
 from ambient.agent.errors import AgentError
@@ -28,6 +25,12 @@ from ambient.agent.facade import AgentFacade
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE, NoCompletionError, completion_in
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
+
+if TYPE_CHECKING:
+    # The openai SDK is imported with the first turn: the API imports this module at start,
+    # and the SDK's types were ~1 s of its ~7 s import on a loaded machine (bench/devstart.py).
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageFunctionToolCall as ToolCall
 
 MAX_ROUNDS = 8
 # What the conversation keeps of a tool call the model made: what the API takes back.
@@ -192,6 +195,9 @@ class ChatAgent:
             yield event(type="message", text=OFFLINE)
             yield event(type="done")
             return
+        import openai
+        from openai.types.chat import ChatCompletionMessageFunctionToolCall
+
         stale = confirm_id is not None and confirm_id != conversation.confirm_id
         if approve is not None and (stale or not (conversation.pending or text)):
             # Answered already, or declined by a newer message: a yes (a stale page, a retried
@@ -242,7 +248,11 @@ class ChatAgent:
                 yield event(type="error", text=f"model failed: {exc}")
                 return
             message = completion.choices[0].message
-            calls = [call for call in message.tool_calls or [] if isinstance(call, ToolCall)]
+            calls = [
+                call
+                for call in message.tool_calls or []
+                if isinstance(call, ChatCompletionMessageFunctionToolCall)
+            ]
             entry: dict[str, Any] = {"role": "assistant", "content": message.content}
             if calls:
                 entry["tool_calls"] = [call.model_dump(include=_TOOL_CALL) for call in calls]

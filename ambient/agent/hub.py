@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 from mcp import Client
-from openai import AsyncOpenAI
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -19,6 +19,9 @@ from ambient.clients.guard import DestinationGuard, DestinationLookupError, Refu
 from ambient.clients.llm import openai_client
 from ambient.storage.models import AgentServer, User
 from ambient.wiring import AppState, StateHolder
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI  # imported with the first model client (clients/llm.py)
 
 MAX_SERVERS = 10
 
