@@ -112,6 +112,7 @@ class RemediationRecords:
             f"Remediation `{self.remediation_id}` stopped: {reason}. "
             f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
+            + _left_isolated(self.attempts)
         )
         await self._act(
             RemediationActivities.hand_over_remediation,
@@ -289,6 +290,18 @@ def cause_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> 
 def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
     return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")
+
+
+def _left_isolated(attempts: list[Attempt]) -> str:
+    """What the person handed the run must know first: an isolation this run left in place
+    (its Services select no pods, so no traffic reaches the workload)."""
+    done = {a.rung for a in attempts if a.applied}
+    if Rung.ISOLATE not in done or Rung.FULL_ROLLBACK in done:
+        return ""
+    return (
+        " Its Services still select no pods (isolated at rung 4): restore their selectors"
+        " before anything else."
+    )
 
 
 def _how_it_went(attempt: Attempt) -> str:

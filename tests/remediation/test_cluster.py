@@ -222,6 +222,15 @@ async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and
     assert "not a Deployment revision" in (rungs[Rung.ROLLBACK].skipped_reason or "")
     assert not rungs[Rung.ROLLBACK].applied and rungs[Rung.ISOLATE].applied
     assert images(api) == [V1]
+    # Handed over with its Service isolated: the person is told that first.
+    async with deps.db.session() as session:
+        (row,) = await AuditRepository(session).list(
+            subject=status.run_key, action="hand_over", limit=10
+        )
+    assert row.detail["body"].endswith(
+        "Its Services still select no pods (isolated at rung 4): restore their selectors "
+        "before anything else."
+    ), row.detail["body"]
 
 
 async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_like_approving(
