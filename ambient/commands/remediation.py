@@ -161,10 +161,12 @@ def abort(
 def list_(
     user: User,
     state: Annotated[str | None, typer.Option(help="only this state")] = None,
+    limit: Annotated[int, typer.Option(parser=whole_number(1, 500), help="at most")] = 50,
+    offset: Annotated[int, typer.Option(parser=whole_number(0), help="skip, to page on")] = 0,
     as_json: Json = False,
 ) -> None:
     """Your remediations, newest first (an admin sees everyone's)."""
-    runs = _run(lambda s: s.list_runs(user, state=state))
+    runs = _run(lambda s: s.list_runs(user, state=state, limit=limit, offset=offset))
     if as_json:
         print_json(console, runs)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,3 +108,35 @@ async def test_show_prints_an_outcome_with_brackets_as_written(
     assert shown.exit_code == 0, shown.output
     # The caption wraps at the table's width.
     assert f"aborted by {user}: {reason}" in " ".join(shown.output.split())
+
+
+async def test_remediation_list_pages_on_with_limit_and_offset(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """`ambient remediation list` showed the 50 newest runs and no way past them."""
+    from tests.remediation.support import run_row
+
+    user = unique("cli-pager")
+    await add_user(deps, user)
+    async with deps.db.session() as session:
+        for i in range(3):
+            session.add(
+                run_row(f"remediation/{unique('fp')}", user, state="resolved", service=f"s{i}")
+            )
+        await session.commit()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir), "AMBIENT_USER": user, "COLUMNS": "300"}
+
+    def listed(*options: str) -> list[str]:
+        shown = CliRunner().invoke(cli, ["remediation", "list", "--json", *options], env=env)
+        assert shown.exit_code == 0, shown.output
+        return [run["service"] for run in json.loads(shown.output)]
+
+    first, rest = (
+        await asyncio.to_thread(listed, "--limit", "2"),
+        await asyncio.to_thread(listed, "--limit", "2", "--offset", "2"),
+    )
+    assert len(first) == 2 and len(rest) == 1 and sorted(first + rest) == ["s0", "s1", "s2"]
+    refused = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["remediation", "list", "--offset", "-1"], env=env
+    )
+    assert refused.exit_code != 0 and "offset" in refused.output
