@@ -250,7 +250,7 @@ def pick_task(
         return None, f"你说的是哪一个任务？{yours_zh}。"
     found = exact or [
         t
-        for t in tasks
+        for t in live
         if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
         or _part_of(key, _flat(t.summary))
         or _part_of(key, _flat(spoken_summary(t.summary)))

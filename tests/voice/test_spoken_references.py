@@ -310,3 +310,8 @@ def test_a_question_back_counts_and_offers_only_tasks_not_deleted() -> None:
     assert found is not None and found.task_id == "reminder/ops/old3"
     _, none = pick_task(gone, "backup", english=True)
     assert none == "You have no tasks yet.", none
+    # A part of a name picks the live task it fits, not a deleted one it fits too.
+    orders = [_task("reminder/ops/orders-page"), *gone[:1]]
+    orders.append(_task("reminder/ops/orders-api").model_copy(update={"state": TaskState.STOPPED}))
+    picked, asked = pick_task(orders, "orders")
+    assert picked is not None and picked.task_id == "reminder/ops/orders-page", asked
