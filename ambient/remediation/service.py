@@ -79,7 +79,7 @@ from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_problem
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import User
+from ambient.storage.models import MAX_ID, User
 from ambient.storage.repositories import UserRepository
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
@@ -244,6 +244,8 @@ class RemediationService:
         if state is not None and state not in get_args(RemediationState):
             states = ", ".join(get_args(RemediationState))
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
+        if not 0 <= offset <= MAX_ID:  # a larger one overflows the database's integer
+            raise InvalidRemediationError(f"offset: 0 to {MAX_ID}", field="offset")
         owner = None if (await self._user(user)).role == "admin" else user
         # A running run's row holds where it was planned: a state it may be in now is asked of
         # every open row, then kept where the run is in it.

@@ -202,7 +202,7 @@ async def remediation_list(
     state: StateDep,
     me: PageUser,
     _: PageWords,
-    offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Annotated[WholeNumber, Query(ge=0)] = 0,  # its bound: list_runs
 ) -> Response:
     problem, next_offset = None, None
     try:

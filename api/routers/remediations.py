@@ -64,6 +64,7 @@ FIELD_PLACES = {
     "remediation_id": ("path", "fingerprint"),
     "state": ("query", "state"),
     "days": ("query", "days"),
+    "offset": ("query", "offset"),
 }
 
 # The refusals no field is to blame for; any other RemediationError is a 502.

@@ -465,12 +465,16 @@ async def test_the_remediation_list_pages_on_through_the_api_and_mcp(
             for at in (0, 2, 4)
         ]
         refused = await http.get("/remediations", params={"offset": -1})
+        too_far = await http.get("/remediations", params={"offset": 10**20})
     assert [len(page) for page in pages] == [2, 2, 1]
     services = [run["service"] for page in pages for run in page]
     assert sorted(services) == [f"s{i}" for i in range(5)]
     assert refused.status_code == 422 and "offset" in refused.text
+    assert too_far.status_code == 422 and too_far.json()["detail"][0]["loc"] == ["query", "offset"]
     state = AppState(settings=settings, db=deps.db, temporal=None, channels=deps.channels)  # type: ignore[arg-type]
     state.stdio_user = name
     async with client(state, name) as c:
         _, second = await call(c, "list_remediations", limit=2, offset=2)
+        failed, said = await call(c, "list_remediations", offset=10**20)
+    assert failed and "offset: 0 to" in said, said
     assert [run["service"] for run in second["remediations"]] == services[2:4]

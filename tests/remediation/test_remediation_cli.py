@@ -140,3 +140,7 @@ async def test_remediation_list_pages_on_with_limit_and_offset(
         CliRunner().invoke, cli, ["remediation", "list", "--offset", "-1"], env=env
     )
     assert refused.exit_code != 0 and "offset" in refused.output
+    too_far = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["remediation", "list", "--offset", str(10**20)], env=env
+    )
+    assert too_far.exit_code != 0 and "offset: 0 to" in too_far.output, too_far.output
