@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx2
-from lightkube import AsyncClient
+from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import ConfigMap
 
 from ambient.clients.kube import (
@@ -213,5 +213,6 @@ class KubernetesExecutor:
             try:
                 await client.delete(change.resource, change.name, namespace=change.namespace)
             except httpx2.HTTPStatusError as exc:
-                if status_of(exc)[0] != 404:  # already gone is what we wanted
+                # Already gone is what we wanted: the API server's own 404, not a proxy's page.
+                if not (isinstance(exc, ApiError) and exc.status.code == 404):
                     raise

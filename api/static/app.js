@@ -64,7 +64,7 @@ window.addEventListener("DOMContentLoaded", () => {
       const words = document.getElementById("chat").dataset;
       const result = event.ok ? words.toolOk
         : event.declined ? words.toolDeclined
-        : words.toolFailed.replace("{error}", event.text || "");
+        : words.toolFailed.replace("{error}", () => event.text || "");
       say("tool", "← " + event.function + " " + result);
     }
     else if (event.type === "error") say("error", event.text || "error");
