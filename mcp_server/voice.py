@@ -140,8 +140,9 @@ def _needs_said(
         )
         said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
         # "The first one" only once it was named: unnamed, the listener asks which.
-        hint, hint_en = ("可以说“批准第一个”。", "You can say approve the first one. ")
-        hint, hint_en = (hint, hint_en) if named else ("", "")
+        hint, hint_en = (
+            ("可以说“批准第一个”。", "You can say approve the first one. ") if named else ("", "")
+        )
         parts.append(
             say(
                 f"有 {len(waiting)} 个修复等你审批{said}。{hint}",
@@ -190,15 +191,17 @@ def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
     names = list(dict.fromkeys(_task_said(task) for task in tasks))  # two unnamed: one word
     shown, more = names[:most], len(names) > most
     keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
-    if not shown:
-        return (
-            f"{len(tasks)} 个监控一直检查失败",
-            f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks",
+    listed, listed_en = (
+        (
+            f"：{'、'.join(shown)}{' 等' if more else ''}",
+            f": {', '.join(shown)}{' and more' if more else ''}",
         )
+        if shown
+        else ("", "")
+    )
     return (
-        f"{len(tasks)} 个监控一直检查失败：{'、'.join(shown)}{' 等' if more else ''}",
-        f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks:"
-        f" {', '.join(shown)}{' and more' if more else ''}",
+        f"{len(tasks)} 个监控一直检查失败{listed}",
+        f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks{listed_en}",
     )
 
 

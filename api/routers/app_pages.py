@@ -151,7 +151,6 @@ async def create_web_monitor(
 # The task buttons and states: the API's values are the msgids the pages translate.
 TASK_ACTIONS = (N_("pause"), N_("resume"), N_("trigger"), N_("delete"))
 TASK_STATES = (N_("active"), N_("paused"), N_("stopped"))
-# A task's kind as its page names it (the value stays the API's).
 # What each event kind is, as the pages name it (the kind stays the id in the API and the CLI).
 EVENT_KINDS = {
     "watch.hit": N_("keyword found"),
@@ -182,6 +181,7 @@ EVENT_KINDS = {
 }
 
 
+# A task's kind as its page names it (the value stays the API's).
 TASK_KINDS = {
     "web_monitor": N_("web monitor"),
     "threshold_watch": N_("threshold watch"),
