@@ -260,7 +260,8 @@ class PollReports:
         try:
             async with self.poller.db.writing() as session:
                 seen = select(Event.id).where(Event.idempotency_key == told)
-                new = await session.scalar(seen) is None
+                if await session.scalar(seen) is not None:
+                    return  # told already (an earlier try, poll or process)
                 await EventRepository(session).add(
                     "watch.delivery_failed",
                     user=self.request.user,
@@ -274,10 +275,10 @@ class PollReports:
                 )
                 # Decided now for one sent again: the poll may have handed back meanwhile.
                 late = late or (again and self.handed_back)
-                if new and again and not late:
+                if again and not late:
                     self.delivery_failures += 1
                     self.last_failure = failure
-                elif new and late:
+                elif late:
                     # The result is gone: kept with the poll's mark (which exists: the event
                     # was stored with it), the watch's next poll reports it wherever it runs.
                     await session.execute(
