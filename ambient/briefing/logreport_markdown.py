@@ -92,7 +92,6 @@ def anomaly_detail(anomaly: Anomaly, zone: tzinfo, dated: bool = False) -> str:
 _KIND_ZH = {"burst": "短时突增", "spike": "比平时多", "new_error": "新出现的错误"}
 _LEVEL_ZH = {
     "CRITICAL": "严重",
-    "FATAL": "致命",
     "ERROR": "错误",
     "WARNING": "警告",
     "INFO": "信息",

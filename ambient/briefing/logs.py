@@ -93,7 +93,6 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.anomalies = [anomaly_said(a, zone, zh) for a in report.anomalies[:10]]
     change = report.trend.get("errors_change_pct")
     if change is not None and report.trend.get("baseline_days"):
-        zh = inputs.language == "zh"
         inputs.trend = (
             f"错误数比前 {report.trend['baseline_days']} 天平均{'增加' if change >= 0 else '减少'}"
             f" {abs(change):.0f}%"

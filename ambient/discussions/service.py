@@ -128,7 +128,7 @@ class DiscussionService(DiscussionReads):
                 await self._may_sign(session, user, message.from_id)
         # A retry (the same message_id) is found in the write turn, where a concurrent post of
         # the same message is seen too: one read a post, not one before the turn and one in it.
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # Writers do not queue there as on SQLite: posts at once on a new topic would
                 # each find no open discussion and open one apiece.
@@ -141,7 +141,6 @@ class DiscussionService(DiscussionReads):
             retry = await self._retry(session, message, topic_key=key)
             if retry is None:
                 retry = await self._store_on_topic(session, user, topic, key, message, subject)
-                await session.commit()
         posted, about, recipients = retry
         return await self._notify(posted, about, message, recipients)
 

@@ -31,7 +31,9 @@ UserName = Annotated[str, StringConstraints(pattern=_NAME.pattern)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # The audit log's actors that are no user: the operator's CLI, open registration, a
 # remediation's own decisions. A user so named would pass for them in every record.
-SYSTEM_ACTORS = frozenset({"operator", "open-registration", "remediation"})
+# The audit actor for changes made with direct database access (the `ambient user` CLI).
+OPERATOR = "operator"
+SYSTEM_ACTORS = frozenset({OPERATOR, "open-registration", "remediation"})
 
 
 class RollbackPermission(StrEnum):

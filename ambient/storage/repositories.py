@@ -18,6 +18,7 @@ from ambient.domain.notify import Message
 from ambient.domain.users import (
     BRIEFING_TIMES,
     CLEARABLE_SETTINGS,
+    OPERATOR,
     Grant,
     UserCreate,
     UserPublic,
@@ -39,8 +40,6 @@ from ambient.storage.models import (
 TOKEN_PREFIX = "amb_"
 # The inbox's title and link columns (PostgreSQL refuses a longer value; SQLite keeps it).
 INBOX_TITLE, INBOX_LINK = 255, 1024
-# The audit actor for changes made with direct database access (the `ambient user` CLI).
-OPERATOR = "operator"
 # A watch's checks turning failing and back (a web monitor's per page, a threshold watch's),
 # and a page an update took out of a web monitor (failing no more: not watched).
 FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
