@@ -155,13 +155,14 @@ class Database:
                         if tries < WRITE_TURN_TRIES and "database is locked" in str(exc.orig):
                             continue
                         raise
-                    driver = await _turn_connection(session)
-                    if driver is not None:
+                    raw = await (await session.connection()).get_raw_connection()
+                    driver = raw.driver_connection
+                    if isinstance(driver, TurnConnection):
                         driver.inline = not bulk
                     try:
                         yield session
                     finally:
-                        if driver is not None:  # before the session hands it back to the pool
+                        if isinstance(driver, TurnConnection):  # before the pool has it again
                             driver.inline = False
                     return
 
@@ -180,9 +181,3 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-async def _turn_connection(session: AsyncSession) -> TurnConnection | None:
-    connection = await (await session.connection()).get_raw_connection()
-    driver = connection.driver_connection
-    return driver if isinstance(driver, TurnConnection) else None
