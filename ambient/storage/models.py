@@ -76,7 +76,13 @@ class Dated:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class User(Numbered, Dated, Base):
+class Updated:
+    """A table whose rows keep when they were last changed (``updated_at``)."""
+
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class User(Numbered, Dated, Updated, Base):
     __tablename__ = "users"
 
     name: Mapped[str] = mapped_column(String(63), unique=True)
@@ -96,7 +102,6 @@ class User(Numbered, Dated, Base):
     briefing_window_end: Mapped[str] = mapped_column(String(5), default="10:00")
     # "zh" or "en" (ambient.domain.users.Language); NULL: not chosen, the server's default.
     language: Mapped[str | None] = mapped_column(String(8))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 # One voice, one user, whatever the case (UserRepository checks it against names, in code).
@@ -116,7 +121,7 @@ class Event(Numbered, Dated, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
 
 
-class Delivery(Numbered, Dated, Base):
+class Delivery(Numbered, Dated, Updated, Base):
     __tablename__ = "deliveries"
     __table_args__ = (Index("ix_deliveries_user_id", "user", "id"),)
 
@@ -133,7 +138,6 @@ class Delivery(Numbered, Dated, Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     task: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str | None] = mapped_column(String(32))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     def _takeable(self, now: datetime) -> bool:
         """Whether an attempt may take the lease: failed transiently, or pending and expired."""
@@ -273,7 +277,7 @@ class AuditRecord(Numbered, Dated, Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class Briefing(Numbered, Dated, Base):
+class Briefing(Numbered, Dated, Updated, Base):
     """One user's briefing for one local date; the workflow decides when it is given."""
 
     __tablename__ = "briefings"
@@ -290,10 +294,9 @@ class Briefing(Numbered, Dated, Base):
     given_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     given_via: Mapped[str | None] = mapped_column(String(32))
     pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class LogBaselineRow(Base):
+class LogBaselineRow(Updated, Base):
     """The per-user 7-day log baseline the reducer compares a day against."""
 
     __tablename__ = "log_baselines"
@@ -302,7 +305,6 @@ class LogBaselineRow(Base):
     # Local date of the last day folded in, so re-preparing the same day does not fold twice.
     last_date: Mapped[str | None] = mapped_column(String(10))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Broadcast(Numbered, Dated, Base):
