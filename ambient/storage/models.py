@@ -198,14 +198,13 @@ class WatchPoll(Base):
     late_failure: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
-class WatchPollEnd(Dated, Base):
+class WatchPollEnd(Numbered, Dated, Base):
     """A control asked the poll of (task = workflow id, life) to hand back (read by its process)."""
 
     __tablename__ = "watch_poll_ends"
     # A poll that starts looks for a request to end it (activities/poll_session.py).
     __table_args__ = (Index("ix_watch_poll_ends_task_life", "task", "life"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task: Mapped[str] = mapped_column(String(255))
     life: Mapped[str] = mapped_column(String(64))
     # Set when only one poll is to end (a lost one): its workflow run and number.
