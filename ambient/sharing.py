@@ -151,10 +151,9 @@ async def share_report(
     db: Database, settings: Settings, user: str, kind: str, title: str, markdown: str, key: str
 ) -> ReportLink:
     """A link to the report for the configured days; the same ``key`` gives the same link."""
-    async with db.session() as session:
+    async with db.writing() as session:
         secret = settings.secret_key.get_secret_value()
         row, token = await ShareLinkRepository(session, secret).create(
             user, kind, title, markdown, days=settings.share_link_days, key=key
         )
-        await session.commit()
     return ReportLink(url=f"{settings.public_base_url}/share/{token}", expires_at=row.expires_at)
