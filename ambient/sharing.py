@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.db import Repository
 from ambient.storage.models import ShareLink
 
 
@@ -62,9 +64,9 @@ def _signed(secret: str, token: str) -> tuple[str, int]:
     return token_id, expires
 
 
-class ShareLinkRepository:
+class ShareLinkRepository(Repository):
     def __init__(self, session: AsyncSession, secret: str) -> None:
-        self.session = session
+        super().__init__(session)
         self.secret = secret
 
     async def create(
@@ -94,8 +96,9 @@ class ShareLinkRepository:
                 created_at=now,
                 expires_at=now + timedelta(days=days),
             )
-            self.session.add(row)
-            await self.session.flush()
+            # The same key asked for at once (a push and its owner sharing one report): the
+            # link the other stored first, not the unique key's refusal.
+            row = await self._insert_once(row, partial(self._by_token, token_id))
         expires = int(row.expires_at.timestamp())
         return row, f"{token_id}.{expires}.{_signature(self.secret, token_id, expires)}"
 
@@ -106,18 +109,21 @@ class ShareLinkRepository:
         while True:
             seed = key if generation == 0 else f"{key}#{generation}"
             token_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
-            row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
+            row = await self._by_token(token_id)
             if row is None:
                 return token_id, None
             if row.revoked_at is None and now.timestamp() < row.expires_at.timestamp():
                 return token_id, row
             generation += 1
 
+    async def _by_token(self, token_id: str) -> ShareLink | None:
+        return await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
+
     async def open(self, token: str, now: datetime | None = None) -> ShareLink:
         token_id, expires = _signed(self.secret, token)
         if (now or datetime.now(UTC)).timestamp() >= expires:
             raise ExpiredShareLinkError("this link has expired")
-        row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
+        row = await self._by_token(token_id)
         if row is None:
             raise InvalidShareLinkError("unknown share link")
         if row.revoked_at is not None:
