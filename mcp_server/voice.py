@@ -33,7 +33,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
-from mcp_server.server import build_server
+from mcp_server.server import build_server, reads_only
 from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_answer import (
     CALL_BUDGET,
@@ -454,12 +454,12 @@ def build_voice_server(
         path=VOICE_PATH,
     )
     for tool, hint in TOOLS:
-        if read_only and not hint.read_only_hint:
-            continue
         # Plain text results: no output schema to send on every turn, nothing but the words.
         mcp.tool(
             description=DESCRIPTIONS[tool.__name__], annotations=hint, structured_output=False
         )(tool)
+    if read_only:
+        reads_only(mcp)
     return mcp
 
 
