@@ -53,9 +53,9 @@ from mcp_server.voice_prompt import (
     TaskName,
 )
 from mcp_server.voice_speech import (
-    ORDINAL_WORDS,
     ORDINALS_EN,
     counted,
+    ordinal_word,
     pick_task,
     run_about,
     spoken_name,
@@ -133,7 +133,7 @@ def _needs_said(
     parts = []
     if waiting:
         named = "；".join(
-            f"第{ORDINAL_WORDS[i]}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
+            f"第{ordinal_word(i)}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
         )
         named_en = "; ".join(
             f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:fixes])
