@@ -300,8 +300,17 @@ def build_server(
         auth=auth,
     )
     for area in selected:
-        AREAS[area](mcp, read_only=read_only)
+        AREAS[area](mcp)
+    if read_only:
+        reads_only(mcp)
     return mcp
+
+
+def reads_only(mcp: MCPServer[Any]) -> None:
+    """Leave ``mcp`` only the tools whose hints say they change nothing (`--read-only`)."""
+    for tool in mcp._tool_manager.list_tools():
+        if not (tool.annotations and tool.annotations.read_only_hint):
+            mcp.remove_tool(tool.name)
 
 
 # The discussion bus as three servers a client enables one by one.

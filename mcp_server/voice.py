@@ -33,7 +33,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
-from mcp_server.server import build_server
+from mcp_server.server import build_server, reads_only
 from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_answer import (
     CALL_BUDGET,
@@ -53,9 +53,9 @@ from mcp_server.voice_prompt import (
     TaskName,
 )
 from mcp_server.voice_speech import (
-    ORDINAL_WORDS,
     ORDINALS_EN,
     counted,
+    ordinal_word,
     pick_task,
     run_about,
     spoken_name,
@@ -133,7 +133,7 @@ def _needs_said(
     parts = []
     if waiting:
         named = "；".join(
-            f"第{ORDINAL_WORDS[i]}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
+            f"第{ordinal_word(i)}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
         )
         named_en = "; ".join(
             f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:fixes])
@@ -454,12 +454,12 @@ def build_voice_server(
         path=VOICE_PATH,
     )
     for tool, hint in TOOLS:
-        if read_only and not hint.read_only_hint:
-            continue
         # Plain text results: no output schema to send on every turn, nothing but the words.
         mcp.tool(
             description=DESCRIPTIONS[tool.__name__], annotations=hint, structured_output=False
         )(tool)
+    if read_only:
+        reads_only(mcp)
     return mcp
 
 

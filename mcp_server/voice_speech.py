@@ -40,9 +40,10 @@ def ordinal_word(i: int) -> str:
 
 
 ORDINALS_EN = "first second third fourth fifth sixth seventh eighth ninth tenth".split()
+_ENGLISH_NUMBERS = "one two three four five six seven eight nine ten eleven twelve".split()
+# "one" to "ten" are read as numbers (_place): only the ordinals and the last are words here.
 _ORDINALS: dict[str, int] = {
     **{w: i for i, w in enumerate(ORDINALS_EN)},
-    **{w: i for i, w in enumerate("one two three four five six seven eight nine ten".split())},
     "last": -1,
     "最后": -1,
 }
@@ -61,7 +62,7 @@ def _place(word: str) -> int | None:
 _ORDINAL = re.compile(
     r"第\s*([一二三四五六七八九十\d]+)"
     rf"|\b({'|'.join(ORDINALS_EN)}|last)\b|最后|^\s*(\d+)\s*$"
-    r"|(?:\bnumber\s*|\bno\.\s*|#\s*)(\d+|one|two|three|four|five|six|seven|eight|nine|ten)\b"
+    rf"|(?:\bnumber\s*|\bno\.\s*|#\s*)(\d+|{'|'.join(_ENGLISH_NUMBERS[:10])})\b"
     r"|\b(\d+)(?:st|nd|rd|th)\b"
 )
 
@@ -270,7 +271,6 @@ def pick_task(
 # Spoken time spans for "errors of the last …": a 1.5B model turns "最近两天" into hours=24 and
 # "这一周" into hours=1 (docs/benchmarks.md, round 9), yet copies the words well. The span is read
 # here: a number (digits, 一…十, 两/俩, English words, "a", "couple"), then its unit.
-_ENGLISH_NUMBERS = "one two three four five six seven eight nine ten eleven twelve".split()
 _NUMBER_WORDS: dict[str, float] = {
     **{w: i + 1 for i, w in enumerate(ORDINAL_WORDS)},
     **{"两": 2, "俩": 2, "半": 0.5, "几": 3},
@@ -283,8 +283,8 @@ _UNIT_HOURS = {
     **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
 }
 _SPAN = re.compile(
-    r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+|\b(?:a|an|half|couple|few|several|one|two|three"
-    r"|four|five|six|seven|eight|nine|ten|eleven|twelve)\b)?\s*(?:of\s+)?个?多?\s*"
+    r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+"
+    rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?多?\s*"
     r"(小时|钟头|天|日|晚上|周|星期|礼拜|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?)\b)",
 )
 _WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")

@@ -16,7 +16,7 @@ from mcp_server.tools import (
     users,
 )
 
-# Area name -> register(mcp, *, read_only). Add one line per area module.
+# Area name -> register(mcp). Add one line per area module.
 AREAS: dict[str, Callable[..., None]] = {
     "system": system.register,
     "tasks": tasks.register,

@@ -137,12 +137,10 @@ async def analyze_logs(
     return await app_state(ctx).briefings.analyze_logs(current_user(ctx), log_source, start, end)
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(get_briefing, annotations=READ)
     mcp.add_tool(list_briefings, annotations=READ)
     mcp.add_tool(analyze_logs, annotations=READ)
-    if read_only:
-        return
     mcp.add_tool(create_daily_briefing, annotations=WRITE)
     mcp.add_tool(greet, annotations=WRITE)
     mcp.add_tool(regenerate_briefing, annotations=AGAIN)

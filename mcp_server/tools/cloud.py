@@ -244,7 +244,7 @@ async def scale_node_pool(
     return await service.scale_node_pool(actor, spec, mode)
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     for tool in (
         list_clusters,
         list_node_pools,
@@ -255,5 +255,4 @@ def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
         list_alarms,
     ):
         mcp.add_tool(tool, annotations=LOOK)  # type: ignore[arg-type]
-    if not read_only:
-        mcp.add_tool(scale_node_pool, annotations=CHANGE)
+    mcp.add_tool(scale_node_pool, annotations=CHANGE)

@@ -125,10 +125,8 @@ async def describe_dashboard_image(
     return await describe_image(app_state(ctx).settings, image_url, question)
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(describe_dashboard_image, annotations=LOOK)
-    if read_only:
-        return
     for tool in (
         create_node_pool,
         create_logset,

@@ -189,9 +189,7 @@ async def get_stats(ctx: Context[Any, Any]) -> Stats:
     return await app_state(ctx).discussions.get_stats(current_user(ctx))
 
 
-def register_signing(mcp: MCPServer[Any], *, read_only: bool) -> None:
-    if read_only:
-        return
+def register_signing(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(send_message, title="Send a message", annotations=AGAIN)
     # A reply can approve or abort a remediation as the person: asked first, like approving.
     steers = hints(read_only=False, open_world=True, destructive=True, idempotent=False)
@@ -199,17 +197,15 @@ def register_signing(mcp: MCPServer[Any], *, read_only: bool) -> None:
     mcp.add_tool(close_discussion, title="Close a discussion", annotations=RECORD)
 
 
-def register_annotate(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register_annotate(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(search_messages, title="Search messages", annotations=READ)
     mcp.add_tool(detect_anomalies, title="Detect inferred replies", annotations=READ)
-    if not read_only:
-        mcp.add_tool(annotate_discussion, title="Annotate a discussion", annotations=RECORD)
+    mcp.add_tool(annotate_discussion, title="Annotate a discussion", annotations=RECORD)
 
 
-def register_bus(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register_bus(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(list_discussions, title="List discussions", annotations=READ)
     mcp.add_tool(read_discussion, title="Read a discussion", annotations=READ)
     mcp.add_tool(list_projects, title="List projects", annotations=READ)
     mcp.add_tool(get_stats, title="Bus statistics", annotations=READ)
-    if not read_only:
-        mcp.add_tool(init_store, title="Initialise the bus", annotations=RECORD)
+    mcp.add_tool(init_store, title="Initialise the bus", annotations=RECORD)

@@ -61,7 +61,6 @@ async def set_push_config(
     return config
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(get_push_config, annotations=READ)
-    if not read_only:
-        mcp.add_tool(set_push_config, annotations=REPLACE)
+    mcp.add_tool(set_push_config, annotations=REPLACE)

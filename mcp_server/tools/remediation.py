@@ -141,12 +141,10 @@ async def share_remediation(ctx: Context[Any, Any], remediation_id: RemediationI
     return await app_state(ctx).remediations.share(current_user(ctx), remediation_id)
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     # Scoring may call the LLM, but it changes nothing anywhere.
     for read in (score_alert, get_remediation, list_remediations, remediation_stats):
         mcp.add_tool(read, annotations=READ)
-    if read_only:
-        return
     # Aborting ends the owner's run for good: the assistant asks the person before it does.
     for tool in (start_remediation, approve_remediation, abort_remediation):
         mcp.add_tool(tool, annotations=CHANGE)

@@ -219,7 +219,7 @@ class ToolFinder:
         )
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(get_status, title="System status", annotations=READ)
     mcp.add_tool(ToolFinder(mcp).find_tools, title="Find tools", annotations=READ)
     mcp.add_tool(list_events, title="List events", annotations=READ)

@@ -170,11 +170,9 @@ async def delete_task(
     return await app_state(ctx).tasks.delete(current_user(ctx), task_id, purge=purge)
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(list_tasks, title="List tasks", annotations=READ)
     mcp.add_tool(get_task, title="Get task", annotations=READ)
-    if read_only:
-        return
     # Creates and steering alike: a retry changes nothing more.
     mcp.add_tool(create_web_monitor, annotations=WRITE)
     mcp.add_tool(create_threshold_watch, annotations=WRITE)

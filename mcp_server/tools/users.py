@@ -45,11 +45,9 @@ async def grant_permission(
         return await grants.grant(session, caller, user_name, change)
 
 
-def register(mcp: MCPServer[Any], *, read_only: bool) -> None:
+def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(whoami, annotations=READ)
-    if not read_only:
-        # Destructive: a chat agent asks the person before a permission change a model calls.
-        mcp.add_tool(
-            grant_permission,
-            annotations=hints(read_only=False, open_world=False, destructive=True),
-        )
+    # Destructive: a chat agent asks the person before a permission change a model calls.
+    mcp.add_tool(
+        grant_permission, annotations=hints(read_only=False, open_world=False, destructive=True)
+    )
