@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
@@ -83,9 +84,9 @@ def published(schema: dict[str, Any]) -> dict[str, Any]:
     for text, count in Counter(_models(body)).items():
         if count > 1:
             model = json.loads(text)
-            name = base = model["title"]
-            while name in defs:
-                name = f"{base}{len(defs)}"
+            base = model["title"]
+            numbered = (f"{base}{n}" for n in itertools.count(len(defs)))
+            name = base if base not in defs else next(n for n in numbered if n not in defs)
             defs[name] = model
             names[text] = name
     for name in names.values():  # a model inside a hoisted one, by reference too

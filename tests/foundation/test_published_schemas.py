@@ -92,3 +92,15 @@ def test_a_field_called_title_stays_and_the_models_own_defs_lose_their_titles() 
     Draft202012Validator(schema).validate(
         {"title": "hi", "sender": {"city": "a", "street": "b"}, "to": {"city": "c", "street": "d"}}
     )
+
+
+def test_a_repeated_model_whose_name_and_numbered_name_are_both_taken_gets_a_free_one() -> None:
+    inline = {"title": "X", "type": "object", "properties": {"n": {"type": "integer"}}}
+    schema = {
+        "type": "object",
+        "properties": {"a": inline, "b": dict(inline)},
+        "$defs": {"X": {"type": "string"}, "X2": {"type": "integer"}},
+    }
+    hoisted = published(schema)  # took its numbered name, not a loop over a taken one
+    assert hoisted["properties"]["a"] == hoisted["properties"]["b"] == {"$ref": "#/$defs/X3"}
+    assert hoisted["$defs"]["X2"] == {"type": "integer"}
