@@ -152,14 +152,10 @@ def finish(draft: BriefingDraft, inputs: BriefingInputs, generated_by: str) -> B
     """The stored briefing: the draft plus TTS segments, sources and totals."""
     return BriefingContent(
         **draft.model_dump(),
-        date=inputs.date,
-        language=inputs.language,
+        **inputs.model_dump(include={"date", "language", "log_lines", "errors", "warnings"}),
         generated_by=generated_by,
         spoken_segments=tts_segments(draft.spoken_text),
         sources=inputs.notes,
-        log_lines=inputs.log_lines,
-        errors=inputs.errors,
-        warnings=inputs.warnings,
     )
 
 
