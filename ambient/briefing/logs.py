@@ -15,7 +15,7 @@ from ambient.briefing.models import BriefingInputs
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
-from ambient.domain.loglevels import ERROR_LEVELS
+from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 
 
 class LogFileError(Exception):
@@ -64,18 +64,15 @@ async def read_log_source(
     # SearchLog's reference does not say whether To is inclusive: a record at midnight is the
     # next day's, as in a file source.
     records = [r for r in result.logs if start <= r.time < end]
-    for record in records:
-        reducer.add_record(record)
+    reducer.add_many((r.time, *level_and_message(r.content)) for r in records)
     suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
     return f"{len(records)} lines read{suffix}"
 
 
 def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:
     # Streamed: a day of logs never sits in memory as records.
-    count = 0
-    for record in source.records(start, end):
-        reducer.add_record(record)
-        count += 1
+    lines = ((r.time, *level_and_message(r.content)) for r in source.records(start, end))
+    count = len(reducer.add_many(lines))
     reducer.unreadable = skipped = source.skipped
     failed = f"; not read to the end: {'; '.join(source.failed)}" if source.failed else ""
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
