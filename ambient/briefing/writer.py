@@ -18,14 +18,29 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
-    greeting,
-    still_open,
 )
 from ambient.clients.llm import Answer, LLMClient, data_block
 from ambient.clients.tencent.ops import AlarmRecord, tts_segments
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
 from ambient.render import markdown_literal
+
+
+def greeting(inputs: BriefingInputs) -> str:
+    """The greeting for the hour the briefing is first spoken, in its language."""
+    hour = int(inputs.window_start[:2])
+    zh = inputs.language == "zh"
+    if hour < 12:
+        return "早上好" if zh else "Good morning"
+    if hour < 18:
+        return "下午好" if zh else "Good afternoon"
+    return "晚上好" if zh else "Good evening"
+
+
+def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
+    """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
+    return [a for a in alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
+
 
 SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's daily \
 briefing about yesterday ({date}). You receive a reduced log report (templates with counts, \
