@@ -20,7 +20,6 @@ from temporalio.service import RPCError
 from activities.notify import heartbeating
 from ambient import temporal
 from ambient.briefing.config import DayPlan, FileLogSpec, plan_day
-from ambient.briefing.draft import finish
 from ambient.briefing.logreport import (
     LogBaseline,
     LogReducer,
@@ -44,7 +43,7 @@ from ambient.briefing.models import (
     briefing_link,
     task_id_for,
 )
-from ambient.briefing.writer import full_report_markdown, summary_markdown, write_briefing
+from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError

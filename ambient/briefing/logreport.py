@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, template_id
-from ambient.clients.tencent.ops import LogRecord
-from ambient.domain.loglevels import ERROR_LEVELS, SEVERITY, level_and_message
+from ambient.domain.loglevels import ERROR_LEVELS, SEVERITY
 
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
 BASELINE_DAYS = 7
@@ -135,10 +134,6 @@ class LogReducer:
     def add(self, when: datetime | None, level: str, message: str) -> int:
         """Counts one line; returns its group number (see `group_template_id`)."""
         return self.add_many(((when, level, message),))[0]
-
-    def add_record(self, record: LogRecord) -> int:
-        """Counts one record (level and message read from its content)."""
-        return self.add(record.time, *level_and_message(record.content))
 
     def add_many(
         self,

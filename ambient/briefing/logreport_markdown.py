@@ -82,10 +82,15 @@ def render_markdown(
 
 def anomaly_detail(anomaly: Anomaly, zone: tzinfo, dated: bool = False) -> str:
     """The anomaly's detail, a burst's run first, said in ``zone`` (with its day if ``dated``)."""
+    run = _run(anomaly, zone, dated)
+    return f"{run}, {anomaly.detail}" if run else anomaly.detail
+
+
+def _run(anomaly: Anomaly, zone: tzinfo, dated: bool = False) -> str:
+    """A burst's run, "HH:MM–HH:MM" in ``zone`` (with its day if ``dated``); "" for others."""
     if anomaly.start is None or anomaly.end is None:
-        return anomaly.detail
-    run = f"{_when(anomaly.start, zone, dated)}–{_when(anomaly.end, zone, dated)}"
-    return f"{run}, {anomaly.detail}"
+        return ""
+    return f"{_when(anomaly.start, zone, dated)}–{_when(anomaly.end, zone, dated)}"
 
 
 # An anomaly said in a Chinese briefing: its kind and level.
@@ -104,11 +109,7 @@ def anomaly_said(anomaly: Anomaly, zone: tzinfo, zh: bool) -> str:
         return f"{anomaly.kind} [{anomaly.level}] {anomaly.template or ''}: " + anomaly_detail(
             anomaly, zone
         )
-    run = (
-        f"{_when(anomaly.start, zone)}–{_when(anomaly.end, zone)}，"
-        if anomaly.start is not None and anomaly.end is not None
-        else ""
-    )
+    run = _run(anomaly, zone)
     if anomaly.kind == "burst" and anomaly.peak is not None and anomaly.usual is not None:
         detail = f"{anomaly.lines} 行，5 分钟最多 {anomaly.peak} 行（平时 {anomaly.usual:.1f} 行）"
     elif anomaly.kind == "new_error" and anomaly.days is not None:
@@ -119,7 +120,7 @@ def anomaly_said(anomaly: Anomaly, zone: tzinfo, zh: bool) -> str:
         detail = anomaly.detail
     kind = _KIND_ZH.get(anomaly.kind, anomaly.kind)
     level = _LEVEL_ZH.get(anomaly.level or "", anomaly.level or "")
-    return f"{kind}（{level}）{anomaly.template or ''}：{run}{detail}"
+    return f"{kind}（{level}）{anomaly.template or ''}：{run}{'，' if run else ''}{detail}"
 
 
 def _all_along(stat: TemplateStat, report: LogReport) -> bool:

@@ -1,21 +1,30 @@
-"""A briefing's log source read into the reducer: a file (confined to AMBIENT_LOG_DIR) or a
-CLS topic, and the reduced report copied into the briefing's inputs."""
+"""A log source read into the reducer: a file (confined to AMBIENT_LOG_DIR) or a CLS topic;
+a briefing's day of it copied into the briefing's inputs, and the analysis of any time range
+(`analyze_logs`, the reduction a briefing makes of its day, on request)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from ambient.briefing.config import ClsLogSpec, FileLogSpec
+from pydantic import ValidationError
+
+from ambient.briefing.config import BriefingConfig, ClsLogSpec, FileLogSpec
+from ambient.briefing.errors import BriefingError, InvalidBriefingError
 from ambient.briefing.logreport import LogReducer, LogReport
-from ambient.briefing.logreport_markdown import anomaly_said
-from ambient.briefing.models import BriefingInputs
+from ambient.briefing.logreport_markdown import anomaly_said, render_markdown
+from ambient.briefing.models import BriefingInputs, LogAnalysis
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
-from ambient.domain.loglevels import ERROR_LEVELS
+from ambient.domain.field_errors import field_problems
+from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
+from ambient.settings import Settings
 
 
 class LogFileError(Exception):
@@ -64,18 +73,15 @@ async def read_log_source(
     # SearchLog's reference does not say whether To is inclusive: a record at midnight is the
     # next day's, as in a file source.
     records = [r for r in result.logs if start <= r.time < end]
-    for record in records:
-        reducer.add_record(record)
+    reducer.add_many((r.time, *level_and_message(r.content)) for r in records)
     suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
     return f"{len(records)} lines read{suffix}"
 
 
 def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:
     # Streamed: a day of logs never sits in memory as records.
-    count = 0
-    for record in source.records(start, end):
-        reducer.add_record(record)
-        count += 1
+    lines = ((r.time, *level_and_message(r.content)) for r in source.records(start, end))
+    count = len(reducer.add_many(lines))
     reducer.unreadable = skipped = source.skipped
     failed = f"; not read to the end: {'; '.join(source.failed)}" if source.failed else ""
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
@@ -99,3 +105,60 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
             if zh
             else f"errors {change:+.0f}% against the previous {report.trend['baseline_days']} days"
         )
+
+
+async def analyze_logs(
+    source: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    *,
+    settings: Settings,
+    tencent: TencentCloud,
+    is_admin: Callable[[], Awaitable[bool]],
+) -> LogAnalysis:
+    """The reduction report (templates, trend, anomalies, keywords) for any time range.
+    ``is_admin``: whether the caller may read any file (asked of a file source only)."""
+    for name, value in (("start", start), ("end", end)):
+        # Log times are instants: a time without an offset is hours off in any other zone.
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidBriefingError(
+                f"{name}: {value.isoformat()} has no UTC offset; give one, "
+                f"e.g. {value.isoformat()}+08:00 or {value.isoformat()}Z",
+                field=name,
+            )
+    if end <= start:
+        raise InvalidBriefingError("end: must be later than start")
+    try:
+        spec = BriefingConfig.model_validate({"log_source": source}).log_source
+    except ValidationError as exc:
+        raise InvalidBriefingError("; ".join(field_problems(exc))) from None
+    assert spec is not None
+    if isinstance(spec, ClsLogSpec) and not tencent.configured:
+        raise InvalidBriefingError(
+            "log_source: Tencent Cloud is not configured; use a file source or set "
+            "TENCENTCLOUD_SECRET_ID/KEY"
+        )
+    reducer = LogReducer()
+    try:
+        read = await read_log_source(
+            spec,
+            start,
+            end,
+            reducer,
+            log_dir=settings.log_dir,
+            # Only a file source asks who may read it: a CLS search reads no role.
+            admin=isinstance(spec, FileLogSpec) and await is_admin(),
+            tencent=tencent,
+            # A line's wall time (no offset) is read where the range was asked, as a
+            # briefing reads it in its time zone.
+            zone=start.tzinfo or UTC,
+        )
+    except LogFileError as exc:
+        raise InvalidBriefingError(str(exc)) from None
+    except (OSError, TencentCloudError) as exc:
+        raise BriefingError(f"log_source could not be read: {exc}") from None
+    report = reducer.report(start=start, end=end)
+    label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
+    # Said in the offset the range was asked in, as a briefing says its day in its zone.
+    markdown = render_markdown(report, tz=start.tzinfo)
+    return LogAnalysis(report=report, markdown=markdown, source=label, read=read)

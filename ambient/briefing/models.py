@@ -62,22 +62,6 @@ class SourceNote(BaseModel):
     detail: str = ""
 
 
-def greeting(inputs: BriefingInputs) -> str:
-    """The greeting for the hour the briefing is first spoken, in its language."""
-    hour = int(inputs.window_start[:2])
-    zh = inputs.language == "zh"
-    if hour < 12:
-        return "早上好" if zh else "Good morning"
-    if hour < 18:
-        return "下午好" if zh else "Good afternoon"
-    return "晚上好" if zh else "Good evening"
-
-
-def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
-    """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
-    return [a for a in alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
-
-
 class BriefingInputs(BaseModel):
     """Everything preparation gathered, reduced: what the LLM sees (as data) and offline reads."""
 

@@ -5,7 +5,7 @@ the workflow id `daily-briefing/{user}` (one per user), so creating twice is ide
 
 Its errors, and the checks of what it is given, are in `ambient.briefing.errors`; a
 greeting (``greet``) is `ambient.briefing.greeting`; the analysis of logs over any time
-range (``analyze_logs``) is `ambient.briefing.analysis`.
+range (``analyze_logs``) is `ambient.briefing.logs`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing import analysis
 from ambient.briefing.config import BriefingConfig, FileLogSpec, plan_for
 from ambient.briefing.errors import (
     BriefingError,
@@ -45,7 +44,7 @@ from ambient.briefing.errors import (
     update_id_of,
 )
 from ambient.briefing.greeting import Greeting
-from ambient.briefing.logs import LogFileError, resolve_log_path
+from ambient.briefing.logs import LogFileError, analyze_logs, resolve_log_path
 from ambient.briefing.models import (
     KIND,
     BriefingCarry,
@@ -480,8 +479,8 @@ class BriefingService(Greeting):
     async def analyze_logs(
         self, user: str, source: dict[str, Any], start: datetime, end: datetime
     ) -> LogAnalysis:
-        """The reduction report for any time range (`ambient.briefing.analysis`)."""
-        return await analysis.analyze_logs(
+        """The reduction report for any time range (`ambient.briefing.logs`)."""
+        return await analyze_logs(
             source,
             start,
             end,

@@ -17,7 +17,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig, Language
-from ambient.briefing.draft import offline_draft
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
     BriefingInputs,
@@ -26,6 +25,7 @@ from ambient.briefing.models import (
     greeting_text,
 )
 from ambient.briefing.service import BriefingService
+from ambient.briefing.writer import offline_draft
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
 from ambient.storage.briefings import (
