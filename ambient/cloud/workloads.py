@@ -96,22 +96,17 @@ class WorkloadOps:
         objects = parse_documents(spec.documents, spec.namespace)
         key = hashlib.sha256(f"{spec.cluster_id}\n{spec.documents}".encode()).hexdigest()[:24]
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
-        async with self.service.failures_audited(actor, "apply_yaml", subject, detail):
+        async with self.service.audited(actor, "apply_yaml", subject, detail):
             client = await self._client(spec.cluster_id, spec.region)
             changes = await preview(client, objects)
             detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
             if mode == "execute":
                 await apply_documents(client, objects, changes)
-        applied = sum(c.applied for c in changes)
-        counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
-        # An execute that changed nothing in the cluster is a no-op, not an execution.
-        outcome = outcome_of(mode, changed=applied > 0)
-        await self.service.audit(
-            actor,
-            "cloud.apply_yaml",
-            subject,
-            {**detail, "outcome": outcome, **counts, "applied": applied},
-        )
+            applied = sum(c.applied for c in changes)
+            counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
+            # An execute that changed nothing in the cluster is a no-op, not an execution.
+            outcome = outcome_of(mode, changed=applied > 0)
+            detail.update(outcome=outcome, **counts, applied=applied)
         verb = {
             "dry_run": "dry run: would apply",
             "executed": f"applied {applied}",
@@ -147,7 +142,7 @@ class WorkloadOps:
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode)
         detail: dict[str, Any] = {"mode": mode, **fields}
-        async with self.service.failures_audited(actor, operation, subject, detail):
+        async with self.service.audited(actor, operation, subject, detail):
             client = await self._client(spec.cluster_id, spec.region)
             try:
                 if spec.idempotency_key is None and per_version:
@@ -171,10 +166,9 @@ class WorkloadOps:
                 result = await self.executor.apply(step)
             except KubeError as exc:
                 raise _kube_failure(exc, f"{operation} {target}") from None
-        outcome = outcome_of(mode, changed=result.applied, existing=result.already_applied)
-        await self.service.audit(
-            actor, f"cloud.{operation}", subject, {**detail, "outcome": outcome}
-        )
+            detail["outcome"] = outcome_of(
+                mode, changed=result.applied, existing=result.already_applied
+            )
         return WorkloadResult(
             mode=mode,
             target=str(target),
