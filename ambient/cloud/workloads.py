@@ -136,9 +136,7 @@ class WorkloadOps:
         per_version: bool = False,
         **fields: Any,
     ) -> WorkloadResult:
-        target = WorkloadRef(
-            cluster_id=spec.cluster_id, namespace=spec.namespace, name=spec.name, region=spec.region
-        )
+        target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode)
         detail: dict[str, Any] = {"mode": mode, **fields}
