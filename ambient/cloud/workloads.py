@@ -6,10 +6,11 @@ step-key stamp: the same idempotency key again finds the change already made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from lightkube import AsyncClient
 from pydantic import BaseModel, Field
@@ -68,16 +69,13 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     return CloudOpsFailedError("failed", f"{what}: {exc}")
 
 
-class WorkloadOps:
+class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
     """apply_yaml, scale_workload and restart_workload; ``async with`` closes its clients."""
 
     def __init__(self, service: CloudOpsService, kubeconfig: Path | None) -> None:
         self.service = service
         self.clients = KubeClients(kubeconfig, service.tencent)
         self.executor = KubernetesExecutor(self.clients)
-
-    async def __aenter__(self) -> Self:
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.clients.aclose()
