@@ -245,16 +245,11 @@ class ClsWrites(CloudCreates):
             return found
 
     async def create_scheduled_sql(
-        self,
-        actor: str,
-        spec: ScheduledSqlSpec,
-        mode: Mode = "dry_run",
-        *,
-        now: datetime | None = None,
+        self, actor: str, spec: ScheduledSqlSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
         if spec.source_topic_id == spec.target_topic_id:
             raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
-        start = as_utc(spec.start or now or datetime.now(UTC))
+        start = as_utc(spec.start or datetime.now(UTC))
         # Whole minutes: a retry a few seconds later builds the same request (same key).
         start_ms = int(start.replace(second=0, microsecond=0).timestamp()) * 1000
         return await self._create_one(

@@ -193,10 +193,10 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         )
 
     async def restart_workload(
-        self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run", *, now: datetime | None = None
+        self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run"
     ) -> WorkloadResult:
         # One restart per key: the timestamp is whole minutes so a retry sends the same patch.
-        moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        moment = datetime.now(UTC).replace(second=0, microsecond=0)
         restarted_at = moment.isoformat().replace("+00:00", "Z")
         derived = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{restarted_at}"
         return await self._step(
