@@ -315,12 +315,9 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     runs = [
         RemediationSummary.model_validate(row)
         for row in rows
-        if row.state not in FINAL_STATES
-        and (
-            row.user == user
-            or account.role == Role.ADMIN
-            or named_approver(user, row.cluster_id, approvers)
-        )
+        if row.user == user
+        or account.role == Role.ADMIN
+        or named_approver(user, row.cluster_id, approvers)
     ][-20:]  # rows come newest first: the 20 that waited longest are asked
 
     async def live(run: RemediationSummary) -> RemediationSummary | None:

@@ -203,7 +203,11 @@ class Endpoints:
 
     async def add(self, actor: User | None, data: EndpointCreate) -> EndpointPublic:
         """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""
-        _may_act_for(actor, data.user)
+        if actor is not None and actor.role != Role.ADMIN and actor.name != data.user:
+            raise EndpointPermissionError(
+                f"you may register endpoints for yourself ({actor.name!r}) only; "
+                "an admin may for anyone"
+            )
         refusal = Refusal("%(user)s is not a registered user", user=repr(data.user))
         await UserRepository(self.session).existing(data.user, EndpointInputError("user", refusal))
         try:
@@ -310,14 +314,6 @@ class Endpoints:
         )
         await self.session.commit()
         return gone
-
-
-def _may_act_for(actor: User | None, user: str) -> None:
-    if actor is not None and actor.role != Role.ADMIN and actor.name != user:
-        raise EndpointPermissionError(
-            f"you may register endpoints for yourself ({actor.name!r}) only; "
-            "an admin may for anyone"
-        )
 
 
 def _actor(actor: User | None) -> str:

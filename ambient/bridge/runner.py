@@ -316,28 +316,25 @@ def without_token(text: str, url: str) -> str:
     return text.replace(token, "***") if token else text
 
 
-def voice_server_for(state: AppState) -> ServerFactory:
-    """The voice profile acting as the endpoint's user: what a 小智 model is given (a handful of
-    speakable tools; the full list is ~200 KB, far past what xiaozhi.me's tools/list carries)."""
+@asynccontextmanager
+async def bridge_running(state: AppState) -> AsyncIterator[BridgeRunner]:
+    """The runner for the API process, started on entry and stopped (leases given back) on exit."""
     from mcp_server.voice import build_voice_server
 
-    def build(user: str) -> MCPServer[Any]:
+    def voice_server(user: str) -> MCPServer[Any]:
+        """The voice profile acting as the endpoint's user: what a 小智 model is given (a handful
+        of speakable tools; the full list is ~200 KB, far past what xiaozhi.me's tools/list
+        carries)."""
         return build_voice_server(
             state.settings, holder=StateHolder(replace(state, stdio_user=user))
         )
 
-    return build
-
-
-@asynccontextmanager
-async def bridge_running(state: AppState) -> AsyncIterator[BridgeRunner]:
-    """The runner for the API process, started on entry and stopped (leases given back) on exit."""
     settings = state.settings
     runner = BridgeRunner(
         state.db,
         EndpointCipher(settings.secret_key.get_secret_value()),
         DestinationGuard(settings.fetch_allow_cidrs),
-        voice_server_for(state),
+        voice_server,
     )
     task = asyncio.create_task(runner.run(), name="xiaozhi-bridge")
     try:

@@ -33,12 +33,22 @@ class CloudGuard:
         self.db, self.tencent = db, tencent
 
     # --- permission and audit -----------------------------------------------------------
-    async def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+    async def audit(self, actor: str, operation: str, subject: str, detail: dict[str, Any]) -> None:
         async with self.db.session() as session:
             await AuditRepository(session).append(
-                actor=actor, action=action, subject=subject, detail=detail
+                actor=actor, action=f"cloud.{operation}", subject=subject, detail=detail
             )
             await session.commit()
+
+    @contextlib.asynccontextmanager
+    async def audited(
+        self, actor: str, operation: str, subject: str, detail: dict[str, Any]
+    ) -> AsyncIterator[None]:
+        """The call's audit row: ``detail`` as the block leaves it (its outcome set there), or
+        for a CloudOpsError raised inside, the failed call's (``failures_audited``)."""
+        async with self.failures_audited(actor, operation, subject, detail):
+            yield
+        await self.audit(actor, operation, subject, detail)
 
     @contextlib.asynccontextmanager
     async def failures_audited(
@@ -49,7 +59,7 @@ class CloudGuard:
             yield
         except CloudOpsError as exc:
             failure = {"outcome": "failed", "kind": exc.kind, "reason": str(exc)}
-            await self.audit(actor, f"cloud.{operation}", subject, {**detail, **failure})
+            await self.audit(actor, operation, subject, {**detail, **failure})
             raise
 
     async def authorize(
@@ -74,7 +84,7 @@ class CloudGuard:
             return permission
         await self.audit(
             actor,
-            f"cloud.{operation}",
+            operation,
             subject,
             {**asked, "mode": mode, "outcome": "refused", "permission": permission.value},
         )

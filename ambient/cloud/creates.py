@@ -90,17 +90,12 @@ class CloudCreates(CloudGuard):
             if request.action in writes.NAME_TAKEN or mode == "dry_run"
             else _CREATING.setdefault(f"{operation}\n{subject}\n{region}", asyncio.Lock())
         )
-        async with self.failures_audited(actor, operation, subject, detail):
+        async with self.audited(actor, operation, subject, detail):
             with readable(request.product, request.action):
                 async with lock:
                     step = await self._find_or_send(request, key, mode, find)
-        outcome = outcome_of(mode, changed=step.sent, existing=step.existing)
-        await self.audit(
-            actor,
-            f"cloud.{operation}",
-            subject,
-            {**detail, "outcome": outcome, "resource_id": step.resource_id},
-        )
+            detail["outcome"] = outcome_of(mode, changed=step.sent, existing=step.existing)
+            detail["resource_id"] = step.resource_id
         return step
 
     async def _find_or_send(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx2
 from pydantic import BaseModel, Field
 
 from ambient.clients.guard import DestinationGuard
@@ -34,11 +33,7 @@ class ImageDescription(BaseModel):
 
 
 async def describe_dashboard_image(
-    settings: Settings,
-    image_url: str,
-    question: str,
-    *,
-    http_client: httpx2.AsyncClient | None = None,
+    settings: Settings, image_url: str, question: str
 ) -> ImageDescription:
     """Send the image (URL or data: upload) and the question to the vision model."""
     url = image_url.strip()
@@ -57,9 +52,7 @@ async def describe_dashboard_image(
             raise CloudOpsInputError("image_url", str(exc)) from None
         except OSError as exc:
             raise CloudOpsInputError("image_url", f"cannot resolve the host: {exc}") from None
-    client = openai_client(
-        settings, timeout=max(120.0, settings.llm_timeout), http_client=http_client
-    )
+    client = openai_client(settings, timeout=max(120.0, settings.llm_timeout))
     if client is None:
         raise CloudOpsFailedError("offline", NEEDS_MODEL)
     import openai  # loaded with the client (openai_client)

@@ -203,7 +203,17 @@ class ClsWrites(CloudCreates):
         subject = f"cls:alarm:{spec.name}"
         await self.authorize(actor, "create_cls_alarm", subject, mode)
         # The target first: a missing topic must not leave a new notice behind.
-        logset_id = spec.logset_id or await self._logset_of(actor, subject, mode, spec)
+        logset_id = spec.logset_id
+        if not logset_id:
+            async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+                with readable("cls", "DescribeTopics"):
+                    logset_id = await writes.logset_of_topic(
+                        self.tencent, spec.topic_id, region=spec.region
+                    )
+                if logset_id is None:
+                    raise CloudOpsFailedError(
+                        "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
+                    )
         steps: list[WriteStep] = []
         notice_ids = list(spec.notice_ids)
         if spec.notice_name:
@@ -232,29 +242,12 @@ class ClsWrites(CloudCreates):
         )
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
 
-    async def _logset_of(self, actor: str, subject: str, mode: Mode, spec: AlarmSpec) -> str:
-        async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
-            with readable("cls", "DescribeTopics"):
-                found = await writes.logset_of_topic(
-                    self.tencent, spec.topic_id, region=spec.region
-                )
-            if found is None:
-                raise CloudOpsFailedError(
-                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
-                )
-            return found
-
     async def create_scheduled_sql(
-        self,
-        actor: str,
-        spec: ScheduledSqlSpec,
-        mode: Mode = "dry_run",
-        *,
-        now: datetime | None = None,
+        self, actor: str, spec: ScheduledSqlSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
         if spec.source_topic_id == spec.target_topic_id:
             raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
-        start = as_utc(spec.start or now or datetime.now(UTC))
+        start = as_utc(spec.start or datetime.now(UTC))
         # Whole minutes: a retry a few seconds later builds the same request (same key).
         start_ms = int(start.replace(second=0, microsecond=0).timestamp()) * 1000
         return await self._create_one(

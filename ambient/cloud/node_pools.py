@@ -103,7 +103,7 @@ class NodePoolWrites(CloudCreates):
             "region": spec.region,
             "permission": permission.value,
         }
-        async with self.failures_audited(actor, "scale_node_pool", subject, detail):
+        async with self.audited(actor, "scale_node_pool", subject, detail):
             with readable("tke", "DescribeClusterNodePools"):
                 pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
             pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
@@ -138,8 +138,7 @@ class NodePoolWrites(CloudCreates):
                 )
                 with readable(request.product, request.action):
                     await writes.send(self.tencent, request)
-        outcome = outcome_of(mode, changed=executed)
-        await self.audit(actor, "cloud.scale_node_pool", subject, {**detail, "outcome": outcome})
+            detail["outcome"] = outcome_of(mode, changed=executed)
         return NodePoolScaleResult(
             cluster_id=spec.cluster_id,
             node_pool_id=spec.node_pool_id,

@@ -6,10 +6,11 @@ step-key stamp: the same idempotency key again finds the change already made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from lightkube import AsyncClient
 from pydantic import BaseModel, Field
@@ -68,16 +69,13 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     return CloudOpsFailedError("failed", f"{what}: {exc}")
 
 
-class WorkloadOps:
+class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
     """apply_yaml, scale_workload and restart_workload; ``async with`` closes its clients."""
 
     def __init__(self, service: CloudOpsService, kubeconfig: Path | None) -> None:
         self.service = service
         self.clients = KubeClients(kubeconfig, service.tencent)
         self.executor = KubernetesExecutor(self.clients)
-
-    async def __aenter__(self) -> Self:
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.clients.aclose()
@@ -96,22 +94,17 @@ class WorkloadOps:
         objects = parse_documents(spec.documents, spec.namespace)
         key = hashlib.sha256(f"{spec.cluster_id}\n{spec.documents}".encode()).hexdigest()[:24]
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
-        async with self.service.failures_audited(actor, "apply_yaml", subject, detail):
+        async with self.service.audited(actor, "apply_yaml", subject, detail):
             client = await self._client(spec.cluster_id, spec.region)
             changes = await preview(client, objects)
             detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
             if mode == "execute":
                 await apply_documents(client, objects, changes)
-        applied = sum(c.applied for c in changes)
-        counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
-        # An execute that changed nothing in the cluster is a no-op, not an execution.
-        outcome = outcome_of(mode, changed=applied > 0)
-        await self.service.audit(
-            actor,
-            "cloud.apply_yaml",
-            subject,
-            {**detail, "outcome": outcome, **counts, "applied": applied},
-        )
+            applied = sum(c.applied for c in changes)
+            counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
+            # An execute that changed nothing in the cluster is a no-op, not an execution.
+            outcome = outcome_of(mode, changed=applied > 0)
+            detail.update(outcome=outcome, **counts, applied=applied)
         verb = {
             "dry_run": "dry run: would apply",
             "executed": f"applied {applied}",
@@ -141,13 +134,11 @@ class WorkloadOps:
         per_version: bool = False,
         **fields: Any,
     ) -> WorkloadResult:
-        target = WorkloadRef(
-            cluster_id=spec.cluster_id, namespace=spec.namespace, name=spec.name, region=spec.region
-        )
+        target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode)
         detail: dict[str, Any] = {"mode": mode, **fields}
-        async with self.service.failures_audited(actor, operation, subject, detail):
+        async with self.service.audited(actor, operation, subject, detail):
             client = await self._client(spec.cluster_id, spec.region)
             try:
                 if spec.idempotency_key is None and per_version:
@@ -171,10 +162,9 @@ class WorkloadOps:
                 result = await self.executor.apply(step)
             except KubeError as exc:
                 raise _kube_failure(exc, f"{operation} {target}") from None
-        outcome = outcome_of(mode, changed=result.applied, existing=result.already_applied)
-        await self.service.audit(
-            actor, f"cloud.{operation}", subject, {**detail, "outcome": outcome}
-        )
+            detail["outcome"] = outcome_of(
+                mode, changed=result.applied, existing=result.already_applied
+            )
         return WorkloadResult(
             mode=mode,
             target=str(target),
@@ -203,10 +193,10 @@ class WorkloadOps:
         )
 
     async def restart_workload(
-        self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run", *, now: datetime | None = None
+        self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run"
     ) -> WorkloadResult:
         # One restart per key: the timestamp is whole minutes so a retry sends the same patch.
-        moment = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        moment = datetime.now(UTC).replace(second=0, microsecond=0)
         restarted_at = moment.isoformat().replace("+00:00", "Z")
         derived = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{restarted_at}"
         return await self._step(
