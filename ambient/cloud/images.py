@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from ambient.clients.guard import DestinationGuard
-from ambient.clients.llm import openai_client
+from ambient.clients.llm import NoCompletionError, completion_in, openai_client
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
 from ambient.settings import Settings
 
@@ -68,9 +68,13 @@ async def describe_dashboard_image(
         },
     ]
     try:
-        completion = await client.chat.completions.create(
-            model=settings.llm_model, messages=messages
+        completion = completion_in(
+            await client.chat.completions.with_raw_response.create(
+                model=settings.llm_model, messages=messages
+            )
         )
+    except NoCompletionError as exc:
+        raise CloudOpsFailedError("model", f"the vision model gave no answer: {exc}") from None
     except openai.APIStatusError as exc:
         raise CloudOpsFailedError(
             "model", f"the vision model refused the request ({exc.status_code}): {exc.message}"

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from ambient.deps import WorkerDeps
 from ambient.wiring import AppState
-from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi
+from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi, Raw
 from tests.support.servers import serve
 from tests.tencent.test_cloud_tools import call, client
 
@@ -103,3 +103,18 @@ async def test_ci02_refused_destinations_bad_uploads_and_offline_mode_are_explai
     assert refused and "does not accept images" in refused_message
     assert no_model and "needs a vision model" in no_model_message
     assert len(llm.requests) == 1  # only the one the model refused reached it
+
+
+async def test_ci03_an_answer_without_a_completion_is_said_as_no_answer(
+    vision: tuple[LLMApi, AppState],
+) -> None:
+    llm, state = vision
+    # A content filter's empty choices, and a gateway's 200 that is no completion at all.
+    empty = '{"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": []}'
+    llm.script(Raw(empty), Raw('{"error": "upstream busy"}'))
+    async with client(state, "viewer") as c:
+        filtered, filtered_message = await call(c, "describe_dashboard_image", image_url=PNG)
+        gateway, gateway_message = await call(c, "describe_dashboard_image", image_url=PNG)
+    assert filtered and "the vision model gave no answer" in filtered_message
+    assert gateway and "the vision model gave no answer" in gateway_message
+    assert "upstream busy" in gateway_message
