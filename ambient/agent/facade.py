@@ -6,13 +6,13 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent, Tool
+from mcp.types import CallToolResult, TextContent, Tool, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from ambient.agent.connection import ServerConnection
@@ -99,21 +99,28 @@ class _Server:
     name: str
     connection: ServerConnection
     health: ServerHealth
+    # Tools allowed to run unasked (a remote server's own hints are not believed); None: ours.
+    read_only: frozenset[str] | None = None
     tools: list[Tool] = field(default_factory=list)
     listed_at: float | None = None
     failed_at: float | None = None
     problem: str | None = None  # why its last listing failed (a wrong token, a wrong URL...)
 
 
-def _info(server: str, function: str, tool: Tool) -> ToolInfo:
+def _info(server: _Server, function: str, tool: Tool) -> ToolInfo:
     notes = tool.annotations
+    if server.read_only is not None:
+        # Another server's annotations are its own word (MCP: untrusted unless the server is):
+        # a tool it calls read-only may delete everything. Only the tools the person who added
+        # the server named run unasked (and are retried after a reconnect); the rest ask.
+        notes = ToolAnnotations(read_only_hint=tool.name in server.read_only)
     read_only = bool(notes and notes.read_only_hint)
     # MCP's defaults: a tool that is not read-only is assumed destructive unless it says not.
     destructive = not read_only and (
         notes is None or notes.destructive_hint is None or bool(notes.destructive_hint)
     )
     return ToolInfo(
-        server=server,
+        server=server.name,
         tool=tool.name,
         function=function,
         description=tool.description or tool.title or tool.name,
@@ -144,10 +151,15 @@ class AgentFacade:
 
     # --- servers --------------------------------------------------------------------
 
-    def add_server(self, name: str, factory: Callable[[], Client]) -> None:
+    def add_server(
+        self, name: str, factory: Callable[[], Client], *, read_only_tools: Iterable[str] = ()
+    ) -> None:
+        """Register a server; of a server not ours, only ``read_only_tools`` run unasked."""
         if name in self._servers:
             raise AgentError(f"an MCP server named {name!r} is already registered")
-        self._servers[name] = _Server(name, ServerConnection(name, factory), ServerHealth())
+        read_only = None if name == OWN_SERVER else frozenset(read_only_tools)
+        connection = ServerConnection(name, factory)
+        self._servers[name] = _Server(name, connection, ServerHealth(), read_only)
 
     async def remove_server(self, name: str) -> None:
         server = self._servers.pop(name, None)
@@ -181,9 +193,7 @@ class AgentFacade:
                 server.failed_at, server.problem = self._clock(), str(exc)
                 continue
             server.failed_at = server.problem = None
-            infos.extend(
-                _info(server.name, self._names.add(server.name, t.name), t) for t in listed
-            )
+            infos.extend(_info(server, self._names.add(server.name, t.name), t) for t in listed)
         return infos
 
     async def _listing(self, server: _Server, refresh: bool) -> list[Tool]:
@@ -233,7 +243,7 @@ class AgentFacade:
             raise UnknownToolError(f"the server of {function!r} is no longer registered")
         for tool in await self._listing(server, refresh=False):
             if tool.name == pair[1]:
-                return _info(pair[0], function, tool)
+                return _info(server, function, tool)
         raise UnknownToolError(f"{function!r} is no longer offered by {pair[0]!r}")
 
     # --- calls ----------------------------------------------------------------------

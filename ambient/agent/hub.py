@@ -51,7 +51,7 @@ class AgentHub:
         for spec in await self.specs(user.name):
             if spec.transport == "stdio" and not admin:
                 continue
-            facade.add_server(spec.name, self._client(spec))
+            facade.add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
         self._facades[user.name] = (admin, facade)
         return facade
 
@@ -104,7 +104,7 @@ class AgentHub:
                 raise
         found = self._facades.get(user.name)
         if found is not None:
-            found[1].add_server(spec.name, self._client(spec))
+            found[1].add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
 
     async def remove(self, user: str, name: str) -> bool:
         async with self.state.db.session() as session:

@@ -41,7 +41,7 @@ def toolless() -> Server[Any]:
 async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat_answers() -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
-    facade.add_server("remote", lambda: Client(refusing(), cache=None))
+    facade.add_server("remote", lambda: Client(refusing(), cache=None), read_only_tools=["lookup"])
     facade.add_server("bare", lambda: Client(toolless(), cache=None))
     try:
         async with serve(llm.app()) as base:
@@ -80,7 +80,7 @@ def flooding() -> MCPServer[Any]:
 async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so() -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
-    facade.add_server("remote", lambda: Client(flooding(), cache=None))
+    facade.add_server("remote", lambda: Client(flooding(), cache=None), read_only_tools=["dump"])
     try:
         async with serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
