@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +31,11 @@ DEFAULT_TIMEOUT = 60.0
 # What a model reads of one answer: a server that dumps megabytes would otherwise fill the
 # model's context, and every later turn of the conversation would fail with it.
 MAX_RESULT_CHARS = 20_000
+# What a model reads of one tool, offered on every turn: our own are at most ~340 and ~12,200
+# characters; another server's longer description is cut, and a tool with a longer schema
+# is left out (a schema cut is no schema), saying so in the server's problem.
+MAX_DESCRIPTION_CHARS = 2_000
+MAX_SCHEMA_CHARS = 16_000
 # A server whose listing failed is left out for this long before it is asked again: a slow
 # or hung one would otherwise hold up every chat turn for its timeout (twice, reconnecting).
 RELIST_AFTER = 60.0
@@ -102,6 +108,7 @@ class _Server:
     # Tools allowed to run unasked (a remote server's own hints are not believed); None: ours.
     read_only: frozenset[str] | None = None
     tools: list[Tool] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # listed, with a schema too large
     listed_at: float | None = None
     failed_at: float | None = None
     problem: str | None = None  # why its last listing failed (a wrong token, a wrong URL...)
@@ -123,12 +130,22 @@ def _info(server: _Server, function: str, tool: Tool) -> ToolInfo:
         server=server.name,
         tool=tool.name,
         function=function,
-        description=tool.description or tool.title or tool.name,
+        description=_cut(tool.description or tool.title or tool.name),
         input_schema=dict(tool.input_schema or {"type": "object"}),
         read_only=read_only,
         destructive=destructive,
         idempotent=bool(notes and notes.idempotent_hint),
     )
+
+
+def _cut(description: str) -> str:
+    if len(description) <= MAX_DESCRIPTION_CHARS:
+        return description
+    return f"{description[:MAX_DESCRIPTION_CHARS]} [… cut: {len(description):,} characters]"
+
+
+def _schema_fits(tool: Tool) -> bool:
+    return len(json.dumps(tool.input_schema or {}, ensure_ascii=False)) <= MAX_SCHEMA_CHARS
 
 
 class AgentFacade:
@@ -170,7 +187,7 @@ class AgentFacade:
         return {name: server.health.state for name, server in self._servers.items()}
 
     def problems(self) -> dict[str, str]:
-        """Why each server whose tools are missing could not list them, by server name."""
+        """Why each server's tools (or some of them) are missing, by server name."""
         return {name: s.problem for name, s in self._servers.items() if s.problem}
 
     async def close(self) -> None:
@@ -192,7 +209,12 @@ class AgentFacade:
                 # An unreachable server shows in health() and problems(), not as an empty agent.
                 server.failed_at, server.problem = self._clock(), str(exc)
                 continue
-            server.failed_at = server.problem = None
+            server.failed_at, server.problem = None, None
+            if server.left_out:
+                server.problem = (
+                    f"left out {', '.join(server.left_out)}: an input schema past "
+                    f"{MAX_SCHEMA_CHARS:,} characters would fill the model's prompt"
+                )
             infos.extend(_info(server, self._names.add(server.name, t.name), t) for t in listed)
         return infos
 
@@ -211,7 +233,9 @@ class AgentFacade:
                 if not cursor:
                     return tools
 
-        server.tools = await self._run(server, list_all, retry=True)
+        listed = await self._run(server, list_all, retry=True)
+        server.tools = [tool for tool in listed if _schema_fits(tool)]
+        server.left_out = [tool.name for tool in listed if not _schema_fits(tool)]
         server.listed_at = self._clock()
         self.list_calls += 1
         return server.tools
