@@ -19,6 +19,7 @@ from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
     RECORD_RETRY,
     TASK_TIMEOUT,
+    _left_isolated,
     cause_of,
     search_attributes,
 )
@@ -81,6 +82,9 @@ JOIN_RUNNING_ONLY = "join-running-only"
 # watch or triage records why nothing started and goes on: a run that sent its notices for
 # minutes held the watch's checks as long. Before this patch it was tried 120 times.
 JOIN_BOUNDED = "join-bounded"
+# An alert that clears while the run's isolation is in place (its Services select no pods)
+# hands the run over; before this patch the run ended resolved with the workload dark.
+ISOLATED_HANDS_OVER = "isolated-hands-over"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -251,6 +255,12 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
         if verification.resolved:
+            if _left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
+                await self._hand_over(
+                    f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}) "
+                    "with the service isolated: no traffic reaches it, which is no fix"
+                )
+                return "stop"
             self._ended(resolved_at(step.rung))
             await self._finish("resolved", notify=True)
             return "resolved"
