@@ -8,6 +8,7 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -30,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.refusals import Said
-    from ambient.remediation.alerts import remediation_id
+    from ambient.remediation.alerts import Alert, remediation_id
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
         CHANGE_RETRY,
@@ -85,6 +86,10 @@ JOIN_BOUNDED = "join-bounded"
 # An alert that clears while the run's isolation is in place (its Services select no pods)
 # hands the run over; before this patch the run ended resolved with the workload dark.
 ISOLATED_HANDS_OVER = "isolated-hands-over"
+# A remediation id names the workload (Alert.fingerprint): an alert on it from another source
+# or metric joins its run. Before this patch a watch's or the triage's child id hashed the
+# alert's source and metric too, and two ladders could change one Deployment at once.
+ONE_RUN_PER_WORKLOAD = "one-run-per-workload"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -423,9 +428,17 @@ class GradedRemediationWorkflow(RemediationSafety):
         )
 
 
+def _child_id(alert: Alert) -> str:
+    """The remediation id a watch's or the triage's alert starts or joins."""
+    if workflow.patched(ONE_RUN_PER_WORKLOAD):
+        return remediation_id(alert)
+    parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
+    return f"remediation/{hashlib.sha256(chr(0x1F).join(parts).encode()).hexdigest()[:16]}"
+
+
 async def start_remediation(request: RemediationInput, summary: str) -> bool:
     """Start the alert's remediation as an abandoned child; True when it joined a running one."""
-    child = remediation_id(request.alert)
+    child = _child_id(request.alert)
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).

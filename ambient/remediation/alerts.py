@@ -107,8 +107,10 @@ class Alert(UserConfig):
         return self
 
     def fingerprint(self) -> str:
-        """Stable identity of the problem: the same alert again maps to the same remediation."""
-        parts = [self.source, self.cluster_id, self.namespace, self.workload, self.metric or ""]
+        """Stable identity of the problem: the workload. Any alert on it while its remediation
+        runs maps to that run (two ladders would restart, scale and roll back one Deployment
+        against each other), whatever its source or metric."""
+        parts = [self.cluster_id, self.namespace, self.workload]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
     @property
