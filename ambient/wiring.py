@@ -75,7 +75,7 @@ class AppState:
 
     @property
     def digests(self) -> EventDigestService:
-        return EventDigestService(self.temporal, self.settings)
+        return EventDigestService(self.temporal, self.settings, self.db)
 
     @property
     def devices(self) -> DeviceService:

@@ -8,6 +8,7 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -19,6 +20,7 @@ from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
     RECORD_RETRY,
     TASK_TIMEOUT,
+    _left_isolated,
     cause_of,
     search_attributes,
 )
@@ -29,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.refusals import Said
-    from ambient.remediation.alerts import remediation_id
+    from ambient.remediation.alerts import Alert, remediation_id
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
         CHANGE_RETRY,
@@ -81,6 +83,13 @@ JOIN_RUNNING_ONLY = "join-running-only"
 # watch or triage records why nothing started and goes on: a run that sent its notices for
 # minutes held the watch's checks as long. Before this patch it was tried 120 times.
 JOIN_BOUNDED = "join-bounded"
+# An alert that clears while the run's isolation is in place (its Services select no pods)
+# hands the run over; before this patch the run ended resolved with the workload dark.
+ISOLATED_HANDS_OVER = "isolated-hands-over"
+# A remediation id names the workload (Alert.fingerprint): an alert on it from another source
+# or metric joins its run. Before this patch a watch's or the triage's child id hashed the
+# alert's source and metric too, and two ladders could change one Deployment at once.
+ONE_RUN_PER_WORKLOAD = "one-run-per-workload"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -251,6 +260,12 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
         if verification.resolved:
+            if _left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
+                await self._hand_over(
+                    f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}) "
+                    "with the service isolated: no traffic reaches it, which is no fix"
+                )
+                return "stop"
             self._ended(resolved_at(step.rung))
             await self._finish("resolved", notify=True)
             return "resolved"
@@ -413,9 +428,17 @@ class GradedRemediationWorkflow(RemediationSafety):
         )
 
 
+def _child_id(alert: Alert) -> str:
+    """The remediation id a watch's or the triage's alert starts or joins."""
+    if workflow.patched(ONE_RUN_PER_WORKLOAD):
+        return remediation_id(alert)
+    parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
+    return f"remediation/{hashlib.sha256(chr(0x1F).join(parts).encode()).hexdigest()[:16]}"
+
+
 async def start_remediation(request: RemediationInput, summary: str) -> bool:
     """Start the alert's remediation as an abandoned child; True when it joined a running one."""
-    child = remediation_id(request.alert)
+    child = _child_id(request.alert)
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pydantic import Field
+from sqlalchemy import func, select
 from temporalio.client import (
     Client,
     Schedule,
@@ -22,6 +23,9 @@ from ambient.domain.configs import UserConfig
 from ambient.domain.event_digest import DigestRun, agent_task
 from ambient.domain.numbers import WholeNumber
 from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import Event
+from ambient.storage.repositories import EventRepository
 from workflows.event_agent import EventDigestWorkflow
 
 
@@ -31,8 +35,8 @@ class DigestSetting(UserConfig):
 
 
 class EventDigestService:
-    def __init__(self, client: Client, settings: Settings) -> None:
-        self.client, self.settings = client, settings
+    def __init__(self, client: Client, settings: Settings, db: Database) -> None:
+        self.client, self.settings, self.db = client, settings, db
 
     async def set(self, user: str, setting: DigestSetting) -> DigestSetting:
         handle = self.client.get_schedule_handle(agent_task(user))
@@ -59,7 +63,28 @@ class EventDigestService:
             await self.client.create_schedule(agent_task(user), schedule)
         except ScheduleAlreadyRunningError:
             await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+            return setting
+        await self._start_from_now(user)
         return setting
+
+    async def _start_from_now(self, user: str) -> None:
+        """Turned on: the agent's first run reads on from the newest event, as from its own
+        decision (its cursor). From an older decision or none, it pushed the person's events
+        of months ago (its oldest first, 200 a run) as news."""
+        async with self.db.writing() as session:
+            newest = await session.scalar(select(func.max(Event.id)))
+            await EventRepository(session).add(
+                "agent.held",
+                user=user,
+                task=agent_task(user),
+                payload={
+                    "last_event_id": newest or 0,
+                    "events": 0,
+                    "reason": "turned on: events from now on are told",
+                    "title": "",
+                    "generated_by": "offline",
+                },
+            )
 
     async def get(self, user: str) -> DigestSetting:
         try:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent, Tool
+from mcp.types import CallToolResult, TextContent, Tool, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from ambient.agent.connection import ServerConnection
@@ -30,6 +31,11 @@ DEFAULT_TIMEOUT = 60.0
 # What a model reads of one answer: a server that dumps megabytes would otherwise fill the
 # model's context, and every later turn of the conversation would fail with it.
 MAX_RESULT_CHARS = 20_000
+# What a model reads of one tool, offered on every turn: our own are at most ~340 and ~12,200
+# characters; another server's longer description is cut, and a tool with a longer schema
+# is left out (a schema cut is no schema), saying so in the server's problem.
+MAX_DESCRIPTION_CHARS = 2_000
+MAX_SCHEMA_CHARS = 16_000
 # A server whose listing failed is left out for this long before it is asked again: a slow
 # or hung one would otherwise hold up every chat turn for its timeout (twice, reconnecting).
 RELIST_AFTER = 60.0
@@ -99,29 +105,47 @@ class _Server:
     name: str
     connection: ServerConnection
     health: ServerHealth
+    # Tools allowed to run unasked (a remote server's own hints are not believed); None: ours.
+    read_only: frozenset[str] | None = None
     tools: list[Tool] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # listed, with a schema too large
     listed_at: float | None = None
     failed_at: float | None = None
     problem: str | None = None  # why its last listing failed (a wrong token, a wrong URL...)
 
 
-def _info(server: str, function: str, tool: Tool) -> ToolInfo:
+def _info(server: _Server, function: str, tool: Tool) -> ToolInfo:
     notes = tool.annotations
+    if server.read_only is not None:
+        # Another server's annotations are its own word (MCP: untrusted unless the server is):
+        # a tool it calls read-only may delete everything. Only the tools the person who added
+        # the server named run unasked (and are retried after a reconnect); the rest ask.
+        notes = ToolAnnotations(read_only_hint=tool.name in server.read_only)
     read_only = bool(notes and notes.read_only_hint)
     # MCP's defaults: a tool that is not read-only is assumed destructive unless it says not.
     destructive = not read_only and (
         notes is None or notes.destructive_hint is None or bool(notes.destructive_hint)
     )
     return ToolInfo(
-        server=server,
+        server=server.name,
         tool=tool.name,
         function=function,
-        description=tool.description or tool.title or tool.name,
+        description=_cut(tool.description or tool.title or tool.name),
         input_schema=dict(tool.input_schema or {"type": "object"}),
         read_only=read_only,
         destructive=destructive,
         idempotent=bool(notes and notes.idempotent_hint),
     )
+
+
+def _cut(description: str) -> str:
+    if len(description) <= MAX_DESCRIPTION_CHARS:
+        return description
+    return f"{description[:MAX_DESCRIPTION_CHARS]} [… cut: {len(description):,} characters]"
+
+
+def _schema_fits(tool: Tool) -> bool:
+    return len(json.dumps(tool.input_schema or {}, ensure_ascii=False)) <= MAX_SCHEMA_CHARS
 
 
 class AgentFacade:
@@ -144,10 +168,15 @@ class AgentFacade:
 
     # --- servers --------------------------------------------------------------------
 
-    def add_server(self, name: str, factory: Callable[[], Client]) -> None:
+    def add_server(
+        self, name: str, factory: Callable[[], Client], *, read_only_tools: Iterable[str] = ()
+    ) -> None:
+        """Register a server; of a server not ours, only ``read_only_tools`` run unasked."""
         if name in self._servers:
             raise AgentError(f"an MCP server named {name!r} is already registered")
-        self._servers[name] = _Server(name, ServerConnection(name, factory), ServerHealth())
+        read_only = None if name == OWN_SERVER else frozenset(read_only_tools)
+        connection = ServerConnection(name, factory)
+        self._servers[name] = _Server(name, connection, ServerHealth(), read_only)
 
     async def remove_server(self, name: str) -> None:
         server = self._servers.pop(name, None)
@@ -158,7 +187,7 @@ class AgentFacade:
         return {name: server.health.state for name, server in self._servers.items()}
 
     def problems(self) -> dict[str, str]:
-        """Why each server whose tools are missing could not list them, by server name."""
+        """Why each server's tools (or some of them) are missing, by server name."""
         return {name: s.problem for name, s in self._servers.items() if s.problem}
 
     async def close(self) -> None:
@@ -180,10 +209,13 @@ class AgentFacade:
                 # An unreachable server shows in health() and problems(), not as an empty agent.
                 server.failed_at, server.problem = self._clock(), str(exc)
                 continue
-            server.failed_at = server.problem = None
-            infos.extend(
-                _info(server.name, self._names.add(server.name, t.name), t) for t in listed
-            )
+            server.failed_at, server.problem = None, None
+            if server.left_out:
+                server.problem = (
+                    f"left out {', '.join(server.left_out)}: an input schema past "
+                    f"{MAX_SCHEMA_CHARS:,} characters would fill the model's prompt"
+                )
+            infos.extend(_info(server, self._names.add(server.name, t.name), t) for t in listed)
         return infos
 
     async def _listing(self, server: _Server, refresh: bool) -> list[Tool]:
@@ -201,7 +233,9 @@ class AgentFacade:
                 if not cursor:
                     return tools
 
-        server.tools = await self._run(server, list_all, retry=True)
+        listed = await self._run(server, list_all, retry=True)
+        server.tools = [tool for tool in listed if _schema_fits(tool)]
+        server.left_out = [tool.name for tool in listed if not _schema_fits(tool)]
         server.listed_at = self._clock()
         self.list_calls += 1
         return server.tools
@@ -233,7 +267,7 @@ class AgentFacade:
             raise UnknownToolError(f"the server of {function!r} is no longer registered")
         for tool in await self._listing(server, refresh=False):
             if tool.name == pair[1]:
-                return _info(pair[0], function, tool)
+                return _info(server, function, tool)
         raise UnknownToolError(f"{function!r} is no longer offered by {pair[0]!r}")
 
     # --- calls ----------------------------------------------------------------------

@@ -51,7 +51,7 @@ class AgentHub:
         for spec in await self.specs(user.name):
             if spec.transport == "stdio" and not admin:
                 continue
-            facade.add_server(spec.name, self._client(spec))
+            facade.add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
         self._facades[user.name] = (admin, facade)
         return facade
 
@@ -88,13 +88,15 @@ class AgentHub:
             except (RefusedDestinationError, DestinationLookupError) as exc:
                 raise AgentError(f"url: {exc}") from None
         taken = AgentError(f"you already have an MCP server named {spec.name!r}")
+        full = AgentError(f"at most {MAX_SERVERS} MCP servers per user")
         existing = await self.specs(user.name)
         if any(s.name == spec.name for s in existing):
             raise taken
         if len(existing) >= MAX_SERVERS:
-            raise AgentError(f"at most {MAX_SERVERS} MCP servers per user")
+            raise full
         async with self.state.db.session() as session:
-            session.add(AgentServer(user=user.name, name=spec.name, spec=spec.model_dump()))
+            row = AgentServer(user=user.name, name=spec.name, spec=spec.model_dump())
+            session.add(row)
             try:
                 await session.commit()
             except IntegrityError:
@@ -102,9 +104,21 @@ class AgentHub:
                 if any(s.name == spec.name for s in await self.specs(user.name)):
                     raise taken from None
                 raise
+            # Counted again once stored: another add at once passed the count above too. The
+            # servers stored first keep their places; one past the limit is taken back.
+            first = await session.scalars(
+                select(AgentServer.id)
+                .where(AgentServer.user == user.name)
+                .order_by(AgentServer.id)
+                .limit(MAX_SERVERS)
+            )
+            if row.id not in set(first):
+                await session.delete(row)
+                await session.commit()
+                raise full
         found = self._facades.get(user.name)
         if found is not None:
-            found[1].add_server(spec.name, self._client(spec))
+            found[1].add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
 
     async def remove(self, user: str, name: str) -> bool:
         async with self.state.db.session() as session:

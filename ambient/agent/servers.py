@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx2
 from mcp import Client, StdioServerParameters
@@ -28,6 +28,12 @@ class McpServerSpec(BaseModel):
     command: str | None = Field(default=None, description="stdio: the program to run")
     args: list[str] = Field(default_factory=list, max_length=50)
     env: dict[str, str] = Field(default_factory=dict)
+    read_only_tools: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list,
+        max_length=200,
+        description="tools of this server the chat may run without asking you (every other "
+        "tool asks: a server's own read-only annotation is its word, not checked)",
+    )
 
     @field_validator("name")
     @classmethod

@@ -107,8 +107,10 @@ class Alert(UserConfig):
         return self
 
     def fingerprint(self) -> str:
-        """Stable identity of the problem: the same alert again maps to the same remediation."""
-        parts = [self.source, self.cluster_id, self.namespace, self.workload, self.metric or ""]
+        """Stable identity of the problem: the workload. Any alert on it while its remediation
+        runs maps to that run (two ladders would restart, scale and roll back one Deployment
+        against each other), whatever its source or metric."""
+        parts = [self.cluster_id, self.namespace, self.workload]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
     @property
@@ -141,6 +143,13 @@ def _find(pattern: str, text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _workload_of(dimensions: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """Cluster, namespace and workload named by QCE/TKE2 dimensions (keys in any case)."""
+    dims = {k.lower(): v for k, v in dimensions.items()}
+    cluster = dims.get("tke_cluster_instance_id") or dims.get("cluster_id")
+    return cluster, dims.get("namespace"), dims.get("workload_name") or dims.get("workload")
+
+
 def alert_from_alarm(
     source: str,
     name: str,
@@ -148,18 +157,23 @@ def alert_from_alarm(
     detail: str,
     level: str | None = None,
     region: str | None = None,
+    dimensions: dict[str, str] | None = None,
 ) -> Alert | None:
     """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
-    # TKE workload alarms carry their dimensions as key:value pairs in the alarm object
-    # (e.g. tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:web).
+    # A Monitor alarm's dimensions name its workload; its alarm object is a display text. Else
+    # the text is read for key:value pairs (e.g. a CLS trigger's cluster_id=… workload=…).
+    cluster, namespace, workload = _workload_of(dimensions or {})
     text = f"{target or ''} {detail}"
-    cluster = _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text) or _find(
-        r"\b(cls-[a-z0-9]{4,})\b", text
-    )
-    workload = _find(rf"{_WORKLOAD_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9.-]*)", text)
+    cluster = cluster or _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text)
+    cluster = cluster or _find(r"\b(cls-[a-z0-9]{4,})\b", text)
+    workload = workload or _find(rf"{_WORKLOAD_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9.-]*)", text)
     if not cluster or not workload:
         return None
-    namespace = _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text) or "default"
+    namespace = (
+        namespace
+        or _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text)
+        or "default"
+    )
     try:
         return Alert(
             source=source,
@@ -188,9 +202,7 @@ def alert_from_breach(
     # Verification reads the same source; healthy is the opposite of each breached condition.
     if source.get("type") != "tencent_monitor":
         return None
-    dims = {k.lower(): v for k, v in (source.get("dimensions") or {}).items()}
-    cluster = dims.get("tke_cluster_instance_id") or dims.get("cluster_id")
-    workload = dims.get("workload_name") or dims.get("workload")
+    cluster, namespace, workload = _workload_of(source.get("dimensions") or {})
     if not cluster or not workload:
         return None
     healthy = [
@@ -200,7 +212,7 @@ def alert_from_breach(
         return Alert(
             source="threshold_watch",
             cluster_id=cluster,
-            namespace=dims.get("namespace") or "default",
+            namespace=namespace or "default",
             workload=workload,
             # The metric's region is its cluster's (None in runs begun before it was kept).
             region=source.get("region") if with_region else None,

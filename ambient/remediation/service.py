@@ -187,10 +187,10 @@ class RemediationService:
             deduplicated=True,
             state=state if visible else None,
             message=(
-                f"an alert with this fingerprint is already being remediated: "
+                f"this workload is already being remediated: "
                 f"{workflow_id} (state {state}, owner {owner})"
                 if visible
-                else "an alert with this fingerprint is already being remediated by its owner: "
+                else "this workload is already being remediated by its owner: "
                 "nothing was started, and its plan and steps are the owner's to see"
             ),
         )

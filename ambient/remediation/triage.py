@@ -36,7 +36,13 @@ async def unresolved_alarms(
         if alarm.status.upper() not in UNRESOLVED:
             continue
         alert = alert_from_alarm(
-            alarm.source, alarm.name, alarm.target, alarm.detail, alarm.level, alarm.region
+            alarm.source,
+            alarm.name,
+            alarm.target,
+            alarm.detail,
+            alarm.level,
+            alarm.region,
+            alarm.dimensions,
         )
         if alert is None:
             skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.agent.chat import ChatAgent, ConversationStore
 from ambient.agent.facade import AgentFacade
+from ambient.agent.hub import MAX_SERVERS
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
@@ -270,6 +271,51 @@ async def test_the_same_server_added_twice_at_once_is_added_once_and_the_other_t
             assert f"already have an MCP server named {name!r}" in refused.text
         servers = (await http.get("/agent/servers")).json()
         assert [s["name"] for s in servers] == ["ambient", *names]
+
+
+async def test_two_servers_added_at_once_past_the_limit_leave_the_user_at_the_limit(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two forms sent at once with one place left: both passed the count before either was
+    stored, and the user had 11 servers where the limit is 10."""
+    real_getaddrinfo = socket.getaddrinfo
+    # The last two servers' destination checks answer together: each then counts at once.
+    both = threading.Barrier(2, timeout=10)
+
+    def dns(node: Any, *args: Any, **kwargs: Any) -> Any:
+        name = node.decode() if isinstance(node, bytes) else node
+        if not name.endswith(".limit.example"):
+            return real_getaddrinfo(node, *args, **kwargs)
+        if name.startswith("last-"):
+            both.wait()
+        return real_getaddrinfo("93.184.216.34", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    token = await _user(deps, unique("limit"))
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as http,
+    ):
+
+        def spec(name: str, host: str = "mcp.limit.example") -> dict[str, Any]:
+            return {"name": name, "transport": "http", "url": f"http://{host}/mcp"}
+
+        for n in range(MAX_SERVERS - 1):
+            assert (await http.post("/agent/servers", json=spec(f"s{n}"))).status_code == 201
+        answers = await asyncio.gather(
+            *(http.post("/agent/servers", json=spec(n, f"last-{n}.limit.example")) for n in "ab")
+        )
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [201, 422], [a.text for a in answers]
+        refused = next(a for a in answers if a.status_code == 422)
+        assert f"at most {MAX_SERVERS} MCP servers" in refused.text
+        servers = (await http.get("/agent/servers")).json()
+        assert len(servers) == 1 + MAX_SERVERS, [s["name"] for s in servers]
 
 
 async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_an_error() -> None:

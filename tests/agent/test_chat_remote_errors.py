@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import pytest
 from mcp import Client
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 from openai import AsyncOpenAI
+from pydantic import Field, create_model
 
 from ambient.agent.chat import ChatAgent, ConversationStore
-from ambient.agent.facade import MAX_RESULT_CHARS, RELIST_AFTER, AgentFacade
+from ambient.agent.errors import UnknownToolError
+from ambient.agent.facade import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_RESULT_CHARS,
+    MAX_SCHEMA_CHARS,
+    RELIST_AFTER,
+    AgentFacade,
+)
 from ambient.agent.health import Health
 from tests.agent.test_facade import READ
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
@@ -41,7 +51,7 @@ def toolless() -> Server[Any]:
 async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat_answers() -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
-    facade.add_server("remote", lambda: Client(refusing(), cache=None))
+    facade.add_server("remote", lambda: Client(refusing(), cache=None), read_only_tools=["lookup"])
     facade.add_server("bare", lambda: Client(toolless(), cache=None))
     try:
         async with serve(llm.app()) as base:
@@ -80,7 +90,7 @@ def flooding() -> MCPServer[Any]:
 async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so() -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
-    facade.add_server("remote", lambda: Client(flooding(), cache=None))
+    facade.add_server("remote", lambda: Client(flooding(), cache=None), read_only_tools=["dump"])
     try:
         async with serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
@@ -121,5 +131,58 @@ async def test_a_server_too_slow_to_list_its_tools_does_not_hold_up_every_turn()
         assert asked[0] == 2
         await facade.tools(refresh=True)
         assert asked[0] == 3
+    finally:
+        await facade.close()
+
+
+# A schema of 300 arguments, each described at length: ~60,000 characters.
+Huge = create_model(
+    "Huge",
+    **{f"field_{n}": (str | None, Field(default=None, description="x" * 150)) for n in range(300)},  # type: ignore[call-overload]
+)
+
+
+def bloated() -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(name="bloated")
+
+    async def lookup(key: str) -> str:
+        return f"value of {key}"
+
+    async def everything(query: Huge) -> str:  # type: ignore[valid-type]
+        return "ok"
+
+    async def echo(text: str) -> str:
+        return f"echo: {text}"
+
+    server.add_tool(lookup, description="Look a key up. " + "Really. " * 25_000, annotations=READ)
+    server.add_tool(everything, description="Does everything.", annotations=READ)
+    server.add_tool(echo, description="Say the text back.", annotations=READ)
+    return server
+
+
+async def test_a_server_with_huge_tool_descriptions_does_not_fill_the_models_prompt() -> None:
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("remote", lambda: Client(bloated(), cache=None), read_only_tools=["lookup"])
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = ConversationStore().open("dev", None)
+            llm.script(Content("Nothing to do."))
+            events = [e async for e in agent.turn(conversation, "look up everything")]
+        assert [e.type for e in events] == ["message", "done"]
+        offered = {t["function"]["name"]: t["function"] for t in llm.requests[0]["tools"]}
+        # The 200,000-character description is cut, saying so; the tool is still offered.
+        lookup = offered["remote__lookup"]["description"]
+        assert len(lookup) <= MAX_DESCRIPTION_CHARS + 100 and lookup.startswith("Look a key up.")
+        assert "cut" in lookup
+        # A tool whose schema alone is past the limit is left out, and the server says why.
+        assert "remote__everything" not in offered and "remote__echo" in offered
+        assert len(json.dumps(llm.requests[0])) < 20_000
+        problem = facade.problems()["remote"]
+        assert "everything" in problem and f"{MAX_SCHEMA_CHARS:,}" in problem
+        with pytest.raises(UnknownToolError):
+            await facade.describe("remote__everything")
     finally:
         await facade.close()

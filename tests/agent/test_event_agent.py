@@ -173,6 +173,44 @@ async def test_digest_setting_creates_updates_and_deletes_the_schedule(
         assert (await http.get("/agent/digest")).json()["enabled"] is False
 
 
+async def test_turning_the_agent_on_tells_what_happens_from_then_not_older_events(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A user who had used the product for months turned the agent on, and its first runs
+    pushed their oldest keyword hits and breaches (from id 0, 200 a run) as news."""
+    user = unique("agent-on")
+    token = await _user(deps, user)
+    btc = f"threshold-watch/{user}/btc"
+    await _events(deps, user, ("watch.breach", btc, {"value": 69000}))
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as http,
+    ):
+        on = await http.put("/agent/digest", json={"enabled": True, "every_minutes": 60})
+        assert on.status_code == 200
+        # Changing how often it looks is no new start: what came since is still told.
+        await _events(deps, user, ("watch.breach", btc, {"value": 101000}))
+        again = await http.put("/agent/digest", json={"enabled": True, "every_minutes": 30})
+        assert again.status_code == 200
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            result = await _run(dev_env, worker.task_queue, user, 2)
+    finally:
+        await dev_env.client.get_schedule_handle(f"event-agent/{user}").delete()
+    assert (result.events, result.notified) == (1, True)
+    async with deps.db.session() as session:
+        [told] = await InboxRepository(session).list(user)
+    assert "101000" in told.body and "69000" not in told.body
+
+
 async def test_a_model_that_stays_invalid_leaves_the_rules_deciding_and_the_reason_says_so(
     settings: Settings,
 ) -> None:

@@ -20,6 +20,8 @@ from tests.support.servers import free_port, serve
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False)
+# The toy server's tools marked READ, which a test names as the person's allow list.
+TOY_READS = ("echo", "slow", "boom")
 
 # The stand-in servers listen on loopback, which the destination guard refuses unless allowed.
 LOOPBACK = DestinationGuard(["127.0.0.0/8"])

@@ -20,10 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
-from ambient.remediation.ladder import Rung
+from ambient.remediation.ladder import ISOLATION_LABEL, Rung
 from ambient.remediation.runs import CHANGE_RETRY, ApprovalInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.audit import AuditRepository
+from ambient.storage.briefings import BroadcastRepository
+from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_workflow import USER, audit_actions, start
@@ -231,6 +233,45 @@ async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and
         "Its Services still select no pods (isolated at rung 4): restore their selectors "
         "before anything else."
     ), row.detail["body"]
+
+
+async def test_an_alert_that_clears_once_the_service_is_isolated_goes_to_a_person_not_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The error rate falls once no traffic reaches the workload: the run ended "resolved at
+    rung 4 (isolate)", pushed as remediated, with its Service selecting no pods."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        # Restart and scale out do not help, rung 3 has nothing to roll back to (no reading),
+        # and the third reading, after the isolation, is healthy.
+        status = await _execute(
+            ts_env, deps, path, healthy_from=3, history="graded_remediation_isolated"
+        )
+        selector = api.services[("prod", "checkout")]["spec"]["selector"]
+
+    rungs = {a.rung: a for a in status.attempts}
+    assert list(rungs) == [1, 2, 3, 4] and rungs[Rung.ISOLATE].applied
+    assert rungs[Rung.ISOLATE].resolved is True
+    assert set(selector) == {"app", ISOLATION_LABEL}  # still isolated: nothing serves
+    assert status.state == "handed_over", status.outcome
+    assert "isolat" in status.outcome and "no traffic" in status.outcome
+    async with deps.db.session() as session:
+        (row,) = await AuditRepository(session).list(
+            subject=status.run_key, action="hand_over", limit=10
+        )
+        queued = await BroadcastRepository(session).pending(USER)
+        inbox = await InboxRepository(session).list(USER)
+    assert row.detail["body"].endswith(
+        "Its Services still select no pods (isolated at rung 4): restore their selectors "
+        "before anything else."
+    ), row.detail["body"]
+    assert [b.source for b in queued] == ["remediation"]
+    assert not any(m.title.startswith("Remediated") for m in inbox)
+    assert any(m.title.startswith("Needs a person") for m in inbox)
 
 
 async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_like_approving(

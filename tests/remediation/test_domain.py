@@ -153,11 +153,14 @@ def test_alert_text_cannot_choose_a_target_outside_kubernetes_names() -> None:
     assert "namespace" in str(bad_ns.value)
 
 
-def test_fingerprint_is_stable_and_ignores_value_and_message() -> None:
+def test_fingerprint_names_the_workload_whatever_the_alert_says_about_it() -> None:
     one = _alert(metric="cpu", value=1, message="a")
     two = _alert(metric="cpu", value=99, message="b")
     assert one.fingerprint() == two.fingerprint()
-    assert one.fingerprint() != _alert(metric="mem").fingerprint()
+    # One ladder per workload: another metric or source on it is the same remediation.
+    assert one.fingerprint() == _alert(metric="mem", source="monitor").fingerprint()
+    assert one.fingerprint() != _alert(workload="cart").fingerprint()
+    assert one.fingerprint() != _alert(namespace="staging").fingerprint()
 
 
 @pytest.mark.parametrize(

@@ -202,7 +202,7 @@ async def test_sending_another_users_alert_again_grants_neither_sight_nor_contro
             "deduplicated": True,
             "mode": None,
             "state": None,
-            "message": "an alert with this fingerprint is already being remediated by its "
+            "message": "this workload is already being remediated by its "
             "owner: nothing was started, and its plan and steps are the owner's to see",
         }, stranger
         assert all("among yours" in text for text in refusals[stranger]), refusals
@@ -210,6 +210,29 @@ async def test_sending_another_users_alert_again_grants_neither_sight_nor_contro
     assert shown["state"] == "waiting_approval" and shown["approvals"] == []
     repeated = [a for a in shown["audit"] if a["action"] == "deduplicated"]
     assert sorted(a["actor"] for a in repeated) == ["eve", "mallory"]
+
+
+async def test_two_alerts_on_one_workload_from_other_sources_and_metrics_make_one_ladder(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A Cloud Monitor CPU alarm and an error-rate alert on checkout started two runs, and two
+    ladders restarted, scaled out and rolled back one Deployment against each other."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        errors = alert("http://127.0.0.1:9/metrics").model_dump(mode="json")
+        cpu = {**errors, "source": "monitor", "metric": "cpu_usage", "message": "CPU 97%"}
+        async with mcp(state) as client:
+            first = await call(client, "start_remediation", alert=errors)
+            await waiting_for_approval(ts_env, first["remediation_id"])
+            second = await call(client, "start_remediation", alert=cpu)
+            shown = await call(client, "get_remediation", remediation_id=first["remediation_id"])
+            await call(client, "abort_remediation", remediation_id=first["remediation_id"])
+    assert first["created"] and not second["created"] and second["deduplicated"]
+    assert second["remediation_id"] == first["remediation_id"]
+    assert second["message"].startswith("this workload is already being remediated: ")
+    assert shown["joined_by"] == [USER]
 
 
 async def test_permission_none_is_refused_clearly_and_nothing_starts(

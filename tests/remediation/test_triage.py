@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -179,6 +180,43 @@ async def test_triage_alerts_name_the_region_of_their_monitor_alarm(
         "cls-night002/prod/disk": None,
         "cls-night001/prod/search": None,  # CLS: the region asked
     }
+
+
+async def test_a_monitor_alarm_naming_its_workload_in_dimensions_only_is_triaged(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """DescribeAlarmHistories' AlarmObject is a display text ("10.0.0.8 (内) | 服务器01 | …" in
+    the API reference) and the instance's dimensions are its Dimensions: read as text only,
+    a TKE workload alarm was skipped as naming no workload."""
+    api, tencent = cloud
+    dims = {"tke_cluster_instance_id": "cls-night003", "namespace": "shop", "workload_name": "pay"}
+    api.monitor_alarms = [
+        {
+            "PolicyName": "pay restarts",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(2),
+            "AlarmObject": "cls-night003 | shop | pay",
+            "Content": "容器重启次数 > 3",
+            "Dimensions": json.dumps(dims),
+        },
+        {  # the dimensions as a list of Key/Value pairs, as other Monitor answers write them
+            "PolicyName": "cart restarts",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(3),
+            "AlarmObject": "cls-night003 | shop | cart",
+            "Content": "容器重启次数 > 3",
+            "Dimensions": json.dumps(
+                [{"Key": k, "Value": v} for k, v in {**dims, "workload_name": "cart"}.items()]
+            ),
+        },
+    ]
+    api.cls_records = []
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert found.skipped == []
+    assert sorted(a.service for a in found.alerts) == [
+        "cls-night003/shop/cart",
+        "cls-night003/shop/pay",
+    ]
 
 
 async def test_triage_schedule_runs_at_five_in_the_team_time_zone(

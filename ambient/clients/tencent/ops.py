@@ -73,6 +73,24 @@ class AlarmRecord(BaseModel):
     target: str | None = Field(default=None, description="alarm object / topic")
     detail: str = ""
     region: str | None = Field(default=None, description="the alarm object's region (Monitor)")
+    dimensions: dict[str, str] = Field(
+        default_factory=dict, description="the alarm object's dimensions (Monitor)"
+    )
+
+
+def _dimensions(value: Any) -> dict[str, str]:
+    """Monitor's Dimensions (a JSON string in DescribeAlarmHistories): an object, or a list of
+    Key/Value (Name/Value) pairs as other Monitor answers write them; anything else is none."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items() if isinstance(v, str | int)}
+    if isinstance(value, list):
+        pairs = (d for d in value if isinstance(d, dict))
+        named = ((d.get("Key") or d.get("Name"), d.get("Value")) for d in pairs)
+        return {str(k): str(v) for k, v in named if k and isinstance(v, str | int)}
+    return {}
 
 
 class MetricPoint(BaseModel):
@@ -221,6 +239,7 @@ async def list_alarms(
                 detail=h.get("Content", ""),
                 # Written as a short name ("gz"), as the API reference's examples show.
                 region=region_name(h.get("Region")),
+                dimensions=_dimensions(h.get("Dimensions")),
             )
             for h in histories
         ]
