@@ -50,15 +50,11 @@ def history_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _workflow_type(history: WorkflowHistory) -> str:
-    if not history.events:
-        return "?"
-    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name or "?"
-
-
 def _outcome(source: str, result: WorkflowReplayResult) -> ReplayOutcome:
     error = None if result.replay_failure is None else str(result.replay_failure)
-    return ReplayOutcome(source, result.history.workflow_id, _workflow_type(result.history), error)
+    first = result.history.events[:1]  # the started event (none in an empty history)
+    kind = first[0].workflow_execution_started_event_attributes.workflow_type.name if first else ""
+    return ReplayOutcome(source, result.history.workflow_id, kind or "?", error)
 
 
 def replayer(workflows: Sequence[type], converter: DataConverter | None = None) -> Replayer:
