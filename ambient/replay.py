@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import os
+import pkgutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,8 +37,7 @@ def load_workflows(specs: Sequence[str]) -> list[type]:
         # Like `python -m`: modules named on the command line resolve from the current folder.
         sys.path.insert(0, os.getcwd())
     for spec in specs:
-        module_name, _, attr = spec.partition(":")
-        value = getattr(importlib.import_module(module_name), attr)
+        value = pkgutil.resolve_name(spec)
         found.extend(value if isinstance(value, list | tuple) else [value])
     return found
 
