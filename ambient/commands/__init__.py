@@ -127,9 +127,7 @@ def parsed(model: type[M], **values: Any) -> M:
     try:
         return model(**values)
     except ValidationError as exc:
-        for problem in field_problems(exc, "input"):
-            err_console.print(f"[red]{escape(problem)}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise fail("\n".join(field_problems(exc, "input")), 2) from None
 
 
 def run_service(
