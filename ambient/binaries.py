@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,8 @@ from pathlib import Path
 
 def find_binary(name: str) -> str | None:
     """``name`` from this environment's scripts folder, else from PATH (venv need not be active)."""
-    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
-        candidate = Path(folder) / name
-        if candidate.is_file():
-            return str(candidate)
-    return shutil.which(name)
+    folders = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    return shutil.which(name, path=os.pathsep.join([*folders, os.environ.get("PATH", os.defpath)]))
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -192,7 +192,7 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
     """The `dev` user, with the token kept in ``token_file`` across restarts."""
     db = Database(settings.resolved_database_url)
     try:
-        async with db.session() as session:
+        async with db.writing() as session:
             users = UserRepository(session)
             user = await users.get(DEV_USER)
             if user is None:
@@ -207,7 +207,6 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
                 token = await users.rotate_token(user)
             if user.role != Role.ADMIN:  # a data dir from before roles existed
                 await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
-            await session.commit()
     finally:
         await db.close()
     write_private(token_file, token)

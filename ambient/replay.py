@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import os
+import pkgutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,8 +37,7 @@ def load_workflows(specs: Sequence[str]) -> list[type]:
         # Like `python -m`: modules named on the command line resolve from the current folder.
         sys.path.insert(0, os.getcwd())
     for spec in specs:
-        module_name, _, attr = spec.partition(":")
-        value = getattr(importlib.import_module(module_name), attr)
+        value = pkgutil.resolve_name(spec)
         found.extend(value if isinstance(value, list | tuple) else [value])
     return found
 
@@ -50,15 +49,11 @@ def history_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _workflow_type(history: WorkflowHistory) -> str:
-    if not history.events:
-        return "?"
-    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name or "?"
-
-
 def _outcome(source: str, result: WorkflowReplayResult) -> ReplayOutcome:
     error = None if result.replay_failure is None else str(result.replay_failure)
-    return ReplayOutcome(source, result.history.workflow_id, _workflow_type(result.history), error)
+    first = result.history.events[:1]  # the started event (none in an empty history)
+    kind = first[0].workflow_execution_started_event_attributes.workflow_type.name if first else ""
+    return ReplayOutcome(source, result.history.workflow_id, kind or "?", error)
 
 
 def replayer(workflows: Sequence[type], converter: DataConverter | None = None) -> Replayer:

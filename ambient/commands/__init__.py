@@ -127,9 +127,7 @@ def parsed(model: type[M], **values: Any) -> M:
     try:
         return model(**values)
     except ValidationError as exc:
-        for problem in field_problems(exc, "input"):
-            err_console.print(f"[red]{escape(problem)}[/]", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise fail("\n".join(field_problems(exc, "input")), 2) from None
 
 
 def run_service(
@@ -158,10 +156,10 @@ def run_service(
         raise fail(problem or said) from None
 
 
-def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
+def run_operator(work: Callable[[Database], Awaitable[T]]) -> T:
     """``work`` on the app database for an operator command, migrated first and closed after."""
     # Whoever runs these holds the database, as `ambient migrate` does.
-    url = (settings or Settings()).resolved_database_url
+    url = Settings().resolved_database_url
 
     async def main() -> T:
         await upgrade_async(url)
@@ -174,9 +172,7 @@ def run_operator(work: Callable[[Database], Awaitable[T]], settings: Settings | 
     return asyncio.run(main())
 
 
-def run_in_session(
-    work: Callable[[AsyncSession], Awaitable[T]], settings: Settings | None = None
-) -> T:
+def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """``work`` in one session of the app database as ``run_operator`` opens it, committed."""
 
     async def in_session(db: Database) -> T:
@@ -185,4 +181,4 @@ def run_in_session(
             await session.commit()
             return result
 
-    return run_operator(in_session, settings)
+    return run_operator(in_session)

@@ -68,9 +68,7 @@ def _mode(execute: bool) -> Mode:
 
 
 def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
-    result = run_service(
-        lambda s: (s.cloud_ops, s.settings), lambda pair: work(*pair), CloudOpsError
-    )
+    result = run_service(lambda s: s, lambda s: work(s.cloud_ops, s.settings), CloudOpsError)
     print_json(console, result)
 
 

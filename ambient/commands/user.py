@@ -13,7 +13,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
@@ -205,13 +204,9 @@ def audit(name: str, as_json: JsonOption = False) -> None:
     if as_json:
         console.print_json(data=rows)
         return
-    table = Table("at", "actor", "action", "detail")
-    for row in rows:
-        # Details quote what people typed (an endpoint URL, a refusal): text, not Rich markup.
-        table.add_row(
-            row["at"],
-            row["actor"],
-            row["action"],
-            Text(json.dumps(row["detail"], ensure_ascii=False)),
-        )
-    console.print(table)
+    # Details quote what people typed (an endpoint URL, a refusal): text, not Rich markup.
+    cells = [
+        [r["at"], r["actor"], r["action"], Text(json.dumps(r["detail"], ensure_ascii=False))]
+        for r in rows
+    ]
+    console.print(table_of(["at", "actor", "action", "detail"], cells))

@@ -46,9 +46,8 @@ T = TypeVar("T")
 
 
 def _endpoints(work: Callable[[Endpoints], Awaitable[T]], code: int = 1) -> T:
-    settings = Settings()
     try:
-        return run_in_session(lambda session: work(Endpoints.of(session, settings)), settings)
+        return run_in_session(lambda session: work(Endpoints.of(session, Settings())))
     except EndpointError as exc:
         raise fail(str(exc), code) from None
 
