@@ -133,7 +133,6 @@ class WebMonitorWorkflow(WatchControls):
         self.polls = 0  # polls started in this run; the running one's number
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
-        self.polls_ended = 0  # polls of this run that handed back (or failed, or were lost)
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
@@ -285,7 +284,6 @@ class WebMonitorWorkflow(WatchControls):
             return
         finally:
             self.checking = False
-            self.polls_ended += 1
         self.absorb(result)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
@@ -448,7 +446,9 @@ class WebMonitorWorkflow(WatchControls):
         """The status once every page of the config has been checked (an update's new pages
         get their first check at once), or once a poll has ended without it (a failed
         poll), the watch is paused or stopping: what an update answers, as a create does."""
-        since = self.polls_ended
+        # The polls of this run that ended (handed back, failed or were lost): all but one
+        # running.
+        since = self.polls - self.checking
 
         def checked() -> bool:
             urls = self.state.urls
@@ -464,7 +464,7 @@ class WebMonitorWorkflow(WatchControls):
                     checked()
                     or self.state.paused
                     or self.state.stop_requested
-                    or (self.polls_ended > since and not self.state.check_requested)
+                    or (self.polls - self.checking > since and not self.state.check_requested)
                 ),
                 timeout=PAGES_CHECKED_WAIT,
             )
