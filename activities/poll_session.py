@@ -96,7 +96,10 @@ class PollSession:
     # --- resuming -------------------------------------------------------------------------
 
     async def resume(self, taken_over_at: datetime | None = None) -> None:
-        """Take over from an earlier attempt: stored events, heartbeats, a dead one's slot."""
+        """Take over from an earlier attempt: stored events, heartbeats, a dead one's slot;
+        and send again the events the last poll handed back before their deliveries settled:
+        its process may have ended them (a restart, a kill). A send still running there
+        holds its row's lease; these tries wait it out (duplicates are told apart by key)."""
         request, reports = self.request, self.reports
         async with self.poller.db.session() as session:
             mark = await session.get(WatchPoll, (request.workflow_id, request.life))
@@ -125,6 +128,7 @@ class PollSession:
                 reports.late_failures = mark.late_failures
                 if mark.late_failure is not None:
                     reports.last_failure = Failure.model_validate(mark.late_failure)
+            held = await self.stored(session, request.redeliver) if request.redeliver else {}
         details = activity.info().heartbeat_details
         if details:
             try:
@@ -142,20 +146,9 @@ class PollSession:
         for told in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).
-            reports.notify(told.event(), self.request.targets, inbox_done=False)
-        await self.redeliver()
-
-    async def redeliver(self) -> None:
-        """Send again the events the last poll handed back before their deliveries settled:
-        its process may have ended them (a restart, a kill). A send still running there
-        holds its row's lease; these tries wait it out (duplicates are told apart by key)."""
-        request, reports = self.request, self.reports
-        if not request.redeliver:
-            return
-        async with self.poller.db.session() as session:
-            stored = await self.stored(session, request.redeliver)
+            reports.notify(told.event(), request.targets, inbox_done=False)
         for seq in sorted(set(request.redeliver)):
-            event = stored.get(seq)
+            event = held.get(seq)
             if event is None:
                 reports.unsettled.discard(seq)  # not stored (nothing to send)
                 continue
