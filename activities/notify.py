@@ -249,6 +249,7 @@ class NotifyActivities:
             outcome = await self._send(request, recipient, target, key, posts)
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
+            outcome.target = shown
         async with self._db.writing() as session:
             await DeliveryRepository(session).finish(
                 key,
@@ -257,10 +258,8 @@ class NotifyActivities:
                 provider_id=outcome.provider_id,
             )
             if outcome.status is DeliveryStatus.FAILED:
-                await _record_failure(
-                    session, request, outcome.model_copy(update={"target": shown}), key, last_try
-                )
-        return outcome.model_copy(update={"target": shown})
+                await _record_failure(session, request, outcome, key, last_try)
+        return outcome
 
     async def _send(
         self,
