@@ -300,31 +300,28 @@ class PollSession:
             return
         raw_hash = hashlib.sha256(fetched.body).hexdigest()
         fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
-        if known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION:
-            # The same bytes as last time: the same text, without extracting it again.
-            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
-            await self.answered(url, "unchanged", now)
-            return
-        html = fetched.text()
-        config = self.request.config
-        try:
-            lines = await asyncio.to_thread(
-                page_text,
-                html,
-                config.selector_for(url),
-                config.ignore_patterns,
-                fetched.content_type,
-            )
-        except Exception as exc:  # the page (or its selector) cannot be read: a failed check
-            await self.failed(url, f"cannot read the page's text: {exc}", now)
-            return
-        new_hash = content_hash(lines)
-        if new_hash == seen.hash:
-            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+        # The same bytes as last time: the same text, without extracting it again.
+        if not (known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION):
+            html = fetched.text()
+            config = self.request.config
+            try:
+                lines = await asyncio.to_thread(
+                    page_text,
+                    html,
+                    config.selector_for(url),
+                    config.ignore_patterns,
+                    fetched.content_type,
+                )
+            except Exception as exc:  # the page (or its selector) cannot be read: a failed check
+                await self.failed(url, f"cannot read the page's text: {exc}", now)
+                return
+            new_hash = content_hash(lines)
+            if new_hash != seen.hash:
+                await self.changed(url, lines, new_hash, fresh, now)
+                return
             seen.raw_hash, seen.extractor = raw_hash, EXTRACTOR_VERSION
-            await self.answered(url, "unchanged", now)
-            return
-        await self.changed(url, lines, new_hash, fresh, now)
+        seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+        await self.answered(url, "unchanged", now)
 
     async def changed(
         self, url: str, lines: list[str], new_hash: str, fresh: dict[str, Any], now: datetime
