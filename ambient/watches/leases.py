@@ -93,15 +93,13 @@ class LeaseBook:
                 await conn.execute(_drop(ended, self.process))
         del self.ended[: len(ended)]
 
-    async def _beat(self, conn: AsyncConnection, now: datetime) -> str:
-        """Write this process's beat on ``conn``; the connection's dialect name."""
-        dialect = conn.dialect.name
+    async def _beat(self, conn: AsyncConnection, now: datetime) -> None:
+        """Write this process's beat on ``conn``."""
         beat = {"id": self.process, "started_at": now, "beat_at": now}
         await conn.execute(
-            upsert(dialect, PROCESSES, ["id"], ["beat_at", "dead_after"]),
+            upsert(conn.dialect.name, PROCESSES, ["id"], ["beat_at", "dead_after"]),
             [{**beat, "dead_after": self.dead_after}],
         )
-        return dialect
 
     async def claim(self, lease: Lease, started: datetime | None = None) -> Claim | None:
         """Take the watch for this poll before it fetches; None when another live poll holds
@@ -123,8 +121,8 @@ class LeaseBook:
         taken: Lease | None = None
         async with self.db.write_session() as session:
             conn = await session.connection()
-            dialect = await self._beat(conn, now)
-            insert = (postgresql if dialect == "postgresql" else sqlite).insert(LEASES)
+            await self._beat(conn, now)
+            insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(LEASES)
             created = await conn.execute(insert.on_conflict_do_nothing().values(**mine))
             if created.rowcount != 1:
                 locked = select(LEASES).where(_of_watch(lease)).with_for_update()
