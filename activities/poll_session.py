@@ -379,21 +379,14 @@ class PollSession:
 
     async def answered(self, url: str, outcome: str, now: datetime) -> None:
         seen = self.urls[url]
-        if not seen.failing:  # the usual check: the page answered as before
-            seen.failures, seen.last_error = 0, None
-            seen.last_outcome, seen.last_checked_at = outcome, now
-            return
-        after = seen.model_copy(
-            update={
-                "failures": 0,
-                "failing": False,
-                "last_error": None,
-                "last_outcome": outcome,
-                "last_checked_at": now,
-            }
-        )
-        payload = {"url": url, "after_failures": seen.failures}
-        await self.tell_one(url, after, "watch.recovered", payload, now)
+        # The usual check (the page answered as before) is kept in place; a recovery is a
+        # new state, taken once its event is stored.
+        after = seen.model_copy(update={"failing": False}) if seen.failing else seen
+        after.failures, after.last_error = 0, None
+        after.last_outcome, after.last_checked_at = outcome, now
+        if seen.failing:
+            payload = {"url": url, "after_failures": seen.failures}
+            await self.tell_one(url, after, "watch.recovered", payload, now)
 
     async def tell_one(
         self, url: str, after: UrlState, kind: str, payload: dict[str, Any], now: datetime
