@@ -362,20 +362,14 @@ class PollSession:
 
     async def failed(self, url: str, error: str, now: datetime) -> None:
         seen = self.urls[url]
-        after = seen.model_copy(
-            update={
-                "failures": seen.failures + 1,
-                "last_error": error[:500],
-                "last_outcome": "error",
-                "last_checked_at": now,
-            }
-        )
-        if after.failures < self.request.config.failure_threshold or seen.failing:
-            self.urls[url] = after
-            return
-        after.failing = True
-        payload = {"url": url, "error": error[:500], "failures": after.failures}
-        await self.tell_one(url, after, "watch.failing", payload, now)
+        # As in answered: kept in place, but the page starting to fail is a new state.
+        starts = seen.failures + 1 >= self.request.config.failure_threshold and not seen.failing
+        after = seen.model_copy(update={"failing": True}) if starts else seen
+        after.failures, after.last_error = seen.failures + 1, error[:500]
+        after.last_outcome, after.last_checked_at = "error", now
+        if starts:
+            payload = {"url": url, "error": error[:500], "failures": after.failures}
+            await self.tell_one(url, after, "watch.failing", payload, now)
 
     async def answered(self, url: str, outcome: str, now: datetime) -> None:
         seen = self.urls[url]
