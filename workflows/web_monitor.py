@@ -292,16 +292,13 @@ class WebMonitorWorkflow(WatchControls):
         """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
         back a result to take (Temporal had retried it in a live process)."""
         handle.cancel()
-        if (
-            workflow.patched(LOST_POLL_DEAD)
-            and not await self.may_answer(lost)
-            and not handle.done()
-        ):
-            self.abandon(handle, lost)
-            return False
+        waits = not workflow.patched(LOST_POLL_DEAD) or await self.may_answer(lost) or handle.done()
         try:
-            await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
+            if waits:
+                await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
         except TimeoutError:
+            waits = False
+        if not waits:
             self.abandon(handle, lost)
             return False
         if not handle.cancelled() and handle.exception() is None:
