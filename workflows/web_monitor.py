@@ -120,15 +120,13 @@ class WebMonitorWorkflow(WatchControls):
     CONFIG = WebMonitorConfig
     POLLS = True
     CHECK_ON_UPDATE = True
+    request: WebMonitorInput
     config: WebMonitorConfig
     state: WebMonitorState
 
     @workflow.init
     def __init__(self, request: WebMonitorInput) -> None:
         super().__init__(request, request.state or WebMonitorState())
-        self.poll_window = request.poll_window_seconds
-        self.interval_seconds = request.check_interval_seconds
-        self.run_events = request.continue_as_new_after_events or RUN_EVENTS
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.lost: PollLost | None = None  # the running poll's process is dead
@@ -182,14 +180,14 @@ class WebMonitorWorkflow(WatchControls):
 
     @property
     def window(self) -> timedelta:
-        if self.poll_window is not None:
-            return timedelta(seconds=self.poll_window)
+        if self.request.poll_window_seconds is not None:
+            return timedelta(seconds=self.request.poll_window_seconds)
         return min(max(POLL_CHECKS * self.interval, POLL_WINDOW_MIN), POLL_WINDOW_MAX)
 
     @property
     def interval(self) -> timedelta:
-        if self.interval_seconds is not None:
-            return timedelta(seconds=self.interval_seconds)
+        if self.request.check_interval_seconds is not None:
+            return timedelta(seconds=self.request.check_interval_seconds)
         return self.config.interval
 
     def lead(self) -> timedelta | None:
@@ -212,7 +210,7 @@ class WebMonitorWorkflow(WatchControls):
             # The first poll of a run lasts a deterministic part of a window, so the polls of
             # watches created (or continued as new) together hand back spread over it.
             self.phased = True
-            if self.poll_window is None:
+            if self.request.poll_window_seconds is None:
                 workflow.deprecate_patch(POLL_PHASE)
                 window = max(interval, window * workflow.random().uniform(0.0, 1.0))
         request = PollRequest(
@@ -417,7 +415,8 @@ class WebMonitorWorkflow(WatchControls):
     def continue_suggested(self) -> bool:
         if super().continue_suggested():
             return True
-        if workflow.info().get_current_history_length() < self.run_events:
+        run_events = self.request.continue_as_new_after_events or RUN_EVENTS
+        if workflow.info().get_current_history_length() < run_events:
             return False
         # Asked only when the history is that long (short runs record no marker); deprecated:
         # a run recorded before it that grew past the bound no longer replays.
