@@ -10,7 +10,7 @@ older than that process's ``dead_after`` and tells their workflows (activities/p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -109,15 +109,8 @@ class LeaseBook:
         run over the old. ``started``: the grid's origin (now if not given)."""
         now = utcnow()
         started = started or now
-        mine = {
-            **_row(lease),
-            "process": self.process,
-            "started_at": started,
-            "task_token": lease.task_token,
-            "silent_since": None,
-            "first_check_in": lease.first_check_in,
-            "interval_seconds": lease.interval_seconds,
-        }
+        # The row is the lease (the table's columns are its fields), held by this process.
+        mine = asdict(replace(lease, process=self.process, started_at=started, silent_since=None))
         taken: Lease | None = None
         async with self.db.write_session() as session:
             conn = await session.connection()
@@ -252,10 +245,6 @@ def _end_request(lease: Lease) -> EndRequest:
     elsewhere) only its attempt in that process."""
     process = lease.process if lease.task_token is not None else None
     return EndRequest(lease.task, lease.life, lease.run_id, lease.poll, process)
-
-
-def _row(lease: Lease) -> dict[str, Any]:
-    return {"task": lease.task, "life": lease.life, "run_id": lease.run_id, "poll": lease.poll}
 
 
 def _drop(leases: list[Lease], process: str | None = None) -> Any:
