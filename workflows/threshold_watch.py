@@ -210,17 +210,18 @@ class ThresholdWatchWorkflow(WatchControls):
             with_region=workflow.patched(ALERT_REGION),
         )
 
-        async def not_started(reason: str) -> None:
+        async def said(what: str, **more: Any) -> None:  # the breach's one remediation event
             await self.tell(
-                kind="watch.remediation_requested",
+                kind=f"watch.remediation_{what}",
                 key=f"{key}/remediate",
-                payload={**payload, "reason": reason},
+                payload={**payload, **more},
             )
 
         if alert is None:
-            await not_started(
-                "the metric names no TKE workload: remediation needs a "
-                "tencent_monitor source with tke_cluster_instance_id and workload_name"
+            await said(
+                "requested",
+                reason="the metric names no TKE workload: remediation needs a "
+                "tencent_monitor source with tke_cluster_instance_id and workload_name",
             )
             return
         child = remediation_id(alert)
@@ -234,13 +235,10 @@ class ThresholdWatchWorkflow(WatchControls):
                 f"Remediation of {alert.service} (threshold watch)",
             )
         except ACTIVITY_FAILED as error:
-            await not_started(f"{child} was neither started nor joined: {failure_text(error)}")
+            reason = f"{child} was neither started nor joined: {failure_text(error)}"
+            await said("requested", reason=reason)
             return
-        await self.tell(
-            kind="watch.remediation_started",
-            key=f"{key}/remediate",
-            payload={**payload, "remediation_id": child, "joined": joined},
-        )
+        await said("started", remediation_id=child, joined=joined)
 
     def parse_config(
         self, config: dict[str, Any], context: dict[str, Any] | None = None
