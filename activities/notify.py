@@ -245,10 +245,14 @@ class NotifyActivities:
         if held:
             outcome = delivery(status=DeliveryStatus.SUPPRESSED, error="quiet hours")
         else:
-            posts = RowPosts(self._db, key, RowPosts.done_in(provider_id))
+            done = 0  # the posts an earlier try sent (``posts:N``, written below): it goes on
+            if provider_id and provider_id.startswith(POSTS):
+                done = int(provider_id[len(POSTS) :])
+            posts = RowPosts(self._db, key, done)
             outcome = await self._send(request, recipient, target, key, posts)
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
+            outcome.target = shown
         async with self._db.writing() as session:
             await DeliveryRepository(session).finish(
                 key,
@@ -257,10 +261,8 @@ class NotifyActivities:
                 provider_id=outcome.provider_id,
             )
             if outcome.status is DeliveryStatus.FAILED:
-                await _record_failure(
-                    session, request, outcome.model_copy(update={"target": shown}), key, last_try
-                )
-        return outcome.model_copy(update={"target": shown})
+                await _record_failure(session, request, outcome, key, last_try)
+        return outcome
 
     async def _send(
         self,
@@ -327,12 +329,6 @@ class RowPosts:
     db: Database
     key: str
     done: int
-
-    @staticmethod
-    def done_in(provider_id: str | None) -> int:
-        return (
-            int(provider_id[len(POSTS) :]) if provider_id and provider_id.startswith(POSTS) else 0
-        )
 
     async def sent(self) -> None:
         self.done += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 import zlib
@@ -219,11 +220,9 @@ class PollReports:
         """Deliver once per key, retrying what is transient; a failure is counted and told.
         Tries go on until a delivery lease has passed: a send in flight elsewhere (a process
         that died in it, or still sends) answers "in flight" until its lease ends."""
-        errors: list[str] = []
         lease = self.poller.notifier.lease.total_seconds()
         first = time.monotonic()
-        attempt = 0
-        while True:
+        for attempt in itertools.count():
             last = attempt >= DELIVERY_ATTEMPTS - 1 and time.monotonic() - first >= lease
             try:
                 result = await self.poller.notifier.send(send, heartbeat=False, last_try=last)
@@ -236,10 +235,9 @@ class PollReports:
                 left = first + lease - time.monotonic()
                 backoff = 2.0 * 2 ** min(attempt, 4)
                 await asyncio.sleep(min(backoff, left + LEASE_SLACK) if left > 0 else backoff)
-                attempt += 1
-                continue
-            errors = [f"{d.channel}: {d.error}" for d in result.failures]
-            break
+            else:
+                errors = [f"{d.channel}: {d.error}" for d in result.failures]
+                break
         if errors:
             await self.failed(event, send, errors, again=again)
         self.unsettled.discard(event.seq)

@@ -96,7 +96,10 @@ class PollSession:
     # --- resuming -------------------------------------------------------------------------
 
     async def resume(self, taken_over_at: datetime | None = None) -> None:
-        """Take over from an earlier attempt: stored events, heartbeats, a dead one's slot."""
+        """Take over from an earlier attempt: stored events, heartbeats, a dead one's slot;
+        and send again the events the last poll handed back before their deliveries settled:
+        its process may have ended them (a restart, a kill). A send still running there
+        holds its row's lease; these tries wait it out (duplicates are told apart by key)."""
         request, reports = self.request, self.reports
         async with self.poller.db.session() as session:
             mark = await session.get(WatchPoll, (request.workflow_id, request.life))
@@ -125,6 +128,7 @@ class PollSession:
                 reports.late_failures = mark.late_failures
                 if mark.late_failure is not None:
                     reports.last_failure = Failure.model_validate(mark.late_failure)
+            held = await self.stored(session, request.redeliver) if request.redeliver else {}
         details = activity.info().heartbeat_details
         if details:
             try:
@@ -142,20 +146,9 @@ class PollSession:
         for told in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).
-            reports.notify(told.event(), self.request.targets, inbox_done=False)
-        await self.redeliver()
-
-    async def redeliver(self) -> None:
-        """Send again the events the last poll handed back before their deliveries settled:
-        its process may have ended them (a restart, a kill). A send still running there
-        holds its row's lease; these tries wait it out (duplicates are told apart by key)."""
-        request, reports = self.request, self.reports
-        if not request.redeliver:
-            return
-        async with self.poller.db.session() as session:
-            stored = await self.stored(session, request.redeliver)
+            reports.notify(told.event(), request.targets, inbox_done=False)
         for seq in sorted(set(request.redeliver)):
-            event = stored.get(seq)
+            event = held.get(seq)
             if event is None:
                 reports.unsettled.discard(seq)  # not stored (nothing to send)
                 continue
@@ -307,31 +300,28 @@ class PollSession:
             return
         raw_hash = hashlib.sha256(fetched.body).hexdigest()
         fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
-        if known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION:
-            # The same bytes as last time: the same text, without extracting it again.
-            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
-            await self.answered(url, "unchanged", now)
-            return
-        html = fetched.text()
-        config = self.request.config
-        try:
-            lines = await asyncio.to_thread(
-                page_text,
-                html,
-                config.selector_for(url),
-                config.ignore_patterns,
-                fetched.content_type,
-            )
-        except Exception as exc:  # the page (or its selector) cannot be read: a failed check
-            await self.failed(url, f"cannot read the page's text: {exc}", now)
-            return
-        new_hash = content_hash(lines)
-        if new_hash == seen.hash:
-            seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+        # The same bytes as last time: the same text, without extracting it again.
+        if not (known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION):
+            html = fetched.text()
+            config = self.request.config
+            try:
+                lines = await asyncio.to_thread(
+                    page_text,
+                    html,
+                    config.selector_for(url),
+                    config.ignore_patterns,
+                    fetched.content_type,
+                )
+            except Exception as exc:  # the page (or its selector) cannot be read: a failed check
+                await self.failed(url, f"cannot read the page's text: {exc}", now)
+                return
+            new_hash = content_hash(lines)
+            if new_hash != seen.hash:
+                await self.changed(url, lines, new_hash, fresh, now)
+                return
             seen.raw_hash, seen.extractor = raw_hash, EXTRACTOR_VERSION
-            await self.answered(url, "unchanged", now)
-            return
-        await self.changed(url, lines, new_hash, fresh, now)
+        seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+        await self.answered(url, "unchanged", now)
 
     async def changed(
         self, url: str, lines: list[str], new_hash: str, fresh: dict[str, Any], now: datetime
@@ -372,38 +362,25 @@ class PollSession:
 
     async def failed(self, url: str, error: str, now: datetime) -> None:
         seen = self.urls[url]
-        after = seen.model_copy(
-            update={
-                "failures": seen.failures + 1,
-                "last_error": error[:500],
-                "last_outcome": "error",
-                "last_checked_at": now,
-            }
-        )
-        if after.failures < self.request.config.failure_threshold or seen.failing:
-            self.urls[url] = after
-            return
-        after.failing = True
-        payload = {"url": url, "error": error[:500], "failures": after.failures}
-        await self.tell_one(url, after, "watch.failing", payload, now)
+        # As in answered: kept in place, but the page starting to fail is a new state.
+        starts = seen.failures + 1 >= self.request.config.failure_threshold and not seen.failing
+        after = seen.model_copy(update={"failing": True}) if starts else seen
+        after.failures, after.last_error = seen.failures + 1, error[:500]
+        after.last_outcome, after.last_checked_at = "error", now
+        if starts:
+            payload = {"url": url, "error": error[:500], "failures": after.failures}
+            await self.tell_one(url, after, "watch.failing", payload, now)
 
     async def answered(self, url: str, outcome: str, now: datetime) -> None:
         seen = self.urls[url]
-        if not seen.failing:  # the usual check: the page answered as before
-            seen.failures, seen.last_error = 0, None
-            seen.last_outcome, seen.last_checked_at = outcome, now
-            return
-        after = seen.model_copy(
-            update={
-                "failures": 0,
-                "failing": False,
-                "last_error": None,
-                "last_outcome": outcome,
-                "last_checked_at": now,
-            }
-        )
-        payload = {"url": url, "after_failures": seen.failures}
-        await self.tell_one(url, after, "watch.recovered", payload, now)
+        # The usual check (the page answered as before) is kept in place; a recovery is a
+        # new state, taken once its event is stored.
+        after = seen.model_copy(update={"failing": False}) if seen.failing else seen
+        after.failures, after.last_error = 0, None
+        after.last_outcome, after.last_checked_at = outcome, now
+        if seen.failing:
+            payload = {"url": url, "after_failures": seen.failures}
+            await self.tell_one(url, after, "watch.recovered", payload, now)
 
     async def tell_one(
         self, url: str, after: UrlState, kind: str, payload: dict[str, Any], now: datetime

@@ -155,29 +155,31 @@ class ThresholdWatchWorkflow(WatchControls):
         key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
         state = self.state
+
+        async def alert(what: str, title: str, body: str, **payload: Any) -> None:
+            """Record ``watch.{what}`` of this check and tell it as "{title}: {task}"."""
+            message = Message(title=f"{title}: {self.task}", body=body)
+            await self.tell(
+                kind=f"watch.{what}",
+                key=f"{key}/{what}",
+                payload=payload,
+                message=message,
+                targets=targets,
+            )
+
         if reading.value is None:
             # After failure_threshold failed reads in a row the watch is failing: said once.
             state.failures, state.last_error = state.failures + 1, reading.error
             if state.failures >= self.config.failure_threshold and not state.failing:
                 state.failing = True
-                await self.tell(
-                    kind="watch.failing",
-                    key=f"{key}/failing",
-                    payload={"error": reading.error, "failures": state.failures},
-                    message=Message(
-                        title=f"Failing: {self.task}",
-                        body=f"{state.failures} reads in a row failed: {reading.error}",
-                    ),
-                    targets=targets,
+                body = f"{state.failures} reads in a row failed: {reading.error}"
+                await alert(
+                    "failing", "Failing", body, error=reading.error, failures=state.failures
                 )
             return
         if state.failing:
-            await self.tell(
-                kind="watch.recovered",
-                key=f"{key}/recovered",
-                payload={"after_failures": state.failures},
-                message=Message(title=f"Recovered: {self.task}", body="The metric reads again."),
-                targets=targets,
+            await alert(
+                "recovered", "Recovered", "The metric reads again.", after_failures=state.failures
             )
         state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value
@@ -191,16 +193,8 @@ class ThresholdWatchWorkflow(WatchControls):
         breach = transition.kind is Breach.BREACH
         if breach:
             self.state.breaches_total += 1
-        await self.tell(
-            kind=f"watch.{transition.kind}",
-            key=f"{key}/{transition.kind}",
-            payload=payload,
-            message=Message(
-                title=f"{'Breach' if breach else 'Recovered'}: {self.task}",
-                body=_describe(transition),
-            ),
-            targets=targets,
-        )
+        title = "Breach" if breach else "Recovered"
+        await alert(transition.kind, title, _describe(transition), **payload)
         if breach and self.config.on_breach == "remediate":
             workflow.deprecate_patch(REMEDIATE)
             await self._remediate(transition, payload, key)
@@ -216,17 +210,18 @@ class ThresholdWatchWorkflow(WatchControls):
             with_region=workflow.patched(ALERT_REGION),
         )
 
-        async def not_started(reason: str) -> None:
+        async def said(what: str, **more: Any) -> None:  # the breach's one remediation event
             await self.tell(
-                kind="watch.remediation_requested",
+                kind=f"watch.remediation_{what}",
                 key=f"{key}/remediate",
-                payload={**payload, "reason": reason},
+                payload={**payload, **more},
             )
 
         if alert is None:
-            await not_started(
-                "the metric names no TKE workload: remediation needs a "
-                "tencent_monitor source with tke_cluster_instance_id and workload_name"
+            await said(
+                "requested",
+                reason="the metric names no TKE workload: remediation needs a "
+                "tencent_monitor source with tke_cluster_instance_id and workload_name",
             )
             return
         child = remediation_id(alert)
@@ -240,13 +235,10 @@ class ThresholdWatchWorkflow(WatchControls):
                 f"Remediation of {alert.service} (threshold watch)",
             )
         except ACTIVITY_FAILED as error:
-            await not_started(f"{child} was neither started nor joined: {failure_text(error)}")
+            reason = f"{child} was neither started nor joined: {failure_text(error)}"
+            await said("requested", reason=reason)
             return
-        await self.tell(
-            kind="watch.remediation_started",
-            key=f"{key}/remediate",
-            payload={**payload, "remediation_id": child, "joined": joined},
-        )
+        await said("started", remediation_id=child, joined=joined)
 
     def parse_config(
         self, config: dict[str, Any], context: dict[str, Any] | None = None

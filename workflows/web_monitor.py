@@ -120,20 +120,17 @@ class WebMonitorWorkflow(WatchControls):
     CONFIG = WebMonitorConfig
     POLLS = True
     CHECK_ON_UPDATE = True
+    request: WebMonitorInput
     config: WebMonitorConfig
     state: WebMonitorState
 
     @workflow.init
     def __init__(self, request: WebMonitorInput) -> None:
         super().__init__(request, request.state or WebMonitorState())
-        self.poll_window = request.poll_window_seconds
-        self.interval_seconds = request.check_interval_seconds
-        self.run_events = request.continue_as_new_after_events or RUN_EVENTS
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
-        self.polls_ended = 0  # polls of this run that handed back (or failed, or were lost)
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
@@ -183,14 +180,14 @@ class WebMonitorWorkflow(WatchControls):
 
     @property
     def window(self) -> timedelta:
-        if self.poll_window is not None:
-            return timedelta(seconds=self.poll_window)
+        if self.request.poll_window_seconds is not None:
+            return timedelta(seconds=self.request.poll_window_seconds)
         return min(max(POLL_CHECKS * self.interval, POLL_WINDOW_MIN), POLL_WINDOW_MAX)
 
     @property
     def interval(self) -> timedelta:
-        if self.interval_seconds is not None:
-            return timedelta(seconds=self.interval_seconds)
+        if self.request.check_interval_seconds is not None:
+            return timedelta(seconds=self.request.check_interval_seconds)
         return self.config.interval
 
     def lead(self) -> timedelta | None:
@@ -213,7 +210,7 @@ class WebMonitorWorkflow(WatchControls):
             # The first poll of a run lasts a deterministic part of a window, so the polls of
             # watches created (or continued as new) together hand back spread over it.
             self.phased = True
-            if self.poll_window is None:
+            if self.request.poll_window_seconds is None:
                 workflow.deprecate_patch(POLL_PHASE)
                 window = max(interval, window * workflow.random().uniform(0.0, 1.0))
         request = PollRequest(
@@ -285,7 +282,6 @@ class WebMonitorWorkflow(WatchControls):
             return
         finally:
             self.checking = False
-            self.polls_ended += 1
         self.absorb(result)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
@@ -294,16 +290,13 @@ class WebMonitorWorkflow(WatchControls):
         """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
         back a result to take (Temporal had retried it in a live process)."""
         handle.cancel()
-        if (
-            workflow.patched(LOST_POLL_DEAD)
-            and not await self.may_answer(lost)
-            and not handle.done()
-        ):
-            self.abandon(handle, lost)
-            return False
+        waits = not workflow.patched(LOST_POLL_DEAD) or await self.may_answer(lost) or handle.done()
         try:
-            await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
+            if waits:
+                await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
         except TimeoutError:
+            waits = False
+        if not waits:
             self.abandon(handle, lost)
             return False
         if not handle.cancelled() and handle.exception() is None:
@@ -422,7 +415,8 @@ class WebMonitorWorkflow(WatchControls):
     def continue_suggested(self) -> bool:
         if super().continue_suggested():
             return True
-        if workflow.info().get_current_history_length() < self.run_events:
+        run_events = self.request.continue_as_new_after_events or RUN_EVENTS
+        if workflow.info().get_current_history_length() < run_events:
             return False
         # Asked only when the history is that long (short runs record no marker); deprecated:
         # a run recorded before it that grew past the bound no longer replays.
@@ -448,7 +442,9 @@ class WebMonitorWorkflow(WatchControls):
         """The status once every page of the config has been checked (an update's new pages
         get their first check at once), or once a poll has ended without it (a failed
         poll), the watch is paused or stopping: what an update answers, as a create does."""
-        since = self.polls_ended
+        # The polls of this run that ended (handed back, failed or were lost): all but one
+        # running.
+        since = self.polls - self.checking
 
         def checked() -> bool:
             urls = self.state.urls
@@ -464,7 +460,7 @@ class WebMonitorWorkflow(WatchControls):
                     checked()
                     or self.state.paused
                     or self.state.stop_requested
-                    or (self.polls_ended > since and not self.state.check_requested)
+                    or (self.polls - self.checking > since and not self.state.check_requested)
                 ),
                 timeout=PAGES_CHECKED_WAIT,
             )

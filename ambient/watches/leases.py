@@ -10,7 +10,7 @@ older than that process's ``dead_after`` and tells their workflows (activities/p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,15 +93,13 @@ class LeaseBook:
                 await conn.execute(_drop(ended, self.process))
         del self.ended[: len(ended)]
 
-    async def _beat(self, conn: AsyncConnection, now: datetime) -> str:
-        """Write this process's beat on ``conn``; the connection's dialect name."""
-        dialect = conn.dialect.name
+    async def _beat(self, conn: AsyncConnection, now: datetime) -> None:
+        """Write this process's beat on ``conn``."""
         beat = {"id": self.process, "started_at": now, "beat_at": now}
         await conn.execute(
-            upsert(dialect, PROCESSES, ["id"], ["beat_at", "dead_after"]),
+            upsert(conn.dialect.name, PROCESSES, ["id"], ["beat_at", "dead_after"]),
             [{**beat, "dead_after": self.dead_after}],
         )
-        return dialect
 
     async def claim(self, lease: Lease, started: datetime | None = None) -> Claim | None:
         """Take the watch for this poll before it fetches; None when another live poll holds
@@ -111,20 +109,13 @@ class LeaseBook:
         run over the old. ``started``: the grid's origin (now if not given)."""
         now = utcnow()
         started = started or now
-        mine = {
-            **_row(lease),
-            "process": self.process,
-            "started_at": started,
-            "task_token": lease.task_token,
-            "silent_since": None,
-            "first_check_in": lease.first_check_in,
-            "interval_seconds": lease.interval_seconds,
-        }
+        # The row is the lease (the table's columns are its fields), held by this process.
+        mine = asdict(replace(lease, process=self.process, started_at=started, silent_since=None))
         taken: Lease | None = None
         async with self.db.write_session() as session:
             conn = await session.connection()
-            dialect = await self._beat(conn, now)
-            insert = (postgresql if dialect == "postgresql" else sqlite).insert(LEASES)
+            await self._beat(conn, now)
+            insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(LEASES)
             created = await conn.execute(insert.on_conflict_do_nothing().values(**mine))
             if created.rowcount != 1:
                 locked = select(LEASES).where(_of_watch(lease)).with_for_update()
@@ -254,10 +245,6 @@ def _end_request(lease: Lease) -> EndRequest:
     elsewhere) only its attempt in that process."""
     process = lease.process if lease.task_token is not None else None
     return EndRequest(lease.task, lease.life, lease.run_id, lease.poll, process)
-
-
-def _row(lease: Lease) -> dict[str, Any]:
-    return {"task": lease.task, "life": lease.life, "run_id": lease.run_id, "poll": lease.poll}
 
 
 def _drop(leases: list[Lease], process: str | None = None) -> Any:

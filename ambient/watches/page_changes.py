@@ -22,6 +22,8 @@ from ambient.watches.configs import compile_user_regex
 # line; a page of few, huge lines (text without blocks, up to the fetch cap) must not put
 # megabytes into an event, a message and the poll's result (one history event).
 MAX_SHOWN_LINE = 1000
+# The diff lines an event shows at most.
+EXCERPT_LINES = 12
 
 
 @functools.lru_cache(maxsize=4096)
@@ -70,9 +72,7 @@ class PageDiff(BaseModel):
     excerpt: str
 
 
-def diff_pages(
-    old: list[str] | None, new: list[str], keywords: list[str], excerpt_lines: int = 12
-) -> PageDiff:
+def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> PageDiff:
     """What changed between two normalised pages; keyword hits count only on new text."""
     if old is None:  # first sight: a baseline, nothing is "new"
         return PageDiff(changed=False, added=[], hits={}, excerpt="")
@@ -107,5 +107,5 @@ def diff_pages(
         changed=old != new,
         added=added,
         hits=hits,
-        excerpt="\n".join(itertools.islice(body, excerpt_lines)),
+        excerpt="\n".join(itertools.islice(body, EXCERPT_LINES)),
     )
