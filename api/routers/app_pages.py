@@ -31,7 +31,6 @@ from api.routers.pages import (
     FormText,
     Page,
     PageId,
-    PageUser,
     PageWords,
     UserPage,
     back,
@@ -244,9 +243,9 @@ async def task_detail(page: Page, _: PageWords, id: PageId) -> Response:
 
 @router.post("/app/inbox/read")
 async def inbox_read(
-    session: SessionDep, me: PageUser, message_id: Annotated[WholeNumber, Form(ge=1, le=MAX_ID)]
+    page: Page, session: SessionDep, message_id: Annotated[WholeNumber, Form(ge=1, le=MAX_ID)]
 ) -> Response:
-    await InboxRepository(session).mark_read(me.name, message_id)
+    await InboxRepository(session).mark_read(page.me.name, message_id)
     await session.commit()
     return back("/app")
 
@@ -276,6 +275,6 @@ async def event_stream(
 
 
 @router.post("/app/chat")
-async def chat(body: ChatRequest, me: PageUser, chat: ChatDep) -> Response:
+async def chat(body: ChatRequest, page: Page, chat: ChatDep) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
-    return await chat_door.chat(body, me, chat)
+    return await chat_door.chat(body, page.me, chat)

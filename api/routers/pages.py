@@ -245,17 +245,6 @@ async def page_words(request: Request, user: MaybeUser) -> Words:
 PageWords = Annotated[Words, Depends(page_words)]
 
 
-async def signed_in_user(user: MaybeUser) -> User:
-    """The page's user; anyone not signed in is sent to the sign-in form."""
-    if user is None:
-        # Browsers follow this to the sign-in form.
-        raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
-    return user
-
-
-PageUser = Annotated[User, Depends(signed_in_user)]
-
-
 def render(
     request: Request, name: str, context: dict[str, Any], code: int = status.HTTP_200_OK
 ) -> HTMLResponse:
@@ -296,8 +285,12 @@ class UserPage:
         return render(self.request, name, shown, code)
 
 
-async def user_page(request: Request, state: StateDep, me: PageUser) -> UserPage:
-    return UserPage(request, state, me)
+async def user_page(request: Request, state: StateDep, user: MaybeUser) -> UserPage:
+    """The signed-in user's page; anyone not signed in is sent to the sign-in form."""
+    if user is None:
+        # Browsers follow this to the sign-in form.
+        raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
+    return UserPage(request, state, user)
 
 
 Page = Annotated[UserPage, Depends(user_page)]

@@ -51,7 +51,8 @@ async def _settings_page(
 ) -> HTMLResponse:
     """The page; after a refusal, ``typed`` is the refused form as sent, shown again."""
     # typed: "settings" (the settings' fields), "channels", "device_id" or "digest".
-    request, state, me, typed = page.request, page.state, page.me, typed or {}
+    request, state, me = page.request, page.state, page.me
+    typed = typed or {}
     browser = from_accept_language(request.headers.get("accept-language"))
     shown = user_public(me).model_copy(update=typed.get("settings", {}))
     push = stored_push_config(me.push_config)
