@@ -112,12 +112,11 @@ async def open_share_link(
     _ = Words(language)
     try:
         row = await _repo(session, state).open(token)
-    except (ExpiredShareLinkError, RevokedShareLinkError) as exc:
-        said = _(GONE[type(exc)])
-        return _page(language, said, f"<h1>{escape(said)}</h1>", status.HTTP_410_GONE)
-    except ShareLinkError:
-        said = _(NOT_FOUND)
-        return _page(language, said, f"<h1>{escape(said)}</h1>", status.HTTP_404_NOT_FOUND)
+    except ShareLinkError as exc:
+        gone = GONE.get(type(exc))
+        said = _(gone or NOT_FOUND)
+        code = status.HTTP_410_GONE if gone else status.HTTP_404_NOT_FOUND
+        return _page(language, said, f"<h1>{escape(said)}</h1>", code)
     # A report that brings its own title is not given a second one.
     has_title = row.html.lstrip().startswith("<h1")
     heading = "" if has_title else f"<h1>{escape(row.title)}</h1>"
