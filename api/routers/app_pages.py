@@ -80,18 +80,16 @@ async def _dashboard(
     next_tasks: str | None = None
     # One page of tasks, as list_tasks answers: a user with thousands must still get the page.
     tasks_page = page.request.query_params.get("tasks_page") or None
-    me = page.me
+    name = page.me.name
     try:
-        listed = await page.state.tasks.list(
-            me.name, page_size=TASKS_PER_PAGE, page_token=tasks_page
-        )
+        listed = await page.state.tasks.list(name, page_size=TASKS_PER_PAGE, page_token=tasks_page)
         tasks, next_tasks = list(listed), listed.next_page_token
     except InvalidTaskError:  # a stale or edited link: start again from the first page
         return back("/app", _("That page of tasks is no longer there; here is the first."))
     except Exception:  # Temporal down must not take the page down: say so instead.
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
-    events = await EventRepository(session).list(user=me.name, limit=20)
-    inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
+    events = await EventRepository(session).list(user=name, limit=20)
+    inbox = await InboxRepository(session).list(name, limit=20, unread_only=False)
     return page.show(
         "app.html",
         refused=problem,
