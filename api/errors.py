@@ -10,8 +10,9 @@
 - a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form, or a
   lone surrogate in a JSON body (no database encodes one): 422 naming where it is
   (``refuse_nul``, a dependency of every route);
-- a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations, another
-  user's history): as its router's ``http_error`` maps them, so its routes hold no try/except.
+- a feature's own errors (briefings, cloud, discussions, tasks, devices, xiaozhi endpoints,
+  remediations, another user's history): as its router's ``http_error`` maps them, so its
+  routes hold no try/except.
 """
 
 from __future__ import annotations
