@@ -303,8 +303,9 @@ def _discussion_form(
     page: UserPage, name: str, typed: dict[str, str] | None, **context: Any
 ) -> Response:
     # Each showing of a form is one message: a resubmit with its id posts nothing more. A
-    # refused post stored nothing: shown again with its id, as the person filled it in.
-    typed = typed or {"message_id": f"web-{uuid.uuid4().hex}"}
+    # refused post stored nothing: shown again with its id (if it has one), as the person
+    # filled it in; a form without one gets a new one.
+    typed = {"message_id": f"web-{uuid.uuid4().hex}", **(typed or {})}
     return page.show(name, refused=typed.get("problem"), typed=typed, **context)
 
 
@@ -336,16 +337,12 @@ async def discussion_post(
         problem = discussion_problem(exc, _)
         if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
             return back(here, problem)
+        typed = {"problem": problem, "content": content, "topic": topic, "tags": tags}
         # A refused post stored nothing: its id is kept for the same message sent again, unless
         # the id is the one refused.
         taken = isinstance(exc, InvalidDiscussionError) and exc.field == "message_id"
-        typed = {
-            "problem": problem,
-            "content": content,
-            "topic": topic,
-            "tags": tags,
-            "message_id": f"web-{uuid.uuid4().hex}" if taken or not message_id else message_id,
-        }
+        if message_id and not taken:
+            typed["message_id"] = message_id
         if not discussion_id:
             return await _discussion_list(page, typed)
         try:
