@@ -11,6 +11,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient import __version__
+from ambient.bridge.endpoints import EndpointError
 from ambient.bridge.runner import bridge_running
 from ambient.briefing.errors import BriefingError
 from ambient.cloud.errors import CloudOpsError
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(TaskError, feature_error(tasks.http_error))
     app.add_exception_handler(RemediationError, feature_error(remediations.http_error))
     app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
+    app.add_exception_handler(EndpointError, feature_error(xiaozhi_endpoints.http_error))
     app.add_exception_handler(CloudOpsError, feature_error(cloud.http_error))
     app.add_exception_handler(ScopeError, feature_error(events.http_error))
     app.add_exception_handler(FilterError, feature_error(events.filter_error))

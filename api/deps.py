@@ -1,4 +1,5 @@
-"""Dependency aliases for routers: settings, database session, Temporal, the calling user."""
+"""Dependency aliases for routers: the app's state (settings, Temporal...), a database session,
+the calling user."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import Role
-from ambient.settings import Settings
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState
@@ -27,16 +27,11 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
-    return state.settings
-
-
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     async with state.db.session() as session:
         yield session
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 

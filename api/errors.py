@@ -10,8 +10,9 @@
 - a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form, or a
   lone surrogate in a JSON body (no database encodes one): 422 naming where it is
   (``refuse_nul``, a dependency of every route);
-- a feature's own errors (briefings, cloud, discussions, tasks, devices, remediations, another
-  user's history): as its router's ``http_error`` maps them, so its routes hold no try/except.
+- a feature's own errors (briefings, cloud, discussions, tasks, devices, xiaozhi endpoints,
+  remediations, another user's history): as its router's ``http_error`` maps them, so its
+  routes hold no try/except.
 """
 
 from __future__ import annotations
@@ -74,22 +75,18 @@ async def refuse_nul(request: Request) -> None:
     """Every route's dependency: PostgreSQL refuses a NUL (U+0000) in text, in a query as in a
     row, so one in the path, the query, a JSON body or a form is a 422 naming it before any
     route runs (on every database alike)."""
-    for name, value in request.path_params.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise unprocessable(([name], NUL_REFUSED), where="path", given=value)
+    sent: list[tuple[str, str, Any]] = [("path", *item) for item in request.path_params.items()]
     route = request.scope.get("route")
     if isinstance(route, APIRoute):  # the parameters it reads: others are never looked at
-        for name in _query_names(route.dependant):
-            for value in request.query_params.getlist(name):
-                if "\x00" in value:
-                    raise unprocessable(([name], NUL_REFUSED), where="query", given=value)
+        query = request.query_params
+        sent += [("query", k, v) for k in _query_names(route.dependant) for v in query.getlist(k)]
     kind = request.headers.get("content-type", "")
     if kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         # A page's form: FastAPI has read it already (a page shows the 422 as its refusal).
-        for name, value in (await request.form()).multi_items():
-            if isinstance(value, str) and "\x00" in value:
-                raise unprocessable(([name], NUL_REFUSED), where="body", given=value)
-        return
+        sent += [("body", *item) for item in (await request.form()).multi_items()]
+    for where, name, value in sent:
+        if isinstance(value, str) and "\x00" in value:
+            raise unprocessable(([name], NUL_REFUSED), where=where, given=value)
     if kind.startswith("application/json"):
         raw = await request.body()
         # JSON writes a NUL as \u0000 (a raw one is no JSON) and a lone surrogate as \ud800:

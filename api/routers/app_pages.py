@@ -11,18 +11,17 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Form, Query, Request
+from fastapi import Form, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.domain.numbers import WholeNumber
-from ambient.storage.models import MAX_ID, Event, User
+from ambient.storage.models import MAX_ID, Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
 from ambient.watches.reads import TaskSummary
-from ambient.wiring import AppState
-from api.deps import SessionDep, StateDep
+from api.deps import SessionDep
 from api.i18n import Words, in_zone
 from api.routers import chat as chat_door
 from api.routers.chat import ChatDep, ChatRequest
@@ -30,13 +29,13 @@ from api.routers.events import LastEventId, stream
 from api.routers.pages import (
     N_,
     FormText,
+    Page,
     PageId,
-    PageUser,
     PageWords,
+    UserPage,
     back,
     field_errors,
     page_router,
-    user_page,
     what_went_wrong,
 )
 
@@ -63,17 +62,13 @@ MONITOR_LABELS = {
 
 
 @router.get("/app", response_class=HTMLResponse)
-async def dashboard(
-    request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
-) -> Response:
-    return await _dashboard(request, state, session, me, _)
+async def dashboard(page: Page, session: SessionDep, _: PageWords) -> Response:
+    return await _dashboard(page, session, _)
 
 
 async def _dashboard(
-    request: Request,
-    state: AppState,
+    page: UserPage,
     session: AsyncSession,
-    me: User,
     _: Words,
     *,
     typed: dict[str, str] | None = None,
@@ -84,20 +79,19 @@ async def _dashboard(
     tasks: list[TaskSummary] = []
     next_tasks: str | None = None
     # One page of tasks, as list_tasks answers: a user with thousands must still get the page.
-    tasks_page = request.query_params.get("tasks_page") or None
+    tasks_page = page.request.query_params.get("tasks_page") or None
+    name = page.me.name
     try:
-        page = await state.tasks.list(me.name, page_size=TASKS_PER_PAGE, page_token=tasks_page)
-        tasks, next_tasks = list(page), page.next_page_token
+        listed = await page.state.tasks.list(name, page_size=TASKS_PER_PAGE, page_token=tasks_page)
+        tasks, next_tasks = list(listed), listed.next_page_token
     except InvalidTaskError:  # a stale or edited link: start again from the first page
         return back("/app", _("That page of tasks is no longer there; here is the first."))
     except Exception:  # Temporal down must not take the page down: say so instead.
         tasks_error = _("Tasks are unavailable right now; your events and inbox below still work.")
-    events = await EventRepository(session).list(user=me.name, limit=20)
-    inbox = await InboxRepository(session).list(me.name, limit=20, unread_only=False)
-    return user_page(
-        request,
+    events = await EventRepository(session).list(user=name, limit=20)
+    inbox = await InboxRepository(session).list(name, limit=20, unread_only=False)
+    return page.show(
         "app.html",
-        me,
         refused=problem,
         tasks=tasks,
         tasks_error=tasks_error,
@@ -117,10 +111,8 @@ def lines_of(text: str) -> list[str]:
 
 @router.post("/app/tasks")
 async def create_web_monitor(
-    request: Request,
-    state: StateDep,
+    page: Page,
     session: SessionDep,
-    me: PageUser,
     _: PageWords,
     urls: FormText = "",
     keywords: FormText = "",
@@ -137,12 +129,14 @@ async def create_web_monitor(
         "check_interval_minutes": minutes,
     }
     try:
-        ref = await state.tasks.create(me.name, "web_monitor", config, name.strip() or None)
+        ref = await page.state.tasks.create(
+            page.me.name, "web_monitor", config, name.strip() or None
+        )
     except TaskError as exc:
         # The form comes back as it was filled in, with what is wrong with it.
         typed = {"urls": urls, "keywords": keywords, "interval": interval, "name": name}
         problem = _("Not created: %(why)s", why=task_problem(exc, _))
-        return await _dashboard(request, state, session, me, _, typed=typed, problem=problem)
+        return await _dashboard(page, session, _, typed=typed, problem=problem)
     if ref.created:
         return back("/app", _("Created %(task)s", task=ref.task_id))
     return back("/app", _("Exists: %(task)s", task=ref.task_id))
@@ -192,13 +186,11 @@ TASK_KINDS = {
 
 
 @router.post("/app/tasks/action")
-async def task_action(
-    state: StateDep, me: PageUser, _: PageWords, task_id: FormText, action: FormText
-) -> Response:
+async def task_action(page: Page, _: PageWords, task_id: FormText, action: FormText) -> Response:
     if action not in TASK_ACTIONS:
         return back("/app", _("Unknown action %(action)s", action=repr(action)))
     try:
-        ref = await getattr(state.tasks, action)(me.name, task_id)
+        ref = await getattr(page.state.tasks, action)(page.me.name, task_id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
     return back(
@@ -230,41 +222,35 @@ def zoned(value: Any, zone: str | None) -> Any:
 
 
 @router.get("/app/task", response_class=HTMLResponse)
-async def task_detail(
-    request: Request, state: StateDep, me: PageUser, _: PageWords, id: PageId
-) -> Response:
+async def task_detail(page: Page, _: PageWords, id: PageId) -> Response:
     try:
-        task = await state.tasks.get(me.name, id)
+        task = await page.state.tasks.get(page.me.name, id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
-    return user_page(
-        request,
+    return page.show(
         "task.html",
-        me,
         task=task,
         kind=TASK_KINDS.get(task.kind.value, task.kind.value),
         # As typed: a Chinese keyword or message is shown, not its \u escapes.
         config=json.dumps(task.config, indent=2, ensure_ascii=False),
         detail=json.dumps(
-            zoned(task.detail, me.timezone), indent=2, default=str, ensure_ascii=False
+            zoned(task.detail, page.me.timezone), indent=2, default=str, ensure_ascii=False
         ),
     )
 
 
 @router.post("/app/inbox/read")
 async def inbox_read(
-    session: SessionDep, me: PageUser, message_id: Annotated[WholeNumber, Form(ge=1, le=MAX_ID)]
+    page: Page, session: SessionDep, message_id: Annotated[WholeNumber, Form(ge=1, le=MAX_ID)]
 ) -> Response:
-    await InboxRepository(session).mark_read(me.name, message_id)
+    await InboxRepository(session).mark_read(page.me.name, message_id)
     await session.commit()
     return back("/app")
 
 
 @router.get("/app/events/stream")
 async def event_stream(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
+    page: Page,
     _: PageWords,
     after_id: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
     last_event_id: LastEventId = None,
@@ -279,14 +265,14 @@ async def event_stream(
             "name": _(EVENT_KINDS.get(row.kind, row.kind)),
             "task": row.task,
             # In the user's time zone, as the page's own list gives it (the script shows it).
-            "created_at": in_zone(row.created_at, me.timezone).isoformat(),
+            "created_at": in_zone(row.created_at, page.me.timezone).isoformat(),
             "payload": row.payload,
         }
 
-    return stream(request, state.db, me, after_id, last_event_id, frame)
+    return stream(page.request, page.state.db, page.me, after_id, last_event_id, frame)
 
 
 @router.post("/app/chat")
-async def chat(body: ChatRequest, me: PageUser, chat: ChatDep) -> Response:
+async def chat(body: ChatRequest, page: Page, chat: ChatDep) -> Response:
     """The chat box: the same turn as POST /chat, signed in by the page's cookie."""
-    return await chat_door.chat(body, me, chat)
+    return await chat_door.chat(body, page.me, chat)

@@ -21,9 +21,8 @@ from temporalio.api.common.v1 import Payloads
 from ambient.codec import CodecKeyError
 from ambient.domain.users import Role
 from ambient.settings import Settings
-from ambient.storage.repositories import UserRepository
 from ambient.temporal import payload_codec
-from api.deps import SessionDep, SettingsDep, bearer
+from api.deps import SessionDep, StateDep, bearer, get_current_user, get_optional_user
 from api.errors import unauthorized
 from api.security import is_one_of
 
@@ -32,17 +31,15 @@ router = APIRouter(prefix="/codec", tags=["codec"])
 
 async def _authorize(request: Request, settings: Settings, session: SessionDep) -> None:
     credentials = await bearer(request)  # the API's own reading of the header
-    token = credentials.credentials if credentials else ""
-    if not token:
+    if credentials is None:
         raise unauthorized(
             "the codec needs an admin's bearer token or the codec token "
             "(the Web UI uses /codec/ui/{AMBIENT_CODEC_TOKEN})"
         )
-    if is_one_of(token, [settings.codec_token]):
+    if is_one_of(credentials.credentials, [settings.codec_token]):
         return
-    user = await UserRepository(session).by_token(token)
-    if user is None:
-        raise unauthorized("invalid token")
+    # An admin's token, read as every route reads one (401 for a token of no user).
+    user = await get_current_user(await get_optional_user(session, credentials))
     if user.role != Role.ADMIN:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -73,18 +70,18 @@ async def _transcode(direction: str, request: Request, settings: Settings) -> di
 
 @router.post("/ui/{token}/{direction}")
 async def transcode_for_ui(
-    token: str, direction: str, request: Request, settings: SettingsDep
+    token: str, direction: str, request: Request, state: StateDep
 ) -> dict[str, Any]:
     """Encode or decode for the Temporal Web UI, authorised by the codec token in the path."""
-    if not is_one_of(token, [settings.codec_token]):
+    if not is_one_of(token, [state.settings.codec_token]):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid codec token")
-    return await _transcode(direction, request, settings)
+    return await _transcode(direction, request, state.settings)
 
 
 @router.post("/{direction}")
 async def transcode(
-    direction: str, request: Request, settings: SettingsDep, session: SessionDep
+    direction: str, request: Request, state: StateDep, session: SessionDep
 ) -> dict[str, Any]:
     """Encode or decode payloads with the configured keys (an admin's or the codec token)."""
-    await _authorize(request, settings, session)
-    return await _transcode(direction, request, settings)
+    await _authorize(request, state.settings, session)
+    return await _transcode(direction, request, state.settings)

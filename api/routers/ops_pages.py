@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Form, Query, Request
+from fastapi import Form, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -30,21 +30,19 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
 )
-from ambient.storage.models import MAX_ID, User
-from ambient.wiring import AppState
-from api.deps import StateDep
+from ambient.storage.models import MAX_ID
 from api.i18n import Words
 from api.routers.pages import (
     N_,
     FormText,
+    Page,
     PageId,
-    PageUser,
     PageWords,
+    UserPage,
     back,
     field_errors,
     in_words,
     page_router,
-    user_page,
     what_went_wrong,
 )
 
@@ -92,9 +90,7 @@ BRIEFING_WORDS = {
 
 @router.get("/app/briefings", response_class=HTMLResponse)
 async def briefing_page(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
+    page: Page,
     _: PageWords,
     # Text, checked by the service: a day that is no date is said on the page, not as JSON.
     date: Annotated[str | None, Query(max_length=40)] = None,
@@ -102,7 +98,7 @@ async def briefing_page(
     shown: BriefingView | None = None
     problem = None
     try:
-        shown = await state.briefings.get_briefing(me.name, date or None)
+        shown = await page.state.briefings.get_briefing(page.me.name, date or None)
     except BriefingNotFoundError:
         # No briefing yet: the empty History says how to set one up.
         if date:
@@ -111,31 +107,23 @@ async def briefing_page(
             )
     except BriefingError as exc:
         problem = briefing_problem(exc, _)
-    history = await state.briefings.list_briefings(me.name, limit=30)
-    return user_page(
-        request,
-        "briefings.html",
-        me,
-        briefing=shown,
-        history=history,
-        problem=problem,
-        named=BRIEFING_WORDS,
+    history = await page.state.briefings.list_briefings(page.me.name, limit=30)
+    return page.show(
+        "briefings.html", briefing=shown, history=history, problem=problem, named=BRIEFING_WORDS
     )
 
 
 @router.post("/app/briefings/action")
-async def briefing_action(
-    state: StateDep, me: PageUser, _: PageWords, action: FormText
-) -> Response:
+async def briefing_action(page: Page, _: PageWords, action: FormText) -> Response:
     try:
         if action == "regenerate":
-            prepared = await state.briefings.regenerate(me.name)
+            prepared = await page.state.briefings.regenerate(page.me.name)
             return back(
                 "/app/briefings",
                 _("Prepared again (version %(version)s)", version=prepared.version),
             )
         if action == "send":
-            await state.briefings.send(me.name)
+            await page.state.briefings.send(page.me.name)
             return back("/app/briefings", _("Sent through your push channels"))
     except BriefingNotFoundError:
         return back(
@@ -198,26 +186,22 @@ REMEDIATIONS_PER_PAGE = 50
 
 @router.get("/app/remediations", response_class=HTMLResponse)
 async def remediation_list(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
+    page: Page,
     _: PageWords,
     offset: Annotated[WholeNumber, Query(ge=0)] = 0,  # its bound: list_runs
 ) -> Response:
     problem, next_offset = None, None
     try:
         # One more than a page: whether there is a next page is known without counting.
-        runs = await state.remediations.list_runs(
-            me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset
+        runs = await page.state.remediations.list_runs(
+            page.me.name, limit=REMEDIATIONS_PER_PAGE + 1, offset=offset
         )
     except RemediationError as exc:
         runs, problem = [], remediation_problem(exc, _)
     if len(runs) > REMEDIATIONS_PER_PAGE:
         runs, next_offset = runs[:REMEDIATIONS_PER_PAGE], offset + REMEDIATIONS_PER_PAGE
-    return user_page(
-        request,
+    return page.show(
         "remediations.html",
-        me,
         runs=runs,
         problem=problem,
         named=REMEDIATION_STATES,
@@ -227,17 +211,13 @@ async def remediation_list(
 
 
 @router.get("/app/remediation", response_class=HTMLResponse)
-async def remediation_detail(
-    request: Request, state: StateDep, me: PageUser, _: PageWords, id: PageId
-) -> Response:
+async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
     try:
-        view = await state.remediations.get(me.name, id)
+        view = await page.state.remediations.get(page.me.name, id)
     except RemediationError as exc:
         return back("/app/remediations", remediation_problem(exc, _))
-    return user_page(
-        request,
+    return page.show(
         "remediation.html",
-        me,
         run=view,
         final_states=FINAL_STATES,
         named=REMEDIATION_STATES,
@@ -262,8 +242,7 @@ async def remediation_detail(
 
 @router.post("/app/remediation/action")
 async def remediation_action(
-    state: StateDep,
-    me: PageUser,
+    page: Page,
     _: PageWords,
     remediation_id: FormText,
     action: FormText,
@@ -271,7 +250,7 @@ async def remediation_action(
     run_key: Annotated[str | None, Form(max_length=255)] = None,
 ) -> Response:
     here = f"/app/remediation?id={quote(remediation_id)}"
-    remediations = state.remediations
+    remediations, me = page.state.remediations, page.me
     try:
         if action in ("approve", "refuse"):
             approve = action == "approve"
@@ -295,54 +274,44 @@ DISCUSSIONS_PER_PAGE = 50
 
 @router.get("/app/discussions", response_class=HTMLResponse)
 async def discussion_list(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
-    offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0,
+    page: Page, offset: Annotated[WholeNumber, Query(ge=0, le=MAX_ID)] = 0
 ) -> Response:
-    return await _discussion_list(request, state, me, offset=offset)
+    return await _discussion_list(page, offset=offset)
 
 
 async def _discussion_list(
-    request: Request,
-    state: AppState,
-    me: User,
-    typed: dict[str, str] | None = None,
-    offset: int = 0,
+    page: UserPage, typed: dict[str, str] | None = None, offset: int = 0
 ) -> Response:
     """A page of the list (``offset``: the one its More link gives); after a refused new
     topic, ``typed`` is its form as sent (shown again)."""
-    listing = await state.discussions.list_discussions(
-        me.name, limit=DISCUSSIONS_PER_PAGE, offset=offset
+    listing = await page.state.discussions.list_discussions(
+        page.me.name, limit=DISCUSSIONS_PER_PAGE, offset=offset
     )
-    return _discussion_form(request, "discussions.html", me, typed, listing=listing, offset=offset)
+    return _discussion_form(page, "discussions.html", typed, listing=listing, offset=offset)
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
-async def discussion_page(
-    request: Request, state: StateDep, me: PageUser, _: PageWords, id: str
-) -> Response:
+async def discussion_page(page: Page, _: PageWords, id: str) -> Response:
     try:
-        read = await state.discussions.read_discussion(me.name, id, limit=None)
+        read = await page.state.discussions.read_discussion(page.me.name, id, limit=None)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
-    return _discussion_form(request, "discussion.html", me, None, read=read)
+    return _discussion_form(page, "discussion.html", None, read=read)
 
 
 def _discussion_form(
-    request: Request, name: str, me: User, typed: dict[str, str] | None, **context: Any
+    page: UserPage, name: str, typed: dict[str, str] | None, **context: Any
 ) -> Response:
     # Each showing of a form is one message: a resubmit with its id posts nothing more. A
-    # refused post stored nothing: shown again with its id, as the person filled it in.
-    typed = typed or {"message_id": f"web-{uuid.uuid4().hex}"}
-    return user_page(request, name, me, refused=typed.get("problem"), typed=typed, **context)
+    # refused post stored nothing: shown again with its id (if it has one), as the person
+    # filled it in; a form without one gets a new one.
+    typed = {"message_id": f"web-{uuid.uuid4().hex}", **(typed or {})}
+    return page.show(name, refused=typed.get("problem"), typed=typed, **context)
 
 
 @router.post("/app/discussions/post")
 async def discussion_post(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
+    page: Page,
     _: PageWords,
     content: FormText,
     discussion_id: FormText = "",
@@ -352,6 +321,7 @@ async def discussion_post(
 ) -> Response:
     """Post as yourself: a reply in a discussion, or a message on a topic."""
     here = f"/app/discussion?id={quote(discussion_id)}" if discussion_id else "/app/discussions"
+    discussions, me = page.state.discussions, page.me
     try:
         message = MessageIn(
             from_id=me.name,
@@ -360,30 +330,26 @@ async def discussion_post(
             message_id=message_id or None,
         )
         if discussion_id:
-            posted = await state.discussions.reply_message(me.name, discussion_id, message)
+            posted = await discussions.reply_message(me.name, discussion_id, message)
         else:
-            posted = await state.discussions.send_message(me.name, topic, message)
+            posted = await discussions.send_message(me.name, topic, message)
     except (DiscussionError, ValueError) as exc:
         problem = discussion_problem(exc, _)
         if isinstance(exc, DiscussionNotFoundError | DiscussionClosedError):
             return back(here, problem)
+        typed = {"problem": problem, "content": content, "topic": topic, "tags": tags}
         # A refused post stored nothing: its id is kept for the same message sent again, unless
         # the id is the one refused.
         taken = isinstance(exc, InvalidDiscussionError) and exc.field == "message_id"
-        typed = {
-            "problem": problem,
-            "content": content,
-            "topic": topic,
-            "tags": tags,
-            "message_id": f"web-{uuid.uuid4().hex}" if taken or not message_id else message_id,
-        }
+        if message_id and not taken:
+            typed["message_id"] = message_id
         if not discussion_id:
-            return await _discussion_list(request, state, me, typed)
+            return await _discussion_list(page, typed)
         try:
-            read = await state.discussions.read_discussion(me.name, discussion_id, limit=None)
+            read = await discussions.read_discussion(me.name, discussion_id, limit=None)
         except DiscussionError as gone:  # deleted since, or never yours (an edited field)
             return back("/app/discussions", discussion_problem(gone, _))
-        return _discussion_form(request, "discussion.html", me, typed, read=read)
+        return _discussion_form(page, "discussion.html", typed, read=read)
     note = _("Posted")
     if posted.action is not None:
         why = posted.refused

@@ -13,6 +13,7 @@ import hmac
 import re
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -32,6 +33,7 @@ from ambient.status import database_problem, system_status, temporal_problem
 from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
 from ambient.watches.inputs import ConfigError
+from ambient.wiring import AppState
 from api.deps import SessionDep, StateDep, get_state
 from api.errors import out_of_range
 from api.i18n import Words, from_accept_language, templates
@@ -243,17 +245,6 @@ async def page_words(request: Request, user: MaybeUser) -> Words:
 PageWords = Annotated[Words, Depends(page_words)]
 
 
-async def signed_in_user(user: MaybeUser) -> User:
-    """The page's user; anyone not signed in is sent to the sign-in form."""
-    if user is None:
-        # Browsers follow this to the sign-in form.
-        raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
-    return user
-
-
-PageUser = Annotated[User, Depends(signed_in_user)]
-
-
 def render(
     request: Request, name: str, context: dict[str, Any], code: int = status.HTTP_200_OK
 ) -> HTMLResponse:
@@ -277,13 +268,32 @@ def notice(request: Request) -> str | None:
     return message
 
 
-def user_page(
-    request: Request, name: str, me: User, /, refused: str | None = None, **context: Any
-) -> HTMLResponse:
-    """A page of the signed-in user, with the notice the last action left (``notice``); or,
-    showing a refused form again, what is wrong with it (``refused``, a 422)."""
-    code = status.HTTP_200_OK if refused is None else status.HTTP_422_UNPROCESSABLE_CONTENT
-    return render(request, name, {"user": me, **context, "msg": refused or notice(request)}, code)
+@dataclass
+class UserPage:
+    """What every route of a signed-in user's page works with: the request, the app's state
+    and the user; and how it shows the page."""
+
+    request: Request
+    state: AppState
+    me: User
+
+    def show(self, name: str, /, refused: str | None = None, **context: Any) -> HTMLResponse:
+        """The page, with the notice the last action left (``notice``); or, showing a refused
+        form again, what is wrong with it (``refused``, a 422)."""
+        code = status.HTTP_200_OK if refused is None else status.HTTP_422_UNPROCESSABLE_CONTENT
+        shown = {"user": self.me, **context, "msg": refused or notice(self.request)}
+        return render(self.request, name, shown, code)
+
+
+async def user_page(request: Request, state: StateDep, user: MaybeUser) -> UserPage:
+    """The signed-in user's page; anyone not signed in is sent to the sign-in form."""
+    if user is None:
+        # Browsers follow this to the sign-in form.
+        raise HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/signin"})
+    return UserPage(request, state, user)
+
+
+Page = Annotated[UserPage, Depends(user_page)]
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:

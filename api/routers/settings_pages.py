@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import Request, status
+from fastapi import status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -19,17 +19,16 @@ from ambient.domain import field_errors as fields
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
-from ambient.storage.models import User
 from ambient.storage.repositories import SettingRefusedError, UserRepository, user_public
-from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
-from api.deps import SessionDep, StateDep
+from api.deps import SessionDep
 from api.i18n import Words, from_accept_language
 from api.routers.pages import (
     N_,
     FormText,
-    PageUser,
+    Page,
     PageWords,
+    UserPage,
     back,
     field_errors,
     in_words,
@@ -44,17 +43,15 @@ router = page_router()
 
 
 async def _settings_page(
-    request: Request,
-    state: AppState,
-    me: User,
+    page: UserPage,
     *,
     errors: str | None = None,
     added: DeviceAdded | None = None,
     typed: dict[str, Any] | None = None,
-    code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     """The page; after a refusal, ``typed`` is the refused form as sent, shown again."""
     # typed: "settings" (the settings' fields), "channels", "device_id" or "digest".
+    request, state, me = page.request, page.state, page.me
     typed = typed or {}
     browser = from_accept_language(request.headers.get("accept-language"))
     shown = user_public(me).model_copy(update=typed.get("settings", {}))
@@ -88,7 +85,8 @@ async def _settings_page(
             "errors": errors,
             "msg": None if errors else notice(request),
         },
-        status.HTTP_422_UNPROCESSABLE_CONTENT if errors and code == status.HTTP_200_OK else code,
+        # A device just added is created (201); a refused form is shown again (422).
+        201 if added else status.HTTP_422_UNPROCESSABLE_CONTENT if errors else status.HTTP_200_OK,
     )
 
 
@@ -99,36 +97,29 @@ LANGUAGE_NAMES = {Language.ZH: "中文", Language.EN: "English"}
 
 
 @router.get("/app/settings", response_class=HTMLResponse)
-async def settings_form(request: Request, state: StateDep, me: PageUser) -> Response:
-    return await _settings_page(request, state, me)
+async def settings_form(page: Page) -> Response:
+    return await _settings_page(page)
 
 
 @router.post("/app/digest")
 async def save_digest(
-    request: Request,
-    state: StateDep,
-    me: PageUser,
-    _: PageWords,
-    enabled: FormText = "",
-    every_minutes: FormText = "15",
+    page: Page, _: PageWords, enabled: FormText = "", every_minutes: FormText = "15"
 ) -> Response:
     sent = {"enabled": enabled == "on", "every_minutes": every_minutes or "15"}
     try:
         setting = DigestSetting.model_validate(sent)
     except ValidationError as exc:
         errors = field_errors(exc, _, DIGEST_LABELS)
-        return await _settings_page(request, state, me, errors=errors, typed={"digest": sent})
-    await state.digests.set(me.name, setting)
+        return await _settings_page(page, errors=errors, typed={"digest": sent})
+    await page.state.digests.set(page.me.name, setting)
     return back(
         "/app/settings", _("Assistant digest on") if setting.enabled else _("Assistant digest off")
     )
 
 
 @router.post("/app/settings")
-async def save_settings(
-    request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
-) -> Response:
-    form = await request.form()
+async def save_settings(page: Page, session: SessionDep, _: PageWords) -> Response:
+    form = await page.request.form()
     # The form posts every setting as text; wake words one a line, as a comma may be part of
     # one ("你好，小智", "hey, ambient").
     sent: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in UserSettings.model_fields}
@@ -137,7 +128,7 @@ async def save_settings(
     data = {key: value or None for key, value in sent.items() if value or key in CLEARABLE_SETTINGS}
     try:
         # Permissions are not settings: only an admin grants them, through the users API.
-        await UserRepository(session).update(me, UserSettings.model_validate(data))
+        await UserRepository(session).update(page.me, UserSettings.model_validate(data))
     except ValidationError as exc:
         errors = field_errors(exc, _, SETTINGS_LABELS)
     except SettingRefusedError as exc:
@@ -145,9 +136,9 @@ async def save_settings(
     else:
         await session.commit()
         # Said in the language just chosen: the next page speaks it too.
-        _ = Words(language_of(request, me))
+        _ = Words(language_of(page.request, page.me))
         return back("/app/settings", _("Settings saved"))
-    return await _settings_page(request, state, me, errors=errors, typed={"settings": sent})
+    return await _settings_page(page, errors=errors, typed={"settings": sent})
 
 
 # The digest's field as its form labels it.
@@ -170,10 +161,8 @@ SETTINGS_LABELS = {
 
 
 @router.post("/app/push")
-async def save_push(
-    request: Request, state: StateDep, session: SessionDep, me: PageUser, _: PageWords
-) -> Response:
-    form = await request.form()
+async def save_push(page: Page, session: SessionDep, _: PageWords) -> Response:
+    form = await page.request.form()
     types, targets = form.getlist("type"), form.getlist("target")
     kinds = form.getlist("kinds")
     sent: list[dict[str, Any]] = []  # as typed, to show again if refused
@@ -185,10 +174,10 @@ async def save_push(
     channels = [{key: v for key, v in channel.items() if v or key != "kinds"} for channel in sent]
     try:
         # The page edits channels only: the quiet hours set elsewhere stay as they are stored.
-        quiet = stored_push_config(me.push_config).quiet_hours
+        quiet = stored_push_config(page.me.push_config).quiet_hours
         config = PushConfig.model_validate({"channels": channels})
         config = config.model_copy(update={"quiet_hours": quiet})
-        await save_push_config(session, me, config, state.channels.policy)
+        await save_push_config(session, page.me, config, page.state.channels.policy)
     except ValidationError as exc:
         errors = "; ".join(
             f"{channel_field(loc, _)}: {in_words(message, _)}"
@@ -201,7 +190,7 @@ async def save_push(
     else:
         await session.commit()
         return back("/app/settings", _("Push channels saved"))
-    return await _settings_page(request, state, me, errors=errors, typed={"channels": sent})
+    return await _settings_page(page, errors=errors, typed={"channels": sent})
 
 
 # A channel's fields as the form labels them.
@@ -229,21 +218,19 @@ PUSH_KINDS = (N_("briefing"), N_("watch"), N_("remediation"), N_("system"))
 
 
 @router.post("/app/xiaozhi/devices")
-async def add_device(
-    request: Request, state: StateDep, me: PageUser, _: PageWords, device_id: FormText = ""
-) -> Response:
+async def add_device(page: Page, _: PageWords, device_id: FormText = "") -> Response:
     """Register one of your 小智 devices; the page shows its token once (never in a URL)."""
-    typed = {"device_id": device_id}
+    typed, me, devices = {"device_id": device_id}, page.me, page.state.devices
     try:
         mac = normalize_device_id(device_id)
     except InvalidDeviceError:
-        return await _settings_page(request, state, me, errors=_(DEVICE_ID_RULE), typed=typed)
+        return await _settings_page(page, errors=_(DEVICE_ID_RULE), typed=typed)
     try:
-        added = await state.devices.add(me.name, me.name, device_id)
+        added = await devices.add(me.name, me.name, device_id)
     except InvalidDeviceError:
         # The id is well formed (checked above), so it is taken: by you, or by someone whose
         # device you cannot remove.
-        mine = {d.device_id for d in await state.devices.list(me.name) if d.user == me.name}
+        mine = {d.device_id for d in await devices.list(me.name) if d.user == me.name}
         if mac in mine:
             taken = _("Device %(device)s is already registered; remove it first.", device=mac)
         else:
@@ -252,8 +239,8 @@ async def add_device(
                 "admin can remove it.",
                 device=mac,
             )
-        return await _settings_page(request, state, me, errors=taken, typed=typed)
-    return await _settings_page(request, state, me, added=added, code=status.HTTP_201_CREATED)
+        return await _settings_page(page, errors=taken, typed=typed)
+    return await _settings_page(page, added=added)
 
 
 DEVICE_ID_RULE = N_(
@@ -263,11 +250,9 @@ DEVICE_ID_RULE = N_(
 
 
 @router.post("/app/xiaozhi/devices/remove")
-async def remove_device(
-    state: StateDep, me: PageUser, _: PageWords, device: FormText = ""
-) -> Response:
+async def remove_device(page: Page, _: PageWords, device: FormText = "") -> Response:
     try:
-        removed = await state.devices.remove(me.name, device)
+        removed = await page.state.devices.remove(page.me.name, device)
     except InvalidDeviceError as exc:  # a reference naming two devices
         return back("/app/settings", what_went_wrong(exc, _))
     except DeviceError:
@@ -280,12 +265,12 @@ async def remove_device(
 
 @router.post("/app/xiaozhi/devices/allow")
 async def allow_device(
-    state: StateDep, me: PageUser, _: PageWords, device: FormText = "", allowed: FormText = "on"
+    page: Page, _: PageWords, device: FormText = "", allowed: FormText = "on"
 ) -> Response:
     """Let a device (anyone's) answer you by your voiceprint, or stop it: your own consent."""
     yes = allowed != "off"
     try:
-        view = await state.devices.allow(me.name, device, allowed=yes)
+        view = await page.state.devices.allow(page.me.name, device, allowed=yes)
     except InvalidDeviceError as exc:
         return back("/app/settings", what_went_wrong(exc, _))
     except DeviceError:
@@ -306,19 +291,13 @@ ENDPOINT_LABELS = {"url": N_("接入点 URL"), "user": N_("User")}
 
 @router.post("/app/xiaozhi/endpoints")
 async def add_endpoint(
-    request: Request,
-    state: StateDep,
-    session: SessionDep,
-    me: PageUser,
-    _: PageWords,
-    url: FormText = "",
-    verbatim: FormText = "",
+    page: Page, session: SessionDep, _: PageWords, url: FormText = "", verbatim: FormText = ""
 ) -> Response:
     """Register a 接入点 URL for yourself. Its token is never shown again: the page answers
     with a redirect naming the masked URL, so the token is in no page, URL or history."""
     try:
-        data = EndpointCreate(user=me.name, url=url, verbatim=verbatim == "on")
-        added = await Endpoints.of(session, state.settings).add(me, data)
+        data = EndpointCreate(user=page.me.name, url=url, verbatim=verbatim == "on")
+        added = await Endpoints.of(session, page.state.settings).add(page.me, data)
     except ValidationError as exc:
         errors = field_errors(exc, _, ENDPOINT_LABELS)
     except EndpointInputError as exc:
@@ -327,18 +306,18 @@ async def add_endpoint(
         return back(
             "/app/settings", _("Added %(url)s: it is dialed within a few seconds.", url=added.url)
         )
-    return await _settings_page(request, state, me, errors=errors)
+    return await _settings_page(page, errors=errors)
 
 
 @router.post("/app/xiaozhi/endpoints/remove")
 async def remove_endpoint(
-    state: StateDep, session: SessionDep, me: PageUser, _: PageWords, endpoint: FormText = ""
+    page: Page, session: SessionDep, _: PageWords, endpoint: FormText = ""
 ) -> Response:
     try:
         # int() also reads "１", "١", " 1 " and "1_0": only the ASCII digits the page wrote.
         if not (endpoint.isascii() and endpoint.isdigit()):
             raise ValueError(endpoint)
-        gone = await Endpoints.of(session, state.settings).remove(me, int(endpoint))
+        gone = await Endpoints.of(session, page.state.settings).remove(page.me, int(endpoint))
     except (ValueError, EndpointError):
         return back("/app/settings", _("No endpoint %(id)s among yours.", id=endpoint))
     return back("/app/settings", _("Removed %(url)s: its connection closes.", url=gone.url))

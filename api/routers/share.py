@@ -20,7 +20,7 @@ from ambient.sharing import (
     ShareLinkRepository,
 )
 from ambient.storage.models import MAX_ID
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, SessionDep, StateDep
 from api.i18n import Words
 from api.routers.pages import N_, language_of
 
@@ -50,16 +50,17 @@ class ShareCreated(BaseModel):
     expires_at: datetime
 
 
-def _repo(session: SessionDep, settings: SettingsDep) -> ShareLinkRepository:
-    return ShareLinkRepository(session, settings.secret_key.get_secret_value())
+def _repo(session: SessionDep, state: StateDep) -> ShareLinkRepository:
+    return ShareLinkRepository(session, state.settings.secret_key.get_secret_value())
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_share_link(
-    body: ShareCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    body: ShareCreate, user: CurrentUser, session: SessionDep, state: StateDep
 ) -> ShareCreated:
     """A signed link to a rendered report, valid for ``days`` (default 7)."""
-    row, token = await _repo(session, settings).create(
+    settings = state.settings
+    row, token = await _repo(session, state).create(
         user.name, body.kind, body.title, body.body, days=body.days or settings.share_link_days
     )
     await session.commit()
@@ -72,9 +73,9 @@ async def revoke_share_link(
     link_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     user: CurrentUser,
     session: SessionDep,
-    settings: SettingsDep,
+    state: StateDep,
 ) -> None:
-    if not await _repo(session, settings).revoke(user.name, link_id):
+    if not await _repo(session, state).revoke(user.name, link_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no share link {link_id} of yours")
     await session.commit()
 
@@ -84,10 +85,10 @@ async def revoke_share_link_by_token(
     token: Annotated[str, Path(max_length=255, description="the link's last path segment")],
     user: CurrentUser,
     session: SessionDep,
-    settings: SettingsDep,
+    state: StateDep,
 ) -> None:
     """Revoke one of your links by the link itself (as a briefing email carries it)."""
-    if not await _repo(session, settings).revoke(user.name, token):
+    if not await _repo(session, state).revoke(user.name, token):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no share link of yours at that address")
     await session.commit()
 
@@ -104,19 +105,18 @@ KINDS = {"briefing": N_("briefing"), "remediation": N_("remediation"), "report":
 
 @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def open_share_link(
-    request: Request, token: str, session: SessionDep, settings: SettingsDep
+    request: Request, token: str, session: SessionDep, state: StateDep
 ) -> HTMLResponse:
     # The frame speaks its reader's language, as every anonymous page does (api/i18n.py).
     language = language_of(request, None)
     _ = Words(language)
     try:
-        row = await _repo(session, settings).open(token)
-    except (ExpiredShareLinkError, RevokedShareLinkError) as exc:
-        said = _(GONE[type(exc)])
-        return _page(language, said, f"<h1>{escape(said)}</h1>", status.HTTP_410_GONE)
-    except ShareLinkError:
-        said = _(NOT_FOUND)
-        return _page(language, said, f"<h1>{escape(said)}</h1>", status.HTTP_404_NOT_FOUND)
+        row = await _repo(session, state).open(token)
+    except ShareLinkError as exc:
+        gone = GONE.get(type(exc))
+        said = _(gone or NOT_FOUND)
+        code = status.HTTP_410_GONE if gone else status.HTTP_404_NOT_FOUND
+        return _page(language, said, f"<h1>{escape(said)}</h1>", code)
     # A report that brings its own title is not given a second one.
     has_title = row.html.lstrip().startswith("<h1")
     heading = "" if has_title else f"<h1>{escape(row.title)}</h1>"

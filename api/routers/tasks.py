@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import Field
 
 from ambient.domain.configs import UserConfig
@@ -23,7 +23,7 @@ from ambient.watches.inputs import (
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
 from api.deps import CurrentUser, StateDep
-from api.errors import unprocessable
+from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -40,21 +40,22 @@ class TaskCreate(UserConfig):
 OUTSIDE_BODY = {"task_id": "path", "page_token": "query"}
 
 
+# The refusals no field is to blame for (stopped: no field of the request is wrong); any other
+# TaskError is a 502. Temporal down (503) is told after a missing task and before the rest.
+STATUSES = {TaskNotFoundError: 404, TaskStateError: 409}
+
+
 def http_error(exc: TaskError) -> Exception:
     if isinstance(exc, ConfigError):
         return unprocessable(*exc.errors)
-    if isinstance(exc, TaskNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    if temporal_problem(exc, None) is not None:
+    if not isinstance(exc, TaskNotFoundError) and temporal_problem(exc, None) is not None:
         return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
-    if isinstance(exc, TaskStateError):  # stopped: no field of the request is wrong
-        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
-    if isinstance(exc, InvalidTaskError):
+    if isinstance(exc, InvalidTaskError) and not isinstance(exc, TaskStateError):
         named = str(exc).split(": ", 1)[0]
         field = named if named in OUTSIDE_BODY else "config"
         # Same shape as FastAPI's own 422s: the field, then the message.
         return unprocessable(([field], str(exc)), where=OUTSIDE_BODY.get(field, "body"))
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+    return refusal(exc, STATUSES)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -32,7 +32,7 @@ from ambient.storage.repositories import (
     UserRepository,
     user_public,
 )
-from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, SettingsDep, StateDep
+from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, StateDep
 from api.errors import unauthorized, unprocessable
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -58,7 +58,7 @@ class SelfUpdate(UserSettings):
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def register(
-    data: UserCreate, caller: OptionalUser, settings: SettingsDep, session: SessionDep
+    data: UserCreate, caller: OptionalUser, state: StateDep, session: SessionDep
 ) -> Registered:
     """Register a user (admins; anyone as a member with AMBIENT_OPEN_REGISTRATION=true).
 
@@ -66,7 +66,7 @@ async def register(
     """
     try:
         user, token = await grants.register(
-            session, caller, data, open_registration=settings.open_registration
+            session, caller, data, open_registration=state.settings.open_registration
         )
     except grants.RegistrationRefusedError as exc:
         if exc.needs_token:
