@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from ambient.settings import Settings
 from api.app import create_app
 from api.errors import feature_error, install_error_mapping
 from api.routers import remediations
+from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, remediation_settings
 from tests.support.admins import admin_headers
@@ -135,12 +137,15 @@ async def test_the_list_shows_a_running_remediation_where_it_is_not_where_it_was
         started = await http.post("/remediations", json={"alert": subject, "mode": "execute"})
         assert started.status_code == 201, started.text
         fingerprint = started.json()["remediation_id"].removeprefix("remediation/")
-        for _ in range(400):
-            shown = (await http.get(f"/remediations/{fingerprint}")).json()
-            if shown["state"] == "waiting_approval":
-                break
-            await asyncio.sleep(0.05)
-        assert shown["state"] == "waiting_approval" and len(shown["attempts"]) == 1
+
+        async def waiting() -> dict[str, Any] | None:
+            # A worker busy past the query's timeout answers 503: asked again, not a failure.
+            answer = await http.get(f"/remediations/{fingerprint}")
+            ok = answer.status_code == 200 and answer.json()["state"] == "waiting_approval"
+            return cast(dict[str, Any], answer.json()) if ok else None
+
+        shown = await eventually(waiting, "the run waits for approval")
+        assert len(shown["attempts"]) == 1
         listed = (await http.get("/remediations")).json()
         waiting = (await http.get("/remediations", params={"state": "waiting_approval"})).json()
         planned = (await http.get("/remediations", params={"state": "planned"})).json()

@@ -276,7 +276,7 @@ async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_
                 status = await state.briefings.status(user)
                 return status if status.prepared is not None else None
 
-            await eventually(prepared, "prepared", tries=2400)
+            await eventually(prepared, "prepared")
             again = await say(client, "greet")
         handle = dev_env.client.get_workflow_handle(f"daily-briefing/{user}")
         await handle.signal("stop")
