@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import Role
 from ambient.storage.audit import AuditRepository
+from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import user_subject
 from api.deps import CurrentUser, SessionDep
 
@@ -39,7 +40,11 @@ async def read_audit(
     limit: Annotated[WholeNumber, Query(ge=1, le=1000)] = 200,
     after: Annotated[
         WholeNumber | None,
-        Query(ge=0, description="the id of the last record read: the next page starts after it"),
+        Query(
+            ge=0,
+            le=MAX_ID,
+            description="the id of the last record read: the next page starts after it",
+        ),
     ] = None,
 ) -> list[AuditEntry]:
     """Audit records, oldest first, ``limit`` a page (the next: ``after`` the last one's id).

@@ -21,6 +21,9 @@ BAD_QUERIES = [
     ("/deliveries", {"channel": "fax"}, "channel"),
     ("/deliveries", {"user": "x" * 64}, "user"),
     ("/tasks", {"state": "bad"}, "state"),
+    # Past the largest id a row can have (a 64-bit number overflowed the database's integer).
+    ("/audit", {"after": str(2**31)}, "after"),
+    ("/audit", {"after": str(2**63)}, "after"),
 ]
 
 
