@@ -723,3 +723,28 @@ async def test_a_self_hosted_form_of_a_hosted_apprise_service_passes_the_guard(u
                 "alice", REPORT, target, idempotency_key="k"
             )
     assert inside == []
+
+
+async def test_everyone_is_mentioned_however_all_is_written(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # Targets are accepted with `all` or `@all` on either robot (WeCom writes @all, DingTalk
+    # isAtAll): both must @ everyone, not mention a user named "all" or print "@@all".
+    state, base = endpoints
+    await WeComChannel(http, SECRETS, base, timeout=10).send(
+        "alice", REPORT, f"{WECOM_KEY}?mentioned=all&mobiles=all", idempotency_key="k"
+    )
+    await DingTalkChannel(http, SECRETS, base).send(
+        "alice",
+        REPORT.model_copy(update={"link": None}),
+        "secret:ding?at=@all",
+        idempotency_key="k",
+    )
+    text = next(
+        body for name, body in state.received if name == "wecom" and body["msgtype"] == "text"
+    )
+    assert text["text"]["mentioned_list"] == ["@all"]
+    assert text["text"]["mentioned_mobile_list"] == ["@all"]
+    (ding,) = [body for name, body in state.received if name == "dingtalk"]
+    assert ding["at"] == {"atMobiles": [], "isAtAll": True}
+    assert "@all" not in ding["markdown"]["text"]

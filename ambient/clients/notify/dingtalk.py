@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.robots import RobotChannel, heading, listed
+from ambient.clients.notify.robots import EVERYONE, RobotChannel, heading, listed
 from ambient.domain.notify import Message
 
 PER_MINUTE = 20  # the robot's documented limit
@@ -83,8 +83,8 @@ class DingTalkChannel(RobotChannel):
         if not token:
             raise PermanentNotifyError("dingtalk target needs ACCESS_TOKEN[#SIGN_SECRET]")
         at = listed(options, "at")
-        at_all = "all" in at
-        mobiles = [a for a in at if a != "all"]
+        at_all = EVERYONE in at
+        mobiles = [a for a in at if a != EVERYONE]
 
         def payload_with(body: str) -> dict[str, object]:
             text = body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text

@@ -80,9 +80,13 @@ class RobotChannel:
             raise PermanentNotifyError(f"{self.name} errcode {code}: {body.get('errmsg')}")
 
 
+EVERYONE = "@all"  # a mention of the whole group, written `all` or `@all` (both accepted)
+
+
 def listed(options: dict[str, list[str]], name: str) -> list[str]:
-    """The comma-separated values of an option, flattened."""
-    return [item for value in options.get(name, []) for item in value.split(",") if item]
+    """The comma-separated values of an option, flattened; `all` and `@all` are EVERYONE."""
+    items = (item for value in options.get(name, []) for item in value.split(",") if item)
+    return [EVERYONE if item in ("all", EVERYONE) else item for item in items]
 
 
 def heading(title: str) -> str:
