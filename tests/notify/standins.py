@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message as EmailMessage
@@ -135,7 +136,7 @@ class PushEndpoints:
 class Mailbox:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
 
-    def __init__(self, *, auth_reply: str | None = None) -> None:
+    def __init__(self, *, auth_reply: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
         # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
@@ -150,7 +151,10 @@ class Mailbox:
                     success=False, handled=False, message=auth_reply
                 ),
             }
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **auth)
+        # With tls, the server speaks TLS from the first byte (implicit TLS, as on port 465).
+        self.controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, ssl_context=tls, **auth
+        )
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -1,7 +1,9 @@
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
 from ambient.domain.notify import Attachment, Message
 from ambient.settings import Settings
+from bench.certs import certificate
 from tests.notify.standins import (
     DING_SECRET,
     DING_TOKEN,
@@ -748,3 +751,28 @@ async def test_everyone_is_mentioned_however_all_is_written(
     (ding,) = [body for name, body in state.received if name == "dingtalk"]
     assert ding["at"] == {"atMobiles": [], "isAtAll": True}
     assert "@all" not in ding["markdown"]["text"]
+
+
+async def test_smtp_tls_that_cannot_work_is_a_permanent_configuration_error(
+    mailbox: Mailbox, tmp_path: Path
+) -> None:
+    # AMBIENT_SMTP_TLS=ssl on a port that speaks plain SMTP (587, 25), or a server whose
+    # certificate the worker does not trust: every retry fails the same way, so the user
+    # must hear it at once with the setting to fix, not "retrying" five times.
+    plain = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="ssl", timeout=5)
+    with pytest.raises(PermanentNotifyError, match="AMBIENT_SMTP_TLS"):
+        await plain.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    cert, key = certificate("mail.test", tmp_path, ips=("127.0.0.1",))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    with Mailbox(tls=server_tls) as secure:
+        untrusted = EmailChannel("127.0.0.1", secure.port, "ops@example.com", tls="ssl", timeout=5)
+        with pytest.raises(PermanentNotifyError, match="certificate"):
+            await untrusted.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        trusted = EmailChannel(
+            "127.0.0.1", secure.port, "ops@example.com", tls="ssl", timeout=5, tls_context=trusting
+        )
+        await trusted.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        assert [mail["To"] for mail in secure.messages] == ["alice@example.com"]
+    assert mailbox.messages == []

@@ -91,8 +91,34 @@ class EmailChannel:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
         except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
+            if (problem := tls_problem(exc)) is not None:
+                raise PermanentNotifyError(problem) from exc
             raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
         except aiosmtplib.SMTPException as exc:
             # What the server does not offer (STARTTLS, AUTH, SMTPUTF8): AMBIENT_SMTP_* to fix.
             raise PermanentNotifyError(f"{type(exc).__name__}: {exc}") from exc
         return str(mail["Message-ID"])
+
+
+# OpenSSL's words for "the other end does not speak TLS here" (implicit TLS on a plain port).
+NOT_TLS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+
+
+def tls_problem(exc: BaseException) -> str | None:
+    """What is wrong with the TLS settings if ``exc`` (or what it wraps) is a TLS failure no
+    retry can fix: an untrusted certificate, or a server not speaking TLS on that port. A
+    handshake cut off midway (EOF, reset) may pass and is not one of them."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLError):
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(seen, ssl.SSLCertVerificationError):
+        return (
+            f"the SMTP server's certificate was refused ({seen.verify_message}): "
+            "AMBIENT_SMTP_HOST must be the name on a certificate the worker trusts"
+        )
+    if isinstance(seen, ssl.SSLError) and seen.reason in NOT_TLS:
+        return (
+            f"the SMTP server does not speak TLS on this port ({seen.reason}): check "
+            "AMBIENT_SMTP_TLS and AMBIENT_SMTP_PORT (ssl: port 465; starttls: 587; none)"
+        )
+    return None
