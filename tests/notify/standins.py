@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import ssl
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message as EmailMessage
@@ -35,6 +36,10 @@ class PushEndpoints:
     failures: dict[str, list[str]] = field(default_factory=dict)
     # Host headers the webhook saw, in order (pinned requests keep the name the user gave).
     webhook_hosts: list[str] = field(default_factory=list)
+    # Each robot's requests in the last minute: both vendors allow 20 a minute per robot.
+    robot_posts: dict[str, list[float]] = field(default_factory=dict)
+    # Answers that said "over the rate limit", as (robot, errcode).
+    throttled: list[tuple[str, int]] = field(default_factory=list)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -48,6 +53,17 @@ class PushEndpoints:
                 Route("/portal/{path:path}", self.portal, methods=["POST"]),
             ]
         )
+
+    def _over_limit(self, robot: str, errcode: int, errmsg: str) -> Response | None:
+        # WeCom: "每个机器人发送的消息不能超过20条/分钟" (45009); DingTalk: "每个机器人每分钟最多
+        # 发送20条" (130101, then throttled for 10 minutes).
+        now = time.monotonic()
+        recent = [t for t in self.robot_posts.get(robot, []) if now - t < 60]
+        self.robot_posts[robot] = [*recent, now]
+        if len(recent) < 20:
+            return None
+        self.throttled.append((robot, errcode))
+        return JSONResponse({"errcode": errcode, "errmsg": errmsg})
 
     async def _fail(self, name: str) -> Response | None:
         queue = self.failures.get(name) or []
@@ -67,6 +83,8 @@ class PushEndpoints:
             return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
         if (failed := await self._fail("wecom")) is not None:
             return failed
+        if (over := self._over_limit(WECOM_KEY, 45009, "api freq out of limit")) is not None:
+            return over
         body = await request.json()
         kind = body["msgtype"]
         if kind not in ("markdown", "text"):
@@ -94,6 +112,8 @@ class PushEndpoints:
             return JSONResponse({"errcode": 310000, "errmsg": "sign not match"})
         if (failed := await self._fail("dingtalk")) is not None:
             return failed
+        if (over := self._over_limit(DING_TOKEN, 130101, "send too fast")) is not None:
+            return over
         raw = await request.body()
         if len(raw) > 20000:  # what the real robot answers a larger request body
             return JSONResponse(

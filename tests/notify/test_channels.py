@@ -12,9 +12,10 @@ from pydantic import SecretStr
 
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
-from ambient.clients.notify.dingtalk import DingTalkChannel, RateLimiter
+from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.robots import RateLimiter
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
@@ -776,3 +777,20 @@ async def test_smtp_tls_that_cannot_work_is_a_permanent_configuration_error(
         await trusted.send("alice", REPORT, "alice@example.com", idempotency_key="k")
         assert [mail["To"] for mail in secure.messages] == ["alice@example.com"]
     assert mailbox.messages == []
+
+
+async def test_a_burst_to_a_wecom_robot_waits_for_its_rate_limit_instead_of_tripping_it(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # WeCom allows a robot 20 messages a minute, as DingTalk does (errcode 45009 past it): in
+    # an alert storm the 21st waits for a slot (here: none free at once), never sent into the
+    # limit to come back 45009 on every quick retry.
+    state, base = endpoints
+    channel = WeComChannel(
+        http, SECRETS, base, timeout=10, limiter=RateLimiter(per_minute=20, max_wait=0)
+    )
+    for _ in range(20):
+        await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    with pytest.raises(TransientNotifyError, match="over 20/min"):
+        await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    assert len(state.received) == 20 and state.throttled == []

@@ -85,7 +85,7 @@ class WeComChannel(RobotChannel):
             payloads.append({"msgtype": "text", "text": {"content": title, **mentions}})
         # A retry goes on after the posts an earlier try sent: the group sees each once.
         for payload in payloads[posts.done if posts else 0 :]:
-            await self.post(url, payload)
+            await self.post(url, payload, robot=key)
             if posts is not None and len(payloads) > 1:
                 await posts.sent()
         return None
