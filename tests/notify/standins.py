@@ -156,7 +156,13 @@ class PushEndpoints:
 class Mailbox:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
 
-    def __init__(self, *, auth_reply: str | None = None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        auth_reply: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
         # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
@@ -171,10 +177,29 @@ class Mailbox:
                     success=False, handled=False, message=auth_reply
                 ),
             }
+        # With login, AUTH takes that user and password only, and the user sends as itself
+        # only, as QQ, 163 and Exmail do ("501 mail from address must be same as
+        # authorization user").
+        self.login = login
+        if login is not None:
+            auth = {"auth_require_tls": False, "authenticator": self._authenticate}
         # With tls, the server speaks TLS from the first byte (implicit TLS, as on port 465).
         self.controller = Controller(
             self, hostname="127.0.0.1", port=self.port, ssl_context=tls, **auth
         )
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, *args: Any) -> Any:
+        data = args[-1]
+        given = (data.login.decode(), data.password.decode())
+        return AuthResult(success=given == self.login, auth_data=given[0])
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.login is not None and address != self.login[0]:
+            return "501 mail from address must be same as authorization user"
+        envelope.mail_from = address
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

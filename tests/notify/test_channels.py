@@ -15,12 +15,14 @@ from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.robots import RateLimiter
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
 from ambient.domain.notify import Attachment, Message
 from ambient.settings import Settings
+from ambient.storage import Database
 from bench.certs import certificate
 from tests.notify.standins import (
     DING_SECRET,
@@ -794,3 +796,27 @@ async def test_a_burst_to_a_wecom_robot_waits_for_its_rate_limit_instead_of_trip
     with pytest.raises(TransientNotifyError, match="over 20/min"):
         await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
     assert len(state.received) == 20 and state.throttled == []
+
+
+async def test_mail_goes_out_from_the_smtp_login_when_no_sender_is_set(
+    settings: Settings, db: Database, http: httpx.AsyncClient
+) -> None:
+    # The operator sets AMBIENT_SMTP_HOST, _USERNAME and _PASSWORD as the provider's guide
+    # lists them: the mail must leave as that account, not as ambient-ops@localhost (which
+    # QQ, 163 and Exmail refuse with 501, and most servers as a sender domain that does not
+    # exist). An AMBIENT_SMTP_FROM set still wins.
+    account = ("ops@mail.example", "app-password")
+    with Mailbox(login=account) as mailbox:
+        smtp = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mailbox.port,
+            "smtp_tls": "none",
+            "smtp_username": account[0],
+            "smtp_password": SecretStr(account[1]),
+        }
+        configured = Settings(_env_file=None, **smtp)  # type: ignore[call-arg, arg-type]
+        email = build_channels(configured, db, http).get("email")
+        await email.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        assert [mail["From"] for mail in mailbox.messages] == [account[0]]
+    chosen = Settings(_env_file=None, smtp_from="Ops <alerts@mail.example>", **smtp)  # type: ignore[call-arg, arg-type]
+    assert chosen.smtp_from == "Ops <alerts@mail.example>"
