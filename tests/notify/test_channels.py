@@ -820,3 +820,24 @@ async def test_mail_goes_out_from_the_smtp_login_when_no_sender_is_set(
         assert [mail["From"] for mail in mailbox.messages] == [account[0]]
     chosen = Settings(_env_file=None, smtp_from="Ops <alerts@mail.example>", **smtp)  # type: ignore[call-arg, arg-type]
     assert chosen.smtp_from == "Ops <alerts@mail.example>"
+
+
+async def test_a_robot_send_cut_off_while_waiting_for_its_slot_gives_the_slot_back() -> None:
+    # A send waiting for the robot's next slot is cut off (the per-target timeout, a cancelled
+    # workflow): it posted nothing, so the slot it held must go to the next message instead
+    # of silencing the robot for another minute.
+    now = [1000.0]
+    limiter = RateLimiter(per_minute=1, max_wait=120, clock=lambda: now[0])
+    await limiter.acquire("robot")
+    waiting = asyncio.create_task(limiter.acquire("robot"))  # its slot is a minute away
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    now[0] += 10  # still the first send's minute: the next one waits as before
+    early = asyncio.create_task(limiter.acquire("robot"))
+    await asyncio.sleep(0.05)
+    assert not early.done()
+    early.cancel()
+    now[0] += 51  # the first send's minute is over: the robot has a free slot now
+    await asyncio.wait_for(limiter.acquire("robot"), timeout=5)

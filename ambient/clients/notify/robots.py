@@ -8,6 +8,7 @@ go to the operator's configured base URL, so a robot target cannot aim the worke
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -53,14 +54,24 @@ class RateLimiter:
             window = self._sent[robot]
             while window and now - window[0] >= 60:
                 window.popleft()
-            slot = now
+            slot, freed = now, None
             if len(window) >= self._per_minute:
                 slot = window[0] + 60
                 if slot - now > self._max_wait:
                     raise TransientNotifyError(f"robot over {self._per_minute}/min")
-                window.popleft()
+                freed = window.popleft()  # out of the window by the time this slot comes
             window.append(slot)
-        await asyncio.sleep(max(0.0, slot - self._clock()))
+        try:
+            await asyncio.sleep(max(0.0, slot - self._clock()))
+        except asyncio.CancelledError:
+            # Cut off before posting: the window is as if it never asked (unless a later send
+            # was already given the slot after this one: that one simply waits its turn).
+            window = self._sent.get(robot, deque())
+            if slot in window:
+                window.remove(slot)
+                if freed is not None:
+                    window.insert(bisect.bisect(window, freed), freed)
+            raise
 
 
 @dataclass
