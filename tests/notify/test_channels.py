@@ -841,3 +841,19 @@ async def test_a_robot_send_cut_off_while_waiting_for_its_slot_gives_the_slot_ba
     early.cancel()
     now[0] += 51  # the first send's minute is over: the robot has a free slot now
     await asyncio.wait_for(limiter.acquire("robot"), timeout=5)
+
+
+async def test_a_wrong_smtp_password_says_what_the_server_said_and_what_to_set() -> None:
+    # QQ / 163 mail refuse the account's own password ("535 Login Fail. Please enter your
+    # authorization code to login"): the operator must read the server's words and the
+    # settings to change, not a bare "535".
+    reply = "535 Login Fail. Please enter your authorization code to login"
+    with Mailbox(auth_reply=reply) as mailbox:
+        channel = EmailChannel(
+            "127.0.0.1", mailbox.port, "ops@example.com", tls="none", username="u", password="p"
+        )
+        with pytest.raises(PermanentNotifyError) as refused:
+            await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    error = str(refused.value)
+    assert "authorization code" in error
+    assert "AMBIENT_SMTP_USERNAME" in error and "AMBIENT_SMTP_PASSWORD" in error

@@ -85,8 +85,14 @@ class EmailChannel:
             raise error(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             # 454 is "try again later" (RFC 4954, e.g. too many logins); 535 a wrong password.
-            error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
-            raise error(f"SMTP authentication rejected: {exc.code}") from exc
+            said = f"{exc.code} {exc.message}"
+            if 400 <= exc.code < 500:
+                raise TransientNotifyError(f"SMTP login refused for now ({said})") from exc
+            raise PermanentNotifyError(
+                f"SMTP login refused ({said}): check AMBIENT_SMTP_USERNAME "
+                "and AMBIENT_SMTP_PASSWORD (many providers want an app password or "
+                "authorization code, not the account's own)"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
