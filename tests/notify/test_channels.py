@@ -857,3 +857,23 @@ async def test_a_wrong_smtp_password_says_what_the_server_said_and_what_to_set()
     error = str(refused.value)
     assert "authorization code" in error
     assert "AMBIENT_SMTP_USERNAME" in error and "AMBIENT_SMTP_PASSWORD" in error
+
+
+async def test_a_refused_sender_names_the_setting_to_change() -> None:
+    # The server refuses the From (not the account's, or an unverified sender identity):
+    # the operator must learn it is AMBIENT_SMTP_FROM, with the server's words.
+    account = ("ops@mail.example", "app-password")
+    with Mailbox(login=account) as mailbox:
+        channel = EmailChannel(
+            "127.0.0.1",
+            mailbox.port,
+            "alerts@other.example",
+            tls="none",
+            username=account[0],
+            password=account[1],
+        )
+        with pytest.raises(PermanentNotifyError) as refused:
+            await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    error = str(refused.value)
+    assert "AMBIENT_SMTP_FROM" in error and "alerts@other.example" in error
+    assert "must be same as authorization user" in error

@@ -93,6 +93,12 @@ class EmailChannel:
                 "and AMBIENT_SMTP_PASSWORD (many providers want an app password or "
                 "authorization code, not the account's own)"
             ) from exc
+        except aiosmtplib.SMTPSenderRefused as exc:
+            error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
+            raise error(
+                f"sender {exc.sender} refused ({exc.code} {exc.message}): set AMBIENT_SMTP_FROM "
+                "to an address this server lets AMBIENT_SMTP_USERNAME send as"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
