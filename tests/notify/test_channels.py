@@ -877,3 +877,32 @@ async def test_a_refused_sender_names_the_setting_to_change() -> None:
     error = str(refused.value)
     assert "AMBIENT_SMTP_FROM" in error and "alerts@other.example" in error
     assert "must be same as authorization user" in error
+
+
+async def test_a_link_the_body_already_carries_is_not_added_again(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    # The briefing's summary ends with "[完整报告](link)": the group and the mailbox saw the
+    # same report linked twice at the end of every briefing.
+    state, base = endpoints
+    link = "https://ops.example/share/abc"
+    message = REPORT.model_copy(
+        update={"body": f"**3 alarms**\n\n[完整报告]({link})", "link": link}
+    )
+    await WeComChannel(http, SECRETS, base, timeout=10).send(
+        "alice", message, WECOM_KEY, idempotency_key="k"
+    )
+    ((_, wecom),) = state.received
+    assert wecom["markdown"]["content"].count(link) == 1
+    email = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    await email.send("alice", message, "alice@example.com", idempotency_key="k")
+    parts = {part.get_content_type(): part for part in mailbox.messages[0].walk()}
+    for kind in ("text/plain", "text/html"):
+        payload = parts[kind].get_payload(decode=True)
+        assert isinstance(payload, bytes) and payload.decode().count(link) == 1, kind
+    # A body without the link still gets it.
+    state.received.clear()
+    await WeComChannel(http, SECRETS, base, timeout=10).send(
+        "alice", REPORT, WECOM_KEY, idempotency_key="k"
+    )
+    assert REPORT.link and REPORT.link in state.received[0][1]["markdown"]["content"]

@@ -41,11 +41,11 @@ class EmailChannel:
         # Stable per delivery: a resend after a crash carries the same id (clients thread it).
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         mail["Message-ID"] = f"<{digest}@ambient-ops>"
-        text = message.body + (f"\n\n{message.link}" if message.link else "")
+        text = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
         mail.set_content(text)
         html = message.html or markdown_html(message.body)
-        if message.link and not message.html:
-            link = escape(message.link)  # a watched page's URL may carry quotes and brackets
+        if message.link_to_add and not message.html:
+            link = escape(message.link_to_add)  # a watched page's URL may carry quotes and brackets
             html += f'<p><a href="{link}">{link}</a></p>'
         mail.add_alternative(html, subtype="html")
         for attachment in message.attachments:

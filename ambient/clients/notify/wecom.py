@@ -65,8 +65,8 @@ class WeComChannel(RobotChannel):
         mentioned, mobiles = listed(options, "mentioned"), listed(options, "mobiles")
         url = self.endpoint(key)
         text = f"{heading(message.title)}\n{message.body}"
-        if message.link:
-            text += f"\n\n[详情 / details]({message.link})"
+        if message.link_to_add:
+            text += f"\n\n[详情 / details]({message.link_to_add})"
         budget = MARKDOWN_LIMIT - 32  # room for the "(2/3)" part marker
         parts = split_utf8(text, budget)
         payloads: list[dict[str, object]] = [
