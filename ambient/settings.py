@@ -281,11 +281,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _smtp_port_465_is_implicit_tls(self) -> Self:
+    def _smtp_defaults(self) -> Self:
         # Port 465 speaks TLS from the first byte (RFC 8314; smtp.qq.com, smtp.163.com):
         # STARTTLS there waits for a greeting that never comes.
         if self.smtp_port == 465 and "smtp_tls" not in self.model_fields_set:
             self.smtp_tls = "ssl"
+        # Mail leaves as the account it logs in with unless a sender is set: providers refuse
+        # another one (QQ, 163: "mail from address must be same as authorization user").
+        login = self.smtp_username or ""
+        if "smtp_from" not in self.model_fields_set and "@" in login:
+            self.smtp_from = login
         return self
 
     @model_validator(mode="after")

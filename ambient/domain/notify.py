@@ -72,6 +72,12 @@ class Message(BaseModel):
     link: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
 
+    @property
+    def link_to_add(self) -> str | None:
+        """The link for a channel to add after the body: none when the body already carries it
+        (a briefing's summary ends with its report link)."""
+        return self.link if self.link and self.link not in self.body else None
+
 
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 CHANNEL_TYPES = tuple(sorted(get_args(ChannelType)))

@@ -35,7 +35,9 @@ MAX_TARGETS = 20
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
+# With its country code: gateways put "+" before the digits (Apprise), so a number written
+# without one (13800000000) would go to another country (+1 380...).
+PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
 # Options a robot target may carry after `?` (mentions), by channel type.

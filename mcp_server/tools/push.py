@@ -26,7 +26,9 @@ CHANNELS = (
     "(your own inbox)."
 )
 QUIET = (
-    'Optional {"start": "22:00", "end": "07:30"} in your time zone: pushes wait, inbox does not.'
+    'Optional {"start": "22:00", "end": "07:30"} in your time zone: pushes in these hours are '
+    "held back (recorded as suppressed, not sent later); the inbox still receives them, and "
+    'remediation still goes out unless "include_remediation": true.'
 )
 
 

@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message as EmailMessage
@@ -34,6 +36,10 @@ class PushEndpoints:
     failures: dict[str, list[str]] = field(default_factory=dict)
     # Host headers the webhook saw, in order (pinned requests keep the name the user gave).
     webhook_hosts: list[str] = field(default_factory=list)
+    # Each robot's requests in the last minute: both vendors allow 20 a minute per robot.
+    robot_posts: dict[str, list[float]] = field(default_factory=dict)
+    # Answers that said "over the rate limit", as (robot, errcode).
+    throttled: list[tuple[str, int]] = field(default_factory=list)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -47,6 +53,17 @@ class PushEndpoints:
                 Route("/portal/{path:path}", self.portal, methods=["POST"]),
             ]
         )
+
+    def _over_limit(self, robot: str, errcode: int, errmsg: str) -> Response | None:
+        # WeCom: "每个机器人发送的消息不能超过20条/分钟" (45009); DingTalk: "每个机器人每分钟最多
+        # 发送20条" (130101, then throttled for 10 minutes).
+        now = time.monotonic()
+        recent = [t for t in self.robot_posts.get(robot, []) if now - t < 60]
+        self.robot_posts[robot] = [*recent, now]
+        if len(recent) < 20:
+            return None
+        self.throttled.append((robot, errcode))
+        return JSONResponse({"errcode": errcode, "errmsg": errmsg})
 
     async def _fail(self, name: str) -> Response | None:
         queue = self.failures.get(name) or []
@@ -66,6 +83,8 @@ class PushEndpoints:
             return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
         if (failed := await self._fail("wecom")) is not None:
             return failed
+        if (over := self._over_limit(WECOM_KEY, 45009, "api freq out of limit")) is not None:
+            return over
         body = await request.json()
         kind = body["msgtype"]
         if kind not in ("markdown", "text"):
@@ -93,6 +112,8 @@ class PushEndpoints:
             return JSONResponse({"errcode": 310000, "errmsg": "sign not match"})
         if (failed := await self._fail("dingtalk")) is not None:
             return failed
+        if (over := self._over_limit(DING_TOKEN, 130101, "send too fast")) is not None:
+            return over
         raw = await request.body()
         if len(raw) > 20000:  # what the real robot answers a larger request body
             return JSONResponse(
@@ -135,7 +156,13 @@ class PushEndpoints:
 class Mailbox:
     """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
 
-    def __init__(self, *, auth_reply: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        auth_reply: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse: set[str] = set()
         # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
@@ -150,7 +177,29 @@ class Mailbox:
                     success=False, handled=False, message=auth_reply
                 ),
             }
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **auth)
+        # With login, AUTH takes that user and password only, and the user sends as itself
+        # only, as QQ, 163 and Exmail do ("501 mail from address must be same as
+        # authorization user").
+        self.login = login
+        if login is not None:
+            auth = {"auth_require_tls": False, "authenticator": self._authenticate}
+        # With tls, the server speaks TLS from the first byte (implicit TLS, as on port 465).
+        self.controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, ssl_context=tls, **auth
+        )
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, *args: Any) -> Any:
+        data = args[-1]
+        given = (data.login.decode(), data.password.decode())
+        return AuthResult(success=given == self.login, auth_data=given[0])
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.login is not None and address != self.login[0]:
+            return "501 mail from address must be same as authorization user"
+        envelope.mail_from = address
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

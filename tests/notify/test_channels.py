@@ -1,7 +1,9 @@
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,14 +12,18 @@ from pydantic import SecretStr
 
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
-from ambient.clients.notify.dingtalk import DingTalkChannel, RateLimiter
+from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.robots import RateLimiter
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
 from ambient.domain.notify import Attachment, Message
 from ambient.settings import Settings
+from ambient.storage import Database
+from bench.certs import certificate
 from tests.notify.standins import (
     DING_SECRET,
     DING_TOKEN,
@@ -723,3 +729,180 @@ async def test_a_self_hosted_form_of_a_hosted_apprise_service_passes_the_guard(u
                 "alice", REPORT, target, idempotency_key="k"
             )
     assert inside == []
+
+
+async def test_everyone_is_mentioned_however_all_is_written(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # Targets are accepted with `all` or `@all` on either robot (WeCom writes @all, DingTalk
+    # isAtAll): both must @ everyone, not mention a user named "all" or print "@@all".
+    state, base = endpoints
+    await WeComChannel(http, SECRETS, base, timeout=10).send(
+        "alice", REPORT, f"{WECOM_KEY}?mentioned=all&mobiles=all", idempotency_key="k"
+    )
+    await DingTalkChannel(http, SECRETS, base).send(
+        "alice",
+        REPORT.model_copy(update={"link": None}),
+        "secret:ding?at=@all",
+        idempotency_key="k",
+    )
+    text = next(
+        body for name, body in state.received if name == "wecom" and body["msgtype"] == "text"
+    )
+    assert text["text"]["mentioned_list"] == ["@all"]
+    assert text["text"]["mentioned_mobile_list"] == ["@all"]
+    (ding,) = [body for name, body in state.received if name == "dingtalk"]
+    assert ding["at"] == {"atMobiles": [], "isAtAll": True}
+    assert "@all" not in ding["markdown"]["text"]
+
+
+async def test_smtp_tls_that_cannot_work_is_a_permanent_configuration_error(
+    mailbox: Mailbox, tmp_path: Path
+) -> None:
+    # AMBIENT_SMTP_TLS=ssl on a port that speaks plain SMTP (587, 25), or a server whose
+    # certificate the worker does not trust: every retry fails the same way, so the user
+    # must hear it at once with the setting to fix, not "retrying" five times.
+    plain = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="ssl", timeout=5)
+    with pytest.raises(PermanentNotifyError, match="AMBIENT_SMTP_TLS"):
+        await plain.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    cert, key = certificate("mail.test", tmp_path, ips=("127.0.0.1",))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    with Mailbox(tls=server_tls) as secure:
+        untrusted = EmailChannel("127.0.0.1", secure.port, "ops@example.com", tls="ssl", timeout=5)
+        with pytest.raises(PermanentNotifyError, match="certificate"):
+            await untrusted.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        trusted = EmailChannel(
+            "127.0.0.1", secure.port, "ops@example.com", tls="ssl", timeout=5, tls_context=trusting
+        )
+        await trusted.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        assert [mail["To"] for mail in secure.messages] == ["alice@example.com"]
+    assert mailbox.messages == []
+
+
+async def test_a_burst_to_a_wecom_robot_waits_for_its_rate_limit_instead_of_tripping_it(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
+) -> None:
+    # WeCom allows a robot 20 messages a minute, as DingTalk does (errcode 45009 past it): in
+    # an alert storm the 21st waits for a slot (here: none free at once), never sent into the
+    # limit to come back 45009 on every quick retry.
+    state, base = endpoints
+    channel = WeComChannel(
+        http, SECRETS, base, timeout=10, limiter=RateLimiter(per_minute=20, max_wait=0)
+    )
+    for _ in range(20):
+        await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    with pytest.raises(TransientNotifyError, match="over 20/min"):
+        await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    assert len(state.received) == 20 and state.throttled == []
+
+
+async def test_mail_goes_out_from_the_smtp_login_when_no_sender_is_set(
+    settings: Settings, db: Database, http: httpx.AsyncClient
+) -> None:
+    # The operator sets AMBIENT_SMTP_HOST, _USERNAME and _PASSWORD as the provider's guide
+    # lists them: the mail must leave as that account, not as ambient-ops@localhost (which
+    # QQ, 163 and Exmail refuse with 501, and most servers as a sender domain that does not
+    # exist). An AMBIENT_SMTP_FROM set still wins.
+    account = ("ops@mail.example", "app-password")
+    with Mailbox(login=account) as mailbox:
+        smtp = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mailbox.port,
+            "smtp_tls": "none",
+            "smtp_username": account[0],
+            "smtp_password": SecretStr(account[1]),
+        }
+        configured = Settings(_env_file=None, **smtp)  # type: ignore[call-arg, arg-type]
+        email = build_channels(configured, db, http).get("email")
+        await email.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        assert [mail["From"] for mail in mailbox.messages] == [account[0]]
+    chosen = Settings(_env_file=None, smtp_from="Ops <alerts@mail.example>", **smtp)  # type: ignore[call-arg, arg-type]
+    assert chosen.smtp_from == "Ops <alerts@mail.example>"
+
+
+async def test_a_robot_send_cut_off_while_waiting_for_its_slot_gives_the_slot_back() -> None:
+    # A send waiting for the robot's next slot is cut off (the per-target timeout, a cancelled
+    # workflow): it posted nothing, so the slot it held must go to the next message instead
+    # of silencing the robot for another minute.
+    now = [1000.0]
+    limiter = RateLimiter(per_minute=1, max_wait=120, clock=lambda: now[0])
+    await limiter.acquire("robot")
+    waiting = asyncio.create_task(limiter.acquire("robot"))  # its slot is a minute away
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    now[0] += 10  # still the first send's minute: the next one waits as before
+    early = asyncio.create_task(limiter.acquire("robot"))
+    await asyncio.sleep(0.05)
+    assert not early.done()
+    early.cancel()
+    now[0] += 51  # the first send's minute is over: the robot has a free slot now
+    await asyncio.wait_for(limiter.acquire("robot"), timeout=5)
+
+
+async def test_a_wrong_smtp_password_says_what_the_server_said_and_what_to_set() -> None:
+    # QQ / 163 mail refuse the account's own password ("535 Login Fail. Please enter your
+    # authorization code to login"): the operator must read the server's words and the
+    # settings to change, not a bare "535".
+    reply = "535 Login Fail. Please enter your authorization code to login"
+    with Mailbox(auth_reply=reply) as mailbox:
+        channel = EmailChannel(
+            "127.0.0.1", mailbox.port, "ops@example.com", tls="none", username="u", password="p"
+        )
+        with pytest.raises(PermanentNotifyError) as refused:
+            await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    error = str(refused.value)
+    assert "authorization code" in error
+    assert "AMBIENT_SMTP_USERNAME" in error and "AMBIENT_SMTP_PASSWORD" in error
+
+
+async def test_a_refused_sender_names_the_setting_to_change() -> None:
+    # The server refuses the From (not the account's, or an unverified sender identity):
+    # the operator must learn it is AMBIENT_SMTP_FROM, with the server's words.
+    account = ("ops@mail.example", "app-password")
+    with Mailbox(login=account) as mailbox:
+        channel = EmailChannel(
+            "127.0.0.1",
+            mailbox.port,
+            "alerts@other.example",
+            tls="none",
+            username=account[0],
+            password=account[1],
+        )
+        with pytest.raises(PermanentNotifyError) as refused:
+            await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    error = str(refused.value)
+    assert "AMBIENT_SMTP_FROM" in error and "alerts@other.example" in error
+    assert "must be same as authorization user" in error
+
+
+async def test_a_link_the_body_already_carries_is_not_added_again(
+    endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    # The briefing's summary ends with "[完整报告](link)": the group and the mailbox saw the
+    # same report linked twice at the end of every briefing.
+    state, base = endpoints
+    link = "https://ops.example/share/abc"
+    message = REPORT.model_copy(
+        update={"body": f"**3 alarms**\n\n[完整报告]({link})", "link": link}
+    )
+    await WeComChannel(http, SECRETS, base, timeout=10).send(
+        "alice", message, WECOM_KEY, idempotency_key="k"
+    )
+    ((_, wecom),) = state.received
+    assert wecom["markdown"]["content"].count(link) == 1
+    email = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    await email.send("alice", message, "alice@example.com", idempotency_key="k")
+    parts = {part.get_content_type(): part for part in mailbox.messages[0].walk()}
+    for kind in ("text/plain", "text/html"):
+        payload = parts[kind].get_payload(decode=True)
+        assert isinstance(payload, bytes) and payload.decode().count(link) == 1, kind
+    # A body without the link still gets it.
+    state.received.clear()
+    await WeComChannel(http, SECRETS, base, timeout=10).send(
+        "alice", REPORT, WECOM_KEY, idempotency_key="k"
+    )
+    assert REPORT.link and REPORT.link in state.received[0][1]["markdown"]["content"]

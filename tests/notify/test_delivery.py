@@ -531,3 +531,28 @@ async def test_an_inbox_message_stored_by_a_try_that_died_before_saying_sent_is_
         stored = await InboxRepository(session).list("alice")
     assert [m.title for m in stored] == ["Disk 91%"]
     assert [d.status for d in retried.deliveries] == [DeliveryStatus.DUPLICATE]
+
+
+async def test_a_phone_number_without_its_country_code_is_never_texted(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    # The gateway gets the digits and Apprise puts "+" before them (Twilio: +13800000000):
+    # a Chinese mobile written without +86 would be texted to a stranger's number abroad.
+    # Refused where it is saved, and at send when it comes from the profile.
+    import pytest
+    from pydantic import ValidationError
+
+    state, base = endpoints
+    with pytest.raises(ValidationError, match=r"international form"):
+        PushConfig.model_validate({"channels": [{"type": "sms", "target": "13800000000"}]})
+    await _user(deps.db, "alice", phone="13800000000")
+    await _set_push(deps.db, "alice", {"channels": [{"type": "sms", "target": ""}]})
+    gateway = base.replace("http://", "json://") + "/apprise?:phone={phone}"
+    deps.settings = _settings(deps.settings, base).model_copy(
+        update={"sms_apprise_url": SecretStr(gateway)}
+    )
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    sent = await ActivityEnvironment().run(notify.notify, _request("sms-local"))
+    (sms,) = [d for d in sent.deliveries if d.channel == "sms"]
+    assert sms.status == "failed" and "international form" in (sms.error or "")
+    assert state.received == []

@@ -295,3 +295,23 @@ async def test_the_push_tools_refuse_an_unregistered_user_as_every_tool_does(
     texts = {getattr(result.content[0], "text", "").split(": ", 1)[1] for result in said}
     assert all(result.is_error for result in said)
     assert texts == {"'ghost' is not a registered user: an admin registers users."}, texts
+
+
+async def test_the_quiet_hours_the_assistant_reads_say_held_pushes_are_not_sent_later(
+    deps: WorkerDeps,
+) -> None:
+    # During quiet hours pushes are recorded as suppressed and never sent afterwards, and
+    # remediation still goes out unless include_remediation (docs/notifications.md): a tool
+    # saying "pushes wait" lets the assistant promise the night's alerts in the morning.
+    state = AppState(
+        settings=deps.settings,
+        db=deps.db,
+        temporal=None,  # type: ignore[arg-type]
+        channels=deps.channels,
+        stdio_user="alice",
+    )
+    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    quiet = str(tools["set_push_config"].input_schema["properties"]["quiet_hours"])
+    assert "wait" not in quiet
+    assert "not sent later" in quiet and "remediation" in quiet

@@ -48,7 +48,7 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     # the host the URL names, not wherever a redirect points.
     for service in sender:
         service.redirects = False
-    body = message.body + (f"\n\n{message.link}" if message.link else "")
+    body = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
     # Apprise is synchronous: keep it off the event loop (the thread runs in a copy of this
     # context, with the pins).
     token = _PINNED.set(pinned)

@@ -1,4 +1,4 @@
-"""DingTalk (钉钉) custom robot: signed requests, markdown or ActionCard, @mobiles, rate limit.
+"""DingTalk (钉钉) custom robot: signed requests, markdown or ActionCard, @mobiles.
 
 Target: `ACCESS_TOKEN#SIGN_SECRET`, the robot URL (`...?access_token=...#SIGN_SECRET`) or
 `secret:NAME` holding either, optionally `?at=138...,139...` or `?at=all`.
@@ -6,22 +6,18 @@ Target: `ACCESS_TOKEN#SIGN_SECRET`, the robot URL (`...?access_token=...#SIGN_SE
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote_plus
 
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.robots import RobotChannel, heading, listed
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.robots import EVERYONE, RobotChannel, heading, listed
 from ambient.domain.notify import Message
 
-PER_MINUTE = 20  # the robot's documented limit
 REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
 CUT_NOTE = "\n\n……(内容过长，已截断 / cut: too long for DingTalk)"
 
@@ -32,42 +28,6 @@ def sign(secret: str, timestamp_ms: int) -> str:
     return quote_plus(base64.b64encode(digest.digest()).decode())
 
 
-class RateLimiter:
-    """A sliding one-minute window per robot; waits for a slot up to ``max_wait`` seconds."""
-
-    def __init__(
-        self,
-        per_minute: int = PER_MINUTE,
-        max_wait: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._per_minute = per_minute
-        self._max_wait = max_wait
-        self._clock = clock
-        self._sent: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, robot: str) -> None:
-        # The slot is taken under the lock and waited for outside it: a robot over its limit
-        # must not hold up the sends of every other robot.
-        async with self._lock:
-            now = self._clock()
-            # Forget the robots without a send this minute (their last slot may lie ahead).
-            for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
-                del self._sent[quiet]
-            window = self._sent[robot]
-            while window and now - window[0] >= 60:
-                window.popleft()
-            slot = now
-            if len(window) >= self._per_minute:
-                slot = window[0] + 60
-                if slot - now > self._max_wait:
-                    raise TransientNotifyError(f"dingtalk robot over {self._per_minute}/min")
-                window.popleft()
-            window.append(slot)
-        await asyncio.sleep(max(0.0, slot - self._clock()))
-
-
 @dataclass
 class DingTalkChannel(RobotChannel):
     name = "dingtalk"
@@ -75,16 +35,14 @@ class DingTalkChannel(RobotChannel):
     key_param = "access_token"
     rate_limited = frozenset({130101, 410100})
 
-    limiter: RateLimiter = field(default_factory=RateLimiter)
-
     async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         address, options = self.address(target)
         token, _, secret = address.partition("#")
         if not token:
             raise PermanentNotifyError("dingtalk target needs ACCESS_TOKEN[#SIGN_SECRET]")
         at = listed(options, "at")
-        at_all = "all" in at
-        mobiles = [a for a in at if a != "all"]
+        at_all = EVERYONE in at
+        mobiles = [a for a in at if a != EVERYONE]
 
         def payload_with(body: str) -> dict[str, object]:
             text = body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
@@ -107,6 +65,5 @@ class DingTalkChannel(RobotChannel):
         if secret:
             timestamp = int(time.time() * 1000)
             url += f"&timestamp={timestamp}&sign={sign(secret, timestamp)}"
-        await self.limiter.acquire(token)
-        await self.post(url, payload)
+        await self.post(url, payload, robot=token)
         return None

@@ -41,11 +41,11 @@ class EmailChannel:
         # Stable per delivery: a resend after a crash carries the same id (clients thread it).
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         mail["Message-ID"] = f"<{digest}@ambient-ops>"
-        text = message.body + (f"\n\n{message.link}" if message.link else "")
+        text = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
         mail.set_content(text)
         html = message.html or markdown_html(message.body)
-        if message.link and not message.html:
-            link = escape(message.link)  # a watched page's URL may carry quotes and brackets
+        if message.link_to_add and not message.html:
+            link = escape(message.link_to_add)  # a watched page's URL may carry quotes and brackets
             html += f'<p><a href="{link}">{link}</a></p>'
         mail.add_alternative(html, subtype="html")
         for attachment in message.attachments:
@@ -85,14 +85,52 @@ class EmailChannel:
             raise error(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             # 454 is "try again later" (RFC 4954, e.g. too many logins); 535 a wrong password.
+            said = f"{exc.code} {exc.message}"
+            if 400 <= exc.code < 500:
+                raise TransientNotifyError(f"SMTP login refused for now ({said})") from exc
+            raise PermanentNotifyError(
+                f"SMTP login refused ({said}): check AMBIENT_SMTP_USERNAME "
+                "and AMBIENT_SMTP_PASSWORD (many providers want an app password or "
+                "authorization code, not the account's own)"
+            ) from exc
+        except aiosmtplib.SMTPSenderRefused as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
-            raise error(f"SMTP authentication rejected: {exc.code}") from exc
+            raise error(
+                f"sender {exc.sender} refused ({exc.code} {exc.message}): set AMBIENT_SMTP_FROM "
+                "to an address this server lets AMBIENT_SMTP_USERNAME send as"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
         except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
+            if (problem := tls_problem(exc)) is not None:
+                raise PermanentNotifyError(problem) from exc
             raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
         except aiosmtplib.SMTPException as exc:
             # What the server does not offer (STARTTLS, AUTH, SMTPUTF8): AMBIENT_SMTP_* to fix.
             raise PermanentNotifyError(f"{type(exc).__name__}: {exc}") from exc
         return str(mail["Message-ID"])
+
+
+# OpenSSL's words for "the other end does not speak TLS here" (implicit TLS on a plain port).
+NOT_TLS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+
+
+def tls_problem(exc: BaseException) -> str | None:
+    """What is wrong with the TLS settings if ``exc`` (or what it wraps) is a TLS failure no
+    retry can fix: an untrusted certificate, or a server not speaking TLS on that port. A
+    handshake cut off midway (EOF, reset) may pass and is not one of them."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLError):
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(seen, ssl.SSLCertVerificationError):
+        return (
+            f"the SMTP server's certificate was refused ({seen.verify_message}): "
+            "AMBIENT_SMTP_HOST must be the name on a certificate the worker trusts"
+        )
+    if isinstance(seen, ssl.SSLError) and seen.reason in NOT_TLS:
+        return (
+            f"the SMTP server does not speak TLS on this port ({seen.reason}): check "
+            "AMBIENT_SMTP_TLS and AMBIENT_SMTP_PORT (ssl: port 465; starttls: 587; none)"
+        )
+    return None

@@ -7,7 +7,12 @@ go to the operator's configured base URL, so a robot target cannot aim the worke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import bisect
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -20,6 +25,53 @@ from ambient.render import markdown_literal
 
 URL_PREFIXES = ("http://", "https://")
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
+PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
+
+
+class RateLimiter:
+    """A sliding one-minute window per robot; waits for a slot up to ``max_wait`` seconds."""
+
+    def __init__(
+        self,
+        per_minute: int = PER_MINUTE,
+        max_wait: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._per_minute = per_minute
+        self._max_wait = max_wait
+        self._clock = clock
+        self._sent: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, robot: str) -> None:
+        # The slot is taken under the lock and waited for outside it: a robot over its limit
+        # must not hold up the sends of every other robot.
+        async with self._lock:
+            now = self._clock()
+            # Forget the robots without a send this minute (their last slot may lie ahead).
+            for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
+                del self._sent[quiet]
+            window = self._sent[robot]
+            while window and now - window[0] >= 60:
+                window.popleft()
+            slot, freed = now, None
+            if len(window) >= self._per_minute:
+                slot = window[0] + 60
+                if slot - now > self._max_wait:
+                    raise TransientNotifyError(f"robot over {self._per_minute}/min")
+                freed = window.popleft()  # out of the window by the time this slot comes
+            window.append(slot)
+        try:
+            await asyncio.sleep(max(0.0, slot - self._clock()))
+        except asyncio.CancelledError:
+            # Cut off before posting: the window is as if it never asked (unless a later send
+            # was already given the slot after this one: that one simply waits its turn).
+            window = self._sent.get(robot, deque())
+            if slot in window:
+                window.remove(slot)
+                if freed is not None:
+                    window.insert(bisect.bisect(window, freed), freed)
+            raise
 
 
 @dataclass
@@ -35,6 +87,8 @@ class RobotChannel:
     secrets: SecretResolver
     base_url: str
     timeout: float = 15.0
+    # Per robot, in this worker: a burst waits for its slots rather than tripping the limit.
+    limiter: RateLimiter = field(default_factory=RateLimiter)
 
     def address(self, target: str) -> tuple[str, dict[str, list[str]]]:
         """(key, options) of a robot target; a URL's fragment (DingTalk #SIGN_SECRET) is kept."""
@@ -60,8 +114,10 @@ class RobotChannel:
         """The send URL for the robot ``key`` (always below the configured base URL)."""
         return f"{self.base_url.rstrip('/')}{self.path}?{urlencode({self.key_param: key})}"
 
-    async def post(self, url: str, payload: dict[str, object]) -> None:
-        """POST to the robot; its ``errcode`` answer as a notify error (rate limits: transient)."""
+    async def post(self, url: str, payload: dict[str, object], *, robot: str) -> None:
+        """POST to the robot ``robot`` (its key) once its rate limit has a slot; its ``errcode``
+        answer as a notify error (rate limits: transient)."""
+        await self.limiter.acquire(robot)
         response = await post_json(self.http, url, payload, request_timeout=self.timeout)
         try:
             body = response.json()
@@ -80,9 +136,13 @@ class RobotChannel:
             raise PermanentNotifyError(f"{self.name} errcode {code}: {body.get('errmsg')}")
 
 
+EVERYONE = "@all"  # a mention of the whole group, written `all` or `@all` (both accepted)
+
+
 def listed(options: dict[str, list[str]], name: str) -> list[str]:
-    """The comma-separated values of an option, flattened."""
-    return [item for value in options.get(name, []) for item in value.split(",") if item]
+    """The comma-separated values of an option, flattened; `all` and `@all` are EVERYONE."""
+    items = (item for value in options.get(name, []) for item in value.split(",") if item)
+    return [EVERYONE if item in ("all", EVERYONE) else item for item in items]
 
 
 def heading(title: str) -> str:

@@ -65,8 +65,8 @@ class WeComChannel(RobotChannel):
         mentioned, mobiles = listed(options, "mentioned"), listed(options, "mobiles")
         url = self.endpoint(key)
         text = f"{heading(message.title)}\n{message.body}"
-        if message.link:
-            text += f"\n\n[详情 / details]({message.link})"
+        if message.link_to_add:
+            text += f"\n\n[详情 / details]({message.link_to_add})"
         budget = MARKDOWN_LIMIT - 32  # room for the "(2/3)" part marker
         parts = split_utf8(text, budget)
         payloads: list[dict[str, object]] = [
@@ -85,7 +85,7 @@ class WeComChannel(RobotChannel):
             payloads.append({"msgtype": "text", "text": {"content": title, **mentions}})
         # A retry goes on after the posts an earlier try sent: the group sees each once.
         for payload in payloads[posts.done if posts else 0 :]:
-            await self.post(url, payload)
+            await self.post(url, payload, robot=key)
             if posts is not None and len(payloads) > 1:
                 await posts.sent()
         return None
