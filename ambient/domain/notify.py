@@ -10,6 +10,7 @@ from typing import Literal, get_args
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ambient.domain.configs import UserConfig, reading_stored
+from ambient.domain.users import PHONE_JUNK
 
 # Apprise schemes that post over HTTP(S) to a host the user names: the guard checks that host.
 # Each is listed with its secure form ("json", "jsons"): `scheme in APPRISE_HTTP` is the one test.
@@ -43,9 +44,6 @@ APPRISE_HOSTED = {
     "fcm", "reddit", "twitter", "x", "pagerduty", "opsgenie", "mailgun", "sparkpost",
     "squadcast",
 }  # fmt: skip
-
-# What people write between a phone number's digits.
-PHONE_JUNK = re.compile(r"[\s().-]")
 
 
 class NotificationKind(StrEnum):

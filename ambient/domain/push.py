@@ -22,12 +22,11 @@ from ambient.domain.notify import (
     APPRISE_HOSTED,
     APPRISE_HTTP,
     CHANNEL_TYPES,
-    PHONE_JUNK,
     NotificationKind,
     Target,
     apprise_http_url,
 )
-from ambient.domain.users import HHMM
+from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
 
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
@@ -35,9 +34,6 @@ MAX_TARGETS = 20
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-# With its country code: gateways put "+" before the digits (Apprise), so a number written
-# without one (13800000000) would go to another country (+1 380...).
-PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 ROBOT_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 DING_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,128}(#[A-Za-z0-9_+/=-]{1,256})?")
 # Options a robot target may carry after `?` (mentions), by channel type.
@@ -62,12 +58,7 @@ def target_problem(target: Target) -> Refusal | None:
     if kind == "email":
         return None if not value else _email_problem(value)
     if kind == "sms":
-        if not value or PHONE.fullmatch(PHONE_JUNK.sub("", value)):
-            return None
-        return Refusal(
-            "not a phone number: %(value)s (international form, e.g. +8613800000000)",
-            value=repr(value),
-        )
+        return phone_problem(value) if value else None
     if not value:
         return Refusal(
             "a %(kind)s channel needs a target (address, URL, key or secret:NAME)", kind=kind

@@ -26,6 +26,11 @@ from ambient.refusals import Refusal
 
 # Checked with fullmatch: re's "$" also matches before a final "\n" ("eve\n" was a user).
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+# What people write between a phone number's digits.
+PHONE_JUNK = re.compile(r"[\s().-]")
+# With its country code: gateways put "+" before the digits (Apprise), so a number written
+# without one (13800000000) would go to another country (+1 380...).
+PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 # A user name as a filter (query parameters): the same format, checked where it arrives.
 UserName = Annotated[str, StringConstraints(pattern=_NAME.pattern)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -79,6 +84,21 @@ def validate_user_name(value: str) -> str:
 def validate_hhmm(value: str) -> str:
     if not _HHMM.fullmatch(value):
         raise Refusal("must be a time as HH:MM (24-hour), e.g. 06:00")
+    return value
+
+
+def phone_problem(value: str) -> Refusal | None:
+    if PHONE.fullmatch(PHONE_JUNK.sub("", value)):
+        return None
+    return Refusal(
+        "not a phone number: %(value)s (international form, e.g. +8613800000000)",
+        value=repr(value),
+    )
+
+
+def validate_phone(value: str) -> str:
+    if problem := phone_problem(value):
+        raise problem
     return value
 
 
@@ -137,6 +157,7 @@ def once_each(words: list[str] | None) -> list[str] | None:
 # A time of day as HH:MM and an IANA time zone, checked wherever a config or setting takes one.
 HHMM = Annotated[str, AfterValidator(validate_hhmm)]
 TimeZone = Annotated[str, AfterValidator(validate_timezone)]
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(validate_phone)]
 
 
 class UserSettings(UserConfig):
@@ -144,7 +165,8 @@ class UserSettings(UserConfig):
     under another name is refused by it, not dropped)."""
 
     email: EmailStr | None = None
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9 -]{5,20}$")
+    # Texted by the SMS channel: in the form its gateways read (a stored one is checked at send).
+    phone: Phone | None = None
     # Each one a phrase said to the speaker, as short as its assistant's name.
     wake_words: Annotated[list[Spoken] | None, AfterValidator(once_each)] = Field(
         default=None, max_length=10

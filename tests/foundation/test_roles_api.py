@@ -556,3 +556,18 @@ def test_the_user_audit_command_shows_every_record_to_the_newest(tmp_path: Path)
     assert shown.exit_code == 0, shown.output
     rows = json.loads(shown.output)
     assert len(rows) == 251 and rows[-1]["detail"] == {"n": 250}, len(rows)
+
+
+async def test_a_profile_phone_without_its_country_code_is_refused_where_it_is_set(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # The SMS channel texts the profile's phone through gateways that put "+" before the
+    # digits: a Chinese mobile saved as 13800000000 could never be texted (refused at send).
+    mei = await _member(api, admin, "mei")
+    answer = await api.patch("/users/me", json={"phone": "13800000000"}, headers=mei)
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", "phone"] and "+8613800000000" in error["msg"]
+    answer = await api.patch("/users/me", json={"phone": "+86 138-0000-0000"}, headers=mei)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["phone"] == "+86 138-0000-0000"

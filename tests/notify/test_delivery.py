@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest_asyncio
 from pydantic import SecretStr
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -24,7 +24,7 @@ from ambient.domain.push import PushConfig
 from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
-from ambient.storage.models import Delivery
+from ambient.storage.models import Delivery, User
 from ambient.storage.repositories import (
     DeliveryRepository,
     EventRepository,
@@ -545,7 +545,10 @@ async def test_a_phone_number_without_its_country_code_is_never_texted(
     state, base = endpoints
     with pytest.raises(ValidationError, match=r"international form"):
         PushConfig.model_validate({"channels": [{"type": "sms", "target": "13800000000"}]})
-    await _user(deps.db, "alice", phone="13800000000")
+    await _user(deps.db, "alice")
+    async with deps.db.session() as session:  # saved before the profile refused such a number
+        await session.execute(update(User).where(User.name == "alice").values(phone="13800000000"))
+        await session.commit()
     await _set_push(deps.db, "alice", {"channels": [{"type": "sms", "target": ""}]})
     gateway = base.replace("http://", "json://") + "/apprise?:phone={phone}"
     deps.settings = _settings(deps.settings, base).model_copy(

@@ -16,8 +16,9 @@ from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyE
 from ambient.clients.notify.http_errors import checked_destination
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
-from ambient.domain.notify import PHONE_JUNK, Message, Target
+from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
+from ambient.domain.users import PHONE_JUNK
 
 # Apprise connects by itself (requests, through urllib3), so the address cannot be put in the
 # URL as for webhooks: the one the guard checked is pinned for the send instead, or Apprise's own
