@@ -267,7 +267,16 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "No Tencent Cloud account is set up, so I can't see any clusters.",
             )
         try:
-            clusters = await ops.list_clusters(cloud)
+            # The SDK waits 30 s for an answer, a voice client 10: a silent endpoint is named
+            # before the call's budget runs out (and is said as this system being slow).
+            async with asyncio.timeout(left()):
+                clusters = await ops.list_clusters(cloud)
+        except TimeoutError:
+            return say(
+                "腾讯云没有及时回应，看不到集群状况，请稍后再问。",
+                "Tencent Cloud did not answer in time, so I can't see the clusters."
+                " Please ask again later.",
+            )
         except TencentAuthError:
             # Asking again later cannot help: the keys or their CAM policy must change.
             return say(
