@@ -23,7 +23,11 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.clients.tencent import ops
-from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
+from ambient.clients.tencent.errors import (
+    TencentAuthError,
+    TencentCloudError,
+    TencentRetryableError,
+)
 from ambient.domain.configs import unstorable_at
 from ambient.remediation.views import RemediationSummary
 from ambient.settings import Settings
@@ -284,10 +288,19 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "Tencent Cloud refused the configured keys, so I can't see the clusters."
                 " Please check the API keys and their access policy.",
             )
-        except TencentCloudError:
+        except TencentRetryableError:
             return say(
                 "暂时连不上腾讯云，看不到集群状况，请稍后再问。",
                 "I can't reach Tencent Cloud right now. Please ask again later.",
+            )
+        except TencentCloudError as exc:
+            # Refused for good (a region out of format or not served, the account's state):
+            # asking later answers the same. The API's words stay in the log.
+            log.info("cluster_health refused: %s", exc)
+            return say(
+                "腾讯云拒绝了查询集群的请求，稍后再问也一样。请检查腾讯云的配置，比如地域。",
+                "Tencent Cloud refused the cluster query, and asking later won't change that."
+                " Please check the Tencent Cloud settings, such as the region.",
             )
         if not clusters:
             return say("这个账号下没有容器集群。", "This account has no container clusters.")
