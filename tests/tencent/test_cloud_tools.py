@@ -286,3 +286,37 @@ async def test_a_search_window_without_an_offset_is_in_the_callers_time_zone(
         (ms("2026-07-01T12:00:00+00:00"), ms("2026-07-01T12:30:00+00:00")),
         (ms("2026-11-21T08:00:00+00:00"), ms("2026-11-21T09:00:00+00:00")),
     ]
+
+
+async def test_a_configured_region_out_of_format_is_named_as_the_setting_to_fix(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """AMBIENT_TENCENTCLOUD_REGION=guangzhou (the region as people say it): every read answered
+    "region must be a Tencent Cloud region name ... (not 'guangzhou')" to a user who had given
+    no region, and the CLI's --region was the only region they could see to change."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    assert state.tencent is not None
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_TENCENTCLOUD_REGION": "guangzhou",
+    }
+    runner = CliRunner()
+    listed = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
+    assert listed.exit_code == 1, listed.output
+    assert "AMBIENT_TENCENTCLOUD_REGION" in listed.output, listed.output
+    assert "e.g. ap-guangzhou" in listed.output and "'guangzhou'" in listed.output
+    # A region given with the call is that call's to fix, as before.
+    given = await asyncio.to_thread(
+        runner.invoke, app, ["cloud", "clusters", "--region", "gz"], env=env
+    )
+    assert given.exit_code != 0 and "AMBIENT_TENCENTCLOUD_REGION" not in given.output
+    assert not [call for call in api.calls if call[1] == "DescribeClusters"]

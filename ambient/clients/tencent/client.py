@@ -110,7 +110,9 @@ class TencentCloud:
         try:
             region = tencent_region(region or self.region)
         except ValueError as exc:
-            raise TencentRequestError("InvalidParameterValue.Region", f"region {exc}") from None
+            # The configured default is fixed where it is set, not in the call that used it.
+            where = "region" if region else "AMBIENT_TENCENTCLOUD_REGION"
+            raise TencentRequestError("InvalidParameterValue.Region", f"{where} {exc}") from None
         client = self._client(product, region)
         for attempt in range(LIMIT_RETRIES + 1):
             try:
