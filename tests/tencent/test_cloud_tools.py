@@ -320,3 +320,23 @@ async def test_a_configured_region_out_of_format_is_named_as_the_setting_to_fix(
     )
     assert given.exit_code != 0 and "AMBIENT_TENCENTCLOUD_REGION" not in given.output
     assert not [call for call in api.calls if call[1] == "DescribeClusters"]
+
+
+async def test_a_cluster_asked_for_in_another_region_is_not_found_naming_the_region_asked(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A cluster in ap-shanghai asked for with the default region (ap-guangzhou): TKE does not
+    know it there, and the answer was "ResourceNotFound.ClusterNotFound: cluster cls-... not
+    found" to a user looking at it in the console. Now the region asked is named."""
+    api, state = cloud_state
+    api.cluster_regions["cls-abcd1234"] = "ap-shanghai"
+    async with client(state, "ops") as c:
+        failed, said = await call(c, "list_node_pools", cluster_id="cls-abcd1234")
+        _, pools = await call(c, "list_node_pools", cluster_id="cls-abcd1234", region="ap-shanghai")
+        scale_failed, scaled = await call(
+            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
+        )
+    assert failed and "ResourceNotFound.ClusterNotFound" in said
+    assert "region ap-guangzhou" in said, said
+    assert pools["node_pools"][0]["node_pool_id"] == "np-1"
+    assert scale_failed and "region ap-guangzhou" in scaled, scaled

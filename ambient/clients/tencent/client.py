@@ -26,6 +26,7 @@ from tencentcloud.tts.v20190823 import tts_client
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
     TencentNotConfiguredError,
+    TencentNotFoundError,
     TencentRequestError,
     translate,
 )
@@ -123,6 +124,14 @@ class TencentCloud:
                 if error.code.startswith(RATE_LIMITS) and attempt < LIMIT_RETRIES:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
+                if isinstance(error, TencentNotFoundError):
+                    # A topic or cluster lives in one region: the id may be right, the region not.
+                    error = TencentNotFoundError(
+                        error.code,
+                        f"{error.message} (looked for in region {region}; if it is in another "
+                        "region, give that region)",
+                        error.request_id,
+                    )
                 raise error from None
             response: dict[str, Any] = data["Response"]
             response.pop("RequestId", None)
