@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import (
     TencentAuthError,
+    TencentClockError,
     TencentCloudError,
     TencentRetryableError,
 )
@@ -280,6 +281,12 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "腾讯云没有及时回应，看不到集群状况，请稍后再问。",
                 "Tencent Cloud did not answer in time, so I can't see the clusters."
                 " Please ask again later.",
+            )
+        except TencentClockError:
+            return say(
+                "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。",
+                "This machine's clock is more than five minutes off Tencent Cloud's, so every"
+                " request is refused. Please set the system time right.",
             )
         except TencentAuthError:
             # Asking again later cannot help: the keys or their CAM policy must change.
