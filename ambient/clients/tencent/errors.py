@@ -8,7 +8,7 @@ TencentCloudError
       ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth,
       │                          OperationDenied.ACLFailed
       ├── TencentClockError      AuthFailure.SignatureExpire: this machine's clock, not the keys
-      └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound
+      └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound, *.ClusterNotFound
 """
 
 from __future__ import annotations
@@ -100,8 +100,12 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
         return TencentClockError(code, f"{hint}. {text}", request_id)
     if code.startswith(("AuthFailure", "UnauthorizedOperation")) or code in AUTH_CODES:
         return TencentAuthError(code, text, request_id)
-    if code.startswith("ResourceNotFound") or (
-        code.startswith("InternalError.") and code.endswith("NotFound")
+    # TKE answers a cluster it does not know under four prefixes (tke errorcodes: ResourceNotFound,
+    # InternalError, InvalidParameter and FailedOperation .ClusterNotFound).
+    if (
+        code.startswith("ResourceNotFound")
+        or code.endswith(".ClusterNotFound")
+        or (code.startswith("InternalError.") and code.endswith("NotFound"))
     ):
         return TencentNotFoundError(code, text, request_id)
     if code.startswith(INTERNAL_PERMANENT):
