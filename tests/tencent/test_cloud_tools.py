@@ -340,3 +340,29 @@ async def test_a_cluster_asked_for_in_another_region_is_not_found_naming_the_reg
     assert "region ap-guangzhou" in said, said
     assert pools["node_pools"][0]["node_pool_id"] == "np-1"
     assert scale_failed and "region ap-guangzhou" in scaled, scaled
+
+
+async def test_keys_with_a_trailing_newline_are_read_as_the_keys(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """Keys from a file (a Kubernetes secret made with `echo`, an env file) end in a newline:
+    the SDK's Credential refuses whitespace ("secret key should not contain spaces") and
+    `ambient cloud clusters` ended in a traceback, as did every process that builds the client.
+    No Tencent Cloud key holds whitespace (the API's own words: "注意前后不得有空格")."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    _, state = cloud_state
+    assert state.tencent is not None
+    env = {
+        "TENCENTCLOUD_SECRET_ID": f"{SECRET_ID}\n",
+        "TENCENTCLOUD_SECRET_KEY": f" {SECRET_KEY}\r\n",
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+    }
+    listed = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "clusters"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "cls-abcd1234" in listed.output

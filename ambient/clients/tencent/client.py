@@ -50,10 +50,14 @@ NOT_CONFIGURED = (
 
 def credential_from_env(cvm_role: str | None = None) -> Any | None:
     """Keys from the environment, else the CVM role if named; None when neither."""
-    secret_id = os.environ.get("TENCENTCLOUD_SECRET_ID")
-    secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
+    # Keys read from a file end in a newline, which the SDK's Credential refuses as a space;
+    # no Tencent Cloud key holds whitespace.
+    secret_id, secret_key, token = (
+        (os.environ.get(name) or "").strip()
+        for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_TOKEN")
+    )
     if secret_id and secret_key:
-        return tc_credential.Credential(secret_id, secret_key, os.environ.get("TENCENTCLOUD_TOKEN"))
+        return tc_credential.Credential(secret_id, secret_key, token or None)
     if cvm_role:
         return tc_credential.CVMRoleCredential(cvm_role)
     return None
