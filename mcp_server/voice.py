@@ -23,7 +23,12 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.clients.tencent import ops
-from ambient.clients.tencent.errors import TencentAuthError, TencentCloudError
+from ambient.clients.tencent.errors import (
+    TencentAuthError,
+    TencentClockError,
+    TencentCloudError,
+    TencentRetryableError,
+)
 from ambient.domain.configs import unstorable_at
 from ambient.remediation.views import RemediationSummary
 from ambient.settings import Settings
@@ -267,7 +272,22 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "No Tencent Cloud account is set up, so I can't see any clusters.",
             )
         try:
-            clusters = await ops.list_clusters(cloud)
+            # The SDK waits 30 s for an answer, a voice client 10: a silent endpoint is named
+            # before the call's budget runs out (and is said as this system being slow).
+            async with asyncio.timeout(left()):
+                clusters = await ops.list_clusters(cloud)
+        except TimeoutError:
+            return say(
+                "腾讯云没有及时回应，看不到集群状况，请稍后再问。",
+                "Tencent Cloud did not answer in time, so I can't see the clusters."
+                " Please ask again later.",
+            )
+        except TencentClockError:
+            return say(
+                "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。",
+                "This machine's clock is more than five minutes off Tencent Cloud's, so every"
+                " request is refused. Please set the system time right.",
+            )
         except TencentAuthError:
             # Asking again later cannot help: the keys or their CAM policy must change.
             return say(
@@ -275,10 +295,19 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "Tencent Cloud refused the configured keys, so I can't see the clusters."
                 " Please check the API keys and their access policy.",
             )
-        except TencentCloudError:
+        except TencentRetryableError:
             return say(
                 "暂时连不上腾讯云，看不到集群状况，请稍后再问。",
                 "I can't reach Tencent Cloud right now. Please ask again later.",
+            )
+        except TencentCloudError as exc:
+            # Refused for good (a region out of format or not served, the account's state):
+            # asking later answers the same. The API's words stay in the log.
+            log.info("cluster_health refused: %s", exc)
+            return say(
+                "腾讯云拒绝了查询集群的请求，稍后再问也一样。请检查腾讯云的配置，比如地域。",
+                "Tencent Cloud refused the cluster query, and asking later won't change that."
+                " Please check the Tencent Cloud settings, such as the region.",
             )
         if not clusters:
             return say("这个账号下没有容器集群。", "This account has no container clusters.")

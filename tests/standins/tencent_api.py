@@ -559,6 +559,10 @@ class TencentApi:
         return self._page(self.clusters, params, "Clusters")
 
     def tke_DescribeClusterNodePools(self, params: dict[str, Any]) -> Response:
+        cluster = params["ClusterId"]
+        # Asked in another region than the cluster's, TKE does not know it.
+        if self.cluster_regions.get(cluster, self.regions[-1]) != self.regions[-1]:
+            return error("ResourceNotFound.ClusterNotFound", f"cluster {cluster} not found")
         if params["ClusterId"] not in self.node_pools:
             return error(
                 "ResourceNotFound.ClusterNotFound", f"cluster {params['ClusterId']} not found"

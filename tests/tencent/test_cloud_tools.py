@@ -286,3 +286,83 @@ async def test_a_search_window_without_an_offset_is_in_the_callers_time_zone(
         (ms("2026-07-01T12:00:00+00:00"), ms("2026-07-01T12:30:00+00:00")),
         (ms("2026-11-21T08:00:00+00:00"), ms("2026-11-21T09:00:00+00:00")),
     ]
+
+
+async def test_a_configured_region_out_of_format_is_named_as_the_setting_to_fix(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """AMBIENT_TENCENTCLOUD_REGION=guangzhou (the region as people say it): every read answered
+    "region must be a Tencent Cloud region name ... (not 'guangzhou')" to a user who had given
+    no region, and the CLI's --region was the only region they could see to change."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    assert state.tencent is not None
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_TENCENTCLOUD_REGION": "guangzhou",
+    }
+    runner = CliRunner()
+    listed = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
+    assert listed.exit_code == 1, listed.output
+    assert "AMBIENT_TENCENTCLOUD_REGION" in listed.output, listed.output
+    assert "e.g. ap-guangzhou" in listed.output and "'guangzhou'" in listed.output
+    # A region given with the call is that call's to fix, as before.
+    given = await asyncio.to_thread(
+        runner.invoke, app, ["cloud", "clusters", "--region", "gz"], env=env
+    )
+    assert given.exit_code != 0 and "AMBIENT_TENCENTCLOUD_REGION" not in given.output
+    assert not [call for call in api.calls if call[1] == "DescribeClusters"]
+
+
+async def test_a_cluster_asked_for_in_another_region_is_not_found_naming_the_region_asked(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A cluster in ap-shanghai asked for with the default region (ap-guangzhou): TKE does not
+    know it there, and the answer was "ResourceNotFound.ClusterNotFound: cluster cls-... not
+    found" to a user looking at it in the console. Now the region asked is named."""
+    api, state = cloud_state
+    api.cluster_regions["cls-abcd1234"] = "ap-shanghai"
+    async with client(state, "ops") as c:
+        failed, said = await call(c, "list_node_pools", cluster_id="cls-abcd1234")
+        _, pools = await call(c, "list_node_pools", cluster_id="cls-abcd1234", region="ap-shanghai")
+        scale_failed, scaled = await call(
+            c, "scale_node_pool", cluster_id="cls-abcd1234", node_pool_id="np-1", desired=4
+        )
+    assert failed and "ResourceNotFound.ClusterNotFound" in said
+    assert "region ap-guangzhou" in said, said
+    assert pools["node_pools"][0]["node_pool_id"] == "np-1"
+    assert scale_failed and "region ap-guangzhou" in scaled, scaled
+
+
+async def test_keys_with_a_trailing_newline_are_read_as_the_keys(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """Keys from a file (a Kubernetes secret made with `echo`, an env file) end in a newline:
+    the SDK's Credential refuses whitespace ("secret key should not contain spaces") and
+    `ambient cloud clusters` ended in a traceback, as did every process that builds the client.
+    No Tencent Cloud key holds whitespace (the API's own words: "注意前后不得有空格")."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    _, state = cloud_state
+    assert state.tencent is not None
+    env = {
+        "TENCENTCLOUD_SECRET_ID": f"{SECRET_ID}\n",
+        "TENCENTCLOUD_SECRET_KEY": f" {SECRET_KEY}\r\n",
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+    }
+    listed = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "clusters"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "cls-abcd1234" in listed.output

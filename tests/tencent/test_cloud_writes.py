@@ -222,6 +222,30 @@ async def test_tke_internal_errors_naming_a_permanent_cause_read_as_what_to_do(
 
 
 @pytest.mark.parametrize(
+    "code",
+    [
+        "ResourceNotFound.ClusterNotFound",
+        "InternalError.ClusterNotFound",
+        "InvalidParameter.ClusterNotFound",
+        "FailedOperation.ClusterNotFound",
+    ],
+)
+async def test_every_code_tke_has_for_a_missing_cluster_reads_as_not_found(
+    cloud: tuple[TencentApi, AppState], code: str
+) -> None:
+    """TKE answers a cluster it does not know with any of four codes (tke errorcodes
+    .ClusterNotFound under ResourceNotFound, InternalError, InvalidParameter, FailedOperation):
+    two of them read as "Tencent Cloud rejected a parameter" (HTTP 422) or "... failed" (502),
+    not as a cluster that does not exist (404) as the other two did."""
+    api, state = cloud
+    api.failures["CreateClusterNodePool"] = [code]
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_node_pool", pool=POOL, mode="execute")
+    assert failed and "does not exist" in message and code in message, message
+    assert "rejected a parameter" not in message and "try again" not in message
+
+
+@pytest.mark.parametrize(
     ("code", "says"),
     [
         # cls errorcodes: 账户欠费, 账户已销毁, 账户不存在, ACL校验失败 - not a parameter's fault.

@@ -434,3 +434,64 @@ async def test_recent_errors_counts_every_error_of_the_span_not_a_page_of_them(
     async with voice_client(state, user) as client:
         errors = await say(client, "recent_errors")
     assert errors == "最近 24 小时有 136 个错误，主要是：shop home 130 次、btc 6 次。"
+
+
+async def test_cluster_health_refused_for_good_says_to_check_the_settings_not_to_ask_later(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """A region written as people say it (AMBIENT_TENCENTCLOUD_REGION=guangzhou), or one the
+    product does not serve: cluster_health said "暂时连不上腾讯云……请稍后再问", and asking later
+    answered the same, every time. Only a passing failure is said as one."""
+    user = unique("vr")
+    await make_user(deps.db, user)
+    api = TencentApi(
+        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}]
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with serve(api.app()) as base:
+        answers = []
+        for region, failure in (
+            ("guangzhou", None),
+            ("ap-guangzhou", "UnsupportedRegion"),
+            ("ap-guangzhou", "RequestLimitExceeded"),
+        ):
+            if failure:
+                # Rate limits are retried before the answer: every try is refused here.
+                api.failures["DescribeClusters"] = [failure] * 4
+            state.tencent = TencentCloud(
+                Credential(SECRET_ID, SECRET_KEY),
+                region=region,
+                endpoint=base.removeprefix("http://"),
+                protocol="http",
+                timeout=5,
+                backoff=0.01,
+            )
+            async with voice_client(state, user) as client:
+                answers.append(await say(client, "cluster_health"))
+    refused = "腾讯云拒绝了查询集群的请求，稍后再问也一样。请检查腾讯云的配置，比如地域。"
+    passing = "暂时连不上腾讯云，看不到集群状况，请稍后再问。"
+    assert answers == [refused, refused, passing]
+
+
+async def test_cluster_health_on_a_machine_whose_clock_is_off_says_to_set_the_clock(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """A clock more than five minutes off Tencent Cloud's (a laptop or WSL after sleep): every
+    request is refused as AuthFailure.SignatureExpire, and cluster_health said to check the API
+    keys and their access policy, which were fine. Now it says to set the clock."""
+    user = unique("vs")
+    await make_user(deps.db, user)
+    api = TencentApi(
+        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}],
+        failures={"DescribeClusters": ["AuthFailure.SignatureExpire"]},
+    )
+    state = AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
+    async with serve(api.app()) as base:
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, user) as client:
+            said = await say(client, "cluster_health")
+    assert said == "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。"

@@ -9,8 +9,10 @@ import re
 from mcp import Client
 from temporalio.client import Client as TemporalClient
 from temporalio.testing import WorkflowEnvironment
+from tencentcloud.common.credential import Credential
 
 from ambient import temporal
+from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.storage import Database
 from ambient.wiring import AppState, StateHolder
@@ -18,8 +20,9 @@ from mcp_server.voice import build_voice_server
 from mcp_server.voice_answer import CALL_BUDGET
 from tests.briefing.harness import make_user
 from tests.conftest import unique
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
 from tests.support.servers import free_port
-from tests.voice.support import say
+from tests.voice.support import say, voice_client
 
 TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
 DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
@@ -112,3 +115,43 @@ async def test_a_temporal_refusal_is_said_in_chinese_not_as_its_english_message(
         for tool, args in [*CALLS, ("resume_task", {"name": "backup"})]:
             answer = await say(voice, tool, **args)
             assert not re.search("[A-Za-z]", answer), (tool, answer)
+
+
+async def test_a_tencent_cloud_that_never_answers_is_said_as_such_within_the_voice_budget(
+    deps: WorkerDeps,
+) -> None:
+    """An endpoint behind a dead path (a firewall that drops, a proxy that hangs) accepts and
+    never answers: the SDK waits 30 s for it, the call's budget ran out first and cluster_health
+    said "系统这会儿响应太慢" as if this system were slow. Now Tencent Cloud is named, in time."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepted, never answered
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    user = unique("vt")
+    await make_user(deps.db, user)
+    client = await temporal.connect(deps.settings, lazy=True)
+    state = AppState(
+        settings=deps.settings,
+        db=deps.db,
+        temporal=client,
+        channels=deps.channels,
+        # The product's own request timeout (TencentCloud's default), not a test's short one.
+        tencent=TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=f"127.0.0.1:{port}",
+            protocol="http",
+        ),
+    )
+    try:
+        async with voice_client(state, user) as voice:
+            answer = await asyncio.wait_for(say(voice, "cluster_health"), CALL_BUDGET + 2)
+        assert answer == "腾讯云没有及时回应，看不到集群状况，请稍后再问。"
+    finally:
+        # The SDK's thread still waits on the socket: closed, it gives up at once.
+        for writer in held:
+            writer.close()
+        server.close()

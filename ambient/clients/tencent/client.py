@@ -26,6 +26,7 @@ from tencentcloud.tts.v20190823 import tts_client
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
     TencentNotConfiguredError,
+    TencentNotFoundError,
     TencentRequestError,
     translate,
 )
@@ -49,10 +50,14 @@ NOT_CONFIGURED = (
 
 def credential_from_env(cvm_role: str | None = None) -> Any | None:
     """Keys from the environment, else the CVM role if named; None when neither."""
-    secret_id = os.environ.get("TENCENTCLOUD_SECRET_ID")
-    secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY")
+    # Keys read from a file end in a newline, which the SDK's Credential refuses as a space;
+    # no Tencent Cloud key holds whitespace.
+    secret_id, secret_key, token = (
+        (os.environ.get(name) or "").strip()
+        for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_TOKEN")
+    )
     if secret_id and secret_key:
-        return tc_credential.Credential(secret_id, secret_key, os.environ.get("TENCENTCLOUD_TOKEN"))
+        return tc_credential.Credential(secret_id, secret_key, token or None)
     if cvm_role:
         return tc_credential.CVMRoleCredential(cvm_role)
     return None
@@ -110,7 +115,9 @@ class TencentCloud:
         try:
             region = tencent_region(region or self.region)
         except ValueError as exc:
-            raise TencentRequestError("InvalidParameterValue.Region", f"region {exc}") from None
+            # The configured default is fixed where it is set, not in the call that used it.
+            where = "region" if region else "AMBIENT_TENCENTCLOUD_REGION"
+            raise TencentRequestError("InvalidParameterValue.Region", f"{where} {exc}") from None
         client = self._client(product, region)
         for attempt in range(LIMIT_RETRIES + 1):
             try:
@@ -121,6 +128,14 @@ class TencentCloud:
                 if error.code.startswith(RATE_LIMITS) and attempt < LIMIT_RETRIES:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
+                if isinstance(error, TencentNotFoundError):
+                    # A topic or cluster lives in one region: the id may be right, the region not.
+                    error = TencentNotFoundError(
+                        error.code,
+                        f"{error.message} (looked for in region {region}; if it is in another "
+                        "region, give that region)",
+                        error.request_id,
+                    )
                 raise error from None
             response: dict[str, Any] = data["Response"]
             response.pop("RequestId", None)

@@ -7,7 +7,8 @@ TencentCloudError
       │                         codes TKE documents for such causes: .Param, .Quota*, ...)
       ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth,
       │                          OperationDenied.ACLFailed
-      └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound
+      ├── TencentClockError      AuthFailure.SignatureExpire: this machine's clock, not the keys
+      └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound, *.ClusterNotFound
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class TencentRequestError(TencentCloudError):
 
 class TencentAuthError(TencentRequestError):
     """Credentials rejected or the CAM policy does not allow the action."""
+
+
+class TencentClockError(TencentRequestError):
+    """This machine's clock is too far from Tencent Cloud's for its signatures to be accepted."""
+
+
+# Common error codes: "签名过期。Timestamp 和服务器时间相差不得超过五分钟" — the keys are fine.
+CLOCK_SKEW = "AuthFailure.SignatureExpire"
 
 
 class TencentNotFoundError(TencentRequestError):
@@ -86,10 +95,17 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
     message = exc.get_message()
     text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
     request_id = exc.get_request_id() or None
+    if code == CLOCK_SKEW:
+        hint = "this machine's clock is more than 5 minutes off; set it right (NTP)"
+        return TencentClockError(code, f"{hint}. {text}", request_id)
     if code.startswith(("AuthFailure", "UnauthorizedOperation")) or code in AUTH_CODES:
         return TencentAuthError(code, text, request_id)
-    if code.startswith("ResourceNotFound") or (
-        code.startswith("InternalError.") and code.endswith("NotFound")
+    # TKE answers a cluster it does not know under four prefixes (tke errorcodes: ResourceNotFound,
+    # InternalError, InvalidParameter and FailedOperation .ClusterNotFound).
+    if (
+        code.startswith("ResourceNotFound")
+        or code.endswith(".ClusterNotFound")
+        or (code.startswith("InternalError.") and code.endswith("NotFound"))
     ):
         return TencentNotFoundError(code, text, request_id)
     if code.startswith(INTERNAL_PERMANENT):
