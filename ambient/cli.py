@@ -379,12 +379,13 @@ def replay(
     """Replay recorded histories against the current code; non-zero on non-determinism."""
     from ambient import replay as replaying
     from ambient import temporal
+    from ambient.runtime import discovered_settings
 
     classes = replaying.load_workflows(workflows or [])
     if query is not None:
 
         async def fetch() -> list[replaying.ReplayOutcome]:
-            client = await temporal.connect(Settings())
+            client = await temporal.connect(discovered_settings())
             return await replaying.replay_query(client, query, classes)
 
         outcomes = asyncio.run(fetch())

@@ -246,6 +246,10 @@ async def test_commands_find_ambient_dev_on_its_own_ports(tmp_path: Path) -> Non
         assert report["temporal_reachable"] is True and report["temporal_address"] == address
         listed = await asyncio.to_thread(runner.invoke, app, ["task", "list", "--json"], env=env)
         assert listed.exit_code == 0 and json.loads(listed.output) == [], listed.output
+        query = ["replay", "--query", 'WorkflowType="NoSuchWorkflow"']
+        replayed = await asyncio.to_thread(runner.invoke, app, query, env=env)
+        assert replayed.exit_code == 0, replayed.output
+        assert "0/0 histories replayed cleanly" in replayed.output
     finally:
         assert await stack.stop() == 0, "".join(stack.output)
     assert not (stack.data_dir / "runtime.json").exists()
