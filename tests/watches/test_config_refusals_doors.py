@@ -138,7 +138,7 @@ async def test_api_answers_422_naming_the_field(
         assert loc == ["body", "config", "keyword"]
         assert msg == "Extra inputs are not permitted"
         loc, msg = await refusal("/briefings/daily", {"news_urls": [METADATA_PAGE]})
-        assert loc == ["body", "news_urls", "0"] and "refused destination" in msg
+        assert loc == ["body", "news_urls", 0] and "refused destination" in msg
         assert (await http.get("/tasks")).json() == []
         push = await http.put(
             "/users/me/push", json={"channels": [{"type": "inbox", "kind": ["watch"]}]}
