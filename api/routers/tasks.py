@@ -51,7 +51,8 @@ def http_error(exc: TaskError) -> Exception:
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, InvalidTaskError):
         named = str(exc).split(": ", 1)[0]
-        field = named if named in OUTSIDE_BODY else "config"
+        # The task's name (taken by another config) is the body's own field; else its config.
+        field = named if named in OUTSIDE_BODY or named == "name" else "config"
         # Same shape as FastAPI's own 422s: the field, then the message.
         return unprocessable(([field], str(exc)), where=OUTSIDE_BODY.get(field, "body"))
     return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))

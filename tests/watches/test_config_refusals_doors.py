@@ -145,3 +145,9 @@ async def test_api_answers_422_naming_the_field(
         )
         assert push.status_code == 422
         assert push.json()["detail"][0]["loc"] == ["body", "channels", 0, "kind"]
+        # A name taken by another config: the refusal is about the name, and its loc says so.
+        standup = {"type": "schedule", "name": "standup"}
+        first = await http.post("/tasks", json={**standup, "config": {"hour": 8, "message": "a"}})
+        assert first.status_code == 201, first.text
+        loc, msg = await refusal("/tasks", {**standup, "config": {"hour": 9, "message": "a"}})
+        assert loc == ["body", "name"] and "call update_task" in msg
