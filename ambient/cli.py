@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
@@ -106,12 +107,17 @@ class LazyGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except (typer.Exit, click.exceptions.Exit, click.ClickException):
+            raise  # the command has said it (`fail`, a usage error)
         except Exception as exc:
-            # Whatever the command, an app database that does not answer is one line, exit 1.
+            # Whatever the command, a Temporal or an app database that does not answer is one
+            # line, exit 1 (the address as the command found it: env, else `ambient dev`'s file).
             from ambient.commands import fail
-            from ambient.status import database_problem
+            from ambient.runtime import discovered_settings
+            from ambient.status import database_problem, temporal_problem
 
-            problem = database_problem(exc, Settings())
+            settings = discovered_settings()
+            problem = temporal_problem(exc, settings) or database_problem(exc, settings)
             if problem is None:
                 raise
             raise fail(problem) from None
@@ -373,12 +379,13 @@ def replay(
     """Replay recorded histories against the current code; non-zero on non-determinism."""
     from ambient import replay as replaying
     from ambient import temporal
+    from ambient.runtime import discovered_settings
 
     classes = replaying.load_workflows(workflows or [])
     if query is not None:
 
         async def fetch() -> list[replaying.ReplayOutcome]:
-            client = await temporal.connect(Settings())
+            client = await temporal.connect(discovered_settings())
             return await replaying.replay_query(client, query, classes)
 
         outcomes = asyncio.run(fetch())

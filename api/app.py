@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, nullcontext
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointError
@@ -96,6 +96,34 @@ class CodecCors:
         await (self.cors if codec else self.app)(scope, receive, send)
 
 
+def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
+    """The MCP SDK answers a Host it does not allow with a bare "Invalid Host header" (421),
+    which is all a client behind another host name logs: name the host and the setting."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        refused = False
+
+        async def sending(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and message["status"] == 421:
+                refused = True
+                host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+                body = (
+                    f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
+                    "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
+                ).encode()
+                headers = [(k, v) for k, v in message["headers"] if k != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**message, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            elif not (refused and message["type"] == "http.response.body"):
+                await send(message)
+
+        await app(scope, receive, sending if scope["type"] == "http" else send)
+
+    return wrapped
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder = StateHolder()
@@ -160,5 +188,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
     voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
-    app.mount("/", by_path(voice_paths, mcp_app))
+    app.mount("/", host_refusal_says_what_to_do(by_path(voice_paths, mcp_app)))
     return app

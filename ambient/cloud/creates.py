@@ -74,6 +74,8 @@ class CloudCreates(CloudGuard):
         request: CloudRequest,
         find: Finder,
     ) -> WriteStep:
+        # The region the request goes to, named: the preview and the audit say where it acts.
+        request = request.model_copy(update={"region": request.region or self.tencent.region})
         key = request.idempotency_key()
         detail: dict[str, Any] = {
             "mode": mode,
@@ -84,11 +86,10 @@ class CloudCreates(CloudGuard):
         # the loser adopts the winner's); the others take turns per resource in this process.
         # Keyed by what names the resource: operation, subject (cluster and name) and region
         # (the configured one when the request leaves it out: the same place as naming it).
-        region = request.region or self.tencent.region
         lock = (
             contextlib.nullcontext()
             if request.action in writes.NAME_TAKEN or mode == "dry_run"
-            else _CREATING.setdefault(f"{operation}\n{subject}\n{region}", asyncio.Lock())
+            else _CREATING.setdefault(f"{operation}\n{subject}\n{request.region}", asyncio.Lock())
         )
         async with self.audited(actor, operation, subject, detail):
             with readable(request.product, request.action):

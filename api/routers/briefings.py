@@ -53,7 +53,9 @@ STATUSES = {BriefingNotFoundError: 404, BriefingRefusedError: 403, BriefingRepla
 
 def http_error(exc: BriefingError, where: str = "body") -> HTTPException | RequestValidationError:
     if isinstance(exc, InvalidBriefingError):
-        return unprocessable((exc.field.split(".") if exc.field else [], str(exc)), where=where)
+        # A list item by its index, as FastAPI names one: ["body", "news_urls", 0].
+        loc = [int(p) if p.isdigit() else p for p in exc.field.split(".")] if exc.field else []
+        return unprocessable((loc, str(exc)), where=where)
     return refusal(exc, STATUSES)
 
 

@@ -114,7 +114,11 @@ async def add_server(spec: McpServerSpec, user: CurrentUser, chat: ChatDep) -> S
     try:
         await chat.hub.add(user, spec)
     except AgentError as exc:
-        raise unprocessable(([], str(exc))) from None
+        # A refusal that names a field of the spec ("url: refused destination ...") is on it.
+        named = str(exc).split(": ", 1)[0]
+        raise unprocessable(
+            ([named] if named in McpServerSpec.model_fields else [], str(exc))
+        ) from None
     return ServerView(name=spec.name, spec=spec.public(), health="active")
 
 

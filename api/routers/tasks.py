@@ -52,7 +52,8 @@ def http_error(exc: TaskError) -> Exception:
         return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
     if isinstance(exc, InvalidTaskError) and not isinstance(exc, TaskStateError):
         named = str(exc).split(": ", 1)[0]
-        field = named if named in OUTSIDE_BODY else "config"
+        # The task's name (taken by another config) is the body's own field; else its config.
+        field = named if named in OUTSIDE_BODY or named == "name" else "config"
         # Same shape as FastAPI's own 422s: the field, then the message.
         return unprocessable(([field], str(exc)), where=OUTSIDE_BODY.get(field, "body"))
     return refusal(exc, STATUSES)

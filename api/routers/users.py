@@ -146,7 +146,7 @@ async def set_push_config(
     try:
         await save_push_config(session, user, config, state.channels.policy)
     except TargetError as exc:
-        raise unprocessable((["channels"], str(exc))) from None
+        raise unprocessable((exc.loc, str(exc))) from None
     await session.commit()
     return config
 

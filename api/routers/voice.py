@@ -44,6 +44,11 @@ async def greeting(
     answer (given at HH:MM / outside the window / still preparing)."""
     device = is_one_of(x_device_token, state.settings.voice_device_tokens.values())
     if caller is None and not device:
+        if x_device_token is not None:
+            raise unauthorized(
+                "this X-Device-Token is not one of AMBIENT_VOICE_DEVICE_TOKENS: send a token "
+                "the operator set there, or a user's bearer token"
+            )
         raise unauthorized("send a device token (X-Device-Token) or a user's bearer token")
     if body.voiceprint_id is not None:
         speaker = await UserRepository(session).by_voiceprint(body.voiceprint_id)

@@ -161,6 +161,7 @@ async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: Worker
             json={"name": "intranet", "transport": "http", "url": "http://10.0.0.1/mcp"},
         )
         assert private.status_code == 422 and "url" in private.text
+        assert [e["loc"] for e in private.json()["detail"]] == [["body", "url"]], private.text
         # A name that does not resolve is said about the field, not a server error.
         unknown = await http.post(
             "/agent/servers",

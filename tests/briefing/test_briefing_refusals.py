@@ -24,7 +24,7 @@ def test_a_refused_list_item_is_named_in_the_422() -> None:
     assert refused.value.field == "news_urls.1"
     answer = http_error(refused.value)
     assert isinstance(answer, RequestValidationError)
-    assert [error["loc"] for error in answer.errors()] == [["body", "news_urls", "1"]]
+    assert [error["loc"] for error in answer.errors()] == [["body", "news_urls", 1]]
 
 
 def test_a_refused_field_is_named_in_the_422() -> None:

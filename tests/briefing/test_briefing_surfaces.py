@@ -209,6 +209,8 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
                 "/voice/greeting", json={"user_id": name}, headers={"X-Device-Token": "nope"}
             )
             assert wrong.status_code == 401
+            # It says the token sent is not known, not to send one.
+            assert "AMBIENT_VOICE_DEVICE_TOKENS" in wrong.json()["detail"], wrong.text
             unnamed = await http.post(
                 "/voice/greeting", json={}, headers={"X-Device-Token": "device-secret-1"}
             )

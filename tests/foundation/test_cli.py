@@ -126,6 +126,16 @@ def test_task_list_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> N
         assert len(lines) == 1 and f"Temporal is unreachable at {address}" in lines[0], lines
 
 
+def test_replay_query_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> None:
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = address = f"127.0.0.1:{_closed_port()}"
+    result = CliRunner().invoke(app, ["replay", "--query", 'ExecutionStatus="Running"'], env=env)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"Temporal is unreachable at {address}" in lines[0], lines
+
+
 def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
     tmp_path: Path,
 ) -> None:
@@ -236,6 +246,10 @@ async def test_commands_find_ambient_dev_on_its_own_ports(tmp_path: Path) -> Non
         assert report["temporal_reachable"] is True and report["temporal_address"] == address
         listed = await asyncio.to_thread(runner.invoke, app, ["task", "list", "--json"], env=env)
         assert listed.exit_code == 0 and json.loads(listed.output) == [], listed.output
+        query = ["replay", "--query", 'WorkflowType="NoSuchWorkflow"']
+        replayed = await asyncio.to_thread(runner.invoke, app, query, env=env)
+        assert replayed.exit_code == 0, replayed.output
+        assert "0/0 histories replayed cleanly" in replayed.output
     finally:
         assert await stack.stop() == 0, "".join(stack.output)
     assert not (stack.data_dir / "runtime.json").exists()

@@ -82,7 +82,8 @@ async def test_push_config_api_and_cli(api: httpx.AsyncClient, settings: Setting
     ):
         refused = await api.put("/users/me/push", json={"channels": [channel]})
         assert refused.status_code == 422, (channel, refused.text)
-        assert refused.json()["detail"][0]["loc"] == ["body", "channels"]
+        # Named down to the field, as a refusal of the target's form is.
+        assert refused.json()["detail"][0]["loc"] == ["body", "channels", 0, "target"]
     assert (await api.get("/users/me/push")).json()["channels"][0]["kinds"] == [
         "briefing",
         "watch",

@@ -129,6 +129,8 @@ async def test_cw01_a_dry_run_answers_the_exact_request_and_execute_sends_it_onc
         assert previewed["AlarmNoticeIds"] == ["<id of new notice 'oncall'>"]
         previewed = {**previewed, "AlarmNoticeIds": [done["steps"][0]["resource_id"]]}
     assert sent == previewed
+    # The region too: left out, the preview names the configured one the create went to.
+    assert {s["request"]["region"] for s in dry["steps"]} == set(api.regions)
     assert done["resource_id"] and done["steps"][-1]["sent"] is True
     async with state.db.session() as session:
         rows = await AuditRepository(session).list()

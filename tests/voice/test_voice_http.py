@@ -567,3 +567,24 @@ def test_a_reference_naming_two_devices_is_refused_and_removes_neither(
     assert len(listed) == 2
     gone = runner.invoke(cli, ["xiaozhi", "device", "remove", "aa:bb:cc:00:00:0b"], env=env)
     assert gone.exit_code == 0, gone.output
+
+
+async def test_a_host_mcp_does_not_allow_is_refused_naming_the_setting_that_allows_it(
+    settings: Settings,
+) -> None:
+    # xiaozhi-server behind another host name: the operator reads this answer in its log.
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+    ):
+        me = await _register(http, settings, "hostuser")
+        for path in ("/mcp/voice", "/mcp"):
+            refused = await http.post(
+                path,
+                json=INITIALIZE,
+                headers={**ACCEPT, **me, "Host": "ambient.example.internal:8000"},
+            )
+            assert refused.status_code == 421, refused.text
+            assert "ambient.example.internal:8000" in refused.text
+            assert "AMBIENT_MCP_ALLOWED_HOSTS" in refused.text

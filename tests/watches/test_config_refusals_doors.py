@@ -138,10 +138,16 @@ async def test_api_answers_422_naming_the_field(
         assert loc == ["body", "config", "keyword"]
         assert msg == "Extra inputs are not permitted"
         loc, msg = await refusal("/briefings/daily", {"news_urls": [METADATA_PAGE]})
-        assert loc == ["body", "news_urls", "0"] and "refused destination" in msg
+        assert loc == ["body", "news_urls", 0] and "refused destination" in msg
         assert (await http.get("/tasks")).json() == []
         push = await http.put(
             "/users/me/push", json={"channels": [{"type": "inbox", "kind": ["watch"]}]}
         )
         assert push.status_code == 422
         assert push.json()["detail"][0]["loc"] == ["body", "channels", 0, "kind"]
+        # A name taken by another config: the refusal is about the name, and its loc says so.
+        standup = {"type": "schedule", "name": "standup"}
+        first = await http.post("/tasks", json={**standup, "config": {"hour": 8, "message": "a"}})
+        assert first.status_code == 201, first.text
+        loc, msg = await refusal("/tasks", {**standup, "config": {"hour": 9, "message": "a"}})
+        assert loc == ["body", "name"] and "call update_task" in msg

@@ -22,10 +22,11 @@ from ambient.settings import Settings
 class TargetError(ValueError):
     """A target is refused; the message starts with the field it came from (``where``)."""
 
-    def __init__(self, where: str, problem: str | Refusal) -> None:
+    def __init__(self, where: str, problem: str | Refusal, loc: tuple[str | int, ...] = ()) -> None:
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
+        self.loc = loc or (where,)  # the field's path, as a 422 names it
 
 
 class TargetPolicy:
@@ -77,7 +78,8 @@ class TargetPolicy:
         for index, target in enumerate(targets):
             problem = self.problem(target, user=user, is_admin=is_admin)
             if problem is not None:
-                raise TargetError(f"{field}[{index}]", problem)
+                # The rules of use are the target's (its type passed the form's check).
+                raise TargetError(f"{field}[{index}]", problem, (field, index, "target"))
 
 
 def aimed_url(target: Target) -> str | None:
