@@ -211,14 +211,23 @@ class BriefingActivities:
             inputs.notes.append(SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED))
             return
         try:
-            alarms = await list_alarms(self._tencent, day.logs_from, day.logs_to)
+            history = await list_alarms(self._tencent, day.logs_from, day.logs_to)
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")
             inputs.notes.append(SourceNote(source="alarms", ok=False, detail=str(exc)))
             return
+        for unread in history.unread:
+            if unread.retryable:
+                _read_again_if_passing(TencentRetryableError(unread.source, unread.error), "alarms")
         inputs.alarms_configured = True
-        inputs.alarms = alarms[:50]
-        inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{len(alarms)} alarms"))
+        inputs.alarms = history.alarms[:50]
+        count = len(history.alarms)
+        inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{count} alarms"))
+        # One source failed, the other answered: its alarms are listed, the failed one said.
+        inputs.notes += [
+            SourceNote(source=f"alarms.{u.source}", ok=False, detail=u.error)
+            for u in history.unread
+        ]
 
     async def _discussions(self, user: str, day: DayPlan, inputs: BriefingInputs) -> None:
         """The user's discussions active during the day (links to read them)."""

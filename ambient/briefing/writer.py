@@ -182,10 +182,26 @@ def _short(text: str, limit: int = 90) -> str:
 
 
 # The sources' names in a Chinese briefing.
-_SOURCE_NAMES = {"logs": "日志", "alarms": "告警记录", "llm": "大模型", "discussions": "讨论"}
+_SOURCE_NAMES = {
+    "logs": "日志",
+    "alarms": "告警记录",
+    "alarms.monitor": "云监控告警记录",
+    "alarms.cls": "CLS 告警记录",
+    "llm": "大模型",
+    "discussions": "讨论",
+}
 # A source that failed, said in the briefing's language (failed logs are its headline).
 _FAILED_SAID = {
     "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
+    # One alarm source failed while the other answered (ops.list_alarms' unread).
+    "alarms.monitor": (
+        "云监控告警记录没能读取，简报里只有 CLS 的告警。",
+        "Cloud Monitor alarms could not be read: only CLS alert records are counted. ",
+    ),
+    "alarms.cls": (
+        "CLS 告警记录没能读取，简报里只有云监控的告警。",
+        "CLS alert records could not be read: only Cloud Monitor alarms are counted. ",
+    ),
     "llm": (
         "大模型没有回应，这份简报按规则写成。",
         "The language model did not answer: this briefing was written by rules. ",

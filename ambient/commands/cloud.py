@@ -15,7 +15,15 @@ from ambient.cli_numbers import decimal_number, whole_number
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.commands import Json, Region, cloud_write, fail, print_json, print_rows
+from ambient.commands import (
+    Json,
+    Region,
+    cloud_write,
+    err_console,
+    fail,
+    print_json,
+    print_rows,
+)
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
 
@@ -137,7 +145,14 @@ def alarms(
 ) -> None:
     """Cloud Monitor alarms and CLS alert records."""
     now = datetime.now(UTC)
-    found = _run(ops.list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
+    history = _run(ops.list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
+    found = history.alarms
+    for unread in history.unread:
+        err_console.print(
+            f"{unread.source} alarms could not be read: {unread.error}",
+            markup=False,
+            highlight=False,
+        )
     print_rows(
         console,
         ["time", "source", "name", "status", "target"],

@@ -29,10 +29,11 @@ async def unresolved_alarms(
         return TriageAlerts(
             window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
         )
-    alarms = await ops.list_alarms(tencent, start, end)
+    history = await ops.list_alarms(tencent, start, end)
     found: dict[str, Alert] = {}
-    skipped: list[str] = []
-    for alarm in alarms:
+    # A source refused while the other answered: its alarms are not here, and the night says so.
+    skipped = [f"{u.source} alarms could not be read: {u.error}" for u in history.unread]
+    for alarm in history.alarms:
         if alarm.status.upper() not in UNRESOLVED:
             continue
         alert = alert_from_alarm(

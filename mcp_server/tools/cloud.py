@@ -56,8 +56,8 @@ class Topics(BaseModel):
     topics: list[ops.LogTopic]
 
 
-class Alarms(BaseModel):
-    alarms: list[ops.AlarmRecord]
+class Alarms(ops.AlarmHistory):
+    """The alarms read, and any source that could not be read (its alarms are missing)."""
 
 
 class Metric(BaseModel):
@@ -186,11 +186,10 @@ async def list_alarms(
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""
     now = datetime.now(UTC)
-    return Alarms(
-        alarms=await ops.list_alarms(
-            app_state(ctx).cloud, now - timedelta(hours=hours), now, region=region
-        )
+    history = await ops.list_alarms(
+        app_state(ctx).cloud, now - timedelta(hours=hours), now, region=region
     )
+    return Alarms(**history.model_dump())
 
 
 async def list_workloads(

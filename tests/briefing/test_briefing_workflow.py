@@ -874,6 +874,48 @@ async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_w
     assert ("cls", "SearchLog") in {(c[0], c[1]) for c in api.calls}
 
 
+async def test_cls_alarms_refused_the_briefing_lists_monitor_alarms_and_says_cls_was_not_read(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A CAM policy without cls:DescribeAlertRecordHistory: the alarm section was lost whole
+    ("the alarm history could not be read") though Cloud Monitor had answered. Now Monitor's
+    alarms are in the briefing and it says CLS's alert records could not be read, and why."""
+    from tests.standins.tencent_api import TencentApi
+    from tests.support.servers import serve
+
+    api = TencentApi()
+    await make_user(deps.db, "cleo")
+    config = _cls_config()
+    async with serve(api.app()) as base:
+        deps.tencent = _tencent_standin(base)
+        async with briefing_stack(ts_env, deps) as stack:
+            day = await stack.plan(config)
+            at = day.logs_from + timedelta(hours=3)
+            api.monitor_alarms = [
+                {
+                    "PolicyName": "cpu-high",
+                    "AlarmStatus": "ALARM",
+                    "FirstOccurTime": int(at.timestamp()),
+                    "AlarmObject": "ins-1",
+                }
+            ]
+            api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"] * 9
+            await stack.service.create("cleo", config)
+            await stack.skip_to(day.window_start + timedelta(minutes=1))
+            result = await stack.service.greet("cleo", via="voice", request_id="tts")
+            view = await stack.service.get_briefing("cleo", day.date)
+    sources = {s.source: (s.ok, s.detail) for s in view.content.sources}
+    assert sources["alarms"] == (True, "1 alarms")
+    assert sources["alarms.cls"] == (
+        False,
+        "AuthFailure.UnauthorizedOperation: injected AuthFailure.UnauthorizedOperation "
+        "(RequestId req-standin)",
+    )
+    assert "| cpu-high |" in view.report_markdown
+    assert "1 alarm is still open: cpu-high." in result.text
+    assert "CLS alert records could not be read" in result.text, result.text
+
+
 @pytest.mark.parametrize("failing", [1, 3], ids=["once", "every-attempt"])
 async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the_briefing(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, failing: int
@@ -917,14 +959,16 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
         assert sources["alarms"] == (True, "1 alarms")
         assert "| cpu-high |" in view.report_markdown
     else:
-        # The last attempt reads both once more; what fails then is noted, the briefing made.
+        # The last attempt reads both once more; what fails then is noted, the briefing made:
+        # CLS's alert records were read (none), Cloud Monitor's history is named as not read.
         injected = "injected {0} (RequestId req-standin)"
         assert sources == {
             "logs": (
                 False,
                 "CLS topic topic-1: InternalError: " + injected.format("InternalError"),
             ),
-            "alarms": (
+            "alarms": (True, "0 alarms"),
+            "alarms.monitor": (
                 False,
                 "FailedOperation.DataQueryFailed: "
                 + injected.format("FailedOperation.DataQueryFailed"),
@@ -1368,3 +1412,24 @@ def test_a_briefing_greets_for_the_hour_of_its_window(
     assert f'"{said}"' in system_prompt(inputs) and "morning" not in system_prompt(inputs).replace(
         said, ""
     )
+
+
+def test_a_chinese_briefing_says_in_chinese_which_alarm_source_was_not_read() -> None:
+    """CLS refused, Cloud Monitor answered: the Chinese briefing says CLS's records could not be
+    read and that only Cloud Monitor's alarms are in it (not "告警记录没能读取": some were)."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language="zh",
+        log_lines=3,
+        notes=[
+            SourceNote(source="alarms", ok=True, detail="0 alarms"),
+            SourceNote(source="alarms.cls", ok=False, detail="AuthFailure.UnauthorizedOperation"),
+        ],
+        alarms_configured=True,
+    )
+    draft = offline_draft(inputs)
+    assert "CLS 告警记录没能读取，简报里只有云监控的告警。" in draft.spoken_text, draft.spoken_text
+    assert "告警记录没能读取。" not in draft.spoken_text.replace("CLS 告警记录没能读取", "")
+    assert draft.needs_attention == [
+        "数据源不可用：CLS 告警记录：AuthFailure.UnauthorizedOperation"
+    ]

@@ -259,3 +259,19 @@ async def test_worker_start_schedules_the_triage_only_when_a_triage_user_is_set(
     assert isinstance(action, ScheduleActionStartWorkflow)
     (decoded,) = await dev_env.client.data_converter.decode(action.args, [TriageInput])
     assert decoded.user == USER
+
+
+async def test_cls_refused_still_triages_monitor_alarms_and_says_cls_was_not_read(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A CAM policy without cls:DescribeAlertRecordHistory: the night's triage failed whole and
+    Cloud Monitor's unresolved alarms went untriaged. Now they are triaged, and the night's
+    record says CLS's alert records could not be read, in the API's words."""
+    api, tencent = cloud
+    api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"]
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert [a.service for a in found.alerts] == ["cls-night001/prod/checkout"]
+    assert found.skipped[0] == (
+        "cls alarms could not be read: AuthFailure.UnauthorizedOperation: "
+        "injected AuthFailure.UnauthorizedOperation (RequestId req-standin)"
+    )

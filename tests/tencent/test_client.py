@@ -165,10 +165,36 @@ async def test_alarms_from_monitor_and_cls_in_one_timeline(
             "Trigger": "count > 100",
         }
     ]
-    alarms = await list_alarms(tc, NOW - timedelta(hours=6), NOW)
+    alarms = (await list_alarms(tc, NOW - timedelta(hours=6), NOW)).alarms
     assert len(alarms) == 131
     assert alarms[0].source == "cls" and alarms[0].name == "5xx burst"
     assert {a.source for a in alarms} == {"monitor", "cls"}
+
+
+async def test_alarms_one_source_refused_lists_the_others_and_names_the_refused(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A CAM policy without cls:DescribeAlertRecordHistory (or CLS not switched on): the whole
+    list failed and Cloud Monitor's alarms, read already, were lost. Now they are listed and
+    the refused source is named with the API's own words; both refused, the call fails."""
+    api, tc = cloud
+    t = int((NOW - timedelta(hours=1)).timestamp())
+    api.monitor_alarms = [{"PolicyName": "cpu-high", "AlarmStatus": "ALARM", "FirstOccurTime": t}]
+    api.cls_records = [{"AlarmName": "5xx burst", "Status": 0, "CreateTime": t * 1000}]
+    api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"]
+    found = await list_alarms(tc, NOW - timedelta(hours=2), NOW)
+    assert [(a.source, a.name) for a in found.alarms] == [("monitor", "cpu-high")]
+    assert [(u.source, u.error) for u in found.unread] == [
+        (
+            "cls",
+            "AuthFailure.UnauthorizedOperation: injected AuthFailure.UnauthorizedOperation"
+            " (RequestId req-standin)",
+        )
+    ]
+    api.failures["DescribeAlarmHistories"] = ["AuthFailure.UnauthorizedOperation"]
+    api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"]
+    with pytest.raises(TencentAuthError):
+        await list_alarms(tc, NOW - timedelta(hours=2), NOW)
 
 
 async def test_an_event_alarm_without_policy_name_or_metrics_is_listed(
@@ -182,7 +208,7 @@ async def test_an_event_alarm_without_policy_name_or_metrics_is_listed(
         {"PolicyName": "", "AlarmType": "EVENT", "MetricsInfo": metrics, "FirstOccurTime": t + i}
         for i, metrics in enumerate(([], None))
     ]
-    alarms = await list_alarms(tc, NOW - timedelta(hours=2), NOW)
+    alarms = (await list_alarms(tc, NOW - timedelta(hours=2), NOW)).alarms
     assert [a.name for a in alarms] == ["EVENT alarm", "EVENT alarm"]
 
 
@@ -476,7 +502,7 @@ async def test_every_cls_alert_record_of_the_window_is_read_past_a_thousand(
         }
         for i in range(1200)
     ]
-    alarms = await list_alarms(tc, NOW - timedelta(hours=24), NOW)
+    alarms = (await list_alarms(tc, NOW - timedelta(hours=24), NOW)).alarms
     assert len(alarms) == 1200
     assert (alarms[0].name, alarms[0].status) == ("checkout down", "ALARM")
 
@@ -565,7 +591,7 @@ async def test_cls_alert_records_say_their_status_and_level_as_monitor_alarms_do
             [("checkout down", 0, 2), ("5xx burst", 1, 0), ("old policy", 2, 1)]
         )
     ]
-    alarms = await list_alarms(tc, NOW - timedelta(hours=2), NOW)
+    alarms = (await list_alarms(tc, NOW - timedelta(hours=2), NOW)).alarms
     assert [(a.name, a.status, a.level) for a in alarms] == [
         ("checkout down", "ALARM", "Critical"),
         ("5xx burst", "OK", "Warn"),

@@ -121,6 +121,41 @@ async def test_read_tools_answer_from_the_cloud_and_files(
     assert failed_time and "not an ISO time" in bad_time
 
 
+async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """CLS refused (AuthFailure.UnauthorizedOperation): the tool and `ambient cloud alarms`
+    answered an error only, and Cloud Monitor's alarms were lost. Now both list them and say
+    which source was not read."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    assert state.tencent is not None
+    t = int(datetime.now(UTC).timestamp()) - 600
+    api.monitor_alarms = [{"PolicyName": "cpu-high", "AlarmStatus": "ALARM", "FirstOccurTime": t}]
+    api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"] * 2
+    async with client(state, "viewer") as c:
+        failed, answer = await call(c, "list_alarms", hours=1)
+    assert not failed, answer
+    assert [a["name"] for a in answer["alarms"]] == ["cpu-high"]
+    assert [u["source"] for u in answer["unread"]] == ["cls"]
+    assert answer["unread"][0]["error"].startswith("AuthFailure.UnauthorizedOperation: ")
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+    }
+    listed = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "alarms"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "cpu-high" in listed.output, listed.output
+    assert "cls alarms could not be read: AuthFailure.UnauthorizedOperation" in listed.output
+
+
 async def test_logs_are_searched_in_the_region_their_topic_was_listed_in(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:

@@ -18,7 +18,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentRequestError
+from ambient.clients.tencent.errors import (
+    TencentCloudError,
+    TencentRequestError,
+    TencentRetryableError,
+)
 from ambient.domain.identifiers import region_name
 from ambient.watches.threshold_config import STATISTIC_NAMESPACES, STATISTIC_PERIODS
 
@@ -75,6 +79,21 @@ class AlarmRecord(BaseModel):
     region: str | None = Field(default=None, description="the alarm object's region (Monitor)")
     dimensions: dict[str, str] = Field(
         default_factory=dict, description="the alarm object's dimensions (Monitor)"
+    )
+
+
+class UnreadSource(BaseModel):
+    """An alarm source that failed while the other answered: named, with the API's words."""
+
+    source: str = Field(description="monitor or cls")
+    error: str = Field(description="why it could not be read (the API's code and message)")
+    retryable: bool = Field(default=False, description="a passing failure: asking again may work")
+
+
+class AlarmHistory(BaseModel):
+    alarms: list[AlarmRecord] = Field(default_factory=list, description="newest first")
+    unread: list[UnreadSource] = Field(
+        default_factory=list, description="sources that could not be read: their alarms are missing"
     )
 
 
@@ -211,8 +230,30 @@ async def list_log_topics(tc: TencentCloud, *, region: str | None = None) -> lis
 
 async def list_alarms(
     tc: TencentCloud, start: datetime, end: datetime, *, region: str | None = None
+) -> AlarmHistory:
+    """Cloud Monitor alarm history and CLS alert records in the window, newest first.
+
+    One source refused (a CAM policy without its action, CLS not opened in the region, a rate
+    limit past the retries): the other's alarms are answered and it is named in ``unread``.
+    Both refused: the call fails, with Monitor's error."""
+    history = AlarmHistory()
+    errors: list[TencentCloudError] = []
+    for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
+        try:
+            history.alarms += await read(tc, start, end, region)
+        except TencentCloudError as exc:
+            errors.append(exc)
+            retryable = isinstance(exc, TencentRetryableError)
+            history.unread.append(UnreadSource(source=source, error=str(exc), retryable=retryable))
+    if len(errors) == 2:
+        raise errors[0]
+    history.alarms.sort(key=lambda a: a.time, reverse=True)
+    return history
+
+
+async def _monitor_alarms(
+    tc: TencentCloud, start: datetime, end: datetime, region: str | None
 ) -> list[AlarmRecord]:
-    """Cloud Monitor alarm history and CLS alert records in the window, newest first."""
     alarms: list[AlarmRecord] = []
     for page in itertools.count(1):
         answer = await tc.call(
@@ -245,16 +286,22 @@ async def list_alarms(
         ]
         if not histories or page * 100 >= int(answer.get("TotalCount", 0)):
             break
+    return alarms
+
+
+async def _cls_alarms(
+    tc: TencentCloud, start: datetime, end: datetime, region: str | None
+) -> list[AlarmRecord]:
     records = await tc.paged(
         "cls",
         "DescribeAlertRecordHistory",
         {"From": _ms(start), "To": _ms(end)},
         "Records",
-        # Every page, as for Monitor above: the triage looks for the unresolved among them.
+        # Every page, as for Monitor: the triage looks for the unresolved among them.
         limit=None,
         region=region,
     )
-    alarms += [
+    return [
         AlarmRecord(
             source="cls",
             name=r.get("AlarmName", ""),
@@ -266,7 +313,6 @@ async def list_alarms(
         )
         for r in records
     ]
-    return sorted(alarms, key=lambda a: a.time, reverse=True)
 
 
 async def get_metric(
