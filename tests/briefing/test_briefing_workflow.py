@@ -157,7 +157,7 @@ async def test_nobody_greets_so_the_briefing_is_pushed_at_window_end_by_email_an
                 first_run = (await handle.describe()).run_id
                 await stack.skip_to(day.window_end + timedelta(minutes=1))
                 message = await eventually(
-                    lambda: _first(mailbox.messages), "briefing email delivered", tries=800
+                    lambda: _first(mailbox.messages), "briefing email delivered"
                 )
                 view = await eventually(
                     lambda: _pushed_row(stack.service, "bob", day.date), "push recorded"
