@@ -190,6 +190,8 @@ _SOURCE_NAMES = {
     "llm": "大模型",
     "discussions": "讨论",
 }
+# In English the other sources are named by their key ("logs unavailable: ...").
+_SOURCE_NAMES_EN = {"alarms.monitor": "Cloud Monitor alarms", "alarms.cls": "CLS alert records"}
 # A source that failed, said in the briefing's language (failed logs are its headline).
 _FAILED_SAID = {
     "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
@@ -215,7 +217,7 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
         return "腾讯云未配置，没有告警记录" if zh else "Tencent Cloud is not configured"
     if zh:
         return f"数据源不可用：{_SOURCE_NAMES.get(note.source, note.source)}：{_short(note.detail)}"
-    return f"{note.source} unavailable: {_short(note.detail)}"
+    return f"{_SOURCE_NAMES_EN.get(note.source, note.source)} unavailable: {_short(note.detail)}"
 
 
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:

@@ -914,6 +914,8 @@ async def test_cls_alarms_refused_the_briefing_lists_monitor_alarms_and_says_cls
     assert "| cpu-high |" in view.report_markdown
     assert "1 alarm is still open: cpu-high." in result.text
     assert "CLS alert records could not be read" in result.text, result.text
+    # Its attention line names the source in words, not by the note's key.
+    assert "CLS alert records unavailable: AuthFailure" in view.report_markdown
 
 
 @pytest.mark.parametrize("failing", [1, 3], ids=["once", "every-attempt"])
