@@ -41,8 +41,8 @@ FIND_TOOLS = "find_tools"
 INDEXES = 32
 OFFLINE = (
     "No language model is configured, so I cannot chat. Set OPENAI_API_KEY (and "
-    "OPENAI_BASE_URL and AMBIENT_LLM_MODEL for another OpenAI-compatible provider), or call "
-    "the MCP tools directly."
+    "OPENAI_BASE_URL and AMBIENT_LLM_MODEL for another OpenAI-compatible provider), run a "
+    "local one (`make llm`, then `ambient dev --local-llm`), or call the MCP tools directly."
 )
 
 

@@ -150,6 +150,7 @@ async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: Worker
     ):
         events = await _turn(http, message="你好，小智")
         assert events[0]["type"] == "message" and "OPENAI_API_KEY" in events[0]["text"]
+        assert "ambient dev --local-llm" in events[0]["text"]  # the model that needs no key
         silent = await http.post("/chat", json={})
         assert silent.status_code == 422
         # FastAPI's own shape, as every other 422: the field, the message, its type.
