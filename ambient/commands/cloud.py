@@ -135,6 +135,16 @@ def logs(
         content = record.content
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
         console.print(f"{record.time:%Y-%m-%d %H:%M:%S} {text}", soft_wrap=True, markup=False)
+    # Said apart from the records (stderr), so a pipe reads only them.
+    if not found.logs and not found.analysis:
+        span = f"{hours:g} hour" + ("" if hours == 1 else "s")
+        err_console.print(f"no logs matched {query!r} in the last {span}", markup=False)
+    elif not found.complete and found.logs:
+        err_console.print(
+            f"more logs matched than the {len(found.logs)} shown: raise --limit or narrow "
+            "the query or the hours",
+            markup=False,
+        )
 
 
 @app.command()

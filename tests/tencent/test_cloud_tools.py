@@ -401,3 +401,36 @@ async def test_keys_with_a_trailing_newline_are_read_as_the_keys(
     listed = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "clusters"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "cls-abcd1234" in listed.output
+
+
+async def test_cloud_logs_says_when_nothing_matched_or_more_matched_than_shown(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """`ambient cloud logs` with no hits printed nothing at all: a typo in a query and a quiet
+    hour looked the same as a command that did not run."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    assert state.tencent is not None
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+    }
+    nothing = await asyncio.to_thread(
+        CliRunner().invoke, app, ["cloud", "logs", "t-1", "--query", "level:FATAL"], env=env
+    )
+    assert nothing.exit_code == 0, nothing.output
+    assert "no logs matched 'level:FATAL' in the last 1 hour" in nothing.output
+    recent = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    api.logs += [{"time": recent + n, "json": {"msg": f"timeout {n}"}} for n in range(3)]
+    cut = await asyncio.to_thread(
+        CliRunner().invoke, app, ["cloud", "logs", "t-1", "--limit", "1"], env=env
+    )
+    assert cut.exit_code == 0, cut.output
+    assert "more logs matched than the 1 shown" in cut.output
