@@ -428,17 +428,17 @@ class GradedRemediationWorkflow(RemediationSafety):
         )
 
 
-def _child_id(alert: Alert) -> str:
-    """The remediation id a watch's or the triage's alert starts or joins."""
+def child_id(alert: Alert) -> str:
+    """The remediation id a watch's or the triage's alert starts or joins: what they report."""
     if workflow.patched(ONE_RUN_PER_WORKLOAD):
         return remediation_id(alert)
     parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
     return f"remediation/{hashlib.sha256(chr(0x1F).join(parts).encode()).hexdigest()[:16]}"
 
 
-async def start_remediation(request: RemediationInput, summary: str) -> bool:
-    """Start the alert's remediation as an abandoned child; True when it joined a running one."""
-    child = _child_id(request.alert)
+async def start_remediation(child: str, request: RemediationInput, summary: str) -> bool:
+    """Start the alert's remediation as the abandoned child ``child`` (child_id of its alert,
+    the id the caller reports); True when it joined a running one."""
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
