@@ -408,7 +408,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             run_key=self.run_key,
             user=self.request.user,
             alert=self.alert,
-            fingerprint=self.alert.fingerprint(),
+            # Its own id's: a run started under an older id hash keeps it.
+            fingerprint=self.remediation_id.removeprefix("remediation/"),
             state=self.state,
             mode_asked=self.request.mode,
             mode=self.mode,
