@@ -1,5 +1,5 @@
 """AlertTriageWorkflow — nightly (Schedule `alert-triage`, 05:00 team time): one remediation
-per unresolved alarm of yesterday, de-duplicated by fingerprint, before briefings are prepared.
+per workload with unresolved alarms yesterday (its fingerprint), before briefings are prepared.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class AlertTriageWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=10)),
         )
         result = TriageResult(window=found.window, skipped=found.skipped)
-        # One alert per fingerprint already (unresolved_alarms collapses repeats).
+        # One alert per workload already (unresolved_alarms collapses the others into skipped).
         for alert in found.alerts:
             child = child_id(alert)
             try:

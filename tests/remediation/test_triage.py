@@ -259,3 +259,33 @@ async def test_worker_start_schedules_the_triage_only_when_a_triage_user_is_set(
     assert isinstance(action, ScheduleActionStartWorkflow)
     (decoded,) = await dev_env.client.data_converter.decode(action.args, [TriageInput])
     assert decoded.user == USER
+
+
+async def test_a_second_alarm_on_one_workload_is_said_not_dropped(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A CPU alarm and a restarts alarm on pay made one alert (one ladder per workload), and
+    the restarts alarm was in neither the alerts nor skipped: nobody knew it was seen."""
+    api, tencent = cloud
+    pay = tke("cls-night003", "shop", "pay")
+    api.monitor_alarms = [
+        {
+            "PolicyName": name,
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(hour),
+            "AlarmObject": pay,
+            "Content": content,
+        }
+        for name, hour, content in (
+            ("pay cpu", 2, "CPU 97%"),
+            ("pay restarts", 3, "restarts > 3"),
+            ("pay cpu", 4, "CPU 95%"),  # the same alarm again: a repeat, nothing to say
+        )
+    ]
+    api.cls_records = []
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert [(a.metric, a.service) for a in found.alerts] == [("pay cpu", "cls-night003/shop/pay")]
+    assert found.skipped == [
+        "monitor alarm 'pay restarts' on cls-night003/shop/pay: joined into the remediation "
+        "of monitor alarm 'pay cpu' (one remediation per workload)"
+    ]
