@@ -20,8 +20,8 @@ from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
     RECORD_RETRY,
     TASK_TIMEOUT,
-    _left_isolated,
     cause_of,
+    left_isolated,
     search_attributes,
 )
 from workflows.remediation_safety import RemediationSafety
@@ -260,7 +260,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
         if verification.resolved:
-            if _left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
+            if left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
                 await self._hand_over(
                     f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}) "
                     "with the service isolated: no traffic reaches it, which is no fix"
