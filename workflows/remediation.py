@@ -8,7 +8,6 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -31,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.refusals import Said
-    from ambient.remediation.alerts import Alert, remediation_id
+    from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
         CHANGE_RETRY,
@@ -90,6 +89,10 @@ ISOLATED_HANDS_OVER = "isolated-hands-over"
 # or metric joins its run. Before this patch a watch's or the triage's child id hashed the
 # alert's source and metric too, and two ladders could change one Deployment at once.
 ONE_RUN_PER_WORKLOAD = "one-run-per-workload"
+# On that patch's new branch, a run started under the alert's older id (before the upgrade,
+# still running: an approval can wait for hours) is joined first. Before this patch the new id's
+# run started beside it: two ladders on one Deployment.
+LEGACY_RUN_JOINED = "legacy-run-joined"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -433,13 +436,24 @@ def child_id(alert: Alert) -> str:
     """The remediation id a watch's or the triage's alert starts or joins: what they report."""
     if workflow.patched(ONE_RUN_PER_WORKLOAD):
         return remediation_id(alert)
-    parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
-    return f"remediation/{hashlib.sha256(chr(0x1F).join(parts).encode()).hexdigest()[:16]}"
+    return legacy_remediation_id(alert)
 
 
-async def start_remediation(child: str, request: RemediationInput, summary: str) -> bool:
-    """Start the alert's remediation as the abandoned child ``child`` (child_id of its alert,
-    the id the caller reports); True when it joined a running one."""
+async def start_remediation(
+    child: str, request: RemediationInput, summary: str
+) -> tuple[str, bool]:
+    """Start the alert's remediation as the abandoned child ``child`` (child_id of its alert),
+    or join the run under that id or, still running, under the alert's id before the upgrade.
+    The id of the run started or joined (what the caller reports), and True when joined."""
+    legacy = legacy_remediation_id(request.alert)
+    if legacy != child and workflow.patched(LEGACY_RUN_JOINED):
+        if await workflow.execute_activity_method(
+            RemediationActivities.join_remediation,
+            JoinRequest(remediation_id=legacy, user=request.user, source=request.requested_by),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=JOIN_RETRY,
+        ):
+            return legacy, True
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
@@ -452,10 +466,10 @@ async def start_remediation(child: str, request: RemediationInput, summary: str)
                 search_attributes=search_attributes(request.user, request.alert.cluster_id),
                 static_summary=summary,
             )
-            return False
+            return child, False
         except WorkflowAlreadyStartedError:
             if not workflow.patched(JOIN_RUNNING_ONLY):
-                return True
+                return child, True
         # False only once the run found has completed: the next start cannot find it again.
         if await workflow.execute_activity_method(
             RemediationActivities.join_remediation,
@@ -463,4 +477,4 @@ async def start_remediation(child: str, request: RemediationInput, summary: str)
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=JOIN_RETRY if workflow.patched(JOIN_BOUNDED) else RECORD_RETRY,
         ):
-            return True
+            return child, True

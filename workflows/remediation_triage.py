@@ -33,7 +33,7 @@ class AlertTriageWorkflow:
         for alert in found.alerts:
             child = child_id(alert)
             try:
-                joined = await start_remediation(
+                child, joined = await start_remediation(
                     child,
                     RemediationInput(
                         alert=alert, user=request.user, mode=request.mode, requested_by="triage"

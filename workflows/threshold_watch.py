@@ -233,7 +233,7 @@ class ThresholdWatchWorkflow(WatchControls):
         try:
             # Asks for execute; the user's rollback_permission and the global executor switch
             # decide what actually runs.
-            joined = await start_remediation(
+            child, joined = await start_remediation(
                 child,
                 RemediationInput(
                     alert=alert, user=self.user, mode="execute", requested_by=self.task

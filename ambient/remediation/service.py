@@ -1,8 +1,9 @@
 """The remediation control plane: score, start, approve, abort and inspect remediations.
 
 MCP tools, the API, the web pages, discussion replies and the CLI are thin adapters over
-``RemediationService``. A remediation id is its workflow id, `remediation/{alert fingerprint}`:
-the same alert while one runs is deduplicated into it instead of starting a second. A run
+``RemediationService``. A remediation id is its workflow id, `remediation/{alert fingerprint}`,
+which names the workload: any alert on it while one runs (the same again, or another source or
+metric) is deduplicated into it instead of starting a second ladder. A run
 belongs to its owner: seeing or steering it (approve, refuse, abort) needs the owner, an
 admin, or an approver the policy names for its cluster (AMBIENT_REMEDIATION_APPROVERS),
 checked here for every door; sending the same alert again grants nothing. What it answers
@@ -36,7 +37,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ambient import temporal
 from ambient.clients.llm import LLMClient
 from ambient.refusals import Refusal
-from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
 from ambient.remediation.intake import check_reachable
 from ambient.remediation.joins import join
 from ambient.remediation.ladder import Mode
@@ -138,6 +139,10 @@ class RemediationService:
             raise RemediationRefusedError(
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
+        # A run started before the upgrade under the alert's older id is joined, not doubled.
+        legacy = await self._deduplicate(user, legacy_remediation_id(parsed))
+        if legacy is not None:
+            return legacy
         workflow_id = remediation_id(parsed)
         for _ in range(2):
             try:
