@@ -93,6 +93,10 @@ ONE_RUN_PER_WORKLOAD = "one-run-per-workload"
 # still running: an approval can wait for hours) is joined first. Before this patch the new id's
 # run started beside it: two ladders on one Deployment.
 LEGACY_RUN_JOINED = "legacy-run-joined"
+# Alerts of another source or metric that joined the run are read before it calls itself
+# resolved; one still breaching, unreadable or with nothing to read hands the run over. Before
+# this patch they were not carried, and the run resolved on its own alert alone.
+JOINED_ALERTS_CHECKED = "joined-alerts-checked"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -131,6 +135,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         self.approvals: list[ApprovalDecision] = []
         self.aborted: AbortInput | None = None
         self.joined_by: list[str] = []
+        self.joined_alerts: list[Alert] = []
         self.opened: Opened | None = None
         self.held_post: tuple[str, str, list[str]] | None = None
         self.outcome = ""
@@ -269,6 +274,13 @@ class GradedRemediationWorkflow(RemediationSafety):
                     "with the service isolated: no traffic reaches it, which is no fix"
                 )
                 return "stop"
+            still = await self._joined_still_open()
+            if still:
+                await self._hand_over(
+                    f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}), "
+                    f"but alerts that joined this run are not known to be over: {still}"
+                )
+                return "stop"
             self._ended(resolved_at(step.rung))
             await self._finish("resolved", notify=True)
             return "resolved"
@@ -348,6 +360,33 @@ class GradedRemediationWorkflow(RemediationSafety):
                 retry=RECORD_RETRY,
             )
 
+    async def _joined_still_open(self) -> str:
+        """The joined alerts (another source or metric on the workload) not known to be over,
+        each read by its own verify block; "" when all are healthy, or none joined."""
+        if not self.joined_alerts or not workflow.patched(JOINED_ALERTS_CHECKED):
+            return ""
+        open_ones: list[str] = []
+        for joined in self.joined_alerts:
+            name = f"{joined.source} {joined.metric or 'alert'}"
+            if joined.verify is None:
+                open_ones.append(f"{name} (no verify block: nothing tells it is over)")
+                continue
+            try:
+                reading = await self._act(
+                    WatchActivities.read_metric,
+                    ReadMetricInput(
+                        source=joined.verify.source.model_dump(mode="json"),
+                        retry_failures=True,
+                    ),
+                )
+            except ACTIVITY_FAILED as exc:
+                reading = MetricReading(error=cause_of(exc))
+            if reading.value is None:
+                open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
+            elif not joined.verify.holds(reading.value):
+                open_ones.append(f"{name} ({reading.value:g}: not healthy)")
+        return ", ".join(open_ones)
+
     async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")
         reading: MetricReading | None = None
@@ -403,6 +442,12 @@ class GradedRemediationWorkflow(RemediationSafety):
     def joined(self, request: JoinInput) -> None:
         if request.user not in self.joined_by:
             self.joined_by.append(request.user)
+        joined = request.alert
+        if joined is not None and all(
+            (a.source, a.metric) != (joined.source, joined.metric)
+            for a in [self.alert, *self.joined_alerts]
+        ):
+            self.joined_alerts.append(joined)
 
     @workflow.query
     def status(self) -> RemediationStatus:
@@ -425,6 +470,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             waiting=self.waiting,
             approvals=self.approvals,
             joined_by=self.joined_by,
+            joined_alerts=self.joined_alerts,
             outcome=self.outcome,
             outcome_said=self.outcome_said,
             started_at=self.started_at,
@@ -449,7 +495,12 @@ async def start_remediation(
     if legacy != child and workflow.patched(LEGACY_RUN_JOINED):
         if await workflow.execute_activity_method(
             RemediationActivities.join_remediation,
-            JoinRequest(remediation_id=legacy, user=request.user, source=request.requested_by),
+            JoinRequest(
+                remediation_id=legacy,
+                user=request.user,
+                source=request.requested_by,
+                alert=request.alert,
+            ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=JOIN_RETRY,
         ):
@@ -473,7 +524,12 @@ async def start_remediation(
         # False only once the run found has completed: the next start cannot find it again.
         if await workflow.execute_activity_method(
             RemediationActivities.join_remediation,
-            JoinRequest(remediation_id=child, user=request.user, source=request.requested_by),
+            JoinRequest(
+                remediation_id=child,
+                user=request.user,
+                source=request.requested_by,
+                alert=request.alert,
+            ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=JOIN_RETRY if workflow.patched(JOIN_BOUNDED) else RECORD_RETRY,
         ):

@@ -140,7 +140,7 @@ class RemediationService:
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
         # A run started before the upgrade under the alert's older id is joined, not doubled.
-        legacy = await self._deduplicate(user, legacy_remediation_id(parsed))
+        legacy = await self._deduplicate(user, legacy_remediation_id(parsed), parsed)
         if legacy is not None:
             return legacy
         workflow_id = remediation_id(parsed)
@@ -161,7 +161,7 @@ class RemediationService:
                 )
                 break
             except WorkflowAlreadyStartedError:
-                repeated = await self._deduplicate(user, workflow_id)
+                repeated = await self._deduplicate(user, workflow_id, parsed)
                 if repeated is not None:
                     return repeated
                 # Its run ended between the start and the repeat's signal: the alert is new
@@ -178,9 +178,9 @@ class RemediationService:
             state="scoring",
         )
 
-    async def _deduplicate(self, user: str, workflow_id: str) -> StartResult | None:
+    async def _deduplicate(self, user: str, workflow_id: str, alert: Alert) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        attributes = await join(self.client, self.db, user, workflow_id)
+        attributes = await join(self.client, self.db, user, workflow_id, alert=alert)
         if attributes is None:
             return None
         owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)

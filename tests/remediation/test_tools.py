@@ -17,6 +17,7 @@ from ambient.remediation.runs import FINAL_STATES, RemediationInput, Remediation
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import InvalidRemediationError
 from ambient.sharing import ShareLinkRepository
+from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.conftest import running_worker
@@ -27,6 +28,7 @@ from tests.remediation.support import (
     remediation_settings,
     state_reaches,
 )
+from tests.support.record import save_history
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes
 
@@ -268,6 +270,46 @@ async def test_an_alert_sent_again_after_the_upgrade_joins_the_run_started_under
     assert not again["created"] and again["deduplicated"], again
     assert again["remediation_id"] == older
     assert shown["joined_by"] == [USER]
+
+
+async def test_an_alert_joined_on_another_metric_is_checked_before_the_run_calls_itself_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A CPU alert joined an error-rate run on the same workload: only the run's own alert was
+    verified, and the run ended resolved (and pushed) with the CPU still breaching."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (_, errors_url),
+        error_rate(healthy_from=None) as (_, cpu_url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        state = app_state(ts_env, deps, worker.task_queue)
+        errors = alert(errors_url)
+        cpu = alert(cpu_url, source="monitor", metric="cpu_usage", message="CPU 97%")
+        async with mcp(state) as client:
+            first = await call(client, "start_remediation", alert=errors.model_dump(mode="json"))
+            rid = first["remediation_id"]
+            await waiting_for_approval(ts_env, rid)
+            second = await call(client, "start_remediation", alert=cpu.model_dump(mode="json"))
+            await call(client, "approve_remediation", remediation_id=rid, approve=True)
+            handle = ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+            status = await state_reaches(ts_env, handle, tuple(FINAL_STATES))
+            await handle.result()
+            await save_history(handle, "graded_remediation_joined_alert_open")  # type: ignore[arg-type]
+        async with deps.db.session() as session:
+            (row,) = await AuditRepository(session).list(
+                subject=status.run_key, action="deduplicated", limit=10
+            )
+
+    assert second["deduplicated"] and second["remediation_id"] == rid
+    assert (row.detail["alert_source"], row.detail["metric"]) == ("monitor", "cpu_usage")
+    assert [(a.source, a.metric) for a in status.joined_alerts] == [("monitor", "cpu_usage")]
+    assert status.attempts[0].resolved is True
+    assert status.state == "handed_over", status.outcome
+    assert "alerts that joined this run are not known to be over: monitor cpu_usage (" in (
+        status.outcome
+    )
 
 
 async def test_permission_none_is_refused_clearly_and_nothing_starts(
