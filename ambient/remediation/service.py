@@ -140,7 +140,7 @@ class RemediationService:
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
         # A run started before the upgrade under the alert's older id is joined, not doubled.
-        legacy = await self._deduplicate(user, legacy_remediation_id(parsed), parsed)
+        legacy = await self._deduplicate(user, legacy_remediation_id(parsed), parsed, mode)
         if legacy is not None:
             return legacy
         workflow_id = remediation_id(parsed)
@@ -161,7 +161,7 @@ class RemediationService:
                 )
                 break
             except WorkflowAlreadyStartedError:
-                repeated = await self._deduplicate(user, workflow_id, parsed)
+                repeated = await self._deduplicate(user, workflow_id, parsed, mode)
                 if repeated is not None:
                     return repeated
                 # Its run ended between the start and the repeat's signal: the alert is new
@@ -178,7 +178,9 @@ class RemediationService:
             state="scoring",
         )
 
-    async def _deduplicate(self, user: str, workflow_id: str, alert: Alert) -> StartResult | None:
+    async def _deduplicate(
+        self, user: str, workflow_id: str, alert: Alert, mode: Mode
+    ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
         attributes = await join(self.client, self.db, user, workflow_id, alert=alert)
         if attributes is None:
@@ -197,6 +199,13 @@ class RemediationService:
                 if visible
                 else "this workload is already being remediated by its owner: "
                 "nothing was started, and its plan and steps are the owner's to see"
+            )
+            # The run keeps the mode it started with (a dry run stays one).
+            + (
+                "; the execute asked here changes nothing: the run keeps the mode it started "
+                "with (a dry_run stays a dry_run)"
+                if mode == "execute"
+                else ""
             ),
         )
 

@@ -291,7 +291,9 @@ async def test_an_alert_joined_on_another_metric_is_checked_before_the_run_calls
             first = await call(client, "start_remediation", alert=errors.model_dump(mode="json"))
             rid = first["remediation_id"]
             await waiting_for_approval(ts_env, rid)
-            second = await call(client, "start_remediation", alert=cpu.model_dump(mode="json"))
+            second = await call(
+                client, "start_remediation", alert=cpu.model_dump(mode="json"), mode="execute"
+            )
             await call(client, "approve_remediation", remediation_id=rid, approve=True)
             handle = ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
             status = await state_reaches(ts_env, handle, tuple(FINAL_STATES))
@@ -303,6 +305,11 @@ async def test_an_alert_joined_on_another_metric_is_checked_before_the_run_calls
             )
 
     assert second["deduplicated"] and second["remediation_id"] == rid
+    # It asked execute of a dry run: the answer says the run stays what it is.
+    assert second["message"].endswith(
+        "the execute asked here changes nothing: the run keeps the mode it started with "
+        "(a dry_run stays a dry_run)"
+    ), second["message"]
     assert (row.detail["alert_source"], row.detail["metric"]) == ("monitor", "cpu_usage")
     assert [(a.source, a.metric) for a in status.joined_alerts] == [("monitor", "cpu_usage")]
     assert status.attempts[0].resolved is True
