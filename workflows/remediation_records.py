@@ -88,6 +88,7 @@ class RemediationRecords:
     mode: Mode | None
     card: ScoreCard | None
     attempts: list[Attempt]
+    joined_alerts: list[Alert]
     next_rung: Rung | None
     aborted: AbortInput | None
     waiting: Waiting | None
@@ -113,6 +114,7 @@ class RemediationRecords:
             f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
             + left_isolated(self.attempts)
+            + _joined(self.joined_alerts)
         )
         await self._act(
             RemediationActivities.hand_over_remediation,
@@ -290,6 +292,17 @@ def cause_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> 
 def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     """What a remediation starts with: found in the Web UI by kind, user, cluster and state."""
     return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")
+
+
+def _joined(alerts: list[Alert]) -> str:
+    """The alerts of another source or metric that joined the run: the person takes them too."""
+    if not alerts:
+        return ""
+    return (
+        " Alerts that joined it: "
+        + ", ".join(f"{a.source} {a.metric or 'alert'}" for a in alerts)
+        + "."
+    )
 
 
 def left_isolated(attempts: list[Attempt]) -> str:

@@ -319,6 +319,35 @@ async def test_an_alert_joined_on_another_metric_is_checked_before_the_run_calls
     )
 
 
+async def test_a_run_handed_over_names_the_alerts_that_joined_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A refused run was handed over naming its own alert only: the CPU alert that joined it
+    was in no message the person got."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        errors = alert("http://127.0.0.1:9/metrics")
+        cpu = alert("http://127.0.0.1:9/cpu", source="monitor", metric="cpu_usage")
+        async with mcp(state) as client:
+            rid = (await call(client, "start_remediation", alert=errors.model_dump(mode="json")))[
+                "remediation_id"
+            ]
+            await waiting_for_approval(ts_env, rid)
+            await call(client, "start_remediation", alert=cpu.model_dump(mode="json"))
+            await call(client, "approve_remediation", remediation_id=rid, approve=False)
+            handle = ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+            status = await state_reaches(ts_env, handle, tuple(FINAL_STATES))
+        async with deps.db.session() as session:
+            (row,) = await AuditRepository(session).list(
+                subject=status.run_key, action="hand_over", limit=10
+            )
+
+    assert status.state == "handed_over", status.outcome
+    assert "Alerts that joined it: monitor cpu_usage." in row.detail["body"], row.detail["body"]
+
+
 async def test_permission_none_is_refused_clearly_and_nothing_starts(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
