@@ -382,7 +382,12 @@ class RemediationActivities:
     async def join_remediation(self, request: JoinRequest) -> bool:
         """Join the alert's running remediation as the API does; False: it ended, start anew."""
         joined = await join(
-            activity.client(), self._db, request.user, request.remediation_id, request.source
+            activity.client(),
+            self._db,
+            request.user,
+            request.remediation_id,
+            request.source,
+            request.alert,
         )
         return joined is not None
 

@@ -8,7 +8,6 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -20,8 +19,8 @@ from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
     RECORD_RETRY,
     TASK_TIMEOUT,
-    _left_isolated,
     cause_of,
+    left_isolated,
     search_attributes,
 )
 from workflows.remediation_safety import RemediationSafety
@@ -31,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.refusals import Said
-    from ambient.remediation.alerts import Alert, remediation_id
+    from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
         CHANGE_RETRY,
@@ -90,6 +89,14 @@ ISOLATED_HANDS_OVER = "isolated-hands-over"
 # or metric joins its run. Before this patch a watch's or the triage's child id hashed the
 # alert's source and metric too, and two ladders could change one Deployment at once.
 ONE_RUN_PER_WORKLOAD = "one-run-per-workload"
+# On that patch's new branch, a run started under the alert's older id (before the upgrade,
+# still running: an approval can wait for hours) is joined first. Before this patch the new id's
+# run started beside it: two ladders on one Deployment.
+LEGACY_RUN_JOINED = "legacy-run-joined"
+# Alerts of another source or metric that joined the run are read before it calls itself
+# resolved; one still breaching, unreadable or with nothing to read hands the run over. Before
+# this patch they were not carried, and the run resolved on its own alert alone.
+JOINED_ALERTS_CHECKED = "joined-alerts-checked"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -128,6 +135,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         self.approvals: list[ApprovalDecision] = []
         self.aborted: AbortInput | None = None
         self.joined_by: list[str] = []
+        self.joined_alerts: list[Alert] = []
         self.opened: Opened | None = None
         self.held_post: tuple[str, str, list[str]] | None = None
         self.outcome = ""
@@ -260,10 +268,17 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
         if verification.resolved:
-            if _left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
+            if left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
                 await self._hand_over(
                     f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}) "
                     "with the service isolated: no traffic reaches it, which is no fix"
+                )
+                return "stop"
+            still = await self._joined_still_open()
+            if still:
+                await self._hand_over(
+                    f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}), "
+                    f"but alerts that joined this run are not known to be over: {still}"
                 )
                 return "stop"
             self._ended(resolved_at(step.rung))
@@ -345,6 +360,33 @@ class GradedRemediationWorkflow(RemediationSafety):
                 retry=RECORD_RETRY,
             )
 
+    async def _joined_still_open(self) -> str:
+        """The joined alerts (another source or metric on the workload) not known to be over,
+        each read by its own verify block; "" when all are healthy, or none joined."""
+        if not self.joined_alerts or not workflow.patched(JOINED_ALERTS_CHECKED):
+            return ""
+        open_ones: list[str] = []
+        for joined in self.joined_alerts:
+            name = f"{joined.source} {joined.metric or 'alert'}"
+            if joined.verify is None:
+                open_ones.append(f"{name} (no verify block: nothing tells it is over)")
+                continue
+            try:
+                reading = await self._act(
+                    WatchActivities.read_metric,
+                    ReadMetricInput(
+                        source=joined.verify.source.model_dump(mode="json"),
+                        retry_failures=True,
+                    ),
+                )
+            except ACTIVITY_FAILED as exc:
+                reading = MetricReading(error=cause_of(exc))
+            if reading.value is None:
+                open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
+            elif not joined.verify.holds(reading.value):
+                open_ones.append(f"{name} ({reading.value:g}: not healthy)")
+        return ", ".join(open_ones)
+
     async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")
         reading: MetricReading | None = None
@@ -400,6 +442,12 @@ class GradedRemediationWorkflow(RemediationSafety):
     def joined(self, request: JoinInput) -> None:
         if request.user not in self.joined_by:
             self.joined_by.append(request.user)
+        joined = request.alert
+        if joined is not None and all(
+            (a.source, a.metric) != (joined.source, joined.metric)
+            for a in [self.alert, *self.joined_alerts]
+        ):
+            self.joined_alerts.append(joined)
 
     @workflow.query
     def status(self) -> RemediationStatus:
@@ -408,7 +456,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             run_key=self.run_key,
             user=self.request.user,
             alert=self.alert,
-            fingerprint=self.alert.fingerprint(),
+            # Its own id's: a run started under an older id hash keeps it.
+            fingerprint=self.remediation_id.removeprefix("remediation/"),
             state=self.state,
             mode_asked=self.request.mode,
             mode=self.mode,
@@ -421,6 +470,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             waiting=self.waiting,
             approvals=self.approvals,
             joined_by=self.joined_by,
+            joined_alerts=self.joined_alerts,
             outcome=self.outcome,
             outcome_said=self.outcome_said,
             started_at=self.started_at,
@@ -428,17 +478,33 @@ class GradedRemediationWorkflow(RemediationSafety):
         )
 
 
-def _child_id(alert: Alert) -> str:
-    """The remediation id a watch's or the triage's alert starts or joins."""
+def child_id(alert: Alert) -> str:
+    """The remediation id a watch's or the triage's alert starts or joins: what they report."""
     if workflow.patched(ONE_RUN_PER_WORKLOAD):
         return remediation_id(alert)
-    parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
-    return f"remediation/{hashlib.sha256(chr(0x1F).join(parts).encode()).hexdigest()[:16]}"
+    return legacy_remediation_id(alert)
 
 
-async def start_remediation(request: RemediationInput, summary: str) -> bool:
-    """Start the alert's remediation as an abandoned child; True when it joined a running one."""
-    child = _child_id(request.alert)
+async def start_remediation(
+    child: str, request: RemediationInput, summary: str
+) -> tuple[str, bool]:
+    """Start the alert's remediation as the abandoned child ``child`` (child_id of its alert),
+    or join the run under that id or, still running, under the alert's id before the upgrade.
+    The id of the run started or joined (what the caller reports), and True when joined."""
+    legacy = legacy_remediation_id(request.alert)
+    if legacy != child and workflow.patched(LEGACY_RUN_JOINED):
+        if await workflow.execute_activity_method(
+            RemediationActivities.join_remediation,
+            JoinRequest(
+                remediation_id=legacy,
+                user=request.user,
+                source=request.requested_by,
+                alert=request.alert,
+            ),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=JOIN_RETRY,
+        ):
+            return legacy, True
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
@@ -451,15 +517,20 @@ async def start_remediation(request: RemediationInput, summary: str) -> bool:
                 search_attributes=search_attributes(request.user, request.alert.cluster_id),
                 static_summary=summary,
             )
-            return False
+            return child, False
         except WorkflowAlreadyStartedError:
             if not workflow.patched(JOIN_RUNNING_ONLY):
-                return True
+                return child, True
         # False only once the run found has completed: the next start cannot find it again.
         if await workflow.execute_activity_method(
             RemediationActivities.join_remediation,
-            JoinRequest(remediation_id=child, user=request.user, source=request.requested_by),
+            JoinRequest(
+                remediation_id=child,
+                user=request.user,
+                source=request.requested_by,
+                alert=request.alert,
+            ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=JOIN_RETRY if workflow.patched(JOIN_BOUNDED) else RECORD_RETRY,
         ):
-            return True
+            return child, True

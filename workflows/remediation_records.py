@@ -88,6 +88,7 @@ class RemediationRecords:
     mode: Mode | None
     card: ScoreCard | None
     attempts: list[Attempt]
+    joined_alerts: list[Alert]
     next_rung: Rung | None
     aborted: AbortInput | None
     waiting: Waiting | None
@@ -112,7 +113,8 @@ class RemediationRecords:
             f"Remediation `{self.remediation_id}` stopped: {reason}. "
             f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
-            + _left_isolated(self.attempts)
+            + left_isolated(self.attempts)
+            + _joined(self.joined_alerts)
         )
         await self._act(
             RemediationActivities.hand_over_remediation,
@@ -292,12 +294,33 @@ def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")
 
 
-def _left_isolated(attempts: list[Attempt]) -> str:
+def _joined(alerts: list[Alert]) -> str:
+    """The alerts of another source or metric that joined the run: the person takes them too."""
+    if not alerts:
+        return ""
+    return (
+        " Alerts that joined it: "
+        + ", ".join(f"{a.source} {a.metric or 'alert'}" for a in alerts)
+        + "."
+    )
+
+
+def left_isolated(attempts: list[Attempt]) -> str:
     """What the person handed the run must know first: an isolation this run left in place
-    (its Services select no pods, so no traffic reaches the workload)."""
+    (no traffic reaches the workload), and how to undo it: its Services' selectors, or the
+    deny-all NetworkPolicy rung 4 created when no Service selected the workload."""
     done = {a.rung for a in attempts if a.applied}
     if Rung.ISOLATE not in done or Rung.FULL_ROLLBACK in done:
         return ""
+    isolated = [a for a in attempts if a.applied and a.rung is Rung.ISOLATE][-1]
+    # The objects it changed, as the audit shows them: kind/namespace/name.
+    policies = [o.split("/", 2) for o in isolated.patch or {} if o.startswith("networkpolicy/")]
+    if policies:
+        _, namespace, name = policies[0]
+        return (
+            f" The deny-all NetworkPolicy {name} in {namespace} still keeps all traffic from"
+            " its pods (isolated at rung 4): delete it before anything else to restore traffic."
+        )
     return (
         " Its Services still select no pods (isolated at rung 4): restore their selectors"
         " before anything else."

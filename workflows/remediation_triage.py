@@ -1,5 +1,5 @@
 """AlertTriageWorkflow — nightly (Schedule `alert-triage`, 05:00 team time): one remediation
-per unresolved alarm of yesterday, de-duplicated by fingerprint, before briefings are prepared.
+per workload with unresolved alarms yesterday (its fingerprint), before briefings are prepared.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
-    from ambient.remediation.alerts import remediation_id
     from ambient.remediation.runs import CollectInput, RemediationInput, TriageInput, TriageResult
     from ambient.temporal import ACTIVITY_FAILED
 
-from workflows.remediation import start_remediation
+from workflows.remediation import child_id, start_remediation
 from workflows.remediation_records import cause_of
 
 
@@ -30,18 +29,19 @@ class AlertTriageWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=10)),
         )
         result = TriageResult(window=found.window, skipped=found.skipped)
-        # One alert per fingerprint already (unresolved_alarms collapses repeats).
+        # One alert per workload already (unresolved_alarms collapses the others into skipped).
         for alert in found.alerts:
-            child_id = remediation_id(alert)
+            child = child_id(alert)
             try:
-                joined = await start_remediation(
+                child, joined = await start_remediation(
+                    child,
                     RemediationInput(
                         alert=alert, user=request.user, mode=request.mode, requested_by="triage"
                     ),
                     f"Remediation of {alert.service} (nightly triage)",
                 )
             except ACTIVITY_FAILED as exc:
-                result.skipped.append(f"{child_id}: neither started nor joined: {cause_of(exc)}")
+                result.skipped.append(f"{child}: neither started nor joined: {cause_of(exc)}")
                 continue
-            (result.joined if joined else result.started).append(child_id)
+            (result.joined if joined else result.started).append(child)
         return result

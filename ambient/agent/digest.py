@@ -60,11 +60,18 @@ class EventDigestService:
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         )
         try:
+            await handle.describe()
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # Turned on: the marker first, so a write that fails leaves nothing on, and the
+            # retry (which would find the schedule and only update it) starts from now too.
+            await self._start_from_now(user)
+        try:
             await self.client.create_schedule(agent_task(user), schedule)
         except ScheduleAlreadyRunningError:
+            # On already: a new every_minutes is no new start (what came since is still told).
             await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
-            return setting
-        await self._start_from_now(user)
         return setting
 
     async def _start_from_now(self, user: str) -> None:

@@ -178,6 +178,12 @@ class AgentFacade:
         connection = ServerConnection(name, factory)
         self._servers[name] = _Server(name, connection, ServerHealth(), read_only)
 
+    def allow_unasked(self, name: str, read_only_tools: Iterable[str]) -> None:
+        """Change which tools of a server not ours run unasked (its connection stays)."""
+        server = self._servers.get(name)
+        if server is not None and name != OWN_SERVER:
+            server.read_only = frozenset(read_only_tools)
+
     async def remove_server(self, name: str) -> None:
         server = self._servers.pop(name, None)
         if server is not None:
@@ -210,11 +216,20 @@ class AgentFacade:
                 server.failed_at, server.problem = self._clock(), str(exc)
                 continue
             server.failed_at, server.problem = None, None
+            problems = []
             if server.left_out:
-                server.problem = (
+                problems.append(
                     f"left out {', '.join(server.left_out)}: an input schema past "
                     f"{MAX_SCHEMA_CHARS:,} characters would fill the model's prompt"
                 )
+            named = {t.name for t in listed} | set(server.left_out)
+            unknown = sorted((server.read_only or frozenset()) - named)
+            if unknown:
+                problems.append(
+                    f"read_only_tools names {', '.join(unknown)}, which this server does not "
+                    "list (a typo, or a tool it renamed)"
+                )
+            server.problem = "; ".join(problems) or None
             infos.extend(_info(server, self._names.add(server.name, t.name), t) for t in listed)
         return infos
 

@@ -120,6 +120,25 @@ class AgentHub:
         if found is not None:
             found[1].add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
 
+    async def allow_unasked(
+        self, user: str, name: str, read_only_tools: list[str]
+    ) -> McpServerSpec | None:
+        """Change the tools of ``user``'s server ``name`` that run unasked; the rest of its spec
+        (its header and env values: secrets) stays as stored. None: no such server."""
+        async with self.state.db.session() as session:
+            row = await session.scalar(
+                select(AgentServer).where(AgentServer.user == user, AgentServer.name == name)
+            )
+            if row is None:
+                return None
+            spec = McpServerSpec.model_validate({**row.spec, "read_only_tools": read_only_tools})
+            row.spec = spec.model_dump()
+            await session.commit()
+        found = self._facades.get(user)
+        if found is not None:
+            found[1].allow_unasked(name, spec.read_only_tools)
+        return spec
+
     async def remove(self, user: str, name: str) -> bool:
         async with self.state.db.session() as session:
             result = await session.execute(

@@ -16,6 +16,16 @@ from ambient.clients.guard import DestinationGuard, DestinationLookupError, Refu
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
+ReadOnlyTools = Annotated[
+    list[Annotated[str, Field(max_length=128)]],
+    Field(
+        max_length=200,
+        description="tools of this server the chat may run without asking you (every other "
+        "tool asks: a server's own read-only annotation is its word, not checked)",
+    ),
+]
+
+
 class McpServerSpec(BaseModel):
     """One MCP server of a user's agent."""
 
@@ -28,12 +38,7 @@ class McpServerSpec(BaseModel):
     command: str | None = Field(default=None, description="stdio: the program to run")
     args: list[str] = Field(default_factory=list, max_length=50)
     env: dict[str, str] = Field(default_factory=dict)
-    read_only_tools: list[Annotated[str, Field(max_length=128)]] = Field(
-        default_factory=list,
-        max_length=200,
-        description="tools of this server the chat may run without asking you (every other "
-        "tool asks: a server's own read-only annotation is its word, not checked)",
-    )
+    read_only_tools: ReadOnlyTools = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod

@@ -127,8 +127,17 @@ class Alert(UserConfig):
 
 
 def remediation_id(alert: Alert) -> str:
-    """Workflow id of the remediation of this alert (one at a time per fingerprint)."""
+    """Workflow id of the remediation of this alert (one at a time per workload)."""
     return f"remediation/{alert.fingerprint()}"
+
+
+def legacy_remediation_id(alert: Alert) -> str:
+    """The id this alert's remediation had before ids named the workload: a hash of source,
+    cluster, namespace, workload and metric. Runs started under it before the upgrade may still
+    run (an approval can wait for hours); an alert on their workload joins them, not a second
+    ladder beside them."""
+    parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
+    return f"remediation/{hashlib.sha256(chr(0x1F).join(parts).encode()).hexdigest()[:16]}"
 
 
 # --- intake ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import FINAL_STATES, JOINED, JoinInput
 from ambient.remediation.views import RemediationStateError
 from ambient.storage import Database
@@ -23,7 +24,12 @@ FINISHING_WAIT = 10.0
 
 
 async def join(
-    client: Client, db: Database, user: str, workflow_id: str, source: str | None = None
+    client: Client,
+    db: Database,
+    user: str,
+    workflow_id: str,
+    source: str | None = None,
+    alert: Alert | None = None,
 ) -> TypedSearchAttributes | None:
     """Tell the running run its alert came again, audited; None: it ended, start the next."""
     # What the answer needs comes from the server's description of the run, not a query: a
@@ -42,7 +48,7 @@ async def join(
                     "was started; send the alert again in a minute"
                 )
             return None  # however it ended (terminated, failed): the alert starts the next run
-        await handle.signal(JOINED, JoinInput(user=user))
+        await handle.signal(JOINED, JoinInput(user=user, alert=alert))
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
             return None
@@ -60,6 +66,12 @@ async def join(
                 "user": user,
                 "source": source or user,
                 "state": attributes.get(temporal.STATE),
+                # Which alert joined: another source or metric on the workload is one too.
+                **(
+                    {"alert_source": alert.source, "metric": alert.metric}
+                    if alert is not None
+                    else {}
+                ),
             },
         )
     return attributes

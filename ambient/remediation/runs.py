@@ -269,6 +269,9 @@ JOINED = "joined"
 
 class JoinInput(BaseModel):
     user: str
+    # The alert that joined (another source or metric on the workload): the run checks it too
+    # before it calls itself resolved. None in signals sent before it was carried.
+    alert: Alert | None = None
 
 
 class JoinRequest(BaseModel):
@@ -277,6 +280,7 @@ class JoinRequest(BaseModel):
     remediation_id: str
     user: str
     source: str
+    alert: Alert | None = None
 
 
 class Waiting(BaseModel):
@@ -306,6 +310,8 @@ class RemediationStatus(BaseModel):
     waiting: Waiting | None = None
     approvals: list[ApprovalDecision] = Field(default_factory=list)
     joined_by: list[str] = Field(default_factory=list)
+    # Alerts of another source or metric on the workload that joined the run.
+    joined_alerts: list[Alert] = Field(default_factory=list)
     outcome: str = ""
     # The outcome as a page says it in its reader's language, when it has those words.
     outcome_said: Said | None = None

@@ -1,8 +1,9 @@
 """The remediation control plane: score, start, approve, abort and inspect remediations.
 
 MCP tools, the API, the web pages, discussion replies and the CLI are thin adapters over
-``RemediationService``. A remediation id is its workflow id, `remediation/{alert fingerprint}`:
-the same alert while one runs is deduplicated into it instead of starting a second. A run
+``RemediationService``. A remediation id is its workflow id, `remediation/{alert fingerprint}`,
+which names the workload: any alert on it while one runs (the same again, or another source or
+metric) is deduplicated into it instead of starting a second ladder. A run
 belongs to its owner: seeing or steering it (approve, refuse, abort) needs the owner, an
 admin, or an approver the policy names for its cluster (AMBIENT_REMEDIATION_APPROVERS),
 checked here for every door; sending the same alert again grants nothing. What it answers
@@ -36,7 +37,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ambient import temporal
 from ambient.clients.llm import LLMClient
 from ambient.refusals import Refusal
-from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
 from ambient.remediation.intake import check_reachable
 from ambient.remediation.joins import join
 from ambient.remediation.ladder import Mode
@@ -138,6 +139,10 @@ class RemediationService:
             raise RemediationRefusedError(
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
+        # A run started before the upgrade under the alert's older id is joined, not doubled.
+        legacy = await self._deduplicate(user, legacy_remediation_id(parsed), parsed, mode)
+        if legacy is not None:
+            return legacy
         workflow_id = remediation_id(parsed)
         for _ in range(2):
             try:
@@ -156,7 +161,7 @@ class RemediationService:
                 )
                 break
             except WorkflowAlreadyStartedError:
-                repeated = await self._deduplicate(user, workflow_id)
+                repeated = await self._deduplicate(user, workflow_id, parsed, mode)
                 if repeated is not None:
                     return repeated
                 # Its run ended between the start and the repeat's signal: the alert is new
@@ -173,9 +178,11 @@ class RemediationService:
             state="scoring",
         )
 
-    async def _deduplicate(self, user: str, workflow_id: str) -> StartResult | None:
+    async def _deduplicate(
+        self, user: str, workflow_id: str, alert: Alert, mode: Mode
+    ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        attributes = await join(self.client, self.db, user, workflow_id)
+        attributes = await join(self.client, self.db, user, workflow_id, alert=alert)
         if attributes is None:
             return None
         owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
@@ -192,6 +199,13 @@ class RemediationService:
                 if visible
                 else "this workload is already being remediated by its owner: "
                 "nothing was started, and its plan and steps are the owner's to see"
+            )
+            # The run keeps the mode it started with (a dry run stays one).
+            + (
+                "; the execute asked here changes nothing: the run keeps the mode it started "
+                "with (a dry_run stays a dry_run)"
+                if mode == "execute"
+                else ""
             ),
         )
 

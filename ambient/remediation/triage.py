@@ -1,7 +1,8 @@
 """The morning triage's input: yesterday's unresolved Monitor and CLS alarms as alerts.
 
-Read through the Tencent Cloud client; one alert per fingerprint (repeats of one alarm
-collapse), and what names no TKE workload is said, not dropped silently.
+Read through the Tencent Cloud client; one alert per workload (its fingerprint: one ladder per
+workload). Repeats of one alarm collapse; another alarm on a workload already found, and what
+names no TKE workload, are said in skipped, not dropped silently.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ async def unresolved_alarms(
         if alert is None:
             skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")
             continue
-        # One remediation per fingerprint: repeats of the same alarm collapse here.
-        found.setdefault(alert.fingerprint(), alert)
+        # One remediation per workload: repeats of the same alarm collapse here; another
+        # alarm on it joins the first one's remediation, and is said.
+        first = found.setdefault(alert.fingerprint(), alert)
+        if (first.source, first.metric) != (alert.source, alert.metric):
+            skipped.append(
+                f"{alarm.source} alarm {alarm.name!r} on {alert.service}: joined into the "
+                f"remediation of {first.source} alarm {first.metric!r} (one remediation per "
+                "workload)"
+            )
     return TriageAlerts(alerts=list(found.values()), skipped=skipped, window=window)

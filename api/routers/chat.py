@@ -13,7 +13,7 @@ from ambient.agent.digest import DigestSetting
 from ambient.agent.errors import AgentError
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import ChatRuntime
-from ambient.agent.servers import McpServerSpec
+from ambient.agent.servers import McpServerSpec, ReadOnlyTools
 from ambient.domain.configs import UserConfig
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
@@ -120,6 +120,30 @@ async def add_server(spec: McpServerSpec, user: CurrentUser, chat: ChatDep) -> S
             ([named] if named in McpServerSpec.model_fields else [], str(exc))
         ) from None
     return ServerView(name=spec.name, spec=spec.public(), health="active")
+
+
+class ServerChange(UserConfig):
+    read_only_tools: ReadOnlyTools
+
+
+@router.patch("/agent/servers/{name}")
+async def change_server(
+    name: Annotated[str, Path(max_length=32)],
+    change: ServerChange,
+    user: CurrentUser,
+    chat: ChatDep,
+) -> ServerView:
+    """Change which of a server's tools run unasked; its URL, headers and env stay."""
+    spec = await chat.hub.allow_unasked(user.name, name, change.read_only_tools)
+    if spec is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no MCP server named {name!r}")
+    facade = await chat.hub.facade(user)
+    return ServerView(
+        name=name,
+        spec=spec.public(),
+        health=facade.health().get(name, "off"),
+        problem=facade.problems().get(name),
+    )
 
 
 @router.delete("/agent/servers/{name}", status_code=status.HTTP_204_NO_CONTENT)

@@ -93,7 +93,7 @@ async def score(body: RemediationStart, user: CurrentUser, state: StateDep) -> S
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def start(body: RemediationStart, user: CurrentUser, state: StateDep) -> StartResult:
-    """Start the alert's remediation, or join the one running for the same alert."""
+    """Start the alert's remediation, or join the one running for its workload."""
     return await state.remediations.start(user.name, body.alert, body.mode)
 
 

@@ -75,8 +75,9 @@ async def start_remediation(
         ),
     ] = "dry_run",
 ) -> StartResult:
-    """Start the graded remediation of an alert. One already running for the same alert is
-    not started again (deduplicated: true); it stays its owner's. Returns remediation_id;
+    """Start the graded remediation of an alert. While one runs for its workload (the same
+    alert, or another source or metric on it), none starts (deduplicated: true; it joins that
+    run, which stays its owner's). Returns remediation_id;
     get_remediation shows the plan, progress and audit of yours."""
     return await app_state(ctx).remediations.start(current_user(ctx), alert, mode)
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp import Client
 from mcp.server.transport_security import TransportSecuritySettings
 from openai import AsyncOpenAI
 from pydantic import SecretStr
+from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.agent.chat import ChatAgent, ConversationStore
@@ -22,6 +24,7 @@ from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import MAX_SERVERS
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.storage.models import AgentServer
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.agent.test_event_agent import NO_COMPLETION
@@ -396,3 +399,70 @@ async def test_an_agent_server_whose_name_now_resolves_to_loopback_is_not_dialed
     problem = next(s["problem"] for s in servers if s["name"] == "tools")
     assert "'tools' is unavailable" in problem, servers
     assert hits == [], hits
+
+
+async def test_a_stored_servers_read_only_tools_change_without_retyping_its_secrets(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_only_tools could be set only when adding a server: changing it meant deleting and
+    adding it again, retyping the header values every page shows as ***."""
+    host = "mcp.allow.example"
+    real_getaddrinfo = socket.getaddrinfo
+
+    def dns(node: Any, *args: Any, **kwargs: Any) -> Any:
+        name = node.decode() if isinstance(node, bytes) else node
+        return real_getaddrinfo("93.184.216.34" if name == host else node, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    user = unique("allow")
+    token = await _user(deps, user)
+    spec = {
+        "name": "issues",
+        "transport": "http",
+        "url": f"http://{host}/mcp",
+        "headers": {"Authorization": "Bearer s3cret"},
+    }
+    async with (
+        serve(create_app(deps.settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as http,
+    ):
+        assert (await http.post("/agent/servers", json=spec)).status_code == 201
+        changed = await http.patch("/agent/servers/issues", json={"read_only_tools": ["search"]})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["spec"]["read_only_tools"] == ["search"]
+        assert changed.json()["spec"]["headers"] == {"Authorization": "***"}
+        # Nothing else is changed this way: a URL sent along is refused, not ignored.
+        moved = await http.patch(
+            "/agent/servers/issues", json={"read_only_tools": [], "url": "http://x.example/"}
+        )
+        assert moved.status_code == 422
+        missing = await http.patch("/agent/servers/nothing", json={"read_only_tools": []})
+        assert missing.status_code == 404
+        servers = (await http.get("/agent/servers")).json()
+    assert [s["spec"]["read_only_tools"] for s in servers[1:]] == [["search"]]
+    async with deps.db.session() as session:
+        stored = await session.scalar(select(AgentServer).where(AgentServer.user == user))
+    assert stored is not None and stored.spec["headers"] == {"Authorization": "Bearer s3cret"}
+
+
+async def test_read_only_tools_naming_a_tool_the_server_does_not_list_is_its_problem() -> None:
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server(
+        "toy", lambda: Client(toy_server(), cache=None), read_only_tools=["echo", "ecoh"]
+    )
+    try:
+        await facade.tools()
+        assert (
+            "read_only_tools names ecoh, which this server does not list"
+            in (facade.problems()["toy"])
+        )
+        facade.allow_unasked("toy", ["echo"])
+        await facade.tools()
+        assert "toy" not in facade.problems()
+    finally:
+        await facade.close()

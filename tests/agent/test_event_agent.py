@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.event_agent import FREQUENCY_PENALTY, decide
+from ambient.agent.digest import DigestSetting, EventDigestService
 from ambient.clients.llm import LLMClient
 from ambient.deps import WorkerDeps
 from ambient.domain.event_digest import (
@@ -29,6 +32,7 @@ from ambient.domain.event_digest import (
 )
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
@@ -209,6 +213,40 @@ async def test_turning_the_agent_on_tells_what_happens_from_then_not_older_event
     async with deps.db.session() as session:
         [told] = await InboxRepository(session).list(user)
     assert "101000" in told.body and "69000" not in told.body
+
+
+class _RefusesOneWrite:
+    """The database refuses its first write (a restart), then is back."""
+
+    def __init__(self, db: Database) -> None:
+        self.db, self.refused = db, False
+
+    def writing(self, **kwargs: Any) -> Any:
+        if not self.refused:
+            self.refused = True
+            raise ConnectionRefusedError("database restarting")
+        return self.db.writing(**kwargs)
+
+
+async def test_turning_the_agent_on_again_after_a_failed_write_still_starts_from_then(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The schedule was created, the start marker's write failed (500), and the retry took
+    the update branch: no marker, and the first run pushed the person's older events."""
+    user = unique("agent-retry")
+    await _user(deps, user)
+    await _events(deps, user, ("watch.breach", f"threshold-watch/{user}/btc", {"value": 69000}))
+    service = EventDigestService(dev_env.client, deps.settings, _RefusesOneWrite(deps.db))  # type: ignore[arg-type]
+    on = DigestSetting(enabled=True, every_minutes=60)
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            await service.set(user, on)
+        assert await service.set(user, on) == on
+        async with running_worker(dev_env.client, deps) as worker:
+            result = await _run(dev_env, worker.task_queue, user, 2)
+    finally:
+        await service.set(user, DigestSetting(enabled=False))
+    assert (result.events, result.notified) == (0, False)
 
 
 async def test_a_model_that_stays_invalid_leaves_the_rules_deciding_and_the_reason_says_so(

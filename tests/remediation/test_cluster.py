@@ -274,6 +274,31 @@ async def test_an_alert_that_clears_once_the_service_is_isolated_goes_to_a_perso
     assert any(m.title.startswith("Needs a person") for m in inbox)
 
 
+async def test_an_alert_that_clears_behind_the_deny_policy_hands_over_naming_the_policy(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """No Service selected the workload, so rung 4 created the deny-all NetworkPolicy; the
+    hand-over said "Its Services still select no pods ... restore their selectors", and the
+    person looked for a selector to fix while the policy kept the traffic out."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    async with serve(api.app()) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        status = await _execute(ts_env, deps, path, healthy_from=3)
+        [(namespace, policy)] = list(api.networkpolicies)
+
+    assert status.state == "handed_over", status.outcome
+    async with deps.db.session() as session:
+        (row,) = await AuditRepository(session).list(
+            subject=status.run_key, action="hand_over", limit=10
+        )
+    assert row.detail["body"].endswith(
+        f"The deny-all NetworkPolicy {policy} in {namespace} still keeps all traffic from its "
+        "pods (isolated at rung 4): delete it before anything else to restore traffic."
+    ), row.detail["body"]
+
+
 async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_like_approving(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:

@@ -8,13 +8,16 @@ from typing import Any
 import pytest
 from mcp import Client
 from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import FINAL_STATES, RemediationStatus
+from ambient.remediation.alerts import legacy_remediation_id, remediation_id
+from ambient.remediation.runs import FINAL_STATES, RemediationInput, RemediationStatus
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import InvalidRemediationError
 from ambient.sharing import ShareLinkRepository
+from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.conftest import running_worker
@@ -25,6 +28,9 @@ from tests.remediation.support import (
     remediation_settings,
     state_reaches,
 )
+from tests.support.record import save_history
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
 
 USER = "ops"
 
@@ -233,6 +239,113 @@ async def test_two_alerts_on_one_workload_from_other_sources_and_metrics_make_on
     assert second["remediation_id"] == first["remediation_id"]
     assert second["message"].startswith("this workload is already being remediated: ")
     assert shown["joined_by"] == [USER]
+
+
+async def test_an_alert_sent_again_after_the_upgrade_joins_the_run_started_under_its_older_id(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A run started before ids named the workload (its id hashed source and metric too) was
+    waiting for approval; the same alert sent after the upgrade started a second ladder."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        subject = alert("http://127.0.0.1:9/metrics")
+        older = legacy_remediation_id(subject)
+        await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="dry_run", requested_by=USER),
+            id=older,
+            task_queue=worker.task_queue,
+            search_attributes=search_attributes(USER, subject.cluster_id),
+        )
+        await waiting_for_approval(ts_env, older)
+        async with mcp(state) as client:
+            again = await call(client, "start_remediation", alert=subject.model_dump(mode="json"))
+            shown = await call(client, "get_remediation", remediation_id=older)
+            await call(client, "abort_remediation", remediation_id=older)
+        with pytest.raises(RPCError):  # no second ladder under the new id
+            await ts_env.client.get_workflow_handle(remediation_id(subject)).describe()
+
+    assert not again["created"] and again["deduplicated"], again
+    assert again["remediation_id"] == older
+    assert shown["joined_by"] == [USER]
+
+
+async def test_an_alert_joined_on_another_metric_is_checked_before_the_run_calls_itself_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A CPU alert joined an error-rate run on the same workload: only the run's own alert was
+    verified, and the run ended resolved (and pushed) with the CPU still breaching."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (_, errors_url),
+        error_rate(healthy_from=None) as (_, cpu_url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        state = app_state(ts_env, deps, worker.task_queue)
+        errors = alert(errors_url)
+        cpu = alert(cpu_url, source="monitor", metric="cpu_usage", message="CPU 97%")
+        async with mcp(state) as client:
+            first = await call(client, "start_remediation", alert=errors.model_dump(mode="json"))
+            rid = first["remediation_id"]
+            await waiting_for_approval(ts_env, rid)
+            second = await call(
+                client, "start_remediation", alert=cpu.model_dump(mode="json"), mode="execute"
+            )
+            await call(client, "approve_remediation", remediation_id=rid, approve=True)
+            handle = ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+            status = await state_reaches(ts_env, handle, tuple(FINAL_STATES))
+            await handle.result()
+            await save_history(handle, "graded_remediation_joined_alert_open")  # type: ignore[arg-type]
+        async with deps.db.session() as session:
+            (row,) = await AuditRepository(session).list(
+                subject=status.run_key, action="deduplicated", limit=10
+            )
+
+    assert second["deduplicated"] and second["remediation_id"] == rid
+    # It asked execute of a dry run: the answer says the run stays what it is.
+    assert second["message"].endswith(
+        "the execute asked here changes nothing: the run keeps the mode it started with "
+        "(a dry_run stays a dry_run)"
+    ), second["message"]
+    assert (row.detail["alert_source"], row.detail["metric"]) == ("monitor", "cpu_usage")
+    assert [(a.source, a.metric) for a in status.joined_alerts] == [("monitor", "cpu_usage")]
+    assert status.attempts[0].resolved is True
+    assert status.state == "handed_over", status.outcome
+    assert "alerts that joined this run are not known to be over: monitor cpu_usage (" in (
+        status.outcome
+    )
+
+
+async def test_a_run_handed_over_names_the_alerts_that_joined_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A refused run was handed over naming its own alert only: the CPU alert that joined it
+    was in no message the person got."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        errors = alert("http://127.0.0.1:9/metrics")
+        cpu = alert("http://127.0.0.1:9/cpu", source="monitor", metric="cpu_usage")
+        async with mcp(state) as client:
+            rid = (await call(client, "start_remediation", alert=errors.model_dump(mode="json")))[
+                "remediation_id"
+            ]
+            await waiting_for_approval(ts_env, rid)
+            await call(client, "start_remediation", alert=cpu.model_dump(mode="json"))
+            await call(client, "approve_remediation", remediation_id=rid, approve=False)
+            handle = ts_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+            status = await state_reaches(ts_env, handle, tuple(FINAL_STATES))
+        async with deps.db.session() as session:
+            (row,) = await AuditRepository(session).list(
+                subject=status.run_key, action="hand_over", limit=10
+            )
+
+    assert status.state == "handed_over", status.outcome
+    assert "Alerts that joined it: monitor cpu_usage." in row.detail["body"], row.detail["body"]
 
 
 async def test_permission_none_is_refused_clearly_and_nothing_starts(

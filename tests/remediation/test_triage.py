@@ -14,7 +14,13 @@ from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import RemediationStatus, TriageInput, TriageResult
+from ambient.remediation.alerts import legacy_remediation_id
+from ambient.remediation.runs import (
+    RemediationInput,
+    RemediationStatus,
+    TriageInput,
+    TriageResult,
+)
 from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
 from ambient.remediation.triage import unresolved_alarms
 from ambient.storage.audit import AuditRepository
@@ -24,7 +30,8 @@ from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
 from worker import ensure_triage_schedule
-from workflows.remediation_records import TASK_TIMEOUT
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import TASK_TIMEOUT, search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
 
 USER = "night"
@@ -159,6 +166,42 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
     assert joined_by == [([USER], [(USER, "triage")])] * 2
 
 
+async def test_triage_after_the_upgrade_joins_the_runs_started_under_their_older_ids(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
+) -> None:
+    """Runs started before ids named the workload were waiting for approval; the triage after
+    the upgrade started a second ladder beside each (its new id found no run)."""
+    _, tencent = cloud
+    deps.tencent = tencent
+    remediation_settings(
+        deps, remediation_approval_from_rung=1, remediation_approval_timeout_minutes=14 * 24 * 60
+    )
+    await add_user(deps, USER)
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    older = sorted(legacy_remediation_id(a) for a in found.alerts)
+    async with running_worker(ts_env.client, deps) as worker:
+        for subject in found.alerts:
+            await ts_env.client.start_workflow(
+                GradedRemediationWorkflow.run,
+                RemediationInput(alert=subject, user=USER, mode="dry_run", requested_by=USER),
+                id=legacy_remediation_id(subject),
+                task_queue=worker.task_queue,
+                search_attributes=search_attributes(USER, subject.cluster_id),
+            )
+        handle = await ts_env.client.start_workflow(
+            AlertTriageWorkflow.run,
+            TriageInput(user=USER, mode="dry_run"),
+            id=unique("alert-triage"),
+            task_queue=worker.task_queue,
+        )
+        result: TriageResult = await handle.result()
+        await save_history(handle, "alert_triage_legacy_joined")  # type: ignore[arg-type]
+        for rid in older:
+            await ts_env.client.get_workflow_handle(rid).terminate("test over")
+
+    assert (sorted(result.joined), result.started) == (older, [])
+
+
 async def test_triage_alerts_name_the_region_of_their_monitor_alarm(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
@@ -275,3 +318,33 @@ async def test_cls_refused_still_triages_monitor_alarms_and_says_cls_was_not_rea
         "cls alarms could not be read: AuthFailure.UnauthorizedOperation: "
         "injected AuthFailure.UnauthorizedOperation (RequestId req-standin)"
     )
+
+
+async def test_a_second_alarm_on_one_workload_is_said_not_dropped(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A CPU alarm and a restarts alarm on pay made one alert (one ladder per workload), and
+    the restarts alarm was in neither the alerts nor skipped: nobody knew it was seen."""
+    api, tencent = cloud
+    pay = tke("cls-night003", "shop", "pay")
+    api.monitor_alarms = [
+        {
+            "PolicyName": name,
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": yesterday_at(hour),
+            "AlarmObject": pay,
+            "Content": content,
+        }
+        for name, hour, content in (
+            ("pay cpu", 2, "CPU 97%"),
+            ("pay restarts", 3, "restarts > 3"),
+            ("pay cpu", 4, "CPU 95%"),  # the same alarm again: a repeat, nothing to say
+        )
+    ]
+    api.cls_records = []
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert [(a.metric, a.service) for a in found.alerts] == [("pay cpu", "cls-night003/shop/pay")]
+    assert found.skipped == [
+        "monitor alarm 'pay restarts' on cls-night003/shop/pay: joined into the remediation "
+        "of monitor alarm 'pay cpu' (one remediation per workload)"
+    ]

@@ -750,3 +750,29 @@ async def test_a_database_that_refuses_the_verifications_write_for_a_while_does_
     # Verified at the fourth try, not handed over "could not be verified" after the third.
     assert len(tried) == 4
     assert status.state == "resolved" and status.outcome == "resolved at rung 1 (restart)"
+
+
+async def test_a_run_started_under_an_older_id_shows_the_fingerprint_of_its_own_id(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A run started before the id named the workload (its id hashed source and metric too)
+    showed the new hash as its fingerprint: /remediations/{fingerprint} found no such run."""
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER, permission="none")
+    older = f"remediation/{unique('older')}"
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        subject = alert(url)
+        handle = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="execute"),
+            id=older,
+            task_queue=worker.task_queue,
+            search_attributes=search_attributes(USER, subject.cluster_id),
+        )
+        status = await handle.result()
+
+    assert status.remediation_id == older
+    assert f"remediation/{status.fingerprint}" == older
