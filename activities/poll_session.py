@@ -302,25 +302,25 @@ class PollSession:
         fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
         # The same bytes as last time: the same text, without extracting it again.
         if not (known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION):
-            html = fetched.text()
+            html, content_type = fetched.text(), fetched.content_type
+            # The body, then its text, are not held while the check waits for a thread to
+            # extract and for its write (docs/benchmarks.md, "Worker memory", round 5).
+            del fetched
             config = self.request.config
             try:
                 lines = await asyncio.to_thread(
-                    page_text,
-                    html,
-                    config.selector_for(url),
-                    config.ignore_patterns,
-                    fetched.content_type,
+                    page_text, html, config.selector_for(url), config.ignore_patterns, content_type
                 )
             except Exception as exc:  # the page (or its selector) cannot be read: a failed check
                 await self.failed(url, f"cannot read the page's text: {exc}", now)
                 return
+            del html
             new_hash = content_hash(lines)
             if new_hash != seen.hash:
                 await self.changed(url, lines, new_hash, fresh, now)
                 return
             seen.raw_hash, seen.extractor = raw_hash, EXTRACTOR_VERSION
-        seen.etag, seen.last_modified = fetched.etag, fetched.last_modified
+        seen.etag, seen.last_modified = fresh["etag"], fresh["last_modified"]
         await self.answered(url, "unchanged", now)
 
     async def changed(
