@@ -51,7 +51,7 @@ async def members_see(
     or an approver the policy names for its cluster), or posted in (the same way). Every read
     of the bus filters with it (the briefing's too)."""
     caller = await registered(session, user)
-    if caller.role == "admin":
+    if caller.is_admin:
         return true()
     # Who the caller speaks as. A person's id must be a person's: a user named like one of
     # our agents does not become a member of that agent's discussions.

@@ -297,7 +297,7 @@ class DiscussionService(DiscussionReads):
             caller = await registered(session, user)
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)
-            if caller.role != "admin":
+            if not caller.is_admin:
                 try:
                     await self._may_sign(session, user, discussion.initiator)
                 except SigningError:
@@ -328,11 +328,11 @@ class DiscussionService(DiscussionReads):
             product_agent = (
                 participant.owner is None and participant.role == ParticipantRole.AGENT.value
             )
-            if product_agent and caller.role == "admin":
+            if product_agent and caller.is_admin:
                 return  # the product's own agents speak through admins; people only as themselves
         raise SigningError(
             f"you may sign only as yourself (from_id={caller.name!r})"
-            + (", or as an agent you own" if caller.role != "admin" else ", or a product agent")
+            + (", or a product agent" if caller.is_admin else ", or as an agent you own")
         )
 
     @staticmethod
