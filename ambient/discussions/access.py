@@ -17,7 +17,6 @@ from ambient.discussions.views import (
     DiscussionNotFoundError,
     InvalidDiscussionError,
     SigningError,
-    message_view,
 )
 from ambient.domain.configs import holds_nul
 from ambient.refusals import Refusal
@@ -122,4 +121,4 @@ class DiscussionAccess:
             .offset(offset)
             .limit(limit)
         )
-        return [message_view(r) for r in rows]
+        return [MessageView.model_validate(r, from_attributes=True) for r in rows]

@@ -19,10 +19,7 @@ from ambient.discussions.rules import (
     Anomaly,
     MessageView,
 )
-from ambient.storage.models import (
-    Discussion,
-    DiscussionMessage,
-)
+from ambient.storage.models import Discussion
 
 
 class DiscussionError(Exception):
@@ -166,11 +163,6 @@ class Stats(BaseModel):
     messages_per_participant: dict[str, int]
     latest_activity: datetime | None
     store_bytes: int = Field(description="size of the bus's rows (text), in bytes")
-
-
-def message_view(row: DiscussionMessage) -> MessageView:
-    """One stored message as callers see it."""
-    return MessageView.model_validate(row, from_attributes=True)
 
 
 def discussion_view(row: Discussion, messages: int = 0) -> DiscussionView:
