@@ -121,11 +121,11 @@ def namespace_name(value: str) -> str:
     return value
 
 
-def object_name(value: str) -> str:
+def object_name(value: str, what: str = "Kubernetes object name") -> str:
     """``value`` if it is a Kubernetes object name (Deployment, Service, ...)."""
     if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise ValueError(
-            "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', "
+            f"must be a {what}: lowercase letters, digits, '-' and '.', "
             "each dot-separated part starting and ending with a letter or digit, "
             "at most 253 characters"
         )
