@@ -186,17 +186,11 @@ class DiscussionService(DiscussionReads):
         about = discussion.subject or ""
         if user is not None and (verb := _asked(message, about)):
             # Joined by its topic, not chosen: only a reply in that discussion acts.
-            posted.action = {
-                "remediation_id": about.partition("@")[0],
-                "verb": verb,
-                "done": False,
-            }
-            posted.refuse(
-                Refusal(
-                    "send_message does not act: reply_message in %(discussion)s does",
-                    discussion=discussion.id,
-                )
+            why = Refusal(
+                "send_message does not act: reply_message in %(discussion)s does",
+                discussion=discussion.id,
             )
+            posted.acted(about.partition("@")[0], verb, why)
         return posted, discussion.topic, recipients
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
@@ -285,9 +279,7 @@ class DiscussionService(DiscussionReads):
                         )
                 except RemediationError as exc:
                     why = exc
-            posted.action = {"remediation_id": rid, "verb": verb, "done": why is None}
-            if why is not None:
-                posted.refuse(why)
+            posted.acted(rid, verb, why)
         return await self._notify(posted, topic, message, recipients)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:

@@ -80,10 +80,11 @@ class Posted(BaseModel):
     # action's "reason" is its English).
     _refused: Exception | None = PrivateAttr(default=None)
 
-    def refuse(self, why: Exception) -> None:
-        """The action not done, and why."""
-        self._refused = why
-        if self.action is not None:
+    def acted(self, remediation_id: str, verb: str, why: Exception | None) -> None:
+        """What the reply asked of the remediation: done, or not and why."""
+        self.action = {"remediation_id": remediation_id, "verb": verb, "done": why is None}
+        if why is not None:
+            self._refused = why
             self.action["reason"] = str(why)
 
     @property
