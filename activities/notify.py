@@ -190,7 +190,7 @@ class NotifyActivities:
         return Recipient(
             name=name,
             exists=True,
-            is_admin=user.role == "admin",
+            is_admin=user.is_admin,
             email=user.email,
             phone=user.phone,
             timezone=user.timezone,

@@ -39,7 +39,7 @@ class AgentHub:
     async def facade(self, user: User) -> AgentFacade:
         """``user``'s facade as their role is now: stdio servers (programs run on this host)
         only while they are an admin, so taking the role away stops them at the next use."""
-        admin = user.role == "admin"
+        admin = user.is_admin
         found = self._facades.pop(user.name, None)
         if found is not None:
             if found[0] == admin:
@@ -79,7 +79,7 @@ class AgentHub:
         """Add a server for ``user``: HTTP URLs pass the destination guard; stdio is admin-only."""
         if spec.name == OWN_SERVER:
             raise AgentError(f"{OWN_SERVER!r} is the built-in server; choose another name")
-        if spec.transport == "stdio" and user.role != "admin":
+        if spec.transport == "stdio" and not user.is_admin:
             raise AgentError("only an admin may add stdio servers (they run a program here)")
         if spec.transport == "http":
             assert spec.url is not None

@@ -12,7 +12,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from ambient.discussions.access import DiscussionAccess
-from ambient.discussions.rules import PRODUCT_AGENTS, annotate, detect_anomalies
+from ambient.discussions.rules import PRODUCT_AGENTS, MessageView, annotate, detect_anomalies
 from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
@@ -25,7 +25,6 @@ from ambient.discussions.views import (
     Stats,
     StoreInit,
     discussion_view,
-    message_view,
 )
 from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.storage.models import (
@@ -108,7 +107,7 @@ class DiscussionReads(DiscussionAccess):
                     DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc()
                 ).limit(limit)
             )
-            found = [message_view(r) for r in rows]
+            found = [MessageView.model_validate(r, from_attributes=True) for r in rows]
         return Found(query=words, total_matches=total, results=found)
 
     async def detect_anomalies(

@@ -144,12 +144,10 @@ def auto_replied(tags: list[str]) -> bool:
     return AUTO_REPLY in {tag.casefold() for tag in tags}
 
 
-def annotate(
-    messages: list[MessageView], known_senders: set[str], threshold_seconds: float = 2.0
-) -> list[Annotation]:
+def annotate(messages: list[MessageView], known_senders: set[str]) -> list[Annotation]:
     """What the analysis changes: anomalies and `auto_reply` tags → inferred (tagged);
     senders nobody knows → unverifiable. Messages already right are left alone."""
-    fast = {a.message_id for a in detect_anomalies(messages, threshold_seconds)}
+    fast = {a.message_id for a in detect_anomalies(messages)}
     changes: list[Annotation] = []
     for message in messages:
         target: SourceType = message.source_type

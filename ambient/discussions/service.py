@@ -186,17 +186,11 @@ class DiscussionService(DiscussionReads):
         about = discussion.subject or ""
         if user is not None and (verb := _asked(message, about)):
             # Joined by its topic, not chosen: only a reply in that discussion acts.
-            posted.action = {
-                "remediation_id": about.partition("@")[0],
-                "verb": verb,
-                "done": False,
-            }
-            posted.refuse(
-                Refusal(
-                    "send_message does not act: reply_message in %(discussion)s does",
-                    discussion=discussion.id,
-                )
+            why = Refusal(
+                "send_message does not act: reply_message in %(discussion)s does",
+                discussion=discussion.id,
             )
+            posted.acted(about.partition("@")[0], verb, why)
         return posted, discussion.topic, recipients
 
     async def reply_message(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
@@ -285,9 +279,7 @@ class DiscussionService(DiscussionReads):
                         )
                 except RemediationError as exc:
                     why = exc
-            posted.action = {"remediation_id": rid, "verb": verb, "done": why is None}
-            if why is not None:
-                posted.refuse(why)
+            posted.acted(rid, verb, why)
         return await self._notify(posted, topic, message, recipients)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
@@ -297,7 +289,7 @@ class DiscussionService(DiscussionReads):
             caller = await registered(session, user)
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)
-            if caller.role != "admin":
+            if not caller.is_admin:
                 try:
                     await self._may_sign(session, user, discussion.initiator)
                 except SigningError:
@@ -328,11 +320,11 @@ class DiscussionService(DiscussionReads):
             product_agent = (
                 participant.owner is None and participant.role == ParticipantRole.AGENT.value
             )
-            if product_agent and caller.role == "admin":
+            if product_agent and caller.is_admin:
                 return  # the product's own agents speak through admins; people only as themselves
         raise SigningError(
             f"you may sign only as yourself (from_id={caller.name!r})"
-            + (", or as an agent you own" if caller.role != "admin" else ", or a product agent")
+            + (", or a product agent" if caller.is_admin else ", or as an agent you own")
         )
 
     @staticmethod

@@ -19,10 +19,7 @@ from ambient.discussions.rules import (
     Anomaly,
     MessageView,
 )
-from ambient.storage.models import (
-    Discussion,
-    DiscussionMessage,
-)
+from ambient.storage.models import Discussion
 
 
 class DiscussionError(Exception):
@@ -83,10 +80,11 @@ class Posted(BaseModel):
     # action's "reason" is its English).
     _refused: Exception | None = PrivateAttr(default=None)
 
-    def refuse(self, why: Exception) -> None:
-        """The action not done, and why."""
-        self._refused = why
-        if self.action is not None:
+    def acted(self, remediation_id: str, verb: str, why: Exception | None) -> None:
+        """What the reply asked of the remediation: done, or not and why."""
+        self.action = {"remediation_id": remediation_id, "verb": verb, "done": why is None}
+        if why is not None:
+            self._refused = why
             self.action["reason"] = str(why)
 
     @property
@@ -166,11 +164,6 @@ class Stats(BaseModel):
     messages_per_participant: dict[str, int]
     latest_activity: datetime | None
     store_bytes: int = Field(description="size of the bus's rows (text), in bytes")
-
-
-def message_view(row: DiscussionMessage) -> MessageView:
-    """One stored message as callers see it."""
-    return MessageView.model_validate(row, from_attributes=True)
 
 
 def discussion_view(row: Discussion, messages: int = 0) -> DiscussionView:

@@ -77,6 +77,9 @@ class Message(BaseModel):
         return self.link if self.link and self.link not in self.body else None
 
 
+# The most targets one list holds (a push config's channels, a task's extra targets).
+MAX_TARGETS = 20
+
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 CHANNEL_TYPES = tuple(sorted(get_args(ChannelType)))
 

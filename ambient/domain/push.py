@@ -22,6 +22,7 @@ from ambient.domain.notify import (
     APPRISE_HOSTED,
     APPRISE_HTTP,
     CHANNEL_TYPES,
+    MAX_TARGETS,
     NotificationKind,
     Target,
     apprise_http_url,
@@ -30,7 +31,6 @@ from ambient.domain.users import HHMM, phone_problem
 from ambient.refusals import Refusal
 
 ALL_KINDS = [NotificationKind.BRIEFING, NotificationKind.WATCH, NotificationKind.REMEDIATION]
-MAX_TARGETS = 20
 MAX_TARGET_LENGTH = 2048
 SECRET_PREFIX = "secret:"
 SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

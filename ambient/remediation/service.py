@@ -260,7 +260,7 @@ class RemediationService:
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
         if not 0 <= offset <= MAX_ID:  # a larger one overflows the database's integer
             raise InvalidRemediationError(f"offset: 0 to {MAX_ID}", field="offset")
-        owner = None if (await self._user(user)).role == "admin" else user
+        owner = None if (await self._user(user)).is_admin else user
         # A running run's row holds where it was planned: a state it may be in now is asked of
         # every open row, then kept where the run is in it.
         now = state is not None and state not in FINAL_STATES
@@ -311,7 +311,7 @@ class RemediationService:
             raise InvalidRemediationError(
                 f"days: look back 1 to {MAX_STATS_DAYS} days, not {days}", field="days"
             )
-        owner = None if (await self._user(user)).role == "admin" else user
+        owner = None if (await self._user(user)).is_admin else user
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
             rows = await RemediationRepository(session).list(user=owner, since=since, limit=None)
@@ -398,7 +398,7 @@ class RemediationService:
     # --- alert rules and the nightly triage --------------------------------------------
 
     async def put_rule(self, user: str, rule: dict[str, Any] | AlertRule) -> AlertRule:
-        if (await self._user(user)).role != "admin":
+        if not (await self._user(user)).is_admin:
             raise RemediationRefusedError(f"{user} is not an admin: only admins change alert rules")
         parsed = accepted(AlertRule, rule, "rule")
         async with self.db.session() as session:
@@ -453,7 +453,7 @@ class RemediationService:
         return (
             user == (run.get(temporal.USER) or "")
             or named_approver(user, cluster_id, self.settings.remediation_approvers)
-            or (await self._user(user)).role == "admin"
+            or (await self._user(user)).is_admin
         )
 
     async def _ended(self, rid: str, checked: RemediationStatus) -> RemediationStateError:

@@ -103,6 +103,10 @@ class User(Numbered, Dated, Updated, Base):
     # "zh" or "en" (ambient.domain.users.Language); NULL: not chosen, the server's default.
     language: Mapped[str | None] = mapped_column(String(8))
 
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
 
 # One voice, one user, whatever the case (UserRepository checks it against names, in code).
 VOICEPRINT_INDEX = "uq_users_voiceprint"

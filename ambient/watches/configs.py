@@ -34,12 +34,11 @@ from selectolax.lexbor import LexborHTMLParser
 from temporalio import workflow
 
 from ambient.domain.configs import UserConfig, reading_stored
-from ambient.domain.notify import Target
+from ambient.domain.notify import MAX_TARGETS, Target
 
 MAX_URLS = 50
 MAX_KEYWORDS = 100
 MAX_PATTERNS = 50
-MAX_TARGETS = 20
 MAX_CONDITIONS = 10
 
 # Numbers are numbers: `true` or "5" is refused, not read as 1 or 5; NaN and infinity too.

@@ -29,7 +29,6 @@ from ambient.briefing.config import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
-from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import user_named
@@ -187,9 +186,7 @@ async def checked_config(
     if isinstance(parsed, ThresholdWatchConfig):
         parsed = resolved_metric(parsed, settings)
     check_destinations(parsed, settings)
-    check_targets(
-        parsed, user=user, is_admin=row is not None and row.role == Role.ADMIN, settings=settings
-    )
+    check_targets(parsed, user=user, is_admin=row is not None and row.is_admin, settings=settings)
     return parsed
 
 

@@ -10,9 +10,9 @@ from croniter import CroniterError, croniter
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from ambient.domain.configs import UserConfig, read_stored, reading_stored
-from ambient.domain.notify import Target
+from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.users import TimeZone
-from ambient.watches.configs import MAX_TARGETS, Count, Notification, ShortText, WebUrl
+from ambient.watches.configs import Count, Notification, ShortText, WebUrl
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"

@@ -10,8 +10,8 @@ from pydantic import Field, ValidationError
 
 from ambient.clients.notify.targets import TargetError
 from ambient.domain.field_errors import field_problems
-from ambient.domain.notify import Target
-from ambient.domain.push import MAX_TARGETS, PushConfig, QuietHours, stored_push_config
+from ambient.domain.notify import MAX_TARGETS, Target
+from ambient.domain.push import PushConfig, QuietHours, stored_push_config
 from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository
 from mcp_server.auth import app_state, current_user, current_user_row, unregistered

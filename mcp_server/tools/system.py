@@ -60,7 +60,7 @@ async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
 async def _whose(ctx: Context[Any, Any], user: str | None) -> str:
     caller = await current_user_row(ctx)
     try:
-        return history.whose(caller.name, caller.role == "admin", user)
+        return history.whose(caller.name, caller.is_admin, user)
     except ScopeError as exc:
         raise ToolError(f"{exc}. Omit user to read your own.") from None
 
