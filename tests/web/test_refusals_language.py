@@ -125,7 +125,9 @@ async def test_a_chinese_users_settings_and_push_channel_refusals_are_in_chinese
             },
         )
         assert said == (
-            r"邮箱: 不是有效的邮箱地址; 电话: 格式不符：须符合 '^\+?[0-9 -]{5,20}$'; "
+            # The phone's rule is the SMS channel's, said as it is (not as a regular expression).
+            "邮箱: 不是有效的邮箱地址; "
+            "电话: 不是电话号码：'+86 abc'（请用国际格式，例如 +8613800000000）; "
             "时区: 未知的 IANA 时区 'Asia/Shanghia'；例如 Asia/Shanghai、UTC; "
             "简报生成时间: 须为 24 小时制的 HH:MM，例如 06:00"
         )
