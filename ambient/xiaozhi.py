@@ -51,10 +51,11 @@ T = TypeVar("T")
 
 # A MAC as xiaozhi-server sends it (aa:bb:cc:dd:ee:ff), or any short id of the same letters.
 _DEVICE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_.-]{0,63}$")
-# A MAC as routers and labels write it (AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, AABBCCDDEEFF): stored
-# as the firmware sends it in `device-id`, aa:bb:cc:dd:ee:ff, or no wake would ever match.
+# A MAC as routers and labels write it (AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff, AABBCCDDEEFF), or as
+# 小智 writes it over MQTT (aa_bb_cc_dd_ee_ff in its client id and topic): stored as the firmware
+# sends it in `device-id`, aa:bb:cc:dd:ee:ff, or no wake would ever match.
 _MAC = re.compile(
-    r"^[0-9a-f]{2}([-:]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$|^(?:[0-9a-f]{4}\.){2}[0-9a-f]{4}$"
+    r"^[0-9a-f]{2}([-:_]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$|^(?:[0-9a-f]{4}\.){2}[0-9a-f]{4}$"
 )
 DEVICE_TOKEN_PREFIX = "xzd_"
 
@@ -99,7 +100,7 @@ def normalize_device_id(value: str) -> str:
         )
     value = value.lower()
     if _MAC.match(value):
-        digits = re.sub(r"[-:.]", "", value)
+        digits = re.sub(r"[-:._]", "", value)
         return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
     return value
 

@@ -415,6 +415,36 @@ async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
         assert other.json()["device_id"] == "web-test-1"
 
 
+async def test_a_mac_copied_from_the_mqtt_client_id_is_the_device_xiaozhi_names(
+    settings: Settings,
+) -> None:
+    """Over MQTT a 小智 writes its MAC with underscores (client id GID_test@@@aa_bb_cc_dd_ee_ff@@@…,
+    topic devices/p2p/aa_bb_cc_dd_ee_ff: the firmware's log and the gateway's show it so), while
+    xiaozhi-server's context request names it aa:bb:cc:dd:ee:ff. A MAC copied from there was
+    stored as typed: registered (201), and every wake refused as an unknown device."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "attic")
+        added = await http.post(
+            "/xiaozhi/devices", json={"device_id": "AA_BB_CC_DD_EE_61"}, headers=me
+        )
+        assert added.status_code == 201, added.text
+        assert added.json()["device_id"] == "aa:bb:cc:dd:ee:61", added.text
+        token = {"Authorization": f"Bearer {added.json()['token']}"}
+        context, logged = await asyncio.to_thread(
+            fetch_all, [{"url": f"{base}/xiaozhi/context", "headers": token}], "aa:bb:cc:dd:ee:61"
+        )
+        assert logged == [] and "- **user：** attic" in context, logged
+        # the same MAC named with underscores is the same device, whichever side writes it so
+        again = await http.post(
+            "/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:61"}, headers=me
+        )
+        assert again.status_code == 422 and "already registered" in again.text
+
+
 async def test_the_greeting_door_knows_a_voiceprint_id_whatever_its_case(
     settings: Settings, dev_env: WorkflowEnvironment
 ) -> None:
