@@ -92,8 +92,11 @@ class DiscussionAccess:
     async def _visible(self, session: AsyncSession, user: str) -> ColumnElement[bool]:
         return await members_see(session, user, self.settings.remediation_approvers)
 
-    async def _get(self, session: Any, discussion_id: str, user: str) -> Discussion:
-        """The discussion, if ``user`` sees it; one they do not see is "no discussion" too."""
+    async def _get(
+        self, session: Any, discussion_id: str, user: str, *, lock: bool = False
+    ) -> Discussion:
+        """The discussion, if ``user`` sees it; one they do not see is "no discussion" too.
+        ``lock``: a write turn's, row-locked until it ends (its status holds while it posts)."""
         if len(discussion_id) > ID_LENGTH:
             raise InvalidDiscussionError(
                 Refusal("discussion_id: at most %(max)d characters", max=ID_LENGTH)
@@ -106,6 +109,8 @@ class DiscussionAccess:
         query = select(Discussion).where(
             Discussion.id == discussion_id, await self._visible(session, user)
         )
+        if lock:  # PostgreSQL; SQLite's writers queue anyway
+            query = query.with_for_update()
         found: Discussion | None = await session.scalar(query)
         if found is None:
             raise missing

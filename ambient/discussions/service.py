@@ -163,7 +163,8 @@ class DiscussionService(DiscussionReads):
             )
         else:
             query = query.where(await self._visible(session, user))
-        query = query.order_by(Discussion.updated_at.desc())
+        # Locked: a close committed meanwhile is seen (a new discussion is opened), not joined.
+        query = query.order_by(Discussion.updated_at.desc()).with_for_update()
         discussion = await session.scalar(query.limit(1))
         created = discussion is None
         now = datetime.now(UTC)
@@ -209,7 +210,8 @@ class DiscussionService(DiscussionReads):
         async with self.db.writing() as session:
             await self._may_sign(session, user, message.from_id)
             # Only into a discussion the caller sees: posting must not make a member of anyone.
-            discussion = await self._get(session, discussion_id, user)
+            # Locked until stored: a close committed meanwhile is seen here, not after.
+            discussion = await self._get(session, discussion_id, user, lock=True)
             retry = await self._retry(session, message, discussion_id=discussion_id)
             if retry is None:
                 if discussion.status != "open":

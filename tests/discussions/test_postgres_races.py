@@ -7,11 +7,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
-from ambient.discussions.views import DiscussionNotFoundError, InvalidDiscussionError
+from ambient.discussions.views import (
+    DiscussionClosedError,
+    DiscussionNotFoundError,
+    InvalidDiscussionError,
+)
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -130,3 +134,68 @@ async def test_a_topic_whose_plain_form_outgrows_its_column_is_refused_by_name(
     # ß folds to ss: the key may be longer than the topic, and still fit.
     posted = await service.send_message("pg-ivy", "ß" * 150, message)
     assert posted.created_discussion is True
+
+
+async def _waiting_on_a_lock(pg: Database) -> None:
+    """Until some other statement waits for a row lock (the close holds it)."""
+    while True:
+        async with pg.session() as session:
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)  # polled: the wait condition is the other statement's lock
+
+
+async def test_a_reply_or_post_racing_a_close_is_not_stored_in_the_closed_discussion(
+    pg: Database, settings: Settings
+) -> None:
+    """A reply read the discussion open while someone was closing it: it was stored after the
+    close (the closed thread shows it; its sender was told 'posted'), and a post on the topic
+    joined the closed discussion instead of opening a new one."""
+    async with pg.session() as session:
+        await UserRepository(session).create(UserCreate(name="pg-cleo"))
+        await session.commit()
+    service = DiscussionService(pg, settings)
+    opened = await service.send_message(
+        "pg-cleo", "db failover", MessageIn(from_id="pg-cleo", content="failing over")
+    )
+    for late in (
+        lambda: service.reply_message(
+            "pg-cleo", opened.discussion_id, MessageIn(from_id="pg-cleo", content="late reply")
+        ),
+        lambda: service.send_message(
+            "pg-cleo", "db failover", MessageIn(from_id="pg-cleo", content="late post")
+        ),
+    ):
+        async with pg.session() as closing:
+            # The close, in flight: its row lock is held until it commits.
+            await closing.execute(
+                text("UPDATE discussions SET status = 'closed' WHERE id = :id"),
+                {"id": opened.discussion_id},
+            )
+            posting = asyncio.ensure_future(late())
+            await _waiting_on_a_lock(pg)
+            await closing.commit()
+        try:
+            posted = await posting
+        except DiscussionClosedError:  # the reply: as after the close
+            pass
+        else:  # the post: on a discussion of its own
+            assert posted.discussion_id != opened.discussion_id
+            assert posted.created_discussion is True
+        async with pg.session() as session:  # opened again for the next try
+            await session.execute(
+                text("UPDATE discussions SET status = 'open' WHERE id = :id"),
+                {"id": opened.discussion_id},
+            )
+            await session.commit()
+    async with pg.session() as session:
+        in_closed = select(DiscussionMessage.content).where(
+            DiscussionMessage.discussion_id == opened.discussion_id
+        )
+        assert list(await session.scalars(in_closed)) == ["failing over"]
