@@ -51,7 +51,6 @@ from ambient.clients.tencent.ops import list_alarms
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
-from ambient.domain.users import Role
 from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.sharing import share_report
@@ -193,7 +192,7 @@ class BriefingActivities:
                 reducer,
                 log_dir=self._settings.log_dir,
                 # Read with the owner's role today: a demoted member's file stops here.
-                admin=owner is not None and owner.role == Role.ADMIN,
+                admin=owner is not None and owner.is_admin,
                 tencent=self._tencent,
                 zone=ZoneInfo(request.config.timezone),
             )

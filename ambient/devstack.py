@@ -205,7 +205,7 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
                 await users.set_token(user, token)
             else:
                 token = await users.rotate_token(user)
-            if user.role != Role.ADMIN:  # a data dir from before roles existed
+            if not user.is_admin:  # a data dir from before roles existed
                 await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
     finally:
         await db.close()

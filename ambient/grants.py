@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.users import GRANTED_FIELDS, Grant, Granted, Role, UserCreate
+from ambient.domain.users import GRANTED_FIELDS, Grant, Granted, UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository, user_public, user_subject
@@ -59,7 +59,7 @@ async def grant(session: AsyncSession, caller: User, name: str, change: Grant) -
     with the changes made (old -> new; {} when already so)."""
     requested = change.model_dump(mode="json", exclude_none=True)
     reason = None
-    if caller.role != Role.ADMIN:
+    if not caller.is_admin:
         reason = f"Only an admin may grant permissions ({caller.name!r} is a {caller.role}): "
         reason += ADMIN_GRANTS
     elif name == caller.name:
@@ -84,7 +84,7 @@ async def register(
     """Register ``data`` as ``caller``: an admin registers anyone; with open registration
     anyone registers a member with the default permission. The user and its API token
     (UserExistsError if the name is taken); not committed."""
-    if caller is not None and caller.role == Role.ADMIN:
+    if caller is not None and caller.is_admin:
         actor = caller.name
     elif open_registration:
         defaults = UserCreate.model_fields

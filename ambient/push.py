@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.push import PushConfig
-from ambient.domain.users import Role
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
 
@@ -16,6 +15,6 @@ async def save_push_config(
     session: AsyncSession, user: User, config: PushConfig, policy: TargetPolicy
 ) -> None:
     """Check every channel for ``user`` (TargetError naming it, nothing saved), then store."""
-    is_admin = user.role == Role.ADMIN
+    is_admin = user.is_admin
     policy.check_all(config.channels, user=user.name, is_admin=is_admin, field="channels")
     await UserRepository(session).set_push_config(user, config.model_dump(mode="json"))

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, or_, select
 
-from ambient.domain.users import Role, RollbackPermission
+from ambient.domain.users import RollbackPermission
 from ambient.storage import Database
 from ambient.storage.models import User, XiaozhiDevice
 from ambient.storage.repositories import UserRepository
@@ -41,8 +41,8 @@ _PERMISSION_RANK = {
 def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> bool:
     """The speaker's rights are no more than the owner's: role, rollback permission, and the
     clusters the approval policy (AMBIENT_REMEDIATION_APPROVERS) names them an approver for."""
-    if owner.role != Role.ADMIN:  # an admin sees and steers every run already
-        if speaker.role == Role.ADMIN:
+    if not owner.is_admin:  # an admin sees and steers every run already
+        if speaker.is_admin:
             return False
         if any(speaker.name in names and owner.name not in names for names in approvers.values()):
             return False

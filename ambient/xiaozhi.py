@@ -31,7 +31,7 @@ from ambient import temporal
 from ambient.briefing.errors import BriefingNotFoundError
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
-from ambient.domain.users import Language, Role
+from ambient.domain.users import Language
 from ambient.refusals import Refusal
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import named_approver
@@ -127,7 +127,7 @@ class DeviceService:
         async with self.db.session() as session:
             refusal = DeviceRefusedError(f"{name!r} is not a registered user")
             user = await UserRepository(session).existing(name, refusal)
-        return user.role == Role.ADMIN
+        return user.is_admin
 
     async def add(
         self, actor: str | None, user: str, device_id: str, *, speakers: list[str] | None = None
@@ -316,9 +316,7 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     runs = [
         RemediationSummary.model_validate(row)
         for row in rows
-        if row.user == user
-        or account.role == Role.ADMIN
-        or named_approver(user, row.cluster_id, approvers)
+        if row.user == user or account.is_admin or named_approver(user, row.cluster_id, approvers)
     ][-20:]  # rows come newest first: the 20 that waited longest are asked
 
     async def live(run: RemediationSummary) -> RemediationSummary | None:
@@ -386,7 +384,7 @@ async def voice_facts(
     """The app database, plus at most ``budget`` seconds of Temporal for the briefing (what
     greet would answer) and the approvals waiting: past that the briefing is not said ready,
     the count is unknown (None), and the rest still answers."""
-    owner = None if user.role == Role.ADMIN else user.name
+    owner = None if user.is_admin else user.name
     async with db.session() as session:
         open_query = select(RemediationRecord.state).where(
             RemediationRecord.state.not_in(FINAL_STATES)

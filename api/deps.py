@@ -10,7 +10,6 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.domain.users import Role
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState
@@ -66,7 +65,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 async def get_admin(user: CurrentUser) -> User:
-    if user.role != Role.ADMIN:
+    if not user.is_admin:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "only an admin may do this; ask an admin of this server"
         )

@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.domain.configs import UserConfig, holds_nul
 from ambient.domain.events import clipped
-from ambient.domain.users import Role
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
@@ -203,7 +202,7 @@ class Endpoints:
 
     async def add(self, actor: User | None, data: EndpointCreate) -> EndpointPublic:
         """Register ``data`` for its user; ``actor`` None is the operator (the CLI)."""
-        if actor is not None and actor.role != Role.ADMIN and actor.name != data.user:
+        if actor is not None and not actor.is_admin and actor.name != data.user:
             raise EndpointPermissionError(
                 f"you may register endpoints for yourself ({actor.name!r}) only; "
                 "an admin may for anyone"
@@ -293,16 +292,14 @@ class Endpoints:
     async def list(self, actor: User | None) -> list[EndpointPublic]:
         """The caller's endpoints; an admin's (and the operator's) list holds everyone's."""
         query = select(XiaozhiEndpoint).order_by(XiaozhiEndpoint.id)
-        if actor is not None and actor.role != Role.ADMIN:
+        if actor is not None and not actor.is_admin:
             query = query.where(XiaozhiEndpoint.user == actor.name)
         now = utcnow()
         return [EndpointPublic.of(row, now) for row in await self.session.scalars(query)]
 
     async def remove(self, actor: User | None, endpoint_id: int) -> EndpointPublic:
         row = await self.session.get(XiaozhiEndpoint, endpoint_id)
-        if row is None or (
-            actor is not None and actor.role != Role.ADMIN and row.user != actor.name
-        ):
+        if row is None or (actor is not None and not actor.is_admin and row.user != actor.name):
             raise EndpointNotFoundError(f"no xiaozhi endpoint {endpoint_id}; see the list")
         gone = EndpointPublic.model_validate(row)
         await self.session.execute(delete(XiaozhiEndpoint).where(XiaozhiEndpoint.id == endpoint_id))

@@ -33,7 +33,7 @@ from ambient.briefing.models import (
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import text_to_voice, tts_segments
-from ambient.domain.users import Language, Role
+from ambient.domain.users import Language
 from ambient.settings import Settings
 from ambient.speech import cleaned
 from ambient.storage import Database
@@ -96,7 +96,7 @@ class Greeting:
 
     async def _admin(self, user: str) -> bool:
         row = await user_named(self.db, user)
-        return row is not None and row.role == Role.ADMIN
+        return row is not None and row.is_admin
 
     async def greet(
         self,

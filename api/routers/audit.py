@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from ambient.domain.numbers import WholeNumber
-from ambient.domain.users import Role
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import user_subject
@@ -49,7 +48,7 @@ async def read_audit(
 ) -> list[AuditEntry]:
     """Audit records, oldest first, ``limit`` a page (the next: ``after`` the last one's id).
     Members see only records about their own user."""
-    if user.role != Role.ADMIN:
+    if not user.is_admin:
         own = user_subject(user.name)
         if subject_prefix is not None or (subject is not None and subject != own):
             raise HTTPException(

@@ -19,7 +19,6 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from ambient.codec import CodecKeyError
-from ambient.domain.users import Role
 from ambient.settings import Settings
 from ambient.temporal import payload_codec
 from api.deps import SessionDep, StateDep, bearer, get_current_user, get_optional_user
@@ -40,7 +39,7 @@ async def _authorize(request: Request, settings: Settings, session: SessionDep) 
         return
     # An admin's token, read as every route reads one (401 for a token of no user).
     user = await get_current_user(await get_optional_user(session, credentials))
-    if user.role != Role.ADMIN:
+    if not user.is_admin:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "decoding payloads shows every user's data: only admins use the codec",

@@ -158,7 +158,7 @@ async def read_user(
     """A user's settings; members read only their own, admins anyone's."""
     if name == user.name:
         return user_public(user)
-    if user.role != Role.ADMIN:
+    if not user.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "you can read only your own user")
     refusal = HTTPException(status.HTTP_404_NOT_FOUND, f"no user {name!r}")
     return user_public(await UserRepository(session).existing(name, refusal))
