@@ -110,8 +110,7 @@ class Alert(UserConfig):
         """Stable identity of the problem: the workload. Any alert on it while its remediation
         runs maps to that run (two ladders would restart, scale and roll back one Deployment
         against each other), whatever its source or metric."""
-        parts = [self.cluster_id, self.namespace, self.workload]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+        return _digest([self.cluster_id, self.namespace, self.workload])
 
     @property
     def service(self) -> str:
@@ -137,7 +136,12 @@ def legacy_remediation_id(alert: Alert) -> str:
     run (an approval can wait for hours); an alert on their workload joins them, not a second
     ladder beside them."""
     parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
-    return f"remediation/{hashlib.sha256(chr(0x1F).join(parts).encode()).hexdigest()[:16]}"
+    return f"remediation/{_digest(parts)}"
+
+
+def _digest(parts: list[str]) -> str:
+    """An id's 16 hex digits: the SHA-256 of ``parts`` joined by the unit separator."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 # --- intake ---------------------------------------------------------------------------
