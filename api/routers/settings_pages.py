@@ -4,7 +4,6 @@ devices and xiaozhi.me 接入点 — each saved through its service, which check
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -184,8 +183,7 @@ async def save_push(page: Page, session: SessionDep, _: PageWords) -> Response:
             for loc, message in fields.field_errors(exc)
         )
     except TargetError as exc:
-        at = re.fullmatch(r"(\w+)\[(\d+)\]", exc.where)  # "channels[0]"
-        where = channel_field(at.groups() if at else (exc.where,), _)
+        where = channel_field(exc.loc[:2], _)  # the channel ("channels", 0), as before
         errors = f"{where}: {in_words(exc.problem, _)}"
     else:
         await session.commit()

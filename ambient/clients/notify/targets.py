@@ -22,11 +22,11 @@ from ambient.settings import Settings
 class TargetError(ValueError):
     """A target is refused; the message starts with the field it came from (``where``)."""
 
-    def __init__(self, where: str, problem: str | Refusal, loc: tuple[str | int, ...] = ()) -> None:
+    def __init__(self, where: str, problem: str | Refusal, loc: tuple[str | int, ...]) -> None:
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
-        self.loc = loc or (where,)  # the field's path, as a 422 names it
+        self.loc = loc  # the field's path, as a 422 names it
 
 
 class TargetPolicy:
