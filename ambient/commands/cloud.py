@@ -158,11 +158,7 @@ def alarms(
     history = _run(ops.list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
     found = history.alarms
     for unread in history.unread:
-        err_console.print(
-            f"{unread.source} alarms could not be read: {unread.error}",
-            markup=False,
-            highlight=False,
-        )
+        err_console.print(str(unread), markup=False, highlight=False)
     print_rows(
         console,
         ["time", "source", "name", "status", "target"],

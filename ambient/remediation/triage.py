@@ -33,7 +33,7 @@ async def unresolved_alarms(
     history = await ops.list_alarms(tencent, start, end)
     found: dict[str, Alert] = {}
     # A source refused while the other answered: its alarms are not here, and the night says so.
-    skipped = [f"{u.source} alarms could not be read: {u.error}" for u in history.unread]
+    skipped = [str(unread) for unread in history.unread]
     for alarm in history.alarms:
         if alarm.status.upper() not in UNRESOLVED:
             continue

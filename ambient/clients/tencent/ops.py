@@ -89,6 +89,9 @@ class UnreadSource(BaseModel):
     error: str = Field(description="why it could not be read (the API's code and message)")
     retryable: bool = Field(default=False, description="a passing failure: asking again may work")
 
+    def __str__(self) -> str:
+        return f"{self.source} alarms could not be read: {self.error}"
+
 
 class AlarmHistory(BaseModel):
     alarms: list[AlarmRecord] = Field(default_factory=list, description="newest first")
