@@ -215,7 +215,7 @@ class AgentFacade:
                 # An unreachable server shows in health() and problems(), not as an empty agent.
                 server.failed_at, server.problem = self._clock(), str(exc)
                 continue
-            server.failed_at, server.problem = None, None
+            server.failed_at = None
             problems = []
             if server.left_out:
                 problems.append(
@@ -249,8 +249,12 @@ class AgentFacade:
                     return tools
 
         listed = await self._run(server, list_all, retry=True)
-        server.tools = [tool for tool in listed if _schema_fits(tool)]
-        server.left_out = [tool.name for tool in listed if not _schema_fits(tool)]
+        server.tools, server.left_out = [], []
+        for tool in listed:  # each schema measured once
+            if _schema_fits(tool):
+                server.tools.append(tool)
+            else:
+                server.left_out.append(tool.name)
         server.listed_at = self._clock()
         self.list_calls += 1
         return server.tools
