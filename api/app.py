@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, nullcontext
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient import __version__
@@ -107,14 +108,13 @@ def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
             nonlocal refused
             if message["type"] == "http.response.start" and message["status"] == 421:
                 refused = True
-                host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+                host = Headers(scope=scope).get("host", "")
                 body = (
                     f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
                     "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
                 ).encode()
-                headers = [(k, v) for k, v in message["headers"] if k != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**message, "headers": headers})
+                MutableHeaders(scope=message)["content-length"] = str(len(body))
+                await send(message)
                 await send({"type": "http.response.body", "body": body})
             elif not (refused and message["type"] == "http.response.body"):
                 await send(message)
