@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from ambient.agent.digest import DigestSetting
 from ambient.agent.errors import AgentError
-from ambient.agent.health import ToolStats
+from ambient.agent.health import Health, ToolStats
 from ambient.agent.hub import ChatRuntime
 from ambient.agent.servers import McpServerSpec, ReadOnlyTools
 from ambient.domain.configs import UserConfig
@@ -97,15 +97,16 @@ async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     health, problems = facade.health(), facade.problems()
     ours = ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])
     # A server the facade leaves out is not run: a stdio one whose owner is no longer an admin.
-    return [ours] + [
-        ServerView(
-            name=spec.name,
-            spec=spec.public(),
-            health=health.get(spec.name, "off"),
-            problem=problems.get(spec.name),
-        )
-        for spec in await hub.specs(user.name)
-    ]
+    return [ours] + [_view(spec, health, problems) for spec in await hub.specs(user.name)]
+
+
+def _view(spec: McpServerSpec, health: dict[str, Health], problems: dict[str, str]) -> ServerView:
+    return ServerView(
+        name=spec.name,
+        spec=spec.public(),
+        health=health.get(spec.name, "off"),
+        problem=problems.get(spec.name),
+    )
 
 
 @router.post("/agent/servers", status_code=status.HTTP_201_CREATED)
@@ -138,12 +139,7 @@ async def change_server(
     if spec is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no MCP server named {name!r}")
     facade = await chat.hub.facade(user)
-    return ServerView(
-        name=name,
-        spec=spec.public(),
-        health=facade.health().get(name, "off"),
-        problem=facade.problems().get(name),
-    )
+    return _view(spec, facade.health(), facade.problems())
 
 
 @router.delete("/agent/servers/{name}", status_code=status.HTTP_204_NO_CONTENT)
