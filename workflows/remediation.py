@@ -19,6 +19,7 @@ from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
     RECORD_RETRY,
     TASK_TIMEOUT,
+    alert_named,
     cause_of,
     left_isolated,
     search_attributes,
@@ -30,7 +31,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.refusals import Said
-    from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
+    from ambient.remediation.alerts import (
+        Alert,
+        VerifySpec,
+        legacy_remediation_id,
+        remediation_id,
+    )
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
         CHANGE_RETRY,
@@ -240,9 +246,10 @@ class GradedRemediationWorkflow(RemediationSafety):
             + (attempt.skipped_reason or attempt.detail or "applied"),
             ["step"],
         )
+        at = f"rung {int(step.rung)} ({step.rung.name.lower()})"
         if isinstance(result, str) and workflow.patched(UNAPPLIED_HANDS_OVER):
             # A change that could not be made is no evidence that a stronger one is needed.
-            await self._hand_over(f"rung {int(step.rung)} ({step.rung.name.lower()}) {result}")
+            await self._hand_over(f"{at} {result}")
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"
@@ -259,10 +266,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             # safe, and a failed run would tell nobody. A person takes it from here.
             attempt.verified = False
             attempt.verification = f"verification failed: {cause_of(exc)}"
-            await self._hand_over(
-                f"rung {int(step.rung)} ({step.rung.name.lower()}) was applied but could not "
-                f"be verified ({cause_of(exc)})",
-            )
+            await self._hand_over(f"{at} was applied but could not be verified ({cause_of(exc)})")
             return "stop"
         attempt.verified = True
         attempt.resolved = verification.resolved
@@ -270,15 +274,15 @@ class GradedRemediationWorkflow(RemediationSafety):
         if verification.resolved:
             if left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
                 await self._hand_over(
-                    f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}) "
-                    "with the service isolated: no traffic reaches it, which is no fix"
+                    f"the alert cleared at {at} with the service isolated: no traffic reaches it, "
+                    "which is no fix"
                 )
                 return "stop"
             still = await self._joined_still_open()
             if still:
                 await self._hand_over(
-                    f"the alert cleared at rung {int(step.rung)} ({step.rung.name.lower()}), "
-                    f"but alerts that joined this run are not known to be over: {still}"
+                    f"the alert cleared at {at}, but alerts that joined this run are not known "
+                    f"to be over: {still}"
                 )
                 return "stop"
             self._ended(resolved_at(step.rung))
@@ -367,42 +371,33 @@ class GradedRemediationWorkflow(RemediationSafety):
             return ""
         open_ones: list[str] = []
         for joined in self.joined_alerts:
-            name = f"{joined.source} {joined.metric or 'alert'}"
+            name = alert_named(joined)
             if joined.verify is None:
                 open_ones.append(f"{name} (no verify block: nothing tells it is over)")
                 continue
-            try:
-                reading = await self._act(
-                    WatchActivities.read_metric,
-                    ReadMetricInput(
-                        source=joined.verify.source.model_dump(mode="json"),
-                        retry_failures=True,
-                    ),
-                )
-            except ACTIVITY_FAILED as exc:
-                reading = MetricReading(error=cause_of(exc))
+            reading = await self._read(joined.verify)
             if reading.value is None:
                 open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
             elif not joined.verify.holds(reading.value):
                 open_ones.append(f"{name} ({reading.value:g}: not healthy)")
         return ", ".join(open_ones)
 
+    async def _read(self, verify: VerifySpec) -> MetricReading:
+        """The metric a verify block reads; a failed read is its error, not the run's."""
+        try:
+            # A read that fails in a way that may pass is read again (READ_RETRY): one 503
+            # must not hand the run over.
+            return await self._act(
+                WatchActivities.read_metric,
+                ReadMetricInput(source=verify.source.model_dump(mode="json"), retry_failures=True),
+            )
+        except ACTIVITY_FAILED as exc:
+            return MetricReading(error=cause_of(exc))
+
     async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")
-        reading: MetricReading | None = None
-        if self.alert.verify is not None:
-            try:
-                # A read that fails in a way that may pass is read again (READ_RETRY): one
-                # 503 must not hand the run over.
-                reading = await self._act(
-                    WatchActivities.read_metric,
-                    ReadMetricInput(
-                        source=self.alert.verify.source.model_dump(mode="json"),
-                        retry_failures=True,
-                    ),
-                )
-            except ACTIVITY_FAILED as exc:
-                reading = MetricReading(error=cause_of(exc))
+        verify = self.alert.verify
+        reading = await self._read(verify) if verify is not None else None
         return await self._act(
             RemediationActivities.verify_remediation,
             VerifyInput(
@@ -493,17 +488,7 @@ async def start_remediation(
     The id of the run started or joined (what the caller reports), and True when joined."""
     legacy = legacy_remediation_id(request.alert)
     if legacy != child and workflow.patched(LEGACY_RUN_JOINED):
-        if await workflow.execute_activity_method(
-            RemediationActivities.join_remediation,
-            JoinRequest(
-                remediation_id=legacy,
-                user=request.user,
-                source=request.requested_by,
-                alert=request.alert,
-            ),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=JOIN_RETRY,
-        ):
+        if await _join(legacy, request, JOIN_RETRY):
             return legacy, True
     while True:
         try:
@@ -522,15 +507,19 @@ async def start_remediation(
             if not workflow.patched(JOIN_RUNNING_ONLY):
                 return child, True
         # False only once the run found has completed: the next start cannot find it again.
-        if await workflow.execute_activity_method(
-            RemediationActivities.join_remediation,
-            JoinRequest(
-                remediation_id=child,
-                user=request.user,
-                source=request.requested_by,
-                alert=request.alert,
-            ),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=JOIN_RETRY if workflow.patched(JOIN_BOUNDED) else RECORD_RETRY,
+        if await _join(
+            child, request, JOIN_RETRY if workflow.patched(JOIN_BOUNDED) else RECORD_RETRY
         ):
             return child, True
+
+
+async def _join(rid: str, request: RemediationInput, retry: RetryPolicy) -> bool:
+    """Join the alert into the running run ``rid``; False when no run of that id is running."""
+    return await workflow.execute_activity_method(
+        RemediationActivities.join_remediation,
+        JoinRequest(
+            remediation_id=rid, user=request.user, source=request.requested_by, alert=request.alert
+        ),
+        start_to_close_timeout=timedelta(minutes=1),
+        retry_policy=retry,
+    )

@@ -298,11 +298,12 @@ def _joined(alerts: list[Alert]) -> str:
     """The alerts of another source or metric that joined the run: the person takes them too."""
     if not alerts:
         return ""
-    return (
-        " Alerts that joined it: "
-        + ", ".join(f"{a.source} {a.metric or 'alert'}" for a in alerts)
-        + "."
-    )
+    return " Alerts that joined it: " + ", ".join(map(alert_named, alerts)) + "."
+
+
+def alert_named(alert: Alert) -> str:
+    """An alert as the run's messages name the alerts that joined it: its source and metric."""
+    return f"{alert.source} {alert.metric or 'alert'}"
 
 
 def left_isolated(attempts: list[Attempt]) -> str:
