@@ -142,43 +142,37 @@ async def test_the_chat_box_says_how_a_tool_call_went_in_the_pages_language(
     browser: Browser, deps: WorkerDeps
 ) -> None:
     """A tool's result was "← list_tasks ok" or "failed: ..." on a Chinese page."""
-    name = unique("chat")
-    async with deps.db.session() as session:
-        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
-        await session.commit()
-    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     lines = (
         b'{"type": "tool_result", "function": "list_tasks", "ok": true, "text": "[]"}\n'
         b'{"type": "tool_result", "function": "delete_task", "ok": false, "text": "declined"}\n'
     )
-    async with serve(_answering(create_app(settings), lines)) as base, phone_page(browser) as page:
-        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
-        await page.goto(f"{base}/app")
-        await page.get_by_label("消息").fill("我有哪些任务？")
-        await page.get_by_role("button", name="发送").click()
-        await expect(page.locator("#chat-log li.tool")).to_have_text(
-            ["← list_tasks 成功", "← delete_task 失败：declined"]
-        )
+    shown = ["← list_tasks 成功", "← delete_task 失败：declined"]
+    await _chat_shows(browser, deps, lines, "我有哪些任务？", shown)
 
 
 async def test_the_chat_box_says_a_declined_call_was_not_run_in_the_pages_language(
     browser: Browser, deps: WorkerDeps
 ) -> None:
     """A call the person declined read "← delete_task 失败：declined" on a Chinese page."""
+    lines = (
+        b'{"type": "tool_result", "function": "delete_task", "ok": false, "text": "declined", '
+        b'"declined": true}\n'
+    )
+    await _chat_shows(browser, deps, lines, "删掉 news", ["← delete_task 已拒绝：没有运行"])
+
+
+async def _chat_shows(
+    browser: Browser, deps: WorkerDeps, lines: bytes, message: str, shown: list[str]
+) -> None:
+    """A Chinese user's chat, answered with ``lines``, shows its tool results as ``shown``."""
     name = unique("chat")
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
         await session.commit()
     settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    lines = (
-        b'{"type": "tool_result", "function": "delete_task", "ok": false, "text": "declined", '
-        b'"declined": true}\n'
-    )
     async with serve(_answering(create_app(settings), lines)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app")
-        await page.get_by_label("消息").fill("删掉 news")
+        await page.get_by_label("消息").fill(message)
         await page.get_by_role("button", name="发送").click()
-        await expect(page.locator("#chat-log li.tool")).to_have_text(
-            ["← delete_task 已拒绝：没有运行"]
-        )
+        await expect(page.locator("#chat-log li.tool")).to_have_text(shown)
