@@ -9,6 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.settings import Settings
 from ambient.storage.repositories import UserRepository
 from ambient.watches.service import TaskService
 from api.app import create_app
@@ -26,15 +27,7 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
 ) -> None:
     monkeypatch.setattr(app_pages, "TASKS_PER_PAGE", 2)
     name = unique("pager")
-    settings = deps.settings.model_copy(
-        update={"temporal_address": dev_env.client.service_client.config.target_host}
-    )
-    service = TaskService(
-        dev_env.client,
-        settings,
-        deps.db,
-        briefings=BriefingService(dev_env.client, settings, deps.db),
-    )
+    settings, service = _tasks(dev_env, deps)
     made = {
         (await service.create(name, "schedule", {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
         for i in range(3)
@@ -67,15 +60,7 @@ async def test_a_task_page_shows_its_chinese_words_as_typed(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, browser: Browser
 ) -> None:
     name = unique("hanzi")
-    settings = deps.settings.model_copy(
-        update={"temporal_address": dev_env.client.service_client.config.target_host}
-    )
-    service = TaskService(
-        dev_env.client,
-        settings,
-        deps.db,
-        briefings=BriefingService(dev_env.client, settings, deps.db),
-    )
+    settings, service = _tasks(dev_env, deps)
     made = await service.create(name, "schedule", {"hour": 9, "message": "记得喝水 <b>"}, "water")
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name, language="zh"))
@@ -94,15 +79,7 @@ async def test_a_task_page_gives_its_times_in_the_readers_time_zone(
     """A reminder's next runs (and a watch's last check) were shown in UTC to a reader whose
     settings name another time zone, as no other time on the pages is."""
     name = unique("zoned")
-    settings = deps.settings.model_copy(
-        update={"temporal_address": dev_env.client.service_client.config.target_host}
-    )
-    service = TaskService(
-        dev_env.client,
-        settings,
-        deps.db,
-        briefings=BriefingService(dev_env.client, settings, deps.db),
-    )
+    settings, service = _tasks(dev_env, deps)
     made = await service.create(name, "schedule", {"hour": 9, "message": "喝水"}, "water")
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(
@@ -116,3 +93,12 @@ async def test_a_task_page_gives_its_times_in_the_readers_time_zone(
         await expect(detail).to_contain_text("next_runs")
         shown = await detail.inner_text()
         assert "+08:00" in shown and "+00:00" not in shown, shown
+
+
+def _tasks(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> tuple[Settings, TaskService]:
+    """Settings aimed at the test's Temporal server, and the task service the pages use."""
+    settings = deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    briefings = BriefingService(dev_env.client, settings, deps.db)
+    return settings, TaskService(dev_env.client, settings, deps.db, briefings=briefings)
