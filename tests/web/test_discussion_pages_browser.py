@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
@@ -35,17 +35,8 @@ async def test_the_discussion_list_pages_through_every_discussion_once(
         await bus.send_message(name, topic, MessageIn(from_id=name, content="开始"))
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
-        await page.goto(f"{base}/app/discussions")
-        cards = page.locator("#discussions li.card a")
-        await expect(cards).to_have_count(2)
-        first = set(await cards.all_inner_texts())
-        await page.get_by_role("link", name="更多讨论").click()
-        await expect(cards).to_have_count(1)
-        second = set(await cards.all_inner_texts())
+        first, second = await _two_pages(page, f"{base}/app/discussions", "讨论")
         assert first | second == topics and not first & second
-        await expect(page.get_by_role("link", name="更多讨论")).to_have_count(0)
-        await page.get_by_role("link", name="前面的讨论").click()
-        await expect(cards).to_have_count(2)
 
 
 async def test_a_chinese_discussion_page_says_which_messages_are_unverified_in_chinese(
@@ -89,14 +80,21 @@ async def test_the_remediation_list_pages_through_every_run_once(
         await session.commit()
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
-        await page.goto(f"{base}/app/remediations")
-        cards = page.locator("#remediations li.card a")
-        await expect(cards).to_have_count(2)
-        first = set(await cards.all_inner_texts())
-        await page.get_by_role("link", name="更多修复").click()
-        await expect(cards).to_have_count(1)
-        second = set(await cards.all_inner_texts())
+        first, second = await _two_pages(page, f"{base}/app/remediations", "修复")
         assert first | second == services and not first & second
-        await expect(page.get_by_role("link", name="更多修复")).to_have_count(0)
-        await page.get_by_role("link", name="前面的修复").click()
-        await expect(cards).to_have_count(2)
+
+
+async def _two_pages(page: Page, url: str, things: str) -> tuple[set[str], set[str]]:
+    """The cards of a list paged two at a time over three items: its first page and, through
+    "更多…", its second (with no further link); "前面的…" leads back to the first."""
+    await page.goto(url)
+    cards = page.locator(f"#{url.rsplit('/', 1)[-1]} li.card a")  # the list the page is named for
+    await expect(cards).to_have_count(2)
+    first = set(await cards.all_inner_texts())
+    await page.get_by_role("link", name=f"更多{things}").click()
+    await expect(cards).to_have_count(1)
+    second = set(await cards.all_inner_texts())
+    await expect(page.get_by_role("link", name=f"更多{things}")).to_have_count(0)
+    await page.get_by_role("link", name=f"前面的{things}").click()
+    await expect(cards).to_have_count(2)
+    return first, second
