@@ -21,14 +21,7 @@ async def test_set_push_config_tool_saves_and_rejects_bad_input(deps: WorkerDeps
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name="alice"))
         await session.commit()
-    state = AppState(
-        settings=deps.settings,
-        db=deps.db,
-        temporal=None,  # type: ignore[arg-type]
-        channels=deps.channels,
-        stdio_user="alice",
-    )
-    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
+    async with _tools(deps, "alice") as client:
         saved = await client.call_tool(
             "set_push_config",
             {
@@ -186,14 +179,7 @@ async def test_a_push_config_saved_before_a_rule_still_reads_back(deps: WorkerDe
             user, {"channels": [{"channel": "email", "target": "not-an-address"}]}
         )
         await session.commit()
-    state = AppState(
-        settings=deps.settings,
-        db=deps.db,
-        temporal=None,  # type: ignore[arg-type]
-        channels=deps.channels,
-        stdio_user="olga",
-    )
-    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
+    async with _tools(deps, "olga") as client:
         current = await client.call_tool("get_push_config", {})
     assert not current.is_error
     assert current.structured_content is not None
@@ -279,14 +265,7 @@ async def test_the_push_tools_refuse_an_unregistered_user_as_every_tool_does(
 ) -> None:
     # They said "Your user is not registered: POST /users or `ambient user create`." while
     # every other tool said an admin registers users (POST /users is an admin's).
-    state = AppState(
-        settings=deps.settings,
-        db=deps.db,
-        temporal=None,  # type: ignore[arg-type]
-        channels=deps.channels,
-        stdio_user="ghost",
-    )
-    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
+    async with _tools(deps, "ghost") as client:
         said = [
             await client.call_tool("get_push_config", {}),
             await client.call_tool("set_push_config", {"channels": []}),
@@ -304,15 +283,20 @@ async def test_the_quiet_hours_the_assistant_reads_say_held_pushes_are_not_sent_
     # During quiet hours pushes are recorded as suppressed and never sent afterwards, and
     # remediation still goes out unless include_remediation (docs/notifications.md): a tool
     # saying "pushes wait" lets the assistant promise the night's alerts in the morning.
+    async with _tools(deps, "alice") as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    quiet = str(tools["set_push_config"].input_schema["properties"]["quiet_hours"])
+    assert "wait" not in quiet
+    assert "not sent later" in quiet and "remediation" in quiet
+
+
+def _tools(deps: WorkerDeps, user: str) -> Client:
+    """An MCP client of the full server, acting as ``user`` (as over stdio)."""
     state = AppState(
         settings=deps.settings,
         db=deps.db,
         temporal=None,  # type: ignore[arg-type]
         channels=deps.channels,
-        stdio_user="alice",
+        stdio_user=user,
     )
-    async with Client(build_server(deps.settings, holder=StateHolder(state))) as client:
-        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    quiet = str(tools["set_push_config"].input_schema["properties"]["quiet_hours"])
-    assert "wait" not in quiet
-    assert "not sent later" in quiet and "remediation" in quiet
+    return Client(build_server(deps.settings, holder=StateHolder(state)))
