@@ -110,9 +110,7 @@ async def test_a_real_speaker_whose_name_is_inside_the_argument_description_is_n
             await UserRepository(session).create(UserCreate(name=name, voiceprint_id=voice))
         await session.commit()
     await _a_failure(deps, owner)
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    state = _state(deps, dev_env)
     async with voice_client(state, owner) as client:
         for voice in voices.values():
             assert await say(client, "recent_errors", speaker=voice) == UNKNOWN_SPEAKER, voice
@@ -324,9 +322,7 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
             {"ClusterId": "cls-bbbb2222", "ClusterName": "staging", "ClusterStatus": "Abnormal"},
         ]
     )
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    state = _state(deps, dev_env)
     async with voice_client(state, user) as client:
         errors = await say(client, "recent_errors")
         assert errors == "最近 24 小时有 2 个错误，主要是：shop home 2 次。"
@@ -345,12 +341,8 @@ async def test_a_single_cluster_running_is_said_as_one_not_as_all(
     """A user with one TKE cluster heard "1 个集群都在正常运行。" ("all 1 clusters run")."""
     user = unique("vc")
     await make_user(deps.db, user)
-    api = TencentApi(
-        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}]
-    )
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    api = TencentApi(clusters=[PROD_RUNNING])
+    state = _state(deps, dev_env)
     async with serve(api.app()) as base:
         state.tencent = standin_tencent(base)
         async with voice_client(state, user) as client:
@@ -374,9 +366,7 @@ async def test_recent_errors_name_a_task_without_a_name_by_its_kind_in_words(
         ):
             await events.add("watch.failing", user=user, task=task)
         await session.commit()
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    state = _state(deps, dev_env)
     async with voice_client(state, user) as client:
         errors = await say(client, "recent_errors")
     said = "最近 24 小时有 4 个错误，主要是：网页监控 2 次、shop home 1 次、阈值监控 1 次。"
@@ -388,12 +378,8 @@ async def test_cluster_health_with_refused_keys_says_to_check_them_not_to_ask_la
 ) -> None:
     user = unique("vk")
     await make_user(deps.db, user)
-    api = TencentApi(
-        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}]
-    )
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    api = TencentApi(clusters=[PROD_RUNNING])
+    state = _state(deps, dev_env)
     async with serve(api.app()) as base:
         endpoint = base.removeprefix("http://")
         answers = []
@@ -428,9 +414,7 @@ async def test_recent_errors_counts_every_error_of_the_span_not_a_page_of_them(
             for _ in range(3):
                 await events.add(kind, user=user, task=f"threshold-watch/{user}/btc")
         await session.commit()
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    state = _state(deps, dev_env)
     async with voice_client(state, user) as client:
         errors = await say(client, "recent_errors")
     assert errors == "最近 24 小时有 136 个错误，主要是：shop home 130 次、btc 6 次。"
@@ -444,12 +428,8 @@ async def test_cluster_health_refused_for_good_says_to_check_the_settings_not_to
     answered the same, every time. Only a passing failure is said as one."""
     user = unique("vr")
     await make_user(deps.db, user)
-    api = TencentApi(
-        clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}]
-    )
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    api = TencentApi(clusters=[PROD_RUNNING])
+    state = _state(deps, dev_env)
     async with serve(api.app()) as base:
         answers = []
         for region, failure in (
@@ -487,11 +467,20 @@ async def test_cluster_health_on_a_machine_whose_clock_is_off_says_to_set_the_cl
         clusters=[{"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}],
         failures={"DescribeClusters": ["AuthFailure.SignatureExpire"]},
     )
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-    )
+    state = _state(deps, dev_env)
     async with serve(api.app()) as base:
         state.tencent = standin_tencent(base)
         async with voice_client(state, user) as client:
             said = await say(client, "cluster_health")
     assert said == "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。"
+
+
+# One TKE cluster, running.
+PROD_RUNNING = {"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}
+
+
+def _state(deps: WorkerDeps, dev_env: WorkflowEnvironment) -> AppState:
+    """The voice tools' state on the test's Temporal server (Tencent Cloud set by the test)."""
+    return AppState(
+        settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+    )
