@@ -7,8 +7,6 @@ import json
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from tests.agent.test_event_agent import NO_COMPLETION
 from tests.agent.test_facade import toy_server
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.support.api_worker import signed_in_api
 from tests.support.servers import HANG, free_port, serve
 from tests.watches.site import Site, article
 
@@ -42,21 +41,6 @@ async def _turn(http: httpx.AsyncClient, **body: Any) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/x-ndjson")
     return [json.loads(line) for line in response.text.splitlines() if line.strip()]
-
-
-@asynccontextmanager
-async def _api(deps: WorkerDeps, token: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on a loopback port, and a client signed in with ``token``."""
-    async with (
-        serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http,
-    ):
-        yield http
 
 
 async def _user(deps: WorkerDeps, name: str, role: str = "member") -> str:
@@ -88,15 +72,7 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
         )
         token = await _user(deps, name)
         task_id = f"web-monitor/{name}/news"
-        async with (
-            serve(create_app(settings)) as base,
-            httpx.AsyncClient(
-                timeout=HANG,
-                base_url=base,
-                trust_env=False,
-                headers={"Authorization": f"Bearer {token}"},
-            ) as http,
-        ):
+        async with signed_in_api(settings, token) as http:
             create = {
                 "config": {
                     "urls": [f"{site_url}/news"],
@@ -159,7 +135,7 @@ async def test_chat_creates_a_monitor_and_asks_before_deleting_it(
 
 async def test_chat_without_a_model_says_so_and_servers_are_guarded(deps: WorkerDeps) -> None:
     token = await _user(deps, unique("solo"))
-    async with _api(deps, token) as http:
+    async with signed_in_api(deps.settings, token) as http:
         events = await _turn(http, message="你好，小智")
         assert events[0]["type"] == "message" and "OPENAI_API_KEY" in events[0]["text"]
         assert "ambient dev --local-llm" in events[0]["text"]  # the model that needs no key
@@ -219,7 +195,7 @@ async def test_an_admin_demoted_to_member_no_longer_runs_the_stdio_servers_they_
     script = tmp_path / "host_tools.py"
     script.write_text(STDIO_SERVER)
     as_root = {"Authorization": f"Bearer {root_token}"}
-    async with _api(deps, ops_token) as http:
+    async with signed_in_api(deps.settings, ops_token) as http:
         spec = {"name": "host", "transport": "stdio", "command": sys.executable}
         added = await http.post("/agent/servers", json={**spec, "args": [str(script)]})
         assert added.status_code == 201, added.text
@@ -258,7 +234,7 @@ async def test_the_same_server_added_twice_at_once_is_added_once_and_the_other_t
 
     monkeypatch.setattr(socket, "getaddrinfo", dns)
     token = await _user(deps, unique("twice"))
-    async with _api(deps, token) as http:
+    async with signed_in_api(deps.settings, token) as http:
         names = [f"tools-{n}" for n in range(5)]
         for name in names:
             spec = {"name": name, "transport": "http", "url": f"http://{host}/mcp"}
@@ -290,7 +266,7 @@ async def test_two_servers_added_at_once_past_the_limit_leave_the_user_at_the_li
 
     monkeypatch.setattr(socket, "getaddrinfo", dns)
     token = await _user(deps, unique("limit"))
-    async with _api(deps, token) as http:
+    async with signed_in_api(deps.settings, token) as http:
 
         def spec(name: str, host: str = "mcp.limit.example") -> dict[str, Any]:
             return {"name": name, "transport": "http", "url": f"http://{host}/mcp"}
@@ -407,7 +383,7 @@ async def test_a_stored_servers_read_only_tools_change_without_retyping_its_secr
         "url": f"http://{host}/mcp",
         "headers": {"Authorization": "Bearer s3cret"},
     }
-    async with _api(deps, token) as http:
+    async with signed_in_api(deps.settings, token) as http:
         assert (await http.post("/agent/servers", json=spec)).status_code == 201
         changed = await http.patch("/agent/servers/issues", json={"read_only_tools": ["search"]})
         assert changed.status_code == 200, changed.text

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from temporalio.client import WorkflowHandle
@@ -34,11 +33,11 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
-from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, Raw, messages_text, outside_data
+from tests.support.api_worker import signed_in_api
 from tests.support.record import save_history
-from tests.support.servers import HANG, serve
+from tests.support.servers import serve
 from workflows.event_agent import EventDigestWorkflow
 
 
@@ -156,15 +155,7 @@ async def test_digest_setting_creates_updates_and_deletes_the_schedule(
     settings = deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http,
-    ):
+    async with signed_in_api(settings, token) as http:
         assert (await http.get("/agent/digest")).json() == {"enabled": False, "every_minutes": 15}
         on = await http.put("/agent/digest", json={"enabled": True, "every_minutes": 30})
         assert on.status_code == 200
@@ -189,15 +180,7 @@ async def test_turning_the_agent_on_tells_what_happens_from_then_not_older_event
     settings = deps.settings.model_copy(
         update={"temporal_address": dev_env.client.service_client.config.target_host}
     )
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http,
-    ):
+    async with signed_in_api(settings, token) as http:
         on = await http.put("/agent/digest", json={"enabled": True, "every_minutes": 60})
         assert on.status_code == 200
         # Changing how often it looks is no new start: what came since is still told.

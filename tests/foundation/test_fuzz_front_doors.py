@@ -23,9 +23,9 @@ from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
-from api.app import create_app
 from mcp_server.server import build_server
-from tests.support.servers import HANG, free_port, serve
+from tests.support.api_worker import signed_in_api
+from tests.support.servers import free_port
 
 WEB = {"urls": ["https://example.com/"]}
 
@@ -237,15 +237,7 @@ async def api(offline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             await session.commit()
     finally:
         await db.close()
-    async with (
-        serve(create_app(offline_settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http,
-    ):
+    async with signed_in_api(offline_settings, token) as http:
         yield http
 
 

@@ -23,6 +23,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
+from tests.support.api_worker import signed_in_api
 from tests.support.servers import HANG, serve
 
 NUL = "a\x00b"
@@ -78,15 +79,7 @@ async def test_a_nul_is_refused_naming_where_it_is_and_nothing_is_written_on_pos
             )
             await session.commit()
         before = (await _count(db, User), await _count(db, AuditRecord))
-        async with (
-            serve(create_app(settings)) as base,
-            httpx.AsyncClient(
-                timeout=HANG,
-                base_url=base,
-                trust_env=False,
-                headers={"Authorization": f"Bearer {token}"},
-            ) as http,
-        ):
+        async with signed_in_api(settings, token) as http:
             response = await http.request(method, path, json=body)
         assert response.status_code == 422, response.text
         detail = response.json()["detail"]

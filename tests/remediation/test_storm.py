@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import pytest_asyncio
 from fastapi.security import HTTPAuthorizationCredentials
@@ -27,12 +26,11 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
-from api.app import create_app
 from api.deps import get_optional_user
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
-from tests.support.servers import HANG, serve
+from tests.support.api_worker import signed_in_api
 
 
 @pytest_asyncio.fixture
@@ -212,15 +210,7 @@ async def test_repeats_through_the_api_wait_out_another_process_holding_the_sqli
     subject = alert("http://127.0.0.1:9/metrics", workload=name).model_dump(mode="json")
     path = make_url(settings.resolved_database_url).database
     assert path is not None
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http,
-    ):
+    async with signed_in_api(settings, token) as http:
         first = await http.post("/remediations", json={"alert": subject})
         assert first.status_code == 201, first.text
         rid = first.json()["remediation_id"]

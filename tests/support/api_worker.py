@@ -32,3 +32,19 @@ async def api_over_worker(
             httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
         ):
             yield settings, http
+
+
+@asynccontextmanager
+async def signed_in_api(settings: Settings, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API served with ``settings`` on a loopback port, and a client signed in as
+    ``token``'s user (its requests take paths relative to the API)."""
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG,
+            base_url=base,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as http,
+    ):
+        yield http
