@@ -75,20 +75,14 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 SURROGATE_REFUSED = "holds a lone UTF-16 surrogate (U+D800-U+DFFF), which is no text"
 
 
-def unstorable(text: str) -> str | None:
-    """Why ``text`` cannot be stored (a NUL, a lone surrogate), or None."""
-    if holds_nul(text):
-        return NUL_REFUSED
-    return SURROGATE_REFUSED if SURROGATE.search(text) else None
-
-
 def unstorable_at(
     value: Any, at: tuple[str | int, ...] = ()
 ) -> tuple[tuple[str | int, ...], str] | None:
     """Where text in ``value`` (JSON-like) first cannot be stored, and why."""
     if isinstance(value, str):
-        why = unstorable(value)
-        return None if why is None else (at, why)
+        if holds_nul(value):
+            return at, NUL_REFUSED
+        return (at, SURROGATE_REFUSED) if SURROGATE.search(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             found = unstorable_at(key, (*at, key)) or unstorable_at(item, (*at, key))
