@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -15,9 +15,9 @@ ASSETS = "/docs-assets"
 
 # FastAPI's default loads them from a CDN: create the app with docs_url=None, redoc_url=None.
 def serve_offline_docs(app: FastAPI) -> None:
-    """/docs and its assets from the installed package."""
+    """/docs and its assets from the installed package (no OAuth2 redirect page: the API's one
+    scheme is a bearer token, which Swagger UI's Authorize takes without a redirect)."""
     app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
-    redirect = "/docs/oauth2-redirect"
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
@@ -27,16 +27,9 @@ def serve_offline_docs(app: FastAPI) -> None:
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
-            oauth2_redirect_url=redirect,
         )
-        return _allow_own_inline_scripts(page)
-
-    @app.get(redirect, include_in_schema=False)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return _allow_own_inline_scripts(get_swagger_ui_oauth2_redirect_html())
-
-
-def _allow_own_inline_scripts(page: HTMLResponse) -> HTMLResponse:
-    # Swagger UI starts from an inline script: allow that one by its hash, nothing else.
-    page.headers["content-security-policy"] = policy_with_inline_scripts(bytes(page.body).decode())
-    return page
+        # Swagger UI starts from an inline script: allow that one by its hash, nothing else.
+        page.headers["content-security-policy"] = policy_with_inline_scripts(
+            bytes(page.body).decode()
+        )
+        return page
