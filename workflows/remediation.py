@@ -446,30 +446,17 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     @workflow.query
     def status(self) -> RemediationStatus:
-        return RemediationStatus(
-            remediation_id=self.remediation_id,
-            run_key=self.run_key,
-            user=self.request.user,
-            alert=self.alert,
-            # Its own id's: a run started under an older id hash keeps it.
-            fingerprint=self.remediation_id.removeprefix("remediation/"),
-            state=self.state,
-            mode_asked=self.request.mode,
-            mode=self.mode,
-            score=self.card.score if self.card else None,
-            budget=self.card.budget if self.card else None,
-            card=self.card,
-            plan=self.plan,
-            attempts=self.attempts,
-            next_rung=self.next_rung,
-            waiting=self.waiting,
-            approvals=self.approvals,
-            joined_by=self.joined_by,
-            joined_alerts=self.joined_alerts,
-            outcome=self.outcome,
-            outcome_said=self.outcome_said,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
+        # The run's own fields by their names (the rest of it ignored), and what comes of them.
+        return RemediationStatus.model_validate(
+            {
+                **vars(self),
+                "user": self.request.user,
+                # Its own id's: a run started under an older id hash keeps it.
+                "fingerprint": self.remediation_id.removeprefix("remediation/"),
+                "mode_asked": self.request.mode,
+                "score": self.card.score if self.card else None,
+                "budget": self.card.budget if self.card else None,
+            }
         )
 
 
