@@ -70,7 +70,6 @@ from ambient.remediation.storage import (
     BreakerRepository,
     RemediationRepository,
     append_entry,
-    append_once,
     read_audit_keys,
 )
 from ambient.remediation.triage import unresolved_alarms
@@ -189,9 +188,8 @@ class RemediationActivities:
                 and checkpoint is not None
                 and opened.permission.mode == read_mode
             ):
-                await self._save_checkpoint(
-                    session, request.run_key, f"{key}/checkpoint", checkpoint
-                )
+                saved = Keyed(run_key=request.run_key, key=f"{key}/checkpoint")
+                await append_entry(session, saved, "checkpoint", checkpoint.model_dump(mode="json"))
                 opened.checkpoint = checkpoint
         return opened
 
@@ -210,8 +208,8 @@ class RemediationActivities:
             "rule": prepared.rule.model_dump() if prepared.rule else None,
         }
         for action, detail in (("scored", scored), ("planned", planned)):
-            await append_once(
-                session, subject=run_key, key=f"{run_key}/{action}", action=action, detail=detail
+            await append_entry(
+                session, Keyed(run_key=run_key, key=f"{run_key}/{action}"), action, detail
             )
         await RemediationRepository(session).save_run(
             run_key,
@@ -241,12 +239,11 @@ class RemediationActivities:
         decision = effective_mode(request.asked, permission, request.executor)
         if user is None:
             decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
-        await append_once(
+        await append_entry(
             session,
-            subject=request.run_key,
-            key=request.key,
-            action="permission",
-            detail={
+            request,
+            "permission",
+            {
                 "user": request.user,
                 "rollback_permission": permission,
                 "asked": request.asked,
@@ -298,33 +295,16 @@ class RemediationActivities:
                 await ledger.reserve(
                     step, request.cluster_id, request.service, int(request.rung), now
                 )
-        await append_once(
-            session,
-            subject=request.run_key,
-            key=request.key,
-            action="gate",
-            detail={"rung": int(request.rung), **decision.model_dump(exclude={"said"})},
-        )
+        detail = {"rung": int(request.rung), **decision.model_dump(exclude={"said"})}
+        await append_entry(session, request, "gate", detail)
         return decision
-
-    @staticmethod
-    async def _save_checkpoint(
-        session: AsyncSession, run_key: str, key: str, checkpoint: Checkpoint
-    ) -> None:
-        await append_once(
-            session,
-            subject=run_key,
-            key=key,
-            action="checkpoint",
-            detail=checkpoint.model_dump(mode="json"),
-        )
 
     @activity.defn
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
         async with self._db.writing() as session:
-            await self._save_checkpoint(session, request.run_key, request.key, checkpoint)
+            await append_entry(session, request, "checkpoint", checkpoint.model_dump(mode="json"))
         return checkpoint
 
     @activity.defn
@@ -353,12 +333,11 @@ class RemediationActivities:
                     await ActionLedger(session).release(step.key)
             raise
         async with self._db.writing() as session:
-            await append_once(
+            await append_entry(
                 session,
-                subject=step.remediation_id,
-                key=f"{step.key}/action",
-                action="action",
-                detail={
+                Keyed(run_key=step.remediation_id, key=f"{step.key}/action"),
+                "action",
+                {
                     "rung": int(step.rung),
                     "mode": step.mode,
                     "target": str(step.target),
@@ -400,13 +379,8 @@ class RemediationActivities:
             # No verdict: neither counted against the rung (breaker) nor returned as "not
             # resolved", which would buy the next, stronger rung. The workflow hands over.
             async with self._db.writing() as session:
-                await append_once(
-                    session,
-                    subject=request.run_key,
-                    key=request.key,
-                    action="verification",
-                    detail={"rung": int(request.rung), "unknown": unknown},
-                )
+                detail = {"rung": int(request.rung), "unknown": unknown}
+                await append_entry(session, request, "verification", detail)
             raise ApplicationError(unknown, type="Unverified", non_retryable=True)
         verification = request.judge(health)
         async with self._db.writing() as session:
@@ -421,19 +395,14 @@ class RemediationActivities:
                     self._settings.remediation_breaker_failures,
                 )
                 await breakers.save(request.service, int(request.rung), after, request.key)
-            await append_once(
-                session,
-                subject=request.run_key,
-                key=request.key,
-                action="verification",
-                detail={"rung": int(request.rung), **verification.model_dump(mode="json")},
-            )
+            detail = {"rung": int(request.rung), **verification.model_dump(mode="json")}
+            await append_entry(session, request, "verification", detail)
         return verification
 
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
         async with self._db.writing() as session:
-            await append_entry(session, entry)
+            await append_entry(session, entry, entry.action, entry.detail, entry.actor)
         return entry
 
     @activity.defn
@@ -450,7 +419,7 @@ class RemediationActivities:
             await BroadcastRepository(session).push(
                 request.user, request.title, request.body, "remediation", request.key
             )
-            await append_entry(session, entry)
+            await append_entry(session, entry, entry.action, entry.detail)
         return entry
 
     @activity.defn

@@ -8,7 +8,7 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from temporalio import workflow
@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.refusals import Said
     from ambient.remediation.alerts import (
         Alert,
         VerifySpec,
@@ -43,27 +42,22 @@ with workflow.unsafe.imports_passed_through():
         FINAL_STATES,
         JOINED,
         AbortInput,
-        ApprovalDecision,
         Attempt,
         CheckpointInput,
         JoinInput,
         JoinRequest,
         Keyed,
-        Opened,
         OpenInput,
         PermissionInput,
         RemediationInput,
-        RemediationPolicy,
-        RemediationState,
         RemediationStatus,
         Verification,
         VerifyInput,
-        Waiting,
         aborted_by,
         resolved_at,
     )
     from ambient.remediation.safety import scale_target
-    from ambient.remediation.scores import PlannedStep, ScoreCard
+    from ambient.remediation.scores import PlannedStep
     from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
@@ -118,37 +112,7 @@ JOIN_RETRY = RetryPolicy(
 # static check of tests/foundation/test_workflow_code.py and the replay tests stand for it.
 @workflow.defn(sandboxed=False)
 class GradedRemediationWorkflow(RemediationSafety):
-    @workflow.init
-    def __init__(self, request: RemediationInput) -> None:
-        info = workflow.info()
-        self.request = request
-        self.alert = request.alert
-        self.remediation_id = info.workflow_id
-        # The run, not just the workflow id: the same alert again later is a new remediation,
-        # and its step keys (stamped on objects) must not match this run's.
-        self.run_key = f"{info.workflow_id}@{info.run_id}"
-        self.state: RemediationState = "scoring"
-        self.mode: Mode | None = None
-        self.card: ScoreCard | None = None
-        self.plan: list[PlannedStep] = []
-        self.policy = RemediationPolicy()
-        self.attempts: list[Attempt] = []
-        self.baseline: Checkpoint | None = None
-        self.next_rung: Rung | None = None
-        self.waiting: Waiting | None = None
-        self.awaiting_approval: Rung | None = None
-        self.decision: ApprovalDecision | None = None
-        self.approvals: list[ApprovalDecision] = []
-        self.aborted: AbortInput | None = None
-        self.joined_by: list[str] = []
-        self.joined_alerts: list[Alert] = []
-        self.opened: Opened | None = None
-        self.held_post: tuple[str, str, list[str]] | None = None
-        self.outcome = ""
-        self.outcome_said: Said | None = None
-        self.started_at = workflow.now()
-        self.finished_at: datetime | None = None
-
+    # Its state is set up by RemediationRecords.__init__ (workflows/remediation_records.py).
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
         workflow.deprecate_patch(FIRST_STEP_AT_ONCE)
@@ -446,30 +410,17 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     @workflow.query
     def status(self) -> RemediationStatus:
-        return RemediationStatus(
-            remediation_id=self.remediation_id,
-            run_key=self.run_key,
-            user=self.request.user,
-            alert=self.alert,
-            # Its own id's: a run started under an older id hash keeps it.
-            fingerprint=self.remediation_id.removeprefix("remediation/"),
-            state=self.state,
-            mode_asked=self.request.mode,
-            mode=self.mode,
-            score=self.card.score if self.card else None,
-            budget=self.card.budget if self.card else None,
-            card=self.card,
-            plan=self.plan,
-            attempts=self.attempts,
-            next_rung=self.next_rung,
-            waiting=self.waiting,
-            approvals=self.approvals,
-            joined_by=self.joined_by,
-            joined_alerts=self.joined_alerts,
-            outcome=self.outcome,
-            outcome_said=self.outcome_said,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
+        # The run's own fields by their names (the rest of it ignored), and what comes of them.
+        return RemediationStatus.model_validate(
+            {
+                **vars(self),
+                "user": self.request.user,
+                # Its own id's: a run started under an older id hash keeps it.
+                "fingerprint": self.remediation_id.removeprefix("remediation/"),
+                "mode_asked": self.request.mode,
+                "score": self.card.score if self.card else None,
+                "budget": self.card.budget if self.card else None,
+            }
         )
 
 

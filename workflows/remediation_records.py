@@ -26,18 +26,21 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import Message, NotificationKind, Target
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
-    from ambient.remediation.ladder import Mode, Rung
+    from ambient.remediation.ladder import Checkpoint, Mode, Rung
     from ambient.remediation.runs import (
         AbortInput,
+        ApprovalDecision,
         Attempt,
         AuditEntry,
         HandOverInput,
+        Opened,
         RecordInput,
         RemediationInput,
+        RemediationPolicy,
         RemediationState,
         Waiting,
     )
-    from ambient.remediation.scores import ScoreCard
+    from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.temporal import ACTIVITY_FAILED
 
 from workflows.watch_controls import deliver
@@ -78,26 +81,39 @@ ENDED_BEFORE_PUSH = "ended-before-push"
 
 
 class RemediationRecords:
-    """The run's bookkeeping; the workflow sets these fields and climbs the ladder."""
+    """The run's state and its bookkeeping; the workflow climbs the ladder."""
 
-    request: RemediationInput
-    alert: Alert
-    remediation_id: str
-    run_key: str
-    state: RemediationState
-    mode: Mode | None
-    card: ScoreCard | None
-    attempts: list[Attempt]
-    joined_alerts: list[Alert]
-    next_rung: Rung | None
-    aborted: AbortInput | None
-    waiting: Waiting | None
-    outcome: str
-    outcome_said: Said | None
-    started_at: datetime
-    finished_at: datetime | None
-    # A post that waits for the run's next one (the plan, held until after the first change).
-    held_post: tuple[str, str, list[str]] | None
+    @workflow.init
+    def __init__(self, request: RemediationInput) -> None:
+        info = workflow.info()
+        self.request = request
+        self.alert = request.alert
+        self.remediation_id = info.workflow_id
+        # The run, not just the workflow id: the same alert again later is a new remediation,
+        # and its step keys (stamped on objects) must not match this run's.
+        self.run_key = f"{info.workflow_id}@{info.run_id}"
+        self.state: RemediationState = "scoring"
+        self.mode: Mode | None = None
+        self.card: ScoreCard | None = None
+        self.plan: list[PlannedStep] = []
+        self.policy = RemediationPolicy()
+        self.attempts: list[Attempt] = []
+        self.baseline: Checkpoint | None = None
+        self.next_rung: Rung | None = None
+        self.waiting: Waiting | None = None
+        self.awaiting_approval: Rung | None = None
+        self.decision: ApprovalDecision | None = None
+        self.approvals: list[ApprovalDecision] = []
+        self.aborted: AbortInput | None = None
+        self.joined_by: list[str] = []
+        self.joined_alerts: list[Alert] = []
+        self.opened: Opened | None = None
+        # A post that waits for the run's next one (the plan, held until after the first change).
+        self.held_post: tuple[str, str, list[str]] | None = None
+        self.outcome = ""
+        self.outcome_said: Said | None = None
+        self.started_at = workflow.now()
+        self.finished_at: datetime | None = None
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
         Attempt,
         GateDecision,
         GateInput,
-        RemediationPolicy,
         Waiting,
     )
     from ambient.remediation.safety import may_approve
@@ -35,12 +34,7 @@ STATE_CONFLICT = "StateConflict"
 
 
 class RemediationSafety(RemediationRecords):
-    """Approval and gates; the workflow sets these fields."""
-
-    policy: RemediationPolicy
-    awaiting_approval: Rung | None
-    decision: ApprovalDecision | None
-    approvals: list[ApprovalDecision]
+    """Approval and gates."""
 
     async def _approval(self, step: PlannedStep, key: str) -> bool:
         timeout = timedelta(seconds=self.policy.approval_timeout_seconds)

@@ -12,9 +12,22 @@ from ambient.settings import Settings
 
 
 def check_reachable(settings: Settings, alert: Alert) -> None:
-    """Refuses (InvalidRemediationError naming the field) what would fail only once it runs."""
+    """Refuses (InvalidRemediationError naming the field) what would fail only once it runs:
+    a cluster out of the executor's reach, a verify URL the worker's guard refuses."""
     check_cluster(settings, alert.cluster_id)
-    check_verify(settings, alert)
+    # The guard's static check (no DNS). Unread, every verification says "not resolved" and the
+    # ladder climbs to its strongest rungs on a metric it never saw.
+    source = alert.verify.source if alert.verify is not None else None
+    url = getattr(source, "url", None)
+    if url is None:
+        return
+    try:
+        DestinationGuard(settings.fetch_allow_cidrs).check_url_static(str(url))
+    except RefusedDestinationError as exc:
+        raise InvalidRemediationError(
+            f"alert.verify.source.url: {exc}. Nothing was started.",
+            field="alert.verify.source.url",
+        ) from None
 
 
 def check_cluster(settings: Settings, cluster_id: str) -> None:
@@ -44,20 +57,3 @@ def check_cluster(settings: Settings, cluster_id: str) -> None:
         f"nor a context of the kubeconfig: {where}. Nothing was started.",
         field="alert.cluster_id",
     )
-
-
-def check_verify(settings: Settings, alert: Alert) -> None:
-    """A verify URL the worker's guard refuses (static check, no DNS) is refused at the start."""
-    # Unread, every verification says "not resolved" and the ladder climbs to its strongest
-    # rungs on a metric it never saw.
-    source = alert.verify.source if alert.verify is not None else None
-    url = getattr(source, "url", None)
-    if url is None:
-        return
-    try:
-        DestinationGuard(settings.fetch_allow_cidrs).check_url_static(str(url))
-    except RefusedDestinationError as exc:
-        raise InvalidRemediationError(
-            f"alert.verify.source.url: {exc}. Nothing was started.",
-            field="alert.verify.source.url",
-        ) from None

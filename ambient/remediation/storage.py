@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, AuditEntry
+from ambient.remediation.runs import FINAL_STATES, Keyed
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
@@ -212,13 +212,15 @@ async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     session.info.setdefault(_READ, {})[subject] = read
 
 
-async def append_entry(session: AsyncSession, entry: AuditEntry) -> None:
-    """Append an audit entry once per key (a retried activity finds it)."""
+async def append_entry(
+    session: AsyncSession,
+    keyed: Keyed,
+    action: str,
+    detail: dict[str, Any],
+    actor: str = "remediation",
+) -> None:
+    """Append ``keyed``'s audit record under its run key, once per key (a retried activity
+    finds it)."""
     await append_once(
-        session,
-        subject=entry.run_key,
-        key=entry.key,
-        actor=entry.actor,
-        action=entry.action,
-        detail=entry.detail,
+        session, subject=keyed.run_key, key=keyed.key, actor=actor, action=action, detail=detail
     )
