@@ -12,7 +12,13 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from ambient.discussions.access import DiscussionAccess
-from ambient.discussions.rules import PRODUCT_AGENTS, MessageView, annotate, detect_anomalies
+from ambient.discussions.rules import (
+    PRODUCT_AGENTS,
+    MessageView,
+    ParticipantRole,
+    annotate,
+    detect_anomalies,
+)
 from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
@@ -204,14 +210,11 @@ class DiscussionReads(DiscussionAccess):
         (of the discussions ``user`` sees, like every count of the bus)."""
         seeded: list[str] = []
         async with self.db.write_session() as session:
-            for agent in PRODUCT_AGENTS:
-                if await session.get(DiscussionParticipant, agent.id) is None:
-                    session.add(
-                        DiscussionParticipant(
-                            id=agent.id, display_name=agent.display_name, role=agent.role.value
-                        )
-                    )
-                    seeded.append(agent.id)
+            for agent, name in PRODUCT_AGENTS.items():
+                if await session.get(DiscussionParticipant, agent) is None:
+                    role = ParticipantRole.AGENT.value
+                    session.add(DiscussionParticipant(id=agent, display_name=name, role=role))
+                    seeded.append(agent)
             await session.commit()
             visible = await self._visible(session, user)
             seen = select(Discussion.id).where(visible)
