@@ -207,25 +207,17 @@ class DiscussionReads(DiscussionAccess):
 
     async def init_store(self, user: str) -> StoreInit:
         """Make sure the product's own participants exist (idempotent); report the counts
-        (of the discussions ``user`` sees, like every count of the bus)."""
+        ``get_stats`` gives (of the discussions ``user`` sees, like every count of the bus)."""
         seeded: list[str] = []
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             for agent, name in PRODUCT_AGENTS.items():
                 if await session.get(DiscussionParticipant, agent) is None:
                     role = ParticipantRole.AGENT.value
                     session.add(DiscussionParticipant(id=agent, display_name=name, role=role))
                     seeded.append(agent)
-            await session.commit()
-            visible = await self._visible(session, user)
-            seen = select(Discussion.id).where(visible)
-            messages = select(DiscussionMessage.id).where(DiscussionMessage.discussion_id.in_(seen))
-            totals = [
-                await _count(session, rows)
-                for rows in (DiscussionParticipant, seen.subquery(), messages.subquery())
-            ]
-        return StoreInit(
-            participants=totals[0], discussions=totals[1], messages=totals[2], seeded=seeded
-        )
+        stats = await self.get_stats(user)
+        totals = stats.model_dump(include={"participants", "discussions", "messages"})
+        return StoreInit(**totals, seeded=seeded)
 
     async def list_projects(self, user: str) -> Projects:
         async with self.db.session() as session:
