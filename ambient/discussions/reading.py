@@ -244,9 +244,9 @@ class DiscussionReads(DiscussionAccess):
 
     async def get_stats(self, user: str) -> Stats:
         """Totals over the discussions ``user`` sees (participants: everyone on the bus)."""
-        listing = await self.list_discussions(user, limit=1)
         async with self.db.session() as session:
             visible = await self._visible(session, user)
+            states = await _count_by(session, Discussion.status, visible)
             seen = select(Discussion.id).where(visible)
             mine = DiscussionMessage.discussion_id.in_(seen)
             per = await _count_by(session, DiscussionMessage.from_id, mine)
@@ -260,9 +260,9 @@ class DiscussionReads(DiscussionAccess):
             ).one()
             participants = await _count(session, DiscussionParticipant)
         return Stats(
-            discussions=listing.open + listing.closed,
-            open=listing.open,
-            closed=listing.closed,
+            discussions=sum(states.values()),
+            open=states.get("open", 0),
+            closed=states.get("closed", 0),
             messages=sum(per.values()),
             participants=participants,
             messages_per_participant=dict(sorted(per.items())),
