@@ -85,8 +85,8 @@ class DiscussionService(DiscussionReads):
         client: Client | None = None,
         remediations: RunSteering | None = None,
     ) -> None:
-        super().__init__(db, settings, client)
-        self.remediations = remediations
+        super().__init__(db, settings)
+        self.client, self.remediations = client, remediations
 
     # --- signing ---------------------------------------------------------------------
 
