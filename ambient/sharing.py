@@ -140,7 +140,7 @@ class ShareLinkRepository(Repository):
                 token_id, _ = _signed(self.secret, link)
             except InvalidShareLinkError:
                 return False
-            row = await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
+            row = await self._by_token(token_id)
         if row is None or row.user != user:
             return False
         row.revoked_at = now or datetime.now(UTC)

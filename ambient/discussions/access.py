@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
 
 from ambient.discussions.rules import (
     MessageView,
@@ -86,8 +85,8 @@ async def members_see(
 class DiscussionAccess:
     """The bus's database and the membership filter every read and post applies."""
 
-    def __init__(self, db: Database, settings: Settings, client: Client | None = None) -> None:
-        self.db, self.settings, self.client = db, settings, client
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db, self.settings = db, settings
 
     async def _visible(self, session: AsyncSession, user: str) -> ColumnElement[bool]:
         return await members_see(session, user, self.settings.remediation_approvers)

@@ -12,7 +12,13 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from ambient.discussions.access import DiscussionAccess
-from ambient.discussions.rules import PRODUCT_AGENTS, MessageView, annotate, detect_anomalies
+from ambient.discussions.rules import (
+    PRODUCT_AGENTS,
+    MessageView,
+    ParticipantRole,
+    annotate,
+    detect_anomalies,
+)
 from ambient.discussions.views import (
     AnnotationReport,
     AnomalyReport,
@@ -201,28 +207,17 @@ class DiscussionReads(DiscussionAccess):
 
     async def init_store(self, user: str) -> StoreInit:
         """Make sure the product's own participants exist (idempotent); report the counts
-        (of the discussions ``user`` sees, like every count of the bus)."""
+        ``get_stats`` gives (of the discussions ``user`` sees, like every count of the bus)."""
         seeded: list[str] = []
-        async with self.db.write_session() as session:
-            for agent in PRODUCT_AGENTS:
-                if await session.get(DiscussionParticipant, agent.id) is None:
-                    session.add(
-                        DiscussionParticipant(
-                            id=agent.id, display_name=agent.display_name, role=agent.role.value
-                        )
-                    )
-                    seeded.append(agent.id)
-            await session.commit()
-            visible = await self._visible(session, user)
-            seen = select(Discussion.id).where(visible)
-            messages = select(DiscussionMessage.id).where(DiscussionMessage.discussion_id.in_(seen))
-            totals = [
-                await _count(session, rows)
-                for rows in (DiscussionParticipant, seen.subquery(), messages.subquery())
-            ]
-        return StoreInit(
-            participants=totals[0], discussions=totals[1], messages=totals[2], seeded=seeded
-        )
+        async with self.db.writing() as session:
+            for agent, name in PRODUCT_AGENTS.items():
+                if await session.get(DiscussionParticipant, agent) is None:
+                    role = ParticipantRole.AGENT.value
+                    session.add(DiscussionParticipant(id=agent, display_name=name, role=role))
+                    seeded.append(agent)
+        stats = await self.get_stats(user)
+        totals = stats.model_dump(include={"participants", "discussions", "messages"})
+        return StoreInit(**totals, seeded=seeded)
 
     async def list_projects(self, user: str) -> Projects:
         async with self.db.session() as session:
@@ -249,9 +244,9 @@ class DiscussionReads(DiscussionAccess):
 
     async def get_stats(self, user: str) -> Stats:
         """Totals over the discussions ``user`` sees (participants: everyone on the bus)."""
-        listing = await self.list_discussions(user, limit=1)
         async with self.db.session() as session:
             visible = await self._visible(session, user)
+            states = await _count_by(session, Discussion.status, visible)
             seen = select(Discussion.id).where(visible)
             mine = DiscussionMessage.discussion_id.in_(seen)
             per = await _count_by(session, DiscussionMessage.from_id, mine)
@@ -265,9 +260,9 @@ class DiscussionReads(DiscussionAccess):
             ).one()
             participants = await _count(session, DiscussionParticipant)
         return Stats(
-            discussions=listing.open + listing.closed,
-            open=listing.open,
-            closed=listing.closed,
+            discussions=sum(states.values()),
+            open=states.get("open", 0),
+            closed=states.get("closed", 0),
             messages=sum(per.values()),
             participants=participants,
             messages_per_participant=dict(sorted(per.items())),

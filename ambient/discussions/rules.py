@@ -31,19 +31,14 @@ class ParticipantRole(StrEnum):
     AGENT = "agent"
 
 
-class Participant(BaseModel):
-    id: str
-    display_name: str
-    role: ParticipantRole
-
-
-# The product's own participants, seeded by the migration (display names are editable).
-PRODUCT_AGENTS = [
-    Participant(id="xiaozhi", display_name="小智 (assistant)", role=ParticipantRole.AGENT),
-    Participant(id="remediation", display_name="Graded remediation", role=ParticipantRole.AGENT),
-    Participant(id="briefing", display_name="Morning briefing", role=ParticipantRole.AGENT),
-    Participant(id="triage", display_name="Nightly alert triage", role=ParticipantRole.AGENT),
-]
+# The product's own agents by id, with their display names: seeded by the migration (the names
+# are editable).
+PRODUCT_AGENTS = {
+    "xiaozhi": "小智 (assistant)",
+    "remediation": "Graded remediation",
+    "briefing": "Morning briefing",
+    "triage": "Nightly alert triage",
+}
 
 
 def normalise_topic(topic: str) -> str:

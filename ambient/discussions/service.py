@@ -85,8 +85,8 @@ class DiscussionService(DiscussionReads):
         client: Client | None = None,
         remediations: RunSteering | None = None,
     ) -> None:
-        super().__init__(db, settings, client)
-        self.remediations = remediations
+        super().__init__(db, settings)
+        self.client, self.remediations = client, remediations
 
     # --- signing ---------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class DiscussionService(DiscussionReads):
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
         """Close a discussion (idempotent): its initiator's signer, or an admin."""
-        async with self.db.write_session() as session:
+        async with self.db.writing() as session:
             discussion = await self._get(session, discussion_id, user)
             caller = await registered(session, user)
             if discussion.status == "closed":
@@ -300,7 +300,6 @@ class DiscussionService(DiscussionReads):
                         "close this discussion"
                     ) from None
             discussion.status, discussion.updated_at = "closed", datetime.now(UTC)
-            await session.commit()
         return Closed(discussion_id=discussion_id, already_closed=False)
 
     async def _may_sign(self, session: Any, user: str, from_id: str) -> None:
