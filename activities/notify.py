@@ -27,7 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient import temporal
-from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT, ChannelRegistry
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import (
     Delivery,
@@ -91,7 +91,7 @@ class NotifyActivities:
     @property
     def lease(self) -> timedelta:
         """How long a send holds its delivery row: another try meets "in flight" until then."""
-        return timedelta(seconds=self._timeout) + LEASE_MARGIN
+        return timedelta(seconds=self._timeout + TURN_WAIT) + LEASE_MARGIN
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
@@ -276,12 +276,11 @@ class NotifyActivities:
         try:
             channel = self._channels.get(channel_name)
             self._check(recipient, target)
-            provider_id = await asyncio.wait_for(
-                channel.send(
+            async with asyncio.timeout(self._timeout) as clock:
+                SEND_CLOCK.set(clock)
+                provider_id = await channel.send(
                     request.user, request.message, address, idempotency_key=key, posts=posts
-                ),
-                self._timeout,
-            )
+                )
         except PermanentNotifyError as exc:
             return _failed(channel_name, address, f"permanent: {exc}")
         except TimeoutError:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
@@ -34,7 +35,7 @@ class RateLimiter:
     def __init__(
         self,
         per_minute: int = PER_MINUTE,
-        max_wait: float = 30.0,
+        max_wait: float = TURN_WAIT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._per_minute = per_minute
@@ -61,8 +62,11 @@ class RateLimiter:
                     raise TransientNotifyError(f"robot over {self._per_minute}/min")
                 freed = window.popleft()  # out of the window by the time this slot comes
             window.append(slot)
+        wait = max(0.0, slot - self._clock())
+        if (clock := SEND_CLOCK.get()) is not None and (deadline := clock.when()) is not None:
+            clock.reschedule(deadline + wait)
         try:
-            await asyncio.sleep(max(0.0, slot - self._clock()))
+            await asyncio.sleep(wait)
         except asyncio.CancelledError:
             # Cut off before posting: the window is as if it never asked (unless a later send
             # was already given the slot after this one: that one simply waits its turn).
