@@ -41,6 +41,7 @@ from ambient.domain.notify import (
 from ambient.domain.push import PushChannel, QuietHours, stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
+from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository, EventRepository, user_named
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
@@ -107,16 +108,9 @@ class NotifyActivities:
         async with self._db.writing() as session:
             for target in targets:
                 key = delivery_key(request.idempotency_key, target.type, target.target)
+                shown = redact_target(target.type, target.target)[:MAX_SHOWN]
                 row = await DeliveryRepository(session).get(key)
-                error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
-                if row is not None and row.status == "pending":
-                    # Else listed as in flight for ever; a transient failure, so the same
-                    # notification sent again later still takes it.
-                    await DeliveryRepository(session).give_up(key, GIVEN_UP)
-                if error.startswith("transient:"):  # else sent, held or refused: settled
-                    shown = redact_target(target.type, target.target)[:MAX_SHOWN]
-                    failed = _failed(target.type, shown, error)
-                    await _record_failure(session, request, failed, key, last_try=True)
+                await _give_up(session, request, key, target.type, shown, row)
 
     async def send(
         self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False
@@ -126,6 +120,7 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
+            await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
 
             async def one(target: Target) -> Delivery:
@@ -180,6 +175,18 @@ class NotifyActivities:
                 f"transient delivery failures: {summary}", type="TransientNotifyError"
             )
         return NotifyResult(deliveries=deliveries)
+
+    async def _give_up_unwanted(self, request: NotifyRequest, targets: list[Target]) -> None:
+        """An earlier try's delivery to a target no longer wanted (its channel removed from the
+        push config since) failed for good, said once: else "retrying" for ever, never tried."""
+        wanted = {delivery_key(request.idempotency_key, t.type, t.target) for t in targets}
+        now = datetime.now(UTC)
+        async with self._db.session() as session:
+            rows = await DeliveryRepository(session).under(request.idempotency_key)
+        if left := [r for r in rows if r.key not in wanted and r.takeable(now)]:
+            async with self._db.writing() as session:
+                for row in left:
+                    await _give_up(session, request, row.key, row.channel, row.target, row)
 
     async def recipient(self, name: str) -> Recipient:
         user = await user_named(self._db, name)
@@ -380,6 +387,19 @@ def _failed(channel: str, target: str, error: str) -> Delivery:
     return Delivery(
         channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
     )
+
+
+async def _give_up(
+    session: Any, request: NotifyRequest, key: str, channel: str, shown: str, row: Row | None
+) -> None:
+    """The delivery ``key`` (its ``row``, if any) is over: unless settled, failed for good."""
+    error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
+    if row is not None and row.status == "pending":
+        # Else listed as in flight for ever; a transient failure, so the same notification
+        # sent again later still takes it.
+        await DeliveryRepository(session).give_up(key, GIVEN_UP)
+    if error.startswith("transient:"):  # else sent, held or refused: settled
+        await _record_failure(session, request, _failed(channel, shown, error), key, True)
 
 
 async def _record_failure(

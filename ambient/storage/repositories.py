@@ -429,12 +429,10 @@ class DeliveryRepository(Repository):
         update_row = update(Delivery).where(Delivery.key == key).values(**values)
         await self.session.execute(update_row.execution_options(synchronize_session=False))
 
-    async def sent_under(self, request_key: str) -> bool:
-        """Whether a delivery of the notification ``request_key`` was sent."""
-        query = select(Delivery.id).where(
-            Delivery.key.startswith(f"{request_key}:", autoescape=True), Delivery.status == "sent"
-        )
-        return await self.session.scalar(query.limit(1)) is not None
+    async def under(self, request_key: str) -> list[Delivery]:
+        """The deliveries of the notification ``request_key``."""
+        query = select(Delivery).where(Delivery.key.startswith(f"{request_key}:", autoescape=True))
+        return list(await self.session.scalars(query))
 
     async def list(
         self,
