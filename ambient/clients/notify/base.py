@@ -6,7 +6,7 @@ import asyncio
 from contextvars import ContextVar
 from typing import Protocol
 
-from ambient.clients.notify.errors import UnknownChannelError
+from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
 
@@ -65,4 +65,4 @@ class ChannelRegistry:
             return self._channels[name]
         except KeyError:
             known = ", ".join(sorted(self._channels)) or "none"
-            raise UnknownChannelError(f"unknown channel {name!r}; registered: {known}") from None
+            raise PermanentNotifyError(f"unknown channel {name!r}; registered: {known}") from None
