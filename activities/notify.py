@@ -151,8 +151,6 @@ class NotifyActivities:
             async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]
             deliveries = [send.result() for send in sends]
-        except (ApplicationError, asyncio.CancelledError):
-            raise
         except Exception as exc:  # a bug here would fail the same way on every retry
             if database_busy(exc) or isinstance(exc, TimeoutError):
                 raise ApplicationError(
