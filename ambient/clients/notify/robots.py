@@ -42,26 +42,24 @@ class RateLimiter:
         self._max_wait = max_wait
         self._clock = clock
         self._sent: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = asyncio.Lock()
 
     async def acquire(self, robot: str) -> None:
-        # The slot is taken under the lock and waited for outside it: a robot over its limit
-        # must not hold up the sends of every other robot.
-        async with self._lock:
-            now = self._clock()
-            # Forget the robots without a send this minute (their last slot may lie ahead).
-            for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
-                del self._sent[quiet]
-            window = self._sent[robot]
-            while window and now - window[0] >= 60:
-                window.popleft()
-            slot, freed = now, None
-            if len(window) >= self._per_minute:
-                slot = window[0] + 60
-                if slot - now > self._max_wait:
-                    raise TransientNotifyError(f"robot over {self._per_minute}/min")
-                freed = window.popleft()  # out of the window by the time this slot comes
-            window.append(slot)
+        # The slot is taken at once (no await until it is: no other send runs meanwhile) and
+        # waited for after, so a robot over its limit never holds up the other robots' sends.
+        now = self._clock()
+        # Forget the robots without a send this minute (their last slot may lie ahead).
+        for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
+            del self._sent[quiet]
+        window = self._sent[robot]
+        while window and now - window[0] >= 60:
+            window.popleft()
+        slot, freed = now, None
+        if len(window) >= self._per_minute:
+            slot = window[0] + 60
+            if slot - now > self._max_wait:
+                raise TransientNotifyError(f"robot over {self._per_minute}/min")
+            freed = window.popleft()  # out of the window by the time this slot comes
+        window.append(slot)
         wait = max(0.0, slot - self._clock())
         if (clock := SEND_CLOCK.get()) is not None and (deadline := clock.when()) is not None:
             clock.reschedule(deadline + wait)
