@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
@@ -290,7 +289,7 @@ class NotifyActivities:
             return _failed(channel_name, address, f"permanent: {exc}")
         except TimeoutError:
             return _failed(channel_name, address, f"transient: no answer within {self._timeout:g}s")
-        except (TransientNotifyError, httpx.TransportError, OSError) as exc:
+        except (TransientNotifyError, OSError) as exc:
             activity.logger.warning("delivery on %s failed: %s", channel_name, exc)
             return _failed(channel_name, address, f"transient: {exc}")
         except Exception as exc:  # a bug (retrying would fail the same way), or the database
