@@ -360,10 +360,11 @@ def targets_for(
         named = target.target.strip()
         if target.type == "inbox" and named == recipient.name:
             named = ""  # the user's own inbox however named: one delivery (key) of it
+        elif not named and target.type != "inbox":  # the push config's address, else the profile's
+            given = (c.target for c in recipient.channels if c.type == target.type and c.target)
+            profile = {"email": recipient.email, "sms": recipient.phone}.get(target.type)
+            named = next(given, None) or profile or ""
         target = Target(type=target.type, target=named)
-        if not target.target and target.type != "inbox":
-            address = default_target_of(recipient, target.type)
-            target = target.model_copy(update={"target": address or ""})
         if not any(target.same_destination(t) for t in targets):
             targets.append(target)
     quiet = False
@@ -371,12 +372,6 @@ def targets_for(
         local = datetime.now(ZoneInfo(recipient.timezone)).time()
         quiet = recipient.quiet_hours.covers(local, kind)
     return targets, quiet
-
-
-def default_target_of(recipient: Recipient, channel: str) -> str | None:
-    """The address to use for a channel named without one: push config, then the profile."""
-    configured = (c.target for c in recipient.channels if c.type == channel and c.target)
-    return next(configured, None) or {"email": recipient.email, "sms": recipient.phone}.get(channel)
 
 
 def _failed(channel: str, target: str, error: str) -> Delivery:
