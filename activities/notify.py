@@ -44,9 +44,6 @@ from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository, EventRepository, user_named
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
-# The database could not answer now (busy, unreachable, no pooled connection free in time, as
-# in a burst of polls taken over from a dead worker): a retry may succeed.
-DATABASE_BUSY = (OperationalError, OSError, NoConnectionInTime)
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
@@ -58,12 +55,12 @@ GIVEN_UP = (
 
 def database_busy(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not answer now, so a retry may succeed: busy,
-    unreachable, no pooled connection free in time, or the connection dropped under the
-    statement (a PostgreSQL restart or failover closes every pooled connection; SQLAlchemy
-    raises the next use of each as an ``InterfaceError`` it marks invalidated)."""
-    return isinstance(exc, DATABASE_BUSY) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    unreachable, no pooled connection free in time (as in a burst of polls taken over from a
+    dead worker), or the connection dropped under the statement (a PostgreSQL restart or
+    failover closes every pooled connection; SQLAlchemy raises the next use of each as an
+    ``InterfaceError`` it marks invalidated)."""
+    busy = isinstance(exc, (OperationalError, OSError, NoConnectionInTime))
+    return busy or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 @dataclass(frozen=True)
