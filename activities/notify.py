@@ -176,7 +176,7 @@ class NotifyActivities:
         wanted = {delivery_key(request.idempotency_key, t.type, t.target) for t in targets}
         now = datetime.now(UTC)
         async with self._db.session() as session:
-            rows = await DeliveryRepository(session).under(request.idempotency_key)
+            rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
         if left := [r for r in rows if r.key not in wanted and r.takeable(now)]:
             async with self._db.writing() as session:
                 for row in left:
