@@ -306,7 +306,8 @@ class BriefingActivities:
     async def record_briefing_push(self, request: PushRequest) -> None:
         """Mark the day pushed, if one of the push's deliveries was sent (the inbox copy)."""
         async with self._db.session() as session:
-            if not await DeliveryRepository(session).sent_under(request.key):
+            deliveries = await DeliveryRepository(session).under(request.user, request.key)
+            if not any(row.status == "sent" for row in deliveries):
                 return  # nothing reached the user: the day is not pushed (the status says why)
             await BriefingRepository(session).mark_pushed(
                 request.user, request.date, request.at or datetime.now(UTC)

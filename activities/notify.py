@@ -20,14 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient import temporal
-from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT, ChannelRegistry
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import (
     Delivery,
@@ -41,12 +40,10 @@ from ambient.domain.notify import (
 from ambient.domain.push import PushChannel, QuietHours, stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
+from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository, EventRepository, user_named
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
-# The database could not answer now (busy, unreachable, no pooled connection free in time, as
-# in a burst of polls taken over from a dead worker): a retry may succeed.
-DATABASE_BUSY = (OperationalError, OSError, NoConnectionInTime)
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
@@ -58,12 +55,12 @@ GIVEN_UP = (
 
 def database_busy(exc: BaseException) -> bool:
     """Whether ``exc`` says the database could not answer now, so a retry may succeed: busy,
-    unreachable, no pooled connection free in time, or the connection dropped under the
-    statement (a PostgreSQL restart or failover closes every pooled connection; SQLAlchemy
-    raises the next use of each as an ``InterfaceError`` it marks invalidated)."""
-    return isinstance(exc, DATABASE_BUSY) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    unreachable, no pooled connection free in time (as in a burst of polls taken over from a
+    dead worker), or the connection dropped under the statement (a PostgreSQL restart or
+    failover closes every pooled connection; SQLAlchemy raises the next use of each as an
+    ``InterfaceError`` it marks invalidated)."""
+    busy = isinstance(exc, (OperationalError, OSError, NoConnectionInTime))
+    return busy or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ class NotifyActivities:
     @property
     def lease(self) -> timedelta:
         """How long a send holds its delivery row: another try meets "in flight" until then."""
-        return timedelta(seconds=self._timeout) + LEASE_MARGIN
+        return timedelta(seconds=self._timeout + TURN_WAIT) + LEASE_MARGIN
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
@@ -107,16 +104,9 @@ class NotifyActivities:
         async with self._db.writing() as session:
             for target in targets:
                 key = delivery_key(request.idempotency_key, target.type, target.target)
+                shown = redact_target(target.type, target.target)[:MAX_SHOWN]
                 row = await DeliveryRepository(session).get(key)
-                error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
-                if row is not None and row.status == "pending":
-                    # Else listed as in flight for ever; a transient failure, so the same
-                    # notification sent again later still takes it.
-                    await DeliveryRepository(session).give_up(key, GIVEN_UP)
-                if error.startswith("transient:"):  # else sent, held or refused: settled
-                    shown = redact_target(target.type, target.target)[:MAX_SHOWN]
-                    failed = _failed(target.type, shown, error)
-                    await _record_failure(session, request, failed, key, last_try=True)
+                await _give_up(session, request, key, target.type, shown, row)
 
     async def send(
         self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False
@@ -126,6 +116,7 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
+            await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
 
             async def one(target: Target) -> Delivery:
@@ -156,8 +147,6 @@ class NotifyActivities:
             async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]
             deliveries = [send.result() for send in sends]
-        except (ApplicationError, asyncio.CancelledError):
-            raise
         except Exception as exc:  # a bug here would fail the same way on every retry
             if database_busy(exc) or isinstance(exc, TimeoutError):
                 raise ApplicationError(
@@ -180,6 +169,18 @@ class NotifyActivities:
                 f"transient delivery failures: {summary}", type="TransientNotifyError"
             )
         return NotifyResult(deliveries=deliveries)
+
+    async def _give_up_unwanted(self, request: NotifyRequest, targets: list[Target]) -> None:
+        """An earlier try's delivery to a target no longer wanted (its channel removed from the
+        push config since) failed for good, said once: else "retrying" for ever, never tried."""
+        wanted = {delivery_key(request.idempotency_key, t.type, t.target) for t in targets}
+        now = datetime.now(UTC)
+        async with self._db.session() as session:
+            rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
+        if left := [r for r in rows if r.key not in wanted and r.takeable(now)]:
+            async with self._db.writing() as session:
+                for row in left:
+                    await _give_up(session, request, row.key, row.channel, row.target, row)
 
     async def recipient(self, name: str) -> Recipient:
         user = await user_named(self._db, name)
@@ -276,17 +277,16 @@ class NotifyActivities:
         try:
             channel = self._channels.get(channel_name)
             self._check(recipient, target)
-            provider_id = await asyncio.wait_for(
-                channel.send(
+            async with asyncio.timeout(self._timeout) as clock:
+                SEND_CLOCK.set(clock)
+                provider_id = await channel.send(
                     request.user, request.message, address, idempotency_key=key, posts=posts
-                ),
-                self._timeout,
-            )
+                )
         except PermanentNotifyError as exc:
             return _failed(channel_name, address, f"permanent: {exc}")
         except TimeoutError:
             return _failed(channel_name, address, f"transient: no answer within {self._timeout:g}s")
-        except (TransientNotifyError, httpx.TransportError, OSError) as exc:
+        except (TransientNotifyError, OSError) as exc:
             activity.logger.warning("delivery on %s failed: %s", channel_name, exc)
             return _failed(channel_name, address, f"transient: {exc}")
         except Exception as exc:  # a bug (retrying would fail the same way), or the database
@@ -357,10 +357,11 @@ def targets_for(
         named = target.target.strip()
         if target.type == "inbox" and named == recipient.name:
             named = ""  # the user's own inbox however named: one delivery (key) of it
+        elif not named and target.type != "inbox":  # the push config's address, else the profile's
+            given = (c.target for c in recipient.channels if c.type == target.type and c.target)
+            profile = {"email": recipient.email, "sms": recipient.phone}.get(target.type)
+            named = next(given, None) or profile or ""
         target = Target(type=target.type, target=named)
-        if not target.target and target.type != "inbox":
-            address = default_target_of(recipient, target.type)
-            target = target.model_copy(update={"target": address or ""})
         if not any(target.same_destination(t) for t in targets):
             targets.append(target)
     quiet = False
@@ -370,17 +371,24 @@ def targets_for(
     return targets, quiet
 
 
-def default_target_of(recipient: Recipient, channel: str) -> str | None:
-    """The address to use for a channel named without one: push config, then the profile."""
-    configured = (c.target for c in recipient.channels if c.type == channel and c.target)
-    return next(configured, None) or {"email": recipient.email, "sms": recipient.phone}.get(channel)
-
-
 def _failed(channel: str, target: str, error: str) -> Delivery:
     # Errors are shown to users and kept in rows and events: never with a URL's query.
     return Delivery(
         channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
     )
+
+
+async def _give_up(
+    session: Any, request: NotifyRequest, key: str, channel: str, shown: str, row: Row | None
+) -> None:
+    """The delivery ``key`` (its ``row``, if any) is over: unless settled, failed for good."""
+    error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
+    if row is not None and row.status == "pending":
+        # Else listed as in flight for ever; a transient failure, so the same notification
+        # sent again later still takes it.
+        await DeliveryRepository(session).give_up(key, GIVEN_UP)
+    if error.startswith("transient:"):  # else sent, held or refused: settled
+        await _record_failure(session, request, _failed(channel, shown, error), key, True)
 
 
 async def _record_failure(

@@ -15,6 +15,5 @@ async def save_push_config(
     session: AsyncSession, user: User, config: PushConfig, policy: TargetPolicy
 ) -> None:
     """Check every channel for ``user`` (TargetError naming it, nothing saved), then store."""
-    is_admin = user.is_admin
-    policy.check_all(config.channels, user=user.name, is_admin=is_admin, field="channels")
+    policy.check_all(config.channels, user=user.name, is_admin=user.is_admin, field="channels")
     await UserRepository(session).set_push_config(user, config.model_dump(mode="json"))

@@ -183,19 +183,15 @@ def redact_target(channel: str, target: str) -> str:
         end = len(re.split(r"[/?#]", rest, maxsplit=1)[0])  # a query may follow the host
         authority, tail = rest[:end].rpartition("@")[2], rest[end:]
         if channel == "apprise" and scheme.lower() not in ("http", "https"):
-            return _redact_apprise(target, authority, tail)
+            # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN, notica://TOKEN) and the
+            # path (discord://ID/TOKEN, gotify://host/TOKEN): only a self-hosted service's host
+            # is shown.
+            if scheme.lower() in APPRISE_HTTP and apprise_http_url(target):
+                return f"{scheme}://{authority}" + ("/…" if tail.strip("/") else "")
+            return f"{scheme}://…"
         path = re.split(r"[?#]", tail, maxsplit=1)[0]
         return f"{scheme}://{authority}{path}" + ("?…" if path != tail else "")
     return target[:4] + "…"
-
-
-def _redact_apprise(target: str, authority: str, tail: str) -> str:
-    # Apprise URLs carry tokens in the host (tgram://BOT_TOKEN, notica://TOKEN) and the path
-    # (discord://ID/TOKEN, gotify://host/TOKEN): only a self-hosted service's host is shown.
-    scheme = target.partition("://")[0]
-    if scheme.lower() in APPRISE_HTTP and apprise_http_url(target):
-        return f"{scheme}://{authority}" + ("/…" if tail.strip("/") else "")
-    return f"{scheme}://…"
 
 
 # Modes of self-hosted services' Apprise plugins that post to the service's own address:

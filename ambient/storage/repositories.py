@@ -429,12 +429,11 @@ class DeliveryRepository(Repository):
         update_row = update(Delivery).where(Delivery.key == key).values(**values)
         await self.session.execute(update_row.execution_options(synchronize_session=False))
 
-    async def sent_under(self, request_key: str) -> bool:
-        """Whether a delivery of the notification ``request_key`` was sent."""
-        query = select(Delivery.id).where(
-            Delivery.key.startswith(f"{request_key}:", autoescape=True), Delivery.status == "sent"
-        )
-        return await self.session.scalar(query.limit(1)) is not None
+    async def under(self, user: str, request_key: str) -> list[Delivery]:
+        """The deliveries of ``user``'s notification ``request_key`` (the user's rows by their
+        index, then the key's prefix: a prefix alone would read the whole table)."""
+        prefix = Delivery.key.startswith(f"{request_key}:", autoescape=True)
+        return list(await self.session.scalars(select(Delivery).filter_by(user=user).where(prefix)))
 
     async def list(
         self,

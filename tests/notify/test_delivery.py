@@ -2,10 +2,12 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 from sqlalchemy import select, text, update
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.notify import GIVEN_UP, MAX_KEY, NotifyActivities, delivery_key
@@ -559,3 +561,26 @@ async def test_a_phone_number_without_its_country_code_is_never_texted(
     (sms,) = [d for d in sent.deliveries if d.channel == "sms"]
     assert sms.status == "failed" and "international form" in (sms.error or "")
     assert state.received == []
+
+
+async def test_a_delivery_whose_channel_is_removed_between_its_tries_is_said_to_have_failed(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    hook = {"type": "webhook", "target": "secret:hook", "kinds": ["watch"]}
+    await _set_push(deps.db, "alice", {"channels": [hook]})
+    deps.settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    state.failures["webhook"] = ["500"]
+    request = _request(unique("removed"), Target(type="inbox"))
+    with pytest.raises(ApplicationError, match="HTTP 500"):
+        await ActivityEnvironment().run(notify.notify, request)
+    # Alice removes the webhook before the retry: it is not sent, and no longer retried.
+    await _set_push(deps.db, "alice", {"channels": []})
+    result = await ActivityEnvironment().run(notify.notify, request)
+    assert [d.channel for d in result.deliveries] == ["inbox"] and state.received == []
+    async with deps.db.session() as session:
+        events = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    # Said as retrying, then as over: not "retrying" for ever.
+    assert [e.payload["retrying"] for e in events] == [False, True]

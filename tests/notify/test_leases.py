@@ -1,6 +1,7 @@
 """Delivery as leases, bounded concurrency, per-target timeouts, failure classification."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,9 @@ from activities.notify import NotifyActivities
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.robots import RateLimiter
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.notify.wecom import WeComChannel
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
@@ -383,3 +387,34 @@ async def test_a_database_connection_dropped_under_a_notification_is_a_failure_t
     finally:
         await db.close()
     assert [d.status for d in retried.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_a_wait_for_the_robots_rate_limit_never_cuts_its_post_short(
+    deps: WorkerDeps,
+) -> None:
+    # A WeCom robot had its minute's messages: the next send waits for a slot, then posts. The
+    # wait is not the send's time: counted in it, the post was cut off after the robot got it,
+    # so the retry posted the message to the group a second time.
+    posts: list[object] = []
+
+    async def robot(request: Request) -> Response:
+        posts.append(await request.json())
+        await asyncio.sleep(0.5)  # the robot answers slowly, within its own timeout
+        return Response('{"errcode": 0}', media_type="application/json")
+
+    now = [1000.0]
+    limiter = RateLimiter(per_minute=1, clock=lambda: now[0])
+    await limiter.acquire("wecom-key")  # this minute's message to the robot
+    now[0] += 59.3  # its next slot is 0.7 s away
+    await _user(deps.db, "alice")
+    async with serve(
+        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
+    ) as base:
+        wecom = WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter)
+        notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=1.0))
+        request = _request(unique("robot-wait"), Target(type="wecom", target="wecom-key"))
+        for _ in range(2):  # a try, and the retry Temporal makes of a transient failure
+            with contextlib.suppress(ApplicationError):
+                await notify.send(request, heartbeat=False)
+            now[0] += 120
+    assert len(posts) == 1

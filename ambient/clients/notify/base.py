@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextvars import ContextVar
 from typing import Protocol
 
-from ambient.clients.notify.errors import UnknownChannelError
+from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
+
+TURN_WAIT = 30.0  # seconds a send may wait for its turn (a robot's rate limit), each time
+# The send's clock (activities/notify.py): a wait for a turn moves it on by the wait, so the
+# post after it has its whole time (cut off mid-post, its retry would post it again).
+SEND_CLOCK: ContextVar[asyncio.Timeout | None] = ContextVar("send_clock", default=None)
 
 
 class Posts(Protocol):
@@ -58,4 +65,4 @@ class ChannelRegistry:
             return self._channels[name]
         except KeyError:
             known = ", ".join(sorted(self._channels)) or "none"
-            raise UnknownChannelError(f"unknown channel {name!r}; registered: {known}") from None
+            raise PermanentNotifyError(f"unknown channel {name!r}; registered: {known}") from None

@@ -63,8 +63,6 @@ class EmailChannel:
     ) -> str | None:
         if not self.host:
             raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")
-        if "@" not in target:
-            raise PermanentNotifyError(f"not an email address: {target!r}")
         mail = self.build(message, target, idempotency_key)
         try:
             await aiosmtplib.send(

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
@@ -34,35 +35,36 @@ class RateLimiter:
     def __init__(
         self,
         per_minute: int = PER_MINUTE,
-        max_wait: float = 30.0,
+        max_wait: float = TURN_WAIT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._per_minute = per_minute
         self._max_wait = max_wait
         self._clock = clock
         self._sent: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = asyncio.Lock()
 
     async def acquire(self, robot: str) -> None:
-        # The slot is taken under the lock and waited for outside it: a robot over its limit
-        # must not hold up the sends of every other robot.
-        async with self._lock:
-            now = self._clock()
-            # Forget the robots without a send this minute (their last slot may lie ahead).
-            for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
-                del self._sent[quiet]
-            window = self._sent[robot]
-            while window and now - window[0] >= 60:
-                window.popleft()
-            slot, freed = now, None
-            if len(window) >= self._per_minute:
-                slot = window[0] + 60
-                if slot - now > self._max_wait:
-                    raise TransientNotifyError(f"robot over {self._per_minute}/min")
-                freed = window.popleft()  # out of the window by the time this slot comes
-            window.append(slot)
+        # The slot is taken at once (no await until it is: no other send runs meanwhile) and
+        # waited for after, so a robot over its limit never holds up the other robots' sends.
+        now = self._clock()
+        # Forget the robots without a send this minute (their last slot may lie ahead).
+        for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
+            del self._sent[quiet]
+        window = self._sent[robot]
+        while window and now - window[0] >= 60:
+            window.popleft()
+        slot, freed = now, None
+        if len(window) >= self._per_minute:
+            slot = window[0] + 60
+            if slot - now > self._max_wait:
+                raise TransientNotifyError(f"robot over {self._per_minute}/min")
+            freed = window.popleft()  # out of the window by the time this slot comes
+        window.append(slot)
+        wait = max(0.0, slot - self._clock())
+        if (clock := SEND_CLOCK.get()) is not None and (deadline := clock.when()) is not None:
+            clock.reschedule(deadline + wait)
         try:
-            await asyncio.sleep(max(0.0, slot - self._clock()))
+            await asyncio.sleep(wait)
         except asyncio.CancelledError:
             # Cut off before posting: the window is as if it never asked (unless a later send
             # was already given the slot after this one: that one simply waits its turn).

@@ -17,10 +17,6 @@ from ambient.domain.push import SECRET_PREFIX
 from ambient.settings import ServerSecret
 
 
-class SecretAccessError(PermanentNotifyError):
-    """The secret does not exist or the user may not reference it."""
-
-
 class SecretResolver:
     def __init__(self, secrets: Mapping[str, SecretStr | ServerSecret]) -> None:
         self._secrets = {
@@ -33,7 +29,7 @@ class SecretResolver:
         name = self._name(value)
         if is_admin or user in self._secrets[name].users:
             return
-        raise SecretAccessError(
+        raise PermanentNotifyError(
             f"secret {name!r} is not available to {user}: server secrets are for admins unless "
             "the operator lists the user in AMBIENT_SECRETS "
             '({"NAME": {"value": "...", "users": ["' + user + '"]}})'
@@ -49,11 +45,11 @@ class SecretResolver:
         name = value[len(SECRET_PREFIX) :]
         if name not in self._secrets:
             if "?" in name or "#" in name:
-                raise SecretAccessError(
+                raise PermanentNotifyError(
                     f"{value!r}: a secret is referenced by its exact name (secret:NAME), "
                     "nothing may follow it"
                 )
-            raise SecretAccessError(
+            raise PermanentNotifyError(
                 f"unknown secret {name!r}: the operator defines it in AMBIENT_SECRETS"
             )
         return name

@@ -20,13 +20,13 @@ from ambient.settings import Settings
 
 
 class TargetError(ValueError):
-    """A target is refused; the message starts with the field it came from (``where``)."""
+    """The target ``field[index]`` is refused; the message starts with that field."""
 
-    def __init__(self, where: str, problem: str | Refusal, loc: tuple[str | int, ...]) -> None:
-        super().__init__(f"{where}: {problem}")
-        self.where = where
+    def __init__(self, field: str, index: int, problem: str | Refusal) -> None:
+        super().__init__(f"{field}[{index}]: {problem}")
         self.problem = problem
-        self.loc = loc  # the field's path, as a 422 names it
+        # The rules of use are the target's (its type passed the form's check).
+        self.loc: tuple[str | int, ...] = (field, index, "target")  # as a 422 names it
 
 
 class TargetPolicy:
@@ -78,8 +78,7 @@ class TargetPolicy:
         for index, target in enumerate(targets):
             problem = self.problem(target, user=user, is_admin=is_admin)
             if problem is not None:
-                # The rules of use are the target's (its type passed the form's check).
-                raise TargetError(f"{field}[{index}]", problem, (field, index, "target"))
+                raise TargetError(field, index, problem)
 
 
 def aimed_url(target: Target) -> str | None:

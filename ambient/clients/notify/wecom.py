@@ -7,14 +7,11 @@ Target: the robot key, its webhook URL or `secret:NAME`, optionally
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from ambient.clients.notify.base import Posts
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.robots import RobotChannel, heading, listed
 from ambient.domain.notify import Message
-
-if TYPE_CHECKING:
-    from ambient.clients.notify.base import Posts
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
 TEXT_LIMIT = 2048  # bytes of UTF-8, for text content
