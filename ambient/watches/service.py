@@ -95,7 +95,7 @@ class TaskService(TaskSchedules):
         """Start a new life of the task, or find the running one with the same config."""
         task_id, user = arg.task, arg.user
         if not retried:
-            await self._earlier_life_ended(user, task_id)
+            await self._ended_otherwise(user, task_id, "created again")
         try:
             handle = await self.client.start_workflow(
                 WORKFLOW_TYPES[kind].run,
@@ -282,7 +282,7 @@ class TaskService(TaskSchedules):
             elif (await self._describe(task_id)).status is WorkflowExecutionStatus.RUNNING:
                 await self.client.get_workflow_handle(task_id).signal("stop")
             else:
-                await self._ended_otherwise(user, task_id)
+                await self._ended_otherwise(user, task_id, "deleted", running=False)
         if purge:
             async with self.db.writing() as session:
                 await SnapshotRepository(session).purge(task_id)
@@ -290,25 +290,22 @@ class TaskService(TaskSchedules):
 
     # --- helpers --------------------------------------------------------------------
 
-    async def _ended_otherwise(self, user: str, task_id: str) -> None:
+    async def _ended_otherwise(
+        self, user: str, task_id: str, then: str, *, running: bool | None = None
+    ) -> None:
         """A run that ended without its stop (terminated in the Web UI, failed) said no
-        watch.stopped: said now, or its last failing is told ("what needs me") for good."""
-        if await self._failing(user, task_id):
-            stopped = ("watch.stopped", {"ended": "without its stop; deleted"})
-            await self._tell(user, task_id, [stopped])
-
-    async def _earlier_life_ended(self, user: str, task_id: str) -> None:
-        """Before a watch is created again: an earlier life that ended without its stop is
-        stopped (its failing pages are not the new life's, which starts from a baseline).
-        One read when nothing of the name is failing, the usual create."""
+        watch.stopped: said now (``then``: deleted, or created again), or its last failing is
+        told ("what needs me") for good; a new life's failing pages are its own, from a
+        baseline. ``running`` not known: looked up, only when something of the name is failing
+        (one read for the usual create)."""
         if not await self._failing(user, task_id):
             return
-        try:
-            description = await self._describe(task_id)
-        except TaskNotFoundError:
-            description = None  # gone from Temporal's retention: ended all the same
-        if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
-            stopped = ("watch.stopped", {"ended": "without its stop; created again"})
+        if running is None:
+            running = False  # gone from Temporal's retention: ended all the same
+            with contextlib.suppress(TaskNotFoundError):
+                running = (await self._describe(task_id)).status is WorkflowExecutionStatus.RUNNING
+        if not running:
+            stopped = ("watch.stopped", {"ended": f"without its stop; {then}"})
             await self._tell(user, task_id, [stopped])
 
     async def _failing(self, user: str, task_id: str) -> list[tuple[str, str | None]]:
