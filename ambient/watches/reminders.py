@@ -133,8 +133,12 @@ class ReminderConfig(UserConfig):
     @field_validator("days")
     @classmethod
     def _days(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        # A day's name or its start ("tues"), never a word that only begins like one ("month").
+        names = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
         days = [value.lower()[:3] for value in values]
-        unknown = [value for value in days if value not in DAYS]
+        unknown = [
+            v for v in values if len(v) < 3 or not any(n.startswith(v.lower()) for n in names)
+        ]
         if unknown:
             raise ValueError(f"unknown days {unknown}; use {', '.join(DAYS)}")
         kind = info.data.get("type", "weekly")

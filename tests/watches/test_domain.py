@@ -346,3 +346,16 @@ def test_a_bad_catalogue_entry_is_refused_by_field_like_any_other_source(
         assert [(loc, str(message)) for loc, message in refused.value.errors] == [
             (("config", "source", "http_json", "url"), f"Input should be a valid URL, {no_base}")
         ]
+
+
+def test_a_weekly_reminder_takes_days_by_name_and_refuses_other_words() -> None:
+    # "month", "Saturnalia" and "wedding" begin like mon/sat/wed: they are not days.
+    from ambient.watches.inputs import ConfigError, parse_config
+
+    weekly = parse_config("schedule", {"message": "x", "days": ["Monday", "tues", "SUN"]})
+    assert isinstance(weekly, ReminderConfig) and weekly.days == ["mon", "tue", "sun"]
+    for word in ("month", "Saturnalia", "wedding", "mo"):
+        with pytest.raises(ConfigError) as refused:
+            parse_config("schedule", {"message": "x", "days": ["fri", word]})
+        [(loc, text)] = refused.value.errors
+        assert loc == ("config", "days") and repr(word) in str(text)
