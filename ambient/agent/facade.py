@@ -144,10 +144,6 @@ def _cut(description: str) -> str:
     return f"{description[:MAX_DESCRIPTION_CHARS]} [… cut: {len(description):,} characters]"
 
 
-def _schema_fits(tool: Tool) -> bool:
-    return len(json.dumps(tool.input_schema or {}, ensure_ascii=False)) <= MAX_SCHEMA_CHARS
-
-
 class AgentFacade:
     """One user's view of their MCP servers. Build it per user; close it when done."""
 
@@ -251,7 +247,7 @@ class AgentFacade:
         listed = await self._run(server, list_all, retry=True)
         server.tools, server.left_out = [], []
         for tool in listed:  # each schema measured once
-            if _schema_fits(tool):
+            if len(json.dumps(tool.input_schema or {}, ensure_ascii=False)) <= MAX_SCHEMA_CHARS:
                 server.tools.append(tool)
             else:
                 server.left_out.append(tool.name)
