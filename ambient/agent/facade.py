@@ -91,13 +91,9 @@ class ToolInfo(BaseModel):
 class ToolOutcome(BaseModel):
     """What one call returned: the text a model reads, structured content, or the error."""
 
-    function: str
-    server: str
-    tool: str
     ok: bool
     text: str
     structured: dict[str, Any] | None = None
-    seconds: float
 
 
 @dataclass
@@ -336,15 +332,7 @@ class AgentFacade:
     ) -> ToolOutcome:
         seconds = self._clock() - started
         self._metrics.setdefault((info.server, info.tool), ToolMetrics()).record(ok, seconds)
-        return ToolOutcome(
-            function=info.function,
-            server=info.server,
-            tool=info.tool,
-            ok=ok,
-            text=text,
-            structured=structured,
-            seconds=seconds,
-        )
+        return ToolOutcome(ok=ok, text=text, structured=structured)
 
     async def _run(self, server: _Server, operation: Any, *, retry: bool) -> Any:
         # The server may have restarted: a retry is one more try on a new connection.
