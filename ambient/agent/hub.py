@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_prompt, tool_offer
 from ambient.agent.errors import AgentError
-from ambient.agent.facade import OWN_SERVER, AgentFacade
+from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.llm import openai_client
@@ -29,9 +29,8 @@ MAX_SERVERS = 10
 class AgentHub:
     """Facades per user, built on first use and kept (tool listings stay cached)."""
 
-    def __init__(self, state: AppState, *, timeout_seconds: float = 60.0) -> None:
+    def __init__(self, state: AppState) -> None:
         self.state = state
-        self.timeout = timeout_seconds
         self.guard = DestinationGuard(state.settings.fetch_allow_cidrs)
         # Per user: the facade, and whether it was built for an admin (it holds stdio servers).
         self._facades: dict[str, tuple[bool, AgentFacade]] = {}
@@ -46,7 +45,7 @@ class AgentHub:
                 self._facades[user.name] = found
                 return found[1]
             await found[1].close()
-        facade = AgentFacade(timeout_seconds=self.timeout)
+        facade = AgentFacade()
         facade.add_server(OWN_SERVER, self._own_client(user.name))
         for spec in await self.specs(user.name):
             if spec.transport == "stdio" and not admin:
@@ -57,7 +56,7 @@ class AgentHub:
 
     def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
         # Through this process's guard: every request, as it is sent, not only the URL added.
-        return partial(client_for, spec, timeout=self.timeout, guard=self.guard)
+        return partial(client_for, spec, timeout=DEFAULT_TIMEOUT, guard=self.guard)
 
     def _own_client(self, user: str) -> Callable[[], Client]:
         # Imported here: the MCP server imports the tool modules, which import this package.
@@ -66,7 +65,7 @@ class AgentHub:
         # In-process, acting as the user: the same tools, checks and permissions as over HTTP.
         holder = StateHolder(dataclasses.replace(self.state, stdio_user=user))
         server = build_server(self.state.settings, holder=holder)
-        return lambda: Client(server, cache=None, read_timeout_seconds=self.timeout)
+        return lambda: Client(server, cache=None, read_timeout_seconds=DEFAULT_TIMEOUT)
 
     async def specs(self, user: str) -> list[McpServerSpec]:
         async with self.state.db.session() as session:
