@@ -86,25 +86,18 @@ class AgentHub:
                 await self.guard.check_url(spec.url)
             except (RefusedDestinationError, DestinationLookupError) as exc:
                 raise AgentError(f"url: {exc}") from None
-        taken = AgentError(f"you already have an MCP server named {spec.name!r}")
-        full = AgentError(f"at most {MAX_SERVERS} MCP servers per user")
-        existing = await self.specs(user.name)
-        if any(s.name == spec.name for s in existing):
-            raise taken
-        if len(existing) >= MAX_SERVERS:
-            raise full
         async with self.state.db.session() as session:
             row = AgentServer(user=user.name, name=spec.name, spec=spec.model_dump())
             session.add(row)
             try:
                 await session.commit()
             except IntegrityError:
-                # The same name added by a request at once (a form sent twice) came first.
-                if any(s.name == spec.name for s in await self.specs(user.name)):
-                    raise taken from None
-                raise
-            # Counted again once stored: another add at once passed the count above too. The
-            # servers stored first keep their places; one past the limit is taken back.
+                # The name is taken: stored before, or by a request at once (a form sent twice).
+                if all(s.name != spec.name for s in await self.specs(user.name)):
+                    raise
+                raise AgentError(f"you already have an MCP server named {spec.name!r}") from None
+            # Counted once stored, so that two adds at once cannot both take the last place:
+            # the servers stored first keep their places; one past the limit is taken back.
             first = await session.scalars(
                 select(AgentServer.id)
                 .where(AgentServer.user == user.name)
@@ -114,7 +107,7 @@ class AgentHub:
             if row.id not in set(first):
                 await session.delete(row)
                 await session.commit()
-                raise full
+                raise AgentError(f"at most {MAX_SERVERS} MCP servers per user")
         found = self._facades.get(user.name)
         if found is not None:
             found[1].add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
