@@ -17,12 +17,7 @@ from mcp.types import CallToolResult, TextContent, Tool, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from ambient.agent.connection import ServerConnection
-from ambient.agent.errors import (
-    AgentError,
-    ServerAnswerError,
-    ServerUnavailableError,
-    UnknownToolError,
-)
+from ambient.agent.errors import AgentError, ServerUnavailableError, UnknownToolError
 from ambient.agent.health import Health, ServerHealth, ToolMetrics, ToolStats
 
 OWN_SERVER = "ambient"
@@ -347,6 +342,6 @@ class AgentFacade:
             except (MCPError, ValidationError) as exc:
                 # A JSON-RPC error or a garbled answer: the request failed, not the agent.
                 server.health.record(False)
-                raise ServerAnswerError(
+                raise AgentError(
                     f"MCP server {server.name!r} answered with an error: {exc}"
                 ) from None
