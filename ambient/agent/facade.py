@@ -337,7 +337,7 @@ class AgentFacade:
                 return await server.connection.run(operation)
             except ServerUnavailableError:
                 if tried == tries:
-                    server.health.record_unreachable()
+                    server.health.record(False, unreachable=True)
                     raise
             except (MCPError, ValidationError) as exc:
                 # A JSON-RPC error or a garbled answer: the request failed, not the agent.
