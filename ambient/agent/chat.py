@@ -180,119 +180,109 @@ class ChatAgent:
         confirm_id: str | None = None,
     ) -> AsyncIterator[ChatEvent]:
         async with conversation.turn_lock:
-            async for step in self._turn(conversation, text, approve, confirm_id):
-                yield step
-
-    async def _turn(
-        self,
-        conversation: Conversation,
-        text: str | None,
-        approve: bool | None,
-        confirm_id: str | None,
-    ) -> AsyncIterator[ChatEvent]:
-        event = partial(ChatEvent, conversation_id=conversation.id)
-        if self.model is None:
-            yield event(type="message", text=OFFLINE)
-            yield event(type="done")
-            return
-        import openai
-        from openai.types.chat import ChatCompletionMessageFunctionToolCall
-
-        stale = confirm_id is not None and confirm_id != conversation.confirm_id
-        if approve is not None and (stale or not (conversation.pending or text)):
-            # Answered already, or declined by a newer message: a yes (a stale page, a retried
-            # request) must not run the calls a later confirm lists, nor run any twice.
-            yield event(
-                type="error",
-                text="That confirmation is no longer open (answered already, or declined by a "
-                "newer message); nothing was run.",
-            )
-            yield event(type="done")
-            return
-        if not conversation.messages:
-            conversation.messages.append({"role": "system", "content": self.system})
-        held, conversation.pending, conversation.confirm_id = conversation.pending, [], None
-        for call in held:
-            if approve:
-                async for step in self._run_call(conversation, call):
-                    yield step
-            else:
-                self._answer(conversation, call, "The person declined this call; not run.")
-                yield event(
-                    type="tool_result",
-                    function=call.function.name,
-                    ok=False,
-                    text="declined",
-                    declined=True,
-                )
-        _answer_cut_off_calls(conversation.messages)
-        if text:
-            conversation.messages.append({"role": "user", "content": text})
-        try:
-            listed = await self.facade.openai_tools()
-        except AgentError as exc:
-            yield event(type="error", text=str(exc))
-            return
-        # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
-        tools = self.offer.tools(listed, conversation.messages)
-        for _ in range(MAX_ROUNDS):
-            try:
-                raw = await self.model.chat.completions.with_raw_response.create(
-                    model=self.model_name,
-                    messages=conversation.messages,  # type: ignore[arg-type]
-                    tools=tools or openai.omit,  # type: ignore[arg-type]
-                    temperature=TOOL_CHOICE_TEMPERATURE,
-                )
-                completion = completion_in(raw)
-            except (openai.OpenAIError, NoCompletionError) as exc:
-                yield event(type="error", text=f"model failed: {exc}")
-                return
-            message = completion.choices[0].message
-            calls = [
-                call
-                for call in message.tool_calls or []
-                if isinstance(call, ChatCompletionMessageFunctionToolCall)
-            ]
-            entry: dict[str, Any] = {"role": "assistant", "content": message.content}
-            if calls:
-                entry["tool_calls"] = [call.model_dump(include=_TOOL_CALL) for call in calls]
-            conversation.messages.append(entry)
-            if not calls:
-                yield event(type="message", text=message.content or "")
+            event = partial(ChatEvent, conversation_id=conversation.id)
+            if self.model is None:
+                yield event(type="message", text=OFFLINE)
                 yield event(type="done")
                 return
-            for call in calls:
-                try:
-                    asks = await self._needs_confirmation(call.function.name)
-                except AgentError as exc:
-                    # Not known to be read-only: never run unasked (its server may be back by
-                    # the call); the model reads why, as for any failed call.
-                    self._answer(conversation, call, str(exc))
-                    yield event(
-                        type="tool_result", function=call.function.name, ok=False, text=str(exc)
-                    )
-                    continue
-                if asks:
-                    conversation.pending.append(call)
-                    continue
-                async for step in self._run_call(conversation, call):
-                    yield step
-            if conversation.pending:
-                conversation.confirm_id = uuid.uuid4().hex
+            import openai
+            from openai.types.chat import ChatCompletionMessageFunctionToolCall
+
+            stale = confirm_id is not None and confirm_id != conversation.confirm_id
+            if approve is not None and (stale or not (conversation.pending or text)):
+                # Answered already, or declined by a newer message: a yes (a stale page, a retried
+                # request) must not run the calls a later confirm lists, nor run any twice.
                 yield event(
-                    type="confirm",
-                    confirm_id=conversation.confirm_id,
-                    text="These actions change things. Approve to run them, or decline.",
-                    calls=[
-                        {"function": c.function.name, "arguments": _arguments(c)[0]}
-                        for c in conversation.pending
-                    ],
+                    type="error",
+                    text="That confirmation is no longer open (answered already, or declined by a "
+                    "newer message); nothing was run.",
                 )
+                yield event(type="done")
                 return
-        yield event(
-            type="error",
-            text=f"stopped after {MAX_ROUNDS} rounds of tool calls without an answer",
-        )
+            if not conversation.messages:
+                conversation.messages.append({"role": "system", "content": self.system})
+            held, conversation.pending, conversation.confirm_id = conversation.pending, [], None
+            for call in held:
+                if approve:
+                    async for step in self._run_call(conversation, call):
+                        yield step
+                else:
+                    self._answer(conversation, call, "The person declined this call; not run.")
+                    yield event(
+                        type="tool_result",
+                        function=call.function.name,
+                        ok=False,
+                        text="declined",
+                        declined=True,
+                    )
+            _answer_cut_off_calls(conversation.messages)
+            if text:
+                conversation.messages.append({"role": "user", "content": text})
+            try:
+                listed = await self.facade.openai_tools()
+            except AgentError as exc:
+                yield event(type="error", text=str(exc))
+                return
+            # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
+            tools = self.offer.tools(listed, conversation.messages)
+            for _ in range(MAX_ROUNDS):
+                try:
+                    raw = await self.model.chat.completions.with_raw_response.create(
+                        model=self.model_name,
+                        messages=conversation.messages,  # type: ignore[arg-type]
+                        tools=tools or openai.omit,  # type: ignore[arg-type]
+                        temperature=TOOL_CHOICE_TEMPERATURE,
+                    )
+                    completion = completion_in(raw)
+                except (openai.OpenAIError, NoCompletionError) as exc:
+                    yield event(type="error", text=f"model failed: {exc}")
+                    return
+                message = completion.choices[0].message
+                calls = [
+                    call
+                    for call in message.tool_calls or []
+                    if isinstance(call, ChatCompletionMessageFunctionToolCall)
+                ]
+                entry: dict[str, Any] = {"role": "assistant", "content": message.content}
+                if calls:
+                    entry["tool_calls"] = [call.model_dump(include=_TOOL_CALL) for call in calls]
+                conversation.messages.append(entry)
+                if not calls:
+                    yield event(type="message", text=message.content or "")
+                    yield event(type="done")
+                    return
+                for call in calls:
+                    try:
+                        asks = await self._needs_confirmation(call.function.name)
+                    except AgentError as exc:
+                        # Not known to be read-only: never run unasked (its server may be back by
+                        # the call); the model reads why, as for any failed call.
+                        self._answer(conversation, call, str(exc))
+                        yield event(
+                            type="tool_result", function=call.function.name, ok=False, text=str(exc)
+                        )
+                        continue
+                    if asks:
+                        conversation.pending.append(call)
+                        continue
+                    async for step in self._run_call(conversation, call):
+                        yield step
+                if conversation.pending:
+                    conversation.confirm_id = uuid.uuid4().hex
+                    yield event(
+                        type="confirm",
+                        confirm_id=conversation.confirm_id,
+                        text="These actions change things. Approve to run them, or decline.",
+                        calls=[
+                            {"function": c.function.name, "arguments": _arguments(c)[0]}
+                            for c in conversation.pending
+                        ],
+                    )
+                    return
+            yield event(
+                type="error",
+                text=f"stopped after {MAX_ROUNDS} rounds of tool calls without an answer",
+            )
 
     async def _needs_confirmation(self, function: str) -> bool:
         info = await self.facade.describe(function)

@@ -13,7 +13,3 @@ class UnknownToolError(AgentError):
 
 class ServerUnavailableError(AgentError):
     """The MCP server did not answer, also after reconnecting once."""
-
-
-class ServerAnswerError(AgentError):
-    """The MCP server answered with an error, or with something that is not an MCP answer."""

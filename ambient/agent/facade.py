@@ -17,12 +17,7 @@ from mcp.types import CallToolResult, TextContent, Tool, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from ambient.agent.connection import ServerConnection
-from ambient.agent.errors import (
-    AgentError,
-    ServerAnswerError,
-    ServerUnavailableError,
-    UnknownToolError,
-)
+from ambient.agent.errors import AgentError, ServerUnavailableError, UnknownToolError
 from ambient.agent.health import Health, ServerHealth, ToolMetrics, ToolStats
 
 OWN_SERVER = "ambient"
@@ -91,13 +86,9 @@ class ToolInfo(BaseModel):
 class ToolOutcome(BaseModel):
     """What one call returned: the text a model reads, structured content, or the error."""
 
-    function: str
-    server: str
-    tool: str
     ok: bool
     text: str
     structured: dict[str, Any] | None = None
-    seconds: float
 
 
 @dataclass
@@ -142,10 +133,6 @@ def _cut(description: str) -> str:
     if len(description) <= MAX_DESCRIPTION_CHARS:
         return description
     return f"{description[:MAX_DESCRIPTION_CHARS]} [… cut: {len(description):,} characters]"
-
-
-def _schema_fits(tool: Tool) -> bool:
-    return len(json.dumps(tool.input_schema or {}, ensure_ascii=False)) <= MAX_SCHEMA_CHARS
 
 
 class AgentFacade:
@@ -251,7 +238,7 @@ class AgentFacade:
         listed = await self._run(server, list_all, retry=True)
         server.tools, server.left_out = [], []
         for tool in listed:  # each schema measured once
-            if _schema_fits(tool):
+            if len(json.dumps(tool.input_schema or {}, ensure_ascii=False)) <= MAX_SCHEMA_CHARS:
                 server.tools.append(tool)
             else:
                 server.left_out.append(tool.name)
@@ -340,15 +327,7 @@ class AgentFacade:
     ) -> ToolOutcome:
         seconds = self._clock() - started
         self._metrics.setdefault((info.server, info.tool), ToolMetrics()).record(ok, seconds)
-        return ToolOutcome(
-            function=info.function,
-            server=info.server,
-            tool=info.tool,
-            ok=ok,
-            text=text,
-            structured=structured,
-            seconds=seconds,
-        )
+        return ToolOutcome(ok=ok, text=text, structured=structured)
 
     async def _run(self, server: _Server, operation: Any, *, retry: bool) -> Any:
         # The server may have restarted: a retry is one more try on a new connection.
@@ -358,11 +337,11 @@ class AgentFacade:
                 return await server.connection.run(operation)
             except ServerUnavailableError:
                 if tried == tries:
-                    server.health.record_unreachable()
+                    server.health.record(False, unreachable=True)
                     raise
             except (MCPError, ValidationError) as exc:
                 # A JSON-RPC error or a garbled answer: the request failed, not the agent.
                 server.health.record(False)
-                raise ServerAnswerError(
+                raise AgentError(
                     f"MCP server {server.name!r} answered with an error: {exc}"
                 ) from None

@@ -60,13 +60,9 @@ class ServerHealth:
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
     unreachable: bool = False
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool, *, unreachable: bool = False) -> None:
         self.outcomes.append(ok)
-        self.unreachable = False
-
-    def record_unreachable(self) -> None:
-        self.unreachable = True
-        self.outcomes.append(False)
+        self.unreachable = unreachable
 
     @property
     def state(self) -> Health:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_prompt, tool_offer
 from ambient.agent.errors import AgentError
-from ambient.agent.facade import OWN_SERVER, AgentFacade
+from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.llm import openai_client
@@ -29,9 +29,8 @@ MAX_SERVERS = 10
 class AgentHub:
     """Facades per user, built on first use and kept (tool listings stay cached)."""
 
-    def __init__(self, state: AppState, *, timeout_seconds: float = 60.0) -> None:
+    def __init__(self, state: AppState) -> None:
         self.state = state
-        self.timeout = timeout_seconds
         self.guard = DestinationGuard(state.settings.fetch_allow_cidrs)
         # Per user: the facade, and whether it was built for an admin (it holds stdio servers).
         self._facades: dict[str, tuple[bool, AgentFacade]] = {}
@@ -46,7 +45,7 @@ class AgentHub:
                 self._facades[user.name] = found
                 return found[1]
             await found[1].close()
-        facade = AgentFacade(timeout_seconds=self.timeout)
+        facade = AgentFacade()
         facade.add_server(OWN_SERVER, self._own_client(user.name))
         for spec in await self.specs(user.name):
             if spec.transport == "stdio" and not admin:
@@ -57,7 +56,7 @@ class AgentHub:
 
     def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
         # Through this process's guard: every request, as it is sent, not only the URL added.
-        return partial(client_for, spec, timeout=self.timeout, guard=self.guard)
+        return partial(client_for, spec, timeout=DEFAULT_TIMEOUT, guard=self.guard)
 
     def _own_client(self, user: str) -> Callable[[], Client]:
         # Imported here: the MCP server imports the tool modules, which import this package.
@@ -66,7 +65,7 @@ class AgentHub:
         # In-process, acting as the user: the same tools, checks and permissions as over HTTP.
         holder = StateHolder(dataclasses.replace(self.state, stdio_user=user))
         server = build_server(self.state.settings, holder=holder)
-        return lambda: Client(server, cache=None, read_timeout_seconds=self.timeout)
+        return lambda: Client(server, cache=None, read_timeout_seconds=DEFAULT_TIMEOUT)
 
     async def specs(self, user: str) -> list[McpServerSpec]:
         async with self.state.db.session() as session:
@@ -87,25 +86,18 @@ class AgentHub:
                 await self.guard.check_url(spec.url)
             except (RefusedDestinationError, DestinationLookupError) as exc:
                 raise AgentError(f"url: {exc}") from None
-        taken = AgentError(f"you already have an MCP server named {spec.name!r}")
-        full = AgentError(f"at most {MAX_SERVERS} MCP servers per user")
-        existing = await self.specs(user.name)
-        if any(s.name == spec.name for s in existing):
-            raise taken
-        if len(existing) >= MAX_SERVERS:
-            raise full
         async with self.state.db.session() as session:
             row = AgentServer(user=user.name, name=spec.name, spec=spec.model_dump())
             session.add(row)
             try:
                 await session.commit()
             except IntegrityError:
-                # The same name added by a request at once (a form sent twice) came first.
-                if any(s.name == spec.name for s in await self.specs(user.name)):
-                    raise taken from None
-                raise
-            # Counted again once stored: another add at once passed the count above too. The
-            # servers stored first keep their places; one past the limit is taken back.
+                # The name is taken: stored before, or by a request at once (a form sent twice).
+                if all(s.name != spec.name for s in await self.specs(user.name)):
+                    raise
+                raise AgentError(f"you already have an MCP server named {spec.name!r}") from None
+            # Counted once stored, so that two adds at once cannot both take the last place:
+            # the servers stored first keep their places; one past the limit is taken back.
             first = await session.scalars(
                 select(AgentServer.id)
                 .where(AgentServer.user == user.name)
@@ -115,7 +107,7 @@ class AgentHub:
             if row.id not in set(first):
                 await session.delete(row)
                 await session.commit()
-                raise full
+                raise AgentError(f"at most {MAX_SERVERS} MCP servers per user")
         found = self._facades.get(user.name)
         if found is not None:
             found[1].add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)

@@ -45,13 +45,11 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
         runtime = ChatRuntime.of(state)
         agent = await runtime.agent(row)
         conversation = runtime.conversations.open(user, None)
-        interactive = message is None
+        # One message from the command line, or each one asked until the person leaves.
+        typed = iter(lambda: _ask(row.assistant_name), None)
+        text: str | None
         try:
-            while True:
-                text = message if message is not None else _ask(row.assistant_name)
-                if text is None:
-                    return 0
-                message = None
+            for text in [message] if message is not None else typed:
                 approve: bool | None = None
                 confirm_id: str | None = None
                 while True:
@@ -72,10 +70,9 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     approve = yes or (sys.stdin.isatty() and typer.confirm("Run these?"))
                     confirm_id = confirm.confirm_id
                     text = None
-                if not interactive:
-                    return 0
         finally:
             await runtime.hub.close()
+        return 0
 
 
 def _ask(name: str) -> str | None:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from ambient.agent.digest import DigestSetting
 from ambient.agent.errors import AgentError
-from ambient.agent.health import Health, ToolStats
+from ambient.agent.facade import OWN_SERVER, AgentFacade
+from ambient.agent.health import ToolStats
 from ambient.agent.hub import ChatRuntime
 from ambient.agent.servers import McpServerSpec, ReadOnlyTools
 from ambient.domain.configs import UserConfig
@@ -92,20 +93,19 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
 @router.get("/agent/servers")
 async def list_servers(user: CurrentUser, chat: ChatDep) -> list[ServerView]:
     """The MCP servers of the caller's agent (ours first); header values are hidden."""
-    hub = chat.hub
-    facade = await hub.facade(user)
-    health, problems = facade.health(), facade.problems()
-    ours = ServerView(name="ambient", spec={"transport": "in-process"}, health=health["ambient"])
+    facade = await chat.hub.facade(user)
+    health = facade.health()[OWN_SERVER]
+    ours = ServerView(name=OWN_SERVER, spec={"transport": "in-process"}, health=health)
     # A server the facade leaves out is not run: a stdio one whose owner is no longer an admin.
-    return [ours] + [_view(spec, health, problems) for spec in await hub.specs(user.name)]
+    return [ours] + [_view(spec, facade) for spec in await chat.hub.specs(user.name)]
 
 
-def _view(spec: McpServerSpec, health: dict[str, Health], problems: dict[str, str]) -> ServerView:
+def _view(spec: McpServerSpec, facade: AgentFacade) -> ServerView:
     return ServerView(
         name=spec.name,
         spec=spec.public(),
-        health=health.get(spec.name, "off"),
-        problem=problems.get(spec.name),
+        health=facade.health().get(spec.name, "off"),
+        problem=facade.problems().get(spec.name),
     )
 
 
@@ -138,8 +138,7 @@ async def change_server(
     spec = await chat.hub.allow_unasked(user.name, name, change.read_only_tools)
     if spec is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"you have no MCP server named {name!r}")
-    facade = await chat.hub.facade(user)
-    return _view(spec, facade.health(), facade.problems())
+    return _view(spec, await chat.hub.facade(user))
 
 
 @router.delete("/agent/servers/{name}", status_code=status.HTTP_204_NO_CONTENT)
