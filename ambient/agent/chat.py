@@ -60,11 +60,12 @@ class ToolOffer:
         self.limit, self.pinned = limit, tuple(pinned)
         # One index per tool listing (users with their own MCP servers list different tools):
         # building one takes ~0.1–0.5 s, searching it well under a millisecond.
-        self._indexes: OrderedDict[tuple[str, ...], ToolIndex] = OrderedDict()
+        self._indexes: OrderedDict[str, ToolIndex] = OrderedDict()
 
     def _search(self, tools: list[dict[str, Any]]) -> ToolIndex:
-        names = tuple(t["function"]["name"] for t in tools)
-        index = self._indexes.get(names)
+        # By what the tools say, not only their names: two servers may name tools alike.
+        listing = json.dumps([t["function"] for t in tools], sort_keys=True)
+        index = self._indexes.get(listing)
         if index is None:
             index = ToolIndex(
                 ToolDoc(
@@ -75,10 +76,10 @@ class ToolOffer:
                 for t in tools
                 if t["function"]["name"] != FIND_TOOLS
             )
-            self._indexes[names] = index
+            self._indexes[listing] = index
             while len(self._indexes) > INDEXES:
                 self._indexes.popitem(last=False)
-        self._indexes.move_to_end(names)
+        self._indexes.move_to_end(listing)
         return index
 
     def tools(

@@ -123,6 +123,10 @@ async def test_an_offer_keeps_one_search_index_per_tool_listing() -> None:
     assert offer._search(fewer) is not first
     # Two users with different servers take turns: neither listing is indexed again.
     assert offer._search(every) is first and offer._search(fewer) is offer._search(fewer)
+    # The same names saying other things (another user's server, a server that rewords a
+    # tool) are another listing: ranked by what they say now, not by the first words seen.
+    reworded = [{**t, "function": {**t["function"], "description": "x"}} for t in every]
+    assert offer._search(reworded) is not first
 
 
 async def test_calls_that_replace_the_persons_settings_wait_for_a_yes_in_destructive_mode() -> None:
