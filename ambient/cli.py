@@ -306,12 +306,9 @@ def status(
 
     async def probe() -> bool:
         settings = discovered_settings()
-        db = Database(settings.resolved_database_url)
-        try:
+        async with Database(settings.resolved_database_url) as db:
             client = await temporal.connect(settings, lazy=True)
             report = await system_status(settings, client, db)
-        finally:
-            await db.close()
         if as_json:
             console.print_json(report.model_dump_json())
         else:

@@ -190,25 +190,21 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
 
 async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
     """The `dev` user, with the token kept in ``token_file`` across restarts."""
-    db = Database(settings.resolved_database_url)
-    try:
-        async with db.writing() as session:
-            users = UserRepository(session)
-            user = await users.get(DEV_USER)
-            if user is None:
-                # The dev user is the admin of a dev stack (it registers the other users).
-                user, token = await users.create(
-                    UserCreate(name=DEV_USER, role=Role.ADMIN), actor="ambient dev"
-                )
-            elif token_file.exists():
-                token = token_file.read_text().strip()
-                await users.set_token(user, token)
-            else:
-                token = await users.rotate_token(user)
-            if not user.is_admin:  # a data dir from before roles existed
-                await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
-    finally:
-        await db.close()
+    async with Database(settings.resolved_database_url) as db, db.writing() as session:
+        users = UserRepository(session)
+        user = await users.get(DEV_USER)
+        if user is None:
+            # The dev user is the admin of a dev stack (it registers the other users).
+            user, token = await users.create(
+                UserCreate(name=DEV_USER, role=Role.ADMIN), actor="ambient dev"
+            )
+        elif token_file.exists():
+            token = token_file.read_text().strip()
+            await users.set_token(user, token)
+        else:
+            token = await users.rotate_token(user)
+        if not user.is_admin:  # a data dir from before roles existed
+            await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
     write_private(token_file, token)
     return token
 
