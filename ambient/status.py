@@ -43,13 +43,18 @@ def _in_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> Base
     return None
 
 
-def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
-    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so.
+def temporal_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says Temporal did not answer.
 
     Not for a worker that did not answer a query: the server may say DEADLINE_EXCEEDED for it,
     which the feature's error (raised from it) already names as a silent worker.
     """
-    if temporal.SILENT_WORKER in str(exc) or _in_chain(exc, _unreachable) is None:
+    return temporal.SILENT_WORKER not in str(exc) and _in_chain(exc, _unreachable) is not None
+
+
+def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
+    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so."""
+    if not temporal_down(exc):
         return None
     address = settings.temporal_address if settings else "the configured address"
     return (
@@ -69,6 +74,11 @@ def _database_down(exc: BaseException) -> bool:
         "/sqlalchemy/pool/" in frame.f_code.co_filename.replace("\\", "/")
         for frame, _ in traceback.walk_tb(exc.__traceback__)
     )
+
+
+def database_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database did not answer."""
+    return _in_chain(exc, _database_down) is not None
 
 
 def database_problem(exc: BaseException, settings: Settings | None) -> str | None:
