@@ -160,23 +160,16 @@ async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
     return True
 
 
-async def system_status(settings: Settings, client: Client | None, db: Database) -> SystemStatus:
+async def system_status(settings: Settings, client: Client, db: Database) -> SystemStatus:
     """Probe Temporal, our task queue's pollers and the database; never raises."""
     errors: list[str] = []
     temporal_ok, pollers = False, 0
-    if client is None:
-        errors.append(f"no Temporal client (is a server running at {settings.temporal_address}?)")
-    else:
-        try:
-            await client.workflow_service.get_system_info(
-                GetSystemInfoRequest(), timeout=PROBE_TIMEOUT
-            )
-            temporal_ok = True
-            pollers = await _pollers(
-                client, settings.temporal_namespace, settings.temporal_task_queue
-            )
-        except Exception as exc:
-            errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
+    try:
+        await client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=PROBE_TIMEOUT)
+        temporal_ok = True
+        pollers = await _pollers(client, settings.temporal_namespace, settings.temporal_task_queue)
+    except Exception as exc:
+        errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
     db_ok = False
     try:
         db_ok = await asyncio.wait_for(db.ping(), PROBE_TIMEOUT.total_seconds())
