@@ -171,12 +171,12 @@ async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: floa
     raise DevStackError(f"Temporal did not answer at {settings.temporal_address}: {last}")
 
 
-async def register_search_attributes(client: Client, namespace: str) -> None:
+async def register_search_attributes(client: Client) -> None:
     """Idempotent: a server started by us has them already; an external one may not."""
     try:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
-                namespace=namespace,
+                namespace=client.namespace,
                 search_attributes={
                     key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
                     for key in temporal.SEARCH_ATTRIBUTES
@@ -211,7 +211,7 @@ async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
 
 async def prepare(settings: Settings, opts: DevOptions, deadline: float) -> str:
     client = await wait_for_temporal(settings, opts, deadline)
-    await register_search_attributes(client, settings.temporal_namespace)
+    await register_search_attributes(client)
     await upgrade_async(settings.resolved_database_url)
     return await ensure_dev_user(settings, opts.data_dir / "dev-token")
 
