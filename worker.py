@@ -101,8 +101,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     await require_current(settings.resolved_database_url)  # `ambient migrate` is a deploy step
     async with AsyncExitStack() as stack:
         client = await temporal.connect(settings, runtime=metrics_runtime(settings))
-        db = Database(settings.resolved_database_url)
-        stack.push_async_callback(db.close)
+        db = await stack.enter_async_context(Database(settings.resolved_database_url))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
         deps = WorkerDeps(
             settings=settings, db=db, channels=build_channels(settings, db, http), http=http

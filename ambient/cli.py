@@ -181,15 +181,16 @@ def dev(
     with loading():
         from ambient.devstack import DevOptions, run_dev
 
+    settings = Settings(data_dir=data_dir, local_llm=local_llm)
     opts = DevOptions(
-        data_dir=data_dir,
+        data_dir=settings.data_dir,  # as Settings reads it (~ expanded), for the children too
         api_port=api_port,
         temporal_port=temporal_port,
         ui_port=ui_port,
         temporal_address=temporal_address,
         metrics_port=metrics_port or None,
     )
-    raise typer.Exit(run_dev(Settings(data_dir=data_dir, local_llm=local_llm), opts, console))
+    raise typer.Exit(run_dev(settings, opts, console))
 
 
 @app.command()
@@ -306,12 +307,9 @@ def status(
 
     async def probe() -> bool:
         settings = discovered_settings()
-        db = Database(settings.resolved_database_url)
-        try:
+        async with Database(settings.resolved_database_url) as db:
             client = await temporal.connect(settings, lazy=True)
             report = await system_status(settings, client, db)
-        finally:
-            await db.close()
         if as_json:
             console.print_json(report.model_dump_json())
         else:

@@ -171,12 +171,12 @@ async def wait_for_temporal(settings: Settings, opts: DevOptions, deadline: floa
     raise DevStackError(f"Temporal did not answer at {settings.temporal_address}: {last}")
 
 
-async def register_search_attributes(client: Client, namespace: str) -> None:
+async def register_search_attributes(client: Client) -> None:
     """Idempotent: a server started by us has them already; an external one may not."""
     try:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
-                namespace=namespace,
+                namespace=client.namespace,
                 search_attributes={
                     key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
                     for key in temporal.SEARCH_ATTRIBUTES
@@ -190,32 +190,28 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
 
 async def ensure_dev_user(settings: Settings, token_file: Path) -> str:
     """The `dev` user, with the token kept in ``token_file`` across restarts."""
-    db = Database(settings.resolved_database_url)
-    try:
-        async with db.writing() as session:
-            users = UserRepository(session)
-            user = await users.get(DEV_USER)
-            if user is None:
-                # The dev user is the admin of a dev stack (it registers the other users).
-                user, token = await users.create(
-                    UserCreate(name=DEV_USER, role=Role.ADMIN), actor="ambient dev"
-                )
-            elif token_file.exists():
-                token = token_file.read_text().strip()
-                await users.set_token(user, token)
-            else:
-                token = await users.rotate_token(user)
-            if not user.is_admin:  # a data dir from before roles existed
-                await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
-    finally:
-        await db.close()
+    async with Database(settings.resolved_database_url) as db, db.writing() as session:
+        users = UserRepository(session)
+        user = await users.get(DEV_USER)
+        if user is None:
+            # The dev user is the admin of a dev stack (it registers the other users).
+            user, token = await users.create(
+                UserCreate(name=DEV_USER, role=Role.ADMIN), actor="ambient dev"
+            )
+        elif token_file.exists():
+            token = token_file.read_text().strip()
+            await users.set_token(user, token)
+        else:
+            token = await users.rotate_token(user)
+        if not user.is_admin:  # a data dir from before roles existed
+            await users.grant(user, Grant(role=Role.ADMIN), actor="ambient dev")
     write_private(token_file, token)
     return token
 
 
 async def prepare(settings: Settings, opts: DevOptions, deadline: float) -> str:
     client = await wait_for_temporal(settings, opts, deadline)
-    await register_search_attributes(client, settings.temporal_namespace)
+    await register_search_attributes(client)
     await upgrade_async(settings.resolved_database_url)
     return await ensure_dev_user(settings, opts.data_dir / "dev-token")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -41,6 +42,8 @@ def _list_setting(value: Any) -> Any:
 
 # A list setting: a JSON list or comma-separated values (AMBIENT_FETCH_ALLOW_CIDRS=10.0.0.0/8).
 StrList = Annotated[list[str], NoDecode, BeforeValidator(_list_setting)]
+# A path setting: ~ expanded, as a .env file writes it (~/.kube/config) and no shell expands it.
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
 
 
 class Environment(StrEnum):
@@ -64,16 +67,16 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.DEVELOPMENT
-    data_dir: Path = Path(".data")
+    data_dir: UserPath = Path(".data")
 
     # Temporal
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = TASK_QUEUE
     temporal_tls: bool = False
-    temporal_tls_cert: Path | None = None
-    temporal_tls_key: Path | None = None
-    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: UserPath | None = None
+    temporal_tls_key: UserPath | None = None
+    temporal_tls_ca: UserPath | None = None
     temporal_api_key: SecretStr | None = None
 
     # App database; SQLite under data_dir when unset.
@@ -92,7 +95,7 @@ class Settings(BaseSettings):
     # neither zh nor en). Chinese: the product is for Chinese-speaking teams.
     default_language: Language = Language.ZH
 
-    # Payload encryption (Temporal history): base64 of 32 bytes; `ambient codec new-key`.
+    # Payload encryption (Temporal history): base64 of 32 bytes; `ambient new-payload-key`.
     payload_key: SecretStr | None = None
     payload_key_id: str = "k1"
     # Older keys still able to decrypt, as {"id": "base64 key"} (key rotation).
@@ -138,7 +141,7 @@ class Settings(BaseSettings):
     local_llm: bool = False
     local_llm_port: int = Field(default=8091, ge=1, le=65535)
     # Weights and the server build; DATA_DIR/llm when unset (share one across checkouts).
-    llm_cache_dir: Path | None = None
+    llm_cache_dir: UserPath | None = None
     # The chat agent offers the model, each turn, the best `chat_tools` tools of the full list
     # for the person's words (find_tools' search), plus these pinned ones and any it already
     # called; 0 offers every tool (ambient/agent/chat.py, ToolOffer; docs/agent.md).
@@ -179,9 +182,9 @@ class Settings(BaseSettings):
     # TKE kubeconfigs for the cluster's internet access (DescribeClusterKubeconfig IsExtranet),
     # not the intranet one: for a worker outside the cluster's VPC.
     tke_extranet: bool = False
-    kubeconfig: Path | None = None
+    kubeconfig: UserPath | None = None
     # Folder of log files that search_logs may read as topic "file:NAME" (no other paths).
-    log_dir: Path | None = None
+    log_dir: UserPath | None = None
 
     # --- daily briefing / voice ---
     # Voice devices allowed to call POST /voice/greeting: {"name": "token"} (X-Device-Token).
@@ -249,12 +252,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
-
-    @field_validator("kubeconfig")
-    @classmethod
-    def _home(cls, value: Path | None) -> Path | None:
-        # As a .env file writes it (~/.kube/config), the shell expands nothing.
-        return value.expanduser() if value is not None else None
 
     @field_validator("fetch_allow_cidrs")
     @classmethod

@@ -43,13 +43,18 @@ def _in_chain(exc: BaseException, test: Callable[[BaseException], bool]) -> Base
     return None
 
 
-def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
-    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so.
+def temporal_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says Temporal did not answer.
 
     Not for a worker that did not answer a query: the server may say DEADLINE_EXCEEDED for it,
     which the feature's error (raised from it) already names as a silent worker.
     """
-    if temporal.SILENT_WORKER in str(exc) or _in_chain(exc, _unreachable) is None:
+    return temporal.SILENT_WORKER not in str(exc) and _in_chain(exc, _unreachable) is not None
+
+
+def temporal_problem(exc: BaseException, settings: Settings | None) -> str | None:
+    """A one-line "Temporal is unreachable at ADDRESS" if ``exc`` (or what it wraps) says so."""
+    if not temporal_down(exc):
         return None
     address = settings.temporal_address if settings else "the configured address"
     return (
@@ -69,6 +74,11 @@ def _database_down(exc: BaseException) -> bool:
         "/sqlalchemy/pool/" in frame.f_code.co_filename.replace("\\", "/")
         for frame, _ in traceback.walk_tb(exc.__traceback__)
     )
+
+
+def database_down(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database did not answer."""
+    return _in_chain(exc, _database_down) is not None
 
 
 def database_problem(exc: BaseException, settings: Settings | None) -> str | None:
@@ -150,23 +160,16 @@ async def _llm_answers(settings: Settings, errors: list[str]) -> bool | None:
     return True
 
 
-async def system_status(settings: Settings, client: Client | None, db: Database) -> SystemStatus:
+async def system_status(settings: Settings, client: Client, db: Database) -> SystemStatus:
     """Probe Temporal, our task queue's pollers and the database; never raises."""
     errors: list[str] = []
     temporal_ok, pollers = False, 0
-    if client is None:
-        errors.append(f"no Temporal client (is a server running at {settings.temporal_address}?)")
-    else:
-        try:
-            await client.workflow_service.get_system_info(
-                GetSystemInfoRequest(), timeout=PROBE_TIMEOUT
-            )
-            temporal_ok = True
-            pollers = await _pollers(
-                client, settings.temporal_namespace, settings.temporal_task_queue
-            )
-        except Exception as exc:
-            errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
+    try:
+        await client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=PROBE_TIMEOUT)
+        temporal_ok = True
+        pollers = await _pollers(client, settings.temporal_namespace, settings.temporal_task_queue)
+    except Exception as exc:
+        errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
     db_ok = False
     try:
         db_ok = await asyncio.wait_for(db.ping(), PROBE_TIMEOUT.total_seconds())

@@ -96,8 +96,7 @@ async def open_state(
             await upgrade_async(settings.resolved_database_url)
         else:
             await require_current(settings.resolved_database_url)
-        db = Database(settings.resolved_database_url)
-        stack.push_async_callback(db.close)
+        db = await stack.enter_async_context(Database(settings.resolved_database_url))
         # Lazy: the API and MCP start (and report it) even while Temporal is down.
         client = await temporal.connect(settings, lazy=True)
         http = await stack.enter_async_context(

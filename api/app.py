@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(refuse_nul)],
     )
     serve_offline_docs(app)
-    install_error_mapping(app, settings)
+    install_error_mapping(app)
     app.add_exception_handler(BriefingError, feature_error(briefings.http_error))
     app.add_exception_handler(DiscussionError, feature_error(discussions.http_error))
     app.add_exception_handler(TaskError, feature_error(tasks.http_error))

@@ -34,7 +34,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
 from ambient.refusals import Refusal
-from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
 
 E = TypeVar("E", bound=Exception)
@@ -137,7 +136,7 @@ def feature_error(http_error: Callable[[Any], Exception]) -> Any:
             return await validation_error(request, answer)
         if isinstance(answer, HTTPException):
             return await http_exception_handler(request, answer)
-        return await unexpected_error(request.app.state.settings)(request, answer)
+        return await unexpected_error(request, answer)
 
     return handle
 
@@ -147,18 +146,14 @@ def out_of_range(exc: Exception) -> bool:
     return isinstance(exc, OverflowError) or isinstance(exc.__cause__, OverflowError)
 
 
-def unexpected_error(settings: Settings) -> Any:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
-        problem = temporal_problem(exc, settings) or database_problem(exc, settings)
-        if problem is not None:
-            return JSONResponse({"detail": problem}, status_code=503)
-        if out_of_range(exc):
-            return JSONResponse(
-                {"detail": "a number in the request is out of range"}, status_code=422
-            )
-        return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
-
-    return handle
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    settings = request.app.state.settings
+    problem = temporal_problem(exc, settings) or database_problem(exc, settings)
+    if problem is not None:
+        return JSONResponse({"detail": problem}, status_code=503)
+    if out_of_range(exc):
+        return JSONResponse({"detail": "a number in the request is out of range"}, status_code=422)
+    return JSONResponse({"detail": "internal error (logged on the server)"}, status_code=500)
 
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -196,7 +191,7 @@ class MethodNotAllowed:
         await self.app(scope, receive, send)
 
 
-def install_error_mapping(app: FastAPI, settings: Settings) -> None:
+def install_error_mapping(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unexpected_error(settings))
+    app.add_exception_handler(Exception, unexpected_error)
     app.add_middleware(MethodNotAllowed, api=app)

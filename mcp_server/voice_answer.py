@@ -19,7 +19,7 @@ from ambient.domain.users import Language
 from ambient.remediation.views import RemediationError
 from ambient.speakers import Speaker, SpeakerKind, resolve_speaker
 from ambient.speech import speakable
-from ambient.status import database_problem, temporal_problem
+from ambient.status import database_down, temporal_down
 from ambient.storage.repositories import UserRepository
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
@@ -95,7 +95,7 @@ async def answer(
                 return spoken(say(*sentences.REFUSALS[who.kind]))
             return spoken(await work(state, who.user.name))
     except TimeoutError as exc:
-        if database_problem(exc, None) is not None:  # a connect that timed out (OSError)
+        if database_down(exc):  # a connect that timed out (OSError)
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
         return say(
             "系统这会儿响应太慢，我没等到结果，请稍后再问。",
@@ -103,9 +103,9 @@ async def answer(
         )
     except Exception as exc:
         # What is down is said before anything a feature made of it.
-        if temporal_problem(exc, None) is not None:
+        if temporal_down(exc):
             return say(sentences.TEMPORAL_DOWN, sentences.TEMPORAL_DOWN_EN)
-        if database_problem(exc, None) is not None:
+        if database_down(exc):
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
         if isinstance(exc, RemediationError | TaskError | BriefingError):
             if temporal.SILENT_WORKER in str(exc):

@@ -184,7 +184,7 @@ async def ts_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WorkflowEnvir
         port=free_port(),
     )
     # Watches upsert our custom search attributes; the test server accepts their registration.
-    await register_search_attributes(env.client, env.client.namespace)
+    await register_search_attributes(env.client)
     # A greeting's answer_by is read from the server's clock, which time skipping moves on.
     monkeypatch.setattr(BriefingService, "clock", staticmethod(env.get_current_time))
     yield env

@@ -63,7 +63,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
-from ambient.status import temporal_problem
+from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import user_named
@@ -404,7 +404,7 @@ class BriefingService(Greeting):
             return
         except Exception as exc:
             # Temporal down: what is stored is still the briefing to show.
-            if temporal_problem(exc, None) is None:
+            if not temporal_down(exc):
                 raise
             return
         if status is None or status.day is None or status.given_at is None:

@@ -102,16 +102,16 @@ class DestinationGuard:
         )
         return next((f"{address} is {kind}" for refused, kind in kinds if refused), None)
 
-    def check_url_static(self, url: str) -> None:
-        """Refuse a URL by its form alone (no DNS): scheme, host, userinfo, literal addresses."""
+    def check_url_static(self, url: str) -> str:
+        """The URL's host, refused by its form alone (no DNS): scheme, userinfo, literal IPs."""
         host = url_host(url)
         self._refuse(host, _literal_addresses(host))
+        return host
 
     async def check_url(self, url: str) -> list[str]:
         """Resolve the URL's host and refuse it if any address is refused; the addresses."""
-        self.check_url_static(url)
+        host = self.check_url_static(url)
         parts = urlsplit(url.strip())
-        host = url_host(url)
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         addresses = await self.resolve(host, port)
         self._refuse(host, map(ipaddress.ip_address, addresses), "it resolves to ")

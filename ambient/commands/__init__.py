@@ -163,11 +163,8 @@ def run_operator(work: Callable[[Database], Awaitable[T]]) -> T:
 
     async def main() -> T:
         await upgrade_async(url)
-        db = Database(url)
-        try:
+        async with Database(url) as db:
             return await work(db)
-        finally:
-            await db.close()
 
     return asyncio.run(main())
 

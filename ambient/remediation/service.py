@@ -77,7 +77,7 @@ from ambient.remediation.views import (
 )
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
-from ambient.status import temporal_problem
+from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, User
@@ -299,7 +299,7 @@ class RemediationService:
                 if (state := e.typed_search_attributes.get(temporal.STATE)) is not None
             }
         except (RPCError, RuntimeError) as exc:  # RuntimeError: the SDK's failed connect
-            if not isinstance(exc, RPCError) and temporal_problem(exc, None) is None:
+            if not isinstance(exc, RPCError) and not temporal_down(exc):
                 raise
             log.warning("remediations: the server's list failed (%s); rows as stored", exc)
             return {}

@@ -93,7 +93,8 @@ def _turn_connector(url: str) -> Callable[[], Any]:
 
 
 class Database:
-    """Owns the engine; hands out sessions. Close it when the entry point stops."""
+    """Owns the engine; hands out sessions. Close it when the entry point stops
+    (``async with Database(url) as db:`` closes it when the block ends)."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -181,3 +182,9 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -29,7 +29,7 @@ from ambient.domain import field_errors as fields
 from ambient.domain.field_errors import Refused
 from ambient.domain.users import Language, UserCreate
 from ambient.refusals import Refusal
-from ambient.status import database_problem, system_status, temporal_problem
+from ambient.status import database_down, system_status, temporal_down
 from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
 from ambient.watches.inputs import ConfigError
@@ -53,9 +53,9 @@ class PageRoute(APIRoute):
             except Exception as exc:
                 if isinstance(exc, RequestValidationError) or out_of_range(exc):
                     return await cannot_take(request, exc)
-                if temporal_problem(exc, None) is not None:
+                if temporal_down(exc):
                     user, problem = await _user_of(request), TEMPORAL_DOWN
-                elif database_problem(exc, None) is not None:
+                elif database_down(exc):
                     user, problem = None, DATABASE_DOWN  # who signed in is in the database
                 else:
                     raise

@@ -28,7 +28,7 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.sharing import ReportLink
-from ambient.status import temporal_problem
+from ambient.status import temporal_down
 from api.deps import CurrentUser, StateDep
 from api.errors import refusal, unprocessable
 
@@ -75,7 +75,7 @@ def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, InvalidRemediationError):
         where, field = FIELD_PLACES.get(exc.field or "alert", ("body", exc.field or "alert"))
         return unprocessable((field.split("."), str(exc)), where=where)
-    if isinstance(exc, tuple(STATUSES)) or temporal_problem(exc, None) is None:
+    if isinstance(exc, tuple(STATUSES)) or not temporal_down(exc):
         return refusal(exc, STATUSES)
     return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
 

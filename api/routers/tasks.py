@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
-from ambient.status import temporal_problem
+from ambient.status import temporal_down
 from ambient.watches.inputs import (
     AnyConfig,
     ConfigError,
@@ -48,7 +48,7 @@ STATUSES = {TaskNotFoundError: 404, TaskStateError: 409}
 def http_error(exc: TaskError) -> Exception:
     if isinstance(exc, ConfigError):
         return unprocessable(*exc.errors)
-    if not isinstance(exc, TaskNotFoundError) and temporal_problem(exc, None) is not None:
+    if not isinstance(exc, TaskNotFoundError) and temporal_down(exc):
         return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
     if isinstance(exc, InvalidTaskError) and not isinstance(exc, TaskStateError):
         named = str(exc).split(": ", 1)[0]

@@ -410,3 +410,23 @@ def test_an_argument_that_is_not_utf8_is_refused_by_position_not_a_traceback(
         at = next(n for n, arg in enumerate(given, 1) if "\udcff" in arg)
         said = result.output.encode("utf-8", "backslashreplace").decode()
         assert f"argument {at} ({given[at - 1]!r}) is not UTF-8 text" in said, said
+
+
+def test_ambient_dev_runs_in_the_data_dir_its_settings_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AMBIENT_DATA_DIR=~/stack: the stack's files and the children in ./~/stack, the dev user
+    # in $HOME/stack (Settings expands ~): two databases.
+    import ambient.devstack
+
+    seen: dict[str, Path] = {}
+
+    def run_dev(settings: Any, opts: Any, _console: Any) -> int:
+        seen.update(settings=settings.data_dir, opts=opts.data_dir)
+        return 0
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(ambient.devstack, "run_dev", run_dev)
+    result = CliRunner().invoke(app, ["dev"], env={"AMBIENT_DATA_DIR": "~/stack"})
+    assert result.exit_code == 0, result.output
+    assert seen == {"settings": tmp_path / "stack", "opts": tmp_path / "stack"}

@@ -79,3 +79,16 @@ def test_a_kubeconfig_written_from_home_in_a_dotenv_file_is_found(
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("AMBIENT_KUBECONFIG=~/.kube/config\n")
     assert Settings().kubeconfig == tmp_path / ".kube" / "config"
+
+
+def test_every_path_setting_written_from_home_in_a_dotenv_file_is_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AMBIENT_TEMPORAL_TLS_CERT=~/certs/c.pem from .env failed at connect (FileNotFoundError).
+    names = ["data_dir", "temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca"]
+    names += ["llm_cache_dir", "kubeconfig", "log_dir"]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("".join(f"AMBIENT_{n.upper()}=~/{n}\n" for n in names))
+    settings = Settings()
+    assert {n: getattr(settings, n) for n in names} == {n: tmp_path / n for n in names}

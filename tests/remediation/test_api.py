@@ -273,7 +273,7 @@ async def test_every_route_answers_a_remediation_error_the_same_way(
 ) -> None:
     """One mapping for the whole router (api.errors): a route raises, the app answers."""
     app = FastAPI()
-    install_error_mapping(app, Settings())
+    install_error_mapping(app)
     app.add_exception_handler(RemediationError, feature_error(remediations.http_error))
 
     @app.get("/raise")
