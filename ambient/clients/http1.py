@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import certifi
 import h11
+
+from ambient.clients.tls import ca_context
 
 IDLE_SECONDS = 120.0
 MAX_IDLE_PER_KEY = 16
@@ -88,19 +89,13 @@ class PageClient:
         idle_seconds: float = IDLE_SECONDS,
         max_idle: int | None = None,
     ) -> None:
-        self._ssl = ssl_context
+        self._ssl = ssl_context or ca_context()
         self._idle_seconds = idle_seconds
         self._max_idle = max_idle if max_idle is not None else default_max_idle()
         self._idle: dict[Key, list[_Connection]] = {}
         # Every idle connection, the longest idle first (O(1) at both ends).
         self._oldest: OrderedDict[_Connection, Key] = OrderedDict()
         self.opened = 0  # connections opened so far (benchmarks: handshakes per check)
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context(cafile=certifi.where())
-            self._ssl.set_alpn_protocols(["http/1.1"])
-        return self._ssl
 
     async def get(
         self,
@@ -145,7 +140,7 @@ class PageClient:
     ) -> _Connection:
         failure: OSError = OSError(f"no address to connect to for {name}")
         tls: dict[str, Any] = (
-            {"ssl": self._tls(), "server_hostname": name} if scheme == "https" else {}
+            {"ssl": self._ssl, "server_hostname": name} if scheme == "https" else {}
         )
         for address in addresses:
             try:

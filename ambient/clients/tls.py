@@ -13,7 +13,9 @@ def ca_context() -> ssl.SSLContext:
     """certifi's bundle in a context, as httpx makes for a client given no ``verify``.
 
     httpx loads the bundle again for every client (~15 ms of CPU each); a process's clients
-    can share one context: they all speak HTTP/1.1 (httpcore sets that ALPN on it at each
-    connection), and nothing else changes it once made.
+    (httpx's and the page client's) share one context: they all speak HTTP/1.1 (httpcore sets
+    that ALPN on it at each connection too), and nothing else changes it once made.
     """
-    return ssl.create_default_context(cafile=certifi.where())
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.set_alpn_protocols(["http/1.1"])
+    return context
