@@ -258,7 +258,21 @@ class Endpoints:
 
     async def _not_registered(self, url: str) -> None:
         """Refuses ``url`` when an endpoint, anyone's, dials the same 接入点."""
-        held = await self._registered(url)
+        wanted = _broker_key(url)
+        held = await self.session.scalar(
+            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.broker_key == _digest(wanted))
+        )
+        if held is None:
+            # Rows stored before the digest was kept: their sealed URL is compared instead.
+            unkeyed = select(XiaozhiEndpoint).where(XiaozhiEndpoint.broker_key.is_(None))
+            for row in await self.session.scalars(unkeyed):
+                try:
+                    stored = self.cipher.open(row.url_sealed)
+                except (InvalidTag, ValueError):
+                    continue  # sealed under an earlier secret key: the runner shows it failing
+                if _broker_key(stored) == wanted:
+                    held = row.id
+                    break
         if held is not None:
             raise EndpointInputError(
                 "url",
@@ -268,26 +282,6 @@ class Endpoints:
                     held=held,
                 ),
             )
-
-    async def _registered(self, url: str) -> int | None:
-        """The id of the endpoint, anyone's, that dials the same 接入点 as ``url``, if any."""
-        wanted = _broker_key(url)
-        digest = _digest(wanted)
-        keyed = await self.session.scalar(
-            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.broker_key == digest)
-        )
-        if keyed is not None:
-            return keyed
-        # Rows stored before the digest was kept: their sealed URL is compared instead.
-        unkeyed = select(XiaozhiEndpoint).where(XiaozhiEndpoint.broker_key.is_(None))
-        for row in await self.session.scalars(unkeyed):
-            try:
-                stored = self.cipher.open(row.url_sealed)
-            except (InvalidTag, ValueError):
-                continue  # sealed under an earlier secret key: the runner shows it as failing
-            if _broker_key(stored) == wanted:
-                return row.id
-        return None
 
     async def list(self, actor: User | None) -> list[EndpointPublic]:
         """The caller's endpoints; an admin's (and the operator's) list holds everyone's."""
