@@ -247,13 +247,7 @@ class Endpoints:
                     "removed since: register it again"
                 ),
             ) from None
-        await AuditRepository(self.session).append(
-            actor=_actor(actor),
-            action="xiaozhi.endpoint.add",
-            subject=user_subject(data.user),
-            detail={"id": row.id, "url": row.url_masked, "token": _fingerprint(data.url)},
-        )
-        await self.session.commit()
+        await self._audited(actor, "xiaozhi.endpoint.add", row, token=_fingerprint(data.url))
         return EndpointPublic.model_validate(row)
 
     async def _not_registered(self, url: str) -> None:
@@ -297,18 +291,20 @@ class Endpoints:
             raise EndpointNotFoundError(f"no xiaozhi endpoint {endpoint_id}; see the list")
         gone = EndpointPublic.model_validate(row)
         await self.session.execute(delete(XiaozhiEndpoint).where(XiaozhiEndpoint.id == endpoint_id))
-        await AuditRepository(self.session).append(
-            actor=_actor(actor),
-            action="xiaozhi.endpoint.remove",
-            subject=user_subject(row.user),
-            detail={"id": endpoint_id, "url": row.url_masked},
-        )
-        await self.session.commit()
+        await self._audited(actor, "xiaozhi.endpoint.remove", row)
         return gone
 
-
-def _actor(actor: User | None) -> str:
-    return OPERATOR if actor is None else actor.name
+    async def _audited(
+        self, actor: User | None, action: str, row: XiaozhiEndpoint, **detail: str
+    ) -> None:
+        """Audit ``action`` on the endpoint ``row`` (actor None: the operator), and commit."""
+        await AuditRepository(self.session).append(
+            actor=OPERATOR if actor is None else actor.name,
+            action=action,
+            subject=user_subject(row.user),
+            detail={"id": row.id, "url": row.url_masked, **detail},
+        )
+        await self.session.commit()
 
 
 def _broker_key(url: str) -> tuple[str, int | None, str, str]:
