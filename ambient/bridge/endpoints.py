@@ -65,29 +65,6 @@ class EndpointPermissionError(EndpointError):
     """Only the endpoint's user or an admin may do this."""
 
 
-def endpoint_url_problem(url: str) -> Refusal | None:
-    """Why ``url`` is not a 接入点 URL (ws:// or wss://, a host, a token parameter), or None."""
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        return Refusal("not a URL (%(error)s)", error=str(exc))
-    if parts.scheme.lower() not in ("ws", "wss"):
-        got = f"{parts.scheme or 'no scheme'}://"
-        return Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
-    # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
-    decoded = [text for pair in parse_qsl(parts.query) for text in pair]
-    if any(holds_nul(text) for text in (url, *decoded)):
-        return Refusal("holds a NUL character (U+0000), raw or percent-encoded: copy the URL again")
-    if "@" in parts.netloc:
-        return Refusal("user:password@ is not accepted in the address")
-    if not parts.hostname:
-        return Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
-    if not dict(parse_qsl(parts.query)).get("token"):
-        return Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
-    return None
-
-
 def mask_url(url: str) -> str:
     """The URL with its token (and any other query value) replaced by ``***``."""
     parts = urlsplit(url.strip())
@@ -147,11 +124,29 @@ class EndpointCreate(UserConfig):
 
     @field_validator("url")
     @classmethod
-    def _endpoint_url(cls, value: str) -> str:
-        problem = endpoint_url_problem(value)
-        if problem is not None:
-            raise problem
-        return value.strip()
+    def _endpoint_url(cls, url: str) -> str:
+        """A 接入点 URL (ws:// or wss://, a host, a token parameter), stripped."""
+        try:
+            parts = urlsplit(url.strip())
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise Refusal("not a URL (%(error)s)", error=str(exc)) from None
+        if parts.scheme.lower() not in ("ws", "wss"):
+            got = f"{parts.scheme or 'no scheme'}://"
+            raise Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
+        # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
+        decoded = [text for pair in parse_qsl(parts.query) for text in pair]
+        if any(holds_nul(text) for text in (url, *decoded)):
+            raise Refusal(
+                "holds a NUL character (U+0000), raw or percent-encoded: copy the URL again"
+            )
+        if "@" in parts.netloc:
+            raise Refusal("user:password@ is not accepted in the address")
+        if not parts.hostname:
+            raise Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
+        if not dict(parse_qsl(parts.query)).get("token"):
+            raise Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
+        return url.strip()
 
     def __repr__(self) -> str:  # never the token, even in a traceback
         return f"EndpointCreate(user={self.user!r}, url={mask_url(self.url)!r})"
