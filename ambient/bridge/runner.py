@@ -225,8 +225,6 @@ class BridgeRunner:
                         await asyncio.shield(ws.close(1001, "endpoint released"))
                         raise
                 reason = "the connection ended"
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # every failure is data: shown, counted, re-dialed
                 reason = without_token(describe(exc), url)
             if connected and time.monotonic() - started >= self.timing.healthy_after:
