@@ -31,11 +31,8 @@ class Speaker:
     user: User | None  # the account to act as; None for UNKNOWN / BEYOND / NO_ACCOUNT
 
 
-_PERMISSION_RANK = {
-    RollbackPermission.NONE.value: 0,
-    RollbackPermission.DRY_RUN.value: 1,
-    RollbackPermission.EXECUTE.value: 2,
-}
+# RollbackPermission lists the permissions least first: none, dry run, execute.
+_PERMISSION_RANK = {permission.value: rank for rank, permission in enumerate(RollbackPermission)}
 
 
 def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> bool:

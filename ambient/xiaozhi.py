@@ -33,7 +33,6 @@ from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import Language
 from ambient.refusals import Refusal
-from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.safety import named_approver
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
@@ -41,7 +40,7 @@ from ambient.remediation.views import RemediationError, RemediationSummary
 from ambient.speakers import DEFAULT_ASSISTANT
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import MAX_ID, RemediationRecord, User, XiaozhiDevice
+from ambient.storage.models import MAX_ID, User, XiaozhiDevice
 from ambient.storage.repositories import OPERATOR, EventRepository, UserRepository, hash_token
 from ambient.storage.repositories import new_api_token as _new_token
 from workflows.remediation import GradedRemediationWorkflow
@@ -386,18 +385,13 @@ async def voice_facts(
     the count is unknown (None), and the rest still answers."""
     owner = None if user.is_admin else user.name
     async with db.session() as session:
-        open_query = select(RemediationRecord.state).where(
-            RemediationRecord.state.not_in(FINAL_STATES)
-        )
-        if owner is not None:
-            open_query = open_query.where(RemediationRecord.user == owner)
-        states = list(await session.scalars(open_query))
+        runs = await RemediationRepository(session).list(user=owner, open_only=True, limit=None)
         pages = await EventRepository(session).failing_pages(user=user.name)
     failing = len({task for task, _ in pages})
 
     async def approvals() -> int | None:
-        if remediations is None or not states:
-            return 0 if not states else None
+        if remediations is None or not runs:
+            return 0 if not runs else None
         return len(await waiting_for(remediations, user.name))
 
     async def briefing() -> BriefingStatus | None:
@@ -440,7 +434,7 @@ async def voice_facts(
         user=user.name,
         briefing_ready=ready,
         briefing_given_today=given,
-        open_alerts=len(states),
+        open_alerts=len(runs),
         approvals_waiting=waiting,
         watches_failing=failing,
         hint=hint,

@@ -85,10 +85,6 @@ _FILLER = re.compile(r"[\s_.\-'\"“”‘’，。？！、,?!]+|[吧呢啊了�
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
-def _key(said: str) -> str:
-    return _FILLER.sub("", said.strip().lower())
-
-
 def _flat(value: str | None) -> str:
     """``value`` lowercased without spaces, '_', '.' or '-': how names are compared."""
     return re.sub(r"[\s_.-]+", "", (value or "").lower())
@@ -96,7 +92,7 @@ def _flat(value: str | None) -> str:
 
 def names_nothing(said: str) -> bool:
     """True when a spoken reference names no particular thing ("它", "that one", "任务名")."""
-    key = _key(said)
+    key = _FILLER.sub("", said.strip().lower())
     return not key or key in _NAMES_NOTHING
 
 

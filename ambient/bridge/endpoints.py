@@ -65,29 +65,6 @@ class EndpointPermissionError(EndpointError):
     """Only the endpoint's user or an admin may do this."""
 
 
-def endpoint_url_problem(url: str) -> Refusal | None:
-    """Why ``url`` is not a 接入点 URL (ws:// or wss://, a host, a token parameter), or None."""
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        return Refusal("not a URL (%(error)s)", error=str(exc))
-    if parts.scheme.lower() not in ("ws", "wss"):
-        got = f"{parts.scheme or 'no scheme'}://"
-        return Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
-    # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
-    decoded = [text for pair in parse_qsl(parts.query) for text in pair]
-    if any(holds_nul(text) for text in (url, *decoded)):
-        return Refusal("holds a NUL character (U+0000), raw or percent-encoded: copy the URL again")
-    if "@" in parts.netloc:
-        return Refusal("user:password@ is not accepted in the address")
-    if not parts.hostname:
-        return Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
-    if not dict(parse_qsl(parts.query)).get("token"):
-        return Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
-    return None
-
-
 def mask_url(url: str) -> str:
     """The URL with its token (and any other query value) replaced by ``***``."""
     parts = urlsplit(url.strip())
@@ -147,11 +124,29 @@ class EndpointCreate(UserConfig):
 
     @field_validator("url")
     @classmethod
-    def _endpoint_url(cls, value: str) -> str:
-        problem = endpoint_url_problem(value)
-        if problem is not None:
-            raise problem
-        return value.strip()
+    def _endpoint_url(cls, url: str) -> str:
+        """A 接入点 URL (ws:// or wss://, a host, a token parameter), stripped."""
+        try:
+            parts = urlsplit(url.strip())
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise Refusal("not a URL (%(error)s)", error=str(exc)) from None
+        if parts.scheme.lower() not in ("ws", "wss"):
+            got = f"{parts.scheme or 'no scheme'}://"
+            raise Refusal("must start with wss:// or ws:// (got %(got)s)", got=got)
+        # No broker issues a token with a NUL; PostgreSQL stores no text with one either.
+        decoded = [text for pair in parse_qsl(parts.query) for text in pair]
+        if any(holds_nul(text) for text in (url, *decoded)):
+            raise Refusal(
+                "holds a NUL character (U+0000), raw or percent-encoded: copy the URL again"
+            )
+        if "@" in parts.netloc:
+            raise Refusal("user:password@ is not accepted in the address")
+        if not parts.hostname:
+            raise Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
+        if not dict(parse_qsl(parts.query)).get("token"):
+            raise Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
+        return url.strip()
 
     def __repr__(self) -> str:  # never the token, even in a traceback
         return f"EndpointCreate(user={self.user!r}, url={mask_url(self.url)!r})"
@@ -247,18 +242,26 @@ class Endpoints:
                     "removed since: register it again"
                 ),
             ) from None
-        await AuditRepository(self.session).append(
-            actor=_actor(actor),
-            action="xiaozhi.endpoint.add",
-            subject=user_subject(data.user),
-            detail={"id": row.id, "url": row.url_masked, "token": _fingerprint(data.url)},
-        )
-        await self.session.commit()
+        await self._audited(actor, "xiaozhi.endpoint.add", row, token=_fingerprint(data.url))
         return EndpointPublic.model_validate(row)
 
     async def _not_registered(self, url: str) -> None:
         """Refuses ``url`` when an endpoint, anyone's, dials the same 接入点."""
-        held = await self._registered(url)
+        wanted = _broker_key(url)
+        held = await self.session.scalar(
+            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.broker_key == _digest(wanted))
+        )
+        if held is None:
+            # Rows stored before the digest was kept: their sealed URL is compared instead.
+            unkeyed = select(XiaozhiEndpoint).where(XiaozhiEndpoint.broker_key.is_(None))
+            for row in await self.session.scalars(unkeyed):
+                try:
+                    stored = self.cipher.open(row.url_sealed)
+                except (InvalidTag, ValueError):
+                    continue  # sealed under an earlier secret key: the runner shows it failing
+                if _broker_key(stored) == wanted:
+                    held = row.id
+                    break
         if held is not None:
             raise EndpointInputError(
                 "url",
@@ -268,26 +271,6 @@ class Endpoints:
                     held=held,
                 ),
             )
-
-    async def _registered(self, url: str) -> int | None:
-        """The id of the endpoint, anyone's, that dials the same 接入点 as ``url``, if any."""
-        wanted = _broker_key(url)
-        digest = _digest(wanted)
-        keyed = await self.session.scalar(
-            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.broker_key == digest)
-        )
-        if keyed is not None:
-            return keyed
-        # Rows stored before the digest was kept: their sealed URL is compared instead.
-        unkeyed = select(XiaozhiEndpoint).where(XiaozhiEndpoint.broker_key.is_(None))
-        for row in await self.session.scalars(unkeyed):
-            try:
-                stored = self.cipher.open(row.url_sealed)
-            except (InvalidTag, ValueError):
-                continue  # sealed under an earlier secret key: the runner shows it as failing
-            if _broker_key(stored) == wanted:
-                return row.id
-        return None
 
     async def list(self, actor: User | None) -> list[EndpointPublic]:
         """The caller's endpoints; an admin's (and the operator's) list holds everyone's."""
@@ -303,18 +286,20 @@ class Endpoints:
             raise EndpointNotFoundError(f"no xiaozhi endpoint {endpoint_id}; see the list")
         gone = EndpointPublic.model_validate(row)
         await self.session.execute(delete(XiaozhiEndpoint).where(XiaozhiEndpoint.id == endpoint_id))
-        await AuditRepository(self.session).append(
-            actor=_actor(actor),
-            action="xiaozhi.endpoint.remove",
-            subject=user_subject(row.user),
-            detail={"id": endpoint_id, "url": row.url_masked},
-        )
-        await self.session.commit()
+        await self._audited(actor, "xiaozhi.endpoint.remove", row)
         return gone
 
-
-def _actor(actor: User | None) -> str:
-    return OPERATOR if actor is None else actor.name
+    async def _audited(
+        self, actor: User | None, action: str, row: XiaozhiEndpoint, **detail: str
+    ) -> None:
+        """Audit ``action`` on the endpoint ``row`` (actor None: the operator), and commit."""
+        await AuditRepository(self.session).append(
+            actor=OPERATOR if actor is None else actor.name,
+            action=action,
+            subject=user_subject(row.user),
+            detail={"id": row.id, "url": row.url_masked, **detail},
+        )
+        await self.session.commit()
 
 
 def _broker_key(url: str) -> tuple[str, int | None, str, str]:

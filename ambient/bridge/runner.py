@@ -138,7 +138,9 @@ class BridgeRunner:
             if row is None or row.holder != self.name:
                 await self._drop(endpoint_id, "lease lost" if row and row.holder else "removed")
         if self.held and time.monotonic() - self._renewed_at >= self.timing.lease_seconds / 3:
-            await self._renew()
+            until = utcnow() + timedelta(seconds=self.timing.lease_seconds)
+            await self._lease(self._mine(list(self.held)), lease_until=until)
+            self._renewed_at = time.monotonic()
         for row in rows:
             if row.id in self.held:
                 continue
@@ -157,11 +159,6 @@ class BridgeRunner:
             lease_until=now + timedelta(seconds=self.timing.lease_seconds),
         )
         return bool(claimed)
-
-    async def _renew(self) -> None:
-        until = utcnow() + timedelta(seconds=self.timing.lease_seconds)
-        await self._lease(self._mine(list(self.held)), lease_until=until)
-        self._renewed_at = time.monotonic()
 
     def _mine(self, held: list[int]) -> ColumnElement[bool]:
         return XiaozhiEndpoint.id.in_(held) & (XiaozhiEndpoint.holder == self.name)
@@ -225,8 +222,6 @@ class BridgeRunner:
                         await asyncio.shield(ws.close(1001, "endpoint released"))
                         raise
                 reason = "the connection ended"
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # every failure is data: shown, counted, re-dialed
                 reason = without_token(describe(exc), url)
             if connected and time.monotonic() - started >= self.timing.healthy_after:

@@ -19,7 +19,6 @@ from ambient.bridge.endpoints import (
     EndpointError,
     EndpointPublic,
     Endpoints,
-    mask_url,
 )
 from ambient.cli_numbers import whole_number
 from ambient.commands import Json, echo_json, fail, parsed, run_in_session, run_operator, table_of
@@ -67,7 +66,7 @@ def add_endpoint(
     """Register an endpoint; the API process connects to it within 5 s."""
     data = parsed(EndpointCreate, user=user, url=url, verbatim=verbatim)
     added = _endpoints(lambda endpoints: endpoints.add(None, data), code=2)
-    console.print(f"added endpoint {added.id} for {added.user}: {mask_url(url)}", soft_wrap=True)
+    console.print(f"added endpoint {added.id} for {added.user}: {added.url}", soft_wrap=True)
     console.print("check it with `ambient xiaozhi endpoint list` (connected within a few seconds)")
 
 
