@@ -258,7 +258,7 @@ class DeviceService:
         try:
             mac = normalize_device_id(device_id)
         except InvalidDeviceError:
-            mac = device_id.strip().lower()[:64]
+            mac = device_id.strip().lower()
         async with self.db.session() as session:
             holder = await session.scalar(
                 select(XiaozhiDevice).where(XiaozhiDevice.token_hash == hash_token(token))

@@ -384,6 +384,27 @@ async def test_the_context_provider_answers_at_its_url_with_a_trailing_slash(
         assert answer.json()["code"] == 0 and answer.json()["data"]["user"] == "attic"
 
 
+async def test_a_device_id_header_longer_than_any_id_is_no_registered_device(
+    settings: Settings,
+) -> None:
+    """A device-id of a registered 64-character id and more was cut to its first 64 and taken
+    as that device."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        me = await _register(http, settings, "hall")
+        long_id = "d" * 64
+        device = (
+            await http.post("/xiaozhi/devices", json={"device_id": long_id}, headers=me)
+        ).json()
+        for sent, code in ((long_id, 0), (long_id + "-x", 401)):
+            wake = {"device-id": sent, "Authorization": f"Bearer {device['token']}"}
+            answer = (await http.get("/xiaozhi/context", headers=wake)).json()
+            assert answer["code"] == code, (sent, answer)
+
+
 async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
     settings: Settings,
 ) -> None:
