@@ -185,11 +185,11 @@ class DiscussionReads(DiscussionAccess):
         )
 
     async def read_discussion(
-        self, user: str, discussion_id: str, offset: int = 0, limit: int | None = PAGE
+        self, user: str, discussion_id: str, offset: int | None = 0
     ) -> DiscussionRead:
-        """A discussion and a page of its messages, oldest first, from ``offset`` (the web
-        page, ``limit=None``: all of them)."""
-        _check_offset(offset)
+        """A discussion and a page of its messages, oldest first, from ``offset`` (None: its
+        newest page, which the web page opens on)."""
+        _check_offset(offset or 0)
         async with self.db.session() as session:
             discussion = await self._get(session, discussion_id, user)
             total = await _count(
@@ -198,11 +198,14 @@ class DiscussionReads(DiscussionAccess):
                 .where(DiscussionMessage.discussion_id == discussion_id)
                 .subquery(),
             )
-            messages = await self._messages(session, discussion_id, offset, limit)
+            if offset is None:
+                offset = max(0, (total - 1) // PAGE * PAGE)
+            messages = await self._messages(session, discussion_id, offset, PAGE)
         return DiscussionRead(
             discussion=discussion_view(discussion, total),
             messages=messages,
-            next_offset=offset + limit if limit is not None and offset + limit < total else None,
+            previous_offset=max(0, offset - PAGE) if offset else None,
+            next_offset=offset + PAGE if offset + PAGE < total else None,
         )
 
     async def init_store(self, user: str) -> StoreInit:

@@ -286,8 +286,8 @@ class DiscussionService(DiscussionReads):
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
         """Close a discussion (idempotent): its initiator's signer, or an admin."""
-        async with self.db.writing() as session:
-            discussion = await self._get(session, discussion_id, user)
+        async with self.db.writing() as session:  # locked: a close meanwhile is seen
+            discussion = await self._get(session, discussion_id, user, lock=True)
             caller = await registered(session, user)
             if discussion.status == "closed":
                 return Closed(discussion_id=discussion_id, already_closed=True)

@@ -291,9 +291,11 @@ async def _discussion_list(
 
 
 @router.get("/app/discussion", response_class=HTMLResponse)
-async def discussion_page(page: Page, _: PageWords, id: str) -> Response:
+async def discussion_page(
+    page: Page, _: PageWords, id: str, offset: WholeNumber | None = None
+) -> Response:
     try:
-        read = await page.state.discussions.read_discussion(page.me.name, id, limit=None)
+        read = await page.state.discussions.read_discussion(page.me.name, id, offset)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
     return _discussion_form(page, "discussion.html", None, read=read)
@@ -346,7 +348,7 @@ async def discussion_post(
         if not discussion_id:
             return await _discussion_list(page, typed)
         try:
-            read = await discussions.read_discussion(me.name, discussion_id, limit=None)
+            read = await discussions.read_discussion(me.name, discussion_id, None)
         except DiscussionError as gone:  # deleted since, or never yours (an edited field)
             return back("/app/discussions", discussion_problem(gone, _))
         return _discussion_form(page, "discussion.html", typed, read=read)

@@ -199,3 +199,26 @@ async def test_a_reply_or_post_racing_a_close_is_not_stored_in_the_closed_discus
             DiscussionMessage.discussion_id == opened.discussion_id
         )
         assert list(await session.scalars(in_closed)) == ["failing over"]
+
+
+async def test_two_closes_at_once_answer_one_closed_one_already_closed(
+    pg: Database, settings: Settings
+) -> None:
+    """A close read the discussion open while another close was committing: both answered
+    already_closed=false, as if each had closed it."""
+    async with pg.session() as session:
+        await UserRepository(session).create(UserCreate(name="pg-dora"))
+        await session.commit()
+    service = DiscussionService(pg, settings)
+    opened = await service.send_message(
+        "pg-dora", "cert expiry", MessageIn(from_id="pg-dora", content="renewed")
+    )
+    async with pg.session() as closing:  # the other close, in flight: it holds the row lock
+        await closing.execute(
+            text("UPDATE discussions SET status = 'closed' WHERE id = :id"),
+            {"id": opened.discussion_id},
+        )
+        second = asyncio.ensure_future(service.close_discussion("pg-dora", opened.discussion_id))
+        await _waiting_on_a_lock(pg)
+        await closing.commit()
+    assert (await second).already_closed is True

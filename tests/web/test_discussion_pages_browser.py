@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from ambient.discussions import reading
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
 from ambient.domain.users import Language, UserCreate
@@ -62,6 +63,34 @@ async def test_a_chinese_discussion_page_says_which_messages_are_unverified_in_c
         await page.goto(f"{base}/app/discussion?id={posted.discussion_id}")
         labels = page.locator("#messages li span.state")
         await expect(labels).to_have_text(["推断", "无法核实"])
+
+
+async def test_a_long_discussion_opens_on_its_newest_messages_and_pages_to_the_rest(
+    settings: Settings, db: Database, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page held every message of a discussion (weeks of an agent's posts: one huge page),
+    where the API and MCP give 100 at a time; it now opens on the newest page of those."""
+    monkeypatch.setattr(reading, "PAGE", 2)
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name = unique("talker")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    bus = DiscussionService(db, settings)
+    opened = await bus.send_message(name, "长讨论", MessageIn(from_id=name, content="一"))
+    for word in ("二", "三"):
+        await bus.reply_message(name, opened.discussion_id, MessageIn(from_id=name, content=word))
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        await page.goto(f"{base}/app/discussion?id={opened.discussion_id}")
+        said = page.locator("#messages pre")
+        await expect(said).to_have_text(["三"])
+        await expect(page.locator("#reply")).to_have_count(1)
+        await page.get_by_role("link", name="更早的消息").click()
+        await expect(said).to_have_text(["一", "二"])
+        await expect(page.get_by_role("link", name="更早的消息")).to_have_count(0)
+        await page.get_by_role("link", name="更新的消息").click()
+        await expect(said).to_have_text(["三"])
 
 
 async def test_the_remediation_list_pages_through_every_run_once(
