@@ -204,7 +204,6 @@ class DiscussionReads(DiscussionAccess):
         return DiscussionRead(
             discussion=discussion_view(discussion, total),
             messages=messages,
-            previous_offset=max(0, offset - PAGE) if offset else None,
             next_offset=offset + PAGE if offset + PAGE < total else None,
         )
 

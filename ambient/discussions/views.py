@@ -131,7 +131,6 @@ class DiscussionList(BaseModel):
 class DiscussionRead(BaseModel):
     discussion: DiscussionView
     messages: list[MessageView] = Field(description="a page, oldest first: at most 100")
-    previous_offset: int | None = Field(default=None, description="earlier messages: this offset")
     next_offset: int | None = Field(
         default=None, description="more messages: read again with this offset"
     )

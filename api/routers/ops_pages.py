@@ -13,11 +13,13 @@ from pydantic import ValidationError
 
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import BriefingView
+from ambient.discussions import reading
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.views import (
     DiscussionClosedError,
     DiscussionError,
     DiscussionNotFoundError,
+    DiscussionRead,
     InvalidDiscussionError,
 )
 from ambient.domain.numbers import WholeNumber
@@ -298,7 +300,16 @@ async def discussion_page(
         read = await page.state.discussions.read_discussion(page.me.name, id, offset)
     except DiscussionError as exc:
         return back("/app/discussions", discussion_problem(exc, _))
-    return _discussion_form(page, "discussion.html", None, read=read)
+    return _discussion_form(page, "discussion.html", None, read=read, earlier=_earlier(read))
+
+
+def _earlier(read: DiscussionRead) -> int | None:
+    """Where the page before this one starts (None on the first): pages are the API's."""
+    if read.next_offset is None:
+        first = read.discussion.messages - len(read.messages)
+    else:
+        first = read.next_offset - reading.PAGE
+    return max(0, first - reading.PAGE) if first > 0 else None
 
 
 def _discussion_form(
@@ -351,7 +362,7 @@ async def discussion_post(
             read = await discussions.read_discussion(me.name, discussion_id, None)
         except DiscussionError as gone:  # deleted since, or never yours (an edited field)
             return back("/app/discussions", discussion_problem(gone, _))
-        return _discussion_form(page, "discussion.html", typed, read=read)
+        return _discussion_form(page, "discussion.html", typed, read=read, earlier=_earlier(read))
     note = _("Posted")
     if posted.action is not None:
         why = posted.refused

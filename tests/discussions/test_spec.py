@@ -68,7 +68,7 @@ SPEC: dict[str, tuple[set[str], set[str], set[str]]] = {
     "read_discussion": (
         {"discussion_id", "offset"},
         {"discussion_id"},
-        {"discussion", "messages", "next_offset", "previous_offset"},
+        {"discussion", "messages", "next_offset"},
     ),
     "init_store": (set(), set(), {"participants", "discussions", "messages", "seeded"}),
     "list_projects": (set(), set(), {"count", "projects"}),
