@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import httpx2
 import yaml
 from lightkube import AsyncClient, KubeConfig
-from lightkube.config.client_adapter import verify_cluster
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.resources.apps_v1 import Deployment
 from pydantic import BaseModel
@@ -28,13 +27,6 @@ T = TypeVar("T")
 
 REVISION = "deployment.kubernetes.io/revision"
 FIELD_MANAGER = "ambient-ops"
-# Requests a cluster's client sends at once, on connections it keeps. httpx's default (100
-# open, 20 kept) opened a connection a request in a burst and closed most again, and each
-# request and answer checks every idle connection's socket: an alert storm's hundred
-# checkpoints on one cluster spent more CPU on the pool than on the requests (100 reads at
-# once against the stand-in: 1.2-1.8 ms of client CPU a request with the default or 100
-# kept, 0.8 ms with 20). Beyond 20 a request waits for a connection (the pool's timeout).
-KUBE_CONNECTIONS = 20
 
 
 class KubeError(Exception):
@@ -155,20 +147,8 @@ def client_from_kubeconfig(
     if context is not None and context not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none"
         raise KubeError(f"kubeconfig has no context {context!r} (contexts: {known})")
-    chosen = config.get(context_name=context)
-    # lightkube passes no pool limits to httpx: its transport, made as lightkube makes it.
-    transport = None
-    if chosen is not None and chosen.user is not None:  # else lightkube says what is missing
-        transport = httpx2.AsyncHTTPTransport(
-            verify=verify_cluster(chosen.cluster, chosen.user, chosen.abs_file, trust_env=False),
-            trust_env=False,
-            limits=httpx2.Limits(
-                max_connections=KUBE_CONNECTIONS, max_keepalive_connections=KUBE_CONNECTIONS
-            ),
-        )
-    return AsyncClient(
-        config=chosen, field_manager=FIELD_MANAGER, trust_env=False, transport=transport
-    )
+    chosen = config if context is None else config.get(context_name=context)
+    return AsyncClient(config=chosen, field_manager=FIELD_MANAGER, trust_env=False)
 
 
 def kubeconfig_contexts(path: Path | None) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,14 +10,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
-from lightkube.resources.apps_v1 import Deployment
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ambient.clients.kube import (
-    KUBE_CONNECTIONS,
     KubeError,
     KubeUnavailableError,
     client_from_kubeconfig,
@@ -79,28 +76,6 @@ async def test_workloads_and_their_revision_through_a_tke_style_kubeconfig(
     api._reconcile("shop", "checkout")
     checkout = (await list_workloads(client, "shop"))[1]
     assert (checkout.revision, checkout.images) == (2, ["registry/checkout:1.1"])
-
-
-async def test_bursts_of_reads_keep_the_same_few_connections(kube: tuple[KubeApi, str]) -> None:
-    # An alert storm's hundred checkpoints read one cluster at once: each connection opened
-    # beyond the kept ones was closed again, and every request and answer checked every idle
-    # connection's socket; the client keeps KUBE_CONNECTIONS and queues the rest for them.
-    api, _ = kube
-    peers: set[Any] = set()
-    app = api.app()
-
-    async def counted(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            peers.add(tuple(scope["client"]))
-        await app(scope, receive, send)
-
-    async with serve(counted) as base:
-        client = client_from_kubeconfig(kubeconfig(base))
-        for _ in range(3):
-            read = [client.get(Deployment, "checkout", namespace="shop") for _ in range(100)]
-            assert len(await asyncio.gather(*read)) == 100
-        await client.close()
-    assert 1 <= len(peers) <= KUBE_CONNECTIONS
 
 
 @pytest.mark.parametrize(("code", "retryable"), [(503, True), (429, True), (403, False)])
