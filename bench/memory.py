@@ -7,9 +7,10 @@ of ``bench.site``; the worker in the measuring process, with the product's setti
 ``AMBIENT_*`` variables), one run:
 
 1. measures the worker's RSS with no watch (after a collection);
-2. creates ``--watches`` web monitors at ``--interval`` in awaited batches of 100 and waits
+2. creates ``--watches`` web monitors at ``--interval`` in awaited batches of 20 and waits
    until every page was fetched once (its baseline), then ``--settle`` seconds, so the
-   baseline polls have handed back and the long polls are open;
+   baseline polls have handed back and the long polls are open (printed: the seconds from
+   the first start to the last baseline, the starts that failed, the watches given up);
 3. measures RSS again ("running") and, over ``--window`` seconds, the CPU of the worker
    (``time.process_time``) and of the server (``/proc``) per check (fetches the page server
    saw). A 5-minute watch hands back once an hour and its first poll lasts a random part of
@@ -73,6 +74,15 @@ def row(tree: str, r: dict[str, Any]) -> str:
     )
 
 
+def creation(tree: str, r: dict[str, Any]) -> str:
+    """How the run's watches came up: seconds from the first start to the last baseline."""
+    return (
+        f"{tree}: {r['watches']} baselines in {r['created_s']:.0f} s "
+        f"({r['watches'] / r['created_s']:.1f} watches/s), {r['failed']} failed starts, "
+        f"{r['no_baseline']} without a baseline"
+    )
+
+
 async def site_stats(site: httpx.AsyncClient, **params: str) -> dict[str, Any]:
     """The page server's counts; a loaded machine may drop a kept-alive connection: again."""
     for attempt in range(5):
@@ -133,7 +143,9 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             before = rss_mb()
             if args.trace:
                 tracemalloc.start(TRACE_FRAMES)
+            c0 = time.monotonic()
             failed, baselines = await create(stack.client, stack.site, stack.site_url, args)
+            created_s = time.monotonic() - c0
             await asyncio.sleep(args.settle)
             gc.collect()
             running = rss_mb()
@@ -155,6 +167,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 "watches": n,
                 "failed": failed,
                 "no_baseline": args.watches - failed - baselines,
+                "created_s": created_s,
                 "interval": args.interval,
                 "rss_before": before,
                 "rss_running": running,
@@ -220,6 +233,7 @@ def compare(ref: str, argv: list[str]) -> None:
         f"{ratio['worker_ms']:.2f} | "
         f"{ratio['server_ms']:.2f} | {all_in:.2f} |"
     )
+    print(f"\n{creation(ref, before)}\n{creation('this tree', after)}")
 
 
 def main() -> None:
@@ -248,6 +262,7 @@ def main() -> None:
     else:
         print(f"`python -m bench.memory {shlex.join(argv)}`\n\n{HEADER}")
         print(row("this tree", result))
+        print(f"\n{creation('this tree', result)}")
 
 
 if __name__ == "__main__":
