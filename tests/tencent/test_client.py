@@ -616,6 +616,10 @@ async def test_a_page_of_logs_past_the_size_cls_answers_is_read_in_smaller_pages
     api.search_result_bytes = 10
     with pytest.raises(TencentRequestError, match="narrow the query or the time range"):
         await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+    # Past the search's memory at CLS (检索内存超限): no page size helps, the same is said.
+    api.failures["SearchLog"] = ["LimitExceeded.SearchResources"]
+    with pytest.raises(TencentRequestError, match=r"SearchResources.*narrow the query"):
+        await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
 
 
 @pytest.mark.parametrize("code", ["FailedOperation.SearchTimeout", "FailedOperation.Timeout"])

@@ -189,9 +189,11 @@ async def search_logs(
         except TencentRequestError as exc:
             # An answer over 20 MB (cls errorcodes: 检索接口返回的日志量太大，超过20MB限制): the
             # search starts over with half the page (Context pages keep their first Limit).
-            if exc.code != "LimitExceeded.SearchResultTooLarge":
+            # Past the search's memory (检索内存超限), no page size helps.
+            too_large = exc.code == "LimitExceeded.SearchResultTooLarge"
+            if not too_large and exc.code != "LimitExceeded.SearchResources":
                 raise
-            if params["Limit"] == 1 or "|" in query:
+            if not too_large or params["Limit"] == 1 or "|" in query:
                 raise TencentRequestError(
                     exc.code, f"{exc.message}: narrow the query or the time range", exc.request_id
                 ) from None
