@@ -196,9 +196,12 @@ async def cluster_client(
         # cluster TKE does not know never does).
         error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
         if exc.code.endswith("ClusterNotFound"):  # TKE's four codes for it, none retryable
+            # Its code, not its message: the client's message names the region and what to give.
+            answered = f"{exc.code}, RequestId {exc.request_id}" if exc.request_id else exc.code
             raise TkeClusterNotFoundError(
                 f"TKE has no cluster {cluster_id} in {region or tencent.region} "
-                f"(DescribeClusterKubeconfig: {exc}): check the id, and give the cluster's region"
+                f"(DescribeClusterKubeconfig: {answered}): check the id, and give the cluster's "
+                "region"
             ) from exc
         raise error(
             f"TKE gave no kubeconfig for {cluster_id} (DescribeClusterKubeconfig): {exc}"

@@ -101,6 +101,8 @@ def templates(
     if as_json and per_line:
         raise typer.BadParameter("choose one of --json and --per-line", param_hint="--per-line")
     start, end = _when(since, "--since"), _when(until, "--until")
+    if start is not None and end is not None and start > end:
+        raise typer.BadParameter(f"{until} is before --since {since}", param_hint="--until")
     for path in paths:
         if not path.exists():
             raise typer.BadParameter(f"no file or directory at {path}", param_hint="PATHS")

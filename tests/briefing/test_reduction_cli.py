@@ -125,6 +125,10 @@ def test_bad_arguments_are_refused_naming_the_option(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "nope.log" in missing.output
     both = runner.invoke(app, ["logs", "templates", str(path), "--json", "--per-line"])
     assert both.exit_code == 2 and "--per-line" in both.output
+    # Swapped, they read as "No log lines in this period" for a period that holds lines.
+    swapped = ["--since", "2026-11-22T00:00:00Z", "--until", "2026-11-21T00:00:00Z"]
+    reversed_window = runner.invoke(app, ["logs", "templates", str(path), *swapped])
+    assert reversed_window.exit_code == 2 and "--until" in reversed_window.output
 
 
 def test_a_damaged_gz_is_named_on_stderr_and_the_other_files_are_reduced(tmp_path: Path) -> None:

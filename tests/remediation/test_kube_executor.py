@@ -592,7 +592,7 @@ async def test_a_tke_kubeconfig_tencent_refuses_is_a_kube_error_retried_only_if_
         if code.endswith("ClusterNotFound")
         else "TKE gave no kubeconfig for cls-tke00002 (DescribeClusterKubeconfig): "
     )
-    assert str(refused.value).startswith(f"{said_first}{code}: ")
+    assert str(refused.value).startswith(f"{said_first}{code}")
     kinds = {"AuthFailure": "auth", "ResourceNotFound": "not_found", "InternalError": "unavailable"}
     assert said.value.kind == kinds[code.split(".")[0]]
 

@@ -197,6 +197,8 @@ class TencentApi:
     logsets: list[dict[str, Any]] = field(default_factory=list)
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
+    # cls errorcodes: LimitExceeded.SearchResultTooLarge "检索接口返回的日志量太大，超过20MB限制".
+    search_result_bytes: int = 20 * 2**20
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     regions: list[str | None] = field(default_factory=list)  # X-TC-Region of each call
     # action -> runs once just before that action is handled (another caller racing us).
@@ -321,6 +323,8 @@ class TencentApi:
         rows.sort(key=lambda r: r["time"], reverse=True)
         offset = int(base64.b64decode(params["Context"]).decode()) if params.get("Context") else 0
         page = rows[offset : offset + int(params["Limit"])]
+        if sum(len(json.dumps(r["json"])) for r in page) > self.search_result_bytes:
+            return error("LimitExceeded.SearchResultTooLarge", "检索接口返回的日志量太大")
         done = offset + len(page) >= len(rows)
         return reply(
             {

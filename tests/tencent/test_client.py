@@ -599,6 +599,29 @@ async def test_cls_alert_records_say_their_status_and_level_as_monitor_alarms_do
     ]
 
 
+async def test_a_page_of_logs_past_the_size_cls_answers_is_read_in_smaller_pages(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """CLS refuses a SearchLog answer over 20 MB (LimitExceeded.SearchResultTooLarge): a day of
+    large log lines, read 1000 a page, failed the briefing's log section for good, and the
+    page size was not the user's to change. Now the search is read again in smaller pages."""
+    api, tc = cloud
+    base = int((NOW - timedelta(minutes=30)).timestamp() * 1000)
+    api.logs = [{"time": base + i, "json": {"trace": "x" * 1000, "n": i}} for i in range(1200)]
+    api.search_result_bytes = 300 * 1020  # about 300 of these lines a page
+    found = await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW, limit=1200)
+    assert found.complete and len(found.logs) == 1200
+    assert sorted(r.content["n"] for r in found.logs) == list(range(1200))  # type: ignore[index]
+    # One line alone too large: nothing smaller to ask, said as what to change.
+    api.search_result_bytes = 10
+    with pytest.raises(TencentRequestError, match="narrow the query or the time range"):
+        await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+    # Past the search's memory at CLS (检索内存超限): no page size helps, the same is said.
+    api.failures["SearchLog"] = ["LimitExceeded.SearchResources"]
+    with pytest.raises(TencentRequestError, match=r"SearchResources.*narrow the query"):
+        await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+
+
 @pytest.mark.parametrize("code", ["FailedOperation.SearchTimeout", "FailedOperation.Timeout"])
 async def test_a_log_search_that_timed_out_at_cls_may_be_retried(
     cloud: tuple[TencentApi, TencentCloud], code: str

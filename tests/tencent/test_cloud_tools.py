@@ -240,6 +240,8 @@ async def test_without_credentials_tools_say_what_to_configure(
         failed, message = await call(c, "list_clusters")
         tools = {t.name: t for t in (await c.list_tools()).tools}
     assert failed and "TENCENTCLOUD_SECRET_ID" in message
+    # Nothing was sent: no API code in front, as the writes say it (it read "NotConfigured: ...").
+    assert "NotConfigured" not in message, message
     assert tools["list_alarms"].annotations.read_only_hint is True  # type: ignore[union-attr]
     assert tools["scale_node_pool"].annotations.destructive_hint is True  # type: ignore[union-attr]
 
@@ -268,6 +270,7 @@ async def test_cloud_cli_lists_clusters_and_explains_missing_credentials(
     bare = {"TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""}
     missing = await asyncio.to_thread(runner.invoke, app, ["cloud", "alarms"], env=bare)
     assert missing.exit_code == 1 and "TENCENTCLOUD_SECRET_ID" in missing.output
+    assert missing.output.startswith("Tencent Cloud is not configured"), missing.output
 
 
 def test_cloud_cli_refuses_a_look_back_out_of_range_by_its_option() -> None:

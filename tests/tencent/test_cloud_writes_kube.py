@@ -570,6 +570,9 @@ async def test_ck13_a_cluster_in_another_region_is_changed_where_it_lives(
     # and what to give, not only "something the request names does not exist".
     assert failed and "TKE has no cluster cls-shanghai in ap-guangzhou" in why, why
     assert "give the cluster's region" in why and "ResourceNotFound.ClusterNotFound" in why
+    # Said once: it read "... in ap-guangzhou (...: ... (looked for in region ap-guangzhou; if
+    # it is in another region, give that region) ...): check the id, and give the cluster's region".
+    assert why.count("ap-guangzhou") == 1 and why.count("give") == 1, why
     assert scaled["applied"] is True and restarted["applied"] is True
     assert applied["documents"][0]["applied"] is True
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 4

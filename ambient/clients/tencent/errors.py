@@ -29,6 +29,9 @@ class TencentCloudError(Exception):
 class TencentNotConfiguredError(TencentCloudError):
     """No credentials are configured."""
 
+    def __str__(self) -> str:
+        return self.message  # nothing was sent: no API code to name
+
 
 class TencentRetryableError(TencentCloudError):
     """Worth retrying with backoff."""

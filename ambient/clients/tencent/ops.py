@@ -184,7 +184,23 @@ async def search_logs(
     }
     result = SearchResult(complete=False)
     while True:
-        page = await tc.call("cls", "SearchLog", params, region=region)
+        try:
+            page = await tc.call("cls", "SearchLog", params, region=region)
+        except TencentRequestError as exc:
+            # An answer over 20 MB (cls errorcodes: 检索接口返回的日志量太大，超过20MB限制): the
+            # search starts over with half the page (Context pages keep their first Limit).
+            # Past the search's memory (检索内存超限), no page size helps.
+            too_large = exc.code == "LimitExceeded.SearchResultTooLarge"
+            if not too_large and exc.code != "LimitExceeded.SearchResources":
+                raise
+            if not too_large or params["Limit"] == 1 or "|" in query:
+                raise TencentRequestError(
+                    exc.code, f"{exc.message}: narrow the query or the time range", exc.request_id
+                ) from None
+            params = {key: value for key, value in params.items() if key != "Context"}
+            params["Limit"] //= 2
+            result.logs = []
+            continue
         if page.get("Analysis"):
             result.analysis = [json.loads(row) for row in page.get("AnalysisRecords") or []]
             # As many rows as the SQL's limit allows may be a cut answer, not the whole one.
