@@ -35,7 +35,7 @@ from ambient.storage.models import Delivery, Event, InboxMessage
 from ambient.storage.repositories import DeliveryRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.notify.standins import WEBHOOK_SECRET, PushEndpoints
+from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints
 from tests.support.servers import serve
 
 
@@ -246,6 +246,26 @@ async def test_an_admin_may_use_an_admin_only_secret(
         _request(unique("adm"), Target(type="webhook", target="secret:admin-hook"), user="root"),
     )
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_an_email_target_is_an_address_never_a_secret(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    # Email resolves no secrets: `secret:admin-hook` went out as `RCPT TO:<admin-hook>` (a
+    # relay may deliver that to a local mailbox) and its row said sent.
+    _, base = endpoints
+    await _user(deps.db, "root", role="admin")
+    with Mailbox() as box:
+        settings = _settings(
+            deps.settings, base, smtp_host="127.0.0.1", smtp_port=box.port, smtp_tls="none"
+        )
+        notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+        email = Target(type="email", target="secret:admin-hook")
+        result = await ActivityEnvironment().run(
+            notify.notify, _request(unique("mail"), email, user="root")
+        )
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.FAILED]
+    assert (result.deliveries[0].error or "").startswith("permanent:") and box.messages == []
 
 
 class BrokenChannel:
