@@ -278,10 +278,13 @@ class NotifyActivities:
             channel = self._channels.get(channel_name)
             self._check(recipient, target)
             async with asyncio.timeout(self._timeout) as clock:
-                SEND_CLOCK.set(clock)
-                provider_id = await channel.send(
-                    request.user, request.message, address, idempotency_key=key, posts=posts
-                )
+                token = SEND_CLOCK.set(clock)
+                try:
+                    provider_id = await channel.send(
+                        request.user, request.message, address, idempotency_key=key, posts=posts
+                    )
+                finally:
+                    SEND_CLOCK.reset(token)
         except PermanentNotifyError as exc:
             return _failed(channel_name, address, f"permanent: {exc}")
         except TimeoutError:

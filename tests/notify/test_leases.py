@@ -17,8 +17,8 @@ from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.notify import NotifyActivities
-from ambient.clients.notify.base import ChannelRegistry
+from activities.notify import NotifyActivities, RowPosts
+from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.robots import RateLimiter
@@ -463,3 +463,22 @@ async def test_a_notifications_rows_are_read_by_their_key_not_all_the_users_rows
         event.remove(engine, "before_cursor_execute", seen)
     steps = " ".join(str(row[-1]) for row in plan)
     assert "ix_deliveries_user" not in steps and "key" in steps, steps
+
+
+class Accepting:
+    name = "webhook"
+
+    async def send(self, user: str, message: Message, target: str, **unused: object) -> None:
+        return None
+
+
+async def test_a_sends_clock_is_put_back_when_the_send_ends(deps: WorkerDeps) -> None:
+    # The send's clock was left set after the send, an expired deadline for whatever that
+    # context ran next.
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, ChannelRegistry([Accepting()]))
+    target = Target(type="webhook", target="https://hooks.example.com/a")
+    request, recipient = _request(unique("clock"), target), await notify.recipient("alice")
+    posts = RowPosts(deps.db, "no-row", 0)
+    sent = await notify._send(request, recipient, target, "no-row", posts)
+    assert sent.status is DeliveryStatus.SENT and SEND_CLOCK.get() is None
