@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient import temporal
-from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT, ChannelRegistry
+from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import (
     Delivery,
@@ -87,8 +87,9 @@ class NotifyActivities:
 
     @property
     def lease(self) -> timedelta:
-        """How long a send holds its delivery row: another try meets "in flight" until then."""
-        return timedelta(seconds=self._timeout + TURN_WAIT) + LEASE_MARGIN
+        """How long a send holds its delivery row: another try meets "in flight" until then
+        (a robot's wait for its turn holds it longer: `RowPosts.hold`)."""
+        return timedelta(seconds=self._timeout) + LEASE_MARGIN
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
@@ -278,7 +279,7 @@ class NotifyActivities:
             channel = self._channels.get(channel_name)
             self._check(recipient, target)
             async with asyncio.timeout(self._timeout) as clock:
-                token = SEND_CLOCK.set(clock)
+                token = SEND_CLOCK.set(SendClock(clock, posts.hold))
                 try:
                     provider_id = await channel.send(
                         request.user, request.message, address, idempotency_key=key, posts=posts
@@ -337,6 +338,12 @@ class RowPosts:
         self.done += 1
         async with self.db.writing() as session:
             await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
+
+    async def hold(self, seconds: float) -> None:
+        """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
+        until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
+        async with self.db.writing() as session:
+            await DeliveryRepository(session).hold(self.key, until)
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

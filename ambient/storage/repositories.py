@@ -421,6 +421,11 @@ class DeliveryRepository(Repository):
             .execution_options(synchronize_session=False)
         )
 
+    async def hold(self, key: str, lease_until: datetime) -> None:
+        """The send under way keeps its row (still in flight) until ``lease_until``."""
+        held = update(Delivery).where(Delivery.key == key, Delivery.status == "pending")
+        await self.session.execute(held.values(lease_until=lease_until))
+
     async def posted(self, key: str, provider_id: str) -> None:
         """Record progress of the send that holds the lease (a message sent in several posts)."""
         await self._set(key, provider_id=provider_id)

@@ -37,6 +37,7 @@ from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints
 from tests.support.servers import serve
+from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_RETRY
 
 
 @pytest_asyncio.fixture
@@ -482,3 +483,40 @@ async def test_a_sends_clock_is_put_back_when_the_send_ends(deps: WorkerDeps) ->
     posts = RowPosts(deps.db, "no-row", 0)
     sent = await notify._send(request, recipient, target, "no-row", posts)
     assert sent.status is DeliveryStatus.SENT and SEND_CLOCK.get() is None
+
+
+async def test_a_send_whose_worker_died_is_taken_over_before_the_retries_run_out(
+    deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    # A worker died just after a send took its row; Temporal notices after the heartbeat
+    # timeout and retries by NOTIFY_RETRY. The lease counted a robot's wait for its turn on
+    # every channel (65 s): each retry met "in flight", the last too, and the webhook was
+    # never delivered (given up).
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    settings = _settings(deps.settings, base)
+    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    request = _request(unique("died"), Target(type="webhook", target="secret:hook"))
+    state.failures["webhook"] = ["timeout"]  # the send is under way when its worker dies
+    dying = asyncio.create_task(notify.send(request, heartbeat=False))
+    for _ in range(400):  # until the row is taken (the stand-in holds the post 2 s)
+        if rows := await _rows(deps.db, request.idempotency_key):
+            break
+        await asyncio.sleep(0.005)
+    dying.cancel()  # nothing of the try runs after: the row stays as taken
+    with contextlib.suppress(asyncio.CancelledError):
+        await dying
+    # The last retry starts this long after the take (the worker died just after it).
+    interval, last = NOTIFY_RETRY.initial_interval, NOTIFY_HEARTBEAT
+    for _ in range((NOTIFY_RETRY.maximum_attempts or 1) - 1):
+        last += interval
+        interval *= NOTIFY_RETRY.backoff_coefficient
+    async with deps.db.session() as session:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.key.startswith(request.idempotency_key))
+            .values(lease_until=rows["webhook"].lease_until - last)  # type: ignore[operator]
+        )
+        await session.commit()
+    result = await ActivityEnvironment().run(notify.notify, request)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]

@@ -61,13 +61,14 @@ class RateLimiter:
             freed = window.popleft()  # out of the window by the time this slot comes
         window.append(slot)
         wait = max(0.0, slot - self._clock())
-        if (clock := SEND_CLOCK.get()) is not None and (deadline := clock.when()) is not None:
-            clock.reschedule(deadline + wait)
         try:
+            if wait and (send := SEND_CLOCK.get()) is not None:
+                await send.waits(wait)
             await asyncio.sleep(wait)
-        except asyncio.CancelledError:
-            # Cut off before posting: the window is as if it never asked (unless a later send
-            # was already given the slot after this one: that one simply waits its turn).
+        except BaseException:
+            # Cut off (or the lease not kept) before posting: the window is as if it never
+            # asked (unless a later send was already given the slot after this one: that one
+            # simply waits its turn).
             window = self._sent.get(robot, deque())
             if slot in window:
                 window.remove(slot)
