@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -520,3 +521,36 @@ async def test_a_send_whose_worker_died_is_taken_over_before_the_retries_run_out
         await session.commit()
     result = await ActivityEnvironment().run(notify.notify, request)
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_a_sends_waits_for_its_robots_turns_are_bounded_in_all(deps: WorkerDeps) -> None:
+    # A WeCom message goes out in several posts, each may wait for the robot's turn: each
+    # wait was bounded, their sum not, so a send could run past the activity's timeout and
+    # be cut off mid-post (its retry posting that part again). Now the waits of one send are
+    # the limiter's max_wait in all; the rest goes out in a retry, after the posts sent.
+    posts: list[dict[str, object]] = []
+
+    async def robot(request: Request) -> Response:
+        posts.append(await request.json())
+        return Response('{"errcode": 0}', media_type="application/json")
+
+    offset = [0.0]
+    limiter = RateLimiter(per_minute=2, max_wait=1.0, clock=lambda: time.monotonic() + offset[0])
+    await limiter.acquire("wecom-key")  # this minute's two messages, 0.7 s apart
+    offset[0] += 0.7
+    await limiter.acquire("wecom-key")
+    offset[0] += 58.6  # the next slots are 0.7 s and 1.4 s away
+    await _user(deps.db, "alice")
+    async with serve(
+        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
+    ) as base:
+        wecom = WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter)
+        notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=5.0))
+        target = Target(type="wecom", target="wecom-key?mentioned=@all")  # markdown, then text
+        request = _request(unique("robot-waits"), target)
+        with pytest.raises(ApplicationError, match="over 2/min"):
+            await notify.send(request, heartbeat=False)
+        assert [p["msgtype"] for p in posts] == ["markdown"]
+        offset[0] += 120
+        await notify.send(request, heartbeat=False)
+    assert [p["msgtype"] for p in posts] == ["markdown", "text"]

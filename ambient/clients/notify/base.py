@@ -12,7 +12,7 @@ from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
 
-TURN_WAIT = 30.0  # seconds a send may wait for its turn (a robot's rate limit), each time
+TURN_WAIT = 30.0  # seconds a send may wait for its turns (a robot's rate limit), in all
 
 
 @dataclass
@@ -23,8 +23,10 @@ class SendClock:
 
     deadline: asyncio.Timeout
     hold: Callable[[float], Awaitable[None]]  # the row's lease: this many seconds from now
+    waited: float = 0.0  # for turns so far (their sum is bounded: the activity's timeout)
 
     async def waits(self, seconds: float) -> None:
+        self.waited += seconds
         if (when := self.deadline.when()) is not None:
             self.deadline.reschedule(when + seconds)
             await self.hold(when + seconds - asyncio.get_running_loop().time())
