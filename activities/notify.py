@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient import temporal
-from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT, ChannelRegistry
+from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import (
     Delivery,
@@ -48,6 +48,7 @@ LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
 POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
+IN_FLIGHT = "transient: a send to this target is in flight; retrying after its lease"
 GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
@@ -87,8 +88,9 @@ class NotifyActivities:
 
     @property
     def lease(self) -> timedelta:
-        """How long a send holds its delivery row: another try meets "in flight" until then."""
-        return timedelta(seconds=self._timeout + TURN_WAIT) + LEASE_MARGIN
+        """How long a send holds its delivery row: another try meets "in flight" until then
+        (a robot's wait for its turn holds it longer: `RowPosts.hold`)."""
+        return timedelta(seconds=self._timeout) + LEASE_MARGIN
 
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
@@ -98,15 +100,21 @@ class NotifyActivities:
     @activity.defn
     async def notify_given_up(self, request: NotifyRequest) -> None:
         """`notify` failed for good: each delivery it left unsettled failed for good, said once
-        (no code of `notify` runs after a last try that timed out or lost its worker)."""
+        (no code of `notify` runs after a last try that timed out or lost its worker), those
+        of targets no longer wanted too."""
         recipient = await self.recipient(request.user)
         targets, _ = targets_for(request.message.kind, request.targets, recipient)
         async with self._db.writing() as session:
+            deliveries = DeliveryRepository(session)
+            rows = await deliveries.under(request.user, request.idempotency_key)
+            unwanted = {row.key: row for row in rows}
             for target in targets:
                 key = delivery_key(request.idempotency_key, target.type, target.target)
                 shown = redact_target(target.type, target.target)[:MAX_SHOWN]
-                row = await DeliveryRepository(session).get(key)
+                row = unwanted.pop(key, None) or await deliveries.get(key)  # a hashed long key
                 await _give_up(session, request, key, target.type, shown, row)
+            for row in unwanted.values():
+                await _give_up(session, request, row.key, row.channel, row.target, row)
 
     async def send(
         self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False
@@ -116,7 +124,7 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
-            await self._give_up_unwanted(request, targets)
+            in_flight = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
 
             async def one(target: Target) -> Delivery:
@@ -146,7 +154,7 @@ class NotifyActivities:
             beating = heartbeating() if heartbeat else contextlib.nullcontext()
             async with beating, asyncio.TaskGroup() as group:
                 sends = [group.create_task(one(t)) for t in targets]
-            deliveries = [send.result() for send in sends]
+            deliveries = [send.result() for send in sends] + in_flight
         except Exception as exc:  # a bug here would fail the same way on every retry
             if database_busy(exc) or isinstance(exc, TimeoutError):
                 raise ApplicationError(
@@ -170,17 +178,26 @@ class NotifyActivities:
             )
         return NotifyResult(deliveries=deliveries)
 
-    async def _give_up_unwanted(self, request: NotifyRequest, targets: list[Target]) -> None:
+    async def _give_up_unwanted(
+        self, request: NotifyRequest, targets: list[Target]
+    ) -> list[Delivery]:
         """An earlier try's delivery to a target no longer wanted (its channel removed from the
-        push config since) failed for good, said once: else "retrying" for ever, never tried."""
+        push config since) failed for good, said once: else "retrying" for ever, never tried.
+        Those still in flight, as failures to retry after their lease."""
         wanted = {delivery_key(request.idempotency_key, t.type, t.target) for t in targets}
         now = datetime.now(UTC)
         async with self._db.session() as session:
             rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
-        if left := [r for r in rows if r.key not in wanted and r.takeable(now)]:
-            async with self._db.writing() as session:
-                for row in left:
-                    await _give_up(session, request, row.key, row.channel, row.target, row)
+        if any(r.key not in wanted and r.takeable(now) for r in rows):
+            async with self._db.writing() as session:  # read again in the write turn
+                rows = await DeliveryRepository(session).under(
+                    request.user, request.idempotency_key
+                )
+                for row in rows:
+                    if row.key not in wanted and row.takeable(now):
+                        await _give_up(session, request, row.key, row.channel, row.target, row)
+        unwanted = (r for r in rows if r.key not in wanted and r.status == "pending")
+        return [_failed(r.channel, r.target, IN_FLIGHT) for r in unwanted if not r.takeable(now)]
 
     async def recipient(self, name: str) -> Recipient:
         user = await user_named(self._db, name)
@@ -240,7 +257,7 @@ class NotifyActivities:
             if status == DeliveryStatus.SUPPRESSED:
                 return delivery(status=DeliveryStatus.SUPPRESSED, error=error)
             if status == "pending":
-                error = "transient: a send to this target is in flight; retrying after its lease"
+                error = IN_FLIGHT
             # Else failed for good earlier: a retry must not retry what can never succeed.
             return delivery(status=DeliveryStatus.FAILED, error=error)
         if held:
@@ -278,10 +295,13 @@ class NotifyActivities:
             channel = self._channels.get(channel_name)
             self._check(recipient, target)
             async with asyncio.timeout(self._timeout) as clock:
-                SEND_CLOCK.set(clock)
-                provider_id = await channel.send(
-                    request.user, request.message, address, idempotency_key=key, posts=posts
-                )
+                token = SEND_CLOCK.set(SendClock(clock, posts.hold))
+                try:
+                    provider_id = await channel.send(
+                        request.user, request.message, address, idempotency_key=key, posts=posts
+                    )
+                finally:
+                    SEND_CLOCK.reset(token)
         except PermanentNotifyError as exc:
             return _failed(channel_name, address, f"permanent: {exc}")
         except TimeoutError:
@@ -334,6 +354,12 @@ class RowPosts:
         self.done += 1
         async with self.db.writing() as session:
             await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
+
+    async def hold(self, seconds: float) -> None:
+        """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
+        until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
+        async with self.db.writing() as session:
+            await DeliveryRepository(session).hold(self.key, until)
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

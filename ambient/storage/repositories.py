@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.events import clipped
@@ -421,6 +421,11 @@ class DeliveryRepository(Repository):
             .execution_options(synchronize_session=False)
         )
 
+    async def hold(self, key: str, lease_until: datetime) -> None:
+        """The send under way keeps its row (still in flight) until ``lease_until``."""
+        held = update(Delivery).where(Delivery.key == key, Delivery.status == "pending")
+        await self.session.execute(held.values(lease_until=lease_until))
+
     async def posted(self, key: str, provider_id: str) -> None:
         """Record progress of the send that holds the lease (a message sent in several posts)."""
         await self._set(key, provider_id=provider_id)
@@ -430,10 +435,16 @@ class DeliveryRepository(Repository):
         await self.session.execute(update_row.execution_options(synchronize_session=False))
 
     async def under(self, user: str, request_key: str) -> list[Delivery]:
-        """The deliveries of ``user``'s notification ``request_key`` (the user's rows by their
-        index, then the key's prefix: a prefix alone would read the whole table)."""
-        prefix = Delivery.key.startswith(f"{request_key}:", autoescape=True)
-        return list(await self.session.scalars(select(Delivery).filter_by(user=user).where(prefix)))
+        """The deliveries of ``user``'s notification ``request_key``. In SQLite, the keys from
+        ``request_key:`` to ``request_key;`` (binary): a range of the key's index (by the user
+        and the key's LIKE, it read all of the user's rows: deliveries are kept)."""
+        keys: ColumnElement[bool] = Delivery.key.between(f"{request_key}:", f"{request_key};")
+        if self.session.get_bind().dialect.name != "sqlite":  # a collation may sort ";" first
+            keys = Delivery.key.startswith(f"{request_key}:", autoescape=True) & (
+                Delivery.user == user
+            )
+        rows = await self.session.scalars(select(Delivery).where(keys))
+        return [row for row in rows if row.user == user]
 
     async def list(
         self,

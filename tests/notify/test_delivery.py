@@ -487,6 +487,25 @@ async def test_a_delivery_whose_last_try_ends_in_flight_is_said_to_have_failed_o
     assert failed.task == task
 
 
+async def test_a_delivery_in_flight_whose_channel_was_removed_is_not_left_in_flight_for_good(
+    deps: WorkerDeps,
+) -> None:
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    request = _request(unique("removed-in-flight"), Target(type="inbox"))
+    # An earlier try's worker died sending to a webhook Alice then removed from her push
+    # config. This try skipped it (still in its lease), sent the inbox and was done: nothing
+    # ever gave the webhook's row up, "pending" for good.
+    key = delivery_key(request.idempotency_key, "webhook", "secret:hook")
+    await left_in_flight(deps.db, key, "alice", "webhook", "secret:hook")
+    with pytest.raises(ApplicationError, match="in flight"):  # retried after its lease
+        await ActivityEnvironment().run(notify.notify, request)
+    await ActivityEnvironment().run(notify.notify_given_up, request)  # the retries are over
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+    assert row is not None and (row.status, row.error) == ("failed", GIVEN_UP)
+
+
 async def test_a_delivery_given_up_in_flight_is_listed_as_failed_and_a_later_send_may_take_it(
     deps: WorkerDeps,
 ) -> None:

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
 
-TURN_WAIT = 30.0  # seconds a send may wait for its turn (a robot's rate limit), each time
-# The send's clock (activities/notify.py): a wait for a turn moves it on by the wait, so the
-# post after it has its whole time (cut off mid-post, its retry would post it again).
-SEND_CLOCK: ContextVar[asyncio.Timeout | None] = ContextVar("send_clock", default=None)
+TURN_WAIT = 30.0  # seconds a send may wait for its turns (a robot's rate limit), in all
+
+
+@dataclass
+class SendClock:
+    """A send's deadline and its row's lease (activities/notify.py): a wait for a turn moves
+    both on by the wait, so the post after it has its whole time (cut off mid-post, its retry
+    would post it again) and no other try takes the row meanwhile."""
+
+    deadline: asyncio.Timeout
+    hold: Callable[[float], Awaitable[None]]  # the row's lease: this many seconds from now
+    waited: float = 0.0  # for turns so far (their sum is bounded: the activity's timeout)
+
+    async def waits(self, seconds: float) -> None:
+        self.waited += seconds
+        if (when := self.deadline.when()) is not None:
+            self.deadline.reschedule(when + seconds)
+            await self.hold(when + seconds - asyncio.get_running_loop().time())
+
+
+SEND_CLOCK: ContextVar[SendClock | None] = ContextVar("send_clock", default=None)
 
 
 class Posts(Protocol):

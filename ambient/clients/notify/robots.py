@@ -30,7 +30,8 @@ PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
 
 
 class RateLimiter:
-    """A sliding one-minute window per robot; waits for a slot up to ``max_wait`` seconds."""
+    """A sliding one-minute window per robot; a send waits for its slots up to ``max_wait``
+    seconds in all."""
 
     def __init__(
         self,
@@ -46,7 +47,7 @@ class RateLimiter:
     async def acquire(self, robot: str) -> None:
         # The slot is taken at once (no await until it is: no other send runs meanwhile) and
         # waited for after, so a robot over its limit never holds up the other robots' sends.
-        now = self._clock()
+        now, send = self._clock(), SEND_CLOCK.get()
         # Forget the robots without a send this minute (their last slot may lie ahead).
         for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
             del self._sent[quiet]
@@ -56,18 +57,19 @@ class RateLimiter:
         slot, freed = now, None
         if len(window) >= self._per_minute:
             slot = window[0] + 60
-            if slot - now > self._max_wait:
+            if slot - now > self._max_wait - (send.waited if send else 0.0):
                 raise TransientNotifyError(f"robot over {self._per_minute}/min")
             freed = window.popleft()  # out of the window by the time this slot comes
         window.append(slot)
         wait = max(0.0, slot - self._clock())
-        if (clock := SEND_CLOCK.get()) is not None and (deadline := clock.when()) is not None:
-            clock.reschedule(deadline + wait)
         try:
+            if wait and send is not None:
+                await send.waits(wait)
             await asyncio.sleep(wait)
-        except asyncio.CancelledError:
-            # Cut off before posting: the window is as if it never asked (unless a later send
-            # was already given the slot after this one: that one simply waits its turn).
+        except BaseException:
+            # Cut off (or the lease not kept) before posting: the window is as if it never
+            # asked (unless a later send was already given the slot after this one: that one
+            # simply waits its turn).
             window = self._sent.get(robot, deque())
             if slot in window:
                 window.remove(slot)
