@@ -181,10 +181,11 @@ class MethodNotAllowed:
             # Asked per method, so routers included lazily (FastAPI's wrappers) count too.
             allowed = [m for m in METHODS if m != method and self._served(scope, m)]
             if allowed:
+                takes = ", ".join(allowed)
                 response = JSONResponse(
-                    {"detail": f"method {method} not allowed here"},
+                    {"detail": f"method {method} not allowed here; this path takes {takes}"},
                     status_code=405,
-                    headers={"Allow": ", ".join(allowed)},
+                    headers={"Allow": takes},
                 )
                 await response(scope, receive, send)
                 return

@@ -281,6 +281,7 @@ class TaskReads:
                     kind=TaskKind(entry_kind),
                     state=current,
                     summary=(entry.schedule.state.note or None) if entry.schedule else None,
+                    started_at=temporal.created_at(await entry.memo()),
                 )
             )
         return tasks, schedules.next_page_token

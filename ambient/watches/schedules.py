@@ -5,6 +5,7 @@ a schedule's status."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from temporalio.api.workflowservice.v1 import UpdateScheduleRequest
 from temporalio.client import (
@@ -41,10 +42,12 @@ class TaskSchedules(TaskReads):
         task_id = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/{task_name(name, parsed)}"
         kind = schedule_kind(parsed)
         run_id = _new_run_id(task_id)
+        schedule = self._schedule(user, task_id, parsed, run_id)
         try:
             await self.client.create_schedule(
                 task_id,
-                self._schedule(user, task_id, parsed, run_id),
+                schedule,
+                memo=temporal.task_memo(schedule.state.note or "", datetime.now(UTC)),
                 search_attributes=temporal.search_attributes(
                     kind.value, user, state=TaskState.ACTIVE.value
                 ),

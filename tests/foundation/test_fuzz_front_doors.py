@@ -303,6 +303,9 @@ async def test_wrong_methods_answer_405_with_the_allowed_ones(api: httpx.AsyncCl
     assert put.status_code == 405 and set(put.headers["allow"].split(", ")) == {"GET", "POST"}
     get_health = await api.delete("/health")
     assert get_health.status_code == 405 and get_health.headers["allow"] == "GET"
+    # `curl -s` shows the body only: it names what the path takes (GET /tasks/{id} was a bare
+    # "method GET not allowed here", with nothing saying DELETE is what that path serves).
+    assert get_health.json()["detail"] == "method DELETE not allowed here; this path takes GET"
     assert (await api.get("/no-such-page")).status_code == 404
 
 

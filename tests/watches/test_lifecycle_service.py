@@ -800,6 +800,19 @@ async def test_a_listed_watch_shows_when_it_was_created_not_when_its_run_continu
     await service.delete(USER, task_id)
 
 
+async def test_a_listed_reminder_shows_when_it_was_created(service: TaskService) -> None:
+    """A reminder or digest (a Schedule) was listed with no ``started_at`` (`ambient task list`
+    printed an empty column), so list_tasks' "sort by started_at for the newest task" never
+    found a reminder just made."""
+    before = datetime.now(UTC)
+    reminder = {"type": "daily", "hour": 7, "message": "when", "timezone": "UTC"}
+    ref = await service.create(USER, "schedule", reminder, unique("made"))
+    tasks = await _listed(service, USER, lambda tasks: ref.task_id in tasks)
+    created = tasks[ref.task_id].started_at
+    assert created is not None and before <= created <= datetime.now(UTC)
+    await service.delete(USER, ref.task_id)
+
+
 async def test_a_watch_created_again_after_its_run_was_terminated_is_not_failing_its_old_page(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
