@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
-from ambient.watches.configs import TaskState
+from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
 
 
@@ -213,7 +213,8 @@ def spoken_summary(summary: str | None, english: bool = False) -> str | None:
 
 def task_label(task: TaskSummary, english: bool = False) -> str:
     name = task.task_id.rsplit("/", 1)[-1]
-    if re.fullmatch(r"[0-9a-f]{12}", name):
+    # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
+    if re.fullmatch(r"[0-9a-f]{12}", name) or task.kind is TaskKind.DAILY_BRIEFING:
         summary = spoken_summary(task.summary, english)
         said = summary or task.kind.value.replace("_", " ")
         return speakable(said, 60, english=english)
