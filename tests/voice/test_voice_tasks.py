@@ -181,6 +181,8 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
         # The briefing, its log templates' <*> said as words.
         assert first.startswith("早上好") and "payment-service timeout after 某值" in first
         assert "播报过了" in second
+        # No voice tool sends it: "可以让我发到你的邮箱" offered what 小智 then could not do.
+        assert second.endswith("不再重复。"), second
         await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
 
 
