@@ -35,6 +35,7 @@ from ambient.remediation.views import RemediationSummary
 from ambient.settings import Settings
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import TaskKind
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
@@ -229,10 +230,16 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
             # A watch failing its checks now (as what_needs_me tells it) runs all the same.
             failing = await EventRepository(session).failing_pages(user=user, task=task.task_id)
         but, but_en = ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")
+        times = counted(status.checks, "time", "times")
+        # Only a watch checks something: a reminder, a digest or the briefing runs.
+        done, done_en = (
+            ("已检查", f"checked {times}")
+            if task.kind in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
+            else ("已执行", f"run {times} so far")
+        )
         return say(
-            f"{task_label(task)}{said}，已检查 {status.checks} 次{but}。",
-            f"{task_label(task, english=True)} {said_en},"
-            f" checked {counted(status.checks, 'time', 'times')}{but_en}.",
+            f"{task_label(task)}{said}，{done} {status.checks} 次{but}。",
+            f"{task_label(task, english=True)} {said_en}, {done_en}{but_en}.",
         )
 
     return await answer(ctx, speaker, work)
