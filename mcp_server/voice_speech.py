@@ -5,6 +5,7 @@ a TTS engine reads well is `ambient.speech`). Deterministic, no LLM.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -281,8 +282,8 @@ _UNIT_HOURS = {
 }
 _SPAN = re.compile(
     r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+"
-    rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?多?\s*"
-    r"(小时|钟头|天|日|晚上|周|星期|礼拜|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?)\b)",
+    rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?(半)?多?\s*"
+    r"(小时|钟头|天|日|晚上|周|星期|礼拜|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?)\b)(半)?",
 )
 _WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
 _SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
@@ -316,10 +317,11 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             count = _number(found.group(1)) if found.group(1) else 1.0
             if count is None:  # "十几个小时": a number not read is no span, not a guess
                 return None
-            unit = found.group(2).rstrip("s")
-            hours = count * _UNIT_HOURS[unit]
+            unit = found.group(3).rstrip("s")
+            # "一个半小时", "一天半": the half is said after the count or the unit.
+            hours = (count + (0.5 if found.group(2) or found.group(4) else 0)) * _UNIT_HOURS[unit]
         elif _WHOLE_DAY.search(text):
             hours = 24
         else:
             return None
-    return max(1, min(most, round(hours)))
+    return max(1, min(most, math.ceil(hours)))  # the whole span asked about: 2.5 h is 3

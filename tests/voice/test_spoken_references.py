@@ -315,3 +315,11 @@ def test_a_question_back_counts_and_offers_only_tasks_not_deleted() -> None:
     orders.append(_task("reminder/ops/orders-api").model_copy(update={"state": TaskState.STOPPED}))
     picked, asked = pick_task(orders, "orders")
     assert picked is not None and picked.task_id == "reminder/ops/orders-page", asked
+
+
+def test_a_span_with_a_half_after_its_count_or_unit_keeps_the_whole_count() -> None:
+    """ "最近一个半小时" was read as the half alone (1 hour), "两个半小时" too, and "一天半"
+    as one day: the errors of the span asked about were not the ones counted."""
+    for said, hours in [("一个半小时", 2), ("两个半小时", 3), ("一天半", 36), ("两天半", 60)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("半小时") == 1 and hours_said("半天") == 12
