@@ -279,11 +279,14 @@ _UNIT_HOURS = {
     **dict.fromkeys(("小时", "钟头", "hour", "hr"), 1),
     **dict.fromkeys(("天", "日", "晚上", "day", "night"), 24),
     **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
+    **dict.fromkeys(("分钟", "minute", "min"), 1 / 60),  # an hour at least
+    **dict.fromkeys(("月", "month"), 720),  # a week at most
 }
 _SPAN = re.compile(
     r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+"
     rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?(半)?多?\s*"
-    r"(小时|钟头|天|日|晚上|周|星期|礼拜|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?)\b)(半)?",
+    r"(小时|钟头|天|日|晚上|周|星期|礼拜|分钟|月"
+    r"|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?|minutes?|mins?|months?)\b)(半)?",
 )
 _WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
 _SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")

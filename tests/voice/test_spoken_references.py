@@ -323,3 +323,12 @@ def test_a_span_with_a_half_after_its_count_or_unit_keeps_the_whole_count() -> N
     for said, hours in [("一个半小时", 2), ("两个半小时", 3), ("一天半", 36), ("两天半", 60)]:
         assert hours_said(said) == hours, said
     assert hours_said("半小时") == 1 and hours_said("半天") == 12
+
+
+def test_a_span_said_in_minutes_or_months_is_read_not_refused_as_unheard() -> None:
+    """ "最近十分钟有报错吗" and "这个月的错误" were answered "没听清时间范围…": heard, but in a
+    unit the reader did not know. Minutes are an hour at least, months a week at most."""
+    for said, hours in [("十分钟", 1), ("最近90分钟", 2), ("last 30 minutes", 1)]:
+        assert hours_said(said) == hours, said
+    for said in ["这个月", "最近一个月", "past 2 months"]:
+        assert hours_said(said) == 168, said
