@@ -222,6 +222,11 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
     return spoken_name(name)
 
 
+_WHAT_IT_IS = re.compile(
+    r"^(?:the|that|this|my|那个|这个|我的)|(?:task|watch|monitor|任务|监控|提醒)$|的"
+)
+
+
 def pick_task(
     tasks: list[TaskSummary], said: str, english: bool = False
 ) -> tuple[TaskSummary | None, str]:
@@ -247,13 +252,18 @@ def pick_task(
         if english:
             return None, f"Which task do you mean? {yours}."
         return None, f"你说的是哪一个任务？{yours_zh}。"
-    found = exact or [
-        t
-        for t in live
-        if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
-        or _part_of(key, _flat(t.summary))
-        or _part_of(key, _flat(spoken_summary(t.summary)))
-    ]
+
+    def called(key: str) -> list[TaskSummary]:
+        return [
+            t
+            for t in live
+            if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
+            or _part_of(key, _flat(t.summary))
+            or _part_of(key, _flat(spoken_summary(t.summary)))
+        ]
+
+    # Else without the words that only say what it is ("backup任务", "the backup task").
+    found = exact or called(key) or called(_WHAT_IT_IS.sub("", key))
     if len(found) == 1:
         return found[0], ""
     if not found:

@@ -332,3 +332,18 @@ def test_a_span_said_in_minutes_or_months_is_read_not_refused_as_unheard() -> No
         assert hours_said(said) == hours, said
     for said in ["这个月", "最近一个月", "past 2 months"]:
         assert hours_said(said) == 168, said
+
+
+def test_a_task_said_with_what_kind_of_thing_it_is_is_found_by_its_name() -> None:
+    """ "暂停 backup 任务" came as name="backup任务" and was answered "没找到叫“backup任务”的
+    任务", as were "the backup task", "比特币的监控" and "那个晨会提醒"."""
+    tasks = [_task(f"reminder/u/{name}") for name in ("比特币监控", "backup", "晨会提醒")]
+    for said, name in [
+        ("backup任务", "backup"),
+        ("the backup task", "backup"),
+        ("比特币的监控", "比特币监控"),
+        ("比特币监控任务", "比特币监控"),
+        ("那个晨会提醒", "晨会提醒"),
+    ]:
+        task, question = pick_task(tasks, said)
+        assert task is not None and task.task_id.endswith(name), (said, question)
