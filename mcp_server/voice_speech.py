@@ -117,6 +117,25 @@ def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
     return f"{waits}：{listed}。请说服务名或第几个。"
 
 
+# Words that only say what a thing is, around its name: "the backup task", "checkout 服务的回滚".
+_WHAT_IT_IS = re.compile(
+    r"^(?:the|that|this|my|那个|这个|我的)"
+    r"|(?:的|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
+)
+
+
+def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSummary]:
+    """The runs ``key`` names: by service, alert type, or as the voice names them."""
+    return [
+        r
+        for r in runs
+        if any(
+            _part_of(key, _flat(said))
+            for said in (r.service, r.alert_type, run_about(r), run_about(r, english=True))
+        )
+    ]
+
+
 def pick_remediation(
     runs: list[RemediationSummary], said: str, english: bool = False
 ) -> tuple[RemediationSummary | None, str]:
@@ -148,9 +167,8 @@ def pick_remediation(
             )
         return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"
     words = _flat(text)
-    matches = [
-        r for r in runs if _part_of(words, _flat(r.service)) or _part_of(words, _flat(r.alert_type))
-    ]
+    # As said, else without the words that only say what it is ("checkout的修复", "the fix").
+    matches = _runs_called(runs, words) or _runs_called(runs, _WHAT_IT_IS.sub("", words))
     if len(matches) == 1:
         return matches[0], ""
     if not matches:
@@ -220,11 +238,6 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
         said = summary or task.kind.value.replace("_", " ")
         return speakable(said, 60, english=english)
     return spoken_name(name)
-
-
-_WHAT_IT_IS = re.compile(
-    r"^(?:the|that|this|my|那个|这个|我的)|(?:task|watch|monitor|任务|监控|提醒)$|的"
-)
 
 
 def pick_task(

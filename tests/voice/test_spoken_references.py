@@ -347,3 +347,19 @@ def test_a_task_said_with_what_kind_of_thing_it_is_is_found_by_its_name() -> Non
     ]:
         task, question = pick_task(tasks, said)
         assert task is not None and task.task_id.endswith(name), (said, question)
+
+
+def test_a_fix_said_back_as_the_voice_named_it_is_found() -> None:
+    """what_needs_me names a fix "payments 的 error rate": said back so ("批准 payments 的 error
+    rate"), or as "checkout的修复", "checkout服务", "the checkout fix", it was "没找到"."""
+    runs = [_run(1, "checkout"), _run(2, "payments")]
+    for said, workload in [
+        ("payments 的 error rate", "payments"),
+        ("error rate on payments", "payments"),
+        ("checkout的修复", "checkout"),
+        ("checkout 服务的回滚", "checkout"),
+        ("the checkout fix", "checkout"),
+        ("那个checkout", "checkout"),
+    ]:
+        run, question = pick_remediation(runs, said)
+        assert run is not None and run.service.endswith(workload), (said, question)
