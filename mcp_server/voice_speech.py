@@ -136,6 +136,20 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
     ]
 
 
+_PLACE_ONLY = re.compile(r"一?个|倒数|the|one|task|任务|的")
+
+
+def _index_said(text: str) -> int | None:
+    """The place an ordinal in ``text`` names: from 0, or from the end when negative."""
+    ordinal = _ORDINAL.search(text)
+    if not ordinal:
+        return None
+    index = _place(next((g for g in ordinal.groups() if g), None) or "最后")
+    if index is not None and index >= 0 and _FROM_END.search(text):
+        index = -index - 1  # "倒数第二个": the second from the end
+    return index
+
+
 def pick_remediation(
     runs: list[RemediationSummary], said: str, english: bool = False
 ) -> tuple[RemediationSummary | None, str]:
@@ -151,12 +165,8 @@ def pick_remediation(
             return None, f"Which one do you mean? {_which_waits(runs, english)}"
         return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
-    ordinal = _ORDINAL.search(text)
-    if ordinal:
-        word = next((g for g in ordinal.groups() if g), None) or "最后"
-        index = _place(word)
-        if index is not None and index >= 0 and _FROM_END.search(text):
-            index = -index - 1  # "倒数第二个": the second from the end
+    if _ORDINAL.search(text):
+        index = _index_said(text)
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
         if english:
@@ -254,7 +264,8 @@ def pick_task(
     if not live and not exact:
         return None, "You have no tasks yet." if english else "你还没有任何任务。"
     sep = ", " if english else "、"
-    named = sep.join(task_label(t, english) for t in live[:4])
+    shown = live[:4]  # the tasks an answer names
+    named = sep.join(task_label(t, english) for t in shown)
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
         yours = f"You have {len(live)} tasks, like: {named}"
@@ -277,6 +288,12 @@ def pick_task(
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or called(key) or called(_WHAT_IT_IS.sub("", key))
+    # "第二个" alone (not "second backup"): its place among the tasks an answer names.
+    ordinal = None if found else _ORDINAL.search(text := said.strip().lower())
+    if ordinal and not _PLACE_ONLY.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :])):
+        index = _index_said(text)
+        if index is not None and -len(shown) <= index < len(shown):
+            return shown[index], ""
     if len(found) == 1:
         return found[0], ""
     if not found:

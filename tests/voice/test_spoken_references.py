@@ -363,3 +363,16 @@ def test_a_fix_said_back_as_the_voice_named_it_is_found() -> None:
     ]:
         run, question = pick_remediation(runs, said)
         assert run is not None and run.service.endswith(workload), (said, question)
+
+
+def test_a_task_is_found_by_its_place_in_the_list_the_voice_said() -> None:
+    """ "没找到…你的任务有：backup、晨会提醒。" and the user said "第二个": answered
+    "没找到叫“第二个”的任务" again, though the fixes are picked so."""
+    tasks = [_task("reminder/u/backup"), _task("reminder/u/晨会提醒")]
+    for said, name in [("第二个", "晨会提醒"), ("第一个", "backup"), ("最后一个", "晨会提醒")]:
+        task, question = pick_task(tasks, said)
+        assert task is not None and task.task_id.endswith(name), (said, question)
+    assert pick_task(tasks, "第三个")[0] is None
+    assert pick_task(tasks, "second backup")[0] is None  # a name with a place word in it
+    assert pick_task(tasks, "the second one")[0] is tasks[1]
+    assert pick_task(tasks, "倒数第一个")[0] is tasks[1]
