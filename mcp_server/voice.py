@@ -22,6 +22,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ambient.briefing.models import GreetOutcome
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -34,6 +35,7 @@ from ambient.remediation.views import RemediationSummary
 from ambient.settings import Settings
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import TaskKind
 from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
@@ -81,6 +83,8 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     async def work(state: AppState, user: str) -> str:
         # The briefing is spent on the greeting it answers: only while we still listen.
         result = await state.briefings.greet(user, via="voice", audio=False, within=left())
+        if result.outcome is GreetOutcome.ALREADY_GIVEN:
+            return say(*(s.format(result.given_at_local) for s in sentences.GIVEN_TODAY))
         # The briefing's first sentences (greeting, headline, the top error): speakable keeps three.
         return result.text
 
@@ -226,10 +230,16 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
             # A watch failing its checks now (as what_needs_me tells it) runs all the same.
             failing = await EventRepository(session).failing_pages(user=user, task=task.task_id)
         but, but_en = ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")
+        times = counted(status.checks, "time", "times")
+        # Only a watch checks something: a reminder, a digest or the briefing runs.
+        done, done_en = (
+            ("已检查", f"checked {times}")
+            if task.kind in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
+            else ("已执行", f"run {times} so far")
+        )
         return say(
-            f"{task_label(task)}{said}，已检查 {status.checks} 次{but}。",
-            f"{task_label(task, english=True)} {said_en},"
-            f" checked {counted(status.checks, 'time', 'times')}{but_en}.",
+            f"{task_label(task)}{said}，{done} {status.checks} 次{but}。",
+            f"{task_label(task, english=True)} {said_en}, {done_en}{but_en}.",
         )
 
     return await answer(ctx, speaker, work)

@@ -30,7 +30,11 @@ from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediatio
 # decision made ends the question, so a "yes" never carries over to the run's next rung.
 CONFIRM_WINDOW = timedelta(minutes=2)
 CONFIRM_ASKED = "voice.confirm_asked"
-_YES = frozenset({"确认", "确定", "对", "是", "是的", "好", "好的", "yes", "confirm", "ok", "sure"})
+# The question asks to say its verb again: the verbs are a yes too.
+_YES = frozenset(
+    {"确认", "确定", "对", "是", "是的", "好", "好的", "yes", "confirm", "ok", "sure"}
+    | {"批准", "同意", "拒绝", "approve", "refuse"}
+)
 
 
 async def _last_asked(state: AppState, user: str) -> dict[str, Any] | None:

@@ -5,12 +5,13 @@ a TTS engine reads well is `ambient.speech`). Deterministic, no LLM.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
-from ambient.watches.configs import TaskState
+from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
 
 
@@ -116,6 +117,39 @@ def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
     return f"{waits}：{listed}。请说服务名或第几个。"
 
 
+# Words that only say what a thing is, around its name: "the backup task", "checkout 服务的回滚".
+_WHAT_IT_IS = re.compile(
+    r"^(?:the|that|this|my|那个|这个|我的)"
+    r"|(?:的|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
+)
+
+
+def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSummary]:
+    """The runs ``key`` names: by service, alert type, or as the voice names them."""
+    return [
+        r
+        for r in runs
+        if any(
+            _part_of(key, _flat(said))
+            for said in (r.service, r.alert_type, run_about(r), run_about(r, english=True))
+        )
+    ]
+
+
+_PLACE_ONLY = re.compile(r"一?个|倒数|the|one|task|任务|的")
+
+
+def _index_said(text: str) -> int | None:
+    """The place an ordinal in ``text`` names: from 0, or from the end when negative."""
+    ordinal = _ORDINAL.search(text)
+    if not ordinal:
+        return None
+    index = _place(next((g for g in ordinal.groups() if g), None) or "最后")
+    if index is not None and index >= 0 and _FROM_END.search(text):
+        index = -index - 1  # "倒数第二个": the second from the end
+    return index
+
+
 def pick_remediation(
     runs: list[RemediationSummary], said: str, english: bool = False
 ) -> tuple[RemediationSummary | None, str]:
@@ -131,12 +165,8 @@ def pick_remediation(
             return None, f"Which one do you mean? {_which_waits(runs, english)}"
         return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
-    ordinal = _ORDINAL.search(text)
-    if ordinal:
-        word = next((g for g in ordinal.groups() if g), None) or "最后"
-        index = _place(word)
-        if index is not None and index >= 0 and _FROM_END.search(text):
-            index = -index - 1  # "倒数第二个": the second from the end
+    if _ORDINAL.search(text):
+        index = _index_said(text)
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
         if english:
@@ -147,9 +177,8 @@ def pick_remediation(
             )
         return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"
     words = _flat(text)
-    matches = [
-        r for r in runs if _part_of(words, _flat(r.service)) or _part_of(words, _flat(r.alert_type))
-    ]
+    # As said, else without the words that only say what it is ("checkout的修复", "the fix").
+    matches = _runs_called(runs, words) or _runs_called(runs, _WHAT_IT_IS.sub("", words))
     if len(matches) == 1:
         return matches[0], ""
     if not matches:
@@ -213,7 +242,8 @@ def spoken_summary(summary: str | None, english: bool = False) -> str | None:
 
 def task_label(task: TaskSummary, english: bool = False) -> str:
     name = task.task_id.rsplit("/", 1)[-1]
-    if re.fullmatch(r"[0-9a-f]{12}", name):
+    # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
+    if re.fullmatch(r"[0-9a-f]{12}", name) or task.kind is TaskKind.DAILY_BRIEFING:
         summary = spoken_summary(task.summary, english)
         said = summary or task.kind.value.replace("_", " ")
         return speakable(said, 60, english=english)
@@ -234,7 +264,8 @@ def pick_task(
     if not live and not exact:
         return None, "You have no tasks yet." if english else "你还没有任何任务。"
     sep = ", " if english else "、"
-    named = sep.join(task_label(t, english) for t in live[:4])
+    shown = live[:4]  # the tasks an answer names
+    named = sep.join(task_label(t, english) for t in shown)
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
         yours = f"You have {len(live)} tasks, like: {named}"
@@ -245,13 +276,24 @@ def pick_task(
         if english:
             return None, f"Which task do you mean? {yours}."
         return None, f"你说的是哪一个任务？{yours_zh}。"
-    found = exact or [
-        t
-        for t in live
-        if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
-        or _part_of(key, _flat(t.summary))
-        or _part_of(key, _flat(spoken_summary(t.summary)))
-    ]
+
+    def called(key: str) -> list[TaskSummary]:
+        return [
+            t
+            for t in live
+            if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
+            or _part_of(key, _flat(t.summary))
+            or _part_of(key, _flat(spoken_summary(t.summary)))
+        ]
+
+    # Else without the words that only say what it is ("backup任务", "the backup task").
+    found = exact or called(key) or called(_WHAT_IT_IS.sub("", key))
+    # "第二个" alone (not "second backup"): its place among the tasks an answer names.
+    ordinal = None if found else _ORDINAL.search(text := said.strip().lower())
+    if ordinal and not _PLACE_ONLY.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :])):
+        index = _index_said(text)
+        if index is not None and -len(shown) <= index < len(shown):
+            return shown[index], ""
     if len(found) == 1:
         return found[0], ""
     if not found:
@@ -277,11 +319,14 @@ _UNIT_HOURS = {
     **dict.fromkeys(("小时", "钟头", "hour", "hr"), 1),
     **dict.fromkeys(("天", "日", "晚上", "day", "night"), 24),
     **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
+    **dict.fromkeys(("分钟", "minute", "min"), 1 / 60),  # an hour at least
+    **dict.fromkeys(("月", "month"), 720),  # a week at most
 }
 _SPAN = re.compile(
     r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+"
-    rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?多?\s*"
-    r"(小时|钟头|天|日|晚上|周|星期|礼拜|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?)\b)",
+    rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?(半)?多?\s*"
+    r"(小时|钟头|天|日|晚上|周|星期|礼拜|分钟|月"
+    r"|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?|minutes?|mins?|months?)\b)(半)?",
 )
 _WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
 _SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
@@ -315,10 +360,11 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             count = _number(found.group(1)) if found.group(1) else 1.0
             if count is None:  # "十几个小时": a number not read is no span, not a guess
                 return None
-            unit = found.group(2).rstrip("s")
-            hours = count * _UNIT_HOURS[unit]
+            unit = found.group(3).rstrip("s")
+            # "一个半小时", "一天半": the half is said after the count or the unit.
+            hours = (count + (0.5 if found.group(2) or found.group(4) else 0)) * _UNIT_HOURS[unit]
         elif _WHOLE_DAY.search(text):
             hours = 24
         else:
             return None
-    return max(1, min(most, round(hours)))
+    return max(1, min(most, math.ceil(hours)))  # the whole span asked about: 2.5 h is 3

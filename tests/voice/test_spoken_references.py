@@ -315,3 +315,64 @@ def test_a_question_back_counts_and_offers_only_tasks_not_deleted() -> None:
     orders.append(_task("reminder/ops/orders-api").model_copy(update={"state": TaskState.STOPPED}))
     picked, asked = pick_task(orders, "orders")
     assert picked is not None and picked.task_id == "reminder/ops/orders-page", asked
+
+
+def test_a_span_with_a_half_after_its_count_or_unit_keeps_the_whole_count() -> None:
+    """ "最近一个半小时" was read as the half alone (1 hour), "两个半小时" too, and "一天半"
+    as one day: the errors of the span asked about were not the ones counted."""
+    for said, hours in [("一个半小时", 2), ("两个半小时", 3), ("一天半", 36), ("两天半", 60)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("半小时") == 1 and hours_said("半天") == 12
+
+
+def test_a_span_said_in_minutes_or_months_is_read_not_refused_as_unheard() -> None:
+    """ "最近十分钟有报错吗" and "这个月的错误" were answered "没听清时间范围…": heard, but in a
+    unit the reader did not know. Minutes are an hour at least, months a week at most."""
+    for said, hours in [("十分钟", 1), ("最近90分钟", 2), ("last 30 minutes", 1)]:
+        assert hours_said(said) == hours, said
+    for said in ["这个月", "最近一个月", "past 2 months"]:
+        assert hours_said(said) == 168, said
+
+
+def test_a_task_said_with_what_kind_of_thing_it_is_is_found_by_its_name() -> None:
+    """ "暂停 backup 任务" came as name="backup任务" and was answered "没找到叫“backup任务”的
+    任务", as were "the backup task", "比特币的监控" and "那个晨会提醒"."""
+    tasks = [_task(f"reminder/u/{name}") for name in ("比特币监控", "backup", "晨会提醒")]
+    for said, name in [
+        ("backup任务", "backup"),
+        ("the backup task", "backup"),
+        ("比特币的监控", "比特币监控"),
+        ("比特币监控任务", "比特币监控"),
+        ("那个晨会提醒", "晨会提醒"),
+    ]:
+        task, question = pick_task(tasks, said)
+        assert task is not None and task.task_id.endswith(name), (said, question)
+
+
+def test_a_fix_said_back_as_the_voice_named_it_is_found() -> None:
+    """what_needs_me names a fix "payments 的 error rate": said back so ("批准 payments 的 error
+    rate"), or as "checkout的修复", "checkout服务", "the checkout fix", it was "没找到"."""
+    runs = [_run(1, "checkout"), _run(2, "payments")]
+    for said, workload in [
+        ("payments 的 error rate", "payments"),
+        ("error rate on payments", "payments"),
+        ("checkout的修复", "checkout"),
+        ("checkout 服务的回滚", "checkout"),
+        ("the checkout fix", "checkout"),
+        ("那个checkout", "checkout"),
+    ]:
+        run, question = pick_remediation(runs, said)
+        assert run is not None and run.service.endswith(workload), (said, question)
+
+
+def test_a_task_is_found_by_its_place_in_the_list_the_voice_said() -> None:
+    """ "没找到…你的任务有：backup、晨会提醒。" and the user said "第二个": answered
+    "没找到叫“第二个”的任务" again, though the fixes are picked so."""
+    tasks = [_task("reminder/u/backup"), _task("reminder/u/晨会提醒")]
+    for said, name in [("第二个", "晨会提醒"), ("第一个", "backup"), ("最后一个", "晨会提醒")]:
+        task, question = pick_task(tasks, said)
+        assert task is not None and task.task_id.endswith(name), (said, question)
+    assert pick_task(tasks, "第三个")[0] is None
+    assert pick_task(tasks, "second backup")[0] is None  # a name with a place word in it
+    assert pick_task(tasks, "the second one")[0] is tasks[1]
+    assert pick_task(tasks, "倒数第一个")[0] is tasks[1]

@@ -379,3 +379,22 @@ async def test_a_yes_approves_the_run_asked_about_not_the_same_alerts_next_run(
         assert race[0] == "done"
         now = await looked(service, OWNER, rid)
         assert (now.run_key, now.state, now.attempts) == (race[1], "waiting_approval", [])
+
+
+async def test_a_question_answered_with_the_verb_it_asked_for_makes_the_decision(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The question ends "确认就再说一次批准": the user said "批准", the model passed it as
+    ``which``, and heard "没找到“批准”" with the list again; nothing was approved."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout", "payments", "cart") as (state, handles):
+        async with voice_client(state, OWNER) as client:
+            assert "吗" in await say(client, "approve_remediation", which="checkout")
+            done = await say(client, "approve_remediation", which="批准")
+            assert "吗" in await say(client, "refuse_remediation", which="payments")
+            refused = await say(client, "refuse_remediation", which="拒绝。")
+        assert "已批准" in done and "checkout" in done, done
+        assert "已拒绝" in refused and "payments" in refused, refused
+        status = await handles["checkout"].query("status", result_type=RemediationStatus)
+        assert [(a.approver, a.approve) for a in status.approvals] == [(OWNER, True)]

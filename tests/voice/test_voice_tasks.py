@@ -65,7 +65,8 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
             await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
         async with voice_client(state, user) as client:
             status = await say(client, "task_status", name="morning standup")
-            assert status.startswith("morning standup正在运行")
+            # A reminder checks nothing: "已检查 0 次" was said of every kind of task.
+            assert status == "morning standup正在运行，已执行 0 次。", status
             both = await say(client, "pause_task", name="standup")
             assert "有 2 个任务符合" in both and "evening standup" in both
             missing = await say(client, "task_status", name="backup")
@@ -181,6 +182,8 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
         # The briefing, its log templates' <*> said as words.
         assert first.startswith("早上好") and "payment-service timeout after 某值" in first
         assert "播报过了" in second
+        # No voice tool sends it: "可以让我发到你的邮箱" offered what 小智 then could not do.
+        assert second.endswith("不再重复。"), second
         await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
 
 
@@ -484,3 +487,25 @@ def _state(deps: WorkerDeps, dev_env: WorkflowEnvironment) -> AppState:
     return AppState(
         settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
     )
+
+
+async def test_the_daily_briefing_is_said_as_the_daily_briefing_not_as_the_users_name(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A task the voice did not find was answered with the user's tasks, the daily briefing
+    among them said as its id's last part: the user's own name ("你的任务有：alice、backup")."""
+    user = f"alice{unique('').replace('-', '')[:6]}"
+    await _user(deps, user, Language.ZH)
+    zone = _zone_away_from_midnight()
+    today = datetime.now(ZoneInfo(zone)).date()
+    logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        await state.briefings.create(user, _all_day_zh(zone, logs))
+        await state.tasks.create(user, "schedule", {"hour": 9, "message": "b"}, name="backup")
+        async with voice_client(state, user) as client:
+            missing = await say(client, "task_status", name="比特币")
+            status = await say(client, "task_status", name="简报")
+        await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
+    assert missing == "没找到叫“比特币”的任务。你的任务有：每日简报、backup。", missing
+    assert status.startswith("每日简报正在运行"), status
