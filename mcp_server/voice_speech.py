@@ -139,11 +139,8 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
 _PLACE_ONLY = re.compile(r"一?个|倒数|the|one|task|任务|的")
 
 
-def _index_said(text: str) -> int | None:
-    """The place an ordinal in ``text`` names: from 0, or from the end when negative."""
-    ordinal = _ORDINAL.search(text)
-    if not ordinal:
-        return None
+def _index_said(ordinal: re.Match[str], text: str) -> int | None:
+    """The place ``ordinal`` (found in ``text``) names: from 0, or from the end when negative."""
     index = _place(next((g for g in ordinal.groups() if g), None) or "最后")
     if index is not None and index >= 0 and _FROM_END.search(text):
         index = -index - 1  # "倒数第二个": the second from the end
@@ -165,8 +162,8 @@ def pick_remediation(
             return None, f"Which one do you mean? {_which_waits(runs, english)}"
         return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
-    if _ORDINAL.search(text):
-        index = _index_said(text)
+    if ordinal := _ORDINAL.search(text):
+        index = _index_said(ordinal, text)
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
         if english:
@@ -291,7 +288,7 @@ def pick_task(
     # "第二个" alone (not "second backup"): its place among the tasks an answer names.
     ordinal = None if found else _ORDINAL.search(text := said.strip().lower())
     if ordinal and not _PLACE_ONLY.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :])):
-        index = _index_said(text)
+        index = _index_said(ordinal, text)
         if index is not None and -len(shown) <= index < len(shown):
             return shown[index], ""
     if len(found) == 1:
@@ -322,11 +319,12 @@ _UNIT_HOURS = {
     **dict.fromkeys(("分钟", "minute", "min"), 1 / 60),  # an hour at least
     **dict.fromkeys(("月", "month"), 720),  # a week at most
 }
+_UNITS_ZH = "|".join(k for k in _UNIT_HOURS if not k.isascii())
+_UNITS_EN = "|".join(f"{k}s?" for k in _UNIT_HOURS if k.isascii())
 _SPAN = re.compile(
     r"(\d+(?:\.\d+)?|[一二三四五六七八九十两俩半几]+"
     rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?(半)?多?\s*"
-    r"(小时|钟头|天|日|晚上|周|星期|礼拜|分钟|月"
-    r"|(?<![a-z])(?:hours?|hrs?|days?|nights?|weeks?|minutes?|mins?|months?)\b)(半)?",
+    rf"({_UNITS_ZH}|(?<![a-z])(?:{_UNITS_EN})\b)(半)?",
 )
 _WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
 _SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
