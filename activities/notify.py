@@ -124,7 +124,7 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
-            in_flight = await self._give_up_unwanted(request, targets)
+            in_flight, known = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
 
             async def one(target: Target) -> Delivery:
@@ -133,7 +133,7 @@ class NotifyActivities:
                 async with gate:
                     try:
                         return await self._deliver(
-                            request, recipient, target, held=held, last_try=last_try
+                            request, recipient, target, known, held=held, last_try=last_try
                         )
                     except Exception as exc:  # this target's bug or refused row: its failure
                         if database_busy(exc):
@@ -180,10 +180,11 @@ class NotifyActivities:
 
     async def _give_up_unwanted(
         self, request: NotifyRequest, targets: list[Target]
-    ) -> list[Delivery]:
+    ) -> tuple[list[Delivery], dict[str, Row]]:
         """An earlier try's delivery to a target no longer wanted (its channel removed from the
         push config since) failed for good, said once: else "retrying" for ever, never tried.
-        Those still in flight, as failures to retry after their lease."""
+        Those still in flight, as failures to retry after their lease; and the rows read, by
+        key (a wanted target's row settled then is settled now)."""
         wanted = {delivery_key(request.idempotency_key, t.type, t.target) for t in targets}
         now = datetime.now(UTC)
         async with self._db.session() as session:
@@ -197,7 +198,10 @@ class NotifyActivities:
                     if row.key not in wanted and row.takeable(now):
                         await _give_up(session, request, row.key, row.channel, row.target, row)
         unwanted = (r for r in rows if r.key not in wanted and r.status == "pending")
-        return [_failed(r.channel, r.target, IN_FLIGHT) for r in unwanted if not r.takeable(now)]
+        in_flight = [
+            _failed(r.channel, r.target, IN_FLIGHT) for r in unwanted if not r.takeable(now)
+        ]
+        return in_flight, {r.key: r for r in rows}
 
     async def recipient(self, name: str) -> Recipient:
         user = await user_named(self._db, name)
@@ -222,6 +226,7 @@ class NotifyActivities:
         request: NotifyRequest,
         recipient: Recipient,
         target: Target,
+        known: dict[str, Row],
         *,
         held: bool = False,
         last_try: bool = False,
@@ -231,11 +236,11 @@ class NotifyActivities:
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
         now = datetime.now(UTC)
-        # Most rows met again are settled (a retry, a replay): a plain read answers those
-        # without queueing for the write lock.
-        async with self._db.session() as session:
-            seen = await DeliveryRepository(session).get(key)
-            settled = seen is not None and not seen.takeable(now)
+        # Most rows met again are settled (a retry, a replay): the rows read for this try
+        # answer those without queueing for the write lock (sent, suppressed or failed for good
+        # stays so); the rest (none yet, pending, to retry) take the write turn.
+        seen = known.get(key)
+        settled = seen is not None and seen.status != "pending" and not seen.takeable(now)
         # Read-then-write transactions take the write lock first (see Database.write_session).
         async with self._db.session() if settled else self._db.write_session() as session:
             row, mine = await DeliveryRepository(session).acquire(
