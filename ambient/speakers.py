@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, or_, select
 
-from ambient.domain.users import RollbackPermission
+from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.storage import Database
 from ambient.storage.models import User, XiaozhiDevice
 from ambient.storage.repositories import UserRepository
@@ -31,10 +31,6 @@ class Speaker:
     user: User | None  # the account to act as; None for UNKNOWN / BEYOND / NO_ACCOUNT
 
 
-# RollbackPermission lists the permissions least first: none, dry run, execute.
-_PERMISSION_RANK = {permission.value: rank for rank, permission in enumerate(RollbackPermission)}
-
-
 def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> bool:
     """The speaker's rights are no more than the owner's: role, rollback permission, and the
     clusters the approval policy (AMBIENT_REMEDIATION_APPROVERS) names them an approver for."""
@@ -43,7 +39,7 @@ def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> b
             return False
         if any(speaker.name in names and owner.name not in names for names in approvers.values()):
             return False
-    return _PERMISSION_RANK.get(speaker.rollback_permission, 0) <= _PERMISSION_RANK.get(
+    return PERMISSION_ORDER.get(speaker.rollback_permission, 0) <= PERMISSION_ORDER.get(
         owner.rollback_permission, 0
     )
 

@@ -42,7 +42,7 @@ def resolve_log_path(path: str, log_dir: Path | None, *, admin: bool) -> Path:
                 "AMBIENT_LOG_DIR, which is not set: ask an admin to set it (or use a CLS topic)"
             )
         return candidate
-    base = log_dir.expanduser().resolve()
+    base = log_dir.resolve()
     resolved = (base / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
     if resolved != base and base not in resolved.parents:
         raise LogFileError(f"log_source.path: {path!r} is outside AMBIENT_LOG_DIR ({base})")
@@ -64,7 +64,7 @@ async def read_log_source(
     reader's role now, for resolve_log_path; ``zone``: of a file's times without offset)."""
     if isinstance(spec, FileLogSpec):
         # A folder's files are checked one by one too: one symlinked out of the folder is skipped.
-        root = log_dir.expanduser() if log_dir is not None else None
+        root = log_dir
         source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), root, zone)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     result = await search_logs(

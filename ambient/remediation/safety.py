@@ -13,7 +13,7 @@ from ambient.remediation.ladder import Mode
 
 # --- permission -----------------------------------------------------------------------
 
-_MODE_ORDER = {"none": 0, "dry_run": 1, "execute": 2}
+PERMISSION_ORDER = {"none": 0, "dry_run": 1, "execute": 2}
 
 
 class PermissionDecision(BaseModel):
@@ -25,7 +25,7 @@ def effective_mode(
     asked: Mode, permission: str, executor: str = "kubernetes"
 ) -> PermissionDecision:
     """The lower of what is asked, the user's rollback_permission and the global executor."""
-    if permission not in _MODE_ORDER:
+    if permission not in PERMISSION_ORDER:
         return PermissionDecision(mode=None, reason=f"unknown rollback_permission {permission!r}")
     if permission == "none":
         return PermissionDecision(
@@ -42,7 +42,7 @@ def effective_mode(
 
 def may_approve(permission: str, mode: Mode) -> bool:
     """An approver needs at least the permission the step runs with."""
-    return _MODE_ORDER.get(permission, 0) >= _MODE_ORDER[mode]
+    return PERMISSION_ORDER.get(permission, 0) >= PERMISSION_ORDER[mode]
 
 
 def named_approver(user: str, cluster_id: str, approvers: Mapping[str, list[str]]) -> bool:

@@ -75,12 +75,9 @@ async def current_revisions(url: str) -> tuple[str, ...]:
         rows = connection.execute(text("SELECT version_num FROM alembic_version"))
         return tuple(sorted(row[0] for row in rows))
 
-    db = Database(url)  # its SQLite folder made: an absent database is an empty one
-    try:
-        async with db.engine.connect() as connection:
-            return await connection.run_sync(read)
-    finally:
-        await db.close()
+    # Its SQLite folder made: an absent database is an empty one.
+    async with Database(url) as db, db.engine.connect() as connection:
+        return await connection.run_sync(read)
 
 
 async def require_current(url: str) -> None:

@@ -61,7 +61,7 @@ class RateLimiter:
                 raise TransientNotifyError(f"robot over {self._per_minute}/min")
             freed = window.popleft()  # out of the window by the time this slot comes
         window.append(slot)
-        wait = max(0.0, slot - self._clock())
+        wait = max(0.0, slot - now)
         try:
             if wait and send is not None:
                 await send.waits(wait)
