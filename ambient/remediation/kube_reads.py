@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 
 from lightkube import AsyncClient
-from lightkube.generic_resource import GenericNamespacedResource, create_api_info
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.resources.core_v1 import Service
 
 from ambient.clients.kube import (
     REVISION,
@@ -24,22 +23,10 @@ from ambient.remediation.ladder import RolloutHealth, WorkloadRef
 
 log = logging.getLogger(__name__)
 
-
-# ReplicaSets and Services listed as the server's JSON, dicts as they come: lightkube's own
-# models decode every field into its structs and to_dict turns them back (a storm's checkpoints
-# read hundreds). Not registered: lightkube's ReplicaSet and Service stay what they are.
-class _ReplicaSets(GenericNamespacedResource):
-    _api_info = create_api_info("apps", "v1", "ReplicaSet", "replicasets")
-
-
-class _Services(GenericNamespacedResource):
-    _api_info = create_api_info("", "v1", "Service", "services")
-
-
 # One namespace's Services listing on the wire per cluster client: a listing asked while another
 # is in flight takes that one's answer. In an alert storm a hundred checkpoints in one namespace
 # each listed all its Services (hundreds, the largest answer a checkpoint reads) at once.
-_services_listing: dict[tuple[int, str], asyncio.Task[list[_Services]]] = {}
+_services_listing: dict[tuple[int, str], asyncio.Task[list[Service]]] = {}
 
 
 class ClusterReads:
@@ -74,10 +61,10 @@ class ClusterReads:
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         sets = await kube_call(
             f"listing ReplicaSets of {meta['namespace']}/{meta['name']}",
-            collected(self._client.list(_ReplicaSets, namespace=meta["namespace"], labels=labels)),
+            collected(self._client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
         )
         revisions: dict[int, Obj] = {}
-        for rs in map(dict, sets):  # plain dicts, as to_dict gave
+        for rs in (s.to_dict() for s in sets):
             owners = rs["metadata"].get("ownerReferences") or []
             owned = any(
                 o.get("kind") == "Deployment"
@@ -143,7 +130,7 @@ class ClusterReads:
             listing = asyncio.create_task(
                 kube_call(
                     f"listing Services in {namespace}",
-                    collected(self._client.list(_Services, namespace=namespace)),
+                    collected(self._client.list(Service, namespace=namespace)),
                 )
             )
             _services_listing[key] = listing
@@ -154,11 +141,12 @@ class ClusterReads:
             )
         # Shielded: one caller's cancellation (its activity's) does not fail the others.
         found = await asyncio.shield(listing)
-        # Copies of the matching ones (few): the listing's dicts are shared by every caller.
+        # Matched on the parsed objects, turned into dicts only when they match: a namespace of
+        # hundreds of Services made that conversion most of a checkpoint's CPU in a storm.
         return [
-            copy.deepcopy(dict(s))
+            s.to_dict()
             for s in found
-            if selects((s.get("spec") or {}).get("selector") or {}, labels)
+            if selects((s.spec.selector if s.spec is not None else None) or {}, labels)
         ]
 
 
