@@ -66,13 +66,26 @@ from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.repositories import user_named
+from ambient.storage.models import User
+from ambient.storage.repositories import registered
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
 MAX_LISTED = 366  # a year of days
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
+
+
+def _with_user_defaults(user: User, config: dict[str, Any]) -> dict[str, Any]:
+    """Fields left out come from the user's settings (time zone, briefing window)."""
+    given = {k: v for k, v in config.items() if v is not None}
+    defaults = {
+        "timezone": user.timezone,
+        "prepare_at": user.briefing_prepare_at,
+        "window_start": user.briefing_window_start,
+        "window_end": user.briefing_window_end,
+    }
+    return {**{k: v for k, v in defaults.items() if v}, **given}
 
 
 class BriefingService(Greeting):
@@ -92,13 +105,12 @@ class BriefingService(Greeting):
 
     async def create(self, user: str, config: dict[str, Any] | BriefingConfig) -> BriefingRef:
         """Start the user's daily briefing; the same config again finds the running one."""
+        row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
-            config = parse_config(await self._with_user_defaults(user, config))
+            config = parse_config(_with_user_defaults(row, config))
         if isinstance(config.log_source, FileLogSpec):
             try:
-                resolve_log_path(
-                    config.log_source.path, self.settings.log_dir, admin=await self._admin(user)
-                )
+                resolve_log_path(config.log_source.path, self.settings.log_dir, admin=row.is_admin)
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
         try:
@@ -300,20 +312,6 @@ class BriefingService(Greeting):
             )
         except (RPCError, WorkflowQueryFailedError):
             return None
-
-    async def _with_user_defaults(self, user: str, config: dict[str, Any]) -> dict[str, Any]:
-        """Fields left out come from the user's settings (time zone, briefing window)."""
-        row = await user_named(self.db, user)
-        given = {k: v for k, v in config.items() if v is not None}
-        if row is None:  # no settings of theirs: the config's own defaults
-            return given
-        defaults = {
-            "timezone": row.timezone,
-            "prepare_at": row.briefing_prepare_at,
-            "window_start": row.briefing_window_start,
-            "window_end": row.briefing_window_end,
-        }
-        return {**{k: v for k, v in defaults.items() if v}, **given}
 
     async def status(self, user: str) -> BriefingStatus:
         status = await self._status_or_none(user)

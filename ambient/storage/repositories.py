@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -217,6 +217,15 @@ async def user_named(db: Database, name: str) -> User | None:
     """The user named ``name`` (None: no such user), read in a session of its own."""
     async with db.session() as session:
         return await UserRepository(session).get(name)
+
+
+async def registered(db: Database, name: str, refusal: Callable[[str], Exception]) -> User:
+    """The user named ``name``; without one, ``refusal`` saying how to register: work made for
+    nobody would run unseen, delivered to no one."""
+    user = await user_named(db, name)
+    if user is None:
+        raise refusal(f"no user {name!r}: register first (ambient user create {name})")
+    return user
 
 
 class EventRepository(Repository):

@@ -31,7 +31,7 @@ from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import user_named
+from ambient.storage.repositories import registered
 from ambient.watches.configs import NotificationSpec, WebMonitorConfig
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.threshold_config import (
@@ -175,18 +175,19 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
 async def checked_config(
     kind: str, config: Any, user: str, settings: Settings, db: Database
 ) -> BaseModel:
-    """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise."""
-    row = await user_named(db, user)
+    """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise, and
+    InvalidTaskError for a user nobody registered (nobody would see the task)."""
+    row = await registered(db, user, InvalidTaskError)
     if kind in SCHEDULED and isinstance(config, dict) and config.get("timezone") is None:
         # A schedule left without a zone runs in the user's own (as a briefing does), not at
         # the config's default: "08:00" means 08:00 where the user lives.
-        if row is not None and row.timezone:
+        if row.timezone:
             config = {**config, "timezone": row.timezone}
     parsed = parse_config(kind, config)
     if isinstance(parsed, ThresholdWatchConfig):
         parsed = resolved_metric(parsed, settings)
     check_destinations(parsed, settings)
-    check_targets(parsed, user=user, is_admin=row is not None and row.is_admin, settings=settings)
+    check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings)
     return parsed
 
 

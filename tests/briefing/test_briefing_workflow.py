@@ -755,8 +755,9 @@ async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_ref
 async def test_fields_left_out_for_a_user_without_settings_take_the_configs_defaults(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    """`ambient briefing create --user NAME` (stdio MCP alike) for a name with no user row
-    sends the options not given as None: they take the config's defaults, not a refusal."""
+    """`ambient briefing create --user NAME` (stdio MCP alike) for a user who set none of them
+    sends the options not given as None: they take the defaults, not a refusal."""
+    await make_user(deps.db, "una")
     async with briefing_stack(ts_env, deps) as stack:
         ref = await stack.service.create(
             "una",

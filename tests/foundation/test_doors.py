@@ -6,6 +6,7 @@ created, because every rule is the service's (TaskService), not a door's."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import json
 import os
@@ -35,6 +36,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.support.servers import HANG, serve
+from tests.support.users import register
 
 PAGE = "https://example.com/"
 NAME = "doors"  # every refused create asks for this name: its task id must not exist after
@@ -257,8 +259,10 @@ async def test_the_service_refuses_another_users_inbox_whoever_calls_it(
         briefings=BriefingService(dev_env.client, deps.settings, deps.db),
     )
     config = {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]}
+    user = unique("direct")
+    await register(deps.db, user)
     with pytest.raises(ConfigError) as refused:
-        await service.create(unique("direct"), "web_monitor", config, NAME)
+        await service.create(user, "web_monitor", config, NAME)
     assert refused.value.errors[0][0] == ("config", "targets", 0)
 
 
@@ -332,3 +336,37 @@ async def test_a_refused_new_config_names_its_field_where_each_door_takes_the_co
         result = await mcp.call_tool("update_task", {"task_id": task, "config": bad})
     text = " ".join(getattr(c, "text", "") for c in result.content)
     assert result.is_error and "config.message: only spaces" in text, text
+
+
+# A task or briefing for a user nobody registered (`--user ghost`, a mistyped `ambient mcp
+# --user`) was created: nobody saw it and nothing was delivered. Each door, each kind, refused.
+GHOST = [
+    ("web monitor", "create_web_monitor", {"config": {"urls": [PAGE]}}, "task",
+     ("create", "web_monitor", "--config", json.dumps({"urls": [PAGE]}))),
+    ("reminder", "create_reminder", {"config": {"hour": 9, "message": "stand-up"}}, "task",
+     ("create", "schedule", "--config", json.dumps({"hour": 9, "message": "stand-up"}))),
+    ("daily briefing", "create_daily_briefing", {}, "briefing", ("create",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "group", "command"), [g[1:] for g in GHOST], ids=[g[0] for g in GHOST]
+)
+async def test_every_door_refuses_a_task_for_an_unregistered_user_and_creates_nothing(
+    doors: Doors, tool: str, args: dict[str, Any], group: str, command: tuple[str, ...]
+) -> None:
+    ghost = unique("ghost")
+    says = f"no user {ghost!r}: register first (ambient user create {ghost})"
+    state = dataclasses.replace(doors.state, stdio_user=ghost)
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as mcp:
+        result = await mcp.call_tool(tool, args)
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error and says in text, text
+
+    code, output = await doors.cli(group, *command, "--user", ghost)
+    assert code == 1 and says in " ".join(output.split()), output
+
+    assert list(await doors.service.list(ghost)) == []
+    with pytest.raises(RPCError) as missing:
+        await doors.service.client.get_workflow_handle(f"daily-briefing/{ghost}").describe()
+    assert missing.value.status is RPCStatusCode.NOT_FOUND

@@ -26,6 +26,7 @@ from ambient.storage.repositories import UserRepository
 from mcp_server.server import build_server
 from tests.support.api_worker import signed_in_api
 from tests.support.servers import free_port
+from tests.support.users import register
 
 WEB = {"urls": ["https://example.com/"]}
 
@@ -227,6 +228,16 @@ def offline_settings(tmp_path: Path) -> Settings:
     )
 
 
+async def _registered(settings: Settings, name: str) -> None:
+    """The migrated database with ``name`` registered: a stdio session's user."""
+    await upgrade_async(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        await register(db, name)
+    finally:
+        await db.close()
+
+
 @pytest_asyncio.fixture
 async def api(offline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     await upgrade_async(offline_settings.resolved_database_url)
@@ -339,7 +350,7 @@ async def test_mcp_task_tools_refuse_bad_input_naming_the_field(
     offline_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.CRITICAL)
-    await upgrade_async(offline_settings.resolved_database_url)
+    await _registered(offline_settings, "fuzz-mcp")
     server = build_server(offline_settings, stdio_user="fuzz-mcp")
     async with Client(server) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
@@ -423,7 +434,7 @@ async def test_mcp_tools_say_temporal_is_unreachable(
     offline_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.CRITICAL)
-    await upgrade_async(offline_settings.resolved_database_url)
+    await _registered(offline_settings, "fuzz-mcp")
     expected = f"Temporal is unreachable at {offline_settings.temporal_address}"
     async with Client(build_server(offline_settings, stdio_user="fuzz-mcp")) as client:
         calls: list[tuple[str, dict[str, Any]]] = [

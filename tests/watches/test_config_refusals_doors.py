@@ -15,6 +15,7 @@ from ambient.watches.service import TaskService
 from ambient.wiring import AppState
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
+from tests.support.users import register
 from tests.watches.test_tasks_mcp import app, call, error_of, mcp
 
 __all__ = ["app"]  # the fixture, used by name
@@ -87,6 +88,7 @@ async def test_the_service_checks_aimed_urls_for_every_door_the_web_form_include
         deps.db,
         briefings=BriefingService(dev_env.client, deps.settings, deps.db),
     )
+    await register(deps.db, "alice")
     with pytest.raises(ConfigError) as web:
         await service.create("alice", "web_monitor", {"urls": [METADATA_PAGE]})
     assert web.value.errors[0][0] == ("config", "urls", 0)

@@ -25,6 +25,7 @@ from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
+from tests.support.users import register
 from tests.watches.site import Site, article
 from tests.watches.test_workflows import (
     USER,
@@ -305,8 +306,10 @@ async def test_create_answers_created_when_no_worker_takes_the_baseline(
     settings = deps.settings.model_copy(update={"temporal_task_queue": unique("idle-tq")})
     briefings = BriefingService(dev_env.client, settings, deps.db)
     service = Service(dev_env.client, settings, deps.db, briefings=briefings, baseline_wait=0.5)
+    user = unique("idle")
+    await register(deps.db, user)
     ref = await service.create(
-        unique("idle"),
+        user,
         "web_monitor",
         {"urls": ["https://example.com/"], "check_interval_minutes": 5},
     )

@@ -30,6 +30,7 @@ from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.servers import serve
+from tests.support.users import register
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
@@ -314,6 +315,7 @@ async def test_every_created_task_id_works_with_list_get_pause_update_resume_tri
     state.values = [50]
     # The briefing is one per user: a user of its own keeps this test apart from the others.
     user = unique("owner")
+    await register(service.db, user)
     value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
     configs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "web_monitor": (monitor(base, "/a"), monitor(base, "/a", minutes=90)),
@@ -389,6 +391,7 @@ async def test_paging_walks_every_task_exactly_once_when_a_task_is_created_betwe
     state, base = gated
     state.pages["/a"] = article("A page.")
     user = unique("walker")
+    await register(service.db, user)
     before = [
         (await service.create(user, "web_monitor", monitor(base, "/a", minutes=60 + i))).task_id
         for i in range(4)
@@ -418,6 +421,7 @@ async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_fi
     state, base = gated
     state.pages["/a"] = article("A page.")
     user = unique("pauser")
+    await register(service.db, user)
     ids = [
         (await service.create(user, "web_monitor", monitor(base, "/a", minutes=60 + i))).task_id
         for i in range(3)
@@ -871,6 +875,7 @@ async def test_a_listed_briefing_keeps_when_it_was_created_across_a_new_config(
     """A briefing's new config replaces its run (and a day's end continues it as new): the
     list showed the newest run's start as its started_at, as if created just now."""
     user = unique("since")
+    await register(service.db, user)
     briefings = BriefingService(service.client, service.settings, service.db)
     before = datetime.now(UTC)
     task_id = (await briefings.create(user, {"timezone": "Asia/Shanghai"})).task_id

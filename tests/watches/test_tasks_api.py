@@ -16,6 +16,7 @@ from tests.conftest import running_worker
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG, serve
+from tests.support.users import register
 from tests.watches.site import Site
 from tests.watches.test_tasks_mcp import eventually
 
@@ -153,6 +154,7 @@ async def _cli_session(dev_env: WorkflowEnvironment, deps: WorkerDeps, queue: st
         "AMBIENT_USER": "cli-bob",
     }
     runner = CliRunner()
+    await register(deps.db, "cli-bob")
 
     def run(*args: str) -> tuple[int, str]:
         result = runner.invoke(app, ["task", *args], env=env)

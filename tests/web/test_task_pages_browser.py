@@ -28,13 +28,13 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
     monkeypatch.setattr(app_pages, "TASKS_PER_PAGE", 2)
     name = unique("pager")
     settings, service = _tasks(dev_env, deps)
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language="en"))
+        await session.commit()
     made = {
         (await service.create(name, "schedule", {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
         for i in range(3)
     }
-    async with deps.db.session() as session:
-        _, token = await UserRepository(session).create(UserCreate(name=name, language="en"))
-        await session.commit()
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app")
@@ -61,10 +61,10 @@ async def test_a_task_page_shows_its_chinese_words_as_typed(
 ) -> None:
     name = unique("hanzi")
     settings, service = _tasks(dev_env, deps)
-    made = await service.create(name, "schedule", {"hour": 9, "message": "记得喝水 <b>"}, "water")
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name, language="zh"))
         await session.commit()
+    made = await service.create(name, "schedule", {"hour": 9, "message": "记得喝水 <b>"}, "water")
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app/task?id={made.task_id}")
@@ -80,12 +80,12 @@ async def test_a_task_page_gives_its_times_in_the_readers_time_zone(
     settings name another time zone, as no other time on the pages is."""
     name = unique("zoned")
     settings, service = _tasks(dev_env, deps)
-    made = await service.create(name, "schedule", {"hour": 9, "message": "喝水"}, "water")
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(
             UserCreate(name=name, language="zh", timezone="Asia/Shanghai")
         )
         await session.commit()
+    made = await service.create(name, "schedule", {"hour": 9, "message": "喝水"}, "water")
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app/task?id={made.task_id}")
