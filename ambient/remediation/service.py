@@ -81,7 +81,7 @@ from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, User
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import registered
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
 from workflows.remediation_safety import STATE_CONFLICT
@@ -441,9 +441,7 @@ class RemediationService:
     # --- helpers -----------------------------------------------------------------------
 
     async def _user(self, name: str) -> User:
-        async with self.db.session() as session:
-            refusal = RemediationRefusedError(f"no user {name!r}: register first")
-            return await UserRepository(session).existing(name, refusal)
+        return await registered(self.db, name, RemediationRefusedError)
 
     async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
         """Owner, admin, or an approver the policy names for the run's cluster."""
