@@ -19,6 +19,7 @@ from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService
+from mcp_server import voice_answer
 from mcp_server.voice_approvals import CONFIRM_ASKED, CONFIRM_WINDOW
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import eventually
@@ -31,6 +32,7 @@ from tests.remediation.support import (
     run_row,
     state_reaches,
 )
+from tests.support.servers import HANG
 from tests.voice.support import say, voice_client
 
 OWNER = "ops"
@@ -359,6 +361,10 @@ async def test_a_yes_approves_the_run_asked_about_not_the_same_alerts_next_run(
                 # is aborted and the same alert's next run waits for approval.
                 race[:] = ["done"]
                 await service.abort(OWNER, rid, "not now")
+                # Ended, not ending: while the aborted run still sends its report the same alert
+                # is refused ("send the alert again in a minute"), and no next run comes.
+                aborted = ts_env.client.get_workflow_handle(rid, run_id=first.split("@")[1])
+                await aborted.result()
                 await service.start(OWNER, checkout, "dry_run")
 
                 async def next_waiting() -> str | None:
@@ -370,6 +376,9 @@ async def test_a_yes_approves_the_run_asked_about_not_the_same_alerts_next_run(
             return view
 
         monkeypatch.setattr(RemediationService, "get", get)
+        # The race is staged inside the "yes" call (an abort, a start, the next run waiting):
+        # on a loaded machine that outlasted the call's 8 s budget and the stage was cut off.
+        monkeypatch.setattr(voice_answer, "CALL_BUDGET", HANG)
         async with voice_client(state, OWNER) as client:
             asked = await say(client, "approve_remediation", which="checkout")
             assert "有 2 个" in asked and "checkout" in asked and "吗" in asked
