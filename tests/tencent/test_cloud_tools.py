@@ -90,6 +90,18 @@ def client(state: AppState, user: str) -> Client:
     return Client(build_server(state.settings, holder=StateHolder(state)))
 
 
+def cli_env(state: AppState, **keys: str) -> dict[str, str]:
+    """The environment `ambient cloud ...` reads to reach the stand-in API, with the stand-in's
+    keys unless ``keys`` gives TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (or more)."""
+    assert state.tencent is not None
+    return {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+    } | keys
+
+
 async def call(c: Client, tool: str, **args: Any) -> tuple[bool, Any]:
     result = await c.call_tool(tool, args)
     text = " ".join(getattr(part, "text", "") for part in result.content)
@@ -134,7 +146,6 @@ async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
     from ambient.cli import app
 
     api, state = cloud_state
-    assert state.tencent is not None
     t = int(datetime.now(UTC).timestamp()) - 600
     api.monitor_alarms = [{"PolicyName": "cpu-high", "AlarmStatus": "ALARM", "FirstOccurTime": t}]
     api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"] * 2
@@ -144,12 +155,7 @@ async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
     assert [a["name"] for a in answer["alarms"]] == ["cpu-high"]
     assert [u["source"] for u in answer["unread"]] == ["cls"]
     assert answer["unread"][0]["error"].startswith("AuthFailure.UnauthorizedOperation: ")
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-    }
+    env = cli_env(state)
     listed = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "alarms"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "cpu-high" in listed.output, listed.output
@@ -256,13 +262,7 @@ async def test_cloud_cli_lists_clusters_and_explains_missing_credentials(
     from ambient.cli import app
 
     _, state = cloud_state
-    assert state.tencent is not None
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-    }
+    env = cli_env(state)
     runner = CliRunner()
     listed = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
     assert listed.exit_code == 0, listed.output
@@ -339,14 +339,7 @@ async def test_a_configured_region_out_of_format_is_named_as_the_setting_to_fix(
     from ambient.cli import app
 
     api, state = cloud_state
-    assert state.tencent is not None
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-        "AMBIENT_TENCENTCLOUD_REGION": "guangzhou",
-    }
+    env = cli_env(state, AMBIENT_TENCENTCLOUD_REGION="guangzhou")
     runner = CliRunner()
     listed = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
     assert listed.exit_code == 1, listed.output
@@ -394,13 +387,11 @@ async def test_keys_with_a_trailing_newline_are_read_as_the_keys(
     from ambient.cli import app
 
     _, state = cloud_state
-    assert state.tencent is not None
-    env = {
-        "TENCENTCLOUD_SECRET_ID": f"{SECRET_ID}\n",
-        "TENCENTCLOUD_SECRET_KEY": f" {SECRET_KEY}\r\n",
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-    }
+    env = cli_env(
+        state,
+        TENCENTCLOUD_SECRET_ID=f"{SECRET_ID}\n",
+        TENCENTCLOUD_SECRET_KEY=f" {SECRET_KEY}\r\n",
+    )
     listed = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "clusters"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "cls-abcd1234" in listed.output
@@ -418,13 +409,7 @@ async def test_cloud_logs_says_when_nothing_matched_or_more_matched_than_shown(
     from ambient.cli import app
 
     api, state = cloud_state
-    assert state.tencent is not None
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-    }
+    env = cli_env(state)
     nothing = await asyncio.to_thread(
         CliRunner().invoke, app, ["cloud", "logs", "t-1", "--query", "level:FATAL"], env=env
     )
