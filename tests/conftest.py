@@ -31,7 +31,7 @@ from ambient.devstack import register_search_attributes
 from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade
+from ambient.storage.migrate import upgrade, upgrade_async
 from tests.support.servers import HANG, free_port
 from worker import build_worker
 
@@ -153,6 +153,19 @@ def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
         return settings.resolved_database_url
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest_asyncio.fixture
+async def pg(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """The module's PostgreSQL, migrated, as a Database closed at the end (the test module
+    imports tests.foundation.test_postgres's postgres_url)."""
+    url: str = request.getfixturevalue("postgres_url")
+    await upgrade_async(url)
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        await database.close()
 
 
 @pytest_asyncio.fixture

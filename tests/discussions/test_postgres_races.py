@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select, text
 
 from ambient.discussions.rules import MessageIn
@@ -19,20 +17,9 @@ from ambient.discussions.views import (
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import DiscussionMessage
 from ambient.storage.repositories import UserRepository
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
-
-
-@pytest_asyncio.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:  # noqa: F811 - the fixture
-    await upgrade_async(postgres_url)
-    database = Database(postgres_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def test_the_same_message_sent_at_once_twice_is_posted_once_both_answered(

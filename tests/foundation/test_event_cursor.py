@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import text
 
 from activities.event_agent import EventAgentActivities
@@ -31,14 +30,6 @@ from tests.support.servers import HANG, free_port, serve
 
 # A bound on waiting for a stream, not a timing claim: a skipped event never comes.
 STREAM_BOUND = 20.0
-
-
-@pytest_asyncio.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    await upgrade_async(postgres_url)
-    database = Database(postgres_url)
-    yield database
-    await database.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

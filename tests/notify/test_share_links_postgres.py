@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest_asyncio
 
 from ambient.settings import Settings
 from ambient.sharing import share_report
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
-
-
-@pytest_asyncio.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:  # noqa: F811 - the fixture
-    await upgrade_async(postgres_url)
-    database = Database(postgres_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def test_the_same_key_shared_at_once_gives_one_link_to_both(

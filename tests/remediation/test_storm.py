@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
@@ -23,7 +21,6 @@ from ambient.remediation.runs import GateInput
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import append_once, read_audit_keys
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
 from api.deps import get_optional_user
@@ -31,14 +28,6 @@ from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.support.api_worker import signed_in_api
-
-
-@pytest_asyncio.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:  # noqa: F811
-    await upgrade_async(postgres_url)
-    database = Database(postgres_url)
-    yield database
-    await database.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,19 +1,14 @@
 """End requests reach the process running the poll: the cursor that reads them skips none."""
 
-# ruff: noqa: F811 - the fixture `postgres_url` is imported and used by name
-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import text
 
 from ambient.storage import Database
-from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import utcnow
 from ambient.watches.poll_ends import (
     EndRequest,
@@ -23,14 +18,6 @@ from ambient.watches.poll_ends import (
     request_ends,
 )
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-
-
-@pytest_asyncio.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    await upgrade_async(postgres_url)
-    database = Database(postgres_url)
-    yield database
-    await database.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
