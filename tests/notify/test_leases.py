@@ -62,6 +62,12 @@ def _settings(settings: Settings, base: str, **extra: object) -> Settings:
     )
 
 
+def _notify(deps: WorkerDeps, base: str, **extra: object) -> NotifyActivities:
+    """The notify activities on deps, their channels built with _settings(deps.settings, base)."""
+    settings = _settings(deps.settings, base, **extra)
+    return NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+
+
 async def _user(db: Database, name: str, **fields: object) -> None:
     async with db.session() as session:
         await UserRepository(session).create(UserCreate(name=name, **fields))  # type: ignore[arg-type]
@@ -89,8 +95,7 @@ async def test_a_pending_delivery_is_in_flight_until_its_lease_expires(
 ) -> None:
     state, base = endpoints
     await _user(deps.db, "alice")
-    settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    notify = _notify(deps, base)
     key = unique("lease")
     # Another attempt holds the lease: it may be sending right now.
     async with deps.db.session() as session:
@@ -146,8 +151,7 @@ async def test_targets_are_sent_at_the_same_time(deps: WorkerDeps) -> None:
     )
     await _user(deps.db, "alice")
     async with serve(app) as base:
-        settings = _settings(deps.settings, base, notify_target_timeout=5.0)
-        notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+        notify = _notify(deps, base, notify_target_timeout=5.0)
         result = await ActivityEnvironment().run(
             notify.notify,
             _request(
@@ -165,8 +169,7 @@ async def test_a_slow_target_is_cut_off_and_retried_while_the_others_are_sent(
 ) -> None:
     state, base = endpoints
     await _user(deps.db, "alice")
-    settings = _settings(deps.settings, base, notify_target_timeout=0.5)
-    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    notify = _notify(deps, base, notify_target_timeout=0.5)
     state.failures["webhook"] = ["timeout"]  # answers after 2 s
     key = unique("slow")
     heartbeats: list[object] = []
@@ -196,8 +199,7 @@ async def test_permanent_failures_are_returned_and_visible_as_events(
     state, base = endpoints
     await _user(deps.db, "alice", email="alice@example.com")
     await _user(deps.db, "bob")
-    settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    notify = _notify(deps, base)
     key = unique("perm")
     result = await ActivityEnvironment().run(
         notify.notify,
@@ -241,8 +243,7 @@ async def test_an_admin_may_use_an_admin_only_secret(
 ) -> None:
     _, base = endpoints
     await _user(deps.db, "root", role="admin")
-    settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    notify = _notify(deps, base)
     result = await ActivityEnvironment().run(
         notify.notify,
         _request(unique("adm"), Target(type="webhook", target="secret:admin-hook"), user="root"),
@@ -258,10 +259,7 @@ async def test_an_email_target_is_an_address_never_a_secret(
     _, base = endpoints
     await _user(deps.db, "root", role="admin")
     with Mailbox() as box:
-        settings = _settings(
-            deps.settings, base, smtp_host="127.0.0.1", smtp_port=box.port, smtp_tls="none"
-        )
-        notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+        notify = _notify(deps, base, smtp_host="127.0.0.1", smtp_port=box.port, smtp_tls="none")
         email = Target(type="email", target="secret:admin-hook")
         result = await ActivityEnvironment().run(
             notify.notify, _request(unique("mail"), email, user="root")
@@ -312,8 +310,7 @@ async def test_a_long_target_gets_a_stable_key_that_fits_its_column(
 ) -> None:
     state, base = endpoints
     await _user(deps.db, "alice")
-    settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    notify = _notify(deps, base)
     key = unique("long")
     target = Target(type="webhook", target=f"{base}/hook?pad={'a' * 1900}")
     first = await ActivityEnvironment().run(notify.notify, _request(key, target))
@@ -495,8 +492,7 @@ async def test_a_send_whose_worker_died_is_taken_over_before_the_retries_run_out
     # never delivered (given up).
     state, base = endpoints
     await _user(deps.db, "alice")
-    settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    notify = _notify(deps, base)
     request = _request(unique("died"), Target(type="webhook", target="secret:hook"))
     state.failures["webhook"] = ["timeout"]  # the send is under way when its worker dies
     dying = asyncio.create_task(notify.send(request, heartbeat=False))
