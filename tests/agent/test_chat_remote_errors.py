@@ -15,7 +15,7 @@ from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 from openai import AsyncOpenAI
 from pydantic import Field, create_model
 
-from ambient.agent.chat import ChatAgent, ConversationStore
+from ambient.agent.chat import ChatAgent, ChatEvent, ConversationStore
 from ambient.agent.errors import UnknownToolError
 from ambient.agent.facade import (
     MAX_DESCRIPTION_CHARS,
@@ -26,8 +26,19 @@ from ambient.agent.facade import (
 )
 from ambient.agent.health import Health
 from tests.agent.test_facade import READ
-from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.standins.llm_api import API_KEY, Answer, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
+
+
+async def _turn(llm: LLMApi, facade: AgentFacade, said: str, *answers: Answer) -> list[ChatEvent]:
+    """One chat turn saying ``said`` over ``facade``, the model served by ``llm`` answering
+    ``answers`` in turn: the turn's events."""
+    async with serve(llm.app()) as base:
+        model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+        agent = ChatAgent(model, "standin", facade, system="be brief")
+        conversation = ConversationStore().open("dev", None)
+        llm.script(*answers)
+        return [e async for e in agent.turn(conversation, said)]
 
 
 def refusing() -> MCPServer[Any]:
@@ -54,12 +65,13 @@ async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat
     facade.add_server("remote", lambda: Client(refusing(), cache=None), read_only_tools=["lookup"])
     facade.add_server("bare", lambda: Client(toolless(), cache=None))
     try:
-        async with serve(llm.app()) as base:
-            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-            agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
-            llm.script(ToolCalls([("remote__lookup", {"key": "k1"})]), Content("No such key."))
-            events = [e async for e in agent.turn(conversation, "look up k1")]
+        events = await _turn(
+            llm,
+            facade,
+            "look up k1",
+            ToolCalls([("remote__lookup", {"key": "k1"})]),
+            Content("No such key."),
+        )
         assert [e.type for e in events] == ["tool_call", "tool_result", "message", "done"]
         assert events[1].ok is False and "no such key 'k1'" in (events[1].text or "")
         # The model read the failure as the call's answer, and the conversation goes on.
@@ -92,12 +104,9 @@ async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so() -> None:
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("remote", lambda: Client(flooding(), cache=None), read_only_tools=["dump"])
     try:
-        async with serve(llm.app()) as base:
-            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-            agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
-            llm.script(ToolCalls([("remote__dump", {})]), Content("Lots of rows."))
-            events = [e async for e in agent.turn(conversation, "dump it")]
+        events = await _turn(
+            llm, facade, "dump it", ToolCalls([("remote__dump", {})]), Content("Lots of rows.")
+        )
         assert [e.type for e in events] == ["tool_call", "tool_result", "message", "done"]
         answer = llm.requests[1]["messages"][-1]["content"]
         assert len(answer) < MAX_RESULT_CHARS + 200 and answer.startswith("row\nrow\n")
@@ -165,12 +174,7 @@ async def test_a_server_with_huge_tool_descriptions_does_not_fill_the_models_pro
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("remote", lambda: Client(bloated(), cache=None), read_only_tools=["lookup"])
     try:
-        async with serve(llm.app()) as base:
-            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-            agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
-            llm.script(Content("Nothing to do."))
-            events = [e async for e in agent.turn(conversation, "look up everything")]
+        events = await _turn(llm, facade, "look up everything", Content("Nothing to do."))
         assert [e.type for e in events] == ["message", "done"]
         offered = {t["function"]["name"]: t["function"] for t in llm.requests[0]["tools"]}
         # The 200,000-character description is cut, saying so; the tool is still offered.
