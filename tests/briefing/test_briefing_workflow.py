@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +18,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from ambient.briefing.config import BriefingConfig, Language
+from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
     BriefingInputs,
@@ -48,6 +50,7 @@ from workflows.daily_briefing import GREETING_CLOCK_SKEW, DailyBriefingWorkflow
 
 if TYPE_CHECKING:
     from ambient.clients.tencent.client import TencentCloud
+    from tests.standins.tencent_api import TencentApi
 
 
 def _local(instant, zone: str) -> str:  # type: ignore[no-untyped-def]
@@ -816,47 +819,56 @@ def _tencent_standin(base: str) -> TencentCloud:
     )
 
 
+@asynccontextmanager
+async def _cls_stack(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, user: str
+) -> AsyncIterator[tuple[TencentApi, Stack, DayPlan]]:
+    """``user`` made, the Tencent Cloud stand-in served and the worker reading it, and the next
+    day to brief for _cls_config(): the stand-in (to fill and fail), the stack and that day."""
+    from tests.standins.tencent_api import TencentApi
+    from tests.support.servers import serve
+
+    api = TencentApi()
+    await make_user(deps.db, user)
+    async with serve(api.app()) as base:
+        deps.tencent = _tencent_standin(base)
+        async with briefing_stack(ts_env, deps) as stack:
+            yield api, stack, await stack.plan(_cls_config())
+
+
 async def test_with_tencent_cloud_the_briefing_reads_cls_and_alarms_and_speaks_with_tts(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     import base64
 
-    from tests.standins.tencent_api import TencentApi
-    from tests.support.servers import serve
-
-    api = TencentApi()
-    await make_user(deps.db, "lena")
     config = _cls_config()
-    async with serve(api.app()) as base:
-        deps.tencent = _tencent_standin(base)
-        async with briefing_stack(ts_env, deps) as stack:
-            day = await stack.plan(config)
-            at = day.logs_from + timedelta(hours=3)
-            ms = int(at.timestamp() * 1000)
-            api.logs = [
-                {
-                    "time": ms + i * 1000,
-                    "json": {"level": "ERROR", "message": f"disk full on node-{i % 2}"},
-                }
-                for i in range(12)
-            ]
-            api.monitor_alarms = [
-                {
-                    "PolicyName": "cpu-high",
-                    "AlarmStatus": "ALARM",
-                    "FirstOccurTime": int(at.timestamp()),
-                    "AlarmLevel": "serious",
-                    "AlarmObject": "ins-1",
-                    "Content": "CPU > 90%",
-                }
-            ]
-            api.cls_records = [
-                {"AlarmName": "5xx-rate", "Status": 1, "CreateTime": ms, "TopicName": "nginx"}
-            ]
-            await stack.service.create("lena", config)
-            await stack.skip_to(day.window_start + timedelta(minutes=1))
-            result = await stack.service.greet("lena", via="voice", request_id="tts")
-            view = await stack.service.get_briefing("lena", day.date)
+    async with _cls_stack(ts_env, deps, "lena") as (api, stack, day):
+        at = day.logs_from + timedelta(hours=3)
+        ms = int(at.timestamp() * 1000)
+        api.logs = [
+            {
+                "time": ms + i * 1000,
+                "json": {"level": "ERROR", "message": f"disk full on node-{i % 2}"},
+            }
+            for i in range(12)
+        ]
+        api.monitor_alarms = [
+            {
+                "PolicyName": "cpu-high",
+                "AlarmStatus": "ALARM",
+                "FirstOccurTime": int(at.timestamp()),
+                "AlarmLevel": "serious",
+                "AlarmObject": "ins-1",
+                "Content": "CPU > 90%",
+            }
+        ]
+        api.cls_records = [
+            {"AlarmName": "5xx-rate", "Status": 1, "CreateTime": ms, "TopicName": "nginx"}
+        ]
+        await stack.service.create("lena", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=1))
+        result = await stack.service.greet("lena", via="voice", request_id="tts")
+        view = await stack.service.get_briefing("lena", day.date)
     assert result.outcome is GreetOutcome.SPOKEN
     # The CLS record recovered (Status 1): only the Monitor alarm is still open.
     assert "1 alarm is still open: cpu-high." in result.text
@@ -881,30 +893,22 @@ async def test_cls_alarms_refused_the_briefing_lists_monitor_alarms_and_says_cls
     """A CAM policy without cls:DescribeAlertRecordHistory: the alarm section was lost whole
     ("the alarm history could not be read") though Cloud Monitor had answered. Now Monitor's
     alarms are in the briefing and it says CLS's alert records could not be read, and why."""
-    from tests.standins.tencent_api import TencentApi
-    from tests.support.servers import serve
-
-    api = TencentApi()
-    await make_user(deps.db, "cleo")
     config = _cls_config()
-    async with serve(api.app()) as base:
-        deps.tencent = _tencent_standin(base)
-        async with briefing_stack(ts_env, deps) as stack:
-            day = await stack.plan(config)
-            at = day.logs_from + timedelta(hours=3)
-            api.monitor_alarms = [
-                {
-                    "PolicyName": "cpu-high",
-                    "AlarmStatus": "ALARM",
-                    "FirstOccurTime": int(at.timestamp()),
-                    "AlarmObject": "ins-1",
-                }
-            ]
-            api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"] * 9
-            await stack.service.create("cleo", config)
-            await stack.skip_to(day.window_start + timedelta(minutes=1))
-            result = await stack.service.greet("cleo", via="voice", request_id="tts")
-            view = await stack.service.get_briefing("cleo", day.date)
+    async with _cls_stack(ts_env, deps, "cleo") as (api, stack, day):
+        at = day.logs_from + timedelta(hours=3)
+        api.monitor_alarms = [
+            {
+                "PolicyName": "cpu-high",
+                "AlarmStatus": "ALARM",
+                "FirstOccurTime": int(at.timestamp()),
+                "AlarmObject": "ins-1",
+            }
+        ]
+        api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"] * 9
+        await stack.service.create("cleo", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=1))
+        result = await stack.service.greet("cleo", via="voice", request_id="tts")
+        view = await stack.service.get_briefing("cleo", day.date)
     sources = {s.source: (s.ok, s.detail) for s in view.content.sources}
     assert sources["alarms"] == (True, "1 alarms")
     assert sources["alarms.cls"] == (
@@ -926,35 +930,27 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
     """CLS and Cloud Monitor failed at 05:00 (a back end's InternalError, a failed query): the
     preparation reads them again, and the day's briefing has its logs and alarms. Failing on
     every attempt, the last prepares the briefing without them and says why."""
-    from tests.standins.tencent_api import TencentApi
-    from tests.support.servers import serve
-
-    api = TencentApi()
-    await make_user(deps.db, "lars")
     config = _cls_config()
-    async with serve(api.app()) as base:
-        deps.tencent = _tencent_standin(base)
-        async with briefing_stack(ts_env, deps) as stack:
-            day = await stack.plan(config)
-            at = day.logs_from + timedelta(hours=3)
-            ms = int(at.timestamp() * 1000)
-            api.logs = [
-                {"time": ms + i * 1000, "json": {"level": "ERROR", "message": "disk full"}}
-                for i in range(5)
-            ]
-            api.monitor_alarms = [
-                {
-                    "PolicyName": "cpu-high",
-                    "AlarmStatus": "ALARM",
-                    "FirstOccurTime": int(at.timestamp()),
-                    "AlarmObject": "ins-1",
-                }
-            ]
-            api.failures["SearchLog"] = ["InternalError"] * failing
-            api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"]
-            await stack.service.create("lars", config)
-            await stack.skip_to(day.window_start + timedelta(minutes=1))
-            view = await stack.service.get_briefing("lars", day.date)
+    async with _cls_stack(ts_env, deps, "lars") as (api, stack, day):
+        at = day.logs_from + timedelta(hours=3)
+        ms = int(at.timestamp() * 1000)
+        api.logs = [
+            {"time": ms + i * 1000, "json": {"level": "ERROR", "message": "disk full"}}
+            for i in range(5)
+        ]
+        api.monitor_alarms = [
+            {
+                "PolicyName": "cpu-high",
+                "AlarmStatus": "ALARM",
+                "FirstOccurTime": int(at.timestamp()),
+                "AlarmObject": "ins-1",
+            }
+        ]
+        api.failures["SearchLog"] = ["InternalError"] * failing
+        api.failures["DescribeAlarmHistories"] = ["FailedOperation.DataQueryFailed"]
+        await stack.service.create("lars", config)
+        await stack.skip_to(day.window_start + timedelta(minutes=1))
+        view = await stack.service.get_briefing("lars", day.date)
     sources = {s.source: (s.ok, s.detail) for s in view.content.sources}
     assert api.failures == {"SearchLog": [], "DescribeAlarmHistories": []}
     if failing == 1:
