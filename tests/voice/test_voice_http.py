@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +50,18 @@ def _result(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+@asynccontextmanager
+async def _api(settings: Settings) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The API on ``settings``'s database, migrated, served on loopback: its base URL and a
+    client to it."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+    ):
+        yield base, http
+
+
 async def _register(http: httpx.AsyncClient, settings: Settings, name: str) -> dict[str, str]:
     admin = await admin_headers(settings)
     made = await http.post("/users", json={"name": name}, headers=admin)
@@ -58,11 +72,7 @@ async def _register(http: httpx.AsyncClient, settings: Settings, name: str) -> d
 async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_token(
     settings: Settings,
 ) -> None:
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         me = await _register(http, settings, "voiceuser")
         headers = {**ACCEPT, **me}
         # xiaozhi-server sends these three at once, without waiting and without Mcp-Session-Id.
@@ -108,11 +118,7 @@ async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_t
 async def test_the_context_provider_answers_a_registered_device_and_refuses_others(
     settings: Settings,
 ) -> None:
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         me = await _register(http, settings, "kitchen")
         other = await _register(http, settings, "neighbour")
         bad = await http.post("/xiaozhi/devices", json={"device_id": "no spaces!"}, headers=me)
@@ -262,11 +268,7 @@ async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voic
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (base, http):
         me = await _register(http, settings, "hua")
         async with (
             httpx2.AsyncClient(timeout=HANG, headers=me, trust_env=False) as client_http,
@@ -294,11 +296,7 @@ async def test_a_member_cannot_walk_device_numbers_to_learn_whose_speakers_hear_
 ) -> None:
     """Allowing a device is one's own consent to a speaker one can name (its MAC): a device's
     number walked from 1 told a stranger every speaker's MAC, owner and who else it answers."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         bob = await _register(http, settings, "bob-den")
         alice = await _register(http, settings, "alice-den")
         mallory = await _register(http, settings, "mallory-den")
@@ -327,11 +325,7 @@ async def test_a_device_token_with_letters_beyond_ascii_is_a_wrong_token_not_a_c
     settings = settings.model_copy(
         update={"voice_device_tokens": {"kitchen": SecretStr("device-secret-1")}}
     )
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         for token in ("device-secret-1。", "设备"):
             answer = await http.post(
                 "/voice/greeting",
@@ -347,11 +341,7 @@ async def test_the_context_provider_reads_the_bearer_scheme_in_any_case(
     """xiaozhi-server sends the configured headers as they are written in its config.yaml, and
     the scheme of an Authorization header is case-insensitive (RFC 9110), as every other door
     of ours reads it: 'bearer xzd_…' was refused as a wrong device token."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         me = await _register(http, settings, "study")
         device = (
             await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:21"}, headers=me)
@@ -369,11 +359,7 @@ async def test_the_context_provider_answers_at_its_url_with_a_trailing_slash(
     """A context_providers url copied with a trailing slash: the app answered 404, which
     xiaozhi-server logs as '请求失败: 404' and wakes without context (its plain GET would follow
     no redirect either); /mcp/voice takes either form."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         me = await _register(http, settings, "attic")
         device = (
             await http.post("/xiaozhi/devices", json={"device_id": "aa:bb:cc:dd:ee:31"}, headers=me)
@@ -389,11 +375,7 @@ async def test_a_device_id_header_longer_than_any_id_is_no_registered_device(
 ) -> None:
     """A device-id of a registered 64-character id and more was cut to its first 64 and taken
     as that device."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         me = await _register(http, settings, "hall")
         long_id = "d" * 64
         device = (
@@ -411,11 +393,7 @@ async def test_a_mac_registered_in_another_notation_is_the_device_xiaozhi_names(
     """The firmware sends its MAC as aa:bb:cc:dd:ee:ff; a MAC copied from a router page or a
     label as AA-BB-CC-DD-EE-FF (or aabb.ccdd.eeff, AABBCCDDEEFF) was stored as typed, so the
     device was registered and every wake was refused as an unknown device."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         me = await _register(http, settings, "porch")
         for typed, mac in (
             ("AA-BB-CC-DD-EE-51", "aa:bb:cc:dd:ee:51"),
@@ -443,11 +421,7 @@ async def test_a_mac_copied_from_the_mqtt_client_id_is_the_device_xiaozhi_names(
     topic devices/p2p/aa_bb_cc_dd_ee_ff: the firmware's log and the gateway's show it so), while
     xiaozhi-server's context request names it aa:bb:cc:dd:ee:ff. A MAC copied from there was
     stored as typed: registered (201), and every wake refused as an unknown device."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (base, http):
         me = await _register(http, settings, "attic")
         added = await http.post(
             "/xiaozhi/devices", json={"device_id": "AA_BB_CC_DD_EE_61"}, headers=me
@@ -509,11 +483,7 @@ async def test_one_context_provider_config_answers_each_of_the_owners_speakers(
     household woke without context, logged as 'unknown device or wrong device token'. A device
     token answers for every device of its owner, and for nobody else's; a speaker the owner has
     not registered yet was logged with the same words, as if the token were wrong."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (base, http):
         me = await _register(http, settings, "flat")
         other = await _register(http, settings, "upstairs")
         macs = ["aa:bb:cc:dd:ee:61", "aa:bb:cc:dd:ee:62"]
@@ -569,11 +539,7 @@ async def test_a_device_number_past_the_databases_range_is_no_device_at_every_do
     (OverflowError, ValueError); the API answered '²' with a 500."""
     from ambient.cli import app as cli
 
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
-    ):
+    async with _api(settings) as (_, http):
         me = await _register(http, settings, "ned")
         added = await http.post(
             "/xiaozhi/devices", json={"device_id": "aa:bb:cc:00:00:09"}, headers=me
