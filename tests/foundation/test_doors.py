@@ -35,7 +35,8 @@ from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
-from tests.support.servers import HANG, serve
+from tests.support.api_worker import api_client
+from tests.support.servers import serve
 from tests.support.users import register
 
 PAGE = "https://example.com/"
@@ -178,15 +179,8 @@ async def doors(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator
     }
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as page,
+        api_client(base, headers={"Authorization": f"Bearer {token}"}) as http,
+        api_client(base, cookies={"ambient_token": token}) as page,
     ):
         yield Doors(me, other_task, service, state, http, page, env, base)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
@@ -13,6 +14,12 @@ from ambient.settings import Settings
 from api.app import create_app
 from tests.conftest import running_worker
 from tests.support.servers import HANG, serve
+
+
+def api_client(base: str, **options: Any) -> httpx.AsyncClient:
+    """A client to the API served at ``base`` on loopback: no proxy from the environment, no
+    timeout short of HANG; ``options`` (headers, cookies) as httpx.AsyncClient takes them."""
+    return httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False, **options)
 
 
 @asynccontextmanager
@@ -29,7 +36,7 @@ async def api_over_worker(
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+            api_client(base) as http,
         ):
             yield settings, http
 
@@ -40,11 +47,6 @@ async def signed_in_api(settings: Settings, token: str) -> AsyncIterator[httpx.A
     ``token``'s user (its requests take paths relative to the API)."""
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as http,
+        api_client(base, headers={"Authorization": f"Bearer {token}"}) as http,
     ):
         yield http

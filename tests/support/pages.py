@@ -9,7 +9,8 @@ import httpx
 
 from ambient.settings import Settings
 from api.app import create_app
-from tests.support.servers import HANG, serve
+from tests.support.api_worker import api_client
+from tests.support.servers import serve
 
 
 @asynccontextmanager
@@ -20,11 +21,5 @@ async def signed_in(
     come from (the pages refuse a post from elsewhere)."""
     async with serve(create_app(settings)) as base:
         headers = {"referer": f"{base}{referer}"} if referer is not None else {}
-        async with httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            cookies={"ambient_token": token},
-            headers=headers,
-        ) as http:
+        async with api_client(base, cookies={"ambient_token": token}, headers=headers) as http:
             yield http

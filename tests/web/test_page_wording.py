@@ -16,7 +16,8 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
-from tests.support.servers import HANG, serve
+from tests.support.api_worker import api_client
+from tests.support.servers import serve
 
 
 def _shown(response: httpx.Response) -> str:
@@ -44,13 +45,7 @@ async def test_pages_answer_in_their_own_words_without_tool_names(
         tools = {tool.name for tool in (await client.list_tools()).tools}
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            cookies={"ambient_token": token},
-            headers={"origin": base},
-        ) as http,
+        api_client(base, cookies={"ambient_token": token}, headers={"origin": base}) as http,
     ):
         seen = {
             "briefing of a day": _shown(await http.get("/app/briefings?date=2020-01-01")),

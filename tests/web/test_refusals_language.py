@@ -15,8 +15,9 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
+from tests.support.api_worker import api_client
 from tests.support.pages import signed_in
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, serve
 
 
 def shown_error(page: httpx.Response) -> str:
@@ -150,12 +151,7 @@ async def test_a_chinese_browsers_registration_refusals_name_the_fields_in_chine
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            headers={"origin": base, "accept-language": "zh-CN,zh;q=0.9"},
-        ) as http,
+        api_client(base, headers={"origin": base, "accept-language": "zh-CN,zh;q=0.9"}) as http,
     ):
         # An intranet address passes the browser's own check of an email field.
         said = await refusal(http, "/register", {"name": "mei", "email": "mei@company"})
