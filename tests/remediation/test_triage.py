@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest_asyncio
-from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.client import ScheduleActionStartWorkflow, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
@@ -112,6 +113,18 @@ async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
         )
 
 
+async def _triage(
+    ts_env: WorkflowEnvironment, worker: Worker
+) -> WorkflowHandle[AlertTriageWorkflow, TriageResult]:
+    """A dry run of the alert triage for USER started on ``worker``'s queue."""
+    return await ts_env.client.start_workflow(
+        AlertTriageWorkflow.run,
+        TriageInput(user=USER, mode="dry_run"),
+        id=unique("alert-triage"),
+        task_queue=worker.task_queue,
+    )
+
+
 async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_repeat(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
 ) -> None:
@@ -123,20 +136,10 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
     )
     await add_user(deps, USER)
     async with running_worker(ts_env.client, deps) as worker:
-        handle = await ts_env.client.start_workflow(
-            AlertTriageWorkflow.run,
-            TriageInput(user=USER, mode="dry_run"),
-            id=unique("alert-triage"),
-            task_queue=worker.task_queue,
-        )
+        handle = await _triage(ts_env, worker)
         first: TriageResult = await handle.result()
         await save_history(handle, "alert_triage")  # type: ignore[arg-type]
-        second = await ts_env.client.start_workflow(
-            AlertTriageWorkflow.run,
-            TriageInput(user=USER, mode="dry_run"),
-            id=unique("alert-triage"),
-            task_queue=worker.task_queue,
-        )
+        second = await _triage(ts_env, worker)
         again: TriageResult = await second.result()
         await save_history(second, "alert_triage_joined")  # type: ignore[arg-type]
         services, task_timeouts, joined_by = [], [], []
@@ -188,12 +191,7 @@ async def test_triage_after_the_upgrade_joins_the_runs_started_under_their_older
                 task_queue=worker.task_queue,
                 search_attributes=search_attributes(USER, subject.cluster_id),
             )
-        handle = await ts_env.client.start_workflow(
-            AlertTriageWorkflow.run,
-            TriageInput(user=USER, mode="dry_run"),
-            id=unique("alert-triage"),
-            task_queue=worker.task_queue,
-        )
+        handle = await _triage(ts_env, worker)
         result: TriageResult = await handle.result()
         await save_history(handle, "alert_triage_legacy_joined")  # type: ignore[arg-type]
         for rid in older:
