@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -26,16 +29,12 @@ async def test_the_discussion_list_pages_through_every_discussion_once(
     """Past a page of discussions, the rest were not shown and no link led to them."""
     monkeypatch.setattr(ops_pages, "DISCUSSIONS_PER_PAGE", 2)
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    name = unique("talker")
-    async with db.session() as session:
-        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
-        await session.commit()
+    name, token = await _chinese_user(db, "talker")
     bus = DiscussionService(db, settings)
     topics = {f"话题{i}" for i in range(3)}
     for topic in sorted(topics):
         await bus.send_message(name, topic, MessageIn(from_id=name, content="开始"))
-    async with serve(create_app(settings)) as base, phone_page(browser) as page:
-        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+    async with _signed_in_page(settings, browser, token) as (base, page):
         first, second = await _two_pages(page, f"{base}/app/discussions", "讨论")
         assert first | second == topics and not first & second
 
@@ -58,8 +57,7 @@ async def test_a_chinese_discussion_page_says_which_messages_are_unverified_in_c
         posted.discussion_id,
         MessageIn(from_id=name, content="听说的", source_type="unverifiable"),
     )
-    async with serve(create_app(settings)) as base, phone_page(browser) as page:
-        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+    async with _signed_in_page(settings, browser, token) as (base, page):
         await page.goto(f"{base}/app/discussion?id={posted.discussion_id}")
         labels = page.locator("#messages li span.state")
         await expect(labels).to_have_text(["推断", "无法核实"])
@@ -72,16 +70,12 @@ async def test_a_long_discussion_opens_on_its_newest_messages_and_pages_to_the_r
     where the API and MCP give 100 at a time; it now opens on the newest page of those."""
     monkeypatch.setattr(reading, "PAGE", 2)
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    name = unique("talker")
-    async with db.session() as session:
-        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
-        await session.commit()
+    name, token = await _chinese_user(db, "talker")
     bus = DiscussionService(db, settings)
     opened = await bus.send_message(name, "长讨论", MessageIn(from_id=name, content="一"))
     for word in ("二", "三"):
         await bus.reply_message(name, opened.discussion_id, MessageIn(from_id=name, content=word))
-    async with serve(create_app(settings)) as base, phone_page(browser) as page:
-        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+    async with _signed_in_page(settings, browser, token) as (base, page):
         await page.goto(f"{base}/app/discussion?id={opened.discussion_id}")
         said = page.locator("#messages pre")
         await expect(said).to_have_text(["三"])
@@ -99,16 +93,14 @@ async def test_the_remediation_list_pages_through_every_run_once(
     """The remediations page stopped at its 50 newest runs, saying nothing of the others."""
     monkeypatch.setattr(ops_pages, "REMEDIATIONS_PER_PAGE", 2)
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    name = unique("fixer")
+    name, token = await _chinese_user(db, "fixer")
     services = {f"svc-{i}" for i in range(3)}
     async with db.session() as session:
-        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
         for service in sorted(services):
             rid = f"remediation/{unique('fp')}"
             session.add(run_row(rid, name, state="resolved", service=service))
         await session.commit()
-    async with serve(create_app(settings)) as base, phone_page(browser) as page:
-        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+    async with _signed_in_page(settings, browser, token) as (base, page):
         first, second = await _two_pages(page, f"{base}/app/remediations", "修复")
         assert first | second == services and not first & second
 
@@ -127,3 +119,23 @@ async def _two_pages(page: Page, url: str, things: str) -> tuple[set[str], set[s
     await page.get_by_role("link", name=f"前面的{things}").click()
     await expect(cards).to_have_count(2)
     return first, second
+
+
+async def _chinese_user(db: Database, prefix: str) -> tuple[str, str]:
+    """A new user reading Chinese, named from ``prefix``: the name and its API token."""
+    name = unique(prefix)
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    return name, token
+
+
+@asynccontextmanager
+async def _signed_in_page(
+    settings: Settings, browser: Browser, token: str
+) -> AsyncIterator[tuple[str, Page]]:
+    """The pages served on ``settings``, and a phone's page signed in with ``token``'s cookie:
+    the base URL and the page."""
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
+        yield base, page
