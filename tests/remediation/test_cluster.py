@@ -38,6 +38,13 @@ V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
 CLUSTER = "cls-standin1"
 
 
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    """A kubeconfig in tmp_path naming CLUSTER at ``server``."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: server})))
+    return path
+
+
 @pytest_asyncio.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeApi, Path]]:
     """checkout at v1, then a bad release v2 whose pods never become ready."""
@@ -47,8 +54,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeApi, Path]]:
     api.add_service("prod", "checkout", {"app": "checkout"})
     api.failing_images = {V2}
     async with serve(api.app()) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        path = _kubeconfig(tmp_path, base)
         client = client_from_kubeconfig(path=path, context=CLUSTER)
         patch = {
             "spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": V2}]}}}
@@ -201,8 +207,7 @@ async def test_a_release_without_an_earlier_revision_makes_rung_three_say_so_and
     api.add_deployment("prod", "checkout", V1, replicas=2)
     api.add_service("prod", "checkout", {"app": "checkout"})
     async with serve(api.app()) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        path = _kubeconfig(tmp_path, base)
         remediation_settings(
             deps,
             remediation_approval_from_rung=0,
@@ -244,8 +249,7 @@ async def test_an_alert_that_clears_once_the_service_is_isolated_goes_to_a_perso
     api.add_deployment("prod", "checkout", V1, replicas=2)
     api.add_service("prod", "checkout", {"app": "checkout"})
     async with serve(api.app()) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        path = _kubeconfig(tmp_path, base)
         # Restart and scale out do not help, rung 3 has nothing to roll back to (no reading),
         # and the third reading, after the isolation, is healthy.
         status = await _execute(
@@ -283,8 +287,7 @@ async def test_an_alert_that_clears_behind_the_deny_policy_hands_over_naming_the
     api = KubeApi()
     api.add_deployment("prod", "checkout", V1, replicas=2)
     async with serve(api.app()) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        path = _kubeconfig(tmp_path, base)
         status = await _execute(ts_env, deps, path, healthy_from=3)
         [(namespace, policy)] = list(api.networkpolicies)
 
@@ -612,8 +615,7 @@ async def test_a_rollback_with_nothing_to_roll_back_to_leaves_the_clusters_rate_
     api.add_deployment("prod", "checkout", V1, replicas=2)
     api.add_service("prod", "checkout", {"app": "checkout"})
     async with serve(api.app()) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        path = _kubeconfig(tmp_path, base)
         await _rate_limited(deps, path, per_hour=3)
         async with (
             error_rate(healthy_from=None) as (_, url),
@@ -705,8 +707,7 @@ async def test_a_dry_run_of_a_cluster_no_server_answers_for_reports_at_once(
     from ambient.remediation.ladder import WorkloadRef
     from tests.support.servers import free_port
 
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: f"http://127.0.0.1:{free_port()}"})))
+    path = _kubeconfig(tmp_path, f"http://127.0.0.1:{free_port()}")
     clients = KubeClients(path, None)
     target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
     try:
@@ -727,8 +728,7 @@ async def test_a_dry_run_scale_out_of_a_cluster_it_cannot_read_names_no_none(
     from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef, step_key
     from tests.support.servers import free_port
 
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: f"http://127.0.0.1:{free_port()}"})))
+    path = _kubeconfig(tmp_path, f"http://127.0.0.1:{free_port()}")
     clients = KubeClients(path, None)
     target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
     step = StepRequest(
@@ -795,8 +795,7 @@ async def test_a_dead_api_server_behind_a_gateway_hands_over_naming_the_gateways
 
     gateway = Starlette(routes=[Route("/{path:path}", bad_gateway, methods=["GET", "PATCH"])])
     async with serve(gateway) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({CLUSTER: base})))
+        path = _kubeconfig(tmp_path, base)
         status = await _execute(ts_env, deps, path, healthy_from=None)
 
     assert status.state == "handed_over"
