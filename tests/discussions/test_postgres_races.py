@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select, text
@@ -20,6 +22,8 @@ from ambient.storage import Database
 from ambient.storage.models import DiscussionMessage
 from ambient.storage.repositories import UserRepository
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
+
+T = TypeVar("T")
 
 
 async def test_the_same_message_sent_at_once_twice_is_posted_once_both_answered(
@@ -138,6 +142,21 @@ async def _waiting_on_a_lock(pg: Database) -> None:
         await asyncio.sleep(0.01)  # polled: the wait condition is the other statement's lock
 
 
+async def _behind_a_close(
+    pg: Database, discussion_id: str, call: Awaitable[T]
+) -> asyncio.Future[T]:
+    """``call`` started while a close of the discussion is in flight (its row lock held until
+    it commits, once ``call`` waits on that lock): ``call``, still running."""
+    async with pg.session() as closing:
+        await closing.execute(
+            text("UPDATE discussions SET status = 'closed' WHERE id = :id"), {"id": discussion_id}
+        )
+        running = asyncio.ensure_future(call)
+        await _waiting_on_a_lock(pg)
+        await closing.commit()
+    return running
+
+
 async def test_a_reply_or_post_racing_a_close_is_not_stored_in_the_closed_discussion(
     pg: Database, settings: Settings
 ) -> None:
@@ -159,15 +178,7 @@ async def test_a_reply_or_post_racing_a_close_is_not_stored_in_the_closed_discus
             "pg-cleo", "db failover", MessageIn(from_id="pg-cleo", content="late post")
         ),
     ):
-        async with pg.session() as closing:
-            # The close, in flight: its row lock is held until it commits.
-            await closing.execute(
-                text("UPDATE discussions SET status = 'closed' WHERE id = :id"),
-                {"id": opened.discussion_id},
-            )
-            posting = asyncio.ensure_future(late())
-            await _waiting_on_a_lock(pg)
-            await closing.commit()
+        posting = await _behind_a_close(pg, opened.discussion_id, late())
         try:
             posted = await posting
         except DiscussionClosedError:  # the reply: as after the close
@@ -200,12 +211,7 @@ async def test_two_closes_at_once_answer_one_closed_one_already_closed(
     opened = await service.send_message(
         "pg-dora", "cert expiry", MessageIn(from_id="pg-dora", content="renewed")
     )
-    async with pg.session() as closing:  # the other close, in flight: it holds the row lock
-        await closing.execute(
-            text("UPDATE discussions SET status = 'closed' WHERE id = :id"),
-            {"id": opened.discussion_id},
-        )
-        second = asyncio.ensure_future(service.close_discussion("pg-dora", opened.discussion_id))
-        await _waiting_on_a_lock(pg)
-        await closing.commit()
+    second = await _behind_a_close(
+        pg, opened.discussion_id, service.close_discussion("pg-dora", opened.discussion_id)
+    )
     assert (await second).already_closed is True
