@@ -1,7 +1,7 @@
 """One poll fetches a watch at a time: a poll's start takes the watch in the database
 (docs/polling.md, invariant 2), on SQLite and on a real PostgreSQL."""
 
-# ruff: noqa: F811 - the fixtures `any_db`, `pg` and `postgres_url` are imported by name
+# ruff: noqa: F811 - the fixtures `any_db` and `postgres_url` are imported by name (`pg` is in conftest)
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from ambient.watches.polling import PollRequest
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.support.servers import serve
 from tests.watches.site import article
-from tests.watches.test_poll_ends import any_db, pg  # noqa: F401  (fixtures)
+from tests.watches.test_poll_ends import any_db  # noqa: F401  (fixture)
 from tests.watches.test_poll_leases import _age
 
 
