@@ -376,3 +376,15 @@ def test_a_task_is_found_by_its_place_in_the_list_the_voice_said() -> None:
     assert pick_task(tasks, "second backup")[0] is None  # a name with a place word in it
     assert pick_task(tasks, "the second one")[0] is tasks[1]
     assert pick_task(tasks, "倒数第一个")[0] is tasks[1]
+
+
+def test_a_place_said_as_a_number_with_hao_picks_that_fix_or_task() -> None:
+    """ "批准二号" (number two, as Chinese says a place in a list): the model passed "二号" and
+    the listener heard "没找到“二号”" with the list again, though "number two" is read."""
+    for said, workload in [("二号", "checkout-api"), ("3号", "payments"), ("一号的", "checkout")]:
+        run, question = pick_remediation(RUNS, said)
+        assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
+    assert pick_remediation(RUNS, "五号")[1] == "只有 3 个修复在等你审批，请说第几个。"
+    tasks = [_task("reminder/u/backup"), _task("reminder/u/晨会提醒")]
+    assert pick_task(tasks, "二号")[0] is tasks[1]
+    assert pick_task(tasks, "2号机房")[0] is None  # a name with a number in it
