@@ -27,7 +27,9 @@ from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediatio
 # run (one life of it: its run key) within CONFIRM_WINDOW, from any replica, makes it — named
 # again, or by a reference that names nothing ("批准。", "确认") right after the question. "它"
 # after the question is the run asked about, for the other decision too (asked in turn). A
-# decision made ends the question, so a "yes" never carries over to the run's next rung.
+# decision made ends the question, so a "yes" never carries over to the run's next rung; and
+# the same decision again on that run's next rung within the window (a model repeating its
+# call, a relay retrying it) is asked first too: nobody has heard of that rung yet.
 CONFIRM_WINDOW = timedelta(minutes=2)
 CONFIRM_ASKED = "voice.confirm_asked"
 # The question asks to say its verb again: the verbs are a yes too.
@@ -37,12 +39,12 @@ _YES = frozenset(
 )
 
 
-async def _last_asked(state: AppState, user: str) -> dict[str, Any] | None:
-    """The decision last asked about, while the question is fresh and open."""
+async def _last(state: AppState, user: str) -> dict[str, Any]:
+    """The decision last asked about ("asked") or made ("made") by voice, while fresh."""
     async with state.db.session() as session:
         last = await EventRepository(session).list(user=user, kind=CONFIRM_ASKED, limit=1)
     fresh = last and last[0].created_at >= datetime.now(UTC) - CONFIRM_WINDOW
-    return last[0].payload if fresh and "asked" in last[0].payload else None
+    return last[0].payload if fresh else {}
 
 
 async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
@@ -57,7 +59,8 @@ async def _decide(
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
-        asked = await _last_asked(state, user) if waiting else None
+        last = await _last(state, user) if waiting else {}
+        asked = last if "asked" in last else None
         if names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES:
             run = next((r for r in waiting if asked and r.run_key == asked["run_key"]), None)
             if run is None:  # nothing asked, or that run waits no more: which one?
@@ -75,7 +78,9 @@ async def _decide(
         rung = int(view.waiting.rung) if view.waiting else None
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision
-        if len(waiting) > 1 and not confirmed:
+        before = last.get("made", {})
+        moved_on = before == {**decision, "rung": before.get("rung")} and before["rung"] != rung
+        if (len(waiting) > 1 or moved_on) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return _question(waiting, run, approve)
         said = reason or (asked["reason"] if asked and confirmed else "")
@@ -84,8 +89,7 @@ async def _decide(
         made = await service.approve(
             user, run.remediation_id, approve, said or "by voice", run_key=run.run_key
         )
-        if asked:
-            await _note(state, user, {"made": decision})
+        await _note(state, user, {"made": decision})
         return say(
             f"好的，已{'批准' if made.approve else '拒绝'}{run_about(run)}的修复。",
             f"OK, {'approved' if made.approve else 'refused'} the fix for"
@@ -99,6 +103,12 @@ def _question(waiting: list[RemediationSummary], run: RemediationSummary, approv
     verb = "批准" if approve else "拒绝"
     i = waiting.index(run)
     verb_en = "approve" if approve else "refuse"
+    if len(waiting) == 1:  # asked because this run's last rung was just decided by voice
+        return say(
+            f"{run_about(run)}的修复到了下一步，又在等你审批。要{verb}吗？确认就再说一次{verb}。",
+            f"The fix for {run_about(run, english=True)} moved on to its next step and waits"
+            f" for you again. {verb_en.capitalize()} it? Say {verb_en} again to confirm.",
+        )
     return say(
         f"有 {len(waiting)} 个修复在等你审批。"
         f"要{verb}第{ordinal_word(i)}个，{run_about(run)}的修复吗？"

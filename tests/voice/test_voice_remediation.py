@@ -407,3 +407,51 @@ async def test_a_question_answered_with_the_verb_it_asked_for_makes_the_decision
         assert "已拒绝" in refused and "payments" in refused, refused
         status = await handles["checkout"].query("status", result_type=RemediationStatus)
         assert [(a.approver, a.approve) for a in status.approvals] == [(OWNER, True)]
+
+
+async def test_an_approval_said_again_after_the_run_moved_on_does_not_approve_its_next_rung(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The one fix waiting was approved by voice; the call came again (a model repeating it, a
+    relay retrying) once the run had moved on to its next rung, and approved that rung too,
+    which nobody had heard of. Now the next rung is named and asked first; a yes makes it."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        started = await service.start(OWNER, alert(url, settle_seconds=0), "dry_run")
+        handle = ts_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        first = await state_reaches(ts_env, handle, ("waiting_approval",))
+        assert first.waiting is not None
+
+        async def next_rung() -> RemediationStatus:
+            for _ in range(200):
+                now = await handle.query("status", result_type=RemediationStatus)
+                if now.waiting is not None and now.waiting.rung != first.waiting.rung:
+                    return now
+                await ts_env.sleep(timedelta(seconds=20))
+            raise AssertionError(f"no next rung waits: {now.state}")
+
+        async with voice_client(state, OWNER) as client:
+            approved = await say(client, "approve_remediation", which="checkout")
+            assert "已批准" in approved and "checkout" in approved
+            waits = await next_rung()
+            again = await say(client, "approve_remediation", which="checkout")
+            now = await handle.query("status", result_type=RemediationStatus)
+            assert "已批准" not in again and "checkout" in again and "吗" in again, again
+            assert [a.rung for a in now.approvals] == [first.waiting.rung]
+            # The listener means it: the next rung is approved when said again.
+            done = await say(client, "approve_remediation", which="批准")
+            assert "已批准" in done, done
+        now = await handle.query("status", result_type=RemediationStatus)
+        assert waits.waiting is not None
+        assert [a.rung for a in now.approvals] == [first.waiting.rung, waits.waiting.rung]
