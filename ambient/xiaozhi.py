@@ -390,7 +390,11 @@ async def voice_facts(
     failing = len({task for task, _ in pages})
 
     async def approvals() -> int | None:
-        if remediations is None or not runs:
+        # What waits for the user may be another's run, on a cluster the policy names them for.
+        named = remediations is not None and any(
+            user.name in names for names in remediations.settings.remediation_approvers.values()
+        )
+        if remediations is None or not (runs or named):
             return 0 if not runs else None
         return len(await waiting_for(remediations, user.name))
 

@@ -16,9 +16,9 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository, UserRepository, user_named
 from ambient.wiring import AppState
-from ambient.xiaozhi import DeviceService
+from ambient.xiaozhi import DeviceService, voice_facts
 from mcp_server import voice_answer
 from mcp_server.voice_approvals import CONFIRM_ASKED, CONFIRM_WINDOW
 from mcp_server.voice_sentences import WORKER_SILENT
@@ -187,6 +187,12 @@ async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
         handle = handles["checkout"]
         async with voice_client(state, "bystander") as client:
             assert "没有需要你处理" in await say(client, "what_needs_me")
+        # What 小智's prompt is told at the wake too: the run is ops's, the approval oncall's.
+        oncall = await user_named(deps.db, "oncall")
+        assert oncall is not None
+        facts = await voice_facts(deps.db, oncall, state.remediations, budget=HANG)
+        assert (facts.approvals_waiting, facts.open_alerts) == (1, 0)
+        assert "有 1 个修复在等审批" in facts.hint
         async with voice_client(state, "oncall") as client:
             needs = await say(client, "what_needs_me")
             assert "1 个修复等你审批" in needs and "checkout" in needs
