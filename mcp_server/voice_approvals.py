@@ -28,8 +28,9 @@ from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediatio
 # again, or by a reference that names nothing ("批准。", "确认") right after the question. "它"
 # after the question is the run asked about, for the other decision too (asked in turn). A
 # decision made ends the question, so a "yes" never carries over to the run's next rung; and
-# the same decision again on that run's next rung within the window (a model repeating its
-# call, a relay retrying it) is asked first too: nobody has heard of that rung yet.
+# the same decision on the next rung of a run whose rung was just asked about or decided (a
+# model repeating its call, a relay retrying it, a yes to a rung decided elsewhere meanwhile)
+# is asked first too, however many wait: nobody has heard of that rung yet.
 CONFIRM_WINDOW = timedelta(minutes=2)
 CONFIRM_ASKED = "voice.confirm_asked"
 # The question asks to say its verb again: the verbs are a yes too.
@@ -78,7 +79,7 @@ async def _decide(
         rung = int(view.waiting.rung) if view.waiting else None
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision
-        before = last.get("made", {})
+        before = last.get("made", last.get("asked", {}))  # the decision last made or asked
         moved_on = before == {**decision, "rung": before.get("rung")} and before["rung"] != rung
         if (len(waiting) > 1 or moved_on) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
@@ -103,7 +104,7 @@ def _question(waiting: list[RemediationSummary], run: RemediationSummary, approv
     verb = "批准" if approve else "拒绝"
     i = waiting.index(run)
     verb_en = "approve" if approve else "refuse"
-    if len(waiting) == 1:  # asked because this run's last rung was just decided by voice
+    if len(waiting) == 1:  # asked: this run's previous rung was just asked about or decided
         return say(
             f"{run_about(run)}的修复到了下一步，又在等你审批。要{verb}吗？确认就再说一次{verb}。",
             f"The fix for {run_about(run, english=True)} moved on to its next step and waits"

@@ -461,3 +461,47 @@ async def test_an_approval_said_again_after_the_run_moved_on_does_not_approve_it
         now = await handle.query("status", result_type=RemediationStatus)
         assert waits.waiting is not None
         assert [a.rung for a in now.approvals] == [first.waiting.rung, waits.waiting.rung]
+
+
+async def test_a_yes_to_a_rung_someone_else_decided_meanwhile_does_not_decide_the_next_rung(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Two waited; the voice asked "要批准第一个，checkout …吗？". Meanwhile the other fix was
+    refused and checkout's rung approved on the web page, and checkout moved on to its next
+    rung; the user's "确认" then approved that next rung (one fix waited, so it was made at
+    once), though the question was about the rung already decided."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        handles = {}
+        for workload in ("checkout", "payments"):
+            started = await service.start(
+                OWNER, alert(url, workload=workload, settle_seconds=0), "dry_run"
+            )
+            handles[workload] = ts_env.client.get_workflow_handle(
+                started.remediation_id, result_type=RemediationStatus
+            )
+            first = await state_reaches(ts_env, handles[workload], ("waiting_approval",))
+        assert first.waiting is not None
+        async with voice_client(state, OWNER) as client:
+            asked = await say(client, "approve_remediation", which="checkout")
+            assert "有 2 个" in asked and "吗" in asked
+            await service.approve(OWNER, handles["payments"].id, False, "not now")
+            await service.approve(OWNER, handles["checkout"].id, True, "on the web page")
+            for _ in range(200):
+                now = await handles["checkout"].query("status", result_type=RemediationStatus)
+                if now.waiting is not None and now.waiting.rung != first.waiting.rung:
+                    break
+                await ts_env.sleep(timedelta(seconds=20))
+            yes = await say(client, "approve_remediation", which="确认")
+            assert "已批准" not in yes and "下一步" in yes, yes
+        now = await handles["checkout"].query("status", result_type=RemediationStatus)
+        assert [a.rung for a in now.approvals] == [first.waiting.rung]
