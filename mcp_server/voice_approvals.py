@@ -7,6 +7,7 @@ asked about (its run key), never to whichever of the alert's runs is latest.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -33,10 +34,10 @@ from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediatio
 # is asked first too, however many wait: nobody has heard of that rung yet.
 CONFIRM_WINDOW = timedelta(minutes=2)
 CONFIRM_ASKED = "voice.confirm_asked"
-# The question asks to say its verb again: the verbs are a yes too.
-_YES = frozenset(
-    {"确认", "确定", "对", "是", "是的", "好", "好的", "yes", "confirm", "ok", "sure"}
-    | {"批准", "同意", "拒绝", "approve", "refuse"}
+# The question asks to say its verb again: the verbs are a yes too, alone or after a yes
+# ("好的，批准", "yes, approve").
+_YES = re.compile(
+    r"确认|确定|对|是的?|好的?|yes|confirm|ok|sure|批准|同意|拒绝|approve|refuse|[\s。.!！,，吧啊了]"
 )
 
 
@@ -62,7 +63,7 @@ async def _decide(
         waiting = await waiting_for(service, user)
         last = await _last(state, user) if waiting else {}
         asked = last if "asked" in last else None
-        if names_nothing(which) or which.strip(" 。.!！,，").lower() in _YES:
+        if names_nothing(which) or not _YES.sub("", which.lower()):
             run = next((r for r in waiting if asked and r.run_key == asked["run_key"]), None)
             if run is None:  # nothing asked, or that run waits no more: which one?
                 gone = say(

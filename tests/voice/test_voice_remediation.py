@@ -505,3 +505,22 @@ async def test_a_yes_to_a_rung_someone_else_decided_meanwhile_does_not_decide_th
             assert "已批准" not in yes and "下一步" in yes, yes
         now = await handles["checkout"].query("status", result_type=RemediationStatus)
         assert [a.rung for a in now.approvals] == [first.waiting.rung]
+
+
+async def test_a_question_answered_with_yes_and_the_verb_together_makes_the_decision(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "要批准…吗？确认就再说一次批准。" answered "好的，批准": the model passed it as ``which``,
+    the listener heard "没找到“好的，批准”" with the list again, and nothing was approved."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout", "payments", "cart") as (state, handles):
+        async with voice_client(state, OWNER) as client:
+            assert "吗" in await say(client, "approve_remediation", which="checkout")
+            done = await say(client, "approve_remediation", which="好的，批准")
+            assert "吗" in await say(client, "refuse_remediation", which="payments")
+            refused = await say(client, "refuse_remediation", which="对 拒绝吧")
+        assert "已批准" in done and "checkout" in done, done
+        assert "已拒绝" in refused and "payments" in refused, refused
+        status = await handles["cart"].query("status", result_type=RemediationStatus)
+        assert status.state == "waiting_approval" and status.approvals == []
