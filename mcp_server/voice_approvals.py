@@ -81,7 +81,8 @@ async def _decide(
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision
         before = last.get("made", last.get("asked", {}))  # the decision last made or asked
-        moved_on = before == {**decision, "rung": before.get("rung")} and before["rung"] != rung
+        same = before.get("run_key") == run.run_key and before.get("approve") == approve
+        moved_on = same and before.get("rung") != rung  # the run's next rung: nobody heard of it
         if (len(waiting) > 1 or moved_on) and not confirmed:
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return _question(waiting, run, approve)
