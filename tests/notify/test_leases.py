@@ -531,6 +531,53 @@ async def test_a_send_whose_worker_died_is_taken_over_before_the_retries_run_out
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
 
 
+async def test_a_send_whose_worker_died_waiting_for_its_robots_turn_is_taken_over(
+    deps: WorkerDeps,
+) -> None:
+    # A WeCom robot had its minute's messages; the next send waited 29 s for its slot and its
+    # worker died at the start of the wait. The wait had moved the row's lease 29 s on at
+    # once, past the last retry: each met "in flight", and the message was never sent.
+    posts: list[object] = []
+
+    async def robot(request: Request) -> Response:
+        posts.append(await request.json())
+        return Response('{"errcode": 0}', media_type="application/json")
+
+    now = [1000.0]
+    limiter = RateLimiter(per_minute=1, clock=lambda: now[0])
+    await limiter.acquire("wecom-key")  # this minute's message to the robot
+    now[0] += 31  # its next slot is 29 s away
+    await _user(deps.db, "alice")
+    async with serve(
+        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
+    ) as base:
+        wecom = WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter)
+        notify = NotifyActivities(deps.db, ChannelRegistry([wecom]))
+        request = _request(unique("died-waiting"), Target(type="wecom", target="wecom-key"))
+        dying = asyncio.create_task(notify.send(request, heartbeat=False))
+        await asyncio.sleep(1)  # the row is taken, the send waits for the robot's slot
+        dying.cancel()  # the worker dies: nothing of the try runs after
+        with contextlib.suppress(asyncio.CancelledError):
+            await dying
+        # The last retry runs this long after the take (as in the test above).
+        interval, last = NOTIFY_RETRY.initial_interval, NOTIFY_HEARTBEAT
+        for _ in range((NOTIFY_RETRY.maximum_attempts or 1) - 1):
+            last += interval
+            interval *= NOTIFY_RETRY.backoff_coefficient
+        row = (await _rows(deps.db, request.idempotency_key))["wecom"]
+        async with deps.db.session() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == row.id)
+                .values(lease_until=row.lease_until - last)  # type: ignore[operator]
+            )
+            await session.commit()
+        now[0] += 120
+        result = await ActivityEnvironment().run(notify.notify, request)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    assert len(posts) == 1
+
+
 async def test_a_sends_waits_for_its_robots_turns_are_bounded_in_all(deps: WorkerDeps) -> None:
     # A WeCom message goes out in several posts, each may wait for the robot's turn: each
     # wait was bounded, their sum not, so a send could run past the activity's timeout and

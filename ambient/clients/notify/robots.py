@@ -63,9 +63,7 @@ class RateLimiter:
         window.append(slot)
         wait = max(0.0, slot - now)
         try:
-            if wait and send is not None:
-                await send.waits(wait)
-            await asyncio.sleep(wait)
+            await (send.waits(wait) if send is not None else asyncio.sleep(wait))
         except BaseException:
             # Cut off (or the lease not kept) before posting: the window is as if it never
             # asked (unless a later send was already given the slot after this one: that one
