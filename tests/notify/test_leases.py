@@ -578,6 +578,30 @@ async def test_a_send_whose_worker_died_waiting_for_its_robots_turn_is_taken_ove
     assert len(posts) == 1
 
 
+async def test_a_webhook_answering_429_is_posted_again_after_its_retry_after(
+    deps: WorkerDeps,
+) -> None:
+    # A receiver over its rate limit answers 429 "Retry-After: N" and refuses every post until
+    # then. The send failed at once and Temporal's retries (2+4+8+16 s) took no notice: with
+    # N past them, each met the 429 and the message was given up. Now the send waits it out
+    # (as a robot's turn: not counted in its timeout) and posts once more.
+    posts: list[float] = []
+
+    async def hook(request: Request) -> Response:
+        posts.append(time.monotonic())
+        if time.monotonic() - posts[0] < 2:
+            return Response("slow down", status_code=429, headers={"Retry-After": "2"})
+        return Response("ok")
+
+    await _user(deps.db, "alice")
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        notify = _notify(deps, base, notify_target_timeout=1.0)
+        target = Target(type="webhook", target=f"{base}/hook")
+        result = await notify.send(_request(unique("429"), target), heartbeat=False)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    assert len(posts) == 2 and posts[1] - posts[0] >= 2
+
+
 async def test_a_sends_waits_for_its_robots_turns_are_bounded_in_all(deps: WorkerDeps) -> None:
     # A WeCom message goes out in several posts, each may wait for the robot's turn: each
     # wait was bounded, their sum not, so a send could run past the activity's timeout and
