@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
 
 import httpx
@@ -39,8 +36,8 @@ async def post_json(
     request_timeout: float = 15.0,
 ) -> httpx.Response:
     """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent. A 429
-    whose Retry-After fits the send's turn budget (``SendClock``) is waited out and posted again
-    once (a retry would meet the 429 until then: past the retries, the message was lost)."""
+    whose Retry-After (seconds) fits the send's turn budget (``SendClock``) is waited out and
+    posted again once (a retry would meet the 429 until then: past the retries, it was lost)."""
     # Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
     post = partial(
         http.post,
@@ -53,10 +50,11 @@ async def post_json(
     )
     try:
         response = await post()
-        send, delay = SEND_CLOCK.get(), retry_after(response)
-        if send is not None and delay is not None and delay <= TURN_WAIT - send.waited:
-            await send.waits(delay)
-            response = await post()
+        send, after = SEND_CLOCK.get(), response.headers.get("retry-after", "")
+        if response.status_code == 429 and send and after.isdigit():
+            if int(after) <= TURN_WAIT - send.waited:
+                await send.waits(int(after))
+                response = await post()
     except httpx.TimeoutException as exc:
         raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
     except httpx.TransportError as exc:
@@ -71,13 +69,3 @@ async def post_json(
             "followed; configure the final URL"
         )
     return response
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """A 429's Retry-After in seconds (a number, or an HTTP date), if it says one."""
-    value = response.headers.get("retry-after", "") if response.status_code == 429 else ""
-    if value.strip().isdigit():
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    return None
