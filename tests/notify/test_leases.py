@@ -578,6 +578,37 @@ async def test_a_send_whose_worker_died_waiting_for_its_robots_turn_is_taken_ove
     assert len(posts) == 1
 
 
+async def test_a_send_waiting_for_its_robots_turn_past_its_lease_keeps_its_row(
+    deps: WorkerDeps,
+) -> None:
+    # The wait renews the row's lease (f58c47f): a try meanwhile, after the lease first taken
+    # (the target timeout plus 5 s) ended, meets "in flight" and never posts a second time.
+    posts: list[object] = []
+
+    async def robot(request: Request) -> Response:
+        posts.append(await request.json())
+        return Response('{"errcode": 0}', media_type="application/json")
+
+    now = [1000.0]
+    limiter = RateLimiter(per_minute=1, clock=lambda: now[0])
+    await limiter.acquire("wecom-key")  # this minute's message to the robot
+    now[0] += 53.5  # its next slot is 6.5 s away
+    await _user(deps.db, "alice")
+    async with serve(
+        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
+    ) as base:
+        wecom = WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter)
+        notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=0.5))
+        request = _request(unique("waiting"), Target(type="wecom", target="wecom-key"))
+        waiting = asyncio.create_task(notify.send(request, heartbeat=False))
+        await asyncio.sleep(5.8)  # the first lease (5.5 s) is over, the wait is not
+        with pytest.raises(ApplicationError, match="in flight"):
+            await notify.send(request, heartbeat=False)
+        result = await waiting
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    assert len(posts) == 1
+
+
 async def test_a_webhook_answering_429_is_posted_again_after_its_retry_after(
     deps: WorkerDeps,
 ) -> None:

@@ -13,7 +13,7 @@ from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
 
 TURN_WAIT = 30.0  # seconds a send may wait for its turns (a robot's rate limit), in all
-RENEW_EVERY = 2.5  # seconds between renewals of a waiting send's lease
+RENEW_EVERY = 2.5  # seconds between renewals of a waiting send's lease (its margin: 5 s)
 
 
 @dataclass
@@ -31,14 +31,15 @@ class SendClock:
         """Wait ``seconds`` for a turn, not counted in the send's time."""
         self.waited += seconds
         loop = asyncio.get_running_loop()
-        end, when = loop.time() + seconds, self.deadline.when()
-        if when is not None:
-            self.deadline.reschedule(when + seconds)
+        end = loop.time() + seconds
+        if seconds <= 0 or (when := self.deadline.when()) is None:
+            return await asyncio.sleep(max(seconds, 0))
+        own = when - loop.time()  # the send's own time left: the lease is kept that far ahead
+        self.deadline.reschedule(when + seconds)
         while (left := end - loop.time()) > 0:
-            step = min(left, RENEW_EVERY)
-            if when is not None:  # held to the next renewal, then the send's own time left
-                await self.hold(step + when + seconds - end)
-            await asyncio.sleep(step)
+            await self.hold(own)  # renewed well within its margin (LEASE_MARGIN)
+            await asyncio.sleep(min(left, RENEW_EVERY))
+        await self.hold(own)  # the post's, from the wait's end
 
 
 SEND_CLOCK: ContextVar[SendClock | None] = ContextVar("send_clock", default=None)
