@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Literal, get_args
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -128,11 +130,42 @@ class Target(UserConfig):
         return self.kinds is None or kind in self.kinds
 
     def same_destination(self, other: Target) -> bool:
-        """Both reach one place: a phone number is the same however it is written."""
-        return (self.type, self.target) == (other.type, other.target) or (
-            self.type == other.type == "sms"
-            and PHONE_JUNK.sub("", self.target) == PHONE_JUNK.sub("", other.target)
-        )
+        """Both reach one place: a phone number however written, a robot by its URL or key."""
+        return self.type == other.type and self._place() == other._place()
+
+    def _place(self) -> object:
+        if self.type == "sms":
+            return PHONE_JUNK.sub("", self.target)
+        if self.type in ROBOT_KEYS:
+            return robot_address(self.target, ROBOT_KEYS[self.type])
+        return self.target
+
+
+ROBOT_KEYS = {"wecom": "key", "dingtalk": "access_token"}  # the key's parameter in robot URLs
+
+
+def robot_address(
+    target: str, key_param: str, resolve: Callable[[str], str] = str
+) -> tuple[str, dict[str, list[str]]]:
+    """(key, options) of a robot target: the key, `secret:NAME` (``resolve``d) or the robot's
+    URL, each optionally followed by `?options`; a URL's fragment (#SIGN_SECRET) is kept."""
+    if target.startswith(("http://", "https://")):
+        reference, options = target, ""
+    else:
+        reference, _, options = target.partition("?")
+    value = resolve(reference)
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        query = parse_qs(parts.query)
+        key = (query.pop(key_param, [""]) or [""])[0]
+        if parts.fragment:
+            key += "#" + parts.fragment
+    else:
+        key, _, inline = value.partition("?")
+        query = parse_qs(inline)
+    for name, values in parse_qs(options).items():
+        query.setdefault(name, []).extend(values)
+    return key, query
 
 
 class DeliveryStatus(StrEnum):

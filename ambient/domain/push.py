@@ -23,6 +23,7 @@ from ambient.domain.notify import (
     APPRISE_HTTP,
     CHANNEL_TYPES,
     MAX_TARGETS,
+    ROBOT_KEYS,
     NotificationKind,
     Target,
     apprise_http_url,
@@ -159,7 +160,7 @@ def _apprise_problem(value: str) -> Refusal | None:
 def _robot_problem(kind: str, value: str) -> Refusal | None:
     if value.startswith(("http://", "https://")):
         parts = urlsplit(value)
-        param = "key" if kind == "wecom" else "access_token"
+        param = ROBOT_KEYS[kind]
         if not parse_qs(parts.query).get(param):
             return Refusal(
                 "a %(kind)s robot URL needs its %(param)s= parameter", kind=kind, param=param

@@ -129,8 +129,11 @@ class Delivery(Numbered, Dated, Updated, Base):
     __tablename__ = "deliveries"
     __table_args__ = (Index("ix_deliveries_user_id", "user", "id"),)
 
-    # idempotency key of the notify request + channel + target: one row per delivery.
-    key: Mapped[str] = mapped_column(String(255), unique=True)
+    # idempotency key of the notify request + channel + target: one row per delivery. Compared
+    # bytewise (SQLite's way; "C" in PostgreSQL, 0023): a notification's rows are a key range.
+    key: Mapped[str] = mapped_column(
+        String(255).with_variant(String(255, collation="C"), "postgresql"), unique=True
+    )
     user: Mapped[str | None] = mapped_column(String(63), index=True)
     channel: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(512))

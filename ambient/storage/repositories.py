@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.events import clipped
@@ -444,14 +444,10 @@ class DeliveryRepository(Repository):
         await self.session.execute(update_row.execution_options(synchronize_session=False))
 
     async def under(self, user: str, request_key: str) -> list[Delivery]:
-        """The deliveries of ``user``'s notification ``request_key``. In SQLite, the keys from
-        ``request_key:`` to ``request_key;`` (binary): a range of the key's index (by the user
-        and the key's LIKE, it read all of the user's rows: deliveries are kept)."""
-        keys: ColumnElement[bool] = Delivery.key.between(f"{request_key}:", f"{request_key};")
-        if self.session.get_bind().dialect.name != "sqlite":  # a collation may sort ";" first
-            keys = Delivery.key.startswith(f"{request_key}:", autoescape=True) & (
-                Delivery.user == user
-            )
+        """The deliveries of ``user``'s notification ``request_key``: the keys from
+        ``request_key:`` to ``request_key;``, a range of the key's index (keys compare bytewise;
+        by the user and the key's LIKE, it read all of the user's rows: deliveries are kept)."""
+        keys = Delivery.key.between(f"{request_key}:", f"{request_key};")
         rows = await self.session.scalars(select(Delivery).where(keys))
         return [row for row in rows if row.user == user]
 

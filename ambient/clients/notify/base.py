@@ -13,23 +13,33 @@ from ambient.clients.notify.targets import TargetPolicy
 from ambient.domain.notify import Message
 
 TURN_WAIT = 30.0  # seconds a send may wait for its turns (a robot's rate limit), in all
+RENEW_EVERY = 2.5  # seconds between renewals of a waiting send's lease (its margin: 5 s)
 
 
 @dataclass
 class SendClock:
     """A send's deadline and its row's lease (activities/notify.py): a wait for a turn moves
-    both on by the wait, so the post after it has its whole time (cut off mid-post, its retry
-    would post it again) and no other try takes the row meanwhile."""
+    the deadline on by the wait, so the post after it has its whole time (cut off mid-post, its
+    retry would post it again), and renews the lease through it, so no other try takes the row
+    meanwhile, yet one dying in the wait frees it as soon as one dying mid-post."""
 
     deadline: asyncio.Timeout
     hold: Callable[[float], Awaitable[None]]  # the row's lease: this many seconds from now
     waited: float = 0.0  # for turns so far (their sum is bounded: the activity's timeout)
 
     async def waits(self, seconds: float) -> None:
+        """Wait ``seconds`` for a turn, not counted in the send's time."""
         self.waited += seconds
-        if (when := self.deadline.when()) is not None:
-            self.deadline.reschedule(when + seconds)
-            await self.hold(when + seconds - asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        if seconds <= 0 or (when := self.deadline.when()) is None:
+            return await asyncio.sleep(max(seconds, 0))
+        own = when - loop.time()  # the send's own time left: the lease is kept that far ahead
+        self.deadline.reschedule(when + seconds)
+        while (left := end - loop.time()) > 0:
+            await self.hold(own)  # renewed well within its margin (LEASE_MARGIN)
+            await asyncio.sleep(min(left, RENEW_EVERY))
+        await self.hold(own)  # the post's, from the wait's end
 
 
 SEND_CLOCK: ContextVar[SendClock | None] = ContextVar("send_clock", default=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
 
 from ambient.clients.guard import (
@@ -10,6 +12,7 @@ from ambient.clients.guard import (
     PinnedRequest,
     RefusedDestinationError,
 )
+from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 
 
@@ -32,17 +35,26 @@ async def post_json(
     content: bytes | None = None,
     request_timeout: float = 15.0,
 ) -> httpx.Response:
-    """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent."""
+    """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent. A 429
+    whose Retry-After (seconds) fits the send's turn budget (``SendClock``) is waited out and
+    posted again once (a retry would meet the 429 until then: past the retries, it was lost)."""
     # Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
+    post = partial(
+        http.post,
+        url,
+        content=content,
+        json=payload if content is None else None,  # a body is one or the other
+        headers=headers,
+        timeout=request_timeout,
+        follow_redirects=False,
+    )
     try:
-        response = await http.post(
-            url,
-            content=content,
-            json=payload if content is None else None,  # a body is one or the other
-            headers=headers,
-            timeout=request_timeout,
-            follow_redirects=False,
-        )
+        response = await post()
+        send, after = SEND_CLOCK.get(), response.headers.get("retry-after", "")
+        if response.status_code == 429 and send and after.isdigit():
+            if int(after) <= TURN_WAIT - send.waited:
+                await send.waits(int(after))
+                response = await post()
     except httpx.TimeoutException as exc:
         raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
     except httpx.TransportError as exc:

@@ -14,7 +14,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 
@@ -22,9 +22,9 @@ from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
+from ambient.domain.notify import robot_address
 from ambient.render import markdown_literal
 
-URL_PREFIXES = ("http://", "https://")
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
 
@@ -63,9 +63,7 @@ class RateLimiter:
         window.append(slot)
         wait = max(0.0, slot - now)
         try:
-            if wait and send is not None:
-                await send.waits(wait)
-            await asyncio.sleep(wait)
+            await (send.waits(wait) if send is not None else asyncio.sleep(wait))
         except BaseException:
             # Cut off (or the lease not kept) before posting: the window is as if it never
             # asked (unless a later send was already given the slot after this one: that one
@@ -96,23 +94,7 @@ class RobotChannel:
 
     def address(self, target: str) -> tuple[str, dict[str, list[str]]]:
         """(key, options) of a robot target; a URL's fragment (DingTalk #SIGN_SECRET) is kept."""
-        if target.startswith(URL_PREFIXES):
-            reference, options = target, ""
-        else:
-            reference, _, options = target.partition("?")
-        value = self.secrets.resolve(reference)
-        if value.startswith(URL_PREFIXES):
-            parts = urlsplit(value)
-            query = parse_qs(parts.query)
-            key = (query.pop(self.key_param, [""]) or [""])[0]
-            if parts.fragment:
-                key += "#" + parts.fragment
-        else:
-            key, _, inline = value.partition("?")
-            query = parse_qs(inline)
-        for name, values in parse_qs(options).items():
-            query.setdefault(name, []).extend(values)
-        return key, query
+        return robot_address(target, self.key_param, self.secrets.resolve)
 
     def endpoint(self, key: str) -> str:
         """The send URL for the robot ``key`` (always below the configured base URL)."""
