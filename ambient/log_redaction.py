@@ -33,12 +33,22 @@ SECRET_PARAMS = re.compile(
 )
 
 
+# A URL path segment that is a credential, not a word: webhook URLs (Slack, Discord, Feishu,
+# Teams, Telegram) carry their token in the path. Hex or a UUID, or mixed case with digits.
+TOKEN_SEGMENT = re.compile(
+    r"(?=[^/]{20})(?:[0-9a-fA-F-]*(?:[0-9a-fA-F]-*){32}|(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).*)"
+)
+
+
 def redact(text: str) -> str:
-    """``text`` with URL user info and query strings and secret-looking parameters redacted."""
+    """``text`` with URL user info, query strings, token-like path segments and secret-looking
+    parameters redacted."""
 
     def url(match: re.Match[str]) -> str:
         query = f"?{REDACTED}" if match["query"] else ""
-        return f"{match['scheme']}{match['rest']}{query}"
+        host, *path = match["rest"].split("/")
+        shown = [REDACTED if TOKEN_SEGMENT.fullmatch(part) else part for part in path]
+        return "/".join([f"{match['scheme']}{host}", *shown]) + query
 
     text = CODEC_UI_PATH.sub("/codec/ui/***", text)
     text = SHARE_SIGNATURE.sub(r"\1***", text)

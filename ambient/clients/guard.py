@@ -91,6 +91,8 @@ class DestinationGuard:
                     return f"{address} is a Teredo tunnel address"
                 return None  # mapped, NAT64 and 6to4 traffic goes to a public IPv4 address
         cgnat = isinstance(address, ipaddress.IPv4Address) and address in CGNAT
+        # fec0::/10 is neither private nor reserved to ipaddress, yet routed inside networks.
+        site_local = isinstance(address, ipaddress.IPv6Address) and address.is_site_local
         kinds = (
             (address.is_loopback, "a loopback address"),
             (address.is_unspecified, "the unspecified address"),
@@ -98,6 +100,7 @@ class DestinationGuard:
             (address.is_multicast, "a multicast address"),
             (cgnat, "a carrier-grade NAT (100.64.0.0/10) address"),
             (address.is_private, "a private address"),
+            (site_local, "a site-local (fec0::/10) address"),
             (address.is_reserved or not address.is_global, "a reserved (non-global) address"),
         )
         return next((f"{address} is {kind}" for refused, kind in kinds if refused), None)

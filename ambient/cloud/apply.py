@@ -85,9 +85,26 @@ def _resource_version(obj: dict[str, Any] | None) -> str | None:
     return str(version) if version is not None else None
 
 
+def _masked(obj: dict[str, Any], other: dict[str, Any] | None, side: str) -> dict[str, Any]:
+    """A Secret with its values as kubectl diff shows them: ``***``, marked where they change."""
+    # A preview is a dry_run user's: the diff must not read the cluster's secrets out to them.
+    if obj.get("kind") != "Secret":
+        return obj
+    masked = dict(obj)
+    for field in ("data", "stringData"):
+        theirs = (other or {}).get(field) or {}
+        values = obj.get(field) or {}
+        if values:
+            masked[field] = {
+                k: "***" if theirs.get(k) == v else f"*** ({side})" for k, v in values.items()
+            }
+    return masked
+
+
 def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> str:
-    before = yaml.safe_dump(_comparable(live), sort_keys=True) if live is not None else ""
-    after = yaml.safe_dump(_comparable(applied), sort_keys=True)
+    shown = _masked(_comparable(live), applied, "before") if live is not None else None
+    before = yaml.safe_dump(shown, sort_keys=True) if shown is not None else ""
+    after = yaml.safe_dump(_masked(_comparable(applied), live, "after"), sort_keys=True)
     return "".join(
         difflib.unified_diff(
             before.splitlines(keepends=True),

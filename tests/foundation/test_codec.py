@@ -8,8 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from temporalio import activity
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -23,7 +25,12 @@ from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, free_port, serve
-from tests.support.workflows import TEST_WORKFLOWS, PingInput, PingWorkflow
+from tests.support.workflows import (
+    TEST_WORKFLOWS,
+    PingInput,
+    PingWorkflow,
+    RelayFailureWorkflow,
+)
 
 SECRET = "smtp-password-hunter2"
 PLAIN = {
@@ -76,6 +83,34 @@ async def test_history_holds_no_clear_text_and_replays_with_the_key(
     path.write_text(history)
     outcomes = await replay_files([path], TEST_WORKFLOWS, temporal.data_converter(settings))
     assert [o.error for o in outcomes] == [None]
+
+
+PRICE_KEY = "price-api-key-hunter3"
+
+
+@activity.defn
+async def read_price() -> None:
+    # As read_metric says a metric URL that failed (the URL's query holding its API key).
+    url = f"https://prices.example.com/v1/quote?apikey={PRICE_KEY}"
+    raise ApplicationError(f"1 read failed, the last: timed out after 20 s: {url}")
+
+
+async def test_failure_messages_are_encrypted_in_history_and_read_by_the_client(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    config = ts_env.client.config()
+    config["data_converter"] = temporal.data_converter(_settings(deps.settings))
+    client = Client(**config)
+    async with running_worker(
+        client, deps, workflows=[RelayFailureWorkflow], activities=[read_price]
+    ) as worker:
+        handle = await client.start_workflow(
+            RelayFailureWorkflow.run, "read_price", id=unique("fail"), task_queue=worker.task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    assert PRICE_KEY in str(failed.value.cause.cause)  # decrypted for whoever holds the key
+    assert PRICE_KEY not in (await handle.fetch_history()).to_json()
 
 
 async def test_key_rotation_decrypts_old_payloads() -> None:

@@ -29,6 +29,7 @@ REFUSED = [
     "::",
     "fe80::1",
     "fc00::1",
+    "fec0::1",  # site-local (deprecated, still routed on old internal networks)
     "fd00:ec2::254",
     "ff02::1",
     "::ffff:127.0.0.1",

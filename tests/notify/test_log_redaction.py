@@ -30,6 +30,22 @@ def test_redact_removes_user_info_queries_and_secret_parameters() -> None:
     )
 
 
+def test_redact_removes_the_tokens_webhook_urls_carry_in_their_path() -> None:
+    # Slack, Discord, Feishu and Telegram put the credential in the path, not the query.
+    slack = "https://hooks.slack.com/services/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"
+    assert redact(f"POST {slack} 200") == (
+        "POST https://hooks.slack.com/services/T0AB12CDE/B0FG34HIJ/[redacted] 200"
+    )
+    discord = "https://discord.com/api/webhooks/123456789012345678/Ab3dEf_gh-IJkLmNoPqRsTuVwXyZ0"
+    assert redact(discord) == "https://discord.com/api/webhooks/123456789012345678/[redacted]"
+    feishu = "https://open.feishu.cn/open-apis/bot/v2/hook/0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b1"
+    assert redact(feishu) == "https://open.feishu.cn/open-apis/bot/v2/hook/[redacted]"
+    telegram = "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/send"
+    assert redact(telegram) == "https://api.telegram.org/[redacted]/send"
+    page = "https://example.com/news/2026/11/kubernetes-upgrade-notes-for-operators"
+    assert redact(page) == page  # a page's words are no credential
+
+
 async def test_httpx_request_logs_are_redacted_once_installed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -13,6 +13,7 @@ from ambient.sharing import (
     InvalidShareLinkError,
     RevokedShareLinkError,
     ShareLinkRepository,
+    _signature,
     share_report,
 )
 from ambient.storage import Database
@@ -47,6 +48,21 @@ async def test_links_expire_refuse_tampering_and_revocation(db: Database) -> Non
         assert await repo.revoke("alice", row.id)
         with pytest.raises(RevokedShareLinkError):
             await repo.open(token, now)
+
+
+async def test_an_expired_link_re_signed_with_a_later_expiry_stays_expired(db: Database) -> None:
+    # Outside production the signing key is the published default: whoever holds an expired
+    # link can sign it again with any expiry. The link's stored expiry decides, not the token's.
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    async with db.session() as session:
+        _, token = await ShareLinkRepository(session, SECRET).create(
+            "alice", "briefing", "Morning", "body", days=1, now=now
+        )
+        token_id, expires, _ = token.split(".")
+        later = int(expires) + 86400 * 30
+        forged = f"{token_id}.{later}.{_signature(SECRET, token_id, later)}"
+        with pytest.raises(ExpiredShareLinkError):
+            await ShareLinkRepository(session, SECRET).open(forged, now + timedelta(days=2))
 
 
 async def test_the_same_key_gives_the_same_link(db: Database) -> None:

@@ -59,6 +59,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "pods": ("Pod", "v1", "/api/v1"),
     "services": ("Service", "v1", "/api/v1"),
     "configmaps": ("ConfigMap", "v1", "/api/v1"),
+    "secrets": ("Secret", "v1", "/api/v1"),
     "networkpolicies": ("NetworkPolicy", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1"),
     "horizontalpodautoscalers": (
         "HorizontalPodAutoscaler",
@@ -346,6 +347,7 @@ class KubeApi:
     pods: dict[Key, Obj] = field(default_factory=dict)
     services: dict[Key, Obj] = field(default_factory=dict)
     configmaps: dict[Key, Obj] = field(default_factory=dict)
+    secrets: dict[Key, Obj] = field(default_factory=dict)
     networkpolicies: dict[Key, Obj] = field(default_factory=dict)
     horizontalpodautoscalers: dict[Key, Obj] = field(default_factory=dict)
     # Namespaces that exist (seeding an object creates its namespace).
@@ -380,6 +382,7 @@ class KubeApi:
             "pods": self.pods,
             "services": self.services,
             "configmaps": self.configmaps,
+            "secrets": self.secrets,
             "networkpolicies": self.networkpolicies,
             "horizontalpodautoscalers": self.horizontalpodautoscalers,
         }

@@ -70,4 +70,17 @@ class WaitForSignalWorkflow:
         return "finished"
 
 
+@workflow.defn
+class RelayFailureWorkflow:
+    """Runs the named activity once and fails with its failure (what history keeps of one)."""
+
+    @workflow.run
+    async def run(self, activity: str) -> None:
+        await workflow.execute_activity(
+            activity,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+
+
 TEST_WORKFLOWS = [PingWorkflow, WaitForSignalWorkflow]

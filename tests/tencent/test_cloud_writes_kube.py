@@ -543,6 +543,30 @@ async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_rea
     ]
 
 
+async def test_ck12_a_secrets_preview_names_its_changed_keys_never_their_values(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A dry run is anyone's with dry_run permission: its diff of a Secret must not read the
+    cluster's values out to them (as kubectl diff, values are masked; what changes is shown)."""
+    kube, state = cluster
+    live = {"password": "bGl2ZS1kYi1wYXNzd29yZA==", "user": "YWRtaW4="}  # live-db-password
+    kube.secrets[("shop", "db")] = kube._new("secrets", "shop", "db", {"data": live})
+    probe = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: shop}\n"
+    probe += "data: {user: Z3Vlc3Q=}\n"
+    async with client(state, "viewer") as c:
+        failed, dry = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": probe}
+        )
+    assert not failed, dry
+    diff = dry["documents"][0]["diff"]
+    assert dry["documents"][0]["change"] == "update"
+    for value in (*live.values(), "Z3Vlc3Q="):
+        assert value not in diff
+    assert "-  user: '*** (before)'" in diff and "+  user: '*** (after)'" in diff
+    assert "password" in diff and "-  password" not in diff  # unchanged: context only
+    assert kube.writes() == []
+
+
 async def test_ck13_a_cluster_in_another_region_is_changed_where_it_lives(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
