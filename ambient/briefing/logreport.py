@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, template_id
+from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, hide_secrets, template_id
 from ambient.domain.loglevels import ERROR_LEVELS, SEVERITY
 
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
@@ -366,7 +366,9 @@ def _bounded(stats: list[TemplateStat], max_templates: int) -> list[TemplateStat
     """Every ERROR/CRITICAL template (to a safety bound), then others up to `max_templates`."""
     errors = [s for s in stats if s.level in ERROR_LEVELS][:MAX_ERROR_TEMPLATES]
     others = [s for s in stats if s.level not in ERROR_LEVELS]
-    return errors + others[: max(0, max_templates - len(errors))]
+    kept = errors + others[: max(0, max_templates - len(errors))]
+    # The example is a line as it was written: a secret in it is hidden (the template's is).
+    return [s.model_copy(update={"example": hide_secrets(s.example)}) for s in kept]
 
 
 def _trend(

@@ -445,3 +445,29 @@ def test_a_chinese_briefings_anomalies_are_said_in_chinese() -> None:
     assert said["比平时多（错误）disk full on <*>"] == (
         "比平时多（错误）disk full on <*>：60 行，前 5 天平均每天 10 行"
     ), inputs.anomalies
+
+
+def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
+    # The report is spoken, pushed and opened by share link: a password or token in a line,
+    # the same all day (so no wildcard takes its place), must not be in it.
+    secrets = ["hunter", "SuperSecretToken", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.abc"]
+    secrets += ["abcdefghijklmnop", "opensesame", "letmein"]
+    messages = [
+        "login to db failed password=hunter user=bob",
+        f"upstream call failed Authorization: Bearer {secrets[2]}",
+        "calling https://api.example.com/v1/send?access_token=SuperSecretToken failed",
+        "key rotated secret_key=abcdefghijklmnop",
+        "db_password: opensesame refused",
+        '{"event": "login", "password":"letmein"}',
+    ]
+    report = reduce_logs(
+        record(DAY + timedelta(minutes=i), "ERROR", m) for i in range(20) for m in messages
+    )
+    said = report.model_dump_json() + render_markdown(report)
+    assert [s for s in secrets if s in said] == []
+    templates = {t.template for t in report.templates}
+    assert "login to db failed password=<*> user=bob" in templates
+    assert "upstream call failed Authorization: Bearer <*>" in templates
+    assert "db_password: <*> refused" in templates
+    examples = {t.example for t in report.templates}
+    assert "login to db failed password=<*> user=bob" in examples
