@@ -262,12 +262,18 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
                 else f"; {_many(people, 'problem needs', 'problems need')} a person"
             )
     elif people or firing or errors or inputs.errors:
+        opened = ""
+        if inputs.alarms_configured:  # open alarms are counted only when their history was read
+            count = len(firing)
+            opened = (
+                f"、{count} 条未恢复告警"
+                if zh
+                else f", {_many(count, 'open alarm', 'open alarms')}"
+            )
         headline = (
-            f"昨天有 {inputs.errors} 个错误、{len(firing)} 条未恢复告警，"
-            f"{people} 个问题需要人工处理"
+            f"昨天有 {inputs.errors} 个错误{opened}，{people} 个问题需要人工处理"
             if zh
-            else f"Yesterday: {_many(inputs.errors, 'error', 'errors')}, "
-            f"{_many(len(firing), 'open alarm', 'open alarms')}, "
+            else f"Yesterday: {_many(inputs.errors, 'error', 'errors')}{opened}, "
             f"{_many(people, 'problem needs', 'problems need')} a person"
         )
     elif inputs.anomalies:

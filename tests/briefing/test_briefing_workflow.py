@@ -1246,6 +1246,36 @@ def test_one_anomaly_or_one_news_item_is_said_in_the_singular() -> None:
     assert "1 news item, for example: Release 3.2 is out. " in spoken, spoken
 
 
+@pytest.mark.parametrize(
+    ("language", "alarms", "headline"),
+    [
+        ("en", ALARMS_NOT_CONFIGURED, "Yesterday: 2 errors, 0 problems need a person"),
+        ("en", "AuthFailure: keys refused", "Yesterday: 2 errors, 0 problems need a person"),
+        ("zh", ALARMS_NOT_CONFIGURED, "昨天有 2 个错误，0 个问题需要人工处理"),
+    ],
+)
+def test_a_briefing_whose_alarms_were_not_read_says_no_open_alarm_count(
+    language: Language, alarms: str, headline: str
+) -> None:
+    """Without Tencent Cloud, or with its alarm history refused, the headline said "0 open
+    alarms" (0 条未恢复告警), then that there is no alarm history: a count never read."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language=language,
+        log_lines=3,
+        errors=2,
+        notes=[SourceNote(source="alarms", ok=False, detail=alarms)],
+    )
+    draft = offline_draft(inputs)
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+    # Read, and none open: that is said.
+    read = inputs.model_copy(update={"alarms_configured": True, "notes": []})
+    assert ("0 open alarms" if language == "en" else "0 条未恢复告警") in offline_draft(
+        read
+    ).headline
+
+
 def test_a_chinese_briefing_says_each_source_once_and_in_chinese() -> None:
     """Without Tencent Cloud the spoken briefing said "腾讯云未配置，没有告警记录。注意：alarms
     读取失败。": the alarms a second time, as a failure, by the English name of the source."""
