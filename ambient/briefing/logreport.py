@@ -86,6 +86,8 @@ class LogReport(BaseModel):
     end: datetime | None = None
     total: int = 0
     unreadable: int = 0
+    # Only the newest lines were read (a CLS search pages up to 10,000): counts are of those.
+    capped: bool = False
     by_level: dict[str, int] = Field(default_factory=dict)
     templates: list[TemplateStat] = Field(
         default_factory=list,
@@ -127,6 +129,7 @@ class LogReducer:
     def __init__(self, miner: TemplateMiner | None = None) -> None:
         self.miner = miner or TemplateMiner()
         self.unreadable = 0
+        self.capped = False
         self._keys: dict[tuple[str, int], _Group] = {}
         self._groups: list[_Group] = []
         self._buckets: Counter[int] = Counter()  # 5-min bucket << 24 | group number
@@ -200,6 +203,7 @@ class LogReducer:
             end=end,
             total=total,
             unreadable=self.unreadable,
+            capped=self.capped,
             by_level=dict(sorted(levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
             templates=_bounded(stats, max_templates),
             template_count=len(stats),

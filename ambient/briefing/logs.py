@@ -74,6 +74,7 @@ async def read_log_source(
     # next day's, as in a file source.
     records = [r for r in result.logs if start <= r.time < end]
     reducer.add_many((r.time, *level_and_message(r.content)) for r in records)
+    reducer.capped = not result.complete  # the search is newest first
     suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
     return f"{len(records)} lines read{suffix}"
 
@@ -88,7 +89,7 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
 
 
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
-    inputs.log_lines = report.total
+    inputs.log_lines, inputs.logs_capped = report.total, report.capped
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
     inputs.top_templates = [

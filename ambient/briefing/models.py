@@ -73,6 +73,7 @@ class BriefingInputs(BaseModel):
     window_start: str = "06:00"
     logs_configured: bool = Field(default=True, description="a log source was set up to read")
     log_lines: int = 0
+    logs_capped: bool = Field(default=False, description="only the newest log lines were read")
     errors: int = 0
     warnings: int = 0
     trend: str | None = None

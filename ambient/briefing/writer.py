@@ -233,6 +233,8 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             if zh
             else f"{inputs.log_lines} log lines, {inputs.errors} errors, {inputs.warnings} warnings"
         )
+        if inputs.logs_capped:
+            happened.append(_capped(inputs.log_lines)[0 if zh else 1].strip())
     if inputs.trend:
         happened.append(inputs.trend)
     happened += [f"{t.level} ×{t.count}: {_short(t.template)}" for t in errors[:3]]
@@ -313,6 +315,8 @@ def _spoken(
     hello = greeting(inputs)
     say(f"{hello}，这是昨天的简报。", f"{hello}, here is yesterday's briefing. ")
     say(headline + "。", headline + ". ")
+    if inputs.logs_capped:
+        say(*_capped(inputs.log_lines))
     if errors:
         top = errors[0]
         say(
@@ -361,6 +365,15 @@ def _spoken(
             say(*_FAILED_SAID[note.source])
     say("详细报告已放在简报页面。", "The full report is on the briefing page.")
     return "".join(parts).strip()
+
+
+def _capped(lines: int) -> tuple[str, str]:
+    """The log counts are of the newest lines only (Chinese, English)."""
+    return (
+        f"只读取了当天最新的 {lines} 行日志（日志源的上限），以上数字只算这些。",
+        f"Only the day's newest {lines} log lines were read (the source's limit); "
+        "the counts are of those. ",
+    )
 
 
 def _many(count: int, one: str, more: str) -> str:
