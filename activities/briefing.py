@@ -171,13 +171,16 @@ class BriefingActivities:
             row = await BaselineRepository(session).get(request.user)
             owner = await UserRepository(session).get(request.user)
         baseline = LogBaseline.model_validate(row.data) if row and row.data else None
-        if baseline is not None:
-            # Preparing a day again compares against the days before it, not itself.
-            ordinal = day.logs_from.astimezone(UTC).date().toordinal()
-            baseline = LogBaseline(days=[d for d in baseline.days if d.get("__day__", 0) < ordinal])
         if spec is None:
             notes.append(SourceNote(source="logs", ok=True, detail="no log source configured"))
             return None, baseline
+        source = spec.model_dump_json()
+        if baseline is None or (baseline.source or source) != source:
+            baseline = LogBaseline(source=source)  # another source's days: none of this one's
+        # Preparing a day again compares against the days before it, not itself.
+        ordinal = day.logs_from.astimezone(UTC).date().toordinal()
+        baseline.days = [d for d in baseline.days if d.get("__day__", 0) < ordinal]
+        baseline.source = source  # one stored before sources were named: taken as this one
         reducer = LogReducer()
         label = (
             f"log file {spec.path}"

@@ -79,6 +79,8 @@ class LogBaseline(BaseModel):
     (`__total__`, `__errors__`, `__warnings__`) and its ordinal `__day__` (folded in once)."""
 
     days: list[dict[str, int]] = Field(default_factory=list)
+    # The log source the days were read from: another one's days are no baseline of it.
+    source: str | None = None
 
 
 class LogReport(BaseModel):
@@ -430,7 +432,7 @@ def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBasel
     days = [d for d in (baseline.days if baseline else []) if d.get(_DAY) != entry[_DAY]]
     days.append(entry)
     days.sort(key=lambda d: d.get(_DAY, 0))
-    return LogBaseline(days=days[-BASELINE_DAYS:])
+    return LogBaseline(days=days[-BASELINE_DAYS:], source=baseline.source if baseline else None)
 
 
 def _dt(stamp: float | None) -> datetime | None:
