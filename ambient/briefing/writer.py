@@ -231,7 +231,9 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         happened.append(
             f"日志 {inputs.log_lines} 行，错误 {inputs.errors}，警告 {inputs.warnings}"
             if zh
-            else f"{inputs.log_lines} log lines, {inputs.errors} errors, {inputs.warnings} warnings"
+            else f"{_many(inputs.log_lines, 'log line', 'log lines')}, "
+            f"{_many(inputs.errors, 'error', 'errors')}, "
+            f"{_many(inputs.warnings, 'warning', 'warnings')}"
         )
         if inputs.logs_capped:
             happened.append(_capped(inputs.log_lines)[0 if zh else 1].strip())
@@ -321,7 +323,8 @@ def _spoken(
         top = errors[0]
         say(
             f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。",
-            f"The most frequent error was {_short(top.template, 60)}, {top.count} times. ",
+            f"The most frequent error was {_short(top.template, 60)}, "
+            f"{_many(top.count, 'time', 'times')}. ",
         )
     if inputs.trend:
         say(inputs.trend + "。", inputs.trend + ". ")

@@ -1276,6 +1276,25 @@ def test_a_briefing_whose_alarms_were_not_read_says_no_open_alarm_count(
     ).headline
 
 
+def test_one_line_one_error_and_an_error_seen_once_are_said_in_the_singular() -> None:
+    """The offline English briefing said "The most frequent error was disk full, 1 times" and
+    listed "1 log lines, 1 errors, 0 warnings"."""
+    from ambient.briefing.logreport import TemplateStat
+
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language="en",
+        log_lines=1,
+        errors=1,
+        top_templates=[
+            TemplateStat(template_id="t1", template="disk full", level="ERROR", count=1, example="")
+        ],
+    )
+    draft = offline_draft(inputs)
+    assert "The most frequent error was disk full, 1 time. " in draft.spoken_text, draft.spoken_text
+    assert draft.what_happened[0] == "1 log line, 1 error, 0 warnings"
+
+
 def test_a_chinese_briefing_says_each_source_once_and_in_chinese() -> None:
     """Without Tencent Cloud the spoken briefing said "腾讯云未配置，没有告警记录。注意：alarms
     读取失败。": the alarms a second time, as a failure, by the English name of the source."""
