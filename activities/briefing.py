@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 
 from activities.notify import heartbeating
 from ambient import temporal
-from ambient.briefing.config import DayPlan, FileLogSpec, plan_day
+from ambient.briefing.config import ClsLogSpec, DayPlan, FileLogSpec, plan_day
 from ambient.briefing.logreport import (
     LogBaseline,
     LogReducer,
@@ -93,7 +93,8 @@ class BriefingActivities:
         # The briefing is stored before the activity's timeout, not started again from scratch.
         written_by = clock() + self.prepare_timeout.total_seconds() * 0.9
         notes: list[SourceNote] = []
-        day = request.day
+        day, spec = request.day, request.config.log_source
+        query = spec.query.strip() if isinstance(spec, ClsLogSpec) else "*"
         report, baseline_before = await self._reduce_logs(request, notes)
         zone = ZoneInfo(request.config.timezone)
         inputs = BriefingInputs(
@@ -101,7 +102,8 @@ class BriefingActivities:
             language=request.config.language,
             timezone=request.config.timezone,
             window_start=request.config.window_start,
-            logs_configured=request.config.log_source is not None,
+            logs_configured=spec is not None,
+            log_filter=None if query in ("", "*") else query,
             report_markdown=render_markdown(report, tz=zone) if report else "",
             news=request.news,
             notes=notes,

@@ -129,7 +129,9 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     Every number the briefing may say is stated here: the faithfulness check holds it to this."""
     firing = still_open(inputs.alarms)
     facts = (
-        f"Date: {inputs.date}. Log lines: {inputs.log_lines}, errors: {inputs.errors}, "
+        f"Date: {inputs.date}. Log lines"
+        + (f" matching {inputs.log_filter}" if inputs.log_filter else "")
+        + f": {inputs.log_lines}, errors: {inputs.errors}, "
         f"warnings: {inputs.warnings}. Trend: {inputs.trend or 'no baseline yet'}. "
         f"Alarm history available: {'yes' if inputs.alarms_configured else 'no'}"
         + (
@@ -257,6 +259,12 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             headline = "昨天的日志没能读取" if zh else "Yesterday's logs could not be read"
         elif not inputs.logs_configured:
             headline = "没有配置日志源" if zh else "No log source is set up"
+        elif inputs.log_filter:  # lines there were, none that matched
+            headline = (
+                f"昨天没有符合 {inputs.log_filter} 的日志"
+                if zh
+                else f"No log lines matched {inputs.log_filter} yesterday"
+            )
         else:
             headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
         if people:

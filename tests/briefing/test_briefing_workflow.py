@@ -1295,6 +1295,27 @@ def test_one_line_one_error_and_an_error_seen_once_are_said_in_the_singular() ->
     assert draft.what_happened[0] == "1 log line, 1 error, 0 warnings"
 
 
+@pytest.mark.parametrize(
+    ("language", "headline"),
+    [
+        ("en", "No log lines matched level:ERROR yesterday"),
+        ("zh", "昨天没有符合 level:ERROR 的日志"),
+    ],
+)
+def test_a_filtered_source_with_no_match_is_not_said_to_have_no_logs(
+    language: Language, headline: str
+) -> None:
+    """A CLS source filtered to its errors (to stay under the paging limit), on a day without
+    one, was briefed "No logs were recorded yesterday" (昨天没有日志记录): logging sounded down."""
+    from ambient.briefing.writer import llm_prompt
+
+    inputs = BriefingInputs(date="2026-11-22", language=language, log_filter="level:ERROR")
+    draft = offline_draft(inputs)
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+    assert "Log lines matching level:ERROR: 0" in llm_prompt(inputs)
+
+
 def test_a_chinese_briefing_says_each_source_once_and_in_chinese() -> None:
     """Without Tencent Cloud the spoken briefing said "腾讯云未配置，没有告警记录。注意：alarms
     读取失败。": the alarms a second time, as a failure, by the English name of the source."""
