@@ -115,17 +115,19 @@ _VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCA
 # ("db_password: x", "Authorization: Bearer x").
 _SECRET_KEY = (
     r"(?:passw(?:or)?d|pwd|secret(?:[_\-]?key)?|token|api[_\-]?key|private[_\-]?key"
-    r"|authorization|cookie)"
+    r"|authorization|cookie|密码|口令|令牌|密钥)"
 )
 _SECRET = re.compile(
-    rf"(?i)((?:{_SECRET_KEY}[\"']?[ \t]*[=:][ \t]*|\bbearer[ \t]+)"
+    rf"(?i)((?:{_SECRET_KEY}[\"']?[ \t]*[=:：][ \t]*|\bbearer[ \t]+)"
     r"(?:(?:bearer|basic|digest)[ \t]+)?)"
     r"(?:\"[^\"]*\"|'[^']*'|[^\s&;,\"'<>)\]}]+)"
 )
 # What a word holding a secret holds, lower-cased: a cheap test before `_SECRET`.
-_SECRET_HINT = re.compile("passw|pwd|secret|token|api.?key|private.?key|authorization|cookie")
+_SECRET_HINT = re.compile(
+    "passw|pwd|secret|token|api.?key|private.?key|authorization|cookie|密码|口令|令牌|密钥"
+)
 # A word after which the next one is the secret ("password:", "Bearer").
-_SECRET_LEAD = re.compile(rf"(?i)(?:{_SECRET_KEY}[\"']?[=:]|\bbearer)\Z")
+_SECRET_LEAD = re.compile(rf"(?i)(?:{_SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
 _AUTH_SCHEME = re.compile(r"(?i)bearer|basic|digest")
 
 
@@ -173,10 +175,11 @@ class Masker:
             return WILDCARD  # the common case, decided by one linear match
         if _NAME_WITH_DIGIT.fullmatch(word) is not None:
             return self._remember(word, word)
-        if ("=" in word or ":" in word) and _SECRET_HINT.search(word.lower()) is not None:
-            hidden = hide_secrets(word)
-            if hidden != word:
-                return self._scan(hidden)  # not remembered: the secret's value varies
+        if ("=" in word or ":" in word or "：" in word) and _SECRET_HINT.search(word.lower()):
+            masked = self._scan(word)
+            hidden = hide_secrets(masked)
+            if hidden != masked:
+                return hidden  # not remembered: the secret's value varies
         if _DIGIT.search(word) is not None:
             return self._variable(word)  # not remembered: mostly unique values
         if _SECRET_LEAD.search(word) is not None:

@@ -451,7 +451,7 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
     # The report is spoken, pushed and opened by share link: a password or token in a line,
     # the same all day (so no wildcard takes its place), must not be in it.
     secrets = ["hunter", "SuperSecretToken", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.abc"]
-    secrets += ["abcdefghijklmnop", "opensesame", "letmein"]
+    secrets += ["abcdefghijklmnop", "opensesame", "letmein", "zhimakaimen"]
     messages = [
         "login to db failed password=hunter user=bob",
         f"upstream call failed Authorization: Bearer {secrets[2]}",
@@ -459,6 +459,7 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
         "key rotated secret_key=abcdefghijklmnop",
         "db_password: opensesame refused",
         '{"event": "login", "password":"letmein"}',
+        "登录失败，密码：zhimakaimen 用户 bob",
     ]
     report = reduce_logs(
         record(DAY + timedelta(minutes=i), "ERROR", m) for i in range(20) for m in messages
@@ -469,5 +470,7 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
     assert "login to db failed password=<*> user=bob" in templates
     assert "upstream call failed Authorization: Bearer <*>" in templates
     assert "db_password: <*> refused" in templates
+    assert "calling <*> failed" in templates
+    assert "登录失败，密码：<*>用户 bob" in templates
     examples = {t.example for t in report.templates}
     assert "login to db failed password=<*> user=bob" in examples
