@@ -474,3 +474,26 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
     assert "登录失败，密码：<*>用户 bob" in templates
     examples = {t.example for t in report.templates}
     assert "login to db failed password=<*> user=bob" in examples
+
+
+@pytest.mark.parametrize(
+    ("days", "change", "english", "chinese"),
+    [
+        (1, 0.3, "errors level with the previous day", "错误数与前 1 天持平"),
+        (7, -0.4, "errors level with the previous 7 days", "错误数与前 7 天平均持平"),
+        (1, 50.0, "errors +50% against the previous day", "错误数比前 1 天增加 50%"),
+        (7, -25.0, "errors -25% against the previous 7 days", "错误数比前 7 天平均减少 25%"),
+    ],
+)
+def test_the_error_trend_is_said_right_for_one_day_and_for_no_change(
+    days: int, change: float, english: str, chinese: str
+) -> None:
+    """It was said "errors +0% against the previous 1 days", "-0%", "错误数比前 1 天平均增加 0%"."""
+    from ambient.briefing.logs import fill_from_report
+    from ambient.briefing.models import BriefingInputs
+
+    report = LogReport(total=10, trend={"baseline_days": days, "errors_change_pct": change})
+    for language, said in (("en", english), ("zh", chinese)):
+        inputs = BriefingInputs(date="2026-11-21", language=language)  # type: ignore[arg-type]
+        fill_from_report(inputs, report)
+        assert inputs.trend == said
