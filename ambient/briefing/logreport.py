@@ -339,7 +339,9 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
         history = [d.get(stat.template_id, 0) for d in days]
         if stat.level in ERROR_LEVELS and not any(history):
             kind, score, usual = "new_error", float(stat.count), None
-            detail = f"{stat.count} lines; not seen in the previous {len(days)} days"
+            lines = "1 line" if stat.count == 1 else f"{stat.count} lines"
+            past = "day" if len(days) == 1 else f"{len(days)} days"
+            detail = f"{lines}; not seen in the previous {past}"
         elif len(days) >= 3 and stat.count >= 10:
             mean = sum(history) / len(history)
             spread = math.sqrt(sum((h - mean) ** 2 for h in history) / len(history))

@@ -497,3 +497,13 @@ def test_the_error_trend_is_said_right_for_one_day_and_for_no_change(
         inputs = BriefingInputs(date="2026-11-21", language=language)  # type: ignore[arg-type]
         fill_from_report(inputs, report)
         assert inputs.trend == said
+
+
+def test_a_new_error_seen_once_after_one_baseline_day_is_said_in_the_singular() -> None:
+    """The English briefing spoke "new_error [ERROR] certificate expired: 1 lines; not seen
+    in the previous 1 days"."""
+    baseline = update_baseline(None, reduce_logs(_day(-1, 3)))
+    today = [*_day(0, 3), record(DAY + timedelta(hours=5), "ERROR", "certificate expired")]
+    report = reduce_logs(today, baseline=baseline)
+    (new,) = [a for a in report.anomalies if a.kind == "new_error"]
+    assert new.detail == "1 line; not seen in the previous day"
