@@ -129,11 +129,14 @@ _SECRET_HINT = re.compile(
 # A word after which the next one is the secret ("password:", "Bearer").
 _SECRET_LEAD = re.compile(rf"(?i)(?:{_SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
 _AUTH_SCHEME = re.compile(r"(?i)bearer|basic|digest")
+# A URL's query, which carries a webhook's key or a signature under any name.
+_URL_QUERY = re.compile(r"(://[^\s?#\"'<>]*)\?[^\s\"'<>]*")
 
 
 def hide_secrets(text: str) -> str:
-    """``text`` with the value of every secret in it (see `_SECRET`) replaced by `<*>`."""
-    return _SECRET.sub(rf"\1{WILDCARD}", text)
+    """``text`` with the value of every secret in it (see `_SECRET`), and every URL's query,
+    replaced by `<*>`."""
+    return _SECRET.sub(rf"\1{WILDCARD}", _URL_QUERY.sub(rf"\1?{WILDCARD}", text))
 
 
 # Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of

@@ -451,7 +451,7 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
     # The report is spoken, pushed and opened by share link: a password or token in a line,
     # the same all day (so no wildcard takes its place), must not be in it.
     secrets = ["hunter", "SuperSecretToken", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.abc"]
-    secrets += ["abcdefghijklmnop", "opensesame", "letmein", "zhimakaimen"]
+    secrets += ["abcdefghijklmnop", "opensesame", "letmein", "zhimakaimen", "693a91f6"]
     messages = [
         "login to db failed password=hunter user=bob",
         f"upstream call failed Authorization: Bearer {secrets[2]}",
@@ -460,6 +460,7 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
         "db_password: opensesame refused",
         '{"event": "login", "password":"letmein"}',
         "登录失败，密码：zhimakaimen 用户 bob",
+        "robot https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-0000 answered 93000",
     ]
     report = reduce_logs(
         record(DAY + timedelta(minutes=i), "ERROR", m) for i in range(20) for m in messages
