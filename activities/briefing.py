@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 
 from activities.notify import heartbeating
 from ambient import temporal
-from ambient.briefing.config import DayPlan, FileLogSpec, plan_day
+from ambient.briefing.config import ClsLogSpec, DayPlan, FileLogSpec, plan_day
 from ambient.briefing.logreport import (
     LogBaseline,
     LogReducer,
@@ -93,7 +93,8 @@ class BriefingActivities:
         # The briefing is stored before the activity's timeout, not started again from scratch.
         written_by = clock() + self.prepare_timeout.total_seconds() * 0.9
         notes: list[SourceNote] = []
-        day = request.day
+        day, spec = request.day, request.config.log_source
+        query = spec.query.strip() if isinstance(spec, ClsLogSpec) else "*"
         report, baseline_before = await self._reduce_logs(request, notes)
         zone = ZoneInfo(request.config.timezone)
         inputs = BriefingInputs(
@@ -101,7 +102,8 @@ class BriefingActivities:
             language=request.config.language,
             timezone=request.config.timezone,
             window_start=request.config.window_start,
-            logs_configured=request.config.log_source is not None,
+            logs_configured=spec is not None,
+            log_filter=None if query in ("", "*") else query,
             report_markdown=render_markdown(report, tz=zone) if report else "",
             news=request.news,
             notes=notes,
@@ -171,13 +173,16 @@ class BriefingActivities:
             row = await BaselineRepository(session).get(request.user)
             owner = await UserRepository(session).get(request.user)
         baseline = LogBaseline.model_validate(row.data) if row and row.data else None
-        if baseline is not None:
-            # Preparing a day again compares against the days before it, not itself.
-            ordinal = day.logs_from.astimezone(UTC).date().toordinal()
-            baseline = LogBaseline(days=[d for d in baseline.days if d.get("__day__", 0) < ordinal])
         if spec is None:
             notes.append(SourceNote(source="logs", ok=True, detail="no log source configured"))
             return None, baseline
+        source = spec.model_dump_json()
+        if baseline is None or (baseline.source or source) != source:
+            baseline = LogBaseline(source=source)  # another source's days: none of this one's
+        # Preparing a day again compares against the days before it, not itself.
+        ordinal = day.logs_from.astimezone(UTC).date().toordinal()
+        baseline.days = [d for d in baseline.days if d.get("__day__", 0) < ordinal]
+        baseline.source = source  # one stored before sources were named: taken as this one
         reducer = LogReducer()
         label = (
             f"log file {spec.path}"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.daily_briefing_prepare_push import PrepareAndPush
 
@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
-from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text
+from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text, given_up
 
 # A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
 # recorded with its marker replay; runs from before it (they spoke the briefing) do not.
@@ -52,6 +52,9 @@ GREETING_PREPARES_AGAIN = "greeting-prepares-again"
 # A stop shows in list_tasks at once, and a late pause or resume does not hide it (runs
 # recorded before it showed "active" until they ended).
 STOP_SHOWN = "stop-shown-at-once"
+# A push at the window's end that failed for good is said in the status and the next day runs
+# (runs recorded before it failed the workflow there: no briefing from then on).
+PUSH_FAILURE_KEPT = "push-failure-kept"
 # A greeting is refused when the workflow takes it up this long after its caller stopped
 # waiting (GreetRequest.answer_by): room for the service's clock running behind the server's.
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
@@ -130,7 +133,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
             await self._record_greeting(day, self.given_at)
         elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
             self.phase = "pushing"
-            await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
+            try:
+                await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
+            except ActivityError as exc:  # its message or its row not written (a database away)
+                self.carry.last_push_error = f"{day.date}: {given_up(exc, PUSH_FAILURE_KEPT)}"
         if self.stopping:
             return "stopped"
         # Greetings after the window on the same date still answer "already given at HH:MM".

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from ambient.domain.configs import UserConfig, reading_stored
+from ambient.domain.identifiers import tencent_region
 from ambient.domain.users import HHMM, TimeZone
 
 Language = Literal["zh", "en"]
@@ -49,6 +50,14 @@ class ClsLogSpec(BaseModel):
     topic_id: str = Field(min_length=1, description="CLS topic id")
     region: str | None = None
     query: str = Field(default="*", description="CQL filter; * for everything")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Written otherwise, every morning's read failed on it; a stored one runs as it ran.
+        if value is None or reading_stored(info):
+            return value
+        return tencent_region(value)
 
     @field_validator("query")
     @classmethod

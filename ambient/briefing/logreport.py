@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, template_id
+from ambient.briefing.logtemplates import WILDCARD, TemplateMiner, hide_secrets, template_id
 from ambient.domain.loglevels import ERROR_LEVELS, SEVERITY
 
 BUCKET_SECONDS = 300  # bursts are judged per 5 minutes
@@ -79,6 +79,8 @@ class LogBaseline(BaseModel):
     (`__total__`, `__errors__`, `__warnings__`) and its ordinal `__day__` (folded in once)."""
 
     days: list[dict[str, int]] = Field(default_factory=list)
+    # The log source the days were read from: another one's days are no baseline of it.
+    source: str | None = None
 
 
 class LogReport(BaseModel):
@@ -86,6 +88,8 @@ class LogReport(BaseModel):
     end: datetime | None = None
     total: int = 0
     unreadable: int = 0
+    # Only the newest lines were read (a CLS search pages up to 10,000): counts are of those.
+    capped: bool = False
     by_level: dict[str, int] = Field(default_factory=dict)
     templates: list[TemplateStat] = Field(
         default_factory=list,
@@ -127,6 +131,7 @@ class LogReducer:
     def __init__(self, miner: TemplateMiner | None = None) -> None:
         self.miner = miner or TemplateMiner()
         self.unreadable = 0
+        self.capped = False
         self._keys: dict[tuple[str, int], _Group] = {}
         self._groups: list[_Group] = []
         self._buckets: Counter[int] = Counter()  # 5-min bucket << 24 | group number
@@ -200,6 +205,7 @@ class LogReducer:
             end=end,
             total=total,
             unreadable=self.unreadable,
+            capped=self.capped,
             by_level=dict(sorted(levels.items(), key=lambda kv: -SEVERITY[kv[0]])),
             templates=_bounded(stats, max_templates),
             template_count=len(stats),
@@ -333,7 +339,9 @@ def _against_baseline(stats: list[TemplateStat], days: list[dict[str, int]]) -> 
         history = [d.get(stat.template_id, 0) for d in days]
         if stat.level in ERROR_LEVELS and not any(history):
             kind, score, usual = "new_error", float(stat.count), None
-            detail = f"{stat.count} lines; not seen in the previous {len(days)} days"
+            lines = "1 line" if stat.count == 1 else f"{stat.count} lines"
+            past = "day" if len(days) == 1 else f"{len(days)} days"
+            detail = f"{lines}; not seen in the previous {past}"
         elif len(days) >= 3 and stat.count >= 10:
             mean = sum(history) / len(history)
             spread = math.sqrt(sum((h - mean) ** 2 for h in history) / len(history))
@@ -366,7 +374,9 @@ def _bounded(stats: list[TemplateStat], max_templates: int) -> list[TemplateStat
     """Every ERROR/CRITICAL template (to a safety bound), then others up to `max_templates`."""
     errors = [s for s in stats if s.level in ERROR_LEVELS][:MAX_ERROR_TEMPLATES]
     others = [s for s in stats if s.level not in ERROR_LEVELS]
-    return errors + others[: max(0, max_templates - len(errors))]
+    kept = errors + others[: max(0, max_templates - len(errors))]
+    # The example is a line as it was written: a secret in it is hidden (the template's is).
+    return [s.model_copy(update={"example": hide_secrets(s.example)}) for s in kept]
 
 
 def _trend(
@@ -424,7 +434,7 @@ def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBasel
     days = [d for d in (baseline.days if baseline else []) if d.get(_DAY) != entry[_DAY]]
     days.append(entry)
     days.sort(key=lambda d: d.get(_DAY, 0))
-    return LogBaseline(days=days[-BASELINE_DAYS:])
+    return LogBaseline(days=days[-BASELINE_DAYS:], source=baseline.source if baseline else None)
 
 
 def _dt(stamp: float | None) -> datetime | None:

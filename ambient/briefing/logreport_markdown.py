@@ -32,6 +32,8 @@ def render_markdown(
         f"{report.total:,} lines, {report.template_count} templates"
         f"{f', {report.unreadable} unreadable' if report.unreadable else ''}. {levels}."
     )
+    if report.capped:
+        lines.append(f"Read only the newest {report.total:,} lines (the source's limit).")
     trend = report.trend
     if trend.get("baseline_days"):
         lines.append(

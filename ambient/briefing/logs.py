@@ -74,6 +74,7 @@ async def read_log_source(
     # next day's, as in a file source.
     records = [r for r in result.logs if start <= r.time < end]
     reducer.add_many((r.time, *level_and_message(r.content)) for r in records)
+    reducer.capped = not result.complete  # the search is newest first
     suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
     return f"{len(records)} lines read{suffix}"
 
@@ -88,7 +89,7 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
 
 
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
-    inputs.log_lines = report.total
+    inputs.log_lines, inputs.logs_capped = report.total, report.capped
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
     inputs.top_templates = [
@@ -97,14 +98,21 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     zone = ZoneInfo(inputs.timezone)  # the briefing's, as its log report says times
     zh = inputs.language == "zh"
     inputs.anomalies = [anomaly_said(a, zone, zh) for a in report.anomalies[:10]]
-    change = report.trend.get("errors_change_pct")
-    if change is not None and report.trend.get("baseline_days"):
-        inputs.trend = (
-            f"错误数比前 {report.trend['baseline_days']} 天平均{'增加' if change >= 0 else '减少'}"
-            f" {abs(change):.0f}%"
-            if zh
-            else f"errors {change:+.0f}% against the previous {report.trend['baseline_days']} days"
-        )
+    change, days = report.trend.get("errors_change_pct"), report.trend.get("baseline_days")
+    if change is not None and days:
+        # One day is no average; a change that rounds to 0% is none ("+0%", "增加 0%").
+        past = f"前 {days} 天" + ("平均" if days > 1 else "")
+        if not zh:
+            past = f"the previous {days} days" if days > 1 else "the previous day"
+        if round(change) == 0:
+            inputs.trend = f"错误数与{past}持平" if zh else f"errors level with {past}"
+        else:
+            more = "增加" if change > 0 else "减少"
+            inputs.trend = (
+                f"错误数比{past}{more} {abs(change):.0f}%"
+                if zh
+                else f"errors {change:+.0f}% against {past}"
+            )
 
 
 async def analyze_logs(

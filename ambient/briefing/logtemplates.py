@@ -109,6 +109,36 @@ _SIGNED_VALUE = re.compile(rf"(?<![^\s(\[{{=:,])[<>~≤≥]=?(?={re.escape(WILDC
 _VALUE_AND_UNIT = re.compile(rf"{re.escape(WILDCARD)} (?:{_UNITS})(?=[\s,;:.)\]}}]|$)")
 _VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCARD)})?\)")
 
+# A secret written into a log line is no template word and no example text: the report is
+# spoken, pushed and opened by share link. Its value follows a key that names one, in the
+# same word ("password=x", "client_secret:x", "?access_token=x") or in the next words
+# ("db_password: x", "Authorization: Bearer x").
+_SECRET_KEY = (
+    r"(?:passw(?:or)?d|pwd|secret(?:[_\-]?key)?|token|api[_\-]?key|private[_\-]?key"
+    r"|authorization|cookie|密码|口令|令牌|密钥)"
+)
+_SECRET = re.compile(
+    rf"(?i)((?:{_SECRET_KEY}[\"']?[ \t]*[=:：][ \t]*|\bbearer[ \t]+)"
+    r"(?:(?:bearer|basic|digest)[ \t]+)?)"
+    r"(?:\"[^\"]*\"|'[^']*'|[^\s&;,\"'<>)\]}]+)"
+)
+# What a word holding a secret holds, lower-cased: a cheap test before `_SECRET`.
+_SECRET_HINT = re.compile(
+    "passw|pwd|secret|token|api.?key|private.?key|authorization|cookie|密码|口令|令牌|密钥"
+)
+# A word after which the next one is the secret ("password:", "Bearer").
+_SECRET_LEAD = re.compile(rf"(?i)(?:{_SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
+_AUTH_SCHEME = re.compile(r"(?i)bearer|basic|digest")
+# A URL's query, which carries a webhook's key or a signature under any name.
+_URL_QUERY = re.compile(r"(://[^\s?#\"'<>]*)\?[^\s\"'<>]*")
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the value of every secret in it (see `_SECRET`), and every URL's query,
+    replaced by `<*>`."""
+    return _SECRET.sub(rf"\1{WILDCARD}", _URL_QUERY.sub(rf"\1?{WILDCARD}", text))
+
+
 # Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of
 # few-valued wildcards add around Drain is what makes one configuration fit every source.
 DRAIN_DEPTH = 4
@@ -126,20 +156,37 @@ class Masker:
 
     def __init__(self) -> None:
         self._words: dict[str, str] = {}
+        self._leads: set[str] = set()  # words seen that a secret follows ("password:")
 
     def __call__(self, message: str) -> str:
         if "'" in message or '"' in message or "“" in message or "「" in message or "‘" in message:
             message = _QUOTED.sub(_QUOTED_AS, message)
         known = self._words.get
-        return " ".join([known(word) or self._new_word(word) for word in message.split()])
+        words = message.split()
+        masked = [known(word) or self._new_word(word) for word in words]
+        if self._leads and not self._leads.isdisjoint(words):
+            hide = False
+            for index, word in enumerate(words):
+                if hide and _AUTH_SCHEME.fullmatch(word) is None:
+                    masked[index], hide = WILDCARD, False
+                else:
+                    hide = hide or word in self._leads
+        return " ".join(masked)
 
     def _new_word(self, word: str) -> str:
         if _PLAIN_NUMERIC.fullmatch(word) is not None:
             return WILDCARD  # the common case, decided by one linear match
         if _NAME_WITH_DIGIT.fullmatch(word) is not None:
             return self._remember(word, word)
+        if ("=" in word or ":" in word or "：" in word) and _SECRET_HINT.search(word.lower()):
+            masked = self._scan(word)
+            hidden = hide_secrets(masked)
+            if hidden != masked:
+                return hidden  # not remembered: the secret's value varies
         if _DIGIT.search(word) is not None:
             return self._variable(word)  # not remembered: mostly unique values
+        if _SECRET_LEAD.search(word) is not None:
+            self._leads.add(word)
         return self._remember(word, self._scan(word))
 
     def _remember(self, word: str, masked: str) -> str:

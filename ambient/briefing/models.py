@@ -72,7 +72,9 @@ class BriefingInputs(BaseModel):
     # When the briefing is first spoken (HH:MM, the greeting window's start): its greeting.
     window_start: str = "06:00"
     logs_configured: bool = Field(default=True, description="a log source was set up to read")
+    log_filter: str | None = Field(default=None, description="the CLS filter lines matched, not *")
     log_lines: int = 0
+    logs_capped: bool = Field(default=False, description="only the newest log lines were read")
     errors: int = 0
     warnings: int = 0
     trend: str | None = None

@@ -129,7 +129,9 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     Every number the briefing may say is stated here: the faithfulness check holds it to this."""
     firing = still_open(inputs.alarms)
     facts = (
-        f"Date: {inputs.date}. Log lines: {inputs.log_lines}, errors: {inputs.errors}, "
+        f"Date: {inputs.date}. Log lines"
+        + (f" matching {inputs.log_filter}" if inputs.log_filter else "")
+        + f": {inputs.log_lines}, errors: {inputs.errors}, "
         f"warnings: {inputs.warnings}. Trend: {inputs.trend or 'no baseline yet'}. "
         f"Alarm history available: {'yes' if inputs.alarms_configured else 'no'}"
         + (
@@ -231,8 +233,12 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         happened.append(
             f"日志 {inputs.log_lines} 行，错误 {inputs.errors}，警告 {inputs.warnings}"
             if zh
-            else f"{inputs.log_lines} log lines, {inputs.errors} errors, {inputs.warnings} warnings"
+            else f"{_many(inputs.log_lines, 'log line', 'log lines')}, "
+            f"{_many(inputs.errors, 'error', 'errors')}, "
+            f"{_many(inputs.warnings, 'warning', 'warnings')}"
         )
+        if inputs.logs_capped:
+            happened.append(_capped(inputs.log_lines)[0 if zh else 1].strip())
     if inputs.trend:
         happened.append(inputs.trend)
     happened += [f"{t.level} ×{t.count}: {_short(t.template)}" for t in errors[:3]]
@@ -253,6 +259,12 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             headline = "昨天的日志没能读取" if zh else "Yesterday's logs could not be read"
         elif not inputs.logs_configured:
             headline = "没有配置日志源" if zh else "No log source is set up"
+        elif inputs.log_filter:  # lines there were, none that matched
+            headline = (
+                f"昨天没有符合 {inputs.log_filter} 的日志"
+                if zh
+                else f"No log lines matched {inputs.log_filter} yesterday"
+            )
         else:
             headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
         if people:
@@ -262,12 +274,18 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
                 else f"; {_many(people, 'problem needs', 'problems need')} a person"
             )
     elif people or firing or errors or inputs.errors:
+        opened = ""
+        if inputs.alarms_configured:  # open alarms are counted only when their history was read
+            count = len(firing)
+            opened = (
+                f"、{count} 条未恢复告警"
+                if zh
+                else f", {_many(count, 'open alarm', 'open alarms')}"
+            )
         headline = (
-            f"昨天有 {inputs.errors} 个错误、{len(firing)} 条未恢复告警，"
-            f"{people} 个问题需要人工处理"
+            f"昨天有 {inputs.errors} 个错误{opened}，{people} 个问题需要人工处理"
             if zh
-            else f"Yesterday: {_many(inputs.errors, 'error', 'errors')}, "
-            f"{_many(len(firing), 'open alarm', 'open alarms')}, "
+            else f"Yesterday: {_many(inputs.errors, 'error', 'errors')}{opened}, "
             f"{_many(people, 'problem needs', 'problems need')} a person"
         )
     elif inputs.anomalies:
@@ -307,11 +325,14 @@ def _spoken(
     hello = greeting(inputs)
     say(f"{hello}，这是昨天的简报。", f"{hello}, here is yesterday's briefing. ")
     say(headline + "。", headline + ". ")
+    if inputs.logs_capped:
+        say(*_capped(inputs.log_lines))
     if errors:
         top = errors[0]
         say(
             f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。",
-            f"The most frequent error was {_short(top.template, 60)}, {top.count} times. ",
+            f"The most frequent error was {_short(top.template, 60)}, "
+            f"{_many(top.count, 'time', 'times')}. ",
         )
     if inputs.trend:
         say(inputs.trend + "。", inputs.trend + ". ")
@@ -355,6 +376,15 @@ def _spoken(
             say(*_FAILED_SAID[note.source])
     say("详细报告已放在简报页面。", "The full report is on the briefing page.")
     return "".join(parts).strip()
+
+
+def _capped(lines: int) -> tuple[str, str]:
+    """The log counts are of the newest lines only (Chinese, English)."""
+    return (
+        f"只读取了当天最新的 {lines} 行日志（日志源的上限），以上数字只算这些。",
+        f"Only the day's newest {lines} log lines were read (the source's limit); "
+        "the counts are of those. ",
+    )
 
 
 def _many(count: int, one: str, more: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
@@ -72,3 +74,40 @@ async def _push_given_up(stack: Stack, user: str):  # type: ignore[no-untyped-de
 async def _pushed_row(service, user, date):  # type: ignore[no-untyped-def]
     view = await service.get_briefing(user, date)
     return view if view.pushed_at is not None else None
+
+
+async def test_a_push_the_database_did_not_record_is_shown_and_the_next_day_still_runs(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody greeted; at the window's end the push went out but its row could not be
+    written (the database away past the retries): the workflow failed, and the daily
+    briefing was gone from then on (no next day, "no daily briefing" at every door)."""
+    from ambient.storage.briefings import BriefingRepository
+
+    await make_user(deps.db, "ezra")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("ezra", config)
+        handle = ts_env.client.get_workflow_handle("daily-briefing/ezra")
+        first_run = (await handle.describe()).run_id
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingRepository, "mark_pushed", _refuse)
+            await stack.skip_to(day.window_end + timedelta(minutes=1))
+            status = await _push_given_up(stack, "ezra")
+        later = await eventually(lambda: _next_day(stack, "ezra", day.date), "the next day")
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/ezra", run_id=first_run),
+            "daily_briefing_push_not_recorded",
+        )
+    assert status.push_error == f"{day.date}: database away"
+    assert later.push_error == f"{day.date}: database away"
+
+
+async def _refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+    raise ApplicationError("database away", non_retryable=True)
+
+
+async def _next_day(stack: Stack, user: str, date: str):  # type: ignore[no-untyped-def]
+    status = await stack.service.status(user)
+    return status if status.day is not None and status.day.date > date else None

@@ -48,6 +48,18 @@ def test_a_cls_source_whose_query_is_an_sql_analysis_is_refused_by_name(query: s
     assert kept.log_source is not None
 
 
+@pytest.mark.parametrize("region", ["guangzhou", "ap guangzhou", "广州"])
+def test_a_cls_source_whose_region_is_no_region_name_is_refused_by_name(region: str) -> None:
+    """Accepted, it failed the log read every morning ("region must be ...")."""
+    source = {"type": "cls", "topic_id": "0a1b2c3d-0000-4000-8000-000000000001"}
+    with pytest.raises(InvalidBriefingError) as refused:
+        parse_config({"log_source": {**source, "region": region}})
+    assert refused.value.field == "log_source.cls.region"
+    assert "ap-guangzhou" in str(refused.value)
+    kept = parse_config({"log_source": {**source, "region": "ap-shanghai"}})
+    assert kept.log_source is not None
+
+
 @pytest.mark.parametrize("limit", ["0", "-1", "100000000000000000000"])
 def test_listing_a_number_of_briefings_out_of_range_is_refused_by_name(
     settings: Settings, limit: str

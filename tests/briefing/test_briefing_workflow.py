@@ -1246,6 +1246,76 @@ def test_one_anomaly_or_one_news_item_is_said_in_the_singular() -> None:
     assert "1 news item, for example: Release 3.2 is out. " in spoken, spoken
 
 
+@pytest.mark.parametrize(
+    ("language", "alarms", "headline"),
+    [
+        ("en", ALARMS_NOT_CONFIGURED, "Yesterday: 2 errors, 0 problems need a person"),
+        ("en", "AuthFailure: keys refused", "Yesterday: 2 errors, 0 problems need a person"),
+        ("zh", ALARMS_NOT_CONFIGURED, "昨天有 2 个错误，0 个问题需要人工处理"),
+    ],
+)
+def test_a_briefing_whose_alarms_were_not_read_says_no_open_alarm_count(
+    language: Language, alarms: str, headline: str
+) -> None:
+    """Without Tencent Cloud, or with its alarm history refused, the headline said "0 open
+    alarms" (0 条未恢复告警), then that there is no alarm history: a count never read."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language=language,
+        log_lines=3,
+        errors=2,
+        notes=[SourceNote(source="alarms", ok=False, detail=alarms)],
+    )
+    draft = offline_draft(inputs)
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+    # Read, and none open: that is said.
+    read = inputs.model_copy(update={"alarms_configured": True, "notes": []})
+    assert ("0 open alarms" if language == "en" else "0 条未恢复告警") in offline_draft(
+        read
+    ).headline
+
+
+def test_one_line_one_error_and_an_error_seen_once_are_said_in_the_singular() -> None:
+    """The offline English briefing said "The most frequent error was disk full, 1 times" and
+    listed "1 log lines, 1 errors, 0 warnings"."""
+    from ambient.briefing.logreport import TemplateStat
+
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language="en",
+        log_lines=1,
+        errors=1,
+        top_templates=[
+            TemplateStat(template_id="t1", template="disk full", level="ERROR", count=1, example="")
+        ],
+    )
+    draft = offline_draft(inputs)
+    assert "The most frequent error was disk full, 1 time. " in draft.spoken_text, draft.spoken_text
+    assert draft.what_happened[0] == "1 log line, 1 error, 0 warnings"
+
+
+@pytest.mark.parametrize(
+    ("language", "headline"),
+    [
+        ("en", "No log lines matched level:ERROR yesterday"),
+        ("zh", "昨天没有符合 level:ERROR 的日志"),
+    ],
+)
+def test_a_filtered_source_with_no_match_is_not_said_to_have_no_logs(
+    language: Language, headline: str
+) -> None:
+    """A CLS source filtered to its errors (to stay under the paging limit), on a day without
+    one, was briefed "No logs were recorded yesterday" (昨天没有日志记录): logging sounded down."""
+    from ambient.briefing.writer import llm_prompt
+
+    inputs = BriefingInputs(date="2026-11-22", language=language, log_filter="level:ERROR")
+    draft = offline_draft(inputs)
+    assert draft.headline == headline
+    assert headline in draft.spoken_text
+    assert "Log lines matching level:ERROR: 0" in llm_prompt(inputs)
+
+
 def test_a_chinese_briefing_says_each_source_once_and_in_chinese() -> None:
     """Without Tencent Cloud the spoken briefing said "腾讯云未配置，没有告警记录。注意：alarms
     读取失败。": the alarms a second time, as a failure, by the English name of the source."""

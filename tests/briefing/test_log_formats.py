@@ -265,3 +265,39 @@ async def test_an_uncaught_crash_without_a_time_is_a_critical_event_of_the_day(
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 7 lines read, 1 unreadable")
     assert "ConnectionError: the ledger is down" in report and "panic: runtime error" in report
+
+
+async def test_a_new_log_source_is_not_compared_with_the_days_of_the_one_it_replaced(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Moved to another log source (a config changed, or the briefing created again), the
+    first week's briefings called every error of the new source new and said its error
+    trend against the old source's days."""
+    acts = BriefingActivities(
+        db, LLMClient(settings), TencentCloud(None, region="ap-guangzhou"), settings
+    )
+    line = "2026-11-{:02d}T10:0{}:00+08:00 ERROR {}\n"
+
+    async def briefed(day: int, name: str, message: str) -> str:
+        path = tmp_path / name
+        path.write_text(line.format(day - 1, 0, message) + line.format(day - 1, 1, message))
+        config = BriefingConfig(log_source={"type": "file", "path": str(path)})  # type: ignore[arg-type]
+        the_day = DAY.replace(day=day)
+        request = PrepareRequest(
+            user="alice",
+            task_id="daily-briefing/alice",
+            config=config,
+            day=plan_for(the_day, config),
+        )
+        await ActivityEnvironment().run(acts.prepare_briefing, request)
+        async with db.session() as session:
+            row = await BriefingRepository(session).get("alice", the_day.isoformat())
+        assert row is not None
+        return row.report_markdown
+
+    await briefed(22, "old.log", "payment refused")
+    moved = await briefed(23, "new.log", "disk full")
+    assert "(new)" not in moved and "新出现的错误" not in moved and "前 1 天" not in moved, moved
+    # The new source's own days are its baseline from then on.
+    again = await briefed(24, "new.log", "disk full")
+    assert "前 1 天" in again, again

@@ -10,7 +10,10 @@ from tencentcloud.common.credential import Credential
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.logreport import LogReducer
-from ambient.briefing.logs import LogFileError, read_log_source
+from ambient.briefing.logreport_markdown import render_markdown
+from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
+from ambient.briefing.models import BriefingInputs
+from ambient.briefing.writer import offline_draft
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
@@ -82,3 +85,45 @@ async def test_a_cls_record_at_midnight_belongs_to_one_day_only() -> None:
             reducers.append((read, reducer.report().total))
     # The record at 00:00:00.000 is the second day's: [start, end), whatever To includes.
     assert reducers == [("1 lines read", 1), ("2 lines read", 2)]
+
+
+async def test_a_cls_day_past_the_paging_limit_is_said_to_be_its_newest_lines_only() -> None:
+    """CLS pages a search up to 10,000 logs, newest first: a day of more was briefed as
+    "10000 log lines, N errors", as if that were the whole day (only the sources said it)."""
+    api = TencentApi()
+    first = int(START.timestamp() * 1000)
+    api.logs = [
+        {"time": first + i * 1000, "json": {"level": "ERROR", "message": f"disk {i} full"}}
+        for i in range(10_050)
+    ]
+    reducer = LogReducer()
+    async with serve(api.app()) as base:
+        cloud = TencentCloud(
+            Credential(SECRET_ID, SECRET_KEY),
+            region="ap-guangzhou",
+            endpoint=base.removeprefix("http://"),
+            protocol="http",
+            timeout=5,
+        )
+        read = await read_log_source(
+            ClsLogSpec(topic_id="topic-1"),
+            START,
+            END,
+            reducer,
+            log_dir=None,
+            admin=False,
+            tencent=cloud,
+        )
+    assert "capped at 10000" in read
+    report = reducer.report(start=START, end=END)
+    assert report.capped and report.total == 10_000
+    assert "only the newest 10,000 lines" in render_markdown(report)
+    for language, said in (
+        ("en", "Only the day's newest 10000 log lines were read"),
+        ("zh", "只读取了当天最新的 10000 行日志"),
+    ):
+        inputs = BriefingInputs(date="2026-11-23", language=language)
+        fill_from_report(inputs, report)
+        draft = offline_draft(inputs)
+        assert said in draft.spoken_text, draft.spoken_text
+        assert any(said in line for line in draft.what_happened), draft.what_happened

@@ -445,3 +445,66 @@ def test_a_chinese_briefings_anomalies_are_said_in_chinese() -> None:
     assert said["比平时多（错误）disk full on <*>"] == (
         "比平时多（错误）disk full on <*>：60 行，前 5 天平均每天 10 行"
     ), inputs.anomalies
+
+
+def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
+    # The report is spoken, pushed and opened by share link: a password or token in a line,
+    # the same all day (so no wildcard takes its place), must not be in it.
+    secrets = ["hunter", "SuperSecretToken", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.abc"]
+    secrets += ["abcdefghijklmnop", "opensesame", "letmein", "zhimakaimen", "693a91f6"]
+    messages = [
+        "login to db failed password=hunter user=bob",
+        f"upstream call failed Authorization: Bearer {secrets[2]}",
+        "calling https://api.example.com/v1/send?access_token=SuperSecretToken failed",
+        "key rotated secret_key=abcdefghijklmnop",
+        "db_password: opensesame refused",
+        '{"event": "login", "password":"letmein"}',
+        "登录失败，密码：zhimakaimen 用户 bob",
+        "robot https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-0000 answered 93000",
+    ]
+    report = reduce_logs(
+        record(DAY + timedelta(minutes=i), "ERROR", m) for i in range(20) for m in messages
+    )
+    said = report.model_dump_json() + render_markdown(report)
+    assert [s for s in secrets if s in said] == []
+    templates = {t.template for t in report.templates}
+    assert "login to db failed password=<*> user=bob" in templates
+    assert "upstream call failed Authorization: Bearer <*>" in templates
+    assert "db_password: <*> refused" in templates
+    assert "calling <*> failed" in templates
+    assert "登录失败，密码：<*>用户 bob" in templates
+    examples = {t.example for t in report.templates}
+    assert "login to db failed password=<*> user=bob" in examples
+
+
+@pytest.mark.parametrize(
+    ("days", "change", "english", "chinese"),
+    [
+        (1, 0.3, "errors level with the previous day", "错误数与前 1 天持平"),
+        (7, -0.4, "errors level with the previous 7 days", "错误数与前 7 天平均持平"),
+        (1, 50.0, "errors +50% against the previous day", "错误数比前 1 天增加 50%"),
+        (7, -25.0, "errors -25% against the previous 7 days", "错误数比前 7 天平均减少 25%"),
+    ],
+)
+def test_the_error_trend_is_said_right_for_one_day_and_for_no_change(
+    days: int, change: float, english: str, chinese: str
+) -> None:
+    """It was said "errors +0% against the previous 1 days", "-0%", "错误数比前 1 天平均增加 0%"."""
+    from ambient.briefing.logs import fill_from_report
+    from ambient.briefing.models import BriefingInputs
+
+    report = LogReport(total=10, trend={"baseline_days": days, "errors_change_pct": change})
+    for language, said in (("en", english), ("zh", chinese)):
+        inputs = BriefingInputs(date="2026-11-21", language=language)  # type: ignore[arg-type]
+        fill_from_report(inputs, report)
+        assert inputs.trend == said
+
+
+def test_a_new_error_seen_once_after_one_baseline_day_is_said_in_the_singular() -> None:
+    """The English briefing spoke "new_error [ERROR] certificate expired: 1 lines; not seen
+    in the previous 1 days"."""
+    baseline = update_baseline(None, reduce_logs(_day(-1, 3)))
+    today = [*_day(0, 3), record(DAY + timedelta(hours=5), "ERROR", "certificate expired")]
+    report = reduce_logs(today, baseline=baseline)
+    (new,) = [a for a in report.anomalies if a.kind == "new_error"]
+    assert new.detail == "1 line; not seen in the previous day"
