@@ -297,6 +297,21 @@ class WebMonitorConfig(_TaskBase):
         f"at most {MAX_PATTERNS}",
     )
 
+    @field_validator("urls")
+    @classmethod
+    def _each_page_once(cls, urls: list[HttpUrl], info: ValidationInfo) -> list[HttpUrl]:
+        # A page listed twice (as URLs read: "https://EXAMPLE.com" is "https://example.com/")
+        # was checked twice at every check: its failures counted twice, a change told twice.
+        first: dict[str, int] = {}
+        for index, url in enumerate(urls):
+            if str(url) in first and not reading_stored(info):
+                raise ValueError(
+                    f"{str(url)!r} is listed twice (urls[{first[str(url)]}] and urls[{index}]); "
+                    "list each page once"
+                )
+            first.setdefault(str(url), index)
+        return [urls[index] for index in first.values()]
+
     @model_validator(mode="after")
     def _selectors_of_watched_urls(self, info: ValidationInfo) -> WebMonitorConfig:
         # A selector keyed by a URL that is not watched would never be used.

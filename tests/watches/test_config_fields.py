@@ -110,6 +110,24 @@ def test_a_stored_monitor_drops_the_selector_it_never_used() -> None:
     assert run.config.selectors == {}
 
 
+def test_a_page_listed_twice_is_refused_by_name() -> None:
+    # The same page written twice (URLs read as one) was checked twice at every check: its
+    # failures counted twice, a change of it stored and notified twice.
+    errors = refused(
+        WebMonitorConfig, {"urls": ["https://example.com/news", "https://EXAMPLE.com:443/news"]}
+    )
+    assert errors[0][0] == "urls"
+    assert "'https://example.com/news' is listed twice (urls[0] and urls[1])" in errors[0][1]
+
+
+def test_a_stored_monitor_checks_a_page_listed_twice_once() -> None:
+    urls = ["https://example.com/", "https://example.org/", "https://example.com"]
+    run = decoded(
+        WebMonitorInput, {"user": "alice", "task": "web-monitor/alice/t", "config": {"urls": urls}}
+    )
+    assert [str(url) for url in run.config.urls] == urls[:2]
+
+
 # --- threshold or conditions --------------------------------------------------------------
 
 
