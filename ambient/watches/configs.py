@@ -10,6 +10,8 @@ Configs accept the original task configs as they are (``check_interval_minutes``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -328,3 +330,9 @@ class WebMonitorConfig(_TaskBase):
 
     def selector_for(self, url: str) -> str | None:
         return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
+
+    def reading(self, url: str) -> str:
+        """The rules that make ``url``'s text of its page (its selector, the ignore patterns),
+        as a digest: a text made by other ones is not comparable with this one's."""
+        rules = json.dumps([self.selector_for(url), self.ignore_patterns])
+        return hashlib.sha256(rules.encode()).hexdigest()[:16]
