@@ -27,7 +27,9 @@ from pydantic import (
     HttpUrl,
     Strict,
     StringConstraints,
+    TypeAdapter,
     UrlConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -58,12 +60,21 @@ def _host_as_written(value: Any) -> Any:
     return value
 
 
+def _as_read(url: str) -> str:
+    """A URL as ``WebUrl`` reads it; not one: as it is."""
+    try:
+        return str(_URLS.validate_python(url))
+    except ValidationError:
+        return url
+
+
 # http(s) with a host, at most 2,048 characters (HttpUrl refuses file:, gopher:, javascript:).
 WebUrl = Annotated[
     HttpUrl,
     UrlConstraints(max_length=2048, allowed_schemes=["http", "https"]),
     BeforeValidator(_host_as_written),
 ]
+_URLS: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -298,6 +309,13 @@ class WebMonitorConfig(_TaskBase):
         description="regular expressions (RE2 syntax) removed before comparing, "
         f"at most {MAX_PATTERNS}",
     )
+
+    @field_validator("selectors")
+    @classmethod
+    def _keyed_as_urls_are_read(cls, selectors: dict[str, str]) -> dict[str, str]:
+        # urls are read as URLs ("https://Example.com/新闻" is "https://example.com/%E6..."):
+        # a key written as in urls is read the same way, or it finds no page.
+        return {_as_read(key): selector for key, selector in selectors.items()}
 
     @field_validator("urls")
     @classmethod

@@ -98,6 +98,17 @@ def test_a_selector_for_a_url_that_is_not_watched_is_refused_by_name() -> None:
     assert kept.selector_for("https://example.com/") == "main"
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/新闻", "https://News.Example.com/a", "https://example.com/s?q=数据库"],
+)
+def test_a_selector_keyed_by_its_url_as_written_is_used(url: str) -> None:
+    # urls are read as URLs (percent-encoded, host in lower case): the key, written as in
+    # urls, was refused as "not one of the watched urls".
+    config = WebMonitorConfig.model_validate({"urls": [url], "selectors": {url: "#news"}})
+    assert config.selector_for(str(config.urls[0])) == "#news"
+
+
 def test_a_stored_monitor_drops_the_selector_it_never_used() -> None:
     run = decoded(
         WebMonitorInput,
