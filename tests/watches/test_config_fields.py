@@ -215,6 +215,21 @@ def test_a_tke_metric_period_its_api_does_not_serve_is_refused_by_name() -> None
     assert stored.source is not None and stored.source.period == 10  # type: ignore[union-attr]
 
 
+def test_a_cloud_monitor_metric_without_dimensions_is_refused_by_name() -> None:
+    # Cloud Monitor reads are refused without the instance's dimensions: such a watch was
+    # created and failed every check ("InvalidParameterValue.Dimensions ...").
+    source = {"type": "tencent_monitor", "namespace": "QCE/CVM", "metric": "CPUUsage"}
+    errors = refused(ThresholdWatchConfig, {"source": source, "threshold": 90})
+    assert [loc for loc, _ in errors] == ["source"]
+    assert "dimensions: QCE/CVM/CPUUsage is read for one instance" in errors[0][1]
+    given = source | {"dimensions": {"InstanceId": "ins-1"}}
+    assert ThresholdWatchConfig.model_validate({"source": given, "threshold": 90})
+    stored = ThresholdWatchConfig.model_validate(
+        {"source": source, "threshold": 90}, context=STORED
+    )
+    assert stored.source is not None and stored.source.dimensions == {}  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("region", ["shanghai", "Guangzhou", "ap_guangzhou", "ap-guangzhou "])
 def test_a_metric_region_not_written_as_a_region_name_is_refused_by_name(region: str) -> None:
     """The region is sent as X-TC-Region, where anything else fails every check, and a breach
