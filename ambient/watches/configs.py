@@ -75,6 +75,25 @@ WebUrl = Annotated[
     BeforeValidator(_host_as_written),
 ]
 _URLS: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def listed_once(urls: list[Any], info: ValidationInfo) -> list[Any]:
+    """Each page once, as URLs are read ("https://EXAMPLE.com" is "https://example.com/"): a
+    page listed twice was checked twice (a monitor's failures counted twice); a stored list
+    as it ran."""
+    first: dict[str, int] = {}
+    for index, url in enumerate(urls):
+        if str(url) in first and not reading_stored(info):
+            name, before = info.field_name, first[str(url)]
+            raise ValueError(
+                f"{str(url)!r} is listed twice ({name}[{before}] and {name}[{index}]); "
+                "list each page once"
+            )
+        first.setdefault(str(url), index)
+    return urls
+
+
+PageUrls = Annotated[list[WebUrl], AfterValidator(listed_once)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -287,7 +306,7 @@ class _TaskBase(UserConfig):
 class WebMonitorConfig(_TaskBase):
     """Watch pages for changes and keyword hits."""
 
-    urls: list[WebUrl] = Field(
+    urls: PageUrls = Field(
         min_length=1,
         max_length=MAX_URLS,
         description=f"pages to watch: http(s) URLs with a host, 1-{MAX_URLS}",
@@ -319,18 +338,9 @@ class WebMonitorConfig(_TaskBase):
 
     @field_validator("urls")
     @classmethod
-    def _each_page_once(cls, urls: list[HttpUrl], info: ValidationInfo) -> list[HttpUrl]:
-        # A page listed twice (as URLs read: "https://EXAMPLE.com" is "https://example.com/")
-        # was checked twice at every check: its failures counted twice, a change told twice.
-        first: dict[str, int] = {}
-        for index, url in enumerate(urls):
-            if str(url) in first and not reading_stored(info):
-                raise ValueError(
-                    f"{str(url)!r} is listed twice (urls[{first[str(url)]}] and urls[{index}]); "
-                    "list each page once"
-                )
-            first.setdefault(str(url), index)
-        return [urls[index] for index in first.values()]
+    def _checked_once(cls, urls: list[HttpUrl]) -> list[HttpUrl]:
+        # A monitor stored with a page twice (``listed_once``) checks it once.
+        return list({str(url): url for url in urls}.values())
 
     @model_validator(mode="after")
     def _selectors_of_watched_urls(self, info: ValidationInfo) -> WebMonitorConfig:

@@ -131,6 +131,23 @@ def test_a_page_listed_twice_is_refused_by_name() -> None:
     assert "'https://example.com/news' is listed twice (urls[0] and urls[1])" in errors[0][1]
 
 
+@pytest.mark.parametrize("model", [ReminderConfig, NewsDigestConfig])
+def test_a_digest_page_listed_twice_is_refused_by_name(model: type[BaseModel]) -> None:
+    # Each listed page is a check of each run: the page twice in the digest.
+    pages = ["https://example.com/news", "https://example.com/a", "HTTPS://example.com/news"]
+    errors = refused(model, {"news_urls": pages})
+    assert errors[0][0] == "news_urls"
+    assert "is listed twice (news_urls[0] and news_urls[2])" in errors[0][1]
+    run = ReminderRun.model_validate(
+        {
+            "user": "alice",
+            "task": "reminder/alice/d",
+            "config": {"news_urls": pages, "action": "news_digest"},
+        }
+    )
+    assert len(run.config.news_urls) == 3  # a stored digest runs as it was recorded
+
+
 def test_a_stored_monitor_checks_a_page_listed_twice_once() -> None:
     urls = ["https://example.com/", "https://example.org/", "https://example.com"]
     run = decoded(
