@@ -331,10 +331,18 @@ class WebMonitorConfig(_TaskBase):
 
     @field_validator("selectors")
     @classmethod
-    def _keyed_as_urls_are_read(cls, selectors: dict[str, str]) -> dict[str, str]:
+    def _keyed_as_urls_are_read(
+        cls, selectors: dict[str, str], info: ValidationInfo
+    ) -> dict[str, str]:
         # urls are read as URLs ("https://Example.com/新闻" is "https://example.com/%E6..."):
         # a key written as in urls is read the same way, or it finds no page.
-        return {_as_read(key): selector for key, selector in selectors.items()}
+        read: dict[str, str] = {}
+        for key, selector in selectors.items():
+            url = _as_read(key)
+            if read.setdefault(url, selector) != selector and not reading_stored(info):
+                raise ValueError(f"{url!r} is one page with two selectors; give it one")
+            read[url] = selector
+        return read
 
     @field_validator("urls")
     @classmethod

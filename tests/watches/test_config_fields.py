@@ -109,6 +109,16 @@ def test_a_selector_keyed_by_its_url_as_written_is_used(url: str) -> None:
     assert config.selector_for(str(config.urls[0])) == "#news"
 
 
+def test_two_selectors_for_one_page_are_refused_by_name() -> None:
+    # Keys are read as URLs: two keys of one page must not leave one selector unused.
+    selectors = {"https://Example.com/a": "#x", "https://example.com/a": "#y"}
+    errors = refused(WebMonitorConfig, {"urls": ["https://example.com/a"], "selectors": selectors})
+    assert errors[0][0] == "selectors"
+    assert "'https://example.com/a' is one page with two selectors" in errors[0][1]
+    same = {"https://Example.com/a": "#x", "https://example.com/a": "#x"}
+    assert WebMonitorConfig.model_validate({"urls": ["https://example.com/a"], "selectors": same})
+
+
 def test_a_stored_monitor_drops_the_selector_it_never_used() -> None:
     run = decoded(
         WebMonitorInput,
