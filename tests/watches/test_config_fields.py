@@ -158,6 +158,24 @@ def test_a_digest_page_listed_twice_is_refused_by_name(model: type[BaseModel]) -
     assert len(run.config.news_urls) == 3  # a stored digest runs as it was recorded
 
 
+@pytest.mark.parametrize("model", [ReminderConfig, NewsDigestConfig])
+def test_a_digest_category_is_checked_as_the_keyword_it_is(model: type[BaseModel]) -> None:
+    # A digest's categories are the keywords of its pages' checks: "re:[" failed every check
+    # of every page, and " " made every new line a hit.
+    pages = {"news_urls": ["https://example.com/news"]}
+    errors = refused(model, pages | {"categories": ["re:[", " ", "数据库"]})
+    assert [loc for loc, _ in errors] == ["categories.0", "categories.1"]
+    assert "'[' is not a valid regular expression" in errors[0][1]
+    run = ReminderRun.model_validate(
+        {
+            "user": "alice",
+            "task": "reminder/alice/d",
+            "config": pages | {"action": "news_digest", "categories": ["re:[", " "]},
+        }
+    )
+    assert run.config.categories == ["re:[", " "]  # a stored digest reads as it ran
+
+
 def test_a_stored_monitor_checks_a_page_listed_twice_once() -> None:
     urls = ["https://example.com/", "https://example.org/", "https://example.com"]
     run = decoded(
