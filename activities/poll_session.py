@@ -75,6 +75,7 @@ class PollSession:
         # carries the first check, not an empty start.
         self.last_beat = time.monotonic()
         self.beat_seq = -1  # the event number the last heartbeat carried
+        self.readings: dict[str, str] = {}  # each page's reading rules (config.reading)
 
     def asked_by(self, request: EndRequest) -> bool:
         """Whether an end request is for this poll (no number: any; a process: only there)."""
@@ -282,9 +283,19 @@ class PollSession:
 
     # --- one URL ----------------------------------------------------------------------------
 
+    def reading(self, url: str) -> str:
+        """The page's reading rules in this poll's config (one digest a poll, not a check)."""
+        reading = self.readings.get(url)
+        if reading is None:
+            reading = self.readings[url] = self.request.config.reading(url)
+        return reading
+
     async def check(self, url: str) -> None:
         seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
-        known = seen.hash is not None
+        reading = self.reading(url)
+        # A page read by other rules (an update's selector or ignore patterns) is read anew:
+        # not a 304, not the bytes' last text.
+        known = seen.hash is not None and seen.reading == reading
         now = datetime.now(UTC)
         try:
             fetched = await self.poller.fetcher.fetch(
@@ -319,7 +330,7 @@ class PollSession:
             if new_hash != seen.hash:
                 await self.changed(url, lines, new_hash, fresh, now)
                 return
-            seen.raw_hash, seen.extractor = raw_hash, EXTRACTOR_VERSION
+            seen.raw_hash, seen.extractor, seen.reading = raw_hash, EXTRACTOR_VERSION, reading
         seen.etag, seen.last_modified = fresh["etag"], fresh["last_modified"]
         await self.answered(url, "unchanged", now)
 
@@ -330,13 +341,20 @@ class PollSession:
         request = self.request
         seen = self.urls[url]
         # A hash made by other extraction rules is not comparable: take the text as a new
-        # baseline instead of reporting the rules' difference as a change of the page.
-        comparable = seen.hash is not None and seen.extractor in (EXTRACTOR_VERSION, None)
+        # baseline instead of reporting the rules' difference as a change of the page (a
+        # state from before ``reading`` was kept was read by the rules of its config).
+        reading = self.reading(url)
+        comparable = (
+            seen.hash is not None
+            and seen.extractor in (EXTRACTOR_VERSION, None)
+            and seen.reading in (reading, None)
+        )
         after = seen.model_copy(
             update={
                 **fresh,
                 "hash": new_hash,
                 "extractor": EXTRACTOR_VERSION,
+                "reading": reading,
                 "last_checked_at": now,
                 "last_outcome": "changed" if comparable else "baseline",
             }

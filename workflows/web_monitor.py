@@ -112,6 +112,11 @@ HELD_SENT = "poll-held-sent"
 HELD_AGAIN = timedelta(minutes=1)
 # How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
+# ``pages_checked`` waited for the pages an update added, not for those whose reading rules
+# (selector, ignore patterns) it changed: the answer showed their outcome by the old rules (a
+# selector matching nothing answered "unchanged"). Now a page counts as checked once it was
+# read by its config's rules (``UrlState.reading``; none kept: as before).
+PAGES_READ = "pages-checked-reading"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -445,11 +450,14 @@ class WebMonitorWorkflow(WatchControls):
         # The polls of this run that ended (handed back, failed or were lost): all but one
         # running.
         since = self.polls - self.checking
+        by_rules = workflow.patched(PAGES_READ)
 
         def checked() -> bool:
             urls = self.state.urls
             return all(
-                (seen := urls.get(str(url))) is not None and seen.last_checked_at is not None
+                (seen := urls.get(str(url))) is not None
+                and seen.last_checked_at is not None
+                and (not by_rules or seen.reading in (None, self.config.reading(str(url))))
                 for url in self.config.urls
             )
 

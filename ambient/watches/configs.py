@@ -10,6 +10,8 @@ Configs accept the original task configs as they are (``check_interval_minutes``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -25,7 +27,9 @@ from pydantic import (
     HttpUrl,
     Strict,
     StringConstraints,
+    TypeAdapter,
     UrlConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -56,12 +60,40 @@ def _host_as_written(value: Any) -> Any:
     return value
 
 
+def _as_read(url: str) -> str:
+    """A URL as ``WebUrl`` reads it; not one: as it is."""
+    try:
+        return str(_URLS.validate_python(url))
+    except ValidationError:
+        return url
+
+
 # http(s) with a host, at most 2,048 characters (HttpUrl refuses file:, gopher:, javascript:).
 WebUrl = Annotated[
     HttpUrl,
     UrlConstraints(max_length=2048, allowed_schemes=["http", "https"]),
     BeforeValidator(_host_as_written),
 ]
+_URLS: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def listed_once(urls: list[Any], info: ValidationInfo) -> list[Any]:
+    """Each page once, as URLs are read ("https://EXAMPLE.com" is "https://example.com/"): a
+    page listed twice was checked twice (a monitor's failures counted twice); a stored list
+    as it ran."""
+    first: dict[str, int] = {}
+    for index, url in enumerate(urls):
+        if str(url) in first and not reading_stored(info):
+            name, before = info.field_name, first[str(url)]
+            raise ValueError(
+                f"{str(url)!r} is listed twice ({name}[{before}] and {name}[{index}]); "
+                "list each page once"
+            )
+        first.setdefault(str(url), index)
+    return urls
+
+
+PageUrls = Annotated[list[WebUrl], AfterValidator(listed_once)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -104,11 +136,11 @@ def check_json_path(path: str) -> str:
 
 
 def _check_keyword(value: str, info: ValidationInfo) -> str:
+    if reading_stored(info):
+        return value  # as it ran: a replay matches what the run matched
     if value.startswith("re:"):
         compile_user_regex(value[3:], ignore_case=True)
         return value
-    if reading_stored(info):
-        return value  # as it ran: a replay matches what the run matched
     # Pages are matched with their whitespace collapsed: spaces around a word are no part of
     # it, and " " alone would match every line that has two words.
     if not value.strip():
@@ -274,7 +306,7 @@ class _TaskBase(UserConfig):
 class WebMonitorConfig(_TaskBase):
     """Watch pages for changes and keyword hits."""
 
-    urls: list[WebUrl] = Field(
+    urls: PageUrls = Field(
         min_length=1,
         max_length=MAX_URLS,
         description=f"pages to watch: http(s) URLs with a host, 1-{MAX_URLS}",
@@ -297,6 +329,27 @@ class WebMonitorConfig(_TaskBase):
         f"at most {MAX_PATTERNS}",
     )
 
+    @field_validator("selectors")
+    @classmethod
+    def _keyed_as_urls_are_read(
+        cls, selectors: dict[str, str], info: ValidationInfo
+    ) -> dict[str, str]:
+        # urls are read as URLs ("https://Example.com/新闻" is "https://example.com/%E6..."):
+        # a key written as in urls is read the same way, or it finds no page.
+        read: dict[str, str] = {}
+        for key, selector in selectors.items():
+            url = _as_read(key)
+            if read.setdefault(url, selector) != selector and not reading_stored(info):
+                raise ValueError(f"{url!r} is one page with two selectors; give it one")
+            read[url] = selector
+        return read
+
+    @field_validator("urls")
+    @classmethod
+    def _checked_once(cls, urls: list[HttpUrl]) -> list[HttpUrl]:
+        # A monitor stored with a page twice (``listed_once``) checks it once.
+        return list({str(url): url for url in urls}.values())
+
     @model_validator(mode="after")
     def _selectors_of_watched_urls(self, info: ValidationInfo) -> WebMonitorConfig:
         # A selector keyed by a URL that is not watched would never be used.
@@ -313,3 +366,9 @@ class WebMonitorConfig(_TaskBase):
 
     def selector_for(self, url: str) -> str | None:
         return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
+
+    def reading(self, url: str) -> str:
+        """The rules that make ``url``'s text of its page (its selector, the ignore patterns),
+        as a digest: a text made by other ones is not comparable with this one's."""
+        rules = json.dumps([self.selector_for(url), self.ignore_patterns])
+        return hashlib.sha256(rules.encode()).hexdigest()[:16]

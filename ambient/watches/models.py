@@ -24,9 +24,11 @@ class UrlState(BaseModel):
     last_checked_at: datetime | None = None
     last_change_at: datetime | None = None
     # Polling: a hash of the raw body (an identical body skips text extraction) and the
-    # extraction rules the text hash was made with (a rule change is not a page change).
+    # extraction rules the text hash was made with (a rule change is not a page change): the
+    # extractor's and the page's own (``WebMonitorConfig.reading``).
     raw_hash: str | None = None
     extractor: str | None = None
+    reading: str | None = None
 
 
 class Failure(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from ambient.domain.configs import UserConfig, read_stored, reading_stored
 from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.users import TimeZone
-from ambient.watches.configs import Count, Notification, ShortText, WebUrl
+from ambient.watches.configs import Count, Keyword, Notification, PageUrls
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
@@ -74,11 +74,13 @@ class ReminderConfig(UserConfig):
         default="reminder", description="reminder (send message) or news_digest"
     )
     message: str = Field(default="", max_length=2000, description="the reminder text")
-    news_urls: list[WebUrl] = Field(
+    news_urls: PageUrls = Field(
         default_factory=list, max_length=50, description="news_digest: pages to digest, 1-50"
     )
-    categories: list[ShortText] = Field(
-        default_factory=list, max_length=20, description="news_digest: categories to keep"
+    categories: list[Keyword] = Field(
+        default_factory=list,
+        max_length=20,
+        description="news_digest: categories to keep, keywords as a web monitor's",
     )
     notification: Notification = None
     targets: list[Target] = Field(
@@ -185,13 +187,15 @@ class ReminderConfig(UserConfig):
 class NewsDigestConfig(UserConfig):
     """The original news_digest task: pages to digest daily at an hour."""
 
-    news_urls: list[WebUrl] = Field(
+    news_urls: PageUrls = Field(
         min_length=1, max_length=50, description="pages to digest: http(s) URLs, 1-50"
     )
     hour: Count = Field(default=8, ge=0, le=23, description="hour of the day, 0-23")
     minute: Count = Field(default=0, ge=0, le=59, description="minute, 0-59")
-    categories: list[ShortText] = Field(
-        default_factory=list, max_length=20, description="categories to keep"
+    categories: list[Keyword] = Field(
+        default_factory=list,
+        max_length=20,
+        description="categories to keep, keywords as a web monitor's",
     )
     timezone: TimeZone = Field(
         default="Asia/Shanghai", description="IANA time zone; left out: the user's own"

@@ -161,6 +161,20 @@ class ThresholdWatchConfig(_TaskBase):
         default="notify", description="notify, or request a remediation"
     )
 
+    @field_validator("source")
+    @classmethod
+    def _one_instance(cls, source: Any, info: ValidationInfo) -> Any:
+        # A Cloud Monitor read names the instance (ops.get_metric refuses one without): such a
+        # watch was created and failed every check.
+        if isinstance(source, TencentMonitorSource) and not source.dimensions:
+            if not reading_stored(info):
+                raise ValueError(
+                    f"dimensions: {source.namespace}/{source.metric} is read for one instance; "
+                    'give its dimensions, e.g. {"InstanceId": "ins-123"} (see the product\'s '
+                    "metric documentation)"
+                )
+        return source
+
     @model_validator(mode="before")
     @classmethod
     def _as_it_ran(cls, data: Any, info: ValidationInfo) -> Any:

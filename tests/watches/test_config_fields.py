@@ -98,6 +98,27 @@ def test_a_selector_for_a_url_that_is_not_watched_is_refused_by_name() -> None:
     assert kept.selector_for("https://example.com/") == "main"
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/新闻", "https://News.Example.com/a", "https://example.com/s?q=数据库"],
+)
+def test_a_selector_keyed_by_its_url_as_written_is_used(url: str) -> None:
+    # urls are read as URLs (percent-encoded, host in lower case): the key, written as in
+    # urls, was refused as "not one of the watched urls".
+    config = WebMonitorConfig.model_validate({"urls": [url], "selectors": {url: "#news"}})
+    assert config.selector_for(str(config.urls[0])) == "#news"
+
+
+def test_two_selectors_for_one_page_are_refused_by_name() -> None:
+    # Keys are read as URLs: two keys of one page must not leave one selector unused.
+    selectors = {"https://Example.com/a": "#x", "https://example.com/a": "#y"}
+    errors = refused(WebMonitorConfig, {"urls": ["https://example.com/a"], "selectors": selectors})
+    assert errors[0][0] == "selectors"
+    assert "'https://example.com/a' is one page with two selectors" in errors[0][1]
+    same = {"https://Example.com/a": "#x", "https://example.com/a": "#x"}
+    assert WebMonitorConfig.model_validate({"urls": ["https://example.com/a"], "selectors": same})
+
+
 def test_a_stored_monitor_drops_the_selector_it_never_used() -> None:
     run = decoded(
         WebMonitorInput,
@@ -108,6 +129,59 @@ def test_a_stored_monitor_drops_the_selector_it_never_used() -> None:
         },
     )
     assert run.config.selectors == {}
+
+
+def test_a_page_listed_twice_is_refused_by_name() -> None:
+    # The same page written twice (URLs read as one) was checked twice at every check: its
+    # failures counted twice, a change of it stored and notified twice.
+    errors = refused(
+        WebMonitorConfig, {"urls": ["https://example.com/news", "https://EXAMPLE.com:443/news"]}
+    )
+    assert errors[0][0] == "urls"
+    assert "'https://example.com/news' is listed twice (urls[0] and urls[1])" in errors[0][1]
+
+
+@pytest.mark.parametrize("model", [ReminderConfig, NewsDigestConfig])
+def test_a_digest_page_listed_twice_is_refused_by_name(model: type[BaseModel]) -> None:
+    # Each listed page is a check of each run: the page twice in the digest.
+    pages = ["https://example.com/news", "https://example.com/a", "HTTPS://example.com/news"]
+    errors = refused(model, {"news_urls": pages})
+    assert errors[0][0] == "news_urls"
+    assert "is listed twice (news_urls[0] and news_urls[2])" in errors[0][1]
+    run = ReminderRun.model_validate(
+        {
+            "user": "alice",
+            "task": "reminder/alice/d",
+            "config": {"news_urls": pages, "action": "news_digest"},
+        }
+    )
+    assert len(run.config.news_urls) == 3  # a stored digest runs as it was recorded
+
+
+@pytest.mark.parametrize("model", [ReminderConfig, NewsDigestConfig])
+def test_a_digest_category_is_checked_as_the_keyword_it_is(model: type[BaseModel]) -> None:
+    # A digest's categories are the keywords of its pages' checks: "re:[" failed every check
+    # of every page, and " " made every new line a hit.
+    pages = {"news_urls": ["https://example.com/news"]}
+    errors = refused(model, pages | {"categories": ["re:[", " ", "数据库"]})
+    assert [loc for loc, _ in errors] == ["categories.0", "categories.1"]
+    assert "'[' is not a valid regular expression" in errors[0][1]
+    run = ReminderRun.model_validate(
+        {
+            "user": "alice",
+            "task": "reminder/alice/d",
+            "config": pages | {"action": "news_digest", "categories": ["re:[", " "]},
+        }
+    )
+    assert run.config.categories == ["re:[", " "]  # a stored digest reads as it ran
+
+
+def test_a_stored_monitor_checks_a_page_listed_twice_once() -> None:
+    urls = ["https://example.com/", "https://example.org/", "https://example.com"]
+    run = decoded(
+        WebMonitorInput, {"user": "alice", "task": "web-monitor/alice/t", "config": {"urls": urls}}
+    )
+    assert [str(url) for url in run.config.urls] == urls[:2]
 
 
 # --- threshold or conditions --------------------------------------------------------------
@@ -184,6 +258,21 @@ def test_a_tke_metric_period_its_api_does_not_serve_is_refused_by_name() -> None
     )
     stored = ThresholdWatchConfig.model_validate({"source": source, "threshold": 2}, context=STORED)
     assert stored.source is not None and stored.source.period == 10  # type: ignore[union-attr]
+
+
+def test_a_cloud_monitor_metric_without_dimensions_is_refused_by_name() -> None:
+    # Cloud Monitor reads are refused without the instance's dimensions: such a watch was
+    # created and failed every check ("InvalidParameterValue.Dimensions ...").
+    source = {"type": "tencent_monitor", "namespace": "QCE/CVM", "metric": "CPUUsage"}
+    errors = refused(ThresholdWatchConfig, {"source": source, "threshold": 90})
+    assert [loc for loc, _ in errors] == ["source"]
+    assert "dimensions: QCE/CVM/CPUUsage is read for one instance" in errors[0][1]
+    given = source | {"dimensions": {"InstanceId": "ins-1"}}
+    assert ThresholdWatchConfig.model_validate({"source": given, "threshold": 90})
+    stored = ThresholdWatchConfig.model_validate(
+        {"source": source, "threshold": 90}, context=STORED
+    )
+    assert stored.source is not None and stored.source.dimensions == {}  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("region", ["shanghai", "Guangzhou", "ap_guangzhou", "ap-guangzhou "])

@@ -51,10 +51,19 @@ class GatedSite(Site):
     hook_gate: asyncio.Event = field(default_factory=asyncio.Event)
     hook_waiting: asyncio.Event = field(default_factory=asyncio.Event)
     hook_status: int = 200  # what the webhook answers once its gate opens
+    # Pages are held while page_gate is closed; page_waiting says one is asked for.
+    page_gate: asyncio.Event = field(default_factory=asyncio.Event)
+    page_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.gate.set()
         self.hook_gate.set()
+        self.page_gate.set()
+
+    async def page(self, request: Request) -> Response:
+        self.page_waiting.set()
+        await self.page_gate.wait()
+        return await super().page(request)
 
     def app(self) -> Starlette:
         app = super().app()

@@ -869,6 +869,36 @@ async def test_an_update_adding_a_wrong_url_reports_it_as_a_create_does(
     await save_history(handle, "web_monitor_pages_checked")
 
 
+async def test_an_update_changing_a_selector_answers_the_page_as_the_new_one_reads_it(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """An update answers each page as its new config reads it: one whose selector it changed
+    to one that matches nothing was answered with its last outcome by the old selector."""
+    state, base = gated
+    state.pages["/ok"] = article("All quiet.")
+    config = monitor(base, "/ok") | {"selectors": {f"{base}/ok": "article"}}
+    ref = await service.create(USER, "web_monitor", config, unique("sel"))
+    # The update's check of the page is held until the update waits for it.
+    state.page_gate.clear()
+    state.page_waiting.clear()
+    config["selectors"] = {f"{base}/ok": "#price"}
+    update = asyncio.ensure_future(service.update(USER, ref.task_id, config))
+    await asyncio.wait_for(state.page_waiting.wait(), 20)
+    await asyncio.sleep(0.5)  # pages_checked asked meanwhile (a bound, not a timing claim)
+    state.page_gate.set()
+    status = await update
+    seen: Any = status.detail["urls"][f"{base}/ok"]  # type: ignore[index]
+    assert (seen["last_outcome"], seen["last_error"]) == (
+        "error",
+        "cannot read the page's text: the selector '#price' matches nothing on the page",
+    )
+    await service.delete(USER, ref.task_id)
+    handle = service.client.get_workflow_handle(ref.task_id)
+    await handle.result()
+    await save_history(handle, "web_monitor_pages_checked_reading")
+
+
 async def test_a_listed_briefing_keeps_when_it_was_created_across_a_new_config(
     service: TaskService,
 ) -> None:

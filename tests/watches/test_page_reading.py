@@ -80,3 +80,41 @@ async def test_a_json_api_watched_as_a_page_hits_its_chinese_keyword_and_shows_t
     (hit,) = [row.payload for row in rows if row.kind == "watch.hit"]
     assert hit["hits"] == {"数据库故障": ['"status": "数据库故障",']}
     assert hit["excerpt"] == '-"status": "正常",\n+"status": "数据库故障",'
+
+
+def sections(*b: str) -> str:
+    """A page of two parts, #a and #b (its lines)."""
+    paragraphs = "".join(f"<p>{line}</p>" for line in b)
+    return f"<html><body><div id='a'><p>Alpha news.</p></div><div id='b'>{paragraphs}</div>"
+
+
+async def test_an_updated_selector_reads_the_page_anew_and_its_text_is_no_change(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    url = f"{base}/sections"
+    state.pages["/sections"] = sections("Rocket launch planned.")
+    config = fast([url], keywords=["launch"], selectors={url: "#a"})
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config)
+        await until(lambda: _checks(handle, 2))
+        moved = fast([url], keywords=["launch"], selectors={url: "#b"})
+        await handle.execute_update("update_config", moved.model_dump(mode="json"))
+        # The page as the new selector reads it is the new baseline, not a change.
+        after: Any = await until(lambda: _outcome(handle, url, "baseline"), seconds=10)
+        checks = (await handle.query("status", result_type=TaskStatus)).checks
+        await until(lambda: _checks(handle, checks + 2))
+        state.pages["/sections"] = sections("Rocket launch planned.", "Second launch done.")
+        await until(lambda: _changes(handle, 1))
+        await handle.signal("stop")
+        await handle.result()
+    assert after["last_error"] is None
+    async with loopback_deps.db.session() as session:
+        rows = await EventRepository(session).list(task=handle.id, limit=100)
+    assert [row.kind for row in reversed(rows)] == ["watch.hit", "watch.stopped"]
+    assert rows[-1].payload["hits"] == {"launch": ["Second launch done."]}
+
+
+async def _outcome(handle: Any, url: str, outcome: str) -> Any:
+    seen = (await handle.query("status", result_type=TaskStatus)).detail["urls"][url]
+    return seen if seen["last_outcome"] == outcome else None
