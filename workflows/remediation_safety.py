@@ -153,6 +153,13 @@ class RemediationSafety(RemediationRecords):
     @approve.validator
     def _validate_approve(self, answer: ApprovalInput) -> None:
         rung = self._awaited_rung()
+        if answer.rung is not None and answer.rung != rung:
+            raise ApplicationError(
+                f"rung {int(answer.rung)} of {self.remediation_id} no longer waits for approval, "
+                f"rung {int(rung)} ({rung.name.lower()}) does; look at it before answering",
+                type=STATE_CONFLICT,
+                non_retryable=True,
+            )
         # Two answers can reach one workflow task before the ladder takes the first: the
         # second would overwrite the first after both callers were told theirs was taken.
         if self.decision is not None:

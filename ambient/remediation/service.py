@@ -40,7 +40,7 @@ from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
 from ambient.remediation.intake import check_reachable
 from ambient.remediation.joins import join
-from ambient.remediation.ladder import Mode
+from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.runs import (
     FINAL_STATES,
     AbortInput,
@@ -337,9 +337,17 @@ class RemediationService:
     # --- steer -------------------------------------------------------------------------
 
     async def approve(
-        self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
+        self,
+        user: str,
+        rid: str,
+        approve: bool,
+        reason: str = "",
+        *,
+        run_key: str | None = None,
+        rung: int | None = None,
     ) -> ApprovalDecision:
-        """Answer the pending approval; the approver's permission is read here, not given."""
+        """Answer the pending approval (of ``rung``, when the caller saw which); the approver's
+        permission is read here, not given."""
         check_reason(reason)
         status, account = await self._steerer(
             user, rid, run_key, "approve" if approve else "refuse"
@@ -355,7 +363,9 @@ class RemediationService:
             )
         # The same answer sent twice is applied once; the other answer is another update (the
         # workflow refuses it: the rung is answered).
-        answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}/{approve}"
+        # The rung checked (or the one the caller saw): the run may wait on its next by now.
+        asked = Rung(rung) if rung is not None else status.waiting.rung
+        answer = f"{status.run_key}/{int(asked)}/{user}/{approve}"
         update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
         try:
             # The run checked above, not whichever is latest now: the same alert's next run may
@@ -367,6 +377,7 @@ class RemediationService:
                     approver_permission=account.rollback_permission,
                     approve=approve,
                     reason=reason,
+                    rung=asked,
                 ),
                 id=update_id,
             )
