@@ -27,7 +27,7 @@ from ambient.remediation.storage import BreakerRepository, RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
-from ambient.storage.repositories import InboxRepository
+from ambient.storage.repositories import InboxRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
@@ -303,6 +303,38 @@ async def test_permission_none_refuses_before_any_change(
     assert status.attempts == [] and site.reads == 0
     actions = await audit_actions(deps, status.run_key)
     assert "permission" in actions and "action" not in actions
+
+
+async def test_a_permission_revoked_while_a_step_waits_for_approval_stops_its_change(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    await add_user(deps, "lead")
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        # While rung 1 waits for its approval, an admin takes the owner's permission away.
+        async with deps.db.session() as session:
+            owner = await UserRepository(session).get(USER)
+            assert owner is not None
+            owner.rollback_permission = "none"
+            await session.commit()
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve,
+            ApprovalInput(approver="lead", approver_permission="dry_run", approve=True),
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_revoked_while_waiting")
+
+    assert status.state == "refused"
+    assert "rollback_permission is 'none'" in status.outcome
+    assert status.attempts == [] and site.reads == 0
+    actions = await audit_actions(deps, status.run_key)
+    assert "approval" in actions and "action" not in actions
 
 
 async def test_execute_asked_with_dry_run_permission_runs_as_dry_run(
