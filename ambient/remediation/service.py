@@ -39,7 +39,7 @@ from ambient.clients.llm import LLMClient
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
 from ambient.remediation.intake import check_reachable
-from ambient.remediation.joins import join
+from ambient.remediation.joins import REPEATED, join
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.runs import (
     FINAL_STATES,
@@ -91,6 +91,8 @@ log = logging.getLogger(__name__)
 
 TRIAGE_SCHEDULE = "alert-triage"
 MAX_STATS_DAYS = 365
+# How many repeats of its alert a run's view shows (joined_by names everyone who sent it).
+REPEATS_SHOWN = 100
 
 
 class RemediationService:
@@ -213,11 +215,15 @@ class RemediationService:
 
     async def get(self, user: str, rid: str) -> RemediationView:
         status = await self._seen_status(user, rid)
+        # The run's own rows whole; of the repeats of its alert (anyone may send it, any number
+        # of times) the first REPEATS_SHOWN: a thousand of them hid its approvals and its end.
         async with self.db.session() as session:
-            records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+            rows = AuditRepository(session)
+            own = await rows.list(subject=status.run_key, not_action=REPEATED, limit=1000)
+            repeats = await rows.list(subject=status.run_key, action=REPEATED, limit=REPEATS_SHOWN)
         audit = [
             AuditLine(at=r.created_at, actor=r.actor, action=r.action, detail=r.detail)
-            for r in records
+            for r in sorted([*own, *repeats], key=lambda r: r.id)
         ]
         return RemediationView(**status.model_dump(), audit=audit)
 
