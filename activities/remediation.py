@@ -386,7 +386,9 @@ class RemediationActivities:
         async with self._db.writing() as session:
             breakers = BreakerRepository(session)
             row = await breakers.row(request.service, int(request.rung))
-            if row is None or row.last_key != request.key:
+            # A dry run changed nothing: whether the alert cleared says nothing of the rung (its
+            # failures opened the breaker on a service the rung was never tried on).
+            if request.mode == "execute" and (row is None or row.last_key != request.key):
                 state = await breakers.state(request.service, int(request.rung))
                 after = breaker_after(
                     state,

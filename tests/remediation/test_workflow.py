@@ -423,29 +423,40 @@ async def test_cluster_cooldown_makes_a_second_remediation_wait(
     assert (times[1] - times[0]).total_seconds() >= 600
 
 
+@pytest.mark.parametrize("mode", ["execute", "dry_run"])
 async def test_breaker_opens_after_failures_and_skips_that_rung(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, mode: str
 ) -> None:
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": RecordingExecutor()}
     remediation_settings(
         deps,
         remediation_approval_from_rung=0,
         remediation_breaker_failures=1,
         remediation_breaker_open_minutes=600,
+        remediation_executor="kubernetes",
     )
-    await add_user(deps, USER)
+    await add_user(deps, USER, permission="execute")
     low = {"namespace": "default", "value": 0.01, "labels": {"tier": "low"}, "message": "disk"}
     async with (
         error_rate(healthy_from=None) as (site, url),
         running_worker(ts_env.client, deps) as worker,
     ):
-        first_handle = await start(ts_env, worker.task_queue, alert(url, metric="disk", **low))
+        subject = alert(url, metric="disk", **low)
+        first_handle = await start(ts_env, worker.task_queue, subject, mode=mode)
         # Polled, not awaited: awaiting a result can let the test server's clock leap ahead.
         first = await state_reaches(ts_env, first_handle, ("budget_exhausted",))
-        second_handle = await start(ts_env, worker.task_queue, alert(url, metric="disk2", **low))
-        second = await second_handle.result()
+        subject = alert(url, metric="disk2", **low)
+        second = await (await start(ts_env, worker.task_queue, subject, mode="execute")).result()
 
     assert [a.rung for a in first.attempts] == [Rung.RESTART, Rung.SCALE_OUT]
     assert second.state == "budget_exhausted"
+    if mode == "dry_run":
+        # A dry run changed nothing: its rungs failing to clear the alert say nothing of them.
+        assert [(a.rung, a.skipped_reason) for a in second.attempts] == [
+            (Rung.RESTART, None),
+            (Rung.SCALE_OUT, None),
+        ]
+        return
     assert [(a.rung, a.skipped_reason is not None) for a in second.attempts] == [
         (Rung.RESTART, True),
         (Rung.SCALE_OUT, True),
@@ -751,8 +762,10 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
 async def test_a_database_that_refuses_the_verifications_write_for_a_while_does_not_hand_over(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    remediation_settings(deps, remediation_approval_from_rung=6)
-    await add_user(deps, USER)
+    # An executed change's verification writes the breakers (a dry run's changed nothing).
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": RecordingExecutor()}
+    remediation_settings(deps, remediation_approval_from_rung=6, remediation_executor="kubernetes")
+    await add_user(deps, USER, permission="execute")
     tried: list[str] = []
 
     def refuse_three(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -774,7 +787,7 @@ async def test_a_database_that_refuses_the_verifications_write_for_a_while_does_
             error_rate(healthy_from=1) as (_, url),
             running_worker(ts_env.client, deps) as worker,
         ):
-            handle = await start(ts_env, worker.task_queue, alert(url))
+            handle = await start(ts_env, worker.task_queue, alert(url), mode="execute")
             status = await handle.result()
     finally:
         event.remove(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)
