@@ -327,6 +327,36 @@ async def test_an_alert_with_huge_labels_is_a_422_naming_labels_and_nothing_star
     assert listed == []
 
 
+async def test_an_alert_whose_verify_has_huge_conditions_is_a_422_naming_them_and_nothing_starts(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    user = unique("api-healthy")
+    settings = deps.settings.model_copy(
+        update={
+            "fetch_allow_cidrs": ["127.0.0.1/32"],
+            "temporal_task_queue": unique("tq"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
+        # ~3 MB of conditions: past Temporal's 2 MB limit on the workflow's input.
+        healthy = [{"op": "below", "value": 0.05}] * 100_000
+        subject["verify"]["healthy"] = healthy
+        answer = await http.post("/remediations", json={"alert": subject})
+        listed = (await http.get("/remediations")).json()
+
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["detail"][0]["loc"][:4] == ["body", "alert", "verify", "healthy"]
+    assert listed == []
+
+
 async def test_a_verify_source_the_worker_may_not_read_is_a_422_naming_its_url(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
