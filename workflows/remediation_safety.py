@@ -153,6 +153,13 @@ class RemediationSafety(RemediationRecords):
     @approve.validator
     def _validate_approve(self, answer: ApprovalInput) -> None:
         rung = self._awaited_rung()
+        if self.aborted is not None:  # the abort came first, the run has not ended yet
+            raise ApplicationError(
+                f"{self.remediation_id} was aborted by {self.aborted.by}: rung {int(rung)} "
+                "will not be applied",
+                type=STATE_CONFLICT,
+                non_retryable=True,
+            )
         if answer.rung is not None and answer.rung != rung:
             raise ApplicationError(
                 f"rung {int(answer.rung)} of {self.remediation_id} no longer waits for approval, "

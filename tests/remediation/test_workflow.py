@@ -286,6 +286,35 @@ async def test_approval_from_a_user_without_permission_is_rejected_by_the_valida
     assert status.state == "aborted"
 
 
+async def test_an_approval_that_comes_with_an_abort_is_refused_not_taken(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    queue = unique("tq")
+    async with error_rate(healthy_from=None) as (_, url):
+        async with build_worker(dev_env.client, deps, task_queue=queue):
+            handle = await start(dev_env, queue, alert(url))
+            await state_reaches(dev_env, handle, ("waiting_approval",), timedelta(0))
+        # With no worker, an abort and an approval arrive: the run takes them in one task.
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop"))
+        answer = asyncio.create_task(
+            handle.execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
+            )
+        )
+        await asyncio.sleep(1)
+        async with build_worker(dev_env.client, deps, task_queue=queue):
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await answer
+            status = await handle.result()
+
+    # Told "approved", the approver would believe the step runs; the run is aborted instead.
+    assert "abort" in str(refused.value.cause)
+    assert status.state == "aborted" and status.approvals == []
+
+
 async def test_permission_none_refuses_before_any_change(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
