@@ -345,9 +345,10 @@ class RemediationActivities:
                     **result.model_dump(mode="json"),
                 },
             )
-            if result.skipped_reason is not None and not result.applied:
-                # Nothing was sent (paused, autoscaled, already so): the slot its gate reserved
-                # is no change, and counted it held the cluster's next steps at the rate limit.
+            if step.mode == "dry_run" or (result.skipped_reason is not None and not result.applied):
+                # Nothing was sent (a dry run; paused, autoscaled, already so): the slot its gate
+                # reserved is no change, and counted it held the cluster's next steps at the
+                # rate limit (a dry run's own next rung waited out the cooldown).
                 await ActionLedger(session).release(step.key)
         return result
 

@@ -424,17 +424,21 @@ async def test_global_dry_run_switch_keeps_execute_permission_to_a_dry_run(
 async def test_cluster_cooldown_makes_a_second_remediation_wait(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": RecordingExecutor()}
     remediation_settings(
-        deps, remediation_approval_from_rung=0, remediation_cluster_cooldown_seconds=600
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_cluster_cooldown_seconds=600,
+        remediation_executor="kubernetes",
     )
-    await add_user(deps, USER)
+    await add_user(deps, USER, permission="execute")
     async with (
         error_rate(healthy_from=1) as (_, url),
         running_worker(ts_env.client, deps) as worker,
     ):
-        first = await start(ts_env, worker.task_queue, alert(url, workload="cart"))
+        first = await start(ts_env, worker.task_queue, alert(url, workload="cart"), "execute")
         await state_reaches(ts_env, first, ("settling", "verifying", "resolved"))
-        second = await start(ts_env, worker.task_queue, alert(url, workload="payments"))
+        second = await start(ts_env, worker.task_queue, alert(url, workload="payments"), "execute")
         waiting = await state_reaches(ts_env, second, ("waiting_gate",))
         assert waiting.waiting is not None and waiting.waiting.what == "rate_limit"
         assert "cluster cooldown" in waiting.waiting.detail
@@ -450,6 +454,33 @@ async def test_cluster_cooldown_makes_a_second_remediation_wait(
         times = [r.at for r in rows]
     assert len(times) == 2
     assert (times[1] - times[0]).total_seconds() >= 600
+
+
+async def test_a_dry_run_holds_no_slot_of_the_clusters_rate_limit(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_cluster_cooldown_seconds=600
+    )
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        # A dry run changed nothing: the next step on the cluster, its own or another run's,
+        # is not held for a cooldown (or an hourly limit) as if it had.
+        first = await start(ts_env, worker.task_queue, alert(url, workload="cart"))
+        done = await first.result()
+
+    assert [(a.rung, a.skipped_reason) for a in done.attempts][:2] == [
+        (Rung.RESTART, None),
+        (Rung.SCALE_OUT, None),
+    ]
+    async with deps.db.session() as session:
+        gates = await AuditRepository(session).list(subject=done.run_key, action="gate")
+        held = (await session.execute(select(RemediationAction))).scalars().all()
+    assert all(g.detail["allowed"] for g in gates), [g.detail["reason"] for g in gates]
+    assert held == []
 
 
 @pytest.mark.parametrize("mode", ["execute", "dry_run"])
