@@ -345,9 +345,10 @@ class RemediationActivities:
                     **result.model_dump(mode="json"),
                 },
             )
-            if result.skipped_reason is not None and not result.applied:
-                # Nothing was sent (paused, autoscaled, already so): the slot its gate reserved
-                # is no change, and counted it held the cluster's next steps at the rate limit.
+            if step.mode == "dry_run" or (result.skipped_reason is not None and not result.applied):
+                # Nothing was sent (a dry run; paused, autoscaled, already so): the slot its gate
+                # reserved is no change, and counted it held the cluster's next steps at the
+                # rate limit (a dry run's own next rung waited out the cooldown).
                 await ActionLedger(session).release(step.key)
         return result
 
@@ -386,7 +387,9 @@ class RemediationActivities:
         async with self._db.writing() as session:
             breakers = BreakerRepository(session)
             row = await breakers.row(request.service, int(request.rung))
-            if row is None or row.last_key != request.key:
+            # A dry run changed nothing: whether the alert cleared says nothing of the rung (its
+            # failures opened the breaker on a service the rung was never tried on).
+            if request.mode == "execute" and (row is None or row.last_key != request.key):
                 state = await breakers.state(request.service, int(request.rung))
                 after = breaker_after(
                     state,

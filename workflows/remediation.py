@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         aborted_by,
         resolved_at,
     )
-    from ambient.remediation.safety import scale_target
+    from ambient.remediation.safety import PermissionDecision, scale_target
     from ambient.remediation.scores import PlannedStep
     from ambient.temporal import ACTIVITY_FAILED
 
@@ -97,6 +97,9 @@ LEGACY_RUN_JOINED = "legacy-run-joined"
 # resolved; one still breaching, unreadable or with nothing to read hands the run over. Before
 # this patch they were not carried, and the run resolved on its own alert alone.
 JOINED_ALERTS_CHECKED = "joined-alerts-checked"
+# The permission read before an approval or a gate's wait is read again after it, before the
+# change; before this patch a revocation during the wait did not stop that rung's change.
+PERMISSION_AFTER_WAIT = "permission-after-wait"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -174,23 +177,9 @@ class GradedRemediationWorkflow(RemediationSafety):
         # The first climb takes what open_remediation already decided for it.
         opened, self.opened = self.opened, None
         await self._set_state("checking")
-        permission = await self._decided_or_checked(
-            opened.permission if opened else None,
-            RemediationActivities.check_remediation_permission,
-            PermissionInput(
-                run_key=self.run_key,
-                key=f"{key}/permission",
-                user=self.request.user,
-                asked=self.request.mode,
-                executor=self.policy.executor,
-                rung=step.rung,
-            ),
-        )
-        if permission.mode is None:
-            self.outcome = f"refused: {permission.reason}"
-            await self._finish("refused")
+        if not await self._permitted(step, key, opened.permission if opened else None):
             return "stop"
-        self.mode = permission.mode
+        read_at = workflow.now()
         if step.needs_approval and not await self._approval(step, key):
             return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key, opened.gate if opened else None)
@@ -200,6 +189,11 @@ class GradedRemediationWorkflow(RemediationSafety):
             return await self._abort(self.aborted)
         if gate != "go":
             return "next" if gate == "skip" else "stop"
+        # Read before an approval or a gate's wait (minutes, hours): a revocation meanwhile
+        # must stop this change too, not only the next rung's.
+        if workflow.now() > read_at and workflow.patched(PERMISSION_AFTER_WAIT):
+            if not await self._permitted(step, key, again=True):
+                return "stop"
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
         self.attempts.append(attempt)
         await self._set_state("applying")
@@ -253,6 +247,37 @@ class GradedRemediationWorkflow(RemediationSafety):
             await self._finish("resolved", notify=True)
             return "resolved"
         return "next"
+
+    async def _permitted(
+        self,
+        step: PlannedStep,
+        key: str,
+        decided: PermissionDecision | None = None,
+        again: bool = False,
+    ) -> bool:
+        """The owner's rollback_permission (re-read unless ``decided``) allows the rung: its mode
+        is the run's; read ``again`` after a wait, it can only lower it (an approval given for a
+        dry run never executes). Refused: the run ends, its slot given back."""
+        permission = await self._decided_or_checked(
+            decided,
+            RemediationActivities.check_remediation_permission,
+            PermissionInput(
+                run_key=self.run_key,
+                key=f"{key}/permission" + ("/again" if again else ""),
+                user=self.request.user,
+                asked=self.request.mode,
+                executor=self.policy.executor,
+                rung=step.rung,
+            ),
+        )
+        if permission.mode is None:
+            if again:
+                await self._free_slot(key)
+            self.outcome = f"refused: {permission.reason}"
+            await self._finish("refused")
+            return False
+        self.mode = "dry_run" if again and self.mode == "dry_run" else permission.mode
+        return True
 
     async def _apply(
         self, step: PlannedStep, key: str, attempt: Attempt, checkpoint: Checkpoint | None

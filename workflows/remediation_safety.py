@@ -153,6 +153,20 @@ class RemediationSafety(RemediationRecords):
     @approve.validator
     def _validate_approve(self, answer: ApprovalInput) -> None:
         rung = self._awaited_rung()
+        if self.aborted is not None:  # the abort came first, the run has not ended yet
+            raise ApplicationError(
+                f"{self.remediation_id} was aborted by {self.aborted.by}: rung {int(rung)} "
+                "will not be applied",
+                type=STATE_CONFLICT,
+                non_retryable=True,
+            )
+        if answer.rung is not None and answer.rung != rung:
+            raise ApplicationError(
+                f"rung {int(answer.rung)} of {self.remediation_id} no longer waits for approval, "
+                f"rung {int(rung)} ({rung.name.lower()}) does; look at it before answering",
+                type=STATE_CONFLICT,
+                non_retryable=True,
+            )
         # Two answers can reach one workflow task before the ladder takes the first: the
         # second would overwrite the first after both callers were told theirs was taken.
         if self.decision is not None:

@@ -24,7 +24,7 @@ from ambient.domain.identifiers import (
 )
 from ambient.domain.numbers import DecimalNumber, WholeNumber
 from ambient.remediation.ladder import WorkloadRef
-from ambient.watches.configs import ShortText
+from ambient.watches.configs import MAX_CONDITIONS, ShortText
 from ambient.watches.threshold_config import Condition, MetricSource, TencentMonitorSource
 
 # --- alerts ---------------------------------------------------------------------------
@@ -36,8 +36,12 @@ class VerifySpec(UserConfig):
     """How to tell the alert is over: a threshold-watch metric source and healthy conditions."""
 
     source: MetricSource
+    # Bounded as a watch's conditions: the alert travels whole in the workflow's input (100,000
+    # of them were past Temporal's 2 MB blob limit: an HTTP 500).
     healthy: list[Condition] = Field(
-        min_length=1, description='conditions that hold when healthy, e.g. [{"op": "below", ...}]'
+        min_length=1,
+        max_length=MAX_CONDITIONS,
+        description='conditions that hold when healthy, e.g. [{"op": "below", ...}]',
     )
     combine: Literal["all", "any"] = "all"
 

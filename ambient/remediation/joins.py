@@ -19,6 +19,8 @@ from ambient.remediation.views import RemediationStateError
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 
+# The audit action of an alert sent again while its run goes on.
+REPEATED = "deduplicated"
 # How long an alert sent again waits for its ended run's last steps before the next run starts.
 FINISHING_WAIT = 10.0
 
@@ -60,7 +62,7 @@ async def join(
     async with db.writing() as session:
         await AuditRepository(session).append(
             actor=user,
-            action="deduplicated",
+            action=REPEATED,
             subject=f"{workflow_id}@{description.run_id}",
             detail={
                 "user": user,

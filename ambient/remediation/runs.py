@@ -237,6 +237,8 @@ class ApprovalInput(BaseModel):
     approver_permission: str
     approve: bool
     reason: str = Field(default="", max_length=1000)
+    # The rung the answer was given on (None: the one waiting): not the next rung's answer.
+    rung: Rung | None = None
 
 
 class ApprovalDecision(BaseModel):

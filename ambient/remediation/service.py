@@ -39,8 +39,8 @@ from ambient.clients.llm import LLMClient
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
 from ambient.remediation.intake import check_reachable
-from ambient.remediation.joins import join
-from ambient.remediation.ladder import Mode
+from ambient.remediation.joins import REPEATED, join
+from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.runs import (
     FINAL_STATES,
     AbortInput,
@@ -91,6 +91,8 @@ log = logging.getLogger(__name__)
 
 TRIAGE_SCHEDULE = "alert-triage"
 MAX_STATS_DAYS = 365
+# How many repeats of its alert a run's view shows (joined_by names everyone who sent it).
+REPEATS_SHOWN = 100
 
 
 class RemediationService:
@@ -213,11 +215,15 @@ class RemediationService:
 
     async def get(self, user: str, rid: str) -> RemediationView:
         status = await self._seen_status(user, rid)
+        # The run's own rows whole; of the repeats of its alert (anyone may send it, any number
+        # of times) the first REPEATS_SHOWN: a thousand of them hid its approvals and its end.
         async with self.db.session() as session:
-            records = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+            rows = AuditRepository(session)
+            own = await rows.list(subject=status.run_key, not_action=REPEATED, limit=1000)
+            repeats = await rows.list(subject=status.run_key, action=REPEATED, limit=REPEATS_SHOWN)
         audit = [
             AuditLine(at=r.created_at, actor=r.actor, action=r.action, detail=r.detail)
-            for r in records
+            for r in sorted([*own, *repeats], key=lambda r: r.id)
         ]
         return RemediationView(**status.model_dump(), audit=audit)
 
@@ -337,9 +343,17 @@ class RemediationService:
     # --- steer -------------------------------------------------------------------------
 
     async def approve(
-        self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
+        self,
+        user: str,
+        rid: str,
+        approve: bool,
+        reason: str = "",
+        *,
+        run_key: str | None = None,
+        rung: int | None = None,
     ) -> ApprovalDecision:
-        """Answer the pending approval; the approver's permission is read here, not given."""
+        """Answer the pending approval (of ``rung``, when the caller saw which); the approver's
+        permission is read here, not given."""
         check_reason(reason)
         status, account = await self._steerer(
             user, rid, run_key, "approve" if approve else "refuse"
@@ -355,7 +369,9 @@ class RemediationService:
             )
         # The same answer sent twice is applied once; the other answer is another update (the
         # workflow refuses it: the rung is answered).
-        answer = f"{status.run_key}/{int(status.waiting.rung)}/{user}/{approve}"
+        # The rung checked (or the one the caller saw): the run may wait on its next by now.
+        asked = Rung(rung) if rung is not None else status.waiting.rung
+        answer = f"{status.run_key}/{int(asked)}/{user}/{approve}"
         update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
         try:
             # The run checked above, not whichever is latest now: the same alert's next run may
@@ -367,6 +383,7 @@ class RemediationService:
                     approver_permission=account.rollback_permission,
                     approve=approve,
                     reason=reason,
+                    rung=asked,
                 ),
                 id=update_id,
             )

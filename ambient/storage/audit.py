@@ -31,12 +31,15 @@ class AuditRepository(Repository):
         subject_prefix: str | None = None,
         actor: str | None = None,
         action: str | None = None,
+        not_action: str | None = None,
         limit: int = 200,
         after: int | None = None,
     ) -> list[AuditRecord]:
         """Records matching every given filter, oldest first; ``after`` a record's id, the
         ones after it (the next page: ids only grow)."""
         query = select(AuditRecord).filter_by(**given(subject=subject, actor=actor, action=action))
+        if not_action is not None:
+            query = query.where(AuditRecord.action != not_action)
         if after is not None:
             query = query.where(AuditRecord.id > after)
         if subject_prefix is not None:

@@ -250,13 +250,16 @@ async def remediation_action(
     action: FormText,
     reason: FormText = "",
     run_key: Annotated[str | None, Form(max_length=255)] = None,
+    rung: Annotated[int | None, Form(ge=1, le=6)] = None,
 ) -> Response:
     here = f"/app/remediation?id={quote(remediation_id)}"
     remediations, me = page.state.remediations, page.me
     try:
         if action in ("approve", "refuse"):
             approve = action == "approve"
-            await remediations.approve(me.name, remediation_id, approve, reason, run_key=run_key)
+            await remediations.approve(
+                me.name, remediation_id, approve, reason, run_key=run_key, rung=rung
+            )
             return back(here, _("Approved") if approve else _("Refused"))
         if action == "abort":
             await remediations.abort(me.name, remediation_id, reason, run_key=run_key)

@@ -48,10 +48,17 @@ RUN_KEY = (
 )
 
 
+RUNG = (
+    "optional: the rung whose approval you looked at (waiting.rung); refused (409) if the run "
+    "waits on another by now"
+)
+
+
 class ApprovalBody(UserConfig):
     approve: bool
     reason: str | None = Field(default=None, max_length=1000)
     run_key: str | None = Field(default=None, max_length=300, description=RUN_KEY)
+    rung: int | None = Field(default=None, ge=1, le=6, description=RUNG)
 
 
 class AbortBody(UserConfig):
@@ -125,7 +132,12 @@ async def approve(
     fingerprint: str, body: ApprovalBody, user: CurrentUser, state: StateDep
 ) -> ApprovalDecision:
     return await state.remediations.approve(
-        user.name, _rid(fingerprint), body.approve, body.reason or "", run_key=body.run_key
+        user.name,
+        _rid(fingerprint),
+        body.approve,
+        body.reason or "",
+        run_key=body.run_key,
+        rung=body.rung,
     )
 
 

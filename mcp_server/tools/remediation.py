@@ -88,11 +88,20 @@ async def approve_remediation(
     approve: Annotated[bool, Field(description="true runs the waiting step; false hands over")],
     reason: Annotated[str | None, Field(max_length=1000)] = None,
     run_key: RunKey = None,
+    rung: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=6,
+            description="optional: the waiting rung get_remediation showed; refused if the run "
+            "waits on another by now",
+        ),
+    ] = None,
 ) -> ApprovalDecision:
     """Answer a remediation that waits for approval (rungs from the approval rung up): its
     owner, an admin, or an approver named for its cluster."""
     return await app_state(ctx).remediations.approve(
-        current_user(ctx), remediation_id, approve, reason or "", run_key=run_key
+        current_user(ctx), remediation_id, approve, reason or "", run_key=run_key, rung=rung
     )
 
 

@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
+from ambient.remediation.service import RemediationService
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
@@ -26,7 +27,7 @@ from api.errors import feature_error, install_error_mapping
 from api.routers import remediations
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
-from tests.remediation.support import alert, error_rate, remediation_settings
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG, serve
@@ -327,6 +328,36 @@ async def test_an_alert_with_huge_labels_is_a_422_naming_labels_and_nothing_star
     assert listed == []
 
 
+async def test_an_alert_whose_verify_has_huge_conditions_is_a_422_naming_them_and_nothing_starts(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    user = unique("api-healthy")
+    settings = deps.settings.model_copy(
+        update={
+            "fetch_allow_cidrs": ["127.0.0.1/32"],
+            "temporal_task_queue": unique("tq"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
+        # ~3 MB of conditions: past Temporal's 2 MB limit on the workflow's input.
+        healthy = [{"op": "below", "value": 0.05}] * 100_000
+        subject["verify"]["healthy"] = healthy
+        answer = await http.post("/remediations", json={"alert": subject})
+        listed = (await http.get("/remediations")).json()
+
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["detail"][0]["loc"][:4] == ["body", "alert", "verify", "healthy"]
+    assert listed == []
+
+
 async def test_a_verify_source_the_worker_may_not_read_is_a_422_naming_its_url(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -483,3 +514,41 @@ async def test_the_remediation_list_pages_on_through_the_api_and_mcp(
         failed, said = await call(c, "list_remediations", offset=10**20)
     assert failed and "offset: 0 to" in said, said
     assert [run["service"] for run in second["remediations"]] == services[2:4]
+
+
+async def test_an_approval_naming_the_rung_it_saw_is_a_409_once_the_run_waits_on_the_next(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user, admin = unique("api-rung"), unique("api-lead")
+    await add_user(deps, admin, role="admin")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        api_over_worker(dev_env, deps) as (settings, http),
+    ):
+        registered = await http.post(
+            "/users", json={"name": user}, headers=await admin_headers(settings)
+        )
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        subject = alert(url, workload=user, settle_seconds=0).model_dump(mode="json")
+        started = await http.post("/remediations", json={"alert": subject})
+        path = "/remediations/" + started.json()["remediation_id"].removeprefix("remediation/")
+
+        async def waits_on(rung: int) -> dict[str, Any] | None:
+            shown = (await http.get(path)).json()
+            return shown if (shown.get("waiting") or {}).get("rung") == rung else None
+
+        seen = await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        # While the user reads rung 1's request, an admin approves it and rung 2 comes up.
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        await remediations.approve(admin, seen["remediation_id"], True, "go")
+        await eventually(lambda: waits_on(2), "rung 2 waits for approval")
+        late = await http.post(
+            f"{path}/approval", json={"approve": True, "run_key": seen["run_key"], "rung": 1}
+        )
+        after = (await http.get(path)).json()
+
+    assert late.status_code == 409, late.text
+    assert "rung 1" in late.json()["detail"] and "rung 2" in late.json()["detail"]
+    assert [(a["rung"], a["approver"]) for a in after["approvals"]] == [(1, admin)]
+    assert after["state"] == "waiting_approval"

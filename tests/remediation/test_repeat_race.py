@@ -13,6 +13,7 @@ from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import InvalidRemediationError
+from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
@@ -220,3 +221,39 @@ async def test_a_reason_past_the_bound_is_refused_by_name_through_every_door(
         status = await service.get(owner, first.remediation_id)
         await handle.terminate("test over")
     assert status.state == "waiting_approval" and status.approvals == []
+
+
+async def test_a_run_repeated_a_thousand_times_still_shows_its_audit_to_its_end(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name, stranger = unique("kai"), unique("mallory")
+    await add_user(deps, name, permission="dry_run")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        rid = (await remediations.start(name, alert(url, workload=name))).remediation_id
+        handle = dev_env.client.get_workflow_handle(rid)
+        waiting = await state_reaches(dev_env, handle, ("waiting_approval",), timedelta(0))
+        # The rows a thousand repeats of the alert write (anyone may send it: an alarm that
+        # fires every ten seconds for three hours, or a stranger), then the owner aborts.
+        async with deps.db.session() as session:
+            for _ in range(1000):
+                await AuditRepository(session).append(
+                    actor=stranger,
+                    action="deduplicated",
+                    subject=waiting.run_key,
+                    detail={"user": stranger, "source": stranger},
+                )
+            await session.commit()
+        await remediations.abort(name, rid, "mine to stop")
+        await handle.result()
+        view = await remediations.get(name, rid)
+
+    actions = [line.action for line in view.audit]
+    assert actions[0] == "scored" and actions.count("deduplicated") == 100
+    assert actions[-2:] == ["aborted", "finished"], actions[-3:]
+    assert [line.actor for line in view.audit if line.action == "aborted"] == [name]

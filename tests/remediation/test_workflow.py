@@ -27,7 +27,7 @@ from ambient.remediation.storage import BreakerRepository, RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
-from ambient.storage.repositories import InboxRepository
+from ambient.storage.repositories import InboxRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
@@ -286,6 +286,35 @@ async def test_approval_from_a_user_without_permission_is_rejected_by_the_valida
     assert status.state == "aborted"
 
 
+async def test_an_approval_that_comes_with_an_abort_is_refused_not_taken(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    queue = unique("tq")
+    async with error_rate(healthy_from=None) as (_, url):
+        async with build_worker(dev_env.client, deps, task_queue=queue):
+            handle = await start(dev_env, queue, alert(url))
+            await state_reaches(dev_env, handle, ("waiting_approval",), timedelta(0))
+        # With no worker, an abort and an approval arrive: the run takes them in one task.
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop"))
+        answer = asyncio.create_task(
+            handle.execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
+            )
+        )
+        await asyncio.sleep(1)
+        async with build_worker(dev_env.client, deps, task_queue=queue):
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await answer
+            status = await handle.result()
+
+    # Told "approved", the approver would believe the step runs; the run is aborted instead.
+    assert "abort" in str(refused.value.cause)
+    assert status.state == "aborted" and status.approvals == []
+
+
 async def test_permission_none_refuses_before_any_change(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -303,6 +332,38 @@ async def test_permission_none_refuses_before_any_change(
     assert status.attempts == [] and site.reads == 0
     actions = await audit_actions(deps, status.run_key)
     assert "permission" in actions and "action" not in actions
+
+
+async def test_a_permission_revoked_while_a_step_waits_for_approval_stops_its_change(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, USER)
+    await add_user(deps, "lead")
+    async with (
+        error_rate(healthy_from=None) as (site, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url))
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        # While rung 1 waits for its approval, an admin takes the owner's permission away.
+        async with deps.db.session() as session:
+            owner = await UserRepository(session).get(USER)
+            assert owner is not None
+            owner.rollback_permission = "none"
+            await session.commit()
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve,
+            ApprovalInput(approver="lead", approver_permission="dry_run", approve=True),
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_revoked_while_waiting")
+
+    assert status.state == "refused"
+    assert "rollback_permission is 'none'" in status.outcome
+    assert status.attempts == [] and site.reads == 0
+    actions = await audit_actions(deps, status.run_key)
+    assert "approval" in actions and "action" not in actions
 
 
 async def test_execute_asked_with_dry_run_permission_runs_as_dry_run(
@@ -363,17 +424,21 @@ async def test_global_dry_run_switch_keeps_execute_permission_to_a_dry_run(
 async def test_cluster_cooldown_makes_a_second_remediation_wait(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": RecordingExecutor()}
     remediation_settings(
-        deps, remediation_approval_from_rung=0, remediation_cluster_cooldown_seconds=600
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_cluster_cooldown_seconds=600,
+        remediation_executor="kubernetes",
     )
-    await add_user(deps, USER)
+    await add_user(deps, USER, permission="execute")
     async with (
         error_rate(healthy_from=1) as (_, url),
         running_worker(ts_env.client, deps) as worker,
     ):
-        first = await start(ts_env, worker.task_queue, alert(url, workload="cart"))
+        first = await start(ts_env, worker.task_queue, alert(url, workload="cart"), "execute")
         await state_reaches(ts_env, first, ("settling", "verifying", "resolved"))
-        second = await start(ts_env, worker.task_queue, alert(url, workload="payments"))
+        second = await start(ts_env, worker.task_queue, alert(url, workload="payments"), "execute")
         waiting = await state_reaches(ts_env, second, ("waiting_gate",))
         assert waiting.waiting is not None and waiting.waiting.what == "rate_limit"
         assert "cluster cooldown" in waiting.waiting.detail
@@ -391,29 +456,67 @@ async def test_cluster_cooldown_makes_a_second_remediation_wait(
     assert (times[1] - times[0]).total_seconds() >= 600
 
 
-async def test_breaker_opens_after_failures_and_skips_that_rung(
+async def test_a_dry_run_holds_no_slot_of_the_clusters_rate_limit(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    remediation_settings(
+        deps, remediation_approval_from_rung=0, remediation_cluster_cooldown_seconds=600
+    )
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        # A dry run changed nothing: the next step on the cluster, its own or another run's,
+        # is not held for a cooldown (or an hourly limit) as if it had.
+        first = await start(ts_env, worker.task_queue, alert(url, workload="cart"))
+        done = await first.result()
+
+    assert [(a.rung, a.skipped_reason) for a in done.attempts][:2] == [
+        (Rung.RESTART, None),
+        (Rung.SCALE_OUT, None),
+    ]
+    async with deps.db.session() as session:
+        gates = await AuditRepository(session).list(subject=done.run_key, action="gate")
+        held = (await session.execute(select(RemediationAction))).scalars().all()
+    assert all(g.detail["allowed"] for g in gates), [g.detail["reason"] for g in gates]
+    assert held == []
+
+
+@pytest.mark.parametrize("mode", ["execute", "dry_run"])
+async def test_breaker_opens_after_failures_and_skips_that_rung(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, mode: str
+) -> None:
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": RecordingExecutor()}
     remediation_settings(
         deps,
         remediation_approval_from_rung=0,
         remediation_breaker_failures=1,
         remediation_breaker_open_minutes=600,
+        remediation_executor="kubernetes",
     )
-    await add_user(deps, USER)
+    await add_user(deps, USER, permission="execute")
     low = {"namespace": "default", "value": 0.01, "labels": {"tier": "low"}, "message": "disk"}
     async with (
         error_rate(healthy_from=None) as (site, url),
         running_worker(ts_env.client, deps) as worker,
     ):
-        first_handle = await start(ts_env, worker.task_queue, alert(url, metric="disk", **low))
+        subject = alert(url, metric="disk", **low)
+        first_handle = await start(ts_env, worker.task_queue, subject, mode=mode)
         # Polled, not awaited: awaiting a result can let the test server's clock leap ahead.
         first = await state_reaches(ts_env, first_handle, ("budget_exhausted",))
-        second_handle = await start(ts_env, worker.task_queue, alert(url, metric="disk2", **low))
-        second = await second_handle.result()
+        subject = alert(url, metric="disk2", **low)
+        second = await (await start(ts_env, worker.task_queue, subject, mode="execute")).result()
 
     assert [a.rung for a in first.attempts] == [Rung.RESTART, Rung.SCALE_OUT]
     assert second.state == "budget_exhausted"
+    if mode == "dry_run":
+        # A dry run changed nothing: its rungs failing to clear the alert say nothing of them.
+        assert [(a.rung, a.skipped_reason) for a in second.attempts] == [
+            (Rung.RESTART, None),
+            (Rung.SCALE_OUT, None),
+        ]
+        return
     assert [(a.rung, a.skipped_reason is not None) for a in second.attempts] == [
         (Rung.RESTART, True),
         (Rung.SCALE_OUT, True),
@@ -719,8 +822,10 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
 async def test_a_database_that_refuses_the_verifications_write_for_a_while_does_not_hand_over(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    remediation_settings(deps, remediation_approval_from_rung=6)
-    await add_user(deps, USER)
+    # An executed change's verification writes the breakers (a dry run's changed nothing).
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": RecordingExecutor()}
+    remediation_settings(deps, remediation_approval_from_rung=6, remediation_executor="kubernetes")
+    await add_user(deps, USER, permission="execute")
     tried: list[str] = []
 
     def refuse_three(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -742,7 +847,7 @@ async def test_a_database_that_refuses_the_verifications_write_for_a_while_does_
             error_rate(healthy_from=1) as (_, url),
             running_worker(ts_env.client, deps) as worker,
         ):
-            handle = await start(ts_env, worker.task_queue, alert(url))
+            handle = await start(ts_env, worker.task_queue, alert(url), mode="execute")
             status = await handle.result()
     finally:
         event.remove(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)

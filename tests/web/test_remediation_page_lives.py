@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html import unescape
+from typing import Any
 from urllib.parse import unquote
 
 from temporalio.testing import WorkflowEnvironment
@@ -75,3 +76,59 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
                 assert said.startswith(f"This is about an earlier run of {rid}"), said
             view = await remediations.get(name, rid)
             assert (view.run_key, view.state, view.attempts) == (second, "waiting_approval", [])
+
+
+async def test_an_approve_button_of_one_rung_does_not_approve_the_next_rung(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    name, admin = unique("kai"), unique("ops")
+    await add_user(deps, name, permission="dry_run")
+    await add_user(deps, admin, permission="dry_run", role="admin")
+    token = await new_token(deps, name)
+    async with (
+        error_rate(healthy_from=None) as (_, metric_url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        remediations = RemediationService(dev_env.client, settings, deps.db)
+        subject = alert(metric_url, workload=name, settle_seconds=0)
+        rid = (await remediations.start(name, subject, mode="dry_run")).remediation_id
+
+        async def waits_on() -> int | None:
+            view = await remediations.get(name, rid)
+            return (
+                int(view.waiting.rung)
+                if view.waiting and view.state == "waiting_approval"
+                else None
+            )
+
+        assert await eventually(waits_on, "rung 1 waits for approval") == 1
+        async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
+            # Kai opens the page: its button approves rung 1 (restart), and he leaves it open.
+            page = (await http.get("/app/remediation", params={"id": rid})).text
+            assert "Approve restart" in page
+            form = decide_form(page)
+            # Meanwhile an admin approves rung 1, it is applied and not enough: rung 2 (scale
+            # out) now waits for an approval Kai has not looked at.
+            await remediations.approve(admin, rid, True, "go")
+            assert await eventually(lambda: _past(waits_on, 1), "rung 2 waits") == 2
+
+            answer = await http.post("/app/remediation/action", data={**form, "action": "approve"})
+            assert answer.status_code == 303, answer.text
+            said = unquote(answer.headers["location"].partition("msg=")[2])
+            view = await remediations.get(name, rid)
+
+    assert "rung 1" in said and "rung 2" in said, said
+    assert view.state == "waiting_approval" and view.waiting and int(view.waiting.rung) == 2
+    assert [(int(a.rung), a.approver) for a in view.approvals] == [(1, admin)]
+
+
+async def _past(waits_on: Any, rung: int) -> int | None:
+    now = await waits_on()
+    return now if now is not None and now != rung else None
