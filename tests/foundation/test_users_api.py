@@ -2,6 +2,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest_asyncio
+from pydantic import SecretStr
 
 from ambient.settings import Settings
 from api.app import create_app
@@ -120,6 +121,31 @@ async def test_health_reports_unreachable_temporal_as_503(api: httpx.AsyncClient
     assert body["temporal_reachable"] is False
     assert body["database_reachable"] is True
     assert body["llm_mode"] == "offline"
+
+
+async def test_health_and_the_front_page_name_no_address_to_whoever_is_not_signed_in(
+    settings: Settings,
+) -> None:
+    # The model's server (its URL may carry a key) and Temporal at closed ports: both down.
+    temporal = f"127.0.0.1:{free_port()}"
+    llm = f"http://127.0.0.1:{free_port()}/llm-gateway/v1"
+    settings = settings.model_copy(
+        update={
+            "temporal_address": temporal,
+            "openai_base_url": llm,
+            "openai_api_key": SecretStr("sk-test"),
+        }
+    )
+    async with serve(create_app(settings)) as base:
+        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as client:
+            health, page = await client.get("/health"), await client.get("/")
+    assert health.status_code == 503
+    body = health.json()
+    assert body["temporal_reachable"] is False and body["database_reachable"] is True
+    assert body["llm_mode"] == "remote" and body["llm_reachable"] is False
+    for text in (health.text, page.text):
+        assert temporal not in text and "llm-gateway" not in text
+        assert settings.resolved_database_url.split("///")[-1] not in text
 
 
 async def test_openapi_lists_the_resources(api: httpx.AsyncClient) -> None:
