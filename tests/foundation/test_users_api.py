@@ -266,3 +266,21 @@ async def test_a_setting_under_another_name_is_refused_by_name_and_nothing_chang
     assert registered.status_code == 422, registered.text
     assert [d["loc"] for d in registered.json()["detail"]] == [["body", "time_zone"]]
     assert (await api.get("/users/tom", headers=admin)).status_code == 404
+
+
+async def test_an_admin_reading_users_sees_a_members_push_targets_without_their_keys(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    token = (await api.post("/users", json={"name": "kay"}, headers=admin)).json()["token"]
+    kay = {"Authorization": f"Bearer {token}"}
+    key = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    channels = [{"type": "wecom", "target": key}, {"type": "email", "target": "kay@example.com"}]
+    saved = await api.put("/users/me/push", json={"channels": channels}, headers=kay)
+    assert saved.status_code == 200, saved.text
+    listed = await api.get("/users", headers=admin)
+    one = await api.get("/users/kay", headers=admin)
+    for text in (listed.text, one.text):
+        assert key not in text and "0f1e…" in text and "kay@example.com" in text
+    # The owner reads the whole config where it is kept.
+    mine = await api.get("/users/me/push", headers=kay)
+    assert mine.json()["channels"][0]["target"] == key
