@@ -57,6 +57,17 @@ def redact(text: str) -> str:
     return SECRET_PARAMS.sub(lambda m: f"{m['name']}={REDACTED}", text)
 
 
+def redact_values(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with every string in it redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(item) for item in value]
+    return value
+
+
 def _redact_arg(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)

@@ -104,26 +104,36 @@ def _database_named(settings: Settings | None) -> str:
     return f"{url.get_backend_name()} at {host}" + (f":{url.port}" if url.port else "")
 
 
-class SystemStatus(BaseModel):
+class PublicStatus(BaseModel):
+    """What anyone may see (/health, the front page): which part answers, not where it is."""
+
     temporal_reachable: bool
-    temporal_address: str
-    namespace: str
-    task_queue: str
     workers_polling: int = Field(description="pollers seen on our task queue (workflow + activity)")
     database_reachable: bool
     database: str = Field(description="database backend (sqlite, postgresql)")
     llm_mode: str = Field(
         description="offline (deterministic), local (`make llm`) or remote (OpenAI-compatible)"
     )
-    llm: str = Field(description="the model in use and where, or offline")
     llm_reachable: bool | None = Field(
         default=None, description="whether the model's server answers (None: offline, no model)"
     )
-    errors: list[str] = Field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
         return self.temporal_reachable and self.database_reachable
+
+
+class SystemStatus(PublicStatus):
+    """The whole report, with addresses and error texts: `ambient status`, the MCP tool."""
+
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    llm: str = Field(description="the model in use and where, or offline")
+    errors: list[str] = Field(default_factory=list)
+
+    def public(self) -> PublicStatus:
+        return PublicStatus.model_validate(self.model_dump(include=set(PublicStatus.model_fields)))
 
 
 async def _pollers(client: Client, namespace: str, task_queue: str) -> int:

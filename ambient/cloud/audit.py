@@ -11,6 +11,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.errors import CloudOpsError, CloudOpsRefusedError
 from ambient.domain.identifiers import TencentRegion
 from ambient.domain.users import RollbackPermission
+from ambient.log_redaction import redact_values
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import user_named
@@ -34,6 +35,9 @@ class CloudGuard:
 
     # --- permission and audit -----------------------------------------------------------
     async def audit(self, actor: str, operation: str, subject: str, detail: dict[str, Any]) -> None:
+        # The row is read by admins and other readers: the request as sent, its keys redacted
+        # (a notice's webhook URL carries one).
+        detail = redact_values(detail)
         async with self.db.session() as session:
             await AuditRepository(session).append(
                 actor=actor, action=f"cloud.{operation}", subject=subject, detail=detail

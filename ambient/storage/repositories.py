@@ -14,7 +14,7 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.events import clipped
-from ambient.domain.notify import Message
+from ambient.domain.notify import Message, redact_target
 from ambient.domain.users import (
     BRIEFING_TIMES,
     CLEARABLE_SETTINGS,
@@ -84,7 +84,18 @@ def user_subject(name: str) -> str:
 
 
 def user_public(user: User) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
+    """A user as readers (admins' listings, grants, /users/me) see it: push targets redacted
+    (their keys stay with the owner's /users/me/push)."""
+    public = UserPublic.model_validate(user, from_attributes=True)
+    channels = public.push_config.get("channels")
+    if isinstance(channels, list):
+        public.push_config["channels"] = [
+            {**entry, "target": redact_target(str(entry.get("type")), entry["target"])}
+            if isinstance(entry, dict) and isinstance(entry.get("target"), str)
+            else entry
+            for entry in channels
+        ]
+    return public
 
 
 def _voiceprint_taken(voiceprint: str | None, field: str = "voiceprint_id") -> VoiceprintTakenError:

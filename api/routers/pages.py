@@ -319,7 +319,10 @@ async def index(request: Request, state: StateDep, user: MaybeUser) -> Response:
     return render(
         request,
         "index.html",
-        {"status": report.model_dump(), "open_registration": state.settings.open_registration},
+        {
+            "status": report.public().model_dump(),
+            "open_registration": state.settings.open_registration,
+        },
     )
 
 

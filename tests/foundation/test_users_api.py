@@ -2,6 +2,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest_asyncio
+from pydantic import SecretStr
 
 from ambient.settings import Settings
 from api.app import create_app
@@ -122,6 +123,31 @@ async def test_health_reports_unreachable_temporal_as_503(api: httpx.AsyncClient
     assert body["llm_mode"] == "offline"
 
 
+async def test_health_and_the_front_page_name_no_address_to_whoever_is_not_signed_in(
+    settings: Settings,
+) -> None:
+    # The model's server (its URL may carry a key) and Temporal at closed ports: both down.
+    temporal = f"127.0.0.1:{free_port()}"
+    llm = f"http://127.0.0.1:{free_port()}/llm-gateway/v1"
+    settings = settings.model_copy(
+        update={
+            "temporal_address": temporal,
+            "openai_base_url": llm,
+            "openai_api_key": SecretStr("sk-test"),
+        }
+    )
+    async with serve(create_app(settings)) as base:
+        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as client:
+            health, page = await client.get("/health"), await client.get("/")
+    assert health.status_code == 503
+    body = health.json()
+    assert body["temporal_reachable"] is False and body["database_reachable"] is True
+    assert body["llm_mode"] == "remote" and body["llm_reachable"] is False
+    for text in (health.text, page.text):
+        assert temporal not in text and "llm-gateway" not in text
+        assert settings.resolved_database_url.split("///")[-1] not in text
+
+
 async def test_openapi_lists_the_resources(api: httpx.AsyncClient) -> None:
     paths = (await api.get("/openapi.json")).json()["paths"]
     assert {"/health", "/users", "/users/me", "/events", "/events/stream"} <= set(paths)
@@ -240,3 +266,21 @@ async def test_a_setting_under_another_name_is_refused_by_name_and_nothing_chang
     assert registered.status_code == 422, registered.text
     assert [d["loc"] for d in registered.json()["detail"]] == [["body", "time_zone"]]
     assert (await api.get("/users/tom", headers=admin)).status_code == 404
+
+
+async def test_an_admin_reading_users_sees_a_members_push_targets_without_their_keys(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    token = (await api.post("/users", json={"name": "kay"}, headers=admin)).json()["token"]
+    kay = {"Authorization": f"Bearer {token}"}
+    key = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    channels = [{"type": "wecom", "target": key}, {"type": "email", "target": "kay@example.com"}]
+    saved = await api.put("/users/me/push", json={"channels": channels}, headers=kay)
+    assert saved.status_code == 200, saved.text
+    listed = await api.get("/users", headers=admin)
+    one = await api.get("/users/kay", headers=admin)
+    for text in (listed.text, one.text):
+        assert key not in text and "0f1e…" in text and "kay@example.com" in text
+    # The owner reads the whole config where it is kept.
+    mine = await api.get("/users/me/push", headers=kay)
+    assert mine.json()["channels"][0]["target"] == key

@@ -532,3 +532,25 @@ async def test_cw14_the_configured_region_named_or_left_out_is_one_resource_to_t
     assert not failed_a and not failed_b, (a, b)
     assert [act for _, act, _ in api.creates()] == [action]
     assert a["resource_id"] == b["resource_id"]
+
+
+async def test_cw15_the_audit_keeps_an_alarm_notice_webhook_without_its_key(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    hook = (
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    )
+    alarm = {**ALARM, "notice_webhook": hook}
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_cls_alarm", alarm=alarm, mode="execute")
+    assert not failed, done
+    assert api.creates()[0][2]["WebCallbacks"][0]["Url"] == hook  # sent as given
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    audited = [r.detail for r in rows if r.action.startswith("cloud.create_cls_alarm")]
+    notice = next(d for d in audited if d["request"]["action"] == "CreateAlarmNotice")
+    assert notice["request"]["params"]["WebCallbacks"][0]["Url"] == (
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?[redacted]"
+    )
+    assert "0f1e2d3c" not in repr(audited)
