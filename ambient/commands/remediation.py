@@ -14,7 +14,16 @@ from rich.table import Table
 from rich.text import Text
 
 from ambient.cli_numbers import whole_number
-from ambient.commands import Json, User, folded, json_object, print_json, run_service, table_of
+from ambient.commands import (
+    Json,
+    User,
+    folded,
+    in_cli_words,
+    json_object,
+    print_json,
+    run_service,
+    table_of,
+)
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import VERDICTS, RemediationError
@@ -101,7 +110,7 @@ def start(
         started = await service.start(user, json_object(alert, "alert"), mode)  # type: ignore[arg-type]
         if as_json or not follow:
             return started
-        console.print(started.message)
+        console.print(in_cli_words(started.message))
         if started.state is None:
             return None  # another owner's run: nothing of it is ours to follow
         return await _follow(service, user, started.remediation_id)

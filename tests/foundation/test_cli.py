@@ -430,3 +430,32 @@ def test_ambient_dev_runs_in_the_data_dir_its_settings_read(
     result = CliRunner().invoke(app, ["dev"], env={"AMBIENT_DATA_DIR": "~/stack"})
     assert result.exit_code == 0, result.output
     assert seen == {"settings": tmp_path / "stack", "opts": tmp_path / "stack"}
+
+
+def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Path) -> None:
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"  # none of these asks it
+    said = {
+        args[0]: CliRunner().invoke(app, [*args, "--user", "dev"], env=env)
+        for args in (
+            ["task", "show", "web-monitor/bob/x"],
+            ["remediation", "show", "nope"],
+            ["briefing", "show"],
+        )
+    }
+    assert {area: (r.exit_code, r.output.split()) for area, r in said.items()} == {
+        "task": (
+            1,
+            "no task 'web-monitor/bob/x' for user 'dev'; run `ambient task list` "
+            "to see your task ids".split(),
+        ),
+        "remediation": (
+            1,
+            "no remediation 'nope': ids look like remediation/<fingerprint>; "
+            "run `ambient remediation list`".split(),
+        ),
+        "briefing": (
+            1,
+            "no briefing yet for 'dev'; `ambient briefing list` shows the dates".split(),
+        ),
+    }
