@@ -459,3 +459,12 @@ def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Pa
             "no briefing yet for 'dev'; `ambient briefing list` shows the dates".split(),
         ),
     }
+
+
+def test_endpoint_list_help_says_json_as_it_prints_one_array_not_json_lines() -> None:
+    # It said "JSON lines for scripts" while --json prints one JSON array (as every list does).
+    shown = CliRunner().invoke(
+        app, ["xiaozhi", "endpoint", "list", "--help"], env={"COLUMNS": "200"}
+    )
+    assert shown.exit_code == 0 and "JSON lines" not in shown.output
+    assert "print JSON (for scripts)" in shown.output
