@@ -468,3 +468,17 @@ def test_endpoint_list_help_says_json_as_it_prints_one_array_not_json_lines() ->
     )
     assert shown.exit_code == 0 and "JSON lines" not in shown.output
     assert "print JSON (for scripts)" in shown.output
+
+
+def test_events_refuses_a_kind_the_product_never_records_and_lists_the_kinds(
+    tmp_path: Path,
+) -> None:
+    # A mistyped kind said "no events": as if nothing had happened.
+    env = _offline_env(tmp_path)
+    typo = CliRunner().invoke(app, ["events", "--kind", "watch.hits"], env=env)
+    assert typo.exit_code == 2 and typo.stdout == "", typo.output
+    said = " ".join(typo.stderr.split())
+    assert said.startswith("--kind: 'watch.hits' is not watch.hit, watch.change, "), said
+    assert said.endswith(", remediation.resolved"), said
+    known = CliRunner().invoke(app, ["events", "--kind", "watch.hit"], env=env)
+    assert (known.exit_code, known.stdout) == (0, "no events\n")
