@@ -91,7 +91,7 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
     assert code == 0 and "← get_[/]status failed" in out and "No such tool, sorry." in out, out
 
     code, out = await _run(env, "--user", "nobody", "hi")
-    assert code == 1 and "not a registered user" in out
+    assert code == 1 and "no user 'nobody': an admin registers it" in out
 
 
 async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_written(

@@ -482,3 +482,25 @@ def test_events_refuses_a_kind_the_product_never_records_and_lists_the_kinds(
     assert said.endswith(", remediation.resolved"), said
     known = CliRunner().invoke(app, ["events", "--kind", "watch.hit"], env=env)
     assert (known.exit_code, known.stdout) == (0, "no events\n")
+
+
+def test_a_user_nobody_registered_is_refused_in_the_same_words_by_every_command(
+    tmp_path: Path,
+) -> None:
+    # `ambient chat` said "'ghost' is not a registered user" (and not who registers it), the
+    # task and briefing commands "no user 'ghost': register first (ambient user create ghost)".
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"  # refused before asking it
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+    said = {
+        " ".join(args[:2]): CliRunner().invoke(app, [*args, "--user", "ghost"], env=env)
+        for args in (
+            ["chat", "hello"],
+            ["task", "create", "schedule", "--config", '{"hour": 9, "message": "stand-up"}'],
+            ["briefing", "create", "--log-file", str(tmp_path / "app.log")],
+        )
+    }
+    words = "no user 'ghost': an admin registers it (ambient user create ghost)"
+    assert {door: (r.exit_code, " ".join(r.output.split())) for door, r in said.items()} == {
+        door: (1, words) for door in said
+    }
