@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from ambient.agent.chat import ChatEvent
 from ambient.agent.hub import ChatRuntime
-from ambient.settings import Settings
+from ambient.runtime import discovered_settings
 from ambient.storage.repositories import not_registered, user_named
 from ambient.wiring import open_state
 
@@ -37,7 +37,7 @@ def _show(event: ChatEvent) -> None:
 
 
 async def _chat(user: str, message: str | None, yes: bool) -> int:
-    async with open_state(Settings(), stdio_user=user) as state:
+    async with open_state(discovered_settings(), stdio_user=user) as state:
         row = await user_named(state.db, user)
         if row is None:
             err_console.print(f"[red]{escape(not_registered(user))}[/]")
