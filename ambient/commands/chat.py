@@ -37,7 +37,8 @@ def _show(event: ChatEvent) -> None:
 
 
 async def _chat(user: str, message: str | None, yes: bool) -> int:
-    async with open_state(discovered_settings(), stdio_user=user) as state:
+    # The command holds the database, as `ambient migrate` and every other command do.
+    async with open_state(discovered_settings(), stdio_user=user, upgrade=True) as state:
         row = await user_named(state.db, user)
         if row is None:
             err_console.print(f"[red]{escape(not_registered(user))}[/]")

@@ -504,3 +504,15 @@ def test_a_user_nobody_registered_is_refused_in_the_same_words_by_every_command(
     assert {door: (r.exit_code, " ".join(r.output.split())) for door, r in said.items()} == {
         door: (1, words) for door in said
     }
+
+
+def test_chat_on_a_database_never_migrated_migrates_it_as_every_command_does(
+    tmp_path: Path,
+) -> None:
+    # It printed a traceback ending in DatabaseBehindError: "run `ambient migrate` first".
+    env = _offline_env(tmp_path)
+    said = CliRunner().invoke(app, ["chat", "hello", "--user", "ghost"], env=env)
+    assert (said.exit_code, " ".join(said.output.split())) == (
+        1,
+        "no user 'ghost': an admin registers it (ambient user create ghost)",
+    )
