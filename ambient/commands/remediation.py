@@ -71,13 +71,18 @@ def _status_table(status: RemediationStatus) -> Table:
 
 async def _follow(service: RemediationService, user: str, rid: str) -> RemediationStatus:
     """Redraw the ladder until the remediation ends (Ctrl-C stops following, not the work)."""
-    status = await service.get(user, rid)
+    status, said = await service.get(user, rid), None
     with Live(_status_table(status), console=console, refresh_per_second=4) as live:
-        while status.state not in FINAL_STATES:
+        while True:
+            if not console.is_terminal and status.state != said:
+                # Live draws a pipe the ladder once, at the end: a line per state until then.
+                console.print(f"{rid}: {status.state}", highlight=False, soft_wrap=True)
+                said = status.state
+            if status.state in FINAL_STATES:
+                return status
             await asyncio.sleep(1)
             status = await service.get(user, rid)
             live.update(_status_table(status))
-    return status
 
 
 @app.command()
