@@ -41,7 +41,12 @@ from ambient.domain.push import PushChannel, QuietHours, stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
-from ambient.storage.repositories import DeliveryRepository, EventRepository, user_named
+from ambient.storage.repositories import (
+    DeliveryRepository,
+    EventRepository,
+    not_registered,
+    user_named,
+)
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
@@ -334,9 +339,7 @@ class NotifyActivities:
     def _check(self, recipient: Recipient, target: Target) -> None:
         """The entry rules again at send time (older configs, legacy workflow inputs)."""
         if not recipient.exists:
-            raise PermanentNotifyError(
-                f"user {recipient.name!r} does not exist: register it (ambient user create)"
-            )
+            raise PermanentNotifyError(not_registered(recipient.name))
         if not target.target and target.type != "inbox":
             raise PermanentNotifyError(
                 f"no {target.type} target for {recipient.name}: give one in the task or "

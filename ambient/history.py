@@ -16,10 +16,40 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.notify import CHANNEL_TYPES, redact_target
+from ambient.refusals import N_
 from ambient.storage.models import Delivery
 from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
 
 DeliveryState = Literal["pending", "sent", "failed", "suppressed"]
+# Every event kind the product records (a filter takes no other), as the pages name it (the
+# kind stays the id in the API and the CLI).
+EVENT_KINDS = {
+    "watch.hit": N_("keyword found"),
+    "watch.change": N_("page changed"),
+    "watch.failing": N_("checks failing"),
+    "watch.recovered": N_("checks work again"),
+    "watch.breach": N_("threshold crossed"),
+    "watch.recovery": N_("back within the threshold"),
+    "watch.poll_failed": N_("a check failed"),
+    "watch.url_removed": N_("page no longer watched"),
+    "watch.delivery_failed": N_("notification not delivered"),
+    "watch.remediation_requested": N_("remediation asked for"),
+    "watch.remediation_started": N_("remediation started"),
+    "watch.paused": N_("paused"),
+    "watch.resumed": N_("resumed"),
+    "watch.stopped": N_("stopped"),
+    "schedule.reminder": N_("reminder"),
+    "schedule.news_digest": N_("news digest"),
+    "schedule.delivery_failed": N_("notification not delivered"),
+    "agent.digest": N_("summary sent"),
+    "agent.held": N_("nothing worth telling"),
+    "delivery.failed": N_("push not delivered"),
+    "briefing.prepared": N_("briefing prepared"),
+    "briefing.given": N_("briefing given"),
+    "briefing.pushed": N_("briefing pushed"),
+    "briefing.failed": N_("briefing failed"),
+    "remediation.resolved": N_("remediation resolved"),
+}
 
 
 class ScopeError(PermissionError):
@@ -103,6 +133,8 @@ async def events(
 ) -> list[EventPublic]:
     """Events newest first (``user`` None: everyone's, for the operator)."""
     _storable(kind=kind, task=task)
+    if kind is not None and kind not in EVENT_KINDS:
+        raise FilterError(f"kind: {kind!r} is not {', '.join(EVENT_KINDS)}")
     rows = await EventRepository(session).list(
         user=user, kind=kind, task=task, since=since, limit=limit
     )

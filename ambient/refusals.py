@@ -12,6 +12,11 @@ from typing import Any
 from pydantic import BaseModel
 
 
+def N_(message: str) -> str:
+    """Marks a msgid for the catalog where it is translated later (labels, tables)."""
+    return message
+
+
 class Refusal(ValueError):
     """Refused input: ``msgid`` and its ``values``; str() is the English."""
 

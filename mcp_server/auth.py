@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from ambient.storage.models import User
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import UserRepository, not_registered
 from ambient.wiring import AppState, StateHolder
 
 # The audit actor of a call that has no user (a stdio session started without --user).
@@ -60,4 +60,4 @@ async def current_user_row(ctx: Context[Any, Any]) -> User:
 
 def unregistered(name: str) -> ToolError:
     """The one refusal of a session whose user has no row (every tool says it alike)."""
-    return ToolError(f"{name!r} is not a registered user: an admin registers users.")
+    return ToolError(not_registered(name))

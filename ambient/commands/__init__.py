@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,23 @@ err_console = Console(stderr=True)
 User = Annotated[str, typer.Option("--user", envvar="AMBIENT_USER", help="acting user")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")]
 Region = Annotated[str | None, typer.Option(help="region (default: AMBIENT_TENCENTCLOUD_REGION)")]
+
+
+# The services' refusals name the MCP tool a model calls next; a terminal names its command.
+COMMANDS = {
+    "list_tasks": "ambient task list",
+    "update_task": "ambient task update",
+    "delete_task": "ambient task delete",
+    "list_briefings": "ambient briefing list",
+    "list_remediations": "ambient remediation list",
+    "get_remediation": "ambient remediation show",
+}
+TOOL = re.compile(rf"\b(call )?({'|'.join(COMMANDS)})\b")
+
+
+def in_cli_words(text: str) -> str:
+    """``text`` with each MCP tool it names replaced by the command that does the same."""
+    return TOOL.sub(lambda m: f"{'run ' if m[1] else ''}`{COMMANDS[m[2]]}`", text)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -151,7 +169,9 @@ def run_service(
     except typer.Exit:
         raise
     except Exception as exc:
-        said = str(exc) if isinstance(exc, refused) else f"{type(exc).__name__}: {exc}"
+        said = (
+            in_cli_words(str(exc)) if isinstance(exc, refused) else f"{type(exc).__name__}: {exc}"
+        )
         problem = temporal_problem(exc, settings) or database_problem(exc, settings)
         raise fail(problem or said) from None
 

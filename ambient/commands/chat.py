@@ -12,8 +12,8 @@ from rich.markup import escape
 
 from ambient.agent.chat import ChatEvent
 from ambient.agent.hub import ChatRuntime
-from ambient.settings import Settings
-from ambient.storage.repositories import user_named
+from ambient.runtime import discovered_settings
+from ambient.storage.repositories import not_registered, user_named
 from ambient.wiring import open_state
 
 console = Console(stderr=False)
@@ -37,10 +37,11 @@ def _show(event: ChatEvent) -> None:
 
 
 async def _chat(user: str, message: str | None, yes: bool) -> int:
-    async with open_state(Settings(), stdio_user=user) as state:
+    # The command holds the database, as `ambient migrate` and every other command do.
+    async with open_state(discovered_settings(), stdio_user=user, upgrade=True) as state:
         row = await user_named(state.db, user)
         if row is None:
-            err_console.print(f"[red]{escape(repr(user))} is not a registered user[/]")
+            err_console.print(f"[red]{escape(not_registered(user))}[/]")
             return 1
         runtime = ChatRuntime.of(state)
         agent = await runtime.agent(row)

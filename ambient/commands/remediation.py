@@ -14,7 +14,16 @@ from rich.table import Table
 from rich.text import Text
 
 from ambient.cli_numbers import whole_number
-from ambient.commands import Json, User, folded, json_object, print_json, run_service, table_of
+from ambient.commands import (
+    Json,
+    User,
+    folded,
+    in_cli_words,
+    json_object,
+    print_json,
+    run_service,
+    table_of,
+)
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import VERDICTS, RemediationError
@@ -62,13 +71,18 @@ def _status_table(status: RemediationStatus) -> Table:
 
 async def _follow(service: RemediationService, user: str, rid: str) -> RemediationStatus:
     """Redraw the ladder until the remediation ends (Ctrl-C stops following, not the work)."""
-    status = await service.get(user, rid)
+    status, said = await service.get(user, rid), None
     with Live(_status_table(status), console=console, refresh_per_second=4) as live:
-        while status.state not in FINAL_STATES:
+        while True:
+            if not console.is_terminal and status.state != said:
+                # Live draws a pipe the ladder once, at the end: a line per state until then.
+                console.print(f"{rid}: {status.state}", highlight=False, soft_wrap=True)
+                said = status.state
+            if status.state in FINAL_STATES:
+                return status
             await asyncio.sleep(1)
             status = await service.get(user, rid)
             live.update(_status_table(status))
-    return status
 
 
 @app.command()
@@ -101,7 +115,7 @@ def start(
         started = await service.start(user, json_object(alert, "alert"), mode)  # type: ignore[arg-type]
         if as_json or not follow:
             return started
-        console.print(started.message)
+        console.print(in_cli_words(started.message))
         if started.state is None:
             return None  # another owner's run: nothing of it is ours to follow
         return await _follow(service, user, started.remediation_id)

@@ -71,9 +71,7 @@ def add_endpoint(
 
 
 @endpoint_app.command("list")
-def list_endpoints(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines for scripts")] = False,
-) -> None:
+def list_endpoints(as_json: Json = False) -> None:
     """Every endpoint with its state (connected/retrying), last error and since when."""
     rows: list[EndpointPublic] = _endpoints(lambda endpoints: endpoints.list(None))
     if as_json:

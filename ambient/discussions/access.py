@@ -29,7 +29,7 @@ from ambient.storage.models import (
     RemediationRecord,
     User,
 )
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import UserRepository, not_registered
 
 # No discussion id is longer than its column: a longer one is refused, not looked up or quoted.
 ID_LENGTH = 64
@@ -37,8 +37,7 @@ ID_LENGTH = 64
 
 async def registered(session: AsyncSession, name: str) -> User:
     """The user who signs or reads; anyone else is refused."""
-    refusal = SigningError(f"{name!r} is not a registered user")
-    return await UserRepository(session).existing(name, refusal)
+    return await UserRepository(session).existing(name, SigningError(not_registered(name)))
 
 
 async def members_see(

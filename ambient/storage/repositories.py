@@ -230,12 +230,17 @@ async def user_named(db: Database, name: str) -> User | None:
         return await UserRepository(session).get(name)
 
 
+def not_registered(name: str) -> str:
+    """The one refusal of a name no user has, in every door's words."""
+    return f"no user {name!r}: an admin registers it (ambient user create {name})"
+
+
 async def registered(db: Database, name: str, refusal: Callable[[str], Exception]) -> User:
     """The user named ``name``; without one, ``refusal`` saying how to register: work made for
     nobody would run unseen, delivered to no one."""
     user = await user_named(db, name)
     if user is None:
-        raise refusal(f"no user {name!r}: register first (ambient user create {name})")
+        raise refusal(not_registered(name))
     return user
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.domain.numbers import WholeNumber
+from ambient.history import EVENT_KINDS
 from ambient.storage.models import MAX_ID, Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
@@ -145,36 +146,6 @@ async def create_web_monitor(
 # The task buttons and states: the API's values are the msgids the pages translate.
 TASK_ACTIONS = (N_("pause"), N_("resume"), N_("trigger"), N_("delete"))
 TASK_STATES = (N_("active"), N_("paused"), N_("stopped"))
-# What each event kind is, as the pages name it (the kind stays the id in the API and the CLI).
-EVENT_KINDS = {
-    "watch.hit": N_("keyword found"),
-    "watch.change": N_("page changed"),
-    "watch.failing": N_("checks failing"),
-    "watch.recovered": N_("checks work again"),
-    "watch.breach": N_("threshold crossed"),
-    "watch.recovery": N_("back within the threshold"),
-    "watch.poll_failed": N_("a check failed"),
-    "watch.url_removed": N_("page no longer watched"),
-    "watch.delivery_failed": N_("notification not delivered"),
-    "watch.remediation_requested": N_("remediation asked for"),
-    "watch.remediation_started": N_("remediation started"),
-    "watch.paused": N_("paused"),
-    "watch.resumed": N_("resumed"),
-    "watch.stopped": N_("stopped"),
-    "schedule.reminder": N_("reminder"),
-    "schedule.news_digest": N_("news digest"),
-    "schedule.delivery_failed": N_("notification not delivered"),
-    "agent.digest": N_("summary sent"),
-    "agent.held": N_("nothing worth telling"),
-    "delivery.failed": N_("push not delivered"),
-    "briefing.prepared": N_("briefing prepared"),
-    "briefing.given": N_("briefing given"),
-    "briefing.pushed": N_("briefing pushed"),
-    "briefing.failed": N_("briefing failed"),
-    "remediation.resolved": N_("remediation resolved"),
-}
-
-
 # A task's kind as its page names it (the value stays the API's).
 TASK_KINDS = {
     "web_monitor": N_("web monitor"),

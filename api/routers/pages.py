@@ -28,7 +28,7 @@ from ambient import grants
 from ambient.domain import field_errors as fields
 from ambient.domain.field_errors import Refused
 from ambient.domain.users import Language, UserCreate
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.status import database_down, system_status, temporal_down
 from ambient.storage.models import User
 from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
@@ -157,11 +157,6 @@ def what_went_wrong(exc: Exception, _: Words) -> str:
     if re.match(r"[a-z]+(?![\w/.-])", text):
         return text[:1].upper() + text[1:]
     return text
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for the catalog where it is translated later (labels, tables)."""
-    return message
 
 
 # pydantic's refusals the pages say in their own words (by its message templates, the msgids

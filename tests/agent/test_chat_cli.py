@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.domain.users import UserCreate
+from ambient.runtime import RuntimeInfo, write_runtime
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
@@ -91,7 +93,7 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
     assert code == 0 and "← get_[/]status failed" in out and "No such tool, sorry." in out, out
 
     code, out = await _run(env, "--user", "nobody", "hi")
-    assert code == 1 and "not a registered user" in out
+    assert code == 1 and "no user 'nobody': an admin registers it" in out
 
 
 async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_written(
@@ -119,3 +121,22 @@ async def test_a_write_asked_for_again_and_again_with_nobody_to_confirm_is_decli
     assert code == 0, out
     assert len(llm.requests) == 2, out  # asked, then told it was declined: no more
     assert out.count("! delete_task") == 2 and "← delete_task failed declined" in out, out
+
+
+async def test_chat_finds_the_running_dev_stack_as_every_command_does(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # It read the settings alone: beside `ambient dev --temporal-port N` its tools asked
+    # Temporal at localhost:7233 (and the local model of `--local-llm` was never found).
+    env = await _chat_env(tmp_path, dev_env, {"ops": None})
+    address = env.pop("AMBIENT_TEMPORAL_ADDRESS")
+    info = RuntimeInfo(pid=os.getpid(), temporal_address=address, api_host="127.0.0.1", api_port=1)
+    write_runtime(tmp_path, info)
+    llm = LLMApi()
+    llm.script(ToolCalls([("get_status", {})]), Content("Everything is up."))
+    async with serve(llm.app()) as llm_url:
+        env |= {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{llm_url}/v1"}
+        code, out = await _run(env, "--user", "ops", "is everything up?")
+    assert code == 0 and "Everything is up." in out, out
+    said = json.loads(llm.requests[1]["messages"][-1]["content"])
+    assert (said["temporal_address"], said["temporal_reachable"]) == (address, True), said

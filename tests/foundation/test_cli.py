@@ -119,7 +119,7 @@ def test_task_list_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> N
         ["task", "show", "web-monitor/dev/x"],
         ["task", "show", "web-monitor/dev/x", "--json"],
     ):
-        result = CliRunner().invoke(app, args, env=env)
+        result = CliRunner().invoke(app, [*args, "--user", "dev"], env=env)
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
@@ -144,7 +144,7 @@ def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
         tmp_path,
         RuntimeInfo(pid=os.getpid(), temporal_address=recorded, api_host="127.0.0.1", api_port=1),
     )
-    env = _offline_env(tmp_path)
+    env = _offline_env(tmp_path) | {"AMBIENT_USER": "dev"}
     found = CliRunner().invoke(app, ["task", "list"], env=env)
     assert f"Temporal is unreachable at {recorded}" in found.output
     status = CliRunner().invoke(app, ["status", "--json"], env=env)
@@ -240,6 +240,7 @@ async def test_commands_find_ambient_dev_on_its_own_ports(tmp_path: Path) -> Non
         assert recorded["temporal_address"] == address
         assert recorded["api_port"] == stack.api_port
         env = _offline_env(stack.data_dir)  # AMBIENT_DATA_DIR alone: no ports repeated
+        env["AMBIENT_USER"] = "dev"
         runner = CliRunner()
         status = await asyncio.to_thread(runner.invoke, app, ["status", "--json"], env=env)
         report = json.loads(status.output)
@@ -430,3 +431,104 @@ def test_ambient_dev_runs_in_the_data_dir_its_settings_read(
     result = CliRunner().invoke(app, ["dev"], env={"AMBIENT_DATA_DIR": "~/stack"})
     assert result.exit_code == 0, result.output
     assert seen == {"settings": tmp_path / "stack", "opts": tmp_path / "stack"}
+
+
+def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Path) -> None:
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"  # none of these asks it
+    said = {
+        args[0]: CliRunner().invoke(app, [*args, "--user", "dev"], env=env)
+        for args in (
+            ["task", "show", "web-monitor/bob/x"],
+            ["remediation", "show", "nope"],
+            ["briefing", "show"],
+        )
+    }
+    assert {area: (r.exit_code, r.output.split()) for area, r in said.items()} == {
+        "task": (
+            1,
+            "no task 'web-monitor/bob/x' for user 'dev'; run `ambient task list` "
+            "to see your task ids".split(),
+        ),
+        "remediation": (
+            1,
+            "no remediation 'nope': ids look like remediation/<fingerprint>; "
+            "run `ambient remediation list`".split(),
+        ),
+        "briefing": (
+            1,
+            "no briefing yet for 'dev'; `ambient briefing list` shows the dates".split(),
+        ),
+    }
+
+
+def test_endpoint_list_help_says_json_as_it_prints_one_array_not_json_lines() -> None:
+    # It said "JSON lines for scripts" while --json prints one JSON array (as every list does).
+    shown = CliRunner().invoke(
+        app, ["xiaozhi", "endpoint", "list", "--help"], env={"COLUMNS": "200"}
+    )
+    assert shown.exit_code == 0 and "JSON lines" not in shown.output
+    assert "print JSON (for scripts)" in shown.output
+
+
+def test_events_refuses_a_kind_the_product_never_records_and_lists_the_kinds(
+    tmp_path: Path,
+) -> None:
+    # A mistyped kind said "no events": as if nothing had happened.
+    env = _offline_env(tmp_path)
+    typo = CliRunner().invoke(app, ["events", "--kind", "watch.hits"], env=env)
+    assert typo.exit_code == 2 and typo.stdout == "", typo.output
+    said = " ".join(typo.stderr.split())
+    assert said.startswith("--kind: 'watch.hits' is not watch.hit, watch.change, "), said
+    assert said.endswith(", remediation.resolved"), said
+    known = CliRunner().invoke(app, ["events", "--kind", "watch.hit"], env=env)
+    assert (known.exit_code, known.stdout) == (0, "no events\n")
+
+
+def test_a_user_nobody_registered_is_refused_in_the_same_words_by_every_command(
+    tmp_path: Path,
+) -> None:
+    # `ambient chat` said "'ghost' is not a registered user" (and not who registers it), the
+    # task and briefing commands "no user 'ghost': register first (ambient user create ghost)".
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"  # refused before asking it
+    assert CliRunner().invoke(app, ["migrate"], env=env).exit_code == 0
+    said = {
+        " ".join(args[:2]): CliRunner().invoke(app, [*args, "--user", "ghost"], env=env)
+        for args in (
+            ["chat", "hello"],
+            ["task", "create", "schedule", "--config", '{"hour": 9, "message": "stand-up"}'],
+            ["briefing", "create", "--log-file", str(tmp_path / "app.log")],
+        )
+    }
+    words = "no user 'ghost': an admin registers it (ambient user create ghost)"
+    assert {door: (r.exit_code, " ".join(r.output.split())) for door, r in said.items()} == {
+        door: (1, words) for door in said
+    }
+
+
+def test_chat_on_a_database_never_migrated_migrates_it_as_every_command_does(
+    tmp_path: Path,
+) -> None:
+    # It printed a traceback ending in DatabaseBehindError: "run `ambient migrate` first".
+    env = _offline_env(tmp_path)
+    said = CliRunner().invoke(app, ["chat", "hello", "--user", "ghost"], env=env)
+    assert (said.exit_code, " ".join(said.output.split())) == (
+        1,
+        "no user 'ghost': an admin registers it (ambient user create ghost)",
+    )
+
+
+def test_task_commands_need_a_user_as_every_area_does_not_dev_by_default(
+    tmp_path: Path,
+) -> None:
+    # They acted as `dev` when no --user was given: on a deployment with real users (no `dev`),
+    # `ambient task list` showed an empty list as if nobody had a task.
+    env = _offline_env(tmp_path)
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"
+    for args in (["list"], ["show", "web-monitor/alice/x"], ["pause", "web-monitor/alice/x"]):
+        said = CliRunner().invoke(app, ["task", *args], env=env)
+        assert said.exit_code == 2 and "Missing option '--user'" in said.output, said.output
+    env["AMBIENT_USER"] = "alice"  # the option's variable still names the acting user
+    said = CliRunner().invoke(app, ["task", "show", "web-monitor/bob/x"], env=env)
+    assert "for user 'alice'" in said.output, said.output

@@ -350,7 +350,7 @@ async def test_every_door_refuses_a_task_for_an_unregistered_user_and_creates_no
     doors: Doors, tool: str, args: dict[str, Any], group: str, command: tuple[str, ...]
 ) -> None:
     ghost = unique("ghost")
-    says = f"no user {ghost!r}: register first (ambient user create {ghost})"
+    says = f"no user {ghost!r}: an admin registers it (ambient user create {ghost})"
     state = dataclasses.replace(doors.state, stdio_user=ghost)
     async with Client(build_server(state.settings, holder=StateHolder(state))) as mcp:
         result = await mcp.call_tool(tool, args)

@@ -301,7 +301,7 @@ async def test_a_notification_for_an_unknown_user_fails_each_target_without_rais
     assert delivery.status == DeliveryStatus.FAILED
     assert (
         delivery.error
-        == "permanent: user 'ghost' does not exist: register it (ambient user create)"
+        == "permanent: no user 'ghost': an admin registers it (ambient user create ghost)"
     )
 
 

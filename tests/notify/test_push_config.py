@@ -274,7 +274,7 @@ async def test_the_push_tools_refuse_an_unregistered_user_as_every_tool_does(
     # "Error executing tool NAME: " and then the refusal.
     texts = {getattr(result.content[0], "text", "").split(": ", 1)[1] for result in said}
     assert all(result.is_error for result in said)
-    assert texts == {"'ghost' is not a registered user: an admin registers users."}, texts
+    assert texts == {"no user 'ghost': an admin registers it (ambient user create ghost)"}, texts
 
 
 async def test_the_quiet_hours_the_assistant_reads_say_held_pushes_are_not_sent_later(

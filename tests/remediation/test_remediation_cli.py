@@ -144,3 +144,33 @@ async def test_remediation_list_pages_on_with_limit_and_offset(
         CliRunner().invoke, cli, ["remediation", "list", "--offset", str(10**20)], env=env
     )
     assert too_far.exit_code != 0 and "offset: 0 to" in too_far.output, too_far.output
+
+
+async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Following redraws the ladder on a terminal; a pipe (a log, `tee`) got nothing between the
+    start line and the end, however long the run waited."""
+    remediation_settings(deps)
+    user = unique("cli-pipe")
+    await add_user(deps, user)
+    async with error_rate(healthy_from=1) as (_, url), running_worker(dev_env.client, deps) as w:
+        env = {
+            "AMBIENT_DATA_DIR": str(deps.settings.data_dir),
+            "AMBIENT_USER": user,
+            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "AMBIENT_TEMPORAL_TASK_QUEUE": w.task_queue,
+            "AMBIENT_FETCH_ALLOW_CIDRS": '["127.0.0.1/32"]',
+            "AMBIENT_REMEDIATION_CLUSTER_COOLDOWN_SECONDS": "0",
+            "COLUMNS": "300",
+        }
+        sent = alert(url, workload=user, settle_seconds=0).model_dump_json()
+        followed = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["remediation", "start", sent], env=env
+        )
+    assert followed.exit_code == 0, followed.output
+    lines = followed.output.splitlines()
+    rid = lines[0].split()[1]
+    states = [line.split(": ", 1)[1] for line in lines if line.startswith(f"{rid}: ")]
+    assert states and states[-1] == "resolved", followed.output
+    assert len(set(states)) == len(states)  # a line when the state changes, not each second

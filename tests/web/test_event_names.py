@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 
 from ambient.domain.users import Language, UserCreate
+from ambient.history import EVENT_KINDS
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Event
 from ambient.storage.repositories import UserRepository
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.threshold_rule import Breach
-from api.routers.app_pages import EVENT_KINDS
 from tests.conftest import unique
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
