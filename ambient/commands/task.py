@@ -34,8 +34,8 @@ def create(
         str, typer.Argument(help="web_monitor | threshold_watch | schedule | news_digest")
     ],
     config: Annotated[str, typer.Option(help="JSON config, or @file.json")],
-    user: User,
     name: str | None = None,
+    user: User = "dev",
 ) -> None:
     """Create a task; prints its task_id."""
     payload = json_object(config, "--config")
@@ -44,7 +44,7 @@ def create(
 
 @app.command("list")
 def list_(
-    user: User, kind: str | None = None, state: str | None = None, as_json: Json = False
+    kind: str | None = None, state: str | None = None, user: User = "dev", as_json: Json = False
 ) -> None:
     """List tasks (a visibility query on the Temporal server)."""
     rows = _run(lambda tasks: tasks.list(user, kind=kind, state=state))
@@ -54,7 +54,7 @@ def list_(
 @app.command()
 def show(
     task_id: str,
-    user: User,
+    user: User = "dev",
     # Show always prints JSON: the flag is accepted (as by list) for scripts that pass it.
     _json: Annotated[bool, typer.Option("--json", hidden=True)] = True,
 ) -> None:
@@ -63,19 +63,19 @@ def show(
 
 
 @app.command()
-def pause(task_id: str, user: User) -> None:
+def pause(task_id: str, user: User = "dev") -> None:
     """Pause a task: no scheduled checks or runs until it is resumed (trigger still runs one)."""
     print_json(console, _run(lambda tasks: tasks.pause(user, task_id)))
 
 
 @app.command()
-def resume(task_id: str, user: User) -> None:
+def resume(task_id: str, user: User = "dev") -> None:
     """Resume a paused task."""
     print_json(console, _run(lambda tasks: tasks.resume(user, task_id)))
 
 
 @app.command()
-def trigger(task_id: str, user: User) -> None:
+def trigger(task_id: str, user: User = "dev") -> None:
     """Check now (or run a schedule's action now)."""
     print_json(console, _run(lambda tasks: tasks.trigger(user, task_id)))
 
@@ -84,7 +84,7 @@ def trigger(task_id: str, user: User) -> None:
 def update(
     task_id: str,
     config: Annotated[str, typer.Option(help="the whole new JSON config, or @file.json")],
-    user: User,
+    user: User = "dev",
 ) -> None:
     """Replace a task's config (rejected, with nothing changed, if invalid)."""
     payload = json_object(config, "--config")
@@ -93,7 +93,7 @@ def update(
 
 @app.command()
 def delete(
-    task_id: str, user: User, purge: Annotated[bool, typer.Option("--purge")] = False
+    task_id: str, purge: Annotated[bool, typer.Option("--purge")] = False, user: User = "dev"
 ) -> None:
     """Stop a task for good."""
     print_json(console, _run(lambda tasks: tasks.delete(user, task_id, purge=purge)))

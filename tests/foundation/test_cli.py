@@ -119,7 +119,7 @@ def test_task_list_with_temporal_down_prints_one_clear_line(tmp_path: Path) -> N
         ["task", "show", "web-monitor/dev/x"],
         ["task", "show", "web-monitor/dev/x", "--json"],
     ):
-        result = CliRunner().invoke(app, [*args, "--user", "dev"], env=env)
+        result = CliRunner().invoke(app, args, env=env)
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
@@ -144,7 +144,7 @@ def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
         tmp_path,
         RuntimeInfo(pid=os.getpid(), temporal_address=recorded, api_host="127.0.0.1", api_port=1),
     )
-    env = _offline_env(tmp_path) | {"AMBIENT_USER": "dev"}
+    env = _offline_env(tmp_path)
     found = CliRunner().invoke(app, ["task", "list"], env=env)
     assert f"Temporal is unreachable at {recorded}" in found.output
     status = CliRunner().invoke(app, ["status", "--json"], env=env)
@@ -240,7 +240,6 @@ async def test_commands_find_ambient_dev_on_its_own_ports(tmp_path: Path) -> Non
         assert recorded["temporal_address"] == address
         assert recorded["api_port"] == stack.api_port
         env = _offline_env(stack.data_dir)  # AMBIENT_DATA_DIR alone: no ports repeated
-        env["AMBIENT_USER"] = "dev"
         runner = CliRunner()
         status = await asyncio.to_thread(runner.invoke, app, ["status", "--json"], env=env)
         report = json.loads(status.output)
@@ -517,18 +516,3 @@ def test_chat_on_a_database_never_migrated_migrates_it_as_every_command_does(
         1,
         "no user 'ghost': an admin registers it (ambient user create ghost)",
     )
-
-
-def test_task_commands_need_a_user_as_every_area_does_not_dev_by_default(
-    tmp_path: Path,
-) -> None:
-    # They acted as `dev` when no --user was given: on a deployment with real users (no `dev`),
-    # `ambient task list` showed an empty list as if nobody had a task.
-    env = _offline_env(tmp_path)
-    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"
-    for args in (["list"], ["show", "web-monitor/alice/x"], ["pause", "web-monitor/alice/x"]):
-        said = CliRunner().invoke(app, ["task", *args], env=env)
-        assert said.exit_code == 2 and "Missing option '--user'" in said.output, said.output
-    env["AMBIENT_USER"] = "alice"  # the option's variable still names the acting user
-    said = CliRunner().invoke(app, ["task", "show", "web-monitor/bob/x"], env=env)
-    assert "for user 'alice'" in said.output, said.output

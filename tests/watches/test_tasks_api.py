@@ -200,7 +200,6 @@ def test_task_cli_config_file_that_cannot_be_read_is_one_line_and_exit_2(
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00{")
     args = {"create": ["web_monitor"], "update": ["web-monitor/dev/x"]}[command]
     env = {"AMBIENT_DATA_DIR": str(tmp_path), "AMBIENT_TEMPORAL_ADDRESS": "127.0.0.1:1"}
-    env["AMBIENT_USER"] = "dev"
     result = CliRunner().invoke(app, ["task", command, *args, "--config", f"@{path}"], env=env)
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
