@@ -231,3 +231,22 @@ async def test_an_argument_a_tool_does_not_take_is_refused_by_name_and_nothing_r
     assert said.startswith("Error executing tool approve_remediation: invalid arguments — "), said
     assert "runkey: not an argument of approve_remediation" in said and "run_key" in said, said
     assert "limt: not an argument of list_events" in misspelt.content[0].text  # type: ignore[union-attr]
+
+
+async def test_a_100_kb_time_zone_is_refused_by_name_without_being_said_back_whole(
+    state: AppState,
+) -> None:
+    # The refusal quoted the whole value: 100 KB of it in the model's context, per call.
+    zone = "Asia/" + "x" * 100_000
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        reminder = await client.call_tool(
+            "create_reminder", {"config": {"message": "stand-up", "timezone": zone}}
+        )
+        briefing = await client.call_tool("create_daily_briefing", {"timezone": zone})
+    for refused in (reminder, briefing):
+        said = refused.content[0].text  # type: ignore[union-attr]
+        assert refused.is_error and "timezone: unknown IANA time zone 'Asia/xxx" in said, said[:300]
+        assert len(said) < 300, said[:300]
