@@ -17,7 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.storage.models import Delivery
-from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
+from ambient.storage.repositories import (
+    DeliveryRepository,
+    EventRepository,
+    InboxRepository,
+    UserRepository,
+)
 
 DeliveryState = Literal["pending", "sent", "failed", "suppressed"]
 
@@ -77,12 +82,14 @@ class DeliveryPublic(BaseModel):
     updated_at: datetime
 
 
-def whose(caller: str, is_admin: bool, user: str | None) -> str:
+async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | None) -> str:
     """The user whose records to read: the caller, or (admins only) the one named."""
     if user is None or user == caller:
         return caller
     if not is_admin:
         raise ScopeError(f"only an admin reads another user's records; you are {caller!r}")
+    if await UserRepository(session).get(user) is None:  # a misspelt name read as "none"
+        raise FilterError(f"user: no user {user!r}; omit user for your own records")
     return user
 
 

@@ -36,6 +36,7 @@ from ambient.discussions.views import DiscussionError
 from ambient.domain.configs import unstorable_at
 from ambient.domain.field_errors import field_problems
 from ambient.grants import GrantRefusedError, GrantTargetNotFoundError
+from ambient.history import FilterError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -62,6 +63,7 @@ FEATURE_ERRORS = (
     TencentCloudError,
     GrantRefusedError,
     GrantTargetNotFoundError,
+    FilterError,
 )
 
 # Each tool as built from its function, once per process. Building one derives its argument

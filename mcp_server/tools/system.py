@@ -59,10 +59,11 @@ async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
 
 async def _whose(ctx: Context[Any, Any], user: str | None) -> str:
     caller = await current_user_row(ctx)
-    try:
-        return history.whose(caller.name, caller.is_admin, user)
-    except ScopeError as exc:
-        raise ToolError(f"{exc}. Omit user to read your own.") from None
+    async with app_state(ctx).db.session() as session:
+        try:
+            return await history.whose(session, caller.name, caller.is_admin, user)
+        except ScopeError as exc:
+            raise ToolError(f"{exc}. Omit user to read your own.") from None
 
 
 async def list_events(

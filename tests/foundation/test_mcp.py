@@ -9,7 +9,7 @@ from mcp.client.streamable_http import streamable_http_client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
@@ -250,3 +250,21 @@ async def test_a_100_kb_time_zone_is_refused_by_name_without_being_said_back_who
         said = refused.content[0].text  # type: ignore[union-attr]
         assert refused.is_error and "timezone: unknown IANA time zone 'Asia/xxx" in said, said[:300]
         assert len(said) < 300, said[:300]
+
+
+async def test_an_admin_naming_a_user_that_does_not_exist_is_told_so_not_shown_nothing(
+    state: AppState,
+) -> None:
+    # "Show bbo's deliveries" answered an empty list: read as "bob has none".
+    async with state.db.session() as session:
+        users = UserRepository(session)
+        await users.create(UserCreate(name="alice", role=Role.ADMIN))
+        await users.create(UserCreate(name="bob"))
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        for tool in ("list_events", "read_inbox", "list_deliveries"):
+            refused = await client.call_tool(tool, {"user": "bbo"})
+            said = refused.content[0].text  # type: ignore[union-attr]
+            assert refused.is_error and "no user 'bbo'" in said, (tool, said)
+            read = await client.call_tool(tool, {"user": "bob"})
+            assert not read.is_error, (tool, read.content)
