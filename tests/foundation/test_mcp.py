@@ -1,5 +1,6 @@
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import httpx2
@@ -10,6 +11,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role, UserCreate
+from ambient.remediation.alerts import Alert
+from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
@@ -268,3 +271,34 @@ async def test_an_admin_naming_a_user_that_does_not_exist_is_told_so_not_shown_n
             assert refused.is_error and "no user 'bbo'" in said, (tool, said)
             read = await client.call_tool(tool, {"user": "bob"})
             assert not read.is_error, (tool, read.content)
+
+
+async def test_list_remediations_says_where_its_next_page_starts_and_when_it_ends(
+    state: AppState,
+) -> None:
+    # Its page had no next: a full page of 50 could be all there was or the first of many.
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        for n in range(3):
+            alert = Alert(source="manual", cluster_id="cls-7kq2m0ab", workload=f"web-{n}")
+            await RemediationRepository(session).save_run(
+                f"remediation/r{n}@1",
+                alert,
+                {},
+                remediation_id=f"remediation/r{n}",
+                user="alice",
+                mode="dry_run",
+                state="resolved",
+                finished_at=datetime.now(UTC),
+            )
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        first = (await client.call_tool("list_remediations", {"limit": 2})).structured_content
+        assert first is not None and len(first["remediations"]) == 2
+        assert first["next_offset"] == 2
+        last = await client.call_tool("list_remediations", {"limit": 2, "offset": 2})
+    assert last.structured_content is not None
+    assert [r["remediation_id"] for r in last.structured_content["remediations"]] == [
+        "remediation/r0"
+    ]
+    assert last.structured_content["next_offset"] is None
