@@ -106,12 +106,13 @@ async def events(
     kind: str | None = None,
     task: str | None = None,
     since: datetime | None = None,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> list[EventPublic]:
-    """Events newest first (``user`` None: everyone's, for the operator)."""
+    """Events newest first, page by page with ``before_id`` (``user`` None: everyone's)."""
     _storable(kind=kind, task=task)
     rows = await EventRepository(session).list(
-        user=user, kind=kind, task=task, since=since, limit=limit
+        user=user, kind=kind, task=task, since=since, before_id=before_id, limit=limit
     )
     return [EventPublic.model_validate(row) for row in rows]
 

@@ -258,12 +258,15 @@ class EventRepository(Repository):
         kind: str | None = None,
         task: str | None = None,
         since: datetime | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[Event]:
-        """Newest first."""
+        """Newest first; ``before_id``: older than that event (the next page)."""
         query = select(Event).filter_by(**given(user=user, kind=kind, task=task))
         if since is not None:
             query = query.where(Event.created_at >= since)
+        if before_id is not None:
+            query = query.where(Event.id < before_id)
         return list(await self.session.scalars(query.order_by(Event.id.desc()).limit(limit)))
 
     async def count_by_task(

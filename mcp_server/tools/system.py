@@ -37,6 +37,10 @@ User = Annotated[
 
 class Events(BaseModel):
     events: list[EventPublic]
+    next_before_id: int | None = Field(
+        default=None,
+        description="pass as before_id for the next (older) page; null on the last page",
+    )
 
 
 class Inbox(BaseModel):
@@ -82,15 +86,21 @@ async def list_events(
         datetime | None,
         Field(description="Only events at or after this ISO 8601 time"),
     ] = None,
+    before_id: Annotated[
+        WholeNumber | None,
+        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+    ] = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Events:
     """What happened, newest first: watch hits and breaches, task changes, failed deliveries
-    (with the error that says what to fix)."""
+    (with the error that says what to fix); next_before_id pages back."""
     name = await _whose(ctx, user)
     async with app_state(ctx).db.session() as session:
-        rows = await history.events(session, name, kind=kind, task=task, since=since, limit=limit)
-    return Events(events=rows)
+        rows = await history.events(
+            session, name, kind=kind, task=task, since=since, before_id=before_id, limit=limit
+        )
+    return Events(events=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
 
 
 async def read_inbox(

@@ -15,7 +15,7 @@ from ambient.remediation.alerts import Alert
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
@@ -302,3 +302,20 @@ async def test_list_remediations_says_where_its_next_page_starts_and_when_it_end
         "remediation/r0"
     ]
     assert last.structured_content["next_offset"] is None
+
+
+async def test_list_events_pages_back_past_its_newest_events(state: AppState) -> None:
+    # Only the newest `limit` (at most 500) could be read: anything older was out of reach.
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        for n in range(3):
+            await EventRepository(session).add("watch.hit", user="alice", payload={"n": n})
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        first = (await client.call_tool("list_events", {"limit": 2})).structured_content
+        assert first is not None and [e["payload"]["n"] for e in first["events"]] == [2, 1]
+        assert first["next_before_id"] == first["events"][-1]["id"]
+        args = {"limit": 2, "before_id": first["next_before_id"]}
+        last = (await client.call_tool("list_events", args)).structured_content
+    assert last is not None and [e["payload"]["n"] for e in last["events"]] == [0]
+    assert last["next_before_id"] is None
