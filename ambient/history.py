@@ -118,9 +118,16 @@ async def events(
 
 
 async def inbox(
-    session: AsyncSession, user: str, *, unread_only: bool = False, limit: int = 50
+    session: AsyncSession,
+    user: str,
+    *,
+    unread_only: bool = False,
+    before_id: int | None = None,
+    limit: int = 50,
 ) -> list[InboxMessagePublic]:
-    rows = await InboxRepository(session).list(user, limit=limit, unread_only=unread_only)
+    rows = await InboxRepository(session).list(
+        user, limit=limit, unread_only=unread_only, before_id=before_id
+    )
     return [InboxMessagePublic.model_validate(row) for row in rows]
 
 

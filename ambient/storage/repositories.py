@@ -346,11 +346,13 @@ class InboxRepository(Repository):
         return row
 
     async def list(
-        self, user: str, *, limit: int = 50, unread_only: bool = False
+        self, user: str, *, limit: int = 50, unread_only: bool = False, before_id: int | None = None
     ) -> list[InboxMessage]:
         query = select(InboxMessage).where(InboxMessage.user == user)
         if unread_only:
             query = query.where(InboxMessage.read.is_(False))
+        if before_id is not None:  # the next (older) page
+            query = query.where(InboxMessage.id < before_id)
         query = query.order_by(InboxMessage.id.desc()).limit(limit)
         return list(await self.session.scalars(query))
 

@@ -45,6 +45,10 @@ class Events(BaseModel):
 
 class Inbox(BaseModel):
     messages: list[InboxMessagePublic]
+    next_before_id: int | None = Field(
+        default=None,
+        description="pass as before_id for the next (older) page; null on the last page",
+    )
 
 
 class Deliveries(BaseModel):
@@ -106,15 +110,21 @@ async def list_events(
 async def read_inbox(
     ctx: Context[Any, Any],
     unread_only: Annotated[bool, Field(description="Only messages not yet marked read")] = False,
+    before_id: Annotated[
+        WholeNumber | None,
+        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+    ] = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 20,
     user: User = None,
 ) -> Inbox:
-    """Your inbox (the notifications stored for you), newest first. Reading does not mark
-    them read."""
+    """Your inbox (the notifications stored for you), newest first; next_before_id pages
+    back. Reading does not mark them read."""
     name = await _whose(ctx, user)
     async with app_state(ctx).db.session() as session:
-        rows = await history.inbox(session, name, unread_only=unread_only, limit=limit)
-    return Inbox(messages=rows)
+        rows = await history.inbox(
+            session, name, unread_only=unread_only, before_id=before_id, limit=limit
+        )
+    return Inbox(messages=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
 
 
 async def list_deliveries(

@@ -10,12 +10,13 @@ from mcp.client.streamable_http import streamable_http_client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.domain.notify import Message
 from ambient.domain.users import Role, UserCreate
 from ambient.remediation.alerts import Alert
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
@@ -318,4 +319,21 @@ async def test_list_events_pages_back_past_its_newest_events(state: AppState) ->
         args = {"limit": 2, "before_id": first["next_before_id"]}
         last = (await client.call_tool("list_events", args)).structured_content
     assert last is not None and [e["payload"]["n"] for e in last["events"]] == [0]
+    assert last["next_before_id"] is None
+
+
+async def test_read_inbox_pages_back_past_its_newest_messages(state: AppState) -> None:
+    # Only the newest `limit` (at most 500) could be read: older notifications were out of reach.
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        for n in range(3):
+            await InboxRepository(session).add("alice", Message(title=f"m{n}", body="-"))
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        first = (await client.call_tool("read_inbox", {"limit": 2})).structured_content
+        assert first is not None and [m["title"] for m in first["messages"]] == ["m2", "m1"]
+        assert first["next_before_id"] == first["messages"][-1]["id"]
+        args = {"limit": 2, "before_id": first["next_before_id"]}
+        last = (await client.call_tool("read_inbox", args)).structured_content
+    assert last is not None and [m["title"] for m in last["messages"]] == ["m0"]
     assert last["next_before_id"] is None
