@@ -337,3 +337,14 @@ async def test_read_inbox_pages_back_past_its_newest_messages(state: AppState) -
         last = (await client.call_tool("read_inbox", args)).structured_content
     assert last is not None and [m["title"] for m in last["messages"]] == ["m0"]
     assert last["next_before_id"] is None
+
+
+async def test_a_write_tool_on_a_read_only_server_is_refused_saying_why(state: AppState) -> None:
+    # It answered "Unknown tool: pause_task": read as a misspelt name, retried, or given up.
+    server = build_server(state.settings, holder=StateHolder(state), read_only=True)
+    async with Client(server) as client:
+        refused = await client.call_tool("pause_task", {"task_id": "web-monitor/alice/x"})
+        unknown = await client.call_tool("pause_tasks", {})
+    said = refused.content[0].text  # type: ignore[union-attr]
+    assert refused.is_error and "pause_task changes things" in said and "read-only" in said, said
+    assert unknown.content[0].text == "Unknown tool: pause_tasks"  # type: ignore[union-attr]
