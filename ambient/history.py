@@ -18,7 +18,12 @@ from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.refusals import N_
 from ambient.storage.models import Delivery
-from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
+from ambient.storage.repositories import (
+    DeliveryRepository,
+    EventRepository,
+    InboxRepository,
+    UserRepository,
+)
 
 DeliveryState = Literal["pending", "sent", "failed", "suppressed"]
 # Every event kind the product records (a filter takes no other), as the pages name it (the
@@ -107,12 +112,14 @@ class DeliveryPublic(BaseModel):
     updated_at: datetime
 
 
-def whose(caller: str, is_admin: bool, user: str | None) -> str:
+async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | None) -> str:
     """The user whose records to read: the caller, or (admins only) the one named."""
     if user is None or user == caller:
         return caller
     if not is_admin:
         raise ScopeError(f"only an admin reads another user's records; you are {caller!r}")
+    if await UserRepository(session).get(user) is None:  # a misspelt name read as "none"
+        raise FilterError(f"user: no user {user!r}; omit user for your own records")
     return user
 
 
@@ -129,22 +136,30 @@ async def events(
     kind: str | None = None,
     task: str | None = None,
     since: datetime | None = None,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> list[EventPublic]:
-    """Events newest first (``user`` None: everyone's, for the operator)."""
+    """Events newest first, page by page with ``before_id`` (``user`` None: everyone's)."""
     _storable(kind=kind, task=task)
     if kind is not None and kind not in EVENT_KINDS:
         raise FilterError(f"kind: {kind!r} is not {', '.join(EVENT_KINDS)}")
     rows = await EventRepository(session).list(
-        user=user, kind=kind, task=task, since=since, limit=limit
+        user=user, kind=kind, task=task, since=since, before_id=before_id, limit=limit
     )
     return [EventPublic.model_validate(row) for row in rows]
 
 
 async def inbox(
-    session: AsyncSession, user: str, *, unread_only: bool = False, limit: int = 50
+    session: AsyncSession,
+    user: str,
+    *,
+    unread_only: bool = False,
+    before_id: int | None = None,
+    limit: int = 50,
 ) -> list[InboxMessagePublic]:
-    rows = await InboxRepository(session).list(user, limit=limit, unread_only=unread_only)
+    rows = await InboxRepository(session).list(
+        user, limit=limit, unread_only=unread_only, before_id=before_id
+    )
     return [InboxMessagePublic.model_validate(row) for row in rows]
 
 

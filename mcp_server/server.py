@@ -36,6 +36,7 @@ from ambient.discussions.views import DiscussionError
 from ambient.domain.configs import unstorable_at
 from ambient.domain.field_errors import field_problems
 from ambient.grants import GrantRefusedError, GrantTargetNotFoundError
+from ambient.history import FilterError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.status import database_problem, temporal_problem
@@ -62,6 +63,7 @@ FEATURE_ERRORS = (
     TencentCloudError,
     GrantRefusedError,
     GrantTargetNotFoundError,
+    FilterError,
 )
 
 # Each tool as built from its function, once per process. Building one derives its argument
@@ -147,6 +149,9 @@ def _untitled(schema: Any, title: str) -> Any:
 class AmbientMCPServer(MCPServer[AppState]):
     """MCPServer whose errors read as what to do: bad fields, a feature's refusal, what is down."""
 
+    # The tools `--read-only` left out: a call to one says why, not "Unknown tool".
+    withheld: frozenset[str] = frozenset()
+
     def add_tool(
         self,
         fn: Callable[..., Any],
@@ -205,6 +210,8 @@ class AmbientMCPServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         tool = self._tool_manager._tools.get(name)
+        if tool is None and name in self.withheld:
+            raise ToolError(f"{name} changes things: this server is read-only (--read-only)")
         found = unstorable_at(arguments) if tool is not None else None
         if found is not None:
             # PostgreSQL refuses a NUL (U+0000) in text, in a query as in a row, and no database
@@ -309,9 +316,12 @@ def build_server(
 
 def reads_only(mcp: MCPServer[Any]) -> None:
     """Leave ``mcp`` only the tools whose hints say they change nothing (`--read-only`)."""
-    for tool in mcp._tool_manager.list_tools():
-        if not (tool.annotations and tool.annotations.read_only_hint):
-            mcp.remove_tool(tool.name)
+    tools = mcp._tool_manager.list_tools()
+    writes = [t.name for t in tools if not (t.annotations and t.annotations.read_only_hint)]
+    for name in writes:
+        mcp.remove_tool(name)
+    if isinstance(mcp, AmbientMCPServer):
+        mcp.withheld = frozenset(writes)
 
 
 # The discussion bus as three servers a client enables one by one.

@@ -104,7 +104,9 @@ def validate_phone(value: str) -> str:
 
 def validate_timezone(value: str) -> str:
     if value not in available_timezones():
-        raise Refusal("unknown IANA time zone %(zone)s; e.g. Asia/Shanghai, UTC", zone=repr(value))
+        # Quoted as far as a zone name could go: a 100 KB one is not said back whole.
+        zone = repr(value) if len(value) <= 40 else f"{value[:40]!r}…"
+        raise Refusal("unknown IANA time zone %(zone)s; e.g. Asia/Shanghai, UTC", zone=zone)
     return value
 
 

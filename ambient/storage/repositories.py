@@ -274,12 +274,15 @@ class EventRepository(Repository):
         kind: str | None = None,
         task: str | None = None,
         since: datetime | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[Event]:
-        """Newest first."""
+        """Newest first; ``before_id``: older than that event (the next page)."""
         query = select(Event).filter_by(**given(user=user, kind=kind, task=task))
         if since is not None:
             query = query.where(Event.created_at >= since)
+        if before_id is not None:
+            query = query.where(Event.id < before_id)
         return list(await self.session.scalars(query.order_by(Event.id.desc()).limit(limit)))
 
     async def count_by_task(
@@ -359,11 +362,13 @@ class InboxRepository(Repository):
         return row
 
     async def list(
-        self, user: str, *, limit: int = 50, unread_only: bool = False
+        self, user: str, *, limit: int = 50, unread_only: bool = False, before_id: int | None = None
     ) -> list[InboxMessage]:
         query = select(InboxMessage).where(InboxMessage.user == user)
         if unread_only:
             query = query.where(InboxMessage.read.is_(False))
+        if before_id is not None:  # the next (older) page
+            query = query.where(InboxMessage.id < before_id)
         query = query.order_by(InboxMessage.id.desc()).limit(limit)
         return list(await self.session.scalars(query))
 

@@ -35,7 +35,7 @@ async def list_deliveries(
     ] = None,
 ) -> list[DeliveryPublic]:
     """The caller's deliveries, newest first; failures carry the error that says what to fix."""
-    name = history.whose(user.name, user.is_admin, of)
+    name = await history.whose(session, user.name, user.is_admin, of)
     return await history.deliveries(
         session,
         name,

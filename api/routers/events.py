@@ -52,7 +52,7 @@ async def list_events(
     of: Of = None,
 ) -> list[EventPublic]:
     """The caller's events, newest first."""
-    name = history.whose(user.name, user.is_admin, of)
+    name = await history.whose(session, user.name, user.is_admin, of)
     return await history.events(session, name, kind=kind, task=task, since=since, limit=limit)
 
 

@@ -28,7 +28,7 @@ async def list_inbox(
     ] = None,
 ) -> list[InboxMessagePublic]:
     """The caller's inbox, newest first."""
-    name = history.whose(user.name, user.is_admin, of)
+    name = await history.whose(session, user.name, user.is_admin, of)
     return await history.inbox(session, name, unread_only=unread, limit=limit)
 
 

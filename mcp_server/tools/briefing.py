@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.models import (
     BriefingListItem,
     BriefingRef,
@@ -18,6 +19,7 @@ from ambient.briefing.models import (
 )
 from ambient.domain.notify import NotifyResult
 from ambient.domain.numbers import WholeNumber
+from ambient.watches.inputs import config_schema
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, WRITE
 
@@ -29,6 +31,8 @@ SOURCE_SHAPE = (
 LOG_SOURCE = f"Where yesterday's logs come from: {SOURCE_SHAPE} Omit for no logs."
 # analyze_logs reads any time range, and needs a source.
 ANALYZED = f"Where the logs to reduce come from: {SOURCE_SHAPE}"
+# Taken as an object, checked by the briefing config; published as its two shapes.
+LogSource = Annotated[dict[str, Any], config_schema(FileLogSpec, ClsLogSpec)]
 HHMM = "HH:MM, 24-hour, in the briefing's time zone"
 YOURS = "default: your user settings (05:00, 06:00-10:00, Asia/Shanghai unless changed)"
 Date = Annotated[
@@ -43,7 +47,7 @@ class BriefingList(BaseModel):
 
 async def create_daily_briefing(
     ctx: Context[Any, Any],
-    log_source: Annotated[dict[str, Any] | None, Field(description=LOG_SOURCE)] = None,
+    log_source: Annotated[LogSource | None, Field(description=LOG_SOURCE)] = None,
     timezone: Annotated[str | None, Field(description=f"IANA time zone; {YOURS}")] = None,
     prepare_at: Annotated[
         str | None, Field(description=f"when to prepare; {HHMM}; {YOURS}")
@@ -129,7 +133,7 @@ async def send_briefing(
 
 async def analyze_logs(
     ctx: Context[Any, Any],
-    log_source: Annotated[dict[str, Any], Field(description=ANALYZED)],
+    log_source: Annotated[LogSource, Field(description=ANALYZED)],
     start: Annotated[datetime, Field(description="ISO 8601 with offset")],
     end: Annotated[datetime, Field(description="ISO 8601 with offset")],
 ) -> LogAnalysis:

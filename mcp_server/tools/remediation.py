@@ -56,6 +56,9 @@ RunKey = Annotated[
 
 class RemediationList(BaseModel):
     remediations: list[RemediationSummary]
+    next_offset: int | None = Field(
+        default=None, description="pass as offset for the next page; null on the last page"
+    )
 
 
 async def score_alert(ctx: Context[Any, Any], alert: AlertArg) -> ScoreView:
@@ -131,11 +134,13 @@ async def list_remediations(
     limit: Annotated[WholeNumber, Field(ge=1, le=500)] = 50,
     offset: Annotated[WholeNumber, Field(ge=0, description="skip this many: the next page")] = 0,
 ) -> RemediationList:
-    """Your remediations, newest first (an admin sees everyone's); ``offset`` pages on."""
+    """Your remediations, newest first (an admin sees everyone's); when next_offset is not
+    null, pass it as offset for the next page."""
     runs = await app_state(ctx).remediations.list_runs(
         current_user(ctx), state=state, limit=limit, offset=offset
     )
-    return RemediationList(remediations=runs)
+    more = offset + limit if len(runs) == limit else None
+    return RemediationList(remediations=runs, next_offset=more)
 
 
 async def remediation_stats(

@@ -37,10 +37,18 @@ User = Annotated[
 
 class Events(BaseModel):
     events: list[EventPublic]
+    next_before_id: int | None = Field(
+        default=None,
+        description="pass as before_id for the next (older) page; null on the last page",
+    )
 
 
 class Inbox(BaseModel):
     messages: list[InboxMessagePublic]
+    next_before_id: int | None = Field(
+        default=None,
+        description="pass as before_id for the next (older) page; null on the last page",
+    )
 
 
 class Deliveries(BaseModel):
@@ -59,10 +67,11 @@ async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
 
 async def _whose(ctx: Context[Any, Any], user: str | None) -> str:
     caller = await current_user_row(ctx)
-    try:
-        return history.whose(caller.name, caller.is_admin, user)
-    except ScopeError as exc:
-        raise ToolError(f"{exc}. Omit user to read your own.") from None
+    async with app_state(ctx).db.session() as session:
+        try:
+            return await history.whose(session, caller.name, caller.is_admin, user)
+        except ScopeError as exc:
+            raise ToolError(f"{exc}. Omit user to read your own.") from None
 
 
 async def list_events(
@@ -81,29 +90,41 @@ async def list_events(
         datetime | None,
         Field(description="Only events at or after this ISO 8601 time"),
     ] = None,
+    before_id: Annotated[
+        WholeNumber | None,
+        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+    ] = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Events:
     """What happened, newest first: watch hits and breaches, task changes, failed deliveries
-    (with the error that says what to fix)."""
+    (with the error that says what to fix); next_before_id pages back."""
     name = await _whose(ctx, user)
     async with app_state(ctx).db.session() as session:
-        rows = await history.events(session, name, kind=kind, task=task, since=since, limit=limit)
-    return Events(events=rows)
+        rows = await history.events(
+            session, name, kind=kind, task=task, since=since, before_id=before_id, limit=limit
+        )
+    return Events(events=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
 
 
 async def read_inbox(
     ctx: Context[Any, Any],
     unread_only: Annotated[bool, Field(description="Only messages not yet marked read")] = False,
+    before_id: Annotated[
+        WholeNumber | None,
+        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+    ] = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 20,
     user: User = None,
 ) -> Inbox:
-    """Your inbox (the notifications stored for you), newest first. Reading does not mark
-    them read."""
+    """Your inbox (the notifications stored for you), newest first; next_before_id pages
+    back. Reading does not mark them read."""
     name = await _whose(ctx, user)
     async with app_state(ctx).db.session() as session:
-        rows = await history.inbox(session, name, unread_only=unread_only, limit=limit)
-    return Inbox(messages=rows)
+        rows = await history.inbox(
+            session, name, unread_only=unread_only, before_id=before_id, limit=limit
+        )
+    return Inbox(messages=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
 
 
 async def list_deliveries(

@@ -1,5 +1,6 @@
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import httpx2
@@ -9,10 +10,13 @@ from mcp.client.streamable_http import streamable_http_client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.notify import Message
+from ambient.domain.users import Role, UserCreate
+from ambient.remediation.alerts import Alert
+from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
@@ -231,3 +235,116 @@ async def test_an_argument_a_tool_does_not_take_is_refused_by_name_and_nothing_r
     assert said.startswith("Error executing tool approve_remediation: invalid arguments — "), said
     assert "runkey: not an argument of approve_remediation" in said and "run_key" in said, said
     assert "limt: not an argument of list_events" in misspelt.content[0].text  # type: ignore[union-attr]
+
+
+async def test_a_100_kb_time_zone_is_refused_by_name_without_being_said_back_whole(
+    state: AppState,
+) -> None:
+    # The refusal quoted the whole value: 100 KB of it in the model's context, per call.
+    zone = "Asia/" + "x" * 100_000
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        reminder = await client.call_tool(
+            "create_reminder", {"config": {"message": "stand-up", "timezone": zone}}
+        )
+        briefing = await client.call_tool("create_daily_briefing", {"timezone": zone})
+    for refused in (reminder, briefing):
+        said = refused.content[0].text  # type: ignore[union-attr]
+        assert refused.is_error and "timezone: unknown IANA time zone 'Asia/xxx" in said, said[:300]
+        assert len(said) < 300, said[:300]
+
+
+async def test_an_admin_naming_a_user_that_does_not_exist_is_told_so_not_shown_nothing(
+    state: AppState,
+) -> None:
+    # "Show bbo's deliveries" answered an empty list: read as "bob has none".
+    async with state.db.session() as session:
+        users = UserRepository(session)
+        await users.create(UserCreate(name="alice", role=Role.ADMIN))
+        await users.create(UserCreate(name="bob"))
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        for tool in ("list_events", "read_inbox", "list_deliveries"):
+            refused = await client.call_tool(tool, {"user": "bbo"})
+            said = refused.content[0].text  # type: ignore[union-attr]
+            assert refused.is_error and "no user 'bbo'" in said, (tool, said)
+            read = await client.call_tool(tool, {"user": "bob"})
+            assert not read.is_error, (tool, read.content)
+
+
+async def test_list_remediations_says_where_its_next_page_starts_and_when_it_ends(
+    state: AppState,
+) -> None:
+    # Its page had no next: a full page of 50 could be all there was or the first of many.
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        for n in range(3):
+            alert = Alert(source="manual", cluster_id="cls-7kq2m0ab", workload=f"web-{n}")
+            await RemediationRepository(session).save_run(
+                f"remediation/r{n}@1",
+                alert,
+                {},
+                remediation_id=f"remediation/r{n}",
+                user="alice",
+                mode="dry_run",
+                state="resolved",
+                finished_at=datetime.now(UTC),
+            )
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        first = (await client.call_tool("list_remediations", {"limit": 2})).structured_content
+        assert first is not None and len(first["remediations"]) == 2
+        assert first["next_offset"] == 2
+        last = await client.call_tool("list_remediations", {"limit": 2, "offset": 2})
+    assert last.structured_content is not None
+    assert [r["remediation_id"] for r in last.structured_content["remediations"]] == [
+        "remediation/r0"
+    ]
+    assert last.structured_content["next_offset"] is None
+
+
+async def test_list_events_pages_back_past_its_newest_events(state: AppState) -> None:
+    # Only the newest `limit` (at most 500) could be read: anything older was out of reach.
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        for n in range(3):
+            await EventRepository(session).add("watch.hit", user="alice", payload={"n": n})
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        first = (await client.call_tool("list_events", {"limit": 2})).structured_content
+        assert first is not None and [e["payload"]["n"] for e in first["events"]] == [2, 1]
+        assert first["next_before_id"] == first["events"][-1]["id"]
+        args = {"limit": 2, "before_id": first["next_before_id"]}
+        last = (await client.call_tool("list_events", args)).structured_content
+    assert last is not None and [e["payload"]["n"] for e in last["events"]] == [0]
+    assert last["next_before_id"] is None
+
+
+async def test_read_inbox_pages_back_past_its_newest_messages(state: AppState) -> None:
+    # Only the newest `limit` (at most 500) could be read: older notifications were out of reach.
+    async with state.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        for n in range(3):
+            await InboxRepository(session).add("alice", Message(title=f"m{n}", body="-"))
+        await session.commit()
+    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+        first = (await client.call_tool("read_inbox", {"limit": 2})).structured_content
+        assert first is not None and [m["title"] for m in first["messages"]] == ["m2", "m1"]
+        assert first["next_before_id"] == first["messages"][-1]["id"]
+        args = {"limit": 2, "before_id": first["next_before_id"]}
+        last = (await client.call_tool("read_inbox", args)).structured_content
+    assert last is not None and [m["title"] for m in last["messages"]] == ["m0"]
+    assert last["next_before_id"] is None
+
+
+async def test_a_write_tool_on_a_read_only_server_is_refused_saying_why(state: AppState) -> None:
+    # It answered "Unknown tool: pause_task": read as a misspelt name, retried, or given up.
+    server = build_server(state.settings, holder=StateHolder(state), read_only=True)
+    async with Client(server) as client:
+        refused = await client.call_tool("pause_task", {"task_id": "web-monitor/alice/x"})
+        unknown = await client.call_tool("pause_tasks", {})
+    said = refused.content[0].text  # type: ignore[union-attr]
+    assert refused.is_error and "pause_task changes things" in said and "read-only" in said, said
+    assert unknown.content[0].text == "Unknown tool: pause_tasks"  # type: ignore[union-attr]

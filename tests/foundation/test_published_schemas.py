@@ -104,3 +104,25 @@ def test_a_repeated_model_whose_name_and_numbered_name_are_both_taken_gets_a_fre
     hoisted = published(schema)  # took its numbered name, not a loop over a taken one
     assert hoisted["properties"]["a"] == hoisted["properties"]["b"] == {"$ref": "#/$defs/X3"}
     assert hoisted["$defs"]["X2"] == {"type": "integer"}
+
+
+@pytest.mark.parametrize("tool", ["create_daily_briefing", "analyze_logs"])
+def test_a_log_source_is_published_as_its_two_shapes_not_any_object(tool: str) -> None:
+    # It was {"type": "object", "additionalProperties": true}: a model read the shapes from prose.
+    schema = _schemas()[tool]
+    argument = schema["properties"]["log_source"]
+    if tool == "create_daily_briefing":
+        assert {"type": "null"} in argument["anyOf"]
+        argument = {"anyOf": [part for part in argument["anyOf"] if part != {"type": "null"}]}
+    check = Draft202012Validator({**argument, "$defs": schema.get("$defs", {})})
+    for good in (
+        {"type": "file", "path": "/var/log/app"},
+        {"type": "cls", "topic_id": "t-1", "region": "ap-shanghai", "query": "level:ERROR"},
+        {"path": "/var/log/app"},
+        {"topic_id": "t-1"},
+    ):
+        assert check.is_valid(good), good
+    for bad in ({"type": "ftp", "path": "x"}, {"type": "cls"}, {"type": "file"}, {"url": "x"}):
+        assert not check.is_valid(bad), bad
+    text = repr(argument)
+    assert "'file'" in text and "'cls'" in text
