@@ -475,7 +475,7 @@ def _said_without_a_name(value: str) -> bool:
 
     return (
         names_nothing(value)
-        or value in _YES
+        or not _YES.sub("", value.lower())  # yes words and verbs alone
         or bool(re.fullmatch(r"第[一二三四五六七八九十]", value))
     )
 
