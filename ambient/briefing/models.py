@@ -182,8 +182,8 @@ _GREETINGS = {
 # The greetings the workflow does not give (Chinese, English): the service says them, when
 # the workflow is not there or does not answer in time.
 NOT_SET_UP = (
-    "你好！还没有设置每日简报。",
-    "Hello! No daily briefing is set up: create one with create_daily_briefing.",
+    "你好！还没有设置每日简报，可以在网页上或跟助手聊天时设置。",
+    "Hello! No daily briefing is set up yet; set one up on the web page or in a chat with me.",
 )
 NOT_IN_TIME = (
     "你好！简报这次没有及时回答，请再叫我一次。",

@@ -303,8 +303,11 @@ async def test_a_greeting_with_no_briefing_set_up_is_said_in_the_users_language_
         async with voice_client(state, user) as client:
             answers[language] = await say(client, "greet")
     assert answers == {
-        Language.ZH: "你好！还没有设置每日简报。",
-        Language.EN: "Hello! No daily briefing is set up: create one with create daily briefing.",
+        Language.ZH: "你好！还没有设置每日简报，可以在网页上或跟助手聊天时设置。",
+        # Not a tool name the voice model does not have ("create one with create daily
+        # briefing"): where a listener sets one up.
+        Language.EN: "Hello! No daily briefing is set up yet; "
+        "set one up on the web page or in a chat with me.",
     }
 
 
