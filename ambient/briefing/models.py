@@ -157,9 +157,8 @@ class GreetResult(BaseModel):
 # The short answers that are not the briefing itself: (Chinese, English) per outcome.
 _GREETINGS = {
     GreetOutcome.ALREADY_GIVEN: (
-        "你好！今天的简报已经在 {hhmm} 播报过了，不再重复。需要的话可以让我发到你的邮箱。",
-        "Hello! I gave today's briefing at {hhmm}; I won't repeat it. "
-        "Ask me to send it to your email if you need it again.",
+        "你好！今天的简报已经在 {hhmm} 播报过了，不再重复。",
+        "Hello! I gave today's briefing at {hhmm}; I won't repeat it.",
     ),
     GreetOutcome.OUTSIDE_WINDOW: (
         "你好！每日简报在{start}到{end}之间的第一次问候时播报。",
