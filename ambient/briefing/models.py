@@ -201,6 +201,32 @@ def greeting_text(
     return (zh if language == "zh" else en).format(hhmm=hhmm, start=said[0], end=said[1])
 
 
+# A briefing's first word, per hour it is spoken (up to 12, up to 18, the rest): (zh, en).
+_HELLOS = (
+    (12, "早上好", "Good morning"),
+    (18, "下午好", "Good afternoon"),
+    (24, "晚上好", "Good evening"),
+)
+
+
+def hello(hour: int, language: Language) -> str:
+    """The greeting word for ``hour`` (local), in ``language``."""
+    zh, en = next((zh, en) for upto, zh, en in _HELLOS if hour < upto)
+    return zh if language == "zh" else en
+
+
+def greeted_at(text: str, hhmm: str | None) -> str:
+    """A briefing written ahead (its first word for its window's start) as spoken at ``hhmm``:
+    its greeting word the one of that hour."""
+    if not hhmm or not hhmm[:2].isdigit():
+        return text
+    for _, zh, en in _HELLOS:
+        for word, language in ((zh, "zh"), (en, "en")):
+            if text.startswith(word):
+                return hello(int(hhmm[:2]), language) + text[len(word) :]  # type: ignore[arg-type]
+    return text
+
+
 def _said_time(hhmm: str, language: Language) -> str:
     """ "06:30" as a speaker hears it: "6点30分", "6:30" ("6点" on the hour)."""
     hour, _, minute = hhmm.strip().partition(":")

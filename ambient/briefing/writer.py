@@ -18,6 +18,7 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
+    hello,
 )
 from ambient.clients.llm import Answer, LLMClient, data_block
 from ambient.clients.tencent.ops import AlarmRecord, tts_segments
@@ -27,14 +28,9 @@ from ambient.render import markdown_literal
 
 
 def greeting(inputs: BriefingInputs) -> str:
-    """The greeting for the hour the briefing is first spoken, in its language."""
-    hour = int(inputs.window_start[:2])
-    zh = inputs.language == "zh"
-    if hour < 12:
-        return "早上好" if zh else "Good morning"
-    if hour < 18:
-        return "下午好" if zh else "Good afternoon"
-    return "晚上好" if zh else "Good evening"
+    """The greeting for the hour the briefing is first spoken, in its language (said again
+    for the hour it is given: `greeted_at`)."""
+    return hello(int(inputs.window_start[:2]), inputs.language)
 
 
 def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:

@@ -273,6 +273,23 @@ async def test_greeting_outside_the_window_does_not_use_up_the_day(
         assert spoken.text.startswith("Good morning")
 
 
+async def test_a_greeting_late_in_a_long_window_says_the_word_for_its_hour(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A window 06:00–23:59: the briefing, written for its start, greeted at 23:33 with
+    "Good morning". The word is the one of the user's hour when it is spoken."""
+    await make_user(deps.db, "dora")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en", window_end="23:59")
+        day = await stack.plan(config)
+        await stack.service.create("dora", config)
+        await stack.skip_to(day.window_start + timedelta(hours=17, minutes=33))
+        spoken = await stack.service.greet("dora", request_id="late")
+        assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "23:33"
+        assert spoken.text.startswith("Good evening, here is"), spoken.text
+        assert spoken.segments[0].startswith("Good evening, here is"), spoken.segments
+
+
 def test_the_greeting_window_is_said_in_words_in_the_speakers_language() -> None:
     """The outside-window answer said "在 06:00–10:00 之间": the en dash a TTS reads oddly or
     skips. The window is said as words, minutes only when there are some."""
