@@ -45,6 +45,8 @@ _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # in the answer's language.
 _PLACEHOLDER = re.compile(r"<\*>")
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
+# A span of clock times ("09:00–09:05", a burst's run): said in words, the dash read oddly.
+_SPAN = re.compile(r"\b(\d{1,2}:\d{2})–(\d{1,2}:\d{2})\b")
 _SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 # "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
@@ -55,6 +57,10 @@ def cleaned(text: str, *, english: bool = False) -> str:
     """Text a TTS engine reads well, whatever its length: no Markdown, URLs or ids (the words
     it puts in are English when ``english``). Every spoken answer goes through it."""
     text = _LINK.sub(r"\1", text)
+    to = " to " if english else "到"
+    text = _SPAN.sub(
+        lambda m: said_time(m[1], english=english) + to + said_time(m[2], english=english), text
+    )
     text = _URL.sub("", text)
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
@@ -69,6 +75,16 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
+
+
+def said_time(hhmm: str, *, english: bool = False) -> str:
+    """ "06:30" as a speaker hears it: "6点30分", "6:30" ("6点" on the hour)."""
+    hour, _, minute = hhmm.strip().partition(":")
+    if not (hour.isdigit() and minute.isdigit()):
+        return hhmm.strip()
+    if english:
+        return f"{int(hour)}:{minute}"
+    return f"{int(hour)}点" + (f"{int(minute)}分" if int(minute) else "")
 
 
 def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:

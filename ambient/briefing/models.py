@@ -16,6 +16,7 @@ from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.configs import as_it_ran
+from ambient.speech import said_time
 
 # A config the workflow runs on, wherever it is read back (its input, its status, the
 # requests of its activities, what a delete answers): as it ran. A rule added since refuses
@@ -197,7 +198,7 @@ def greeting_text(
     zh, en = _GREETINGS.get(outcome, _GREETINGS[GreetOutcome.UNAVAILABLE])
     # The window "HH:MM–HH:MM" is said in words: a TTS reads the dash oddly or skips it.
     start, _, end = window.partition("–")
-    said = (_said_time(start, language), _said_time(end, language))
+    said = (said_time(start, english=language != "zh"), said_time(end, english=language != "zh"))
     return (zh if language == "zh" else en).format(hhmm=hhmm, start=said[0], end=said[1])
 
 
@@ -225,16 +226,6 @@ def greeted_at(text: str, hhmm: str | None) -> str:
             if text.startswith(word):
                 return hello(int(hhmm[:2]), language) + text[len(word) :]  # type: ignore[arg-type]
     return text
-
-
-def _said_time(hhmm: str, language: Language) -> str:
-    """ "06:30" as a speaker hears it: "6点30分", "6:30" ("6点" on the hour)."""
-    hour, _, minute = hhmm.strip().partition(":")
-    if not (hour.isdigit() and minute.isdigit()):
-        return hhmm.strip()
-    if language != "zh":
-        return f"{int(hour)}:{minute}"
-    return f"{int(hour)}点" + (f"{int(minute)}分" if int(minute) else "")
 
 
 class BriefingStatus(BaseModel):

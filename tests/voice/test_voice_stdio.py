@@ -207,3 +207,17 @@ async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice
     text = getattr(result.content[0], "text", "")
     assert_speakable(text)
     assert text == NO_ACCOUNT and "声纹" not in text
+
+
+def test_a_time_span_is_said_in_words_as_the_greeting_window_is() -> None:
+    """A burst spoken in the briefing kept "09:00–09:05": a TTS reads the en dash oddly or
+    skips it. It is said as the greeting window is ("9点到9点5分", "9:00 to 9:05")."""
+    from ambient.briefing.models import GreetOutcome, greeting_text
+    from ambient.speech import cleaned
+
+    burst = "短时突增（错误）db timeout：09:00–09:05，60 行"
+    assert cleaned(burst) == "短时突增（错误）db timeout：9点到9点5分，60 行"
+    english = "burst [ERROR] db timeout: 09:00–09:05, 60 lines"
+    assert cleaned(english, english=True) == "burst ERROR db timeout: 9:00 to 9:05, 60 lines"
+    window = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "zh", window="06:00–10:30")
+    assert "在6点到10点30分之间" in window, window
