@@ -158,7 +158,7 @@ class GreetResult(BaseModel):
 # The short answers that are not the briefing itself: (Chinese, English) per outcome.
 _GREETINGS = {
     GreetOutcome.ALREADY_GIVEN: (
-        "你好！今天的简报已经在 {hhmm} 播报过了，不再重复。",
+        "你好！今天的简报已经在{hhmm}播报过了，不再重复。",
         "Hello! I gave today's briefing at {hhmm}; I won't repeat it.",
     ),
     GreetOutcome.OUTSIDE_WINDOW: (
@@ -199,6 +199,7 @@ def greeting_text(
     # The window "HH:MM–HH:MM" is said in words: a TTS reads the dash oddly or skips it.
     start, _, end = window.partition("–")
     said = (said_time(start, english=language != "zh"), said_time(end, english=language != "zh"))
+    hhmm = hhmm and said_time(hhmm, english=language != "zh")
     return (zh if language == "zh" else en).format(hhmm=hhmm, start=said[0], end=said[1])
 
 

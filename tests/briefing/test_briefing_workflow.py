@@ -89,7 +89,7 @@ async def test_briefing_is_prepared_at_five_spoken_at_first_greeting_and_not_rep
         await stack.skip_to(day.prepare_at + timedelta(hours=2, minutes=45))  # 07:45 local
         second = await stack.service.greet("alice", via="voice", request_id="r2")
         assert second.outcome is GreetOutcome.ALREADY_GIVEN
-        assert "07:30" in second.text and first.text not in second.text
+        assert "at 7:30;" in second.text and first.text not in second.text
 
         await stack.skip_to(day.window_end + timedelta(minutes=5))
         view = await eventually(
@@ -403,7 +403,7 @@ async def test_the_evening_before_a_clock_change_names_the_greeting_time_and_day
         night = await stack.service.greet("fern", request_id="after-midnight")
     assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "07:30"
     assert evening.outcome is GreetOutcome.ALREADY_GIVEN
-    assert evening.given_at_local == "07:30" and "at 07:30" in evening.text
+    assert evening.given_at_local == "07:30" and "at 7:30" in evening.text
     assert night.outcome is GreetOutcome.OUTSIDE_WINDOW and night.date == "2027-11-07"
 
 

@@ -221,3 +221,13 @@ def test_a_time_span_is_said_in_words_as_the_greeting_window_is() -> None:
     assert cleaned(english, english=True) == "burst ERROR db timeout: 9:00 to 9:05, 60 lines"
     window = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "zh", window="06:00–10:30")
     assert "在6点到10点30分之间" in window, window
+
+
+def test_the_time_a_briefing_was_given_is_said_in_words() -> None:
+    """ "Already given" said the clock as written ("在 08:05 播报过了")."""
+    from ambient.briefing.models import GreetOutcome, greeting_text
+
+    zh = greeting_text(GreetOutcome.ALREADY_GIVEN, "zh", hhmm="08:05")
+    assert zh == "你好！今天的简报已经在8点5分播报过了，不再重复。", zh
+    en = greeting_text(GreetOutcome.ALREADY_GIVEN, "en", hhmm="08:05")
+    assert en == "Hello! I gave today's briefing at 8:05; I won't repeat it.", en
