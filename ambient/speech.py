@@ -40,6 +40,10 @@ _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
 # out: said "trace id equals" otherwise.
 _EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)")
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
+# A threshold's sign before its number ("CPU > 90%"): said, not taken out as Markdown.
+_COMPARE = re.compile(r"\s*([<>]=?)\s*(?=\d)")
+_COMPARED = {">": ("超过", "above"), "<": ("低于", "below")}
+_COMPARED |= {">=": ("不低于", "at least"), "<=": ("不超过", "at most")}
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # Log templates name their variable parts <*>: said as "某值" (some value), not as symbols,
 # in the answer's language.
@@ -72,6 +76,7 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _HEX.sub("", text)
     text = _EMPTIED_KEY.sub("", text)
     text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
+    text = _COMPARE.sub(lambda m: f" {_COMPARED[m[1]][english]} ", text)
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)

@@ -231,3 +231,14 @@ def test_the_time_a_briefing_was_given_is_said_in_words() -> None:
     assert zh == "你好！今天的简报已经在8点5分播报过了，不再重复。", zh
     en = greeting_text(GreetOutcome.ALREADY_GIVEN, "en", hhmm="08:05")
     assert en == "Hello! I gave today's briefing at 8:05; I won't repeat it.", en
+
+
+def test_a_comparison_in_an_alarms_name_is_said_not_dropped() -> None:
+    """An open alarm "checkout CPU > 90%" was spoken "checkout CPU 90%": the sign was taken
+    out as Markdown, and with it what the alarm is about."""
+    from ambient.speech import cleaned
+
+    assert cleaned("包括 checkout CPU > 90%。") == "包括 checkout CPU 超过 90%。"
+    assert cleaned("包括 latency<=200ms。") == "包括 latency 不超过 200ms。"
+    assert cleaned("open: checkout CPU >90%.", english=True) == "open: checkout CPU above 90%."
+    assert cleaned("> quoted", english=True) == "quoted"
