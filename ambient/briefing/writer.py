@@ -6,6 +6,7 @@ totals), and the markdown the push and the share page show."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -334,6 +335,9 @@ def _spoken(
         say(inputs.trend + "。", inputs.trend + ". ")
     if inputs.anomalies:
         first = _short(inputs.anomalies[0], 60)
+        if first != inputs.anomalies[0]:  # cut: at its last whole part, not mid-phrase
+            cut = re.split(r", |，", first)
+            first = first if len(cut) < 3 else first[: first.rfind(cut[-1])].rstrip(", ，")
         say(
             f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
             f"{_many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",

@@ -1519,3 +1519,15 @@ def test_a_chinese_briefing_says_in_chinese_which_alarm_source_was_not_read() ->
     assert draft.needs_attention == [
         "数据源不可用：CLS 告警记录：AuthFailure.UnauthorizedOperation"
     ]
+
+
+def test_the_anomaly_spoken_as_an_example_ends_at_a_whole_part() -> None:
+    """An English burst was spoken "for example burst [ERROR] db timeout: 09:00–09:05, 60
+    lines, peak 60 in…." : cut at 60 characters, mid-phrase."""
+    burst = (
+        "burst [ERROR] db timeout: 09:00–09:05, 60 lines, peak 60 in 5 min (usual 0.2 per 5 min)"
+    )
+    inputs = BriefingInputs(date="2026-11-22", language="en", log_lines=10, anomalies=[burst])
+    spoken = offline_draft(inputs).spoken_text
+    assert spoken.startswith("Good morning, here is yesterday's briefing."), spoken
+    assert "for example burst [ERROR] db timeout: 09:00–09:05, 60 lines. " in spoken, spoken
