@@ -40,11 +40,17 @@ _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
 # out: said "trace id equals" otherwise.
 _EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)")
 _CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
+# A threshold's sign before its number ("CPU > 90%"): said, not taken out as Markdown.
+_COMPARE = re.compile(r"\s*([<>]=?)\s*(?=\d)")
+_COMPARED = {">": ("超过", "above"), "<": ("低于", "below")}
+_COMPARED |= {">=": ("不低于", "at least"), "<=": ("不超过", "at most")}
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # Log templates name their variable parts <*>: said as "某值" (some value), not as symbols,
 # in the answer's language.
 _PLACEHOLDER = re.compile(r"<\*>")
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
+# A span of clock times ("09:00–09:05", a burst's run): said in words, the dash read oddly.
+_SPAN = re.compile(r"\b(\d{1,2}:\d{2})–(\d{1,2}:\d{2})\b")
 _SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 # "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
@@ -55,6 +61,10 @@ def cleaned(text: str, *, english: bool = False) -> str:
     """Text a TTS engine reads well, whatever its length: no Markdown, URLs or ids (the words
     it puts in are English when ``english``). Every spoken answer goes through it."""
     text = _LINK.sub(r"\1", text)
+    to = " to " if english else "到"
+    text = _SPAN.sub(
+        lambda m: said_time(m[1], english=english) + to + said_time(m[2], english=english), text
+    )
     text = _URL.sub("", text)
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
@@ -66,9 +76,20 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _HEX.sub("", text)
     text = _EMPTIED_KEY.sub("", text)
     text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
+    text = _COMPARE.sub(lambda m: f" {_COMPARED[m[1]][english]} ", text)
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
+
+
+def said_time(hhmm: str, *, english: bool = False) -> str:
+    """ "06:30" as a speaker hears it: "6点30分", "6:30" ("6点" on the hour)."""
+    hour, _, minute = hhmm.strip().partition(":")
+    if not (hour.isdigit() and minute.isdigit()):
+        return hhmm.strip()
+    if english:
+        return f"{int(hour)}:{minute}"
+    return f"{int(hour)}点" + (f"{int(minute)}分" if int(minute) else "")
 
 
 def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> str:

@@ -27,6 +27,7 @@ from ambient.briefing.models import (
     GreetOutcome,
     GreetRequest,
     GreetResult,
+    greeted_at,
     greeting_text,
     task_id_for,
 )
@@ -162,6 +163,12 @@ class Greeting:
                 # run ended (deleted) under a greeting waiting for its preparation.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"greeting failed: {exc.cause}") from None
+        if result.outcome is GreetOutcome.SPOKEN:
+            # Written for the window's start, greeted at any hour in it ("早上好" at 23:33).
+            result.text = greeted_at(result.text, result.given_at_local)
+            result.segments[:1] = [
+                greeted_at(s, result.given_at_local) for s in result.segments[:1]
+            ]
         if result.outcome is GreetOutcome.SPOKEN and via == "voice":
             # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
             english = not await self._chinese(user)

@@ -103,15 +103,15 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
         # One day is no average; a change that rounds to 0% is none ("+0%", "增加 0%").
         past = f"前 {days} 天" + ("平均" if days > 1 else "")
         if not zh:
-            past = f"the previous {days} days" if days > 1 else "the previous day"
+            past = f"the previous {days} days' average" if days > 1 else "the previous day"
         if round(change) == 0:
-            inputs.trend = f"错误数与{past}持平" if zh else f"errors level with {past}"
+            inputs.trend = f"错误数与{past}持平" if zh else f"Errors were level with {past}"
         else:
-            more = "增加" if change > 0 else "减少"
+            more = ("增加", "rose") if change > 0 else ("减少", "fell")
             inputs.trend = (
-                f"错误数比{past}{more} {abs(change):.0f}%"
+                f"错误数比{past}{more[0]} {abs(change):.0f}%"
                 if zh
-                else f"errors {change:+.0f}% against {past}"
+                else f"Errors {more[1]} {abs(change):.0f}% against {past}"
             )
 
 

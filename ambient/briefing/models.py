@@ -16,6 +16,7 @@ from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.configs import as_it_ran
+from ambient.speech import said_time
 
 # A config the workflow runs on, wherever it is read back (its input, its status, the
 # requests of its activities, what a delete answers): as it ran. A rule added since refuses
@@ -157,9 +158,8 @@ class GreetResult(BaseModel):
 # The short answers that are not the briefing itself: (Chinese, English) per outcome.
 _GREETINGS = {
     GreetOutcome.ALREADY_GIVEN: (
-        "你好！今天的简报已经在 {hhmm} 播报过了，不再重复。需要的话可以让我发到你的邮箱。",
-        "Hello! I gave today's briefing at {hhmm}; I won't repeat it. "
-        "Ask me to send it to your email if you need it again.",
+        "你好！今天的简报已经在{hhmm}播报过了，不再重复。",
+        "Hello! I gave today's briefing at {hhmm}; I won't repeat it.",
     ),
     GreetOutcome.OUTSIDE_WINDOW: (
         "你好！每日简报在{start}到{end}之间的第一次问候时播报。",
@@ -182,8 +182,8 @@ _GREETINGS = {
 # The greetings the workflow does not give (Chinese, English): the service says them, when
 # the workflow is not there or does not answer in time.
 NOT_SET_UP = (
-    "你好！还没有设置每日简报。",
-    "Hello! No daily briefing is set up: create one with create_daily_briefing.",
+    "你好！还没有设置每日简报，可以在网页上或跟助手聊天时设置。",
+    "Hello! No daily briefing is set up yet; set one up on the web page or in a chat with me.",
 )
 NOT_IN_TIME = (
     "你好！简报这次没有及时回答，请再叫我一次。",
@@ -198,18 +198,35 @@ def greeting_text(
     zh, en = _GREETINGS.get(outcome, _GREETINGS[GreetOutcome.UNAVAILABLE])
     # The window "HH:MM–HH:MM" is said in words: a TTS reads the dash oddly or skips it.
     start, _, end = window.partition("–")
-    said = (_said_time(start, language), _said_time(end, language))
+    said = (said_time(start, english=language != "zh"), said_time(end, english=language != "zh"))
+    hhmm = hhmm and said_time(hhmm, english=language != "zh")
     return (zh if language == "zh" else en).format(hhmm=hhmm, start=said[0], end=said[1])
 
 
-def _said_time(hhmm: str, language: Language) -> str:
-    """ "06:30" as a speaker hears it: "6点30分", "6:30" ("6点" on the hour)."""
-    hour, _, minute = hhmm.strip().partition(":")
-    if not (hour.isdigit() and minute.isdigit()):
-        return hhmm.strip()
-    if language != "zh":
-        return f"{int(hour)}:{minute}"
-    return f"{int(hour)}点" + (f"{int(minute)}分" if int(minute) else "")
+# A briefing's first word, per hour it is spoken (up to 12, up to 18, the rest): (zh, en).
+_HELLOS = (
+    (12, "早上好", "Good morning"),
+    (18, "下午好", "Good afternoon"),
+    (24, "晚上好", "Good evening"),
+)
+
+
+def hello(hour: int, language: Language) -> str:
+    """The greeting word for ``hour`` (local), in ``language``."""
+    zh, en = next((zh, en) for upto, zh, en in _HELLOS if hour < upto)
+    return zh if language == "zh" else en
+
+
+def greeted_at(text: str, hhmm: str | None) -> str:
+    """A briefing written ahead (its first word for its window's start) as spoken at ``hhmm``:
+    its greeting word the one of that hour."""
+    if not hhmm or not hhmm[:2].isdigit():
+        return text
+    for _, zh, en in _HELLOS:
+        for word, language in ((zh, "zh"), (en, "en")):
+            if text.startswith(word):
+                return hello(int(hhmm[:2]), language) + text[len(word) :]  # type: ignore[arg-type]
+    return text
 
 
 class BriefingStatus(BaseModel):

@@ -6,6 +6,7 @@ totals), and the markdown the push and the share page show."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from ambient.briefing.models import (
     BriefingDraft,
     BriefingInputs,
     SourceNote,
+    hello,
 )
 from ambient.clients.llm import Answer, LLMClient, data_block
 from ambient.clients.tencent.ops import AlarmRecord, tts_segments
@@ -27,14 +29,9 @@ from ambient.render import markdown_literal
 
 
 def greeting(inputs: BriefingInputs) -> str:
-    """The greeting for the hour the briefing is first spoken, in its language."""
-    hour = int(inputs.window_start[:2])
-    zh = inputs.language == "zh"
-    if hour < 12:
-        return "早上好" if zh else "Good morning"
-    if hour < 18:
-        return "下午好" if zh else "Good afternoon"
-    return "晚上好" if zh else "Good evening"
+    """The greeting for the hour the briefing is first spoken, in its language (said again
+    for the hour it is given: `greeted_at`)."""
+    return hello(int(inputs.window_start[:2]), inputs.language)
 
 
 def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
@@ -338,6 +335,9 @@ def _spoken(
         say(inputs.trend + "。", inputs.trend + ". ")
     if inputs.anomalies:
         first = _short(inputs.anomalies[0], 60)
+        if first != inputs.anomalies[0]:  # cut: at its last whole part, not mid-phrase
+            cut = re.split(r", |，", first)
+            first = first if len(cut) < 3 else first[: first.rfind(cut[-1])].rstrip(", ，")
         say(
             f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
             f"{_many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",

@@ -89,7 +89,7 @@ async def test_briefing_is_prepared_at_five_spoken_at_first_greeting_and_not_rep
         await stack.skip_to(day.prepare_at + timedelta(hours=2, minutes=45))  # 07:45 local
         second = await stack.service.greet("alice", via="voice", request_id="r2")
         assert second.outcome is GreetOutcome.ALREADY_GIVEN
-        assert "07:30" in second.text and first.text not in second.text
+        assert "at 7:30;" in second.text and first.text not in second.text
 
         await stack.skip_to(day.window_end + timedelta(minutes=5))
         view = await eventually(
@@ -273,6 +273,23 @@ async def test_greeting_outside_the_window_does_not_use_up_the_day(
         assert spoken.text.startswith("Good morning")
 
 
+async def test_a_greeting_late_in_a_long_window_says_the_word_for_its_hour(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A window 06:00–23:59: the briefing, written for its start, greeted at 23:33 with
+    "Good morning". The word is the one of the user's hour when it is spoken."""
+    await make_user(deps.db, "dora")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en", window_end="23:59")
+        day = await stack.plan(config)
+        await stack.service.create("dora", config)
+        await stack.skip_to(day.window_start + timedelta(hours=17, minutes=33))
+        spoken = await stack.service.greet("dora", request_id="late")
+        assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "23:33"
+        assert spoken.text.startswith("Good evening, here is"), spoken.text
+        assert spoken.segments[0].startswith("Good evening, here is"), spoken.segments
+
+
 def test_the_greeting_window_is_said_in_words_in_the_speakers_language() -> None:
     """The outside-window answer said "在 06:00–10:00 之间": the en dash a TTS reads oddly or
     skips. The window is said as words, minutes only when there are some."""
@@ -386,7 +403,7 @@ async def test_the_evening_before_a_clock_change_names_the_greeting_time_and_day
         night = await stack.service.greet("fern", request_id="after-midnight")
     assert spoken.outcome is GreetOutcome.SPOKEN and spoken.given_at_local == "07:30"
     assert evening.outcome is GreetOutcome.ALREADY_GIVEN
-    assert evening.given_at_local == "07:30" and "at 07:30" in evening.text
+    assert evening.given_at_local == "07:30" and "at 7:30" in evening.text
     assert night.outcome is GreetOutcome.OUTSIDE_WINDOW and night.date == "2027-11-07"
 
 
@@ -1502,3 +1519,15 @@ def test_a_chinese_briefing_says_in_chinese_which_alarm_source_was_not_read() ->
     assert draft.needs_attention == [
         "数据源不可用：CLS 告警记录：AuthFailure.UnauthorizedOperation"
     ]
+
+
+def test_the_anomaly_spoken_as_an_example_ends_at_a_whole_part() -> None:
+    """An English burst was spoken "for example burst [ERROR] db timeout: 09:00–09:05, 60
+    lines, peak 60 in…." : cut at 60 characters, mid-phrase."""
+    burst = (
+        "burst [ERROR] db timeout: 09:00–09:05, 60 lines, peak 60 in 5 min (usual 0.2 per 5 min)"
+    )
+    inputs = BriefingInputs(date="2026-11-22", language="en", log_lines=10, anomalies=[burst])
+    spoken = offline_draft(inputs).spoken_text
+    assert spoken.startswith("Good morning, here is yesterday's briefing."), spoken
+    assert "for example burst [ERROR] db timeout: 09:00–09:05, 60 lines. " in spoken, spoken

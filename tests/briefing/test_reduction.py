@@ -480,16 +480,22 @@ def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
 @pytest.mark.parametrize(
     ("days", "change", "english", "chinese"),
     [
-        (1, 0.3, "errors level with the previous day", "错误数与前 1 天持平"),
-        (7, -0.4, "errors level with the previous 7 days", "错误数与前 7 天平均持平"),
-        (1, 50.0, "errors +50% against the previous day", "错误数比前 1 天增加 50%"),
-        (7, -25.0, "errors -25% against the previous 7 days", "错误数比前 7 天平均减少 25%"),
+        (1, 0.3, "Errors were level with the previous day", "错误数与前 1 天持平"),
+        (7, -0.4, "Errors were level with the previous 7 days' average", "错误数与前 7 天平均持平"),
+        (1, 50.0, "Errors rose 50% against the previous day", "错误数比前 1 天增加 50%"),
+        (
+            7,
+            -25.0,
+            "Errors fell 25% against the previous 7 days' average",
+            "错误数比前 7 天平均减少 25%",
+        ),
     ],
 )
 def test_the_error_trend_is_said_right_for_one_day_and_for_no_change(
     days: int, change: float, english: str, chinese: str
 ) -> None:
-    """It was said "errors +0% against the previous 1 days", "-0%", "错误数比前 1 天平均增加 0%"."""
+    """It was said "errors +0% against the previous 1 days", "-0%", "错误数比前 1 天平均增加 0%";
+    the English trend, a spoken sentence, began in lower case with a sign ("errors +50% ...")."""
     from ambient.briefing.logs import fill_from_report
     from ambient.briefing.models import BriefingInputs
 

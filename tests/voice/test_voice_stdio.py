@@ -207,3 +207,38 @@ async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice
     text = getattr(result.content[0], "text", "")
     assert_speakable(text)
     assert text == NO_ACCOUNT and "声纹" not in text
+
+
+def test_a_time_span_is_said_in_words_as_the_greeting_window_is() -> None:
+    """A burst spoken in the briefing kept "09:00–09:05": a TTS reads the en dash oddly or
+    skips it. It is said as the greeting window is ("9点到9点5分", "9:00 to 9:05")."""
+    from ambient.briefing.models import GreetOutcome, greeting_text
+    from ambient.speech import cleaned
+
+    burst = "短时突增（错误）db timeout：09:00–09:05，60 行"
+    assert cleaned(burst) == "短时突增（错误）db timeout：9点到9点5分，60 行"
+    english = "burst [ERROR] db timeout: 09:00–09:05, 60 lines"
+    assert cleaned(english, english=True) == "burst ERROR db timeout: 9:00 to 9:05, 60 lines"
+    window = greeting_text(GreetOutcome.OUTSIDE_WINDOW, "zh", window="06:00–10:30")
+    assert "在6点到10点30分之间" in window, window
+
+
+def test_the_time_a_briefing_was_given_is_said_in_words() -> None:
+    """ "Already given" said the clock as written ("在 08:05 播报过了")."""
+    from ambient.briefing.models import GreetOutcome, greeting_text
+
+    zh = greeting_text(GreetOutcome.ALREADY_GIVEN, "zh", hhmm="08:05")
+    assert zh == "你好！今天的简报已经在8点5分播报过了，不再重复。", zh
+    en = greeting_text(GreetOutcome.ALREADY_GIVEN, "en", hhmm="08:05")
+    assert en == "Hello! I gave today's briefing at 8:05; I won't repeat it.", en
+
+
+def test_a_comparison_in_an_alarms_name_is_said_not_dropped() -> None:
+    """An open alarm "checkout CPU > 90%" was spoken "checkout CPU 90%": the sign was taken
+    out as Markdown, and with it what the alarm is about."""
+    from ambient.speech import cleaned
+
+    assert cleaned("包括 checkout CPU > 90%。") == "包括 checkout CPU 超过 90%。"
+    assert cleaned("包括 latency<=200ms。") == "包括 latency 不超过 200ms。"
+    assert cleaned("open: checkout CPU >90%.", english=True) == "open: checkout CPU above 90%."
+    assert cleaned("> quoted", english=True) == "quoted"
