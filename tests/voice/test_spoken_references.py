@@ -407,3 +407,20 @@ def test_a_span_said_as_recently_alone_is_the_default_day_not_asked_again() -> N
         except ValidationError:
             continue
         raise AssertionError(said)
+
+
+def test_a_reference_said_with_the_tools_verb_in_front_is_found_by_its_name() -> None:
+    """A small model copies the words it was asked ("恢复任务", docs/benchmarks.md): "批准
+    payments" as which="批准payments" was answered "没找到“批准payments”", as were "approve
+    payments" and "暂停 backup" for a task."""
+    for said in ["批准payments", "approve payments", "拒绝 payments 的修复", "refuse the payments"]:
+        run, asked = pick_remediation(RUNS, said)
+        assert run is RUNS[2], (said, asked)
+    tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
+    for said, name in [
+        ("暂停backup", "backup"),
+        ("pause the backup task", "backup"),
+        ("恢复晨会提醒", "晨会提醒"),
+    ]:
+        task, asked = pick_task(tasks, said)
+        assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
