@@ -35,13 +35,18 @@ INSTRUCTIONS = (
 # Models filled "小智" or "unknown" when told only "optional": say what it is and when to
 # leave it out. A value copied from this text is no speaker (ambient.speakers.names_no_speaker).
 SPEAKER_DESCRIPTION = "声纹认出的人名，不知道就不填 / a voiceprint name, else leave out"
-Spoken = Annotated[str | None, Field(default=None, description=SPEAKER_DESCRIPTION)]
+# A number where words go (which=2 for "第二个", a voiceprint named 1001) is read as its text:
+# refused, it came back the same however often it was said again.
+Spoken = Annotated[
+    str | None, Field(default=None, description=SPEAKER_DESCRIPTION, coerce_numbers_to_str=True)
+]
 TaskName = Annotated[
     str,
     Field(
         min_length=1,
         max_length=100,
         description="用户说出的任务名 / the task's spoken name",
+        coerce_numbers_to_str=True,
     ),
 ]
 Reference = Annotated[
@@ -50,6 +55,7 @@ Reference = Annotated[
         min_length=1,
         max_length=100,
         description="用户说出的服务名 / the service the user named",
+        coerce_numbers_to_str=True,
     ),
 ]
 
