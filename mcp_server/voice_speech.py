@@ -117,11 +117,11 @@ def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
     return f"{waits}：{listed}。请说服务名或第几个。"
 
 
-# Words that only say what a thing is, around its name: "the backup task", "checkout 服务的回滚",
-# and the tool's verb a model copied before it ("批准checkout", "pause the backup").
+# Words that only say what a thing is, around its name: "the backup task", "hn 那个", "checkout
+# 服务的回滚", and the tool's verb a model copied before it ("批准checkout", "pause the backup").
 _WHAT_IT_IS = re.compile(
     r"^(?:批准|拒绝|暂停|恢复|approve|refuse|pause|resume|the|that|this|my|那个|这个|我的)+"
-    r"|(?:的|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
+    r"|(?:的|那个|这个|one|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
 )
 
 

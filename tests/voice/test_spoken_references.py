@@ -424,3 +424,15 @@ def test_a_reference_said_with_the_tools_verb_in_front_is_found_by_its_name() ->
     ]:
         task, asked = pick_task(tasks, said)
         assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
+
+
+def test_a_reference_said_as_that_one_after_its_name_is_found_by_its_name() -> None:
+    """ "批准 checkout 那个" (a user's words in bench/toolcalls) copied as which="payments 那个"
+    was answered "没找到“payments 那个”", as were "the payments one" and "hn 那个" for a task."""
+    for said in ["payments 那个", "the payments one", "payments这个"]:
+        run, asked = pick_remediation(RUNS, said)
+        assert run is RUNS[2], (said, asked)
+    tasks = [_task(f"reminder/u/{name}") for name in ("hn", "backup")]
+    for said, name in [("hn 那个", "hn"), ("the backup one", "backup")]:
+        task, asked = pick_task(tasks, said)
+        assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
