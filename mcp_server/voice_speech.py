@@ -336,6 +336,9 @@ def _number(word: str) -> float | None:
         return float(word)
     if word in _NUMBER_WORDS:
         return _NUMBER_WORDS[word]
+    low, high = (_NUMBER_WORDS.get(w) for w in (word[:1], word[1:]))
+    if low and high and high - low == 1 and high < 10:  # "两三天": the longer of the range
+        return high
     if re.fullmatch(r"十[一二三四五六七八九]?|[一二三四五六七八九两]十[一二三四五六七八九]?", word):
         tens, _, ones = word.partition("十")
         return (_NUMBER_WORDS.get(tens, 1) * 10) + (_NUMBER_WORDS.get(ones, 0) if ones else 0)

@@ -436,3 +436,11 @@ def test_a_reference_said_as_that_one_after_its_name_is_found_by_its_name() -> N
     for said, name in [("hn 那个", "hn"), ("the backup one", "backup")]:
         task, asked = pick_task(tasks, said)
         assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
+
+
+def test_a_span_said_as_a_range_of_two_numbers_is_the_longer() -> None:
+    """ "最近两三天有报错吗" copied as hours="两三天" was answered "没听清时间范围…": a range
+    as people say it ("两三天", "三四个小时", "七八个小时") is the whole span asked about."""
+    for said, hours in [("两三天", 72), ("三四个小时", 4), ("最近七八个小时", 8), ("一两天", 48)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("十几个小时") is None  # a number not read is still no guess
