@@ -327,7 +327,8 @@ _SPAN = re.compile(
     rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?(半)?多?\s*"
     rf"({_UNITS_ZH}|(?<![a-z])(?:{_UNITS_EN})\b)(半)?",
 )
-_WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
+_WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天")
+_SHORT = re.compile(r"\b(\d+)\s*([hd])\b")  # "6h", "2d"
 _SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
 
 
@@ -365,6 +366,8 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             unit = found.group(3).rstrip("s")
             # "一个半小时", "一天半": the half is said after the count or the unit.
             hours = (count + (0.5 if found.group(2) or found.group(4) else 0)) * _UNIT_HOURS[unit]
+        elif short := _SHORT.search(text):
+            hours = int(short.group(1)) * (24 if short.group(2) == "d" else 1)
         elif _WHOLE_DAY.search(text):
             hours = 24
         else:

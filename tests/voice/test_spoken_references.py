@@ -444,3 +444,10 @@ def test_a_span_said_as_a_range_of_two_numbers_is_the_longer() -> None:
     for said, hours in [("两三天", 72), ("三四个小时", 4), ("最近七八个小时", 8), ("一两天", 48)]:
         assert hours_said(said) == hours, said
     assert hours_said("十几个小时") is None  # a number not read is still no guess
+
+
+def test_a_span_with_its_unit_abbreviated_is_read() -> None:
+    """A span written short ("6h", "2d") was answered "没听清时间范围…" though "24h" was read."""
+    for said, hours in [("6h", 6), ("last 12h", 12), ("48 h", 48), ("2d", 48), ("24h", 24)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("hello") is None and hours_said("I'd say") is None
