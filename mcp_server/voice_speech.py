@@ -97,9 +97,12 @@ def names_nothing(said: str) -> bool:
     return not key or key in _NAMES_NOTHING
 
 
-def _part_of(key: str, text: str) -> bool:
-    """``key`` names ``text``: all of it, or a part long enough to mean it ("it" ≠ "bitcoin")."""
-    return key == text or (len(key) >= (2 if _CJK.search(key) else 3) and key in text)
+def _part_of(key: str, said: str | None) -> bool:
+    """``key`` names ``said``: all of it, a word of it ("hn" of "hn_daily_pv"), or a part long
+    enough to mean it ("it" ≠ "bitcoin")."""
+    text, words = _flat(said), re.split(r"[\W_]+", (said or "").lower())
+    long_enough = len(key) >= (2 if _CJK.search(key) else 3)
+    return bool(key) and (key == text or (long_enough and key in text) or key in words)
 
 
 _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|third)\s+last\b")
@@ -131,7 +134,7 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
         r
         for r in runs
         if any(
-            _part_of(key, _flat(said))
+            _part_of(key, said)
             for said in (r.service, r.alert_type, run_about(r), run_about(r, english=True))
         )
     ]
@@ -279,9 +282,9 @@ def pick_task(
         return [
             t
             for t in live
-            if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
-            or _part_of(key, _flat(t.summary))
-            or _part_of(key, _flat(spoken_summary(t.summary)))
+            if _part_of(key, t.task_id.rsplit("/", 1)[-1])
+            or _part_of(key, t.summary)
+            or _part_of(key, spoken_summary(t.summary))
         ]
 
     # Else without the words that only say what it is ("backup任务", "the backup task").

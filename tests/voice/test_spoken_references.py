@@ -451,3 +451,16 @@ def test_a_span_with_its_unit_abbreviated_is_read() -> None:
     for said, hours in [("6h", 6), ("last 12h", 12), ("48 h", 48), ("2d", 48), ("24h", 24)]:
         assert hours_said(said) == hours, said
     assert hours_said("hello") is None and hours_said("I'd say") is None
+
+
+def test_a_short_name_said_alone_is_found_when_it_is_a_word_of_the_name() -> None:
+    """ "暂停 hn" for the task hn_daily_pv (said back "hn daily pv") and "批准 db" for the
+    workload db were answered "没找到": a Latin part shorter than three letters was never a
+    match, so "it" would not pick "bitcoin". A whole word of the name is one."""
+    runs = [*RUNS, _run(4, "db")]
+    run, asked = pick_remediation(runs, "db")
+    assert run is runs[3], asked
+    tasks = [_task(f"reminder/u/{name}") for name in ("hn_daily_pv", "bitcoin", "gold-price")]
+    task, asked = pick_task(tasks, "hn")
+    assert task is tasks[0], asked
+    assert pick_task(tasks, "co")[0] is None  # a part of a word still is not
