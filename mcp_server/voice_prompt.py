@@ -7,6 +7,7 @@ Worded for a 1.5B local model as much as for a large one: each change here is me
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
@@ -34,13 +35,18 @@ INSTRUCTIONS = (
 # Models filled "小智" or "unknown" when told only "optional": say what it is and when to
 # leave it out. A value copied from this text is no speaker (ambient.speakers.names_no_speaker).
 SPEAKER_DESCRIPTION = "声纹认出的人名，不知道就不填 / a voiceprint name, else leave out"
-Spoken = Annotated[str | None, Field(default=None, description=SPEAKER_DESCRIPTION)]
+# A number where words go (which=2 for "第二个", a voiceprint named 1001) is read as its text:
+# refused, it came back the same however often it was said again.
+Spoken = Annotated[
+    str | None, Field(default=None, description=SPEAKER_DESCRIPTION, coerce_numbers_to_str=True)
+]
 TaskName = Annotated[
     str,
     Field(
         min_length=1,
         max_length=100,
         description="用户说出的任务名 / the task's spoken name",
+        coerce_numbers_to_str=True,
     ),
 ]
 Reference = Annotated[
@@ -49,10 +55,14 @@ Reference = Annotated[
         min_length=1,
         max_length=100,
         description="用户说出的服务名 / the service the user named",
+        coerce_numbers_to_str=True,
     ),
 ]
 
 MOST_HOURS = 168
+DEFAULT_HOURS = 24
+# "最近有报错吗" copied as said: "recently" alone names no span, so it is the one unsaid.
+_RECENTLY = re.compile(r"\s*(?:最近|近期|近来|recent(?:ly)?|lately)[\s。.?？!！]*", re.IGNORECASE)
 SPAN_DESCRIPTION = (
     "时间范围，照用户原话带单位写（两天、一周、3 hours）/ the span as said, with its unit"
 )
@@ -67,6 +77,8 @@ def _hours(said: object) -> int:
             raise ValueError(f"hours is 1 to {MOST_HOURS} (a week)")
         return said
     hours = hours_said(said, MOST_HOURS) if isinstance(said, str | float) else None
+    if hours is None and isinstance(said, str) and _RECENTLY.fullmatch(said):
+        return DEFAULT_HOURS
     if hours is None:
         raise ValueError(f"say a time span, like “两天” or “6 hours”, not {said!r}")
     return hours
@@ -83,7 +95,7 @@ Span = Annotated[
     BeforeValidator(_hours),
     WithJsonSchema({"type": "string"}),
     # No default shown: the 1.5B model copied a shown "24 小时" into every call.
-    Field(default=24, description=SPAN_DESCRIPTION, json_schema_extra=_no_default),
+    Field(default=DEFAULT_HOURS, description=SPAN_DESCRIPTION, json_schema_extra=_no_default),
 ]
 
 

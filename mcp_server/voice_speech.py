@@ -97,9 +97,12 @@ def names_nothing(said: str) -> bool:
     return not key or key in _NAMES_NOTHING
 
 
-def _part_of(key: str, text: str) -> bool:
-    """``key`` names ``text``: all of it, or a part long enough to mean it ("it" ≠ "bitcoin")."""
-    return key == text or (len(key) >= (2 if _CJK.search(key) else 3) and key in text)
+def _part_of(key: str, said: str | None) -> bool:
+    """``key`` names ``said``: all of it, a word of it ("hn" of "hn_daily_pv"), or a part long
+    enough to mean it ("it" ≠ "bitcoin")."""
+    text, words = _flat(said), re.split(r"[\W_]+", (said or "").lower())
+    long_enough = len(key) >= (2 if _CJK.search(key) else 3)
+    return bool(key) and (key == text or (long_enough and key in text) or key in words)
 
 
 _FROM_END = re.compile(r"倒数|\b(?:to|from)\s+(?:the\s+)?last\b|\b(?:second|third)\s+last\b")
@@ -117,10 +120,11 @@ def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
     return f"{waits}：{listed}。请说服务名或第几个。"
 
 
-# Words that only say what a thing is, around its name: "the backup task", "checkout 服务的回滚".
+# Words that only say what a thing is, around its name: "the backup task", "hn 那个", "checkout
+# 服务的回滚", and the tool's verb a model copied before it ("批准checkout", "pause the backup").
 _WHAT_IT_IS = re.compile(
-    r"^(?:the|that|this|my|那个|这个|我的)"
-    r"|(?:的|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
+    r"^(?:批准|拒绝|暂停|恢复|approve|refuse|pause|resume|the|that|this|my|那个|这个|我的)+"
+    r"|(?:的|那个|这个|one|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
 )
 
 
@@ -130,7 +134,7 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
         r
         for r in runs
         if any(
-            _part_of(key, _flat(said))
+            _part_of(key, said)
             for said in (r.service, r.alert_type, run_about(r), run_about(r, english=True))
         )
     ]
@@ -278,9 +282,9 @@ def pick_task(
         return [
             t
             for t in live
-            if _part_of(key, _flat(t.task_id.rsplit("/", 1)[-1]))
-            or _part_of(key, _flat(t.summary))
-            or _part_of(key, _flat(spoken_summary(t.summary)))
+            if _part_of(key, t.task_id.rsplit("/", 1)[-1])
+            or _part_of(key, t.summary)
+            or _part_of(key, spoken_summary(t.summary))
         ]
 
     # Else without the words that only say what it is ("backup任务", "the backup task").
@@ -326,7 +330,8 @@ _SPAN = re.compile(
     rf"|\b(?:a|an|half|couple|few|several|{'|'.join(_ENGLISH_NUMBERS)})\b)?\s*(?:of\s+)?个?(半)?多?\s*"
     rf"({_UNITS_ZH}|(?<![a-z])(?:{_UNITS_EN})\b)(半)?",
 )
-_WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天|\b24\s*h\b")
+_WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天")
+_SHORT = re.compile(r"\b(\d+)\s*([hd])\b")  # "6h", "2d"
 _SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
 
 
@@ -335,6 +340,9 @@ def _number(word: str) -> float | None:
         return float(word)
     if word in _NUMBER_WORDS:
         return _NUMBER_WORDS[word]
+    low, high = (_NUMBER_WORDS.get(w) for w in (word[:1], word[1:]))
+    if low and high and high - low == 1 and high < 10:  # "两三天": the longer of the range
+        return high
     if re.fullmatch(r"十[一二三四五六七八九]?|[一二三四五六七八九两]十[一二三四五六七八九]?", word):
         tens, _, ones = word.partition("十")
         return (_NUMBER_WORDS.get(tens, 1) * 10) + (_NUMBER_WORDS.get(ones, 0) if ones else 0)
@@ -361,6 +369,8 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             unit = found.group(3).rstrip("s")
             # "一个半小时", "一天半": the half is said after the count or the unit.
             hours = (count + (0.5 if found.group(2) or found.group(4) else 0)) * _UNIT_HOURS[unit]
+        elif short := _SHORT.search(text):
+            hours = int(short.group(1)) * (24 if short.group(2) == "d" else 1)
         elif _WHOLE_DAY.search(text):
             hours = 24
         else:

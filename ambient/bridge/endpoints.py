@@ -303,10 +303,11 @@ class Endpoints:
 
 
 def _broker_key(url: str) -> tuple[str, int | None, str, str]:
-    """What names one 接入点 at its broker: host, port, path and token (not the scheme's case,
-    the host's case or other parameters)."""
+    """What names one 接入点 at its broker: host, port (None for the scheme's own), path and
+    token (not the scheme's case, the host's case or other parameters)."""
     parts = urlsplit(url.strip())
-    return (parts.hostname or "", parts.port, parts.path.rstrip("/"), url_token(url))
+    port = None if parts.port == {"ws": 80, "wss": 443}.get(parts.scheme.lower()) else parts.port
+    return (parts.hostname or "", port, parts.path.rstrip("/"), url_token(url))
 
 
 def _digest(key: tuple[str, int | None, str, str]) -> str:

@@ -165,6 +165,8 @@ async def test_a_url_already_registered_is_refused_for_anyone_as_one_connection_
         (as_alice, {"user": alice, "url": url, "verbatim": True}),
         (as_alice, {"user": alice, "url": f"  {url}"}),
         (as_admin, {"user": bob, "url": url.replace("api.xiaozhi.me", "API.xiaozhi.me")}),
+        # wss's own port said: the same 接入点 (it was registered a second time).
+        (as_admin, {"user": bob, "url": url.replace("xiaozhi.me/", "xiaozhi.me:443/")}),
     ):
         again = await api.post("/xiaozhi/endpoints", json=body, headers=who)
         assert again.status_code == 422, again.text

@@ -388,3 +388,79 @@ def test_a_place_said_as_a_number_with_hao_picks_that_fix_or_task() -> None:
     tasks = [_task("reminder/u/backup"), _task("reminder/u/晨会提醒")]
     assert pick_task(tasks, "二号")[0] is tasks[1]
     assert pick_task(tasks, "2号机房")[0] is None  # a name with a number in it
+
+
+def test_a_span_said_as_recently_alone_is_the_default_day_not_asked_again() -> None:
+    """ "最近有什么报错吗" copied as hours="最近" (the span "as said", docs/benchmarks.md) was
+    answered "没听清时间范围，请再说一次。": the listener named no span, so saying it again
+    met the same answer. It is the span asked when none is said: 24 hours."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from mcp_server.voice_prompt import Span
+
+    span = TypeAdapter(Span)
+    for said in ["最近", "最近。", "近期", "recently", "Lately"]:
+        assert span.validate_python(said) == 24, said
+    for said in ["hello", "十几个小时"]:  # words that are no span are still asked again
+        try:
+            span.validate_python(said)
+        except ValidationError:
+            continue
+        raise AssertionError(said)
+
+
+def test_a_reference_said_with_the_tools_verb_in_front_is_found_by_its_name() -> None:
+    """A small model copies the words it was asked ("恢复任务", docs/benchmarks.md): "批准
+    payments" as which="批准payments" was answered "没找到“批准payments”", as were "approve
+    payments" and "暂停 backup" for a task."""
+    for said in ["批准payments", "approve payments", "拒绝 payments 的修复", "refuse the payments"]:
+        run, asked = pick_remediation(RUNS, said)
+        assert run is RUNS[2], (said, asked)
+    tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
+    for said, name in [
+        ("暂停backup", "backup"),
+        ("pause the backup task", "backup"),
+        ("恢复晨会提醒", "晨会提醒"),
+    ]:
+        task, asked = pick_task(tasks, said)
+        assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
+
+
+def test_a_reference_said_as_that_one_after_its_name_is_found_by_its_name() -> None:
+    """ "批准 checkout 那个" (a user's words in bench/toolcalls) copied as which="payments 那个"
+    was answered "没找到“payments 那个”", as were "the payments one" and "hn 那个" for a task."""
+    for said in ["payments 那个", "the payments one", "payments这个"]:
+        run, asked = pick_remediation(RUNS, said)
+        assert run is RUNS[2], (said, asked)
+    tasks = [_task(f"reminder/u/{name}") for name in ("hn", "backup")]
+    for said, name in [("hn 那个", "hn"), ("the backup one", "backup")]:
+        task, asked = pick_task(tasks, said)
+        assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
+
+
+def test_a_span_said_as_a_range_of_two_numbers_is_the_longer() -> None:
+    """ "最近两三天有报错吗" copied as hours="两三天" was answered "没听清时间范围…": a range
+    as people say it ("两三天", "三四个小时", "七八个小时") is the whole span asked about."""
+    for said, hours in [("两三天", 72), ("三四个小时", 4), ("最近七八个小时", 8), ("一两天", 48)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("十几个小时") is None  # a number not read is still no guess
+
+
+def test_a_span_with_its_unit_abbreviated_is_read() -> None:
+    """A span written short ("6h", "2d") was answered "没听清时间范围…" though "24h" was read."""
+    for said, hours in [("6h", 6), ("last 12h", 12), ("48 h", 48), ("2d", 48), ("24h", 24)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("hello") is None and hours_said("I'd say") is None
+
+
+def test_a_short_name_said_alone_is_found_when_it_is_a_word_of_the_name() -> None:
+    """ "暂停 hn" for the task hn_daily_pv (said back "hn daily pv") and "批准 db" for the
+    workload db were answered "没找到": a Latin part shorter than three letters was never a
+    match, so "it" would not pick "bitcoin". A whole word of the name is one."""
+    runs = [*RUNS, _run(4, "db")]
+    run, asked = pick_remediation(runs, "db")
+    assert run is runs[3], asked
+    tasks = [_task(f"reminder/u/{name}") for name in ("hn_daily_pv", "bitcoin", "gold-price")]
+    task, asked = pick_task(tasks, "hn")
+    assert task is tasks[0], asked
+    assert pick_task(tasks, "co")[0] is None  # a part of a word still is not

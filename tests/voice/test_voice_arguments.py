@@ -14,7 +14,7 @@ from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
-from mcp_server.voice_sentences import UNKNOWN_TOOL, UNKNOWN_TOOL_EN
+from mcp_server.voice_sentences import UNKNOWN_SPEAKER, UNKNOWN_TOOL, UNKNOWN_TOOL_EN
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
@@ -23,7 +23,7 @@ from tests.voice.support import say
 
 SPAN_AGAIN = "没听清时间范围（一小时到一周，比如“两天”），请再说一次。"
 # What a small model sends: a required reference left out or empty, a span it made up, a
-# number where a name goes, a reference far past what anyone says.
+# list where a name goes, a reference far past what anyone says.
 MISHEARD: list[tuple[str, dict[str, Any], str]] = [
     ("task_status", {}, "没听清任务名，请再说一次。"),
     ("pause_task", {"name": ""}, "没听清任务名，请再说一次。"),
@@ -32,7 +32,7 @@ MISHEARD: list[tuple[str, dict[str, Any], str]] = [
     ("refuse_remediation", {"which": "checkout", "reason": "y" * 201}, "没听清原因，请再说一次。"),
     ("recent_errors", {"hours": "abc"}, SPAN_AGAIN),
     ("recent_errors", {"hours": 500}, SPAN_AGAIN),
-    ("greet", {"speaker": 123}, "没听清是谁在说话，请再说一次。"),
+    ("greet", {"speaker": ["lin"]}, "没听清是谁在说话，请再说一次。"),
 ]
 
 
@@ -53,6 +53,32 @@ async def test_misheard_arguments_are_answered_in_words_naming_what_to_say_again
         # Two refused at once are said together, each once.
         answer = await say(voice, "refuse_remediation", which="", reason="y" * 201)
         assert answer == "没听清是哪个修复和原因，请再说一次。"
+
+
+async def test_a_number_where_words_go_is_read_as_its_text_not_asked_again(
+    deps: WorkerDeps,
+) -> None:
+    """ "批准第二个" sent as which=2, a task as name=3 or a voiceprint named by digits as
+    speaker=1001 was answered "没听清…，请再说一次。": said again, the same number came back
+    and the same answer. A number is read as the words it stands for."""
+    user = unique("vnum")
+    await make_user(deps.db, user)
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+    )
+    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+        for tool, args in [
+            ("approve_remediation", {"which": 2}),
+            ("refuse_remediation", {"which": 1}),
+            ("task_status", {"name": 3}),
+            ("pause_task", {"name": 1.5}),
+        ]:
+            said = await say(voice, tool, **args)
+            as_text = {key: str(value) for key, value in args.items()}
+            assert "没听清" not in said and said == await say(voice, tool, **as_text), (tool, said)
+        assert await say(voice, "greet", speaker=1001) == UNKNOWN_SPEAKER
 
 
 async def test_a_tool_the_voice_profile_does_not_have_is_answered_in_words(
