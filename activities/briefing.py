@@ -177,8 +177,8 @@ class BriefingActivities:
             notes.append(SourceNote(source="logs", ok=True, detail="no log source configured"))
             return None, baseline
         source = spec.model_dump_json()
-        if baseline is None or (baseline.source or source) != source:
-            baseline = LogBaseline(source=source)  # another source's days: none of this one's
+        if baseline is None or baseline.source not in (None, source):
+            baseline = LogBaseline()  # another source's days: none of this one's
         # Preparing a day again compares against the days before it, not itself.
         ordinal = day.logs_from.astimezone(UTC).date().toordinal()
         baseline.days = [d for d in baseline.days if d.get("__day__", 0) < ordinal]

@@ -384,12 +384,13 @@ class RemediationActivities:
                 await append_entry(session, request, "verification", detail)
             raise ApplicationError(unknown, type="Unverified", non_retryable=True)
         verification = request.judge(health)
+        execute = request.mode == "execute"
         async with self._db.writing() as session:
             breakers = BreakerRepository(session)
-            row = await breakers.row(request.service, int(request.rung))
             # A dry run changed nothing: whether the alert cleared says nothing of the rung (its
             # failures opened the breaker on a service the rung was never tried on).
-            if request.mode == "execute" and (row is None or row.last_key != request.key):
+            row = await breakers.row(request.service, int(request.rung)) if execute else None
+            if execute and (row is None or row.last_key != request.key):
                 state = await breakers.state(request.service, int(request.rung))
                 after = breaker_after(
                     state,

@@ -118,8 +118,10 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
         return caller
     if not is_admin:
         raise ScopeError(f"only an admin reads another user's records; you are {caller!r}")
-    if await UserRepository(session).get(user) is None:  # a misspelt name read as "none"
-        raise FilterError(f"user: no user {user!r}; omit user for your own records")
+    # A misspelt name is refused, not read as "none".
+    await UserRepository(session).existing(
+        user, FilterError(f"user: no user {user!r}; omit user for your own records")
+    )
     return user
 
 

@@ -12,6 +12,12 @@ from typing import Any
 from pydantic import BaseModel
 
 
+def said_back(value: str, limit: int) -> str:
+    """``value`` quoted as a refusal says it back: cut after ``limit`` characters (a 100 KB
+    argument is not said back whole)."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}…"
+
+
 def N_(message: str) -> str:
     """Marks a msgid for the catalog where it is translated later (labels, tables)."""
     return message

@@ -32,8 +32,8 @@ from ambient.briefing.errors import BriefingNotFoundError
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import Language
-from ambient.refusals import Refusal
-from ambient.remediation.safety import named_approver
+from ambient.refusals import Refusal, said_back
+from ambient.remediation.safety import named_anywhere, named_approver
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationError, RemediationSummary
@@ -177,7 +177,7 @@ class DeviceService:
         async with self.db.session() as session:
             row = await self._find(session, ref, lambda row: admin or row.user == actor)
             if row is None:
-                raise DeviceNotFoundError(f"no device {_quoted(ref)} among yours")
+                raise DeviceNotFoundError(f"no device {said_back(ref, 64)} among yours")
             view = DeviceView.model_validate(row)
             await session.execute(delete(XiaozhiDevice).where(XiaozhiDevice.id == row.id))
             await _audit(session, actor, "xiaozhi.device.remove", row)
@@ -208,7 +208,7 @@ class DeviceService:
                 ),
             )
             if row is None:
-                raise DeviceNotFoundError(f"no device {_quoted(ref)}")
+                raise DeviceNotFoundError(f"no device {said_back(ref, 64)}")
             names = set(row.speakers or [])
             names = names | {actor} if allowed else names - {actor}
             row.speakers = sorted(names - {row.user})
@@ -239,7 +239,7 @@ class DeviceService:
                 Refusal(
                     "%(ref)s names %(count)s devices: %(listing)s; nothing changed; "
                     "name the one you mean by a reference only it has",
-                    ref=_quoted(ref),
+                    ref=said_back(ref, 64),
                     count=len(rows),
                     listing=", ".join(f"device {row.id} ({row.device_id})" for row in rows),
                 )
@@ -390,12 +390,11 @@ async def voice_facts(
     failing = len({task for task, _ in pages})
 
     async def approvals() -> int | None:
-        # What waits for the user may be another's run, on a cluster the policy names them for.
-        named = remediations is not None and any(
-            user.name in names for names in remediations.settings.remediation_approvers.values()
-        )
-        if remediations is None or not (runs or named):
+        if remediations is None:
             return 0 if not runs else None
+        # What waits for the user may be another's run, on a cluster the policy names them for.
+        if not runs and not named_anywhere(user.name, remediations.settings.remediation_approvers):
+            return 0
         return len(await waiting_for(remediations, user.name))
 
     async def briefing() -> BriefingStatus | None:
@@ -443,8 +442,3 @@ async def voice_facts(
         watches_failing=failing,
         hint=hint,
     )
-
-
-def _quoted(ref: str) -> str:
-    """A reference as said back: a device id is at most 64 characters, a longer one is cut."""
-    return repr(ref) if len(ref) <= 64 else f"{ref[:64]!r}…"

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.field_errors import Refused, field_errors, field_problems
-from ambient.refusals import Refusal
+from ambient.refusals import Refusal, said_back
 
 
 class BriefingError(Exception):
@@ -86,8 +86,7 @@ def check_date(value: str) -> str:
     try:
         return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
     except ValueError:
-        # Quoted back as far as a date could go: a 100 KB one is not said back whole.
-        day = repr(value) if len(value) <= 40 else f"{value[:40]!r}…"
+        day = said_back(value, 40)  # as far as a date could go
         raise InvalidBriefingError(
             Refusal("date: %(day)s is not a date as YYYY-MM-DD", day=day)
         ) from None

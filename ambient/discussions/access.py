@@ -19,7 +19,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.configs import holds_nul
 from ambient.refusals import Refusal
-from ambient.remediation.safety import named_approver
+from ambient.remediation.safety import named_anywhere, named_approver
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import (
@@ -65,7 +65,7 @@ async def members_see(
     # A remediation's people are who may steer it (RemediationService._may_steer): its owner
     # and the approvers named for its cluster. Sending the same alert again grants nothing.
     steers = RemediationRecord.user == caller.name
-    if any(caller.name in names for names in approvers.values()):
+    if named_anywhere(caller.name, approvers):
         clusters = (await session.scalars(select(RemediationRecord.cluster_id).distinct())).all()
         theirs = [c for c in clusters if named_approver(caller.name, c, approvers)]
         steers = or_(steers, RemediationRecord.cluster_id.in_(theirs))

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from ambient.domain.configs import UserConfig
-from ambient.refusals import Refusal
+from ambient.refusals import Refusal, said_back
 
 # Checked with fullmatch: re's "$" also matches before a final "\n" ("eve\n" was a user).
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -104,8 +104,7 @@ def validate_phone(value: str) -> str:
 
 def validate_timezone(value: str) -> str:
     if value not in available_timezones():
-        # Quoted as far as a zone name could go: a 100 KB one is not said back whole.
-        zone = repr(value) if len(value) <= 40 else f"{value[:40]!r}…"
+        zone = said_back(value, 40)  # as far as a zone name could go
         raise Refusal("unknown IANA time zone %(zone)s; e.g. Asia/Shanghai, UTC", zone=zone)
     return value
 

@@ -45,6 +45,11 @@ def may_approve(permission: str, mode: Mode) -> bool:
     return PERMISSION_ORDER.get(permission, 0) >= PERMISSION_ORDER[mode]
 
 
+def named_anywhere(user: str, approvers: Mapping[str, list[str]]) -> bool:
+    """Whether the policy names ``user`` an approver on any cluster."""
+    return any(user in names for names in approvers.values())
+
+
 def named_approver(user: str, cluster_id: str, approvers: Mapping[str, list[str]]) -> bool:
     """Whether the policy names ``user`` an approver of remediations on ``cluster_id`` (globs)."""
     return any(

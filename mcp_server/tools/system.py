@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import Tool
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
 from ambient.domain.notify import ChannelType
@@ -33,6 +35,19 @@ User = Annotated[
         description="Whose records: omit for your own; admins may name another user.",
     ),
 ]
+
+
+BeforeId = Annotated[
+    WholeNumber | None,
+    Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
+]
+
+
+def _next_before(
+    rows: Sequence[EventPublic | InboxMessagePublic | DeliveryPublic], limit: int
+) -> int | None:
+    """The id to pass as before_id for the next (older) page: none after a short page."""
+    return rows[-1].id if len(rows) == limit else None
 
 
 class Events(BaseModel):
@@ -65,13 +80,12 @@ async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
     return await system_status(state.settings, state.temporal, state.db)
 
 
-async def _whose(ctx: Context[Any, Any], user: str | None) -> str:
+async def _whose(ctx: Context[Any, Any], session: AsyncSession, user: str | None) -> str:
     caller = await current_user_row(ctx)
-    async with app_state(ctx).db.session() as session:
-        try:
-            return await history.whose(session, caller.name, caller.is_admin, user)
-        except ScopeError as exc:
-            raise ToolError(f"{exc}. Omit user to read your own.") from None
+    try:
+        return await history.whose(session, caller.name, caller.is_admin, user)
+    except ScopeError as exc:
+        raise ToolError(f"{exc}. Omit user to read your own.") from None
 
 
 async def list_events(
@@ -90,41 +104,35 @@ async def list_events(
         datetime | None,
         Field(description="Only events at or after this ISO 8601 time"),
     ] = None,
-    before_id: Annotated[
-        WholeNumber | None,
-        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
-    ] = None,
+    before_id: BeforeId = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Events:
     """What happened, newest first: watch hits and breaches, task changes, failed deliveries
     (with the error that says what to fix); next_before_id pages back."""
-    name = await _whose(ctx, user)
     async with app_state(ctx).db.session() as session:
+        name = await _whose(ctx, session, user)
         rows = await history.events(
             session, name, kind=kind, task=task, since=since, before_id=before_id, limit=limit
         )
-    return Events(events=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
+    return Events(events=rows, next_before_id=_next_before(rows, limit))
 
 
 async def read_inbox(
     ctx: Context[Any, Any],
     unread_only: Annotated[bool, Field(description="Only messages not yet marked read")] = False,
-    before_id: Annotated[
-        WholeNumber | None,
-        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
-    ] = None,
+    before_id: BeforeId = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 20,
     user: User = None,
 ) -> Inbox:
     """Your inbox (the notifications stored for you), newest first; next_before_id pages
     back. Reading does not mark them read."""
-    name = await _whose(ctx, user)
     async with app_state(ctx).db.session() as session:
+        name = await _whose(ctx, session, user)
         rows = await history.inbox(
             session, name, unread_only=unread_only, before_id=before_id, limit=limit
         )
-    return Inbox(messages=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
+    return Inbox(messages=rows, next_before_id=_next_before(rows, limit))
 
 
 async def list_deliveries(
@@ -137,17 +145,14 @@ async def list_deliveries(
         ChannelType | None, Field(description="only sends over this channel")
     ] = None,
     task: Annotated[str | None, Field(max_length=255, description="Only this task_id")] = None,
-    before_id: Annotated[
-        WholeNumber | None,
-        Field(ge=1, le=MAX_ID, description="Next page: next_before_id of the last"),
-    ] = None,
+    before_id: BeforeId = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=500, description="At most this many")] = 50,
     user: User = None,
 ) -> Deliveries:
     """Every send of a notification to one target, newest first, with attempts and the error
     of a failure (e.g. "email is not configured: set AMBIENT_SMTP_HOST"). Targets are redacted."""
-    name = await _whose(ctx, user)
     async with app_state(ctx).db.session() as session:
+        name = await _whose(ctx, session, user)
         rows = await history.deliveries(
             session,
             name,
@@ -157,7 +162,7 @@ async def list_deliveries(
             before_id=before_id,
             limit=limit,
         )
-    return Deliveries(deliveries=rows, next_before_id=rows[-1].id if len(rows) == limit else None)
+    return Deliveries(deliveries=rows, next_before_id=_next_before(rows, limit))
 
 
 class FoundTool(BaseModel):

@@ -36,10 +36,11 @@ class SendClock:
             return await asyncio.sleep(max(seconds, 0))
         own = when - loop.time()  # the send's own time left: the lease is kept that far ahead
         self.deadline.reschedule(when + seconds)
+        # The lease already ends ``own`` + its margin from now (the claim's, or the last wait's
+        # end): renewed well within that margin, the last time for the post, from the wait's end.
         while (left := end - loop.time()) > 0:
-            await self.hold(own)  # renewed well within its margin (LEASE_MARGIN)
             await asyncio.sleep(min(left, RENEW_EVERY))
-        await self.hold(own)  # the post's, from the wait's end
+            await self.hold(own)
 
 
 SEND_CLOCK: ContextVar[SendClock | None] = ContextVar("send_clock", default=None)

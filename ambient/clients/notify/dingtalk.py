@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.robots import EVERYONE, RobotChannel, heading, listed
-from ambient.domain.notify import Message
+from ambient.domain.notify import ROBOT_KEYS, Message
 
 REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
 CUT_NOTE = "\n\n……(内容过长，已截断 / cut: too long for DingTalk)"
@@ -32,7 +32,7 @@ def sign(secret: str, timestamp_ms: int) -> str:
 class DingTalkChannel(RobotChannel):
     name = "dingtalk"
     path = "/robot/send"
-    key_param = "access_token"
+    key_param = ROBOT_KEYS[name]
     rate_limited = frozenset({130101, 410100})
 
     async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ambient.clients.notify.base import Posts
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.clients.notify.robots import RobotChannel, heading, listed
-from ambient.domain.notify import Message
+from ambient.domain.notify import ROBOT_KEYS, Message
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
 TEXT_LIMIT = 2048  # bytes of UTF-8, for text content
@@ -44,7 +44,7 @@ def split_utf8(text: str, limit: int) -> list[str]:
 class WeComChannel(RobotChannel):
     name = "wecom"
     path = "/cgi-bin/webhook/send"
-    key_param = "key"
+    key_param = ROBOT_KEYS[name]
     rate_limited = frozenset({45009, 45033})
 
     async def send(
