@@ -341,13 +341,12 @@ class PollSession:
         request = self.request
         seen = self.urls[url]
         # A hash made by other extraction rules is not comparable: take the text as a new
-        # baseline instead of reporting the rules' difference as a change of the page (a
-        # state from before ``reading`` was kept was read by the rules of its config).
+        # baseline instead of reporting the rules' difference as a change of the page.
         reading = self.reading(url)
         comparable = (
             seen.hash is not None
             and seen.extractor in (EXTRACTOR_VERSION, None)
-            and seen.reading in (reading, None)
+            and (seen.reading == reading or request.config.compares_with(url, seen.reading))
         )
         after = seen.model_copy(
             update={

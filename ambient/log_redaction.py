@@ -27,8 +27,14 @@ PATH_QUERY = re.compile(r"^(?P<path>/[^\s?]*)\?\S*$")
 CODEC_UI_PATH = re.compile(r"/codec/ui/[^/\s]+")
 # A share link's signature (ambient/sharing.py); its id and expiry stay to tell links apart.
 SHARE_SIGNATURE = re.compile(r"(/share/[0-9a-f]+\.[0-9]+\.)[A-Za-z0-9_-]+")
+# The names of a key whose value is a secret, in a log line or a report (logtemplates).
+SECRET_KEY = (
+    r"(?:passw(?:or)?d|pwd|secret(?:[_\-]?key)?|token|api[_\-]?key|private[_\-]?key"
+    r"|authorization|cookie|密码|口令|令牌|密钥)"
+)
+# key=value: those names, and those a URL's query carries a credential under.
 SECRET_PARAMS = re.compile(
-    r"(?i)\b(?P<name>access_token|api_key|apikey|key|token|sign|signature|secret|password)"
+    rf"(?i)\b(?P<name>{SECRET_KEY}|access_token|apikey|key|sign|signature)"
     r"=(?P<value>[^&\s'\"]+)"
 )
 
@@ -40,19 +46,25 @@ TOKEN_SEGMENT = re.compile(
 )
 
 
+def hide_in_urls(text: str, mark: str = REDACTED) -> str:
+    """``text`` with every URL's user info left out, its query and token-like path segments
+    as ``mark``."""
+
+    def url(match: re.Match[str]) -> str:
+        query = f"?{mark}" if match["query"] else ""
+        host, *path = match["rest"].split("/")
+        shown = [mark if TOKEN_SEGMENT.fullmatch(part) else part for part in path]
+        return "/".join([f"{match['scheme']}{host}", *shown]) + query
+
+    return URL.sub(url, text)
+
+
 def redact(text: str) -> str:
     """``text`` with URL user info, query strings, token-like path segments and secret-looking
     parameters redacted."""
-
-    def url(match: re.Match[str]) -> str:
-        query = f"?{REDACTED}" if match["query"] else ""
-        host, *path = match["rest"].split("/")
-        shown = [REDACTED if TOKEN_SEGMENT.fullmatch(part) else part for part in path]
-        return "/".join([f"{match['scheme']}{host}", *shown]) + query
-
     text = CODEC_UI_PATH.sub("/codec/ui/***", text)
     text = SHARE_SIGNATURE.sub(r"\1***", text)
-    text = URL.sub(url, text)
+    text = hide_in_urls(text)
     text = PATH_QUERY.sub(lambda m: f"{m['path']}?{REDACTED}", text)
     return SECRET_PARAMS.sub(lambda m: f"{m['name']}={REDACTED}", text)
 

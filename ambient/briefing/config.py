@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    HttpUrl,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -27,6 +26,7 @@ from pydantic import (
 from ambient.domain.configs import UserConfig, reading_stored
 from ambient.domain.identifiers import tencent_region
 from ambient.domain.users import HHMM, TimeZone
+from ambient.watches.configs import Keyword, PageUrls
 
 Language = Literal["zh", "en"]
 
@@ -85,8 +85,9 @@ class BriefingConfig(UserConfig):
     window_end: HHMM = "10:00"
     language: Language = "zh"
     push_if_not_greeted: bool = True
-    news_urls: list[HttpUrl] = Field(default_factory=list, max_length=20)
-    categories: list[str] = Field(default_factory=list, max_length=20)
+    # Checked by the news digest's own path (check_page): its rules, as a news digest's.
+    news_urls: PageUrls = Field(default_factory=list, max_length=20)
+    categories: list[Keyword] = Field(default_factory=list, max_length=20)
 
     @field_validator("log_source", mode="before")
     @classmethod

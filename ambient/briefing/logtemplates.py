@@ -17,6 +17,8 @@ from collections import Counter
 
 from drain3.drain import Drain
 
+from ambient.log_redaction import SECRET_KEY, hide_in_urls
+
 WILDCARD = "<*>"
 # Drain's own wildcard, apart from the mask: Drain does not count its wildcards as similar
 # tokens, and a masked value is a known shape that should count (as Drain3's `<NUM>`-style
@@ -113,10 +115,7 @@ _VALUE_AND_RESTATED = re.compile(rf"{re.escape(WILDCARD)} \((?:{re.escape(WILDCA
 # spoken, pushed and opened by share link. Its value follows a key that names one, in the
 # same word ("password=x", "client_secret:x", "?access_token=x") or in the next words
 # ("db_password: x", "Authorization: Bearer x").
-_SECRET_KEY = (
-    r"(?:passw(?:or)?d|pwd|secret(?:[_\-]?key)?|token|api[_\-]?key|private[_\-]?key"
-    r"|authorization|cookie|密码|口令|令牌|密钥)"
-)
+_SECRET_KEY = SECRET_KEY  # log_redaction's names, one list
 _SECRET = re.compile(
     rf"(?i)((?:{_SECRET_KEY}[\"']?[ \t]*[=:：][ \t]*|\bbearer[ \t]+)"
     r"(?:(?:bearer|basic|digest)[ \t]+)?)"
@@ -129,14 +128,12 @@ _SECRET_HINT = re.compile(
 # A word after which the next one is the secret ("password:", "Bearer").
 _SECRET_LEAD = re.compile(rf"(?i)(?:{_SECRET_KEY}[\"']?[=:：]|\bbearer)\Z")
 _AUTH_SCHEME = re.compile(r"(?i)bearer|basic|digest")
-# A URL's query, which carries a webhook's key or a signature under any name.
-_URL_QUERY = re.compile(r"(://[^\s?#\"'<>]*)\?[^\s\"'<>]*")
 
 
 def hide_secrets(text: str) -> str:
-    """``text`` with the value of every secret in it (see `_SECRET`), and every URL's query,
-    replaced by `<*>`."""
-    return _SECRET.sub(rf"\1{WILDCARD}", _URL_QUERY.sub(rf"\1?{WILDCARD}", text))
+    """``text`` with the value of every secret in it (see `_SECRET`), and what log_redaction
+    hides in a URL (its user info, query, token-like path segments), replaced by `<*>`."""
+    return _SECRET.sub(rf"\1{WILDCARD}", hide_in_urls(text, WILDCARD))
 
 
 # Drain's own defaults (depth 4, similarity 0.4, 100 children): what masking and the split of

@@ -85,19 +85,31 @@ def _resource_version(obj: dict[str, Any] | None) -> str | None:
     return str(version) if version is not None else None
 
 
+# kubectl apply keeps the whole object it applied here: for a Secret, its values.
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def _masked(obj: dict[str, Any], other: dict[str, Any] | None, side: str) -> dict[str, Any]:
-    """A Secret with its values as kubectl diff shows them: ``***``, marked where they change."""
+    """A Secret with its values as kubectl diff shows them: ``***``, marked where they change.
+
+    The marks are kubectl diff's: a changed value must show (the document is an "update" and
+    is applied), so whether a value differs is told either way; the values never are."""
     # A preview is a dry_run user's: the diff must not read the cluster's secrets out to them.
     if obj.get("kind") != "Secret":
         return obj
+
+    def hide(values: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+        return {k: "***" if theirs.get(k) == v else f"*** ({side})" for k, v in values.items()}
+
     masked = dict(obj)
     for field in ("data", "stringData"):
-        theirs = (other or {}).get(field) or {}
-        values = obj.get(field) or {}
-        if values:
-            masked[field] = {
-                k: "***" if theirs.get(k) == v else f"*** ({side})" for k, v in values.items()
-            }
+        if values := obj.get(field) or {}:
+            masked[field] = hide(values, (other or {}).get(field) or {})
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if _LAST_APPLIED in annotations:
+        theirs = ((other or {}).get("metadata") or {}).get("annotations") or {}
+        shown = {**annotations, **hide({_LAST_APPLIED: annotations[_LAST_APPLIED]}, theirs)}
+        masked["metadata"] = {**masked["metadata"], "annotations": shown}
     return masked
 
 

@@ -331,18 +331,19 @@ class WebMonitorConfig(_TaskBase):
 
     @field_validator("selectors")
     @classmethod
-    def _keyed_as_urls_are_read(
+    def _one_selector_a_page(
         cls, selectors: dict[str, str], info: ValidationInfo
     ) -> dict[str, str]:
         # urls are read as URLs ("https://Example.com/新闻" is "https://example.com/%E6..."):
-        # a key written as in urls is read the same way, or it finds no page.
+        # a key is looked up the same way (`selector_for`), so the keys of one page must agree.
+        # Kept as written: a stored monitor's state from before was read by the exact key
+        # (`compares_with`).
         read: dict[str, str] = {}
         for key, selector in selectors.items():
             url = _as_read(key)
             if read.setdefault(url, selector) != selector and not reading_stored(info):
                 raise ValueError(f"{url!r} is one page with two selectors; give it one")
-            read[url] = selector
-        return read
+        return selectors
 
     @field_validator("urls")
     @classmethod
@@ -354,7 +355,7 @@ class WebMonitorConfig(_TaskBase):
     def _selectors_of_watched_urls(self, info: ValidationInfo) -> WebMonitorConfig:
         # A selector keyed by a URL that is not watched would never be used.
         watched = {form for url in self.urls for form in (str(url), str(url).rstrip("/"))}
-        unused = [key for key in self.selectors if key not in watched]
+        unused = [key for key in self.selectors if _as_read(key) not in watched]
         if unused and reading_stored(info):
             self.selectors = {k: v for k, v in self.selectors.items() if k not in unused}
         elif unused:
@@ -365,10 +366,22 @@ class WebMonitorConfig(_TaskBase):
         return self
 
     def selector_for(self, url: str) -> str | None:
-        return self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
+        """The selector of a key read as ``url`` is (the last, of a stored monitor's keys)."""
+        found = {_as_read(k): v for k, v in self.selectors.items()}  # few, if any
+        return found.get(url) or found.get(url.rstrip("/"))
 
-    def reading(self, url: str) -> str:
+    def reading(self, url: str, *, as_before: bool = False) -> str:
         """The rules that make ``url``'s text of its page (its selector, the ignore patterns),
-        as a digest: a text made by other ones is not comparable with this one's."""
-        rules = json.dumps([self.selector_for(url), self.ignore_patterns])
+        as a digest: a text made by other ones is not comparable with this one's. As before:
+        with the selector keyed exactly by ``url``, as pages were read before keys were read
+        as URLs (when their states kept no reading)."""
+        exact = self.selectors.get(url) or self.selectors.get(url.rstrip("/"))
+        rules = json.dumps([exact if as_before else self.selector_for(url), self.ignore_patterns])
         return hashlib.sha256(rules.encode()).hexdigest()[:16]
+
+    def compares_with(self, url: str, reading: str | None) -> bool:
+        """Whether a text of ``url`` read by ``reading`` compares with one read now. A state
+        saved before readings were kept (None) was read by the exact key: when that gave
+        other rules, the first read now is a new baseline, not a change of the page."""
+        now = self.reading(url)
+        return reading == now or (reading is None and self.reading(url, as_before=True) == now)

@@ -116,3 +116,31 @@ async def test_briefing_list_json_keeps_chinese_as_it_is(settings: Settings) -> 
     result = await asyncio.to_thread(CliRunner().invoke, app, listing, env=env)
     assert result.exit_code == 0, result.output
     assert "昨天一切正常。" in result.output and "\\u" not in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        # A page twice was checked twice; "re:[" made every changed page "unavailable";
+        # " " made every new line a hit: refused as a news digest refuses them.
+        ({"news_urls": ["https://EXAMPLE.com", "https://example.com/"]}, "news_urls"),
+        ({"news_urls": ["https://example.com/"], "categories": ["re:["]}, "categories.0"),
+        ({"news_urls": ["https://example.com/"], "categories": [" "]}, "categories.0"),
+    ],
+)
+def test_news_pages_and_categories_are_checked_as_a_news_digests(
+    config: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidBriefingError) as refused:
+        parse_config(config)
+    assert refused.value.field == field
+
+
+def test_a_stored_briefing_with_news_a_digest_refuses_keeps_running() -> None:
+    from ambient.briefing.config import BriefingConfig
+    from ambient.domain.configs import read_stored
+
+    stored = {"news_urls": ["https://example.com/", "https://example.com"], "categories": [" "]}
+    config = read_stored(BriefingConfig, stored)
+    assert [str(u) for u in config.news_urls] == ["https://example.com/"] * 2
+    assert config.categories == [" "]

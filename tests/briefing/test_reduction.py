@@ -514,3 +514,15 @@ def test_a_new_error_seen_once_after_one_baseline_day_is_said_in_the_singular() 
     report = reduce_logs(today, baseline=baseline)
     (new,) = [a for a in report.anomalies if a.kind == "new_error"]
     assert new.detail == "1 line; not seen in the previous day"
+
+
+def test_a_urls_user_and_password_are_in_no_template_example() -> None:
+    # The example line kept "postgres://app:S3cretPw@db.internal:5432/orders": hide_secrets
+    # hid URL queries only. It now hides what log_redaction hides in a URL (user info too).
+    message = "connection to postgres://app:S3cretPw@db.internal:5432/orders failed"
+    report = reduce_logs(record(DAY + timedelta(minutes=i), "ERROR", message) for i in range(5))
+    said = report.model_dump_json() + render_markdown(report)
+    assert "S3cretPw" not in said and "app:" not in said
+    assert "connection to postgres://db.internal:5432/orders failed" in {
+        t.example for t in report.templates
+    }

@@ -664,3 +664,20 @@ async def test_a_sends_waits_for_its_robots_turns_are_bounded_in_all(deps: Worke
         offset[0] += 120
         await notify.send(request, heartbeat=False)
     assert [p["msgtype"] for p in posts] == ["markdown", "text"]
+
+
+async def test_a_429_whose_retry_after_is_no_ascii_number_stays_transient(
+    deps: WorkerDeps,
+) -> None:
+    # httpx decodes headers as latin-1, where '²' is a digit to str.isdigit() but not to
+    # int(): the ValueError made a 429 a permanent failure (never retried). Now it is a 429.
+    async def hook(request: Request) -> Response:
+        return Response("slow down", status_code=429, headers={"Retry-After": "\u00b2"})
+
+    await _user(deps.db, "alice")
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        notify = _notify(deps, base, notify_target_timeout=1.0)
+        target = Target(type="webhook", target=f"{base}/hook")
+        with pytest.raises(ApplicationError, match="HTTP 429") as raised:
+            await notify.send(_request(unique("429-sup"), target), heartbeat=False)
+    assert not raised.value.non_retryable

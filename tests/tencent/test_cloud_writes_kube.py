@@ -567,6 +567,32 @@ async def test_ck12_a_secrets_preview_names_its_changed_keys_never_their_values(
     assert kube.writes() == []
 
 
+async def test_ck12_a_secrets_preview_masks_its_last_applied_configuration(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """kubectl apply keeps the whole Secret, values included, in the annotation
+    kubectl.kubernetes.io/last-applied-configuration: a preview setting it to "x" printed the
+    live one on its "-" line to a dry_run member. Masked as the values are."""
+    kube, state = cluster
+    last = '{"data":{"password":"bGl2ZS1kYi1wYXNzd29yZA=="},"kind":"Secret"}'
+    annotations = {"kubectl.kubernetes.io/last-applied-configuration": last}
+    body = {"metadata": {"annotations": annotations}, "data": {"user": "YWRtaW4="}}
+    kube.secrets[("shop", "db")] = kube._new("secrets", "shop", "db", body)
+    probe = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: shop\n"
+    probe += "  annotations: {kubectl.kubernetes.io/last-applied-configuration: x}\n"
+    async with client(state, "viewer") as c:
+        failed, dry = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": probe}
+        )
+    assert not failed, dry
+    diff = dry["documents"][0]["diff"]
+    assert dry["documents"][0]["change"] == "update"
+    assert "bGl2ZS1kYi1wYXNzd29yZA==" not in diff and "YWRtaW4=" not in diff, diff
+    assert "last-applied-configuration: '*** (before)'" in diff, diff
+    assert "last-applied-configuration: '*** (after)'" in diff, diff
+    assert kube.writes() == []
+
+
 async def test_ck13_a_cluster_in_another_region_is_changed_where_it_lives(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:

@@ -431,3 +431,33 @@ def test_a_stored_channel_without_kinds_reads_the_same_for_showing_and_for_sendi
         "quiet_hours.start",
         "quiet_hours.end",
     ]
+
+
+@pytest.mark.parametrize(
+    ("selectors", "as_before"),
+    [
+        ({"https://example.com/a": "#x"}, True),  # keyed as read: the same selector
+        ({"https://Example.com/a": "#x"}, False),  # unused before, applies now
+        ({"https://example.com/a": "#x", "https://EXAMPLE.com/a": "#y"}, False),  # last wins
+    ],
+)
+def test_a_stored_monitors_page_state_from_before_is_compared_only_under_its_old_rules(
+    selectors: dict[str, str], as_before: bool
+) -> None:
+    # Selector keys are now read as URLs: a stored monitor whose keys were written otherwise
+    # reads a page by another selector than before. Its page state saved before (reading None)
+    # was compared with the first read by the new one: the rules' difference was notified as
+    # a change of the page. Comparable only when the old lookup (exact key) gave the same.
+    url = "https://example.com/a"
+    run = decoded(
+        WebMonitorInput,
+        {
+            "user": "alice",
+            "task": "web-monitor/alice/t",
+            "config": {"urls": [url], "selectors": selectors},
+        },
+    )
+    config = run.config
+    assert config.compares_with(url, None) is as_before
+    assert config.compares_with(url, config.reading(url)) is True
+    assert config.compares_with(url, "0" * 16) is False

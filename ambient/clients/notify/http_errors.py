@@ -51,7 +51,7 @@ async def post_json(
     try:
         response = await post()
         send, after = SEND_CLOCK.get(), response.headers.get("retry-after", "")
-        if response.status_code == 429 and send and after.isdigit():
+        if response.status_code == 429 and send and after.isascii() and after.isdigit():
             if int(after) <= TURN_WAIT - send.waited:
                 await send.waits(int(after))
                 response = await post()
