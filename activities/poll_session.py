@@ -75,7 +75,8 @@ class PollSession:
         # carries the first check, not an empty start.
         self.last_beat = time.monotonic()
         self.beat_seq = -1  # the event number the last heartbeat carried
-        self.readings: dict[str, str] = {}  # each page's reading rules (config.reading)
+        # Each page's reading rules (its selector and ignore patterns), fixed for the poll.
+        self.readings = {str(u): request.config.reading(str(u)) for u in request.config.urls}
 
     def asked_by(self, request: EndRequest) -> bool:
         """Whether an end request is for this poll (no number: any; a process: only there)."""
@@ -283,16 +284,9 @@ class PollSession:
 
     # --- one URL ----------------------------------------------------------------------------
 
-    def reading(self, url: str) -> str:
-        """The page's reading rules in this poll's config (one digest a poll, not a check)."""
-        reading = self.readings.get(url)
-        if reading is None:
-            reading = self.readings[url] = self.request.config.reading(url)
-        return reading
-
     async def check(self, url: str) -> None:
         seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
-        reading = self.reading(url)
+        reading = self.readings[url]
         # A page read by other rules (an update's selector or ignore patterns) is read anew:
         # not a 304, not the bytes' last text.
         known = seen.hash is not None and seen.reading == reading
@@ -342,7 +336,7 @@ class PollSession:
         seen = self.urls[url]
         # A hash made by other extraction rules is not comparable: take the text as a new
         # baseline instead of reporting the rules' difference as a change of the page.
-        reading = self.reading(url)
+        reading = self.readings[url]
         comparable = (
             seen.hash is not None
             and seen.extractor in (EXTRACTOR_VERSION, None)

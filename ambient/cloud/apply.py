@@ -114,8 +114,11 @@ def _masked(obj: dict[str, Any], other: dict[str, Any] | None, side: str) -> dic
 
 
 def _diff(label: str, live: dict[str, Any] | None, applied: dict[str, Any]) -> str:
-    shown = _masked(_comparable(live), applied, "before") if live is not None else None
-    before = yaml.safe_dump(shown, sort_keys=True) if shown is not None else ""
+    before = (
+        yaml.safe_dump(_masked(_comparable(live), applied, "before"), sort_keys=True)
+        if live is not None
+        else ""
+    )
     after = yaml.safe_dump(_masked(_comparable(applied), live, "after"), sort_keys=True)
     return "".join(
         difflib.unified_diff(
