@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -664,3 +665,40 @@ async def test_a_sends_waits_for_its_robots_turns_are_bounded_in_all(deps: Worke
         offset[0] += 120
         await notify.send(request, heartbeat=False)
     assert [p["msgtype"] for p in posts] == ["markdown", "text"]
+
+
+async def test_a_notification_failing_as_a_bug_shows_no_targets_key(deps: WorkerDeps) -> None:
+    """The write giving up a removed webhook's delivery failed (a constraint, a driver bug):
+    the workflow failure the Web UI shows quoted the statement's parameters, the delivery's
+    key with the webhook's URL and its key."""
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, ChannelRegistry([InboxChannel(deps.db)]))
+    key = unique("bug")
+    async with deps.db.session() as session:  # an earlier try's, to a webhook since removed
+        hook = "https://hooks.example.com/send?key=SECRET-KEY"
+        session.add(
+            Delivery(
+                key=f"{key}:webhook:{hook}",
+                user="alice",
+                channel="webhook",
+                target="https://hooks.example.com/send",
+                status="pending",
+                attempts=1,
+                lease_until=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
+        await session.commit()
+
+    def refused(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        if statement.startswith("UPDATE") and "SECRET-KEY" in str(params):
+            raise sqlite3.IntegrityError("constraint failed")
+
+    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", refused)
+    try:
+        with pytest.raises(ApplicationError) as raised:
+            await ActivityEnvironment().run(notify.notify, _request(key, Target(type="inbox")))
+    finally:
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", refused)
+    assert raised.value.type == "NotifyInternalError"
+    # Nor its cause, which Temporal sends along with it.
+    assert "SECRET-KEY" not in f"{raised.value} {raised.value.__cause__}", raised.value
