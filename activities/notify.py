@@ -163,14 +163,15 @@ class NotifyActivities:
         except Exception as exc:  # a bug here would fail the same way on every retry
             if database_busy(exc) or isinstance(exc, TimeoutError):
                 raise ApplicationError(
-                    f"notify could not reach the database: {exc}", type="TransientNotifyError"
-                ) from exc
+                    redact(f"notify could not reach the database: {exc}"),
+                    type="TransientNotifyError",
+                ) from None  # its cause would be sent along, unredacted
             activity.logger.exception("notify failed before any delivery was recorded")
             raise ApplicationError(
-                f"notify failed: {type(exc).__name__}: {exc}",
+                redact(f"notify failed: {type(exc).__name__}: {exc}"),  # a key's URL: no query
                 type="NotifyInternalError",
                 non_retryable=True,
-            ) from exc
+            ) from None
         deliveries += [
             Delivery(channel="push_config", target="", status=DeliveryStatus.FAILED, error=p)
             for p in recipient.config_problems

@@ -90,7 +90,7 @@ async def _decide(
         # The run asked about and confirmed (its run key), not whichever of the alert's runs is
         # latest when the answer is sent: a next run is not what the speaker heard about.
         made = await service.approve(
-            user, run.remediation_id, approve, said or "by voice", run_key=run.run_key
+            user, run.remediation_id, approve, said or "by voice", run_key=run.run_key, rung=rung
         )
         await _note(state, user, {"made": decision})
         return say(

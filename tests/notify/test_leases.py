@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -681,3 +682,40 @@ async def test_a_429_whose_retry_after_is_no_ascii_number_stays_transient(
         with pytest.raises(ApplicationError, match="HTTP 429") as raised:
             await notify.send(_request(unique("429-sup"), target), heartbeat=False)
     assert not raised.value.non_retryable
+
+
+async def test_a_notification_failing_as_a_bug_shows_no_targets_key(deps: WorkerDeps) -> None:
+    """The write giving up a removed webhook's delivery failed (a constraint, a driver bug):
+    the workflow failure the Web UI shows quoted the statement's parameters, the delivery's
+    key with the webhook's URL and its key."""
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, ChannelRegistry([InboxChannel(deps.db)]))
+    key = unique("bug")
+    async with deps.db.session() as session:  # an earlier try's, to a webhook since removed
+        hook = "https://hooks.example.com/send?key=SECRET-KEY"
+        session.add(
+            Delivery(
+                key=f"{key}:webhook:{hook}",
+                user="alice",
+                channel="webhook",
+                target="https://hooks.example.com/send",
+                status="pending",
+                attempts=1,
+                lease_until=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
+        await session.commit()
+
+    def refused(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        if statement.startswith("UPDATE") and "SECRET-KEY" in str(params):
+            raise sqlite3.IntegrityError("constraint failed")
+
+    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", refused)
+    try:
+        with pytest.raises(ApplicationError) as raised:
+            await ActivityEnvironment().run(notify.notify, _request(key, Target(type="inbox")))
+    finally:
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", refused)
+    assert raised.value.type == "NotifyInternalError"
+    # Nor its cause, which Temporal sends along with it.
+    assert "SECRET-KEY" not in f"{raised.value} {raised.value.__cause__}", raised.value

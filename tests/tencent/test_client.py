@@ -309,6 +309,18 @@ async def test_a_tke_workload_metric_is_read_with_describe_statistic_data(
     assert len(api.calls) == 1
 
 
+async def test_a_metric_with_no_datapoints_names_the_dimensions_to_check(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A threshold watch whose dimension was wrong (an instance ID mistyped) failed with only
+    "has no datapoints": nothing said the dimensions select no instance."""
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = []
+    with pytest.raises(TencentRequestError) as failed:
+        await latest_metric_value(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-typo"}, now=NOW)
+    assert "no datapoints" in str(failed.value) and "InstanceId=ins-typo" in str(failed.value)
+
+
 @pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])
 async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried(
     cloud: tuple[TencentApi, TencentCloud], region: str

@@ -524,3 +524,61 @@ async def test_a_question_answered_with_yes_and_the_verb_together_makes_the_deci
         assert "已拒绝" in refused and "payments" in refused, refused
         status = await handles["cart"].query("status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
+
+
+async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_answering(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "确认" read checkout's rung; before it was sent, that rung was approved on the web
+    page and the run moved on: the voice's approval, sent without the rung it read, approved
+    the next rung, which nobody had heard of."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        handles = {}
+        for workload in ("checkout", "payments"):
+            started = await service.start(
+                OWNER, alert(url, workload=workload, settle_seconds=0), "dry_run"
+            )
+            handles[workload] = ts_env.client.get_workflow_handle(
+                started.remediation_id, result_type=RemediationStatus
+            )
+            first = await state_reaches(ts_env, handles[workload], ("waiting_approval",))
+        assert first.waiting is not None
+        looked = RemediationService.get
+        race: list[str] = []
+
+        async def get(self: RemediationService, user: str, which: str, **kw: Any) -> Any:
+            view = await looked(self, user, which, **kw)
+            if race and race[0] == "armed" and which == handles["checkout"].id:
+                race.append("read")  # the list of those waiting, then the run decided on
+            if race == ["armed", "read", "read"]:
+                race[:] = ["done"]  # read; now decided on the web page, and the run moves on
+                await service.approve(OWNER, handles["payments"].id, False, "not now")
+                await service.approve(OWNER, which, True, "on the web page")
+                for _ in range(200):
+                    now = await handles["checkout"].query("status", result_type=RemediationStatus)
+                    if now.waiting is not None and now.waiting.rung != first.waiting.rung:
+                        break
+                    await ts_env.sleep(timedelta(seconds=20))
+            return view
+
+        monkeypatch.setattr(RemediationService, "get", get)
+        monkeypatch.setattr(voice_answer, "CALL_BUDGET", HANG)
+        async with voice_client(state, OWNER) as client:
+            asked = await say(client, "approve_remediation", which="checkout")
+            assert "有 2 个" in asked and "吗" in asked
+            race.append("armed")
+            # The same answer as the web page's (the same approver, the same rung): made once.
+            await say(client, "approve_remediation", which="确认")
+        assert race == ["done"]
+        now = await handles["checkout"].query("status", result_type=RemediationStatus)
+        assert [a.rung for a in now.approvals] == [first.waiting.rung]

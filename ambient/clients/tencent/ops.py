@@ -568,8 +568,11 @@ async def latest_metric_value(
         tc, namespace, metric, dimensions, start, end, period=period, region=region
     )
     if not points:
+        named = ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none"
         raise TencentRequestError(
-            "NoData", f"{namespace}/{metric} has no datapoints in the last {period * 10}s"
+            "NoData",
+            f"{namespace}/{metric} has no datapoints in the last {period * 10}s;"
+            f" check that its dimensions ({named}) name a resource that reports it",
         )
     return points[-1].value
 
