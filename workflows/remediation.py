@@ -179,7 +179,6 @@ class GradedRemediationWorkflow(RemediationSafety):
         await self._set_state("checking")
         if not await self._permitted(step, key, opened.permission if opened else None):
             return "stop"
-        read_at = workflow.now()
         if step.needs_approval and not await self._approval(step, key):
             return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key, opened.gate if opened else None)
@@ -189,9 +188,9 @@ class GradedRemediationWorkflow(RemediationSafety):
             return await self._abort(self.aborted)
         if gate != "go":
             return "next" if gate == "skip" else "stop"
-        # Read before an approval or a gate's wait (minutes, hours): a revocation meanwhile
-        # must stop this change too, not only the next rung's.
-        if workflow.now() > read_at and workflow.patched(PERMISSION_AFTER_WAIT):
+        # Read before an approval or a gate's wait (minutes, hours; the state shows the wait): a
+        # revocation meanwhile must stop this change too, not only the next rung's.
+        if self.state != "checking" and workflow.patched(PERMISSION_AFTER_WAIT):
             if not await self._permitted(step, key, again=True):
                 return "stop"
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
