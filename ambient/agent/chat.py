@@ -99,9 +99,12 @@ class ToolOffer:
             if m.get("role") == "assistant"
             for call in m.get("tool_calls") or []
         ]
-        found = [h.tool.name for h in self._search(tools).search(request, self.limit)]
+        # The search's best ``limit`` beside those: a pinned or called tool it finds is no extra.
+        taken = (*self.pinned, *called)
+        hits = self._search(tools).search(request, self.limit + len(taken))
+        found = [n for n in (h.tool.name for h in hits) if n not in taken][: self.limit]
         by_name = {t["function"]["name"]: t for t in tools}
-        wanted = dict.fromkeys(n for n in (*self.pinned, *called, *found) if n in by_name)
+        wanted = dict.fromkeys(n for n in (*taken, *found) if n in by_name)
         return [by_name[n] for n in wanted]
 
 

@@ -41,9 +41,11 @@ async def test_each_turn_offers_the_pinned_tools_those_already_called_and_the_se
         first = _names(llm.requests[0])
         assert first[:2] == ["greet", "get_briefing"]
         assert "restart_workload" in first[2:] and len(first) == 5
-        # The same search as the find_tools MCP tool, which is itself never offered.
-        found = await facade.call("find_tools", {"query": "把 checkout-api 重启一下", "limit": 3})
-        assert first[2:] == [t["name"] for t in (found.structured or {})["tools"]]
+        # The same search as the find_tools MCP tool (its best three beside the pinned ones),
+        # which is itself never offered.
+        found = await facade.call("find_tools", {"query": "把 checkout-api 重启一下", "limit": 5})
+        names = [t["name"] for t in (found.structured or {})["tools"]]
+        assert first[2:] == [n for n in names if n not in first[:2]][:3]
         assert "find_tools" not in first and len(every) > 60
 
         # A follow-up acts on what an earlier turn called: that tool stays offered.
