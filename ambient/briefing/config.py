@@ -23,8 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from ambient.domain.configs import UserConfig, reading_stored
-from ambient.domain.identifiers import tencent_region
+from ambient.domain.configs import UserConfig, new_region, reading_stored
 from ambient.domain.users import HHMM, TimeZone
 from ambient.watches.configs import Keyword, PageUrls
 
@@ -51,13 +50,7 @@ class ClsLogSpec(BaseModel):
     region: str | None = None
     query: str = Field(default="*", description="CQL filter; * for everything")
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Written otherwise, every morning's read failed on it; a stored one runs as it ran.
-        if value is None or reading_stored(info):
-            return value
-        return tencent_region(value)
+    _region = field_validator("region")(new_region)
 
     @field_validator("query")
     @classmethod

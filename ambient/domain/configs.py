@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from ambient.domain.identifiers import tencent_region
+
 STORED: dict[str, Any] = {"stored": True}
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,6 +35,12 @@ M = TypeVar("M", bound=BaseModel)
 def reading_stored(info: ValidationInfo) -> bool:
     """Whether this validation reads a config back as it was stored (see the module doc)."""
     return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
+def new_region(value: str | None, info: ValidationInfo) -> str | None:
+    """A field validator: a new config's region written as a Tencent Cloud region (written
+    otherwise, every read with it failed); a stored one runs as it ran."""
+    return value if value is None or reading_stored(info) else tencent_region(value)
 
 
 def read_stored(model: type[M], value: Any) -> M | Any:

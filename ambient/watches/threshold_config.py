@@ -15,8 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from ambient.domain.configs import UserConfig, reading_stored
-from ambient.domain.identifiers import tencent_region
+from ambient.domain.configs import UserConfig, new_region, reading_stored
 from ambient.watches.configs import (
     MAX_CONDITIONS,
     Count,
@@ -70,14 +69,9 @@ class TencentMonitorSource(UserConfig):
         default=None, description="e.g. ap-shanghai (default: the configured region)"
     )
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Sent as X-TC-Region, and named by the alert a breach starts a remediation with: a
-        # region not written as one failed every check, and its breach remediated nothing.
-        if value is None or reading_stored(info):
-            return value
-        return tencent_region(value)
+    # Sent as X-TC-Region, and named by the alert a breach starts a remediation with: a region
+    # not written as one failed every check, and its breach remediated nothing.
+    _region = field_validator("region")(new_region)
 
     @field_validator("period")
     @classmethod
