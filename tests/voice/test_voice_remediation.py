@@ -63,6 +63,41 @@ async def waiting(
         yield state, handles
 
 
+@asynccontextmanager
+async def stuck_waiting(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, *workloads: str
+) -> AsyncIterator[
+    tuple[
+        AppState,
+        RemediationService,
+        dict[str, WorkflowHandle[Any, RemediationStatus]],
+        RemediationStatus,
+    ]
+]:
+    """A run of OWNER's on each workload, each waiting for approval, on a service that never
+    heals, so an approved run moves on to its next rung; the state, the service, the handles
+    and the last run's status when it waited."""
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        handles = {}
+        for workload in workloads:
+            started = await service.start(
+                OWNER, alert(url, workload=workload, settle_seconds=0), "dry_run"
+            )
+            handles[workload] = ts_env.client.get_workflow_handle(
+                started.remediation_id, result_type=RemediationStatus
+            )
+            last = await state_reaches(ts_env, handles[workload], ("waiting_approval",))
+        yield state, service, handles, last
+
+
 async def test_the_profile_is_nine_tools_in_under_8_kb_with_chinese_first_descriptions(
     deps: WorkerDeps, ts_env: WorkflowEnvironment
 ) -> None:
@@ -472,24 +507,12 @@ async def test_a_yes_to_a_rung_someone_else_decided_meanwhile_does_not_decide_th
     once), though the question was about the rung already decided."""
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, OWNER)
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
+    async with stuck_waiting(ts_env, deps, "checkout", "payments") as (
+        state,
+        service,
+        handles,
+        first,
     ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
-        )
-        service = RemediationService(ts_env.client, settings, deps.db)
-        handles = {}
-        for workload in ("checkout", "payments"):
-            started = await service.start(
-                OWNER, alert(url, workload=workload, settle_seconds=0), "dry_run"
-            )
-            handles[workload] = ts_env.client.get_workflow_handle(
-                started.remediation_id, result_type=RemediationStatus
-            )
-            first = await state_reaches(ts_env, handles[workload], ("waiting_approval",))
         assert first.waiting is not None
         async with voice_client(state, OWNER) as client:
             asked = await say(client, "approve_remediation", which="checkout")
@@ -534,24 +557,12 @@ async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_an
     the next rung, which nobody had heard of."""
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, OWNER)
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
+    async with stuck_waiting(ts_env, deps, "checkout", "payments") as (
+        state,
+        service,
+        handles,
+        first,
     ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
-        )
-        service = RemediationService(ts_env.client, settings, deps.db)
-        handles = {}
-        for workload in ("checkout", "payments"):
-            started = await service.start(
-                OWNER, alert(url, workload=workload, settle_seconds=0), "dry_run"
-            )
-            handles[workload] = ts_env.client.get_workflow_handle(
-                started.remediation_id, result_type=RemediationStatus
-            )
-            first = await state_reaches(ts_env, handles[workload], ("waiting_approval",))
         assert first.waiting is not None
         looked = RemediationService.get
         race: list[str] = []
