@@ -91,6 +91,40 @@ async def _rows(db: Database, key: str) -> dict[str, Delivery]:
         return {row.channel: row for row in (await session.execute(query)).scalars()}
 
 
+def _last_retry_after_take() -> timedelta:
+    """How long after a send took its row the last retry by NOTIFY_RETRY starts."""
+    interval, last = NOTIFY_RETRY.initial_interval, NOTIFY_HEARTBEAT
+    for _ in range((NOTIFY_RETRY.maximum_attempts or 1) - 1):
+        last += interval
+        interval *= NOTIFY_RETRY.backoff_coefficient
+    return last
+
+
+@contextlib.asynccontextmanager
+async def _robot_after_its_minutes_message(
+    deps: WorkerDeps, since: float, answers_after: float = 0
+) -> AsyncIterator[tuple[WeComChannel, list[object], list[float]]]:
+    """A WeCom robot (1 message a minute) that had this minute's message ``since`` seconds
+    ago, user alice, and a channel to it: the channel, the robot's posts and the clock."""
+    posts: list[object] = []
+
+    async def robot(request: Request) -> Response:
+        posts.append(await request.json())
+        if answers_after:
+            await asyncio.sleep(answers_after)  # the robot answers slowly
+        return Response('{"errcode": 0}', media_type="application/json")
+
+    now = [1000.0]
+    limiter = RateLimiter(per_minute=1, clock=lambda: now[0])
+    await limiter.acquire("wecom-key")  # this minute's message to the robot
+    now[0] += since
+    await _user(deps.db, "alice")
+    async with serve(
+        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
+    ) as base:
+        yield WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter), posts, now
+
+
 async def test_a_pending_delivery_is_in_flight_until_its_lease_expires(
     deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
@@ -415,22 +449,12 @@ async def test_a_wait_for_the_robots_rate_limit_never_cuts_its_post_short(
     # A WeCom robot had its minute's messages: the next send waits for a slot, then posts. The
     # wait is not the send's time: counted in it, the post was cut off after the robot got it,
     # so the retry posted the message to the group a second time.
-    posts: list[object] = []
-
-    async def robot(request: Request) -> Response:
-        posts.append(await request.json())
-        await asyncio.sleep(0.5)  # the robot answers slowly, within its own timeout
-        return Response('{"errcode": 0}', media_type="application/json")
-
-    now = [1000.0]
-    limiter = RateLimiter(per_minute=1, clock=lambda: now[0])
-    await limiter.acquire("wecom-key")  # this minute's message to the robot
-    now[0] += 59.3  # its next slot is 0.7 s away
-    await _user(deps.db, "alice")
-    async with serve(
-        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
-    ) as base:
-        wecom = WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter)
+    # The robot's next slot is 0.7 s away; it answers in 0.5 s, within its own timeout.
+    async with _robot_after_its_minutes_message(deps, 59.3, answers_after=0.5) as (
+        wecom,
+        posts,
+        now,
+    ):
         notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=1.0))
         request = _request(unique("robot-wait"), Target(type="wecom", target="wecom-key"))
         for _ in range(2):  # a try, and the retry Temporal makes of a transient failure
@@ -517,10 +541,7 @@ async def test_a_send_whose_worker_died_is_taken_over_before_the_retries_run_out
     with contextlib.suppress(asyncio.CancelledError):
         await dying
     # The last retry starts this long after the take (the worker died just after it).
-    interval, last = NOTIFY_RETRY.initial_interval, NOTIFY_HEARTBEAT
-    for _ in range((NOTIFY_RETRY.maximum_attempts or 1) - 1):
-        last += interval
-        interval *= NOTIFY_RETRY.backoff_coefficient
+    last = _last_retry_after_take()
     async with deps.db.session() as session:
         await session.execute(
             update(Delivery)
@@ -538,21 +559,8 @@ async def test_a_send_whose_worker_died_waiting_for_its_robots_turn_is_taken_ove
     # A WeCom robot had its minute's messages; the next send waited 29 s for its slot and its
     # worker died at the start of the wait. The wait had moved the row's lease 29 s on at
     # once, past the last retry: each met "in flight", and the message was never sent.
-    posts: list[object] = []
-
-    async def robot(request: Request) -> Response:
-        posts.append(await request.json())
-        return Response('{"errcode": 0}', media_type="application/json")
-
-    now = [1000.0]
-    limiter = RateLimiter(per_minute=1, clock=lambda: now[0])
-    await limiter.acquire("wecom-key")  # this minute's message to the robot
-    now[0] += 31  # its next slot is 29 s away
-    await _user(deps.db, "alice")
-    async with serve(
-        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
-    ) as base:
-        wecom = WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter)
+    # The robot's next slot is 29 s away.
+    async with _robot_after_its_minutes_message(deps, 31) as (wecom, posts, now):
         notify = NotifyActivities(deps.db, ChannelRegistry([wecom]))
         request = _request(unique("died-waiting"), Target(type="wecom", target="wecom-key"))
         dying = asyncio.create_task(notify.send(request, heartbeat=False))
@@ -561,10 +569,7 @@ async def test_a_send_whose_worker_died_waiting_for_its_robots_turn_is_taken_ove
         with contextlib.suppress(asyncio.CancelledError):
             await dying
         # The last retry runs this long after the take (as in the test above).
-        interval, last = NOTIFY_RETRY.initial_interval, NOTIFY_HEARTBEAT
-        for _ in range((NOTIFY_RETRY.maximum_attempts or 1) - 1):
-            last += interval
-            interval *= NOTIFY_RETRY.backoff_coefficient
+        last = _last_retry_after_take()
         row = (await _rows(deps.db, request.idempotency_key))["wecom"]
         async with deps.db.session() as session:
             await session.execute(
@@ -584,21 +589,8 @@ async def test_a_send_waiting_for_its_robots_turn_past_its_lease_keeps_its_row(
 ) -> None:
     # The wait renews the row's lease (f58c47f): a try meanwhile, after the lease first taken
     # (the target timeout plus 5 s) ended, meets "in flight" and never posts a second time.
-    posts: list[object] = []
-
-    async def robot(request: Request) -> Response:
-        posts.append(await request.json())
-        return Response('{"errcode": 0}', media_type="application/json")
-
-    now = [1000.0]
-    limiter = RateLimiter(per_minute=1, clock=lambda: now[0])
-    await limiter.acquire("wecom-key")  # this minute's message to the robot
-    now[0] += 53.5  # its next slot is 6.5 s away
-    await _user(deps.db, "alice")
-    async with serve(
-        Starlette(routes=[Route("/cgi-bin/webhook/send", robot, methods=["POST"])])
-    ) as base:
-        wecom = WeComChannel(deps.http, SecretResolver({}), base, limiter=limiter)
+    # The robot's next slot is 6.5 s away.
+    async with _robot_after_its_minutes_message(deps, 53.5) as (wecom, posts, _):
         notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=0.5))
         request = _request(unique("waiting"), Target(type="wecom", target="wecom-key"))
         waiting = asyncio.create_task(notify.send(request, heartbeat=False))
