@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import httpx
@@ -31,6 +33,29 @@ from tests.remediation.support import add_user, alert, error_rate, remediation_s
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG, serve
+
+
+@asynccontextmanager
+async def api_with_no_worker(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, user: str, **update: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on the dev server with no worker on its queue (settings ``update``d), and a
+    client signed in as ``user``, registered by an admin."""
+    settings = deps.settings.model_copy(
+        update={
+            **update,
+            "temporal_task_queue": unique("tq"),
+            "temporal_address": dev_env.client.service_client.config.target_host,
+        }
+    )
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": user}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        yield http
 
 
 async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
@@ -306,19 +331,7 @@ async def test_an_alert_with_huge_labels_is_a_422_naming_labels_and_nothing_star
     dev_env: WorkflowEnvironment, deps: WorkerDeps, labels: dict[str, str]
 ) -> None:
     user = unique("api-labels")
-    settings = deps.settings.model_copy(
-        update={
-            "temporal_task_queue": unique("tq"),
-            "temporal_address": dev_env.client.service_client.config.target_host,
-        }
-    )
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-    ):
-        admin = await admin_headers(settings)
-        registered = await http.post("/users", json={"name": user}, headers=admin)
-        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+    async with api_with_no_worker(dev_env, deps, user) as http:
         subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
         answer = await http.post("/remediations", json={"alert": {**subject, "labels": labels}})
         listed = (await http.get("/remediations")).json()
@@ -332,20 +345,7 @@ async def test_an_alert_whose_verify_has_huge_conditions_is_a_422_naming_them_an
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     user = unique("api-healthy")
-    settings = deps.settings.model_copy(
-        update={
-            "fetch_allow_cidrs": ["127.0.0.1/32"],
-            "temporal_task_queue": unique("tq"),
-            "temporal_address": dev_env.client.service_client.config.target_host,
-        }
-    )
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-    ):
-        admin = await admin_headers(settings)
-        registered = await http.post("/users", json={"name": user}, headers=admin)
-        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+    async with api_with_no_worker(dev_env, deps, user, fetch_allow_cidrs=["127.0.0.1/32"]) as http:
         subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
         # ~3 MB of conditions: past Temporal's 2 MB limit on the workflow's input.
         healthy = [{"op": "below", "value": 0.05}] * 100_000
@@ -364,19 +364,7 @@ async def test_a_verify_source_the_worker_may_not_read_is_a_422_naming_its_url(
     # Unread, the verification says "not resolved" after every change: the ladder would
     # climb to its strongest rungs on a metric it can never see.
     user = unique("api-verify")
-    settings = deps.settings.model_copy(
-        update={
-            "temporal_task_queue": unique("tq"),
-            "temporal_address": dev_env.client.service_client.config.target_host,
-        }
-    )
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-    ):
-        admin = await admin_headers(settings)
-        registered = await http.post("/users", json={"name": user}, headers=admin)
-        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+    async with api_with_no_worker(dev_env, deps, user) as http:
         subject = alert("http://10.0.0.5:9090/metrics", workload=user).model_dump(mode="json")
         answer = await http.post("/remediations", json={"alert": subject})
         listed = (await http.get("/remediations")).json()
