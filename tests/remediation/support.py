@@ -20,8 +20,10 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
+from ambient.settings import Settings
 from ambient.storage.models import RemediationRecord
 from ambient.storage.repositories import UserRepository
+from tests.conftest import running_worker
 from tests.support.servers import serve
 
 UNHEALTHY = 0.5
@@ -78,6 +80,25 @@ async def error_rate(
     site = ErrorRate(healthy_from=healthy_from, unavailable=unavailable)
     async with serve(site.app()) as base:
         yield site, f"{base}/metrics"
+
+
+@asynccontextmanager
+async def remediations_on_dev(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, healthy_from: int | None = None
+) -> AsyncIterator[tuple[str, Settings, RemediationService]]:
+    """An error rate healthy from ``healthy_from`` (never by default) and a worker on the dev
+    server: the metric's URL, settings reaching the worker, and the service over them."""
+    async with (
+        error_rate(healthy_from=healthy_from) as (_, url),
+        running_worker(dev_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": worker.task_queue,
+                "temporal_address": dev_env.client.service_client.config.target_host,
+            }
+        )
+        yield url, settings, RemediationService(dev_env.client, settings, deps.db)
 
 
 def alert(url: str, **overrides: Any) -> Alert:

@@ -7,12 +7,11 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.service import RemediationService
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.briefing.harness import eventually
-from tests.conftest import running_worker, unique
-from tests.remediation.support import RunKeys, alert, error_rate, remediation_settings
+from tests.conftest import unique
+from tests.remediation.support import RunKeys, alert, remediation_settings, remediations_on_dev
 from tests.remediation.test_tools import error_of, mcp
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, serve
@@ -23,17 +22,7 @@ async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
 ) -> None:
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("kai")
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
-        remediations = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
         async with (
             serve(create_app(settings)) as base,
             httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,

@@ -11,16 +11,15 @@ from urllib.parse import unquote
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.service import RemediationService
 from tests.briefing.harness import eventually
-from tests.conftest import running_worker, unique
+from tests.conftest import unique
 from tests.remediation.support import (
     RunKeys,
     add_user,
     alert,
-    error_rate,
     new_token,
     remediation_settings,
+    remediations_on_dev,
 )
 from tests.support.pages import signed_in
 
@@ -41,17 +40,7 @@ async def test_an_approve_button_of_an_earlier_run_does_not_approve_the_next_run
     name = unique("kai")
     await add_user(deps, name, permission="dry_run")
     token = await new_token(deps, name)
-    async with (
-        error_rate(healthy_from=None) as (_, metric_url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
-        remediations = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
         same_alert = alert(metric_url, workload=name, settle_seconds=0)
         rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
 
@@ -86,17 +75,7 @@ async def test_an_approve_button_of_one_rung_does_not_approve_the_next_rung(
     await add_user(deps, name, permission="dry_run")
     await add_user(deps, admin, permission="dry_run", role="admin")
     token = await new_token(deps, name)
-    async with (
-        error_rate(healthy_from=None) as (_, metric_url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
-        remediations = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
         subject = alert(metric_url, workload=name, settle_seconds=0)
         rid = (await remediations.start(name, subject, mode="dry_run")).remediation_id
 

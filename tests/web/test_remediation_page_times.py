@@ -10,12 +10,17 @@ from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.briefing.harness import eventually
-from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, new_token, remediation_settings
+from tests.conftest import unique
+from tests.remediation.support import (
+    add_user,
+    alert,
+    new_token,
+    remediation_settings,
+    remediations_on_dev,
+)
 from tests.support.servers import serve
 from tests.web.test_pages_browser import phone_page
 
@@ -40,17 +45,7 @@ async def test_a_run_waiting_for_its_change_window_says_until_when_in_the_reader
         user.language, user.timezone = "zh", "Asia/Shanghai"
         await session.commit()
     token = await new_token(deps, name)
-    async with (
-        error_rate(healthy_from=None) as (_, metric_url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
-        remediations = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_on_dev(dev_env, deps) as (metric_url, settings, remediations):
         sent = alert(metric_url, workload=name, settle_seconds=0)
         rid = (await remediations.start(name, sent, mode="dry_run")).remediation_id
 

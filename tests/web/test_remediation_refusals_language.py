@@ -16,13 +16,12 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import RUNG_ACTIONS, Rung
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import UserRepository
 from api.i18n import catalog_path
 from api.routers.ops_pages import RUNG_NAMES
 from tests.briefing.harness import eventually
-from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.conftest import unique
+from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
 from tests.support.pages import signed_in
 
 
@@ -46,17 +45,11 @@ async def approved_run(
         await users.update(user, UserSettings(language=Language.ZH))
         token = await users.rotate_token(user)
         await session.commit()
-    async with (
-        error_rate(healthy_from=1) as (_, metric_url),
-        running_worker(dev_env.client, deps) as worker,
+    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (
+        metric_url,
+        settings,
+        remediations,
     ):
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
-        remediations = RemediationService(dev_env.client, settings, deps.db)
         started = await remediations.start(
             name, alert(metric_url, workload=name, settle_seconds=0), mode="dry_run"
         )
