@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp import Client
 from temporalio.client import Client as TemporalClient
 from tencentcloud.common.credential import Credential
 
+from ambient import temporal
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
+from tests.support.servers import free_port
 
 # Written apart from the product's own cleaning, so the two can disagree.
 _MARKDOWN = re.compile(r"[*_`#|<>\[\]]|^\s*[-+]\s|\n")
@@ -55,6 +59,18 @@ def voice_client(state: AppState, user: str) -> Client:
         stdio_user=user,
     )
     return Client(build_voice_server(own.settings, holder=StateHolder(own)))
+
+
+@asynccontextmanager
+async def voice_without_temporal(deps: WorkerDeps, user: str) -> AsyncIterator[Client]:
+    """``user``'s voice client over the test database, its Temporal a port nothing answers on."""
+    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    client = await temporal.connect(settings, lazy=True)
+    state = AppState(
+        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+    )
+    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+        yield voice
 
 
 async def say(client: Client, tool: str, **args: Any) -> str:

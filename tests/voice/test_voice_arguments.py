@@ -19,7 +19,7 @@ from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
 from tests.support.servers import free_port
-from tests.voice.support import say
+from tests.voice.support import say, voice_without_temporal
 
 SPAN_AGAIN = "没听清时间范围（一小时到一周，比如“两天”），请再说一次。"
 # What a small model sends: a required reference left out or empty, a span it made up, a
@@ -42,12 +42,7 @@ async def test_misheard_arguments_are_answered_in_words_naming_what_to_say_again
     user = unique("va")
     await make_user(deps.db, user)
     # Nothing may run: the arguments are refused before any service is asked.
-    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    client = await temporal.connect(settings, lazy=True)
-    state = AppState(
-        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
-    )
-    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+    async with voice_without_temporal(deps, user) as voice:
         for tool, args, expected in MISHEARD:
             assert await say(voice, tool, **args) == expected, (tool, args)
         # Two refused at once are said together, each once.
@@ -63,12 +58,7 @@ async def test_a_number_where_words_go_is_read_as_its_text_not_asked_again(
     and the same answer. A number is read as the words it stands for."""
     user = unique("vnum")
     await make_user(deps.db, user)
-    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    client = await temporal.connect(settings, lazy=True)
-    state = AppState(
-        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
-    )
-    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+    async with voice_without_temporal(deps, user) as voice:
         for tool, args in [
             ("approve_remediation", {"which": 2}),
             ("refuse_remediation", {"which": 1}),
@@ -86,12 +76,7 @@ async def test_a_tool_the_voice_profile_does_not_have_is_answered_in_words(
 ) -> None:
     # A speaker with a stale tool list (or a model that made a name up): a voice client drops
     # an error result's text, so "Unknown tool" was silence.
-    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    client = await temporal.connect(settings, lazy=True)
-    state = AppState(
-        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user="vu"
-    )
-    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+    async with voice_without_temporal(deps, "vu") as voice:
         for name in ("delete_task", "create_web_monitor", "greeting"):
             assert await say(voice, name) == UNKNOWN_TOOL, name
 
@@ -101,12 +86,7 @@ async def test_null_for_an_optional_argument_is_the_argument_left_out(deps: Work
     # reason again (and "hours": null the span), while "speaker": null was taken as unsaid.
     user = unique("vn")
     await make_user(deps.db, user)
-    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    client = await temporal.connect(settings, lazy=True)
-    state = AppState(
-        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
-    )
-    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+    async with voice_without_temporal(deps, user) as voice:
         unsaid = await say(voice, "refuse_remediation", which="checkout")
         assert "没听清" not in unsaid
         nulls = {"reason": None, "speaker": None}
@@ -197,12 +177,7 @@ async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_
     mac = f"speaker-{owner}"  # a device id that is no MAC is kept as it is
     await devices.add(owner, owner, mac)
     await devices.allow(guest, mac)
-    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    client = await temporal.connect(settings, lazy=True)
-    state = AppState(
-        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=owner
-    )
-    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+    async with voice_without_temporal(deps, owner) as voice:
         assert await say(voice, "recent_errors", speaker=f"vp-{guest}") == (
             "No errors in the last 24 hours."
         )

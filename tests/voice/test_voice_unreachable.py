@@ -22,7 +22,7 @@ from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
 from tests.support.servers import free_port
-from tests.voice.support import say, voice_client
+from tests.voice.support import say, voice_client, voice_without_temporal
 
 TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
 DATABASE_DOWN = "数据库连不上，现在什么都查不到。请检查它是否在运行。"
@@ -39,12 +39,7 @@ CALLS = [
 async def test_a_temporal_that_is_down_is_said_as_such(deps: WorkerDeps) -> None:
     user = unique("vd")
     await make_user(deps.db, user)
-    settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
-    client = await temporal.connect(settings, lazy=True)
-    state = AppState(
-        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
-    )
-    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+    async with voice_without_temporal(deps, user) as voice:
         for tool, args in CALLS:
             answer = await say(voice, tool, **args)
             assert answer == TEMPORAL_DOWN, (tool, answer)
