@@ -543,6 +543,18 @@ async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_rea
     ]
 
 
+async def _viewers_secret_update(state: AppState, probe: str) -> str:
+    """The viewer's dry run of ``probe`` on cls-abcd1234, an update of the live Secret: its diff."""
+    async with client(state, "viewer") as c:
+        failed, dry = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": probe}
+        )
+    assert not failed, dry
+    assert dry["documents"][0]["change"] == "update"
+    diff: str = dry["documents"][0]["diff"]
+    return diff
+
+
 async def test_ck12_a_secrets_preview_names_its_changed_keys_never_their_values(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -553,13 +565,7 @@ async def test_ck12_a_secrets_preview_names_its_changed_keys_never_their_values(
     kube.secrets[("shop", "db")] = kube._new("secrets", "shop", "db", {"data": live})
     probe = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: shop}\n"
     probe += "data: {user: Z3Vlc3Q=}\n"
-    async with client(state, "viewer") as c:
-        failed, dry = await call(
-            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": probe}
-        )
-    assert not failed, dry
-    diff = dry["documents"][0]["diff"]
-    assert dry["documents"][0]["change"] == "update"
+    diff = await _viewers_secret_update(state, probe)
     for value in (*live.values(), "Z3Vlc3Q="):
         assert value not in diff
     assert "-  user: '*** (before)'" in diff and "+  user: '*** (after)'" in diff
@@ -580,13 +586,7 @@ async def test_ck12_a_secrets_preview_masks_its_last_applied_configuration(
     kube.secrets[("shop", "db")] = kube._new("secrets", "shop", "db", body)
     probe = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: shop\n"
     probe += "  annotations: {kubectl.kubernetes.io/last-applied-configuration: x}\n"
-    async with client(state, "viewer") as c:
-        failed, dry = await call(
-            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": probe}
-        )
-    assert not failed, dry
-    diff = dry["documents"][0]["diff"]
-    assert dry["documents"][0]["change"] == "update"
+    diff = await _viewers_secret_update(state, probe)
     assert "bGl2ZS1kYi1wYXNzd29yZA==" not in diff and "YWRtaW4=" not in diff, diff
     assert "last-applied-configuration: '*** (before)'" in diff, diff
     assert "last-applied-configuration: '*** (after)'" in diff, diff
