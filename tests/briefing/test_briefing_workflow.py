@@ -46,10 +46,10 @@ from tests.briefing.harness import (
     write_day_logs,
 )
 from tests.support.record import save_history
+from tests.support.tencent import standin_tencent
 from workflows.daily_briefing import GREETING_CLOCK_SKEW, DailyBriefingWorkflow
 
 if TYPE_CHECKING:
-    from ambient.clients.tencent.client import TencentCloud
     from tests.standins.tencent_api import TencentApi
 
 
@@ -820,22 +820,6 @@ def _cls_config() -> BriefingConfig:
     )
 
 
-def _tencent_standin(base: str) -> TencentCloud:
-    """A Tencent Cloud client talking to the stand-in served at base."""
-    from tencentcloud.common.credential import Credential
-
-    from ambient.clients.tencent.client import TencentCloud
-    from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
-
-    return TencentCloud(
-        Credential(SECRET_ID, SECRET_KEY),
-        region="ap-guangzhou",
-        endpoint=base.removeprefix("http://"),
-        protocol="http",
-        timeout=5,
-    )
-
-
 @asynccontextmanager
 async def _cls_stack(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, user: str
@@ -848,7 +832,7 @@ async def _cls_stack(
     api = TencentApi()
     await make_user(deps.db, user)
     async with serve(api.app()) as base:
-        deps.tencent = _tencent_standin(base)
+        deps.tencent = standin_tencent(base)
         async with briefing_stack(ts_env, deps) as stack:
             yield api, stack, await stack.plan(_cls_config())
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tencentcloud.common.credential import Credential
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.logreport import LogReducer
@@ -16,8 +15,9 @@ from ambient.briefing.models import BriefingInputs
 from ambient.briefing.writer import offline_draft
 from ambient.clients.tencent.client import TencentCloud
 from ambient.settings import Settings
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
+from tests.support.tencent import standin_tencent
 
 LINE = '{"time": "2026-11-22T08:00:00Z", "level": "ERROR", "message": "%s"}\n'
 START, END = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
@@ -64,13 +64,7 @@ async def test_a_cls_record_at_midnight_belongs_to_one_day_only() -> None:
     ]
     reducers = []
     async with serve(api.app()) as base:
-        cloud = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        cloud = standin_tencent(base)
         for start in (START, END):  # two days in a row
             reducer = LogReducer()
             read = await read_log_source(
@@ -98,13 +92,7 @@ async def test_a_cls_day_past_the_paging_limit_is_said_to_be_its_newest_lines_on
     ]
     reducer = LogReducer()
     async with serve(api.app()) as base:
-        cloud = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        cloud = standin_tencent(base)
         read = await read_log_source(
             ClsLogSpec(topic_id="topic-1"),
             START,

@@ -11,7 +11,6 @@ import pytest_asyncio
 from temporalio.client import ScheduleActionStartWorkflow, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
@@ -27,9 +26,10 @@ from ambient.remediation.triage import unresolved_alarms
 from ambient.storage.audit import AuditRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
+from tests.support.tencent import standin_tencent
 from worker import ensure_triage_schedule
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
@@ -103,13 +103,7 @@ async def cloud() -> AsyncIterator[tuple[TencentApi, TencentCloud]]:
     async with serve(api.app()) as base:
         yield (
             api,
-            TencentCloud(
-                Credential(SECRET_ID, SECRET_KEY),
-                region="ap-guangzhou",
-                endpoint=base.removeprefix("http://"),
-                protocol="http",
-                timeout=5,
-            ),
+            standin_tencent(base),
         )
 
 

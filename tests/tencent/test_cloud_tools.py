@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest_asyncio
 from mcp import Client
-from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
@@ -21,6 +20,7 @@ from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
+from tests.support.tencent import standin_tencent
 
 
 @pytest_asyncio.fixture
@@ -64,13 +64,7 @@ async def cloud_state(
             await users.create(UserCreate(name=name, rollback_permission=permission))  # type: ignore[arg-type]
         await session.commit()
     async with serve(api.app()) as base:
-        tc = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        tc = standin_tencent(base)
         settings = deps.settings.model_copy(update={"log_dir": logs})
         yield (
             api,

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
@@ -20,12 +19,11 @@ from ambient.wiring import AppState
 from tests.standins import tencent_api
 from tests.standins.tencent_api import (
     REQUIRED,
-    SECRET_ID,
-    SECRET_KEY,
     TencentApi,
     missing_parameter,
 )
 from tests.support.servers import serve
+from tests.support.tencent import standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 
 POOL = {
@@ -70,13 +68,7 @@ async def cloud(deps: WorkerDeps) -> AsyncIterator[tuple[TencentApi, AppState]]:
             await users.create(UserCreate(name=name, rollback_permission=permission))  # type: ignore[arg-type]
         await session.commit()
     async with serve(api.app()) as base:
-        tc = TencentCloud(
-            Credential(SECRET_ID, SECRET_KEY),
-            region="ap-guangzhou",
-            endpoint=base.removeprefix("http://"),
-            protocol="http",
-            timeout=5,
-        )
+        tc = standin_tencent(base)
         yield (
             api,
             AppState(

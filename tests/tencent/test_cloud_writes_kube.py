@@ -11,9 +11,7 @@ from typing import Any
 import pytest_asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from tencentcloud.common.credential import Credential
 
-from ambient.clients.tencent.client import TencentCloud
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -21,8 +19,9 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState
 from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
+from tests.support.tencent import standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 from tests.tencent.test_kube import kubeconfig
 
@@ -116,13 +115,7 @@ async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppS
             cluster_regions={"cls-shanghai": "ap-shanghai"},
         )
         async with serve(cloud.app()) as base:
-            tc = TencentCloud(
-                Credential(SECRET_ID, SECRET_KEY),
-                region="ap-guangzhou",
-                endpoint=base.removeprefix("http://"),
-                protocol="http",
-                timeout=5,
-            )
+            tc = standin_tencent(base)
             yield (
                 kube,
                 AppState(

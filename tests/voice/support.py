@@ -9,14 +9,11 @@ from typing import Any
 
 from mcp import Client
 from temporalio.client import Client as TemporalClient
-from tencentcloud.common.credential import Credential
 
 from ambient import temporal
-from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
 from tests.support.servers import free_port
 
 # Written apart from the product's own cleaning, so the two can disagree.
@@ -80,14 +77,3 @@ async def say(client: Client, tool: str, **args: Any) -> str:
     text = getattr(result.content[0], "text", "")
     assert_speakable(text)
     return text
-
-
-def standin_tencent(base: str) -> TencentCloud:
-    """The real Tencent Cloud client, aimed at the stand-in served at ``base``."""
-    return TencentCloud(
-        Credential(SECRET_ID, SECRET_KEY),
-        region="ap-guangzhou",
-        endpoint=base.removeprefix("http://"),
-        protocol="http",
-        timeout=5,
-    )

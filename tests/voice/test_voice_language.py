@@ -21,7 +21,8 @@ from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import free_port, serve
-from tests.voice.support import say, standin_tencent, voice_client, worker_state
+from tests.support.tencent import standin_tencent
+from tests.voice.support import say, voice_client, worker_state
 from tests.voice.test_voice_briefing_context import ZONES
 from tests.voice.test_voice_remediation import OWNER, waiting
 

@@ -26,7 +26,8 @@ from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
-from tests.voice.support import say, standin_tencent, voice_client, worker_state
+from tests.support.tencent import standin_tencent
+from tests.voice.support import say, voice_client, worker_state
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 
