@@ -13,13 +13,18 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.remediation.service import RemediationService
 from ambient.storage.repositories import InboxRepository
 from api.app import create_app
 from tests.briefing.harness import eventually, write_day_logs
 from tests.briefing.test_briefing_surfaces import _all_day, _zone_away_from_midnight
-from tests.conftest import running_worker, unique
-from tests.remediation.support import add_user, alert, error_rate, new_token, remediation_settings
+from tests.conftest import unique
+from tests.remediation.support import (
+    add_user,
+    alert,
+    new_token,
+    remediation_settings,
+    remediations_on_dev,
+)
 from tests.support.servers import serve
 from tests.web.test_pages_browser import fits_phone, phone_page
 
@@ -34,16 +39,11 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
     zone = _zone_away_from_midnight()
     today = datetime.now(ZoneInfo(zone)).date()
     logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
-    async with (
-        error_rate(healthy_from=1) as (_, metric_url),
-        running_worker(dev_env.client, deps) as worker,
+    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (
+        metric_url,
+        settings,
+        remediations,
     ):
-        settings = deps.settings.model_copy(
-            update={
-                "temporal_task_queue": worker.task_queue,
-                "temporal_address": dev_env.client.service_client.config.target_host,
-            }
-        )
         briefings = BriefingService(dev_env.client, settings, deps.db)
         await briefings.create(name, _all_day(zone, log_source={"type": "file", "path": str(logs)}))
 
@@ -51,7 +51,6 @@ async def test_member_reads_the_briefing_and_approves_a_remediation_step(
             return bool(await briefings.list_briefings(name))
 
         await eventually(prepared, "the briefing is prepared")
-        remediations = RemediationService(dev_env.client, settings, deps.db)
         started = await remediations.start(
             name, alert(metric_url, workload=name, settle_seconds=0), mode="dry_run"
         )
