@@ -111,6 +111,14 @@ class Stack:
             plan = plan_day(await self.now(), config)
         return plan
 
+    async def created(self, user: str, config: BriefingConfig) -> tuple[DayPlan, str]:
+        """``user``'s briefing created before its next day (``plan``): the day it planned and
+        the id of its workflow's first run."""
+        day = await self.plan(config)
+        await self.service.create(user, config)
+        handle = self.env.client.get_workflow_handle(f"daily-briefing/{user}")
+        return day, (await handle.describe()).run_id
+
     async def created_in_window(self, user: str, config: BriefingConfig) -> DayPlan:
         """``user``'s briefing created before its next day (``plan``), and the clock moved 5
         minutes into that day's window; the day it planned."""

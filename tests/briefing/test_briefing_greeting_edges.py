@@ -66,11 +66,7 @@ async def test_a_greeting_while_a_new_config_replaces_the_run_is_kept_or_said_ag
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await service.create("jon", config)
-        first_run = (
-            await ts_env.client.get_workflow_handle("daily-briefing/jon").describe()
-        ).run_id
+        day, first_run = await stack.created("jon", config)
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         await eventually(lambda: _prepared(service, "jon"), "briefing prepared")
         heard = []
@@ -201,11 +197,7 @@ async def test_a_greeting_waiting_for_preparation_when_the_run_is_handed_over_is
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await service.create("zed", config)
-        first_run = (
-            await ts_env.client.get_workflow_handle("daily-briefing/zed").describe()
-        ).run_id
+        day, first_run = await stack.created("zed", config)
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         await eventually(lambda: _failed(service, "zed"), "preparation failed")
         greeting = asyncio.create_task(

@@ -32,10 +32,7 @@ async def test_a_push_whose_channel_stays_down_ends_in_a_failure_that_says_it_is
         await make_user(deps.db, "dora", {"channels": channels})
         async with briefing_stack(ts_env, deps) as stack:
             config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-            day = await stack.plan(config)
-            await stack.service.create("dora", config)
-            handle = ts_env.client.get_workflow_handle("daily-briefing/dora")
-            first_run = (await handle.describe()).run_id
+            day, first_run = await stack.created("dora", config)
             await stack.skip_to(day.window_end + timedelta(minutes=1))
             status = await _push_given_up(stack, "dora")
             view = await eventually(
@@ -87,10 +84,7 @@ async def test_a_push_the_database_did_not_record_is_shown_and_the_next_day_stil
     await make_user(deps.db, "ezra")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await stack.service.create("ezra", config)
-        handle = ts_env.client.get_workflow_handle("daily-briefing/ezra")
-        first_run = (await handle.describe()).run_id
+        day, first_run = await stack.created("ezra", config)
         with monkeypatch.context() as patched:
             patched.setattr(BriefingRepository, "mark_pushed", _refuse)
             await stack.skip_to(day.window_end + timedelta(minutes=1))

@@ -695,10 +695,7 @@ async def test_regenerate_prepares_a_new_version_without_speaking_again(
     await make_user(deps.db, "ivy")
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        day = await stack.plan(config)
-        await stack.service.create("ivy", config)
-        ivy = ts_env.client.get_workflow_handle("daily-briefing/ivy")
-        first_run = (await ivy.describe()).run_id
+        day, first_run = await stack.created("ivy", config)
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         first = await stack.service.greet("ivy", request_id="one")
         assert first.outcome is GreetOutcome.SPOKEN
