@@ -14,17 +14,16 @@ from activities.discussions import DiscussionActivities
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost, MessageIn
 from ambient.discussions.service import DiscussionService
-from ambient.remediation.service import RemediationService
 from ambient.storage.models import DiscussionMessage
 from tests.briefing.harness import eventually
-from tests.conftest import running_worker, unique
+from tests.conftest import unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
 from tests.remediation.support import (
     add_user,
     alert,
-    error_rate,
     remediation_settings,
+    remediations_with_worker,
     run_row,
 )
 
@@ -85,12 +84,11 @@ async def test_a_reply_in_an_earlier_runs_discussion_does_not_steer_the_current_
     remediation_settings(deps, remediation_approval_from_rung=1)
     owner = unique("runs-ops")
     await add_user(deps, owner, permission="dry_run")
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (
+        url,
+        settings,
+        remediations,
     ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        remediations = RemediationService(dev_env.client, settings, deps.db)
         subject = alert(url, workload=owner, settle_seconds=0)
         rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
         # Last week's run of the same alert, ended, its discussion still open.

@@ -83,6 +83,20 @@ async def error_rate(
 
 
 @asynccontextmanager
+async def remediations_with_worker(
+    env: WorkflowEnvironment, deps: WorkerDeps, healthy_from: int | None = None
+) -> AsyncIterator[tuple[str, Settings, RemediationService]]:
+    """An error rate healthy from ``healthy_from`` (never by default) and a worker on ``env``:
+    the metric's URL, settings naming the worker's queue, and the service over them."""
+    async with (
+        error_rate(healthy_from=healthy_from) as (_, url),
+        running_worker(env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        yield url, settings, RemediationService(env.client, settings, deps.db)
+
+
+@asynccontextmanager
 async def remediations_on_dev(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, healthy_from: int | None = None
 ) -> AsyncIterator[tuple[str, Settings, RemediationService]]:

@@ -14,12 +14,13 @@ from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import InvalidRemediationError
 from ambient.storage.audit import AuditRepository
-from tests.conftest import running_worker, unique
+from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
     alert,
     error_rate,
     remediation_settings,
+    remediations_with_worker,
     state_reaches,
 )
 
@@ -49,12 +50,7 @@ async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_ne
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, owner)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        service = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, settings, service):
         sent = alert(url, workload=unique("checkout"))
         first = await service.start(owner, sent, "dry_run")
         handle = dev_env.client.get_workflow_handle(
@@ -198,12 +194,7 @@ async def test_a_reason_past_the_bound_is_refused_by_name_through_every_door(
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, owner)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        service = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, _, service):
         first = await service.start(owner, alert(url, workload=unique("checkout")), "dry_run")
         handle = dev_env.client.get_workflow_handle(
             first.remediation_id, result_type=RemediationStatus
@@ -229,12 +220,7 @@ async def test_a_run_repeated_a_thousand_times_still_shows_its_audit_to_its_end(
     remediation_settings(deps, remediation_approval_from_rung=1)
     name, stranger = unique("kai"), unique("mallory")
     await add_user(deps, name, permission="dry_run")
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        remediations = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_with_worker(dev_env, deps) as (url, _, remediations):
         rid = (await remediations.start(name, alert(url, workload=name))).remediation_id
         handle = dev_env.client.get_workflow_handle(rid)
         waiting = await state_reaches(dev_env, handle, ("waiting_approval",), timedelta(0))

@@ -9,10 +9,16 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.service import RemediationService, RemediationStateError
+from ambient.remediation.service import RemediationStateError
 from tests.briefing.harness import eventually
-from tests.conftest import running_worker, unique
-from tests.remediation.support import RunKeys, add_user, alert, error_rate, remediation_settings
+from tests.conftest import unique
+from tests.remediation.support import (
+    RunKeys,
+    add_user,
+    alert,
+    remediation_settings,
+    remediations_with_worker,
+)
 
 
 @pytest.mark.parametrize("act", ["approve", "abort"])
@@ -22,12 +28,7 @@ async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("kai")
     await add_user(deps, name, permission="dry_run")
-    async with (
-        error_rate(healthy_from=None) as (_, metric_url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        remediations = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_with_worker(dev_env, deps) as (metric_url, _, remediations):
         same_alert = alert(metric_url, workload=name, settle_seconds=0)
         rid = (await remediations.start(name, same_alert, mode="dry_run")).remediation_id
 

@@ -24,9 +24,14 @@ from ambient.storage import Database
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
 from api.deps import get_optional_user
-from tests.conftest import running_worker, unique
+from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import (
+    add_user,
+    alert,
+    remediation_settings,
+    remediations_with_worker,
+)
 from tests.support.api_worker import signed_in_api
 
 
@@ -102,12 +107,7 @@ async def test_the_same_alerts_sent_many_times_at_once_start_one_run_each_and_re
     remediation_settings(deps, remediation_approval_from_rung=1)
     user = unique("storm-ops")
     await add_user(deps, user, "execute")
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        service = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_with_worker(dev_env, deps) as (url, _, service):
         # Five distinct alerts (fingerprints), each sent six times, all at once.
         alerts = [alert(url, workload=f"{user}-{i}") for i in range(5)]
         answers = await asyncio.gather(

@@ -11,15 +11,14 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
-from ambient.remediation.service import RemediationService
 from ambient.storage.models import RemediationRecord
 from ambient.xiaozhi import waiting_for
-from tests.conftest import running_worker, unique
+from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
     alert,
-    error_rate,
     remediation_settings,
+    remediations_with_worker,
     state_reaches,
 )
 
@@ -43,12 +42,7 @@ async def test_a_run_waiting_for_me_is_found_behind_many_newer_runs(
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, owner)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        service = RemediationService(dev_env.client, settings, deps.db)
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, _, service):
         started = await service.start(owner, alert(url, workload=unique("checkout")), "dry_run")
         handle = dev_env.client.get_workflow_handle(
             started.remediation_id, result_type=RemediationStatus
@@ -96,12 +90,7 @@ async def test_without_the_servers_list_the_run_that_waited_longest_is_still_ask
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, owner)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        service = RemediationService(ts_env.client, settings, deps.db)
+    async with remediations_with_worker(ts_env, deps, healthy_from=1) as (url, _, service):
         started = await service.start(owner, alert(url, workload=unique("checkout")), "dry_run")
         handle = ts_env.client.get_workflow_handle(
             started.remediation_id, result_type=RemediationStatus
