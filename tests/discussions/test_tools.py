@@ -279,19 +279,22 @@ async def test_a_real_reply_approves_a_remediation_and_an_inferred_one_is_refuse
 ) -> None:
     from ambient.discussions.rules import MessageIn
     from ambient.discussions.service import DiscussionService
-    from ambient.remediation.service import RemediationService
-    from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+    from tests.remediation.support import (
+        add_user,
+        alert,
+        remediation_settings,
+        remediations_with_worker,
+    )
 
     remediation_settings(deps, remediation_approval_from_rung=1)
     owner, admin = unique("disc-ops"), unique("disc-admin")
     await add_user(deps, owner, permission="dry_run")
     await _users(deps, admin=admin)
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (
+        url,
+        settings,
+        remediations,
     ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        remediations = RemediationService(dev_env.client, settings, deps.db)
         rid = (
             await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
         ).remediation_id
@@ -383,18 +386,21 @@ async def test_a_retried_reply_acts_as_the_message_stored_not_as_the_retry_claim
     from ambient.discussions.rules import MessageIn
     from ambient.discussions.service import DiscussionService
     from ambient.discussions.views import InvalidDiscussionError
-    from ambient.remediation.service import RemediationService
-    from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+    from tests.remediation.support import (
+        add_user,
+        alert,
+        remediation_settings,
+        remediations_with_worker,
+    )
 
     remediation_settings(deps, remediation_approval_from_rung=1)
     owner = unique("retry-ops")
     await add_user(deps, owner, permission="dry_run")
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (
+        url,
+        settings,
+        remediations,
     ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        remediations = RemediationService(dev_env.client, settings, deps.db)
         rid = (
             await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
         ).remediation_id
@@ -457,9 +463,13 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
     from ambient.discussions.rules import MessageIn, ParticipantRole
     from ambient.discussions.service import DiscussionService
     from ambient.discussions.views import DiscussionNotFoundError
-    from ambient.remediation.service import RemediationService
     from ambient.storage.models import Discussion, DiscussionParticipant
-    from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+    from tests.remediation.support import (
+        add_user,
+        alert,
+        remediation_settings,
+        remediations_with_worker,
+    )
 
     remediation_settings(deps, remediation_approval_from_rung=1)
     owner, admin, stranger = unique("rem-owner"), unique("rem-admin"), unique("rem-stranger")
@@ -475,12 +485,11 @@ async def test_only_a_person_replying_as_themselves_steers_a_remediation_in_its_
             )
         )
         await session.commit()
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(dev_env.client, deps) as worker,
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (
+        url,
+        settings,
+        remediations,
     ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        remediations = RemediationService(dev_env.client, settings, deps.db)
         subject = alert(url, workload=owner, settle_seconds=0)
         rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
 
