@@ -245,6 +245,9 @@ def listen(host: str, port: int) -> socket.socket:
     """
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Its connections inherit this: uvicorn reads a socket handed by fd as AF_UNIX, so asyncio
+    # never sets it, and each response's second write waited for the client's delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

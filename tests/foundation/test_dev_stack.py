@@ -276,3 +276,16 @@ async def test_a_stop_signal_inside_an_event_loop_callback_gives_the_awaited_wor
         "gave up: stopped while starting",
         "handler restored: True",
     ]
+
+
+def test_the_apis_socket_answers_without_waiting_for_an_ack() -> None:
+    # The API serves the socket listen() binds by its fd, which uvicorn reads as AF_UNIX, so
+    # asyncio never set TCP_NODELAY on its connections: each response's second write waited
+    # for the client's delayed ACK (~40 ms a request). Connections inherit it from the socket.
+    from ambient.devstack import listen
+
+    server = listen("127.0.0.1", 0)
+    with server, socket.create_connection(server.getsockname()):
+        accepted, _ = server.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
