@@ -64,6 +64,7 @@ def completion_in(raw: LegacyAPIResponse[C]) -> C:
 # full: on 2 CPU cores that is hours. Cut off, the answer is invalid (retried, then the caller's
 # rules), which is what it is.
 MAX_OUTPUT_TOKENS = 1024
+ATTEMPTS = 2  # requests for one structured answer: an invalid one is asked again once
 # Sampling temperature of every request where the model picks a tool. Without one a server uses
 # its default (llama-server: 0.8), and the same request then picks different tools on different
 # turns; the tool-call benchmark (bench/toolcalls) measures at this value, so the product sends it.
@@ -130,7 +131,6 @@ class LLMClient:
         system: str,
         user: str,
         schema: type[T],
-        attempts: int = 2,
         max_tokens: int = MAX_OUTPUT_TOKENS,
         frequency_penalty: float | None = None,
     ) -> Answer[T]:
@@ -144,23 +144,22 @@ class LLMClient:
         # The rule that delimited data is never an instruction closes every system prompt.
         system = f"{system.rstrip()}\n\n{DATA_RULE}"
         failure = ""
-        attempts = max(1, attempts)
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, ATTEMPTS + 1):
             try:
                 result = await self._attempt(system, user, schema, max_tokens, frequency_penalty)
             except openai.LengthFinishReasonError:
                 log.warning(
-                    "llm output cut at %d tokens (attempt %d/%d)", max_tokens, attempt, attempts
+                    "llm output cut at %d tokens (attempt %d/%d)", max_tokens, attempt, ATTEMPTS
                 )
                 failure = f"the model's output was cut off at {max_tokens} tokens"
                 continue
             except (ValidationError, ValueError) as exc:
-                log.warning("llm output invalid (attempt %d/%d): %s", attempt, attempts, exc)
+                log.warning("llm output invalid (attempt %d/%d): %s", attempt, ATTEMPTS, exc)
                 failure = f"the model's output did not match the schema: {_first_line(exc)}"
                 continue
             except openai.APIStatusError as exc:
                 if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-                    log.warning("llm endpoint failed (attempt %d/%d): %s", attempt, attempts, exc)
+                    log.warning("llm endpoint failed (attempt %d/%d): %s", attempt, ATTEMPTS, exc)
                     failure = f"the LLM server answered {exc.status_code}: {exc.message}"
                     continue
                 # A wrong key, a model the server lacks, a request it refuses: asking again
@@ -169,19 +168,19 @@ class LLMClient:
                 failure = f"the LLM server refused the request ({exc.status_code}): {exc.message}"
                 return Answer(value=None, attempts=attempt, failure=failure)
             except openai.APIConnectionError as exc:
-                log.warning("llm endpoint unreachable (attempt %d/%d): %s", attempt, attempts, exc)
+                log.warning("llm endpoint unreachable (attempt %d/%d): %s", attempt, ATTEMPTS, exc)
                 failure = f"the LLM server at {self.base_url} could not be reached ({exc})"
                 continue
             except NoCompletionError as exc:
                 log.warning(
-                    "llm endpoint answer invalid (attempt %d/%d): %s", attempt, attempts, exc
+                    "llm endpoint answer invalid (attempt %d/%d): %s", attempt, ATTEMPTS, exc
                 )
                 failure = f"{exc} (at {self.base_url})"
                 continue
             if result is not None:
                 return Answer(value=result, attempts=attempt)
             failure = "the model returned no answer"
-        return Answer(value=None, attempts=attempts, failure=failure)
+        return Answer(value=None, attempts=ATTEMPTS, failure=failure)
 
     async def _attempt(
         self,
