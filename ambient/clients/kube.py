@@ -125,6 +125,11 @@ class Workload(BaseModel):
     healthy: bool
 
 
+# What reading a kubeconfig raises for a file that is no kubeconfig (YAML of another shape
+# raises AttributeError or TypeError inside lightkube).
+UNREADABLE = (ConfigError, OSError, KeyError, TypeError, AttributeError, yaml.YAMLError)
+
+
 def client_from_kubeconfig(
     text: str | None = None, path: Path | None = None, context: str | None = None
 ) -> AsyncClient:
@@ -141,7 +146,7 @@ def client_from_kubeconfig(
             raise KubeError(f"{what} not found")
         else:
             config = KubeConfig.from_file(path)
-    except (ConfigError, OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+    except UNREADABLE as exc:
         why = f"{type(exc).__name__}: {exc}"
         raise KubeError(f"{what} is not a readable kubeconfig: {why}") from None
     if context is not None and context not in config.contexts:
@@ -160,7 +165,7 @@ def kubeconfig_contexts(path: Path | None) -> set[str]:
     try:
         stat = path.stat()
         return set(_contexts(str(path), stat.st_mtime_ns, stat.st_size))
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+    except UNREADABLE as exc:
         raise KubeError(f"AMBIENT_KUBECONFIG {path} is not a readable kubeconfig: {exc}") from None
 
 

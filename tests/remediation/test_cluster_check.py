@@ -118,3 +118,13 @@ def test_a_kubeconfig_edited_while_the_api_runs_is_read_again(tmp_path: Path) ->
     path.write_text("contexts: [")
     with pytest.raises(KubeError, match="not a readable kubeconfig"):
         kubeconfig_contexts(path)
+
+
+@pytest.mark.parametrize("text", ["just a string\n", "- a list\n", "contexts: 3\n"])
+def test_a_kubeconfig_that_is_no_mapping_is_refused_by_name(tmp_path: Path, text: str) -> None:
+    # The alert's cluster check reads the contexts: a file that is YAML but no kubeconfig
+    # answered an internal error instead of naming the file.
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    with pytest.raises(KubeError, match="not a readable kubeconfig"):
+        kubeconfig_contexts(path)
