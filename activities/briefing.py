@@ -99,9 +99,7 @@ class BriefingActivities:
         zone = ZoneInfo(request.config.timezone)
         inputs = BriefingInputs(
             date=day.date,
-            language=request.config.language,
-            timezone=request.config.timezone,
-            window_start=request.config.window_start,
+            **request.config.model_dump(include={"language", "timezone", "window_start"}),
             logs_configured=spec is not None,
             log_filter=None if query in ("", "*") else query,
             report_markdown=render_markdown(report, tz=zone) if report else "",

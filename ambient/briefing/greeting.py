@@ -163,23 +163,21 @@ class Greeting:
                 # run ended (deleted) under a greeting waiting for its preparation.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"greeting failed: {exc.cause}") from None
-        if result.outcome is GreetOutcome.SPOKEN:
-            # Written for the window's start, greeted at any hour in it ("早上好" at 23:33).
-            result.text = greeted_at(result.text, result.given_at_local)
-            result.segments[:1] = [
-                greeted_at(s, result.given_at_local) for s in result.segments[:1]
-            ]
-        if result.outcome is GreetOutcome.SPOKEN and via == "voice":
+        if result.outcome is not GreetOutcome.SPOKEN:
+            return await self._in_users_words(user, result)
+        # Written for the window's start, greeted at any hour in it ("早上好" at 23:33).
+        result.text = greeted_at(result.text, result.given_at_local)
+        result.segments[:1] = [greeted_at(s, result.given_at_local) for s in result.segments[:1]]
+        if via == "voice":
             # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
-            english = not await self._chinese(user)
-            result.text = cleaned(result.text, english=english)
+            result.text = cleaned(result.text, english=not await self._chinese(user))
             # Cut again for TTS: "some value" is longer than the "<*>" it replaces.
             result.segments = tts_segments(result.text)
-        if result.outcome is GreetOutcome.SPOKEN and audio and self.tencent.configured:
+        if audio and self.tencent.configured:
             try:
                 mp3 = await text_to_voice(self.tencent, result.text)
                 result.audio_mp3_b64 = base64.b64encode(mp3).decode()
             except TencentCloudError as exc:
                 # The text is the answer; audio is a bonus the device can synthesise itself.
                 log.warning("TTS failed for %s: %s", user, exc)
-        return await self._in_users_words(user, result)
+        return result

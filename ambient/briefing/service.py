@@ -398,13 +398,11 @@ class BriefingService(Greeting):
         """The day's greeting is stored when its window ends; until then the workflow knows."""
         try:
             status = await self._status_or_none(user)
-        except BriefingError:
-            return
         except Exception as exc:
-            # Temporal down: what is stored is still the briefing to show.
-            if not temporal_down(exc):
-                raise
-            return
+            # Temporal refused or down: what is stored is still the briefing to show.
+            if isinstance(exc, BriefingError) or temporal_down(exc):
+                return
+            raise
         if status is None or status.day is None or status.given_at is None:
             return
         for item in items:
