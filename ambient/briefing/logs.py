@@ -34,6 +34,8 @@ class LogFileError(Exception):
 def resolve_log_path(path: str, log_dir: Path | None, *, admin: bool) -> Path:
     """A file source path, inside AMBIENT_LOG_DIR if set; else any file, named by an admin
     only (a member could read the server's secrets as "log lines")."""
+    if "\x00" in path:  # the file system refuses it: a ValueError, not a refusal by name
+        raise LogFileError("log_source.path: a path cannot hold a NUL character")
     candidate = Path(path).expanduser()
     if log_dir is None:
         if not admin:

@@ -115,3 +115,21 @@ async def test_a_cls_day_past_the_paging_limit_is_said_to_be_its_newest_lines_on
         draft = offline_draft(inputs)
         assert said in draft.spoken_text, draft.spoken_text
         assert any(said in line for line in draft.what_happened), draft.what_happened
+
+
+@pytest.mark.parametrize("admin", [True, False])
+async def test_a_path_with_a_nul_character_is_refused_by_name(
+    tmp_path: Path, settings: Settings, admin: bool
+) -> None:
+    # The file system raised "embedded null byte", which reached the user as a server error.
+    for log_dir in (tmp_path, None if admin else tmp_path):
+        with pytest.raises(LogFileError, match="a path cannot hold a NUL"):
+            await read_log_source(
+                FileLogSpec(path="app\x00.log"),
+                START,
+                END,
+                LogReducer(),
+                log_dir=log_dir,
+                admin=admin,
+                tencent=TencentCloud.from_settings(settings),
+            )
