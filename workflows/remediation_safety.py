@@ -22,11 +22,10 @@ with workflow.unsafe.imports_passed_through():
         ApprovalDecision,
         ApprovalInput,
         Attempt,
-        GateDecision,
         GateInput,
         Waiting,
     )
-    from ambient.remediation.safety import may_approve
+    from ambient.remediation.safety import Gate, may_approve
     from ambient.remediation.scores import PlannedStep
 
 # The type of an update's refusal that is about the run's state, not the caller's rights.
@@ -85,7 +84,7 @@ class RemediationSafety(RemediationRecords):
         return True
 
     async def _gates(
-        self, step: PlannedStep, key: str, decided: GateDecision | None = None
+        self, step: PlannedStep, key: str, decided: Gate | None = None
     ) -> Literal["go", "skip", "stop"]:
         """Change window, breaker, rate limit: wait when it opens later, skip an open breaker."""
         # decided: the first check, already taken (by open_remediation).
