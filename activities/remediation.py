@@ -38,7 +38,6 @@ from ambient.remediation.runs import (
     AuditEntry,
     CheckpointInput,
     CollectInput,
-    GateDecision,
     GateInput,
     HandOverInput,
     JoinRequest,
@@ -55,6 +54,7 @@ from ambient.remediation.runs import (
 from ambient.remediation.safety import (
     ChangeWindow,
     Gate,
+    GateName,
     PermissionDecision,
     breaker_after,
     breaker_gate,
@@ -255,21 +255,21 @@ class RemediationActivities:
         return decision
 
     @activity.defn
-    async def check_remediation_gates(self, request: GateInput) -> GateDecision:
+    async def check_remediation_gates(self, request: GateInput) -> Gate:
         """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
         # Read the ledger and reserve in one write transaction: two steps on one cluster
         # checked at once (an alert storm) must not both see the last free slot.
         async with self._db.writing() as session:
             return await self._gate(session, request)
 
-    async def _gate(self, session: AsyncSession, request: GateInput) -> GateDecision:
+    async def _gate(self, session: AsyncSession, request: GateInput) -> Gate:
         now = request.now
         settings = self._settings
         step = request.key.rsplit("/gate/", 1)[0]
         ledger = ActionLedger(session)
         await ledger.lock_cluster(request.cluster_id)
         if await ledger.reserved(step) is not None:
-            return GateDecision(allowed=True, reason="slot already reserved by this step")
+            return Gate(allowed=True, reason="slot already reserved by this step")
         local = now.astimezone(ZoneInfo(settings.remediation_timezone))
         window = change_window_gate(local, self._windows)
         decision = _decided(window, "change_window")
@@ -446,15 +446,9 @@ class RemediationActivities:
         return await unresolved_alarms(self._tencent, zone, request.now, request.days)
 
 
-def _decided(result: Gate, gate: str) -> GateDecision:
+def _decided(result: Gate, gate: GateName) -> Gate:
     """A gate's answer as the workflow reads it: which gate closed, and when to ask again."""
-    return GateDecision(
-        allowed=result.allowed,
-        reason=result.reason,
-        gate=None if result.allowed else gate,
-        retry_after_seconds=result.retry_after_seconds,
-        said=result.said,
-    )
+    return result if result.allowed else result.model_copy(update={"gate": gate})
 
 
 async def _translated(work: Awaitable[T]) -> T:

@@ -22,11 +22,10 @@ with workflow.unsafe.imports_passed_through():
         ApprovalDecision,
         ApprovalInput,
         Attempt,
-        GateDecision,
         GateInput,
         Waiting,
     )
-    from ambient.remediation.safety import may_approve
+    from ambient.remediation.safety import Gate, may_approve
     from ambient.remediation.scores import PlannedStep
 
 # The type of an update's refusal that is about the run's state, not the caller's rights.
@@ -85,7 +84,7 @@ class RemediationSafety(RemediationRecords):
         return True
 
     async def _gates(
-        self, step: PlannedStep, key: str, decided: GateDecision | None = None
+        self, step: PlannedStep, key: str, decided: Gate | None = None
     ) -> Literal["go", "skip", "stop"]:
         """Change window, breaker, rate limit: wait when it opens later, skip an open breaker."""
         # decided: the first check, already taken (by open_remediation).
@@ -154,28 +153,22 @@ class RemediationSafety(RemediationRecords):
     def _validate_approve(self, answer: ApprovalInput) -> None:
         rung = self._awaited_rung()
         if self.aborted is not None:  # the abort came first, the run has not ended yet
-            raise ApplicationError(
+            raise _conflict(
                 f"{self.remediation_id} was aborted by {self.aborted.by}: rung {int(rung)} "
-                "will not be applied",
-                type=STATE_CONFLICT,
-                non_retryable=True,
+                "will not be applied"
             )
         if answer.rung is not None and answer.rung != rung:
-            raise ApplicationError(
+            raise _conflict(
                 f"rung {int(answer.rung)} of {self.remediation_id} no longer waits for approval, "
-                f"rung {int(rung)} ({rung.name.lower()}) does; look at it before answering",
-                type=STATE_CONFLICT,
-                non_retryable=True,
+                f"rung {int(rung)} ({rung.name.lower()}) does; look at it before answering"
             )
         # Two answers can reach one workflow task before the ladder takes the first: the
         # second would overwrite the first after both callers were told theirs was taken.
         if self.decision is not None:
             taken = "approved" if self.decision.approve else "refused"
-            raise ApplicationError(
+            raise _conflict(
                 f"rung {int(rung)} of {self.remediation_id} was already answered: "
-                f"{self.decision.approver} {taken} it",
-                type=STATE_CONFLICT,
-                non_retryable=True,
+                f"{self.decision.approver} {taken} it"
             )
         mode = self.mode or "dry_run"
         # A refusal decides about the step as much as an approval does: the same bar.
@@ -189,10 +182,12 @@ class RemediationSafety(RemediationRecords):
     def _awaited_rung(self) -> Rung:
         # An update failed with an ApplicationError is refused without failing the task.
         if self.awaiting_approval is None:
-            raise ApplicationError(
+            raise _conflict(
                 f"remediation {self.remediation_id} is not waiting for approval "
-                f"(state {self.state}); get_remediation shows what it waits for",
-                type=STATE_CONFLICT,
-                non_retryable=True,
+                f"(state {self.state}); get_remediation shows what it waits for"
             )
         return self.awaiting_approval
+
+
+def _conflict(message: str) -> ApplicationError:
+    return ApplicationError(message, type=STATE_CONFLICT, non_retryable=True)

@@ -16,7 +16,7 @@ from ambient.domain.configs import as_it_ran
 from ambient.refusals import Refusal, Said
 from ambient.remediation.alerts import Alert, VerifySpec
 from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, WorkloadRef
-from ambient.remediation.safety import PermissionDecision
+from ambient.remediation.safety import Gate, PermissionDecision
 from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard
 
 # Where a remediation is, as shown by get_remediation and the AmbientState search attribute.
@@ -79,14 +79,6 @@ class GateInput(Keyed):
     now: datetime
 
 
-class GateDecision(BaseModel):
-    allowed: bool
-    reason: str
-    gate: Literal["change_window", "rate_limit", "breaker"] | None = None
-    retry_after_seconds: float | None = None
-    said: Said | None = None  # the reason, for a page in its reader's language
-
-
 class CheckpointInput(Keyed):
     mode: Mode
     target: WorkloadRef
@@ -114,7 +106,7 @@ class Opened(BaseModel):
     policy: RemediationPolicy
     permission: PermissionDecision | None = None
     # Only when the first rung needs no approval and the permission allowed it.
-    gate: GateDecision | None = None
+    gate: Gate | None = None
     # Only when that gate let the step go and the workload could be read.
     checkpoint: Checkpoint | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -62,11 +63,15 @@ def named_approver(user: str, cluster_id: str, approvers: Mapping[str, list[str]
 # --- safety decisions -----------------------------------------------------------------
 
 
+GateName = Literal["change_window", "rate_limit", "breaker"]
+
+
 class Gate(BaseModel):
-    """The answer of one safety check before a change."""
+    """The answer of one safety check before a change (``gate``: which one closed, if any)."""
 
     allowed: bool
     reason: str
+    gate: GateName | None = None
     # When not allowed: wait this long and ask again (None: do not wait, skip or hand over).
     retry_after_seconds: float | None = None
     # The reason a page says in its reader's language (a wait's; ``reason`` is its English).
