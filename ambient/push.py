@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ambient.clients.notify.targets import TargetPolicy
+from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig
+from ambient.refusals import Refusal
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
 
@@ -16,4 +17,19 @@ async def save_push_config(
 ) -> None:
     """Check every channel for ``user`` (TargetError naming it, nothing saved), then store."""
     policy.check_all(config.channels, user=user.name, is_admin=user.is_admin, field="channels")
+    # An email or sms channel without a target sends to another of its type's address, else
+    # the profile's: with neither, every push to it would fail ("no email target").
+    profile = {"email": ("email", user.email), "sms": ("phone", user.phone)}
+    for index, channel in enumerate(config.channels):
+        field, address = profile.get(channel.type, ("", "-"))
+        named = any(c.type == channel.type and c.target for c in config.channels)
+        if not (channel.target or address or named):
+            why = Refusal(
+                "an %(kind)s channel without a target sends to the %(field)s in your profile, "
+                "and your profile has no %(field)s: give the address as target, or set your "
+                "%(field)s first",
+                kind=channel.type,
+                field=field,
+            )
+            raise TargetError("channels", index, why)
     await UserRepository(session).set_push_config(user, config.model_dump(mode="json"))

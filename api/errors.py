@@ -7,6 +7,8 @@
 - Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
   unreachable (WHERE: the driver's reason)" from any route;
 - a number too large for the database: 422;
+- a body past ``MAX_BODY_BYTES``: 413 naming the limit, before it is read (MCP's paths answer
+  it as a JSON-RPC error, which an MCP client shows);
 - a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form, or a
   lone surrogate in a JSON body (no database encodes one): 422 naming where it is
   (``refuse_nul``, a dependency of every route);
@@ -29,8 +31,9 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
 from starlette.routing import Match, Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
 from ambient.refusals import Refusal
@@ -192,7 +195,50 @@ class MethodNotAllowed:
         await self.app(scope, receive, send)
 
 
+# Above the largest body a door takes: a Temporal payload (2 MB) as base64 through /codec, an
+# apply's 500,000-character YAML, an MCP message (the SDK's own limit). A few MB more reached
+# Temporal's 2 MB limit as a 500 after being read and parsed whole.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class BodyLimit:
+    """413 for a request body past MAX_BODY_BYTES, declared or streamed; read here otherwise."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        too_large = declared.isdigit() and int(declared) > MAX_BODY_BYTES
+        read: list[Message] = []
+        size = 0
+        while not too_large:  # counted as it comes: a chunked body declares no length
+            read.append(await receive())
+            if read[-1]["type"] != "http.request":
+                break
+            size += len(read[-1].get("body", b""))
+            too_large = size > MAX_BODY_BYTES
+            if not read[-1].get("more_body", False):
+                break
+        if too_large:
+            said = f"request body too large: at most {MAX_BODY_BYTES} bytes (4 MiB)"
+            body: dict[str, Any] = {"detail": said}
+            if scope["path"].startswith("/mcp"):
+                body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": said}}
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return read.pop(0) if read else await receive()
+
+        await self.app(scope, replay, send)
+
+
 def install_error_mapping(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)
     app.add_middleware(MethodNotAllowed, api=app)
+    app.add_middleware(BodyLimit)

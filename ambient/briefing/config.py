@@ -35,7 +35,11 @@ class FileLogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["file"] = "file"
-    path: str = Field(min_length=1, description="a log file or a folder of rotated files")
+    # Bounded (as the CLS fields below): the config travels whole in the workflow's input
+    # (Temporal's limit is 2 MB) and is said back in refusals; no path is longer than PATH_MAX.
+    path: str = Field(
+        min_length=1, max_length=4096, description="a log file or a folder of rotated files"
+    )
 
 
 SQL_PART = re.compile(r"\|\s*select\b", re.IGNORECASE)  # CQL's pipe to an SQL analysis
@@ -46,9 +50,10 @@ class ClsLogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["cls"] = "cls"
-    topic_id: str = Field(min_length=1, description="CLS topic id")
+    topic_id: str = Field(min_length=1, max_length=64, description="CLS topic id")
     region: str | None = None
-    query: str = Field(default="*", description="CQL filter; * for everything")
+    # SearchLog takes at most 12 KB: no query that ever worked is longer.
+    query: str = Field(default="*", max_length=12_288, description="CQL filter; * for everything")
 
     _region = field_validator("region")(new_region)
 

@@ -20,7 +20,13 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing.errors import BriefingError, BriefingRefusedError, request_id_of, update_id_of
+from ambient.briefing.errors import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingRefusedError,
+    request_id_of,
+    update_id_of,
+)
 from ambient.briefing.models import (
     NOT_IN_TIME,
     NOT_SET_UP,
@@ -38,7 +44,7 @@ from ambient.domain.users import Language
 from ambient.settings import Settings
 from ambient.speech import cleaned
 from ambient.storage import Database
-from ambient.storage.repositories import user_named
+from ambient.storage.repositories import registered, user_named
 from workflows.daily_briefing import (
     GREETING_HANDED_OVER,
     GREETING_TOO_LATE,
@@ -152,6 +158,8 @@ class Greeting:
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
+                # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
+                await registered(self.db, user, BriefingNotFoundError)
                 return await self._said(user, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
             if temporal.timed_out(exc):  # no worker answered: a spoken answer, not an error
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)

@@ -89,8 +89,10 @@ class DiscussionReads(DiscussionAccess):
 
     # --- annotate (read-only analysis) -----------------------------------------------
 
-    async def search_messages(self, user: str, keyword: str, limit: int = 100) -> Found:
-        """Messages containing ``keyword`` (any case) in the discussions ``user`` sees."""
+    async def search_messages(self, user: str, keyword: str, offset: int = 0) -> Found:
+        """Messages containing ``keyword`` (any case) in the discussions ``user`` sees, a page
+        from ``offset``."""
+        _check_offset(offset)
         words = keyword.strip()
         if not words or len(words) > 200:
             raise InvalidDiscussionError("keyword: a word or phrase of 1-200 characters")
@@ -109,12 +111,13 @@ class DiscussionReads(DiscussionAccess):
             )
             total = await _count(session, matching.subquery())
             rows = await session.scalars(
-                matching.order_by(
-                    DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc()
-                ).limit(limit)
+                matching.order_by(DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc())
+                .offset(offset)
+                .limit(PAGE)
             )
             found = [MessageView.model_validate(r, from_attributes=True) for r in rows]
-        return Found(query=words, total_matches=total, results=found)
+        more = offset + PAGE if offset + PAGE < total else None
+        return Found(query=words, total_matches=total, results=found, next_offset=more)
 
     async def detect_anomalies(
         self, user: str, discussion_id: str, threshold_seconds: float = 2.0

@@ -103,7 +103,10 @@ class Found(BaseModel):
 
     query: str
     total_matches: int = Field(description="all matching messages you can see")
-    results: list[MessageView] = Field(description="the newest matches, at most `limit`")
+    results: list[MessageView] = Field(description="a page, newest first: at most 100")
+    next_offset: int | None = Field(
+        default=None, description="more matches: search again with this offset"
+    )
 
 
 class AnomalyReport(BaseModel):

@@ -27,6 +27,7 @@ from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.repositories import registered
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -165,6 +166,16 @@ class TaskReads:
                     return TaskPage(tasks[:limit])
         if not 1 <= page_size <= 1000:
             raise InvalidTaskError("page_size: between 1 and 1000")
+        page = await self._page(user, kind, state, page_size, page_token)
+        if not page and page_token is None:
+            # Nothing at all: a name nobody registered (`task list` defaults to dev) is refused
+            # as a create is, not answered "no tasks". Asked after Temporal, which may be down.
+            await registered(self.db, user, InvalidTaskError)
+        return page
+
+    async def _page(
+        self, user: str, kind: str | None, state: str | None, page_size: int, page_token: str | None
+    ) -> TaskPage:
         phase, token_bytes = _parse_cursor(page_token) if page_token else ("watches", None)
         watch_kinds = tuple(k.value for k in WORKFLOW_TYPES)
         schedule_kinds = (TaskKind.SCHEDULE.value, TaskKind.NEWS_DIGEST.value)

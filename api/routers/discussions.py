@@ -66,8 +66,10 @@ async def send_message(body: NewMessage, user: CurrentUser, state: StateDep) -> 
 
 
 @router.get("/search")
-async def search(keyword: str, user: CurrentUser, state: StateDep) -> Found:
-    return await state.discussions.search_messages(user.name, keyword)
+async def search(
+    keyword: str, user: CurrentUser, state: StateDep, offset: WholeNumber = 0
+) -> Found:
+    return await state.discussions.search_messages(user.name, keyword, offset)
 
 
 @router.get("/stats")

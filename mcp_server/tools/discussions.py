@@ -119,10 +119,11 @@ async def close_discussion(ctx: Context[Any, Any], discussion_id: DiscussionId) 
 async def search_messages(
     ctx: Context[Any, Any],
     keyword: Annotated[str, Field(description="a word or phrase, any case", max_length=200)],
+    offset: Offset = 0,
 ) -> Found:
     """Messages containing the keyword (any case; % and _ are plain characters) in the
-    discussions you take part in, newest first: query, total_matches, results."""
-    return await app_state(ctx).discussions.search_messages(current_user(ctx), keyword)
+    discussions you take part in, newest first: query, total_matches, results, next_offset."""
+    return await app_state(ctx).discussions.search_messages(current_user(ctx), keyword, offset)
 
 
 async def detect_anomalies(

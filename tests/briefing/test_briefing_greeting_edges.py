@@ -14,11 +14,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.briefing import BriefingActivities
 from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.errors import BriefingError
+from ambient.briefing.errors import BriefingError, BriefingNotFoundError
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Role, UserCreate
 from ambient.storage.briefings import BriefingRepository
+from ambient.storage.repositories import UserRepository, not_registered
 from tests.briefing.harness import Stack, briefing_stack, eventually, make_user
 from tests.conftest import unique
 from tests.support.record import save_history
@@ -422,3 +424,21 @@ async def test_a_briefing_deleted_and_created_again_in_a_zone_behind_keeps_the_m
         status = await eventually(lambda: _planned(service, "ned"), "the day planned")
     assert status.day is not None
     assert status.day.date == day.date
+
+
+async def test_an_admin_greeting_a_name_nobody_has_is_told_so_not_that_no_briefing_is_set_up(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """An admin's greet(user_id="nobdy") answered "Hello! No daily briefing is set up yet; set
+    one up on the web page or in a chat with me." for a user who does not exist."""
+    boss, ghost, plain = unique("boss"), unique("nobdy"), unique("plain")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=boss, role=Role.ADMIN))
+        await session.commit()
+    await make_user(deps.db, plain)
+    service = BriefingService(dev_env.client, deps.settings, deps.db, tencent=deps.tencent)
+    with pytest.raises(BriefingNotFoundError) as refused:
+        await service.greet(ghost, caller=boss, audio=False)
+    assert str(refused.value) == not_registered(ghost)
+    unset = await service.greet(plain, caller=boss, audio=False)
+    assert unset.outcome is GreetOutcome.UNAVAILABLE and "No daily briefing" in unset.text

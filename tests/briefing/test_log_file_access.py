@@ -70,3 +70,22 @@ async def test_with_a_log_dir_a_member_reads_inside_it_only(
         escaped = await http.post("/briefings/analyze", json=analysis(outside), headers=member)
     assert inside.status_code == 200 and inside.json()["report"]["total"] == 1
     assert escaped.status_code == 422 and "hunter2" not in escaped.text
+
+
+async def test_a_path_or_query_past_what_a_source_takes_is_refused_by_field_not_said_back(
+    settings: Settings,
+) -> None:
+    """analyze_logs said a 100 KB path back whole ("log_source could not be read: [Errno 36]
+    File name too long: '/tmp/aaaa…'", 100,068 characters), and a daily briefing's 3 MB CLS
+    query passed validation to Temporal's 2 MB limit, a 500. A path longer than PATH_MAX and a
+    query longer than SearchLog takes (12 KB) are refused by field, in a short answer."""
+    huge_path = {"type": "file", "path": "/tmp/" + "a" * 100_000}
+    huge_query = {"type": "cls", "topic_id": "t", "query": "a" * 3_000_000}
+    async with api(settings, None) as (http, admin, _):
+        for source, field, most in ((huge_path, "path", 4096), (huge_query, "query", 12_288)):
+            analyzed = await http.post(
+                "/briefings/analyze", json={"log_source": source, **RANGE}, headers=admin
+            )
+            assert analyzed.status_code == 422 and len(analyzed.text) < 1000, analyzed.text[:300]
+            [refused] = analyzed.json()["detail"]
+            assert refused["loc"][-1] == field and f"at most {most} characters" in refused["msg"]

@@ -68,6 +68,28 @@ async def test_more_discussions_than_a_page_are_listed_with_the_next_offset(
     assert rest["next_offset"] is None
 
 
+async def test_more_matches_than_a_page_are_searched_with_the_next_offset(
+    deps: WorkerDeps,
+) -> None:
+    """search_messages said total_matches 105 and answered the newest 100, with no way to
+    reach the other five (list_discussions and read_discussion page by next_offset)."""
+    dee = unique("page-dee")
+    await _users(deps, dee)
+    bus = DiscussionService(deps.db, deps.settings)
+    for n in range(105):
+        await bus.send_message(dee, f"search {dee}", MessageIn(from_id=dee, content=f"hit {n}"))
+    async with Client(_server(deps, dee)) as as_dee:
+        page = await call(as_dee, "search_messages", keyword="hit")
+        rest = await call(as_dee, "search_messages", keyword="hit", offset=page["next_offset"])
+        wrong = await refused(as_dee, "search_messages", keyword="hit", offset=2**63)
+    assert page["total_matches"] == rest["total_matches"] == 105
+    assert [m["content"] for m in page["results"]] == [f"hit {n}" for n in range(104, 4, -1)]
+    assert page["next_offset"] == 100
+    assert [m["content"] for m in rest["results"]] == [f"hit {n}" for n in range(4, -1, -1)]
+    assert rest["next_offset"] is None
+    assert ": offset: 0 to 2147483647" in wrong
+
+
 async def test_the_api_pages_the_same_way_and_names_a_bad_offset(deps: WorkerDeps) -> None:
     cy = unique("page-cy")
     tokens = await _users(deps, cy)

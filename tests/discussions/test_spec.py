@@ -49,7 +49,11 @@ SPEC: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"discussion_id"},
         {"discussion_id", "status", "already_closed"},
     ),
-    "search_messages": ({"keyword"}, {"keyword"}, {"query", "total_matches", "results"}),
+    "search_messages": (
+        {"keyword", "offset"},
+        {"keyword"},
+        {"query", "total_matches", "results", "next_offset"},
+    ),
     "detect_anomalies": (
         {"discussion_id", "threshold_seconds"},
         {"discussion_id"},

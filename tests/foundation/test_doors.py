@@ -29,7 +29,7 @@ from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
-from ambient.watches.inputs import ConfigError
+from ambient.watches.inputs import ConfigError, InvalidTaskError
 from ambient.watches.service import TaskService
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
@@ -360,7 +360,9 @@ async def test_every_door_refuses_a_task_for_an_unregistered_user_and_creates_no
     code, output = await doors.cli(group, *command, "--user", ghost)
     assert code == 1 and says in " ".join(output.split()), output
 
-    assert list(await doors.service.list(ghost)) == []
+    with pytest.raises(InvalidTaskError) as listed:  # nothing there: the name is refused
+        await doors.service.list(ghost)
+    assert str(listed.value) == says
     with pytest.raises(RPCError) as missing:
         await doors.service.client.get_workflow_handle(f"daily-briefing/{ghost}").describe()
     assert missing.value.status is RPCStatusCode.NOT_FOUND

@@ -13,6 +13,7 @@ from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
+from tests.conftest import unique
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, free_port, serve
 
@@ -258,6 +259,34 @@ async def test_saving_the_settings_page_unchanged_keeps_every_channels_kinds(
     assert [(c["type"], c["target"], c["kinds"] or every) for c in after] == [
         (c["type"], c["target"], c["kinds"] or every) for c in channels
     ]
+
+
+async def test_an_email_or_sms_channel_with_no_address_to_use_is_refused_when_saved(
+    deps: WorkerDeps,
+) -> None:
+    """{"type": "email"} without a target was saved for a user with no email in the profile,
+    and every push then failed with "no email target for cleo: give one ... in the push config
+    (set_push_config)". Without a target it needs an address to use: another channel of its
+    type with one, or the profile's."""
+    cleo, dana = unique("cleo"), unique("dana")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=cleo))
+        await UserRepository(session).create(UserCreate(name=dana, email="dana@example.com"))
+        await session.commit()
+    async with _tools(deps, cleo) as client:
+        refused = await client.call_tool("set_push_config", {"channels": [{"type": "email"}]})
+        sms = await client.call_tool(
+            "set_push_config", {"channels": [{"type": "inbox"}, {"type": "sms"}]}
+        )
+        paired = [{"type": "email"}, {"type": "email", "target": "c@example.com"}]
+        with_address = await client.call_tool("set_push_config", {"channels": paired})
+    async with _tools(deps, dana) as client:
+        from_profile = await client.call_tool("set_push_config", {"channels": [{"type": "email"}]})
+    said = getattr(refused.content[0], "text", "")
+    assert refused.is_error and "channels[0]: an email channel without a target" in said, said
+    assert "your profile has no email" in said
+    assert sms.is_error and "channels[1]: an sms channel" in getattr(sms.content[0], "text", "")
+    assert not with_address.is_error and not from_profile.is_error
 
 
 async def test_the_push_tools_refuse_an_unregistered_user_as_every_tool_does(

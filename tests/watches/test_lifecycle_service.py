@@ -22,7 +22,7 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserSettings
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository, UserRepository, not_registered
 from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError, TaskStateError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -304,6 +304,20 @@ async def test_list_pages_through_every_task_once(
         await service.list(USER, page_size=2, page_token="not-a-token")
     for task_id in user_tasks:
         await service.delete(USER, task_id)
+
+
+async def test_listing_the_tasks_of_a_user_nobody_registered_says_so(
+    service: TaskService,
+) -> None:
+    """`ambient task list` on a deployment without its default user (dev) said nothing was
+    there; a registered user with no task still gets an empty list."""
+    nobody, somebody = unique("nobody"), unique("somebody")
+    await register(service.db, somebody)
+    for page_size, kind in ((None, None), (2, None), (2, "web_monitor"), (2, "schedule")):
+        with pytest.raises(InvalidTaskError) as refused:
+            await service.list(nobody, kind=kind, page_size=page_size)
+        assert str(refused.value) == not_registered(nobody)
+        assert await service.list(somebody, kind=kind, page_size=page_size) == []
 
 
 async def test_every_created_task_id_works_with_list_get_pause_update_resume_trigger_delete(
