@@ -147,7 +147,7 @@ class PollReports:
         for new in stored:
             event = PollEvent(seq=new.seq, kind=new.kind, key=new.key, at=now, payload=new.payload)
             self.take(event)
-            self.notify(event, others, inbox_done=inbox)
+            self.notify(event, others if inbox else request.targets)
         return True
 
     def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
@@ -194,12 +194,9 @@ class PollReports:
 
     # --- notifications ----------------------------------------------------------------------
 
-    def notify(
-        self, event: PollEvent, others: list[Target], *, inbox_done: bool, again: bool = False
-    ) -> None:
-        """Send the event's message to the targets not written with it (once per key);
+    def notify(self, event: PollEvent, targets: list[Target], *, again: bool = False) -> None:
+        """Send the event's message to ``targets``, those not written with it (once per key);
         ``again``: an event an earlier poll handed back before its deliveries settled."""
-        targets = others if inbox_done else self.request.targets
         message = self.message(event.kind, event.payload) if targets else None
         if message is None:
             self.unsettled.discard(event.seq)

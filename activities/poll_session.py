@@ -148,13 +148,13 @@ class PollSession:
         for told in reports.events:
             # The inbox message was stored with the event if it went there; the rest again
             # (their delivery rows keep them single).
-            reports.notify(told.event(), request.targets, inbox_done=False)
+            reports.notify(told.event(), request.targets)
         for seq in sorted(set(request.redeliver)):
             event = held.get(seq)
             if event is None:
                 reports.unsettled.discard(seq)  # not stored (nothing to send)
                 continue
-            reports.notify(event, request.targets, inbox_done=False, again=True)
+            reports.notify(event, request.targets, again=True)
 
     async def stored(self, session: AsyncSession, seqs: Iterable[int]) -> dict[int, PollEvent]:
         """The events of this poll's numbers ``seqs`` that are stored, by number."""

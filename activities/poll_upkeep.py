@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
@@ -28,19 +28,11 @@ from ambient.watches.leases import (
     end_lost,
     forget_processes,
 )
-from ambient.watches.poll_ends import EndRequest, EndRequestCursor, drop_end_requests
+from ambient.watches.poll_ends import EndRequestCursor, drop_end_requests
 from ambient.watches.polling import WEB_MONITOR_TYPE, PollEnd, PollLost
 
-
-class RunningPoll(Protocol):
-    """What the upkeep uses of a poll attempt running here (activities/poll_session.py)."""
-
-    run_id: str
-    ended: PollEnd | None
-
-    def asked_by(self, request: EndRequest) -> bool: ...
-
-    def end(self, why: PollEnd) -> None: ...
+if TYPE_CHECKING:
+    from activities.poll_session import PollSession
 
 
 # The upkeep runs beside the worker, outside any activity; inside one, activity.logger.
@@ -79,7 +71,7 @@ class PollUpkeep:
     def __init__(
         self,
         db: Database,
-        sessions: Mapping[tuple[str, str], RunningPoll],
+        sessions: Mapping[tuple[str, str], PollSession],
         dead_after: float,
         process: str,
     ) -> None:

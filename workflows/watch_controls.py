@@ -152,8 +152,6 @@ class WatchControls:
     POLLS = False
     # A web monitor checks a new configuration at once (new pages get their baseline).
     CHECK_ON_UPDATE = False
-    user: str
-    task: str
     config: Any
     state: WatchLife
 

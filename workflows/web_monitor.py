@@ -302,7 +302,11 @@ class WebMonitorWorkflow(WatchControls):
         except TimeoutError:
             waits = False
         if not waits:
-            self.abandon(handle, lost)
+            # Its worker process is dead: the server cancels the poll (a cancelled poll is not
+            # tried again) and the next poll starts now, taking over what the dead one stored
+            # (its events, by the poll's mark). What the dead attempt returns is dropped.
+            handle.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self.note_lost(lost)
             return False
         if not handle.cancelled() and handle.exception() is None:
             return True
@@ -344,14 +348,6 @@ class WebMonitorWorkflow(WatchControls):
 
     def is_lost(self, number: int) -> bool:
         return self.lost is not None and self.lost.poll == number
-
-    def abandon(self, handle: workflow.ActivityHandle[PollResult], lost: PollLost) -> None:
-        """The poll's worker process is dead: the server cancels the poll (a cancelled poll
-        is not tried again) and the next poll starts now, taking over what the dead one
-        stored (its events, by the poll's mark). What the dead attempt returns is dropped."""
-        handle.cancel()
-        handle.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self.note_lost(lost)
 
     def note_lost(self, lost: PollLost) -> None:
         self.state.last_failure = Failure(

@@ -89,15 +89,14 @@ class FetchResult:
         else GB18030 or windows-1252 (``undeclared_text``)."""
         # Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched.
         body = self.body
-        if body.startswith(codecs.BOM_UTF8):
-            return body[3:].decode(errors="replace")
-        # A UTF-16 byte order mark outweighs any label too (a page saved as Windows' "Unicode").
+        # A byte order mark outweighs any label (UTF-16: a page saved as Windows' "Unicode").
         for bom, encoding in (
+            (codecs.BOM_UTF8, "utf-8"),
             (codecs.BOM_UTF16_LE, "utf-16-le"),
             (codecs.BOM_UTF16_BE, "utf-16-be"),
         ):
             if body.startswith(bom):
-                return body[2:].decode(encoding, errors="replace")
+                return body[len(bom) :].decode(encoding, errors="replace")
         declared = HEADER_CHARSET.search(self.content_type)
         label = declared.group(1) if declared else None
         if label is None and (meta := META_CHARSET.search(body, 0, 2048)):

@@ -259,12 +259,9 @@ class TaskReads:
         if not workflow_ids:
             return {}
         ids = ", ".join(json.dumps(i) for i in sorted(set(workflow_ids)))
-        newest: dict[str, tuple[datetime, str]] = {}
-        async for run in self.client.list_workflows(f"WorkflowId IN ({ids})"):
-            seen = newest.get(run.id)
-            if seen is None or run.start_time > seen[0]:
-                newest[run.id] = (run.start_time, run.run_id)
-        return {workflow_id: run_id for workflow_id, (_, run_id) in newest.items()}
+        runs = [run async for run in self.client.list_workflows(f"WorkflowId IN ({ids})")]
+        # Oldest first: each id's newest run is the one its key keeps.
+        return {run.id: run.run_id for run in sorted(runs, key=lambda run: run.start_time)}
 
     async def _list_schedules(
         self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
