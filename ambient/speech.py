@@ -25,8 +25,10 @@ _EMOJI = re.compile(
 # The id rules read ASCII words: Chinese is written against an id, and is no part of it.
 # remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
 # "11/26"), an abbreviation ("I/O", "TCP/IP"). The product's ids are lowercase.
+# A path in a log line ("/api/orders/<*>") goes whole: its first slash and variable parts too.
 _PATH_ID = re.compile(
-    r"\b(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))[\w.-]+/[\w.@/-]+",
+    r"(?:/|\b)(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))"
+    r"[\w.-]+/[\w.@/<*>-]+",
     re.ASCII,
 )
 # A UUID, whole: the hex rule alone leaves its short middle groups ("-7d4e-4a1b-") behind.
@@ -74,10 +76,10 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _URL.sub("", text)
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
-    text = _PLACEHOLDER.sub("some value" if english else "某值", text)
     text = _UUID.sub("", text)
     text = _POD.sub(r"\1", text)
     text = _PATH_ID.sub("", text)
+    text = _PLACEHOLDER.sub("some value" if english else "某值", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
     text = _EMPTIED_KEY.sub("", text)

@@ -201,6 +201,24 @@ def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None
     )
 
 
+def test_a_path_in_a_log_template_goes_whole_not_leaving_its_slash_or_half_a_value() -> None:
+    """The top error of a web service names its request path: "GET /api/orders/<*> returned
+    500" was spoken "GET / value returned 500" (the path taken out as an id from its first
+    word, its slash left, and "some value" cut in two), "open /var/log/app.log: no such file"
+    "open /: no such file"."""
+    said = "The most frequent error was GET /api/orders/<*> returned 500, 12 times."
+    assert (
+        speakable(said, english=True) == "The most frequent error was GET returned 500, 12 times."
+    )
+    assert speakable("最多的错误是：open /var/log/app.log: no such file，共 3 次。") == (
+        "最多的错误是：open: no such file，共 3 次。"
+    )
+    assert (
+        speakable("3/5 个副本就绪，I/O 正常，/healthz 超时。")
+        == "3/5 个副本就绪，I/O 正常，/healthz 超时。"
+    )
+
+
 async def test_a_session_user_nobody_has_is_said_as_such_not_as_an_unknown_voice(
     tmp_path: Path,
 ) -> None:
