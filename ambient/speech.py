@@ -44,7 +44,7 @@ _POD = re.compile(
 _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE | re.ASCII)
 # The key an id was written under ("trace_id=…"), left with nothing after it once the id is
 # out: said "trace id equals" otherwise.
-_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)")
+_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)", re.ASCII)
 _CLOUD_ID = re.compile(
     r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE | re.ASCII
 )

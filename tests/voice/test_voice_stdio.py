@@ -174,6 +174,8 @@ def test_an_id_written_against_chinese_words_goes_and_the_words_stay() -> None:
         "请求失败，订单重试。"
     )
     assert speakable("pod checkout-api-7d9f8b6c5d-x2k4p重启了。") == "pod checkout-api重启了。"
+    # the key an id was written under goes with it, not the words before it
+    assert speakable("请求失败trace_id=ab12cd34ef56，已重试。") == "请求失败，已重试。"
     assert speakable("I/O等待过高，TCP/IP正常。") == "I/O等待过高，TCP/IP正常。"
 
 
