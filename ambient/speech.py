@@ -22,24 +22,32 @@ _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u25a0-\u25ff"
     "\u203c\u2049\u2122\u2139\ufe0e\ufe0f\u200d\u20e3\U000e0020-\U000e007f]+"
 )
+# The id rules read ASCII words: Chinese is written against an id, and is no part of it.
 # remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
 # "11/26"), an abbreviation ("I/O", "TCP/IP"). The product's ids are lowercase.
+# A path in a log line ("/api/orders/<*>") goes whole: its first slash and variable parts too.
 _PATH_ID = re.compile(
-    r"\b(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))[\w.-]+/[\w.@/-]+"
+    r"(?:/|\b)(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))"
+    r"[\w.-]+/[\w.@/<*>-]+",
+    re.ASCII,
 )
 # A UUID, whole: the hex rule alone leaves its short middle groups ("-7d4e-4a1b-") behind.
-_UUID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.IGNORECASE)
+_UUID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.IGNORECASE | re.ASCII)
 # A Kubernetes pod of a Deployment is said by its workload: checkout-api-7d9f8b6c5d-x2k4p.
 # The ReplicaSet hash and the suffix are drawn from Kubernetes' "safe" alphabet (no vowels,
 # no 0, 1, 3); a digit among them tells them from a word ("backlog-worker" stays).
 _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
-_POD = re.compile(rf"\b([a-z0-9][a-z0-9.-]*?)-(?=[a-z-]{{0,16}}\d){_SAFE}{{6,10}}-{_SAFE}{{5}}\b")
+_POD = re.compile(
+    rf"\b([a-z0-9][a-z0-9.-]*?)-(?=[a-z-]{{0,16}}\d){_SAFE}{{6,10}}-{_SAFE}{{5}}\b", re.ASCII
+)
 # A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
-_HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE)
+_HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE | re.ASCII)
 # The key an id was written under ("trace_id=…"), left with nothing after it once the id is
 # out: said "trace id equals" otherwise.
-_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)")
-_CLOUD_ID = re.compile(r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE)
+_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)", re.ASCII)
+_CLOUD_ID = re.compile(
+    r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE | re.ASCII
+)
 # A threshold's sign before its number ("CPU > 90%"): said, not taken out as Markdown.
 _COMPARE = re.compile(r"\s*([<>]=?)\s*(?=\d)")
 _COMPARED = {">": ("超过", "above"), "<": ("低于", "below")}
@@ -68,10 +76,10 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _URL.sub("", text)
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
-    text = _PLACEHOLDER.sub("some value" if english else "某值", text)
     text = _UUID.sub("", text)
     text = _POD.sub(r"\1", text)
     text = _PATH_ID.sub("", text)
+    text = _PLACEHOLDER.sub("some value" if english else "某值", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
     text = _EMPTIED_KEY.sub("", text)

@@ -22,7 +22,6 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ambient.briefing.models import GreetOutcome
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -83,9 +82,8 @@ async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     async def work(state: AppState, user: str) -> str:
         # The briefing is spent on the greeting it answers: only while we still listen.
         result = await state.briefings.greet(user, via="voice", audio=False, within=left())
-        if result.outcome is GreetOutcome.ALREADY_GIVEN:
-            return say(*(s.format(result.given_at_local) for s in sentences.GIVEN_TODAY))
-        # The briefing's first sentences (greeting, headline, the top error): speakable keeps three.
+        # The briefing's first sentences (greeting, headline, the top error): speakable keeps
+        # three; any other answer is the service's, in the user's words.
         return result.text
 
     return await answer(ctx, speaker, work)

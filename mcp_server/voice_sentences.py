@@ -24,11 +24,6 @@ UNKNOWN_TOOL_READING = "这个我还不会做。可以问我任务状态、待�
 UNKNOWN_TOOL_READING_EN = (
     "I can't do that yet. Ask me about a task's status, what needs you, or recent errors."
 )
-# The briefing already given today, with no offer to send it: no voice tool sends it.
-GIVEN_TODAY = (
-    "你好！今天的简报已经在 {} 播报过了，不再重复。",
-    "Hello! I gave today's briefing at {}; I won't repeat it.",
-)
 UNKNOWN_SPEAKER = (
     "你好！我还不认识你的声音，所以不能告诉你谁的运维信息。请让主人在设置里登记你的声纹。"
 )

@@ -58,11 +58,14 @@ def _place(word: str) -> int | None:
     return int(number) - 1 if number else None
 
 
-# Which one, by place: "第二个", "二号", "the second", "2", and as the English answers name a
-# fix ("number 2", "say which number"): "number two", "no. 2", "#2", "2nd".
+# Which one, by place: "第二个", "二号", "the second", "2" (or "two", "二", "approve 2": a number
+# alone answers "say which number"), and as the English answers name a fix ("number 2"):
+# "number two", "no. 2", "#2", "2nd".
 _ORDINAL = re.compile(
     r"第\s*([一二三四五六七八九十\d]+)|([一二三四五六七八九十\d]+)\s*号"
-    rf"|\b({'|'.join(ORDINALS_EN)}|last)\b|最后|^\s*(\d+)\s*$"
+    rf"|\b({'|'.join(ORDINALS_EN)}|last)\b|最后"
+    r"|^(?:批准|拒绝|暂停|恢复|approve|refuse|pause|resume)?\s*"
+    rf"(\d+|[一二三四五六七八九十]+|{'|'.join(_ENGLISH_NUMBERS[:10])})[\s.。!！]*$"
     rf"|(?:\bnumber\s*|\bno\.\s*|#\s*)(\d+|{'|'.join(_ENGLISH_NUMBERS[:10])})\b"
     r"|\b(\d+)(?:st|nd|rd|th)\b"
 )

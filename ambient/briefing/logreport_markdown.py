@@ -107,8 +107,9 @@ _LEVEL_ZH = {
 
 def anomaly_said(anomaly: Anomaly, zone: tzinfo, zh: bool) -> str:
     """One anomaly as a briefing lists and speaks it, in its language (the template as logged)."""
-    if not zh:
-        return f"{anomaly.kind} [{anomaly.level}] {anomaly.template or ''}: " + anomaly_detail(
+    if not zh:  # the kind in words: "new error", not "new_error"
+        kind = anomaly.kind.replace("_", " ")
+        return f"{kind} [{anomaly.level}] {anomaly.template or ''}: " + anomaly_detail(
             anomaly, zone
         )
     run = _run(anomaly, zone)

@@ -90,6 +90,15 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
 
 
+def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud) -> None:
+    """A CLS source is refused without Tencent Cloud's keys: no read of it could succeed."""
+    if isinstance(spec, ClsLogSpec) and not tencent.configured:
+        raise InvalidBriefingError(
+            "log_source: Tencent Cloud is not configured; use a file source or set "
+            "TENCENTCLOUD_SECRET_ID/KEY"
+        )
+
+
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.log_lines, inputs.logs_capped = report.total, report.capped
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
@@ -143,11 +152,7 @@ async def analyze_logs(
     except ValidationError as exc:
         raise InvalidBriefingError("; ".join(field_problems(exc))) from None
     assert spec is not None
-    if isinstance(spec, ClsLogSpec) and not tencent.configured:
-        raise InvalidBriefingError(
-            "log_source: Tencent Cloud is not configured; use a file source or set "
-            "TENCENTCLOUD_SECRET_ID/KEY"
-        )
+    check_cls_keys(spec, tencent)
     reducer = LogReducer()
     try:
         read = await read_log_source(

@@ -44,7 +44,7 @@ from ambient.briefing.errors import (
     update_id_of,
 )
 from ambient.briefing.greeting import Greeting
-from ambient.briefing.logs import LogFileError, analyze_logs, resolve_log_path
+from ambient.briefing.logs import LogFileError, analyze_logs, check_cls_keys, resolve_log_path
 from ambient.briefing.models import (
     KIND,
     BriefingCarry,
@@ -113,6 +113,7 @@ class BriefingService(Greeting):
                 resolve_log_path(config.log_source.path, self.settings.log_dir, admin=row.is_admin)
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
+        check_cls_keys(config.log_source, self.tencent)
         try:
             # At creation and update like a web monitor's URLs, not first at the morning's fetch.
             check_destinations(config, self.settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED
 from ambient.storage.repositories import EventRepository
 from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
+from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
+from tests.support.servers import serve
+from tests.support.tencent import standin_tencent
 from workflows.daily_briefing import DailyBriefingWorkflow
 
 
@@ -123,7 +127,11 @@ async def test_a_briefing_stored_before_a_rule_was_added_runs_and_can_be_changed
         {"log_source": source | {"query": "level:ERROR | select count(*) as n"}, "language": "en"},
         context=STORED,
     )
-    async with briefing_stack(ts_env, deps) as stack:
+    # A CLS source is created only with Tencent Cloud's keys: the stand-in's.
+    async with (
+        serve(TencentApi().app()) as base,
+        briefing_stack(ts_env, replace(deps, tencent=standin_tencent(base))) as stack,
+    ):
         day = await stack.plan(old)
         await ts_env.client.start_workflow(
             DailyBriefingWorkflow.run,

@@ -447,6 +447,23 @@ def test_a_chinese_briefings_anomalies_are_said_in_chinese() -> None:
     ), inputs.anomalies
 
 
+def test_an_english_briefings_anomalies_name_their_kind_in_words() -> None:
+    """An English briefing listed and spoke "new_error [ERROR] certificate expired: 1 line;
+    ...": the anomaly's kind as the code names it, where a Chinese one says "新出现的错误"."""
+    from ambient.briefing.logs import fill_from_report
+    from ambient.briefing.models import BriefingInputs
+
+    baseline: LogBaseline | None = None
+    for offset in range(-5, 0):
+        baseline = update_baseline(baseline, reduce_logs(_day(offset, 10)))
+    today = [*_day(0, 10), record(DAY + timedelta(hours=5), "ERROR", "certificate expired")]
+    inputs = BriefingInputs(date="2026-11-21", language="en", timezone="Asia/Shanghai")
+    fill_from_report(inputs, reduce_logs(today, baseline=baseline))
+    assert inputs.anomalies == [
+        "new error [ERROR] certificate expired: 1 line; not seen in the previous 5 days"
+    ]
+
+
 def test_a_secret_in_a_log_line_is_in_no_template_example_or_keyword() -> None:
     # The report is spoken, pushed and opened by share link: a password or token in a line,
     # the same all day (so no wildcard takes its place), must not be in it.

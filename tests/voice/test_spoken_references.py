@@ -464,3 +464,17 @@ def test_a_short_name_said_alone_is_found_when_it_is_a_word_of_the_name() -> Non
     task, asked = pick_task(tasks, "hn")
     assert task is tasks[0], asked
     assert pick_task(tasks, "co")[0] is None  # a part of a word still is not
+
+
+def test_a_number_said_alone_as_the_question_back_asks_picks_that_place() -> None:
+    """ "Say the service or which number." and the user said "two": which="two" was answered
+    "I found no “two”" with the list again, though "2" and "number two" pick the second; so
+    were "二" after "请说第几个" and "approve 2" (the tool's verb copied in front)."""
+    for said, run in [("two", RUNS[1]), ("Three.", RUNS[2]), ("approve two", RUNS[1])]:
+        assert pick_remediation(RUNS, said, english=True)[0] is run, said
+    for said, run in [("二", RUNS[1]), ("批准三", RUNS[2]), ("approve 2", RUNS[1])]:
+        assert pick_remediation(RUNS, said)[0] is run, said
+    assert pick_remediation(RUNS, "five", english=True)[1].startswith("Only 3 fixes")
+    tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
+    assert pick_task(tasks, "two", english=True)[0] is tasks[1]
+    assert pick_task(tasks, "暂停二")[0] is tasks[1]

@@ -161,6 +161,24 @@ def test_an_id_written_with_dashes_is_taken_out_whole_and_a_pod_is_said_by_its_w
     )
 
 
+def test_an_id_written_against_chinese_words_goes_and_the_words_stay() -> None:
+    """Chinese is written without spaces, and the id rules read Chinese as part of a word: a
+    path id took the clause it sat in ("最多的错误来自checkout/api服务，共 12 次" was said
+    "，共 12 次"), while a cloud, hex or UUID id was read out sign by sign, and a pod's hash
+    went without its suffix ("checkout-api--x2k4p")."""
+    assert (
+        speakable("最多的错误来自checkout/api服务，共 12 次。") == "最多的错误来自服务，共 12 次。"
+    )
+    assert speakable("实例ins-abc12345的CPU超过90%。") == "实例的CPU超过90%。"
+    assert speakable("请求deadbeef1234失败，订单3f9a1c2b-7d4e-4a1b-9c0d-1234567890ab重试。") == (
+        "请求失败，订单重试。"
+    )
+    assert speakable("pod checkout-api-7d9f8b6c5d-x2k4p重启了。") == "pod checkout-api重启了。"
+    # the key an id was written under goes with it, not the words before it
+    assert speakable("请求失败trace_id=ab12cd34ef56，已重试。") == "请求失败，已重试。"
+    assert speakable("I/O等待过高，TCP/IP正常。") == "I/O等待过高，TCP/IP正常。"
+
+
 def test_the_key_of_an_id_taken_out_goes_with_it() -> None:
     """An id written key=value lost its value and kept its key: "trace_id=abcdef0123456789"
     was spoken "trace id equals"."""
@@ -182,6 +200,24 @@ def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None
     )
     assert speakable("最多的错误是：timeout after <*> ms，共 12 次。") == (
         "最多的错误是：timeout after 某值 ms，共 12 次。"
+    )
+
+
+def test_a_path_in_a_log_template_goes_whole_not_leaving_its_slash_or_half_a_value() -> None:
+    """The top error of a web service names its request path: "GET /api/orders/<*> returned
+    500" was spoken "GET / value returned 500" (the path taken out as an id from its first
+    word, its slash left, and "some value" cut in two), "open /var/log/app.log: no such file"
+    "open /: no such file"."""
+    said = "The most frequent error was GET /api/orders/<*> returned 500, 12 times."
+    assert (
+        speakable(said, english=True) == "The most frequent error was GET returned 500, 12 times."
+    )
+    assert speakable("最多的错误是：open /var/log/app.log: no such file，共 3 次。") == (
+        "最多的错误是：open: no such file，共 3 次。"
+    )
+    assert (
+        speakable("3/5 个副本就绪，I/O 正常，/healthz 超时。")
+        == "3/5 个副本就绪，I/O 正常，/healthz 超时。"
     )
 
 
