@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSch
 from ambient.briefing.config import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
+from ambient.clients.tencent.client import NOT_CONFIGURED, credential_from_env
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -38,6 +39,7 @@ from ambient.watches.threshold_config import (
     DEFAULT_CATALOGUE,
     HttpJsonSource,
     PrometheusSource,
+    TencentMonitorSource,
     ThresholdWatchConfig,
     UnknownMetricError,
     resolve_metric,
@@ -186,6 +188,12 @@ async def checked_config(
     parsed = parse_config(kind, config)
     if isinstance(parsed, ThresholdWatchConfig):
         parsed = resolved_metric(parsed, settings)
+        source = parsed.source
+        if isinstance(source, TencentMonitorSource) and not credential_from_env(
+            settings.tencentcloud_cvm_role
+        ):
+            # Accepted, every check failed "not configured" from the first minute on.
+            raise ConfigError([(("source",), NOT_CONFIGURED)])
     check_destinations(parsed, settings)
     check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings)
     return parsed

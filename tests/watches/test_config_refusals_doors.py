@@ -153,3 +153,24 @@ async def test_api_answers_422_naming_the_field(
         assert first.status_code == 201, first.text
         loc, msg = await refusal("/tasks", {**standup, "config": {"hour": 9, "message": "a"}})
         assert loc == ["body", "name"] and "call update_task" in msg
+
+
+async def test_mcp_refuses_a_cloud_monitor_metric_without_tencent_cloud_keys(
+    app: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accepted, the watch failed every check with "Tencent Cloud is not configured".
+    for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    source = {
+        "type": "tencent_monitor",
+        "namespace": "QCE/CVM",
+        "metric": "CPUUsage",
+        "dimensions": {"InstanceId": "ins-1"},
+    }
+    async with mcp(app) as client:
+        error = await error_of(
+            client, "create_threshold_watch", config={"source": source, "threshold": 90}
+        )
+        assert "source: Tencent Cloud is not configured" in error
+        assert "TENCENTCLOUD_SECRET_ID" in error
+        assert (await call(client, "list_tasks"))["tasks"] == []
