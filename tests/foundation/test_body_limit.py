@@ -47,9 +47,10 @@ async def test_a_body_past_the_limit_is_refused_with_413_naming_it_declared_or_c
             "/briefings/daily", content=chunks(), headers={"content-type": "application/json"}
         )
         assert chunked.status_code == 413 and chunked.json() == {"detail": LIMIT_SAID}
-        # A body under the limit is read as before.
-        taken = await http.post("/briefings/daily", json=briefing(1000))
-        assert taken.status_code == 201, taken.text
+        # A body under the limit is read as before: 3 MiB reach the config's own checks.
+        taken = await http.post("/briefings/daily", json=briefing(3 * 1024 * 1024))
+        assert taken.status_code == 422, taken.text[:300]
+        assert "log_source.cls.query" in taken.text[:2000], taken.text[:300]
 
 
 async def test_an_mcp_call_past_the_limit_is_an_error_the_client_reads(
