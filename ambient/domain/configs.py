@@ -12,6 +12,7 @@ schedule's next run starts. Reading stored data passes ``STORED`` as the validat
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -41,6 +42,19 @@ def new_region(value: str | None, info: ValidationInfo) -> str | None:
     """A field validator: a new config's region written as a Tencent Cloud region (written
     otherwise, every read with it failed); a stored one runs as it ran."""
     return value if value is None or reading_stored(info) else tencent_region(value)
+
+
+def new_bound(limit: int) -> Callable[[str, ValidationInfo], str]:
+    """A field validator: a new config's text at most ``limit`` characters; a stored one runs
+    as it ran (a bound added after configs were stored must not stop a running workflow
+    decoding its input). The field says ``json_schema_extra={"maxLength": limit}``."""
+
+    def bounded(value: str, info: ValidationInfo) -> str:
+        if len(value) > limit and not reading_stored(info):
+            raise ValueError(f"String should have at most {limit} characters")
+        return value
+
+    return bounded
 
 
 def read_stored(model: type[M], value: Any) -> M | Any:

@@ -45,3 +45,20 @@ async def test_histories_whose_inputs_carry_fields_refused_now_still_replay(
         ("WebMonitorWorkflow", None),
         ("ThresholdWatchWorkflow", None),
     ]
+
+
+async def test_a_briefing_stored_with_a_log_source_past_todays_bounds_still_replays(
+    tmp_path: Path,
+) -> None:
+    # The path, topic id and query got bounds after briefings were stored with longer ones,
+    # which ran every day; their workflows must still decode their input.
+    sources = [
+        {"type": "cls", "topic_id": "t" * 65, "query": "a" * 20_000},
+        {"type": "file", "path": "/var/log/" + "a" * 5_000},
+    ]
+    files = []
+    for index, source in enumerate(sources):
+        (folder := tmp_path / str(index)).mkdir()
+        files.append(with_stored_config("daily_briefing_greeted", folder, log_source=source))
+    outcomes = await replay_files(files, load_workflows(["tests.support.workflows:TEST_WORKFLOWS"]))
+    assert [o.error for o in outcomes] == [None, None]
