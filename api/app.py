@@ -45,7 +45,6 @@ from api.routers import (
     users,
     voice,
     xiaozhi,
-    xiaozhi_endpoints,
 )
 from api.security import SecurityHeaders
 from mcp_server.server import build_server
@@ -66,7 +65,7 @@ ROUTERS = [
     briefings.router,
     voice.router,
     xiaozhi.router,
-    xiaozhi_endpoints.router,
+    xiaozhi.endpoints_router,
     share.router,
     codec.router,
     chat.router,
@@ -171,7 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(TaskError, feature_error(tasks.http_error))
     app.add_exception_handler(RemediationError, feature_error(remediations.http_error))
     app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
-    app.add_exception_handler(EndpointError, feature_error(xiaozhi_endpoints.http_error))
+    app.add_exception_handler(EndpointError, feature_error(xiaozhi.endpoint_error))
     app.add_exception_handler(CloudOpsError, feature_error(cloud.http_error))
     app.add_exception_handler(ScopeError, feature_error(events.http_error))
     app.add_exception_handler(FilterError, feature_error(events.filter_error))
