@@ -21,7 +21,7 @@ from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserP
 from ambient.push import save_push_config
 from ambient.storage.repositories import UserRepository, user_public
 from mcp_server.auth import app_state, current_user, current_user_row, unregistered
-from mcp_server.tools.hints import READ, REPLACE, hints
+from mcp_server.tools.hints import READ, REPLACE
 
 
 async def whoami(ctx: Context[Any, Any]) -> UserPublic:
@@ -100,9 +100,7 @@ async def set_push_config(
 def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(whoami, annotations=READ)
     # Destructive: a chat agent asks the person before a permission change a model calls.
-    mcp.add_tool(
-        grant_permission, annotations=hints(read_only=False, open_world=False, destructive=True)
-    )
+    mcp.add_tool(grant_permission, annotations=REPLACE)
 
 
 def register_push(mcp: MCPServer[Any]) -> None:
