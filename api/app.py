@@ -47,7 +47,6 @@ from api.routers import (
     share,
     tasks,
     users,
-    voice,
     xiaozhi,
 )
 from api.security import SecurityHeaders, policy_with_inline_scripts
@@ -67,7 +66,7 @@ ROUTERS = [
     remediations.router,
     cloud.router,
     briefings.router,
-    voice.router,
+    briefings.voice_router,
     xiaozhi.router,
     xiaozhi.endpoints_router,
     share.router,
