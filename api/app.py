@@ -1,4 +1,5 @@
-"""The app factory: state built in the lifespan, routers, the web page, MCP mounted at /mcp."""
+"""The app factory: state built in the lifespan, routers, the web page, MCP mounted at /mcp,
+/docs without the internet (Swagger UI from the swagger-ui-bundle package, served by us)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointError
@@ -25,7 +30,6 @@ from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
 from api.errors import feature_error, install_error_mapping, refuse_nul
-from api.offline_docs import serve_offline_docs
 from api.routers import (
     app_pages,
     audit,
@@ -33,11 +37,9 @@ from api.routers import (
     chat,
     cloud,
     codec,
-    deliveries,
     discussions,
     events,
     health,
-    inbox,
     ops_pages,
     pages,
     remediations,
@@ -45,11 +47,9 @@ from api.routers import (
     share,
     tasks,
     users,
-    voice,
     xiaozhi,
-    xiaozhi_endpoints,
 )
-from api.security import SecurityHeaders
+from api.security import SecurityHeaders, policy_with_inline_scripts
 from mcp_server.server import build_server
 from mcp_server.voice import VOICE_METADATA, VOICE_PATH, build_voice_server, by_path
 
@@ -59,16 +59,16 @@ ROUTERS = [
     users.router,
     audit.router,
     events.router,
-    inbox.router,
-    deliveries.router,
+    events.inbox_router,
+    events.deliveries_router,
     discussions.router,
     tasks.router,
     remediations.router,
     cloud.router,
     briefings.router,
-    voice.router,
+    briefings.voice_router,
     xiaozhi.router,
-    xiaozhi_endpoints.router,
+    xiaozhi.endpoints_router,
     share.router,
     codec.router,
     chat.router,
@@ -124,6 +124,31 @@ def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+ASSETS = "/docs-assets"
+
+
+# FastAPI's default loads them from a CDN: create the app with docs_url=None, redoc_url=None.
+def serve_offline_docs(app: FastAPI) -> None:
+    """/docs and its assets from the installed package (no OAuth2 redirect page: the API's one
+    scheme is a bearer token, which Swagger UI's Authorize takes without a redirect)."""
+    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
+        )
+        # Swagger UI starts from an inline script: allow that one by its hash, nothing else.
+        page.headers["content-security-policy"] = policy_with_inline_scripts(
+            bytes(page.body).decode()
+        )
+        return page
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder = StateHolder()
@@ -173,7 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(TaskError, feature_error(tasks.http_error))
     app.add_exception_handler(RemediationError, feature_error(remediations.http_error))
     app.add_exception_handler(DeviceError, feature_error(xiaozhi.http_error))
-    app.add_exception_handler(EndpointError, feature_error(xiaozhi_endpoints.http_error))
+    app.add_exception_handler(EndpointError, feature_error(xiaozhi.endpoint_error))
     app.add_exception_handler(CloudOpsError, feature_error(cloud.http_error))
     app.add_exception_handler(ScopeError, feature_error(events.http_error))
     app.add_exception_handler(FilterError, feature_error(events.filter_error))

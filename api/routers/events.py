@@ -1,4 +1,6 @@
-"""Events: what happened, for the calling user; also as a server-sent stream."""
+"""What happened and what was sent, for the calling user (admins may name another user):
+events, also as a server-sent stream; the inbox channel's messages; deliveries, every send of
+a notification to one target with its outcome and error."""
 
 from __future__ import annotations
 
@@ -7,21 +9,32 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, status
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
 from ambient import history
+from ambient.domain.notify import ChannelType
 from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import UserName
-from ambient.history import EventPublic, FilterError, ScopeError
+from ambient.history import (
+    DeliveryPublic,
+    DeliveryState,
+    EventPublic,
+    FilterError,
+    InboxMessagePublic,
+    ScopeError,
+)
 from ambient.storage.db import Database
 from ambient.storage.event_cursor import CursorTokenError, EventCursor, follow
 from ambient.storage.models import MAX_ID, Event, User
+from ambient.storage.repositories import InboxRepository
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import unprocessable
 
 router = APIRouter(prefix="/events", tags=["events"])
+inbox_router = APIRouter(prefix="/inbox", tags=["inbox"])
+deliveries_router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 POLL_SECONDS = 1.0
 
 
@@ -141,3 +154,62 @@ async def list_events_of_kind(
 ) -> list[EventPublic]:
     """The caller's events of one kind (e.g. watch.breach), newest first."""
     return await list_events(user, session, kind=kind, limit=limit, of=of)
+
+
+@inbox_router.get("")
+async def list_inbox(
+    user: CurrentUser,
+    session: SessionDep,
+    unread: bool = False,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
+    of: Annotated[
+        UserName | None, Query(alias="user", description="another user's inbox (admins only)")
+    ] = None,
+) -> list[InboxMessagePublic]:
+    """The caller's inbox, newest first."""
+    name = await history.whose(session, user.name, user.is_admin, of)
+    return await history.inbox(session, name, unread_only=unread, limit=limit)
+
+
+@inbox_router.post("/{message_id}/read")
+async def mark_read(
+    message_id: Annotated[WholeNumber, Path(ge=1, le=MAX_ID, description="the message id")],
+    user: CurrentUser,
+    session: SessionDep,
+) -> InboxMessagePublic:
+    """Mark one of the caller's messages read (404 for anyone else's)."""
+    row = await InboxRepository(session).mark_read(user.name, message_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no inbox message {message_id} for you")
+    await session.commit()
+    return InboxMessagePublic.model_validate(row)
+
+
+@deliveries_router.get("")
+async def list_deliveries(
+    user: CurrentUser,
+    session: SessionDep,
+    state: Annotated[
+        DeliveryState | None, Query(alias="status", description="pending, sent, failed, suppressed")
+    ] = None,
+    channel: ChannelType | None = None,
+    task: Annotated[str | None, Query(max_length=255)] = None,
+    before_id: Annotated[
+        WholeNumber | None, Query(ge=1, le=MAX_ID, description="next page: the last id seen")
+    ] = None,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
+    of: Annotated[
+        UserName | None, Query(alias="user", description="another user's deliveries (admins only)")
+    ] = None,
+) -> list[DeliveryPublic]:
+    """The caller's deliveries, newest first; failures carry the error that says what to fix."""
+    name = await history.whose(session, user.name, user.is_admin, of)
+    return await history.deliveries(
+        session,
+        name,
+        status=state,
+        channel=channel,
+        task=task,
+        before_id=before_id,
+        limit=limit,
+    )

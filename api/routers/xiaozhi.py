@@ -1,16 +1,28 @@
-"""小智: the context provider xiaozhi-server calls at every wake, and the devices behind it."""
+"""小智: the context provider xiaozhi-server calls at every wake, the devices behind it, and the
+xiaozhi.me 接入点 the bridge dials (owner or admin)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Path, status
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from ambient.bridge.endpoints import (
+    EndpointCreate,
+    EndpointError,
+    EndpointInputError,
+    EndpointNotFoundError,
+    EndpointPermissionError,
+    EndpointPublic,
+    Endpoints,
+)
 from ambient.domain.configs import UserConfig
+from ambient.domain.numbers import WholeNumber
 from ambient.status import database_problem
+from ambient.storage.models import MAX_ID
 from ambient.storage.repositories import user_named
 from ambient.xiaozhi import (
     DeviceAdded,
@@ -20,10 +32,11 @@ from ambient.xiaozhi import (
     DeviceView,
     voice_facts,
 )
-from api.deps import CurrentUser, StateDep
+from api.deps import CurrentUser, SessionDep, StateDep
 from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/xiaozhi", tags=["xiaozhi"])
+endpoints_router = APIRouter(prefix="/xiaozhi/endpoints", tags=["xiaozhi"])
 
 # xiaozhi-server waits 3 s and then goes on without the context: answer well before that.
 CONTEXT_BUDGET = 1.0
@@ -126,3 +139,40 @@ async def list_devices(state: StateDep, caller: CurrentUser) -> list[DeviceView]
 @router.delete("/devices/{ref}")
 async def remove_device(ref: str, state: StateDep, caller: CurrentUser) -> DeviceView:
     return await state.devices.remove(caller.name, ref)
+
+
+# The refusals no field is to blame for (every EndpointError is one of these or a field's).
+ENDPOINT_STATUSES = {EndpointPermissionError: 403, EndpointNotFoundError: 404}
+
+
+def endpoint_error(exc: EndpointError) -> Exception:
+    if isinstance(exc, EndpointInputError):
+        return unprocessable(([exc.field], exc.message))
+    return refusal(exc, ENDPOINT_STATUSES)
+
+
+@endpoints_router.post("", status_code=status.HTTP_201_CREATED)
+async def add_endpoint(
+    body: EndpointCreate, user: CurrentUser, session: SessionDep, state: StateDep
+) -> EndpointPublic:
+    """Register a 接入点 URL for ``user`` (yourself, or anyone as an admin); dialed within 5 s."""
+    return await Endpoints.of(session, state.settings).add(user, body)
+
+
+@endpoints_router.get("")
+async def list_endpoints(
+    user: CurrentUser, session: SessionDep, state: StateDep
+) -> list[EndpointPublic]:
+    """Your endpoints (an admin sees all) with their state; tokens masked."""
+    return await Endpoints.of(session, state.settings).list(user)
+
+
+@endpoints_router.delete("/{endpoint_id}")
+async def remove_endpoint(
+    endpoint_id: Annotated[WholeNumber, Path(ge=1, le=MAX_ID)],
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+) -> EndpointPublic:
+    """Remove an endpoint; its connection is closed within 5 s."""
+    return await Endpoints.of(session, state.settings).remove(user, endpoint_id)

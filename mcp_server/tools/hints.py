@@ -30,6 +30,7 @@ WRITE = hints(read_only=False, open_world=True)
 AGAIN = hints(read_only=False, open_world=True, idempotent=False)
 # Changes that replace or end what runs: the assistant asks the person before it does.
 CHANGE = hints(read_only=False, open_world=True, destructive=True)
-# Replacing the person's own settings (push channels): what was there is gone, so the
-# assistant asks first, as for CHANGE (a page or a news item may ask the model for it).
+# Replacing settings (the person's push channels, another user's role or permission): what
+# was there is gone, so the assistant asks first, as for CHANGE (a page or a news item may ask
+# the model for it).
 REPLACE = hints(read_only=False, open_world=False, destructive=True)

@@ -50,27 +50,25 @@ def _next_before(
     return rows[-1].id if len(rows) == limit else None
 
 
+NextBeforeId = Annotated[
+    int | None,
+    Field(description="pass as before_id for the next (older) page; null on the last page"),
+]
+
+
 class Events(BaseModel):
     events: list[EventPublic]
-    next_before_id: int | None = Field(
-        default=None,
-        description="pass as before_id for the next (older) page; null on the last page",
-    )
+    next_before_id: NextBeforeId = None
 
 
 class Inbox(BaseModel):
     messages: list[InboxMessagePublic]
-    next_before_id: int | None = Field(
-        default=None,
-        description="pass as before_id for the next (older) page; null on the last page",
-    )
+    next_before_id: NextBeforeId = None
 
 
 class Deliveries(BaseModel):
     deliveries: list[DeliveryPublic]
-    next_before_id: int | None = Field(
-        description="pass as before_id for the next (older) page; null on the last page"
-    )
+    next_before_id: NextBeforeId
 
 
 async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
