@@ -149,7 +149,13 @@ def _schedule_summary(config: ReminderConfig, user: str) -> str:
 
 def _spec(config: ReminderConfig) -> ScheduleSpec:
     if config.type == "cron":
-        return ScheduleSpec(cron_expressions=[config.cron or ""], time_zone_name=config.timezone)
+        minute, hour, day, month, weekday = (config.cron or "").split()
+        crons = [config.cron or ""]
+        if "*" not in (day, weekday):
+            # Cron runs on either day field when both are given; a schedule's cron needs both
+            # to match. Its crons are a union: one for each.
+            crons = [f"{minute} {hour} {day} {month} *", f"{minute} {hour} * {month} {weekday}"]
+        return ScheduleSpec(cron_expressions=crons, time_zone_name=config.timezone)
     days = [ScheduleRange(DAYS.index(day) + 1 if day != "sun" else 0) for day in config.days]
     return ScheduleSpec(
         calendars=[
