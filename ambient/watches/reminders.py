@@ -59,6 +59,17 @@ def check_cron(expression: str, *, stored: bool = False) -> str:
     return " ".join(fields)
 
 
+def schedule_crons(expression: str) -> list[str]:
+    """A checked cron as a Temporal schedule's crons, meaning what cron means by it."""
+    minute, hour, day, month, weekday = expression.split()
+    # A weekday step from a start ends at Saturday; a schedule's goes on to 7 (Sunday again).
+    weekday = re.sub(r"(?<![-\w])(\d+|[a-z]{3})/", r"\1-6/", weekday, flags=re.IGNORECASE)
+    if "*" in (day, weekday):
+        return [f"{minute} {hour} {day} {month} {weekday}"]
+    # Cron runs on either day field when both are given; a schedule's cron needs both to match.
+    return [f"{minute} {hour} {day} {month} *", f"{minute} {hour} * {month} {weekday}"]
+
+
 def _number(value: str) -> int:
     return int(value) if value.isdigit() else _NUMBERED.get(value.lower(), 0)
 

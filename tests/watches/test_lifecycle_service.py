@@ -295,6 +295,20 @@ async def test_a_cron_naming_days_of_month_and_of_week_runs_on_either_as_cron_do
         await service.delete(USER, ref.task_id)
 
 
+async def test_a_weekday_step_from_a_start_ends_at_saturday_as_cron_does(
+    service: TaskService,
+) -> None:
+    # "1/2" is Monday, Wednesday, Friday in cron; a schedule's step went on to 7, Sunday too.
+    for cron in ("0 9 * * 1/2", "0 9 * * mon/2,sat"):
+        config = {"cron": cron, "timezone": "UTC", "message": "gym"}
+        ref = await service.create(USER, "schedule", config, unique("sched"))
+        times = (await service.client.get_schedule_handle(ref.task_id).describe()).info
+        assert {t.weekday() for t in times.next_action_times} == {0, 2, 4} | (
+            {5} if "sat" in cron else set()
+        ), (cron, times.next_action_times)
+        await service.delete(USER, ref.task_id)
+
+
 async def test_list_pages_through_every_task_once(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
