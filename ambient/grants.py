@@ -58,6 +58,7 @@ async def grant(session: AsyncSession, caller: User, name: str, change: Grant) -
     """Give ``name`` the role and/or permission of ``change``, as ``caller``; committed,
     with the changes made (old -> new; {} when already so)."""
     requested = change.model_dump(mode="json", exclude_none=True)
+    name = caller.name if name == "me" else name  # as in /users/me: no user is named so
     reason = None
     if not caller.is_admin:
         reason = f"Only an admin may grant permissions ({caller.name!r} is a {caller.role}): "

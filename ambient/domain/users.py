@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from ambient.discussions.rules import PRODUCT_AGENTS
 from ambient.domain.configs import UserConfig
 from ambient.refusals import Refusal, said_back
 
@@ -74,9 +75,11 @@ def validate_user_name(value: str) -> str:
     if value == "me":
         # /users/me is the caller: a user named "me" could not be addressed by name.
         raise Refusal("'me' is reserved (it means the caller in /users/me)")
-    if value in SYSTEM_ACTORS:
+    # The product's agents too: on the discussion bus a person's id is their name.
+    if value in SYSTEM_ACTORS | PRODUCT_AGENTS.keys():
         raise Refusal(
-            "%(name)s is reserved: the audit log names a system actor so", name=repr(value)
+            "%(name)s is reserved: the product itself speaks so (audit log, discussions)",
+            name=repr(value),
         )
     return value
 

@@ -23,6 +23,10 @@ _CRON_PROBE_START = datetime(2026, 1, 1)
 # One item of a cron field as Temporal's schedules read it: *, a number or a three-letter name,
 # a range, a step. croniter also takes L, W, # and ?, which a schedule refuses or misreads.
 _CRON_ITEM = re.compile(r"(\*|(\d+|[a-z]{3})(-(\d+|[a-z]{3}))?)(/\d+)?", re.IGNORECASE)
+# Names as a schedule numbers them (Sunday 0: it ends no range but its own).
+_NUMBERED = {day: n for n, day in enumerate(("sun", *DAYS[:6]))} | {
+    month: n for n, month in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)
+}
 
 
 def check_cron(expression: str, *, stored: bool = False) -> str:
@@ -40,13 +44,34 @@ def check_cron(expression: str, *, stored: bool = False) -> str:
         raise ValueError(
             f"{expression!r} is not a valid cron expression ({CRON_FIELDS}): {exc}"
         ) from None
-    for item in (item for field in fields for item in field.split(",")):
-        if not stored and not _CRON_ITEM.fullmatch(item):
+    for item in (item for field in fields for item in field.split(",") if not stored):
+        if not (match := _CRON_ITEM.fullmatch(item)):
             raise ValueError(
                 f"{expression!r}: {item!r} is not supported (numbers, three-letter names, "
                 "ranges, lists and steps only: no L, W, # or ?), e.g. '0 9 * * 1-5'"
             )
+        if match[4] and _number(match[4]) < _number(match[2]):
+            # A schedule's ranges only go up: its create refused this with a raw RPC error.
+            raise ValueError(
+                f"{expression!r}: {item!r} runs backwards (ranges go up, e.g. 'mon-fri'); "
+                "write it as a list, e.g. 'sat,sun' or '22-23,0-2'"
+            )
     return " ".join(fields)
+
+
+def schedule_crons(expression: str) -> list[str]:
+    """A checked cron as a Temporal schedule's crons, meaning what cron means by it."""
+    minute, hour, day, month, weekday = expression.split()
+    # A weekday step from a start ends at Saturday; a schedule's goes on to 7 (Sunday again).
+    weekday = re.sub(r"(?<![-\w])(\d+|[a-z]{3})/", r"\1-6/", weekday, flags=re.IGNORECASE)
+    if "*" in (day, weekday):
+        return [f"{minute} {hour} {day} {month} {weekday}"]
+    # Cron runs on either day field when both are given; a schedule's cron needs both to match.
+    return [f"{minute} {hour} {day} {month} *", f"{minute} {hour} * {month} {weekday}"]
+
+
+def _number(value: str) -> int:
+    return int(value) if value.isdigit() else _NUMBERED.get(value.lower(), 0)
 
 
 class ReminderConfig(UserConfig):

@@ -25,7 +25,7 @@ from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskError, task_name
 from ambient.watches.models import TaskRef
 from ambient.watches.reads import PREFIXES, TaskReads, found, schedule_kind
-from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun
+from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons
 from workflows.reminder import ReminderWorkflow
 
 # How often an update_task of a schedule looks and writes again when other changes (a pause,
@@ -149,7 +149,8 @@ def _schedule_summary(config: ReminderConfig, user: str) -> str:
 
 def _spec(config: ReminderConfig) -> ScheduleSpec:
     if config.type == "cron":
-        return ScheduleSpec(cron_expressions=[config.cron or ""], time_zone_name=config.timezone)
+        crons = schedule_crons(config.cron or "")
+        return ScheduleSpec(cron_expressions=crons, time_zone_name=config.timezone)
     days = [ScheduleRange(DAYS.index(day) + 1 if day != "sun" else 0) for day in config.days]
     return ScheduleSpec(
         calendars=[

@@ -214,6 +214,15 @@ async def test_admin_grants_are_audited_old_to_new_and_never_to_itself(
         "/users/root/permissions", json={"rollback_permission": "execute"}, headers=admin
     )
     assert self_grant.status_code == 403 and "No one grants to themselves" in self_grant.text
+    # "me" is the caller, as in /users/me (no user has that name): the same refusal, audited
+    # about the caller, not a 404 "No user 'me'" that nobody audits.
+    me_grant = await api.patch("/users/me/permissions", json={"role": "member"}, headers=admin)
+    assert me_grant.status_code == 403 and "No one grants to themselves" in me_grant.text
+    refusals = await _audit(settings, subject="user:root", action="user.grant.refused")
+    assert [detail["requested"] for *_, detail in refusals] == [
+        {"rollback_permission": "execute"},
+        {"role": "member"},
+    ]
     root = (await api.get("/users/me", headers=admin)).json()
     assert root["rollback_permission"] == "dry_run"
     missing = await api.patch("/users/nobody/permissions", json={"role": "admin"}, headers=admin)

@@ -105,6 +105,19 @@ async def test_a_name_the_audit_log_gives_the_system_is_refused_as_a_user_name(
         assert (await api.get(f"/users/{name}", headers=admin)).status_code == 404
 
 
+async def test_a_product_agents_id_is_refused_as_a_user_name(
+    api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # The discussion bus seeds these agents: a person so named could never post as themselves
+    # ("an agent's id, not a person's"), and an admin's post as the agent read as theirs.
+    for name in ("xiaozhi", "briefing", "triage"):
+        refused = await api.post("/users", json={"name": name}, headers=admin)
+        assert refused.status_code == 422, (name, refused.text)
+        assert refused.json()["detail"][0]["loc"] == ["body", "name"]
+        assert "reserved" in refused.json()["detail"][0]["msg"]
+        assert (await api.get(f"/users/{name}", headers=admin)).status_code == 404
+
+
 async def test_duplicate_name_conflicts_and_missing_token_is_401(
     api: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -251,6 +251,12 @@ def test_bad_config_values_are_refused_naming_the_field(
         ("0 8 ? * *", "'?' is not supported"),
         ("0 8 * * 1#2", "'1#2' is not supported"),
         ("0 8 * * mon#2", "'mon#2' is not supported"),
+        # A range that wraps around passed croniter; the schedule's create was a raw RPCError
+        # ("DayOfWeek End is before Start").
+        ("0 9 * * sat-sun", "'sat-sun' runs backwards"),
+        ("0 9 * * fri-mon", "'fri-mon' runs backwards"),
+        ("0 22-2 * * *", "'22-2' runs backwards"),
+        ("0 9 * nov-feb *", "'nov-feb' runs backwards"),
     ],
 )
 def test_bad_cron_is_refused_naming_the_field(cron: str, reason: str) -> None:
@@ -260,7 +266,7 @@ def test_bad_cron_is_refused_naming_the_field(cron: str, reason: str) -> None:
     assert error["loc"] == ("cron",) and reason in error["msg"]
     ok = ReminderConfig.model_validate({"type": "cron", "cron": "0 9  * * 1-5", "message": "hi"})
     assert ok.cron == "0 9 * * 1-5"
-    for fine in ("*/15 8-18 1,15 jan-jun mon-fri", "0 8 * * 7", "0 8 1-31/2 * SUN"):
+    for fine in ("*/15 8-18 1,15 jan-jun mon-fri", "0 8 * * 7", "0 8 1-31/2 * SUN", "0 8 * * 6-7"):
         assert ReminderConfig.model_validate({"cron": fine, "message": "hi"}).cron == fine
     # A schedule stored with one still reads as it runs.
     stored = {"type": "cron", "cron": "0 8 * * 1#2", "message": "hi"}

@@ -276,6 +276,39 @@ async def test_a_reminder_without_a_time_zone_runs_in_the_users_own(
     await service.delete(USER, given.task_id)
 
 
+async def test_a_cron_naming_days_of_month_and_of_week_runs_on_either_as_cron_does(
+    service: TaskService,
+) -> None:
+    # Cron runs "0 9 1 * 1" on the 1st and on Mondays; a schedule's one cron needs both, so it
+    # ran only on a Monday the 1st (and "0 9 31 2 1", on Mondays in February, never).
+    for cron, weekday, day in (("0 9 1 * 1", 0, 1), ("0 9 31 2 1", 0, 31)):
+        config = {"cron": cron, "timezone": "UTC", "message": "payday"}
+        ref = await service.create(USER, "schedule", config, unique("sched"))
+        runs = (await service.client.get_schedule_handle(ref.task_id).describe()).info
+        times = runs.next_action_times
+        assert times and all((t.hour, t.minute) == (9, 0) for t in times), (cron, times)
+        assert all(t.weekday() == weekday or t.day == day for t in times), (cron, times)
+        assert any(t.weekday() == weekday and t.day != day for t in times), (cron, times)
+        if cron == "0 9 1 * 1":
+            assert any(t.day == day and t.weekday() != weekday for t in times), times
+        assert (await service.get(USER, ref.task_id)).config["cron"] == cron
+        await service.delete(USER, ref.task_id)
+
+
+async def test_a_weekday_step_from_a_start_ends_at_saturday_as_cron_does(
+    service: TaskService,
+) -> None:
+    # "1/2" is Monday, Wednesday, Friday in cron; a schedule's step went on to 7, Sunday too.
+    for cron in ("0 9 * * 1/2", "0 9 * * mon/2,sat"):
+        config = {"cron": cron, "timezone": "UTC", "message": "gym"}
+        ref = await service.create(USER, "schedule", config, unique("sched"))
+        times = (await service.client.get_schedule_handle(ref.task_id).describe()).info
+        assert {t.weekday() for t in times.next_action_times} == {0, 2, 4} | (
+            {5} if "sat" in cron else set()
+        ), (cron, times.next_action_times)
+        await service.delete(USER, ref.task_id)
+
+
 async def test_list_pages_through_every_task_once(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
