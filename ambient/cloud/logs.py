@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -202,10 +203,14 @@ class ClsWrites(CloudCreates):
             )
         subject = f"cls:alarm:{spec.name}"
         await self.authorize(actor, "create_cls_alarm", subject, mode)
-        # The target first: a missing topic must not leave a new notice behind.
+        # The policy and the target first: a policy of that name (made before, its answer
+        # lost) or a missing topic must not leave a new notice behind.
         logset_id = spec.logset_id
-        if not logset_id:
-            async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+        find_alarm = partial(writes.find_alarm, self.tencent, spec.name, region=spec.region)
+        async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+            with readable("cls", "DescribeAlarms"):
+                exists = await find_alarm() is not None
+            if not logset_id:
                 with readable("cls", "DescribeTopics"):
                     logset_id = await writes.logset_of_topic(
                         self.tencent, spec.topic_id, region=spec.region
@@ -216,7 +221,7 @@ class ClsWrites(CloudCreates):
                     )
         steps: list[WriteStep] = []
         notice_ids = list(spec.notice_ids)
-        if spec.notice_name:
+        if spec.notice_name and not exists:
             notice_name = spec.notice_name
             notice = await self._create(
                 actor,
@@ -237,7 +242,7 @@ class ClsWrites(CloudCreates):
                 subject,
                 mode,
                 request,
-                lambda: writes.find_alarm(self.tencent, spec.name, region=spec.region),
+                find_alarm,
             )
         )
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")

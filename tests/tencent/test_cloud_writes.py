@@ -546,3 +546,24 @@ async def test_cw15_the_audit_keeps_an_alarm_notice_webhook_without_its_key(
         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?[redacted]"
     )
     assert "0f1e2d3c" not in repr(audited)
+
+
+async def test_cw16_an_alarm_policy_that_exists_leaves_no_new_notice_behind(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # The policy was made before (in the console, or by a run that lost its answer) with
+    # another notice: asking for it again with a new notice_name creates nothing at all.
+    api, state = cloud
+    api.alarm_notices = [{"AlarmNoticeId": "notice-console", "Name": "console"}]
+    api.cls_alarms = [{"AlarmId": "alarm-console", "Name": ALARM["name"]}]
+    async with client(state, "ops") as c:
+        failed, dry = await call(c, "create_cls_alarm", alarm=ALARM)
+        assert not failed, dry
+        failed, done = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+    assert not failed, done
+    assert api.creates() == []  # no notice nobody uses
+    assert [n["Name"] for n in api.alarm_notices] == ["console"]
+    for answer in (dry, done):
+        assert answer["resource_id"] == "alarm-console"
+        assert "already exists" in answer["summary"]
+        assert [s["request"]["action"] for s in answer["steps"]] == ["CreateAlarm"]
