@@ -261,6 +261,8 @@ class ClsWrites(CloudCreates):
             f"cls:scheduled_sql:{spec.name}",
             mode,
             lambda: spec.request(start_ms, self.tencent.region),
-            lambda: writes.find_scheduled_sql(self.tencent, spec.name, region=spec.region),
+            lambda: writes.find_scheduled_sql(
+                self.tencent, spec.name, spec.source_topic_id, region=spec.region
+            ),
             f"scheduled SQL {spec.name!r}",
         )

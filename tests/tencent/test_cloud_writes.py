@@ -567,3 +567,24 @@ async def test_cw16_an_alarm_policy_that_exists_leaves_no_new_notice_behind(
         assert answer["resource_id"] == "alarm-console"
         assert "already exists" in answer["summary"]
         assert [s["request"]["action"] for s in answer["steps"]] == ["CreateAlarm"]
+
+
+async def test_cw17_a_scheduled_sql_task_of_that_name_on_another_topic_is_not_the_one_asked_for(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # Task names are not unique in CLS: a task of the same name reading another topic is
+    # another task, not this create's earlier attempt.
+    api, state = cloud
+    api.topics.append({"TopicId": "topic-web", "TopicName": "web", "LogsetId": "logset-app"})
+    api.scheduled_sql = [
+        {"TaskId": "task-web", "Name": SQL["name"], "SrcTopicId": "topic-web"},
+    ]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_scheduled_sql", task=SQL, mode="execute")
+        assert not failed, done
+        failed, again = await call(c, "create_scheduled_sql", task=SQL, mode="execute")
+    assert not failed, again
+    assert [a for _, a, _ in api.creates()] == ["CreateScheduledSql"]
+    assert done["resource_id"] not in (None, "task-web")
+    assert api.creates()[0][2]["SrcTopicId"] == "topic-app"
+    assert again["resource_id"] == done["resource_id"] and "already exists" in again["summary"]

@@ -86,11 +86,15 @@ async def find_alarm(tc: TencentCloud, name: str, *, region: str | None) -> str 
     return _named(items, "Name", name, "AlarmId")
 
 
-async def find_scheduled_sql(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
+async def find_scheduled_sql(
+    tc: TencentCloud, name: str, source_topic_id: str, *, region: str | None
+) -> str | None:
     items = await tc.paged(
         "cls", "DescribeScheduledSqlInfo", {"Name": name}, "ScheduledSqlTaskInfos", region=region
     )
-    return _named(items, "Name", name, "TaskId")
+    # Task names are not unique: one of that name reading another topic is another task.
+    mine = [t for t in items if t.get("SrcTopicId") == source_topic_id]
+    return _named(mine, "Name", name, "TaskId")
 
 
 # The id each create answers with.
