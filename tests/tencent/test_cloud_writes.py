@@ -588,3 +588,22 @@ async def test_cw17_a_scheduled_sql_task_of_that_name_on_another_topic_is_not_th
     assert done["resource_id"] not in (None, "task-web")
     assert api.creates()[0][2]["SrcTopicId"] == "topic-app"
     assert again["resource_id"] == done["resource_id"] and "already exists" in again["summary"]
+
+
+async def test_cw18_a_topic_dry_run_in_a_logset_that_does_not_exist_says_so(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # As a node pool's dry run on a missing cluster does: the preview does not promise a
+    # create that cannot work.
+    api, state = cloud
+    topic = {"logset_id": "logset-gone", "name": "nginx"}
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_log_topic", topic=topic)
+        ok, dry = await call(c, "create_log_topic", topic={**topic, "logset_id": "logset-app"})
+    assert failed and "logset-gone" in message and "does not exist" in message, message
+    assert not ok and dry["steps"][0]["request"]["action"] == "CreateTopic"
+    assert api.creates() == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.create_log_topic"]
+    assert sorted(outcomes) == ["dry_run", "failed"]

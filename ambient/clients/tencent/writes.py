@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentNotFoundError
 
 
 class CloudRequest(BaseModel):
@@ -64,7 +65,19 @@ async def find_topic(
     filters = _filters(topicName=name, logsetId=logset_id)
     items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
-    return _named(mine, "TopicName", name, "TopicId")
+    found = _named(mine, "TopicName", name, "TopicId")
+    if found is None:
+        # A dry run must not promise a topic in a logset that is not there (CreateTopic's
+        # answer, given before anything is sent).
+        logsets = await tc.paged(
+            "cls", "DescribeLogsets", _filters(logsetId=logset_id), "Logsets", region=region
+        )
+        if _named(logsets, "LogsetId", logset_id, "LogsetId") is None:
+            raise TencentNotFoundError(
+                "ResourceNotFound.LogsetNotExist",
+                f"logset {logset_id} does not exist in region {region or tc.region}",
+            )
+    return found
 
 
 async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None) -> str | None:
