@@ -262,7 +262,11 @@ class ClsWrites(CloudCreates):
             mode,
             lambda: spec.request(start_ms, self.tencent.region),
             lambda: writes.find_scheduled_sql(
-                self.tencent, spec.name, spec.source_topic_id, region=spec.region
+                self.tencent,
+                spec.name,
+                spec.source_topic_id,
+                spec.target_topic_id,
+                region=spec.region,
             ),
             f"scheduled SQL {spec.name!r}",
         )

@@ -607,3 +607,17 @@ async def test_cw18_a_topic_dry_run_in_a_logset_that_does_not_exist_says_so(
         rows = await AuditRepository(session).list()
     outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.create_log_topic"]
     assert sorted(outcomes) == ["dry_run", "failed"]
+
+
+async def test_cw19_a_scheduled_sql_dry_run_naming_a_topic_that_does_not_exist_says_so(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    answers = {}
+    async with client(state, "ops") as c:
+        for field in ("source_topic_id", "target_topic_id"):
+            task = {**SQL, field: "topic-gone"}
+            answers[field] = await call(c, "create_scheduled_sql", task=task)
+    for field, (failed, message) in answers.items():
+        assert failed and "topic-gone" in message and "does not exist" in message, (field, message)
+    assert api.creates() == []

@@ -67,17 +67,27 @@ async def find_topic(
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
     found = _named(mine, "TopicName", name, "TopicId")
     if found is None:
-        # A dry run must not promise a topic in a logset that is not there (CreateTopic's
-        # answer, given before anything is sent).
-        logsets = await tc.paged(
-            "cls", "DescribeLogsets", _filters(logsetId=logset_id), "Logsets", region=region
-        )
-        if _named(logsets, "LogsetId", logset_id, "LogsetId") is None:
-            raise TencentNotFoundError(
-                "ResourceNotFound.LogsetNotExist",
-                f"logset {logset_id} does not exist in region {region or tc.region}",
-            )
+        await _must_exist(tc, "logset", logset_id, region=region)
     return found
+
+
+# What a create names that must exist: its lookup, and the create's answer when it does not.
+_NAMED = {
+    "logset": ("DescribeLogsets", "logsetId", "Logsets", "LogsetId", "LogsetNotExist"),
+    "topic": ("DescribeTopics", "topicId", "Topics", "TopicId", "TopicNotExist"),
+}
+
+
+async def _must_exist(tc: TencentCloud, what: str, ident: str, *, region: str | None) -> None:
+    """A dry run must not promise a create naming a logset or topic that is not there: the
+    create's own answer, given before anything is sent."""
+    action, key, listed, field, code = _NAMED[what]
+    items = await tc.paged("cls", action, _filters(**{key: ident}), listed, region=region)
+    if _named(items, field, ident, field) is None:
+        raise TencentNotFoundError(
+            f"ResourceNotFound.{code}",
+            f"{what} {ident} does not exist in region {region or tc.region}",
+        )
 
 
 async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None) -> str | None:
@@ -100,14 +110,18 @@ async def find_alarm(tc: TencentCloud, name: str, *, region: str | None) -> str 
 
 
 async def find_scheduled_sql(
-    tc: TencentCloud, name: str, source_topic_id: str, *, region: str | None
+    tc: TencentCloud, name: str, source_topic_id: str, target_topic_id: str, *, region: str | None
 ) -> str | None:
     items = await tc.paged(
         "cls", "DescribeScheduledSqlInfo", {"Name": name}, "ScheduledSqlTaskInfos", region=region
     )
     # Task names are not unique: one of that name reading another topic is another task.
     mine = [t for t in items if t.get("SrcTopicId") == source_topic_id]
-    return _named(mine, "Name", name, "TaskId")
+    found = _named(mine, "Name", name, "TaskId")
+    if found is None:
+        for topic in (source_topic_id, target_topic_id):
+            await _must_exist(tc, "topic", topic, region=region)
+    return found
 
 
 # The id each create answers with.
