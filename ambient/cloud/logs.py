@@ -204,12 +204,15 @@ class ClsWrites(CloudCreates):
         subject = f"cls:alarm:{spec.name}"
         await self.authorize(actor, "create_cls_alarm", subject, mode)
         # The policy and the target first: a policy of that name (made before, its answer
-        # lost) or a missing topic must not leave a new notice behind.
+        # lost), a missing topic or notice must not leave a new notice behind.
         logset_id = spec.logset_id
         find_alarm = partial(writes.find_alarm, self.tencent, spec.name, region=spec.region)
         async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
             with readable("cls", "DescribeAlarms"):
                 exists = await find_alarm() is not None
+            with readable("cls", "DescribeAlarmNotices"):
+                for notice_id in [] if exists else spec.notice_ids:
+                    await writes.must_exist(self.tencent, "notice", notice_id, region=spec.region)
             if not logset_id:
                 with readable("cls", "DescribeTopics"):
                     logset_id = await writes.logset_of_topic(

@@ -621,3 +621,18 @@ async def test_cw19_a_scheduled_sql_dry_run_naming_a_topic_that_does_not_exist_s
     for field, (failed, message) in answers.items():
         assert failed and "topic-gone" in message and "does not exist" in message, (field, message)
     assert api.creates() == []
+
+
+async def test_cw20_an_alarm_naming_a_notice_that_does_not_exist_leaves_nothing_behind(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    alarm = {**ALARM, "notice_ids": ["notice-gone"]}
+    async with client(state, "ops") as c:
+        answers = [
+            await call(c, "create_cls_alarm", alarm=alarm),
+            await call(c, "create_cls_alarm", alarm=alarm, mode="execute"),
+        ]
+    for failed, message in answers:
+        assert failed and "notice-gone" in message and "does not exist" in message, message
+    assert api.creates() == []  # not the new notice 'oncall' either

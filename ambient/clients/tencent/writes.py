@@ -67,7 +67,7 @@ async def find_topic(
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
     found = _named(mine, "TopicName", name, "TopicId")
     if found is None:
-        await _must_exist(tc, "logset", logset_id, region=region)
+        await must_exist(tc, "logset", logset_id, region=region)
     return found
 
 
@@ -75,11 +75,18 @@ async def find_topic(
 _NAMED = {
     "logset": ("DescribeLogsets", "logsetId", "Logsets", "LogsetId", "LogsetNotExist"),
     "topic": ("DescribeTopics", "topicId", "Topics", "TopicId", "TopicNotExist"),
+    "notice": (
+        "DescribeAlarmNotices",
+        "alarmNoticeId",
+        "AlarmNotices",
+        "AlarmNoticeId",
+        "AlarmNoticeNotExist",
+    ),
 }
 
 
-async def _must_exist(tc: TencentCloud, what: str, ident: str, *, region: str | None) -> None:
-    """A dry run must not promise a create naming a logset or topic that is not there: the
+async def must_exist(tc: TencentCloud, what: str, ident: str, *, region: str | None) -> None:
+    """A dry run must not promise a create naming a logset, topic or notice that is not there: the
     create's own answer, given before anything is sent."""
     action, key, listed, field, code = _NAMED[what]
     items = await tc.paged("cls", action, _filters(**{key: ident}), listed, region=region)
@@ -120,7 +127,7 @@ async def find_scheduled_sql(
     found = _named(mine, "Name", name, "TaskId")
     if found is None:
         for topic in (source_topic_id, target_topic_id):
-            await _must_exist(tc, "topic", topic, region=region)
+            await must_exist(tc, "topic", topic, region=region)
     return found
 
 
