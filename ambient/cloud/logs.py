@@ -204,8 +204,7 @@ class ClsWrites(CloudCreates):
         subject = f"cls:alarm:{spec.name}"
         await self.authorize(actor, "create_cls_alarm", subject, mode)
         # The policy and the target first: a policy of that name (made before, its answer
-        # lost), a missing topic or notice must not leave a new notice behind.
-        logset_id = spec.logset_id
+        # lost), a missing topic or notice or another logset must not leave a new notice behind.
         find_alarm = partial(writes.find_alarm, self.tencent, spec.name, region=spec.region)
         async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
             with readable("cls", "DescribeAlarms"):
@@ -213,15 +212,19 @@ class ClsWrites(CloudCreates):
             with readable("cls", "DescribeAlarmNotices"):
                 for notice_id in [] if exists else spec.notice_ids:
                     await writes.must_exist(self.tencent, "notice", notice_id, region=spec.region)
-            if not logset_id:
-                with readable("cls", "DescribeTopics"):
-                    logset_id = await writes.logset_of_topic(
-                        self.tencent, spec.topic_id, region=spec.region
-                    )
-                if logset_id is None:
-                    raise CloudOpsFailedError(
-                        "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
-                    )
+            with readable("cls", "DescribeTopics"):
+                logset_id = await writes.logset_of_topic(
+                    self.tencent, spec.topic_id, region=spec.region
+                )
+            if logset_id is None:
+                raise CloudOpsFailedError(
+                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
+                )
+            if spec.logset_id not in (None, "", logset_id):
+                raise CloudOpsInputError(
+                    "logset_id",
+                    f"topic {spec.topic_id} is in logset {logset_id}, not {spec.logset_id}",
+                )
         steps: list[WriteStep] = []
         notice_ids = list(spec.notice_ids)
         if spec.notice_name and not exists:

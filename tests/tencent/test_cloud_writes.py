@@ -636,3 +636,19 @@ async def test_cw20_an_alarm_naming_a_notice_that_does_not_exist_leaves_nothing_
     for failed, message in answers:
         assert failed and "notice-gone" in message and "does not exist" in message, message
     assert api.creates() == []  # not the new notice 'oncall' either
+
+
+async def test_cw21_an_alarm_naming_the_wrong_logset_for_its_topic_leaves_nothing_behind(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    api.logsets.append({"LogsetId": "logset-other", "LogsetName": "other"})
+    alarm = {**ALARM, "logset_id": "logset-other"}
+    async with client(state, "ops") as c:
+        answers = [
+            await call(c, "create_cls_alarm", alarm=alarm),
+            await call(c, "create_cls_alarm", alarm=alarm, mode="execute"),
+        ]
+    for failed, message in answers:
+        assert failed and "logset_id" in message and "logset-app" in message, message
+    assert api.creates() == []  # not the new notice 'oncall' either
