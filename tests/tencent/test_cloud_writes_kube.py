@@ -687,3 +687,22 @@ async def test_ck14_a_yaml_creating_a_namespace_previews_and_applies_what_goes_i
     assert [d["applied"] for d in done["documents"]] == [True, True]
     assert "payments" in kube.namespaces
     assert kube.configmaps[("payments", "checkout-settings")]["data"] == {"TIMEOUT": "30"}
+
+
+async def test_ck15_one_yaml_applied_to_two_namespaces_is_two_requests_not_a_retry(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    # The namespace given for documents that name none is part of what is applied: the same
+    # YAML into staging and into prod must not read in the audit as one request retried.
+    kube, state = cluster
+    kube.namespaces.add("prod")
+    documents = CONFIG.replace("  namespace: shop\n", "")
+    keys = []
+    async with client(state, "ops") as c:
+        for namespace in ("shop", "prod", "shop"):
+            apply = {"cluster_id": "cls-abcd1234", "documents": documents, "namespace": namespace}
+            failed, dry = await call(c, "apply_yaml", apply=apply)
+            assert not failed, dry
+            assert dry["documents"][0]["namespace"] == namespace
+            keys.append(dry["idempotency_key"])
+    assert keys[0] != keys[1] and keys[0] == keys[2]
