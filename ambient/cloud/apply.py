@@ -263,6 +263,9 @@ def _refused(
 async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[DocumentChange]:
     """A server-side dry run of every document first: one refused, none is applied."""
     changes: list[DocumentChange] = []
+    # Namespaces an earlier document creates: the server dry-runs nothing into them (404),
+    # so what goes there is shown as written and checked when applied, after its namespace.
+    creating: set[str] = set()
     for index, obj in objects:
         kind, name = obj.kind, obj.metadata.name
         namespace = obj.metadata.namespace
@@ -275,7 +278,12 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
                 live = None
             after = await client.apply(obj, field_manager=FIELD_MANAGER, force=True, dry_run=True)
         except (httpx2.HTTPStatusError, httpx2.TransportError) as exc:
-            raise _refused(exc, index, obj, "nothing was applied") from None
+            details = exc.status.details if isinstance(exc, ApiError) else None
+            if namespace not in creating or details is None or details.kind != "namespaces":
+                raise _refused(exc, index, obj, "nothing was applied") from None
+            after = obj
+        if kind == "Namespace" and live is None:
+            creating.add(name)
         after_dict = after.to_dict()
         diff = _diff(f"{kind}/{name}", live, after_dict)
         document = DocumentChange(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -202,21 +203,31 @@ class ClsWrites(CloudCreates):
             )
         subject = f"cls:alarm:{spec.name}"
         await self.authorize(actor, "create_cls_alarm", subject, mode)
-        # The target first: a missing topic must not leave a new notice behind.
-        logset_id = spec.logset_id
-        if not logset_id:
-            async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
-                with readable("cls", "DescribeTopics"):
-                    logset_id = await writes.logset_of_topic(
-                        self.tencent, spec.topic_id, region=spec.region
-                    )
-                if logset_id is None:
-                    raise CloudOpsFailedError(
-                        "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
-                    )
+        # The policy and the target first: a policy of that name (made before, its answer
+        # lost), a missing topic or notice or another logset must not leave a new notice behind.
+        find_alarm = partial(writes.find_alarm, self.tencent, spec.name, region=spec.region)
+        async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+            with readable("cls", "DescribeAlarms"):
+                exists = await find_alarm() is not None
+            with readable("cls", "DescribeAlarmNotices"):
+                for notice_id in [] if exists else spec.notice_ids:
+                    await writes.must_exist(self.tencent, "notice", notice_id, region=spec.region)
+            with readable("cls", "DescribeTopics"):
+                logset_id = await writes.logset_of_topic(
+                    self.tencent, spec.topic_id, region=spec.region
+                )
+            if logset_id is None:
+                raise CloudOpsFailedError(
+                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
+                )
+            if spec.logset_id not in (None, "", logset_id):
+                raise CloudOpsInputError(
+                    "logset_id",
+                    f"topic {spec.topic_id} is in logset {logset_id}, not {spec.logset_id}",
+                )
         steps: list[WriteStep] = []
         notice_ids = list(spec.notice_ids)
-        if spec.notice_name:
+        if spec.notice_name and not exists:
             notice_name = spec.notice_name
             notice = await self._create(
                 actor,
@@ -237,7 +248,7 @@ class ClsWrites(CloudCreates):
                 subject,
                 mode,
                 request,
-                lambda: writes.find_alarm(self.tencent, spec.name, region=spec.region),
+                find_alarm,
             )
         )
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
@@ -256,6 +267,12 @@ class ClsWrites(CloudCreates):
             f"cls:scheduled_sql:{spec.name}",
             mode,
             lambda: spec.request(start_ms, self.tencent.region),
-            lambda: writes.find_scheduled_sql(self.tencent, spec.name, region=spec.region),
+            lambda: writes.find_scheduled_sql(
+                self.tencent,
+                spec.name,
+                spec.source_topic_id,
+                spec.target_topic_id,
+                region=spec.region,
+            ),
             f"scheduled SQL {spec.name!r}",
         )

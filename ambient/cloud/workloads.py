@@ -92,7 +92,9 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         # Permission first: a caller who may not apply is not told what is wrong with the YAML.
         await self.service.authorize(actor, "apply_yaml", subject, mode)
         objects = parse_documents(spec.documents, spec.namespace)
-        key = hashlib.sha256(f"{spec.cluster_id}\n{spec.documents}".encode()).hexdigest()[:24]
+        # The namespace too: it is where documents that name none go.
+        asked = f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}"
+        key = hashlib.sha256(asked.encode()).hexdigest()[:24]
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.audited(actor, "apply_yaml", subject, detail):
             client = await self._client(spec.cluster_id, spec.region)

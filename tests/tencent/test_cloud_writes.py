@@ -546,3 +546,109 @@ async def test_cw15_the_audit_keeps_an_alarm_notice_webhook_without_its_key(
         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?[redacted]"
     )
     assert "0f1e2d3c" not in repr(audited)
+
+
+async def test_cw16_an_alarm_policy_that_exists_leaves_no_new_notice_behind(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # The policy was made before (in the console, or by a run that lost its answer) with
+    # another notice: asking for it again with a new notice_name creates nothing at all.
+    api, state = cloud
+    api.alarm_notices = [{"AlarmNoticeId": "notice-console", "Name": "console"}]
+    api.cls_alarms = [{"AlarmId": "alarm-console", "Name": ALARM["name"]}]
+    async with client(state, "ops") as c:
+        failed, dry = await call(c, "create_cls_alarm", alarm=ALARM)
+        assert not failed, dry
+        failed, done = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+    assert not failed, done
+    assert api.creates() == []  # no notice nobody uses
+    assert [n["Name"] for n in api.alarm_notices] == ["console"]
+    for answer in (dry, done):
+        assert answer["resource_id"] == "alarm-console"
+        assert "already exists" in answer["summary"]
+        assert [s["request"]["action"] for s in answer["steps"]] == ["CreateAlarm"]
+
+
+async def test_cw17_a_scheduled_sql_task_of_that_name_on_another_topic_is_not_the_one_asked_for(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # Task names are not unique in CLS: a task of the same name reading another topic is
+    # another task, not this create's earlier attempt.
+    api, state = cloud
+    api.topics.append({"TopicId": "topic-web", "TopicName": "web", "LogsetId": "logset-app"})
+    api.scheduled_sql = [
+        {"TaskId": "task-web", "Name": SQL["name"], "SrcTopicId": "topic-web"},
+    ]
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_scheduled_sql", task=SQL, mode="execute")
+        assert not failed, done
+        failed, again = await call(c, "create_scheduled_sql", task=SQL, mode="execute")
+    assert not failed, again
+    assert [a for _, a, _ in api.creates()] == ["CreateScheduledSql"]
+    assert done["resource_id"] not in (None, "task-web")
+    assert api.creates()[0][2]["SrcTopicId"] == "topic-app"
+    assert again["resource_id"] == done["resource_id"] and "already exists" in again["summary"]
+
+
+async def test_cw18_a_topic_dry_run_in_a_logset_that_does_not_exist_says_so(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # As a node pool's dry run on a missing cluster does: the preview does not promise a
+    # create that cannot work.
+    api, state = cloud
+    topic = {"logset_id": "logset-gone", "name": "nginx"}
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_log_topic", topic=topic)
+        ok, dry = await call(c, "create_log_topic", topic={**topic, "logset_id": "logset-app"})
+    assert failed and "logset-gone" in message and "does not exist" in message, message
+    assert not ok and dry["steps"][0]["request"]["action"] == "CreateTopic"
+    assert api.creates() == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.create_log_topic"]
+    assert sorted(outcomes) == ["dry_run", "failed"]
+
+
+async def test_cw19_a_scheduled_sql_dry_run_naming_a_topic_that_does_not_exist_says_so(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    answers = {}
+    async with client(state, "ops") as c:
+        for field in ("source_topic_id", "target_topic_id"):
+            task = {**SQL, field: "topic-gone"}
+            answers[field] = await call(c, "create_scheduled_sql", task=task)
+    for field, (failed, message) in answers.items():
+        assert failed and "topic-gone" in message and "does not exist" in message, (field, message)
+    assert api.creates() == []
+
+
+async def test_cw20_an_alarm_naming_a_notice_that_does_not_exist_leaves_nothing_behind(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    alarm = {**ALARM, "notice_ids": ["notice-gone"]}
+    async with client(state, "ops") as c:
+        answers = [
+            await call(c, "create_cls_alarm", alarm=alarm),
+            await call(c, "create_cls_alarm", alarm=alarm, mode="execute"),
+        ]
+    for failed, message in answers:
+        assert failed and "notice-gone" in message and "does not exist" in message, message
+    assert api.creates() == []  # not the new notice 'oncall' either
+
+
+async def test_cw21_an_alarm_naming_the_wrong_logset_for_its_topic_leaves_nothing_behind(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    api.logsets.append({"LogsetId": "logset-other", "LogsetName": "other"})
+    alarm = {**ALARM, "logset_id": "logset-other"}
+    async with client(state, "ops") as c:
+        answers = [
+            await call(c, "create_cls_alarm", alarm=alarm),
+            await call(c, "create_cls_alarm", alarm=alarm, mode="execute"),
+        ]
+    for failed, message in answers:
+        assert failed and "logset_id" in message and "logset-app" in message, message
+    assert api.creates() == []  # not the new notice 'oncall' either

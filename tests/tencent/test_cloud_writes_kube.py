@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest_asyncio
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.deps import WorkerDeps
@@ -50,7 +52,27 @@ def refusal(plural: str, body: dict[str, Any]) -> str | None:
 class ApplyingKubeApi(KubeApi):
     """The stand-in plus server-side apply (PATCH application/apply-patch+yaml): creates a
     missing object (in a namespace that exists), merges into an existing one, honours
-    dryRun=All and RBAC (``forbidden``), validates first."""
+    dryRun=All and RBAC (``forbidden``), validates first; and Namespaces (read and applied)."""
+
+    def app(self) -> Starlette:
+        app = super().app()
+        route = Route("/api/v1/namespaces/{name}", self._namespace, methods=["GET", "PATCH"])
+        app.router.routes.insert(0, route)
+        return app
+
+    async def _namespace(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if request.method == "GET" and name not in self.namespaces:
+            await self._log(request, 404)
+            details = {"name": name, "kind": "namespaces"}
+            return _status(404, "NotFound", f'namespaces "{name}" not found', details)
+        body = json.loads(await request.body()) if request.method == "PATCH" else None
+        call = await self._log(request, 200 if name in self.namespaces else 201, body)
+        if body is not None and not call.dry_run:
+            self.namespaces.add(name)
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        namespace["metadata"]["resourceVersion"] = "1"
+        return JSONResponse(namespace, status_code=call.status)
 
     def _item(self, plural: str) -> Callable[[Request], Any]:
         inner = super()._item(plural)
@@ -643,3 +665,44 @@ async def test_ck13_an_api_server_down_behind_a_gateway_is_said_as_unavailable(
     assert "document 1 (ConfigMap" in message, message
     assert "HTTP 502 Bad Gateway, not a Kubernetes API answer: Bad Gateway" in message, message
     assert "try again" in message and kube.writes() == []
+
+
+async def test_ck14_a_yaml_creating_a_namespace_previews_and_applies_what_goes_into_it(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    # The server cannot dry-run an object into a namespace that does not exist yet: one an
+    # earlier document creates is made first when applied, as kubectl apply does.
+    kube, state = cluster
+    documents = "apiVersion: v1\nkind: Namespace\nmetadata: {name: payments}\n---\n"
+    documents += CONFIG.replace("namespace: shop", "namespace: payments")
+    apply = {"cluster_id": "cls-abcd1234", "documents": documents}
+    async with client(state, "ops") as c:
+        failed, dry = await call(c, "apply_yaml", apply=apply)
+        assert not failed, dry
+        assert kube.writes() == [] and "payments" not in kube.namespaces
+        failed, done = await call(c, "apply_yaml", apply=apply, mode="execute")
+    assert not failed, done
+    assert [d["change"] for d in dry["documents"]] == ["create", "create"]
+    assert "TIMEOUT: '30'" in dry["documents"][1]["diff"]
+    assert [d["applied"] for d in done["documents"]] == [True, True]
+    assert "payments" in kube.namespaces
+    assert kube.configmaps[("payments", "checkout-settings")]["data"] == {"TIMEOUT": "30"}
+
+
+async def test_ck15_one_yaml_applied_to_two_namespaces_is_two_requests_not_a_retry(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    # The namespace given for documents that name none is part of what is applied: the same
+    # YAML into staging and into prod must not read in the audit as one request retried.
+    kube, state = cluster
+    kube.namespaces.add("prod")
+    documents = CONFIG.replace("  namespace: shop\n", "")
+    keys = []
+    async with client(state, "ops") as c:
+        for namespace in ("shop", "prod", "shop"):
+            apply = {"cluster_id": "cls-abcd1234", "documents": documents, "namespace": namespace}
+            failed, dry = await call(c, "apply_yaml", apply=apply)
+            assert not failed, dry
+            assert dry["documents"][0]["namespace"] == namespace
+            keys.append(dry["idempotency_key"])
+    assert keys[0] != keys[1] and keys[0] == keys[2]

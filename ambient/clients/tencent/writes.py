@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentNotFoundError
 
 
 class CloudRequest(BaseModel):
@@ -64,7 +65,36 @@ async def find_topic(
     filters = _filters(topicName=name, logsetId=logset_id)
     items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
-    return _named(mine, "TopicName", name, "TopicId")
+    found = _named(mine, "TopicName", name, "TopicId")
+    if found is None:
+        await must_exist(tc, "logset", logset_id, region=region)
+    return found
+
+
+# What a create names that must exist: its lookup, and the create's answer when it does not.
+_NAMED = {
+    "logset": ("DescribeLogsets", "logsetId", "Logsets", "LogsetId", "LogsetNotExist"),
+    "topic": ("DescribeTopics", "topicId", "Topics", "TopicId", "TopicNotExist"),
+    "notice": (
+        "DescribeAlarmNotices",
+        "alarmNoticeId",
+        "AlarmNotices",
+        "AlarmNoticeId",
+        "AlarmNoticeNotExist",
+    ),
+}
+
+
+async def must_exist(tc: TencentCloud, what: str, ident: str, *, region: str | None) -> None:
+    """A dry run must not promise a create naming a logset, topic or notice that is not there: the
+    create's own answer, given before anything is sent."""
+    action, key, listed, field, code = _NAMED[what]
+    items = await tc.paged("cls", action, _filters(**{key: ident}), listed, region=region)
+    if _named(items, field, ident, field) is None:
+        raise TencentNotFoundError(
+            f"ResourceNotFound.{code}",
+            f"{what} {ident} does not exist in region {region or tc.region}",
+        )
 
 
 async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None) -> str | None:
@@ -86,11 +116,19 @@ async def find_alarm(tc: TencentCloud, name: str, *, region: str | None) -> str 
     return _named(items, "Name", name, "AlarmId")
 
 
-async def find_scheduled_sql(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
+async def find_scheduled_sql(
+    tc: TencentCloud, name: str, source_topic_id: str, target_topic_id: str, *, region: str | None
+) -> str | None:
     items = await tc.paged(
         "cls", "DescribeScheduledSqlInfo", {"Name": name}, "ScheduledSqlTaskInfos", region=region
     )
-    return _named(items, "Name", name, "TaskId")
+    # Task names are not unique: one of that name reading another topic is another task.
+    mine = [t for t in items if t.get("SrcTopicId") == source_topic_id]
+    found = _named(mine, "Name", name, "TaskId")
+    if found is None:
+        for topic in (source_topic_id, target_topic_id):
+            await must_exist(tc, "topic", topic, region=region)
+    return found
 
 
 # The id each create answers with.
