@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -46,6 +47,7 @@ from tests.briefing.harness import (
     write_day_logs,
 )
 from tests.support.record import save_history
+from tests.support.servers import HANG
 from tests.support.tencent import standin_tencent
 from workflows.daily_briefing import GREETING_CLOCK_SKEW, DailyBriefingWorkflow
 
@@ -302,21 +304,54 @@ def test_the_greeting_window_is_said_in_words_in_the_speakers_language() -> None
 async def test_greeting_before_preparation_starts_it_and_waits_for_it(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    from starlette.responses import HTMLResponse
+
+    # Preparation holds on its news page until the greeting is taken up: the greeting then
+    # waits for it. A greeting sent while the preparation's own workflow task was in flight
+    # sometimes had that task's completion refused by the time-skipping test server ("invalid
+    # history builder state for action"), and heard "did not answer in time" 25 s later.
+    fetched, release = asyncio.Event(), asyncio.Event()
+
+    async def page(_request: object) -> HTMLResponse:
+        fetched.set()
+        await release.wait()
+        return HTMLResponse("<html><body><article><p>Morning news.</p></article></body></html>")
+
     await make_user(deps.db, "erin")
-    async with briefing_stack(ts_env, deps) as stack:
+    async with news_site(deps, page) as site, briefing_stack(ts_env, deps) as stack:
         # Preparation at the window start: a greeting at that minute joins it.
         config = BriefingConfig(
-            timezone="Asia/Shanghai", prepare_at="06:00", window_start="06:00", window_end="09:00"
+            timezone="Asia/Shanghai",
+            prepare_at="06:00",
+            window_start="06:00",
+            window_end="09:00",
+            news_urls=[f"{site}/news"],  # type: ignore[list-item]
         )
-        day = await stack.plan(config)
-        await stack.service.create("erin", config)
+        day, run_id = await stack.created("erin", config)
         await stack.skip_to(day.window_start - timedelta(seconds=1))
         status = await stack.service.status("erin")
         assert status.prepared is None
         await stack.skip_to(day.window_start)
-        result = await stack.service.greet("erin", request_id="first")
+        await asyncio.wait_for(fetched.wait(), HANG)
+        greeting = asyncio.create_task(stack.service.greet("erin", request_id="first"))
+        run = ts_env.client.get_workflow_handle("daily-briefing/erin", run_id=run_id)
+        try:
+            await eventually(lambda: _taken_up(run, greeting), "greeting taken up")
+            assert (await stack.service.status("erin")).prepared is None
+        finally:
+            release.set()
+        result = await greeting
         assert result.outcome is GreetOutcome.SPOKEN
         assert result.given_at_local == "06:00"
+
+
+async def _taken_up(run: WorkflowHandle[Any, Any], greeting: asyncio.Task[Any]) -> bool:
+    """The greeting answered, or taken up by the run (its update is in the history)."""
+    if greeting.done():
+        return True
+    history = await run.fetch_history()
+    accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    return any(event.event_type == accepted for event in history.events)
 
 
 async def test_a_greeting_the_workflow_does_not_answer_in_time_gets_an_answer_to_say(
