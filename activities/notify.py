@@ -37,7 +37,7 @@ from ambient.domain.notify import (
     Target,
     redact_target,
 )
-from ambient.domain.push import PushChannel, QuietHours, stored_push_config
+from ambient.domain.push import PushChannel, QuietHours, fallback_address, stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
@@ -393,9 +393,9 @@ def targets_for(
         if target.type == "inbox" and named == recipient.name:
             named = ""  # the user's own inbox however named: one delivery (key) of it
         elif not named and target.type != "inbox":  # the push config's address, else the profile's
-            given = (c.target for c in recipient.channels if c.type == target.type and c.target)
-            profile = {"email": recipient.email, "sms": recipient.phone}.get(target.type)
-            named = next(given, None) or profile or ""
+            named = fallback_address(
+                target.type, recipient.channels, recipient.email, recipient.phone
+            )
         target = Target(type=target.type, target=named)
         if not any(target.same_destination(t) for t in targets):
             targets.append(target)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
-from ambient.domain.push import PushConfig
+from ambient.domain.push import PushConfig, fallback_address
 from ambient.refusals import Refusal
 from ambient.storage.models import User
 from ambient.storage.repositories import UserRepository
@@ -19,16 +19,16 @@ async def save_push_config(
     policy.check_all(config.channels, user=user.name, is_admin=user.is_admin, field="channels")
     # An email or sms channel without a target sends to another of its type's address, else
     # the profile's: with neither, every push to it would fail ("no email target").
-    profile = {"email": ("email", user.email), "sms": ("phone", user.phone)}
     for index, channel in enumerate(config.channels):
-        field, address = profile.get(channel.type, ("", "-"))
-        named = any(c.type == channel.type and c.target for c in config.channels)
-        if not (channel.target or address or named):
+        kind = channel.type
+        address = channel.target or fallback_address(kind, config.channels, user.email, user.phone)
+        if kind in ("email", "sms") and not address:
+            field = "email" if kind == "email" else "phone"
             why = Refusal(
                 "an %(kind)s channel without a target sends to the %(field)s in your profile, "
                 "and your profile has no %(field)s: give the address as target, or set your "
                 "%(field)s first",
-                kind=channel.type,
+                kind=kind,
                 field=field,
             )
             raise TargetError("channels", index, why)

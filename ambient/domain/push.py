@@ -248,6 +248,14 @@ class PushConfig(UserConfig):
         return channels
 
 
+def fallback_address(
+    kind: str, channels: list[PushChannel], email: str | None, phone: str | None
+) -> str:
+    """Where a ``kind`` channel without a target sends: another's target, else the profile's."""
+    given = (c.target for c in channels if c.type == kind and c.target)
+    return next(given, None) or {"email": email, "sms": phone}.get(kind) or ""
+
+
 def stored_push_config(raw: dict[str, Any] | None, problems: list[str] | None = None) -> PushConfig:
     """A stored push config, the one reading of it for showing and for sending, even if saved
     before a rule was added: entries that no longer pass are kept as they are (sending
