@@ -23,7 +23,7 @@ async def save_push_config(
         kind = channel.type
         address = channel.target or fallback_address(kind, config.channels, user.email, user.phone)
         if kind in ("email", "sms") and not address:
-            field = "email" if kind == "email" else "phone"
+            field = Refusal("email") if kind == "email" else Refusal("phone")  # said in words
             why = Refusal(
                 "an %(kind)s channel without a target sends to the %(field)s in your profile, "
                 "and your profile has no %(field)s: give the address as target, or set your "

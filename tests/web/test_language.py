@@ -220,3 +220,25 @@ async def test_a_chosen_language_can_go_back_to_the_default_on_the_page_and_in_t
         assert cleared.status_code == 200 and cleared.json()["language"] is None
         kept = await http.patch("/users/me", json={"timezone": "UTC"}, headers=auth)
         assert kept.json()["language"] is None
+
+
+async def test_a_channel_with_no_address_to_use_is_refused_in_chinese_words(
+    site: tuple[str, Settings], db: Database
+) -> None:
+    # The refusal said "你资料中的 phone" and "没有 email": the field was the English word.
+    base, _ = site
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name="noa"))
+        await session.commit()
+    async with httpx.AsyncClient(
+        timeout=HANG,
+        base_url=base,
+        trust_env=False,
+        cookies={"ambient_token": token},
+        headers={"referer": f"{base}/app/settings"},
+    ) as http:
+        sms = await http.post("/app/push", data={"type": ["sms"], "target": [""]})
+        email = await http.post("/app/push", data={"type": ["email"], "target": [""]})
+    assert sms.status_code == 422 and email.status_code == 422, sms.text
+    assert "你资料中的电话，而你的资料里没有电话" in sms.text, sms.text
+    assert "你资料中的邮箱，而你的资料里没有邮箱" in email.text, email.text
