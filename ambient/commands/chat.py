@@ -12,12 +12,12 @@ from rich.markup import escape
 
 from ambient.agent.chat import ChatEvent
 from ambient.agent.hub import ChatRuntime
+from ambient.commands import fail
 from ambient.runtime import discovered_settings
 from ambient.storage.repositories import not_registered, user_named
 from ambient.wiring import open_state
 
 console = Console(stderr=False)
-err_console = Console(stderr=True)
 
 
 def _show(event: ChatEvent) -> None:
@@ -41,8 +41,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
     async with open_state(discovered_settings(), stdio_user=user, upgrade=True) as state:
         row = await user_named(state.db, user)
         if row is None:
-            err_console.print(f"[red]{escape(not_registered(user))}[/]")
-            return 1
+            raise fail(not_registered(user))
         runtime = ChatRuntime.of(state)
         agent = await runtime.agent(row)
         conversation = runtime.conversations.open(user, None)

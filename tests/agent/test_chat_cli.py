@@ -14,7 +14,7 @@ from ambient.domain.users import UserCreate
 from ambient.runtime import RuntimeInfo, write_runtime
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import UserRepository, not_registered
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
 
@@ -140,3 +140,14 @@ async def test_chat_finds_the_running_dev_stack_as_every_command_does(
     assert code == 0 and "Everything is up." in out, out
     said = json.loads(llm.requests[1]["messages"][-1]["content"])
     assert (said["temporal_address"], said["temporal_reachable"]) == (address, True), said
+
+
+async def test_the_unregistered_user_refusal_is_one_line_in_a_pipe(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # A pipe is 80 columns to Rich: the refusal broke mid-name, unlike every other command's.
+    env = await _chat_env(tmp_path, dev_env, {})
+    env.pop("COLUMNS")
+    name = "a-user-name-long-enough-to-pass-the-eightieth-column"
+    code, out = await _run(env, "--user", name, "hi")
+    assert code == 1 and out == f"{not_registered(name)}\n", out
