@@ -25,7 +25,7 @@ from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError
-from ambient.cloud.images import describe_dashboard_image
+from ambient.cloud.images import DEFAULT_QUESTION, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.service import CloudOpsService
@@ -366,9 +366,7 @@ def restart(
 @app.command("describe-image")
 def describe_image(
     image_url: str,
-    question: Annotated[
-        str, typer.Option(help="what to ask")
-    ] = "What does this dashboard show? Anything abnormal?",
+    question: Annotated[str, typer.Option(help="what to ask")] = DEFAULT_QUESTION,
 ) -> None:
     """Ask the vision model about a dashboard image (URL)."""
     _run(lambda _, settings: describe_dashboard_image(settings, image_url, question))
