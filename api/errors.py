@@ -7,8 +7,8 @@
 - Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
   unreachable (WHERE: the driver's reason)" from any route;
 - a number too large for the database: 422;
-- a body past ``MAX_BODY_BYTES``: 413 naming the limit, before it is read (MCP's paths answer
-  it as a JSON-RPC error, which an MCP client shows);
+- a body past ``MAX_BODY_BYTES`` (MCP's paths: the MCP SDK's 4 MiB): 413 naming the limit,
+  before it is read (MCP's paths answer it as a JSON-RPC error, which an MCP client shows);
 - a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form, or a
   lone surrogate in a JSON body (no database encodes one): 422 naming where it is
   (``refuse_nul``, a dependency of every route);
@@ -31,6 +31,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE as MCP_MAX_BODY
 from starlette.datastructures import Headers
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -195,14 +196,15 @@ class MethodNotAllowed:
         await self.app(scope, receive, send)
 
 
-# Above the largest body a door takes: a Temporal payload (2 MB) as base64 through /codec, an
-# apply's 500,000-character YAML, an MCP message (the SDK's own limit). A few MB more reached
-# Temporal's 2 MB limit as a 500 after being read and parsed whole.
-MAX_BODY_BYTES = 4 * 1024 * 1024
+# Above the largest body a door takes: a dashboard image uploaded as a data: URL (up to
+# MAX_DATA_URL, 8,000,000 characters), a Temporal payload (2 MB) as base64 through /codec, an
+# apply's 500,000-character YAML. Bodies of many MB were read and parsed whole; the fields
+# that reach Temporal (2 MB a payload) are bounded each by their own model.
+MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 class BodyLimit:
-    """413 for a request body past MAX_BODY_BYTES, declared or streamed; read here otherwise."""
+    """413 for a request body past its limit, declared or streamed; read here otherwise."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -211,8 +213,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # MCP's paths at the MCP SDK's own limit, which answered unreadably past it.
+        mcp = scope["path"].startswith("/mcp")
+        limit = MCP_MAX_BODY if mcp else MAX_BODY_BYTES
         declared = Headers(scope=scope).get("content-length", "")
-        too_large = declared.isdigit() and int(declared) > MAX_BODY_BYTES
+        too_large = declared.isdigit() and int(declared) > limit
         read: list[Message] = []
         size = 0
         while not too_large:  # counted as it comes: a chunked body declares no length
@@ -220,13 +225,13 @@ class BodyLimit:
             if read[-1]["type"] != "http.request":
                 break
             size += len(read[-1].get("body", b""))
-            too_large = size > MAX_BODY_BYTES
+            too_large = size > limit
             if not read[-1].get("more_body", False):
                 break
         if too_large:
-            said = f"request body too large: at most {MAX_BODY_BYTES} bytes (4 MiB)"
+            said = f"request body too large: at most {limit} bytes ({limit >> 20} MiB)"
             body: dict[str, Any] = {"detail": said}
-            if scope["path"].startswith("/mcp"):
+            if mcp:
                 body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": said}}
             await JSONResponse(body, status_code=413)(scope, receive, send)
             return

@@ -13,12 +13,12 @@ from mcp.shared.exceptions import MCPError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from api.errors import MAX_BODY_BYTES
+from api.errors import MAX_BODY_BYTES, MCP_MAX_BODY
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG
 
-LIMIT_SAID = f"request body too large: at most {MAX_BODY_BYTES} bytes (4 MiB)"
+LIMIT_SAID = f"request body too large: at most {MAX_BODY_BYTES} bytes (10 MiB)"
 
 
 def briefing(query_bytes: int) -> dict[str, object]:
@@ -39,7 +39,7 @@ async def test_a_body_past_the_limit_is_refused_with_413_naming_it_declared_or_c
 
         async def chunks() -> AsyncIterator[bytes]:
             yield b'{"log_source": {"type": "cls", "topic_id": "t", "query": "'
-            for _ in range(5):
+            for _ in range(11):
                 yield b"a" * (1024 * 1024)
             yield b'"}}'
 
@@ -51,6 +51,12 @@ async def test_a_body_past_the_limit_is_refused_with_413_naming_it_declared_or_c
         taken = await http.post("/briefings/daily", json=briefing(3 * 1024 * 1024))
         assert taken.status_code == 422, taken.text[:300]
         assert "log_source.cls.query" in taken.text[:2000], taken.text[:300]
+        # The largest body a door takes: a dashboard image as a data: URL of 8,000,000
+        # characters reaches the image service (no vision model here: 503 saying so).
+        image = "data:image/png;base64," + "A" * (8_000_000 - 22)
+        described = await http.post("/cloud/dashboard-image", json={"image_url": image})
+        assert described.status_code == 503, described.text[:300]
+        assert "needs a vision model" in described.text
 
 
 async def test_an_mcp_call_past_the_limit_is_an_error_the_client_reads(
@@ -69,5 +75,7 @@ async def test_an_mcp_call_past_the_limit_is_an_error_the_client_reads(
             ) as client,
         ):
             with pytest.raises(MCPError) as refused:
-                await client.call_tool("create_daily_briefing", briefing(MAX_BODY_BYTES))
-            assert str(refused.value) == LIMIT_SAID
+                await client.call_tool("create_daily_briefing", briefing(MCP_MAX_BODY))
+            assert str(refused.value) == (
+                f"request body too large: at most {MCP_MAX_BODY} bytes (4 MiB)"
+            )
