@@ -15,7 +15,12 @@ from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.creates import WriteResult
 from ambient.cloud.errors import CloudOpsError, CloudOpsInputError
-from ambient.cloud.images import DEFAULT_QUESTION, ImageDescription, describe_dashboard_image
+from ambient.cloud.images import (
+    DEFAULT_QUESTION,
+    MAX_DATA_URL,
+    ImageDescription,
+    describe_dashboard_image,
+)
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
@@ -66,7 +71,7 @@ class RestartBody(WriteMode, WorkloadSpec): ...
 
 
 class ImageBody(UserConfig):
-    image_url: str = Field(max_length=8_000_000, description="http(s) URL or data:image/ upload")
+    image_url: str = Field(max_length=MAX_DATA_URL, description="http(s) URL or data:image/ upload")
     question: str = Field(default=DEFAULT_QUESTION, min_length=1, max_length=2000)
 
 

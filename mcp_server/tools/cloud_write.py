@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.creates import WriteResult
-from ambient.cloud.images import DEFAULT_QUESTION, ImageDescription
+from ambient.cloud.images import DEFAULT_QUESTION, MAX_DATA_URL, ImageDescription
 from ambient.cloud.images import describe_dashboard_image as describe_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolSpec
@@ -113,7 +113,7 @@ async def describe_dashboard_image(
     image_url: Annotated[
         str,
         Field(
-            max_length=8_000_000,
+            max_length=MAX_DATA_URL,
             description="http(s) URL of a dashboard screenshot, or a data:image/...;base64 upload",
         ),
     ],
