@@ -11,6 +11,7 @@ messages and the poll's mark — are in that transaction or none is.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ TOUCH = (
     .values(created_at=bindparam("b_now"))
 )
 ADD_INBOX = insert(INBOX).returning(INBOX.c.id, sort_by_parameter_order=True)
+# Built once: a statement built per transaction cost ~0.2 ms with its cache key.
+ADD_SNAPSHOTS, ADD_EVENTS, ADD_DELIVERIES = insert(SNAPSHOTS), insert(EVENTS), insert(DELIVERIES)
 
 log = logging.getLogger("ambient.polling")
 
@@ -96,7 +99,7 @@ class SnapshotWrites:
         if self.touch:
             await conn.execute(TOUCH, self.touch)
         if self.texts:
-            await conn.execute(insert(SNAPSHOTS), self.texts)
+            await conn.execute(ADD_SNAPSHOTS, self.texts)
 
 
 async def advance_snapshot(session: AsyncSession, task: str, page: PageText) -> str | None:
@@ -263,11 +266,11 @@ class PollWriter:
                 )
             await snapshots.execute(conn)
             if events:
-                await conn.execute(insert(EVENTS), events)
+                await conn.execute(ADD_EVENTS, events)
             if copies:
                 await _store_copies(conn, copies, now)
-            marked = ["seq", "urls", "updated_at"]
-            await conn.execute(upsert(conn.dialect.name, POLLS, ["task", "life"], marked), marks)
+            marked = ("seq", "urls", "updated_at")
+            await conn.execute(upsert(conn.dialect.name, POLLS, ("task", "life"), marked), marks)
         return results
 
 
@@ -312,7 +315,7 @@ async def _store_copies(
         )
     ids = await conn.execute(ADD_INBOX, rows)
     await conn.execute(
-        insert(DELIVERIES),
+        ADD_DELIVERIES,
         [
             {
                 "key": copy.delivery_key,
@@ -332,7 +335,8 @@ async def _store_copies(
     )
 
 
-def upsert(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Any:
+@functools.cache
+def upsert(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
     """Insert rows of ``table``, or set ``columns`` where ``keys`` are taken (one statement)."""
     statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     new = statement.excluded
