@@ -97,7 +97,7 @@ class LeaseBook:
         """Write this process's beat on ``conn``."""
         beat = {"id": self.process, "started_at": now, "beat_at": now}
         await conn.execute(
-            upsert(conn.dialect.name, PROCESSES, ["id"], ["beat_at", "dead_after"]),
+            upsert(conn.dialect.name, PROCESSES, ("id",), ("beat_at", "dead_after")),
             [{**beat, "dead_after": self.dead_after}],
         )
 
