@@ -309,6 +309,19 @@ async def test_a_weekday_step_from_a_start_ends_at_saturday_as_cron_does(
         await service.delete(USER, ref.task_id)
 
 
+async def test_a_weekday_step_from_sunday_written_7_runs_as_cron_does(
+    service: TaskService,
+) -> None:
+    # Accepted, "7/2" was rewritten "7-6/2" and the create failed with a raw RPC error
+    # ("DayOfWeek End is before Start"); cron's 7 is Sunday, so "7/2" is "0/2".
+    for cron, days in (("0 9 * * 7/2", {6, 1, 3, 5}), ("0 9 * * 7/1", set(range(7)))):
+        config = {"cron": cron, "timezone": "UTC", "message": "gym"}
+        ref = await service.create(USER, "schedule", config, unique("sched"))
+        times = (await service.client.get_schedule_handle(ref.task_id).describe()).info
+        assert {t.weekday() for t in times.next_action_times} == days, (cron, times)
+        await service.delete(USER, ref.task_id)
+
+
 async def test_list_pages_through_every_task_once(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
