@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from ambient.domain.configs import UserConfig, new_bound, new_region, reading_stored
+from ambient.domain.configs import NewBound, UserConfig, new_region, reading_stored
 from ambient.domain.users import HHMM, TimeZone
 from ambient.watches.configs import Keyword, PageUrls
 
@@ -37,13 +37,9 @@ class FileLogSpec(BaseModel):
     type: Literal["file"] = "file"
     # Bounded (as the CLS fields below): the config travels whole in the workflow's input
     # (Temporal's limit is 2 MB) and is said back in refusals; no path is longer than PATH_MAX.
-    path: str = Field(
-        min_length=1,
-        json_schema_extra={"maxLength": 4096},
-        description="a log file or a folder of rotated files",
+    path: Annotated[str, NewBound(4096)] = Field(
+        min_length=1, description="a log file or a folder of rotated files"
     )
-
-    _path = field_validator("path")(new_bound(4096))
 
 
 SQL_PART = re.compile(r"\|\s*select\b", re.IGNORECASE)  # CQL's pipe to an SQL analysis
@@ -54,20 +50,14 @@ class ClsLogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["cls"] = "cls"
-    topic_id: str = Field(
-        min_length=1, json_schema_extra={"maxLength": 64}, description="CLS topic id"
-    )
+    topic_id: Annotated[str, NewBound(64)] = Field(min_length=1, description="CLS topic id")
     region: str | None = None
     # SearchLog takes at most 12 KB: no query that ever worked is longer.
-    query: str = Field(
-        default="*",
-        json_schema_extra={"maxLength": 12_288},
-        description="CQL filter; * for everything",
+    query: Annotated[str, NewBound(12_288)] = Field(
+        default="*", description="CQL filter; * for everything"
     )
 
     _region = field_validator("region")(new_region)
-    _topic = field_validator("topic_id")(new_bound(64))
-    _query = field_validator("query")(new_bound(12_288))
 
     @field_validator("query")
     @classmethod

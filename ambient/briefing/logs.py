@@ -19,7 +19,7 @@ from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logreport_markdown import anomaly_said, render_markdown
 from ambient.briefing.models import BriefingInputs, LogAnalysis
 from ambient.clients.logs import FileLogSource
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
 from ambient.domain.field_errors import field_problems
@@ -93,10 +93,7 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
 def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud) -> None:
     """A CLS source is refused without Tencent Cloud's keys: no read of it could succeed."""
     if isinstance(spec, ClsLogSpec) and not tencent.configured:
-        raise InvalidBriefingError(
-            "log_source: Tencent Cloud is not configured; use a file source or set "
-            "TENCENTCLOUD_SECRET_ID/KEY"
-        )
+        raise InvalidBriefingError(f"log_source: {NOT_CONFIGURED}; or use a file source")
 
 
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:

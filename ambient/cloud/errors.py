@@ -100,7 +100,8 @@ def readable(product: str, action: str) -> Iterator[None]:
 
 
 def _sentence(exc: TencentCloudError, product: str, action: str) -> CloudOpsFailedError:
-    """One sentence per error class that says what to do about it."""
+    """One sentence per error class that says what to do about it (naming the call refused)."""
+    product, action = exc.call or (product, action)
     where = f"{action} ({exc.code})"
     if isinstance(exc, TencentNotConfiguredError):
         return CloudOpsFailedError("not_configured", exc.message)

@@ -13,7 +13,7 @@ from ambient.clients.tencent import writes
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region
 from ambient.cloud.creates import CloudCreates, WriteResult, WriteStep
-from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, readable
+from ambient.cloud.errors import CloudOpsInputError, readable
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import as_utc
@@ -215,10 +215,6 @@ class ClsWrites(CloudCreates):
             with readable("cls", "DescribeTopics"):
                 logset_id = await writes.logset_of_topic(
                     self.tencent, spec.topic_id, region=spec.region
-                )
-            if logset_id is None:
-                raise CloudOpsFailedError(
-                    "not_found", f"topic_id: no CLS topic {spec.topic_id} in this region"
                 )
             if spec.logset_id not in (None, "", logset_id):
                 raise CloudOpsInputError(

@@ -12,15 +12,18 @@ schedule's next run starts. Reading stored data passes ``STORED`` as the validat
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterator
 from functools import partial
 from typing import Any, TypeVar
 
+from annotated_types import GroupedMetadata
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -44,17 +47,23 @@ def new_region(value: str | None, info: ValidationInfo) -> str | None:
     return value if value is None or reading_stored(info) else tencent_region(value)
 
 
-def new_bound(limit: int) -> Callable[[str, ValidationInfo], str]:
-    """A field validator: a new config's text at most ``limit`` characters; a stored one runs
-    as it ran (a bound added after configs were stored must not stop a running workflow
-    decoding its input). The field says ``json_schema_extra={"maxLength": limit}``."""
+class NewBound(GroupedMetadata):
+    """A text field's bound (``Annotated[str, NewBound(limit)]``): a new config's text at most
+    ``limit`` characters, and its schema says ``maxLength``; a stored one runs as it ran (a
+    bound added after configs were stored must not stop a running workflow decoding its
+    input)."""
 
-    def bounded(value: str, info: ValidationInfo) -> str:
-        if len(value) > limit and not reading_stored(info):
-            raise ValueError(f"String should have at most {limit} characters")
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __iter__(self) -> Iterator[Any]:
+        yield AfterValidator(self._bounded)
+        yield Field(json_schema_extra={"maxLength": self.limit})
+
+    def _bounded(self, value: str, info: ValidationInfo) -> str:
+        if len(value) > self.limit and not reading_stored(info):
+            raise ValueError(f"String should have at most {self.limit} characters")
         return value
-
-    return bounded
 
 
 def read_stored(model: type[M], value: Any) -> M | Any:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSch
 from ambient.briefing.config import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.notify.targets import TargetPolicy
-from ambient.clients.tencent.client import NOT_CONFIGURED, credential_from_env
+from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -189,8 +189,9 @@ async def checked_config(
     if isinstance(parsed, ThresholdWatchConfig):
         parsed = resolved_metric(parsed, settings)
         source = parsed.source
-        if isinstance(source, TencentMonitorSource) and not credential_from_env(
-            settings.tencentcloud_cvm_role
+        if (
+            isinstance(source, TencentMonitorSource)
+            and not TencentCloud.from_settings(settings).configured
         ):
             # Accepted, every check failed "not configured" from the first minute on.
             raise ConfigError([(("source",), NOT_CONFIGURED)])

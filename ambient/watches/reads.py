@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     ScheduleActionStartWorkflow,
+    ScheduleDescription,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
 )
@@ -342,9 +343,12 @@ class TaskReads:
                 }
             return
 
-    async def _schedule_status(self, user: str, task_id: str) -> TaskStatus:
-        with found(task_id):
-            description = await self.client.get_schedule_handle(task_id).describe()
+    async def _schedule_status(
+        self, user: str, task_id: str, description: ScheduleDescription | None = None
+    ) -> TaskStatus:
+        if description is None:
+            with found(task_id):
+                description = await self.client.get_schedule_handle(task_id).describe()
         config: dict[str, Any] = {}
         kind = TaskKind.SCHEDULE
         action = description.schedule.action

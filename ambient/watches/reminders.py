@@ -63,7 +63,13 @@ def schedule_crons(expression: str) -> list[str]:
     """A checked cron as a Temporal schedule's crons, meaning what cron means by it."""
     minute, hour, day, month, weekday = expression.split()
     # A weekday step from a start ends at Saturday; a schedule's goes on to 7 (Sunday again).
-    weekday = re.sub(r"(?<![-\w])(\d+|[a-z]{3})/", r"\1-6/", weekday, flags=re.IGNORECASE)
+    # Cron's 7 is Sunday: "7/2" starts at 0 (as "7-6/2", a schedule refused it at create).
+    weekday = re.sub(
+        r"(?<![-\w])(\d+|[a-z]{3})/",
+        lambda start: f"{_number(start[1]) % 7}-6/",
+        weekday,
+        flags=re.IGNORECASE,
+    )
     if "*" in (day, weekday):
         return [f"{minute} {hour} {day} {month} {weekday}"]
     # Cron runs on either day field when both are given; a schedule's cron needs both to match.

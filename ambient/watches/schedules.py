@@ -53,13 +53,10 @@ class TaskSchedules(TaskReads):
                 ),
             )
         except ScheduleAlreadyRunningError:
-            current = await self._schedule_status(user, task_id)
-            if current.config != parsed.model_dump(mode="json"):
-                raise InvalidTaskError(
-                    f"name: schedule {task_id!r} already exists with another config; "
-                    "call update_task to change it, or delete_task first"
-                ) from None
-            return TaskRef(task_id=task_id, kind=kind, state=current.state, created=False)
+            # The same config again: written anew, so a schedule stored before its spec's rule
+            # was fixed (one cron for both day fields, say) runs as its config says now.
+            state = await self._update_schedule(user, task_id, parsed, same_config=True)
+            return TaskRef(task_id=task_id, kind=kind, state=state, created=False)
         # A new life: its news pages are compared from its own first look, not with the pages a
         # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
         # comes at its hour, after this.
@@ -81,14 +78,23 @@ class TaskSchedules(TaskReads):
             state=ScheduleState(note=_schedule_summary(parsed, user)),
         )
 
-    async def _update_schedule(self, user: str, task_id: str, parsed: ReminderConfig) -> None:
+    async def _update_schedule(
+        self, user: str, task_id: str, parsed: ReminderConfig, *, same_config: bool = False
+    ) -> TaskState:
         """Change a schedule in place (validated first): a bad update leaves it as it was, and
-        a pause or resume that lands while it is written is kept."""
+        a pause or resume that lands while it is written is kept. ``same_config``: only
+        rewritten while its config is ``parsed`` (a create of a name already taken)."""
         kind = schedule_kind(parsed)
         handle = self.client.get_schedule_handle(task_id)
         for _ in range(SCHEDULE_WRITE_TRIES):
             with found(task_id):
                 current = await handle.describe()
+            status = await self._schedule_status(user, task_id, current)
+            if same_config and status.config != parsed.model_dump(mode="json"):
+                raise InvalidTaskError(
+                    f"name: schedule {task_id!r} already exists with another config; "
+                    "call update_task to change it, or delete_task first"
+                )
             # Keep the pause state the user chose and the life's run ids; replace action, spec
             # and note.
             action = current.schedule.action
@@ -120,7 +126,7 @@ class TaskSchedules(TaskReads):
             if (await self._schedule_status(user, task_id)).config == parsed.model_dump(
                 mode="json"
             ):
-                return
+                return state
         raise TaskError(
             f"schedule {task_id!r} was changed by other requests during each try of this "
             "update; call update_task again"

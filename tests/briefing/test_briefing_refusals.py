@@ -90,20 +90,24 @@ async def test_a_send_request_id_too_long_is_refused_by_name_before_anything_is_
 
 
 async def test_a_cls_log_source_without_tencent_cloud_keys_is_refused_at_create(
-    dev_env: WorkflowEnvironment, settings: Settings, db: Database
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Accepted, the briefing said "Yesterday's logs could not be read" every morning, first
     the morning after: refused now, saying what to set, as analyze_logs refuses it."""
     from ambient.briefing.errors import BriefingNotFoundError
+    from ambient.clients.tencent.client import NOT_CONFIGURED
     from tests.briefing.harness import make_user
 
+    for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
     await make_user(db, "cleo")
     service = BriefingService(dev_env.client, settings, db)
     source = {"type": "cls", "topic_id": "0a1b2c3d-0000-4000-8000-000000000001"}
     with pytest.raises(InvalidBriefingError) as refused:
         await service.create("cleo", {"log_source": source})
     assert refused.value.field == "log_source"
-    assert "TENCENTCLOUD_SECRET_ID" in str(refused.value), refused.value
+    # Worded as a watch's refusal, naming a CVM role too.
+    assert NOT_CONFIGURED in str(refused.value), refused.value
     with pytest.raises(BriefingNotFoundError):  # nothing was started
         await service.status("cleo")
 

@@ -278,7 +278,8 @@ async def test_cw05_bad_input_names_the_field_and_sends_nothing(
             c, "create_cls_alarm", alarm={**ALARM, "topic_id": "topic-404"}, mode="execute"
         )
         tools = {t.name: t for t in (await c.list_tools()).tools}
-    assert no_topic and "no CLS topic topic-404" in topic_message
+    # Worded as create_scheduled_sql words a missing topic (must_exist).
+    assert no_topic and "topic topic-404 does not exist in region" in topic_message
     assert failed and "desired" in message
     assert no_notice and "notice_ids" in notice_message
     assert wrong_cluster and "does not exist" in cluster_message

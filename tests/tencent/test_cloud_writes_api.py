@@ -112,6 +112,22 @@ async def test_a_cloud_unavailable_for_now_is_a_503_and_refused_server_keys_a_50
     assert "arrears" in answers["OperationDenied.AccountIsolate"][1]
 
 
+async def test_a_refused_lookup_names_the_read_the_cam_policy_lacks(
+    api: tuple[TencentApi, httpx.AsyncClient, Settings],
+) -> None:
+    """A create's lookups by name are reads: refused, the answer said to allow the create
+    ("cls:CreateTopic"), which the policy already allowed."""
+    cloud, http, settings = api
+    ops = await _token(settings, "ops", RollbackPermission.EXECUTE)
+    topic = {"logset_id": "logset-app", "name": "nginx", "mode": "execute"}
+    for refused in ("DescribeTopics", "DescribeLogsets"):
+        cloud.failures[refused] = ["AuthFailure.UnauthorizedOperation"]
+        answer = await http.post("/cloud/log-topics", json=topic, headers=ops)
+        assert answer.status_code == 502, answer.text
+        assert f"CAM policy allows cls:{refused} " in answer.json()["detail"], answer.text
+    assert cloud.creates() == []
+
+
 async def test_ca02_cli_previews_by_default_and_executes_with_the_flag(
     api: tuple[TencentApi, httpx.AsyncClient, Settings],
 ) -> None:

@@ -23,6 +23,7 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserSettings
 from ambient.storage.repositories import EventRepository, UserRepository, not_registered
+from ambient.watches import schedules
 from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError, TaskStateError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -307,6 +308,39 @@ async def test_a_weekday_step_from_a_start_ends_at_saturday_as_cron_does(
             {5} if "sat" in cron else set()
         ), (cron, times.next_action_times)
         await service.delete(USER, ref.task_id)
+
+
+async def test_a_weekday_step_from_sunday_written_7_runs_as_cron_does(
+    service: TaskService,
+) -> None:
+    # Accepted, "7/2" was rewritten "7-6/2" and the create failed with a raw RPC error
+    # ("DayOfWeek End is before Start"); cron's 7 is Sunday, so "7/2" is "0/2".
+    for cron, days in (("0 9 * * 7/2", {6, 1, 3, 5}), ("0 9 * * 7/1", set(range(7)))):
+        config = {"cron": cron, "timezone": "UTC", "message": "gym"}
+        ref = await service.create(USER, "schedule", config, unique("sched"))
+        times = (await service.client.get_schedule_handle(ref.task_id).describe()).info
+        assert {t.weekday() for t in times.next_action_times} == days, (cron, times)
+        await service.delete(USER, ref.task_id)
+
+
+async def test_a_reminder_stored_with_an_older_spec_takes_the_new_one_when_created_again(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stored before crons naming both day fields ran on either: "0 9 1 * 1" as one cron, run
+    # only on a Monday the 1st. Created again, it answered created=False and kept that spec.
+    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
+    name = unique("sched")
+    with monkeypatch.context() as old:
+        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
+        ref = await service.create(USER, "schedule", config, name)
+    handle = service.client.get_schedule_handle(ref.task_id)
+    assert all(t.weekday() == 0 for t in (await handle.describe()).info.next_action_times)
+    again = await service.create(USER, "schedule", config, name)
+    assert (again.task_id, again.created) == (ref.task_id, False)
+    times = (await handle.describe()).info.next_action_times
+    assert any(t.day == 1 and t.weekday() != 0 for t in times), times
+    assert any(t.weekday() == 0 and t.day != 1 for t in times), times
+    await service.delete(USER, ref.task_id)
 
 
 async def test_list_pages_through_every_task_once(

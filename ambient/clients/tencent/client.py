@@ -136,6 +136,7 @@ class TencentCloud:
                         "region, give that region)",
                         error.request_id,
                     )
+                error.call = (product, action)
                 raise error from None
             response: dict[str, Any] = data["Response"]
             response.pop("RequestId", None)

@@ -19,6 +19,9 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 class TencentCloudError(Exception):
     """A Tencent Cloud API call failed."""
 
+    # The (product, action) that answered it: a create's lookups are reads, refused by name.
+    call: tuple[str, str] | None = None
+
     def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
         super().__init__(
             f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else "")

@@ -88,20 +88,24 @@ _NAMED = {
 async def must_exist(tc: TencentCloud, what: str, ident: str, *, region: str | None) -> None:
     """A dry run must not promise a create naming a logset, topic or notice that is not there: the
     create's own answer, given before anything is sent."""
-    action, key, listed, field, code = _NAMED[what]
+    await _of(tc, what, ident, _NAMED[what][3], region=region)
+
+
+async def _of(tc: TencentCloud, what: str, ident: str, field: str, *, region: str | None) -> str:
+    """``field`` of the logset, topic or notice ``ident``; not there: the create's answer."""
+    action, key, listed, id_field, code = _NAMED[what]
     items = await tc.paged("cls", action, _filters(**{key: ident}), listed, region=region)
-    if _named(items, field, ident, field) is None:
+    if (value := _named(items, id_field, ident, field)) is None:
         raise TencentNotFoundError(
             f"ResourceNotFound.{code}",
             f"{what} {ident} does not exist in region {region or tc.region}",
         )
+    return value
 
 
-async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None) -> str | None:
+async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None) -> str:
     """The logset a topic belongs to (an alarm target names both)."""
-    filters = _filters(topicId=topic_id)
-    items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
-    return _named(items, "TopicId", topic_id, "LogsetId")
+    return await _of(tc, "topic", topic_id, "LogsetId", region=region)
 
 
 async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
