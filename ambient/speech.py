@@ -43,8 +43,8 @@ _POD = re.compile(
 # A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
 _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE | re.ASCII)
 # The key an id was written under ("trace_id=…"), left with nothing after it once the id is
-# out: said "trace id equals" otherwise.
-_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)", re.ASCII)
+# out: said "trace id equals" otherwise; a Chinese key ("实例=") is said without its sign.
+_EMPTIED_KEY = re.compile(r"(?:\b[\w.-]+|(?<=[^\x00-\x7f]))=(?=[\s，。；、,;.!?！？]|$)", re.ASCII)
 _CLOUD_ID = re.compile(
     r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE | re.ASCII
 )

@@ -191,6 +191,15 @@ def test_the_key_of_an_id_taken_out_goes_with_it() -> None:
     assert speakable("重试 retries=3 次。") == "重试 retries=3 次。"
 
 
+def test_the_equals_sign_of_a_chinese_key_goes_with_its_id() -> None:
+    """The key rule read ASCII words only: "实例=ins-abc12345，CPU 超过 90%。" was spoken
+    "实例=，CPU 超过 90%。", read "实例等于"."""
+    assert speakable("实例=ins-abc12345，CPU 超过 90%。") == "实例，CPU 超过 90%。"
+    assert speakable("节点 实例=ins-abc12345 重启了") == "节点 实例 重启了"
+    assert speakable("请求ID=ab12cd34ef56，已重试") == "请求，已重试"
+    assert speakable("阈值 x = 5") == "阈值 x = 5"  # an equation is said
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
