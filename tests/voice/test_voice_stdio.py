@@ -200,6 +200,15 @@ def test_the_equals_sign_of_a_chinese_key_goes_with_its_id() -> None:
     assert speakable("阈值 x = 5") == "阈值 x = 5"  # an equation is said
 
 
+def test_an_id_with_an_accented_letter_goes_whole_not_cut_at_the_letter() -> None:
+    """The id rules read ASCII words, and cut a word at its first other letter: "Fehler in
+    München/abc" was spoken "Fehler in Mü", "Größe=ab12cd34ef56" "Grö"."""
+    assert speakable("Fehler in München/abc, erneut.") == "Fehler in, erneut."
+    assert speakable("错误来自München/abc服务。") == "错误来自服务。"
+    assert speakable("open /home/jörg/app.log: no such file") == "open: no such file"
+    assert speakable("Fehler Größe=ab12cd34ef56 erneut.") == "Fehler erneut."
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
