@@ -209,6 +209,14 @@ def test_an_id_with_an_accented_letter_goes_whole_not_cut_at_the_letter() -> Non
     assert speakable("Fehler Größe=ab12cd34ef56 erneut.") == "Fehler erneut."
 
 
+def test_a_rate_and_a_protocol_version_are_said_not_taken_out_as_ids() -> None:
+    """A unit per second and HTTP/1.1 were taken out as paths: "写入速率 120 KB/s" was spoken
+    "写入速率 120", "HTTP/1.1 500" "500"."""
+    for said in ["写入速率 120 KB/s。", "throughput 30 MB/s, 5 req/s, 1.5GB/s", "HTTP/1.1 500"]:
+        assert speakable(said) == said
+    assert speakable("GET /api/orders HTTP/2 503") == "GET HTTP/2 503"
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
