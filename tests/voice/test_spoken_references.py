@@ -478,3 +478,15 @@ def test_a_number_said_alone_as_the_question_back_asks_picks_that_place() -> Non
     tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
     assert pick_task(tasks, "two", english=True)[0] is tasks[1]
     assert pick_task(tasks, "暂停二")[0] is tasks[1]
+
+
+def test_one_said_alone_picks_the_first_place_and_that_one_names_nothing() -> None:
+    """ "one" alone answering "say which number" was taken for a pronoun: "Which one do you
+    mean?" and the list again, though "two" picks the second."""
+    for said in ["one", "One."]:
+        assert pick_remediation(RUNS, said, english=True)[0] is RUNS[0], said
+    for said in ["that one", "This one"]:
+        run, question = pick_remediation(RUNS, said, english=True)
+        assert run is None and question.startswith("Which one do you mean?"), said
+    tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
+    assert pick_task(tasks, "one", english=True)[0] is tasks[0]
