@@ -102,9 +102,9 @@ def names_nothing(said: str) -> bool:
 
 def _part_of(key: str, said: str | None) -> bool:
     """``key`` names ``said``: all of it, a word of it ("hn" of "hn_daily_pv"), or a part long
-    enough to mean it ("it" ≠ "bitcoin")."""
+    enough to mean it ("it" ≠ "bitcoin"), not a number word ("two" ≠ "network": a place)."""
     text, words = _flat(said), re.split(r"[\W_]+", (said or "").lower())
-    long_enough = len(key) >= (2 if _CJK.search(key) else 3)
+    long_enough = len(key) >= (2 if _CJK.search(key) else 3) and key not in _ENGLISH_NUMBERS
     return bool(key) and (key == text or (long_enough and key in text) or key in words)
 
 

@@ -490,3 +490,13 @@ def test_one_said_alone_picks_the_first_place_and_that_one_names_nothing() -> No
         assert run is None and question.startswith("Which one do you mean?"), said
     tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
     assert pick_task(tasks, "one", english=True)[0] is tasks[0]
+
+
+def test_a_number_word_inside_a_tasks_name_is_no_reference_to_it() -> None:
+    """ "two" named the task whose name has it inside a word: "pause two" paused
+    network-status, not the second task; "ten" named attention-list."""
+    tasks = [_task(f"web-monitor/u/{name}") for name in ("network-status", "backup", "attention")]
+    assert pick_task(tasks, "two", english=True)[0] is tasks[1]
+    assert pick_task(tasks, "ten", english=True)[0] is None
+    assert pick_task(tasks, "network", english=True)[0] is tasks[0]
+    assert pick_task([_task("web-monitor/u/two-factor")], "two")[0] is not None  # a word of it
