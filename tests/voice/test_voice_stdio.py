@@ -217,6 +217,14 @@ def test_a_rate_and_a_protocol_version_are_said_not_taken_out_as_ids() -> None:
     assert speakable("GET /api/orders HTTP/2 503") == "GET HTTP/2 503"
 
 
+def test_the_key_of_a_quoted_id_goes_with_it() -> None:
+    """A log line's key="value" kept its key once the id was out: the line below was spoken
+    "failed trace id=, retried", read "trace id equals"."""
+    said = 'failed trace_id="deadbeef12345678", retried'
+    assert speakable(said) == "failed, retried"
+    assert speakable("实例='ins-abc12345' 重启了。") == "实例 重启了。"
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
