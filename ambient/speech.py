@@ -28,11 +28,11 @@ _W = "\\w\u00c0-\u1fff"
 # remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
 # "11/26"), an abbreviation ("I/O", "TCP/IP"), a rate ("KB/s"), "HTTP/1.1". The product's ids
 # are lowercase. A path in a log line ("/api/orders/<*>") goes whole: its first slash and
-# variable parts too.
+# variable parts too, and an image's tag or an address's port.
 _PATH_ID = re.compile(
     rf"(?:/|(?<![{_W}.-]))(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*"
     r"|[\d.]*[A-Za-z]{1,3}/s|HTTP/\d(?:\.\d)?)(?![\w@/-]|\.\w))"
-    rf"[{_W}.-]+/[{_W}.@/<*>-]+",
+    rf"[{_W}.-]+/[{_W}.@/<*>-]+(?::[\w.-]+)?",
     re.ASCII,
 )
 # A UUID, whole: the hex rule alone leaves its short middle groups ("-7d4e-4a1b-") behind.

@@ -225,6 +225,14 @@ def test_the_key_of_a_quoted_id_goes_with_it() -> None:
     assert speakable("实例='ins-abc12345' 重启了。") == "实例 重启了。"
 
 
+def test_an_image_or_address_goes_with_its_tag_or_port() -> None:
+    """An image's tag stayed once its path was out: "镜像 registry.example.com/team/app:v2
+    拉取失败" was spoken "镜像:v2 拉取失败"."""
+    assert speakable("镜像 registry.example.com/team/app:v2 拉取失败。") == "镜像 拉取失败。"
+    assert speakable('Failed to pull image "team/app:1.25".') == "Failed to pull image."
+    assert speakable("open /var/log/app.log: no such file") == "open: no such file"
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
