@@ -22,13 +22,17 @@ _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u25a0-\u25ff"
     "\u203c\u2049\u2122\u2139\ufe0e\ufe0f\u200d\u20e3\U000e0020-\U000e007f]+"
 )
-# The id rules read ASCII words: Chinese is written against an id, and is no part of it.
+# The id rules read ASCII words: Chinese is written against an id, and is no part of it. A word
+# of a path or key may have the letters of the scripts written with spaces (ü, é, ж) too.
+_W = "\\w\u00c0-\u1fff"
 # remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
-# "11/26"), an abbreviation ("I/O", "TCP/IP"). The product's ids are lowercase.
-# A path in a log line ("/api/orders/<*>") goes whole: its first slash and variable parts too.
+# "11/26"), an abbreviation ("I/O", "TCP/IP"), a rate ("KB/s"), "HTTP/1.1". The product's ids
+# are lowercase. A path in a log line ("/api/orders/<*>") goes whole: its first slash and
+# variable parts too, and an image's tag or an address's port.
 _PATH_ID = re.compile(
-    r"(?:/|\b)(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*)(?![\w@/-]|\.\w))"
-    r"[\w.-]+/[\w.@/<*>-]+",
+    rf"(?:/|(?<![{_W}.-]))(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*"
+    r"|[\d.]*[A-Za-z]{1,3}/s|HTTP/\d(?:\.\d)?)(?![\w@/-]|\.\w))"
+    rf"[{_W}.-]+/[{_W}.@/<*>-]+(?::[\w.-]+)?",
     re.ASCII,
 )
 # A UUID, whole: the hex rule alone leaves its short middle groups ("-7d4e-4a1b-") behind.
@@ -43,8 +47,10 @@ _POD = re.compile(
 # A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
 _HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE | re.ASCII)
 # The key an id was written under ("trace_id=…"), left with nothing after it once the id is
-# out: said "trace id equals" otherwise.
-_EMPTIED_KEY = re.compile(r"\b[\w.-]+=(?=[\s，。；、,;.!?！？]|$)", re.ASCII)
+# out: said "trace id equals" otherwise; a Chinese key ("实例=") is said without its sign.
+_EMPTIED_KEY = re.compile(
+    rf"(?:(?<![{_W}.-])[{_W}.-]+|(?<=[^\x00-\x7f]))=(?=[\s，。；、,;.!?！？]|$)", re.ASCII
+)
 _CLOUD_ID = re.compile(
     r"\b(?:cls|np|ins|lb|vpc|subnet|sg)-[0-9a-z]{4,}\b", re.IGNORECASE | re.ASCII
 )
@@ -82,8 +88,8 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _PLACEHOLDER.sub("some value" if english else "某值", text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
-    text = _EMPTIED_KEY.sub("", text)
     text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
+    text = _EMPTIED_KEY.sub("", text)
     text = _COMPARE.sub(lambda m: f" {_COMPARED[m[1]][english]} ", text)
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()

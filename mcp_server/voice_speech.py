@@ -80,7 +80,7 @@ _NAMES_NOTHING = frozenset(
         *("它", "他", "她", "它们", "那", "这", "那个", "这个", "那一个", "这一个", "哪个"),
         *("任务", "任务名", "一个任务", "那个任务", "这个任务", "监控", "那个监控", "这个监控"),
         *("服务", "服务名", "修复", "那个修复", "这个修复", "回滚", "那个回滚", "第几个", "名字"),
-        *("it", "that", "this", "thatone", "thisone", "them", "one", "theone", "unknown"),
+        *("it", "that", "this", "thatone", "thisone", "them", "theone", "unknown"),
         *("task", "thetask", "atask", "taskname", "yourtaskname", "name", "watch", "thewatch"),
         *("monitor", "themonitor", "fix", "thefix", "thatfix", "service", "servicename"),
     }
@@ -102,9 +102,9 @@ def names_nothing(said: str) -> bool:
 
 def _part_of(key: str, said: str | None) -> bool:
     """``key`` names ``said``: all of it, a word of it ("hn" of "hn_daily_pv"), or a part long
-    enough to mean it ("it" ≠ "bitcoin")."""
+    enough to mean it ("it" ≠ "bitcoin"), not a number word ("two" ≠ "network": a place)."""
     text, words = _flat(said), re.split(r"[\W_]+", (said or "").lower())
-    long_enough = len(key) >= (2 if _CJK.search(key) else 3)
+    long_enough = len(key) >= (2 if _CJK.search(key) else 3) and key not in _ENGLISH_NUMBERS
     return bool(key) and (key == text or (long_enough and key in text) or key in words)
 
 

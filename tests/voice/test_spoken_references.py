@@ -478,3 +478,25 @@ def test_a_number_said_alone_as_the_question_back_asks_picks_that_place() -> Non
     tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
     assert pick_task(tasks, "two", english=True)[0] is tasks[1]
     assert pick_task(tasks, "暂停二")[0] is tasks[1]
+
+
+def test_one_said_alone_picks_the_first_place_and_that_one_names_nothing() -> None:
+    """ "one" alone answering "say which number" was taken for a pronoun: "Which one do you
+    mean?" and the list again, though "two" picks the second."""
+    for said in ["one", "One."]:
+        assert pick_remediation(RUNS, said, english=True)[0] is RUNS[0], said
+    for said in ["that one", "This one"]:
+        run, question = pick_remediation(RUNS, said, english=True)
+        assert run is None and question.startswith("Which one do you mean?"), said
+    tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒")]
+    assert pick_task(tasks, "one", english=True)[0] is tasks[0]
+
+
+def test_a_number_word_inside_a_tasks_name_is_no_reference_to_it() -> None:
+    """ "two" named the task whose name has it inside a word: "pause two" paused
+    network-status, not the second task; "ten" named attention-list."""
+    tasks = [_task(f"web-monitor/u/{name}") for name in ("network-status", "backup", "attention")]
+    assert pick_task(tasks, "two", english=True)[0] is tasks[1]
+    assert pick_task(tasks, "ten", english=True)[0] is None
+    assert pick_task(tasks, "network", english=True)[0] is tasks[0]
+    assert pick_task([_task("web-monitor/u/two-factor")], "two")[0] is not None  # a word of it

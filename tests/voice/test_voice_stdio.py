@@ -191,6 +191,48 @@ def test_the_key_of_an_id_taken_out_goes_with_it() -> None:
     assert speakable("重试 retries=3 次。") == "重试 retries=3 次。"
 
 
+def test_the_equals_sign_of_a_chinese_key_goes_with_its_id() -> None:
+    """The key rule read ASCII words only: "实例=ins-abc12345，CPU 超过 90%。" was spoken
+    "实例=，CPU 超过 90%。", read "实例等于"."""
+    assert speakable("实例=ins-abc12345，CPU 超过 90%。") == "实例，CPU 超过 90%。"
+    assert speakable("节点 实例=ins-abc12345 重启了") == "节点 实例 重启了"
+    assert speakable("请求ID=ab12cd34ef56，已重试") == "请求，已重试"
+    assert speakable("阈值 x = 5") == "阈值 x = 5"  # an equation is said
+
+
+def test_an_id_with_an_accented_letter_goes_whole_not_cut_at_the_letter() -> None:
+    """The id rules read ASCII words, and cut a word at its first other letter: "Fehler in
+    München/abc" was spoken "Fehler in Mü", "Größe=ab12cd34ef56" "Grö"."""
+    assert speakable("Fehler in München/abc, erneut.") == "Fehler in, erneut."
+    assert speakable("错误来自München/abc服务。") == "错误来自服务。"
+    assert speakable("open /home/jörg/app.log: no such file") == "open: no such file"
+    assert speakable("Fehler Größe=ab12cd34ef56 erneut.") == "Fehler erneut."
+
+
+def test_a_rate_and_a_protocol_version_are_said_not_taken_out_as_ids() -> None:
+    """A unit per second and HTTP/1.1 were taken out as paths: "写入速率 120 KB/s" was spoken
+    "写入速率 120", "HTTP/1.1 500" "500"."""
+    for said in ["写入速率 120 KB/s。", "throughput 30 MB/s, 5 req/s, 1.5GB/s", "HTTP/1.1 500"]:
+        assert speakable(said) == said
+    assert speakable("GET /api/orders HTTP/2 503") == "GET HTTP/2 503"
+
+
+def test_the_key_of_a_quoted_id_goes_with_it() -> None:
+    """A log line's key="value" kept its key once the id was out: the line below was spoken
+    "failed trace id=, retried", read "trace id equals"."""
+    said = 'failed trace_id="deadbeef12345678", retried'
+    assert speakable(said) == "failed, retried"
+    assert speakable("实例='ins-abc12345' 重启了。") == "实例 重启了。"
+
+
+def test_an_image_or_address_goes_with_its_tag_or_port() -> None:
+    """An image's tag stayed once its path was out: "镜像 registry.example.com/team/app:v2
+    拉取失败" was spoken "镜像:v2 拉取失败"."""
+    assert speakable("镜像 registry.example.com/team/app:v2 拉取失败。") == "镜像 拉取失败。"
+    assert speakable('Failed to pull image "team/app:1.25".') == "Failed to pull image."
+    assert speakable("open /var/log/app.log: no such file") == "open: no such file"
+
+
 def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None:
     """The greeting speaks the top log template, whose variable parts are <*>: an English
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
