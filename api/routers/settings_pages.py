@@ -317,5 +317,8 @@ async def remove_endpoint(
             raise ValueError(endpoint)
         gone = await Endpoints.of(session, page.state.settings).remove(page.me, int(endpoint))
     except (ValueError, EndpointError):
-        return back("/app/settings", _("No endpoint %(id)s among yours.", id=endpoint))
+        # The page names endpoints by URL, never by this number: removed in another tab.
+        return back(
+            "/app/settings", _("That 接入点 is not among yours: it may have been removed already.")
+        )
     return back("/app/settings", _("Removed %(url)s: its connection closes.", url=gone.url))

@@ -22,7 +22,7 @@ from ambient.sharing import (
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.i18n import Words
-from api.routers.pages import N_, language_of
+from api.routers.pages import N_, language_of, page_router
 
 router = APIRouter(prefix="/share", tags=["share"])
 
@@ -103,7 +103,11 @@ NOT_FOUND = N_("No report at this address: check that the whole link was copied.
 KINDS = {"briefing": N_("briefing"), "remediation": N_("remediation"), "report": N_("report")}
 
 
-@router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
+# The reader's page: the database down is said on a page in their language, not in JSON.
+reader = page_router()
+
+
+@reader.get("/{token}", response_class=HTMLResponse)
 async def open_share_link(
     request: Request, token: str, session: SessionDep, state: StateDep
 ) -> HTMLResponse:
@@ -127,6 +131,9 @@ async def open_share_link(
 <p><small>{escape(footer)}
 </small></p>"""
     return _page(language, row.title, body)
+
+
+router.include_router(reader)
 
 
 def _page(

@@ -81,3 +81,23 @@ async def test_a_task_interval_in_other_digits_is_refused_by_its_label(
             notice = re.search(r'<p class="(?:notice|error)" role="\w+">(.*?)</p>', answer.text)
             assert notice is not None, answer.text[:1000]
             assert html.unescape(notice[1]).startswith("未创建：间隔（分钟）: "), notice[1]
+
+
+async def test_an_endpoint_removed_from_a_stale_page_is_not_named_by_a_number_never_shown(
+    settings: Settings, db: Database
+) -> None:
+    # Removed in another tab, then Remove again: "你的接入点中没有 1。", a number the page never
+    # showed (its cards name the masked URL).
+    settings = settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    name = unique("lo")
+    async with zh_pages(settings, db, name, "/app/settings") as (http, _):
+        async with db.session() as session:
+            added = await Endpoints.of(session, settings).add(
+                None, EndpointCreate(user=name, url="ws://127.0.0.1:9/mcp/?token=t")
+            )
+        form = {"endpoint": str(added.id)}
+        await http.post("/app/xiaozhi/endpoints/remove", data=form)
+        page = await http.post("/app/xiaozhi/endpoints/remove", data=form, follow_redirects=True)
+    notice = re.search(r'<p class="notice" role="status">(.*?)</p>', page.text, re.S)
+    assert notice is not None
+    assert html.unescape(notice[1]) == "这个接入点已不在你的名下：可能已在别处删除。"

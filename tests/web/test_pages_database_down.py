@@ -11,6 +11,7 @@ from playwright.async_api import Browser, expect
 
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
+from ambient.sharing import ShareLinkRepository
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
@@ -34,6 +35,9 @@ async def test_pages_with_the_database_down_say_so_on_a_page_in_the_browsers_lan
             try:
                 async with database.session() as session:
                     _, token = await UserRepository(session).create(UserCreate(name="wen"))
+                    secret = settings.secret_key.get_secret_value()
+                    shares = ShareLinkRepository(session, secret)
+                    _, shared = await shares.create("wen", "report", "周报", "# 周报", days=7)
                     await session.commit()
             finally:
                 await database.close()
@@ -58,6 +62,11 @@ async def test_pages_with_the_database_down_say_so_on_a_page_in_the_browsers_lan
                 await page.goto(f"{base}/signin")
                 await page.get_by_label("API 令牌").fill(token)
                 await page.get_by_role("button").click()
+                await expect(page.get_by_role("alert")).to_have_text(DOWN)
+                # A shared report's reader, not signed in, is told the same on a page.
+                await page.context.clear_cookies()
+                shown = await page.goto(f"{base}/share/{shared}")
+                assert shown is not None and shown.status == 503
                 await expect(page.get_by_role("alert")).to_have_text(DOWN)
         finally:
             await asyncio.to_thread(server.cleanup)

@@ -163,3 +163,20 @@ async def test_a_device_reference_naming_two_devices_is_said_so_on_the_page(
     async with db.session() as session:
         kept = await session.scalars(select(XiaozhiDevice.device_id).order_by(XiaozhiDevice.id))
         assert list(kept) == ["2", "aa:bb:cc:00:00:0b"]
+
+
+async def test_removing_a_device_from_a_stale_page_names_the_device_it_showed(
+    page: httpx.AsyncClient,
+) -> None:
+    """Removed in another tab, then Remove again: the page said 'No device 1 among yours', a
+    number it never showed, for the device it listed as aa:bb:cc:00:00:0c."""
+    added = await page.post("/app/xiaozhi/devices", data={"device_id": "aa:bb:cc:00:00:0c"})
+    assert added.status_code == 201, added.text
+    stale = await page.get("/app/settings")
+    form = re.search(r'action="/app/xiaozhi/devices/remove".*?</form>', stale.text, re.S)
+    assert form is not None
+    sent = {"device": html.unescape(re.findall(r'name="device" value="([^"]*)"', form[0])[0])}
+    removed = await page.post("/app/xiaozhi/devices/remove", data=sent, follow_redirects=True)
+    assert "Removed aa:bb:cc:00:00:0c" in html.unescape(removed.text)
+    again = await page.post("/app/xiaozhi/devices/remove", data=sent, follow_redirects=True)
+    assert "No device aa:bb:cc:00:00:0c among yours." in html.unescape(again.text)
