@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import ClusterRef, NamespaceName, ObjectName
+from ambient.remediation.changes import RESTARTED_AT, Obj, annotations_of, stamped
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads
 from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
@@ -45,7 +47,7 @@ class WorkloadSpec(UserConfig):
         max_length=100,
         description="the same key again finds the change already made (default: derived "
         "from the request and, for a scale, the Deployment as it is now; for a restart, the "
-        "current minute)",
+        "moment asked, or our own restart of it in the last few minutes when retried)",
     )
 
 
@@ -67,6 +69,34 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     if isinstance(exc, KubeUnavailableError):
         return CloudOpsFailedError("unavailable", f"{what}: {exc}; try again")
     return CloudOpsFailedError("failed", f"{what}: {exc}")
+
+
+# A restart asked for again this soon after our own restart of the Deployment is its retry.
+RESTART_RETRY_WINDOW = timedelta(minutes=5)
+
+
+def _hashed(derived: str) -> str:
+    return hashlib.sha256(derived.encode()).hexdigest()[:24]
+
+
+def _stamp(operation: str, key: str) -> str:
+    # The operation is part of the stamp: a scale and a restart under one key are two.
+    return f"asked:{operation}:{key}"
+
+
+def _restart_moment(asked: str, deployment: Obj | None) -> str:
+    """restartedAt for a restart: our own restart's within the retry window (a client retrying
+    after a timeout sends it again, found already made), else now."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    if deployment is not None:
+        last = annotations_of(deployment["spec"]["template"]).get(RESTARTED_AT)
+        if (
+            last
+            and stamped(deployment, _stamp("restart_workload", _hashed(asked + last)))
+            and now - datetime.fromisoformat(last) < RESTART_RETRY_WINDOW
+        ):
+            return str(last)
+    return now.isoformat().replace("+00:00", "Z")
 
 
 class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
@@ -131,11 +161,11 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         spec: WorkloadSpec,
         mode: Mode,
         rung: Rung,
-        derived: str,
-        *,
-        per_version: bool = False,
+        derive: Callable[[Obj | None], tuple[str, dict[str, Any]]],
         **fields: Any,
     ) -> WorkloadResult:
+        """The step; ``derive`` gives the derived key's words and more of the step's fields
+        from the Deployment as it is now (read only when no key was given)."""
         target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode)
@@ -143,23 +173,20 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         async with self.service.audited(actor, operation, subject, detail):
             client = await self._client(spec.cluster_id, spec.region)
             try:
-                if spec.idempotency_key is None and per_version:
-                    # A derived key belongs to the Deployment as it is now: the same words
-                    # again after another change (scale to 5, to 3, to 5) are a new change,
-                    # while a retry finds the count already made.
+                deployment = None
+                if spec.idempotency_key is None:
                     deployment = await ClusterReads(client).deployment(target)
-                    derived += f"\n{deployment['metadata'].get('resourceVersion')}"
-                key = spec.idempotency_key or hashlib.sha256(derived.encode()).hexdigest()[:24]
-                detail["idempotency_key"] = key
+                derived, more = derive(deployment)
+                key = spec.idempotency_key or _hashed(derived)
+                detail.update(more, idempotency_key=key)
                 step = StepRequest(
                     remediation_id="asked",
                     rung=rung,
                     target=target,
                     mode=mode,
-                    # The operation is part of the stamp: a scale and a restart under one key
-                    # are two.
-                    key=f"asked:{operation}:{key}",
+                    key=_stamp(operation, key),
                     **fields,
+                    **more,
                 )
                 result = await self.executor.apply(step)
             except KubeError as exc:
@@ -182,25 +209,26 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
     ) -> WorkloadResult:
         if replicas < 1:
             raise CloudOpsInputError("replicas", "must be at least 1")
-        derived = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
+        asked = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
+
+        def derive(deployment: Obj | None) -> tuple[str, dict[str, Any]]:
+            # A derived key belongs to the Deployment as it is now: the same words again after
+            # another change (scale to 5, to 3, to 5) are a new change, while a retry finds
+            # the count already made.
+            version = deployment and deployment["metadata"].get("resourceVersion")
+            return f"{asked}\n{version}", {}
+
         return await self._step(
-            actor,
-            "scale_workload",
-            spec,
-            mode,
-            Rung.SCALE_OUT,
-            derived,
-            per_version=True,
-            replicas=replicas,
+            actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derive, replicas=replicas
         )
 
     async def restart_workload(
         self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run"
     ) -> WorkloadResult:
-        # One restart per key: the timestamp is whole minutes so a retry sends the same patch.
-        moment = datetime.now(UTC).replace(second=0, microsecond=0)
-        restarted_at = moment.isoformat().replace("+00:00", "Z")
-        derived = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{restarted_at}"
-        return await self._step(
-            actor, "restart_workload", spec, mode, Rung.RESTART, derived, restarted_at=restarted_at
-        )
+        asked = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n"
+
+        def derive(deployment: Obj | None) -> tuple[str, dict[str, Any]]:
+            restarted_at = _restart_moment(asked, deployment)
+            return asked + restarted_at, {"restarted_at": restarted_at}
+
+        return await self._step(actor, "restart_workload", spec, mode, Rung.RESTART, derive)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest_asyncio
@@ -527,6 +528,37 @@ async def test_ck11_scaling_back_within_the_minute_is_a_new_change_not_a_retry(
     # The same request straight after changes nothing more.
     assert retried.already_applied or not retried.applied
     assert len(kube.writes("deployments")) == 3
+
+
+async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_again(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+) -> None:
+    """The derived key was the current minute: a retry after a timeout that crossed a minute
+    restarted the Deployment a second time. A retry is recognised by our own restart of it
+    within RESTART_RETRY_WINDOW; a request after the window restarts it again."""
+    import ambient.cloud.workloads as workloads
+
+    moments = iter(
+        datetime(2026, 11, 27, 12, m, s, tzinfo=UTC) for m, s in ((0, 50), (1, 10), (9, 0))
+    )
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return next(moments)
+
+    monkeypatch.setattr(workloads, "datetime", Clock)
+    kube, _state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(_state.cloud_ops, None) as ops:
+        first = await ops.restart_workload("ops", spec, "execute")
+        retried = await ops.restart_workload("ops", spec, "execute")
+        assert len(kube.writes("deployments")) == 1
+        later = await ops.restart_workload("ops", spec, "execute")
+    assert first.applied and retried.already_applied, retried.detail
+    assert later.applied and not later.already_applied, later.detail
+    assert retried.idempotency_key == first.idempotency_key != later.idempotency_key
+    assert len(kube.writes("deployments")) == 2
 
 
 async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_read(
