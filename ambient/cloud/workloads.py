@@ -168,7 +168,7 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         from the Deployment as it is now (read only when no key was given)."""
         target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
-        await self.service.authorize(actor, operation, subject, mode)
+        await self.service.authorize(actor, operation, subject, mode, **fields)
         detail: dict[str, Any] = {"mode": mode, **fields}
         async with self.service.audited(actor, operation, subject, detail):
             client = await self._client(spec.cluster_id, spec.region)

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ambient.cloud.errors import CloudOpsRefusedError
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -559,6 +561,23 @@ async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_
     assert later.applied and not later.already_applied, later.detail
     assert retried.idempotency_key == first.idempotency_key != later.idempotency_key
     assert len(kube.writes("deployments")) == 2
+
+
+async def test_ck11_a_refused_scale_is_audited_with_the_count_asked_for(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """The refused row of a scale said who and where but not the replicas asked for (every
+    other outcome's row and a refused node pool scale's row say it)."""
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        with pytest.raises(CloudOpsRefusedError):
+            await ops.scale_workload("viewer", spec, 7, "execute")
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    [refused] = [r.detail for r in rows if r.action == "cloud.scale_workload"]
+    assert refused["outcome"] == "refused" and refused["replicas"] == 7, refused
+    assert kube.writes() == []
 
 
 async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_read(
