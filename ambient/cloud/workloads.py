@@ -79,9 +79,10 @@ def _hashed(derived: str) -> str:
     return hashlib.sha256(derived.encode()).hexdigest()[:24]
 
 
-def _stamp(operation: str, key: str) -> str:
-    # The operation is part of the stamp: a scale and a restart under one key are two.
-    return f"asked:{operation}:{key}"
+def _stamp(operation: str, key: str, *asked: object) -> str:
+    # The operation and what is asked are part of the stamp: a scale and a restart under one
+    # key are two, and so are a scale to 5 and one to 3 (a caller's key reused).
+    return ":".join(["asked", operation, key, *map(str, asked)])
 
 
 def _restart_moment(asked: str, deployment: Obj | None) -> str:
@@ -184,7 +185,7 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
                     rung=rung,
                     target=target,
                     mode=mode,
-                    key=_stamp(operation, key),
+                    key=_stamp(operation, key, *fields.values()),
                     **fields,
                     **more,
                 )

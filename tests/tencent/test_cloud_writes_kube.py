@@ -580,6 +580,23 @@ async def test_ck11_a_refused_scale_is_audited_with_the_count_asked_for(
     assert kube.writes() == []
 
 
+async def test_ck11_one_key_given_to_two_counts_scales_to_each(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A caller's key named any scale of the Deployment: scaling to 3 under the key an earlier
+    scale to 5 used answered already_applied with a patch of 3 replicas, and left 5."""
+    kube, state = cluster
+    keyed = WorkloadSpec.model_validate({**WORKLOAD, "idempotency_key": "incident-7"})
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        up = await ops.scale_workload("ops", keyed, 5, "execute")
+        down = await ops.scale_workload("ops", keyed, 3, "execute")
+        retried = await ops.scale_workload("ops", keyed, 3, "execute")
+    assert up.applied and down.applied and not down.already_applied, down.detail
+    assert retried.already_applied, retried.detail
+    assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 3
+    assert len(kube.writes("deployments")) == 2
+
+
 async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_read(
     cluster: tuple[ApplyingKubeApi, AppState], deps: WorkerDeps
 ) -> None:
