@@ -29,10 +29,10 @@ from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import ClusterRef, NamespaceName, ObjectName
-from ambient.remediation.changes import RESTARTED_AT, Obj, annotations_of, stamped
+from ambient.remediation.changes import RESTARTED_AT, Obj, annotations_of
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads
-from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
+from ambient.remediation.ladder import STEP_ANNOTATION, Rung, StepRequest, WorkloadRef
 
 
 class WorkloadSpec(UserConfig):
@@ -47,7 +47,7 @@ class WorkloadSpec(UserConfig):
         max_length=100,
         description="the same key again finds the change already made (default: derived "
         "from the request and, for a scale, the Deployment as it is now; for a restart, the "
-        "moment asked, or our own restart of it in the last few minutes when retried)",
+        "version read, or our own restart of it in the last 5 minutes when retried)",
     )
 
 
@@ -85,19 +85,22 @@ def _stamp(operation: str, key: str, *asked: object) -> str:
     return ":".join(["asked", operation, key, *map(str, asked)])
 
 
-def _restart_moment(asked: str, deployment: Obj | None) -> str:
-    """restartedAt for a restart: our own restart's within the retry window (a client retrying
-    after a timeout sends it again, found already made), else now."""
+def _restart(asked: str, deployment: Obj | None) -> tuple[str, dict[str, Any]]:
+    """A restart's derived key and restartedAt: our own restart's if it is the Deployment's
+    last step and within the retry window (a client retrying after a timeout: found already
+    made), else now, keyed by the version read (a retry racing its first call: one wins)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    if deployment is not None:
-        last = annotations_of(deployment["spec"]["template"]).get(RESTARTED_AT)
-        if (
-            last
-            and stamped(deployment, _stamp("restart_workload", _hashed(asked + last)))
-            and now - datetime.fromisoformat(last) < RESTART_RETRY_WINDOW
-        ):
-            return str(last)
-    return now.isoformat().replace("+00:00", "Z")
+    moment = {"restarted_at": now.isoformat().replace("+00:00", "Z")}
+    if deployment is None:
+        return "", moment
+    last = annotations_of(deployment["spec"]["template"]).get(RESTARTED_AT)
+    step = annotations_of(deployment).get(STEP_ANNOTATION) or ""
+    ours = step.removeprefix(_stamp("restart_workload", ""))
+    with contextlib.suppress(ValueError, TypeError):
+        if last and ours != step and now - datetime.fromisoformat(last) < RESTART_RETRY_WINDOW:
+            return ours, {"restarted_at": last}
+    version = deployment["metadata"].get("resourceVersion")
+    return _hashed(f"{asked}{version}"), moment
 
 
 class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
@@ -165,8 +168,8 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         derive: Callable[[Obj | None], tuple[str, dict[str, Any]]],
         **fields: Any,
     ) -> WorkloadResult:
-        """The step; ``derive`` gives the derived key's words and more of the step's fields
-        from the Deployment as it is now (read only when no key was given)."""
+        """The step; ``derive`` gives the derived key and more of the step's fields from the
+        Deployment as it is now (read only when no key was given)."""
         target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode, **fields)
@@ -178,7 +181,7 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
                 if spec.idempotency_key is None:
                     deployment = await ClusterReads(client).deployment(target)
                 derived, more = derive(deployment)
-                key = spec.idempotency_key or _hashed(derived)
+                key = spec.idempotency_key or derived
                 detail.update(more, idempotency_key=key)
                 step = StepRequest(
                     remediation_id="asked",
@@ -217,7 +220,7 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
             # another change (scale to 5, to 3, to 5) are a new change, while a retry finds
             # the count already made.
             version = deployment and deployment["metadata"].get("resourceVersion")
-            return f"{asked}\n{version}", {}
+            return _hashed(f"{asked}\n{version}"), {}
 
         return await self._step(
             actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derive, replicas=replicas
@@ -227,9 +230,6 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run"
     ) -> WorkloadResult:
         asked = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n"
-
-        def derive(deployment: Obj | None) -> tuple[str, dict[str, Any]]:
-            restarted_at = _restart_moment(asked, deployment)
-            return asked + restarted_at, {"restarted_at": restarted_at}
-
-        return await self._step(actor, "restart_workload", spec, mode, Rung.RESTART, derive)
+        return await self._step(
+            actor, "restart_workload", spec, mode, Rung.RESTART, lambda d: _restart(asked, d)
+        )

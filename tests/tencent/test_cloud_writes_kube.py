@@ -3,6 +3,7 @@ stateful Kubernetes stand-in reached with a TKE kubeconfig from the Tencent API 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
@@ -561,6 +562,33 @@ async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_
     assert later.applied and not later.already_applied, later.detail
     assert retried.idempotency_key == first.idempotency_key != later.idempotency_key
     assert len(kube.writes("deployments")) == 2
+
+
+async def test_ck11_a_restart_retried_while_the_first_is_in_flight_restarts_once(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+) -> None:
+    """A client retries after a timeout while its slow first call is still running: both read
+    the Deployment before either writes, at different moments; one restart is made."""
+    import ambient.cloud.workloads as workloads
+
+    moments = iter(datetime(2026, 11, 27, 12, 0, s, tzinfo=UTC) for s in (50, 59))
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return next(moments)
+
+    monkeypatch.setattr(workloads, "datetime", Clock)
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        first, retried = await asyncio.gather(
+            ops.restart_workload("ops", spec, "execute"),
+            ops.restart_workload("ops", spec, "execute"),
+        )
+    assert first.applied and retried.applied
+    assert [first.already_applied, retried.already_applied].count(True) == 1
+    assert len(kube.writes("deployments")) == 1
 
 
 async def test_ck11_a_refused_scale_is_audited_with_the_count_asked_for(
