@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import ClusterRef, NamespaceName, ObjectName
+from ambient.remediation.changes import RESTARTED_AT, Obj, annotations_of
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads
-from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef
+from ambient.remediation.ladder import STEP_ANNOTATION, Rung, StepRequest, WorkloadRef
 
 
 class WorkloadSpec(UserConfig):
@@ -45,7 +47,7 @@ class WorkloadSpec(UserConfig):
         max_length=100,
         description="the same key again finds the change already made (default: derived "
         "from the request and, for a scale, the Deployment as it is now; for a restart, the "
-        "current minute)",
+        "version read, or our own restart of it in the last 5 minutes when retried)",
     )
 
 
@@ -67,6 +69,38 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     if isinstance(exc, KubeUnavailableError):
         return CloudOpsFailedError("unavailable", f"{what}: {exc}; try again")
     return CloudOpsFailedError("failed", f"{what}: {exc}")
+
+
+# A restart asked for again this soon after our own restart of the Deployment is its retry.
+RESTART_RETRY_WINDOW = timedelta(minutes=5)
+
+
+def _hashed(derived: str) -> str:
+    return hashlib.sha256(derived.encode()).hexdigest()[:24]
+
+
+def _stamp(operation: str, key: str, *asked: object) -> str:
+    # The operation and what is asked are part of the stamp: a scale and a restart under one
+    # key are two, and so are a scale to 5 and one to 3 (a caller's key reused).
+    return ":".join(["asked", operation, key, *map(str, asked)])
+
+
+def _restart(asked: str, deployment: Obj | None) -> tuple[str, dict[str, Any]]:
+    """A restart's derived key and restartedAt: our own restart's if it is the Deployment's
+    last step and within the retry window (a client retrying after a timeout: found already
+    made), else now, keyed by the version read (a retry racing its first call: one wins)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    moment = {"restarted_at": now.isoformat().replace("+00:00", "Z")}
+    if deployment is None:
+        return "", moment
+    last = annotations_of(deployment["spec"]["template"]).get(RESTARTED_AT)
+    step = annotations_of(deployment).get(STEP_ANNOTATION) or ""
+    ours = step.removeprefix(_stamp("restart_workload", ""))
+    with contextlib.suppress(ValueError, TypeError):
+        if last and ours != step and now - datetime.fromisoformat(last) < RESTART_RETRY_WINDOW:
+            return ours, {"restarted_at": last}
+    version = deployment["metadata"].get("resourceVersion")
+    return _hashed(f"{asked}{version}"), moment
 
 
 class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
@@ -131,35 +165,32 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         spec: WorkloadSpec,
         mode: Mode,
         rung: Rung,
-        derived: str,
-        *,
-        per_version: bool = False,
+        derive: Callable[[Obj | None], tuple[str, dict[str, Any]]],
         **fields: Any,
     ) -> WorkloadResult:
+        """The step; ``derive`` gives the derived key and more of the step's fields from the
+        Deployment as it is now (read only when no key was given)."""
         target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
-        await self.service.authorize(actor, operation, subject, mode)
+        await self.service.authorize(actor, operation, subject, mode, **fields)
         detail: dict[str, Any] = {"mode": mode, **fields}
         async with self.service.audited(actor, operation, subject, detail):
             client = await self._client(spec.cluster_id, spec.region)
             try:
-                if spec.idempotency_key is None and per_version:
-                    # A derived key belongs to the Deployment as it is now: the same words
-                    # again after another change (scale to 5, to 3, to 5) are a new change,
-                    # while a retry finds the count already made.
+                deployment = None
+                if spec.idempotency_key is None:
                     deployment = await ClusterReads(client).deployment(target)
-                    derived += f"\n{deployment['metadata'].get('resourceVersion')}"
-                key = spec.idempotency_key or hashlib.sha256(derived.encode()).hexdigest()[:24]
-                detail["idempotency_key"] = key
+                derived, more = derive(deployment)
+                key = spec.idempotency_key or derived
+                detail.update(more, idempotency_key=key)
                 step = StepRequest(
                     remediation_id="asked",
                     rung=rung,
                     target=target,
                     mode=mode,
-                    # The operation is part of the stamp: a scale and a restart under one key
-                    # are two.
-                    key=f"asked:{operation}:{key}",
+                    key=_stamp(operation, key, *fields.values()),
                     **fields,
+                    **more,
                 )
                 result = await self.executor.apply(step)
             except KubeError as exc:
@@ -182,25 +213,23 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
     ) -> WorkloadResult:
         if replicas < 1:
             raise CloudOpsInputError("replicas", "must be at least 1")
-        derived = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
+        asked = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
+
+        def derive(deployment: Obj | None) -> tuple[str, dict[str, Any]]:
+            # A derived key belongs to the Deployment as it is now: the same words again after
+            # another change (scale to 5, to 3, to 5) are a new change, while a retry finds
+            # the count already made.
+            version = deployment and deployment["metadata"].get("resourceVersion")
+            return _hashed(f"{asked}\n{version}"), {}
+
         return await self._step(
-            actor,
-            "scale_workload",
-            spec,
-            mode,
-            Rung.SCALE_OUT,
-            derived,
-            per_version=True,
-            replicas=replicas,
+            actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derive, replicas=replicas
         )
 
     async def restart_workload(
         self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run"
     ) -> WorkloadResult:
-        # One restart per key: the timestamp is whole minutes so a retry sends the same patch.
-        moment = datetime.now(UTC).replace(second=0, microsecond=0)
-        restarted_at = moment.isoformat().replace("+00:00", "Z")
-        derived = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{restarted_at}"
+        asked = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n"
         return await self._step(
-            actor, "restart_workload", spec, mode, Rung.RESTART, derived, restarted_at=restarted_at
+            actor, "restart_workload", spec, mode, Rung.RESTART, lambda d: _restart(asked, d)
         )

@@ -3,17 +3,21 @@ stateful Kubernetes stand-in reached with a TKE kubeconfig from the Tencent API 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ambient.cloud.errors import CloudOpsRefusedError
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -527,6 +531,98 @@ async def test_ck11_scaling_back_within_the_minute_is_a_new_change_not_a_retry(
     # The same request straight after changes nothing more.
     assert retried.already_applied or not retried.applied
     assert len(kube.writes("deployments")) == 3
+
+
+async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_again(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+) -> None:
+    """The derived key was the current minute: a retry after a timeout that crossed a minute
+    restarted the Deployment a second time. A retry is recognised by our own restart of it
+    within RESTART_RETRY_WINDOW; a request after the window restarts it again."""
+    import ambient.cloud.workloads as workloads
+
+    moments = iter(
+        datetime(2026, 11, 27, 12, m, s, tzinfo=UTC) for m, s in ((0, 50), (1, 10), (9, 0))
+    )
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return next(moments)
+
+    monkeypatch.setattr(workloads, "datetime", Clock)
+    kube, _state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(_state.cloud_ops, None) as ops:
+        first = await ops.restart_workload("ops", spec, "execute")
+        retried = await ops.restart_workload("ops", spec, "execute")
+        assert len(kube.writes("deployments")) == 1
+        later = await ops.restart_workload("ops", spec, "execute")
+    assert first.applied and retried.already_applied, retried.detail
+    assert later.applied and not later.already_applied, later.detail
+    assert retried.idempotency_key == first.idempotency_key != later.idempotency_key
+    assert len(kube.writes("deployments")) == 2
+
+
+async def test_ck11_a_restart_retried_while_the_first_is_in_flight_restarts_once(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+) -> None:
+    """A client retries after a timeout while its slow first call is still running: both read
+    the Deployment before either writes, at different moments; one restart is made."""
+    import ambient.cloud.workloads as workloads
+
+    moments = iter(datetime(2026, 11, 27, 12, 0, s, tzinfo=UTC) for s in (50, 59))
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return next(moments)
+
+    monkeypatch.setattr(workloads, "datetime", Clock)
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        first, retried = await asyncio.gather(
+            ops.restart_workload("ops", spec, "execute"),
+            ops.restart_workload("ops", spec, "execute"),
+        )
+    assert first.applied and retried.applied
+    assert [first.already_applied, retried.already_applied].count(True) == 1
+    assert len(kube.writes("deployments")) == 1
+
+
+async def test_ck11_a_refused_scale_is_audited_with_the_count_asked_for(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """The refused row of a scale said who and where but not the replicas asked for (every
+    other outcome's row and a refused node pool scale's row say it)."""
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        with pytest.raises(CloudOpsRefusedError):
+            await ops.scale_workload("viewer", spec, 7, "execute")
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    [refused] = [r.detail for r in rows if r.action == "cloud.scale_workload"]
+    assert refused["outcome"] == "refused" and refused["replicas"] == 7, refused
+    assert kube.writes() == []
+
+
+async def test_ck11_one_key_given_to_two_counts_scales_to_each(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A caller's key named any scale of the Deployment: scaling to 3 under the key an earlier
+    scale to 5 used answered already_applied with a patch of 3 replicas, and left 5."""
+    kube, state = cluster
+    keyed = WorkloadSpec.model_validate({**WORKLOAD, "idempotency_key": "incident-7"})
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        up = await ops.scale_workload("ops", keyed, 5, "execute")
+        down = await ops.scale_workload("ops", keyed, 3, "execute")
+        retried = await ops.scale_workload("ops", keyed, 3, "execute")
+    assert up.applied and down.applied and not down.already_applied, down.detail
+    assert retried.already_applied, retried.detail
+    assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 3
+    assert len(kube.writes("deployments")) == 2
 
 
 async def test_ck12_a_caller_who_may_not_apply_is_refused_before_the_yaml_is_read(
