@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from websockets.http11 import USER_AGENT
 
 from ambient import __version__
@@ -262,6 +263,31 @@ async def test_results_over_8192_bytes_are_cut_to_a_sentence_saying_so(state: Ap
         # Read aloud after a Chinese answer: no English half for the TTS.
         assert text.startswith("集群一切正常。") and text.endswith("结果太长，只说到这里。")
         assert "answer" not in text and "structuredContent" not in result
+
+
+async def test_an_error_result_over_8192_bytes_is_cut_within_the_limit_too(
+    state: AppState,
+) -> None:
+    """The cut measured the text without the result's isError: 17 bytes over, dropped."""
+
+    def failing_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="failing")
+
+        @server.tool()
+        def report() -> str:
+            """A report that fails at length."""
+            raise ToolError("集群连接失败。" * 3000)
+
+        return server
+
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1", failing_server)):
+        await register(state, unique("dana"), broker.url(token))
+        connection = await broker.held(token)
+        result = (await connection.call_tool("report", {}))["result"]  # BrokerGaveUp if dropped
+        assert len(connection.frames[-1].encode()) <= RESULT_LIMIT_BYTES
+        assert result["isError"] is True
+        assert result["content"][0]["text"].endswith("结果太长，只说到这里。")
 
 
 async def test_replaced_and_closed_connections_are_dialed_again(state: AppState) -> None:
