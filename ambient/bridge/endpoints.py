@@ -171,12 +171,15 @@ class EndpointPublic(BaseModel):
 
     @classmethod
     def of(cls, row: XiaozhiEndpoint, now: datetime) -> EndpointPublic:
-        """The row as shown: connected only while a bridge holds its lease (an API process
-        that stopped, or died, leaves its row saying connected)."""
+        """The row as shown: connected or retrying only while a bridge holds its lease (an API
+        process that stopped, or died, leaves its row saying either); the last error is kept."""
         public = cls.model_validate(row)
         lease = row.lease_until
-        if public.state == "connected" and (row.holder is None or lease is None or lease < now):
-            public.state, public.last_error = "retrying", NOT_HELD
+        held = row.holder is not None and lease is not None and lease >= now
+        # A retrying row whose lease was never taken is one not dialed yet.
+        if not held and (lease is not None or public.state == "connected"):
+            last = f" (last error: {row.last_error})" if row.last_error else ""
+            public.state, public.last_error = "retrying", NOT_HELD + last
             public.since = lease or public.since
         return public
 

@@ -322,6 +322,24 @@ async def test_a_refused_token_shows_retrying_with_the_brokers_reason(state: App
         assert row.last_error == "refused by the broker: HTTP 401 invalid token: expired or unknown"
 
 
+async def test_a_refused_endpoint_nobody_retries_any_more_says_so_and_keeps_the_reason(
+    state: AppState,
+) -> None:
+    """The API stopped while a token was refused: the list still said "retrying" with the
+    broker's 401, as if the bridge kept dialing, and never asked whether the API runs."""
+    async with running_broker({"the-right-one"}) as broker:
+        await register(state, unique("fern"), broker.url("a-wrong-token"))
+        runner = runner_for(state, "r1")
+        await runner.scan()
+        await within(10, broker.wait_refused("a-wrong-token", 1))
+        await within(5, failure_shown(state, "refused by the broker"))
+        await runner.stop()  # the lease is given back: nothing dials it now
+        [row] = await listed(state)
+        assert row.state == "retrying" and row.last_error is not None
+        assert "no bridge holds it" in row.last_error
+        assert "refused by the broker: HTTP 401" in row.last_error
+
+
 async def failure_shown(state: AppState, reason: str = "") -> EndpointPublic:
     """The endpoint's row once the hold task has written a failure (its reason starting so)."""
     while True:  # the condition: the row says retrying, with a reason
