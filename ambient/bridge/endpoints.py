@@ -27,6 +27,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.domain.configs import UserConfig, holds_nul
@@ -146,6 +148,10 @@ class EndpointCreate(UserConfig):
             raise Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
         if not dict(parse_qsl(parts.query)).get("token"):
             raise Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
+        try:
+            parse_uri(url.strip())  # what the bridge dials with: a #fragment, say, it refuses
+        except InvalidURI as exc:  # its message, not its str: that quotes the token
+            raise Refusal("not a URL (%(error)s)", error=exc.msg) from None
         return url.strip()
 
     def __repr__(self) -> str:  # never the token, even in a traceback
