@@ -30,7 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
-from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
+from ambient.clients.guard import (
+    AMBIGUOUS,
+    DestinationGuard,
+    DestinationLookupError,
+    RefusedDestinationError,
+)
 from ambient.domain.configs import UserConfig, holds_nul
 from ambient.domain.events import clipped
 from ambient.refusals import Refusal
@@ -142,6 +147,9 @@ class EndpointCreate(UserConfig):
             raise Refusal(
                 "holds a NUL character (U+0000), raw or percent-encoded: copy the URL again"
             )
+        if AMBIGUOUS.search(parts.query):
+            # The guard checks the host and path; a space here breaks the HTTP request line.
+            raise Refusal("refused URL: it contains spaces, backslashes or controls")
         if "@" in parts.netloc:
             raise Refusal("user:password@ is not accepted in the address")
         if not parts.hostname:
