@@ -27,8 +27,15 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
 
-from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
+from ambient.clients.guard import (
+    AMBIGUOUS,
+    DestinationGuard,
+    DestinationLookupError,
+    RefusedDestinationError,
+)
 from ambient.domain.configs import UserConfig, holds_nul
 from ambient.domain.events import clipped
 from ambient.refusals import Refusal
@@ -140,12 +147,19 @@ class EndpointCreate(UserConfig):
             raise Refusal(
                 "holds a NUL character (U+0000), raw or percent-encoded: copy the URL again"
             )
+        if AMBIGUOUS.search(parts.query):
+            # The guard checks the host and path; a space here breaks the HTTP request line.
+            raise Refusal("refused URL: it contains spaces, backslashes or controls")
         if "@" in parts.netloc:
             raise Refusal("user:password@ is not accepted in the address")
         if not parts.hostname:
             raise Refusal("has no host (e.g. wss://api.xiaozhi.me/mcp/?token=...)")
         if not dict(parse_qsl(parts.query)).get("token"):
             raise Refusal("has no token parameter: copy the whole 接入点 URL, ?token=... included")
+        try:
+            parse_uri(url.strip())  # what the bridge dials with: a #fragment, say, it refuses
+        except InvalidURI as exc:  # its message, not its str: that quotes the token
+            raise Refusal("not a URL (%(error)s)", error=exc.msg) from None
         return url.strip()
 
     def __repr__(self) -> str:  # never the token, even in a traceback
@@ -171,12 +185,15 @@ class EndpointPublic(BaseModel):
 
     @classmethod
     def of(cls, row: XiaozhiEndpoint, now: datetime) -> EndpointPublic:
-        """The row as shown: connected only while a bridge holds its lease (an API process
-        that stopped, or died, leaves its row saying connected)."""
+        """The row as shown: connected or retrying only while a bridge holds its lease (an API
+        process that stopped, or died, leaves its row saying either); the last error is kept."""
         public = cls.model_validate(row)
         lease = row.lease_until
-        if public.state == "connected" and (row.holder is None or lease is None or lease < now):
-            public.state, public.last_error = "retrying", NOT_HELD
+        held = row.holder is not None and lease is not None and lease >= now
+        # A retrying row whose lease was never taken is one not dialed yet.
+        if not held and (lease is not None or public.state == "connected"):
+            last = f" (last error: {row.last_error})" if row.last_error else ""
+            public.state, public.last_error = "retrying", NOT_HELD + last
             public.since = lease or public.since
         return public
 

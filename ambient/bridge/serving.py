@@ -175,16 +175,18 @@ def shape_result(
         if not verbatim and len(texts) == len(result.get("content", [])) and _size(result) <= limit:
             return result  # as the server made it (structured content included) when it fits
         return shaped
-    shaped["content"][0]["text"] = _wrap(_cut(text, verbatim, limit), verbatim)
+    shaped["content"][0]["text"] = _wrap(_cut(text, verbatim, limit, shaped), verbatim)
     return shaped
 
 
-def _cut(text: str, verbatim: bool, limit: int) -> str:
-    """The longest start of ``text`` that, with the note, fits the limit once framed."""
+def _cut(text: str, verbatim: bool, limit: int, shaped: dict[str, Any]) -> str:
+    """The longest start of ``text`` that, with the note, fits the limit once framed as
+    ``shaped`` (its isError included)."""
     low, high = 0, len(text)
     while low < high:  # binary search on characters: sizes are in bytes after JSON escaping
         middle = (low + high + 1) // 2
-        candidate = {"content": [{"type": "text", "text": _wrap(_join(text[:middle]), verbatim)}]}
+        said = _wrap(_join(text[:middle]), verbatim)
+        candidate = {**shaped, "content": [{"type": "text", "text": said}]}
         if _size(candidate) <= limit:
             low = middle
         else:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from websockets.http11 import USER_AGENT
 
 from ambient import __version__
@@ -264,6 +265,31 @@ async def test_results_over_8192_bytes_are_cut_to_a_sentence_saying_so(state: Ap
         assert "answer" not in text and "structuredContent" not in result
 
 
+async def test_an_error_result_over_8192_bytes_is_cut_within_the_limit_too(
+    state: AppState,
+) -> None:
+    """The cut measured the text without the result's isError: 17 bytes over, dropped."""
+
+    def failing_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="failing")
+
+        @server.tool()
+        def report() -> str:
+            """A report that fails at length."""
+            raise ToolError("集群连接失败。" * 3000)
+
+        return server
+
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1", failing_server)):
+        await register(state, unique("dana"), broker.url(token))
+        connection = await broker.held(token)
+        result = (await connection.call_tool("report", {}))["result"]  # BrokerGaveUp if dropped
+        assert len(connection.frames[-1].encode()) <= RESULT_LIMIT_BYTES
+        assert result["isError"] is True
+        assert result["content"][0]["text"].endswith("结果太长，只说到这里。")
+
+
 async def test_replaced_and_closed_connections_are_dialed_again(state: AppState) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker, running(runner_for(state, "r1")) as runner:
@@ -294,6 +320,24 @@ async def test_a_refused_token_shows_retrying_with_the_brokers_reason(state: App
         [row] = await listed(state)
         assert row.state == "retrying"
         assert row.last_error == "refused by the broker: HTTP 401 invalid token: expired or unknown"
+
+
+async def test_a_refused_endpoint_nobody_retries_any_more_says_so_and_keeps_the_reason(
+    state: AppState,
+) -> None:
+    """The API stopped while a token was refused: the list still said "retrying" with the
+    broker's 401, as if the bridge kept dialing, and never asked whether the API runs."""
+    async with running_broker({"the-right-one"}) as broker:
+        await register(state, unique("fern"), broker.url("a-wrong-token"))
+        runner = runner_for(state, "r1")
+        await runner.scan()
+        await within(10, broker.wait_refused("a-wrong-token", 1))
+        await within(5, failure_shown(state, "refused by the broker"))
+        await runner.stop()  # the lease is given back: nothing dials it now
+        [row] = await listed(state)
+        assert row.state == "retrying" and row.last_error is not None
+        assert "no bridge holds it" in row.last_error
+        assert "refused by the broker: HTTP 401" in row.last_error
 
 
 async def failure_shown(state: AppState, reason: str = "") -> EndpointPublic:

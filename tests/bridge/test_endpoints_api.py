@@ -93,6 +93,10 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         # A token no broker issues: it was stored, then dialed (and refused) forever.
         ("wss://api.xiaozhi.me/mcp/?token=a%00b", "holds a NUL character (U+0000)"),
         ("wss://api.xiaozhi.me/mcp/?token=t&x%00=1", "holds a NUL character (U+0000)"),
+        # Stored, then never dialed: websockets refuses such a URL at every dial.
+        ("wss://api.xiaozhi.me/mcp/?token=abc#top", "fragment identifier is meaningless"),
+        # ... or sent as a request line no server reads ("did not receive a valid HTTP response").
+        ("wss://api.xiaozhi.me/mcp/?token=abc def", "contains spaces, backslashes or controls"),
     ],
 )
 async def test_a_bad_url_is_refused_with_422_naming_the_field(
