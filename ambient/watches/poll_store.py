@@ -50,10 +50,6 @@ ADD_INBOX = insert(INBOX).returning(INBOX.c.id, sort_by_parameter_order=True)
 ADD_SNAPSHOTS, ADD_EVENTS, ADD_DELIVERIES = insert(SNAPSHOTS), insert(EVENTS), insert(DELIVERIES)
 
 log = logging.getLogger("ambient.polling")
-# A batch of at most this many checks runs its statements in the loop's thread (a few ms of
-# SQLite work at most); aiosqlite's thread cost ~1.8 ms of CPU a transaction in trips through
-# the loop, more than one check's writes. Larger batches (many polls at once) keep the thread.
-INLINE_CHECKS = 8
 
 
 @dataclass(frozen=True)
@@ -226,7 +222,7 @@ class PollWriter:
             _settle(item, result)
 
     async def _commit(self, batch: list[PollWrite]) -> list[list[NewEvent]]:
-        async with self.db.writing(bulk=len(batch) > INLINE_CHECKS) as session:
+        async with self.db.writing(bulk=True) as session:
             conn = await session.connection()
             now = utcnow()
             pages: dict[tuple[str, str], list[Any]] = {}

@@ -23,14 +23,7 @@ from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, Wat
 from ambient.storage.repositories import UserRepository
 from ambient.watches import poll_store
 from ambient.watches.configs import WebMonitorConfig
-from ambient.watches.poll_store import (
-    INLINE_CHECKS,
-    InboxCopy,
-    NewEvent,
-    PageText,
-    PollWrite,
-    PollWriter,
-)
+from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite, PollWriter
 from ambient.watches.polling import PollEnd, PollRequest
 from tests.support.servers import serve
 from tests.watches.site import Site, article
@@ -247,26 +240,3 @@ async def test_the_writers_statements_are_built_once_not_per_transaction(db: Dat
         event.remove(db.engine.sync_engine, "before_execute", executed)
     assert len(statements[0]) >= 5  # the page's text, its event, inbox copy, delivery, mark
     assert all(a is b for a, b in zip(*statements, strict=True))
-
-
-async def test_a_small_batch_runs_its_statements_in_the_loops_thread(db: Database) -> None:
-    """aiosqlite's thread took ~60 trips through the loop a transaction (~1.8 ms of CPU for one
-    check's); a batch of up to INLINE_CHECKS checks is little SQLite work, a larger one keeps it."""
-    await _user(db)
-    writer = PollWriter(db, linger=0.05)
-    inline: list[bool] = []
-
-    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith("BEGIN"):  # taken before the write turn is held
-            inline.append(conn.connection.driver_connection.inline)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", executed)
-    try:
-        await writer.write(_check(0))
-        small = inline[:]
-        inline.clear()
-        await asyncio.gather(*(writer.write(_check(i)) for i in range(1, INLINE_CHECKS + 2)))
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", executed)
-    assert small and all(small)
-    assert inline and not any(inline)
