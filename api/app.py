@@ -29,7 +29,7 @@ from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
-from api.errors import feature_error, install_error_mapping, refuse_nul
+from api.errors import MAX_BODY_BYTES, feature_error, install_error_mapping, refuse_nul
 from api.routers import (
     app_pages,
     audit,
@@ -158,7 +158,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.mcp_allowed_hosts],
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*"],
     )
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+    mcp_app = mcp.streamable_http_app(
+        streamable_http_path="/mcp",
+        transport_security=security,
+        max_request_body_size=MAX_BODY_BYTES,  # the API's, not the SDK's 4 MiB: an image upload
+    )
     # Stateless: xiaozhi-server's client pipelines initialize, initialized and tools/list
     # without waiting and without a session id; each request stands alone.
     voice = build_voice_server(settings, holder=holder, http_auth=True)

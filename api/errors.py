@@ -7,8 +7,8 @@
 - Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
   unreachable (WHERE: the driver's reason)" from any route;
 - a number too large for the database: 422;
-- a body past ``MAX_BODY_BYTES`` (MCP's paths: the MCP SDK's 4 MiB): 413 naming the limit,
-  before it is read (MCP's paths answer it as a JSON-RPC error, which an MCP client shows);
+- a body past ``MAX_BODY_BYTES`` (MCP's paths too): 413 naming the limit, before it is read
+  (MCP's paths answer it as a JSON-RPC error, which an MCP client shows);
 - a NUL character (which PostgreSQL refuses in text) in a path, query, JSON body or form, or a
   lone surrogate in a JSON body (no database encodes one): 422 naming where it is
   (``refuse_nul``, a dependency of every route);
@@ -31,7 +31,6 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE as MCP_MAX_BODY
 from starlette.datastructures import Headers
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -204,7 +203,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 class BodyLimit:
-    """413 for a request body past its limit, declared or streamed; read here otherwise."""
+    """413 for a request body past MAX_BODY_BYTES, declared or streamed; read here otherwise."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -213,11 +212,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # MCP's paths at the MCP SDK's own limit, which answered unreadably past it.
-        mcp = scope["path"].startswith("/mcp")
-        limit = MCP_MAX_BODY if mcp else MAX_BODY_BYTES
         declared = Headers(scope=scope).get("content-length", "")
-        too_large = declared.isdigit() and int(declared) > limit
+        too_large = declared.isdigit() and int(declared) > MAX_BODY_BYTES
         read: list[Message] = []
         size = 0
         while not too_large:  # counted as it comes: a chunked body declares no length
@@ -225,13 +221,13 @@ class BodyLimit:
             if read[-1]["type"] != "http.request":
                 break
             size += len(read[-1].get("body", b""))
-            too_large = size > limit
+            too_large = size > MAX_BODY_BYTES
             if not read[-1].get("more_body", False):
                 break
         if too_large:
-            said = f"request body too large: at most {limit} bytes ({limit >> 20} MiB)"
+            said = f"request body too large: at most {MAX_BODY_BYTES} bytes (10 MiB)"
             body: dict[str, Any] = {"detail": said}
-            if mcp:
+            if scope["path"].startswith("/mcp"):  # the SDK's own 413 read as no answer
                 body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": said}}
             await JSONResponse(body, status_code=413)(scope, receive, send)
             return

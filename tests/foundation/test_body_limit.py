@@ -13,7 +13,7 @@ from mcp.shared.exceptions import MCPError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from api.errors import MAX_BODY_BYTES, MCP_MAX_BODY
+from api.errors import MAX_BODY_BYTES
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG
@@ -75,7 +75,11 @@ async def test_an_mcp_call_past_the_limit_is_an_error_the_client_reads(
             ) as client,
         ):
             with pytest.raises(MCPError) as refused:
-                await client.call_tool("create_daily_briefing", briefing(MCP_MAX_BODY))
-            assert str(refused.value) == (
-                f"request body too large: at most {MCP_MAX_BODY} bytes (4 MiB)"
-            )
+                await client.call_tool("create_daily_briefing", briefing(MAX_BODY_BYTES))
+            assert str(refused.value) == LIMIT_SAID
+            # The image the tool's schema allows (8,000,000 characters) reaches the tool, past
+            # the MCP SDK's own 4 MiB, which refused it.
+            image = "data:image/png;base64," + "A" * (8_000_000 - 22)
+            described = await client.call_tool("describe_dashboard_image", {"image_url": image})
+            assert described.is_error
+            assert "needs a vision model" in str(described.content[0])
