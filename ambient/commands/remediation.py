@@ -108,8 +108,10 @@ def start(
     follow: Annotated[bool, typer.Option(help="show progress until it ends")] = True,
     as_json: Json = False,
 ) -> None:
-    """Start the remediation of an alert and follow it (one already running for the same
-    alert is deduplicated: followed only when it is yours to see)."""
+    """Start the remediation of an alert and follow it.
+
+    One already running for the same alert is deduplicated: followed only when it is yours to see.
+    """
 
     async def work(service: RemediationService) -> Any:
         started = await service.start(user, json_object(alert, "alert"), mode)  # type: ignore[arg-type]

@@ -516,3 +516,14 @@ def test_chat_on_a_database_never_migrated_migrates_it_as_every_command_does(
         1,
         "no user 'ghost': an admin registers it (ambient user create ghost)",
     )
+
+
+GROUPS = sorted(name for name, (_, attribute, _) in LAZY.items() if attribute is None)
+
+
+@pytest.mark.parametrize("name", GROUPS)
+def test_each_subcommand_is_one_line_in_its_groups_help(name: str) -> None:
+    # `ambient remediation --help` broke `start`'s line in the middle of a sentence.
+    listed = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).output
+    rows = [row for row in listed.split("Commands")[1].splitlines() if row.startswith("│")]
+    assert all(not row.startswith("│   ") for row in rows), rows
