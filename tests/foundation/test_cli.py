@@ -527,3 +527,16 @@ def test_each_subcommand_is_one_line_in_its_groups_help(name: str) -> None:
     listed = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).output
     rows = [row for row in listed.split("Commands")[1].splitlines() if row.startswith("│")]
     assert all(not row.startswith("│   ") for row in rows), rows
+
+
+async def test_no_daily_briefing_names_the_command_that_creates_one(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # `ambient briefing status` said "create one with create_daily_briefing", an MCP tool.
+    env = _env(tmp_path, dev_env)
+    args = ["briefing", "status", "--user", "nobriefing-cli"]
+    said = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+    assert (said.exit_code, said.output.split()) == (
+        1,
+        "no daily briefing for 'nobriefing-cli'; create one with `ambient briefing create`".split(),
+    )
