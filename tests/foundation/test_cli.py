@@ -540,3 +540,23 @@ async def test_no_daily_briefing_names_the_command_that_creates_one(
         1,
         "no daily briefing for 'nobriefing-cli'; create one with `ambient briefing create`".split(),
     )
+
+
+def test_a_second_dev_stack_on_the_same_data_dir_is_refused_and_the_first_keeps_its_file(
+    tmp_path: Path,
+) -> None:
+    # It started a second Temporal dev server on the same temporal.db and, once stopped, took
+    # the running stack's runtime.json with it: `ambient task list` then asked localhost:7233.
+    # Another live process: the test runner's parent.
+    running = RuntimeInfo(
+        pid=os.getppid(), temporal_address="127.0.0.1:1", api_host="h", api_port=1
+    )
+    write_runtime(tmp_path, running)
+    ports = [str(_closed_port()) for _ in range(3)]
+    args = ["dev", "--data-dir", str(tmp_path), "--api-port", ports[0]]
+    args += ["--temporal-port", ports[1], "--ui-port", ports[2], "--metrics-port", "0"]
+    result = CliRunner().invoke(app, args, env=_offline_env(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert f"already runs on {tmp_path}" in " ".join(result.output.split())
+    assert not (tmp_path / "temporal.db").exists()
+    assert read_runtime(tmp_path) == running
