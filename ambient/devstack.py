@@ -34,7 +34,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from ambient import temporal
 from ambient.binaries import find_binary, log_tail, stop_process
 from ambient.domain.users import Grant, Role, UserCreate
-from ambient.runtime import RuntimeInfo, remove_runtime, write_runtime
+from ambient.runtime import (
+    RUNTIME_FILE,
+    RuntimeInfo,
+    read_runtime,
+    remove_runtime,
+    write_runtime,
+)
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
@@ -328,6 +334,13 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     api_socket: socket.socket | None = None
     try:
+        running = read_runtime(opts.data_dir)
+        if running is not None:  # two Temporal servers on one temporal.db, one app database
+            raise DevStackError(
+                f"another ambient dev (pid {running.pid}) already runs on {opts.data_dir}: "
+                f"use it, stop it, or choose another --data-dir (pid {running.pid} is not "
+                f"ambient dev? delete {opts.data_dir / RUNTIME_FILE})"
+            )
         api_socket = listen(opts.host, opts.api_port)
         if settings.local_llm:
             # Every LLM use goes to the local model (started here, or one already serving).

@@ -77,13 +77,14 @@ FINISHING_WAIT = 10.0
 
 
 def _with_user_defaults(user: User, config: dict[str, Any]) -> dict[str, Any]:
-    """Fields left out come from the user's settings (time zone, briefing window)."""
+    """Fields left out come from the user's settings (time zone, briefing window, language)."""
     given = {k: v for k, v in config.items() if v is not None}
     defaults = {
         "timezone": user.timezone,
         "prepare_at": user.briefing_prepare_at,
         "window_start": user.briefing_window_start,
         "window_end": user.briefing_window_end,
+        "language": user.language,
     }
     return {**{k: v for k, v in defaults.items() if v}, **given}
 

@@ -43,6 +43,7 @@ COMMANDS = {
     "update_task": "ambient task update",
     "delete_task": "ambient task delete",
     "list_briefings": "ambient briefing list",
+    "create_daily_briefing": "ambient briefing create",
     "list_remediations": "ambient remediation list",
     "get_remediation": "ambient remediation show",
 }

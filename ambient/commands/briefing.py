@@ -50,7 +50,7 @@ def create(
     prepare_at: Annotated[str | None, typer.Option(help="HH:MM; default: the user's")] = None,
     window_start: Annotated[str | None, typer.Option(help="HH:MM; default: the user's")] = None,
     window_end: Annotated[str | None, typer.Option(help="HH:MM; default: the user's")] = None,
-    language: Annotated[str, typer.Option(help="zh or en")] = "zh",
+    language: Annotated[str | None, typer.Option(help="zh or en; default: the user's")] = None,
     no_push: Annotated[
         bool, typer.Option("--no-push", help="do not push when nobody greets")
     ] = False,

@@ -108,8 +108,10 @@ def start(
     follow: Annotated[bool, typer.Option(help="show progress until it ends")] = True,
     as_json: Json = False,
 ) -> None:
-    """Start the remediation of an alert and follow it (one already running for the same
-    alert is deduplicated: followed only when it is yours to see)."""
+    """Start the remediation of an alert and follow it.
+
+    One already running for the same alert is deduplicated: followed only when it is yours to see.
+    """
 
     async def work(service: RemediationService) -> Any:
         started = await service.start(user, json_object(alert, "alert"), mode)  # type: ignore[arg-type]
@@ -141,7 +143,9 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
 def share(remediation_id: str, user: User) -> None:
     """A signed, expiring link to the remediation's report page."""
     link = _run(lambda s: s.share(user, remediation_id))
-    console.print(f"{link.url}  (until {link.expires_at:%Y-%m-%d %H:%M} UTC)")
+    # soft_wrap: the link stays on one line to be copied.
+    until = f"(until {link.expires_at:%Y-%m-%d %H:%M} UTC)"
+    console.print(f"{link.url}  {until}", soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -58,7 +58,10 @@ async def create_daily_briefing(
     window_end: Annotated[
         str | None, Field(description=f"greeting window end; {HHMM}; {YOURS}")
     ] = None,
-    language: Annotated[Literal["zh", "en"], Field(description="spoken language")] = "zh",
+    language: Annotated[
+        Literal["zh", "en"] | None,
+        Field(description="spoken language; default: your language setting, else zh"),
+    ] = None,
     push_if_not_greeted: Annotated[
         bool, Field(description="push through your channels when nobody greets by window end")
     ] = True,

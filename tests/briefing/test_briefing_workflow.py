@@ -820,6 +820,31 @@ async def test_fields_left_out_for_a_user_without_settings_take_the_configs_defa
     assert (ref.config.window_start, ref.config.window_end) == ("06:00", "10:00")
 
 
+async def test_a_briefing_created_without_a_language_speaks_the_users(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A user whose language was en ran `ambient briefing create` (no --language): the greeting
+    said "Hello! …" and the briefing it spoke was "早上好，这是昨天的简报…"."""
+    from ambient.domain.users import Language, UserCreate
+    from ambient.storage.repositories import UserRepository
+
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="ellis", language=Language.EN))
+        await session.commit()
+    await make_user(deps.db, "zoe")  # no language chosen: the config's default
+    async with briefing_stack(ts_env, deps) as stack:
+        english = await stack.service.create("ellis", {"language": None})
+        default = await stack.service.create("zoe", {"language": None})
+        chosen = await stack.service.create("ellis", {"language": "zh"})
+        for ref in (default, chosen):
+            await ts_env.client.get_workflow_handle(ref.task_id).signal("stop")
+    assert (english.config.language, default.config.language, chosen.config.language) == (
+        "en",
+        "zh",
+        "zh",
+    )
+
+
 async def test_news_pages_the_worker_may_not_reach_are_each_refused_by_field(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

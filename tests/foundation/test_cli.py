@@ -516,3 +516,47 @@ def test_chat_on_a_database_never_migrated_migrates_it_as_every_command_does(
         1,
         "no user 'ghost': an admin registers it (ambient user create ghost)",
     )
+
+
+GROUPS = sorted(name for name, (_, attribute, _) in LAZY.items() if attribute is None)
+
+
+@pytest.mark.parametrize("name", GROUPS)
+def test_each_subcommand_is_one_line_in_its_groups_help(name: str) -> None:
+    # `ambient remediation --help` broke `start`'s line in the middle of a sentence.
+    listed = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).output
+    rows = [row for row in listed.split("Commands")[1].splitlines() if row.startswith("│")]
+    assert all(not row.startswith("│   ") for row in rows), rows
+
+
+async def test_no_daily_briefing_names_the_command_that_creates_one(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # `ambient briefing status` said "create one with create_daily_briefing", an MCP tool.
+    env = _env(tmp_path, dev_env)
+    args = ["briefing", "status", "--user", "nobriefing-cli"]
+    said = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+    assert (said.exit_code, said.output.split()) == (
+        1,
+        "no daily briefing for 'nobriefing-cli'; create one with `ambient briefing create`".split(),
+    )
+
+
+def test_a_second_dev_stack_on_the_same_data_dir_is_refused_and_the_first_keeps_its_file(
+    tmp_path: Path,
+) -> None:
+    # It started a second Temporal dev server on the same temporal.db and, once stopped, took
+    # the running stack's runtime.json with it: `ambient task list` then asked localhost:7233.
+    # Another live process: the test runner's parent.
+    running = RuntimeInfo(
+        pid=os.getppid(), temporal_address="127.0.0.1:1", api_host="h", api_port=1
+    )
+    write_runtime(tmp_path, running)
+    ports = [str(_closed_port()) for _ in range(3)]
+    args = ["dev", "--data-dir", str(tmp_path), "--api-port", ports[0]]
+    args += ["--temporal-port", ports[1], "--ui-port", ports[2], "--metrics-port", "0"]
+    result = CliRunner().invoke(app, args, env=_offline_env(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert f"already runs on {tmp_path}" in " ".join(result.output.split())
+    assert not (tmp_path / "temporal.db").exists()
+    assert read_runtime(tmp_path) == running

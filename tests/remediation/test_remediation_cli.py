@@ -174,3 +174,29 @@ async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
     states = [line.split(": ", 1)[1] for line in lines if line.startswith(f"{rid}: ")]
     assert states and states[-1] == "resolved", followed.output
     assert len(set(states)) == len(states)  # a line when the state changes, not each second
+
+
+async def test_share_prints_the_link_on_one_line_to_be_copied(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # In a terminal (or a pipe) 80 columns wide the link broke in its signature onto a new line.
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("cli-sharer")
+    await add_user(deps, user)
+    async with error_rate(healthy_from=1) as (_, url), running_worker(dev_env.client, deps) as w:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        started = await service.start(user, alert(url, workload=user, settle_seconds=0))
+        env = {
+            "AMBIENT_DATA_DIR": str(settings.data_dir),
+            "AMBIENT_USER": user,
+            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "AMBIENT_TEMPORAL_TASK_QUEUE": w.task_queue,
+            "COLUMNS": "60",
+        }
+        args = ["remediation", "share", started.remediation_id]
+        shown = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+        await service.abort(user, started.remediation_id, "done")
+    assert shown.exit_code == 0, shown.output
+    assert len(shown.output.splitlines()) == 1, shown.output
+    assert "/share/" in shown.output.split()[0]
