@@ -123,8 +123,16 @@ class TaskSchedules(TaskReads):
             )
             with found(task_id):
                 await self.client.workflow_service.update_schedule(request, retry=True)
-            if (await self._schedule_status(user, task_id)).config == parsed.model_dump(
-                mode="json"
+                after = await handle.describe()
+            # A dropped write answers as a kept one: it landed if the schedule moved on from
+            # the look and holds what it wrote, pause state included (on a same-config create
+            # the config alone was equal before).
+            if (
+                after.raw_description.conflict_token != current.raw_description.conflict_token
+                and (after.schedule.state.note, after.schedule.state.paused)
+                == (schedule.state.note, paused)
+                and (await self._schedule_status(user, task_id, after)).config
+                == parsed.model_dump(mode="json")
             ):
                 return state
         raise TaskError(

@@ -24,6 +24,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserSettings
 from ambient.storage.repositories import EventRepository, UserRepository, not_registered
 from ambient.watches import schedules
+from ambient.watches.configs import TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError, TaskStateError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -340,6 +341,40 @@ async def test_a_reminder_stored_with_an_older_spec_takes_the_new_one_when_creat
     times = (await handle.describe()).info.next_action_times
     assert any(t.day == 1 and t.weekday() != 0 for t in times), times
     assert any(t.weekday() == 0 and t.day != 1 for t in times), times
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_pause_landing_while_a_repeated_create_rewrites_is_kept_and_answered(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pause between the create's look and its write made the server drop the write (stale
+    # conflict token); the config check after it passed anyway (the same config), so the old
+    # spec stayed and the answer said "active" while the schedule was paused.
+    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
+    name = unique("sched")
+    with monkeypatch.context() as old:
+        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
+        ref = await service.create(USER, "schedule", config, name)
+    handle = service.client.get_schedule_handle(ref.task_id)
+    looked = schedules.TaskSchedules._schedule_status
+    paused: list[bool] = []
+
+    async def look_then_pause(
+        self: TaskService, user: str, task_id: str, description: Any = None
+    ) -> Any:
+        status = await looked(self, user, task_id, description)
+        if description is not None and not paused:
+            paused.append(True)
+            await handle.pause(note="paused by someone")  # lands between look and write
+        return status
+
+    monkeypatch.setattr(schedules.TaskSchedules, "_schedule_status", look_then_pause)
+    again = await service.create(USER, "schedule", config, name)
+    described = await handle.describe()
+    assert (again.created, again.state) == (False, TaskState.PAUSED)
+    assert described.schedule.state.paused
+    times = described.info.next_action_times
+    assert any(t.day == 1 and t.weekday() != 0 for t in times), times
     await service.delete(USER, ref.task_id)
 
 
