@@ -78,6 +78,16 @@ class TaskSchedules(TaskReads):
             state=ScheduleState(note=_schedule_summary(parsed, user)),
         )
 
+    async def _schedule_note(self, user: str, task_id: str) -> str | None:
+        """The note a pause or resume writes: the schedule's summary (list_tasks shows the note),
+        made from its config; a schedule without one keeps the note it has."""
+        with found(task_id):
+            current = await self.client.get_schedule_handle(task_id).describe()
+        config = (await self._schedule_status(user, task_id, current)).config
+        if not config:
+            return current.schedule.state.note
+        return _schedule_summary(ReminderConfig.model_validate(config), user)
+
     async def _update_schedule(
         self, user: str, task_id: str, parsed: ReminderConfig, *, same_config: bool = False
     ) -> TaskState:

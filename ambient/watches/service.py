@@ -185,9 +185,9 @@ class TaskService(TaskSchedules):
             if kind is TaskKind.SCHEDULE:
                 handle = self.client.get_schedule_handle(task_id)
                 if signal == "pause":
-                    await handle.pause(note=f"paused by {user}")
+                    await handle.pause(note=await self._schedule_note(user, task_id))
                 elif signal == "resume":
-                    await handle.unpause(note=f"resumed by {user}")
+                    await handle.unpause(note=await self._schedule_note(user, task_id))
                 else:
                     await handle.trigger()
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":

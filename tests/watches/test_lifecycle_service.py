@@ -378,6 +378,19 @@ async def test_a_pause_landing_while_a_repeated_create_rewrites_is_kept_and_answ
     await service.delete(USER, ref.task_id)
 
 
+async def test_a_paused_and_resumed_reminder_lists_with_its_summary(service: TaskService) -> None:
+    # A pause or resume wrote "paused by alice" / "resumed by alice" as the schedule's note,
+    # which is the summary list_tasks shows: the reminder's own summary was gone for good.
+    config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
+    ref = await service.create(USER, "schedule", config, unique("sched"))
+    summary = f"Reminder, cron 0 9 * * * UTC, for {USER}"
+    for control, state in ((service.pause, "paused"), (service.resume, "active")):
+        assert (await control(USER, ref.task_id)).state == state
+        listed = {task.task_id: task for task in await service.list(USER)}[ref.task_id]
+        assert (listed.state, listed.summary) == (state, summary)
+    await service.delete(USER, ref.task_id)
+
+
 async def test_list_pages_through_every_task_once(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
