@@ -78,15 +78,23 @@ class TaskSchedules(TaskReads):
             state=ScheduleState(note=_schedule_summary(parsed, user)),
         )
 
-    async def _schedule_note(self, user: str, task_id: str) -> str | None:
-        """The note a pause or resume writes: the schedule's summary (list_tasks shows the note),
-        made from its config; a schedule without one keeps the note it has."""
+    async def _pause_schedule(self, user: str, task_id: str, pause: bool) -> None:
+        """Pause or resume a schedule, writing its summary as the note (list_tasks shows the
+        note), made from its config. One already so is not written again: that write would move
+        its conflict token and make a repeated create's dropped write look landed."""
+        handle = self.client.get_schedule_handle(task_id)
         with found(task_id):
-            current = await self.client.get_schedule_handle(task_id).describe()
+            current = await handle.describe()
+        if current.schedule.state.paused == pause:
+            return
         config = (await self._schedule_status(user, task_id, current)).config
-        if not config:
-            return current.schedule.state.note
-        return _schedule_summary(ReminderConfig.model_validate(config), user)
+        note = (
+            _schedule_summary(ReminderConfig.model_validate(config), user)
+            if config
+            else current.schedule.state.note
+        )
+        with found(task_id):
+            await (handle.pause(note=note) if pause else handle.unpause(note=note))
 
     async def _update_schedule(
         self, user: str, task_id: str, parsed: ReminderConfig, *, same_config: bool = False

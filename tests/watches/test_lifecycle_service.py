@@ -391,6 +391,38 @@ async def test_a_paused_and_resumed_reminder_lists_with_its_summary(service: Tas
     await service.delete(USER, ref.task_id)
 
 
+async def test_a_pause_of_a_paused_reminder_while_it_is_created_again_keeps_the_rewrite(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pause of a paused schedule wrote it again (note and all) and moved its conflict token:
+    # landing between a repeated create's look and its write, the dropped write looked landed.
+    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
+    name = unique("sched")
+    with monkeypatch.context() as old:
+        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
+        ref = await service.create(USER, "schedule", config, name)
+        await service.pause(USER, ref.task_id)
+    handle = service.client.get_schedule_handle(ref.task_id)
+    looked = schedules.TaskSchedules._schedule_status
+    paused: list[bool] = []
+
+    async def look_then_pause(
+        self: TaskService, user: str, task_id: str, description: Any = None
+    ) -> Any:
+        status = await looked(self, user, task_id, description)
+        if description is not None and not paused:
+            paused.append(True)
+            await service.pause(USER, ref.task_id)  # lands between look and write
+        return status
+
+    monkeypatch.setattr(schedules.TaskSchedules, "_schedule_status", look_then_pause)
+    again = await service.create(USER, "schedule", config, name)
+    assert (again.created, again.state) == (False, TaskState.PAUSED)
+    times = (await handle.describe()).info.next_action_times
+    assert any(t.day == 1 and t.weekday() != 0 for t in times), times
+    await service.delete(USER, ref.task_id)
+
+
 async def test_list_pages_through_every_task_once(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
