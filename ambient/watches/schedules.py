@@ -78,6 +78,24 @@ class TaskSchedules(TaskReads):
             state=ScheduleState(note=_schedule_summary(parsed, user)),
         )
 
+    async def _pause_schedule(self, user: str, task_id: str, pause: bool) -> None:
+        """Pause or resume a schedule, writing its summary as the note (list_tasks shows the
+        note), made from its config. One already so is not written again: that write would move
+        its conflict token and make a repeated create's dropped write look landed."""
+        handle = self.client.get_schedule_handle(task_id)
+        with found(task_id):
+            current = await handle.describe()
+        if current.schedule.state.paused == pause:
+            return
+        config = (await self._schedule_status(user, task_id, current)).config
+        note = (
+            _schedule_summary(ReminderConfig.model_validate(config), user)
+            if config
+            else current.schedule.state.note
+        )
+        with found(task_id):
+            await (handle.pause(note=note) if pause else handle.unpause(note=note))
+
     async def _update_schedule(
         self, user: str, task_id: str, parsed: ReminderConfig, *, same_config: bool = False
     ) -> TaskState:
@@ -123,8 +141,16 @@ class TaskSchedules(TaskReads):
             )
             with found(task_id):
                 await self.client.workflow_service.update_schedule(request, retry=True)
-            if (await self._schedule_status(user, task_id)).config == parsed.model_dump(
-                mode="json"
+                after = await handle.describe()
+            # A dropped write answers as a kept one: it landed if the schedule moved on from
+            # the look and holds what it wrote, pause state included (on a same-config create
+            # the config alone was equal before).
+            if (
+                after.raw_description.conflict_token != current.raw_description.conflict_token
+                and (after.schedule.state.note, after.schedule.state.paused)
+                == (schedule.state.note, paused)
+                and (await self._schedule_status(user, task_id, after)).config
+                == parsed.model_dump(mode="json")
             ):
                 return state
         raise TaskError(

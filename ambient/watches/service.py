@@ -184,10 +184,8 @@ class TaskService(TaskSchedules):
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 handle = self.client.get_schedule_handle(task_id)
-                if signal == "pause":
-                    await handle.pause(note=f"paused by {user}")
-                elif signal == "resume":
-                    await handle.unpause(note=f"resumed by {user}")
+                if signal in ("pause", "resume"):
+                    await self._pause_schedule(user, task_id, signal == "pause")
                 else:
                     await handle.trigger()
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":

@@ -24,6 +24,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserSettings
 from ambient.storage.repositories import EventRepository, UserRepository, not_registered
 from ambient.watches import schedules
+from ambient.watches.configs import TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError, TaskStateError
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -340,6 +341,85 @@ async def test_a_reminder_stored_with_an_older_spec_takes_the_new_one_when_creat
     times = (await handle.describe()).info.next_action_times
     assert any(t.day == 1 and t.weekday() != 0 for t in times), times
     assert any(t.weekday() == 0 and t.day != 1 for t in times), times
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_pause_landing_while_a_repeated_create_rewrites_is_kept_and_answered(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pause between the create's look and its write made the server drop the write (stale
+    # conflict token); the config check after it passed anyway (the same config), so the old
+    # spec stayed and the answer said "active" while the schedule was paused.
+    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
+    name = unique("sched")
+    with monkeypatch.context() as old:
+        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
+        ref = await service.create(USER, "schedule", config, name)
+    handle = service.client.get_schedule_handle(ref.task_id)
+    looked = schedules.TaskSchedules._schedule_status
+    paused: list[bool] = []
+
+    async def look_then_pause(
+        self: TaskService, user: str, task_id: str, description: Any = None
+    ) -> Any:
+        status = await looked(self, user, task_id, description)
+        if description is not None and not paused:
+            paused.append(True)
+            await handle.pause(note="paused by someone")  # lands between look and write
+        return status
+
+    monkeypatch.setattr(schedules.TaskSchedules, "_schedule_status", look_then_pause)
+    again = await service.create(USER, "schedule", config, name)
+    described = await handle.describe()
+    assert (again.created, again.state) == (False, TaskState.PAUSED)
+    assert described.schedule.state.paused
+    times = described.info.next_action_times
+    assert any(t.day == 1 and t.weekday() != 0 for t in times), times
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_paused_and_resumed_reminder_lists_with_its_summary(service: TaskService) -> None:
+    # A pause or resume wrote "paused by alice" / "resumed by alice" as the schedule's note,
+    # which is the summary list_tasks shows: the reminder's own summary was gone for good.
+    config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
+    ref = await service.create(USER, "schedule", config, unique("sched"))
+    summary = f"Reminder, cron 0 9 * * * UTC, for {USER}"
+    for control, state in ((service.pause, "paused"), (service.resume, "active")):
+        assert (await control(USER, ref.task_id)).state == state
+        listed = {task.task_id: task for task in await service.list(USER)}[ref.task_id]
+        assert (listed.state, listed.summary) == (state, summary)
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_pause_of_a_paused_reminder_while_it_is_created_again_keeps_the_rewrite(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pause of a paused schedule wrote it again (note and all) and moved its conflict token:
+    # landing between a repeated create's look and its write, the dropped write looked landed.
+    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
+    name = unique("sched")
+    with monkeypatch.context() as old:
+        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
+        ref = await service.create(USER, "schedule", config, name)
+        await service.pause(USER, ref.task_id)
+    handle = service.client.get_schedule_handle(ref.task_id)
+    looked = schedules.TaskSchedules._schedule_status
+    paused: list[bool] = []
+
+    async def look_then_pause(
+        self: TaskService, user: str, task_id: str, description: Any = None
+    ) -> Any:
+        status = await looked(self, user, task_id, description)
+        if description is not None and not paused:
+            paused.append(True)
+            await service.pause(USER, ref.task_id)  # lands between look and write
+        return status
+
+    monkeypatch.setattr(schedules.TaskSchedules, "_schedule_status", look_then_pause)
+    again = await service.create(USER, "schedule", config, name)
+    assert (again.created, again.state) == (False, TaskState.PAUSED)
+    times = (await handle.describe()).info.next_action_times
+    assert any(t.day == 1 and t.weekday() != 0 for t in times), times
     await service.delete(USER, ref.task_id)
 
 
