@@ -217,6 +217,21 @@ def test_a_rate_and_a_protocol_version_are_said_not_taken_out_as_ids() -> None:
     assert speakable("GET /api/orders HTTP/2 503") == "GET HTTP/2 503"
 
 
+def test_a_rate_of_a_counted_word_is_said_not_taken_out_as_an_id() -> None:
+    """The rate rule knew only units of one to three letters: "写入 5000 rows/s" was spoken
+    "写入 5000", "ingest 2k events/s" "ingest 2k", "带宽 10 Mbit/s" "带宽 10"."""
+    for said in [
+        "写入 5000 rows/s。",
+        "throughput 800 msgs/s, ingest 2k events/s",
+        "带宽 10 Mbit/s，峰值 1.5k requests/min。",
+        "重试 30 retries/h，告警 12 alerts/day，120 frames/sec",
+    ]:
+        assert speakable(said) == said
+    # a path or id after a number still goes
+    assert speakable("部署 3 team/app 失败。") == "部署 3 失败。"
+    assert speakable("拉取 2 images/sync 失败。") == "拉取 2 失败。"
+
+
 def test_the_key_of_a_quoted_id_goes_with_it() -> None:
     """A log line's key="value" kept its key once the id was out: the line below was spoken
     "failed trace id=, retried", read "trace id equals"."""
