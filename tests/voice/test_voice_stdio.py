@@ -232,6 +232,16 @@ def test_a_rate_of_a_counted_word_is_said_not_taken_out_as_an_id() -> None:
     assert speakable("拉取 2 images/sync 失败。") == "拉取 2 失败。"
 
 
+def test_a_number_per_second_is_said_not_taken_out_as_an_id() -> None:
+    """A bare number per unit of time was taken out as a path: "QPS 800/s" was spoken "QPS",
+    "错误率 5/min" "错误率", "rate 10/sec" "rate"."""
+    for said in ["QPS 800/s。", "错误率 5/min，峰值 1.5/s", "rate 10/sec, 3/h"]:
+        assert speakable(said) == said
+    # a fraction or a date is said as before, and an id of digits and letters still goes
+    assert speakable("完成 3/5，截止 11/26。") == "完成 3/5，截止 11/26。"
+    assert speakable("部署 7/shop 失败。") == "部署 失败。"
+
+
 def test_the_key_of_a_quoted_id_goes_with_it() -> None:
     """A log line's key="value" kept its key once the id was out: the line below was spoken
     "failed trace id=, retried", read "trace id equals"."""
