@@ -242,6 +242,14 @@ def test_a_number_per_second_is_said_not_taken_out_as_an_id() -> None:
     assert speakable("部署 7/shop 失败。") == "部署 失败。"
 
 
+def test_a_rate_counted_in_wan_is_said_not_taken_out_as_an_id() -> None:
+    """A count written with 万 or 亿 lost its counted word: "峰值 3.2 万 rows/s" was spoken
+    "峰值 3.2 万", "写入 2亿 events/day" "写入 2亿"."""
+    for said in ["峰值 3.2 万 rows/s。", "写入 2亿 events/day，1千 msgs/s"]:
+        assert speakable(said) == said
+    assert speakable("共 3 万 team/app 失败。") == "共 3 万 失败。"
+
+
 def test_the_key_of_a_quoted_id_goes_with_it() -> None:
     """A log line's key="value" kept its key once the id was out: the line below was spoken
     "failed trace id=, retried", read "trace id equals"."""
