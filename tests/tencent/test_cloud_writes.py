@@ -624,6 +624,26 @@ async def test_cw19_a_scheduled_sql_dry_run_naming_a_topic_that_does_not_exist_s
     assert api.creates() == []
 
 
+async def test_a_missing_topic_is_worded_the_same_by_an_alarm_and_a_scheduled_sql(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """The lookup that found no topic was named by the tool's own call: create_cls_alarm said
+    "DescribeTopics (ResourceNotFound.TopicNotExist): …", create_scheduled_sql
+    "CreateScheduledSql (ResourceNotFound.TopicNotExist): …" for the same missing topic."""
+    _, state = cloud
+    async with client(state, "ops") as c:
+        _, alarm = await call(c, "create_cls_alarm", alarm={**ALARM, "topic_id": "topic-gone"})
+        _, task = await call(
+            c, "create_scheduled_sql", task={**SQL, "source_topic_id": "topic-gone"}
+        )
+        _, topic = await call(
+            c, "create_log_topic", topic={"logset_id": "logset-gone", "name": "x"}
+        )
+    said = "DescribeTopics (ResourceNotFound.TopicNotExist): "
+    assert said in alarm and said in task and alarm[alarm.index(said) :] == task[task.index(said) :]
+    assert "DescribeLogsets (ResourceNotFound.LogsetNotExist): " in topic, topic
+
+
 async def test_cw20_an_alarm_naming_a_notice_that_does_not_exist_leaves_nothing_behind(
     cloud: tuple[TencentApi, AppState],
 ) -> None:

@@ -217,6 +217,39 @@ def test_a_rate_and_a_protocol_version_are_said_not_taken_out_as_ids() -> None:
     assert speakable("GET /api/orders HTTP/2 503") == "GET HTTP/2 503"
 
 
+def test_a_rate_of_a_counted_word_is_said_not_taken_out_as_an_id() -> None:
+    """The rate rule knew only units of one to three letters: "写入 5000 rows/s" was spoken
+    "写入 5000", "ingest 2k events/s" "ingest 2k", "带宽 10 Mbit/s" "带宽 10"."""
+    for said in [
+        "写入 5000 rows/s。",
+        "throughput 800 msgs/s, ingest 2k events/s",
+        "带宽 10 Mbit/s，峰值 1.5k requests/min。",
+        "重试 30 retries/h，告警 12 alerts/day，120 frames/sec",
+    ]:
+        assert speakable(said) == said
+    # a path or id after a number still goes
+    assert speakable("部署 3 team/app 失败。") == "部署 3 失败。"
+    assert speakable("拉取 2 images/sync 失败。") == "拉取 2 失败。"
+
+
+def test_a_number_per_second_is_said_not_taken_out_as_an_id() -> None:
+    """A bare number per unit of time was taken out as a path: "QPS 800/s" was spoken "QPS",
+    "错误率 5/min" "错误率", "rate 10/sec" "rate"."""
+    for said in ["QPS 800/s。", "错误率 5/min，峰值 1.5/s", "rate 10/sec, 3/h"]:
+        assert speakable(said) == said
+    # a fraction or a date is said as before, and an id of digits and letters still goes
+    assert speakable("完成 3/5，截止 11/26。") == "完成 3/5，截止 11/26。"
+    assert speakable("部署 7/shop 失败。") == "部署 失败。"
+
+
+def test_a_rate_counted_in_wan_is_said_not_taken_out_as_an_id() -> None:
+    """A count written with 万 or 亿 lost its counted word: "峰值 3.2 万 rows/s" was spoken
+    "峰值 3.2 万", "写入 2亿 events/day" "写入 2亿"."""
+    for said in ["峰值 3.2 万 rows/s。", "写入 2亿 events/day，1千 msgs/s"]:
+        assert speakable(said) == said
+    assert speakable("共 3 万 team/app 失败。") == "共 3 万 失败。"
+
+
 def test_the_key_of_a_quoted_id_goes_with_it() -> None:
     """A log line's key="value" kept its key once the id was out: the line below was spoken
     "failed trace id=, retried", read "trace id equals"."""

@@ -96,10 +96,13 @@ async def _of(tc: TencentCloud, what: str, ident: str, field: str, *, region: st
     action, key, listed, id_field, code = _NAMED[what]
     items = await tc.paged("cls", action, _filters(**{key: ident}), listed, region=region)
     if (value := _named(items, id_field, ident, field)) is None:
-        raise TencentNotFoundError(
+        missing = TencentNotFoundError(
             f"ResourceNotFound.{code}",
             f"{what} {ident} does not exist in region {region or tc.region}",
         )
+        # Named by the lookup that found nothing, whichever tool looked (as a refused read is).
+        missing.call = ("cls", action)
+        raise missing
     return value
 
 
