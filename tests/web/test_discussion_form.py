@@ -89,9 +89,10 @@ async def test_a_reply_that_does_not_act_on_its_remediation_says_why_in_chinese(
         async with deps.db.session() as session:
             session.add(run_row(rid, name, "run-1", state="waiting_approval"))
             await session.commit()
-        # Posted by the run just now: an answer within 2 s of it looks machine-inferred.
+        # Tagged auto_reply, a reply looks machine-inferred (as one within 2 s of the run's
+        # plan does, but that is timed: a loaded machine took longer to post it).
         theirs = await _plan_posted_by_run(deps, rid, "run-1", "plan: restart")
-        sent = {"discussion_id": theirs, "content": "批准", "tags": "approve"}
+        sent = {"discussion_id": theirs, "content": "批准", "tags": "approve, auto_reply"}
         fast = await http.post("/app/discussions/post", data=sent)
         assert said(fast) == (
             "已发布：这条回复看起来是机器推断的（来源不是本人、带 auto_reply 标签，"
