@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 from mcp import Client
+from sqlalchemy import select
 
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
+from ambient.storage.models import DiscussionMessage
 from api.app import create_app
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
@@ -119,9 +123,20 @@ async def test_anomalies_and_annotations_answer_at_most_a_page_with_the_whole_co
     bus = DiscussionService(deps.db, deps.settings)
     topic = f"burst {ann}"
     first = await bus.send_message(ann, topic, MessageIn(from_id=ann, content="0"))
-    for n in range(1, 130):  # two senders in turn, well within 2 s of each other
+    for n in range(1, 130):  # two senders in turn
         sender = bob if n % 2 else ann
         await bus.send_message(sender, topic, MessageIn(from_id=sender, content=str(n)))
+    # 10 ms apart, well within 2 s of each other however long the sends took on a busy machine.
+    async with deps.db.session() as session:
+        rows = await session.scalars(
+            select(DiscussionMessage)
+            .where(DiscussionMessage.discussion_id == first.discussion_id)
+            .order_by(DiscussionMessage.created_at, DiscussionMessage.id)
+        )
+        start = datetime.now(UTC)
+        for n, row in enumerate(rows.all()):
+            row.created_at = start + timedelta(milliseconds=10 * n)
+        await session.commit()
     async with Client(_server(deps, ann)) as as_ann:
         found = await call(as_ann, "detect_anomalies", discussion_id=first.discussion_id)
         changed = await call(as_ann, "annotate_discussion", discussion_id=first.discussion_id)
