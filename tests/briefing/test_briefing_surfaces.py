@@ -21,6 +21,7 @@ from ambient import temporal
 from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.speech import said_time
 from ambient.storage.repositories import InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
@@ -245,7 +246,10 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
                 CliRunner().invoke, cli, ["briefing", "greet"], env=env
             )
             assert result.exit_code == 0, result.output
-            assert f"at {spoken.json()['given_at_local']}" in result.output
+            # Said as a speaker hears it ("at 7:03", no leading zero), whatever the hour now.
+            assert (
+                f"at {said_time(spoken.json()['given_at_local'], english=True)};" in result.output
+            )
             assert "won't repeat it" in result.output
 
             listed = (await http.get("/briefings", headers=me)).json()
