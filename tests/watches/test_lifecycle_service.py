@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -324,19 +324,49 @@ async def test_a_weekday_step_from_sunday_written_7_runs_as_cron_does(
         await service.delete(USER, ref.task_id)
 
 
+# Stored before crons naming both day fields ran on either: one cron, run only on a Monday the 1st.
+PAYDAY = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
+
+
+async def created_with_the_old_spec(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch, name: str, *, paused: bool = False
+) -> Any:
+    with monkeypatch.context() as old:
+        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
+        ref = await service.create(USER, "schedule", PAYDAY, name)
+        if paused:
+            await service.pause(USER, ref.task_id)
+    return ref
+
+
+def pause_between_look_and_write(
+    monkeypatch: pytest.MonkeyPatch, pause: Callable[[], Awaitable[Any]]
+) -> None:
+    """``pause`` runs once, after a repeated create's look and before its write."""
+    looked = schedules.TaskSchedules._schedule_status
+    paused: list[bool] = []
+
+    async def look_then_pause(
+        self: TaskService, user: str, task_id: str, description: Any = None
+    ) -> Any:
+        status = await looked(self, user, task_id, description)
+        if description is not None and not paused:
+            paused.append(True)
+            await pause()
+        return status
+
+    monkeypatch.setattr(schedules.TaskSchedules, "_schedule_status", look_then_pause)
+
+
 async def test_a_reminder_stored_with_an_older_spec_takes_the_new_one_when_created_again(
     service: TaskService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Stored before crons naming both day fields ran on either: "0 9 1 * 1" as one cron, run
-    # only on a Monday the 1st. Created again, it answered created=False and kept that spec.
-    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
+    # Created again, it answered created=False and kept the old spec.
     name = unique("sched")
-    with monkeypatch.context() as old:
-        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
-        ref = await service.create(USER, "schedule", config, name)
+    ref = await created_with_the_old_spec(service, monkeypatch, name)
     handle = service.client.get_schedule_handle(ref.task_id)
     assert all(t.weekday() == 0 for t in (await handle.describe()).info.next_action_times)
-    again = await service.create(USER, "schedule", config, name)
+    again = await service.create(USER, "schedule", PAYDAY, name)
     assert (again.task_id, again.created) == (ref.task_id, False)
     times = (await handle.describe()).info.next_action_times
     assert any(t.day == 1 and t.weekday() != 0 for t in times), times
@@ -350,26 +380,11 @@ async def test_a_pause_landing_while_a_repeated_create_rewrites_is_kept_and_answ
     # A pause between the create's look and its write made the server drop the write (stale
     # conflict token); the config check after it passed anyway (the same config), so the old
     # spec stayed and the answer said "active" while the schedule was paused.
-    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
     name = unique("sched")
-    with monkeypatch.context() as old:
-        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
-        ref = await service.create(USER, "schedule", config, name)
+    ref = await created_with_the_old_spec(service, monkeypatch, name)
     handle = service.client.get_schedule_handle(ref.task_id)
-    looked = schedules.TaskSchedules._schedule_status
-    paused: list[bool] = []
-
-    async def look_then_pause(
-        self: TaskService, user: str, task_id: str, description: Any = None
-    ) -> Any:
-        status = await looked(self, user, task_id, description)
-        if description is not None and not paused:
-            paused.append(True)
-            await handle.pause(note="paused by someone")  # lands between look and write
-        return status
-
-    monkeypatch.setattr(schedules.TaskSchedules, "_schedule_status", look_then_pause)
-    again = await service.create(USER, "schedule", config, name)
+    pause_between_look_and_write(monkeypatch, lambda: handle.pause(note="paused by someone"))
+    again = await service.create(USER, "schedule", PAYDAY, name)
     described = await handle.describe()
     assert (again.created, again.state) == (False, TaskState.PAUSED)
     assert described.schedule.state.paused
@@ -396,27 +411,11 @@ async def test_a_pause_of_a_paused_reminder_while_it_is_created_again_keeps_the_
 ) -> None:
     # A pause of a paused schedule wrote it again (note and all) and moved its conflict token:
     # landing between a repeated create's look and its write, the dropped write looked landed.
-    config = {"cron": "0 9 1 * 1", "timezone": "UTC", "message": "payday"}
     name = unique("sched")
-    with monkeypatch.context() as old:
-        old.setattr(schedules, "schedule_crons", lambda cron: [cron])
-        ref = await service.create(USER, "schedule", config, name)
-        await service.pause(USER, ref.task_id)
+    ref = await created_with_the_old_spec(service, monkeypatch, name, paused=True)
     handle = service.client.get_schedule_handle(ref.task_id)
-    looked = schedules.TaskSchedules._schedule_status
-    paused: list[bool] = []
-
-    async def look_then_pause(
-        self: TaskService, user: str, task_id: str, description: Any = None
-    ) -> Any:
-        status = await looked(self, user, task_id, description)
-        if description is not None and not paused:
-            paused.append(True)
-            await service.pause(USER, ref.task_id)  # lands between look and write
-        return status
-
-    monkeypatch.setattr(schedules.TaskSchedules, "_schedule_status", look_then_pause)
-    again = await service.create(USER, "schedule", config, name)
+    pause_between_look_and_write(monkeypatch, lambda: service.pause(USER, ref.task_id))
+    again = await service.create(USER, "schedule", PAYDAY, name)
     assert (again.created, again.state) == (False, TaskState.PAUSED)
     times = (await handle.describe()).info.next_action_times
     assert any(t.day == 1 and t.weekday() != 0 for t in times), times
