@@ -343,6 +343,17 @@ class TaskReads:
                 }
             return
 
+    async def _stored_run(self, description: ScheduleDescription) -> ReminderRun | None:
+        """The reminder run a schedule starts, read as stored (None: no such action)."""
+        action = description.schedule.action
+        if not (isinstance(action, ScheduleActionStartWorkflow) and action.args):
+            return None
+        run = action.args[0]
+        if not isinstance(run, ReminderRun):
+            # Described schedules carry raw payloads: decode them with our converter.
+            (run,) = await self.client.data_converter.decode([run], [ReminderRun])  # type: ignore[list-item]
+        return run
+
     async def _schedule_status(
         self, user: str, task_id: str, description: ScheduleDescription | None = None
     ) -> TaskStatus:
@@ -351,12 +362,7 @@ class TaskReads:
                 description = await self.client.get_schedule_handle(task_id).describe()
         config: dict[str, Any] = {}
         kind = TaskKind.SCHEDULE
-        action = description.schedule.action
-        if isinstance(action, ScheduleActionStartWorkflow) and action.args:
-            run = action.args[0]
-            if not isinstance(run, ReminderRun):
-                # Described schedules carry raw payloads: decode them with our converter.
-                (run,) = await self.client.data_converter.decode([run], [ReminderRun])  # type: ignore[list-item]
+        if (run := await self._stored_run(description)) is not None:
             config = run.config.model_dump(mode="json")
             kind = schedule_kind(run.config)
         info = description.info

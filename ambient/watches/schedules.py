@@ -87,12 +87,8 @@ class TaskSchedules(TaskReads):
             current = await handle.describe()
         if current.schedule.state.paused == pause:
             return
-        config = (await self._schedule_status(user, task_id, current)).config
-        note = (
-            _schedule_summary(ReminderConfig.model_validate(config), user)
-            if config
-            else current.schedule.state.note
-        )
+        run = await self._stored_run(current)
+        note = _schedule_summary(run.config, user) if run else current.schedule.state.note
         with found(task_id):
             await (handle.pause(note=note) if pause else handle.unpause(note=note))
 
@@ -104,11 +100,14 @@ class TaskSchedules(TaskReads):
         rewritten while its config is ``parsed`` (a create of a name already taken)."""
         kind = schedule_kind(parsed)
         handle = self.client.get_schedule_handle(task_id)
+        wanted = parsed.model_dump(mode="json")
         for _ in range(SCHEDULE_WRITE_TRIES):
             with found(task_id):
                 current = await handle.describe()
-            status = await self._schedule_status(user, task_id, current)
-            if same_config and status.config != parsed.model_dump(mode="json"):
+            if (
+                same_config
+                and (await self._schedule_status(user, task_id, current)).config != wanted
+            ):
                 raise InvalidTaskError(
                     f"name: schedule {task_id!r} already exists with another config; "
                     "call update_task to change it, or delete_task first"
@@ -149,8 +148,7 @@ class TaskSchedules(TaskReads):
                 after.raw_description.conflict_token != current.raw_description.conflict_token
                 and (after.schedule.state.note, after.schedule.state.paused)
                 == (schedule.state.note, paused)
-                and (await self._schedule_status(user, task_id, after)).config
-                == parsed.model_dump(mode="json")
+                and (await self._schedule_status(user, task_id, after)).config == wanted
             ):
                 return state
         raise TaskError(
