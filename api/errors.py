@@ -225,7 +225,8 @@ class BodyLimit:
             if not read[-1].get("more_body", False):
                 break
         if too_large:
-            said = f"request body too large: at most {MAX_BODY_BYTES} bytes (10 MiB)"
+            mib = MAX_BODY_BYTES >> 20
+            said = f"request body too large: at most {MAX_BODY_BYTES} bytes ({mib} MiB)"
             body: dict[str, Any] = {"detail": said}
             if scope["path"].startswith("/mcp"):  # the SDK's own 413 read as no answer
                 body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": said}}

@@ -76,6 +76,11 @@ def _check_offset(offset: int) -> None:
         )
 
 
+def _next_offset(offset: int, total: int) -> int | None:
+    """The next page's offset, None after the last."""
+    return offset + PAGE if offset + PAGE < total else None
+
+
 async def _count_by(
     session: AsyncSession, column: InstrumentedAttribute[Any], where: ColumnElement[bool]
 ) -> dict[Any, int]:
@@ -116,8 +121,9 @@ class DiscussionReads(DiscussionAccess):
                 .limit(PAGE)
             )
             found = [MessageView.model_validate(r, from_attributes=True) for r in rows]
-        more = offset + PAGE if offset + PAGE < total else None
-        return Found(query=words, total_matches=total, results=found, next_offset=more)
+        return Found(
+            query=words, total_matches=total, results=found, next_offset=_next_offset(offset, total)
+        )
 
     async def detect_anomalies(
         self, user: str, discussion_id: str, threshold_seconds: float = 2.0
@@ -207,7 +213,7 @@ class DiscussionReads(DiscussionAccess):
         return DiscussionRead(
             discussion=discussion_view(discussion, total),
             messages=messages,
-            next_offset=offset + PAGE if offset + PAGE < total else None,
+            next_offset=_next_offset(offset, total),
         )
 
     async def init_store(self, user: str) -> StoreInit:

@@ -18,6 +18,7 @@ from ambient.cloud.errors import CloudOpsError, CloudOpsInputError
 from ambient.cloud.images import (
     DEFAULT_QUESTION,
     MAX_DATA_URL,
+    MAX_QUESTION,
     ImageDescription,
     describe_dashboard_image,
 )
@@ -72,7 +73,7 @@ class RestartBody(WriteMode, WorkloadSpec): ...
 
 class ImageBody(UserConfig):
     image_url: str = Field(max_length=MAX_DATA_URL, description="http(s) URL or data:image/ upload")
-    question: str = Field(default=DEFAULT_QUESTION, min_length=1, max_length=2000)
+    question: str = Field(default=DEFAULT_QUESTION, min_length=1, max_length=MAX_QUESTION)
 
 
 # Upstream answers by class: what the caller can act on. A refusal of the server's own keys

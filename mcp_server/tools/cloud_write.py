@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ambient.cloud.apply import ApplyResult, ApplySpec
 from ambient.cloud.creates import WriteResult
-from ambient.cloud.images import DEFAULT_QUESTION, MAX_DATA_URL, ImageDescription
+from ambient.cloud.images import DEFAULT_QUESTION, MAX_DATA_URL, MAX_QUESTION, ImageDescription
 from ambient.cloud.images import describe_dashboard_image as describe_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolSpec
@@ -118,7 +118,8 @@ async def describe_dashboard_image(
         ),
     ],
     question: Annotated[
-        str, Field(min_length=1, max_length=2000, description="what to find out from the image")
+        str,
+        Field(min_length=1, max_length=MAX_QUESTION, description="what to find out from the image"),
     ] = DEFAULT_QUESTION,
 ) -> ImageDescription:
     """Look at a dashboard image with the vision model and answer a question about it."""

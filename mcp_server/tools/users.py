@@ -99,7 +99,6 @@ async def set_push_config(
 
 def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(whoami, annotations=READ)
-    # Destructive: a chat agent asks the person before a permission change a model calls.
     mcp.add_tool(grant_permission, annotations=REPLACE)
 
 
