@@ -21,8 +21,9 @@ async def save_push_config(
     # the profile's: with neither, every push to it would fail ("no email target").
     for index, channel in enumerate(config.channels):
         kind = channel.type
-        address = channel.target or fallback_address(kind, config.channels, user.email, user.phone)
-        if kind in ("email", "sms") and not address:
+        if kind in ("email", "sms") and not (
+            channel.target or fallback_address(kind, config.channels, user.email, user.phone)
+        ):
             field = Refusal("email") if kind == "email" else Refusal("phone")  # said in words
             why = Refusal(
                 "an %(kind)s channel without a target sends to the %(field)s in your profile, "

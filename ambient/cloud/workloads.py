@@ -127,8 +127,7 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         await self.service.authorize(actor, "apply_yaml", subject, mode)
         objects = parse_documents(spec.documents, spec.namespace)
         # The namespace too: it is where documents that name none go.
-        asked = f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}"
-        key = hashlib.sha256(asked.encode()).hexdigest()[:24]
+        key = _hashed(f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}")
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.audited(actor, "apply_yaml", subject, detail):
             client = await self._client(spec.cluster_id, spec.region)
