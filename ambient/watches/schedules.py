@@ -23,7 +23,7 @@ from ambient import temporal
 from ambient.storage.repositories import SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.inputs import InvalidTaskError, TaskError, task_name
-from ambient.watches.models import TaskRef
+from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import PREFIXES, TaskReads, found, schedule_kind
 from ambient.watches.reminders import DAYS, ReminderConfig, ReminderRun, schedule_crons
 from workflows.reminder import ReminderWorkflow
@@ -55,8 +55,8 @@ class TaskSchedules(TaskReads):
         except ScheduleAlreadyRunningError:
             # The same config again: written anew, so a schedule stored before its spec's rule
             # was fixed (one cron for both day fields, say) runs as its config says now.
-            state = await self._update_schedule(user, task_id, parsed, same_config=True)
-            return TaskRef(task_id=task_id, kind=kind, state=state, created=False)
+            status = await self._update_schedule(user, task_id, parsed, same_config=True)
+            return TaskRef(task_id=task_id, kind=kind, state=status.state, created=False)
         # A new life: its news pages are compared from its own first look, not with the pages a
         # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
         # comes at its hour, after this.
@@ -78,50 +78,52 @@ class TaskSchedules(TaskReads):
             state=ScheduleState(note=_schedule_summary(parsed, user)),
         )
 
-    async def _pause_schedule(self, user: str, task_id: str, pause: bool) -> None:
-        """Pause or resume a schedule, writing its summary as the note (list_tasks shows the
-        note), made from its config. One already so is not written again: that write would move
-        its conflict token and make a repeated create's dropped write look landed."""
-        handle = self.client.get_schedule_handle(task_id)
-        with found(task_id):
-            current = await handle.describe()
-        if current.schedule.state.paused == pause:
-            return
-        run = await self._stored_run(current)
-        note = _schedule_summary(run.config, user) if run else current.schedule.state.note
-        with found(task_id):
-            await (handle.pause(note=note) if pause else handle.unpause(note=note))
-
     async def _update_schedule(
-        self, user: str, task_id: str, parsed: ReminderConfig, *, same_config: bool = False
-    ) -> TaskState:
-        """Change a schedule in place (validated first): a bad update leaves it as it was, and
-        a pause or resume that lands while it is written is kept. ``same_config``: only
-        rewritten while its config is ``parsed`` (a create of a name already taken)."""
-        kind = schedule_kind(parsed)
+        self,
+        user: str,
+        task_id: str,
+        parsed: ReminderConfig | None,
+        *,
+        same_config: bool = False,
+        pause: bool | None = None,
+    ) -> TaskStatus:
+        """Write a schedule in place (validated first) and answer its status: a bad update
+        leaves it as it was, and a pause or resume that lands while it is written is kept.
+        ``parsed`` None: its stored config, written again (the spec as its config says now).
+        ``pause``: paused or resumed in the same write, its AmbientState with it (a patch
+        cannot set search attributes); one already so is not written, which would move its
+        conflict token and make a repeated create's dropped write look landed.
+        ``same_config``: only rewritten while its config is ``parsed`` (a create of a name
+        already taken)."""
         handle = self.client.get_schedule_handle(task_id)
-        wanted = parsed.model_dump(mode="json")
         for _ in range(SCHEDULE_WRITE_TRIES):
             with found(task_id):
                 current = await handle.describe()
-            if (
-                same_config
-                and (await self._schedule_status(user, task_id, current)).config != wanted
-            ):
+            status = await self._schedule_status(user, task_id, current)
+            wanted = parsed.model_dump(mode="json") if parsed else status.config
+            if same_config and status.config != wanted:
                 raise InvalidTaskError(
                     f"name: schedule {task_id!r} already exists with another config; "
                     "call update_task to change it, or delete_task first"
                 )
+            if pause is not None and current.schedule.state.paused == pause:
+                return status
+            run = await self._stored_run(current)
+            config = parsed or (run.config if run else None)
             # Keep the pause state the user chose and the life's run ids; replace action, spec
-            # and note.
-            action = current.schedule.action
-            run_id = (
-                action.id
-                if isinstance(action, ScheduleActionStartWorkflow)
-                else _new_run_id(task_id)
+            # and note (a schedule with no reminder run of ours is written back as it is).
+            schedule = current.schedule
+            if config is not None:
+                action = current.schedule.action
+                run_id = (
+                    action.id
+                    if isinstance(action, ScheduleActionStartWorkflow)
+                    else _new_run_id(task_id)
+                )
+                schedule = self._schedule(user, task_id, config, run_id)
+            paused = schedule.state.paused = (
+                current.schedule.state.paused if pause is None else pause
             )
-            schedule = self._schedule(user, task_id, parsed, run_id)
-            paused = schedule.state.paused = current.schedule.state.paused
             # The SDK's schedule update sends no conflict token (its own TODO says so), and a
             # pause between its look and its write was overwritten. With the look's token the
             # server drops a write that another change overtook; we then look again.
@@ -133,6 +135,7 @@ class TaskSchedules(TaskReads):
                 identity=self.client.identity,
                 request_id=str(uuid.uuid4()),
             )
+            kind = schedule_kind(config) if config else status.kind
             state = TaskState.PAUSED if paused else TaskState.ACTIVE
             encode_search_attributes(
                 temporal.search_attributes(kind.value, user, state=state.value),
@@ -141,6 +144,7 @@ class TaskSchedules(TaskReads):
             with found(task_id):
                 await self.client.workflow_service.update_schedule(request, retry=True)
                 after = await handle.describe()
+            written = await self._schedule_status(user, task_id, after)
             # A dropped write answers as a kept one: it landed if the schedule moved on from
             # the look and holds what it wrote, pause state included (on a same-config create
             # the config alone was equal before).
@@ -148,9 +152,9 @@ class TaskSchedules(TaskReads):
                 after.raw_description.conflict_token != current.raw_description.conflict_token
                 and (after.schedule.state.note, after.schedule.state.paused)
                 == (schedule.state.note, paused)
-                and (await self._schedule_status(user, task_id, after)).config == wanted
+                and written.config == wanted
             ):
-                return state
+                return written
         raise TaskError(
             f"schedule {task_id!r} was changed by other requests during each try of this "
             "update; call update_task again"

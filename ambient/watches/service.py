@@ -181,13 +181,13 @@ class TaskService(TaskSchedules):
     ) -> TaskRef:
         kind = self._owned(user, task_id)
         before: TaskState | None = None  # a workflow's state before its control
+        if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
+            # Its answer is the status its write was checked against: no third look.
+            status = await self._update_schedule(user, task_id, None, pause=signal == "pause")
+            return TaskRef(task_id=task_id, kind=status.kind, state=status.state, created=False)
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
-                handle = self.client.get_schedule_handle(task_id)
-                if signal in ("pause", "resume"):
-                    await self._pause_schedule(user, task_id, signal == "pause")
-                else:
-                    await handle.trigger()
+                await self.client.get_schedule_handle(task_id).trigger()
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 before = await self._live(user, task_id)
@@ -238,8 +238,7 @@ class TaskService(TaskSchedules):
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)
         if isinstance(parsed, ReminderConfig):
-            await self._update_schedule(user, task_id, parsed)
-            return await self.get(user, task_id)
+            return await self._update_schedule(user, task_id, parsed)
         payload = parsed.model_dump(mode="json")
         update_id = f"update-{request_id or uuid.uuid4().hex}"
         # An update waits for a worker to take it, with no end: with none running it hung for

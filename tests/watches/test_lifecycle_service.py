@@ -18,6 +18,7 @@ from starlette.responses import Response
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
 from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -418,6 +419,54 @@ async def test_a_pause_of_a_paused_reminder_while_it_is_created_again_keeps_the_
     again = await service.create(USER, "schedule", PAYDAY, name)
     assert (again.created, again.state) == (False, TaskState.PAUSED)
     times = (await handle.describe()).info.next_action_times
+    assert any(t.day == 1 and t.weekday() != 0 for t in times), times
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_paused_reminder_is_found_as_paused_by_its_state_attribute(
+    service: TaskService,
+) -> None:
+    # A pause or resume left AmbientState as the create wrote it ("active"): the Web UI and an
+    # operator's `AmbientState = "paused"` showed a paused reminder as active, or missed it.
+    user = unique("attr")
+    await register(service.db, user)
+    config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
+    ref = await service.create(user, "schedule", config, unique("sched"))
+    handle = service.client.get_schedule_handle(ref.task_id)
+    for control, state in ((service.pause, "paused"), (service.resume, "active")):
+        assert (await control(user, ref.task_id)).state == state
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(temporal.STATE) == state
+        query = f'AmbientUser = "{user}" AND AmbientState = "{state}"'
+        for _ in range(100):  # visibility is eventually consistent
+            found = [s.id async for s in await service.client.list_schedules(query)]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert found == [ref.task_id]
+    await service.delete(user, ref.task_id)
+
+
+async def test_a_pause_and_resume_landing_while_a_repeated_create_rewrites_keep_the_rewrite(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both moved the conflict token and left note, pause state and config as the create's write
+    # wanted: its dropped write looked landed and the schedule kept the old spec.
+    name = unique("sched")
+    ref = await created_with_the_old_spec(service, monkeypatch, name)
+    handle = service.client.get_schedule_handle(ref.task_id)
+
+    async def pause_and_resume() -> None:
+        await service.pause(USER, ref.task_id)
+        await service.resume(USER, ref.task_id)
+
+    pause_between_look_and_write(monkeypatch, pause_and_resume)
+    again = await service.create(USER, "schedule", PAYDAY, name)
+    described = await handle.describe()
+    assert (again.created, again.state) == (False, TaskState.ACTIVE)
+    assert not described.schedule.state.paused
+    assert described.typed_search_attributes.get(temporal.STATE) == "active"
+    times = described.info.next_action_times
     assert any(t.day == 1 and t.weekday() != 0 for t in times), times
     await service.delete(USER, ref.task_id)
 
