@@ -94,18 +94,20 @@ class NodePoolWrites(CloudCreates):
     ) -> NodePoolScaleResult:
         """Set a node pool's desired size (ModifyNodePoolDesiredCapacityAboutAsg)."""
         subject = f"tke:{spec.cluster_id}/{spec.node_pool_id}"
+        # The region the calls go to, named: the audit says where it acted.
+        region = spec.region or self.tencent.region
         permission = await self.authorize(
-            actor, "scale_node_pool", subject, mode, desired=spec.desired, region=spec.region
+            actor, "scale_node_pool", subject, mode, desired=spec.desired, region=region
         )
         detail: dict[str, Any] = {
             "mode": mode,
             "desired": spec.desired,
-            "region": spec.region,
+            "region": region,
             "permission": permission.value,
         }
         async with self.audited(actor, "scale_node_pool", subject, detail):
             with readable("tke", "DescribeClusterNodePools"):
-                pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=spec.region)
+                pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=region)
             pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
             if pool is None:
                 known = ", ".join(p.node_pool_id for p in pools) or "none"
@@ -129,7 +131,7 @@ class NodePoolWrites(CloudCreates):
                 request = CloudRequest(
                     product="tke",
                     action="ModifyNodePoolDesiredCapacityAboutAsg",
-                    region=spec.region,
+                    region=region,
                     params={
                         "ClusterId": spec.cluster_id,
                         "NodePoolId": spec.node_pool_id,

@@ -208,6 +208,12 @@ async def test_scale_node_pool_respects_permission(
     }
     assert api.node_pools["cls-abcd1234"][0]["DesiredNodesNum"] == 4
     assert out_of_range and "within [1, 6]" in message
+    # Each row names the region the pool was looked for in: the configured one, the region
+    # left out (it said None).
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    regions = {r.detail["region"] for r in rows if r.action == "cloud.scale_node_pool"}
+    assert regions == {state.tencent.region} == set(api.regions)
 
 
 async def test_scaling_a_node_pool_to_its_current_size_sends_nothing_and_is_audited_as_a_noop(
