@@ -229,6 +229,19 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         self, actor: str, spec: WorkloadSpec, mode: Mode = "dry_run"
     ) -> WorkloadResult:
         asked = f"restart\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n"
-        return await self._step(
+        result = await self._step(
             actor, "restart_workload", spec, mode, Rung.RESTART, lambda d: _restart(asked, d)
         )
+        if result.already_applied:
+            # The executor names its stamp (a hash): say why instead, and how to restart anyway.
+            window = int(RESTART_RETRY_WINDOW.total_seconds() // 60)
+            why = (
+                f"we restarted {spec.namespace}/{spec.name} less than {window} minutes ago"
+                if spec.idempotency_key is None
+                else f"this idempotency_key already restarted {spec.namespace}/{spec.name}"
+            )
+            result.detail = (
+                f"Not restarted again: {why}, so this request counts as a retry of that "
+                "restart. To restart it again now, ask again with a new idempotency_key."
+            )
+        return result

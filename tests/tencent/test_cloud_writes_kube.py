@@ -564,6 +564,46 @@ async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_
     assert len(kube.writes("deployments")) == 2
 
 
+async def test_ck11_a_restart_asked_again_at_once_says_why_nothing_was_done_and_how_to_restart(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+) -> None:
+    """A deliberate second restart within the window, or under the same key, answered
+    already_applied with "deployment shop/checkout was already restarted by asked:restart_
+    workload:<hash>": nothing said why it was not restarted again, nor
+    how to restart it again on purpose."""
+    import ambient.cloud.workloads as workloads
+
+    moments = iter(datetime(2026, 11, 27, 12, 0, s, tzinfo=UTC) for s in range(10, 60, 10))
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return next(moments)
+
+    monkeypatch.setattr(workloads, "datetime", Clock)
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    keyed = spec.model_copy(update={"idempotency_key": "friday"})
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        first = await ops.restart_workload("ops", spec, "execute")
+        again = await ops.restart_workload("ops", spec, "execute")
+        by_key = await ops.restart_workload("ops", keyed, "execute")
+        same_key = await ops.restart_workload("ops", keyed, "execute")
+    assert first.applied and again.already_applied and not by_key.already_applied
+    assert same_key.already_applied
+    assert again.detail == (
+        "Not restarted again: we restarted shop/checkout less than 5 minutes ago, so this "
+        "request counts as a retry of that restart. To restart it again now, ask again with "
+        "a new idempotency_key."
+    )
+    assert same_key.detail == (
+        "Not restarted again: this idempotency_key already restarted shop/checkout, so this "
+        "request counts as a retry of that restart. To restart it again now, ask again with "
+        "a new idempotency_key."
+    )
+    assert len(kube.writes("deployments")) == 2
+
+
 async def test_ck11_a_restart_retried_while_the_first_is_in_flight_restarts_once(
     cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
 ) -> None:
