@@ -192,16 +192,17 @@ class ClsWrites(CloudCreates):
     async def create_cls_alarm(
         self, actor: str, spec: AlarmSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        wants_notice = bool(spec.notice_name)
-        if not spec.notice_ids and not wants_notice:
-            raise CloudOpsInputError(
-                "notice_ids", "name an existing notice or give notice_name to create one"
-            )
-        if wants_notice and not (spec.notice_webhook or spec.notice_uids):
-            raise CloudOpsInputError(
-                "notice_webhook", "a new notice needs notice_webhook or notice_uids"
-            )
         subject = f"cls:alarm:{spec.name}"
+        # Bad input leaves its audit row too, as every call does (kind "invalid").
+        async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+            if not spec.notice_ids and not spec.notice_name:
+                raise CloudOpsInputError(
+                    "notice_ids", "name an existing notice or give notice_name to create one"
+                )
+            if spec.notice_name and not (spec.notice_webhook or spec.notice_uids):
+                raise CloudOpsInputError(
+                    "notice_webhook", "a new notice needs notice_webhook or notice_uids"
+                )
         await self.authorize(actor, "create_cls_alarm", subject, mode)
         # The policy and the target first: a policy of that name (made before, its answer
         # lost), a missing topic or notice or another logset must not leave a new notice behind.
@@ -252,15 +253,17 @@ class ClsWrites(CloudCreates):
     async def create_scheduled_sql(
         self, actor: str, spec: ScheduledSqlSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        if spec.source_topic_id == spec.target_topic_id:
-            raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
+        subject = f"cls:scheduled_sql:{spec.name}"
+        async with self.failures_audited(actor, "create_scheduled_sql", subject, {"mode": mode}):
+            if spec.source_topic_id == spec.target_topic_id:
+                raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
         start = as_utc(spec.start or datetime.now(UTC))
         # Whole minutes: a retry a few seconds later builds the same request (same key).
         start_ms = int(start.replace(second=0, microsecond=0).timestamp()) * 1000
         return await self._create_one(
             actor,
             "create_scheduled_sql",
-            f"cls:scheduled_sql:{spec.name}",
+            subject,
             mode,
             lambda: spec.request(start_ms, self.tencent.region),
             lambda: writes.find_scheduled_sql(

@@ -152,14 +152,17 @@ class NodePoolWrites(CloudCreates):
     async def create_node_pool(
         self, actor: str, spec: NodePoolSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        if not spec.minimum <= spec.desired <= spec.maximum:
-            raise CloudOpsInputError(
-                "desired", f"must be within [minimum, maximum] = [{spec.minimum}, {spec.maximum}]"
-            )
+        subject = f"tke:{spec.cluster_id}/nodepool:{spec.name}"
+        async with self.failures_audited(actor, "create_node_pool", subject, {"mode": mode}):
+            if not spec.minimum <= spec.desired <= spec.maximum:
+                raise CloudOpsInputError(
+                    "desired",
+                    f"must be within [minimum, maximum] = [{spec.minimum}, {spec.maximum}]",
+                )
         return await self._create_one(
             actor,
             "create_node_pool",
-            f"tke:{spec.cluster_id}/nodepool:{spec.name}",
+            subject,
             mode,
             spec.request,
             lambda: writes.find_node_pool(

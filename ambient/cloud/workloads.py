@@ -211,7 +211,12 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         self, actor: str, spec: WorkloadSpec, replicas: int, mode: Mode = "dry_run"
     ) -> WorkloadResult:
         if replicas < 1:
-            raise CloudOpsInputError("replicas", "must be at least 1")
+            target = WorkloadRef.model_validate(spec, from_attributes=True)
+            detail = {"mode": mode, "replicas": replicas}
+            async with self.service.failures_audited(
+                actor, "scale_workload", f"kube:{target}", detail
+            ):
+                raise CloudOpsInputError("replicas", "must be at least 1")
         asked = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
 
         def derive(deployment: Obj | None) -> tuple[str, dict[str, Any]]:

@@ -277,13 +277,33 @@ async def test_cw05_bad_input_names_the_field_and_sends_nothing(
         no_topic, topic_message = await call(
             c, "create_cls_alarm", alarm={**ALARM, "topic_id": "topic-404"}, mode="execute"
         )
+        no_webhook, webhook_message = await call(
+            c, "create_cls_alarm", alarm={**ALARM, "notice_webhook": None}, mode="execute"
+        )
+        same_topic, same_message = await call(
+            c, "create_scheduled_sql", task={**SQL, "target_topic_id": "topic-app"}
+        )
         tools = {t.name: t for t in (await c.list_tools()).tools}
     # Worded as create_scheduled_sql words a missing topic (must_exist).
     assert no_topic and "topic topic-404 does not exist in region" in topic_message
     assert failed and "desired" in message
     assert no_notice and "notice_ids" in notice_message
     assert wrong_cluster and "does not exist" in cluster_message
+    assert no_webhook and "notice_webhook" in webhook_message
+    assert same_topic and "target_topic_id" in same_message
     assert api.creates() == []
+    # Every call leaves its row: input refused before any lookup too (those left none).
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    failures = sorted((r.action, r.detail["kind"]) for r in rows if r.detail.get("outcome"))
+    assert failures == [
+        ("cloud.create_cls_alarm", "invalid"),
+        ("cloud.create_cls_alarm", "invalid"),
+        ("cloud.create_cls_alarm", "not_found"),
+        ("cloud.create_node_pool", "invalid"),
+        ("cloud.create_node_pool", "not_found"),
+        ("cloud.create_scheduled_sql", "invalid"),
+    ], failures
     for name, *_ in CASES:
         hints = tools[name].annotations
         assert hints is not None and hints.read_only_hint is False

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ambient.cloud.errors import CloudOpsRefusedError
+from ambient.cloud.errors import CloudOpsInputError, CloudOpsRefusedError
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -645,6 +645,28 @@ async def test_ck11_a_refused_scale_is_audited_with_the_count_asked_for(
         rows = await AuditRepository(session).list()
     [refused] = [r.detail for r in rows if r.action == "cloud.scale_workload"]
     assert refused["outcome"] == "refused" and refused["replicas"] == 7, refused
+    assert kube.writes() == []
+
+
+async def test_ck11_a_scale_to_no_replicas_is_refused_and_audited(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A scale to 0 (the CLI's whole number takes it) was refused before any audit row: the
+    one call of the operation that left none."""
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        with pytest.raises(CloudOpsInputError, match="replicas: must be at least 1"):
+            await ops.scale_workload("ops", spec, 0, "execute")
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    [row] = [r for r in rows if r.action == "cloud.scale_workload"]
+    assert row.subject == "kube:cls-abcd1234/shop/deployment/checkout"
+    assert {k: row.detail[k] for k in ("outcome", "kind", "replicas")} == {
+        "outcome": "failed",
+        "kind": "invalid",
+        "replicas": 0,
+    }
     assert kube.writes() == []
 
 
