@@ -193,7 +193,11 @@ class ClsWrites(CloudCreates):
         self, actor: str, spec: AlarmSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
         subject = f"cls:alarm:{spec.name}"
-        # Bad input leaves its audit row too, as every call does (kind "invalid").
+        await self.authorize(actor, "create_cls_alarm", subject, mode)
+        # The input, the policy and the target first: bad input leaves its audit row (kind
+        # "invalid"), and a policy of that name (made before, its answer lost), a missing topic
+        # or notice or another logset must not leave a new notice behind.
+        find_alarm = partial(writes.find_alarm, self.tencent, spec.name, region=spec.region)
         async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
             if not spec.notice_ids and not spec.notice_name:
                 raise CloudOpsInputError(
@@ -203,17 +207,11 @@ class ClsWrites(CloudCreates):
                 raise CloudOpsInputError(
                     "notice_webhook", "a new notice needs notice_webhook or notice_uids"
                 )
-        await self.authorize(actor, "create_cls_alarm", subject, mode)
-        # The policy and the target first: a policy of that name (made before, its answer
-        # lost), a missing topic or notice or another logset must not leave a new notice behind.
-        find_alarm = partial(writes.find_alarm, self.tencent, spec.name, region=spec.region)
-        async with self.failures_audited(actor, "create_cls_alarm", subject, {"mode": mode}):
+            # Each lookup's error names its own call (TencentCloudError.call).
             with readable("cls", "DescribeAlarms"):
-                exists = await find_alarm() is not None
-            with readable("cls", "DescribeAlarmNotices"):
-                for notice_id in [] if exists else spec.notice_ids:
+                looked = [await find_alarm()]
+                for notice_id in [] if looked[0] else spec.notice_ids:
                     await writes.must_exist(self.tencent, "notice", notice_id, region=spec.region)
-            with readable("cls", "DescribeTopics"):
                 logset_id = await writes.logset_of_topic(
                     self.tencent, spec.topic_id, region=spec.region
                 )
@@ -222,6 +220,13 @@ class ClsWrites(CloudCreates):
                     "logset_id",
                     f"topic {spec.topic_id} is in logset {logset_id}, not {spec.logset_id}",
                 )
+        exists = looked[0] is not None
+
+        async def find_policy() -> str | None:
+            # The look above is the create's own: a policy made since answers CreateAlarm with
+            # its conflict code, and the look after that adopts it.
+            return looked.pop() if looked else await find_alarm()
+
         steps: list[WriteStep] = []
         notice_ids = list(spec.notice_ids)
         if spec.notice_name and not exists:
@@ -245,7 +250,7 @@ class ClsWrites(CloudCreates):
                 subject,
                 mode,
                 request,
-                find_alarm,
+                find_policy,
             )
         )
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")

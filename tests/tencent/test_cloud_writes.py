@@ -569,6 +569,18 @@ async def test_cw15_the_audit_keeps_an_alarm_notice_webhook_without_its_key(
     assert "0f1e2d3c" not in repr(audited)
 
 
+async def test_an_alarm_policy_is_looked_up_once_by_its_create(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # It was looked up before its notice and again by its create: two DescribeAlarms each.
+    api, state = cloud
+    async with client(state, "ops") as c:
+        failed, done = await call(c, "create_cls_alarm", alarm=ALARM, mode="execute")
+    assert not failed, done
+    assert [a for _, a, _ in api.calls if a == "DescribeAlarms"] == ["DescribeAlarms"]
+    assert [a for _, a, _ in api.creates()] == ["CreateAlarmNotice", "CreateAlarm"]
+
+
 async def test_cw16_an_alarm_policy_that_exists_leaves_no_new_notice_behind(
     cloud: tuple[TencentApi, AppState],
 ) -> None:
