@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, FromClause, Integer, func, select
+from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
@@ -81,6 +81,20 @@ def _next_offset(offset: int, total: int) -> int | None:
     return offset + PAGE if offset + PAGE < total else None
 
 
+async def _newest_first(
+    session: AsyncSession, query: Select[Any], order: list[Any], total: int, offset: int, size: int
+) -> tuple[list[Any], int | None]:
+    """A page of a newest-first list and its next_offset, counted from the oldest end: rows
+    added at the newest end between pages neither come again nor push one onto the next page.
+    ``offset`` 0: the newest ``size``; else the newest ``size`` of the ``offset`` oldest rows
+    (the ``order`` columns, oldest first)."""
+    left = min(offset or total, total)
+    rows = await session.scalars(
+        query.order_by(*order).offset(max(0, left - size)).limit(min(left, size))
+    )
+    return list(rows)[::-1], left - size if left > size else None
+
+
 async def _count_by(
     session: AsyncSession, column: InstrumentedAttribute[Any], where: ColumnElement[bool]
 ) -> dict[Any, int]:
@@ -115,15 +129,10 @@ class DiscussionReads(DiscussionAccess):
                 )
             )
             total = await _count(session, matching.subquery())
-            rows = await session.scalars(
-                matching.order_by(DiscussionMessage.created_at.desc(), DiscussionMessage.id.desc())
-                .offset(offset)
-                .limit(PAGE)
-            )
+            order = [DiscussionMessage.created_at, DiscussionMessage.id]
+            rows, more = await _newest_first(session, matching, order, total, offset, PAGE)
             found = [MessageView.model_validate(r, from_attributes=True) for r in rows]
-        return Found(
-            query=words, total_matches=total, results=found, next_offset=_next_offset(offset, total)
-        )
+        return Found(query=words, total_matches=total, results=found, next_offset=more)
 
     async def detect_anomalies(
         self, user: str, discussion_id: str, threshold_seconds: float = 2.0
@@ -172,25 +181,20 @@ class DiscussionReads(DiscussionAccess):
         async with self.db.session() as session:
             visible = await self._visible(session, user)
             counts = await _count_by(session, Discussion.status, visible)
-            query = (
-                select(Discussion)
-                .where(visible)
-                # The id breaks ties, so pages neither repeat nor skip a discussion.
-                .order_by(Discussion.updated_at.desc(), Discussion.id.desc())
-                .offset(offset)
-                .limit(limit + 1)
-            )
+            query = select(Discussion).where(visible)
             if status:
                 query = query.where(Discussion.status == status)
-            rows = list(await session.scalars(query))
-            more, rows = len(rows) > limit, rows[:limit]
+            total = counts.get(status, 0) if status else sum(counts.values())
+            # The id breaks ties, so pages neither repeat nor skip a discussion.
+            order = [Discussion.updated_at, Discussion.id]
+            rows, more = await _newest_first(session, query, order, total, offset, limit)
             listed = DiscussionMessage.discussion_id.in_([r.id for r in rows])
             per = await _count_by(session, DiscussionMessage.discussion_id, listed)
         return DiscussionList(
             open=counts.get("open", 0),
             closed=counts.get("closed", 0),
             discussions=[discussion_view(r, per.get(r.id, 0)) for r in rows],
-            next_offset=offset + limit if more else None,
+            next_offset=more,
         )
 
     async def read_discussion(

@@ -64,11 +64,15 @@ async def test_more_discussions_than_a_page_are_listed_with_the_next_offset(
         await bus.send_message(bob, f"topic {n} {bob}", MessageIn(from_id=bob, content="hi"))
     async with Client(_server(deps, bob)) as as_bob:
         page = await call(as_bob, "list_discussions")
+        # Opened between the pages: newer than the first page, never on the next (counted from
+        # the front, they pushed the first page's last three onto it again).
+        for n in range(105, 108):
+            await bus.send_message(bob, f"topic {n} {bob}", MessageIn(from_id=bob, content="hi"))
         rest = await call(as_bob, "list_discussions", offset=page["next_offset"])
     assert page["open"] == 105 and len(page["discussions"]) == 100
-    assert page["next_offset"] == 100
+    assert page["next_offset"] == 5  # the older discussions still to list
     listed = [d["topic"] for d in page["discussions"] + rest["discussions"]]
-    assert sorted(listed) == sorted(f"topic {n} {bob}" for n in range(105))
+    assert listed == [f"topic {n} {bob}" for n in range(104, -1, -1)]
     assert rest["next_offset"] is None
 
 
@@ -84,11 +88,14 @@ async def test_more_matches_than_a_page_are_searched_with_the_next_offset(
         await bus.send_message(dee, f"search {dee}", MessageIn(from_id=dee, content=f"hit {n}"))
     async with Client(_server(deps, dee)) as as_dee:
         page = await call(as_dee, "search_messages", keyword="hit")
+        # Posted between the pages: newer than the first page, never on the next.
+        for n in range(105, 108):
+            await bus.send_message(dee, f"search {dee}", MessageIn(from_id=dee, content=f"hit {n}"))
         rest = await call(as_dee, "search_messages", keyword="hit", offset=page["next_offset"])
         wrong = await refused(as_dee, "search_messages", keyword="hit", offset=2**63)
-    assert page["total_matches"] == rest["total_matches"] == 105
+    assert (page["total_matches"], rest["total_matches"]) == (105, 108)
     assert [m["content"] for m in page["results"]] == [f"hit {n}" for n in range(104, 4, -1)]
-    assert page["next_offset"] == 100
+    assert page["next_offset"] == 5  # the older matches still to show
     assert [m["content"] for m in rest["results"]] == [f"hit {n}" for n in range(4, -1, -1)]
     assert rest["next_offset"] is None
     assert ": offset: 0 to 2147483647" in wrong
