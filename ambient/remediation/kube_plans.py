@@ -226,9 +226,9 @@ class StepPlanner:
                 "labels": {ISOLATION_LABEL: isolation_value(step.key)},
             },
             "spec": {
-                "podSelector": {
-                    "matchLabels": dict(deployment["spec"]["selector"].get("matchLabels") or {})
-                },
+                # The Deployment's whole selector (matchExpressions too): an empty podSelector
+                # would deny every pod of the namespace.
+                "podSelector": deployment["spec"]["selector"],
                 # Ingress listed with no rules: all inbound traffic to the pods is denied.
                 "policyTypes": ["Ingress"],
             },

@@ -393,6 +393,21 @@ async def test_isolation_without_a_service_is_a_deny_all_network_policy_that_ful
     ]
 
 
+async def test_a_deny_policy_selects_the_pods_of_a_deployment_selected_by_expressions_alone(
+    kube: Cluster,
+) -> None:
+    """A Deployment may select its pods by matchExpressions (apps/v1 LabelSelector); the deny
+    policy took its matchLabels alone, and an empty podSelector denies every pod in the
+    namespace: isolating one workload took the whole namespace's traffic."""
+    del kube.api.services[("shop", "checkout")]
+    selector = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["checkout"]}]}
+    kube.deployment()["spec"]["selector"] = selector
+    rid = "remediation/r7x"
+    assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).applied
+    policy = kube.api.networkpolicies[("shop", isolation_policy_name(rid))]
+    assert policy["spec"] == {"podSelector": selector, "policyTypes": ["Ingress"]}
+
+
 async def test_a_concurrent_writer_makes_the_step_start_again_from_a_fresh_read(
     kube: Cluster,
 ) -> None:
