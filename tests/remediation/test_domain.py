@@ -212,6 +212,21 @@ def test_change_window_allows_inside_and_waits_for_the_next_opening() -> None:
     assert change_window_gate(saturday, []).allowed
 
 
+def test_a_change_window_across_a_clock_change_is_waited_for_in_real_seconds() -> None:
+    """The wait is slept on a durable timer (real seconds): a wall-clock difference across
+    the spring-forward night was an hour too long, and a one-hour window opening after it
+    was missed whole (the next one, a day later, is past the gate wait: handed over)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    window = [ChangeWindow(start="03:00", end="04:00")]
+    # 29 March 2026: clocks go from 02:00 CET to 03:00 CEST; 01:30 CET is 30 min before 03:00.
+    before = datetime(2026, 3, 29, 1, 30, tzinfo=berlin)
+    gate = change_window_gate(before, window)
+    assert not gate.allowed and gate.retry_after_seconds == 30 * 60
+    # 25 October 2026: 03:00 CEST becomes 02:00 CET; 01:30 CEST is 2 h 30 min before 03:00 CET.
+    autumn = change_window_gate(datetime(2026, 10, 25, 1, 30, tzinfo=berlin), window)
+    assert autumn.retry_after_seconds == 150 * 60
+
+
 def test_rate_limit_keeps_cooldown_and_hourly_limit_per_cluster() -> None:
     recent = [NOW - timedelta(seconds=30)]
     cooldown = rate_limit_gate(recent, NOW, per_hour=10, cooldown_seconds=120)
