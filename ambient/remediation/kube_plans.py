@@ -126,7 +126,8 @@ class StepPlanner:
                 "on the Deployment; raise the autoscaler's bounds instead",
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
-        if current == step.replicas:
+        # At least the count: one raised since the checkpoint (by a person) is not scaled in.
+        if current >= step.replicas:
             return StepPlan(
                 skipped_reason=f"already at {current} replicas",
                 detail=f"{name} already runs {current} replicas",

@@ -434,6 +434,16 @@ async def test_a_concurrent_writer_makes_the_step_start_again_from_a_fresh_read(
     assert ISOLATION_LABEL in service["spec"]["selector"]
 
 
+async def test_scale_out_never_lowers_a_count_raised_after_its_checkpoint(kube: Cluster) -> None:
+    """Rung 2's count is chosen from the checkpoint (2 → 4); a person who scaled the Deployment
+    to 6 meanwhile (the write's 409, then a fresh read) had it scaled back in to 4."""
+    kube.api.interfere("deployments", "shop", "checkout", lambda d: d["spec"].update(replicas=6))
+    result = await kube.executor.apply(kube.step("remediation/r8s", Rung.SCALE_OUT, replicas=4))
+    assert not result.applied and result.skipped_reason == "already at 6 replicas"
+    assert kube.deployment()["spec"]["replicas"] == 6
+    assert kube.api.writes() == []
+
+
 async def test_conflicts_that_keep_coming_are_a_retryable_error(kube: Cluster) -> None:
     def busy(deployment: dict[str, Any]) -> None:
         deployment["metadata"].setdefault("labels", {})["touched"] = "yes"
