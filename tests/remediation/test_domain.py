@@ -144,6 +144,17 @@ def test_offline_score_explains_every_dimension() -> None:
     assert len(card.reasons) == 4 and card.budget == attempt_budget(card.score)
 
 
+def test_severity_says_what_it_weighed_at_a_zero_threshold_and_a_huge_ratio() -> None:
+    """A zero threshold ("crash-looping pods > 0") was said to be "no value/threshold given",
+    and a ratio past a float (1e308 over 0.05) scored severity 0, below a value under its
+    threshold (30)."""
+    zero = offline_score(_alert(value=12, threshold=0, message="x"), [])
+    assert zero.dimensions.severity.score == 50
+    assert zero.dimensions.severity.reason == "value 12 against a threshold of 0: no ratio to weigh"
+    huge = offline_score(_alert(value=1e308, threshold=0.05, message="x"), [])
+    assert huge.dimensions.severity.score == 100
+
+
 def test_alert_text_cannot_choose_a_target_outside_kubernetes_names() -> None:
     with pytest.raises(ValidationError) as bad:
         _alert(workload="web; kubectl delete ns prod")
