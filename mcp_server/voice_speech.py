@@ -169,7 +169,12 @@ def pick_remediation(
             return None, f"Which one do you mean? {_which_waits(runs, english)}"
         return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
-    if ordinal := _ORDINAL.search(text):
+    words = _flat(text)
+    # A place said inside a workload's whole name ("pay gateway number 2") is no place.
+    whole = _WHAT_IT_IS.sub("", words)
+    if (ordinal := _ORDINAL.search(text)) and not any(
+        _flat(r.service.rsplit("/", 1)[-1]) == whole for r in runs
+    ):
         index = _index_said(ordinal, text)
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
@@ -180,7 +185,6 @@ def pick_remediation(
                 " say which number.",
             )
         return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"
-    words = _flat(text)
     # As said, else without the words that only say what it is ("checkout的修复", "the fix").
     matches = _runs_called(runs, words) or _runs_called(runs, _WHAT_IT_IS.sub("", words))
     if len(matches) == 1:

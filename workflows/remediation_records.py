@@ -8,7 +8,6 @@ idempotent by key, so a replayed or retried call finds the first one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.discussions import DiscussionActivities
     from activities.remediation import RemediationActivities
     from ambient import temporal
-    from ambient.discussions.rules import AgentPost
+    from ambient.discussions.rules import AgentPost, remediation_post_id
     from ambient.domain.notify import Message, NotificationKind, Target
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
@@ -270,8 +269,7 @@ class RemediationRecords:
                     content=content,
                     subject=self.remediation_id,
                     tags=tags,
-                    # Deterministic (unlike hash()): a retried post finds the first one.
-                    message_id="rem-" + hashlib.sha256(key.encode()).hexdigest()[:40],
+                    message_id=remediation_post_id(key),
                 ),
             )
 

@@ -7,6 +7,7 @@ an approval (only a `real` approve acts on a remediation).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from datetime import datetime
@@ -185,6 +186,12 @@ class AgentPost(BaseModel):
     subject: str | None = None
     tags: list[str] = Field(default_factory=list)
     message_id: str
+
+
+def remediation_post_id(key: str) -> str:
+    """The message id of a remediation run's post ``key`` (``<run>#<rung>/approval-request``):
+    deterministic (unlike hash()), so a retried post finds the first one."""
+    return "rem-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 class AgentPosted(BaseModel):

@@ -39,6 +39,7 @@ from ambient.discussions.rules import (
     detect_anomalies,
     discussion_id,
     normalise_topic,
+    remediation_post_id,
 )
 from ambient.discussions.views import (
     Closed,
@@ -49,6 +50,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.configs import NUL_REFUSED, holds_nul
 from ambient.refusals import Refusal
+from ambient.remediation.ladder import step_key
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -64,7 +66,14 @@ class RunSteering(Protocol):
     """What a reply steers a remediation run through (ambient/remediation/service.py)."""
 
     async def approve(
-        self, user: str, rid: str, approve: bool, reason: str = "", *, run_key: str | None = None
+        self,
+        user: str,
+        rid: str,
+        approve: bool,
+        reason: str = "",
+        *,
+        run_key: str | None = None,
+        rung: int | None = None,
     ) -> object: ...
 
     async def abort(
@@ -277,7 +286,12 @@ class DiscussionService(DiscussionReads):
                         await self.remediations.abort(user, rid, reason, run_key=run_key)
                     else:
                         await self.remediations.approve(
-                            user, rid, verb == "approve", reason, run_key=run_key
+                            user,
+                            rid,
+                            verb == "approve",
+                            reason,
+                            run_key=run_key,
+                            rung=_rung_asked(subject, message.reply_to),
                         )
                 except RemediationError as exc:
                     why = exc
@@ -439,6 +453,19 @@ class DiscussionService(DiscussionReads):
             return posted
         posted.notified = recipients
         return posted
+
+
+def _rung_asked(run_key: str, reply_to: str | None) -> int | None:
+    """The rung whose approval request (a post of the run) the reply answers, if it answers one:
+    the run may wait on its next rung by now, which nobody replying there has read about."""
+    return next(
+        (
+            rung
+            for rung in range(1, 7)
+            if reply_to == remediation_post_id(f"{step_key(run_key, rung)}/approval-request")
+        ),
+        None,
+    )
 
 
 def _asked(message: MessageIn, subject: str) -> str | None:

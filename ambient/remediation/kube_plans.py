@@ -126,7 +126,8 @@ class StepPlanner:
                 "on the Deployment; raise the autoscaler's bounds instead",
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
-        if current == step.replicas:
+        # At least the count: one raised since the checkpoint (by a person) is not scaled in.
+        if current >= step.replicas:
             return StepPlan(
                 skipped_reason=f"already at {current} replicas",
                 detail=f"{name} already runs {current} replicas",
@@ -226,9 +227,9 @@ class StepPlanner:
                 "labels": {ISOLATION_LABEL: isolation_value(step.key)},
             },
             "spec": {
-                "podSelector": {
-                    "matchLabels": dict(deployment["spec"]["selector"].get("matchLabels") or {})
-                },
+                # The Deployment's whole selector (matchExpressions too): an empty podSelector
+                # would deny every pod of the namespace.
+                "podSelector": deployment["spec"]["selector"],
                 # Ingress listed with no rules: all inbound traffic to the pods is denied.
                 "policyTypes": ["Ingress"],
             },

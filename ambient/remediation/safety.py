@@ -133,7 +133,9 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
     opens = min(openings)
     return _closed(
         Refusal("outside change windows; next opens %(opens)s", opens=opens.isoformat()),
-        (opens - local_now).total_seconds(),
+        # In real seconds (a durable timer sleeps them): two times of one zone subtract as wall
+        # clocks, an hour off across a clock change.
+        opens.timestamp() - local_now.timestamp(),
     )
 
 

@@ -18,9 +18,9 @@ WEIGHTS = {"impact": 0.4, "severity": 0.3, "importance": 0.2, "time_sensitivity"
 
 
 def clamp(value: float, low: int = 0, high: int = 100) -> int:
-    if not math.isfinite(value):
+    if math.isnan(value):
         return low
-    return int(max(low, min(high, round(value))))
+    return round(max(low, min(high, value)))
 
 
 class DimensionScore(BaseModel):
@@ -137,10 +137,13 @@ def offline_score(alert: Alert, rules: list[AlertRule]) -> ScoreCard:
     labels = {k.lower(): v.lower() for k, v in alert.labels.items()}
 
     # Severity: how far past the threshold, raised by words that mean an outage.
-    if alert.value is not None and alert.threshold:  # a threshold of 0 gives no ratio
+    if alert.value is not None and alert.threshold:
         ratio = abs(alert.value / alert.threshold)
         severity = clamp(40 + (ratio - 1) * 60) if ratio >= 1 else 30
         severity_reason = f"value {alert.value:g} is {ratio:.2f}x the threshold"
+    elif alert.value is not None and alert.threshold == 0:
+        severity = 50
+        severity_reason = f"value {alert.value:g} against a threshold of 0: no ratio to weigh"
     else:
         severity, severity_reason = 50, "no value/threshold given"
     if labels.get("severity") in ("critical", "p0", "p1", "fatal"):

@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.discussions import DiscussionActivities
 from ambient.deps import WorkerDeps
-from ambient.discussions.rules import AgentPost, MessageIn
+from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
 from tests.briefing.harness import eventually
@@ -191,3 +191,51 @@ async def test_a_reply_tagged_auto_reply_does_not_act(deps: WorkerDeps) -> None:
         posted = await bus.reply_message(hal, theirs, reply)
         assert posted.action is not None and posted.action["done"] is False, posted
         assert "machine-inferred" in posted.action["reason"], (tags, posted.action)
+
+
+async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_rung(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Rung 1's request approved by an admin on the page; the owner's reply to that request in
+    the discussion, written later, approved rung 2 instead, which nobody had read about. The
+    request the reply answers names its rung, as the page's buttons and the API's rung do."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin = unique("rung-ops"), unique("rung-admin")
+    await add_user(deps, owner, permission="dry_run")
+    await add_user(deps, admin, permission="dry_run", role="admin")
+    async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
+        subject = alert(url, workload=owner, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+
+        async def waits_on(rung: int) -> bool:
+            view = await remediations.get(owner, rid)
+            return view.waiting is not None and int(view.waiting.rung) == rung
+
+        await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        run_key = (await remediations.get(owner, rid)).run_key
+        await remediations.approve(admin, rid, True, "on the page", rung=1)
+        request = remediation_post_id(f"{run_key}#1/approval-request")
+
+        async def posted(key: str) -> bool:
+            async with deps.db.session() as session:
+                return await session.get(DiscussionMessage, remediation_post_id(key)) is not None
+
+        # Rung 2's own request posted too: the thread is quiet when the reply comes.
+        await eventually(lambda: posted(f"{run_key}#2/approval-request"), "rung 2 is asked")
+        async with deps.db.session() as session:
+            asked = await session.get(DiscussionMessage, request)
+            assert asked is not None, "rung 1's approval request was not posted"
+            await session.execute(  # read minutes ago: the reply is no reflex
+                update(DiscussionMessage)
+                .where(DiscussionMessage.discussion_id == asked.discussion_id)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+            )
+            await session.commit()
+        bus = DiscussionService(deps.db, settings, dev_env.client, remediations)
+        reply = MessageIn(from_id=owner, content="ok", tags=["approve"], reply_to=request)
+        answered = await bus.reply_message(owner, asked.discussion_id, reply)
+        assert answered.action is not None and answered.action["done"] is False
+        assert "rung 1 of" in answered.action["reason"], answered.action
+        view = await remediations.get(owner, rid)
+        assert view.state == "waiting_approval" and [int(a.rung) for a in view.approvals] == [1]
+        await dev_env.client.get_workflow_handle(rid).terminate()

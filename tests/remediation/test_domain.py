@@ -144,6 +144,17 @@ def test_offline_score_explains_every_dimension() -> None:
     assert len(card.reasons) == 4 and card.budget == attempt_budget(card.score)
 
 
+def test_severity_says_what_it_weighed_at_a_zero_threshold_and_a_huge_ratio() -> None:
+    """A zero threshold ("crash-looping pods > 0") was said to be "no value/threshold given",
+    and a ratio past a float (1e308 over 0.05) scored severity 0, below a value under its
+    threshold (30)."""
+    zero = offline_score(_alert(value=12, threshold=0, message="x"), [])
+    assert zero.dimensions.severity.score == 50
+    assert zero.dimensions.severity.reason == "value 12 against a threshold of 0: no ratio to weigh"
+    huge = offline_score(_alert(value=1e308, threshold=0.05, message="x"), [])
+    assert huge.dimensions.severity.score == 100
+
+
 def test_alert_text_cannot_choose_a_target_outside_kubernetes_names() -> None:
     with pytest.raises(ValidationError) as bad:
         _alert(workload="web; kubectl delete ns prod")
@@ -210,6 +221,21 @@ def test_change_window_allows_inside_and_waits_for_the_next_opening() -> None:
     saturday = datetime(2026, 11, 28, 12, 0, tzinfo=shanghai)
     assert change_window_gate(saturday, weekdays).retry_after_seconds == (36 + 22) * 3600
     assert change_window_gate(saturday, []).allowed
+
+
+def test_a_change_window_across_a_clock_change_is_waited_for_in_real_seconds() -> None:
+    """The wait is slept on a durable timer (real seconds): a wall-clock difference across
+    the spring-forward night was an hour too long, and a one-hour window opening after it
+    was missed whole (the next one, a day later, is past the gate wait: handed over)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    window = [ChangeWindow(start="03:00", end="04:00")]
+    # 29 March 2026: clocks go from 02:00 CET to 03:00 CEST; 01:30 CET is 30 min before 03:00.
+    before = datetime(2026, 3, 29, 1, 30, tzinfo=berlin)
+    gate = change_window_gate(before, window)
+    assert not gate.allowed and gate.retry_after_seconds == 30 * 60
+    # 25 October 2026: 03:00 CEST becomes 02:00 CET; 01:30 CEST is 2 h 30 min before 03:00 CET.
+    autumn = change_window_gate(datetime(2026, 10, 25, 1, 30, tzinfo=berlin), window)
+    assert autumn.retry_after_seconds == 150 * 60
 
 
 def test_rate_limit_keeps_cooldown_and_hourly_limit_per_cluster() -> None:

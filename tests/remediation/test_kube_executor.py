@@ -393,6 +393,21 @@ async def test_isolation_without_a_service_is_a_deny_all_network_policy_that_ful
     ]
 
 
+async def test_a_deny_policy_selects_the_pods_of_a_deployment_selected_by_expressions_alone(
+    kube: Cluster,
+) -> None:
+    """A Deployment may select its pods by matchExpressions (apps/v1 LabelSelector); the deny
+    policy took its matchLabels alone, and an empty podSelector denies every pod in the
+    namespace: isolating one workload took the whole namespace's traffic."""
+    del kube.api.services[("shop", "checkout")]
+    selector = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["checkout"]}]}
+    kube.deployment()["spec"]["selector"] = selector
+    rid = "remediation/r7x"
+    assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).applied
+    policy = kube.api.networkpolicies[("shop", isolation_policy_name(rid))]
+    assert policy["spec"] == {"podSelector": selector, "policyTypes": ["Ingress"]}
+
+
 async def test_a_concurrent_writer_makes_the_step_start_again_from_a_fresh_read(
     kube: Cluster,
 ) -> None:
@@ -417,6 +432,16 @@ async def test_a_concurrent_writer_makes_the_step_start_again_from_a_fresh_read(
     service = kube.api.services[("shop", "checkout")]
     assert service["metadata"]["labels"] == {"team": "pay"}
     assert ISOLATION_LABEL in service["spec"]["selector"]
+
+
+async def test_scale_out_never_lowers_a_count_raised_after_its_checkpoint(kube: Cluster) -> None:
+    """Rung 2's count is chosen from the checkpoint (2 → 4); a person who scaled the Deployment
+    to 6 meanwhile (the write's 409, then a fresh read) had it scaled back in to 4."""
+    kube.api.interfere("deployments", "shop", "checkout", lambda d: d["spec"].update(replicas=6))
+    result = await kube.executor.apply(kube.step("remediation/r8s", Rung.SCALE_OUT, replicas=4))
+    assert not result.applied and result.skipped_reason == "already at 6 replicas"
+    assert kube.deployment()["spec"]["replicas"] == 6
+    assert kube.api.writes() == []
 
 
 async def test_conflicts_that_keep_coming_are_a_retryable_error(kube: Cluster) -> None:

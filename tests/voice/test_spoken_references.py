@@ -68,6 +68,26 @@ def test_a_number_said_as_the_english_question_says_it_picks_that_run() -> None:
     assert run is None and question == "Only 4 fixes waiting for your approval: say which number."
 
 
+def test_a_workload_named_with_a_number_or_an_ordinal_is_picked_by_its_name() -> None:
+    """ "approve payment gateway number 2" asked about the second fix waiting (gateway number 1),
+    and "first responder" about the first: a whole name is the run it names, not a place."""
+    runs = [
+        _run(1, "pay-gateway-number-1"),
+        _run(2, "first-responder"),
+        _run(3, "pay-gateway-number-2"),
+    ]
+    for said, workload in [
+        ("pay gateway number 2", "pay-gateway-number-2"),
+        ("pay-gateway-number-1", "pay-gateway-number-1"),
+        ("first responder", "first-responder"),
+        ("批准first responder的修复", "first-responder"),
+        ("number 2", "first-responder"),  # a place still, as the English question says it
+        ("第三个", "pay-gateway-number-2"),
+    ]:
+        run, question = pick_remediation(runs, said, english=said.isascii())
+        assert run is not None and run.service.endswith(f"/{workload}"), (said, question)
+
+
 def test_an_ordinal_counted_from_the_end_picks_from_the_end() -> None:
     # "倒数第二个" was read as "第二个": the second of four, named back as the one to approve.
     runs = [*RUNS, _run(4, "search")]
