@@ -100,12 +100,17 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     diff = difflib.unified_diff(
         old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
     )
-    body = (
-        clipped(line, MAX_SHOWN_LINE) for line in diff if not line.startswith(("---", "+++", "@@"))
-    )
-    return PageDiff(
-        changed=old != new,
-        added=added,
-        hits=hits,
-        excerpt="\n".join(itertools.islice(body, EXCERPT_LINES)),
-    )
+    # Past the two file headers, only hunk headers start with "@@" ("--- x" is "-- x" removed).
+    body = (line for line in itertools.islice(diff, 2, None) if not line.startswith("@@"))
+    # The new text first: a hunk lists its removed lines before its added ones, so a page
+    # rewritten at length showed only "-" lines, and a digest (its "+" lines) nothing.
+    shown: dict[str, list[tuple[int, str]]] = {"+": [], "-": []}
+    count = 0
+    for count, line in enumerate(body, start=1):
+        if len(kept := shown[line[0]]) < EXCERPT_LINES:
+            kept.append((count, clipped(line, MAX_SHOWN_LINE)))
+    lines = sorted(shown["+"] + shown["-"][: EXCERPT_LINES - len(shown["+"])])
+    excerpt = [line for _, line in lines]
+    if count > len(excerpt):
+        excerpt.append(f"… {count - len(excerpt)} more changed lines")
+    return PageDiff(changed=old != new, added=added, hits=hits, excerpt="\n".join(excerpt))

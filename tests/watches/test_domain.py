@@ -145,6 +145,12 @@ def test_a_huge_line_is_matched_whole_and_shown_clipped() -> None:
     ]
 
 
+def test_a_diff_shows_lines_that_begin_like_its_headers() -> None:
+    # A signature "-- the editors" removed is "--- the editors" in the diff, not a header.
+    diff = diff_pages(["-- the editors", "++ sale ++", "@@ home"], ["news"], [])
+    assert diff.excerpt.split("\n") == ["--- the editors", "-++ sale ++", "-@@ home", "+news"]
+
+
 def test_plain_short_keywords_match_whole_words_only() -> None:
     diff = diff_pages([], ["She said hello", "AI wins"], ["AI"])
     assert diff.hits == {"AI": ["AI wins"]}
