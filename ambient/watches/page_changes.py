@@ -56,7 +56,9 @@ def _plain(keyword: str) -> str:
 def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
     """Lines of text without ignored parts, whitespace collapsed, empty lines dropped."""
     for pattern in ignore_patterns:
-        text = compile_user_regex(pattern).sub("", text)
+        # Pages are compared by lines: "^" and "$" are a line's start and end (a keyword is
+        # matched line by line too), not only the whole text's.
+        text = compile_user_regex(f"(?m){pattern}").sub("", text)
     lines = (re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
     return [line for line in lines if line]
 

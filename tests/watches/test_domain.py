@@ -187,6 +187,15 @@ def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
     assert diff_pages(None, new, ["Price"]).hits == {}
 
 
+def test_an_ignore_pattern_anchored_to_a_line_hides_that_line() -> None:
+    # "^...$" matched only the start and end of the whole text: the line stayed, so the
+    # time in it was a change at every check.
+    patterns = [r"^Last updated: .*$", r"^\d+ readers$"]
+    old = normalise("Breaking news\nLast updated: 08:00\n12 readers\nWeather fine", patterns)
+    new = normalise("Breaking news\nLast updated: 09:00\n15 readers\nWeather fine", patterns)
+    assert old == new == ["Breaking news", "Weather fine"]
+
+
 WEB = {"urls": ["https://a.example"]}
 
 
