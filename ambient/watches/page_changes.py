@@ -35,7 +35,8 @@ def keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
         if keyword.startswith("re:"):
             compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
         else:
-            folded = unicodedata.normalize("NFKC", keyword)
+            # Its whitespace collapsed as a page's is: "a  b" or "a\tb" pasted is "a b".
+            folded = " ".join(unicodedata.normalize("NFKC", keyword).split())
             compiled.append((keyword, re.compile(_plain(folded), re.I)))
     return tuple(compiled)
 

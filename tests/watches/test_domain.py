@@ -168,6 +168,17 @@ def test_chinese_keywords_match_inside_a_sentence_and_latin_words_beside_chinese
     }
 
 
+def test_a_keyword_pasted_with_runs_of_spaces_matches_the_page_read_with_single_ones() -> None:
+    # A page's whitespace is collapsed before matching; a keyword's was not, so "database
+    # outage" pasted with two spaces, or a tab, never matched anything.
+    lines = normalise("Database   outage in zone 3\n数据库  故障 已恢复", [])
+    diff = diff_pages([], lines, ["database  outage", "数据库\t故障"])
+    assert diff.hits == {
+        "database  outage": ["Database outage in zone 3"],
+        "数据库\t故障": ["数据库 故障 已恢复"],
+    }
+
+
 def test_keywords_match_letters_and_digits_of_either_width() -> None:
     # Chinese text often writes Latin letters and digits full-width (ＡＩ, ５Ｇ); a keyword is
     # typed in either width. The line is shown as the page wrote it.
