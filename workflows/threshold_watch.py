@@ -50,8 +50,8 @@ ALERT_REGION = "alert-region"
 
 
 def _describe(transition: Transition) -> str:
-    rules = ", ".join(f"{c.op} {c.value:g}" for c in transition.conditions)
-    return f"value {transition.value:g} ({rules})"
+    rules = ", ".join(f"{c.op} {c.value:.15g}" for c in transition.conditions)
+    return f"value {transition.value:.15g} ({rules})"
 
 
 @workflow.defn

@@ -74,6 +74,13 @@ REPEAT_CHARS = 50
 MIN_PLAIN_CHARS = 250
 
 
+# Bodies declared as text; another or none is sniffed for the control bytes that mark a file
+# of bytes (WHATWG MIME Sniffing's binary data bytes): an image, an archive, a PDF read as text
+# was a "change" of garbage sent to people. A text file a bucket serves as bytes is still read.
+TEXT_MEDIA = re.compile(r"text/|[^;]*(?:html|xml|json|javascript)")
+BINARY_BYTES = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+
+
 class NoTextError(ValueError):
     """The page, or its selector, gives nothing to watch."""
 
@@ -82,6 +89,11 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
     """Main text of a page, or the text under a CSS selector; NoTextError when there is none."""
     # A watch of a page with nothing to watch would never see a change.
     media_type = media_type.lower()
+    if not TEXT_MEDIA.match(media_type) and BINARY_BYTES.search(html):
+        declared = media_type.partition(";")[0].strip() or "no Content-Type"
+        raise NoTextError(
+            f"the page is not text ({declared}): a web monitor reads HTML, plain text or JSON"
+        )
     if "json" in media_type and not selector:
         # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff
         # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93".

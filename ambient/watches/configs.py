@@ -139,7 +139,12 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
     if reading_stored(info):
         return value  # as it ran: a replay matches what the run matched
     if value.startswith("re:"):
-        compile_user_regex(value[3:], ignore_case=True)
+        # A pattern that matches empty text ("re:", "re:error|") matches every line, as " " did.
+        if compile_user_regex(value[3:], ignore_case=True).search("") is not None:
+            raise ValueError(
+                f"{value[3:]!r} matches empty text, so every line: a hit at every change; "
+                "write what a line must contain (no empty alternative, not only '?' or '*')"
+            )
         return value
     # Pages are matched with their whitespace collapsed: spaces around a word are no part of
     # it, and " " alone would match every line that has two words.

@@ -35,7 +35,8 @@ def keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
         if keyword.startswith("re:"):
             compiled.append((keyword, compile_user_regex(keyword[3:], ignore_case=True)))
         else:
-            folded = unicodedata.normalize("NFKC", keyword)
+            # Its whitespace collapsed as a page's is: "a  b" or "a\tb" pasted is "a b".
+            folded = " ".join(unicodedata.normalize("NFKC", keyword).split())
             compiled.append((keyword, re.compile(_plain(folded), re.I)))
     return tuple(compiled)
 
@@ -56,7 +57,9 @@ def _plain(keyword: str) -> str:
 def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
     """Lines of text without ignored parts, whitespace collapsed, empty lines dropped."""
     for pattern in ignore_patterns:
-        text = compile_user_regex(pattern).sub("", text)
+        # Pages are compared by lines: "^" and "$" are a line's start and end (a keyword is
+        # matched line by line too), not only the whole text's.
+        text = compile_user_regex(f"(?m){pattern}").sub("", text)
     lines = (re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
     return [line for line in lines if line]
 
@@ -100,12 +103,17 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     diff = difflib.unified_diff(
         old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
     )
-    body = (
-        clipped(line, MAX_SHOWN_LINE) for line in diff if not line.startswith(("---", "+++", "@@"))
-    )
-    return PageDiff(
-        changed=old != new,
-        added=added,
-        hits=hits,
-        excerpt="\n".join(itertools.islice(body, EXCERPT_LINES)),
-    )
+    # Past the two file headers, only hunk headers start with "@@" ("--- x" is "-- x" removed).
+    body = (line for line in itertools.islice(diff, 2, None) if not line.startswith("@@"))
+    # The new text first: a hunk lists its removed lines before its added ones, so a page
+    # rewritten at length showed only "-" lines, and a digest (its "+" lines) nothing.
+    shown: dict[str, list[tuple[int, str]]] = {"+": [], "-": []}
+    count = 0
+    for count, line in enumerate(body, start=1):
+        if len(kept := shown[line[0]]) < EXCERPT_LINES:
+            kept.append((count, clipped(line, MAX_SHOWN_LINE)))
+    lines = sorted(shown["+"] + shown["-"][: EXCERPT_LINES - len(shown["+"])])
+    excerpt = [line for _, line in lines]
+    if count > len(excerpt):
+        excerpt.append(f"… {count - len(excerpt)} more changed lines")
+    return PageDiff(changed=old != new, added=added, hits=hits, excerpt="\n".join(excerpt))

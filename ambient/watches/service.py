@@ -79,7 +79,7 @@ class TaskService(TaskSchedules):
             return await self._start(TaskKind.WEB_MONITOR, monitor, summary)
         assert isinstance(parsed, ThresholdWatchConfig)  # parse_config knows four types
         task_id = f"{PREFIXES[TaskKind.THRESHOLD_WATCH]}/{user}/{task_name(name, parsed)}"
-        rules = f" {parsed.combine} ".join(f"{c.op} {c.value:g}" for c in parsed.conditions)
+        rules = f" {parsed.combine} ".join(f"{c.op} {c.value:.15g}" for c in parsed.conditions)
         summary = f"Threshold watch {parsed.metric or parsed.source.type}: {rules}"  # type: ignore[union-attr]
         watch = ThresholdWatchInput(user=user, task=task_id, config=parsed)
         return await self._start(TaskKind.THRESHOLD_WATCH, watch, summary)

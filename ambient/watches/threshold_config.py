@@ -184,8 +184,8 @@ class ThresholdWatchConfig(_TaskBase):
             # Both given and saying different things: one of them would be ignored (it was
             # the threshold). The same pair is accepted: a config read back holds both.
             raise ValueError(
-                f"threshold: {self.threshold:g} is shorthand for conditions "
-                f"[{{op: above, value: {self.threshold:g}}}], but conditions were given too; "
+                f"threshold: {self.threshold:.15g} is shorthand for conditions "
+                f"[{{op: above, value: {self.threshold:.15g}}}], but conditions were given too; "
                 "give threshold or conditions, not both"
             )
         if shorthand is not None:
@@ -207,19 +207,19 @@ class ThresholdWatchConfig(_TaskBase):
         high, low = max(above), min(below)
         if self.combine == "all" and high >= low:
             raise ValueError(
-                f"conditions: no value is above {high:g} and below {low:g} at once, so the "
+                f"conditions: no value is above {high:.15g} and below {low:.15g} at once, so the "
                 "watch could never breach; use combine 'any' to alert outside a band"
             )
         # combine any: recovery needs the value back inside every line by the margin.
         top, bottom, margin = min(above), max(below), self.hysteresis
         if self.combine == "any" and top < bottom:
             raise ValueError(
-                f"conditions: every value is above {top:g} or below {bottom:g}, so a breach "
+                f"conditions: every value is above {top:.15g} or below {bottom:.15g}, so a breach "
                 "could never recover; with combine 'any' put the below line under the above one"
             )
         if self.combine == "any" and top - margin < bottom + margin:
             raise ValueError(
-                f"hysteresis: no value is {margin:g} (hysteresis) inside both lines "
-                f"(above {top:g}, below {bottom:g}), so a breach could never recover; "
-                f"give at most {max(top - bottom, 0) / 2:g}"
+                f"hysteresis: no value is {margin:.15g} (hysteresis) inside both lines "
+                f"(above {top:.15g}, below {bottom:.15g}), so a breach could never recover; "
+                f"give at most {max(top - bottom, 0) / 2:.15g}"
             )

@@ -106,8 +106,12 @@ async def _dashboard(
     )
 
 
-def lines_of(text: str) -> list[str]:
-    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+def lines_of(text: str, commas: str = "") -> list[str]:
+    """A field's items, one a line (pages: a URL's query may hold commas), or between
+    ``commas`` too (keywords: "，" and "、" are the commas a Chinese user types)."""
+    for comma in commas:
+        text = text.replace(comma, "\n")
+    return [part.strip() for part in text.splitlines() if part.strip()]
 
 
 @router.post("/app/tasks")
@@ -126,7 +130,7 @@ async def create_web_monitor(
     minutes: float | str = float(typed_number[0]) if typed_number else interval
     config: dict[str, Any] = {
         "urls": lines_of(urls),
-        "keywords": lines_of(keywords),
+        "keywords": lines_of(keywords, ",，、"),
         "check_interval_minutes": minutes,
     }
     try:

@@ -105,6 +105,13 @@ BAD = [
         "a keyword of only spaces",
     ),
     Bad(
+        # A trailing "|" matched the empty text, so every new line of every page was a hit.
+        "keyword pattern that matches empty text",
+        {"urls": [PAGE], "keywords": ["re:error|warning|"]},
+        ("config", "keywords", 0),
+        "'error|warning|' matches empty text, so every line",
+    ),
+    Bad(
         "another user's inbox as a target",
         {"urls": [PAGE], "targets": [{"type": "inbox", "target": "someone-else"}]},
         ("config", "targets", 0),

@@ -161,11 +161,12 @@ def test_a_digest_page_listed_twice_is_refused_by_name(model: type[BaseModel]) -
 @pytest.mark.parametrize("model", [ReminderConfig, NewsDigestConfig])
 def test_a_digest_category_is_checked_as_the_keyword_it_is(model: type[BaseModel]) -> None:
     # A digest's categories are the keywords of its pages' checks: "re:[" failed every check
-    # of every page, and " " made every new line a hit.
+    # of every page, and " " or "re:" (empty text matches anywhere) made every new line a hit.
     pages = {"news_urls": ["https://example.com/news"]}
-    errors = refused(model, pages | {"categories": ["re:[", " ", "数据库"]})
-    assert [loc for loc, _ in errors] == ["categories.0", "categories.1"]
+    errors = refused(model, pages | {"categories": ["re:[", " ", "数据库", "re:", "re:故障?"]})
+    assert [loc for loc, _ in errors] == ["categories.0", "categories.1", "categories.3"]
     assert "'[' is not a valid regular expression" in errors[0][1]
+    assert "'' matches empty text, so every line" in errors[2][1]
     run = ReminderRun.model_validate(
         {
             "user": "alice",

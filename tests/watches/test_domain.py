@@ -145,6 +145,12 @@ def test_a_huge_line_is_matched_whole_and_shown_clipped() -> None:
     ]
 
 
+def test_a_diff_shows_lines_that_begin_like_its_headers() -> None:
+    # A signature "-- the editors" removed is "--- the editors" in the diff, not a header.
+    diff = diff_pages(["-- the editors", "++ sale ++", "@@ home"], ["news"], [])
+    assert diff.excerpt.split("\n") == ["--- the editors", "-++ sale ++", "-@@ home", "+news"]
+
+
 def test_plain_short_keywords_match_whole_words_only() -> None:
     diff = diff_pages([], ["She said hello", "AI wins"], ["AI"])
     assert diff.hits == {"AI": ["AI wins"]}
@@ -159,6 +165,17 @@ def test_chinese_keywords_match_inside_a_sentence_and_latin_words_beside_chinese
         "数据库故障": ["下午发生数据库故障，已恢复"],
         "AI": ["我们使用AI技术"],
         "故障": ["下午发生数据库故障，已恢复"],
+    }
+
+
+def test_a_keyword_pasted_with_runs_of_spaces_matches_the_page_read_with_single_ones() -> None:
+    # A page's whitespace is collapsed before matching; a keyword's was not, so "database
+    # outage" pasted with two spaces, or a tab, never matched anything.
+    lines = normalise("Database   outage in zone 3\n数据库  故障 已恢复", [])
+    diff = diff_pages([], lines, ["database  outage", "数据库\t故障"])
+    assert diff.hits == {
+        "database  outage": ["Database outage in zone 3"],
+        "数据库\t故障": ["数据库 故障 已恢复"],
     }
 
 
@@ -179,6 +196,15 @@ def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
     new = normalise("Price 10\nUpdated 09:00", [r"Updated \d\d:\d\d"])
     assert not diff_pages(old, new, []).changed
     assert diff_pages(None, new, ["Price"]).hits == {}
+
+
+def test_an_ignore_pattern_anchored_to_a_line_hides_that_line() -> None:
+    # "^...$" matched only the start and end of the whole text: the line stayed, so the
+    # time in it was a change at every check.
+    patterns = [r"^Last updated: .*$", r"^\d+ readers$"]
+    old = normalise("Breaking news\nLast updated: 08:00\n12 readers\nWeather fine", patterns)
+    new = normalise("Breaking news\nLast updated: 09:00\n15 readers\nWeather fine", patterns)
+    assert old == new == ["Breaking news", "Weather fine"]
 
 
 WEB = {"urls": ["https://a.example"]}

@@ -19,6 +19,7 @@ from ambient.clients.web import (
 from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
 from ambient.storage import Database
 from ambient.watches.page_changes import diff_pages
+from tests.conftest import unique
 from tests.support.servers import HANG, serve
 from tests.watches.site import Site, article
 
@@ -207,6 +208,27 @@ async def test_a_digest_page_is_compared_with_its_newest_stored_text_hits_on_new
     assert (await env.run(activities.check_page, check)).outcome == "unchanged"
     other = await env.run(activities.check_page, check.model_copy(update={"task": "t2"}))
     assert other.outcome == "baseline"
+
+
+async def test_a_page_rewritten_at_length_shows_its_new_lines_and_how_many_more_changed(
+    site: tuple[Site, str], http: httpx.AsyncClient, db: Database
+) -> None:
+    # A digest shows a changed page's "+" lines: with the first 12 diff lines all removals,
+    # its section was the page's address and nothing else, and a watch's message only "-".
+    state, base = site
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    env = ActivityEnvironment()
+    state.pages["/long"] = article(*(f"第{n}条：服务运行正常。" for n in range(30)))
+    check = CheckPageInput(task=unique("t"), url=f"{base}/long", keywords=[])
+    assert (await env.run(activities.check_page, check)).outcome == "baseline"
+    state.pages["/long"] = article(*(f"第{n}条：服务已迁移。" for n in range(30)))
+    changed = await env.run(activities.check_page, check)
+    assert changed.excerpt.split("\n") == [
+        *(f"+第{n}条：服务已迁移。" for n in range(12)),
+        "… 48 more changed lines",
+    ]
 
 
 async def test_a_digest_check_retried_after_it_stored_the_page_still_tells_the_change(

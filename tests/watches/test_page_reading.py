@@ -55,6 +55,41 @@ async def test_a_page_without_text_or_a_selector_that_matches_nothing_is_said_at
     assert urls[f"{base}/alerts"]["last_outcome"] == "baseline"
 
 
+# The first bytes of a PNG image (its signature and header chunk) and of a ZIP archive.
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06"
+ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256))
+
+
+async def test_an_image_or_a_file_of_bytes_is_a_failed_check_not_a_page_of_garbage(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    state, base = site
+    state.encoded["/logo.png"] = (PNG, "image/png")
+    state.encoded["/export"] = (ZIP, "application/octet-stream")
+    state.encoded["/bare"] = (ZIP, "")
+    # A text file a bucket serves as bytes (no type given at upload) is still read.
+    state.encoded["/notes.txt"] = ("版本 1.2 已发布\n".encode(), "binary/octet-stream")
+    urls = [f"{base}/logo.png", f"{base}/export", f"{base}/bare", f"{base}/notes.txt"]
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, fast(urls), every=60.0, window=120.0)
+        baseline = await handle.execute_update("baseline", result_type=TaskStatus)
+        await handle.signal("stop")
+        await handle.result()
+    seen: Any = baseline.detail["urls"]
+    assert {url: (seen[url]["last_outcome"], seen[url]["last_error"]) for url in urls} == {
+        f"{base}/logo.png": ("error", "cannot read the page's text: " + NOT_TEXT % "image/png"),
+        f"{base}/export": (
+            "error",
+            "cannot read the page's text: " + NOT_TEXT % "application/octet-stream",
+        ),
+        f"{base}/bare": ("error", "cannot read the page's text: " + NOT_TEXT % "no Content-Type"),
+        f"{base}/notes.txt": ("baseline", None),
+    }
+
+
+NOT_TEXT = "the page is not text (%s): a web monitor reads HTML, plain text or JSON"
+
+
 async def test_a_json_api_watched_as_a_page_hits_its_chinese_keyword_and_shows_the_changed_field(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:

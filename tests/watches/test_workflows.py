@@ -118,6 +118,26 @@ async def test_breach_and_recovery_notify_once_each(
     assert [t.split(":")[0] for t in titles] == ["Breach", "Recovered"]
 
 
+async def test_a_breach_says_the_value_and_the_line_as_read_not_rounded(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    # Told with 6 significant digits: "value 98765.4 (above 50000.2)"; 52428800 bytes of a
+    # Cloud Monitor metric read "5.24288e+07".
+    state, base = site
+    state.values = [49999.99, 98765.43]
+    config = threshold(base, threshold=50000.25)
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(ts_env, worker.task_queue, config)
+        await checks_reach(ts_env, handle, 2)
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        messages = await InboxRepository(session).list(USER, limit=10)
+    assert [(m.title, m.body) for m in messages] == [
+        (f"Breach: {handle.id}", "value 98765.43 (above 50000.25)")
+    ]
+
+
 async def test_cooldown_suppresses_a_second_breach(
     ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:

@@ -78,3 +78,33 @@ async def test_the_briefing_page_shows_stored_briefings_with_temporal_down(
     for shown in (page, day):
         assert shown.status_code == 200, shown.text
         assert "一切正常" in shown.text and 'id="briefing"' in shown.text
+
+
+async def test_the_monitor_form_reads_a_page_a_line_and_keywords_between_chinese_commas(
+    settings: Settings, db: Database
+) -> None:
+    # With Temporal down, a form whose config passed says so; one refused names its field.
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="lan", language=Language.ZH)
+        )
+        await session.commit()
+    async with signed_in(settings, token) as http:
+        form = {"referer": str(http.base_url.join("/app"))}
+        # "One URL per line": a comma in a query was cut into two pages, the second refused.
+        prices = await http.post(
+            "/app/tasks",
+            data={"urls": "https://example.com/prices?ids=bitcoin,ethereum"},
+            headers=form,
+        )
+        # "逗号分隔" as a Chinese user types it: "，" and "、" separate keywords as "," does
+        # (they were one keyword, "数据库，故障", which no page says).
+        keywords = await http.post(
+            "/app/tasks",
+            data={"urls": "https://example.com/news", "keywords": "数据库，故障、re:["},
+            headers=form,
+        )
+    assert prices.status_code == 503 and DOWN in prices.text, prices.text
+    assert keywords.status_code == 422, keywords.text
+    assert "未创建：关键词，第 3 行: &#39;[&#39; is not a valid regular" in keywords.text
