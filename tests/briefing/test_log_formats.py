@@ -301,3 +301,24 @@ async def test_a_new_log_source_is_not_compared_with_the_days_of_the_one_it_repl
     # The new source's own days are its baseline from then on.
     again = await briefed(24, "new.log", "disk full")
     assert "前 1 天" in again, again
+
+
+async def test_a_file_whose_every_line_is_unreadable_is_not_a_quiet_day(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A log in a format the reader does not know (Apache's error log) was briefed as "no
+    logs were recorded yesterday", as if the service had been silent."""
+    path = tmp_path / "error_log"
+    path.write_text(
+        "[Sun Nov 22 10:00:00.123456 2026] [proxy:error] [pid 1234] AH00957: connect failed\n"
+        "[Sun Nov 22 10:00:05.123456 2026] [proxy:error] [pid 1234] AH00957: connect failed\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    (note,) = [s for s in prepared.sources if s.source == "logs"]
+    assert not note.ok and note.detail.endswith(
+        ": 0 lines read, 2 unreadable: no line has a time in a format the briefing reads"
+    )
+    assert prepared.headline == "昨天的日志没能读取"
+    assert "昨天没有日志记录" not in prepared.spoken_text
+    assert "日志没能读取（见数据源）" in report
