@@ -24,10 +24,12 @@ from typing import Any
 from ambient.clients.tencent.ops import LogRecord, SearchResult
 from ambient.domain.loglevels import SEVERITY, TIME_FIELDS, level_and_message
 
+# The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.
 PLAIN = re.compile(
-    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?"
-    r"\s*(?P<rest>.*)$"
+    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
+    r"(?:Z| ?[+-]\d{2}:?\d{2}| (?:UTC|GMT)(?![\w+-]))?)\]?\s*(?P<rest>.*)$"
 )
+SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
@@ -71,7 +73,7 @@ def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
     if isinstance(value, int | float):
         seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
         return datetime.fromtimestamp(seconds, UTC)
-    text = str(value).replace(",", ".")
+    text = SPACED_ZONE.sub(lambda m: "Z" if m[0].strip() else "", str(value).replace(",", "."))
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 

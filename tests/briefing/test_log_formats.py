@@ -322,3 +322,25 @@ async def test_a_file_whose_every_line_is_unreadable_is_not_a_quiet_day(
     assert prepared.headline == "昨天的日志没能读取"
     assert "昨天没有日志记录" not in prepared.spoken_text
     assert "日志没能读取（见数据源）" in report
+
+
+async def test_a_zone_written_after_the_time_is_the_lines_zone_not_the_briefings(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """PostgreSQL writes `%m` as "2026-11-22 02:00:00.123 UTC", others a " +0000" after the
+    time: both were read as the briefing's own wall time, eight hours off in Shanghai, so a
+    third of the day's lines fell on the wrong day."""
+    path = tmp_path / "postgresql.log"
+    path.write_text(
+        # 20:00 UTC on the 21st is 04:00 on the 22nd in Shanghai: the day briefed.
+        "2026-11-21 20:00:00.123 UTC [41] ERROR:  deadlock detected\n"
+        "2026-11-21 20:30:00 +0000 ERROR deadlock detected\n"
+        "2026-11-21 21:00:00.456 GMT [41] ERROR:  deadlock detected\n"
+        # 17:00 UTC on the 22nd is 01:00 on the 23rd in Shanghai: the next day.
+        "2026-11-22 17:00:00.789 UTC [41] ERROR:  deadlock detected\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 3 lines read")
+    assert "日志 3 行，错误 3" in report
+    assert "UTC" not in report.split("## 日志模板")[1].split("## 数据源")[0]
