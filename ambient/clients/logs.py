@@ -15,7 +15,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
@@ -30,6 +30,11 @@ PLAIN = re.compile(
     r"(?:Z| ?[+-]\d{2}:?\d{2}| (?:UTC|GMT)(?![\w+-]))?)\]?\s*(?P<rest>.*)$"
 )
 SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
+# A container's line as the kubelet keeps it (CRI): the runtime's time, the stream, a tag (P: a
+# part of a long line, F: its last part or a whole line), then the line as the container wrote it.
+CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
+CRI_PART = re.compile(r"\d{4}-\d{2}-\d{2}T\S+ (?:stdout|stderr) P (.*)", re.DOTALL)
+MAX_JOINED = 1 << 20
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
@@ -138,11 +143,32 @@ def parse_line(
     except ValueError:
         return None
     rest = match["rest"]
+    if tag := CRI_TAG.match(rest):
+        rest = rest[tag.end() :]
+        inner = parse_line(rest, source, zone, today)  # its own time is the runtime's, or none
+        if inner is not None:
+            return inner.model_copy(update={"time": when})
+        if rest.startswith("{"):
+            with suppress(ValueError):  # a JSON line without a time field
+                return _file_record(when, json.loads(rest), source)
     level = LEVEL.match(rest)
     if level:  # "ERROR something" -> level ERROR, message "something"
         rest = rest[level.end() :].lstrip(" :-")
     content = {"message": rest, **({"level": level[1]} if level else {})}
     return _file_record(when, content, source)
+
+
+def whole_lines(lines: Iterable[str]) -> Iterator[str]:
+    """A long line a container runtime wrote in parts (tag P, then F) as one line; the parts
+    before the last as empty lines, so the lines after keep their numbers."""
+    parts = ""
+    for line in lines:
+        if part := CRI_PART.match(line):
+            parts = (parts + part[1].rstrip("\r\n"))[:MAX_JOINED]
+            yield ""
+        else:
+            yield line.replace(" F ", f" F {parts}", 1) if parts else line
+            parts = ""
 
 
 def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:
@@ -248,7 +274,7 @@ class FileLogSource:
         block: str | None = None
         crash: LogRecord | None = None
         raised = False  # the traceback's exception line was read (a chained one comes after)
-        for number, line in enumerate(self.lines(path), 1):
+        for number, line in enumerate(whole_lines(self.lines(path)), 1):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
             if record is not None:
                 if crash is not None:

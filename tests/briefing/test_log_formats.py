@@ -344,3 +344,27 @@ async def test_a_zone_written_after_the_time_is_the_lines_zone_not_the_briefings
     assert log_note(prepared).endswith(": 3 lines read")
     assert "日志 3 行，错误 3" in report
     assert "UTC" not in report.split("## 日志模板")[1].split("## 数据源")[0]
+
+
+async def test_kubernetes_container_logs_are_read_through_their_cri_prefix(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A container's log as the kubelet keeps it (/var/log/pods/...): each line behind the
+    runtime's time, stream and tag. The stream and tag were read as the message and a JSON
+    line's level was lost (its errors counted as UNKNOWN); a long line the runtime split
+    (tag P) counted as one line per piece."""
+    path = tmp_path / "0.log"
+    path.write_text(
+        '2026-11-22T02:00:00.123456789Z stderr F {"level":"error","msg":"payment refused"}\n'
+        '2026-11-22T02:00:01.123456789Z stderr F {"level":"error","msg":"payment refused"}\n'
+        "2026-11-22T02:00:02.000000001Z stdout F 2026-11-22 10:00:02 WARN c.a.Pay - slow card\n"
+        '2026-11-22T02:00:03.000000001Z stdout P {"level":"error","msg":"order ' + "x" * 40 + "\n"
+        '2026-11-22T02:00:03.000000002Z stdout F  rejected"}\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 4 lines read")
+    assert "日志 4 行，错误 3，警告 1" in report
+    assert "| ERROR | 2 | payment refused |" in report
+    assert "| WARNING | 1 | c.a.Pay - slow card |" in report
+    assert "stdout" not in report and "stderr" not in report

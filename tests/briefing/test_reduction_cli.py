@@ -243,3 +243,23 @@ def test_untimed_stack_trace_lines_follow_the_event_they_continue(tmp_path: Path
     kept = [json.loads(line)["template_id"] is not None for line in out.splitlines()]
     # The 01:00 event is out, its trace with it; the 03:00 one is in with its trace.
     assert kept == [False, False, False, True, True, True, True, True]
+
+
+def test_kubernetes_container_lines_are_read_through_their_cri_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    path.write_text(
+        '2026-11-21T01:00:00.123456789Z stderr F {"level":"error","msg":"payment refused"}\n'
+        "2026-11-21T01:00:01.123456789Z stdout F 2026-11-21 09:00:01 WARN slow card\n"
+        '2026-11-21T01:00:02.000000001Z stdout P {"level":"error","msg":"order ' + "x" * 40 + "\n"
+        '2026-11-21T01:00:02.000000002Z stdout F  rejected"}\n',
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert (report.total, report.by_level) == (3, {"ERROR": 2, "WARNING": 1})
+    assert {t.template for t in report.templates} == {
+        "payment refused",
+        "slow card",
+        "order " + "x" * 40 + " rejected",
+    }
+    lines = [json.loads(line)["template_id"] for line in run(str(path), "--per-line").splitlines()]
+    assert [tid is not None for tid in lines] == [True, True, False, True]
