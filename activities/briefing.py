@@ -227,7 +227,7 @@ class BriefingActivities:
             if unread.retryable:
                 _read_again_if_passing(TencentRetryableError(unread.source, unread.error), "alarms")
         inputs.alarms_configured = True
-        inputs.alarms = history.alarms[:50]
+        inputs.alarms = history.alarms
         count = len(history.alarms)
         inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{count} alarms"))
         # One source failed, the other answered: its alarms are listed, the failed one said.
