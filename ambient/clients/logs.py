@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import itertools
 import json
 import os
 import re
@@ -34,7 +33,7 @@ SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
 # part of a long line, F: its last part or a whole line), then the line as the container wrote it.
 CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
 CRI_PART = re.compile(r"\d{4}-\d{2}-\d{2}T\S+ (?:stdout|stderr) P (.*)", re.DOTALL)
-MAX_JOINED = 1 << 20
+MAX_LINE = MAX_JOINED = 1 << 20  # bytes of one line, characters of a line joined from parts
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
@@ -241,13 +240,20 @@ class FileLogSource:
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rb") as handle:  # type: ignore[operator]
-                first = handle.readline().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (Windows)
-                for raw in itertools.chain((first,) if first else (), handle):
+                # A line's first MiB: a file without newlines is not held whole in memory.
+                raw = handle.readline(MAX_LINE).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM
+                while raw:
+                    if not raw.endswith(b"\n"):  # the rest of a longer line is passed over
+                        while (rest := handle.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                            pass
                     try:
                         yield raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        # Chinese Windows and zh_CN.GBK locales write GBK (GB18030 holds it).
-                        yield raw.decode("gb18030", errors="replace")
+                    except UnicodeDecodeError as exc:
+                        if exc.reason == "unexpected end of data":  # cut inside a character
+                            yield raw[: exc.start].decode("utf-8")
+                        else:  # Chinese Windows and zh_CN.GBK locales write GBK (in GB18030)
+                            yield raw.decode("gb18030", errors="replace")
+                    raw = handle.readline(MAX_LINE)
         # A .gz still being written ends early (EOFError), a damaged one fails in zlib.
         except (OSError, EOFError, zlib.error) as exc:
             self.failed.append(f"{path.name}: {exc}")

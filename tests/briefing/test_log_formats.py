@@ -368,3 +368,22 @@ async def test_kubernetes_container_logs_are_read_through_their_cri_prefix(
     assert "| ERROR | 2 | payment refused |" in report
     assert "| WARNING | 1 | c.a.Pay - slow card |" in report
     assert "stdout" not in report and "stderr" not in report
+
+
+def test_a_line_longer_than_a_mebibyte_is_read_as_its_first_mebibyte(tmp_path: Path) -> None:
+    """A line of hundreds of megabytes (a dump written without newlines) was read whole and
+    copied as it was parsed: 200 MiB took about 700 MB of the worker's memory; a bigger one
+    could end it. Now a line's first MiB is read, the rest passed over without keeping it."""
+    path = tmp_path / "app.log"
+    path.write_bytes(
+        b"\xef\xbb\xbf2026-11-22 01:00:00 ERROR dump " + b"x" * (3 << 20) + b"\n"
+        b"2026-11-22 02:00:00 ERROR next line\n"
+        b"2026-11-22 03:00:00 ERROR last line, no newline"
+    )
+    zone = ZoneInfo("Asia/Shanghai")
+    source = FileLogSource(path, zone=zone)
+    day = datetime(2026, 11, 22, tzinfo=zone), datetime(2026, 11, 23, tzinfo=zone)
+    first, *others = source.records(*day)
+    assert first.time.hour == 1 and len(first.content["message"]) < 1 << 20
+    assert [r.content["message"] for r in others] == ["next line", "last line, no newline"]
+    assert source.skipped == 0
