@@ -46,6 +46,11 @@ OTHER = re.compile(
     r"|(?P<mon>" + "|".join(MONTHS) + r") +(?P<day>\d{1,2}))"
     r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(?P<rest>.*)$"
 )
+# klog (Kubernetes' components): level letter, month, day, time, thread, then "file:line] ...".
+KLOG = re.compile(
+    r"^(?P<level>[IWEF])(?P<m>\d{2})(?P<d>\d{2}) (?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) +\d+ "
+    r"(?P<rest>\S+:\d+\] .*)$"
+)
 # nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
 ACCESS = re.compile(
     r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
@@ -95,8 +100,10 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
 
 def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:
     """(time, content) of a stripped line in a text format other than PLAIN's, or None."""
-    # A syslog line has no year: it is the year that puts it on or before ``today``.
-    if line.startswith(("time=", "ts=")):  # logfmt (logrus, Go's slog)
+    # A syslog or klog line has no year: the one that puts it on or before ``today`` (_year).
+    if line.startswith(("time=", "ts=")) or (  # logfmt (logrus, Go's slog; go-kit: level first)
+        LOGFMT.match(line) and (" ts=" in line or " time=" in line)
+    ):
         data = {
             k: v[1:-1].replace('\\"', '"') if v[:1] == '"' else v for k, v in LOGFMT.findall(line)
         }
@@ -106,17 +113,28 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
         if match := OTHER.match(line):
             if match["mon"]:
                 month, day = MONTHS[match["mon"]], int(match["day"])
-                year = today.year - ((month, day) > (today.month, today.day))
+                year = _year(month, day, today)
             else:
                 year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
             wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
             return wall.replace(tzinfo=zone), {"message": match["rest"]}
+        if match := KLOG.match(line):
+            month, day = int(match["m"]), int(match["d"])
+            wall = datetime.fromisoformat(
+                f"{_year(month, day, today):04d}-{month:02d}-{day:02d}T{match['hms']}"
+            )
+            return wall.replace(tzinfo=zone), {"message": match["rest"], "level": match["level"]}
         if match := ACCESS.match(line):
             status = match["status"][0]
             level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
             when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
             return when, {"message": match["rest"], "level": level}
     return None
+
+
+def _year(month: int, day: int, today: date) -> int:
+    """The year of a day written without one: the one that puts it on or before ``today``."""
+    return today.year - ((month, day) > (today.month, today.day))
 
 
 def parse_line(

@@ -387,3 +387,25 @@ def test_a_line_longer_than_a_mebibyte_is_read_as_its_first_mebibyte(tmp_path: P
     assert first.time.hour == 1 and len(first.content["message"]) < 1 << 20
     assert [r.content["message"] for r in others] == ["next line", "last line, no newline"]
     assert source.skipped == 0
+
+
+async def test_go_kit_logfmt_and_klog_lines_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """go-kit's logfmt puts the level first (Loki, Thanos, older Prometheus) and klog
+    (Kubernetes' own components, ingress-nginx's controller) writes `E1122 10:00:00.123456
+    1 file.go:42] ...`: both were unreadable, so such a log was briefed as a quiet day."""
+    path = tmp_path / "controller.log"
+    path.write_text(
+        'level=error ts=2026-11-22T02:00:00.123Z caller=main.go:42 msg="db connect failed"\n'
+        'level=warn time="2026-11-22T10:00:01+08:00" msg="slow flush"\n'
+        "E1122 10:00:02.123456       1 controller.go:123] sync failed for default/web\n"
+        "W1122 10:00:03.000001       1 reflector.go:9] watch closed\n"
+        "I1122 10:00:04.000001       1 leaderelection.go:2] became leader\n"
+        "F1123 00:00:05.000001       1 main.go:1] the next day\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 5 lines read")
+    assert "日志 5 行，错误 2，警告 2" in report
+    assert "| ERROR | 1 | <\\*>\\] sync failed for default/web |" in report
