@@ -150,7 +150,13 @@ def parse_line(
         except json.JSONDecodeError:
             return None
         when = json_time(data, zone)
-        return None if when is None else _file_record(when, data, source)
+        if when is None:
+            return None
+        if isinstance(data.get("log"), str) and "stream" in data:  # Docker's json-file
+            written = _as_written(data["log"].strip(), when, source, zone, today)
+            if written is not None:
+                return written
+        return _file_record(when, data, source)
     match = PLAIN.match(line)
     if match is None:
         found = text_line(line, zone, today or datetime.now(zone).date())
@@ -162,17 +168,28 @@ def parse_line(
     rest = match["rest"]
     if tag := CRI_TAG.match(rest):
         rest = rest[tag.end() :]
-        inner = parse_line(rest, source, zone, today)  # its own time is the runtime's, or none
-        if inner is not None:
-            return inner.model_copy(update={"time": when})
-        if rest.startswith("{"):
-            with suppress(ValueError):  # a JSON line without a time field
-                return _file_record(when, json.loads(rest), source)
+        written = _as_written(rest, when, source, zone, today)
+        if written is not None:
+            return written
     level = LEVEL.match(rest)
     if level:  # "ERROR something" -> level ERROR, message "something"
         rest = rest[level.end() :].lstrip(" :-")
     content = {"message": rest, **({"level": level[1]} if level else {})}
     return _file_record(when, content, source)
+
+
+def _as_written(
+    text: str, when: datetime, source: str, zone: tzinfo, today: date | None
+) -> LogRecord | None:
+    """A container's line as it wrote it (JSON, or a text line with its own time), at its
+    runtime's time ``when``; None for a plain message."""
+    inner = parse_line(text, source, zone, today)
+    if inner is not None:
+        return inner.model_copy(update={"time": when})
+    if text.startswith("{"):
+        with suppress(ValueError):  # a JSON line without a time field
+            return _file_record(when, json.loads(text), source)
+    return None
 
 
 def whole_lines(lines: Iterable[str]) -> Iterator[str]:

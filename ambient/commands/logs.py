@@ -52,7 +52,9 @@ def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None
         except json.JSONDecodeError:
             data = None
         if isinstance(data, dict):
-            return json_time(data), *level_and_message(data)
+            log = data.get("log")  # Docker's json-file: the line as the container wrote it
+            inner = read_line(log, today) if isinstance(log, str) and "stream" in data else None
+            return json_time(data), *(inner[1:] if inner else level_and_message(data))
     match = PLAIN.match(text)
     if match is not None:
         try:

@@ -409,3 +409,25 @@ async def test_go_kit_logfmt_and_klog_lines_are_read(
     assert log_note(prepared).endswith(": 5 lines read")
     assert "日志 5 行，错误 2，警告 2" in report
     assert "| ERROR | 1 | <\\*>\\] sync failed for default/web |" in report
+
+
+async def test_docker_json_file_logs_are_read_as_the_lines_the_container_wrote(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Docker's json-file driver wraps each line the container wrote in {"log", "stream",
+    "time"}: a JSON line inside lost its level (its errors counted as UNKNOWN, the day
+    "quiet") and a text line kept its own time in its template."""
+    path = tmp_path / "abc-json.log"
+    wrapped = '{{"log":{},"stream":"stderr","time":"2026-11-22T02:00:0{}.1234567Z"}}\n'
+    path.write_text(
+        wrapped.format('"{\\"level\\":\\"error\\",\\"msg\\":\\"payment refused\\"}\\n"', 0)
+        + wrapped.format('"{\\"level\\":\\"error\\",\\"msg\\":\\"payment refused\\"}\\n"', 1)
+        + wrapped.format('"2026-11-22 10:00:02 WARN slow card\\n"', 2)
+        + wrapped.format('"plain text without a time\\n"', 3),
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 4 lines read")
+    assert "日志 4 行，错误 2，警告 1" in report
+    assert "| ERROR | 2 | payment refused |" in report
+    assert "| WARNING | 1 | slow card |" in report

@@ -263,3 +263,19 @@ def test_kubernetes_container_lines_are_read_through_their_cri_prefix(tmp_path: 
     }
     lines = [json.loads(line)["template_id"] for line in run(str(path), "--per-line").splitlines()]
     assert [tid is not None for tid in lines] == [True, True, False, True]
+
+
+def test_docker_json_file_lines_are_read_as_the_lines_the_container_wrote(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "abc-json.log"
+    path.write_text(
+        '{"log":"{\\"level\\":\\"error\\",\\"msg\\":\\"payment refused\\"}\\n",'
+        '"stream":"stderr","time":"2026-11-21T01:00:00.1234567Z"}\n'
+        '{"log":"2026-11-21 09:00:01 WARN slow card\\n","stream":"stdout",'
+        '"time":"2026-11-21T01:00:01.1234567Z"}\n',
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert (report.total, report.by_level) == (2, {"ERROR": 1, "WARNING": 1})
+    assert {t.template for t in report.templates} == {"payment refused", "slow card"}
