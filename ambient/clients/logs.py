@@ -80,7 +80,9 @@ def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
     if isinstance(value, str) and EPOCH.fullmatch(value):
         value = float(value)
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
+        seconds = value  # epoch s, or ms, µs, ns: each past 1e11 s (the year 5138) is smaller
+        while seconds > 1e11:
+            seconds /= 1000
         return datetime.fromtimestamp(seconds, UTC)
     text = SPACED_ZONE.sub(lambda m: "Z" if m[0].strip() else "", str(value).replace(",", "."))
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -431,3 +431,22 @@ async def test_docker_json_file_logs_are_read_as_the_lines_the_container_wrote(
     assert "日志 4 行，错误 2，警告 1" in report
     assert "| ERROR | 2 | payment refused |" in report
     assert "| WARNING | 1 | slow card |" in report
+
+
+async def test_json_times_in_epoch_micro_and_nanoseconds_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """zerolog's TimeFormatUnixMicro and UnixNano, Vector and OpenTelemetry exports write the
+    epoch in micro- or nanoseconds: read as milliseconds they overflowed, and every line was
+    unreadable."""
+    at = int(datetime(2026, 11, 22, 2, tzinfo=UTC).timestamp())  # 10:00 in Shanghai
+    path = tmp_path / "app.log"
+    path.write_text(
+        f'{{"time": {at}123456, "level": "error", "message": "payment refused"}}\n'
+        f'{{"time": "{at}123456789", "level": "error", "message": "payment refused"}}\n'
+        f'{{"time": {at + 86400}000000, "level": "error", "message": "the next day"}}\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read")
+    assert "| ERROR | 2 | payment refused |" in report
