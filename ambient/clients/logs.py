@@ -34,6 +34,10 @@ SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
 CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
 CRI_PART = re.compile(r"\d{4}-\d{2}-\d{2}T\S+ (?:stdout|stderr) P (.*)", re.DOTALL)
 MAX_LINE = MAX_JOINED = 1 << 20  # bytes of one line, characters of a line joined from parts
+# A syslog receiver's line starts with the priority (RFC 5424 adds version 1): its severity
+# (the priority mod 8) is the level of a line that writes none.
+PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
+SEVERITIES = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
@@ -146,6 +150,12 @@ def parse_line(
     line = line.strip()
     if not line:
         return None
+    if priority := PRIORITY.match(line):
+        record = parse_line(line[priority.end() :], source, zone, today)
+        content = record.content if record is not None else None
+        if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
+            content["level"] = SEVERITIES[int(priority[1]) % 8]
+        return record
     if line.startswith("{"):
         try:
             data = json.loads(line)

@@ -28,6 +28,8 @@ from ambient.clients.logs import (
     CONTINUATION,
     CRI_TAG,
     PLAIN,
+    PRIORITY,
+    SEVERITIES,
     FileLogSource,
     json_time,
     parse_time,
@@ -46,6 +48,11 @@ def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None
     text = line.strip()
     if not text:
         return None
+    if priority := PRIORITY.match(text):  # a syslog receiver's line: its severity, unless written
+        inner = read_line(text[priority.end() :], today)
+        if inner is not None and inner[1] == "UNKNOWN":
+            return inner[0], SEVERITIES[int(priority[1]) % 8], inner[2]
+        return inner
     if text[0] == "{":
         try:
             data = json.loads(text)

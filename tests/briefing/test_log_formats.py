@@ -450,3 +450,23 @@ async def test_json_times_in_epoch_micro_and_nanoseconds_are_read(
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 2 lines read")
     assert "| ERROR | 2 | payment refused |" in report
+
+
+async def test_syslog_lines_with_a_priority_are_read_and_leveled_by_it(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Lines kept as a syslog receiver got them start with the priority (`<11>`, RFC 5424
+    adds a version: `<11>1 2026-...`): all were unreadable. The priority's severity (its
+    value mod 8: 3 err, 4 warning, 6 info) is the level of a line that names none."""
+    path = tmp_path / "remote.log"
+    path.write_text(
+        "<11>1 2026-11-22T10:00:00.000+08:00 web-1 pay 12 - - payment refused\n"
+        "<11>Nov 22 10:00:01 web-1 pay[12]: payment refused\n"
+        "<12>Nov 22 10:00:02 web-1 pay[12]: slow card\n"
+        "<14>1 2026-11-22T10:00:03+08:00 web-1 pay 12 - - ERROR written level wins\n"
+        "<14>Nov 22 10:00:04 web-1 pay[12]: started\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 5 lines read")
+    assert "日志 5 行，错误 3，警告 1" in report

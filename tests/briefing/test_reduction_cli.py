@@ -279,3 +279,18 @@ def test_docker_json_file_lines_are_read_as_the_lines_the_container_wrote(
     report = LogReport.model_validate_json(run(str(path), "--json"))
     assert (report.total, report.by_level) == (2, {"ERROR": 1, "WARNING": 1})
     assert {t.template for t in report.templates} == {"payment refused", "slow card"}
+
+
+def test_syslog_lines_with_a_priority_are_timed_and_leveled_by_it(tmp_path: Path) -> None:
+    path = tmp_path / "remote.log"
+    path.write_text(
+        "<11>1 2026-11-21T10:00:00.000+08:00 web-1 pay 12 - - payment refused\n"
+        "<12>Nov 21 10:00:02 web-1 pay[12]: slow card\n",
+        encoding="utf-8",
+    )
+    # --until gives the syslog line its year (not the day the test runs).
+    out = run(
+        str(path), "--json", "--since", "2026-11-21T00:00:00Z", "--until", "2026-11-22T00:00:00Z"
+    )
+    report = LogReport.model_validate_json(out)
+    assert (report.total, report.by_level) == (2, {"ERROR": 1, "WARNING": 1})
