@@ -204,8 +204,13 @@ class BriefingActivities:
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
             notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {exc}"))
             return None, baseline
-        notes.append(SourceNote(source="logs", ok=True, detail=f"{label}: {read}"))
         report = reducer.report(baseline=baseline, start=day.logs_from, end=day.logs_to)
+        if not report.total and report.unreadable:
+            # Lines there were, none in a format read here: not a quiet day, nor a baseline day.
+            unknown = "no line has a time in a format the briefing reads"
+            notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {read}: {unknown}"))
+            return None, baseline
+        notes.append(SourceNote(source="logs", ok=True, detail=f"{label}: {read}"))
         return report, baseline
 
     async def _alarms(self, day: DayPlan, inputs: BriefingInputs) -> None:
@@ -222,7 +227,7 @@ class BriefingActivities:
             if unread.retryable:
                 _read_again_if_passing(TencentRetryableError(unread.source, unread.error), "alarms")
         inputs.alarms_configured = True
-        inputs.alarms = history.alarms[:50]
+        inputs.alarms = history.alarms
         count = len(history.alarms)
         inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{count} alarms"))
         # One source failed, the other answered: its alarms are listed, the failed one said.

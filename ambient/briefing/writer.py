@@ -36,7 +36,17 @@ def greeting(inputs: BriefingInputs) -> str:
 
 def still_open(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
     """The alarms not recovered: an OK, resolved or expired (NO_CONF) one is not open."""
-    return [a for a in alarms if a.status.lower() not in ("ok", "resolved", "no_conf")]
+    return [a for a in alarms if _open(a)]
+
+
+def _open(alarm: AlarmRecord) -> bool:
+    return alarm.status.lower() not in ("ok", "resolved", "no_conf")
+
+
+def listed(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
+    """The alarms a briefing lists (prompt, report): the open ones first, each newest first,
+    at most 50; its counts are of them all."""
+    return sorted(alarms, key=_open, reverse=True)[:50]  # sorted is stable, reversed too
 
 
 SYSTEM_PROMPT = """You are {assistant}, an operations assistant writing a team member's daily \
@@ -144,7 +154,7 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     alarms = "\n".join(
         f"- {a.time.astimezone(zone):%H:%M} {a.source} {a.name} [{a.level or '-'}] {a.status} "
         f"{a.target or ''}"
-        for a in inputs.alarms
+        for a in listed(inputs.alarms)
     )
     parts = [
         facts,
@@ -441,7 +451,7 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
         zone = ZoneInfo(inputs.timezone)
         lines += ["", f"## {'告警' if zh else 'Alarms'}"]
         lines += [f"| time ({zone}) | source | name | status | target |", "|---|---|---|---|---|"]
-        for a in inputs.alarms:
+        for a in listed(inputs.alarms):
             lines.append(
                 f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
                 f"| {_cell(a.status)} | {_cell(a.target or '')} |"

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import itertools
 import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
@@ -24,10 +23,21 @@ from typing import Any
 from ambient.clients.tencent.ops import LogRecord, SearchResult
 from ambient.domain.loglevels import SEVERITY, TIME_FIELDS, level_and_message
 
+# The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.
 PLAIN = re.compile(
-    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?"
-    r"\s*(?P<rest>.*)$"
+    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
+    r"(?:Z| ?[+-]\d{2}:?\d{2}| (?:UTC|GMT)(?![\w+-]))?)\]?\s*(?P<rest>.*)$"
 )
+SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
+# A container's line as the kubelet keeps it (CRI): the runtime's time, the stream, a tag (P: a
+# part of a long line, F: its last part or a whole line), then the line as the container wrote it.
+CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
+CRI_PART = re.compile(r"\d{4}-\d{2}-\d{2}T\S+ (?:stdout|stderr) P (.*)", re.DOTALL)
+MAX_LINE = MAX_JOINED = 1 << 20  # bytes of one line, characters of a line joined from parts
+# A syslog receiver's line starts with the priority (RFC 5424 adds version 1): its severity
+# (the priority mod 8) is the level of a line that writes none.
+PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
+SEVERITIES = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
@@ -39,6 +49,11 @@ OTHER = re.compile(
     r"^(?:(?P<y>\d{4})(?:/|年)(?P<m>\d{1,2})(?:/|月)(?P<d>\d{1,2})日?"
     r"|(?P<mon>" + "|".join(MONTHS) + r") +(?P<day>\d{1,2}))"
     r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(?P<rest>.*)$"
+)
+# klog (Kubernetes' components): level letter, month, day, time, thread, then "file:line] ...".
+KLOG = re.compile(
+    r"^(?P<level>[IWEF])(?P<m>\d{2})(?P<d>\d{2}) (?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) +\d+ "
+    r"(?P<rest>\S+:\d+\] .*)$"
 )
 # nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
 ACCESS = re.compile(
@@ -69,9 +84,11 @@ def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
     if isinstance(value, str) and EPOCH.fullmatch(value):
         value = float(value)
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value  # epoch ms or s
+        seconds = value  # epoch s, or ms, µs, ns: each past 1e11 s (the year 5138) is smaller
+        while seconds > 1e11:
+            seconds /= 1000
         return datetime.fromtimestamp(seconds, UTC)
-    text = str(value).replace(",", ".")
+    text = SPACED_ZONE.sub(lambda m: "Z" if m[0].strip() else "", str(value).replace(",", "."))
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
@@ -89,8 +106,10 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
 
 def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:
     """(time, content) of a stripped line in a text format other than PLAIN's, or None."""
-    # A syslog line has no year: it is the year that puts it on or before ``today``.
-    if line.startswith(("time=", "ts=")):  # logfmt (logrus, Go's slog)
+    # A syslog or klog line has no year: the one that puts it on or before ``today`` (_year).
+    if line.startswith(("time=", "ts=")) or (  # logfmt (logrus, Go's slog; go-kit: level first)
+        LOGFMT.match(line) and (" ts=" in line or " time=" in line)
+    ):
         data = {
             k: v[1:-1].replace('\\"', '"') if v[:1] == '"' else v for k, v in LOGFMT.findall(line)
         }
@@ -100,17 +119,28 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
         if match := OTHER.match(line):
             if match["mon"]:
                 month, day = MONTHS[match["mon"]], int(match["day"])
-                year = today.year - ((month, day) > (today.month, today.day))
+                year = _year(month, day, today)
             else:
                 year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
             wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
             return wall.replace(tzinfo=zone), {"message": match["rest"]}
+        if match := KLOG.match(line):
+            month, day = int(match["m"]), int(match["d"])
+            wall = datetime.fromisoformat(
+                f"{_year(month, day, today):04d}-{month:02d}-{day:02d}T{match['hms']}"
+            )
+            return wall.replace(tzinfo=zone), {"message": match["rest"], "level": match["level"]}
         if match := ACCESS.match(line):
             status = match["status"][0]
             level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
             when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
             return when, {"message": match["rest"], "level": level}
     return None
+
+
+def _year(month: int, day: int, today: date) -> int:
+    """The year of a day written without one: the one that puts it on or before ``today``."""
+    return today.year - ((month, day) > (today.month, today.day))
 
 
 def parse_line(
@@ -120,13 +150,25 @@ def parse_line(
     line = line.strip()
     if not line:
         return None
+    if priority := PRIORITY.match(line):
+        record = parse_line(line[priority.end() :], source, zone, today)
+        content = record.content if record is not None else None
+        if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
+            content["level"] = SEVERITIES[int(priority[1]) % 8]
+        return record
     if line.startswith("{"):
         try:
             data = json.loads(line)
         except json.JSONDecodeError:
             return None
         when = json_time(data, zone)
-        return None if when is None else _file_record(when, data, source)
+        if when is None:
+            return None
+        if isinstance(data.get("log"), str) and "stream" in data:  # Docker's json-file
+            written = _as_written(data["log"].strip(), when, source, zone, today)
+            if written is not None:
+                return written
+        return _file_record(when, data, source)
     match = PLAIN.match(line)
     if match is None:
         found = text_line(line, zone, today or datetime.now(zone).date())
@@ -136,11 +178,43 @@ def parse_line(
     except ValueError:
         return None
     rest = match["rest"]
+    if tag := CRI_TAG.match(rest):
+        rest = rest[tag.end() :]
+        written = _as_written(rest, when, source, zone, today)
+        if written is not None:
+            return written
     level = LEVEL.match(rest)
     if level:  # "ERROR something" -> level ERROR, message "something"
         rest = rest[level.end() :].lstrip(" :-")
     content = {"message": rest, **({"level": level[1]} if level else {})}
     return _file_record(when, content, source)
+
+
+def _as_written(
+    text: str, when: datetime, source: str, zone: tzinfo, today: date | None
+) -> LogRecord | None:
+    """A container's line as it wrote it (JSON, or a text line with its own time), at its
+    runtime's time ``when``; None for a plain message."""
+    inner = parse_line(text, source, zone, today)
+    if inner is not None:
+        return inner.model_copy(update={"time": when})
+    if text.startswith("{"):
+        with suppress(ValueError):  # a JSON line without a time field
+            return _file_record(when, json.loads(text), source)
+    return None
+
+
+def whole_lines(lines: Iterable[str]) -> Iterator[str]:
+    """A long line a container runtime wrote in parts (tag P, then F) as one line; the parts
+    before the last as empty lines, so the lines after keep their numbers."""
+    parts = ""
+    for line in lines:
+        if part := CRI_PART.match(line):
+            parts = (parts + part[1].rstrip("\r\n"))[:MAX_JOINED]
+            yield ""
+        else:
+            yield line.replace(" F ", f" F {parts}", 1) if parts else line
+            parts = ""
 
 
 def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:
@@ -213,13 +287,20 @@ class FileLogSource:
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rb") as handle:  # type: ignore[operator]
-                first = handle.readline().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (Windows)
-                for raw in itertools.chain((first,) if first else (), handle):
+                # A line's first MiB: a file without newlines is not held whole in memory.
+                raw = handle.readline(MAX_LINE).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM
+                while raw:
+                    if not raw.endswith(b"\n"):  # the rest of a longer line is passed over
+                        while (rest := handle.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                            pass
                     try:
                         yield raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        # Chinese Windows and zh_CN.GBK locales write GBK (GB18030 holds it).
-                        yield raw.decode("gb18030", errors="replace")
+                    except UnicodeDecodeError as exc:
+                        if exc.reason == "unexpected end of data":  # cut inside a character
+                            yield raw[: exc.start].decode("utf-8")
+                        else:  # Chinese Windows and zh_CN.GBK locales write GBK (in GB18030)
+                            yield raw.decode("gb18030", errors="replace")
+                    raw = handle.readline(MAX_LINE)
         # A .gz still being written ends early (EOFError), a damaged one fails in zlib.
         except (OSError, EOFError, zlib.error) as exc:
             self.failed.append(f"{path.name}: {exc}")
@@ -246,7 +327,7 @@ class FileLogSource:
         block: str | None = None
         crash: LogRecord | None = None
         raised = False  # the traceback's exception line was read (a chained one comes after)
-        for number, line in enumerate(self.lines(path), 1):
+        for number, line in enumerate(whole_lines(self.lines(path)), 1):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
             if record is not None:
                 if crash is not None:

@@ -26,11 +26,15 @@ from ambient.briefing.logreport_markdown import render_markdown
 from ambient.cli_numbers import whole_number
 from ambient.clients.logs import (
     CONTINUATION,
+    CRI_TAG,
     PLAIN,
+    PRIORITY,
+    SEVERITIES,
     FileLogSource,
     json_time,
     parse_time,
     text_line,
+    whole_lines,
 )
 from ambient.domain.loglevels import level_and_message
 
@@ -44,13 +48,20 @@ def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None
     text = line.strip()
     if not text:
         return None
+    if priority := PRIORITY.match(text):  # a syslog receiver's line: its severity, unless written
+        inner = read_line(text[priority.end() :], today)
+        if inner is not None and inner[1] == "UNKNOWN":
+            return inner[0], SEVERITIES[int(priority[1]) % 8], inner[2]
+        return inner
     if text[0] == "{":
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             data = None
         if isinstance(data, dict):
-            return json_time(data), *level_and_message(data)
+            log = data.get("log")  # Docker's json-file: the line as the container wrote it
+            inner = read_line(log, today) if isinstance(log, str) and "stream" in data else None
+            return json_time(data), *(inner[1:] if inner else level_and_message(data))
     match = PLAIN.match(text)
     if match is not None:
         try:
@@ -58,7 +69,10 @@ def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None
         except ValueError:
             pass
         else:
-            return when, *level_and_message(match["rest"])
+            rest = match["rest"]
+            tag = CRI_TAG.match(rest)  # a container's line: the runtime's time, the line as written
+            inner = read_line(rest[tag.end() :], today) if tag else None
+            return when, *(inner[1:] if inner else level_and_message(rest))
     elif found := text_line(text, UTC, today):
         return found[0], *level_and_message(found[1])
     return None, *level_and_message(text)
@@ -127,7 +141,9 @@ def templates(
         def counted() -> Iterator[tuple[datetime | None, str, str]]:
             done = 0
             event = True  # whether the last timed line was kept: its stack trace follows it
-            lines = ((file, line) for source, file in inputs for line in source.lines(file))
+            lines = (
+                (file, line) for source, file in inputs for line in whole_lines(source.lines(file))
+            )
             for number, (file, line) in enumerate(lines, 1):
                 parsed = read_line(line, today)
                 if parsed is None:

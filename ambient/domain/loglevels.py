@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from contextlib import suppress
 from typing import Any
 
 SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
@@ -61,6 +63,11 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             skip = {*LEVEL_FIELDS, *TIME_FIELDS}
             found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
         message = found if isinstance(found, str) else str(found)
+        if raw_level is None and message.startswith("{"):  # a JSON line carried whole
+            with suppress(ValueError):  # (CLS's full-text __CONTENT__): its own fields
+                inner = json.loads(message)
+                if isinstance(inner, dict):
+                    return level_and_message(inner)
     if raw_level is not None:
         return normal_level(raw_level), message
     # No level field: a level word near the start of the text ("[main] ERROR c.a.Foo - ...").

@@ -301,3 +301,172 @@ async def test_a_new_log_source_is_not_compared_with_the_days_of_the_one_it_repl
     # The new source's own days are its baseline from then on.
     again = await briefed(24, "new.log", "disk full")
     assert "前 1 天" in again, again
+
+
+async def test_a_file_whose_every_line_is_unreadable_is_not_a_quiet_day(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A log in a format the reader does not know (Apache's error log) was briefed as "no
+    logs were recorded yesterday", as if the service had been silent."""
+    path = tmp_path / "error_log"
+    path.write_text(
+        "[Sun Nov 22 10:00:00.123456 2026] [proxy:error] [pid 1234] AH00957: connect failed\n"
+        "[Sun Nov 22 10:00:05.123456 2026] [proxy:error] [pid 1234] AH00957: connect failed\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    (note,) = [s for s in prepared.sources if s.source == "logs"]
+    assert not note.ok and note.detail.endswith(
+        ": 0 lines read, 2 unreadable: no line has a time in a format the briefing reads"
+    )
+    assert prepared.headline == "昨天的日志没能读取"
+    assert "昨天没有日志记录" not in prepared.spoken_text
+    assert "日志没能读取（见数据源）" in report
+
+
+async def test_a_zone_written_after_the_time_is_the_lines_zone_not_the_briefings(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """PostgreSQL writes `%m` as "2026-11-22 02:00:00.123 UTC", others a " +0000" after the
+    time: both were read as the briefing's own wall time, eight hours off in Shanghai, so a
+    third of the day's lines fell on the wrong day."""
+    path = tmp_path / "postgresql.log"
+    path.write_text(
+        # 20:00 UTC on the 21st is 04:00 on the 22nd in Shanghai: the day briefed.
+        "2026-11-21 20:00:00.123 UTC [41] ERROR:  deadlock detected\n"
+        "2026-11-21 20:30:00 +0000 ERROR deadlock detected\n"
+        "2026-11-21 21:00:00.456 GMT [41] ERROR:  deadlock detected\n"
+        # 17:00 UTC on the 22nd is 01:00 on the 23rd in Shanghai: the next day.
+        "2026-11-22 17:00:00.789 UTC [41] ERROR:  deadlock detected\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 3 lines read")
+    assert "日志 3 行，错误 3" in report
+    assert "UTC" not in report.split("## 日志模板")[1].split("## 数据源")[0]
+
+
+async def test_kubernetes_container_logs_are_read_through_their_cri_prefix(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A container's log as the kubelet keeps it (/var/log/pods/...): each line behind the
+    runtime's time, stream and tag. The stream and tag were read as the message and a JSON
+    line's level was lost (its errors counted as UNKNOWN); a long line the runtime split
+    (tag P) counted as one line per piece."""
+    path = tmp_path / "0.log"
+    path.write_text(
+        '2026-11-22T02:00:00.123456789Z stderr F {"level":"error","msg":"payment refused"}\n'
+        '2026-11-22T02:00:01.123456789Z stderr F {"level":"error","msg":"payment refused"}\n'
+        "2026-11-22T02:00:02.000000001Z stdout F 2026-11-22 10:00:02 WARN c.a.Pay - slow card\n"
+        '2026-11-22T02:00:03.000000001Z stdout P {"level":"error","msg":"order ' + "x" * 40 + "\n"
+        '2026-11-22T02:00:03.000000002Z stdout F  rejected"}\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 4 lines read")
+    assert "日志 4 行，错误 3，警告 1" in report
+    assert "| ERROR | 2 | payment refused |" in report
+    assert "| WARNING | 1 | c.a.Pay - slow card |" in report
+    assert "stdout" not in report and "stderr" not in report
+
+
+def test_a_line_longer_than_a_mebibyte_is_read_as_its_first_mebibyte(tmp_path: Path) -> None:
+    """A line of hundreds of megabytes (a dump written without newlines) was read whole and
+    copied as it was parsed: 200 MiB took about 700 MB of the worker's memory; a bigger one
+    could end it. Now a line's first MiB is read, the rest passed over without keeping it."""
+    path = tmp_path / "app.log"
+    path.write_bytes(
+        b"\xef\xbb\xbf2026-11-22 01:00:00 ERROR dump " + b"x" * (3 << 20) + b"\n"
+        b"2026-11-22 02:00:00 ERROR next line\n"
+        b"2026-11-22 03:00:00 ERROR last line, no newline"
+    )
+    zone = ZoneInfo("Asia/Shanghai")
+    source = FileLogSource(path, zone=zone)
+    day = datetime(2026, 11, 22, tzinfo=zone), datetime(2026, 11, 23, tzinfo=zone)
+    first, *others = source.records(*day)
+    assert first.time.hour == 1 and len(first.content["message"]) < 1 << 20
+    assert [r.content["message"] for r in others] == ["next line", "last line, no newline"]
+    assert source.skipped == 0
+
+
+async def test_go_kit_logfmt_and_klog_lines_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """go-kit's logfmt puts the level first (Loki, Thanos, older Prometheus) and klog
+    (Kubernetes' own components, ingress-nginx's controller) writes `E1122 10:00:00.123456
+    1 file.go:42] ...`: both were unreadable, so such a log was briefed as a quiet day."""
+    path = tmp_path / "controller.log"
+    path.write_text(
+        'level=error ts=2026-11-22T02:00:00.123Z caller=main.go:42 msg="db connect failed"\n'
+        'level=warn time="2026-11-22T10:00:01+08:00" msg="slow flush"\n'
+        "E1122 10:00:02.123456       1 controller.go:123] sync failed for default/web\n"
+        "W1122 10:00:03.000001       1 reflector.go:9] watch closed\n"
+        "I1122 10:00:04.000001       1 leaderelection.go:2] became leader\n"
+        "F1123 00:00:05.000001       1 main.go:1] the next day\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 5 lines read")
+    assert "日志 5 行，错误 2，警告 2" in report
+    assert "| ERROR | 1 | <\\*>\\] sync failed for default/web |" in report
+
+
+async def test_docker_json_file_logs_are_read_as_the_lines_the_container_wrote(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Docker's json-file driver wraps each line the container wrote in {"log", "stream",
+    "time"}: a JSON line inside lost its level (its errors counted as UNKNOWN, the day
+    "quiet") and a text line kept its own time in its template."""
+    path = tmp_path / "abc-json.log"
+    wrapped = '{{"log":{},"stream":"stderr","time":"2026-11-22T02:00:0{}.1234567Z"}}\n'
+    path.write_text(
+        wrapped.format('"{\\"level\\":\\"error\\",\\"msg\\":\\"payment refused\\"}\\n"', 0)
+        + wrapped.format('"{\\"level\\":\\"error\\",\\"msg\\":\\"payment refused\\"}\\n"', 1)
+        + wrapped.format('"2026-11-22 10:00:02 WARN slow card\\n"', 2)
+        + wrapped.format('"plain text without a time\\n"', 3),
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 4 lines read")
+    assert "日志 4 行，错误 2，警告 1" in report
+    assert "| ERROR | 2 | payment refused |" in report
+    assert "| WARNING | 1 | slow card |" in report
+
+
+async def test_json_times_in_epoch_micro_and_nanoseconds_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """zerolog's TimeFormatUnixMicro and UnixNano, Vector and OpenTelemetry exports write the
+    epoch in micro- or nanoseconds: read as milliseconds they overflowed, and every line was
+    unreadable."""
+    at = int(datetime(2026, 11, 22, 2, tzinfo=UTC).timestamp())  # 10:00 in Shanghai
+    path = tmp_path / "app.log"
+    path.write_text(
+        f'{{"time": {at}123456, "level": "error", "message": "payment refused"}}\n'
+        f'{{"time": "{at}123456789", "level": "error", "message": "payment refused"}}\n'
+        f'{{"time": {at + 86400}000000, "level": "error", "message": "the next day"}}\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read")
+    assert "| ERROR | 2 | payment refused |" in report
+
+
+async def test_syslog_lines_with_a_priority_are_read_and_leveled_by_it(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Lines kept as a syslog receiver got them start with the priority (`<11>`, RFC 5424
+    adds a version: `<11>1 2026-...`): all were unreadable. The priority's severity (its
+    value mod 8: 3 err, 4 warning, 6 info) is the level of a line that names none."""
+    path = tmp_path / "remote.log"
+    path.write_text(
+        "<11>1 2026-11-22T10:00:00.000+08:00 web-1 pay 12 - - payment refused\n"
+        "<11>Nov 22 10:00:01 web-1 pay[12]: payment refused\n"
+        "<12>Nov 22 10:00:02 web-1 pay[12]: slow card\n"
+        "<14>1 2026-11-22T10:00:03+08:00 web-1 pay 12 - - ERROR written level wins\n"
+        "<14>Nov 22 10:00:04 web-1 pay[12]: started\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 5 lines read")
+    assert "日志 5 行，错误 3，警告 1" in report

@@ -133,3 +133,29 @@ async def test_a_path_with_a_nul_character_is_refused_by_name(
                 admin=admin,
                 tencent=TencentCloud.from_settings(settings),
             )
+
+
+async def test_a_cls_full_text_record_holding_a_json_line_keeps_its_level() -> None:
+    """CLS's full-text collection (单行全文, as for a container's stdout) puts the whole line
+    in __CONTENT__: a service's JSON line there was a message with no level, its errors
+    UNKNOWN, and the day briefed as quiet."""
+    api = TencentApi()
+    at = int(START.timestamp() * 1000) + 3_600_000
+    line = '{"level":"error","msg":"payment refused","order":%d}'
+    api.logs = [{"time": at + i, "json": {"__CONTENT__": line % i}} for i in range(3)]
+    async with serve(api.app()) as base:
+        reducer = LogReducer()
+        await read_log_source(
+            ClsLogSpec(topic_id="topic-1"),
+            START,
+            END,
+            reducer,
+            log_dir=None,
+            admin=False,
+            tencent=standin_tencent(base),
+        )
+    report = reducer.report()
+    assert report.by_level == {"ERROR": 3}
+    assert [(t.level, t.count, t.template) for t in report.templates] == [
+        ("ERROR", 3, "payment refused")
+    ]

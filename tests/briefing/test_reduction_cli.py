@@ -243,3 +243,54 @@ def test_untimed_stack_trace_lines_follow_the_event_they_continue(tmp_path: Path
     kept = [json.loads(line)["template_id"] is not None for line in out.splitlines()]
     # The 01:00 event is out, its trace with it; the 03:00 one is in with its trace.
     assert kept == [False, False, False, True, True, True, True, True]
+
+
+def test_kubernetes_container_lines_are_read_through_their_cri_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    path.write_text(
+        '2026-11-21T01:00:00.123456789Z stderr F {"level":"error","msg":"payment refused"}\n'
+        "2026-11-21T01:00:01.123456789Z stdout F 2026-11-21 09:00:01 WARN slow card\n"
+        '2026-11-21T01:00:02.000000001Z stdout P {"level":"error","msg":"order ' + "x" * 40 + "\n"
+        '2026-11-21T01:00:02.000000002Z stdout F  rejected"}\n',
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert (report.total, report.by_level) == (3, {"ERROR": 2, "WARNING": 1})
+    assert {t.template for t in report.templates} == {
+        "payment refused",
+        "slow card",
+        "order " + "x" * 40 + " rejected",
+    }
+    lines = [json.loads(line)["template_id"] for line in run(str(path), "--per-line").splitlines()]
+    assert [tid is not None for tid in lines] == [True, True, False, True]
+
+
+def test_docker_json_file_lines_are_read_as_the_lines_the_container_wrote(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "abc-json.log"
+    path.write_text(
+        '{"log":"{\\"level\\":\\"error\\",\\"msg\\":\\"payment refused\\"}\\n",'
+        '"stream":"stderr","time":"2026-11-21T01:00:00.1234567Z"}\n'
+        '{"log":"2026-11-21 09:00:01 WARN slow card\\n","stream":"stdout",'
+        '"time":"2026-11-21T01:00:01.1234567Z"}\n',
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert (report.total, report.by_level) == (2, {"ERROR": 1, "WARNING": 1})
+    assert {t.template for t in report.templates} == {"payment refused", "slow card"}
+
+
+def test_syslog_lines_with_a_priority_are_timed_and_leveled_by_it(tmp_path: Path) -> None:
+    path = tmp_path / "remote.log"
+    path.write_text(
+        "<11>1 2026-11-21T10:00:00.000+08:00 web-1 pay 12 - - payment refused\n"
+        "<12>Nov 21 10:00:02 web-1 pay[12]: slow card\n",
+        encoding="utf-8",
+    )
+    # --until gives the syslog line its year (not the day the test runs).
+    out = run(
+        str(path), "--json", "--since", "2026-11-21T00:00:00Z", "--until", "2026-11-22T00:00:00Z"
+    )
+    report = LogReport.model_validate_json(out)
+    assert (report.total, report.by_level) == (2, {"ERROR": 1, "WARNING": 1})

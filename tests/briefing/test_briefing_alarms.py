@@ -1,0 +1,50 @@
+"""A day of many alarms in the briefing: counted whole, the open ones listed first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from temporalio.testing import ActivityEnvironment
+
+from activities.briefing import BriefingActivities
+from ambient.briefing.config import BriefingConfig, plan_for
+from ambient.briefing.models import PrepareRequest
+from ambient.clients.llm import LLMClient
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.briefings import BriefingRepository
+from tests.standins.tencent_api import TencentApi
+from tests.support.servers import serve
+from tests.support.tencent import standin_tencent
+
+
+async def test_a_day_of_more_than_fifty_alarms_is_counted_whole_and_lists_the_open_ones(
+    settings: Settings, db: Database
+) -> None:
+    """An alarm storm: 70 recovered alarms in the evening after 60 that stayed open in the
+    morning. The briefing kept the newest 50 and counted those: "50 alarms (0 not resolved)",
+    "Yesterday was quiet"-like, while its sources said 130 alarms."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())  # Shanghai
+    api = TencentApi()
+
+    def alarm(name: str, status: str, minutes: int) -> dict[str, object]:
+        at = day.logs_from + timedelta(minutes=minutes)
+        return {"PolicyName": name, "AlarmStatus": status, "FirstOccurTime": int(at.timestamp())}
+
+    api.monitor_alarms = [alarm("disk-full", "ALARM", 60 + i) for i in range(60)]
+    api.monitor_alarms += [alarm("cpu-high", "OK", 1000 + i) for i in range(70)]
+    async with serve(api.app()) as base:
+        acts = BriefingActivities(db, LLMClient(settings), standin_tencent(base), settings)
+        request = PrepareRequest(
+            user="alice", task_id="daily-briefing/alice", config=BriefingConfig(), day=day
+        )
+        prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
+    async with db.session() as session:
+        row = await BriefingRepository(session).get("alice", day.date)
+    assert row is not None
+    assert {s.source: s.detail for s in prepared.sources}["alarms"] == "130 alarms"
+    assert "- 告警 130 条（未恢复 60 条）" in row.report_markdown
+    assert "有 60 条告警未恢复，包括 disk-full。" in prepared.spoken_text
+    # The table lists 50: the open ones first.
+    table = row.report_markdown.split("## 告警")[1].split("## 数据源")[0]
+    assert table.count("| disk-full |") == 50 and "| cpu-high |" not in table
