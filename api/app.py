@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers, MutableHeaders
@@ -19,6 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointError
 from ambient.bridge.runner import bridge_running
+from ambient.bridge.serving import read_message
 from ambient.briefing.errors import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
@@ -124,6 +126,35 @@ def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+def malformed_messages_refused(app: ASGIApp, paths: set[str]) -> ASGIApp:
+    """The SDK reads a request whose id is null, a fraction or true as a notification (202, no
+    answer ever) and answers a batch or a bad envelope -32602 with pydantic's dump: each is the
+    bridge's -32600 here (``read_message``), so every MCP door answers a message alike."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        posted = scope["type"] == "http" and scope["method"] == "POST"
+        if not posted or scope["path"] not in paths:
+            await app(scope, receive, send)
+            return
+        read = [await receive()]  # bounded by BodyLimit, which has read it whole already
+        while read[-1]["type"] == "http.request" and read[-1].get("more_body", False):
+            read.append(await receive())
+        try:
+            refused = read_message(json.loads(b"".join(part.get("body", b"") for part in read)))
+        except ValueError:
+            refused = None  # not JSON: the SDK answers -32700 itself
+        if isinstance(refused, dict):
+            await JSONResponse(refused, status_code=400)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return read.pop(0) if read else await receive()
+
+        await app(scope, replay, send)
+
+    return wrapped
+
+
 ASSETS = "/docs-assets"
 
 
@@ -217,5 +248,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
     voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
-    app.mount("/", host_refusal_says_what_to_do(by_path(voice_paths, mcp_app)))
+    mcp_apps = malformed_messages_refused(by_path(voice_paths, mcp_app), {"/mcp", VOICE_PATH})
+    app.mount("/", host_refusal_says_what_to_do(mcp_apps))
     return app

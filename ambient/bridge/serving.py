@@ -132,24 +132,37 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
         message = json.loads(text.strip())
     except ValueError as exc:
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
-    if not isinstance(message, dict):
-        return _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
-    ident = message.get("id") if _readable_id(message.get("id")) else None
     size = len(text.encode())
     if size > MESSAGE_LIMIT_BYTES:
         return _error(
-            ident,
+            _request_id(message),
             INVALID_REQUEST,
             f"message too large ({size} bytes; at most {MESSAGE_LIMIT_BYTES})",
         )
+    return read_message(message)
+
+
+def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
+    """``message`` (JSON already read) as one JSON-RPC 2.0 message, or the -32600 error to
+    answer instead: the rule of every door (a frame here, an HTTP body in ``api.app``)."""
+    if not isinstance(message, dict):
+        return _error(None, INVALID_REQUEST, "a message holds one JSON-RPC object")
+    ident = _request_id(message)
     if "method" in message and "id" in message and ident is None:
-        # Else read as a notification: never answered, the broker waits out its call timeout.
+        # Else read as a notification: never answered, the peer waits out its call timeout.
         return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")
     try:
         return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
-        reason = exc.errors()[0]["msg"] if exc.errors() else "invalid"
+        first = exc.errors()[0]  # under the first member of the union: its name goes
+        where = ".".join(str(part) for part in first["loc"][1:])
+        reason = f"{where}: {first['msg']}" if where else first["msg"]
         return _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
+
+
+def _request_id(message: object) -> int | str | None:
+    ident = message.get("id") if isinstance(message, dict) else None
+    return ident if _readable_id(ident) else None
 
 
 def _readable_id(ident: object) -> TypeGuard[int | str]:
