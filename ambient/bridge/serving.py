@@ -42,6 +42,7 @@ MESSAGE_LIMIT_BYTES = 64 * 1024
 FRAME_LIMIT_BYTES = 16 * 1024 * 1024
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
 # mcp_endpoint relays pass frames through: a device session initializes once, on the tool
 # connection of that moment, and sends its later calls to whichever one is current. A request
 # before any initialize is such a session's: the bridge opens the connection for it (2024-11-05,
@@ -154,8 +155,14 @@ def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
     try:
         return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
-        first = exc.errors()[0]  # under the first member of the union: its name goes
+        # The reason of the member the message means to be (a request has a method and an id),
+        # under its field's name; params that are no object are invalid params, not a request.
+        meant = ("JSONRPCRequest" if "id" in message else "JSONRPCNotification", "params")
+        errors = [e for e in exc.errors() if "method" not in message or e["loc"][0] == meant[0]]
+        first = (errors or exc.errors())[0]
         where = ".".join(str(part) for part in first["loc"][1:])
+        if tuple(first["loc"]) == meant:
+            return _error(ident, INVALID_PARAMS, "params is an object, or left out")
         reason = f"{where}: {first['msg']}" if where else first["msg"]
         return _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
 

@@ -52,15 +52,16 @@ INITIALIZE = {
 }
 
 
-# Each with a word its refusal says and the id it is answered under (null when unreadable):
-# an id no request may have, a batch, a missing "jsonrpc".
-MALFORMED: list[tuple[Any, str, int | None]] = [
-    ({"jsonrpc": "2.0", "id": None, "method": "tools/list"}, "id", None),
-    ({"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}, "id", None),
-    ({"jsonrpc": "2.0", "id": True, "method": "tools/list"}, "id", None),
-    ({"jsonrpc": "2.0", "id": {"n": 1}, "method": "tools/list"}, "id", None),
-    ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}], "one JSON-RPC object", None),
-    ({"id": 7, "method": "ping"}, "jsonrpc", 7),
+# Each with a word its refusal says, the id it is answered under (null when unreadable) and
+# its code: an id no request may have, a batch, a missing "jsonrpc", params that are a list.
+MALFORMED: list[tuple[Any, str, int | None, int]] = [
+    ({"jsonrpc": "2.0", "id": None, "method": "tools/list"}, "id", None, -32600),
+    ({"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}, "id", None, -32600),
+    ({"jsonrpc": "2.0", "id": True, "method": "tools/list"}, "id", None, -32600),
+    ({"jsonrpc": "2.0", "id": {"n": 1}, "method": "tools/list"}, "id", None, -32600),
+    ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}], "one JSON-RPC object", None, -32600),
+    ({"id": 7, "method": "ping"}, "jsonrpc", 7, -32600),
+    ({"jsonrpc": "2.0", "id": 8, "method": "ping", "params": [1]}, "params", 8, -32602),
 ]
 
 
@@ -85,11 +86,11 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
         opened = await http.post("/mcp", json=INITIALIZE, headers=headers)
         # The full server keeps sessions: a request there belongs to one. /mcp/voice is stateless.
         session = {"/mcp": {"Mcp-Session-Id": opened.headers["mcp-session-id"]}, "/mcp/voice": {}}
-        for path, body, said, ident in [(p, *case) for p in session for case in MALFORMED]:
+        for path, body, said, ident, code in [(p, *case) for p in session for case in MALFORMED]:
             answer = await http.post(path, json=body, headers=headers | session[path])
             assert answer.status_code == 400, (path, body, answer.status_code, answer.text)
             refused = answer.json()
-            assert refused["id"] == ident and refused["error"]["code"] == -32600, (path, refused)
+            assert refused["id"] == ident and refused["error"]["code"] == code, (path, refused)
             message = refused["error"]["message"]
             assert said in message and "pydantic" not in message and "\n" not in message, message
         # The well-formed are served as before.
