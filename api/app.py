@@ -31,6 +31,7 @@ from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
+from api.deps import INVALID_TOKEN, MISSING_TOKEN
 from api.errors import MAX_BODY_BYTES, feature_error, install_error_mapping, refuse_nul
 from api.routers import (
     app_pages,
@@ -99,22 +100,20 @@ class CodecCors:
         await (self.cors if codec else self.app)(scope, receive, send)
 
 
-def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
+def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
     """The MCP SDK answers a Host it does not allow with a bare "Invalid Host header" (421),
-    which is all a client behind another host name logs: name the host and the setting."""
+    which is all a client behind another host name logs, and a wrong token as a missing one
+    ("Authentication required", 401): name the host and the setting, and which the token was."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         refused = False
 
         async def sending(message: Message) -> None:
             nonlocal refused
-            if message["type"] == "http.response.start" and message["status"] == 421:
+            start = message["type"] == "http.response.start"
+            if start and message["status"] in (401, 421):
                 refused = True
-                host = Headers(scope=scope).get("host", "")
-                body = (
-                    f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
-                    "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
-                ).encode()
+                body = _refusal(Headers(scope=scope), message["status"])
                 MutableHeaders(scope=message)["content-length"] = str(len(body))
                 await send(message)
                 await send({"type": "http.response.body", "body": body})
@@ -124,6 +123,18 @@ def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, sending if scope["type"] == "http" else send)
 
     return wrapped
+
+
+def _refusal(headers: Headers, status: int) -> bytes:
+    if status == 401:  # the SDK's own body, with the API's words for why
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        said = INVALID_TOKEN if scheme.lower() == "bearer" and token.strip() else MISSING_TOKEN
+        return json.dumps({"error": "invalid_token", "error_description": said}).encode()
+    host = headers.get("host", "")
+    return (
+        f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
+        "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
+    ).encode()
 
 
 def malformed_messages_refused(app: ASGIApp, paths: set[str]) -> ASGIApp:
@@ -249,5 +260,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
     voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
     mcp_apps = malformed_messages_refused(by_path(voice_paths, mcp_app), {"/mcp", VOICE_PATH})
-    app.mount("/", host_refusal_says_what_to_do(mcp_apps))
+    app.mount("/", refusals_say_what_to_do(mcp_apps))
     return app
