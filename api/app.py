@@ -139,8 +139,8 @@ def _refusal(headers: Headers, status: int) -> bytes:
 
 def malformed_messages_refused(app: ASGIApp, paths: set[str]) -> ASGIApp:
     """The SDK reads a request whose id is null, a fraction or true as a notification (202, no
-    answer ever) and answers a batch or a bad envelope -32602 with pydantic's dump: each is the
-    bridge's -32600 here (``read_message``), so every MCP door answers a message alike."""
+    answer ever) and answers a batch or a bad envelope -32602 with pydantic's dump: each is
+    answered here as the bridge answers it (``read_message``), so every door says it alike."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         posted = scope["type"] == "http" and scope["method"] == "POST"
@@ -152,8 +152,8 @@ def malformed_messages_refused(app: ASGIApp, paths: set[str]) -> ASGIApp:
             read.append(await receive())
         try:
             refused = read_message(json.loads(b"".join(part.get("body", b"") for part in read)))
-        except ValueError:
-            refused = None  # not JSON: the SDK answers -32700 itself
+        except (ValueError, RecursionError):
+            refused = None  # not JSON (or nested past Python's limit): the SDK answers -32700
         if isinstance(refused, dict):
             await JSONResponse(refused, status_code=400)(scope, receive, send)
             return

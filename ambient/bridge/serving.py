@@ -131,7 +131,7 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
     """The frame's message, or the JSON-RPC error to answer instead (id kept when readable)."""
     try:
         message = json.loads(text.strip())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested past Python's limit: a few KB do it
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
     size = len(text.encode())
     if size > MESSAGE_LIMIT_BYTES:
@@ -144,7 +144,7 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
 
 
 def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
-    """``message`` (JSON already read) as one JSON-RPC 2.0 message, or the -32600 error to
+    """``message`` (JSON already read) as one JSON-RPC 2.0 message, or the JSON-RPC error to
     answer instead: the rule of every door (a frame here, an HTTP body in ``api.app``)."""
     if not isinstance(message, dict):
         return _error(None, INVALID_REQUEST, "a message holds one JSON-RPC object")
@@ -158,7 +158,7 @@ def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
         # The reason of the member the message means to be (a request has a method and an id),
         # under its field's name; params that are no object are invalid params, not a request.
         meant = ("JSONRPCRequest" if "id" in message else "JSONRPCNotification", "params")
-        errors = [e for e in exc.errors() if "method" not in message or e["loc"][0] == meant[0]]
+        errors = [e for e in exc.errors() if "method" not in message or e["loc"][:1] == meant[:1]]
         first = (errors or exc.errors())[0]
         where = ".".join(str(part) for part in first["loc"][1:])
         if tuple(first["loc"]) == meant:

@@ -1,5 +1,6 @@
 """The MCP server as clients other than ours drive it: the protocol's own refusals."""
 
+import json
 from typing import Any
 
 import httpx
@@ -62,6 +63,8 @@ MALFORMED: list[tuple[Any, str, int | None, int]] = [
     ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}], "one JSON-RPC object", None, -32600),
     ({"id": 7, "method": "ping"}, "jsonrpc", 7, -32600),
     ({"jsonrpc": "2.0", "id": 8, "method": "ping", "params": [1]}, "params", 8, -32602),
+    # Nested past Python's recursion limit: still the SDK's parse error, not a 500.
+    ("[" * 5000 + "]" * 5000, "Parse error", None, -32700),
 ]
 
 
@@ -87,7 +90,8 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
         # The full server keeps sessions: a request there belongs to one. /mcp/voice is stateless.
         session = {"/mcp": {"Mcp-Session-Id": opened.headers["mcp-session-id"]}, "/mcp/voice": {}}
         for path, body, said, ident, code in [(p, *case) for p in session for case in MALFORMED]:
-            answer = await http.post(path, json=body, headers=headers | session[path])
+            sent = body if isinstance(body, str) else json.dumps(body)
+            answer = await http.post(path, content=sent, headers=headers | session[path])
             assert answer.status_code == 400, (path, body, answer.status_code, answer.text)
             refused = answer.json()
             assert refused["id"] == ident and refused["error"]["code"] == code, (path, refused)
