@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers, MutableHeaders
@@ -19,6 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointError
 from ambient.bridge.runner import bridge_running
+from ambient.bridge.serving import read_message
 from ambient.briefing.errors import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
@@ -29,6 +31,7 @@ from ambient.settings import Settings
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
+from api.deps import INVALID_TOKEN, MISSING_TOKEN
 from api.errors import MAX_BODY_BYTES, feature_error, install_error_mapping, refuse_nul
 from api.routers import (
     app_pages,
@@ -97,22 +100,20 @@ class CodecCors:
         await (self.cors if codec else self.app)(scope, receive, send)
 
 
-def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
+def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
     """The MCP SDK answers a Host it does not allow with a bare "Invalid Host header" (421),
-    which is all a client behind another host name logs: name the host and the setting."""
+    which is all a client behind another host name logs, and a wrong token as a missing one
+    ("Authentication required", 401): name the host and the setting, and which the token was."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         refused = False
 
         async def sending(message: Message) -> None:
             nonlocal refused
-            if message["type"] == "http.response.start" and message["status"] == 421:
+            start = message["type"] == "http.response.start"
+            if start and message["status"] in (401, 421):
                 refused = True
-                host = Headers(scope=scope).get("host", "")
-                body = (
-                    f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
-                    "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
-                ).encode()
+                body = _refusal(Headers(scope=scope), message["status"])
                 MutableHeaders(scope=message)["content-length"] = str(len(body))
                 await send(message)
                 await send({"type": "http.response.body", "body": body})
@@ -120,6 +121,47 @@ def host_refusal_says_what_to_do(app: ASGIApp) -> ASGIApp:
                 await send(message)
 
         await app(scope, receive, sending if scope["type"] == "http" else send)
+
+    return wrapped
+
+
+def _refusal(headers: Headers, status: int) -> bytes:
+    if status == 401:  # the SDK's own body, with the API's words for why
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        said = INVALID_TOKEN if scheme.lower() == "bearer" and token.strip() else MISSING_TOKEN
+        return json.dumps({"error": "invalid_token", "error_description": said}).encode()
+    host = headers.get("host", "")
+    return (
+        f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
+        "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
+    ).encode()
+
+
+def malformed_messages_refused(app: ASGIApp, paths: set[str]) -> ASGIApp:
+    """The SDK reads a request whose id is null, a fraction or true as a notification (202, no
+    answer ever) and answers a batch or a bad envelope -32602 with pydantic's dump: each is
+    answered here as the bridge answers it (``read_message``), so every door says it alike."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        posted = scope["type"] == "http" and scope["method"] == "POST"
+        if not posted or scope["path"] not in paths:
+            await app(scope, receive, send)
+            return
+        read = [await receive()]  # bounded by BodyLimit, which has read it whole already
+        while read[-1]["type"] == "http.request" and read[-1].get("more_body", False):
+            read.append(await receive())
+        try:
+            refused = read_message(json.loads(b"".join(part.get("body", b"") for part in read)))
+        except (ValueError, RecursionError):
+            refused = None  # not JSON (or nested past Python's limit): the SDK answers -32700
+        if isinstance(refused, dict):
+            await JSONResponse(refused, status_code=400)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return read.pop(0) if read else await receive()
+
+        await app(scope, replay, send)
 
     return wrapped
 
@@ -217,5 +259,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
     voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
-    app.mount("/", host_refusal_says_what_to_do(by_path(voice_paths, mcp_app)))
+    mcp_apps = malformed_messages_refused(by_path(voice_paths, mcp_app), {"/mcp", VOICE_PATH})
+    app.mount("/", refusals_say_what_to_do(mcp_apps))
     return app

@@ -34,6 +34,11 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+# The refusals of every door that takes an API token (the MCP paths say them too, api.app).
+INVALID_TOKEN = "invalid token"
+MISSING_TOKEN = "missing bearer token: send 'Authorization: Bearer <token>'"
+
+
 async def get_optional_user(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -48,7 +53,7 @@ async def get_optional_user(
     # (expire_on_commit=False) and attached; a handler's later query opens a new transaction.
     await session.commit()
     if user is None:
-        raise unauthorized("invalid token")
+        raise unauthorized(INVALID_TOKEN)
     return user
 
 
@@ -57,7 +62,7 @@ OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 async def get_current_user(user: OptionalUser) -> User:
     if user is None:
-        raise unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+        raise unauthorized(MISSING_TOKEN)
     return user
 
 

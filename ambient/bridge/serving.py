@@ -42,6 +42,7 @@ MESSAGE_LIMIT_BYTES = 64 * 1024
 FRAME_LIMIT_BYTES = 16 * 1024 * 1024
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
 # mcp_endpoint relays pass frames through: a device session initializes once, on the tool
 # connection of that moment, and sends its later calls to whichever one is current. A request
 # before any initialize is such a session's: the bridge opens the connection for it (2024-11-05,
@@ -130,26 +131,45 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
     """The frame's message, or the JSON-RPC error to answer instead (id kept when readable)."""
     try:
         message = json.loads(text.strip())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested past Python's limit: a few KB do it
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
-    if not isinstance(message, dict):
-        return _error(None, INVALID_REQUEST, "a frame holds one JSON-RPC object")
-    ident = message.get("id") if _readable_id(message.get("id")) else None
     size = len(text.encode())
     if size > MESSAGE_LIMIT_BYTES:
         return _error(
-            ident,
+            _request_id(message),
             INVALID_REQUEST,
             f"message too large ({size} bytes; at most {MESSAGE_LIMIT_BYTES})",
         )
+    return read_message(message)
+
+
+def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
+    """``message`` (JSON already read) as one JSON-RPC 2.0 message, or the JSON-RPC error to
+    answer instead: the rule of every door (a frame here, an HTTP body in ``api.app``)."""
+    if not isinstance(message, dict):
+        return _error(None, INVALID_REQUEST, "a message holds one JSON-RPC object")
+    ident = _request_id(message)
     if "method" in message and "id" in message and ident is None:
-        # Else read as a notification: never answered, the broker waits out its call timeout.
+        # Else read as a notification: never answered, the peer waits out its call timeout.
         return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")
     try:
         return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
-        reason = exc.errors()[0]["msg"] if exc.errors() else "invalid"
+        # The reason of the member the message means to be (a request has a method and an id),
+        # under its field's name; params that are no object are invalid params, not a request.
+        meant = ("JSONRPCRequest" if "id" in message else "JSONRPCNotification", "params")
+        errors = [e for e in exc.errors() if "method" not in message or e["loc"][:1] == meant[:1]]
+        first = (errors or exc.errors())[0]
+        where = ".".join(str(part) for part in first["loc"][1:])
+        if tuple(first["loc"]) == meant:
+            return _error(ident, INVALID_PARAMS, "params is an object, or left out")
+        reason = f"{where}: {first['msg']}" if where else first["msg"]
         return _error(ident, INVALID_REQUEST, f"not a JSON-RPC 2.0 message: {reason}")
+
+
+def _request_id(message: object) -> int | str | None:
+    ident = message.get("id") if isinstance(message, dict) else None
+    return ident if _readable_id(ident) else None
 
 
 def _readable_id(ident: object) -> TypeGuard[int | str]:

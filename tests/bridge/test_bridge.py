@@ -231,12 +231,19 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
         seen = len(connection.frames)
         await connection.send_raw("{not json\n")
         await connection.send_raw('{"jsonrpc": "2.0", "id": 5, "method": 12}')
+        # 10 KB nested past Python's recursion limit: json.loads raised RecursionError, which
+        # ended the connection (every call on it unanswered) and the endpoint was re-dialed.
+        await connection.send_raw("[" * 5000 + "]" * 5000)
         assert (await connection.request("ping"))["result"] == {}
         errors = [json.loads(f) for f in connection.frames[seen:] if "error" in f]
-        assert [(e["id"], e["error"]["code"]) for e in errors] == [(None, -32700), (5, -32600)]
+        assert [(e["id"], e["error"]["code"]) for e in errors] == [
+            (None, -32700),
+            (5, -32600),
+            (None, -32700),
+        ]
         await connection.notify("notifications/cancelled")  # a notification: no answer
         assert (await connection.request("ping", {}))["result"] == {}
-        assert len(connection.frames) == seen + 4
+        assert len(connection.frames) == seen + 5
         assert broker.current(token) is connection
 
 

@@ -19,6 +19,7 @@ from ambient.storage import Database
 from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
+from api.deps import INVALID_TOKEN, MISSING_TOKEN
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
@@ -148,6 +149,16 @@ async def test_mcp_over_http_needs_a_user_token(
                 },
             )
             assert wrong.status_code == 401
+            # Each says which it is, as the API's routes do: a wrong token was "Authentication
+            # required", as if none had been sent (an operator then hunts for a lost header).
+            assert anonymous.json()["error_description"] == MISSING_TOKEN
+            assert wrong.json()["error_description"] == INVALID_TOKEN
+            listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+            voice = await http.post("/mcp/voice", json=listing, headers=wrong.request.headers)
+            assert (voice.status_code, voice.json()["error"]) == (401, "invalid_token")
+            assert voice.json()["error_description"] == INVALID_TOKEN
+            routes = await http.get("/users/me", headers={"Authorization": "Bearer amb_nope"})
+            assert routes.json()["detail"] == INVALID_TOKEN
 
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx2.AsyncClient(headers=headers, trust_env=False, timeout=30) as http2:

@@ -1,13 +1,22 @@
 """The MCP server as clients other than ours drive it: the protocol's own refusals."""
 
+import json
+from typing import Any
+
+import httpx
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
+from ambient.settings import Settings
+from ambient.storage.migrate import upgrade_async
 from ambient.wiring import AppState, StateHolder
+from api.app import create_app
 from mcp_server.server import build_server
 from tests.foundation.test_mcp import state
+from tests.support.admins import admin_headers
+from tests.support.servers import HANG, serve
 
 __all__ = ["state"]  # the fixture, shared with test_mcp
 
@@ -30,3 +39,65 @@ async def test_a_tools_list_cursor_the_server_never_gave_is_refused_as_invalid_p
     assert refused.value.error.message == (
         "Unknown cursor 'eyJwYWdlIjogMn0=': tools/list answers in one page, call it without one."
     )
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2024-11-05",
+        "capabilities": {},
+        "clientInfo": {"name": "strict-peer", "version": "1"},
+    },
+}
+
+
+# Each with a word its refusal says, the id it is answered under (null when unreadable) and
+# its code: an id no request may have, a batch, a missing "jsonrpc", params that are a list.
+MALFORMED: list[tuple[Any, str, int | None, int]] = [
+    ({"jsonrpc": "2.0", "id": None, "method": "tools/list"}, "id", None, -32600),
+    ({"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}, "id", None, -32600),
+    ({"jsonrpc": "2.0", "id": True, "method": "tools/list"}, "id", None, -32600),
+    ({"jsonrpc": "2.0", "id": {"n": 1}, "method": "tools/list"}, "id", None, -32600),
+    ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}], "one JSON-RPC object", None, -32600),
+    ({"id": 7, "method": "ping"}, "jsonrpc", 7, -32600),
+    ({"jsonrpc": "2.0", "id": 8, "method": "ping", "params": [1]}, "params", 8, -32602),
+    # Nested past Python's recursion limit: still the SDK's parse error, not a 500.
+    ("[" * 5000 + "]" * 5000, "Parse error", None, -32700),
+]
+
+
+async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over_the_bridge(
+    settings: Settings,
+) -> None:
+    """A request whose id is null, a fraction, true or an object was read as a notification:
+    202 and no answer ever, where the endpoint bridge answers -32600 (a strict JSON-RPC peer
+    waits for its reply). A batch or an envelope without "jsonrpc" got -32602 (invalid params)
+    with pydantic's dump of four union members. Both MCP doors now answer as the bridge does:
+    -32600 in one sentence (under the id when it is readable), nothing run."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+    ):
+        headers = {
+            **(await admin_headers(settings)),
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        }
+        opened = await http.post("/mcp", json=INITIALIZE, headers=headers)
+        # The full server keeps sessions: a request there belongs to one. /mcp/voice is stateless.
+        session = {"/mcp": {"Mcp-Session-Id": opened.headers["mcp-session-id"]}, "/mcp/voice": {}}
+        for path, body, said, ident, code in [(p, *case) for p in session for case in MALFORMED]:
+            sent = body if isinstance(body, str) else json.dumps(body)
+            answer = await http.post(path, content=sent, headers=headers | session[path])
+            assert answer.status_code == 400, (path, body, answer.status_code, answer.text)
+            refused = answer.json()
+            assert refused["id"] == ident and refused["error"]["code"] == code, (path, refused)
+            message = refused["error"]["message"]
+            assert said in message and "pydantic" not in message and "\n" not in message, message
+        # The well-formed are served as before.
+        ping = {"jsonrpc": "2.0", "id": "p-1", "method": "ping"}
+        answered = await http.post("/mcp/voice", json=ping, headers=headers)
+        assert answered.json() == {"jsonrpc": "2.0", "id": "p-1", "result": {}}
