@@ -377,6 +377,54 @@ async def test_cw10_the_stand_in_refuses_a_request_without_a_required_parameter_
     assert api.topics[-1]["TopicName"] == "stats" and api.cls_alarms == []
 
 
+async def test_the_stand_in_honours_filters_and_refuses_what_the_api_reference_refuses(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    tc = state.tencent
+
+    async def names(action: str, listed: str, field: str, **params: Any) -> list[str]:
+        answer = await tc.call("cls", action, params)
+        return [item[field] for item in answer[listed]]
+
+    def only(key: str, *values: str) -> list[dict[str, Any]]:
+        return [{"Key": key, "Values": list(values)}]
+
+    # topicName is fuzzy unless PreciseSearch says exact; ids match exactly.
+    assert await names("DescribeTopics", "Topics", "TopicId", Filters=only("topicName", "a")) == [
+        "topic-app",
+        "topic-stats",
+    ]
+    exact = {"Filters": only("topicName", "a"), "PreciseSearch": 1}
+    assert await names("DescribeTopics", "Topics", "TopicId", **exact) == []
+    assert await names(
+        "DescribeTopics", "Topics", "TopicName", Filters=only("topicId", "topic-stats")
+    ) == ["stats"]
+    assert (
+        await names(
+            "DescribeLogsets", "Logsets", "LogsetId", Filters=only("logsetId", "logset-gone")
+        )
+        == []
+    )
+    refusals = [
+        ("DescribeTopics", {"Filters": only("name", "app")}, "InvalidParameter"),
+        ("DescribeLogsets", {"Filters": only("logsetName", *"abcdef")}, "InvalidParameter"),
+        ("DescribeAlarms", {"Filters": only("enable", "yes")}, "InvalidParameter"),
+        ("DescribeAlarms", {"Limit": 101}, "InvalidParameterValue"),
+        ("CreateLogset", {"LogsetName": "a|b"}, "InvalidParameterValue"),
+        (
+            "CreateTopic",
+            {"LogsetId": "logset-app", "TopicName": "cls_service_log"},
+            "InvalidParameterValue",
+        ),
+    ]
+    for action, params, code in refusals:
+        with pytest.raises(TencentRequestError) as refused:
+            await tc.call("cls", action, params)
+        assert refused.value.code == code, (action, refused.value)
+    assert len(api.logsets) == 1 and len(api.topics) == 2
+
+
 RACES: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("create_logset", "logset", {"name": "audit"}, ["CreateLogset"]),
     ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "nginx"}, ["CreateTopic"]),
