@@ -721,3 +721,39 @@ async def test_cw21_an_alarm_naming_the_wrong_logset_for_its_topic_leaves_nothin
     for failed, message in answers:
         assert failed and "logset_id" in message and "logset-app" in message, message
     assert api.creates() == []  # not the new notice 'oncall' either
+
+
+# Names and a webhook the CLS API reference refuses (InvalidParameterValue from the stand-in).
+REFUSED_NAMES: list[tuple[str, str, dict[str, Any], str]] = [
+    # CreateLogset LogsetName: "不支持|字符".
+    ("create_logset", "logset", {"name": "app|web"}, "name"),
+    # CreateTopic TopicName: no '|', not one of the names CLS keeps for itself.
+    ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "a|b"}, "name"),
+    ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "cls_service_log"}, "name"),
+    # CreateAlarm Name: "最大支持255个字节" (86 characters of 3 bytes each are 258).
+    ("create_cls_alarm", "alarm", {**ALARM, "name": "错" * 86}, "name"),
+    ("create_cls_alarm", "alarm", {**ALARM, "name": "errors|5xx"}, "name"),
+    # CreateAlarmNotice Name: the same rule.
+    ("create_cls_alarm", "alarm", {**ALARM, "notice_name": "on|call"}, "notice_name"),
+    # WebCallback Url: "最大支持1024个字节".
+    (
+        "create_cls_alarm",
+        "alarm",
+        {**ALARM, "notice_webhook": "https://hooks.example.com/" + "告" * 340},
+        "notice_webhook",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "field"), REFUSED_NAMES)
+async def test_a_name_the_cls_api_refuses_is_a_tool_error_naming_the_field_before_any_call(
+    cloud: tuple[TencentApi, AppState], tool: str, arg: str, spec: dict[str, Any], field: str
+) -> None:
+    # A dry run must not promise a create the API refuses, and execute must not try it.
+    api, state = cloud
+    async with client(state, "ops") as c:
+        dry_failed, dry = await call(c, tool, **{arg: spec})
+        failed, message = await call(c, tool, **{arg: spec}, mode="execute")
+    assert dry_failed and failed, (dry, message)
+    assert field in message and "pydantic" not in message, message
+    assert api.calls == []
