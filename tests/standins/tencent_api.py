@@ -71,6 +71,7 @@ STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186
 STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
 # DescribeClusterKubeconfig's server for an API server access that is not enabled.
 UNREACHABLE_SERVER = "https://127.0.0.1:9"
+AS_GROUP_NAME = re.compile(r"[A-Za-z0-9_.\-\u4e00-\u9fff]+")
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
@@ -973,6 +974,17 @@ class TencentApi:
             return error("InvalidParameter.Param", "AutoScalingGroupPara is not JSON")
         if not scaling["MinSize"] <= scaling["DesiredCapacity"] <= scaling["MaxSize"]:
             return error("InvalidParameter.Param", "DesiredCapacity outside [MinSize, MaxSize]")
+        # AutoScalingGroupPara is AS's CreateAutoScalingGroup (377/20440): AutoScalingGroupName,
+        # MaxSize, MinSize and VpcId required; the name "仅支持中文、英文、数字、下划线、分隔符"-"、
+        # 小数点，最大长度不能超55个字节"; sizes in [0, 2000].
+        group = scaling.get("AutoScalingGroupName") or ""
+        if (
+            any(scaling.get(k) is None for k in ("MaxSize", "MinSize", "VpcId"))
+            or not AS_GROUP_NAME.fullmatch(group)
+            or utf8(group) > 55
+            or not 0 <= scaling["MinSize"] <= scaling["MaxSize"] <= 2000
+        ):
+            return error("InvalidParameter.AsCommonError", f"AutoScalingGroupPara: {scaling}")
         pool = {
             "NodePoolId": self._new_id("np"),
             "Name": params["Name"],

@@ -723,7 +723,7 @@ async def test_cw21_an_alarm_naming_the_wrong_logset_for_its_topic_leaves_nothin
     assert api.creates() == []  # not the new notice 'oncall' either
 
 
-# Names and a webhook the CLS API reference refuses (InvalidParameterValue from the stand-in).
+# Names and a webhook the API references refuse (InvalidParameter* from the stand-in).
 REFUSED_NAMES: list[tuple[str, str, dict[str, Any], str]] = [
     # CreateLogset LogsetName: "不支持|字符".
     ("create_logset", "logset", {"name": "app|web"}, "name"),
@@ -742,11 +742,16 @@ REFUSED_NAMES: list[tuple[str, str, dict[str, Any], str]] = [
         {**ALARM, "notice_webhook": "https://hooks.example.com/" + "告" * 340},
         "notice_webhook",
     ),
+    # A node pool's name is its scaling group's (AutoScalingGroupName: "名称仅支持中文、英文、数字、
+    # 下划线、分隔符"-"、小数点，最大长度不能超55个字节").
+    ("create_node_pool", "pool", {**POOL, "name": "gpu pool"}, "name"),
+    ("create_node_pool", "pool", {**POOL, "name": "g" * 56}, "name"),
+    ("create_node_pool", "pool", {**POOL, "name": "显卡" * 10}, "name"),
 ]
 
 
 @pytest.mark.parametrize(("tool", "arg", "spec", "field"), REFUSED_NAMES)
-async def test_a_name_the_cls_api_refuses_is_a_tool_error_naming_the_field_before_any_call(
+async def test_a_name_the_api_refuses_is_a_tool_error_naming_the_field_before_any_call(
     cloud: tuple[TencentApi, AppState], tool: str, arg: str, spec: dict[str, Any], field: str
 ) -> None:
     # A dry run must not promise a create the API refuses, and execute must not try it.
