@@ -501,6 +501,42 @@ VALUE_RULES: dict[str, tuple[tuple[str, Callable[[Params], bool]], ...]] = {
         ("ProcessPeriod: 1 to 1440 minutes", lambda p: 1 <= p["ProcessPeriod"] <= 1440),
         ("ProcessDelay: 0 to 120 seconds", lambda p: 0 <= p["ProcessDelay"] <= 120),
     ),
+    # SearchLog: "TopicId 和 Topics 不能同时使用，在一次请求中有且只能选择一个"; QueryString
+    # "最大长度为12KB"; Sort asc or desc; Offset "不能与Context参数同时使用".
+    "SearchLog": (
+        ("TopicId or Topics, exactly one", lambda p: ("TopicId" in p) != ("Topics" in p)),
+        ("QueryString: at most 12 KB", lambda p: utf8(p.get("QueryString", "")) <= 12 * 1024),
+        ("Sort: asc or desc", lambda p: p.get("Sort", "desc") in ("asc", "desc")),
+        ("Offset and Context: not both", lambda p: not ("Offset" in p and "Context" in p)),
+    ),
+    # GetMonitorData: "EndTime不能小于StartTime"; DescribeAlarmHistories: Module
+    # "固定值，为monitor", Order ASC or DESC.
+    "GetMonitorData": (
+        (
+            "EndTime: not before StartTime",
+            lambda p: (
+                "EndTime" not in p
+                or "StartTime" not in p
+                or datetime.fromisoformat(p["EndTime"]) >= datetime.fromisoformat(p["StartTime"])
+            ),
+        ),
+    ),
+    "DescribeAlarmHistories": (
+        ("Module: monitor", lambda p: p["Module"] == "monitor"),
+        ("Order: ASC or DESC", lambda p: p.get("Order", "DESC") in ("ASC", "DESC")),
+    ),
+    # TextToVoice: Codec wav, mp3 or pcm; SampleRate 24000, 16000 or 8000; Volume [-10, 10];
+    # Speed [-2, 6]; PrimaryLanguage 1 or 2.
+    "TextToVoice": (
+        ("Codec: wav, mp3 or pcm", lambda p: p.get("Codec", "wav") in ("wav", "mp3", "pcm")),
+        (
+            "SampleRate: 24000, 16000 or 8000",
+            lambda p: p.get("SampleRate", 16000) in (24000, 16000, 8000),
+        ),
+        ("Volume: -10 to 10", lambda p: -10 <= p.get("Volume", 0) <= 10),
+        ("Speed: -2 to 6", lambda p: -2 <= p.get("Speed", 0) <= 6),
+        ("PrimaryLanguage: 1 or 2", lambda p: p.get("PrimaryLanguage", 1) in (1, 2)),
+    ),
 }
 
 

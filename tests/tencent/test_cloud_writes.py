@@ -411,6 +411,11 @@ async def test_the_stand_in_honours_filters_and_refuses_what_the_api_reference_r
         ("DescribeLogsets", {"Filters": only("logsetName", *"abcdef")}, "InvalidParameter"),
         ("DescribeAlarms", {"Filters": only("enable", "yes")}, "InvalidParameter"),
         ("DescribeAlarms", {"Limit": 101}, "InvalidParameterValue"),
+        (
+            "SearchLog",
+            {"From": 0, "To": 1, "TopicId": "topic-app", "Topics": []},
+            "InvalidParameterValue",
+        ),
         ("CreateLogset", {"LogsetName": "a|b"}, "InvalidParameterValue"),
         (
             "CreateTopic",
