@@ -767,3 +767,21 @@ async def test_a_name_the_api_refuses_is_a_tool_error_naming_the_field_before_an
     assert dry_failed and failed, (dry, message)
     assert field in message and "pydantic" not in message, message
     assert api.calls == []
+
+
+async def test_a_retried_create_finds_its_resource_behind_a_thousand_names_that_contain_it(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # CLS matches logsetName (and topicName, an alarm's or notice's name) by substring: the
+    # lookup by name reads every page of matches, not the first thousand.
+    api, state = cloud
+    api.logsets = [{"LogsetId": f"logset-{n}", "LogsetName": f"audit-{n:04}"} for n in range(1000)]
+    api.logsets.append({"LogsetId": "logset-audit", "LogsetName": "audit"})
+    async with client(state, "ops") as c:
+        failed, dry = await call(c, "create_logset", logset={"name": "audit"})
+        failed_again, done = await call(
+            c, "create_logset", logset={"name": "audit"}, mode="execute"
+        )
+    assert not failed and not failed_again, (dry, done)
+    assert dry["resource_id"] == done["resource_id"] == "logset-audit"
+    assert done["steps"][0]["existing"] is True and api.creates() == []
