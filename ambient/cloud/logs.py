@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
 from ambient.clients.tencent import writes
@@ -18,9 +18,39 @@ from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.storage.models import as_utc
 
+# What the CLS API references refuse in a name, so a dry run does not promise such a create:
+# '|' in any name, alarm and notice names past 255 bytes ("最大支持255个字节"), a webhook URL past
+# 1024 bytes, and the topic names CLS keeps for its own logs.
+RESERVED_TOPIC_NAMES = (
+    "cls_service_log",
+    "cls_service_metric",
+    "loglistener_alarm",
+    "loglistener_business",
+    "loglistener_status",
+)
+
+
+def _bytes_at_most(most: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value.encode()) > most:
+            raise ValueError(f"must be at most {most} bytes in UTF-8 (a Chinese character is 3)")
+        return value
+
+    return AfterValidator(check)
+
+
+def _no_pipe(value: str) -> str:
+    if "|" in value:
+        raise ValueError("must not contain '|' (CLS refuses it in names)")
+    return value
+
+
+ClsName = Annotated[str, AfterValidator(_no_pipe)]
+ClsAlarmName = Annotated[ClsName, _bytes_at_most(255)]
+
 
 class LogsetSpec(UserConfig):
-    name: str = Field(min_length=1, max_length=255, description="logset name (unique)")
+    name: ClsName = Field(min_length=1, max_length=255, description="logset name (unique)")
     region: Region = Field(default=None, description="region (default: configured)")
 
     def request(self) -> CloudRequest:
@@ -30,10 +60,17 @@ class LogsetSpec(UserConfig):
 
 class TopicSpec(UserConfig):
     logset_id: str = Field(max_length=64, description="the logset the topic belongs to")
-    name: str = Field(min_length=1, max_length=255, description="topic name (unique in logset)")
+    name: ClsName = Field(min_length=1, max_length=255, description="topic name (unique in logset)")
     period: WholeNumber = Field(default=30, ge=1, le=3600, description="retention days")
     partitions: WholeNumber = Field(default=1, ge=1, le=10, description="partition count")
     region: Region = Field(default=None, description="region (default: configured)")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_TOPIC_NAMES:
+            raise ValueError(f"is kept by CLS for its own logs ({', '.join(RESERVED_TOPIC_NAMES)})")
+        return value
 
     def request(self) -> CloudRequest:
         params = {
@@ -47,7 +84,9 @@ class TopicSpec(UserConfig):
 
 
 class AlarmSpec(UserConfig):
-    name: str = Field(min_length=1, max_length=255, description="alarm policy name (unique)")
+    name: ClsAlarmName = Field(
+        min_length=1, max_length=255, description="alarm policy name (unique)"
+    )
     topic_id: str = Field(max_length=64, description="CLS topic the query runs on")
     logset_id: str | None = Field(
         default=None, max_length=64, description="the topic's logset (default: looked up)"
@@ -65,11 +104,11 @@ class AlarmSpec(UserConfig):
     notice_ids: list[str] = Field(
         default_factory=list, max_length=10, description="existing notice ids (notice-...)"
     )
-    notice_name: str | None = Field(
+    notice_name: ClsAlarmName | None = Field(
         default=None, max_length=255, description="create (or reuse) a notice of this name"
     )
-    notice_webhook: str | None = Field(
-        default=None, max_length=1000, description="webhook URL the new notice calls"
+    notice_webhook: Annotated[str, _bytes_at_most(1024)] | None = Field(
+        default=None, max_length=1024, description="webhook URL the new notice calls"
     )
     notice_uids: list[WholeNumber] = Field(
         default_factory=list, max_length=20, description="sub-account uins to email/SMS"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ambient.clients.tencent import ops, writes
 from ambient.clients.tencent.writes import CloudRequest
@@ -16,11 +17,19 @@ from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TkeClusterId
 from ambient.domain.numbers import WholeNumber
 
-
 # --- what can be asked for (typed inputs shared by MCP, API and CLI) ------------------------
+# A node pool's name is also its scaling group's: AS CreateAutoScalingGroup's AutoScalingGroupName
+# takes Chinese, letters, digits, '_', '-' and '.', at most 55 bytes.
+SCALING_GROUP_NAME = re.compile(r"[A-Za-z0-9_.\-\u4e00-\u9fff]+")
+
+
 class NodePoolSpec(UserConfig):
     cluster_id: TkeClusterId = Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")
-    name: str = Field(min_length=1, max_length=64, description="node pool name (unique)")
+    name: str = Field(
+        min_length=1,
+        max_length=55,
+        description="node pool name (unique): Chinese, letters, digits, '_', '-', '.'",
+    )
     vpc_id: str = Field(max_length=64, description="VPC of the cluster, e.g. vpc-abc123")
     subnet_ids: list[str] = Field(min_length=1, max_length=20, description="subnets for nodes")
     instance_type: str = Field(max_length=64, description="CVM instance type, e.g. S5.MEDIUM4")
@@ -33,6 +42,16 @@ class NodePoolSpec(UserConfig):
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes node labels")
     os_name: str | None = Field(default=None, max_length=64, description="e.g. tlinux3.1x86_64")
     region: Region = Field(default=None, description="region (default: configured)")
+
+    @field_validator("name")
+    @classmethod
+    def _scaling_group_name(cls, value: str) -> str:
+        if not SCALING_GROUP_NAME.fullmatch(value) or len(value.encode()) > 55:
+            raise ValueError(
+                "names the node pool's scaling group too: Chinese, letters, digits, '_', '-' "
+                "and '.', at most 55 bytes in UTF-8 (18 Chinese characters)"
+            )
+        return value
 
     def request(self) -> CloudRequest:
         # TKE takes the scaling group and launch configuration as JSON strings (AS API shapes).

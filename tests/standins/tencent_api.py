@@ -71,12 +71,17 @@ STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186
 STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
 # DescribeClusterKubeconfig's server for an API server access that is not enabled.
 UNREACHABLE_SERVER = "https://127.0.0.1:9"
+AS_GROUP_NAME = re.compile(r"[A-Za-z0-9_.\-\u4e00-\u9fff]+")
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
 
 
 def error(code: str, message: str) -> Response:
     return reply({"Error": {"Code": code, "Message": message}})
 
+
+# A filter's name and values, required in each filter given (CLS says Key, TKE says Name).
+_FILTER_KEYS = ("Filters[].Key", "Filters[].Values")
+_TKE_FILTER_KEYS = ("Filters[].Name", "Filters[].Values")
 
 # The parameters each action's API reference marks required ("是否必填: 是"), as dotted paths;
 # `[]` steps into every item of a list. The real API answers a request without one of them with
@@ -123,7 +128,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "SrcTopicRegion",
     ),
     "SearchLog": ("From", "To"),
-    "DescribeAlertRecordHistory": ("From", "To", "Offset", "Limit"),
+    "DescribeAlertRecordHistory": ("From", "To", "Offset", "Limit", *_FILTER_KEYS),
+    "DescribeLogsets": _FILTER_KEYS,
+    "DescribeTopics": _FILTER_KEYS,
+    "DescribeAlarms": _FILTER_KEYS,
+    "DescribeAlarmNotices": _FILTER_KEYS,
+    "DescribeScheduledSqlInfo": _FILTER_KEYS,
     # Cloud Monitor (monitor/2018-07-24)
     "GetMonitorData": (
         "Namespace",
@@ -133,7 +143,14 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "Instances[].Dimensions[].Name",
         "Instances[].Dimensions[].Value",
     ),
-    "DescribeStatisticData": ("Module", "Namespace", "MetricNames"),
+    "DescribeStatisticData": (
+        "Module",
+        "Namespace",
+        "MetricNames",
+        "Conditions[].Key",
+        "Conditions[].Operator",
+        "Conditions[].Value",
+    ),
     "DescribeAlarmHistories": ("Module",),
     # TTS (tts/2019-08-23)
     "TextToVoice": ("Text", "SessionId"),
@@ -146,7 +163,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "EnableAutoscale",
     ),
     "ModifyNodePoolDesiredCapacityAboutAsg": ("ClusterId", "NodePoolId", "DesiredCapacity"),
-    "DescribeClusterNodePools": ("ClusterId",),
+    "DescribeClusterNodePools": ("ClusterId", *_TKE_FILTER_KEYS),
+    "DescribeClusters": _TKE_FILTER_KEYS,
     "DescribeClusterKubeconfig": ("ClusterId",),
 }
 
@@ -178,6 +196,353 @@ def _lacks(node: Any, steps: list[str], prefix: str) -> str | None:
         if found is not None:
             return found
     return None
+
+
+# --- Filters.N of the Describe* lists, as each API reference documents them -----------------
+# (keys, matching and bounds from the references' Filters.N text, the same text as the SDK's
+# models and tencentcloud-cli's api.json).
+Values = Callable[[dict[str, Any]], list[Any]]
+
+
+def at(*path: str) -> Values:
+    """An item's values at ``path`` (a list on the way steps into each of its items)."""
+
+    def values(item: dict[str, Any]) -> list[Any]:
+        found: list[Any] = [item]
+        for step in path:
+            found = [v for f in found if isinstance(f, dict) for v in _each(f.get(step))]
+        return found
+
+    return values
+
+
+def _each(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def receivers(kind: str) -> Values:
+    """A notice's receiver ids of one ReceiverType (Uin or Group)."""
+    return lambda item: [
+        i
+        for r in item.get("NoticeReceivers") or []
+        if r["ReceiverType"] == kind
+        for i in r["ReceiverIds"]
+    ]
+
+
+def tagged(key: str) -> Values:
+    """The values of an item's tag ``key``."""
+    return lambda item: [t["Value"] for t in item.get("Tags") or [] if t["Key"] == key]
+
+
+@dataclass(frozen=True)
+class Filtering:
+    """The filters one Describe* takes: key -> (what it matches in an item, by substring)."""
+
+    keys: dict[str, tuple[Values, bool]]
+    name: str = "Key"  # the filter's name field: CLS says Key, TKE says Name
+    most_filters: int | None = None  # "每次请求的Filters的上限为10"
+    most_values: int | None = None  # "Filter.Values的上限为5" (or 100)
+    tags: bool = False  # also tagKey and tag:KEY (CLS), matched against the item's Tags
+
+
+TAG_KEYS = at("Tags", "Key")
+# DescribeAlarms' enable: "1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False。其它值将返回参数
+# 错误信息".
+ENABLE = {v: "true" for v in ("1", "t", "T", "TRUE", "true", "True")} | {
+    v: "false" for v in ("0", "f", "F", "FALSE", "false", "False")
+}
+# Names that the reference calls 模糊匹配 (substring) are fuzzy; a name filter whose reference
+# says neither is fuzzy too: the reading a caller that wants one name must survive.
+FILTERS: dict[str, Filtering] = {
+    # cloud.tencent.com/document/product/614/58624
+    "DescribeLogsets": Filtering(
+        {"logsetName": (at("LogsetName"), True), "logsetId": (at("LogsetId"), False)},
+        most_filters=10,
+        most_values=5,
+        tags=True,
+    ),
+    # 614/56454: topicName and logsetName are fuzzy unless PreciseSearch says otherwise.
+    "DescribeTopics": Filtering(
+        {
+            "topicName": (at("TopicName"), True),
+            "logsetName": (at("LogsetName"), True),
+            "topicId": (at("TopicId"), False),
+            "logsetId": (at("LogsetId"), False),
+            "storageType": (lambda t: [t.get("StorageType", "hot")], False),
+        },
+        most_filters=10,
+        most_values=100,
+        tags=True,
+    ),
+    "DescribeAlarms": Filtering(
+        {
+            "name": (at("Name"), True),
+            "alarmId": (at("AlarmId"), False),
+            "topicId": (at("AlarmTargets", "TopicId"), False),
+            "enable": (lambda a: [ENABLE[str(a.get("Status", True))]], False),
+        },
+        most_filters=10,
+        most_values=5,
+    ),
+    # 614/56462
+    "DescribeAlarmNotices": Filtering(
+        {
+            "name": (at("Name"), True),
+            "alarmNoticeId": (at("AlarmNoticeId"), False),
+            "uid": (receivers("Uin"), False),
+            "groupId": (receivers("Group"), False),
+            "deliverFlag": (lambda n: [n.get("DeliverStatus", 1)], False),
+        },
+        most_filters=10,
+        most_values=5,
+    ),
+    # 614/95519: no documented bound on Filters.
+    "DescribeScheduledSqlInfo": Filtering(
+        {
+            "srcTopicName": (at("SrcTopicName"), True),
+            "dstTopicName": (at("DstResource", "TopicName"), True),
+            "srcTopicId": (at("SrcTopicId"), False),
+            "dstTopicId": (at("DstResource", "TopicId"), False),
+            "bizType": (lambda t: [t["DstResource"].get("BizType", 0)], False),
+            "status": (at("EnableFlag"), False),
+            "taskName": (at("Name"), True),
+            "taskId": (at("TaskId"), True),
+        }
+    ),
+    "DescribeAlertRecordHistory": Filtering(
+        {
+            "alertId": (at("AlarmId"), False),
+            "topicId": (at("TopicId"), False),
+            "status": (at("Status"), False),
+            "alarmLevel": (at("AlarmLevel"), False),
+        },
+        most_filters=10,
+        most_values=100,
+    ),
+    "DescribeClusters": Filtering(
+        {
+            "ClusterName": (at("ClusterName"), True),
+            "ClusterType": (at("ClusterType"), False),
+            "ClusterStatus": (at("ClusterStatus"), False),
+            "vpc-id": (at("ClusterNetworkSettings", "VpcId"), False),
+            "tag-key": (at("TagSpecification", "Tags", "Key"), False),
+            "tag-value": (at("TagSpecification", "Tags", "Value"), False),
+        },
+        name="Name",
+    ),
+    "DescribeClusterNodePools": Filtering(
+        {"NodePoolsName": (at("Name"), True), "NodePoolsId": (at("NodePoolId"), False)},
+        name="Name",
+    ),
+}
+
+
+def refused_filters(action: str, params: dict[str, Any]) -> str | None:
+    """Why the API refuses the request's Filters (a key it does not know, too many)."""
+    rules, filters = FILTERS.get(action), params.get("Filters") or []
+    if rules is None:
+        return "Filters is not a parameter of this action" if filters else None
+    if rules.most_filters is not None and len(filters) > rules.most_filters:
+        return f"at most {rules.most_filters} Filters"
+    for item in filters:
+        key, values = item[rules.name], item["Values"]
+        tag = rules.tags and (key == "tagKey" or key.startswith("tag:"))
+        if key not in rules.keys and not tag:
+            return f"unknown filter {key!r}; known: {', '.join(rules.keys)}"
+        if not values or (rules.most_values is not None and len(values) > rules.most_values):
+            return f"filter {key!r} takes 1 to {rules.most_values or 'any'} Values"
+        if action == "DescribeAlarms" and key == "enable" and not set(values) <= set(ENABLE):
+            return f"filter 'enable' takes one of {', '.join(ENABLE)}"
+    return None
+
+
+def filtered(action: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[Any]:
+    """The items every filter of the request matches (any of its values)."""
+    rules = FILTERS[action]
+    exact = {1: {"topicName"}, 2: {"logsetName"}, 3: {"topicName", "logsetName"}}.get(
+        int(params.get("PreciseSearch", 0)), set()
+    )
+    for item in params.get("Filters") or []:
+        key, wanted = item[rules.name], [str(v) for v in item["Values"]]
+        if action == "DescribeAlarms" and key == "enable":
+            wanted = [ENABLE[v] for v in wanted]
+        if key == "tagKey":
+            values, fuzzy = TAG_KEYS, False
+        elif key.startswith("tag:"):
+            values, fuzzy = tagged(key.removeprefix("tag:")), False
+        else:
+            values, fuzzy = rules.keys[key]
+            fuzzy = fuzzy and key not in exact
+        items = [i for i in items if _matches([str(v) for v in values(i)], wanted, fuzzy)]
+    return items
+
+
+def _matches(values: list[str], wanted: list[str], fuzzy: bool) -> bool:
+    return any((w in v) if fuzzy else (w == v) for v in values for w in wanted)
+
+
+# --- values each create's reference allows (InvalidParameterValue naming the rule otherwise) -
+Params = dict[str, Any]
+# CreateTopic's TopicName: "不能使用以下名称".
+RESERVED_TOPICS = {
+    "cls_service_log",
+    "loglistener_status",
+    "loglistener_alarm",
+    "loglistener_business",
+    "cls_service_metric",
+}
+
+
+def cls_name(most: int, measure: Callable[[str], int] = len) -> Callable[[str], bool]:
+    """A CLS name: not empty, no '|', at most ``most`` characters (or bytes)."""
+    return lambda name: bool(name) and "|" not in name and measure(name) <= most
+
+
+def utf8(text: str) -> int:
+    return len(text.encode())
+
+
+def _period(p: Params) -> bool:
+    # "标准存储时，支持1至3600天 ... 低频存储时，支持7至3600天，值为3640时代表永久保存".
+    low = 7 if p.get("StorageType", "hot") == "cold" else 1
+    return low <= int(p.get("Period", 30)) <= 3600 or int(p.get("Period", 30)) == 3640
+
+
+def _receivers(p: Params) -> bool:
+    channels = {"Email", "Sms", "WeChat", "Phone"}
+    return all(
+        r["ReceiverType"] in ("Uin", "Group") and set(r["ReceiverChannels"]) <= channels
+        for r in p.get("NoticeReceivers") or []
+    )
+
+
+def _callbacks(p: Params) -> bool:
+    return all(
+        c["CallbackType"] in ("Http", "WeCom", "DingTalk", "Lark")
+        and utf8(c["Url"]) <= 1024
+        and c.get("Method", "POST") in ("POST", "PUT")
+        for c in p.get("WebCallbacks") or []
+    )
+
+
+def _targets(p: Params) -> bool:
+    return all(
+        -1440 <= t["StartTimeOffset"] < t["EndTimeOffset"] <= 0 and t["Number"] >= 1
+        for t in p["AlarmTargets"]
+    )
+
+
+def _monitor_time(p: Params) -> bool:
+    when = p["MonitorTime"]
+    if when["Type"] == "Cron":
+        return bool(when.get("CronExpression"))
+    return when["Type"] in ("Period", "Fixed") and 1 <= int(when.get("Time", 0)) <= 1440
+
+
+VALUE_RULES: dict[str, tuple[tuple[str, Callable[[Params], bool]], ...]] = {
+    # CreateLogset: LogsetName "最大支持255个字符。不支持|字符".
+    "CreateLogset": (
+        ("LogsetName: 1 to 255 characters, no '|'", lambda p: cls_name(255)(p["LogsetName"])),
+    ),
+    # CreateTopic: TopicName "不能为空字符串; 不能包含字符'|'; 不能使用以下名称"; StorageType
+    # hot or cold.
+    "CreateTopic": (
+        (
+            "TopicName: not empty, no '|', not one of " + ", ".join(sorted(RESERVED_TOPICS)),
+            lambda p: cls_name(10**6)(p["TopicName"]) and p["TopicName"] not in RESERVED_TOPICS,
+        ),
+        ("StorageType: hot or cold", lambda p: p.get("StorageType", "hot") in ("hot", "cold")),
+        ("Period: 1 to 3600 days (cold: 7 to 3600), or 3640", _period),
+    ),
+    # CreateAlarmNotice: Name "最大支持255个字节。不支持'|'"; Type, ReceiverType, ReceiverChannels,
+    # CallbackType and Method their listed values; WebCallback Url "最大支持1024个字节".
+    "CreateAlarmNotice": (
+        ("Name: 1 to 255 bytes, no '|'", lambda p: cls_name(255, utf8)(p["Name"])),
+        (
+            "Type: Trigger, Recovery or All",
+            lambda p: p.get("Type", "All") in ("Trigger", "Recovery", "All"),
+        ),
+        (
+            "NoticeReceivers: ReceiverType Uin or Group, ReceiverChannels of Email, Sms, "
+            "WeChat, Phone",
+            _receivers,
+        ),
+        (
+            "WebCallbacks: CallbackType Http, WeCom, DingTalk or Lark, Url at most 1024 "
+            "bytes, Method POST or PUT",
+            _callbacks,
+        ),
+    ),
+    # CreateAlarm: Name "最大支持255个字节。不支持'|'"; TriggerCount 1~2000; AlarmPeriod 0~1440;
+    # AlarmLevel 0/1/2; MonitorTime Period/Fixed (Time 1~1440) or Cron; offsets -1440~0, End >
+    # Start; Condition+AlarmLevel and MultiConditions "互斥".
+    "CreateAlarm": (
+        ("Name: 1 to 255 bytes, no '|'", lambda p: cls_name(255, utf8)(p["Name"])),
+        ("MonitorTime: Type Period or Fixed with Time 1 to 1440, or Cron", _monitor_time),
+        ("TriggerCount: 1 to 2000", lambda p: 1 <= p["TriggerCount"] <= 2000),
+        ("AlarmPeriod: 0 to 1440", lambda p: 0 <= p["AlarmPeriod"] <= 1440),
+        ("AlarmLevel: 0, 1 or 2", lambda p: p.get("AlarmLevel", 0) in (0, 1, 2)),
+        ("AlarmTargets: -1440 <= StartTimeOffset < EndTimeOffset <= 0, Number from 1", _targets),
+        (
+            "Condition (with AlarmLevel) or MultiConditions, not both",
+            lambda p: not (p.get("MultiConditions") and ("Condition" in p or "AlarmLevel" in p)),
+        ),
+    ),
+    # CreateScheduledSql: Name "0~255字符"; EnableFlag 1/2; ProcessType 1/2 (2 needs
+    # ProcessEndTime); ProcessPeriod "1~1440分钟"; ProcessDelay "0~120秒".
+    "CreateScheduledSql": (
+        ("Name: at most 255 characters", lambda p: len(p["Name"]) <= 255),
+        ("EnableFlag: 1 or 2", lambda p: p["EnableFlag"] in (1, 2)),
+        (
+            "ProcessType: 1, or 2 with ProcessEndTime",
+            lambda p: p["ProcessType"] == 1 or (p["ProcessType"] == 2 and "ProcessEndTime" in p),
+        ),
+        ("ProcessPeriod: 1 to 1440 minutes", lambda p: 1 <= p["ProcessPeriod"] <= 1440),
+        ("ProcessDelay: 0 to 120 seconds", lambda p: 0 <= p["ProcessDelay"] <= 120),
+    ),
+    # SearchLog: "TopicId 和 Topics 不能同时使用，在一次请求中有且只能选择一个"; QueryString
+    # "最大长度为12KB"; Sort asc or desc; Offset "不能与Context参数同时使用".
+    "SearchLog": (
+        ("TopicId or Topics, exactly one", lambda p: ("TopicId" in p) != ("Topics" in p)),
+        ("QueryString: at most 12 KB", lambda p: utf8(p.get("QueryString", "")) <= 12 * 1024),
+        ("Sort: asc or desc", lambda p: p.get("Sort", "desc") in ("asc", "desc")),
+        ("Offset and Context: not both", lambda p: not ("Offset" in p and "Context" in p)),
+    ),
+    # GetMonitorData: "EndTime不能小于StartTime"; DescribeAlarmHistories: Module
+    # "固定值，为monitor", Order ASC or DESC.
+    "GetMonitorData": (
+        (
+            "EndTime: not before StartTime",
+            lambda p: (
+                "EndTime" not in p
+                or "StartTime" not in p
+                or datetime.fromisoformat(p["EndTime"]) >= datetime.fromisoformat(p["StartTime"])
+            ),
+        ),
+    ),
+    "DescribeAlarmHistories": (
+        ("Module: monitor", lambda p: p["Module"] == "monitor"),
+        ("Order: ASC or DESC", lambda p: p.get("Order", "DESC") in ("ASC", "DESC")),
+    ),
+    # TextToVoice: Codec wav, mp3 or pcm; SampleRate 24000, 16000 or 8000; Volume [-10, 10];
+    # Speed [-2, 6]; PrimaryLanguage 1 or 2.
+    "TextToVoice": (
+        ("Codec: wav, mp3 or pcm", lambda p: p.get("Codec", "wav") in ("wav", "mp3", "pcm")),
+        (
+            "SampleRate: 24000, 16000 or 8000",
+            lambda p: p.get("SampleRate", 16000) in (24000, 16000, 8000),
+        ),
+        ("Volume: -10 to 10", lambda p: -10 <= p.get("Volume", 0) <= 10),
+        ("Speed: -2 to 6", lambda p: -2 <= p.get("Speed", 0) <= 6),
+        ("PrimaryLanguage: 1 or 2", lambda p: p.get("PrimaryLanguage", 1) in (1, 2)),
+    ),
+}
+
+
+def refused_value(action: str, params: Params) -> str | None:
+    """The first rule of the action's reference that a value of the request breaks."""
+    return next((rule for rule, holds in VALUE_RULES.get(action, ()) if not holds(params)), None)
 
 
 @dataclass
@@ -264,6 +629,12 @@ class TencentApi:
             return error(
                 "MissingParameter", f"The request is missing a required parameter `{absent}`."
             )
+        refused = refused_filters(action, params)
+        if refused is not None:
+            return error("InvalidParameter", f"Filters: {refused}")
+        broken = refused_value(action, params)
+        if broken is not None:
+            return error("InvalidParameterValue", broken)
         handler = getattr(self, f"{service}_{action}", None)
         if handler is None:
             return error("InvalidAction", f"{service} has no action {action}")
@@ -275,12 +646,14 @@ class TencentApi:
         return result
 
     @staticmethod
-    def _page(items: list[dict[str, Any]], params: dict[str, Any], key: str) -> Response:
+    def _page(action: str, items: list[Any], params: dict[str, Any], key: str) -> Response:
+        """One page of the items the request's filters match; TotalCount counts them all."""
         offset, limit = int(params.get("Offset", 0)), int(params.get("Limit", 20))
         # The API references of the Describe* lists paged here (DescribeTopics,
         # DescribeAlertRecordHistory, DescribeClusters, ...): Limit "最大值100".
-        if not 1 <= limit <= 100:
-            return error("InvalidParameterValue", "Limit must be between 1 and 100")
+        if not 1 <= limit <= 100 or offset < 0:
+            return error("InvalidParameterValue", "Limit must be 1 to 100, Offset >= 0")
+        items = filtered(action, items, params)
         return reply({key: items[offset : offset + limit], "TotalCount": len(items)})
 
     # --- CLS ---
@@ -346,24 +719,32 @@ class TencentApi:
         )
 
     def cls_DescribeTopics(self, params: dict[str, Any]) -> Response:
-        return self._page(self.topics, params, "Topics")
+        topics = [{**t, "LogsetName": self._logset_name(t.get("LogsetId"))} for t in self.topics]
+        return self._page("DescribeTopics", topics, params, "Topics")
+
+    def _logset_name(self, logset_id: str | None) -> str | None:
+        return next((s["LogsetName"] for s in self.logsets if s["LogsetId"] == logset_id), None)
 
     def cls_DescribeAlertRecordHistory(self, params: dict[str, Any]) -> Response:
         rows = [r for r in self.cls_records if params["From"] <= r["CreateTime"] < params["To"]]
-        return self._page(rows, params, "Records")
+        return self._page("DescribeAlertRecordHistory", rows, params, "Records")
 
     def cls_DescribeLogsets(self, params: dict[str, Any]) -> Response:
-        return self._page(self.logsets, params, "Logsets")
+        return self._page("DescribeLogsets", self.logsets, params, "Logsets")
 
     def cls_DescribeAlarms(self, params: dict[str, Any]) -> Response:
-        return self._page(self.cls_alarms, params, "Alarms")
+        return self._page("DescribeAlarms", self.cls_alarms, params, "Alarms")
 
     # CLS writes: names are unique per kind (topics per logset), as the real API enforces,
     # answering each kind's documented InvalidParameter.*Conflict code.
     def cls_CreateLogset(self, params: dict[str, Any]) -> Response:
         if any(s["LogsetName"] == params["LogsetName"] for s in self.logsets):
             return error("InvalidParameter.LogsetConflict", "a logset of that name exists")
-        logset = {"LogsetId": self._new_id("logset"), "LogsetName": params["LogsetName"]}
+        logset = {
+            "LogsetId": self._new_id("logset"),
+            "LogsetName": params["LogsetName"],
+            "Tags": params.get("Tags") or [],
+        }
         self.logsets.append(logset)
         return reply({"LogsetId": logset["LogsetId"]})
 
@@ -381,12 +762,14 @@ class TencentApi:
             "TopicId": self._new_id("topic"),
             "TopicName": params["TopicName"],
             "LogsetId": params["LogsetId"],
+            "StorageType": params.get("StorageType", "hot"),
+            "Tags": params.get("Tags") or [],
         }
         self.topics.append(topic)
         return reply({"TopicId": topic["TopicId"]})
 
     def cls_DescribeAlarmNotices(self, params: dict[str, Any]) -> Response:
-        return self._page(self.alarm_notices, params, "AlarmNotices")
+        return self._page("DescribeAlarmNotices", self.alarm_notices, params, "AlarmNotices")
 
     def cls_CreateAlarmNotice(self, params: dict[str, Any]) -> Response:
         if not params.get("NoticeReceivers") and not params.get("WebCallbacks"):
@@ -415,8 +798,14 @@ class TencentApi:
         return reply({"AlarmId": alarm["AlarmId"]})
 
     def cls_DescribeScheduledSqlInfo(self, params: dict[str, Any]) -> Response:
-        rows = [t for t in self.scheduled_sql if params.get("Name") in (None, t["Name"])]
-        return self._page(rows, params, "ScheduledSqlTaskInfos")
+        # Name and TaskId: the reference says neither exact nor fuzzy; fuzzy, as taskName is.
+        names = {t["TopicId"]: t["TopicName"] for t in self.topics}
+        rows = [
+            {**t, "SrcTopicName": names.get(t["SrcTopicId"])}
+            for t in self.scheduled_sql
+            if params.get("Name", "") in t["Name"] and params.get("TaskId", "") in t["TaskId"]
+        ]
+        return self._page("DescribeScheduledSqlInfo", rows, params, "ScheduledSqlTaskInfos")
 
     def cls_CreateScheduledSql(self, params: dict[str, Any]) -> Response:
         # Scheduled SQL does not deliver across regions: the target is in the source's region.
@@ -560,7 +949,9 @@ class TencentApi:
 
     # --- TKE ---
     def tke_DescribeClusters(self, params: dict[str, Any]) -> Response:
-        return self._page(self.clusters, params, "Clusters")
+        ids = params.get("ClusterIds") or [c["ClusterId"] for c in self.clusters]
+        clusters = [c for c in self.clusters if c["ClusterId"] in ids]
+        return self._page("DescribeClusters", clusters, params, "Clusters")
 
     def tke_DescribeClusterNodePools(self, params: dict[str, Any]) -> Response:
         cluster = params["ClusterId"]
@@ -571,7 +962,7 @@ class TencentApi:
             return error(
                 "ResourceNotFound.ClusterNotFound", f"cluster {params['ClusterId']} not found"
             )
-        pools = self.node_pools[params["ClusterId"]]
+        pools = filtered("DescribeClusterNodePools", self.node_pools[params["ClusterId"]], params)
         return reply({"NodePoolSet": pools, "TotalCount": len(pools)})
 
     def tke_DescribeClusterKubeconfig(self, params: dict[str, Any]) -> Response:
@@ -619,6 +1010,17 @@ class TencentApi:
             return error("InvalidParameter.Param", "AutoScalingGroupPara is not JSON")
         if not scaling["MinSize"] <= scaling["DesiredCapacity"] <= scaling["MaxSize"]:
             return error("InvalidParameter.Param", "DesiredCapacity outside [MinSize, MaxSize]")
+        # AutoScalingGroupPara is AS's CreateAutoScalingGroup (377/20440): AutoScalingGroupName,
+        # MaxSize, MinSize and VpcId required; the name "仅支持中文、英文、数字、下划线、分隔符"-"、
+        # 小数点，最大长度不能超55个字节"; sizes in [0, 2000].
+        group = scaling.get("AutoScalingGroupName") or ""
+        if (
+            any(scaling.get(k) is None for k in ("MaxSize", "MinSize", "VpcId"))
+            or not AS_GROUP_NAME.fullmatch(group)
+            or utf8(group) > 55
+            or not 0 <= scaling["MinSize"] <= scaling["MaxSize"] <= 2000
+        ):
+            return error("InvalidParameter.AsCommonError", f"AutoScalingGroupPara: {scaling}")
         pool = {
             "NodePoolId": self._new_id("np"),
             "Name": params["Name"],

@@ -397,6 +397,59 @@ async def test_cw10_the_stand_in_refuses_a_request_without_a_required_parameter_
     assert api.topics[-1]["TopicName"] == "stats" and api.cls_alarms == []
 
 
+async def test_the_stand_in_honours_filters_and_refuses_what_the_api_reference_refuses(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    api, state = cloud
+    tc = state.tencent
+
+    async def names(action: str, listed: str, field: str, **params: Any) -> list[str]:
+        answer = await tc.call("cls", action, params)
+        return [item[field] for item in answer[listed]]
+
+    def only(key: str, *values: str) -> list[dict[str, Any]]:
+        return [{"Key": key, "Values": list(values)}]
+
+    # topicName is fuzzy unless PreciseSearch says exact; ids match exactly.
+    assert await names("DescribeTopics", "Topics", "TopicId", Filters=only("topicName", "a")) == [
+        "topic-app",
+        "topic-stats",
+    ]
+    exact = {"Filters": only("topicName", "a"), "PreciseSearch": 1}
+    assert await names("DescribeTopics", "Topics", "TopicId", **exact) == []
+    assert await names(
+        "DescribeTopics", "Topics", "TopicName", Filters=only("topicId", "topic-stats")
+    ) == ["stats"]
+    assert (
+        await names(
+            "DescribeLogsets", "Logsets", "LogsetId", Filters=only("logsetId", "logset-gone")
+        )
+        == []
+    )
+    refusals = [
+        ("DescribeTopics", {"Filters": only("name", "app")}, "InvalidParameter"),
+        ("DescribeLogsets", {"Filters": only("logsetName", *"abcdef")}, "InvalidParameter"),
+        ("DescribeAlarms", {"Filters": only("enable", "yes")}, "InvalidParameter"),
+        ("DescribeAlarms", {"Limit": 101}, "InvalidParameterValue"),
+        (
+            "SearchLog",
+            {"From": 0, "To": 1, "TopicId": "topic-app", "Topics": []},
+            "InvalidParameterValue",
+        ),
+        ("CreateLogset", {"LogsetName": "a|b"}, "InvalidParameterValue"),
+        (
+            "CreateTopic",
+            {"LogsetId": "logset-app", "TopicName": "cls_service_log"},
+            "InvalidParameterValue",
+        ),
+    ]
+    for action, params, code in refusals:
+        with pytest.raises(TencentRequestError) as refused:
+            await tc.call("cls", action, params)
+        assert refused.value.code == code, (action, refused.value)
+    assert len(api.logsets) == 1 and len(api.topics) == 2
+
+
 RACES: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("create_logset", "logset", {"name": "audit"}, ["CreateLogset"]),
     ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "nginx"}, ["CreateTopic"]),
@@ -705,3 +758,62 @@ async def test_cw21_an_alarm_naming_the_wrong_logset_for_its_topic_leaves_nothin
     for failed, message in answers:
         assert failed and "logset_id" in message and "logset-app" in message, message
     assert api.creates() == []  # not the new notice 'oncall' either
+
+
+# Names and a webhook the API references refuse (InvalidParameter* from the stand-in).
+REFUSED_NAMES: list[tuple[str, str, dict[str, Any], str]] = [
+    # CreateLogset LogsetName: "不支持|字符".
+    ("create_logset", "logset", {"name": "app|web"}, "name"),
+    # CreateTopic TopicName: no '|', not one of the names CLS keeps for itself.
+    ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "a|b"}, "name"),
+    ("create_log_topic", "topic", {"logset_id": "logset-app", "name": "cls_service_log"}, "name"),
+    # CreateAlarm Name: "最大支持255个字节" (86 characters of 3 bytes each are 258).
+    ("create_cls_alarm", "alarm", {**ALARM, "name": "错" * 86}, "name"),
+    ("create_cls_alarm", "alarm", {**ALARM, "name": "errors|5xx"}, "name"),
+    # CreateAlarmNotice Name: the same rule.
+    ("create_cls_alarm", "alarm", {**ALARM, "notice_name": "on|call"}, "notice_name"),
+    # WebCallback Url: "最大支持1024个字节".
+    (
+        "create_cls_alarm",
+        "alarm",
+        {**ALARM, "notice_webhook": "https://hooks.example.com/" + "告" * 340},
+        "notice_webhook",
+    ),
+    # A node pool's name is its scaling group's (AutoScalingGroupName: "名称仅支持中文、英文、数字、
+    # 下划线、分隔符"-"、小数点，最大长度不能超55个字节").
+    ("create_node_pool", "pool", {**POOL, "name": "gpu pool"}, "name"),
+    ("create_node_pool", "pool", {**POOL, "name": "g" * 56}, "name"),
+    ("create_node_pool", "pool", {**POOL, "name": "显卡" * 10}, "name"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arg", "spec", "field"), REFUSED_NAMES)
+async def test_a_name_the_api_refuses_is_a_tool_error_naming_the_field_before_any_call(
+    cloud: tuple[TencentApi, AppState], tool: str, arg: str, spec: dict[str, Any], field: str
+) -> None:
+    # A dry run must not promise a create the API refuses, and execute must not try it.
+    api, state = cloud
+    async with client(state, "ops") as c:
+        dry_failed, dry = await call(c, tool, **{arg: spec})
+        failed, message = await call(c, tool, **{arg: spec}, mode="execute")
+    assert dry_failed and failed, (dry, message)
+    assert field in message and "pydantic" not in message, message
+    assert api.calls == []
+
+
+async def test_a_retried_create_finds_its_resource_behind_a_thousand_names_that_contain_it(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    # CLS matches logsetName (and topicName, an alarm's or notice's name) by substring: the
+    # lookup by name reads every page of matches, not the first thousand.
+    api, state = cloud
+    api.logsets = [{"LogsetId": f"logset-{n}", "LogsetName": f"audit-{n:04}"} for n in range(1000)]
+    api.logsets.append({"LogsetId": "logset-audit", "LogsetName": "audit"})
+    async with client(state, "ops") as c:
+        failed, dry = await call(c, "create_logset", logset={"name": "audit"})
+        failed_again, done = await call(
+            c, "create_logset", logset={"name": "audit"}, mode="execute"
+        )
+    assert not failed and not failed_again, (dry, done)
+    assert dry["resource_id"] == done["resource_id"] == "logset-audit"
+    assert done["steps"][0]["existing"] is True and api.creates() == []

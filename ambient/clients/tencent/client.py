@@ -167,13 +167,13 @@ class TencentCloud:
         items: str,
         *,
         page_size: int = 100,
-        limit: int | None = 1000,
         region: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Offset/Limit paging until ``limit`` items (None: all) or the total is reached."""
+        """Every item, paged with Offset/Limit until the total is reached: a lookup by name
+        (matched by substring) or a list cut short would miss what it looks for."""
         found: list[dict[str, Any]] = []
         offset = 0
-        while limit is None or len(found) < limit:
+        while True:
             page = await self.call(
                 product, action, {**params, "Offset": offset, "Limit": page_size}, region=region
             )
@@ -182,5 +182,4 @@ class TencentCloud:
             offset += len(batch)
             total = page.get("TotalCount", page.get("Total"))
             if not batch or (total is not None and offset >= int(total)):
-                break
-        return found[:limit]
+                return found

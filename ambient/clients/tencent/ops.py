@@ -236,7 +236,7 @@ async def search_logs(
 async def list_log_topics(tc: TencentCloud, *, region: str | None = None) -> list[LogTopic]:
     async def load() -> list[LogTopic]:
         # Every page: search_logs needs the id of whichever topic the user means.
-        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", limit=None, region=region)
+        topics = await tc.paged("cls", "DescribeTopics", {}, "Topics", region=region)
         return [
             LogTopic(
                 topic_id=t["TopicId"], name=t.get("TopicName", ""), logset_id=t.get("LogsetId")
@@ -316,8 +316,6 @@ async def _cls_alarms(
         "DescribeAlertRecordHistory",
         {"From": _ms(start), "To": _ms(end)},
         "Records",
-        # Every page, as for Monitor: the triage looks for the unresolved among them.
-        limit=None,
         region=region,
     )
     return [
@@ -473,9 +471,7 @@ async def _metric_window(
 async def list_clusters(tc: TencentCloud, *, region: str | None = None) -> list[Cluster]:
     async def load() -> list[Cluster]:
         # Every page: a cluster left off the list reads as a cluster that does not exist.
-        clusters = await tc.paged(
-            "tke", "DescribeClusters", {}, "Clusters", limit=None, region=region
-        )
+        clusters = await tc.paged("tke", "DescribeClusters", {}, "Clusters", region=region)
         return [
             Cluster(
                 cluster_id=c["ClusterId"],
