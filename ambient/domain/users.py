@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Self
 from zoneinfo import available_timezones
 
@@ -105,8 +106,14 @@ def validate_phone(value: str) -> str:
     return value
 
 
+# The zone names, listed once a process: available_timezones() lists the zone folders (~600
+# files, ~10 ms of CPU) on every call, and a briefing or reminder config checks its zone each
+# time it is decoded (every workflow task that reads one).
+_zones = cache(available_timezones)
+
+
 def validate_timezone(value: str) -> str:
-    if value not in available_timezones():
+    if value not in _zones():
         zone = said_back(value, 40)  # as far as a zone name could go
         raise Refusal("unknown IANA time zone %(zone)s; e.g. Asia/Shanghai, UTC", zone=zone)
     return value

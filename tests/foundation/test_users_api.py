@@ -1,9 +1,13 @@
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from ambient.domain.users import validate_timezone
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from api.app import create_app
 from tests.support.admins import admin_headers
@@ -297,3 +301,23 @@ async def test_an_admin_reading_users_sees_a_members_push_targets_without_their_
     # The owner reads the whole config where it is kept.
     mine = await api.get("/users/me/push", headers=kay)
     assert mine.json()["channels"][0]["target"] == key
+
+
+def test_a_time_zone_is_checked_without_listing_the_zone_folders_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Briefing and reminder configs check their zone each time one is decoded (every workflow
+    # task that reads one); listing the zone folders (~600 files) cost ~10 ms of CPU each time.
+    assert validate_timezone("Asia/Shanghai") == "Asia/Shanghai"
+    listed: list[str] = []
+    real = os.scandir
+
+    def scandir(path: str) -> Iterator[os.DirEntry[str]]:
+        listed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert validate_timezone("Europe/Paris") == "Europe/Paris"
+    with pytest.raises(Refusal, match="unknown IANA time zone 'Mars/Olympus'"):
+        validate_timezone("Mars/Olympus")
+    assert listed == []

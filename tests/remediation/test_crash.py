@@ -1,6 +1,6 @@
 """kill -9 of the worker between a patch reaching the API server and its activity completing.
 
-The worker is a real process (`worker.main`, the production entry point) running the graded
+The worker is a real process (`ambient worker`, the production entry point) running the graded
 remediation against the Kubernetes API stand-in. The stand-in kills it the moment the
 restart's patch is stored, before the answer goes back, so the activity never completes.
 A new worker process picks up the retried activity: it must find the step key stamped on the
@@ -73,10 +73,10 @@ def worker_env(
 
 @contextmanager
 def worker_process(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`worker.main()` in its own process, output to ``log``; SIGTERM at the end if alive."""
+    """`ambient worker` in its own process, output to ``log``; SIGTERM at the end if alive."""
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-c", "import worker; worker.main()"],
+            [sys.executable, "-m", "ambient.cli", "worker"],
             env=env,
             cwd=cwd,
             stdout=output,

@@ -1,6 +1,6 @@
 """kill -9 of the worker in the middle of a poll, right after a change was stored.
 
-The worker is a real process (`worker.main`). The poll has stored the change event (with the
+The worker is a real process (`ambient worker`). The poll has stored the change event (with the
 poll's position) but has not handed it back to the workflow when the worker dies. A new
 worker process resumes the poll when the dead attempt's heartbeat timeout passes: it must
 hand back the stored change (so the history has it), notify it no second time, and take the
