@@ -184,6 +184,7 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
                 detail.update(more, idempotency_key=key)
                 step = StepRequest(
                     remediation_id="asked",
+                    asked=True,
                     rung=rung,
                     target=target,
                     mode=mode,

@@ -126,8 +126,8 @@ class StepPlanner:
                 "on the Deployment; raise the autoscaler's bounds instead",
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
-        # At least the count: one raised since the checkpoint (by a person) is not scaled in.
-        if current >= step.replicas:
+        # The ladder's count is at least: one raised since the checkpoint (by a person) is kept.
+        if current == step.replicas or (current > step.replicas and not step.asked):
             return StepPlan(
                 skipped_reason=f"already at {current} replicas",
                 detail=f"{name} already runs {current} replicas",

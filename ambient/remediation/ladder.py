@@ -102,6 +102,9 @@ class StepRequest(BaseModel):
     to_revision: int | None = Field(default=None, ge=1, description="revision rung 3 returns to")
     # The remediation's FIRST checkpoint (its baseline): what full rollback restores.
     checkpoint: Checkpoint | None = None
+    # Asked for through a door (scale_workload): the count as asked, down too. The ladder's
+    # scale out never lowers a count a person raised since its checkpoint.
+    asked: bool = False
 
 
 class StepResult(BaseModel):
