@@ -26,15 +26,14 @@ _EMOJI = re.compile(
 # of a path or key may have the letters of the scripts written with spaces (ü, é, ж) too.
 _W = "\\w\u00c0-\u1fff"
 # remediation/abc…, web-monitor/alice/x; not what a listener needs: a fraction or date ("3/5",
-# "11/26"), an abbreviation ("I/O", "TCP/IP"), a rate ("KB/s", "800/s", a counted word's:
-# "5000 rows/s", "2k events/min", "3 万 rows/s"), "HTTP/1.1". The product's ids are lowercase.
+# "11/26"), an abbreviation ("I/O", "TCP/IP"), a rate ("KB/s", "800/s", "rows/s", "5000
+# rows/s", per a thing too: "req/s/pod"), "HTTP/1.1". The product's ids are lowercase.
 # A path in a log line ("/api/orders/<*>") goes whole: its first slash and variable parts too,
 # and an image's tag or an address's port.
 _PER = "/(?:s|sec|min|h|day)"
 _PATH_ID = re.compile(
-    rf"(?:/|(?<![{_W}.-]))(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*"
-    rf"|[\d.]*[A-Za-z]{{1,3}}/s|\d[\d.]*[A-Za-z]*{_PER}"
-    rf"|(?:(?<=[\d千万亿] )|(?<=\d[A-Za-z] ))[A-Za-z]+{_PER}"
+    rf"(?<![{_W}./-])/?(?!(?:\d+(?:/\d+)+|[A-Z][A-Za-z]*/[A-Z][A-Za-z]*"
+    rf"|(?:\d[\d.]*[A-Za-z]*|[A-Za-z]+){_PER}(?:/[A-Za-z]+)*"
     r"|HTTP/\d(?:\.\d)?)(?![\w@/-]|\.\w))"
     rf"[{_W}.-]+/[{_W}.@/<*>-]+(?::[\w.-]+)?",
     re.ASCII,
@@ -67,8 +66,11 @@ _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # in the answer's language.
 _PLACEHOLDER = re.compile(r"<\*>")
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
-# A span of clock times ("09:00–09:05", a burst's run): said in words, the dash read oddly.
-_SPAN = re.compile(r"\b(\d{1,2}:\d{2})–(\d{1,2}:\d{2})\b")
+# A span of clock times ("09:00–09:05", "09:00 - 09:05", a burst's run): said in words, the
+# dash read oddly. An ASCII arrow ("2 -> 4") is said as "to" too: its '>' is no Markdown (a TTS
+# reads "→" well).
+_SPAN = re.compile(r"\b(\d{1,2}:\d{2})\s*[-–—~～]\s*(\d{1,2}:\d{2})\b(?!:\d)")
+_ARROW = re.compile(r"\s*-+>\s*")
 _SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 # "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
@@ -84,6 +86,7 @@ def cleaned(text: str, *, english: bool = False) -> str:
         lambda m: said_time(m[1], english=english) + to + said_time(m[2], english=english), text
     )
     text = _URL.sub("", text)
+    text = _ARROW.sub(to, text)
     text = _BULLET.sub("", text)
     text = _EMOJI.sub(" ", text)
     text = _UUID.sub("", text)

@@ -58,13 +58,15 @@ def _place(word: str) -> int | None:
     return int(number) - 1 if number else None
 
 
+# The voice tools' verbs, which a model copies before what it names ("批准2", "pause the backup").
+_VERBS = "批准|拒绝|暂停|恢复|approve|refuse|pause|resume"
 # Which one, by place: "第二个", "二号", "the second", "2" (or "two", "二", "approve 2": a number
 # alone answers "say which number"), and as the English answers name a fix ("number 2"):
 # "number two", "no. 2", "#2", "2nd".
 _ORDINAL = re.compile(
     r"第\s*([一二三四五六七八九十\d]+)|([一二三四五六七八九十\d]+)\s*号"
     rf"|\b({'|'.join(ORDINALS_EN)}|last)\b|最后"
-    r"|^(?:批准|拒绝|暂停|恢复|approve|refuse|pause|resume)?\s*"
+    rf"|^(?:{_VERBS})?\s*"
     rf"(\d+|[一二三四五六七八九十]+|{'|'.join(_ENGLISH_NUMBERS[:10])})[\s.。!！]*$"
     rf"|(?:\bnumber\s*|\bno\.\s*|#\s*)(\d+|{'|'.join(_ENGLISH_NUMBERS[:10])})\b"
     r"|\b(\d+)(?:st|nd|rd|th)\b"
@@ -126,7 +128,7 @@ def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
 # Words that only say what a thing is, around its name: "the backup task", "hn 那个", "checkout
 # 服务的回滚", and the tool's verb a model copied before it ("批准checkout", "pause the backup").
 _WHAT_IT_IS = re.compile(
-    r"^(?:批准|拒绝|暂停|恢复|approve|refuse|pause|resume|the|that|this|my|那个|这个|我的)+"
+    rf"^(?:{_VERBS}|the|that|this|my|那个|这个|我的)+"
     r"|(?:的|那个|这个|one|task|watch|monitor|fix|service|rollback|任务|监控|提醒|修复|回滚|服务)+$|的"
 )
 

@@ -30,7 +30,7 @@ from typing import Any
 import websockets
 from mcp.server.mcpserver import MCPServer
 from sqlalchemy import ColumnElement, or_, select, update
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import USER_AGENT as WEBSOCKETS_AGENT
 from websockets.uri import parse_uri
@@ -197,16 +197,7 @@ class BridgeRunner:
                 user, url, verbatim = await self._endpoint(endpoint_id)
                 masked = mask_url(url)
                 self.counts["dials"] += 1
-                pinned = await self._check(url)
-                async with _SameOrigin(
-                    url,
-                    proxy=None,
-                    open_timeout=self.timing.open_timeout,
-                    max_size=FRAME_LIMIT_BYTES,
-                    user_agent_header=USER_AGENT,
-                    logger=wire_log,
-                    **pinned,
-                ) as ws:
+                async with await self._dial(url) as ws:
                     # mcp-endpoint-server accepts every WebSocket and closes a refused token's
                     # with 1008 before reading anything: a pong shows it kept this one (a relay
                     # sends nothing until a device wakes, so no first message can tell).
@@ -255,14 +246,31 @@ class BridgeRunner:
             ) from None
         return row.user, url, row.verbatim
 
-    async def _check(self, url: str) -> dict[str, Any]:
-        """Refuse a destination the guard refuses; pin plain ws:// to the checked address.
+    async def _dial(self, url: str) -> ClientConnection:
+        """Refuse a destination the guard refuses; dial plain ws:// at the checked addresses,
+        each in turn until one answers.
 
         Resolving again at connect time would let a name flip to a refused address (DNS
-        rebinding); wss:// keeps the name, as TLS verifies the certificate for it.
+        rebinding); wss:// keeps the name, as TLS verifies the certificate for it (and asyncio
+        tries each of its addresses).
         """
         addresses = await self.guard.check_url(http_form(url))
-        return {"host": addresses[0]} if url.lower().startswith("ws://") else {}
+        pins = [{"host": a} for a in addresses] if url.lower().startswith("ws://") else [{}]
+        for pin in pins[:-1]:
+            with suppress(OSError):  # refused, unreachable or timed out: the next address
+                return await self._connect(url, pin)
+        return await self._connect(url, pins[-1])
+
+    async def _connect(self, url: str, pin: dict[str, Any]) -> ClientConnection:
+        return await _SameOrigin(
+            url,
+            proxy=None,
+            open_timeout=self.timing.open_timeout,
+            max_size=FRAME_LIMIT_BYTES,
+            user_agent_header=USER_AGENT,
+            logger=wire_log,
+            **pin,
+        )
 
     async def _state(self, endpoint_id: int, state: str, error: str | None) -> None:
         try:
@@ -294,7 +302,10 @@ def describe(exc: BaseException) -> str:
         return f"closed by {who}: {close.code} {close.reason}".strip()
     if isinstance(exc, InvalidStatus):
         body = (exc.response.body or b"").decode("utf-8", "replace").strip()[:200]
-        return f"refused by the broker: HTTP {exc.response.status_code} {body}".strip()
+        status = exc.response.status_code
+        # A 5xx is a failure (often a proxy's, its broker down), not a refusal.
+        who = "the broker or a proxy before it failed" if status >= 500 else "refused by the broker"
+        return f"{who}: HTTP {status} {body}".strip()
     if isinstance(exc, TimeoutError):
         return "no answer from the broker (timed out)"
     text = str(exc) or type(exc).__name__

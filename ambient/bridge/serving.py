@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 RESULT_LIMIT_BYTES = 8192
 # Said by 小智's TTS after the voice profile's Chinese answers: in Chinese only.
 CUT_NOTE = "结果太长，只说到这里。"
+# Said for a call still running when the bridge lets its endpoint go (removed, or another
+# replica holds it now): the broker hears an answer, not silence until its timeout.
+RELEASED_NOTE = "接入点的连接这时断开了，这次请求可能没有做完，请稍后再说一次。"
 # No request of the voice tools comes near this: a larger message is refused on its own. The
 # WebSocket takes frames up to FRAME_LIMIT_BYTES, so one such frame does not close the
 # connection (and every call still running on it); past that, it closes (1009).
@@ -123,6 +126,16 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
         group.start_soon(write_frames)
         try:
             await read_frames()
+        except anyio.get_cancelled_exc_class():
+            # The bridge lets the endpoint go: a call still running is answered, not dropped.
+            released = shape_result(
+                {"content": [{"type": "text", "text": RELEASED_NOTE}], "isError": True},
+                verbatim=verbatim,
+            )
+            for key in list(calls):
+                answer = {"jsonrpc": "2.0", "id": json.loads(key), "result": released}
+                await socket.send(json.dumps(answer, ensure_ascii=False))
+            raise
         finally:
             group.cancel_scope.cancel()
 

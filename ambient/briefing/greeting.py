@@ -44,6 +44,7 @@ from ambient.domain.users import Language
 from ambient.settings import Settings
 from ambient.speech import cleaned
 from ambient.storage import Database
+from ambient.storage.models import User
 from ambient.storage.repositories import registered, user_named
 from workflows.daily_briefing import (
     GREETING_HANDED_OVER,
@@ -74,12 +75,15 @@ class Greeting:
     # The clock a greeting's answer_by is read from (the workflow compares it with its own).
     clock: Callable[[], Awaitable[datetime]] = staticmethod(_wall_clock)
 
-    async def _chinese(self, user: str) -> bool:
-        """Whether ``user`` hears Chinese: their language, else the server's default."""
-        row = await user_named(self.db, user)
+    async def _chinese(self, user: str | User) -> bool:
+        """Whether ``user`` (a name, or the row already read) hears Chinese: their language,
+        else the server's default."""
+        row = await user_named(self.db, user) if isinstance(user, str) else user
         return ((row.language if row else None) or self.settings.default_language) == Language.ZH
 
-    async def _said(self, user: str, outcome: GreetOutcome, texts: tuple[str, str]) -> GreetResult:
+    async def _said(
+        self, user: str | User, outcome: GreetOutcome, texts: tuple[str, str]
+    ) -> GreetResult:
         """A greeting the workflow did not give, in the user's language: a TTS reads one."""
         return GreetResult(
             outcome=outcome, text=texts[0] if await self._chinese(user) else texts[1]
@@ -159,8 +163,8 @@ class Greeting:
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
-                await registered(self.db, user, BriefingNotFoundError)
-                return await self._said(user, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
+                row = await registered(self.db, user, BriefingNotFoundError)
+                return await self._said(row, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
             if temporal.timed_out(exc):  # no worker answered: a spoken answer, not an error
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None

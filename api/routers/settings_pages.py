@@ -49,7 +49,8 @@ async def _settings_page(
     typed: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     """The page; after a refusal, ``typed`` is the refused form as sent, shown again."""
-    # typed: "settings" (the settings' fields), "channels", "device_id" or "digest".
+    # typed: "settings" (the settings' fields), "channels", "device_id", "allow_device",
+    # "endpoint" (url, verbatim) or "digest".
     request, state, me = page.request, page.state, page.me
     typed = typed or {}
     browser = from_accept_language(request.headers.get("accept-language"))
@@ -70,6 +71,8 @@ async def _settings_page(
             "shown": shown,
             "channels": typed.get("channels", push.channels),
             "device_id": typed.get("device_id", ""),
+            "allow_device": typed.get("allow_device", ""),
+            "endpoint": typed.get("endpoint", {}),
             "digest": shown_digest,
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
@@ -266,13 +269,14 @@ async def allow_device(
     page: Page, _: PageWords, device: FormText = "", allowed: FormText = "on"
 ) -> Response:
     """Let a device (anyone's) answer you by your voiceprint, or stop it: your own consent."""
-    yes = allowed != "off"
+    yes, typed = allowed != "off", {"allow_device": device}
     try:
         view = await page.state.devices.allow(page.me.name, device, allowed=yes)
     except InvalidDeviceError as exc:
-        return back("/app/settings", what_went_wrong(exc, _))
+        return await _settings_page(page, errors=what_went_wrong(exc, _), typed=typed)
     except DeviceError:
-        return back("/app/settings", _("There is no device %(device)s.", device=device))
+        errors = _("There is no device %(device)s.", device=device)
+        return await _settings_page(page, errors=errors, typed=typed)
     if yes:
         message = _("%(device)s may now answer you by your voiceprint.", device=view.device_id)
     else:
@@ -304,7 +308,8 @@ async def add_endpoint(
         return back(
             "/app/settings", _("Added %(url)s: it is dialed within a few seconds.", url=added.url)
         )
-    return await _settings_page(page, errors=errors)
+    typed = {"endpoint": {"url": url, "verbatim": verbatim == "on"}}
+    return await _settings_page(page, errors=errors, typed=typed)
 
 
 @router.post("/app/xiaozhi/endpoints/remove")

@@ -10,6 +10,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import socket
 import sqlite3
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,7 @@ from websockets.http11 import USER_AGENT
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
 from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
-from ambient.bridge.serving import FRAME_LIMIT_BYTES, RESULT_LIMIT_BYTES
+from ambient.bridge.serving import FRAME_LIMIT_BYTES, RELEASED_NOTE, RESULT_LIMIT_BYTES
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
@@ -901,3 +902,104 @@ async def test_a_registration_losing_to_one_removed_since_is_refused_saying_so_n
     # Nothing stored: registering it again now takes it.
     assert await listed(state) == []
     assert await register(state, user, url) > 0
+
+
+class _DeadFirst(DestinationGuard):
+    """DNS answering the endpoint's name with a dead address first, then the broker's."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        return ["127.0.0.2", "127.0.0.1"]
+
+
+async def test_a_ws_endpoint_whose_first_address_is_dead_is_dialed_at_the_next(
+    state: AppState,
+) -> None:
+    """A ws:// dial was pinned to the first address the guard checked: a name whose first
+    address is down and whose second is up was never connected (retrying for good)."""
+    token = unique("jwt")
+    guard = _DeadFirst(["127.0.0.0/8"])
+    async with running_broker({token}) as broker:
+        with socket.socket() as dead:  # bound, never listening: a dial here is refused
+            dead.bind(("127.0.0.2", broker.port))
+            user = unique("noa")
+            async with state.db.session() as session:
+                await UserRepository(session).create(UserCreate(name=user))
+                await session.commit()
+                cipher = EndpointCipher(state.settings.secret_key.get_secret_value())
+                url = f"ws://broker.test:{broker.port}/mcp/?token={token}"
+                await Endpoints(session, cipher, guard).add(
+                    None, EndpointCreate(user=user, url=url)
+                )
+            runner = runner_for(state, "r1")
+            runner.guard = guard
+            async with running(runner):
+                await broker.held(token)
+                [row] = await listed(state)
+    assert (row.state, row.last_error) == ("connected", None)
+    assert runner.counts["failures"] == 0
+
+
+async def test_a_server_error_in_front_of_the_broker_is_said_as_a_failure_not_a_refusal(
+    state: AppState,
+) -> None:
+    """A proxy before the broker answering 502 (its broker down) was shown as "refused by the
+    broker: HTTP 502", sending the owner to check a token nothing had refused."""
+    bad_gateway = (
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 13\r\nConnection: close\r\n\r\nupstream down"
+    )
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(bad_gateway)
+            await writer.drain()
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        await register(state, unique("oli"), f"ws://127.0.0.1:{port}/mcp/?token={unique('jwt')}")
+        runner = runner_for(state, "r1")
+        await runner.scan()
+        row = await within(HANG, _first_failure_shown(state))
+        await runner.stop()
+    assert row.state == "retrying"
+    assert row.last_error == "the broker or a proxy before it failed: HTTP 502 upstream down"
+
+
+async def test_a_call_in_flight_when_its_endpoint_is_removed_is_answered_not_dropped(
+    state: AppState,
+) -> None:
+    """Removing an endpoint (or losing its lease) closed the connection under a running call:
+    the broker heard nothing and the device stayed silent until the broker's timeout."""
+    started = asyncio.Event()
+
+    def slow_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="slow")
+
+        @server.tool()
+        async def slow() -> str:
+            """A call that does not end by itself."""
+            started.set()
+            await asyncio.Event().wait()
+            return "never"
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", slow_server)) as runner,
+    ):
+        endpoint = await register(state, unique("pia"), broker.url(token))
+        connection = await broker.held(token)
+        call = await connection.send_request("tools/call", {"name": "slow", "arguments": {}})
+        await within(HANG, started.wait())
+        async with state.db.session() as session:
+            await service(state, session).remove(None, endpoint)
+        answer = await within(HANG, connection.answer(call))
+        await within(HANG, connection.closed.wait())
+        assert runner.held == {}
+    assert answer["result"]["isError"] is True
+    assert answer["result"]["content"] == [{"type": "text", "text": RELEASED_NOTE}]
+    assert connection.close_reason == "1001 endpoint released"

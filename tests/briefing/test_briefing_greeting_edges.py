@@ -442,3 +442,28 @@ async def test_an_admin_greeting_a_name_nobody_has_is_told_so_not_that_no_briefi
     assert str(refused.value) == not_registered(ghost)
     unset = await service.greet(plain, caller=boss, audio=False)
     assert unset.outcome is GreetOutcome.UNAVAILABLE and "No daily briefing" in unset.text
+
+
+async def test_a_greeting_for_a_user_without_a_briefing_reads_the_users_row_once(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """ "No daily briefing is set up" read the user's row twice: once to know the user exists,
+    once more for the language it is said in."""
+    from sqlalchemy import event
+
+    plain = unique("plain")
+    await make_user(deps.db, plain)
+    service = BriefingService(dev_env.client, deps.settings, deps.db, tencent=deps.tencent)
+    reads: list[str] = []
+
+    def noted(_conn, _cursor, statement, parameters, *_):  # type: ignore[no-untyped-def]
+        if "FROM users" in statement and plain in str(parameters):
+            reads.append(statement)
+
+    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", noted)
+    try:
+        unset = await service.greet(plain, audio=False)
+    finally:
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", noted)
+    assert unset.outcome is GreetOutcome.UNAVAILABLE and "No daily briefing" in unset.text
+    assert len(reads) == 1, reads

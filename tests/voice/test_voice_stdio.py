@@ -353,3 +353,33 @@ def test_a_comparison_in_an_alarms_name_is_said_not_dropped() -> None:
     assert cleaned("包括 latency<=200ms。") == "包括 latency 不超过 200ms。"
     assert cleaned("open: checkout CPU >90%.", english=True) == "open: checkout CPU above 90%."
     assert cleaned("> quoted", english=True) == "quoted"
+
+
+def test_an_arrow_is_said_as_to_in_the_answers_language() -> None:
+    """ "a -> b" lost its '>' as Markdown and was spoken "a - b": a scale from 2 to 4 pods
+    sounded like a subtraction."""
+    from ambient.speech import cleaned
+
+    assert cleaned("checkout 副本 2 -> 4。") == "checkout 副本 2到4。"
+    assert cleaned("replicas 2 -> 4, v1-->v2.", english=True) == "replicas 2 to 4, v1 to v2."
+
+
+def test_a_time_span_written_with_a_hyphen_or_spaces_is_said_in_words() -> None:
+    """Only "09:00–09:05" (an en dash, no spaces) was put in words: "09:00-09:05" and
+    "09:00 - 09:05", as logs and models write a span, were read as written."""
+    from ambient.speech import cleaned
+
+    for span in ("09:00-09:05", "09:00 - 09:05", "09:00 ~ 09:05", "09:00—09:05"):
+        assert cleaned(f"突增 {span}。") == "突增 9点到9点5分。", span
+        assert cleaned(f"burst {span}.", english=True) == "burst 9:00 to 9:05.", span
+
+
+def test_a_rate_word_without_a_number_and_a_rate_per_thing_are_said_whole() -> None:
+    """ "throughput in rows/s rose" was spoken "throughput in rose" (a rate word needed a number
+    before it) and "10 req/s/pod" was spoken "10" (the per-pod part made it a path)."""
+    for said in ("throughput in rows/s rose.", "单位是 req/s。", "限流 10 req/s/pod。"):
+        assert speakable(said) == said
+    assert speakable("峰值 800/s/pod。") == "峰值 800/s/pod。"
+    # ids and paths still go
+    assert speakable("部署 3 team/app 失败。") == "部署 3 失败。"
+    assert speakable("GET /api/orders HTTP/2 503") == "GET HTTP/2 503"

@@ -180,3 +180,27 @@ async def test_removing_a_device_from_a_stale_page_names_the_device_it_showed(
     assert "Removed aa:bb:cc:00:00:0c" in html.unescape(removed.text)
     again = await page.post("/app/xiaozhi/devices/remove", data=sent, follow_redirects=True)
     assert "No device aa:bb:cc:00:00:0c among yours." in html.unescape(again.text)
+
+
+async def test_a_refused_endpoint_keeps_the_url_and_verbatim_the_user_typed(
+    page: httpx.AsyncClient,
+) -> None:
+    """A refused 接入点 came back with an empty URL field and verbatim unticked: the person had
+    to paste the URL (a long token) again to fix one letter of it."""
+    typed = "http://api.example.com/mcp/?token=abc"  # http://, not ws:// or wss://
+    refused = await page.post("/app/xiaozhi/endpoints", data={"url": typed, "verbatim": "on"})
+    assert refused.status_code == 422
+    assert "must start with wss:// or ws://" in html.unescape(refused.text)
+    assert values(refused.text, "add-endpoint")["url"] == [typed]
+    assert re.search(r'name="verbatim"[^>]* checked', refused.text)
+    fresh = await page.get("/app/settings")
+    assert values(fresh.text, "add-endpoint")["url"] == [""]
+    assert not re.search(r'name="verbatim"[^>]* checked', fresh.text)
+
+
+async def test_a_refused_allow_keeps_the_device_id_the_user_typed(page: httpx.AsyncClient) -> None:
+    """Allowing a device nobody has answered with a redirect to an empty form."""
+    refused = await page.post("/app/xiaozhi/devices/allow", data={"device": "aa:bb:cc:dd:ee:99"})
+    assert refused.status_code == 422
+    assert "There is no device aa:bb:cc:dd:ee:99." in html.unescape(refused.text)
+    assert values(refused.text, "allow-device")["device"] == ["aa:bb:cc:dd:ee:99"]
