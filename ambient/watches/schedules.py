@@ -106,7 +106,10 @@ class TaskSchedules(TaskReads):
                     f"name: schedule {task_id!r} already exists with another config; "
                     "call update_task to change it, or delete_task first"
                 )
-            if pause is not None and current.schedule.state.paused == pause:
+            marked = current.typed_search_attributes.get(temporal.STATE)
+            if pause is not None and current.schedule.state.paused == pause == (
+                marked == TaskState.PAUSED.value
+            ):
                 return status
             run = await self._stored_run(current)
             config = parsed or (run.config if run else None)

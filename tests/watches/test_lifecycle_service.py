@@ -447,6 +447,23 @@ async def test_a_paused_reminder_is_found_as_paused_by_its_state_attribute(
     await service.delete(user, ref.task_id)
 
 
+async def test_a_reminder_paused_before_its_state_was_written_is_marked_paused_when_paused_again(
+    service: TaskService,
+) -> None:
+    # Paused by an older release (a schedule patch: AmbientState stayed "active"), a pause again
+    # answered "paused" and wrote nothing, since the schedule was paused already.
+    user = unique("attr")
+    await register(service.db, user)
+    config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
+    ref = await service.create(user, "schedule", config, unique("sched"))
+    handle = service.client.get_schedule_handle(ref.task_id)
+    await handle.pause(note="paused by an older release")
+    assert (await handle.describe()).typed_search_attributes.get(temporal.STATE) == "active"
+    assert (await service.pause(user, ref.task_id)).state == "paused"
+    assert (await handle.describe()).typed_search_attributes.get(temporal.STATE) == "paused"
+    await service.delete(user, ref.task_id)
+
+
 async def test_a_pause_and_resume_landing_while_a_repeated_create_rewrites_keep_the_rewrite(
     service: TaskService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
