@@ -107,4 +107,4 @@ async def test_the_monitor_form_reads_a_page_a_line_and_keywords_between_chinese
         )
     assert prices.status_code == 503 and DOWN in prices.text, prices.text
     assert keywords.status_code == 422, keywords.text
-    assert "未创建：关键词，第 3 行: &#39;[&#39; is not a valid regular" in keywords.text
+    assert "未创建：关键词，第 3 行: &#39;[&#39; 不是有效的正则表达式" in keywords.text
