@@ -158,9 +158,10 @@ class RemediationSafety(RemediationRecords):
                 "will not be applied"
             )
         if answer.rung is not None and answer.rung != rung:
+            when = "no longer waits for approval" if answer.rung < rung else "has not come yet"
             raise _conflict(
-                f"rung {int(answer.rung)} of {self.remediation_id} no longer waits for approval, "
-                f"rung {int(rung)} ({rung.name.lower()}) does; look at it before answering"
+                f"rung {int(answer.rung)} of {self.remediation_id} {when}: rung {int(rung)} "
+                f"({rung.name.lower()}) waits for approval; look at it before answering"
             )
         # Two answers can reach one workflow task before the ladder takes the first: the
         # second would overwrite the first after both callers were told theirs was taken.

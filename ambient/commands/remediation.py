@@ -160,9 +160,18 @@ def approve(
     user: User,
     reason: Annotated[str, typer.Option(help="why")] = "",
     refuse: Annotated[bool, typer.Option("--refuse", help="refuse: hand over instead")] = False,
+    rung: Annotated[
+        int | None,
+        typer.Option(parser=whole_number(1, 6), help="the rung you saw waiting (show); else any"),
+    ] = None,
+    run_key: Annotated[
+        str | None, typer.Option(help="the run you looked at (show --json); else the current")
+    ] = None,
 ) -> None:
     """Approve (or --refuse) the step a remediation waits for."""
-    decision = _run(lambda s: s.approve(user, remediation_id, not refuse, reason))
+    decision = _run(
+        lambda s: s.approve(user, remediation_id, not refuse, reason, run_key=run_key, rung=rung)
+    )
     console.print(f"{'approved' if decision.approve else 'refused'} rung {int(decision.rung)}")
 
 

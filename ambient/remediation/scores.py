@@ -140,10 +140,10 @@ def offline_score(alert: Alert, rules: list[AlertRule]) -> ScoreCard:
     if alert.value is not None and alert.threshold:
         ratio = abs(alert.value / alert.threshold)
         severity = clamp(40 + (ratio - 1) * 60) if ratio >= 1 else 30
-        severity_reason = f"value {alert.value:g} is {ratio:.2f}x the threshold"
+        severity_reason = f"value {alert.value:.15g} is {ratio:.2f}x the threshold"
     elif alert.value is not None and alert.threshold == 0:
         severity = 50
-        severity_reason = f"value {alert.value:g} against a threshold of 0: no ratio to weigh"
+        severity_reason = f"value {alert.value:.15g} against a threshold of 0: no ratio to weigh"
     else:
         severity, severity_reason = 50, "no value/threshold given"
     if labels.get("severity") in ("critical", "p0", "p1", "fatal"):

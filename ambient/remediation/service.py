@@ -478,6 +478,18 @@ class RemediationService:
             return RemediationStateError(_earlier_run(rid))
         return RemediationStateError(already_finished(rid, now.state))
 
+    async def _other_run(self, rid: str, run_key: str) -> Refusal:
+        """Why ``run_key`` (not the current run's) is refused: an earlier run, or none at all."""
+        async with self.db.session() as session:
+            record = await RemediationRepository(session).get(run_key)
+        if record is not None and record.remediation_id == rid:
+            return _earlier_run(rid)
+        return Refusal(
+            "no run of %(run)s has that run_key: look at its current run (get_remediation) "
+            "before answering it",
+            run=rid,
+        )
+
     async def _steerer(
         self, user: str, rid: str, run_key: str | None, act: str
     ) -> tuple[RemediationStatus, User]:
@@ -488,7 +500,7 @@ class RemediationService:
         # refusing an execute step is as much a decision about it as approving it.
         status = await self._seen_status(user, rid)
         if run_key is not None and status.run_key != run_key:
-            raise RemediationStateError(_earlier_run(status.remediation_id))
+            raise RemediationStateError(await self._other_run(rid, run_key))
         account = await self._user(user)
         mode = status.mode or "dry_run"
         if not may_approve(account.rollback_permission, mode):

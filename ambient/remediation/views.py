@@ -19,6 +19,7 @@ from ambient.refusals import Refusal
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.scores import PlannedStep
+from ambient.render import markdown_literal
 
 M = TypeVar("M", bound=BaseModel)
 # What a step's verification found, as the report and the CLI show it (None: not verified).
@@ -91,12 +92,14 @@ def report_markdown(view: RemediationView) -> str:
     alert = view.alert
 
     def cell(value: object) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        # Alert text is shown as written: its images and links would load (or lead) from the
+        # page anyone with the link opens, telling the alert's sender when it was read.
+        return markdown_literal(str(value)).replace("|", "\\|").replace("\n", " ")
 
     lines = [
-        f"# Remediation of {alert.service}",
+        f"# Remediation of {cell(alert.service)}",
         "",
-        f"**{view.state}** — {view.outcome or 'in progress'}",
+        f"**{view.state}** — {cell(view.outcome or 'in progress')}",
         "",
         f"- alert: {cell(alert.metric or alert.source)} = {alert.value} "
         f"(threshold {alert.threshold}), source {cell(alert.source)}",

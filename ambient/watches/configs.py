@@ -39,6 +39,7 @@ from temporalio import workflow
 
 from ambient.domain.configs import UserConfig, reading_stored
 from ambient.domain.notify import MAX_TARGETS, Target
+from ambient.refusals import Refusal
 
 MAX_URLS = 50
 MAX_KEYWORDS = 100
@@ -107,9 +108,11 @@ def compile_user_regex(pattern: str, *, ignore_case: bool = False) -> Any:
         return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
-        raise ValueError(
-            f"{pattern!r} is not a valid regular expression: {reason} (RE2 syntax: no "
-            "backreferences or lookaround)"
+        raise Refusal(
+            "%(pattern)s is not a valid regular expression: %(reason)s (RE2 syntax: no "
+            "backreferences or lookaround)",
+            pattern=repr(pattern),
+            reason=str(reason),
         ) from None
 
 

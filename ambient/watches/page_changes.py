@@ -24,6 +24,7 @@ from ambient.watches.configs import compile_user_regex
 MAX_SHOWN_LINE = 1000
 # The diff lines an event shows at most.
 EXCERPT_LINES = 12
+HIT_LINES = 5  # a keyword's new lines shown, then how many more
 
 
 @functools.lru_cache(maxsize=4096)
@@ -87,10 +88,11 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     folded = [unicodedata.normalize("NFKC", line) for line in added] if keywords else []
     for keyword, pattern in keyword_patterns(tuple(keywords)):
         texts = added if keyword.startswith("re:") else folded
-        found = (line for line, text in zip(added, texts, strict=True) if pattern.search(text))
-        matched = [clipped(line, MAX_SHOWN_LINE) for line in itertools.islice(found, 5)]
-        if matched:
-            hits[keyword] = matched
+        found = [line for line, text in zip(added, texts, strict=True) if pattern.search(text)]
+        if found:
+            hits[keyword] = [clipped(line, MAX_SHOWN_LINE) for line in found[:HIT_LINES]]
+        if len(found) > HIT_LINES:
+            hits[keyword].append(f"… {len(found) - HIT_LINES} more lines")
     # The lines both pages start and end with are not in a diff without context: leave
     # them out of the matcher, whose cost grows with the lines it is given.
     limit = min(len(old), len(new))

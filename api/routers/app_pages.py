@@ -108,10 +108,16 @@ async def _dashboard(
 
 def lines_of(text: str, commas: str = "") -> list[str]:
     """A field's items, one a line (pages: a URL's query may hold commas), or between
-    ``commas`` too (keywords: "，" and "、" are the commas a Chinese user types)."""
-    for comma in commas:
-        text = text.replace(comma, "\n")
-    return [part.strip() for part in text.splitlines() if part.strip()]
+    ``commas`` too (keywords: "，" and "、" are the commas a Chinese user types); from a
+    ``re:`` item to the line's end is one regular expression (its commas: ``re:\\d{1,3}``)."""
+    items: list[str] = []
+    for line in text.splitlines():
+        found = re.search(f"(?:^|[{re.escape(commas)}])\\s*re:", line) if commas else None
+        plain = line[: found.start()] if found else line
+        for comma in commas:
+            plain = plain.replace(comma, "\n")
+        items += [*plain.splitlines(), line[found.end() - 3 :] if found else ""]
+    return [item.strip() for item in items if item.strip()]
 
 
 @router.post("/app/tasks")

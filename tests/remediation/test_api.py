@@ -527,6 +527,10 @@ async def test_an_approval_naming_the_rung_it_saw_is_a_409_once_the_run_waits_on
             return shown if (shown.get("waiting") or {}).get("rung") == rung else None
 
         seen = await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        # A rung that has not come yet is not called one that no longer waits.
+        early = await http.post(
+            f"{path}/approval", json={"approve": True, "run_key": seen["run_key"], "rung": 2}
+        )
         # While the user reads rung 1's request, an admin approves it and rung 2 comes up.
         remediations = RemediationService(dev_env.client, settings, deps.db)
         await remediations.approve(admin, seen["remediation_id"], True, "go")
@@ -536,7 +540,11 @@ async def test_an_approval_naming_the_rung_it_saw_is_a_409_once_the_run_waits_on
         )
         after = (await http.get(path)).json()
 
+    assert early.status_code == 409, early.text
+    assert "rung 2" in early.json()["detail"] and "not come yet" in early.json()["detail"]
+    assert "no longer" not in early.json()["detail"]
     assert late.status_code == 409, late.text
     assert "rung 1" in late.json()["detail"] and "rung 2" in late.json()["detail"]
+    assert "no longer waits" in late.json()["detail"]
     assert [(a["rung"], a["approver"]) for a in after["approvals"]] == [(1, admin)]
     assert after["state"] == "waiting_approval"

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from ambient.remediation.alerts import Alert, alert_from_alarm, alert_from_breach
-from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import RunOutcome, remediation_stats
+from ambient.domain.checks import MetricReading
+from ambient.remediation.alerts import Alert, VerifySpec, alert_from_alarm, alert_from_breach
+from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef
+from ambient.remediation.runs import RunOutcome, VerifyInput, remediation_stats
 from ambient.remediation.safety import (
     BreakerState,
     ChangeWindow,
@@ -153,6 +154,35 @@ def test_severity_says_what_it_weighed_at_a_zero_threshold_and_a_huge_ratio() ->
     assert zero.dimensions.severity.reason == "value 12 against a threshold of 0: no ratio to weigh"
     huge = offline_score(_alert(value=1e308, threshold=0.05, message="x"), [])
     assert huge.dimensions.severity.score == 100
+
+
+def test_remediation_texts_say_numbers_as_read() -> None:
+    # 6 significant digits: 1234567.8 was "1.23457e+06", and 0.0500001 read as healthy
+    # "below 0.05" was said as "metric 0.05 is not healthy (below 0.05)".
+    card = offline_score(_alert(value=1234567.8, threshold=0, message="x"), [])
+    assert card.dimensions.severity.reason.startswith("value 1234567.8 against"), card
+    card = offline_score(_alert(value=1234567.8, threshold=1000, message="x"), [])
+    assert card.dimensions.severity.reason.startswith("value 1234567.8 is"), card
+    verify = VerifySpec.model_validate(
+        {
+            "source": {"type": "http_json", "url": "https://m.example/x", "json_path": "$.v"},
+            "healthy": [{"op": "below", "value": 0.0500001}],
+        }
+    )
+    request = VerifyInput(
+        run_key="r",
+        key="k",
+        mode="dry_run",
+        target=WorkloadRef(cluster_id="cls-a1b2c3d4", namespace="default", name="web"),
+        service="web",
+        rung=Rung.RESTART,
+        verify=verify,
+        reading=MetricReading(value=0.05000015),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    health = RolloutHealth(available=True, ready_replicas=1, desired=1, detail="1/1")
+    said = request.judge(health).detail
+    assert said.startswith("metric 0.05000015 is not healthy (below 0.0500001)"), said
 
 
 def test_alert_text_cannot_choose_a_target_outside_kubernetes_names() -> None:

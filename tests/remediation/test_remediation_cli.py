@@ -200,3 +200,44 @@ async def test_share_prints_the_link_on_one_line_to_be_copied(
     assert shown.exit_code == 0, shown.output
     assert len(shown.output.splitlines()) == 1, shown.output
     assert "/share/" in shown.output.split()[0]
+
+
+async def test_approve_names_the_rung_and_run_it_was_checked_on(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The API and the page take the rung (and run) the caller saw; the CLI approved whatever
+    # rung waited when it checked.
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("cli-approver")
+    await add_user(deps, user)
+    async with error_rate(healthy_from=1) as (_, url), running_worker(dev_env.client, deps) as w:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        rid = (
+            await service.start(user, alert(url, workload=user, settle_seconds=0))
+        ).remediation_id
+        for _ in range(200):
+            if (seen := await service.get(user, rid)).state == "waiting_approval":
+                break
+            await asyncio.sleep(0.05)
+        env = {
+            "AMBIENT_DATA_DIR": str(settings.data_dir),
+            "AMBIENT_USER": user,
+            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "AMBIENT_TEMPORAL_TASK_QUEUE": w.task_queue,
+            "COLUMNS": "300",
+        }
+
+        async def approve(*options: str) -> tuple[int, str]:
+            args = ["remediation", "approve", rid, "--reason", "go", *options]
+            done = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+            return done.exit_code, " ".join(done.output.split())
+
+        early = await approve("--rung", "2")
+        other = await approve("--rung", "1", "--run-key", f"{rid}@made-up")
+        unchanged = await service.get(user, rid)
+        taken = await approve("--rung", "1", "--run-key", seen.run_key)
+    assert early[0] == 1 and "rung 2" in early[1] and "not come yet" in early[1], early
+    assert other[0] == 1 and "no run of" in other[1], other
+    assert unchanged.state == "waiting_approval" and unchanged.approvals == []
+    assert taken == (0, "approved rung 1"), taken

@@ -50,6 +50,13 @@ async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
             ):
                 assert answer.status_code == 409, answer.text
                 assert "earlier run" in answer.json()["detail"], answer.text
+            # A key that names no run of this remediation is not called an earlier one.
+            for made_up in (f"{rid}@00000000-0000-4000-8000-000000000000", "no-such-key"):
+                answer = await http.post(
+                    f"{path}/approval", json={"approve": True, "run_key": made_up}
+                )
+                assert answer.status_code == 409, answer.text
+                assert "no run of" in answer.json()["detail"], answer.text
 
             state = AppState(
                 settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels

@@ -133,6 +133,12 @@ def test_keyword_hits_count_only_on_new_text() -> None:
     assert "+weather: rain" in diff.excerpt
 
 
+def test_a_keyword_in_many_new_lines_says_how_many_more_it_found() -> None:
+    new = [f"AI story {n}" for n in range(8)]
+    diff = diff_pages([], new, ["AI"])
+    assert diff.hits == {"AI": [*new[:5], "… 3 more lines"]}
+
+
 def test_a_huge_line_is_matched_whole_and_shown_clipped() -> None:
     long_line = "Status: " + "all systems nominal " * 5000 + "outage in Frankfurt"
     diff = diff_pages(["Status: fine"], [long_line], ["outage"])

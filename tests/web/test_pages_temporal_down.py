@@ -8,6 +8,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Briefing
 from ambient.storage.repositories import UserRepository
+from api.routers.app_pages import lines_of
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
 
@@ -105,6 +106,14 @@ async def test_the_monitor_form_reads_a_page_a_line_and_keywords_between_chinese
             data={"urls": "https://example.com/news", "keywords": "数据库，故障、re:["},
             headers=form,
         )
+        # A regular expression's own commas are not keyword separators (re:\d{1,3}).
+        pattern = await http.post(
+            "/app/tasks",
+            data={"urls": "https://example.com/news", "keywords": "AI，re:v\\d{1,3}\n故障"},
+            headers=form,
+        )
+    assert lines_of("AI，re:v\\d{1,3}, x\n故障", ",，、") == ["AI", "re:v\\d{1,3}, x", "故障"]
+    assert pattern.status_code == 503 and DOWN in pattern.text, pattern.text
     assert prices.status_code == 503 and DOWN in prices.text, prices.text
     assert keywords.status_code == 422, keywords.text
-    assert "未创建：关键词，第 3 行: &#39;[&#39; is not a valid regular" in keywords.text
+    assert "未创建：关键词，第 3 行: &#39;[&#39; 不是有效的正则表达式" in keywords.text

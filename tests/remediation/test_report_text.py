@@ -1,0 +1,42 @@
+"""The shared report page shows an alert's text as text: no remote image, no live link."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ambient.remediation.alerts import Alert
+from ambient.remediation.views import AuditLine, RemediationView, report_markdown
+from ambient.render import markdown_html
+
+PIXEL = "![seen](https://tracker.example/pixel.gif)"
+LINK = "[docs](https://evil.example/x)"
+
+
+def test_alert_text_on_the_report_loads_nothing_remote() -> None:
+    alert = Alert(
+        source="monitor",
+        cluster_id="cls-7kq2m0ab",
+        workload="api",
+        metric=f"cpu {PIXEL}",
+        message=f"cpu high {PIXEL} see {LINK}",
+    )
+    view = RemediationView(
+        remediation_id="remediation/abc",
+        run_key="remediation/abc/1",
+        user="alice",
+        alert=alert,
+        fingerprint="abc",
+        state="aborted",
+        mode_asked="dry_run",
+        outcome=f"stopped {PIXEL}",
+        audit=[AuditLine(at=datetime(2026, 1, 2, tzinfo=UTC), actor=PIXEL, action="x", detail={})],
+    )
+    html = markdown_html(report_markdown(view))
+    # Anyone who can send an alert learned when the link was opened (a tracking pixel).
+    assert "<img" not in html
+    assert "<a " not in html
+    # The text is still there, as written.
+    assert (
+        "cpu high ![seen](https://tracker.example/pixel.gif) see [docs](https://evil.example/x)"
+        in html
+    )
