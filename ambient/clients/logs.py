@@ -40,16 +40,25 @@ PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
 SEVERITIES = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
-LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
-# Tried only when PLAIN does not match: nginx's error log, a Chinese date, syslog (no year).
+# The level first, or after the logger as Python's default format writes it ("- app.pay - ERROR -").
+LEVEL = re.compile(
+    r"(?:- (?P<logger>[\w.]+) - )?\b(?P<level>DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b"
+)
+# Tried only when PLAIN does not match: nginx's error log, a Chinese date, syslog (its year, if
+# written, after the day), Apache's error log ("[Sun Nov 22 10:00:00.123 2026] [core:error] ...").
 MONTHS = {
     name: n for n, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
 }
 OTHER = re.compile(
     r"^(?:(?P<y>\d{4})(?:/|年)(?P<m>\d{1,2})(?:/|月)(?P<d>\d{1,2})日?"
-    r"|(?P<mon>" + "|".join(MONTHS) + r") +(?P<day>\d{1,2}))"
-    r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(?P<rest>.*)$"
+    r"|(?P<apache>\[\w{3} )?(?P<mon>"
+    + "|".join(MONTHS)
+    + r") +(?P<day>\d{1,2})(?: (?P<sy>\d{4}))?)"
+    r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
+    r"(?(apache) (?P<ay>\d{4})\] \[(?:[\w-]*:)?(?P<level>\w+)\])\s*(?P<rest>.*)$"
 )
+# Ruby's Logger: "E, [2026-11-22T10:00:00.123456 #1] ERROR -- progname: message".
+RUBY = re.compile(r"^[A-Z], \[(?P<ts>[\dT:.-]+) #\d+\] +(?P<level>\w+) -- [^:]*: (?P<rest>.*)$")
 # klog (Kubernetes' components): level letter, month, day, time, thread, then "file:line] ...".
 KLOG = re.compile(
     r"^(?P<level>[IWEF])(?P<m>\d{2})(?P<d>\d{2}) (?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) +\d+ "
@@ -119,11 +128,17 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
         if match := OTHER.match(line):
             if match["mon"]:
                 month, day = MONTHS[match["mon"]], int(match["day"])
-                year = _year(month, day, today)
+                year = int(match["sy"] or match["ay"] or _year(month, day, today))
             else:
                 year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
             wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
-            return wall.replace(tzinfo=zone), {"message": match["rest"]}
+            leveled = {"level": match["level"]} if match["level"] else {}
+            return wall.replace(tzinfo=zone), {"message": match["rest"], **leveled}
+        if match := RUBY.match(line):
+            return parse_time(match["ts"], zone), {
+                "message": match["rest"],
+                "level": match["level"],
+            }
         if match := KLOG.match(line):
             month, day = int(match["m"]), int(match["d"])
             wall = datetime.fromisoformat(
@@ -183,11 +198,11 @@ def parse_line(
         written = _as_written(rest, when, source, zone, today)
         if written is not None:
             return written
-    level = LEVEL.match(rest)
-    if level:  # "ERROR something" -> level ERROR, message "something"
+    fields: dict[str, Any] = {}
+    if level := LEVEL.match(rest):  # "ERROR something" -> level ERROR, message "something"
         rest = rest[level.end() :].lstrip(" :-")
-    content = {"message": rest, **({"level": level[1]} if level else {})}
-    return _file_record(when, content, source)
+        fields = {k: v for k, v in level.groupdict().items() if v}
+    return _file_record(when, {**fields, "message": rest}, source)
 
 
 def _as_written(
