@@ -326,15 +326,20 @@ class FileLogSource:
         files = self.files()
         today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
-            for record in self._file_records(path, today):
+            for record in self._file_records(path, today, start, end):
                 if start <= record.time < end:
                     yield record
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
 
-    def _file_records(self, path: Path, today: date) -> Iterator[LogRecord]:
-        """The file's records, an uncaught crash's among them at the time of the line before."""
+    def _file_records(
+        self, path: Path, today: date, start: datetime, end: datetime
+    ) -> Iterator[LogRecord]:
+        """The file's records, an uncaught crash's among them at the time of the line before;
+        its unreadable lines in [start, end) counted (placed as a crash is, at a file's top
+        by the first timed line, anywhere in a file with none)."""
         last: LogRecord | None = None  # the last timed record: a crash is placed at its time
+        top: list[str] = []  # unreadable lines before the first timed one
         # What the untimed lines now read belong to: "event" (the trace of the record above),
         # "dump" (a Go crash: all of them), "traceback" (an uncaught Python exception, whose
         # record waits in ``crash`` for the traceback's end: a chained one names the last),
@@ -345,6 +350,8 @@ class FileLogSource:
         for number, line in enumerate(whole_lines(self.lines(path)), 1):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
             if record is not None:
+                if last is None and start <= record.time < end:
+                    self._skip(top)
                 if crash is not None:
                     yield crash
                 last, block, crash = record, "event", None
@@ -380,11 +387,18 @@ class FileLogSource:
                 continue
             else:
                 block = None
-                self.skipped += 1
-                if len(self.skipped_examples) < 5:
-                    self.skipped_examples.append(where)
+                if last is None:
+                    top.append(where)
+                elif start <= last.time < end:
+                    self._skip([where])
         if crash is not None:
             yield crash
+        if last is None:
+            self._skip(top)
+
+    def _skip(self, unreadable: list[str]) -> None:
+        self.skipped += len(unreadable)
+        self.skipped_examples += unreadable[: max(0, 5 - len(self.skipped_examples))]
 
     def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
         term = "" if query.strip() in ("", "*") else query.strip().lower()

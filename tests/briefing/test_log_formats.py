@@ -509,3 +509,31 @@ def test_pythons_default_logging_format_leaves_the_level_and_logger_out_of_the_m
     assert record is not None
     assert level_and_message(record.content) == ("ERROR", "payment refused")
     assert record.content["logger"] == "app.pay"
+
+
+def test_only_the_unreadable_lines_of_the_window_are_counted(tmp_path: Path) -> None:
+    """Every unreadable line of every file was counted, a week-old rotated file's too: an
+    untimed line is placed by the timed line before it (the first one after, at a file's top;
+    one of a file with no timed line at all is counted wherever the window is)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text(
+        "garbage at the top\n"
+        "2026-11-22 10:00:00 ERROR payment refused\n"
+        "garbage in the day\n"
+        "2026-11-23 00:00:01 INFO today\n"
+        "garbage of today\n",
+        encoding="utf-8",
+    )
+    (logs / "app.log.1").write_text(
+        "garbage before last week\n2026-11-15 10:00:00 INFO last week\ngarbage of last week\n",
+        encoding="utf-8",
+    )
+    (logs / "app.log.2").write_text("no time at all\n", encoding="utf-8")
+    source = FileLogSource(logs)
+    start, end = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    assert [r.content["message"] for r in source.records(start, end)] == ["payment refused"]
+    assert (source.skipped, source.skipped_examples) == (
+        3,
+        ["app.log:1", "app.log:3", "app.log.2:1"],
+    )
