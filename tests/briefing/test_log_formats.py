@@ -537,3 +537,21 @@ def test_only_the_unreadable_lines_of_the_window_are_counted(tmp_path: Path) -> 
         3,
         ["app.log:1", "app.log:3", "app.log.2:1"],
     )
+
+
+async def test_a_day_whose_lines_are_half_unreadable_says_so_in_the_written_briefing(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Only the sources note said "2 unreadable": the briefing read as if every line counted."""
+    path = tmp_path / "app.log"
+    path.write_text(
+        "2026-11-22 10:00:00 ERROR payment refused\n"
+        "22 Nov 2026 10:00:01,000 ERROR payment refused\n"
+        "2026-11-22 10:00:02 INFO paid\n"
+        "22 Nov 2026 10:00:03,000 ERROR payment refused\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read, 2 unreadable")
+    assert "日志 2 行，错误 1，警告 0，另有 2 行无法读取（见数据源）" in report
+    assert "无法读取" not in prepared.spoken_text
