@@ -113,8 +113,13 @@ def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
             start = message["type"] == "http.response.start"
             if start and message["status"] in (401, 421):
                 refused = True
-                body = _refusal(Headers(scope=scope), message["status"])
-                MutableHeaders(scope=message)["content-length"] = str(len(body))
+                said, body = _refusal(Headers(scope=scope), message["status"])
+                headers = MutableHeaders(scope=message)
+                headers["content-length"] = str(len(body))
+                if challenge := headers.get("www-authenticate"):  # RFC 6750's, said alike
+                    headers["www-authenticate"] = challenge.replace(
+                        '"Authentication required"', json.dumps(said)
+                    )
                 await send(message)
                 await send({"type": "http.response.body", "body": body})
             elif not (refused and message["type"] == "http.response.body"):
@@ -125,16 +130,18 @@ def refusals_say_what_to_do(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
-def _refusal(headers: Headers, status: int) -> bytes:
+def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
+    """Why, and the body that says it."""
     if status == 401:  # the SDK's own body, with the API's words for why
         scheme, _, token = headers.get("authorization", "").partition(" ")
         said = INVALID_TOKEN if scheme.lower() == "bearer" and token.strip() else MISSING_TOKEN
-        return json.dumps({"error": "invalid_token", "error_description": said}).encode()
+        return said, json.dumps({"error": "invalid_token", "error_description": said}).encode()
     host = headers.get("host", "")
-    return (
+    said = (
         f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
         "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
-    ).encode()
+    )
+    return said, said.encode()
 
 
 def malformed_messages_refused(app: ASGIApp, paths: set[str]) -> ASGIApp:
@@ -198,7 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.mcp_allowed_hosts],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*"],
+        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
     )
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",

@@ -145,12 +145,8 @@ def _untitled(schema: Any, title: str) -> Any:
     return schema
 
 
-# The one place tools' errors are mapped, so tool functions hold no try/except.
-class AmbientMCPServer(MCPServer[AppState]):
-    """MCPServer whose errors read as what to do: bad fields, a feature's refusal, what is down."""
-
-    # The tools `--read-only` left out: a call to one says why, not "Unknown tool".
-    withheld: frozenset[str] = frozenset()
+class ListedServer(MCPServer[AppState]):
+    """MCPServer listing its tools in one page, their input schemas as ``published``."""
 
     def add_tool(
         self,
@@ -205,6 +201,14 @@ class AmbientMCPServer(MCPServer[AppState]):
                 "call it without one.",
             )
         return await super()._handle_list_tools(ctx, params)
+
+
+# The one place tools' errors are mapped, so tool functions hold no try/except.
+class AmbientMCPServer(ListedServer):
+    """MCPServer whose errors read as what to do: bad fields, a feature's refusal, what is down."""
+
+    # The tools `--read-only` left out: a call to one says why, not "Unknown tool".
+    withheld: frozenset[str] = frozenset()
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None

@@ -39,7 +39,7 @@ from ambient.wiring import AppState, StateHolder
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
-from mcp_server.server import build_server, reads_only
+from mcp_server.server import ListedServer, build_server, reads_only
 from mcp_server.tools.hints import LOOK, READ, RECORD
 from mcp_server.voice_answer import (
     CALL_BUDGET,
@@ -388,7 +388,7 @@ async def recent_errors(
 
 
 # A voice client drops the text of an error result, and pydantic's text is no sentence to speak.
-class VoiceServer(MCPServer[AppState]):
+class VoiceServer(ListedServer):
     """MCPServer whose refused arguments are answered in words too."""
 
     async def call_tool(

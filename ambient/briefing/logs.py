@@ -98,6 +98,7 @@ def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud)
 
 def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.log_lines, inputs.logs_capped = report.total, report.capped
+    inputs.logs_unreadable = report.unreadable
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
     inputs.top_templates = [

@@ -76,6 +76,7 @@ class BriefingInputs(BaseModel):
     log_filter: str | None = Field(default=None, description="the CLS filter lines matched, not *")
     log_lines: int = 0
     logs_capped: bool = Field(default=False, description="only the newest log lines were read")
+    logs_unreadable: int = Field(default=0, description="the window's lines without a read time")
     errors: int = 0
     warnings: int = 0
     trend: str | None = None

@@ -244,6 +244,13 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             f"{_many(inputs.errors, 'error', 'errors')}, "
             f"{_many(inputs.warnings, 'warning', 'warnings')}"
         )
+        unread = inputs.logs_unreadable
+        if unread * 10 >= inputs.log_lines:  # a tenth or more: the counts miss part of the day
+            happened[-1] += (
+                f"，另有 {unread} 行无法读取（见数据源）"
+                if zh
+                else f", and {_many(unread, 'line', 'lines')} could not be read (see Sources)"
+            )
         if inputs.logs_capped:
             happened.append(_capped(inputs.log_lines)[0 if zh else 1].strip())
     if inputs.trend:

@@ -40,16 +40,25 @@ PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
 SEVERITIES = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
-LEVEL = re.compile(r"\b(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b")
-# Tried only when PLAIN does not match: nginx's error log, a Chinese date, syslog (no year).
+# The level first, or after the logger as Python's default format writes it ("- app.pay - ERROR -").
+LEVEL = re.compile(
+    r"(?:- (?P<logger>[\w.]+) - )?\b(?P<level>DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b"
+)
+# Tried only when PLAIN does not match: nginx's error log, a Chinese date, syslog (its year, if
+# written, after the day), Apache's error log ("[Sun Nov 22 10:00:00.123 2026] [core:error] ...").
 MONTHS = {
     name: n for n, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
 }
 OTHER = re.compile(
     r"^(?:(?P<y>\d{4})(?:/|年)(?P<m>\d{1,2})(?:/|月)(?P<d>\d{1,2})日?"
-    r"|(?P<mon>" + "|".join(MONTHS) + r") +(?P<day>\d{1,2}))"
-    r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(?P<rest>.*)$"
+    r"|(?P<apache>\[\w{3} )?(?P<mon>"
+    + "|".join(MONTHS)
+    + r") +(?P<day>\d{1,2})(?: (?P<sy>\d{4}))?)"
+    r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
+    r"(?(apache) (?P<ay>\d{4})\] \[(?:[\w-]*:)?(?P<level>\w+)\])\s*(?P<rest>.*)$"
 )
+# Ruby's Logger: "E, [2026-11-22T10:00:00.123456 #1] ERROR -- progname: message".
+RUBY = re.compile(r"^[A-Z], \[(?P<ts>[\dT:.-]+) #\d+\] +(?P<level>\w+) -- [^:]*: (?P<rest>.*)$")
 # klog (Kubernetes' components): level letter, month, day, time, thread, then "file:line] ...".
 KLOG = re.compile(
     r"^(?P<level>[IWEF])(?P<m>\d{2})(?P<d>\d{2}) (?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) +\d+ "
@@ -119,11 +128,17 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
         if match := OTHER.match(line):
             if match["mon"]:
                 month, day = MONTHS[match["mon"]], int(match["day"])
-                year = _year(month, day, today)
+                year = int(match["sy"] or match["ay"] or _year(month, day, today))
             else:
                 year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
             wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
-            return wall.replace(tzinfo=zone), {"message": match["rest"]}
+            leveled = {"level": match["level"]} if match["level"] else {}
+            return wall.replace(tzinfo=zone), {"message": match["rest"], **leveled}
+        if match := RUBY.match(line):
+            return parse_time(match["ts"], zone), {
+                "message": match["rest"],
+                "level": match["level"],
+            }
         if match := KLOG.match(line):
             month, day = int(match["m"]), int(match["d"])
             wall = datetime.fromisoformat(
@@ -183,11 +198,11 @@ def parse_line(
         written = _as_written(rest, when, source, zone, today)
         if written is not None:
             return written
-    level = LEVEL.match(rest)
-    if level:  # "ERROR something" -> level ERROR, message "something"
+    fields: dict[str, Any] = {}
+    if level := LEVEL.match(rest):  # "ERROR something" -> level ERROR, message "something"
         rest = rest[level.end() :].lstrip(" :-")
-    content = {"message": rest, **({"level": level[1]} if level else {})}
-    return _file_record(when, content, source)
+        fields = {k: v for k, v in level.groupdict().items() if v}
+    return _file_record(when, {**fields, "message": rest}, source)
 
 
 def _as_written(
@@ -311,15 +326,20 @@ class FileLogSource:
         files = self.files()
         today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
-            for record in self._file_records(path, today):
+            for record in self._file_records(path, today, start, end):
                 if start <= record.time < end:
                     yield record
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
 
-    def _file_records(self, path: Path, today: date) -> Iterator[LogRecord]:
-        """The file's records, an uncaught crash's among them at the time of the line before."""
+    def _file_records(
+        self, path: Path, today: date, start: datetime, end: datetime
+    ) -> Iterator[LogRecord]:
+        """The file's records, an uncaught crash's among them at the time of the line before;
+        its unreadable lines in [start, end) counted (placed as a crash is, at a file's top
+        by the first timed line, anywhere in a file with none)."""
         last: LogRecord | None = None  # the last timed record: a crash is placed at its time
+        top: list[str] = []  # unreadable lines before the first timed one
         # What the untimed lines now read belong to: "event" (the trace of the record above),
         # "dump" (a Go crash: all of them), "traceback" (an uncaught Python exception, whose
         # record waits in ``crash`` for the traceback's end: a chained one names the last),
@@ -330,6 +350,8 @@ class FileLogSource:
         for number, line in enumerate(whole_lines(self.lines(path)), 1):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
             if record is not None:
+                if last is None and start <= record.time < end:
+                    self._skip(top)
                 if crash is not None:
                     yield crash
                 last, block, crash = record, "event", None
@@ -365,11 +387,18 @@ class FileLogSource:
                 continue
             else:
                 block = None
-                self.skipped += 1
-                if len(self.skipped_examples) < 5:
-                    self.skipped_examples.append(where)
+                if last is None:
+                    top.append(where)
+                elif start <= last.time < end:
+                    self._skip([where])
         if crash is not None:
             yield crash
+        if last is None:
+            self._skip(top)
+
+    def _skip(self, unreadable: list[str]) -> None:
+        self.skipped += len(unreadable)
+        self.skipped_examples += unreadable[: max(0, 5 - len(self.skipped_examples))]
 
     def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
         term = "" if query.strip() in ("", "*") else query.strip().lower()

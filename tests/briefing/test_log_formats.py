@@ -14,8 +14,9 @@ from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
-from ambient.clients.logs import FileLogSource
+from ambient.clients.logs import FileLogSource, parse_line
 from ambient.clients.tencent.client import TencentCloud
+from ambient.domain.loglevels import level_and_message
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
@@ -306,12 +307,12 @@ async def test_a_new_log_source_is_not_compared_with_the_days_of_the_one_it_repl
 async def test_a_file_whose_every_line_is_unreadable_is_not_a_quiet_day(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
-    """A log in a format the reader does not know (Apache's error log) was briefed as "no
-    logs were recorded yesterday", as if the service had been silent."""
+    """A log in a format the reader does not know (log4j's DATE: day, month's name, year) was
+    briefed as "no logs were recorded yesterday", as if the service had been silent."""
     path = tmp_path / "error_log"
     path.write_text(
-        "[Sun Nov 22 10:00:00.123456 2026] [proxy:error] [pid 1234] AH00957: connect failed\n"
-        "[Sun Nov 22 10:00:05.123456 2026] [proxy:error] [pid 1234] AH00957: connect failed\n",
+        "22 Nov 2026 10:00:00,123 ERROR [main] c.a.Pay - connect failed\n"
+        "22 Nov 2026 10:00:05,123 ERROR [main] c.a.Pay - connect failed\n",
         encoding="utf-8",
     )
     prepared, report = await prepare(settings, db, path)
@@ -470,3 +471,87 @@ async def test_syslog_lines_with_a_priority_are_read_and_leveled_by_it(
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 5 lines read")
     assert "日志 5 行，错误 3，警告 1" in report
+
+
+def test_syslog_with_a_year_apache_error_and_ruby_logger_lines_are_read_with_their_level() -> None:
+    """All three were unreadable: syslog with the year after the day (rsyslog's and some
+    appliances' template), Apache's error log, Ruby's Logger."""
+    zone = ZoneInfo("Asia/Shanghai")
+    lines = [
+        "Nov 22 2026 10:00:00 web1 pay[12]: ERROR payment refused",
+        "[Sun Nov 22 10:00:01.123456 2026] [proxy:error] [pid 1] AH00957: connect failed",
+        "[Sun Nov 22 10:00:02 2026] [warn] [client 10.0.0.7] File does not exist",
+        "E, [2026-11-22T10:00:03.123456 #1] ERROR -- : card declined",
+        "W, [2026-11-22T10:00:04.000001 #77]  WARN -- pay: slow card",
+    ]
+    records = [parse_line(line, "app.log:1", zone, DAY) for line in lines]
+    assert [r and r.time for r in records] == [
+        datetime(2026, 11, 22, 10, 0, 0, tzinfo=zone),
+        datetime(2026, 11, 22, 10, 0, 1, 123456, tzinfo=zone),
+        datetime(2026, 11, 22, 10, 0, 2, tzinfo=zone),
+        datetime(2026, 11, 22, 10, 0, 3, 123456, tzinfo=zone),
+        datetime(2026, 11, 22, 10, 0, 4, 1, tzinfo=zone),
+    ]
+    assert [level_and_message(r.content) for r in records if r] == [
+        ("ERROR", "web1 pay[12]: ERROR payment refused"),
+        ("ERROR", "[pid 1] AH00957: connect failed"),
+        ("WARNING", "[client 10.0.0.7] File does not exist"),
+        ("ERROR", "card declined"),
+        ("WARNING", "slow card"),
+    ]
+
+
+def test_pythons_default_logging_format_leaves_the_level_and_logger_out_of_the_message() -> None:
+    """`%(asctime)s - %(name)s - %(levelname)s - %(message)s` kept "- app.pay - ERROR -" in
+    the message: in the error's template and the spoken top error."""
+    line = "2026-11-22 10:00:00,123 - app.pay - ERROR - payment refused"
+    record = parse_line(line, "app.log:1", UTC, DAY)
+    assert record is not None
+    assert level_and_message(record.content) == ("ERROR", "payment refused")
+    assert record.content["logger"] == "app.pay"
+
+
+def test_only_the_unreadable_lines_of_the_window_are_counted(tmp_path: Path) -> None:
+    """Every unreadable line of every file was counted, a week-old rotated file's too: an
+    untimed line is placed by the timed line before it (the first one after, at a file's top;
+    one of a file with no timed line at all is counted wherever the window is)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text(
+        "garbage at the top\n"
+        "2026-11-22 10:00:00 ERROR payment refused\n"
+        "garbage in the day\n"
+        "2026-11-23 00:00:01 INFO today\n"
+        "garbage of today\n",
+        encoding="utf-8",
+    )
+    (logs / "app.log.1").write_text(
+        "garbage before last week\n2026-11-15 10:00:00 INFO last week\ngarbage of last week\n",
+        encoding="utf-8",
+    )
+    (logs / "app.log.2").write_text("no time at all\n", encoding="utf-8")
+    source = FileLogSource(logs)
+    start, end = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    assert [r.content["message"] for r in source.records(start, end)] == ["payment refused"]
+    assert (source.skipped, source.skipped_examples) == (
+        3,
+        ["app.log:1", "app.log:3", "app.log.2:1"],
+    )
+
+
+async def test_a_day_whose_lines_are_half_unreadable_says_so_in_the_written_briefing(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Only the sources note said "2 unreadable": the briefing read as if every line counted."""
+    path = tmp_path / "app.log"
+    path.write_text(
+        "2026-11-22 10:00:00 ERROR payment refused\n"
+        "22 Nov 2026 10:00:01,000 ERROR payment refused\n"
+        "2026-11-22 10:00:02 INFO paid\n"
+        "22 Nov 2026 10:00:03,000 ERROR payment refused\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read, 2 unreadable")
+    assert "日志 2 行，错误 1，警告 0，另有 2 行无法读取（见数据源）" in report
+    assert "无法读取" not in prepared.spoken_text

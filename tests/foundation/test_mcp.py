@@ -157,8 +157,32 @@ async def test_mcp_over_http_needs_a_user_token(
             voice = await http.post("/mcp/voice", json=listing, headers=wrong.request.headers)
             assert (voice.status_code, voice.json()["error"]) == (401, "invalid_token")
             assert voice.json()["error_description"] == INVALID_TOKEN
+            # So does the header a client reads first (RFC 6750 §3): it said "Authentication
+            # required" for a wrong token too.
+            for refusal, said in ((anonymous, MISSING_TOKEN), (wrong, INVALID_TOKEN)):
+                assert f'error_description="{said}"' in refusal.headers["www-authenticate"]
             routes = await http.get("/users/me", headers={"Authorization": "Bearer amb_nope"})
             assert routes.json()["detail"] == INVALID_TOKEN
+            # A page on IPv6's loopback (whose Host [::1]:* is allowed) was refused its Origin.
+            started = await http.post(
+                "/mcp",
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-06-18",
+                        "capabilities": {},
+                        "clientInfo": {"name": "page", "version": "1"},
+                    },
+                },
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json, text/event-stream",
+                    "Origin": "http://[::1]:8000",
+                },
+            )
+            assert started.status_code == 200, started.text
 
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx2.AsyncClient(headers=headers, trust_env=False, timeout=30) as http2:

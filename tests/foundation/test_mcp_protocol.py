@@ -14,6 +14,7 @@ from ambient.storage.migrate import upgrade_async
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
+from mcp_server.voice import build_voice_server
 from tests.foundation.test_mcp import state
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, serve
@@ -38,6 +39,26 @@ async def test_a_tools_list_cursor_the_server_never_gave_is_refused_as_invalid_p
     assert refused.value.code == INVALID_PARAMS
     assert refused.value.error.message == (
         "Unknown cursor 'eyJwYWdlIjogMn0=': tools/list answers in one page, call it without one."
+    )
+
+
+async def test_the_voice_server_lists_its_tools_by_the_same_rules_as_the_main_one(
+    state: AppState,
+) -> None:
+    """/mcp/voice answered a cursor it never gave with the whole list, and sent the voice model
+    every turn the per-field titles /mcp leaves out."""
+    server = build_voice_server(state.settings, holder=StateHolder(state))
+    async with Client(server) as client:
+        listed = await client.list_tools(cursor="")
+        assert listed.next_cursor is None and {"greet", "recent_errors"} <= {
+            tool.name for tool in listed.tools
+        }
+        assert "title" not in repr([tool.input_schema for tool in listed.tools])
+        with pytest.raises(MCPError) as refused:
+            await client.list_tools(cursor="abc", cache_mode="bypass")
+    assert refused.value.code == INVALID_PARAMS
+    assert refused.value.error.message == (
+        "Unknown cursor 'abc': tools/list answers in one page, call it without one."
     )
 
 
