@@ -94,9 +94,12 @@ def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
         value = float(value)
     if isinstance(value, int | float):
         seconds = value  # epoch s, or ms, µs, ns: each past 1e11 s (the year 5138) is smaller
-        while seconds > 1e11:
-            seconds /= 1000
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            for _ in range(3):  # no more: infinity (JSON's 1e400, Infinity; 310 digits) stays
+                seconds = seconds / 1000 if seconds > 1e11 else seconds
+            return datetime.fromtimestamp(seconds, UTC)
+        except OverflowError:  # infinity, an int past a float, a time past the year 9999
+            raise ValueError("an epoch out of the years 1 to 9999 is not a time") from None
     text = SPACED_ZONE.sub(lambda m: "Z" if m[0].strip() else "", str(value).replace(",", "."))
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
@@ -108,7 +111,7 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
         if name in data:
             try:
                 return parse_time(data[name], zone)
-            except (TypeError, ValueError, OverflowError):
+            except (TypeError, ValueError):
                 return None
     return None
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
@@ -555,3 +556,22 @@ async def test_a_day_whose_lines_are_half_unreadable_says_so_in_the_written_brie
     assert log_note(prepared).endswith(": 2 lines read, 2 unreadable")
     assert "日志 2 行，错误 1，警告 0，另有 2 行无法读取（见数据源）" in report
     assert "无法读取" not in prepared.spoken_text
+
+
+@pytest.mark.timeout(60, method="signal")  # the regression hung: it fails here instead
+def test_an_epoch_too_large_for_any_time_is_an_unreadable_line_not_a_hang(tmp_path: Path) -> None:
+    """JSON reads 1e400 and Infinity as infinity, and a string of 310 digits or more is too as a
+    float: the epoch was divided by 1000 until it was seconds, which never ended, and the
+    briefing's worker thread spun forever (no briefing, a core taken)."""
+    path = tmp_path / "app.log"
+    far = '{{"time": {}, "level": "error", "message": "far"}}\n'
+    path.write_text(
+        "".join(far.format(t) for t in ("1e400", "Infinity", "-Infinity", '"' + "9" * 400 + '"'))
+        + far.format("1" + "0" * 400)
+        + '{"time": "2026-11-22T02:00:00Z", "level": "error", "message": "payment refused"}\n',
+        encoding="utf-8",
+    )
+    source = FileLogSource(path)
+    day = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    assert [r.content["message"] for r in source.records(*day)] == ["payment refused"]
+    assert source.skipped == 5

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ambient.briefing.logreport import LogReport
@@ -294,3 +295,22 @@ def test_syslog_lines_with_a_priority_are_timed_and_leveled_by_it(tmp_path: Path
     )
     report = LogReport.model_validate_json(out)
     assert (report.total, report.by_level) == (2, {"ERROR": 1, "WARNING": 1})
+
+
+@pytest.mark.timeout(60, method="signal")  # the regression hung: it fails here instead
+def test_an_epoch_too_large_for_any_time_is_refused_or_untimed_not_a_hang(tmp_path: Path) -> None:
+    """`--since` of 400 digits, or a line's JSON epoch of 1e400, is infinity as a float: it was
+    divided by 1000 until it was seconds, which never ended."""
+    path = tmp_path / "app.log"
+    path.write_text(
+        '{"time": 1e400, "level": "error", "message": "far"}\n'
+        '{"time": "2026-11-21T01:00:00Z", "level": "error", "message": "near"}\n',
+        encoding="utf-8",
+    )
+    refused = CliRunner().invoke(app, ["logs", "templates", str(path), "--since", "9" * 400])
+    assert refused.exit_code == 2 and "is not an ISO time" in refused.output
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert sorted((t.level, t.template, t.count) for t in report.templates) == [
+        ("ERROR", "far", 1),
+        ("ERROR", "near", 1),
+    ]

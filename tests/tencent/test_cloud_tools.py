@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from mcp import Client
 
@@ -125,6 +126,18 @@ async def test_read_tools_answer_from_the_cloud_and_files(
     ] == 1
     assert failed and "inside AMBIENT_LOG_DIR" in escape
     assert failed_time and "not an ISO time" in bad_time
+
+
+@pytest.mark.timeout(60, method="signal")  # the regression hung: it fails here instead
+async def test_an_epoch_too_large_for_any_time_is_refused_as_not_a_time(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """400 digits are an epoch to search_logs and infinity as a float: it was divided by 1000
+    until it was seconds, which never ended, on the event loop (the whole API froze)."""
+    _, state = cloud_state
+    async with client(state, "viewer") as c:
+        failed, said = await call(c, "search_logs", topic_id="file:app.log", start="9" * 400)
+    assert failed and "not an ISO time" in said
 
 
 async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
