@@ -162,14 +162,15 @@ def _year(month: int, day: int, today: date) -> int:
 
 
 def parse_line(
-    line: str, source: str, zone: tzinfo = UTC, today: date | None = None
+    line: str, source: str, zone: tzinfo = UTC, today: date | None = None, *, inner: bool = False
 ) -> LogRecord | None:
-    """One log line as a record, or None if it has no readable time."""
+    """One log line as a record, or None if it has no readable time; ``inner``: the line a
+    priority, CRI prefix or Docker wrapper carried, not unwrapped again (``<1>`` 2000 times)."""
     line = line.strip()
     if not line:
         return None
-    if priority := PRIORITY.match(line):
-        record = parse_line(line[priority.end() :], source, zone, today)
+    if not inner and (priority := PRIORITY.match(line)):
+        record = parse_line(line[priority.end() :], source, zone, today, inner=True)
         content = record.content if record is not None else None
         if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
             content["level"] = SEVERITIES[int(priority[1]) % 8]
@@ -177,12 +178,12 @@ def parse_line(
     if line.startswith("{"):
         try:
             data = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # nested past Python's limit: a few KB do it
             return None
         when = json_time(data, zone)
         if when is None:
             return None
-        if isinstance(data.get("log"), str) and "stream" in data:  # Docker's json-file
+        if not inner and isinstance(data.get("log"), str) and "stream" in data:  # Docker's
             written = _as_written(data["log"].strip(), when, source, zone, today)
             if written is not None:
                 return written
@@ -196,7 +197,7 @@ def parse_line(
     except ValueError:
         return None
     rest = match["rest"]
-    if tag := CRI_TAG.match(rest):
+    if not inner and (tag := CRI_TAG.match(rest)):
         rest = rest[tag.end() :]
         written = _as_written(rest, when, source, zone, today)
         if written is not None:
@@ -213,11 +214,11 @@ def _as_written(
 ) -> LogRecord | None:
     """A container's line as it wrote it (JSON, or a text line with its own time), at its
     runtime's time ``when``; None for a plain message."""
-    inner = parse_line(text, source, zone, today)
-    if inner is not None:
-        return inner.model_copy(update={"time": when})
+    record = parse_line(text, source, zone, today, inner=True)
+    if record is not None:
+        return record.model_copy(update={"time": when})
     if text.startswith("{"):
-        with suppress(ValueError):  # a JSON line without a time field
+        with suppress(ValueError, RecursionError):  # a JSON line without a time field
             return _file_record(when, json.loads(text), source)
     return None
 

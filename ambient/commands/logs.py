@@ -42,26 +42,30 @@ app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = Console(stderr=True)
 
 
-def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None:
-    """(time or None, level, message) of one line in the file source's formats; None if blank."""
+def read_line(
+    line: str, today: date, *, inner: bool = False
+) -> tuple[datetime | None, str, str] | None:
+    """(time or None, level, message) of one line in the file source's formats; None if blank
+    (``inner``: a wrapped line, not unwrapped again, as in ``parse_line``)."""
     # Read without building a record per line; a line of no known format is a message.
     text = line.strip()
     if not text:
         return None
-    if priority := PRIORITY.match(text):  # a syslog receiver's line: its severity, unless written
-        inner = read_line(text[priority.end() :], today)
-        if inner is not None and inner[1] == "UNKNOWN":
-            return inner[0], SEVERITIES[int(priority[1]) % 8], inner[2]
-        return inner
+    if not inner and (priority := PRIORITY.match(text)):  # syslog's: its severity, unless written
+        read = read_line(text[priority.end() :], today, inner=True)
+        if read is not None and read[1] == "UNKNOWN":
+            return read[0], SEVERITIES[int(priority[1]) % 8], read[2]
+        return read
     if text[0] == "{":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # nested past Python's limit: a few KB do it
             data = None
         if isinstance(data, dict):
-            log = data.get("log")  # Docker's json-file: the line as the container wrote it
-            inner = read_line(log, today) if isinstance(log, str) and "stream" in data else None
-            return json_time(data), *(inner[1:] if inner else level_and_message(data))
+            # Docker's json-file: the line as the container wrote it
+            log = data.get("log") if "stream" in data and not inner else None
+            read = read_line(log, today, inner=True) if isinstance(log, str) else None
+            return json_time(data), *(read[1:] if read else level_and_message(data))
     match = PLAIN.match(text)
     if match is not None:
         try:
@@ -70,9 +74,9 @@ def read_line(line: str, today: date) -> tuple[datetime | None, str, str] | None
             pass
         else:
             rest = match["rest"]
-            tag = CRI_TAG.match(rest)  # a container's line: the runtime's time, the line as written
-            inner = read_line(rest[tag.end() :], today) if tag else None
-            return when, *(inner[1:] if inner else level_and_message(rest))
+            tag = None if inner else CRI_TAG.match(rest)  # a container's: the line as written
+            read = read_line(rest[tag.end() :], today, inner=True) if tag else None
+            return when, *(read[1:] if read else level_and_message(rest))
     elif found := text_line(text, UTC, today):
         return found[0], *level_and_message(found[1])
     return None, *level_and_message(text)

@@ -64,7 +64,7 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
         message = found if isinstance(found, str) else str(found)
         if raw_level is None and message.startswith("{"):  # a JSON line carried whole
-            with suppress(ValueError):  # (CLS's full-text __CONTENT__): its own fields
+            with suppress(ValueError, RecursionError):  # (CLS's __CONTENT__): its fields
                 inner = json.loads(message)
                 if isinstance(inner, dict):
                     return level_and_message(inner)

@@ -575,3 +575,30 @@ def test_an_epoch_too_large_for_any_time_is_an_unreadable_line_not_a_hang(tmp_pa
     day = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
     assert [r.content["message"] for r in source.records(*day)] == ["payment refused"]
     assert source.skipped == 5
+
+
+def deeply_nested_lines() -> str:
+    """Lines that went past Python's recursion limit: JSON 5000 deep behind a time, a CRI
+    prefix or as the line itself; a priority and a CRI prefix repeated 2000 times."""
+    deep = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+    return (
+        f"2026-11-22 10:00:00 {deep}\n"
+        + "<11>" * 2000 + "2026-11-22T10:00:01+08:00 web-1 pay 12 - - refused\n"
+        + "2026-11-22T02:00:02Z stdout F " * 2000 + "payment refused\n"
+        + '{"time": "2026-11-22T02:00:03Z", "a": ' + "[" * 5000 + "]" * 5000 + "}\n"
+        + f"2026-11-22T02:00:04Z stderr F {deep}\n"
+        + "2026-11-22 10:00:05 ERROR payment refused\n"
+    )  # fmt: skip
+
+
+async def test_json_nested_past_the_recursion_limit_and_repeated_wrappers_are_lines_not_a_crash(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A line like these ended the briefing's preparation with RecursionError at every retry
+    (no briefing that day). Now deep JSON is a message or an unreadable line, and a priority,
+    CRI prefix or Docker wrapper is unwrapped once."""
+    path = tmp_path / "app.log"
+    path.write_text(deeply_nested_lines(), encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 4 lines read, 2 unreadable")
+    assert "日志 4 行，错误 1" in report

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ambient.briefing.logreport import LogReport
 from ambient.cli import app
 from bench.loggen import file_lines, generate
+from tests.briefing.test_log_formats import deeply_nested_lines
 
 MIXED = """\
 {"time": "2026-11-21T01:00:00Z", "level": "ERROR", "message": "disk full on /data/a/b"}
@@ -314,3 +315,13 @@ def test_an_epoch_too_large_for_any_time_is_refused_or_untimed_not_a_hang(tmp_pa
         ("ERROR", "far", 1),
         ("ERROR", "near", 1),
     ]
+
+
+def test_json_nested_past_the_recursion_limit_and_repeated_wrappers_are_read(
+    tmp_path: Path,
+) -> None:
+    """Such a line ended the command with RecursionError; now each is a line of the report."""
+    path = tmp_path / "app.log"
+    path.write_text(deeply_nested_lines(), encoding="utf-8")
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert report.total == 6 and report.by_level == {"ERROR": 2, "UNKNOWN": 4}  # <11>: err
