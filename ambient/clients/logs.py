@@ -32,7 +32,7 @@ SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
 # A container's line as the kubelet keeps it (CRI): the runtime's time, the stream, a tag (P: a
 # part of a long line, F: its last part or a whole line), then the line as the container wrote it.
 CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
-CRI_PART = re.compile(r"\d{4}-\d{2}-\d{2}T\S+ (?:stdout|stderr) P (.*)", re.DOTALL)
+CRI_LINE = re.compile(r"(\d{4}-\d{2}-\d{2}T\S+ (stdout|stderr) )([PF]) (.*)", re.DOTALL)
 MAX_LINE = MAX_JOINED = 1 << 20  # bytes of one line, characters of a line joined from parts
 # A syslog receiver's line starts with the priority (RFC 5424 adds version 1): its severity
 # (the priority mod 8) is the level of a line that writes none.
@@ -226,14 +226,15 @@ def _as_written(
 def whole_lines(lines: Iterable[str]) -> Iterator[str]:
     """A long line a container runtime wrote in parts (tag P, then F) as one line; the parts
     before the last as empty lines, so the lines after keep their numbers."""
-    parts = ""
+    parts: dict[str, str] = {}  # per stream: stderr's lines come between stdout's parts
     for line in lines:
-        if part := CRI_PART.match(line):
-            parts = (parts + part[1].rstrip("\r\n"))[:MAX_JOINED]
+        if (cri := CRI_LINE.match(line)) is None:
+            yield line
+        elif cri[3] == "P":
+            parts[cri[2]] = (parts.get(cri[2], "") + cri[4].rstrip("\r\n"))[:MAX_JOINED]
             yield ""
         else:
-            yield line.replace(" F ", f" F {parts}", 1) if parts else line
-            parts = ""
+            yield f"{cri[1]}F {parts.pop(cri[2], '')}{cri[4]}"
 
 
 def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:

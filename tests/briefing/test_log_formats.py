@@ -602,3 +602,23 @@ async def test_json_nested_past_the_recursion_limit_and_repeated_wrappers_are_li
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 4 lines read, 2 unreadable")
     assert "日志 4 行，错误 1" in report
+
+
+def test_a_long_lines_parts_are_joined_within_their_stream(tmp_path: Path) -> None:
+    """The kubelet keeps a container's stdout and stderr in one file: a stderr line between
+    the parts of a long stdout line had the parts glued to its front, so the error was read
+    as the stdout line's end (level INFO, message lost)."""
+    path = tmp_path / "0.log"
+    path.write_text(
+        '2026-11-22T02:00:00.1Z stdout P {"level":"info","msg":"order ' + "x" * 40 + "\n"
+        '2026-11-22T02:00:00.2Z stderr F {"level":"error","msg":"payment refused"}\n'
+        '2026-11-22T02:00:00.3Z stdout F  accepted"}\n',
+        encoding="utf-8",
+    )
+    source = FileLogSource(path)
+    day = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    assert [(r.source, r.content) for r in source.records(*day)] == [
+        ("0.log:2", {"level": "error", "msg": "payment refused"}),
+        ("0.log:3", {"level": "info", "msg": "order " + "x" * 40 + " accepted"}),
+    ]
+    assert source.skipped == 0
