@@ -168,10 +168,14 @@ def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
     try:
         return jsonrpc_message_adapter.validate_python(message)
     except ValidationError as exc:
-        # The reason of the member the message means to be (a request has a method and an id),
-        # under its field's name; params that are no object are invalid params, not a request.
-        meant = ("JSONRPCRequest" if "id" in message else "JSONRPCNotification", "params")
-        errors = [e for e in exc.errors() if "method" not in message or e["loc"][:1] == meant[:1]]
+        # The reason of the member the message means to be (a request has a method and an id, a
+        # response a result, an error its error), under its field's name; params that are no
+        # object are invalid params, not a request.
+        member = "JSONRPCRequest" if "id" in message else "JSONRPCNotification"
+        if "method" not in message and ("result" in message or "error" in message):
+            member = "JSONRPCError" if "error" in message else "JSONRPCResponse"
+        meant = (member, "params")
+        errors = [e for e in exc.errors() if e["loc"][:1] == meant[:1]]
         first = (errors or exc.errors())[0]
         where = ".".join(str(part) for part in first["loc"][1:])
         if tuple(first["loc"]) == meant:

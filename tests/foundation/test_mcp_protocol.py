@@ -75,7 +75,8 @@ INITIALIZE = {
 
 
 # Each with a word its refusal says, the id it is answered under (null when unreadable) and
-# its code: an id no request may have, a batch, a missing "jsonrpc", params that are a list.
+# its code: an id no request may have, a batch, a missing "jsonrpc", params that are a list,
+# a response whose result is no object, an error whose code is no integer.
 MALFORMED: list[tuple[Any, str, int | None, int]] = [
     ({"jsonrpc": "2.0", "id": None, "method": "tools/list"}, "id", None, -32600),
     ({"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}, "id", None, -32600),
@@ -84,6 +85,9 @@ MALFORMED: list[tuple[Any, str, int | None, int]] = [
     ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}], "one JSON-RPC object", None, -32600),
     ({"id": 7, "method": "ping"}, "jsonrpc", 7, -32600),
     ({"jsonrpc": "2.0", "id": 8, "method": "ping", "params": [1]}, "params", 8, -32602),
+    # A response or an error is refused for what its result or error lacks, not its method.
+    ({"jsonrpc": "2.0", "id": 9, "result": 5}, "result: Input should be", 9, -32600),
+    ({"jsonrpc": "2.0", "id": 10, "error": {"code": "x"}}, "error.code: Input", 10, -32600),
     # Nested past Python's recursion limit: still the SDK's parse error, not a 500.
     ("[" * 5000 + "]" * 5000, "Parse error", None, -32700),
 ]
