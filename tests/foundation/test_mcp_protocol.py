@@ -126,3 +126,28 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
         ping = {"jsonrpc": "2.0", "id": "p-1", "method": "ping"}
         answered = await http.post("/mcp/voice", json=ping, headers=headers)
         assert answered.json() == {"jsonrpc": "2.0", "id": "p-1", "result": {}}
+
+
+async def test_a_malformed_message_from_an_unknown_caller_is_refused_unauthenticated(
+    settings: Settings,
+) -> None:
+    """The malformed-message check ran before the SDK's token check: a caller without a token,
+    or with a wrong one, got 400 and -32600 instead of 401 (and every unauthenticated body was
+    parsed). Now the token is checked first: 401, the body unread."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+    ):
+        headers = {
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        }
+        answers = [
+            await http.post(path, json=body, headers=headers | token)
+            for path in ("/mcp", "/mcp/voice")
+            for token in ({}, {"Authorization": "Bearer not-a-token"})
+            for body, *_ in MALFORMED[:2]
+        ]
+    assert [a.status_code for a in answers] == [401] * 8
+    assert all(a.json()["error"] == "invalid_token" for a in answers)
