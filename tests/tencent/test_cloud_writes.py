@@ -170,6 +170,26 @@ async def test_cw03_permission_is_read_from_the_database_and_refusals_are_audite
     assert sorted(refusals) == [("guest", "dry_run"), ("viewer", "execute")]
 
 
+async def test_a_caller_who_may_not_create_is_refused_before_the_input_is_judged(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A node pool's desired outside [minimum, maximum] or a scheduled SQL onto its own
+    topic, sent by a guest: told what was wrong with the input, audited as failed/invalid."""
+    api, state = cloud
+    async with client(state, "guest") as c:
+        pool = await call(c, "create_node_pool", pool={**POOL, "desired": 9})
+        task = await call(c, "create_scheduled_sql", task={**SQL, "target_topic_id": "topic-app"})
+    for refused, message in (pool, task):
+        assert refused and "rollback_permission 'none'" in message, message
+    assert api.calls == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    assert sorted((r.action, r.detail["outcome"]) for r in rows if "outcome" in r.detail) == [
+        ("cloud.create_node_pool", "refused"),
+        ("cloud.create_scheduled_sql", "refused"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("code", "says"),
     [

@@ -670,6 +670,23 @@ async def test_ck11_a_scale_to_no_replicas_is_refused_and_audited(
     assert kube.writes() == []
 
 
+async def test_ck11_a_scale_to_no_replicas_by_a_viewer_is_refused_not_judged(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A viewer executing a scale to 0 heard "replicas: must be at least 1", audited as
+    failed/invalid, instead of that they may not execute it."""
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        with pytest.raises(CloudOpsRefusedError, match="'dry_run'"):
+            await ops.scale_workload("viewer", spec, 0, "execute")
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    [row] = [r for r in rows if r.action == "cloud.scale_workload"]
+    assert (row.detail["outcome"], row.detail["replicas"]) == ("refused", 0), row.detail
+    assert kube.calls == []
+
+
 async def test_ck11_one_key_given_to_two_counts_scales_to_each(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
