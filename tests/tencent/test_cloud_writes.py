@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest_asyncio
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
+from ambient.cloud.node_pools import NodePoolSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
@@ -415,6 +417,33 @@ async def test_cw10_the_stand_in_refuses_a_request_without_a_required_parameter_
     assert missing_nested.value.code == "MissingParameter"
     assert "`AlarmTargets.1.EndTimeOffset`" in missing_nested.value.message
     assert api.topics[-1]["TopicName"] == "stats" and api.cls_alarms == []
+
+
+async def test_the_stand_in_refuses_a_scaling_group_without_its_sizes_as_tke_does(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A scaling group without MinSize or MaxSize raised KeyError in the stand-in (an answer no
+    real TKE gives) before its documented refusal; DesiredCapacity is optional."""
+    api, state = cloud
+    params = NodePoolSpec.model_validate(POOL).request().params
+    scaling = json.loads(params["AutoScalingGroupPara"])
+    codes = []
+    for missing in ("MinSize", "MaxSize"):
+        without = {k: v for k, v in scaling.items() if k != missing}
+        with pytest.raises(TencentRequestError) as refused:
+            await state.tencent.call(
+                "tke",
+                "CreateClusterNodePool",
+                {**params, "AutoScalingGroupPara": json.dumps(without)},
+            )
+        codes.append(refused.value.code)
+    assert codes == ["InvalidParameter.AsCommonError"] * 2
+    assert api.node_pools["cls-abcd1234"] == []
+    no_desired = {k: v for k, v in scaling.items() if k != "DesiredCapacity"}
+    await state.tencent.call(
+        "tke", "CreateClusterNodePool", {**params, "AutoScalingGroupPara": json.dumps(no_desired)}
+    )
+    assert len(api.node_pools["cls-abcd1234"]) == 1
 
 
 async def test_the_stand_in_honours_filters_and_refuses_what_the_api_reference_refuses(
