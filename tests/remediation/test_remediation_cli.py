@@ -88,15 +88,13 @@ async def test_show_prints_an_outcome_with_brackets_as_written(
         service = RemediationService(dev_env.client, settings, deps.db)
         started = await service.start(user, alert(url, workload=user, settle_seconds=0))
         rid = started.remediation_id
-        for _ in range(200):
-            if (await service.get(user, rid)).state == "waiting_approval":
-                break
-            await asyncio.sleep(0.05)
+        await waiting(service, user, rid)
         await service.abort(user, rid, reason)
-        for _ in range(200):
-            if (await service.get(user, rid)).state == "aborted":
-                break
-            await asyncio.sleep(0.05)
+
+        async def aborted() -> bool:
+            return (await service.get(user, rid)).state == "aborted"
+
+        await eventually(aborted, f"{rid} is aborted")
         env = {
             "AMBIENT_DATA_DIR": str(settings.data_dir),
             "AMBIENT_USER": user,
