@@ -60,9 +60,12 @@ class CloudCreates(CloudGuard):
         find: Finder,
         what: str,
     ) -> WriteResult:
-        """One resource: the permission, then the create (or the one found by name)."""
+        """One resource: the permission, then the create (or the one found by name). Building
+        ``request`` checks the input, after the permission: who may not act hears that."""
         await self.authorize(actor, operation, subject, mode)
-        step = await self._create(actor, operation, subject, mode, request(), find)
+        async with self.failures_audited(actor, operation, subject, {"mode": mode}):
+            built = request()
+        step = await self._create(actor, operation, subject, mode, built, find)
         return self._result(operation, mode, [step], what)
 
     async def _create(

@@ -297,19 +297,21 @@ class ClsWrites(CloudCreates):
     async def create_scheduled_sql(
         self, actor: str, spec: ScheduledSqlSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        subject = f"cls:scheduled_sql:{spec.name}"
-        async with self.failures_audited(actor, "create_scheduled_sql", subject, {"mode": mode}):
-            if spec.source_topic_id == spec.target_topic_id:
-                raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
         start = as_utc(spec.start or datetime.now(UTC))
         # Whole minutes: a retry a few seconds later builds the same request (same key).
         start_ms = int(start.replace(second=0, microsecond=0).timestamp()) * 1000
+
+        def request() -> CloudRequest:
+            if spec.source_topic_id == spec.target_topic_id:
+                raise CloudOpsInputError("target_topic_id", "must differ from source_topic_id")
+            return spec.request(start_ms, self.tencent.region)
+
         return await self._create_one(
             actor,
             "create_scheduled_sql",
-            subject,
+            f"cls:scheduled_sql:{spec.name}",
             mode,
-            lambda: spec.request(start_ms, self.tencent.region),
+            request,
             lambda: writes.find_scheduled_sql(
                 self.tencent,
                 spec.name,

@@ -171,19 +171,20 @@ class NodePoolWrites(CloudCreates):
     async def create_node_pool(
         self, actor: str, spec: NodePoolSpec, mode: Mode = "dry_run"
     ) -> WriteResult:
-        subject = f"tke:{spec.cluster_id}/nodepool:{spec.name}"
-        async with self.failures_audited(actor, "create_node_pool", subject, {"mode": mode}):
+        def request() -> CloudRequest:
             if not spec.minimum <= spec.desired <= spec.maximum:
                 raise CloudOpsInputError(
                     "desired",
                     f"must be within [minimum, maximum] = [{spec.minimum}, {spec.maximum}]",
                 )
+            return spec.request()
+
         return await self._create_one(
             actor,
             "create_node_pool",
-            subject,
+            f"tke:{spec.cluster_id}/nodepool:{spec.name}",
             mode,
-            spec.request,
+            request,
             lambda: writes.find_node_pool(
                 self.tencent, spec.cluster_id, spec.name, region=spec.region
             ),

@@ -165,15 +165,18 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         mode: Mode,
         rung: Rung,
         derive: Callable[[Obj | None], tuple[str, dict[str, Any]]],
+        check: Callable[[], None] = lambda: None,
         **fields: Any,
     ) -> WorkloadResult:
         """The step; ``derive`` gives the derived key and more of the step's fields from the
-        Deployment as it is now (read only when no key was given)."""
+        Deployment as it is now (read only when no key was given). ``check`` refuses bad
+        input, after the permission: who may not act hears that, not what is wrong with it."""
         target = WorkloadRef.model_validate(spec, from_attributes=True)
         subject = f"kube:{target}"
         await self.service.authorize(actor, operation, subject, mode, **fields)
         detail: dict[str, Any] = {"mode": mode, **fields}
         async with self.service.audited(actor, operation, subject, detail):
+            check()
             client = await self._client(spec.cluster_id, spec.region)
             try:
                 deployment = None
@@ -211,13 +214,10 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
     async def scale_workload(
         self, actor: str, spec: WorkloadSpec, replicas: int, mode: Mode = "dry_run"
     ) -> WorkloadResult:
-        if replicas < 1:
-            target = WorkloadRef.model_validate(spec, from_attributes=True)
-            detail = {"mode": mode, "replicas": replicas}
-            async with self.service.failures_audited(
-                actor, "scale_workload", f"kube:{target}", detail
-            ):
+        def check() -> None:
+            if replicas < 1:
                 raise CloudOpsInputError("replicas", "must be at least 1")
+
         asked = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
 
         def derive(deployment: Obj | None) -> tuple[str, dict[str, Any]]:
@@ -228,7 +228,7 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
             return _hashed(f"{asked}\n{version}"), {}
 
         return await self._step(
-            actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derive, replicas=replicas
+            actor, "scale_workload", spec, mode, Rung.SCALE_OUT, derive, check, replicas=replicas
         )
 
     async def restart_workload(

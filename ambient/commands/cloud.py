@@ -190,6 +190,9 @@ def alarms(
 
 Execute = Annotated[bool, typer.Option("--execute", help="make the change (default: preview)")]
 Cluster = Annotated[str, typer.Option("--cluster", help="TKE cluster id or kubeconfig context")]
+IdempotencyKey = Annotated[
+    str | None, typer.Option(help="a new key makes the change again; the same key finds it made")
+]
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -229,6 +232,19 @@ def _mode(execute: bool) -> Mode:
 def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
     result = run_service(lambda s: s, lambda s: work(s.cloud_ops, s.settings), CloudOpsError)
     print_json(console, result)
+
+
+def _workload(
+    cluster: str, namespace: str, name: str, region: str | None, key: str | None
+) -> WorkloadSpec:
+    return parsed(
+        WorkloadSpec,
+        cluster_id=cluster,
+        namespace=namespace,
+        name=name,
+        region=region,
+        idempotency_key=key,
+    )
 
 
 def _run_on_cluster(work: Callable[[WorkloadOps], Coroutine[Any, Any, BaseModel]]) -> None:
@@ -343,9 +359,10 @@ def scale(
     user: User,
     execute: Execute = False,
     region: Region = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> None:
     """Scale a Deployment to REPLICAS (preview unless --execute)."""
-    spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name, region=region)
+    spec = _workload(cluster, namespace, name, region, idempotency_key)
     _run_on_cluster(lambda ops: ops.scale_workload(user, spec, replicas, _mode(execute)))
 
 
@@ -357,9 +374,10 @@ def restart(
     user: User,
     execute: Execute = False,
     region: Region = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> None:
     """Rolling-restart a Deployment (preview unless --execute)."""
-    spec = parsed(WorkloadSpec, cluster_id=cluster, namespace=namespace, name=name, region=region)
+    spec = _workload(cluster, namespace, name, region, idempotency_key)
     _run_on_cluster(lambda ops: ops.restart_workload(user, spec, _mode(execute)))
 
 

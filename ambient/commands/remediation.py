@@ -177,10 +177,15 @@ def approve(
 
 @app.command()
 def abort(
-    remediation_id: str, user: User, reason: Annotated[str, typer.Option(help="why")] = ""
+    remediation_id: str,
+    user: User,
+    reason: Annotated[str, typer.Option(help="why")] = "",
+    run_key: Annotated[
+        str | None, typer.Option(help="the run you looked at (show --json); else the current")
+    ] = None,
 ) -> None:
     """Stop a remediation before its next change."""
-    status = _run(lambda s: s.abort(user, remediation_id, reason))
+    status = _run(lambda s: s.abort(user, remediation_id, reason, run_key=run_key))
     console.print(f"{remediation_id}: abort sent (state {status.state})")
 
 

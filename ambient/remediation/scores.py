@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import sys
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -140,7 +141,10 @@ def offline_score(alert: Alert, rules: list[AlertRule]) -> ScoreCard:
     if alert.value is not None and alert.threshold:
         ratio = abs(alert.value / alert.threshold)
         severity = clamp(40 + (ratio - 1) * 60) if ratio >= 1 else 30
-        severity_reason = f"value {alert.value:.15g} is {ratio:.2f}x the threshold"
+        times = (
+            f"{ratio:.2f}x" if math.isfinite(ratio) else f"more than {sys.float_info.max:.2g} times"
+        )
+        severity_reason = f"value {alert.value:.15g} is {times} the threshold"
     elif alert.value is not None and alert.threshold == 0:
         severity = 50
         severity_reason = f"value {alert.value:.15g} against a threshold of 0: no ratio to weigh"

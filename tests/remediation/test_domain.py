@@ -154,6 +154,10 @@ def test_severity_says_what_it_weighed_at_a_zero_threshold_and_a_huge_ratio() ->
     assert zero.dimensions.severity.reason == "value 12 against a threshold of 0: no ratio to weigh"
     huge = offline_score(_alert(value=1e308, threshold=0.05, message="x"), [])
     assert huge.dimensions.severity.score == 100
+    # Not "is infx the threshold".
+    assert (
+        huge.dimensions.severity.reason == "value 1e+308 is more than 1.8e+308 times the threshold"
+    )
 
 
 def test_remediation_texts_say_numbers_as_read() -> None:

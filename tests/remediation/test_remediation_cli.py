@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert
+from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage.db import Database
+from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 
@@ -86,15 +88,13 @@ async def test_show_prints_an_outcome_with_brackets_as_written(
         service = RemediationService(dev_env.client, settings, deps.db)
         started = await service.start(user, alert(url, workload=user, settle_seconds=0))
         rid = started.remediation_id
-        for _ in range(200):
-            if (await service.get(user, rid)).state == "waiting_approval":
-                break
-            await asyncio.sleep(0.05)
+        await waiting(service, user, rid)
         await service.abort(user, rid, reason)
-        for _ in range(200):
-            if (await service.get(user, rid)).state == "aborted":
-                break
-            await asyncio.sleep(0.05)
+
+        async def aborted() -> bool:
+            return (await service.get(user, rid)).state == "aborted"
+
+        await eventually(aborted, f"{rid} is aborted")
         env = {
             "AMBIENT_DATA_DIR": str(settings.data_dir),
             "AMBIENT_USER": user,
@@ -216,10 +216,7 @@ async def test_approve_names_the_rung_and_run_it_was_checked_on(
         rid = (
             await service.start(user, alert(url, workload=user, settle_seconds=0))
         ).remediation_id
-        for _ in range(200):
-            if (seen := await service.get(user, rid)).state == "waiting_approval":
-                break
-            await asyncio.sleep(0.05)
+        seen = await waiting(service, user, rid)
         env = {
             "AMBIENT_DATA_DIR": str(settings.data_dir),
             "AMBIENT_USER": user,
@@ -241,3 +238,48 @@ async def test_approve_names_the_rung_and_run_it_was_checked_on(
     assert other[0] == 1 and "no run of" in other[1], other
     assert unchanged.state == "waiting_approval" and unchanged.approvals == []
     assert taken == (0, "approved rung 1"), taken
+
+
+async def waiting(service: RemediationService, user: str, rid: str) -> RemediationStatus:
+    """The run's status once it waits for an approval."""
+
+    async def check() -> RemediationStatus | None:
+        status = await service.get(user, rid)
+        return status if status.state == "waiting_approval" else None
+
+    return await eventually(check, f"{rid} waits for an approval")
+
+
+async def test_abort_names_the_run_it_was_checked_on(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The API and MCP abort the run the caller saw; the CLI aborted whichever run was latest.
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    user = unique("cli-aborter")
+    await add_user(deps, user)
+    async with error_rate(healthy_from=1) as (_, url), running_worker(dev_env.client, deps) as w:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
+        service = RemediationService(dev_env.client, settings, deps.db)
+        rid = (
+            await service.start(user, alert(url, workload=user, settle_seconds=0))
+        ).remediation_id
+        seen = await waiting(service, user, rid)
+        env = {
+            "AMBIENT_DATA_DIR": str(settings.data_dir),
+            "AMBIENT_USER": user,
+            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "AMBIENT_TEMPORAL_TASK_QUEUE": w.task_queue,
+            "COLUMNS": "300",
+        }
+
+        async def abort(*options: str) -> tuple[int, str]:
+            args = ["remediation", "abort", rid, "--reason", "stop", *options]
+            done = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+            return done.exit_code, " ".join(done.output.split())
+
+        other = await abort("--run-key", f"{rid}@made-up")
+        unchanged = await service.get(user, rid)
+        taken = await abort("--run-key", seen.run_key)
+    assert other[0] == 1 and "no run of" in other[1], other
+    assert unchanged.state == "waiting_approval"
+    assert taken[0] == 0 and "abort sent" in taken[1], taken

@@ -1008,11 +1008,9 @@ class TencentApi:
             json.loads(params["LaunchConfigurePara"])
         except (KeyError, TypeError, ValueError):
             return error("InvalidParameter.Param", "AutoScalingGroupPara is not JSON")
-        if not scaling["MinSize"] <= scaling["DesiredCapacity"] <= scaling["MaxSize"]:
-            return error("InvalidParameter.Param", "DesiredCapacity outside [MinSize, MaxSize]")
         # AutoScalingGroupPara is AS's CreateAutoScalingGroup (377/20440): AutoScalingGroupName,
         # MaxSize, MinSize and VpcId required; the name "仅支持中文、英文、数字、下划线、分隔符"-"、
-        # 小数点，最大长度不能超55个字节"; sizes in [0, 2000].
+        # 小数点，最大长度不能超55个字节"; sizes in [0, 2000]. DesiredCapacity is optional.
         group = scaling.get("AutoScalingGroupName") or ""
         if (
             any(scaling.get(k) is None for k in ("MaxSize", "MinSize", "VpcId"))
@@ -1021,11 +1019,14 @@ class TencentApi:
             or not 0 <= scaling["MinSize"] <= scaling["MaxSize"] <= 2000
         ):
             return error("InvalidParameter.AsCommonError", f"AutoScalingGroupPara: {scaling}")
+        desired = scaling.get("DesiredCapacity", scaling["MinSize"])
+        if not scaling["MinSize"] <= desired <= scaling["MaxSize"]:
+            return error("InvalidParameter.Param", "DesiredCapacity outside [MinSize, MaxSize]")
         pool = {
             "NodePoolId": self._new_id("np"),
             "Name": params["Name"],
             "LifeState": "creating",
-            "DesiredNodesNum": scaling["DesiredCapacity"],
+            "DesiredNodesNum": desired,
             "MinNodesNum": scaling["MinSize"],
             "MaxNodesNum": scaling["MaxSize"],
         }

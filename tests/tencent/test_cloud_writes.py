@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest_asyncio
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRequestError
+from ambient.cloud.node_pools import NodePoolSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
@@ -168,6 +170,26 @@ async def test_cw03_permission_is_read_from_the_database_and_refusals_are_audite
         rows = await AuditRepository(session).list()
     refusals = [(r.actor, r.detail["mode"]) for r in rows if r.detail.get("outcome") == "refused"]
     assert sorted(refusals) == [("guest", "dry_run"), ("viewer", "execute")]
+
+
+async def test_a_caller_who_may_not_create_is_refused_before_the_input_is_judged(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A node pool's desired outside [minimum, maximum] or a scheduled SQL onto its own
+    topic, sent by a guest: told what was wrong with the input, audited as failed/invalid."""
+    api, state = cloud
+    async with client(state, "guest") as c:
+        pool = await call(c, "create_node_pool", pool={**POOL, "desired": 9})
+        task = await call(c, "create_scheduled_sql", task={**SQL, "target_topic_id": "topic-app"})
+    for refused, message in (pool, task):
+        assert refused and "rollback_permission 'none'" in message, message
+    assert api.calls == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    assert sorted((r.action, r.detail["outcome"]) for r in rows if "outcome" in r.detail) == [
+        ("cloud.create_node_pool", "refused"),
+        ("cloud.create_scheduled_sql", "refused"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -395,6 +417,33 @@ async def test_cw10_the_stand_in_refuses_a_request_without_a_required_parameter_
     assert missing_nested.value.code == "MissingParameter"
     assert "`AlarmTargets.1.EndTimeOffset`" in missing_nested.value.message
     assert api.topics[-1]["TopicName"] == "stats" and api.cls_alarms == []
+
+
+async def test_the_stand_in_refuses_a_scaling_group_without_its_sizes_as_tke_does(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """A scaling group without MinSize or MaxSize raised KeyError in the stand-in (an answer no
+    real TKE gives) before its documented refusal; DesiredCapacity is optional."""
+    api, state = cloud
+    params = NodePoolSpec.model_validate(POOL).request().params
+    scaling = json.loads(params["AutoScalingGroupPara"])
+    codes = []
+    for missing in ("MinSize", "MaxSize"):
+        without = {k: v for k, v in scaling.items() if k != missing}
+        with pytest.raises(TencentRequestError) as refused:
+            await state.tencent.call(
+                "tke",
+                "CreateClusterNodePool",
+                {**params, "AutoScalingGroupPara": json.dumps(without)},
+            )
+        codes.append(refused.value.code)
+    assert codes == ["InvalidParameter.AsCommonError"] * 2
+    assert api.node_pools["cls-abcd1234"] == []
+    no_desired = {k: v for k, v in scaling.items() if k != "DesiredCapacity"}
+    await state.tencent.call(
+        "tke", "CreateClusterNodePool", {**params, "AutoScalingGroupPara": json.dumps(no_desired)}
+    )
+    assert len(api.node_pools["cls-abcd1234"]) == 1
 
 
 async def test_the_stand_in_honours_filters_and_refuses_what_the_api_reference_refuses(

@@ -25,7 +25,7 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from ambient.wiring import AppState
 from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
-from tests.standins.tencent_api import TencentApi
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
 from tests.tencent.test_cloud_tools import call, client
@@ -670,6 +670,23 @@ async def test_ck11_a_scale_to_no_replicas_is_refused_and_audited(
     assert kube.writes() == []
 
 
+async def test_ck11_a_scale_to_no_replicas_by_a_viewer_is_refused_not_judged(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A viewer executing a scale to 0 heard "replicas: must be at least 1", audited as
+    failed/invalid, instead of that they may not execute it."""
+    kube, state = cluster
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        with pytest.raises(CloudOpsRefusedError, match="'dry_run'"):
+            await ops.scale_workload("viewer", spec, 0, "execute")
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    [row] = [r for r in rows if r.action == "cloud.scale_workload"]
+    assert (row.detail["outcome"], row.detail["replicas"]) == ("refused", 0), row.detail
+    assert kube.calls == []
+
+
 async def test_ck11_one_key_given_to_two_counts_scales_to_each(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -864,3 +881,40 @@ async def test_ck15_one_yaml_applied_to_two_namespaces_is_two_requests_not_a_ret
             assert dry["documents"][0]["namespace"] == namespace
             keys.append(dry["idempotency_key"])
     assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
+async def test_ck16_the_cli_restarts_again_under_a_new_idempotency_key(
+    cluster: tuple[ApplyingKubeApi, AppState], deps: WorkerDeps
+) -> None:
+    """A restart asked again at once answers "ask again with a new idempotency_key", but
+    `ambient cloud restart` and `ambient cloud scale` took no such key."""
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    kube, state = cluster
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": deps.settings.resolved_database_url,
+        "COLUMNS": "300",
+    }
+    where = ["shop", "checkout", "--cluster", "cls-abcd1234", "--user", "ops", "--execute"]
+
+    async def cli(verb: str, *args: str) -> str:
+        command = ["cloud", verb, *args, *where[2:]]
+        done = await asyncio.to_thread(CliRunner().invoke, app, command, env=env)
+        assert done.exit_code == 0, done.output
+        return " ".join(done.output.split())
+
+    first = await cli("restart", *where[:2], "--idempotency-key", "friday")
+    again = await cli("restart", *where[:2], "--idempotency-key", "friday")
+    anew = await cli("restart", *where[:2], "--idempotency-key", "friday-2")
+    restarts = len(kube.writes("deployments"))
+    await cli("scale", *where[:2], "5", "--idempotency-key", "incident-7")
+    await cli("scale", *where[:2], "3", "--idempotency-key", "incident-7")
+    assert "friday" in first and "Not restarted again" in again and "friday-2" in anew
+    assert restarts == 2, kube.writes("deployments")
+    assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 3
