@@ -638,7 +638,9 @@ async def test_a_sends_waits_for_its_robots_turns_are_bounded_in_all(deps: Worke
         return Response('{"errcode": 0}', media_type="application/json")
 
     offset = [0.0]
-    limiter = RateLimiter(per_minute=2, max_wait=1.0, clock=lambda: time.monotonic() + offset[0])
+    # The limiter's clock is the test's alone: with the machine's added, a setup slower than
+    # 1.4 s (a loaded machine) freed both slots before the send and nothing waited.
+    limiter = RateLimiter(per_minute=2, max_wait=1.0, clock=lambda: offset[0])
     await limiter.acquire("wecom-key")  # this minute's two messages, 0.7 s apart
     offset[0] += 0.7
     await limiter.acquire("wecom-key")
