@@ -202,11 +202,16 @@ def parse_line(
         written = _as_written(rest, when, source, zone, today)
         if written is not None:
             return written
-    fields: dict[str, Any] = {}
-    if level := LEVEL.match(rest):  # "ERROR something" -> level ERROR, message "something"
-        rest = rest[level.end() :].lstrip(" :-")
+    return _file_record(when, text_fields(rest), source)
+
+
+def text_fields(rest: str) -> dict[str, Any]:
+    """A text line's fields after its time: "ERROR something" -> level ERROR, message
+    "something" (Python's default "- app.pay - ERROR - ..." names its logger too)."""
+    if level := LEVEL.match(rest):
         fields = {k: v for k, v in level.groupdict().items() if v}
-    return _file_record(when, {**fields, "message": rest}, source)
+        return {**fields, "message": rest[level.end() :].lstrip(" :-")}
+    return {"message": rest}
 
 
 def _as_written(
