@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import suppress
 from typing import Any, Protocol, TypeGuard
 
 import anyio
@@ -128,13 +129,17 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
             await read_frames()
         except anyio.get_cancelled_exc_class():
             # The bridge lets the endpoint go: a call still running is answered, not dropped.
+            # The server's own answers stop first (one answer an id), and a socket already
+            # closing costs the notes, never the cancellation the runner waits on.
+            group.cancel_scope.cancel()
             released = shape_result(
                 {"content": [{"type": "text", "text": RELEASED_NOTE}], "isError": True},
                 verbatim=verbatim,
             )
-            for key in list(calls):
-                answer = {"jsonrpc": "2.0", "id": json.loads(key), "result": released}
-                await socket.send(json.dumps(answer, ensure_ascii=False))
+            with suppress(Exception), anyio.move_on_after(1, shield=True):
+                for key in list(calls):
+                    answer = {"jsonrpc": "2.0", "id": json.loads(key), "result": released}
+                    await socket.send(json.dumps(answer, ensure_ascii=False))
             raise
         finally:
             group.cancel_scope.cancel()

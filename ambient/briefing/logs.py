@@ -87,7 +87,11 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
     count = len(reducer.add_many(lines))
     reducer.unreadable = skipped = source.skipped
     failed = f"; not read to the end: {'; '.join(source.failed)}" if source.failed else ""
-    return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
+    read = f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
+    if skipped and not source.timed:
+        # Lines there were, none in a format read here: not a quiet day, nor a baseline day.
+        raise LogFileError(f"{read}: no line has a time in a format the briefing reads")
+    return read
 
 
 def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud) -> None:

@@ -202,11 +202,16 @@ def parse_line(
         written = _as_written(rest, when, source, zone, today)
         if written is not None:
             return written
-    fields: dict[str, Any] = {}
-    if level := LEVEL.match(rest):  # "ERROR something" -> level ERROR, message "something"
-        rest = rest[level.end() :].lstrip(" :-")
+    return _file_record(when, text_fields(rest), source)
+
+
+def text_fields(rest: str) -> dict[str, Any]:
+    """A text line's fields after its time: "ERROR something" -> level ERROR, message
+    "something" (Python's default "- app.pay - ERROR - ..." names its logger too)."""
+    if level := LEVEL.match(rest):
         fields = {k: v for k, v in level.groupdict().items() if v}
-    return _file_record(when, {**fields, "message": rest}, source)
+        return {**fields, "message": rest[level.end() :].lstrip(" :-")}
+    return {"message": rest}
 
 
 def _as_written(
@@ -259,6 +264,26 @@ class LogPathError(ValueError):
     """A file topic names something outside the log folder, or is not a usable name."""
 
 
+class _Unread:
+    """Unreadable lines not yet placed: their count and the first few (a file of a million
+    unreadable lines keeps five names, not a million)."""
+
+    def __init__(self) -> None:
+        self.count, self.examples = 0, list[str]()
+
+    def add(self, where: str) -> None:
+        self.count += 1
+        if len(self.examples) < 5:
+            self.examples.append(where)
+
+
+def _modified_since(path: Path, start: datetime) -> bool:
+    try:
+        return path.stat().st_mtime >= start.timestamp()
+    except OSError:  # gone since it was read
+        return False
+
+
 class FileLogSource:
     def __init__(self, path: Path, root: Path | None = None, zone: tzinfo = UTC) -> None:
         self.path = path
@@ -268,6 +293,7 @@ class FileLogSource:
         self.root = os.path.realpath(root) if root is not None else None
         self.skipped = 0
         self.skipped_examples: list[str] = []
+        self.timed = False  # some file had a line with a time read (in the window or not)
         # Files that failed part way ("app.log.1.gz: Compressed file ended ..."): the rest is read.
         self.failed: list[str] = []
 
@@ -327,7 +353,7 @@ class FileLogSource:
 
     def records(self, start: datetime, end: datetime) -> Iterator[LogRecord]:
         """The records in [start, end), streamed; unreadable lines are counted in ``skipped``."""
-        self.skipped, self.skipped_examples, self.failed = 0, [], []
+        self.skipped, self.skipped_examples, self.failed, self.timed = 0, [], [], False
         files = self.files()
         today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
@@ -342,9 +368,10 @@ class FileLogSource:
     ) -> Iterator[LogRecord]:
         """The file's records, an uncaught crash's among them at the time of the line before;
         its unreadable lines in [start, end) counted (placed as a crash is, at a file's top
-        by the first timed line, anywhere in a file with none)."""
+        by the first timed line, anywhere in a file with none, after the last timed line of a
+        file modified since ``start`` in the window too: a format change)."""
         last: LogRecord | None = None  # the last timed record: a crash is placed at its time
-        top: list[str] = []  # unreadable lines before the first timed one
+        top, tail = _Unread(), _Unread()  # unreadable before the first timed line, after the last
         # What the untimed lines now read belong to: "event" (the trace of the record above),
         # "dump" (a Go crash: all of them), "traceback" (an uncaught Python exception, whose
         # record waits in ``crash`` for the traceback's end: a chained one names the last),
@@ -357,6 +384,7 @@ class FileLogSource:
             if record is not None:
                 if last is None and start <= record.time < end:
                     self._skip(top)
+                self.timed, tail = True, _Unread()
                 if crash is not None:
                     yield crash
                 last, block, crash = record, "event", None
@@ -392,18 +420,18 @@ class FileLogSource:
                 continue
             else:
                 block = None
-                if last is None:
-                    top.append(where)
-                elif start <= last.time < end:
-                    self._skip([where])
+                (top if last is None else tail).add(where)
+                if last is not None and start <= last.time < end:
+                    self._skip(tail)
+                    tail = _Unread()
         if crash is not None:
             yield crash
-        if last is None:
-            self._skip(top)
+        if last is None or (last.time < start and _modified_since(path, start)):
+            self._skip(tail if last else top)
 
-    def _skip(self, unreadable: list[str]) -> None:
-        self.skipped += len(unreadable)
-        self.skipped_examples += unreadable[: max(0, 5 - len(self.skipped_examples))]
+    def _skip(self, unreadable: _Unread) -> None:
+        self.skipped += unreadable.count
+        self.skipped_examples += unreadable.examples[: max(0, 5 - len(self.skipped_examples))]
 
     def _scan(self, query: str, start: datetime, end: datetime, limit: int) -> SearchResult:
         term = "" if query.strip() in ("", "*") else query.strip().lower()

@@ -33,6 +33,7 @@ from ambient.clients.logs import (
     FileLogSource,
     json_time,
     parse_time,
+    text_fields,
     text_line,
     whole_lines,
 )
@@ -76,7 +77,7 @@ def read_line(
             rest = match["rest"]
             tag = None if inner else CRI_TAG.match(rest)  # a container's: the line as written
             read = read_line(rest[tag.end() :], today, inner=True) if tag else None
-            return when, *(read[1:] if read else level_and_message(rest))
+            return when, *(read[1:] if read else level_and_message(text_fields(rest)))
     elif found := text_line(text, UTC, today):
         return found[0], *level_and_message(found[1])
     return None, *level_and_message(text)

@@ -24,12 +24,18 @@ import pytest
 import pytest_asyncio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from websockets.exceptions import ConnectionClosedError
 from websockets.http11 import USER_AGENT
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
 from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
-from ambient.bridge.serving import FRAME_LIMIT_BYTES, RELEASED_NOTE, RESULT_LIMIT_BYTES
+from ambient.bridge.serving import (
+    FRAME_LIMIT_BYTES,
+    RELEASED_NOTE,
+    RESULT_LIMIT_BYTES,
+    serve_mcp,
+)
 from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
@@ -1003,3 +1009,50 @@ async def test_a_call_in_flight_when_its_endpoint_is_removed_is_answered_not_dro
     assert answer["result"]["isError"] is True
     assert answer["result"]["content"] == [{"type": "text", "text": RELEASED_NOTE}]
     assert connection.close_reason == "1001 endpoint released"
+
+
+class ClosingSocket:
+    """A WebSocket already closing when the bridge lets it go: every send from then raises, as
+    websockets' does (ConnectionClosed) once its close handshake has begun."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self.frames = frames
+        self.closing = False
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, message: str) -> None:
+        if self.closing:
+            raise ConnectionClosedError(None, None)
+        self.sent.append(json.loads(message))
+
+    async def recv(self) -> str:
+        if self.frames:
+            return self.frames.pop(0)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_release_on_a_closing_socket_ends_cancelled_not_re_dialed() -> None:
+    """Sending the "released" note on a socket already closing raised: serve_mcp ended in an
+    error, not cancelled, so the runner's hold took it for a dropped connection and re-dialed the
+    removed endpoint, and the scan or stop() waiting on it never returned."""
+    started = asyncio.Event()
+    server: MCPServer[Any] = MCPServer(name="slow")
+
+    @server.tool()
+    async def slow() -> str:
+        """A call that does not end by itself."""
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call"}
+    socket = ClosingSocket([json.dumps({**call, "params": {"name": "slow", "arguments": {}}})])
+    task = asyncio.create_task(serve_mcp(socket, server))
+    await within(HANG, started.wait())
+    socket.closing = True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await within(HANG, task)
+    assert task.cancelled()
+    assert [m for m in socket.sent if m.get("id") == 7] == []

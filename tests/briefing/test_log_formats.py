@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -530,6 +531,7 @@ def test_only_the_unreadable_lines_of_the_window_are_counted(tmp_path: Path) -> 
         "garbage before last week\n2026-11-15 10:00:00 INFO last week\ngarbage of last week\n",
         encoding="utf-8",
     )
+    written_at(logs / "app.log.1", datetime(2026, 11, 15, 11, tzinfo=UTC))  # rotated then
     (logs / "app.log.2").write_text("no time at all\n", encoding="utf-8")
     source = FileLogSource(logs)
     start, end = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
@@ -622,3 +624,42 @@ def test_a_long_lines_parts_are_joined_within_their_stream(tmp_path: Path) -> No
         ("0.log:3", {"level": "info", "msg": "order " + "x" * 40 + " accepted"}),
     ]
     assert source.skipped == 0
+
+
+def written_at(path: Path, moment: datetime) -> Path:
+    os.utime(path, (moment.timestamp(), moment.timestamp()))
+    return path
+
+
+LOG4J_YESTERDAY = "22 Nov 2026 10:00:00,123 ERROR [main] c.a.Pay - connect failed\n"
+
+
+async def test_unreadable_lines_after_an_old_timed_line_of_a_file_written_yesterday_count(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """One ISO-timed startup line weeks old, then a day in a format not read: the 30 lines were
+    placed at the startup's time, so none counted and the day was briefed as a quiet one."""
+    path = tmp_path / "app.log"
+    path.write_text("2026-11-01 08:00:00 INFO startup\n" + LOG4J_YESTERDAY * 30, encoding="utf-8")
+    written_at(path, datetime(2026, 11, 22, 4, tzinfo=UTC))  # yesterday noon in Shanghai
+    prepared, _ = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 0 lines read, 30 unreadable")
+    # Not written since the window began: its untimed tail is older than the window.
+    written_at(path, datetime(2026, 11, 1, 9, tzinfo=UTC))
+    prepared, _ = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 0 lines read")
+
+
+async def test_a_folder_with_one_timed_file_is_read_though_another_has_no_time(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """app.log had timed lines (none yesterday) and nohup.out two untimed ones: the whole source
+    failed as "no line has a time in a format the briefing reads", untrue of app.log."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    app = folder / "app.log"
+    app.write_text("2026-11-01 08:00:00 INFO startup\n", encoding="utf-8")
+    written_at(app, datetime(2026, 11, 1, 9, tzinfo=UTC))
+    (folder / "nohup.out").write_text(LOG4J_YESTERDAY * 2, encoding="utf-8")
+    prepared, _ = await prepare(settings, db, folder)
+    assert log_note(prepared).endswith(": 0 lines read, 2 unreadable")

@@ -325,3 +325,17 @@ def test_json_nested_past_the_recursion_limit_and_repeated_wrappers_are_read(
     path.write_text(deeply_nested_lines(), encoding="utf-8")
     report = LogReport.model_validate_json(run(str(path), "--json"))
     assert report.total == 6 and report.by_level == {"ERROR": 2, "UNKNOWN": 4}  # <11>: err
+
+
+def test_pythons_default_format_is_leveled_and_its_message_stripped(tmp_path: Path) -> None:
+    """`ambient logs templates` kept "- app.pay - ERROR - " in the message of Python's default
+    format, so its templates were not the briefing's ("payment refused")."""
+    path = tmp_path / "app.log"
+    path.write_text(
+        "2026-11-25 10:00:00,123 - app.pay - ERROR - payment refused\n"
+        "2026-11-25 10:00:01,456 - app.pay - ERROR - payment refused\n",
+        encoding="utf-8",
+    )
+    report = LogReport.model_validate_json(run(str(path), "--json"))
+    assert (report.total, report.by_level) == (2, {"ERROR": 2})
+    assert [t.template for t in report.templates] == ["payment refused"]
