@@ -77,7 +77,9 @@ def content_hash(lines: list[str]) -> str:
 class PageDiff(BaseModel):
     changed: bool
     added: list[str]
-    hits: dict[str, list[str]] = Field(description="keyword -> new lines that mention it")
+    hits: dict[str, list[str]] = Field(
+        description="keyword -> new lines that mention it (at most 5, then '… N more lines')"
+    )
     excerpt: str
 
 
