@@ -172,10 +172,16 @@ def pick_remediation(
         return None, f"你说的是哪一个？{_which_waits(runs)}"
     text = said.strip().lower()
     words = _flat(text)
-    # A place said inside a workload's whole name ("pay gateway number 2") is no place.
-    whole = _WHAT_IT_IS.sub("", words)
-    if (ordinal := _ORDINAL.search(text)) and not any(
-        _flat(r.service.rsplit("/", 1)[-1]) == whole for r in runs
+    # As said, else without the words that only say what it is ("checkout的修复", "the fix").
+    matches = _runs_called(runs, words) or _runs_called(runs, _WHAT_IT_IS.sub("", words))
+    # A place alone ("number 2", "批准第二个"); with more words, the one run they name
+    # ("gateway number 2", "first responder") before the place ("number 4, the search one").
+    ordinal = _ORDINAL.search(text)
+    if ordinal and (
+        len(matches) != 1
+        or not _PLACE_ONLY.sub(
+            "", _WHAT_IT_IS.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :]))
+        )
     ):
         index = _index_said(ordinal, text)
         if index is not None and -len(runs) <= index < len(runs):
@@ -187,8 +193,6 @@ def pick_remediation(
                 " say which number.",
             )
         return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"
-    # As said, else without the words that only say what it is ("checkout的修复", "the fix").
-    matches = _runs_called(runs, words) or _runs_called(runs, _WHAT_IT_IS.sub("", words))
     if len(matches) == 1:
         return matches[0], ""
     if not matches:

@@ -142,11 +142,14 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
     if reading_stored(info):
         return value  # as it ran: a replay matches what the run matched
     if value.startswith("re:"):
-        # A pattern that matches empty text ("re:", "re:error|") matches every line, as " " did.
-        if compile_user_regex(value[3:], ignore_case=True).search("") is not None:
-            raise ValueError(
-                f"{value[3:]!r} matches empty text, so every line: a hit at every change; "
-                "write what a line must contain (no empty alternative, not only '?' or '*')"
+        # A pattern that matches empty text ("re:", "re:error|", "re:\\b" in a line)
+        # matches every line, as " " did.
+        pattern = compile_user_regex(value[3:], ignore_case=True)
+        if any((m := pattern.search(text)) is not None and not m.group() for text in ("", "a b")):
+            raise Refusal(
+                "%(pattern)s matches empty text, so every line: a hit at every change; write "
+                "what a line must contain (no empty alternative, not only '?', '*' or '\\b')",
+                pattern=repr(value[3:]),
             )
         return value
     # Pages are matched with their whitespace collapsed: spaces around a word are no part of

@@ -57,10 +57,15 @@ def _plain(keyword: str) -> str:
 
 def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
     """Lines of text without ignored parts, whitespace collapsed, empty lines dropped."""
+    lines = _shown(text)
     for pattern in ignore_patterns:
-        # Pages are compared by lines: "^" and "$" are a line's start and end (a keyword is
-        # matched line by line too), not only the whole text's.
-        text = compile_user_regex(f"(?m){pattern}").sub("", text)
+        # A user writes a pattern from the lines a diff shows (stripped, no "\r"), and "^" and
+        # "$" are such a line's start and end (a keyword is matched line by line too).
+        lines = _shown(compile_user_regex(f"(?m){pattern}").sub("", "\n".join(lines)))
+    return lines
+
+
+def _shown(text: str) -> list[str]:
     lines = (re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
     return [line for line in lines if line]
 
@@ -72,7 +77,9 @@ def content_hash(lines: list[str]) -> str:
 class PageDiff(BaseModel):
     changed: bool
     added: list[str]
-    hits: dict[str, list[str]] = Field(description="keyword -> new lines that mention it")
+    hits: dict[str, list[str]] = Field(
+        description="keyword -> new lines that mention it (at most 5, then '… N more lines')"
+    )
     excerpt: str
 
 

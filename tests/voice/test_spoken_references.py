@@ -82,7 +82,11 @@ def test_a_workload_named_with_a_number_or_an_ordinal_is_picked_by_its_name() ->
         ("first responder", "first-responder"),
         ("批准first responder的修复", "first-responder"),
         ("number 2", "first-responder"),  # a place still, as the English question says it
+        ("第二个", "first-responder"),
         ("第三个", "pay-gateway-number-2"),
+        # Part of a name and a number is that name, not the second place.
+        ("gateway number 2", "pay-gateway-number-2"),
+        ("批准 gateway number 2", "pay-gateway-number-2"),
     ]:
         run, question = pick_remediation(runs, said, english=said.isascii())
         assert run is not None and run.service.endswith(f"/{workload}"), (said, question)

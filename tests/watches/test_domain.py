@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from activities.watches import page_text
 from ambient.settings import Settings
 from ambient.watches.configs import WebMonitorConfig, notification_targets
 from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
@@ -211,6 +212,16 @@ def test_an_ignore_pattern_anchored_to_a_line_hides_that_line() -> None:
     old = normalise("Breaking news\nLast updated: 08:00\n12 readers\nWeather fine", patterns)
     new = normalise("Breaking news\nLast updated: 09:00\n15 readers\nWeather fine", patterns)
     assert old == new == ["Breaking news", "Weather fine"]
+
+
+def test_ignore_patterns_read_lines_as_the_diff_shows_them() -> None:
+    # The patterns ran on the raw text: an indented JSON line and a CRLF line ("\r" before
+    # "$") stayed, though the user wrote the pattern from the stripped line the diff showed.
+    json_page = '{\n "price": 10,\n "updated_at": "09:00"\n}'
+    json_lines = page_text(json_page, None, [r'^"updated_at": .*$'], "application/json")
+    assert json_lines == ["{", '"price": 10,', "}"]
+    plain_page = "status: fine\r\nupdated 09:00\r\n"
+    assert page_text(plain_page, None, [r"^updated \d\d:\d\d$"], "text/plain") == ["status: fine"]
 
 
 WEB = {"urls": ["https://a.example"]}

@@ -87,6 +87,10 @@ async def test_a_chinese_users_most_common_form_refusals_are_in_chinese(
             http, "/app/tasks", monitor | {"urls": "https://a.example/n", "keywords": "re:["}
         )
         assert said.startswith("未创建：关键词，第 1 行: '[' 不是有效的正则表达式："), said
+        said = await refusal(
+            http, "/app/tasks", monitor | {"urls": "https://a.example/n", "keywords": "re:a|"}
+        )
+        assert said.startswith("未创建：关键词，第 1 行: 'a|' 匹配空文本"), said
         said = await refusal(http, "/app/xiaozhi/endpoints", {"url": "wss:///mcp/?token=t"})
         assert said == "接入点 URL: 缺少主机名（例如 wss://api.xiaozhi.me/mcp/?token=...）"
         said = await refusal(
