@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from ambient.storage.db import Database
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+
+Invoke = Callable[..., Awaitable[tuple[int, str]]]
 
 
 def test_stats_show_an_alert_type_with_brackets_as_written(
@@ -202,44 +206,6 @@ async def test_share_prints_the_link_on_one_line_to_be_copied(
     assert "/share/" in shown.output.split()[0]
 
 
-async def test_approve_names_the_rung_and_run_it_was_checked_on(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    # The API and the page take the rung (and run) the caller saw; the CLI approved whatever
-    # rung waited when it checked.
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    user = unique("cli-approver")
-    await add_user(deps, user)
-    async with error_rate(healthy_from=1) as (_, url), running_worker(dev_env.client, deps) as w:
-        settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
-        service = RemediationService(dev_env.client, settings, deps.db)
-        rid = (
-            await service.start(user, alert(url, workload=user, settle_seconds=0))
-        ).remediation_id
-        seen = await waiting(service, user, rid)
-        env = {
-            "AMBIENT_DATA_DIR": str(settings.data_dir),
-            "AMBIENT_USER": user,
-            "AMBIENT_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-            "AMBIENT_TEMPORAL_TASK_QUEUE": w.task_queue,
-            "COLUMNS": "300",
-        }
-
-        async def approve(*options: str) -> tuple[int, str]:
-            args = ["remediation", "approve", rid, "--reason", "go", *options]
-            done = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
-            return done.exit_code, " ".join(done.output.split())
-
-        early = await approve("--rung", "2")
-        other = await approve("--rung", "1", "--run-key", f"{rid}@made-up")
-        unchanged = await service.get(user, rid)
-        taken = await approve("--rung", "1", "--run-key", seen.run_key)
-    assert early[0] == 1 and "rung 2" in early[1] and "not come yet" in early[1], early
-    assert other[0] == 1 and "no run of" in other[1], other
-    assert unchanged.state == "waiting_approval" and unchanged.approvals == []
-    assert taken == (0, "approved rung 1"), taken
-
-
 async def waiting(service: RemediationService, user: str, rid: str) -> RemediationStatus:
     """The run's status once it waits for an approval."""
 
@@ -250,12 +216,14 @@ async def waiting(service: RemediationService, user: str, rid: str) -> Remediati
     return await eventually(check, f"{rid} waits for an approval")
 
 
-async def test_abort_names_the_run_it_was_checked_on(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    # The API and MCP abort the run the caller saw; the CLI aborted whichever run was latest.
+@asynccontextmanager
+async def a_run_waiting_for_approval(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, who: str
+) -> AsyncIterator[tuple[RemediationService, str, str, RemediationStatus, Invoke]]:
+    """A remediation waiting at rung 1 for its approval, and the CLI run as its user:
+    ``invoke(*args)`` answers the exit code and the output on one line."""
     remediation_settings(deps, remediation_approval_from_rung=1)
-    user = unique("cli-aborter")
+    user = unique(who)
     await add_user(deps, user)
     async with error_rate(healthy_from=1) as (_, url), running_worker(dev_env.client, deps) as w:
         settings = deps.settings.model_copy(update={"temporal_task_queue": w.task_queue})
@@ -272,14 +240,41 @@ async def test_abort_names_the_run_it_was_checked_on(
             "COLUMNS": "300",
         }
 
-        async def abort(*options: str) -> tuple[int, str]:
-            args = ["remediation", "abort", rid, "--reason", "stop", *options]
-            done = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+        async def invoke(*args: str) -> tuple[int, str]:
+            done = await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
             return done.exit_code, " ".join(done.output.split())
 
-        other = await abort("--run-key", f"{rid}@made-up")
+        yield service, user, rid, seen, invoke
+
+
+async def test_approve_names_the_rung_and_run_it_was_checked_on(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The API and the page take the rung (and run) the caller saw; the CLI approved whatever
+    # rung waited when it checked.
+    async with a_run_waiting_for_approval(dev_env, deps, "cli-approver") as run:
+        service, user, rid, seen, invoke = run
+        approve = ("remediation", "approve", rid, "--reason", "go")
+        early = await invoke(*approve, "--rung", "2")
+        other = await invoke(*approve, "--rung", "1", "--run-key", f"{rid}@made-up")
         unchanged = await service.get(user, rid)
-        taken = await abort("--run-key", seen.run_key)
+        taken = await invoke(*approve, "--rung", "1", "--run-key", seen.run_key)
+    assert early[0] == 1 and "rung 2" in early[1] and "not come yet" in early[1], early
+    assert other[0] == 1 and "no run of" in other[1], other
+    assert unchanged.state == "waiting_approval" and unchanged.approvals == []
+    assert taken == (0, "approved rung 1"), taken
+
+
+async def test_abort_names_the_run_it_was_checked_on(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The API and MCP abort the run the caller saw; the CLI aborted whichever run was latest.
+    async with a_run_waiting_for_approval(dev_env, deps, "cli-aborter") as run:
+        service, user, rid, seen, invoke = run
+        abort = ("remediation", "abort", rid, "--reason", "stop")
+        other = await invoke(*abort, "--run-key", f"{rid}@made-up")
+        unchanged = await service.get(user, rid)
+        taken = await invoke(*abort, "--run-key", seen.run_key)
     assert other[0] == 1 and "no run of" in other[1], other
     assert unchanged.state == "waiting_approval"
     assert taken[0] == 0 and "abort sent" in taken[1], taken
