@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -533,17 +533,9 @@ async def test_ck11_scaling_back_within_the_minute_is_a_new_change_not_a_retry(
     assert len(kube.writes("deployments")) == 3
 
 
-async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_again(
-    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
-) -> None:
-    """The derived key was the current minute: a retry after a timeout that crossed a minute
-    restarted the Deployment a second time. A retry is recognised by our own restart of it
-    within RESTART_RETRY_WINDOW; a request after the window restarts it again."""
+def _clock_at(monkeypatch: pytest.MonkeyPatch, moments: Iterator[datetime]) -> None:
+    """The workloads module's clock reads ``moments``, one a call."""
     import ambient.cloud.workloads as workloads
-
-    moments = iter(
-        datetime(2026, 11, 27, 12, m, s, tzinfo=UTC) for m, s in ((0, 50), (1, 10), (9, 0))
-    )
 
     class Clock(datetime):
         @classmethod
@@ -551,6 +543,19 @@ async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_
             return next(moments)
 
     monkeypatch.setattr(workloads, "datetime", Clock)
+
+
+async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_again(
+    cluster: tuple[ApplyingKubeApi, AppState], monkeypatch: Any
+) -> None:
+    """The derived key was the current minute: a retry after a timeout that crossed a minute
+    restarted the Deployment a second time. A retry is recognised by our own restart of it
+    within RESTART_RETRY_WINDOW; a request after the window restarts it again."""
+    moments = iter(
+        datetime(2026, 11, 27, 12, m, s, tzinfo=UTC) for m, s in ((0, 50), (1, 10), (9, 0))
+    )
+
+    _clock_at(monkeypatch, moments)
     kube, _state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
     async with WorkloadOps(_state.cloud_ops, None) as ops:
@@ -571,16 +576,9 @@ async def test_ck11_a_restart_asked_again_at_once_says_why_nothing_was_done_and_
     already_applied with "deployment shop/checkout was already restarted by asked:restart_
     workload:<hash>": nothing said why it was not restarted again, nor
     how to restart it again on purpose."""
-    import ambient.cloud.workloads as workloads
-
     moments = iter(datetime(2026, 11, 27, 12, 0, s, tzinfo=UTC) for s in range(10, 60, 10))
 
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return next(moments)
-
-    monkeypatch.setattr(workloads, "datetime", Clock)
+    _clock_at(monkeypatch, moments)
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
     keyed = spec.model_copy(update={"idempotency_key": "friday"})
@@ -609,16 +607,9 @@ async def test_ck11_a_restart_retried_while_the_first_is_in_flight_restarts_once
 ) -> None:
     """A client retries after a timeout while its slow first call is still running: both read
     the Deployment before either writes, at different moments; one restart is made."""
-    import ambient.cloud.workloads as workloads
-
     moments = iter(datetime(2026, 11, 27, 12, 0, s, tzinfo=UTC) for s in (50, 59))
 
-    class Clock(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return next(moments)
-
-    monkeypatch.setattr(workloads, "datetime", Clock)
+    _clock_at(monkeypatch, moments)
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
     async with WorkloadOps(state.cloud_ops, None) as ops:
