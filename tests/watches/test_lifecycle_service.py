@@ -30,6 +30,7 @@ from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError, TaskStat
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
+from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.servers import serve
@@ -423,27 +424,31 @@ async def test_a_pause_of_a_paused_reminder_while_it_is_created_again_keeps_the_
     await service.delete(USER, ref.task_id)
 
 
+async def a_daily_reminder(service: TaskService) -> tuple[str, Any, Any]:
+    """A new user's reminder every day at 9: the user, its ref and its schedule's handle."""
+    user = unique("attr")
+    await register(service.db, user)
+    config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
+    ref = await service.create(user, "schedule", config, unique("sched"))
+    return user, ref, service.client.get_schedule_handle(ref.task_id)
+
+
 async def test_a_paused_reminder_is_found_as_paused_by_its_state_attribute(
     service: TaskService,
 ) -> None:
     # A pause or resume left AmbientState as the create wrote it ("active"): the Web UI and an
     # operator's `AmbientState = "paused"` showed a paused reminder as active, or missed it.
-    user = unique("attr")
-    await register(service.db, user)
-    config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
-    ref = await service.create(user, "schedule", config, unique("sched"))
-    handle = service.client.get_schedule_handle(ref.task_id)
+    user, ref, handle = await a_daily_reminder(service)
     for control, state in ((service.pause, "paused"), (service.resume, "active")):
         assert (await control(user, ref.task_id)).state == state
         described = await handle.describe()
         assert described.typed_search_attributes.get(temporal.STATE) == state
         query = f'AmbientUser = "{user}" AND AmbientState = "{state}"'
-        for _ in range(100):  # visibility is eventually consistent
-            found = [s.id async for s in await service.client.list_schedules(query)]
-            if found:
-                break
-            await asyncio.sleep(0.1)
-        assert found == [ref.task_id]
+
+        async def listed(query: str = query) -> list[str]:  # visibility is eventually consistent
+            return [s.id async for s in await service.client.list_schedules(query)]
+
+        assert await eventually(listed, query) == [ref.task_id]
     await service.delete(user, ref.task_id)
 
 
@@ -452,11 +457,7 @@ async def test_a_reminder_paused_before_its_state_was_written_is_marked_paused_w
 ) -> None:
     # Paused by an older release (a schedule patch: AmbientState stayed "active"), a pause again
     # answered "paused" and wrote nothing, since the schedule was paused already.
-    user = unique("attr")
-    await register(service.db, user)
-    config = {"cron": "0 9 * * *", "timezone": "UTC", "message": "stretch"}
-    ref = await service.create(user, "schedule", config, unique("sched"))
-    handle = service.client.get_schedule_handle(ref.task_id)
+    user, ref, handle = await a_daily_reminder(service)
     await handle.pause(note="paused by an older release")
     assert (await handle.describe()).typed_search_attributes.get(temporal.STATE) == "active"
     assert (await service.pause(user, ref.task_id)).state == "paused"
