@@ -205,6 +205,11 @@ class BriefingActivities:
             notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {exc}"))
             return None, baseline
         report = reducer.report(baseline=baseline, start=day.logs_from, end=day.logs_to)
+        if report.unreadable and not reducer.timed:
+            # Lines there were, none in a format read here: not a quiet day, nor a baseline day.
+            unknown = "no line has a time in a format the briefing reads"
+            notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {read}: {unknown}"))
+            return None, baseline
         notes.append(SourceNote(source="logs", ok=True, detail=f"{label}: {read}"))
         return report, baseline
 

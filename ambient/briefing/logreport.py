@@ -131,6 +131,7 @@ class LogReducer:
     def __init__(self, miner: TemplateMiner | None = None) -> None:
         self.miner = miner or TemplateMiner()
         self.unreadable = 0
+        self.timed = True  # a line of the source had a time read here (files say)
         self.capped = False
         self._keys: dict[tuple[str, int], _Group] = {}
         self._groups: list[_Group] = []

@@ -86,12 +86,9 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
     lines = ((r.time, *level_and_message(r.content)) for r in source.records(start, end))
     count = len(reducer.add_many(lines))
     reducer.unreadable = skipped = source.skipped
+    reducer.timed = source.timed
     failed = f"; not read to the end: {'; '.join(source.failed)}" if source.failed else ""
-    read = f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
-    if skipped and not source.timed:
-        # Lines there were, none in a format read here: not a quiet day, nor a baseline day.
-        raise LogFileError(f"{read}: no line has a time in a format the briefing reads")
-    return read
+    return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
 
 
 def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud) -> None:

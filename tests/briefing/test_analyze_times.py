@@ -138,3 +138,28 @@ async def test_an_error_burst_is_said_in_the_ranges_offset_like_its_template(
     assert "UTC" not in markdown, markdown
     [anomaly] = answer.json()["report"]["anomalies"]
     assert (anomaly["start"], anomaly["end"]) == ("2026-11-20T01:00:00Z", "2026-11-20T01:10:00Z")
+
+
+async def test_an_analysis_of_a_file_without_a_read_time_reports_its_unreadable_lines(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The briefing fails such a source (not a quiet day); an analysis, asked of any range,
+    # answers what it read: nothing, and how many lines it could not place.
+    logs = tmp_path / "app.log"
+    logs.write_text("starting\nlistening on :8080\n", encoding="utf-8")
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        answer = await http.post(
+            "/briefings/analyze",
+            json={
+                "log_source": {"type": "file", "path": str(logs)},
+                "start": "2026-11-20T00:00:00+08:00",
+                "end": "2026-11-21T00:00:00+08:00",
+            },
+            headers=await admin_headers(settings),
+        )
+    assert answer.status_code == 200, answer.text
+    report = answer.json()["report"]
+    assert (report["total"], report["unreadable"]) == (0, 2), report
