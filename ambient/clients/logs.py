@@ -238,8 +238,10 @@ def whole_lines(lines: Iterable[str]) -> Iterator[str]:
         elif cri[3] == "P":
             parts[cri[2]] = (parts.get(cri[2], "") + cri[4].rstrip("\r\n"))[:MAX_JOINED]
             yield ""
-        else:
-            yield f"{cri[1]}F {parts.pop(cri[2], '')}{cri[4]}"
+        elif cri[2] in parts:
+            yield f"{cri[1]}F {parts.pop(cri[2])}{cri[4]}"
+        else:  # a whole line (most of a kubelet's): as read, not copied
+            yield line
 
 
 def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:
