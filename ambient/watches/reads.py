@@ -326,21 +326,20 @@ class TaskReads:
                 )
             except Exception:  # an older or foreign heartbeat: the recorded status stands
                 return
-            if isinstance(progress, PollProgress):
-                status.checks += progress.checks
-                for field, more in (
-                    ("changes_total", progress.changes),
-                    ("hits_total", progress.hits),
-                ):
-                    recorded: Any = status.detail.get(field) or 0
-                    status.detail[field] = int(recorded) + more
-                # A poll that began before an update carries the pages it took out: not shown.
-                watched = status.config.get("urls")
-                status.detail["urls"] = {
-                    url: state.model_dump(mode="json")
-                    for url, state in progress.urls.items()
-                    if not isinstance(watched, list) or url in watched
-                }
+            status.checks += progress.checks
+            for field, more in (
+                ("changes_total", progress.changes),
+                ("hits_total", progress.hits),
+            ):
+                recorded: Any = status.detail.get(field) or 0
+                status.detail[field] = int(recorded) + more
+            # A poll that began before an update carries the pages it took out: not shown.
+            watched = status.config.get("urls")
+            status.detail["urls"] = {
+                url: state.model_dump(mode="json")
+                for url, state in progress.urls.items()
+                if not isinstance(watched, list) or url in watched
+            }
             return
 
     async def _stored_run(self, description: ScheduleDescription) -> ReminderRun | None:
@@ -348,10 +347,8 @@ class TaskReads:
         action = description.schedule.action
         if not (isinstance(action, ScheduleActionStartWorkflow) and action.args):
             return None
-        run = action.args[0]
-        if not isinstance(run, ReminderRun):
-            # Described schedules carry raw payloads: decode them with our converter.
-            (run,) = await self.client.data_converter.decode([run], [ReminderRun])  # type: ignore[list-item]
+        # A described schedule carries raw payloads: decoded with our converter.
+        (run,) = await self.client.data_converter.decode(action.args[:1], [ReminderRun])
         return run
 
     async def _schedule_status(
