@@ -65,9 +65,9 @@ async def read_log_source(
     """Feed the source's lines in [start, end) to ``reducer``; what was read (``admin``: the
     reader's role now, for resolve_log_path; ``zone``: of a file's times without offset)."""
     if isinstance(spec, FileLogSpec):
-        # A folder's files are checked one by one too: one symlinked out of the folder is skipped.
-        root = log_dir
-        source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), root, zone)
+        # A folder's files are checked against log_dir one by one too: one symlinked out of the
+        # folder is skipped.
+        source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), log_dir, zone)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     result = await search_logs(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
