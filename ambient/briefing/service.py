@@ -174,14 +174,11 @@ class BriefingService(Greeting):
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             replaced, handed = await self._hand_over(user)
             current = handed or current
-            carry = BriefingCarry(
-                last_date=current.last_date,
-                last_midnight=current.last_midnight,  # in the zone it was briefed in
-                last_given_at=current.given_at or current.last_given_at,
-                days_completed=current.days_completed,
-                paused=current.paused,
-                replaced_date=current.prepared.date if current.prepared else current.replaced_date,
-            )
+            # The status's fields of the carry's names (last_midnight: in the zone it was
+            # briefed in), then what this run gave and prepared.
+            carry = BriefingCarry.model_validate(current, from_attributes=True)
+            carry.last_given_at = current.given_at or current.last_given_at
+            carry.replaced_date = current.prepared.date if current.prepared else carry.replaced_date
             if current.last_date is not None and current.last_midnight is None:
                 # A run carrying none (from before it, or a day read from the database): its
                 # own config's zone, the one it briefs in.
