@@ -21,7 +21,7 @@ import secrets
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -78,17 +78,12 @@ class BridgeTiming:
     open_timeout: float = 10.0
 
 
-def backoff_delays(timing: BridgeTiming) -> Callable[[], float]:
+def backoff_delays(timing: BridgeTiming) -> Iterator[float]:
     """Successive re-dial delays: full jitter on a doubling ceiling (1 s … 10 min)."""
     ceiling = timing.first_delay
-
-    def next_delay() -> float:
-        nonlocal ceiling
-        delay = random.uniform(ceiling / 2, ceiling)
+    while True:
+        yield random.uniform(ceiling / 2, ceiling)
         ceiling = min(ceiling * 2, timing.max_delay)
-        return delay
-
-    return next_delay
 
 
 class BridgeRunner:
@@ -188,7 +183,7 @@ class BridgeRunner:
 
     async def _hold(self, endpoint_id: int) -> None:
         """Dial, serve, and re-dial with backoff until the task is cancelled."""
-        next_delay = backoff_delays(self.timing)
+        delays = backoff_delays(self.timing)
         while True:
             started = time.monotonic()
             connected = False
@@ -216,8 +211,8 @@ class BridgeRunner:
             except Exception as exc:  # every failure is data: shown, counted, re-dialed
                 reason = without_token(describe(exc), url)
             if connected and time.monotonic() - started >= self.timing.healthy_after:
-                next_delay = backoff_delays(self.timing)
-            delay = next_delay()
+                delays = backoff_delays(self.timing)
+            delay = next(delays)
             self.counts["failures"] += 1
             log.warning(
                 "xiaozhi endpoint %s (%s): %s; re-dialing in %.1f s",

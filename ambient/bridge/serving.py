@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import suppress
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -191,11 +191,7 @@ def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
 
 def _request_id(message: object) -> int | str | None:
     ident = message.get("id") if isinstance(message, dict) else None
-    return ident if _readable_id(ident) else None
-
-
-def _readable_id(ident: object) -> TypeGuard[int | str]:
-    return isinstance(ident, int | str) and not isinstance(ident, bool)
+    return ident if isinstance(ident, int | str) and not isinstance(ident, bool) else None
 
 
 def _error(ident: int | str | None, code: int, message: str) -> dict[str, Any]:

@@ -111,7 +111,7 @@ class FetchResult:
                 return body.decode()
             except UnicodeDecodeError:
                 return undeclared_text(body)
-        encoding = AS_BROWSERS_READ.get(label.lower(), label) if label else "utf-8"
+        encoding = AS_BROWSERS_READ.get(label.lower(), label)
         try:
             return body.decode(encoding, errors="replace")
         except LookupError:  # a label Python does not know
