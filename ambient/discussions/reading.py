@@ -76,11 +76,6 @@ def _check_offset(offset: int) -> None:
         )
 
 
-def _next_offset(offset: int, total: int) -> int | None:
-    """The next page's offset, None after the last."""
-    return offset + PAGE if offset + PAGE < total else None
-
-
 async def _newest_first(
     session: AsyncSession, query: Select[Any], order: list[Any], total: int, offset: int, size: int
 ) -> tuple[list[Any], int | None]:
@@ -217,7 +212,7 @@ class DiscussionReads(DiscussionAccess):
         return DiscussionRead(
             discussion=discussion_view(discussion, total),
             messages=messages,
-            next_offset=_next_offset(offset, total),
+            next_offset=offset + PAGE if offset + PAGE < total else None,
         )
 
     async def init_store(self, user: str) -> StoreInit:
