@@ -63,7 +63,7 @@ from ambient.remediation.safety import (
     rate_limit_gate,
 )
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import match_rule, plan
+from ambient.remediation.scores import plan
 from ambient.remediation.storage import (
     ActionLedger,
     AlertRuleRepository,
@@ -133,10 +133,9 @@ class RemediationActivities:
             max_replicas=settings.remediation_max_replicas,
             max_scale_step=settings.remediation_max_scale_step,
         )
-        card = await score_alert(request.alert, rules, self._llm)
-        rule = match_rule(request.alert, rules)
-        steps = plan(card.score, rule, policy.approval_from_rung)
-        opened = Opened(card=card, rule=rule, plan=steps, policy=policy)
+        scored = await score_alert(request.alert, rules, self._llm)
+        steps = plan(scored.card.score, scored.rule, policy.approval_from_rung)
+        opened = Opened(card=scored.card, rule=scored.rule, plan=steps, policy=policy)
         first = steps[0] if steps and steps[0].rung is not Rung.HAND_OVER else None
         # The workload is read before the write turn (no network call may hold it), with the
         # mode the permission gives now; the turn re-reads the permission and keeps the read

@@ -10,7 +10,7 @@
   model writes each briefing through ``write_briefing`` and every summary's claims not in its
   input are counted (``ambient/briefing/faithfulness.py``), with how many were therefore not spoken.
 - **scoring**: generated alerts (English and Chinese, every metric and namespace kind) through
-  ``score_alert_traced``: valid on the first request, valid after the one retry, offline
+  ``score_alert``: valid on the first request, valid after the one retry, offline
   fallback; and agreement of the model's attempt budget (1–6) with the offline rules'.
 - **events**: the labelled batches in bench/llm_steps_events.jsonl (labels from the event
   agent's documented policy, docs/agent.md) through ``decide``: accuracy overall and per label,
@@ -44,7 +44,7 @@ from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.event_digest import EventBrief, notable, offline_decision, written_in
 from ambient.remediation.alerts import Alert
-from ambient.remediation.scorer import score_alert_traced
+from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import offline_score
 from ambient.settings import Settings
 from bench.loggen import DAY, generate
@@ -259,7 +259,7 @@ async def run_scoring(llm: LLMClient, count: int, runs: int, deadline: Deadline)
                 break
             total += 1
             started = time.monotonic()
-            scored = await score_alert_traced(alert, [], llm)
+            scored = await score_alert(alert, [], llm)
             seconds.append(time.monotonic() - started)
             offline = offline_score(alert, [])
             if scored.card.generated_by != "llm":

@@ -50,24 +50,20 @@ class LLMScore(BaseModel):
 
 @dataclass
 class ScoredAlert:
-    """A score card and how it came about: LLM requests made, why the offline rules answered."""
+    """A score card, the alert rule that shaped it (its plan's too), and how it came about:
+    LLM requests made, why the offline rules answered (what bench measures)."""
 
     card: ScoreCard
+    rule: AlertRule | None
     attempts: int = 0
     failure: str | None = None
 
 
-async def score_alert(alert: Alert, rules: list[AlertRule], llm: LLMClient | None) -> ScoreCard:
+async def score_alert(alert: Alert, rules: list[AlertRule], llm: LLMClient | None) -> ScoredAlert:
     """The alert's score card; offline rules when no LLM is configured or it gives no answer."""
-    return (await score_alert_traced(alert, rules, llm)).card
-
-
-async def score_alert_traced(
-    alert: Alert, rules: list[AlertRule], llm: LLMClient | None
-) -> ScoredAlert:
-    """``score_alert`` with the requests it made and why it fell back (what bench measures)."""
+    rule = match_rule(alert, rules)
     if llm is None or llm.offline:
-        return ScoredAlert(offline_score(alert, rules))
+        return ScoredAlert(offline_score(alert, rules), rule)
     fields = alert.model_dump(mode="json", exclude={"verify"})
     user = "Score this alert.\n" + data_block("alert", json.dumps(fields, ensure_ascii=False))
     outcome = await llm.answer(system=SYSTEM, user=user, schema=LLMScore)
@@ -78,9 +74,9 @@ async def score_alert_traced(
         card.reasons.insert(
             0, f"the LLM gave no valid answer ({failure}): offline rules scored this alert"
         )
-        return ScoredAlert(card, attempts, failure)
+        return ScoredAlert(card, rule, attempts, failure)
     # The answer's schema bounds each score and reason (LLMScore): only the spaces go.
     dimensions = ScoreDimensions.model_validate(
         {name: {"score": d.score, "reason": d.reason.strip()} for name, d in answer}
     )
-    return ScoredAlert(score_card(dimensions, match_rule(alert, rules), "llm"), attempts)
+    return ScoredAlert(score_card(dimensions, rule, "llm"), rule, attempts)

@@ -56,7 +56,7 @@ from ambient.remediation.runs import (
 )
 from ambient.remediation.safety import effective_mode, may_approve, named_approver
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import AlertRule, match_rule, plan
+from ambient.remediation.scores import AlertRule, plan
 from ambient.remediation.storage import AlertRuleRepository, RemediationRepository
 from ambient.remediation.views import (
     AuditLine,
@@ -110,14 +110,13 @@ class RemediationService:
         parsed = accepted(Alert, alert)
         async with self.db.session() as session:
             rules = await AlertRuleRepository(session).all()
-        card = await score_alert(parsed, rules, self.llm)
-        rule = match_rule(parsed, rules)
+        scored = await score_alert(parsed, rules, self.llm)
         # The card's own fields (its dimensions as plain data), and what they lead to.
         return ScoreView(
-            **card.model_dump(),
+            **scored.card.model_dump(),
             fingerprint=parsed.fingerprint(),
             remediation_id=remediation_id(parsed),
-            plan=plan(card.score, rule, self.settings.remediation_approval_from_rung),
+            plan=plan(scored.card.score, scored.rule, self.settings.remediation_approval_from_rung),
         )
 
     # --- start -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from activities.event_agent import decide
 from ambient.clients.llm import LLMClient
 from ambient.domain.event_digest import EventBrief
 from ambient.local_llm import LocalServer, ensure_server
-from ambient.remediation.scorer import score_alert_traced
+from ambient.remediation.scorer import score_alert
 from ambient.settings import LOCAL_LLM_MODEL, Settings
 from bench.llm_steps import alerts
 
@@ -35,7 +35,7 @@ def local_llm() -> Iterator[LLMClient]:
 async def test_alert_scoring_gets_a_schema_valid_answer_from_the_local_model(
     local_llm: LLMClient,
 ) -> None:
-    scored = await score_alert_traced(alerts(1)[0], [], local_llm)
+    scored = await score_alert(alerts(1)[0], [], local_llm)
     assert scored.failure is None, scored.failure
     assert scored.card.generated_by == "llm" and 1 <= scored.card.budget <= 6
 

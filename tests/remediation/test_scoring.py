@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from ambient.clients.llm import MAX_OUTPUT_TOKENS, LLMClient
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert
-from ambient.remediation.scorer import score_alert, score_alert_traced
+from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, offline_score
 from ambient.settings import Settings
 from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi, messages_text
@@ -58,7 +58,7 @@ async def test_llm_sub_scores_become_our_total_and_budget(
 ) -> None:
     api, client = llm
     api.script(answer(100, 80, 0, 50))
-    card = await score_alert(ALERT, [], client)
+    card = (await score_alert(ALERT, [], client)).card
     assert card.generated_by == "llm"
     # 0.4*100 + 0.3*80 + 0.2*0 + 0.1*50
     assert card.score == 69 and card.budget == 3
@@ -83,7 +83,7 @@ async def test_an_out_of_range_sub_score_is_invalid_retried_once_then_the_offlin
 ) -> None:
     api, client = llm
     api.script(answer(150, 80, -20, 50), answer(101, 50, 50, 50))
-    traced = await score_alert_traced(ALERT, [], client)
+    traced = await score_alert(ALERT, [], client)
     assert len(api.requests) == 2 and traced.attempts == 2
     card = traced.card
     assert card.generated_by == "offline"  # never the model's 150 clamped into a score
@@ -97,7 +97,7 @@ async def test_every_answer_is_bounded_and_a_cut_off_one_is_retried_then_offline
     api, client = llm
     runaway = '{"impact": {"score": 50, "reason": "' + "very " * 50
     api.script(Content(runaway, "length"), Content(runaway, "length"))
-    traced = await score_alert_traced(ALERT, [], client)
+    traced = await score_alert(ALERT, [], client)
     assert [r["max_tokens"] for r in api.requests] == [MAX_OUTPUT_TOKENS] * 2
     assert traced.card.generated_by == "offline"
     assert f"cut off at {MAX_OUTPUT_TOKENS} tokens" in traced.card.reasons[0]
@@ -108,7 +108,7 @@ async def test_a_retry_that_answers_validly_is_the_llm_score(
 ) -> None:
     api, client = llm
     api.script(Content("not json"), answer(50, 50, 50, 50))
-    traced = await score_alert_traced(ALERT, [], client)
+    traced = await score_alert(ALERT, [], client)
     assert traced.card.generated_by == "llm" and traced.attempts == 2
 
 
@@ -120,7 +120,7 @@ async def test_an_unreachable_llm_server_is_named_in_the_offline_card(settings: 
             "openai_base_url": f"http://127.0.0.1:{port}/v1",
         }
     )
-    card = await score_alert(ALERT, [], LLMClient(dead))
+    card = (await score_alert(ALERT, [], LLMClient(dead))).card
     assert card.generated_by == "offline"
     assert f"127.0.0.1:{port}" in card.reasons[0] and "could not be reached" in card.reasons[0]
 
@@ -141,7 +141,7 @@ async def test_rule_pins_importance_over_the_llm(llm: tuple[LLMApi, LLMClient]) 
     api, client = llm
     api.script(answer(50, 50, 10, 50))
     rules = [AlertRule(name="checkout", workload="checkout", importance=95)]
-    card = await score_alert(ALERT, rules, client)
+    card = (await score_alert(ALERT, rules, client)).card
     assert card.dimensions.importance.score == 95 and card.rule == "checkout"
 
 
@@ -150,7 +150,7 @@ async def test_invalid_or_failing_llm_falls_back_to_offline_rules_with_a_reason(
 ) -> None:
     api, client = llm
     api.script(Content("not json"), Content('{"impact": 1}'), Failure(500, "down"))
-    card = await score_alert(ALERT, [], client)
+    card = (await score_alert(ALERT, [], client)).card
     assert card.generated_by == "offline"
     assert card.reasons[0].startswith("the LLM gave no valid answer")
 
