@@ -200,12 +200,9 @@ class DiscussionReads(DiscussionAccess):
         _check_offset(offset or 0)
         async with self.db.session() as session:
             discussion = await self._get(session, discussion_id, user)
-            total = await _count(
-                session,
-                select(DiscussionMessage.id)
-                .where(DiscussionMessage.discussion_id == discussion_id)
-                .subquery(),
-            )
+            theirs = DiscussionMessage.discussion_id == discussion_id
+            per = await _count_by(session, DiscussionMessage.discussion_id, theirs)
+            total = per.get(discussion_id, 0)
             if offset is None:
                 offset = max(0, (total - 1) // PAGE * PAGE)
             messages = await self._messages(session, discussion_id, offset, PAGE)
