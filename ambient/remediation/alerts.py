@@ -1,4 +1,4 @@
-"""Alerts as the remediation takes them: the model, its id, and intake from alarms and breaches.
+"""Alerts as the remediation takes them: the model, its id, and intake from threshold breaches.
 
 Pure (sandbox-safe). Alert text is data: nothing here lets a message choose a target or a
 step outside the ladder.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -20,7 +19,6 @@ from ambient.domain.identifiers import (
     NamespaceName,
     TencentRegion,
     object_name,
-    region_name,
 )
 from ambient.domain.numbers import DecimalNumber, WholeNumber
 from ambient.remediation.ladder import WorkloadRef
@@ -149,62 +147,14 @@ def _digest(parts: list[str]) -> str:
 
 
 # --- intake ---------------------------------------------------------------------------
-
-_CLUSTER_KEYS = r"(?:tke_cluster_instance_id|cluster_id|clusterid|cluster)"
-_NAMESPACE_KEYS = r"(?:namespace|ns)"
-_WORKLOAD_KEYS = r"(?:workload_name|workload|deployment)"
+# A threshold breach's here; a Monitor or CLS alarm's is the triage's (remediation/triage.py).
 
 
-def _find(pattern: str, text: str) -> str | None:
-    match = re.search(pattern, text, re.IGNORECASE)
-    return match.group(1) if match else None
-
-
-def _workload_of(dimensions: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+def workload_of(dimensions: dict[str, str]) -> tuple[str | None, str | None, str | None]:
     """Cluster, namespace and workload named by QCE/TKE2 dimensions (keys in any case)."""
     dims = {k.lower(): v for k, v in dimensions.items()}
     cluster = dims.get("tke_cluster_instance_id") or dims.get("cluster_id")
     return cluster, dims.get("namespace"), dims.get("workload_name") or dims.get("workload")
-
-
-def alert_from_alarm(
-    source: str,
-    name: str,
-    target: str | None,
-    detail: str,
-    level: str | None = None,
-    region: str | None = None,
-    dimensions: dict[str, str] | None = None,
-) -> Alert | None:
-    """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
-    # A Monitor alarm's dimensions name its workload; its alarm object is a display text. Else
-    # the text is read for key:value pairs (e.g. a CLS trigger's cluster_id=… workload=…).
-    cluster, namespace, workload = _workload_of(dimensions or {})
-    text = f"{target or ''} {detail}"
-    cluster = cluster or _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text)
-    cluster = cluster or _find(r"\b(cls-[a-z0-9]{4,})\b", text)
-    workload = workload or _find(rf"{_WORKLOAD_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9.-]*)", text)
-    if not cluster or not workload:
-        return None
-    namespace = (
-        namespace
-        or _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text)
-        or "default"
-    )
-    try:
-        return Alert(
-            source=source,
-            cluster_id=cluster,
-            namespace=namespace,
-            workload=workload,
-            # The alarm object's region, when written as one (else the configured region).
-            region=region_name(region),
-            metric=name[:200] or None,
-            message=detail[:4000],
-            labels={"level": level} if level else {},
-        )
-    except ValueError:
-        return None
 
 
 def alert_from_breach(
@@ -219,7 +169,7 @@ def alert_from_breach(
     # Verification reads the same source; healthy is the opposite of each breached condition.
     if source.get("type") != "tencent_monitor":
         return None
-    cluster, namespace, workload = _workload_of(source.get("dimensions") or {})
+    cluster, namespace, workload = workload_of(source.get("dimensions") or {})
     if not cluster or not workload:
         return None
     healthy = [

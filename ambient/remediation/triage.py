@@ -7,16 +7,58 @@ names no TKE workload, are said in skipped, not dropped silently.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
-from ambient.remediation.alerts import Alert, alert_from_alarm
+from ambient.domain.identifiers import region_name
+from ambient.remediation.alerts import Alert, workload_of
 from ambient.remediation.runs import TriageAlerts
 
 # AlarmStatus "ALARM": not recovered (CLS records' Status 0 reads the same, ops.list_alarms).
 UNRESOLVED = {"ALARM"}
+_CLUSTER_KEYS = r"(?:tke_cluster_instance_id|cluster_id|clusterid|cluster)"
+_NAMESPACE_KEYS = r"(?:namespace|ns)"
+_WORKLOAD_KEYS = r"(?:workload_name|workload|deployment)"
+
+
+def _find(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def alert_from_alarm(alarm: ops.AlarmRecord) -> Alert | None:
+    """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
+    # A Monitor alarm's dimensions name its workload; its alarm object is a display text. Else
+    # the text is read for key:value pairs (e.g. a CLS trigger's cluster_id=… workload=…).
+    cluster, namespace, workload = workload_of(alarm.dimensions)
+    text = f"{alarm.target or ''} {alarm.detail}"
+    cluster = cluster or _find(rf"{_CLUSTER_KEYS}\s*[:=]\s*\"?([A-Za-z0-9-]+)", text)
+    cluster = cluster or _find(r"\b(cls-[a-z0-9]{4,})\b", text)
+    workload = workload or _find(rf"{_WORKLOAD_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9.-]*)", text)
+    if not cluster or not workload:
+        return None
+    namespace = (
+        namespace
+        or _find(rf"\b{_NAMESPACE_KEYS}\s*[:=]\s*\"?([a-z0-9][a-z0-9-]*)", text)
+        or "default"
+    )
+    try:
+        return Alert(
+            source=alarm.source,
+            cluster_id=cluster,
+            namespace=namespace,
+            workload=workload,
+            # The alarm object's region, when written as one (else the configured region).
+            region=region_name(alarm.region),
+            metric=alarm.name[:200] or None,
+            message=alarm.detail[:4000],
+            labels={"level": alarm.level} if alarm.level else {},
+        )
+    except ValueError:
+        return None
 
 
 async def unresolved_alarms(
@@ -37,15 +79,7 @@ async def unresolved_alarms(
     for alarm in history.alarms:
         if alarm.status.upper() not in UNRESOLVED:
             continue
-        alert = alert_from_alarm(
-            alarm.source,
-            alarm.name,
-            alarm.target,
-            alarm.detail,
-            alarm.level,
-            alarm.region,
-            alarm.dimensions,
-        )
+        alert = alert_from_alarm(alarm)
         if alert is None:
             skipped.append(f"{alarm.source} alarm {alarm.name!r}: names no TKE workload")
             continue

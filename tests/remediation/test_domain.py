@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from ambient.clients.tencent.ops import AlarmRecord
 from ambient.domain.checks import MetricReading
-from ambient.remediation.alerts import Alert, VerifySpec, alert_from_alarm, alert_from_breach
+from ambient.remediation.alerts import Alert, VerifySpec, alert_from_breach
 from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.runs import RunOutcome, VerifyInput, remediation_stats
 from ambient.remediation.safety import (
@@ -34,6 +35,7 @@ from ambient.remediation.scores import (
     plan,
     total_score,
 )
+from ambient.remediation.triage import alert_from_alarm
 from ambient.watches.threshold_config import Condition
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
@@ -306,11 +308,15 @@ def test_scale_out_doubles_within_the_blast_radius() -> None:
 
 def test_alarm_records_naming_a_tke_workload_become_alerts() -> None:
     found = alert_from_alarm(
-        "monitor",
-        "checkout 5xx",
-        "tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:checkout",
-        "5xx > 5%",
-        "serious",
+        AlarmRecord(
+            source="monitor",
+            name="checkout 5xx",
+            status="ALARM",
+            time=NOW,
+            target="tke_cluster_instance_id:cls-abc12345|namespace:prod|workload_name:checkout",
+            detail="5xx > 5%",
+            level="serious",
+        )
     )
     assert found is not None
     assert (found.cluster_id, found.namespace, found.workload) == (
@@ -318,7 +324,15 @@ def test_alarm_records_naming_a_tke_workload_become_alerts() -> None:
         "prod",
         "checkout",
     )
-    assert alert_from_alarm("cls", "disk", "topic-1", "disk full on cvm") is None
+    disk = AlarmRecord(
+        source="cls",
+        name="disk",
+        status="ALARM",
+        time=NOW,
+        target="topic-1",
+        detail="disk full on cvm",
+    )
+    assert alert_from_alarm(disk) is None
 
 
 def test_a_tke2_threshold_breach_becomes_an_alert_verified_by_the_same_source() -> None:
