@@ -82,6 +82,8 @@ class RunSteering(Protocol):
 
 
 ACTION_TAGS = {"approve": "approve", "refuse": "refuse", "reject": "refuse", "abort": "abort"}
+# A stored message as its post answers: what was posted, the discussion's topic, whom to tell.
+Stored = tuple[Posted, str, list[str]]
 
 
 class DiscussionService(DiscussionReads):
@@ -150,8 +152,7 @@ class DiscussionService(DiscussionReads):
             retry = await self._retry(session, message, topic_key=key)
             if retry is None:
                 retry = await self._store_on_topic(session, user, topic, key, message, subject)
-        posted, about, recipients = retry
-        return await self._notify(posted, about, message, recipients)
+        return await self._notify(retry, message)
 
     async def _store_on_topic(
         self,
@@ -161,7 +162,7 @@ class DiscussionService(DiscussionReads):
         key: str,
         message: MessageIn,
         subject: str | None,
-    ) -> tuple[Posted, str, list[str]]:
+    ) -> Stored:
         """The message stored on the topic's open discussion, or on a new one."""
         query = select(Discussion).where(Discussion.topic_key == key, Discussion.status == "open")
         if user is None:
@@ -237,20 +238,18 @@ class DiscussionService(DiscussionReads):
             # for a reply that asks something of a remediation, not for every reply.
             asks = _asked(message, subject)
             earlier = await self._messages(session, discussion_id) if asks else []
-        posted, topic, recipients = retry
-        return await self._steer(user, posted, message, subject, earlier, topic, recipients)
+        return await self._steer(user, message, subject, earlier, retry)
 
     async def _steer(
         self,
         user: str,
-        posted: Posted,
         message: MessageIn,
         subject: str,
         earlier: list[MessageView],
-        topic: str,
-        recipients: list[str],
+        stored: Stored,
     ) -> Posted:
         """A stored reply acts on the discussion's remediation, then its members are told."""
+        posted = stored[0]
         if verb := _asked(message, subject):
             fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
@@ -296,7 +295,7 @@ class DiscussionService(DiscussionReads):
                 except RemediationError as exc:
                     why = exc
             posted.acted(rid, verb, why)
-        return await self._notify(posted, topic, message, recipients)
+        return await self._notify(stored, message)
 
     async def close_discussion(self, user: str, discussion_id: str) -> Closed:
         """Close a discussion (idempotent): its initiator's signer, or an admin."""
@@ -370,7 +369,7 @@ class DiscussionService(DiscussionReads):
 
     async def _retry(
         self, session: Any, message: MessageIn, *, topic_key: str = "", discussion_id: str = ""
-    ) -> tuple[Posted, str, list[str]] | None:
+    ) -> Stored | None:
         """A retry of a stored message (None: nothing yet): what it posted, its topic and whom
         to tell. They are told again (once per message: the notice's workflow id and delivery
         keys), so a post that died between storing and telling tells them now. A retry is the
@@ -422,9 +421,8 @@ class DiscussionService(DiscussionReads):
             people.update(await session.scalars(owners))
         return sorted(people - {sender})
 
-    async def _notify(
-        self, posted: Posted, topic: str, message: MessageIn, recipients: list[str]
-    ) -> Posted:
+    async def _notify(self, stored: Stored, message: MessageIn) -> Posted:
+        posted, topic, recipients = stored
         if not recipients:
             return posted
         if self.client is None:
