@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -145,9 +146,7 @@ class Database:
                 yield session
             return
         async with self._write_turn:
-            tries = 0
-            while True:
-                tries += 1
+            for tries in itertools.count(1):
                 async with self.session() as session:
                     try:
                         await session.execute(text("BEGIN IMMEDIATE"))
