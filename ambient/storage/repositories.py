@@ -119,11 +119,7 @@ class UserRepository(Repository):
         _briefing_times_fit(BRIEFING_TIMES, data)
         await self._voiceprint_free(data.voiceprint_id, data.name)
         # The name speaks for the user too: not if it is already someone else's voiceprint.
-        voices = select(User.id).where(
-            User.name != data.name, func.lower(User.voiceprint_id) == data.name
-        )
-        if await self.session.scalar(voices.limit(1)) is not None:
-            raise _voiceprint_taken(data.name, "name")
+        await self._voiceprint_free(data.name, data.name, "name")
         token = new_api_token()
         fields = data.model_dump(exclude_none=True)
         user = User(api_token_hash=hash_token(token), push_config={}, **fields)
@@ -198,7 +194,9 @@ class UserRepository(Repository):
                 raise _voiceprint_taken(data.voiceprint_id) from exc
             raise
 
-    async def _voiceprint_free(self, voiceprint: str | None, name: str) -> None:
+    async def _voiceprint_free(
+        self, voiceprint: str | None, name: str, field: str = "voiceprint_id"
+    ) -> None:
         # A speaker is found by voiceprint id or user name, case-insensitively
         # (ambient.speakers.resolve_speaker): one voice named twice answers to nobody.
         if voiceprint is None:
@@ -208,7 +206,7 @@ class UserRepository(Repository):
             User.name != name, or_(func.lower(User.voiceprint_id) == key, User.name == key)
         )
         if await self.session.scalar(query.limit(1)) is not None:
-            raise _voiceprint_taken(voiceprint)
+            raise _voiceprint_taken(voiceprint, field)
 
     async def rotate_token(self, user: User) -> str:
         token = new_api_token()
