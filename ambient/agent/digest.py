@@ -59,11 +59,7 @@ class EventDigestService:
             # A slow run is never doubled; the next one picks up what it did not see.
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         )
-        try:
-            await handle.describe()
-        except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
-                raise
+        if not (await self.get(user)).enabled:
             # Turned on: the marker first, so a write that fails leaves nothing on, and the
             # retry (which would find the schedule and only update it) starts from now too.
             await self._start_from_now(user)
