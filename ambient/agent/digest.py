@@ -59,7 +59,11 @@ class EventDigestService:
             # A slow run is never doubled; the next one picks up what it did not see.
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         )
-        if not (await self.get(user)).enabled:
+        try:
+            await handle.describe()
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
             # Turned on: the marker first, so a write that fails leaves nothing on, and the
             # retry (which would find the schedule and only update it) starts from now too.
             await self._start_from_now(user)
