@@ -27,9 +27,9 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
             process.wait()
 
 
-def log_tail(path: Path, separator: str = "\n", lines: int = 5) -> str:
-    """The last ``lines`` lines of a log, joined by ``separator`` ("" when it cannot be read)."""
+def log_tail(path: Path, separator: str = "\n") -> str:
+    """The last five lines of a log, joined by ``separator`` ("" when it cannot be read)."""
     try:
-        return separator.join(path.read_text(errors="replace").splitlines()[-lines:])
+        return separator.join(path.read_text(errors="replace").splitlines()[-5:])
     except OSError:
         return ""

@@ -77,9 +77,9 @@ async def replay_files(
 
 
 async def replay_query(
-    client: Client, query: str, workflows: Sequence[type], limit: int = 100
+    client: Client, query: str, workflows: Sequence[type]
 ) -> list[ReplayOutcome]:
-    histories = client.list_workflows(query, limit=limit).map_histories()
+    histories = client.list_workflows(query, limit=100).map_histories()
     results = replayer(workflows, client.data_converter).workflow_replay_iterator(histories)
     async with results as iterator:
         return [_outcome(query, result) async for result in iterator]

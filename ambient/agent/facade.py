@@ -114,9 +114,7 @@ def _info(server: _Server, function: str, tool: Tool) -> ToolInfo:
         notes = ToolAnnotations(read_only_hint=tool.name in server.read_only)
     read_only = bool(notes and notes.read_only_hint)
     # MCP's defaults: a tool that is not read-only is assumed destructive unless it says not.
-    destructive = not read_only and (
-        notes is None or notes.destructive_hint is None or bool(notes.destructive_hint)
-    )
+    destructive = not read_only and (notes is None or notes.destructive_hint is not False)
     return ToolInfo(
         server=server.name,
         tool=tool.name,

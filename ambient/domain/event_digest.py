@@ -104,12 +104,12 @@ class DigestResult(BaseModel):
     generated_by: str = "offline"
 
 
-def gist(payload: dict[str, Any], limit: int = 160) -> str:
-    """A short, flat rendering of an event payload (url, value, error... first)."""
+def gist(payload: dict[str, Any]) -> str:
+    """An event payload in 160 characters at most, flat (url, value, error... first)."""
     preferred = ("url", "value", "error", "excerpt", "state", "headline", "message")
     parts = [f"{k}={payload[k]}" for k in preferred if payload.get(k) not in (None, "", [])]
     text = ", ".join(parts) or ", ".join(f"{k}={v}" for k, v in list(payload.items())[:3])
-    return clipped(text, limit)
+    return clipped(text, 160)
 
 
 def notable(kind: str) -> bool:

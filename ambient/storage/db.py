@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy import event, text
@@ -101,19 +102,13 @@ class Database:
         self.sqlite = parsed.get_backend_name() == "sqlite"
         if self.sqlite and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        if self.sqlite and parsed.get_driver_name() == "aiosqlite":
+        if self.sqlite:  # aiosqlite: SQLite's one async driver (another is refused as sync)
             in_memory = parsed.database in (None, "", ":memory:")  # one connection, no pool
             pool = {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
             self.engine: AsyncEngine = create_async_engine(
                 url, async_creator=_turn_connector(url), **pool
             )
-        else:
-            asyncpg = parsed.get_driver_name() == "asyncpg"
-            connect = {"connect_args": {"timeout": CONNECT_TIMEOUT}} if asyncpg else {}
-            # A server restart or failover closes every pooled connection: each is tried at
-            # checkout (a round trip) and replaced if closed, not handed to a request to fail.
-            self.engine = create_async_engine(url, pool_pre_ping=True, **connect)
-        if self.sqlite:
+
             # Worker, API and MCP share the file: WAL and a busy timeout avoid "database is locked".
             @event.listens_for(self.engine.sync_engine, "connect")
             def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -124,7 +119,12 @@ class Database:
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
-
+        else:
+            asyncpg = parsed.get_driver_name() == "asyncpg"
+            connect = {"connect_args": {"timeout": CONNECT_TIMEOUT}} if asyncpg else {}
+            # A server restart or failover closes every pooled connection: each is tried at
+            # checkout (a round trip) and replaced if closed, not handed to a request to fail.
+            self.engine = create_async_engine(url, pool_pre_ping=True, **connect)
         # ``session()``: a plain session (``write_session`` for a read-then-write transaction).
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time: queue this process's writers here, in order and
@@ -146,9 +146,7 @@ class Database:
                 yield session
             return
         async with self._write_turn:
-            tries = 0
-            while True:
-                tries += 1
+            for tries in itertools.count(1):
                 async with self.session() as session:
                     try:
                         await session.execute(text("BEGIN IMMEDIATE"))
@@ -157,14 +155,12 @@ class Database:
                             continue
                         raise
                     raw = await (await session.connection()).get_raw_connection()
-                    driver = raw.driver_connection
-                    if isinstance(driver, TurnConnection):
-                        driver.inline = not bulk
+                    driver = cast(TurnConnection, raw.driver_connection)
+                    driver.inline = not bulk
                     try:
                         yield session
                     finally:
-                        if isinstance(driver, TurnConnection):  # before the pool has it again
-                            driver.inline = False
+                        driver.inline = False  # before the pool has it again
                     return
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ambient.domain.events import clipped
@@ -43,6 +43,8 @@ INBOX_TITLE, INBOX_LINK = 255, 1024
 # A watch's checks turning failing and back (a web monitor's per page, a threshold watch's),
 # and a page an update took out of a web monitor (failing no more: not watched).
 FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
+# A delivery row still in flight: what give_up and hold change, and nothing settled.
+_PENDING = Delivery.status == "pending"
 
 
 class UserExistsError(Exception):
@@ -119,11 +121,7 @@ class UserRepository(Repository):
         _briefing_times_fit(BRIEFING_TIMES, data)
         await self._voiceprint_free(data.voiceprint_id, data.name)
         # The name speaks for the user too: not if it is already someone else's voiceprint.
-        voices = select(User.id).where(
-            User.name != data.name, func.lower(User.voiceprint_id) == data.name
-        )
-        if await self.session.scalar(voices.limit(1)) is not None:
-            raise _voiceprint_taken(data.name, "name")
+        await self._voiceprint_free(data.name, data.name, "name")
         token = new_api_token()
         fields = data.model_dump(exclude_none=True)
         user = User(api_token_hash=hash_token(token), push_config={}, **fields)
@@ -198,7 +196,9 @@ class UserRepository(Repository):
                 raise _voiceprint_taken(data.voiceprint_id) from exc
             raise
 
-    async def _voiceprint_free(self, voiceprint: str | None, name: str) -> None:
+    async def _voiceprint_free(
+        self, voiceprint: str | None, name: str, field: str = "voiceprint_id"
+    ) -> None:
         # A speaker is found by voiceprint id or user name, case-insensitively
         # (ambient.speakers.resolve_speaker): one voice named twice answers to nobody.
         if voiceprint is None:
@@ -208,7 +208,7 @@ class UserRepository(Repository):
             User.name != name, or_(func.lower(User.voiceprint_id) == key, User.name == key)
         )
         if await self.session.scalar(query.limit(1)) is not None:
-            raise _voiceprint_taken(voiceprint)
+            raise _voiceprint_taken(voiceprint, field)
 
     async def rotate_token(self, user: User) -> str:
         token = new_api_token()
@@ -444,24 +444,18 @@ class DeliveryRepository(Repository):
     async def give_up(self, key: str, error: str) -> None:
         """A send left in flight that no try will finish: failed (``error``), unless its
         holder finished it meanwhile."""
-        await self.session.execute(
-            update(Delivery)
-            .where(Delivery.key == key, Delivery.status == "pending")
-            .values(status="failed", error=error, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        await self._set(key, _PENDING, status="failed", error=error, lease_until=None)
 
     async def hold(self, key: str, lease_until: datetime) -> None:
         """The send under way keeps its row (still in flight) until ``lease_until``."""
-        held = update(Delivery).where(Delivery.key == key, Delivery.status == "pending")
-        await self.session.execute(held.values(lease_until=lease_until))
+        await self._set(key, _PENDING, lease_until=lease_until)
 
     async def posted(self, key: str, provider_id: str) -> None:
         """Record progress of the send that holds the lease (a message sent in several posts)."""
         await self._set(key, provider_id=provider_id)
 
-    async def _set(self, key: str, **values: Any) -> None:
-        update_row = update(Delivery).where(Delivery.key == key).values(**values)
+    async def _set(self, key: str, *only: ColumnElement[bool], **values: Any) -> None:
+        update_row = update(Delivery).where(Delivery.key == key, *only).values(**values)
         await self.session.execute(update_row.execution_options(synchronize_session=False))
 
     async def under(self, user: str, request_key: str) -> list[Delivery]:
