@@ -40,20 +40,13 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text, given_up
 
-# A greeting while paused is answered "paused" (the day is not used up). Deprecated: runs
-# recorded with its marker replay; runs from before it (they spoke the briefing) do not.
-PAUSED_GREETING = "paused-greeting"
-# A briefing paused at its preparation time is prepared only once resumed (runs recorded
-# before it prepared while paused).
+# A briefing paused at its preparation time is prepared only once resumed.
 PAUSED_PREPARES_NOTHING = "paused-prepares-nothing"
-# A greeting after a failed preparation starts it again (runs recorded before it answered
-# "could not be prepared" for the rest of the day, until a regenerate).
+# A greeting after a failed preparation starts it again.
 GREETING_PREPARES_AGAIN = "greeting-prepares-again"
-# A stop shows in list_tasks at once, and a late pause or resume does not hide it (runs
-# recorded before it showed "active" until they ended).
+# A stop shows in list_tasks at once, and a late pause or resume does not hide it.
 STOP_SHOWN = "stop-shown-at-once"
-# A push at the window's end that failed for good is said in the status and the next day runs
-# (runs recorded before it failed the workflow there: no briefing from then on).
+# A push at the window's end that failed for good is said in the status and the next day runs.
 PUSH_FAILURE_KEPT = "push-failure-kept"
 # A greeting is refused when the workflow takes it up this long after its caller stopped
 # waiting (GreetRequest.answer_by): room for the service's clock running behind the server's.
@@ -113,7 +106,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.phase = "waiting to prepare"
         await _wait(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False
-        if self.paused and workflow.patched(PAUSED_PREPARES_NOTHING):
+        if self.paused:
+            workflow.deprecate_patch(PAUSED_PREPARES_NOTHING)
             # Paused: no source is read and no queued problem is spent on a briefing nobody
             # hears, unless it is resumed before the window ends.
             self.phase = "paused"
@@ -161,7 +155,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
     async def greet(self, request: GreetRequest) -> GreetResult:
         """The voice trigger: the briefing at the first greeting inside today's window."""
         if self.paused:
-            workflow.deprecate_patch(PAUSED_GREETING)
             # At once, with or without a day: a paused run may not even have planned one.
             return self._short_answer(GreetOutcome.PAUSED)
         if self.day is None:
@@ -181,11 +174,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         if self.prepared is None:
             # Start (or join) preparation, waiting a bounded time for it.
             self.prepare_wanted = True
-            if (
-                self.preparation_error is not None
-                and not self._prepare_lock.locked()
-                and workflow.patched(GREETING_PREPARES_AGAIN)
-            ):
+            if self.preparation_error is not None and not self._prepare_lock.locked():
+                workflow.deprecate_patch(GREETING_PREPARES_AGAIN)
                 # What failed (a database away at preparation time) may be back: this
                 # greeting tries again, and the next one hears it if it takes longer.
                 self.preparation_error = None
@@ -278,13 +268,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     @workflow.signal
     def stop(self) -> None:
-        if not self.stopping and workflow.patched(STOP_SHOWN):
+        if not self.stopping:
+            workflow.deprecate_patch(STOP_SHOWN)
             workflow.upsert_search_attributes([STATE.value_set("stopped")])
         self.stopping = True
 
     def _show_state(self, state: str) -> None:
         # Stopping, the briefing stays listed "stopped" (a door that looked before the delete).
-        if not (self.stopping and workflow.patched(STOP_SHOWN)):
+        if not self.stopping:
             workflow.upsert_search_attributes([STATE.value_set(state)])
 
     @workflow.query

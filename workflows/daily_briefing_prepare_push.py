@@ -33,13 +33,13 @@ from workflows.reminder import check_news_pages
 from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver, failure_text
 
 # A briefing prepared before its preparation time (regenerated the evening before) is
-# prepared again at that time (runs recorded before it kept the early one for the day).
+# prepared again at that time.
 EARLY_PREPARED_AGAIN = "early-prepared-again"
 # A push whose notify failed for good is recorded too: the channels that took it before (the
-# inbox) make it pushed (runs recorded before it left the day "ready").
+# inbox) make it pushed.
 FAILED_PUSH_RECORDED = "failed-push-recorded"
 # A send of the day's date that finds no briefing prepared waits for the preparation under
-# way (runs recorded before it pushed the stored one at once).
+# way.
 SEND_WAITS_FOR_PREPARATION = "send-waits-for-preparation"
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
@@ -83,12 +83,11 @@ class PrepareAndPush:
         """Push a prepared briefing through the user's channels on request."""
         if self.prepared is None and self.day is not None and request.date == self.day.date:
             # The day's briefing a replaced run stored (a new config), prepared again for this
-            # config now: the push carries that version. Runs recorded before this refused
-            # such a send inside the window, and pushed at once once the day had ended (its
-            # date carried as last_date) while a regenerate ran: those replay without waiting.
-            ended = request.date == self.carry.last_date
-            if not ended or workflow.patched(SEND_WAITS_FOR_PREPARATION):
-                await workflow.wait_condition(lambda: not self._prepare_lock.locked())
+            # config now: the push carries that version (the day ended too: its date carried
+            # as last_date while a regenerate ran).
+            if request.date == self.carry.last_date:
+                workflow.deprecate_patch(SEND_WAITS_FOR_PREPARATION)
+            await workflow.wait_condition(lambda: not self._prepare_lock.locked())
         return await self._push(request.date, request.reason, request.key)
 
     @send.validator
@@ -142,7 +141,9 @@ class PrepareAndPush:
             return False
         day, at = self.day, self.prepared_at
         early = day is not None and at is not None and at < day.prepare_at
-        return not (early and workflow.patched(EARLY_PREPARED_AGAIN))
+        if early:
+            workflow.deprecate_patch(EARLY_PREPARED_AGAIN)
+        return not early
 
     async def _news(self) -> list[str]:
         run, config = self.run_input, self.run_input.config
@@ -183,11 +184,11 @@ class PrepareAndPush:
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
-            if workflow.patched(FAILED_PUSH_RECORDED):
-                # A channel that stayed down (retries spent) after the inbox took the copy;
-                # if the database is what failed, this fails too, and the day goes on.
-                with contextlib.suppress(ActivityError):
-                    await self._record_push(request)
+            workflow.deprecate_patch(FAILED_PUSH_RECORDED)
+            # A channel that stayed down (retries spent) after the inbox took the copy;
+            # if the database is what failed, this fails too, and the day goes on.
+            with contextlib.suppress(ActivityError):
+                await self._record_push(request)
             return NotifyResult(deliveries=[])
         # The inbox copy is kept whatever a channel answers: a channel that refused for good
         # (a wrong robot key, a mailbox that does not exist) is said, not counted as pushed.

@@ -49,7 +49,8 @@ class EventDigestWorkflow:
             # A whole read of events not to tell (other people's, a voice conversation's) is
             # passed: the next run would read the same batch again, and nothing after it ever.
             passed = collected.last_id - collected.after_id >= MAX_EVENTS
-            if passed and workflow.patched("event-cursor-pass"):
+            if passed:
+                workflow.deprecate_patch("event-cursor-pass")
                 await _record_decision(user, collected, "agent.held", "nothing to tell")
                 return DigestResult(last_event_id=collected.last_id, events=0, notified=False)
             return DigestResult(last_event_id=collected.after_id, events=0, notified=False)
@@ -61,9 +62,7 @@ class EventDigestWorkflow:
         )
         decision, generated_by = verdict.decision, verdict.generated_by
         # Late commits (ambient/storage/event_cursor.py): the batch's key names its late events
-        # and the decision carries the cursor's gaps, so the next run reads them again. The
-        # patch is deprecated: runs recorded before it (keyed by the last id) no longer replay.
-        workflow.deprecate_patch("event-cursor-gaps")
+        # and the decision carries the cursor's gaps, so the next run reads them again.
         key = f"event-agent/{user}/{collected.mark}"
         undelivered = ""
         if decision.notify:

@@ -61,11 +61,6 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
-# One activity decides the first rung's checks with the scoring, and the plan is posted after
-# the first change. Runs started before this patch (five activities to their first change:
-# scoring, the plan's post, permission, gates, checkpoint) no longer replay; deprecated, so
-# runs recorded with its marker still do (docs/remediation.md).
-FIRST_STEP_AT_ONCE = "first-step-at-once"
 # A rung whose checkpoint or change failed (after its retries) hands the run over; before this
 # patch the ladder climbed to the next, stronger rung.
 UNAPPLIED_HANDS_OVER = "unapplied-hands-over"
@@ -118,7 +113,6 @@ class GradedRemediationWorkflow(RemediationSafety):
     # Its state is set up by RemediationRecords.__init__ (workflows/remediation_records.py).
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
-        workflow.deprecate_patch(FIRST_STEP_AT_ONCE)
         self.opened = opened = await self._act(
             RemediationActivities.open_remediation,
             OpenInput(
@@ -190,7 +184,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             return "next" if gate == "skip" else "stop"
         # Read before an approval or a gate's wait (minutes, hours; the state shows the wait): a
         # revocation meanwhile must stop this change too, not only the next rung's.
-        if self.state != "checking" and workflow.patched(PERMISSION_AFTER_WAIT):
+        if self.state != "checking":
+            workflow.deprecate_patch(PERMISSION_AFTER_WAIT)
             if not await self._permitted(step, key, again=True):
                 return "stop"
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
@@ -204,7 +199,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             ["step"],
         )
         at = f"rung {int(step.rung)} ({step.rung.name.lower()})"
-        if isinstance(result, str) and workflow.patched(UNAPPLIED_HANDS_OVER):
+        if isinstance(result, str):
+            workflow.deprecate_patch(UNAPPLIED_HANDS_OVER)
             # A change that could not be made is no evidence that a stronger one is needed.
             await self._hand_over(f"{at} {result}")
             return "stop"
@@ -229,7 +225,8 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
         if verification.resolved:
-            if left_isolated(self.attempts) and workflow.patched(ISOLATED_HANDS_OVER):
+            if left_isolated(self.attempts):
+                workflow.deprecate_patch(ISOLATED_HANDS_OVER)
                 await self._hand_over(
                     f"the alert cleared at {at} with the service isolated: no traffic reaches it, "
                     "which is no fix"
@@ -345,18 +342,19 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
-        if workflow.patched(UNCHANGED_FREES_SLOT):
-            await self._act(
-                RemediationActivities.release_remediation_slot,
-                Keyed(run_key=self.run_key, key=key),
-                retry=RECORD_RETRY,
-            )
+        workflow.deprecate_patch(UNCHANGED_FREES_SLOT)
+        await self._act(
+            RemediationActivities.release_remediation_slot,
+            Keyed(run_key=self.run_key, key=key),
+            retry=RECORD_RETRY,
+        )
 
     async def _joined_still_open(self) -> str:
         """The joined alerts (another source or metric on the workload) not known to be over,
         each read by its own verify block; "" when all are healthy, or none joined."""
-        if not self.joined_alerts or not workflow.patched(JOINED_ALERTS_CHECKED):
+        if not self.joined_alerts:
             return ""
+        workflow.deprecate_patch(JOINED_ALERTS_CHECKED)
         open_ones: list[str] = []
         for joined in self.joined_alerts:
             name = alert_named(joined)
@@ -450,9 +448,8 @@ class GradedRemediationWorkflow(RemediationSafety):
 
 def child_id(alert: Alert) -> str:
     """The remediation id a watch's or the triage's alert starts or joins: what they report."""
-    if workflow.patched(ONE_RUN_PER_WORKLOAD):
-        return remediation_id(alert)
-    return legacy_remediation_id(alert)
+    workflow.deprecate_patch(ONE_RUN_PER_WORKLOAD)
+    return remediation_id(alert)
 
 
 async def start_remediation(
@@ -462,29 +459,29 @@ async def start_remediation(
     or join the run under that id or, still running, under the alert's id before the upgrade.
     The id of the run started or joined (what the caller reports), and True when joined."""
     legacy = legacy_remediation_id(request.alert)
-    if legacy != child and workflow.patched(LEGACY_RUN_JOINED):
+    if legacy != child:
+        workflow.deprecate_patch(LEGACY_RUN_JOINED)
         if await _join(legacy, request, JOIN_RETRY):
             return legacy, True
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
+            workflow.deprecate_patch(CHILD_TASK_TIMEOUT)
             await workflow.start_child_workflow(
                 GradedRemediationWorkflow.run,
                 request,
                 id=child,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                task_timeout=TASK_TIMEOUT if workflow.patched(CHILD_TASK_TIMEOUT) else None,
+                task_timeout=TASK_TIMEOUT,
                 search_attributes=search_attributes(request.user, request.alert.cluster_id),
                 static_summary=summary,
             )
             return child, False
         except WorkflowAlreadyStartedError:
-            if not workflow.patched(JOIN_RUNNING_ONLY):
-                return child, True
+            workflow.deprecate_patch(JOIN_RUNNING_ONLY)
         # False only once the run found has completed: the next start cannot find it again.
-        if await _join(
-            child, request, JOIN_RETRY if workflow.patched(JOIN_BOUNDED) else RECORD_RETRY
-        ):
+        workflow.deprecate_patch(JOIN_BOUNDED)
+        if await _join(child, request, JOIN_RETRY):
             return child, True
 
 

@@ -48,9 +48,6 @@ P = TypeVar("P")
 R = TypeVar("R")
 
 SHORT = timedelta(seconds=30)
-# Deprecated: runs recorded with its marker replay; runs from before remediations posted to
-# the discussion bus (no marker) no longer do.
-DISCUSSION_POSTS = "discussion-posts"
 # Reads retry a little; changes retry a little more but never forever (DESIGN §6).
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 # Bookkeeping in our own database (permission, gates, audit, hand-over, record): a locked or
@@ -143,9 +140,9 @@ class RemediationRecords:
             ),
             retry=RECORD_RETRY,
         )
-        if workflow.patched(ENDED_BEFORE_PUSH):
-            self.next_rung, self.waiting = None, None
-            await self._set_state(state)
+        workflow.deprecate_patch(ENDED_BEFORE_PUSH)
+        self.next_rung, self.waiting = None, None
+        await self._set_state(state)
         await self._push(key, title, body)
         await self._finish(state)
 
@@ -255,7 +252,6 @@ class RemediationRecords:
 
     async def _discuss(self, key: str, content: str, tags: list[str]) -> None:
         """Post on the alert's discussion (plan, steps, outcome; replies can approve)."""
-        workflow.deprecate_patch(DISCUSSION_POSTS)
         if self.held_post is not None:
             held, self.held_post = self.held_post, None
             await self._discuss(*held)

@@ -18,10 +18,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import delivery_errors, failure_text, record_event
 
-# A failed notify (or a news page's failed check) is recorded as data and the run completes.
-# Deprecated: runs recorded with its marker replay; runs from before it (they failed) do not.
-FAILURES_AS_DATA = "reminder-failures-as-data"
-
 
 async def check_news_pages(
     task: str, urls: Sequence[object], categories: list[str]
@@ -71,7 +67,6 @@ class ReminderWorkflow:
             task=run.task,
         )
         if errors:
-            workflow.deprecate_patch(FAILURES_AS_DATA)
             # Counted and recorded where the user sees events (the run itself completes).
             await record_event(
                 user=run.user,
@@ -88,7 +83,6 @@ class ReminderWorkflow:
         return message.body
 
     async def digest(self, run: ReminderRun) -> str:
-        workflow.deprecate_patch(FAILURES_AS_DATA)
         # Each run is its own workflow: compare with the last run's stored page.
         checks = await check_news_pages(run.task, run.config.news_urls, run.config.categories)
         sections = []

@@ -30,15 +30,6 @@ from workflows.remediation import child_id, start_remediation
 from workflows.watch_controls import WatchControls, failure_text
 
 READ_TIMEOUT = timedelta(seconds=30)
-# Patches whose old paths are gone: a regular activity per read, a random first-check
-# delay, a trigger during a check that waited an interval, a continued run that checked at
-# once, a breach that only recorded an event. Runs recorded with their markers still replay:
-# deprecate_patch matches a recorded marker and needs none (docs/watches.md).
-LOCAL_READS = "local-read-metric"
-BASELINE_AT_START = "baseline-at-start"
-QUEUED_TRIGGERS = "queued-triggers"
-WAIT_AFTER_CONTINUE = "wait-after-continue"
-REMEDIATE = "remediate-child-workflow"
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 # A local read holds the workflow task open, and every query (get_task, the look a pause or
 # resume takes first) waits for it: a read not done in this time (a slow source, a DNS retry)
@@ -72,10 +63,7 @@ class ThresholdWatchWorkflow(WatchControls):
         # The first check of a life is the baseline, taken now, and the second is spread;
         # a continued run waits the interval first (a check just ran).
         spread_next = self.state.checks == 0
-        if spread_next:
-            workflow.deprecate_patch(BASELINE_AT_START)
-        else:
-            workflow.deprecate_patch(WAIT_AFTER_CONTINUE)
+        if not spread_next:
             await self.sleep_until_next(self.config.interval)
         while not self.state.stop_requested:
             if self.state.check_requested or not self.state.paused:
@@ -101,10 +89,7 @@ class ThresholdWatchWorkflow(WatchControls):
         """Wait out the interval (forever while paused) unless a signal or update wakes us."""
         self.wake = False
         # A stop ends the loop; a trigger that came during the check runs the next one now.
-        if self.state.stop_requested:
-            return
-        if self.state.check_requested:
-            workflow.deprecate_patch(QUEUED_TRIGGERS)
+        if self.state.stop_requested or self.state.check_requested:
             return
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
@@ -128,19 +113,17 @@ class ThresholdWatchWorkflow(WatchControls):
                 error="source: no metric source (named metrics resolve at the API)"
             )
         # A short read with no side effect: a local activity, about half the history cost.
-        workflow.deprecate_patch(LOCAL_READS)
         request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
-        # Before SLOW_READS the local read had the regular read's bounds and nothing after it.
-        slow = workflow.patched(SLOW_READS)
+        workflow.deprecate_patch(SLOW_READS)
         try:
             return await workflow.execute_local_activity_method(
                 WatchActivities.read_metric,
                 request,
-                start_to_close_timeout=LOCAL_READ_LIMIT if slow else READ_TIMEOUT,
-                retry_policy=RetryPolicy(maximum_attempts=1) if slow else READ_RETRY,
+                start_to_close_timeout=LOCAL_READ_LIMIT,
+                retry_policy=RetryPolicy(maximum_attempts=1),
             )
         except ACTIVITY_FAILED as error:
-            if not slow or (isinstance(error, ApplicationError) and error.non_retryable):
+            if isinstance(error, ApplicationError) and error.non_retryable:
                 raise
         return await workflow.execute_activity_method(
             WatchActivities.read_metric,
@@ -196,18 +179,17 @@ class ThresholdWatchWorkflow(WatchControls):
         title = "Breach" if breach else "Recovered"
         await alert(transition.kind, title, _describe(transition), **payload)
         if breach and self.config.on_breach == "remediate":
-            workflow.deprecate_patch(REMEDIATE)
             await self._remediate(transition, payload, key)
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
         source = self.config.source.model_dump(mode="json") if self.config.source else {}
+        workflow.deprecate_patch(ALERT_REGION)
         alert = alert_from_breach(
             source,
             transition.value,
             transition.conditions,
             f"threshold watch {self.task}: {_describe(transition)}",
-            with_region=workflow.patched(ALERT_REGION),
         )
 
         async def said(what: str, **more: Any) -> None:  # the breach's one remediation event

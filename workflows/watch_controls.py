@@ -92,7 +92,8 @@ async def deliver(
         )
     except ActivityError as error:
         # A last try that timed out, lost its worker or met a send in flight recorded nothing.
-        if not isinstance(error.cause, CancelledError) and workflow.patched(GIVEN_UP_SAID):
+        if not isinstance(error.cause, CancelledError):
+            workflow.deprecate_patch(GIVEN_UP_SAID)
             with contextlib.suppress(ActivityError):
                 await workflow.execute_activity_method(
                     NotifyActivities.notify_given_up,
@@ -130,10 +131,11 @@ def failure_text(error: BaseException) -> str:
 
 
 def given_up(error: ActivityError, patch: str) -> str:
-    """A delivery's failure for good taken as data where ``patch`` holds: its text. A cancel,
-    or a run recorded before the patch, still ends the run (raised again)."""
-    if isinstance(error.cause, CancelledError) or not workflow.patched(patch):
+    """A delivery's failure for good taken as data: its text. A cancel still ends the run
+    (raised again). ``patch`` is the deprecated patch that took it as data."""
+    if isinstance(error.cause, CancelledError):
         raise error
+    workflow.deprecate_patch(patch)
     return failure_text(error)
 
 
@@ -195,7 +197,8 @@ class WatchControls:
 
     @workflow.signal
     def stop(self) -> None:
-        if not self.state.stop_requested and workflow.patched(STOP_SHOWN):
+        if not self.state.stop_requested:
+            workflow.deprecate_patch(STOP_SHOWN)
             workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
         self.state.stop_requested, self.wake = True, True
 

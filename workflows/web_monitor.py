@@ -49,11 +49,6 @@ POLL_RETRY = RetryPolicy(
     maximum_attempts=5,
 )
 POLL_SLACK = timedelta(minutes=2)
-# Patches whose old paths (a timer and a check activity per check; a first poll as long as
-# the others) are gone. Runs recorded with their markers still replay: deprecate_patch
-# matches a recorded marker and needs none (docs/watches.md, "Replay safety").
-POLLING = "poll-activity"
-POLL_PHASE = "poll-phase"
 # A killed worker's polls are started again when a live worker process finds the dead one's
 # leases (signal ``poll_lost``, well under a minute; activities/polling.py); graceful stops
 # hand back at once. The heartbeat timeout is the backstop when no process can tell (the
@@ -67,12 +62,10 @@ END_POLL_WAIT = timedelta(seconds=10)
 # request ends such a poll within END_POLL_READ; the workflow cancels the poll and waits this
 # long for its result, so the events it hands back are taken from it, not handed back again
 # by the next poll (that would put them in history twice). A poll that does not answer is
-# dead: its result is dropped and the next poll takes over what it stored. The patch is
-# deprecated: runs recorded before it (a lost poll abandoned at once) no longer replay. Since
-# LOST_POLL_DEAD the wait is only for a poll that may answer (its process beat again, or
-# another process's attempt of it holds the watch); the others are abandoned at once.
+# dead: its result is dropped and the next poll takes over what it stored. The wait is only
+# for a poll that may answer (its process beat again, or another process's attempt of it
+# holds the watch); the others are abandoned at once (LOST_POLL_DEAD).
 LOST_POLL_WAIT = timedelta(seconds=15)
-LOST_POLL_ANSWERS = "poll-lost-answers"
 # A poll that did not hand back within END_POLL_WAIT is cancelled; cancelled before it
 # started (no worker took it: a loaded or a missing activity worker), it ends as a
 # cancellation, which was recorded as a failed poll ("Cancelled") although the workflow asked
@@ -98,7 +91,6 @@ LOST_POLL_DEAD = "poll-lost-dead"
 # this long (≈ 40 hand-backs, ≈ 40 hours), which keeps a replay a few milliseconds instead
 # of growing until Temporal suggests continuing (thousands of events).
 RUN_EVENTS = 250
-RUN_LENGTH = "run-length"
 # end_poll's request is tried twice: a local activity retries without end by default, and
 # with the database down a pause or stop then held the workflow task and never reached a
 # poll in another process (it goes on to the Temporal cancellation after END_POLL_WAIT).
@@ -140,7 +132,6 @@ class WebMonitorWorkflow(WatchControls):
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
         """Poll until stopped; each poll hands back what the history must show."""
-        workflow.deprecate_patch(POLLING)
         self.show_attributes()
         if self.state.next_due is None:
             self.state.next_due = workflow.now()  # the baseline, at once
@@ -165,8 +156,9 @@ class WebMonitorWorkflow(WatchControls):
         poll that checks nothing; sent once and none settled, again after HELD_AGAIN (or a
         control). False when there are none."""
         held = self.state.redeliver
-        if not held or not workflow.patched(HELD_SENT):
+        if not held:
             return False
+        workflow.deprecate_patch(HELD_SENT)
         if held == self.held_sent:
             self.held_sent = []
             with contextlib.suppress(TimeoutError):
@@ -178,7 +170,8 @@ class WebMonitorWorkflow(WatchControls):
 
     async def finish(self) -> None:
         """A stopped watch sends the events its last poll handed back unsent, then ends."""
-        if self.state.redeliver and workflow.patched(HELD_SENT):
+        if self.state.redeliver:
+            workflow.deprecate_patch(HELD_SENT)
             self.wake = False
             await self.poll(deliver_only=True)
         await super().finish()
@@ -216,7 +209,6 @@ class WebMonitorWorkflow(WatchControls):
             # watches created (or continued as new) together hand back spread over it.
             self.phased = True
             if self.request.poll_window_seconds is None:
-                workflow.deprecate_patch(POLL_PHASE)
                 window = max(interval, window * workflow.random().uniform(0.0, 1.0))
         request = PollRequest(
             user=self.user,
@@ -263,16 +255,17 @@ class WebMonitorWorkflow(WatchControls):
                 if not handle.done() and not self.is_lost(number):
                     await workflow.wait_condition(lambda: handle.done() or self.is_lost(number))
             if not handle.done() and (lost := self.lost) is not None:
-                workflow.deprecate_patch(LOST_POLL_ANSWERS)
                 if not await self.answers(handle, lost):
-                    if not first_only and not deliver_only and workflow.patched(LOST_POLL_GRID):
+                    if not first_only and not deliver_only:
+                        workflow.deprecate_patch(LOST_POLL_GRID)
                         self.state.next_due = self.grid_after(
                             due, request.first_check_in, interval, lost
                         )
                     return
             result = await handle
         except ActivityError as error:
-            if isinstance(error.cause, CancelledError) and workflow.patched(ASKED_CANCEL):
+            if isinstance(error.cause, CancelledError):
+                workflow.deprecate_patch(ASKED_CANCEL)
                 return  # end_poll cancelled it: asked for, no failure (ASKED_CANCEL)
             # A poll that failed for good is a failure to show; the watch waits an interval
             # and polls again.
@@ -295,7 +288,8 @@ class WebMonitorWorkflow(WatchControls):
         """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
         back a result to take (Temporal had retried it in a live process)."""
         handle.cancel()
-        waits = not workflow.patched(LOST_POLL_DEAD) or await self.may_answer(lost) or handle.done()
+        workflow.deprecate_patch(LOST_POLL_DEAD)
+        waits = await self.may_answer(lost) or handle.done()
         try:
             if waits:
                 await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
@@ -369,6 +363,7 @@ class WebMonitorWorkflow(WatchControls):
 
     async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
         """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
+        workflow.deprecate_patch(END_POLL_BOUNDED)
         with contextlib.suppress(*ACTIVITY_FAILED):
             await workflow.execute_local_activity_method(
                 PagePoller.end_poll,
@@ -379,9 +374,7 @@ class WebMonitorWorkflow(WatchControls):
                     poll=number,
                 ),
                 start_to_close_timeout=timedelta(seconds=5),
-                retry_policy=(
-                    RetryPolicy(maximum_attempts=2) if workflow.patched(END_POLL_BOUNDED) else None
-                ),
+                retry_policy=RetryPolicy(maximum_attempts=2),
             )
         try:
             await workflow.wait_condition(
@@ -417,12 +410,7 @@ class WebMonitorWorkflow(WatchControls):
         if super().continue_suggested():
             return True
         run_events = self.request.continue_as_new_after_events or RUN_EVENTS
-        if workflow.info().get_current_history_length() < run_events:
-            return False
-        # Asked only when the history is that long (short runs record no marker); deprecated:
-        # a run recorded before it that grew past the bound no longer replays.
-        workflow.deprecate_patch(RUN_LENGTH)
-        return True
+        return workflow.info().get_current_history_length() >= run_events
 
     def watched(self, urls: dict[str, UrlState]) -> dict[str, UrlState]:
         """The states of the pages the config watches: a page an update took out is gone
@@ -446,14 +434,14 @@ class WebMonitorWorkflow(WatchControls):
         # The polls of this run that ended (handed back, failed or were lost): all but one
         # running.
         since = self.polls - self.checking
-        by_rules = workflow.patched(PAGES_READ)
+        workflow.deprecate_patch(PAGES_READ)
 
         def checked() -> bool:
             urls = self.state.urls
             return all(
                 (seen := urls.get(str(url))) is not None
                 and seen.last_checked_at is not None
-                and (not by_rules or seen.reading in (None, self.config.reading(str(url))))
+                and seen.reading in (None, self.config.reading(str(url)))
                 for url in self.config.urls
             )
 

@@ -273,9 +273,7 @@ async def test_a_send_after_the_window_while_a_regenerate_runs_replays(
 ) -> None:
     """Xia's paused day ends unprepared while she regenerates it, and she sends the day's
     stored briefing meanwhile: the send waits for the regenerate, as one inside the window
-    does. Runs recorded before the send waited pushed at once; this test recorded with that
-    code the history daily_briefing_sent_after_window_before_waiting, which failed to replay
-    (non-deterministic) until the wait was guarded by a patch."""
+    does."""
     from tests.briefing.test_briefing_share import _store
 
     await make_user(deps.db, "xia")

@@ -1,7 +1,6 @@
 """A watch and the triage report the remediation id of the run they started or joined.
 
-Replaying histories recorded before the patch one-run-per-workload (their child ids hash the
-alert's source and metric too), the id the workflow reports — the triage's result, the
+Replaying their recorded histories, the id the workflow reports — the triage's result, the
 watch's watch.remediation_started event — must be the child id in the history.
 """
 
