@@ -80,7 +80,12 @@ async def grant(session: AsyncSession, caller: User, name: str, change: Grant) -
 
 
 async def register(
-    session: AsyncSession, caller: User | None, data: UserCreate, *, open_registration: bool
+    session: AsyncSession,
+    caller: User | None,
+    data: UserCreate,
+    *,
+    open_registration: bool,
+    token: str | None = None,
 ) -> tuple[User, str]:
     """Register ``data`` as ``caller``: an admin registers anyone; with open registration
     anyone registers a member with the default permission. The user and its API token
@@ -104,4 +109,4 @@ async def register(
         )
     else:
         raise RegistrationRefusedError("only an admin registers users")
-    return await UserRepository(session).create(data, actor=actor)
+    return await UserRepository(session).create(data, actor=actor, token=token)

@@ -12,9 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
@@ -145,16 +146,25 @@ def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
     return said, said.encode()
 
 
-def malformed_messages_refused(app: ASGIApp, paths: set[str]) -> ASGIApp:
+def malformed_messages_refused(
+    app: ASGIApp, paths: set[str], security: TransportSecuritySettings
+) -> ASGIApp:
     """The SDK reads a request whose id is null, a fraction or true as a notification (202, no
     answer ever) and answers a batch or a bad envelope -32602 with pydantic's dump: each is
     answered here as the bridge answers it (``read_message``), so every door says it alike.
     Inside the SDK's app, after its authentication: a caller it does not know gets its 401,
-    the body unread."""
+    and a Host or Origin it does not allow its 421 or 403 (DNS-rebinding protection first, as
+    the SDK orders it), the body unread."""
+    guard = TransportSecurityMiddleware(security)
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         posted = scope["type"] == "http" and scope["method"] == "POST"
-        if not posted or scope["path"] not in paths or not scope["user"].is_authenticated:
+        if (
+            not posted
+            or scope["path"] not in paths
+            or not scope["user"].is_authenticated
+            or await guard.validate_request(Request(scope), is_post=True)
+        ):
             await app(scope, receive, send)
             return
         read = [await receive()]  # bounded by BodyLimit, which has read it whole already
@@ -270,6 +280,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last, so every API route above matches first; serves /mcp, /mcp/voice and OAuth metadata.
     voice_paths = {VOICE_PATH: voice_app, f"{VOICE_METADATA}{VOICE_PATH}": voice_app}
     for sdk_app in (mcp_app, voice_app):  # innermost: after the SDK's token check
-        sdk_app.user_middleware.append(Middleware(malformed_messages_refused, {"/mcp", VOICE_PATH}))
+        sdk_app.user_middleware.append(
+            Middleware(malformed_messages_refused, {"/mcp", VOICE_PATH}, security)
+        )
     app.mount("/", refusals_say_what_to_do(by_path(voice_paths, mcp_app)))
     return app

@@ -10,12 +10,16 @@ from contextlib import asynccontextmanager
 from types import FunctionType
 from typing import Any, cast
 
+import anyio
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.stdio import stdio_server
+from mcp.shared._context_streams import create_context_streams
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
 from mcp.types import (
     INVALID_PARAMS,
     CallToolResult,
@@ -24,10 +28,12 @@ from mcp.types import (
     ListToolsResult,
     PaginatedRequestParams,
     ToolAnnotations,
+    jsonrpc_message_adapter,
 )
 from pydantic import ValidationError
 
 from ambient import __version__
+from ambient.bridge.serving import unreadable
 from ambient.briefing.errors import BriefingError
 from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
@@ -146,7 +152,29 @@ def _untitled(schema: Any, title: str) -> Any:
 
 
 class ListedServer(MCPServer[AppState]):
-    """MCPServer listing its tools in one page, their input schemas as ``published``."""
+    """MCPServer listing its tools in one page, their input schemas as ``published``, and
+    answering every line of stdio."""
+
+    async def run_stdio_async(self) -> None:
+        # The SDK's stdio transport hands a line that is no JSON-RPC message on as an exception,
+        # and its server drops that unanswered: the peer waits for good. Answered here as the
+        # other doors answer it (a parse error: -32700, id null).
+        lowlevel = self._lowlevel_server
+        async with stdio_server() as (lines, writes):
+            relay, reads = create_context_streams[SessionMessage | Exception](0)
+
+            async def answer_unreadable() -> None:
+                async with relay:
+                    async for line in lines:
+                        if isinstance(line, Exception):
+                            said = jsonrpc_message_adapter.validate_python(unreadable(line))
+                            await writes.send(SessionMessage(said))
+                        else:
+                            await relay.send(line)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(answer_unreadable)
+                await lowlevel.run(reads, writes, lowlevel.create_initialization_options())
 
     def add_tool(
         self,

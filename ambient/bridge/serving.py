@@ -161,6 +161,18 @@ def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
     return read_message(message)
 
 
+def unreadable(exc: Exception) -> dict[str, Any]:
+    """The JSON-RPC error for a line the SDK's stdio transport could not read as a message (it
+    hands on its ValidationError, not the line): what ``_parse`` answers for that line."""
+    errors = exc.errors() if isinstance(exc, ValidationError) else []
+    if not errors or errors[0]["type"] == "json_invalid":
+        return _error(None, PARSE_ERROR, errors[0]["msg"] if errors else f"not JSON: {exc}")
+    # The message is the input of an error about all of it, or about a field it lacks.
+    whole = (e["input"] for e in errors if len(e["loc"]) < 2 or e["type"] == "missing")
+    said = read_message(next(whole, None))
+    return said if isinstance(said, dict) else _error(None, INVALID_REQUEST, "not JSON-RPC 2.0")
+
+
 def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
     """``message`` (JSON already read) as one JSON-RPC 2.0 message, or the JSON-RPC error to
     answer instead: the rule of every door (a frame here, an HTTP body in ``api.app``)."""

@@ -116,13 +116,16 @@ def _voiceprint_clash(exc: IntegrityError) -> bool:
 
 
 class UserRepository(Repository):
-    async def create(self, data: UserCreate, *, actor: str = OPERATOR) -> tuple[User, str]:
-        """Register a user, audited as ``actor``; its row and API token (shown once, hashed)."""
+    async def create(
+        self, data: UserCreate, *, actor: str = OPERATOR, token: str | None = None
+    ) -> tuple[User, str]:
+        """Register a user, audited as ``actor``; its row and API token (shown once, hashed):
+        ``token``, else a new one."""
         _briefing_times_fit(BRIEFING_TIMES, data)
         await self._voiceprint_free(data.voiceprint_id, data.name)
         # The name speaks for the user too: not if it is already someone else's voiceprint.
         await self._voiceprint_free(data.name, data.name, "name")
-        token = new_api_token()
+        token = token or new_api_token()
         fields = data.model_dump(exclude_none=True)
         user = User(api_token_hash=hash_token(token), push_config={}, **fields)
         self.session.add(user)

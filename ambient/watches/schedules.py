@@ -158,9 +158,11 @@ class TaskSchedules(TaskReads):
                 and written.config == wanted
             ):
                 return written
+        # Said for what the user asked: a pause, resume or repeated create is no update_task.
+        what = "create" if same_config else {None: "update", True: "pause", False: "resume"}[pause]
         raise TaskError(
             f"schedule {task_id!r} was changed by other requests during each try of this "
-            "update; call update_task again"
+            f"{what}; {what} it again"
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,7 +32,12 @@ from ambient.domain.users import Language, UserCreate
 from ambient.refusals import N_, Refusal
 from ambient.status import database_down, system_status, temporal_down
 from ambient.storage.models import User
-from ambient.storage.repositories import UserExistsError, UserRepository, VoiceprintTakenError
+from ambient.storage.repositories import (
+    TOKEN_PREFIX,
+    UserExistsError,
+    UserRepository,
+    VoiceprintTakenError,
+)
 from ambient.watches.inputs import ConfigError
 from ambient.wiring import AppState
 from api.deps import SessionDep, StateDep, get_state
@@ -100,8 +106,9 @@ def page_router() -> APIRouter:
     )
 
 
-# The key that signs the notices ``back`` leaves in a redirect (and ``notice`` checks), for
-# this request's app; unset outside a page's route, so nothing signs or checks with no key.
+# The key that signs the notices ``back`` leaves in a redirect (and ``notice`` checks), and
+# makes a registration form's token, for this request's app; unset outside a page's route, so
+# nothing signs or checks with no key.
 NOTICE_KEY: ContextVar[bytes] = ContextVar("notice_key")
 
 
@@ -357,7 +364,9 @@ def _signed_in(response: Response, request: Request, token: str) -> Response:
 async def register_form(request: Request, state: StateDep) -> Response:
     if not state.settings.open_registration:
         return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
-    return render(request, "register.html", {"closed": False, "error": None, "typed": {}})
+    # The form's own name: its API token is made from it (``_form_token``).
+    typed = {"form": secrets.token_urlsafe(24)}
+    return render(request, "register.html", {"closed": False, "error": None, "typed": typed})
 
 
 @router.post("/register")
@@ -368,6 +377,7 @@ async def register(
     _: PageWords,
     name: FormText = "",
     email: FormText = "",
+    form: FormText = "",
 ) -> Response:
     """Open registration (AMBIENT_OPEN_REGISTRATION): a member, signed in at once."""
     # The new user's language is the browser's if zh or en; else unchosen, so it follows
@@ -375,15 +385,20 @@ async def register(
     if not state.settings.open_registration:
         return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
     asked = from_accept_language(request.headers.get("accept-language"))
+    made = _form_token(form) if form else None
     try:
         data = UserCreate.model_validate(
             {"name": name.strip(), "email": email.strip() or None, "language": asked}
         )
         # Open registration is checked above.
-        user, token = await grants.register(session, None, data, open_registration=True)
+        user, token = await grants.register(session, None, data, open_registration=True, token=made)
     except ValidationError as exc:
         error = field_errors(exc, _, REGISTER_LABELS)
     except UserExistsError:
+        # The same form sent again (a double click): the user its first submit made, whose
+        # page the browser dropped for this one. Its token, again.
+        if made is not None and (again := await UserRepository(session).by_token(made)):
+            return _registered(request, again, made)
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
         error = _(
@@ -392,16 +407,29 @@ async def register(
         )
     else:
         await session.commit()
-        page = render(request, "registered.html", {"user": user, "token": token})
-        return _signed_in(page, request, token)
+        return _registered(request, user, token)
     # Shown again as the person filled it in.
-    typed = {"name": name, "email": email}
+    typed = {"name": name, "email": email, "form": form}
     return render(
         request,
         "register.html",
         {"closed": False, "error": error, "typed": typed},
         status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
+
+
+def _registered(request: Request, user: User, token: str) -> Response:
+    """The new user's page, its token shown once, signed in by that token."""
+    page = render(request, "registered.html", {"user": user, "token": token})
+    return _signed_in(page, request, token)
+
+
+def _form_token(form: str) -> str:
+    """The API token a registration form's submit makes: each time the same for one form (its
+    second submit finds the user its first made), made with the server's key (no one chooses
+    it, or makes another form's)."""
+    digest = hmac.new(NOTICE_KEY.get(), b"register\0" + form.encode(), hashlib.sha256)
+    return TOKEN_PREFIX + digest.hexdigest()
 
 
 # The registration form's fields as it labels them (refusals name the field by its label).

@@ -25,7 +25,7 @@ from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
 from tests.foundation.test_dev_stack import DevStack
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 
 def _env(tmp_path: Path, dev_env: WorkflowEnvironment) -> dict[str, str]:
@@ -54,6 +54,51 @@ async def test_mcp_over_stdio_answers_get_status(
     assert result.structured_content is not None
     assert result.structured_content["temporal_reachable"] is True
     assert result.structured_content["database_reachable"] is True
+
+
+async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    """A malformed line on stdio was dropped without an answer (the SDK's server logs it at
+    debug): the client waited for good. JSON-RPC 2.0 answers a parse error with id null and
+    -32700, an invalid request -32600 (under its id when readable); the session goes on."""
+    env = _env(tmp_path, dev_env)
+    migrated = await asyncio.to_thread(CliRunner().invoke, app, ["migrate"], env=env)
+    assert migrated.exit_code == 0, migrated.output
+    served = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "ambient.cli", "mcp", "--user", "alice", "--read-only"),
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert served.stdin is not None and served.stdout is not None
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2024-11-05",
+            "capabilities": {},
+            "clientInfo": {"name": "strict-peer", "version": "1"},
+        },
+    }
+    answers = []
+    try:
+        for line in ("{not json", '{"id": 7, "method": "ping"}', json.dumps(initialize)):
+            served.stdin.write(line.encode() + b"\n")
+            await served.stdin.drain()
+            answers.append(json.loads(await asyncio.wait_for(served.stdout.readline(), HANG)))
+    finally:
+        served.stdin.close()
+        await asyncio.wait_for(served.wait(), HANG)
+    parse, invalid, opened = answers
+    assert (parse["id"], parse["error"]["code"]) == (None, -32700), parse
+    assert "Invalid JSON" in parse["error"]["message"]
+    assert (invalid["id"], invalid["error"]["code"]) == (7, -32600), invalid
+    assert "jsonrpc" in invalid["error"]["message"]
+    assert opened["id"] == 0 and opened["result"]["serverInfo"]["name"] == "ambient-ops", opened
 
 
 async def test_status_and_migrate_commands(tmp_path: Path, dev_env: WorkflowEnvironment) -> None:

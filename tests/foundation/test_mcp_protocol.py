@@ -151,3 +151,33 @@ async def test_a_malformed_message_from_an_unknown_caller_is_refused_unauthentic
         ]
     assert [a.status_code for a in answers] == [401] * 8
     assert all(a.json()["error"] == "invalid_token" for a in answers)
+
+
+async def test_a_malformed_message_for_a_host_mcp_does_not_allow_is_refused_for_its_host(
+    settings: Settings,
+) -> None:
+    """The malformed-message check ran before the SDK's Host and Origin checks: a wrong Host
+    with a malformed body got 400 (the body) instead of 421 (DNS-rebinding protection first,
+    as the SDK orders it), and a page on another origin got its body read and answered."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+    ):
+        headers = {
+            **(await admin_headers(settings)),
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        }
+        for path in ("/mcp", "/mcp/voice"):
+            for body, *_ in (MALFORMED[0], MALFORMED[-1]):
+                sent = body if isinstance(body, str) else json.dumps(body)
+                host = await http.post(
+                    path, content=sent, headers=headers | {"Host": "rebound.example:80"}
+                )
+                assert host.status_code == 421, (path, host.status_code, host.text)
+                assert "'rebound.example:80'" in host.text and "ALLOWED_HOSTS" in host.text
+                origin = await http.post(
+                    path, content=sent, headers=headers | {"Origin": "http://evil.example"}
+                )
+                assert (origin.status_code, origin.text) == (403, "Invalid Origin header")

@@ -435,3 +435,35 @@ async def test_cloud_logs_says_when_nothing_matched_or_more_matched_than_shown(
     )
     assert cut.exit_code == 0, cut.output
     assert "more logs matched than the 1 shown" in cut.output
+
+
+def nested(depth: int, time: str) -> str:
+    """A JSON log line whose "detail" holds objects ``depth`` levels deep (built as text: no
+    encoder's recursion limit in the way)."""
+    inner = '{"a": ' * depth + "1" + "}" * depth
+    return f'{{"time": "{time}", "level": "ERROR", "msg": "deep {depth}", "detail": {inner}}}'
+
+
+async def test_a_log_line_nested_hundreds_deep_is_answered_as_its_text(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A JSON line nested 200-900 levels deep read fine and then failed the answer (pydantic
+    encodes 255 levels at most): search_logs said only "Error executing tool", for a file
+    topic and a CLS one alike. Now such a record's content is its JSON as text."""
+    api, state = cloud_state
+    assert state.settings.log_dir is not None
+    when = datetime.now(UTC) - timedelta(minutes=4)
+    lines = [nested(depth, when.isoformat()) for depth in (300, 900)]
+    (state.settings.log_dir / "deep.log").write_text("\n".join(lines) + "\n")
+    api.logs.append({"time": int(when.timestamp() * 1000), "json": json.loads(lines[0])})
+    async with client(state, "viewer") as c:
+        file_failed, from_file = await call(c, "search_logs", topic_id="file:deep.log")
+        cls_failed, from_cls = await call(c, "search_logs", topic_id="t-1")
+    assert not file_failed and not cls_failed, (from_file, from_cls)
+    for found, depths in ((from_file, [300, 900]), (from_cls, [300])):
+        texts = [record["content"] for record in found["logs"]]
+        assert all(isinstance(text, str) for text in texts), texts
+        assert sorted(text.count('{"a": ') for text in texts) == depths
+        assert all(
+            text.startswith(f'{{"time": "{when.isoformat()}", "level": "ERROR"') for text in texts
+        )

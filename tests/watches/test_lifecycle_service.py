@@ -26,7 +26,12 @@ from ambient.domain.users import UserSettings
 from ambient.storage.repositories import EventRepository, UserRepository, not_registered
 from ambient.watches import schedules
 from ambient.watches.configs import TaskState
-from ambient.watches.inputs import InvalidTaskError, TaskNotFoundError, TaskStateError
+from ambient.watches.inputs import (
+    InvalidTaskError,
+    TaskError,
+    TaskNotFoundError,
+    TaskStateError,
+)
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
@@ -933,6 +938,36 @@ async def test_a_pause_during_a_schedule_update_is_kept(service: TaskService) ->
         status = await service.get(USER, ref.task_id)
         assert (paused, status.state, status.config["hour"]) == ("paused", "paused", 9 + i % 2), i
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_pause_or_resume_overtaken_at_every_try_says_to_pause_or_resume_again(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Overtaken at each of its tries, a pause or resume said "call update_task again": a call
+    # the user (pause_task, the API, the CLI, the page's button) never made.
+    user, ref, handle = await a_daily_reminder(service)
+    looked = schedules.TaskSchedules._schedule_status
+
+    async def look_then_change(
+        self: TaskService, user: str, task_id: str, description: Any = None
+    ) -> Any:
+        status = await looked(self, user, task_id, description)
+        if description is not None:  # someone pauses or unpauses it after every look
+            await (handle.unpause() if description.schedule.state.paused else handle.pause())
+        return status
+
+    steps = ((service.pause, service.resume, "pause"), (service.resume, service.pause, "resume"))
+    for control, opposite, verb in steps:
+        await opposite(user, ref.task_id)  # so this control has something to change
+        with monkeypatch.context() as overtaken:
+            overtaken.setattr(schedules.TaskSchedules, "_schedule_status", look_then_change)
+            with pytest.raises(TaskError) as refused:
+                await control(user, ref.task_id)
+        assert str(refused.value) == (
+            f"schedule {ref.task_id!r} was changed by other requests during each try of this "
+            f"{verb}; {verb} it again"
+        )
+    await service.delete(user, ref.task_id)
 
 
 async def test_a_news_digest_created_again_after_delete_starts_with_a_first_look(

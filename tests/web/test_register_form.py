@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
+
 import httpx
+from playwright.async_api import Browser, Route, expect
+from playwright.async_api import Error as PlaywrightError
 
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.support.servers import HANG, serve
+from tests.web.test_pages_browser import phone_page
 from tests.web.test_settings_form import values
 
 
@@ -33,7 +40,50 @@ async def test_a_refused_registration_keeps_the_name_and_email_typed(deps: Worke
             assert refused.status_code == 422, (typed, refused.status_code)
             assert "<b>Li</b>" not in refused.text
             shown = values(refused.text, "register")
-            assert shown == {"name": [typed["name"]], "email": [typed["email"]]}, shown
+            # The form's own name comes back too (none was sent here).
+            wanted = {"name": [typed["name"]], "email": [typed["email"]], "form": [""]}
+            assert shown == wanted, shown
             if typed["name"] != taken:  # nobody was stored
                 async with deps.db.session() as session:
                     assert await UserRepository(session).get(typed["name"]) is None
+
+
+async def test_a_double_clicked_registration_shows_the_token_its_first_submit_made(
+    browser: Browser, deps: WorkerDeps
+) -> None:
+    """A double click sent the form twice: the first submit made the user and its one-time
+    token, the browser dropped that page for the second's, which said the name was taken.
+    The token was lost. The second submit of the same form now shows the same token again."""
+    settings = deps.settings.model_copy(update={"open_registration": True})
+    name = unique("reg")
+    first: list[Route] = []
+    made = asyncio.Event()  # the first submit reached the server and was answered there
+
+    async def double_click(route: Route) -> None:
+        if route.request.method != "POST" or first:  # the page, or the second submit
+            await route.continue_()
+            return
+        first.append(route)
+        await route.fetch()  # its answer never reaches the page: the second click drops it
+        made.set()
+
+    async with serve(create_app(settings)) as base, phone_page(browser) as page:
+        await page.route(f"{base}/register", double_click)
+        await page.goto(f"{base}/register")
+        await page.get_by_label("User name").fill(name)
+        box = await page.get_by_role("button", name="Register").bounding_box()
+        assert box is not None
+        await page.mouse.click(box["x"] + 4, box["y"] + 4)
+        await asyncio.wait_for(made.wait(), HANG)
+        # The second click, while the first's page is on its way (a locator's click would wait
+        # for that navigation to finish, which never comes).
+        await page.mouse.click(box["x"] + 4, box["y"] + 4)
+        await expect(page.locator("#token")).to_have_text(re.compile(r"^amb_\S+$"))
+        token = await page.locator("#token").inner_text()
+        await page.get_by_role("link", name="Continue").click()  # signed in by that token
+        await expect(page.locator("header")).to_contain_text(name)
+        with contextlib.suppress(PlaywrightError):
+            await first[0].abort()
+    async with deps.db.session() as session:
+        registered = await UserRepository(session).by_token(token)
+    assert registered is not None and registered.name == name

@@ -12,10 +12,11 @@ import itertools
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import (
@@ -49,11 +50,32 @@ STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400:
 RETENTION_MARGIN = 60
 
 
+# Nested deeper, a record's content is kept as its JSON text: pydantic encodes 255 levels at
+# most, the answer's own with them, and a line nested past that failed the whole answer.
+MAX_NESTING = 100
+
+
 class LogRecord(BaseModel):
     time: datetime
     topic_id: str
     source: str | None = None
     content: dict[str, Any] | str
+
+    @field_validator("content")
+    @classmethod
+    def _text_when_too_deep(cls, content: dict[str, Any] | str) -> dict[str, Any] | str:
+        level: list[Any] = [content]
+        for _ in range(MAX_NESTING):  # level by level: no recursion
+            level = [v for x in level if isinstance(x, dict | list) for v in _inside(x)]
+            if not level:
+                return content
+        with contextlib.suppress(RecursionError):  # json.loads read it a few frames higher
+            return json.dumps(content, ensure_ascii=False)
+        return "(a JSON object nested too deep to show)"
+
+
+def _inside(value: dict[str, Any] | list[Any]) -> Iterable[Any]:
+    return value.values() if isinstance(value, dict) else value
 
 
 class SearchResult(BaseModel):
@@ -211,7 +233,7 @@ async def search_logs(
         for item in page.get("Results") or []:
             raw = item.get("LogJson") or item.get("RawLog") or ""
             content: dict[str, Any] | str = str(raw)
-            with contextlib.suppress(TypeError, ValueError):
+            with contextlib.suppress(TypeError, ValueError, RecursionError):
                 content = json.loads(raw)
             result.logs.append(
                 LogRecord(
