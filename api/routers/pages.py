@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -31,7 +32,7 @@ from ambient.domain.field_errors import Refused
 from ambient.domain.users import Language, UserCreate
 from ambient.refusals import N_, Refusal
 from ambient.status import database_down, system_status, temporal_down
-from ambient.storage.models import User
+from ambient.storage.models import User, utcnow
 from ambient.storage.repositories import (
     TOKEN_PREFIX,
     UserExistsError,
@@ -396,8 +397,10 @@ async def register(
         error = field_errors(exc, _, REGISTER_LABELS)
     except UserExistsError:
         # The same form sent again (a double click): the user its first submit made, whose
-        # page the browser dropped for this one. Its token, again.
-        if made is not None and (again := await UserRepository(session).by_token(made)):
+        # page the browser dropped for this one. Its token, again, within minutes of the
+        # first: a form kept longer (a shared machine's history) shows nothing it made.
+        again = await UserRepository(session).by_token(made) if made else None
+        if made and again is not None and utcnow() - again.created_at < SAME_FORM_WITHIN:
             return _registered(request, again, made)
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
@@ -422,6 +425,10 @@ def _registered(request: Request, user: User, token: str) -> Response:
     """The new user's page, its token shown once, signed in by that token."""
     page = render(request, "registered.html", {"user": user, "token": token})
     return _signed_in(page, request, token)
+
+
+# How long a registration form's second submit shows the token its first made.
+SAME_FORM_WITHIN = timedelta(minutes=5)
 
 
 def _form_token(form: str) -> str:

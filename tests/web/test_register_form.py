@@ -13,6 +13,7 @@ from playwright.async_api import Error as PlaywrightError
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
+from api.routers.pages import SAME_FORM_WITHIN
 from tests.conftest import unique
 from tests.support.servers import HANG, serve
 from tests.web.test_pages_browser import phone_page
@@ -87,3 +88,34 @@ async def test_a_double_clicked_registration_shows_the_token_its_first_submit_ma
     async with deps.db.session() as session:
         registered = await UserRepository(session).by_token(token)
     assert registered is not None and registered.name == name
+
+
+async def test_a_registration_form_sent_again_minutes_later_shows_no_token(
+    deps: WorkerDeps,
+) -> None:
+    """The same form sent again shows its token only within minutes of the first submit: a
+    form kept in a shared machine's history shows nothing later, only that the name is taken."""
+    settings = deps.settings.model_copy(update={"open_registration": True})
+    form = {"name": unique("reg"), "form": "a-form-kept-in-the-history"}
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(
+            timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
+        ) as http,
+    ):
+        first = await http.post("/register", data=form)
+        assert first.status_code == 200
+        token = re.search(r"amb_[0-9a-f]+", first.text)
+        assert token is not None
+        http.cookies.clear()
+        again = await http.post("/register", data=form)  # a double click: the same token
+        assert again.status_code == 200 and token.group() in again.text
+        async with deps.db.session() as session:
+            user = await UserRepository(session).get(form["name"])
+            assert user is not None
+            user.created_at -= SAME_FORM_WITHIN
+            await session.commit()
+        http.cookies.clear()
+        later = await http.post("/register", data=form)
+        assert later.status_code == 422
+        assert token.group() not in later.text and "is taken" in later.text
