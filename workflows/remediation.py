@@ -365,7 +365,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             if reading.value is None:
                 open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
             elif not joined.verify.holds(reading.value):
-                open_ones.append(f"{name} ({reading.value:g}: not healthy)")
+                open_ones.append(f"{name} ({reading.value:.15g}: not healthy)")
         return ", ".join(open_ones)
 
     async def _read(self, verify: VerifySpec) -> MetricReading:

@@ -54,6 +54,7 @@ class ErrorRate:
 
     healthy_from: int | None = None
     unavailable: int = 0
+    unhealthy: float = UNHEALTHY
     reads: int = 0
     log: list[float] = field(default_factory=list)
 
@@ -67,7 +68,7 @@ class ErrorRate:
         value = (
             HEALTHY
             if self.healthy_from is not None and self.reads >= self.healthy_from
-            else UNHEALTHY
+            else self.unhealthy
         )
         self.log.append(value)
         return JSONResponse({"error_rate": value})
@@ -75,9 +76,9 @@ class ErrorRate:
 
 @asynccontextmanager
 async def error_rate(
-    healthy_from: int | None, unavailable: int = 0
+    healthy_from: int | None, unavailable: int = 0, unhealthy: float = UNHEALTHY
 ) -> AsyncIterator[tuple[ErrorRate, str]]:
-    site = ErrorRate(healthy_from=healthy_from, unavailable=unavailable)
+    site = ErrorRate(healthy_from=healthy_from, unavailable=unavailable, unhealthy=unhealthy)
     async with serve(site.app()) as base:
         yield site, f"{base}/metrics"
 

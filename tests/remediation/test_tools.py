@@ -281,7 +281,7 @@ async def test_an_alert_joined_on_another_metric_is_checked_before_the_run_calls
     await add_user(deps, USER)
     async with (
         error_rate(healthy_from=1) as (_, errors_url),
-        error_rate(healthy_from=None) as (_, cpu_url),
+        error_rate(healthy_from=None, unhealthy=0.123456789) as (_, cpu_url),
         running_worker(ts_env.client, deps) as worker,
     ):
         state = app_state(ts_env, deps, worker.task_queue)
@@ -314,9 +314,11 @@ async def test_an_alert_joined_on_another_metric_is_checked_before_the_run_calls
     assert [(a.source, a.metric) for a in status.joined_alerts] == [("monitor", "cpu_usage")]
     assert status.attempts[0].resolved is True
     assert status.state == "handed_over", status.outcome
-    assert "alerts that joined this run are not known to be over: monitor cpu_usage (" in (
+    # Its reading as read (not rounded to six digits).
+    assert "alerts that joined this run are not known to be over: monitor cpu_usage " in (
         status.outcome
     )
+    assert "(0.123456789: not healthy)" in status.outcome, status.outcome
 
 
 async def test_a_run_handed_over_names_the_alerts_that_joined_it(
