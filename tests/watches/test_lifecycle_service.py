@@ -672,6 +672,40 @@ async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_fi
         await service.delete(user, task_id)
 
 
+async def test_a_filtered_list_of_schedules_answers_full_pages_not_empty_ones(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # Schedules were listed by user and filtered after each page: `kind=news_digest` or
+    # `state=paused` answered short or empty pages that still carried a cursor, and a client
+    # that stops at an empty page said there was nothing.
+    _, base = gated
+    user = unique("filter")
+    await register(service.db, user)
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    reminder = {"type": "daily", "hour": 7, "message": "filtered", "timezone": "UTC"}
+    # The oldest are listed last: the two the filters keep are behind four that they drop.
+    paused = (await service.create(user, "schedule", reminder | {"hour": 6})).task_id
+    news = (await service.create(user, "schedule", digest)).task_id
+    others = [
+        (await service.create(user, "schedule", reminder | {"minute": m})).task_id for m in range(4)
+    ]
+    await service.pause(user, paused)
+    await _listed(
+        service,
+        user,
+        lambda tasks: set(others) <= set(tasks) and tasks[paused].state == "paused",
+    )
+    assert await walk(service, user, 2, kind="news_digest") == [[news]]
+    assert await walk(service, user, 2, state="paused") == [[paused]]
+    assert await walk(service, user, 2, kind="news_digest", state="paused") == [[]]
+    active = await walk(service, user, 2, kind="schedule", state="active")
+    assert [len(page) for page in active[:-1]] == [2, 2]  # full pages until the last
+    assert sorted(t for page in active for t in page) == sorted([news, *others])
+    for task_id in [paused, news, *others]:
+        await service.delete(user, task_id)
+
+
 async def eventually_listed(service: TaskService, user: str, ids: list[str]) -> None:
     for _ in range(100):  # visibility is eventually consistent
         listed = [t.task_id for t in await service.list(user)]
