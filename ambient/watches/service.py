@@ -29,6 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
 from ambient.refusals import Refusal
 from ambient.storage.repositories import EventRepository, SnapshotRepository
@@ -226,8 +227,8 @@ class TaskService(TaskSchedules):
         ``request_id`` makes a retried request apply once; without it each call is a new
         update (so A -> B -> A ends at A).
         """
-        if request_id is not None and not 1 <= len(request_id) <= 200:
-            raise InvalidTaskError("request_id: 1-200 characters")
+        if request_id is not None and not 1 <= len(request_id) <= MAX_REQUEST_ID:
+            raise InvalidTaskError(f"request_id: 1-{MAX_REQUEST_ID} characters")
         kind = self._owned(user, task_id)
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause

@@ -19,6 +19,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -240,8 +241,9 @@ async def test_schedule_update_is_validated_first_and_applied_in_place(
         await service.update(USER, ref.task_id, reminder | {"message": ""})
     kept = await service.get(USER, ref.task_id)
     assert kept.kind == "schedule" and kept.config["message"] == "stand-up"
-    # A request id out of bounds is refused for a schedule as for a watch (it was dropped).
-    for bad in ("", "r" * 201):
+    # A request id out of bounds is refused for a schedule as for a watch (it was dropped),
+    # at the briefing's bound (update took 200 characters, greet and send 128).
+    for bad in ("", "r" * (MAX_REQUEST_ID + 1)):
         with pytest.raises(InvalidTaskError, match="request_id"):
             await service.update(USER, ref.task_id, reminder | {"hour": 9}, request_id=bad)
     assert (await service.get(USER, ref.task_id)).config["hour"] == 7
