@@ -46,7 +46,6 @@ from ambient.watches.models import TaskRef, TaskStatus, ThresholdWatchInput, Web
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
-from ambient.watches.threshold_config import ThresholdWatchConfig
 
 # A pause, resume or trigger sent to a running task whose worker did not answer the status
 # query that follows in time (busy, or its workflow task held by a slow local activity): the
@@ -78,7 +77,6 @@ class TaskService(TaskSchedules):
             )
             monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
             return await self._start(TaskKind.WEB_MONITOR, monitor, summary)
-        assert isinstance(parsed, ThresholdWatchConfig)  # parse_config knows four types
         task_id = f"{PREFIXES[TaskKind.THRESHOLD_WATCH]}/{user}/{task_name(name, parsed)}"
         rules = f" {parsed.combine} ".join(f"{c.op} {c.value:.15g}" for c in parsed.conditions)
         summary = f"Threshold watch {parsed.metric or parsed.source.type}: {rules}"  # type: ignore[union-attr]
