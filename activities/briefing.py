@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 
 from activities.notify import heartbeating
 from ambient import temporal
-from ambient.briefing.config import ClsLogSpec, DayPlan, FileLogSpec, plan_day
+from ambient.briefing.config import ClsLogSpec, DayPlan, plan_day
 from ambient.briefing.logreport import (
     LogBaseline,
     LogReducer,
@@ -27,7 +27,7 @@ from ambient.briefing.logreport import (
     update_baseline,
 )
 from ambient.briefing.logreport_markdown import render_markdown
-from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
+from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source, source_name
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
     PREPARE_ATTEMPTS,
@@ -182,11 +182,7 @@ class BriefingActivities:
         baseline.days = [d for d in baseline.days if d.get("__day__", 0) < ordinal]
         baseline.source = source  # one stored before sources were named: taken as this one
         reducer = LogReducer()
-        label = (
-            f"log file {spec.path}"
-            if isinstance(spec, FileLogSpec)
-            else f"CLS topic {spec.topic_id}"
-        )
+        label = source_name(spec)
         try:
             read = await read_log_source(
                 spec,

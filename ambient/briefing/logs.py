@@ -51,6 +51,13 @@ def resolve_log_path(path: str, log_dir: Path | None, *, admin: bool) -> Path:
     return resolved
 
 
+def source_name(spec: FileLogSpec | ClsLogSpec) -> str:
+    """A log source as its user reads it, in a briefing's notes and in analyze_logs."""
+    return (
+        f"log file {spec.path}" if isinstance(spec, FileLogSpec) else f"CLS topic {spec.topic_id}"
+    )
+
+
 async def read_log_source(
     spec: FileLogSpec | ClsLogSpec,
     start: datetime,
@@ -172,7 +179,6 @@ async def analyze_logs(
     except (OSError, TencentCloudError) as exc:
         raise BriefingError(f"log_source could not be read: {exc}") from None
     report = reducer.report(start=start, end=end)
-    label = spec.path if isinstance(spec, FileLogSpec) else spec.topic_id
     # Said in the offset the range was asked in, as a briefing says its day in its zone.
     markdown = render_markdown(report, tz=start.tzinfo)
-    return LogAnalysis(report=report, markdown=markdown, source=label, read=read)
+    return LogAnalysis(report=report, markdown=markdown, source=source_name(spec), read=read)

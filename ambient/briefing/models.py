@@ -128,7 +128,7 @@ class GreetOutcome(StrEnum):
     PAUSED = "paused"  # the user paused the briefing: nothing is spoken until resumed
 
 
-# A caller's retry-safe id of a greeting or a send (the API's bodies take the same bound).
+# A caller's retry-safe id of a greeting, a send or a task's update (every door's bound).
 MAX_REQUEST_ID = 128
 
 

@@ -77,7 +77,8 @@ class ConfigError(InvalidTaskError):
 
 
 TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
-CONFIG_MODELS: dict[str, type[BaseModel]] = {
+TaskConfig = WebMonitorConfig | ThresholdWatchConfig | ReminderConfig | NewsDigestConfig
+CONFIG_MODELS: dict[str, type[TaskConfig]] = {
     "web_monitor": WebMonitorConfig,
     "threshold_watch": ThresholdWatchConfig,
     "schedule": ReminderConfig,
@@ -89,7 +90,7 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
 SCHEDULED = frozenset({"schedule", "news_digest"})
 
 
-def parse_config(kind: str, config: Any) -> BaseModel:
+def parse_config(kind: str, config: Any) -> TaskConfig:
     """The typed config of ``kind``; ConfigError naming each bad field otherwise."""
     model = CONFIG_MODELS.get(kind)
     if model is None:
@@ -176,7 +177,7 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
 
 async def checked_config(
     kind: str, config: Any, user: str, settings: Settings, db: Database
-) -> BaseModel:
+) -> TaskConfig:
     """The typed config of ``kind`` for ``user``, every rule applied; ConfigError otherwise, and
     InvalidTaskError for a user nobody registered (nobody would see the task)."""
     row = await registered(db, user, InvalidTaskError)

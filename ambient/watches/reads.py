@@ -267,23 +267,28 @@ class TaskReads:
     async def _list_schedules(
         self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
+        # Filtered in the query, as watches are: filtered after each page, a page came back
+        # short or empty with a cursor still on it.
+        clauses = [
+            f"{temporal.USER.name} = {json.dumps(user)}",
+            f"ScheduleId STARTS_WITH {json.dumps(f'{PREFIXES[TaskKind.SCHEDULE]}/{user}/')}",
+        ]
+        # A digest is a schedule too: "schedule" lists both, "news_digest" digests only.
+        if kind not in (None, TaskKind.SCHEDULE.value):
+            clauses.append(f"{temporal.KIND.name} = {json.dumps(kind)}")
+        if state == TaskState.STOPPED.value:  # a schedule is active or paused, never stopped
+            return [], None
+        if state is not None:  # the server's own flag: a pause by any door or an older release
+            clauses.append(f"TemporalSchedulePaused = {json.dumps(state == TaskState.PAUSED)}")
         schedules = await self.client.list_schedules(
-            f"{temporal.USER.name} = {json.dumps(user)}", page_size=size, next_page_token=token
+            " AND ".join(clauses), page_size=size, next_page_token=token
         )
         await schedules.fetch_next_page()
-        prefix = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/"
         tasks: list[TaskSummary] = []
         for entry in schedules.current_page or []:
-            if not entry.id.startswith(prefix):
-                continue
             entry_kind = entry.typed_search_attributes.get(temporal.KIND) or "schedule"
-            # A digest is a schedule too: "schedule" lists both, "news_digest" digests only.
-            if kind not in (None, TaskKind.SCHEDULE.value) and entry_kind != kind:
-                continue
             paused = entry.schedule.state.paused if entry.schedule else False
             current = TaskState.PAUSED if paused else TaskState.ACTIVE
-            if state is not None and current.value != state:
-                continue
             tasks.append(
                 TaskSummary(
                     task_id=entry.id,

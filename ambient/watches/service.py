@@ -29,6 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
+from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
 from ambient.refusals import Refusal
 from ambient.storage.repositories import EventRepository, SnapshotRepository
@@ -45,7 +46,6 @@ from ambient.watches.models import TaskRef, TaskStatus, ThresholdWatchInput, Web
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
-from ambient.watches.threshold_config import ThresholdWatchConfig
 
 # A pause, resume or trigger sent to a running task whose worker did not answer the status
 # query that follows in time (busy, or its workflow task held by a slow local activity): the
@@ -77,7 +77,6 @@ class TaskService(TaskSchedules):
             )
             monitor = WebMonitorInput(user=user, task=task_id, config=parsed)
             return await self._start(TaskKind.WEB_MONITOR, monitor, summary)
-        assert isinstance(parsed, ThresholdWatchConfig)  # parse_config knows four types
         task_id = f"{PREFIXES[TaskKind.THRESHOLD_WATCH]}/{user}/{task_name(name, parsed)}"
         rules = f" {parsed.combine} ".join(f"{c.op} {c.value:.15g}" for c in parsed.conditions)
         summary = f"Threshold watch {parsed.metric or parsed.source.type}: {rules}"  # type: ignore[union-attr]
@@ -226,8 +225,8 @@ class TaskService(TaskSchedules):
         ``request_id`` makes a retried request apply once; without it each call is a new
         update (so A -> B -> A ends at A).
         """
-        if request_id is not None and not 1 <= len(request_id) <= 200:
-            raise InvalidTaskError("request_id: 1-200 characters")
+        if request_id is not None and not 1 <= len(request_id) <= MAX_REQUEST_ID:
+            raise InvalidTaskError(f"request_id: 1-{MAX_REQUEST_ID} characters")
         kind = self._owned(user, task_id)
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause

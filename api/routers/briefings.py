@@ -25,6 +25,7 @@ from ambient.briefing.errors import (
     InvalidBriefingError,
 )
 from ambient.briefing.models import (
+    MAX_REQUEST_ID,
     BriefingListItem,
     BriefingRef,
     BriefingStatus,
@@ -48,7 +49,7 @@ voice_router = APIRouter(prefix="/voice", tags=["voice"])
 
 class SendIn(UserConfig):
     date: str | None = Field(default=None, description="YYYY-MM-DD; the latest when omitted")
-    request_id: str | None = Field(default=None, max_length=128)
+    request_id: str | None = Field(default=None, max_length=MAX_REQUEST_ID)
 
 
 class AnalyzeIn(UserConfig):
@@ -149,7 +150,9 @@ class GreetingIn(BaseModel):
         default=None, max_length=128, description="or: the speaker's voiceprint id"
     )
     request_id: str | None = Field(
-        default=None, max_length=128, description="retry-safe id: the same id gets the same answer"
+        default=None,
+        max_length=MAX_REQUEST_ID,
+        description="retry-safe id: the same id gets the same answer",
     )
     audio: bool = Field(default=True, description="include TTS audio when Tencent TTS is set up")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import re
@@ -14,6 +15,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, plan_for
+from ambient.briefing.logs import analyze_logs
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
 from ambient.clients.logs import FileLogSource, parse_line
@@ -71,6 +73,26 @@ async def test_timestamps_without_an_offset_are_the_briefings_local_time(
     assert "日志 2 行，错误 2" in report
     # Before, they were read as UTC: 08:00 to 08:00 local, the day before's last line in.
     assert "日志 2 行，错误 2，警告 0" in report
+
+
+async def test_analyze_logs_names_its_source_as_the_briefing_does(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # The briefing said "log file X: ..." and analyze_logs answered the same file as "X".
+    path = tmp_path / "app.log"
+    path.write_text("2026-11-22 09:00:00,000 ERROR [main] c.a.Pay - refused\n", encoding="utf-8")
+    prepared, _ = await prepare(settings, db, path)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    analysis = await analyze_logs(
+        {"type": "file", "path": str(path)},
+        datetime(2026, 11, 22, tzinfo=shanghai),
+        datetime(2026, 11, 23, tzinfo=shanghai),
+        settings=settings,
+        tencent=TencentCloud(None, region="ap-guangzhou"),
+        is_admin=lambda: asyncio.sleep(0, result=False),
+    )
+    assert analysis.source == f"log file {path}"
+    assert log_note(prepared) == f"{analysis.source}: {analysis.read}"
 
 
 async def test_a_damaged_gz_in_a_rotated_folder_is_named_and_the_other_files_are_read(

@@ -19,6 +19,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -245,8 +246,9 @@ async def test_schedule_update_is_validated_first_and_applied_in_place(
         await service.update(USER, ref.task_id, reminder | {"message": ""})
     kept = await service.get(USER, ref.task_id)
     assert kept.kind == "schedule" and kept.config["message"] == "stand-up"
-    # A request id out of bounds is refused for a schedule as for a watch (it was dropped).
-    for bad in ("", "r" * 201):
+    # A request id out of bounds is refused for a schedule as for a watch (it was dropped),
+    # at the briefing's bound (update took 200 characters, greet and send 128).
+    for bad in ("", "r" * (MAX_REQUEST_ID + 1)):
         with pytest.raises(InvalidTaskError, match="request_id"):
             await service.update(USER, ref.task_id, reminder | {"hour": 9}, request_id=bad)
     assert (await service.get(USER, ref.task_id)).config["hour"] == 7
@@ -674,6 +676,40 @@ async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_fi
     assert sorted(active) == sorted(ids[1:])
     assert await walk(service, user, 1, state="stopped") == [[]]
     for task_id in ids:
+        await service.delete(user, task_id)
+
+
+async def test_a_filtered_list_of_schedules_answers_full_pages_not_empty_ones(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # Schedules were listed by user and filtered after each page: `kind=news_digest` or
+    # `state=paused` answered short or empty pages that still carried a cursor, and a client
+    # that stops at an empty page said there was nothing.
+    _, base = gated
+    user = unique("filter")
+    await register(service.db, user)
+    digest = {"action": "news_digest", "news_urls": [f"{base}/front"], "hour": 8}
+    reminder = {"type": "daily", "hour": 7, "message": "filtered", "timezone": "UTC"}
+    # The oldest are listed last: the two the filters keep are behind four that they drop.
+    paused = (await service.create(user, "schedule", reminder | {"hour": 6})).task_id
+    news = (await service.create(user, "schedule", digest)).task_id
+    others = [
+        (await service.create(user, "schedule", reminder | {"minute": m})).task_id for m in range(4)
+    ]
+    await service.pause(user, paused)
+    await _listed(
+        service,
+        user,
+        lambda tasks: set(others) <= set(tasks) and tasks[paused].state == "paused",
+    )
+    assert await walk(service, user, 2, kind="news_digest") == [[news]]
+    assert await walk(service, user, 2, state="paused") == [[paused]]
+    assert await walk(service, user, 2, kind="news_digest", state="paused") == [[]]
+    active = await walk(service, user, 2, kind="schedule", state="active")
+    assert [len(page) for page in active[:-1]] == [2, 2]  # full pages until the last
+    assert sorted(t for page in active for t in page) == sorted([news, *others])
+    for task_id in [paused, news, *others]:
         await service.delete(user, task_id)
 
 
