@@ -162,15 +162,12 @@ class RemediationRecords:
                 f"Remediation `{self.remediation_id}` {self.outcome}.",
             )
 
-    async def _wait(self, duration: timedelta, until: Any = None) -> bool:
-        """A durable timer cut short by abort (or ``until``); True when cut short."""
-        try:
+    async def _wait(self, duration: timedelta, until: Any = None) -> None:
+        """A durable timer cut short by abort (or ``until``)."""
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: self.aborted is not None or bool(until and until()), timeout=duration
             )
-        except TimeoutError:
-            return False
-        return True
 
     async def _wait_shown(
         self,

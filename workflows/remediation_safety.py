@@ -58,11 +58,12 @@ class RemediationSafety(RemediationRecords):
             "or refuse (typed by you: a machine-inferred reply does not count).",
             ["approval"],
         )
-        timed_out = not await self._wait(timeout, lambda: self.decision is not None)
+        await self._wait(timeout, lambda: self.decision is not None)
         self.awaiting_approval, self.waiting = None, None
         if self.aborted:
             return False
-        if timed_out or self.decision is None:
+        # An answer taken in the task its timer fired in was told "approved": it stands.
+        if self.decision is None:
             await self._audit(
                 f"{key}/approval",
                 "approval_timeout",

@@ -219,13 +219,12 @@ def _as_written(
 ) -> LogRecord | None:
     """A container's line as it wrote it (JSON, or a text line with its own time), at its
     runtime's time ``when``; None for a plain message."""
-    record = parse_line(text, source, zone, today, inner=True)
-    if record is not None:
-        return record.model_copy(update={"time": when})
-    if text.startswith("{"):
-        with suppress(ValueError, RecursionError):  # a JSON line without a time field
+    if text.startswith("{"):  # JSON, with a time field or none: parsed once
+        with suppress(ValueError, RecursionError):
             return _file_record(when, json.loads(text), source)
-    return None
+        return None
+    record = parse_line(text, source, zone, today, inner=True)
+    return None if record is None else record.model_copy(update={"time": when})
 
 
 def whole_lines(lines: Iterable[str]) -> Iterator[str]:

@@ -40,6 +40,11 @@ async def join(
     handle = client.get_workflow_handle(workflow_id)
     try:
         description = await handle.describe()
+        if description.typed_search_attributes.get(temporal.STATE) not in FINAL_STATES:
+            await handle.signal(JOINED, JoinInput(user=user, alert=alert))
+            # Ended between the look and the signal, the run took the alert and will not look
+            # at it again: it is the next run's, as below.
+            description = await handle.describe()
         if description.typed_search_attributes.get(temporal.STATE) in FINAL_STATES:
             # Ended (resolved, handed over, ...), its report and notices still going out:
             # the alert again is the next run's, once this one is done.
@@ -50,7 +55,6 @@ async def join(
                     "was started; send the alert again in a minute"
                 )
             return None  # however it ended (terminated, failed): the alert starts the next run
-        await handle.signal(JOINED, JoinInput(user=user, alert=alert))
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
             return None

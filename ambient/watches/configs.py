@@ -142,10 +142,10 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
     if reading_stored(info):
         return value  # as it ran: a replay matches what the run matched
     if value.startswith("re:"):
-        # A pattern that matches empty text ("re:", "re:error|", "re:\\b" in a line)
-        # matches every line, as " " did.
+        # A pattern that matches empty text ("re:", "re:error|", "re:\\b" or "re:a|\\b" in a
+        # line: every match, not only the first) matches every line, as " " did.
         pattern = compile_user_regex(value[3:], ignore_case=True)
-        if any((m := pattern.search(text)) is not None and not m.group() for text in ("", "a b")):
+        if any(not m.group() for text in ("", "a b") for m in pattern.finditer(text)):
             raise Refusal(
                 "%(pattern)s matches empty text, so every line: a hit at every change; write "
                 "what a line must contain (no empty alternative, not only '?', '*' or '\\b')",

@@ -58,11 +58,17 @@ def _plain(keyword: str) -> str:
 def normalise(text: str, ignore_patterns: list[str]) -> list[str]:
     """Lines of text without ignored parts, whitespace collapsed, empty lines dropped."""
     lines = _shown(text)
-    for pattern in ignore_patterns:
-        # A user writes a pattern from the lines a diff shows (stripped, no "\r"), and "^" and
-        # "$" are such a line's start and end (a keyword is matched line by line too).
-        lines = _shown(compile_user_regex(f"(?m){pattern}").sub("", "\n".join(lines)))
+    for pattern in ignore_patterns:  # each reads what the ones before it left, collapsed
+        kept, removed = _ignored(pattern).subn("", "\n".join(lines))
+        lines = _shown(kept) if removed else lines
     return lines
+
+
+@functools.lru_cache(maxsize=4096)
+def _ignored(pattern: str) -> Any:
+    # A user writes a pattern from the lines a diff shows (stripped, no "\r"), and "^" and "$"
+    # are such a line's start and end (a keyword is matched line by line too).
+    return compile_user_regex(f"(?m){pattern}")
 
 
 def _shown(text: str) -> list[str]:

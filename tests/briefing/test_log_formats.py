@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import re
 from datetime import UTC, datetime
@@ -685,3 +686,24 @@ async def test_a_folder_with_one_timed_file_is_read_though_another_has_no_time(
     (folder / "nohup.out").write_text(LOG4J_YESTERDAY * 2, encoding="utf-8")
     prepared, _ = await prepare(settings, db, folder)
     assert log_note(prepared).endswith(": 0 lines read, 2 unreadable")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"log":"{\\"level\\":\\"error\\",\\"msg\\":\\"refused\\"}\\n","stream":"stderr",'
+        '"time":"2026-11-22T02:00:00Z"}',
+        '2026-11-22T02:00:00Z stderr F {"level":"error","msg":"refused"}',
+    ],
+)
+def test_a_json_line_a_container_wrote_is_parsed_once(
+    line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The line inside a Docker or CRI wrapper was parsed as a line, then again as JSON.
+    parsed: list[str] = []
+    loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text: parsed.append(text) or loads(text))
+    record = parse_line(line, "app.log", UTC, DAY)
+    assert record is not None and record.content == {"level": "error", "msg": "refused"}
+    assert record.time == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # the wrapper's
+    assert parsed.count('{"level":"error","msg":"refused"}') == 1

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.servers import free_port
+from tests.support.servers import HANG, free_port
 
 WECOM_KEY = "wecom-key-123"
 DING_TOKEN, DING_SECRET = "ding-token", "SECabc123"
@@ -65,7 +65,7 @@ class PushEndpoints:
         self.throttled.append((robot, errcode))
         return JSONResponse({"errcode": errcode, "errmsg": errmsg})
 
-    async def _fail(self, name: str) -> Response | None:
+    async def _fail(self, name: str, request: Request) -> Response | None:
         queue = self.failures.get(name) or []
         if not queue:
             return None
@@ -73,7 +73,12 @@ class PushEndpoints:
         if mode == "500":
             return Response("boom", status_code=500)
         if mode == "timeout":
-            await asyncio.sleep(2)  # past the client's 1 s timeout
+            # No answer until the client gives up (its timeout), however slow the machine: a
+            # fixed 2 s came before a loaded client's 1 s ran out, and was answered.
+            async with asyncio.timeout(HANG):
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+            return Response("the client left", status_code=504)
         if mode.startswith("errcode:"):
             return JSONResponse({"errcode": int(mode.split(":")[1]), "errmsg": "injected"})
         return None
@@ -81,7 +86,7 @@ class PushEndpoints:
     async def wecom(self, request: Request) -> Response:
         if request.query_params.get("key") != WECOM_KEY:
             return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
-        if (failed := await self._fail("wecom")) is not None:
+        if (failed := await self._fail("wecom", request)) is not None:
             return failed
         if (over := self._over_limit(WECOM_KEY, 45009, "api freq out of limit")) is not None:
             return over
@@ -110,7 +115,7 @@ class PushEndpoints:
         ).decode()
         if unquote_plus(query.get("sign", "")) != expected and query.get("sign") != expected:
             return JSONResponse({"errcode": 310000, "errmsg": "sign not match"})
-        if (failed := await self._fail("dingtalk")) is not None:
+        if (failed := await self._fail("dingtalk", request)) is not None:
             return failed
         if (over := self._over_limit(DING_TOKEN, 130101, "send too fast")) is not None:
             return over
@@ -123,7 +128,7 @@ class PushEndpoints:
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     async def apprise(self, request: Request) -> Response:
-        if (failed := await self._fail("apprise")) is not None:
+        if (failed := await self._fail("apprise", request)) is not None:
             return failed
         self.received.append(("apprise", await request.json()))
         return Response("ok")
@@ -146,7 +151,7 @@ class PushEndpoints:
         )
         if not hmac.compare_digest(request.headers.get("x-ambient-signature", ""), expected):
             return Response("bad signature", status_code=401)
-        if (failed := await self._fail("webhook")) is not None:
+        if (failed := await self._fail("webhook", request)) is not None:
             return failed
         self.received.append(("webhook", json.loads(raw)))
         self.webhook_hosts.append(request.headers["host"])

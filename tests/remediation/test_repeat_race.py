@@ -10,10 +10,12 @@ from temporalio.client import Client, Interceptor, OutboundInterceptor, SignalWo
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.runs import FINAL_STATES, ApprovalInput, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import InvalidRemediationError
 from ambient.storage.audit import AuditRepository
+from ambient.temporal import STATE
+from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
@@ -66,6 +68,60 @@ async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_ne
         assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
         assert (await handle.describe()).run_id != first_run
         await dev_env.client.get_workflow_handle(first.remediation_id).terminate("test over")
+
+
+class EndsMeanwhile(Interceptor):
+    """The run resolves (approved, then healthy) between the repeat's look at it and its
+    signal: the signal reaches a run that is still sending its report but changes nothing."""
+
+    def __init__(self, other: Client) -> None:
+        self.other = other
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        other = self.other
+
+        class Outbound(OutboundInterceptor):
+            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+                if input.signal == "joined":
+                    run = other.get_workflow_handle(input.id)
+                    await run.execute_update(
+                        "approve",
+                        ApprovalInput(approver="lead", approver_permission="execute", approve=True),
+                    )
+
+                    async def ended() -> bool:
+                        state = (await run.describe()).typed_search_attributes.get(STATE)
+                        return state in FINAL_STATES
+
+                    await eventually(ended, "the run resolved")
+                await super().signal_workflow(input)
+
+        return Outbound(next)
+
+
+async def test_a_repeat_whose_run_ends_between_its_look_and_its_signal_starts_the_next_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, owner)
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, settings, service):
+        sent = alert(url, workload=unique("checkout"), settle_seconds=0)
+        first = await service.start(owner, sent, "dry_run")
+        handle = dev_env.client.get_workflow_handle(
+            first.remediation_id, result_type=RemediationStatus
+        )
+        await state_reaches(
+            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+        )
+        first_run = (await handle.describe()).run_id
+        config: dict[str, Any] = dev_env.client.config()
+        racing = Client(**{**config, "interceptors": [EndsMeanwhile(dev_env.client)]})
+        repeat = await RemediationService(racing, settings, deps.db).start(owner, sent, "dry_run")
+        # Told "joined", the sender's alert went to a run that had stopped looking at alerts.
+        assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
+        assert (await handle.describe()).run_id != first_run
+        await handle.terminate("test over")
 
 
 async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run_after_it(

@@ -11,11 +11,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import _workflow
+from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
 from ambient.clients.kube import KubeError
 from ambient.deps import WorkerDeps
@@ -28,6 +35,7 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
 from ambient.storage.repositories import InboxRepository, UserRepository
+from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
@@ -313,6 +321,83 @@ async def test_an_approval_that_comes_with_an_abort_is_refused_not_taken(
     # Told "approved", the approver would believe the step runs; the run is aborted instead.
     assert "abort" in str(refused.value.cause)
     assert status.state == "aborted" and status.approvals == []
+
+
+# Temporalio applies an activation's updates (and runs them) before its fired timers; it means to
+# apply all of an activation's jobs before running any by default in a coming release (its
+# logic flag 2, single batch): the run must answer the same both ways.
+@pytest.mark.parametrize("single_batch", [False, True])
+async def test_an_approval_that_comes_as_its_timeout_fires_is_acted_on(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    monkeypatch: pytest.MonkeyPatch,
+    single_batch: bool,
+) -> None:
+    flags = frozenset({_WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH})
+    if single_batch:
+        monkeypatch.setattr(_workflow, "_DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS", flags)
+    # No sticky cache: the second worker gets the run's next task from the shared queue.
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=1,
+        remediation_approval_timeout_minutes=45,
+        max_cached_workflows=0,
+    )
+    await add_user(deps, USER)
+    task_queue = unique("tq")
+    async with error_rate(healthy_from=1) as (_, url):
+        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+            handle = await start(ts_env, task_queue, alert(url))
+            await state_reaches(ts_env, handle, ("waiting_approval",), timedelta(0))
+            await eventually(lambda: timer_started(handle), "the approval's timer started")
+        # With no worker, the approval's timeout fires and then the answer comes: the run takes
+        # both in one workflow task.
+        await ts_env.sleep(timedelta(minutes=45))
+        answer = asyncio.create_task(
+            handle.execute_update(
+                GradedRemediationWorkflow.approve,
+                ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
+                id="the-answer",
+            )
+        )
+        await admitted(ts_env, handle, "the-answer")
+        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+            decision = await answer
+            status = await handle.result()
+
+    # Told "approved", the approver believes the step runs: it does.
+    assert decision.approve and status.approvals == [decision]
+    assert [a.rung for a in status.attempts] == [Rung.RESTART] and status.state == "resolved"
+    assert "approval_timeout" not in await audit_actions(deps, status.run_key)
+
+
+async def timer_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    history = await handle.fetch_history()
+    return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
+
+
+async def admitted(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], update: str) -> None:
+    """Until the server holds the update ``update`` of ``handle``'s run (no worker needed)."""
+    request = PollWorkflowExecutionUpdateRequest(
+        namespace=env.client.namespace,
+        update_ref=UpdateRef(
+            workflow_execution=WorkflowExecution(workflow_id=handle.id), update_id=update
+        ),
+        wait_policy=WaitPolicy(
+            lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
+        ),
+    )
+
+    async def held() -> bool:
+        try:
+            await env.client.workflow_service.poll_workflow_execution_update(request)
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    await eventually(held, "the update admitted")
 
 
 async def test_permission_none_refuses_before_any_change(

@@ -163,18 +163,21 @@ def test_a_digest_category_is_checked_as_the_keyword_it_is(model: type[BaseModel
     # A digest's categories are the keywords of its pages' checks: "re:[" failed every check
     # of every page, and " " or "re:" (empty text matches anywhere) made every new line a hit.
     pages = {"news_urls": ["https://example.com/news"]}
-    # "re:\\b" matches empty inside a line: a hit on every line with a word.
-    categories = ["re:[", " ", "数据库", "re:", "re:故障?", "re:\\b", "re:\\bAI\\b"]
+    # "re:\\b" matches empty inside a line: a hit on every line with a word; "re:a|\\b" too,
+    # though its first match in a line may be the "a".
+    categories = ["re:[", " ", "数据库", "re:", "re:故障?", "re:\\b", "re:\\bAI\\b", "re:a|\\b"]
     errors = refused(model, pages | {"categories": categories})
     assert [loc for loc, _ in errors] == [
         "categories.0",
         "categories.1",
         "categories.3",
         "categories.5",
+        "categories.7",
     ]
     assert "'[' is not a valid regular expression" in errors[0][1]
     assert "'' matches empty text, so every line" in errors[2][1]
     assert "'\\\\b' matches empty text, so every line" in errors[3][1]
+    assert "'a|\\\\b' matches empty text, so every line" in errors[4][1]
     run = ReminderRun.model_validate(
         {
             "user": "alice",

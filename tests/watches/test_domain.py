@@ -1,3 +1,4 @@
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -5,6 +6,7 @@ from pydantic import ValidationError
 
 from activities.watches import page_text
 from ambient.settings import Settings
+from ambient.watches import page_changes
 from ambient.watches.configs import WebMonitorConfig, notification_targets
 from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
 from ambient.watches.reminders import ReminderConfig, ReminderRun
@@ -203,6 +205,24 @@ def test_ignore_patterns_hide_noise_and_first_sight_is_a_baseline() -> None:
     new = normalise("Price 10\nUpdated 09:00", [r"Updated \d\d:\d\d"])
     assert not diff_pages(old, new, []).changed
     assert diff_pages(None, new, ["Price"]).hits == {}
+
+
+def test_a_watchs_ignore_patterns_are_compiled_once_and_applied_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Compiled at every check (a watch's hot path); each pattern reads what the ones before it
+    # left, whitespace collapsed: "^bar$" hides what "foo " leaves of "foo bar".
+    compiled: list[str] = []
+    compile_once = page_changes.compile_user_regex
+    monkeypatch.setattr(
+        page_changes,
+        "compile_user_regex",
+        lambda pattern: compiled.append(pattern) or compile_once(pattern),
+    )
+    patterns = [f"foo|{uuid.uuid4().hex}", r"^bar$", "nothing here"]
+    for _ in range(3):
+        assert normalise("foo bar\n  baz  qux\n\nfoo", patterns) == ["baz qux"]
+    assert len(compiled) <= len(patterns)
 
 
 def test_an_ignore_pattern_anchored_to_a_line_hides_that_line() -> None:
