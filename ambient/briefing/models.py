@@ -137,7 +137,9 @@ class GreetRequest(BaseModel):
     via: str = Field(default="mcp", max_length=32, description="mcp, voice, cli, api")
     # The most the caller still listens while the briefing is prepared (None: the workflow's
     # own wait). A briefing ready after its caller gave up would be spent on nobody.
-    wait_seconds: float | None = Field(default=None, ge=0)
+    # At most an hour (the service sends under a minute): a larger one, sent by hand, would
+    # overflow the workflow's timedelta, a task failure retried forever.
+    wait_seconds: float | None = Field(default=None, ge=0, le=3600)
     # When the caller stops waiting for the answer (the service's clock at send plus its wait;
     # None: requests from before it). The workflow refuses a greeting it takes up later (a
     # worker down or backed up): applied then, it would use up the day for nobody.

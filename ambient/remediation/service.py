@@ -27,6 +27,8 @@ from temporalio.client import (
     ScheduleCalendarSpec,
     ScheduleRange,
     ScheduleSpec,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
@@ -238,15 +240,35 @@ class RemediationService:
             raise _refused(rid, exc) from None
         if not await self._may_steer(user, description.typed_search_attributes):
             raise not_found(rid)
-        return await self._status(rid)
+        return await self._status(rid, description)
 
-    async def _status(self, rid: str) -> RemediationStatus:
+    async def _status(
+        self, rid: str, description: WorkflowExecutionDescription | None = None
+    ) -> RemediationStatus:
+        """The run's status; one closed without its own end (terminated, timed out) is aborted."""
+        handle = self.client.get_workflow_handle(rid)
         try:
-            return await self.client.get_workflow_handle(rid).query(
+            status = await handle.query(
                 GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
             )
+            if status.state in FINAL_STATES:
+                return status
+            description = description or await handle.describe()
         except RPCError as exc:
             raise _refused(rid, exc) from None
+        how = _closed_by_temporal(description)
+        if how and status.run_key == f"{rid}@{description.run_id}":
+            # Its query answers from its history, which stops where Temporal closed it.
+            return status.model_copy(
+                update={
+                    "state": "aborted",
+                    "waiting": None,
+                    "next_rung": None,
+                    "outcome": f"{how} in Temporal before its own end",
+                    "finished_at": description.close_time,
+                }
+            )
+        return status
 
     async def list_runs(
         self,
@@ -296,12 +318,14 @@ class RemediationService:
         if not runs:
             return {}
         ids = ", ".join(json.dumps(i) for i in sorted({r.remediation_id for r in runs}))
-        query = f'ExecutionStatus = "Running" AND WorkflowId IN ({ids})'
+        query = f"WorkflowId IN ({ids})"
         try:
+            # A run closed without its own end (terminated) never writes its row: aborted.
             return {
-                f"{e.id}@{e.run_id}": state
+                f"{e.id}@{e.run_id}": "aborted" if _closed_by_temporal(e) else state
                 async for e in self.client.list_workflows(query, rpc_timeout=temporal.QUERY_TIMEOUT)
                 if (state := e.typed_search_attributes.get(temporal.STATE)) is not None
+                and e.status is not WorkflowExecutionStatus.COMPLETED
             }
         except (RPCError, RuntimeError) as exc:  # RuntimeError: the SDK's failed connect
             if not isinstance(exc, RPCError) and not temporal_down(exc):
@@ -509,6 +533,13 @@ class RemediationService:
                 f"(it needs {mode!r} or higher; an admin grants it)"
             )
         return status, account
+
+
+def _closed_by_temporal(run: WorkflowExecution) -> str:
+    """How Temporal closed a run before its own end ("terminated", "timed out", "failed");
+    "" while it runs or once it ended by itself."""
+    done = (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
+    return "" if run.status in done else str(run.status.name).lower().replace("_", " ")
 
 
 def _earlier_run(rid: str) -> Refusal:

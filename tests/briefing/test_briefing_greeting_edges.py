@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -467,3 +467,24 @@ async def test_a_greeting_for_a_user_without_a_briefing_reads_the_users_row_once
         event.remove(deps.db.engine.sync_engine, "before_cursor_execute", noted)
     assert unset.outcome is GreetOutcome.UNAVAILABLE and "No daily briefing" in unset.text
     assert len(reads) == 1, reads
+
+
+async def test_a_greeting_sent_by_hand_with_an_endless_wait_is_refused_naming_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A greet update sent from the Web UI or `temporal workflow update execute` with a wait
+    no timedelta holds (1e300, Infinity) was taken: one inside the window before the briefing
+    was ready raised OverflowError in the handler, a workflow task failure retried forever.
+    It is refused before it is recorded, naming the field, and the briefing answers on."""
+    user = unique("greet-by-hand")
+    await make_user(deps.db, user)
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.created(user, BriefingConfig(timezone="Asia/Shanghai", language="en"))
+        handle = ts_env.client.get_workflow_handle(f"daily-briefing/{user}")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update("greet", {"request_id": "by-hand", "wait_seconds": 1e300})
+        status = await stack.service.status(user)
+    # The SDK's "Failed decoding arguments", caused by the model's refusal of the field.
+    reason = refused.value.cause.cause
+    assert reason is not None and "wait_seconds" in str(reason), reason
+    assert status.given_at is None and not status.paused

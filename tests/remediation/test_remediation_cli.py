@@ -278,3 +278,25 @@ async def test_abort_names_the_run_it_was_checked_on(
     assert other[0] == 1 and "no run of" in other[1], other
     assert unchanged.state == "waiting_approval"
     assert taken[0] == 0 and "abort sent" in taken[1], taken
+
+
+async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Terminated in the Web UI (or `temporal workflow terminate`), the run never wrote its
+    # end: get, the CLI and the list went on showing it waiting for an approval, and approving
+    # it said it had "already finished (state waiting_approval)".
+    async with a_run_waiting_for_approval(dev_env, deps, "cli-terminated") as run:
+        service, user, rid, seen, invoke = run
+        await dev_env.client.get_workflow_handle(rid).terminate(reason="operator")
+        shown = await service.get(user, rid)
+        listed = {r.run_key: r.state for r in await service.list_runs(user)}
+        still_open = await service.list_runs(user, state="waiting_approval")
+        approved = await invoke("remediation", "approve", rid, "--reason", "go")
+        aborted = await invoke("remediation", "abort", rid)
+    assert shown.state == "aborted" and shown.waiting is None, shown
+    assert shown.outcome == "terminated in Temporal before its own end", shown.outcome
+    assert shown.finished_at is not None
+    assert listed == {seen.run_key: "aborted"} and still_open == []
+    assert approved[0] == 1 and "not waiting for approval (state aborted)" in approved[1]
+    assert aborted[0] == 1 and "already finished (state aborted)" in aborted[1], aborted
