@@ -179,8 +179,11 @@ class NotifyActivities:
         waiting = [d for d in deliveries if d.error and d.error.startswith("transient:")]
         if waiting:
             summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
+            # Every failure of this try as details: a last try's raise is all its caller gets.
             raise ApplicationError(
-                f"transient delivery failures: {summary}", type="TransientNotifyError"
+                f"transient delivery failures: {summary}",
+                *(f"{d.channel}: {d.error}" for d in NotifyResult(deliveries=deliveries).failures),
+                type="TransientNotifyError",
             )
         return NotifyResult(deliveries=deliveries)
 

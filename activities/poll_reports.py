@@ -224,7 +224,7 @@ class PollReports:
             try:
                 result = await self.poller.notifier.send(send, heartbeat=False, last_try=last)
             except ApplicationError as exc:
-                errors = [str(exc)]
+                errors = [str(line) for line in exc.details] or [str(exc)]  # each failed target
                 if exc.non_retryable or last:
                     break
                 # Backing off, but never past the lease's end: a send held elsewhere is taken

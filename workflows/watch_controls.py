@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
@@ -118,6 +118,8 @@ async def delivery_errors(
     try:
         result = await deliver(user=user, key=key, message=message, targets=targets, task=task)
     except ActivityError as error:
+        if isinstance(error.cause, ApplicationError) and error.cause.details:
+            return [str(line) for line in error.cause.details]  # the last try's, each
         return [failed + failure_text(error)]
     return [f"{d.channel}: {d.error}" for d in result.failures]
 

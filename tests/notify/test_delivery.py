@@ -308,6 +308,43 @@ async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_
     assert "internal error" in failed.payload["errors"][0]
 
 
+async def test_a_reminder_counts_every_failed_channel_when_one_is_still_failing_at_its_last_try(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    # One webhook answers 500 to every try (transient to the end); the other redirects,
+    # refused at its first try (permanent).
+    state.failures["webhook"] = ["500"] * 10
+    config = ReminderConfig.model_validate(
+        {
+            "message": "站会",
+            "targets": [
+                {"type": "webhook", "target": f"{base}/hook"},
+                {"type": "webhook", "target": f"{base}/moved"},
+            ],
+        }
+    )
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, deps) as worker:
+        await ts_env.client.execute_workflow(
+            ReminderWorkflow.run,
+            ReminderRun(user="alice", task=task, config=config),
+            id=f"{task}/run",
+            task_queue=worker.task_queue,
+        )
+    async with deps.db.session() as session:
+        events = await EventRepository(session).list(user="alice")
+    (failed,) = [e for e in events if e.kind == "schedule.delivery_failed"]
+    # Both failed deliveries are counted and named, not the last try's transient one alone.
+    assert failed.payload["failed"] == 2
+    errors = sorted(failed.payload["errors"])
+    assert errors[0].startswith("webhook: permanent: HTTP 307") and "redirects" in errors[0]
+    assert errors[1] == "webhook: transient: HTTP 500"
+
+
 async def test_two_long_request_keys_that_differ_only_at_the_end_are_two_deliveries(
     deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:

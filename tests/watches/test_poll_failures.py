@@ -15,6 +15,7 @@ from activities.polling import PagePoller
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
+from ambient.domain.notify import Target
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.polling import EndPoll, PollEnd, PollRequest, PollResult
@@ -222,3 +223,30 @@ async def test_a_control_written_before_its_poll_started_in_another_process_ends
         env.run(elsewhere.poll_pages, request(base, hook, baseline, poll=2)), 30
     )
     assert ended.ended is PollEnd.CONTROL and ended.checks == 0
+
+
+async def test_a_change_whose_delivery_still_fails_at_its_last_try_names_every_failed_target(
+    loopback_deps: WorkerDeps, gated: tuple[GatedSite, str]
+) -> None:
+    state, base = gated
+    deps = loopback_deps
+    # A short send timeout: the poll's last try comes once a delivery lease (it + 5 s) passed.
+    settings = deps.settings.model_copy(update={"notify_target_timeout": 1.0})
+    notifier = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
+    poller = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
+    hook = {"type": "webhook", "target": f"{base}/hook"}
+    state.pages["/news"] = article("Calm.")
+    baseline = await ActivityEnvironment().run(poller.poll_pages, request(base, hook, None, poll=1))
+    # The webhook answers 500 to every try; another user's inbox is refused at the first.
+    state.pages["/news"] = article("Calm.", "Storm warning.")
+    state.hook_status = 500
+    changed = request(base, hook, baseline, first_only=True, poll=2)
+    changed.targets.append(Target(type="inbox", target="mallory"))
+    await ActivityEnvironment().run(poller.poll_pages, changed)
+    await _delivery_failed_stored(deps)
+    async with deps.db.session() as session:
+        (told,) = await EventRepository(session).list(task=TASK, kind="watch.delivery_failed")
+    errors = sorted(told.payload["errors"])
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("inbox: permanent: ") and "mallory" in errors[0]
+    assert errors[1] == "webhook: transient: HTTP 500"
