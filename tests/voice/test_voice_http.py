@@ -473,6 +473,12 @@ async def test_the_greeting_door_knows_a_voiceprint_id_whatever_its_case(
         )
         assert stranger.status_code == 422
         assert stranger.json()["detail"][0]["loc"][-1] == "voiceprint_id"
+        # A user without a voiceprint id is known by their name, as the voice tools' speaker
+        # is (docs/xiaozhi.md: "mei,mei,梅工"): this door answered it 422 as nobody's voice.
+        made = await http.post("/users", json={"name": "mei"}, headers=admin)
+        assert made.status_code == 201, made.text
+        named = await http.post("/voice/greeting", json={"voiceprint_id": "Mei"}, headers=device)
+        assert named.status_code == 200 and named.json()["outcome"] == "unavailable", named.text
 
 
 async def test_a_member_greeting_by_voiceprint_learns_nothing_of_anothers_voice(
