@@ -174,9 +174,11 @@ class UserRepository(Repository):
         return user
 
     async def by_voiceprint(self, voiceprint: str) -> User | None:
-        """The user with this voiceprint id: unique whatever its case, so matched so."""
+        """The user with this voiceprint id or name (kept apart from every other user's, and
+        unique whatever its case, so matched so), as a voice tool's speaker is found."""
         key = voiceprint.strip().lower()
-        return await self.session.scalar(select(User).where(func.lower(User.voiceprint_id) == key))
+        named = or_(func.lower(User.voiceprint_id) == key, User.name == key)
+        return await self.session.scalar(select(User).where(named))
 
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))

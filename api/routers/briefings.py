@@ -177,6 +177,10 @@ async def greeting(
         raise unauthorized("send a device token (X-Device-Token) or a user's bearer token")
     if body.voiceprint_id is not None:
         speaker = await UserRepository(session).by_voiceprint(body.voiceprint_id)
+        # Whose voice an id is, or whether it is anyone's, only a device or an admin is told:
+        # a member hears the same for every id but their own.
+        if not device and caller is not None and not caller.is_admin and speaker != caller:
+            raise BriefingRefusedError("greeting by a voiceprint id not yours needs the admin role")
         if speaker is None:
             raise unprocessable((["voiceprint_id"], "no user has this voiceprint id"))
         name = speaker.name

@@ -473,6 +473,42 @@ async def test_the_greeting_door_knows_a_voiceprint_id_whatever_its_case(
         )
         assert stranger.status_code == 422
         assert stranger.json()["detail"][0]["loc"][-1] == "voiceprint_id"
+        # A user without a voiceprint id is known by their name, as the voice tools' speaker
+        # is (docs/xiaozhi.md: "mei,mei,梅工"): this door answered it 422 as nobody's voice.
+        made = await http.post("/users", json={"name": "mei"}, headers=admin)
+        assert made.status_code == 201, made.text
+        named = await http.post("/voice/greeting", json={"voiceprint_id": "Mei"}, headers=device)
+        assert named.status_code == 200 and named.json()["outcome"] == "unavailable", named.text
+
+
+async def test_a_member_greeting_by_voiceprint_learns_nothing_of_anothers_voice(
+    settings: Settings, dev_env: WorkflowEnvironment
+) -> None:
+    """A member's token on /voice/greeting with someone else's voiceprint id was answered 403
+    "greeting for 'lin' needs the admin role", and with an id nobody has 422 "no user has this
+    voiceprint id": any member could tell which voiceprint ids exist and whose they are. Every
+    id but the member's own is now refused alike, naming nobody; their own still greets."""
+    settings = settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    async with _api(settings) as (_, http):
+        admin = await admin_headers(settings)
+        for name in ("lin", "kai"):
+            made = await http.post(
+                "/users", json={"name": name, "voiceprint_id": f"vp-{name}"}, headers=admin
+            )
+            assert made.status_code == 201, made.text
+        kai = {"Authorization": f"Bearer {made.json()['token']}"}
+        answers = [
+            await http.post("/voice/greeting", json={"voiceprint_id": said}, headers=kai)
+            for said in ("vp-lin", "VP-LIN", "vp-nobody")
+        ]
+        assert {(a.status_code, a.text) for a in answers} == {
+            (answers[0].status_code, answers[0].text)
+        }
+        assert answers[0].status_code == 403 and "lin" not in answers[0].text, answers[0].text
+        own = await http.post("/voice/greeting", json={"voiceprint_id": "VP-Kai"}, headers=kai)
+        assert own.status_code == 200 and own.json()["outcome"] == "unavailable", own.text
 
 
 async def test_one_context_provider_config_answers_each_of_the_owners_speakers(
