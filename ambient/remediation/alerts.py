@@ -162,8 +162,6 @@ def alert_from_breach(
     value: float,
     conditions: list[Condition],
     message: str,
-    *,
-    with_region: bool = True,
 ) -> Alert | None:
     """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions)."""
     # Verification reads the same source; healthy is the opposite of each breached condition.
@@ -181,8 +179,7 @@ def alert_from_breach(
             cluster_id=cluster,
             namespace=namespace or "default",
             workload=workload,
-            # The metric's region is its cluster's (None in runs begun before it was kept).
-            region=source.get("region") if with_region else None,
+            region=source.get("region"),  # the metric's region is its cluster's
             metric=str(source.get("metric") or "") or None,
             value=value,
             threshold=conditions[0].value if conditions else None,

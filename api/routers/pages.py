@@ -396,11 +396,17 @@ async def register(
     except ValidationError as exc:
         error = field_errors(exc, _, REGISTER_LABELS)
     except UserExistsError:
-        # The same form sent again (a double click): the user its first submit made, whose
-        # page the browser dropped for this one. Its token, again, within minutes of the
-        # first: a form kept longer (a shared machine's history) shows nothing it made.
+        # The same form sent again with the same name (a double click): the user its first
+        # submit made, whose page the browser dropped for this one. Its token, again, within
+        # a minute of the first: a form resent later (Back after signing out on a shared
+        # machine) shows nothing it made.
         again = await UserRepository(session).by_token(made) if made else None
-        if made and again is not None and utcnow() - again.created_at < SAME_FORM_WITHIN:
+        if (
+            made
+            and again is not None
+            and again.name == data.name
+            and utcnow() - again.created_at < SAME_FORM_WITHIN
+        ):
             return _registered(request, again, made)
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
@@ -428,7 +434,7 @@ def _registered(request: Request, user: User, token: str) -> Response:
 
 
 # How long a registration form's second submit shows the token its first made.
-SAME_FORM_WITHIN = timedelta(minutes=5)
+SAME_FORM_WITHIN = timedelta(minutes=1)
 
 
 def _form_token(form: str) -> str:

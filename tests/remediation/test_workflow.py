@@ -181,7 +181,7 @@ async def test_the_first_change_follows_one_activity_that_leaves_every_check_in_
             break
         if item.HasField("marker_recorded_event_attributes"):
             before_change.append(item.marker_recorded_event_attributes.marker_name)
-    # Local activities leave one marker each; the patch marker names the new path.
+    # Local activities leave one marker each: one before the first change.
     assert before_change.count("core_local_activity") == 1, before_change
     actions = await audit_actions(deps, status.run_key)
     assert actions[:6] == ["scored", "planned", "permission", "gate", "checkpoint", "action"]

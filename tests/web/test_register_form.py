@@ -90,11 +90,12 @@ async def test_a_double_clicked_registration_shows_the_token_its_first_submit_ma
     assert registered is not None and registered.name == name
 
 
-async def test_a_registration_form_sent_again_minutes_later_shows_no_token(
+async def test_a_registration_form_sent_again_later_or_with_another_name_shows_no_token(
     deps: WorkerDeps,
 ) -> None:
-    """The same form sent again shows its token only within minutes of the first submit: a
-    form kept in a shared machine's history shows nothing later, only that the name is taken."""
+    """The same form sent again shows its token only with the same name, within a minute of the
+    first submit: resent later (Back after signing out on a shared machine) or with another
+    name, it shows only that the name is taken."""
     settings = deps.settings.model_copy(update={"open_registration": True})
     form = {"name": unique("reg"), "form": "a-form-kept-in-the-history"}
     async with (
@@ -110,6 +111,13 @@ async def test_a_registration_form_sent_again_minutes_later_shows_no_token(
         http.cookies.clear()
         again = await http.post("/register", data=form)  # a double click: the same token
         assert again.status_code == 200 and token.group() in again.text
+        other = unique("reg")  # someone else's name, taken
+        assert (await http.post("/register", data={"name": other})).status_code == 200
+        http.cookies.clear()
+        # The same form with that name (as first refused, then resent): not its user's token.
+        renamed = await http.post("/register", data={**form, "name": other})
+        assert renamed.status_code == 422
+        assert token.group() not in renamed.text and "is taken" in renamed.text
         async with deps.db.session() as session:
             user = await UserRepository(session).get(form["name"])
             assert user is not None
