@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -46,15 +47,21 @@ class EndsFirst(Interceptor):
         return Outbound(next)
 
 
-async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_next_run(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+async def repeat_racing(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    racer: Callable[[Client], Interceptor],
+    **sent: Any,
 ) -> None:
+    """A run waiting for approval at rung 1 and its alert sent again through a client whose
+    ``racer`` acts between the repeat's look at the run and its signal: the repeat starts the
+    next run under the same id."""
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, owner)
     async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, settings, service):
-        sent = alert(url, workload=unique("checkout"))
-        first = await service.start(owner, sent, "dry_run")
+        subject = alert(url, workload=unique("checkout"), **sent)
+        first = await service.start(owner, subject, "dry_run")
         handle = dev_env.client.get_workflow_handle(
             first.remediation_id, result_type=RemediationStatus
         )
@@ -63,11 +70,19 @@ async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_ne
         )
         first_run = (await handle.describe()).run_id
         config: dict[str, Any] = dev_env.client.config()
-        racing = Client(**{**config, "interceptors": [EndsFirst(dev_env.client)]})
-        repeat = await RemediationService(racing, settings, deps.db).start(owner, sent, "dry_run")
+        racing = Client(**{**config, "interceptors": [racer(dev_env.client)]})
+        repeat = await RemediationService(racing, settings, deps.db).start(
+            owner, subject, "dry_run"
+        )
         assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
         assert (await handle.describe()).run_id != first_run
-        await dev_env.client.get_workflow_handle(first.remediation_id).terminate("test over")
+        await handle.terminate("test over")
+
+
+async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_next_run(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    await repeat_racing(dev_env, deps, EndsFirst)
 
 
 class EndsMeanwhile(Interceptor):
@@ -102,26 +117,8 @@ class EndsMeanwhile(Interceptor):
 async def test_a_repeat_whose_run_ends_between_its_look_and_its_signal_starts_the_next_run(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    owner = unique("ops")
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    await add_user(deps, owner)
-    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, settings, service):
-        sent = alert(url, workload=unique("checkout"), settle_seconds=0)
-        first = await service.start(owner, sent, "dry_run")
-        handle = dev_env.client.get_workflow_handle(
-            first.remediation_id, result_type=RemediationStatus
-        )
-        await state_reaches(
-            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
-        )
-        first_run = (await handle.describe()).run_id
-        config: dict[str, Any] = dev_env.client.config()
-        racing = Client(**{**config, "interceptors": [EndsMeanwhile(dev_env.client)]})
-        repeat = await RemediationService(racing, settings, deps.db).start(owner, sent, "dry_run")
-        # Told "joined", the sender's alert went to a run that had stopped looking at alerts.
-        assert repeat.created and repeat.remediation_id == first.remediation_id, repeat
-        assert (await handle.describe()).run_id != first_run
-        await handle.terminate("test over")
+    # Told "joined", the sender's alert went to a run that had stopped looking at alerts.
+    await repeat_racing(dev_env, deps, EndsMeanwhile, settle_seconds=0)
 
 
 async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run_after_it(
