@@ -386,7 +386,7 @@ async def register(
     if not state.settings.open_registration:
         return render(request, "register.html", {"closed": True}, status.HTTP_404_NOT_FOUND)
     asked = from_accept_language(request.headers.get("accept-language"))
-    made = _form_token(form) if form else None
+    made = _form_token(form, name.strip()) if form else None
     try:
         data = UserCreate.model_validate(
             {"name": name.strip(), "email": email.strip() or None, "language": asked}
@@ -401,12 +401,7 @@ async def register(
         # a minute of the first: a form resent later (Back after signing out on a shared
         # machine) shows nothing it made.
         again = await UserRepository(session).by_token(made) if made else None
-        if (
-            made
-            and again is not None
-            and again.name == data.name
-            and utcnow() - again.created_at < SAME_FORM_WITHIN
-        ):
+        if made and again is not None and utcnow() - again.created_at < SAME_FORM_WITHIN:
             return _registered(request, again, made)
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
@@ -437,11 +432,12 @@ def _registered(request: Request, user: User, token: str) -> Response:
 SAME_FORM_WITHIN = timedelta(minutes=1)
 
 
-def _form_token(form: str) -> str:
-    """The API token a registration form's submit makes: each time the same for one form (its
-    second submit finds the user its first made), made with the server's key (no one chooses
-    it, or makes another form's)."""
-    digest = hmac.new(NOTICE_KEY.get(), b"register\0" + form.encode(), hashlib.sha256)
+def _form_token(form: str, name: str) -> str:
+    """The API token a registration form's submit of ``name`` makes: each time the same for
+    one form and name (its second submit finds the user its first made; another name makes
+    another), made with the server's key (no one chooses it, or makes another form's)."""
+    said = b"register\0%s\0%s" % (form.encode(), name.encode())
+    digest = hmac.new(NOTICE_KEY.get(), said, hashlib.sha256)
     return TOKEN_PREFIX + digest.hexdigest()
 
 

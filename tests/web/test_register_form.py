@@ -118,6 +118,10 @@ async def test_a_registration_form_sent_again_later_or_with_another_name_shows_n
         renamed = await http.post("/register", data={**form, "name": other})
         assert renamed.status_code == 422
         assert token.group() not in renamed.text and "is taken" in renamed.text
+        # The same form with a name nobody has: a new user, with a token of its own.
+        fresh = await http.post("/register", data={**form, "name": unique("reg")})
+        assert fresh.status_code == 200 and token.group() not in fresh.text
+        http.cookies.clear()
         async with deps.db.session() as session:
             user = await UserRepository(session).get(form["name"])
             assert user is not None
