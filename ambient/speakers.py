@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.storage import Database
 from ambient.storage.models import User, XiaozhiDevice
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import UserRepository, speaks_as
 
 
 class SpeakerKind(StrEnum):
@@ -92,10 +92,7 @@ async def resolve_speaker(
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):
             return Speaker(SpeakerKind.OWNER, account)
-        query = select(User).where(
-            or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
-        )
-        found = list(await session.scalars(query))
+        found = list(await session.scalars(select(User).where(speaks_as(key))))
         # Words copied from the argument's description name nobody, unless someone is called
         # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
         if not found and names_no_speaker(speaker, assistant, described_as):

@@ -115,6 +115,12 @@ def _voiceprint_clash(exc: IntegrityError) -> bool:
     return VOICEPRINT_INDEX in str(exc.orig)
 
 
+def speaks_as(key: str) -> ColumnElement[bool]:
+    """Users a voice named ``key`` is: their voiceprint id or name, whatever its case."""
+    key = key.lower()
+    return or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
+
+
 class UserRepository(Repository):
     async def create(
         self, data: UserCreate, *, actor: str = OPERATOR, token: str | None = None
@@ -176,9 +182,7 @@ class UserRepository(Repository):
     async def by_voiceprint(self, voiceprint: str) -> User | None:
         """The user with this voiceprint id or name (kept apart from every other user's, and
         unique whatever its case, so matched so), as a voice tool's speaker is found."""
-        key = voiceprint.strip().lower()
-        named = or_(func.lower(User.voiceprint_id) == key, User.name == key)
-        return await self.session.scalar(select(User).where(named))
+        return await self.session.scalar(select(User).where(speaks_as(voiceprint.strip())))
 
     async def by_token(self, token: str) -> User | None:
         query = select(User).where(User.api_token_hash == hash_token(token))
@@ -208,10 +212,7 @@ class UserRepository(Repository):
         # (ambient.speakers.resolve_speaker): one voice named twice answers to nobody.
         if voiceprint is None:
             return
-        key = voiceprint.lower()
-        query = select(User.id).where(
-            User.name != name, or_(func.lower(User.voiceprint_id) == key, User.name == key)
-        )
+        query = select(User.id).where(User.name != name, speaks_as(voiceprint))
         if await self.session.scalar(query.limit(1)) is not None:
             raise _voiceprint_taken(voiceprint, field)
 
