@@ -182,7 +182,7 @@ class NotifyActivities:
             # Every failure of this try as details: a last try's raise is all its caller gets.
             raise ApplicationError(
                 f"transient delivery failures: {summary}",
-                *(f"{d.channel}: {d.error}" for d in NotifyResult(deliveries=deliveries).failures),
+                *NotifyResult(deliveries=deliveries).failure_lines(),
                 type="TransientNotifyError",
             )
         return NotifyResult(deliveries=deliveries)

@@ -233,7 +233,7 @@ class PollReports:
                 backoff = 2.0 * 2 ** min(attempt, 4)
                 await asyncio.sleep(min(backoff, left + LEASE_SLACK) if left > 0 else backoff)
             else:
-                errors = [f"{d.channel}: {d.error}" for d in result.failures]
+                errors = result.failure_lines()
                 break
         if errors:
             await self.failed(event, send, errors, again=again)

@@ -192,7 +192,7 @@ class PrepareAndPush:
             return NotifyResult(deliveries=[])
         # The inbox copy is kept whatever a channel answers: a channel that refused for good
         # (a wrong robot key, a mailbox that does not exist) is said, not counted as pushed.
-        failed = "; ".join(f"{d.channel}: {d.error}" for d in result.failures)
+        failed = "; ".join(result.failure_lines())
         self.carry.last_push_error = f"{date}: {failed}" if failed else None
         await self._record_push(request)
         if self.day is not None and date == self.day.date:

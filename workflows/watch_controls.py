@@ -121,7 +121,7 @@ async def delivery_errors(
         if isinstance(error.cause, ApplicationError) and error.cause.details:
             return [str(line) for line in error.cause.details]  # the last try's, each
         return [failed + failure_text(error)]
-    return [f"{d.channel}: {d.error}" for d in result.failures]
+    return result.failure_lines()
 
 
 def failure_text(error: BaseException) -> str:

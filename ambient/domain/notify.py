@@ -205,6 +205,10 @@ class NotifyResult(BaseModel):
         """Deliveries that failed for good (the activity returns them rather than raising)."""
         return [d for d in self.deliveries if d.status is DeliveryStatus.FAILED]
 
+    def failure_lines(self) -> list[str]:
+        """Each failure for good as its events and errors say it: ``channel: error``."""
+        return [f"{d.channel}: {d.error}" for d in self.failures]
+
 
 def redact_target(channel: str, target: str) -> str:
     """A target as results, rows, events and logs show it: no tokens, keys or queries (URLs
