@@ -243,10 +243,12 @@ class DailyBriefingWorkflow(PrepareAndPush):
         )
 
     @workflow.update
-    def hand_over(self) -> BriefingStatus:
+    def hand_over(self, by_hand: None = None) -> BriefingStatus:
         """The run's last status before a new config replaces it: greetings are refused for
         HAND_OVER_HOLD (one waiting for the preparation too), so one given here is in what
-        the new run carries, and none is lost."""
+        the new run carries, and none is lost. The service sends no argument: one sent by hand
+        (Web UI) is refused before it is recorded (it does not decode as ``by_hand``; without
+        the parameter the SDK dropped it and the hold began)."""
         self.handed_over_at = workflow.now()
         return self.status()
 

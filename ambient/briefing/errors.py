@@ -68,12 +68,11 @@ def field_of(message: str) -> str | None:
 
 
 def request_id_of(given: str | None) -> str:
-    """The caller's retry-safe id (refused past its bound, naming it), or a fresh one."""
-    if given is not None and len(given) > MAX_REQUEST_ID:
-        raise InvalidBriefingError(
-            f"request_id: at most {MAX_REQUEST_ID} characters", field="request_id"
-        )
-    return given or uuid.uuid4().hex
+    """The caller's retry-safe id (refused empty or past its bound, naming it), or a fresh one
+    when none is given."""
+    if given is not None and not 1 <= len(given) <= MAX_REQUEST_ID:
+        raise InvalidBriefingError(f"request_id: 1-{MAX_REQUEST_ID} characters", field="request_id")
+    return uuid.uuid4().hex if given is None else given
 
 
 def update_id_of(kind: str, key: str) -> str:

@@ -69,10 +69,13 @@ class TaskNotFoundError(TaskError):
 
 
 class ConfigError(InvalidTaskError):
-    """A config was refused; ``errors`` holds (location inside the config, message) pairs."""
+    """A config was refused; ``errors`` holds (location inside the config, message) pairs,
+    ``given`` the refused value when there is one to echo (as FastAPI's 422s do)."""
 
-    def __init__(self, errors: Sequence[Refused], prefix: Location = ("config",)) -> None:
-        self.errors = [(prefix + loc, message) for loc, message in errors]
+    def __init__(
+        self, errors: Sequence[Refused], prefix: Location = ("config",), given: object = None
+    ) -> None:
+        self.errors, self.given = [(prefix + loc, message) for loc, message in errors], given
         super().__init__("invalid config — " + "; ".join(field_problems(self.errors)))
 
 
@@ -209,7 +212,7 @@ def task_name(name: str | None, config: BaseModel) -> str:
         return digest[:12]
     if not _NAME.fullmatch(name):
         rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
-        raise ConfigError([(("name",), rule)], prefix=())
+        raise ConfigError([(("name",), rule)], prefix=(), given=name)
     return name
 
 

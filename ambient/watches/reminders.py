@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
@@ -183,7 +184,8 @@ class ReminderConfig(UserConfig):
     @field_validator("message")
     @classmethod
     def _message(cls, value: str, info: ValidationInfo) -> str:
-        if value and not value.strip() and not reading_stored(info):
+        blank = all(c.isspace() or unicodedata.category(c) == "Cf" for c in value)  # U+200B
+        if value and blank and not reading_stored(info):
             raise ValueError("only spaces: a reminder says its text, so write one")
         if value and info.data.get("action") == "news_digest":
             raise ValueError(

@@ -488,3 +488,22 @@ async def test_a_greeting_sent_by_hand_with_an_endless_wait_is_refused_naming_it
     reason = refused.value.cause.cause
     assert reason is not None and "wait_seconds" in str(reason), reason
     assert status.given_at is None and not status.paused
+
+
+@pytest.mark.parametrize("nonsense", [{"by": "hand"}, "now", 0])
+async def test_a_hand_over_sent_by_hand_with_arguments_is_refused_and_greetings_go_on(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, nonsense: object
+) -> None:
+    """The service sends hand_over with no argument; one sent from the Web UI with an input was
+    taken (no validator), and the briefing refused greetings for HAND_OVER_HOLD. It is refused
+    before it is recorded, and the next greeting is spoken."""
+    user = unique("hand-over-by-hand")
+    await make_user(deps.db, user)
+    async with briefing_stack(ts_env, deps) as stack:
+        await stack.created_in_window(user, BriefingConfig(timezone="Asia/Shanghai", language="en"))
+        await eventually(lambda: _prepared(stack.service, user), "briefing prepared")
+        handle = ts_env.client.get_workflow_handle(f"daily-briefing/{user}")
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update("hand_over", nonsense)
+        spoken = await stack.service.greet(user, via="voice", request_id="after")
+    assert spoken.outcome is GreetOutcome.SPOKEN, spoken.text

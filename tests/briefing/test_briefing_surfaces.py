@@ -111,7 +111,7 @@ async def test_mcp_tools_set_up_greet_once_read_send_and_analyze(
             not_admin = await _error(client, "greet", user_id=other)
             assert "admin" in not_admin
             too_long = await _error(client, "greet", request_id="r" * 129)
-            assert too_long == ("Error executing tool greet: request_id: at most 128 characters"), (
+            assert too_long == ("Error executing tool greet: request_id: 1-128 characters"), (
                 too_long
             )
 
@@ -129,7 +129,7 @@ async def test_mcp_tools_set_up_greet_once_read_send_and_analyze(
             assert again == sent
             too_long = await _error(client, "send_briefing", request_id="m" * 129)
             assert too_long == (
-                "Error executing tool send_briefing: request_id: at most 128 characters"
+                "Error executing tool send_briefing: request_id: 1-128 characters"
             ), too_long
             async with deps.db.session() as session:
                 inbox = await InboxRepository(session).list(user)

@@ -373,3 +373,13 @@ async def test_every_door_refuses_a_task_for_an_unregistered_user_and_creates_no
     with pytest.raises(RPCError) as missing:
         await doors.service.client.get_workflow_handle(f"daily-briefing/{ghost}").describe()
     assert missing.value.status is RPCStatusCode.NOT_FOUND
+
+
+async def test_a_refused_task_name_is_echoed_in_the_422(doors: Doors) -> None:
+    # A Chinese task name got a 422 naming body.name with "input": null: the value was lost.
+    body = {"type": "schedule", "config": {"hour": 9, "message": "stand-up"}, "name": "站会"}
+    answer = await doors.http.post("/tasks", json=body)
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body", "name"] and error["input"] == "站会", answer.text
+    assert list(await doors.service.list(doors.me)) == []

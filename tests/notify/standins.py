@@ -138,6 +138,8 @@ class PushEndpoints:
 
     async def moved(self, request: Request) -> Response:
         self.received.append(("moved", {}))
+        if "bare" in request.query_params:  # a 3xx without a Location: still not delivered
+            return Response(status_code=302)
         return Response(status_code=307, headers={"location": "/hook"})
 
     async def webhook(self, request: Request) -> Response:

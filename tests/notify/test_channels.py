@@ -376,7 +376,9 @@ async def test_webhook_redirect_is_not_followed(
     channel = WebhookChannel(http, SECRETS, WEBHOOK_SECRET, LOOPBACK, timeout=10)
     with pytest.raises(PermanentNotifyError, match="HTTP 307: the endpoint redirects"):
         await channel.send("alice", REPORT, f"{base}/moved", idempotency_key="k")
-    assert [name for name, _ in state.received] == ["moved"]
+    with pytest.raises(PermanentNotifyError, match="HTTP 302: the endpoint redirects"):
+        await channel.send("alice", REPORT, f"{base}/moved?bare", idempotency_key="k")
+    assert [name for name, _ in state.received] == ["moved", "moved"]
 
 
 async def test_plain_http_webhook_goes_to_the_checked_address_with_the_given_host(

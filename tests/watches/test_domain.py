@@ -428,3 +428,13 @@ def test_a_weekly_reminder_takes_days_by_name_and_refuses_other_words() -> None:
             parse_config("schedule", {"message": "x", "days": ["fri", word]})
         [(loc, text)] = refused.value.errors
         assert loc == ("config", "days") and repr(word) in str(text)
+
+
+@pytest.mark.parametrize("message", ["   ", "\u3000", "\u200b", "\u200b\u200d\ufeff", " \u2060 "])
+def test_a_reminder_of_only_invisible_characters_is_refused_as_blank(message: str) -> None:
+    # A zero-width space (Cf, not whitespace to str.strip) passed: a reminder that says nothing.
+    with pytest.raises(ValidationError) as caught:
+        ReminderConfig.model_validate({"hour": 9, "message": message})
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("message",) and "only spaces" in error["msg"]
+    assert ReminderConfig.model_validate({"hour": 9, "message": "\u200b站会"}).message

@@ -16,8 +16,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import RUNG_ACTIONS, Rung
 from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.views import already_finished
 from ambient.storage.repositories import UserRepository
-from api.i18n import catalog_path
+from api.i18n import catalog_path, translations
 from api.routers.ops_pages import RUNG_NAMES
 from tests.briefing.harness import eventually
 from tests.conftest import unique
@@ -76,7 +77,7 @@ async def test_a_second_approve_and_an_abort_of_a_finished_run_are_said_in_chine
     assert again == f"{rid} 现在没有在等待批准：这一步已经答复过，或这次处置已经结束"
     form["action"] = "abort"
     aborted = said(await http.post("/app/remediation/action", data=form))
-    assert aborted == f"{rid} 已经结束：不能再中止"
+    assert aborted.startswith(f"{rid} 已经结束（状态 "), aborted
 
 
 async def test_a_chinese_users_remediation_page_names_the_plan_and_attempt_modes_in_chinese(
@@ -120,3 +121,11 @@ async def test_an_english_page_names_the_finished_run_by_its_own_id(
     form = {"remediation_id": rid, "action": "abort"}
     aborted = said(await http.post("/app/remediation/action", data=form))
     assert aborted == f"{rid} already finished (state resolved)"
+
+
+def test_a_finished_run_is_said_in_chinese_as_in_english_whichever_answer_met_it() -> None:
+    # "already finished (state …)" was "已经结束：不能再中止" (cannot abort any more), yet an
+    # approve that meets the ended run (service._ended) says it too; the state was dropped.
+    refused = already_finished("r-1", "succeeded")
+    chinese = translations(Language.ZH).gettext(refused.msgid) % refused.values
+    assert chinese == "r-1 已经结束（状态 succeeded）", chinese
