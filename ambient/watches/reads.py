@@ -267,6 +267,8 @@ class TaskReads:
     async def _list_schedules(
         self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
+        if state == TaskState.STOPPED.value:  # a schedule is active or paused, never stopped
+            return [], None
         # Filtered in the query, as watches are: filtered after each page, a page came back
         # short or empty with a cursor still on it.
         clauses = [
@@ -276,8 +278,6 @@ class TaskReads:
         # A digest is a schedule too: "schedule" lists both, "news_digest" digests only.
         if kind not in (None, TaskKind.SCHEDULE.value):
             clauses.append(f"{temporal.KIND.name} = {json.dumps(kind)}")
-        if state == TaskState.STOPPED.value:  # a schedule is active or paused, never stopped
-            return [], None
         if state is not None:  # the server's own flag: a pause by any door or an older release
             clauses.append(f"TemporalSchedulePaused = {json.dumps(state == TaskState.PAUSED)}")
         schedules = await self.client.list_schedules(
