@@ -159,13 +159,12 @@ def malformed_messages_refused(
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         posted = scope["type"] == "http" and scope["method"] == "POST"
-        if (
-            not posted
-            or scope["path"] not in paths
-            or not scope["user"].is_authenticated
-            or await guard.validate_request(Request(scope), is_post=True)
-        ):
+        if not posted or scope["path"] not in paths or not scope["user"].is_authenticated:
             await app(scope, receive, send)
+            return
+        # Sent here, not by the SDK's transport: it would check (and log) the request again.
+        if refused_headers := await guard.validate_request(Request(scope), is_post=True):
+            await refused_headers(scope, receive, send)
             return
         read = [await receive()]  # bounded by BodyLimit, which has read it whole already
         while read[-1]["type"] == "http.request" and read[-1].get("more_body", False):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -33,7 +35,7 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from ambient import __version__
-from ambient.bridge.serving import unreadable
+from ambient.bridge.serving import read_text
 from ambient.briefing.errors import BriefingError
 from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
@@ -156,24 +158,28 @@ class ListedServer(MCPServer[AppState]):
     answering every line of stdio."""
 
     async def run_stdio_async(self) -> None:
-        # The SDK's stdio transport hands a line that is no JSON-RPC message on as an exception,
-        # and its server drops that unanswered: the peer waits for good. Answered here as the
-        # other doors answer it (a parse error: -32700, id null).
+        # The SDK's stdio transport drops a line that is no JSON-RPC message and reads one whose
+        # id is null, a fraction or true as a notification: neither is answered, the peer waits
+        # for good. Lines are read here by the bridge's rule (``read_text``; stdio never had a
+        # size limit) and answered as every door answers them; the transport only writes. fd 0
+        # stays the wire (the transport diverts it only when it reads): nothing here starts a
+        # child that inherits it.
         lowlevel = self._lowlevel_server
-        async with stdio_server() as (lines, writes):
+        async with stdio_server(stdin=anyio.wrap_file(io.StringIO())) as (_, writes):
             relay, reads = create_context_streams[SessionMessage | Exception](0)
 
-            async def answer_unreadable() -> None:
+            async def read_lines() -> None:
                 async with relay:
-                    async for line in lines:
-                        if isinstance(line, Exception):
-                            said = jsonrpc_message_adapter.validate_python(unreadable(line))
+                    async for line in anyio.wrap_file(sys.stdin.buffer):
+                        said = read_text(line.decode("utf-8", "replace"), limit=None)
+                        if isinstance(said, dict):
+                            said = jsonrpc_message_adapter.validate_python(said)
                             await writes.send(SessionMessage(said))
                         else:
-                            await relay.send(line)
+                            await relay.send(SessionMessage(said))
 
             async with anyio.create_task_group() as group:
-                group.start_soon(answer_unreadable)
+                group.start_soon(read_lines)
                 await lowlevel.run(reads, writes, lowlevel.create_initialization_options())
 
     def add_tool(

@@ -88,7 +88,7 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
             while True:
                 frame = await socket.recv()
                 text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
-                message = _parse(text)
+                message = read_text(text)
                 if isinstance(message, dict):
                     await socket.send(json.dumps(message, ensure_ascii=False))
                     continue
@@ -145,32 +145,22 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
             group.cancel_scope.cancel()
 
 
-def _parse(text: str) -> JSONRPCMessage | dict[str, Any]:
-    """The frame's message, or the JSON-RPC error to answer instead (id kept when readable)."""
+def read_text(
+    text: str, limit: int | None = MESSAGE_LIMIT_BYTES
+) -> JSONRPCMessage | dict[str, Any]:
+    """A frame's (or a stdio line's) message, or the JSON-RPC error to answer instead (id kept
+    when readable)."""
     try:
         message = json.loads(text.strip())
     except (ValueError, RecursionError) as exc:  # nested past Python's limit: a few KB do it
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
-    size = len(text.encode())
-    if size > MESSAGE_LIMIT_BYTES:
+    if limit and (size := len(text.encode())) > limit:
         return _error(
             _request_id(message),
             INVALID_REQUEST,
-            f"message too large ({size} bytes; at most {MESSAGE_LIMIT_BYTES})",
+            f"message too large ({size} bytes; at most {limit})",
         )
     return read_message(message)
-
-
-def unreadable(exc: Exception) -> dict[str, Any]:
-    """The JSON-RPC error for a line the SDK's stdio transport could not read as a message (it
-    hands on its ValidationError, not the line): what ``_parse`` answers for that line."""
-    errors = exc.errors() if isinstance(exc, ValidationError) else []
-    if not errors or errors[0]["type"] == "json_invalid":
-        return _error(None, PARSE_ERROR, errors[0]["msg"] if errors else f"not JSON: {exc}")
-    # The message is the input of an error about all of it, or about a field it lacks.
-    whole = (e["input"] for e in errors if len(e["loc"]) < 2 or e["type"] == "missing")
-    said = read_message(next(whole, None))
-    return said if isinstance(said, dict) else _error(None, INVALID_REQUEST, "not JSON-RPC 2.0")
 
 
 def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:

@@ -61,7 +61,9 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
 ) -> None:
     """A malformed line on stdio was dropped without an answer (the SDK's server logs it at
     debug): the client waited for good. JSON-RPC 2.0 answers a parse error with id null and
-    -32700, an invalid request -32600 (under its id when readable); the session goes on."""
+    -32700, an invalid request -32600 (under its id when readable); the session goes on. A
+    request whose id is null, a fraction or true was read as a notification: never answered
+    either (HTTP and the 小智 bridge answer it -32600)."""
     env = _env(tmp_path, dev_env)
     migrated = await asyncio.to_thread(CliRunner().invoke, app, ["migrate"], env=env)
     assert migrated.exit_code == 0, migrated.output
@@ -86,18 +88,24 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
     }
     answers = []
     try:
-        for line in ("{not json", '{"id": 7, "method": "ping"}', json.dumps(initialize)):
+        odd_ids = [
+            f'{{"jsonrpc": "2.0", "id": {i}, "method": "ping"}}' for i in ("null", 1.5, "true")
+        ]
+        for line in ("{not json", '{"id": 7, "method": "ping"}', *odd_ids, json.dumps(initialize)):
             served.stdin.write(line.encode() + b"\n")
             await served.stdin.drain()
             answers.append(json.loads(await asyncio.wait_for(served.stdout.readline(), HANG)))
     finally:
         served.stdin.close()
         await asyncio.wait_for(served.wait(), HANG)
-    parse, invalid, opened = answers
+    parse, invalid, *odd, opened = answers
     assert (parse["id"], parse["error"]["code"]) == (None, -32700), parse
-    assert "Invalid JSON" in parse["error"]["message"]
+    assert "not JSON" in parse["error"]["message"]
     assert (invalid["id"], invalid["error"]["code"]) == (7, -32600), invalid
     assert "jsonrpc" in invalid["error"]["message"]
+    for said in odd:
+        assert (said["id"], said["error"]["code"]) == (None, -32600), said
+        assert "a request's id is a string or an integer" in said["error"]["message"]
     assert opened["id"] == 0 and opened["result"]["serverInfo"]["name"] == "ambient-ops", opened
 
 

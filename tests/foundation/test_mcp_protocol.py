@@ -1,6 +1,7 @@
 """The MCP server as clients other than ours drive it: the protocol's own refusals."""
 
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -151,6 +152,34 @@ async def test_a_malformed_message_from_an_unknown_caller_is_refused_unauthentic
         ]
     assert [a.status_code for a in answers] == [401] * 8
     assert all(a.json()["error"] == "invalid_token" for a in answers)
+
+
+async def test_a_refused_host_or_origin_is_logged_once(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Our check asked the SDK's validator, which logs, then handed the request to the SDK's
+    transport, which validated and logged it again: each refusal was in the log twice."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+    ):
+        headers = {
+            **(await admin_headers(settings)),
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        }
+        for path in ("/mcp", "/mcp/voice"):
+            for refused, status in (
+                ({"Host": "rebound.example:80"}, 421),
+                ({"Origin": "http://evil.example"}, 403),
+            ):
+                caplog.clear()
+                with caplog.at_level(logging.WARNING, logger="mcp.server.transport_security"):
+                    answer = await http.post(path, content="{}", headers=headers | refused)
+                assert answer.status_code == status, (path, answer.text)
+                said = [r.getMessage() for r in caplog.records if "Invalid" in r.getMessage()]
+                assert len(said) == 1, (path, said)
 
 
 async def test_a_malformed_message_for_a_host_mcp_does_not_allow_is_refused_for_its_host(

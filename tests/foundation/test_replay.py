@@ -1,4 +1,7 @@
+import ast
 import asyncio
+import base64
+import json
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
@@ -63,3 +66,62 @@ def test_replay_without_histories_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["replay", str(tmp_path)])
     assert result.exit_code == 2
     assert "no history files found" in result.output
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# Patches at step 2 that no history holds as the previous release recorded them, and why.
+NEVER_RECORDED = {
+    "event-cursor-pass": "no test ever recorded a run passing a whole batch of events",
+}
+
+
+def _deprecated_patches() -> set[str]:
+    """Each ID a ``deprecate_patch`` in workflows/ names: a literal, a module's constant, or a
+    helper's parameter (``given_up``) whose callers' last argument names it."""
+    trees = [ast.parse(path.read_text()) for path in (ROOT / "workflows").glob("*.py")]
+    constants = {
+        node.targets[0].id: node.value.value
+        for tree in trees
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }
+    named: set[str] = set()
+    for tree in trees:
+        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+            func = call.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in {"deprecate_patch", "given_up"} and call.args:
+                arg = call.args[-1]
+                if isinstance(arg, ast.Constant):
+                    named.add(arg.value)
+                elif isinstance(arg, ast.Name) and arg.id != "patch":  # given_up's own
+                    named.add(constants[arg.id])
+    return named
+
+
+def _recorded_before_deprecation() -> set[str]:
+    """The IDs of the patch markers some history holds not deprecated: a run that called
+    ``workflow.patched`` (the release before the one that deprecated it)."""
+    held: set[str] = set()
+    for path in (ROOT / "tests" / "histories").glob("*.json"):
+        for event in json.loads(path.read_text())["events"]:
+            marker = event.get("markerRecordedEventAttributes", {})
+            if marker.get("markerName") == "core_patch":
+                data = marker["details"]["patch-data"]["payloads"][0]["data"]
+                patch = json.loads(base64.b64decode(data))
+                if not patch["deprecated"]:
+                    held.add(patch["id"])
+    return held
+
+
+def test_each_deprecated_patch_replays_a_run_of_the_release_that_called_patched() -> None:
+    """`unapplied-hands-over` and `joined-alerts-checked` had no history holding their marker
+    as `workflow.patched` wrote it: the replay no longer checked that `deprecate_patch` stands
+    where `patched` stood, which is what lets the previous release's runs replay."""
+    unchecked = _deprecated_patches() - _recorded_before_deprecation() - set(NEVER_RECORDED)
+    assert not unchecked, (
+        f"no history holds these patches' markers not deprecated: {sorted(unchecked)}; record "
+        "their scenario with the previous release (docs/deploy.md, 'Support rule')"
+    )
