@@ -19,7 +19,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.stdio import stdio_server
-from mcp.shared._context_streams import create_context_streams
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp.types import (
@@ -166,7 +165,7 @@ class ListedServer(MCPServer[AppState]):
         # child that inherits it.
         lowlevel = self._lowlevel_server
         async with stdio_server(stdin=anyio.wrap_file(io.StringIO())) as (_, writes):
-            relay, reads = create_context_streams[SessionMessage | Exception](0)
+            relay, reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
             async def read_lines() -> None:
                 async with relay:
