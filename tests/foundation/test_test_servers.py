@@ -12,19 +12,22 @@ from pathlib import Path
 
 from tests.support.servers import HANG
 
-# Starts PostgreSQL and the Temporal dev server as the session fixtures do, says their pids, and
-# waits to be killed.
+# Starts PostgreSQL, the Temporal dev server and a time-skipping test server as the fixtures
+# do, says their pids, and waits to be killed.
 CHILD = """
 import asyncio, sys
 from ambient.binaries import find_binary
 from tests.support.reaper import serving_on
-from tests.support.servers import start_dev_server, start_postgres
+from tests.support.servers import start_dev_server, start_postgres, start_test_server
+
+def pid(env):
+    return serving_on(int(env.client.service_client.config.target_host.rsplit(":", 1)[1]))
 
 async def main() -> None:
     postgres = start_postgres(sys.argv[1])
-    env = await start_dev_server(find_binary("temporal"))
-    port = int(env.client.service_client.config.target_host.rsplit(":", 1)[1])
-    print(postgres.get_pid(), serving_on(port), flush=True)
+    dev = await start_dev_server(find_binary("temporal"))
+    test = await start_test_server(find_binary("temporal-test-server"))
+    print(postgres.get_pid(), pid(dev), pid(test), flush=True)
     await asyncio.sleep(3600)
 
 asyncio.run(main())
@@ -47,7 +50,7 @@ def test_a_killed_test_process_leaves_no_server_running() -> None:
         )
         assert child.stdout is not None
         pids = [int(pid) for pid in child.stdout.readline().split()]
-        assert len(pids) == 2, "the child did not start both servers"
+        assert len(pids) == 3, "the child did not start its servers"
         started = {
             pid: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19] for pid in pids
         }
@@ -60,7 +63,7 @@ def test_a_killed_test_process_leaves_no_server_running() -> None:
                 time.monotonic() < deadline
             ):
                 time.sleep(0.05)
-            assert left == [], "PostgreSQL and Temporal outlived the killed test process"
+            assert left == [], "servers outlived the killed test process"
         finally:
             for pid in pids:
                 if running(pid, started[pid]):

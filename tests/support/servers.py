@@ -129,9 +129,9 @@ def start_postgres(folder: str) -> pgserver.PostgresServer:
     return server
 
 
-async def start_dev_server(path: str) -> WorkflowEnvironment:
-    """The Temporal dev server at ``path`` (visibility, schedules, search attributes), stopped
-    when this process ends however it ends."""
+async def start_dev_server(path: str, *args: str) -> WorkflowEnvironment:
+    """The Temporal dev server at ``path`` (visibility, schedules, search attributes) run with
+    ``args`` too, stopped when this process ends however it ends."""
     port = free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=path,
@@ -142,8 +142,23 @@ async def start_dev_server(path: str) -> WorkflowEnvironment:
         dev_server_extra_args=[
             *("--log-level", "error"),
             *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+            *args,
         ],
         dev_server_startup_timeout=timedelta(seconds=HANG),
+    )
+    stop_at_exit(serving_on(port))
+    return env
+
+
+async def start_test_server(path: str) -> WorkflowEnvironment:
+    """The time-skipping test server at ``path``, stopped when this process ends however it
+    ends."""
+    port = free_port()
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=path,
+        data_converter=pydantic_data_converter,
+        test_server_startup_timeout=timedelta(seconds=HANG),
+        port=port,
     )
     stop_at_exit(serving_on(port))
     return env
