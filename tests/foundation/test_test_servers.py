@@ -10,7 +10,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.support.reaper import PROC
 from tests.support.servers import HANG
+
+pytestmark = pytest.mark.skipif(not PROC.is_dir(), reason="servers are told apart by /proc")
 
 # Starts PostgreSQL, the Temporal dev server and a time-skipping test server as the fixtures
 # do, says their pids, and waits to be killed.

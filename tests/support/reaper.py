@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+PROC = Path("/proc")
+
 # Its own process in its own session (a Ctrl-C to the run's process group must not end it
 # first), reading the servers to stop from a pipe until the test process's end closes it,
 # however the process ends; then it stops each that is still the process it was (its start
@@ -44,19 +46,24 @@ def _watchdog() -> subprocess.Popen[str]:
     )
 
 
-def stop_at_exit(pid: int) -> None:
-    """Have the server ``pid`` sent SIGTERM when this process ends, however it ends."""
+def stop_at_exit(pid: int | None) -> None:
+    """Have the server ``pid`` sent SIGTERM when this process ends, however it ends (where
+    there is a /proc to tell it is still that server: Linux)."""
+    if pid is None or not PROC.is_dir():
+        return
     pipe = _watchdog().stdin
     assert pipe is not None
     pipe.write(f"{pid} {_started(pid)}\n")
     pipe.flush()
 
 
-def serving_on(port: int) -> int:
-    """The pid of the process started with ``port`` among its arguments (the Temporal dev
-    server, which ``start_local`` does not tell)."""
+def serving_on(port: int) -> int | None:
+    """The pid of the process started with ``port`` among its arguments (a Temporal server,
+    which ``WorkflowEnvironment`` does not tell); None without /proc."""
+    if not PROC.is_dir():
+        return None
     wanted = str(port).encode()
-    for entry in os.scandir("/proc"):
+    for entry in os.scandir(PROC):
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
                 args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
