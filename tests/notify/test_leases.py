@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.notify import NotifyActivities, RowPosts
-from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry
+from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.robots import RateLimiter
@@ -35,6 +35,7 @@ from ambient.storage.db import SQLITE_POOL_SIZE
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import Delivery, Event, InboxMessage
 from ambient.storage.repositories import DeliveryRepository, UserRepository
+from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints
@@ -553,6 +554,17 @@ async def test_a_send_whose_worker_died_is_taken_over_before_the_retries_run_out
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
 
 
+async def waiting_for_a_turn() -> bool:
+    """Whether a send of this loop waits for its robot's turn (its row taken before)."""
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        while coro is not None:
+            if getattr(coro, "__qualname__", None) == SendClock.waits.__qualname__:
+                return True
+            coro = getattr(coro, "cr_await", None)
+    return False
+
+
 async def test_a_send_whose_worker_died_waiting_for_its_robots_turn_is_taken_over(
     deps: WorkerDeps,
 ) -> None:
@@ -564,7 +576,7 @@ async def test_a_send_whose_worker_died_waiting_for_its_robots_turn_is_taken_ove
         notify = NotifyActivities(deps.db, ChannelRegistry([wecom]))
         request = _request(unique("died-waiting"), Target(type="wecom", target="wecom-key"))
         dying = asyncio.create_task(notify.send(request, heartbeat=False))
-        await asyncio.sleep(1)  # the row is taken, the send waits for the robot's slot
+        await eventually(waiting_for_a_turn, "the send took its row and waits for the robot")
         dying.cancel()  # the worker dies: nothing of the try runs after
         with contextlib.suppress(asyncio.CancelledError):
             await dying

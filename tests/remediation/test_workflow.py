@@ -310,9 +310,10 @@ async def test_an_approval_that_comes_with_an_abort_is_refused_not_taken(
             handle.execute_update(
                 GradedRemediationWorkflow.approve,
                 ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
+                id="the-answer",
             )
         )
-        await asyncio.sleep(1)
+        await admitted(dev_env, handle, "the-answer")
         async with build_worker(dev_env.client, deps, task_queue=queue):
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await answer
@@ -828,11 +829,13 @@ async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
                 handle.execute_update(
                     GradedRemediationWorkflow.approve,
                     ApprovalInput(approver=who, approver_permission="execute", approve=yes),
+                    id=who,
                 )
             )
             for who, yes in ((USER, False), ("lead", True))
         ]
-        await asyncio.sleep(1)
+        for who in (USER, "lead"):
+            await admitted(ts_env, handle, who)
         async with build_worker(ts_env.client, deps, task_queue=task_queue):
             results = await asyncio.gather(*answers, return_exceptions=True)
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))

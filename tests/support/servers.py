@@ -9,13 +9,20 @@ import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
+import pgserver
 import uvicorn
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from ambient import temporal
+from tests.support.reaper import serving_on, stop_at_exit
 
 # How long a test waits on a reply or a start-up before it calls the thing hung: a guard, not a
 # claim on time. On the shared 2-core machine (load 15–40 while the other engineers' tests and
@@ -107,3 +114,51 @@ async def polls_workflow_tasks(client: Client, queue: str, pid: int) -> bool:
         )
     )
     return any(p.identity.startswith(f"{pid}@") for p in described.pollers)
+
+
+def start_postgres(folder: str) -> pgserver.PostgresServer:
+    """A PostgreSQL in ``folder`` (empty, or one this started), stopped when this process
+    ends however it ends."""
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    stop_at_exit(server.get_pid())  # daemonized: not stopped with its starter
+    # A throwaway cluster: nothing of it has to survive the machine going down, so it writes to
+    # disk without waiting for each write to be flushed (what the tests see of PostgreSQL is the
+    # same). With fsync on, each CREATE DATABASE and the stop's checkpoint waited on the disk,
+    # the stops one process at a time (pgserver's lock) at every process's end.
+    server.psql("ALTER SYSTEM SET fsync = off; SELECT pg_reload_conf();")
+    return server
+
+
+async def start_dev_server(path: str, *args: str) -> WorkflowEnvironment:
+    """The Temporal dev server at ``path`` (visibility, schedules, search attributes) run with
+    ``args`` too, stopped when this process ends however it ends."""
+    port = free_port()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=path,
+        data_converter=pydantic_data_converter,
+        search_attributes=list(temporal.SEARCH_ATTRIBUTES),
+        ui=False,
+        port=port,
+        dev_server_extra_args=[
+            *("--log-level", "error"),
+            *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+            *args,
+        ],
+        dev_server_startup_timeout=timedelta(seconds=HANG),
+    )
+    stop_at_exit(serving_on(port))
+    return env
+
+
+async def start_test_server(path: str) -> WorkflowEnvironment:
+    """The time-skipping test server at ``path``, stopped when this process ends however it
+    ends."""
+    port = free_port()
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=path,
+        data_converter=pydantic_data_converter,
+        test_server_startup_timeout=timedelta(seconds=HANG),
+        port=port,
+    )
+    stop_at_exit(serving_on(port))
+    return env

