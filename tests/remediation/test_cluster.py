@@ -388,7 +388,7 @@ async def test_one_approver_approving_and_refusing_at_once_has_one_applied_and_o
         # Both answers read the run while it waited, as two requests in flight at once do.
         seen = await service._status(handle.id)
 
-        async def as_seen(rid: str) -> RemediationStatus:
+        async def as_seen(rid: str, description: object = None) -> RemediationStatus:
             return seen
 
         service._status = as_seen  # type: ignore[method-assign]
