@@ -8,7 +8,7 @@ keeps the imports one way (workflows → activities → ambient).
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -37,19 +37,20 @@ async def join(
     # What the answer needs comes from the server's description of the run, not a query: a
     # query is answered by the worker, in a storm busy with the very runs being repeated —
     # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
-    handle = client.get_workflow_handle(workflow_id)
     try:
-        description = await handle.describe()
-        if description.typed_search_attributes.get(temporal.STATE) not in FINAL_STATES:
-            await handle.signal(JOINED, JoinInput(user=user, alert=alert))
+        description = await client.get_workflow_handle(workflow_id).describe()
+        # The run looked at, not whichever is newest by the signal: another may start meanwhile
+        # (a signal to it once it has closed is NOT_FOUND: ended, below).
+        run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+        if _going(description):
+            await run.signal(JOINED, JoinInput(user=user, alert=alert))
             # Ended between the look and the signal, the run took the alert and will not look
             # at it again: it is the next run's, as below.
-            description = await handle.describe()
-        if description.typed_search_attributes.get(temporal.STATE) in FINAL_STATES:
-            # Ended (resolved, handed over, ...), its report and notices still going out:
-            # the alert again is the next run's, once this one is done.
-            ending = client.get_workflow_handle(workflow_id, run_id=description.run_id)
-            if not await temporal.ended_within(ending, FINISHING_WAIT):
+            description = await run.describe()
+        if not _going(description):
+            # Ended (resolved, handed over, terminated, ...), maybe its report and notices
+            # still going out: the alert again is the next run's, once this one is done.
+            if not await temporal.ended_within(run, FINISHING_WAIT):
                 raise RemediationStateError(
                     f"{workflow_id} has just ended and is still sending its report: nothing "
                     "was started; send the alert again in a minute"
@@ -81,3 +82,9 @@ async def join(
             },
         )
     return attributes
+
+
+def _going(run: WorkflowExecutionDescription) -> bool:
+    """Still taking alerts: running, and not in a final state (sending its report)."""
+    state = run.typed_search_attributes.get(temporal.STATE)
+    return run.status is WorkflowExecutionStatus.RUNNING and state not in FINAL_STATES

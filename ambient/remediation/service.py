@@ -256,19 +256,30 @@ class RemediationService:
             description = description or await handle.describe()
         except RPCError as exc:
             raise _refused(rid, exc) from None
-        how = _closed_by_temporal(description)
-        if how and status.run_key == f"{rid}@{description.run_id}":
+        if _closed_by_temporal(description) and status.run_key == f"{rid}@{description.run_id}":
             # Its query answers from its history, which stops where Temporal closed it.
+            outcome, at = await self._record_closed(description)
             return status.model_copy(
                 update={
                     "state": "aborted",
                     "waiting": None,
                     "next_rung": None,
-                    "outcome": f"{how} in Temporal before its own end",
-                    "finished_at": description.close_time,
+                    "outcome": outcome,
+                    "finished_at": at,
                 }
             )
         return status
+
+    async def _record_closed(self, run: WorkflowExecution) -> tuple[str, datetime | None]:
+        """Write the row of a run Temporal closed before its own end as aborted, its outcome
+        and close time (never written by the run): the same values whoever sees it first."""
+        outcome = f"{_closed_by_temporal(run)} in Temporal before its own end"
+        async with self.db.writing() as session:
+            row = await RemediationRepository(session).get(f"{run.id}@{run.run_id}")
+            if row is not None and row.state not in FINAL_STATES:
+                row.state, row.finished_at = "aborted", run.close_time
+                row.detail = {**row.detail, "outcome": outcome}
+        return outcome, run.close_time
 
     async def list_runs(
         self,
@@ -289,8 +300,16 @@ class RemediationService:
             raise InvalidRemediationError(f"offset: 0 to {MAX_ID}", field="offset")
         owner = None if (await self._user(user)).is_admin else user
         # A running run's row holds where it was planned: a state it may be in now is asked of
-        # every open row, then kept where the run is in it.
+        # every open row, then kept where the run is in it. Runs Temporal closed are written
+        # aborted first, so each filter finds them where they are.
         now = state is not None and state not in FINAL_STATES
+        async with self.db.session() as session:
+            open_rows = await RemediationRepository(session).list(
+                user=owner, open_only=True, limit=None
+            )
+        places = await self._states_now(
+            [RemediationSummary.model_validate(row) for row in open_rows]
+        )
         async with self.db.session() as session:
             repository = RemediationRepository(session)
             rows = await repository.list(
@@ -303,7 +322,6 @@ class RemediationService:
             runs = [RemediationSummary.model_validate(row) for row in rows]
             running = [r for r in runs if r.state not in FINAL_STATES]
             progress = await repository.progress([r.run_key for r in running])
-        places = await self._states_now(running)
         for run in running:
             acted, mode = progress.get(run.run_key, (0, None))
             run.state = places.get(run.run_key, run.state)
@@ -320,18 +338,24 @@ class RemediationService:
         ids = ", ".join(json.dumps(i) for i in sorted({r.remediation_id for r in runs}))
         query = f"WorkflowId IN ({ids})"
         try:
-            # A run closed without its own end (terminated) never writes its row: aborted.
-            return {
-                f"{e.id}@{e.run_id}": "aborted" if _closed_by_temporal(e) else state
+            found = [
+                e
                 async for e in self.client.list_workflows(query, rpc_timeout=temporal.QUERY_TIMEOUT)
-                if (state := e.typed_search_attributes.get(temporal.STATE)) is not None
+                if e.typed_search_attributes.get(temporal.STATE) is not None
                 and e.status is not WorkflowExecutionStatus.COMPLETED
-            }
+            ]
         except (RPCError, RuntimeError) as exc:  # RuntimeError: the SDK's failed connect
             if not isinstance(exc, RPCError) and not temporal_down(exc):
                 raise
             log.warning("remediations: the server's list failed (%s); rows as stored", exc)
             return {}
+        # A run closed without its own end (terminated) never writes its row: it is written here.
+        for e in found:
+            if _closed_by_temporal(e):
+                await self._record_closed(e)
+        return {
+            f"{e.id}@{e.run_id}": e.typed_search_attributes.get(temporal.STATE) or "" for e in found
+        }
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
         """Outcome analytics of the caller's remediations (all of them for an admin)."""
@@ -433,7 +457,7 @@ class RemediationService:
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise await self._ended(rid, status)
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
-        return await self._status(rid)
+        return await self._status(rid, description)
 
     # --- alert rules and the nightly triage --------------------------------------------
 

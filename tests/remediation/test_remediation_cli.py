@@ -285,10 +285,13 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
 ) -> None:
     # Terminated in the Web UI (or `temporal workflow terminate`), the run never wrote its
     # end: get, the CLI and the list went on showing it waiting for an approval, and approving
-    # it said it had "already finished (state waiting_approval)".
+    # it said it had "already finished (state waiting_approval)". Its row, shown aborted only
+    # while a list was built, kept it out of `--state aborted` and in every open count.
     async with a_run_waiting_for_approval(dev_env, deps, "cli-terminated") as run:
         service, user, rid, seen, invoke = run
         await dev_env.client.get_workflow_handle(rid).terminate(reason="operator")
+        ended = await service.list_runs(user, state="aborted")
+        still_running = await service.list_runs(user, open_only=True)
         shown = await service.get(user, rid)
         listed = {r.run_key: r.state for r in await service.list_runs(user)}
         still_open = await service.list_runs(user, state="waiting_approval")
@@ -298,5 +301,10 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
     assert shown.outcome == "terminated in Temporal before its own end", shown.outcome
     assert shown.finished_at is not None
     assert listed == {seen.run_key: "aborted"} and still_open == []
+    assert [r.run_key for r in ended] == [seen.run_key] and still_running == []
+    async with deps.db.session() as session:  # what the voice's counts read
+        row = await RemediationRepository(session).get(seen.run_key)
+    assert row is not None and (row.state, row.finished_at) == ("aborted", shown.finished_at)
+    assert row.detail["outcome"] == shown.outcome
     assert approved[0] == 1 and "not waiting for approval (state aborted)" in approved[1]
     assert aborted[0] == 1 and "already finished (state aborted)" in aborted[1], aborted

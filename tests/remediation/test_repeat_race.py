@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -296,3 +296,54 @@ async def test_a_run_repeated_a_thousand_times_still_shows_its_audit_to_its_end(
     assert actions[0] == "scored" and actions.count("deduplicated") == 100
     assert actions[-2:] == ["aborted", "finished"], actions[-3:]
     assert [line.actor for line in view.audit if line.action == "aborted"] == [name]
+
+
+class EndsAndRestartsAfterItsSignal(Interceptor):
+    """The run takes the repeat's signal, then ends (terminated) and another intake starts the
+    alert's next run, all before the repeat looks at the run again."""
+
+    def __init__(self, other: Client, restart: Callable[[], Awaitable[Any]]) -> None:
+        self.other, self.restart, self.raced = other, restart, False
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        racer = self
+
+        class Outbound(OutboundInterceptor):
+            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+                await super().signal_workflow(input)
+                if input.signal == "joined" and not racer.raced:
+                    racer.raced = True
+                    await racer.other.get_workflow_handle(input.id).terminate("ended meanwhile")
+                    await racer.restart()
+
+        return Outbound(next)
+
+
+async def test_a_repeat_is_joined_into_the_run_it_signalled_not_a_newer_one(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The second look went to the newest run of the id: the repeat was recorded against the
+    # next run, which never got its signal (and the run that got it had ended).
+    owner, sender = unique("ops"), unique("sender")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, owner)
+    await add_user(deps, sender)
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, settings, service):
+        subject = alert(url, workload=unique("checkout"))
+        rid = (await service.start(owner, subject, "dry_run")).remediation_id
+        handle = dev_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+        await state_reaches(
+            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+        )
+        racer = EndsAndRestartsAfterItsSignal(
+            dev_env.client, lambda: service.start(owner, subject, "dry_run")
+        )
+        racing = Client(**{**dev_env.client.config(), "interceptors": [racer]})
+        repeat = await RemediationService(racing, settings, deps.db).start(sender, subject)
+        now = await service.get(owner, rid)
+        async with deps.db.session() as session:
+            joins = await AuditRepository(session).list(actor=sender, action="deduplicated")
+        await handle.terminate("test over")
+    assert racer.raced and repeat.deduplicated, repeat
+    assert sender in now.joined_by, now.joined_by  # the run it was joined into got it
+    assert [j.subject for j in joins] == [now.run_key]

@@ -21,8 +21,6 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import _workflow
-from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
 from ambient.clients.kube import KubeError
 from ambient.deps import WorkerDeps
@@ -334,9 +332,18 @@ async def test_an_approval_that_comes_as_its_timeout_fires_is_acted_on(
     monkeypatch: pytest.MonkeyPatch,
     single_batch: bool,
 ) -> None:
-    flags = frozenset({_WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH})
     if single_batch:
-        monkeypatch.setattr(_workflow, "_DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS", flags)
+        # Private names: a temporalio that renames them skips this case, not the whole file.
+        try:
+            from temporalio.worker import _workflow
+            from temporalio.worker._workflow_instance import _WorkflowLogicFlag
+
+            flag = _WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH
+            monkeypatch.setattr(
+                _workflow, "_DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS", frozenset({flag})
+            )
+        except (ImportError, AttributeError) as exc:
+            pytest.skip(f"this temporalio has no single-batch logic flag to turn on ({exc})")
     # No sticky cache: the second worker gets the run's next task from the shared queue.
     remediation_settings(
         deps,
