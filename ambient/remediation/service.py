@@ -354,7 +354,10 @@ class RemediationService:
             if _closed_by_temporal(e):
                 await self._record_closed(e)
         return {
-            f"{e.id}@{e.run_id}": e.typed_search_attributes.get(temporal.STATE) or "" for e in found
+            f"{e.id}@{e.run_id}": "aborted"
+            if _closed_by_temporal(e)
+            else e.typed_search_attributes.get(temporal.STATE) or ""
+            for e in found
         }
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:

@@ -57,9 +57,17 @@ def stop_at_exit(pid: int | None) -> None:
     pipe.flush()
 
 
+def _parent(proc: str) -> int | None:
+    try:  # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and brackets
+        return int(Path(proc, "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def serving_on(port: int) -> int | None:
-    """The pid of the process started with ``port`` among its arguments (a Temporal server,
-    which ``WorkflowEnvironment`` does not tell); None without /proc."""
+    """The pid of this process's child started with ``port`` among its arguments (a Temporal
+    server, which ``WorkflowEnvironment`` does not tell); None without /proc. Another user's
+    or session's process naming the same number is never taken."""
     if not PROC.is_dir():
         return None
     wanted = str(port).encode()
@@ -69,6 +77,6 @@ def serving_on(port: int) -> int | None:
                 args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue  # ended meanwhile
-            if wanted in args:
+            if wanted in args and _parent(entry.path) == os.getpid():  # ours alone
                 return int(entry.name)
     raise LookupError(f"no process serves on port {port}")
