@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -154,9 +155,15 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
         return value
     # Pages are matched with their whitespace collapsed: spaces around a word are no part of
     # it, and " " alone would match every line that has two words.
-    if not value.strip():
+    if shows_nothing(value):
         raise ValueError("a keyword of only spaces matches every line: write a word or phrase")
     return value.strip()
+
+
+def shows_nothing(text: str) -> bool:
+    """Whether ``text`` is only whitespace and invisible format characters (U+200B, U+FEFF):
+    what a person reads of it is nothing."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def _check_ignore_pattern(value: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from ambient.domain.configs import UserConfig, read_stored, reading_stored
 from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.users import TimeZone
-from ambient.watches.configs import Count, Keyword, Notification, PageUrls
+from ambient.watches.configs import Count, Keyword, Notification, PageUrls, shows_nothing
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
@@ -184,8 +183,7 @@ class ReminderConfig(UserConfig):
     @field_validator("message")
     @classmethod
     def _message(cls, value: str, info: ValidationInfo) -> str:
-        blank = all(c.isspace() or unicodedata.category(c) == "Cf" for c in value)  # U+200B
-        if value and blank and not reading_stored(info):
+        if value and shows_nothing(value) and not reading_stored(info):
             raise ValueError("only spaces: a reminder says its text, so write one")
         if value and info.data.get("action") == "news_digest":
             raise ValueError(

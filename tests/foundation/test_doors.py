@@ -105,6 +105,14 @@ BAD = [
         "a keyword of only spaces",
     ),
     Bad(
+        # U+200B and U+FEFF are no whitespace to str.strip(): the keyword was kept and matched
+        # no line a person reads, so the watch never told of a change.
+        "keyword of invisible characters",
+        {"urls": [PAGE], "keywords": ["\u200b\ufeff"]},
+        ("config", "keywords", 0),
+        "a keyword of only spaces",
+    ),
+    Bad(
         # A trailing "|" matched the empty text, so every new line of every page was a hit.
         "keyword pattern that matches empty text",
         {"urls": [PAGE], "keywords": ["re:error|warning|"]},
