@@ -56,13 +56,17 @@ def _json_safe(value: Any) -> Any:
 
 
 def unprocessable(
-    *fields: tuple[Sequence[str | int], str | Refusal], where: str = "body", given: Any = None
+    *fields: tuple[Sequence[str | int], str | Refusal],
+    where: str = "body",
+    given: Any = None,
+    inputs: Sequence[Any] = (),
 ) -> RequestValidationError:
-    """A 422 in FastAPI's shape: each (path, message) a value_error under ``where``."""
+    """A 422 in FastAPI's shape: each (path, message) a value_error under ``where``, with the
+    value refused there (``inputs``, one a field) or ``given``."""
     return RequestValidationError(
         [
-            {"type": "value_error", "loc": [where, *path], "msg": str(message), "input": given}
-            for path, message in fields
+            {"type": "value_error", "loc": [where, *path], "msg": str(message), "input": sent}
+            for (path, message), sent in zip(fields, inputs or [given] * len(fields), strict=True)
         ]
     )
 

@@ -70,13 +70,21 @@ class TaskNotFoundError(TaskError):
 
 class ConfigError(InvalidTaskError):
     """A config was refused; ``errors`` holds (location inside the config, message) pairs,
-    ``given`` the refused value when there is one to echo (as FastAPI's 422s do)."""
+    ``inputs`` the value refused at each (None where none was given), echoed as FastAPI's
+    422s do."""
 
     def __init__(
-        self, errors: Sequence[Refused], prefix: Location = ("config",), given: object = None
+        self, errors: Sequence[Refused], prefix: Location = ("config",), inputs: Sequence[Any] = ()
     ) -> None:
-        self.errors, self.given = [(prefix + loc, message) for loc, message in errors], given
+        self.errors = [(prefix + loc, message) for loc, message in errors]
+        self.inputs = list(inputs) or [None] * len(self.errors)
         super().__init__("invalid config — " + "; ".join(field_problems(self.errors)))
+
+    @classmethod
+    def of(cls, exc: ValidationError) -> ConfigError:
+        """The fields pydantic refused, each with the value it was given."""
+        inputs = [error["input"] for error in exc.errors(include_url=False)]
+        return cls(field_errors(exc), inputs=inputs)
 
 
 TaskType = Literal["web_monitor", "threshold_watch", "schedule", "news_digest"]
@@ -104,7 +112,7 @@ def parse_config(kind: str, config: Any) -> TaskConfig:
     try:
         return model.model_validate(config)
     except ValidationError as exc:
-        raise ConfigError(field_errors(exc)) from None
+        raise ConfigError.of(exc) from None
 
 
 def aimed_urls(config: BaseModel) -> list[tuple[Location, str]]:
@@ -125,28 +133,36 @@ def check_destinations(config: BaseModel, settings: Settings) -> None:
     """The guard's static check (no DNS) on every aimed URL; ConfigError naming the field."""
     guard = DestinationGuard(settings.fetch_allow_cidrs)
     refused: list[Refused] = []
+    urls: list[str] = []
     for location, url in aimed_urls(config):
         try:
             guard.check_url_static(url)
         except RefusedDestinationError as exc:
             refused.append((location, exc))
+            urls.append(url)
     if refused:
-        raise ConfigError(refused)
+        raise ConfigError(refused, inputs=urls)
 
 
 def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Settings) -> None:
     """The notification targets of a config, by the push-config rules (form per channel type,
     inbox only to the caller, own secrets only, guarded URLs); ConfigError naming the field."""
     policy = TargetPolicy.from_settings(settings)
-    aimed: list[tuple[Location, Any]] = [
-        (("targets", index), target) for index, target in enumerate(getattr(config, "targets", []))
+    # (where, the target, what was sent there)
+    aimed: list[tuple[Location, Any, BaseModel]] = [
+        (("targets", index), target, target)
+        for index, target in enumerate(getattr(config, "targets", []))
     ]
     spec = getattr(config, "notification", None)
     if isinstance(spec, NotificationSpec):
-        aimed.append((("notification",), spec.target_of()))
-    problems = [(at, policy.problem(target, user=user, is_admin=is_admin)) for at, target in aimed]
-    if refused := [(at, problem) for at, problem in problems if problem is not None]:
-        raise ConfigError(refused)
+        aimed.append((("notification",), spec.target_of(), spec))
+    refused = [
+        ((at, problem), sent.model_dump(exclude_unset=True))
+        for at, target, sent in aimed
+        if (problem := policy.problem(target, user=user, is_admin=is_admin)) is not None
+    ]
+    if refused:
+        raise ConfigError([error for error, _ in refused], inputs=[sent for _, sent in refused])
 
 
 def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> ThresholdWatchConfig:
@@ -168,7 +184,7 @@ def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> Thresho
     except UnknownMetricError as exc:
         raise ConfigError([(("metric",), str(exc))]) from None
     except ValidationError as exc:
-        raise ConfigError(field_errors(exc)) from None
+        raise ConfigError.of(exc) from None
     if named is not None and named.source != config.source:
         message = (
             f"{config.metric!r} is a named metric with its own source, but a different "
@@ -212,7 +228,7 @@ def task_name(name: str | None, config: BaseModel) -> str:
         return digest[:12]
     if not _NAME.fullmatch(name):
         rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
-        raise ConfigError([(("name",), rule)], prefix=(), given=name)
+        raise ConfigError([(("name",), rule)], prefix=(), inputs=[name])
     return name
 
 

@@ -47,7 +47,7 @@ STATUSES = {TaskNotFoundError: 404, TaskStateError: 409}
 
 def http_error(exc: TaskError) -> Exception:
     if isinstance(exc, ConfigError):
-        return unprocessable(*exc.errors, given=exc.given)
+        return unprocessable(*exc.errors, inputs=exc.inputs)
     if not isinstance(exc, TaskNotFoundError) and temporal_down(exc):
         return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
     if isinstance(exc, InvalidTaskError) and not isinstance(exc, TaskStateError):

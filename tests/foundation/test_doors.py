@@ -219,6 +219,11 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
     assert answer.status_code == 422, answer.text
     (detail,) = answer.json()["detail"]
     assert detail["loc"] == ["body", *bad.where] and bad.says in detail["msg"], detail
+    # The refused value is echoed, as FastAPI's own 422s do (it was "input": null).
+    sent: Any = {"config": bad.config, "name": bad.name}
+    for key in bad.where:
+        sent = sent[key]
+    assert detail["input"] == sent, detail
 
     code, output = await doors.cli(
         "task", "create", "web_monitor", "--config", json.dumps(bad.config),
