@@ -381,8 +381,9 @@ async def voice_facts(
     default_language: Language = Language.ZH,
 ) -> VoiceFacts:
     """The app database, plus at most ``budget`` seconds of Temporal for the briefing (what
-    greet would answer) and the approvals waiting: past that the briefing is not said ready,
-    the count is unknown (None), and the rest still answers."""
+    greet would answer), the approvals waiting and the runs still open: past that the briefing
+    is not said ready, the approvals are unknown (None), the open runs are the rows', and the
+    rest still answers."""
     owner = None if user.is_admin else user.name
     async with db.session() as session:
         runs = await RemediationRepository(session).list(user=owner, open_only=True, limit=None)
@@ -396,6 +397,13 @@ async def voice_facts(
         if not runs and not named_anywhere(user.name, remediations.settings.remediation_approvers):
             return 0
         return len(await waiting_for(remediations, user.name))
+
+    async def still_open() -> int:
+        # A run Temporal closed (terminated in the Web UI) never wrote its row: not open.
+        if remediations is None or not runs:
+            return len(runs)
+        now = await remediations.states_now([RemediationSummary.model_validate(r) for r in runs])
+        return sum(now.get(row.run_key) != "aborted" for row in runs)
 
     async def briefing() -> BriefingStatus | None:
         if briefings is None:
@@ -413,8 +421,10 @@ async def voice_facts(
             log.warning("context for %s: %s unknown (%s)", user.name, what, type(exc).__name__)
             return None
 
-    waiting, status = await asyncio.gather(
-        in_time(approvals(), "approvals"), in_time(briefing(), "briefing")
+    waiting, status, open_now = await asyncio.gather(
+        in_time(approvals(), "approvals"),
+        in_time(briefing(), "briefing"),
+        in_time(still_open(), "open runs"),
     )
     ready, given = status.at(datetime.now(UTC)) if status else (False, False)
     name = user.assistant_name or DEFAULT_ASSISTANT
@@ -437,7 +447,7 @@ async def voice_facts(
         user=user.name,
         briefing_ready=ready,
         briefing_given_today=given,
-        open_alerts=len(runs),
+        open_alerts=len(runs) if open_now is None else open_now,
         approvals_waiting=waiting,
         watches_failing=failing,
         hint=hint,

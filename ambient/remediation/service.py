@@ -307,7 +307,7 @@ class RemediationService:
             open_rows = await RemediationRepository(session).list(
                 user=owner, open_only=True, limit=None
             )
-        places = await self._states_now(
+        places = await self.states_now(
             [RemediationSummary.model_validate(row) for row in open_rows]
         )
         async with self.db.session() as session:
@@ -328,7 +328,7 @@ class RemediationService:
             run.attempts, run.mode = max(run.attempts, acted), mode or run.mode
         return [r for r in runs if r.state == state][offset : offset + limit] if now else runs
 
-    async def _states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:
+    async def states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:
         """Where each running run is now, by run key: its row is written when the run is
         planned and when it ends; in between, the server's list holds its AmbientState (the
         workflow keeps it current). A list that cannot be had (Temporal down or slow) leaves

@@ -21,9 +21,12 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage.db import Database
+from ambient.storage.repositories import user_named
+from ambient.xiaozhi import voice_facts
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.support.servers import HANG
 
 Invoke = Callable[..., Awaitable[tuple[int, str]]]
 
@@ -290,6 +293,10 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
     async with a_run_waiting_for_approval(dev_env, deps, "cli-terminated") as run:
         service, user, rid, seen, invoke = run
         await dev_env.client.get_workflow_handle(rid).terminate(reason="operator")
+        # What 小智 is told at a wake, before any list looked: it counted the run open.
+        account = await user_named(deps.db, user)
+        assert account is not None
+        facts = await voice_facts(deps.db, account, service, budget=HANG)
         ended = await service.list_runs(user, state="aborted")
         still_running = await service.list_runs(user, open_only=True)
         shown = await service.get(user, rid)
@@ -297,6 +304,7 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
         still_open = await service.list_runs(user, state="waiting_approval")
         approved = await invoke("remediation", "approve", rid, "--reason", "go")
         aborted = await invoke("remediation", "abort", rid)
+    assert facts.open_alerts == 0, facts
     assert shown.state == "aborted" and shown.waiting is None, shown
     assert shown.outcome == "terminated in Temporal before its own end", shown.outcome
     assert shown.finished_at is not None
