@@ -21,6 +21,7 @@ from ambient.commands import (
     in_cli_words,
     json_object,
     print_json,
+    print_rows,
     run_service,
     table_of,
 )
@@ -199,20 +200,11 @@ def list_(
 ) -> None:
     """Your remediations, newest first (an admin sees everyone's)."""
     runs = _run(lambda s: s.list_runs(user, state=state, limit=limit, offset=offset))
-    if as_json:
-        print_json(console, runs)
-        return
-    table = Table(*folded(["remediation", "service", "state", "score", "attempts", "started"]))
-    for run in runs:
-        table.add_row(
-            run.remediation_id,
-            run.service,
-            run.state,
-            str(run.score),
-            str(run.attempts),
-            f"{run.started_at:%Y-%m-%d %H:%M}",
-        )
-    console.print(table)
+    columns = ["remediation", "service", "state", "score", "attempts", "started"]
+    cells: list[list[object]] = [
+        [r.remediation_id, r.service, r.state, r.score, r.attempts, r.started_at] for r in runs
+    ]
+    print_rows(console, columns, cells, runs, as_json)
 
 
 @app.command()

@@ -151,6 +151,21 @@ async def test_remediation_list_pages_on_with_limit_and_offset(
         CliRunner().invoke, cli, ["remediation", "list", "--offset", str(10**20)], env=env
     )
     assert too_far.exit_code != 0 and "offset: 0 to" in too_far.output, too_far.output
+    # In a pipe, one tab-separated line a run: the table folded each id over three lines.
+    env["COLUMNS"] = "60"
+    piped = await asyncio.to_thread(CliRunner().invoke, cli, ["remediation", "list"], env=env)
+    lines = [line.split("\t") for line in piped.output.splitlines()]
+    ids = {
+        run["remediation_id"]
+        for run in json.loads(
+            (
+                await asyncio.to_thread(
+                    CliRunner().invoke, cli, ["remediation", "list", "--json"], env=env
+                )
+            ).output
+        )
+    }
+    assert {line[0] for line in lines} == ids and {len(line) for line in lines} == {6}, piped.output
 
 
 async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
