@@ -173,9 +173,10 @@ async def measure(
             await next_round(i)
             await timed("greet", "greet", {}, "简报")
             await timed("what_needs_me", "what_needs_me", {}, "等你审批")
-            await timed(
-                "approve_remediation", "approve_remediation", {"which": f"alpha {i:02d}"}, "已批准"
-            )
+            # An approval by voice is asked back first, then said again to confirm.
+            which = {"which": f"alpha {i:02d}"}
+            await timed("approve (asked back)", "approve_remediation", which, "确认")
+            await timed("approve_remediation", "approve_remediation", which, "已批准")
             await timed("refuse_remediation", "refuse_remediation", {"which": f"bravo {i:02d}"}, "")
             await timed("task_status", "task_status", {"name": "shop home"}, "shop home")
             await timed("pause_task", "pause_task", {"name": "shop home"}, "暂停")
