@@ -79,6 +79,19 @@ async def _alice_pushing(deps: WorkerDeps, base: str) -> NotifyActivities:
     return NotifyActivities(deps.db, deps.channels)
 
 
+async def _reminded(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, task: str, config: ReminderConfig
+) -> str:
+    """One run of alice's reminder ``task`` (workflow id ``task``/run) on a worker: its body."""
+    async with running_worker(ts_env.client, deps) as worker:
+        return await ts_env.client.execute_workflow(
+            ReminderWorkflow.run,
+            ReminderRun(user="alice", task=task, config=config),
+            id=f"{task}/run",
+            task_queue=worker.task_queue,
+        )
+
+
 async def _set_push(db: Database, name: str, config: dict[str, object]) -> None:
     async with db.session() as session:
         users = UserRepository(session)
@@ -291,13 +304,7 @@ async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_
         }
     )
     task = unique("reminder/alice/standup")
-    async with running_worker(ts_env.client, deps) as worker:
-        body = await ts_env.client.execute_workflow(
-            ReminderWorkflow.run,
-            ReminderRun(user="alice", task=task, config=config),
-            id=f"{task}/run",
-            task_queue=worker.task_queue,
-        )
+    body = await _reminded(ts_env, deps, task, config)
     await save_history(ts_env.client.get_workflow_handle(f"{task}/run"), "reminder_delivery_failed")
     assert body == "站会"
     assert [name for name, _ in state.received] == ["webhook"]
@@ -329,13 +336,7 @@ async def test_a_reminder_counts_every_failed_channel_when_one_is_still_failing_
         }
     )
     task = unique("reminder/alice/standup")
-    async with running_worker(ts_env.client, deps) as worker:
-        await ts_env.client.execute_workflow(
-            ReminderWorkflow.run,
-            ReminderRun(user="alice", task=task, config=config),
-            id=f"{task}/run",
-            task_queue=worker.task_queue,
-        )
+    await _reminded(ts_env, deps, task, config)
     async with deps.db.session() as session:
         events = await EventRepository(session).list(user="alice")
     (failed,) = [e for e in events if e.kind == "schedule.delivery_failed"]
@@ -522,13 +523,7 @@ async def test_a_delivery_whose_last_try_ends_in_flight_is_said_to_have_failed_o
             "targets": [{"type": "webhook", "target": "secret:hook"}],
         }
     )
-    async with running_worker(ts_env.client, deps) as worker:
-        await ts_env.client.execute_workflow(
-            ReminderWorkflow.run,
-            ReminderRun(user="alice", task=task, config=config),
-            id=f"{task}/run",
-            task_queue=worker.task_queue,
-        )
+    await _reminded(ts_env, deps, task, config)
     await save_history(ts_env.client.get_workflow_handle(f"{task}/run"), "reminder_gave_up")
     assert state.received == []
     async with deps.db.session() as session:
