@@ -24,6 +24,7 @@ from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, writ
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
 from tests.foundation.test_dev_stack import DevStack
+from tests.foundation.test_mcp_protocol import INITIALIZE
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, serve
 
@@ -76,22 +77,12 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
         stderr=subprocess.DEVNULL,
     )
     assert served.stdin is not None and served.stdout is not None
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2024-11-05",
-            "capabilities": {},
-            "clientInfo": {"name": "strict-peer", "version": "1"},
-        },
-    }
     answers = []
     try:
         odd_ids = [
             f'{{"jsonrpc": "2.0", "id": {i}, "method": "ping"}}' for i in ("null", 1.5, "true")
         ]
-        for line in ("{not json", '{"id": 7, "method": "ping"}', *odd_ids, json.dumps(initialize)):
+        for line in ("{not json", '{"id": 7, "method": "ping"}', *odd_ids, json.dumps(INITIALIZE)):
             served.stdin.write(line.encode() + b"\n")
             await served.stdin.drain()
             answers.append(json.loads(await asyncio.wait_for(served.stdout.readline(), HANG)))

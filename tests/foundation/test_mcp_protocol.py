@@ -2,6 +2,8 @@
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -75,6 +77,28 @@ INITIALIZE = {
 }
 
 
+@asynccontextmanager
+async def posting_to_mcp(
+    settings: Settings, *, admin: bool = True
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """The API served on loopback, a client to it and the headers an MCP POST sends (with an
+    admin's token, or none)."""
+    await upgrade_async(settings.resolved_database_url)
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+    ):
+        token = await admin_headers(settings) if admin else {}
+        yield (
+            http,
+            token
+            | {
+                "Accept": "application/json, text/event-stream",
+                "Content-Type": "application/json",
+            },
+        )
+
+
 # Each with a word its refusal says, the id it is answered under (null when unreadable) and
 # its code: an id no request may have, a batch, a missing "jsonrpc", params that are a list,
 # a response whose result is no object, an error whose code is no integer.
@@ -102,16 +126,7 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
     waits for its reply). A batch or an envelope without "jsonrpc" got -32602 (invalid params)
     with pydantic's dump of four union members. Both MCP doors now answer as the bridge does:
     -32600 in one sentence (under the id when it is readable), nothing run."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
-    ):
-        headers = {
-            **(await admin_headers(settings)),
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        }
+    async with posting_to_mcp(settings) as (http, headers):
         opened = await http.post("/mcp", json=INITIALIZE, headers=headers)
         # The full server keeps sessions: a request there belongs to one. /mcp/voice is stateless.
         session = {"/mcp": {"Mcp-Session-Id": opened.headers["mcp-session-id"]}, "/mcp/voice": {}}
@@ -135,15 +150,7 @@ async def test_a_malformed_message_from_an_unknown_caller_is_refused_unauthentic
     """The malformed-message check ran before the SDK's token check: a caller without a token,
     or with a wrong one, got 400 and -32600 instead of 401 (and every unauthenticated body was
     parsed). Now the token is checked first: 401, the body unread."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
-    ):
-        headers = {
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        }
+    async with posting_to_mcp(settings, admin=False) as (http, headers):
         answers = [
             await http.post(path, json=body, headers=headers | token)
             for path in ("/mcp", "/mcp/voice")
@@ -159,16 +166,7 @@ async def test_a_refused_host_or_origin_is_logged_once(
 ) -> None:
     """Our check asked the SDK's validator, which logs, then handed the request to the SDK's
     transport, which validated and logged it again: each refusal was in the log twice."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
-    ):
-        headers = {
-            **(await admin_headers(settings)),
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        }
+    async with posting_to_mcp(settings) as (http, headers):
         for path in ("/mcp", "/mcp/voice"):
             for refused, status in (
                 ({"Host": "rebound.example:80"}, 421),
@@ -188,16 +186,7 @@ async def test_a_malformed_message_for_a_host_mcp_does_not_allow_is_refused_for_
     """The malformed-message check ran before the SDK's Host and Origin checks: a wrong Host
     with a malformed body got 400 (the body) instead of 421 (DNS-rebinding protection first,
     as the SDK orders it), and a page on another origin got its body read and answered."""
-    await upgrade_async(settings.resolved_database_url)
-    async with (
-        serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
-    ):
-        headers = {
-            **(await admin_headers(settings)),
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        }
+    async with posting_to_mcp(settings) as (http, headers):
         for path in ("/mcp", "/mcp/voice"):
             for body, *_ in (MALFORMED[0], MALFORMED[-1]):
                 sent = body if isinstance(body, str) else json.dumps(body)

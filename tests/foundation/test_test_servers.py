@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +19,18 @@ from tests.support.servers import HANG
 
 pytestmark = pytest.mark.skipif(not PROC.is_dir(), reason="servers are told apart by /proc")
 
-# Starts PostgreSQL, the Temporal dev server and a time-skipping test server as the fixtures
-# do, says their pids, and waits to be killed.
+# Starts PostgreSQL, the Temporal dev server, a time-skipping test server as the fixtures do,
+# and a server that ignores SIGTERM, says their pids, and waits to be killed.
 CHILD = """
-import asyncio, sys
+import asyncio, subprocess, sys
 from ambient.binaries import find_binary
-from tests.support.reaper import serving_on
+from tests.support.reaper import serving_on, stop_at_exit
 from tests.support.servers import start_dev_server, start_postgres, start_test_server
+
+DEAF = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+    " print(flush=True); time.sleep(3600)"
+)
 
 def pid(env):
     return serving_on(int(env.client.service_client.config.target_host.rsplit(":", 1)[1]))
@@ -32,7 +39,10 @@ async def main() -> None:
     postgres = start_postgres(sys.argv[1])
     dev = await start_dev_server(find_binary("temporal"))
     test = await start_test_server(find_binary("temporal-test-server"))
-    print(postgres.get_pid(), pid(dev), pid(test), flush=True)
+    deaf = subprocess.Popen([sys.executable, "-c", DEAF], stdout=subprocess.PIPE)
+    deaf.stdout.readline()  # SIGTERM is ignored from here on
+    stop_at_exit(deaf.pid)
+    print(postgres.get_pid(), pid(dev), pid(test), deaf.pid, flush=True)
     await asyncio.sleep(3600)
 
 asyncio.run(main())
@@ -48,28 +58,38 @@ def running(pid: int, started: str) -> bool:
     return fields[0] != "Z" and fields[19] == started
 
 
-def test_a_killed_test_process_leaves_no_server_running() -> None:
-    with tempfile.TemporaryDirectory() as folder:  # short: a socket path has a length limit
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, folder], stdout=subprocess.PIPE, text=True
-        )
+def test_a_killed_test_process_leaves_no_server_running_nor_its_folders() -> None:
+    folder = tempfile.mkdtemp()  # short: a socket path has a length limit
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, folder], stdout=subprocess.PIPE, text=True
+    )
+    pids: list[int] = []
+    started: dict[int, str] = {}
+    try:
         assert child.stdout is not None
+        # A child that fails before it prints would leave a plain readline waiting for ever.
+        ready, _, _ = select.select([child.stdout], [], [], HANG)
+        assert ready, "the child said nothing"
         pids = [int(pid) for pid in child.stdout.readline().split()]
-        assert len(pids) == 3, "the child did not start its servers"
-        started = {
-            pid: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19] for pid in pids
-        }
-        try:
-            assert all(running(pid, started[pid]) for pid in pids)
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-            deadline = time.monotonic() + HANG
-            while (left := [p for p in pids if running(p, started[p])]) and (
-                time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
-            assert left == [], "servers outlived the killed test process"
-        finally:
-            for pid in pids:
-                if running(pid, started[pid]):
-                    os.kill(pid, signal.SIGTERM)
+        assert len(pids) == 4, "the child did not start its servers"
+        started.update(
+            (pid, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+            for pid in pids
+        )
+        assert all(running(pid, started[pid]) for pid in pids)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        deadline = time.monotonic() + HANG
+        while (
+            (left := [p for p in pids if running(p, started[p])]) or Path(folder).exists()
+        ) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == [], "servers outlived the killed test process"
+        assert not Path(folder).exists(), "PostgreSQL's data directory was left behind"
+    finally:
+        child.kill()
+        child.wait()
+        for pid in pids:
+            if running(pid, started[pid]):  # the watchdog failed
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -70,6 +70,28 @@ async def _user(db: Database, name: str, **fields: object) -> None:
         await session.commit()
 
 
+async def _alice_pushing(deps: WorkerDeps, base: str) -> NotifyActivities:
+    """User alice, and ``deps``' settings and channels aimed at the push endpoints at ``base``:
+    the notify activities over them."""
+    await _user(deps.db, "alice")
+    deps.settings = _settings(deps.settings, base)
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    return NotifyActivities(deps.db, deps.channels)
+
+
+async def _reminded(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, task: str, config: ReminderConfig
+) -> str:
+    """One run of alice's reminder ``task`` (workflow id ``task``/run) on a worker: its body."""
+    async with running_worker(ts_env.client, deps) as worker:
+        return await ts_env.client.execute_workflow(
+            ReminderWorkflow.run,
+            ReminderRun(user="alice", task=task, config=config),
+            id=f"{task}/run",
+            task_queue=worker.task_queue,
+        )
+
+
 async def _set_push(db: Database, name: str, config: dict[str, object]) -> None:
     async with db.session() as session:
         users = UserRepository(session)
@@ -94,9 +116,7 @@ async def test_a_crash_after_sending_does_not_send_twice(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
     state, base = endpoints
-    await _user(deps.db, "alice")
-    deps.settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    notify = await _alice_pushing(deps, base)
 
     @activity.defn(name="notify_under_test")
     async def crash_after_first_send(request: NotifyRequest) -> NotifyResult:
@@ -130,9 +150,7 @@ async def test_a_failing_channel_neither_blocks_others_nor_repeats_them(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
     state, base = endpoints
-    await _user(deps.db, "alice")
-    deps.settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    notify = await _alice_pushing(deps, base)
     state.failures["wecom"] = ["500", "500"]  # transient twice, then fine
 
     @activity.defn(name="notify_under_test")
@@ -264,9 +282,7 @@ async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_
     ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
     state, base = endpoints
-    await _user(deps.db, "alice")
-    deps.settings = _settings(deps.settings, base)
-    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    await _alice_pushing(deps, base)
     # The WeCom delivery's row cannot be written (a refusing trigger: a real database error
     # that is not "busy"), so that one target fails outside its send.
     async with deps.db.session() as session:
@@ -288,13 +304,7 @@ async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_
         }
     )
     task = unique("reminder/alice/standup")
-    async with running_worker(ts_env.client, deps) as worker:
-        body = await ts_env.client.execute_workflow(
-            ReminderWorkflow.run,
-            ReminderRun(user="alice", task=task, config=config),
-            id=f"{task}/run",
-            task_queue=worker.task_queue,
-        )
+    body = await _reminded(ts_env, deps, task, config)
     await save_history(ts_env.client.get_workflow_handle(f"{task}/run"), "reminder_delivery_failed")
     assert body == "站会"
     assert [name for name, _ in state.received] == ["webhook"]
@@ -312,9 +322,7 @@ async def test_a_reminder_counts_every_failed_channel_when_one_is_still_failing_
     ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
     state, base = endpoints
-    await _user(deps.db, "alice")
-    deps.settings = _settings(deps.settings, base)
-    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    await _alice_pushing(deps, base)
     # One webhook answers 500 to every try (transient to the end); the other redirects,
     # refused at its first try (permanent).
     state.failures["webhook"] = ["500"] * 10
@@ -328,13 +336,7 @@ async def test_a_reminder_counts_every_failed_channel_when_one_is_still_failing_
         }
     )
     task = unique("reminder/alice/standup")
-    async with running_worker(ts_env.client, deps) as worker:
-        await ts_env.client.execute_workflow(
-            ReminderWorkflow.run,
-            ReminderRun(user="alice", task=task, config=config),
-            id=f"{task}/run",
-            task_queue=worker.task_queue,
-        )
+    await _reminded(ts_env, deps, task, config)
     async with deps.db.session() as session:
         events = await EventRepository(session).list(user="alice")
     (failed,) = [e for e in events if e.kind == "schedule.delivery_failed"]
@@ -352,9 +354,7 @@ async def test_two_long_request_keys_that_differ_only_at_the_end_are_two_deliver
     # characters and request ids of 128 (both allowed), which an API client may make of a
     # session id and a counter, sharing everything but their last characters.
     state, base = endpoints
-    await _user(deps.db, "alice")
-    deps.settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    notify = await _alice_pushing(deps, base)
     prefix = f"briefing/{'a' * 63}/2026-11-25/send/" + "session-0123456789abcdef" * 5
     # A webhook as its service hands it out: a long URL.
     hook = Target(type="webhook", target=f"{base}/hook?bot=" + "0123456789abcdef" * 4)
@@ -478,9 +478,7 @@ async def test_a_wecom_message_in_several_posts_retried_after_a_failure_sends_ea
     from temporalio.exceptions import ApplicationError
 
     state, base = endpoints
-    await _user(deps.db, "alice")
-    deps.settings = _settings(deps.settings, base)
-    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    notify = await _alice_pushing(deps, base)
     # Over WeCom's 4,096 bytes: markdown posts, then a text post with the mention.
     body = "\n".join(f"line {i}: " + "磁盘" * 60 for i in range(60))
     request = NotifyRequest(
@@ -512,9 +510,7 @@ async def test_a_delivery_whose_last_try_ends_in_flight_is_said_to_have_failed_o
     ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
     state, base = endpoints
-    await _user(deps.db, "alice")
-    deps.settings = _settings(deps.settings, base)
-    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    await _alice_pushing(deps, base)
     task = unique("reminder/alice/standup")
     # An earlier try's worker died in the send: no try of the notify activity finishes this
     # delivery, and none records its failure.
@@ -527,13 +523,7 @@ async def test_a_delivery_whose_last_try_ends_in_flight_is_said_to_have_failed_o
             "targets": [{"type": "webhook", "target": "secret:hook"}],
         }
     )
-    async with running_worker(ts_env.client, deps) as worker:
-        await ts_env.client.execute_workflow(
-            ReminderWorkflow.run,
-            ReminderRun(user="alice", task=task, config=config),
-            id=f"{task}/run",
-            task_queue=worker.task_queue,
-        )
+    await _reminded(ts_env, deps, task, config)
     await save_history(ts_env.client.get_workflow_handle(f"{task}/run"), "reminder_gave_up")
     assert state.received == []
     async with deps.db.session() as session:

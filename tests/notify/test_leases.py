@@ -19,8 +19,8 @@ from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.notify import NotifyActivities, RowPosts
-from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
+from activities.notify import LEASE_MARGIN, NotifyActivities, RowPosts
+from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.robots import RateLimiter
@@ -600,13 +600,27 @@ async def test_a_send_waiting_for_its_robots_turn_past_its_lease_keeps_its_row(
     deps: WorkerDeps,
 ) -> None:
     # The wait renews the row's lease (f58c47f): a try meanwhile, after the lease first taken
-    # (the target timeout plus 5 s) ended, meets "in flight" and never posts a second time.
-    # The robot's next slot is 6.5 s away.
-    async with _robot_after_its_minutes_message(deps, 53.5) as (wecom, posts, _):
-        notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=0.5))
+    # (the target timeout plus LEASE_MARGIN) ended, meets "in flight" and never posts a second time.
+    timeout = 0.5
+    # The robot's turn comes two renewals after the first lease ends; the second try waits for
+    # that end itself (a fixed sleep 0.7 s short of the turn overslept it on a loaded machine).
+    turn = timeout + LEASE_MARGIN.total_seconds() + 2 * RENEW_EVERY
+    async with _robot_after_its_minutes_message(deps, 60 - turn) as (wecom, posts, _):
+        notify = NotifyActivities(deps.db, ChannelRegistry([wecom], target_timeout=timeout))
         request = _request(unique("waiting"), Target(type="wecom", target="wecom-key"))
         waiting = asyncio.create_task(notify.send(request, heartbeat=False))
-        await asyncio.sleep(5.8)  # the first lease (5.5 s) is over, the wait is not
+
+        async def first_lease() -> datetime | None:
+            row = (await _rows(deps.db, request.idempotency_key)).get("wecom")
+            return None if row is None else row.lease_until
+
+        ends = await eventually(first_lease, "the send took its row")
+
+        async def ended() -> bool:
+            return datetime.now(UTC) > ends
+
+        await eventually(ended, "the first lease ended")
+        assert posts == [], "the robot's turn came before the first lease ended"
         with pytest.raises(ApplicationError, match="in flight"):
             await notify.send(request, heartbeat=False)
         result = await waiting

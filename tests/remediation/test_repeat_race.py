@@ -7,7 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import Client, Interceptor, OutboundInterceptor, SignalWorkflowInput
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    SignalWorkflowInput,
+    WorkflowHandle,
+)
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -27,21 +33,23 @@ from tests.remediation.support import (
     state_reaches,
 )
 
+Racer = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]  # what befalls the run meanwhile
 
-class EndsFirst(Interceptor):
-    """The run ends (terminated by another client) just before a repeat's signal reaches it:
-    the moment between the start that found it running and the repeat's signal."""
 
-    def __init__(self, other: Client) -> None:
-        self.other = other
+class BeforeJoined(Interceptor):
+    """Runs ``act`` on the run, through another client, just before a repeat's "joined" signal
+    reaches it: the moment between the start that found it running and the repeat's signal."""
+
+    def __init__(self, other: Client, act: Racer) -> None:
+        self.other, self.act = other, act
 
     def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
-        other = self.other
+        other, act = self.other, self.act
 
         class Outbound(OutboundInterceptor):
             async def signal_workflow(self, input: SignalWorkflowInput) -> None:
                 if input.signal == "joined":
-                    await other.get_workflow_handle(input.id).terminate("ended meanwhile")
+                    await act(other.get_workflow_handle(input.id))
                 await super().signal_workflow(input)
 
         return Outbound(next)
@@ -50,12 +58,12 @@ class EndsFirst(Interceptor):
 async def repeat_racing(
     dev_env: WorkflowEnvironment,
     deps: WorkerDeps,
-    racer: Callable[[Client], Interceptor],
+    racer: Racer,
     **sent: Any,
 ) -> None:
     """A run waiting for approval at rung 1 and its alert sent again through a client whose
-    ``racer`` acts between the repeat's look at the run and its signal: the repeat starts the
-    next run under the same id."""
+    ``racer`` acts on the run between the repeat's look at it and its signal: the repeat starts
+    the next run under the same id."""
     owner = unique("ops")
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, owner)
@@ -70,7 +78,7 @@ async def repeat_racing(
         )
         first_run = (await handle.describe()).run_id
         config: dict[str, Any] = dev_env.client.config()
-        racing = Client(**{**config, "interceptors": [racer(dev_env.client)]})
+        racing = Client(**{**config, "interceptors": [BeforeJoined(dev_env.client, racer)]})
         repeat = await RemediationService(racing, settings, deps.db).start(
             owner, subject, "dry_run"
         )
@@ -79,46 +87,34 @@ async def repeat_racing(
         await handle.terminate("test over")
 
 
+async def ends(run: WorkflowHandle[Any, Any]) -> None:
+    """The run ends (terminated by another client)."""
+    await run.terminate("ended meanwhile")
+
+
 async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_next_run(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    await repeat_racing(dev_env, deps, EndsFirst)
+    await repeat_racing(dev_env, deps, ends)
 
 
-class EndsMeanwhile(Interceptor):
-    """The run resolves (approved, then healthy) between the repeat's look at it and its
-    signal: the signal reaches a run that is still sending its report but changes nothing."""
+async def resolves(run: WorkflowHandle[Any, Any]) -> None:
+    """The run resolves (approved, then healthy): the signal reaches a run that is still
+    sending its report but changes nothing."""
+    approval = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+    await run.execute_update("approve", approval)
 
-    def __init__(self, other: Client) -> None:
-        self.other = other
+    async def ended() -> bool:
+        return (await run.describe()).typed_search_attributes.get(STATE) in FINAL_STATES
 
-    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
-        other = self.other
-
-        class Outbound(OutboundInterceptor):
-            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
-                if input.signal == "joined":
-                    run = other.get_workflow_handle(input.id)
-                    await run.execute_update(
-                        "approve",
-                        ApprovalInput(approver="lead", approver_permission="execute", approve=True),
-                    )
-
-                    async def ended() -> bool:
-                        state = (await run.describe()).typed_search_attributes.get(STATE)
-                        return state in FINAL_STATES
-
-                    await eventually(ended, "the run resolved")
-                await super().signal_workflow(input)
-
-        return Outbound(next)
+    await eventually(ended, "the run resolved")
 
 
 async def test_a_repeat_whose_run_ends_between_its_look_and_its_signal_starts_the_next_run(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     # Told "joined", the sender's alert went to a run that had stopped looking at alerts.
-    await repeat_racing(dev_env, deps, EndsMeanwhile, settle_seconds=0)
+    await repeat_racing(dev_env, deps, resolves, settle_seconds=0)
 
 
 async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run_after_it(

@@ -27,7 +27,13 @@ from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import RolloutHealth, Rung, StepRequest, StepResult, WorkloadRef
-from ambient.remediation.runs import AbortInput, ApprovalInput, RemediationInput, RemediationStatus
+from ambient.remediation.runs import (
+    AbortInput,
+    ApprovalDecision,
+    ApprovalInput,
+    RemediationInput,
+    RemediationStatus,
+)
 from ambient.remediation.storage import BreakerRepository, RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
@@ -304,14 +310,7 @@ async def test_an_approval_that_comes_with_an_abort_is_refused_not_taken(
             await state_reaches(dev_env, handle, ("waiting_approval",), timedelta(0))
         # With no worker, an abort and an approval arrive: the run takes them in one task.
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop"))
-        answer = asyncio.create_task(
-            handle.execute_update(
-                GradedRemediationWorkflow.approve,
-                ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
-                id="the-answer",
-            )
-        )
-        await admitted(dev_env, handle, "the-answer")
+        answer = await answer_held(dev_env, handle)
         async with build_worker(dev_env.client, deps, task_queue=queue):
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await answer
@@ -361,14 +360,7 @@ async def test_an_approval_that_comes_as_its_timeout_fires_is_acted_on(
         # With no worker, the approval's timeout fires and then the answer comes: the run takes
         # both in one workflow task.
         await ts_env.sleep(timedelta(minutes=45))
-        answer = asyncio.create_task(
-            handle.execute_update(
-                GradedRemediationWorkflow.approve,
-                ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
-                id="the-answer",
-            )
-        )
-        await admitted(ts_env, handle, "the-answer")
+        answer = await answer_held(ts_env, handle)
         async with build_worker(ts_env.client, deps, task_queue=task_queue):
             decision = await answer
             status = await handle.result()
@@ -382,6 +374,24 @@ async def test_an_approval_that_comes_as_its_timeout_fires_is_acted_on(
 async def timer_started(handle: WorkflowHandle[Any, Any]) -> bool:
     history = await handle.fetch_history()
     return any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in history.events)
+
+
+async def answer_held(
+    env: WorkflowEnvironment,
+    handle: WorkflowHandle[Any, Any],
+    approver: str = USER,
+    permission: str = "dry_run",
+    *,
+    approve: bool = True,
+) -> asyncio.Task[ApprovalDecision]:
+    """``approver``'s answer sent to a run no worker serves, once the server holds it (its
+    update id is the approver's name): it resolves when a worker takes the run's next task."""
+    answer = ApprovalInput(approver=approver, approver_permission=permission, approve=approve)
+    sent = asyncio.create_task(
+        handle.execute_update(GradedRemediationWorkflow.approve, answer, id=approver)
+    )
+    await admitted(env, handle, approver)
+    return sent
 
 
 async def admitted(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], update: str) -> None:
@@ -832,17 +842,9 @@ async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
         # The owner refuses and the lead approves at the same moment: with no worker polling,
         # both answers reach the run in one workflow task.
         answers = [
-            asyncio.create_task(
-                handle.execute_update(
-                    GradedRemediationWorkflow.approve,
-                    ApprovalInput(approver=who, approver_permission="execute", approve=yes),
-                    id=who,
-                )
-            )
+            await answer_held(ts_env, handle, who, "execute", approve=yes)
             for who, yes in ((USER, False), ("lead", True))
         ]
-        for who in (USER, "lead"):
-            await admitted(ts_env, handle, who)
         async with build_worker(ts_env.client, deps, task_queue=task_queue):
             results = await asyncio.gather(*answers, return_exceptions=True)
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))

@@ -12,20 +12,49 @@ from pathlib import Path
 
 PROC = Path("/proc")
 
+# How long a server is given to stop on SIGTERM before it is sent SIGKILL (a Temporal server
+# stops in a second or two, PostgreSQL at once): a server ignoring SIGTERM does not outlive it.
+GRACE = 10.0
+
 # Its own process in its own session (a Ctrl-C to the run's process group must not end it
-# first), reading the servers to stop from a pipe until the test process's end closes it,
-# however the process ends; then it stops each that is still the process it was (its start
-# time: a pid can be reused).
+# first), reading the servers to stop and the folders to remove from a pipe until the test
+# process's end closes it, however the process ends; then it stops each server that is still
+# the process it was (its start time: a pid can be reused), SIGKILL after GRACE, and removes
+# the folders once the servers are gone (PostgreSQL's data directory is in one).
 _WATCHDOG = """
-import os, signal, sys
-servers = [line.split() for line in sys.stdin]
-for pid, started in servers:
+import os, shutil, signal, sys, time
+servers, folders = [], []
+for line in sys.stdin:
+    kind, _, rest = line.rstrip("\\n").partition(" ")
+    (servers if kind == "server" else folders).append(rest)
+
+def running(server):
+    pid, started = server.split()
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[19] == started:
-                os.kill(int(pid), signal.SIGTERM)
-    except (OSError, IndexError):
-        pass
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and fields[19] == started
+
+def send(signum):
+    for server in [s for s in servers if running(s)]:
+        try:
+            os.kill(int(server.split()[0]), signum)
+        except OSError:
+            pass
+
+def wait(seconds):
+    deadline = time.monotonic() + seconds
+    while any(running(s) for s in servers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+send(signal.SIGTERM)
+wait(float(sys.argv[1]))
+send(signal.SIGKILL)
+wait(float(sys.argv[1]))
+for folder in folders:
+    shutil.rmtree(folder, ignore_errors=True)
 """
 
 
@@ -37,7 +66,7 @@ def _started(pid: int) -> str:
 @functools.cache
 def _watchdog() -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-I", "-c", _WATCHDOG],
+        [sys.executable, "-I", "-c", _WATCHDOG, str(GRACE)],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -46,15 +75,24 @@ def _watchdog() -> subprocess.Popen[str]:
     )
 
 
-def stop_at_exit(pid: int | None) -> None:
-    """Have the server ``pid`` sent SIGTERM when this process ends, however it ends (where
-    there is a /proc to tell it is still that server: Linux)."""
-    if pid is None or not PROC.is_dir():
-        return
+def _tell(line: str) -> None:
     pipe = _watchdog().stdin
     assert pipe is not None
-    pipe.write(f"{pid} {_started(pid)}\n")
+    pipe.write(f"{line}\n")
     pipe.flush()
+
+
+def stop_at_exit(pid: int | None) -> None:
+    """Have the server ``pid`` stopped when this process ends, however it ends: SIGTERM, then
+    SIGKILL after GRACE (where there is a /proc to tell it is still that server: Linux)."""
+    if pid is not None and PROC.is_dir():
+        _tell(f"server {pid} {_started(pid)}")
+
+
+def remove_at_exit(folder: str) -> None:
+    """Have ``folder`` removed when this process ends, however it ends, after its servers."""
+    if PROC.is_dir():
+        _tell(f"folder {folder}")
 
 
 def _parent(proc: str) -> int | None:

@@ -10,15 +10,12 @@ import asyncio
 import json
 import os
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from tests.support.servers import HANG
+from tests.support.servers import HANG, start_test_server
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -76,16 +73,11 @@ async def _record_ping() -> None:
         async with db.session() as session:
             await UserRepository(session).create(UserCreate(name="alice"))
             await session.commit()
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=find_binary("temporal-test-server"),
-            data_converter=pydantic_data_converter,
-            test_server_startup_timeout=timedelta(seconds=HANG),
-        )
+        # Stopped however this process ends, as the tests' servers are.
+        env = await start_test_server(find_binary("temporal-test-server"))
         async with (
             env,
-            httpx.AsyncClient(
-                timeout=HANG,
-            ) as http,
+            httpx.AsyncClient(timeout=HANG) as http,
         ):
             deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
             async with build_worker(

@@ -22,7 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
-from tests.support.reaper import serving_on, stop_at_exit
+from tests.support.reaper import remove_at_exit, serving_on, stop_at_exit
 
 # How long a test waits on a reply or a start-up before it calls the thing hung: a guard, not a
 # claim on time. On the shared 2-core machine (load 15–40 while the other engineers' tests and
@@ -117,10 +117,11 @@ async def polls_workflow_tasks(client: Client, queue: str, pid: int) -> bool:
 
 
 def start_postgres(folder: str) -> pgserver.PostgresServer:
-    """A PostgreSQL in ``folder`` (empty, or one this started), stopped when this process
-    ends however it ends."""
+    """A PostgreSQL in the temporary ``folder`` (empty, or one this started), stopped and the
+    folder removed when this process ends however it ends."""
     server = pgserver.get_server(folder, cleanup_mode="stop")
     stop_at_exit(server.get_pid())  # daemonized: not stopped with its starter
+    remove_at_exit(folder)  # a killed process's with-block never removes its data directory
     # A throwaway cluster: nothing of it has to survive the machine going down, so it writes to
     # disk without waiting for each write to be flushed (what the tests see of PostgreSQL is the
     # same). With fsync on, each CREATE DATABASE and the stop's checkpoint waited on the disk,
