@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Waiting,
     )
     from ambient.remediation.scores import PlannedStep, ScoreCard
+    from ambient.render import markdown_literal
     from ambient.temporal import ACTIVITY_FAILED
 
 from workflows.watch_controls import deliver
@@ -121,9 +122,9 @@ class RemediationRecords:
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
         tried = ", ".join(a.rung.name.lower() + _how_it_went(a) for a in self.attempts)
-        body = (
-            f"Remediation `{self.remediation_id}` stopped: {reason}. "
-            f"Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
+        lead = f"Remediation `{self.remediation_id}` stopped: "
+        said = (  # plain text, names from the alert's JSON in it (the briefing speaks it)
+            f"{reason}. Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
             f"(score {self.card.score if self.card else '?'}). Tried: {tried or 'nothing'}."
             + left_isolated(self.attempts)
             + _joined(self.joined_alerts)
@@ -135,7 +136,7 @@ class RemediationRecords:
                 key=key,
                 user=self.request.user,
                 title=title,
-                body=body,
+                body=lead + said,
                 reason=reason,
             ),
             retry=RECORD_RETRY,
@@ -143,7 +144,7 @@ class RemediationRecords:
         workflow.deprecate_patch(ENDED_BEFORE_PUSH)
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
-        await self._push(key, title, body)
+        await self._push(key, title, lead + markdown_literal(said))  # shown as written
         await self._finish(state)
 
     async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:

@@ -8,6 +8,7 @@ from activities.notify import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.runs import RemediationInput
+from ambient.render import markdown_literal
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
@@ -79,3 +80,47 @@ async def test_a_remediations_pushes_are_filed_under_the_remediation(
         mine = await DeliveryRepository(session).list(user=user, task=handle.id)
     # list_deliveries(task=<remediation id>) shows the run's hand-over push.
     assert [(d.channel, d.status, d.kind) for d in mine] == [("inbox", "sent", "remediation")]
+
+
+async def test_a_hand_over_push_shows_the_alerts_metric_as_written(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A metric name from an alert's JSON with markdown in it: the robot's markdown message
+    shows the name literally (no emphasis, no link the alert's sender put there)."""
+    from ambient.clients.notify.registry import build_channels
+    from tests.briefing.harness import make_user
+    from tests.notify.standins import WECOM_KEY, PushEndpoints
+    from tests.support.servers import serve
+
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    user = unique("ops")
+    bots = PushEndpoints()
+    metric = "disk_`x`_*[docs](https://evil.example)*"
+    async with serve(bots.app()) as bot_base:
+        deps.settings = deps.settings.model_copy(update={"wecom_base_url": bot_base})
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        channels = [{"type": "wecom", "target": WECOM_KEY, "kinds": ["remediation"]}]
+        await make_user(deps.db, user, {"channels": channels})
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(ts_env.client, deps) as worker,
+        ):
+            subject = alert(
+                url, namespace="dev-a", value=0.01, labels={"tier": "low"}, metric=metric
+            )
+            handle = await ts_env.client.start_workflow(
+                GradedRemediationWorkflow.run,
+                RemediationInput(alert=subject, user=user),
+                id=f"{remediation_id(subject)}-{unique('t')}",
+                task_queue=worker.task_queue,
+                search_attributes=search_attributes(user, subject.cluster_id),
+            )
+            status = await handle.result()
+    assert status.state == "budget_exhausted"
+    [hand_over] = [
+        body["markdown"]["content"]
+        for _, body in bots.received
+        if "Needs a person" in body["markdown"]["content"]
+    ]
+    # What the group reads once WeCom renders it: the name, every character as sent.
+    assert markdown_literal(metric) in hand_over

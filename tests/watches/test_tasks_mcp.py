@@ -215,6 +215,26 @@ async def test_reminder_schedule_pauses_triggers_and_notifies(
         assert "no task" in await error_of(client, "get_task", task_id=task_id)
 
 
+async def test_a_paused_reminder_triggered_is_sent_and_stays_paused(app: AppState) -> None:
+    """README: trigger runs a paused task's check once (a reminder: sends it), the task stays
+    paused and the answer says so (the service's answer, the same through every door)."""
+    config = {"type": "daily", "hour": 7, "timezone": "Asia/Shanghai", "message": "held"}
+    async with mcp(app) as client:
+        task_id = (await call(client, "create_reminder", config=config))["task_id"]
+        await call(client, "pause_task", task_id=task_id)
+        answer = await call(client, "trigger_task", task_id=task_id)
+
+        async def delivered() -> bool:
+            async with app.db.session() as session:
+                inbox = await InboxRepository(session).list(app.stdio_user or "")
+            return "held" in [m.body for m in inbox]
+
+        await eventually(delivered, attempts=200)
+        status = await call(client, "get_task", task_id=task_id)
+        await call(client, "delete_task", task_id=task_id)
+    assert answer["state"] == "paused" and status["state"] == "paused"
+
+
 async def test_read_only_server_keeps_only_read_task_tools(app: AppState) -> None:
     async with mcp(app, read_only=True) as client:
         names = {t.name for t in (await client.list_tools()).tools}
