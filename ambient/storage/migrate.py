@@ -37,13 +37,20 @@ class MigrationRefusedError(RuntimeError):
 
 
 class DatabaseBehindError(RuntimeError):
-    """The database is not at the revision this code expects; `ambient migrate` brings it."""
+    """The database is not at the revision this code expects; `ambient migrate` brings it,
+    unless a newer release migrated it (no release migrates a database down)."""
 
     def __init__(self, current: tuple[str, ...], expected: str) -> None:
         at = ", ".join(current) or "none (an empty database)"
+        newer = set(current) - set(revision_chain())
         super().__init__(
             f"the database is at revision {at}; this release expects {expected}: "
-            "run `ambient migrate` first"
+            + (
+                "a newer release migrated it and no release migrates a database down: run "
+                "that release, or restore the backup taken before its migration"
+                if newer
+                else "run `ambient migrate` first"
+            )
         )
 
 
@@ -87,15 +94,18 @@ async def require_current(url: str) -> None:
         raise DatabaseBehindError(current, HEAD)
 
 
-def linear_revision(rows: tuple[str, ...]) -> str:
-    """The one revision a database left with the branched chain's rows is at; refused unless
-    they are old heads of a prefix of the chain (stamping would skip migrations never run)."""
+def revision_chain() -> list[str]:
+    """This release's revisions, oldest first (loads the scripts: not on a start's way)."""
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(""))
-    chain = [rev.revision for rev in reversed(list(script.walk_revisions()))]
-    if unknown := set(rows) - set(chain):
-        raise RuntimeError(f"alembic_version names revisions this release lacks: {sorted(unknown)}")
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def linear_revision(rows: tuple[str, ...]) -> str:
+    """The one revision a database left with the branched chain's rows is at; refused unless
+    they are old heads of a prefix of the chain (stamping would skip migrations never run)."""
+    chain = revision_chain()
     last = max(chain.index(row) for row in rows)
     branched = chain[chain.index(BRANCHED_FROM) + 1 : last + 1]
     expected_rows = set(branched) - {NESTED_IN_BRANCH[r] for r in branched if r in NESTED_IN_BRANCH}
@@ -116,6 +126,8 @@ def upgrade(url: str, revision: str = "head") -> tuple[tuple[str, ...], str]:
         return before, HEAD  # nothing to run
     from alembic import command
 
+    if set(before) - set(revision_chain()):  # a newer release's: refused, not alembic's error
+        raise MigrationRefusedError(str(DatabaseBehindError(before, HEAD)))
     config = alembic_config(url)
     if len(before) > 1:
         command.stamp(config, linear_revision(before), purge=True)

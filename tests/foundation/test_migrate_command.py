@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from ambient.cli import app
 from ambient.settings import Settings
+from ambient.storage.db import Database
 from ambient.storage.migrate import (
     DatabaseBehindError,
     alembic_config,
@@ -94,3 +96,25 @@ async def test_the_commands_that_serve_exit_with_the_refusal_not_a_traceback(
         assert done.exit_code == 1, (command, done.output)
         assert "run `ambient migrate` first" in done.output
         assert "Traceback" not in done.output
+
+
+async def test_a_database_a_newer_release_migrated_is_refused_as_a_downgrade(
+    behind: Settings,
+) -> None:
+    # An operator rolls back to this release after a newer one migrated the database.
+    await _one_short(behind)
+    url = behind.resolved_database_url
+    async with Database(url) as db, db.write_session() as session:
+        await session.execute(text("UPDATE alembic_version SET version_num = '9999_newer'"))
+        await session.commit()
+    runner = CliRunner()
+    env = {"AMBIENT_DATA_DIR": str(behind.data_dir)}
+    for args in (["migrate"], ["migrate", "--check"]):
+        done = await asyncio.to_thread(runner.invoke, app, args, env=env)
+        # It was told to run `ambient migrate`, which printed alembic's traceback.
+        assert done.exit_code == 1 and isinstance(done.exception, SystemExit), done.output
+        assert "9999_newer" in done.output and "newer release" in done.output, done.output
+        assert "run `ambient migrate`" not in done.output
+    with pytest.raises(DatabaseBehindError, match="newer release"):
+        async with open_state(behind):
+            pass
