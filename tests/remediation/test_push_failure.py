@@ -7,7 +7,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.notify import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
-from ambient.remediation.runs import RemediationInput
+from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.render import markdown_literal
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.conftest import running_worker, unique
@@ -61,23 +61,10 @@ async def test_a_remediations_pushes_are_filed_under_the_remediation(
     remediation_settings(deps, remediation_approval_from_rung=0)
     user = unique("ops")
     await add_user(deps, user)
-    async with (
-        error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        # A budget of one: one restart, then the run hands over and pushes.
-        subject = alert(url, namespace="dev-a", value=0.01, labels={"tier": "low"}, metric="disk")
-        handle = await ts_env.client.start_workflow(
-            GradedRemediationWorkflow.run,
-            RemediationInput(alert=subject, user=user),
-            id=f"{remediation_id(subject)}-{unique('t')}",
-            task_queue=worker.task_queue,
-            search_attributes=search_attributes(user, subject.cluster_id),
-        )
-        status = await handle.result()
+    status, run = await _handed_over(ts_env, deps, user, "disk")
     assert status.state == "budget_exhausted"
     async with deps.db.session() as session:
-        mine = await DeliveryRepository(session).list(user=user, task=handle.id)
+        mine = await DeliveryRepository(session).list(user=user, task=run)
     # list_deliveries(task=<remediation id>) shows the run's hand-over push.
     assert [(d.channel, d.status, d.kind) for d in mine] == [("inbox", "sent", "remediation")]
 
@@ -101,21 +88,7 @@ async def test_a_hand_over_push_shows_the_alerts_metric_as_written(
         deps.channels = build_channels(deps.settings, deps.db, deps.http)
         channels = [{"type": "wecom", "target": WECOM_KEY, "kinds": ["remediation"]}]
         await make_user(deps.db, user, {"channels": channels})
-        async with (
-            error_rate(healthy_from=None) as (_, url),
-            running_worker(ts_env.client, deps) as worker,
-        ):
-            subject = alert(
-                url, namespace="dev-a", value=0.01, labels={"tier": "low"}, metric=metric
-            )
-            handle = await ts_env.client.start_workflow(
-                GradedRemediationWorkflow.run,
-                RemediationInput(alert=subject, user=user),
-                id=f"{remediation_id(subject)}-{unique('t')}",
-                task_queue=worker.task_queue,
-                search_attributes=search_attributes(user, subject.cluster_id),
-            )
-            status = await handle.result()
+        status, _ = await _handed_over(ts_env, deps, user, metric)
     assert status.state == "budget_exhausted"
     [hand_over] = [
         body["markdown"]["content"]
@@ -124,3 +97,23 @@ async def test_a_hand_over_push_shows_the_alerts_metric_as_written(
     ]
     # What the group reads once WeCom renders it: the name, every character as sent.
     assert markdown_literal(metric) in hand_over
+
+
+async def _handed_over(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, user: str, metric: str
+) -> tuple[RemediationStatus, str]:
+    """A run on a workload that never becomes healthy, with a budget of one: one restart,
+    then it hands over and pushes. Its end, and its workflow id (its deliveries' task)."""
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        subject = alert(url, namespace="dev-a", value=0.01, labels={"tier": "low"}, metric=metric)
+        handle = await ts_env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=user),
+            id=f"{remediation_id(subject)}-{unique('t')}",
+            task_queue=worker.task_queue,
+            search_attributes=search_attributes(user, subject.cluster_id),
+        )
+        return await handle.result(), handle.id
