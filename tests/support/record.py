@@ -91,7 +91,7 @@ async def _record_ping() -> None:
                 )
                 await handle.result()
             path = HISTORIES / "support" / "ping.json"
-            path.write_text((await handle.fetch_history()).to_json())
+            path.write_text(without_stack_traces((await handle.fetch_history()).to_json()))
             print(f"wrote {path}")
         await db.close()
 
