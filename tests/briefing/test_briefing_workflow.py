@@ -1207,13 +1207,13 @@ async def test_a_create_that_loses_the_start_race_answers_what_runs_not_what_it_
         await stack.service.pause("tove")
         # The second create reads before the first has started (the window of a race between
         # two creates): its start then finds the running briefing, paused, with another config.
-        read = stack.service._status_or_none
+        read = stack.service.read_status
         misses = [True]
 
-        async def first_read_misses(user: str):  # type: ignore[no-untyped-def]
-            return None if misses and misses.pop() else await read(user)
+        async def first_read_misses(user: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return None if misses and misses.pop() else await read(user, *args, **kwargs)
 
-        monkeypatch.setattr(stack.service, "_status_or_none", first_read_misses)
+        monkeypatch.setattr(stack.service, "read_status", first_read_misses)
         ref = await stack.service.create("tove", {"timezone": "Asia/Shanghai", "language": "en"})
         status = await stack.service.status("tove")
         # Decided again against the running one: replaced, still paused, as in sequence.
