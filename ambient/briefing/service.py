@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from datetime import date as Date
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -30,7 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing.config import BriefingConfig, FileLogSpec, plan_for
+from ambient.briefing.config import BriefingConfig, FileLogSpec, midnight_ending
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -181,8 +180,7 @@ class BriefingService(Greeting):
             if current.last_date is not None and current.last_midnight is None:
                 # A run carrying none (from before it, or a day read from the database): its
                 # own config's zone, the one it briefs in.
-                last = Date.fromisoformat(current.last_date)
-                carry.last_midnight = plan_for(last, current.config).logs_to
+                carry.last_midnight = midnight_ending(current.last_date, current.config)
             if current.given_at is not None and current.day is not None:
                 carry.last_date, carry.last_midnight = current.day.date, current.day.logs_to
                 # The run stores its greeting when the window ends: stored now, or the day
@@ -289,8 +287,7 @@ class BriefingService(Greeting):
             carry = BriefingCarry(last_date=date, last_given_at=at)
         if carry.last_date is not None:
             # The day's midnight where it was briefed: a new zone's dates do not compare.
-            last = Date.fromisoformat(carry.last_date)
-            carry.last_midnight = plan_for(last, ended.config).logs_to
+            carry.last_midnight = midnight_ending(carry.last_date, ended.config)
         return carry
 
     async def status(self, user: str) -> BriefingStatus:
@@ -415,17 +412,7 @@ class BriefingService(Greeting):
             )
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=limit)
-        items = [
-            BriefingListItem(
-                date=r.date,
-                status=r.status,
-                headline=str(r.content.get("headline", "")),
-                generated_by=r.generated_by,
-                given_at=r.given_at,
-                pushed_at=r.pushed_at,
-            )
-            for r in rows
-        ]
+        items = [BriefingListItem.model_validate(row) for row in rows]
         if items and items[0].given_at is None:
             await self._overlay_live(user, items[:1])
         return items
