@@ -110,8 +110,10 @@ class BriefingService(Greeting):
         if not isinstance(config, BriefingConfig):
             config = parse_config(_with_user_defaults(row, config))
         if isinstance(config.log_source, FileLogSpec):
+            # Checked here, not first at the morning's read: a path with nothing there too.
+            path, log_dir = config.log_source.path, self.settings.log_dir
             try:
-                resolve_log_path(config.log_source.path, self.settings.log_dir, admin=row.is_admin)
+                resolve_log_path(path, log_dir, admin=row.is_admin, existing=True)
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
         check_cls_keys(config.log_source, self.tencent)
