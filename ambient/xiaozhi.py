@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
 from ambient import temporal
-from ambient.briefing.errors import BriefingNotFoundError
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import Language
@@ -406,12 +405,7 @@ async def voice_facts(
         return sum(now.get(row.run_key) != "aborted" for row in runs)
 
     async def briefing() -> BriefingStatus | None:
-        if briefings is None:
-            return None
-        try:
-            return await briefings.status(user.name)
-        except BriefingNotFoundError:
-            return None
+        return None if briefings is None else await briefings.read_status(user.name)
 
     async def in_time(work: Awaitable[T], what: str) -> T | None:
         try:

@@ -184,6 +184,11 @@ def plan_for(day: Date, config: BriefingConfig) -> DayPlan:
     )
 
 
+def midnight_ending(date: str, config: BriefingConfig) -> datetime:
+    """The midnight that ends the local day ``date`` in ``config``'s zone (its plan's logs_to)."""
+    return plan_for(Date.fromisoformat(date), config).logs_to
+
+
 def plan_day(
     now: datetime,
     config: BriefingConfig,

@@ -31,23 +31,31 @@ class LogFileError(Exception):
     """The configured log file cannot be read."""
 
 
-def resolve_log_path(path: str, log_dir: Path | None, *, admin: bool) -> Path:
+def resolve_log_path(
+    path: str, log_dir: Path | None, *, admin: bool, existing: bool = False
+) -> Path:
     """A file source path, inside AMBIENT_LOG_DIR if set; else any file, named by an admin
-    only (a member could read the server's secrets as "log lines")."""
+    only (a member could read the server's secrets as "log lines"). ``existing``: a file or
+    folder must be there (a briefing's config; a morning's read says a missing one instead)."""
     if "\x00" in path:  # the file system refuses it: a ValueError, not a refusal by name
         raise LogFileError("log_source.path: a path cannot hold a NUL character")
-    candidate = Path(path).expanduser()
-    if log_dir is None:
-        if not admin:
-            raise LogFileError(
-                "log_source.path: this server reads log files for members only from "
-                "AMBIENT_LOG_DIR, which is not set: ask an admin to set it (or use a CLS topic)"
-            )
-        return candidate
-    base = log_dir.resolve()
-    resolved = (base / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
-    if resolved != base and base not in resolved.parents:
-        raise LogFileError(f"log_source.path: {path!r} is outside AMBIENT_LOG_DIR ({base})")
+    candidate = resolved = Path(path).expanduser()
+    base = log_dir.resolve() if log_dir is not None else None
+    if base is None and not admin:
+        raise LogFileError(
+            "log_source.path: this server reads log files for members only from "
+            "AMBIENT_LOG_DIR, which is not set: ask an admin to set it (or use a CLS topic)"
+        )
+    if base is not None:
+        resolved = (base / candidate).resolve()  # an absolute candidate replaces base
+        if resolved != base and base not in resolved.parents:
+            raise LogFileError(f"log_source.path: {path!r} is outside AMBIENT_LOG_DIR ({base})")
+    if existing and not (resolved.is_file() or resolved.is_dir()):
+        inside = f" inside AMBIENT_LOG_DIR ({base})" if base is not None else ""
+        raise LogFileError(
+            f"log_source.path: no log file or folder at {path!r} on this server; give the path "
+            f"of an existing log file or folder of rotated logs{inside}"
+        )
     return resolved
 
 

@@ -371,6 +371,7 @@ class BriefingView(BaseModel):
 
 
 class BriefingListItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # a stored briefing's row, as BriefingView
     date: str
     status: str
     headline: str

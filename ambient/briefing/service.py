@@ -11,26 +11,25 @@ range (``analyze_logs``) is `ambient.briefing.logs`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from datetime import date as Date
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing.config import BriefingConfig, FileLogSpec, plan_for
+from ambient.briefing.config import BriefingConfig, FileLogSpec, midnight_ending
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -74,6 +73,7 @@ from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 MAX_LISTED = 366  # a year of days
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
+T = TypeVar("T")
 
 
 def _with_user_defaults(user: User, config: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +110,10 @@ class BriefingService(Greeting):
         if not isinstance(config, BriefingConfig):
             config = parse_config(_with_user_defaults(row, config))
         if isinstance(config.log_source, FileLogSpec):
+            # Checked here, not first at the morning's read: a path with nothing there too.
+            path, log_dir = config.log_source.path, self.settings.log_dir
             try:
-                resolve_log_path(config.log_source.path, self.settings.log_dir, admin=row.is_admin)
+                resolve_log_path(path, log_dir, admin=row.is_admin, existing=True)
             except LogFileError as exc:
                 raise InvalidBriefingError(str(exc)) from None
         check_cls_keys(config.log_source, self.tencent)
@@ -131,9 +133,7 @@ class BriefingService(Greeting):
                 continue
             except TimeoutError:  # handed over, not replaced in time: the run speaks again
                 # Unless the server took the start and its answer came late.
-                live = None
-                with contextlib.suppress(BriefingError):
-                    live = await self._status_or_none(user)
+                live = await self.read_status(user, quiet=True)
                 if live is not None and live.config == config:
                     state = "paused" if live.paused else "active"
                     return BriefingRef(task_id=task_id_for(user), state=state, config=config)
@@ -145,9 +145,9 @@ class BriefingService(Greeting):
     async def _start(self, user: str, parsed: BriefingConfig) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
-        current = await self._status_or_none(user)
+        current = await self.read_status(user)
         deadline = None
-        replaced: WorkflowHandle[Any, Any] | None = None
+        replaced: str | None = None  # the run id of the run replaced
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
@@ -182,8 +182,7 @@ class BriefingService(Greeting):
             if current.last_date is not None and current.last_midnight is None:
                 # A run carrying none (from before it, or a day read from the database): its
                 # own config's zone, the one it briefs in.
-                last = Date.fromisoformat(current.last_date)
-                carry.last_midnight = plan_for(last, current.config).logs_to
+                carry.last_midnight = midnight_ending(current.last_date, current.config)
             if current.given_at is not None and current.day is not None:
                 carry.last_date, carry.last_midnight = current.day.date, current.day.logs_to
                 # The run stores its greeting when the window ends: stored now, or the day
@@ -212,7 +211,7 @@ class BriefingService(Greeting):
             )
         if replaced is not None:
             new_run = self.client.get_workflow_handle(task_id, run_id=started.result_run_id)
-            state = await self._keep_controls(replaced, new_run, carry) or state
+            state = await self._keep_controls(user, replaced, new_run, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
     async def _created(self, task_id: str) -> datetime | None:
@@ -223,34 +222,26 @@ class BriefingService(Greeting):
         except RPCError:
             return None
 
-    async def _hand_over(
-        self, user: str
-    ) -> tuple[WorkflowHandle[Any, Any] | None, BriefingStatus | None]:
-        """The running briefing's run and last status; None when no run takes it (it just
-        ended)."""
+    async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
+        """The running briefing's run id and last status, as the run hands over; None when no
+        run takes it (it just ended, or does not answer: it is replaced all the same)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
-        try:
-            # Bounded: a run that does not answer is replaced all the same.
-            async with asyncio.timeout(temporal.QUERY_TIMEOUT.total_seconds()):
-                update = await handle.start_update(
-                    DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
-                )
-                status = await update.result()
-        except (TimeoutError, RPCError, WorkflowUpdateFailedError):
-            return None, None
-        run = self.client.get_workflow_handle(handle.id, run_id=update.workflow_run_id)
-        return run, status
+
+        async def hand_over() -> tuple[str | None, BriefingStatus]:
+            update = await handle.start_update(
+                DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
+            )
+            return update.workflow_run_id, await update.result()
+
+        return await self._answer(hand_over(), quiet=True) or (None, None)
 
     async def _keep_controls(
-        self,
-        replaced: WorkflowHandle[Any, Any],
-        new_run: WorkflowHandle[Any, Any],
-        carry: BriefingCarry,
+        self, user: str, replaced: str, new_run: WorkflowHandle[Any, Any], carry: BriefingCarry
     ) -> str | None:
         """A pause, resume or delete that reached the replaced run after it handed over (from
         another door, and answered) holds in the new run too; the new run's state then.
         The replaced run, terminated, still answers what it took before its end."""
-        last = await self._last_status(replaced)
+        last = await self.read_status(user, replaced, ended=True, quiet=True)
         if last is None:
             return None
         if last.stopping:
@@ -286,7 +277,7 @@ class BriefingService(Greeting):
         carry = BriefingCarry()
         if rows and rows[0].given_at is not None:
             carry = BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
-        ended = await self._last_status(self.client.get_workflow_handle(task_id_for(user)))
+        ended = await self.read_status(user, ended=True, quiet=True)
         if ended is None:
             return carry
         at, via = (
@@ -298,41 +289,51 @@ class BriefingService(Greeting):
             carry = BriefingCarry(last_date=date, last_given_at=at)
         if carry.last_date is not None:
             # The day's midnight where it was briefed: a new zone's dates do not compare.
-            last = Date.fromisoformat(carry.last_date)
-            carry.last_midnight = plan_for(last, ended.config).logs_to
+            carry.last_midnight = midnight_ending(carry.last_date, ended.config)
         return carry
 
-    @staticmethod
-    async def _last_status(handle: WorkflowHandle[Any, Any]) -> BriefingStatus | None:
-        """What the run knew last (an ended run: at its end, a worker replays it); else None."""
-        try:
-            return await handle.query(
-                DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
-            )
-        except (RPCError, WorkflowQueryFailedError):
-            return None
-
     async def status(self, user: str) -> BriefingStatus:
-        status = await self._status_or_none(user)
+        """The running briefing's status; BriefingNotFoundError when none runs."""
+        status = await self.read_status(user)
         if status is None:
             raise BriefingNotFoundError(
                 f"no daily briefing for {user!r}; create one with create_daily_briefing"
             )
         return status
 
-    async def _status_or_none(self, user: str) -> BriefingStatus | None:
-        handle = self.client.get_workflow_handle(task_id_for(user))
+    async def read_status(
+        self, user: str, run_id: str | None = None, *, ended: bool = False, quiet: bool = False
+    ) -> BriefingStatus | None:
+        """The one read of a briefing's status: its running run's (``ended``: or what its last
+        run, or run ``run_id``, knew at its end, a worker replays it); errors as `_answer`."""
+        handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
+        ask = handle.query(
+            DailyBriefingWorkflow.status,
+            rpc_timeout=temporal.QUERY_TIMEOUT,
+            reject_condition=None if ended else QueryRejectCondition.NOT_OPEN,
+        )
+        return await self._answer(ask, quiet=quiet)
+
+    @staticmethod
+    async def _answer(ask: Awaitable[T], *, quiet: bool = False) -> T | None:
+        """The run's answer (a status query, the hand-over update): None when no run takes it
+        (none, or it has ended); Temporal's refusal or no worker in time a BriefingError, but
+        None when ``quiet`` (the caller goes on without it), as Temporal down is."""
         try:
-            description = await handle.describe()
-            if description.status is not WorkflowExecutionStatus.RUNNING:
+            async with asyncio.timeout(temporal.QUERY_TIMEOUT.total_seconds()):
+                return await ask
+        except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
+            return None  # the run has ended (an update: under it)
+        except (TimeoutError, RPCError, WorkflowQueryFailedError) as exc:
+            if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
                 return None
-            return await handle.query(
-                DailyBriefingWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
-            )
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
+            why = temporal.refusal(exc) if isinstance(exc, RPCError) else str(exc)
+            why = why or temporal.silent_worker()  # our TimeoutError: no worker answered in time
+            raise BriefingError(f"Temporal refused the request: {why}") from None
+        except RuntimeError as exc:  # the client's connection failed
+            if quiet and temporal_down(exc):
                 return None
-            raise BriefingError(f"Temporal refused the request: {temporal.refusal(exc)}") from None
+            raise
 
     async def pause(self, user: str) -> BriefingStatus:
         await self._signal(user, "pause")
@@ -395,13 +396,8 @@ class BriefingService(Greeting):
 
     async def _overlay_live(self, user: str, items: list[Any]) -> None:
         """The day's greeting is stored when its window ends; until then the workflow knows."""
-        try:
-            status = await self._status_or_none(user)
-        except Exception as exc:
-            # Temporal refused or down: what is stored is still the briefing to show.
-            if isinstance(exc, BriefingError) or temporal_down(exc):
-                return
-            raise
+        # Temporal refused or down: what is stored is still the briefing to show.
+        status = await self.read_status(user, quiet=True)
         if status is None or status.day is None or status.given_at is None:
             return
         for item in items:
@@ -418,17 +414,7 @@ class BriefingService(Greeting):
             )
         async with self.db.session() as session:
             rows = await BriefingRepository(session).list(user, limit=limit)
-        items = [
-            BriefingListItem(
-                date=r.date,
-                status=r.status,
-                headline=str(r.content.get("headline", "")),
-                generated_by=r.generated_by,
-                given_at=r.given_at,
-                pushed_at=r.pushed_at,
-            )
-            for r in rows
-        ]
+        items = [BriefingListItem.model_validate(row) for row in rows]
         if items and items[0].given_at is None:
             await self._overlay_live(user, items[:1])
         return items

@@ -300,6 +300,10 @@ class Briefing(Numbered, Dated, Updated, Base):
     given_via: Mapped[str | None] = mapped_column(String(32))
     pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    @property
+    def headline(self) -> str:
+        return str(self.content.get("headline", ""))
+
 
 class LogBaselineRow(Updated, Base):
     """The per-user 7-day log baseline the reducer compares a day against."""

@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
-from ambient.briefing.models import BriefingStatus
+from ambient.briefing.models import BriefingStatus, task_id_for
 from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -426,7 +426,7 @@ class TaskReads:
     def _owned(self, user: str, task_id: str) -> TaskKind:
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted
             raise InvalidTaskError(f"task_id: at most {MAX_TASK_ID} characters")
-        if task_id == f"daily-briefing/{user}":
+        if task_id == task_id_for(user):
             return TaskKind.DAILY_BRIEFING
         for kind, prefix in PREFIXES.items():
             if task_id.startswith(f"{prefix}/{user}/"):

@@ -476,11 +476,13 @@ async def test_failing_log_source_is_said_in_the_briefing_and_the_day_goes_on(
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         day = await stack.plan(config)
-        missing = tmp_path / "gone" / "app.log"
+        missing = tmp_path / "app.log"
+        missing.touch()  # a path with nothing there is refused at create
         await stack.service.create(
             "gina",
             config.model_dump(mode="json") | {"log_source": {"type": "file", "path": str(missing)}},
         )
+        missing.unlink()  # gone since: the morning's read finds nothing
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         result = await stack.service.greet("gina", request_id="one")
     assert result.outcome is GreetOutcome.SPOKEN
@@ -580,11 +582,13 @@ async def test_an_activitys_log_record_carries_its_activity_and_workflow_ids(
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         day = await stack.plan(config)
-        missing = tmp_path / "gone" / "app.log"
+        missing = tmp_path / "app.log"
+        missing.touch()  # a path with nothing there is refused at create
         await stack.service.create(
             "hana",
             config.model_dump(mode="json") | {"log_source": {"type": "file", "path": str(missing)}},
         )
+        missing.unlink()  # gone since: the morning's read finds nothing
         with caplog.at_level(logging.WARNING):
             await stack.skip_to(day.window_start + timedelta(minutes=5))
             await stack.service.greet("hana", request_id="one")
@@ -1207,13 +1211,13 @@ async def test_a_create_that_loses_the_start_race_answers_what_runs_not_what_it_
         await stack.service.pause("tove")
         # The second create reads before the first has started (the window of a race between
         # two creates): its start then finds the running briefing, paused, with another config.
-        read = stack.service._status_or_none
+        read = stack.service.read_status
         misses = [True]
 
-        async def first_read_misses(user: str):  # type: ignore[no-untyped-def]
-            return None if misses and misses.pop() else await read(user)
+        async def first_read_misses(user: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return None if misses and misses.pop() else await read(user, *args, **kwargs)
 
-        monkeypatch.setattr(stack.service, "_status_or_none", first_read_misses)
+        monkeypatch.setattr(stack.service, "read_status", first_read_misses)
         ref = await stack.service.create("tove", {"timezone": "Asia/Shanghai", "language": "en"})
         status = await stack.service.status("tove")
         # Decided again against the running one: replaced, still paused, as in sequence.

@@ -1,5 +1,6 @@
 """Who may have the server read a log file: members from AMBIENT_LOG_DIR only, through every
-door to the service (analysis and the daily briefing's source); admins anywhere without it."""
+door to the service (analysis and the daily briefing's source); admins anywhere without it;
+and a briefing's file or folder must be there when it is set up."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from mcp import Client
+from temporalio.testing import WorkflowEnvironment
 
+from ambient.deps import WorkerDeps
 from ambient.settings import Settings
+from ambient.wiring import AppState, StateHolder
 from api.app import create_app
+from mcp_server.server import build_server
+from tests.conftest import unique
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, free_port, serve
 
@@ -89,3 +96,54 @@ async def test_a_path_or_query_past_what_a_source_takes_is_refused_by_field_not_
             assert analyzed.status_code == 422 and len(analyzed.text) < 1000, analyzed.text[:300]
             [refused] = analyzed.json()["detail"]
             assert refused["loc"][-1] == field and f"at most {most} characters" in refused["msg"]
+
+
+async def test_a_log_path_with_nothing_there_is_refused_at_create_by_name_and_nothing_starts(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """A daily briefing set up on a file or folder that is not there was accepted: the briefing
+    said "Yesterday's logs could not be read", first the morning after. Now the create is
+    refused by field, through the MCP tool and the API alike, and starts nothing; once the
+    file is there, the same config is taken."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    address = dev_env.client.service_client.config.target_host
+    settings = deps.settings.model_copy(update={"log_dir": logs, "temporal_address": address})
+    name = unique("lp")
+    async with (
+        serve(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+    ):
+        made = await http.post("/users", json={"name": name}, headers=await admin_headers(settings))
+        me = {"Authorization": f"Bearer {made.json()['token']}"}
+        state = AppState(
+            settings=settings,
+            db=deps.db,
+            temporal=dev_env.client,
+            channels=deps.channels,
+            stdio_user=name,
+        )
+        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+            file = {"log_source": {"type": "file", "path": "app.log"}}
+            by_tool = await mcp.call_tool("create_daily_briefing", file)
+        folder = {"log_source": {"path": "rotated/"}}
+        by_api = await http.post("/briefings/daily", json=folder, headers=me)
+        running = await http.get("/briefings/daily", headers=me)
+        (logs / "app.log").write_text("", encoding="utf-8")
+        taken = await http.post("/briefings/daily", json=file, headers=me)
+        await dev_env.client.get_workflow_handle(f"daily-briefing/{name}").terminate()
+    what_to_do = (
+        "on this server; give the path of an existing log file or folder of rotated logs "
+        f"inside AMBIENT_LOG_DIR ({logs.resolve()})"
+    )
+    assert by_tool.is_error
+    assert " ".join(getattr(c, "text", "") for c in by_tool.content) == (
+        "Error executing tool create_daily_briefing: log_source.path: no log file or folder "
+        f"at 'app.log' {what_to_do}"
+    )
+    assert by_api.status_code == 422, by_api.text
+    [refused] = by_api.json()["detail"]
+    assert refused["loc"] == ["body", "log_source", "path"]
+    assert refused["msg"] == f"log_source.path: no log file or folder at 'rotated/' {what_to_do}"
+    assert running.status_code == 404, running.text  # nothing was started
+    assert taken.status_code == 201, taken.text
