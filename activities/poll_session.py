@@ -9,7 +9,6 @@ found is stored and notified by the poll's reports (activities/poll_reports.py).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import time
 from collections.abc import Iterable
@@ -21,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from activities.poll_reports import Found, PollHost, PollReports
-from activities.watches import page_text
+from activities.watches import Page, read_page
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError
 from ambient.storage.models import Event, WatchPoll
 from ambient.watches.models import Failure, UrlState
-from ambient.watches.page_changes import content_hash, diff_pages
+from ambient.watches.page_changes import diff_pages
 from ambient.watches.poll_ends import EndRequest, end_requested
 from ambient.watches.poll_store import PageText, wake
 from ambient.watches.polling import PollEnd, PollEvent, PollProgress, PollRequest, PollResult
@@ -289,50 +288,28 @@ class PollSession:
         reading = self.readings[url]
         # A page read by other rules (an update's selector or ignore patterns) is read anew:
         # not a 304, not the bytes' last text.
-        known = seen.hash is not None and seen.reading == reading
+        last = seen if seen.hash is not None and seen.reading == reading else None
         now = datetime.now(UTC)
         try:
-            fetched = await self.poller.fetcher.fetch(
-                url,
-                etag=seen.etag if known else None,
-                last_modified=seen.last_modified if known else None,
-            )
+            page = await read_page(self.poller.fetcher, url, self.request.config, last)
         except FetchError as exc:
             await self.failed(url, str(exc), now)
             return
-        if fetched.not_modified:
+        if page is None:
             await self.answered(url, "not_modified", now)
             return
-        raw_hash = hashlib.sha256(fetched.body).hexdigest()
-        fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
-        # The same bytes as last time: the same text, without extracting it again.
-        if not (known and raw_hash == seen.raw_hash and seen.extractor == EXTRACTOR_VERSION):
-            html, content_type = fetched.text(), fetched.content_type
-            # The body, then its text, are not held while the check waits for a thread to
-            # extract and for its write (docs/benchmarks.md, "Worker memory", round 5).
-            del fetched
-            config = self.request.config
-            try:
-                lines = await asyncio.to_thread(
-                    page_text, html, config.selector_for(url), config.ignore_patterns, content_type
-                )
-            except Exception as exc:  # the page (or its selector) cannot be read: a failed check
-                await self.failed(url, f"cannot read the page's text: {exc}", now)
-                return
-            del html
-            new_hash = content_hash(lines)
-            if new_hash != seen.hash:
-                await self.changed(url, lines, new_hash, fresh, now)
-                return
-            seen.raw_hash, seen.extractor, seen.reading = raw_hash, EXTRACTOR_VERSION, reading
+        if page.hash != seen.hash:
+            await self.changed(url, page, now)
+            return
+        # The text as before, read anew or not: the next same bytes are not read again.
+        fresh = page.fresh
+        seen.raw_hash, seen.extractor, seen.reading = fresh["raw_hash"], EXTRACTOR_VERSION, reading
         seen.etag, seen.last_modified = fresh["etag"], fresh["last_modified"]
         await self.answered(url, "unchanged", now)
 
-    async def changed(
-        self, url: str, lines: list[str], new_hash: str, fresh: dict[str, Any], now: datetime
-    ) -> None:
+    async def changed(self, url: str, read: Page, now: datetime) -> None:
         """Store the new text; a change (not a first sight or a rule change) is an event."""
-        request = self.request
+        config = self.request.config
         seen = self.urls[url]
         # A hash made by other extraction rules is not comparable: take the text as a new
         # baseline instead of reporting the rules' difference as a change of the page.
@@ -340,12 +317,12 @@ class PollSession:
         comparable = (
             seen.hash is not None
             and seen.extractor in (EXTRACTOR_VERSION, None)
-            and (seen.reading == reading or request.config.compares_with(url, seen.reading))
+            and (seen.reading == reading or config.compares_with(url, seen.reading))
         )
         after = seen.model_copy(
             update={
-                **fresh,
-                "hash": new_hash,
+                **read.fresh,
+                "hash": read.hash,
                 "extractor": EXTRACTOR_VERSION,
                 "reading": reading,
                 "last_checked_at": now,
@@ -356,14 +333,14 @@ class PollSession:
             after.failures, after.failing, after.last_error = 0, False, None
         if comparable:
             after.last_change_at = now
-        page = PageText(url, seen.hash if comparable else None, new_hash, "\n".join(lines))
+        page = PageText(url, seen.hash if comparable else None, read.hash, read.text)
 
         def found(old: str | None) -> list[tuple[str, dict[str, Any]]]:
             stored: list[tuple[str, dict[str, Any]]] = []
             if seen.failing:
                 stored.append(("watch.recovered", {"url": url, "after_failures": seen.failures}))
             if comparable:
-                diff = diff_pages(old.split("\n") if old else [], lines, request.config.keywords)
+                diff = diff_pages(old.split("\n") if old else [], read.lines, config.keywords)
                 payload = {"url": url, "excerpt": diff.excerpt, "hits": diff.hits}
                 stored.append(("watch.hit" if diff.hits else "watch.change", payload))
             return stored

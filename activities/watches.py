@@ -1,5 +1,5 @@
-"""Checks of news digests and threshold watches: fetch, extract, compare, read metrics
-(web monitors check in their polls, activities/polling.py).
+"""Checks of news digests and threshold watches: fetch, extract, compare, read metrics; and
+``read_page``, how every check reads a page (web monitors check in activities/polling.py).
 
 What the outside world answers is data: a page that cannot be fetched or parsed is an
 ``error`` check, a metric source that answers HTML is a failed reading. Only bad input
@@ -9,6 +9,8 @@ from the workflow itself raises (a non-retryable ``ApplicationError`` with a typ
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import TypeAdapter, ValidationError
@@ -16,7 +18,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.extract import main_text
+from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.ops import latest_metric_value
@@ -32,18 +34,51 @@ from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, Read
 from ambient.domain.configs import STORED
 from ambient.storage import Database
 from ambient.storage.models import WatchSnapshot
-from ambient.watches.page_changes import PageDiff, content_hash, diff_pages, normalise
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.models import UrlState
+from ambient.watches.page_changes import PageDiff, diff_pages, normalise
 from ambient.watches.poll_store import PageText, advance_snapshot
 from ambient.watches.threshold_config import HttpJsonSource, MetricSource, PrometheusSource
 
 SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 
 
-def page_text(
-    html: str, selector: str | None, ignore_patterns: list[str], media_type: str = ""
-) -> list[str]:
-    """Main text of a page as normalised lines (CPU work: run it in a thread)."""
-    return normalise(main_text(html, selector, media_type), ignore_patterns)
+@dataclass
+class Page:
+    """A page read: ``fresh`` validators and bytes' hash, its ``lines``, ``text`` and ``hash``."""
+
+    fresh: dict[str, str | None]
+    lines: list[str]
+    text: str
+    hash: str
+
+
+async def read_page(
+    fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None = None
+) -> Page | None:
+    """The page, its text read once by ``config``'s rules; None if not modified since ``seen``."""
+    # Every diff, keyword hit and stored hash of a page come from the one text read here.
+    last = seen or UrlState()  # nothing seen: no validators sent, the text read
+    fetched = await fetcher.fetch(url, etag=last.etag, last_modified=last.last_modified)
+    if fetched.not_modified:
+        return None
+    raw_hash = hashlib.sha256(fetched.body).hexdigest()
+    fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
+    # The same bytes as last time: the same text, without extracting it again.
+    if last.hash is not None and raw_hash == last.raw_hash and last.extractor == EXTRACTOR_VERSION:
+        return Page(fresh, [], "", last.hash)  # no lines, no text: they were not read again
+    html, kind = fetched.text(), fetched.content_type
+    # The body, then its text, are not held while the check waits for a thread to extract
+    # and for its write (docs/benchmarks.md, "Worker memory", round 5).
+    del fetched
+    selector, ignored = (config.selector_for(url), config.ignore_patterns) if config else (None, [])
+    try:
+        # Extraction is CPU work: keep it off the event loop the other checks share.
+        lines = await asyncio.to_thread(lambda: normalise(main_text(html, selector, kind), ignored))
+    except Exception as exc:  # the page (or its selector) cannot be read: a failed check
+        raise FetchError(f"cannot read the page's text: {exc}") from None
+    text = "\n".join(lines)
+    return Page(fresh, lines, text, hashlib.sha256(text.encode()).hexdigest())
 
 
 class WatchActivities:
@@ -66,35 +101,27 @@ class WatchActivities:
             ).all()
         last_hash = stored[0].hash if stored else None
         try:
-            fetched = await self._fetcher.fetch(check.url)
+            read = await read_page(self._fetcher, check.url, None)
         except FetchError as exc:
             return PageCheck(url=check.url, outcome="error", error=str(exc))
-        html = fetched.text()
-        try:
-            # Extraction is CPU work: keep it off the event loop the other checks share.
-            lines = await asyncio.to_thread(page_text, html, None, [], fetched.content_type)
-        except Exception as exc:  # the page cannot be read: a failed check
-            return PageCheck(
-                url=check.url, outcome="error", error=f"cannot read the page's text: {exc}"
-            )
-        new_hash = content_hash(lines)
+        assert read is not None  # nothing seen: no validators sent
         # An earlier attempt of this check stored it and its answer was lost (a worker
         # killed): the change is still news, against the text stored before it.
-        if new_hash == last_hash and not _stored_by_an_earlier_attempt(stored[0].created_at):
-            return PageCheck(url=check.url, outcome="unchanged", hash=new_hash)
-        if new_hash == last_hash:
+        if read.hash == last_hash and not _stored_by_an_earlier_attempt(stored[0].created_at):
+            return PageCheck(url=check.url, outcome="unchanged", hash=read.hash)
+        if read.hash == last_hash:
             before = await self._snapshot_text(stored[1].id) if len(stored) > 1 else None
         else:
             # The new text stored and the old one read back, in one short write transaction.
             async with self._db.writing() as session:
-                page = PageText(check.url, last_hash, new_hash, "\n".join(lines))
+                page = PageText(check.url, last_hash, read.hash, read.text)
                 before = await advance_snapshot(session, check.task, page)
         old = before.split("\n") if before else ([] if before is not None else None)
-        diff: PageDiff = await asyncio.to_thread(diff_pages, old, lines, check.keywords)
+        diff: PageDiff = await asyncio.to_thread(diff_pages, old, read.lines, check.keywords)
         return PageCheck(
             url=check.url,
             outcome="baseline" if old is None else "changed",
-            hash=new_hash,
+            hash=read.hash,
             hits=diff.hits,
             excerpt=diff.excerpt,
         )

@@ -1,4 +1,4 @@
-"""What changed on a page: its text normalised and hashed, new lines and keyword hits.
+"""What changed on a page: its text normalised, its new lines and keyword hits.
 
 Pure and deterministic (no clock, no I/O): the polls and the digests' checks use it.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import hashlib
 import itertools
 import re
 import unicodedata
@@ -74,10 +73,6 @@ def _ignored(pattern: str) -> Any:
 def _shown(text: str) -> list[str]:
     lines = (re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
     return [line for line in lines if line]
-
-
-def content_hash(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 class PageDiff(BaseModel):

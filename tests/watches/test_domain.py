@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from activities.watches import page_text
+from ambient.clients.extract import main_text
 from ambient.settings import Settings
 from ambient.watches import page_changes
 from ambient.watches.configs import WebMonitorConfig, notification_targets
@@ -238,10 +238,12 @@ def test_ignore_patterns_read_lines_as_the_diff_shows_them() -> None:
     # The patterns ran on the raw text: an indented JSON line and a CRLF line ("\r" before
     # "$") stayed, though the user wrote the pattern from the stripped line the diff showed.
     json_page = '{\n "price": 10,\n "updated_at": "09:00"\n}'
-    json_lines = page_text(json_page, None, [r'^"updated_at": .*$'], "application/json")
+    json_text = main_text(json_page, media_type="application/json")
+    json_lines = normalise(json_text, [r'^"updated_at": .*$'])
     assert json_lines == ["{", '"price": 10,', "}"]
     plain_page = "status: fine\r\nupdated 09:00\r\n"
-    assert page_text(plain_page, None, [r"^updated \d\d:\d\d$"], "text/plain") == ["status: fine"]
+    plain_text = main_text(plain_page, media_type="text/plain")
+    assert normalise(plain_text, [r"^updated \d\d:\d\d$"]) == ["status: fine"]
 
 
 WEB = {"urls": ["https://a.example"]}

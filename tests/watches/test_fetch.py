@@ -1,12 +1,14 @@
+import hashlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
-from activities.watches import WatchActivities
-from ambient.clients.extract import main_text
+from activities.watches import WatchActivities, read_page
+from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import (
     FetchError,
@@ -18,6 +20,9 @@ from ambient.clients.web import (
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
 from ambient.storage import Database
+from ambient.storage.models import WatchSnapshot
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.models import UrlState
 from ambient.watches.page_changes import diff_pages
 from tests.conftest import unique
 from tests.support.servers import HANG, serve
@@ -260,6 +265,46 @@ async def test_a_digest_check_retried_after_it_stored_the_page_still_tells_the_c
     later = ActivityEnvironment()
     later.info = dataclasses.replace(later.info, attempt=2, scheduled_time=datetime.now(UTC))
     assert (await later.run(activities.check_page, check)).outcome == "unchanged"
+
+
+async def test_a_digest_and_a_web_monitor_read_a_page_into_one_text_its_hash_is_made_of(
+    site: tuple[Site, str], http: httpx.AsyncClient, db: Database
+) -> None:
+    state, base = site
+    url = f"{base}/news"
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    activities = WatchActivities(db, fetcher, TencentCloud(None, region="ap-guangzhou"))
+    state.pages["/news"] = article("AI beats humans at chess.", "Weather is sunny.")
+    monitor = WebMonitorConfig.model_validate({"urls": [url]})
+    page = await read_page(fetcher, url, monitor)
+    assert page is not None
+    assert page.lines == ["AI beats humans at chess.", "Weather is sunny."]
+    assert page.text == "\n".join(page.lines)
+    assert page.hash == hashlib.sha256(page.text.encode()).hexdigest()
+    # The digest's check stores that text under that hash, and reports it.
+    task = unique("t")
+    checked = await ActivityEnvironment().run(
+        activities.check_page, CheckPageInput(task=task, url=url)
+    )
+    async with db.session() as session:
+        stored = (
+            await session.execute(
+                select(WatchSnapshot.hash, WatchSnapshot.text).where(WatchSnapshot.task == task)
+            )
+        ).one()
+    assert checked.hash == stored.hash == page.hash and stored.text == page.text
+    # Read again as the monitor saw it: a 304 is nothing new, the same bytes are not read again.
+    seen = UrlState.model_validate(
+        {**page.fresh, "hash": page.hash, "extractor": EXTRACTOR_VERSION}
+    )
+    assert await read_page(fetcher, url, monitor, seen) is None
+    same = await read_page(fetcher, url, monitor, seen.model_copy(update={"etag": None}))
+    assert same is not None and (same.lines, same.text, same.hash) == ([], "", page.hash)
+    assert state.requests == [("/news", 200)] * 2 + [("/news", 304), ("/news", 200)]
+    # Its rules read the page (a selector that matches nothing): a failed fetch, saying why.
+    missing = WebMonitorConfig.model_validate({"urls": [url], "selectors": {url: "#price"}})
+    with pytest.raises(FetchError, match="cannot read the page's text: the selector '#price'"):
+        await read_page(fetcher, url, missing)
 
 
 async def test_check_page_turns_fetch_errors_into_error_outcomes(
