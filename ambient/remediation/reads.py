@@ -61,10 +61,7 @@ class RemediationReads:
     def __init__(
         self, client: Client, settings: Settings, db: Database, llm: LLMClient | None = None
     ) -> None:
-        self.client = client
-        self.settings = settings
-        self.db = db
-        self.llm = llm
+        self.client, self.settings, self.db, self.llm = client, settings, db, llm
 
     async def get(self, user: str, rid: str) -> RemediationView:
         status = await self._seen_status(user, rid)
