@@ -45,9 +45,9 @@ from ambient.briefing.models import (
 )
 from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
+from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
-from ambient.clients.tencent.ops import list_alarms
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind

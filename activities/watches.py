@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
-from ambient.clients.tencent.ops import latest_metric_value
+from ambient.clients.tencent.metrics import latest_metric_value
 from ambient.clients.web import (
     FetchError,
     HttpStatusError,

@@ -41,7 +41,7 @@ from ambient.briefing.logs import fill_from_report
 from ambient.briefing.models import ALARMS_NOT_CONFIGURED, BriefingInputs, SourceNote
 from ambient.briefing.writer import draft_text, llm_prompt, write_briefing
 from ambient.clients.llm import LLMClient
-from ambient.clients.tencent.ops import AlarmRecord
+from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.event_digest import EventBrief, notable, offline_decision, written_in
 from ambient.remediation.alerts import Alert
 from ambient.remediation.scorer import score_alert

@@ -1,6 +1,6 @@
 """How a voice call is answered: who speaks, in which language, within what budget, and what
 is said when the work fails (a service down, a refusal by its kind, a slow system), because a
-voice client drops the text of an ``isError`` result. The tools are in `mcp_server.voice`.
+voice client drops the text of an ``isError`` result. The tools are listed in `mcp_server.voice`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The voice profile's fixed sentences, in Chinese and English: what `mcp_server.voice` says
-when it cannot answer (an unknown tool or speaker, a service down, a refusal by its kind) and
-the words it puts into answers (task states, task kinds, arguments asked for again).
+"""The voice profile's fixed sentences, in Chinese and English: what the voice tools say
+when they cannot answer (an unknown tool or speaker, a service down, a refusal by its kind) and
+the words they put into answers (task states, task kinds, arguments asked for again).
 """
 
 from __future__ import annotations

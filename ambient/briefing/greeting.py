@@ -39,7 +39,7 @@ from ambient.briefing.models import (
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.ops import text_to_voice, tts_segments
+from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.domain.users import Language
 from ambient.settings import Settings
 from ambient.speech import cleaned

@@ -21,7 +21,7 @@ from ambient.briefing.models import BriefingInputs, LogAnalysis
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.ops import MAX_SEARCH_LOGS, search_logs
+from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, search_logs
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 from ambient.settings import Settings

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.logreport import LogReport, TemplateStat
-from ambient.clients.tencent.ops import AlarmRecord
+from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.configs import as_it_ran
 from ambient.speech import said_time
 

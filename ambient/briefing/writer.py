@@ -22,7 +22,8 @@ from ambient.briefing.models import (
     hello,
 )
 from ambient.clients.llm import Answer, LLMClient, data_block
-from ambient.clients.tencent.ops import AlarmRecord, tts_segments
+from ambient.clients.tencent.alarms import AlarmRecord
+from ambient.clients.tencent.tts import tts_segments
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
 from ambient.render import markdown_literal
@@ -204,7 +205,7 @@ _SOURCE_NAMES_EN = {"alarms.monitor": "Cloud Monitor alarms", "alarms.cls": "CLS
 # A source that failed, said in the briefing's language (failed logs are its headline).
 _FAILED_SAID = {
     "alarms": ("告警记录没能读取。", "The alarm history could not be read. "),
-    # One alarm source failed while the other answered (ops.list_alarms' unread).
+    # One alarm source failed while the other answered (list_alarms' unread).
     "alarms.monitor": (
         "云监控告警记录没能读取，简报里只有 CLS 的告警。",
         "Cloud Monitor alarms could not be read: only CLS alert records are counted. ",

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from ambient.clients.tencent.ops import LogRecord, SearchResult
+from ambient.clients.tencent.logs import LogRecord, SearchResult
 from ambient.domain.loglevels import SEVERITY, TIME_FIELDS, level_and_message
 
 # The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.clients.tencent import ops, writes
+from ambient.clients.tencent import writes
+from ambient.clients.tencent.clusters import list_node_pools
 from ambient.clients.tencent.writes import CloudRequest
 from ambient.cloud.audit import Mode, Region, outcome_of
 from ambient.cloud.creates import CloudCreates, WriteResult
@@ -126,7 +127,7 @@ class NodePoolWrites(CloudCreates):
         }
         async with self.audited(actor, "scale_node_pool", subject, detail):
             with readable("tke", "DescribeClusterNodePools"):
-                pools = await ops.list_node_pools(self.tencent, spec.cluster_id, region=region)
+                pools = await list_node_pools(self.tencent, spec.cluster_id, region=region)
             pool = next((p for p in pools if p.node_pool_id == spec.node_pool_id), None)
             if pool is None:
                 known = ", ".join(p.node_pool_id for p in pools) or "none"

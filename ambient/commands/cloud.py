@@ -19,9 +19,11 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from ambient.cli_numbers import decimal_number, whole_number
-from ambient.clients.tencent import ops
+from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.errors import TencentCloudError
+from ambient.clients.tencent.logs import list_log_topics, search_logs
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError
@@ -63,7 +65,7 @@ def _cloud() -> TencentCloud:
 @app.command()
 def clusters(region: Region = None, as_json: Json = False) -> None:
     """TKE clusters."""
-    found = _read(ops.list_clusters(_cloud(), region=region))
+    found = _read(list_clusters(_cloud(), region=region))
     print_rows(
         console,
         ["id", "name", "status", "version", "nodes"],
@@ -88,7 +90,7 @@ def node_pools(
     as_json: Json = False,
 ) -> None:
     """Node pools of a TKE cluster (cls-...)."""
-    found = _read(ops.list_node_pools(_cloud(), cluster_id, region=region))
+    found = _read(list_node_pools(_cloud(), cluster_id, region=region))
     print_rows(
         console,
         ["id", "name", "state", "desired", "min", "max"],
@@ -102,7 +104,7 @@ def node_pools(
 @app.command()
 def topics(region: Region = None, as_json: Json = False) -> None:
     """CLS log topics."""
-    found = _read(ops.list_log_topics(_cloud(), region=region))
+    found = _read(list_log_topics(_cloud(), region=region))
     print_rows(
         console,
         ["topic id", "name", "logset"],
@@ -139,9 +141,7 @@ def logs(
     """Search a CLS topic (CQL, or '* | select ...' SQL)."""
     now = datetime.now(UTC)
     begin = now - timedelta(hours=hours)
-    found = _read(
-        ops.search_logs(_cloud(), topic_id, query, begin, now, limit=limit, region=region)
-    )
+    found = _read(search_logs(_cloud(), topic_id, query, begin, now, limit=limit, region=region))
     if as_json:
         print_json(console, found)
         return
@@ -172,7 +172,7 @@ def alarms(
 ) -> None:
     """Cloud Monitor alarms and CLS alert records."""
     now = datetime.now(UTC)
-    history = _read(ops.list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
+    history = _read(list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
     found = history.alarms
     for unread in history.unread:
         err_console.print(str(unread), markup=False, highlight=False)

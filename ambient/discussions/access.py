@@ -62,7 +62,7 @@ async def members_see(
     posted_in = select(DiscussionMessage.discussion_id).where(
         DiscussionMessage.from_id.in_(speaks_as)
     )
-    # A remediation's people are who may steer it (RemediationService._may_steer): its owner
+    # A remediation's people are who may steer it (RemediationReads._may_steer): its owner
     # and the approvers named for its cluster. Sending the same alert again grants nothing.
     steers = RemediationRecord.user == caller.name
     if named_anywhere(caller.name, approvers):

@@ -11,13 +11,13 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ambient.clients.tencent import ops
+from ambient.clients.tencent.alarms import AlarmRecord, list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.identifiers import region_name
 from ambient.remediation.alerts import Alert, workload_of
 from ambient.remediation.runs import TriageAlerts
 
-# AlarmStatus "ALARM": not recovered (CLS records' Status 0 reads the same, ops.list_alarms).
+# AlarmStatus "ALARM": not recovered (CLS records' Status 0 reads the same, list_alarms).
 UNRESOLVED = {"ALARM"}
 _CLUSTER_KEYS = r"(?:tke_cluster_instance_id|cluster_id|clusterid|cluster)"
 _NAMESPACE_KEYS = r"(?:namespace|ns)"
@@ -29,7 +29,7 @@ def _find(pattern: str, text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def alert_from_alarm(alarm: ops.AlarmRecord) -> Alert | None:
+def alert_from_alarm(alarm: AlarmRecord) -> Alert | None:
     """An alert from a Cloud Monitor / CLS alarm record, if it names a TKE workload."""
     # A Monitor alarm's dimensions name its workload; its alarm object is a display text. Else
     # the text is read for key:value pairs (e.g. a CLS trigger's cluster_id=… workload=…).
@@ -72,7 +72,7 @@ async def unresolved_alarms(
         return TriageAlerts(
             window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
         )
-    history = await ops.list_alarms(tencent, start, end)
+    history = await list_alarms(tencent, start, end)
     found: dict[str, Alert] = {}
     # A source refused while the other answered: its alarms are not here, and the night says so.
     skipped = [str(unread) for unread in history.unread]

@@ -132,7 +132,7 @@ def report_markdown(view: RemediationView) -> str:
 
 class RemediationSummary(BaseModel):
     # The list row of one stored remediation (its RemediationRecord); a running one's state, mode
-    # and attempts are where it is now (RemediationService.list_runs).
+    # and attempts are where it is now (RemediationReads.list_runs).
     model_config = ConfigDict(from_attributes=True)
     remediation_id: str
     run_key: str

@@ -158,7 +158,7 @@ class ThresholdWatchConfig(_TaskBase):
     @field_validator("source")
     @classmethod
     def _one_instance(cls, source: Any, info: ValidationInfo) -> Any:
-        # A Cloud Monitor read names the instance (ops.get_metric refuses one without): such a
+        # A Cloud Monitor read names the instance (get_metric refuses one without): such a
         # watch was created and failed every check.
         if isinstance(source, TencentMonitorSource) and not source.dimensions:
             if not reading_stored(info):

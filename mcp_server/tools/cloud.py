@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from ambient.clients.kube import Workload, client_from_kubeconfig, cluster_client
 from ambient.clients.kube import list_workloads as list_workloads_of
 from ambient.clients.logs import FileLogSource, LogPathError, parse_time
-from ambient.clients.tencent import ops
+from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.service import CloudOpsService
@@ -45,26 +45,26 @@ Region = Annotated[
 
 
 class Clusters(BaseModel):
-    clusters: list[ops.Cluster]
+    clusters: list[clusters.Cluster]
 
 
 class NodePools(BaseModel):
-    node_pools: list[ops.NodePool]
+    node_pools: list[clusters.NodePool]
 
 
 class Topics(BaseModel):
-    topics: list[ops.LogTopic]
+    topics: list[logs.LogTopic]
 
 
-class Alarms(ops.AlarmHistory):
+class Alarms(alarms.AlarmHistory):
     """The alarms read, and any source that could not be read (its alarms are missing)."""
 
 
 class Metric(BaseModel):
-    points: list[ops.MetricPoint]
+    points: list[metrics.MetricPoint]
 
 
-class LogSearch(ops.SearchResult):
+class LogSearch(logs.SearchResult):
     skipped_lines: int = Field(default=0, description="unreadable lines skipped (file source)")
 
 
@@ -98,7 +98,7 @@ def _time(value: str | None, default: datetime, zone: tzinfo = UTC) -> datetime:
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
     """TKE clusters with status, version and node count."""
-    return Clusters(clusters=await ops.list_clusters(app_state(ctx).cloud, region=region))
+    return Clusters(clusters=await clusters.list_clusters(app_state(ctx).cloud, region=region))
 
 
 async def list_node_pools(
@@ -108,13 +108,13 @@ async def list_node_pools(
 ) -> NodePools:
     """Node pools of a TKE cluster with desired/min/max sizes."""
     return NodePools(
-        node_pools=await ops.list_node_pools(app_state(ctx).cloud, cluster_id, region=region)
+        node_pools=await clusters.list_node_pools(app_state(ctx).cloud, cluster_id, region=region)
     )
 
 
 async def list_log_topics(ctx: Context[Any, Any], region: Region = None) -> Topics:
     """CLS log topics (ids for search_logs)."""
-    return Topics(topics=await ops.list_log_topics(app_state(ctx).cloud, region=region))
+    return Topics(topics=await logs.list_log_topics(app_state(ctx).cloud, region=region))
 
 
 async def search_logs(
@@ -147,7 +147,7 @@ async def search_logs(
         except OSError as exc:
             raise ToolError(f"cannot read {topic_id[:100]!r}: {exc.strerror or exc}") from None
         return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
-    found = await ops.search_logs(
+    found = await logs.search_logs(
         app_state(ctx).cloud, topic_id, query, begin, finish, limit=limit, region=region
     )
     return LogSearch(**found.model_dump())
@@ -166,7 +166,7 @@ async def get_metric(
 ) -> Metric:
     """Datapoints of a Cloud Monitor metric over the last minutes."""
     now = datetime.now(UTC)
-    points = await ops.get_metric(
+    points = await metrics.get_metric(
         app_state(ctx).cloud,
         namespace,
         metric,
@@ -186,7 +186,7 @@ async def list_alarms(
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""
     now = datetime.now(UTC)
-    history = await ops.list_alarms(
+    history = await alarms.list_alarms(
         app_state(ctx).cloud, now - timedelta(hours=hours), now, region=region
     )
     return Alarms(**history.model_dump())

@@ -17,7 +17,7 @@ from ambient.briefing.logtemplates import (
     template_id,
     tokens,
 )
-from ambient.clients.tencent.ops import LogRecord
+from ambient.clients.tencent.logs import LogRecord
 from ambient.domain.loglevels import level_and_message
 from bench.loggen import generate
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from ambient.clients.tencent.ops import AlarmRecord
+from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.checks import MetricReading
 from ambient.remediation.alerts import Alert, VerifySpec, alert_from_breach
 from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef

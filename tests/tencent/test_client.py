@@ -10,7 +10,9 @@ import pytest
 import pytest_asyncio
 from tencentcloud.common.credential import Credential
 
+from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.errors import (
     TencentAuthError,
     TencentNotConfiguredError,
@@ -18,17 +20,9 @@ from ambient.clients.tencent.errors import (
     TencentRequestError,
     TencentRetryableError,
 )
-from ambient.clients.tencent.ops import (
-    get_metric,
-    latest_metric_value,
-    list_alarms,
-    list_clusters,
-    list_log_topics,
-    list_node_pools,
-    search_logs,
-    text_to_voice,
-    tts_segments,
-)
+from ambient.clients.tencent.logs import list_log_topics, search_logs
+from ambient.clients.tencent.metrics import get_metric, latest_metric_value
+from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.clients.tencent.writes import CloudRequest, send
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve

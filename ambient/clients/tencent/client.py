@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tencentcloud.cls.v20201016 import cls_client
@@ -46,6 +47,16 @@ NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
     "(and AMBIENT_TENCENTCLOUD_REGION), or run on a CVM with a role (AMBIENT_TENCENTCLOUD_CVM_ROLE)"
 )
+
+
+# Time units differ by API (see NOTES): CLS SearchLog and alert records are in milliseconds,
+# Monitor GetMonitorData in ISO strings, DescribeAlarmHistories in seconds.
+def ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def from_ms(value: int | str) -> datetime:
+    return datetime.fromtimestamp(int(value) / 1000, UTC)
 
 
 def credential_from_env(cvm_role: str | None = None) -> Any | None:

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.clients.tencent import ops
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.clusters import list_node_pools
 from ambient.clients.tencent.errors import TencentNotFoundError
 
 
@@ -49,7 +49,7 @@ def _named(items: list[dict[str, Any]], field: str, name: str, id_field: str) ->
 async def find_node_pool(
     tc: TencentCloud, cluster_id: str, name: str, *, region: str | None
 ) -> str | None:
-    pools = await ops.list_node_pools(tc, cluster_id, region=region)
+    pools = await list_node_pools(tc, cluster_id, region=region)
     return next((pool.node_pool_id for pool in pools if pool.name == name), None)
 
 

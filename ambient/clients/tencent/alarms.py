@@ -1,0 +1,159 @@
+"""Alarm history: Cloud Monitor's alarms and CLS alert records, read together."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ambient.clients.tencent.client import TencentCloud, from_ms, ms
+from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
+from ambient.domain.identifiers import region_name
+
+
+class AlarmRecord(BaseModel):
+    source: str = Field(description="monitor or cls")
+    name: str
+    status: str = Field(description="ALARM (not recovered), OK, NO_CONF (expired), NO_DATA")
+    time: datetime
+    level: str | None = None
+    target: str | None = Field(default=None, description="alarm object / topic")
+    detail: str = ""
+    region: str | None = Field(default=None, description="the alarm object's region (Monitor)")
+    dimensions: dict[str, str] = Field(
+        default_factory=dict, description="the alarm object's dimensions (Monitor)"
+    )
+
+
+class UnreadSource(BaseModel):
+    """An alarm source that failed while the other answered: named, with the API's words."""
+
+    source: str = Field(description="monitor or cls")
+    error: str = Field(description="why it could not be read (the API's code and message)")
+    retryable: bool = Field(default=False, description="a passing failure: asking again may work")
+
+    def __str__(self) -> str:
+        return f"{self.source} alarms could not be read: {self.error}"
+
+
+class AlarmHistory(BaseModel):
+    alarms: list[AlarmRecord] = Field(default_factory=list, description="newest first")
+    unread: list[UnreadSource] = Field(
+        default_factory=list, description="sources that could not be read: their alarms are missing"
+    )
+
+
+def _dimensions(value: Any) -> dict[str, str]:
+    """Monitor's Dimensions (a JSON string in DescribeAlarmHistories): an object, or a list of
+    Key/Value (Name/Value) pairs as other Monitor answers write them; anything else is none."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items() if isinstance(v, str | int)}
+    if isinstance(value, list):
+        pairs = (d for d in value if isinstance(d, dict))
+        named = ((d.get("Key") or d.get("Name"), d.get("Value")) for d in pairs)
+        return {str(k): str(v) for k, v in named if k and isinstance(v, str | int)}
+    return {}
+
+
+# CLS alert records number their status and level (AlertHistoryRecord: Status 0 未恢复,
+# 1 已恢复, 2 已失效; AlarmLevel 0 Warn, 1 Info, 2 Critical); said in Cloud Monitor's words.
+CLS_ALARM_STATUS: dict[Any, str] = {0: "ALARM", 1: "OK", 2: "NO_CONF"}
+CLS_ALARM_LEVEL: dict[Any, str] = {0: "Warn", 1: "Info", 2: "Critical"}
+
+
+async def list_alarms(
+    tc: TencentCloud, start: datetime, end: datetime, *, region: str | None = None
+) -> AlarmHistory:
+    """Cloud Monitor alarm history and CLS alert records in the window, newest first.
+
+    One source refused (a CAM policy without its action, CLS not opened in the region, a rate
+    limit past the retries): the other's alarms are answered and it is named in ``unread``.
+    Both refused: the call fails, with Monitor's error."""
+    history = AlarmHistory()
+    errors: list[TencentCloudError] = []
+    for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
+        try:
+            history.alarms += await read(tc, start, end, region)
+        except TencentCloudError as exc:
+            errors.append(exc)
+            retryable = isinstance(exc, TencentRetryableError)
+            history.unread.append(UnreadSource(source=source, error=str(exc), retryable=retryable))
+    if len(errors) == 2:
+        raise errors[0]
+    history.alarms.sort(key=lambda a: a.time, reverse=True)
+    return history
+
+
+async def _monitor_alarms(
+    tc: TencentCloud, start: datetime, end: datetime, region: str | None
+) -> list[AlarmRecord]:
+    alarms: list[AlarmRecord] = []
+    for page in itertools.count(1):
+        answer = await tc.call(
+            "monitor",
+            "DescribeAlarmHistories",
+            {
+                "Module": "monitor",
+                "PageNumber": page,
+                "PageSize": 100,
+                "StartTime": int(start.timestamp()),
+                "EndTime": int(end.timestamp()),
+            },
+            region=region,
+        )
+        histories = answer.get("Histories") or []
+        alarms += [
+            AlarmRecord(
+                source="monitor",
+                name=h.get("PolicyName") or _alarm_name(h),
+                status=h.get("AlarmStatus", ""),
+                time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
+                level=h.get("AlarmLevel"),
+                target=h.get("AlarmObject"),
+                detail=h.get("Content", ""),
+                # Written as a short name ("gz"), as the API reference's examples show.
+                region=region_name(h.get("Region")),
+                dimensions=_dimensions(h.get("Dimensions")),
+            )
+            for h in histories
+        ]
+        if not histories or page * 100 >= int(answer.get("TotalCount", 0)):
+            break
+    return alarms
+
+
+async def _cls_alarms(
+    tc: TencentCloud, start: datetime, end: datetime, region: str | None
+) -> list[AlarmRecord]:
+    records = await tc.paged(
+        "cls",
+        "DescribeAlertRecordHistory",
+        {"From": ms(start), "To": ms(end)},
+        "Records",
+        region=region,
+    )
+    return [
+        AlarmRecord(
+            source="cls",
+            name=r.get("AlarmName", ""),
+            status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
+            time=from_ms(r.get("CreateTime", 0)),
+            level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None),
+            target=r.get("TopicName") or r.get("TopicId"),
+            detail=r.get("Trigger", ""),
+        )
+        for r in records
+    ]
+
+
+def _alarm_name(history: dict[str, Any]) -> str:
+    """A name for an alarm without a policy name: its metric, else its type (an event alarm's)."""
+    metrics = history.get("MetricsInfo") or [{}]
+    return str(metrics[0].get("MetricName") or f"{history.get('AlarmType') or 'monitor'} alarm")

@@ -1,0 +1,195 @@
+"""Cloud Monitor metrics: a window of datapoints (GetMonitorData, or DescribeStatisticData for
+the namespaces it serves), and the newest one (the threshold watch's source)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentRequestError
+from ambient.watches.threshold_config import STATISTIC_NAMESPACES, STATISTIC_PERIODS
+
+# The most datapoints one metric read fetches (in several requests): a week of minutes is not.
+MAX_METRIC_POINTS = 7200
+# GetMonitorData answers at most this many datapoints per request (API reference, 248/30353:
+# "单请求的数据点数限制为1440个"; the SDK's docstrings say 7200): longer windows are split.
+MONITOR_REQUEST_POINTS = 1440
+# DescribeStatisticData's longest EndTime-StartTime (exclusive) per period (API reference,
+# Period: "60s：EndTime-StartTime<12小时 ... 300s：<3天 ... 3600s：<30天 ... 86400s：<186天").
+STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186 * 86400}
+# How far before now DescribeStatisticData's StartTime may lie per period: older datapoints
+# are not kept (API reference, Period: "60s：...StartTime距当前时间不能超过15天；300s：...31天；
+# 3600s：...93天；86400s：...186天").
+STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
+# The API ages StartTime by its own clock: a start this close to the limit is refused here.
+RETENTION_MARGIN = 60
+
+
+class MetricPoint(BaseModel):
+    time: datetime
+    value: float
+
+
+async def get_metric(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    period: int = 60,
+    region: str | None = None,
+) -> list[MetricPoint]:
+    # Refused here, with the period that would fit, rather than by the API as a bare error.
+    if not dimensions:
+        raise TencentRequestError(
+            "InvalidParameterValue.Dimensions",
+            f"{namespace}/{metric} needs the instance's dimensions, e.g. "
+            '{"InstanceId": "ins-123"} (see the product\'s metric documentation)',
+        )
+    if period < 1:
+        raise TencentRequestError("InvalidParameterValue.Period", "period must be >= 1 second")
+    count = int((end - start).total_seconds()) // period
+    if count > MAX_METRIC_POINTS:
+        fits = next(
+            (p for p in STATISTIC_PERIODS if count * period // p <= MAX_METRIC_POINTS), None
+        )
+        hint = f"use period={fits}" if fits else "shorten the window"
+        raise TencentRequestError(
+            "InvalidParameterValue.Period",
+            f"{count} datapoints at period={period}s; a metric read fetches at most "
+            f"{MAX_METRIC_POINTS}: {hint}",
+        )
+    if namespace in STATISTIC_NAMESPACES:
+        if period not in STATISTIC_PERIODS:
+            raise TencentRequestError(
+                "InvalidParameterValue.Period",
+                f"{namespace} metrics are read with DescribeStatisticData, whose period is "
+                f"60, 300, 3600 or 86400 seconds, not {period}",
+            )
+        _refuse_unkept(namespace, start, end, period)
+        # Both ends are inclusive: each request spans at most what the action accepts and the
+        # next starts one period later, so no point is asked for twice.
+        span = timedelta(seconds=STATISTIC_WINDOWS[period] - period)
+    else:
+        span = timedelta(seconds=period * (MONITOR_REQUEST_POINTS - 1))
+    # The reference's form (2018-09-22T19:51:23+08:00): whole seconds, no fraction.
+    first, last = start.replace(microsecond=0), end.replace(microsecond=0)
+    pairs: list[tuple[Any, Any]] = []
+    while first <= last:
+        upto = min(first + span, last)
+        window = {"Period": period, "StartTime": first.isoformat(), "EndTime": upto.isoformat()}
+        pairs += await _metric_window(tc, namespace, metric, dimensions, window, region)
+        first = upto + timedelta(seconds=period)
+    points = [
+        MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
+        for stamp, value in pairs
+        if stamp is not None and value is not None
+    ]
+    return sorted(points, key=lambda p: p.time)
+
+
+def _refuse_unkept(namespace: str, start: datetime, end: datetime, period: int) -> None:
+    """Refuse a window older than Cloud Monitor keeps at ``period``, naming one that keeps it."""
+    days_ago = (datetime.now(UTC) - start).total_seconds() / 86400
+    age = days_ago * 86400 + RETENTION_MARGIN
+    if age <= STATISTIC_RETENTION[period]:
+        return
+    span = int((end - start).total_seconds())
+    fits = next(
+        (
+            p
+            for p in STATISTIC_PERIODS
+            if age <= STATISTIC_RETENTION[p] and span // p <= MAX_METRIC_POINTS
+        ),
+        None,
+    )
+    hint = (
+        f"use period={fits} (kept {STATISTIC_RETENTION[fits] // 86400} days)"
+        if fits
+        else f"no period keeps datapoints older than {max(STATISTIC_RETENTION.values()) // 86400}"
+        " days: start later"
+    )
+    raise TencentRequestError(
+        "InvalidParameterValue.StartTime",
+        f"{namespace} keeps {period}s datapoints for {STATISTIC_RETENTION[period] // 86400} "
+        f"days and the window starts {days_ago:.1f} days ago: {hint}",
+    )
+
+
+async def _metric_window(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    window: dict[str, Any],
+    region: str | None,
+) -> list[tuple[Any, Any]]:
+    """(timestamp, value) pairs of one request's window."""
+    if namespace in STATISTIC_NAMESPACES:
+        answer = await tc.call(
+            "monitor",
+            "DescribeStatisticData",
+            {
+                "Module": "monitor",
+                "Namespace": namespace,
+                "MetricNames": [metric],
+                "Conditions": [
+                    {"Key": k, "Operator": "=", "Value": [v]} for k, v in dimensions.items()
+                ],
+                **window,
+            },
+            region=region,
+        )
+        return [
+            (value.get("Timestamp"), value.get("Value"))
+            for data in answer.get("Data") or []
+            for point in data.get("Points") or []
+            for value in point.get("Values") or []
+        ]
+    answer = await tc.call(
+        "monitor",
+        "GetMonitorData",
+        {
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Instances": [{"Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()]}],
+            **window,
+        },
+        region=region,
+    )
+    return [
+        pair
+        for series in answer.get("DataPoints") or []
+        for pair in zip(series.get("Timestamps") or [], series.get("Values") or [], strict=False)
+    ]
+
+
+async def latest_metric_value(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    *,
+    period: int = 60,
+    region: str | None = None,
+    now: datetime | None = None,
+) -> float:
+    """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
+    end = now or datetime.now(UTC)
+    start = end - timedelta(seconds=period * 10)
+    points = await get_metric(
+        tc, namespace, metric, dimensions, start, end, period=period, region=region
+    )
+    if not points:
+        named = ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none"
+        raise TencentRequestError(
+            "NoData",
+            f"{namespace}/{metric} has no datapoints in the last {period * 10}s;"
+            f" check that its dimensions ({named}) name a resource that reports it",
+        )
+    return points[-1].value

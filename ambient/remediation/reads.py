@@ -1,0 +1,268 @@
+"""Reading remediations: who may see a run (for every door), its view, a user's runs and where
+each is now, their outcome analytics, a shared report. ``RemediationService`` adds the writes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import get_args
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
+from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from ambient import temporal
+from ambient.clients.llm import LLMClient
+from ambient.remediation.joins import REPEATED
+from ambient.remediation.runs import (
+    FINAL_STATES,
+    RemediationState,
+    RemediationStats,
+    RemediationStatus,
+    RunOutcome,
+    remediation_stats,
+)
+from ambient.remediation.safety import named_approver
+from ambient.remediation.storage import RemediationRepository
+from ambient.remediation.views import (
+    AuditLine,
+    InvalidRemediationError,
+    RemediationError,
+    RemediationRefusedError,
+    RemediationSummary,
+    RemediationView,
+    check_id,
+    not_found,
+    report_markdown,
+)
+from ambient.settings import Settings
+from ambient.sharing import ReportLink, share_report
+from ambient.status import temporal_down
+from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
+from ambient.storage.models import MAX_ID, User
+from ambient.storage.repositories import registered
+from workflows.remediation import GradedRemediationWorkflow
+
+log = logging.getLogger(__name__)
+
+MAX_STATS_DAYS = 365
+# How many repeats of its alert a run's view shows (joined_by names everyone who sent it).
+REPEATS_SHOWN = 100
+
+
+class RemediationReads:
+    def __init__(
+        self, client: Client, settings: Settings, db: Database, llm: LLMClient | None = None
+    ) -> None:
+        self.client, self.settings, self.db, self.llm = client, settings, db, llm
+
+    async def get(self, user: str, rid: str) -> RemediationView:
+        status = await self._seen_status(user, rid)
+        # The run's own rows whole; of the repeats of its alert (anyone may send it, any number
+        # of times) the first REPEATS_SHOWN: a thousand of them hid its approvals and its end.
+        async with self.db.session() as session:
+            rows = AuditRepository(session)
+            own = await rows.list(subject=status.run_key, not_action=REPEATED, limit=1000)
+            repeats = await rows.list(subject=status.run_key, action=REPEATED, limit=REPEATS_SHOWN)
+        audit = [
+            AuditLine(at=r.created_at, actor=r.actor, action=r.action, detail=r.detail)
+            for r in sorted([*own, *repeats], key=lambda r: r.id)
+        ]
+        return RemediationView(**status.model_dump(), audit=audit)
+
+    async def _seen_status(self, user: str, rid: str) -> RemediationStatus:
+        """The run's status, queried only once the caller may see it."""
+        # Who may see it is read from the run's search attributes, not a query: a query waits
+        # for the run's worker, and a stranger's look at a run that exists took that time (or
+        # its timeout) where one at no run was refused at once, telling them the run existed.
+        check_id(rid)
+        try:
+            description = await self.client.get_workflow_handle(rid).describe()
+        except RPCError as exc:
+            raise refused(rid, exc) from None
+        if not await self._may_steer(user, description.typed_search_attributes):
+            raise not_found(rid)
+        return await self._status(rid, description)
+
+    async def _status(
+        self, rid: str, description: WorkflowExecutionDescription | None = None
+    ) -> RemediationStatus:
+        """The run's status; one closed without its own end (terminated, timed out) is aborted."""
+        handle = self.client.get_workflow_handle(rid)
+        try:
+            status = await handle.query(
+                GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
+            )
+            if status.state in FINAL_STATES:
+                return status
+            description = description or await handle.describe()
+        except RPCError as exc:
+            raise refused(rid, exc) from None
+        if _closed_by_temporal(description) and status.run_key == f"{rid}@{description.run_id}":
+            # Its query answers from its history, which stops where Temporal closed it.
+            outcome, at = await self._record_closed(description)
+            return status.model_copy(
+                update={
+                    "state": "aborted",
+                    "waiting": None,
+                    "next_rung": None,
+                    "outcome": outcome,
+                    "finished_at": at,
+                }
+            )
+        return status
+
+    async def _record_closed(self, run: WorkflowExecution) -> tuple[str, datetime | None]:
+        """Write the row of a run Temporal closed before its own end as aborted, its outcome
+        and close time (never written by the run): the same values whoever sees it first."""
+        outcome = f"{_closed_by_temporal(run)} in Temporal before its own end"
+        async with self.db.writing() as session:
+            row = await RemediationRepository(session).get(f"{run.id}@{run.run_id}")
+            if row is not None and row.state not in FINAL_STATES:
+                row.state, row.finished_at = "aborted", run.close_time
+                row.detail = {**row.detail, "outcome": outcome}
+        return outcome, run.close_time
+
+    async def list_runs(
+        self,
+        user: str,
+        *,
+        state: RemediationState | str | None = None,
+        open_only: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RemediationSummary]:
+        """The caller's runs (an admin's: everyone's), newest first: ``limit`` of them after
+        the first ``offset`` (a list's next page)."""
+        # A state no remediation can be in is a mistake to say, not a filter that finds none.
+        if state is not None and state not in get_args(RemediationState):
+            states = ", ".join(get_args(RemediationState))
+            raise InvalidRemediationError(f"state: use one of {states}", field="state")
+        if not 0 <= offset <= MAX_ID:  # a larger one overflows the database's integer
+            raise InvalidRemediationError(f"offset: 0 to {MAX_ID}", field="offset")
+        owner = None if (await self._user(user)).is_admin else user
+        # A running run's row holds where it was planned: a state it may be in now is asked of
+        # every open row, then kept where the run is in it. Runs Temporal closed are written
+        # aborted first, so each filter finds them where they are.
+        now = state is not None and state not in FINAL_STATES
+        async with self.db.session() as session:
+            open_rows = await RemediationRepository(session).list(
+                user=owner, open_only=True, limit=None
+            )
+        places = await self.states_now(
+            [RemediationSummary.model_validate(row) for row in open_rows]
+        )
+        async with self.db.session() as session:
+            repository = RemediationRepository(session)
+            rows = await repository.list(
+                user=owner,
+                state=None if now else state,
+                open_only=open_only or now,
+                limit=None if now else limit,
+                offset=0 if now else offset,
+            )
+            runs = [RemediationSummary.model_validate(row) for row in rows]
+            running = [r for r in runs if r.state not in FINAL_STATES]
+            progress = await repository.progress([r.run_key for r in running])
+        for run in running:
+            acted, mode = progress.get(run.run_key, (0, None))
+            run.state = places.get(run.run_key, run.state)
+            run.attempts, run.mode = max(run.attempts, acted), mode or run.mode
+        return [r for r in runs if r.state == state][offset : offset + limit] if now else runs
+
+    async def states_now(self, runs: list[RemediationSummary]) -> dict[str, str]:
+        """Where each running run is now, by run key: its row is written when the run is
+        planned and when it ends; in between, the server's list holds its AmbientState (the
+        workflow keeps it current). A list that cannot be had (Temporal down or slow) leaves
+        the rows' own: the list is the database's, as it was before it asked."""
+        if not runs:
+            return {}
+        ids = ", ".join(json.dumps(i) for i in sorted({r.remediation_id for r in runs}))
+        query = f"WorkflowId IN ({ids})"
+        try:
+            found = [
+                e
+                async for e in self.client.list_workflows(query, rpc_timeout=temporal.QUERY_TIMEOUT)
+                if e.typed_search_attributes.get(temporal.STATE) is not None
+                and e.status is not WorkflowExecutionStatus.COMPLETED
+            ]
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the SDK's failed connect
+            if not isinstance(exc, RPCError) and not temporal_down(exc):
+                raise
+            log.warning("remediations: the server's list failed (%s); rows as stored", exc)
+            return {}
+        # A run closed without its own end (terminated) never writes its row: it is written here.
+        for e in found:
+            if _closed_by_temporal(e):
+                await self._record_closed(e)
+        return {
+            f"{e.id}@{e.run_id}": "aborted"
+            if _closed_by_temporal(e)
+            else e.typed_search_attributes.get(temporal.STATE) or ""
+            for e in found
+        }
+
+    async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
+        """Outcome analytics of the caller's remediations (all of them for an admin)."""
+        # The bounds of the API and MCP, for every door (the CLI passed 0 or 10**8 through).
+        if not 1 <= days <= MAX_STATS_DAYS:
+            raise InvalidRemediationError(
+                f"days: look back 1 to {MAX_STATS_DAYS} days, not {days}", field="days"
+            )
+        owner = None if (await self._user(user)).is_admin else user
+        since = datetime.now(UTC) - timedelta(days=days)
+        async with self.db.session() as session:
+            rows = await RemediationRepository(session).list(user=owner, since=since, limit=None)
+        # The row's own fields, and the rungs tried from its detail.
+        outcomes = [
+            RunOutcome.model_validate(row, from_attributes=True).model_copy(
+                update={"tried": list(row.detail.get("tried") or [])}
+            )
+            for row in rows
+        ]
+        return remediation_stats(outcomes)
+
+    async def share(self, user: str, rid: str) -> ReportLink:
+        """A signed, expiring link to the remediation's report page (the audit included)."""
+        view = await self.get(user, rid)
+        # Same run and same audit length: the same link (a retry does not make another).
+        key = f"{view.run_key}/report/{user}/{len(view.audit)}"
+        title = f"Remediation of {view.alert.service}"
+        return await share_report(
+            self.db, self.settings, user, "remediation", title, report_markdown(view), key
+        )
+
+    async def _user(self, name: str) -> User:
+        return await registered(self.db, name, RemediationRefusedError)
+
+    async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
+        """Owner, admin, or an approver the policy names for the run's cluster."""
+        # Not who sent the same alert again (joined_by): an alert's fields are no secret, so
+        # sending it proves nothing about whose cluster it is.
+        cluster_id = run.get(temporal.CLUSTER) or ""
+        return (
+            user == (run.get(temporal.USER) or "")
+            or named_approver(user, cluster_id, self.settings.remediation_approvers)
+            or (await self._user(user)).is_admin
+        )
+
+
+def _closed_by_temporal(run: WorkflowExecution) -> str:
+    """How Temporal closed a run before its own end ("terminated", "timed out", "failed");
+    "" while it runs or once it ended by itself."""
+    done = (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
+    return "" if run.status in done else str(run.status.name).lower().replace("_", " ")
+
+
+def refused(rid: str, exc: RPCError) -> RemediationError:
+    """What Temporal's refusal of a request about ``rid`` means to the caller."""
+    if exc.status is RPCStatusCode.NOT_FOUND:
+        return not_found(rid)
+    return RemediationError(f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}")

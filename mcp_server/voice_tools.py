@@ -1,0 +1,357 @@
+"""The voice profile's tools (approvals apart, in ``voice_approvals``): greet, what needs the
+user, a task's status, pause and resume, cluster health, recent errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mcp.server.mcpserver import Context
+
+from ambient.clients.tencent.clusters import list_clusters
+from ambient.clients.tencent.errors import (
+    TencentAuthError,
+    TencentClockError,
+    TencentCloudError,
+    TencentRetryableError,
+)
+from ambient.remediation.views import RemediationSummary
+from ambient.speech import MAX_SPOKEN, cleaned
+from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import TaskKind
+from ambient.wiring import AppState
+from ambient.xiaozhi import waiting_for
+from mcp_server import voice_sentences as sentences
+from mcp_server.voice_answer import answer, english, left, say, worker_time
+from mcp_server.voice_prompt import Span, Spoken, TaskName
+from mcp_server.voice_speech import (
+    ORDINALS_EN,
+    counted,
+    ordinal_word,
+    pick_task,
+    run_about,
+    spoken_name,
+    task_label,
+)
+
+log = logging.getLogger(__name__)
+
+OPEN_LISTED = 500  # open runs what_needs_me counts; past it, "500 多个"
+
+
+# --- tools ----------------------------------------------------------------------------------
+
+
+async def greet(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+    """The greeting: today's briefing, spoken."""
+
+    async def work(state: AppState, user: str) -> str:
+        # The briefing is spent on the greeting it answers: only while we still listen.
+        result = await state.briefings.greet(user, via="voice", audio=False, within=left())
+        # The briefing's first sentences (greeting, headline, the top error): speakable keeps
+        # three; any other answer is the service's, in the user's words.
+        return result.text
+
+    return await answer(ctx, speaker, work)
+
+
+async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+    """What waits for the user: remediations to approve, alerts still open, watches failing."""
+
+    async def work(state: AppState, user: str) -> str:
+        service = state.remediations
+        waiting = await waiting_for(service, user)
+        runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
+        running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
+        async with state.db.session() as session:
+            pages = await EventRepository(session).failing_pages(user=user)
+        failing = list(dict.fromkeys(task for task, _ in pages))  # a watch, however many pages
+        if not waiting and not running and not failing:
+            return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
+        return needs_answer(waiting, running, len(runs) > OPEN_LISTED, failing)
+
+    return await answer(ctx, speaker, work)
+
+
+# How many fixes and watches an answer names, tried in turn until it is short enough to say:
+# the first fix is named as long as any name is (the answer asks to approve it).
+_NAMED = [(3, 3), (2, 3), (2, 2), (1, 2), (1, 1), (1, 0), (0, 0)]
+
+
+def needs_answer(
+    waiting: list[RemediationSummary],
+    running: list[RemediationSummary],
+    storm: bool,
+    failing: list[str],
+) -> str:
+    """Every count said whole: past what an answer holds, names go (``_NAMED``), not the
+    sentences after them (``storm``: more alerts are open than were listed)."""
+    for fixes, watches in _NAMED:
+        text = _needs_said(waiting, running, storm, failing, fixes, watches)
+        if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
+            break
+    return text
+
+
+def _needs_said(
+    waiting: list[RemediationSummary],
+    running: list[RemediationSummary],
+    storm: bool,
+    failing: list[str],
+    fixes: int,
+    names: int,
+) -> str:
+    """What needs the user, every count said, naming ``fixes`` fixes and ``names`` watches at
+    most (``storm``: more alerts are open than were listed)."""
+    parts = []
+    if waiting:
+        named = "；".join(
+            f"第{ordinal_word(i)}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
+        )
+        named_en = "; ".join(
+            f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:fixes])
+        )
+        said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
+        # "The first one" only once it was named: unnamed, the listener asks which.
+        hint, hint_en = (
+            ("可以说“批准第一个”。", "You can say approve the first one. ") if named else ("", "")
+        )
+        parts.append(
+            say(
+                f"有 {len(waiting)} 个修复等你审批{said}。{hint}",
+                f"{counted(len(waiting), 'fix', 'fixes')} waiting for your approval"
+                f"{said_en}. {hint_en}",
+            )
+        )
+    # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'
+    # (three sentences at most).
+    watches, watches_en = _failing_said(failing, names)
+    if running:
+        more = "多" if storm else ""  # after a storm: "500 多个"
+        more_en = " or more" if more else ""
+        alerts = f"{counted(len(running), 'alert', 'alerts')}{more_en}"
+        also, also_en = (f"，还有 {watches}", f", and {watches_en}") if failing else ("", "")
+        if waiting:
+            parts.append(
+                say(
+                    f"另有 {len(running)} {more}个告警正在自动处理{also}。",
+                    f"Plus {alerts} handled automatically{also_en}.",
+                )
+            )
+        else:  # nothing before it to be "besides"
+            being = "is" if len(running) == 1 and not more else "are"
+            parts.append(
+                say(
+                    f"没有等你审批的修复，有 {len(running)} {more}个告警正在自动处理{also}。",
+                    f"No fixes wait for your approval; {alerts} {being} being handled"
+                    f" automatically{also_en}.",
+                )
+            )
+    elif failing and waiting:
+        parts.append(say(f"另有 {watches}。", f"Also, {watches_en}."))
+    elif failing:
+        parts.append(
+            say(
+                f"没有等你审批的修复，但有 {watches}。",
+                f"No fixes wait for your approval, but {watches_en}.",
+            )
+        )
+    return "".join(parts).strip()
+
+
+def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
+    """The watches failing now, counted, with ``most`` names at most, in Chinese and English."""
+    names = list(dict.fromkeys(_task_said(task) for task in tasks))  # two unnamed: one word
+    shown, more = names[:most], len(names) > most
+    keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
+    listed, listed_en = (
+        (
+            f"：{'、'.join(shown)}{' 等' if more else ''}",
+            f": {', '.join(shown)}{' and more' if more else ''}",
+        )
+        if shown
+        else ("", "")
+    )
+    return (
+        f"{len(tasks)} 个监控一直检查失败{listed}",
+        f"{counted(len(tasks), 'watch', 'watches')} {keeps} checks{listed_en}",
+    )
+
+
+async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
+    """The named task's state and checks."""
+
+    async def work(state: AppState, user: str) -> str:
+        tasks = state.tasks
+        # Every task: a name is only found among the tasks it is compared with.
+        task, question = pick_task(list(await tasks.list(user)), name, english.get())
+        if task is None:
+            return question
+        status = await tasks.get(user, task.task_id, within=worker_time())
+        said = sentences.STATE_WORDS.get(status.state.value, status.state.value)
+        said_en = sentences.STATE_WORDS_EN.get(status.state.value, status.state.value)
+        async with state.db.session() as session:
+            # A watch failing its checks now (as what_needs_me tells it) runs all the same.
+            failing = await EventRepository(session).failing_pages(user=user, task=task.task_id)
+        but, but_en = ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")
+        times = counted(status.checks, "time", "times")
+        # Only a watch checks something: a reminder, a digest or the briefing runs.
+        done, done_en = (
+            ("已检查", f"checked {times}")
+            if task.kind in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
+            else ("已执行", f"run {times} so far")
+        )
+        return say(
+            f"{task_label(task)}{said}，{done} {status.checks} 次{but}。",
+            f"{task_label(task, english=True)} {said_en}, {done_en}{but_en}.",
+        )
+
+    return await answer(ctx, speaker, work)
+
+
+async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
+    async def work(state: AppState, user: str) -> str:
+        tasks = state.tasks
+        task, question = pick_task(list(await tasks.list(user)), name, english.get())
+        if task is None:
+            return question
+        label_en = task_label(task, english=True)
+        if pause:
+            await tasks.pause(user, task.task_id)
+            return say(f"好的，{task_label(task)}已暂停。", f"OK, {label_en} is paused.")
+        await tasks.resume(user, task.task_id)
+        return say(f"好的，{task_label(task)}已恢复运行。", f"OK, {label_en} is running again.")
+
+    return await answer(ctx, speaker, work)
+
+
+async def pause_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
+    """Pause the named task."""
+    return await _control(ctx, name, True, speaker)
+
+
+async def resume_task(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
+    """Resume the named task."""
+    return await _control(ctx, name, False, speaker)
+
+
+async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
+    """How many TKE clusters run, and which do not."""
+
+    async def work(state: AppState, _: str) -> str:
+        cloud = state.cloud
+        if not cloud.configured:
+            return say(
+                "还没有配置腾讯云账号，我看不到集群。",
+                "No Tencent Cloud account is set up, so I can't see any clusters.",
+            )
+        try:
+            # The SDK waits 30 s for an answer, a voice client 10: a silent endpoint is named
+            # before the call's budget runs out (and is said as this system being slow).
+            async with asyncio.timeout(left()):
+                clusters = await list_clusters(cloud)
+        except TimeoutError:
+            return say(
+                "腾讯云没有及时回应，看不到集群状况，请稍后再问。",
+                "Tencent Cloud did not answer in time, so I can't see the clusters."
+                " Please ask again later.",
+            )
+        except TencentClockError:
+            return say(
+                "这台机器的时钟和腾讯云相差超过五分钟，请求都被拒绝了。请校准系统时间。",
+                "This machine's clock is more than five minutes off Tencent Cloud's, so every"
+                " request is refused. Please set the system time right.",
+            )
+        except TencentAuthError:
+            # Asking again later cannot help: the keys or their CAM policy must change.
+            return say(
+                "腾讯云拒绝了配置的密钥，看不到集群。请检查 API 密钥和它的访问策略。",
+                "Tencent Cloud refused the configured keys, so I can't see the clusters."
+                " Please check the API keys and their access policy.",
+            )
+        except TencentRetryableError:
+            return say(
+                "暂时连不上腾讯云，看不到集群状况，请稍后再问。",
+                "I can't reach Tencent Cloud right now. Please ask again later.",
+            )
+        except TencentCloudError as exc:
+            # Refused for good (a region out of format or not served, the account's state):
+            # asking later answers the same. The API's words stay in the log.
+            log.info("cluster_health refused: %s", exc)
+            return say(
+                "腾讯云拒绝了查询集群的请求，稍后再问也一样。请检查腾讯云的配置，比如地域。",
+                "Tencent Cloud refused the cluster query, and asking later won't change that."
+                " Please check the Tencent Cloud settings, such as the region.",
+            )
+        if not clusters:
+            return say("这个账号下没有容器集群。", "This account has no container clusters.")
+        bad = [c for c in clusters if c.status.lower() != "running"]
+        if not bad:
+            if len(clusters) == 1:  # not "all 1 clusters"
+                return say("唯一的集群在正常运行。", "The cluster is running normally.")
+            return say(
+                f"{len(clusters)} 个集群都在正常运行。",
+                f"All {len(clusters)} clusters are running normally.",
+            )
+        names = "、".join(spoken_name(c.name) for c in bad[:3])
+        return say(
+            f"{len(clusters)} 个集群里有 {len(bad)} 个不正常：{names}。",
+            f"Unhealthy clusters, {len(bad)} of {len(clusters)}: {names.replace('、', ', ')}.",
+        )
+
+    return await answer(ctx, speaker, work)
+
+
+_ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "watch.breach")
+
+
+def _task_said(task_id: str) -> str:
+    kind, _, name = task_id.rpartition("/")
+    if re.fullmatch(r"[0-9a-f]{12}", name):
+        if english.get():
+            return sentences.KIND_WORDS_EN.get(kind.split("/", 1)[0], "an unnamed task")
+        return sentences.KIND_WORDS.get(kind.split("/", 1)[0], "未命名任务")
+    return spoken_name(name) or say("未知任务", "an unknown task")
+
+
+def _span_said(hours: int) -> tuple[str, str]:
+    """The span as said back, in Chinese and English: whole days (two or more) in days, as a
+    person says them ("这一周" is "最近 7 天", not "168 小时"), else in hours."""
+    if hours >= 48 and hours % 24 == 0:
+        days = hours // 24
+        return ("两天" if days == 2 else f" {days} 天"), f"{days} days"
+    return f" {hours} 小时", "hour" if hours == 1 else f"{hours} hours"
+
+
+async def recent_errors(
+    ctx: Context[Any, Any],
+    hours: Span = 24,
+    speaker: Spoken = None,
+) -> str:
+    """The user's tasks' errors of the last ``hours``, by task."""
+
+    async def work(state: AppState, user: str) -> str:
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        async with state.db.session() as session:
+            counts = await EventRepository(session).count_by_task(
+                user=user, kinds=_ERROR_KINDS, since=since
+            )
+        zh, en = _span_said(hours)
+        if not counts:
+            return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
+        by_task: Counter[str] = Counter()
+        for task, count in counts.items():
+            by_task[_task_said(task or "")] += count
+        top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        named = "、".join(f"{label} {count} 次" for label, count in top)
+        named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
+        return say(
+            f"最近{zh}有 {by_task.total()} 个错误，主要是：{named}。",
+            f"{counted(by_task.total(), 'error', 'errors')} in the last {en}, mostly: {named_en}.",
+        )
+
+    return await answer(ctx, speaker, work)
