@@ -70,6 +70,7 @@ from ambient.remediation.storage import (
     BreakerRepository,
     RemediationRepository,
     append_entry,
+    as_asked,
     read_audit_keys,
 )
 from ambient.remediation.triage import unresolved_alarms
@@ -404,7 +405,9 @@ class RemediationActivities:
 
     @activity.defn
     async def audit_remediation(self, entry: AuditEntry) -> AuditEntry:
+        """The entry as written: a name only a Temporal message gave, as not verified."""
         async with self._db.writing() as session:
+            entry = await as_asked(session, entry)
             await append_entry(session, entry, entry.action, entry.detail, entry.actor)
         return entry
 

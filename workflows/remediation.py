@@ -405,10 +405,16 @@ class GradedRemediationWorkflow(RemediationSafety):
     # --- endings ------------------------------------------------------------------------
 
     async def _abort(self, aborted: AbortInput) -> Outcome:
-        self._ended(aborted_by(aborted))
-        await self._audit(
-            f"{self.run_key}/abort", "aborted", aborted.model_dump(), actor=aborted.by
+        # Anyone with the Temporal Web UI can signal an abort in any name: the name is the
+        # sender's only where a door checked that user and recorded the request ("abort").
+        entry = await self._audit(
+            f"{self.run_key}/abort",
+            "aborted",
+            aborted.model_dump(),
+            actor=aborted.by,
+            asked="abort",
         )
+        self._ended(aborted_by(aborted, verified=entry.actor == aborted.by))
         await self._finish("aborted")
         return "stop"
 

@@ -224,11 +224,25 @@ class RemediationRecords:
         )
 
     async def _audit(
-        self, key: str, action: str, detail: dict[str, Any], *, actor: str = "remediation"
-    ) -> None:
-        await self._act(
+        self,
+        key: str,
+        action: str,
+        detail: dict[str, Any],
+        *,
+        actor: str = "remediation",
+        asked: str | None = None,
+    ) -> AuditEntry:
+        """The record as written (``actor`` as not verified when no door recorded it ``asked``)."""
+        return await self._act(
             RemediationActivities.audit_remediation,
-            AuditEntry(run_key=self.run_key, key=key, actor=actor, action=action, detail=detail),
+            AuditEntry(
+                run_key=self.run_key,
+                key=key,
+                actor=actor,
+                action=action,
+                detail=detail,
+                asked=asked,
+            ),
             retry=RECORD_RETRY,
         )
 

@@ -29,11 +29,13 @@ class BriefingError(Exception):
 
 
 class InvalidBriefingError(BriefingError):
-    """The request was invalid; nothing changed. ``field`` names the offending field."""
+    """The request was invalid; nothing changed. ``field`` names the offending field,
+    ``given`` the value refused there (echoed as FastAPI's 422s do)."""
 
-    def __init__(self, message: str | Refusal, field: str | None = None) -> None:
+    def __init__(self, message: str | Refusal, field: str | None = None, given: Any = None) -> None:
         super().__init__(message)
         self.field = field or field_of(str(message))
+        self.given = given
 
 
 class BriefingReplacedError(BriefingError):
@@ -53,13 +55,13 @@ def parse_config(config: dict[str, Any]) -> BriefingConfig:
     try:
         return BriefingConfig.model_validate(config)
     except ValidationError as exc:
-        raise invalid_config(field_errors(exc)) from None
+        raise invalid_config(field_errors(exc), exc.errors()[0]["input"]) from None
 
 
-def invalid_config(errors: Sequence[Refused]) -> InvalidBriefingError:
+def invalid_config(errors: Sequence[Refused], given: Any = None) -> InvalidBriefingError:
     problems = "; ".join(field_problems(errors))
     first = ".".join(str(part) for part in errors[0][0])
-    return InvalidBriefingError(f"invalid briefing config — {problems}", first)
+    return InvalidBriefingError(f"invalid briefing config — {problems}", first, given)
 
 
 def field_of(message: str) -> str | None:

@@ -122,7 +122,7 @@ class BriefingService(Greeting):
             check_destinations(config, self.settings)
         except ConfigError as exc:
             errors = [(location[1:], message) for location, message in exc.errors]  # no "config."
-            raise invalid_config(errors) from None
+            raise invalid_config(errors, exc.inputs[0]) from None
         for _ in range(2):
             try:
                 return await self._start(user, config)

@@ -178,6 +178,10 @@ class AuditEntry(Keyed):
     actor: str
     action: str
     detail: dict[str, Any] = Field(default_factory=dict)
+    # What a person asked for through a Temporal message, whose name the message only claims
+    # (a Web UI signal carries no identity): the action under which a door recorded that user
+    # asking, in this run. None: the actor is the product's own.
+    asked: str | None = None
 
 
 class HandOverInput(Keyed):
@@ -318,8 +322,22 @@ def resolved_at(rung: Rung) -> Refusal:
     return Refusal("resolved at rung %(rung)s (%(name)s)", rung=int(rung), name=rung.name.lower())
 
 
-def aborted_by(aborted: AbortInput) -> Refusal:
-    """An aborted run's outcome: who, and their reason when they gave one."""
+def aborted_by(aborted: AbortInput, verified: bool = True) -> Refusal:
+    """An aborted run's outcome: who (or the name an abort sent in Temporal gave), and their
+    reason when they gave one."""
+    if not verified and aborted.reason:
+        return Refusal(
+            "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
+            "gave the name %(by)s): %(reason)s",
+            by=repr(aborted.by),
+            reason=aborted.reason,
+        )
+    if not verified:
+        return Refusal(
+            "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
+            "gave the name %(by)s)",
+            by=repr(aborted.by),
+        )
     if aborted.reason:
         return Refusal("aborted by %(by)s: %(reason)s", by=aborted.by, reason=aborted.reason)
     return Refusal("aborted by %(by)s", by=aborted.by)

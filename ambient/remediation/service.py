@@ -250,6 +250,13 @@ class RemediationService(RemediationReads):
         description = await handle.describe()
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise await self._ended(rid, status)
+        # The request as checked, before it is sent: the run records the name its abort gives
+        # as the sender's only when it finds this (a Web UI signal can give any name).
+        async with self.db.session() as session:
+            await AuditRepository(session).append(
+                actor=user, action="abort", subject=status.run_key, detail={"reason": reason}
+            )
+            await session.commit()
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
         return await self._status(rid, description)
 

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, Keyed
+from ambient.remediation.runs import FINAL_STATES, AuditEntry, Keyed
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
@@ -210,6 +210,25 @@ async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     for record in await session.scalars(query):
         read.setdefault((record.action, record.detail.get("key")), record)
     session.info.setdefault(_READ, {})[subject] = read
+
+
+# The actor of what a Temporal message asked for with no door's record of that user asking
+# (sent from the Web UI or a Temporal client by hand): no user name can spell it.
+UNVERIFIED = "Temporal (sender not verified)"
+
+
+async def as_asked(session: AsyncSession, entry: AuditEntry) -> AuditEntry:
+    """``entry`` under the user it names if a door recorded that user asking for it in this run
+    (with the same reason), else under UNVERIFIED, the name it gave kept as ``given_by``."""
+    if entry.asked is None:
+        return entry
+    asked = await AuditRepository(session).list(
+        subject=entry.run_key, action=entry.asked, actor=entry.actor
+    )
+    if any(row.detail.get("reason") == entry.detail.get("reason") for row in asked):
+        return entry
+    said = {**entry.detail, "given_by": entry.actor, "sender": "not verified: sent in Temporal"}
+    return entry.model_copy(update={"actor": UNVERIFIED, "detail": said})
 
 
 async def append_entry(

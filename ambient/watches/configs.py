@@ -155,15 +155,37 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
         return value
     # Pages are matched with their whitespace collapsed: spaces around a word are no part of
     # it, and " " alone would match every line that has two words.
-    if shows_nothing(value):
+    if value.isspace():
         raise ValueError("a keyword of only spaces matches every line: write a word or phrase")
+    if shows_nothing(value):
+        raise Refusal(
+            "a keyword of only invisible characters (%(codes)s) matches nothing a person "
+            "reads on a page: write a word or phrase",
+            codes=" ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(value) if not c.isspace()),
+        )
     return value.strip()
 
 
+# What a person sees nothing of: controls and format characters (Cc, Cf: U+200B, U+FEFF),
+# separators (Zs, Zl, Zp) and combining marks with no letter to sit on (Mn: U+034F); with
+# the letters and symbols fonts draw blank (the Hangul fillers, the braille blank) and the
+# code points Unicode keeps ignorable before they are assigned (Default_Ignorable_Code_Point).
+_UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn"})
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _unseen(c: str) -> bool:
+    if c in _BLANK or unicodedata.category(c) in _UNSEEN:
+        return True
+    return unicodedata.category(c) == "Cn" and (
+        c == "\u2065" or "\ufff0" <= c <= "\ufff8" or "\U000e0000" <= c <= "\U000e0fff"
+    )
+
+
 def shows_nothing(text: str) -> bool:
-    """Whether ``text`` is only whitespace and invisible format characters (U+200B, U+FEFF):
-    what a person reads of it is nothing."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    """Whether ``text`` is only characters a person sees nothing of (spaces, U+200B, U+3164,
+    U+2800, a lone combining mark)."""
+    return all(_unseen(c) for c in text)
 
 
 def _check_ignore_pattern(value: str) -> str:

@@ -67,7 +67,7 @@ def http_error(exc: BriefingError, where: str = "body") -> HTTPException | Reque
     if isinstance(exc, InvalidBriefingError):
         # A list item by its index, as FastAPI names one: ["body", "news_urls", 0].
         loc = [int(p) if p.isdigit() else p for p in exc.field.split(".")] if exc.field else []
-        return unprocessable((loc, str(exc)), where=where)
+        return unprocessable((loc, str(exc)), where=where, given=exc.given)
     return refusal(exc, STATUSES)
 
 

@@ -110,7 +110,27 @@ BAD = [
         "keyword of invisible characters",
         {"urls": [PAGE], "keywords": ["\u200b\ufeff"]},
         ("config", "keywords", 0),
-        "a keyword of only spaces",
+        "a keyword of only invisible characters (U+200B U+FEFF) matches nothing",
+    ),
+    # Letters and symbols drawn blank, and a combining mark with nothing to sit on, were taken
+    # as keywords (they are no format characters, and strip() keeps them): a watch that never
+    # told of a change. The form's strip() keeps them too, so it says so with its label.
+    *(
+        Bad(
+            f"keyword of {name}",
+            {"urls": [PAGE], "keywords": [keyword]},
+            ("config", "keywords", 0),
+            f"a keyword of only invisible characters ({codes}) matches nothing",
+            form={"urls": PAGE, "keywords": keyword},
+            label="Keywords, line 1",
+        )
+        for name, keyword, codes in (
+            ("a Hangul filler", "\u3164", "U+3164"),
+            ("the braille blank", "\u2800", "U+2800"),
+            ("a lone combining grapheme joiner", "\u034f", "U+034F"),
+            ("the Hangul jamo and halfwidth fillers", "\u115f\u1160\uffa0", "U+115F U+1160 U+FFA0"),
+            ("joiners and marks", "\u180e\u200d\u2060\u2064", "U+180E U+200D U+2060 U+2064"),
+        )
     ),
     Bad(
         # A trailing "|" matched the empty text, so every new line of every page was a hit.
@@ -310,6 +330,48 @@ async def test_every_door_refuses_an_overlong_task_id_by_name_without_quoting_it
 
     code, output = await doors.cli("task", "delete", huge[:30_000], "--user", doors.me)
     assert code != 0 and "task_id: at most 255 characters" in output and len(output) < 300
+
+
+async def test_every_door_refuses_a_news_category_that_shows_nothing_and_creates_nothing(
+    doors: Doors,
+) -> None:
+    # A category is a keyword of a digest's pages: one of a Hangul filler or the braille blank
+    # kept no news, and the digest (or the briefing's news) was sent empty every morning.
+    digest = {"news_urls": [PAGE], "categories": ["AI", "\u3164"]}
+    says = "config.categories.1: a keyword of only invisible characters (U+3164) matches nothing"
+    async with doors.mcp() as mcp:
+        result = await mcp.call_tool(
+            "create_background_task", {"type": "news_digest", "config": digest}
+        )
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        assert result.is_error and says in text, text
+        result = await mcp.call_tool("create_daily_briefing", {"categories": ["\u2800"]})
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        assert (
+            result.is_error
+            and "categories.0: a keyword of only invisible characters (U+2800)" in text
+        ), text
+
+    answer = await doors.http.post("/tasks", json={"type": "news_digest", "config": digest})
+    assert answer.status_code == 422, answer.text
+    (detail,) = answer.json()["detail"]
+    assert detail["loc"] == ["body", "config", "categories", 1], detail
+    assert detail["input"] == "\u3164" and "(U+3164) matches nothing" in detail["msg"], detail
+    answer = await doors.http.post("/briefings/daily", json={"categories": ["\u2800"]})
+    assert answer.status_code == 422, answer.text
+    (detail,) = answer.json()["detail"]
+    assert detail["loc"] == ["body", "categories", 0], detail
+    assert detail["input"] == "\u2800" and "(U+2800) matches nothing" in detail["msg"], detail
+
+    code, output = await doors.cli(
+        "task", "create", "news_digest", "--config", json.dumps(digest), "--user", doors.me
+    )
+    assert code == 1 and says in " ".join(output.split()), output
+
+    assert list(await doors.service.list(doors.me)) == []
+    with pytest.raises(RPCError) as missing:
+        await doors.service.client.get_workflow_handle(f"daily-briefing/{doors.me}").describe()
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
 
 
 async def test_every_door_refuses_a_reminder_of_only_spaces(doors: Doors) -> None:

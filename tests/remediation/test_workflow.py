@@ -34,7 +34,7 @@ from ambient.remediation.runs import (
     RemediationInput,
     RemediationStatus,
 )
-from ambient.remediation.storage import BreakerRepository, RemediationRepository
+from ambient.remediation.storage import UNVERIFIED, BreakerRepository, RemediationRepository
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
@@ -668,12 +668,16 @@ async def test_abort_stops_during_the_settle_timer(
         await save_history(handle, "graded_remediation_aborted")
 
     assert status.state == "aborted"
-    assert status.outcome == "aborted by lead: on it"
+    # Signalled in Temporal, not through a door that checked "lead": the name is only a claim.
+    assert status.outcome == (
+        "aborted in Temporal, not through ambient-ops: the sender is not verified (it gave the "
+        "name 'lead'): on it"
+    )
     assert [a.rung for a in status.attempts] == [Rung.RESTART] and site.reads == 0
     async with deps.db.session() as session:
         records = await AuditRepository(session).list(subject=status.run_key, action="aborted")
         assert await BroadcastRepository(session).pending(USER) == []
-    assert [r.actor for r in records] == ["lead"]
+    assert [(r.actor, r.detail["given_by"]) for r in records] == [(UNVERIFIED, "lead")]
 
 
 class RecordingExecutor(DryRunExecutor):

@@ -188,6 +188,31 @@ def test_a_digest_category_is_checked_as_the_keyword_it_is(model: type[BaseModel
     assert run.config.categories == ["re:[", " "]  # a stored digest reads as it ran
 
 
+# Each is drawn as nothing: format characters and joiners (Cf), a lone combining mark (Mn),
+# the Hangul fillers and the braille blank (letters and a symbol fonts draw blank), the Khmer
+# inherent vowels, and unassigned code points Unicode keeps ignorable.
+UNSEEN = (
+    "\u3164 \u115f \u1160 \uffa0 \u2800 \u034f \u180e \u200b \u200c \u200d \u200e \u200f "
+    "\u2060 \u2061 \u2062 \u2063 \u2064 \ufeff \u00ad \u17b4 \ufe0f \u2065 \ufff0 \U000e0001"
+).split()
+
+
+@pytest.mark.parametrize("model", [WebMonitorConfig, NewsDigestConfig, BriefingConfig])
+def test_a_keyword_or_category_nobody_can_see_is_refused_and_one_with_a_letter_is_kept(
+    model: type[BaseModel],
+) -> None:
+    field = "keywords" if model is WebMonitorConfig else "categories"
+    pages = WEB if model is WebMonitorConfig else {"news_urls": ["https://example.com/news"]}
+    for word in [*UNSEEN, " \u3164\u2800 ", "\u200b" * 3]:
+        ((where, said),) = refused(model, pages | {field: ["AI", word]})
+        codes = " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(word.strip()))
+        assert where == f"{field}.1", word
+        assert f"a keyword of only invisible characters ({codes}) matches nothing" in said, word
+    # A letter (Thai, decomposed, after a filler) is something to read: kept as written.
+    seen = ["\u0e01", "e\u0301", "\u3164AI", "数据库"]
+    assert getattr(model.model_validate(pages | {field: seen}), field) == seen
+
+
 def test_a_stored_monitor_checks_a_page_listed_twice_once() -> None:
     urls = ["https://example.com/", "https://example.org/", "https://example.com"]
     run = decoded(

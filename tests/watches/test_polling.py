@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -258,6 +258,27 @@ async def test_pause_update_trigger_and_stop_take_effect_without_waiting_for_the
     results = await poll_results(handle)
     assert all(r.ended in ("first", "control") for r in results)
     assert final.state == "stopped" and final.config["urls"] == [f"{base}/b"]
+
+
+async def test_an_update_sent_in_temporal_with_a_keyword_nobody_can_see_is_rejected(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    # The Web UI's "update_config" is a door too: its validator reads the config by the same
+    # rules as the service, so a keyword of a Hangul filler is refused there and never recorded.
+    state, base = site
+    state.pages["/a"] = article("Page A.")
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, fast([f"{base}/a"], keywords=["AI"]))
+        await until(lambda: _checks(handle, 1))
+        update = {"urls": [f"{base}/a"], "check_interval_minutes": 1, "keywords": ["\u3164"]}
+        with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            await handle.execute_update("update_config", update)
+        said = str(rejected.value.cause)
+        assert "a keyword of only invisible characters (U+3164) matches nothing" in said, said
+        kept = await status(handle)
+        await handle.signal("stop")
+        await handle.result()
+    assert kept.config["keywords"] == ["AI"]
 
 
 async def test_a_watch_terminated_under_its_poll_stops_fetching_within_a_look(

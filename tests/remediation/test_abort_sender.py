@@ -1,0 +1,162 @@
+"""Who aborted a remediation: the user a door checked, or — for an abort signalled in Temporal
+by hand (the Web UI's signals carry no identity) — a sender the audit says is not verified,
+whatever name the signal gave."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import unquote
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
+
+from ambient.cli import app as cli
+from ambient.deps import WorkerDeps
+from ambient.remediation.runs import AbortInput
+from ambient.remediation.service import RemediationService
+from ambient.remediation.storage import UNVERIFIED
+from ambient.storage.audit import AuditRepository
+from ambient.wiring import AppState
+from api.app import create_app
+from tests.briefing.harness import eventually
+from tests.conftest import unique
+from tests.remediation.support import (
+    add_user,
+    alert,
+    new_token,
+    remediation_settings,
+    remediations_on_dev,
+)
+from tests.remediation.test_tools import call, error_of, mcp
+from tests.support.pages import signed_in
+from tests.support.servers import HANG, serve
+from workflows.remediation import GradedRemediationWorkflow
+
+# How each door tells a user who may not steer the run that it is none of theirs.
+NOT_YOURS = {
+    "mcp": "no remediation '{rid}' among yours",
+    "api": '404 {{"detail":"no remediation \'{rid}\' among yours',
+    "form": "That remediation is not one of yours",
+    "cli": "no remediation '{rid}' among yours",
+}
+DOORS = tuple(NOT_YOURS)
+
+
+async def _waiting(remediations: RemediationService, user: str, rid: str) -> bool:
+    return (await remediations.get(user, rid)).state == "waiting_approval"
+
+
+async def _aborted(remediations: RemediationService, user: str, rid: str) -> bool:
+    return (await remediations.get(user, rid)).state == "aborted"
+
+
+async def test_an_abort_signalled_in_temporal_is_recorded_as_not_verified_not_as_its_name(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The Web UI's "Send a signal" with {"by": "<the owner>"} was audited as the owner's abort,
+    # and the run's outcome said "aborted by <owner>": any name could be given.
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("own")
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        rid = (await remediations.start(owner, alert(url, workload=owner))).remediation_id
+        await eventually(lambda: _waiting(remediations, owner, rid), f"{rid} waits")
+        handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=owner, reason="stop it"))
+        status = await handle.result()
+        view = await remediations.get(owner, rid)
+
+    assert status.state == "aborted"
+    assert (
+        status.outcome
+        == view.outcome
+        == (
+            "aborted in Temporal, not through ambient-ops: the sender is not verified (it gave the "
+            f"name {owner!r}): stop it"
+        )
+    )
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=status.run_key)
+    assert [r.action for r in rows if r.action.startswith("abort")] == ["aborted"]
+    (aborted,) = [r for r in rows if r.action == "aborted"]
+    assert aborted.actor == UNVERIFIED
+    assert aborted.detail["given_by"] == owner and aborted.detail["reason"] == "stop it"
+    assert aborted.detail["sender"] == "not verified: sent in Temporal"
+
+
+async def test_every_door_checks_the_caller_and_records_the_abort_under_that_user(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, stranger = unique("own"), unique("stranger")
+    await add_user(deps, owner)
+    await add_user(deps, stranger, permission="execute")
+    tokens = {name: await new_token(deps, name) for name in (owner, stranger)}
+    async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
+        rids = {}
+        for door in DOORS:
+            started = await remediations.start(owner, alert(url, workload=f"{owner}-{door}"))
+            rids[door] = started.remediation_id
+        for rid in rids.values():
+            await eventually(lambda rid=rid: _waiting(remediations, owner, rid), f"{rid} waits")
+        state = AppState(
+            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+        )
+        env = {
+            "AMBIENT_DATA_DIR": str(settings.data_dir),
+            "AMBIENT_TEMPORAL_ADDRESS": settings.temporal_address,
+            "AMBIENT_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        }
+
+        async def by_mcp(user: str, rid: str) -> str:
+            async with mcp(state, user=user) as client:
+                if user == stranger:
+                    return await error_of(client, "abort_remediation", remediation_id=rid)
+                await call(client, "abort_remediation", remediation_id=rid, reason="via mcp")
+                return ""
+
+        async def by_api(user: str, rid: str) -> str:
+            async with (
+                serve(create_app(settings)) as base,
+                httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+            ):
+                answer = await http.post(
+                    f"/remediations/{rid.removeprefix('remediation/')}/abort",
+                    json={"reason": "via api"},
+                    headers={"Authorization": f"Bearer {tokens[user]}"},
+                )
+            return "" if answer.status_code == 200 else f"{answer.status_code} {answer.text}"
+
+        async def by_form(user: str, rid: str) -> str:
+            async with signed_in(settings, tokens[user], f"/app/remediation?id={rid}") as http:
+                answer = await http.post(
+                    "/app/remediation/action",
+                    data={"remediation_id": rid, "action": "abort", "reason": "via form"},
+                )
+            assert answer.status_code == 303, answer.text
+            said = unquote(answer.headers["location"].partition("msg=")[2])
+            return "" if said == "Abort requested" else said
+
+        async def by_cli(user: str, rid: str) -> str:
+            args = ["remediation", "abort", rid, "--user", user, "--reason", "via cli"]
+            result = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+            return "" if result.exit_code == 0 else " ".join(result.output.split())
+
+        doors = {"mcp": by_mcp, "api": by_api, "form": by_form, "cli": by_cli}
+        for door, rid in rids.items():
+            # A user who may not steer the run is refused at every door, the run left waiting.
+            refused = await doors[door](stranger, rid)
+            assert NOT_YOURS[door].format(rid=rid) in refused, (door, refused)
+            assert await _waiting(remediations, owner, rid), door
+            assert await doors[door](owner, rid) == "", door
+        for rid in rids.values():
+            await eventually(lambda rid=rid: _aborted(remediations, owner, rid), f"{rid} ends")
+        views = {door: await remediations.get(owner, rid) for door, rid in rids.items()}
+
+    for door, view in views.items():
+        assert view.outcome == f"aborted by {owner}: via {door}", view.outcome
+        async with deps.db.session() as session:
+            rows = await AuditRepository(session).list(subject=view.run_key)
+        steps = [(r.action, r.actor) for r in rows if r.action.startswith("abort")]
+        assert steps == [("abort", owner), ("aborted", owner)], (door, steps)
