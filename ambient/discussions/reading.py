@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, select
+from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
@@ -33,6 +33,7 @@ from ambient.discussions.views import (
     discussion_view,
 )
 from ambient.domain.configs import NUL_REFUSED, holds_nul
+from ambient.render import markdown_literal
 from ambient.storage.models import (
     MAX_ID,
     Base,
@@ -118,8 +119,14 @@ class DiscussionReads(DiscussionAccess):
                 .join(Discussion, Discussion.id == DiscussionMessage.discussion_id)
                 .where(
                     # autoescape: a '%' or '_' in the keyword is a character to find, not a
-                    # LIKE wildcard that matches every message.
-                    DiscussionMessage.content.icontains(words, autoescape=True),
+                    # LIKE wildcard that matches every message. Our agents' posts are markdown
+                    # with the words they quote escaped: those are found as written too.
+                    or_(
+                        *(
+                            DiscussionMessage.content.icontains(said, autoescape=True)
+                            for said in (words, markdown_literal(words))
+                        )
+                    ),
                     await self._visible(session, user),
                 )
             )
