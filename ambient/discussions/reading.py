@@ -113,20 +113,16 @@ class DiscussionReads(DiscussionAccess):
             raise InvalidDiscussionError("keyword: a word or phrase of 1-200 characters")
         if holds_nul(words):  # PostgreSQL refuses the query itself; no message holds one
             raise InvalidDiscussionError(f"keyword: {NUL_REFUSED}")
+        # As written, or as our agents' posts quote it (markdown, escaped).
+        said = (words, markdown_literal(words))
         async with self.db.session() as session:
             matching = (
                 select(DiscussionMessage)
                 .join(Discussion, Discussion.id == DiscussionMessage.discussion_id)
                 .where(
                     # autoescape: a '%' or '_' in the keyword is a character to find, not a
-                    # LIKE wildcard that matches every message. Our agents' posts are markdown
-                    # with the words they quote escaped: those are found as written too.
-                    or_(
-                        *(
-                            DiscussionMessage.content.icontains(said, autoescape=True)
-                            for said in (words, markdown_literal(words))
-                        )
-                    ),
+                    # LIKE wildcard that matches every message.
+                    or_(*(DiscussionMessage.content.icontains(w, autoescape=True) for w in said)),
                     await self._visible(session, user),
                 )
             )
