@@ -67,9 +67,17 @@ def markdown_html(text: str) -> str:
 
 
 _MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]"})
+# An escape, outside code (fenced or inline): in code a backslash is itself, as markdown has it.
+_ESCAPED = re.compile(r"(```.*?```|`[^`]*`)|\\([\\`*_\[\]])", re.S)
 
 
 def markdown_literal(text: str) -> str:
     """Text shown as it is inside markdown: log templates like `timeout after <*> ms` must
     not turn into emphasis or links."""
     return text.translate(_MARKDOWN_SPECIALS)
+
+
+def markdown_plain(text: str) -> str:
+    """A markdown body as plain channels show it (email's text, a webhook, the inbox): what
+    ``markdown_literal`` escaped, as it was written."""
+    return _ESCAPED.sub(lambda found: found[1] or found[2], text)

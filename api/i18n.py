@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 
 from ambient.domain.users import Language
+from ambient.render import markdown_plain
 
 LOCALE = Path(__file__).resolve().parent / "locale"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -104,4 +105,5 @@ def templates(language: Language) -> Jinja2Templates:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = language.value
     env.filters["local"] = local_time
+    env.filters["plain"] = markdown_plain  # a markdown text shown as plain text
     return Jinja2Templates(env=env)

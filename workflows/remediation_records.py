@@ -274,7 +274,7 @@ class RemediationRecords:
                 AgentPost(
                     agent_id="remediation",
                     topic=f"Remediation of {self.alert.service}",
-                    content=content,
+                    content=markdown_literal(content),  # markdown: its words shown as written
                     subject=self.remediation_id,
                     tags=tags,
                     message_id=remediation_post_id(key),

@@ -410,11 +410,10 @@ def _many(count: int, one: str, more: str) -> str:
     return f"{count} {one if count == 1 else more}"
 
 
-def summary_markdown(content: BriefingContent, link: str, *, literal: bool = False) -> str:
-    """The WeCom / DingTalk card: headline, four lists, link (``literal``: escaped, for HTML)."""
+def summary_markdown(content: BriefingContent, link: str) -> str:
+    """The WeCom / DingTalk card: headline, four lists, link (their texts shown as written)."""
     zh = content.language == "zh"
-    text = markdown_literal if literal else str
-    lines = [f"**{text(content.headline)}**", ""]
+    lines = [f"**{markdown_literal(content.headline)}**", ""]
     sections = [
         ("发生了什么" if zh else "What happened", content.what_happened),
         ("需要关注" if zh else "Needs attention", content.needs_attention),
@@ -425,7 +424,7 @@ def summary_markdown(content: BriefingContent, link: str, *, literal: bool = Fal
         if items:
             # A blank line first: markdown starts a list only after one.
             lines += [f"**{title}**", ""]
-            lines += [f"- {text(item)}" for item in items]
+            lines += [f"- {markdown_literal(item)}" for item in items]
             lines.append("")
     lines.append(f"[{'完整报告' if zh else 'Full report'}]({link})")
     return "\n".join(lines)
@@ -440,7 +439,7 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
         if items:
             lines.extend(["", f"## {title}", *(f"- {item}" for item in items)])
 
-    lines.append(summary_markdown(content, "#templates", literal=True).rsplit("\n", 1)[0])
+    lines.append(summary_markdown(content, "#templates").rsplit("\n", 1)[0])
     lines += [f"*generated_by: {content.generated_by}*", ""]
     lines.append(f"## {'日志模板' if zh else 'Log templates'}")
     if inputs.top_templates:

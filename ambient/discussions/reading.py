@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, select
+from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
@@ -33,6 +33,7 @@ from ambient.discussions.views import (
     discussion_view,
 )
 from ambient.domain.configs import NUL_REFUSED, holds_nul
+from ambient.render import markdown_literal
 from ambient.storage.models import (
     MAX_ID,
     Base,
@@ -112,6 +113,8 @@ class DiscussionReads(DiscussionAccess):
             raise InvalidDiscussionError("keyword: a word or phrase of 1-200 characters")
         if holds_nul(words):  # PostgreSQL refuses the query itself; no message holds one
             raise InvalidDiscussionError(f"keyword: {NUL_REFUSED}")
+        # As written, or as our agents' posts quote it (markdown, escaped).
+        said = (words, markdown_literal(words))
         async with self.db.session() as session:
             matching = (
                 select(DiscussionMessage)
@@ -119,7 +122,7 @@ class DiscussionReads(DiscussionAccess):
                 .where(
                     # autoescape: a '%' or '_' in the keyword is a character to find, not a
                     # LIKE wildcard that matches every message.
-                    DiscussionMessage.content.icontains(words, autoescape=True),
+                    or_(*(DiscussionMessage.content.icontains(w, autoescape=True) for w in said)),
                     await self._visible(session, user),
                 )
             )

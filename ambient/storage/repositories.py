@@ -26,6 +26,7 @@ from ambient.domain.users import (
     briefing_times_refused,
 )
 from ambient.refusals import Refusal
+from ambient.render import markdown_plain
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import Database, Repository, given
 from ambient.storage.models import (
@@ -351,8 +352,9 @@ class EventRepository(Repository):
 def inbox_fields(message: Message) -> tuple[str, str, str | None]:
     """A message's (title, body, link) as the inbox stores them: a title or link longer than
     its column (a watched URL may be 2048 characters) is kept, not refused: the title cut with
-    an ellipsis, the link in the body."""
-    title, body, link = clipped(message.title, INBOX_TITLE), message.body, message.link
+    an ellipsis, the link in the body. The body is shown as plain text (``markdown_plain``)."""
+    title, link = clipped(message.title, INBOX_TITLE), message.link
+    body = markdown_plain(message.body)
     if link is not None and len(link) > INBOX_LINK:
         body, link = f"{body}\n\n{link}", None
     return title, body, link

@@ -323,7 +323,7 @@ async def index(request: Request, state: StateDep, user: MaybeUser) -> Response:
         request,
         "index.html",
         {
-            "status": report.public().model_dump(),
+            "status": report.public(),
             "open_registration": state.settings.open_registration,
         },
     )

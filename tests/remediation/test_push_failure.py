@@ -13,6 +13,7 @@ from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_workflow import audit_actions
+from tests.support.channels import pushed_everywhere
 from tests.support.deliveries import left_in_flight
 from tests.support.record import save_history
 from workflows.remediation import GradedRemediationWorkflow
@@ -69,34 +70,29 @@ async def test_a_remediations_pushes_are_filed_under_the_remediation(
     assert [(d.channel, d.status, d.kind) for d in mine] == [("inbox", "sent", "remediation")]
 
 
-async def test_a_hand_over_push_shows_the_alerts_metric_as_written(
+async def test_a_hand_over_push_shows_the_alerts_metric_as_written_on_every_channel(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """A metric name from an alert's JSON with markdown in it: the robot's markdown message
-    shows the name literally (no emphasis, no link the alert's sender put there)."""
-    from ambient.clients.notify.registry import build_channels
-    from tests.briefing.harness import make_user
-    from tests.notify.standins import WECOM_KEY, PushEndpoints
-    from tests.support.servers import serve
-
+    escapes it once (no emphasis, no link the alert's sender put there), and the plain
+    channels show it as written, with no escape in it."""
     remediation_settings(deps, remediation_approval_from_rung=0)
-    user = unique("ops")
-    bots = PushEndpoints()
     metric = "disk_`x`_*[docs](https://evil.example)*"
-    async with serve(bots.app()) as bot_base:
-        deps.settings = deps.settings.model_copy(update={"wecom_base_url": bot_base})
-        deps.channels = build_channels(deps.settings, deps.db, deps.http)
-        channels = [{"type": "wecom", "target": WECOM_KEY, "kinds": ["remediation"]}]
-        await make_user(deps.db, user, {"channels": channels})
-        status, _ = await _handed_over(ts_env, deps, user, metric)
+    async with pushed_everywhere(deps, unique("ops")) as pushed:
+        status, _ = await _handed_over(ts_env, deps, pushed.user, metric)
+        shown = await pushed.shown()
     assert status.state == "budget_exhausted"
-    [hand_over] = [
-        body["markdown"]["content"]
-        for _, body in bots.received
-        if "Needs a person" in body["markdown"]["content"]
-    ]
+    hand_overs = {
+        channel: [text for text in texts if "Needs a person" in text or "stopped:" in text]
+        for channel, texts in shown.items()
+    }
+    [robot] = hand_overs.pop("wecom")
     # What the group reads once WeCom renders it: the name, every character as sent.
-    assert markdown_literal(metric) in hand_over
+    assert markdown_literal(metric) in robot
+    assert markdown_literal(markdown_literal(metric)) not in robot
+    for channel, [text] in hand_overs.items():
+        assert f"Alert: {metric} on " in text, channel
+        assert "\\" not in text, channel
 
 
 async def _handed_over(

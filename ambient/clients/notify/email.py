@@ -14,7 +14,7 @@ import aiosmtplib
 
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
 from ambient.domain.notify import Message
-from ambient.render import markdown_html
+from ambient.render import markdown_html, markdown_plain
 
 
 @dataclass(repr=False)  # the SMTP password stays out of logs and tracebacks
@@ -41,8 +41,8 @@ class EmailChannel:
         # Stable per delivery: a resend after a crash carries the same id (clients thread it).
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         mail["Message-ID"] = f"<{digest}@ambient-ops>"
-        text = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
-        mail.set_content(text)
+        after = f"\n\n{message.link_to_add}" if message.link_to_add else ""
+        mail.set_content(markdown_plain(message.body) + after)
         html = message.html or markdown_html(message.body)
         if message.link_to_add and not message.html:
             link = escape(message.link_to_add)  # a watched page's URL may carry quotes and brackets

@@ -19,6 +19,7 @@ from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.http_errors import checked_destination, post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
+from ambient.render import markdown_plain
 
 KEPT = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # printable ASCII but %
 
@@ -48,7 +49,7 @@ class WebhookChannel:
                 "user": user,
                 "kind": message.kind,
                 "title": message.title,
-                "body": message.body,
+                "body": markdown_plain(message.body),
                 "link": message.link,
                 "idempotency_key": idempotency_key,
             },
