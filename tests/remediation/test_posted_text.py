@@ -16,7 +16,7 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.runs import AbortInput
 from ambient.render import markdown_literal
 from ambient.storage.models import DiscussionMessage
-from ambient.storage.repositories import UserRepository
+from ambient.storage.repositories import AuditRepository, UserRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, remediation_settings, state_reaches
 from tests.remediation.test_workflow import start
@@ -39,6 +39,15 @@ async def test_an_abort_reason_is_escaped_once_in_the_outcome_post_and_shown_as_
     ):
         handle = await start(ts_env, worker.task_queue, alert(url), user=owner)
         await state_reaches(ts_env, handle, ("waiting_approval",))
+        # As the service sends it: the checked request recorded first, so the name is trusted.
+        async with deps.db.session() as session:
+            await AuditRepository(session).append(
+                actor=owner,
+                action="abort",
+                subject=f"{handle.id}@{handle.result_run_id}",
+                detail={"reason": reason},
+            )
+            await session.commit()
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=owner, reason=reason))
         status = await handle.result()
     assert status.state == "aborted"
