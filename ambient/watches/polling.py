@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.domain.notify import Message, NotificationKind, Target
+from ambient.render import markdown_literal
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import Failure, UrlState
 
@@ -151,14 +152,18 @@ def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Messa
     url = str(payload.get("url", ""))
     if kind == "watch.failing":
         failures, error = payload.get("failures"), payload.get("error")
+        error = markdown_literal(str(error))
         title, body = f"Failing: {url}", f"{failures} checks in a row failed. Last error: {error}"
     elif kind == "watch.recovered":
         title, body = f"Recovered: {url}", "The page answers again."
     elif kind == "watch.hit":
         hits: dict[str, list[str]] = payload.get("hits") or {}
         title = f"Keyword hit on {url}"
+        # The page's words, shown as written (a markdown channel renders the body).
         body = "\n".join(
-            f"- **{keyword}**: {line}" for keyword, found in hits.items() for line in found
+            f"- **{markdown_literal(keyword)}**: {markdown_literal(line)}"
+            for keyword, found in hits.items()
+            for line in found
         )
     elif kind == "watch.change" and not keywords:
         # With keywords set, only hits are worth a message; plain changes stay events.

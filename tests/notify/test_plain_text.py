@@ -8,6 +8,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.notify import NotifyActivities
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import NotifyRequest, Target
+from ambient.render import markdown_literal
 from ambient.watches.polling import page_message
 from tests.conftest import unique
 from tests.support.channels import pushed_everywhere
@@ -36,3 +37,34 @@ async def test_a_changed_pages_excerpt_keeps_its_backslashes_on_every_channel(
         shown = await pushed.shown()
     for channel, [text] in shown.items():
         assert EXCERPT in text.splitlines(), channel
+
+
+HIT_LINE = "Price *dropped* to [¥99](https://shop.example) for `gpu_x`"
+
+
+async def test_a_keyword_hits_line_is_markdown_once_and_plain_as_the_page_wrote_it(
+    deps: WorkerDeps,
+) -> None:
+    message = page_message(
+        "watch.hit",
+        {"url": "https://a.example/", "hits": {"gpu_x": [HIT_LINE]}},
+        keywords=True,
+    )
+    assert message is not None
+    async with pushed_everywhere(deps, unique("hit")) as pushed:
+        notify = NotifyActivities(deps.db, deps.channels)
+        await ActivityEnvironment().run(
+            notify.notify,
+            NotifyRequest(
+                user=pushed.user,
+                message=message,
+                targets=[Target(type="inbox")],
+                idempotency_key=unique("hit"),
+            ),
+        )
+        shown = await pushed.shown()
+    # The robot renders markdown: the page's words must not turn into emphasis or a link.
+    [card] = shown.pop("wecom")
+    assert f"- **{markdown_literal('gpu_x')}**: {markdown_literal(HIT_LINE)}" in card.splitlines()
+    for channel, [text] in shown.items():
+        assert f"- **gpu_x**: {HIT_LINE}" in text.splitlines(), channel
