@@ -53,7 +53,8 @@ def resolve_log_path(
     if existing and not (resolved.is_file() or resolved.is_dir()):
         inside = f" inside AMBIENT_LOG_DIR ({base})" if base is not None else ""
         raise LogFileError(
-            f"log_source.path: no log file or folder at {path!r} on this server; give the path "
+            f"log_source.path: no log file or folder at {path!r} on this API server (its workers "
+            f"read the same path: docs/deploy.md); give the path "
             f"of an existing log file or folder of rotated logs{inside}"
         )
     return resolved

@@ -112,10 +112,12 @@ class BriefingService(Greeting):
         if isinstance(config.log_source, FileLogSpec):
             # Checked here, not first at the morning's read: a path with nothing there too.
             path, log_dir = config.log_source.path, self.settings.log_dir
-            try:
-                resolve_log_path(path, log_dir, admin=row.is_admin, existing=True)
+            try:  # in a thread: a network share can stall a look at its disk
+                await asyncio.to_thread(
+                    resolve_log_path, path, log_dir, admin=row.is_admin, existing=True
+                )
             except LogFileError as exc:
-                raise InvalidBriefingError(str(exc)) from None
+                raise InvalidBriefingError(str(exc), given=path) from None
         check_cls_keys(config.log_source, self.tencent)
         try:
             # At creation and update like a web monitor's URLs, not first at the morning's fetch.

@@ -133,7 +133,8 @@ async def test_a_log_path_with_nothing_there_is_refused_at_create_by_name_and_no
         taken = await http.post("/briefings/daily", json=file, headers=me)
         await dev_env.client.get_workflow_handle(f"daily-briefing/{name}").terminate()
     what_to_do = (
-        "on this server; give the path of an existing log file or folder of rotated logs "
+        "on this API server (its workers read the same path: docs/deploy.md); give the path of "
+        "an existing log file or folder of rotated logs "
         f"inside AMBIENT_LOG_DIR ({logs.resolve()})"
     )
     assert by_tool.is_error
@@ -145,5 +146,6 @@ async def test_a_log_path_with_nothing_there_is_refused_at_create_by_name_and_no
     [refused] = by_api.json()["detail"]
     assert refused["loc"] == ["body", "log_source", "path"]
     assert refused["msg"] == f"log_source.path: no log file or folder at 'rotated/' {what_to_do}"
+    assert refused["input"] == "rotated/"
     assert running.status_code == 404, running.text  # nothing was started
     assert taken.status_code == 201, taken.text
