@@ -414,7 +414,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             actor=aborted.by,
             asked="abort",
         )
-        self._ended(aborted_by(aborted, verified=entry.actor == aborted.by))
+        self._ended(aborted_by(aborted, verified="given_by" not in entry.detail))
         await self._finish("aborted")
         return "stop"
 

@@ -8,6 +8,7 @@ import asyncio
 from urllib.parse import unquote
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -51,19 +52,22 @@ async def _aborted(remediations: RemediationService, user: str, rid: str) -> boo
     return (await remediations.get(user, rid)).state == "aborted"
 
 
+@pytest.mark.parametrize("given", ["owner", UNVERIFIED])
 async def test_an_abort_signalled_in_temporal_is_recorded_as_not_verified_not_as_its_name(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, given: str
 ) -> None:
     # The Web UI's "Send a signal" with {"by": "<the owner>"} was audited as the owner's abort,
-    # and the run's outcome said "aborted by <owner>": any name could be given.
+    # and the run's outcome said "aborted by <owner>": any name could be given. A signal giving
+    # the unverified sender's own name was taken for a verified one (the names compared).
     remediation_settings(deps, remediation_approval_from_rung=1)
     owner = unique("own")
+    given = owner if given == "owner" else given
     await add_user(deps, owner)
     async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
         rid = (await remediations.start(owner, alert(url, workload=owner))).remediation_id
         await eventually(lambda: _waiting(remediations, owner, rid), f"{rid} waits")
         handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
-        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=owner, reason="stop it"))
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=given, reason="stop it"))
         status = await handle.result()
         view = await remediations.get(owner, rid)
 
@@ -73,7 +77,7 @@ async def test_an_abort_signalled_in_temporal_is_recorded_as_not_verified_not_as
         == view.outcome
         == (
             "aborted in Temporal, not through ambient-ops: the sender is not verified (it gave the "
-            f"name {owner!r}): stop it"
+            f"name {given!r}): stop it"
         )
     )
     async with deps.db.session() as session:
@@ -81,7 +85,7 @@ async def test_an_abort_signalled_in_temporal_is_recorded_as_not_verified_not_as
     assert [r.action for r in rows if r.action.startswith("abort")] == ["aborted"]
     (aborted,) = [r for r in rows if r.action == "aborted"]
     assert aborted.actor == UNVERIFIED
-    assert aborted.detail["given_by"] == owner and aborted.detail["reason"] == "stop it"
+    assert aborted.detail["given_by"] == given and aborted.detail["reason"] == "stop it"
     assert aborted.detail["sender"] == "not verified: sent in Temporal"
 
 
