@@ -161,7 +161,7 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
         raise Refusal(
             "a keyword of only invisible characters (%(codes)s) matches nothing a person "
             "reads on a page: write a word or phrase",
-            codes=" ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(value) if not c.isspace()),
+            codes=unseen_codes(value),
         )
     return value.strip()
 
@@ -180,6 +180,11 @@ def _unseen(c: str) -> bool:
     return unicodedata.category(c) == "Cn" and (
         c == "\u2065" or "\ufff0" <= c <= "\ufff8" or "\U000e0000" <= c <= "\U000e0fff"
     )
+
+
+def unseen_codes(text: str) -> str:
+    """The code points of ``text`` a person does not see, as a refusal names them."""
+    return " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(text) if not c.isspace())
 
 
 def shows_nothing(text: str) -> bool:

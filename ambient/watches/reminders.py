@@ -12,7 +12,15 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from ambient.domain.configs import UserConfig, read_stored, reading_stored
 from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.users import TimeZone
-from ambient.watches.configs import Count, Keyword, Notification, PageUrls, shows_nothing
+from ambient.refusals import Refusal
+from ambient.watches.configs import (
+    Count,
+    Keyword,
+    Notification,
+    PageUrls,
+    shows_nothing,
+    unseen_codes,
+)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
@@ -184,7 +192,12 @@ class ReminderConfig(UserConfig):
     @classmethod
     def _message(cls, value: str, info: ValidationInfo) -> str:
         if value and shows_nothing(value) and not reading_stored(info):
-            raise ValueError("only spaces: a reminder says its text, so write one")
+            if value.isspace():
+                raise ValueError("only spaces: a reminder says its text, so write one")
+            raise Refusal(
+                "only invisible characters (%(codes)s): a reminder says its text, so write one",
+                codes=unseen_codes(value),
+            )
         if value and info.data.get("action") == "news_digest":
             raise ValueError(
                 "a news digest sends the digest of news_urls, not a message; leave message "

@@ -374,10 +374,17 @@ async def test_every_door_refuses_a_news_category_that_shows_nothing_and_creates
     assert missing.value.status is RPCStatusCode.NOT_FOUND
 
 
-async def test_every_door_refuses_a_reminder_of_only_spaces(doors: Doors) -> None:
-    # A reminder "   " was created (a Schedule that says nothing each morning).
-    config = {"hour": 9, "message": "   "}
-    says = "config.message: only spaces: a reminder says its text, so write one"
+@pytest.mark.parametrize(
+    ("message", "what"),
+    [("   ", "only spaces"), ("\u2800\u034f", "only invisible characters (U+2800 U+034F)")],
+)
+async def test_every_door_refuses_a_reminder_of_only_spaces(
+    doors: Doors, message: str, what: str
+) -> None:
+    # A reminder "   " was created (a Schedule that says nothing each morning); one of a
+    # braille blank was refused as "only spaces", which is not what its user typed.
+    config = {"hour": 9, "message": message}
+    says = f"config.message: {what}: a reminder says its text, so write one"
     async with doors.mcp() as mcp:
         result = await mcp.call_tool(
             "create_background_task", {"type": "schedule", "config": config}
