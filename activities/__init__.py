@@ -60,6 +60,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
         remediation.join_remediation,
         remediation.verify_remediation,
         remediation.audit_remediation,
+        remediation.verify_approval,
         remediation.hand_over_remediation,
         remediation.record_remediation,
         remediation.collect_unresolved_alarms,

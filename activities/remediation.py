@@ -69,6 +69,7 @@ from ambient.remediation.storage import (
     AlertRuleRepository,
     BreakerRepository,
     RemediationRepository,
+    answer_verified,
     append_entry,
     as_asked,
     read_audit_keys,
@@ -410,6 +411,13 @@ class RemediationActivities:
             entry = await as_asked(session, entry)
             await append_entry(session, entry, entry.action, entry.detail, entry.actor)
         return entry
+
+    @activity.defn
+    async def verify_approval(self, entry: AuditEntry) -> bool:
+        """Whether a door recorded the answer a Temporal update claims (else audited as not
+        verified)."""
+        async with self._db.writing() as session:
+            return await answer_verified(session, entry)
 
     @activity.defn
     async def hand_over_remediation(self, request: HandOverInput) -> AuditEntry:

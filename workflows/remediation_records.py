@@ -101,6 +101,7 @@ class RemediationRecords:
         self.awaiting_approval: Rung | None = None
         self.decision: ApprovalDecision | None = None
         self.approvals: list[ApprovalDecision] = []
+        self.answers_read = 0  # answers sent, their sender being verified (approve)
         self.aborted: AbortInput | None = None
         self.joined_by: list[str] = []
         self.joined_alerts: list[Alert] = []

@@ -13,15 +13,17 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_records import RemediationRecords
+from workflows.remediation_records import RECORD_RETRY, RemediationRecords
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
-    from ambient.remediation.ladder import Rung
+    from ambient.remediation.ladder import Rung, step_key
     from ambient.remediation.runs import (
+        FINAL_STATES,
         ApprovalDecision,
         ApprovalInput,
         Attempt,
+        AuditEntry,
         GateInput,
         Waiting,
     )
@@ -30,6 +32,9 @@ with workflow.unsafe.imports_passed_through():
 
 # The type of an update's refusal that is about the run's state, not the caller's rights.
 STATE_CONFLICT = "StateConflict"
+# An answer is applied only where a door recorded that user giving it (verify_approval); before
+# this patch the name an update gave was taken as the approver's, whoever sent it in Temporal.
+VERIFIED_ANSWER = "verified-answer"
 
 
 class RemediationSafety(RemediationRecords):
@@ -59,6 +64,8 @@ class RemediationSafety(RemediationRecords):
             ["approval"],
         )
         await self._wait(timeout, lambda: self.decision is not None)
+        if self.answers_read:  # an answer that came by its timeout is taken when verified
+            await workflow.wait_condition(lambda: not self.answers_read)
         self.awaiting_approval, self.waiting = None, None
         if self.aborted:
             return False
@@ -136,11 +143,13 @@ class RemediationSafety(RemediationRecords):
 
     @workflow.update
     async def approve(self, answer: ApprovalInput) -> ApprovalDecision:
-        """A person's answer to the pending approval (validated: waiting, permission)."""
-        # Who may answer (owner, admin, named approver) is decided by the service before it
-        # sends the update; the workflow cannot read users.
+        """A person's answer to the pending approval (validated: waiting, permission), applied
+        only where a door checked that user and recorded the answer (verify_approval)."""
+        rung = self._awaited_rung()
+        if workflow.patched(VERIFIED_ANSWER):
+            await self._verified(answer, rung)
         decision = ApprovalDecision(
-            rung=self._awaited_rung(),
+            rung=rung,
             approver=answer.approver,
             approve=answer.approve,
             reason=answer.reason,
@@ -150,14 +159,42 @@ class RemediationSafety(RemediationRecords):
         self.approvals.append(decision)
         return decision
 
+    async def _verified(self, answer: ApprovalInput, rung: Rung) -> None:
+        """Refuse an answer no door recorded (anyone with the Temporal Web UI can send this
+        update in any name), and one the run no longer takes once it was read."""
+        update = workflow.current_update_info()
+        self.answers_read += 1
+        try:
+            verified = await self._act(
+                RemediationActivities.verify_approval,
+                AuditEntry(
+                    run_key=self.run_key,
+                    key=f"{step_key(self.run_key, rung)}/unverified/{update.id if update else ''}",
+                    actor=answer.approver,
+                    action="approval_unverified",
+                    detail={"rung": int(rung), "approve": answer.approve, "reason": answer.reason},
+                ),
+                retry=RECORD_RETRY,
+            )
+        finally:
+            self.answers_read -= 1
+        if not verified:
+            raise ApplicationError(
+                "approval sent in Temporal, not through ambient-ops: the sender is not verified "
+                f"(it gave the name {answer.approver!r})",
+                non_retryable=True,
+            )
+        if self.aborted is not None:  # its sender is known once the abort is recorded
+            await workflow.wait_condition(lambda: self.state in FINAL_STATES)
+            raise _conflict(
+                f"{self.remediation_id} has ended ({self.outcome}): rung {int(rung)} will not "
+                "be applied"
+            )
+        self._validate_approve(answer.model_copy(update={"rung": rung}))
+
     @approve.validator
     def _validate_approve(self, answer: ApprovalInput) -> None:
         rung = self._awaited_rung()
-        if self.aborted is not None:  # the abort came first, the run has not ended yet
-            raise _conflict(
-                f"{self.remediation_id} was aborted by {self.aborted.by}: rung {int(rung)} "
-                "will not be applied"
-            )
         if answer.rung is not None and answer.rung != rung:
             when = "no longer waits for approval" if answer.rung < rung else "has not come yet"
             raise _conflict(

@@ -50,7 +50,7 @@ from ambient.remediation.runs import (
 from ambient.remediation.safety import effective_mode, may_approve
 from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, plan
-from ambient.remediation.storage import AlertRuleRepository, RemediationRepository
+from ambient.remediation.storage import AlertRuleRepository, RemediationRepository, record_answer
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
@@ -214,6 +214,10 @@ class RemediationService(RemediationReads):
         asked = Rung(rung) if rung is not None else status.waiting.rung
         answer = f"{status.run_key}/{int(asked)}/{user}/{approve}"
         update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
+        # The answer as checked, before it is sent: the run applies an answer only where it
+        # finds this (a Web UI update can give any name).
+        async with self.db.writing() as session:
+            await record_answer(session, status.run_key, int(asked), user, approve, reason)
         try:
             # The run checked above, not whichever is latest now: the same alert's next run may
             # have started since, and this answer is not about it.

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
+from ambient.remediation.ladder import step_key
 from ambient.remediation.runs import FINAL_STATES, AuditEntry, Keyed
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
@@ -227,8 +228,46 @@ async def as_asked(session: AsyncSession, entry: AuditEntry) -> AuditEntry:
     )
     if any(row.detail.get("reason") == entry.detail.get("reason") for row in asked):
         return entry
+    return unverified(entry)
+
+
+def unverified(entry: AuditEntry) -> AuditEntry:
+    """``entry`` under UNVERIFIED, the name it gave kept as ``given_by``."""
     said = {**entry.detail, "given_by": entry.actor, "sender": "not verified: sent in Temporal"}
     return entry.model_copy(update={"actor": UNVERIFIED, "detail": said})
+
+
+# The audit action under which a door records a checked user's answer before sending it.
+ANSWER = "approve"
+
+
+async def record_answer(
+    session: AsyncSession, run_key: str, rung: int, user: str, approve: bool, reason: str
+) -> None:
+    """``user``'s answer to the approval of ``rung`` in this run, as a door checked it: the run
+    applies an answer only where it finds this (a Web UI update can give any name)."""
+    await append_once(
+        session,
+        subject=run_key,
+        key=f"{step_key(run_key, rung)}/answer/{user}/{approve}",
+        action=ANSWER,
+        actor=user,
+        detail={"rung": rung, "approve": approve, "reason": reason},
+    )
+
+
+async def answer_verified(session: AsyncSession, entry: AuditEntry) -> bool:
+    """Whether a door recorded the answer ``entry`` claims (its actor's, on its rung); if not,
+    the answer is audited under UNVERIFIED, the name it gave kept as ``given_by``."""
+    said = await AuditRepository(session).list(
+        subject=entry.run_key, action=ANSWER, actor=entry.actor
+    )
+    claim = {k: entry.detail[k] for k in ("rung", "approve")}
+    if any({k: row.detail.get(k) for k in claim} == claim for row in said):
+        return True
+    entry = unverified(entry)
+    await append_entry(session, entry, entry.action, entry.detail, entry.actor)
+    return False
 
 
 async def append_entry(

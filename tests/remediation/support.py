@@ -18,8 +18,10 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, RemediationStatus
+from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import FINAL_STATES, ApprovalInput, RemediationStatus
 from ambient.remediation.service import RemediationService
+from ambient.remediation.storage import record_answer
 from ambient.settings import Settings
 from ambient.storage.models import RemediationRecord
 from ambient.storage.repositories import UserRepository
@@ -166,6 +168,26 @@ def remediation_settings(deps: WorkerDeps, **overrides: Any) -> None:
         "remediation_rate_limit_per_hour": 0,
     }
     deps.settings = deps.settings.model_copy(update=base | overrides)
+
+
+async def as_door(
+    deps: WorkerDeps,
+    handle: WorkflowHandle[Any, Any],
+    answer: ApprovalInput,
+    rung: Rung | None = None,
+) -> ApprovalInput:
+    """``answer`` recorded as a door records a checked user's answer before it sends it (the
+    run applies no other): on ``rung``, else on the one the run waits for (a query)."""
+    if rung is None:
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert status.waiting is not None, status.state
+        rung = status.waiting.rung
+    run_key = f"{handle.id}@{(await handle.describe()).run_id}"
+    async with deps.db.writing() as session:
+        await record_answer(
+            session, run_key, int(rung), answer.approver, answer.approve, answer.reason
+        )
+    return answer
 
 
 async def state_reaches(

@@ -27,6 +27,7 @@ from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
     alert,
+    as_door,
     error_rate,
     remediation_settings,
     remediations_with_worker,
@@ -98,11 +99,11 @@ async def test_a_repeat_that_finds_its_run_ended_before_its_signal_starts_the_ne
     await repeat_racing(dev_env, deps, ends)
 
 
-async def resolves(run: WorkflowHandle[Any, Any]) -> None:
-    """The run resolves (approved, then healthy): the signal reaches a run that is still
-    sending its report but changes nothing."""
+async def resolves(deps: WorkerDeps, run: WorkflowHandle[Any, Any]) -> None:
+    """The run resolves (approved through a door, then healthy): the signal reaches a run that
+    is still sending its report but changes nothing."""
     approval = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
-    await run.execute_update("approve", approval)
+    await run.execute_update("approve", await as_door(deps, run, approval))
 
     async def ended() -> bool:
         return (await run.describe()).typed_search_attributes.get(STATE) in FINAL_STATES
@@ -114,7 +115,7 @@ async def test_a_repeat_whose_run_ends_between_its_look_and_its_signal_starts_th
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     # Told "joined", the sender's alert went to a run that had stopped looking at alerts.
-    await repeat_racing(dev_env, deps, resolves, settle_seconds=0)
+    await repeat_racing(dev_env, deps, lambda run: resolves(deps, run), settle_seconds=0)
 
 
 async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run_after_it(

@@ -44,6 +44,7 @@ from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
     alert,
+    as_door,
     error_rate,
     remediation_settings,
     state_reaches,
@@ -208,7 +209,11 @@ async def test_approval_granted_runs_the_rollback_and_records_the_approver(
         assert [a.rung for a in waiting.attempts] == [Rung.RESTART, Rung.SCALE_OUT]
         decision = await handle.execute_update(
             GradedRemediationWorkflow.approve,
-            ApprovalInput(approver="lead", approver_permission="execute", approve=True),
+            await as_door(
+                deps,
+                handle,
+                ApprovalInput(approver="lead", approver_permission="execute", approve=True),
+            ),
         )
         status = await handle.result()
         await save_history(handle, "graded_remediation_approved")
@@ -235,11 +240,15 @@ async def test_approval_refused_hands_over_without_the_rollback(
         await state_reaches(ts_env, handle, ("waiting_approval",))
         await handle.execute_update(
             GradedRemediationWorkflow.approve,
-            ApprovalInput(
-                approver="lead",
-                approver_permission="execute",
-                approve=False,
-                reason="deploy freeze",
+            await as_door(
+                deps,
+                handle,
+                ApprovalInput(
+                    approver="lead",
+                    approver_permission="execute",
+                    approve=False,
+                    reason="deploy freeze",
+                ),
             ),
         )
         status = await handle.result()
@@ -310,14 +319,18 @@ async def test_an_approval_that_comes_with_an_abort_is_refused_not_taken(
             await state_reaches(dev_env, handle, ("waiting_approval",), timedelta(0))
         # With no worker, an abort and an approval arrive: the run takes them in one task.
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="stop"))
-        answer = await answer_held(dev_env, handle)
+        answer = await answer_held(dev_env, deps, handle)
         async with build_worker(dev_env.client, deps, task_queue=queue):
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await answer
             status = await handle.result()
 
     # Told "approved", the approver would believe the step runs; the run is aborted instead.
-    assert "abort" in str(refused.value.cause)
+    # The abort was signalled in Temporal: the refusal does not name its sender as "ops".
+    assert str(refused.value.cause) == (
+        f"StateConflict: {handle.id} has ended (aborted in Temporal, not through ambient-ops: "
+        "the sender is not verified (it gave the name 'ops'): stop): rung 1 will not be applied"
+    )
     assert status.state == "aborted" and status.approvals == []
 
 
@@ -360,7 +373,7 @@ async def test_an_approval_that_comes_as_its_timeout_fires_is_acted_on(
         # With no worker, the approval's timeout fires and then the answer comes: the run takes
         # both in one workflow task.
         await ts_env.sleep(timedelta(minutes=45))
-        answer = await answer_held(ts_env, handle)
+        answer = await answer_held(ts_env, deps, handle)
         async with build_worker(ts_env.client, deps, task_queue=task_queue):
             decision = await answer
             status = await handle.result()
@@ -378,15 +391,18 @@ async def timer_started(handle: WorkflowHandle[Any, Any]) -> bool:
 
 async def answer_held(
     env: WorkflowEnvironment,
+    deps: WorkerDeps,
     handle: WorkflowHandle[Any, Any],
     approver: str = USER,
     permission: str = "dry_run",
     *,
     approve: bool = True,
 ) -> asyncio.Task[ApprovalDecision]:
-    """``approver``'s answer sent to a run no worker serves, once the server holds it (its
-    update id is the approver's name): it resolves when a worker takes the run's next task."""
+    """``approver``'s answer to rung 1, recorded as a door does and sent to a run no worker
+    serves, once the server holds it (its update id is the approver's name): it resolves when
+    a worker takes the run's next task."""
     answer = ApprovalInput(approver=approver, approver_permission=permission, approve=approve)
+    await as_door(deps, handle, answer, Rung.RESTART)
     sent = asyncio.create_task(
         handle.execute_update(GradedRemediationWorkflow.approve, answer, id=approver)
     )
@@ -457,7 +473,11 @@ async def test_a_permission_revoked_while_a_step_waits_for_approval_stops_its_ch
             await session.commit()
         await handle.execute_update(
             GradedRemediationWorkflow.approve,
-            ApprovalInput(approver="lead", approver_permission="dry_run", approve=True),
+            await as_door(
+                deps,
+                handle,
+                ApprovalInput(approver="lead", approver_permission="dry_run", approve=True),
+            ),
         )
         status = await handle.result()
         await save_history(handle, "graded_remediation_revoked_while_waiting")
@@ -846,7 +866,7 @@ async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
         # The owner refuses and the lead approves at the same moment: with no worker polling,
         # both answers reach the run in one workflow task.
         answers = [
-            await answer_held(ts_env, handle, who, "execute", approve=yes)
+            await answer_held(ts_env, deps, handle, who, "execute", approve=yes)
             for who, yes in ((USER, False), ("lead", True))
         ]
         async with build_worker(ts_env.client, deps, task_queue=task_queue):
@@ -887,6 +907,8 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
     ):
         handle = await start(ts_env, worker.task_queue, alert(url))
         await state_reaches(ts_env, handle, ("waiting_approval",))
+        answer = ApprovalInput(approver=USER, approver_permission="dry_run", approve=True)
+        await as_door(deps, handle, answer)
         # The audit log refuses every write (as a locked or read-only database would) while
         # the approval is recorded; the run used to fail after the third try.
         # In a thread: the worker's write turns run in this event loop, so a blocking wait
@@ -905,10 +927,7 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
             )
         event.listen(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)
         try:
-            await handle.execute_update(
-                GradedRemediationWorkflow.approve,
-                ApprovalInput(approver=USER, approver_permission="dry_run", approve=True),
-            )
+            await handle.execute_update(GradedRemediationWorkflow.approve, answer)
             status = await handle.result()
         finally:
             event.remove(deps.db.engine.sync_engine, "before_cursor_execute", refuse_three)
