@@ -119,7 +119,7 @@ async def full_index() -> ToolIndex:
             environment=Environment.TEST, data_dir=Path(data_dir), _env_file=None
         )
         tools = await build_server(settings).list_tools()
-    return ToolIndex(tool_docs(tools, leave_out="find_tools"))
+    return ToolIndex(tool_docs(tools))
 
 
 def _print(name: str, result: dict[str, Any]) -> None:

@@ -409,7 +409,7 @@ _STOP = frozenset(
 )
 
 
-def _keywords(stats: list[TemplateStat], limit: int = 15) -> list[tuple[str, int]]:
+def _keywords(stats: list[TemplateStat]) -> list[tuple[str, int]]:
     """Words of WARNING-and-worse templates, weighted by how many lines carry them."""
     weights: Counter[str] = Counter()
     for stat in stats:
@@ -418,7 +418,7 @@ def _keywords(stats: list[TemplateStat], limit: int = 15) -> list[tuple[str, int
         for word in set(_WORD.findall(stat.template.replace(WILDCARD, " "))):
             if word.lower() not in _STOP:
                 weights[word] += stat.count
-    return weights.most_common(limit)
+    return weights.most_common(15)
 
 
 def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBaseline:

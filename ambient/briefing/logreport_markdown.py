@@ -9,15 +9,9 @@ from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
 
 
-def render_markdown(
-    report: LogReport,
-    *,
-    max_rows: int = 30,
-    tz: tzinfo | None = None,
-    max_error_rows: int = 120,
-) -> str:
+def render_markdown(report: LogReport, *, max_rows: int = 30, tz: tzinfo | None = None) -> str:
     """The report as compact markdown for an LLM prompt or an e-mail: ERROR templates (up to
-    `max_error_rows`), the top `max_rows` others, anomalies, hourly rates, trend, keywords."""
+    120), the top `max_rows` others, anomalies, hourly rates, trend, keywords."""
     zone = tz or UTC
     lines = [f"## Logs {_when(report.start, zone, True)} – {_when(report.end, zone, True)}"]
     if report.total == 0:
@@ -48,7 +42,7 @@ def render_markdown(
             detail = anomaly_detail(a, zone, dated)
             lines.append(f"- {a.kind} {a.level}: {detail} — {_cut(a.template, 140)}")
     all_errors = [t for t in report.templates if t.level in ERROR_LEVELS]
-    errors = all_errors[:max_error_rows]
+    errors = all_errors[:120]
     others = [t for t in report.templates if t.level not in ERROR_LEVELS][:max_rows]
     lines.append("### Templates (level, lines, first–last seen unless all along: template)")
     for t in [*errors, *others]:

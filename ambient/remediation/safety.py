@@ -22,9 +22,7 @@ class PermissionDecision(BaseModel):
     reason: str
 
 
-def effective_mode(
-    asked: Mode, permission: str, executor: str = "kubernetes"
-) -> PermissionDecision:
+def effective_mode(asked: Mode, permission: str, executor: str) -> PermissionDecision:
     """The lower of what is asked, the user's rollback_permission and the global executor."""
     if permission not in PERMISSION_ORDER:
         return PermissionDecision(mode=None, reason=f"unknown rollback_permission {permission!r}")

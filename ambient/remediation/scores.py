@@ -18,10 +18,9 @@ from ambient.remediation.ladder import RUNG_ACTIONS, Rung
 WEIGHTS = {"impact": 0.4, "severity": 0.3, "importance": 0.2, "time_sensitivity": 0.1}
 
 
-def clamp(value: float, low: int = 0, high: int = 100) -> int:
-    if math.isnan(value):
-        return low
-    return round(max(low, min(high, value)))
+def clamp(value: float) -> int:
+    """``value`` as a score, 0-100 (NaN reads as 0)."""
+    return 0 if math.isnan(value) else round(max(0, min(100, value)))
 
 
 class DimensionScore(BaseModel):
@@ -55,8 +54,8 @@ class ScoreCard(BaseModel):
 
 def total_score(dimensions: ScoreDimensions) -> int:
     """Weighted total: impact 40 %, severity 30 %, importance 20 %, time sensitivity 10 %."""
-    total = sum(weight * clamp(getattr(dimensions, name).score) for name, weight in WEIGHTS.items())
-    return clamp(total)
+    # Each score is 0-100 already (DimensionScore clamps it) and the weights sum to 1.
+    return round(sum(weight * getattr(dimensions, name).score for name, weight in WEIGHTS.items()))
 
 
 # The lowest score of each budget, highest first.

@@ -182,12 +182,12 @@ def first_sentence(description: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-def tool_docs(tools: list[Tool], *, leave_out: str = "") -> list[ToolDoc]:
-    """The server's own listing as the index reads it (every tool but ``leave_out``)."""
+def tool_docs(tools: list[Tool]) -> list[ToolDoc]:
+    """The server's own listing as the index reads it (every tool but find_tools itself)."""
     return [
         ToolDoc(name=t.name, description=t.description or "", input_schema=t.input_schema)
         for t in tools
-        if t.name != leave_out
+        if t.name != "find_tools"
     ]
 
 
@@ -204,7 +204,7 @@ class ToolFinder:
         tools = await self._mcp.list_tools()
         names = tuple(t.name for t in tools)
         if self._index is None or names != self._names:
-            self._index = ToolIndex(tool_docs(tools, leave_out="find_tools"))
+            self._index = ToolIndex(tool_docs(tools))
             self._names = names
         return self._index
 

@@ -53,8 +53,8 @@ class WeComChannel(RobotChannel):
         message: Message,
         target: str,
         *,
-        idempotency_key: str,
         posts: Posts | None = None,
+        **unused: object,
     ) -> str | None:
         key, options = self.address(target)
         if not key:

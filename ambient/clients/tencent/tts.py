@@ -13,26 +13,26 @@ TTS_CHUNK = 150  # characters per TextToVoice call
 TTS_VOICE = 101001  # the TextToVoice voice every briefing is spoken in
 
 
-def tts_segments(text: str, size: int = TTS_CHUNK) -> list[str]:
-    """Cut at sentence ends (。！？.!?；;) so no segment passes ``size`` characters."""
+def tts_segments(text: str) -> list[str]:
+    """Cut at sentence ends (。！？.!?；;) so no segment passes ``TTS_CHUNK`` characters."""
     sentences = [s for s in re.split(r"(?<=[。！？!?；;.\n])", text) if s.strip()]
     segments: list[str] = []
     current = ""
     for sentence in sentences:
-        while len(sentence) > size:
+        while len(sentence) > TTS_CHUNK:
             if current:
                 segments.append(current)
                 current = ""
-            segments.append(sentence[:size])
-            sentence = sentence[size:]
-        if len(current) + len(sentence) > size:
+            segments.append(sentence[:TTS_CHUNK])
+            sentence = sentence[TTS_CHUNK:]
+        if len(current) + len(sentence) > TTS_CHUNK:
             segments.append(current)
             current = ""
         current += sentence
     return [s.strip() for s in [*segments, current] if s.strip()]
 
 
-async def text_to_voice(tc: TencentCloud, text: str, *, region: str | None = None) -> bytes:
+async def text_to_voice(tc: TencentCloud, text: str) -> bytes:
     """MP3 audio of ``text``; long text is spoken in segments and the MP3 frames joined."""
     if not text.strip():
         raise TencentRequestError("InvalidParameter", "nothing to speak")
@@ -49,7 +49,6 @@ async def text_to_voice(tc: TencentCloud, text: str, *, region: str | None = Non
                 "Codec": "mp3",
                 "ModelType": 1,
             },
-            region=region,
         )
         audio += base64.b64decode(answer.get("Audio", ""))
     return audio
