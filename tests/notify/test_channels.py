@@ -21,6 +21,7 @@ from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel, split_utf8
 from ambient.domain.notify import Attachment, Message
+from ambient.render import markdown_literal
 from ambient.settings import Settings
 from ambient.storage import Database
 from bench.certs import certificate
@@ -917,3 +918,21 @@ async def test_a_link_the_body_already_carries_is_not_added_again(
         "alice", REPORT, WECOM_KEY, idempotency_key="k"
     )
     assert REPORT.link and REPORT.link in state.received[0][1]["markdown"]["content"]
+
+
+async def test_a_text_only_apprise_service_gets_the_words_as_written_not_their_escapes(
+    endpoints: tuple[PushEndpoints, str],
+) -> None:
+    state, base = endpoints
+    # An SMS gateway takes text: the markdown body's escapes would arrive as backslashes.
+    template = base.replace("http://", "json://") + "/apprise?:phone={phone}&format=text"
+    line = "Price *dropped* to [99](https://shop.example) for gpu_x"
+    hit = Message(title="Keyword hit", body=f"- gpu: {markdown_literal(line)}")
+    await SmsChannel(template, SECRETS).send("alice", hit, "+15550001111", idempotency_key="k")
+    # A service that renders markdown still gets the markdown, escapes and all.
+    await AppriseChannel(SECRETS, DestinationGuard(["127.0.0.1/32"])).send(
+        "alice", hit, base.replace("http://", "json://") + "/apprise", idempotency_key="k"
+    )
+    [(_, sms), (_, rendered)] = state.received
+    assert sms["message"] == f"- gpu: {line}"
+    assert rendered["message"] == hit.body

@@ -19,6 +19,7 @@ from ambient.clients.notify.targets import aimed_url
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
+from ambient.render import markdown_plain
 
 # Apprise connects by itself (requests, through urllib3), so the address cannot be put in the
 # URL as for webhooks: the one the guard checked is pinned for the send instead, or Apprise's own
@@ -50,6 +51,11 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     for service in sender:
         service.redirects = False
     body = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
+    # A service that takes text only (an SMS gateway) is sent the words as written: Apprise
+    # passes markdown to it as it is, escapes and all (docs/notifications.md).
+    markdown = apprise.NotifyFormat.MARKDOWN
+    if all(s.resolve_format(markdown) == apprise.NotifyFormat.TEXT for s in sender):
+        body, markdown = markdown_plain(body), apprise.NotifyFormat.TEXT
     # Apprise is synchronous: keep it off the event loop (the thread runs in a copy of this
     # context, with the pins).
     token = _PINNED.set(pinned)
@@ -58,7 +64,7 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
             sender.notify,
             body=body,
             title=message.title,
-            body_format=apprise.NotifyFormat.MARKDOWN,
+            body_format=markdown,
         )
     finally:
         _PINNED.reset(token)
