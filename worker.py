@@ -38,13 +38,6 @@ TRIM_EVERY = 60.0
 # came one poll's round trip after another. Ten polls, half of them shared: five at a time.
 WORKFLOW_TASK_POLLS = 10
 SHARED_POLL_RATIO = 0.5
-# Local activities at once (the SDK's default: 100). An alert storm's runs each ask for
-# open_remediation in their first task, together: a hundred at once shared the event loop,
-# the database pool and the Kubernetes client and all finished late, and the early runs'
-# bookkeeping after their change (posts, verification, audit) ran among them. Sixteen at a
-# time finish in turn, and what is asked later waits behind them (docs/benchmarks.md, "Alert
-# storm, eleventh round").
-LOCAL_ACTIVITY_SLOTS = 16
 
 
 def build_worker(
@@ -67,7 +60,6 @@ def build_worker(
             deps.settings.max_concurrent_activities + deps.settings.max_watch_polls
         ),
         max_cached_workflows=deps.settings.max_cached_workflows,
-        max_concurrent_local_activities=LOCAL_ACTIVITY_SLOTS,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=WORKFLOW_TASK_POLLS),
         nonsticky_to_sticky_poll_ratio=SHARED_POLL_RATIO,
         # A poll heartbeats every third of its heartbeat timeout (and on each event); the

@@ -58,15 +58,6 @@ async def test_the_worker_takes_new_runs_first_workflow_tasks_on_five_polls_at_o
     assert int(polls.maximum * config["nonsticky_to_sticky_poll_ratio"]) == 5
 
 
-async def test_the_worker_runs_sixteen_local_activities_at_once_not_a_storms_hundred(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    # The SDK's 100 let an alert storm's hundred first steps run at once, each finishing late
-    # (docs/benchmarks.md, "Alert storm, eleventh round").
-    config = build_worker(ts_env.client, deps, task_queue=unique("tq")).config()
-    assert config["max_concurrent_local_activities"] == 16
-
-
 async def test_notify_twice_with_same_key_delivers_once(db: Database) -> None:
     await _user(db, "bob")
     activities = NotifyActivities(db, ChannelRegistry([InboxChannel(db)]))
