@@ -432,11 +432,22 @@ def test_a_weekly_reminder_takes_days_by_name_and_refuses_other_words() -> None:
         assert loc == ("config", "days") and repr(word) in str(text)
 
 
-@pytest.mark.parametrize("message", ["   ", "\u3000", "\u200b", "\u200b\u200d\ufeff", " \u2060 "])
-def test_a_reminder_of_only_invisible_characters_is_refused_as_blank(message: str) -> None:
+@pytest.mark.parametrize(
+    ("message", "said"),
+    [
+        ("   ", "only spaces"),
+        ("\u3000", "only spaces"),
+        ("\u200b", "only invisible characters (U+200B)"),
+        ("\u200b\u200d\ufeff", "only invisible characters (U+200B U+200D U+FEFF)"),
+        (" \u2060 ", "only invisible characters (U+2060)"),
+    ],
+)
+def test_a_reminder_of_only_invisible_characters_is_refused_as_blank(
+    message: str, said: str
+) -> None:
     # A zero-width space (Cf, not whitespace to str.strip) passed: a reminder that says nothing.
     with pytest.raises(ValidationError) as caught:
         ReminderConfig.model_validate({"hour": 9, "message": message})
     (error,) = caught.value.errors()
-    assert error["loc"] == ("message",) and "only spaces" in error["msg"]
+    assert error["loc"] == ("message",) and said in error["msg"], error["msg"]
     assert ReminderConfig.model_validate({"hour": 9, "message": "\u200b站会"}).message
