@@ -7,7 +7,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from ambient.deps import WorkerDeps
-from ambient.domain.notify import NotifyRequest, Target
+from ambient.domain.notify import Message, NotifyRequest, Target
 from ambient.render import markdown_literal
 from ambient.watches.polling import page_message
 from tests.conftest import unique
@@ -16,12 +16,8 @@ from tests.support.channels import pushed_everywhere
 EXCERPT = r"copy C:\_data\[1\] to \*backup\*"
 
 
-async def test_a_changed_pages_excerpt_keeps_its_backslashes_on_every_channel(
-    deps: WorkerDeps,
-) -> None:
-    message = page_message(
-        "watch.change", {"url": "https://a.example/", "excerpt": EXCERPT}, keywords=False
-    )
+async def shown_everywhere(deps: WorkerDeps, message: Message | None) -> dict[str, list[str]]:
+    """What each channel of a user pushed to everywhere shows of ``message``."""
     assert message is not None
     async with pushed_everywhere(deps, unique("plain")) as pushed:
         notify = NotifyActivities(deps.db, deps.channels)
@@ -31,10 +27,19 @@ async def test_a_changed_pages_excerpt_keeps_its_backslashes_on_every_channel(
                 user=pushed.user,
                 message=message,
                 targets=[Target(type="inbox")],
-                idempotency_key=unique("change"),
+                idempotency_key=unique("message"),
             ),
         )
-        shown = await pushed.shown()
+        return await pushed.shown()
+
+
+async def test_a_changed_pages_excerpt_keeps_its_backslashes_on_every_channel(
+    deps: WorkerDeps,
+) -> None:
+    message = page_message(
+        "watch.change", {"url": "https://a.example/", "excerpt": EXCERPT}, keywords=False
+    )
+    shown = await shown_everywhere(deps, message)
     for channel, [text] in shown.items():
         assert EXCERPT in text.splitlines(), channel
 
@@ -50,19 +55,7 @@ async def test_a_keyword_hits_line_is_markdown_once_and_plain_as_the_page_wrote_
         {"url": "https://a.example/", "hits": {"gpu_x": [HIT_LINE]}},
         keywords=True,
     )
-    assert message is not None
-    async with pushed_everywhere(deps, unique("hit")) as pushed:
-        notify = NotifyActivities(deps.db, deps.channels)
-        await ActivityEnvironment().run(
-            notify.notify,
-            NotifyRequest(
-                user=pushed.user,
-                message=message,
-                targets=[Target(type="inbox")],
-                idempotency_key=unique("hit"),
-            ),
-        )
-        shown = await pushed.shown()
+    shown = await shown_everywhere(deps, message)
     # The robot renders markdown: the page's words must not turn into emphasis or a link.
     [card] = shown.pop("wecom")
     assert f"- **{markdown_literal('gpu_x')}**: {markdown_literal(HIT_LINE)}" in card.splitlines()
