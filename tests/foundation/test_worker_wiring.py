@@ -1,6 +1,8 @@
 import asyncio
 from pathlib import Path
+from typing import Any
 
+from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
@@ -24,9 +26,10 @@ async def _user(db: Database, name: str) -> None:
         await session.commit()
 
 
-async def test_worker_runs_workflow_that_records_event_and_notifies_inbox(
+async def _pinged(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, db: Database
-) -> None:
+) -> tuple[WorkflowHandle[Any, Any], Any]:
+    """alice pinged through a running worker: the run's handle and its result."""
     await _user(db, "alice")
     async with running_worker(ts_env.client, deps, workflows=[PingWorkflow]) as worker:
         handle = await ts_env.client.start_workflow(
@@ -35,7 +38,13 @@ async def test_worker_runs_workflow_that_records_event_and_notifies_inbox(
             id=unique("ping"),
             task_queue=worker.task_queue,
         )
-        result = await handle.result()
+        return handle, await handle.result()
+
+
+async def test_worker_runs_workflow_that_records_event_and_notifies_inbox(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, db: Database
+) -> None:
+    handle, result = await _pinged(ts_env, deps, db)
 
     assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
     async with db.session() as session:
@@ -127,15 +136,7 @@ async def test_the_worker_names_its_build_in_the_history_it_writes(
 ) -> None:
     # Left unnamed, the SDK hashed the code of every loaded module at each worker start (~1,800
     # of them, compiled where no .pyc was cached): seconds of CPU before the first poll.
-    await _user(db, "alice")
-    async with running_worker(ts_env.client, deps, workflows=[PingWorkflow]) as worker:
-        handle = await ts_env.client.start_workflow(
-            PingWorkflow.run,
-            PingInput(user="alice", text="hello"),
-            id=unique("ping"),
-            task_queue=worker.task_queue,
-        )
-        await handle.result()
+    handle, _ = await _pinged(ts_env, deps, db)
     completed = [
         event.workflow_task_completed_event_attributes
         for event in (await handle.fetch_history()).events
