@@ -4,24 +4,18 @@ whatever name the signal gave."""
 
 from __future__ import annotations
 
-import asyncio
-from urllib.parse import unquote
-
-import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from typer.testing import CliRunner
 
-from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import AbortInput
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import UNVERIFIED
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
-from api.app import create_app
 from tests.briefing.harness import eventually
 from tests.conftest import unique
+from tests.remediation.doors import steering_doors
 from tests.remediation.support import (
     add_user,
     alert,
@@ -29,9 +23,6 @@ from tests.remediation.support import (
     remediation_settings,
     remediations_on_dev,
 )
-from tests.remediation.test_tools import call, error_of, mcp
-from tests.support.pages import signed_in
-from tests.support.servers import HANG, serve
 from workflows.remediation import GradedRemediationWorkflow
 
 # How each door tells a user who may not steer the run that it is none of theirs.
@@ -107,47 +98,7 @@ async def test_every_door_checks_the_caller_and_records_the_abort_under_that_use
         state = AppState(
             settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
         )
-        env = {
-            "AMBIENT_DATA_DIR": str(settings.data_dir),
-            "AMBIENT_TEMPORAL_ADDRESS": settings.temporal_address,
-            "AMBIENT_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
-        }
-
-        async def by_mcp(user: str, rid: str) -> str:
-            async with mcp(state, user=user) as client:
-                if user == stranger:
-                    return await error_of(client, "abort_remediation", remediation_id=rid)
-                await call(client, "abort_remediation", remediation_id=rid, reason="via mcp")
-                return ""
-
-        async def by_api(user: str, rid: str) -> str:
-            async with (
-                serve(create_app(settings)) as base,
-                httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
-            ):
-                answer = await http.post(
-                    f"/remediations/{rid.removeprefix('remediation/')}/abort",
-                    json={"reason": "via api"},
-                    headers={"Authorization": f"Bearer {tokens[user]}"},
-                )
-            return "" if answer.status_code == 200 else f"{answer.status_code} {answer.text}"
-
-        async def by_form(user: str, rid: str) -> str:
-            async with signed_in(settings, tokens[user], f"/app/remediation?id={rid}") as http:
-                answer = await http.post(
-                    "/app/remediation/action",
-                    data={"remediation_id": rid, "action": "abort", "reason": "via form"},
-                )
-            assert answer.status_code == 303, answer.text
-            said = unquote(answer.headers["location"].partition("msg=")[2])
-            return "" if said == "Abort requested" else said
-
-        async def by_cli(user: str, rid: str) -> str:
-            args = ["remediation", "abort", rid, "--user", user, "--reason", "via cli"]
-            result = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
-            return "" if result.exit_code == 0 else " ".join(result.output.split())
-
-        doors = {"mcp": by_mcp, "api": by_api, "form": by_form, "cli": by_cli}
+        doors = steering_doors("abort", state, settings, tokens, stranger)
         for door, rid in rids.items():
             # A user who may not steer the run is refused at every door, the run left waiting.
             refused = await doors[door](stranger, rid)
