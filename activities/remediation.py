@@ -414,8 +414,8 @@ class RemediationActivities:
 
     @activity.defn
     async def verify_approval(self, entry: AuditEntry) -> bool:
-        """Whether a door recorded the answer a Temporal update claims (else audited as not
-        verified)."""
+        """Whether a Temporal update's answer carried the token of a door's record of it (else
+        audited as not verified); the token is spent, once."""
         async with self._db.writing() as session:
             return await answer_verified(session, entry)
 

@@ -172,7 +172,12 @@ class RemediationSafety(RemediationRecords):
                     key=f"{step_key(self.run_key, rung)}/unverified/{update.id if update else ''}",
                     actor=answer.approver,
                     action="approval_unverified",
-                    detail={"rung": int(rung), "approve": answer.approve, "reason": answer.reason},
+                    detail={
+                        "rung": int(rung),
+                        "approve": answer.approve,
+                        "reason": answer.reason,
+                        "token": answer.token,  # checked and dropped, never written
+                    },
                 ),
                 retry=RECORD_RETRY,
             )
@@ -180,7 +185,8 @@ class RemediationSafety(RemediationRecords):
             self.answers_read -= 1
         if not verified:
             raise ApplicationError(
-                "approval sent in Temporal, not through ambient-ops: the sender is not verified "
+                f"{'approval' if answer.approve else 'refusal'} sent in Temporal, not through "
+                "ambient-ops: the sender is not verified "
                 f"(it gave the name {answer.approver!r})",
                 non_retryable=True,
             )

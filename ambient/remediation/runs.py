@@ -235,6 +235,9 @@ class ApprovalInput(BaseModel):
     reason: str = Field(default="", max_length=1000)
     # The rung the answer was given on (None: the one waiting): not the next rung's answer.
     rung: Rung | None = None
+    # The one-time token of the door's record of this answer (storage.record_asked): the run
+    # takes no answer without an unspent one. None: sent by hand, or by an older release.
+    token: str | None = None
 
 
 class ApprovalDecision(BaseModel):
@@ -248,6 +251,7 @@ class ApprovalDecision(BaseModel):
 class AbortInput(BaseModel):
     by: str
     reason: str = Field(default="", max_length=1000)
+    token: str | None = None  # as ApprovalInput.token: the name is verified only with it
 
 
 # A change and its checkpoint read wait out an API server that is down, throttling or

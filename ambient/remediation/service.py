@@ -50,7 +50,7 @@ from ambient.remediation.runs import (
 from ambient.remediation.safety import effective_mode, may_approve
 from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, plan
-from ambient.remediation.storage import AlertRuleRepository, RemediationRepository, record_answer
+from ambient.remediation.storage import AlertRuleRepository, RemediationRepository, record_asked
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
@@ -214,10 +214,11 @@ class RemediationService(RemediationReads):
         asked = Rung(rung) if rung is not None else status.waiting.rung
         answer = f"{status.run_key}/{int(asked)}/{user}/{approve}"
         update_id = "approve-" + hashlib.sha256(answer.encode()).hexdigest()[:20]
-        # The answer as checked, before it is sent: the run applies an answer only where it
-        # finds this (a Web UI update can give any name).
+        # The answer as checked, before it is sent: the run applies an answer only with this
+        # record's one-time token (a Web UI update can give any name).
         async with self.db.writing() as session:
-            await record_answer(session, status.run_key, int(asked), user, approve, reason)
+            said = {"rung": int(asked), "approve": approve, "reason": reason}
+            token = await record_asked(session, status.run_key, user, said)
         try:
             # The run checked above, not whichever is latest now: the same alert's next run may
             # have started since, and this answer is not about it.
@@ -229,6 +230,7 @@ class RemediationService(RemediationReads):
                     approve=approve,
                     reason=reason,
                     rung=asked,
+                    token=token,
                 ),
                 id=update_id,
             )
@@ -255,13 +257,12 @@ class RemediationService(RemediationReads):
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise await self._ended(rid, status)
         # The request as checked, before it is sent: the run records the name its abort gives
-        # as the sender's only when it finds this (a Web UI signal can give any name).
-        async with self.db.session() as session:
-            await AuditRepository(session).append(
-                actor=user, action="abort", subject=status.run_key, detail={"reason": reason}
-            )
-            await session.commit()
-        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason))
+        # as the sender's only with this record's one-time token (a Web UI signal can give any).
+        async with self.db.writing() as session:
+            token = await record_asked(session, status.run_key, user, {"reason": reason}, "abort")
+        await handle.signal(
+            GradedRemediationWorkflow.abort, AbortInput(by=user, reason=reason, token=token)
+        )
         return await self._status(rid, description)
 
     # --- alert rules and the nightly triage --------------------------------------------

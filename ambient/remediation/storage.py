@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Collection
 from datetime import datetime
 from functools import partial
@@ -11,7 +13,6 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
-from ambient.remediation.ladder import step_key
 from ambient.remediation.runs import FINAL_STATES, AuditEntry, Keyed
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
@@ -118,15 +119,9 @@ class ActionLedger(Repository):
     """Changes per cluster, reserved before they are made (the rate limit counts these)."""
 
     async def lock_cluster(self, cluster_id: str) -> None:
-        """Take the cluster's turn until the transaction ends: count, then reserve, atomically."""
-        # SQLite: the caller's write transaction (Database.write_session) already holds the one
-        # write lock. PostgreSQL: a transaction-scoped advisory lock on the cluster, so steps
-        # checked at once on any worker cannot all see the last free slot.
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"remediation-ledger/{cluster_id}"},
-            )
+        """Take the cluster's turn until the transaction ends: count, then reserve, atomically
+        (steps checked at once on any worker cannot all see the last free slot)."""
+        await hold(self.session, f"remediation-ledger/{cluster_id}")
 
     async def reserved(self, key: str) -> RemediationAction | None:
         query = select(RemediationAction).where(RemediationAction.key == key)
@@ -219,14 +214,13 @@ UNVERIFIED = "Temporal (sender not verified)"
 
 
 async def as_asked(session: AsyncSession, entry: AuditEntry) -> AuditEntry:
-    """``entry`` under the user it names if a door recorded that user asking for it in this run
-    (with the same reason), else under UNVERIFIED, the name it gave kept as ``given_by``."""
-    if entry.asked is None:
-        return entry
-    asked = await AuditRepository(session).list(
-        subject=entry.run_key, action=entry.asked, actor=entry.actor
-    )
-    if any(row.detail.get("reason") == entry.detail.get("reason") for row in asked):
+    """``entry`` under the user it names if its message carried the token of a door's record of
+    that user asking for it in this run (with the same reason), else under UNVERIFIED, the name
+    it gave kept as ``given_by``."""
+    entry, token = _token_taken(entry)
+    if entry.asked is None or await _sent_by_door(
+        session, entry, entry.asked, {"reason": entry.detail.get("reason")}, token
+    ):
         return entry
     return unverified(entry)
 
@@ -239,35 +233,79 @@ def unverified(entry: AuditEntry) -> AuditEntry:
 
 # The audit action under which a door records a checked user's answer before sending it.
 ANSWER = "approve"
+# A door's record holds the SHA-256 of the one-time token its message carries, never the token
+# (members read the audit); the run spends it once, recorded under SPENT.
+SENT, SPENT = "token_sha256", "token_spent"
 
 
-async def record_answer(
-    session: AsyncSession, run_key: str, rung: int, user: str, approve: bool, reason: str
-) -> None:
-    """``user``'s answer to the approval of ``rung`` in this run, as a door checked it: the run
-    applies an answer only where it finds this (a Web UI update can give any name)."""
-    await append_once(
-        session,
-        subject=run_key,
-        key=f"{step_key(run_key, rung)}/answer/{user}/{approve}",
-        action=ANSWER,
-        actor=user,
-        detail={"rung": rung, "approve": approve, "reason": reason},
+async def record_asked(
+    session: AsyncSession, run_key: str, user: str, detail: dict[str, Any], asked: str = ANSWER
+) -> str:
+    """``user``'s request (``asked``: an answer, "abort") in this run as a door checked it,
+    before it sends it; returns the token its message carries (a Web UI one gives any name)."""
+    token = secrets.token_urlsafe()
+    await AuditRepository(session).append(
+        actor=user, action=asked, subject=run_key, detail={**detail, SENT: _hashed(token)}
     )
+    return token
 
 
 async def answer_verified(session: AsyncSession, entry: AuditEntry) -> bool:
-    """Whether a door recorded the answer ``entry`` claims (its actor's, on its rung); if not,
-    the answer is audited under UNVERIFIED, the name it gave kept as ``given_by``."""
-    said = await AuditRepository(session).list(
-        subject=entry.run_key, action=ANSWER, actor=entry.actor
-    )
-    claim = {k: entry.detail[k] for k in ("rung", "approve")}
-    if any({k: row.detail.get(k) for k in claim} == claim for row in said):
+    """Whether the answer ``entry`` claims carried the token of a door's record of it (its
+    actor's, rung, yes or no, reason); if not, it is audited under UNVERIFIED, the name it gave
+    kept as ``given_by``."""
+    entry, token = _token_taken(entry)
+    claim = {k: entry.detail[k] for k in ("rung", "approve", "reason")}
+    if await _sent_by_door(session, entry, ANSWER, claim, token):
         return True
     entry = unverified(entry)
     await append_entry(session, entry, entry.action, entry.detail, entry.actor)
     return False
+
+
+def _token_taken(entry: AuditEntry) -> tuple[AuditEntry, Any]:
+    """``entry`` without the token its message carried (never written), and that token."""
+    detail = dict(entry.detail)
+    token = detail.pop("token", None)
+    return entry.model_copy(update={"detail": detail}), token
+
+
+def _hashed(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def _sent_by_door(
+    session: AsyncSession, entry: AuditEntry, asked: str, claim: dict[str, Any], token: Any
+) -> bool:
+    """Whether ``entry``'s message carried the token of a door's record of its actor asking
+    ``asked`` for ``claim`` in this run, unspent or spent by this message (a retried activity):
+    it is spent here. A door's record of a message that never arrived verifies no other."""
+    if not isinstance(token, str):
+        return False
+    sent = _hashed(token)
+    rows = await AuditRepository(session).list(
+        subject=entry.run_key, action=asked, actor=entry.actor
+    )
+    if not any({**row.detail, SENT: sent, **claim} == row.detail for row in rows):
+        return False
+    await hold(session, f"remediation-token/{sent}")  # two copies verified at once: one spends it
+    spent = await append_once(
+        session,
+        subject=entry.run_key,
+        key=f"{asked}/{sent}",
+        action=SPENT,
+        actor=entry.actor,
+        detail={"message": entry.key},
+    )
+    return bool(spent.detail["message"] == entry.key)
+
+
+async def hold(session: AsyncSession, key: str) -> None:
+    """Take ``key``'s turn until the transaction ends. SQLite: the caller's write transaction
+    (Database.write_session) already holds the one write lock; PostgreSQL: a transaction-scoped
+    advisory lock, so writers on any worker take turns."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 async def append_entry(

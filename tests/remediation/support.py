@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -21,8 +22,9 @@ from ambient.remediation.alerts import Alert
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES, ApprovalInput, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import record_answer
+from ambient.remediation.storage import record_asked
 from ambient.settings import Settings
+from ambient.storage.audit import AuditRepository
 from ambient.storage.models import RemediationRecord
 from ambient.storage.repositories import UserRepository
 from tests.conftest import running_worker
@@ -176,18 +178,42 @@ async def as_door(
     answer: ApprovalInput,
     rung: Rung | None = None,
 ) -> ApprovalInput:
-    """``answer`` recorded as a door records a checked user's answer before it sends it (the
-    run applies no other): on ``rung``, else on the one the run waits for (a query)."""
+    """``answer`` recorded as a door records a checked user's answer before it sends it, and
+    carrying that record's token (the run applies no other): on ``rung``, else on the one the
+    run waits for (a query)."""
     if rung is None:
         status = await handle.query("status", result_type=RemediationStatus)
         assert status.waiting is not None, status.state
         rung = status.waiting.rung
     run_key = f"{handle.id}@{(await handle.describe()).run_id}"
+    said = {"rung": int(rung), "approve": answer.approve, "reason": answer.reason}
     async with deps.db.writing() as session:
-        await record_answer(
-            session, run_key, int(rung), answer.approver, answer.approve, answer.reason
-        )
-    return answer
+        token = await record_asked(session, run_key, answer.approver, said)
+    return answer.model_copy(update={"token": token})
+
+
+async def tokens_sent(client: Client, rid: str) -> list[str]:
+    """The one-time tokens the abort signals and approve updates of ``rid``'s latest run
+    carried, as its history holds them (the Web UI shows them)."""
+    sent: list[str] = []
+    async for event in client.get_workflow_handle(rid).fetch_history_events():
+        if event.HasField("workflow_execution_signaled_event_attributes"):
+            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            accepted = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            payloads = accepted.input.args.payloads
+        else:
+            continue
+        messages = await client.data_converter.decode(payloads)
+        sent += [m["token"] for m in messages if isinstance(m, dict) and m.get("token")]
+    return sent
+
+
+async def audit_quoting(deps: WorkerDeps, text: str) -> list[str]:
+    """The actions of the audit rows (any subject) whose actor, subject or detail holds ``text``."""
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(limit=100_000)
+    return [r.action for r in rows if text in json.dumps([r.actor, r.subject, r.detail])]
 
 
 async def state_reaches(

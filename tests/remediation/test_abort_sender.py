@@ -4,13 +4,15 @@ whatever name the signal gave."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import AbortInput
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import UNVERIFIED
+from ambient.remediation.storage import UNVERIFIED, record_asked
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
 from tests.briefing.harness import eventually
@@ -19,9 +21,11 @@ from tests.remediation.doors import steering_doors
 from tests.remediation.support import (
     add_user,
     alert,
+    audit_quoting,
     new_token,
     remediation_settings,
     remediations_on_dev,
+    tokens_sent,
 )
 from workflows.remediation import GradedRemediationWorkflow
 
@@ -108,6 +112,7 @@ async def test_every_door_checks_the_caller_and_records_the_abort_under_that_use
         for rid in rids.values():
             await eventually(lambda rid=rid: _aborted(remediations, owner, rid), f"{rid} ends")
         views = {door: await remediations.get(owner, rid) for door, rid in rids.items()}
+        sent = {door: await tokens_sent(dev_env.client, rid) for door, rid in rids.items()}
 
     for door, view in views.items():
         assert view.outcome == f"aborted by {owner}: via {door}", view.outcome
@@ -115,3 +120,40 @@ async def test_every_door_checks_the_caller_and_records_the_abort_under_that_use
             rows = await AuditRepository(session).list(subject=view.run_key)
         steps = [(r.action, r.actor) for r in rows if r.action.startswith("abort")]
         assert steps == [("abort", owner), ("aborted", owner)], (door, steps)
+        # The door's abort carried a one-time token; its record holds only the token's hash.
+        (token,) = sent[door]
+        assert await audit_quoting(deps, token) == [], door
+        (recorded,) = [r for r in rows if r.action == "abort"]
+        assert recorded.detail["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+
+
+async def test_a_doors_record_of_an_abort_that_never_arrived_verifies_no_abort_sent_in_temporal(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A door records the abort before it signals. When the signal did not get through (the
+    # network, the run gone by then), the record stayed: an abort signalled in Temporal with
+    # that user and reason was audited as the door's, and the outcome named the user.
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner = unique("own")
+    await add_user(deps, owner)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        rid = (await remediations.start(owner, alert(url, workload=owner))).remediation_id
+        await eventually(lambda: _waiting(remediations, owner, rid), f"{rid} waits")
+        run_key = (await remediations.get(owner, rid)).run_key
+        # What the door records before it signals, with the signal then lost.
+        async with deps.db.writing() as session:
+            await record_asked(session, run_key, owner, {"reason": "stop it"}, "abort")
+        handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=owner, reason="stop it"))
+        status = await handle.result()
+
+    assert status.outcome == (
+        "aborted in Temporal, not through ambient-ops: the sender is not verified (it gave the "
+        f"name {owner!r}): stop it"
+    )
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=status.run_key)
+    assert [(r.action, r.actor) for r in rows if r.action.startswith("abort")] == [
+        ("abort", owner),
+        ("aborted", UNVERIFIED),
+    ]

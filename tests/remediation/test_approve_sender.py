@@ -4,6 +4,7 @@ identity) names an approver it cannot prove: it is refused and audited, the step
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,9 +27,11 @@ from tests.remediation.doors import steering_doors
 from tests.remediation.support import (
     add_user,
     alert,
+    audit_quoting,
     new_token,
     remediation_settings,
     remediations_on_dev,
+    tokens_sent,
 )
 from tests.remediation.test_abort_sender import DOORS, NOT_YOURS
 from tests.standins.kube_api import KubeApi, kubeconfig
@@ -145,6 +148,7 @@ async def test_the_owners_approval_through_every_door_runs_the_step_once(
                 lambda rid=rid: _state(remediations, owner, rid, "resolved"), f"{rid} ends"
             )
         views = {door: await remediations.get(owner, rid) for door, rid in rids.items()}
+        sent = {door: await tokens_sent(dev_env.client, rid) for door, rid in rids.items()}
 
     for door, view in views.items():
         assert _writes(cluster, workloads[door]) == 1, door
@@ -153,6 +157,64 @@ async def test_the_owners_approval_through_every_door_runs_the_step_once(
             rows = await AuditRepository(session).list(subject=view.run_key)
         steps = [(r.action, r.actor) for r in rows if r.action.startswith("approv")]
         assert steps == [("approve", owner), ("approval", owner)], (door, steps)
+        # The door's answer carried a one-time token; its record holds only the token's hash.
+        (token,) = sent[door]
+        assert await audit_quoting(deps, token) == [], door
+        (recorded,) = [r for r in rows if r.action == "approve"]
+        assert recorded.detail["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+
+
+async def test_a_doors_answer_the_run_refused_verifies_no_answer_sent_in_temporal_later(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, cluster: KubeApi, tmp_path: Path
+) -> None:
+    # A door records the answer before it sends it. The run refused this one (its rung had not
+    # come yet) and the record stayed: once that rung waited, an update sent in Temporal with
+    # the same user, rung and yes was taken as the door's, and the scale-out ran.
+    _execute_from_rung_1(deps, tmp_path)
+    owner = unique("own")
+    await add_user(deps, owner, permission="execute")
+    cluster.add_deployment("prod", owner, "registry/app:v1", replicas=2)
+    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+        subject = alert(url, workload=owner, cluster_id=CLUSTER, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, "execute")).remediation_id
+        await eventually(lambda: _state(remediations, owner, rid, "waiting_approval"), "waits")
+        with pytest.raises(RemediationError) as early:
+            await remediations.approve(owner, rid, True, "scale it", rung=2)
+        await remediations.approve(owner, rid, True, "restart it")
+        await eventually(lambda: _waits_on(remediations, owner, rid, 2), "rung 2 waits")
+        changes = len(cluster.writes())
+        handle = dev_env.client.get_workflow_handle_for(GradedRemediationWorkflow.run, rid)
+        same = ApprovalInput(
+            approver=owner, approver_permission="execute", approve=True, reason="scale it"
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as in_temporal:
+            await handle.execute_update(GradedRemediationWorkflow.approve, same)
+        still = await remediations.get(owner, rid)
+        await remediations.abort(owner, rid, "done looking")
+        status = await handle.result()
+
+    assert "rung 2 of" in str(early.value) and "has not come yet" in str(early.value)
+    assert str(in_temporal.value.cause) == (
+        "approval sent in Temporal, not through ambient-ops: the sender is not verified (it gave "
+        f"the name {owner!r})"
+    )
+    assert still.state == "waiting_approval" and [a.rung for a in still.approvals] == [1]
+    assert len(cluster.writes()) == changes and [a.rung for a in status.attempts] == [1]
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=status.run_key)
+    assert [
+        (r.action, r.actor, r.detail["rung"]) for r in rows if r.action.startswith("approv")
+    ] == [
+        ("approve", owner, 2),
+        ("approve", owner, 1),
+        ("approval", owner, 1),
+        ("approval_unverified", UNVERIFIED, 2),
+    ]
+
+
+async def _waits_on(remediations: RemediationService, user: str, rid: str, rung: int) -> bool:
+    waiting = (await remediations.get(user, rid)).waiting
+    return waiting is not None and waiting.what == "approval" and waiting.rung == rung
 
 
 async def test_a_stranger_refused_at_the_door_cannot_approve_in_the_owners_name_in_temporal(

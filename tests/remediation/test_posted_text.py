@@ -14,9 +14,10 @@ from ambient.deps import WorkerDeps
 from ambient.discussions.service import DiscussionService
 from ambient.domain.users import UserCreate
 from ambient.remediation.runs import AbortInput
+from ambient.remediation.storage import record_asked
 from ambient.render import markdown_literal
 from ambient.storage.models import DiscussionMessage
-from ambient.storage.repositories import AuditRepository, UserRepository
+from ambient.storage.repositories import UserRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, remediation_settings, state_reaches
 from tests.remediation.test_workflow import start
@@ -39,16 +40,13 @@ async def test_an_abort_reason_is_escaped_once_in_the_outcome_post_and_shown_as_
     ):
         handle = await start(ts_env, worker.task_queue, alert(url), user=owner)
         await state_reaches(ts_env, handle, ("waiting_approval",))
-        # As the service sends it: the checked request recorded first, so the name is trusted.
-        async with deps.db.session() as session:
-            await AuditRepository(session).append(
-                actor=owner,
-                action="abort",
-                subject=f"{handle.id}@{handle.result_run_id}",
-                detail={"reason": reason},
-            )
-            await session.commit()
-        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=owner, reason=reason))
+        # As the service sends it: the checked request recorded first, its token sent, so the
+        # name is trusted.
+        async with deps.db.writing() as session:
+            run_key = f"{handle.id}@{handle.result_run_id}"
+            sent = await record_asked(session, run_key, owner, {"reason": reason}, "abort")
+        asked = AbortInput(by=owner, reason=reason, token=sent)
+        await handle.signal(GradedRemediationWorkflow.abort, asked)
         status = await handle.result()
     assert status.state == "aborted"
     written = f"aborted: aborted by {owner}: {reason}"

@@ -45,6 +45,7 @@ from tests.remediation.support import (
     add_user,
     alert,
     as_door,
+    audit_quoting,
     error_rate,
     remediation_settings,
     state_reaches,
@@ -402,7 +403,7 @@ async def answer_held(
     serves, once the server holds it (its update id is the approver's name): it resolves when
     a worker takes the run's next task."""
     answer = ApprovalInput(approver=approver, approver_permission=permission, approve=approve)
-    await as_door(deps, handle, answer, Rung.RESTART)
+    answer = await as_door(deps, handle, answer, Rung.RESTART)
     sent = asyncio.create_task(
         handle.execute_update(GradedRemediationWorkflow.approve, answer, id=approver)
     )
@@ -888,6 +889,53 @@ async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
     ]
 
 
+async def test_a_copy_of_a_doors_answer_sent_in_temporal_with_its_token_is_not_verified(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The Web UI shows the door's update, its token too: a copy sent while the run still read
+    # the original was verified by the door's record as well (one record, any number of copies).
+    remediation_settings(deps, remediation_approval_from_rung=1, max_cached_workflows=0)
+    await add_user(deps, USER)
+    task_queue = unique("tq")
+    async with error_rate(healthy_from=None) as (_, url):
+        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+            handle = await start(ts_env, task_queue, alert(url))
+            await state_reaches(ts_env, handle, ("waiting_approval",))
+        # With no worker polling, the door's refusal and its copy reach the run in one task.
+        refusal = ApprovalInput(
+            approver=USER, approver_permission="dry_run", approve=False, reason="freeze"
+        )
+        sent = await as_door(deps, handle, refusal, Rung.RESTART)
+        answers = []
+        for update in ("door", "copy"):
+            answers.append(
+                asyncio.create_task(
+                    handle.execute_update(GradedRemediationWorkflow.approve, sent, id=update)
+                )
+            )
+            await admitted(ts_env, handle, update)
+        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+            results = await asyncio.gather(*answers, return_exceptions=True)
+            status = await handle.result()
+
+    taken = [r for r in results if isinstance(r, ApprovalDecision)]
+    refused = [r for r in results if isinstance(r, WorkflowUpdateFailedError)]
+    assert len(taken) == 1 and len(refused) == 1, results
+    assert str(refused[0].cause) == (
+        "refusal sent in Temporal, not through ambient-ops: the sender is not verified (it gave "
+        "the name 'ops')"
+    )
+    assert status.state == "handed_over" and "ops refused rung 1: freeze" in status.outcome
+    assert sent.token and await audit_quoting(deps, sent.token) == []
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=status.run_key)
+    assert sorted((r.action, r.actor) for r in rows if r.action.startswith("approv")) == [
+        ("approval", USER),
+        ("approval_unverified", UNVERIFIED),
+        ("approve", USER),
+    ]
+
+
 async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_does_not_fail_it(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -908,7 +956,7 @@ async def test_a_database_that_refuses_writes_for_a_while_delays_the_run_and_doe
         handle = await start(ts_env, worker.task_queue, alert(url))
         await state_reaches(ts_env, handle, ("waiting_approval",))
         answer = ApprovalInput(approver=USER, approver_permission="dry_run", approve=True)
-        await as_door(deps, handle, answer)
+        answer = await as_door(deps, handle, answer)
         # The audit log refuses every write (as a locked or read-only database would) while
         # the approval is recorded; the run used to fail after the third try.
         # In a thread: the worker's write turns run in this event loop, so a blocking wait
