@@ -29,7 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing.config import BriefingConfig, FileLogSpec, midnight_ending
+from ambient.briefing.config import BriefingConfig, midnight_ending
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -43,7 +43,7 @@ from ambient.briefing.errors import (
     update_id_of,
 )
 from ambient.briefing.greeting import Greeting
-from ambient.briefing.logs import LogFileError, analyze_logs, check_cls_keys, resolve_log_path
+from ambient.briefing.logs import analyze_logs, check_cls_keys, check_log_path
 from ambient.briefing.models import (
     KIND,
     BriefingCarry,
@@ -109,15 +109,8 @@ class BriefingService(Greeting):
         row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
             config = parse_config(_with_user_defaults(row, config))
-        if isinstance(config.log_source, FileLogSpec):
-            # Checked here, not first at the morning's read: a path with nothing there too.
-            path, log_dir = config.log_source.path, self.settings.log_dir
-            try:  # in a thread: a network share can stall a look at its disk
-                await asyncio.to_thread(
-                    resolve_log_path, path, log_dir, admin=row.is_admin, existing=True
-                )
-            except LogFileError as exc:
-                raise InvalidBriefingError(str(exc), given=path) from None
+        # Checked here, not first at the morning's read: a path with nothing there too.
+        await check_log_path(config.log_source, self.settings.log_dir, admin=row.is_admin)
         check_cls_keys(config.log_source, self.tencent)
         try:
             # At creation and update like a web monitor's URLs, not first at the morning's fetch.
