@@ -309,8 +309,7 @@ class BriefingService(Greeting):
         )
         return await self._answer(ask, quiet=quiet)
 
-    @staticmethod
-    async def _answer(ask: Awaitable[T], *, quiet: bool = False) -> T | None:
+    async def _answer(self, ask: Awaitable[T], *, quiet: bool = False) -> T | None:
         """The run's answer (a status query, the hand-over update): None when no run takes it
         (none, or it has ended); Temporal's refusal or no worker in time a BriefingError, but
         None when ``quiet`` (the caller goes on without it), as Temporal down is."""
@@ -322,9 +321,12 @@ class BriefingService(Greeting):
         except (TimeoutError, RPCError, WorkflowQueryFailedError) as exc:
             if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
                 return None
-            why = temporal.refusal(exc) if isinstance(exc, RPCError) else str(exc)
-            why = why or temporal.silent_worker()  # our TimeoutError: no worker answered in time
-            raise BriefingError(f"Temporal refused the request: {why}") from None
+            late = not isinstance(exc, RPCError) or temporal.timed_out(exc)
+            late = late and not isinstance(exc, WorkflowQueryFailedError)
+            # Out of time: a silent worker, unless the server itself does not answer.
+            down = await temporal.unreachable(self.client) if late else None
+            why = down.message if down else temporal.silent_worker() if late else str(exc)
+            raise BriefingError(f"Temporal refused the request: {why}") from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):
                 return None
