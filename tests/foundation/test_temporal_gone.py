@@ -31,10 +31,12 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
         await env.shutdown()
         read = await http.get("/briefings/daily")
         remediations = await http.get("/remediations/abc")
+        # The task door reads a briefing through the same read, and says the same.
+        as_task = await http.get(f"/tasks/daily-briefing/{name}/status")
     assert reached.status_code == 404, reached.text
     expected = {
         "detail": f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
         "AMBIENT_TEMPORAL_ADDRESS at a running server"
     }
-    for answer in (read, remediations):
+    for answer in (read, remediations, as_task):
         assert (answer.status_code, answer.json()) == (503, expected), answer.text
