@@ -14,7 +14,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.clients.llm import openai_client
@@ -22,13 +22,11 @@ from ambient.settings import Settings
 from ambient.storage import Database
 
 PROBE_TIMEOUT = timedelta(seconds=3)
-# gRPC codes that mean "the server did not answer", not "the server said no".
-_UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 
 def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, RPCError):
-        return exc.status in _UNREACHABLE
+        return exc.status in temporal.UNREACHABLE
     # The SDK's connect (also the lazy client's first call) fails with a plain RuntimeError.
     return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client, TLSConfig, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -71,6 +72,8 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 # The server's failure of an update whose run ended before the update's handler did.
 RUN_ENDED_UNDER_UPDATE = "AcceptedUpdateCompletedWorkflow"
 SILENT_WORKER = "no worker answered"
+# gRPC codes that mean "the server did not answer", not "the server said no".
+UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 
 def refusal(exc: RPCError) -> str:
@@ -89,6 +92,18 @@ def timed_out(exc: RPCError) -> bool:
 def silent_worker() -> str:
     """A request that waited for a worker (a query, an update) and got no answer in time."""
     return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; is the worker running?"
+
+
+async def unreachable(client: Client) -> RPCError | None:
+    """Temporal's own silence (down, or gone since the client connected), asked once with no
+    retry: a request that ran out of time met a silent worker only if the server answers."""
+    try:
+        await client.workflow_service.get_system_info(
+            GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=1)
+        )
+    except RPCError as exc:
+        return exc if exc.status in UNREACHABLE else None
+    return None
 
 
 async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:

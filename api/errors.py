@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
 from ambient.refusals import Refusal
-from ambient.status import database_problem, temporal_problem
+from ambient.status import database_problem, temporal_down, temporal_problem
 
 E = TypeVar("E", bound=Exception)
 
@@ -129,11 +129,15 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def refusal(exc: E, statuses: Mapping[type[E], int]) -> HTTPException:
+def refusal(exc: E, statuses: Mapping[type[E], int]) -> Exception:
     """A feature's refusal no field is to blame for: the status of the first kind in
-    ``statuses`` that ``exc`` is (502, the service behind failed, for any other), its words."""
-    code = next((code for kind, code in statuses.items() if isinstance(exc, kind)), 502)
-    return HTTPException(code, str(exc))
+    ``statuses`` that ``exc`` is, its words; any other is Temporal down (``exc`` itself,
+    answered 503 "Temporal is unreachable at ADDRESS" as from any route) or 502, the service
+    behind failed."""
+    code = next((code for kind, code in statuses.items() if isinstance(exc, kind)), None)
+    if code is None and temporal_down(exc):
+        return exc
+    return HTTPException(code or 502, str(exc))
 
 
 def feature_error(http_error: Callable[[Any], Exception]) -> Any:

@@ -107,6 +107,20 @@ def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: 
     return f"{count} lines read" + (f", {skipped} unreadable" if skipped else "") + failed
 
 
+async def check_log_path(
+    spec: FileLogSpec | ClsLogSpec | None, log_dir: Path | None, *, admin: bool
+) -> None:
+    """A file source's path is refused by field unless it names a file or folder there that
+    this caller may read (checked when a briefing is set up and a range is analyzed)."""
+    if isinstance(spec, FileLogSpec):
+        try:  # in a thread: a network share can stall a look at its disk
+            await asyncio.to_thread(
+                resolve_log_path, spec.path, log_dir, admin=admin, existing=True
+            )
+        except LogFileError as exc:
+            raise InvalidBriefingError(str(exc), given=spec.path) from None
+
+
 def check_cls_keys(spec: FileLogSpec | ClsLogSpec | None, tencent: TencentCloud) -> None:
     """A CLS source is refused without Tencent Cloud's keys: no read of it could succeed."""
     if isinstance(spec, ClsLogSpec) and not tencent.configured:
@@ -167,6 +181,9 @@ async def analyze_logs(
     except ValidationError as exc:
         raise InvalidBriefingError("; ".join(field_problems(exc))) from None
     assert spec is not None
+    # Only a file source asks who may read it: a CLS search reads no role.
+    admin = isinstance(spec, FileLogSpec) and await is_admin()
+    await check_log_path(spec, settings.log_dir, admin=admin)
     check_cls_keys(spec, tencent)
     reducer = LogReducer()
     try:
@@ -176,8 +193,7 @@ async def analyze_logs(
             end,
             reducer,
             log_dir=settings.log_dir,
-            # Only a file source asks who may read it: a CLS search reads no role.
-            admin=isinstance(spec, FileLogSpec) and await is_admin(),
+            admin=admin,
             tencent=tencent,
             # A line's wall time (no offset) is read where the range was asked, as a
             # briefing reads it in its time zone.

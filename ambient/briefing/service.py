@@ -29,7 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
-from ambient.briefing.config import BriefingConfig, FileLogSpec, midnight_ending
+from ambient.briefing.config import BriefingConfig, midnight_ending
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
@@ -43,7 +43,7 @@ from ambient.briefing.errors import (
     update_id_of,
 )
 from ambient.briefing.greeting import Greeting
-from ambient.briefing.logs import LogFileError, analyze_logs, check_cls_keys, resolve_log_path
+from ambient.briefing.logs import analyze_logs, check_cls_keys, check_log_path
 from ambient.briefing.models import (
     KIND,
     BriefingCarry,
@@ -109,15 +109,8 @@ class BriefingService(Greeting):
         row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
             config = parse_config(_with_user_defaults(row, config))
-        if isinstance(config.log_source, FileLogSpec):
-            # Checked here, not first at the morning's read: a path with nothing there too.
-            path, log_dir = config.log_source.path, self.settings.log_dir
-            try:  # in a thread: a network share can stall a look at its disk
-                await asyncio.to_thread(
-                    resolve_log_path, path, log_dir, admin=row.is_admin, existing=True
-                )
-            except LogFileError as exc:
-                raise InvalidBriefingError(str(exc), given=path) from None
+        # Checked here, not first at the morning's read: a path with nothing there too.
+        await check_log_path(config.log_source, self.settings.log_dir, admin=row.is_admin)
         check_cls_keys(config.log_source, self.tencent)
         try:
             # At creation and update like a web monitor's URLs, not first at the morning's fetch.
@@ -316,8 +309,7 @@ class BriefingService(Greeting):
         )
         return await self._answer(ask, quiet=quiet)
 
-    @staticmethod
-    async def _answer(ask: Awaitable[T], *, quiet: bool = False) -> T | None:
+    async def _answer(self, ask: Awaitable[T], *, quiet: bool = False) -> T | None:
         """The run's answer (a status query, the hand-over update): None when no run takes it
         (none, or it has ended); Temporal's refusal or no worker in time a BriefingError, but
         None when ``quiet`` (the caller goes on without it), as Temporal down is."""
@@ -329,9 +321,12 @@ class BriefingService(Greeting):
         except (TimeoutError, RPCError, WorkflowQueryFailedError) as exc:
             if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
                 return None
-            why = temporal.refusal(exc) if isinstance(exc, RPCError) else str(exc)
-            why = why or temporal.silent_worker()  # our TimeoutError: no worker answered in time
-            raise BriefingError(f"Temporal refused the request: {why}") from None
+            late = not isinstance(exc, RPCError) or temporal.timed_out(exc)
+            late = late and not isinstance(exc, WorkflowQueryFailedError)
+            # Out of time: a silent worker, unless the server itself does not answer.
+            down = await temporal.unreachable(self.client) if late else None
+            why = down.message if down else temporal.silent_worker() if late else str(exc)
+            raise BriefingError(f"Temporal refused the request: {why}") from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):
                 return None

@@ -163,6 +163,13 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
             "reads on a page: write a word or phrase",
             codes=unseen_codes(value),
         )
+    if (hidden := unseen_inside(value)) is not None:
+        raise Refusal(
+            "a keyword with an invisible character inside it (%(code)s at character "
+            "%(position)s) matches nothing a person reads on a page: write it without",
+            code=f"U+{ord(value[hidden]):04X}",
+            position=str(hidden + 1),
+        )
     return value.strip()
 
 
@@ -191,6 +198,31 @@ def shows_nothing(text: str) -> bool:
     """Whether ``text`` is only characters a person sees nothing of (spaces, U+200B, U+3164,
     U+2800, a lone combining mark)."""
     return all(_unseen(c) for c in text)
+
+
+def unseen_inside(text: str) -> int | None:
+    """Where ``text`` holds a character a person does not see amid a word they do (U+200B in
+    "error", a soft hyphen, U+2060, U+FEFF); None when each one shapes what it sits on: a
+    combining mark on its letter (e + U+0301), a joiner in an emoji sequence or a script that
+    joins (U+200D, U+200C), a flag's tags. At a word's edge one hides no part of it."""
+    on = False  # a character shown before this one, in this word
+    for i, c in enumerate(text):
+        if c.isspace() or not _unseen(c):
+            on = not c.isspace()
+            continue
+        rest = text[i + 1 :]
+        after = rest[:1]
+        if (
+            not on
+            or shows_nothing(rest.split()[0] if after.strip() else "")
+            or unicodedata.category(c) == "Mn"
+            or "\U000e0020" <= c <= "\U000e007f"
+            # Latin letters are drawn alike with or without a joiner: there it hides.
+            or (c in "\u200c\u200d" and not _unseen(after) and not (text[i - 1] + after).isascii())
+        ):
+            continue
+        return i
+    return None
 
 
 def _check_ignore_pattern(value: str) -> str:

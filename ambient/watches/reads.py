@@ -306,7 +306,7 @@ class TaskReads:
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
-        status = await self._workflow_status(kind, task_id, within)
+        status = await self._workflow_status(user, kind, task_id, within)
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice).
@@ -382,30 +382,30 @@ class TaskReads:
         )
 
     async def _workflow_status(
-        self, kind: TaskKind, task_id: str, within: float | None = None
+        self, user: str, kind: TaskKind, task_id: str, within: float | None = None
     ) -> TaskStatus:
-        """A watch's or a briefing's status query, as every task answers."""
-        if kind is TaskKind.DAILY_BRIEFING:
-            return briefing_task_status(await self._query_status(task_id, BriefingStatus, within))
-        return await self._query_status(task_id, TaskStatus, within)
-
-    async def _query_status(
-        self, task_id: str, result_type: type[T], within: float | None = None
-    ) -> T:
-        """The workflow's ``status`` query: a watch's ``TaskStatus``, a briefing's own."""
+        """A watch's status query or the briefing's status read, as every task answers."""
         timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
-        with found(task_id):
-            try:
-                # Our own timer too: on a loaded machine the RPC's deadline came back late,
-                # after a voice call's budget, which then said "too slow" for a silent worker.
-                async with asyncio.timeout(timeout.total_seconds()):
-                    return await self.client.get_workflow_handle(task_id).query(
-                        "status", result_type=result_type, rpc_timeout=timeout
-                    )
-            except TimeoutError:
-                raise WorkerSilentError(
-                    f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}"
-                ) from None
+        briefing = kind is TaskKind.DAILY_BRIEFING
+        try:
+            # Our own timer too (a briefing's read keeps QUERY_TIMEOUT itself): on a loaded
+            # machine the RPC's deadline came back late, after a voice call's budget, which
+            # then said "too slow" for a silent worker.
+            async with asyncio.timeout(within if briefing else timeout.total_seconds()):
+                if not briefing:
+                    with found(task_id):
+                        return await self.client.get_workflow_handle(task_id).query(
+                            "status", result_type=TaskStatus, rpc_timeout=timeout
+                        )
+                # The one read every door makes; an ended run's as it ended (get: STOPPED).
+                status = await self._briefing(self.briefings.read_status(user, ended=True))
+        except TimeoutError:
+            raise WorkerSilentError(
+                f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}"
+            ) from None
+        if status is None:
+            raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
+        return briefing_task_status(status)
 
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
         with found(task_id):
@@ -421,7 +421,8 @@ class TaskReads:
         except BriefingNotFoundError as exc:
             raise TaskNotFoundError(str(exc)) from None
         except BriefingError as exc:
-            raise TaskError(str(exc)) from None
+            silent = temporal.SILENT_WORKER in str(exc)  # a control sent is then delivered
+            raise (WorkerSilentError if silent else TaskError)(str(exc)) from None
 
     def _owned(self, user: str, task_id: str) -> TaskKind:
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted

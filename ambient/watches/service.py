@@ -110,7 +110,7 @@ class TaskService(TaskSchedules):
                 memo=temporal.task_memo(summary, datetime.now(UTC)),
             )
         except WorkflowAlreadyStartedError:
-            running = await self._query_status(task_id, TaskStatus)
+            running = await self._workflow_status(user, kind, task_id)
             if running.state is TaskState.STOPPED and not retried:
                 # Deleted a moment ago and still winding down: let it end, then start anew.
                 # However the old life ended (or not yet), the new one starts.
@@ -328,7 +328,7 @@ class TaskService(TaskSchedules):
         again once it had ended)."""
         if (await self._describe(task_id)).status is not WorkflowExecutionStatus.RUNNING:
             raise TaskStateError(_stopped(task_id))
-        status = await self._workflow_status(self._owned(user, task_id), task_id)
+        status = await self._workflow_status(user, self._owned(user, task_id), task_id)
         if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))
         return status.state

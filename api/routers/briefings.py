@@ -12,8 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Header, Query, status
 from pydantic import BaseModel, Field
 
 from ambient.briefing.config import BriefingConfig
@@ -59,11 +58,11 @@ class AnalyzeIn(UserConfig):
 
 
 # The refusals no field is to blame for (a replaced run changed under the request); any other
-# BriefingError is a 502.
+# BriefingError is a 503 (Temporal down) or a 502.
 STATUSES = {BriefingNotFoundError: 404, BriefingRefusedError: 403, BriefingReplacedError: 409}
 
 
-def http_error(exc: BriefingError, where: str = "body") -> HTTPException | RequestValidationError:
+def http_error(exc: BriefingError, where: str = "body") -> Exception:
     if isinstance(exc, InvalidBriefingError):
         # A list item by its index, as FastAPI names one: ["body", "news_urls", 0].
         loc = [int(p) if p.isdigit() else p for p in exc.field.split(".")] if exc.field else []

@@ -28,7 +28,6 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.sharing import ReportLink
-from ambient.status import temporal_down
 from api.deps import CurrentUser, StateDep
 from api.errors import refusal, unprocessable
 
@@ -74,7 +73,8 @@ FIELD_PLACES = {
     "offset": ("query", "offset"),
 }
 
-# The refusals no field is to blame for; any other RemediationError is a 502.
+# The refusals no field is to blame for; any other RemediationError is a 503 (Temporal down)
+# or a 502.
 STATUSES = {RemediationNotFoundError: 404, RemediationRefusedError: 403, RemediationStateError: 409}
 
 
@@ -82,9 +82,7 @@ def http_error(exc: RemediationError) -> Exception:
     if isinstance(exc, InvalidRemediationError):
         where, field = FIELD_PLACES.get(exc.field or "alert", ("body", exc.field or "alert"))
         return unprocessable((field.split("."), str(exc)), where=where)
-    if isinstance(exc, tuple(STATUSES)) or not temporal_down(exc):
-        return refusal(exc, STATUSES)
-    return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
+    return refusal(exc, STATUSES)
 
 
 # A path parameter cannot hold "/": routes take the fingerprint, ids are remediation/<it>.

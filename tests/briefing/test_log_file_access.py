@@ -149,3 +149,37 @@ async def test_a_log_path_with_nothing_there_is_refused_at_create_by_name_and_no
     assert refused["input"] == "rotated/"
     assert running.status_code == 404, running.text  # nothing was started
     assert taken.status_code == 201, taken.text
+
+
+async def test_a_log_path_with_nothing_there_is_refused_by_analysis_as_at_create(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """analyze_logs answered a path with nothing there as the reader's failure (502 "log_source
+    could not be read"): it is the caller's input, refused by field in the create's words,
+    through the API and the MCP tool alike."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    missing = {"log_source": {"type": "file", "path": "app.log"}, **RANGE}
+    async with api(settings, logs) as (http, _, member):
+        by_api = await http.post("/briefings/analyze", json=missing, headers=member)
+    server = build_server(settings.model_copy(update={"log_dir": logs}), stdio_user="mel")
+    async with Client(server) as mcp:
+        by_tool = await mcp.call_tool("analyze_logs", missing)
+    refusal = (
+        "log_source.path: no log file or folder at 'app.log' on this API server (its workers "
+        "read the same path: docs/deploy.md); give the path of an existing log file or folder "
+        f"of rotated logs inside AMBIENT_LOG_DIR ({logs.resolve()})"
+    )
+    assert by_api.status_code == 422, by_api.text
+    assert by_api.json()["detail"] == [
+        {
+            "type": "value_error",
+            "loc": ["body", "log_source", "path"],
+            "msg": refusal,
+            "input": "app.log",
+        }
+    ]
+    assert by_tool.is_error
+    assert " ".join(getattr(c, "text", "") for c in by_tool.content) == (
+        f"Error executing tool analyze_logs: {refusal}"
+    )

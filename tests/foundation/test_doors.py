@@ -132,6 +132,25 @@ BAD = [
             ("joiners and marks", "\u180e\u200d\u2060\u2064", "U+180E U+200D U+2060 U+2064"),
         )
     ),
+    # One invisible character inside a word ("err" U+200B "or", pasted from a page or a chat)
+    # was kept: the keyword matched no line a person reads, and the watch never told of one.
+    *(
+        Bad(
+            f"keyword with {name} inside a word",
+            {"urls": [PAGE], "keywords": ["AI", keyword]},
+            ("config", "keywords", 1),
+            f"a keyword with an invisible character inside it ({code} at character {at}) "
+            "matches nothing a person reads on a page",
+            form={"urls": PAGE, "keywords": f"AI\n{keyword}"},
+            label="Keywords, line 2",
+        )
+        for name, keyword, code, at in (
+            ("a zero width space", "err\u200bor", "U+200B", 4),
+            ("a soft hyphen", "time\u00adout", "U+00AD", 5),
+            ("a word joiner", "disk full\u2060ed", "U+2060", 10),
+            ("a byte order mark", "d\ufeffown", "U+FEFF", 2),
+        )
+    ),
     Bad(
         # A trailing "|" matched the empty text, so every new line of every page was a hit.
         "keyword pattern that matches empty text",

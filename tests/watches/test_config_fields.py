@@ -213,6 +213,39 @@ def test_a_keyword_or_category_nobody_can_see_is_refused_and_one_with_a_letter_i
     assert getattr(model.model_validate(pages | {field: seen}), field) == seen
 
 
+@pytest.mark.parametrize("model", [WebMonitorConfig, NewsDigestConfig, BriefingConfig])
+def test_a_keyword_or_category_with_an_invisible_character_inside_a_word_is_refused(
+    model: type[BaseModel],
+) -> None:
+    field = "keywords" if model is WebMonitorConfig else "categories"
+    pages = WEB if model is WebMonitorConfig else {"news_urls": ["https://example.com/news"]}
+    for word, code, at in (
+        ("err\u200bor", "U+200B", 4),
+        ("time\u00adout", "U+00AD", 5),
+        ("a\u2060b", "U+2060", 2),
+        ("数据\ufeff库", "U+FEFF", 3),
+        ("err\u200dor", "U+200D", 4),  # a joiner joins nothing between Latin letters
+    ):
+        ((where, said),) = refused(model, pages | {field: ["AI", word]})
+        assert where == f"{field}.1", word
+        assert f"an invisible character inside it ({code} at character {at})" in said, word
+    # Written text that holds such characters for a reason is kept as written: Chinese and
+    # Japanese, accents as combining marks, emoji joined into one (a family, a rainbow flag, a
+    # skin tone), a Persian word with its non-joiner, a flag of tags, one at a word's edge.
+    seen = [
+        "数据库故障",
+        "エラー",
+        "e\u0301te\u0301",
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+        "\U0001f3f3\ufe0f\u200d\U0001f308",
+        "\U0001f469\U0001f3fd\u200d\U0001f4bb",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
+        "\u3164AI",
+    ]
+    assert getattr(model.model_validate(pages | {field: seen}), field) == seen
+
+
 def test_a_stored_monitor_checks_a_page_listed_twice_once() -> None:
     urls = ["https://example.com/", "https://example.org/", "https://example.com"]
     run = decoded(

