@@ -89,6 +89,13 @@ def timed_out(exc: RPCError) -> bool:
     return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired
 
 
+def unanswered(exc: RPCError) -> bool:
+    """A query or update no worker answered: its deadline passed, or the server saw no worker
+    poll the task queue lately (it says so at once then)."""
+    no_poller = exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message
+    return timed_out(exc) or no_poller
+
+
 def silent_worker() -> str:
     """A request that waited for a worker (a query, an update) and got no answer in time."""
     return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; is the worker running?"

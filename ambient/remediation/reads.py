@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import get_args
+from typing import Any, get_args
 
 from temporalio.client import (
     Client,
@@ -19,6 +19,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.clients.llm import LLMClient
+from ambient.domain.configs import read_stored
+from ambient.remediation.alerts import Alert
 from ambient.remediation.joins import REPEATED
 from ambient.remediation.runs import (
     FINAL_STATES,
@@ -96,15 +98,24 @@ class RemediationReads:
     ) -> RemediationStatus:
         """The run's status; one closed without its own end (terminated, timed out) is aborted."""
         handle = self.client.get_workflow_handle(rid)
+        status, silent = None, ""
         try:
             status = await handle.query(
                 GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
             )
-            if status.state in FINAL_STATES:
+        except RPCError as exc:
+            # A busy or stopped worker: what the database holds is shown, not "unavailable".
+            if not temporal.unanswered(exc):
+                raise refused(rid, exc) from None
+            silent = temporal.silent_worker()
+        try:
+            if status is not None and status.state in FINAL_STATES:
                 return status
             description = description or await handle.describe()
         except RPCError as exc:
             raise refused(rid, exc) from None
+        if status is None:
+            return await self._recorded(description, silent)
         if _closed_by_temporal(description) and status.run_key == f"{rid}@{description.run_id}":
             # Its query answers from its history, which stops where Temporal closed it.
             outcome, at = await self._record_closed(description)
@@ -118,6 +129,48 @@ class RemediationReads:
                 }
             )
         return status
+
+    async def _recorded(self, run: WorkflowExecution, silent: str) -> RemediationStatus:
+        """The run as recorded, for a run that did not answer (``silent`` says why): its state
+        the server's (what the run last set) or, once it ended, its row's; its alert, score,
+        plan, modes and approvals from its row and audit. What only the run holds (what it
+        waits for, its next rung, its attempts) is left out: ``unanswered`` says so."""
+        if _closed_by_temporal(run):
+            await self._record_closed(run)
+        run_key = f"{run.id}@{run.run_id}"
+        async with self.db.session() as session:
+            row = await RemediationRepository(session).get(run_key)
+            audit = await AuditRepository(session).list(
+                subject=run_key, not_action=REPEATED, limit=1000
+            )
+        if row is None:  # its first task has not stored it: nothing to show yet
+            raise RemediationError(f"Temporal refused the request for {run.id!r}: {silent}")
+        said: dict[str, list[dict[str, Any]]] = {}
+        for record in audit:
+            said.setdefault(record.action, []).append(record.detail)
+        permitted = said.get("permission") or [{"asked": row.mode, "mode": None}]
+        state = run.typed_search_attributes.get(temporal.STATE)
+        return RemediationStatus.model_validate(
+            {
+                "remediation_id": row.remediation_id,
+                "run_key": run_key,
+                "user": row.user,
+                "alert": read_stored(Alert, row.detail["alert"]),
+                "fingerprint": row.remediation_id.removeprefix("remediation/"),
+                "state": row.state if row.state in FINAL_STATES or not state else state,
+                "mode_asked": permitted[0]["asked"],
+                "mode": permitted[-1]["mode"],
+                "score": row.score,
+                "budget": row.budget,
+                "card": next(iter(said.get("scored", [])), {}).get("card"),
+                "plan": next(iter(said.get("planned", [])), {}).get("plan", []),
+                "approvals": said.get("approval", []),
+                "outcome": row.detail.get("outcome") or "",
+                "started_at": row.started_at,
+                "finished_at": row.finished_at,
+                "unanswered": silent,
+            }
+        )
 
     async def _record_closed(self, run: WorkflowExecution) -> tuple[str, datetime | None]:
         """Write the row of a run Temporal closed before its own end as aborted, its outcome

@@ -319,6 +319,9 @@ class RemediationStatus(BaseModel):
     outcome_said: Said | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Why the run did not answer (its worker busy or stopped): the status is then as recorded,
+    # without what only the run holds (waiting, next_rung, attempts, joined_by). "": it did.
+    unanswered: str = ""
 
 
 def resolved_at(rung: Rung) -> Refusal:

@@ -199,6 +199,11 @@ class RemediationService(RemediationReads):
         status, account = await self._steerer(
             user, rid, run_key, "approve" if approve else "refuse"
         )
+        if status.unanswered:  # which rung waits, if any, is the run's to say
+            raise RemediationError(
+                f"{rid} did not answer ({status.unanswered}): nothing was answered; "
+                "try again in a moment"
+            )
         if status.state != "waiting_approval" or status.waiting is None:
             raise RemediationStateError(
                 Refusal(
