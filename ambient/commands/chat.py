@@ -14,7 +14,7 @@ from ambient.agent.chat import ChatEvent
 from ambient.agent.hub import ChatRuntime
 from ambient.commands import fail
 from ambient.runtime import discovered_settings
-from ambient.storage.repositories import not_registered, user_named
+from ambient.storage.repositories import registered
 from ambient.wiring import open_state
 
 console = Console(stderr=False)
@@ -39,9 +39,7 @@ def _show(event: ChatEvent) -> None:
 async def _chat(user: str, message: str | None, yes: bool) -> int:
     # The command holds the database, as `ambient migrate` and every other command do.
     async with open_state(discovered_settings(), stdio_user=user, upgrade=True) as state:
-        row = await user_named(state.db, user)
-        if row is None:
-            raise fail(not_registered(user))
+        row = await registered(state.db, user, fail)
         runtime = ChatRuntime.of(state)
         agent = await runtime.agent(row)
         conversation = runtime.conversations.open(user, None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Collection
 from datetime import datetime
@@ -25,6 +24,7 @@ from ambient.storage.models import (
     RemediationBreaker,
     RemediationRecord,
 )
+from ambient.storage.repositories import hash_token
 
 
 class AlertRuleRepository(Repository):
@@ -245,7 +245,7 @@ async def record_asked(
     before it sends it; returns the token its message carries (a Web UI one gives any name)."""
     token = secrets.token_urlsafe()
     await AuditRepository(session).append(
-        actor=user, action=asked, subject=run_key, detail={**detail, SENT: _hashed(token)}
+        actor=user, action=asked, subject=run_key, detail={**detail, SENT: hash_token(token)}
     )
     return token
 
@@ -270,10 +270,6 @@ def _token_taken(entry: AuditEntry) -> tuple[AuditEntry, Any]:
     return entry.model_copy(update={"detail": detail}), token
 
 
-def _hashed(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 async def _sent_by_door(
     session: AsyncSession, entry: AuditEntry, asked: str, claim: dict[str, Any], token: Any
 ) -> bool:
@@ -282,7 +278,7 @@ async def _sent_by_door(
     it is spent here. A door's record of a message that never arrived verifies no other."""
     if not isinstance(token, str):
         return False
-    sent = _hashed(token)
+    sent = hash_token(token)
     rows = await AuditRepository(session).list(
         subject=entry.run_key, action=asked, actor=entry.actor
     )
