@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, closing
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +23,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from ambient.clients.kube import KubeError
 from ambient.deps import WorkerDeps
@@ -853,10 +856,13 @@ async def test_outside_the_change_window_the_step_waits_for_the_next_opening(
     assert site.reads == 1
 
 
-async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
+@asynccontextmanager
+async def waiting_with_no_worker(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    # No sticky cache: the second worker gets the run's next task from the shared queue.
+) -> AsyncIterator[tuple[WorkflowHandle[Any, Any], Callable[[], Worker]]]:
+    """A run waiting for approval whose worker stopped, and how to start one again: what is
+    sent meanwhile reaches the run in one workflow task. No sticky cache, so the new worker
+    gets the run's next task from the shared queue."""
     remediation_settings(deps, remediation_approval_from_rung=1, max_cached_workflows=0)
     await add_user(deps, USER)
     task_queue = unique("tq")
@@ -864,13 +870,20 @@ async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
         async with build_worker(ts_env.client, deps, task_queue=task_queue):
             handle = await start(ts_env, task_queue, alert(url))
             await state_reaches(ts_env, handle, ("waiting_approval",))
+        yield handle, partial(build_worker, ts_env.client, deps, task_queue=task_queue)
+
+
+async def test_two_answers_at_once_one_decides_and_the_other_is_refused(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    async with waiting_with_no_worker(ts_env, deps) as (handle, worker):
         # The owner refuses and the lead approves at the same moment: with no worker polling,
         # both answers reach the run in one workflow task.
         answers = [
             await answer_held(ts_env, deps, handle, who, "execute", approve=yes)
             for who, yes in ((USER, False), ("lead", True))
         ]
-        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+        async with worker():
             results = await asyncio.gather(*answers, return_exceptions=True)
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
             status = await handle.result()
@@ -894,13 +907,7 @@ async def test_a_copy_of_a_doors_answer_sent_in_temporal_with_its_token_is_not_v
 ) -> None:
     # The Web UI shows the door's update, its token too: a copy sent while the run still read
     # the original was verified by the door's record as well (one record, any number of copies).
-    remediation_settings(deps, remediation_approval_from_rung=1, max_cached_workflows=0)
-    await add_user(deps, USER)
-    task_queue = unique("tq")
-    async with error_rate(healthy_from=None) as (_, url):
-        async with build_worker(ts_env.client, deps, task_queue=task_queue):
-            handle = await start(ts_env, task_queue, alert(url))
-            await state_reaches(ts_env, handle, ("waiting_approval",))
+    async with waiting_with_no_worker(ts_env, deps) as (handle, worker):
         # With no worker polling, the door's refusal and its copy reach the run in one task.
         refusal = ApprovalInput(
             approver=USER, approver_permission="dry_run", approve=False, reason="freeze"
@@ -914,7 +921,7 @@ async def test_a_copy_of_a_doors_answer_sent_in_temporal_with_its_token_is_not_v
                 )
             )
             await admitted(ts_env, handle, update)
-        async with build_worker(ts_env.client, deps, task_queue=task_queue):
+        async with worker():
             results = await asyncio.gather(*answers, return_exceptions=True)
             status = await handle.result()
 
