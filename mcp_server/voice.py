@@ -88,8 +88,8 @@ class VoiceServer(ListedServer):
     ) -> CallToolResult:
         """Ask the speaker to say these arguments again, in the caller's language."""
         speaker = arguments.get("speaker") if "speaker" not in fields else None
-        said = "和".join(sentences.ARGUMENT_WORDS.get(field, field) for field in fields)
-        said_en = " and ".join(sentences.ARGUMENT_WORDS_EN.get(field, field) for field in fields)
+        words = [sentences.ARGUMENT_WORDS.get(field, (field, field)) for field in fields]
+        said, said_en = "和".join(zh for zh, _ in words), " and ".join(en for _, en in words)
         zh, en = f"没听清{said}，请再说一次。", f"I didn't catch {said_en}. Please say it again."
         return await self._said(context, speaker, zh, en)
 
