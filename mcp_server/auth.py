@@ -55,9 +55,4 @@ async def current_user_row(ctx: Context[Any, Any]) -> User:
     """The caller's row, read now: roles and permissions come from the database, never the call."""
     name = current_user(ctx)
     async with app_state(ctx).db.session() as session:
-        return await UserRepository(session).existing(name, unregistered(name))
-
-
-def unregistered(name: str) -> ToolError:
-    """The one refusal of a session whose user has no row (every tool says it alike)."""
-    return ToolError(not_registered(name))
+        return await UserRepository(session).existing(name, ToolError(not_registered(name)))

@@ -246,6 +246,10 @@ class AmbientMCPServer(ListedServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        def refused(problem: str) -> ToolError:
+            # Worded as the SDK words a ToolError a tool raised itself.
+            return ToolError(f"Error executing tool {name}: {problem}")
+
         tool = self._tool_manager._tools.get(name)
         if tool is None and name in self.withheld:
             raise ToolError(f"{name} changes things: this server is read-only (--read-only)")
@@ -255,7 +259,7 @@ class AmbientMCPServer(ListedServer):
             # encodes a lone surrogate: refused by its argument's name before any tool runs.
             at, why = found
             where = ".".join(str(part) for part in at)
-            raise ToolError(f"Error executing tool {name}: invalid arguments — {where}: {why}")
+            raise refused(f"invalid arguments — {where}: {why}")
         taken = tool.parameters.get("properties", {}) if tool is not None else {}
         unknown = sorted(set(arguments or {}) - set(taken)) if tool is not None else []
         if unknown:
@@ -263,9 +267,7 @@ class AmbientMCPServer(ListedServer):
             # was skipped and the tool ran. (The voice profile's small models keep leeway.)
             takes = ", ".join(taken) or "none"
             problems = "; ".join(f"{key}: not an argument of {name}" for key in unknown)
-            raise ToolError(
-                f"Error executing tool {name}: invalid arguments — {problems} (it takes: {takes})"
-            )
+            raise refused(f"invalid arguments — {problems} (it takes: {takes})")
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
@@ -281,8 +283,7 @@ class AmbientMCPServer(ListedServer):
                 problem = str(cause)
             if problem is None:
                 raise  # a crash: the SDK logs it and answers "Error executing tool <name>"
-            # Worded as the SDK words a ToolError a tool raised itself.
-            raise ToolError(f"Error executing tool {name}: {problem}") from None
+            raise refused(problem) from None
         except ToolError as exc:
             cause = exc.__cause__
             if not isinstance(cause, ValidationError):
@@ -292,9 +293,7 @@ class AmbientMCPServer(ListedServer):
             # the pydantic help URL mean nothing to the caller, so only the field paths and
             # messages stay. Chained to the ValidationError: mcp logs the refused field names.
             problems = "; ".join(field_problems(cause, "arguments"))
-            raise ToolError(
-                f"Error executing tool {name}: invalid arguments — {problems}"
-            ) from cause
+            raise refused(f"invalid arguments — {problems}") from cause
 
 
 def build_server(

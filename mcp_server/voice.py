@@ -10,6 +10,7 @@ because a voice client drops the text of an ``isError`` result. No LLM on any pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -67,14 +68,12 @@ class VoiceServer(ListedServer):
             if name not in served:
                 # A stale tool list, or a name a model made up.
                 log.info("voice tool %r: no such tool", name)
-                to_english = await self._english_caller(context, arguments.get("speaker"))
                 zh, en = (
                     (sentences.UNKNOWN_TOOL, sentences.UNKNOWN_TOOL_EN)
                     if "pause_task" in served
                     else (sentences.UNKNOWN_TOOL_READING, sentences.UNKNOWN_TOOL_READING_EN)
                 )
-                said = en if to_english else zh
-                return CallToolResult(content=[TextContent(type="text", text=said)])
+                return await self._said(context, arguments.get("speaker"), zh, en)
             if not isinstance(exc.__cause__, ValidationError):
                 raise
             fields = dict.fromkeys(str(e["loc"][0]) for e in exc.__cause__.errors() if e["loc"])
@@ -89,28 +88,24 @@ class VoiceServer(ListedServer):
     ) -> CallToolResult:
         """Ask the speaker to say these arguments again, in the caller's language."""
         speaker = arguments.get("speaker") if "speaker" not in fields else None
-        if await self._english_caller(context, speaker):
-            said = " and ".join(sentences.ARGUMENT_WORDS_EN.get(field, field) for field in fields)
-            text = f"I didn't catch {said}. Please say it again."
-        else:
-            said = "和".join(sentences.ARGUMENT_WORDS.get(field, field) for field in fields)
-            text = f"没听清{said}，请再说一次。"
-        return CallToolResult(content=[TextContent(type="text", text=text)])
+        words = [sentences.ARGUMENT_WORDS.get(field, (field, field)) for field in fields]
+        said, said_en = "和".join(zh for zh, _ in words), " and ".join(en for _, en in words)
+        zh, en = f"没听清{said}，请再说一次。", f"I didn't catch {said_en}. Please say it again."
+        return await self._said(context, speaker, zh, en)
 
-    async def _english_caller(
-        self, context: Context[AppState, Any] | None, speaker: object = None
-    ) -> bool:
-        """Whether who speaks chose English: the ``speaker`` argument's text names, as the tools
-        resolve it, else the session's user; Chinese when that cannot be read now."""
-        if context is None:
-            return False
-        named = speaker if isinstance(speaker, str) else None
-        try:
-            async with asyncio.timeout(CALL_BUDGET / 2):
-                _, to_english = await heard(app_state(context), current_user(context), named)
-                return to_english
-        except Exception:
-            return False
+    async def _said(
+        self, context: Context[AppState, Any] | None, speaker: object, zh: str, en: str
+    ) -> CallToolResult:
+        """``en`` if who speaks chose English (the ``speaker`` argument's text names, as the
+        tools resolve it, else the session's user), else ``zh``: Chinese when that cannot be
+        read now."""
+        to_english = False
+        if context is not None:
+            named = speaker if isinstance(speaker, str) else None
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CALL_BUDGET / 2):
+                    _, to_english = await heard(app_state(context), current_user(context), named)
+        return CallToolResult(content=[TextContent(type="text", text=en if to_english else zh)])
 
 
 TOOLS: list[tuple[Callable[..., Awaitable[str]], ToolAnnotations]] = [

@@ -102,25 +102,20 @@ REFUSED_OTHER = ("请在网页上查看详情。", "Please see the details on th
 STATE_WORDS = {"active": "正在运行", "paused": "已暂停", "stopped": "已停止"}
 STATE_WORDS_EN = {"active": "is running", "paused": "is paused", "stopped": "has stopped"}
 # A task created without a name is named by a digest of its config: said by its kind.
-KIND_WORDS = {"web-monitor": "网页监控", "threshold-watch": "阈值监控", "reminder": "提醒"}
-KIND_WORDS_EN = {
-    "web-monitor": "a web monitor",
-    "threshold-watch": "a threshold watch",
-    "reminder": "a reminder",
+KIND_WORDS = {
+    "web-monitor": ("网页监控", "a web monitor"),
+    "threshold-watch": ("阈值监控", "a threshold watch"),
+    "reminder": ("提醒", "a reminder"),
 }
 
 # What each argument is, in the words of an answer that asks for it again.
 ARGUMENT_WORDS = {
-    "name": "任务名",
-    "which": "是哪个修复",
-    "reason": "原因",
-    "hours": "时间范围（一小时到一周，比如“两天”）",
-    "speaker": "是谁在说话",
-}
-ARGUMENT_WORDS_EN = {
-    "name": "the task name",
-    "which": "which fix",
-    "reason": "the reason",
-    "hours": "the time span, from one hour to a week, like two days",
-    "speaker": "who is speaking",
+    "name": ("任务名", "the task name"),
+    "which": ("是哪个修复", "which fix"),
+    "reason": ("原因", "the reason"),
+    "hours": (
+        "时间范围（一小时到一周，比如“两天”）",
+        "the time span, from one hour to a week, like two days",
+    ),
+    "speaker": ("是谁在说话", "who is speaking"),
 }

@@ -312,9 +312,9 @@ _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "
 def _task_said(task_id: str) -> str:
     kind, _, name = task_id.rpartition("/")
     if re.fullmatch(r"[0-9a-f]{12}", name):
-        if english.get():
-            return sentences.KIND_WORDS_EN.get(kind.split("/", 1)[0], "an unnamed task")
-        return sentences.KIND_WORDS.get(kind.split("/", 1)[0], "未命名任务")
+        return say(
+            *sentences.KIND_WORDS.get(kind.split("/", 1)[0], ("未命名任务", "an unnamed task"))
+        )
     return spoken_name(name) or say("未知任务", "an unknown task")
 
 

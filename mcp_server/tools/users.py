@@ -19,8 +19,8 @@ from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.push import PushConfig, QuietHours, stored_push_config
 from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserPublic
 from ambient.push import save_push_config
-from ambient.storage.repositories import UserRepository, user_public
-from mcp_server.auth import app_state, current_user, current_user_row, unregistered
+from ambient.storage.repositories import UserRepository, not_registered, user_public
+from mcp_server.auth import app_state, current_user, current_user_row
 from mcp_server.tools.hints import READ, REPLACE
 
 
@@ -88,7 +88,7 @@ async def set_push_config(
         )
         async with state.db.session() as session:
             name = current_user(ctx)
-            user = await UserRepository(session).existing(name, unregistered(name))
+            user = await UserRepository(session).existing(name, ToolError(not_registered(name)))
             await save_push_config(session, user, config, state.channels.policy)
             await session.commit()
     except (ValidationError, TargetError) as exc:  # the form, then the target rules
