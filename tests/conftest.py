@@ -72,6 +72,7 @@ LONGEST_FIRST = (
     "test_ambient_dev_dials_an_endpoint_registered_over_its_api_within_5s",
     "test_a_database_that_refuses_the_verifications_write_for_a_while_does_not_hand_over",
     "test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_router_does",
+    "test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_nothing",
     "test_a_killed_workers_poll_runs_again_in_a_live_worker_long_before_its_timeout",
     "test_commands_find_ambient_dev_on_its_own_ports",
     "test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped_is_delivered_once",
