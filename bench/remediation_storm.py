@@ -11,6 +11,10 @@ worker's process and event loop instead, as the bench did before 2026-11-24: the
 HTTP client then took a share of the thread being measured). Settings: approval from rung 2,
 per-cluster rate limit and cooldown off (one stand-in cluster).
 
+``--postgres`` puts the app database on a PostgreSQL (pgserver's embedded binaries, as the tests
+and bench.replicas start it) instead of the SQLite file, whose one write lock every run's
+write turn queues for; its server's CPU (its backends too) counts as "PostgreSQL".
+
 ``--workers N`` puts N - 1 more worker processes (``python -m worker``, as deployed) on the
 queue beside this one; the stage table then covers the runs this process's worker took.
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -52,6 +57,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import psutil
@@ -444,6 +450,10 @@ class Meter:
             times = process.cpu_times()
             # The Temporal CLI runs the server in a child process.
             cpu[name] = times.user + times.system + times.children_user + times.children_system
+            if name == "PostgreSQL":  # its backends, one a connection, live as long as the pool's
+                for child in process.children():
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        cpu[name] += sum(child.cpu_times()[:2])
         cpu["commits"] = float(self.commits)
         return cpu
 
@@ -637,6 +647,15 @@ async def main(args: argparse.Namespace) -> None:
     warmups = 2 * args.workers
     healthy = args.storm + warmups + 1
     server = subprocess.Popen(dev_server_command(data, port))  # noqa: ASYNC220 - started once
+    pg = None
+    if args.postgres:
+        import pgserver  # the embedded PostgreSQL (the dev extra), as the tests use it
+
+        pg = pgserver.get_server(data / "pg", cleanup_mode="stop")
+        socket_dir = parse_qs(urlparse(pg.get_uri()).query)["host"][0]
+        os.environ["AMBIENT_DATABASE_URL"] = (
+            f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+        )
     kube = subprocess.Popen(  # noqa: ASYNC220
         [
             sys.executable,
@@ -720,6 +739,8 @@ async def main(args: argparse.Namespace) -> None:
             }
             if sender.process:
                 processes["sender"] = sender.process.pid
+            if pg is not None and (pg_pid := pg.get_pid()) is not None:
+                processes["PostgreSQL"] = pg_pid
             # More workers on the queue: the product's own `python -m worker` processes, each
             # with its own event loop, write turn and database connections (on this SQLite
             # file they meet at its lock). Stages are timed in this process's worker only.
@@ -779,6 +800,8 @@ async def main(args: argparse.Namespace) -> None:
         kube.terminate()
         server.terminate()
         server.wait(30)
+        if pg is not None:
+            pg.cleanup()
         shutil.rmtree(data, ignore_errors=True)  # ~11 MB a run (Temporal's and our database)
 
 
@@ -807,6 +830,9 @@ if __name__ == "__main__":
         action="store_true",
         help="sample the stack's CPU every 0.25 s (a thread in the worker's process) and say "
         "how busy the machine was up to the storm's p95 first action",
+    )
+    parser.add_argument(
+        "--postgres", action="store_true", help="the app database on PostgreSQL, not SQLite"
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes on the queue (this one + more)"
