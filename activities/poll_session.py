@@ -298,10 +298,10 @@ class PollSession:
         if page is None:
             await self.answered(url, "not_modified", now)
             return
-        if page.hash != seen.hash:
+        if isinstance(page, Page) and page.hash != seen.hash:
             await self.changed(url, page, now)
             return
-        # The text as before, read anew or not: the next same bytes are not read again.
+        # The text as before (read anew, or SameBytes): the next same bytes are not read again.
         fresh = page.fresh
         seen.raw_hash, seen.extractor, seen.reading = fresh["raw_hash"], EXTRACTOR_VERSION, reading
         seen.etag, seen.last_modified = fresh["etag"], fresh["last_modified"]

@@ -53,10 +53,18 @@ class Page:
     hash: str
 
 
+@dataclass
+class SameBytes:
+    """A page of the bytes its last text was read from: no text read, ``fresh`` as Page's."""
+
+    fresh: dict[str, str | None]
+
+
 async def read_page(
     fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None = None
-) -> Page | None:
-    """The page, its text read once by ``config``'s rules; None if not modified since ``seen``."""
+) -> Page | SameBytes | None:
+    """The page, its text read once by ``config``'s rules; SameBytes if its bytes are those of
+    ``seen``'s text; None if not modified since ``seen``."""
     # Every diff, keyword hit and stored hash of a page come from the one text read here.
     last = seen or UrlState()  # nothing seen: no validators sent, the text read
     fetched = await fetcher.fetch(url, etag=last.etag, last_modified=last.last_modified)
@@ -66,7 +74,7 @@ async def read_page(
     fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
     # The same bytes as last time: the same text, without extracting it again.
     if last.hash is not None and raw_hash == last.raw_hash and last.extractor == EXTRACTOR_VERSION:
-        return Page(fresh, [], "", last.hash)  # no lines, no text: they were not read again
+        return SameBytes(fresh)
     html, kind = fetched.text(), fetched.content_type
     # The body, then its text, are not held while the check waits for a thread to extract
     # and for its write (docs/benchmarks.md, "Worker memory", round 5).
@@ -104,7 +112,9 @@ class WatchActivities:
             read = await read_page(self._fetcher, check.url, None)
         except FetchError as exc:
             return PageCheck(url=check.url, outcome="error", error=str(exc))
-        assert read is not None  # nothing seen: no validators sent
+        if not isinstance(read, Page):  # nothing seen, no validators sent: a 304 all the same
+            error = "the server answered 304 Not Modified to a request for the whole page"
+            return PageCheck(url=check.url, outcome="error", error=error)
         # An earlier attempt of this check stored it and its answer was lost (a worker
         # killed): the change is still news, against the text stored before it.
         if read.hash == last_hash and not _stored_by_an_earlier_attempt(stored[0].created_at):

@@ -101,16 +101,17 @@ def silent_worker() -> str:
     return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; is the worker running?"
 
 
-async def unreachable(client: Client) -> RPCError | None:
-    """Temporal's own silence (down, or gone since the client connected), asked once with no
-    retry: a request that ran out of time met a silent worker only if the server answers."""
+async def out_of_time(client: Client) -> tuple[str, RPCError | None]:
+    """Why a query or update ran out of time, and the error to raise it from: Temporal's own
+    silence (down, or gone since the client connected) asked once, or else a silent worker."""
     try:
         await client.workflow_service.get_system_info(
             GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=1)
         )
     except RPCError as exc:
-        return exc if exc.status in UNREACHABLE else None
-    return None
+        if exc.status in UNREACHABLE:
+            return exc.message, exc
+    return silent_worker(), None
 
 
 async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:

@@ -324,8 +324,7 @@ class BriefingService(Greeting):
             late = not isinstance(exc, RPCError) or temporal.timed_out(exc)
             late = late and not isinstance(exc, WorkflowQueryFailedError)
             # Out of time: a silent worker, unless the server itself does not answer.
-            down = await temporal.unreachable(self.client) if late else None
-            why = down.message if down else temporal.silent_worker() if late else str(exc)
+            why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)
             raise BriefingError(f"Temporal refused the request: {why}") from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):

@@ -142,35 +142,38 @@ def check_json_path(path: str) -> str:
 def _check_keyword(value: str, info: ValidationInfo) -> str:
     if reading_stored(info):
         return value  # as it ran: a replay matches what the run matched
-    if value.startswith("re:"):
+    regex = value.startswith("re:")
+    text = value[3:] if regex else value
+    if regex:
         # A pattern that matches empty text ("re:", "re:error|", "re:\\b" or "re:a|\\b" in a
         # line: every match, not only the first) matches every line, as " " did.
-        pattern = compile_user_regex(value[3:], ignore_case=True)
-        if any(not m.group() for text in ("", "a b") for m in pattern.finditer(text)):
+        pattern = compile_user_regex(text, ignore_case=True)
+        if any(not m.group() for line in ("", "a b") for m in pattern.finditer(line)):
             raise Refusal(
                 "%(pattern)s matches empty text, so every line: a hit at every change; write "
                 "what a line must contain (no empty alternative, not only '?', '*' or '\\b')",
-                pattern=repr(value[3:]),
+                pattern=repr(text),
             )
-        return value
     # Pages are matched with their whitespace collapsed: spaces around a word are no part of
     # it, and " " alone would match every line that has two words.
-    if value.isspace():
+    if text.isspace():
         raise ValueError("a keyword of only spaces matches every line: write a word or phrase")
-    if shows_nothing(value):
+    # A pattern's text is read as a word is: a raw U+200B in it matches nothing a person reads
+    # either (an escape, \x{200B}, is no raw one).
+    if shows_nothing(text):
         raise Refusal(
             "a keyword of only invisible characters (%(codes)s) matches nothing a person "
             "reads on a page: write a word or phrase",
-            codes=unseen_codes(value),
+            codes=unseen_codes(text),
         )
-    if (hidden := unseen_inside(value)) is not None:
+    if (hidden := unseen_inside(text)) is not None:
         raise Refusal(
             "a keyword with an invisible character inside it (%(code)s at character "
             "%(position)s) matches nothing a person reads on a page: write it without",
-            code=f"U+{ord(value[hidden]):04X}",
-            position=str(hidden + 1),
+            code=f"U+{ord(text[hidden]):04X}",
+            position=str(len(value) - len(text) + hidden + 1),
         )
-    return value.strip()
+    return value if regex else value.strip()
 
 
 # What a person sees nothing of: controls and format characters (Cc, Cf: U+200B, U+FEFF),

@@ -400,9 +400,9 @@ class TaskReads:
                 # The one read every door makes; an ended run's as it ended (get: STOPPED).
                 status = await self._briefing(self.briefings.read_status(user, ended=True))
         except TimeoutError:
-            raise WorkerSilentError(
-                f"Temporal refused the request for {task_id!r}: {temporal.silent_worker()}"
-            ) from None
+            why, down = await temporal.out_of_time(self.client)  # a silent worker, or Temporal
+            error = TaskError if down else WorkerSilentError
+            raise error(f"Temporal refused the request for {task_id!r}: {why}") from down
         if status is None:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
         return briefing_task_status(status)

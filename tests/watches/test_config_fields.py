@@ -246,6 +246,28 @@ def test_a_keyword_or_category_with_an_invisible_character_inside_a_word_is_refu
     assert getattr(model.model_validate(pages | {field: seen}), field) == seen
 
 
+@pytest.mark.parametrize("model", [WebMonitorConfig, NewsDigestConfig, BriefingConfig])
+def test_a_pattern_with_a_raw_invisible_character_is_refused_as_a_keyword_is(
+    model: type[BaseModel],
+) -> None:
+    """A `re:` pattern was taken as written: U+200B inside its literal matched nothing a
+    person reads on a page, and the watch never told of a change."""
+    field = "keywords" if model is WebMonitorConfig else "categories"
+    pages = WEB if model is WebMonitorConfig else {"news_urls": ["https://example.com/news"]}
+    for word, said_here in (
+        ("re:err\u200bor", "an invisible character inside it (U+200B at character 7)"),
+        ("re:(time\u00adout|down)", "an invisible character inside it (U+00AD at character 9)"),
+        ("re:\u2060", "a keyword of only invisible characters (U+2060)"),
+        ("re:  ", "a keyword of only spaces matches every line"),
+    ):
+        ((where, said),) = refused(model, pages | {field: ["AI", word]})
+        assert (where, said_here in said) == (f"{field}.1", True), (word, said)
+    # An escape names the character without holding it; an accent or an emoji's joiner shapes
+    # what it sits on, as in a keyword: kept as written.
+    seen = ["re:err\\x{200B}or", "re:cafe\u0301", "re:\U0001f3f3\ufe0f\u200d\U0001f308"]
+    assert getattr(model.model_validate(pages | {field: seen}), field) == seen
+
+
 def test_a_stored_monitor_checks_a_page_listed_twice_once() -> None:
     urls = ["https://example.com/", "https://example.org/", "https://example.com"]
     run = decoded(

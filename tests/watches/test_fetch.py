@@ -5,9 +5,13 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from temporalio.testing import ActivityEnvironment
 
-from activities.watches import WatchActivities, read_page
+from activities.watches import SameBytes, WatchActivities, read_page
 from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import (
@@ -299,7 +303,7 @@ async def test_a_digest_and_a_web_monitor_read_a_page_into_one_text_its_hash_is_
     )
     assert await read_page(fetcher, url, monitor, seen) is None
     same = await read_page(fetcher, url, monitor, seen.model_copy(update={"etag": None}))
-    assert same is not None and (same.lines, same.text, same.hash) == ([], "", page.hash)
+    assert same == SameBytes(page.fresh)  # no text to use by mistake: only its validators
     assert state.requests == [("/news", 200)] * 2 + [("/news", 304), ("/news", 200)]
     # Its rules read the page (a selector that matches nothing): a failed fetch, saying why.
     missing = WebMonitorConfig.model_validate({"urls": [url], "selectors": {url: "#price"}})
@@ -315,6 +319,25 @@ async def test_check_page_turns_fetch_errors_into_error_outcomes(
         activities.check_page, CheckPageInput(task="t", url="http://127.0.0.1:9/")
     )
     assert result.outcome == "error" and "non-public" in (result.error or "")
+
+
+async def test_a_304_to_a_digests_plain_read_is_a_failed_check_not_a_crash(db: Database) -> None:
+    """A digest's check sends no validators; a server that answers 304 all the same failed the
+    activity on an assert (retried, then the whole check) instead of saying so."""
+
+    async def not_modified(_: Request) -> Response:
+        return Response(status_code=304)
+
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    async with serve(Starlette(routes=[Route("/{path:path}", not_modified)])) as base:
+        check = CheckPageInput(task=unique("t"), url=f"{base}/news")
+        checked = await ActivityEnvironment().run(activities.check_page, check)
+    assert (checked.outcome, checked.error) == (
+        "error",
+        "the server answered 304 Not Modified to a request for the whole page",
+    )
 
 
 async def test_read_metric_reads_json_and_reports_errors(
