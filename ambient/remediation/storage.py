@@ -139,7 +139,6 @@ class ActionLedger(Repository):
         self.session.add(
             RemediationAction(key=key, cluster_id=cluster_id, service=service, rung=rung, at=at)
         )
-        await self.session.flush()
 
     async def release(self, key: str) -> None:
         """Give back a step's slot: it changed nothing on the cluster."""
@@ -185,11 +184,14 @@ async def append_once(
                 return record
     elif (found := read.get((action, key))) is not None:
         return found
-    record = await AuditRepository(session).append(
-        actor=actor, action=action, subject=subject, detail={**detail, "key": key}
-    )
-    if read is not None:
-        read[(action, key)] = record
+    if read is None:
+        return await AuditRepository(session).append(
+            actor=actor, action=action, subject=subject, detail={**detail, "key": key}
+        )
+    # Added, not flushed: the turn's records are inserted together, in order, when it commits.
+    record = AuditRecord(actor=actor, action=action, subject=subject, detail={**detail, "key": key})
+    session.add(record)
+    read[(action, key)] = record
     return record
 
 
@@ -199,8 +201,9 @@ _READ = "audit-records-read"
 
 async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     """Read the subject's audit records once for a transaction that appends several of them:
-    append_once then looks there (and adds what it appends) instead of asking each time. For
-    one session, inside one write turn: no other writer adds the subject's records meanwhile."""
+    append_once then looks there (and adds what it appends, unflushed) instead of asking each
+    time. For one session, inside one write turn: no other writer adds the subject's records
+    meanwhile."""
     query = select(AuditRecord).where(AuditRecord.subject == subject).order_by(AuditRecord.id)
     read: dict[tuple[str, Any], AuditRecord] = {}
     for record in await session.scalars(query):

@@ -19,7 +19,11 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import GateInput
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import append_once, read_audit_keys
+from ambient.remediation.storage import (
+    RemediationRepository,
+    append_once,
+    read_audit_keys,
+)
 from ambient.storage import Database
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
@@ -358,9 +362,11 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
     db: Database,
 ) -> None:
     # open_remediation appends up to five records in one write turn (scored, planned,
-    # permission, gate, checkpoint): each append_once asked the audit log again.
+    # permission, gate, checkpoint): each append_once asked the audit log again, and each
+    # record was flushed on its own (a unit of work each).
     subject = unique("opening")
     statements: list[str] = []
+    flushes: list[int] = []
 
     def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         if "audit_log" in statement:
@@ -368,6 +374,7 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
 
     async def turn() -> list[int]:
         async with db.write_session() as session:
+            event.listen(session.sync_session, "after_flush", lambda *_: flushes.append(1))
             await read_audit_keys(session, subject)
             rows = [
                 await append_once(
@@ -382,6 +389,8 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
     try:
         first = await turn()
         assert statements.count("SELECT") == 1 and statements.count("INSERT") == 5
+        assert len(flushes) == 1  # the commit's
+        assert first == sorted(first)  # inserted in the order they were appended
         statements.clear()
         # The activity retried: the same five records are found, none is written again.
         assert await turn() == first
@@ -389,7 +398,44 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
     async with db.session() as session:
-        rows = await session.scalar(
-            select(func.count()).select_from(AuditRecord).where(AuditRecord.subject == subject)
+        rows = await session.scalars(
+            select(AuditRecord.action)
+            .where(AuditRecord.subject == subject)
+            .order_by(AuditRecord.id)
         )
-    assert rows == 5
+        assert list(rows) == ["scored", "planned", "permission", "gate", "checkpoint"]
+
+
+async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savepoint(
+    db: Database,
+) -> None:
+    # The turn holds SQLite's one write lock and the row was just read as absent: no other
+    # writer can store it meanwhile, and the savepoint around its insert was two statements
+    # of every opening (the refusal it guards against cannot come).
+    run_key = f"remediation/{unique('turn')}@run"
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with db.writing() as session:
+            await RemediationRepository(session).save_run(
+                run_key,
+                alert("http://127.0.0.1:9/metric"),
+                {"tried": []},
+                remediation_id=run_key.split("@")[0],
+                user="someone",
+                mode="execute",
+                score=50,
+                budget=2,
+                state="planned",
+                attempts=0,
+            )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert "SAVEPOINT" not in statements and statements.count("INSERT") == 1, statements
+    async with db.session() as session:
+        row = await RemediationRepository(session).get(run_key)
+    assert row is not None and row.state == "planned"
