@@ -287,12 +287,12 @@ class RemediationActivities:
             if not breaker.allowed:
                 decision = _decided(breaker, "breaker")
         if decision.allowed:
-            recent = await ledger.recent(request.cluster_id, now - timedelta(hours=1))
+            per_hour = settings.remediation_rate_limit_per_hour
+            recent, changes = await ledger.recent(
+                request.cluster_id, now - timedelta(hours=1), newest=max(per_hour, 1)
+            )
             limit = rate_limit_gate(
-                recent,
-                now,
-                settings.remediation_rate_limit_per_hour,
-                settings.remediation_cluster_cooldown_seconds,
+                recent, now, per_hour, settings.remediation_cluster_cooldown_seconds, changes
             )
             decision = _decided(limit, "rate_limit")
             if limit.allowed:

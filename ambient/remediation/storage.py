@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
@@ -127,11 +127,19 @@ class ActionLedger(Repository):
         query = select(RemediationAction).where(RemediationAction.key == key)
         return await self.session.scalar(query)
 
-    async def recent(self, cluster_id: str, since: datetime) -> list[datetime]:
-        query = select(RemediationAction.at).where(
-            RemediationAction.cluster_id == cluster_id, RemediationAction.at > since
+    async def recent(
+        self, cluster_id: str, since: datetime, newest: int | None = None
+    ) -> tuple[list[datetime], int]:
+        """When the cluster's changes after ``since`` were reserved (the ``newest`` latest
+        only, if given: an hour's storm on one cluster is thousands), and how many there are."""
+        query = (
+            select(RemediationAction.at, func.count().over())
+            .where(RemediationAction.cluster_id == cluster_id, RemediationAction.at > since)
+            .order_by(RemediationAction.at.desc())
+            .limit(newest)
         )
-        return list(await self.session.scalars(query))
+        rows = (await self.session.execute(query)).all()
+        return [at for at, _ in rows], rows[0][1] if rows else 0
 
     async def reserve(
         self, key: str, cluster_id: str, service: str, rung: int, at: datetime

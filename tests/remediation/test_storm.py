@@ -18,8 +18,10 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import GateInput
+from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import (
+    ActionLedger,
     RemediationRepository,
     append_once,
     read_audit_keys,
@@ -439,3 +441,29 @@ async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savep
     async with db.session() as session:
         row = await RemediationRepository(session).get(run_key)
     assert row is not None and row.state == "planned"
+
+
+async def test_a_gate_reads_only_the_newest_changes_of_a_busy_cluster_and_counts_them_all(
+    any_db: Database,
+) -> None:
+    # The rate limit weighs the newest per_hour changes and how many the hour holds: every
+    # opening in a storm on one cluster read all the hour's reservations (thousands).
+    cluster = f"cls-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    at = [now - timedelta(minutes=m) for m in range(30)]
+    async with any_db.session() as session:
+        for index, when in enumerate(at):
+            await ActionLedger(session).reserve(f"{cluster}/{index}", cluster, "s", 1, when)
+        await ActionLedger(session).reserve(
+            f"{cluster}/old", cluster, "s", 1, now - timedelta(hours=2)
+        )
+        await session.commit()
+    async with any_db.session() as session:
+        newest, changes = await ActionLedger(session).recent(
+            cluster, now - timedelta(hours=1), newest=5
+        )
+    assert (newest, changes) == (at[:5], 30)
+    limited = rate_limit_gate(newest, now, 5, 0, changes)
+    assert not limited.allowed and "30 changes" in str(limited.reason)
+    assert limited == rate_limit_gate(at, now, 5, 0)  # as from all of them
+    assert rate_limit_gate(newest, now, 31, 0, changes) == rate_limit_gate(at, now, 31, 0)
