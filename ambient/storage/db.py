@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 
 # How long a connection waits for another's write lock before "database is locked".
 BUSY_TIMEOUT_MS = 10_000
@@ -84,6 +85,11 @@ class Repository:
                 raise
             return found
         return row
+
+
+def _turn_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # a commit or rollback, not a savepoint's end
+        session.info.pop(SQLITE_TURN, None)
 
 
 def _turn_connector(url: str) -> Callable[[], Any]:
@@ -165,7 +171,8 @@ class Database:
                     raw = await (await session.connection()).get_raw_connection()
                     driver = cast(TurnConnection, raw.driver_connection)
                     driver.inline = not bulk
-                    session.info[SQLITE_TURN] = True
+                    session.info[SQLITE_TURN] = True  # until its transaction ends
+                    event.listen(session.sync_session, "after_transaction_end", _turn_ended)
                     try:
                         yield session
                     finally:

@@ -27,6 +27,7 @@ from ambient.remediation.storage import (
     read_audit_keys,
 )
 from ambient.storage import Database
+from ambient.storage.db import SQLITE_TURN
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
 from api.deps import get_optional_user
@@ -438,6 +439,11 @@ async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savep
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
     assert "SAVEPOINT" not in statements and statements.count("INSERT") == 1, statements
+    # Once the turn's transaction has ended, the lock is no longer held: the savepoint again.
+    async with db.write_session() as session:
+        assert session.info.get(SQLITE_TURN)
+        await session.commit()
+        assert not session.info.get(SQLITE_TURN)
     async with db.session() as session:
         row = await RemediationRepository(session).get(run_key)
     assert row is not None and row.state == "planned"
