@@ -154,8 +154,10 @@ class RemediationActivities:
         # A return inside the write turn commits it (``Database.writing``).
         async with self._db.writing() as session:
             # Up to five audit records (scored, planned, permission, gate, checkpoint), each
-            # appended once per key: the run's records read once, not five times.
+            # appended once per key: the run's records read once, not five times, and inserted
+            # together at the commit (no query in the turn reads them before it).
             await read_audit_keys(session, request.run_key)
+            session.autoflush = False
             await self._save_prepared(session, request, opened)
             if first is None:
                 return opened
@@ -208,10 +210,6 @@ class RemediationActivities:
             "policy": prepared.policy.model_dump(),
             "rule": prepared.rule.model_dump() if prepared.rule else None,
         }
-        for action, detail in (("scored", scored), ("planned", planned)):
-            await append_entry(
-                session, Keyed(run_key=run_key, key=f"{run_key}/{action}"), action, detail
-            )
         await RemediationRepository(session).save_run(
             run_key,
             request.alert,
@@ -225,6 +223,11 @@ class RemediationActivities:
             attempts=0,
             **({"started_at": request.started_at} if request.started_at else {}),
         )
+        # After the run's row: its insert's savepoint would flush them on their own.
+        for action, detail in (("scored", scored), ("planned", planned)):
+            await append_entry(
+                session, Keyed(run_key=run_key, key=f"{run_key}/{action}"), action, detail
+            )
 
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
@@ -284,12 +287,12 @@ class RemediationActivities:
             if not breaker.allowed:
                 decision = _decided(breaker, "breaker")
         if decision.allowed:
-            recent = await ledger.recent(request.cluster_id, now - timedelta(hours=1))
+            per_hour = settings.remediation_rate_limit_per_hour
+            recent, changes = await ledger.recent(
+                request.cluster_id, now - timedelta(hours=1), newest=max(per_hour, 1)
+            )
             limit = rate_limit_gate(
-                recent,
-                now,
-                settings.remediation_rate_limit_per_hour,
-                settings.remediation_cluster_cooldown_seconds,
+                recent, now, per_hour, settings.remediation_cluster_cooldown_seconds, changes
             )
             decision = _decided(limit, "rate_limit")
             if limit.allowed:

@@ -11,6 +11,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterable, Awaitable
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, TypeVar
 
 import httpx2
@@ -156,15 +157,18 @@ def client_from_kubeconfig(
     return AsyncClient(config=chosen, field_manager=FIELD_MANAGER, trust_env=False)
 
 
-def kubeconfig_contexts(path: Path | None) -> set[str]:
+def kubeconfig_contexts(path: Path | None) -> frozenset[str]:
     """Context names of the kubeconfig file (empty when there is none)."""
     # Parsed once per version of the file: the API checks every alert's cluster against it,
-    # and parsing the YAML was a good part of answering an alert in a storm.
-    if path is None or not path.is_file():
-        return set()
+    # and parsing the YAML was a good part of answering an alert in a storm. One stat a call
+    # (every cluster client asked for is looked up here).
     try:
-        stat = path.stat()
-        return set(_contexts(str(path), stat.st_mtime_ns, stat.st_size))
+        stat = path.stat() if path is not None else None
+        if stat is None or not S_ISREG(stat.st_mode):
+            return frozenset()
+        return _contexts(str(path), stat.st_mtime_ns, stat.st_size)
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
     except UNREADABLE as exc:
         raise KubeError(f"AMBIENT_KUBECONFIG {path} is not a readable kubeconfig: {exc}") from None
 

@@ -142,10 +142,14 @@ def rate_limit_gate(
     now: datetime,
     per_hour: int,
     cooldown_seconds: float,
+    changes: int | None = None,
 ) -> Gate:
-    """Per-cluster limit: at most ``per_hour`` changes an hour, ``cooldown`` between two."""
+    """Per-cluster limit: at most ``per_hour`` changes an hour, ``cooldown`` between two.
+    ``changes``: how many there were in the hour, ``recent`` holding at least the newest
+    ``per_hour`` of them (default: ``recent`` holds them all)."""
     hour_ago = now - timedelta(hours=1)
     in_hour = sorted(at for at in recent if at > hour_ago)
+    changes = len(in_hour) if changes is None else changes
     if in_hour and cooldown_seconds > 0:
         since = (now - in_hour[-1]).total_seconds()
         if since < cooldown_seconds:
@@ -157,17 +161,17 @@ def rate_limit_gate(
                 ),
                 cooldown_seconds - since,
             )
-    if per_hour > 0 and len(in_hour) >= per_hour:
+    if per_hour > 0 and changes >= per_hour:
         frees = in_hour[len(in_hour) - per_hour] + timedelta(hours=1)
         return _closed(
             Refusal(
                 "cluster rate limit: %(changes)s changes in the last hour (max %(max)s)",
-                changes=len(in_hour),
+                changes=changes,
                 max=per_hour,
             ),
             max(1.0, (frees - now).total_seconds()),
         )
-    return Gate(allowed=True, reason=f"{len(in_hour)} changes on this cluster in the last hour")
+    return Gate(allowed=True, reason=f"{changes} changes on this cluster in the last hour")
 
 
 class BreakerState(BaseModel):

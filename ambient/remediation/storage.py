@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
@@ -127,11 +127,19 @@ class ActionLedger(Repository):
         query = select(RemediationAction).where(RemediationAction.key == key)
         return await self.session.scalar(query)
 
-    async def recent(self, cluster_id: str, since: datetime) -> list[datetime]:
-        query = select(RemediationAction.at).where(
-            RemediationAction.cluster_id == cluster_id, RemediationAction.at > since
+    async def recent(
+        self, cluster_id: str, since: datetime, newest: int | None = None
+    ) -> tuple[list[datetime], int]:
+        """When the cluster's changes after ``since`` were reserved (the ``newest`` latest
+        only, if given: an hour's storm on one cluster is thousands), and how many there are."""
+        query = (
+            select(RemediationAction.at, func.count().over())
+            .where(RemediationAction.cluster_id == cluster_id, RemediationAction.at > since)
+            .order_by(RemediationAction.at.desc())
+            .limit(newest)
         )
-        return list(await self.session.scalars(query))
+        rows = (await self.session.execute(query)).all()
+        return [at for at, _ in rows], rows[0][1] if rows else 0
 
     async def reserve(
         self, key: str, cluster_id: str, service: str, rung: int, at: datetime
@@ -139,7 +147,6 @@ class ActionLedger(Repository):
         self.session.add(
             RemediationAction(key=key, cluster_id=cluster_id, service=service, rung=rung, at=at)
         )
-        await self.session.flush()
 
     async def release(self, key: str) -> None:
         """Give back a step's slot: it changed nothing on the cluster."""
@@ -185,11 +192,14 @@ async def append_once(
                 return record
     elif (found := read.get((action, key))) is not None:
         return found
-    record = await AuditRepository(session).append(
-        actor=actor, action=action, subject=subject, detail={**detail, "key": key}
-    )
-    if read is not None:
-        read[(action, key)] = record
+    if read is None:
+        return await AuditRepository(session).append(
+            actor=actor, action=action, subject=subject, detail={**detail, "key": key}
+        )
+    # Added, not flushed: the turn's records are inserted together, in order, when it commits.
+    record = AuditRecord(actor=actor, action=action, subject=subject, detail={**detail, "key": key})
+    session.add(record)
+    read[(action, key)] = record
     return record
 
 
@@ -199,8 +209,9 @@ _READ = "audit-records-read"
 
 async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     """Read the subject's audit records once for a transaction that appends several of them:
-    append_once then looks there (and adds what it appends) instead of asking each time. For
-    one session, inside one write turn: no other writer adds the subject's records meanwhile."""
+    append_once then looks there (and adds what it appends, unflushed) instead of asking each
+    time. For one session, inside one write turn: no other writer adds the subject's records
+    meanwhile."""
     query = select(AuditRecord).where(AuditRecord.subject == subject).order_by(AuditRecord.id)
     read: dict[tuple[str, Any], AuditRecord] = {}
     for record in await session.scalars(query):

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 
 # How long a connection waits for another's write lock before "database is locked".
 BUSY_TIMEOUT_MS = 10_000
@@ -38,6 +39,8 @@ SQLITE_POOL_SIZE = 15
 # Seconds a new PostgreSQL connection may take (asyncpg's own default is 60): a database behind
 # a dead path is said unreachable while a caller still listens.
 CONNECT_TIMEOUT = 5.0
+# session.info: the session holds SQLite's write lock (``Database.write_session``).
+SQLITE_TURN = "sqlite-write-turn"
 Row = TypeVar("Row")
 
 
@@ -67,7 +70,13 @@ class Repository:
 
     async def _insert_once(self, row: Row, stored: Callable[[], Awaitable[Row | None]]) -> Row:
         """``row`` added, or the row with its unique key a concurrent insert stored first (a
-        retried activity's other try): ``stored`` reads it; none there, the refusal is raised."""
+        retried activity's other try): ``stored`` reads it; none there, the refusal is raised.
+        The caller has just read and found none: in a SQLite write turn no other writer can
+        have stored it since, and the row is flushed without a savepoint."""
+        if self.session.info.get(SQLITE_TURN):
+            self.session.add(row)
+            await self.session.flush()
+            return row
         try:
             async with self.session.begin_nested():
                 self.session.add(row)
@@ -76,6 +85,11 @@ class Repository:
                 raise
             return found
         return row
+
+
+def _turn_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # a commit or rollback, not a savepoint's end
+        session.info.pop(SQLITE_TURN, None)
 
 
 def _turn_connector(url: str) -> Callable[[], Any]:
@@ -157,6 +171,8 @@ class Database:
                     raw = await (await session.connection()).get_raw_connection()
                     driver = cast(TurnConnection, raw.driver_connection)
                     driver.inline = not bulk
+                    session.info[SQLITE_TURN] = True  # until its transaction ends
+                    event.listen(session.sync_session, "after_transaction_end", _turn_ended)
                     try:
                         yield session
                     finally:

@@ -574,7 +574,7 @@ async def _run_to_its_end(ts_env: WorkflowEnvironment, deps: WorkerDeps) -> Reme
 async def _slots_taken(deps: WorkerDeps) -> list[Any]:
     """The changes CLUSTER's next gate counts (any age: the test server's clock jumps)."""
     async with deps.db.session() as session:
-        return list(await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)))
+        return (await ActionLedger(session).recent(CLUSTER, datetime(2000, 1, 1, tzinfo=UTC)))[0]
 
 
 async def test_a_checkpoint_that_failed_leaves_the_clusters_rate_limit_slot_free(

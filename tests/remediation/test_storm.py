@@ -18,9 +18,16 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import GateInput
+from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
-from ambient.remediation.storage import append_once, read_audit_keys
+from ambient.remediation.storage import (
+    ActionLedger,
+    RemediationRepository,
+    append_once,
+    read_audit_keys,
+)
 from ambient.storage import Database
+from ambient.storage.db import SQLITE_TURN
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
 from api.deps import get_optional_user
@@ -358,9 +365,11 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
     db: Database,
 ) -> None:
     # open_remediation appends up to five records in one write turn (scored, planned,
-    # permission, gate, checkpoint): each append_once asked the audit log again.
+    # permission, gate, checkpoint): each append_once asked the audit log again, and each
+    # record was flushed on its own (a unit of work each).
     subject = unique("opening")
     statements: list[str] = []
+    flushes: list[int] = []
 
     def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         if "audit_log" in statement:
@@ -368,6 +377,7 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
 
     async def turn() -> list[int]:
         async with db.write_session() as session:
+            event.listen(session.sync_session, "after_flush", lambda *_: flushes.append(1))
             await read_audit_keys(session, subject)
             rows = [
                 await append_once(
@@ -382,6 +392,8 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
     try:
         first = await turn()
         assert statements.count("SELECT") == 1 and statements.count("INSERT") == 5
+        assert len(flushes) == 1  # the commit's
+        assert first == sorted(first)  # inserted in the order they were appended
         statements.clear()
         # The activity retried: the same five records are found, none is written again.
         assert await turn() == first
@@ -389,7 +401,75 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
     async with db.session() as session:
-        rows = await session.scalar(
-            select(func.count()).select_from(AuditRecord).where(AuditRecord.subject == subject)
+        rows = await session.scalars(
+            select(AuditRecord.action)
+            .where(AuditRecord.subject == subject)
+            .order_by(AuditRecord.id)
         )
-    assert rows == 5
+        assert list(rows) == ["scored", "planned", "permission", "gate", "checkpoint"]
+
+
+async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savepoint(
+    db: Database,
+) -> None:
+    # The turn holds SQLite's one write lock and the row was just read as absent: no other
+    # writer can store it meanwhile, and the savepoint around its insert was two statements
+    # of every opening (the refusal it guards against cannot come).
+    run_key = f"remediation/{unique('turn')}@run"
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with db.writing() as session:
+            await RemediationRepository(session).save_run(
+                run_key,
+                alert("http://127.0.0.1:9/metric"),
+                {"tried": []},
+                remediation_id=run_key.split("@")[0],
+                user="someone",
+                mode="execute",
+                score=50,
+                budget=2,
+                state="planned",
+                attempts=0,
+            )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert "SAVEPOINT" not in statements and statements.count("INSERT") == 1, statements
+    # Once the turn's transaction has ended, the lock is no longer held: the savepoint again.
+    async with db.write_session() as session:
+        assert session.info.get(SQLITE_TURN)
+        await session.commit()
+        assert not session.info.get(SQLITE_TURN)
+    async with db.session() as session:
+        row = await RemediationRepository(session).get(run_key)
+    assert row is not None and row.state == "planned"
+
+
+async def test_a_gate_reads_only_the_newest_changes_of_a_busy_cluster_and_counts_them_all(
+    any_db: Database,
+) -> None:
+    # The rate limit weighs the newest per_hour changes and how many the hour holds: every
+    # opening in a storm on one cluster read all the hour's reservations (thousands).
+    cluster = f"cls-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    at = [now - timedelta(minutes=m) for m in range(30)]
+    async with any_db.session() as session:
+        for index, when in enumerate(at):
+            await ActionLedger(session).reserve(f"{cluster}/{index}", cluster, "s", 1, when)
+        await ActionLedger(session).reserve(
+            f"{cluster}/old", cluster, "s", 1, now - timedelta(hours=2)
+        )
+        await session.commit()
+    async with any_db.session() as session:
+        newest, changes = await ActionLedger(session).recent(
+            cluster, now - timedelta(hours=1), newest=5
+        )
+    assert (newest, changes) == (at[:5], 30)
+    limited = rate_limit_gate(newest, now, 5, 0, changes)
+    assert not limited.allowed and "30 changes" in str(limited.reason)
+    assert limited == rate_limit_gate(at, now, 5, 0)  # as from all of them
+    assert rate_limit_gate(newest, now, 31, 0, changes) == rate_limit_gate(at, now, 31, 0)
