@@ -395,8 +395,20 @@ class PollSession:
         try:
             async with reports.turn:
                 urls = {**self.urls, url: after}
-                if await reports.store(urls, found, now, page=page, what=what):
-                    self.urls[url] = after
+                # An end() cancels the check, never a write in flight: once committed, its
+                # events are this poll's (taken, notified), or its result would hand back
+                # fewer than the database holds and their messages would wait for the next.
+                storing = asyncio.ensure_future(
+                    reports.store(urls, found, now, page=page, what=what)
+                )
+                try:
+                    await asyncio.shield(storing)
+                except asyncio.CancelledError:
+                    self.poller.writer.hurry()  # the end waits for no linger
+                    raise
+                finally:  # also when cancelled: the write finishes first
+                    if await storing:
+                        self.urls[url] = after
         finally:
             reports.storing -= 1
 

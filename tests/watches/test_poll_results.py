@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
+from sqlalchemy import event
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -105,6 +106,46 @@ async def test_a_page_that_changes_at_every_check_keeps_its_poll_past_twenty_cha
     assert result.ended is PollEnd.CONTROL
     assert len(result.events) >= 25
     assert all(event.kind == "watch.hit" for event in result.events)
+
+
+async def test_a_poll_ended_as_its_write_commits_hands_back_the_events_that_write_stored(
+    loopback_deps: WorkerDeps, news: tuple[NewsEveryFetch, str]
+) -> None:
+    # The end request cancelled the check in flight; landing after its write committed and
+    # before the check took the write's events, it left them out of the result (the database
+    # held one hit more than the poll handed back, and that hit's messages waited).
+    _, base = news
+    polls = poller(loopback_deps)
+    baseline = await ActivityEnvironment().run(polls.poll_pages, request(base, None))
+    before = await hits(loopback_deps)
+    running = asyncio.create_task(
+        ActivityEnvironment().run(polls.poll_pages, request(base, baseline))
+    )
+    await stored_hits(loopback_deps, before + 3)
+    ending: list[asyncio.Task[None]] = []
+
+    def end_as_it_commits(_: Any) -> None:  # runs before the committed write returns
+        if not ending:
+            ending.append(
+                asyncio.ensure_future(polls.end_poll(EndPoll(workflow_id=TASK, life="life-1")))
+            )
+
+    engine = loopback_deps.db.engine.sync_engine
+    event.listen(engine, "commit", end_as_it_commits)
+    try:
+        result = await running
+    finally:
+        event.remove(engine, "commit", end_as_it_commits)
+    await asyncio.gather(*ending)
+    assert result.ended is PollEnd.CONTROL
+    assert [e.seq for e in result.events] == list(range(1, len(result.events) + 1))
+    assert len(result.events) == await hits(loopback_deps) - before
+
+
+async def hits(deps: WorkerDeps) -> int:
+    async with deps.db.session() as session:
+        rows = await EventRepository(session).list(task=TASK, limit=1000)
+    return sum(row.kind == "watch.hit" for row in rows)
 
 
 async def test_a_page_of_huge_lines_hands_back_a_result_history_can_hold(
