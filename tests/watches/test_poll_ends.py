@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from ambient.storage import Database
 from ambient.storage.models import utcnow
@@ -42,6 +44,32 @@ async def test_a_request_written_after_the_sweep_emptied_the_table_is_read(
     await request_ends(any_db, [EndRequest("w3", "life", "run", 4)])
     assert [(r.task, r.run_id, r.poll) for r in await cursor.read()] == [("w3", "run", 4)]
     assert await cursor.read() == []
+
+
+async def test_the_mailbox_read_runs_in_the_loops_thread_and_waits_for_no_writer(
+    db: Database,
+) -> None:
+    # Every process running polls reads the mailbox twice a second: through aiosqlite's
+    # thread each read cost the worker about three times its SQLite work (thread hops). In
+    # the loop's thread it must not wait for a writer that holds the write lock.
+    ran: list[tuple[str, int]] = []
+
+    @event.listens_for(db.engine.sync_engine, "connect")
+    def _trace(dbapi_conn: Any, _record: Any) -> None:
+        sqlite = dbapi_conn.driver_connection._conn  # the sqlite3 connection
+        sqlite.set_trace_callback(lambda sql: ran.append((sql, threading.get_ident())))
+
+    cursor = EndRequestCursor(db)
+    await cursor.read()
+    async with db.write_session() as writer:  # another connection holds the write lock
+        await add_end_requests(writer, [EndRequest("w-held", "life")])
+        ran.clear()
+        assert await cursor.read() == []  # not committed yet: not read, and not waited for
+        reads = [sql for sql, thread in ran if "watch_poll_ends" in sql]
+        assert reads, ran
+        assert {thread for sql, thread in ran} == {threading.get_ident()}, ran
+        await writer.commit()
+    assert [r.task for r in await cursor.read()] == ["w-held"]
 
 
 async def _waiting_on_a_lock(db: Database) -> bool:
