@@ -25,8 +25,8 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import record_asked
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
-from ambient.storage.models import RemediationRecord
-from ambient.storage.repositories import UserRepository
+from ambient.storage.models import AuditRecord, RemediationRecord
+from ambient.storage.repositories import UserRepository, hash_token
 from tests.conftest import running_worker
 from tests.support.servers import serve
 
@@ -214,6 +214,15 @@ async def audit_quoting(deps: WorkerDeps, text: str) -> list[str]:
     async with deps.db.session() as session:
         rows = await AuditRepository(session).list(limit=100_000)
     return [r.action for r in rows if text in json.dumps([r.actor, r.subject, r.detail])]
+
+
+async def only_its_hash_kept(
+    deps: WorkerDeps, rows: list[AuditRecord], asked: str, token: str
+) -> None:
+    """A door's one-time token is in no audit row; its record of ``asked`` holds its hash."""
+    assert await audit_quoting(deps, token) == [], asked
+    (recorded,) = [r for r in rows if r.action == asked]
+    assert recorded.detail["token_sha256"] == hash_token(token), asked
 
 
 async def state_reaches(
