@@ -410,8 +410,13 @@ async def test_a_paused_and_resumed_reminder_lists_with_its_summary(service: Tas
     summary = f"Reminder, cron 0 9 * * * UTC, for {USER}"
     for control, state in ((service.pause, "paused"), (service.resume, "active")):
         assert (await control(USER, ref.task_id)).state == state
-        listed = {task.task_id: task for task in await service.list(USER)}[ref.task_id]
-        assert (listed.state, listed.summary) == (state, summary)
+
+        async def listed(state: str = state) -> TaskSummary | None:
+            # The list is a visibility query: the control shows there a moment later.
+            task = {task.task_id: task for task in await service.list(USER)}[ref.task_id]
+            return task if task.state == state else None
+
+        assert (await eventually(listed, f"listed {state}")).summary == summary
     await service.delete(USER, ref.task_id)
 
 
