@@ -77,6 +77,12 @@ async def _decide(
                 return question
             run = picked
         view = await service.get(user, run.remediation_id)
+        if view.unanswered:  # which rung waits is the run's to say: none heard, none sent
+            return say(
+                f"{run_about(run)}的修复这会儿没有响应，这次什么都没提交。请稍后再试。",
+                f"The fix for {run_about(run, english=True)} did not answer, so nothing was"
+                " sent. Please try again in a moment.",
+            )
         rung = int(view.waiting.rung) if view.waiting else None
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
+from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import EventRepository, UserRepository, user_named
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService, voice_facts
@@ -23,7 +24,7 @@ from mcp_server import voice_answer
 from mcp_server.voice_approvals import CONFIRM_ASKED, CONFIRM_WINDOW
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import eventually
-from tests.conftest import running_worker
+from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
     alert,
@@ -34,6 +35,7 @@ from tests.remediation.support import (
 )
 from tests.support.servers import HANG
 from tests.voice.support import say, voice_client
+from worker import build_worker
 
 OWNER = "ops"
 NOT_PERMITTED = "没办法完成：你没有这个权限，请找管理员授权。"
@@ -593,3 +595,70 @@ async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_an
         assert race == ["done"]
         now = await handles["checkout"].query("status", result_type=RemediationStatus)
         assert [a.rung for a in now.approvals] == [first.waiting.rung]
+
+
+async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and_says_so(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list read checkout waiting; the decision's read of it got no answer (its worker had
+    stopped), so the approval was sent with no rung, and once a worker was back the run
+    approved whichever rung waited then: one the speaker had not heard of. Now the voice says
+    the run did not answer, to try again, and sends and records nothing."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    # The decision's read waits out QUERY_TIMEOUT with no worker: 1 s, not the product's 5.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    async with AsyncExitStack() as stack:
+        _, url = await stack.enter_async_context(error_rate(healthy_from=1))
+        worker = await stack.enter_async_context(running_worker(dev_env.client, deps))
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+        )
+        service = RemediationService(dev_env.client, settings, deps.db)
+        # The dev server is the session's: a workload of this test's own.
+        checkout = alert(url, namespace=unique("prod"))
+        rid = (await service.start(OWNER, checkout, "dry_run")).remediation_id
+        handle = dev_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+        waits = await state_reaches(
+            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+        )
+        # The server's list shows it waiting (what the voice's list of those waiting reads).
+        shown = f'WorkflowId = "{rid}" AND {temporal.STATE.name} = "waiting_approval"'
+        while not [e async for e in dev_env.client.list_workflows(shown)]:
+            await dev_env.sleep(timedelta(milliseconds=50))
+        looked = RemediationService.get
+        reads: list[str] = []  # the run's in the call: the list's, then the decision's
+
+        async def get(self: RemediationService, user: str, which: str, **kw: Any) -> Any:
+            if which != rid or len(reads) == 2:
+                return await looked(self, user, which, **kw)
+            if not reads:  # the list's read of the run: it answers
+                reads.append("answered")
+                return await looked(self, user, which, **kw)
+            # The decision's read: the run's worker has stopped, and is back right after.
+            await worker.shutdown()
+            view = await looked(self, user, which, **kw)
+            reads.append(view.unanswered)
+            back = build_worker(dev_env.client, deps, task_queue=worker.task_queue)
+            await stack.enter_async_context(back)
+            return view
+
+        monkeypatch.setattr(RemediationService, "get", get)
+        monkeypatch.setattr(voice_answer, "CALL_BUDGET", HANG)
+        async with deps.db.session() as session:
+            before = await AuditRepository(session).list(subject=waits.run_key, limit=1000)
+        async with voice_client(state, OWNER) as client:
+            said = await say(client, "approve_remediation", which="checkout")
+        assert reads == ["answered", temporal.silent_worker()]
+        assert "没有响应" in said and "稍后再试" in said and "已批准" not in said, said
+        async with deps.db.session() as session:
+            after = await AuditRepository(session).list(subject=waits.run_key, limit=1000)
+            notes = await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED)
+        assert [r.id for r in after] == [r.id for r in before] and notes == []
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert (status.state, status.waiting, status.approvals) == (
+            "waiting_approval",
+            waits.waiting,
+            [],
+        )

@@ -50,6 +50,12 @@ async def test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_no
             headers={"Authorization": f"Bearer {token}"},
         )
         approved = await http.post("/app/remediation/action", data={**form, "action": "approve"})
+        # An approval that names no rung (the API's, the MCP tool's, a voice's may omit it).
+        unnamed = await http.post(
+            f"/remediations/{rid.removeprefix('remediation/')}/approval",
+            json={"approve": True},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         aborted = await http.post("/app/remediation/action", data={**form, "action": "abort"})
     async with deps.db.session() as session:
         answers = await AuditRepository(session).list(subject=run_key, action="approve")
@@ -79,6 +85,8 @@ async def test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_no
     # An approval is not taken on a state the run did not confirm: nothing was answered.
     said = unquote(approved.headers["location"].partition("msg=")[2])
     assert said == "Remediations are unavailable right now; try again in a moment.", said
+    assert unnamed.status_code == 502, unnamed.text
+    assert "did not answer" in unnamed.text and "try again" in unnamed.text, unnamed.text
     assert answers == []
     # An abort is a signal the server keeps for the run: it is taken.
     assert unquote(aborted.headers["location"].partition("msg=")[2]) == "Abort requested"
