@@ -83,7 +83,13 @@ async def _decide(
                 f"The fix for {run_about(run, english=True)} did not answer, so nothing was"
                 " sent. Please try again in a moment.",
             )
-        rung = int(view.waiting.rung) if view.waiting else None
+        if view.waiting is None:  # moved on since the list: what waits now, nobody heard of
+            return say(
+                f"{run_about(run)}的修复已经不在等你审批了，这次什么都没提交。",
+                f"The fix for {run_about(run, english=True)} no longer waits for your approval,"
+                " so nothing was sent.",
+            )
+        rung = int(view.waiting.rung)
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision
         before = last.get("made", last.get("asked", {}))  # the decision last made or asked

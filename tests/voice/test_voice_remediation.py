@@ -597,6 +597,54 @@ async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_an
         assert [a.rung for a in now.approvals] == [first.waiting.rung]
 
 
+async def checkout_waiting(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    stack: AsyncExitStack,
+) -> tuple[AppState, Any, WorkflowHandle[Any, RemediationStatus], Any]:
+    """Checkout's run waiting for the owner's approval and listed so: the voice's state, the
+    run's worker, its handle and its status then."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    _, url = await stack.enter_async_context(error_rate(healthy_from=1))
+    worker = await stack.enter_async_context(running_worker(dev_env.client, deps))
+    settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+    state = AppState(settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels)
+    # The dev server is the session's: a workload of this test's own.
+    checkout = alert(url, namespace=unique("prod"))
+    rid = (await state.remediations.start(OWNER, checkout, "dry_run")).remediation_id
+    handle = dev_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
+    waits = await state_reaches(
+        dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+    )
+    # The server's list shows it waiting (what the voice's list of those waiting reads).
+    shown = f'WorkflowId = "{rid}" AND {temporal.STATE.name} = "waiting_approval"'
+    while not [e async for e in dev_env.client.list_workflows(shown)]:
+        await dev_env.sleep(timedelta(milliseconds=50))
+    return state, worker, handle, waits
+
+
+def before_the_decisions_read(
+    monkeypatch: pytest.MonkeyPatch, rid: str, meanwhile: Any
+) -> list[Any]:
+    """``meanwhile(read)`` runs as the voice reads the run a second time (its decision's read,
+    after the list's), ``read`` being that read; the views the voice got, in order."""
+    looked = RemediationService.get
+    views: list[Any] = []
+
+    async def get(self: RemediationService, user: str, which: str, **kw: Any) -> Any:
+        if which != rid or len(views) != 1:
+            view = await looked(self, user, which, **kw)
+        else:
+            view = await meanwhile(lambda: looked(self, user, which, **kw))
+        views.append(view)
+        return view
+
+    monkeypatch.setattr(RemediationService, "get", get)
+    monkeypatch.setattr(voice_answer, "CALL_BUDGET", HANG)
+    return views
+
+
 async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and_says_so(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -604,53 +652,25 @@ async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and
     stopped), so the approval was sent with no rung, and once a worker was back the run
     approved whichever rung waited then: one the speaker had not heard of. Now the voice says
     the run did not answer, to try again, and sends and records nothing."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    await add_user(deps, OWNER)
     # The decision's read waits out QUERY_TIMEOUT with no worker: 1 s, not the product's 5.
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
     async with AsyncExitStack() as stack:
-        _, url = await stack.enter_async_context(error_rate(healthy_from=1))
-        worker = await stack.enter_async_context(running_worker(dev_env.client, deps))
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
-        )
-        service = RemediationService(dev_env.client, settings, deps.db)
-        # The dev server is the session's: a workload of this test's own.
-        checkout = alert(url, namespace=unique("prod"))
-        rid = (await service.start(OWNER, checkout, "dry_run")).remediation_id
-        handle = dev_env.client.get_workflow_handle(rid, result_type=RemediationStatus)
-        waits = await state_reaches(
-            dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
-        )
-        # The server's list shows it waiting (what the voice's list of those waiting reads).
-        shown = f'WorkflowId = "{rid}" AND {temporal.STATE.name} = "waiting_approval"'
-        while not [e async for e in dev_env.client.list_workflows(shown)]:
-            await dev_env.sleep(timedelta(milliseconds=50))
-        looked = RemediationService.get
-        reads: list[str] = []  # the run's in the call: the list's, then the decision's
+        state, worker, handle, waits = await checkout_waiting(dev_env, deps, stack)
 
-        async def get(self: RemediationService, user: str, which: str, **kw: Any) -> Any:
-            if which != rid or len(reads) == 2:
-                return await looked(self, user, which, **kw)
-            if not reads:  # the list's read of the run: it answers
-                reads.append("answered")
-                return await looked(self, user, which, **kw)
-            # The decision's read: the run's worker has stopped, and is back right after.
+        async def stopped(read: Any) -> Any:  # the run's worker has stopped, back right after
             await worker.shutdown()
-            view = await looked(self, user, which, **kw)
-            reads.append(view.unanswered)
-            back = build_worker(dev_env.client, deps, task_queue=worker.task_queue)
-            await stack.enter_async_context(back)
+            view = await read()
+            await stack.enter_async_context(
+                build_worker(dev_env.client, deps, task_queue=worker.task_queue)
+            )
             return view
 
-        monkeypatch.setattr(RemediationService, "get", get)
-        monkeypatch.setattr(voice_answer, "CALL_BUDGET", HANG)
+        views = before_the_decisions_read(monkeypatch, handle.id, stopped)
         async with deps.db.session() as session:
             before = await AuditRepository(session).list(subject=waits.run_key, limit=1000)
         async with voice_client(state, OWNER) as client:
             said = await say(client, "approve_remediation", which="checkout")
-        assert reads == ["answered", temporal.silent_worker()]
+        assert [v.unanswered for v in views] == ["", temporal.silent_worker()]
         assert "没有响应" in said and "稍后再试" in said and "已批准" not in said, said
         async with deps.db.session() as session:
             after = await AuditRepository(session).list(subject=waits.run_key, limit=1000)
@@ -662,3 +682,34 @@ async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and
             waits.waiting,
             [],
         )
+
+
+async def test_an_approval_read_from_a_run_decided_elsewhere_meanwhile_sends_nothing(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list read checkout waiting; by the decision's read its rung had been decided
+    through another door, and the voice sent its approval with no rung: a next rung waiting
+    by the time it landed would be approved, though nobody had heard of it. Now the voice says
+    the fix waits no more, and sends nothing."""
+    async with AsyncExitStack() as stack:
+        state, _, handle, waits = await checkout_waiting(dev_env, deps, stack)
+
+        async def decided(read: Any) -> Any:
+            await state.remediations.approve(OWNER, handle.id, False, "from the web page")
+            return await read()
+
+        views = before_the_decisions_read(monkeypatch, handle.id, decided)
+        approve, sent = RemediationService.approve, []
+
+        async def approving(self: RemediationService, *args: Any, **kw: Any) -> Any:
+            sent.append(kw)  # the web page's and any other
+            return await approve(self, *args, **kw)
+
+        monkeypatch.setattr(RemediationService, "approve", approving)
+        async with voice_client(state, OWNER) as client:
+            said = await say(client, "approve_remediation", which="checkout")
+        assert [v.waiting for v in views] == [waits.waiting, None], said
+        assert "不在等你审批" in said and "已批准" not in said, said
+        assert sent == [{}]  # the web page's decision only: the voice sent none
+        status = await handle.query("status", result_type=RemediationStatus)
+        assert [(a.rung, a.approve) for a in status.approvals] == [(waits.waiting.rung, False)]
