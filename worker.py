@@ -18,14 +18,14 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
-from activities import build_activities
+from activities.registry import build_activities
 from ambient import __version__, temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import require_current
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("ambient.worker")
 

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -19,10 +19,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ambient.codec import EncryptionCodec, parse_key
 from ambient.settings import Settings
+
+if TYPE_CHECKING:
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 KIND = SearchAttributeKey.for_keyword("AmbientKind")
 USER = SearchAttributeKey.for_keyword("AmbientUser")
@@ -196,8 +198,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     the workflow code for them. Passing every module through (``passthrough_all_modules``)
     keeps that same guard and measured no gain; GradedRemediationWorkflow runs outside the
     sandbox (``sandboxed=False``) for the alert storm's sake (docs/benchmarks.md, "Alert
-    storm, eighth round").
+    storm, eighth round"). Imported here: only the worker and a replay run workflows, and the
+    worker's package takes ~40 ms to import.
     """
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
     )

@@ -35,7 +35,7 @@ import yaml
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import build_activities
+from activities.registry import build_activities
 from ambient.clients.kube import KubeClients
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -60,7 +60,7 @@ from ambient.storage.repositories import UserRepository
 from bench.devserver import dev_server_command
 from bench.remediation_floor import ACTED, RemediationFloorWorkflow, action, noop
 from worker import build_worker
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 QUEUE = "bench-remediation"
 CLUSTER = "cls-bench001"

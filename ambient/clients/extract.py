@@ -17,7 +17,6 @@ from contextlib import suppress
 from importlib.metadata import version
 from itertools import pairwise
 
-import trafilatura
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
@@ -116,6 +115,8 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
         plain = block_text(body)
         if len(plain) > MIN_PLAIN_CHARS:
             return plain
+    import trafilatura  # ~60 ms to import: only a page that is not plain needs it
+
     text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
     if text:
         return str(text)

@@ -766,7 +766,7 @@ async def test_regenerate_prepares_a_new_version_without_speaking_again(
 async def test_recorded_briefing_histories_replay_on_the_current_code() -> None:
     from ambient.replay import history_files, replay_files
     from tests.support.record import HISTORIES
-    from workflows import ALL_WORKFLOWS
+    from workflows.registry import ALL_WORKFLOWS
 
     files = [f for f in history_files([HISTORIES]) if f.name.startswith("daily_briefing")]
     assert len(files) >= 3, "record them: AMBIENT_RECORD_HISTORIES=1 pytest tests/briefing"

@@ -321,6 +321,26 @@ def test_the_cli_imports_a_command_group_only_when_that_command_runs() -> None:
     assert deliveries.exit_code == 0 and "attempts" in deliveries.output
 
 
+def test_a_door_imports_what_it_starts_not_the_workers_lists_nor_an_sdk_before_its_call() -> None:
+    # `ambient chat` starts one workflow (the event digest): the `workflows` and `activities`
+    # packages imported every workflow, activity and client to list them for the worker, and
+    # the clients their SDKs (Tencent Cloud's, trafilatura, Apprise), used only when called.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, ambient.commands.chat, ambient.commands.task, mcp_server.server, api.app; "
+            "print(sorted(m for m in sys.modules if m.startswith(("
+            "'workflows.registry', 'activities.registry', 'temporalio.worker', 'requests', "
+            "'tencentcloud.cls', 'tencentcloud.tke', 'trafilatura', 'apprise'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
 def test_the_help_lists_every_command_without_loading_one_and_as_each_says_it() -> None:
     # `ambient --help` loaded every group (3 s of imports) to print one line of each.
     loaded = subprocess.run(

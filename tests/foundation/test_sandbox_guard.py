@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 import workflows
 from ambient.deps import WorkerDeps
 from tests.conftest import running_worker, unique
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 PROBE = Path(__file__).resolve().parents[1] / "support" / "sandbox_probe.py"
 NAME = "workflows.sandbox_probe"

@@ -129,7 +129,7 @@ async def test_a_repeat_while_its_ended_run_sends_its_report_starts_the_next_run
 
     from temporalio.worker import Worker
 
-    from activities import build_activities
+    from activities.registry import build_activities
     from ambient import temporal
     from ambient.remediation import joins as remediation_joins
     from ambient.remediation.views import RemediationStateError
@@ -183,7 +183,7 @@ async def test_a_repeat_while_a_handed_over_run_sends_its_push_is_not_joined_int
 
     from temporalio.worker import Worker
 
-    from activities import build_activities
+    from activities.registry import build_activities
     from ambient import temporal
     from ambient.remediation import joins as remediation_joins
     from ambient.remediation.views import RemediationStateError

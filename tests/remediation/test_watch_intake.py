@@ -11,7 +11,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import build_activities
+from activities.registry import build_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation import joins as remediation_joins

@@ -22,8 +22,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import build_activities
 from activities.poll_session import PollSession
+from activities.registry import build_activities
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.watches.models import TaskStatus

@@ -540,9 +540,9 @@ async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
 
 def workflows_only(env: WorkflowEnvironment, queue: str, deps: WorkerDeps) -> Worker:
     """A worker process that runs the workflows and their local activities (end_poll) only."""
-    from activities import build_activities
+    from activities.registry import build_activities
     from ambient import temporal
-    from workflows import ALL_WORKFLOWS
+    from workflows.registry import ALL_WORKFLOWS
 
     return Worker(
         env.client,
@@ -556,7 +556,7 @@ def workflows_only(env: WorkflowEnvironment, queue: str, deps: WorkerDeps) -> Wo
 
 def activities_only(env: WorkflowEnvironment, queue: str, deps: WorkerDeps) -> Worker:
     """A worker process that runs the other activities (poll_pages, the events) only."""
-    from activities import build_activities
+    from activities.registry import build_activities
 
     return Worker(env.client, task_queue=queue, activities=build_activities(deps))
 

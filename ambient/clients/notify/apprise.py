@@ -8,7 +8,6 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-import apprise
 import urllib3.util.connection
 
 from ambient.clients.guard import DestinationGuard, url_host
@@ -43,6 +42,8 @@ urllib3.util.connection.create_connection = _pinned_connection
 
 async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | None = None) -> None:
     """Send through Apprise; ``pinned``: host name -> the address the guard checked for it."""
+    import apprise  # ~25 ms to import: only a send needs it
+
     sender = apprise.Apprise()
     if not sender.add(url):
         raise PermanentNotifyError("not a valid Apprise URL (see the Apprise URL docs)")

@@ -15,14 +15,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from tencentcloud.cls.v20201016 import cls_client
-from tencentcloud.common import credential as tc_credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.monitor.v20180724 import monitor_client
-from tencentcloud.tke.v20180525 import tke_client
-from tencentcloud.tts.v20190823 import tts_client
 
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
@@ -35,12 +30,6 @@ from ambient.domain.identifiers import tencent_region
 from ambient.settings import Settings
 
 T = TypeVar("T")
-PRODUCTS: dict[str, Any] = {
-    "cls": cls_client.ClsClient,
-    "monitor": monitor_client.MonitorClient,
-    "tke": tke_client.TkeClient,
-    "tts": tts_client.TtsClient,
-}
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
 LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
 NOT_CONFIGURED = (
@@ -67,11 +56,14 @@ def credential_from_env(cvm_role: str | None = None) -> Any | None:
         (os.environ.get(name) or "").strip()
         for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_TOKEN")
     )
+    if not (secret_id and secret_key) and not cvm_role:
+        return None
+    # With something to sign with only: the SDK's credentials load its HTTP client (requests).
+    from tencentcloud.common import credential as tc_credential
+
     if secret_id and secret_key:
         return tc_credential.Credential(secret_id, secret_key, token or None)
-    if cvm_role:
-        return tc_credential.CVMRoleCredential(cvm_role)
-    return None
+    return tc_credential.CVMRoleCredential(cvm_role)
 
 
 class TencentCloud:
@@ -110,10 +102,18 @@ class TencentCloud:
         return self.credential is not None
 
     def _client(self, product: str, region: str) -> Any:
+        # The SDK's product clients and their models take ~90 ms to import (with requests):
+        # only a process that calls Tencent Cloud needs them.
+        from tencentcloud.cls.v20201016.cls_client import ClsClient
+        from tencentcloud.monitor.v20180724.monitor_client import MonitorClient
+        from tencentcloud.tke.v20180525.tke_client import TkeClient
+        from tencentcloud.tts.v20190823.tts_client import TtsClient
+
+        products = {"cls": ClsClient, "monitor": MonitorClient, "tke": TkeClient, "tts": TtsClient}
         http = HttpProfile(
             protocol=self._protocol, endpoint=self._endpoint, reqTimeout=self._timeout
         )
-        return PRODUCTS[product](self.credential, region, ClientProfile(httpProfile=http))
+        return products[product](self.credential, region, ClientProfile(httpProfile=http))
 
     async def call(
         self, product: str, action: str, params: dict[str, Any], *, region: str | None = None
