@@ -186,8 +186,8 @@ async def connect(
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox our workflows run in, sharing the host's `workflows` modules.
 
-    By default the sandbox imports the workflow's module (and with it the whole `workflows`
-    package) again for every new run: ~100 ms of CPU each, paid by every watch created and by
+    By default the sandbox imports the workflow's module (and every module it imports) again
+    for every new run: ~100 ms of CPU each, paid by every watch created and by
     every workflow a restarted worker takes up again. Our workflow modules hold no mutable
     state, so sharing them keeps determinism (replay tests guard it) and drops that cost.
 
