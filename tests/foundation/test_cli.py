@@ -1,3 +1,4 @@
+import ast
 import asyncio
 import io
 import json
@@ -302,18 +303,7 @@ async def test_commands_find_ambient_dev_on_its_own_ports(tmp_path: Path) -> Non
 def test_the_cli_imports_a_command_group_only_when_that_command_runs() -> None:
     # `ambient worker` and `ambient dev` are started by every test stack: neither needs the
     # other commands' modules (a second of CPU a process).
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, ambient.cli; "
-            "print(sorted(m for m in sys.modules if m.startswith(('ambient.commands', 'mcp'))))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert loaded.strip() == "[]"
+    assert loaded_by("ambient.cli", "'ambient.commands', 'mcp'") == []
     listed = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
     for name in ("chat", "dev", "worker", "user", "logs", "events", "inbox", "deliveries"):
         assert f" {name} " in listed, name
@@ -325,20 +315,20 @@ def test_a_door_imports_what_it_starts_not_the_workers_lists_nor_an_sdk_before_i
     # `ambient chat` starts one workflow (the event digest): the `workflows` and `activities`
     # packages imported every workflow, activity and client to list them for the worker, and
     # the clients their SDKs (Tencent Cloud's, trafilatura, Apprise), used only when called.
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, ambient.commands.chat, ambient.commands.task, mcp_server.server, api.app; "
-            "print(sorted(m for m in sys.modules if m.startswith(("
-            "'workflows.registry', 'activities.registry', 'temporalio.worker', 'requests', "
-            "'tencentcloud.cls', 'tencentcloud.tke', 'trafilatura', 'apprise'))))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert loaded.strip() == "[]"
+    doors = "ambient.commands.chat, ambient.commands.task, mcp_server.server, api.app"
+    unused = (
+        "'workflows.registry', 'activities.registry', 'temporalio.worker', 'requests', "
+        "'tencentcloud.cls', 'tencentcloud.tke', 'trafilatura', 'apprise'"
+    )
+    assert loaded_by(doors, unused) == []
+
+
+def loaded_by(modules: str, prefixes: str) -> list[str]:
+    """The modules named by ``prefixes`` (Python's words) a fresh process importing
+    ``modules`` has loaded."""
+    code = f"import sys, {modules}; print([m for m in sys.modules if m.startswith(({prefixes},))])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return sorted(ast.literal_eval(run.stdout))
 
 
 def test_the_help_lists_every_command_without_loading_one_and_as_each_says_it() -> None:
