@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -60,14 +61,22 @@ class SameBytes:
     fresh: dict[str, str | None]
 
 
+@overload
+async def read_page(fetcher: WebFetcher, url: str, config: WebMonitorConfig | None) -> Page: ...
+@overload
+async def read_page(
+    fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None
+) -> Page | SameBytes | None: ...
 async def read_page(
     fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None = None
 ) -> Page | SameBytes | None:
     """The page, its text read once by ``config``'s rules; SameBytes if its bytes are those of
-    ``seen``'s text; None if not modified since ``seen``."""
+    ``seen``'s text; None if not modified since ``seen``. Nothing seen: always a Page."""
     # Every diff, keyword hit and stored hash of a page come from the one text read here.
     last = seen or UrlState()  # nothing seen: no validators sent, the text read
     fetched = await fetcher.fetch(url, etag=last.etag, last_modified=last.last_modified)
+    if fetched.not_modified and last.etag is None and last.last_modified is None:
+        raise FetchError("the server answered 304 Not Modified to a request for the whole page")
     if fetched.not_modified:
         return None
     raw_hash = hashlib.sha256(fetched.body).hexdigest()
@@ -112,9 +121,6 @@ class WatchActivities:
             read = await read_page(self._fetcher, check.url, None)
         except FetchError as exc:
             return PageCheck(url=check.url, outcome="error", error=str(exc))
-        if not isinstance(read, Page):  # nothing seen, no validators sent: a 304 all the same
-            error = "the server answered 304 Not Modified to a request for the whole page"
-            return PageCheck(url=check.url, outcome="error", error=error)
         # An earlier attempt of this check stored it and its answer was lost (a worker
         # killed): the change is still news, against the text stored before it.
         if read.hash == last_hash and not _stored_by_an_earlier_attempt(stored[0].created_at):

@@ -80,7 +80,7 @@ UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 def refusal(exc: RPCError) -> str:
     """What a failed request says to a person: a silent worker named as such."""
-    return silent_worker() if timed_out(exc) else exc.message
+    return silent_worker() if unanswered(exc) else exc.message
 
 
 def timed_out(exc: RPCError) -> bool:

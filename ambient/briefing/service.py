@@ -321,7 +321,7 @@ class BriefingService(Greeting):
         except (TimeoutError, RPCError, WorkflowQueryFailedError) as exc:
             if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
                 return None
-            late = not isinstance(exc, RPCError) or temporal.timed_out(exc)
+            late = not isinstance(exc, RPCError) or temporal.unanswered(exc)
             late = late and not isinstance(exc, WorkflowQueryFailedError)
             # Out of time: a silent worker, unless the server itself does not answer.
             why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)

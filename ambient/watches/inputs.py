@@ -80,6 +80,11 @@ class ConfigError(InvalidTaskError):
         self.inputs = list(inputs) or [None] * len(self.errors)
         super().__init__("invalid config — " + "; ".join(field_problems(self.errors)))
 
+    @property
+    def in_config(self) -> list[Refused]:
+        """``errors`` located from the config itself (a leading "config" taken off)."""
+        return [(loc[1:] if loc[:1] == ("config",) else loc, why) for loc, why in self.errors]
+
     @classmethod
     def of(cls, exc: ValidationError) -> ConfigError:
         """The fields pydantic refused, each with the value it was given."""

@@ -118,8 +118,8 @@ def found(task_id: str) -> Iterator[None]:
             raise TaskNotFoundError(
                 f"no task {task_id!r}; call list_tasks to see your task ids"
             ) from None
-        refusal = temporal.refusal(exc)
-        raise TaskError(f"Temporal refused the request for {task_id!r}: {refusal}") from None
+        refused = f"Temporal refused the request for {task_id!r}: {temporal.refusal(exc)}"
+        raise (WorkerSilentError if temporal.unanswered(exc) else TaskError)(refused) from None
 
 
 class TaskReads:

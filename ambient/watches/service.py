@@ -32,6 +32,7 @@ from ambient import temporal
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
 from ambient.refusals import Refusal
+from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
@@ -196,11 +197,12 @@ class TaskService(TaskSchedules):
                 await self.client.get_workflow_handle(task_id).signal(signal)
         try:
             status = await self.get(user, task_id)
-        except WorkerSilentError:
-            if before is None:
+        except Exception as exc:
+            if before is None or not (isinstance(exc, WorkerSilentError) or temporal_down(exc)):
                 raise
-            # The control is delivered and applies when the worker takes it: a worker busy
-            # now (its workflow task held by a slow local activity) is no failure to report.
+            # The control is delivered (the server holds it) and applies when the worker takes
+            # it: a worker busy now (its workflow task held by a slow local activity), or
+            # Temporal gone since, is no failure to report.
             return TaskRef(
                 task_id=task_id,
                 kind=kind,

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,7 +28,6 @@ from pydantic import ValidationError
 
 from ambient import grants
 from ambient.domain import field_errors as fields
-from ambient.domain.field_errors import Refused
 from ambient.domain.users import Language, UserCreate
 from ambient.refusals import N_, Refusal
 from ambient.status import database_down, system_status, temporal_down
@@ -131,11 +130,7 @@ COOKIE = "ambient_token"
 def field_errors(exc: ValidationError | ConfigError, _: Words, labels: dict[str, str]) -> str:
     """Field errors as the form shows them, by ``labels`` and in the page's language."""
     # A service's ConfigError names fields inside the config: they are the form's own fields.
-    errors: Sequence[Refused]
-    if isinstance(exc, ConfigError):
-        errors = [(loc[1:] if loc[:1] == ("config",) else loc, msg) for loc, msg in exc.errors]
-    else:
-        errors = fields.field_errors(exc)
+    errors = exc.in_config if isinstance(exc, ConfigError) else fields.field_errors(exc)
     parts = []
     for raw, message in errors:
         loc = [str(p) for p in raw]

@@ -113,8 +113,7 @@ async def update_task(
     except ConfigError as exc:
         # The body is the config itself: a field is named from the body (MCP's argument is
         # `config`, so the service names it from there).
-        named = [(loc[1:] if loc[:1] == ("config",) else loc, why) for loc, why in exc.errors]
-        raise unprocessable(*named) from None
+        raise unprocessable(*exc.in_config) from None
 
 
 @router.delete("/{task_id:path}")

