@@ -51,7 +51,7 @@ from ambient.watches.schedules import TaskSchedules
 # A pause, resume or trigger sent to a running task whose worker did not answer the status
 # query that follows in time (busy, or its workflow task held by a slow local activity): the
 # control is delivered and applies when the worker takes it.
-DELIVERED_UNCONFIRMED = "delivered; the worker has not confirmed yet"
+DELIVERED_UNCONFIRMED = "delivered; not confirmed yet (its worker or Temporal did not answer)"
 
 
 class TaskService(TaskSchedules):

@@ -457,8 +457,8 @@ async def test_a_paused_reminder_is_found_as_paused_by_its_state_attribute(
         assert described.typed_search_attributes.get(temporal.STATE) == state
         query = f'AmbientUser = "{user}" AND AmbientState = "{state}"'
 
-        async def listed(query: str = query) -> list[str]:  # visibility is eventually consistent
-            return [s.id async for s in await service.client.list_schedules(query)]
+        async def listed(query: str = query) -> list[str] | None:  # eventually consistent
+            return [s.id async for s in await service.client.list_schedules(query)] or None
 
         assert await eventually(listed, query) == [ref.task_id]
     await service.delete(user, ref.task_id)
