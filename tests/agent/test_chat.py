@@ -32,7 +32,7 @@ from tests.agent.test_facade import toy_server
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.api_worker import signed_in_api
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 from tests.watches.site import Site, article
 
 
@@ -336,9 +336,7 @@ async def test_an_agent_server_whose_name_now_resolves_to_loopback_is_not_dialed
     url = f"http://{host}:{port}/mcp"
 
     def api() -> Any:
-        return httpx.AsyncClient(
-            timeout=HANG, trust_env=False, headers={"Authorization": f"Bearer {token}"}
-        )
+        return http_client(headers={"Authorization": f"Bearer {token}"})
 
     # It answers whatever Host it is asked as, as a server on the API's host might.
     anyone = TransportSecuritySettings(enable_dns_rebinding_protection=False)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import unique
 from tests.foundation.test_dev_stack import DevStack
 from tests.standins.xiaozhi_broker import running_broker
+from tests.support.servers import http_client
 
 
 @pytest.mark.devserver
@@ -23,7 +23,7 @@ async def test_ambient_dev_dials_an_endpoint_registered_over_its_api_within_5s(
         bearer = {"Authorization": f"Bearer {(stack.data_dir / 'dev-token').read_text().strip()}"}
         async with (
             running_broker({token}) as broker,
-            httpx.AsyncClient(base_url=stack.api, trust_env=False, timeout=30) as http,
+            http_client(stack.api, timeout=30) as http,
         ):
             body = {"user": "dev", "url": broker.url(token)}
             added = await http.post("/xiaozhi/endpoints", json=body, headers=bearer)

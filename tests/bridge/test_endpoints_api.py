@@ -26,7 +26,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def api_settings(settings: Settings) -> Settings:
 async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         serve(create_app(api_settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         yield http
 

@@ -30,7 +30,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from mcp import Client, MCPError, StdioServerParameters
@@ -44,7 +43,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
 from tests.support.admins import admin_headers
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, http_client, serve
 from tests.voice.support import assert_speakable
 
 PINS = Path(__file__).with_name("pypi-bridges.txt")
@@ -119,7 +118,7 @@ async def api(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     await upgrade_async(settings.resolved_database_url)
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+        http_client(base, timeout=20) as http,
     ):
         made = await http.post(
             "/users", json={"name": "mei"}, headers=await admin_headers(settings)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ambient.settings import Settings
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 @pytest.mark.parametrize(
@@ -28,7 +27,7 @@ async def test_a_range_without_an_offset_is_a_422_naming_the_field(
     logs.write_text("2026-11-20T10:00:00Z ERROR db timeout after 30s\n", encoding="utf-8")
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         answer = await http.post(
             "/briefings/analyze",
@@ -60,7 +59,7 @@ async def test_log_times_without_an_offset_are_read_in_the_ranges_offset_as_a_br
     logs.write_text("2026-11-20 23:30:00,000 ERROR db timeout after 30s\n", encoding="utf-8")
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         answer = await http.post(
             "/briefings/analyze",
@@ -88,7 +87,7 @@ async def test_an_analysis_says_its_times_in_the_offset_its_range_was_asked_in(
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         answer = await http.post(
             "/briefings/analyze",
@@ -120,7 +119,7 @@ async def test_an_error_burst_is_said_in_the_ranges_offset_like_its_template(
     logs.write_text("".join(day + burst), encoding="utf-8")
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         answer = await http.post(
             "/briefings/analyze",
@@ -149,7 +148,7 @@ async def test_an_analysis_of_a_file_without_a_read_time_reports_its_unreadable_
     logs.write_text("starting\nlistening on :8080\n", encoding="utf-8")
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         answer = await http.post(
             "/briefings/analyze",

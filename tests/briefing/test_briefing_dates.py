@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -14,7 +13,7 @@ from api.app import create_app
 from tests.briefing.test_briefing_share import _store
 from tests.conftest import unique
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 async def test_a_date_without_leading_zeros_finds_the_briefing_and_a_future_one_is_not_found(
@@ -41,7 +40,7 @@ async def test_a_path_date_that_is_no_date_is_a_422_naming_it_in_the_path(
 ) -> None:
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         headers = await admin_headers(settings)
         read = await http.get("/briefings/2026-02-30", headers=headers)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from mcp import Client
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
@@ -28,7 +27,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.briefing.harness import eventually, write_day_logs
 from tests.conftest import running_worker, unique
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 
@@ -188,7 +187,7 @@ async def test_voice_endpoint_api_and_cli_greet_by_device_token_and_voiceprint(
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+            http_client(base) as http,
         ):
             admin = await admin_headers(settings)
             registered = await http.post(

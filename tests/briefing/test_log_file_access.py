@@ -19,7 +19,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 RANGE = {"start": "2026-11-20T00:00:00+00:00", "end": "2026-11-21T00:00:00+00:00"}
 SECRET_LINE = "2026-11-20T10:00:00Z ERROR DB_PASSWORD=hunter2\n"
@@ -35,7 +35,7 @@ async def api(
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         made = await http.post("/users", json={"name": "mel"}, headers=admin)
@@ -112,7 +112,7 @@ async def test_a_log_path_with_nothing_there_is_refused_at_create_by_name_and_no
     name = unique("lp")
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         made = await http.post("/users", json={"name": name}, headers=await admin_headers(settings))
         me = {"Authorization": f"Bearer {made.json()['token']}"}

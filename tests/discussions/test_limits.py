@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from mcp import Client
 from sqlalchemy import select
 
@@ -16,7 +15,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 async def test_store_bytes_counts_the_utf8_bytes_of_chinese_messages(deps: WorkerDeps) -> None:
@@ -110,7 +109,7 @@ async def test_the_api_pages_the_same_way_and_names_a_bad_offset(deps: WorkerDep
     as_cy = {"Authorization": f"Bearer {tokens[cy]}"}
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         read = await http.get(f"/discussions/{posted.discussion_id}?offset=1", headers=as_cy)
         bad = await http.get(f"/discussions/{posted.discussion_id}?offset=-1", headers=as_cy)
@@ -163,7 +162,7 @@ async def test_an_id_longer_than_any_discussion_id_is_refused_by_name_not_echoed
         said = await refused(as_di, "read_discussion", discussion_id=huge)
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         # httpx refuses to send a URL over 64 KB: the API and the page get 1,000 characters.
         api = await http.get(f"/discussions/{'d' * 1000}", headers=as_bearer(tokens[di]))
@@ -198,7 +197,7 @@ async def test_an_overlong_reply_to_or_device_reference_is_not_quoted_back_whole
         )
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         gone = await http.delete(f"/xiaozhi/devices/{'z' * 30_000}", headers=as_bearer(tokens[ed]))
         allowed = await http.post(

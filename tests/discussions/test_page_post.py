@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from sqlalchemy import func, select
 
 from ambient.deps import WorkerDeps
@@ -14,7 +13,7 @@ from ambient.storage.models import DiscussionMessage
 from api.app import create_app
 from tests.conftest import unique
 from tests.discussions.test_tools import _users
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 HIDDEN_ID = re.compile(r'<input type="hidden" name="message_id" value="([^"]+)">')
 
@@ -37,13 +36,7 @@ async def test_a_reply_or_a_new_topic_submitted_twice_from_the_page_is_posted_on
     )
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG,
-            base_url=base,
-            trust_env=False,
-            cookies={"ambient_token": tokens[ann]},
-            headers={"origin": base},
-        ) as http,
+        http_client(base, cookies={"ambient_token": tokens[ann]}, headers={"origin": base}) as http,
     ):
         page = await http.get(f"/app/discussion?id={opened.discussion_id}")
         assert page.status_code == 200, page.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from mcp import Client
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
@@ -17,7 +16,7 @@ from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 async def _stored(deps: WorkerDeps, from_id: str) -> int:
@@ -44,7 +43,7 @@ async def test_a_blank_message_is_refused_by_every_door_and_posts_nothing(
         assert "topic" in nul and "NUL" in nul
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         headers = {"Authorization": f"Bearer {tokens[ann]}"}
         answer = await http.post(
@@ -80,7 +79,7 @@ async def test_a_message_id_the_store_cannot_keep_is_refused_and_posts_nothing(
             assert "nothing posted" in answer and "message_id" in answer, bad
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         headers = {"Authorization": f"Bearer {tokens[ann]}"}
         answer = await http.post(

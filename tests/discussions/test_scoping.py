@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from mcp import Client
 
 from ambient.deps import WorkerDeps
@@ -17,7 +16,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.discussions.test_tools import _users, call, refused
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 def _server(deps: WorkerDeps, user: str, approvers: dict[str, list[str]] | None = None) -> Any:
@@ -227,7 +226,7 @@ async def test_search_finds_percent_and_underscore_as_characters_not_wildcards(
     bus = DiscussionService(deps.db, deps.settings)
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         as_ann = {"Authorization": f"Bearer {tokens[ann]}"}
         as_ben = {"Authorization": f"Bearer {tokens[ben]}"}

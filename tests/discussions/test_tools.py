@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -22,7 +21,7 @@ from api.app import create_app
 from mcp_server.server import build_discussion_server, build_server
 from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
-from tests.support.servers import HANG, serve
+from tests.support.servers import HANG, http_client, serve
 
 
 async def _users(deps: WorkerDeps, *names: str, admin: str | None = None) -> dict[str, str]:
@@ -574,7 +573,7 @@ async def test_discussions_api_posts_replies_and_answers_with_the_right_status(
     tokens = await _users(deps, ann, cid, admin=ben)
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         as_ann = {"Authorization": f"Bearer {tokens[ann]}"}
         as_ben = {"Authorization": f"Bearer {tokens[ben]}"}

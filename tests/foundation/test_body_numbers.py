@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from mcp import Client
@@ -20,7 +19,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 CLUSTER = "cls-7kq2m0ab"
 WORKLOAD = {"cluster_id": CLUSTER, "namespace": "default", "name": "web"}
@@ -132,7 +131,7 @@ async def test_a_whole_number_in_a_body_is_digits_only_or_refused_naming_it(
     path = field.door.removeprefix("POST ")
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         for typed, kind in _refused(field.number):
@@ -177,7 +176,7 @@ async def test_a_decimal_number_in_a_body_or_tool_arguments_is_digits_and_a_poin
     app_settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(app_settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
         Client(build_server(state.settings, holder=StateHolder(state))) as client,
     ):
         admin = await admin_headers(app_settings)

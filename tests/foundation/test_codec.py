@@ -5,7 +5,6 @@ import json
 import logging
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from temporalio import activity
@@ -24,7 +23,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 from tests.support.workflows import (
     TEST_WORKFLOWS,
     PingInput,
@@ -143,7 +142,7 @@ async def test_codec_endpoint_round_trips_and_needs_a_token_in_production(
     )
     async with (
         serve(create_app(prod)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         assert (await http.post("/codec/encode", json=PLAIN)).status_code == 401
         auth = {**await admin_headers(prod), "X-Namespace": "default"}
@@ -197,7 +196,7 @@ async def test_codec_needs_an_admin_or_the_codec_token_even_in_development(
     )
     async with (
         serve(create_app(dev)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(dev)
         member = (await http.post("/users", json={"name": "mem"}, headers=admin)).json()["token"]
@@ -243,7 +242,7 @@ async def test_codec_token_path_is_refused_when_no_codec_token_is_configured(
     dev = _settings(settings, temporal_address=f"127.0.0.1:{free_port()}")
     async with (
         serve(create_app(dev)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         assert (await http.post("/codec/ui/x/decode", json=PLAIN)).status_code == 401
         assert (await http.post("/codec/ui//decode", json=PLAIN)).status_code in (401, 404)
@@ -270,7 +269,7 @@ async def test_a_payload_the_key_cannot_open_is_a_clear_error_not_a_500(
     }
     async with (
         serve(create_app(app)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         answer = await http.post(f"/codec/ui/{codec_token}/decode", json=body)
     assert answer.status_code == 422, answer.text

@@ -6,13 +6,12 @@ import asyncio
 import tempfile
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 
 from ambient.settings import Settings
 from ambient.storage.migrate import upgrade_async
 from api.app import create_app
-from tests.support.servers import HANG, free_port, serve, start_postgres
+from tests.support.servers import free_port, http_client, serve, start_postgres
 
 
 async def test_an_api_whose_postgresql_went_down_answers_503_naming_it(settings: Settings) -> None:
@@ -29,7 +28,7 @@ async def test_an_api_whose_postgresql_went_down_answers_503_naming_it(settings:
             )
             async with (
                 serve(app) as base,
-                httpx.AsyncClient(base_url=base, timeout=HANG, trust_env=False) as api,
+                http_client(base) as api,
             ):
                 stranger = {"Authorization": "Bearer amb_not-a-token"}
                 assert (await api.get("/tasks", headers=stranger)).status_code == 401

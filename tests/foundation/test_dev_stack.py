@@ -21,7 +21,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.conftest import unique
-from tests.support.servers import free_port
+from tests.support.servers import free_port, http_client
 from tests.support.workflows import WaitForSignalWorkflow
 
 STARTUP_SECONDS = 120
@@ -110,7 +110,7 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
         token = (stack.data_dir / "dev-token").read_text().strip()
         assert token in output
 
-        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        async with http_client(timeout=30) as http:
             ui = await http.get(f"http://127.0.0.1:{stack.ui_port}/")
             assert ui.status_code == 200
             health = await http.get(f"{stack.api}/health")
@@ -143,7 +143,7 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
     with closing(sqlite3.connect(stack.data_dir / "temporal.db")) as temporal_db:
         assert temporal_db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
-    async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+    async with http_client(timeout=5) as http:
         with pytest.raises(httpx.ConnectError):
             await http.get(f"{stack.api}/health")
 
@@ -156,7 +156,7 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
         description = await temporal.get_workflow_handle(workflow_id).describe()
         assert description.status is WorkflowExecutionStatus.RUNNING
         assert (again.data_dir / "dev-token").read_text().strip() == token
-        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        async with http_client(timeout=30) as http:
             me = await http.get(
                 f"{again.api}/users/me", headers={"Authorization": f"Bearer {token}"}
             )

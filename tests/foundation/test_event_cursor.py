@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -26,7 +25,7 @@ from api.app import create_app
 from api.routers.pages import COOKIE
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 # A bound on waiting for a stream, not a timing claim: a skipped event never comes.
 STREAM_BOUND = 20.0
@@ -132,7 +131,7 @@ async def _stream(
     path: str = "/events/stream",
 ) -> None:
     """Put each event of a stream into ``into`` as (SSE id, event id), until cancelled."""
-    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http:
+    async with http_client(base, timeout=30) as http:
         async with http.stream("GET", path, headers=headers) as response:
             assert response.status_code == 200, await response.aread()
             sse_id = ""
@@ -207,7 +206,7 @@ async def test_a_reconnecting_client_resumes_from_its_last_event_id_and_gets_the
         pages = await _first(
             base, {**cookie, "Last-Event-ID": resume}, 2, path="/app/events/stream"
         )
-        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
+        async with http_client(base) as http:
             bad = await http.get("/events/stream", headers={**ada, "Last-Event-ID": "x; drop"})
     assert [event for _, event in got] == [ids[2], ids[5]]
     # Mid-batch, an id names what is still to come: resuming from it loses nothing.

@@ -3,13 +3,11 @@ PostgreSQL refuses in a query) is a 422 naming the parameter on both, never a 50
 
 from __future__ import annotations
 
-import httpx
-
 from ambient.settings import Settings
 from api.app import create_app
 from tests.foundation.test_event_cursor import _api
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 async def test_a_nul_in_an_event_filter_is_refused_naming_it_on_every_database(
@@ -18,7 +16,7 @@ async def test_a_nul_in_an_event_filter_is_refused_naming_it_on_every_database(
     settings, ada = await _api(settings, database_url)
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False, headers=ada) as http,
+        http_client(base, headers=ada) as http,
     ):
         for path, name in (("/events", "task"), ("/events", "kind"), ("/deliveries", "task")):
             response = await http.get(path, params={name: "watch\x00check"})

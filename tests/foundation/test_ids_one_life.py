@@ -5,8 +5,6 @@ or a retried remove then answers 404 instead of removing whatever was registered
 
 from __future__ import annotations
 
-import httpx
-
 from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -15,7 +13,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.foundation.test_event_cursor import _api
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 async def _user(url: str, name: str, role: Role = Role.MEMBER) -> dict[str, str]:
@@ -48,7 +46,7 @@ async def test_a_removed_endpoints_or_devices_id_never_names_one_registered_sinc
     as_ann, as_bob = await _user(database_url, ann), await _user(database_url, bob)
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         for path, body in (("/xiaozhi/endpoints", _endpoint), ("/xiaozhi/devices", _device)):
             added = await http.post(path, json=body(ann), headers=as_ann)

@@ -2,7 +2,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import httpx
 import httpx2
 import pytest_asyncio
 from mcp import Client
@@ -23,7 +22,7 @@ from api.deps import INVALID_TOKEN, MISSING_TOKEN
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 @pytest_asyncio.fixture
@@ -128,7 +127,7 @@ async def test_mcp_over_http_needs_a_user_token(
     address = dev_env.client.service_client.config.target_host
     settings = settings.model_copy(update={"temporal_address": address})
     async with serve(create_app(settings)) as base:
-        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
+        async with http_client(base) as http:
             token = (
                 await http.post(
                     "/users", json={"name": "alice"}, headers=await admin_headers(settings)

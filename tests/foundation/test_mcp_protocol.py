@@ -20,7 +20,7 @@ from mcp_server.server import build_server
 from mcp_server.voice import build_voice_server
 from tests.foundation.test_mcp import state
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 __all__ = ["state"]  # the fixture, shared with test_mcp
 
@@ -86,7 +86,7 @@ async def posting_to_mcp(
     await upgrade_async(settings.resolved_database_url)
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+        http_client(base) as http,
     ):
         token = await admin_headers(settings) if admin else {}
         yield (

@@ -1,10 +1,9 @@
-import httpx
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from tests.conftest import running_worker
-from tests.support.servers import HANG, free_port
+from tests.support.servers import free_port, http_client
 from worker import metrics_runtime
 
 
@@ -21,7 +20,7 @@ async def test_worker_exposes_prometheus_metrics(
         data_converter=dev_env.client.data_converter,
     )
     async with running_worker(client, deps):
-        async with httpx.AsyncClient(timeout=HANG, trust_env=False) as http:
+        async with http_client() as http:
             response = await http.get(f"http://127.0.0.1:{port}/metrics")
     assert response.status_code == 200
     assert "temporal_" in response.text

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from mcp import Client
 from sqlalchemy import func, select
@@ -24,7 +23,7 @@ from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
 from tests.support.api_worker import signed_in_api
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 NUL = "a\x00b"
 ENDPOINT = "wss://api.xiaozhi.me/mcp/?token=t"
@@ -119,7 +118,7 @@ async def test_a_nul_in_a_tool_argument_is_a_readable_refusal_naming_it_on_postg
             await UserRepository(session).create(UserCreate(name=root, role=Role.ADMIN))
             await session.commit()
         before = (await _count(db, User), await _count(db, AuditRecord))
-        async with httpx.AsyncClient(timeout=HANG, trust_env=False) as http:
+        async with http_client() as http:
             state = AppState(
                 settings=settings,
                 db=db,
@@ -161,12 +160,8 @@ async def test_a_nul_in_a_form_is_shown_as_the_form_s_refusal_on_postgresql(
             await session.commit()
         before = (await _count(db, User), await _count(db, AuditRecord))
         async with serve(create_app(settings)) as base:
-            async with httpx.AsyncClient(
-                timeout=HANG,
-                base_url=base,
-                trust_env=False,
-                headers={"origin": base},
-                cookies={"ambient_token": token},
+            async with http_client(
+                base, headers={"origin": base}, cookies={"ambient_token": token}
             ) as http:
                 response = await http.post(path, data=fields)
         assert response.status_code == 422, response.text

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from ambient.settings import Settings
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 BAD_QUERIES = [
     ("/remediations", {"state": "bad"}, "state"),
@@ -34,7 +33,7 @@ async def test_bad_query_parameters_are_refused_naming_the_parameter(
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         response = await http.get(path, params=params, headers=admin)
@@ -66,7 +65,7 @@ async def test_a_whole_number_is_digits_only_or_refused_naming_it(
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         for typed in NOT_WHOLE:

@@ -23,13 +23,13 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 async def _api(settings: Settings, **extra: Any) -> AsyncIterator[httpx.AsyncClient]:
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}", **extra})
     async with serve(create_app(settings)) as base:
-        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as client:
+        async with http_client(base) as client:
             yield client
 
 
@@ -275,7 +275,7 @@ async def test_over_mcp_http_the_token_owner_is_the_caller_and_a_member_cannot_g
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings, "root")
         admin_token = admin["Authorization"].removeprefix("Bearer ")
@@ -368,7 +368,7 @@ async def test_a_forbidden_grant_is_refused_alike_by_the_api_and_mcp_and_changes
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings, "root")
         created = await http.post("/users", json={"name": "mel"}, headers=admin)

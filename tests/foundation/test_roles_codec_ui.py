@@ -16,7 +16,6 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import async_playwright
 from pydantic import SecretStr
@@ -25,7 +24,7 @@ from ambient import temporal
 from ambient.codec import new_key
 from ambient.settings import Settings
 from tests.conftest import unique
-from tests.support.servers import HANG, free_port
+from tests.support.servers import free_port, http_client
 
 STARTUP_SECONDS = 120
 
@@ -98,7 +97,7 @@ async def test_web_ui_decodes_payloads_through_the_codec_with_the_dev_codec_toke
         assert marker not in history
 
         # Nobody else opens the codec: no token, and the dev user's API is not the UI's path.
-        async with httpx.AsyncClient(timeout=HANG, trust_env=False) as http:
+        async with http_client() as http:
             closed = await http.post(
                 f"http://127.0.0.1:{api_port}/codec/decode", json={"payloads": []}
             )

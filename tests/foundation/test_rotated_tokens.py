@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from ambient.settings import Settings
 from ambient.storage import Database
 from api.app import create_app
 from api.routers.pages import COOKIE
 from tests.foundation.test_event_cursor import STREAM_BOUND, _add, _api, _stream
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 async def test_an_event_stream_ends_when_its_token_is_rotated(
@@ -32,7 +30,7 @@ async def test_an_event_stream_ends_when_its_token_is_rotated(
             assert (await asyncio.wait_for(page_events.get(), STREAM_BOUND))[1] == before
             # Ada thinks her token leaked: she rotates it. Whoever holds a stream opened
             # with the old one hears nothing more.
-            async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
+            async with http_client(base) as http:
                 rotated = await http.post("/users/me/token", headers=ada)
             assert rotated.status_code == 200
             after = await _add(db, "ada", "watch.breach")

@@ -4,14 +4,12 @@ overflow answered as a 500; up to it, the route's own answer."""
 
 from __future__ import annotations
 
-import httpx
-
 from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
 from api.app import create_app
 from tests.foundation.test_event_cursor import _api
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 # (method, path with {id}, the parameter's place and name, the answer for an id of no row)
 ROUTES = [
@@ -29,7 +27,7 @@ async def test_an_id_no_column_can_hold_is_refused_naming_it_on_every_route(
     settings, ada = await _api(settings, database_url)
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False, headers=ada) as http,
+        http_client(base, headers=ada) as http,
     ):
         for method, path, loc, no_row in ROUTES:
             for too_large in (MAX_ID + 1, 2**63):

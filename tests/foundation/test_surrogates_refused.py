@@ -3,7 +3,6 @@ is, at the API and in MCP tool arguments, before anything reaches the database."
 
 from __future__ import annotations
 
-import httpx
 from mcp import Client
 
 from ambient.deps import WorkerDeps
@@ -11,7 +10,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 SAYS = "holds a lone UTF-16 surrogate (U+D800-U+DFFF), which is no text"
 
@@ -24,7 +23,7 @@ async def test_a_lone_surrogate_in_a_body_or_a_tool_argument_is_refused_by_name(
     body = '{"channels": [{"type": "webhook", "target": "https://example.com/\\ud800"}]}'
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         # Was a 500 "internal error": the text reached the database, which could not encode it.
         push = await http.put(

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from ambient.settings import Settings
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 ALERT = {"source": "manual", "cluster_id": "cls-7kq2m0ab", "workload": "web"}
 WORKLOAD = {"cluster_id": "kind-dev", "namespace": "shop", "name": "web", "replicas": 2}
@@ -75,7 +74,7 @@ async def test_a_name_id_or_time_with_a_trailing_newline_is_refused_by_name(
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         answer = await http.request(method, path, json=body, headers=admin)

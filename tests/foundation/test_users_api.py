@@ -11,7 +11,7 @@ from ambient.refusals import Refusal
 from ambient.settings import Settings
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 @pytest_asyncio.fixture
@@ -19,7 +19,7 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     # Temporal is not needed for users: point at a closed port (the client connects lazily).
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with serve(create_app(settings)) as base:
-        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as client:
+        async with http_client(base) as client:
             yield client
 
 
@@ -154,7 +154,7 @@ async def test_health_and_the_front_page_name_no_address_to_whoever_is_not_signe
         }
     )
     async with serve(create_app(settings)) as base:
-        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as client:
+        async with http_client(base) as client:
             health, page = await client.get("/health"), await client.get("/")
     assert health.status_code == 503
     body = health.json()

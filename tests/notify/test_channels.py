@@ -33,7 +33,7 @@ from tests.notify.standins import (
     Mailbox,
     PushEndpoints,
 )
-from tests.support.servers import HANG, serve
+from tests.support.servers import HANG, http_client, serve
 
 # The stand-ins live on loopback: allow exactly that, as an operator would allow a network.
 LOOPBACK = DestinationGuard(["127.0.0.1/32"])
@@ -56,7 +56,7 @@ async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
 
 @pytest_asyncio.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False, timeout=2) as client:
+    async with http_client(timeout=2) as client:
         yield client
 
 

@@ -21,14 +21,14 @@ from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 async def _notify(settings: Settings, user: str, key: str) -> None:
     """One inbox message and two failed deliveries (no SMTP; a refused webhook) for ``user``."""
     db = Database(settings.resolved_database_url)
     try:
-        async with httpx.AsyncClient(timeout=HANG, trust_env=False) as http:
+        async with http_client() as http:
             notify = NotifyActivities(db, build_channels(settings, db, http))
             await ActivityEnvironment().run(
                 notify.notify,
@@ -53,7 +53,7 @@ async def stack(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, di
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         tokens = {}
@@ -131,7 +131,7 @@ async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Setti
     await _notify(settings, "hank", "mcp-hank")
 
     async def call(user: str, tool: str, args: dict[str, object]) -> object:
-        async with httpx.AsyncClient(timeout=HANG, trust_env=False) as http:
+        async with http_client() as http:
             state = AppState(
                 settings=settings,
                 db=db,

@@ -2,7 +2,6 @@
 
 import logging
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -10,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ambient.log_redaction import install_redaction, redact
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 def test_redact_removes_user_info_queries_and_secret_parameters() -> None:
@@ -56,7 +55,7 @@ async def test_httpx_request_logs_are_redacted_once_installed(
     install_redaction()  # a second entry point in the same process changes nothing
     async with serve(Starlette(routes=[Route("/hook", ok, methods=["POST"])])) as base:
         with caplog.at_level(logging.INFO, logger="httpx"):
-            async with httpx.AsyncClient(timeout=HANG, trust_env=False) as http:
+            async with http_client() as http:
                 await http.post(f"{base}/hook?access_token=s3cr3t-token&sign=abc")
     messages = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     assert messages and all("s3cr3t-token" not in m and "sign=abc" not in m for m in messages)

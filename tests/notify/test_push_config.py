@@ -15,7 +15,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 async def test_set_push_config_tool_saves_and_rejects_bad_input(deps: WorkerDeps) -> None:
@@ -52,7 +52,7 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         token = (await http.post("/users", json={"name": "bob"}, headers=admin)).json()["token"]

@@ -19,7 +19,7 @@ from ambient.sharing import (
 from ambient.storage import Database
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 SECRET = "test-secret-key"
 
@@ -82,7 +82,7 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         yield http
 

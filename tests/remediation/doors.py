@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 from urllib.parse import unquote
 
-import httpx
 from typer.testing import CliRunner
 
 from ambient.cli import app as cli
@@ -17,7 +16,7 @@ from ambient.wiring import AppState
 from api.app import create_app
 from tests.remediation.test_tools import call, error_of, mcp
 from tests.support.pages import signed_in
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 Door = Callable[[str, str], Awaitable[str]]
 # Per action: the MCP tool and its arguments, the API's path and body, the form's notice.
@@ -59,7 +58,7 @@ def steering_doors(
     async def by_api(user: str, rid: str) -> str:
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+            http_client(base) as http,
         ):
             answer = await http.post(
                 f"/remediations/{rid.removeprefix('remediation/')}/{path}",

@@ -32,7 +32,7 @@ from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 @asynccontextmanager
@@ -50,7 +50,7 @@ async def api_with_no_worker(
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         registered = await http.post("/users", json={"name": user}, headers=admin)
@@ -75,7 +75,7 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+            http_client(base) as http,
         ):
             admin = await admin_headers(settings)
             registered = await http.post("/users", json={"name": user}, headers=admin)
@@ -199,7 +199,7 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+            http_client(base) as http,
         ):
             admin = await admin_headers(settings)
             tokens = {}
@@ -434,7 +434,7 @@ async def test_a_stranger_is_refused_another_users_run_before_its_worker_is_aske
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         headers = {}
@@ -481,7 +481,7 @@ async def test_the_remediation_list_pages_on_through_the_api_and_mcp(
         await session.commit()
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         http.headers["Authorization"] = f"Bearer {token}"
         pages = [

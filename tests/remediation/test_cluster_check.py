@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from temporalio.service import RPCError, RPCStatusCode
@@ -19,7 +18,7 @@ from api.app import create_app
 from tests.remediation.support import alert, remediation_settings
 from tests.remediation.test_tools import app_state, error_of, mcp
 from tests.standins.kube_api import kubeconfig
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 URL = "http://127.0.0.1:9/metrics"
 
@@ -76,7 +75,7 @@ async def test_an_unknown_kubeconfig_context_is_a_422_naming_alert_cluster_id(
     body = {"alert": alert(URL, cluster_id=cluster_id).model_dump(mode="json"), "mode": "execute"}
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http,
+        http_client(base, timeout=30) as http,
     ):
         answer = await http.post(
             "/remediations", json=body, headers={"Authorization": f"Bearer {token}"}

@@ -44,7 +44,7 @@ from ambient.remediation.ladder import (
     step_key,
 )
 from tests.standins.kube_api import AnswerLost, ApiCall, KubeApi, kubeconfig
-from tests.support.servers import serve
+from tests.support.servers import http_client, serve
 
 V1, V2 = "registry/checkout:v1", "registry/checkout:v2"
 
@@ -964,11 +964,9 @@ async def test_a_dry_run_plans_the_rollback_from_its_own_checkpoint_after_prunin
 
 
 async def test_the_stand_in_refuses_what_the_api_server_refuses(kube: Cluster) -> None:
-    import httpx
-
     base = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     url = f"{base}/apis/apps/v1/namespaces/shop/deployments/checkout"
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         bad_dry_run = await http.patch(
             url,
             params={"dryRun": "true"},
@@ -1118,8 +1116,6 @@ async def test_the_stand_in_merges_only_the_lists_the_api_declares_a_merge_key_f
     """Strategic merge patch as the API server applies it: a list merges by its declared
     patchMergeKey (containers and env by name, volumeMounts by mountPath, Service ports by
     port), any other list is replaced whole, and an item without the key is refused."""
-    import httpx
-
     base = yaml.safe_load(kube.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     smp = {"content-type": "application/strategic-merge-patch+json"}
     container = {
@@ -1135,7 +1131,7 @@ async def test_the_stand_in_merges_only_the_lists_the_api_declares_a_merge_key_f
     )
     deployment = f"{base}/apis/apps/v1/namespaces/shop/deployments/checkout"
     service = f"{base}/api/v1/namespaces/shop/services/checkout"
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         patched = await http.patch(
             deployment,
             json={"spec": {"template": {"spec": {"containers": [container]}}}},

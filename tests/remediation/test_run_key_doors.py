@@ -3,7 +3,6 @@ the key of the same alert's earlier run is refused, and the current run still wa
 
 from __future__ import annotations
 
-import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -14,7 +13,7 @@ from tests.conftest import unique
 from tests.remediation.support import RunKeys, alert, remediation_settings, remediations_on_dev
 from tests.remediation.test_tools import error_of, mcp
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
@@ -25,7 +24,7 @@ async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(
     async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+            http_client(base) as http,
         ):
             registered = await http.post(
                 "/users", json={"name": name}, headers=await admin_headers(settings)

@@ -13,13 +13,13 @@ from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from api.app import create_app
 from tests.conftest import running_worker
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 
 def api_client(base: str, **options: Any) -> httpx.AsyncClient:
-    """A client to the API served at ``base`` on loopback: no proxy from the environment, no
-    timeout short of HANG; ``options`` (headers, cookies) as httpx.AsyncClient takes them."""
-    return httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False, **options)
+    """A client to the API served at ``base`` on loopback (see http_client); ``options``
+    (headers, cookies) as httpx.AsyncClient takes them."""
+    return http_client(base, **options)
 
 
 @asynccontextmanager

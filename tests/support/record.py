@@ -12,10 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import httpx
 from temporalio.client import WorkflowHandle
 
-from tests.support.servers import HANG, start_test_server
+from tests.support.servers import http_client, start_test_server
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -77,7 +76,7 @@ async def _record_ping() -> None:
         env = await start_test_server(find_binary("temporal-test-server"))
         async with (
             env,
-            httpx.AsyncClient(timeout=HANG) as http,
+            http_client() as http,
         ):
             deps = WorkerDeps(settings, db, build_channels(settings, db, http), http)
             async with build_worker(

@@ -16,7 +16,7 @@ from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 async def _token(settings: Settings, name: str, permission: RollbackPermission) -> dict[str, str]:
@@ -49,7 +49,7 @@ async def api(
             }
         )
         async with serve(create_app(settings)) as base:
-            async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as client:
+            async with http_client(base, timeout=30) as client:
                 yield cloud, client, settings
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from mcp import Client
 
 from ambient import temporal
@@ -18,7 +17,7 @@ from mcp_server.voice_sentences import UNKNOWN_SPEAKER, UNKNOWN_TOOL, UNKNOWN_TO
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
-from tests.support.servers import free_port
+from tests.support.servers import free_port, http_client
 from tests.voice.support import say, voice_without_temporal
 
 SPAN_AGAIN = "没听清时间范围（一小时到一周，比如“两天”），请再说一次。"
@@ -108,7 +107,7 @@ async def test_a_nul_in_a_voice_argument_is_said_again_not_a_crash_on_postgresql
         user = unique("vz")
         await make_user(db, user)
         client = await temporal.connect(settings, lazy=True)
-        async with httpx.AsyncClient(trust_env=False) as http:
+        async with http_client() as http:
             channels = build_channels(settings, db, http)
         state = AppState(
             settings=settings, db=db, temporal=client, channels=channels, stdio_user=user

@@ -21,7 +21,7 @@ from api.app import create_app
 from tests.remediation.support import run_row
 from tests.standins.xiaozhi_server import fetch_all
 from tests.support.admins import admin_headers
-from tests.support.servers import HANG, serve
+from tests.support.servers import HANG, http_client, serve
 from tests.voice.support import assert_speakable
 from tests.voice.test_voice_arguments import SPAN_AGAIN
 
@@ -57,7 +57,7 @@ async def _api(settings: Settings) -> AsyncIterator[tuple[str, httpx.AsyncClient
     await upgrade_async(settings.resolved_database_url)
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+        http_client(base, timeout=20) as http,
     ):
         yield base, http
 
@@ -453,7 +453,7 @@ async def test_the_greeting_door_knows_a_voiceprint_id_whatever_its_case(
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=20) as http,
+        http_client(base, timeout=20) as http,
     ):
         admin = await admin_headers(settings)
         made = await http.post(
@@ -629,7 +629,7 @@ async def test_a_host_mcp_does_not_allow_is_refused_naming_the_setting_that_allo
     await upgrade_async(settings.resolved_database_url)
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base, trust_env=False, timeout=HANG) as http,
+        http_client(base) as http,
     ):
         me = await _register(http, settings, "hostuser")
         for path in ("/mcp/voice", "/mcp"):

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from tencentcloud.common.credential import Credential
@@ -26,7 +25,7 @@ from tests.briefing.harness import eventually, make_user, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
-from tests.support.servers import serve
+from tests.support.servers import http_client, serve
 from tests.support.tencent import standin_tencent
 from tests.voice.support import say, voice_client, worker_state
 
@@ -225,7 +224,7 @@ async def test_the_devices_greeting_door_speaks_the_briefing_cleaned_as_the_voic
         )
         async with (
             serve(create_app(settings)) as base,
-            httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http,
+            http_client(base, timeout=30) as http,
         ):
             answer, again = [
                 await http.post(

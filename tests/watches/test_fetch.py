@@ -29,7 +29,7 @@ from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import UrlState
 from ambient.watches.page_changes import diff_pages
 from tests.conftest import unique
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 from tests.watches.site import Site, article
 
 LOOPBACK = ["127.0.0.1/32"]
@@ -44,7 +44,7 @@ async def site() -> AsyncIterator[tuple[Site, str]]:
 
 @pytest_asyncio.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=HANG, trust_env=False) as client:
+    async with http_client() as client:
         yield client
 
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
@@ -15,7 +14,7 @@ from api.app import create_app
 from tests.conftest import running_worker
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 from tests.support.users import register
 from tests.watches.site import Site
 from tests.watches.test_tasks_mcp import eventually
@@ -105,7 +104,7 @@ async def test_tasks_api_answers_a_bounded_page_with_the_next_token_in_a_header(
     )
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         admin = await admin_headers(settings)
         registered = await http.post("/users", json={"name": "api-pager"}, headers=admin)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi.routing import APIRoute
 
 from ambient.deps import WorkerDeps
@@ -11,7 +10,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from api.routers import app_pages, ops_pages, pages, settings_pages
 from tests.conftest import unique
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 
 FORM_POSTS = sorted(
     route.path
@@ -47,9 +46,7 @@ async def test_signed_in_posts_without_our_origin_are_refused_on_every_form(
             {"referer": f"https://evil.example/?back={base}"},
             {},  # neither header: no page of ours sent it
         ]
-        async with httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-        ) as http:
+        async with http_client(base, cookies={"ambient_token": token}) as http:
             for path in FORM_POSTS:
                 for headers in foreign:
                     response = await http.post(

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest_asyncio
 from babel.messages.extract import DEFAULT_KEYWORDS, extract
 from babel.messages.pofile import read_po
@@ -22,7 +21,7 @@ from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from api.i18n import TEMPLATES, catalog_path, from_accept_language
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]")
 
@@ -113,7 +112,7 @@ async def test_anonymous_pages_follow_the_browser_then_the_server_default(
     site: tuple[str, Settings],
 ) -> None:
     base, _ = site
-    async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
+    async with http_client(base) as http:
         chinese = await http.get("/signin", headers={"accept-language": "zh-CN,zh;q=0.9"})
         english = await http.get("/signin", headers={"accept-language": "en-US,en;q=0.9"})
         neither = await http.get("/signin", headers={"accept-language": "fr-FR"})
@@ -127,9 +126,7 @@ async def test_page_registration_keeps_the_browser_language_and_the_api_sets_it(
     site: tuple[str, Settings], db: Database
 ) -> None:
     base, _ = site
-    async with httpx.AsyncClient(
-        timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
-    ) as http:
+    async with http_client(base, headers={"origin": base}) as http:
         made = await http.post(
             "/register", data={"name": "mei"}, headers={"accept-language": "zh-CN,en;q=0.5"}
         )
@@ -137,9 +134,7 @@ async def test_page_registration_keeps_the_browser_language_and_the_api_sets_it(
         # Signed in: the cookie's user speaks Chinese even to a browser that asks for English.
         page = await http.get("/app", headers={"accept-language": "en-US"})
         assert "新建网页监控" in page.text
-    async with httpx.AsyncClient(
-        timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
-    ) as http:
+    async with http_client(base, headers={"origin": base}) as http:
         made = await http.post("/register", data={"name": "ann"}, headers={"accept-language": "fr"})
         assert made.status_code == 200 and "Welcome" not in made.text  # server default: zh
         token = re.search(r'<pre id="token">([^<]+)</pre>', made.text)
@@ -177,9 +172,7 @@ async def test_a_user_who_has_not_chosen_follows_the_server_default(
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name="kim"))
         await session.commit()
-    async with httpx.AsyncClient(
-        timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-    ) as http:
+    async with http_client(base, cookies={"ambient_token": token}) as http:
         page = await http.get("/app/settings")
     assert "服务器默认（中文）" in page.text and "小智设备" in page.text
 
@@ -193,10 +186,8 @@ async def test_a_chosen_language_can_go_back_to_the_default_on_the_page_and_in_t
             UserCreate(name="ida", language=Language.EN)
         )
         await session.commit()
-    async with httpx.AsyncClient(
-        timeout=HANG,
-        base_url=base,
-        trust_env=False,
+    async with http_client(
+        base,
         cookies={"ambient_token": token},
         headers={"referer": f"{base}/app/settings", "accept-language": "en-US"},
     ) as http:
@@ -230,12 +221,8 @@ async def test_a_channel_with_no_address_to_use_is_refused_in_chinese_words(
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name="noa"))
         await session.commit()
-    async with httpx.AsyncClient(
-        timeout=HANG,
-        base_url=base,
-        trust_env=False,
-        cookies={"ambient_token": token},
-        headers={"referer": f"{base}/app/settings"},
+    async with http_client(
+        base, cookies={"ambient_token": token}, headers={"referer": f"{base}/app/settings"}
     ) as http:
         sms = await http.post("/app/push", data={"type": ["sms"], "target": [""]})
         email = await http.post("/app/push", data={"type": ["email"], "target": [""]})

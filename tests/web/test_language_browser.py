@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import httpx
 from playwright.async_api import Browser, Dialog, Page, expect
 from temporalio.testing import WorkflowEnvironment
 
@@ -19,7 +18,7 @@ from api.app import create_app
 from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 from tests.web.test_pages_browser import fits_phone, phone_page
 
 
@@ -135,7 +134,7 @@ async def test_the_chat_box_suggests_a_message_in_the_pages_language(
 
 
 async def _context(base: str, device: str, token: str) -> dict[str, object]:
-    async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
+    async with http_client(base) as http:
         answer = await http.get(
             "/xiaozhi/context",
             headers={"device-id": device, "authorization": f"Bearer {token}"},

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import httpx
-
 from ambient.briefing.models import BriefingContent
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
@@ -15,7 +13,7 @@ from ambient.storage.models import Briefing, RemediationRecord
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.support.pages import signed_in
-from tests.support.servers import HANG, free_port, serve
+from tests.support.servers import free_port, http_client, serve
 
 
 async def test_a_chinese_users_remediation_list_names_states_and_modes_in_chinese(
@@ -129,9 +127,7 @@ async def test_a_chinese_users_settings_name_the_rollback_permission_in_chinese(
                 )
                 user.rollback_permission = permission
                 await session.commit()
-            async with httpx.AsyncClient(
-                timeout=HANG, base_url=base, trust_env=False, cookies={"ambient_token": token}
-            ) as http:
+            async with http_client(base, cookies={"ambient_token": token}) as http:
                 page = (await http.get("/app/settings")).text
             found = re.search(r"回滚权限：<b>([^<]*)</b>", page)
             assert found is not None, page

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 from pydantic import SecretStr
@@ -22,7 +21,7 @@ from ambient.storage.repositories import EventRepository, UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
-from tests.support.servers import HANG, serve
+from tests.support.servers import HANG, http_client, serve
 from tests.watches.site import Site, article
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -191,7 +190,7 @@ async def test_pages_need_a_signed_in_user_and_refuse_cross_site_posts(
     deps: WorkerDeps,
 ) -> None:
     async with serve(create_app(deps.settings)) as base:
-        async with httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http:
+        async with http_client(base) as http:
             response = await http.get("/app")
             assert response.status_code == 303 and response.headers["location"] == "/signin"
             forged = await http.post(
@@ -210,9 +209,7 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
     async with (
         serve(create_app(deps.settings)) as base,
         # A browser's form post names the page's origin.
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
-        ) as http,
+        http_client(base, headers={"origin": base}) as http,
     ):
         assert (await http.get("/register")).status_code == 404
         closed = await http.post("/register", data={"name": "eve"})
@@ -221,9 +218,7 @@ async def test_registration_page_is_open_only_behind_the_setting_and_makes_membe
     settings = deps.settings.model_copy(update={"open_registration": True})
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
-        ) as http,
+        http_client(base, headers={"origin": base}) as http,
     ):
         made = await http.post("/register", data={"name": name, "email": "r@example.com"})
         assert made.status_code == 200 and "amb_" in made.text

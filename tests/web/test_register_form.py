@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import re
 
-import httpx
 from playwright.async_api import Browser, Route, expect
 from playwright.async_api import Error as PlaywrightError
 
@@ -15,7 +14,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from api.routers.pages import SAME_FORM_WITHIN
 from tests.conftest import unique
-from tests.support.servers import HANG, serve
+from tests.support.servers import HANG, http_client, serve
 from tests.web.test_pages_browser import phone_page
 from tests.web.test_settings_form import values
 
@@ -25,9 +24,7 @@ async def test_a_refused_registration_keeps_the_name_and_email_typed(deps: Worke
     taken = unique("reg")
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
-        ) as http,
+        http_client(base, headers={"origin": base}) as http,
     ):
         made = await http.post("/register", data={"name": taken})
         assert made.status_code == 200
@@ -100,9 +97,7 @@ async def test_a_registration_form_sent_again_later_or_with_another_name_shows_n
     form = {"name": unique("reg"), "form": "a-form-kept-in-the-history"}
     async with (
         serve(create_app(settings)) as base,
-        httpx.AsyncClient(
-            timeout=HANG, base_url=base, trust_env=False, headers={"origin": base}
-        ) as http,
+        http_client(base, headers={"origin": base}) as http,
     ):
         first = await http.post("/register", data=form)
         assert first.status_code == 200

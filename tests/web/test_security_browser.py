@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from playwright.async_api import Browser, expect
 
 from ambient.deps import WorkerDeps
@@ -10,7 +9,7 @@ from ambient.domain.users import UserCreate
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import unique
-from tests.support.servers import HANG, serve
+from tests.support.servers import http_client, serve
 from tests.web.test_pages_browser import phone_page
 
 HOSTILE_REPORT = """# Nightly report
@@ -35,7 +34,7 @@ async def test_share_page_keeps_only_web_and_mail_links_and_renders_under_the_po
         await session.commit()
     async with (
         serve(create_app(deps.settings)) as base,
-        httpx.AsyncClient(timeout=HANG, base_url=base, trust_env=False) as http,
+        http_client(base) as http,
     ):
         created = await http.post(
             "/share",
