@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from tests.conftest import running_worker
-from tests.support.servers import HANG
 
 T = TypeVar("T")
 
@@ -148,16 +145,3 @@ async def news_site(
     deps.channels = build_channels(deps.settings, deps.db, deps.http)
     async with serve(Starlette(routes=[Route("/news", page)])) as base:
         yield base
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll ``check`` until it returns a value (a wait condition, not a timed assertion): up to
-    ``HANG``, which only a hung product reaches (400 tries of 25 ms failed on a loaded machine)."""
-    deadline = time.monotonic() + HANG
-    while True:
-        value = await check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.025)

@@ -21,9 +21,10 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Role, UserCreate
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import UserRepository, not_registered
-from tests.briefing.harness import Stack, briefing_stack, eventually, make_user
+from tests.briefing.harness import Stack, briefing_stack, make_user
 from tests.conftest import unique
 from tests.support.record import save_history
+from tests.support.waits import eventually
 from worker import build_worker
 
 

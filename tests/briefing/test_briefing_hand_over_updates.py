@@ -20,8 +20,9 @@ from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import InboxRepository
 from api.routers.briefings import http_error
-from tests.briefing.harness import briefing_stack, eventually, make_user
+from tests.briefing.harness import briefing_stack, make_user
 from tests.support.record import save_history
+from tests.support.waits import eventually
 
 
 async def _prepared(service, user):  # type: ignore[no-untyped-def]

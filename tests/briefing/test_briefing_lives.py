@@ -15,11 +15,12 @@ from ambient.briefing.models import KIND, BriefingRun, GreetOutcome, task_id_for
 from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED
 from ambient.storage.repositories import EventRepository
-from tests.briefing.harness import briefing_stack, eventually, make_user, write_day_logs
+from tests.briefing.harness import briefing_stack, make_user, write_day_logs
 from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
+from tests.support.waits import eventually
 from workflows.daily_briefing import DailyBriefingWorkflow
 
 

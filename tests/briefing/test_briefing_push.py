@@ -11,8 +11,9 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.config import BriefingConfig
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository, EventRepository
-from tests.briefing.harness import Stack, briefing_stack, eventually, make_user
+from tests.briefing.harness import Stack, briefing_stack, make_user
 from tests.support.record import save_history
+from tests.support.waits import eventually
 
 
 async def test_a_push_whose_channel_stays_down_ends_in_a_failure_that_says_it_is_final(

@@ -25,9 +25,10 @@ from ambient.storage.repositories import InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
-from tests.briefing.harness import eventually, write_day_logs
+from tests.briefing.harness import write_day_logs
 from tests.conftest import running_worker, unique
 from tests.support.servers import http_client, serve
+from tests.support.waits import eventually
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 

@@ -41,7 +41,6 @@ from ambient.watches.reads import briefing_task_status
 from tests.briefing.harness import (
     Stack,
     briefing_stack,
-    eventually,
     make_user,
     news_site,
     write_day_logs,
@@ -49,6 +48,7 @@ from tests.briefing.harness import (
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.tencent import standin_tencent
+from tests.support.waits import eventually
 from workflows.daily_briefing import GREETING_CLOCK_SKEW, DailyBriefingWorkflow
 
 if TYPE_CHECKING:

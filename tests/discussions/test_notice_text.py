@@ -9,10 +9,10 @@ from ambient.deps import WorkerDeps
 from ambient.discussions.rules import MessageIn
 from ambient.discussions.service import DiscussionService
 from ambient.render import markdown_html
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.discussions.test_tools import _users
 from tests.support.channels import pushed_everywhere
+from tests.support.waits import eventually
 
 
 async def test_a_topic_with_a_link_and_stars_is_told_as_text_not_as_a_link(

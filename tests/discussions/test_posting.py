@@ -12,11 +12,11 @@ from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
 from ambient.storage.repositories import InboxRepository
 from api.app import create_app
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
 from tests.support.servers import http_client, serve
+from tests.support.waits import eventually
 
 
 async def _stored(deps: WorkerDeps, from_id: str) -> int:

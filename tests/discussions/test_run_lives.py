@@ -15,7 +15,6 @@ from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
 from tests.discussions.test_tools import _users, call, refused
@@ -26,6 +25,7 @@ from tests.remediation.support import (
     remediations_with_worker,
     run_row,
 )
+from tests.support.waits import eventually
 
 
 async def _run(deps: WorkerDeps, rid: str, run: str, owner: str, state: str) -> None:

@@ -19,9 +19,9 @@ from ambient.storage.repositories import InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_discussion_server, build_server
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.support.servers import HANG, http_client, serve
+from tests.support.waits import eventually
 
 
 async def _users(deps: WorkerDeps, *names: str, admin: str | None = None) -> dict[str, str]:

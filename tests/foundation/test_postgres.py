@@ -14,9 +14,9 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository, UserExistsError, UserRepository
-from tests.briefing.harness import eventually
 from tests.support.postgres import new_database
 from tests.support.servers import free_port
+from tests.support.waits import eventually
 
 
 @pytest.fixture(scope="module")

@@ -35,11 +35,11 @@ from ambient.storage.db import SQLITE_POOL_SIZE
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import Delivery, Event, InboxMessage
 from ambient.storage.repositories import DeliveryRepository, UserRepository
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints
 from tests.support.servers import serve
+from tests.support.waits import eventually
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_RETRY
 
 

@@ -13,7 +13,6 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import UNVERIFIED, record_asked
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.doors import steering_doors
 from tests.remediation.support import (
@@ -25,6 +24,7 @@ from tests.remediation.support import (
     remediations_on_dev,
     tokens_sent,
 )
+from tests.support.waits import eventually
 from workflows.remediation import GradedRemediationWorkflow
 
 # How each door tells a user who may not steer the run that it is none of theirs.

@@ -27,12 +27,12 @@ from ambient.settings import Settings
 from api.app import create_app
 from api.errors import feature_error, install_error_mapping
 from api.routers import remediations
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import http_client, serve
+from tests.support.waits import eventually
 
 
 @asynccontextmanager

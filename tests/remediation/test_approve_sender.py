@@ -20,7 +20,6 @@ from ambient.remediation.storage import UNVERIFIED
 from ambient.remediation.views import RemediationError
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.doors import steering_doors
 from tests.remediation.support import (
@@ -36,6 +35,7 @@ from tests.remediation.test_abort_sender import DOORS, NOT_YOURS
 from tests.standins.kube_api import KubeApi, kubeconfig
 from tests.support.record import save_history
 from tests.support.servers import serve
+from tests.support.waits import eventually
 from workflows.remediation import GradedRemediationWorkflow
 
 CLUSTER = "cls-standin1"

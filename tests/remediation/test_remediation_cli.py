@@ -23,10 +23,10 @@ from ambient.settings import Settings
 from ambient.storage.db import Database
 from ambient.storage.repositories import user_named
 from ambient.xiaozhi import voice_facts
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.support.servers import HANG
+from tests.support.waits import eventually
 
 Invoke = Callable[..., Awaitable[tuple[int, str]]]
 

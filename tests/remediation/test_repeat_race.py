@@ -22,7 +22,6 @@ from ambient.remediation.service import RemediationService
 from ambient.remediation.views import InvalidRemediationError
 from ambient.storage.audit import AuditRepository
 from ambient.temporal import STATE
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
@@ -33,6 +32,7 @@ from tests.remediation.support import (
     remediations_with_worker,
     state_reaches,
 )
+from tests.support.waits import eventually
 
 Racer = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]  # what befalls the run meanwhile
 

@@ -8,12 +8,12 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.wiring import AppState
 from api.app import create_app
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import RunKeys, alert, remediation_settings, remediations_on_dev
 from tests.remediation.test_tools import error_of, mcp
 from tests.support.admins import admin_headers
 from tests.support.servers import http_client, serve
+from tests.support.waits import eventually
 
 
 async def test_an_earlier_runs_key_is_refused_through_the_api_and_the_tools(

@@ -10,7 +10,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.service import RemediationStateError
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import (
     RunKeys,
@@ -19,6 +18,7 @@ from tests.remediation.support import (
     remediation_settings,
     remediations_with_worker,
 )
+from tests.support.waits import eventually
 
 
 @pytest.mark.parametrize("act", ["approve", "abort"])

@@ -42,7 +42,6 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
 from ambient.storage.repositories import InboxRepository, UserRepository
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
@@ -54,6 +53,7 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.support.record import save_history
+from tests.support.waits import eventually
 from worker import build_worker
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes

@@ -51,7 +51,7 @@ from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
 from tests.standins.kube_api import ApiCall, kubeconfig
 from tests.support.servers import serve
-from tests.watches.test_polling import until
+from tests.support.waits import eventually
 
 WATCHES = 24
 REMEDIATIONS = 4
@@ -124,15 +124,18 @@ async def test_a_worker_killed_beside_another_on_postgresql_loses_and_repeats_no
 
                         return enough
 
-                    await until(fetched(2), 4 * INTERVAL)  # every poll past its baseline
+                    await eventually(fetched(2), bound=4 * INTERVAL)  # every poll past its baseline
                     assert len(await lease_holders(db)) == 2  # both workers run polls
                     rids = [
                         await start_remediation(apis[i % 2], i, settle=5)
                         for i in range(REMEDIATIONS)
                     ]
-                    await until(lambda: asyncio.sleep(0, killed_at), 120)  # the hook kills
+                    # The hook kills.
+                    await eventually(lambda: asyncio.sleep(0, killed_at), bound=120)
                     assert await asyncio.to_thread(victim[0].wait, 30) == -signal.SIGKILL
-                    await until(fetched(AFTER_KILL, killed_at[0]), (AFTER_KILL + 2) * INTERVAL)
+                    await eventually(
+                        fetched(AFTER_KILL, killed_at[0]), bound=(AFTER_KILL + 2) * INTERVAL
+                    )
                     # Every poll now held by the live worker (the dead one's taken over).
                     assert list((await lease_holders(db)).values()) == [WATCHES]
                     done = await finals(client, rids, 300)
@@ -143,7 +146,7 @@ async def test_a_worker_killed_beside_another_on_postgresql_loses_and_repeats_no
                         told = deliveries(recorder.fetches, recorder.hooks, site)
                         return told.lost == 0
 
-                    await until(delivered, 60)
+                    await eventually(delivered)
     finally:
         await db.close()
 

@@ -12,8 +12,9 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import UserRepository
 from ambient.xiaozhi import voice_facts
-from tests.briefing.harness import eventually, make_user
+from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
+from tests.support.waits import eventually
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 

@@ -19,10 +19,10 @@ from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, remediation_settings, run_row
 from tests.support.servers import serve
+from tests.support.waits import eventually
 from tests.voice.support import say, voice_client, worker_state
 from tests.voice.test_voice_remediation import OWNER, waiting
 from tests.watches.site import Site, article
-from tests.watches.test_polling import until
 
 ALL_WELL = "现在没有需要你处理的事，一切正常。"
 
@@ -54,23 +54,23 @@ async def test_a_web_monitor_whose_page_cannot_be_reached_is_told_until_it_recov
         config = {"urls": [f"{base}/shop"], "failure_threshold": 1}  # /shop: 404 for now
         ref = await state.tasks.create(user, "web_monitor", config, name="shop-home")
         task = ref.task_id
-        await until(_told(deps.db, task, "watch.failing", 1))
+        await eventually(_told(deps.db, task, "watch.failing", 1))
         failing = "没有等你审批的修复，但有 1 个监控一直检查失败：shop home。"
         async with voice_client(state, user) as client:
             assert await say(client, "what_needs_me") == failing
 
             site.pages["/shop"] = article("Open again.")
             await state.tasks.trigger(user, task)
-            await until(_told(deps.db, task, "watch.recovered", 1))
+            await eventually(_told(deps.db, task, "watch.recovered", 1))
             assert await say(client, "what_needs_me") == ALL_WELL
 
             site.pages.pop("/shop")
             await state.tasks.trigger(user, task)
-            await until(_told(deps.db, task, "watch.failing", 2))
+            await eventually(_told(deps.db, task, "watch.failing", 2))
             assert await say(client, "what_needs_me") == failing
 
             await state.tasks.delete(user, task)
-            await until(_told(deps.db, task, "watch.stopped", 1))
+            await eventually(_told(deps.db, task, "watch.stopped", 1))
             assert await say(client, "what_needs_me") == ALL_WELL
     assert await _kinds(deps.db, task) == [
         "watch.failing",
@@ -201,7 +201,7 @@ async def test_a_failing_page_taken_out_of_a_web_monitor_by_an_update_is_no_long
         state = worker_state(dev_env.client, deps, worker.task_queue)
         typo = {"urls": [f"{base}/shpo", f"{base}/shop"], "failure_threshold": 1}
         task = (await state.tasks.create(user, "web_monitor", typo, name="shop-home")).task_id
-        await until(_told(deps.db, task, "watch.failing", 1))
+        await eventually(_told(deps.db, task, "watch.failing", 1))
         async with voice_client(state, user) as client:
             assert "1 个监控一直检查失败：shop home" in await say(client, "what_needs_me")
             fixed = await state.tasks.update(
@@ -212,7 +212,7 @@ async def test_a_failing_page_taken_out_of_a_web_monitor_by_an_update_is_no_long
             # A retried or repeated update tells nothing more.
             await state.tasks.update(user, task, {"urls": [f"{base}/shop"], "failure_threshold": 1})
         await state.tasks.delete(user, task)
-        await until(_told(deps.db, task, "watch.stopped", 1))
+        await eventually(_told(deps.db, task, "watch.stopped", 1))
     assert await _kinds(deps.db, task) == ["watch.failing", "watch.url_removed", "watch.stopped"]
 
 
@@ -255,7 +255,7 @@ async def test_a_failing_watch_whose_run_ended_otherwise_is_not_told_once_delete
         state = worker_state(dev_env.client, deps, worker.task_queue)
         config = {"urls": [f"{base}/gone"], "failure_threshold": 1}
         task = (await state.tasks.create(user, "web_monitor", config, name="gone")).task_id
-        await until(_told(deps.db, task, "watch.failing", 1))
+        await eventually(_told(deps.db, task, "watch.failing", 1))
         await dev_env.client.get_workflow_handle(task).terminate("by hand in the Web UI")
         async with voice_client(state, user) as client:
             assert "1 个监控一直检查失败" in await say(client, "what_needs_me")
@@ -278,7 +278,7 @@ async def test_a_failing_watch_the_user_paused_is_not_told_until_resumed(
         state = worker_state(dev_env.client, deps, worker.task_queue)
         config = {"urls": [f"{base}/down"], "failure_threshold": 1}
         task = (await state.tasks.create(user, "web_monitor", config, name="down")).task_id
-        await until(_told(deps.db, task, "watch.failing", 1))
+        await eventually(_told(deps.db, task, "watch.failing", 1))
         failing = "没有等你审批的修复，但有 1 个监控一直检查失败：down。"
         async with deps.db.session() as session:
             row = await UserRepository(session).get(user)
@@ -287,16 +287,16 @@ async def test_a_failing_watch_the_user_paused_is_not_told_until_resumed(
             assert await say(client, "what_needs_me") == failing
 
             await state.tasks.pause(user, task)
-            await until(_told(deps.db, task, "watch.paused", 1))
+            await eventually(_told(deps.db, task, "watch.paused", 1))
             assert await say(client, "what_needs_me") == ALL_WELL
             assert (await voice_facts(deps.db, row)).watches_failing == 0
 
             await state.tasks.resume(user, task)
-            await until(_told(deps.db, task, "watch.resumed", 1))
+            await eventually(_told(deps.db, task, "watch.resumed", 1))
             assert await say(client, "what_needs_me") == failing
             assert (await voice_facts(deps.db, row)).watches_failing == 1
         await state.tasks.delete(user, task)
-        await until(_told(deps.db, task, "watch.stopped", 1))
+        await eventually(_told(deps.db, task, "watch.stopped", 1))
 
 
 async def test_fixes_with_long_names_leave_room_for_the_alerts_and_watches_not_cut_silently(
@@ -347,7 +347,7 @@ async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it
         state = worker_state(dev_env.client, deps, worker.task_queue)
         config = {"urls": [f"{base}/shop"], "failure_threshold": 1}  # /shop: 404 for now
         ref = await state.tasks.create(user, "web_monitor", config, name="shop-home")
-        await until(_told(deps.db, ref.task_id, "watch.failing", 1))
+        await eventually(_told(deps.db, ref.task_id, "watch.failing", 1))
         async with voice_client(state, user) as client:
             said = await say(client, "task_status", name="shop home")
             assert said.startswith("shop home正在运行，已检查 ") and said.endswith(
@@ -356,7 +356,7 @@ async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it
 
             site.pages["/shop"] = article("Open again.")
             await state.tasks.trigger(user, ref.task_id)
-            await until(_told(deps.db, ref.task_id, "watch.recovered", 1))
+            await eventually(_told(deps.db, ref.task_id, "watch.recovered", 1))
             said = await say(client, "task_status", name="shop home")
             assert said.startswith("shop home正在运行，已检查 ") and "失败" not in said, said
 

@@ -16,12 +16,12 @@ from ambient.remediation.runs import RemediationStatus
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import voice_facts
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import free_port, serve
 from tests.support.tencent import standin_tencent
+from tests.support.waits import eventually
 from tests.voice.support import say, voice_client, worker_state
 from tests.voice.test_voice_briefing_context import ZONES
 from tests.voice.test_voice_remediation import OWNER, waiting

@@ -23,7 +23,6 @@ from ambient.xiaozhi import DeviceService, voice_facts
 from mcp_server import voice_answer
 from mcp_server.voice_approvals import CONFIRM_ASKED, CONFIRM_WINDOW
 from mcp_server.voice_sentences import WORKER_SILENT
-from tests.briefing.harness import eventually
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,
@@ -34,6 +33,7 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.support.servers import HANG
+from tests.support.waits import eventually
 from tests.voice.support import say, voice_client
 from worker import build_worker
 

@@ -21,12 +21,13 @@ from ambient.domain.users import Language, UserCreate
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from api.app import create_app
-from tests.briefing.harness import eventually, make_user, write_day_logs
+from tests.briefing.harness import make_user, write_day_logs
 from tests.conftest import running_worker, unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.record import save_history
 from tests.support.servers import http_client, serve
 from tests.support.tencent import standin_tencent
+from tests.support.waits import eventually
 from tests.voice.support import say, voice_client, worker_state
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
@@ -256,7 +257,6 @@ async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_
     from starlette.routing import Route
 
     from ambient.clients.notify.registry import build_channels
-    from tests.briefing.harness import eventually
 
     release = asyncio.Event()
 

@@ -18,6 +18,7 @@ from ambient.watches.models import TaskStatus, ThresholdWatchInput
 from tests.conftest import _binary, running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import start_dev_server
+from tests.support.waits import eventually
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, kinds, loopback_deps, threshold  # noqa: F401
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -51,15 +52,6 @@ async def start(env: WorkflowEnvironment, queue: str, base: str) -> WorkflowHand
     )
 
 
-async def until(probe: Any, *, attempts: int = 200) -> Any:
-    """Poll a condition of the running system (no fixed sleeps: each probe is a round trip)."""
-    for _ in range(attempts):
-        if result := await probe():
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 async def test_continued_watch_keeps_its_life_pause_and_control_events(
     short_history_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
@@ -77,7 +69,7 @@ async def test_continued_watch_keeps_its_life_pause_and_control_events(
         async def continued() -> bool:
             return (await handle.describe()).run_id != first
 
-        await until(continued)
+        await eventually(continued)
         status = await handle.query("status", result_type=TaskStatus)
         assert status.state == "paused" and status.checks == 1
         assert status.detail["life"] == first
@@ -87,7 +79,7 @@ async def test_continued_watch_keeps_its_life_pause_and_control_events(
             now = await handle.query("status", result_type=TaskStatus)
             return now.checks >= 2
 
-        await until(checked_again)
+        await eventually(checked_again)
         await handle.signal("stop")
         final: TaskStatus = await handle.result()
     # The last run of the chain: it started from carried state.

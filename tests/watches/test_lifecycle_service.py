@@ -36,11 +36,11 @@ from ambient.watches.inputs import (
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.users import register
+from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
@@ -719,12 +719,12 @@ async def test_a_filtered_list_of_schedules_answers_full_pages_not_empty_ones(
 
 
 async def eventually_listed(service: TaskService, user: str, ids: list[str]) -> None:
-    for _ in range(100):  # visibility is eventually consistent
-        listed = [t.task_id for t in await service.list(user)]
-        if sorted(listed) == sorted(ids):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{ids} not listed")
+    """Visibility is eventually consistent: wait until the list shows ``ids``."""
+
+    async def listed() -> bool:
+        return sorted(t.task_id for t in await service.list(user)) == sorted(ids)
+
+    await eventually(listed, f"{ids} listed")
 
 
 @dataclass

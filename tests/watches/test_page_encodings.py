@@ -11,8 +11,9 @@ from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import TaskStatus
 from tests.conftest import running_worker
+from tests.support.waits import eventually
 from tests.watches.site import Site, article
-from tests.watches.test_polling import _changes, _checks, fast, start, until
+from tests.watches.test_polling import _changes, _checks, fast, start
 from tests.watches.test_workflows import loopback_deps, site  # noqa: F401  (fixtures)
 
 META = '<meta charset="gb2312">'
@@ -49,10 +50,10 @@ async def test_pages_in_chinese_encodings_are_read_as_chinese_and_their_keyword_
     config = fast([f"{base}{path}" for path, *_ in PAGES], keywords=["数据库故障"])
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, config)
-        await until(lambda: _checks(handle, 2 * len(PAGES)))
+        await eventually(lambda: _checks(handle, 2 * len(PAGES)))
         serve("今日系统运行正常。", "下午发生数据库故障，已恢复。")
         await handle.signal("check_now")
-        await until(lambda: _changes(handle, len(PAGES)))
+        await eventually(lambda: _changes(handle, len(PAGES)))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     assert final.detail["hits_total"] == len(PAGES)
@@ -82,10 +83,10 @@ async def test_a_big5_page_of_hong_kong_is_read_with_its_hkscs_characters(
     config = fast([f"{base}/big5"], keywords=["停咗"])
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, config)
-        await until(lambda: _checks(handle, 2))
+        await eventually(lambda: _checks(handle, 2))
         serve("今日港鐵服務正常。", "東涌綫停咗服務，請改搭巴士。")
         await handle.signal("check_now")
-        await until(lambda: _changes(handle, 1))
+        await eventually(lambda: _changes(handle, 1))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     assert final.detail["hits_total"] == 1

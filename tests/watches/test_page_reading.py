@@ -14,8 +14,9 @@ from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import TaskStatus
 from tests.conftest import running_worker
+from tests.support.waits import eventually
 from tests.watches.site import Site, article
-from tests.watches.test_polling import _changes, _checks, fast, start, until
+from tests.watches.test_polling import _changes, _checks, fast, start
 from tests.watches.test_workflows import loopback_deps, site  # noqa: F401  (fixtures)
 
 # A single-page app: the server sends a shell, JavaScript renders the text.
@@ -104,10 +105,10 @@ async def test_a_json_api_watched_as_a_page_hits_its_chinese_keyword_and_shows_t
     config = fast([f"{base}/api/status"], keywords=["数据库故障"])
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, config)
-        await until(lambda: _checks(handle, 2))
+        await eventually(lambda: _checks(handle, 2))
         serve("数据库故障")
         await handle.signal("check_now")
-        await until(lambda: _changes(handle, 1))
+        await eventually(lambda: _changes(handle, 1))
         await handle.signal("stop")
         await handle.result()
     async with loopback_deps.db.session() as session:
@@ -132,15 +133,15 @@ async def test_an_updated_selector_reads_the_page_anew_and_its_text_is_no_change
     config = fast([url], keywords=["launch"], selectors={url: "#a"})
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, config)
-        await until(lambda: _checks(handle, 2))
+        await eventually(lambda: _checks(handle, 2))
         moved = fast([url], keywords=["launch"], selectors={url: "#b"})
         await handle.execute_update("update_config", moved.model_dump(mode="json"))
         # The page as the new selector reads it is the new baseline, not a change.
-        after: Any = await until(lambda: _outcome(handle, url, "baseline"), seconds=10)
+        after: Any = await eventually(lambda: _outcome(handle, url, "baseline"))
         checks = (await handle.query("status", result_type=TaskStatus)).checks
-        await until(lambda: _checks(handle, checks + 2))
+        await eventually(lambda: _checks(handle, checks + 2))
         state.pages["/sections"] = sections("Rocket launch planned.", "Second launch done.")
-        await until(lambda: _changes(handle, 1))
+        await eventually(lambda: _changes(handle, 1))
         await handle.signal("stop")
         await handle.result()
     assert after["last_error"] is None

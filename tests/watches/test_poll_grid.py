@@ -30,7 +30,8 @@ from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollEnd, PollLost, PollRequest, PollResult
 from tests.conftest import unique
 from tests.support.record import save_history
-from tests.watches.test_polling import USER, fast, scheduled_polls, start, until
+from tests.support.waits import eventually
+from tests.watches.test_polling import USER, fast, scheduled_polls, start
 from tests.watches.test_workflows import loopback_deps  # noqa: F401  (fixture)
 from workflows.web_monitor import LOST_POLL_WAIT, WebMonitorWorkflow
 
@@ -157,7 +158,7 @@ async def test_the_poll_after_a_lost_one_goes_on_with_its_grid(
         handle = await start(
             dev_env, queue, fast(["https://example.com/"]), every=EVERY, window=600.0
         )
-        ((_, _), (lost_request, scheduled)) = await until(partial(_polls, handle, 2))
+        ((_, _), (lost_request, scheduled)) = await eventually(partial(_polls, handle, 2))
         due = scheduled + lost_request.first_check_in  # the lost poll's first slot
         # Reported once the slot after the last beat is past, so the next check is overdue.
         await asyncio.sleep(max(0.0, due + EVERY + 1.0 - time.time()))
@@ -174,7 +175,9 @@ async def test_the_poll_after_a_lost_one_goes_on_with_its_grid(
                 started_at=_at(scheduled),
             ),
         )
-        polls = await until(partial(_polls, handle, 3), LOST_POLL_WAIT.total_seconds() + 30)
+        polls = await eventually(
+            partial(_polls, handle, 3), bound=LOST_POLL_WAIT.total_seconds() + 30
+        )
         next_request, next_scheduled = polls[2]
         await handle.signal("stop")
         final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 30))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -32,6 +31,7 @@ from ambient.watches.polling import PollRequest, PollResult
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import free_port, serve
+from tests.support.waits import eventually
 from tests.watches.site import Site, article
 from tests.watches.test_workflows import USER, loopback_deps, site  # noqa: F401  (fixtures)
 
@@ -65,16 +65,6 @@ async def start(
         id=task,
         task_queue=queue,
     )
-
-
-async def until(what: Callable[[], Any], seconds: float = 30.0) -> Any:
-    """Wait for ``what()`` to be truthy (a bound, not a timing claim)."""
-    for _ in range(int(seconds / 0.1)):
-        got = await what()
-        if got:
-            return got
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached")
 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> TaskStatus:
@@ -111,10 +101,10 @@ async def test_each_change_is_stored_notified_and_in_history_once(
     state.pages["/news"] = article("First headline.")
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]))
-        await until(lambda: _checks(handle, 1))
+        await eventually(lambda: _checks(handle, 1))
         for n in range(3):
             state.pages["/news"] = article(f"Headline number {n}.")
-            await until(partial(_changes, handle, n + 1))
+            await eventually(partial(_changes, handle, n + 1))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     await save_history(handle, "web_monitor")
@@ -148,13 +138,13 @@ async def test_keyword_hits_on_new_text_are_reported_once(
     config = fast([f"{base}/news", f"{base}/blog"], keywords=["machine learning"])
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, config)
-        await until(lambda: _checks(handle, 2))
+        await eventually(lambda: _checks(handle, 2))
         state.pages["/news"] = article(
             "AI beats humans at chess.", "A machine learning chip ships."
         )
         await handle.signal("check_now")
-        await until(lambda: _changes(handle, 1))
-        await until(lambda: _checks(handle, 6))
+        await eventually(lambda: _changes(handle, 1))
+        await eventually(lambda: _checks(handle, 6))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     await save_history(handle, "web_monitor_keywords")
@@ -180,7 +170,7 @@ async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(
         # A page that changes before the second check is reported, not taken as baseline.
         state.pages["/news"] = article("Markets are calm today.", "Rates rise by 1%.")
         await handle.signal("check_now")
-        await until(lambda: _changes(handle, 1))
+        await eventually(lambda: _changes(handle, 1))
         later = await status(handle)
         await handle.signal("stop")
         await handle.result()
@@ -212,13 +202,13 @@ async def test_failing_and_recovered_are_told_once_each_and_handed_back_at_once(
     async with running_worker(dev_env.client, loopback_deps) as worker:
         # A long window: only the failure and the recovery can make the poll hand back.
         handle = await start(dev_env, worker.task_queue, config, window=600.0)
-        await until(lambda: _checks(handle, 1))
+        await eventually(lambda: _checks(handle, 1))
         body = state.pages.pop("/news")  # 404 from now on
-        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.failing"))
-        failing = await until(lambda: _url_state(handle, f"{base}/news", "failing"))
+        await eventually(lambda: _kinds_include(loopback_deps, handle.id, "watch.failing"))
+        failing = await eventually(lambda: _url_state(handle, f"{base}/news", "failing"))
         state.pages["/news"] = body
-        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.recovered"))
-        recovered = await until(lambda: _url_state(handle, f"{base}/news", "failures", 0))
+        await eventually(lambda: _kinds_include(loopback_deps, handle.id, "watch.recovered"))
+        recovered = await eventually(lambda: _url_state(handle, f"{base}/news", "failures", 0))
         await handle.signal("stop")
         await handle.result()
     assert failing["last_outcome"] == "error" and "404" in failing["last_error"]
@@ -252,8 +242,8 @@ async def test_a_304_to_a_monitors_first_read_is_a_failed_check_not_a_page_not_m
         first: Any = (await handle.execute_update("baseline", result_type=TaskStatus)).detail
         assert first["urls"][url]["last_outcome"] == "error", first["urls"][url]
         # The checks go on, each a failure, until the page is told failing.
-        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.failing"))
-        failing = await until(lambda: _url_state(handle, url, "failing"))
+        await eventually(lambda: _kinds_include(loopback_deps, handle.id, "watch.failing"))
+        failing = await eventually(lambda: _url_state(handle, url, "failing"))
         await handle.signal("stop")
         await handle.result()
     assert first["urls"][url]["last_error"] == whole
@@ -273,19 +263,19 @@ async def test_pause_update_trigger_and_stop_take_effect_without_waiting_for_the
         # Checked every half second, in polls of ten minutes: a control that waited for the
         # window would fail this test.
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/a"]), window=600.0)
-        await until(lambda: _checks(handle, 1))
-        await until(lambda: _fetched(state, "/a", 3))
+        await eventually(lambda: _checks(handle, 1))
+        await eventually(lambda: _fetched(state, "/a", 3))
         await handle.signal("pause")
-        paused = await until(lambda: _ended(handle, 2))
+        paused = await eventually(lambda: _ended(handle, 2))
         fetched = len(state.requests)
         await handle.signal("check_now")  # one check while paused
-        await until(lambda: _ended(handle, 3))
+        await eventually(lambda: _ended(handle, 3))
         assert len(state.requests) == fetched + 1
         await handle.signal("resume")
-        await until(lambda: _fetched(state, "/a", 6))
+        await eventually(lambda: _fetched(state, "/a", 6))
         update = fast([f"{base}/b"]).model_dump(mode="json")
         await handle.execute_update("update_config", update)
-        await until(lambda: _fetched(state, "/b", 2))
+        await eventually(lambda: _fetched(state, "/b", 2))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     assert paused[-1].ended == "control"
@@ -303,7 +293,7 @@ async def test_an_update_sent_in_temporal_with_a_keyword_nobody_can_see_is_rejec
     state.pages["/a"] = article("Page A.")
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/a"], keywords=["AI"]))
-        await until(lambda: _checks(handle, 1))
+        await eventually(lambda: _checks(handle, 1))
         update = {"urls": [f"{base}/a"], "check_interval_minutes": 1, "keywords": ["\u3164"]}
         with pytest.raises(WorkflowUpdateFailedError) as rejected:
             await handle.execute_update("update_config", update)
@@ -329,7 +319,7 @@ async def test_a_watch_terminated_under_its_poll_stops_fetching_within_a_look(
     state.pages["/t"] = article("Terminated soon.")
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/t"]), window=600.0)
-        await until(lambda: _fetched(state, "/t", 4))
+        await eventually(lambda: _fetched(state, "/t", 4))
         await handle.terminate("from the Web UI")
 
         deadline = time.monotonic() + 60.0  # a bound, not a timing claim
@@ -384,11 +374,11 @@ async def test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fat
         async with running_worker(dev_env.client, deps) as worker:
             live = await start(dev_env, worker.task_queue, fast([f"{base}/news"], targets=hooks))
             gone = await start(dev_env, worker.task_queue, fast([f"{base}/news"], targets=dead))
-            await until(lambda: _checks(live, 1))
-            await until(lambda: _checks(gone, 1))
+            await eventually(lambda: _checks(live, 1))
+            await eventually(lambda: _checks(gone, 1))
             state.pages["/news"] = article("Calm.", "Storm warning.")
-            await until(lambda: _changes(live, 1))
-            await until(lambda: _delivery_failed(gone), 90)
+            await eventually(lambda: _changes(live, 1))
+            await eventually(lambda: _delivery_failed(gone), bound=90)
             for handle in (live, gone):
                 await handle.signal("stop")
             live_final = TaskStatus.model_validate(await live.result())
@@ -435,11 +425,11 @@ async def test_a_continued_watch_keeps_its_life_grid_and_event_numbers(
         )
         task = handle.id
         first_run = handle.first_execution_run_id or (await handle.describe()).run_id
-        await until(lambda: _checks(handle, 1))
+        await eventually(lambda: _checks(handle, 1))
         life = (await status(handle)).detail["life"]
         for n in range(3):
             state.pages["/news"] = article(f"Update number {n} of the news.")
-            await until(partial(_changes, handle, n + 1))
+            await eventually(partial(_changes, handle, n + 1))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
         runs = (await handle.describe()).run_id
@@ -470,8 +460,8 @@ async def test_get_task_adds_the_running_polls_heartbeated_progress(
         )
         # The baseline poll heartbeats its one check too, just before it hands back: the
         # heartbeat meant here is the long poll's, which runs once the baseline is recorded.
-        await until(lambda: _checks(handle, 1))
-        beat = await until(lambda: _heartbeat(handle))
+        await eventually(lambda: _checks(handle, 1))
+        beat = await eventually(lambda: _heartbeat(handle))
         shown = await service.get(USER, handle.id)
         recorded = await status(handle)
         # The server takes the long poll's next heartbeat minutes later: get saw this one.
@@ -506,7 +496,7 @@ async def test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice(
             loopback_deps.db,
             briefings=BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db),
         )
-        await until(lambda: _checks(handle, 1))
+        await eventually(lambda: _checks(handle, 1))
         over, handbacks, recorded = [], 0, (await status(handle)).checks
         while handbacks < 10:  # gets straddling ten hand-backs (caught the bug 4 times of 4 at 8)
             shown = await service.get(USER, handle.id)
@@ -544,17 +534,19 @@ async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
     db = loopback_deps.db
     async with running_worker(dev_env.client, loopback_deps) as worker:
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]))
-        await until(lambda: _checks(handle, 1))
+        await eventually(lambda: _checks(handle, 1))
         async with db.session() as session:  # the poll's own table goes away
             await session.execute(text("ALTER TABLE watch_polls RENAME TO watch_polls_away"))
             await session.commit()
         await handle.signal("check_now")  # a new poll starts, and cannot read where it stood
-        await until(lambda: _kinds_include(loopback_deps, handle.id, "watch.poll_failed"), 90)
+        await eventually(
+            lambda: _kinds_include(loopback_deps, handle.id, "watch.poll_failed"), bound=90
+        )
         async with db.session() as session:
             await session.execute(text("ALTER TABLE watch_polls_away RENAME TO watch_polls"))
             await session.commit()
         state.pages["/news"] = article("After the outage, news again.")
-        await until(lambda: _changes(handle, 1), 60)
+        await eventually(lambda: _changes(handle, 1))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     kinds = [kind for kind, _ in await events(loopback_deps, handle.id)]
@@ -612,10 +604,10 @@ async def test_a_control_reaches_a_poll_running_in_another_worker_process(
     b = activities_only(dev_env, queue, loopback_deps)
     async with a, b:
         handle = await start(dev_env, queue, fast([f"{base}/a"]), window=600.0)
-        await until(lambda: _checks(handle, 1))
-        await until(lambda: _fetched(state, "/a", 3))  # B's long poll is checking
+        await eventually(lambda: _checks(handle, 1))
+        await eventually(lambda: _fetched(state, "/a", 3))  # B's long poll is checking
         await handle.signal("pause")
-        paused = await until(lambda: _ended(handle, 2))
+        paused = await eventually(lambda: _ended(handle, 2))
         fetched = len(state.requests)
         await handle.signal("stop")
         await handle.result()
@@ -669,9 +661,9 @@ async def _paused_with_no_poller(
     queue = unique("tq")
     async with workflows_only(env, queue, workflow_deps):
         handle = await start(env, queue, fast([f"{base}/a"]))
-        await until(lambda: _scheduled(handle, 1))
+        await eventually(lambda: _scheduled(handle, 1))
         await handle.signal("pause")
-        await until(lambda: _settled_after_cancel(handle), 60)
+        await eventually(lambda: _settled_after_cancel(handle))
         paused = await status(handle)
         # The stop's own activities (the stopped event) need a worker that runs activities.
         async with activities_only(env, queue, activity_deps):
@@ -700,9 +692,9 @@ async def test_a_watch_created_again_reports_its_changes_under_its_new_life(
         for version in ("one", "two"):
             state.pages["/again"] = article(f"Before {version}.")
             handle = await start(dev_env, worker.task_queue, fast([f"{base}/again"]), task=task)
-            await until(lambda h=handle: _checks(h, 1))
+            await eventually(lambda h=handle: _checks(h, 1))
             state.pages["/again"] = article(f"After {version}.")
-            await until(lambda h=handle: _changes(h, 1))
+            await eventually(lambda h=handle: _changes(h, 1))
             lives.append((await status(handle)).detail["life"])
             await handle.signal("stop")
             await handle.result()
@@ -754,11 +746,11 @@ async def test_watches_created_together_hand_back_spread_over_their_window(
             for _ in range(3)
         ]
         for handle in handles:
-            await until(partial(_scheduled, handle, 2))
+            await eventually(partial(_scheduled, handle, 2))
         await handles[0].signal("pause")
-        await until(lambda: _ended(handles[0], 2))
+        await eventually(lambda: _ended(handles[0], 2))
         await handles[0].signal("resume")
-        await until(partial(_scheduled, handles[0], 3))
+        await eventually(partial(_scheduled, handles[0], 3))
         for handle in handles:
             await handle.signal("stop")
         for handle in handles:
@@ -826,18 +818,20 @@ async def test_a_change_handed_back_unsent_is_delivered_once_though_its_watch_is
                 state.pages[f"/{how}"] = article("Calm.")
                 config = fast([f"{base}/{how}"], targets=hooks)
                 handle = await start(dev_env, worker.task_queue, config, window=600.0)
-                await until(partial(_checks, handle, 1))
+                await eventually(partial(_checks, handle, 1))
                 refused = len(state.hooks)
                 state.pages[f"/{how}"] = article("Calm.", f"Storm warning ({how}).")
-                await until(partial(_hooks_since, state, refused, 1))  # a 503: it waits to retry
+                await eventually(
+                    partial(_hooks_since, state, refused, 1)
+                )  # a 503: it waits to retry
                 await handle.signal(how)
-                await until(partial(_handed_back_unsent, handle))
+                await eventually(partial(_handed_back_unsent, handle))
                 assert _end_first_sends() == 1
                 state.hook_status = 200
                 taken = len(state.hooks)
-                await until(partial(_hooks_since, state, taken, 1), 60)
+                await eventually(partial(_hooks_since, state, taken, 1))
                 if how == "pause":
-                    await until(partial(_undelivered_none, handle), 60)
+                    await eventually(partial(_undelivered_none, handle))
                     assert (await status(handle)).state == "paused"
                     await handle.signal("stop")
                 final = TaskStatus.model_validate(await handle.result())

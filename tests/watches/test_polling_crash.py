@@ -34,6 +34,7 @@ from tests.conftest import running_worker, unique
 from tests.remediation.test_crash import worker_env, worker_process
 from tests.support.record import save_history
 from tests.support.servers import polls_workflow_tasks, serve
+from tests.support.waits import eventually
 from tests.watches.site import Site, article
 from tests.watches.test_lifecycle import GatedSite
 from tests.watches.test_polling import (
@@ -47,7 +48,6 @@ from tests.watches.test_polling import (
     poll_results,
     start,
     status,
-    until,
 )
 
 __all__ = ["loopback_deps"]  # the fixture, used by name
@@ -77,7 +77,7 @@ async def serving(
     recently" (or holds the query until its deadline); a killed worker's pollers stay listed
     for minutes, hence this process's own identity."""
     queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
-    await until(partial(polls_workflow_tasks, dev_env.client, queue, process.pid), 120)
+    await eventually(partial(polls_workflow_tasks, dev_env.client, queue, process.pid), bound=120)
 
 
 async def kill_after_a_stored_change(
@@ -98,9 +98,9 @@ async def kill_after_a_stored_change(
         queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
         handle = await start(dev_env, queue, fast([url]), window=window, task=task)
         await serving(dev_env, env, first)
-        await until(lambda: _checks(handle, 1), 60)
+        await eventually(lambda: _checks(handle, 1))
         site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
-        await until(lambda: stored_change(deps, task), 60)
+        await eventually(lambda: stored_change(deps, task))
         first.send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
     return handle
@@ -141,10 +141,10 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
         before = [e for r in await poll_results(handle) for e in r.events]
         with worker_process(env, tmp_path, tmp_path / "worker-2.log") as second:
             await serving(dev_env, env, second)
-            await until(lambda: _changes(handle, 1), 120)
+            await eventually(lambda: _changes(handle, 1), bound=120)
             # A few checks of the resumed poll see the same page: nothing more to tell.
             checks = (await status(handle)).checks
-            await until(lambda: _checks(handle, checks + 4), 60)
+            await eventually(lambda: _checks(handle, checks + 4))
             await handle.signal("stop")
             final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
     assert before == []  # the change had not been handed back when the worker died
@@ -185,10 +185,10 @@ async def test_a_killed_workers_poll_runs_again_in_a_live_worker_long_before_its
         polls_before = len(await poll_requests(handle))
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
             # Dead after 5 s, found at the next sweep: well inside the poll's 10 minutes.
-            retried = await until(partial(retried_poll, handle), 60)
+            retried = await eventually(partial(retried_poll, handle))
             # The second attempt took over the stored change (it hands it back with its
             # window, or now, when stopped) and checks the same page again: nothing new.
-            await until(partial(fetched, site, len(site.requests) + 3), 30)
+            await eventually(partial(fetched, site, len(site.requests) + 3))
             await handle.signal("stop")
             final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
     requests = await poll_requests(handle)
@@ -249,18 +249,18 @@ async def test_a_poll_reported_lost_while_temporal_runs_it_again_hands_its_chang
         url = f"{base}/news"
         task = unique(f"web-monitor/{USER}/retried")
         handle = await start(dev_env, worker.task_queue, fast([url]), window=20.0, task=task)
-        await until(lambda: _checks(handle, 1), 60)
+        await eventually(lambda: _checks(handle, 1))
         site.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
-        await until(lambda: stored_change(loopback_deps, task), 60)
+        await eventually(lambda: stored_change(loopback_deps, task))
         # The poll after the baseline's: it stored the change and has not handed it back.
-        lease = await until(partial(written_lease, loopback_deps, task, 2), 60)
+        lease = await eventually(partial(written_lease, loopback_deps, task, 2))
         # What a sweep does with the dead process's lease of this poll: the signal, then
         # (its process read as alive after all) the end request for exactly this poll.
         lost = PollLost(life=lease.life, run_id=lease.run_id, poll=lease.poll, process="dead")
         await handle.signal("poll_lost", lost)
         await end_lost(loopback_deps.db, [lease])
-        await until(lambda: _changes(handle, 1), 60)
-        await until(partial(polls_closed, handle, 2), 60)  # the baseline and the lost poll
+        await eventually(lambda: _changes(handle, 1))
+        await eventually(partial(polls_closed, handle, 2))  # the baseline and the lost poll
         await handle.signal("stop")
         final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), 60))
     await save_history(handle, "web_monitor_poll_lost_answers")
@@ -287,9 +287,9 @@ async def test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped
             queue = env["AMBIENT_TEMPORAL_TASK_QUEUE"]
             handle = await start(dev_env, queue, config, window=600.0, task=task)
             await serving(dev_env, env, first)
-            await until(lambda: _checks(handle, 1), 60)
+            await eventually(lambda: _checks(handle, 1))
             state.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
-            await until(lambda: _answered(state, 1), 60)  # a 503: the delivery waits to retry
+            await eventually(lambda: _answered(state, 1))  # a 503: the delivery waits to retry
             first.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(first.wait, 30) == 0
         refused = len(state.hooks)
@@ -298,8 +298,8 @@ async def test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped
         state.hook_status = 200
         with worker_process(env, tmp_path, tmp_path / "worker-2.log") as second:
             await serving(dev_env, env, second)
-            await until(lambda: _answered(state, refused + 1), 60)
-            await until(partial(fetched, state, len(state.requests) + 3), 30)
+            await eventually(lambda: _answered(state, refused + 1))
+            await eventually(partial(fetched, state, len(state.requests) + 3))
             await handle.signal("stop")
             await asyncio.wait_for(handle.result(), 60)
     sent = [json.loads(body) for body in state.hooks]

@@ -16,8 +16,8 @@ from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import http_client, serve
 from tests.support.users import register
+from tests.support.waits import eventually
 from tests.watches.site import Site
-from tests.watches.test_tasks_mcp import eventually
 
 
 async def test_tasks_api_creates_lists_steers_and_rejects_bad_input(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from ambient.storage.repositories import InboxRepository, UserRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
+from tests.support.waits import eventually
 
 ORIGINAL = [
     {
@@ -58,15 +58,6 @@ ORIGINAL = [
         },
     },
 ]
-
-
-async def eventually(probe: Callable[[], Awaitable[bool]], attempts: int = 100) -> None:
-    """Visibility is eventually consistent: poll until the probe holds."""
-    for _ in range(attempts):
-        if await probe():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached")
 
 
 @pytest_asyncio.fixture
@@ -210,7 +201,7 @@ async def test_reminder_schedule_pauses_triggers_and_notifies(
                 inbox = await InboxRepository(session).list(state.stdio_user or "")
             return [m.body for m in inbox] == ["Weekly ops review"]
 
-        await eventually(delivered, attempts=200)
+        await eventually(delivered)
         await call(client, "delete_task", task_id=task_id)
         assert "no task" in await error_of(client, "get_task", task_id=task_id)
 
@@ -229,7 +220,7 @@ async def test_a_paused_reminder_triggered_is_sent_and_stays_paused(app: AppStat
                 inbox = await InboxRepository(session).list(app.stdio_user or "")
             return "held" in [m.body for m in inbox]
 
-        await eventually(delivered, attempts=200)
+        await eventually(delivered)
         status = await call(client, "get_task", task_id=task_id)
         await call(client, "delete_task", task_id=task_id)
     assert answer["state"] == "paused" and status["state"] == "paused"

@@ -23,6 +23,7 @@ from ambient.watches.models import TaskStatus
 from ambient.watches.polling import PollEnd
 from tests.conftest import running_worker
 from tests.support.record import save_history
+from tests.support.waits import eventually
 from tests.watches.site import Site, article
 from tests.watches.test_polling import (
     _changes,
@@ -33,7 +34,6 @@ from tests.watches.test_polling import (
     poll_results,
     start,
     status,
-    until,
 )
 from tests.watches.test_workflows import loopback_deps, site  # noqa: F401  (fixtures)
 
@@ -47,10 +47,10 @@ async def test_a_watch_whose_workflow_is_never_cached_reports_each_change_once(
     async with running_worker(dev_env.client, loopback_deps) as worker:
         # Short windows: many hand-backs, each one replayed from the history.
         handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]), window=1.0)
-        await until(partial(_checks, handle, 1))
+        await eventually(partial(_checks, handle, 1))
         for n in range(3):
             state.pages["/news"] = article(f"Update number {n} of the news.")
-            await until(partial(_changes, handle, n + 1))
+            await eventually(partial(_changes, handle, n + 1))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
     stored = [key for kind, key in await events(loopback_deps, handle.id) if kind == "watch.change"]
@@ -73,12 +73,12 @@ async def test_a_watch_continues_as_new_when_its_runs_history_is_long_and_keeps_
             continue_as_new_after_events=40,
         )
         first_run = handle.first_execution_run_id or (await handle.describe()).run_id
-        await until(partial(_checks, handle, 1))
+        await eventually(partial(_checks, handle, 1))
         life = (await status(handle)).detail["life"]
         for n in range(3):
             state.pages["/news"] = article(f"Update number {n} of the news.")
-            await until(partial(_changes, handle, n + 1))
-        await until(lambda: _continued(handle, first_run))
+            await eventually(partial(_changes, handle, n + 1))
+        await eventually(lambda: _continued(handle, first_run))
         await handle.signal("stop")
         final = TaskStatus.model_validate(await handle.result())
         first = dev_env.client.get_workflow_handle(handle.id, run_id=first_run)
@@ -126,12 +126,12 @@ async def test_open_polls_keep_one_task_each_and_a_worker_shutdown_hands_every_o
             return start(dev_env, worker.task_queue, config, every=60.0, window=300.0)
 
         handles = [await watch(0)]
-        await until(partial(asleep, 1))
+        await eventually(partial(asleep, 1))
         before = _kinds(asyncio.all_tasks())
         handles += [await watch(n) for n in range(1, 4)]
-        await until(partial(asleep, 4))
+        await eventually(partial(asleep, 4))
         # Three more polls, three more tasks once the upkeep's passing writes are done.
-        await until(partial(_new_tasks, before, 3))
+        await eventually(partial(_new_tasks, before, 3))
     # The worker's shutdown ended every poll, which handed back its result.
     for handle in handles:
         assert (await poll_results(handle))[-1].ended == PollEnd.SHUTDOWN

@@ -15,10 +15,10 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
 from tests.support.servers import http_client, serve
+from tests.support.waits import eventually
 from tests.web.test_pages_browser import fits_phone, phone_page
 
 

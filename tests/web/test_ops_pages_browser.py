@@ -15,7 +15,7 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import InboxRepository
 from api.app import create_app
-from tests.briefing.harness import eventually, write_day_logs
+from tests.briefing.harness import write_day_logs
 from tests.briefing.test_briefing_surfaces import _all_day, _zone_away_from_midnight
 from tests.conftest import unique
 from tests.remediation.support import (
@@ -26,6 +26,7 @@ from tests.remediation.support import (
     remediations_on_dev,
 )
 from tests.support.servers import serve
+from tests.support.waits import eventually
 from tests.web.test_pages_browser import fits_phone, phone_page
 
 

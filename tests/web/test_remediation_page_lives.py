@@ -11,7 +11,6 @@ from urllib.parse import unquote
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import (
     RunKeys,
@@ -22,6 +21,7 @@ from tests.remediation.support import (
     remediations_on_dev,
 )
 from tests.support.pages import signed_in
+from tests.support.waits import eventually
 
 HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 

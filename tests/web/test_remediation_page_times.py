@@ -12,7 +12,6 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
@@ -22,6 +21,7 @@ from tests.remediation.support import (
     remediations_on_dev,
 )
 from tests.support.servers import serve
+from tests.support.waits import eventually
 from tests.web.test_pages_browser import phone_page
 
 

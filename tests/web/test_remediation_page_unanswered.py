@@ -10,7 +10,6 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.storage.audit import AuditRepository
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
@@ -20,6 +19,7 @@ from tests.remediation.support import (
     remediations_on_dev,
 )
 from tests.support.pages import signed_in
+from tests.support.waits import eventually
 from tests.web.test_remediation_page_lives import decide_form
 
 

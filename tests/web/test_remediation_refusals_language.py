@@ -20,10 +20,10 @@ from ambient.remediation.views import already_finished
 from ambient.storage.repositories import UserRepository
 from api.i18n import catalog_path, translations
 from api.routers.ops_pages import RUNG_NAMES
-from tests.briefing.harness import eventually
 from tests.conftest import unique
 from tests.remediation.support import add_user, alert, remediation_settings, remediations_on_dev
 from tests.support.pages import signed_in
+from tests.support.waits import eventually
 
 
 def said(answer: httpx.Response) -> str:

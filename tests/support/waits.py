@@ -1,0 +1,31 @@
+"""Waiting on the running system for a condition: a wait, not a timed assertion."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tests.support.servers import HANG
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], what: str = "the condition", *, bound: float = HANG
+) -> T:
+    """Ask ``check`` until it answers a true value, and return that value. An empty answer
+    is no answer yet: a list still empty is waited on (a task list is eventually consistent).
+
+    ``bound`` is HANG, which only a hung product reaches; a wait that holds a product timeout
+    longer than that (a dead worker's poll, a retry's backoff) gives its own. Asked every
+    50 ms: each ask is a round trip to the system (a query, a read, a request)."""
+    deadline = time.monotonic() + bound
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.05)
