@@ -134,6 +134,7 @@ class RemediationActivities:
             max_gate_wait_seconds=settings.remediation_max_gate_wait_minutes * 60,
             max_replicas=settings.remediation_max_replicas,
             max_scale_step=settings.remediation_max_scale_step,
+            step_timeout_seconds=settings.remediation_step_timeout_seconds,
         )
         scored = await score_alert(request.alert, rules, self._llm)
         steps = plan(scored.card.score, scored.rule, policy.approval_from_rung)

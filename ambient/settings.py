@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     # Blast radius of scale out: at most this many replicas, at most this many more at once.
     remediation_max_replicas: int = Field(default=20, ge=1)
     remediation_max_scale_step: int = Field(default=5, ge=1)
+    # How long one change (a rung's apply) may run: a worker killed in it holds the step this
+    # long before another worker tries it again.
+    remediation_step_timeout_seconds: float = Field(default=30, ge=1, le=600)
     # Who besides a run's owner and the admins may see and steer (approve, refuse, abort) a
     # remediation, by cluster: {"cls-shared*": ["bob", "carol"]} (glob → user names). Sending
     # the same alert again grants nothing: a team that shares a cluster names its approvers here.

@@ -328,6 +328,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             result = await self._act(
                 RemediationActivities.apply_remediation_step,
                 request,
+                limit=timedelta(seconds=self.policy.step_timeout_seconds),
                 retry=CHANGE_RETRY,
                 local=False,
             )

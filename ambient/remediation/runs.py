@@ -48,6 +48,7 @@ class RemediationPolicy(BaseModel):
     max_gate_wait_seconds: float = 4 * 3600
     max_replicas: int = 20
     max_scale_step: int = 5
+    step_timeout_seconds: float = 30
 
 
 class RemediationInput(BaseModel):

@@ -8,7 +8,8 @@ deployment and change nothing a second time.
 
 The dev server (real clock), not the time-skipping test server: the latter never hands the
 dead worker's sticky workflow task to the new worker. The retry comes when the killed
-attempt's start-to-close timeout (30 s in the workflow) expires, so this test takes about 40 s.
+attempt's start-to-close timeout expires: the settings' step timeout (30 s by default), 10 s
+here.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
         config.write_text(yaml.safe_dump(kubeconfig({cluster: base})))
         task_queue = unique("crash")
         env = worker_env(deps, dev_env.client.service_client.config.target_host, task_queue, config)
+        env["AMBIENT_REMEDIATION_STEP_TIMEOUT_SECONDS"] = "10"
         subject = Alert(
             source="manual",
             cluster_id=cluster,
