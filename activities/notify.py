@@ -90,6 +90,7 @@ class NotifyActivities:
         self._channels = channels
         self._policy = channels.policy
         self._timeout = channels.target_timeout
+        self.retry_seconds = channels.retry_seconds
 
     @property
     def lease(self) -> timedelta:

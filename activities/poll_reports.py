@@ -230,7 +230,7 @@ class PollReports:
                 # Backing off, but never past the lease's end: a send held elsewhere is taken
                 # over right after it (a lease after the first try outlasts any holder's).
                 left = first + lease - time.monotonic()
-                backoff = 2.0 * 2 ** min(attempt, 4)
+                backoff = self.poller.notifier.retry_seconds * 2 ** min(attempt, 4)
                 await asyncio.sleep(min(backoff, left + LEASE_SLACK) if left > 0 else backoff)
             else:
                 errors = result.failure_lines()

@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     share_link_days: int = Field(default=7, ge=1, le=365)
     # Each target's send is cut off after this; its delivery lease lasts a little longer.
     notify_target_timeout: float = Field(default=30.0, gt=0, le=300)
+    # A poll's next try of a failed delivery waits this long, doubling after each (to 16 times).
+    notify_retry_seconds: float = Field(default=2.0, gt=0, le=60)
     # Targets of one notification sent at the same time.
     notify_concurrency: int = Field(default=8, ge=1, le=64)
 

@@ -112,10 +112,12 @@ async def test_a_delivery_its_process_ended_in_flight_is_sent_by_the_next_poll_o
     four tries inside the lease and count a failure."""
     state, base = gated
     deps = loopback_deps
-    settings = deps.settings.model_copy(update={"notify_target_timeout": 15.0})
+    settings = deps.settings.model_copy(
+        update={"notify_target_timeout": 5.0, "notify_retry_seconds": 0.25}
+    )
     notifier = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
-    # Longer than four tries' waits (2 + 4 + 8 s) and the hand-back between the two sends.
-    assert notifier.lease.total_seconds() >= 20
+    # Longer than four tries' waits (0.25 + 0.5 + 1 s) and the hand-back between the two sends.
+    assert notifier.lease.total_seconds() >= 10
     hook = {"type": "webhook", "target": f"{base}/hook"}
     here = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
     elsewhere = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
@@ -230,8 +232,11 @@ async def test_a_change_whose_delivery_still_fails_at_its_last_try_names_every_f
 ) -> None:
     state, base = gated
     deps = loopback_deps
-    # A short send timeout: the poll's last try comes once a delivery lease (it + 5 s) passed.
-    settings = deps.settings.model_copy(update={"notify_target_timeout": 1.0})
+    # A short send timeout: the poll's last try comes once a delivery lease (it + 5 s) passed;
+    # tries 0.25, 0.5, 1, 2 s apart.
+    settings = deps.settings.model_copy(
+        update={"notify_target_timeout": 1.0, "notify_retry_seconds": 0.25}
+    )
     notifier = NotifyActivities(deps.db, build_channels(settings, deps.db, deps.http))
     poller = PagePoller(deps.db, WebFetcher(allow_cidrs=["127.0.0.1/32"]), notifier)
     hook = {"type": "webhook", "target": f"{base}/hook"}

@@ -80,6 +80,7 @@ class ChannelRegistry:
         *,
         policy: TargetPolicy | None = None,
         target_timeout: float = 30.0,
+        retry_seconds: float = 2.0,
         concurrency: int = 8,
     ) -> None:
         # Who may send where (secrets, inbox, allow-listed networks): the policy in use, by
@@ -87,6 +88,7 @@ class ChannelRegistry:
         # it from settings). Built without one (tests): strict, nothing allow-listed, no secrets.
         self.policy = policy or TargetPolicy.strict()
         self.target_timeout = target_timeout
+        self.retry_seconds = retry_seconds
         self.concurrency = concurrency
         self._channels = {channel.name: channel for channel in channels or []}
 

@@ -44,5 +44,6 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
         ],
         policy=policy,
         target_timeout=settings.notify_target_timeout,
+        retry_seconds=settings.notify_retry_seconds,
         concurrency=settings.notify_concurrency,
     )
