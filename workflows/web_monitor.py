@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -183,6 +184,12 @@ class WebMonitorWorkflow(WatchControls):
         return min(max(POLL_CHECKS * self.interval, POLL_WINDOW_MIN), POLL_WINDOW_MAX)
 
     @property
+    def poll_retry(self) -> RetryPolicy:
+        if (first := self.request.poll_retry_seconds) is None:
+            return POLL_RETRY
+        return replace(POLL_RETRY, initial_interval=timedelta(seconds=first))
+
+    @property
     def interval(self) -> timedelta:
         if self.request.check_interval_seconds is not None:
             return timedelta(seconds=self.request.check_interval_seconds)
@@ -244,7 +251,7 @@ class WebMonitorWorkflow(WatchControls):
                     window + max(due - now, timedelta(0)) + 2 * heartbeat + POLL_SLACK
                 ),
                 heartbeat_timeout=heartbeat,
-                retry_policy=POLL_RETRY,
+                retry_policy=self.poll_retry,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
             await workflow.wait_condition(

@@ -88,6 +88,9 @@ class WebMonitorInput(BaseModel):
     # Tests only: continue-as-new once the run's history has this many events (None: the
     # workflow's RUN_EVENTS; a hand-back of an uncached workflow replays the whole run).
     continue_as_new_after_events: int | None = Field(default=None, gt=0)
+    # Tests only: a failed poll is tried again after this many seconds, then twice that, ...
+    # (None: POLL_RETRY's 1 s).
+    poll_retry_seconds: float | None = Field(default=None, gt=0)
 
 
 class ThresholdWatchState(WatchLife):

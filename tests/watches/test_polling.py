@@ -533,7 +533,10 @@ async def test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again(
     state.pages["/news"] = article("Before the outage.")
     db = loopback_deps.db
     async with running_worker(dev_env.client, loopback_deps) as worker:
-        handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]))
+        # Its tries fail 0.1, 0.2, 0.4 and 0.8 s apart (the product's 1, 2, 4 and 8 s).
+        handle = await start(
+            dev_env, worker.task_queue, fast([f"{base}/news"]), poll_retry_seconds=0.1
+        )
         await eventually(lambda: _checks(handle, 1))
         async with db.session() as session:  # the poll's own table goes away
             await session.execute(text("ALTER TABLE watch_polls RENAME TO watch_polls_away"))
