@@ -2,7 +2,8 @@
 
 The worker is a real process (`ambient worker`). The poll has stored the change event (with the
 poll's position) but has not handed it back to the workflow when the worker dies. A new
-worker process resumes the poll when the dead attempt's heartbeat timeout passes: it must
+worker process resumes the poll when the dead attempt's heartbeat timeout passes (and the
+dead process has been silent past its ``dead_after``, the retry's claim on the watch): it must
 hand back the stored change (so the history has it), notify it no second time, and take the
 page's last seen text from where the dead attempt left it (no change reported again).
 """
@@ -131,11 +132,15 @@ async def test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reportin
     site.pages["/news"] = article("Quiet morning.")
     async with serve(site.app()) as base:
         env = crash_env(dev_env, loopback_deps, tmp_path, "poll-crash")
+        # The retried poll takes the watch only from a dead process: silent past its
+        # dead_after (30 s by default; the least allowed here, as the window).
+        env["AMBIENT_WORKER_DEAD_AFTER_SECONDS"] = "5"
         task = unique(f"web-monitor/{USER}/crash")
-        # Long enough that the change is still inside the poll when it dies; the heartbeat
-        # timeout (and so the resume) follows the window.
+        # Long enough that the change is still inside the poll when it dies (it is found at
+        # the poll's first or second check, half a second apart); the heartbeat timeout (and so
+        # the resume) follows the window, and the resumed poll hands back once it has passed.
         handle = await kill_after_a_stored_change(
-            dev_env, loopback_deps, tmp_path, env, site, f"{base}/news", task=task, window=10.0
+            dev_env, loopback_deps, tmp_path, env, site, f"{base}/news", task=task, window=5.0
         )
         # No worker now: the history says what the workflow has recorded.
         before = [e for r in await poll_results(handle) for e in r.events]
