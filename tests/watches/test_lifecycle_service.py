@@ -412,9 +412,10 @@ async def test_a_paused_and_resumed_reminder_lists_with_its_summary(service: Tas
         assert (await control(USER, ref.task_id)).state == state
 
         async def listed(state: str = state) -> TaskSummary | None:
-            # The list is a visibility query: the control shows there a moment later.
-            task = {task.task_id: task for task in await service.list(USER)}[ref.task_id]
-            return task if task.state == state else None
+            # The list is a visibility query: the task, and the control, show there a moment
+            # later.
+            task = {task.task_id: task for task in await service.list(USER)}.get(ref.task_id)
+            return task if task is not None and task.state == state else None
 
         assert (await eventually(listed, f"listed {state}")).summary == summary
     await service.delete(USER, ref.task_id)
