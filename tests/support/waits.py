@@ -19,13 +19,17 @@ async def eventually(
     is no answer yet: a list still empty is waited on (a task list is eventually consistent).
 
     ``bound`` is HANG, which only a hung product reaches; a wait that holds a product timeout
-    longer than that (a dead worker's poll, a retry's backoff) gives its own. Asked every
-    50 ms: each ask is a round trip to the system (a query, a read, a request)."""
+    longer than that (a dead worker's poll, a retry's backoff) gives its own. Asked again after
+    25 ms, then 50, then every 100 ms: each ask is a round trip to the system (a query, a
+    read, a request), and a wait of seconds asked 40 times a second cost more CPU than it saved.
+    """
     deadline = time.monotonic() + bound
+    pause = 0.025
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, 0.1)
