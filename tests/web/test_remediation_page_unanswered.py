@@ -3,8 +3,10 @@ not "unavailable", and not a "waiting for approval" with buttons that cannot be 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import unquote
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -24,8 +26,10 @@ from tests.web.test_remediation_page_lives import decide_form
 
 
 async def test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_nothing(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Each read below waits out the query's budget: 1 s, not the product's 5.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
     remediation_settings(deps, remediation_approval_from_rung=1)
     name = unique("kai")
     await add_user(deps, name, permission="dry_run")
