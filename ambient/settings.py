@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     # Each target's send is cut off after this; its delivery lease lasts a little longer.
     notify_target_timeout: float = Field(default=30.0, gt=0, le=300)
     # A poll's next try of a failed delivery waits this long, doubling after each (to 16 times).
-    notify_retry_seconds: float = Field(default=2.0, gt=0, le=60)
+    notify_retry_seconds: float = Field(default=2.0, ge=0.5, le=60)
     # Targets of one notification sent at the same time.
     notify_concurrency: int = Field(default=8, ge=1, le=64)
 

@@ -48,9 +48,9 @@ from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
 
-# A pause, resume or trigger sent to a running task whose worker did not answer the status
-# query that follows in time (busy, or its workflow task held by a slow local activity): the
-# control is delivered and applies when the worker takes it.
+# A pause, resume or trigger sent to a running task whose status read that follows got no
+# answer (its worker busy, its workflow task held by a slow local activity, or Temporal gone
+# since): the server holds the control, which applies when the worker takes it.
 DELIVERED_UNCONFIRMED = "delivered; not confirmed yet (its worker or Temporal did not answer)"
 
 

@@ -92,3 +92,15 @@ def test_every_path_setting_written_from_home_in_a_dotenv_file_is_expanded(
     (tmp_path / ".env").write_text("".join(f"AMBIENT_{n.upper()}=~/{n}\n" for n in names))
     settings = Settings()
     assert {n: getattr(settings, n) for n in names} == {n: tmp_path / n for n in names}
+
+
+def test_a_delivery_retry_wait_too_short_to_spare_a_target_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A failing target is tried again until its lease ends, the waits doubling from this one:
+    # 0.001 s sent to a dead webhook every few milliseconds for the whole lease.
+    monkeypatch.setenv("AMBIENT_NOTIFY_RETRY_SECONDS", "0.001")
+    with pytest.raises(ValidationError, match="notify_retry_seconds"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("AMBIENT_NOTIFY_RETRY_SECONDS", "0.5")
+    assert Settings(_env_file=None).notify_retry_seconds == 0.5  # type: ignore[call-arg]
