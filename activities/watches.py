@@ -75,9 +75,9 @@ async def read_page(
     # Every diff, keyword hit and stored hash of a page come from the one text read here.
     last = seen or UrlState()  # nothing seen: no validators sent, the text read
     fetched = await fetcher.fetch(url, etag=last.etag, last_modified=last.last_modified)
-    if fetched.not_modified and last.etag is None and last.last_modified is None:
-        raise FetchError("the server answered 304 Not Modified to a request for the whole page")
     if fetched.not_modified:
+        if last.etag is None and last.last_modified is None:  # nothing to be the same as
+            raise FetchError("the server answered 304 Not Modified to a request for the whole page")
         return None
     raw_hash = hashlib.sha256(fetched.body).hexdigest()
     fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
