@@ -22,6 +22,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
     WorkflowUpdateStage,
 )
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
@@ -142,7 +143,7 @@ class BriefingService(Greeting):
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self.read_status(user)
         deadline = None
-        replaced: str | None = None  # the run id of the run replaced
+        replaced: WorkflowUpdateHandle[Any] | None = None  # the replaced run's hand-over
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
@@ -206,7 +207,7 @@ class BriefingService(Greeting):
             )
         if replaced is not None:
             new_run = self.client.get_workflow_handle(task_id, run_id=started.result_run_id)
-            state = await self._keep_controls(user, replaced, new_run, carry) or state
+            state = await self._keep_controls(replaced, new_run, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
     async def _created(self, task_id: str) -> datetime | None:
@@ -217,32 +218,41 @@ class BriefingService(Greeting):
         except RPCError:
             return None
 
-    async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
-        """The running briefing's run id and last status, as the run hands over; None when no
-        run takes it (it just ended, or does not answer: it is replaced all the same)."""
+    async def _hand_over(
+        self, user: str
+    ) -> tuple[WorkflowUpdateHandle[Any] | None, BriefingStatus | None]:
+        """The running briefing's hand-over and last status; None when no run takes it (it
+        just ended, or does not answer: it is replaced all the same)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
 
-        async def hand_over() -> tuple[str | None, BriefingStatus]:
+        async def hand_over() -> tuple[WorkflowUpdateHandle[Any], BriefingStatus]:
             update = await handle.start_update(
                 DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
             )
-            return update.workflow_run_id, await update.result()
+            return update, await update.result()
 
         return await self._answer(hand_over(), quiet=True) or (None, None)
 
     async def _keep_controls(
-        self, user: str, replaced: str, new_run: WorkflowHandle[Any, Any], carry: BriefingCarry
+        self,
+        handed: WorkflowUpdateHandle[Any],
+        new_run: WorkflowHandle[Any, Any],
+        carry: BriefingCarry,
     ) -> str | None:
         """A pause, resume or delete that reached the replaced run after it handed over (from
         another door, and answered) holds in the new run too; the new run's state then.
-        The replaced run, terminated, still answers what it took before its end."""
-        last = await self.read_status(user, replaced, ended=True, quiet=True)
-        if last is None:
-            return None
-        if last.stopping:
+        Read from the replaced run's history, the server's record: a query would need a worker
+        to replay the ended run, and one too busy to answer in time lost the control."""
+        try:
+            sent = await self._signals_after(handed)
+        except RPCError:
+            return None  # Temporal gone since the start: as a read that finds nothing
+        toggles = [name for name in sent if name in ("pause", "resume")]
+        paused = toggles[-1] == "pause" if toggles else carry.paused
+        if "stop" in sent:
             signal, state = "stop", "stopped"
-        elif last.paused != carry.paused:
-            signal, state = ("pause", "paused") if last.paused else ("resume", "active")
+        elif paused != carry.paused:
+            signal, state = ("pause", "paused") if paused else ("resume", "active")
         else:
             return None
         try:
@@ -255,6 +265,20 @@ class BriefingService(Greeting):
                 f"did not reach it ({temporal.refusal(exc)}); {verb} the daily briefing again"
             ) from None
         return state
+
+    async def _signals_after(self, handed: WorkflowUpdateHandle[Any]) -> list[str]:
+        """The signals a run took after its hand-over completed (that status left without
+        them), in the order the server recorded them."""
+        run = self.client.get_workflow_handle(handed.workflow_id, run_id=handed.workflow_run_id)
+        names: list[str] = []
+        after = False
+        async for event in run.fetch_history_events():
+            if event.HasField("workflow_execution_update_completed_event_attributes"):
+                meta = event.workflow_execution_update_completed_event_attributes.meta
+                after = after or meta.update_id == handed.id
+            elif after and event.HasField("workflow_execution_signaled_event_attributes"):
+                names.append(event.workflow_execution_signaled_event_attributes.signal_name)
+        return names
 
     async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:
         async with self.db.session() as session:
