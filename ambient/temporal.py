@@ -83,19 +83,14 @@ def refusal(exc: RPCError) -> str:
     return silent_worker() if unanswered(exc) else exc.message
 
 
-def timed_out(exc: RPCError) -> bool:
-    """A request whose deadline passed (a query or update no worker answered in time)."""
-    # The server answers DEADLINE_EXCEEDED when its side of the deadline passes first; the
-    # client's own timer gives CANCELLED "Timeout expired" (both seen on the dev server).
-    expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
-    return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired
-
-
 def unanswered(exc: RPCError) -> bool:
-    """A query or update no worker answered: its deadline passed, or the server saw no worker
-    poll the task queue lately (it says so at once then)."""
+    """A query or update no worker answered: its deadline passed (the server answers
+    DEADLINE_EXCEEDED when its side passes first, the client's own timer CANCELLED "Timeout
+    expired": both seen on the dev server), or the server saw no worker poll the task queue
+    lately (it says so at once then)."""
+    expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
     no_poller = exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message
-    return timed_out(exc) or no_poller
+    return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired or no_poller
 
 
 def silent_worker() -> str:
