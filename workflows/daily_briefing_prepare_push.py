@@ -130,9 +130,10 @@ class PrepareAndPush:
             except ActivityError as exc:
                 self.preparation_error = str(exc.cause or exc)
                 workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
-            finally:
-                self.phase = "prepared" if self.prepared else "preparation failed"
-                self._details(self.day)
+            # Not in a `finally`: one runs as an evicted run's coroutine is closed, outside the
+            # workflow's event loop, where workflow calls raise.
+            self.phase = "prepared" if self.prepared else "preparation failed"
+            self._details(self.day)
 
     def _prepared_in_time(self) -> bool:
         """Prepared, and not before the preparation time: earlier, yesterday was not over
