@@ -122,9 +122,13 @@ async def follow(
 ) -> AsyncIterator[tuple[Event, str]]:
     """``user``'s events as they commit until ``stopped``, each with the token to resume after
     it (naming its batch's events not yet sent, so a client dropped mid-batch gets them)."""
-    while not await stopped():
+    while True:
         async with db.session() as session:
             rows, cursor = await read_events(session, cursor, user=user)
+        # Looked at after the read: every event sent was committed before the look, so none
+        # committed after the stream's token was rotated reaches what the old one opened.
+        if await stopped():
+            return
         for index, row in enumerate(rows):
             yield row, cursor.token(also=[r.id for r in rows[index + 1 :]])
         if not rows:

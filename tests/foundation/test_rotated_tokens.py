@@ -6,6 +6,7 @@ import asyncio
 
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.event_cursor import EventCursor, follow
 from api.app import create_app
 from api.routers.pages import COOKIE
 from tests.foundation.test_event_cursor import STREAM_BOUND, _add, _api, _stream
@@ -40,3 +41,28 @@ async def test_an_event_stream_ends_when_its_token_is_rotated(
                 reader.cancel()
     assert api_events.empty() and page_events.empty(), f"event {after} reached an old token"
     assert len(done) == 2, "a stream opened with the rotated token is still open"
+
+
+async def test_an_event_committed_after_the_rotation_is_not_sent_on_the_old_tokens_stream(
+    db: Database,
+) -> None:
+    """The stream looked at the token, then read the events: a rotation and an event committed
+    between the two reached whoever held the old token (seen once in a loaded run). The
+    token is looked at after the read now, so every event sent was committed before it."""
+    rotated = False
+
+    async def stopped() -> bool:
+        nonlocal rotated
+        if rotated:
+            return True
+        # The token is still the one the stream was opened with; right after this look, it
+        # is rotated and an event commits.
+        rotated = True
+        await _add(db, "ada", "watch.breach")
+        return False
+
+    sent = [
+        row.id
+        async for row, _ in follow(db, EventCursor(), user="ada", stopped=stopped, poll_seconds=0)
+    ]
+    assert sent == [], f"events {sent} reached a rotated token's stream"
