@@ -22,7 +22,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
-    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
@@ -74,6 +74,7 @@ from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 MAX_LISTED = 366  # a year of days
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
+NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 T = TypeVar("T")
 
 
@@ -128,14 +129,7 @@ class BriefingService(Greeting):
                 # replaces it and keeps its pause).
                 continue
             except TimeoutError:  # handed over, not replaced in time: the run speaks again
-                # Unless the server took the start and its answer came late.
-                live = await self.read_status(user, quiet=True)
-                if live is not None and live.config == config:
-                    state = "paused" if live.paused else "active"
-                    return BriefingRef(task_id=task_id_for(user), state=state, config=config)
-                raise BriefingError(
-                    "the new config did not reach Temporal in time; try again"
-                ) from None
+                raise BriefingError(NOT_REPLACED) from None
         raise BriefingError("the daily briefing is being created by another request; try again")
 
     async def _start(self, user: str, parsed: BriefingConfig) -> BriefingRef:
@@ -143,7 +137,8 @@ class BriefingService(Greeting):
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self.read_status(user)
         deadline = None
-        replaced: WorkflowUpdateHandle[Any] | None = None  # the replaced run's hand-over
+        replaced: str | None = None  # the run id of the run replaced
+        handed_id: str | None = None  # its hand-over's update id, when it answered
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
@@ -166,9 +161,9 @@ class BriefingService(Greeting):
             # as the run hands over: a greeting since the read above is in it, later ones
             # are refused ("greet again"), so none speaks to a run about to be terminated.
             # The run is replaced within half the hold or not at all (then it speaks again).
-            created = await self._created(task_id)
+            created, replaced = await self._described(task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
-            replaced, handed = await self._hand_over(user)
+            handed_id, handed = await self._hand_over(user)
             current = handed or current
             # The status's fields of the carry's names (last_midnight: in the zone it was
             # briefed in), then what this run gave and prepared.
@@ -193,49 +188,60 @@ class BriefingService(Greeting):
             f"Daily briefing for {user}: prepare {parsed.prepare_at}, greeting window "
             f"{parsed.window_start}–{parsed.window_end} ({parsed.timezone})"
         )
-        async with asyncio.timeout_at(deadline):
-            started = await self.client.start_workflow(
-                DailyBriefingWorkflow.run,
-                BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
-                id=task_id,
-                task_queue=self.settings.temporal_task_queue,
-                id_conflict_policy=policy,
-                search_attributes=temporal.search_attributes(KIND, user, state=state),
-                static_summary=summary,
-                # What list_tasks shows for the briefing, like every other task.
-                memo=temporal.task_memo(summary, created or datetime.now(UTC)),
-            )
+        new_run: str | None = None  # the latest run, when the start's answer came late
+        try:
+            async with asyncio.timeout_at(deadline):
+                started = await self.client.start_workflow(
+                    DailyBriefingWorkflow.run,
+                    BriefingRun(user=user, task_id=task_id, config=parsed, carry=carry),
+                    id=task_id,
+                    task_queue=self.settings.temporal_task_queue,
+                    id_conflict_policy=policy,
+                    search_attributes=temporal.search_attributes(KIND, user, state=state),
+                    static_summary=summary,
+                    # What list_tasks shows for the briefing, like every other task.
+                    memo=temporal.task_memo(summary, created or datetime.now(UTC)),
+                )
+            new_run = started.result_run_id
+        except TimeoutError:
+            # Not replaced in time (create says so), unless the server took the start and its
+            # answer came late.
+            live = await self.read_status(user, quiet=True)
+            if live is None or live.config != parsed:
+                raise
+            state = "paused" if live.paused else "active"
         if replaced is not None:
-            new_run = self.client.get_workflow_handle(task_id, run_id=started.result_run_id)
-            state = await self._keep_controls(replaced, new_run, carry) or state
+            handle = self.client.get_workflow_handle(task_id, run_id=new_run)
+            state = await self._keep_controls(replaced, handed_id, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
-    async def _created(self, task_id: str) -> datetime | None:
-        """When the running briefing was created (a new config keeps it); not known: None."""
+    async def _described(self, task_id: str) -> tuple[datetime | None, str | None]:
+        """When the running briefing was created (a new config keeps it) and its run id;
+        not known: None."""
         try:
             description = await self.client.get_workflow_handle(task_id).describe()
-            return temporal.created_at(await description.memo())
+            return temporal.created_at(await description.memo()), description.run_id
         except RPCError:
-            return None
+            return None, None
 
-    async def _hand_over(
-        self, user: str
-    ) -> tuple[WorkflowUpdateHandle[Any] | None, BriefingStatus | None]:
-        """The running briefing's hand-over and last status; None when no run takes it (it
-        just ended, or does not answer: it is replaced all the same)."""
+    async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
+        """The running briefing's hand-over (its update id) and last status; None when no
+        run takes it (it just ended, or does not answer: it is replaced all the same, and
+        the controls it took are read from its whole history)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
 
-        async def hand_over() -> tuple[WorkflowUpdateHandle[Any], BriefingStatus]:
+        async def hand_over() -> tuple[str, BriefingStatus]:
             update = await handle.start_update(
                 DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
             )
-            return update, await update.result()
+            return update.id, await update.result()
 
         return await self._answer(hand_over(), quiet=True) or (None, None)
 
     async def _keep_controls(
         self,
-        handed: WorkflowUpdateHandle[Any],
+        replaced: str,
+        handed_id: str | None,
         new_run: WorkflowHandle[Any, Any],
         carry: BriefingCarry,
     ) -> str | None:
@@ -244,7 +250,7 @@ class BriefingService(Greeting):
         Read from the replaced run's history, the server's record: a query would need a worker
         to replay the ended run, and one too busy to answer in time lost the control."""
         try:
-            sent = await self._signals_after(handed)
+            sent = await self._signals_after(new_run.id, replaced, handed_id)
         except RPCError:
             return None  # Temporal gone since the start: as a read that finds nothing
         toggles = [name for name in sent if name in ("pause", "resume")]
@@ -266,16 +272,16 @@ class BriefingService(Greeting):
             ) from None
         return state
 
-    async def _signals_after(self, handed: WorkflowUpdateHandle[Any]) -> list[str]:
+    async def _signals_after(self, task_id: str, run_id: str, handed_id: str | None) -> list[str]:
         """The signals a run took after its hand-over completed (that status left without
-        them), in the order the server recorded them."""
-        run = self.client.get_workflow_handle(handed.workflow_id, run_id=handed.workflow_run_id)
+        them), or all it took when none answered, in the order the server recorded them."""
+        run = self.client.get_workflow_handle(task_id, run_id=run_id)
         names: list[str] = []
-        after = False
+        after = handed_id is None
         async for event in run.fetch_history_events():
             if event.HasField("workflow_execution_update_completed_event_attributes"):
                 meta = event.workflow_execution_update_completed_event_attributes.meta
-                after = after or meta.update_id == handed.id
+                after = after or meta.update_id == handed_id
             elif after and event.HasField("workflow_execution_signaled_event_attributes"):
                 names.append(event.workflow_execution_signaled_event_attributes.signal_name)
         return names
@@ -342,7 +348,13 @@ class BriefingService(Greeting):
                 return await ask
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
-        except (TimeoutError, RPCError, WorkflowQueryFailedError) as exc:
+        # An update's wait cut by the timeout is the SDK's own error, not a TimeoutError.
+        except (
+            TimeoutError,
+            RPCError,
+            WorkflowQueryFailedError,
+            WorkflowUpdateRPCTimeoutOrCancelledError,
+        ) as exc:
             if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
                 return None
             late = not isinstance(exc, RPCError) or temporal.unanswered(exc)

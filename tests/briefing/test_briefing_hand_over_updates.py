@@ -20,6 +20,7 @@ from ambient.briefing.errors import BriefingError, BriefingNotFoundError, Invali
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import InboxRepository
+from ambient.temporal import QUERY_TIMEOUT
 from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, make_user
 from tests.support.record import save_history
@@ -146,24 +147,37 @@ async def test_a_preparation_of_a_replaced_run_does_not_overwrite_the_new_config
     assert stored.content.language == "zh", stored.content.headline
 
 
+@pytest.mark.parametrize("handed", ["handed over", "hand-over unanswered"])
 @pytest.mark.parametrize("control", ["pause", "delete"])
 async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, control: str
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    monkeypatch: pytest.MonkeyPatch,
+    control: str,
+    handed: str,
 ) -> None:
     """Uma changes her briefing's window while another door pauses (or deletes) it: the
     pause reached the run being replaced after it had handed over, and was answered, but the
     new run started from the hand-over's state: active, speaking at the next greeting and
     pushing (a deleted briefing came back). Now the new run keeps the pause or the delete,
     also when the replaced run's worker is too busy to answer a read in time (a loaded
-    worker replaying the ended run: the delete was lost and the briefing went on)."""
+    worker replaying the ended run: the delete was lost and the briefing went on), and when
+    it did not answer the hand-over in time (the run is replaced all the same)."""
     await make_user(deps.db, "uma")
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         await stack.created_in_window("uma", config)
-        start = Client.start_workflow
+        start, describe, budget = Client.start_workflow, WorkflowHandle.describe, QUERY_TIMEOUT
+
+        async def described_then_busy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            described = await describe(self, *args, **kwargs)
+            if handed == "hand-over unanswered":  # the next ask is the hand-over's
+                patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
+            return described
 
         async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            patched.setattr(temporal, "QUERY_TIMEOUT", budget)
             await getattr(service, control)("uma")  # another door's, answered before the start
             # From here no worker answers a read in time, as a loaded one does not.
             patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
@@ -171,6 +185,7 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
 
         changed = config.model_copy(update={"window_end": "11:00"})
         with monkeypatch.context() as patched:
+            patched.setattr(WorkflowHandle, "describe", described_then_busy)
             patched.setattr(Client, "start_workflow", control_then_start)
             assert (await service.create("uma", changed)).created
         if control == "delete":
