@@ -253,6 +253,9 @@ class NotifyActivities:
         settled = seen is not None and seen.status != "pending" and not seen.takeable(now)
         # Read-then-write transactions take the write lock first (see Database.write_session).
         async with self._db.session() if settled else self._db.write_session() as session:
+            # From the claim, not from before the wait for the write turn (a loaded database's
+            # wait would cut the lease short of the send: another try could take the row).
+            now = datetime.now(UTC)
             row, mine = await DeliveryRepository(session).acquire(
                 key,
                 user=request.user,

@@ -745,3 +745,33 @@ async def test_a_notification_failing_as_a_bug_shows_no_targets_key(deps: Worker
     assert raised.value.type == "NotifyInternalError"
     # Nor its cause, which Temporal sends along with it.
     assert "SECRET-KEY" not in f"{raised.value} {raised.value.__cause__}", raised.value
+
+
+async def test_a_sends_lease_counts_from_its_claim_not_from_its_wait_for_the_write_turn(
+    deps: WorkerDeps,
+) -> None:
+    """A send's row was leased from the moment it began waiting for the database's write
+    turn: a wait longer than the lease's margin (a loaded SQLite) left the send running past
+    its lease, where another try could take the row and send the message again. The lease
+    counts from the claim now."""
+    await _user(deps.db, "alice")
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def hook(request: Request) -> Response:
+        arrived.set()
+        await answer.wait()
+        return Response("ok")
+
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        notify = _notify(deps, base)
+        request = _request(unique("late-turn"), Target(type="webhook", target="secret:hook"))
+        async with deps.db.write_session():  # another writer of this process has the turn
+            sending = asyncio.create_task(ActivityEnvironment().run(notify.notify, request))
+            await asyncio.sleep(1.5)  # the scenario: the turn comes 1.5 s later
+            released = datetime.now(UTC)
+        await arrived.wait()
+        lease_until = (await _rows(deps.db, request.idempotency_key))["webhook"].lease_until
+        answer.set()
+        assert [d.status for d in (await sending).deliveries] == [DeliveryStatus.SENT]
+    assert lease_until is not None
+    assert lease_until.replace(tzinfo=UTC) >= released + notify.lease, (lease_until, released)
