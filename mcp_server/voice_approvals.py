@@ -7,18 +7,20 @@ asked about (its run key), never to whichever of the alert's runs is latest.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
-from mcp_server.voice_answer import answer, english, say
+from mcp_server.voice_answer import answer, english, left, say
 from mcp_server.voice_prompt import Reference, Spoken
 from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediation, run_about
 
@@ -99,12 +101,28 @@ async def _decide(
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return _question(waiting, run, approve)
         said = reason or (asked["reason"] if asked and confirmed else "")
-        # The run asked about and confirmed (its run key), not whichever of the alert's runs is
-        # latest when the answer is sent: a next run is not what the speaker heard about.
-        made = await service.approve(
-            user, run.remediation_id, approve, said or "by voice", run_key=run.run_key, rung=rung
-        )
+        # Noted before it is sent: an answer that comes too late for this call was still made,
+        # and the run's next rung is asked about first.
         await _note(state, user, {"made": decision})
+        try:
+            # The run asked about and confirmed (its run key), not whichever of the alert's
+            # runs is latest when the answer is sent: a next run is not what was heard about.
+            async with asyncio.timeout(max(0.5, left())):
+                made = await service.approve(
+                    user,
+                    run.remediation_id,
+                    approve,
+                    said or "by voice",
+                    run_key=run.run_key,
+                    rung=rung,
+                )
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            verb_zh, verb_en = ("批准", "approval") if approve else ("拒绝", "refusal")
+            return say(
+                f"对{run_about(run)}修复的{verb_zh}已经发出，还没等到确认。稍后问我有什么在等你审批。",
+                f"Your {verb_en} of the fix for {run_about(run, english=True)} was sent but not"
+                " confirmed yet. Ask me later what waits for you.",
+            )
         return say(
             f"好的，已{'批准' if made.approve else '拒绝'}{run_about(run)}的修复。",
             f"OK, {'approved' if made.approve else 'refused'} the fix for"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -716,3 +717,42 @@ async def test_an_approval_read_from_a_run_decided_elsewhere_meanwhile_sends_not
         assert sent == [{}]  # the web page's decision only: the voice sent none
         status = await handle.query("status", result_type=RemediationStatus)
         assert [(a.rung, a.approve) for a in status.approvals] == [(waits.waiting.rung, False)]
+
+
+async def test_an_approval_sent_but_not_confirmed_in_time_is_said_so_and_its_next_rung_asked(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approval reached the run (a busy worker applied it), but its answer came after the
+    call's budget: the speaker heard "the system is slow" and nothing was noted, so the next
+    "approve" approved the run's next rung at once, which nobody had heard of. Now the
+    speaker hears it was sent and not confirmed yet, and the next rung is asked first."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    approve = RemediationService.approve
+
+    async def applied_answered_late(*args: Any, **kwargs: Any) -> Any:
+        await approve(*args, **kwargs)
+        await asyncio.Event().wait()  # its answer does not come within the call
+
+    async with stuck_waiting(ts_env, deps, "checkout") as (state, _, handles, first):
+        handle = handles["checkout"]
+        assert first.waiting is not None
+        monkeypatch.setattr(voice_answer, "CALL_BUDGET", 4.0)
+        async with voice_client(state, OWNER) as client:
+            with monkeypatch.context() as patched:
+                patched.setattr(RemediationService, "approve", applied_answered_late)
+                sent = await say(client, "approve_remediation", which="checkout")
+
+            async def next_rung() -> RemediationStatus | None:
+                now = await handle.query("status", result_type=RemediationStatus)
+                moved = now.waiting is not None and now.waiting.rung != first.waiting.rung
+                if not moved:
+                    await ts_env.sleep(timedelta(seconds=20))
+                return now if moved else None
+
+            await eventually(next_rung, "the run's next rung waits")
+            again = await say(client, "approve_remediation", which="checkout")
+        now = await handle.query("status", result_type=RemediationStatus)
+    assert "发出" in sent and "确认" in sent and "checkout" in sent, sent
+    assert "已批准" not in again and "吗" in again, again
+    assert [a.rung for a in now.approvals] == [first.waiting.rung]
