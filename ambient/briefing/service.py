@@ -74,6 +74,7 @@ from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 MAX_LISTED = 366  # a year of days
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
+DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 T = TypeVar("T")
 
@@ -106,8 +107,11 @@ class BriefingService(Greeting):
 
     # --- create and steer ------------------------------------------------------------
 
-    async def create(self, user: str, config: dict[str, Any] | BriefingConfig) -> BriefingRef:
-        """Start the user's daily briefing; the same config again finds the running one."""
+    async def create(
+        self, user: str, config: dict[str, Any] | BriefingConfig, *, replace_only: bool = False
+    ) -> BriefingRef:
+        """Start the user's daily briefing; the same config again finds the running one.
+        ``replace_only`` (an update): a briefing deleted meanwhile is not started again."""
         row = await registered(self.db, user, InvalidBriefingError)
         if not isinstance(config, BriefingConfig):
             config = parse_config(_with_user_defaults(row, config))
@@ -122,7 +126,7 @@ class BriefingService(Greeting):
             raise invalid_config(errors, exc.inputs[0]) from None
         for _ in range(2):
             try:
-                return await self._start(user, config)
+                return await self._start(user, config, replace_only)
             except WorkflowAlreadyStartedError:
                 # Another create started it between our read and our start: decide again
                 # against it, as if it had come first (the same config finds it, another
@@ -132,7 +136,7 @@ class BriefingService(Greeting):
                 raise BriefingError(NOT_REPLACED) from None
         raise BriefingError("the daily briefing is being created by another request; try again")
 
-    async def _start(self, user: str, parsed: BriefingConfig) -> BriefingRef:
+    async def _start(self, user: str, parsed: BriefingConfig, replace_only: bool) -> BriefingRef:
         task_id = task_id_for(user)
         policy = WorkflowIDConflictPolicy.FAIL
         current = await self.read_status(user)
@@ -140,6 +144,8 @@ class BriefingService(Greeting):
         replaced: str | None = None  # the run id of the run replaced
         handed_id: str | None = None  # its hand-over's update id, when it answered
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
+        if replace_only and (current is None or current.stopping):
+            raise BriefingNotFoundError(DELETED % user)
         if current is not None and current.stopping:
             # A stopped run still finishing (recording today's greeting) is no briefing to
             # find or replace: wait for it to end, then start anew from what it stored.
@@ -165,6 +171,8 @@ class BriefingService(Greeting):
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             handed_id, handed = await self._hand_over(user)
             current = handed or current
+            if replace_only and current.stopping:  # deleted before it handed over
+                raise BriefingNotFoundError(DELETED % user)
             # The status's fields of the carry's names (last_midnight: in the zone it was
             # briefed in), then what this run gave and prepared.
             carry = BriefingCarry.model_validate(current, from_attributes=True)

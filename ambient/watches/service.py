@@ -234,7 +234,10 @@ class TaskService(TaskSchedules):
             # The briefing takes a new config as a new run that carries the day and the pause
             # (a deleted one still finishing would be started again: refused).
             await self._live(user, task_id)
-            await self._briefing(self.briefings.create(user, config))
+            try:
+                await self._briefing(self.briefings.create(user, config, replace_only=True))
+            except TaskNotFoundError:  # deleted since the look above: stopped, as it says
+                raise TaskStateError(_stopped(task_id)) from None
             return await self.get(user, task_id)
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi import HTTPException
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
@@ -18,9 +18,12 @@ from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import GreetOutcome
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import InboxRepository
 from ambient.temporal import QUERY_TIMEOUT
+from ambient.watches.inputs import TaskStateError
+from ambient.watches.service import TaskService
 from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, make_user
 from tests.support.record import save_history
@@ -381,3 +384,42 @@ async def test_a_pause_the_new_run_did_not_take_is_said_with_what_runs(
         f"not reach it (connection refused); {control} the daily briefing again"
     )
     assert status.config == changed and not status.paused
+
+
+@pytest.mark.parametrize("deleted", ["before the read", "before the hand-over"])
+async def test_an_update_whose_briefing_is_deleted_meanwhile_does_not_start_it_again(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, deleted: str
+) -> None:
+    """Ivo's settings page sends an update_task of his briefing as another door deletes it,
+    after the update's look at the briefing: the update replaced the stopping run (or waited
+    for it to end and started one), and the deleted briefing came back. Now the update is
+    refused as of a stopped task and the briefing stays deleted."""
+    await make_user(deps.db, "ivo")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        tasks = TaskService(ts_env.client, service.settings, deps.db, briefings=service)
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("ivo", config)
+        looked, describe = TaskService._live, BriefingService._described
+
+        async def looked_then_deleted(self, user, task_id):  # type: ignore[no-untyped-def]
+            state = await looked(self, user, task_id)
+            if deleted == "before the read":
+                await service.delete(user)  # another door's, answered
+            return state
+
+        async def described_then_deleted(self, task_id):  # type: ignore[no-untyped-def]
+            described = await describe(self, task_id)  # the run read, its hand-over next
+            if deleted == "before the hand-over":
+                await service.delete("ivo")
+            return described
+
+        monkeypatch.setattr(TaskService, "_live", looked_then_deleted)
+        monkeypatch.setattr(BriefingService, "_described", described_then_deleted)
+        changed = config.model_dump(mode="json") | {"window_end": "11:00"}
+        with pytest.raises(TaskStateError, match="is stopped; create it again"):
+            await tasks.update("ivo", "daily-briefing/ivo", changed)
+        monkeypatch.undo()
+        assert await eventually(lambda: _ended(service, "ivo"), "the deleted briefing ended")
+        last = await ts_env.client.get_workflow_handle("daily-briefing/ivo").describe()
+    assert last.status is WorkflowExecutionStatus.COMPLETED, last.status
