@@ -47,6 +47,7 @@ from ambient.storage import Database
 from ambient.storage.models import User
 from ambient.storage.repositories import registered, user_named
 from workflows.daily_briefing import (
+    GREETING_CLOCK_SKEW,
     GREETING_HANDED_OVER,
     GREETING_TOO_LATE,
     GREETING_WAIT,
@@ -145,8 +146,11 @@ class Greeting:
                 return await self._in_users_words(user, repeat)
             wait = None if within is None else max(0.0, until - clock() - GREET_ROUND_TRIP)
             # Past answer_by the workflow refuses the greeting: one taken up after this call
-            # gave up (a worker down or backed up) must not spend the day on nobody.
-            answer_by = await self.clock() + timedelta(seconds=max(0.0, until - clock()))
+            # gave up (a worker down or backed up) must not spend the day on nobody. One taken
+            # up by then still has its answer's way back, and the workflow allows for this
+            # clock behind its own: answer_by is that much earlier than the caller's end.
+            left = timedelta(seconds=max(0.0, until - clock() - GREET_ROUND_TRIP))
+            answer_by = await self.clock() + left - GREETING_CLOCK_SKEW
             request = GreetRequest(
                 request_id=request_id, via=via, wait_seconds=wait, answer_by=answer_by
             )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -15,7 +15,8 @@ from activities.briefing import BriefingActivities
 from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError
-from ambient.briefing.models import GreetOutcome
+from ambient.briefing.greeting import GREET_ROUND_TRIP
+from ambient.briefing.models import GreetOutcome, GreetRequest
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role, UserCreate
@@ -26,6 +27,7 @@ from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.waits import eventually
 from worker import build_worker
+from workflows.daily_briefing import GREETING_CLOCK_SKEW
 
 
 async def _prepared(service, user):  # type: ignore[no-untyped-def]
@@ -509,3 +511,40 @@ async def test_a_hand_over_sent_by_hand_with_arguments_is_refused_and_greetings_
             await handle.execute_update("hand_over", nonsense)
         spoken = await stack.service.greet(user, via="voice", request_id="after")
     assert spoken.outcome is GreetOutcome.SPOKEN, spoken.text
+
+
+async def test_a_greeting_taken_up_by_its_answer_by_has_time_to_answer_its_caller(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pia's speaker listens 8 s. The workflow took a greeting until its answer_by plus the
+    clock skew it allows (5 s), and answer_by was the moment the speaker stops listening: a
+    greeting taken up by a backed-up worker in those last seconds spent the day on nobody
+    (she heard "not in time", then "already given at 09:03"). Now answer_by leaves the
+    answer's way back and the skew inside the time she listens."""
+    await make_user(deps.db, "pia")
+    sent: list[GreetRequest] = []
+    execute = WorkflowHandle.execute_update
+
+    async def recorded(self, update, arg=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(arg, GreetRequest):
+            sent.append(arg)
+        return await execute(self, update, arg, *args, **kwargs)
+
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("pia", config)
+        await eventually(lambda: _prepared(service, "pia"), "briefing prepared")
+        start = await service.clock()  # the server's, which time skipping moves on
+
+        async def clock() -> datetime:  # the clock answer_by is read from, held still
+            return start
+
+        monkeypatch.setattr(service, "clock", clock)
+        monkeypatch.setattr(WorkflowHandle, "execute_update", recorded)
+        spoken = await service.greet("pia", via="voice", request_id="morning", within=8)
+    assert spoken.outcome is GreetOutcome.SPOKEN
+    [request] = sent
+    assert request.answer_by is not None
+    latest_taken = request.answer_by + GREETING_CLOCK_SKEW
+    assert latest_taken + timedelta(seconds=GREET_ROUND_TRIP) <= start + timedelta(seconds=8)
