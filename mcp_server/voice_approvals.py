@@ -101,8 +101,8 @@ async def _decide(
             await _note(state, user, {"asked": decision, "run_key": run.run_key, "reason": reason})
             return _question(waiting, run, approve)
         said = reason or (asked["reason"] if asked and confirmed else "")
-        # Noted before it is sent: an answer that comes too late for this call was still made,
-        # and the run's next rung is asked about first.
+        # Noted before it is sent: one whose answer comes too late for this call may have been
+        # made, and the run's next rung is asked about first.
         await _note(state, user, {"made": decision})
         try:
             # The run asked about and confirmed (its run key), not whichever of the alert's
@@ -119,9 +119,9 @@ async def _decide(
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             verb_zh, verb_en = ("批准", "approval") if approve else ("拒绝", "refusal")
             return say(
-                f"对{run_about(run)}修复的{verb_zh}已经发出，还没等到确认。稍后问我有什么在等你审批。",
-                f"Your {verb_en} of the fix for {run_about(run, english=True)} was sent but not"
-                " confirmed yet. Ask me later what waits for you.",
+                f"对{run_about(run)}修复的{verb_zh}还没得到确认。稍后问我有什么在等你审批。",
+                f"Your {verb_en} of the fix for {run_about(run, english=True)} is not confirmed"
+                " yet. Ask me later what waits for you.",
             )
         return say(
             f"好的，已{'批准' if made.approve else '拒绝'}{run_about(run)}的修复。",

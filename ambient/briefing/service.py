@@ -142,7 +142,6 @@ class BriefingService(Greeting):
         current = await self.read_status(user)
         deadline = None
         replaced: str | None = None  # the run id of the run replaced
-        handed_id: str | None = None  # its hand-over's update id, when it answered
         created: datetime | None = None  # a replaced run's creation, which the new run keeps
         if replace_only and (current is None or current.stopping):
             raise BriefingNotFoundError(DELETED % user)
@@ -169,9 +168,14 @@ class BriefingService(Greeting):
             # The run is replaced within half the hold or not at all (then it speaks again).
             created, replaced = await self._described(task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
-            handed_id, handed = await self._hand_over(user)
-            current = handed or current
-            if replace_only and current.stopping:  # deleted before it handed over
+            handed_run, handed = await self._hand_over(user)
+            current, replaced = handed or current, handed_run or replaced
+            if replace_only and (
+                current.stopping  # deleted before it handed over
+                or (
+                    handed is None and replaced and "stop" in await self._signals(task_id, replaced)
+                )
+            ):
                 raise BriefingNotFoundError(DELETED % user)
             # The status's fields of the carry's names (last_midnight: in the zone it was
             # briefed in), then what this run gave and prepared.
@@ -220,7 +224,7 @@ class BriefingService(Greeting):
             state = "paused" if live.paused else "active"
         if replaced is not None:
             handle = self.client.get_workflow_handle(task_id, run_id=new_run)
-            state = await self._keep_controls(replaced, handed_id, handle, carry) or state
+            state = await self._keep_controls(replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
 
     async def _described(self, task_id: str) -> tuple[datetime | None, str | None]:
@@ -233,34 +237,34 @@ class BriefingService(Greeting):
             return None, None
 
     async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
-        """The running briefing's hand-over (its update id) and last status; None when no
-        run takes it (it just ended, or does not answer: it is replaced all the same, and
-        the controls it took are read from its whole history)."""
+        """The run id and last status of the running briefing, as it hands over; None when
+        no run takes it (it just ended, or does not answer: it is replaced all the same)."""
         handle = self.client.get_workflow_handle(task_id_for(user))
 
-        async def hand_over() -> tuple[str, BriefingStatus]:
+        async def hand_over() -> tuple[str | None, BriefingStatus]:
             update = await handle.start_update(
                 DailyBriefingWorkflow.hand_over, wait_for_stage=WorkflowUpdateStage.COMPLETED
             )
-            return update.id, await update.result()
+            return update.workflow_run_id, await update.result()
 
         return await self._answer(hand_over(), quiet=True) or (None, None)
 
     async def _keep_controls(
-        self,
-        replaced: str,
-        handed_id: str | None,
-        new_run: WorkflowHandle[Any, Any],
-        carry: BriefingCarry,
+        self, replaced: str, new_run: WorkflowHandle[Any, Any], carry: BriefingCarry
     ) -> str | None:
-        """A pause, resume or delete that reached the replaced run after it handed over (from
-        another door, and answered) holds in the new run too; the new run's state then.
+        """A pause, resume or delete that reached the replaced run after its status was read
+        (from another door, and answered) holds in the new run too; the new run's state then.
         Read from the replaced run's history, the server's record: a query would need a worker
-        to replay the ended run, and one too busy to answer in time lost the control."""
+        to replay the ended run, and one too busy to answer in time lost the control. The last
+        pause or resume there is the run's last state; a delete at any time stopped it."""
         try:
-            sent = await self._signals_after(new_run.id, replaced, handed_id)
-        except RPCError:
-            return None  # Temporal gone since the start: as a read that finds nothing
+            sent = await self._signals(new_run.id, replaced)
+        except RPCError as exc:
+            raise BriefingError(
+                "the new config is running, but a pause or delete sent while it was being "
+                f"changed could not be read ({temporal.refusal(exc)}); read the daily "
+                "briefing's status and send it again"
+            ) from None
         toggles = [name for name in sent if name in ("pause", "resume")]
         paused = toggles[-1] == "pause" if toggles else carry.paused
         if "stop" in sent:
@@ -280,19 +284,14 @@ class BriefingService(Greeting):
             ) from None
         return state
 
-    async def _signals_after(self, task_id: str, run_id: str, handed_id: str | None) -> list[str]:
-        """The signals a run took after its hand-over completed (that status left without
-        them), or all it took when none answered, in the order the server recorded them."""
+    async def _signals(self, task_id: str, run_id: str) -> list[str]:
+        """The signals run ``run_id`` took, in the order the server recorded them."""
         run = self.client.get_workflow_handle(task_id, run_id=run_id)
-        names: list[str] = []
-        after = handed_id is None
-        async for event in run.fetch_history_events():
-            if event.HasField("workflow_execution_update_completed_event_attributes"):
-                meta = event.workflow_execution_update_completed_event_attributes.meta
-                after = after or meta.update_id == handed_id
-            elif after and event.HasField("workflow_execution_signaled_event_attributes"):
-                names.append(event.workflow_execution_signaled_event_attributes.signal_name)
-        return names
+        return [
+            event.workflow_execution_signaled_event_attributes.signal_name
+            async for event in run.fetch_history_events()
+            if event.HasField("workflow_execution_signaled_event_attributes")
+        ]
 
     async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:
         async with self.db.session() as session:

@@ -150,7 +150,7 @@ async def test_a_preparation_of_a_replaced_run_does_not_overwrite_the_new_config
     assert stored.content.language == "zh", stored.content.headline
 
 
-@pytest.mark.parametrize("handed", ["handed over", "hand-over unanswered"])
+@pytest.mark.parametrize("handed", ["handed over", "hand-over unanswered", "sent before it"])
 @pytest.mark.parametrize("control", ["pause", "delete"])
 async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
     ts_env: WorkflowEnvironment,
@@ -164,8 +164,9 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
     new run started from the hand-over's state: active, speaking at the next greeting and
     pushing (a deleted briefing came back). Now the new run keeps the pause or the delete,
     also when the replaced run's worker is too busy to answer a read in time (a loaded
-    worker replaying the ended run: the delete was lost and the briefing went on), and when
-    it did not answer the hand-over in time (the run is replaced all the same)."""
+    worker replaying the ended run: the delete was lost and the briefing went on), when it
+    did not answer the hand-over in time (the run is replaced all the same), and when the
+    control came between the change's first read and the hand-over."""
     await make_user(deps.db, "uma")
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
@@ -175,13 +176,16 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
 
         async def described_then_busy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             described = await describe(self, *args, **kwargs)
-            if handed == "hand-over unanswered":  # the next ask is the hand-over's
+            if handed == "sent before it":  # the next ask is the hand-over's
+                await getattr(service, control)("uma")
+            if handed == "hand-over unanswered":
                 patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
             return described
 
         async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             patched.setattr(temporal, "QUERY_TIMEOUT", budget)
-            await getattr(service, control)("uma")  # another door's, answered before the start
+            if handed != "sent before it":
+                await getattr(service, control)("uma")  # another door's, answered
             # From here no worker answers a read in time, as a loaded one does not.
             patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
             return await start(self, *args, **kwargs)

@@ -47,7 +47,7 @@ async def test_an_event_committed_after_the_rotation_is_not_sent_on_the_old_toke
     db: Database,
 ) -> None:
     """The stream looked at the token, then read the events: a rotation and an event committed
-    between the two reached whoever held the old token (seen once in a loaded run). The
+    between the two reached whoever held the old token (a busy server widens the gap). The
     token is looked at after the read now, so every event sent was committed before it."""
     rotated = False
 

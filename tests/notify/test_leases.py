@@ -767,7 +767,9 @@ async def test_a_sends_lease_counts_from_its_claim_not_from_its_wait_for_the_wri
         request = _request(unique("late-turn"), Target(type="webhook", target="secret:hook"))
         async with deps.db.write_session():  # another writer of this process has the turn
             sending = asyncio.create_task(ActivityEnvironment().run(notify.notify, request))
-            await asyncio.sleep(1.5)  # the scenario: the turn comes 1.5 s later
+            turn = deps.db._write_turn
+            await eventually(lambda: _true(bool(turn._waiters)), "the send waits for the turn")
+            await asyncio.sleep(1.5)  # the scenario: its turn comes 1.5 s later
             released = datetime.now(UTC)
         await arrived.wait()
         lease_until = (await _rows(deps.db, request.idempotency_key))["webhook"].lease_until
@@ -775,3 +777,7 @@ async def test_a_sends_lease_counts_from_its_claim_not_from_its_wait_for_the_wri
         assert [d.status for d in (await sending).deliveries] == [DeliveryStatus.SENT]
     assert lease_until is not None
     assert lease_until.replace(tzinfo=UTC) >= released + notify.lease, (lease_until, released)
+
+
+async def _true(value: bool) -> bool:
+    return value
