@@ -95,7 +95,12 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
         sock = socket.socket()
         sock.bind(("127.0.0.1", free_port()))
         port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # Idle connections are kept longer than a client keeps them (httpx: 5 s, uvicorn's own
+    # default too): a request sent on a pooled connection as the server closed it, after a
+    # test's wait of about 5 s on a busy machine, failed with ReadError.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_keep_alive=30
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=None if sock is None else [sock]))
     while not server.started:
