@@ -48,8 +48,9 @@ GREETING_PREPARES_AGAIN = "greeting-prepares-again"
 STOP_SHOWN = "stop-shown-at-once"
 # A push at the window's end that failed for good is said in the status and the next day runs.
 PUSH_FAILURE_KEPT = "push-failure-kept"
-# A greeting is refused when the workflow takes it up this long after its caller stopped
-# waiting (GreetRequest.answer_by): room for the service's clock running behind the server's.
+# A greeting is refused when the workflow takes it up this long after GreetRequest.answer_by:
+# room for the service's clock running behind the server's (the service sets answer_by this
+# much earlier than its caller's end, so that a greeting taken up in time is heard).
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
 # A greeting refused because a new config is replacing the run (the new run speaks it).
