@@ -739,7 +739,9 @@ async def test_an_approval_sent_but_not_confirmed_in_time_is_said_so_and_its_nex
         assert first.waiting is not None
         async with voice_client(state, OWNER) as client:
             with monkeypatch.context() as patched:
-                patched.setattr(voice_answer, "CALL_BUDGET", 4.0)  # ended by the hung answer
+                # The call ends on its budget, the approval applied; 12 s: more than the reads
+                # before the approval take on a busy machine.
+                patched.setattr(voice_answer, "CALL_BUDGET", 12.0)
                 patched.setattr(RemediationService, "approve", applied_answered_late)
                 sent = await say(client, "approve_remediation", which="checkout")
 
