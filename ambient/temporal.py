@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client, TLSConfig, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    TLSConfig,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
@@ -74,6 +80,9 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 # The server's failure of an update whose run ended before the update's handler did.
 RUN_ENDED_UNDER_UPDATE = "AcceptedUpdateCompletedWorkflow"
 SILENT_WORKER = "no worker answered"
+# A wait for an update cut by our own timeout: the SDK raises its own error for an update's
+# wait cancelled, not the TimeoutError asyncio's timeouts raise around other calls.
+CUT_SHORT = (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError)
 # gRPC codes that mean "the server did not answer", not "the server said no".
 UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 

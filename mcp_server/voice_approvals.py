@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
+from ambient import temporal
 from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
@@ -116,7 +116,7 @@ async def _decide(
                     run_key=run.run_key,
                     rung=rung,
                 )
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        except temporal.CUT_SHORT:
             verb_zh, verb_en = ("批准", "approval") if approve else ("拒绝", "refusal")
             return say(
                 f"对{run_about(run)}修复的{verb_zh}还没得到确认。稍后问我有什么在等你审批。",

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -160,7 +159,7 @@ class Greeting:
                 handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id),
                 max(0.0, until - clock()),
             )
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        except temporal.CUT_SHORT:
             # Unknown, not failed: the same request id later gets the workflow's own answer
             # (a new answer_by, so an update refused as too late is decided then).
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)

@@ -22,7 +22,6 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
@@ -355,13 +354,7 @@ class BriefingService(Greeting):
                 return await ask
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
-        # An update's wait cut by the timeout is the SDK's own error, not a TimeoutError.
-        except (
-            TimeoutError,
-            RPCError,
-            WorkflowQueryFailedError,
-            WorkflowUpdateRPCTimeoutOrCancelledError,
-        ) as exc:
+        except (*temporal.CUT_SHORT, RPCError, WorkflowQueryFailedError) as exc:
             if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
                 return None
             late = not isinstance(exc, RPCError) or temporal.unanswered(exc)

@@ -22,7 +22,6 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -154,12 +153,7 @@ class TaskService(TaskSchedules):
     ) -> TaskStatus | None:
         """A check the watch's ``update`` waits for, up to ``baseline_wait``; None: not in time
         (the task still runs, no worker may be polling yet: get_task shows it once it ends)."""
-        with contextlib.suppress(
-            TimeoutError,
-            WorkflowUpdateFailedError,
-            WorkflowUpdateRPCTimeoutOrCancelledError,
-            RPCError,
-        ):
+        with contextlib.suppress(*temporal.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
             return await asyncio.wait_for(
                 handle.execute_update(update, result_type=TaskStatus), timeout=self.baseline_wait
             )
