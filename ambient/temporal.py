@@ -16,6 +16,7 @@ from temporalio.client import (
     TLSConfig,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
@@ -87,16 +88,26 @@ CUT_SHORT = (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError)
 UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 
-def refusal(exc: RPCError) -> str:
+# What refuses a query: the server, or the worker that ran it (its handler failed, or the SDK's
+# deadlock detector cut the workflow's code short).
+QUERY_REFUSED = (RPCError, WorkflowQueryFailedError)
+# A worker starved of CPU runs a query's workflow code past the SDK's 2 s and fails it with
+# "[TMPRL1101] Potential deadlock detected" (seen in CI): as late as a worker that did not answer.
+STALLED = "[TMPRL1101]"
+
+
+def refusal(exc: RPCError | WorkflowQueryFailedError) -> str:
     """What a failed request says to a person: a silent worker named as such."""
     return silent_worker() if unanswered(exc) else exc.message
 
 
-def unanswered(exc: RPCError) -> bool:
+def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
     """A query or update no worker answered: its deadline passed (the server answers
     DEADLINE_EXCEEDED when its side passes first, the client's own timer CANCELLED "Timeout
-    expired": both seen on the dev server), or the server saw no worker poll the task queue
-    lately (it says so at once then)."""
+    expired": both seen on the dev server), the server saw no worker poll the task queue
+    lately (it says so at once then), or a worker too busy to run the query in time failed it."""
+    if isinstance(exc, WorkflowQueryFailedError):
+        return STALLED in exc.message
     expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
     no_poller = exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message
     return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired or no_poller

@@ -163,8 +163,8 @@ class Greeting:
             # Unknown, not failed: the same request id later gets the workflow's own answer
             # (a new answer_by, so an update refused as too late is decided then).
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
+        except temporal.QUERY_REFUSED as exc:
+            if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
                 row = await registered(self.db, user, BriefingNotFoundError)
                 return await self._said(row, GreetOutcome.UNAVAILABLE, NOT_SET_UP)

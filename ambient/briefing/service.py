@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 from temporalio.client import (
     Client,
     WorkflowHandle,
-    WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
@@ -354,11 +353,10 @@ class BriefingService(Greeting):
                 return await ask
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
-        except (*temporal.CUT_SHORT, RPCError, WorkflowQueryFailedError) as exc:
+        except (*temporal.CUT_SHORT, *temporal.QUERY_REFUSED) as exc:
             if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
                 return None
-            late = not isinstance(exc, RPCError) or temporal.unanswered(exc)
-            late = late and not isinstance(exc, WorkflowQueryFailedError)
+            late = isinstance(exc, temporal.CUT_SHORT) or temporal.unanswered(exc)
             # Out of time: a silent worker, unless the server itself does not answer.
             why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)
             raise BriefingError(f"Temporal refused the request: {why}") from down

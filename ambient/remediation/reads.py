@@ -13,6 +13,7 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
@@ -103,7 +104,7 @@ class RemediationReads:
             status = await handle.query(
                 GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
             )
-        except RPCError as exc:
+        except temporal.QUERY_REFUSED as exc:
             # A busy or stopped worker: what the database holds is shown, not "unavailable".
             if not temporal.unanswered(exc):
                 raise refused(rid, exc) from None
@@ -314,8 +315,8 @@ def _closed_by_temporal(run: WorkflowExecution) -> str:
     return "" if run.status in done else str(run.status.name).lower().replace("_", " ")
 
 
-def refused(rid: str, exc: RPCError) -> RemediationError:
+def refused(rid: str, exc: RPCError | WorkflowQueryFailedError) -> RemediationError:
     """What Temporal's refusal of a request about ``rid`` means to the caller."""
-    if exc.status is RPCStatusCode.NOT_FOUND:
+    if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
         return not_found(rid)
     return RemediationError(f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}")

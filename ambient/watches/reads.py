@@ -113,8 +113,8 @@ def found(task_id: str) -> Iterator[None]:
     """Temporal's refusal of a request for ``task_id`` as a task error."""
     try:
         yield
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
+    except temporal.QUERY_REFUSED as exc:
+        if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
             raise TaskNotFoundError(
                 f"no task {task_id!r}; call list_tasks to see your task ids"
             ) from None

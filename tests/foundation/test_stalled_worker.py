@@ -1,0 +1,130 @@
+"""A read whose query a worker starved of CPU fails: said as the silent worker, not raised raw.
+
+A worker that cannot run a query's workflow code within the SDK's 2 s fails the query with
+"[TMPRL1101] Potential deadlock detected" (seen in CI on a loaded machine: a remediation's status
+read raised it out of the service). The stand-ins here hold their query handler past those 2 s,
+as a starved worker does, under the real workflows' type names and ids: one run for each read
+(a run whose query failed so is evicted: a later query of it waits for the worker instead).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ambient import temporal
+from ambient.briefing.errors import BriefingError
+from ambient.briefing.models import GreetOutcome, task_id_for
+from ambient.deps import WorkerDeps
+from ambient.remediation.views import RemediationError
+from ambient.watches.configs import TaskKind
+from ambient.watches.inputs import WorkerSilentError
+from ambient.watches.reads import PREFIXES
+from tests.briefing.harness import make_user
+from tests.conftest import unique
+from tests.voice.support import worker_state
+from workflows.web_monitor import WEB_MONITOR_TYPE
+
+# Past the SDK's deadlock detector (2 s), as an activation on a worker starved of CPU.
+STALL = 2.5
+
+
+def stalled() -> None:
+    time.sleep(STALL)
+
+
+@workflow.defn(name=WEB_MONITOR_TYPE, sandboxed=False)
+class StalledWatch:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query
+    def status(self) -> None:
+        stalled()
+
+
+@workflow.defn(name="DailyBriefingWorkflow", sandboxed=False)
+class StalledBriefing:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query
+    def status(self) -> None:
+        stalled()
+
+    @workflow.query
+    def already_given(self, request_id: str) -> None:
+        stalled()
+
+
+@workflow.defn(name="GradedRemediationWorkflow", sandboxed=False)
+class StalledRemediation:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query
+    def status(self) -> None:
+        stalled()
+
+
+async def start(client: Client, run: type, run_id: str, queue: str, user: str) -> None:
+    await client.start_workflow(
+        run,  # type: ignore[arg-type]
+        id=run_id,
+        task_queue=queue,
+        search_attributes=temporal.search_attributes("test", user),
+        execution_timeout=timedelta(minutes=2),
+    )
+
+
+async def test_a_query_a_stalled_worker_fails_is_the_silent_worker_at_every_read(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    client, queue = dev_env.client, unique("tq")
+    user, greeter = unique("stalled"), unique("stalled-greeter")
+    for someone in (user, greeter):
+        await make_user(deps.db, someone)
+    state = worker_state(client, deps, queue)
+    watches = [f"{PREFIXES[TaskKind.WEB_MONITOR]}/{user}/{uuid.uuid4().hex}" for _ in range(2)]
+    remediation = f"remediation/{uuid.uuid4().hex}"
+    runs: dict[str, tuple[type, str]] = {run_id: (StalledWatch, user) for run_id in watches}
+    runs[task_id_for(user)] = (StalledBriefing, user)
+    runs[task_id_for(greeter)] = (StalledBriefing, greeter)
+    runs[remediation] = (StalledRemediation, user)
+    stand_ins = [StalledWatch, StalledBriefing, StalledRemediation]
+    # The stand-ins are dropped at eviction, not torn down: the SDK evicts a run whose query it
+    # failed while that query still holds the thread, and then never finishes a safe eviction
+    # (the worker's shutdown would wait for it for good).
+    stalling = Worker(
+        client, task_queue=queue, workflows=stand_ins, disable_safe_workflow_eviction=True
+    )
+    async with stalling:
+        try:
+            for run_id, (run, owner) in runs.items():
+                await start(client, run, run_id, queue, owner)
+            # The worker's own refusal, as the client receives it (the premise of this test).
+            with pytest.raises(WorkflowQueryFailedError, match=r"\[TMPRL1101\]"):
+                await client.get_workflow_handle(watches[0]).query("status")
+            with pytest.raises(WorkerSilentError, match=temporal.SILENT_WORKER):
+                await state.tasks.get(user, watches[1])
+            with pytest.raises(BriefingError, match=temporal.SILENT_WORKER):
+                await state.briefings.status(user)
+            # A greeting is a spoken answer, not an error: not ready in time.
+            greeted = await state.briefings.greet(greeter, request_id="stalled worker")
+            assert greeted.outcome is GreetOutcome.PREPARING, greeted
+            # No row stored for the run: nothing to show, and the silent worker said.
+            with pytest.raises(RemediationError, match=temporal.SILENT_WORKER):
+                await state.remediations.get(user, remediation)
+        finally:
+            for run_id in runs:
+                await client.get_workflow_handle(run_id).terminate("the test is over")
