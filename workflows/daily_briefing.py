@@ -53,6 +53,9 @@ PUSH_FAILURE_KEPT = "push-failure-kept"
 # much earlier than its caller's end, so that a greeting taken up in time is heard).
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
+# A greeting taken up in time that waited for its preparation past that moment is answered
+# "not ready" (its caller has stopped listening), and the day is kept for the next greeting.
+GREETING_KEPT_PAST_ANSWER_BY = "greeting-kept-past-answer-by"
 # A greeting refused because a new config is replacing the run (the new run speaks it).
 GREETING_HANDED_OVER = "GreetingHandedOver"
 # How long a hand-over refuses greetings: the service replaces the run within half of it or
@@ -198,9 +201,11 @@ class DailyBriefingWorkflow(PrepareAndPush):
                 failed = self.preparation_error is not None
                 outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
                 return self._short_answer(outcome, day)
-        # No await between this check and the assignment: exactly one greeting speaks.
+        # No await between these checks and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
+        if _past_answer_by(request) and workflow.patched(GREETING_KEPT_PAST_ANSWER_BY):
+            return self._short_answer(GreetOutcome.PREPARING, day)
         self.given_at, self.given_via, self.given_request = now, request.via, request.request_id
         self.phase = "given"
         prepared = self.prepared
@@ -219,10 +224,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         if self._handed_over():
             raise _handed_over_refusal()
         # A refused update leaves no event in the history, so runs recorded before it replay.
-        late = request.answer_by is not None and (
-            workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
-        )
-        if late:
+        if _past_answer_by(request):
             raise ApplicationError(
                 "the caller stopped waiting for this greeting; the day is not used up",
                 type=GREETING_TOO_LATE,
@@ -346,6 +348,13 @@ def _handed_over_refusal() -> ApplicationError:
         "a new config is replacing the daily briefing; greet again",
         type=GREETING_HANDED_OVER,
         non_retryable=True,
+    )
+
+
+def _past_answer_by(request: GreetRequest) -> bool:
+    """Whether the greeting's caller has stopped listening, as far as this clock can tell."""
+    return request.answer_by is not None and (
+        workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
     )
 
 

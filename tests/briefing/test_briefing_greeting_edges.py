@@ -6,7 +6,12 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -27,7 +32,7 @@ from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.waits import eventually
 from worker import build_worker
-from workflows.daily_briefing import GREETING_CLOCK_SKEW
+from workflows.daily_briefing import GREETING_CLOCK_SKEW, DailyBriefingWorkflow
 
 
 async def _prepared(service, user):  # type: ignore[no-untyped-def]
@@ -227,6 +232,10 @@ async def _failed(service, user):  # type: ignore[no-untyped-def]
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _past(stack: Stack, instant: datetime) -> bool:
+    return await stack.now() > instant
 
 
 async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_create(
@@ -547,3 +556,50 @@ async def test_a_greeting_taken_up_by_its_answer_by_has_time_to_answer_its_calle
     assert request.answer_by is not None
     latest_taken = request.answer_by + GREETING_CLOCK_SKEW
     assert latest_taken + timedelta(seconds=GREET_ROUND_TRIP) <= start + timedelta(seconds=8)
+
+
+async def test_a_greeting_that_waited_past_its_callers_end_keeps_the_day(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quinn's greeting was taken up in time, then waited for a preparation that ended after
+    her speaker had stopped listening: the briefing was spoken to nobody and the day used up
+    (her next greeting heard "already given"). Now that greeting says not ready, and the next
+    one speaks the day."""
+    await make_user(deps.db, "quinn")
+    calls: list[str] = []
+    ready = asyncio.Event()
+    prepare_for_real = BriefingActivities._prepare
+
+    async def prepare(self, request):  # type: ignore[no-untyped-def]
+        calls.append(request.reason)
+        if len(calls) == 1:  # the morning's preparation: the greeting's own is the one held
+            raise ApplicationError("database away", non_retryable=True)
+        await ready.wait()
+        return await prepare_for_real(self, request)
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        await stack.created_in_window("quinn", config)
+        await eventually(lambda: _failed(stack.service, "quinn"), "preparation failed")
+        handle = ts_env.client.get_workflow_handle("daily-briefing/quinn")
+        # Taken up in time (within answer_by and the skew allowed: 10 s), waiting up to 19 s.
+        answer_by = await stack.now() + timedelta(seconds=5)
+        request = GreetRequest(request_id="gone", via="voice", wait_seconds=19, answer_by=answer_by)
+        waiting = await handle.start_update(
+            DailyBriefingWorkflow.greet,
+            request,
+            id="greet-gone",
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        )
+        await eventually(lambda: _true(len(calls) == 2), "the greeting prepares again")
+        # The preparation ends once the caller is gone by the workflow's clock (real time: a
+        # running activity holds the test server's clock to it).
+        gone = answer_by + GREETING_CLOCK_SKEW
+        await eventually(lambda: _past(stack, gone), "the caller gone")
+        ready.set()
+        heard = await waiting.result()
+        spoken = await stack.service.greet("quinn", via="voice", request_id="again")
+        await save_history(handle, "daily_briefing_greeting_past_answer_by")
+    assert heard.outcome is GreetOutcome.PREPARING, heard
+    assert spoken.outcome is GreetOutcome.SPOKEN, spoken.text
