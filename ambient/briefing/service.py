@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
@@ -215,15 +216,30 @@ class BriefingService(Greeting):
             new_run = started.result_run_id
         except TimeoutError:
             # Not replaced in time (create says so), unless the server took the start and its
-            # answer came late.
-            live = await self.read_status(user, quiet=True)
+            # answer came late: the running run's input tells, read from the server's record
+            # (a query needs a worker, and one as slow as this server then did not answer).
+            new_run, live = await self._running_input(task_id)
             if live is None or live.config != parsed:
                 raise
-            state = "paused" if live.paused else "active"
         if replaced is not None:
             handle = self.client.get_workflow_handle(task_id, run_id=new_run)
             state = await self._keep_controls(replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
+
+    async def _running_input(self, task_id: str) -> tuple[str | None, BriefingRun | None]:
+        """The running run's id and input (None: none runs, or the server did not say)."""
+        try:
+            description = await self.client.get_workflow_handle(task_id).describe()
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                return None, None
+            run = self.client.get_workflow_handle(task_id, run_id=description.run_id)
+            async for event in run.fetch_history_events():
+                started = event.workflow_execution_started_event_attributes.input.payloads
+                [given] = await self.client.data_converter.decode(started, [BriefingRun])
+                return description.run_id, given
+        except RPCError:
+            pass
+        return None, None
 
     async def _described(self, task_id: str) -> tuple[datetime | None, str | None]:
         """When the running briefing was created (a new config keeps it) and its run id;
