@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,7 +42,7 @@ async def main() -> None:
     deaf = subprocess.Popen([sys.executable, "-c", DEAF], stdout=subprocess.PIPE)
     deaf.stdout.readline()  # SIGTERM is ignored from here on
     stop_at_exit(deaf.pid)
-    print(postgres.get_pid(), pid(dev), pid(test), deaf.pid, flush=True)
+    print("pids", postgres.get_pid(), pid(dev), pid(test), deaf.pid, flush=True)
     await asyncio.sleep(3600)
 
 asyncio.run(main())
@@ -67,10 +67,18 @@ def test_a_killed_test_process_leaves_no_server_running_nor_its_folders() -> Non
     started: dict[int, str] = {}
     try:
         assert child.stdout is not None
-        # A child that fails before it prints would leave a plain readline waiting for ever.
-        ready, _, _ = select.select([child.stdout], [], [], HANG)
-        assert ready, "the child said nothing"
-        pids = [int(pid) for pid in child.stdout.readline().split()]
+        # A child that fails before it prints would leave a plain readline waiting for ever:
+        # killed after HANG, its output ends. Its servers share its stdout (the Temporal dev
+        # server printed a line of its own first on a loaded machine): the line is named.
+        deadline = threading.Timer(HANG, child.kill)
+        deadline.start()
+        try:
+            line = child.stdout.readline()
+            while line and not line.startswith("pids "):
+                line = child.stdout.readline()
+        finally:
+            deadline.cancel()
+        pids = [int(pid) for pid in line.split()[1:]]
         assert len(pids) == 4, "the child did not start its servers"
         started.update(
             (pid, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])

@@ -770,7 +770,10 @@ async def test_watches_created_together_hand_back_spread_over_their_window(
         # first): one whole window, so the server hears of the poll about once an hour.
         assert polls[1][1] == 3600.0
         firsts.append(first.window_seconds)
-    assert len(set(firsts)) == 3  # drawn for each watch: they hand back apart
+    # Drawn for each watch: they hand back apart. A draw under one interval is raised to it,
+    # so two watches may meet there (a chance of 1 in 60 each: seen once in CI).
+    above = [seconds for seconds in firsts if seconds > 60.0]
+    assert len(set(firsts)) >= 2 and len(set(above)) == len(above), firsts
     later = (await poll_requests(handles[0]))[2][0]
     assert later.window_seconds == 3600.0  # then whole windows
 
