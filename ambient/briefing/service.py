@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
@@ -29,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
+from ambient.briefing import records
 from ambient.briefing.config import BriefingConfig, midnight_ending
 from ambient.briefing.errors import (
     BriefingError,
@@ -165,14 +165,16 @@ class BriefingService(Greeting):
             # as the run hands over: a greeting since the read above is in it, later ones
             # are refused ("greet again"), so none speaks to a run about to be terminated.
             # The run is replaced within half the hold or not at all (then it speaks again).
-            created, replaced = await self._described(task_id)
+            created, replaced = await records.described(self.client, task_id)
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             handed_run, handed = await self._hand_over(user)
             current, replaced = handed or current, handed_run or replaced
             if replace_only and (
                 current.stopping  # deleted before it handed over
                 or (
-                    handed is None and replaced and "stop" in await self._signals(task_id, replaced)
+                    handed is None
+                    and replaced
+                    and "stop" in await records.signals(self.client, task_id, replaced)
                 )
             ):
                 raise BriefingNotFoundError(DELETED % user)
@@ -218,37 +220,13 @@ class BriefingService(Greeting):
             # Not replaced in time (create says so), unless the server took the start and its
             # answer came late: the running run's input tells, read from the server's record
             # (a query needs a worker, and one as slow as this server then did not answer).
-            new_run, live = await self._running_input(task_id)
+            new_run, live = await records.running_input(self.client, task_id)
             if live is None or live.config != parsed:
                 raise
         if replaced is not None:
             handle = self.client.get_workflow_handle(task_id, run_id=new_run)
             state = await self._keep_controls(replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
-
-    async def _running_input(self, task_id: str) -> tuple[str | None, BriefingRun | None]:
-        """The running run's id and input (None: none runs, or the server did not say)."""
-        try:
-            description = await self.client.get_workflow_handle(task_id).describe()
-            if description.status is not WorkflowExecutionStatus.RUNNING:
-                return None, None
-            run = self.client.get_workflow_handle(task_id, run_id=description.run_id)
-            async for event in run.fetch_history_events():
-                started = event.workflow_execution_started_event_attributes.input.payloads
-                [given] = await self.client.data_converter.decode(started, [BriefingRun])
-                return description.run_id, given
-        except RPCError:
-            pass
-        return None, None
-
-    async def _described(self, task_id: str) -> tuple[datetime | None, str | None]:
-        """When the running briefing was created (a new config keeps it) and its run id;
-        not known: None."""
-        try:
-            description = await self.client.get_workflow_handle(task_id).describe()
-            return temporal.created_at(await description.memo()), description.run_id
-        except RPCError:
-            return None, None
 
     async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
         """The run id and last status of the running briefing, as it hands over; None when
@@ -272,7 +250,7 @@ class BriefingService(Greeting):
         to replay the ended run, and one too busy to answer in time lost the control. The last
         pause or resume there is the run's last state; a delete at any time stopped it."""
         try:
-            sent = await self._signals(new_run.id, replaced)
+            sent = await records.signals(self.client, new_run.id, replaced)
         except RPCError as exc:
             raise BriefingError(
                 "the new config is running, but a pause or delete sent while it was being "
@@ -297,15 +275,6 @@ class BriefingService(Greeting):
                 f"did not reach it ({temporal.refusal(exc)}); {verb} the daily briefing again"
             ) from None
         return state
-
-    async def _signals(self, task_id: str, run_id: str) -> list[str]:
-        """The signals run ``run_id`` took, in the order the server recorded them."""
-        run = self.client.get_workflow_handle(task_id, run_id=run_id)
-        return [
-            event.workflow_execution_signaled_event_attributes.signal_name
-            async for event in run.fetch_history_events()
-            if event.HasField("workflow_execution_signaled_event_attributes")
-        ]
 
     async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:
         async with self.db.session() as session:

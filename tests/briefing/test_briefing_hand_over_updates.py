@@ -14,11 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient import temporal
+from ambient.briefing import records
 from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import GreetOutcome
-from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import InboxRepository
 from ambient.temporal import QUERY_TIMEOUT
@@ -407,7 +407,7 @@ async def test_an_update_whose_briefing_is_deleted_meanwhile_does_not_start_it_a
         tasks = TaskService(ts_env.client, service.settings, deps.db, briefings=service)
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         await stack.created_in_window("ivo", config)
-        looked, describe = TaskService._live, BriefingService._described
+        looked, describe = TaskService._live, records.described
 
         async def looked_then_deleted(self, user, task_id):  # type: ignore[no-untyped-def]
             state = await looked(self, user, task_id)
@@ -415,14 +415,14 @@ async def test_an_update_whose_briefing_is_deleted_meanwhile_does_not_start_it_a
                 await service.delete(user)  # another door's, answered
             return state
 
-        async def described_then_deleted(self, task_id):  # type: ignore[no-untyped-def]
-            described = await describe(self, task_id)  # the run read, its hand-over next
+        async def described_then_deleted(client, task_id):  # type: ignore[no-untyped-def]
+            described = await describe(client, task_id)  # the run read, its hand-over next
             if deleted == "before the hand-over":
                 await service.delete("ivo")
             return described
 
         monkeypatch.setattr(TaskService, "_live", looked_then_deleted)
-        monkeypatch.setattr(BriefingService, "_described", described_then_deleted)
+        monkeypatch.setattr(records, "described", described_then_deleted)
         changed = config.model_dump(mode="json") | {"window_end": "11:00"}
         with pytest.raises(TaskStateError, match="is stopped; create it again"):
             await tasks.update("ivo", "daily-briefing/ivo", changed)

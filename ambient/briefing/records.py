@@ -1,0 +1,48 @@
+"""What the server recorded of a briefing's runs, read without a worker: a query needs one to
+replay the run, and a worker too busy to answer in time made a reply look like no answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from ambient import temporal
+from ambient.briefing.models import BriefingRun
+
+
+async def described(client: Client, task_id: str) -> tuple[datetime | None, str | None]:
+    """When the running briefing was created (a new config keeps it) and its run id;
+    not known: None."""
+    try:
+        description = await client.get_workflow_handle(task_id).describe()
+        return temporal.created_at(await description.memo()), description.run_id
+    except RPCError:
+        return None, None
+
+
+async def running_input(client: Client, task_id: str) -> tuple[str | None, BriefingRun | None]:
+    """The running run's id and input (None: none runs, or the server did not say)."""
+    try:
+        description = await client.get_workflow_handle(task_id).describe()
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            return None, None
+        run = client.get_workflow_handle(task_id, run_id=description.run_id)
+        async for event in run.fetch_history_events():
+            started = event.workflow_execution_started_event_attributes.input.payloads
+            [given] = await client.data_converter.decode(started, [BriefingRun])
+            return description.run_id, given
+    except RPCError:
+        pass
+    return None, None
+
+
+async def signals(client: Client, task_id: str, run_id: str) -> list[str]:
+    """The signals run ``run_id`` took, in the order the server recorded them."""
+    run = client.get_workflow_handle(task_id, run_id=run_id)
+    return [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        async for event in run.fetch_history_events()
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    ]
