@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
@@ -21,7 +22,11 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadConverter,
+)
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.runtime import Runtime
@@ -162,10 +167,21 @@ def data_converter(settings: Settings) -> DataConverter:
     # Failure messages and stack traces are encrypted too: they quote what failed (a metric
     # URL with its API key in the query), and Temporal keeps them in clear text otherwise.
     return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        pydantic_data_converter, payload_codec=codec, failure_converter_class=FailureConverter
     )
+
+
+class FailureConverter(DefaultFailureConverterWithEncodedAttributes):
+    """Failures encrypted, but for the SDK's deadlock detector's, which quotes no data: its
+    message stays readable, as the only way a client tells a worker too busy to answer a
+    query (`unanswered`) from a query that failed ("Encoded failure" otherwise)."""
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        if str(exception).startswith(STALLED):
+            failure.message = str(exception)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

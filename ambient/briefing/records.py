@@ -1,8 +1,9 @@
 """What the server recorded of a briefing's runs, read without a worker: a query needs one to
-replay the run, and a worker too busy to answer in time made a reply look like no answer."""
+replay the run, and a worker too busy to answer in time left the caller without the answer."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -10,6 +11,10 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.briefing.models import BriefingRun
+
+# How long a read of the server's record may take where the caller goes on without it: as long
+# as a query (which needs a worker too) may.
+READ_TIMEOUT = 5.0
 
 
 async def described(client: Client, task_id: str) -> tuple[datetime | None, str | None]:
@@ -23,19 +28,21 @@ async def described(client: Client, task_id: str) -> tuple[datetime | None, str 
 
 
 async def running_input(client: Client, task_id: str) -> tuple[str | None, BriefingRun | None]:
-    """The running run's id and input (None: none runs, or the server did not say)."""
+    """The running run's id and input; None when none runs or it cannot be read in a query's
+    time (the server just answered late; Temporal gone; an input of another version)."""
     try:
-        description = await client.get_workflow_handle(task_id).describe()
-        if description.status is not WorkflowExecutionStatus.RUNNING:
-            return None, None
-        run = client.get_workflow_handle(task_id, run_id=description.run_id)
-        async for event in run.fetch_history_events():
-            started = event.workflow_execution_started_event_attributes.input.payloads
+        async with asyncio.timeout(READ_TIMEOUT):
+            description = await client.get_workflow_handle(task_id).describe()
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                return None, None
+            run = client.get_workflow_handle(task_id, run_id=description.run_id)
+            history = run.fetch_history_events(page_size=1)
+            first = await anext(aiter(history))
+            started = first.workflow_execution_started_event_attributes.input.payloads
             [given] = await client.data_converter.decode(started, [BriefingRun])
             return description.run_id, given
-    except RPCError:
-        pass
-    return None, None
+    except (RPCError, RuntimeError, TimeoutError, ValueError, StopAsyncIteration):
+        return None, None
 
 
 async def signals(client: Client, task_id: str, run_id: str) -> list[str]:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.skipif(not PROC.is_dir(), reason="servers are told apar
 # Starts PostgreSQL, the Temporal dev server, a time-skipping test server as the fixtures do,
 # and a server that ignores SIGTERM, says their pids, and waits to be killed.
 CHILD = """
-import asyncio, subprocess, sys
+import asyncio, os, subprocess, sys
 from ambient.binaries import find_binary
 from tests.support.reaper import serving_on, stop_at_exit
 from tests.support.servers import start_dev_server, start_postgres, start_test_server
@@ -42,7 +41,10 @@ async def main() -> None:
     deaf = subprocess.Popen([sys.executable, "-c", DEAF], stdout=subprocess.PIPE)
     deaf.stdout.readline()  # SIGTERM is ignored from here on
     stop_at_exit(deaf.pid)
-    print("pids", postgres.get_pid(), pid(dev), pid(test), deaf.pid, flush=True)
+    said = f"{postgres.get_pid()} {pid(dev)} {pid(test)} {deaf.pid}"
+    with open(sys.argv[2] + ".part", "w") as out:  # renamed whole: never read half written
+        out.write(said)
+    os.rename(sys.argv[2] + ".part", sys.argv[2])
     await asyncio.sleep(3600)
 
 asyncio.run(main())
@@ -60,25 +62,18 @@ def running(pid: int, started: str) -> bool:
 
 def test_a_killed_test_process_leaves_no_server_running_nor_its_folders() -> None:
     folder = tempfile.mkdtemp()  # short: a socket path has a length limit
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, folder], stdout=subprocess.PIPE, text=True
-    )
+    # The child says its servers' pids in a file: its stdout is theirs too (the Temporal dev
+    # server printed a line of its own there first on a loaded machine).
+    said = Path(tempfile.mkdtemp()) / "pids"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, folder, str(said)])
     pids: list[int] = []
     started: dict[int, str] = {}
     try:
-        assert child.stdout is not None
-        # A child that fails before it prints would leave a plain readline waiting for ever:
-        # killed after HANG, its output ends. Its servers share its stdout (the Temporal dev
-        # server printed a line of its own first on a loaded machine): the line is named.
-        deadline = threading.Timer(HANG, child.kill)
-        deadline.start()
-        try:
-            line = child.stdout.readline()
-            while line and not line.startswith("pids "):
-                line = child.stdout.readline()
-        finally:
-            deadline.cancel()
-        pids = [int(pid) for pid in line.split()[1:]]
+        deadline = time.monotonic() + HANG
+        while not said.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert said.exists(), "the child said nothing"
+        pids = [int(pid) for pid in said.read_text().split()]
         assert len(pids) == 4, "the child did not start its servers"
         started.update(
             (pid, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
@@ -101,3 +96,4 @@ def test_a_killed_test_process_leaves_no_server_running_nor_its_folders() -> Non
             if running(pid, started[pid]):  # the watchdog failed
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(said.parent, ignore_errors=True)
