@@ -101,6 +101,11 @@ QUERY_REFUSED = (RPCError, WorkflowQueryFailedError)
 STALLED = "[TMPRL1101]"
 
 
+def no_such_run(exc: BaseException) -> bool:
+    """Temporal's answer that the workflow (or run) asked about is not there."""
+    return isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND
+
+
 def refusal(exc: RPCError | WorkflowQueryFailedError) -> str:
     """What a failed request says to a person: a silent worker named as such."""
     return silent_worker() if unanswered(exc) else exc.message

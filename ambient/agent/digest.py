@@ -19,6 +19,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from ambient import temporal
 from ambient.domain.configs import UserConfig
 from ambient.domain.event_digest import DigestRun, agent_task
 from ambient.domain.numbers import WholeNumber
@@ -97,7 +98,7 @@ class EventDigestService:
         try:
             described = await self.client.get_schedule_handle(agent_task(user)).describe()
         except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
+            if temporal.no_such_run(exc):
                 return DigestSetting(enabled=False)
             raise
         intervals = described.schedule.spec.intervals

@@ -16,7 +16,6 @@ from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.briefing.errors import (
@@ -164,7 +163,7 @@ class Greeting:
             # (a new answer_by, so an update refused as too late is decided then).
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
         except temporal.QUERY_REFUSED as exc:
-            if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
+            if temporal.no_such_run(exc):
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
                 row = await registered(self.db, user, BriefingNotFoundError)
                 return await self._said(row, GreetOutcome.UNAVAILABLE, NOT_SET_UP)

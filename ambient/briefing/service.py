@@ -25,7 +25,7 @@ from temporalio.client import (
 )
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.briefing import records
@@ -339,7 +339,7 @@ class BriefingService(Greeting):
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
         except (*temporal.CUT_SHORT, *temporal.QUERY_REFUSED) as exc:
-            if quiet or (isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND):
+            if quiet or temporal.no_such_run(exc):
                 return None
             late = isinstance(exc, temporal.CUT_SHORT) or temporal.unanswered(exc)
             # Out of time: a silent worker, unless the server itself does not answer.

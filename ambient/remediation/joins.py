@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.remediation.alerts import Alert
@@ -57,7 +57,7 @@ async def join(
                 )
             return None  # however it ended (terminated, failed): the alert starts the next run
     except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
+        if temporal.no_such_run(exc):  # "workflow execution already completed"
             return None
         raise
     attributes = description.typed_search_attributes

@@ -16,7 +16,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
 )
 from temporalio.common import TypedSearchAttributes
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.clients.llm import LLMClient
@@ -317,6 +317,6 @@ def _closed_by_temporal(run: WorkflowExecution) -> str:
 
 def refused(rid: str, exc: RPCError | WorkflowQueryFailedError) -> RemediationError:
     """What Temporal's refusal of a request about ``rid`` means to the caller."""
-    if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
+    if temporal.no_such_run(exc):
         return not_found(rid)
     return RemediationError(f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}")

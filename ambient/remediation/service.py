@@ -29,7 +29,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.refusals import Refusal
@@ -245,7 +245,7 @@ class RemediationService(RemediationReads):
                 raise RemediationStateError(f"approval not accepted: {cause}") from None
             raise RemediationRefusedError(f"approval not accepted: {cause}") from None
         except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:  # the run checked ended in between
+            if temporal.no_such_run(exc):  # the run checked ended in between
                 raise await self._ended(rid, status) from None
             raise refused(rid, exc) from None
 

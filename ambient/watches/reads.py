@@ -20,7 +20,6 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
 from ambient import temporal
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
@@ -114,7 +113,7 @@ def found(task_id: str) -> Iterator[None]:
     try:
         yield
     except temporal.QUERY_REFUSED as exc:
-        if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
+        if temporal.no_such_run(exc):
             raise TaskNotFoundError(
                 f"no task {task_id!r}; call list_tasks to see your task ids"
             ) from None
