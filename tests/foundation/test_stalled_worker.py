@@ -46,22 +46,9 @@ def stalled() -> None:
     time.sleep(STALL)
 
 
-@workflow.defn(name=WEB_MONITOR_TYPE, sandboxed=False)
-class StalledWatch:
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: False)
-
-    @workflow.query
-    def status(self) -> None:
-        stalled()
-
-
-@workflow.defn(name="DailyBriefingWorkflow", sandboxed=False)
-class StalledBriefing:
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: False)
+class Stalled:
+    """The stand-ins' queries: each holds the worker past the detector (the SDK asks each
+    workflow class for its own run method)."""
 
     @workflow.query
     def status(self) -> None:
@@ -72,15 +59,25 @@ class StalledBriefing:
         stalled()
 
 
-@workflow.defn(name="GradedRemediationWorkflow", sandboxed=False)
-class StalledRemediation:
+@workflow.defn(name=WEB_MONITOR_TYPE, sandboxed=False)
+class StalledWatch(Stalled):
     @workflow.run
     async def run(self) -> None:
         await workflow.wait_condition(lambda: False)
 
-    @workflow.query
-    def status(self) -> None:
-        stalled()
+
+@workflow.defn(name="DailyBriefingWorkflow", sandboxed=False)
+class StalledBriefing(Stalled):
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+@workflow.defn(name="GradedRemediationWorkflow", sandboxed=False)
+class StalledRemediation(Stalled):
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
 
 
 async def start(client: Client, run: type, run_id: str, queue: str, user: str) -> None:
