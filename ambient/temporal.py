@@ -101,8 +101,8 @@ QUERY_REFUSED = (RPCError, WorkflowQueryFailedError)
 STALLED = "[TMPRL1101]"
 
 
-def no_such_run(exc: BaseException) -> bool:
-    """Temporal's answer that the workflow (or run) asked about is not there."""
+def not_found(exc: BaseException) -> bool:
+    """Temporal's answer that the workflow, run or schedule asked about is not there."""
     return isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND
 
 
@@ -117,7 +117,7 @@ def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
     expired": both seen on the dev server), the server saw no worker poll the task queue
     lately (it says so at once then), or a worker too busy to run the query in time failed it."""
     if isinstance(exc, WorkflowQueryFailedError):
-        return STALLED in exc.message
+        return exc.message.startswith(STALLED)
     expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
     no_poller = exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message
     return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired or no_poller

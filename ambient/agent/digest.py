@@ -98,7 +98,7 @@ class EventDigestService:
         try:
             described = await self.client.get_schedule_handle(agent_task(user)).describe()
         except RPCError as exc:
-            if temporal.no_such_run(exc):
+            if temporal.not_found(exc):
                 return DigestSetting(enabled=False)
             raise
         intervals = described.schedule.spec.intervals

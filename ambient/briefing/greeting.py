@@ -163,7 +163,7 @@ class Greeting:
             # (a new answer_by, so an update refused as too late is decided then).
             return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
         except temporal.QUERY_REFUSED as exc:
-            if temporal.no_such_run(exc):
+            if temporal.not_found(exc):
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
                 row = await registered(self.db, user, BriefingNotFoundError)
                 return await self._said(row, GreetOutcome.UNAVAILABLE, NOT_SET_UP)

@@ -339,7 +339,7 @@ class BriefingService(Greeting):
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)
         except (*temporal.CUT_SHORT, *temporal.QUERY_REFUSED) as exc:
-            if quiet or temporal.no_such_run(exc):
+            if quiet or temporal.not_found(exc):
                 return None
             late = isinstance(exc, temporal.CUT_SHORT) or temporal.unanswered(exc)
             # Out of time: a silent worker, unless the server itself does not answer.

@@ -57,7 +57,7 @@ async def join(
                 )
             return None  # however it ended (terminated, failed): the alert starts the next run
     except RPCError as exc:
-        if temporal.no_such_run(exc):  # "workflow execution already completed"
+        if temporal.not_found(exc):  # "workflow execution already completed"
             return None
         raise
     attributes = description.typed_search_attributes

@@ -317,6 +317,6 @@ def _closed_by_temporal(run: WorkflowExecution) -> str:
 
 def refused(rid: str, exc: RPCError | WorkflowQueryFailedError) -> RemediationError:
     """What Temporal's refusal of a request about ``rid`` means to the caller."""
-    if temporal.no_such_run(exc):
+    if temporal.not_found(exc):
         return not_found(rid)
     return RemediationError(f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}")

@@ -245,7 +245,7 @@ class RemediationService(RemediationReads):
                 raise RemediationStateError(f"approval not accepted: {cause}") from None
             raise RemediationRefusedError(f"approval not accepted: {cause}") from None
         except RPCError as exc:
-            if temporal.no_such_run(exc):  # the run checked ended in between
+            if temporal.not_found(exc):  # the run checked ended in between
                 raise await self._ended(rid, status) from None
             raise refused(rid, exc) from None
 

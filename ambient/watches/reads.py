@@ -113,7 +113,7 @@ def found(task_id: str) -> Iterator[None]:
     try:
         yield
     except temporal.QUERY_REFUSED as exc:
-        if temporal.no_such_run(exc):
+        if temporal.not_found(exc):
             raise TaskNotFoundError(
                 f"no task {task_id!r}; call list_tasks to see your task ids"
             ) from None
