@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
-from ambient.temporal import workflow_runner
+from ambient.temporal import STALLED, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 
@@ -64,6 +64,26 @@ def replayer(workflows: Sequence[type], converter: DataConverter | None = None) 
     )
 
 
+# A replay whose workflow code the SDK's deadlock detector cut short (its 2 s passed on a host
+# starved of CPU, as the sandbox's first import can take) said nothing about determinism: it is
+# run again, as the server retries a workflow task a live worker failed that way.
+REPLAY_ATTEMPTS = 3
+
+
+def _stalled(result: WorkflowReplayResult) -> bool:
+    return result.replay_failure is not None and STALLED in str(result.replay_failure)
+
+
+async def replay(runner: Replayer, history: WorkflowHistory) -> WorkflowReplayResult:
+    """One history replayed: its verdict, not a verdict on how busy the host was."""
+    result = await runner.replay_workflow(history, raise_on_replay_failure=False)
+    for _ in range(REPLAY_ATTEMPTS - 1):
+        if not _stalled(result):
+            break
+        result = await runner.replay_workflow(history, raise_on_replay_failure=False)
+    return result
+
+
 async def replay_files(
     files: Sequence[Path], workflows: Sequence[type], converter: DataConverter | None = None
 ) -> list[ReplayOutcome]:
@@ -71,7 +91,7 @@ async def replay_files(
     runner = replayer(workflows, converter)
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())
-        result = await runner.replay_workflow(history, raise_on_replay_failure=False)
+        result = await replay(runner, history)
         outcomes.append(_outcome(str(file), result))
     return outcomes
 
@@ -80,6 +100,10 @@ async def replay_query(
     client: Client, query: str, workflows: Sequence[type]
 ) -> list[ReplayOutcome]:
     histories = client.list_workflows(query, limit=100).map_histories()
-    results = replayer(workflows, client.data_converter).workflow_replay_iterator(histories)
-    async with results as iterator:
-        return [_outcome(query, result) async for result in iterator]
+    runner = replayer(workflows, client.data_converter)
+    async with runner.workflow_replay_iterator(histories) as iterator:
+        results = [result async for result in iterator]
+    return [
+        _outcome(query, await replay(runner, result.history) if _stalled(result) else result)
+        for result in results
+    ]

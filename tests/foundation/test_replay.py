@@ -2,17 +2,33 @@ import ast
 import asyncio
 import base64
 import json
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Replayer,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+from temporalio.worker import Interceptor as WorkerInterceptor
 from typer.testing import CliRunner
 
 from ambient.cli import app
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.replay import load_workflows, replay
 from ambient.storage.repositories import UserRepository
+from ambient.temporal import STALLED, workflow_runner
 from tests.conftest import running_worker, unique
 from tests.support.workflows import PingInput, PingWorkflow
+
+HISTORIES = Path(__file__).parent.parent / "histories"
 
 
 async def _record_ping_history(env: WorkflowEnvironment, deps: WorkerDeps, folder: Path) -> Path:
@@ -125,3 +141,49 @@ def test_each_deprecated_patch_replays_a_run_of_the_release_that_called_patched(
         f"no history holds these patches' markers not deprecated: {sorted(unchecked)}; record "
         "their scenario with the previous release (docs/deploy.md, 'Support rule')"
     )
+
+
+class _StallOnce(WorkerInterceptor):
+    """Holds a workflow's first activation past the SDK's deadlock detector (2 s), once."""
+
+    stalls = 0
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        owner = self
+
+        class Stalling(WorkflowInboundInterceptor):
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                if owner.stalls < 1:
+                    owner.stalls += 1
+                    end = time.monotonic() + 3
+                    while time.monotonic() < end:  # busy, as a starved host's sandbox import
+                        pass
+                return await super().execute_workflow(input)
+
+        return Stalling
+
+
+async def test_a_replay_the_deadlock_detector_cut_short_is_replayed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On a host starved of CPU the sandbox's first activation can pass the detector's 2 s (seen
+    # in CI): that says nothing about determinism, and the server would retry the task.
+    history = WorkflowHistory.from_json("web_monitor", (HISTORIES / "web_monitor.json").read_text())
+    workflows = load_workflows(["tests.support.workflows:TEST_WORKFLOWS"])
+
+    def runner(stall: _StallOnce) -> Replayer:
+        return Replayer(
+            workflows=workflows,
+            data_converter=pydantic_data_converter,
+            workflow_runner=workflow_runner(),
+            interceptors=[stall],
+        )
+
+    result = await replay(runner(_StallOnce()), history)
+    assert result.replay_failure is None, result.replay_failure
+
+    monkeypatch.setattr("ambient.replay.REPLAY_ATTEMPTS", 1)
+    once = await replay(runner(_StallOnce()), history)
+    assert STALLED in str(once.replay_failure)

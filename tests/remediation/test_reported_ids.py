@@ -22,7 +22,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from ambient.replay import load_workflows
+from ambient.replay import load_workflows, replay
 from ambient.temporal import workflow_runner
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -67,7 +67,7 @@ async def replayed(name: str) -> list[Any]:
         interceptors=[_Seeing()],
     )
     history = WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    result = await replay(replayer, history)
     assert result.replay_failure is None, result.replay_failure
     return list(SEEN)
 
