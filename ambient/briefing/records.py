@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from ambient import temporal
-from ambient.briefing.models import BriefingRun
+from ambient.briefing.models import BriefingRun, GreetOutcome, GreetRequest, GreetResult
 
 # How long a read of the server's record may take where the caller goes on without it: as long
 # as a query (which needs a worker too) may.
@@ -53,3 +53,44 @@ async def signals(client: Client, task_id: str, run_id: str) -> list[str]:
         async for event in run.fetch_history_events()
         if event.HasField("workflow_execution_signaled_event_attributes")
     ]
+
+
+async def ended_greeting(
+    client: Client, task_id: str
+) -> tuple[BriefingRun, datetime | None, str | None] | None:
+    """The ended last run's input and the latest greeting it knew of (when, and the door it
+    came through where that run took it): its own spoken one, else its carry's; None when a
+    run still runs, none ran, or it cannot be read in a query's time."""
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            description = await client.get_workflow_handle(task_id).describe()
+            if description.status is WorkflowExecutionStatus.RUNNING:
+                return None
+            run = client.get_workflow_handle(task_id, run_id=description.run_id)
+            given: BriefingRun | None = None
+            vias: dict[str, str] = {}
+            spoken: tuple[datetime | None, str | None] = (None, None)
+            async for event in run.fetch_history_events():
+                if event.HasField("workflow_execution_started_event_attributes"):
+                    payloads = event.workflow_execution_started_event_attributes.input.payloads
+                    [given] = await client.data_converter.decode(payloads, [BriefingRun])
+                elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+                    request = event.workflow_execution_update_accepted_event_attributes
+                    update = request.accepted_request
+                    if update.input.name == "greet":
+                        payloads = update.input.args.payloads
+                        [asked] = await client.data_converter.decode(payloads, [GreetRequest])
+                        vias[update.meta.update_id] = asked.via
+                elif event.HasField("workflow_execution_update_completed_event_attributes"):
+                    completed = event.workflow_execution_update_completed_event_attributes
+                    update_id = completed.meta.update_id
+                    if update_id in vias and completed.outcome.HasField("success"):
+                        payloads = completed.outcome.success.payloads
+                        [answer] = await client.data_converter.decode(payloads, [GreetResult])
+                        if answer.outcome is GreetOutcome.SPOKEN:
+                            spoken = (answer.given_at, vias[update_id])
+    except (RPCError, RuntimeError, TimeoutError, ValueError):
+        return None
+    if given is None:
+        return None
+    return (given, *spoken) if spoken[0] else (given, given.carry.last_given_at, None)

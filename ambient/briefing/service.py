@@ -292,19 +292,19 @@ class BriefingService(Greeting):
         carry = BriefingCarry()
         if rows and rows[0].given_at is not None:
             carry = BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
-        ended = await self.read_status(user, ended=True, quiet=True)
+        # Read from the server's record, not a query: a worker too busy to replay the ended run
+        # in a query's time left the carry without it, and the new run spoke the day again.
+        ended = await records.ended_greeting(self.client, task_id_for(user))
         if ended is None:
             return carry
-        at, via = (
-            (ended.given_at, ended.given_via) if ended.given_at else (ended.last_given_at, None)
-        )
+        run, at, via = ended
         if at is not None and (carry.last_given_at is None or carry.last_given_at < at):
-            date = at.astimezone(ZoneInfo(ended.config.timezone)).date().isoformat()
+            date = at.astimezone(ZoneInfo(run.config.timezone)).date().isoformat()
             await self._store_given(user, date, at, via)
             carry = BriefingCarry(last_date=date, last_given_at=at)
         if carry.last_date is not None:
             # The day's midnight where it was briefed: a new zone's dates do not compare.
-            carry.last_midnight = midnight_ending(carry.last_date, ended.config)
+            carry.last_midnight = midnight_ending(carry.last_date, run.config)
         return carry
 
     async def status(self, user: str) -> BriefingStatus:

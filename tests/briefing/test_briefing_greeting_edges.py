@@ -263,6 +263,33 @@ async def test_a_greeting_whose_record_failed_is_not_spoken_again_after_a_new_cr
     assert view.given_at == spoken.given_at
 
 
+async def test_a_greeting_whose_record_failed_is_known_to_a_create_no_worker_answers(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, with no worker to ask when the briefing is created again (down, or too busy to
+    replay the ended run within a query's 5 s): the ended run's greeting was read by a query,
+    the create went on without it and the new run spoke the same morning again. It is read
+    from what the server recorded of that run now."""
+    await make_user(deps.db, "lia")
+    async with briefing_stack(ts_env, deps) as stack:
+        service = stack.service
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.created_in_window("lia", config)
+        spoken = await service.greet("lia", via="voice", request_id="first")
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingRepository, "record_given", _refuse)
+            await service.delete("lia")
+            await eventually(lambda: _ended(service, "lia"), "the stopped run ended")
+    assert (await service.create("lia", config)).created  # no worker polls its queue now
+    async with build_worker(ts_env.client, deps, task_queue=stack.worker.task_queue):
+        await stack.skip_to(day.window_start + timedelta(minutes=30))
+        again = await service.greet("lia", request_id="again")
+        view = await service.get_briefing("lia", day.date)
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert again.given_at_local == spoken.given_at_local
+    assert (view.given_at, view.given_via) == (spoken.given_at, "voice")
+
+
 async def test_a_greeting_the_database_did_not_take_is_shown_and_known_the_next_run(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
