@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -228,10 +227,11 @@ async def test_a_slow_llm_answer_keeps_the_preparation_heartbeating(
     beats = [clock()]
     env.on_heartbeat = lambda *details: beats.append(clock())
     prepared = await env.run(acts.prepare_briefing, request)
-    beats.append(clock())
     assert prepared.generated_by == settings.llm_model and len(api.requests) == 1
-    longest = max(later - earlier for earlier, later in itertools.pairwise(beats))
-    assert longest < timeout.total_seconds()
+    # Beats while the model was answering, not only while logs were read (none then before):
+    # every timeout/3 (0.4 s) of its 2 s; two or more even on a host slowed threefold.
+    [(began, ended)] = api.waits
+    assert len([beat for beat in beats if began < beat < ended]) >= 2, (beats, api.waits)
 
 
 async def test_a_model_slower_than_the_preparation_bound_gives_the_offline_briefing_in_time(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support.parsing import parsed
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = [
     f"{d}/**/*.py" for d in ("ambient", "activities", "api", "mcp_server", "workflows", "bench")
@@ -25,7 +27,7 @@ def _imports(root: Path, path: Path, modules: set[str]) -> set[str]:
     name = _module_name(root, path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parsed(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):

@@ -26,6 +26,7 @@ from ambient.replay import load_workflows, replay
 from ambient.storage.repositories import UserRepository
 from ambient.temporal import STALLED, workflow_runner
 from tests.conftest import running_worker, unique
+from tests.support.parsing import parsed
 from tests.support.workflows import PingInput, PingWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -94,7 +95,7 @@ NEVER_RECORDED = {
 def _deprecated_patches() -> set[str]:
     """Each ID a ``deprecate_patch`` in workflows/ names: a literal, a module's constant, or a
     helper's parameter (``given_up``) whose callers' last argument names it."""
-    trees = [ast.parse(path.read_text()) for path in (ROOT / "workflows").glob("*.py")]
+    trees = [parsed(path.read_text()) for path in (ROOT / "workflows").glob("*.py")]
     constants = {
         node.targets[0].id: node.value.value
         for tree in trees

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support.parsing import parsed
+
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 # These accept a string name (and then need a hand-written result_type); our activities are
 # all methods, passed to the `*_method` variants, whose signatures mypy checks.
@@ -19,7 +21,7 @@ BY_NAME = {"execute_activity", "execute_local_activity", "start_activity", "star
 def offences(source: str) -> list[str]:
     """Activity calls that can name the activity by string, and asserts, by line."""
     found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parsed(source)):
         if isinstance(node, ast.Assert):
             found.append(f"{node.lineno}: assert")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -86,7 +88,7 @@ ROOT = WORKFLOWS.parent
 def unsafe_uses(source: str) -> list[str]:
     """Clocks, randomness, environment and file reads a workflow must not make, by line."""
     found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parsed(source)):
         if isinstance(node, ast.Import):
             names = [alias.name.split(".")[0] for alias in node.names]
             found += [f"{node.lineno}: import {name}" for name in names if name in UNSAFE_MODULES]
@@ -107,7 +109,7 @@ def workflow_code() -> list[Path]:
     files = sorted(WORKFLOWS.glob("*.py"))
     imported: set[Path] = set()
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parsed(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ambient"):
                 base = ROOT.joinpath(*(node.module or "").split("."))
                 for name in [alias.name for alias in node.names]:

@@ -187,9 +187,10 @@ async def test_a_repeated_alert_is_answered_and_recorded_without_asking_the_busy
 async def test_repeats_through_the_api_wait_out_another_process_holding_the_sqlite_write_lock(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The flood's worker held SQLite's write lock through whole busy timeouts; a short one here
-    # makes a held lock outlast it without a long test.
-    monkeypatch.setattr("ambient.storage.db.BUSY_TIMEOUT_MS", 100)
+    # The flood's worker held SQLite's write lock through whole busy timeouts; a shorter one
+    # here (1 s, six of them a write turn) makes a held lock outlast it without a long test,
+    # with room for the repeats to reach their write on a loaded host.
+    monkeypatch.setattr("ambient.storage.db.BUSY_TIMEOUT_MS", 1000)
     remediation_settings(deps)  # the loopback verify URL is allowed
     settings = deps.settings.model_copy(
         update={
@@ -233,7 +234,7 @@ async def test_repeats_through_the_api_wait_out_another_process_holding_the_sqli
                 if await signalled() == 5:
                     break
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(3.0)
         finally:
             other.rollback()
             other.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,8 @@ class LLMApi:
     refuse_json_schema: bool = False
     # Seconds before each answer (a slow model).
     delay: float = 0.0
+    # When each delayed answer's wait began and ended (time.monotonic, as an event loop's time).
+    waits: list[tuple[float, float]] = field(default_factory=list)
 
     def script(self, *answers: Answer) -> None:
         self.script_queue.extend(answers)
@@ -99,7 +102,9 @@ class LLMApi:
 
     async def handle(self, request: Request) -> Response:
         body = await request.json()
+        began = time.monotonic()
         await asyncio.sleep(self.delay)
+        self.waits.append((began, time.monotonic()))
         if request.headers.get("authorization", "") != "Bearer test-llm-key":
             return self._error(Failure(401, "invalid api key", "invalid_api_key"))
         self.requests.append(body)

@@ -656,13 +656,14 @@ async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and
     stopped), so the approval was sent with no rung, and once a worker was back the run
     approved whichever rung waited then: one the speaker had not heard of. Now the voice says
     the run did not answer, to try again, and sends and records nothing."""
-    # The decision's read waits out QUERY_TIMEOUT with no worker: 1 s, not the product's 5.
-    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
     async with AsyncExitStack() as stack:
         state, worker, handle, waits = await checkout_waiting(dev_env, deps, stack)
 
         async def stopped(read: Any) -> Any:  # the run's worker has stopped, back right after
             await worker.shutdown()
+            # The decision's read waits out QUERY_TIMEOUT with no worker: 1 s, not the
+            # product's 5 (the reads before it, of a live worker, keep the product's).
+            monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
             view = await read()
             await stack.enter_async_context(
                 build_worker(dev_env.client, deps, task_queue=worker.task_queue)
