@@ -24,7 +24,7 @@ from ambient import temporal
 from ambient.codec import new_key
 from ambient.settings import Settings
 from tests.conftest import unique
-from tests.support.servers import free_port, http_client
+from tests.support.servers import HANG, free_port, http_client
 
 STARTUP_SECONDS = 120
 
@@ -110,6 +110,7 @@ async def test_web_ui_decodes_payloads_through_the_codec_with_the_dev_codec_toke
             )
             try:
                 page = await browser.new_page()
+                page.set_default_timeout(HANG * 1000)  # the Web UI's load on a loaded host
                 page.on(
                     "response",
                     lambda r: codec_calls.append((r.url, r.status)) if "/codec/" in r.url else None,
@@ -119,7 +120,7 @@ async def test_web_ui_decodes_payloads_through_the_codec_with_the_dev_codec_toke
                 await page.wait_for_function(
                     "marker => document.documentElement.innerHTML.includes(marker)",
                     arg=marker,
-                    timeout=30_000,
+                    timeout=HANG * 1000,
                 )
             finally:
                 await browser.close()
