@@ -55,21 +55,28 @@ async def signals(client: Client, task_id: str, run_id: str) -> list[str]:
     ]
 
 
-async def ended_greeting(
-    client: Client, task_id: str
+async def greeting(
+    client: Client,
+    task_id: str,
+    run_id: str | None = None,
+    *,
+    ended: bool = False,
+    within: float = READ_TIMEOUT,
 ) -> tuple[BriefingRun, datetime | None, str | None] | None:
-    """The ended last run's input and the latest greeting it knew of (when, and the door it
-    came through where that run took it): its own spoken one, else its carry's; None when a
-    run still runs, none ran, or it cannot be read in a query's time."""
+    """Run ``run_id``'s input (default: the last run, ``ended``: only once it has ended) and
+    the latest greeting it knew of (when, and the door it came through where that run took
+    it): its own spoken one, else its carry's. None when it cannot be read in ``within`` s."""
     try:
-        async with asyncio.timeout(READ_TIMEOUT):
-            description = await client.get_workflow_handle(task_id).describe()
-            if description.status is WorkflowExecutionStatus.RUNNING:
-                return None
-            run = client.get_workflow_handle(task_id, run_id=description.run_id)
+        async with asyncio.timeout(within):
+            if run_id is None:
+                description = await client.get_workflow_handle(task_id).describe()
+                if ended and description.status is WorkflowExecutionStatus.RUNNING:
+                    return None
+                run_id = description.run_id
             given: BriefingRun | None = None
             vias: dict[str, str] = {}
             spoken: tuple[datetime | None, str | None] = (None, None)
+            run = client.get_workflow_handle(task_id, run_id=run_id)
             async for event in run.fetch_history_events():
                 if event.HasField("workflow_execution_started_event_attributes"):
                     payloads = event.workflow_execution_started_event_attributes.input.payloads

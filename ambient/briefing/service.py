@@ -169,6 +169,8 @@ class BriefingService(Greeting):
             deadline = asyncio.get_running_loop().time() + HAND_OVER_HOLD.total_seconds() / 2
             handed_run, handed = await self._hand_over(user)
             current, replaced = handed or current, handed_run or replaced
+            if handed is None and replaced is not None:
+                current = await self._greeted_since(current, task_id, replaced, deadline)
             if replace_only and (
                 current.stopping  # deleted before it handed over
                 or (
@@ -227,6 +229,25 @@ class BriefingService(Greeting):
             handle = self.client.get_workflow_handle(task_id, run_id=new_run)
             state = await self._keep_controls(replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
+
+    async def _greeted_since(
+        self, current: BriefingStatus, task_id: str, run_id: str, deadline: float
+    ) -> BriefingStatus:
+        """``current`` with a greeting run ``run_id`` spoke after it was read, as the server
+        recorded it: a run that did not take the hand-over (its worker slow) may still have
+        spoken one, and the new run, not told of it, would speak the day again. Read within
+        half the time left to replace the run; none read, the read before stands."""
+        left = deadline - asyncio.get_running_loop().time()
+        seen = await records.greeting(self.client, task_id, run_id, within=max(left / 2, 0))
+        at, via = seen[1:] if seen else (None, None)
+        day = current.day
+        if at is None or day is None or current.given_at is not None:
+            return current
+        since = current.last_given_at is None or at > current.last_given_at
+        today = at.astimezone(ZoneInfo(current.config.timezone)).date().isoformat() == day.date
+        if not (since and today):
+            return current
+        return current.model_copy(update={"given_at": at, "given_via": via})
 
     async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
         """The run id and last status of the running briefing, as it hands over; None when
@@ -294,7 +315,7 @@ class BriefingService(Greeting):
             carry = BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
         # Read from the server's record, not a query: a worker too busy to replay the ended run
         # in a query's time left the carry without it, and the new run spoke the day again.
-        ended = await records.ended_greeting(self.client, task_id_for(user))
+        ended = await records.greeting(self.client, task_id_for(user), ended=True)
         if ended is None:
             return carry
         run, at, via = ended

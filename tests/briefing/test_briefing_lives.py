@@ -7,11 +7,13 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig, ClsLogSpec
-from ambient.briefing.models import KIND, BriefingRun, GreetOutcome, task_id_for
+from ambient.briefing.models import KIND, BriefingRun, GreetOutcome, GreetResult, task_id_for
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED
 from ambient.storage.repositories import EventRepository
@@ -51,6 +53,35 @@ async def test_a_briefing_whose_config_changes_after_its_greeting_keeps_that_gre
     async with deps.db.session() as session:
         given = await EventRepository(session).list(user="rita", kind="briefing.given")
     assert [(e.payload["date"], e.payload["via"]) for e in given] == [(day.date, "voice")]
+
+
+async def test_a_greeting_spoken_while_the_hand_over_went_unanswered_is_carried(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new config replaces the run. The run did not answer the hand-over in time (its worker
+    slow) yet spoke the morning's briefing to a greeting that came after the service had read
+    its status: the new run, started from that read, spoke the same day again. What the
+    replaced run spoke is read from the server's record of it before it is replaced."""
+    await make_user(deps.db, "ivy")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.created_in_window("ivy", config)
+        spoken: list[GreetResult] = []
+
+        async def unanswered(self: BriefingService, user: str) -> tuple[None, None]:
+            spoken.append(await self.greet(user, via="voice", request_id="meanwhile"))
+            return None, None  # as a hand-over no worker took in time
+
+        with monkeypatch.context() as patched:
+            patched.setattr(BriefingService, "_hand_over", unanswered)
+            later = config.model_copy(update={"window_end": "11:00"})
+            assert (await stack.service.create("ivy", later)).created
+        again = await stack.service.greet("ivy", request_id="again")
+        view = await stack.service.get_briefing("ivy", day.date)
+    assert [s.outcome for s in spoken] == [GreetOutcome.SPOKEN]
+    assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
+    assert again.given_at_local == spoken[0].given_at_local
+    assert (view.status, view.given_at, view.given_via) == ("given", spoken[0].given_at, "voice")
 
 
 async def _ended(service, user):  # type: ignore[no-untyped-def]
