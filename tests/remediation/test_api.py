@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -58,6 +57,15 @@ async def api_with_no_worker(
         yield http
 
 
+async def until_state(state: Callable[[], Awaitable[str]], wanted: str) -> None:
+    """Until the remediation's shown state is ``wanted``."""
+
+    async def there() -> bool:
+        return await state() == wanted
+
+    await eventually(there, f"the remediation {wanted}")
+
+
 async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -109,18 +117,12 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
                 assert shown.status_code == 200, shown.text
                 return str(shown.json()["state"])
 
-            for _ in range(200):
-                if await state() == "waiting_approval":
-                    break
-                await asyncio.sleep(0.05)
+            await until_state(state, "waiting_approval")
             approved = await http.post(
                 f"/remediations/{fingerprint}/approval", json={"approve": True, "reason": "go"}
             )
             assert approved.status_code == 200, approved.text
-            for _ in range(200):
-                if await state() == "resolved":
-                    break
-                await asyncio.sleep(0.05)
+            await until_state(state, "resolved")
             shown = (await http.get(f"/remediations/{fingerprint}")).json()
             listed = (await http.get("/remediations")).json()
             stats = (await http.get("/remediations/stats")).json()
@@ -134,12 +136,13 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
     assert stats["resolved"] == 1
     assert missing.status_code == 404
     query = f"{temporal.KIND.name} = 'remediation' AND {temporal.USER.name} = {json.dumps(user)}"
-    found = [w async for w in dev_env.client.list_workflows(query)]
-    for _ in range(50):
-        if found and found[0].typed_search_attributes.get(temporal.STATE) == "resolved":
-            break
-        await asyncio.sleep(0.1)
+
+    async def listed_resolved() -> list[Any] | None:
         found = [w async for w in dev_env.client.list_workflows(query)]
+        resolved = found and found[0].typed_search_attributes.get(temporal.STATE) == "resolved"
+        return found if resolved else None
+
+    found = await eventually(listed_resolved, "the run listed as resolved")
     assert [w.id for w in found] == [rid]
     attributes = found[0].typed_search_attributes
     assert attributes.get(temporal.CLUSTER) == "cls-test0001"
@@ -220,10 +223,7 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
                 assert shown.status_code == 200, shown.text
                 return str(shown.json()["state"])
 
-            for _ in range(200):
-                if await state() == "waiting_approval":
-                    break
-                await asyncio.sleep(0.05)
+            await until_state(state, "waiting_approval")
 
             again = await http.post("/remediations", json={"alert": subject}, headers=as_stranger)
             path = f"/remediations/{fingerprint}"
@@ -247,10 +247,7 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
             )
             after = (await http.get(path, headers=as_owner)).json()
             aborted = await http.post(f"{path}/abort", json={}, headers=as_owner)
-            for _ in range(200):
-                if await state() == "aborted":
-                    break
-                await asyncio.sleep(0.05)
+            await until_state(state, "aborted")
             # A run that has ended: answering or aborting it is a conflict with its state.
             late = [
                 await http.post(f"{path}/approval", json={"approve": True}, headers=as_owner),
