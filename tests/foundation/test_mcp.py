@@ -1,4 +1,3 @@
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -6,6 +5,7 @@ import httpx2
 import pytest_asyncio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -23,6 +23,7 @@ from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
 from tests.support.servers import free_port, http_client, serve
+from tests.support.waits import eventually
 
 
 @pytest_asyncio.fixture
@@ -47,11 +48,12 @@ async def test_get_status_in_memory_sees_temporal_worker_and_database(
         state.settings = state.settings.model_copy(update={"temporal_task_queue": w.task_queue})
         async with Client(server, raise_exceptions=True) as client:
             # A new worker's pollers reach DescribeTaskQueue a moment after it starts.
-            for _ in range(100):
+            async def polled() -> CallToolResult | None:
                 result = await client.call_tool("get_status", {})
-                if result.structured_content and result.structured_content["workers_polling"]:
-                    break
-                await asyncio.sleep(0.1)
+                content = result.structured_content
+                return result if content and content["workers_polling"] else None
+
+            result = await eventually(polled, "a worker polling")
 
     assert result.is_error is False
     status = result.structured_content

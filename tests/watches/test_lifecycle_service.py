@@ -15,7 +15,12 @@ import pytest
 import pytest_asyncio
 from starlette.requests import Request
 from starlette.responses import Response
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -33,6 +38,7 @@ from ambient.watches.inputs import (
     TaskNotFoundError,
     TaskStateError,
 )
+from ambient.watches.models import TaskStatus
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.service import TaskService
@@ -819,11 +825,11 @@ async def test_a_deleted_watch_still_winding_down_is_listed_as_stopped_as_get_sa
 
     want: dict[str | None, set[str]] = {None: {task_id}, "stopped": {task_id}}
     want |= {"active": set(), "paused": set()}
-    for _ in range(100):  # visibility is eventually consistent
-        if await listed() == want:
-            break
-        await asyncio.sleep(0.1)
-    assert await listed() == want
+
+    async def as_wanted() -> bool:
+        return await listed() == want
+
+    await eventually(as_wanted, "the lists as wanted")  # visibility is eventually consistent
     (summary,) = [t for t in await service.list(USER) if t.task_id == task_id]
     assert summary.state == "stopped"
     handle = service.client.get_workflow_handle(task_id)
@@ -876,12 +882,14 @@ async def test_a_watch_whose_metric_read_hangs_still_answers_and_takes_its_contr
         assert (await service.resume(USER, ref.task_id)).state == "active"
     finally:
         state.gate.set()
-    for _ in range(100):  # the held read ends, then the resume's check
+
+    async def checked() -> TaskStatus | None:
         status = await service.get(USER, ref.task_id)
-        if status.checks >= 3:
-            break
-        await asyncio.sleep(0.1)
-    assert status.checks >= 3 and status.detail["last_value"] == 50
+        return status if status.checks >= 3 else None
+
+    # The held read ends, then the resume's check.
+    status = await eventually(checked, "three checks")
+    assert status.detail["last_value"] == 50
     assert status.detail["last_error"] is None and status.state == "active"
     await service.delete(USER, ref.task_id)
     handle = service.client.get_workflow_handle(ref.task_id)
@@ -937,11 +945,11 @@ async def test_a_reminder_created_again_and_run_now_in_the_same_second_runs(
             events = await EventRepository(session).list(task=first.task_id, limit=10)
         return sorted(str(e.payload["body"]) for e in events if e.kind == "schedule.reminder")
 
-    for _ in range(100):  # the schedule starts its runs a moment after the trigger
-        if await sent() == ["run", "walk"]:
-            break
-        await asyncio.sleep(0.1)
-    assert await sent() == ["run", "walk"]
+    async def both_sent() -> bool:
+        return await sent() == ["run", "walk"]
+
+    # The schedule starts its runs a moment after the trigger.
+    await eventually(both_sent, "both reminders sent")
     await service.delete(USER, again.task_id)
 
 
@@ -1093,12 +1101,13 @@ async def test_a_listed_watch_shows_when_it_was_created_not_when_its_run_continu
     await service._start(TaskKind.WEB_MONITOR, watch, "a watch that continues at once")
     handle = service.client.get_workflow_handle(task_id)
     first = await handle.describe()
-    for _ in range(300):
+
+    async def continued() -> WorkflowExecutionDescription | None:
         now = await handle.describe()
-        if now.run_id != first.run_id:
-            break
-        await asyncio.sleep(0.1)
-    assert now.run_id != first.run_id and now.start_time > first.start_time
+        return now if now.run_id != first.run_id else None
+
+    now = await eventually(continued, "the next run")
+    assert now.start_time > first.start_time
     tasks = await _listed(
         service, USER, lambda tasks: task_id in tasks and tasks[task_id].started_at is not None
     )
