@@ -74,9 +74,12 @@ def _stalled(result: WorkflowReplayResult) -> bool:
     return result.replay_failure is not None and STALLED in str(result.replay_failure)
 
 
-async def replay(runner: Replayer, history: WorkflowHistory) -> WorkflowReplayResult:
-    """One history replayed: its verdict, not a verdict on how busy the host was."""
-    result = await runner.replay_workflow(history, raise_on_replay_failure=False)
+async def replay(
+    runner: Replayer, history: WorkflowHistory, first: WorkflowReplayResult | None = None
+) -> WorkflowReplayResult:
+    """One history replayed (``first``: its first attempt's result, made already): its verdict,
+    not a verdict on how busy the host was."""
+    result = first or await runner.replay_workflow(history, raise_on_replay_failure=False)
     for _ in range(REPLAY_ATTEMPTS - 1):
         if not _stalled(result):
             break
@@ -103,7 +106,4 @@ async def replay_query(
     runner = replayer(workflows, client.data_converter)
     async with runner.workflow_replay_iterator(histories) as iterator:
         results = [result async for result in iterator]
-    return [
-        _outcome(query, await replay(runner, result.history) if _stalled(result) else result)
-        for result in results
-    ]
+    return [_outcome(query, await replay(runner, result.history, result)) for result in results]

@@ -11,10 +11,15 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.briefing.models import BriefingRun, GreetOutcome, GreetRequest, GreetResult
+from ambient.codec import CodecKeyError
 
 # How long a read of the server's record may take where the caller goes on without it: as long
 # as a query (which needs a worker too) may.
 READ_TIMEOUT = 5.0
+# What a read the caller goes on without may fail with: Temporal refusing or gone, out of time,
+# an input of another version (ValueError), a payload this process cannot decode (a key rotated
+# out: CodecKeyError; encryption turned off since: the SDK's KeyError of an unknown encoding).
+UNREADABLE = (RPCError, RuntimeError, TimeoutError, ValueError, KeyError, CodecKeyError)
 
 
 async def described(client: Client, task_id: str) -> tuple[datetime | None, str | None]:
@@ -41,7 +46,7 @@ async def running_input(client: Client, task_id: str) -> tuple[str | None, Brief
             started = first.workflow_execution_started_event_attributes.input.payloads
             [given] = await client.data_converter.decode(started, [BriefingRun])
             return description.run_id, given
-    except (RPCError, RuntimeError, TimeoutError, ValueError, StopAsyncIteration):
+    except (*UNREADABLE, StopAsyncIteration):
         return None, None
 
 
@@ -96,7 +101,7 @@ async def greeting(
                         [answer] = await client.data_converter.decode(payloads, [GreetResult])
                         if answer.outcome is GreetOutcome.SPOKEN:
                             spoken = (answer.given_at, vias[update_id])
-    except (RPCError, RuntimeError, TimeoutError, ValueError):
+    except UNREADABLE:
         return None
     if given is None:
         return None

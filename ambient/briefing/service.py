@@ -237,11 +237,13 @@ class BriefingService(Greeting):
         recorded it: a run that did not take the hand-over (its worker slow) may still have
         spoken one, and the new run, not told of it, would speak the day again. Read within
         half the time left to replace the run; none read, the read before stands."""
+        day = current.day
+        if day is None or current.given_at is not None:
+            return current
         left = deadline - asyncio.get_running_loop().time()
         seen = await records.greeting(self.client, task_id, run_id, within=max(left / 2, 0))
         at, via = seen[1:] if seen else (None, None)
-        day = current.day
-        if at is None or day is None or current.given_at is not None:
+        if at is None:
             return current
         since = current.last_given_at is None or at > current.last_given_at
         today = at.astimezone(ZoneInfo(current.config.timezone)).date().isoformat() == day.date
