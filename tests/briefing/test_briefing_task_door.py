@@ -20,6 +20,8 @@ from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
 from tests.briefing.harness import briefing_stack, make_user, news_site
 from tests.support.record import save_history
+from tests.support.servers import HANG
+from tests.support.waits import eventually
 
 
 def zone_at_midday() -> str:
@@ -74,16 +76,16 @@ async def test_a_deleted_briefing_still_finishing_is_stopped_and_refuses_update_
         assert (await tasks.get("dora", task_id)).state == "stopped"
         for poke in (tasks.pause, tasks.resume, tasks.trigger):
             with pytest.raises(TaskStateError, match="is stopped; create it again"):
-                await asyncio.wait_for(poke("dora", task_id), 5)
+                await asyncio.wait_for(poke("dora", task_id), HANG)
         update = asyncio.create_task(
             tasks.update("dora", task_id, config.model_dump(mode="json") | {"language": "zh"})
         )
         await asyncio.sleep(1)
         release.set()  # the stopped run ends now
         with pytest.raises(TaskStateError, match="is stopped; create it again"):
-            await asyncio.wait_for(update, 15)
+            await asyncio.wait_for(update, HANG)
         handle = dev_env.client.get_workflow_handle(task_id)
-        assert await asyncio.wait_for(handle.result(), 15) == "stopped"
+        assert await asyncio.wait_for(handle.result(), HANG) == "stopped"
         # Nothing took its place: the last run is the stopped one.
         assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
 
@@ -100,7 +102,7 @@ async def test_the_briefing_tools_refuse_a_deleted_briefing_still_finishing(
         assert (await briefings.status("dino")).stopping
         for step in (briefings.pause, briefings.resume, briefings.regenerate):
             with pytest.raises(BriefingNotFoundError, match="deleted"):
-                await asyncio.wait_for(step("dino"), 5)
+                await asyncio.wait_for(step("dino"), HANG)
         assert not (await briefings.status("dino")).paused
 
 
@@ -123,13 +125,13 @@ async def test_a_deleted_briefing_still_finishing_is_listed_as_stopped_as_get_sa
 
         stopped = [f"{task_id}:stopped"]
         want = {None: stopped, "active": [], "paused": [], "stopped": stopped}
-        for _ in range(100):  # visibility is eventually consistent
-            if await listed() == want:
-                break
-            await asyncio.sleep(0.1)
-        assert await listed() == want
+
+        async def as_wanted() -> bool:
+            return await listed() == want
+
+        await eventually(as_wanted, "listed as stopped")  # visibility is eventually consistent
         handle = dev_env.client.get_workflow_handle(task_id)
         assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
         release.set()
-        assert await asyncio.wait_for(handle.result(), 15) == "stopped"
+        assert await asyncio.wait_for(handle.result(), HANG) == "stopped"
         await save_history(handle, "daily_briefing_stopped_while_preparing")
