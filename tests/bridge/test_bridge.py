@@ -46,6 +46,7 @@ from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import (
     HANG,
+    HELD_WITHIN,
     RELAY_BAD_TOKEN,
     RELAY_NO_AGENT,
     RELAY_NOT_JSON,
@@ -143,7 +144,7 @@ async def test_registered_endpoint_is_connected_within_5s_and_serves_the_users_t
     async with running_broker({token}, ping_every=0.2) as broker, running(runner_for(state, "r1")):
         user = unique("alice")
         await register(state, user, broker.url(token))
-        connection = await broker.held(token)
+        connection = await broker.held(token, within=HELD_WITHIN)
         [row] = await listed(state)
         assert (row.user, row.state, row.last_error) == (user, "connected", None)
         # it says what dials, as every WebSocket client (mcp_pipe's included) does
@@ -346,7 +347,7 @@ async def test_a_refused_endpoint_nobody_retries_any_more_says_so_and_keeps_the_
         runner = runner_for(state, "r1")
         await runner.scan()
         await within(10, broker.wait_refused("a-wrong-token", 1))
-        await within(5, failure_shown(state, "refused by the broker"))
+        await within(HANG, failure_shown(state, "refused by the broker"))
         await runner.stop()  # the lease is given back: nothing dials it now
         [row] = await listed(state)
         assert row.state == "retrying" and row.last_error is not None
@@ -551,7 +552,7 @@ async def test_removed_endpoint_is_closed(state: AppState) -> None:
         connection = await broker.held(token)
         async with state.db.session() as session:
             await service(state, session).remove(None, endpoint)
-        await within(5, connection.closed.wait())
+        await within(HANG, connection.closed.wait())
         assert runner.held == {} and await listed(state) == []
 
 
@@ -622,7 +623,7 @@ async def test_a_destination_the_guard_refuses_is_never_dialed_and_shows_why(
         runner.guard = DestinationGuard([])  # ... but this process's guard allows no loopback
         await runner.scan()
 
-        row = await within(5, _first_failure_shown(state))
+        row = await within(HANG, _first_failure_shown(state))
         await runner.stop()
     assert row.state == "retrying" and "127.0.0.1 is a loopback address" in (row.last_error or "")
     assert broker.connections == {} and runner.counts["dials"] == 1
@@ -857,7 +858,7 @@ async def test_a_wss_endpoint_redirecting_to_a_refused_address_is_not_followed(
             runner = runner_for(state, "r1")
             await runner.scan()
 
-            row = await within(5, _first_failure_shown(state))
+            row = await within(HANG, _first_failure_shown(state))
             await runner.stop()
     assert row.state == "retrying" and "307" in (row.last_error or ""), row.last_error
     assert [line.split(b" ")[1] for line in outside] == [f"/mcp/?token={token}".encode()]

@@ -26,7 +26,7 @@ from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
 from tests.support.admins import admin_headers
-from tests.support.servers import free_port, http_client, serve
+from tests.support.servers import HANG, free_port, http_client, serve
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def test_an_endpoint_registered_over_the_api_is_dialed_by_the_api_process_
         connection = broker.connections[token][0]
         gone = await api.delete(f"/xiaozhi/endpoints/{row['id']}", headers=headers)
         assert gone.status_code == 200
-        await asyncio.wait_for(connection.closed.wait(), 5)
+        await asyncio.wait_for(connection.closed.wait(), HANG)
         assert connection.close_reason == "1001 endpoint released"
 
 

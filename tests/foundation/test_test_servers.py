@@ -69,7 +69,8 @@ def test_a_killed_test_process_leaves_no_server_running_nor_its_folders() -> Non
     pids: list[int] = []
     started: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + HANG
+        # Three servers started one after another (PostgreSQL's initdb first): a guard each.
+        deadline = time.monotonic() + 3 * HANG
         while not said.exists() and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert said.exists(), "the child said nothing"

@@ -196,11 +196,11 @@ class XiaozhiBroker:
         await connection.ready.wait()
         return connection
 
-    async def held(self, token: str, count: int = 1) -> ToolConnection:
-        """The ``count``-th connection for ``token``: open within the bridge's bound, then ready
-        (it has listed its tools) within the hang guard. Only the dial is the product's promise;
-        the handshake's pace is the machine's."""
-        connection = await asyncio.wait_for(self.wait_connected(token, count), HELD_WITHIN)
+    async def held(self, token: str, count: int = 1, within: float = HANG) -> ToolConnection:
+        """The ``count``-th connection for ``token``: open ``within`` s (the bridge's own bound,
+        HELD_WITHIN, where a test checks that promise; else the hang guard: a loaded host's
+        scan is late), then ready (it has listed its tools) within the hang guard."""
+        connection = await asyncio.wait_for(self.wait_connected(token, count), within)
         await asyncio.wait_for(connection.ready.wait(), HANG)
         return connection
 

@@ -17,7 +17,7 @@ from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker
-from tests.support.servers import http_client, serve
+from tests.support.servers import HANG, http_client, serve
 from tests.support.waits import eventually
 from tests.web.test_pages_browser import fits_phone, phone_page
 
@@ -289,7 +289,7 @@ async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and
         await cards.nth(0).get_by_role("button", name="删除").click()
         await expect(page.get_by_role("status")).to_contain_text(f"已删除 {masked}")
         await expect(cards).to_have_count(1)
-        await asyncio.wait_for(connection.closed.wait(), 5)
+        await asyncio.wait_for(connection.closed.wait(), HANG)
 
 
 async def _refused(states: Callable[[], Awaitable[dict[str, tuple[str, str | None]]]]) -> bool:
