@@ -107,7 +107,10 @@ def not_found(exc: BaseException) -> bool:
 
 
 def refusal(exc: RPCError | WorkflowQueryFailedError) -> str:
-    """What a failed request says to a person: a silent worker named as such."""
+    """What a failed request says to a person: a silent worker named as such, and one that
+    runs but was too busy (the SDK's detector failed its read) as that."""
+    if isinstance(exc, WorkflowQueryFailedError) and unanswered(exc):
+        return busy_worker()
     return silent_worker() if unanswered(exc) else exc.message
 
 
@@ -126,6 +129,15 @@ def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
 def silent_worker() -> str:
     """A request that waited for a worker (a query, an update) and got no answer in time."""
     return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; is the worker running?"
+
+
+def busy_worker() -> str:
+    """A read a running worker failed as too late: it could not run the workflow's code within
+    the SDK's 2 s (a host short of CPU). Said as a silent worker is, with what is known."""
+    return (
+        f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; the worker runs but "
+        "was too busy to read the run in time (short of CPU?); try again in a moment"
+    )
 
 
 async def out_of_time(client: Client) -> tuple[str, RPCError | None]:

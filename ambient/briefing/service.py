@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from temporalio.client import (
     Client,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
@@ -365,8 +366,12 @@ class BriefingService(Greeting):
             if quiet or temporal.not_found(exc):
                 return None
             late = isinstance(exc, temporal.CUT_SHORT) or temporal.unanswered(exc)
-            # Out of time: a silent worker, unless the server itself does not answer.
-            why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)
+            # Out of time: a silent worker, unless the server itself does not answer; a worker
+            # that failed the read as too late answered, so the server did.
+            if isinstance(exc, WorkflowQueryFailedError):
+                why, down = temporal.refusal(exc), None
+            else:
+                why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)
             raise BriefingError(f"Temporal refused the request: {why}") from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):

@@ -108,7 +108,7 @@ class RemediationReads:
             # A busy or stopped worker: what the database holds is shown, not "unavailable".
             if not temporal.unanswered(exc):
                 raise refused(rid, exc) from None
-            silent = temporal.silent_worker()
+            silent = temporal.refusal(exc)
         try:
             if status is not None and status.state in FINAL_STATES:
                 return status
