@@ -109,9 +109,9 @@ def not_found(exc: BaseException) -> bool:
 def refusal(exc: RPCError | WorkflowQueryFailedError) -> str:
     """What a failed request says to a person: a silent worker named as such, and one that
     runs but was too busy (the SDK's detector failed its read) as that."""
-    if isinstance(exc, WorkflowQueryFailedError) and unanswered(exc):
-        return busy_worker()
-    return silent_worker() if unanswered(exc) else exc.message
+    if not unanswered(exc):
+        return exc.message
+    return silent_worker(busy=isinstance(exc, WorkflowQueryFailedError))
 
 
 def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
@@ -126,18 +126,17 @@ def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
     return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired or no_poller
 
 
-def silent_worker() -> str:
-    """A request that waited for a worker (a query, an update) and got no answer in time."""
-    return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; is the worker running?"
-
-
-def busy_worker() -> str:
-    """A read a running worker failed as too late: it could not run the workflow's code within
-    the SDK's 2 s (a host short of CPU). Said as a silent worker is, with what is known."""
-    return (
-        f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; the worker runs but "
-        "was too busy to read the run in time (short of CPU?); try again in a moment"
+def silent_worker(*, busy: bool = False) -> str:
+    """A request that waited for a worker (a query, an update) and got no answer in time;
+    ``busy``: a running worker failed it as too late, unable to run the workflow's code within
+    the SDK's 2 s (a host short of CPU)."""
+    why = (
+        "the worker runs but was too busy to read the run in time (short of CPU?); "
+        "try again in a moment"
+        if busy
+        else "is the worker running?"
     )
+    return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; {why}"
 
 
 async def out_of_time(client: Client) -> tuple[str, RPCError | None]:

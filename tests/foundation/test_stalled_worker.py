@@ -139,7 +139,7 @@ async def test_a_query_a_stalled_worker_fails_is_the_silent_worker_at_every_read
             with pytest.raises(WorkflowQueryFailedError, match=r"\[TMPRL1101\]"):
                 await client.get_workflow_handle(watches[0]).query("status")
             # Said as a silent worker (every door's words for it), and as the busy one it is.
-            busy = re.escape(temporal.busy_worker())
+            busy = re.escape(temporal.silent_worker(busy=True))
             with pytest.raises(WorkerSilentError, match=busy):
                 await state.tasks.get(user, watches[1])
             with pytest.raises(BriefingError, match=busy):
