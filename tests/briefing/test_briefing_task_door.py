@@ -21,7 +21,7 @@ from ambient.watches.service import TaskService
 from tests.briefing.harness import briefing_stack, make_user, news_site
 from tests.support.record import save_history
 from tests.support.servers import HANG
-from tests.support.waits import eventually
+from tests.support.waits import until_equal
 
 
 def zone_at_midday() -> str:
@@ -126,10 +126,7 @@ async def test_a_deleted_briefing_still_finishing_is_listed_as_stopped_as_get_sa
         stopped = [f"{task_id}:stopped"]
         want = {None: stopped, "active": [], "paused": [], "stopped": stopped}
 
-        async def as_wanted() -> bool:
-            return await listed() == want
-
-        await eventually(as_wanted, "listed as stopped")  # visibility is eventually consistent
+        await until_equal(listed, want, "listed as stopped")  # visibility: eventually consistent
         handle = dev_env.client.get_workflow_handle(task_id)
         assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
         release.set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from tests.remediation.support import add_user, alert, error_rate, remediation_s
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import http_client, serve
-from tests.support.waits import eventually
+from tests.support.waits import eventually, until_equal
 
 
 @asynccontextmanager
@@ -55,15 +55,6 @@ async def api_with_no_worker(
         registered = await http.post("/users", json={"name": user}, headers=admin)
         http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
         yield http
-
-
-async def until_state(state: Callable[[], Awaitable[str]], wanted: str) -> None:
-    """Until the remediation's shown state is ``wanted``."""
-
-    async def there() -> bool:
-        return await state() == wanted
-
-    await eventually(there, f"the remediation {wanted}")
 
 
 async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
@@ -117,12 +108,12 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
                 assert shown.status_code == 200, shown.text
                 return str(shown.json()["state"])
 
-            await until_state(state, "waiting_approval")
+            await until_equal(state, "waiting_approval", "the remediation waiting_approval")
             approved = await http.post(
                 f"/remediations/{fingerprint}/approval", json={"approve": True, "reason": "go"}
             )
             assert approved.status_code == 200, approved.text
-            await until_state(state, "resolved")
+            await until_equal(state, "resolved", "the remediation resolved")
             shown = (await http.get(f"/remediations/{fingerprint}")).json()
             listed = (await http.get("/remediations")).json()
             stats = (await http.get("/remediations/stats")).json()
@@ -223,7 +214,7 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
                 assert shown.status_code == 200, shown.text
                 return str(shown.json()["state"])
 
-            await until_state(state, "waiting_approval")
+            await until_equal(state, "waiting_approval", "the remediation waiting_approval")
 
             again = await http.post("/remediations", json={"alert": subject}, headers=as_stranger)
             path = f"/remediations/{fingerprint}"
@@ -247,7 +238,7 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
             )
             after = (await http.get(path, headers=as_owner)).json()
             aborted = await http.post(f"{path}/abort", json={}, headers=as_owner)
-            await until_state(state, "aborted")
+            await until_equal(state, "aborted", "the remediation aborted")
             # A run that has ended: answering or aborting it is a conflict with its state.
             late = [
                 await http.post(f"{path}/approval", json={"approve": True}, headers=as_owner),

@@ -55,3 +55,12 @@ def worker_slow(exc: BaseException) -> bool:
     the SDK's deadlock detector's failure of a query, or the server's while that task retries."""
     text = str(exc)
     return any(words in text for words in (temporal.SILENT_WORKER, temporal.STALLED, FAILED_TASK))
+
+
+async def until_equal(read: Callable[[], Awaitable[T]], wanted: T, what: str) -> None:
+    """Until ``read`` answers ``wanted`` (``eventually``'s bound and asks)."""
+
+    async def there() -> bool:
+        return await read() == wanted
+
+    await eventually(there, what)

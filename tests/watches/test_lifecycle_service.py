@@ -46,7 +46,7 @@ from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.users import register
-from tests.support.waits import eventually
+from tests.support.waits import eventually, until_equal
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
@@ -826,10 +826,7 @@ async def test_a_deleted_watch_still_winding_down_is_listed_as_stopped_as_get_sa
     want: dict[str | None, set[str]] = {None: {task_id}, "stopped": {task_id}}
     want |= {"active": set(), "paused": set()}
 
-    async def as_wanted() -> bool:
-        return await listed() == want
-
-    await eventually(as_wanted, "the lists as wanted")  # visibility is eventually consistent
+    await until_equal(listed, want, "the lists as wanted")  # visibility is eventually consistent
     (summary,) = [t for t in await service.list(USER) if t.task_id == task_id]
     assert summary.state == "stopped"
     handle = service.client.get_workflow_handle(task_id)
@@ -948,11 +945,8 @@ async def test_a_reminder_created_again_and_run_now_in_the_same_second_runs(
             events = await EventRepository(session).list(task=first.task_id, limit=10)
         return sorted(str(e.payload["body"]) for e in events if e.kind == "schedule.reminder")
 
-    async def both_sent() -> bool:
-        return await sent() == ["run", "walk"]
-
     # The schedule starts its runs a moment after the trigger.
-    await eventually(both_sent, "both reminders sent")
+    await until_equal(sent, ["run", "walk"], "both reminders sent")
     await service.delete(USER, again.task_id)
 
 
