@@ -27,6 +27,9 @@ from tests.support.servers import start_dev_server
 from tests.voice.support import say, voice_client, worker_state
 from tests.watches.test_tasks_mcp import error_of, mcp
 
+# The product's read budget (5 s) is what these tests wait out, and what their answers say.
+pytestmark = pytest.mark.usefixtures("product_query_budget")
+
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
