@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from tencentcloud.common.credential import Credential
@@ -247,6 +248,7 @@ async def test_the_devices_greeting_door_speaks_the_briefing_cleaned_as_the_voic
         await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
 
 
+@pytest.mark.usefixtures("product_voice_budget")  # the voice stops waiting
 async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_briefing(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

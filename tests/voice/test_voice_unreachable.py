@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
 from mcp import Client
 from temporalio.client import Client as TemporalClient
 from temporalio.testing import WorkflowEnvironment
@@ -62,6 +63,7 @@ async def test_a_database_that_is_down_is_said_as_such(deps: WorkerDeps) -> None
         await db.close()
 
 
+@pytest.mark.usefixtures("product_voice_budget")
 async def test_a_database_that_never_answers_is_said_within_the_voice_budget(
     deps: WorkerDeps,
 ) -> None:
@@ -112,6 +114,7 @@ async def test_a_temporal_refusal_is_said_in_chinese_not_as_its_english_message(
             assert not re.search("[A-Za-z]", answer), (tool, answer)
 
 
+@pytest.mark.usefixtures("product_voice_budget")
 async def test_a_tencent_cloud_that_never_answers_is_said_as_such_within_the_voice_budget(
     deps: WorkerDeps,
 ) -> None:
