@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from ambient import grants
+from ambient import grants, temporal
 from ambient.domain import field_errors as fields
 from ambient.domain.users import Language, UserCreate
 from ambient.refusals import N_, Refusal
@@ -148,6 +148,12 @@ def field_errors(exc: ValidationError | ConfigError, _: Words, labels: dict[str,
 
 # The services word their errors for MCP callers ("...; call list_tasks"); a page says what
 # happened in its own words and offers its own links instead.
+def worker_silent(exc: Exception) -> bool:
+    """A service's refusal because the worker did not answer in time (stopped, or too busy):
+    nothing was done, and the feature itself is not down."""
+    return temporal.SILENT_WORKER in str(exc)
+
+
 def what_went_wrong(exc: Exception, _: Words) -> str:
     """A service error as a page says it: its Refusal translated, else its first clause."""
     # The catalog's translation names no tool; the first clause leaves out the tool to call next.

@@ -88,7 +88,10 @@ async def test_a_run_whose_worker_is_stopped_is_shown_as_recorded_and_answers_no
     assert [a["action"] for a in shown["audit"]][:2] == ["scored", "planned"]
     # An approval is not taken on a state the run did not confirm: nothing was answered.
     said = unquote(approved.headers["location"].partition("msg=")[2])
-    assert said == "Remediations are unavailable right now; try again in a moment.", said
+    # Said as what it is (the feature is not down): the run's worker did not answer.
+    assert said == (
+        "The run did not answer in time (its worker is busy or stopped); try again in a moment."
+    ), said
     assert unnamed.status_code == 502, unnamed.text
     assert "did not answer" in unnamed.text and "try again" in unnamed.text, unnamed.text
     assert answers == []

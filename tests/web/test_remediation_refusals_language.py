@@ -62,11 +62,9 @@ async def approved_run(
         await eventually(lambda: in_state("waiting_approval"), "the run waits for approval")
         async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
             form = {"remediation_id": rid, "action": "approve"}
-            # A worker too busy to read the run within 5 s (a loaded test host) has the page
-            # say "try again in a moment", and nothing was answered: the member clicks again.
-            busy = translations(Language.ZH).gettext(
-                "Remediations are unavailable right now; try again in a moment."
-            )
+            # A worker too busy to read the run in time (a loaded test host) has the page say
+            # so, and nothing was answered: the member clicks again.
+            busy = "这次修复没有及时应答（它的 worker 正忙或已停止），请稍后再试。"
 
             async def approve() -> str | None:
                 answer = said(await http.post("/app/remediation/action", data=form))

@@ -8,13 +8,21 @@ from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 import httpx
+import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
+from ambient.briefing.errors import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
+from ambient.remediation.views import RemediationError
 from ambient.storage.repositories import UserRepository
+from ambient.watches.inputs import TaskError, WorkerSilentError
 from ambient.watches.service import TaskService
+from api.i18n import Words
+from api.routers.app_pages import task_problem
+from api.routers.ops_pages import briefing_problem, remediation_problem
 from tests.conftest import unique
 from tests.support.pages import signed_in
 from tests.watches.site import article
@@ -104,3 +112,44 @@ async def test_a_chinese_users_task_page_names_the_kind_of_task_in_chinese(
         kinds.append(kind[1])
         await service.delete(USER, ref.task_id)
     assert kinds == ["网页监控", "定时提醒"]
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_worker_that_did_not_answer_is_said_as_such_not_as_the_feature_being_down(
+    busy: bool,
+) -> None:
+    """A refusal because the worker did not answer in time (stopped, or too busy: a service
+    raises it with the silent worker's words) was said "Tasks / Briefings / Remediations are
+    unavailable right now" on the pages, as if the feature were down."""
+    words = temporal.silent_worker(busy=busy)
+    task = WorkerSilentError(f"Temporal refused the request for 'w': {words}")
+    briefing = BriefingError(f"Temporal refused the request: {words}")
+    run = RemediationError(f"r did not answer ({words}): nothing was answered")
+    for language, said in [
+        (
+            Language.EN,
+            [
+                "The task's worker did not answer in time (busy or stopped); try again in a "
+                "moment.",
+                "Your briefing did not answer in time (its worker is busy or stopped); try "
+                "again in a moment.",
+                "The run did not answer in time (its worker is busy or stopped); try again in a "
+                "moment.",
+            ],
+        ),
+        (
+            Language.ZH,
+            [
+                "任务的 worker 没有及时应答（正忙或已停止），请稍后再试。",
+                "你的简报没有及时应答（它的 worker 正忙或已停止），请稍后再试。",
+                "这次修复没有及时应答（它的 worker 正忙或已停止），请稍后再试。",
+            ],
+        ),
+    ]:
+        _ = Words(language)
+        assert [task_problem(task, _), briefing_problem(briefing, _)] == said[:2]
+        assert remediation_problem(run, _) == said[2]
+    # Any other failure of the service is still the feature being unavailable.
+    assert task_problem(TaskError("Temporal refused the request: boom"), Words(Language.EN)) == (
+        "Tasks are unavailable right now; try again in a moment."
+    )
