@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
-from temporalio.api.enums.v1 import PendingWorkflowTaskState
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
     TLSConfig,
-    WorkflowExecutionDescription,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -141,45 +139,9 @@ def silent_worker(*, busy: bool = False) -> str:
     return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; {why}"
 
 
-def failing_worker(attempt: int) -> str:
-    """A run whose worker failed its last workflow task and tries it again: its reads wait for
-    that task (the worker holds it until its timeout) and are not answered meanwhile."""
-    return (
-        f"{SILENT_WORKER}: the worker failed this run's last step and is trying it again "
-        f"(attempt {attempt}); the worker's log says why (code that cannot replay the run "
-        "after a deploy, a bug, or a worker short of CPU)"
-    )
-
-
-def retried_task(description: WorkflowExecutionDescription) -> int | None:
-    """The attempt of the run's workflow task when a worker holds it again after it failed (the
-    server counts attempts from 1), else None. A task retried after its worker died holding it
-    waits for a worker (scheduled, not started): that is a silent worker."""
-    raw = description.raw_description
-    if not raw.HasField("pending_workflow_task"):
-        return None
-    task = raw.pending_workflow_task
-    started = task.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
-    return task.attempt if started and task.attempt > 1 else None
-
-
-async def silence(handle: WorkflowHandle[Any, Any]) -> str:
-    """Why the run ``handle`` names was not answered in time, asked of the server once: its
-    workflow task failing and tried again, said as that, or else a silent worker."""
-    try:
-        description = await handle.describe(rpc_timeout=timedelta(seconds=1))
-    except RPCError:
-        return silent_worker()
-    attempt = retried_task(description)
-    return silent_worker() if attempt is None else failing_worker(attempt)
-
-
-async def out_of_time(
-    client: Client, handle: WorkflowHandle[Any, Any] | None = None
-) -> tuple[str, RPCError | None]:
+async def out_of_time(client: Client) -> tuple[str, RPCError | None]:
     """Why a query or update ran out of time, and the error to raise it from: Temporal's own
-    silence (down, or gone since the client connected) asked once, or else a silent worker
-    (``handle``: or its run's workflow task failing, `silence`)."""
+    silence (down, or gone since the client connected) asked once, or else a silent worker."""
     try:
         await client.workflow_service.get_system_info(
             GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=1)
@@ -187,7 +149,7 @@ async def out_of_time(
     except RPCError as exc:
         if exc.status in UNREACHABLE:
             return exc.message, exc
-    return (silent_worker() if handle is None else await silence(handle)), None
+    return silent_worker(), None
 
 
 async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:

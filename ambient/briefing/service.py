@@ -351,19 +351,12 @@ class BriefingService(Greeting):
             rpc_timeout=temporal.QUERY_TIMEOUT,
             reject_condition=None if ended else QueryRejectCondition.NOT_OPEN,
         )
-        return await self._answer(ask, quiet=quiet, handle=handle)
+        return await self._answer(ask, quiet=quiet)
 
-    async def _answer(
-        self,
-        ask: Awaitable[T],
-        *,
-        quiet: bool = False,
-        handle: WorkflowHandle[Any, Any] | None = None,
-    ) -> T | None:
+    async def _answer(self, ask: Awaitable[T], *, quiet: bool = False) -> T | None:
         """The run's answer (a status query, the hand-over update): None when no run takes it
         (none, or it has ended); Temporal's refusal or no worker in time a BriefingError, but
-        None when ``quiet`` (the caller goes on without it), as Temporal down is. ``handle``:
-        the run asked, whose failing workflow task is said as the reason it did not answer."""
+        None when ``quiet`` (the caller goes on without it), as Temporal down is."""
         try:
             async with asyncio.timeout(temporal.QUERY_TIMEOUT.total_seconds()):
                 return await ask
@@ -378,9 +371,7 @@ class BriefingService(Greeting):
             if isinstance(exc, WorkflowQueryFailedError):
                 why, down = temporal.refusal(exc), None
             else:
-                why, down = (
-                    await temporal.out_of_time(self.client, handle) if late else (str(exc), None)
-                )
+                why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)
             raise BriefingError(f"Temporal refused the request: {why}") from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):

@@ -116,9 +116,6 @@ class RemediationReads:
         except RPCError as exc:
             raise refused(rid, exc) from None
         if status is None:
-            attempt = temporal.retried_task(description)
-            if attempt is not None and silent == temporal.silent_worker():
-                silent = temporal.failing_worker(attempt)  # the worker fails its last step
             return await self._recorded(description, silent)
         if _closed_by_temporal(description) and status.run_key == f"{rid}@{description.run_id}":
             # Its query answers from its history, which stops where Temporal closed it.

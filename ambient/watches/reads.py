@@ -386,7 +386,6 @@ class TaskReads:
         """A watch's status query or the briefing's status read, as every task answers."""
         timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
         briefing = kind is TaskKind.DAILY_BRIEFING
-        handle = self.client.get_workflow_handle(task_id)
         try:
             # Our own timer too (a briefing's read keeps QUERY_TIMEOUT itself): on a loaded
             # machine the RPC's deadline came back late, after a voice call's budget, which
@@ -394,23 +393,15 @@ class TaskReads:
             async with asyncio.timeout(within if briefing else timeout.total_seconds()):
                 if not briefing:
                     with found(task_id):
-                        return await handle.query(
+                        return await self.client.get_workflow_handle(task_id).query(
                             "status", result_type=TaskStatus, rpc_timeout=timeout
                         )
                 # The one read every door makes; an ended run's as it ended (get: STOPPED).
                 status = await self._briefing(self.briefings.read_status(user, ended=True))
         except TimeoutError:
-            # A silent worker, the run's workflow task failing, or Temporal itself.
-            why, down = await temporal.out_of_time(self.client, None if briefing else handle)
+            why, down = await temporal.out_of_time(self.client)  # a silent worker, or Temporal
             error = TaskError if down else WorkerSilentError
             raise error(f"Temporal refused the request for {task_id!r}: {why}") from down
-        except WorkerSilentError as exc:
-            if briefing or temporal.silent_worker() not in str(exc):
-                raise  # the briefing's read says why itself; a busy worker's said as such
-            why = await temporal.silence(handle)
-            raise WorkerSilentError(
-                f"Temporal refused the request for {task_id!r}: {why}"
-            ) from None
         if status is None:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
         return briefing_task_status(status)
