@@ -99,6 +99,8 @@ QUERY_REFUSED = (RPCError, WorkflowQueryFailedError)
 # A worker starved of CPU runs a query's workflow code past the SDK's 2 s and fails it with
 # "[TMPRL1101] Potential deadlock detected" (seen in CI): as late as a worker that did not answer.
 STALLED = "[TMPRL1101]"
+# The server's words for a run whose workflow task keeps failing (`task_failing`).
+FAILED_TASK = "Workflow Task in failed state"
 
 
 def not_found(exc: BaseException) -> bool:
@@ -107,11 +109,25 @@ def not_found(exc: BaseException) -> bool:
 
 
 def refusal(exc: RPCError | WorkflowQueryFailedError) -> str:
-    """What a failed request says to a person: a silent worker named as such, and one that
-    runs but was too busy (the SDK's detector failed its read) as that."""
+    """What a failed request says to a person: a silent worker named as such, one that runs
+    but was too busy (the SDK's detector failed its read) as that, and one that keeps failing
+    the run's workflow task as that."""
     if not unanswered(exc):
         return exc.message
+    if task_failing(exc):
+        return failing_worker()
     return silent_worker(busy=isinstance(exc, WorkflowQueryFailedError))
+
+
+def task_failing(exc: BaseException) -> bool:
+    """The server's refusal of a query or update of a run whose workflow task its worker
+    failed (or held past its timeout) again and again: from the third attempt on it answers
+    at once "Unable to query workflow due to Workflow Task in failed state." (server 1.32)."""
+    return (
+        isinstance(exc, RPCError)
+        and exc.status is RPCStatusCode.FAILED_PRECONDITION
+        and FAILED_TASK in exc.message
+    )
 
 
 def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
@@ -123,7 +139,9 @@ def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
         return exc.message.startswith(STALLED)
     expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
     no_poller = exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message
-    return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired or no_poller
+    return (
+        exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired or no_poller or task_failing(exc)
+    )
 
 
 def silent_worker(*, busy: bool = False) -> str:
@@ -137,6 +155,17 @@ def silent_worker(*, busy: bool = False) -> str:
         else "is the worker running?"
     )
     return f"{SILENT_WORKER} within {int(QUERY_TIMEOUT.total_seconds())} s; {why}"
+
+
+def failing_worker() -> str:
+    """A run whose worker keeps failing its workflow task: its reads are not answered until an
+    operator mends the cause (a code change that cannot replay the run, a bug), or the worker
+    gets the CPU it lacked."""
+    return (
+        f"{SILENT_WORKER}: the worker keeps failing this run's workflow task (Temporal: "
+        f"{FAILED_TASK}); the worker's log says why (code that cannot replay the run after a "
+        "deploy, a bug, or a worker short of CPU)"
+    )
 
 
 async def out_of_time(client: Client) -> tuple[str, RPCError | None]:

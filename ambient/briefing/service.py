@@ -367,8 +367,10 @@ class BriefingService(Greeting):
                 return None
             late = isinstance(exc, temporal.CUT_SHORT) or temporal.unanswered(exc)
             # Out of time: a silent worker, unless the server itself does not answer; a worker
-            # that failed the read as too late answered, so the server did.
-            if isinstance(exc, WorkflowQueryFailedError):
+            # that failed the read as too late answered, so the server did, as it does for a
+            # run whose workflow task keeps failing.
+            answered = isinstance(exc, WorkflowQueryFailedError) or temporal.task_failing(exc)
+            if answered and isinstance(exc, temporal.QUERY_REFUSED):
                 why, down = temporal.refusal(exc), None
             else:
                 why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)

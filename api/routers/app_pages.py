@@ -38,6 +38,7 @@ from api.routers.pages import (
     field_errors,
     page_router,
     what_went_wrong,
+    worker_failing,
     worker_silent,
 )
 
@@ -52,6 +53,8 @@ def task_problem(exc: TaskError, _: Words) -> str:
         return field_errors(exc, _, MONITOR_LABELS)
     if isinstance(exc, InvalidTaskError):
         return what_went_wrong(exc, _)
+    if failing := worker_failing(exc, _):
+        return failing
     if worker_silent(exc):
         return _(
             "The task's worker did not answer in time (busy or stopped); try again in a moment."

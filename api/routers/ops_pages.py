@@ -46,6 +46,7 @@ from api.routers.pages import (
     in_words,
     page_router,
     what_went_wrong,
+    worker_failing,
     worker_silent,
 )
 
@@ -58,6 +59,8 @@ router = page_router()
 def briefing_problem(exc: BriefingError, _: Words) -> str:
     if isinstance(exc, InvalidBriefingError):
         return what_went_wrong(exc, _)
+    if failing := worker_failing(exc, _):
+        return failing
     if worker_silent(exc):
         return _(
             "Your briefing did not answer in time (its worker is busy or stopped); "
@@ -71,6 +74,8 @@ def remediation_problem(exc: RemediationError, _: Words) -> str:
         return _("That remediation is not one of yours, or no longer exists.")
     if isinstance(exc, InvalidRemediationError | RemediationRefusedError | RemediationStateError):
         return what_went_wrong(exc, _)
+    if failing := worker_failing(exc, _):
+        return failing
     if worker_silent(exc):
         return _(
             "The run did not answer in time (its worker is busy or stopped); try again in a moment."

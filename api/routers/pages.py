@@ -154,6 +154,17 @@ def worker_silent(exc: Exception) -> bool:
     return temporal.SILENT_WORKER in str(exc)
 
 
+def worker_failing(exc: Exception, _: Words) -> str | None:
+    """What a page says of a refusal because the worker keeps failing the run's workflow task
+    (`temporal.failing_worker`): trying again does not help; else None."""
+    if temporal.FAILED_TASK not in str(exc):
+        return None
+    return _(
+        "Its worker keeps failing it (Temporal: Workflow Task in failed state); the worker's "
+        "log says why, and an operator has to mend it."
+    )
+
+
 def what_went_wrong(exc: Exception, _: Words) -> str:
     """A service error as a page says it: its Refusal translated, else its first clause."""
     # The catalog's translation names no tool; the first clause leaves out the tool to call next.

@@ -47,7 +47,7 @@ async def eventually(
 # What the server answers a query while the run's last workflow task failed (a starved worker's
 # task the deadlock detector cut short, tried again after a backoff); a run whose code fails
 # for good answers it as long as the wait lasts, then the test fails with it.
-FAILED_TASK = "Workflow Task in failed state"
+FAILED_TASK = temporal.FAILED_TASK
 
 
 def worker_slow(exc: BaseException) -> bool:

@@ -62,13 +62,18 @@ async def approved_run(
         await eventually(lambda: in_state("waiting_approval"), "the run waits for approval")
         async with signed_in(settings, token, f"/app/remediation?id={rid}") as http:
             form = {"remediation_id": rid, "action": "approve"}
-            # A worker too busy to read the run in time (a loaded test host) has the page say
-            # so, and nothing was answered: the member clicks again.
-            busy = "这次修复没有及时应答（它的 worker 正忙或已停止），请稍后再试。"
+            # A worker too busy to read the run in time (a loaded test host; its deadlock
+            # detector failing the run's task over and over) has the page say so, and nothing
+            # was answered: the member clicks again.
+            busy = (
+                "这次修复没有及时应答（它的 worker 正忙或已停止），请稍后再试。",
+                "它的 worker 一直在这一步上失败（Temporal：Workflow Task in failed state）；"
+                "原因见 worker 的日志，需要运维人员处理。",
+            )
 
             async def approve() -> str | None:
                 answer = said(await http.post("/app/remediation/action", data=form))
-                return None if answer == busy else answer
+                return None if answer in busy else answer
 
             assert await eventually(approve, "the page approves the run") == "已批准"
             await eventually(lambda: in_state(*FINAL_STATES), "the approved run ends")

@@ -149,6 +149,28 @@ def test_a_worker_that_did_not_answer_is_said_as_such_not_as_the_feature_being_d
         _ = Words(language)
         assert [task_problem(task, _), briefing_problem(briefing, _)] == said[:2]
         assert remediation_problem(run, _) == said[2]
+    # A worker that keeps failing the run's workflow task: trying again does not help.
+    failing = temporal.failing_worker()
+    errors = [
+        WorkerSilentError(f"Temporal refused the request for 'w': {failing}"),
+        BriefingError(f"Temporal refused the request: {failing}"),
+        RemediationError(f"r did not answer ({failing}): nothing was answered"),
+    ]
+    problems = (task_problem, briefing_problem, remediation_problem)
+    for language, words in [
+        (
+            Language.EN,
+            "Its worker keeps failing it (Temporal: Workflow Task in failed state); the "
+            "worker's log says why, and an operator has to mend it.",
+        ),
+        (
+            Language.ZH,
+            "它的 worker 一直在这一步上失败（Temporal：Workflow Task in failed state）；"
+            "原因见 worker 的日志，需要运维人员处理。",
+        ),
+    ]:
+        said = [say(e, Words(language)) for say, e in zip(problems, errors, strict=True)]
+        assert said == [words] * 3
     # Any other failure of the service is still the feature being unavailable.
     assert task_problem(TaskError("Temporal refused the request: boom"), Words(Language.EN)) == (
         "Tasks are unavailable right now; try again in a moment."

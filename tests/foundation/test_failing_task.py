@@ -1,0 +1,138 @@
+"""A read of a run whose worker keeps failing its workflow task: said as that, not raw.
+
+A run whose code fails on its worker (code that cannot replay it after a deploy, a bug) has its
+workflow task tried again and again; from the third attempt the server refuses its queries and
+updates at once, "Unable to query workflow due to Workflow Task in failed state." Every door
+said that message as it came (the page "unavailable right now", the voice a generic refusal,
+a remediation read no recorded view). The stand-ins here fail their task once signalled, under
+the real workflows' type names and ids.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ambient import temporal
+from ambient.briefing.errors import BriefingError
+from ambient.briefing.models import task_id_for
+from ambient.deps import WorkerDeps
+from ambient.remediation.views import RemediationError
+from ambient.watches.configs import TaskKind
+from ambient.watches.inputs import WorkerSilentError
+from ambient.watches.reads import PREFIXES
+from tests.briefing.harness import make_user
+from tests.conftest import unique
+from tests.support.waits import eventually
+from tests.voice.support import worker_state
+from workflows.web_monitor import WEB_MONITOR_TYPE
+
+
+class Failing:
+    """Fails its workflow task once told to, as code that cannot go on does (not a workflow
+    failure: the task is tried again, and fails again)."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    async def _run(self) -> None:
+        await workflow.wait_condition(lambda: self.broken)
+        raise RuntimeError("code that cannot go on")
+
+    @workflow.signal
+    def breaks(self) -> None:
+        self.broken = True
+
+    @workflow.query
+    def status(self) -> None:
+        return None
+
+
+@workflow.defn(name=WEB_MONITOR_TYPE, sandboxed=False)
+class FailingWatch(Failing):
+    @workflow.run
+    async def run(self) -> None:
+        await self._run()
+
+
+@workflow.defn(name="DailyBriefingWorkflow", sandboxed=False)
+class FailingBriefing(Failing):
+    @workflow.run
+    async def run(self) -> None:
+        await self._run()
+
+
+@workflow.defn(name="GradedRemediationWorkflow", sandboxed=False)
+class FailingRemediation(Failing):
+    @workflow.run
+    async def run(self) -> None:
+        await self._run()
+
+
+async def refused_by_the_server(handle: WorkflowHandle[object, object]) -> bool:
+    """Whether the server itself refuses the run's query as a task failing (attempt 3 on)."""
+    try:
+        await handle.query(Failing.status, rpc_timeout=timedelta(seconds=1))
+    except RPCError as exc:
+        return temporal.task_failing(exc)
+    return False
+
+
+async def test_a_run_whose_worker_keeps_failing_its_task_is_said_so_at_every_read(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read waits out the query's budget: 1 s, not the product's 5.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    client: Client = dev_env.client
+    queue, user = unique("tq"), unique("failing")
+    await make_user(deps.db, user)
+    state = worker_state(client, deps, queue)
+    watch = f"{PREFIXES[TaskKind.WEB_MONITOR]}/{user}/{uuid.uuid4().hex}"
+    remediation = f"remediation/{uuid.uuid4().hex}"
+    runs = {
+        watch: FailingWatch,
+        task_id_for(user): FailingBriefing,
+        remediation: FailingRemediation,
+    }
+    async with Worker(
+        client, task_queue=queue, workflows=[FailingWatch, FailingBriefing, FailingRemediation]
+    ):
+        handles = {}
+        try:
+            for run_id, run in runs.items():
+                handles[run_id] = await client.start_workflow(
+                    run.run,  # type: ignore[attr-defined]
+                    id=run_id,
+                    task_queue=queue,
+                    search_attributes=temporal.search_attributes("test", user),
+                    execution_timeout=timedelta(minutes=2),
+                    # Each failed attempt held past 1 s, not 10: the third attempt comes soon.
+                    task_timeout=timedelta(seconds=1),
+                )
+                await handles[run_id].signal(Failing.breaks)
+            for handle in handles.values():
+                await eventually(
+                    lambda h=handle: refused_by_the_server(h), "the server refuses its reads"
+                )
+            # Said as the worker failing the run's task, with the words every door matches on
+            # for a worker that did not answer.
+            failing = re.escape(temporal.failing_worker())
+            assert failing.startswith(re.escape(temporal.SILENT_WORKER))
+            with pytest.raises(WorkerSilentError, match=failing):
+                await state.tasks.get(user, watch)
+            with pytest.raises(BriefingError, match=failing):
+                await state.briefings.status(user)
+            # No row stored for the run: nothing to show, and why said.
+            with pytest.raises(RemediationError, match=failing):
+                await state.remediations.get(user, remediation)
+        finally:
+            for handle in handles.values():
+                await handle.terminate("the test is over")
