@@ -324,6 +324,8 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
             if temporal.SILENT_WORKER in str(exc):
                 raise  # whether it waits is unknown, not "no"
             return None
+        if temporal.FAILED_TASK in view.unanswered:
+            return None  # its worker keeps failing it: no answer can be taken (as it ended)
         if view.unanswered:  # its state as recorded: whether it waits is the run's to say
             raise RemediationError(view.unanswered)
         if view.state != "waiting_approval" or view.run_key != run.run_key:

@@ -108,6 +108,8 @@ async def answer(
         if database_down(exc):
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
         if isinstance(exc, RemediationError | TaskError | BriefingError):
+            if temporal.FAILED_TASK in str(exc):
+                return say(sentences.WORKER_FAILING, sentences.WORKER_FAILING_EN)
             if temporal.SILENT_WORKER in str(exc):
                 return say(sentences.WORKER_SILENT, sentences.WORKER_SILENT_EN)
             # The service's message is English for the API and MCP (and names fields, tools

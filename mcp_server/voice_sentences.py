@@ -37,6 +37,11 @@ WORKER_SILENT_EN = (
     "The background worker is not answering, so I can't read the live status now."
     " Please check that it is running."
 )
+WORKER_FAILING = "后台的工作进程一直在这件事上出错，现在查不到也改不了。请让运维看一下它的日志。"
+WORKER_FAILING_EN = (
+    "The background worker keeps failing on this, so I can't read or change it now."
+    " Please ask an operator to look at its log."
+)
 TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
 TEMPORAL_DOWN_EN = (
     "I can't reach the Temporal service, so I can't read or change tasks now."

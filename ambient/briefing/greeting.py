@@ -167,7 +167,8 @@ class Greeting:
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
                 row = await registered(self.db, user, BriefingNotFoundError)
                 return await self._said(row, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
-            if temporal.unanswered(exc):  # no worker answered: a spoken answer, not an error
+            if temporal.unanswered(exc) and not temporal.task_failing(exc):
+                # No worker answered (yet): a spoken answer, not an error.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
             raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
         except WorkflowUpdateFailedError as exc:

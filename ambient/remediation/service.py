@@ -200,9 +200,9 @@ class RemediationService(RemediationReads):
             user, rid, run_key, "approve" if approve else "refuse"
         )
         if status.unanswered:  # which rung waits, if any, is the run's to say
+            again = "" if temporal.FAILED_TASK in status.unanswered else "; try again in a moment"
             raise RemediationError(
-                f"{rid} did not answer ({status.unanswered}): nothing was answered; "
-                "try again in a moment"
+                f"{rid} did not answer ({status.unanswered}): nothing was answered{again}"
             )
         if status.state != "waiting_approval" or status.waiting is None:
             raise RemediationStateError(

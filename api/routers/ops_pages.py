@@ -11,6 +11,7 @@ from fastapi import Form, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from ambient import temporal
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
 from ambient.briefing.models import BriefingView
 from ambient.discussions import reading
@@ -236,6 +237,7 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
     return page.show(
         "remediation.html",
         run=view,
+        failed_task=temporal.FAILED_TASK,
         final_states=FINAL_STATES,
         named=REMEDIATION_STATES,
         waits=REMEDIATION_WAITS,

@@ -161,7 +161,7 @@ def worker_failing(exc: Exception, _: Words) -> str | None:
         return None
     return _(
         "Its worker keeps failing it (Temporal: Workflow Task in failed state); the worker's "
-        "log says why, and an operator has to mend it."
+        "log says why. If it goes on, an operator has to mend it."
     )
 
 

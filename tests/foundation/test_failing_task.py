@@ -29,10 +29,11 @@ from ambient.remediation.views import RemediationError
 from ambient.watches.configs import TaskKind
 from ambient.watches.inputs import WorkerSilentError
 from ambient.watches.reads import PREFIXES
+from mcp_server.voice_sentences import WORKER_FAILING_EN
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.support.waits import eventually
-from tests.voice.support import worker_state
+from tests.voice.support import say, voice_client, worker_state
 from workflows.web_monitor import WEB_MONITOR_TYPE
 
 
@@ -133,6 +134,12 @@ async def test_a_run_whose_worker_keeps_failing_its_task_is_said_so_at_every_rea
             # No row stored for the run: nothing to show, and why said.
             with pytest.raises(RemediationError, match=failing):
                 await state.remediations.get(user, remediation)
+            # A greeting is refused as that too, not "greet again in a moment" (it won't help).
+            with pytest.raises(BriefingError, match=failing):
+                await state.briefings.greet(user, request_id="failing worker")
+            # The voice says the worker keeps failing (not "check that it is running").
+            async with voice_client(state, user) as voice:
+                assert await say(voice, "greet") == WORKER_FAILING_EN  # the tests' default: en
         finally:
             for handle in handles.values():
                 await handle.terminate("the test is over")

@@ -68,7 +68,7 @@ async def approved_run(
             busy = (
                 "这次修复没有及时应答（它的 worker 正忙或已停止），请稍后再试。",
                 "它的 worker 一直在这一步上失败（Temporal：Workflow Task in failed state）；"
-                "原因见 worker 的日志，需要运维人员处理。",
+                "原因见 worker 的日志。如果一直这样，需要运维人员处理。",
             )
 
             async def approve() -> str | None:

@@ -161,12 +161,12 @@ def test_a_worker_that_did_not_answer_is_said_as_such_not_as_the_feature_being_d
         (
             Language.EN,
             "Its worker keeps failing it (Temporal: Workflow Task in failed state); the "
-            "worker's log says why, and an operator has to mend it.",
+            "worker's log says why. If it goes on, an operator has to mend it.",
         ),
         (
             Language.ZH,
             "它的 worker 一直在这一步上失败（Temporal：Workflow Task in failed state）；"
-            "原因见 worker 的日志，需要运维人员处理。",
+            "原因见 worker 的日志。如果一直这样，需要运维人员处理。",
         ),
     ]:
         said = [say(e, Words(language)) for say, e in zip(problems, errors, strict=True)]
