@@ -10,11 +10,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
+from ambient.remediation import service as remediation_service
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.storage.audit import AuditRepository
@@ -369,6 +373,51 @@ async def test_what_needs_me_says_a_silent_worker_not_that_nothing_waits(
     async with voice_client(state, OWNER) as client:
         assert await say(client, "what_needs_me") == WORKER_SILENT
         assert await say(client, "approve_remediation", which="checkout") == WORKER_SILENT
+
+
+@workflow.defn(name="GradedRemediationWorkflow", sandboxed=False)
+class CannotReplay:
+    """The run's code after a deploy that cannot replay its history: every task fails."""
+
+    @workflow.run
+    async def run(self, given: Any) -> None:
+        raise RuntimeError("this code cannot replay the run")
+
+
+async def test_a_run_whose_worker_keeps_failing_it_is_left_out_not_the_whole_list(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run waiting for approval whose worker then kept failing its task (code that cannot
+    replay it after a deploy): the server refuses its reads, and what_needs_me failed as a
+    whole for it, so no other run's approval could be heard or given by voice."""
+    # The failing worker holds each retried task for the run's task timeout: 5 s, not a minute.
+    monkeypatch.setattr(remediation_service, "TASK_TIMEOUT", timedelta(seconds=5))
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(dev_env, deps, "checkout") as (state, handles):
+        pass  # the worker stops here; the run still waits for the approval
+    handle = handles["checkout"]
+    queue = state.settings.temporal_task_queue
+    async with Worker(dev_env.client, task_queue=queue, workflows=[CannotReplay]):
+        await handle.signal("anything")  # a workflow task for the new code to fail
+
+        async def refused_by_the_server() -> bool:
+            try:
+                await handle.query("status", rpc_timeout=timedelta(seconds=1))
+            except RPCError as exc:
+                return temporal.task_failing(exc)
+            return False
+
+        # From the task's third attempt.
+        await eventually(refused_by_the_server, "the server refuses the run's reads")
+        view = await state.remediations.get(OWNER, handle.id)
+        assert (view.state, view.unanswered) == ("waiting_approval", temporal.failing_worker())
+        async with voice_client(state, OWNER) as client:
+            # Not asked for an approval it cannot take, and the list is said, not failed.
+            assert await say(client, "what_needs_me") == (
+                "没有等你审批的修复，有 1 个告警正在自动处理。"
+            )
+        await handle.terminate("the test is over")
 
 
 async def test_a_yes_approves_the_run_asked_about_not_the_same_alerts_next_run(
