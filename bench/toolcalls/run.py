@@ -712,27 +712,31 @@ async def _run(
     if not cases:
         raise BenchError("no case of the dataset can be answered with these tools")
     key, base_url, timeout = client_args
-    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
-    return await evaluate(
-        client,
-        model,
-        cases,
-        concurrency=concurrency,
-        runs=args.runs,
-        tools=tools,
-        profile=label,
-        model_sha256=model_sha256,
-        system=system,
-        finder=finder,
-        # 小智's model never sees the chat agent's session context: a voice case gets only the
-        # published role prompt and its own earlier turns.
-        context=None if profile == "voice" else CONTEXT,
-        progress=args.progress,
-        done=recorded_attempts(args.progress) if args.resume and args.progress else None,
-        offer=offer,
-        environment=ENVIRONMENTS[args.environment],
-        read_effects=profile == "voice",
-    )
+    # Closed in this loop: left to the garbage collector, its connections were closed in a
+    # loop already gone ("Event loop is closed", logged as a task error).
+    async with AsyncOpenAI(
+        api_key=key, base_url=base_url, max_retries=0, timeout=timeout
+    ) as client:
+        return await evaluate(
+            client,
+            model,
+            cases,
+            concurrency=concurrency,
+            runs=args.runs,
+            tools=tools,
+            profile=label,
+            model_sha256=model_sha256,
+            system=system,
+            finder=finder,
+            # 小智's model never sees the chat agent's session context: a voice case gets only the
+            # published role prompt and its own earlier turns.
+            context=None if profile == "voice" else CONTEXT,
+            progress=args.progress,
+            done=recorded_attempts(args.progress) if args.resume and args.progress else None,
+            offer=offer,
+            environment=ENVIRONMENTS[args.environment],
+            read_effects=profile == "voice",
+        )
 
 
 def print_report(result: Report) -> None:
