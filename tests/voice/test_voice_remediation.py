@@ -33,10 +33,12 @@ from tests.remediation.support import (
     add_user,
     alert,
     error_rate,
+    new_token,
     remediation_settings,
     run_row,
     state_reaches,
 )
+from tests.support.pages import signed_in
 from tests.support.servers import HANG
 from tests.support.waits import eventually
 from tests.voice.support import say, voice_client
@@ -417,6 +419,15 @@ async def test_a_run_whose_worker_keeps_failing_it_is_left_out_not_the_whole_lis
             assert await say(client, "what_needs_me") == (
                 "没有等你审批的修复，有 1 个告警正在自动处理。"
             )
+        # Its page says the worker keeps failing it, not "busy or stopped: reload in a moment".
+        address = dev_env.client.service_client.config.target_host
+        settings = state.settings.model_copy(update={"temporal_address": address})
+        token = await new_token(deps, OWNER)
+        async with signed_in(settings, token) as http:
+            page = await http.get("/app/remediation", params={"id": handle.id})
+        assert page.status_code == 200, page.headers.get("location")
+        assert "它的 worker 一直在这次修复上失败" in page.text
+        assert "正忙或已停止" not in page.text
         await handle.terminate("the test is over")
 
 
