@@ -131,17 +131,23 @@ def task_failing(exc: BaseException) -> bool:
 
 
 def unanswered(exc: RPCError | WorkflowQueryFailedError) -> bool:
-    """A query or update no worker answered: its deadline passed (the server answers
-    DEADLINE_EXCEEDED when its side passes first, the client's own timer CANCELLED "Timeout
-    expired": both seen on the dev server), the server saw no worker poll the task queue
-    lately (it says so at once then), or a worker too busy to run the query in time failed it."""
+    """A query or update no worker answered: its deadline passed (`timed_out`), the server saw
+    no worker poll the task queue lately (it says so at once then), a worker too busy to run
+    the query in time failed it, or the run's workflow task keeps failing (`task_failing`)."""
     if isinstance(exc, WorkflowQueryFailedError):
         return exc.message.startswith(STALLED)
-    expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
     no_poller = exc.status is RPCStatusCode.FAILED_PRECONDITION and "no poller" in exc.message
-    return (
-        exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired or no_poller or task_failing(exc)
-    )
+    return timed_out(exc) or no_poller or task_failing(exc)
+
+
+def timed_out(exc: BaseException) -> bool:
+    """A request whose deadline passed with no answer: the server answers DEADLINE_EXCEEDED when
+    its side passes first, the client's own timer CANCELLED "Timeout expired" (both seen on the
+    dev server). Whether Temporal itself answers is then `out_of_time`'s to ask."""
+    if not isinstance(exc, RPCError):
+        return False
+    expired = exc.status is RPCStatusCode.CANCELLED and "timeout" in exc.message.lower()
+    return exc.status is RPCStatusCode.DEADLINE_EXCEEDED or expired
 
 
 def silent_worker(*, busy: bool = False) -> str:

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 from temporalio.client import (
     Client,
     WorkflowHandle,
-    WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
@@ -365,15 +364,12 @@ class BriefingService(Greeting):
         except (*temporal.CUT_SHORT, *temporal.QUERY_REFUSED) as exc:
             if quiet or temporal.not_found(exc):
                 return None
-            late = isinstance(exc, temporal.CUT_SHORT) or temporal.unanswered(exc)
-            # Out of time: a silent worker, unless the server itself does not answer; a worker
-            # that failed the read as too late answered, so the server did, as it does for a
-            # run whose workflow task keeps failing.
-            answered = isinstance(exc, WorkflowQueryFailedError) or temporal.task_failing(exc)
-            if answered and isinstance(exc, temporal.QUERY_REFUSED):
-                why, down = temporal.refusal(exc), None
+            # Out of time: a silent worker, unless the server itself does not answer. Any other
+            # refusal was answered (by the server, or by a worker too busy to read in time).
+            if isinstance(exc, temporal.CUT_SHORT) or temporal.timed_out(exc):
+                why, down = await temporal.out_of_time(self.client)
             else:
-                why, down = await temporal.out_of_time(self.client) if late else (str(exc), None)
+                why, down = temporal.refusal(exc), None
             raise BriefingError(f"Temporal refused the request: {why}") from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):

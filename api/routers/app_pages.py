@@ -38,8 +38,7 @@ from api.routers.pages import (
     field_errors,
     page_router,
     what_went_wrong,
-    worker_failing,
-    worker_silent,
+    worker_unanswered,
 )
 
 router = page_router()
@@ -53,13 +52,12 @@ def task_problem(exc: TaskError, _: Words) -> str:
         return field_errors(exc, _, MONITOR_LABELS)
     if isinstance(exc, InvalidTaskError):
         return what_went_wrong(exc, _)
-    if failing := worker_failing(exc, _):
-        return failing
-    if worker_silent(exc):
-        return _(
-            "The task's worker did not answer in time (busy or stopped); try again in a moment."
-        )
-    return _("Tasks are unavailable right now; try again in a moment.")
+    silent = N_(
+        "The task's worker did not answer in time (busy or stopped); try again in a moment."
+    )
+    return worker_unanswered(exc, _, silent) or _(
+        "Tasks are unavailable right now; try again in a moment."
+    )
 
 
 MONITOR_LABELS = {

@@ -47,8 +47,7 @@ from api.routers.pages import (
     in_words,
     page_router,
     what_went_wrong,
-    worker_failing,
-    worker_silent,
+    worker_unanswered,
 )
 
 router = page_router()
@@ -60,14 +59,13 @@ router = page_router()
 def briefing_problem(exc: BriefingError, _: Words) -> str:
     if isinstance(exc, InvalidBriefingError):
         return what_went_wrong(exc, _)
-    if failing := worker_failing(exc, _):
-        return failing
-    if worker_silent(exc):
-        return _(
-            "Your briefing did not answer in time (its worker is busy or stopped); "
-            "try again in a moment."
-        )
-    return _("Briefings are unavailable right now; try again in a moment.")
+    silent = N_(
+        "Your briefing did not answer in time (its worker is busy or stopped); "
+        "try again in a moment."
+    )
+    return worker_unanswered(exc, _, silent) or _(
+        "Briefings are unavailable right now; try again in a moment."
+    )
 
 
 def remediation_problem(exc: RemediationError, _: Words) -> str:
@@ -75,13 +73,12 @@ def remediation_problem(exc: RemediationError, _: Words) -> str:
         return _("That remediation is not one of yours, or no longer exists.")
     if isinstance(exc, InvalidRemediationError | RemediationRefusedError | RemediationStateError):
         return what_went_wrong(exc, _)
-    if failing := worker_failing(exc, _):
-        return failing
-    if worker_silent(exc):
-        return _(
-            "The run did not answer in time (its worker is busy or stopped); try again in a moment."
-        )
-    return _("Remediations are unavailable right now; try again in a moment.")
+    silent = N_(
+        "The run did not answer in time (its worker is busy or stopped); try again in a moment."
+    )
+    return worker_unanswered(exc, _, silent) or _(
+        "Remediations are unavailable right now; try again in a moment."
+    )
 
 
 def discussion_problem(exc: DiscussionError | ValueError, _: Words) -> str:

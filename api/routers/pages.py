@@ -148,21 +148,17 @@ def field_errors(exc: ValidationError | ConfigError, _: Words, labels: dict[str,
 
 # The services word their errors for MCP callers ("...; call list_tasks"); a page says what
 # happened in its own words and offers its own links instead.
-def worker_silent(exc: Exception) -> bool:
-    """A service's refusal because the worker did not answer in time (stopped, or too busy):
-    nothing was done, and the feature itself is not down."""
-    return temporal.SILENT_WORKER in str(exc)
-
-
-def worker_failing(exc: Exception, _: Words) -> str | None:
-    """What a page says of a refusal because the worker keeps failing the run's workflow task
-    (`temporal.failing_worker`): trying again does not help; else None."""
-    if temporal.FAILED_TASK not in str(exc):
-        return None
-    return _(
-        "Its worker keeps failing it (Temporal: Workflow Task in failed state); the worker's "
-        "log says why. If it goes on, an operator has to mend it."
-    )
+def worker_unanswered(exc: Exception, _: Words, silent: str) -> str | None:
+    """What a page says of a service's refusal because the worker did not answer: ``silent``
+    (a msgid) when it did not in time (stopped, or too busy: nothing was done, and the feature
+    is not down), its own sentence when it keeps failing the run's workflow task (trying again
+    does not help); None for any other refusal."""
+    if temporal.FAILED_TASK in str(exc):
+        return _(
+            "Its worker keeps failing it (Temporal: Workflow Task in failed state); the worker's "
+            "log says why. If it goes on, an operator has to mend it."
+        )
+    return _(silent) if temporal.SILENT_WORKER in str(exc) else None
 
 
 def what_went_wrong(exc: Exception, _: Words) -> str:
