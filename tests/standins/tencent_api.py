@@ -578,6 +578,13 @@ class TencentApi:
     alarm_notices: list[dict[str, Any]] = field(default_factory=list)
     scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
+    # How answers go out, for a counterpart that is not the real API's twin: the Content-Type
+    # (the API says exactly application/json; a framework's default adds a charset), the HTTP
+    # status of an error (the API says 200), and action -> raw answers (status, Content-Type,
+    # body) sent instead of handling the request (a proxy's page, a body without Response).
+    content_type: str = "application/json"
+    error_status: int = 200
+    raw: dict[str, list[tuple[int, str, bytes]]] = field(default_factory=dict)
 
     def creates(self) -> list[tuple[str, str, dict[str, Any]]]:
         """The create calls that reached the handlers (writes, not reads)."""
@@ -591,6 +598,17 @@ class TencentApi:
         return Starlette(routes=[Route("/", self.handle, methods=["POST"])])
 
     async def handle(self, request: Request) -> Response:
+        answer = await self._handle(request)
+        action = request.headers.get("x-tc-action", "")
+        if self.raw.get(action):
+            status, content_type, body = self.raw[action].pop(0)
+            return Response(body, status_code=status, headers={"Content-Type": content_type})
+        answer.headers["Content-Type"] = self.content_type
+        if "Error" in json.loads(bytes(answer.body))["Response"]:
+            answer.status_code = self.error_status
+        return answer
+
+    async def _handle(self, request: Request) -> Response:
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         auth = headers.get("authorization", "")

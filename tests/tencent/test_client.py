@@ -120,6 +120,50 @@ async def test_errors_are_classified_and_rate_limits_back_off(
         await list_log_topics(TencentCloud(None, region="ap-guangzhou"))
 
 
+@pytest.mark.parametrize(
+    ("content_type", "error_status"),
+    [("application/json; charset=utf-8", 200), ("application/json", 400), ("text/json", 500)],
+)
+async def test_an_api_error_is_an_error_however_the_answer_is_labelled(
+    cloud: tuple[TencentApi, TencentCloud], content_type: str, error_status: int
+) -> None:
+    """Only an answer labelled exactly application/json is checked for errors by the SDK: any
+    other label, or an HTTP error status, must not turn an error into an empty success."""
+    api, tc = cloud
+    api.content_type, api.error_status = content_type, error_status
+    api.failures["SearchLog"] = ["AuthFailure.SecretIdNotFound"]
+    with pytest.raises(TencentAuthError, match="SecretIdNotFound"):
+        await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+    api.failures["DescribeAlarmHistories"] = ["RequestLimitExceeded"] * 4
+    api.failures["DescribeAlertRecordHistory"] = ["UnauthorizedOperation.CamNoAuth"]
+    with pytest.raises(TencentRetryableError, match="RequestLimitExceeded"):
+        await list_alarms(tc, NOW - timedelta(hours=1), NOW)
+    api.failures["TextToVoice"] = ["InvalidParameterValue.InvalidText"]
+    with pytest.raises(TencentRequestError, match="InvalidText"):
+        await text_to_voice(tc, "你好")
+    api.logs = [{"time": int(NOW.timestamp() * 1000) - 1000, "json": {"msg": "ok"}}]
+    found = await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=1), NOW)
+    assert [log.content for log in found.logs] == [{"msg": "ok"}]
+
+
+async def test_an_answer_that_is_not_the_apis_is_a_retryable_error_with_its_start(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    api, tc = cloud
+    page = b"<html><body>" + b"502 Bad Gateway " * 100 + b"</body></html>"
+    api.raw["DescribeClusters"] = [
+        (200, "text/html", page),
+        (200, "application/json", b'{"Result": {}}'),
+        (502, "text/html", page),
+    ]
+    for _ in range(3):
+        with pytest.raises(TencentRetryableError, match="ServerNetworkError") as caught:
+            await list_clusters(tc)
+        assert len(caught.value.message) < 400
+    api.clusters = [{"ClusterId": "cls-abcd1234", "ClusterName": "p", "ClusterStatus": "Running"}]
+    assert [c.cluster_id for c in await list_clusters(tc)] == ["cls-abcd1234"]
+
+
 async def test_read_mostly_calls_are_cached_and_paged(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:

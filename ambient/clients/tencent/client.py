@@ -9,6 +9,7 @@ retryable is left to the caller (Temporal retry policies in activities).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,54 @@ def credential_from_env(cvm_role: str | None = None) -> Any | None:
     if secret_id and secret_key:
         return tc_credential.Credential(secret_id, secret_key, token or None)
     return tc_credential.CVMRoleCredential(cvm_role)
+
+
+def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The `Response` object of one call; every way it fails is an SDK exception with a code.
+
+    The SDK raises an API error only when the answer says exactly `application/json`: with a
+    charset it returns the error as if it were the answer (NOTES). An error sent with an HTTP
+    error status is a ServerNetworkError whose message is the body; an answer that is not the
+    API's JSON (a proxy's page) escapes as a raw JSON or key error.
+    """
+    try:
+        data = client.call_json(action, params)
+    except TencentCloudSDKException as exc:
+        if exc.get_code() == "ServerNetworkError":
+            raise _api_error(exc.get_message()) or exc from None
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TencentCloudSDKException(
+            "ServerNetworkError", f"the answer is not a Tencent Cloud API response ({exc!r})"
+        ) from None
+    response = data.get("Response") if isinstance(data, dict) else None
+    if not isinstance(response, dict):
+        raise TencentCloudSDKException(
+            "ServerNetworkError", "the answer is not a Tencent Cloud API response (no Response)"
+        )
+    error = _api_error(data)
+    if error is not None:
+        raise error
+    response.pop("RequestId", None)
+    return response
+
+
+def _api_error(body: Any) -> TencentCloudSDKException | None:
+    """The API error a body holds (`{"Response": {"Error": {"Code", "Message"}}}`), if any."""
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    response = body.get("Response") if isinstance(body, dict) else None
+    error = response.get("Error") if isinstance(response, dict) else None
+    if not isinstance(error, dict):
+        return None
+    return TencentCloudSDKException(
+        str(error.get("Code") or "ServerNetworkError"),
+        str(error.get("Message") or ""),
+        response.get("RequestId"),  # type: ignore[union-attr]
+    )
 
 
 class TencentCloud:
@@ -132,7 +181,7 @@ class TencentCloud:
         client = self._client(product, region)
         for attempt in range(LIMIT_RETRIES + 1):
             try:
-                data = await asyncio.to_thread(client.call_json, action, params)
+                return await asyncio.to_thread(answer, client, action, params)
             except TencentCloudSDKException as exc:
                 error = translate(exc)
                 # Rate limits (retryable) back off here; the rest is the caller's.
@@ -149,9 +198,6 @@ class TencentCloud:
                     )
                 error.call = (product, action)
                 raise error from None
-            response: dict[str, Any] = data["Response"]
-            response.pop("RequestId", None)
-            return response
         raise AssertionError("unreachable")
 
     async def cached(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> T:

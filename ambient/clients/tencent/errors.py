@@ -96,10 +96,15 @@ AUTH_CODES = (
 INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
 
 
+MESSAGE_CHARS = 300  # of a message read from an answer's body
+
+
 def translate(exc: TencentCloudSDKException) -> TencentCloudError:
     code = str(exc.get_code() or "ClientError")
     message = exc.get_message()
     text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    if len(text) > MESSAGE_CHARS:  # a proxy's error page, say
+        text = text[:MESSAGE_CHARS] + " …"
     request_id = exc.get_request_id() or None
     if code == CLOCK_SKEW:
         hint = "this machine's clock is more than 5 minutes off; set it right (NTP)"
