@@ -554,6 +554,12 @@ class TencentApi:
     monitor_alarms: list[dict[str, Any]] = field(default_factory=list)
     cls_records: list[dict[str, Any]] = field(default_factory=list)
     metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    # DescribeStatisticData: metric -> its series, each with all its dimensions; a request's
+    # Conditions pick every series they match, one MetricDataPoint each (as the API does
+    # when they do not pin one resource). A metric not here answers from metric_points.
+    metric_series: dict[str, list[tuple[dict[str, str], list[tuple[int, float]]]]] = field(
+        default_factory=dict
+    )
     kubeconfigs: dict[str, str] = field(default_factory=dict)  # intranet access (the default)
     extranet_kubeconfigs: dict[str, str] = field(default_factory=dict)  # internet access
     # TKE cluster id -> the region it lives in: asked in another region, TKE does not know it
@@ -947,15 +953,17 @@ class TencentApi:
             )
         data = []
         for metric in params["MetricNames"]:
-            inside = [(t, v) for t, v in self.metric_points.get(metric, []) if start <= t <= end]
-            dimensions = [{"Name": c["Key"], "Value": c["Value"][0]} for c in conditions]
-            values = [{"Timestamp": t, "Value": v} for t, v in inside]
-            data.append(
-                {
-                    "MetricName": metric,
-                    "Points": [{"Dimensions": dimensions, "Values": values}] if inside else [],
-                }
-            )
+            named = {c["Key"]: c["Value"][0] for c in conditions}
+            series = self.metric_series.get(metric) or [(named, self.metric_points.get(metric, []))]
+            points = []
+            for dimensions, stamped in series:
+                if any(dimensions.get(c["Key"]) not in c["Value"] for c in conditions):
+                    continue
+                inside = [{"Timestamp": t, "Value": v} for t, v in stamped if start <= t <= end]
+                if inside:
+                    named_dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
+                    points.append({"Dimensions": named_dims, "Values": inside})
+            data.append({"MetricName": metric, "Points": points})
         return reply(
             {
                 "Period": period,
@@ -1055,6 +1063,8 @@ class TencentApi:
     def tts_TextToVoice(self, params: dict[str, Any]) -> Response:
         if len(params["Text"]) > 150:
             return error("InvalidParameter.InvalidText", "Text longer than 150 characters")
+        if not re.search(r"\w", params["Text"]):  # the error centre: "请求文本没有有效字符"
+            return error("InvalidParameterValue.InvalidText", "Text has no character to speak")
         audio = base64.b64encode(f"[{params['Text']}]".encode()).decode()
         return reply({"Audio": audio, "SessionId": params["SessionId"]})
 

@@ -292,6 +292,32 @@ def test_tts_segments_never_exceed_the_limit() -> None:
     assert "".join(tts_segments(text)) == text
 
 
+def test_tts_segments_end_where_speech_pauses_and_never_hold_punctuation_alone() -> None:
+    clauses = "，".join(f"服务{n}出现错误{12345 + n}次" for n in range(14)) + "。"
+    segments = tts_segments(clauses)
+    assert len(clauses) > 150 and len(segments) == 2
+    assert all(len(s) <= 150 for s in segments) and segments[0].endswith("，")
+    assert "".join(segments) == clauses  # cut between clauses, no number split
+    # One sentence of 150 characters and its full stop: the stop is not a segment of its own.
+    assert tts_segments("字" * 150 + "。") == ["字" * 150]
+    # No pause at all: cut at the limit, but not inside a number or a Latin word.
+    digits = "字" * 148 + "12345" + "字" * 10
+    first, rest = tts_segments(digits)
+    assert first == "字" * 148 and rest.startswith("12345")
+
+
+async def test_a_long_chinese_briefing_is_spoken_whole_in_segments_tts_accepts(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    _, tc = cloud
+    text = (
+        "，".join(f"第{n}个服务昨天报了{n * 7}次错误" for n in range(40)) + "。" + "好" * 150 + "。"
+    )
+    audio = (await text_to_voice(tc, text)).decode()
+    spoken = "".join(part.strip("[]") for part in audio.split("]["))
+    assert spoken == text.removesuffix("。")
+
+
 async def test_threshold_watch_reads_tencent_monitor_and_reports_missing_credentials(
     cloud: tuple[TencentApi, TencentCloud], db: object
 ) -> None:
@@ -347,6 +373,27 @@ async def test_a_tke_workload_metric_is_read_with_describe_statistic_data(
     assert len(api.calls) == 1
 
 
+async def test_a_workload_metric_whose_dimensions_match_several_series_is_refused_naming_why(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Conditions that do not pin one resource answer one series each: the newest value of an
+    arbitrary one is no reading of the workload (prod at 95 % read as staging's 3 %)."""
+    api, tc = cloud
+    now = int(NOW.timestamp()) // 60 * 60
+    api.metric_series["K8sWorkloadCpuUsage"] = [
+        ({"tke_cluster_instance_id": "cls-1", "namespace": ns, "workload_name": "api"}, points)
+        for ns, points in (("prod", [(now - 60, 95.0)]), ("staging", [(now - 60, 3.0)]))
+    ]
+    loose = {"tke_cluster_instance_id": "cls-1", "workload_name": "api"}
+    with pytest.raises(
+        TencentRequestError,
+        match=r"matches 2 series .*namespace=prod; namespace=staging.*add namespace",
+    ):
+        await latest_metric_value(tc, "QCE/TKE2", "K8sWorkloadCpuUsage", loose, now=NOW)
+    pinned = {**loose, "namespace": "prod"}
+    assert await latest_metric_value(tc, "QCE/TKE2", "K8sWorkloadCpuUsage", pinned, now=NOW) == 95.0
+
+
 async def test_a_metric_with_no_datapoints_names_the_dimensions_to_check(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
@@ -378,11 +425,15 @@ async def test_a_three_day_minute_metric_is_read_whole_in_requests_the_api_accep
     # The API reference (GetMonitorData): "单请求的数据点数限制为1440个"; 3 days of minutes are
     # 4320 points: split into requests of at most 1440, every point read once.
     api, tc = cloud
-    start = NOW - timedelta(days=3)
-    stamps = range(int(start.timestamp()), int(NOW.timestamp()) + 1, 60)
-    api.metric_points["CPUUsage"] = [(t, 1.0) for t in stamps]
-    days = await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, start, NOW)
-    assert [int(p.time.timestamp()) for p in days] == list(stamps)
+    # Datapoints lie on minute boundaries; the window starts and ends between two.
+    start = NOW.replace(second=30) - timedelta(days=3)
+    end = NOW.replace(second=30)
+    stamps = range(int(start.timestamp()) + 30, int(end.timestamp()), 60)
+    outside = [(stamps[0] - 60, 0.0), (stamps[-1] + 60, 0.0)]
+    api.metric_points["CPUUsage"] = [*outside, *((t, 1.0) for t in stamps)]
+    days = await get_metric(tc, "QCE/CVM", "CPUUsage", {"InstanceId": "ins-1"}, start, end)
+    assert [int(p.time.timestamp()) for p in days] == list(stamps)  # none lost between windows
+    assert {p.value for p in days} == {1.0}
     requests = [p for _, action, p in api.calls if action == "GetMonitorData"]
     assert len(requests) == len(api.calls) == 4
     for params in requests:
@@ -710,11 +761,12 @@ async def test_a_day_of_tke_minutes_is_read_whole_in_windows_the_api_accepts(
 ) -> None:
     # The API reference (DescribeStatisticData, Period): at 60 s, EndTime-StartTime < 12 hours.
     api, tc = cloud
-    start = NOW - timedelta(days=1)
-    stamps = range(int(start.timestamp()), int(NOW.timestamp()) + 1, 60)
+    start = NOW.replace(second=30) - timedelta(days=1)
+    end = NOW.replace(second=30)
+    stamps = range(int(start.timestamp()) + 30, int(end.timestamp()), 60)
     api.metric_points["K8sWorkloadCpuCoreUsed"] = [(t, 1.0) for t in stamps]
     workload = {"tke_cluster_instance_id": "cls-1", "namespace": "prod", "workload_name": "api"}
-    points = await get_metric(tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, start, NOW)
+    points = await get_metric(tc, "QCE/TKE2", "K8sWorkloadCpuCoreUsed", workload, start, end)
     assert [int(p.time.timestamp()) for p in points] == list(stamps)
     assert len(api.calls) == 3
     for _, action, params in api.calls:

@@ -87,7 +87,8 @@ async def search_logs(
         "To": ms(end),
         "Limit": min(limit, 1000),
         "Sort": "desc",
-        "SyntaxRule": 1,
+        # CQL, the syntax QueryString is read in (deprecated SyntaxRule went with Query).
+        "QuerySyntax": 1,
         # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
         "UseNewAnalysis": True,
     }

@@ -26,6 +26,7 @@ STATISTIC_WINDOWS = {60: 12 * 3600, 300: 3 * 86400, 3600: 30 * 86400, 86400: 186
 STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400: 186 * 86400}
 # The API ages StartTime by its own clock: a start this close to the limit is refused here.
 RETENTION_MARGIN = 60
+BEIJING_OFFSET = 8 * 3600  # seconds UTC+8 is ahead: where Cloud Monitor's days begin
 
 
 class MetricPoint(BaseModel):
@@ -81,16 +82,30 @@ async def get_metric(
     first, last = start.replace(microsecond=0), end.replace(microsecond=0)
     pairs: list[tuple[Any, Any]] = []
     while first <= last:
-        upto = min(first + span, last)
+        # Datapoints lie on the period's boundaries: a window ends on one and the next starts
+        # on the one after, so none falls between two windows, whether the API takes the
+        # times as given or rounds them down to the period.
+        upto = min(_boundary(first + span, period), last)
         window = {"Period": period, "StartTime": first.isoformat(), "EndTime": upto.isoformat()}
         pairs += await _metric_window(tc, namespace, metric, dimensions, window, region)
         first = upto + timedelta(seconds=period)
-    points = [
-        MetricPoint(time=datetime.fromtimestamp(int(stamp), UTC), value=float(value))
+    points = {
+        int(stamp): float(value)
         for stamp, value in pairs
-        if stamp is not None and value is not None
-    ]
-    return sorted(points, key=lambda p: p.time)
+        if stamp is not None and value is not None and start <= _at(stamp) <= end
+    }
+    return [MetricPoint(time=_at(stamp), value=points[stamp]) for stamp in sorted(points)]
+
+
+def _at(stamp: Any) -> datetime:
+    return datetime.fromtimestamp(int(stamp), UTC)
+
+
+def _boundary(moment: datetime, period: int) -> datetime:
+    """The last period boundary at or before ``moment``; days begin at Beijing's midnight
+    (a day's datapoints do), which every shorter period divides."""
+    seconds = int(moment.timestamp()) + BEIJING_OFFSET
+    return moment - timedelta(seconds=seconds % period, microseconds=moment.microsecond)
 
 
 def _refuse_unkept(namespace: str, start: datetime, end: datetime, period: int) -> None:
@@ -145,10 +160,12 @@ async def _metric_window(
             },
             region=region,
         )
+        series = [point for data in answer.get("Data") or [] for point in data.get("Points") or []]
+        if len(series) > 1:
+            raise TencentRequestError("InvalidParameterValue.Dimensions", _many(series, metric))
         return [
             (value.get("Timestamp"), value.get("Value"))
-            for data in answer.get("Data") or []
-            for point in data.get("Points") or []
+            for point in series
             for value in point.get("Values") or []
         ]
     answer = await tc.call(
@@ -167,6 +184,23 @@ async def _metric_window(
         for series in answer.get("DataPoints") or []
         for pair in zip(series.get("Timestamps") or [], series.get("Values") or [], strict=False)
     ]
+
+
+def _many(series: list[dict[str, Any]], metric: str) -> str:
+    """Why a read whose dimensions match several series is refused, naming what tells them
+    apart (the dimensions given do not pin one resource: a workload without its namespace)."""
+    named = [
+        {d.get("Name"): d.get("Value") for d in point.get("Dimensions") or []} for point in series
+    ]
+    keys = sorted({k for dims in named for k in dims if len({str(d.get(k)) for d in named}) > 1})
+    shown = "; ".join(
+        ", ".join(f"{k}={dims.get(k)}" for k in keys) or "(no dimensions)" for dims in named[:3]
+    )
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+    return (
+        f"{metric} with these dimensions matches {len(series)} series ({shown}{more}); "
+        f"add {' or '.join(map(str, keys)) or 'the dimension'} that names one"
+    )
 
 
 async def latest_metric_value(
