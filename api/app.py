@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
@@ -141,7 +142,7 @@ def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
     host = headers.get("host", "")
     said = (
         f"Invalid Host header {host!r}: MCP answers only the hosts it is told; "
-        "add it as written to AMBIENT_MCP_ALLOWED_HOSTS (or NAME:* for any port)"
+        "add its name to AMBIENT_MCP_ALLOWED_HOSTS (NAME for any port, NAME:PORT for one)"
     )
     return said, said.encode()
 
@@ -210,13 +211,29 @@ def serve_offline_docs(app: FastAPI) -> None:
         return page
 
 
+def _hosts(named: list[str]) -> list[str]:
+    """The Host headers MCP accepts for each name given: a name without a port is that host at
+    any port (the SDK matches NAME exactly or NAME:*, and xiaozhi-server's URL has a port)."""
+    hosts: list[str] = []
+    for host in named:
+        hosts.append(host)
+        if not re.search(r":(\d+|\*)$", host):
+            hosts.append(f"{host}:*")
+    return hosts
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder = StateHolder()
     mcp = build_server(settings, holder=holder, http_auth=True)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.mcp_allowed_hosts],
+        allowed_hosts=[
+            "127.0.0.1:*",
+            "localhost:*",
+            "[::1]:*",
+            *_hosts(settings.mcp_allowed_hosts),
+        ],
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
     )
     mcp_app = mcp.streamable_http_app(

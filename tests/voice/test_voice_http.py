@@ -641,3 +641,16 @@ async def test_a_host_mcp_does_not_allow_is_refused_naming_the_setting_that_allo
             assert refused.status_code == 421, refused.text
             assert "ambient.example.internal:8000" in refused.text
             assert "AMBIENT_MCP_ALLOWED_HOSTS" in refused.text
+    # The name as the docs say it, without a port: that host at any port (and at none).
+    allowed = settings.model_copy(update={"mcp_allowed_hosts": ["ambient.example.internal"]})
+    async with serve(create_app(allowed)) as base, http_client(base) as http:
+        me = await _register(http, allowed, "hostuser2")
+        for host in ("ambient.example.internal:8000", "ambient.example.internal"):
+            answered = await http.post(
+                "/mcp/voice", json=INITIALIZE, headers={**ACCEPT, **me, "Host": host}
+            )
+            assert answered.status_code == 200, answered.text
+        other = await http.post(
+            "/mcp/voice", json=INITIALIZE, headers={**ACCEPT, **me, "Host": "evil.example:8000"}
+        )
+        assert other.status_code == 421, other.text
