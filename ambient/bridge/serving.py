@@ -29,6 +29,8 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
+from ambient.domain.configs import SURROGATE, SURROGATE_REFUSED
+
 log = logging.getLogger(__name__)
 
 # The broker drops a tool call's response over this size (the firmware author's stated limit,
@@ -90,7 +92,7 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                 text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
                 message = read_text(text)
                 if isinstance(message, dict):
-                    await socket.send(json.dumps(message, ensure_ascii=False))
+                    await socket.send(as_frame(message))
                     continue
                 if isinstance(message, JSONRPCRequest):
                     if not opened and message.method != "initialize":
@@ -118,7 +120,7 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                         # What the envelope (its id) leaves of the limit for the result.
                         room = RESULT_LIMIT_BYTES - _size({**body, "result": {}}) + len("{}")
                         body["result"] = shape_result(body["result"], verbatim=verbatim, limit=room)
-                await socket.send(json.dumps(body, ensure_ascii=False))
+                await socket.send(as_frame(body))
 
     async with anyio.create_task_group() as group:
         group.start_soon(
@@ -132,17 +134,30 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
             # The server's own answers stop first (one answer an id), and a socket already
             # closing costs the notes, never the cancellation the runner waits on.
             group.cancel_scope.cancel()
+            # Not an error result: a relay drops an error's text, and the device would say
+            # "the tool returned an error without saying why" instead of the note.
             released = shape_result(
-                {"content": [{"type": "text", "text": RELEASED_NOTE}], "isError": True},
-                verbatim=verbatim,
+                {"content": [{"type": "text", "text": RELEASED_NOTE}]}, verbatim=verbatim
             )
             with suppress(Exception), anyio.move_on_after(1, shield=True):
                 for key in list(calls):
                     answer = {"jsonrpc": "2.0", "id": json.loads(key), "result": released}
-                    await socket.send(json.dumps(answer, ensure_ascii=False))
+                    await socket.send(as_frame(answer))
             raise
         finally:
             group.cancel_scope.cancel()
+
+
+def as_frame(body: dict[str, Any]) -> str:
+    """``body`` as one frame's text: UTF-8 where it can be, escaped where a string the peer sent
+    holds a lone surrogate (JSON can carry one, UTF-8 cannot: the send would fail and end the
+    connection, every call on it with it)."""
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(body)
+    return text
 
 
 def read_text(
@@ -169,6 +184,15 @@ def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
     if not isinstance(message, dict):
         return _error(None, INVALID_REQUEST, "a message holds one JSON-RPC object")
     ident = _request_id(message)
+    # What an answer says back (the id, the method or tool named): one lone surrogate in it and
+    # the answer cannot be written (over stdio, the SDK's writer ends the server).
+    params = message.get("params")
+    named = params.get("name") if isinstance(params, dict) else None
+    for where, said in (("id", ident), ("method", message.get("method")), ("params.name", named)):
+        if isinstance(said, str) and SURROGATE.search(said):
+            return _error(
+                None if where == "id" else ident, INVALID_REQUEST, f"{where} {SURROGATE_REFUSED}"
+            )
     if "method" in message and "id" in message and ident is None:
         # Else read as a notification: never answered, the peer waits out its call timeout.
         return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")

@@ -83,14 +83,21 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
         odd_ids = [
             f'{{"jsonrpc": "2.0", "id": {i}, "method": "ping"}}' for i in ("null", 1.5, "true")
         ]
-        for line in ("{not json", '{"id": 7, "method": "ping"}', *odd_ids, json.dumps(INITIALIZE)):
+        # A lone surrogate escaped in what an answer says back: the SDK's writer could not
+        # write the answer and the server ended (rc 1), the session with it.
+        lone = [
+            '{"jsonrpc": "2.0", "id": "a\\ud800", "method": "ping"}',
+            '{"jsonrpc": "2.0", "id": 8, "method": "ping\\udc00"}',
+        ]
+        lines = ("{not json", '{"id": 7, "method": "ping"}', *odd_ids, *lone)
+        for line in (*lines, json.dumps(INITIALIZE)):
             served.stdin.write(line.encode() + b"\n")
             await served.stdin.drain()
             answers.append(json.loads(await asyncio.wait_for(served.stdout.readline(), HANG)))
     finally:
         served.stdin.close()
         await asyncio.wait_for(served.wait(), HANG)
-    parse, invalid, *odd, opened = answers
+    parse, invalid, *odd, lone_id, lone_method, opened = answers
     assert (parse["id"], parse["error"]["code"]) == (None, -32700), parse
     assert "not JSON" in parse["error"]["message"]
     assert (invalid["id"], invalid["error"]["code"]) == (7, -32600), invalid
@@ -98,6 +105,9 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
     for said in odd:
         assert (said["id"], said["error"]["code"]) == (None, -32600), said
         assert "a request's id is a string or an integer" in said["error"]["message"]
+    assert (lone_id["id"], lone_id["error"]["code"]) == (None, -32600), lone_id
+    assert (lone_method["id"], lone_method["error"]["code"]) == (8, -32600), lone_method
+    assert "lone UTF-16 surrogate" in lone_method["error"]["message"]
     assert opened["id"] == 0 and opened["result"]["serverInfo"]["name"] == "ambient-ops", opened
 
 
