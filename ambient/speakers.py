@@ -47,6 +47,11 @@ def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> b
 NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
 )
+# What xiaozhi-server's voiceprint says of a voice it did not match ("未知说话人"), as a model
+# passes it on, shortened or translated: where voiceprints are in use, a stranger, not the owner.
+UNKNOWN_VOICE = frozenset(
+    {"未知", "未知说话人", "未知用户", "陌生人", "unknown", "unknown speaker", "stranger"}
+)
 # The assistant's name where a user set none, and how a model spells it in Latin letters.
 DEFAULT_ASSISTANT = "小智"
 _ASSISTANT_SPELLINGS = {DEFAULT_ASSISTANT: {"xiaozhi", "xiao zhi"}}
@@ -88,6 +93,13 @@ async def resolve_speaker(
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         assistant = account.assistant_name or DEFAULT_ASSISTANT
+        devices = list(
+            await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
+        )
+        # Voiceprints in use (the owner's, or speakers allowed on a device): a voice they did not
+        # match is someone else, however the model words it.
+        if key in UNKNOWN_VOICE and (account.voiceprint_id or any(d.speakers for d in devices)):
+            return Speaker(SpeakerKind.UNKNOWN, None)
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
         if names_no_speaker(speaker, assistant):
@@ -102,7 +114,6 @@ async def resolve_speaker(
         person = found[0]
         if person.name == owner:
             return Speaker(SpeakerKind.OWNER, account)
-        devices = await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
         if not any(person.name in (d.speakers or []) for d in devices):
             return Speaker(SpeakerKind.UNKNOWN, None)
         if not _within(person, account, approvers):

@@ -167,6 +167,11 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             # A stranger's voice, or one the owner never allowed: nobody's data.
             stranger = await say(client, "what_needs_me", speaker="陌生人")
             assert "不认识" in stranger and "checkout" not in stranger
+            # xiaozhi-server's mark of a voice its voiceprints did not match, as a model passes
+            # it on: with voiceprints in use (speakers allowed here), a stranger, not the owner.
+            for marked in ("未知说话人", "未知", "unknown", "Unknown speaker"):
+                unmatched = await say(client, "what_needs_me", speaker=marked)
+                assert "不认识" in unmatched and "checkout" not in unmatched, marked
             # What a small model fills when no voiceprint was given — the assistant's name in
             # Latin letters, or the argument's own description — is the owner, not a stranger.
             for guessed in ("xiaozhi", "小智小智", "声纹认出的人名"):
