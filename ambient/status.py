@@ -180,7 +180,8 @@ async def system_status(settings: Settings, client: Client, db: Database) -> Sys
         errors.append(temporal_problem(exc, settings) or f"temporal: {exc}")
     db_ok = False
     try:
-        db_ok = await asyncio.wait_for(db.ping(), PROBE_TIMEOUT.total_seconds())
+        async with asyncio.timeout(PROBE_TIMEOUT.total_seconds()):
+            db_ok = await db.ping()
     except Exception as exc:
         errors.append(f"database: {exc}")
     llm_ok = await _llm_answers(settings, errors)

@@ -290,10 +290,8 @@ class AgentFacade:
 
         try:
             # A retry after reconnecting is safe only for tools that say so.
-            result: CallToolResult = await asyncio.wait_for(
-                self._run(server, invoke, retry=info.read_only or info.idempotent),
-                timeout=seconds,
-            )
+            async with asyncio.timeout(seconds):
+                result = await self._run(server, invoke, retry=info.read_only or info.idempotent)
         except TimeoutError:
             server.health.record(False)
             return self._outcome(info, False, f"{function} timed out after {seconds:g} s", started)

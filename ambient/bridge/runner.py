@@ -76,6 +76,9 @@ class BridgeTiming:
     max_delay: float = 600.0
     healthy_after: float = 60.0  # a connection that lasted this long resets the backoff
     open_timeout: float = 10.0
+    # After closing a connection that replaced one the relay may still hold: time for the
+    # relay to let both go before the endpoint is dialed afresh (``BridgeRunner._opened``).
+    settle_seconds: float = 1.0
 
 
 def backoff_delays(timing: BridgeTiming) -> Iterator[float]:
@@ -141,8 +144,10 @@ class BridgeRunner:
                 continue
             free = row.holder is None or row.lease_until is None or row.lease_until < now
             if (free or row.holder == self.name) and await self._claim(row.id):
+                # Taken over from a replica that stopped renewing: its connection may live on.
+                replacing = row.holder is not None and row.holder != self.name
                 self.held[row.id] = asyncio.create_task(
-                    self._hold(row.id), name=f"xiaozhi-endpoint-{row.id}"
+                    self._hold(row.id, replacing), name=f"xiaozhi-endpoint-{row.id}"
                 )
 
     async def _claim(self, endpoint_id: int) -> bool:
@@ -181,22 +186,19 @@ class BridgeRunner:
                 # Given back now: the list shows it retrying since this moment.
                 await self._lease(self._mine(held), holder=None, lease_until=utcnow())
 
-    async def _hold(self, endpoint_id: int) -> None:
-        """Dial, serve, and re-dial with backoff until the task is cancelled."""
+    async def _hold(self, endpoint_id: int, replacing: bool = False) -> None:
+        """Dial, serve, and re-dial with backoff until the task is cancelled. ``replacing``:
+        the broker may still hold an earlier connection of the endpoint (``_opened``)."""
         delays = backoff_delays(self.timing)
         while True:
             started = time.monotonic()
             connected = False
+            ws: ClientConnection | None = None
             url, masked = "", f"endpoint {endpoint_id}"
             try:
                 user, url, verbatim = await self._endpoint(endpoint_id)
                 masked = mask_url(url)
-                self.counts["dials"] += 1
-                async with await self._dial(url) as ws:
-                    # mcp-endpoint-server accepts every WebSocket and closes a refused token's
-                    # with 1008 before reading anything: a pong shows it kept this one (a relay
-                    # sends nothing until a device wakes, so no first message can tell).
-                    await asyncio.wait_for(await ws.ping(), self.timing.open_timeout)
+                async with await self._opened(url, replacing) as ws:
                     connected = True
                     self.counts["connected"] += 1
                     await self._state(endpoint_id, "connected", None)
@@ -210,6 +212,10 @@ class BridgeRunner:
                 reason = "the connection ended"
             except Exception as exc:  # every failure is data: shown, counted, re-dialed
                 reason = without_token(describe(exc), url)
+            if ws is not None:
+                # Dropped without the broker's close (a keepalive that gave up, a network cut):
+                # the broker may not know yet, and still hold it when the endpoint is dialed.
+                replacing = ws.protocol.close_rcvd is None
             if connected and time.monotonic() - started >= self.timing.healthy_after:
                 delays = backoff_delays(self.timing)
             delay = next(delays)
@@ -223,6 +229,33 @@ class BridgeRunner:
             )
             await self._state(endpoint_id, "retrying", reason)
             await asyncio.sleep(delay)
+
+    async def _opened(self, url: str, replacing: bool) -> ClientConnection:
+        """A connection to ``url`` the broker kept, and the only one it holds for the endpoint.
+
+        mcp-endpoint-server accepts every WebSocket and closes a refused token's with 1008
+        before reading anything: a pong shows it kept this one (a relay sends nothing until a
+        device wakes, so no first message can tell). Replacing a connection it still holds, it
+        closes that one, whose handler then unregisters the endpoint's connection by agent (its
+        src/core/connection_manager.py), the new one by then: the relay forgets it while it
+        stays open and devices hear "工具端未连接". So a connection that may replace another
+        is closed again at once, and the endpoint dialed afresh once the relay let both go.
+        """
+        self.counts["dials"] += 1
+        ws = await self._dial(url)
+        try:
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes as the
+            # pong does, and the serve that follows, cancelled but never told, never ends.
+            async with asyncio.timeout(self.timing.open_timeout):
+                await (await ws.ping())
+            if not replacing:
+                return ws
+            await ws.close(1000, "replacing an earlier connection")
+        except BaseException:
+            await asyncio.shield(ws.close())
+            raise
+        await asyncio.sleep(self.timing.settle_seconds)
+        return await self._opened(url, replacing=False)
 
     async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool]:
         async with self.db.session() as session:

@@ -154,10 +154,10 @@ class Greeting:
             )
             # The whole wait is bounded, not each call: a server answers a long poll with
             # "nothing yet" before its deadline, and the client polls again.
-            result = await asyncio.wait_for(
-                handle.execute_update(DailyBriefingWorkflow.greet, request, id=update_id),
-                max(0.0, until - clock()),
-            )
+            async with asyncio.timeout(max(0.0, until - clock())):
+                result = await handle.execute_update(
+                    DailyBriefingWorkflow.greet, request, id=update_id
+                )
         except temporal.CUT_SHORT:
             # Unknown, not failed: the same request id later gets the workflow's own answer
             # (a new answer_by, so an update refused as too late is decided then).

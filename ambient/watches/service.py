@@ -154,9 +154,8 @@ class TaskService(TaskSchedules):
         """A check the watch's ``update`` waits for, up to ``baseline_wait``; None: not in time
         (the task still runs, no worker may be polling yet: get_task shows it once it ends)."""
         with contextlib.suppress(*temporal.CUT_SHORT, WorkflowUpdateFailedError, RPCError):
-            return await asyncio.wait_for(
-                handle.execute_update(update, result_type=TaskStatus), timeout=self.baseline_wait
-            )
+            async with asyncio.timeout(self.baseline_wait):
+                return await handle.execute_update(update, result_type=TaskStatus)
         return None
 
     # --- steer ----------------------------------------------------------------------

@@ -118,7 +118,7 @@ def runner_for(
         EndpointCipher(state.settings.secret_key.get_secret_value()),
         DestinationGuard(state.settings.fetch_allow_cidrs),
         server_for or full_server_for(state),
-        timing=BridgeTiming(healthy_after=3600),
+        timing=BridgeTiming(healthy_after=3600, settle_seconds=0.2),
         name=name,
     )
 
@@ -476,9 +476,62 @@ async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState
             row.lease_until = row.lease_until.replace(year=2000)
             await session.commit()
         await two.scan()
-        await broker.held(token, 2)
+        # Replica 1's connection may live on (a paused container): replica 2's first replaces
+        # it and is closed again at once, its second is the endpoint's (``_opened``).
+        await broker.held(token, 3)
+        assert two.counts["dials"] == 2
+        assert broker.registered[token] is broker.connections[token][2]
         await one.scan()  # the old holder sees the lease gone and closes its connection
         assert one.held == {} and broker.connections[token][0].closed.is_set()
+        await two.stop()
+
+
+async def test_a_connection_dropped_without_a_close_is_dialed_again_as_replacing_it(
+    state: AppState,
+) -> None:
+    """No close frame from the broker (a network cut, a keepalive that gave up): the broker may
+    still hold it, so the next dial is closed again at once and the one after serves."""
+    token = unique("jwt")
+    async with running_broker({token}, mode="relay") as broker:
+        await register(state, unique("jo"), broker.url(token))
+        runner = runner_for(state, "r1")
+        runner.timing = replace(runner.timing, first_delay=0.05, max_delay=0.05)
+        async with running(runner):
+            first = await broker.held(token)
+            first.socket.transport.abort()
+            await broker.held(token, 3)
+            assert runner.counts["dials"] == 3
+            assert (await broker.device_call(token, "get_status", {}))["result"]
+            # Closed by the broker (a close frame): it knows, and one dial follows.
+            await broker.connections[token][2].socket.close(1012, "service restart")
+            await broker.held(token, 4)
+            assert runner.counts["dials"] == 4
+
+
+async def test_a_replica_taking_over_from_a_live_connection_is_not_forgotten_by_the_relay(
+    state: AppState,
+) -> None:
+    """mcp-endpoint-server closes the connection a new one replaces, and that one's handler,
+    ending, unregisters the token's connection — the new one by then. Replica 2 took over from
+    a replica 1 that stood still with its connection open: the relay forgot replica 2's
+    connection, which stayed open and "connected", and every device heard "工具端未连接"."""
+    token = unique("jwt")
+    async with running_broker({token}, mode="relay") as broker:
+        endpoint = await register(state, unique("ivy"), broker.url(token))
+        one, two = runner_for(state, "replica-1"), runner_for(state, "replica-2")
+        await one.scan()
+        await broker.held(token)
+        async with state.db.write_session() as session:  # replica-1 stood still: lease ran out
+            row = await session.get(XiaozhiEndpoint, endpoint)
+            assert row is not None and row.lease_until is not None
+            row.lease_until = row.lease_until.replace(year=2000)
+            await session.commit()
+        await two.scan()
+        await broker.held(token, 3)
+        answer = await broker.device_call(token, "get_status", {})
+        assert "result" in answer, answer
+        assert [row.state for row in await listed(state)] == ["connected"]
+        await one.scan()
         await two.stop()
 
 
@@ -508,11 +561,11 @@ async def test_a_replica_whose_lease_was_taken_over_does_not_dial_again(state: A
             row.lease_until = row.lease_until.replace(year=2000)
             await session.commit()
         await two.scan()
-        await broker.held(token, 2)
+        await broker.held(token, 3)  # replica 2's second (``_opened``)
         # Replica 1 sees its connection replaced; its re-dials (every 50 ms) come to nothing.
         await within(HANG, broker.connections[token][0].closed.wait())
         await within(HANG, turns(one, 3))
-        assert len(broker.connections[token]) == 2 and one.counts["dials"] == 1
+        assert len(broker.connections[token]) == 3 and one.counts["dials"] == 1
         await one.scan()  # and its scan lets the endpoint go
         assert one.held == {}
         await two.stop()

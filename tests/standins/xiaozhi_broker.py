@@ -21,7 +21,10 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
   anything and closes a refused one with 1008 and its reason: "缺少token参数" (no token),
   "token解密失败" (not one of ``tokens``), or, set per token in ``relay_refusals``, "无对应agentId"
   and "token数据格式错误" (the token decrypts to JSON without an agentId, or to no JSON); a
-  replaced tool connection is closed with 1000 "新连接替换".
+  replaced tool connection is closed with 1000 "新连接替换". As there, the connection a device's
+  call goes to (``registered``, ``device_call``) is unregistered by token when any connection of
+  that token ends, so one that replaced a live connection is forgotten as the replaced one's
+  handler ends, and devices get -32001 "工具端未连接" while it stays open.
 - A tools/call is given up as the real side gives it up (`call_tool` raises ``BrokerGaveUp``):
   not answered within ``CALL_TIMEOUT`` (xiaozhi.me: 10 s, as its author stated it; raised to
   300 s in 2026-08, but a listener still waits no longer; the relay's xiaozhi-server: 30 s),
@@ -175,10 +178,20 @@ class XiaozhiBroker:
         self.refused: list[str] = []  # tokens refused (at the handshake, or relay: after it)
         self.refused_at: list[float] = []  # when each was refused (time.monotonic)
         self.relay_refusals: dict[str, tuple[int, str]] = {}  # relay: a token's own 1008 reason
+        # token -> the tool connection a device's call is routed to (``device_call``).
+        self.registered: dict[str, ToolConnection] = {}
         self._changed = asyncio.Condition()
 
     def url(self, token: str) -> str:
         return f"ws://127.0.0.1:{self.port}/mcp/?token={token}"
+
+    async def device_call(self, token: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A device's tools/call, routed as the broker routes it: to the tool connection it has
+        registered for the token, or answered -32001 (the relay's words) when it has none."""
+        connection = self.registered.get(token)
+        if connection is None:
+            return {"jsonrpc": "2.0", "error": {"code": -32001, "message": "工具端未连接"}}
+        return await connection.call_tool(name, arguments)
 
     def current(self, token: str) -> ToolConnection | None:
         live = [c for c in self.connections.get(token, []) if not c.closed.is_set()]
@@ -237,6 +250,7 @@ class XiaozhiBroker:
         earlier = self.connections.setdefault(token, [])
         last = earlier[-1] if earlier else None
         earlier.append(connection)
+        self.registered[token] = connection
         await self._notify()
         if old is not None:
             await old.socket.close(*(RELAY_REPLACED if self.mode == "relay" else REPLACED))
@@ -257,6 +271,9 @@ class XiaozhiBroker:
             for task in (handshake, pinger):
                 if task is not None:
                     task.cancel()
+            if self.mode == "relay" or self.registered.get(token) is connection:
+                # The relay's unregister_tool_connection(agent_id): by token, whichever it is.
+                self.registered.pop(token, None)
             close = socket.protocol.close_rcvd or socket.protocol.close_sent
             connection.close_reason = "" if close is None else f"{close.code} {close.reason}"
             for waiter in connection._waiting.values():
