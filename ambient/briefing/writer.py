@@ -343,7 +343,9 @@ def _spoken(
     if inputs.logs_capped:
         say(*_capped(inputs.log_lines))
     if errors:
-        top = errors[0]
+        # The most frequent: the templates come most severe first (one CRITICAL line was said
+        # as the day's most frequent error over an ERROR of thousands).
+        top = max(errors, key=lambda t: t.count)
         say(
             f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。",
             f"The most frequent error was {_short(top.template, 60)}, "

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
@@ -265,6 +266,10 @@ class LogPathError(ValueError):
     """A file topic names something outside the log folder, or is not a usable name."""
 
 
+# Lines of a file not read (written before the window) looked at for times.
+PEEK_LINES = 20
+
+
 class _Unread:
     """Unreadable lines not yet placed: their count and the first few (a file of a million
     unreadable lines keeps five names, not a million)."""
@@ -318,18 +323,24 @@ class FileLogSource:
         return self.root is None or Path(os.path.realpath(path)).is_relative_to(self.root)
 
     def files(self) -> list[Path]:
+        """The file, or every file in the folder and its subfolders (a folder a pod or a
+        service, as /var/log/pods), each folder's in rotation order; hidden ones left out."""
         if self.path.is_dir():
-            found = [
-                p
-                for p in self.path.iterdir()
-                if p.is_file() and not p.name.startswith(".") and self._allowed(p)
-            ]
-            return sorted(found, key=rotation_order)
+            found: list[Path] = []
+            for folder, subfolders, names in os.walk(self.path):
+                subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+                here = [Path(folder, n) for n in names if not n.startswith(".")]
+                found += sorted(
+                    (p for p in here if p.is_file() and self._allowed(p)), key=rotation_order
+                )
+            if not found:
+                raise FileNotFoundError(f"no log file in the folder {self.path} or below it")
+            return found
         if self.path.is_file() and self._allowed(self.path):
             return [self.path]
         raise FileNotFoundError(f"no log file or directory at {self.path}")
 
-    def lines(self, path: Path) -> Iterator[str]:
+    def lines(self, path: Path) -> Generator[str, None, None]:
         """The file's lines up to where it cannot be read further (named in ``failed``)."""
         opener = gzip.open if path.suffix == ".gz" else open
         try:
@@ -358,11 +369,27 @@ class FileLogSource:
         files = self.files()
         today = end.astimezone(self.zone).date()  # the day a line without a year is read for
         for path in files:
+            if not _modified_since(path, start):
+                # Last written before the window opened: no line of it is in the window (the
+                # rotated days of a long retention, read again every morning otherwise). Its
+                # first lines still say whether the folder's format is read here.
+                self.timed = self.timed or self._has_times(path, today)
+                continue
             for record in self._file_records(path, today, start, end):
                 if start <= record.time < end:
                     yield record
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
+
+    def _has_times(self, path: Path, today: date) -> bool:
+        """Whether one of the file's first lines has a time read here."""
+        failed, lines = len(self.failed), self.lines(path)
+        try:
+            head = itertools.islice(lines, PEEK_LINES)
+            return any(parse_line(line, path.name, self.zone, today) for line in head)
+        finally:
+            lines.close()
+            del self.failed[failed:]  # a file not read is not one that failed
 
     def _file_records(
         self, path: Path, today: date, start: datetime, end: datetime

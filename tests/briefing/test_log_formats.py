@@ -197,6 +197,7 @@ def test_a_syslog_line_without_a_year_is_on_or_before_the_day_it_is_read_for(
     source = FileLogSource(path, zone=ZoneInfo("Asia/Shanghai"))
     zone = ZoneInfo("Asia/Shanghai")
     start, end = datetime(2026, 12, 31, tzinfo=zone), datetime(2027, 1, 1, tzinfo=zone)
+    written_at(path, datetime(2027, 1, 1, 0, 0, 1, tzinfo=zone))
     # Read on New Year's Day: 31 December is last year's, not the coming one.
     [record] = source.records(start, end)
     assert record.time == datetime(2026, 12, 31, 23, 59, 59, tzinfo=zone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +54,45 @@ async def test_a_log_folder_is_read_without_the_files_its_symlinks_lead_out_to(
     for escaping in (logs / "app" / "app.log.1", outside / "secret.log"):
         with pytest.raises(LogFileError, match="outside AMBIENT_LOG_DIR"):
             await read(escaping)
+
+
+async def test_a_folder_of_folders_is_read_whole_and_files_last_written_before_the_day_are_not(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """/var/log/pods keeps a folder a pod and one a container in it: read as "0 lines", the day
+    was said as one without logs. Rotated files last written before the day hold none of its
+    lines: they were read again every morning (a month of retention took the preparation past
+    its time), a damaged old one said as a source not read to the end."""
+    pods = tmp_path / "pods"
+    said = {"shop_api-7d9f_1a2b": "payment refused", "shop_web-5c8e_3c4d": "cache lost its keys"}
+    for pod, message in said.items():
+        (pods / pod / "app").mkdir(parents=True)
+        (pods / pod / "app" / "0.log").write_text(LINE % message)
+    (pods / ".hidden").mkdir()
+    (pods / ".hidden" / "0.log").write_text(LINE % "hidden")
+    old = pods / "shop_api-7d9f_1a2b" / "app" / "0.log.20261101-000000.gz"
+    old.write_bytes(b"\x1f\x8b\x08\x00 damaged")
+    before = (START - timedelta(days=3)).timestamp()
+    os.utime(old, (before, before))
+    tencent = TencentCloud.from_settings(settings)
+
+    async def read(path: Path) -> tuple[str, list[str]]:
+        reducer = LogReducer()
+        said = await read_log_source(
+            FileLogSpec(path=str(path)),
+            START,
+            END,
+            reducer,
+            log_dir=None,
+            admin=True,
+            tencent=tencent,
+        )
+        return said, sorted(t.example for t in reducer.report(start=START, end=END).templates)
+
+    assert await read(pods) == ("2 lines read", sorted(said.values()))
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no log file in the folder"):
+        await read(tmp_path / "empty")
 
 
 async def test_a_cls_record_at_midnight_belongs_to_one_day_only() -> None:
@@ -115,6 +155,21 @@ async def test_a_cls_day_past_the_paging_limit_is_said_to_be_its_newest_lines_on
         draft = offline_draft(inputs)
         assert said in draft.spoken_text, draft.spoken_text
         assert any(said in line for line in draft.what_happened), draft.what_happened
+
+
+def test_the_most_frequent_error_said_is_the_most_frequent_not_the_most_severe() -> None:
+    reducer = LogReducer()
+    when = START + timedelta(hours=8)
+    reducer.add(when, "CRITICAL", "disk almost full on node-3")
+    for _ in range(4):
+        reducer.add(when, "ERROR", "payment gateway refused the card")
+    for language, said in (
+        ("en", "The most frequent error was payment gateway refused the card, 4 times."),
+        ("zh", "最多的错误是：payment gateway refused the card，共 4 次。"),
+    ):
+        inputs = BriefingInputs(date="2026-11-23", language=language)
+        fill_from_report(inputs, reducer.report(start=START, end=END))
+        assert said in offline_draft(inputs).spoken_text
 
 
 @pytest.mark.parametrize("admin", [True, False])
