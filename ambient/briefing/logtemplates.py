@@ -143,6 +143,10 @@ DRAIN_SIM_TH = 0.4
 DRAIN_MAX_CHILDREN = 100
 MAX_MESSAGE_CHARS = 1000
 MAX_CACHED = 200_000
+# Drain compares a new message with every cluster of its leaf: messages that share no template
+# (search terms, chat, prompts) make that quadratic, and a day of them never finished. Past this
+# many clusters, a new shape is grouped by its length and first two words instead.
+MAX_CLUSTERS = 2_000
 MAX_CACHED_WORDS = 100_000
 SPLIT_MAX_VALUES = 3
 SPLIT_MIN_LINES = 2  # per value: a rare template's three lines may well show three users
@@ -255,8 +259,8 @@ class TemplateMiner:
     words, each over `SPLIT_MIN_LINES` lines, is a constant and splits the cluster; a real
     variable (user names, table names) shows more values, or about as many as lines."""
 
-    def __init__(self, *, max_shapes: int = MAX_CACHED) -> None:
-        self._max_shapes = max_shapes
+    def __init__(self, *, max_shapes: int = MAX_CACHED, max_clusters: int = MAX_CLUSTERS) -> None:
+        self._max_shapes, self._max_clusters = max_shapes, max_clusters
         self._drain = Drain(
             depth=DRAIN_DEPTH,
             sim_th=DRAIN_SIM_TH,
@@ -270,6 +274,9 @@ class TemplateMiner:
         self._shape_cluster: list[int] = []
         self._lines: list[int] = []  # lines per shape
         self._overflow: dict[int, int] = {}  # cluster id -> its overflow shape
+        # Past max_clusters: (length, first two words) -> a cluster id below 0, and its tokens.
+        self._coarse: dict[tuple[int | str, ...], int] = {}
+        self._coarse_tokens: dict[int, list[str]] = {}
         self._templates: list[str] | None = None
 
     def add(self, message: str) -> int:
@@ -283,10 +290,12 @@ class TemplateMiner:
         if found is not None:
             self._lines[found] += 1
             return found
-        words = tokens(masked)
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
-        cluster, _ = self._drain.add_log_message(" ".join(words) if words else "<empty>")
-        cluster_id = int(cluster.cluster_id)
+        words = tokens(masked) or ["<empty>"]
+        if len(self._drain.id_to_cluster) < self._max_clusters:
+            cluster_id = int(self._drain.add_log_message(" ".join(words))[0].cluster_id)
+        else:
+            cluster_id = self._coarse_cluster(words)
         if len(self._shape_of) >= self._max_shapes:  # memory bound: later shapes share a cluster
             shape = self._overflow.get(cluster_id)
             if shape is None:
@@ -295,6 +304,17 @@ class TemplateMiner:
             shape = self._shape_of[masked] = self._new_shape(masked, cluster_id)
         self._lines[shape] += 1
         return shape
+
+    def _coarse_cluster(self, words: list[str]) -> int:
+        lead = words[:2]
+        found = self._coarse.get((len(words), *lead))
+        if found is None and len(self._coarse) >= self._max_shapes:  # memory bound: length only
+            lead = []
+            found = self._coarse.get((len(words),))
+        if found is None:
+            found = self._coarse[(len(words), *lead)] = -1 - len(self._coarse)
+            self._coarse_tokens[found] = lead + [DRAIN_WILDCARD] * (len(words) - len(lead))
+        return found
 
     def _new_shape(self, text: str | None, cluster_id: int) -> int:
         self._shape_text.append(text)
@@ -314,8 +334,8 @@ class TemplateMiner:
             members.setdefault(cluster_id, []).append(shape)
         resolved = [""] * len(self._shape_text)
         for cluster_id, shapes in members.items():
-            cluster = self._drain.id_to_cluster[cluster_id]
-            template = list(cluster.log_template_tokens)
+            coarse = self._coarse_tokens.get(cluster_id)
+            template = list(coarse or self._drain.id_to_cluster[cluster_id].log_template_tokens)
             words = {s: self._shape_tokens(s) for s in shapes}
             split_at = []
             for position, token in enumerate(template):

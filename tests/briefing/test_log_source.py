@@ -170,6 +170,12 @@ def test_the_most_frequent_error_said_is_the_most_frequent_not_the_most_severe()
         inputs = BriefingInputs(date="2026-11-23", language=language)
         fill_from_report(inputs, reducer.report(start=START, end=END))
         assert said in offline_draft(inputs).spoken_text
+    # A template of wildcards alone (a day of messages that share nothing) is not said.
+    for _ in range(9):
+        reducer.add(when, "ERROR", "<*> <*> <*>")
+    inputs = BriefingInputs(date="2026-11-23", language="en")
+    fill_from_report(inputs, reducer.report(start=START, end=END))
+    assert "most frequent error was payment gateway" in offline_draft(inputs).spoken_text
 
 
 @pytest.mark.parametrize("admin", [True, False])

@@ -366,6 +366,26 @@ def test_template_id_is_the_same_on_every_run_and_depends_on_level() -> None:
     assert template_id("WARNING", "disk full") != "t047d5284bc"
 
 
+def test_past_the_cluster_bound_new_shapes_group_by_their_first_words_and_counts_hold() -> None:
+    """Messages that share no template (search terms, chat) made each new one compare with
+    every cluster: a day of them never finished. Past the bound, a new shape is grouped by
+    its length and first two words; lines of a shape seen before still count under it."""
+    reducer = LogReducer(TemplateMiner(max_clusters=2))
+    reducer.add_many((DAY, "ERROR", "payment gateway refused the card") for _ in range(3))
+    reducer.add_many([(DAY, "INFO", "cache warmed up")])
+    searches = ["red shoes size", "blue coat for winter", "green hat", "tea pot gift"]
+    reducer.add_many((DAY, "INFO", f"user searched {words}") for words in searches)
+    reducer.add_many((DAY, "ERROR", "payment gateway refused the card") for _ in range(2))
+    report = reducer.report()
+    assert sorted((t.template, t.count) for t in report.templates) == [
+        ("cache warmed up", 1),
+        ("payment gateway refused the card", 5),
+        ("user searched <*> <*>", 1),
+        ("user searched <*> <*> <*>", 2),
+        ("user searched <*> <*> <*> <*>", 1),
+    ]
+
+
 def test_past_the_shape_bound_lines_still_count_under_their_cluster() -> None:
     miner = TemplateMiner(max_shapes=2)
     reducer = LogReducer(miner)
