@@ -206,12 +206,36 @@ def parse_line(
     return _file_record(when, text_fields(rest), source)
 
 
+# What Java's layouts write between the level and the message, read as fields: Spring Boot's
+# "12345 --- [app] [  main] c.e.d.PaymentService   : " (process id, application name from 3.x,
+# thread, logger) and log4j/logback's "[main] c.a.Pay - ". Left in the message, a constant
+# header made unrelated messages of one logger alike enough to share a template.
+JAVA_HEADER = re.compile(
+    r"(?:(?P<pid>\d+) --- (?:\[[^\]]*\] )?\[ *(?P<thread>[^\]]*)\] (?P<logger>[\w.$]+) *: "
+    r"|\[(?P<thread2>[^\]]*)\] (?P<logger2>[\w.$]+) - )"
+)
+# logback's default writes the thread first: "[main] ERROR c.a.Pay - ...".
+THREAD_FIRST = re.compile(
+    r"\[(?P<thread>[^\]]*)\] +(?=(?:DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b)"
+)
+
+
 def text_fields(rest: str) -> dict[str, Any]:
     """A text line's fields after its time: "ERROR something" -> level ERROR, message
-    "something" (Python's default "- app.pay - ERROR - ..." names its logger too)."""
+    "something" (Python's default "- app.pay - ERROR - ..." names its logger too, Java's
+    layouts their thread and logger: `JAVA_HEADER`)."""
+    thread: dict[str, str] = {}
+    if first := THREAD_FIRST.match(rest):
+        thread, rest = {"thread": first["thread"]}, rest[first.end() :]
     if level := LEVEL.match(rest):
-        fields = {k: v for k, v in level.groupdict().items() if v}
-        return {**fields, "message": rest[level.end() :].lstrip(" :-")}
+        fields = {k: v for k, v in level.groupdict().items() if v} | thread
+        message = rest[level.end() :].lstrip(" :-")
+        if header := JAVA_HEADER.match(message):
+            named = {k.rstrip("2"): v for k, v in header.groupdict().items() if v}
+            fields, message = fields | named, message[header.end() :]
+        elif thread and (logger := re.match(r"([\w.$]+) - ", message)):
+            fields, message = fields | {"logger": logger[1]}, message[logger.end() :]
+        return {**fields, "message": message}
     return {"message": rest}
 
 

@@ -708,3 +708,34 @@ def test_a_json_line_a_container_wrote_is_parsed_once(
     assert record is not None and record.content == {"level": "error", "msg": "refused"}
     assert record.time == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # the wrapper's
     assert parsed.count('{"level":"error","msg":"refused"}') == 1
+
+
+JAVA_LAYOUTS = {
+    "log4j": "2026-11-22 10:00:0{n},123 ERROR [{thread}] c.a.pay.Checkout - {message}",
+    "logback": "2026-11-22 10:00:0{n}.123 [{thread}] ERROR c.a.pay.Checkout - {message}",
+    "spring-boot-2": "2026-11-22 10:00:0{n}.123 ERROR 4242 --- [{thread:>15}] "
+    "c.a.pay.Checkout                         : {message}",
+    "spring-boot-3": "2026-11-22T10:00:0{n}.123+08:00 ERROR 4242 --- [shop] [{thread:>15}] "
+    "c.a.pay.Checkout                         : {message}",
+}
+
+
+@pytest.mark.parametrize("layout", sorted(JAVA_LAYOUTS))
+def test_a_java_layouts_thread_and_logger_are_fields_not_part_of_the_message(layout: str) -> None:
+    """The header Java's layouts write between the level and the message (process id, thread,
+    logger) stayed in the message: constant words that made every message of one logger alike,
+    so unrelated errors shared a template ("<*> --- [ main] c.e.d.PaymentService : <*> <*>")
+    and the briefing said that as the day's most frequent error."""
+    written = [
+        ("main", "card declined for order 7"),
+        ("http-nio-8080-exec-3", "inventory service timed out"),
+        ("main", "database pool exhausted"),
+    ]
+    fields = [
+        parse_line(JAVA_LAYOUTS[layout].format(n=n, thread=t, message=m), "app.log", UTC)
+        for n, (t, m) in enumerate(written)
+    ]
+    assert [(r.content["thread"], r.content["logger"]) for r in fields if r] == [
+        (t, "c.a.pay.Checkout") for t, _ in written
+    ]
+    assert [level_and_message(r.content) for r in fields if r] == [("ERROR", m) for _, m in written]
