@@ -107,14 +107,21 @@ def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
 
 
 def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
-    """The time of a JSON log line: its first time field, read; None if absent or unreadable."""
+    """The time of a JSON log line: its first time field that reads as one from this century
+    (a "time" of 35 is a duration beside an "@timestamp"); None if none reads."""
+    read: list[datetime] = []
     for name in TIME_FIELDS:
         if name in data:
+            value = data[name]
+            if isinstance(value, dict) and "epochSecond" in value:  # log4j2's JsonLayout
+                value = value["epochSecond"] + (value.get("nanoOfSecond") or 0) / 1e9
             try:
-                return parse_time(data[name], zone)
+                read.append(parse_time(value, zone))
             except (TypeError, ValueError):
-                return None
-    return None
+                continue
+            if read[-1].year >= 2000:
+                return read[-1]
+    return read[0] if read else None
 
 
 def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:

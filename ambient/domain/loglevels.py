@@ -37,7 +37,11 @@ LEVEL_FIELDS = (
     "level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__", "log.level",
     "@l",
 )  # fmt: skip
-TIME_FIELDS = ("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__", "@t")
+TIME_FIELDS = (
+    *("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__", "@t"),
+    # log4j2's JsonLayout, python-json-logger, nginx's $time_iso8601, a Kubernetes event
+    *("instant", "timeMillis", "asctime", "time_iso8601", "eventTime"),
+)
 
 
 def normal_level(raw: Any) -> str:

@@ -739,3 +739,26 @@ def test_a_java_layouts_thread_and_logger_are_fields_not_part_of_the_message(lay
         (t, "c.a.pay.Checkout") for t, _ in written
     ]
     assert [level_and_message(r.content) for r in fields if r] == [("ERROR", m) for _, m in written]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # a "time" that is a duration beside the line's "@timestamp"
+        '{"@timestamp": "2026-11-22T02:00:00Z", "time": 35, "level": "error", "msg": "slow"}',
+        # a "time" of day only, before the full "@timestamp"
+        '{"time": "10:00:00.123", "@timestamp": "2026-11-22T02:00:00Z", "level": "error"}',
+        # log4j2's JsonLayout: an instant, or milliseconds
+        '{"instant": {"epochSecond": 1795312800, "nanoOfSecond": 0}, "level": "ERROR"}',
+        '{"timeMillis": 1795312800000, "level": "ERROR", "message": "refused"}',
+        # python-json-logger, nginx's $time_iso8601
+        '{"asctime": "2026-11-22 10:00:00,000", "levelname": "ERROR", "message": "refused"}',
+        '{"time_iso8601": "2026-11-22T10:00:00+08:00", "status": "502"}',
+    ],
+)
+def test_a_json_lines_time_is_the_first_field_that_reads_as_one(line: str) -> None:
+    """The first time-named key decided: a duration in "time" dated the line 1970 (dropped: the
+    day said "no logs"), a time of day made it unreadable; log4j2's JsonLayout, python-json-logger
+    and nginx's ISO field were not read at all ("no line has a time...")."""
+    record = parse_line(line, "app.log", ZoneInfo("Asia/Shanghai"), DAY)
+    assert record is not None and record.time == datetime(2026, 11, 22, 2, 0, tzinfo=UTC), record
