@@ -312,6 +312,13 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             if zh
             else f"Yesterday: no errors, but {_many(count, 'anomaly', 'anomalies')}"
         )
+    elif inputs.warnings:
+        # Not "quiet" either: a day of warnings is said as one (they often come before errors).
+        headline = (
+            f"昨天没有错误，有 {inputs.warnings} 个警告"
+            if zh
+            else f"Yesterday: no errors, {_many(inputs.warnings, 'warning', 'warnings')}"
+        )
     else:
         headline = "昨天一切平稳" if zh else "Yesterday was quiet"
     spoken = _spoken(inputs, headline, errors, firing, failed)

@@ -157,6 +157,20 @@ async def test_a_cls_day_past_the_paging_limit_is_said_to_be_its_newest_lines_on
         assert any(said in line for line in draft.what_happened), draft.what_happened
 
 
+def test_a_day_of_warnings_and_no_errors_is_not_said_to_be_quiet() -> None:
+    reducer = LogReducer()
+    for _ in range(3):
+        reducer.add(START + timedelta(hours=8), "WARNING", "connection pool 90% used")
+    for language, said in (
+        ("en", "Yesterday: no errors, 3 warnings"),
+        ("zh", "昨天没有错误，有 3 个警告"),
+    ):
+        inputs = BriefingInputs(date="2026-11-23", language=language)
+        fill_from_report(inputs, reducer.report(start=START, end=END))
+        draft = offline_draft(inputs)
+        assert draft.headline == said and said in draft.spoken_text, draft
+
+
 def test_the_most_frequent_error_said_is_the_most_frequent_not_the_most_severe() -> None:
     reducer = LogReducer()
     when = START + timedelta(hours=8)
