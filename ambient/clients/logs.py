@@ -358,12 +358,15 @@ class FileLogSource:
         service, as /var/log/pods), each folder's in rotation order; hidden ones left out."""
         if self.path.is_dir():
             found: list[Path] = []
+            seen: set[str] = set()  # a file linked from two places is read once
             for folder, subfolders, names in os.walk(self.path):
                 subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
                 here = [Path(folder, n) for n in names if not n.startswith(".")]
-                found += sorted(
-                    (p for p in here if p.is_file() and self._allowed(p)), key=rotation_order
-                )
+                for path in sorted(here, key=rotation_order):
+                    real = os.path.realpath(path)
+                    if real not in seen and path.is_file() and self._allowed(path):
+                        seen.add(real)
+                        found.append(path)
             if not found:
                 raise FileNotFoundError(f"no log file in the folder {self.path} or below it")
             return found
