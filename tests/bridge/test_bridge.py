@@ -463,6 +463,15 @@ async def test_two_runners_on_one_database_hold_the_endpoint_once(state: AppStat
         await two.stop()
 
 
+async def lease_runs_out(state: AppState, endpoint: int) -> None:
+    """The endpoint's lease as its holder left it when it stopped renewing long ago."""
+    async with state.db.write_session() as session:
+        row = await session.get(XiaozhiEndpoint, endpoint)
+        assert row is not None and row.lease_until is not None
+        row.lease_until = row.lease_until.replace(year=2000)
+        await session.commit()
+
+
 async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker:
@@ -470,11 +479,7 @@ async def test_an_expired_lease_is_taken_over_by_another_replica(state: AppState
         one, two = runner_for(state, "replica-1"), runner_for(state, "replica-2")
         await one.scan()
         await broker.held(token)
-        async with state.db.write_session() as session:  # replica-1 died: its lease ran out
-            row = await session.get(XiaozhiEndpoint, endpoint)
-            assert row is not None and row.lease_until is not None
-            row.lease_until = row.lease_until.replace(year=2000)
-            await session.commit()
+        await lease_runs_out(state, endpoint)  # replica-1 died
         await two.scan()
         # Replica 1's connection may live on (a paused container): replica 2's first replaces
         # it and is closed again at once, its second is the endpoint's (``_opened``).
@@ -521,11 +526,7 @@ async def test_a_replica_taking_over_from_a_live_connection_is_not_forgotten_by_
         one, two = runner_for(state, "replica-1"), runner_for(state, "replica-2")
         await one.scan()
         await broker.held(token)
-        async with state.db.write_session() as session:  # replica-1 stood still: lease ran out
-            row = await session.get(XiaozhiEndpoint, endpoint)
-            assert row is not None and row.lease_until is not None
-            row.lease_until = row.lease_until.replace(year=2000)
-            await session.commit()
+        await lease_runs_out(state, endpoint)  # replica-1 stood still
         await two.scan()
         await broker.held(token, 3)
         answer = await broker.device_call(token, "get_status", {})
@@ -555,11 +556,7 @@ async def test_a_replica_whose_lease_was_taken_over_does_not_dial_again(state: A
         two = runner_for(state, "replica-2")
         await one.scan()
         await broker.held(token)
-        async with state.db.write_session() as session:  # replica-1 stood still: lease ran out
-            row = await session.get(XiaozhiEndpoint, endpoint)
-            assert row is not None and row.lease_until is not None
-            row.lease_until = row.lease_until.replace(year=2000)
-            await session.commit()
+        await lease_runs_out(state, endpoint)  # replica-1 stood still
         await two.scan()
         await broker.held(token, 3)  # replica 2's second (``_opened``)
         # Replica 1 sees its connection replaced; its re-dials (every 50 ms) come to nothing.

@@ -24,6 +24,22 @@ LINE = '{"time": "2026-11-22T08:00:00Z", "level": "ERROR", "message": "%s"}\n'
 START, END = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
 
 
+async def _read(path: Path, tencent: TencentCloud, log_dir: Path | None) -> tuple[str, list[str]]:
+    """What reading ``path`` as a file source said, and its templates' examples (an admin's
+    read when there is no log folder, a member's inside it)."""
+    reducer = LogReducer()
+    said = await read_log_source(
+        FileLogSpec(path=str(path)),
+        START,
+        END,
+        reducer,
+        log_dir=log_dir,
+        admin=log_dir is None,
+        tencent=tencent,
+    )
+    return said, [t.example for t in reducer.report(start=START, end=END).templates]
+
+
 async def test_a_log_folder_is_read_without_the_files_its_symlinks_lead_out_to(
     tmp_path: Path, settings: Settings
 ) -> None:
@@ -37,17 +53,7 @@ async def test_a_log_folder_is_read_without_the_files_its_symlinks_lead_out_to(
     tencent = TencentCloud.from_settings(settings)
 
     async def read(path: Path) -> tuple[str, list[str]]:
-        reducer = LogReducer()
-        read = await read_log_source(
-            FileLogSpec(path=str(path)),
-            START,
-            END,
-            reducer,
-            log_dir=logs,
-            admin=False,
-            tencent=tencent,
-        )
-        return read, [t.example for t in reducer.report(start=START, end=END).templates]
+        return await _read(path, tencent, log_dir=logs)
 
     assert await read(logs / "app") == ("1 lines read", ["inside line"])
     # Named on its own, the escaping file is refused, as a path outside the folder is.
@@ -77,17 +83,8 @@ async def test_a_folder_of_folders_is_read_whole_and_files_last_written_before_t
     tencent = TencentCloud.from_settings(settings)
 
     async def read(path: Path) -> tuple[str, list[str]]:
-        reducer = LogReducer()
-        said = await read_log_source(
-            FileLogSpec(path=str(path)),
-            START,
-            END,
-            reducer,
-            log_dir=None,
-            admin=True,
-            tencent=tencent,
-        )
-        return said, sorted(t.example for t in reducer.report(start=START, end=END).templates)
+        found, examples = await _read(path, tencent, log_dir=None)
+        return found, sorted(examples)
 
     assert await read(pods) == ("2 lines read", sorted(said.values()))
     (tmp_path / "empty" / "sub").mkdir(parents=True)
