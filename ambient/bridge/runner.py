@@ -78,7 +78,9 @@ class BridgeTiming:
     open_timeout: float = 10.0
     # After closing a connection that replaced one the relay may still hold: time for the
     # relay to let both go before the endpoint is dialed afresh (``BridgeRunner._opened``).
-    settle_seconds: float = 1.0
+    # mcp-endpoint-server on its pinned websockets 12 waits out its close timeout for an old
+    # peer that does not answer (measured 20 s) before that one's handler ends.
+    settle_seconds: float = 25.0
 
 
 def backoff_delays(timing: BridgeTiming) -> Iterator[float]:

@@ -187,12 +187,13 @@ def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
     # What an answer says back (the id, the method or tool named): one lone surrogate in it and
     # the answer cannot be written (over stdio, the SDK's writer ends the server).
     params = message.get("params")
-    named = params.get("name") if isinstance(params, dict) else None
-    for where, said in (("id", ident), ("method", message.get("method")), ("params.name", named)):
+    said_back = [("id", ident), ("method", message.get("method"))]
+    if isinstance(params, dict):  # a tool's name, a resource's uri, ...
+        said_back += [(f"params.{k}", v) for k, v in params.items() if k != "arguments"]
+    for where, said in said_back:
         if isinstance(said, str) and SURROGATE.search(said):
-            return _error(
-                None if where == "id" else ident, INVALID_REQUEST, f"{where} {SURROGATE_REFUSED}"
-            )
+            kept = None if where == "id" else ident
+            return _error(kept, INVALID_REQUEST, f"{where} {SURROGATE_REFUSED}")
     if "method" in message and "id" in message and ident is None:
         # Else read as a notification: never answered, the peer waits out its call timeout.
         return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")

@@ -277,6 +277,7 @@ class TemplateMiner:
         # Past max_clusters: (length, first two words) -> a cluster id below 0, and its tokens.
         self._coarse: dict[tuple[int | str, ...], int] = {}
         self._coarse_tokens: dict[int, list[str]] = {}
+        self._drain_keys: set[tuple[int | str, ...]] = set()  # (length, first words) seen by Drain
         self._templates: list[str] | None = None
 
     def add(self, message: str) -> int:
@@ -292,10 +293,15 @@ class TemplateMiner:
             return found
         # Drain cannot cluster an empty token list; one placeholder keeps such lines together.
         words = tokens(masked) or ["<empty>"]
+        key: tuple[int | str, ...] = (len(words), *words[:2])
         if len(self._drain.id_to_cluster) < self._max_clusters:
+            self._drain_keys.add(key)
             cluster_id = int(self._drain.add_log_message(" ".join(words))[0].cluster_id)
         else:
-            cluster_id = self._coarse_cluster(words)
+            # A new value of a template Drain knows (a user name the masks leave) still joins
+            # it, looked up only where a message of its length and first words went before.
+            known = self._drain.match(" ".join(words)) if key in self._drain_keys else None
+            cluster_id = int(known.cluster_id) if known else self._coarse_cluster(words)
         if len(self._shape_of) >= self._max_shapes:  # memory bound: later shapes share a cluster
             shape = self._overflow.get(cluster_id)
             if shape is None:

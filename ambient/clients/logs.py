@@ -113,13 +113,15 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
     for name in TIME_FIELDS:
         if name in data:
             value = data[name]
-            if isinstance(value, dict) and "epochSecond" in value:  # log4j2's JsonLayout
-                value = value["epochSecond"] + (value.get("nanoOfSecond") or 0) / 1e9
             try:
+                if isinstance(value, dict) and "epochSecond" in value:  # log4j2's JsonLayout
+                    value = (
+                        float(value["epochSecond"]) + float(value.get("nanoOfSecond") or 0) / 1e9
+                    )
                 read.append(parse_time(value, zone))
             except (TypeError, ValueError):
                 continue
-            if read[-1].year >= 2000:
+            if 2000 <= read[-1].year <= datetime.now(UTC).year + 1:  # not a duration's
                 return read[-1]
     return read[0] if read else None
 
@@ -219,7 +221,7 @@ def parse_line(
 # header made unrelated messages of one logger alike enough to share a template.
 JAVA_HEADER = re.compile(
     r"(?:(?P<pid>\d+) --- (?:\[[^\]]*\] )?\[ *(?P<thread>[^\]]*)\] (?P<logger>[\w.$]+) *: "
-    r"|\[(?P<thread2>[^\]]*)\] (?P<logger2>[\w.$]+) - )"
+    r"|\[(?P<thread2>[^\]]*)\] (?P<logger2>[\w$]+(?:\.[\w$]+)+) - )"
 )
 # logback's default writes the thread first: "[main] ERROR c.a.Pay - ...".
 THREAD_FIRST = re.compile(
@@ -240,7 +242,7 @@ def text_fields(rest: str) -> dict[str, Any]:
         if header := JAVA_HEADER.match(message):
             named = {k.rstrip("2"): v for k, v in header.groupdict().items() if v}
             fields, message = fields | named, message[header.end() :]
-        elif thread and (logger := re.match(r"([\w.$]+) - ", message)):
+        elif thread and (logger := re.match(r"([\w$]+(?:\.[\w$]+)+) - ", message)):
             fields, message = fields | {"logger": logger[1]}, message[logger.end() :]
         return {**fields, "message": message}
     return {"message": rest}
@@ -359,7 +361,8 @@ class FileLogSource:
         if self.path.is_dir():
             found: list[Path] = []
             seen: set[str] = set()  # a file linked from two places is read once
-            for folder, subfolders, names in os.walk(self.path):
+            unread: list[OSError] = []  # a folder it may not list: said if nothing else is
+            for folder, subfolders, names in os.walk(self.path, onerror=unread.append):
                 subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
                 here = [Path(folder, n) for n in names if not n.startswith(".")]
                 for path in sorted(here, key=rotation_order):
@@ -368,6 +371,8 @@ class FileLogSource:
                         seen.add(real)
                         found.append(path)
             if not found:
+                if unread:
+                    raise unread[0]
                 raise FileNotFoundError(f"no log file in the folder {self.path} or below it")
             return found
         if self.path.is_file() and self._allowed(self.path):

@@ -742,6 +742,16 @@ def test_a_java_layouts_thread_and_logger_are_fields_not_part_of_the_message(lay
 
 
 @pytest.mark.parametrize(
+    "rest",
+    ["ERROR [app.payments] Timeout - retrying in 5s", "ERROR [retry 3] db - connection refused"],
+)
+def test_a_bracketed_word_before_a_dash_is_the_message_not_a_thread_and_logger(rest: str) -> None:
+    # Python's "%(levelname)s [%(name)s] %(message)s": no Java logger (no package) follows.
+    record = parse_line(f"2026-11-22 10:00:00 {rest}", "app.log", UTC)
+    assert record is not None and level_and_message(record.content) == ("ERROR", rest[6:])
+
+
+@pytest.mark.parametrize(
     "line",
     [
         # a "time" that is a duration beside the line's "@timestamp"
@@ -754,6 +764,9 @@ def test_a_java_layouts_thread_and_logger_are_fields_not_part_of_the_message(lay
         # python-json-logger, nginx's $time_iso8601
         '{"asctime": "2026-11-22 10:00:00,000", "levelname": "ERROR", "message": "refused"}',
         '{"time_iso8601": "2026-11-22T10:00:00+08:00", "status": "502"}',
+        # a duration in nanoseconds (Go's time.Duration) is no time either
+        '{"time": 3600000000, "@timestamp": "2026-11-22T02:00:00Z", "level": "error"}',
+        '{"instant": {"epochSecond": "x"}, "@timestamp": "2026-11-22T02:00:00Z"}',
     ],
 )
 def test_a_json_lines_time_is_the_first_field_that_reads_as_one(line: str) -> None:

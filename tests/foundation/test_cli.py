@@ -88,6 +88,8 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
         lone = [
             '{"jsonrpc": "2.0", "id": "a\\ud800", "method": "ping"}',
             '{"jsonrpc": "2.0", "id": 8, "method": "ping\\udc00"}',
+            '{"jsonrpc": "2.0", "id": 9, "method": "resources/read", '
+            '"params": {"uri": "x:\\ud800"}}',
         ]
         lines = ("{not json", '{"id": 7, "method": "ping"}', *odd_ids, *lone)
         for line in (*lines, json.dumps(INITIALIZE)):
@@ -97,7 +99,7 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
     finally:
         served.stdin.close()
         await asyncio.wait_for(served.wait(), HANG)
-    parse, invalid, *odd, lone_id, lone_method, opened = answers
+    parse, invalid, *odd, lone_id, lone_method, lone_uri, opened = answers
     assert (parse["id"], parse["error"]["code"]) == (None, -32700), parse
     assert "not JSON" in parse["error"]["message"]
     assert (invalid["id"], invalid["error"]["code"]) == (7, -32600), invalid
@@ -108,6 +110,7 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
     assert (lone_id["id"], lone_id["error"]["code"]) == (None, -32600), lone_id
     assert (lone_method["id"], lone_method["error"]["code"]) == (8, -32600), lone_method
     assert "lone UTF-16 surrogate" in lone_method["error"]["message"]
+    assert (lone_uri["id"], lone_uri["error"]["code"]) == (9, -32600), lone_uri
     assert opened["id"] == 0 and opened["result"]["serverInfo"]["name"] == "ambient-ops", opened
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -298,6 +299,11 @@ def test_tts_segments_end_where_speech_pauses_and_never_hold_punctuation_alone()
     assert len(clauses) > 150 and len(segments) == 2
     assert all(len(s) <= 150 for s in segments) and segments[0].endswith("，")
     assert "".join(segments) == clauses  # cut between clauses, no number split
+    # A number or a time is not a pause: 95.5, 12,345 and 9:45 are never cut.
+    numbers = "CPU 在 9:45 达到 95.5%，共 12,345 次，" * 12
+    assert all(not re.search(r"[\d][.,:]$", s) for s in tts_segments(numbers)), tts_segments(
+        numbers
+    )
     # One sentence of 150 characters and its full stop: the stop is not a segment of its own.
     assert tts_segments("字" * 150 + "。") == ["字" * 150]
     # No pause at all: cut at the limit, but not inside a number or a Latin word.

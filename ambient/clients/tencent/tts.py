@@ -14,8 +14,10 @@ TTS_VOICE = 101001  # the TextToVoice voice every briefing is spoken in
 
 
 # Where a segment may end, best first: a sentence's end, then a clause's; past both, a cut.
-SENTENCE_ENDS = re.compile(r"(?<=[。！？!?；;.\n])")
-CLAUSE_ENDS = re.compile(r"(?<=[，、：,:…\s])")
+# A Latin full stop, comma or colon before a digit is inside a number or a time (95.5, 12,345,
+# 9:45), not a pause.
+SENTENCE_ENDS = re.compile(r"(?<=[。！？!?；;\n])|(?<=\.)(?!\d)")
+CLAUSE_ENDS = re.compile(r"(?<=[，、：…\s])|(?<=[,:])(?!\d)")
 
 
 def tts_segments(text: str) -> list[str]:
