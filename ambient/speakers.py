@@ -93,12 +93,12 @@ async def resolve_speaker(
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         assistant = account.assistant_name or DEFAULT_ASSISTANT
-        devices = list(
-            await session.scalars(select(XiaozhiDevice).where(XiaozhiDevice.user == owner))
-        )
+        mine = select(XiaozhiDevice).where(XiaozhiDevice.user == owner)
         # Voiceprints in use (the owner's, or speakers allowed on a device): a voice they did not
-        # match is someone else, however the model words it.
-        if key in UNKNOWN_VOICE and (account.voiceprint_id or any(d.speakers for d in devices)):
+        # match is someone else, however the model words it. Devices are read only when asked.
+        if key in UNKNOWN_VOICE and (
+            account.voiceprint_id or any(d.speakers for d in await session.scalars(mine))
+        ):
             return Speaker(SpeakerKind.UNKNOWN, None)
         # A model that knows no voiceprint name fills the argument with a placeholder or the
         # assistant's own name ("null", "user", "小智"): that is no speaker named, not a stranger.
@@ -114,7 +114,7 @@ async def resolve_speaker(
         person = found[0]
         if person.name == owner:
             return Speaker(SpeakerKind.OWNER, account)
-        if not any(person.name in (d.speakers or []) for d in devices):
+        if not any(person.name in (d.speakers or []) for d in await session.scalars(mine)):
             return Speaker(SpeakerKind.UNKNOWN, None)
         if not _within(person, account, approvers):
             return Speaker(SpeakerKind.BEYOND, None)

@@ -219,10 +219,12 @@ def parse_line(
 # "12345 --- [app] [  main] c.e.d.PaymentService   : " (process id, application name from 3.x,
 # thread, logger) and log4j/logback's "[main] c.a.Pay - ". Left in the message, a constant
 # header made unrelated messages of one logger alike enough to share a template.
+JAVA_LOGGER = r"[\w$]+(?:\.[\w$]+)+"  # a logger with its package ("c.a.Pay"), as %c writes it
 JAVA_HEADER = re.compile(
     r"(?:(?P<pid>\d+) --- (?:\[[^\]]*\] )?\[ *(?P<thread>[^\]]*)\] (?P<logger>[\w.$]+) *: "
-    r"|\[(?P<thread2>[^\]]*)\] (?P<logger2>[\w$]+(?:\.[\w$]+)+) - )"
+    rf"|\[(?P<thread2>[^\]]*)\] (?P<logger2>{JAVA_LOGGER}) - )"
 )
+LOGGER_FIRST = re.compile(rf"({JAVA_LOGGER}) - ")  # after the level of a thread-first line
 # logback's default writes the thread first: "[main] ERROR c.a.Pay - ...".
 THREAD_FIRST = re.compile(
     r"\[(?P<thread>[^\]]*)\] +(?=(?:DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b)"
@@ -242,7 +244,7 @@ def text_fields(rest: str) -> dict[str, Any]:
         if header := JAVA_HEADER.match(message):
             named = {k.rstrip("2"): v for k, v in header.groupdict().items() if v}
             fields, message = fields | named, message[header.end() :]
-        elif thread and (logger := re.match(r"([\w$]+(?:\.[\w$]+)+) - ", message)):
+        elif thread and (logger := LOGGER_FIRST.match(message)):
             fields, message = fields | {"logger": logger[1]}, message[logger.end() :]
         return {**fields, "message": message}
     return {"message": rest}
