@@ -29,6 +29,7 @@ from ambient.storage.models import AuditRecord, RemediationRecord
 from ambient.storage.repositories import UserRepository, hash_token
 from tests.conftest import running_worker
 from tests.support.servers import serve
+from tests.support.waits import ask
 
 UNHEALTHY = 0.5
 HEALTHY = 0.01
@@ -182,7 +183,7 @@ async def as_door(
     carrying that record's token (the run applies no other): on ``rung``, else on the one the
     run waits for (a query)."""
     if rung is None:
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         assert status.waiting is not None, status.state
         rung = status.waiting.rung
     run_key = f"{handle.id}@{(await handle.describe()).run_id}"
@@ -234,7 +235,7 @@ async def state_reaches(
     """Skip time a little at a time until the remediation is in one of ``states``."""
     status: RemediationStatus | None = None
     for _ in range(2000):
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         if status.state in states:
             return status
         await env.sleep(step)

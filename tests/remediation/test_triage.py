@@ -30,6 +30,7 @@ from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
+from tests.support.waits import ask
 from worker import ensure_triage_schedule
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
@@ -139,7 +140,7 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
         services, task_timeouts, joined_by = [], [], []
         for rid in first.started:
             child = ts_env.client.get_workflow_handle(rid)
-            status = await child.query("status", result_type=RemediationStatus)
+            status = await ask(child, "status", result_type=RemediationStatus)
             services.append((status.alert.source, status.alert.service, status.user))
             async with deps.db.session() as session:
                 repeats = await AuditRepository(session).list(

@@ -25,6 +25,7 @@ from tests.remediation.support import add_user, remediation_settings
 from tests.remediation.test_triage import cloud  # noqa: F401 - the Tencent stand-in fixture
 from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
+from tests.support.waits import ask
 from worker import ALL_WORKFLOWS, build_worker
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT
@@ -100,7 +101,7 @@ async def test_breach_on_a_tke_workload_metric_starts_its_remediation(
         assert started.kind == "watch.remediation_started", started.payload
         rid = started.payload["remediation_id"]
         child = ts_env.client.get_workflow_handle(rid)
-        status = await child.query("status", result_type=RemediationStatus)
+        status = await ask(child, "status", result_type=RemediationStatus)
         config = (await child.describe()).raw_description.execution_config
     assert status.alert.service == "cls-watch001/prod/checkout"
     # As an alert sent to the API starts its run (its first task runs the local activities).
@@ -135,7 +136,7 @@ async def test_breach_on_a_workload_metric_of_another_region_remediates_in_that_
         started = events[0]
         assert started.kind == "watch.remediation_started", started.payload
         child = ts_env.client.get_workflow_handle(started.payload["remediation_id"])
-        status = await child.query("status", result_type=RemediationStatus)
+        status = await ask(child, "status", result_type=RemediationStatus)
     assert status.alert.region == "ap-shanghai"
     assert status.alert.verify is not None
     assert status.alert.verify.source.region == "ap-shanghai"  # type: ignore[union-attr]

@@ -53,7 +53,7 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.support.record import save_history
-from tests.support.waits import eventually
+from tests.support.waits import ask, eventually
 from worker import build_worker
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes
@@ -304,7 +304,7 @@ async def test_approval_from_a_user_without_permission_is_rejected_by_the_valida
                 ApprovalInput(approver="viewer", approver_permission="none", approve=True),
             )
         assert "viewer has rollback_permission 'none'" in str(failed.value.cause)
-        still = await handle.query(GradedRemediationWorkflow.status)
+        still = await ask(handle, GradedRemediationWorkflow.status)
         assert still.state == "waiting_approval" and still.approvals == []
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
         status = await handle.result()
@@ -669,7 +669,7 @@ async def test_an_answer_when_no_approval_is_pending_is_rejected_and_the_ladder_
                 ApprovalInput(approver=USER, approver_permission="execute", approve=True),
             )
         assert "is not waiting for approval (state settling)" in str(failed.value.cause)
-        still = await handle.query(GradedRemediationWorkflow.status)
+        still = await ask(handle, GradedRemediationWorkflow.status)
         assert still.state == "settling" and still.approvals == []
         await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
         status = await handle.result()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from temporalio.client import WorkflowHandle
 
 from ambient import temporal
 from tests.support.servers import HANG
@@ -64,3 +66,18 @@ async def until_equal(read: Callable[[], Awaitable[T]], wanted: T, what: str) ->
         return await read() == wanted
 
     await eventually(there, what)
+
+
+async def ask(handle: WorkflowHandle[Any, Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+    """``handle.query(query, …)``, asked again while the worker was too slow to answer (a
+    starved host's deadlock detector failed the query's 2 s; CI saw a test fail on it), up to
+    ``eventually``'s bound. Any other refusal is the answer: tests of a stalled, silent or
+    failing worker ask ``handle.query`` themselves."""
+    deadline = time.monotonic() + HANG
+    while True:
+        try:
+            return await handle.query(query, *args, **kwargs)
+        except Exception as exc:
+            if not worker_slow(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.1)

@@ -21,7 +21,7 @@ from tests.remediation.support import add_user, remediation_settings
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import free_port, serve
 from tests.support.tencent import standin_tencent
-from tests.support.waits import eventually
+from tests.support.waits import ask, eventually
 from tests.voice.support import say, voice_client, worker_state
 from tests.voice.test_voice_briefing_context import ZONES
 from tests.voice.test_voice_remediation import OWNER, waiting
@@ -156,7 +156,7 @@ async def test_an_english_user_hears_the_fixes_waiting_and_the_services_refusals
                 row.rollback_permission = "none"
                 await session.commit()
             refused = await say(client, "refuse_remediation", which="payments", reason="later")
-        status = await handles["checkout"].query("status", result_type=RemediationStatus)
+        status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
         assert [a.approver for a in status.approvals] == [OWNER]
     answers = [needs, which, beyond, unknown, asked, approved, refused]
     assert not [a for a in answers if _CJK.search(a)], answers

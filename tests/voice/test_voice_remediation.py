@@ -40,7 +40,7 @@ from tests.remediation.support import (
 )
 from tests.support.pages import signed_in
 from tests.support.servers import HANG
-from tests.support.waits import eventually
+from tests.support.waits import ask, eventually
 from tests.voice.support import say, voice_client
 from worker import build_worker
 
@@ -190,13 +190,13 @@ async def test_the_first_one_waiting_for_me_is_approved_by_voice_and_strangers_h
             assert "只有 1 个" in out_of_range
             unknown = await say(client, "approve_remediation", which="payments")
             assert "没找到" in unknown and "checkout" in unknown
-            assert (await handle.query("status", result_type=RemediationStatus)).state == (
+            assert (await ask(handle, "status", result_type=RemediationStatus)).state == (
                 "waiting_approval"
             )
 
             approved = await say(client, "approve_remediation", which="第一个")
             assert "已批准" in approved and "checkout" in approved
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         assert [a.approver for a in status.approvals] == [OWNER]
 
 
@@ -218,7 +218,7 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
             refusing = await say(client, "refuse_remediation", which="checkout", reason="不急")
         # Said in words, not the service's English ("cannot approve : ops has rollback_...").
         assert refused == refusing == NOT_PERMITTED
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
 
 
@@ -247,7 +247,7 @@ async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
             assert "1 个修复等你审批" in needs and "checkout" in needs
             approved = await say(client, "approve_remediation", which="checkout")
             assert "已批准" in approved
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         assert [a.approver for a in status.approvals] == ["oncall"]
 
 
@@ -273,7 +273,7 @@ async def test_a_device_owner_gains_no_cluster_approval_through_an_approvers_voi
             tried = await say(client, "approve_remediation", which="checkout", speaker="oncall")
         assert "checkout" not in needs and "权限" in needs
         assert "权限" in tried and "已批准" not in tried
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
 
 
@@ -285,7 +285,7 @@ async def test_with_two_waiting_a_decision_is_named_back_and_made_when_confirmed
     async with waiting(ts_env, deps, "checkout", "payments") as (state, handles):
 
         async def approvals(workload: str) -> list[tuple[str, bool]]:
-            status = await handles[workload].query("status", result_type=RemediationStatus)
+            status = await ask(handles[workload], "status", result_type=RemediationStatus)
             return [(a.approver, a.approve) for a in status.approvals]
 
         async with voice_client(state, OWNER) as client:
@@ -514,7 +514,7 @@ async def test_a_question_answered_with_the_verb_it_asked_for_makes_the_decision
             refused = await say(client, "refuse_remediation", which="拒绝。")
         assert "已批准" in done and "checkout" in done, done
         assert "已拒绝" in refused and "payments" in refused, refused
-        status = await handles["checkout"].query("status", result_type=RemediationStatus)
+        status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
         assert [(a.approver, a.approve) for a in status.approvals] == [(OWNER, True)]
 
 
@@ -544,7 +544,7 @@ async def test_an_approval_said_again_after_the_run_moved_on_does_not_approve_it
 
         async def next_rung() -> RemediationStatus:
             for _ in range(200):
-                now = await handle.query("status", result_type=RemediationStatus)
+                now = await ask(handle, "status", result_type=RemediationStatus)
                 if now.waiting is not None and now.waiting.rung != first.waiting.rung:
                     return now
                 await ts_env.sleep(timedelta(seconds=20))
@@ -555,13 +555,13 @@ async def test_an_approval_said_again_after_the_run_moved_on_does_not_approve_it
             assert "已批准" in approved and "checkout" in approved
             waits = await next_rung()
             again = await say(client, "approve_remediation", which="checkout")
-            now = await handle.query("status", result_type=RemediationStatus)
+            now = await ask(handle, "status", result_type=RemediationStatus)
             assert "已批准" not in again and "checkout" in again and "吗" in again, again
             assert [a.rung for a in now.approvals] == [first.waiting.rung]
             # The listener means it: the next rung is approved when said again.
             done = await say(client, "approve_remediation", which="批准")
             assert "已批准" in done, done
-        now = await handle.query("status", result_type=RemediationStatus)
+        now = await ask(handle, "status", result_type=RemediationStatus)
         assert waits.waiting is not None
         assert [a.rung for a in now.approvals] == [first.waiting.rung, waits.waiting.rung]
 
@@ -588,13 +588,13 @@ async def test_a_yes_to_a_rung_someone_else_decided_meanwhile_does_not_decide_th
             await service.approve(OWNER, handles["payments"].id, False, "not now")
             await service.approve(OWNER, handles["checkout"].id, True, "on the web page")
             for _ in range(200):
-                now = await handles["checkout"].query("status", result_type=RemediationStatus)
+                now = await ask(handles["checkout"], "status", result_type=RemediationStatus)
                 if now.waiting is not None and now.waiting.rung != first.waiting.rung:
                     break
                 await ts_env.sleep(timedelta(seconds=20))
             yes = await say(client, "approve_remediation", which="确认")
             assert "已批准" not in yes and "下一步" in yes, yes
-        now = await handles["checkout"].query("status", result_type=RemediationStatus)
+        now = await ask(handles["checkout"], "status", result_type=RemediationStatus)
         assert [a.rung for a in now.approvals] == [first.waiting.rung]
 
 
@@ -613,7 +613,7 @@ async def test_a_question_answered_with_yes_and_the_verb_together_makes_the_deci
             refused = await say(client, "refuse_remediation", which="对 拒绝吧")
         assert "已批准" in done and "checkout" in done, done
         assert "已拒绝" in refused and "payments" in refused, refused
-        status = await handles["cart"].query("status", result_type=RemediationStatus)
+        status = await ask(handles["cart"], "status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
 
 
@@ -644,7 +644,7 @@ async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_an
                 await service.approve(OWNER, handles["payments"].id, False, "not now")
                 await service.approve(OWNER, which, True, "on the web page")
                 for _ in range(200):
-                    now = await handles["checkout"].query("status", result_type=RemediationStatus)
+                    now = await ask(handles["checkout"], "status", result_type=RemediationStatus)
                     if now.waiting is not None and now.waiting.rung != first.waiting.rung:
                         break
                     await ts_env.sleep(timedelta(seconds=20))
@@ -659,7 +659,7 @@ async def test_a_confirmed_approval_is_of_the_rung_read_not_one_reached_while_an
             # The same answer as the web page's (the same approver, the same rung): made once.
             await say(client, "approve_remediation", which="确认")
         assert race == ["done"]
-        now = await handles["checkout"].query("status", result_type=RemediationStatus)
+        now = await ask(handles["checkout"], "status", result_type=RemediationStatus)
         assert [a.rung for a in now.approvals] == [first.waiting.rung]
 
 
@@ -746,7 +746,7 @@ async def test_an_approval_read_from_a_run_that_did_not_answer_sends_nothing_and
             after = await AuditRepository(session).list(subject=waits.run_key, limit=1000)
             notes = await EventRepository(session).list(user=OWNER, kind=CONFIRM_ASKED)
         assert [r.id for r in after] == [r.id for r in before] and notes == []
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         assert status.state == "waiting_approval" and status.approvals == []
         # The same rung waits (its shown deadline was once 12 ms later after the other worker
         # took the run over; the approval's timer is the server's).
@@ -781,7 +781,7 @@ async def test_an_approval_read_from_a_run_decided_elsewhere_meanwhile_sends_not
         assert [v.waiting for v in views] == [waits.waiting, None], said
         assert "不在等你审批" in said and "已批准" not in said, said
         assert sent == [{}]  # the web page's decision only: the voice sent none
-        status = await handle.query("status", result_type=RemediationStatus)
+        status = await ask(handle, "status", result_type=RemediationStatus)
         assert [(a.rung, a.approve) for a in status.approvals] == [(waits.waiting.rung, False)]
 
 
@@ -812,7 +812,7 @@ async def test_an_approval_sent_but_not_confirmed_in_time_is_said_so_and_its_nex
                 sent = await say(client, "approve_remediation", which="checkout")
 
             async def next_rung() -> RemediationStatus | None:
-                now = await handle.query("status", result_type=RemediationStatus)
+                now = await ask(handle, "status", result_type=RemediationStatus)
                 moved = now.waiting is not None and now.waiting.rung != first.waiting.rung
                 if not moved:
                     await ts_env.sleep(timedelta(seconds=20))
@@ -820,7 +820,7 @@ async def test_an_approval_sent_but_not_confirmed_in_time_is_said_so_and_its_nex
 
             await eventually(next_rung, "the run's next rung waits")
             again = await say(client, "approve_remediation", which="checkout")
-        now = await handle.query("status", result_type=RemediationStatus)
+        now = await ask(handle, "status", result_type=RemediationStatus)
     assert "还没得到确认" in sent and "checkout" in sent, sent
     assert "已批准" not in again and "吗" in again, again
     assert [a.rung for a in now.approvals] == [first.waiting.rung]

@@ -22,7 +22,7 @@ from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
 from tests.conftest import _binary, running_worker, unique
 from tests.support.api_worker import signed_in_api
 from tests.support.servers import HANG, start_dev_server
-from tests.support.waits import eventually
+from tests.support.waits import ask, eventually
 from tests.watches.held_workflow import HOLD_ACTIVITY, HeldControlsWatch
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 
@@ -140,7 +140,7 @@ async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
         handle = await env.client.start_workflow(
             HeldControlsWatch.run, args=[task, name], id=task, task_queue=worker.task_queue
         )
-        assert (await handle.query(HeldControlsWatch.status)).state is TaskState.ACTIVE
+        assert (await ask(handle, HeldControlsWatch.status)).state is TaskState.ACTIVE
         monkeypatch.setattr(WorkflowHandle, "signal", signal_then_gone)
         async with signed_in_api(settings, token) as http:
             paused = await http.post(f"/tasks/{task}/pause")

@@ -26,6 +26,7 @@ from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.users import register
+from tests.support.waits import ask
 from tests.watches.site import Site, article
 from tests.watches.test_workflows import (
     USER,
@@ -224,13 +225,13 @@ async def test_trigger_during_a_check_runs_another_check_right_after_it(
         started = (await handle.describe()).start_time
         await state.hook_waiting.wait()  # the first check is delivering its alert
         await handle.signal("check_now")
-        status = await handle.query("status", result_type=TaskStatus)
+        status = await ask(handle, "status", result_type=TaskStatus)
         assert status.checks == 1
         state.hook_gate.set()
         status = await checks_reach(ts_env, handle, 2)
         while status.detail["last_value"] != 160:  # the second check's reading lands
             await ts_env.sleep(timedelta(seconds=1))
-            status = await handle.query("status", result_type=TaskStatus)
+            status = await ask(handle, "status", result_type=TaskStatus)
         await handle.signal("stop")
         await handle.result()
     await save_history(handle, "threshold_watch_queued_trigger")  # type: ignore[arg-type]

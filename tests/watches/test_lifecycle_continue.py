@@ -18,7 +18,7 @@ from ambient.watches.models import TaskStatus, ThresholdWatchInput
 from tests.conftest import _binary, running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import start_dev_server
-from tests.support.waits import eventually
+from tests.support.waits import ask, eventually
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, kinds, loopback_deps, threshold  # noqa: F401
 from workflows.threshold_watch import ThresholdWatchWorkflow
@@ -70,13 +70,13 @@ async def test_continued_watch_keeps_its_life_pause_and_control_events(
             return (await handle.describe()).run_id != first
 
         await eventually(continued)
-        status = await handle.query("status", result_type=TaskStatus)
+        status = await ask(handle, "status", result_type=TaskStatus)
         assert status.state == "paused" and status.checks == 1
         assert status.detail["life"] == first
         await handle.signal("resume")
 
         async def checked_again() -> bool:
-            now = await handle.query("status", result_type=TaskStatus)
+            now = await ask(handle, "status", result_type=TaskStatus)
             return now.checks >= 2
 
         await eventually(checked_again)

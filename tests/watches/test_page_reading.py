@@ -14,7 +14,7 @@ from ambient.deps import WorkerDeps
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import TaskStatus
 from tests.conftest import running_worker
-from tests.support.waits import eventually
+from tests.support.waits import ask, eventually
 from tests.watches.site import Site, article
 from tests.watches.test_polling import _changes, _checks, fast, start
 from tests.watches.test_workflows import loopback_deps, site  # noqa: F401  (fixtures)
@@ -138,7 +138,7 @@ async def test_an_updated_selector_reads_the_page_anew_and_its_text_is_no_change
         await handle.execute_update("update_config", moved.model_dump(mode="json"))
         # The page as the new selector reads it is the new baseline, not a change.
         after: Any = await eventually(lambda: _outcome(handle, url, "baseline"))
-        checks = (await handle.query("status", result_type=TaskStatus)).checks
+        checks = (await ask(handle, "status", result_type=TaskStatus)).checks
         await eventually(lambda: _checks(handle, checks + 2))
         state.pages["/sections"] = sections("Rocket launch planned.", "Second launch done.")
         await eventually(lambda: _changes(handle, 1))
@@ -152,5 +152,5 @@ async def test_an_updated_selector_reads_the_page_anew_and_its_text_is_no_change
 
 
 async def _outcome(handle: Any, url: str, outcome: str) -> Any:
-    seen = (await handle.query("status", result_type=TaskStatus)).detail["urls"][url]
+    seen = (await ask(handle, "status", result_type=TaskStatus)).detail["urls"][url]
     return seen if seen["last_outcome"] == outcome else None

@@ -31,7 +31,7 @@ from ambient.watches.polling import PollRequest, PollResult
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import free_port, serve
-from tests.support.waits import eventually
+from tests.support.waits import ask, eventually
 from tests.watches.site import Site, article
 from tests.watches.test_workflows import USER, loopback_deps, site  # noqa: F401  (fixtures)
 
@@ -68,7 +68,7 @@ async def start(
 
 
 async def status(handle: WorkflowHandle[Any, Any]) -> TaskStatus:
-    return await handle.query("status", result_type=TaskStatus)
+    return await ask(handle, "status", result_type=TaskStatus)
 
 
 async def events(deps: WorkerDeps, task: str) -> list[tuple[str, str | None]]:

@@ -25,6 +25,7 @@ from ambient.watches.threshold_rule import ThresholdState
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
 from tests.support.servers import serve
+from tests.support.waits import ask
 from tests.watches.site import Site
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
@@ -52,7 +53,7 @@ async def checks_reach(
 ) -> TaskStatus:
     """Skip time a little at a time until the watch has done ``count`` checks."""
     for _ in range(1000):
-        status: TaskStatus = await handle.query("status", result_type=TaskStatus)
+        status: TaskStatus = await ask(handle, "status", result_type=TaskStatus)
         if status.checks >= count:
             return status
         await env.sleep(timedelta(seconds=20))
@@ -173,9 +174,9 @@ async def test_pause_stops_checks_and_resume_restarts_them(
         handle = await start_threshold(ts_env, worker.task_queue, threshold(base))
         await checks_reach(ts_env, handle, 2)
         await handle.signal("pause")
-        paused = await handle.query("status", result_type=TaskStatus)
+        paused = await ask(handle, "status", result_type=TaskStatus)
         await ts_env.sleep(timedelta(minutes=30))
-        still = await handle.query("status", result_type=TaskStatus)
+        still = await ask(handle, "status", result_type=TaskStatus)
         assert paused.state == "paused" and still.checks == paused.checks
         await handle.signal("resume")
         resumed = await checks_reach(ts_env, handle, paused.checks + 2)
@@ -195,11 +196,11 @@ async def test_update_validator_rejects_interval_under_a_minute(
         with pytest.raises(WorkflowUpdateFailedError) as failure:
             await handle.execute_update("update_config", bad, id="u1")
         assert "check_interval_minutes" in str(failure.value.cause)
-        status = await handle.query("status", result_type=TaskStatus)
+        status = await ask(handle, "status", result_type=TaskStatus)
         assert status.config["check_interval_minutes"] == 1
         good = config.model_dump(mode="json") | {"check_interval_minutes": 5}
         await handle.execute_update("update_config", good, id="u2")
-        status = await handle.query("status", result_type=TaskStatus)
+        status = await ask(handle, "status", result_type=TaskStatus)
         assert status.config["check_interval_minutes"] == 5
 
 
