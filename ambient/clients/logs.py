@@ -9,9 +9,11 @@ timestamp. Lines it cannot read are counted and skipped, never fatal.
 from __future__ import annotations
 
 import asyncio
+import bz2
 import gzip
 import itertools
 import json
+import lzma
 import os
 import re
 import zlib
@@ -194,6 +196,8 @@ def parse_line(
         if when is None:
             return None
         if not inner and isinstance(data.get("log"), str) and "stream" in data:  # Docker's
+            if CONTINUATION.match(data["log"]):
+                return None  # the trace of the event above, read as in a plain file
             written = _as_written(data["log"].strip(), when, source, zone, today)
             if written is not None:
                 return written
@@ -209,6 +213,8 @@ def parse_line(
     rest = match["rest"]
     if not inner and (tag := CRI_TAG.match(rest)):
         rest = rest[tag.end() :]
+        if CONTINUATION.match(rest):
+            return None  # the trace of the event above, read as in a plain file
         written = _as_written(rest, when, source, zone, today)
         if written is not None:
             return written
@@ -279,6 +285,19 @@ def whole_lines(lines: Iterable[str]) -> Iterator[str]:
             yield line
 
 
+def written_text(line: str) -> str:
+    """What a container wrote, behind its runtime's CRI prefix or in Docker's JSON; else the
+    line itself."""
+    if (cri := CRI_LINE.match(line)) is not None:
+        return cri[4]
+    if line.startswith("{"):
+        with suppress(ValueError, RecursionError):
+            data = json.loads(line)
+            if isinstance(data, dict) and isinstance(data.get("log"), str) and "stream" in data:
+                return data["log"]
+    return line
+
+
 def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:
     return LogRecord(time=when, topic_id="file", source=source, content=content)
 
@@ -290,11 +309,12 @@ def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
 
 def rotation_order(path: Path) -> tuple[int, str]:
     """app.log (newest) before app.log.1 before app.log.2.gz ..."""
-    numbers = re.findall(r"\.(\d+)(?:\.gz)?$", path.name)
+    numbers = re.findall(r"\.(\d+)(?:\.(?:gz|xz|bz2))?$", path.name)
     return (int(numbers[0]) if numbers else 0, path.name)
 
 
 MAX_NAME = 1024
+OPENERS: dict[str, Any] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 
 
 class LogPathError(ValueError):
@@ -383,7 +403,7 @@ class FileLogSource:
 
     def lines(self, path: Path) -> Generator[str, None, None]:
         """The file's lines up to where it cannot be read further (named in ``failed``)."""
-        opener = gzip.open if path.suffix == ".gz" else open
+        opener = OPENERS.get(path.suffix, open)  # logrotate's compresscmd gzip, xz or bzip2
         try:
             with opener(path, "rb") as handle:  # type: ignore[operator]
                 # A line's first MiB: a file without newlines is not held whole in memory.
@@ -400,8 +420,8 @@ class FileLogSource:
                         else:  # Chinese Windows and zh_CN.GBK locales write GBK (in GB18030)
                             yield raw.decode("gb18030", errors="replace")
                     raw = handle.readline(MAX_LINE)
-        # A .gz still being written ends early (EOFError), a damaged one fails in zlib.
-        except (OSError, EOFError, zlib.error) as exc:
+        # A file still being compressed ends early (EOFError), a damaged one fails in its codec.
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
             self.failed.append(f"{path.name}: {exc}")
 
     def records(self, start: datetime, end: datetime) -> Iterator[LogRecord]:
@@ -459,6 +479,7 @@ class FileLogSource:
                 last, block, crash = record, "event", None
                 yield record
                 continue
+            line = written_text(line)  # a container's trace line, as a plain file has it
             text = line.strip()
             if not text or block == "dump":
                 continue

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import bz2
 import gzip
 import json
+import lzma
 import os
 import re
 from datetime import UTC, datetime
@@ -114,6 +116,24 @@ async def test_a_damaged_gz_in_a_rotated_folder_is_named_and_the_other_files_are
     # app.log's line and those of app.log.1.gz before the cut, in a briefing of the day.
     read = int(re.search(r": (\d+) lines read", note)[1])  # type: ignore[index]
     assert read > 1 and f"日志 {read} 行，错误 {read}" in report
+
+
+async def test_rotated_files_compressed_with_xz_or_bzip2_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """logrotate's compresscmd may be xz or bzip2: their files were read as text, every line
+    unreadable. A damaged one is named, as a damaged .gz is."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = "2026-11-22T{:02d}:00:00+08:00 ERROR payment refused\n"
+    (logs / "app.log").write_text(line.format(10), encoding="utf-8")
+    (logs / "app.log.1.xz").write_bytes(lzma.compress((line.format(8) + line.format(9)).encode()))
+    (logs / "app.log.2.bz2").write_bytes(bz2.compress(line.format(7).encode()))
+    (logs / "app.log.3.xz").write_text(line.format(6), encoding="utf-8")  # named .xz, not xz
+    prepared, report = await prepare(settings, db, logs)
+    note = log_note(prepared)
+    assert ": 4 lines read; not read to the end: app.log.3.xz: Input format not" in note
+    assert "日志 4 行，错误 4" in report
 
 
 async def test_a_utf8_file_with_a_byte_order_mark_loses_no_line(
@@ -228,6 +248,28 @@ async def test_stack_trace_lines_belong_to_the_event_above_them_and_are_not_unre
     prepared, report = await prepare(settings, db, path)
     # The one line that is neither an event nor part of one is still unreadable.
     assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")
+    assert "日志 2 行，错误 2" in report
+
+
+@pytest.mark.parametrize("runtime", ["cri", "docker"])
+async def test_a_containers_stack_trace_belongs_to_the_event_above_it(
+    settings: Settings, db: Database, tmp_path: Path, runtime: str
+) -> None:
+    """A container's trace as the kubelet (CRI) or Docker's json-file keeps it: each of its
+    lines behind the runtime's time. Each was read as an event of its own (a frame an event
+    of no level, ``Caused by: ...Exception`` one, an error where it said ERROR); now a line
+    that continues the event above is read as in a plain file."""
+    lines = JAVA_AND_PYTHON_TRACES.splitlines()
+    path = tmp_path / "0.log"
+    with path.open("w", encoding="utf-8") as out:
+        for second, line in enumerate([*lines, "Caused by: ERROR reading the ledger"]):
+            at = f"2026-11-22T02:00:{second:02}.000000001Z"
+            if runtime == "cri":
+                out.write(f"{at} stderr F {line}\n")
+            else:
+                out.write(json.dumps({"log": line + "\n", "stream": "stderr", "time": at}) + "\n")
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 2 lines read")
     assert "日志 2 行，错误 2" in report
 
 
