@@ -34,7 +34,7 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from ambient import __version__
-from ambient.bridge.serving import read_text
+from ambient.bridge.serving import answered, read_text
 from ambient.briefing.errors import BriefingError
 from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
@@ -172,8 +172,9 @@ class ListedServer(MCPServer[AppState]):
                     async for line in anyio.wrap_file(sys.stdin.buffer):
                         said = read_text(line.decode("utf-8", "replace"), limit=None)
                         if isinstance(said, dict):
-                            said = jsonrpc_message_adapter.validate_python(said)
-                            await writes.send(SessionMessage(said))
+                            if answered(said):
+                                said = jsonrpc_message_adapter.validate_python(said)
+                                await writes.send(SessionMessage(said))
                         else:
                             await relay.send(SessionMessage(said))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -49,6 +49,7 @@ FRAME_LIMIT_BYTES = 16 * 1024 * 1024
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
+R = TypeVar("R")
 # mcp_endpoint relays pass frames through: a device session initializes once, on the tool
 # connection of that moment, and sends its later calls to whichever one is current. A request
 # before any initialize is such a session's: the bridge opens the connection for it (2024-11-05,
@@ -92,7 +93,8 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                 text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
                 message = read_text(text)
                 if isinstance(message, dict):
-                    await socket.send(as_frame(message))
+                    if answered(message):
+                        await socket.send(as_frame(message))
                     continue
                 if isinstance(message, JSONRPCRequest):
                     if not opened and message.method != "initialize":
@@ -170,17 +172,34 @@ def read_text(
     except (ValueError, RecursionError) as exc:  # nested past Python's limit: a few KB do it
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
     if limit and (size := len(text.encode())) > limit:
-        return _error(
-            _request_id(message),
-            INVALID_REQUEST,
-            f"message too large ({size} bytes; at most {limit})",
-        )
+        too_large = f"message too large ({size} bytes; at most {limit})"
+        return _for(message, _error(_request_id(message), INVALID_REQUEST, too_large))
     return read_message(message)
 
 
 def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
     """``message`` (JSON already read) as one JSON-RPC 2.0 message, or the JSON-RPC error to
-    answer instead: the rule of every door (a frame here, an HTTP body in ``api.app``)."""
+    answer instead: the rule of every door (a frame here, an HTTP body in ``api.app``). A
+    notification's error has no id (``answered``): JSON-RPC never answers a notification over
+    a stream, and MCP refuses its HTTP post with an error without one."""
+    return _for(message, _read_message(message))
+
+
+def _for(message: object, refused: R) -> R:
+    """``refused`` without its id when ``message`` is a notification."""
+    if isinstance(refused, dict) and isinstance(message, dict):
+        if "method" in message and "id" not in message:
+            del refused["id"]
+    return refused
+
+
+def answered(refused: dict[str, Any]) -> bool:
+    """Whether a stream (a frame, a stdio line) answers ``read_message``'s error: a request's
+    or an unreadable message's, never a notification's."""
+    return "id" in refused
+
+
+def _read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
     if not isinstance(message, dict):
         return _error(None, INVALID_REQUEST, "a message holds one JSON-RPC object")
     ident = _request_id(message)
@@ -273,4 +292,4 @@ def _wrap(text: str, verbatim: bool) -> str:
 
 
 def _size(result: dict[str, Any]) -> int:
-    return len(json.dumps(result, ensure_ascii=False).encode())
+    return len(as_frame(result).encode())  # as sent: escaped where it holds a lone surrogate

@@ -259,8 +259,37 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
             (7, -32600),
         ]
         await connection.notify("notifications/cancelled")  # a notification: no answer
+        # Nor one it cannot read (JSON-RPC never answers a notification): its params no
+        # object, a lone surrogate in its method. It was answered -32602 under id null.
+        await connection.send_raw('{"jsonrpc": "2.0", "method": "notifications/x", "params": [1]}')
+        await connection.send_raw('{"jsonrpc": "2.0", "method": "notifications/\\ud800"}')
         assert (await connection.request("ping", {}))["result"] == {}
         assert len(connection.frames) == seen + 8
+        assert broker.current(token) is connection
+
+
+async def test_a_result_holding_a_lone_surrogate_is_answered_escaped(state: AppState) -> None:
+    """A tool's text may say back what a caller sent (a name with a lone surrogate escaped in
+    its arguments): measuring the result for the size limit failed to encode it, and the bridge
+    closed the connection (1011), every call on it unanswered. It is answered, escaped as JSON
+    carries it."""
+
+    def echo_server(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="echo")
+
+        @server.tool()
+        def echo(said: str) -> str:
+            """Say it back."""
+            return f"you said {said}"
+
+        return server
+
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1", echo_server)):
+        await register(state, unique("sue"), broker.url(token))
+        connection = await broker.held(token)
+        answer = await within(HANG, connection.call_tool("echo", {"said": "a\ud800b"}))
+        assert answer["result"]["content"][0]["text"] == "you said a\ud800b", answer
         assert broker.current(token) is connection
 
 

@@ -91,11 +91,14 @@ async def test_mcp_over_stdio_answers_a_line_that_is_no_message_and_serves_on(
             '{"jsonrpc": "2.0", "id": 9, "method": "resources/read", '
             '"params": {"uri": "x:\\ud800"}}',
         ]
-        lines = ("{not json", '{"id": 7, "method": "ping"}', *odd_ids, *lone)
+        # A notification it cannot read is not answered (JSON-RPC): it was answered id null.
+        notice = '{"jsonrpc": "2.0", "method": "notifications/x", "params": [1]}'
+        lines = ("{not json", notice, '{"id": 7, "method": "ping"}', *odd_ids, *lone)
         for line in (*lines, json.dumps(INITIALIZE)):
             served.stdin.write(line.encode() + b"\n")
             await served.stdin.drain()
-            answers.append(json.loads(await asyncio.wait_for(served.stdout.readline(), HANG)))
+            if line != notice:
+                answers.append(json.loads(await asyncio.wait_for(served.stdout.readline(), HANG)))
     finally:
         served.stdin.close()
         await asyncio.wait_for(served.wait(), HANG)

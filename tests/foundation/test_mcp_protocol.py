@@ -138,6 +138,12 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
             assert refused["id"] == ident and refused["error"]["code"] == code, (path, refused)
             message = refused["error"]["message"]
             assert said in message and "pydantic" not in message and "\n" not in message, message
+        # A notification's refusal has no id (MCP's Streamable HTTP): it was id null.
+        notice = {"jsonrpc": "2.0", "method": "notifications/x", "params": [1]}
+        for path in session:
+            answer = await http.post(path, json=notice, headers=headers | session[path])
+            assert answer.status_code == 400 and "id" not in answer.json(), answer.text
+            assert answer.json()["error"]["code"] == -32602, answer.text
         # The well-formed are served as before.
         ping = {"jsonrpc": "2.0", "id": "p-1", "method": "ping"}
         answered = await http.post("/mcp/voice", json=ping, headers=headers)

@@ -153,6 +153,10 @@ class ToolConnection:
 
     def _frame(self, message: dict[str, Any]) -> str:
         text = json.dumps(message, ensure_ascii=False)
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: escaped, as UTF-8 cannot carry it
+            text = json.dumps(message)
         return text + "\n" if self.mode == "official" else text
 
     def received(self, frame: str) -> None:
