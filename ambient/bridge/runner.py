@@ -214,6 +214,11 @@ class BridgeRunner:
                 reason = "the connection ended"
             except Exception as exc:  # every failure is data: shown, counted, re-dialed
                 reason = without_token(describe(exc), url)
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                # Cancelled (removed, stopping) just as the connection failed: on Python 3.11
+                # the two cancellations arrive as one, which the serve's task group takes for
+                # its own and swallows. Re-dialing then, the runner's stop waited for good.
+                raise asyncio.CancelledError
             if ws is not None:
                 # Dropped without the broker's close (a keepalive that gave up, a network cut):
                 # the broker may not know yet, and still hold it when the endpoint is dialed.

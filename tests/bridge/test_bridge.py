@@ -268,6 +268,40 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
         assert broker.current(token) is connection
 
 
+async def test_a_runner_stopped_as_its_connection_fails_stops(
+    state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped (or the endpoint removed) in the moment its connection failed, the runner never
+    stopped: on Python 3.11 the stop's cancellation and the one the serve's task group sends
+    itself for the failure arrive as one, which the task group takes for its own and swallows,
+    ending with the failure (traced with anyio 4.16). The hold re-dialed and the stop waited on
+    it for good. The serve here ends so, every time: its cancellation swallowed, a failure
+    raised."""
+
+    serving = asyncio.Event()
+
+    async def serve_swallowing_its_cancellation(*_: Any, **__: Any) -> None:
+        serving.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ConnectionClosedError(None, None) from None
+
+    monkeypatch.setattr("ambient.bridge.runner.serve_mcp", serve_swallowing_its_cancellation)
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        runner = runner_for(state, "r1")
+        task = asyncio.create_task(runner.run())
+        try:
+            await register(state, unique("sue"), broker.url(token))
+            await asyncio.wait_for(serving.wait(), HANG)
+        finally:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=HANG)
+        assert done == {task}, "the runner's stop never ended"
+        assert runner.counts["dials"] == 1
+
+
 async def test_a_result_holding_a_lone_surrogate_is_answered_escaped(state: AppState) -> None:
     """A tool's text may say back what a caller sent (a name with a lone surrogate escaped in
     its arguments): measuring the result for the size limit failed to encode it, and the bridge
