@@ -16,7 +16,7 @@ from ambient.storage import Database
 from ambient.storage.repositories import UserRepository
 from api.app import create_app
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
-from tests.support.servers import free_port, http_client, serve
+from tests.support.servers import HANG, free_port, http_client, serve
 
 
 async def _token(settings: Settings, name: str, permission: RollbackPermission) -> dict[str, str]:
@@ -212,7 +212,7 @@ async def _scale_over_mcp(settings: Settings, user: str, mode: str) -> tuple[boo
         region="ap-guangzhou",
         endpoint=settings.tencentcloud_endpoint,
         protocol="http",
-        timeout=5,
+        timeout=int(HANG),  # served on the test's own loop: a loaded host's answers come late
     )
     state = AppState(
         settings=settings, db=db, temporal=None, channels=None, tencent=tencent, stdio_user=user

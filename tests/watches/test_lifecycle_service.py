@@ -854,6 +854,7 @@ async def test_create_again_while_the_deleted_life_winds_down_is_refused_until_i
     await service.delete(USER, task_id)
 
 
+@pytest.mark.usefixtures("product_local_read_limit")
 async def test_a_watch_whose_metric_read_hangs_still_answers_and_takes_its_controls(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811
