@@ -147,6 +147,23 @@ async def test_an_api_error_is_an_error_however_the_answer_is_labelled(
     assert [log.content for log in found.logs] == [{"msg": "ok"}]
 
 
+async def test_an_api_error_without_its_request_id_or_message_keeps_its_code(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """The SDK reads an error's RequestId and Message as keys: an answer without one (a
+    gateway's, a stand-in's) was a KeyError, then "not a Tencent Cloud API response", a
+    retryable network error, its code lost."""
+    api, tc = cloud
+    error = '{"Response": {"Error": {"Code": "AuthFailure.SecretIdNotFound"%s}}}'
+    api.raw["DescribeClusters"] = [
+        (200, "application/json", (error % ', "Message": "no such id"').encode()),
+        (200, "application/json", (error % "").encode()),
+    ]
+    for _ in range(2):
+        with pytest.raises(TencentAuthError, match="SecretIdNotFound"):
+            await list_clusters(tc)
+
+
 async def test_an_answer_that_is_not_the_apis_is_a_retryable_error_with_its_start(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:

@@ -70,13 +70,17 @@ def credential_from_env(cvm_role: str | None = None) -> Any | None:
 def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     """The `Response` object of one call; every way it fails is an SDK exception with a code.
 
-    The SDK raises an API error only when the answer says exactly `application/json`: with a
-    charset it returns the error as if it were the answer (NOTES). An error sent with an HTTP
-    error status is a ServerNetworkError whose message is the body; an answer that is not the
-    API's JSON (a proxy's page) escapes as a raw JSON or key error.
+    The SDK's ``call_json`` raises an API error only when the answer says exactly
+    `application/json`: with a charset it returns the error as if it were the answer (NOTES);
+    an error without a RequestId or a Message is a KeyError there, its code lost. So the
+    signed request is the SDK's (``_call``, status checked by ``_check_status``) and the body
+    is read here. An error sent with an HTTP error status is a ServerNetworkError whose message
+    is the body; an answer that is not the API's JSON (a proxy's page) is one too.
     """
     try:
-        data = client.call_json(action, params)
+        sent = client._call(action, params, None, None)
+        client._check_status(sent)
+        data = json.loads(sent.content)
     except TencentCloudSDKException as exc:
         if exc.get_code() == "ServerNetworkError":
             raise _api_error(exc.get_message()) or exc from None
