@@ -21,7 +21,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.conftest import unique
-from tests.support.servers import free_port, http_client
+from tests.support.servers import HANG, free_port, http_client
 from tests.support.workflows import WaitForSignalWorkflow
 
 STARTUP_SECONDS = 120
@@ -268,7 +268,7 @@ async def test_a_stop_signal_inside_an_event_loop_callback_gives_the_awaited_wor
         sys.executable, "-c", _SIGNAL_IN_A_CALLBACK, stdout=asyncio.subprocess.PIPE
     )
     try:
-        out, _ = await asyncio.wait_for(process.communicate(), timeout=20)
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=HANG)
     finally:
         if process.returncode is None:
             process.kill()
