@@ -18,7 +18,7 @@ from ambient.briefing.errors import BriefingError, InvalidBriefingError
 from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logreport_markdown import anomaly_said, render_markdown
 from ambient.briefing.models import BriefingInputs, LogAnalysis
-from ambient.clients.logs import FileLogSource
+from ambient.clients.logs import FileLogSource, full_text_fields
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, search_logs
@@ -91,7 +91,9 @@ async def read_log_source(
     # SearchLog's reference does not say whether To is inclusive: a record at midnight is the
     # next day's, as in a file source.
     records = [r for r in result.logs if start <= r.time < end]
-    reducer.add_many((r.time, *level_and_message(r.content)) for r in records)
+    reducer.add_many(
+        (r.time, *level_and_message(full_text_fields(r.content, zone))) for r in records
+    )
     reducer.capped = not result.complete  # the search is newest first
     suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
     return f"{len(records)} lines read{suffix}"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ambient.clients.tencent.logs import LogRecord, SearchResult
-from ambient.domain.loglevels import SEVERITY, TIME_FIELDS, level_and_message
+from ambient.domain.loglevels import LEVEL_FIELDS, SEVERITY, TIME_FIELDS, level_and_message
 
 # The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.
 PLAIN = re.compile(
@@ -283,6 +283,25 @@ def whole_lines(lines: Iterable[str]) -> Iterator[str]:
             yield f"{cri[1]}F {parts.pop(cri[2])}{cri[4]}"
         else:  # a whole line (most of a kubelet's): as read, not copied
             yield line
+
+
+def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[str, Any] | str:
+    """A CLS record collected as whole lines (单行全文, 多行全文: the line in ``__CONTENT__``)
+    with the fields its first line has when read as a file's line: its time and header taken
+    off, its level, Java's thread and logger; a multi-line record's other lines kept after the
+    message. A record that names its level, or whose line reads as JSON, is as it came."""
+    if not isinstance(content, dict) or any(f in content for f in LEVEL_FIELDS):
+        return content
+    line = content.get("__CONTENT__")
+    if not isinstance(line, str) or line.startswith("{"):
+        return content
+    first, newline, rest = line.partition("\n")
+    record = parse_line(first, "cls", zone, inner=True)
+    fields = record.content if record is not None else text_fields(first.strip())
+    if not isinstance(fields, dict) or "message" not in fields:
+        return content
+    kept = {key: value for key, value in content.items() if key != "__CONTENT__"}
+    return kept | fields | {"message": f"{fields['message']}{newline}{rest}"}
 
 
 def written_text(line: str) -> str:

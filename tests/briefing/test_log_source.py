@@ -231,3 +231,39 @@ async def test_a_cls_full_text_record_holding_a_json_line_keeps_its_level() -> N
     assert [(t.level, t.count, t.template) for t in report.templates] == [
         ("ERROR", 3, "payment refused")
     ]
+
+
+async def test_a_cls_full_text_records_line_is_read_as_a_files_line_is() -> None:
+    """A text line in __CONTENT__ kept its time and Java's header in the message: the level
+    was found, but the spoken error began "2026-11-22 10:00:00,123 ERROR [main] c.a.Pay", and
+    one logger's unrelated messages were alike enough to share a template. Its first line is
+    now read as a file's line is (a multi-line record's trace kept below it)."""
+    api = TencentApi()
+    at = int(START.timestamp() * 1000) + 3_600_000
+    lines = [
+        "2026-11-22 10:00:0%d,123 ERROR [main] c.a.Pay - payment refused for order %d",
+        "2026-11-22 10:00:0%d,456 ERROR [main] c.a.Pay - ledger down after %d tries\n"
+        "\tat c.a.Ledger.post(Ledger.java:42)",
+    ]
+    api.logs = [
+        {"time": at + i, "json": {"__CONTENT__": line % (i, i), "__TAG__.pod": "pay-1"}}
+        for i in range(3)
+        for line in lines
+    ]
+    async with serve(api.app()) as base:
+        reducer = LogReducer()
+        await read_log_source(
+            ClsLogSpec(topic_id="topic-1"),
+            START,
+            END,
+            reducer,
+            log_dir=None,
+            admin=False,
+            tencent=standin_tencent(base),
+        )
+    report = reducer.report()
+    assert report.by_level == {"ERROR": 6}
+    assert sorted((t.count, t.template) for t in report.templates) == [
+        (3, "ledger down after <*> tries"),
+        (3, "payment refused for order <*>"),
+    ]
