@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import activity
 from temporalio.api.failure.v1 import Failure
@@ -38,6 +38,7 @@ from ambient.settings import Settings
 if TYPE_CHECKING:
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+T = TypeVar("T")
 KIND = SearchAttributeKey.for_keyword("AmbientKind")
 USER = SearchAttributeKey.for_keyword("AmbientUser")
 CLUSTER = SearchAttributeKey.for_keyword("AmbientCluster")
@@ -101,6 +102,38 @@ QUERY_REFUSED = (RPCError, WorkflowQueryFailedError)
 STALLED = "[TMPRL1101]"
 # The server's words for a run whose workflow task keeps failing (`task_failing`).
 FAILED_TASK = "Workflow Task in failed state"
+
+
+# A query the detector refused is asked again while this much of its budget is left: the next
+# try needs room to replay the run (the refusal evicted it) and answer before the caller's end.
+STALLED_RETRY_ROOM = 1.0
+
+
+async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -> T:
+    """``ask(rpc_timeout)``'s answer, asked again while a worker too busy to run the query in
+    time refused it (the SDK's deadlock detector, after 2 s of a starved host: a moment's load
+    more often than a worker that stays so) and ``within`` leaves room for another try. The
+    last try's deadline ends before ``within`` does, and a try that runs out of time stands as
+    the busy worker's refusal it followed, not as a silent worker."""
+    clock = asyncio.get_running_loop().time
+    until = clock() + within.total_seconds()
+    stalled: WorkflowQueryFailedError | None = None
+    while True:
+        left = until - clock()
+        try:
+            if stalled is None:
+                return await ask(timedelta(seconds=max(0.1, left)))
+            return await ask(timedelta(seconds=max(0.1, left - STALLED_RETRY_ROOM / 2)))
+        except WorkflowQueryFailedError as exc:
+            if not exc.message.startswith(STALLED):
+                raise
+            stalled = exc
+        except RPCError as exc:
+            if stalled is None or not timed_out(exc):
+                raise
+            raise stalled from None
+        if until - clock() < STALLED_RETRY_ROOM:
+            raise stalled
 
 
 def not_found(exc: BaseException) -> bool:

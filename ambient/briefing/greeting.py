@@ -137,8 +137,11 @@ class Greeting:
             # the day, and any retry of it, goes through the update that decides.
             # No longer than the caller listens: a worker down answers no query either.
             ask = min(temporal.QUERY_TIMEOUT, timedelta(seconds=max(0.1, until - clock())))
-            repeat = await handle.query(
-                DailyBriefingWorkflow.already_given, request_id, rpc_timeout=ask
+            repeat = await temporal.queried(
+                lambda left: handle.query(
+                    DailyBriefingWorkflow.already_given, request_id, rpc_timeout=left
+                ),
+                ask,
             )
             if repeat is not None:
                 return await self._in_users_words(user, repeat)

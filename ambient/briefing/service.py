@@ -345,10 +345,12 @@ class BriefingService(Greeting):
         """The one read of a briefing's status: its running run's (``ended``: or what its last
         run, or run ``run_id``, knew at its end, a worker replays it); errors as `_answer`."""
         handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
-        ask = handle.query(
-            DailyBriefingWorkflow.status,
-            rpc_timeout=temporal.QUERY_TIMEOUT,
-            reject_condition=None if ended else QueryRejectCondition.NOT_OPEN,
+        rejected = None if ended else QueryRejectCondition.NOT_OPEN
+        ask = temporal.queried(
+            lambda left: handle.query(
+                DailyBriefingWorkflow.status, rpc_timeout=left, reject_condition=rejected
+            ),
+            temporal.QUERY_TIMEOUT,
         )
         return await self._answer(ask, quiet=quiet)
 

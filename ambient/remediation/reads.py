@@ -101,8 +101,9 @@ class RemediationReads:
         handle = self.client.get_workflow_handle(rid)
         status, silent = None, ""
         try:
-            status = await handle.query(
-                GradedRemediationWorkflow.status, rpc_timeout=temporal.QUERY_TIMEOUT
+            status = await temporal.queried(
+                lambda left: handle.query(GradedRemediationWorkflow.status, rpc_timeout=left),
+                temporal.QUERY_TIMEOUT,
             )
         except temporal.QUERY_REFUSED as exc:
             # A busy or stopped worker: what the database holds is shown, not "unavailable".

@@ -392,9 +392,13 @@ class TaskReads:
             # then said "too slow" for a silent worker.
             async with asyncio.timeout(within if briefing else timeout.total_seconds()):
                 if not briefing:
+                    handle = self.client.get_workflow_handle(task_id)
                     with found(task_id):
-                        return await self.client.get_workflow_handle(task_id).query(
-                            "status", result_type=TaskStatus, rpc_timeout=timeout
+                        return await temporal.queried(
+                            lambda left: handle.query(
+                                "status", result_type=TaskStatus, rpc_timeout=left
+                            ),
+                            timeout,
                         )
                 # The one read every door makes; an ended run's as it ended (get: STOPPED).
                 status = await self._briefing(self.briefings.read_status(user, ended=True))

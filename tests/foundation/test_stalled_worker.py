@@ -100,6 +100,7 @@ async def first_task_done(client: Client, run_id: str) -> bool:
 
 @pytest.mark.skipif(bool(os.environ.get("TEMPORAL_DEBUG")), reason="no deadlock detector")
 @pytest.mark.parametrize("payloads", ["plain", "encrypted"])
+@pytest.mark.usefixtures("product_query_budget")  # each read asks again until its budget ends
 async def test_a_query_a_stalled_worker_fails_is_the_silent_worker_at_every_read(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, payloads: str
 ) -> None:
@@ -153,3 +154,49 @@ async def test_a_query_a_stalled_worker_fails_is_the_silent_worker_at_every_read
         finally:
             for run_id in runs:
                 await client.get_workflow_handle(run_id).terminate("the test is over")
+
+
+STALLS: dict[str, int] = {}
+
+
+@workflow.defn(sandboxed=False)
+class StalledOnce:
+    """A run whose first query the worker runs past the detector (a moment of load), the
+    next at once."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.query
+    def status(self) -> str:
+        run = workflow.info().workflow_id
+        STALLS[run] = STALLS.get(run, 0) + 1
+        if STALLS[run] == 1:
+            stalled()
+        return "answered"
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEMPORAL_DEBUG")), reason="no deadlock detector")
+async def test_a_query_a_worker_refused_in_a_moment_of_load_is_asked_again_and_answered(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Every read said the worker was busy when the detector refused its query once, though
+    the worker answered the next one at once (a starved host's moment: CI's reads failed so).
+    The read asks again while its budget leaves room."""
+    client, queue = dev_env.client, unique("tq")
+    run_id = unique("stalled-once")
+    worker = Worker(
+        client, task_queue=queue, workflows=[StalledOnce], disable_safe_workflow_eviction=True
+    )
+    async with worker:
+        handle = await client.start_workflow(StalledOnce.run, id=run_id, task_queue=queue)
+        try:
+            await eventually(partial(first_task_done, client, run_id), "the run started")
+            answer = await temporal.queried(
+                lambda left: handle.query(StalledOnce.status, rpc_timeout=left),
+                temporal.QUERY_TIMEOUT,
+            )
+            assert answer == "answered" and STALLS[run_id] == 2
+        finally:
+            await handle.terminate("the test is over")
