@@ -9,7 +9,7 @@ duplicates.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -152,7 +152,7 @@ class BriefingActivities:
                 idempotency_key=f"{request.task_id}/{day.date}/prepared/v{row.version}",
             )
             if report is not None:
-                baseline = update_baseline(baseline_before, report)
+                baseline = update_baseline(baseline_before, report, log_day(request))
                 await BaselineRepository(session).save(
                     request.user, day.date, baseline.model_dump(mode="json")
                 )
@@ -178,7 +178,7 @@ class BriefingActivities:
         if baseline is None or baseline.source not in (None, source):
             baseline = LogBaseline()  # another source's days: none of this one's
         # Preparing a day again compares against the days before it, not itself.
-        ordinal = day.logs_from.astimezone(UTC).date().toordinal()
+        ordinal = log_day(request).toordinal()
         baseline.days = [d for d in baseline.days if d.get("__day__", 0) < ordinal]
         baseline.source = source  # one stored before sources were named: taken as this one
         reducer = LogReducer()
@@ -324,6 +324,14 @@ class BriefingActivities:
                 idempotency_key=f"{request.key}/recorded",
             )
             await session.commit()
+
+
+def log_day(request: PrepareRequest) -> date:
+    """The local date of the day whose logs are read (yesterday, in the briefing's zone): its
+    key in the baseline. Its UTC date was: around spring's clock change a zone at UTC+0 in
+    winter (London, Lisbon, Dublin) gave two days the same one, and the second replaced the
+    first."""
+    return request.day.logs_from.astimezone(ZoneInfo(request.config.timezone)).date()
 
 
 def _read_again_if_passing(exc: Exception, source: str) -> None:

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -421,9 +421,12 @@ def _keywords(stats: list[TemplateStat]) -> list[tuple[str, int]]:
     return weights.most_common(15)
 
 
-def update_baseline(baseline: LogBaseline | None, report: LogReport) -> LogBaseline:
-    """The baseline with the report's day added or replaced, keeping the newest seven days."""
-    day = (report.start or report.end or datetime(1970, 1, 1, tzinfo=UTC)).date()
+def update_baseline(
+    baseline: LogBaseline | None, report: LogReport, day: date | None = None
+) -> LogBaseline:
+    """The baseline with the report's ``day`` (its local date: by default the UTC date of its
+    start) added or replaced, keeping the newest seven days."""
+    day = day or (report.start or report.end or datetime(1970, 1, 1, tzinfo=UTC)).date()
     keep = sorted(report.counts.items(), key=lambda kv: -kv[1])[:BASELINE_MAX_KEYS]
     entry = {
         **dict(keep),

@@ -566,3 +566,30 @@ def test_a_urls_user_and_password_are_in_no_template_example() -> None:
     assert "connection to postgres://db.internal:5432/orders failed" in {
         t.example for t in report.templates
     }
+
+
+def test_two_days_of_a_zone_at_utc_0_keep_their_own_baseline_days_over_springs_clock_change() -> (
+    None
+):
+    """A London briefing's day was keyed by the UTC date its logs start: 29 March 2027 starts
+    at 23:00 UTC on the 28th (summer time), so its day replaced the 28th's in the baseline.
+    Keyed by the local date, each day stays."""
+    from activities.briefing import log_day
+    from ambient.briefing.config import BriefingConfig, plan_for
+    from ambient.briefing.models import PrepareRequest
+
+    config = BriefingConfig(timezone="Europe/London")
+    baseline: LogBaseline | None = None
+    for briefed in (date(2027, 3, 28), date(2027, 3, 29), date(2027, 3, 30)):
+        plan = plan_for(briefed, config)
+        request = PrepareRequest(user="ann", task_id="daily-briefing/ann", config=config, day=plan)
+        reducer = LogReducer()
+        reducer.add(plan.logs_from + timedelta(hours=3), "ERROR", "disk full")
+        report = reducer.report(start=plan.logs_from, end=plan.logs_to)
+        baseline = update_baseline(baseline, report, log_day(request))
+    assert baseline is not None
+    assert [date.fromordinal(d["__day__"]) for d in baseline.days] == [
+        date(2027, 3, 27),
+        date(2027, 3, 28),
+        date(2027, 3, 29),
+    ]
