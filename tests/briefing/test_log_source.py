@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
-from ambient.briefing.logreport import LogReducer
+from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.briefing.logs import LogFileError, fill_from_report, read_log_source
 from ambient.briefing.models import BriefingInputs
@@ -207,14 +207,8 @@ async def test_a_path_with_a_nul_character_is_refused_by_name(
             )
 
 
-async def test_a_cls_full_text_record_holding_a_json_line_keeps_its_level() -> None:
-    """CLS's full-text collection (单行全文, as for a container's stdout) puts the whole line
-    in __CONTENT__: a service's JSON line there was a message with no level, its errors
-    UNKNOWN, and the day briefed as quiet."""
-    api = TencentApi()
-    at = int(START.timestamp() * 1000) + 3_600_000
-    line = '{"level":"error","msg":"payment refused","order":%d}'
-    api.logs = [{"time": at + i, "json": {"__CONTENT__": line % i}} for i in range(3)]
+async def _cls_report(api: TencentApi) -> LogReport:
+    """The report of a day of topic-1 as the stand-in ``api`` serves it."""
     async with serve(api.app()) as base:
         reducer = LogReducer()
         await read_log_source(
@@ -226,7 +220,18 @@ async def test_a_cls_full_text_record_holding_a_json_line_keeps_its_level() -> N
             admin=False,
             tencent=standin_tencent(base),
         )
-    report = reducer.report()
+    return reducer.report()
+
+
+async def test_a_cls_full_text_record_holding_a_json_line_keeps_its_level() -> None:
+    """CLS's full-text collection (单行全文, as for a container's stdout) puts the whole line
+    in __CONTENT__: a service's JSON line there was a message with no level, its errors
+    UNKNOWN, and the day briefed as quiet."""
+    api = TencentApi()
+    at = int(START.timestamp() * 1000) + 3_600_000
+    line = '{"level":"error","msg":"payment refused","order":%d}'
+    api.logs = [{"time": at + i, "json": {"__CONTENT__": line % i}} for i in range(3)]
+    report = await _cls_report(api)
     assert report.by_level == {"ERROR": 3}
     assert [(t.level, t.count, t.template) for t in report.templates] == [
         ("ERROR", 3, "payment refused")
@@ -250,18 +255,7 @@ async def test_a_cls_full_text_records_line_is_read_as_a_files_line_is() -> None
         for i in range(3)
         for line in lines
     ]
-    async with serve(api.app()) as base:
-        reducer = LogReducer()
-        await read_log_source(
-            ClsLogSpec(topic_id="topic-1"),
-            START,
-            END,
-            reducer,
-            log_dir=None,
-            admin=False,
-            tencent=standin_tencent(base),
-        )
-    report = reducer.report()
+    report = await _cls_report(api)
     assert report.by_level == {"ERROR": 6}
     assert sorted((t.count, t.template) for t in report.templates) == [
         (3, "ledger down after <*> tries"),
