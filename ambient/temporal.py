@@ -123,7 +123,9 @@ async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -
         try:
             if stalled is None:
                 return await ask(timedelta(seconds=max(0.1, left)))
-            return await ask(timedelta(seconds=max(0.1, left - STALLED_RETRY_ROOM / 2)))
+            # A full second before the caller's own timer, which a loaded loop may fire in the
+            # same turn as the answer: the busy worker's refusal, not "no worker answered".
+            return await ask(timedelta(seconds=max(0.1, left - STALLED_RETRY_ROOM)))
         except WorkflowQueryFailedError as exc:
             if not exc.message.startswith(STALLED):
                 raise
@@ -132,7 +134,7 @@ async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -
             if stalled is None or not timed_out(exc):
                 raise
             raise stalled from None
-        if until - clock() < STALLED_RETRY_ROOM:
+        if until - clock() < 2 * STALLED_RETRY_ROOM:
             raise stalled
 
 

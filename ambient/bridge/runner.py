@@ -174,8 +174,10 @@ class BridgeRunner:
     async def _drop(self, endpoint_id: int, why: str) -> None:
         task = self.held.pop(endpoint_id)
         task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        # Not `suppress(CancelledError)` around `await task`: it would swallow the caller's own
+        # cancellation arriving meanwhile (the runner's stop), and on Python 3.11 it is not
+        # sent again: the runner went on scanning and the API's shutdown waited for good.
+        await asyncio.wait({task})
         log.info("xiaozhi endpoint %s: connection closed (%s)", endpoint_id, why)
 
     async def stop(self) -> None:

@@ -186,9 +186,11 @@ def read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
 
 
 def _for(message: object, refused: R) -> R:
-    """``refused`` without its id when ``message`` is a notification."""
-    if isinstance(refused, dict) and isinstance(message, dict):
-        if "method" in message and "id" not in message:
+    """``refused`` without its id when ``message`` is a notification (JSON-RPC 2.0's, its
+    method named): an invalid request without an id (``{"method": 1}``, a 1.0 envelope) is
+    still answered, id null."""
+    if isinstance(refused, dict) and isinstance(message, dict) and "id" not in message:
+        if message.get("jsonrpc") == "2.0" and isinstance(message.get("method"), str):
             del refused["id"]
     return refused
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -340,17 +340,25 @@ class BriefingService(Greeting):
         return status
 
     async def read_status(
-        self, user: str, run_id: str | None = None, *, ended: bool = False, quiet: bool = False
+        self,
+        user: str,
+        run_id: str | None = None,
+        *,
+        ended: bool = False,
+        quiet: bool = False,
+        within: timedelta | None = None,
     ) -> BriefingStatus | None:
         """The one read of a briefing's status: its running run's (``ended``: or what its last
-        run, or run ``run_id``, knew at its end, a worker replays it); errors as `_answer`."""
+        run, or run ``run_id``, knew at its end, a worker replays it); errors as `_answer`.
+        ``within``: the caller's own budget, when shorter than QUERY_TIMEOUT."""
+        budget = min(temporal.QUERY_TIMEOUT, within or temporal.QUERY_TIMEOUT)
         handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
         rejected = None if ended else QueryRejectCondition.NOT_OPEN
         ask = temporal.queried(
             lambda left: handle.query(
                 DailyBriefingWorkflow.status, rpc_timeout=left, reject_condition=rejected
             ),
-            temporal.QUERY_TIMEOUT,
+            budget,
         )
         return await self._answer(ask, quiet=quiet)
 

@@ -19,7 +19,7 @@ import re
 import zlib
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import suppress
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,15 @@ CONTINUATION = re.compile(
     r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
     r"|[\w$.]*(?:Error|Exception|Throwable)(?::|$)"
 )
+# A container runtime's line (CRI, Docker's JSON) that reads as such a continuation: a trace
+# line of the event above when written in the same moment (``TRACE_GAP``), else an event of its
+# own at the runtime's time (a bare "Error: ..." is Node's or Rust's first line, not a trace's).
+WRAPPED_TRACE = re.compile(
+    r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
+    r"|[\w$.]+(?:Error|Exception|Throwable)(?::|$)"
+)
+TRACE = "__trace__"  # the key that marks a record read from such a line
+TRACE_GAP = timedelta(seconds=1)
 # An uncaught crash, printed after the service's last timed line with no time of its own:
 # Go's runtime and the JVM name it on its first line (the goroutine dump, the frames follow),
 # Python on the last line of its traceback ("ValueError: ...", "KeyboardInterrupt").
@@ -196,11 +205,11 @@ def parse_line(
         if when is None:
             return None
         if not inner and isinstance(data.get("log"), str) and "stream" in data:  # Docker's
-            if CONTINUATION.match(data["log"]):
-                return None  # the trace of the event above, read as in a plain file
             written = _as_written(data["log"].strip(), when, source, zone, today)
             if written is not None:
                 return written
+            if WRAPPED_TRACE.match(data["log"]):
+                data[TRACE] = True  # maybe the trace of the event above (``_file_records``)
         return _file_record(when, data, source)
     match = PLAIN.match(line)
     if match is None:
@@ -213,11 +222,11 @@ def parse_line(
     rest = match["rest"]
     if not inner and (tag := CRI_TAG.match(rest)):
         rest = rest[tag.end() :]
-        if CONTINUATION.match(rest):
-            return None  # the trace of the event above, read as in a plain file
         written = _as_written(rest, when, source, zone, today)
         if written is not None:
             return written
+        if WRAPPED_TRACE.match(rest):  # maybe the trace of the event above (``_file_records``)
+            return _file_record(when, text_fields(rest) | {TRACE: True}, source)
     return _file_record(when, text_fields(rest), source)
 
 
@@ -489,6 +498,10 @@ class FileLogSource:
         raised = False  # the traceback's exception line was read (a chained one comes after)
         for number, line in enumerate(whole_lines(self.lines(path)), 1):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
+            if record is not None and isinstance(record.content, dict):
+                trace = record.content.pop(TRACE, False)
+                if trace and block and last and record.time - last.time <= TRACE_GAP:
+                    record, line = None, written_text(line)  # read as a plain file's trace line
             if record is not None:
                 if last is None and start <= record.time < end:
                     self._skip(top)
@@ -498,7 +511,6 @@ class FileLogSource:
                 last, block, crash = record, "event", None
                 yield record
                 continue
-            line = written_text(line)  # a container's trace line, as a plain file has it
             text = line.strip()
             if not text or block == "dump":
                 continue

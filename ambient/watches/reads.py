@@ -401,7 +401,9 @@ class TaskReads:
                             timeout,
                         )
                 # The one read every door makes; an ended run's as it ended (get: STOPPED).
-                status = await self._briefing(self.briefings.read_status(user, ended=True))
+                status = await self._briefing(
+                    self.briefings.read_status(user, ended=True, within=timeout)
+                )
         except TimeoutError:
             why, down = await temporal.out_of_time(self.client)  # a silent worker, or Temporal
             error = TaskError if down else WorkerSilentError

@@ -248,6 +248,8 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
             await connection.send_raw(f'{{"jsonrpc": "2.0", {said}}}')
         call = '"method": "tools/call", "params": {"name": "t\\ud800", "arguments": {}}'
         await connection.send_raw(f'{{"jsonrpc": "2.0", "id": 7, {call}}}')
+        # No id, but no notification either (JSON-RPC 2.0's own example): answered, id null.
+        await connection.send_raw('{"jsonrpc": "2.0", "method": 1, "params": "bar"}')
         assert (await connection.request("ping"))["result"] == {}
         errors = [json.loads(f) for f in connection.frames[seen:] if "error" in f]
         assert [(e["id"], e["error"]["code"]) for e in errors] == [
@@ -257,6 +259,7 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
             (None, -32600),
             (6, -32600),
             (7, -32600),
+            (None, -32600),
         ]
         await connection.notify("notifications/cancelled")  # a notification: no answer
         # Nor one it cannot read (JSON-RPC never answers a notification): its params no
@@ -264,7 +267,7 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
         await connection.send_raw('{"jsonrpc": "2.0", "method": "notifications/x", "params": [1]}')
         await connection.send_raw('{"jsonrpc": "2.0", "method": "notifications/\\ud800"}')
         assert (await connection.request("ping", {}))["result"] == {}
-        assert len(connection.frames) == seen + 8
+        assert len(connection.frames) == seen + 9
         assert broker.current(token) is connection
 
 
@@ -676,6 +679,39 @@ async def test_removed_endpoint_is_closed(state: AppState) -> None:
             await service(state, session).remove(None, endpoint)
         await within(HANG, connection.closed.wait())
         assert runner.held == {} and await listed(state) == []
+
+
+async def test_a_runner_stopped_while_it_closes_a_removed_endpoint_stops(
+    state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan closing a removed endpoint waits for its hold to end (its notes, the close),
+    and swallowed any cancellation that came meanwhile, the runner's stop's too: the runner
+    scanned on and the API's shutdown waited for it for good."""
+    serving, closing = asyncio.Event(), asyncio.Event()
+
+    async def serve_slow_to_close(*_: Any, **__: Any) -> None:
+        serving.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            closing.set()
+            await asyncio.shield(asyncio.sleep(1))  # the notes and the close take a moment
+            raise
+
+    monkeypatch.setattr("ambient.bridge.runner.serve_mcp", serve_slow_to_close)
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        task = asyncio.create_task(runner_for(state, "r1").run())
+        try:
+            endpoint = await register(state, unique("ivo"), broker.url(token))
+            await asyncio.wait_for(serving.wait(), HANG)
+            async with state.db.session() as session:
+                await service(state, session).remove(None, endpoint)
+            await asyncio.wait_for(closing.wait(), HANG)  # the scan's drop waits for the close
+        finally:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=HANG)
+        assert done == {task}, "the runner's stop never ended"
 
 
 async def test_an_endpoint_added_after_a_removed_one_is_dialed_and_the_old_one_closed(

@@ -261,9 +261,11 @@ async def test_a_containers_stack_trace_belongs_to_the_event_above_it(
     that continues the event above is read as in a plain file."""
     lines = JAVA_AND_PYTHON_TRACES.splitlines()
     path = tmp_path / "0.log"
+    events = 0  # a trace is written in the moment of its event: the event's second
     with path.open("w", encoding="utf-8") as out:
-        for second, line in enumerate([*lines, "Caused by: ERROR reading the ledger"]):
-            at = f"2026-11-22T02:00:{second:02}.000000001Z"
+        for line in [*lines, "Caused by: ERROR reading the ledger"]:
+            events += line.startswith("2026-")
+            at = f"2026-11-22T02:00:{events:02}.000000001Z"
             if runtime == "cri":
                 out.write(f"{at} stderr F {line}\n")
             else:
@@ -271,6 +273,34 @@ async def test_a_containers_stack_trace_belongs_to_the_event_above_it(
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 2 lines read")
     assert "日志 2 行，错误 2" in report
+
+
+@pytest.mark.parametrize("runtime", ["cri", "docker"])
+async def test_a_containers_line_that_looks_like_a_trace_is_an_event_when_nothing_above_wrote_it(
+    settings: Settings, db: Database, tmp_path: Path, runtime: str
+) -> None:
+    """Node's console.error and a Rust main's Err print a bare "Error: ..." as an event's first
+    line, its frames below: an hour after the line above it, or with no line above, it is an
+    event of its own at the runtime's time (its frames its trace), not the trace of the line
+    above, nor unreadable."""
+    lines = [
+        ("2026-11-22T01:00:00.000000001Z", "INFO listening on 8080"),
+        ("2026-11-22T02:00:00.000000001Z", "Error: connect ECONNREFUSED 10.0.0.7:5432"),
+        ("2026-11-22T02:00:00.000000002Z", "    at TCPConnectWrap.afterConnect (node:net:1555:16)"),
+    ]
+    for name, written in (("0.log", lines), ("1.log", lines[1:])):
+        path = tmp_path / name
+        with path.open("w", encoding="utf-8") as out:
+            for at, line in written:
+                if runtime == "cri":
+                    out.write(f"{at} stderr F {line}\n")
+                else:
+                    entry = {"log": line + "\n", "stream": "stderr", "time": at}
+                    out.write(json.dumps(entry) + "\n")
+        prepared, report = await prepare(settings, db, path)
+        read = len(written) - 1
+        assert log_note(prepared).endswith(f": {read} lines read"), log_note(prepared)
+        assert f"日志 {read} 行，错误 1" in report
 
 
 UNCAUGHT_CRASHES = """\

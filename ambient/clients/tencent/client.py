@@ -1,7 +1,8 @@
 """The Tencent Cloud client: credentials, region, endpoint override, off-loop calls, retries.
 
-Every product goes through its SDK client's `call_json` (real TC3 signing and transport);
-calls run in a thread because the SDK is synchronous. The SDK's own retryer and region
+Every product goes through its SDK client's signed request (`_call`: real TC3 signing and
+transport; the body read by `answer`, not `call_json`); calls run in a thread because the SDK
+is synchronous. The SDK's own retryer and region
 breaker stay off (see NOTES): rate limits back off here, anything else that is
 retryable is left to the caller (Temporal retry policies in activities).
 """
