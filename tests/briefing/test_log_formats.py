@@ -251,6 +251,17 @@ async def test_stack_trace_lines_belong_to_the_event_above_them_and_are_not_unre
     assert "日志 2 行，错误 2" in report
 
 
+def _container_log(path: Path, runtime: str, written: list[tuple[str, str]]) -> Path:
+    """(runtime time, line) as the kubelet ("cri") or Docker's json-file keeps them."""
+    with path.open("w", encoding="utf-8") as out:
+        for at, line in written:
+            if runtime == "cri":
+                out.write(f"{at} stderr F {line}\n")
+            else:
+                out.write(json.dumps({"log": line + "\n", "stream": "stderr", "time": at}) + "\n")
+    return path
+
+
 @pytest.mark.parametrize("runtime", ["cri", "docker"])
 async def test_a_containers_stack_trace_belongs_to_the_event_above_it(
     settings: Settings, db: Database, tmp_path: Path, runtime: str
@@ -259,17 +270,11 @@ async def test_a_containers_stack_trace_belongs_to_the_event_above_it(
     lines behind the runtime's time. Each was read as an event of its own (a frame an event
     of no level, ``Caused by: ...Exception`` one, an error where it said ERROR); now a line
     that continues the event above is read as in a plain file."""
-    lines = JAVA_AND_PYTHON_TRACES.splitlines()
-    path = tmp_path / "0.log"
-    events = 0  # a trace is written in the moment of its event: the event's second
-    with path.open("w", encoding="utf-8") as out:
-        for line in [*lines, "Caused by: ERROR reading the ledger"]:
-            events += line.startswith("2026-")
-            at = f"2026-11-22T02:00:{events:02}.000000001Z"
-            if runtime == "cri":
-                out.write(f"{at} stderr F {line}\n")
-            else:
-                out.write(json.dumps({"log": line + "\n", "stream": "stderr", "time": at}) + "\n")
+    written, events = [], 0
+    for line in [*JAVA_AND_PYTHON_TRACES.splitlines(), "Caused by: ERROR reading the ledger"]:
+        events += line.startswith("2026-")  # a trace is written in its event's moment
+        written.append((f"2026-11-22T02:00:{events:02}.000000001Z", line))
+    path = _container_log(tmp_path / "0.log", runtime, written)
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 2 lines read")
     assert "日志 2 行，错误 2" in report
@@ -289,14 +294,7 @@ async def test_a_containers_line_that_looks_like_a_trace_is_an_event_when_nothin
         ("2026-11-22T02:00:00.000000002Z", "    at TCPConnectWrap.afterConnect (node:net:1555:16)"),
     ]
     for name, written in (("0.log", lines), ("1.log", lines[1:])):
-        path = tmp_path / name
-        with path.open("w", encoding="utf-8") as out:
-            for at, line in written:
-                if runtime == "cri":
-                    out.write(f"{at} stderr F {line}\n")
-                else:
-                    entry = {"log": line + "\n", "stream": "stderr", "time": at}
-                    out.write(json.dumps(entry) + "\n")
+        path = _container_log(tmp_path / name, runtime, written)
         prepared, report = await prepare(settings, db, path)
         read = len(written) - 1
         assert log_note(prepared).endswith(f": {read} lines read"), log_note(prepared)
