@@ -119,13 +119,11 @@ async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -
     until = clock() + within.total_seconds()
     stalled: WorkflowQueryFailedError | None = None
     while True:
-        left = until - clock()
+        # A retry ends a full second before the caller's own timer, which a loaded loop may
+        # fire in the same turn as the answer: the busy worker's refusal, not "no worker answered".
+        left = until - clock() - (0 if stalled is None else STALLED_RETRY_ROOM)
         try:
-            if stalled is None:
-                return await ask(timedelta(seconds=max(0.1, left)))
-            # A full second before the caller's own timer, which a loaded loop may fire in the
-            # same turn as the answer: the busy worker's refusal, not "no worker answered".
-            return await ask(timedelta(seconds=max(0.1, left - STALLED_RETRY_ROOM)))
+            return await ask(timedelta(seconds=max(0.1, left)))
         except WorkflowQueryFailedError as exc:
             if not exc.message.startswith(STALLED):
                 raise

@@ -74,18 +74,13 @@ ACCESS = re.compile(
 )
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
 # exception (with its cause), the traceback's header.
-CONTINUATION = re.compile(
-    r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
-    r"|[\w$.]*(?:Error|Exception|Throwable)(?::|$)"
-)
+TRACE_LINE = r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
+CONTINUATION = re.compile(rf"{TRACE_LINE}|[\w$.]*(?:Error|Exception|Throwable)(?::|$)")
 # A container runtime's line (CRI, Docker's JSON) that reads as such a continuation: a trace
 # line of the event above when written in the same moment (``TRACE_GAP``), else an event of its
 # own at the runtime's time (a bare "Error: ..." is Node's or Rust's first line, not a trace's).
-WRAPPED_TRACE = re.compile(
-    r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
-    r"|[\w$.]+(?:Error|Exception|Throwable)(?::|$)"
-)
-TRACE = "__trace__"  # the key that marks a record read from such a line
+WRAPPED_TRACE = re.compile(rf"{TRACE_LINE}|[\w$.]+(?:Error|Exception|Throwable)(?::|$)")
+TRACE = "__trace__"  # the key that marks a record read from such a line: its written text
 TRACE_GAP = timedelta(seconds=1)
 # An uncaught crash, printed after the service's last timed line with no time of its own:
 # Go's runtime and the JVM name it on its first line (the goroutine dump, the frames follow),
@@ -209,7 +204,7 @@ def parse_line(
             if written is not None:
                 return written
             if WRAPPED_TRACE.match(data["log"]):
-                data[TRACE] = True  # maybe the trace of the event above (``_file_records``)
+                data[TRACE] = data["log"]  # maybe the trace of the event above (``_file_records``)
         return _file_record(when, data, source)
     match = PLAIN.match(line)
     if match is None:
@@ -226,7 +221,7 @@ def parse_line(
         if written is not None:
             return written
         if WRAPPED_TRACE.match(rest):  # maybe the trace of the event above (``_file_records``)
-            return _file_record(when, text_fields(rest) | {TRACE: True}, source)
+            return _file_record(when, text_fields(rest) | {TRACE: rest}, source)
     return _file_record(when, text_fields(rest), source)
 
 
@@ -311,19 +306,6 @@ def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[
         return content
     kept = {key: value for key, value in content.items() if key != "__CONTENT__"}
     return kept | fields | {"message": f"{fields['message']}{newline}{rest}"}
-
-
-def written_text(line: str) -> str:
-    """What a container wrote, behind its runtime's CRI prefix or in Docker's JSON; else the
-    line itself."""
-    if (cri := CRI_LINE.match(line)) is not None:
-        return cri[4]
-    if line.startswith("{"):
-        with suppress(ValueError, RecursionError):
-            data = json.loads(line)
-            if isinstance(data, dict) and isinstance(data.get("log"), str) and "stream" in data:
-                return data["log"]
-    return line
 
 
 def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:
@@ -499,9 +481,9 @@ class FileLogSource:
         for number, line in enumerate(whole_lines(self.lines(path)), 1):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
             if record is not None and isinstance(record.content, dict):
-                trace = record.content.pop(TRACE, False)
+                trace = record.content.pop(TRACE, None)
                 if trace and block and last and record.time - last.time <= TRACE_GAP:
-                    record, line = None, written_text(line)  # read as a plain file's trace line
+                    record, line = None, trace  # read as a plain file's trace line
             if record is not None:
                 if last is None and start <= record.time < end:
                     self._skip(top)
