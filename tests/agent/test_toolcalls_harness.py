@@ -318,8 +318,10 @@ async def test_find_profile_serves_lookups_with_the_products_find_tools_and_load
         *("--model", "standin", "--profile", "find"),
         *("--split", "heldout"),
     )
-    # The case asking for find_tools itself and the tune half are left out.
-    assert (saved["cases"], saved["pass1"]) == (3, 1.0)
+    # The case asking for find_tools itself and the tune half are left out. Failing, it shows
+    # each failed run (its error, its lookups) and what the stand-in was asked, in order.
+    asked = [r["messages"][-1].get("content") or r["messages"][-1]["role"] for r in llm.requests]
+    assert (saved["cases"], saved["pass1"]) == (3, 1.0), (saved["failures"], asked)
     assert saved["tools"] == sorted([*bench_run.PINNED, "find_tools"])
     assert saved["profile"].startswith("find: pinned + find_tools over ")
     first, second = llm.requests[0], llm.requests[1]
