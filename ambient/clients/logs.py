@@ -37,6 +37,11 @@ SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
 CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
 CRI_LINE = re.compile(r"(\d{4}-\d{2}-\d{2}T\S+ (stdout|stderr) )([PF]) (.*)", re.DOTALL)
 MAX_LINE = MAX_JOINED = 1 << 20  # bytes of one line, characters of a line joined from parts
+# Docker's json-file: the daemon copies a container's output through a 16 KiB buffer, and a
+# longer line is written as records of one full buffer each (their "log" without the line's
+# newline), the last piece ending it. A piece cut inside a UTF-8 character reads longer.
+DOCKER_PIECE = 16 * 1024
+DOCKER_WHOLE = '\\n","stream":'  # how a Docker record of a whole line reads on disk
 # A syslog receiver's line starts with the priority (RFC 5424 adds version 1): its severity
 # (the priority mod 8) is the level of a line that writes none.
 PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
@@ -274,11 +279,15 @@ def _as_written(
 
 
 def whole_lines(lines: Iterable[str]) -> Iterator[str]:
-    """A long line a container runtime wrote in parts (tag P, then F) as one line; the parts
-    before the last as empty lines, so the lines after keep their numbers."""
+    """A long line a container runtime wrote in parts (kubelet's CRI: tag P, then F; Docker's
+    json-file: records of 16 KiB) as one line; the parts before the last as empty lines, so
+    the lines after keep their numbers."""
     parts: dict[str, str] = {}  # per stream: stderr's lines come between stdout's parts
+    pieces: dict[str, dict[str, Any]] = {}  # Docker's, per stream: the line's record so far
     for line in lines:
-        if (cri := CRI_LINE.match(line)) is None:
+        if line.startswith('{"log":"'):
+            yield _docker_whole(line, pieces)
+        elif (cri := CRI_LINE.match(line)) is None:
             yield line
         elif cri[3] == "P":
             parts[cri[2]] = (parts.get(cri[2], "") + cri[4].rstrip("\r\n"))[:MAX_JOINED]
@@ -287,6 +296,28 @@ def whole_lines(lines: Iterable[str]) -> Iterator[str]:
             yield f"{cri[1]}F {parts.pop(cri[2])}{cri[4]}"
         else:  # a whole line (most of a kubelet's): as read, not copied
             yield line
+
+
+def _docker_whole(line: str, pieces: dict[str, dict[str, Any]]) -> str:
+    """A Docker json-file record as ``whole_lines`` yields it: a piece of a longer line kept in
+    ``pieces`` (yielded empty), the last one as the whole line's record at its first's time."""
+    if not pieces and (DOCKER_WHOLE in line or len(line) < DOCKER_PIECE // 4):
+        return line  # a whole line, or one too short to be a piece, with none pending: as read
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return line
+    if not (isinstance(record, dict) and isinstance(record.get("stream"), str)):
+        return line
+    piece, stream = record.get("log"), record["stream"]
+    if not isinstance(piece, str):
+        return line
+    if (first := pieces.pop(stream, None)) is not None:
+        record = first | {"log": (first["log"] + piece)[:MAX_JOINED]}
+    if not piece.endswith("\n") and len(piece.encode("utf-8", "replace")) >= DOCKER_PIECE:
+        pieces[stream] = record
+        return ""
+    return line if first is None else json.dumps(record, ensure_ascii=False)
 
 
 def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[str, Any] | str:

@@ -21,7 +21,7 @@ from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.logs import analyze_logs
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
-from ambient.clients.logs import FileLogSource, parse_line
+from ambient.clients.logs import DOCKER_PIECE, FileLogSource, parse_line
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.loglevels import level_and_message
 from ambient.settings import Settings
@@ -528,6 +528,38 @@ async def test_docker_json_file_logs_are_read_as_the_lines_the_container_wrote(
     assert "日志 4 行，错误 2，警告 1" in report
     assert "| ERROR | 2 | payment refused |" in report
     assert "| WARNING | 1 | slow card |" in report
+
+
+async def test_a_docker_line_longer_than_its_16_kib_buffer_is_read_as_the_one_line_written(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Docker's daemon copies a container's output through a 16 KiB buffer: a longer line is
+    written as records of one full buffer each, only the last ending in the newline. Each piece
+    was read as a line of its own: the JSON line's first piece as an unreadable message, its
+    level lost, and the rest as messages (or, starting with a space, as a trace). A piece of
+    one stream waits for its end while the other stream's lines are read; a short record with
+    no newline (the container stopped mid-line) is a line."""
+    written = json.dumps({"level": "error", "msg": "order " + "x" * 30_000 + " rejected"}) + "\n"
+    cuts = [written.encode()[i : i + DOCKER_PIECE] for i in range(0, len(written), DOCKER_PIECE)]
+    assert len(cuts) == 2 and not cuts[1].startswith(b"{")
+
+    def record(log: str, stream: str, second: int) -> str:
+        at = f"2026-11-22T02:00:{second:02}.1234567Z"
+        return json.dumps({"log": log, "stream": stream, "time": at}, separators=(",", ":"))
+
+    path = tmp_path / "abc-json.log"
+    lines = [
+        record(cuts[0].decode(), "stderr", 0),
+        record("2026-11-22 10:00:01 WARN slow card\n", "stdout", 1),
+        record(cuts[1].decode(), "stderr", 2),
+        record("stopped mid-line", "stdout", 3),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 3 lines read")
+    assert "日志 3 行，错误 1，警告 1" in report
+    assert "| WARNING | 1 | slow card |" in report
+    assert "| ERROR | 1 | order " in report
 
 
 async def test_json_times_in_epoch_micro_and_nanoseconds_are_read(
