@@ -278,11 +278,15 @@ def _as_written(
     return None if record is None else record.model_copy(update={"time": when})
 
 
-def whole_lines(lines: Iterable[str]) -> Iterator[str]:
+def whole_lines(lines: Iterable[str], *, ends: bool = True) -> Iterator[str]:
     """A long line a container runtime wrote in parts (kubelet's CRI: tag P, then F; Docker's
     json-file: records of 16 KiB) as one line; the parts before the last as empty lines, so
-    the lines after keep their numbers."""
-    parts: dict[str, str] = {}  # per stream: stderr's lines come between stdout's parts
+    the lines after keep their numbers. A line still in parts at the end (being written, or
+    its end in the next file of a rotation) is read as far as written, after the rest;
+    ``ends=False`` leaves it out (one line out for each line in: ``--per-line``)."""
+    # CRI's, per stream (stderr's lines come between stdout's parts): the last part's time and
+    # stream, the line so far.
+    parts: dict[str, tuple[str, str]] = {}
     pieces: dict[str, dict[str, Any]] = {}  # Docker's, per stream: the line's record so far
     for line in lines:
         if line.startswith('{"log":"'):
@@ -290,12 +294,31 @@ def whole_lines(lines: Iterable[str]) -> Iterator[str]:
         elif (cri := CRI_LINE.match(line)) is None:
             yield line
         elif cri[3] == "P":
-            parts[cri[2]] = (parts.get(cri[2], "") + cri[4].rstrip("\r\n"))[:MAX_JOINED]
+            before = parts.get(cri[2], ("", ""))[1]
+            parts[cri[2]] = cri[1], _joined(before, cri[4].rstrip("\r\n"))
             yield ""
         elif cri[2] in parts:
-            yield f"{cri[1]}F {parts.pop(cri[2])}{cri[4]}"
+            yield f"{cri[1]}F {parts.pop(cri[2])[1]}{cri[4]}"
         else:  # a whole line (most of a kubelet's): as read, not copied
             yield line
+    if ends:
+        yield from (f"{prefix}F {text}" for prefix, text in parts.values())
+        yield from (json.dumps(record, ensure_ascii=False) for record in pieces.values())
+
+
+def _joined(before: str, part: str) -> str:
+    """A line's parts so far and the next, up to MAX_JOINED characters (past it, not copied)."""
+    return before if len(before) >= MAX_JOINED else (before + part)[:MAX_JOINED]
+
+
+def _docker_piece(text: str) -> bool:
+    """Whether a json-file record's text is a piece of a longer line: no newline, and the
+    daemon's full buffer of bytes, each invalid one (a character cut at the buffer's end, a
+    GBK byte) written as U+FFFD, two bytes longer."""
+    if text.endswith("\n"):
+        return False
+    extra = len(text.encode("utf-8", "replace")) - DOCKER_PIECE
+    return extra >= 0 and extra % 2 == 0 and extra // 2 <= text.count("\ufffd")
 
 
 def _docker_whole(line: str, pieces: dict[str, dict[str, Any]]) -> str:
@@ -313,8 +336,8 @@ def _docker_whole(line: str, pieces: dict[str, dict[str, Any]]) -> str:
     if not isinstance(piece, str):
         return line
     if (first := pieces.pop(stream, None)) is not None:
-        record = first | {"log": (first["log"] + piece)[:MAX_JOINED]}
-    if not piece.endswith("\n") and len(piece.encode("utf-8", "replace")) >= DOCKER_PIECE:
+        record = first | {"log": _joined(first["log"], piece)}
+    if _docker_piece(piece):
         pieces[stream] = record
         return ""
     return line if first is None else json.dumps(record, ensure_ascii=False)

@@ -147,7 +147,9 @@ def templates(
             done = 0
             event = True  # whether the last timed line was kept: its stack trace follows it
             lines = (
-                (file, line) for source, file in inputs for line in whole_lines(source.lines(file))
+                (file, line)
+                for source, file in inputs
+                for line in whole_lines(source.lines(file), ends=not per_line)
             )
             for number, (file, line) in enumerate(lines, 1):
                 parsed = read_line(line, today)

@@ -21,7 +21,7 @@ from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.logs import analyze_logs
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
-from ambient.clients.logs import DOCKER_PIECE, FileLogSource, parse_line
+from ambient.clients.logs import DOCKER_PIECE, FileLogSource, parse_line, whole_lines
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.loglevels import level_and_message
 from ambient.settings import Settings
@@ -560,6 +560,57 @@ async def test_a_docker_line_longer_than_its_16_kib_buffer_is_read_as_the_one_li
     assert "日志 3 行，错误 1，警告 1" in report
     assert "| WARNING | 1 | slow card |" in report
     assert "| ERROR | 1 | order " in report
+
+
+def _docker_records(written: str, stream: str = "stderr") -> list[str]:
+    """``written`` as Docker's json-file keeps it: records of the daemon's 16 KiB buffer, each
+    byte that is no whole UTF-8 character (a character cut between two) as U+FFFD, as Go's
+    encoder writes it."""
+    data = written.encode()
+    cuts = [data[i : i + DOCKER_PIECE] for i in range(0, len(data), DOCKER_PIECE)]
+    return [
+        json.dumps(
+            {
+                "log": re.sub("[\udc80-\udcff]", "\ufffd", cut.decode("utf-8", "surrogateescape")),
+                "stream": stream,
+                "time": f"2026-11-22T02:00:0{n}.1234567Z",
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        for n, cut in enumerate(cuts)
+    ]
+
+
+def test_docker_pieces_are_joined_only_as_the_daemon_cuts_them() -> None:
+    """Three pieces of a Chinese line, cut inside characters, are one line, a character lost at
+    each cut; a shipper's records of its own shape (a long "log" without its newline) are lines
+    as they are; a line still in pieces at the end is read as far as written, or, for
+    ``--per-line``, left out (one line out for each line in)."""
+    message = "支付失败 " * 4_000  # 52,000 bytes: pieces end and begin inside a character
+    records = _docker_records(
+        json.dumps({"level": "error", "msg": message}, ensure_ascii=False) + "\n"
+    )
+    assert len(records) == 4 and any("\ufffd" in r for r in records[:3])
+    out = list(whole_lines(records))
+    assert out[:3] == ["", "", ""]
+    joined = json.loads(json.loads(out[3])["log"].replace("\ufffd", ""))
+    assert joined["level"] == "error" and joined["msg"].count("支付失败") >= 3_996
+    assert json.loads(out[3])["time"] == "2026-11-22T02:00:00.1234567Z"
+
+    shipped = [
+        json.dumps({"log": "x" * 20_000, "stream": "stdout", "time": "2026-11-22T02:00:00Z"}),
+        json.dumps({"log": "next", "stream": "stdout", "time": "2026-11-22T02:00:01Z"}),
+    ]
+    shipped = [r.replace('{"log": "', '{"log":"', 1) for r in shipped]
+    assert list(whole_lines(shipped)) == shipped
+
+    head = _docker_records('{"level": "error", "msg": "' + "y" * 20_000 + '"}\n')[0]
+    cri = "2026-11-22T02:00:00.000000001Z stdout P a long line"
+    assert list(whole_lines([head, cri], ends=False)) == ["", ""]
+    *_, cri_end, docker_end = whole_lines([head, cri])
+    assert cri_end == "2026-11-22T02:00:00.000000001Z stdout F a long line"
+    assert json.loads(docker_end)["log"] == json.loads(head)["log"]
 
 
 async def test_json_times_in_epoch_micro_and_nanoseconds_are_read(
