@@ -503,6 +503,13 @@ def benchmark_line(result: Report, command: str, when: datetime) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(amain(argv))
+
+
+async def amain(argv: list[str] | None = None) -> int:
+    """The command on a running loop: a test awaits it on its own, so no second loop runs in a
+    thread beside it (the garbage collector would end one loop's objects in the other's
+    thread)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL"))
     parser.add_argument("--model", default=os.environ.get("AMBIENT_LLM_MODEL", "gpt-4o-mini"))
@@ -583,8 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.every < 1:
         parser.error("--every must be at least 1")
     try:
-        return asyncio.run(
-            _main(args, " ".join(["python -m bench.toolcalls.run", *(argv or sys.argv[1:])]))
+        return await _main(
+            args, " ".join(["python -m bench.toolcalls.run", *(argv or sys.argv[1:])])
         )
     except BenchError as exc:
         print(f"bench.toolcalls: {exc}", file=sys.stderr)

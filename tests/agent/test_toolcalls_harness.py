@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections import Counter
@@ -37,14 +36,15 @@ async def run_bench(
     llm: LLMApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str
 ) -> int:
     """The bench's command line against the stand-in model, its key taken from the
-    environment as a user's would be; the table row goes to tmp_path/benchmarks.md."""
+    environment as a user's would be; the table row goes to tmp_path/benchmarks.md. Awaited on
+    the test's loop, which serves the stand-in: not run on a loop of its own in a thread."""
     monkeypatch.setenv("STANDIN_KEY", API_KEY)
     async with serve(llm.app()) as base:
         argv = [
             *("--base-url", f"{base}/v1", "--api-key-env", "STANDIN_KEY"),
             *("--benchmarks-md", str(tmp_path / "benchmarks.md"), *args),
         ]
-        return await asyncio.to_thread(bench_run.main, argv)
+        return await bench_run.amain(argv)
 
 
 def write_cases(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
