@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -118,6 +121,31 @@ def context_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(xiaozhi_router, "CONTEXT_BUDGET", 10.0)
 
 
+@pytest_asyncio.fixture(autouse=True)
+async def openai_clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Each OpenAI client made on the test's loop (the test's own, the product's LLM client) is
+    closed on it when the test ends. Left to the garbage collector, openai closes it on whatever
+    loop runs in the thread collecting: a CLI command's asyncio.run in a thread beside this loop
+    then closed this loop's sockets from its thread (the selector is not thread-safe)."""
+    from openai import AsyncOpenAI
+
+    loop = asyncio.get_running_loop()
+    made: weakref.WeakSet[AsyncOpenAI] = weakref.WeakSet()
+    init = AsyncOpenAI.__init__
+
+    def recorded(self: AsyncOpenAI, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        with suppress(RuntimeError):  # made outside a running loop: not ours to close
+            if asyncio.get_running_loop() is loop:
+                made.add(self)
+
+    monkeypatch.setattr(AsyncOpenAI, "__init__", recorded)
+    yield
+    for client in list(made):
+        if not client.is_closed():
+            await client.close()
+
+
 @pytest.fixture
 def product_query_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """The product's own read budget (5 s), for a test of what a silent worker's reads say."""
@@ -210,9 +238,16 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 @pytest_asyncio.fixture
 async def deps(settings: Settings, db: Database) -> AsyncIterator[WorkerDeps]:
     async with httpx.AsyncClient(timeout=10, trust_env=False, verify=ca_context()) as http:
-        yield WorkerDeps(
+        deps = WorkerDeps(
             settings=settings, db=db, channels=build_channels(settings, db, http), http=http
         )
+        try:
+            yield deps
+        finally:
+            # Closed on this loop, as the worker's entry point does: left to the garbage
+            # collector, its idle connections were closed in whatever thread it ran (a thread
+            # of asyncio.to_thread), behind this loop's back.
+            await deps.pages.aclose()
 
 
 @pytest_asyncio.fixture
