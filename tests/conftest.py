@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 import uuid
-import weakref
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -130,18 +129,20 @@ async def openai_clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     from openai import AsyncOpenAI
 
     loop = asyncio.get_running_loop()
-    made: weakref.WeakSet[AsyncOpenAI] = weakref.WeakSet()
+    # Held until the test ends: weakly held, one dropped in a cycle could still be collected
+    # in another thread before its close here.
+    made: list[AsyncOpenAI] = []
     init = AsyncOpenAI.__init__
 
     def recorded(self: AsyncOpenAI, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         with suppress(RuntimeError):  # made outside a running loop: not ours to close
             if asyncio.get_running_loop() is loop:
-                made.add(self)
+                made.append(self)
 
     monkeypatch.setattr(AsyncOpenAI, "__init__", recorded)
     yield
-    for client in list(made):
+    for client in made:
         if not client.is_closed():
             await client.close()
 

@@ -41,7 +41,6 @@ MAX_LINE = MAX_JOINED = 1 << 20  # bytes of one line, characters of a line joine
 # longer line is written as records of one full buffer each (their "log" without the line's
 # newline), the last piece ending it. A piece cut inside a UTF-8 character reads longer.
 DOCKER_PIECE = 16 * 1024
-DOCKER_WHOLE = '\\n","stream":'  # how a Docker record of a whole line reads on disk
 # A syslog receiver's line starts with the priority (RFC 5424 adds version 1): its severity
 # (the priority mod 8) is the level of a line that writes none.
 PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
@@ -321,11 +320,24 @@ def _docker_piece(text: str) -> bool:
     return extra >= 0 and extra % 2 == 0 and extra // 2 <= text.count("\ufffd")
 
 
+def _ends_its_line(record: str) -> bool:
+    """Whether a Docker record's text ends in its newline, read off the record as written: the
+    escape ``\\n`` before ``","stream":`` (inside the text a quote is escaped, so that can only
+    be its end), not an escaped backslash and an ``n`` (the text's own ``\\\\n``)."""
+    at = record.find('n","stream":')
+    if at < 0:
+        return False
+    slash = at - 1
+    while slash >= 0 and record[slash] == "\\":
+        slash -= 1
+    return (at - 1 - slash) % 2 == 1
+
+
 def _docker_whole(line: str, pieces: dict[str, dict[str, Any]]) -> str:
     """A Docker json-file record as ``whole_lines`` yields it: a piece of a longer line kept in
     ``pieces`` (yielded empty), the last one as the whole line's record at its first's time."""
-    if not pieces and (DOCKER_WHOLE in line or len(line) < DOCKER_PIECE // 4):
-        return line  # a whole line, or one too short to be a piece, with none pending: as read
+    if not pieces and (len(line) < DOCKER_PIECE // 4 or _ends_its_line(line)):
+        return line  # too short to be a piece, or a whole line, with none pending: as read
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):

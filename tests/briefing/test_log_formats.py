@@ -598,6 +598,15 @@ def test_docker_pieces_are_joined_only_as_the_daemon_cuts_them() -> None:
     assert joined["level"] == "error" and joined["msg"].count("支付失败") >= 3_996
     assert json.loads(out[3])["time"] == "2026-11-22T02:00:00.1234567Z"
 
+    # A JSON line whose first piece ends inside its own escaped newline (a backslash, an n):
+    # the record reads `\\n","stream":` there, which is not the line's end.
+    prefix = '{"level": "error", "msg": "'
+    trace = json.dumps({"level": "error", "msg": "x" * (16_382 - len(prefix)) + "\n at y"})
+    first, last = _docker_records(trace + "\n")
+    assert first.endswith('\\\\n","stream":"stderr","time":"2026-11-22T02:00:00.1234567Z"}')
+    piece, whole = whole_lines([first, last])
+    assert piece == "" and json.loads(json.loads(whole)["log"]) == json.loads(trace)
+
     shipped = [
         json.dumps({"log": "x" * 20_000, "stream": "stdout", "time": "2026-11-22T02:00:00Z"}),
         json.dumps({"log": "next", "stream": "stdout", "time": "2026-11-22T02:00:01Z"}),
