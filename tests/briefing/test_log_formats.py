@@ -540,19 +540,14 @@ async def test_a_docker_line_longer_than_its_16_kib_buffer_is_read_as_the_one_li
     one stream waits for its end while the other stream's lines are read; a short record with
     no newline (the container stopped mid-line) is a line."""
     written = json.dumps({"level": "error", "msg": "order " + "x" * 30_000 + " rejected"}) + "\n"
-    cuts = [written.encode()[i : i + DOCKER_PIECE] for i in range(0, len(written), DOCKER_PIECE)]
-    assert len(cuts) == 2 and not cuts[1].startswith(b"{")
-
-    def record(log: str, stream: str, second: int) -> str:
-        at = f"2026-11-22T02:00:{second:02}.1234567Z"
-        return json.dumps({"log": log, "stream": stream, "time": at}, separators=(",", ":"))
-
+    cuts = _docker_records(written)
+    assert len(cuts) == 2 and not json.loads(cuts[1])["log"].startswith("{")
     path = tmp_path / "abc-json.log"
     lines = [
-        record(cuts[0].decode(), "stderr", 0),
-        record("2026-11-22 10:00:01 WARN slow card\n", "stdout", 1),
-        record(cuts[1].decode(), "stderr", 2),
-        record("stopped mid-line", "stdout", 3),
+        cuts[0],
+        _docker_record("2026-11-22 10:00:01 WARN slow card\n", "stdout", 1),
+        cuts[1],
+        _docker_record("stopped mid-line", "stdout", 3),
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     prepared, report = await prepare(settings, db, path)
@@ -562,22 +557,22 @@ async def test_a_docker_line_longer_than_its_16_kib_buffer_is_read_as_the_one_li
     assert "| ERROR | 1 | order " in report
 
 
+def _docker_record(log: str, stream: str, second: int) -> str:
+    """One record of Docker's json-file, as its daemon writes it (keys in its order, compact)."""
+    at = f"2026-11-22T02:00:{second:02}.1234567Z"
+    record = {"log": log, "stream": stream, "time": at}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
 def _docker_records(written: str, stream: str = "stderr") -> list[str]:
     """``written`` as Docker's json-file keeps it: records of the daemon's 16 KiB buffer, each
     byte that is no whole UTF-8 character (a character cut between two) as U+FFFD, as Go's
     encoder writes it."""
     data = written.encode()
     cuts = [data[i : i + DOCKER_PIECE] for i in range(0, len(data), DOCKER_PIECE)]
+    invalid = re.compile("[\udc80-\udcff]")
     return [
-        json.dumps(
-            {
-                "log": re.sub("[\udc80-\udcff]", "\ufffd", cut.decode("utf-8", "surrogateescape")),
-                "stream": stream,
-                "time": f"2026-11-22T02:00:0{n}.1234567Z",
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        _docker_record(invalid.sub("\ufffd", cut.decode("utf-8", "surrogateescape")), stream, n)
         for n, cut in enumerate(cuts)
     ]
 
@@ -607,11 +602,7 @@ def test_docker_pieces_are_joined_only_as_the_daemon_cuts_them() -> None:
     piece, whole = whole_lines([first, last])
     assert piece == "" and json.loads(json.loads(whole)["log"]) == json.loads(trace)
 
-    shipped = [
-        json.dumps({"log": "x" * 20_000, "stream": "stdout", "time": "2026-11-22T02:00:00Z"}),
-        json.dumps({"log": "next", "stream": "stdout", "time": "2026-11-22T02:00:01Z"}),
-    ]
-    shipped = [r.replace('{"log": "', '{"log":"', 1) for r in shipped]
+    shipped = [_docker_record("x" * 20_000, "stdout", 0), _docker_record("next", "stdout", 1)]
     assert list(whole_lines(shipped)) == shipped
 
     head = _docker_records('{"level": "error", "msg": "' + "y" * 20_000 + '"}\n')[0]
