@@ -277,32 +277,34 @@ def _as_written(
     return None if record is None else record.model_copy(update={"time": when})
 
 
-def whole_lines(lines: Iterable[str], *, ends: bool = True) -> Iterator[str]:
-    """A long line a container runtime wrote in parts (kubelet's CRI: tag P, then F; Docker's
-    json-file: records of 16 KiB) as one line; the parts before the last as empty lines, so
-    the lines after keep their numbers. A line still in parts at the end (being written, or
-    its end in the next file of a rotation) is read as far as written, after the rest;
-    ``ends=False`` leaves it out (one line out for each line in: ``--per-line``)."""
-    # CRI's, per stream (stderr's lines come between stdout's parts): the last part's time and
-    # stream, the line so far.
-    parts: dict[str, tuple[str, str]] = {}
-    pieces: dict[str, dict[str, Any]] = {}  # Docker's, per stream: the line's record so far
-    for line in lines:
+def whole_lines(lines: Iterable[str], *, ends: bool = True) -> Iterator[tuple[int, str]]:
+    """Each line with its number in ``lines``; a long line a container runtime wrote in parts
+    (kubelet's CRI: tag P, then F; Docker's json-file: records of 16 KiB) as one line, at its
+    last part's number, the parts before it as empty lines. A line still in parts at the end
+    (being written, or its end in the next file of a rotation) is read as far as written, after
+    the rest, at the number of its last part read; ``ends=False`` leaves it out (one line out
+    for each line in: ``--per-line``)."""
+    # CRI's, per stream (stderr's lines come between stdout's parts): the last part's time,
+    # stream and number, the line so far.
+    parts: dict[str, tuple[str, str, int]] = {}
+    # Docker's, per stream: the line's record so far and its last piece's number.
+    pieces: dict[str, tuple[dict[str, Any], int]] = {}
+    for number, line in enumerate(lines, 1):
         if line.startswith('{"log":"'):
-            yield _docker_whole(line, pieces)
+            yield number, _docker_whole(line, pieces, number)
         elif (cri := CRI_LINE.match(line)) is None:
-            yield line
+            yield number, line
         elif cri[3] == "P":
-            before = parts.get(cri[2], ("", ""))[1]
-            parts[cri[2]] = cri[1], _joined(before, cri[4].rstrip("\r\n"))
-            yield ""
+            before = parts.get(cri[2], ("", "", 0))[1]
+            parts[cri[2]] = cri[1], _joined(before, cri[4].rstrip("\r\n")), number
+            yield number, ""
         elif cri[2] in parts:
-            yield f"{cri[1]}F {parts.pop(cri[2])[1]}{cri[4]}"
+            yield number, f"{cri[1]}F {parts.pop(cri[2])[1]}{cri[4]}"
         else:  # a whole line (most of a kubelet's): as read, not copied
-            yield line
+            yield number, line
     if ends:
-        yield from (f"{prefix}F {text}" for prefix, text in parts.values())
-        yield from (json.dumps(record, ensure_ascii=False) for record in pieces.values())
+        yield from ((at, f"{prefix}F {text}") for prefix, text, at in parts.values())
+        yield from ((at, json.dumps(record, ensure_ascii=False)) for record, at in pieces.values())
 
 
 def _joined(before: str, part: str) -> str:
@@ -333,9 +335,10 @@ def _ends_its_line(record: str) -> bool:
     return (at - 1 - slash) % 2 == 1
 
 
-def _docker_whole(line: str, pieces: dict[str, dict[str, Any]]) -> str:
+def _docker_whole(line: str, pieces: dict[str, tuple[dict[str, Any], int]], number: int) -> str:
     """A Docker json-file record as ``whole_lines`` yields it: a piece of a longer line kept in
-    ``pieces`` (yielded empty), the last one as the whole line's record at its first's time."""
+    ``pieces`` with its ``number`` (yielded empty), the last one as the whole line's record at
+    its first's time."""
     if not pieces and (len(line) < DOCKER_PIECE // 4 or _ends_its_line(line)):
         return line  # too short to be a piece, or a whole line, with none pending: as read
     try:
@@ -348,9 +351,9 @@ def _docker_whole(line: str, pieces: dict[str, dict[str, Any]]) -> str:
     if not isinstance(piece, str):
         return line
     if (first := pieces.pop(stream, None)) is not None:
-        record = first | {"log": _joined(first["log"], piece)}
+        record = first[0] | {"log": _joined(first[0]["log"], piece)}
     if _docker_piece(piece):
-        pieces[stream] = record
+        pieces[stream] = record, number
         return ""
     return line if first is None else json.dumps(record, ensure_ascii=False)
 
@@ -544,7 +547,7 @@ class FileLogSource:
         block: str | None = None
         crash: LogRecord | None = None
         raised = False  # the traceback's exception line was read (a chained one comes after)
-        for number, line in enumerate(whole_lines(self.lines(path)), 1):
+        for number, line in whole_lines(self.lines(path)):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
             if record is not None and isinstance(record.content, dict):
                 trace = record.content.pop(TRACE, None)

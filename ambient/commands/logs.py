@@ -149,7 +149,7 @@ def templates(
             lines = (
                 (file, line)
                 for source, file in inputs
-                for line in whole_lines(source.lines(file), ends=not per_line)
+                for _, line in whole_lines(source.lines(file), ends=not per_line)
             )
             for number, (file, line) in enumerate(lines, 1):
                 parsed = read_line(line, today)

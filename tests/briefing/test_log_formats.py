@@ -577,6 +577,24 @@ def _docker_records(written: str, stream: str = "stderr") -> list[str]:
     ]
 
 
+def test_a_line_still_in_parts_at_a_files_end_is_cited_at_its_last_part(tmp_path: Path) -> None:
+    """A container still writing a long error line when the file is read: the line, read as far
+    as written, is cited where its last part is in the file, not past the file's end."""
+    path = tmp_path / "abc-json.log"
+    head = _docker_records('{"level": "error", "msg": "' + "y" * 20_000 + '"}\n')[0]
+    lines = [
+        _docker_record('{"level": "info", "msg": "started"}\n', "stdout", 0),
+        head,
+        _docker_record('{"level": "info", "msg": "ready"}\n', "stdout", 2),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source = FileLogSource(path)
+    day = datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    records = list(source.records(*day))
+    assert [r.source for r in records] == ["abc-json.log:1", "abc-json.log:3", "abc-json.log:2"]
+    assert '"level": "error", "msg": "yyy' in str(records[2].content)
+
+
 def test_docker_pieces_are_joined_only_as_the_daemon_cuts_them() -> None:
     """Three pieces of a Chinese line, cut inside characters, are one line, a character lost at
     each cut; a shipper's records of its own shape (a long "log" without its newline) are lines
@@ -587,7 +605,7 @@ def test_docker_pieces_are_joined_only_as_the_daemon_cuts_them() -> None:
         json.dumps({"level": "error", "msg": message}, ensure_ascii=False) + "\n"
     )
     assert len(records) == 4 and any("\ufffd" in r for r in records[:3])
-    out = list(whole_lines(records))
+    out = [line for _, line in whole_lines(records)]
     assert out[:3] == ["", "", ""]
     joined = json.loads(json.loads(out[3])["log"].replace("\ufffd", ""))
     assert joined["level"] == "error" and joined["msg"].count("支付失败") >= 3_996
@@ -599,18 +617,18 @@ def test_docker_pieces_are_joined_only_as_the_daemon_cuts_them() -> None:
     trace = json.dumps({"level": "error", "msg": "x" * (16_382 - len(prefix)) + "\n at y"})
     first, last = _docker_records(trace + "\n")
     assert first.endswith('\\\\n","stream":"stderr","time":"2026-11-22T02:00:00.1234567Z"}')
-    piece, whole = whole_lines([first, last])
+    (_, piece), (_, whole) = whole_lines([first, last])
     assert piece == "" and json.loads(json.loads(whole)["log"]) == json.loads(trace)
 
     shipped = [_docker_record("x" * 20_000, "stdout", 0), _docker_record("next", "stdout", 1)]
-    assert list(whole_lines(shipped)) == shipped
+    assert list(whole_lines(shipped)) == [(1, shipped[0]), (2, shipped[1])]
 
     head = _docker_records('{"level": "error", "msg": "' + "y" * 20_000 + '"}\n')[0]
     cri = "2026-11-22T02:00:00.000000001Z stdout P a long line"
-    assert list(whole_lines([head, cri], ends=False)) == ["", ""]
-    *_, cri_end, docker_end = whole_lines([head, cri])
-    assert cri_end == "2026-11-22T02:00:00.000000001Z stdout F a long line"
-    assert json.loads(docker_end)["log"] == json.loads(head)["log"]
+    assert list(whole_lines([head, cri], ends=False)) == [(1, ""), (2, "")]
+    *_, (cri_at, cri_end), (docker_at, docker_end) = whole_lines([head, cri, "a line after"])
+    assert (cri_at, cri_end) == (2, "2026-11-22T02:00:00.000000001Z stdout F a long line")
+    assert docker_at == 1 and json.loads(docker_end)["log"] == json.loads(head)["log"]
 
 
 async def test_json_times_in_epoch_micro_and_nanoseconds_are_read(
