@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from ambient import temporal
 from ambient.binaries import find_binary
+from ambient.clients.http1 import PageClient
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tls import ca_context
 from ambient.deps import WorkerDeps
@@ -121,29 +122,37 @@ def context_budget(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest_asyncio.fixture(autouse=True)
-async def openai_clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    """Each OpenAI client made on the test's loop (the test's own, the product's LLM client) is
-    closed on it when the test ends. Left to the garbage collector, openai closes it on whatever
-    loop runs in the thread collecting: a CLI command's asyncio.run in a thread beside this loop
+async def clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Each OpenAI client and page client made on the test's loop (the test's own, the
+    product's) is closed on it when the test ends. Left to the garbage collector, openai closes
+    its client on whatever loop runs in the thread collecting, and a page connection's
+    StreamWriter closes itself there: a CLI command's asyncio.run in a thread beside this loop
     then closed this loop's sockets from its thread (the selector is not thread-safe)."""
     from openai import AsyncOpenAI
 
     loop = asyncio.get_running_loop()
     # Held until the test ends: weakly held, one dropped in a cycle could still be collected
     # in another thread before its close here.
-    made: list[AsyncOpenAI] = []
-    init = AsyncOpenAI.__init__
+    made: list[AsyncOpenAI | PageClient] = []
 
-    def recorded(self: AsyncOpenAI, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        with suppress(RuntimeError):  # made outside a running loop: not ours to close
-            if asyncio.get_running_loop() is loop:
-                made.append(self)
+    def recording(cls: type[AsyncOpenAI] | type[PageClient]) -> None:
+        init = cls.__init__
 
-    monkeypatch.setattr(AsyncOpenAI, "__init__", recorded)
+        def recorded(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            with suppress(RuntimeError):  # made outside a running loop: not ours to close
+                if asyncio.get_running_loop() is loop:
+                    made.append(self)
+
+        monkeypatch.setattr(cls, "__init__", recorded)
+
+    recording(AsyncOpenAI)
+    recording(PageClient)
     yield
     for client in made:
-        if not client.is_closed():
+        if isinstance(client, PageClient):
+            await client.aclose()
+        elif not client.is_closed():
             await client.close()
 
 
