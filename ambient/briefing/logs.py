@@ -21,7 +21,7 @@ from ambient.briefing.models import BriefingInputs, LogAnalysis
 from ambient.clients.logs import FileLogSource, full_text_fields
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, search_logs
+from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, log_pages
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 from ambient.settings import Settings
@@ -85,18 +85,20 @@ async def read_log_source(
         # folder is skipped.
         source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), log_dir, zone)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
-    result = await search_logs(
+    # A page at a time into the reducer: a busy topic's day never sits in memory as records.
+    read, complete = 0, True
+    async for page in log_pages(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
-    )
-    # SearchLog's reference does not say whether To is inclusive: a record at midnight is the
-    # next day's, as in a file source.
-    records = [r for r in result.logs if start <= r.time < end]
-    reducer.add_many(
-        (r.time, *level_and_message(full_text_fields(r.content, zone))) for r in records
-    )
-    reducer.capped = not result.complete  # the search is newest first
-    suffix = "" if result.complete else f" (capped at {MAX_SEARCH_LOGS}; CLS paging limit)"
-    return f"{len(records)} lines read{suffix}"
+    ):
+        # [From, To): a record at midnight is the next day's, as in a file source.
+        records = [r for r in page.logs if start <= r.time < end]
+        reducer.add_many(
+            (r.time, *level_and_message(full_text_fields(r.content, zone))) for r in records
+        )
+        read, complete = read + len(records), page.complete
+    reducer.capped = not complete  # the search is newest first
+    suffix = "" if complete else f" (capped at {MAX_SEARCH_LOGS}, the newest read)"
+    return f"{read} lines read{suffix}"
 
 
 def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:

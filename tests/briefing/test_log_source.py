@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ambient.briefing import logs
 from ambient.briefing.config import ClsLogSpec, FileLogSpec
 from ambient.briefing.logreport import LogReducer, LogReport
 from ambient.briefing.logreport_markdown import render_markdown
@@ -118,34 +119,48 @@ async def test_a_cls_record_at_midnight_belongs_to_one_day_only() -> None:
     assert reducers == [("1 lines read", 1), ("2 lines read", 2)]
 
 
-async def test_a_cls_day_past_the_paging_limit_is_said_to_be_its_newest_lines_only() -> None:
-    """CLS pages a search up to 10,000 logs, newest first: a day of more was briefed as
-    "10000 log lines, N errors", as if that were the whole day (only the sources said it)."""
+async def test_a_busy_cls_day_is_read_past_context_paging_and_a_cap_is_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CLS pages a search with Context up to 10,000 logs, newest first: a busier day was briefed
+    from its newest 10,000 lines (its first hours' errors never read). The rest is read with
+    Offset, which has no such cap; past the briefing's own cap, the day is said to be its
+    newest lines only."""
     api = TencentApi()
     first = int(START.timestamp() * 1000)
     api.logs = [
         {"time": first + i * 1000, "json": {"level": "ERROR", "message": f"disk {i} full"}}
         for i in range(10_050)
     ]
-    reducer = LogReducer()
-    async with serve(api.app()) as base:
-        cloud = standin_tencent(base)
-        read = await read_log_source(
-            ClsLogSpec(topic_id="topic-1"),
-            START,
-            END,
-            reducer,
-            log_dir=None,
-            admin=False,
-            tencent=cloud,
-        )
-    assert "capped at 10000" in read
-    report = reducer.report(start=START, end=END)
-    assert report.capped and report.total == 10_000
-    assert "only the newest 10,000 lines" in render_markdown(report)
+
+    async def read() -> tuple[str, LogReport]:
+        reducer = LogReducer()
+        async with serve(api.app()) as base:
+            said = await read_log_source(
+                ClsLogSpec(topic_id="topic-1"),
+                START,
+                END,
+                reducer,
+                log_dir=None,
+                admin=False,
+                tencent=standin_tencent(base),
+            )
+        return said, reducer.report(start=START, end=END)
+
+    said, report = await read()
+    assert said == "10050 lines read" and report.total == 10_050 and not report.capped
+    searches = [params for _, action, params in api.calls if action == "SearchLog"]
+    assert ["Context" in p for p in searches] == [False] + [True] * 9 + [False]
+    assert searches[-1]["Offset"] == 10_000
+
+    monkeypatch.setattr(logs, "MAX_SEARCH_LOGS", 10_020)
+    said, report = await read()
+    assert said == "10020 lines read (capped at 10020, the newest read)"
+    assert report.capped and report.total == 10_020
+    assert "only the newest 10,020 lines" in render_markdown(report)
     for language, said in (
-        ("en", "Only the day's newest 10000 log lines were read"),
-        ("zh", "只读取了当天最新的 10000 行日志"),
+        ("en", "Only the day's newest 10020 log lines were read"),
+        ("zh", "只读取了当天最新的 10020 行日志"),
     ):
         inputs = BriefingInputs(date="2026-11-23", language=language)
         fill_from_report(inputs, report)

@@ -570,6 +570,7 @@ class TencentApi:
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
     # cls errorcodes: LimitExceeded.SearchResultTooLarge "检索接口返回的日志量太大，超过20MB限制".
     search_result_bytes: int = 20 * 2**20
+    context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     regions: list[str | None] = field(default_factory=list)  # X-TC-Region of each call
     # action -> runs once just before that action is handled (another caller racing us).
@@ -684,9 +685,8 @@ class TencentApi:
     def cls_SearchLog(self, params: dict[str, Any]) -> Response:
         if int(params["Limit"]) > 1000:
             return error("InvalidParameter.Limit", "Limit must be <= 1000")
-        # The API reference (SearchLog) does not say whether To is inclusive: the stand-in takes
-        # it as inclusive, the reading that a caller filtering to [From, To) must survive.
-        rows = [log for log in self.logs if params["From"] <= log["time"] <= params["To"]]
+        # The API reference (SearchLog): "时间范围为左闭右开区间 [From, To)".
+        rows = [log for log in self.logs if params["From"] <= log["time"] < params["To"]]
         query = params["QueryString"]
         if "|" in query:  # SQL analysis: count by level
             counts: dict[str, int] = {}
@@ -718,18 +718,28 @@ class TencentApi:
                 r for r in rows if term.lower() in json.dumps(r["json"], ensure_ascii=False).lower()
             ]
         rows.sort(key=lambda r: r["time"], reverse=True)
-        offset = int(base64.b64decode(params["Context"]).decode()) if params.get("Context") else 0
-        page = rows[offset : offset + int(params["Limit"])]
+        # The API reference (SearchLog): Context "总计最多可获取1万条原始日志" (its pages end
+        # there), Offset "从第几行开始返回原始日志，无日志条数限制".
+        by_context = "Offset" not in params
+        if by_context:
+            offset = (
+                int(base64.b64decode(params["Context"]).decode()) if params.get("Context") else 0
+            )
+        else:
+            offset = int(params["Offset"])
+        end = offset + int(params["Limit"])
+        page = rows[offset : min(end, self.context_logs) if by_context else end]
         if sum(len(json.dumps(r["json"])) for r in page) > self.search_result_bytes:
             return error("LimitExceeded.SearchResultTooLarge", "检索接口返回的日志量太大")
         done = offset + len(page) >= len(rows)
+        more = by_context and not done and offset + len(page) < self.context_logs
         return reply(
             {
                 "Analysis": False,
                 "ListOver": done,
-                "Context": ""
-                if done
-                else base64.b64encode(str(offset + len(page)).encode()).decode(),
+                "Context": base64.b64encode(str(offset + len(page)).encode()).decode()
+                if more
+                else "",
                 "Results": [
                     {
                         "Time": r["time"],

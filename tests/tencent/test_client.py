@@ -79,6 +79,37 @@ async def test_search_logs_pages_with_context_and_parses_json(
     assert sql.analysis == [{"level": "ERROR", "count": 834}, {"level": "INFO", "count": 1666}]
 
 
+async def test_search_logs_reads_past_contexts_cap_by_offset(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """SearchLog's Context pages end at CLS's cap (10,000 logs; 1,500 here): the search goes
+    on with Offset, each log once, newest first, and says whether it read to the end."""
+    api, tc = cloud
+    api.context_logs = 1_500
+    base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    api.logs = [{"time": base + i, "json": {"n": i}} for i in range(3_200)]
+    window = NOW - timedelta(hours=2), NOW
+    found = await search_logs(tc, "topic-1", "*", *window, limit=5_000)
+    assert found.complete
+    assert [r.content["n"] for r in found.logs] == list(range(3_199, -1, -1))  # type: ignore[index]
+    searches = [params for _, action, params in api.calls if action == "SearchLog"]
+    assert [(p.get("Context") is not None, p.get("Offset")) for p in searches] == [
+        (False, None),
+        (True, None),
+        (False, 1_500),
+        (False, 2_500),
+    ]
+    cut = await search_logs(tc, "topic-1", "*", *window, limit=2_000)
+    assert len(cut.logs) == 2_000 and not cut.complete
+
+    # An answer too large on the way: the search goes on from there in smaller pages.
+    api.calls.clear()
+    api.search_result_bytes = 600 * 12  # about 600 of these lines a page
+    found = await search_logs(tc, "topic-1", "*", *window, limit=5_000)
+    assert found.complete
+    assert [r.content["n"] for r in found.logs] == list(range(3_199, -1, -1))  # type: ignore[index]
+
+
 async def test_errors_are_classified_and_rate_limits_back_off(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:

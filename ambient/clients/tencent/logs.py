@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, field_validator
 from ambient.clients.tencent.client import TencentCloud, from_ms, ms
 from ambient.clients.tencent.errors import TencentRequestError
 
-MAX_SEARCH_LOGS = 10_000  # CLS caps a Context-paged search here
+MAX_CONTEXT_LOGS = 10_000  # CLS answers this many logs at most to a Context-paged search
+MAX_SEARCH_LOGS = 200_000  # a search's logs at most, read by Offset past Context's 10,000
 # An SQL answers its first 100 rows unless it says `limit N`, at most 10,000 (CLS LIMIT syntax,
 # cloud.tencent.com/document/product/614/58977).
 SQL_DEFAULT_ROWS, SQL_MAX_ROWS = 100, 10_000
@@ -60,7 +61,20 @@ class LogTopic(BaseModel):
     logset_id: str | None = None
 
 
-async def search_logs(
+def _log_record(item: dict[str, Any], topic_id: str) -> LogRecord:
+    raw = item.get("LogJson") or item.get("RawLog") or ""
+    content: dict[str, Any] | str = str(raw)
+    with contextlib.suppress(TypeError, ValueError, RecursionError):
+        content = json.loads(raw)
+    return LogRecord(
+        time=from_ms(item["Time"]),
+        topic_id=item.get("TopicId", topic_id),
+        source=item.get("Source"),
+        content=content,
+    )
+
+
+async def log_pages(
     tc: TencentCloud,
     topic_id: str,
     query: str,
@@ -69,8 +83,12 @@ async def search_logs(
     *,
     limit: int = 100,
     region: str | None = None,
-) -> SearchResult:
-    """CQL search or `... | select ...` SQL analysis, paged with Context up to ``limit``."""
+) -> AsyncIterator[SearchResult]:
+    """A search's answer a page at a time, newest first, up to ``limit`` logs (at most
+    MAX_SEARCH_LOGS): SQL analysis's rows in one page; logs paged with ``Context`` for CLS's
+    first 10,000, then with ``Offset``, which has no such cap (SearchLog's reference: Context
+    "总计最多可获取1万条原始日志", Offset "无日志条数限制"). A page's ``complete`` is true on
+    the last page of a search read to its end."""
     # Either would come back as an empty answer (or an API error), not as what to change.
     if limit < 1:
         raise TencentRequestError("InvalidParameterValue.Limit", f"limit must be >= 1, not {limit}")
@@ -92,14 +110,14 @@ async def search_logs(
         # SQL rows come in AnalysisRecords only when asked for (otherwise AnalysisRecords is null).
         "UseNewAnalysis": True,
     }
-    result = SearchResult(complete=False)
+    read = 0
     while True:
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
         except TencentRequestError as exc:
             # An answer over 20 MB (cls errorcodes: 检索接口返回的日志量太大，超过20MB限制): the
-            # search starts over with half the page (Context pages keep their first Limit).
-            # Past the search's memory (检索内存超限), no page size helps.
+            # search goes on from where it is in pages half the size (by Offset: Context pages
+            # keep their first Limit). Past the search's memory (检索内存超限), no page size helps.
             too_large = exc.code == "LimitExceeded.SearchResultTooLarge"
             if not too_large and exc.code != "LimitExceeded.SearchResources":
                 raise
@@ -107,39 +125,48 @@ async def search_logs(
                 raise TencentRequestError(
                     exc.code, f"{exc.message}: narrow the query or the time range", exc.request_id
                 ) from None
-            params = {key: value for key, value in params.items() if key != "Context"}
-            params["Limit"] //= 2
-            result.logs = []
+            params = {k: v for k, v in params.items() if k != "Context"}
+            params |= {"Offset": read, "Limit": params["Limit"] // 2}
             continue
         if page.get("Analysis"):
-            result.analysis = [json.loads(row) for row in page.get("AnalysisRecords") or []]
+            rows = [json.loads(row) for row in page.get("AnalysisRecords") or []]
             # As many rows as the SQL's limit allows may be a cut answer, not the whole one.
             limit_clause = SQL_LIMIT.search(query.split("|", 1)[-1])
             cap = min(int(limit_clause[1]), SQL_MAX_ROWS) if limit_clause else SQL_DEFAULT_ROWS
-            result.complete = len(result.analysis) < cap
-            return result
-        for item in page.get("Results") or []:
-            raw = item.get("LogJson") or item.get("RawLog") or ""
-            content: dict[str, Any] | str = str(raw)
-            with contextlib.suppress(TypeError, ValueError, RecursionError):
-                content = json.loads(raw)
-            result.logs.append(
-                LogRecord(
-                    time=from_ms(item["Time"]),
-                    topic_id=item.get("TopicId", topic_id),
-                    source=item.get("Source"),
-                    content=content,
-                )
-            )
-        if page.get("ListOver") or not page.get("Context"):
-            result.complete = True
-            break
-        if len(result.logs) >= limit:
-            break
-        # Other parameters must stay unchanged between pages.
-        params = {**params, "Context": page["Context"]}
-    if len(result.logs) > limit:
-        result.logs, result.complete = result.logs[:limit], False
+            yield SearchResult(analysis=rows, complete=len(rows) < cap)
+            return
+        results = page.get("Results") or []
+        logs = [_log_record(item, topic_id) for item in results[: limit - read]]
+        read += len(logs)
+        # The last page: said so (ListOver), or by Offset a short one. Without a next Context
+        # (at Context's cap), the rest is read by Offset.
+        by_offset = "Offset" in params
+        over = bool(page.get("ListOver")) or (by_offset and len(results) < params["Limit"])
+        if read >= limit or over:
+            yield SearchResult(logs=logs, complete=over and len(logs) == len(results))
+            return
+        yield SearchResult(logs=logs, complete=False)
+        if by_offset or read >= MAX_CONTEXT_LOGS or not page.get("Context"):
+            params = {k: v for k, v in params.items() if k != "Context"} | {"Offset": read}
+        else:  # other parameters must stay unchanged between Context's pages
+            params = {**params, "Context": page["Context"]}
+
+
+async def search_logs(
+    tc: TencentCloud,
+    topic_id: str,
+    query: str,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = 100,
+    region: str | None = None,
+) -> SearchResult:
+    """CQL search or `... | select ...` SQL analysis, up to ``limit`` logs (see log_pages)."""
+    result = SearchResult(complete=False)
+    async for page in log_pages(tc, topic_id, query, start, end, limit=limit, region=region):
+        result.logs += page.logs
+        result.analysis, result.complete = page.analysis, page.complete
     return result
 
 
