@@ -571,6 +571,8 @@ class TencentApi:
     # cls errorcodes: LimitExceeded.SearchResultTooLarge "检索接口返回的日志量太大，超过20MB限制".
     search_result_bytes: int = 20 * 2**20
     context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
+    # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
+    logset_conflict: str = "InvalidParameter.LogsetConflict"
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     regions: list[str | None] = field(default_factory=list)  # X-TC-Region of each call
     # action -> runs once just before that action is handled (another caller racing us).
@@ -770,10 +772,11 @@ class TencentApi:
         return self._page("DescribeAlarms", self.cls_alarms, params, "Alarms")
 
     # CLS writes: names are unique per kind (topics per logset), as the real API enforces,
-    # answering each kind's documented InvalidParameter.*Conflict code.
+    # answering each kind's documented InvalidParameter.*Conflict code (a logset's: either of
+    # its two, logset_conflict).
     def cls_CreateLogset(self, params: dict[str, Any]) -> Response:
         if any(s["LogsetName"] == params["LogsetName"] for s in self.logsets):
-            return error("InvalidParameter.LogsetConflict", "a logset of that name exists")
+            return error(self.logset_conflict, "a logset of that name exists")
         logset = {
             "LogsetId": self._new_id("logset"),
             "LogsetName": params["LogsetName"],

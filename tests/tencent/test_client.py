@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.alarms import list_alarms
-from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.client import TencentCloud, credential_from_env
 from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.errors import (
     TencentAuthError,
@@ -150,6 +154,51 @@ async def test_errors_are_classified_and_rate_limits_back_off(
         await list_log_topics(unreachable)
     with pytest.raises(TencentNotConfiguredError, match="TENCENTCLOUD_SECRET_ID"):
         await list_log_topics(TencentCloud(None, region="ap-guangzhou"))
+
+
+async def test_a_cvm_role_without_keys_is_said_and_not_retried(
+    cloud: tuple[TencentApi, TencentCloud], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AMBIENT_TENCENTCLOUD_CVM_ROLE set off a CVM, or with a role not bound to it: the SDK
+    passes over the metadata service's refusal and failed signing on None, which was read as a
+    retryable network error ("the answer is not a Tencent Cloud API response"), no request
+    sent. Now it is a credentials error naming the role; a role the service answers signs."""
+    from tencentcloud.common.credential import CVMRoleCredential
+
+    api, tc = cloud
+    api.clusters = [{"ClusterId": "cls-abcd1234", "ClusterName": "prod"}]
+    bound: dict[str, dict[str, object]] = {}
+
+    async def metadata(request: Request) -> Response:
+        keys = bound.get(request.path_params["role"])
+        return JSONResponse(keys) if keys else PlainTextResponse("not found", 404)
+
+    app = Starlette(routes=[Route("/cam/security-credentials/{role}", metadata)])
+    async with serve(app) as base:
+        monkeypatch.setattr(
+            CVMRoleCredential, "_role_endpoint", f"{base}/cam/security-credentials/"
+        )
+        monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "")
+        role = TencentCloud(
+            credential_from_env("ambient-ops-role"),
+            region="ap-guangzhou",
+            endpoint=tc._endpoint,
+            protocol="http",
+            timeout=int(HANG),
+        )
+        with pytest.raises(
+            TencentAuthError, match="no temporary keys for the CVM role 'ambient-ops-role'"
+        ):
+            await list_clusters(role)
+        assert api.calls == []
+        bound["ambient-ops-role"] = {
+            "Code": "Success",
+            "TmpSecretId": SECRET_ID,
+            "TmpSecretKey": SECRET_KEY,
+            "Token": "role-token",
+            "ExpiredTime": int(NOW.timestamp()) + 3600,
+        }
+        assert [c.cluster_id for c in await list_clusters(role)] == ["cls-abcd1234"]
 
 
 @pytest.mark.parametrize(

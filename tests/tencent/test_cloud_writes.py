@@ -344,10 +344,15 @@ async def test_cw06_without_credentials_a_write_says_what_to_configure(
     assert api.calls == []
 
 
+@pytest.mark.parametrize(
+    "conflict", ["InvalidParameter.LogsetConflict", "FailedOperation.LogsetConflict"]
+)
 async def test_cw07_a_create_racing_another_caller_for_the_name_answers_the_winner(
-    cloud: tuple[TencentApi, AppState],
+    cloud: tuple[TencentApi, AppState], conflict: str
 ) -> None:
+    """Either of CreateLogset's documented answers to a taken name finds the winner's."""
     api, state = cloud
+    api.logset_conflict = conflict
     raced = {"LogsetId": "logset-raced", "LogsetName": "audit"}
     api.before["CreateLogset"] = lambda: api.logsets.append(raced)
     async with client(state, "ops") as c:

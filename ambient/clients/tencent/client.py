@@ -23,6 +23,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
+    ROLE_UNAVAILABLE,
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRequestError,
@@ -65,7 +66,24 @@ def credential_from_env(cvm_role: str | None = None) -> Any | None:
 
     if secret_id and secret_key:
         return tc_credential.Credential(secret_id, secret_key, token or None)
-    return tc_credential.CVMRoleCredential(cvm_role)
+
+    class RoleCredential(tc_credential.CVMRoleCredential):  # type: ignore[misc]
+        """The SDK's, said when the instance's metadata service gave no keys: the SDK passes
+        over any failure to get them, and its signing then failed on None (a TypeError, read
+        as a network error and retried, no request sent)."""
+
+        def update_credential(self) -> None:
+            super().update_credential()
+            if self._secret_id is None:
+                raise TencentCloudSDKException(
+                    ROLE_UNAVAILABLE,
+                    f"no temporary keys for the CVM role {self.role!r} from the instance's "
+                    "metadata service (metadata.tencentyun.com): run on a CVM with that role "
+                    "bound to it (check the role's name), or set TENCENTCLOUD_SECRET_ID and "
+                    "TENCENTCLOUD_SECRET_KEY",
+                )
+
+    return RoleCredential(cvm_role)
 
 
 def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:

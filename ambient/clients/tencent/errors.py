@@ -6,7 +6,7 @@ TencentCloudError
  └── TencentRequestError        the request itself is wrong or not allowed (and the InternalError
       │                         codes TKE documents for such causes: .Param, .Quota*, ...)
       ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth,
-      │                          OperationDenied.ACLFailed
+      │                          OperationDenied.ACLFailed, a CVM role without keys
       ├── TencentClockError      AuthFailure.SignatureExpire: this machine's clock, not the keys
       └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound, *.ClusterNotFound
 """
@@ -88,7 +88,10 @@ RETRYABLE_PREFIXES = (
 # "账户未通过认证", "参数错误", "超过配额限制", "...未找到"): not retried, read as their cause.
 # CLS refuses an action the caller's access does not allow as OperationDenied.ACLFailed
 # (cls errorcodes: "ACL校验失败"), a permission like the codes above.
+# No keys for a CVM role from the instance's metadata service (the SDK's own code for it).
+ROLE_UNAVAILABLE = "ClientError.MetadataError"
 AUTH_CODES = (
+    ROLE_UNAVAILABLE,
     "InternalError.CamNoAuth",
     "InternalError.AccountUserNotAuthenticated",
     "OperationDenied.ACLFailed",

@@ -150,19 +150,20 @@ CREATED_ID = {
 
 
 # What each create answers when the name is already taken (each action's documented error
-# code; CLS says InvalidParameter.*Conflict). A create with no entry has no unique name: TKE
-# node pools and scheduled SQL tasks may share one, so a race there can make two.
+# codes; CLS says InvalidParameter.*Conflict, and for logsets FailedOperation.LogsetConflict
+# too). A create with no entry has no unique name: TKE node pools and scheduled SQL tasks may
+# share one, so a race there can make two.
 NAME_TAKEN = {
-    "CreateLogset": "InvalidParameter.LogsetConflict",
-    "CreateTopic": "InvalidParameter.TopicConflict",
-    "CreateAlarmNotice": "InvalidParameter.AlarmNoticeConflict",
-    "CreateAlarm": "InvalidParameter.AlarmConflict",
+    "CreateLogset": ("InvalidParameter.LogsetConflict", "FailedOperation.LogsetConflict"),
+    "CreateTopic": ("InvalidParameter.TopicConflict",),
+    "CreateAlarmNotice": ("InvalidParameter.AlarmNoticeConflict",),
+    "CreateAlarm": ("InvalidParameter.AlarmConflict",),
 }
 
 
 def name_taken(action: str, code: str) -> bool:
     """True when ``code`` is the API's answer to a create whose name another caller took."""
-    return NAME_TAKEN.get(action) == code
+    return code in NAME_TAKEN.get(action, ())
 
 
 async def send(tc: TencentCloud, request: CloudRequest) -> str | None:
