@@ -306,6 +306,17 @@ class LogReducer:
         return found
 
 
+def most_frequent_error(templates: Iterable[TemplateStat]) -> TemplateStat | None:
+    """The error template a briefing names as the day's most frequent: the most counted of the
+    ones with a word left beside the wildcards (one of wildcards alone says nothing)."""
+    worded = [
+        t
+        for t in templates
+        if t.level in ERROR_LEVELS and t.template.replace(WILDCARD, "").strip(" .,:;-")
+    ]
+    return max(worded, key=lambda t: t.count, default=None)
+
+
 def find_burst(
     series: dict[int, int], span: int, floor: int
 ) -> tuple[int, int, int, int, int, float] | None:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ambient.briefing.config import BriefingConfig, ClsLogSpec, FileLogSpec
 from ambient.briefing.errors import BriefingError, InvalidBriefingError
-from ambient.briefing.logreport import LogReducer, LogReport
+from ambient.briefing.logreport import LogReducer, LogReport, most_frequent_error
 from ambient.briefing.logreport_markdown import anomaly_said, render_markdown
 from ambient.briefing.models import BriefingInputs, LogAnalysis
 from ambient.clients.logs import FileLogSource, full_text_fields
@@ -136,9 +136,13 @@ def fill_from_report(inputs: BriefingInputs, report: LogReport) -> None:
     inputs.logs_unreadable = report.unreadable
     inputs.errors = sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS)
     inputs.warnings = report.by_level.get("WARNING", 0)
-    inputs.top_templates = [
-        t.model_copy(update={"example": t.example[:300]}) for t in report.templates[:20]
-    ]
+    # The most severe first, and the error the briefing names as the most frequent (past 20
+    # CRITICAL templates it was left out, and a line of one said over one of thousands).
+    kept = report.templates[:20]
+    top = most_frequent_error(report.templates)
+    if top is not None and top not in kept:
+        kept = [*kept[:19], top]
+    inputs.top_templates = [t.model_copy(update={"example": t.example[:300]}) for t in kept]
     zone = ZoneInfo(inputs.timezone)  # the briefing's, as its log report says times
     zh = inputs.language == "zh"
     inputs.anomalies = [anomaly_said(a, zone, zh) for a in report.anomalies[:10]]

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from ambient.briefing.faithfulness import Unsupported, unsupported_claims
-from ambient.briefing.logreport import TemplateStat
-from ambient.briefing.logtemplates import WILDCARD
+from ambient.briefing.logreport import TemplateStat, most_frequent_error
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
     SPOKEN_MAX_CHARS,
@@ -351,11 +350,9 @@ def _spoken(
     if inputs.logs_capped:
         say(*_capped(inputs.log_lines))
     # The most frequent: the templates come most severe first (one CRITICAL line was said as
-    # the day's most frequent error over an ERROR of thousands). One with no word left but
-    # wildcards (a day of messages sharing nothing) says nothing: it is not said.
-    worded = [t for t in errors if t.template.replace(WILDCARD, "").strip(" .,:;-")]
-    if worded:
-        top = max(worded, key=lambda t: t.count)
+    # the day's most frequent error over an ERROR of thousands).
+    top = most_frequent_error(errors)
+    if top is not None:
         say(
             f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。",
             f"The most frequent error was {_short(top.template, 60)}, "

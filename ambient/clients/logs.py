@@ -80,6 +80,7 @@ ACCESS = re.compile(
 # exception (with its cause), the traceback's header.
 TRACE_LINE = r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
 CONTINUATION = re.compile(rf"{TRACE_LINE}|[\w$.]*(?:Error|Exception|Throwable)(?::|$)")
+THROWN = re.compile(r"[\w$.]*(?:Error|Exception|Throwable)(?::|$)")
 # A container runtime's line (CRI, Docker's JSON) that reads as such a continuation: a trace
 # line of the event above when written in the same moment (``TRACE_GAP``), else an event of its
 # own at the runtime's time (a bare "Error: ..." is Node's or Rust's first line, not a trace's).
@@ -139,7 +140,8 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
 def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:
     """(time, content) of a stripped line in a text format other than PLAIN's, or None."""
     # A syslog or klog line has no year: the one that puts it on or before ``today`` (_year).
-    if line.startswith(("time=", "ts=")) or (  # logfmt (logrus, Go's slog; go-kit: level first)
+    # logfmt (logrus, Go's slog, log15's t=; go-kit: level first)
+    if line.startswith(("time=", "ts=", "t=")) or (
         LOGFMT.match(line) and (" ts=" in line or " time=" in line)
     ):
         data = {
@@ -234,8 +236,10 @@ def parse_line(
 # thread, logger) and log4j/logback's "[main] c.a.Pay - ". Left in the message, a constant
 # header made unrelated messages of one logger alike enough to share a template.
 JAVA_LOGGER = r"[\w$]+(?:\.[\w$]+)+"  # a logger with its package ("c.a.Pay"), as %c writes it
+# Spring Boot's logger may hold brackets and slashes: Tomcat's servlet logger, abbreviated, is
+# "o.a.c.c.C.[.[.[/].[dispatcherServlet]", the header of every unhandled exception.
 JAVA_HEADER = re.compile(
-    r"(?:(?P<pid>\d+) --- (?:\[[^\]]*\] )?\[ *(?P<thread>[^\]]*)\] (?P<logger>[\w.$]+) *: "
+    r"(?:(?P<pid>\d+) --- (?:\[[^\]]*\] )?\[ *(?P<thread>[^\]]*)\] (?P<logger>\S+?) *: "
     rf"|\[(?P<thread2>[^\]]*)\] (?P<logger2>{JAVA_LOGGER}) - )"
 )
 LOGGER_FIRST = re.compile(rf"({JAVA_LOGGER}) - ")  # after the level of a thread-first line
@@ -547,6 +551,8 @@ class FileLogSource:
         block: str | None = None
         crash: LogRecord | None = None
         raised = False  # the traceback's exception line was read (a chained one comes after)
+        thrown = False  # an event's Java exception line was read, its frames not yet
+        framed = False  # the event's last trace line was a frame (indented)
         for number, line in whole_lines(self.lines(path)):
             record = parse_line(line, f"{path.name}:{number}", self.zone, today)
             if record is not None and isinstance(record.content, dict):
@@ -559,7 +565,7 @@ class FileLogSource:
                 self.timed, tail = True, _Unread()
                 if crash is not None:
                     yield crash
-                last, block, crash = record, "event", None
+                last, block, crash, thrown, framed = record, "event", None, False, False
                 yield record
                 continue
             text = line.strip()
@@ -588,7 +594,16 @@ class FileLogSource:
                 and (block is None or SEVERITY[level_and_message(last.content)[0]] < WARNED)
             ):
                 block, raised = "traceback", False
-            elif block == "event" and CONTINUATION.match(line):
+            elif block == "event" and (thrown or CONTINUATION.match(line)):
+                # A Java exception's message may run over lines before its frames (MyBatis's
+                # "### SQL: ...", Spring's "; bad SQL grammar ..."): they belong to it too.
+                # Not a Python exception's (its line comes last, after the frames).
+                framed, was_framed = line[0].isspace(), framed
+                thrown = not framed and (
+                    thrown
+                    or text.startswith(("Caused by: ", "Suppressed: "))
+                    or (not was_framed and THROWN.match(text) is not None)
+                )
                 continue
             else:
                 block = None

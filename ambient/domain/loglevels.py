@@ -10,37 +10,41 @@ from typing import Any
 SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
 # The names sources write for each level (upper-cased before the lookup): one letter (glog,
-# logcat), pino's and bunyan's numbers, java.util.logging's in a Chinese locale.
+# logcat), pino's and bunyan's numbers, Monolog's (PHP, Laravel: 100 to 600), log15's four
+# letters (dbug, eror), zap's DPanic, syslog's and nginx's (alert, emerg),
+# java.util.logging's in a Chinese locale.
 _LEVEL_NAMES = {
     name: level
     for level, names in {
-        "DEBUG": "TRACE DEBUG DBG D 10 20 调试",
-        "INFO": "INFO INFORMATION NOTICE I 30 信息",
-        "WARNING": "WARN WARNING W 40 警告",
-        "ERROR": "ERR ERROR SEVERE E 50 错误 严重",
-        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG PANIC F 60 致命",
+        "DEBUG": "TRACE DEBUG DBG DBUG D 10 20 100 调试",
+        "INFO": "INFO INFORMATION NOTICE I 30 200 250 信息",
+        "WARNING": "WARN WARNING W 40 300 警告",
+        "ERROR": "ERR EROR ERROR SEVERE E 50 400 错误 严重",
+        "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG EMERGENCY PANIC DPANIC F 60 500 550 600 致命",
     }.items()
     for name in names.split()
 }
 _LEVEL_IN_TEXT = re.compile(
-    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC)(?![A-Za-z])"
+    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|SEVERE|CRITICAL|FATAL|PANIC"
+    r"|ALERT|EMERG)(?![A-Za-z])"
 )
 # Where a level is written (first, in brackets, as level=), lower case and Chinese count too.
 _LEVEL_MARKED = re.compile(
     r"(?:^[\[<]?|[\[<]|(?<![A-Za-z])(?:level|severity|lvl)=\"?)"
-    r"((?i:trace|debug|info|notice|warn(?:ing)?|err(?:or)?|severe|crit(?:ical)?|fatal|panic)"
-    r"|调试|信息|警告|错误|严重|致命)(?!\w)"
+    r"((?i:trace|debug|dbug|info|notice|warn(?:ing)?|err(?:or)?|eror|severe|crit(?:ical)?"
+    r"|fatal|panic|alert|emerg)|调试|信息|警告|错误|严重|致命)(?!\w)"
 )
 # Serilog's compact JSON (CLEF) writes @t, @l, @m (or only the template @mt); ECS log.level.
 MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__", "@m", "@mt")
 LEVEL_FIELDS = (
-    "level", "severity", "lvl", "loglevel", "log_level", "levelname", "__LEVEL__", "log.level",
-    "@l",
+    "level", "severity", "lvl", "loglevel", "log_level", "levelname", "level_name", "__LEVEL__",
+    "log.level", "@l",
 )  # fmt: skip
 TIME_FIELDS = (
     *("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__", "@t"),
     # log4j2's JsonLayout, python-json-logger, nginx's $time_iso8601, a Kubernetes event
     *("instant", "timeMillis", "asctime", "time_iso8601", "eventTime"),
+    "t",  # log15 (go-ethereum's log): t=, lvl=, msg=
 )
 
 

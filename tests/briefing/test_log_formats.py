@@ -946,3 +946,75 @@ def test_a_json_lines_time_is_the_first_field_that_reads_as_one(line: str) -> No
     and nginx's ISO field were not read at all ("no line has a time...")."""
     record = parse_line(line, "app.log", ZoneInfo("Asia/Shanghai"), DAY)
     assert record is not None and record.time == datetime(2026, 11, 22, 2, 0, tzinfo=UTC), record
+
+
+async def test_levels_other_sources_write_are_read(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """nginx's [emerg] and [alert] (it could not bind its port), Monolog's numbers (PHP,
+    Laravel: "level":400 beside "level_name":"ERROR"), zap's dpanic and log15's eror were
+    read as no level: a day of them was briefed as "昨天一切平稳" (and log15's t= as no time)."""
+    path = tmp_path / "app.log"
+    monolog = {"message": "SQLSTATE[HY000] [2002] Connection refused", "context": {}}
+    path.write_text(
+        "2026/11/22 10:00:00 [emerg] 1#1: bind() to 0.0.0.0:80 failed (98: Address in use)\n"
+        + "2026/11/22 10:00:01 [alert] 1#1: worker process 7 exited on signal 9\n"
+        + "2026/11/22 10:00:02 [notice] 1#1: signal process started\n"
+        + json.dumps(
+            monolog | {"level": 400, "level_name": "ERROR", "datetime": "2026-11-22T10:00:03+08:00"}
+        )
+        + "\n"
+        + json.dumps(monolog | {"level_name": "WARNING", "datetime": "2026-11-22T10:00:04+08:00"})
+        + "\n"
+        + '{"level":"dpanic","ts":1795312805,"msg":"invariant broken"}\n'
+        + 't=2026-11-22T10:00:06+08:00 lvl=eror msg="db down"\n',
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 7 lines read")
+    assert "日志 7 行，错误 5，警告 1" in report
+    assert "bind() to" in report and "[emerg]" not in report
+
+
+def test_spring_boots_tomcat_logger_is_a_field_not_part_of_the_message() -> None:
+    """The header of every unhandled exception in a Spring MVC application: Tomcat's servlet
+    logger, abbreviated with its brackets and slash, stayed in the message (and was spoken)."""
+    line = (
+        "2026-11-22 10:00:00.123 ERROR 4242 --- [nio-8080-exec-1] "
+        "o.a.c.c.C.[.[.[/].[dispatcherServlet]    : Servlet.service() for servlet "
+        "[dispatcherServlet] threw exception"
+    )
+    record = parse_line(line, "app.log", UTC)
+    assert record is not None and isinstance(record.content, dict)
+    assert record.content["logger"] == "o.a.c.c.C.[.[.[/].[dispatcherServlet]"
+    assert level_and_message(record.content) == (
+        "ERROR",
+        "Servlet.service() for servlet [dispatcherServlet] threw exception",
+    )
+
+
+async def test_an_exceptions_message_over_lines_before_its_frames_belongs_to_it(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """MyBatis's exception message runs over "### ..." lines and Spring's "; bad SQL grammar"
+    before the frames: each line of it, and the frames after, were counted unreadable (11 a
+    error), the briefing blaming the source for lines of counted errors."""
+    error = (
+        "2026-11-22 10:00:0{n}.123 ERROR 1 --- [main] c.e.OrderService : query failed\n"
+        "org.springframework.jdbc.BadSqlGrammarException: \n"
+        "### Error querying database.  Cause: java.sql.SQLSyntaxErrorException: no table\n"
+        "### The error may exist in file [OrderMapper.xml]\n"
+        "### SQL: select * from orders where id = ?\n"
+        "### Cause: java.sql.SQLSyntaxErrorException: no table\n"
+        "; bad SQL grammar []; nested exception is java.sql.SQLSyntaxErrorException: no table\n"
+        "\tat org.springframework.jdbc.support.Translator.translate(Translator.java:93)\n"
+        "Caused by: java.sql.SQLSyntaxErrorException: no table\n"
+        "\tat com.mysql.cj.jdbc.ClientPreparedStatement.execute(ClientPreparedStatement.java:1)\n"
+    )
+    path = tmp_path / "order.log"
+    path.write_text(
+        error.format(n=1) + error.format(n=2) + "garbage after the frames\n", encoding="utf-8"
+    )
+    prepared, _ = await prepare(settings, db, path)
+    # The one line after the frames that is no part of a trace is still unreadable.
+    assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")

@@ -202,6 +202,14 @@ def test_the_most_frequent_error_said_is_the_most_frequent_not_the_most_severe()
     inputs = BriefingInputs(date="2026-11-23", language="en")
     fill_from_report(inputs, reducer.report(start=START, end=END))
     assert "most frequent error was payment gateway" in offline_draft(inputs).spoken_text
+    # Past 20 templates more severe (one-off CRITICAL lines), the most frequent is still said:
+    # the writer was given the 20 most severe only, and said a line of one as the most frequent.
+    for n in range(22):
+        reducer.add(when, "CRITICAL", " ".join(["subsystem", *["halted"] * (n + 1)]))
+    inputs = BriefingInputs(date="2026-11-23", language="en")
+    fill_from_report(inputs, reducer.report(start=START, end=END))
+    assert len(inputs.top_templates) == 20
+    assert "most frequent error was payment gateway" in offline_draft(inputs).spoken_text
 
 
 @pytest.mark.parametrize("admin", [True, False])
