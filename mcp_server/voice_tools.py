@@ -21,6 +21,7 @@ from ambient.clients.tencent.errors import (
 )
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
+from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import TaskKind
 from ambient.wiring import AppState
@@ -332,7 +333,8 @@ async def recent_errors(
     hours: Span = 24,
     speaker: Spoken = None,
 ) -> str:
-    """The user's tasks' errors of the last ``hours``, by task."""
+    """The user's tasks' errors of the last ``hours``, by task, and the log errors of the
+    latest briefing prepared within them."""
 
     async def work(state: AppState, user: str) -> str:
         since = datetime.now(UTC) - timedelta(hours=hours)
@@ -340,8 +342,25 @@ async def recent_errors(
             counts = await EventRepository(session).count_by_task(
                 user=user, kinds=_ERROR_KINDS, since=since
             )
+            latest = await BriefingRepository(session).list(user, limit=1)
+        # The logs' errors the briefing counted: "no errors" right after a briefing of 20 said
+        # only that no task had failed.
+        logged = next(
+            (
+                int(b.content.get("errors") or 0)
+                for b in latest
+                if b.prepared_at is not None and b.prepared_at >= since
+            ),
+            0,
+        )
         zh, en = _span_said(hours)
         if not counts:
+            if logged:
+                return say(
+                    f"最近{zh}你的任务没有出错，但最新的简报里，日志有 {logged} 个错误。",
+                    f"No task of yours failed in the last {en}, but the latest briefing "
+                    f"counted {counted(logged, 'error', 'errors')} in the logs.",
+                )
             return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
         by_task: Counter[str] = Counter()
         for task, count in counts.items():
@@ -349,9 +368,15 @@ async def recent_errors(
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
-        return say(
+        tasks = say(
             f"最近{zh}有 {by_task.total()} 个错误，主要是：{named}。",
             f"{counted(by_task.total(), 'error', 'errors')} in the last {en}, mostly: {named_en}.",
+        )
+        if not logged:
+            return tasks
+        return tasks + say(
+            f"最新的简报里，日志还有 {logged} 个错误。",
+            f" The latest briefing counted {counted(logged, 'error', 'errors')} in the logs too.",
         )
 
     return await answer(ctx, speaker, work)

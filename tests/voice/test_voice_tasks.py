@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
+from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository, UserRepository
 from ambient.wiring import AppState
 from api.app import create_app
@@ -364,6 +365,41 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
         async with voice_client(state, user) as client:
             health = await say(client, "cluster_health")
     assert health == "2 个集群里有 1 个不正常：staging。"
+
+
+async def test_recent_errors_say_the_latest_briefings_log_errors_too(
+    deps: WorkerDeps, dev_env: WorkflowEnvironment
+) -> None:
+    """Heard right after a briefing of 20 errors, "最近有什么报错？" was answered "最近 24
+    小时没有错误。": only the tasks' failures were counted. A briefing prepared before the
+    span is not said."""
+    user = unique("vl")
+    await make_user(deps.db, user)
+    now = datetime.now(UTC)
+    async with deps.db.session() as session:
+        await BriefingRepository(session).save(
+            user,
+            now.date().isoformat(),
+            content={"headline": "昨天有 20 个错误", "errors": 20},
+            report_markdown="",
+            generated_by="offline",
+            prepared_at=now - timedelta(hours=2),
+        )
+        await session.commit()
+    state = _state(deps, dev_env)
+    async with voice_client(state, user) as client:
+        assert await say(client, "recent_errors") == (
+            "最近 24 小时你的任务没有出错，但最新的简报里，日志有 20 个错误。"
+        )
+        assert await say(client, "recent_errors", hours=1) == "最近 1 小时没有错误。"
+        async with deps.db.session() as session:
+            await EventRepository(session).add(
+                "watch.failing", user=user, task=f"web-monitor/{user}/shop-home"
+            )
+            await session.commit()
+        assert await say(client, "recent_errors") == (
+            "最近 24 小时有 1 个错误，主要是：shop home 1 次。最新的简报里，日志还有 20 个错误。"
+        )
 
 
 async def test_a_single_cluster_running_is_said_as_one_not_as_all(
