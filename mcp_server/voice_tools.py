@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -199,6 +199,14 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
             # A watch failing its checks now (as what_needs_me tells it) runs all the same.
             failing = await EventRepository(session).failing_pages(user=user, task=task.task_id)
         but, but_en = ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")
+        if task.kind == TaskKind.DAILY_BRIEFING:
+            # Its runs are counted when a day's greeting window ends: "已执行 0 次" was said
+            # right after the day's briefing was spoken. Said instead: the latest one's state.
+            latest, latest_en = await _latest_briefing(state, user)
+            return say(
+                f"{task_label(task)}{said}，{latest}。",
+                f"{task_label(task, english=True)} {said_en}; {latest_en}.",
+            )
         times = counted(status.checks, "time", "times")
         # Only a watch checks something: a reminder, a digest or the briefing runs.
         done, done_en = (
@@ -212,6 +220,34 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         )
 
     return await answer(ctx, speaker, work)
+
+
+async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
+    """The latest briefing's day and whether it was given, in Chinese and English: the day's
+    greeting, stored when its window ends, read from the run until then."""
+    async with state.db.session() as session:
+        rows = await BriefingRepository(session).list(user, limit=1)
+    if not rows:
+        return "还没有准备过简报", "no briefing has been prepared yet"
+    row = rows[0]
+    given = row.given_at is not None
+    if not given:
+        live = await state.briefings.read_status(
+            user, quiet=True, within=timedelta(seconds=worker_time())
+        )
+        given = bool(live and live.day and live.day.date == row.date and live.given_at)
+    day = date.fromisoformat(row.date)
+    state_zh, state_en = (
+        ("已播报", "has been given")
+        if given
+        else ("已推送", "has been sent")
+        if row.pushed_at is not None
+        else ("已准备好，还没播报", "is ready, not given yet")
+    )
+    return (
+        f"最新一期是 {day.month} 月 {day.day} 日的，{state_zh}",
+        f"the latest, of {day.day} {day:%B}, {state_en}",
+    )
 
 
 async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:

@@ -197,6 +197,8 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
             )
             first = await say(client, "greet")
             second = await say(client, "greet")
+            # Its runs are counted when the day's window ends: "已执行 0 次" was said here.
+            status = await say(client, "task_status", name="每日简报")
         # The briefing, its log templates' <*> said as words.
         assert first.startswith(HELLOS) and "payment-service timeout after 某值" in first
         # No voice tool sends it: "可以让我发到你的邮箱" offered what 小智 then could not do.
@@ -204,6 +206,7 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
         assert re.fullmatch(r"你好！今天的简报已经在\d+点(\d+分)?播报过了，不再重复。", second), (
             second
         )
+        assert status == f"每日简报正在运行，最新一期是 {today.month} 月 {today.day} 日的，已播报。"
         await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
 
 
