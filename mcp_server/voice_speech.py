@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
 
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
+from mcp_server.voice_sentences import KIND_WORDS
 
 
 def counted(count: int | str, one: str, many: str) -> str:
@@ -264,11 +266,40 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
     return spoken_name(name)
 
 
+# The tasks each user's last asking answer named, in its order, and when: "第二个" is a place
+# there (a voice call carries no history of its own; "有 2 个任务符合：A、B" then "第二个" paused
+# the second of all the user's tasks). Kept in the process the voice's session is on.
+NAMED_FOR = 300.0  # seconds an answer's list is what a place refers to
+_named: dict[str, tuple[float, list[str]]] = {}
+
+
+def _kind_word(task: TaskSummary, english: bool) -> str:
+    zh, en = KIND_WORDS.get(task.task_id.split("/", 1)[0], ("", ""))
+    return en.removeprefix("a ") if english else zh
+
+
+def _labels(tasks: list[TaskSummary], english: bool) -> list[str]:
+    """The tasks as an answer names them: two of one name ("reborn", a web monitor and a
+    threshold watch) by their kinds too ("网页监控 reborn"), as they can be asked for."""
+    plain = [task_label(t, english) for t in tasks]
+    return [
+        f"{_kind_word(t, english)} {label}".strip() if plain.count(label) > 1 else label
+        for t, label in zip(tasks, plain, strict=True)
+    ]
+
+
 def pick_task(
-    tasks: list[TaskSummary], said: str, english: bool = False
+    tasks: list[TaskSummary],
+    said: str,
+    english: bool = False,
+    *,
+    user: str = "",
+    now: float | None = None,
 ) -> tuple[TaskSummary | None, str]:
     """The task whose name (or summary) ``said`` names; ask back when none or several
-    (in English when ``english``)."""
+    (in English when ``english``). A place alone ("第二个") is one in the list the ``user``'s
+    last asking answer named, within NAMED_FOR seconds of ``now``; else among the first four."""
+    now = time.monotonic() if now is None else now
     key = _flat(said)
     exact = [t for t in tasks if _flat(t.task_id.rsplit("/", 1)[-1]) == key]
     if len(exact) == 1:
@@ -277,9 +308,14 @@ def pick_task(
     live = [t for t in tasks if t.state is not TaskState.STOPPED]
     if not live and not exact:
         return None, "You have no tasks yet." if english else "你还没有任何任务。"
+
+    def asking(named: list[TaskSummary], question: str) -> tuple[None, str]:
+        _named[user] = now, [t.task_id for t in named]
+        return None, question
+
     sep = ", " if english else "、"
     shown = live[:4]  # the tasks an answer names
-    named = sep.join(task_label(t, english) for t in shown)
+    named = sep.join(_labels(shown, english))
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
         yours = f"You have {len(live)} tasks, like: {named}"
@@ -288,8 +324,8 @@ def pick_task(
         yours, yours_zh = f"Your tasks are: {named}", f"你的任务有：{named}"
     if names_nothing(said):  # after the exact name: a task may be called "monitor"
         if english:
-            return None, f"Which task do you mean? {yours}."
-        return None, f"你说的是哪一个任务？{yours_zh}。"
+            return asking(shown, f"Which task do you mean? {yours}.")
+        return asking(shown, f"你说的是哪一个任务？{yours_zh}。")
 
     def called(key: str) -> list[TaskSummary]:
         return [
@@ -300,24 +336,43 @@ def pick_task(
             or _part_of(key, spoken_summary(t.summary))
         ]
 
+    def of_kind(key: str) -> list[TaskSummary]:
+        """ "网页监控 reborn", "threshold watch reborn": a name with its kind."""
+        return [
+            t
+            for t in live
+            if key
+            in {
+                _flat(f"{kind}{t.task_id.rsplit('/', 1)[-1]}")
+                for kind in (_kind_word(t, False), _kind_word(t, True))
+                if kind
+            }
+        ]
+
     # Else without the words that only say what it is ("backup任务", "the backup task").
-    found = exact or called(key) or called(_WHAT_IT_IS.sub("", key))
-    # "第二个" alone (not "second backup"): its place among the tasks an answer names.
+    found = exact or of_kind(key) or called(key) or called(_WHAT_IT_IS.sub("", key))
+    # "第二个" alone (not "second backup"): its place among the tasks the last answer named.
     ordinal = None if found else _ORDINAL.search(text := said.strip().lower())
     if ordinal and not _PLACE_ONLY.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :])):
+        at, ids = _named.get(user, (0.0, []))
+        by_id = {t.task_id: t for t in live}
+        listed = [by_id[i] for i in ids if i in by_id] if now - at <= NAMED_FOR else []
+        places = listed or shown
         index = _index_said(ordinal, text)
-        if index is not None and -len(shown) <= index < len(shown):
-            return shown[index], ""
+        if index is not None and -len(places) <= index < len(places):
+            return places[index], ""
     if len(found) == 1:
         return found[0], ""
     if not found:
         if english:
-            return None, f"I found no task called “{said}”. {yours}."
-        return None, f"没找到叫“{said}”的任务。{yours_zh}。"
-    listed = sep.join(task_label(t, english) for t in found[:4])
+            return asking(shown, f"I found no task called “{said}”. {yours}.")
+        return asking(shown, f"没找到叫“{said}”的任务。{yours_zh}。")
+    listed_said = sep.join(_labels(found[:4], english))
     if english:
-        return None, f"{len(found)} tasks fit: {listed}. Please say the full name."
-    return None, f"有 {len(found)} 个任务符合：{listed}。请说完整的名字。"
+        return asking(
+            found[:4], f"{len(found)} tasks fit: {listed_said}. Please say the full name."
+        )
+    return asking(found[:4], f"有 {len(found)} 个任务符合：{listed_said}。请说完整的名字。")
 
 
 # Spoken time spans for "errors of the last …": a 1.5B model turns "最近两天" into hours=24 and

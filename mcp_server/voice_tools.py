@@ -189,7 +189,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
         # Every task: a name is only found among the tasks it is compared with.
-        task, question = pick_task(list(await tasks.list(user)), name, english.get())
+        task, question = pick_task(list(await tasks.list(user)), name, english.get(), user=user)
         if task is None:
             return question
         status = await tasks.get(user, task.task_id, within=worker_time())
@@ -253,7 +253,7 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
 async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = pick_task(list(await tasks.list(user)), name, english.get())
+        task, question = pick_task(list(await tasks.list(user)), name, english.get(), user=user)
         if task is None:
             return question
         label_en = task_label(task, english=True)

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
-from mcp_server.voice_speech import hours_said, pick_remediation, pick_task, task_label
+from mcp_server.voice_speech import (
+    NAMED_FOR,
+    hours_said,
+    pick_remediation,
+    pick_task,
+    task_label,
+)
 from tests.voice.support import assert_speakable
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -148,6 +154,39 @@ def test_tasks_are_named_as_spoken_and_hashed_names_by_their_summary() -> None:
     task, question = pick_task(tasks, "backup")
     assert task is None and "watch the shop home page" in question
     assert_speakable(question)
+
+
+def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
+    """ "有 2 个任务符合：standup weekly、standup daily。" then "第二个" paused the second of all
+    the user's tasks, one nobody had named. The place is in the list the user's last asking
+    answer named (for NAMED_FOR seconds), else among the first four; another user's list is
+    not theirs."""
+    tasks = [
+        _task("web-monitor/ann/reborn"),
+        _task("reminder/ann/standup-daily"),
+        _task("threshold-watch/ann/reborn"),
+        _task("reminder/ann/standup-weekly"),
+    ]
+    task, question = pick_task(tasks, "standup", user="ann", now=100.0)
+    assert (
+        task is None
+        and question == "有 2 个任务符合：standup daily、standup weekly。请说完整的名字。"
+    )
+    task, _ = pick_task(tasks, "第二个", user="ann", now=110.0)
+    assert task is not None and task.task_id == "reminder/ann/standup-weekly"
+    task, _ = pick_task(tasks, "第二个", user="bo", now=110.0)  # bo heard no such list
+    assert task is not None and task.task_id == "reminder/ann/standup-daily"
+    task, _ = pick_task(tasks, "第二个", user="ann", now=100.0 + NAMED_FOR + 1)  # long ago
+    assert task is not None and task.task_id == "reminder/ann/standup-daily"
+
+    # Two of one name, a web monitor and a threshold watch: said, and asked for, by kind.
+    task, question = pick_task(tasks, "reborn", user="ann", now=200.0)
+    assert task is None and "网页监控 reborn、阈值监控 reborn" in question, question
+    for said, kind in [("网页监控 reborn", "web-monitor"), ("threshold watch reborn", "threshold")]:
+        task, _ = pick_task(tasks, said, user="ann", now=210.0)
+        assert task is not None and task.task_id.startswith(kind), said
+    task, _ = pick_task(tasks, "第一个", user="ann", now=210.0)
+    assert task is not None and task.task_id == "web-monitor/ann/reborn"
 
 
 def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
