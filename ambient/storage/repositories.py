@@ -122,6 +122,9 @@ def speaks_as(key: str) -> ColumnElement[bool]:
     return or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
 
 
+GRANT_TRIES = 10  # reads of a field that grants at once keep changing before one is set
+
+
 class UserRepository(Repository):
     async def create(
         self, data: UserCreate, *, actor: str = OPERATOR, token: str | None = None
@@ -159,12 +162,25 @@ class UserRepository(Repository):
         the changes made, each audited old -> new ({}, nothing audited: already so)."""
         changes: dict[str, dict[str, str]] = {}
         for field, value in grant.model_dump(exclude_none=True).items():
-            old = getattr(user, field)
-            if old != value:
-                changes[field] = {"old": old, "new": value}
-                setattr(user, field, value)
+            column = getattr(User, field)
+            # Set only over the value read (compare and set): two grants at once each read the
+            # same old value and audited "dry_run -> execute" twice, or answered "already so"
+            # over a value another grant had just changed.
+            for _ in range(GRANT_TRIES):
+                old = await self.session.scalar(select(column).where(User.name == user.name))
+                if old is None or old == value:
+                    break
+                done = await self.session.execute(
+                    update(User)
+                    .where(User.name == user.name, column == old)
+                    .values({field: value})
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    changes[field] = {"old": old, "new": value}
+                    break
+        await self.session.refresh(user)
         if changes:
-            await self.session.flush()
             await AuditRepository(self.session).append(
                 actor=actor, action="user.grant", subject=user_subject(user.name), detail=changes
             )
