@@ -194,7 +194,17 @@ def url_host(url: str) -> str:
             "refused URL: user:password@ in the address is not accepted "
             "(it hides the real host); put credentials in a secret"
         )
-    host = unquote(parts.hostname or "").rstrip(".")
+    host = unquote(parts.hostname or "")
+    if not host.isascii():
+        # As the connection will name it (getaddrinfo encodes with IDNA, NFKC first):
+        # "127。0。0。1", "ｌｏｃａｌｈｏｓｔ", "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ" are loopback, not names to look up.
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise RefusedDestinationError(
+                "refused URL: its host is not a name the internet can look up"
+            ) from None
+    host = host.rstrip(".")
     if not host:
         raise RefusedDestinationError("refused URL: it has no host")
     if AMBIGUOUS.search(host) or "/" in host:

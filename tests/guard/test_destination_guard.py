@@ -114,6 +114,13 @@ def test_allow_list_admits_only_its_networks() -> None:
         ("http://exa%00mple.com/", "control characters"),
         ("http://127.0.0.1%2f@x/", "user:password@"),
         ("http://127%2e0%2e0%2e1/", "127.0.0.1 is a loopback"),
+        # Unicode forms the connection's IDNA encoding turns into loopback: saved as a push
+        # target, each passed the check and failed every delivery after.
+        ("http://127。0。0。1:9/health", "127.0.0.1 is a loopback"),
+        ("https://ｌｏｃａｌｈｏｓｔ/", "loopback"),
+        ("http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ:9/x", "loopback"),
+        ("http://１２７.０.０.１/", "127.0.0.1 is a loopback"),
+        ("http://" + "ä" * 64 + ".com/", "not a name the internet can look up"),
     ],
 )
 def test_static_check_refuses_by_form_and_names_the_reason(url: str, why: str) -> None:
@@ -130,6 +137,8 @@ def test_static_check_passes_public_urls_and_names_needing_dns() -> None:
         "https://[2606:4700::1111]/",
     ):
         guard.check_url_static(url)
+    # An internationalised name is checked, and looked up, as the connection names it.
+    assert guard.check_url_static("https://例子.测试/a") == "xn--fsqu00a.xn--0zwm56d"
 
 
 def test_refusal_says_how_to_allow() -> None:
