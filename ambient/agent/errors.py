@@ -13,3 +13,7 @@ class UnknownToolError(AgentError):
 
 class ServerUnavailableError(AgentError):
     """The MCP server did not answer, also after reconnecting once."""
+
+
+class AgentRefusedError(AgentError):
+    """The caller's role does not allow it (an API door answers 403)."""

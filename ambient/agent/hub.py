@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_prompt, tool_offer
-from ambient.agent.errors import AgentError
+from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
 from ambient.agent.servers import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
@@ -79,7 +79,7 @@ class AgentHub:
         if spec.name == OWN_SERVER:
             raise AgentError(f"{OWN_SERVER!r} is the built-in server; choose another name")
         if spec.transport == "stdio" and not user.is_admin:
-            raise AgentError("only an admin may add stdio servers (they run a program here)")
+            raise AgentRefusedError("only an admin may add stdio servers (they run a program here)")
         if spec.transport == "http":
             assert spec.url is not None
             try:

@@ -183,10 +183,10 @@ class TaskService(TaskSchedules):
                 await self.client.get_schedule_handle(task_id).trigger()
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
-                before = await self._live(user, task_id)
+                before = await self._live(task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                before = await self._live(user, task_id)
+                before = await self._live(task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
         try:
             status = await self.get(user, task_id)
@@ -226,7 +226,7 @@ class TaskService(TaskSchedules):
         if kind is TaskKind.DAILY_BRIEFING:
             # The briefing takes a new config as a new run that carries the day and the pause
             # (a deleted one still finishing would be started again: refused).
-            await self._live(user, task_id)
+            await self._answering(user, task_id)
             try:
                 await self._briefing(self.briefings.create(user, config, replace_only=True))
             except TaskNotFoundError:  # deleted since the look above: stopped, as it says
@@ -241,7 +241,7 @@ class TaskService(TaskSchedules):
         # An update waits for a worker to take it, with no end: with none running it hung for
         # good. A query answers within QUERY_TIMEOUT or says the worker is silent, and then
         # nothing was sent (a change sent could still apply when a worker came back).
-        await self._live(user, task_id)
+        await self._answering(user, task_id)
         try:
             with found(task_id):
                 await self.client.get_workflow_handle(task_id).execute_update(
@@ -319,13 +319,23 @@ class TaskService(TaskSchedules):
             for kind, payload in events:
                 await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
 
-    async def _live(self, user: str, task_id: str) -> TaskState:
+    async def _live(self, task_id: str) -> TaskState:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
         again once it had ended)."""
-        if (await self._describe(task_id)).status is not WorkflowExecutionStatus.RUNNING:
+        # Read off the run's own search attribute (the server's, no worker asked): a status
+        # query first left a control under load undone, "is the worker running?" said.
+        description = await self._describe(task_id)
+        state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
+        if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
             raise TaskStateError(_stopped(task_id))
+        return TaskState(state)
+
+    async def _answering(self, user: str, task_id: str) -> TaskState:
+        """``_live``, and its worker answering within QUERY_TIMEOUT (WorkerSilentError if not):
+        an update or a new run waits for a worker, with none running for good."""
+        await self._live(task_id)
         status = await self._workflow_status(user, self._owned(user, task_id), task_id)
         if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))

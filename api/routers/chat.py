@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from ambient.agent.digest import DigestSetting
-from ambient.agent.errors import AgentError
+from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import OWN_SERVER, AgentFacade
 from ambient.agent.health import ToolStats
 from ambient.agent.hub import ChatRuntime
@@ -114,6 +114,8 @@ async def add_server(spec: McpServerSpec, user: CurrentUser, chat: ChatDep) -> S
     """Add an MCP server (streamable HTTP; stdio for admins) to the caller's agent."""
     try:
         await chat.hub.add(user, spec)
+    except AgentRefusedError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except AgentError as exc:
         # A refusal that names a field of the spec ("url: refused destination ...") is on it.
         named = str(exc).split(": ", 1)[0]

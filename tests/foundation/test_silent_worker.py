@@ -18,7 +18,9 @@ from ambient.briefing.models import GreetOutcome, task_id_for
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.settings import Settings
+from ambient.watches.configs import TaskState
 from ambient.watches.inputs import TaskError, WorkerSilentError
+from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
@@ -153,6 +155,11 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
         # As a silent worker is told apart (a control sent is then said as delivered).
         with pytest.raises(WorkerSilentError):
             await state.tasks.get(user, watch.task_id)
+        # A control is sent all the same, the server holding it for a worker: said as
+        # delivered, not confirmed (a status query before it refused it, "is the worker
+        # running?", for a worker only busy under load too).
+        poked = await state.tasks.trigger(user, watch.task_id)
+        assert poked.note == DELIVERED_UNCONFIRMED and poked.state is TaskState.PAUSED
         # A greeting ("你好，小智") is a spoken answer, not an error: the briefing is not ready
         # in time, as when its query times out.
         greeted = await state.briefings.greet(user, request_id="no worker polls")

@@ -1064,13 +1064,13 @@ async def test_an_update_that_a_delete_overtakes_is_refused_as_stopped_not_as_a_
     state, base = gated
     state.pages["/a"] = article("A page.")
     ref = await service.create(USER, "web_monitor", monitor(base, "/a"), unique("race"))
-    looked = service._live
+    looked = service._answering
 
     async def look_then_deleted(user: str, task_id: str) -> None:
         await looked(user, task_id)
         await service.delete(user, task_id)  # the other request's delete, in between
 
-    monkeypatch.setattr(service, "_live", look_then_deleted)
+    monkeypatch.setattr(service, "_answering", look_then_deleted)
     with pytest.raises(TaskStateError, match="is stopped; create it again"):
         await service.update(USER, ref.task_id, monitor(base, "/a", minutes=30))
     assert (await service.get(USER, ref.task_id)).config["check_interval_minutes"] == 60
