@@ -407,7 +407,7 @@ async def test_an_update_whose_briefing_is_deleted_meanwhile_does_not_start_it_a
         tasks = TaskService(ts_env.client, service.settings, deps.db, briefings=service)
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         await stack.created_in_window("ivo", config)
-        looked, describe = TaskService._live, records.described
+        looked, describe = TaskService._answering, records.described
 
         async def looked_then_deleted(self, user, task_id):  # type: ignore[no-untyped-def]
             state = await looked(self, user, task_id)
@@ -421,7 +421,7 @@ async def test_an_update_whose_briefing_is_deleted_meanwhile_does_not_start_it_a
                 await service.delete("ivo")
             return described
 
-        monkeypatch.setattr(TaskService, "_live", looked_then_deleted)
+        monkeypatch.setattr(TaskService, "_answering", looked_then_deleted)
         monkeypatch.setattr(records, "described", described_then_deleted)
         changed = config.model_dump(mode="json") | {"window_end": "11:00"}
         with pytest.raises(TaskStateError, match="is stopped; create it again"):
