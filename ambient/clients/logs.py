@@ -215,7 +215,7 @@ def parse_line(
     match = PLAIN.match(line)
     if match is None:
         found = text_line(line, zone, today or datetime.now(zone).date())
-        return None if found is None else _file_record(*found, source)
+        return None if found is None else _file_record(*found, source, flat=True)
     try:
         when = parse_time(match["ts"], zone)
     except ValueError:
@@ -227,8 +227,8 @@ def parse_line(
         if written is not None:
             return written
         if WRAPPED_TRACE.match(rest):  # maybe the trace of the event above (``_file_records``)
-            return _file_record(when, text_fields(rest) | {TRACE: rest}, source)
-    return _file_record(when, text_fields(rest), source)
+            return _file_record(when, text_fields(rest) | {TRACE: rest}, source, flat=True)
+    return _file_record(when, text_fields(rest), source, flat=True)
 
 
 # What Java's layouts write between the level and the message, read as fields: Spring Boot's
@@ -381,13 +381,19 @@ def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[
     return kept | fields | {"message": f"{fields['message']}{newline}{rest}"}
 
 
-def _file_record(when: datetime, content: dict[str, Any], source: str) -> LogRecord:
+def _file_record(
+    when: datetime, content: dict[str, Any], source: str, *, flat: bool = False
+) -> LogRecord:
+    """A file's record; ``flat``: its content a text line's fields (strings), nothing for the
+    model to check (its validation was a tenth of a file's read)."""
+    if flat:
+        return LogRecord.model_construct(time=when, topic_id="file", source=source, content=content)
     return LogRecord(time=when, topic_id="file", source=source, content=content)
 
 
 def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
     """An uncaught crash's record, at the time of the timed line before it."""
-    return _file_record(before.time, {"message": line, "level": "CRITICAL"}, source)
+    return _file_record(before.time, {"message": line, "level": "CRITICAL"}, source, flat=True)
 
 
 def rotation_order(path: Path) -> tuple[int, str]:
@@ -562,7 +568,9 @@ class FileLogSource:
             if record is not None:
                 if last is None and start <= record.time < end:
                     self._skip(top)
-                self.timed, tail = True, _Unread()
+                self.timed = True
+                if tail.count:
+                    tail = _Unread()
                 if crash is not None:
                     yield crash
                 last, block, crash, thrown, framed = record, "event", None, False, False
