@@ -340,7 +340,7 @@ def pick_task(
         """ "网页监控 reborn", "threshold watch reborn": a name with its kind."""
         return [
             t
-            for t in live
+            for t in tasks  # a deleted one too, as by its exact name
             if key
             in {
                 _flat(f"{kind}{t.task_id.rsplit('/', 1)[-1]}")
@@ -355,7 +355,7 @@ def pick_task(
     ordinal = None if found else _ORDINAL.search(text := said.strip().lower())
     if ordinal and not _PLACE_ONLY.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :])):
         at, ids = _named.get(user, (0.0, []))
-        by_id = {t.task_id: t for t in live}
+        by_id = {t.task_id: t for t in tasks}  # the list named a deleted one too
         listed = [by_id[i] for i in ids if i in by_id] if now - at <= NAMED_FOR else []
         places = listed or shown
         index = _index_said(ordinal, text)

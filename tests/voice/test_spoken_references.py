@@ -188,6 +188,15 @@ def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
     task, _ = pick_task(tasks, "第一个", user="ann", now=210.0)
     assert task is not None and task.task_id == "web-monitor/ann/reborn"
 
+    # One of the two deleted (still listed, as stopped): it is named, and its place is its own.
+    tasks[0] = tasks[0].model_copy(update={"state": TaskState.STOPPED})
+    task, question = pick_task(tasks, "reborn", user="ann", now=300.0)
+    assert task is None and "网页监控 reborn、阈值监控 reborn" in question, question
+    task, _ = pick_task(tasks, "第一个", user="ann", now=310.0)
+    assert task is not None and task.task_id == "web-monitor/ann/reborn"
+    task, _ = pick_task(tasks, "网页监控 reborn", user="ann", now=310.0)
+    assert task is not None and task.task_id == "web-monitor/ann/reborn"
+
 
 def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
     # What a small model passes for "把它停了" or "批准。": a pronoun or a placeholder copied
