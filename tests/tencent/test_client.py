@@ -168,8 +168,12 @@ async def test_a_cvm_role_without_keys_is_said_and_not_retried(
     api, tc = cloud
     api.clusters = [{"ClusterId": "cls-abcd1234", "ClusterName": "prod"}]
     bound: dict[str, dict[str, object]] = {}
+    failing = [0]  # answers the service fails with 503 first
 
     async def metadata(request: Request) -> Response:
+        if failing[0]:
+            failing[0] -= 1
+            return PlainTextResponse("busy", 503)
         keys = bound.get(request.path_params["role"])
         return JSONResponse(keys) if keys else PlainTextResponse("not found", 404)
 
@@ -199,6 +203,28 @@ async def test_a_cvm_role_without_keys_is_said_and_not_retried(
             "ExpiredTime": int(NOW.timestamp()) + 3600,
         }
         assert [c.cluster_id for c in await list_clusters(role)] == ["cls-abcd1234"]
+        # A service that fails (503) before it ever gave keys may pass on the next try: not a
+        # credentials error for good (a hiccup on a CVM bound right stopped its watches).
+        fresh = TencentCloud(
+            credential_from_env("ambient-ops-role"),
+            region="ap-guangzhou",
+            endpoint=tc._endpoint,
+            protocol="http",
+            timeout=int(HANG),
+        )
+        failing[0] = 2  # the SDK's ask and ours
+        with pytest.raises(TencentRetryableError, match=r"ClientNetworkError.*HTTP 503"):
+            await list_clusters(fresh)
+        assert [c.cluster_id for c in await list_clusters(fresh)] == ["cls-abcd1234"]
+        # Off a CVM, the service's name does not resolve: for the user to fix.
+        monkeypatch.setattr(
+            CVMRoleCredential, "_role_endpoint", "http://metadata.invalid/cam/security-credentials/"
+        )
+        nowhere = TencentCloud(
+            credential_from_env("ambient-ops-role"), region="ap-guangzhou", endpoint=tc._endpoint
+        )
+        with pytest.raises(TencentAuthError, match="does not resolve"):
+            await list_clusters(nowhere)
 
 
 @pytest.mark.parametrize(

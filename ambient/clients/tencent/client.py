@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -75,15 +78,43 @@ def credential_from_env(cvm_role: str | None = None) -> Any | None:
         def update_credential(self) -> None:
             super().update_credential()
             if self._secret_id is None:
-                raise TencentCloudSDKException(
-                    ROLE_UNAVAILABLE,
-                    f"no temporary keys for the CVM role {self.role!r} from the instance's "
-                    "metadata service (metadata.tencentyun.com): run on a CVM with that role "
-                    "bound to it (check the role's name), or set TENCENTCLOUD_SECRET_ID and "
-                    "TENCENTCLOUD_SECRET_KEY",
-                )
+                raise role_unavailable(self._role_endpoint + self.role, self.role)
 
     return RoleCredential(cvm_role)
+
+
+METADATA_TIMEOUT = 3.0  # seconds the metadata service is asked again why it gave no keys
+
+
+def role_unavailable(url: str, role: str) -> TencentCloudSDKException:
+    """Why the metadata service gave the CVM ``role`` no keys (the SDK does not say), asked
+    once more at ``url``: a name that does not resolve (not a CVM) or an answer without keys
+    (no such role bound) is for the user to fix; no answer, or a server error, may pass on the
+    next try (a retryable ClientNetworkError)."""
+    try:
+        with urllib.request.urlopen(url, timeout=METADATA_TIMEOUT) as answer:
+            body = answer.read(4096)
+        # Keys now (the first ask failed on the way): the next call has them.
+        lasting = b'"Success"' not in body
+        why = f"it answered without keys: {body[:200]!r}" if lasting else "it answered late"
+    except urllib.error.HTTPError as exc:
+        why, lasting = f"it answered HTTP {exc.code}", exc.code < 500
+    except urllib.error.URLError as exc:
+        lasting = isinstance(exc.reason, socket.gaierror)
+        why = "its name does not resolve here" if lasting else f"it did not answer ({exc.reason})"
+    except OSError as exc:  # a timeout reading the answer
+        why, lasting = f"it did not answer ({exc})", False
+    where = "the instance's metadata service (metadata.tencentyun.com)"
+    if not lasting:
+        return TencentCloudSDKException(
+            "ClientNetworkError", f"no temporary keys for the CVM role {role!r}: {where}: {why}"
+        )
+    return TencentCloudSDKException(
+        ROLE_UNAVAILABLE,
+        f"no temporary keys for the CVM role {role!r} from {where}: {why}; run on a CVM with "
+        "that role bound to it (check the role's name), or set TENCENTCLOUD_SECRET_ID and "
+        "TENCENTCLOUD_SECRET_KEY",
+    )
 
 
 def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
