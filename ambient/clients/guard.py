@@ -23,6 +23,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpx
+
 from ambient.refusals import Refusal
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -109,6 +111,7 @@ class DestinationGuard:
         """The URL's host, refused by its form alone (no DNS): scheme, userinfo, literal IPs."""
         host = url_host(url)
         self._refuse(host, _literal_addresses(host))
+        _one_name(url, host)
         return host
 
     async def check_url(self, url: str) -> list[str]:
@@ -146,9 +149,14 @@ class DestinationGuard:
         if parts.scheme.lower() == "https":
             return PinnedRequest(url, address=address)
         literal = f"[{address}]" if ":" in address else address
-        netloc = literal + (f":{parts.port}" if parts.port else "")
-        pinned = urlunsplit(parts._replace(netloc=netloc))
-        return PinnedRequest(pinned, {"Host": parts.netloc}, address)
+        port = f":{parts.port}" if parts.port else ""
+        pinned = urlunsplit(parts._replace(netloc=literal + port))
+        # The Host as written; an internationalised name in ASCII, as a connection sends it.
+        netloc = parts.netloc
+        if not netloc.isascii():
+            name = url_host(url)
+            netloc = (f"[{name}]" if ":" in name else name) + port
+        return PinnedRequest(pinned, {"Host": netloc}, address)
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to (getaddrinfo in a thread, like the connection)."""
@@ -210,6 +218,25 @@ def url_host(url: str) -> str:
     if AMBIGUOUS.search(host) or "/" in host:
         raise RefusedDestinationError("refused URL: its host has escaped or control characters")
     return host
+
+
+def _one_name(url: str, host: str) -> None:
+    """Refuse an internationalised host the product's clients would name differently: the
+    name resolved and checked here is IDNA 2003's (``host``, as getaddrinfo and ssl encode it),
+    httpx connects to IDNA 2008's ("faß.de": fass.de checked, xn--fa-hia.de connected to) and
+    refuses what that does not take (full-width letters: saved, then failing every delivery)."""
+    if (urlsplit(url.strip()).hostname or "").isascii():
+        return
+    try:
+        named = httpx.URL(url.strip()).raw_host.decode("ascii").rstrip(".")
+    except (httpx.InvalidURL, UnicodeError):
+        named = None
+    if named != host:
+        raise RefusedDestinationError(
+            "refused URL: its host %(host)s is read as different names by different clients "
+            "(IDNA 2003 and 2008); write it as the ASCII name meant (xn--...)",
+            host=repr(unquote(urlsplit(url.strip()).hostname or "")),
+        )
 
 
 def _literal_addresses(host: str) -> list[IPAddress]:

@@ -121,6 +121,10 @@ def test_allow_list_admits_only_its_networks() -> None:
         ("http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ:9/x", "loopback"),
         ("http://１２７.０.０.１/", "127.0.0.1 is a loopback"),
         ("http://" + "ä" * 64 + ".com/", "not a name the internet can look up"),
+        # Names IDNA 2003 (getaddrinfo, checked here) and 2008 (httpx, connected to) read apart:
+        # fass.de was checked and xn--fa-hia.de sent to; full-width letters httpx refuses.
+        ("https://faß.de/hook", "read as different names by different clients"),
+        ("https://ｅｘａｍｐｌｅ.com/hook", "read as different names by different clients"),
     ],
 )
 def test_static_check_refuses_by_form_and_names_the_reason(url: str, why: str) -> None:
@@ -166,6 +170,16 @@ async def test_a_name_with_any_refused_address_in_its_answer_is_refused() -> Non
     assert await FixedAnswers(["93.184.216.34"]).check_url("https://hooks.example.com/") == [
         "93.184.216.34"
     ]
+
+
+async def test_a_pinned_internationalised_name_is_sent_as_its_ascii_host() -> None:
+    """Plain HTTP to 例子.测试 is pinned to the checked address with the name as its Host: the
+    name as written was a Unicode header, and every delivery failed encoding it."""
+    pinned = await FixedAnswers(["93.184.216.34"]).pin("http://例子.测试:8080/hook")
+    assert pinned.url == "http://93.184.216.34:8080/hook"
+    assert pinned.headers == {"Host": "xn--fsqu00a.xn--0zwm56d:8080"}
+    plain = await FixedAnswers(["93.184.216.34"]).pin("http://Hooks.Example.com/x")
+    assert plain.headers == {"Host": "Hooks.Example.com"}  # as written
 
 
 async def test_localhost_resolves_and_passes_only_when_loopback_is_allow_listed() -> None:
