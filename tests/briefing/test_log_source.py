@@ -94,7 +94,8 @@ async def test_a_folder_of_folders_is_read_whole_and_files_last_written_before_t
 
 
 async def test_a_cls_record_at_midnight_belongs_to_one_day_only() -> None:
-    api = TencentApi()
+    # A SearchLog that serves a record at To as well: the briefing's own [start, end) decides.
+    api = TencentApi(to_inclusive=True)
     midnight = int(END.timestamp() * 1000)
     api.logs = [
         {"time": midnight + offset, "json": {"level": "ERROR", "message": "disk full"}}

@@ -571,6 +571,7 @@ class TencentApi:
     # cls errorcodes: LimitExceeded.SearchResultTooLarge "检索接口返回的日志量太大，超过20MB限制".
     search_result_bytes: int = 20 * 2**20
     context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
+    to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
     logset_conflict: str = "InvalidParameter.LogsetConflict"
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -687,8 +688,10 @@ class TencentApi:
     def cls_SearchLog(self, params: dict[str, Any]) -> Response:
         if int(params["Limit"]) > 1000:
             return error("InvalidParameter.Limit", "Limit must be <= 1000")
-        # The API reference (SearchLog): "时间范围为左闭右开区间 [From, To)".
-        rows = [log for log in self.logs if params["From"] <= log["time"] < params["To"]]
+        # The API reference (SearchLog, as the SDK 3.1 models carry it): "时间范围为左闭右开区间
+        # [From, To)"; older pages did not say: ``to_inclusive`` serves a record at To too.
+        to = params["To"] + (1 if self.to_inclusive else 0)
+        rows = [log for log in self.logs if params["From"] <= log["time"] < to]
         query = params["QueryString"]
         if "|" in query:  # SQL analysis: count by level
             counts: dict[str, int] = {}
