@@ -174,6 +174,10 @@ class Mailbox:
         self.refuse: set[str] = set()
         # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
         self.greylist: set[str] = set()
+        # MAIL FROM answered so (a server wanting STARTTLS or a login first: "530 ...").
+        self.mail_reply: str | None = None
+        # The connection lost after the message, before its 250 (RFC 5321 6.1): kept, unsaid.
+        self.drop_after_data = False
         self.port = free_port()
         # With auth_reply, the server offers AUTH (over plain SMTP) and answers every login so.
         auth: dict[str, Any] = {}
@@ -203,6 +207,8 @@ class Mailbox:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.mail_reply is not None:
+            return self.mail_reply
         if self.login is not None and address != self.login[0]:
             return "501 mail from address must be same as authorization user"
         envelope.mail_from = address
@@ -221,6 +227,8 @@ class Mailbox:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        if self.drop_after_data:
+            server.transport.close()  # the 250 below goes nowhere
         return "250 Message accepted"
 
     def __enter__(self) -> Mailbox:

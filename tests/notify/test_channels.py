@@ -33,7 +33,7 @@ from tests.notify.standins import (
     Mailbox,
     PushEndpoints,
 )
-from tests.support.servers import HANG, http_client, serve
+from tests.support.servers import HANG, free_port, http_client, serve
 
 # The stand-ins live on loopback: allow exactly that, as an operator would allow a network.
 LOOPBACK = DestinationGuard(["127.0.0.1/32"])
@@ -126,14 +126,42 @@ async def test_email_server_without_starttls_or_auth_is_a_permanent_configuratio
 ) -> None:
     # The loopback server offers neither STARTTLS nor AUTH: every retry would fail the same way.
     starttls = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="starttls")
-    with pytest.raises(PermanentNotifyError, match="STARTTLS extension not supported"):
+    with pytest.raises(PermanentNotifyError, match=r"STARTTLS extension not supported.*SMTP_TLS"):
         await starttls.send("alice", REPORT, "alice@example.com", idempotency_key="k")
     login = EmailChannel(
         "127.0.0.1", mailbox.port, "ops@example.com", tls="none", username="u", password="p"
     )
-    with pytest.raises(PermanentNotifyError, match="AUTH extension is not supported"):
+    with pytest.raises(PermanentNotifyError, match=r"AUTH extension is not supported.*USERNAME"):
         await login.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    # A server that wants TLS or a login before MAIL FROM says 530 there: the setting to
+    # change is that, not the sender ("set AMBIENT_SMTP_FROM" was said).
+    plain = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+    for reply, setting in [
+        ("530 5.7.0 Must issue a STARTTLS command first", "AMBIENT_SMTP_TLS=starttls"),
+        ("530 5.7.0 Authentication required", "AMBIENT_SMTP_USERNAME"),
+    ]:
+        mailbox.mail_reply = reply
+        with pytest.raises(PermanentNotifyError, match=setting) as refused:
+            await plain.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+        assert "SMTP_FROM" not in str(refused.value)
     assert mailbox.messages == []
+
+
+async def test_an_email_whose_connection_is_lost_after_the_message_is_not_sent_again(
+    mailbox: Mailbox,
+) -> None:
+    """The server took the message and the connection died before its 250: retried as a
+    network error, the mailbox got six copies. It may have been delivered (RFC 5321 6.1): said
+    so, and not retried."""
+    mailbox.drop_after_data = True
+    channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none", timeout=5)
+    with pytest.raises(PermanentNotifyError, match="may have been delivered; not sent again"):
+        await channel.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    assert len(mailbox.messages) == 1
+    # Lost before the message (a server gone at once): nothing sent, worth another try.
+    closed = EmailChannel("127.0.0.1", free_port(), "ops@example.com", tls="none", timeout=2)
+    with pytest.raises(TransientNotifyError):
+        await closed.send("alice", REPORT, "alice@example.com", idempotency_key="k")
 
 
 async def test_email_login_refused_for_now_is_transient_and_bad_password_permanent() -> None:

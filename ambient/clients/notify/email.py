@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import ssl
 from dataclasses import KW_ONLY, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from html import escape
+from typing import Any
 
 import aiosmtplib
 
@@ -64,18 +66,19 @@ class EmailChannel:
         if not self.host:
             raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")
         mail = self.build(message, target, idempotency_key)
+        client = _Client(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            use_tls=self.tls == "ssl",
+            start_tls=self.tls == "starttls",
+            timeout=self.timeout,
+            tls_context=self.tls_context,
+        )
         try:
-            await aiosmtplib.send(
-                mail,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                use_tls=self.tls == "ssl",
-                start_tls=self.tls == "starttls",
-                timeout=self.timeout,
-                tls_context=self.tls_context,
-            )
+            async with client:
+                await client.send_message(mail)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             # 4xx is "try again later" (greylisting, a full mailbox): only 5xx is final.
             later = all(400 <= refused.code < 500 for refused in exc.recipients)
@@ -92,10 +95,11 @@ class EmailChannel:
                 "authorization code, not the account's own)"
             ) from exc
         except aiosmtplib.SMTPSenderRefused as exc:
-            error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
-            raise error(
-                f"sender {exc.sender} refused ({exc.code} {exc.message}): set AMBIENT_SMTP_FROM "
-                "to an address this server lets AMBIENT_SMTP_USERNAME send as"
+            said = f"{exc.code} {exc.message}"
+            if 400 <= exc.code < 500:
+                raise TransientNotifyError(f"sender {exc.sender} refused for now ({said})") from exc
+            raise PermanentNotifyError(
+                f"sender {exc.sender} refused ({said}): {_fix(exc)}"
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
@@ -103,11 +107,51 @@ class EmailChannel:
         except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
             if (problem := tls_problem(exc)) is not None:
                 raise PermanentNotifyError(problem) from exc
+            if client.data_begun:
+                # Lost after the message was handed over, before the server said it took it
+                # (RFC 5321 6.1): it may have been delivered, and another try would be a second
+                # copy (one of six, every try, before).
+                raise PermanentNotifyError(
+                    f"the SMTP server stopped answering after the message was sent "
+                    f"({type(exc).__name__}: {exc}): it may have been delivered; not sent again"
+                ) from exc
             raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
         except aiosmtplib.SMTPException as exc:
             # What the server does not offer (STARTTLS, AUTH, SMTPUTF8): AMBIENT_SMTP_* to fix.
-            raise PermanentNotifyError(f"{type(exc).__name__}: {exc}") from exc
+            said = f"{type(exc).__name__}: {exc}"
+            if "AUTH" in str(exc):  # its text also says "Try connecting via TLS (or STARTTLS)"
+                said += (
+                    ": this server takes no login here; unset AMBIENT_SMTP_USERNAME, or set "
+                    "AMBIENT_SMTP_TLS (many offer AUTH only over TLS)"
+                )
+            elif "STARTTLS" in str(exc):
+                said += f": no STARTTLS offered on port {self.port}; set AMBIENT_SMTP_TLS"
+            raise PermanentNotifyError(said) from exc
         return str(mail["Message-ID"])
+
+
+class _Client(aiosmtplib.SMTP):
+    """aiosmtplib's client, noting when the message's DATA began: a connection lost after it
+    may have delivered the message."""
+
+    data_begun = False
+
+    async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
+        self.data_begun = True
+        return await super().data(message, **options)
+
+
+def _fix(refused: aiosmtplib.SMTPSenderRefused) -> str:
+    """What to set for a sender refused for good: a server that wants STARTTLS or a login first
+    answers MAIL FROM with 530 (RFC 3207, RFC 4954), not a sender it refuses."""
+    text = refused.message.lower()
+    if "starttls" in text or "tls" in text.split():
+        return "this server wants TLS first: set AMBIENT_SMTP_TLS=starttls (or ssl)"
+    if refused.code == 530 or re.search(r"\bauth(?:entication)?\b", text):  # not "authorization"
+        return (
+            "this server wants a login first: set AMBIENT_SMTP_USERNAME and AMBIENT_SMTP_PASSWORD"
+        )
+    return "set AMBIENT_SMTP_FROM to an address this server lets AMBIENT_SMTP_USERNAME send as"
 
 
 # OpenSSL's words for "the other end does not speak TLS here" (implicit TLS on a plain port).
