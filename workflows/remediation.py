@@ -95,6 +95,10 @@ JOINED_ALERTS_CHECKED = "joined-alerts-checked"
 # The permission read before an approval or a gate's wait is read again after it, before the
 # change; before this patch a revocation during the wait did not stop that rung's change.
 PERMISSION_AFTER_WAIT = "permission-after-wait"
+# An abort that came while a rung's checkpoint was read stops that rung's change (it went on
+# to make it, the run then ending "aborted").
+ABORT_BEFORE_CHANGE = "abort-before-change"
+ABORTED_BEFORE_CHANGE = "aborted before its change"  # _apply's answer then
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -192,6 +196,8 @@ class GradedRemediationWorkflow(RemediationSafety):
         self.attempts.append(attempt)
         await self._set_state("applying")
         result = await self._apply(step, key, attempt, opened.checkpoint if opened else None)
+        if result == ABORTED_BEFORE_CHANGE and self.aborted:
+            return await self._abort(self.aborted)
         await self._discuss(
             f"{key}/step",
             f"Rung {int(step.rung)} ({step.rung.name.lower()}, {self.mode}): "
@@ -295,6 +301,12 @@ class GradedRemediationWorkflow(RemediationSafety):
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
             await self._free_slot(key)
             return f"was not applied: its checkpoint could not be read ({cause_of(exc)})"
+        if self.aborted and workflow.patched(ABORT_BEFORE_CHANGE):
+            # Aborted while the checkpoint was read (a slow cluster, retried for minutes): the
+            # change it was read for is not made.
+            attempt.skipped_reason = "aborted before its change"
+            await self._free_slot(key)
+            return ABORTED_BEFORE_CHANGE
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
             self.baseline = checkpoint

@@ -53,6 +53,7 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.support.record import save_history
+from tests.support.servers import HANG
 from tests.support.waits import ask, eventually
 from worker import build_worker
 from workflows.remediation import GradedRemediationWorkflow
@@ -1056,3 +1057,74 @@ async def test_a_run_started_under_an_older_id_shows_the_fingerprint_of_its_own_
 
     assert status.remediation_id == older
     assert f"remediation/{status.fingerprint}" == older
+
+
+class HeldCheckpointExecutor(RecordingExecutor):
+    """Its second checkpoint (rung 2's) is read until released: a slow cluster."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.reading, self.release = asyncio.Event(), asyncio.Event()
+
+    async def checkpoint(self, target: Any) -> Any:
+        self.reads += 1
+        if self.reads == 2:
+            self.reading.set()
+            await self.release.wait()
+        return await super().checkpoint(target)
+
+
+async def _signal_taken(handle: Any) -> None:
+    """Until a workflow task completed after the run's first signal: the run has it (its
+    checkpoint, a local activity, still running: the task is handed back while it runs)."""
+    for _ in range(600):  # a bound, not a timing claim
+        events = [event async for event in handle.fetch_history_events()]
+        signaled = [
+            at
+            for at, event in enumerate(events)
+            if event.HasField("workflow_execution_signaled_event_attributes")
+        ]
+        if signaled and any(
+            event.HasField("workflow_task_completed_event_attributes")
+            for event in events[signaled[0] :]
+        ):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the run never took the signal")
+
+
+async def test_an_abort_while_a_rungs_checkpoint_is_read_stops_that_rungs_change(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Aborted while rung 2's checkpoint was read from a slow cluster: the run went on to
+    scale the Deployment out, then ended "aborted"."""
+    executor = HeldCheckpointExecutor()
+    deps.executors = {"dry_run": DryRunExecutor(), "kubernetes": executor}
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        remediation_cluster_cooldown_seconds=0,  # rung 2 at once after rung 1's change
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        # No settle wait: this test waits on the executor, not on the run (no time skipped).
+        subject = alert(url, settle_seconds=0)
+        handle = await start(ts_env, worker.task_queue, subject, mode="execute")
+        await asyncio.wait_for(executor.reading.wait(), HANG)
+        await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="mine"))
+        await _signal_taken(handle)
+        executor.release.set()
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_aborted_at_checkpoint")
+
+    assert status.state == "aborted", status.outcome
+    assert [s.rung for s in executor.steps] == [Rung.RESTART]  # no scale-out
+    assert [(a.rung, a.skipped_reason) for a in status.attempts][-1] == (
+        Rung.SCALE_OUT,
+        "aborted before its change",
+    )
