@@ -66,10 +66,14 @@ class _Connection:
     idle_limit: float = IDLE_SECONDS  # ours, or less if the server said it closes sooner
 
     def usable(self, now: float) -> bool:
+        # Bytes the server sent while the connection was idle (a "408 Request Timeout" as it
+        # closes it, a stray line): not the answer to the next request, which they became.
+        unread = getattr(self.reader, "_buffer", b"")
         return (
             now - self.idle_since < self.idle_limit
             and not self.reader.at_eof()
             and not self.writer.is_closing()
+            and not unread
         )
 
 
@@ -425,12 +429,19 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
 
 
 def _inflate(data: bytes | bytearray, wbits: int, max_bytes: int, coding: str) -> bytes:
-    decompressor = zlib.decompressobj(wbits)
-    out = decompressor.decompress(data, max_bytes + 1)
-    if len(out) > max_bytes:
-        raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
-    if not decompressor.eof:
-        # The framing was complete, the compressed stream was not: a server that died while
-        # compressing. Its first half is not the page.
-        raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
-    return out
+    out = bytearray()
+    rest = bytes(data)
+    while True:
+        decompressor = zlib.decompressobj(wbits)
+        out += decompressor.decompress(rest, max_bytes + 1 - len(out))
+        if len(out) > max_bytes:
+            raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
+        if not decompressor.eof:
+            # The framing was complete, the compressed stream was not: a server that died
+            # while compressing. Its first half is not the page.
+            raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
+        # gzip is a series of members (RFC 1952 2.2), each a stream of its own: the page is
+        # all of them (only the first was read, the rest of the page never watched).
+        rest = decompressor.unused_data
+        if coding != "gzip" or not rest.strip(b"\0"):
+            return bytes(out)

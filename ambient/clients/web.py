@@ -58,11 +58,20 @@ class HttpStatusError(FetchError):
 # A charset declared in the page itself, in its first bytes (as a browser looks for it).
 META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+# An XML document's own declaration (an RSS or Atom feed): <?xml version="1.0" encoding="…"?>.
+XML_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9_.:-]+)["']""")
 # The encodings a page's label stands for as browsers read them (WHATWG Encoding): GB2312 and
 # GBK pages are GB18030 (a superset), Big5 pages Big5 with HKSCS (written Cantonese: 嘅, 咗),
 # Latin-1 pages windows-1252.
 AS_BROWSERS_READ = {
-    **dict.fromkeys(("gb2312", "gbk", "x-gbk"), "gb18030"),
+    **dict.fromkeys(
+        "gb2312 gbk x-gbk gb_2312 gb_2312-80 csgb2312 chinese iso-ir-58 csiso58gb231280".split(),
+        "gb18030",
+    ),
+    # Shift_JIS as WHATWG reads it: Windows' superset (NEC and IBM extensions).
+    **dict.fromkeys(
+        "shift_jis shift-jis sjis x-sjis ms_kanji csshiftjis windows-31j ms932".split(), "cp932"
+    ),
     **dict.fromkeys(("big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"), "big5hkscs"),
     **dict.fromkeys(("iso-8859-1", "latin1", "us-ascii", "ascii"), "cp1252"),
 }
@@ -99,8 +108,11 @@ class FetchResult:
                 return body[len(bom) :].decode(encoding, errors="replace")
         declared = HEADER_CHARSET.search(self.content_type)
         label = declared.group(1) if declared else None
-        if label is None and (meta := META_CHARSET.search(body, 0, 2048)):
-            label = meta.group(1).decode("ascii")
+        if label is None and (
+            # A feed's XML declaration, else a page's <meta>, in its first bytes.
+            (found := XML_ENCODING.match(body)) or (found := META_CHARSET.search(body, 0, 2048))
+        ):
+            label = found.group(1).decode("ascii")
             if label.lower() in UTF_16_LABELS:
                 # The <meta> was read as ASCII, so the page is not UTF-16: WHATWG takes it as
                 # UTF-8 (a UTF-16 page has a byte order mark, read above).

@@ -16,6 +16,7 @@ from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import (
     FetchError,
+    FetchResult,
     HttpStatusError,
     RefusedAddressError,
     TooLargeError,
@@ -535,3 +536,31 @@ async def test_a_huge_value_at_the_json_path_is_a_failed_reading_of_bounded_size
         assert reading.value is None and reading.error is not None
         assert reading.error.startswith("JSONPath $.v is not a number: ")
         assert len(reading.error) <= 500
+
+
+@pytest.mark.parametrize(
+    ("content_type", "head", "text", "encoding"),
+    [
+        # WHATWG's other labels of GBK (read as GB18030) and of Shift_JIS (Windows' superset):
+        # each was read as UTF-8 (gb_2312, x-sjis) or as strict GB2312 (chinese), the page
+        # garbage and its Chinese keywords never found.
+        *(
+            (f"text/html; charset={label}", "", "数据库故障 镕喆", "gb18030")
+            for label in ("gb_2312", "gb_2312-80", "csgb2312", "chinese", "iso-ir-58")
+        ),
+        *(
+            (f"text/html; charset={label}", "", "システム障害 ①", "cp932")
+            for label in ("x-sjis", "windows-31j", "shift_jis")
+        ),
+        # A feed declares its encoding in its XML declaration: read by it.
+        ("application/rss+xml", '<?xml version="1.0" encoding="shift_jis"?>', "障害", "cp932"),
+        ("application/xml", "<?xml version='1.0' encoding='euc-kr'?>\n", "시스템 장애", "euc-kr"),
+        ("text/xml", '<?xml version="1.0" encoding="windows-1251"?>', "Сбой базы", "cp1251"),
+    ],
+)
+def test_a_page_is_read_in_the_encoding_its_label_or_declaration_names(
+    content_type: str, head: str, text: str, encoding: str
+) -> None:
+    body = head.encode() + f"<p>{text}</p>".encode(encoding)
+    page = FetchResult("https://example.com/", 200, False, None, None, body, content_type)
+    assert page.text() == f"{head}<p>{text}</p>"

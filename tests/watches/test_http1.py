@@ -219,6 +219,45 @@ async def test_chunked_gzip_and_deflate_bodies_are_decoded() -> None:
     assert server.connections == 1
 
 
+async def test_a_gzip_body_of_several_members_is_read_whole() -> None:
+    """gzip is a series of members (RFC 1952 2.2; a server that compresses as it goes writes
+    several): only the first was read, and changes in the rest of the page were never seen."""
+    first, second = b"<p>part one</p>" * 50, b"<p>part two changed</p>" * 50
+    client = PageClient()
+    members = gzip.compress(first) + gzip.compress(second)
+    async with scripted(Scripted(ok(members, "Content-Encoding: gzip"))) as (_, port):
+        assert await get(client, port) == (200, first + second)
+    await client.aclose()
+
+
+async def test_bytes_a_server_sends_on_an_idle_connection_are_not_the_next_answer() -> None:
+    """A server that says "408 Request Timeout" as it closes an idle keep-alive connection
+    (nginx, Go): the 408 was read as the next check's answer, every other check failing."""
+
+    class Then408(Scripted):
+        async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            self.writers.append(writer)
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(ok(b"first"))
+            writer.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+    server = Then408()
+    client = PageClient()
+    async with scripted(server) as (_, port):
+        assert await get(client, port) == (200, b"first")
+        for _ in range(100):  # a bound: until the 408 has reached the idle connection
+            idle = [c for conns in client._idle.values() for c in conns]
+            if not idle or getattr(idle[0].reader, "_buffer", b""):
+                break
+            await asyncio.sleep(0.01)
+        assert await get(client, port) == (200, b"first")  # on a new connection
+    await client.aclose()
+    assert server.connections == 2
+
+
 async def test_a_close_delimited_answer_from_http_server_is_read_to_its_end() -> None:
     class Page(BaseHTTPRequestHandler):  # HTTP/1.0: no length, the body ends with the connection
         def do_GET(self) -> None:
