@@ -10,6 +10,7 @@ import functools
 import itertools
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -75,6 +76,11 @@ def _shown(text: str) -> list[str]:
     return [line for line in lines if line]
 
 
+# Lines of the old page times lines of the new (past their common head and tail) up to which
+# the excerpt is difflib's (2,000 by 2,000: about a quarter of a second).
+MAX_DIFF_CELLS = 4_000_000
+
+
 class PageDiff(BaseModel):
     changed: bool
     added: list[str]
@@ -110,11 +116,22 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     tail = 0
     while tail < limit - head and old[-1 - tail] == new[-1 - tail]:
         tail += 1
-    diff = difflib.unified_diff(
-        old[head : len(old) - tail], new[head : len(new) - tail], lineterm="", n=0
-    )
-    # Past the two file headers, only hunk headers start with "@@" ("--- x" is "-- x" removed).
-    body = (line for line in itertools.islice(diff, 2, None) if not line.startswith("@@"))
+    before, after = old[head : len(old) - tail], new[head : len(new) - tail]
+    body: Iterable[str]
+    if len(before) * len(after) > MAX_DIFF_CELLS:
+        # difflib's matcher is quadratic: past this size its excerpt is the lines each side
+        # lacks, in order (a page of 10,000 lines, every third changed, held the worker's
+        # loop and the database's write lock 11 s; 56,000 lines, minutes).
+        olds, news = set(before), set(after)
+        body = itertools.chain(  # the new text first
+            (f"+{line}" for line in after if line not in olds),
+            (f"-{line}" for line in before if line not in news),
+        )
+    else:
+        diff = difflib.unified_diff(before, after, lineterm="", n=0)
+        # Past the two file headers, only hunk headers start with "@@" ("--- x" is "-- x"
+        # removed).
+        body = (line for line in itertools.islice(diff, 2, None) if not line.startswith("@@"))
     # The new text first: a hunk lists its removed lines before its added ones, so a page
     # rewritten at length showed only "-" lines, and a digest (its "+" lines) nothing.
     shown: dict[str, list[tuple[int, str]]] = {"+": [], "-": []}

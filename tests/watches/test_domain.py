@@ -451,3 +451,20 @@ def test_a_reminder_of_only_invisible_characters_is_refused_as_blank(
     (error,) = caught.value.errors()
     assert error["loc"] == ("message",) and said in error["msg"], error["msg"]
     assert ReminderConfig.model_validate({"hour": 9, "message": "\u200b站会"}).message
+
+
+def test_a_large_page_changed_throughout_is_diffed_by_the_lines_each_side_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """difflib's matcher is quadratic: a page of 10,000 lines, every third changed, held the
+    worker's loop and the database's write lock 11 s. Past MAX_DIFF_CELLS the excerpt is the
+    lines each side lacks, in order, counted as difflib's was."""
+    old = [f"row {i} value {i * 7}" for i in range(30)]
+    new = [f"row {i} value {i * 7 + 1}" if i % 3 == 0 else line for i, line in enumerate(old)]
+    small = diff_pages(old, new, ["value 1"])
+    monkeypatch.setattr(page_changes, "MAX_DIFF_CELLS", 10)
+    large = diff_pages(old, new, ["value 1"])
+    assert large.changed and large.added == small.added and large.hits == small.hits
+    shown = large.excerpt.splitlines()
+    assert shown[0] == "+row 0 value 1" and shown[-1] == small.excerpt.splitlines()[-1]
+    assert sorted(shown[:-1]) == sorted(small.excerpt.splitlines()[:-1])
