@@ -105,7 +105,8 @@ async def kube_call(what: str, call: Awaitable[T]) -> T:
     except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
         raise kube_error(exc, what) from None
     except httpx2.TransportError as exc:
-        raise KubeUnreachableError(f"{what}: {exc}") from None
+        # A timeout's text is empty ("reading Deployment prod/x: " was all a hand-over said).
+        raise KubeUnreachableError(f"{what}: {str(exc) or type(exc).__name__}") from None
 
 
 def revision_number(value: str | None) -> int | None:
@@ -153,8 +154,16 @@ def client_from_kubeconfig(
     if context is not None and context not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none"
         raise KubeError(f"kubeconfig has no context {context!r} (contexts: {known})")
-    chosen = config if context is None else config.get(context_name=context)
-    return AsyncClient(config=chosen, field_manager=FIELD_MANAGER, trust_env=False)
+    try:
+        chosen = config if context is None else config.get(context_name=context)
+        return AsyncClient(config=chosen, field_manager=FIELD_MANAGER, trust_env=False)
+    except UNREADABLE as exc:
+        # A context naming a cluster or user the file does not define (lightkube: KeyError):
+        # retried as a passing failure for minutes, and "Error executing tool" at MCP.
+        name = f"context {context!r}" if context else "its current context"
+        raise KubeError(
+            f"{what}: {name} names something the file does not define ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def kubeconfig_contexts(path: Path | None) -> frozenset[str]:

@@ -194,6 +194,14 @@ async def test_a_tke_cluster_without_a_kubeconfig_is_said_not_read_from_the_loca
         (None, "not found"),  # e.g. AMBIENT_KUBECONFIG=~/.kube/config in .env (no ~ there)
         ("clusters: [", "not a readable kubeconfig"),
         ("apiVersion: v1\nclusters: []\n", "not a readable kubeconfig"),
+        # Its current context names a cluster it does not define: lightkube's KeyError was
+        # "Error executing tool", and in a remediation retried for minutes as a passing one.
+        (
+            "apiVersion: v1\nkind: Config\nclusters: []\nusers: [{name: u, user: {token: t}}]\n"
+            "contexts: [{name: dev, context: {cluster: missing, user: u}}]\n"
+            "current-context: dev\n",
+            "names something the file does not define (KeyError: 'missing')",
+        ),
     ],
 )
 async def test_a_kubeconfig_file_that_cannot_be_read_is_named_with_why(
