@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from ambient import temporal
+from ambient import temporal, xiaozhi
 from ambient.deps import WorkerDeps
 from ambient.remediation.runs import RemediationStatus
 from ambient.storage.models import RemediationRecord
@@ -116,3 +116,36 @@ async def test_without_the_servers_list_the_run_that_waited_longest_is_still_ask
         found = await waiting_for(service, owner)
 
     assert [r.remediation_id for r in found] == [started.remediation_id]
+
+
+async def test_runs_the_server_lists_as_waiting_past_the_asked_ones_are_found(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a storm of 52 waiting runs, only the 20 that waited longest were asked: "approve
+    t500" found nothing and 20 were said to wait. Past the asked ones (here one), a run the
+    server lists as waiting is taken at its word (the answer re-reads it)."""
+    monkeypatch.setattr(xiaozhi, "ASKED_AT_MOST", 1)
+    owner = unique("ops")
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, owner)
+    async with remediations_with_worker(dev_env, deps, healthy_from=1) as (url, _, service):
+        started = [
+            await service.start(owner, alert(url, workload=unique(name)), "dry_run")
+            for name in ("checkout", "t500")
+        ]
+        for run in started:
+            handle = dev_env.client.get_workflow_handle(
+                run.remediation_id, result_type=RemediationStatus
+            )
+            await state_reaches(
+                dev_env, handle, ("waiting_approval",), step=timedelta(milliseconds=100)
+            )
+        listed = " OR ".join(f'WorkflowId = "{r.remediation_id}"' for r in started)
+        shown = f'({listed}) AND {temporal.STATE.name} = "waiting_approval"'
+        while len([e async for e in dev_env.client.list_workflows(shown)]) < 2:
+            await dev_env.sleep(timedelta(milliseconds=50))
+
+        found = await waiting_for(service, owner)
+
+    assert [r.remediation_id for r in found] == [r.remediation_id for r in started]
+    assert {r.state for r in found} == {"waiting_approval"}
