@@ -428,20 +428,33 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
     return bytes(body)
 
 
+GZIP_MAGIC = b"\x1f\x8b"  # how each gzip member starts
+
+
 def _inflate(data: bytes | bytearray, wbits: int, max_bytes: int, coding: str) -> bytes:
-    out = bytearray()
-    rest = bytes(data)
-    while True:
-        decompressor = zlib.decompressobj(wbits)
-        out += decompressor.decompress(rest, max_bytes + 1 - len(out))
-        if len(out) > max_bytes:
+    decompressor = zlib.decompressobj(wbits)
+    out = decompressor.decompress(data, max_bytes + 1)
+    if len(out) > max_bytes:
+        raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
+    if not decompressor.eof:
+        # The framing was complete, the compressed stream was not: a server that died while
+        # compressing. Its first half is not the page.
+        raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
+    # gzip is a series of members (RFC 1952 2.2), each a stream of its own: the page is all of
+    # them (only the first was read, the rest of the page never watched). Bytes after the
+    # last that are no member (a stray newline, a proxy's junk) are passed over, as urllib3
+    # and httpx do.
+    rest = decompressor.unused_data
+    while coding == "gzip" and rest.startswith(GZIP_MAGIC):
+        member = zlib.decompressobj(wbits)
+        try:
+            more = member.decompress(rest, max_bytes + 1 - len(out))
+        except zlib.error:
+            break
+        if len(out) + len(more) > max_bytes:
             raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
-        if not decompressor.eof:
-            # The framing was complete, the compressed stream was not: a server that died
-            # while compressing. Its first half is not the page.
+        if not member.eof:
             raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
-        # gzip is a series of members (RFC 1952 2.2), each a stream of its own: the page is
-        # all of them (only the first was read, the rest of the page never watched).
-        rest = decompressor.unused_data
-        if coding != "gzip" or not rest.strip(b"\0"):
-            return bytes(out)
+        out += more
+        rest = member.unused_data
+    return out

@@ -163,6 +163,24 @@ async def test_an_email_whose_connection_is_lost_after_the_message_is_not_sent_a
     with pytest.raises(TransientNotifyError):
         await closed.send("alice", REPORT, "alice@example.com", idempotency_key="k")
 
+    # Lost at the DATA command, before the server's 354: no byte of the message was sent.
+    async def gone_at_data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 ready\r\n")
+        while line := await reader.readline():
+            if line.upper().startswith(b"DATA"):
+                break
+            writer.write(b"250 ok\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(gone_at_data, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        early = EmailChannel("127.0.0.1", port, "ops@example.com", tls="none", timeout=5)
+        with pytest.raises(TransientNotifyError, match="SMTPServerDisconnected"):
+            await early.send("alice", REPORT, "alice@example.com", idempotency_key="k")
+    finally:
+        server.close()
+
 
 async def test_email_login_refused_for_now_is_transient_and_bad_password_permanent() -> None:
     # RFC 4954: 454 is a temporary failure (Gmail: "too many login attempts, try again later").

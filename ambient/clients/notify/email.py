@@ -131,14 +131,28 @@ class EmailChannel:
 
 
 class _Client(aiosmtplib.SMTP):
-    """aiosmtplib's client, noting when the message's DATA began: a connection lost after it
-    may have delivered the message."""
+    """aiosmtplib's client, noting when the message itself was written (past the server's
+    354 to DATA): a connection lost after that may have delivered the message."""
 
     data_begun = False
 
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
-        self.data_begun = True
-        return await super().data(message, **options)
+        protocol = self.protocol
+        if protocol is None:
+            return await super().data(message, **options)
+        write = protocol.write
+
+        def noting(data: bytes) -> None:
+            # aiosmtplib writes "DATA", reads the 354, then writes the message: lost before
+            # that, nothing was sent and another try makes no second copy.
+            self.data_begun = self.data_begun or data != b"DATA\r\n"
+            write(data)
+
+        protocol.write = noting  # type: ignore[method-assign]
+        try:
+            return await super().data(message, **options)
+        finally:
+            protocol.write = write  # type: ignore[method-assign]
 
 
 def _fix(refused: aiosmtplib.SMTPSenderRefused) -> str:
