@@ -225,7 +225,14 @@ def _one_name(url: str, host: str) -> None:
     name resolved and checked here is IDNA 2003's (``host``, as getaddrinfo and ssl encode it),
     httpx connects to IDNA 2008's ("faß.de": fass.de checked, xn--fa-hia.de connected to) and
     refuses what that does not take (full-width letters: saved, then failing every delivery)."""
-    if (urlsplit(url.strip()).hostname or "").isascii():
+    written = urlsplit(url.strip()).hostname or ""
+    if "%" in written and ":" not in written:  # an IPv6 literal's "%25" is its zone
+        # httpx connects to the escapes as written ("b%c3%bccher.de"), a name no DNS has.
+        raise RefusedDestinationError(
+            "refused URL: its host %(host)s is written with %%-escapes; write the name itself",
+            host=repr(written),
+        )
+    if written.isascii():
         return
     try:
         named = httpx.URL(url.strip()).raw_host.decode("ascii").rstrip(".")

@@ -157,6 +157,9 @@ def client_from_kubeconfig(
     try:
         chosen = config if context is None else config.get(context_name=context)
         return AsyncClient(config=chosen, field_manager=FIELD_MANAGER, trust_env=False)
+    except OSError as exc:  # a certificate or key file it names
+        named = exc.filename or "a file it names"
+        raise KubeError(f"{what}: cannot read {named}: {exc.strerror or exc}") from None
     except UNREADABLE as exc:
         # A context naming a cluster or user the file does not define (lightkube: KeyError):
         # retried as a passing failure for minutes, and "Error executing tool" at MCP.

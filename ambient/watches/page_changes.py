@@ -143,4 +143,6 @@ def diff_pages(old: list[str] | None, new: list[str], keywords: list[str]) -> Pa
     excerpt = [line for _, line in lines]
     if count > len(excerpt):
         excerpt.append(f"… {count - len(excerpt)} more changed lines")
+    if not excerpt and old != new:  # past MAX_DIFF_CELLS, lines that only moved
+        excerpt = ["(the same lines as before, in another order)"]
     return PageDiff(changed=old != new, added=added, hits=hits, excerpt="\n".join(excerpt))

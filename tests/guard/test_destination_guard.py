@@ -125,6 +125,8 @@ def test_allow_list_admits_only_its_networks() -> None:
         # fass.de was checked and xn--fa-hia.de sent to; full-width letters httpx refuses.
         ("https://faß.de/hook", "read as different names by different clients"),
         ("https://ｅｘａｍｐｌｅ.com/hook", "read as different names by different clients"),
+        # Escaped, a name checked decoded (xn--bcher-kva.de) and connected to as written.
+        ("http://b%C3%BCcher.de/x", "written with %-escapes"),
     ],
 )
 def test_static_check_refuses_by_form_and_names_the_reason(url: str, why: str) -> None:

@@ -468,3 +468,12 @@ def test_a_large_page_changed_throughout_is_diffed_by_the_lines_each_side_lacks(
     shown = large.excerpt.splitlines()
     assert shown[0] == "+row 0 value 1" and shown[-1] == small.excerpt.splitlines()[-1]
     assert sorted(shown[:-1]) == sorted(small.excerpt.splitlines()[:-1])
+
+
+def test_a_large_page_whose_lines_only_moved_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_DIFF_CELLS no line is missing on either side when lines only moved: the
+    change was notified with an empty excerpt."""
+    monkeypatch.setattr(page_changes, "MAX_DIFF_CELLS", 10)
+    old = [f"item {i}" for i in range(30)]
+    moved = diff_pages(old, old[::-1], [])
+    assert moved.changed and moved.excerpt == "(the same lines as before, in another order)"
