@@ -135,17 +135,7 @@ async def test_a_busy_cls_day_is_read_past_context_paging_and_a_cap_is_said(
     ]
 
     async def read() -> tuple[str, LogReport]:
-        reducer = LogReducer()
-        async with serve(api.app()) as base:
-            said = await read_log_source(
-                ClsLogSpec(topic_id="topic-1"),
-                START,
-                END,
-                reducer,
-                log_dir=None,
-                admin=False,
-                tencent=standin_tencent(base),
-            )
+        said, reducer = await _cls_read(api)
         return said, reducer.report(start=START, end=END)
 
     said, report = await read()
@@ -231,11 +221,11 @@ async def test_a_path_with_a_nul_character_is_refused_by_name(
             )
 
 
-async def _cls_report(api: TencentApi) -> LogReport:
-    """The report of a day of topic-1 as the stand-in ``api`` serves it."""
+async def _cls_read(api: TencentApi) -> tuple[str, LogReducer]:
+    """A day of topic-1 read as the stand-in ``api`` serves it: what the read said, its reducer."""
+    reducer = LogReducer()
     async with serve(api.app()) as base:
-        reducer = LogReducer()
-        await read_log_source(
+        said = await read_log_source(
             ClsLogSpec(topic_id="topic-1"),
             START,
             END,
@@ -244,7 +234,12 @@ async def _cls_report(api: TencentApi) -> LogReport:
             admin=False,
             tencent=standin_tencent(base),
         )
-    return reducer.report()
+    return said, reducer
+
+
+async def _cls_report(api: TencentApi) -> LogReport:
+    """The report of a day of topic-1 as the stand-in ``api`` serves it."""
+    return (await _cls_read(api))[1].report()
 
 
 async def test_a_cls_full_text_record_holding_a_json_line_keeps_its_level() -> None:

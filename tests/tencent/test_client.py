@@ -183,13 +183,18 @@ async def test_a_cvm_role_without_keys_is_said_and_not_retried(
             CVMRoleCredential, "_role_endpoint", f"{base}/cam/security-credentials/"
         )
         monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "")
-        role = TencentCloud(
-            credential_from_env("ambient-ops-role"),
-            region="ap-guangzhou",
-            endpoint=tc._endpoint,
-            protocol="http",
-            timeout=int(HANG),
-        )
+
+        def as_role() -> TencentCloud:
+            """A client of the role, its keys not yet asked for."""
+            return TencentCloud(
+                credential_from_env("ambient-ops-role"),
+                region="ap-guangzhou",
+                endpoint=tc._endpoint,
+                protocol="http",
+                timeout=int(HANG),
+            )
+
+        role = as_role()
         with pytest.raises(
             TencentAuthError, match="no temporary keys for the CVM role 'ambient-ops-role'"
         ):
@@ -205,13 +210,7 @@ async def test_a_cvm_role_without_keys_is_said_and_not_retried(
         assert [c.cluster_id for c in await list_clusters(role)] == ["cls-abcd1234"]
         # A service that fails (503) before it ever gave keys may pass on the next try: not a
         # credentials error for good (a hiccup on a CVM bound right stopped its watches).
-        fresh = TencentCloud(
-            credential_from_env("ambient-ops-role"),
-            region="ap-guangzhou",
-            endpoint=tc._endpoint,
-            protocol="http",
-            timeout=int(HANG),
-        )
+        fresh = as_role()
         failing[0] = 2  # the SDK's ask and ours
         with pytest.raises(TencentRetryableError, match=r"ClientNetworkError.*HTTP 503"):
             await list_clusters(fresh)
