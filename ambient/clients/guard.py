@@ -242,7 +242,7 @@ def _one_name(url: str, host: str) -> None:
         raise RefusedDestinationError(
             "refused URL: its host %(host)s is read as different names by different clients "
             "(IDNA 2003 and 2008); write it as the ASCII name meant (xn--...)",
-            host=repr(unquote(urlsplit(url.strip()).hostname or "")),
+            host=repr(written),
         )
 
 

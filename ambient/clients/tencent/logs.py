@@ -125,8 +125,7 @@ async def log_pages(
                 raise TencentRequestError(
                     exc.code, f"{exc.message}: narrow the query or the time range", exc.request_id
                 ) from None
-            params = {k: v for k, v in params.items() if k != "Context"}
-            params |= {"Offset": read, "Limit": params["Limit"] // 2}
+            params = _by_offset(params, read) | {"Limit": params["Limit"] // 2}
             continue
         if page.get("Analysis"):
             rows = [json.loads(row) for row in page.get("AnalysisRecords") or []]
@@ -147,9 +146,14 @@ async def log_pages(
             return
         yield SearchResult(logs=logs, complete=False)
         if by_offset or read >= MAX_CONTEXT_LOGS or not page.get("Context"):
-            params = {k: v for k, v in params.items() if k != "Context"} | {"Offset": read}
+            params = _by_offset(params, read)
         else:  # other parameters must stay unchanged between Context's pages
             params = {**params, "Context": page["Context"]}
+
+
+def _by_offset(params: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The search's parameters for the page at ``offset`` by Offset (never with Context)."""
+    return {k: v for k, v in params.items() if k != "Context"} | {"Offset": offset}
 
 
 async def search_logs(
