@@ -172,16 +172,16 @@ class BreakerRepository(Repository):
         await self.session.flush()
 
 
-async def append_once(
+async def append_entry(
     session: AsyncSession,
-    *,
-    subject: str,
-    key: str,
+    keyed: Keyed,
     action: str,
     detail: dict[str, Any],
     actor: str = "remediation",
 ) -> AuditRecord:
-    """Append an audit record unless one with this key exists (a retried activity)."""
+    """Append ``keyed``'s audit record under its run key unless one with its key exists (a
+    retried activity finds it)."""
+    subject, key = keyed.run_key, keyed.key
     read: dict[tuple[str, Any], AuditRecord] | None = session.info.get(_READ, {}).get(subject)
     if read is None:
         query = select(AuditRecord).where(
@@ -190,12 +190,11 @@ async def append_once(
         for record in await session.scalars(query):
             if record.detail.get("key") == key:
                 return record
-    elif (found := read.get((action, key))) is not None:
-        return found
-    if read is None:
         return await AuditRepository(session).append(
             actor=actor, action=action, subject=subject, detail={**detail, "key": key}
         )
+    if (found := read.get((action, key))) is not None:
+        return found
     # Added, not flushed: the turn's records are inserted together, in order, when it commits.
     record = AuditRecord(actor=actor, action=action, subject=subject, detail={**detail, "key": key})
     session.add(record)
@@ -209,7 +208,7 @@ _READ = "audit-records-read"
 
 async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     """Read the subject's audit records once for a transaction that appends several of them:
-    append_once then looks there (and adds what it appends, unflushed) instead of asking each
+    append_entry then looks there (and adds what it appends, unflushed) instead of asking each
     time. For one session, inside one write turn: no other writer adds the subject's records
     meanwhile."""
     query = select(AuditRecord).where(AuditRecord.subject == subject).order_by(AuditRecord.id)
@@ -296,14 +295,8 @@ async def _sent_by_door(
     if not any({**row.detail, SENT: sent, **claim} == row.detail for row in rows):
         return False
     await hold(session, f"remediation-token/{sent}")  # two copies verified at once: one spends it
-    spent = await append_once(
-        session,
-        subject=entry.run_key,
-        key=f"{asked}/{sent}",
-        action=SPENT,
-        actor=entry.actor,
-        detail={"message": entry.key},
-    )
+    spending = Keyed(run_key=entry.run_key, key=f"{asked}/{sent}")
+    spent = await append_entry(session, spending, SPENT, {"message": entry.key}, entry.actor)
     return bool(spent.detail["message"] == entry.key)
 
 
@@ -313,17 +306,3 @@ async def hold(session: AsyncSession, key: str) -> None:
     advisory lock, so writers on any worker take turns."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
-
-
-async def append_entry(
-    session: AsyncSession,
-    keyed: Keyed,
-    action: str,
-    detail: dict[str, Any],
-    actor: str = "remediation",
-) -> None:
-    """Append ``keyed``'s audit record under its run key, once per key (a retried activity
-    finds it)."""
-    await append_once(
-        session, subject=keyed.run_key, key=keyed.key, actor=actor, action=action, detail=detail
-    )

@@ -17,13 +17,13 @@ from activities.remediation import RemediationActivities
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import GateInput
+from ambient.remediation.runs import GateInput, Keyed
 from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import (
     ActionLedger,
     RemediationRepository,
-    append_once,
+    append_entry,
     read_audit_keys,
 )
 from ambient.storage import Database
@@ -268,13 +268,8 @@ async def _gaps_another_task_ran_in(db: Database, subject: str, *, bulk: bool = 
         async with db.write_session(bulk=bulk) as session:
             seen = ticks
             for index in range(20):
-                await append_once(
-                    session,
-                    subject=subject,
-                    key=f"{subject}/{index}",
-                    actor="t",
-                    action="a",
-                    detail={},
+                await append_entry(
+                    session, Keyed(run_key=subject, key=f"{subject}/{index}"), "a", {}, "t"
                 )
                 gaps += ticks != seen
                 seen = ticks
@@ -288,8 +283,8 @@ async def _gaps_another_task_ran_in(db: Database, subject: str, *, bulk: bool = 
 async def _audit_rows(db: Database, subject: str, n: int) -> None:
     async with db.write_session() as session:
         for index in range(n):
-            await append_once(
-                session, subject=subject, key=f"{subject}/{index}", actor="t", action="a", detail={}
+            await append_entry(
+                session, Keyed(run_key=subject, key=f"{subject}/{index}"), "a", {}, "t"
             )
         await session.commit()
 
@@ -317,9 +312,7 @@ async def test_a_write_turn_that_fails_rolls_back_and_leaves_its_connection_usab
     subject = unique("turn-fails")
     with pytest.raises(RuntimeError, match="stop"):
         async with db.write_session() as session:
-            await append_once(
-                session, subject=subject, key=f"{subject}/1", actor="t", action="a", detail={}
-            )
+            await append_entry(session, Keyed(run_key=subject, key=f"{subject}/1"), "a", {}, "t")
             raise RuntimeError("stop")
     # Its connection went back to the pool: the next turns and reads use the pool's
     # connections again, outside a turn through aiosqlite's thread.
@@ -366,7 +359,7 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
     db: Database,
 ) -> None:
     # open_remediation appends up to five records in one write turn (scored, planned,
-    # permission, gate, checkpoint): each append_once asked the audit log again, and each
+    # permission, gate, checkpoint): each append_entry asked the audit log again, and each
     # record was flushed on its own (a unit of work each).
     subject = unique("opening")
     statements: list[str] = []
@@ -381,8 +374,8 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
             event.listen(session.sync_session, "after_flush", lambda *_: flushes.append(1))
             await read_audit_keys(session, subject)
             rows = [
-                await append_once(
-                    session, subject=subject, key=f"{subject}/{action}", action=action, detail={}
+                await append_entry(
+                    session, Keyed(run_key=subject, key=f"{subject}/{action}"), action, {}
                 )
                 for action in ("scored", "planned", "permission", "gate", "checkpoint")
             ]
