@@ -63,17 +63,13 @@ class ClusterReads:
             f"listing ReplicaSets of {meta['namespace']}/{meta['name']}",
             collected(self._client.list(ReplicaSet, namespace=meta["namespace"], labels=labels)),
         )
+        # The owner named by its uid, or by its name when the Deployment read has none.
+        field, owner = ("uid", meta["uid"]) if meta.get("uid") else ("name", meta["name"])
         revisions: dict[int, Obj] = {}
         for rs in (s.to_dict() for s in sets):
-            owners = rs["metadata"].get("ownerReferences") or []
             owned = any(
-                o.get("kind") == "Deployment"
-                and (
-                    o.get("uid") == meta.get("uid")
-                    if meta.get("uid")
-                    else o.get("name") == meta["name"]
-                )
-                for o in owners
+                o.get("kind") == "Deployment" and o.get(field) == owner
+                for o in rs["metadata"].get("ownerReferences") or []
             )
             revision = revision_number(annotations_of(rs).get(REVISION))
             if owned and revision is not None:
@@ -98,23 +94,14 @@ class ClusterReads:
             # Not allowed to read them (RBAC): the count is ours to set.
             log.info("autoscalers of %s not readable: %s", target, exc)
             return None
-        owner = next(
-            (
-                hpa.to_dict()
-                for hpa in found
-                if hpa.spec is not None
-                and (hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name)
-                == (target.kind, target.name)
-            ),
-            None,
-        )
-        if owner is None:
-            return None
-        spec, name = owner["spec"], owner["metadata"]["name"]
-        return (
-            f"HorizontalPodAutoscaler {name} ({spec.get('minReplicas', 1)}-{spec['maxReplicas']} "
-            "replicas)"
-        )
+        wanted = (target.kind, target.name)
+        for hpa in found:
+            spec, meta = hpa.spec, hpa.metadata
+            if spec is not None and (spec.scaleTargetRef.kind, spec.scaleTargetRef.name) == wanted:
+                least = 1 if spec.minReplicas is None else spec.minReplicas
+                name = meta.name if meta is not None else None
+                return f"HorizontalPodAutoscaler {name} ({least}-{spec.maxReplicas} replicas)"
+        return None
 
     async def services(self, deployment: Obj) -> list[Obj]:
         """Services in the namespace whose selector picks the workload's pods."""
