@@ -267,8 +267,7 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
     # so what goes there is shown as written and checked when applied, after its namespace.
     creating: set[str] = set()
     for index, obj in objects:
-        kind, name = obj.kind, obj.metadata.name
-        namespace = obj.metadata.namespace
+        kind, name, namespace = obj.kind, obj.metadata.name, obj.metadata.namespace
         try:
             try:
                 live = (await client.get(type(obj), name, namespace=namespace)).to_dict()
@@ -284,8 +283,7 @@ async def preview(client: AsyncClient, objects: list[tuple[int, Any]]) -> list[D
             after = obj
         if kind == "Namespace" and live is None:
             creating.add(name)
-        after_dict = after.to_dict()
-        diff = _diff(f"{kind}/{name}", live, after_dict)
+        diff = _diff(f"{kind}/{name}", live, after.to_dict())
         document = DocumentChange(
             index=index,
             kind=kind,

@@ -283,14 +283,7 @@ class ClsWrites(CloudCreates):
             notice_ids.append(notice.resource_id or f"<id of new notice {notice_name!r}>")
         request = spec.request(logset_id, notice_ids)
         steps.append(
-            await self._create(
-                actor,
-                "create_cls_alarm",
-                subject,
-                mode,
-                request,
-                find_policy,
-            )
+            await self._create(actor, "create_cls_alarm", subject, mode, request, find_policy)
         )
         return self._result("create_cls_alarm", mode, steps, f"alarm policy {spec.name!r}")
 
