@@ -92,11 +92,8 @@ class RemediationActivities:
         executors: dict[str, RemediationExecutor],
         tencent: TencentCloud | None = None,
     ) -> None:
-        self._db = db
+        self._db, self._settings, self._llm, self._executors = db, settings, llm, executors
         self._tencent = tencent
-        self._settings = settings
-        self._llm = llm
-        self._executors = executors
         self._windows = [
             ChangeWindow.model_validate(w) for w in settings.remediation_change_windows
         ]

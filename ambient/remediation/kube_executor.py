@@ -113,7 +113,6 @@ class KubernetesExecutor:
                 notes.append(f"ConfigMap {name} does not exist (nothing to restore)")
             else:
                 configmaps[name] = dict(found.get("data") or {})
-        detail = "; ".join(notes)
         return Checkpoint(
             target=target,
             uid=deployment["metadata"].get("uid"),
@@ -128,7 +127,7 @@ class KubernetesExecutor:
             },
             configmaps=configmaps,
             taken_at=datetime.now(UTC),
-            detail=detail,
+            detail="; ".join(notes),
         )
 
     async def _rollout_health(self, target: WorkloadRef) -> RolloutHealth:

@@ -111,12 +111,9 @@ class StepPlanner:
         if step.replicas is None:
             raise StepInputError("replicas is required for rung 2 (scale out)")
         deployment = await self._read_deployment(step)
-        name = _deployment(step)
+        name, spec = _deployment(step), {"replicas": step.replicas}
         if stamped(deployment, step.key):
-            sent = {
-                "metadata": sent_stamp(deployment, step.key),
-                "spec": {"replicas": step.replicas},
-            }
+            sent = {"metadata": sent_stamp(deployment, step.key), "spec": spec}
             return _sent_before(step, sent, f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
         hpa = await self._reads.autoscaler(step.target)
@@ -134,7 +131,7 @@ class StepPlanner:
             )
         # The Deployment itself, not its scale subresource: the scale subresource drops
         # metadata, and the step key must land in the same write as the new count.
-        body = {"metadata": stamp(deployment, step.key), "spec": {"replicas": step.replicas}}
+        body = {"metadata": stamp(deployment, step.key), "spec": spec}
         return StepPlan(
             changes=[_patch(Deployment, step.target, body)],
             detail=f"scale {name} from {current} to {step.replicas} replicas",
