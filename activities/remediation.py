@@ -273,8 +273,7 @@ class RemediationActivities:
         if await ledger.reserved(step) is not None:
             return Gate(allowed=True, reason="slot already reserved by this step")
         local = now.astimezone(ZoneInfo(settings.remediation_timezone))
-        window = change_window_gate(local, self._windows)
-        decision = _decided(window, "change_window")
+        decision = _decided(change_window_gate(local, self._windows), "change_window")
         if decision.allowed:
             breaker = breaker_gate(
                 await BreakerRepository(session).state(request.service, int(request.rung)),
