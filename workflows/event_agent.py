@@ -48,8 +48,7 @@ class EventDigestWorkflow:
         if not collected.events:
             # A whole read of events not to tell (other people's, a voice conversation's) is
             # passed: the next run would read the same batch again, and nothing after it ever.
-            passed = collected.last_id - collected.after_id >= MAX_EVENTS
-            if passed:
+            if collected.last_id - collected.after_id >= MAX_EVENTS:
                 workflow.deprecate_patch("event-cursor-pass")
                 await _record_decision(user, collected, "agent.held", "nothing to tell")
                 return DigestResult(last_event_id=collected.last_id, events=0, notified=False)
