@@ -26,18 +26,13 @@ def split_utf8(text: str, limit: int) -> list[str]:
             cut = line
             while len(cut.encode()) > limit:
                 cut = cut[: max(1, len(cut) * limit // len(cut.encode()) - 1)]
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(cut)
-            line = line[len(cut) :]
+            chunks += [current, cut] if current else [cut]
+            current, line = "", line[len(cut) :]
         if len((current + line).encode()) > limit:
             chunks.append(current)
             current = ""
         current += line
-    if current:
-        chunks.append(current)
-    return chunks
+    return [*chunks, current] if current else chunks
 
 
 @dataclass
