@@ -198,8 +198,7 @@ def _visible_chars(node: LexborNode) -> int:
 def block_text(body: LexborNode) -> str:
     """Text of the body, one block a line, inline elements kept on their block's line."""
     # unwrapping costs one tree walk per tag: only the tags present (often none)
-    present = [tag for tag in {node.tag for node in body.traverse()} if tag in INLINE_TAGS]
-    if present:
+    if present := [tag for tag in {node.tag for node in body.traverse()} if tag in INLINE_TAGS]:
         body.unwrap_tags(present)
         body.merge_text_nodes()
     lines = body.text(separator="\n", skip_empty=True).splitlines()

@@ -1,6 +1,4 @@
-"""Log line formats: one line of a file, a container runtime's or a CLS record, read into a
-record with its time (JSON lines with a time field, or plain lines that start with a timestamp,
-and the text layouts of common servers and runtimes)."""
+"""Log line formats: one line (a file's, a container runtime's, a CLS record's) as a record."""
 
 from __future__ import annotations
 
@@ -172,12 +170,10 @@ def parse_line(
             data = json.loads(line)
         except (ValueError, RecursionError):  # nested past Python's limit: a few KB do it
             return None
-        when = json_time(data, zone)
-        if when is None:
+        if (when := json_time(data, zone)) is None:
             return None
         if not inner and isinstance(data.get("log"), str) and "stream" in data:  # Docker's
-            written = _as_written(data["log"].strip(), when, source, zone, today)
-            if written is not None:
+            if (written := _as_written(data["log"].strip(), when, source, zone, today)) is not None:
                 return written
             if WRAPPED_TRACE.match(data["log"]):
                 data[TRACE] = data["log"]  # maybe the trace of the event above (logs.py)
@@ -193,8 +189,7 @@ def parse_line(
     rest = match["rest"]
     if not inner and (tag := CRI_TAG.match(rest)):
         rest = rest[tag.end() :]
-        written = _as_written(rest, when, source, zone, today)
-        if written is not None:
+        if (written := _as_written(rest, when, source, zone, today)) is not None:
             return written
         if WRAPPED_TRACE.match(rest):  # maybe the trace of the event above (logs.py)
             return file_record(when, text_fields(rest) | {TRACE: rest}, source, flat=True)

@@ -1,5 +1,4 @@
-"""A long line a container runtime wrote in parts (kubelet's CRI: tag P, then F; Docker's
-json-file: records of 16 KiB), read back as one line."""
+"""A long line a container runtime wrote in parts, read back as the one line it was."""
 
 from __future__ import annotations
 

@@ -121,8 +121,7 @@ def unstorable_at(
                 return found
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = unstorable_at(item, (*at, index))
-            if found is not None:
+            if (found := unstorable_at(item, (*at, index))) is not None:
                 return found
     return None
 
