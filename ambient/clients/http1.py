@@ -277,14 +277,12 @@ async def _read_answer(
 def _plain(head: bytes) -> tuple[int, dict[str, str], int] | None:
     """The status, fields and body length of a plain answer's head; None for any other."""
     lines = head.split(b"\r\n")
-    matched = PLAIN_STATUS.fullmatch(lines[0])
-    if matched is None:
+    if (matched := PLAIN_STATUS.fullmatch(lines[0])) is None:
         return None
     status = int(matched[1])
     headers: dict[str, str] = {}
     for line in lines[1:]:
-        field = PLAIN_FIELD.fullmatch(line)
-        if field is None:
+        if (field := PLAIN_FIELD.fullmatch(line)) is None:
             return None
         name, value = field[1].decode("ascii").lower(), field[2].decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value

@@ -89,19 +89,15 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
     """The time of a JSON log line: its first time field that reads as one from this century
     (a "time" of 35 is a duration beside an "@timestamp"); None if none reads."""
     read: list[datetime] = []
-    for name in TIME_FIELDS:
-        if name in data:
-            value = data[name]
-            try:
-                if isinstance(value, dict) and "epochSecond" in value:  # log4j2's JsonLayout
-                    value = (
-                        float(value["epochSecond"]) + float(value.get("nanoOfSecond") or 0) / 1e9
-                    )
-                read.append(parse_time(value, zone))
-            except (TypeError, ValueError):
-                continue
-            if 2000 <= read[-1].year <= datetime.now(UTC).year + 1:  # not a duration's
-                return read[-1]
+    for value in (data[name] for name in TIME_FIELDS if name in data):
+        try:
+            if isinstance(value, dict) and "epochSecond" in value:  # log4j2's JsonLayout
+                value = float(value["epochSecond"]) + float(value.get("nanoOfSecond") or 0) / 1e9
+            read.append(parse_time(value, zone))
+        except (TypeError, ValueError):
+            continue
+        if 2000 <= read[-1].year <= datetime.now(UTC).year + 1:  # not a duration's
+            return read[-1]
     return read[0] if read else None
 
 
@@ -178,8 +174,7 @@ def parse_line(
             if WRAPPED_TRACE.match(data["log"]):
                 data[TRACE] = data["log"]  # maybe the trace of the event above (logs.py)
         return file_record(when, data, source)
-    match = PLAIN.match(line)
-    if match is None:
+    if (match := PLAIN.match(line)) is None:
         found = text_line(line, zone, today or datetime.now(zone).date())
         return None if found is None else file_record(*found, source, flat=True)
     try:

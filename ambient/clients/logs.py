@@ -179,9 +179,8 @@ class FileLogSource:
                 # first lines still say whether the folder's format is read here.
                 self.timed = self.timed or self._has_times(path, today)
                 continue
-            for record in self._file_records(path, today, start, end):
-                if start <= record.time < end:
-                    yield record
+            records = self._file_records(path, today, start, end)
+            yield from (record for record in records if start <= record.time < end)
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
 

@@ -275,8 +275,7 @@ class WebFetcher:
         except HttpStatusError as exc:
             # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
             # timeout) with its reason in the body: that is what the user must fix.
-            refusal = _prometheus_error(exc.body)
-            if refusal is None:
+            if (refusal := _prometheus_error(exc.body)) is None:
                 raise
             reason = f"Prometheus refused the query {query!r} (HTTP {exc.status}): {refusal}"
             raise HttpStatusError(exc.status, url, exc.body, reason) from None

@@ -221,8 +221,7 @@ class PushChannel(Target):
     @field_validator("target")
     @classmethod
     def _target_form(cls, value: str, info: ValidationInfo) -> str:
-        kind = info.data.get("type")
-        if kind is None:
+        if (kind := info.data.get("type")) is None:
             return value  # the type already failed; that error is the one to read
         if (problem := target_problem(Target(type=kind, target=value))) is not None:
             raise problem

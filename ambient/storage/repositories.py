@@ -422,8 +422,7 @@ class DeliveryRepository(Repository):
     ) -> tuple[Delivery, bool]:
         """(row, True): this attempt holds the lease and sends; (row, False): sent, failed for
         good or in flight elsewhere. One conditional UPDATE takes it: never two holders."""
-        row = await self.get(key)
-        if row is None:
+        if (row := await self.get(key)) is None:
             row = Delivery(
                 key=key,
                 user=user,

@@ -129,8 +129,7 @@ class _Client(aiosmtplib.SMTP):
     data_begun = False
 
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
-        protocol = self.protocol
-        if protocol is None:
+        if (protocol := self.protocol) is None:
             return await super().data(message, **options)
         write = protocol.write
 
