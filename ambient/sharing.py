@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -105,16 +106,14 @@ class ShareLinkRepository(Repository):
     async def _keyed(self, key: str, now: datetime) -> tuple[str, ShareLink | None]:
         """The live link made before with ``key``, or the token id for a new one: a key's
         links expire and are revoked, and asking again must then give a link that opens."""
-        generation = 0
-        while True:
+        for generation in itertools.count():
             seed = key if generation == 0 else f"{key}#{generation}"
             token_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
-            row = await self._by_token(token_id)
-            if row is None:
+            if (row := await self._by_token(token_id)) is None:
                 return token_id, None
             if row.revoked_at is None and now.timestamp() < row.expires_at.timestamp():
                 return token_id, row
-            generation += 1
+        raise AssertionError("unreachable")
 
     async def _by_token(self, token_id: str) -> ShareLink | None:
         return await self.session.scalar(select(ShareLink).where(ShareLink.token_id == token_id))
@@ -124,8 +123,7 @@ class ShareLinkRepository(Repository):
         moment = (now or datetime.now(UTC)).timestamp()
         if moment >= expires:
             raise ExpiredShareLinkError("this link has expired")
-        row = await self._by_token(token_id)
-        if row is None:
+        if (row := await self._by_token(token_id)) is None:
             raise InvalidShareLinkError("unknown share link")
         # The stored expiry decides: a key that leaked (or the development default) signs any.
         if moment >= row.expires_at.timestamp():

@@ -88,8 +88,7 @@ async def resolve_speaker(
     """
     async with db.session() as session:
         users = UserRepository(session)
-        account = await users.get(owner)
-        if account is None:
+        if (account := await users.get(owner)) is None:
             return Speaker(SpeakerKind.NO_ACCOUNT, None)
         key = (speaker or "").strip().lower()
         assistant = account.assistant_name or DEFAULT_ASSISTANT

@@ -81,8 +81,7 @@ def database_down(exc: BaseException) -> bool:
 
 def database_problem(exc: BaseException, settings: Settings | None) -> str | None:
     """A one-line "the database is unreachable (WHERE)" if ``exc`` (or what it wraps) says so."""
-    down = _in_chain(exc, _database_down)
-    if down is None:
+    if (down := _in_chain(exc, _database_down)) is None:
         return None
     reason = down.orig if isinstance(down, DBAPIError) else down
     return (

@@ -245,8 +245,7 @@ def payload_codec(settings: Settings) -> EncryptionCodec | None:
 
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic payloads, encrypted when a payload key is set: client, worker and replay."""
-    codec = payload_codec(settings)
-    if codec is None:
+    if (codec := payload_codec(settings)) is None:
         return pydantic_data_converter
     # Failure messages and stack traces are encrypted too: they quote what failed (a metric
     # URL with its API key in the query), and Temporal keeps them in clear text otherwise.

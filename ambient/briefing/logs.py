@@ -18,7 +18,8 @@ from ambient.briefing.errors import BriefingError, InvalidBriefingError
 from ambient.briefing.logreport import LogReducer, LogReport, most_frequent_error
 from ambient.briefing.logreport_markdown import anomaly_said, render_markdown
 from ambient.briefing.models import BriefingInputs, LogAnalysis
-from ambient.clients.logs import FileLogSource, full_text_fields
+from ambient.clients.log_formats import full_text_fields
+from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, log_pages

@@ -158,9 +158,8 @@ def not_plain_because(body: LexborNode) -> str | None:
         if "role" in attributes:
             role = (attributes["role"] or "").strip().lower()
             return f"landmark role={role}" if role in LANDMARK_ROLES else f"role={role}"
-        for name in HIDING_ATTRIBUTES:
-            if name in attributes:
-                return f"{name} attribute"
+        if hiding := next((name for name in HIDING_ATTRIBUTES if name in attributes), None):
+            return f"{hiding} attribute"
         for name in ("class", "id"):
             value = attributes.get(name)
             if value and (match := CHROME_WORDS.search(value)):
@@ -198,8 +197,7 @@ def _visible_chars(node: LexborNode) -> int:
 def block_text(body: LexborNode) -> str:
     """Text of the body, one block a line, inline elements kept on their block's line."""
     # unwrapping costs one tree walk per tag: only the tags present (often none)
-    present = [tag for tag in {node.tag for node in body.traverse()} if tag in INLINE_TAGS]
-    if present:
+    if present := [tag for tag in {node.tag for node in body.traverse()} if tag in INLINE_TAGS]:
         body.unwrap_tags(present)
         body.merge_text_nodes()
     lines = body.text(separator="\n", skip_empty=True).splitlines()

@@ -83,11 +83,9 @@ class DestinationGuard:
         if address in METADATA:
             return f"{address} is a cloud metadata address"
         if isinstance(address, ipaddress.IPv6Address):
-            embedded = _embedded_ipv4(address)
-            if embedded is not None:
+            if (embedded := _embedded_ipv4(address)) is not None:
                 form, v4 = embedded
-                reason = self.refusal(v4)
-                if reason is not None:
+                if (reason := self.refusal(v4)) is not None:
                     return f"{address} is the {form} form of {v4}: {reason}"
                 if form == "Teredo":
                     return f"{address} is a Teredo tunnel address"
@@ -126,8 +124,7 @@ class DestinationGuard:
     def _refuse(self, host: str, addresses: Iterable[IPAddress], how: str = "") -> None:
         """RefusedDestinationError naming the first of ``addresses`` that is refused."""
         for address in addresses:
-            reason = self.refusal(address)
-            if reason is not None:
+            if (reason := self.refusal(address)) is not None:
                 raise RefusedDestinationError(
                     "refused destination %(host)s: %(how)s%(address)s %(why)s (a non-public "
                     "address); allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if "
@@ -166,8 +163,7 @@ class DestinationGuard:
             if str(ipaddress.ip_address(host)) == host:
                 return [host]
         now = time.monotonic()
-        cached = self._resolved.get((host, port))
-        if cached is not None and cached[0] > now:
+        if (cached := self._resolved.get((host, port))) is not None and cached[0] > now:
             return list(cached[1])
         try:
             infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)

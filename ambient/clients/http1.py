@@ -122,8 +122,7 @@ class PageClient:
 
         scheme, name, port = key
         async with asyncio.timeout(time_limit):
-            reused = self._take(key)
-            if reused is not None:
+            if (reused := self._take(key)) is not None:
                 # Closed by the server while idle: once more on a new connection.
                 with suppress(_StaleConnectionError):
                     return await self._exchange(key, reused, request, wire, max_bytes)
@@ -278,14 +277,12 @@ async def _read_answer(
 def _plain(head: bytes) -> tuple[int, dict[str, str], int] | None:
     """The status, fields and body length of a plain answer's head; None for any other."""
     lines = head.split(b"\r\n")
-    matched = PLAIN_STATUS.fullmatch(lines[0])
-    if matched is None:
+    if (matched := PLAIN_STATUS.fullmatch(lines[0])) is None:
         return None
     status = int(matched[1])
     headers: dict[str, str] = {}
     for line in lines[1:]:
-        field = PLAIN_FIELD.fullmatch(line)
-        if field is None:
+        if (field := PLAIN_FIELD.fullmatch(line)) is None:
             return None
         name, value = field[1].decode("ascii").lower(), field[2].decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
@@ -432,29 +429,23 @@ GZIP_MAGIC = b"\x1f\x8b"  # how each gzip member starts
 
 
 def _inflate(data: bytes | bytearray, wbits: int, max_bytes: int, coding: str) -> bytes:
-    decompressor = zlib.decompressobj(wbits)
-    out = decompressor.decompress(data, max_bytes + 1)
-    if len(out) > max_bytes:
-        raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
-    if not decompressor.eof:
-        # The framing was complete, the compressed stream was not: a server that died while
-        # compressing. Its first half is not the page.
-        raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
     # gzip is a series of members (RFC 1952 2.2), each a stream of its own: the page is all of
-    # them (only the first was read, the rest of the page never watched). Bytes after the
-    # last that are no member (a stray newline, a proxy's junk) are passed over, as urllib3
-    # and httpx do.
-    rest = decompressor.unused_data
-    while coding == "gzip" and rest.startswith(GZIP_MAGIC):
+    # them. Bytes after the last that are no member (a stray newline, a proxy's junk) are
+    # passed over, as urllib3 and httpx do; the first must be whole.
+    out, rest, first = b"", data, True
+    while first or (coding == "gzip" and rest.startswith(GZIP_MAGIC)):
         member = zlib.decompressobj(wbits)
         try:
             more = member.decompress(rest, max_bytes + 1 - len(out))
         except zlib.error:
+            if first:
+                raise
             break
         if len(out) + len(more) > max_bytes:
             raise BodyTooLargeError(f"decodes to more than {max_bytes} bytes")
         if not member.eof:
+            # The framing was complete, the compressed stream was not: a server that died
+            # while compressing. Its first half is not the page.
             raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
-        out += more
-        rest = member.unused_data
+        out, rest, first = out + more, member.unused_data, False
     return out

@@ -249,14 +249,11 @@ class KubeClients:
         # is slow (up to the client's timeout) holds up no other cluster's first client.
         self._locks: dict[tuple[str, str | None], asyncio.Lock] = {}
 
-    def _lock(self, key: tuple[str, str | None]) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
-
     async def client(self, cluster_id: str, region: str | None = None) -> AsyncClient:
         """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
         configured one); KubeError says why no kubeconfig reaches it."""
         key = self._key(cluster_id, region)
-        async with self._lock(key):
+        async with self._locks.setdefault(key, asyncio.Lock()):
             if key not in self._clients:
                 self._clients[key] = await cluster_client(
                     cluster_id, self._kubeconfig, self._tencent, region=region
@@ -275,7 +272,7 @@ class KubeClients:
     async def forget(self, cluster_id: str, region: str | None = None) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
         key = self._key(cluster_id, region)
-        async with self._lock(key):
+        async with self._locks.setdefault(key, asyncio.Lock()):
             client = self._clients.pop(key, None)
         if client is not None:
             await client.close()

@@ -148,38 +148,27 @@ class LLMClient:
             try:
                 result = await self._attempt(system, user, schema, max_tokens, frequency_penalty)
             except openai.LengthFinishReasonError:
-                log.warning(
-                    "llm output cut at %d tokens (attempt %d/%d)", max_tokens, attempt, ATTEMPTS
-                )
                 failure = f"the model's output was cut off at {max_tokens} tokens"
-                continue
             except (ValidationError, ValueError) as exc:
-                log.warning("llm output invalid (attempt %d/%d): %s", attempt, ATTEMPTS, exc)
                 failure = f"the model's output did not match the schema: {_first_line(exc)}"
-                continue
             except openai.APIStatusError as exc:
-                if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-                    log.warning("llm endpoint failed (attempt %d/%d): %s", attempt, ATTEMPTS, exc)
-                    failure = f"the LLM server answered {exc.status_code}: {exc.message}"
-                    continue
-                # A wrong key, a model the server lacks, a request it refuses: asking again
-                # changes nothing, and every caller falls back to its rules saying so.
-                log.warning("llm request refused: %s", exc)
-                failure = f"the LLM server refused the request ({exc.status_code}): {exc.message}"
-                return Answer(value=None, attempts=attempt, failure=failure)
+                if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
+                    # A wrong key, a model the server lacks, a request it refuses: asking again
+                    # changes nothing, and every caller falls back to its rules saying so.
+                    log.warning("llm request refused: %s", exc)
+                    why = f"the LLM server refused the request ({exc.status_code}): {exc.message}"
+                    return Answer(value=None, attempts=attempt, failure=why)
+                failure = f"the LLM server answered {exc.status_code}: {exc.message}"
             except openai.APIConnectionError as exc:
-                log.warning("llm endpoint unreachable (attempt %d/%d): %s", attempt, ATTEMPTS, exc)
                 failure = f"the LLM server at {self.base_url} could not be reached ({exc})"
-                continue
             except NoCompletionError as exc:
-                log.warning(
-                    "llm endpoint answer invalid (attempt %d/%d): %s", attempt, ATTEMPTS, exc
-                )
                 failure = f"{exc} (at {self.base_url})"
+            else:
+                if result is not None:
+                    return Answer(value=result, attempts=attempt)
+                failure = "the model returned no answer"
                 continue
-            if result is not None:
-                return Answer(value=result, attempts=attempt)
-            failure = "the model returned no answer"
+            log.warning("llm attempt %d/%d failed: %s", attempt, ATTEMPTS, failure)
         return Answer(value=None, attempts=ATTEMPTS, failure=failure)
 
     async def _attempt(
@@ -193,23 +182,17 @@ class LLMClient:
         assert self._client is not None
         import openai
 
-        # Only sent when asked for: a request without it is the provider's default.
-        extra: dict[str, Any] = (
-            {} if frequency_penalty is None else {"frequency_penalty": frequency_penalty}
-        )
         messages: list[Any] = [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
+        asked: dict[str, Any] = dict(model=self.model, messages=messages, max_tokens=max_tokens)
+        if frequency_penalty is not None:  # else the provider's default
+            asked["frequency_penalty"] = frequency_penalty
+        completions = self._client.chat.completions.with_raw_response
         if not self._json_mode_only:
             try:
-                raw = await self._client.chat.completions.with_raw_response.parse(
-                    model=self.model,
-                    messages=messages,
-                    response_format=schema,
-                    max_tokens=max_tokens,
-                    **extra,
-                )
+                raw = await completions.parse(response_format=schema, **asked)
             except openai.BadRequestError as exc:
                 # e.g. "response_format json_schema is unavailable": switch to JSON mode.
                 log.info("json_schema response format refused, using JSON mode: %s", exc.message)
@@ -223,16 +206,9 @@ class LLMClient:
         messages[0]["content"] = (
             f"{system}\n\nAnswer with one JSON object that matches this JSON schema:\n{shape}"
         )
-        completion_raw = completion_in(
-            await self._client.chat.completions.with_raw_response.create(
-                model=self.model,
-                messages=messages,
-                response_format={"type": "json_object"},
-                max_tokens=max_tokens,
-                **extra,
-            )
-        )
-        if completion_raw.choices[0].finish_reason == "length":
-            raise openai.LengthFinishReasonError(completion=completion_raw)
-        content = completion_raw.choices[0].message.content or ""
+        answered = await completions.create(response_format={"type": "json_object"}, **asked)
+        completion = completion_in(answered)
+        if completion.choices[0].finish_reason == "length":
+            raise openai.LengthFinishReasonError(completion=completion)
+        content = completion.choices[0].message.content or ""
         return schema.model_validate_json(content)

@@ -17,75 +17,23 @@ import lzma
 import os
 import re
 import zlib
-from collections.abc import Generator, Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Generator, Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from ambient.clients.log_formats import TRACE, TRACE_LINE, file_record, parse_line
+from ambient.clients.log_parts import whole_lines
 from ambient.clients.tencent.logs import LogRecord, SearchResult
-from ambient.domain.loglevels import LEVEL_FIELDS, SEVERITY, TIME_FIELDS, level_and_message
+from ambient.domain.loglevels import SEVERITY, level_and_message
 
-# The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.
-PLAIN = re.compile(
-    r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
-    r"(?:Z| ?[+-]\d{2}:?\d{2}| (?:UTC|GMT)(?![\w+-]))?)\]?\s*(?P<rest>.*)$"
-)
-SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
-# A container's line as the kubelet keeps it (CRI): the runtime's time, the stream, a tag (P: a
-# part of a long line, F: its last part or a whole line), then the line as the container wrote it.
-CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
-CRI_LINE = re.compile(r"(\d{4}-\d{2}-\d{2}T\S+ (stdout|stderr) )([PF]) (.*)", re.DOTALL)
-MAX_LINE = MAX_JOINED = 1 << 20  # bytes of one line, characters of a line joined from parts
-# Docker's json-file: the daemon copies a container's output through a 16 KiB buffer, and a
-# longer line is written as records of one full buffer each (their "log" without the line's
-# newline), the last piece ending it. A piece cut inside a UTF-8 character reads longer.
-DOCKER_PIECE = 16 * 1024
-# A syslog receiver's line starts with the priority (RFC 5424 adds version 1): its severity
-# (the priority mod 8) is the level of a line that writes none.
-PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
-SEVERITIES = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
-# Nine digits or more: eight are an ISO date (20261122).
-EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
-# The level first, or after the logger as Python's default format writes it ("- app.pay - ERROR -").
-LEVEL = re.compile(
-    r"(?:- (?P<logger>[\w.]+) - )?\b(?P<level>DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b"
-)
-# Tried only when PLAIN does not match: nginx's error log, a Chinese date, syslog (its year, if
-# written, after the day), Apache's error log ("[Sun Nov 22 10:00:00.123 2026] [core:error] ...").
-MONTHS = {
-    name: n for n, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
-}
-OTHER = re.compile(
-    r"^(?:(?P<y>\d{4})(?:/|年)(?P<m>\d{1,2})(?:/|月)(?P<d>\d{1,2})日?"
-    r"|(?P<apache>\[\w{3} )?(?P<mon>"
-    + "|".join(MONTHS)
-    + r") +(?P<day>\d{1,2})(?: (?P<sy>\d{4}))?)"
-    r" *(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
-    r"(?(apache) (?P<ay>\d{4})\] \[(?:[\w-]*:)?(?P<level>\w+)\])\s*(?P<rest>.*)$"
-)
-# Ruby's Logger: "E, [2026-11-22T10:00:00.123456 #1] ERROR -- progname: message".
-RUBY = re.compile(r"^[A-Z], \[(?P<ts>[\dT:.-]+) #\d+\] +(?P<level>\w+) -- [^:]*: (?P<rest>.*)$")
-# klog (Kubernetes' components): level letter, month, day, time, thread, then "file:line] ...".
-KLOG = re.compile(
-    r"^(?P<level>[IWEF])(?P<m>\d{2})(?P<d>\d{2}) (?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) +\d+ "
-    r"(?P<rest>\S+:\d+\] .*)$"
-)
-# nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
-ACCESS = re.compile(
-    r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
-    r'(?P<rest>"[^"]*" (?P<status>\d{3})\b.*)$'
-)
+MAX_LINE = 1 << 20  # bytes of one line
 # A Java or Python stack trace's lines after the event they belong to: indented frames, the
 # exception (with its cause), the traceback's header.
-TRACE_LINE = r"\s|Caused by:|Suppressed:|Traceback \(|During handling of|The above exception"
 CONTINUATION = re.compile(rf"{TRACE_LINE}|[\w$.]*(?:Error|Exception|Throwable)(?::|$)")
 THROWN = re.compile(r"[\w$.]*(?:Error|Exception|Throwable)(?::|$)")
-# A container runtime's line (CRI, Docker's JSON) that reads as such a continuation: a trace
-# line of the event above when written in the same moment (``TRACE_GAP``), else an event of its
-# own at the runtime's time (a bare "Error: ..." is Node's or Rust's first line, not a trace's).
-WRAPPED_TRACE = re.compile(rf"{TRACE_LINE}|[\w$.]+(?:Error|Exception|Throwable)(?::|$)")
-TRACE = "__trace__"  # the key that marks a record read from such a line: its written text
+# A container runtime's trace line (log_formats.WRAPPED_TRACE) belongs to the event above when
+# written within this of it.
 TRACE_GAP = timedelta(seconds=1)
 # An uncaught crash, printed after the service's last timed line with no time of its own:
 # Go's runtime and the JVM name it on its first line (the goroutine dump, the frames follow),
@@ -95,305 +43,11 @@ TRACEBACK = "Traceback (most recent call last):"
 CHAINED = ("During handling of", "The above exception")
 WARNED = SEVERITY["WARNING"]
 RAISED = re.compile(r"[A-Za-z_][\w.]*(?:: .*|:)?")
-LOGFMT = re.compile(r'([\w.@-]+)=("(?:[^"\\]|\\.)*"|\S*)')
-
-
-def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
-    """An epoch (a number or its digits) or ISO time; with no offset, a wall time in ``zone``."""
-    if isinstance(value, bool):  # an int to Python, but no time
-        raise TypeError(f"{value!r} is not a time")
-    if isinstance(value, str) and EPOCH.fullmatch(value):
-        value = float(value)
-    if isinstance(value, int | float):
-        seconds = value  # epoch s, or ms, µs, ns: each past 1e11 s (the year 5138) is smaller
-        try:
-            for _ in range(3):  # no more: infinity (JSON's 1e400, Infinity; 310 digits) stays
-                seconds = seconds / 1000 if seconds > 1e11 else seconds
-            return datetime.fromtimestamp(seconds, UTC)
-        except OverflowError:  # infinity, an int past a float, a time past the year 9999
-            raise ValueError("an epoch out of the years 1 to 9999 is not a time") from None
-    text = SPACED_ZONE.sub(lambda m: "Z" if m[0].strip() else "", str(value).replace(",", "."))
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
-
-
-def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
-    """The time of a JSON log line: its first time field that reads as one from this century
-    (a "time" of 35 is a duration beside an "@timestamp"); None if none reads."""
-    read: list[datetime] = []
-    for name in TIME_FIELDS:
-        if name in data:
-            value = data[name]
-            try:
-                if isinstance(value, dict) and "epochSecond" in value:  # log4j2's JsonLayout
-                    value = (
-                        float(value["epochSecond"]) + float(value.get("nanoOfSecond") or 0) / 1e9
-                    )
-                read.append(parse_time(value, zone))
-            except (TypeError, ValueError):
-                continue
-            if 2000 <= read[-1].year <= datetime.now(UTC).year + 1:  # not a duration's
-                return read[-1]
-    return read[0] if read else None
-
-
-def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str, Any]] | None:
-    """(time, content) of a stripped line in a text format other than PLAIN's, or None."""
-    # A syslog or klog line has no year: the one that puts it on or before ``today`` (_year).
-    # logfmt (logrus, Go's slog, log15's t=; go-kit: level first)
-    if line.startswith(("time=", "ts=", "t=")) or (
-        LOGFMT.match(line) and (" ts=" in line or " time=" in line)
-    ):
-        data = {
-            k: v[1:-1].replace('\\"', '"') if v[:1] == '"' else v for k, v in LOGFMT.findall(line)
-        }
-        when = json_time(data, zone)
-        return None if when is None else (when, data)
-    with suppress(ValueError):  # 31 November, 29 February of another year, hour 25
-        if match := OTHER.match(line):
-            if match["mon"]:
-                month, day = MONTHS[match["mon"]], int(match["day"])
-                year = int(match["sy"] or match["ay"] or _year(month, day, today))
-            else:
-                year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
-            wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
-            leveled = {"level": match["level"]} if match["level"] else {}
-            return wall.replace(tzinfo=zone), {"message": match["rest"], **leveled}
-        if match := RUBY.match(line):
-            return parse_time(match["ts"], zone), {
-                "message": match["rest"],
-                "level": match["level"],
-            }
-        if match := KLOG.match(line):
-            month, day = int(match["m"]), int(match["d"])
-            wall = datetime.fromisoformat(
-                f"{_year(month, day, today):04d}-{month:02d}-{day:02d}T{match['hms']}"
-            )
-            return wall.replace(tzinfo=zone), {"message": match["rest"], "level": match["level"]}
-        if match := ACCESS.match(line):
-            status = match["status"][0]
-            level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
-            when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
-            return when, {"message": match["rest"], "level": level}
-    return None
-
-
-def _year(month: int, day: int, today: date) -> int:
-    """The year of a day written without one: the one that puts it on or before ``today``."""
-    return today.year - ((month, day) > (today.month, today.day))
-
-
-def parse_line(
-    line: str, source: str, zone: tzinfo = UTC, today: date | None = None, *, inner: bool = False
-) -> LogRecord | None:
-    """One log line as a record, or None if it has no readable time; ``inner``: the line a
-    priority, CRI prefix or Docker wrapper carried, not unwrapped again (``<1>`` 2000 times)."""
-    line = line.strip()
-    if not line:
-        return None
-    if not inner and (priority := PRIORITY.match(line)):
-        record = parse_line(line[priority.end() :], source, zone, today, inner=True)
-        content = record.content if record is not None else None
-        if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
-            content["level"] = SEVERITIES[int(priority[1]) % 8]
-        return record
-    if line.startswith("{"):
-        try:
-            data = json.loads(line)
-        except (ValueError, RecursionError):  # nested past Python's limit: a few KB do it
-            return None
-        when = json_time(data, zone)
-        if when is None:
-            return None
-        if not inner and isinstance(data.get("log"), str) and "stream" in data:  # Docker's
-            written = _as_written(data["log"].strip(), when, source, zone, today)
-            if written is not None:
-                return written
-            if WRAPPED_TRACE.match(data["log"]):
-                data[TRACE] = data["log"]  # maybe the trace of the event above (``_file_records``)
-        return _file_record(when, data, source)
-    match = PLAIN.match(line)
-    if match is None:
-        found = text_line(line, zone, today or datetime.now(zone).date())
-        return None if found is None else _file_record(*found, source, flat=True)
-    try:
-        when = parse_time(match["ts"], zone)
-    except ValueError:
-        return None
-    rest = match["rest"]
-    if not inner and (tag := CRI_TAG.match(rest)):
-        rest = rest[tag.end() :]
-        written = _as_written(rest, when, source, zone, today)
-        if written is not None:
-            return written
-        if WRAPPED_TRACE.match(rest):  # maybe the trace of the event above (``_file_records``)
-            return _file_record(when, text_fields(rest) | {TRACE: rest}, source, flat=True)
-    return _file_record(when, text_fields(rest), source, flat=True)
-
-
-# What Java's layouts write between the level and the message, read as fields: Spring Boot's
-# "12345 --- [app] [  main] c.e.d.PaymentService   : " (process id, application name from 3.x,
-# thread, logger) and log4j/logback's "[main] c.a.Pay - ". Left in the message, a constant
-# header made unrelated messages of one logger alike enough to share a template.
-JAVA_LOGGER = r"[\w$]+(?:\.[\w$]+)+"  # a logger with its package ("c.a.Pay"), as %c writes it
-# Spring Boot's logger may hold brackets and slashes: Tomcat's servlet logger, abbreviated, is
-# "o.a.c.c.C.[.[.[/].[dispatcherServlet]", the header of every unhandled exception.
-JAVA_HEADER = re.compile(
-    r"(?:(?P<pid>\d+) --- (?:\[[^\]]*\] )?\[ *(?P<thread>[^\]]*)\] (?P<logger>\S+?) *: "
-    rf"|\[(?P<thread2>[^\]]*)\] (?P<logger2>{JAVA_LOGGER}) - )"
-)
-LOGGER_FIRST = re.compile(rf"({JAVA_LOGGER}) - ")  # after the level of a thread-first line
-# logback's default writes the thread first: "[main] ERROR c.a.Pay - ...".
-THREAD_FIRST = re.compile(
-    r"\[(?P<thread>[^\]]*)\] +(?=(?:DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b)"
-)
-
-
-def text_fields(rest: str) -> dict[str, Any]:
-    """A text line's fields after its time: "ERROR something" -> level ERROR, message
-    "something" (Python's default "- app.pay - ERROR - ..." names its logger too, Java's
-    layouts their thread and logger: `JAVA_HEADER`)."""
-    thread: dict[str, str] = {}
-    if first := THREAD_FIRST.match(rest):
-        thread, rest = {"thread": first["thread"]}, rest[first.end() :]
-    if level := LEVEL.match(rest):
-        fields = {k: v for k, v in level.groupdict().items() if v} | thread
-        message = rest[level.end() :].lstrip(" :-")
-        if header := JAVA_HEADER.match(message):
-            named = {k.rstrip("2"): v for k, v in header.groupdict().items() if v}
-            fields, message = fields | named, message[header.end() :]
-        elif thread and (logger := LOGGER_FIRST.match(message)):
-            fields, message = fields | {"logger": logger[1]}, message[logger.end() :]
-        return {**fields, "message": message}
-    return {"message": rest}
-
-
-def _as_written(
-    text: str, when: datetime, source: str, zone: tzinfo, today: date | None
-) -> LogRecord | None:
-    """A container's line as it wrote it (JSON, or a text line with its own time), at its
-    runtime's time ``when``; None for a plain message."""
-    if text.startswith("{"):  # JSON, with a time field or none: parsed once
-        with suppress(ValueError, RecursionError):
-            return _file_record(when, json.loads(text), source)
-        return None
-    record = parse_line(text, source, zone, today, inner=True)
-    return None if record is None else record.model_copy(update={"time": when})
-
-
-def whole_lines(lines: Iterable[str], *, ends: bool = True) -> Iterator[tuple[int, str]]:
-    """Each line with its number in ``lines``; a long line a container runtime wrote in parts
-    (kubelet's CRI: tag P, then F; Docker's json-file: records of 16 KiB) as one line, at its
-    last part's number, the parts before it as empty lines. A line still in parts at the end
-    (being written, or its end in the next file of a rotation) is read as far as written, after
-    the rest, at the number of its last part read; ``ends=False`` leaves it out (one line out
-    for each line in: ``--per-line``)."""
-    # CRI's, per stream (stderr's lines come between stdout's parts): the last part's time,
-    # stream and number, the line so far.
-    parts: dict[str, tuple[str, str, int]] = {}
-    # Docker's, per stream: the line's record so far and its last piece's number.
-    pieces: dict[str, tuple[dict[str, Any], int]] = {}
-    for number, line in enumerate(lines, 1):
-        if line.startswith('{"log":"'):
-            yield number, _docker_whole(line, pieces, number)
-        elif (cri := CRI_LINE.match(line)) is None:
-            yield number, line
-        elif cri[3] == "P":
-            before = parts.get(cri[2], ("", "", 0))[1]
-            parts[cri[2]] = cri[1], _joined(before, cri[4].rstrip("\r\n")), number
-            yield number, ""
-        elif cri[2] in parts:
-            yield number, f"{cri[1]}F {parts.pop(cri[2])[1]}{cri[4]}"
-        else:  # a whole line (most of a kubelet's): as read, not copied
-            yield number, line
-    if ends:
-        yield from ((at, f"{prefix}F {text}") for prefix, text, at in parts.values())
-        yield from ((at, json.dumps(record, ensure_ascii=False)) for record, at in pieces.values())
-
-
-def _joined(before: str, part: str) -> str:
-    """A line's parts so far and the next, up to MAX_JOINED characters (past it, not copied)."""
-    return before if len(before) >= MAX_JOINED else (before + part)[:MAX_JOINED]
-
-
-def _docker_piece(text: str) -> bool:
-    """Whether a json-file record's text is a piece of a longer line: no newline, and the
-    daemon's full buffer of bytes, each invalid one (a character cut at the buffer's end, a
-    GBK byte) written as U+FFFD, two bytes longer."""
-    if text.endswith("\n"):
-        return False
-    extra = len(text.encode("utf-8", "replace")) - DOCKER_PIECE
-    return extra >= 0 and extra % 2 == 0 and extra // 2 <= text.count("\ufffd")
-
-
-def _ends_its_line(record: str) -> bool:
-    """Whether a Docker record's text ends in its newline, read off the record as written: the
-    escape ``\\n`` before ``","stream":`` (inside the text a quote is escaped, so that can only
-    be its end), not an escaped backslash and an ``n`` (the text's own ``\\\\n``)."""
-    at = record.find('n","stream":')
-    if at < 0:
-        return False
-    slash = at - 1
-    while slash >= 0 and record[slash] == "\\":
-        slash -= 1
-    return (at - 1 - slash) % 2 == 1
-
-
-def _docker_whole(line: str, pieces: dict[str, tuple[dict[str, Any], int]], number: int) -> str:
-    """A Docker json-file record as ``whole_lines`` yields it: a piece of a longer line kept in
-    ``pieces`` with its ``number`` (yielded empty), the last one as the whole line's record at
-    its first's time."""
-    if not pieces and (len(line) < DOCKER_PIECE // 4 or _ends_its_line(line)):
-        return line  # too short to be a piece, or a whole line, with none pending: as read
-    try:
-        record = json.loads(line)
-    except (ValueError, RecursionError):
-        return line
-    if not (isinstance(record, dict) and isinstance(record.get("stream"), str)):
-        return line
-    piece, stream = record.get("log"), record["stream"]
-    if not isinstance(piece, str):
-        return line
-    if (first := pieces.pop(stream, None)) is not None:
-        record = first[0] | {"log": _joined(first[0]["log"], piece)}
-    if _docker_piece(piece):
-        pieces[stream] = record, number
-        return ""
-    return line if first is None else json.dumps(record, ensure_ascii=False)
-
-
-def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[str, Any] | str:
-    """A CLS record collected as whole lines (单行全文, 多行全文: the line in ``__CONTENT__``)
-    with the fields its first line has when read as a file's line: its time and header taken
-    off, its level, Java's thread and logger; a multi-line record's other lines kept after the
-    message. A record that names its level, or whose line reads as JSON, is as it came."""
-    if not isinstance(content, dict) or any(f in content for f in LEVEL_FIELDS):
-        return content
-    line = content.get("__CONTENT__")
-    if not isinstance(line, str) or line.startswith("{"):
-        return content
-    first, newline, rest = line.partition("\n")
-    record = parse_line(first, "cls", zone, inner=True)
-    fields = record.content if record is not None else text_fields(first.strip())
-    if not isinstance(fields, dict) or "message" not in fields:
-        return content
-    kept = {key: value for key, value in content.items() if key != "__CONTENT__"}
-    return kept | fields | {"message": f"{fields['message']}{newline}{rest}"}
-
-
-def _file_record(
-    when: datetime, content: dict[str, Any], source: str, *, flat: bool = False
-) -> LogRecord:
-    """A file's record; ``flat``: its content a text line's fields (strings), nothing for the
-    model to check (its validation was a tenth of a file's read)."""
-    if flat:
-        return LogRecord.model_construct(time=when, topic_id="file", source=source, content=content)
-    return LogRecord(time=when, topic_id="file", source=source, content=content)
 
 
 def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
     """An uncaught crash's record, at the time of the timed line before it."""
-    return _file_record(before.time, {"message": line, "level": "CRITICAL"}, source, flat=True)
+    return file_record(before.time, {"message": line, "level": "CRITICAL"}, source, flat=True)
 
 
 def rotation_order(path: Path) -> tuple[int, str]:
@@ -525,9 +179,8 @@ class FileLogSource:
                 # first lines still say whether the folder's format is read here.
                 self.timed = self.timed or self._has_times(path, today)
                 continue
-            for record in self._file_records(path, today, start, end):
-                if start <= record.time < end:
-                    yield record
+            records = self._file_records(path, today, start, end)
+            yield from (record for record in records if start <= record.time < end)
         if files and len(self.failed) == len(files):
             raise OSError("; ".join(self.failed))
 

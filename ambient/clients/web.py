@@ -182,8 +182,7 @@ class WebFetcher:
     async def check_destination(self, url: str) -> list[str]:
         """The addresses of the URL's host; refused if any is not public (unless allow-listed)."""
         now = time.monotonic()
-        cached = self._checked.get(url)
-        if cached is not None and cached[0] > now:
+        if (cached := self._checked.get(url)) is not None and cached[0] > now:
             return cached[1]
         try:
             addresses = await self._guard.check_url(url)
@@ -263,8 +262,7 @@ class WebFetcher:
         if not matches:
             raise FetchError(f"JSONPath {json_path} matched nothing")
         value = matches[0]
-        number = _finite(value)
-        if number is None:
+        if (number := _finite(value)) is None:
             shown = repr(value)
             shown = shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
             raise FetchError(f"JSONPath {json_path} is not a number: {shown}")
@@ -277,13 +275,11 @@ class WebFetcher:
         except HttpStatusError as exc:
             # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
             # timeout) with its reason in the body: that is what the user must fix.
-            refusal = _prometheus_error(exc.body)
-            if refusal is None:
+            if (refusal := _prometheus_error(exc.body)) is None:
                 raise
             reason = f"Prometheus refused the query {query!r} (HTTP {exc.status}): {refusal}"
             raise HttpStatusError(exc.status, url, exc.body, reason) from None
-        refusal = _prometheus_error(data)
-        if refusal is not None:
+        if (refusal := _prometheus_error(data)) is not None:
             raise FetchError(f"Prometheus refused the query {query!r}: {refusal}")
         answer = data.get("data", {})
         if answer.get("resultType") == "scalar":

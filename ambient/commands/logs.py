@@ -24,19 +24,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 from ambient.briefing.logreport import LogReducer
 from ambient.briefing.logreport_markdown import render_markdown
 from ambient.cli_numbers import whole_number
-from ambient.clients.logs import (
-    CONTINUATION,
+from ambient.clients.log_formats import (
     CRI_TAG,
     PLAIN,
     PRIORITY,
     SEVERITIES,
-    FileLogSource,
     json_time,
     parse_time,
     text_fields,
     text_line,
-    whole_lines,
 )
+from ambient.clients.log_parts import whole_lines
+from ambient.clients.logs import CONTINUATION, FileLogSource
 from ambient.domain.loglevels import level_and_message
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY

@@ -115,16 +115,12 @@ def unstorable_at(
             return at, NUL_REFUSED
         return (at, SURROGATE_REFUSED) if SURROGATE.search(value) else None
     if isinstance(value, dict):
-        for key, item in value.items():
-            found = unstorable_at(key, (*at, key)) or unstorable_at(item, (*at, key))
-            if found is not None:
-                return found
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = unstorable_at(item, (*at, index))
-            if found is not None:
-                return found
-    return None
+        found = (unstorable_at(k, (*at, k)) or unstorable_at(v, (*at, k)) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        found = (unstorable_at(item, (*at, index)) for index, item in enumerate(value))
+    else:
+        return None
+    return next((where for where in found if where is not None), None)
 
 
 class StorableText(BaseModel):

@@ -80,8 +80,5 @@ def field_problems(
     ``whole`` names an error of the value itself, which is the bare message without it."""
     if isinstance(errors, ValidationError):
         errors = field_errors(errors)
-    problems = []
-    for loc, message in errors:
-        where = ".".join(str(part) for part in at + loc) or whole
-        problems.append(f"{where}: {message}" if where else str(message))
-    return problems
+    placed = [(".".join(str(part) for part in at + loc) or whole, said) for loc, said in errors]
+    return [f"{where}: {said}" if where else str(said) for where, said in placed]

@@ -50,10 +50,7 @@ TIME_FIELDS = (
 
 def normal_level(raw: Any) -> str:
     """A level name from whatever a source wrote (warn, W, Error, fatal...)."""
-    if raw is None:
-        return "UNKNOWN"
-    text = str(raw).strip().upper()
-    return _LEVEL_NAMES.get(text, "UNKNOWN")
+    return _LEVEL_NAMES.get(str(raw).strip().upper(), "UNKNOWN")
 
 
 def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:

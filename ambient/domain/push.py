@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ambient.clients.guard import RefusedDestinationError, url_host
-from ambient.domain.configs import STORED, UserConfig, reading_stored
+from ambient.domain.configs import STORED, M, UserConfig, reading_stored
 from ambient.domain.field_errors import field_problems
 from ambient.domain.notify import (
     APPRISE_HOSTED,
@@ -95,8 +95,7 @@ def _options_problem(kind: str, query: str) -> Refusal | None:
         options = parse_qs(query, strict_parsing=True)
     except ValueError:
         return Refusal("options after ? are not name=value pairs: %(query)s", query=repr(query))
-    unknown = set(options) - ROBOT_OPTIONS[kind]
-    if unknown:
+    if unknown := set(options) - ROBOT_OPTIONS[kind]:
         allowed = ", ".join(sorted(ROBOT_OPTIONS[kind]))
         return Refusal(
             "unknown %(kind)s option %(option)s; allowed: %(allowed)s",
@@ -222,11 +221,9 @@ class PushChannel(Target):
     @field_validator("target")
     @classmethod
     def _target_form(cls, value: str, info: ValidationInfo) -> str:
-        kind = info.data.get("type")
-        if kind is None:
+        if (kind := info.data.get("type")) is None:
             return value  # the type already failed; that error is the one to read
-        problem = target_problem(Target(type=kind, target=value))
-        if problem is not None:
+        if (problem := target_problem(Target(type=kind, target=value))) is not None:
             raise problem
         return value.strip()
 
@@ -263,19 +260,19 @@ def stored_push_config(raw: dict[str, Any] | None, problems: list[str] | None = 
     that cannot be read are left out, each said in ``problems`` when given; fields it was
     saved with that were ignored then are ignored again. Kinds left out are the first three."""
     raw = raw or {}
-    problems = [] if problems is None else problems
-    channels = []
-    for index, entry in enumerate(raw.get("channels") or []):
+    said = [] if problems is None else problems
+
+    def read(model: type[M], value: Any, at: str) -> M | None:
         try:
-            target = Target.model_validate(entry, context=STORED)
+            return model.model_validate(value, context=STORED)
         except ValidationError as exc:
-            problems += field_problems(exc, at=(f"channels[{index}]",))
-            continue
-        channels.append(PushChannel.model_construct(**target.model_dump(exclude_unset=True)))
-    quiet = None
-    if raw.get("quiet_hours"):
-        try:
-            quiet = QuietHours.model_validate(raw["quiet_hours"], context=STORED)
-        except ValidationError as exc:
-            problems += field_problems(exc, at=("quiet_hours",))
+            said.extend(field_problems(exc, at=(at,)))
+            return None
+
+    entries = enumerate(raw.get("channels") or [])
+    targets = [read(Target, entry, f"channels[{index}]") for index, entry in entries]
+    channels = [
+        PushChannel.model_construct(**t.model_dump(exclude_unset=True)) for t in targets if t
+    ]
+    quiet = read(QuietHours, raw["quiet_hours"], "quiet_hours") if raw.get("quiet_hours") else None
     return PushConfig.model_construct(channels=channels, quiet_hours=quiet)

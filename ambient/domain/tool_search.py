@@ -395,16 +395,13 @@ class ToolIndex:
         """Each reading tool followed at once by its matched siblings that read the same thing
         (list_tasks, then get_task): which of the two a request wants is where word scores
         are least sure, and a client's model tells them apart easily once both are offered."""
-        out: list[Hit] = []
-        placed: set[str] = set()
+        placed: dict[str, Hit] = {}
         for hit in ranked:
             family = self._families.get(hit.tool.name)
             siblings = [h for h in ranked if family and self._families.get(h.tool.name) == family]
             for h in [hit, *siblings]:
-                if h.tool.name not in placed:
-                    placed.add(h.tool.name)
-                    out.append(h)
-        return out
+                placed.setdefault(h.tool.name, h)
+        return list(placed.values())
 
     def _rank(
         self,

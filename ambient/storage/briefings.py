@@ -54,13 +54,8 @@ class BriefingRepository(Repository):
         return await self.session.scalar(query)
 
     async def list(self, user: str, *, limit: int = 30) -> list[Briefing]:
-        query = (
-            select(Briefing)
-            .where(Briefing.user == user)
-            .order_by(Briefing.date.desc())
-            .limit(limit)
-        )
-        return list(await self.session.scalars(query))
+        query = select(Briefing).where(Briefing.user == user).order_by(Briefing.date.desc())
+        return list(await self.session.scalars(query.limit(limit)))
 
     async def save(
         self,

@@ -56,8 +56,7 @@ class EventCursor:
     @classmethod
     def parse(cls, token: str, *, now: datetime | None = None) -> EventCursor:
         """The cursor a token names; its gaps' grace starts again at ``now``."""
-        match = _TOKEN.match(token.strip())
-        if match is None:
+        if (match := _TOKEN.match(token.strip())) is None:
             raise CursorTokenError("an event id, or an id and '~' and dot-separated ids")
         last = int(match.group(1))
         pending = [int(x) for x in match.group(2).split(".")] if match.group(2) else []

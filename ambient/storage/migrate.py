@@ -17,6 +17,7 @@ from ambient.storage.db import Database
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The chain's head, named here so that a start on a current database (every API, worker and
@@ -63,12 +64,17 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def head_revision() -> str:
-    """The head of the migration scripts (HEAD names it without loading them)."""
+def _scripts() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
-    if head is None:  # several heads: test_migrations fails first
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
+def head_revision() -> str:
+    """The head of the migration scripts (HEAD names it without loading them)."""
+    if (
+        head := _scripts().get_current_head()
+    ) is None:  # several heads: test_migrations fails first
         raise RuntimeError("the migrations have more than one head: chain the newest one")
     return head
 
@@ -96,10 +102,7 @@ async def require_current(url: str) -> None:
 
 def revision_chain() -> list[str]:
     """This release's revisions, oldest first (loads the scripts: not on a start's way)."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config(""))
-    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    return [rev.revision for rev in reversed(list(_scripts().walk_revisions()))]
 
 
 def linear_revision(rows: tuple[str, ...]) -> str:

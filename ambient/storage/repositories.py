@@ -68,8 +68,7 @@ class VoiceprintTakenError(SettingRefusedError):
 def _briefing_times_fit(current: dict[str, str], data: UserSettings) -> None:
     """The briefing times, as they would be stored, can make a briefing (else refused)."""
     given = data.model_dump(include=set(BRIEFING_TIMES), exclude_none=True)
-    refused = briefing_times_refused({**current, **given}, set(given))
-    if refused is not None:
+    if (refused := briefing_times_refused({**current, **given}, set(given))) is not None:
         raise SettingRefusedError(refused[1], refused[0])
 
 
@@ -191,8 +190,7 @@ class UserRepository(Repository):
 
     async def existing(self, name: str, refusal: Exception) -> User:
         """The user named ``name``; without one, ``refusal`` is raised."""
-        user = await self.get(name)
-        if user is None:
+        if (user := await self.get(name)) is None:
             raise refusal
         return user
 
@@ -261,8 +259,7 @@ def not_registered(name: str) -> str:
 async def registered(db: Database, name: str, refusal: Callable[[str], Exception]) -> User:
     """The user named ``name``; without one, ``refusal`` saying how to register: work made for
     nobody would run unseen, delivered to no one."""
-    user = await user_named(db, name)
-    if user is None:
+    if (user := await user_named(db, name)) is None:
         raise refusal(not_registered(name))
     return user
 
@@ -393,8 +390,7 @@ class InboxRepository(Repository):
             query = query.where(InboxMessage.read.is_(False))
         if before_id is not None:  # the next (older) page
             query = query.where(InboxMessage.id < before_id)
-        query = query.order_by(InboxMessage.id.desc()).limit(limit)
-        return list(await self.session.scalars(query))
+        return list(await self.session.scalars(query.order_by(InboxMessage.id.desc()).limit(limit)))
 
     async def mark_read(self, user: str, message_id: int) -> InboxMessage | None:
         row = await self.session.get(InboxMessage, message_id)
@@ -426,8 +422,7 @@ class DeliveryRepository(Repository):
     ) -> tuple[Delivery, bool]:
         """(row, True): this attempt holds the lease and sends; (row, False): sent, failed for
         good or in flight elsewhere. One conditional UPDATE takes it: never two holders."""
-        row = await self.get(key)
-        if row is None:
+        if (row := await self.get(key)) is None:
             row = Delivery(
                 key=key,
                 user=user,
@@ -506,8 +501,7 @@ class DeliveryRepository(Repository):
         )
         if before_id is not None:
             query = query.where(Delivery.id < before_id)
-        query = query.order_by(Delivery.id.desc()).limit(limit)
-        return list(await self.session.scalars(query))
+        return list(await self.session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
 
 
 class SnapshotRepository(Repository):

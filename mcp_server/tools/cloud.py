@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 
 from ambient.clients.kube import Workload, client_from_kubeconfig, cluster_client
 from ambient.clients.kube import list_workloads as list_workloads_of
-from ambient.clients.logs import FileLogSource, LogPathError, parse_time
+from ambient.clients.log_formats import parse_time
+from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec

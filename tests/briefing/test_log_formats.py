@@ -21,7 +21,9 @@ from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.logs import analyze_logs
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
-from ambient.clients.logs import DOCKER_PIECE, FileLogSource, parse_line, whole_lines
+from ambient.clients.log_formats import parse_line
+from ambient.clients.log_parts import DOCKER_PIECE, whole_lines
+from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.loglevels import level_and_message
 from ambient.settings import Settings

@@ -87,10 +87,10 @@ class AppriseChannel:
 
     async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         url = self.secrets.resolve(target)
-        problem = target_problem(Target(type="apprise", target=url))
-        if problem is not None:
+        resolved = Target(type="apprise", target=url)
+        if (problem := target_problem(resolved)) is not None:
             raise PermanentNotifyError(str(problem))
-        aimed = aimed_url(Target(type="apprise", target=url))
+        aimed = aimed_url(resolved)
         pinned: dict[str, str] = {}
         if aimed is not None:
             checked = await checked_destination(self.guard, aimed)

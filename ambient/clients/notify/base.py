@@ -93,8 +93,7 @@ class ChannelRegistry:
         self._channels = {channel.name: channel for channel in channels or []}
 
     def get(self, name: str) -> Channel:
-        try:
-            return self._channels[name]
-        except KeyError:
+        if (channel := self._channels.get(name)) is None:
             known = ", ".join(sorted(self._channels)) or "none"
-            raise PermanentNotifyError(f"unknown channel {name!r}; registered: {known}") from None
+            raise PermanentNotifyError(f"unknown channel {name!r}; registered: {known}")
+        return channel

@@ -49,11 +49,8 @@ class DingTalkChannel(RobotChannel):
             card = {"title": message.title, "text": f"{heading(message.title)}\n\n{text}"}
             if message.link:
                 card |= {"singleTitle": "查看详情 / Open", "singleURL": message.link}
-                payload: dict[str, object] = {"msgtype": "actionCard", "actionCard": card}
-            else:
-                payload = {"msgtype": "markdown", "markdown": card}
-            payload["at"] = {"atMobiles": mobiles, "isAtAll": at_all}
-            return payload
+            kind = "actionCard" if message.link else "markdown"
+            return {"msgtype": kind, kind: card, "at": {"atMobiles": mobiles, "isAtAll": at_all}}
 
         payload = payload_with(message.body)
         over = len(json.dumps(payload, ensure_ascii=False).encode()) - REQUEST_LIMIT

@@ -86,21 +86,13 @@ class EmailChannel:
             raise error(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             # 454 is "try again later" (RFC 4954, e.g. too many logins); 535 a wrong password.
-            said = f"{exc.code} {exc.message}"
-            if 400 <= exc.code < 500:
-                raise TransientNotifyError(f"SMTP login refused for now ({said})") from exc
-            raise PermanentNotifyError(
-                f"SMTP login refused ({said}): check AMBIENT_SMTP_USERNAME "
-                "and AMBIENT_SMTP_PASSWORD (many providers want an app password or "
-                "authorization code, not the account's own)"
-            ) from exc
+            fix = (
+                "check AMBIENT_SMTP_USERNAME and AMBIENT_SMTP_PASSWORD (many providers want an "
+                "app password or authorization code, not the account's own)"
+            )
+            raise _refused(exc, "SMTP login", fix) from exc
         except aiosmtplib.SMTPSenderRefused as exc:
-            said = f"{exc.code} {exc.message}"
-            if 400 <= exc.code < 500:
-                raise TransientNotifyError(f"sender {exc.sender} refused for now ({said})") from exc
-            raise PermanentNotifyError(
-                f"sender {exc.sender} refused ({said}): {_fix(exc)}"
-            ) from exc
+            raise _refused(exc, f"sender {exc.sender}", _fix(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
             error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
@@ -137,8 +129,7 @@ class _Client(aiosmtplib.SMTP):
     data_begun = False
 
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
-        protocol = self.protocol
-        if protocol is None:
+        if (protocol := self.protocol) is None:
             return await super().data(message, **options)
         write = protocol.write
 
@@ -153,6 +144,14 @@ class _Client(aiosmtplib.SMTP):
             return await super().data(message, **options)
         finally:
             protocol.write = write  # type: ignore[method-assign]
+
+
+def _refused(exc: aiosmtplib.SMTPResponseException, what: str, fix: str) -> Exception:
+    """``what`` refused: for now when the server said 4xx, else for good, saying what to set."""
+    said = f"{exc.code} {exc.message}"
+    if 400 <= exc.code < 500:
+        return TransientNotifyError(f"{what} refused for now ({said})")
+    return PermanentNotifyError(f"{what} refused ({said}): {fix}")
 
 
 def _fix(refused: aiosmtplib.SMTPSenderRefused) -> str:

@@ -47,8 +47,7 @@ class TargetPolicy:
 
     def problem(self, target: Target, *, user: str, is_admin: bool) -> str | Refusal | None:
         """Why ``user`` may not send to ``target``, or None (no DNS; see the module doc)."""
-        problem = target_problem(target)
-        if problem is not None:
+        if (problem := target_problem(target)) is not None:
             return problem
         value = target.target.strip()
         if target.type == "inbox" and value not in ("", user):
@@ -63,8 +62,7 @@ class TargetPolicy:
             except PermanentNotifyError as exc:
                 return str(exc)
             return None
-        url = aimed_url(target)
-        if url is not None:
+        if (url := aimed_url(target)) is not None:
             try:
                 self.guard.check_url_static(url)
             except RefusedDestinationError as exc:
@@ -76,8 +74,7 @@ class TargetPolicy:
     ) -> None:
         """TargetError naming ``field[i]`` of the first target ``user`` may not use."""
         for index, target in enumerate(targets):
-            problem = self.problem(target, user=user, is_admin=is_admin)
-            if problem is not None:
+            if (problem := self.problem(target, user=user, is_admin=is_admin)) is not None:
                 raise TargetError(field, index, problem)
 
 

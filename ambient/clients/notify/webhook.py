@@ -44,17 +44,15 @@ class WebhookChannel:
     ) -> str | None:
         url = self.secrets.resolve(target)
         pinned = await checked_destination(self.guard, url)
-        body = json.dumps(
-            {
-                "user": user,
-                "kind": message.kind,
-                "title": message.title,
-                "body": markdown_plain(message.body),
-                "link": message.link,
-                "idempotency_key": idempotency_key,
-            },
-            ensure_ascii=False,
-        ).encode()
+        sent = {
+            "user": user,
+            "kind": message.kind,
+            "title": message.title,
+            "body": markdown_plain(message.body),
+            "link": message.link,
+            "idempotency_key": idempotency_key,
+        }
+        body = json.dumps(sent, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
@@ -67,12 +65,8 @@ class WebhookChannel:
         }
         if self.signing_secret:
             headers["X-Ambient-Signature"] = signature(self.signing_secret, timestamp, body)
+        headers |= pinned.headers
         response = await post_json(
-            self.http,
-            pinned.url,
-            None,
-            headers={**headers, **pinned.headers},
-            content=body,
-            request_timeout=self.timeout,
+            self.http, pinned.url, None, headers=headers, content=body, request_timeout=self.timeout
         )
         return response.headers.get("x-request-id")

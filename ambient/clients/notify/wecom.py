@@ -26,18 +26,13 @@ def split_utf8(text: str, limit: int) -> list[str]:
             cut = line
             while len(cut.encode()) > limit:
                 cut = cut[: max(1, len(cut) * limit // len(cut.encode()) - 1)]
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(cut)
-            line = line[len(cut) :]
+            chunks += [current, cut] if current else [cut]
+            current, line = "", line[len(cut) :]
         if len((current + line).encode()) > limit:
             chunks.append(current)
             current = ""
         current += line
-    if current:
-        chunks.append(current)
-    return chunks
+    return [*chunks, current] if current else chunks
 
 
 @dataclass
@@ -64,16 +59,11 @@ class WeComChannel(RobotChannel):
         text = f"{heading(message.title)}\n{message.body}"
         if message.link_to_add:
             text += f"\n\n[详情 / details]({message.link_to_add})"
-        budget = MARKDOWN_LIMIT - 32  # room for the "(2/3)" part marker
-        parts = split_utf8(text, budget)
+        parts = split_utf8(text, MARKDOWN_LIMIT - 32)  # room for the "(2/3)" part marker
+        if len(parts) > 1:
+            parts = [f"{part}\n({index}/{len(parts)})" for index, part in enumerate(parts, 1)]
         payloads: list[dict[str, object]] = [
-            {
-                "msgtype": "markdown",
-                "markdown": {
-                    "content": part if len(parts) == 1 else f"{part}\n({index}/{len(parts)})"
-                },
-            }
-            for index, part in enumerate(parts, 1)
+            {"msgtype": "markdown", "markdown": {"content": part}} for part in parts
         ]
         if mentioned or mobiles:
             # Markdown messages cannot @ people: a short text message carries the mentions.

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -144,8 +144,7 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
         raise TencentCloudSDKException(
             "ServerNetworkError", "the answer is not a Tencent Cloud API response (no Response)"
         )
-    error = _api_error(data)
-    if error is not None:
+    if (error := _api_error(data)) is not None:
         raise error
     response.pop("RequestId", None)
     return response
@@ -257,10 +256,8 @@ class TencentCloud:
     async def cached(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> T:
         """Read-mostly answers (topics, clusters) kept for the cache TTL."""
         now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < CACHE_TTL:
-            value: T = hit[1]
-            return value
+        if (hit := self._cache.get(key)) is not None and now - hit[0] < CACHE_TTL:
+            return cast(T, hit[1])
         value = await load()
         self._cache[key] = (now, value)
         return value

@@ -3,6 +3,7 @@ the namespaces it serves), and the newest one (the threshold watch's source)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,9 +57,7 @@ async def get_metric(
         raise TencentRequestError("InvalidParameterValue.Period", "period must be >= 1 second")
     count = int((end - start).total_seconds()) // period
     if count > MAX_METRIC_POINTS:
-        fits = next(
-            (p for p in STATISTIC_PERIODS if count * period // p <= MAX_METRIC_POINTS), None
-        )
+        fits = _first_period(lambda p: count * period // p <= MAX_METRIC_POINTS)
         hint = f"use period={fits}" if fits else "shorten the window"
         raise TencentRequestError(
             "InvalidParameterValue.Period",
@@ -108,6 +107,11 @@ def _boundary(moment: datetime, period: int) -> datetime:
     return moment - timedelta(seconds=seconds % period, microseconds=moment.microsecond)
 
 
+def _first_period(fits: Callable[[int], bool]) -> int | None:
+    """The shortest of DescribeStatisticData's periods that ``fits``, if any."""
+    return next((p for p in STATISTIC_PERIODS if fits(p)), None)
+
+
 def _refuse_unkept(namespace: str, start: datetime, end: datetime, period: int) -> None:
     """Refuse a window older than Cloud Monitor keeps at ``period``, naming one that keeps it."""
     days_ago = (datetime.now(UTC) - start).total_seconds() / 86400
@@ -115,14 +119,7 @@ def _refuse_unkept(namespace: str, start: datetime, end: datetime, period: int) 
     if age <= STATISTIC_RETENTION[period]:
         return
     span = int((end - start).total_seconds())
-    fits = next(
-        (
-            p
-            for p in STATISTIC_PERIODS
-            if age <= STATISTIC_RETENTION[p] and span // p <= MAX_METRIC_POINTS
-        ),
-        None,
-    )
+    fits = _first_period(lambda p: age <= STATISTIC_RETENTION[p] and span // p <= MAX_METRIC_POINTS)
     hint = (
         f"use period={fits} (kept {STATISTIC_RETENTION[fits] // 86400} days)"
         if fits

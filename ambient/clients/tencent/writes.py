@@ -36,9 +36,12 @@ class CloudRequest(BaseModel):
 
 
 # --- lookups by name (a retried create finds what the first attempt made) -------------------
-def _filters(**values: str) -> dict[str, Any]:
-    """CLS Filters: each key matching its one value."""
-    return {"Filters": [{"Key": key, "Values": [value]} for key, value in values.items()]}
+async def _listed(
+    tc: TencentCloud, action: str, items: str, region: str | None, **values: str
+) -> list[dict[str, Any]]:
+    """Every item of a CLS list whose Filters match: each key its one value."""
+    filters = [{"Key": key, "Values": [value]} for key, value in values.items()]
+    return await tc.paged("cls", action, {"Filters": filters}, items, region=region)
 
 
 def _named(items: list[dict[str, Any]], field: str, name: str, id_field: str) -> str | None:
@@ -54,16 +57,16 @@ async def find_node_pool(
 
 
 async def find_logset(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    filters = _filters(logsetName=name)
-    items = await tc.paged("cls", "DescribeLogsets", filters, "Logsets", region=region)
+    items = await _listed(tc, "DescribeLogsets", "Logsets", region, logsetName=name)
     return _named(items, "LogsetName", name, "LogsetId")
 
 
 async def find_topic(
     tc: TencentCloud, logset_id: str, name: str, *, region: str | None
 ) -> str | None:
-    filters = _filters(topicName=name, logsetId=logset_id)
-    items = await tc.paged("cls", "DescribeTopics", filters, "Topics", region=region)
+    items = await _listed(
+        tc, "DescribeTopics", "Topics", region, topicName=name, logsetId=logset_id
+    )
     mine = [t for t in items if t.get("LogsetId") in (None, logset_id)]
     found = _named(mine, "TopicName", name, "TopicId")
     if found is None:
@@ -94,7 +97,7 @@ async def must_exist(tc: TencentCloud, what: str, ident: str, *, region: str | N
 async def _of(tc: TencentCloud, what: str, ident: str, field: str, *, region: str | None) -> str:
     """``field`` of the logset, topic or notice ``ident``; not there: the create's answer."""
     action, key, listed, id_field, code = _NAMED[what]
-    items = await tc.paged("cls", action, _filters(**{key: ident}), listed, region=region)
+    items = await _listed(tc, action, listed, region, **{key: ident})
     if (value := _named(items, id_field, ident, field)) is None:
         missing = TencentNotFoundError(
             f"ResourceNotFound.{code}",
@@ -112,14 +115,12 @@ async def logset_of_topic(tc: TencentCloud, topic_id: str, *, region: str | None
 
 
 async def find_alarm_notice(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    filters = _filters(name=name)
-    items = await tc.paged("cls", "DescribeAlarmNotices", filters, "AlarmNotices", region=region)
+    items = await _listed(tc, "DescribeAlarmNotices", "AlarmNotices", region, name=name)
     return _named(items, "Name", name, "AlarmNoticeId")
 
 
 async def find_alarm(tc: TencentCloud, name: str, *, region: str | None) -> str | None:
-    filters = _filters(name=name)
-    items = await tc.paged("cls", "DescribeAlarms", filters, "Alarms", region=region)
+    items = await _listed(tc, "DescribeAlarms", "Alarms", region, name=name)
     return _named(items, "Name", name, "AlarmId")
 
 
