@@ -90,9 +90,10 @@ async def replay_files(
     files: Sequence[Path], workflows: Sequence[type], converter: DataConverter | None = None
 ) -> list[ReplayOutcome]:
     runner = replayer(workflows, converter)
-    histories = [WorkflowHistory.from_json(file.stem, file.read_text()) for file in files]
+    # Each history read as it is replayed: a folder of them is never held parsed at once.
     return [
-        _outcome(str(f), await replay(runner, h)) for f, h in zip(files, histories, strict=True)
+        _outcome(str(f), await replay(runner, WorkflowHistory.from_json(f.stem, f.read_text())))
+        for f in files
     ]
 
 

@@ -15,10 +15,12 @@ from temporalio.worker import (
     Replayer,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
+    WorkflowReplayResult,
 )
 from temporalio.worker import Interceptor as WorkerInterceptor
 from typer.testing import CliRunner
 
+from ambient import replay as replaying
 from ambient.cli import app
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -83,6 +85,32 @@ def test_replay_without_histories_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["replay", str(tmp_path)])
     assert result.exit_code == 2
     assert "no history files found" in result.output
+
+
+async def test_a_folder_of_histories_is_read_one_history_at_a_time_as_each_is_replayed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A folder of production histories is replayed in one run: holding all of them parsed
+    # before the first replay would grow with the folder, not with its largest history.
+    files = sorted(HISTORIES.rglob("*.json"))[:3]
+    seen: list[tuple[str, str]] = []
+
+    class Histories:
+        @staticmethod
+        def from_json(workflow_id: str, text: str) -> WorkflowHistory:
+            seen.append(("read", workflow_id))
+            return WorkflowHistory.from_json(workflow_id, text)
+
+    async def replayed(runner: Replayer, history: WorkflowHistory) -> WorkflowReplayResult:
+        seen.append(("replayed", history.workflow_id))
+        return WorkflowReplayResult(history=history, replay_failure=None)
+
+    monkeypatch.setattr(replaying, "WorkflowHistory", Histories)
+    monkeypatch.setattr(replaying, "replay", replayed)
+    outcomes = await replaying.replay_files(files, [PingWorkflow])
+    assert [o.source for o in outcomes] == [str(f) for f in files]
+    assert all(o.ok for o in outcomes)
+    assert seen == [(step, f.stem) for f in files for step in ("read", "replayed")]
 
 
 ROOT = Path(__file__).resolve().parents[2]
