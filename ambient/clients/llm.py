@@ -145,12 +145,15 @@ class LLMClient:
         system = f"{system.rstrip()}\n\n{DATA_RULE}"
         failure = ""
         for attempt in range(1, ATTEMPTS + 1):
+            logged = ""  # what the log says instead of the one-line failure, when it says more
             try:
                 result = await self._attempt(system, user, schema, max_tokens, frequency_penalty)
             except openai.LengthFinishReasonError:
                 failure = f"the model's output was cut off at {max_tokens} tokens"
             except (ValidationError, ValueError) as exc:
                 failure = f"the model's output did not match the schema: {_first_line(exc)}"
+                # Every field the output got wrong, and how: what to fix in the prompt or model.
+                logged = f"the model's output did not match the schema: {exc}"
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
                     # A wrong key, a model the server lacks, a request it refuses: asking again
@@ -168,7 +171,7 @@ class LLMClient:
                     return Answer(value=result, attempts=attempt)
                 failure = "the model returned no answer"
                 continue
-            log.warning("llm attempt %d/%d failed: %s", attempt, ATTEMPTS, failure)
+            log.warning("llm attempt %d/%d failed: %s", attempt, ATTEMPTS, logged or failure)
         return Answer(value=None, attempts=ATTEMPTS, failure=failure)
 
     async def _attempt(

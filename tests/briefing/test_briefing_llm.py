@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment
@@ -161,6 +163,27 @@ async def test_invalid_output_is_retried_then_the_offline_briefing_is_used(
     assert prepared.spoken_text.startswith("早上好")
     llm_note = [s for s in prepared.sources if s.source == "llm"]
     assert llm_note and not llm_note[0].ok
+
+
+async def test_output_that_fails_the_schema_is_logged_with_each_field_it_got_wrong(
+    llm_api: tuple[LLMApi, str], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The answer's failure is one line (a briefing note); the operator's log says what to fix
+    # in the prompt or the model: which fields the output got wrong, and how.
+    api, url = llm_api
+    api.script(*[Content(json.dumps({"headline": 3}))] * 2)
+    with caplog.at_level(logging.WARNING, logger="ambient.clients.llm"):
+        answer = await LLMClient(_llm_settings(settings, url)).answer(
+            system="s", user="u", schema=BriefingDraft
+        )
+    assert answer.value is None and "\n" not in answer.failure
+    assert answer.failure.startswith("the model's output did not match the schema: ")
+    logged = [r.getMessage() for r in caplog.records if r.name == "ambient.clients.llm"]
+    assert len(logged) == len(api.requests) == 2
+    for message in logged:
+        assert message.startswith("llm attempt ")
+        assert "headline\n  Input should be a valid string" in message
+        assert "spoken_text\n  Field required" in message
 
 
 async def test_provider_without_json_schema_gets_json_mode_and_is_validated(
