@@ -43,6 +43,7 @@ from ambient.briefing.models import (
     briefing_link,
     task_id_for,
 )
+from ambient.briefing.records import store_given
 from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import list_alarms
@@ -275,11 +276,7 @@ class BriefingActivities:
     @activity.defn
     async def record_greeting(self, record: GreetingRecord) -> None:
         """Store when (and through what) the day's briefing was spoken."""
-        async with self._db.session() as session:
-            await BriefingRepository(session).record_given(
-                record.user, record.date, record.given_at, record.via, task_id_for(record.user)
-            )
-            await session.commit()
+        await store_given(self._db, record.user, record.date, record.given_at, record.via)
 
     @activity.defn
     async def compose_briefing_push(self, request: PushRequest) -> Message:
