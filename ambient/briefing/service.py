@@ -254,17 +254,16 @@ class BriefingService(Greeting):
     async def read_status(
         self,
         user: str,
-        run_id: str | None = None,
         *,
         ended: bool = False,
         quiet: bool = False,
         within: timedelta | None = None,
     ) -> BriefingStatus | None:
         """The one read of a briefing's status: its running run's (``ended``: or what its last
-        run, or run ``run_id``, knew at its end, a worker replays it); errors as `_answer`.
-        ``within``: the caller's own budget, when shorter than QUERY_TIMEOUT."""
+        run knew at its end, a worker replays it); errors as `_answer`. ``within``: the
+        caller's own budget, when shorter than QUERY_TIMEOUT."""
         budget = min(temporal.QUERY_TIMEOUT, within or temporal.QUERY_TIMEOUT)
-        handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
+        handle = self.client.get_workflow_handle(task_id_for(user))
         rejected = None if ended else QueryRejectCondition.NOT_OPEN
         ask = temporal.queried(
             lambda left: handle.query(
