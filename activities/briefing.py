@@ -128,7 +128,6 @@ class BriefingActivities:
                 type="BriefingReplaced",
                 non_retryable=True,
             )
-        now = datetime.now(UTC)
         async with self._db.session() as session:
             row = await BriefingRepository(session).save(
                 request.user,
@@ -136,7 +135,7 @@ class BriefingActivities:
                 content=content.model_dump(mode="json"),
                 report_markdown=report_md,
                 generated_by=written.generated_by,
-                prepared_at=now,
+                prepared_at=datetime.now(UTC),
             )
             await BroadcastRepository(session).mark_broadcast(broadcast_ids, day.date)
             await EventRepository(session).add(

@@ -387,12 +387,11 @@ class PollSession:
             self.poller.writer.hurry()  # the check holding the turn may wait in a linger
         try:
             async with reports.turn:
-                urls = {**self.urls, url: after}
                 # An end() cancels the check, never a write in flight: once committed, its
                 # events are this poll's (taken, notified), or its result would hand back
                 # fewer than the database holds and their messages would wait for the next.
                 storing = asyncio.ensure_future(
-                    reports.store(urls, found, now, page=page, what=what)
+                    reports.store({**self.urls, url: after}, found, now, page=page, what=what)
                 )
                 try:
                     await asyncio.shield(storing)

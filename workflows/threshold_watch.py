@@ -137,12 +137,11 @@ class ThresholdWatchWorkflow(WatchControls):
 
         async def alert(what: str, title: str, body: str, **payload: Any) -> None:
             """Record ``watch.{what}`` of this check and tell it as "{title}: {task}"."""
-            message = Message(title=f"{title}: {self.task}", body=body)
             await self.tell(
                 kind=f"watch.{what}",
                 key=f"{key}/{what}",
                 payload=payload,
-                message=message,
+                message=Message(title=f"{title}: {self.task}", body=body),
                 targets=targets,
             )
 

@@ -195,8 +195,7 @@ class WebMonitorWorkflow(WatchControls):
 
     def lead(self) -> timedelta | None:
         """How long to wait before the next poll, when its check is beyond one window."""
-        due = self.state.next_due or workflow.now()
-        gap = due - workflow.now()
+        gap = (self.state.next_due or workflow.now()) - workflow.now()
         return gap - self.window / 2 if gap > self.window else None
 
     async def poll(self, *, deliver_only: bool = False) -> None:

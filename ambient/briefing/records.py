@@ -57,8 +57,7 @@ async def running_input(client: Client, task_id: str) -> tuple[str | None, Brief
             if description.status is not WorkflowExecutionStatus.RUNNING:
                 return None, None
             run = client.get_workflow_handle(task_id, run_id=description.run_id)
-            history = run.fetch_history_events(page_size=1)
-            first = await anext(aiter(history))
+            first = await anext(aiter(run.fetch_history_events(page_size=1)))
             started = first.workflow_execution_started_event_attributes.input.payloads
             [given] = await client.data_converter.decode(started, [BriefingRun])
             return description.run_id, given

@@ -315,14 +315,13 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         )
     else:
         headline = said("昨天一切平稳", "Yesterday was quiet")
-    spoken = _spoken(inputs, headline, errors, firing, failed)
     return BriefingDraft(
         headline=_short(headline, 200),
         what_happened=happened[:10],
         needs_attention=attention[:10],
         fixed_automatically=[_short(f, 200) for f in inputs.fixed[:10]],
         needs_a_person=[_short(f, 200) for f in inputs.needs_person[:10]],
-        spoken_text=spoken[:SPOKEN_MAX_CHARS],
+        spoken_text=_spoken(inputs, headline, errors, firing, failed)[:SPOKEN_MAX_CHARS],
     )
 
 

@@ -229,8 +229,7 @@ def task_name(name: str | None, config: BaseModel) -> str:
     """The task's name: the one given (checked), or one derived from the config."""
     if name is None:
         # Derived from the config: creating the same task twice finds the first one.
-        digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
-        return digest[:12]
+        return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
     if not _NAME.fullmatch(name):
         rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
         raise ConfigError([(("name",), rule)], prefix=(), inputs=[name])
