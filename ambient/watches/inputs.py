@@ -213,9 +213,8 @@ async def checked_config(
     parsed = parse_config(kind, config)
     if isinstance(parsed, ThresholdWatchConfig):
         parsed = resolved_metric(parsed, settings)
-        source = parsed.source
         if (
-            isinstance(source, TencentMonitorSource)
+            isinstance(parsed.source, TencentMonitorSource)
             and not TencentCloud.from_settings(settings).configured
         ):
             # Accepted, every check failed "not configured" from the first minute on.
