@@ -43,6 +43,7 @@ from ambient.briefing.models import (
     briefing_link,
     task_id_for,
 )
+from ambient.briefing.records import store_given
 from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import list_alarms
@@ -127,7 +128,6 @@ class BriefingActivities:
                 type="BriefingReplaced",
                 non_retryable=True,
             )
-        now = datetime.now(UTC)
         async with self._db.session() as session:
             row = await BriefingRepository(session).save(
                 request.user,
@@ -135,7 +135,7 @@ class BriefingActivities:
                 content=content.model_dump(mode="json"),
                 report_markdown=report_md,
                 generated_by=written.generated_by,
-                prepared_at=now,
+                prepared_at=datetime.now(UTC),
             )
             await BroadcastRepository(session).mark_broadcast(broadcast_ids, day.date)
             await EventRepository(session).add(
@@ -275,11 +275,7 @@ class BriefingActivities:
     @activity.defn
     async def record_greeting(self, record: GreetingRecord) -> None:
         """Store when (and through what) the day's briefing was spoken."""
-        async with self._db.session() as session:
-            await BriefingRepository(session).record_given(
-                record.user, record.date, record.given_at, record.via, task_id_for(record.user)
-            )
-            await session.commit()
+        await store_given(self._db, record.user, record.date, record.given_at, record.via)
 
     @activity.defn
     async def compose_briefing_push(self, request: PushRequest) -> Message:

@@ -24,7 +24,6 @@ class DiscussionActivities:
             # A workflow posting about itself posts about this run: the same alert remediated
             # again later (maybe for another user) is another remediation, with its own
             # discussion and its own members (the run key, as RemediationRecord.run_key).
-            subject = f"{info.workflow_id}@{info.workflow_run_id}"
-            post = post.model_copy(update={"subject": subject})
+            post = post.model_copy(update={"subject": f"{info.workflow_id}@{info.workflow_run_id}"})
         posted = await self._service.post_as_agent(post)
         return AgentPosted(discussion_id=posted.discussion_id, message_id=posted.message_id)

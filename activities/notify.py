@@ -149,11 +149,7 @@ class NotifyActivities:
                             return _failed(target.type, shown, f"{error}: {type(exc).__name__}")
                         # One target's failure is that target's failed delivery: raising here
                         # would make the task group cancel every other target's send.
-                        activity.logger.exception(
-                            "delivery on %s failed outside the send", target.type
-                        )
-                        error = f"permanent: internal error: {type(exc).__name__}: {exc}"
-                        return _failed(target.type, shown, error)
+                        return _internal_error(target.type, shown, exc, "outside the send")
 
             # A task group: sends are never orphaned (a cancelled activity cancels them all);
             # each target's failure is returned as data by `one`, so none cancels the others.
@@ -334,9 +330,7 @@ class NotifyActivities:
             if isinstance(exc, DBAPIError):
                 error = f"permanent: {type(exc).__name__}: {exc.orig}"
                 return _failed(channel_name, address, error)
-            activity.logger.exception("delivery on %s failed with an internal error", channel_name)
-            error = f"permanent: internal error: {type(exc).__name__}: {exc}"
-            return _failed(channel_name, address, error)
+            return _internal_error(channel_name, address, exc, "with an internal error")
         return Delivery(
             channel=channel_name,
             target=address,
@@ -418,6 +412,12 @@ def _failed(channel: str, target: str, error: str) -> Delivery:
     return Delivery(
         channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
     )
+
+
+def _internal_error(channel: str, target: str, exc: Exception, where: str) -> Delivery:
+    # A bug, which a retry would meet again: failed for good, logged with its traceback.
+    activity.logger.exception("delivery on %s failed %s", channel, where)
+    return _failed(channel, target, f"permanent: internal error: {type(exc).__name__}: {exc}")
 
 
 async def _give_up(

@@ -153,16 +153,11 @@ class PollReports:
     def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
         """The events numbered after the poll's last, keyed, with inbox copies if wanted."""
         events = []
+        shown = redact_target("inbox", "")[:MAX_SHOWN]
         for seq, (kind, payload) in enumerate(found, start=self.seq + 1):
             key = self.event_key(seq)
             message = self.message(kind, payload) if inbox else None
-            copy = None
-            if message is not None:
-                copy = InboxCopy(
-                    message=message,
-                    delivery_key=delivery_key(key, "inbox", ""),
-                    shown_target=redact_target("inbox", "")[:MAX_SHOWN],
-                )
+            copy = InboxCopy(message, delivery_key(key, "inbox", ""), shown) if message else None
             events.append(NewEvent(seq=seq, kind=kind, key=key, payload=payload, inbox=copy))
         return events
 

@@ -81,10 +81,8 @@ class PollSession:
         """Whether an end request is for this poll (no number: any; a process: only there)."""
         if request.process is not None and request.process != self.poller.leases.process:
             return False
-        return request.poll is None or (request.poll, request.run_id) == (
-            self.request.poll,
-            self.run_id,
-        )
+        mine = (self.request.poll, self.run_id)
+        return request.poll is None or (request.poll, request.run_id) == mine
 
     def end(self, why: PollEnd) -> None:
         if self.ended is None:
@@ -112,13 +110,8 @@ class PollSession:
                     reports.take(stored[seq])
                 self.urls = {url: UrlState.model_validate(s) for url, s in mark.urls.items()}
                 reports.seq = mark.seq
-            asked = EndRequest(
-                request.workflow_id,
-                request.life,
-                self.run_id,
-                request.poll,
-                self.poller.leases.process,
-            )
+            here = self.poller.leases.process
+            asked = EndRequest(request.workflow_id, request.life, self.run_id, request.poll, here)
             if await end_requested(session, asked):
                 # Asked before this process's mailbox was reading: the poll ends at once.
                 self.end(PollEnd.CONTROL)
@@ -394,12 +387,11 @@ class PollSession:
             self.poller.writer.hurry()  # the check holding the turn may wait in a linger
         try:
             async with reports.turn:
-                urls = {**self.urls, url: after}
                 # An end() cancels the check, never a write in flight: once committed, its
                 # events are this poll's (taken, notified), or its result would hand back
                 # fewer than the database holds and their messages would wait for the next.
                 storing = asyncio.ensure_future(
-                    reports.store(urls, found, now, page=page, what=what)
+                    reports.store({**self.urls, url: after}, found, now, page=page, what=what)
                 )
                 try:
                     await asyncio.shield(storing)

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -110,16 +110,12 @@ class PollUpkeep:
                 await self.beat()
                 if client is not None and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + SWEEP_EVERY
-                    try:
-                        await self.sweep(client)
-                    except Exception as exc:
-                        log.warning("looking for polls of dead worker processes failed: %s", exc)
+                    await _logged(self.sweep(client), "looking for polls of dead worker processes")
                 if client is not None and self.sessions and time.monotonic() >= next_closed:
                     next_closed = time.monotonic() + CLOSED_EVERY
-                    try:
-                        await self.end_closed(client)
-                    except Exception as exc:
-                        log.warning("looking for watches closed under their polls failed: %s", exc)
+                    await _logged(
+                        self.end_closed(client), "looking for watches closed under their polls"
+                    )
                 await asyncio.sleep(TICK)
         finally:
             if forever:
@@ -131,10 +127,8 @@ class PollUpkeep:
         if time.monotonic() < self._next_beat:
             return
         self._next_beat = time.monotonic() + LEASE_EVERY
-        try:
-            await self.leases.flush()
-        except Exception as exc:  # kept for the next flush
-            log.warning("writing this process's poll leases failed: %s", exc)
+        # Those ended since are kept for the next flush.
+        await _logged(self.leases.flush(), "writing this process's poll leases")
 
     async def sweep(self, client: Client) -> int:
         """Start again dead processes' polls, soonest due first (taking over thousands takes a
@@ -215,6 +209,14 @@ class PollUpkeep:
                 log.warning("reading poll end requests failed: %s", exc)
             self.mailbox_open.set()
             await asyncio.sleep(END_POLL_READ)
+
+
+async def _logged(work: Awaitable[object], what: str) -> None:
+    """``work``, its failure logged: tried again at the next turn (only a stop ends the upkeep)."""
+    try:
+        await work
+    except Exception as exc:
+        log.warning("%s failed: %s", what, exc)
 
 
 def urgency(lease: Lease) -> tuple[bool, datetime]:

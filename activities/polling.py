@@ -70,13 +70,12 @@ class PagePoller:
         """Check the pages on the grid until there is something to hand back (see module)."""
         session = PollSession(self, request)
         key = (request.workflow_id, request.life)
-        token = activity.info().task_token
         lease = Lease(
             request.workflow_id,
             request.life,
             session.run_id,
             request.poll,
-            task_token=token,
+            task_token=activity.info().task_token,
             first_check_in=request.first_check_in,
             interval_seconds=request.interval_seconds,
         )

@@ -14,8 +14,6 @@ awaits, so of any number of concurrent greetings exactly one finds it unset.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -38,14 +36,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
-from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text, given_up
+from workflows.watch_controls import NOTIFY_RETRY, SHORT, STOP_SHOWN, failure_text, given_up, until
 
 # A briefing paused at its preparation time is prepared only once resumed.
 PAUSED_PREPARES_NOTHING = "paused-prepares-nothing"
 # A greeting after a failed preparation starts it again.
 GREETING_PREPARES_AGAIN = "greeting-prepares-again"
-# A stop shows in list_tasks at once, and a late pause or resume does not hide it.
-STOP_SHOWN = "stop-shown-at-once"
 # A push at the window's end that failed for good is said in the status and the next day runs.
 PUSH_FAILURE_KEPT = "push-failure-kept"
 # A greeting is refused when the workflow takes it up this long after GreetRequest.answer_by:
@@ -108,14 +104,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
         )
         self._details(day)
         self.phase = "waiting to prepare"
-        await _wait(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
+        await until(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False
         if self.paused:
             workflow.deprecate_patch(PAUSED_PREPARES_NOTHING)
             # Paused: no source is read and no queued problem is spent on a briefing nobody
             # hears, unless it is resumed before the window ends.
             self.phase = "paused"
-            await _wait(lambda: not self.paused or self.stopping, day.window_end - workflow.now())
+            await until(lambda: not self.paused or self.stopping, day.window_end - workflow.now())
             held = self.paused
         if self.stopping:
             return "stopped"
@@ -126,7 +122,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # The greeting is written to the database then, not while the greeting waits: the
         # update's answer leaves with the workflow task, which would otherwise also carry
         # the write (the service overlays the live state on the stored row meanwhile).
-        await _wait(lambda: self.stopping, day.window_end - workflow.now())
+        await until(lambda: self.stopping, day.window_end - workflow.now())
         if self.given_at is not None:
             await self._record_greeting(day, self.given_at)
         elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
@@ -162,7 +158,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             # At once, with or without a day: a paused run may not even have planned one.
             return self._short_answer(GreetOutcome.PAUSED)
         if self.day is None:
-            await _wait(lambda: self.day is not None or self._handed_over(), SHORT)
+            await until(lambda: self.day is not None or self._handed_over(), SHORT)
         day = self.day
         if day is None:
             # Still planning (or paused meanwhile): an answer, never a failed workflow task.
@@ -187,7 +183,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             wait = GREETING_WAIT
             if request.wait_seconds is not None:  # no longer than the caller listens
                 wait = min(wait, timedelta(seconds=request.wait_seconds))
-            await _wait(
+            await until(
                 lambda: (
                     self.prepared is not None
                     or self.preparation_error is not None
@@ -356,10 +352,3 @@ def _past_answer_by(request: GreetRequest) -> bool:
     return request.answer_by is not None and (
         workflow.now() > request.answer_by + GREETING_CLOCK_SKEW
     )
-
-
-async def _wait(condition: Callable[[], bool], limit: timedelta) -> None:
-    """Wait for ``condition`` at most ``limit`` (not at all when that is not positive)."""
-    if limit > timedelta(0):
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(condition, timeout=limit)

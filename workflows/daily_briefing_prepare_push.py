@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import NotifyResult, Target
 
 from workflows.reminder import check_news_pages
-from workflows.watch_controls import NOTIFY_RETRY, SHORT, deliver, failure_text
+from workflows.watch_controls import deliver, failure_text, short_activity
 
 # A briefing prepared before its preparation time (regenerated the evening before) is
 # prepared again at that time.
@@ -167,12 +167,7 @@ class PrepareAndPush:
 
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
-        message = await workflow.execute_activity_method(
-            BriefingActivities.compose_briefing_push,
-            request,
-            start_to_close_timeout=SHORT,
-            retry_policy=NOTIFY_RETRY,
-        )
+        message = await short_activity(BriefingActivities.compose_briefing_push, request)
         try:
             result = await deliver(
                 user=self.run_input.user,
@@ -202,12 +197,8 @@ class PrepareAndPush:
 
     async def _record_push(self, request: PushRequest) -> None:
         """The day's row says pushed once one of the push's deliveries was sent."""
-        await workflow.execute_activity_method(
-            BriefingActivities.record_briefing_push,
-            request.model_copy(update={"at": workflow.now()}),
-            start_to_close_timeout=SHORT,
-            retry_policy=NOTIFY_RETRY,
-        )
+        pushed = request.model_copy(update={"at": workflow.now()})
+        await short_activity(BriefingActivities.record_briefing_push, pushed)
 
     def _details(self, day: DayPlan) -> None:
         config = self.run_input.config

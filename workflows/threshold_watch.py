@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.threshold_rule import Breach, Transition, evaluate
 
 from workflows.remediation import child_id, start_remediation
-from workflows.watch_controls import WatchControls, failure_text
+from workflows.watch_controls import WatchControls, failure_text, until
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
@@ -91,10 +90,7 @@ class ThresholdWatchWorkflow(WatchControls):
         # A stop ends the loop; a trigger that came during the check runs the next one now.
         if self.state.stop_requested or self.state.check_requested:
             return
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: self.wake, timeout=None if self.state.paused else interval
-            )
+        await until(lambda: self.wake, None if self.state.paused else interval)
 
     async def check(self) -> None:
         self.state.checks += 1
@@ -141,12 +137,11 @@ class ThresholdWatchWorkflow(WatchControls):
 
         async def alert(what: str, title: str, body: str, **payload: Any) -> None:
             """Record ``watch.{what}`` of this check and tell it as "{title}: {task}"."""
-            message = Message(title=f"{title}: {self.task}", body=body)
             await self.tell(
                 kind=f"watch.{what}",
                 key=f"{key}/{what}",
                 payload=payload,
-                message=message,
+                message=Message(title=f"{title}: {self.task}", body=body),
                 targets=targets,
             )
 

@@ -8,8 +8,9 @@ counted, recorded when possible and shown in status, and the loop goes on. Only 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -49,18 +50,30 @@ NOTIFY_TIMEOUT = timedelta(minutes=2)
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
 # A notify that failed for good says so for each delivery it left unsettled.
 GIVEN_UP_SAID = "notify-given-up-said"
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+async def short_activity(activity: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
+    """A short activity with a side effect (a write, a message): SHORT a try, NOTIFY_RETRY."""
+    return await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=SHORT, retry_policy=NOTIFY_RETRY
+    )
+
+
+async def until(condition: Callable[[], bool], limit: timedelta | None) -> None:
+    """Wait for ``condition`` at most ``limit`` (None: for good; not at all if not positive)."""
+    if limit is None or limit > timedelta(0):
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(condition, timeout=limit)
 
 
 async def record_event(
     *, user: str, task: str, kind: str, key: str, payload: dict[str, Any]
 ) -> None:
     """Append an event once per key."""
-    await workflow.execute_activity_method(
-        EventActivities.record_event,
-        RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key),
-        start_to_close_timeout=SHORT,
-        retry_policy=NOTIFY_RETRY,
-    )
+    event = RecordEventInput(kind=kind, user=user, task=task, payload=payload, idempotency_key=key)
+    await short_activity(EventActivities.record_event, event)
 
 
 async def deliver(
@@ -95,12 +108,7 @@ async def deliver(
         if not isinstance(error.cause, CancelledError):
             workflow.deprecate_patch(GIVEN_UP_SAID)
             with contextlib.suppress(ActivityError):
-                await workflow.execute_activity_method(
-                    NotifyActivities.notify_given_up,
-                    request,
-                    start_to_close_timeout=SHORT,
-                    retry_policy=NOTIFY_RETRY,
-                )
+                await short_activity(NotifyActivities.notify_given_up, request)
         raise
 
 

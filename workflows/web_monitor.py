@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         slot_after_beat,
     )
 
-from workflows.watch_controls import WatchControls
+from workflows.watch_controls import WatchControls, until
 
 # How long one poll may run before it hands back: about POLL_CHECKS checks, so the
 # hand-back (a few history events and a workflow task) is shared by that many checks, within
@@ -143,8 +143,7 @@ class WebMonitorWorkflow(WatchControls):
                     await workflow.wait_condition(lambda: self.wake)
             elif self.state.checks and not self.state.check_requested and (lead := self.lead()):
                 # The next check is further off than a poll lasts: wait on a timer.
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(lambda: self.wake, timeout=lead)
+                await until(lambda: self.wake, lead)
             else:
                 await self.poll()
             await self.flush_control_events()
@@ -162,8 +161,7 @@ class WebMonitorWorkflow(WatchControls):
         workflow.deprecate_patch(HELD_SENT)
         if held == self.held_sent:
             self.held_sent = []
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self.wake, timeout=HELD_AGAIN)
+            await until(lambda: self.wake, HELD_AGAIN)
             return True
         self.held_sent = list(held)
         await self.poll(deliver_only=True)
@@ -197,8 +195,7 @@ class WebMonitorWorkflow(WatchControls):
 
     def lead(self) -> timedelta | None:
         """How long to wait before the next poll, when its check is beyond one window."""
-        due = self.state.next_due or workflow.now()
-        gap = due - workflow.now()
+        gap = (self.state.next_due or workflow.now()) - workflow.now()
         return gap - self.window / 2 if gap > self.window else None
 
     async def poll(self, *, deliver_only: bool = False) -> None:
@@ -302,16 +299,14 @@ class WebMonitorWorkflow(WatchControls):
                 await workflow.wait_condition(handle.done, timeout=LOST_POLL_WAIT)
         except TimeoutError:
             waits = False
+        if waits and not handle.cancelled() and handle.exception() is None:
+            return True
         if not waits:
             # Its worker process is dead: the server cancels the poll (a cancelled poll is not
             # tried again) and the next poll starts now, taking over what the dead one stored
             # (its events, by the poll's mark). What the dead attempt returns is dropped.
             handle.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self.note_lost(lost)
-            return False
-        if not handle.cancelled() and handle.exception() is None:
-            return True
-        # Cancelled before any attempt ran again: nothing was handed back, the next poll
+        # Else cancelled before any attempt ran again: nothing was handed back, the next poll
         # takes over what the dead attempt stored.
         self.note_lost(lost)
         return False
@@ -360,12 +355,8 @@ class WebMonitorWorkflow(WatchControls):
     @workflow.signal
     def poll_lost(self, lost: PollLost) -> None:
         """A live worker process found the one running this poll dead (activities/polling.py)."""
-        if (
-            self.checking
-            and lost.poll == self.polls
-            and lost.life == self.life
-            and lost.run_id == workflow.info().run_id
-        ):
+        running = (self.polls, self.life, workflow.info().run_id)
+        if self.checking and (lost.poll, lost.life, lost.run_id) == running:
             self.lost = lost
 
     async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
@@ -453,16 +444,15 @@ class WebMonitorWorkflow(WatchControls):
             )
 
         # Bounded: a continue-as-new waits for every handler, and no poll runs meanwhile.
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: (
-                    checked()
-                    or self.state.paused
-                    or self.state.stop_requested
-                    or (self.polls - self.checking > since and not self.state.check_requested)
-                ),
-                timeout=PAGES_CHECKED_WAIT,
-            )
+        await until(
+            lambda: (
+                checked()
+                or self.state.paused
+                or self.state.stop_requested
+                or (self.polls - self.checking > since and not self.state.check_requested)
+            ),
+            PAGES_CHECKED_WAIT,
+        )
         return self.status()
 
     @workflow.query

@@ -95,10 +95,9 @@ class Greeting:
             result.outcome is GreetOutcome.OUTSIDE_WINDOW and result.window is None
         ):
             return result
-        zh = await self._chinese(user)
         text = greeting_text(
             result.outcome,
-            "zh" if zh else "en",
+            "zh" if await self._chinese(user) else "en",
             hhmm=result.given_at_local,
             window=result.window or "",
         )

@@ -243,8 +243,7 @@ class LogReducer:
             stat.count += group.count
             stat.first_seen = min((t for t in (stat.first_seen, first) if t), default=None)
             stat.last_seen = max((t for t in (stat.last_seen, last) if t), default=None)
-        ordered = sorted(by_id.values(), key=lambda s: (-SEVERITY[s.level], -s.count))
-        return ordered, members
+        return sorted(by_id.values(), key=lambda s: (-SEVERITY[s.level], -s.count)), members
 
     def _hours(self) -> list[HourRate]:
         per_hour: dict[int, list[int]] = {}
@@ -328,8 +327,7 @@ def find_burst(
     that stay at least three times the mean."""
     if not series:
         return None
-    total = sum(series.values())
-    mean = total / max(span, 1)
+    mean = sum(series.values()) / max(span, 1)
     peak_at, peak = max(series.items(), key=lambda kv: (kv[1], -kv[0]))
     if peak < max(floor, 3 * mean, mean + 5 * math.sqrt(mean) + 5):
         return None
@@ -438,9 +436,8 @@ def update_baseline(
     """The baseline with the report's ``day`` (its local date: by default the UTC date of its
     start) added or replaced, keeping the newest seven days."""
     day = day or (report.start or report.end or datetime(1970, 1, 1, tzinfo=UTC)).date()
-    keep = sorted(report.counts.items(), key=lambda kv: -kv[1])[:BASELINE_MAX_KEYS]
     entry = {
-        **dict(keep),
+        **dict(sorted(report.counts.items(), key=lambda kv: -kv[1])[:BASELINE_MAX_KEYS]),
         _TOTAL: report.total,
         _ERRORS: sum(n for lvl, n in report.by_level.items() if lvl in ERROR_LEVELS),
         _WARNINGS: report.by_level.get("WARNING", 0),
@@ -453,6 +450,4 @@ def update_baseline(
 
 
 def _dt(stamp: float | None) -> datetime | None:
-    if stamp is None or math.isinf(stamp):
-        return None
-    return datetime.fromtimestamp(stamp, UTC)
+    return None if stamp is None or math.isinf(stamp) else datetime.fromtimestamp(stamp, UTC)

@@ -103,9 +103,7 @@ def anomaly_said(anomaly: Anomaly, zone: tzinfo, zh: bool) -> str:
     """One anomaly as a briefing lists and speaks it, in its language (the template as logged)."""
     if not zh:  # the kind in words: "new error", not "new_error"
         kind = anomaly.kind.replace("_", " ")
-        return f"{kind} [{anomaly.level}] {anomaly.template or ''}: " + anomaly_detail(
-            anomaly, zone
-        )
+        return f"{kind} [{anomaly.level}] {anomaly.template or ''}: {anomaly_detail(anomaly, zone)}"
     run = _run(anomaly, zone)
     if anomaly.kind == "burst" and anomaly.peak is not None and anomaly.usual is not None:
         detail = f"{anomaly.lines} 行，5 分钟最多 {anomaly.peak} 行（平时 {anomaly.usual:.1f} 行）"

@@ -236,8 +236,7 @@ def display(template: str) -> str:
 
 def template_id(level: str, template: str) -> str:
     """A stable id of a (level, template) pair: the same on every run and every machine."""
-    digest = hashlib.blake2b(f"{level}\x00{template}".encode(), digest_size=5).hexdigest()
-    return f"t{digest}"
+    return "t" + hashlib.blake2b(f"{level}\x00{template}".encode(), digest_size=5).hexdigest()
 
 
 def _constant_words(values: Counter[str]) -> bool:
@@ -368,6 +367,4 @@ class TemplateMiner:
 
     def _shape_tokens(self, shape: int) -> list[str] | None:
         text = self._shape_text[shape]
-        if text is None:
-            return None
-        return tokens(text) or ["<empty>"]
+        return None if text is None else tokens(text) or ["<empty>"]

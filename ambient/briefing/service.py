@@ -14,18 +14,15 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
-    WorkflowHandle,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.briefing import records
@@ -148,14 +145,14 @@ class BriefingService(Greeting):
             # A stopped run still finishing (recording today's greeting) is no briefing to
             # find or replace: wait for it to end, then start anew from what it stored.
             if not await temporal.ended_within(
-                self.client.get_workflow_handle(task_id_for(user)), FINISHING_WAIT
+                self.client.get_workflow_handle(task_id), FINISHING_WAIT
             ):
                 raise BriefingError(
                     "the stopped daily briefing is still finishing; create it again in a minute"
                 )
             current = None
         if current is None:
-            carry = await self._given_before(user)
+            carry = await records.given_before(self.client, self.db, user)
         else:
             if current.config == parsed:
                 state = "paused" if current.paused else "active"
@@ -170,7 +167,9 @@ class BriefingService(Greeting):
             handed_run, handed = await self._hand_over(user)
             current, replaced = handed or current, handed_run or replaced
             if handed is None and replaced is not None:
-                current = await self._greeted_since(current, task_id, replaced, deadline)
+                current = await records.greeted_since(
+                    self.client, current, task_id, replaced, deadline
+                )
             if replace_only and (
                 current.stopping  # deleted before it handed over
                 or (
@@ -194,8 +193,8 @@ class BriefingService(Greeting):
                 # The run stores its greeting when the window ends: stored now, or the day
                 # would stay "ready" (and a briefing created again would speak it twice).
                 async with asyncio.timeout_at(deadline):
-                    await self._store_given(
-                        user, current.day.date, current.given_at, current.given_via
+                    await records.store_given(
+                        self.db, user, current.day.date, current.given_at, current.given_via
                     )
             policy = WorkflowIDConflictPolicy.TERMINATE_EXISTING
         state = "paused" if carry.paused else "active"
@@ -227,29 +226,8 @@ class BriefingService(Greeting):
                 raise
         if replaced is not None:
             handle = self.client.get_workflow_handle(task_id, run_id=new_run)
-            state = await self._keep_controls(replaced, handle, carry) or state
+            state = await records.keep_controls(self.client, replaced, handle, carry) or state
         return BriefingRef(task_id=task_id, state=state, config=parsed)
-
-    async def _greeted_since(
-        self, current: BriefingStatus, task_id: str, run_id: str, deadline: float
-    ) -> BriefingStatus:
-        """``current`` with a greeting run ``run_id`` spoke after it was read, as the server
-        recorded it: a run that did not take the hand-over (its worker slow) may still have
-        spoken one, and the new run, not told of it, would speak the day again. Read within
-        half the time left to replace the run; none read, the read before stands."""
-        day = current.day
-        if day is None or current.given_at is not None:
-            return current
-        left = deadline - asyncio.get_running_loop().time()
-        seen = await records.greeting(self.client, task_id, run_id, within=max(left / 2, 0))
-        at, via = seen[1:] if seen else (None, None)
-        if at is None:
-            return current
-        since = current.last_given_at is None or at > current.last_given_at
-        today = at.astimezone(ZoneInfo(current.config.timezone)).date().isoformat() == day.date
-        if not (since and today):
-            return current
-        return current.model_copy(update={"given_at": at, "given_via": via})
 
     async def _hand_over(self, user: str) -> tuple[str | None, BriefingStatus | None]:
         """The run id and last status of the running briefing, as it hands over; None when
@@ -264,72 +242,6 @@ class BriefingService(Greeting):
 
         return await self._answer(hand_over(), quiet=True) or (None, None)
 
-    async def _keep_controls(
-        self, replaced: str, new_run: WorkflowHandle[Any, Any], carry: BriefingCarry
-    ) -> str | None:
-        """A pause, resume or delete that reached the replaced run after its status was read
-        (from another door, and answered) holds in the new run too; the new run's state then.
-        Read from the replaced run's history, the server's record: a query would need a worker
-        to replay the ended run, and one too busy to answer in time lost the control. The last
-        pause or resume there is the run's last state; a delete at any time stopped it."""
-        try:
-            sent = await records.signals(self.client, new_run.id, replaced)
-        except RPCError as exc:
-            raise BriefingError(
-                "the new config is running, but a pause or delete sent while it was being "
-                f"changed could not be read ({temporal.refusal(exc)}); read the daily "
-                "briefing's status and send it again"
-            ) from None
-        toggles = [name for name in sent if name in ("pause", "resume")]
-        paused = toggles[-1] == "pause" if toggles else carry.paused
-        if "stop" in sent:
-            signal, state = "stop", "stopped"
-        elif paused != carry.paused:
-            signal, state = ("pause", "paused") if paused else ("resume", "active")
-        else:
-            return None
-        try:
-            await new_run.signal(signal)
-        except RPCError as exc:
-            # Started, so the change is made: what is lost is the control, said as such.
-            verb = "delete" if signal == "stop" else signal
-            raise BriefingError(
-                f"the new config is running, but the {verb} sent while it was being changed "
-                f"did not reach it ({temporal.refusal(exc)}); {verb} the daily briefing again"
-            ) from None
-        return state
-
-    async def _store_given(self, user: str, date: str, at: datetime, via: str | None) -> None:
-        async with self.db.session() as session:
-            await BriefingRepository(session).record_given(
-                user, date, at, via or "unknown", task_id_for(user)
-            )
-            await session.commit()
-
-    async def _given_before(self, user: str) -> BriefingCarry:
-        """A briefing stopped and created again does not speak a day it already spoke: the
-        stored greeting of the latest briefing is carried into the new one, or the ended
-        run's own, when it could not store it (the database away at its end)."""
-        async with self.db.session() as session:
-            rows = await BriefingRepository(session).list(user, limit=1)
-        carry = BriefingCarry()
-        if rows and rows[0].given_at is not None:
-            carry = BriefingCarry(last_date=rows[0].date, last_given_at=rows[0].given_at)
-        # Read from the server's record, not a query: a worker too busy to replay the ended run
-        # in a query's time left the carry without it, and the new run spoke the day again.
-        ended = await records.greeting(self.client, task_id_for(user), ended=True)
-        if ended is None:
-            return carry
-        run, at, via = ended
-        if at is not None and (carry.last_given_at is None or carry.last_given_at < at):
-            date = at.astimezone(ZoneInfo(run.config.timezone)).date().isoformat()
-            await self._store_given(user, date, at, via)
-            carry = BriefingCarry(last_date=date, last_given_at=at)
-        if carry.last_date is not None:
-            # The day's midnight where it was briefed: a new zone's dates do not compare.
-            carry.last_midnight = midnight_ending(carry.last_date, run.config)
-        return carry
-
     async def status(self, user: str) -> BriefingStatus:
         """The running briefing's status; BriefingNotFoundError when none runs."""
         status = await self.read_status(user)
@@ -342,17 +254,16 @@ class BriefingService(Greeting):
     async def read_status(
         self,
         user: str,
-        run_id: str | None = None,
         *,
         ended: bool = False,
         quiet: bool = False,
         within: timedelta | None = None,
     ) -> BriefingStatus | None:
         """The one read of a briefing's status: its running run's (``ended``: or what its last
-        run, or run ``run_id``, knew at its end, a worker replays it); errors as `_answer`.
-        ``within``: the caller's own budget, when shorter than QUERY_TIMEOUT."""
+        run knew at its end, a worker replays it); errors as `_answer`. ``within``: the
+        caller's own budget, when shorter than QUERY_TIMEOUT."""
         budget = min(temporal.QUERY_TIMEOUT, within or temporal.QUERY_TIMEOUT)
-        handle = self.client.get_workflow_handle(task_id_for(user), run_id=run_id)
+        handle = self.client.get_workflow_handle(task_id_for(user))
         rejected = None if ended else QueryRejectCondition.NOT_OPEN
         ask = temporal.queried(
             lambda left: handle.query(

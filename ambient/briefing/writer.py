@@ -233,6 +233,10 @@ def _unavailable(note: SourceNote, zh: bool) -> str:
 def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     """A deterministic extractive briefing from the reduced inputs (no LLM)."""
     zh = inputs.language == "zh"
+
+    def said(chinese: str, english: str) -> str:
+        return chinese if zh else english
+
     errors = [t for t in inputs.top_templates if t.level in ERROR_LEVELS]
     failed = [n for n in inputs.notes if not n.ok]
     firing = still_open(inputs.alarms)
@@ -247,10 +251,9 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         )
         unread = inputs.logs_unreadable
         if unread * 10 >= inputs.log_lines:  # a tenth or more: the counts miss part of the day
-            happened[-1] += (
-                f"，另有 {unread} 行无法读取（见数据源）"
-                if zh
-                else f", and {_many(unread, 'line', 'lines')} could not be read (see Sources)"
+            happened[-1] += said(
+                f"，另有 {unread} 行无法读取（见数据源）",
+                f", and {_many(unread, 'line', 'lines')} could not be read (see Sources)",
             )
         if inputs.logs_capped:
             happened.append(_capped(inputs.log_lines)[0 if zh else 1].strip())
@@ -271,63 +274,54 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     if not inputs.log_lines:
         # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
         if any(n.source == "logs" for n in failed):
-            headline = "昨天的日志没能读取" if zh else "Yesterday's logs could not be read"
+            headline = said("昨天的日志没能读取", "Yesterday's logs could not be read")
         elif not inputs.logs_configured:
-            headline = "没有配置日志源" if zh else "No log source is set up"
-        elif inputs.log_filter:  # lines there were, none that matched
-            headline = (
-                f"昨天没有符合 {inputs.log_filter} 的日志"
-                if zh
-                else f"No log lines matched {inputs.log_filter} yesterday"
+            headline = said("没有配置日志源", "No log source is set up")
+        elif matched := inputs.log_filter:  # lines there were, none that matched
+            headline = said(
+                f"昨天没有符合 {matched} 的日志", f"No log lines matched {matched} yesterday"
             )
         else:
-            headline = "昨天没有日志记录" if zh else "No logs were recorded yesterday"
+            headline = said("昨天没有日志记录", "No logs were recorded yesterday")
         if people:
-            headline += (
-                f"，{people} 个问题需要人工处理"
-                if zh
-                else f"; {_many(people, 'problem needs', 'problems need')} a person"
+            headline += said(
+                f"，{people} 个问题需要人工处理",
+                f"; {_many(people, 'problem needs', 'problems need')} a person",
             )
     elif people or firing or errors or inputs.errors:
         opened = ""
         if inputs.alarms_configured:  # open alarms are counted only when their history was read
             count = len(firing)
-            opened = (
-                f"、{count} 条未恢复告警"
-                if zh
-                else f", {_many(count, 'open alarm', 'open alarms')}"
+            opened = said(
+                f"、{count} 条未恢复告警", f", {_many(count, 'open alarm', 'open alarms')}"
             )
-        headline = (
-            f"昨天有 {inputs.errors} 个错误{opened}，{people} 个问题需要人工处理"
-            if zh
-            else f"Yesterday: {_many(inputs.errors, 'error', 'errors')}{opened}, "
-            f"{_many(people, 'problem needs', 'problems need')} a person"
+        headline = said(
+            f"昨天有 {inputs.errors} 个错误{opened}，{people} 个问题需要人工处理",
+            f"Yesterday: {_many(inputs.errors, 'error', 'errors')}{opened}, "
+            f"{_many(people, 'problem needs', 'problems need')} a person",
         )
     elif inputs.anomalies:
         # Not "quiet": the spoken briefing goes on to name them.
         count = len(inputs.anomalies)
-        headline = (
-            f"昨天没有错误，但有 {count} 个异常"
-            if zh
-            else f"Yesterday: no errors, but {_many(count, 'anomaly', 'anomalies')}"
+        headline = said(
+            f"昨天没有错误，但有 {count} 个异常",
+            f"Yesterday: no errors, but {_many(count, 'anomaly', 'anomalies')}",
         )
     elif inputs.warnings:
         # Not "quiet" either: a day of warnings is said as one (they often come before errors).
-        headline = (
-            f"昨天没有错误，有 {inputs.warnings} 个警告"
-            if zh
-            else f"Yesterday: no errors, {_many(inputs.warnings, 'warning', 'warnings')}"
+        headline = said(
+            f"昨天没有错误，有 {inputs.warnings} 个警告",
+            f"Yesterday: no errors, {_many(inputs.warnings, 'warning', 'warnings')}",
         )
     else:
-        headline = "昨天一切平稳" if zh else "Yesterday was quiet"
-    spoken = _spoken(inputs, headline, errors, firing, failed)
+        headline = said("昨天一切平稳", "Yesterday was quiet")
     return BriefingDraft(
         headline=_short(headline, 200),
         what_happened=happened[:10],
         needs_attention=attention[:10],
         fixed_automatically=[_short(f, 200) for f in inputs.fixed[:10]],
         needs_a_person=[_short(f, 200) for f in inputs.needs_person[:10]],
-        spoken_text=spoken[:SPOKEN_MAX_CHARS],
+        spoken_text=_spoken(inputs, headline, errors, firing, failed)[:SPOKEN_MAX_CHARS],
     )
 
 

@@ -257,8 +257,7 @@ class DiscussionReads(DiscussionAccess):
         async with self.db.session() as session:
             visible = await self._visible(session, user)
             states = await _count_by(session, Discussion.status, visible)
-            seen = select(Discussion.id).where(visible)
-            mine = DiscussionMessage.discussion_id.in_(seen)
+            mine = DiscussionMessage.discussion_id.in_(select(Discussion.id).where(visible))
             per = await _count_by(session, DiscussionMessage.from_id, mine)
             latest, size = (
                 await session.execute(

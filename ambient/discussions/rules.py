@@ -44,8 +44,7 @@ PRODUCT_AGENTS = {
 
 def normalise_topic(topic: str) -> str:
     """The key that makes "Checkout 5xx " and "checkout 5xx" the same discussion."""
-    text = unicodedata.normalize("NFKC", topic).strip().casefold()
-    return re.sub(r"\s+", " ", text)
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", topic).strip().casefold())
 
 
 def discussion_id(at: datetime, suffix: str) -> str:

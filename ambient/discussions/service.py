@@ -417,8 +417,7 @@ class DiscussionService(DiscussionReads):
             about = or_(
                 RemediationRecord.run_key == subject, RemediationRecord.remediation_id == subject
             )
-            owners = select(RemediationRecord.user).where(about)
-            people.update(await session.scalars(owners))
+            people.update(await session.scalars(select(RemediationRecord.user).where(about)))
         return sorted(people - {sender})
 
     async def _notify(self, stored: Stored, message: MessageIn) -> Posted:

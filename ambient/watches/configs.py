@@ -16,7 +16,7 @@ import re
 import unicodedata
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import re2
 from jsonpath_ng.ext import parse as parse_jsonpath
@@ -39,7 +39,7 @@ from selectolax.lexbor import LexborHTMLParser
 from temporalio import workflow
 
 from ambient.domain.configs import UserConfig, reading_stored
-from ambient.domain.notify import MAX_TARGETS, Target
+from ambient.domain.notify import MAX_TARGETS, ChannelType, Target
 from ambient.refusals import Refusal
 
 MAX_URLS = 50
@@ -254,17 +254,8 @@ class TaskState(StrEnum):
 
 # --- notifications -------------------------------------------------------------------
 
-METHOD_CHANNELS = {
-    "send_sms": "sms",
-    "sms": "sms",
-    "email": "email",
-    "send_email": "email",
-    "wecom": "wecom",
-    "dingtalk": "dingtalk",
-    "webhook": "webhook",
-    "apprise": "apprise",
-    "inbox": "inbox",
-}
+# Each channel is a method of its own name; send_sms and send_email are the original forms.
+METHOD_CHANNELS = {"send_sms": "sms", "send_email": "email"} | {c: c for c in get_args(ChannelType)}
 
 
 # The address field each method has besides `target` (which every method takes).

@@ -213,9 +213,8 @@ async def checked_config(
     parsed = parse_config(kind, config)
     if isinstance(parsed, ThresholdWatchConfig):
         parsed = resolved_metric(parsed, settings)
-        source = parsed.source
         if (
-            isinstance(source, TencentMonitorSource)
+            isinstance(parsed.source, TencentMonitorSource)
             and not TencentCloud.from_settings(settings).configured
         ):
             # Accepted, every check failed "not configured" from the first minute on.
@@ -229,8 +228,7 @@ def task_name(name: str | None, config: BaseModel) -> str:
     """The task's name: the one given (checked), or one derived from the config."""
     if name is None:
         # Derived from the config: creating the same task twice finds the first one.
-        digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
-        return digest[:12]
+        return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
     if not _NAME.fullmatch(name):
         rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
         raise ConfigError([(("name",), rule)], prefix=(), inputs=[name])

@@ -218,8 +218,7 @@ async def drop_leases(db: Database, leases: list[Lease]) -> None:
 
 async def _process(conn: Any, process: str) -> Any:
     """The row of ``process`` (None: it is gone, or the lease was released)."""
-    query = select(PROCESSES).where(PROCESSES.c.id == process)
-    return (await conn.execute(query)).one_or_none()
+    return (await conn.execute(select(PROCESSES).where(PROCESSES.c.id == process))).one_or_none()
 
 
 def _alive(row: Any, now: datetime) -> bool:

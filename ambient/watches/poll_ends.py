@@ -61,8 +61,7 @@ async def end_requested(session: AsyncSession, request: EndRequest) -> bool:
     process = fields.pop("process")
     anywhere_or_here = or_(WatchPollEnd.process.is_(None), WatchPollEnd.process == process)
     query = select(WatchPollEnd.id).filter_by(**fields).where(anywhere_or_here)
-    found = await session.scalar(query.limit(1))
-    return found is not None
+    return await session.scalar(query.limit(1)) is not None
 
 
 async def request_ends(db: Database, requests: list[EndRequest]) -> None:

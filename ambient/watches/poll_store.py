@@ -254,12 +254,11 @@ class PollWriter:
                     )
                     if event.inbox is not None:
                         copies.append((event.inbox, item))
-                last = found[-1].seq if found else item.seq
                 marks.append(
                     {
                         "task": item.poll,
                         "life": item.life,
-                        "seq": last,
+                        "seq": found[-1].seq if found else item.seq,
                         "urls": item.urls,
                         "updated_at": now,
                     }

@@ -287,12 +287,11 @@ class TaskReads:
         for entry in schedules.current_page or []:
             entry_kind = entry.typed_search_attributes.get(temporal.KIND) or "schedule"
             paused = entry.schedule.state.paused if entry.schedule else False
-            current = TaskState.PAUSED if paused else TaskState.ACTIVE
             tasks.append(
                 TaskSummary(
                     task_id=entry.id,
                     kind=TaskKind(entry_kind),
-                    state=current,
+                    state=TaskState.PAUSED if paused else TaskState.ACTIVE,
                     summary=(entry.schedule.state.note or None) if entry.schedule else None,
                     started_at=temporal.created_at(await entry.memo()),
                 )

@@ -265,16 +265,10 @@ class ReminderRun(BaseModel):
             return value
         value = dict(value)
         kind, action = value.get("type") or "daily", value.get("action") or "reminder"
-        if kind != "cron":
-            value.pop("cron", None)
         if kind == "daily" and value.get("days"):
             value["type"] = "weekly"  # the calendar spec applied the days
-        if kind == "cron":
-            for name in ("hour", "minute", "days"):
-                value.pop(name, None)
-        if action == "reminder":
-            value.pop("news_urls", None)
-            value.pop("categories", None)
-        else:
-            value.pop("message", None)
+        ignored: tuple[str, ...] = ("hour", "minute", "days") if kind == "cron" else ("cron",)
+        ignored += ("news_urls", "categories") if action == "reminder" else ("message",)
+        for name in ignored:
+            value.pop(name, None)
         return read_stored(ReminderConfig, value)

@@ -41,8 +41,7 @@ class TaskSchedules(TaskReads):
     ) -> TaskRef:
         task_id = f"{PREFIXES[TaskKind.SCHEDULE]}/{user}/{task_name(name, parsed)}"
         kind = schedule_kind(parsed)
-        run_id = _new_run_id(task_id)
-        schedule = self._schedule(user, task_id, parsed, run_id)
+        schedule = self._schedule(user, task_id, parsed, _new_run_id(task_id))
         try:
             await self.client.create_schedule(
                 task_id,

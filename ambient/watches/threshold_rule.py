@@ -56,8 +56,7 @@ def evaluate(
         state.breaching, state.silent, state.last_alert_at = True, False, now
         return state, Transition(kind=Breach.BREACH, value=value, conditions=met)
     # Recovery needs the value back past the line by the hysteresis margin.
-    still = combine(c.breached(value, -config.hysteresis) for c in config.conditions)
-    if still:
+    if combine(c.breached(value, -config.hysteresis) for c in config.conditions):
         return state, None
     silent = state.silent
     state.breaching, state.silent, state.consecutive = False, False, 0

@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
+from ambient.briefing import records
 from ambient.briefing import service as service_module
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError
@@ -167,7 +168,7 @@ async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_i
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         await stack.created_in_window("kit", config)
         spoken = await service.greet("kit", request_id="first")
-        store = BriefingService._store_given
+        store = records.store_given
 
         async def slow(*args):  # type: ignore[no-untyped-def]
             await asyncio.sleep(2)
@@ -175,7 +176,7 @@ async def test_a_new_config_not_started_within_the_hand_over_leaves_the_run_as_i
 
         with monkeypatch.context() as patched:
             patched.setattr(service_module, "HAND_OVER_HOLD", timedelta(seconds=2))
-            patched.setattr(BriefingService, "_store_given", slow)
+            patched.setattr(records, "store_given", slow)
             with pytest.raises(BriefingError, match="try again"):
                 await service.create("kit", config.model_copy(update={"window_end": "11:00"}))
         await stack.skip_to(await stack.now() + timedelta(minutes=1))
