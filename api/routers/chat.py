@@ -12,8 +12,7 @@ from pydantic import BaseModel, Field
 from ambient.agent.digest import DigestSetting
 from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import OWN_SERVER, AgentFacade, ToolStats
-from ambient.agent.hub import ChatRuntime
-from ambient.agent.servers import McpServerSpec, ReadOnlyTools
+from ambient.agent.hub import ChatRuntime, McpServerSpec, ReadOnlyTools
 from ambient.domain.configs import UserConfig
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
