@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -107,10 +108,8 @@ def _device_keys(ref: str) -> set[str]:
     """What a device reference may be stored as: as typed (rows from before MACs were
     normalized) and normalized."""
     keys = {ref.strip().lower()}
-    try:
+    with suppress(InvalidDeviceError):
         keys.add(normalize_device_id(ref))
-    except InvalidDeviceError:
-        pass
     return keys
 
 

@@ -4,7 +4,7 @@ the calling user."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,8 +19,7 @@ bearer = HTTPBearer(auto_error=False, description="The API token printed at regi
 
 
 def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.holder.get()
-    return state
+    return cast(AppState, request.app.state.holder.get())
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

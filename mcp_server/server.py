@@ -254,21 +254,21 @@ class AmbientMCPServer(ListedServer):
         tool = self._tool_manager._tools.get(name)
         if tool is None and name in self.withheld:
             raise ToolError(f"{name} changes things: this server is read-only (--read-only)")
-        found = unstorable_at(arguments) if tool is not None else None
-        if found is not None:
-            # PostgreSQL refuses a NUL (U+0000) in text, in a query as in a row, and no database
-            # encodes a lone surrogate: refused by its argument's name before any tool runs.
-            at, why = found
-            where = ".".join(str(part) for part in at)
-            raise refused(f"invalid arguments — {where}: {why}")
-        taken = tool.parameters.get("properties", {}) if tool is not None else {}
-        unknown = sorted(set(arguments or {}) - set(taken)) if tool is not None else []
-        if unknown:
-            # mcp's argument models drop what they do not name: a misspelt guard (run_key)
-            # was skipped and the tool ran. (The voice profile's small models keep leeway.)
-            takes = ", ".join(taken) or "none"
-            problems = "; ".join(f"{key}: not an argument of {name}" for key in unknown)
-            raise refused(f"invalid arguments — {problems} (it takes: {takes})")
+        if tool is not None:
+            if (found := unstorable_at(arguments)) is not None:
+                # PostgreSQL refuses a NUL (U+0000) in text, in a query as in a row, and no
+                # database encodes a lone surrogate: refused by its argument's name before any
+                # tool runs.
+                at, why = found
+                where = ".".join(str(part) for part in at)
+                raise refused(f"invalid arguments — {where}: {why}")
+            taken = tool.parameters.get("properties", {})
+            if unknown := sorted(set(arguments or {}) - set(taken)):
+                # mcp's argument models drop what they do not name: a misspelt guard (run_key)
+                # was skipped and the tool ran. (The voice profile's small models keep leeway.)
+                takes = ", ".join(taken) or "none"
+                problems = "; ".join(f"{key}: not an argument of {name}" for key in unknown)
+                raise refused(f"invalid arguments — {problems} (it takes: {takes})")
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:

@@ -133,9 +133,8 @@ async def _decide(
 
 
 def _question(waiting: list[RemediationSummary], run: RemediationSummary, approve: bool) -> str:
-    verb = "批准" if approve else "拒绝"
+    verb, verb_en = ("批准", "approve") if approve else ("拒绝", "refuse")
     i = waiting.index(run)
-    verb_en = "approve" if approve else "refuse"
     if len(waiting) == 1:  # asked: this run's previous rung was just asked about or decided
         return say(
             f"{run_about(run)}的修复到了下一步，又在等你审批。要{verb}吗？确认就再说一次{verb}。",

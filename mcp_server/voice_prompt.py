@@ -40,24 +40,15 @@ SPEAKER_DESCRIPTION = "声纹认出的人名，不知道就不填 / a voiceprint
 Spoken = Annotated[
     str | None, Field(default=None, description=SPEAKER_DESCRIPTION, coerce_numbers_to_str=True)
 ]
-TaskName = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=100,
-        description="用户说出的任务名 / the task's spoken name",
-        coerce_numbers_to_str=True,
-    ),
-]
-Reference = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=100,
-        description="用户说出的服务名 / the service the user named",
-        coerce_numbers_to_str=True,
-    ),
-]
+
+
+def _said(description: str) -> Any:
+    """A thing as the user said it: 1 to 100 characters, a number read as its text."""
+    return Field(min_length=1, max_length=100, description=description, coerce_numbers_to_str=True)
+
+
+TaskName = Annotated[str, _said("用户说出的任务名 / the task's spoken name")]
+Reference = Annotated[str, _said("用户说出的服务名 / the service the user named")]
 
 MOST_HOURS = 168
 DEFAULT_HOURS = 24

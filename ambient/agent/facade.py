@@ -7,8 +7,10 @@ import hashlib
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from mcp import Client
@@ -18,7 +20,6 @@ from pydantic import BaseModel, ValidationError
 
 from ambient.agent.connection import ServerConnection
 from ambient.agent.errors import AgentError, ServerUnavailableError, UnknownToolError
-from ambient.agent.health import Health, ServerHealth, ToolMetrics, ToolStats
 
 OWN_SERVER = "ambient"
 DEFAULT_TTL = 300.0
@@ -34,6 +35,73 @@ MAX_SCHEMA_CHARS = 16_000
 # A server whose listing failed is left out for this long before it is asked again: a slow
 # or hung one would otherwise hold up every chat turn for its timeout (twice, reconnecting).
 RELIST_AFTER = 60.0
+
+
+# Per-tool metrics and per-server health states from recent outcomes.
+WINDOW = 20
+DEGRADED_AT = 0.2
+ERROR_AT = 0.5
+
+
+class Health(StrEnum):
+    ACTIVE = "active"
+    DEGRADED = "degraded"
+    ERROR = "error"
+
+
+class ToolStats(BaseModel):
+    server: str
+    tool: str
+    calls: int
+    successes: int
+    failures: int
+    success_rate: float | None
+    mean_latency_ms: float | None
+
+
+@dataclass
+class ToolMetrics:
+    calls: int = 0
+    successes: int = 0
+    total_seconds: float = 0.0
+
+    def record(self, ok: bool, seconds: float) -> None:
+        self.calls += 1
+        self.successes += int(ok)
+        self.total_seconds += seconds
+
+    def view(self, server: str, tool: str) -> ToolStats:
+        return ToolStats(
+            server=server,
+            tool=tool,
+            calls=self.calls,
+            successes=self.successes,
+            failures=self.calls - self.successes,
+            success_rate=self.successes / self.calls if self.calls else None,
+            mean_latency_ms=1000 * self.total_seconds / self.calls if self.calls else None,
+        )
+
+
+@dataclass
+class ServerHealth:
+    """Active below 20 % errors in the last 20 calls, degraded below 50 %, error above (or
+    while the server cannot be reached); read when asked (`GET /agent/tools`)."""
+
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    unreachable: bool = False
+
+    def record(self, ok: bool, *, unreachable: bool = False) -> None:
+        self.outcomes.append(ok)
+        self.unreachable = unreachable
+
+    @property
+    def state(self) -> Health:
+        rate = 1 - sum(self.outcomes) / len(self.outcomes) if self.outcomes else 0.0
+        if self.unreachable or rate >= ERROR_AT:
+            return Health.ERROR
+        if rate >= DEGRADED_AT:
+            return Health.DEGRADED
+        return Health.ACTIVE
 
 
 # Function names allow `[A-Za-z0-9_-]{1,64}`.
@@ -133,23 +201,18 @@ def _cut(description: str) -> str:
     return f"{description[:MAX_DESCRIPTION_CHARS]} [… cut: {len(description):,} characters]"
 
 
+@dataclass(eq=False)
 class AgentFacade:
     """One user's view of their MCP servers. Build it per user; close it when done."""
 
-    def __init__(
-        self,
-        *,
-        ttl_seconds: float = DEFAULT_TTL,
-        timeout_seconds: float = DEFAULT_TIMEOUT,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl = ttl_seconds
-        self.timeout = timeout_seconds
-        self._clock = clock
-        self._servers: dict[str, _Server] = {}
-        self._names = ToolNames(OWN_SERVER)
-        self._metrics: dict[tuple[str, str], ToolMetrics] = {}
-        self.list_calls = 0  # listings that reached a server (cache misses)
+    _: KW_ONLY
+    ttl_seconds: float = DEFAULT_TTL
+    timeout_seconds: float = DEFAULT_TIMEOUT
+    clock: Callable[[], float] = time.monotonic
+    _servers: dict[str, _Server] = field(default_factory=dict, init=False)
+    _names: ToolNames = field(default_factory=lambda: ToolNames(OWN_SERVER), init=False)
+    _metrics: dict[tuple[str, str], ToolMetrics] = field(default_factory=dict, init=False)
+    list_calls: int = field(default=0, init=False)  # listings that reached a server (cache misses)
 
     # --- servers --------------------------------------------------------------------
 
@@ -192,13 +255,13 @@ class AgentFacade:
         infos: list[ToolInfo] = []
         for server in list(self._servers.values()):
             failed = server.failed_at
-            if not refresh and failed is not None and self._clock() - failed < RELIST_AFTER:
+            if not refresh and failed is not None and self.clock() - failed < RELIST_AFTER:
                 continue
             try:
                 listed = await self._listing(server, refresh)
             except AgentError as exc:
                 # An unreachable server shows in health() and problems(), not as an empty agent.
-                server.failed_at, server.problem = self._clock(), str(exc)
+                server.failed_at, server.problem = self.clock(), str(exc)
                 continue
             server.failed_at = None
             problems = []
@@ -219,7 +282,7 @@ class AgentFacade:
         return infos
 
     async def _listing(self, server: _Server, refresh: bool) -> list[Tool]:
-        fresh = server.listed_at is not None and self._clock() - server.listed_at < self.ttl
+        fresh = server.listed_at is not None and self.clock() - server.listed_at < self.ttl_seconds
         if fresh and not refresh:
             return server.tools
 
@@ -240,7 +303,7 @@ class AgentFacade:
                 server.tools.append(tool)
             else:
                 server.left_out.append(tool.name)
-        server.listed_at = self._clock()
+        server.listed_at = self.clock()
         self.list_calls += 1
         return server.tools
 
@@ -282,8 +345,8 @@ class AgentFacade:
         """Call a tool by function name; failures come back as an outcome with ok=False."""
         info = await self.describe(function)
         server = self._servers[info.server]
-        seconds = timeout_seconds or self.timeout
-        started = self._clock()
+        seconds = timeout_seconds or self.timeout_seconds
+        started = self.clock()
 
         async def invoke(client: Client) -> CallToolResult:
             return await client.call_tool(info.tool, arguments, read_timeout_seconds=seconds)
@@ -321,7 +384,7 @@ class AgentFacade:
         started: float,
         structured: dict[str, Any] | None = None,
     ) -> ToolOutcome:
-        seconds = self._clock() - started
+        seconds = self.clock() - started
         self._metrics.setdefault((info.server, info.tool), ToolMetrics()).record(ok, seconds)
         return ToolOutcome(ok=ok, text=text, structured=structured)
 

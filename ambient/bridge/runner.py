@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -91,28 +91,23 @@ def backoff_delays(timing: BridgeTiming) -> Iterator[float]:
         ceiling = min(ceiling * 2, timing.max_delay)
 
 
+@dataclass(eq=False)
 class BridgeRunner:
     """Holds the connections of the endpoints this process has the lease of."""
 
-    def __init__(
-        self,
-        db: Database,
-        cipher: EndpointCipher,
-        guard: DestinationGuard,
-        server_for: ServerFactory,
-        *,
-        timing: BridgeTiming | None = None,
-        name: str | None = None,
-    ) -> None:
-        self.db = db
-        self.cipher = cipher
-        self.guard = guard
-        self.server_for = server_for
-        self.timing = timing or BridgeTiming()
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.held: dict[int, asyncio.Task[None]] = {}
-        self.counts: Counter[str] = Counter()  # dials, connected, failures (for tests, metrics)
-        self._renewed_at = 0.0
+    db: Database
+    cipher: EndpointCipher
+    guard: DestinationGuard
+    server_for: ServerFactory
+    _: KW_ONLY
+    timing: BridgeTiming = BridgeTiming()
+    name: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    )
+    held: dict[int, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    # dials, connected, failures (for tests, metrics)
+    counts: Counter[str] = field(default_factory=Counter, init=False)
+    _renewed_at: float = field(default=0.0, init=False)
 
     async def run(self) -> None:
         """Scan, claim, renew and drop until cancelled; a failed scan is logged, not fatal."""

@@ -36,6 +36,9 @@ AlertFile = Annotated[
     str,
     typer.Argument(help="the alert as JSON, or @FILE to read it from a file ('-' for stdin)"),
 ]
+RunKey = Annotated[
+    str | None, typer.Option(help="the run you looked at (show --json); else the current")
+]
 
 
 def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
@@ -165,9 +168,7 @@ def approve(
         int | None,
         typer.Option(parser=whole_number(1, 6), help="the rung you saw waiting (show); else any"),
     ] = None,
-    run_key: Annotated[
-        str | None, typer.Option(help="the run you looked at (show --json); else the current")
-    ] = None,
+    run_key: RunKey = None,
 ) -> None:
     """Approve (or --refuse) the step a remediation waits for."""
     decision = _run(
@@ -181,9 +182,7 @@ def abort(
     remediation_id: str,
     user: User,
     reason: Annotated[str, typer.Option(help="why")] = "",
-    run_key: Annotated[
-        str | None, typer.Option(help="the run you looked at (show --json); else the current")
-    ] = None,
+    run_key: RunKey = None,
 ) -> None:
     """Stop a remediation before its next change."""
     status = _run(lambda s: s.abort(user, remediation_id, reason, run_key=run_key))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import StreamingResponse
@@ -11,10 +11,8 @@ from pydantic import BaseModel, Field
 
 from ambient.agent.digest import DigestSetting
 from ambient.agent.errors import AgentError, AgentRefusedError
-from ambient.agent.facade import OWN_SERVER, AgentFacade
-from ambient.agent.health import ToolStats
-from ambient.agent.hub import ChatRuntime
-from ambient.agent.servers import McpServerSpec, ReadOnlyTools
+from ambient.agent.facade import OWN_SERVER, AgentFacade, ToolStats
+from ambient.agent.hub import ChatRuntime, McpServerSpec, ReadOnlyTools
 from ambient.domain.configs import UserConfig
 from api.deps import CurrentUser, StateDep
 from api.errors import unprocessable
@@ -26,8 +24,7 @@ def get_chat(request: Request, state: StateDep) -> ChatRuntime:
     """The chat door's parts, made at the app's first chat request and kept (one per app)."""
     if getattr(request.app.state, "chat", None) is None:
         request.app.state.chat = ChatRuntime.of(state)
-    chat: ChatRuntime = request.app.state.chat
-    return chat
+    return cast(ChatRuntime, request.app.state.chat)
 
 
 ChatDep = Annotated[ChatRuntime, Depends(get_chat)]

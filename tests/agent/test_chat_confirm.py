@@ -11,7 +11,7 @@ from openai import AsyncOpenAI
 
 from ambient.agent.chat import ChatAgent, ConversationStore
 from ambient.agent.facade import AgentFacade
-from ambient.agent.servers import McpServerSpec, client_for
+from ambient.agent.hub import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard
 from tests.agent.test_facade import READ, TOY_READS, WRITE, toy_server
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls

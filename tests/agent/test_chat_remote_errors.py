@@ -23,8 +23,8 @@ from ambient.agent.facade import (
     MAX_SCHEMA_CHARS,
     RELIST_AFTER,
     AgentFacade,
+    Health,
 )
-from ambient.agent.health import Health
 from tests.agent.test_facade import READ
 from tests.standins.llm_api import API_KEY, Answer, Content, LLMApi, ToolCalls
 from tests.support.servers import serve

@@ -12,9 +12,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from ambient.agent.errors import UnknownToolError
-from ambient.agent.facade import AgentFacade, ToolNames
-from ambient.agent.health import Health
-from ambient.agent.servers import McpServerSpec, client_for
+from ambient.agent.facade import AgentFacade, Health, ToolNames
+from ambient.agent.hub import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard
 from tests.support.servers import free_port, serve
 
