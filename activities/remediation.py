@@ -189,9 +189,13 @@ class RemediationActivities:
                 and checkpoint is not None
                 and opened.permission.mode == read_mode
             ):
+                # The checkpoint the audit holds: an opening run again (its workflow task lost
+                # with its worker) may come after the change that followed it, and the release
+                # before the incident is the first read, not a read of the changed workload.
                 saved = Keyed(run_key=request.run_key, key=f"{key}/checkpoint")
-                await append_entry(session, saved, "checkpoint", checkpoint.model_dump(mode="json"))
-                opened.checkpoint = checkpoint
+                detail = checkpoint.model_dump(mode="json")
+                record = await append_entry(session, saved, "checkpoint", detail)
+                opened.checkpoint = Checkpoint.model_validate(record.detail)
         return opened
 
     async def _save_prepared(

@@ -16,8 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.remediation import RemediationActivities
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import GateInput, Keyed
+from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.ladder import RemediationExecutor, Rung
+from ambient.remediation.runs import GateInput, Keyed, OpenInput
 from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import (
@@ -27,6 +28,7 @@ from ambient.remediation.storage import (
     read_audit_keys,
 )
 from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
 from ambient.storage.db import SQLITE_TURN
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
@@ -39,6 +41,7 @@ from tests.remediation.support import (
     remediation_settings,
     remediations_with_worker,
 )
+from tests.remediation.test_kube_executor import Cluster, kube  # noqa: F401  (fixture)
 from tests.support.api_worker import signed_in_api
 
 
@@ -401,6 +404,47 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
             .order_by(AuditRecord.id)
         )
         assert list(rows) == ["scored", "planned", "permission", "gate", "checkpoint"]
+
+
+async def test_an_opening_run_again_after_its_change_answers_with_the_checkpoint_it_saved(
+    deps: WorkerDeps,
+    kube: Cluster,  # noqa: F811  (the fixture)
+) -> None:
+    # The first rung's change follows the opening in its workflow task: a task lost with its
+    # worker after the change runs the opening again, and a fresh read then is the restarted
+    # Deployment, not the release before the incident that later rungs roll back to.
+    remediation_settings(deps, remediation_executor="kubernetes")
+    await add_user(deps, "oncall", permission="execute")
+    executors: dict[str, RemediationExecutor] = {"kubernetes": kube.executor}
+    activities = RemediationActivities(deps.db, deps.settings, None, executors)
+    subject = Alert(
+        source="manual",
+        cluster_id=kube.target.cluster_id,
+        namespace="shop",
+        workload="checkout",
+        metric="error_rate",
+        value=0.5,
+        threshold=0.05,
+        message="5xx errors on checkout",
+    )
+    run_key = f"{remediation_id(subject)}@{unique('run')}"
+    opening = OpenInput(
+        run_key=run_key, alert=subject, user="oncall", mode="execute", now=datetime.now(UTC)
+    )
+    first = await activities.open_remediation(opening)
+    assert first.plan[0].rung is Rung.RESTART and first.checkpoint is not None
+    restart = kube.step(run_key, Rung.RESTART, restarted_at="2026-11-29T18:00:00Z")
+    assert (await kube.executor.apply(restart)).applied
+    revision = first.checkpoint.revision
+    assert revision is not None
+    assert (await kube.executor.checkpoint(kube.target)).revision == revision + 1
+
+    again = await activities.open_remediation(opening)
+
+    assert again.checkpoint == first.checkpoint
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=run_key, action="checkpoint")
+    assert [r.detail["revision"] for r in rows] == [revision]
 
 
 async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savepoint(
