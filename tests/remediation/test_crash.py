@@ -159,6 +159,13 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
             )
             await within(killed.wait(), 120, "the restart patch never came", api, tmp_path)
             assert await asyncio.to_thread(worker.wait, 30) == -signal.SIGKILL
+        # The permission revoked after the change was made: the run must not end "refused"
+        # with its change in the cluster (the opening run again answers as its audit rows did).
+        async with deps.db.session() as session:
+            user = await UserRepository(session).get(USER)
+            assert user is not None
+            user.rollback_permission = "none"
+            await session.commit()
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
             status: RemediationStatus = await within(
                 handle.result(), 300, "the restarted worker did not finish", api, tmp_path

@@ -406,13 +406,15 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
         assert list(rows) == ["scored", "planned", "permission", "gate", "checkpoint"]
 
 
-async def test_an_opening_run_again_after_its_change_answers_with_the_checkpoint_it_saved(
+async def test_an_opening_run_again_after_its_change_answers_as_its_audit_rows_did(
     deps: WorkerDeps,
     kube: Cluster,  # noqa: F811  (the fixture)
 ) -> None:
     # The first rung's change follows the opening in its workflow task: a task lost with its
-    # worker after the change runs the opening again, and a fresh read then is the restarted
-    # Deployment, not the release before the incident that later rungs roll back to.
+    # worker after the change runs the opening again. A fresh read then is the restarted
+    # Deployment, not the release before the incident that later rungs roll back to; a
+    # permission revoked since, or rules that now ask approval first, would refuse or hold a
+    # change already made. The opening answers with what its audit rows hold.
     remediation_settings(deps, remediation_executor="kubernetes")
     await add_user(deps, "oncall", permission="execute")
     executors: dict[str, RemediationExecutor] = {"kubernetes": kube.executor}
@@ -438,13 +440,26 @@ async def test_an_opening_run_again_after_its_change_answers_with_the_checkpoint
     revision = first.checkpoint.revision
     assert revision is not None
     assert (await kube.executor.checkpoint(kube.target)).revision == revision + 1
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get("oncall")
+        assert user is not None
+        user.rollback_permission = "none"
+        await session.commit()
+    remediation_settings(deps, remediation_executor="kubernetes", remediation_approval_from_rung=1)
+    activities = RemediationActivities(deps.db, deps.settings, None, executors)
+    fresh = await activities.open_remediation(opening.model_copy(update={"run_key": f"{run_key}x"}))
+    assert fresh.plan[0].needs_approval and fresh.permission is not None
+    assert fresh.permission.mode is None  # what a new opening would answer now
 
     again = await activities.open_remediation(opening)
 
-    assert again.checkpoint == first.checkpoint
+    assert again.model_dump(exclude={"gate"}) == first.model_dump(exclude={"gate"})
+    assert again.gate is not None and again.gate.allowed  # the slot it reserved
     async with deps.db.session() as session:
-        rows = await AuditRepository(session).list(subject=run_key, action="checkpoint")
-    assert [r.detail["revision"] for r in rows] == [revision]
+        rows = await AuditRepository(session).list(subject=run_key)
+    assert sorted(r.action for r in rows) == sorted(
+        ["scored", "planned", "permission", "gate", "checkpoint"]
+    )
 
 
 async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savepoint(
