@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,7 +63,7 @@ from ambient.remediation.safety import (
     rate_limit_gate,
 )
 from ambient.remediation.scorer import score_alert
-from ambient.remediation.scores import plan
+from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard, plan
 from ambient.remediation.storage import (
     ActionLedger,
     AlertRuleRepository,
@@ -72,6 +72,7 @@ from ambient.remediation.storage import (
     answer_verified,
     append_entry,
     as_asked,
+    find_entry,
     read_audit_keys,
 )
 from ambient.remediation.triage import unresolved_alarms
@@ -156,7 +157,13 @@ class RemediationActivities:
             # together at the commit (no query in the turn reads them before it).
             await read_audit_keys(session, request.run_key)
             session.autoflush = False
-            await self._save_prepared(session, request, opened)
+            # Every answer is its audit row's: an opening run again (its workflow task lost
+            # with its worker, perhaps after the first rung's change that followed it) gives
+            # the score, plan, permission, gate and checkpoint that change was made on, not
+            # new ones (a score of the LLM, a permission revoked since, the changed workload).
+            opened = await self._save_prepared(session, request, opened)
+            if opened.plan is not steps:
+                first = next((s for s in opened.plan[:1] if s.rung is not Rung.HAND_OVER), None)
             if first is None:
                 return opened
             key = step_key(request.run_key, first.rung)
@@ -184,19 +191,23 @@ class RemediationActivities:
                     now=request.now,
                 ),
             )
-            if (
+            saved = Keyed(run_key=request.run_key, key=f"{key}/checkpoint")
+            if (recorded := await find_entry(session, saved, "checkpoint")) is not None:
+                opened.checkpoint = Checkpoint.model_validate(recorded.detail)
+            elif (
                 opened.gate.allowed
                 and checkpoint is not None
                 and opened.permission.mode == read_mode
             ):
-                saved = Keyed(run_key=request.run_key, key=f"{key}/checkpoint")
-                await append_entry(session, saved, "checkpoint", checkpoint.model_dump(mode="json"))
+                detail = checkpoint.model_dump(mode="json")
+                await append_entry(session, saved, "checkpoint", detail)
                 opened.checkpoint = checkpoint
         return opened
 
     async def _save_prepared(
         self, session: AsyncSession, request: OpenInput, prepared: Opened
-    ) -> None:
+    ) -> Opened:
+        """The run's row and its scored and planned records; the plan those records hold."""
         card, run_key = prepared.card, request.run_key
         scored = {
             "alert": request.alert.model_dump(mode="json"),
@@ -222,10 +233,22 @@ class RemediationActivities:
             **({"started_at": request.started_at} if request.started_at else {}),
         )
         # After the run's row: its insert's savepoint would flush them on their own.
+        kept: list[dict[str, Any]] = []
         for action, detail in (("scored", scored), ("planned", planned)):
-            await append_entry(
-                session, Keyed(run_key=run_key, key=f"{run_key}/{action}"), action, detail
-            )
+            entry = Keyed(run_key=run_key, key=f"{run_key}/{action}")
+            kept.append((await append_entry(session, entry, action, detail)).detail)
+        if kept[0]["card"] == scored["card"] and kept[1]["plan"] == planned["plan"]:
+            return prepared  # the records are this opening's own
+        opened = Opened(
+            card=ScoreCard.model_validate(kept[0]["card"]),
+            rule=AlertRule.model_validate(kept[1]["rule"]) if kept[1]["rule"] else None,
+            plan=[PlannedStep.model_validate(step) for step in kept[1]["plan"]],
+            policy=RemediationPolicy.model_validate(kept[1]["policy"]),
+        )
+        row = await RemediationRepository(session).get(run_key)
+        if row is not None:
+            row.score, row.budget = opened.card.score, opened.card.budget
+        return opened
 
     @activity.defn
     async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
@@ -241,7 +264,9 @@ class RemediationActivities:
         decision = effective_mode(request.asked, permission, request.executor)
         if user is None:
             decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
-        await append_entry(
+        # The decision its record holds: a check run again (its task lost with its worker,
+        # perhaps after the change it allowed) answers as it did, not as the user is now.
+        record = await append_entry(
             session,
             request,
             "permission",
@@ -254,7 +279,7 @@ class RemediationActivities:
                 "reason": decision.reason,
             },
         )
-        return decision
+        return PermissionDecision(mode=record.detail["mode"], reason=record.detail["reason"])
 
     @activity.defn
     async def check_remediation_gates(self, request: GateInput) -> Gate:

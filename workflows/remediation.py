@@ -13,7 +13,7 @@ from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
@@ -99,6 +99,12 @@ PERMISSION_AFTER_WAIT = "permission-after-wait"
 # to make it, the run then ending "aborted").
 ABORT_BEFORE_CHANGE = "abort-before-change"
 ABORTED_BEFORE_CHANGE = "aborted before its change"  # _apply's answer then
+# The first rung's change, when open_remediation decided everything before it, is a local
+# activity in the opening's workflow task. Before this patch it was a regular activity, made
+# once that task completed: a round trip through the server before the first change, and a
+# workflow task more after it (in an alert storm, the change also waited behind every local
+# activity the worker had pending).
+FIRST_CHANGE_IN_TASK = "first-change-in-task"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -285,6 +291,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         self, step: PlannedStep, key: str, attempt: Attempt, checkpoint: Checkpoint | None
     ) -> StepResult | str | None:
         """The rung's change; None when it has nothing to do, a str when it could not be made."""
+        opened = checkpoint is not None  # read by open_remediation, just before
         try:
             if checkpoint is None:
                 checkpoint = await self._act(
@@ -307,6 +314,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             attempt.skipped_reason = "aborted before its change"
             await self._free_slot(key)
             return ABORTED_BEFORE_CHANGE
+        # Right after the opening, the change follows it in its workflow task (below).
+        in_task = opened and workflow.patched(FIRST_CHANGE_IN_TASK)
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
             self.baseline = checkpoint
@@ -319,7 +328,10 @@ class GradedRemediationWorkflow(RemediationSafety):
             checkpoint=self.baseline,
         )
         if step.rung is Rung.RESTART:
-            request.restarted_at = workflow.now().isoformat()
+            # A retried change sends the same restart. In the opening's task, the time the
+            # workload was read (the checkpoint it saved): that task run again has another.
+            at = checkpoint.taken_at if in_task else workflow.now()
+            request.restarted_at = at.isoformat()
         elif step.rung is Rung.SCALE_OUT:
             request.replicas = scale_target(
                 checkpoint.replicas, self.policy.max_replicas, self.policy.max_scale_step
@@ -335,16 +347,19 @@ class GradedRemediationWorkflow(RemediationSafety):
                 await self._free_slot(key)
                 return None
         try:
-            # The one step with an effect outside: a regular activity, retried a bounded
-            # number of times and idempotent by the step key stamped on the object.
+            # The one step with an effect outside, retried a bounded number of times and
+            # idempotent by the step key stamped on the object. A regular activity, except
+            # right after the opening: there a local one, in the opening's workflow task. A
+            # task lost with its worker runs both again: the opening answers with the
+            # checkpoint it saved, and the change finds its stamp.
             result = await self._act(
                 RemediationActivities.apply_remediation_step,
                 request,
                 limit=timedelta(seconds=self.policy.step_timeout_seconds),
                 retry=CHANGE_RETRY,
-                local=False,
+                local=in_task,
             )
-        except ActivityError as exc:
+        except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
             return f"could not be applied ({cause_of(exc)})"
         attempt.applied, attempt.already_applied = result.applied, result.already_applied

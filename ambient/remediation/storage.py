@@ -172,6 +172,19 @@ class BreakerRepository(Repository):
         await self.session.flush()
 
 
+async def find_entry(session: AsyncSession, keyed: Keyed, action: str) -> AuditRecord | None:
+    """``keyed``'s audit record under its run key, if one was appended."""
+    subject, key = keyed.run_key, keyed.key
+    read: dict[tuple[str, Any], AuditRecord] | None = session.info.get(_READ, {}).get(subject)
+    if read is not None:
+        return read.get((action, key))
+    query = select(AuditRecord).where(AuditRecord.subject == subject, AuditRecord.action == action)
+    for record in await session.scalars(query):
+        if record.detail.get("key") == key:
+            return record
+    return None
+
+
 async def append_entry(
     session: AsyncSession,
     keyed: Keyed,
@@ -180,21 +193,15 @@ async def append_entry(
     actor: str = "remediation",
 ) -> AuditRecord:
     """Append ``keyed``'s audit record under its run key unless one with its key exists (a
-    retried activity finds it)."""
+    retried activity finds it); the record either way."""
+    if (found := await find_entry(session, keyed, action)) is not None:
+        return found
     subject, key = keyed.run_key, keyed.key
-    read: dict[tuple[str, Any], AuditRecord] | None = session.info.get(_READ, {}).get(subject)
+    read = session.info.get(_READ, {}).get(subject)
     if read is None:
-        query = select(AuditRecord).where(
-            AuditRecord.subject == subject, AuditRecord.action == action
-        )
-        for record in await session.scalars(query):
-            if record.detail.get("key") == key:
-                return record
         return await AuditRepository(session).append(
             actor=actor, action=action, subject=subject, detail={**detail, "key": key}
         )
-    if (found := read.get((action, key))) is not None:
-        return found
     # Added, not flushed: the turn's records are inserted together, in order, when it commits.
     record = AuditRecord(actor=actor, action=action, subject=subject, detail={**detail, "key": key})
     session.add(record)

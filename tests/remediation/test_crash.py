@@ -3,13 +3,16 @@
 The worker is a real process (`ambient worker`, the production entry point) running the graded
 remediation against the Kubernetes API stand-in. The stand-in kills it the moment the
 restart's patch is stored, before the answer goes back, so the activity never completes.
-A new worker process picks up the retried activity: it must find the step key stamped on the
-deployment and change nothing a second time.
+A new worker process runs it again: it must find the step key stamped on the deployment and
+change nothing a second time.
 
 The dev server (real clock), not the time-skipping test server: the latter never hands the
-dead worker's sticky workflow task to the new worker. The retry comes when the killed
-attempt's start-to-close timeout expires: the settings' step timeout (30 s by default), 10 s
-here.
+dead worker's sticky workflow task to the new worker. The restart is the first rung, which
+follows open_remediation as a local activity in the run's first workflow task: the retry comes
+when the killed worker's task times out (10 s, this start's default; a minute as the product
+starts runs), and the new worker runs the opening and the change again. A change made as a
+regular activity (a later rung) is tried again once the killed attempt's start-to-close timeout,
+the settings' step timeout (30 s by default, 10 s here), expires.
 """
 
 from __future__ import annotations
@@ -156,6 +159,13 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
             )
             await within(killed.wait(), 120, "the restart patch never came", api, tmp_path)
             assert await asyncio.to_thread(worker.wait, 30) == -signal.SIGKILL
+        # The permission revoked after the change was made: the run must not end "refused"
+        # with its change in the cluster (the opening run again answers as its audit rows did).
+        async with deps.db.session() as session:
+            user = await UserRepository(session).get(USER)
+            assert user is not None
+            user.rollback_permission = "none"
+            await session.commit()
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
             status: RemediationStatus = await within(
                 handle.result(), 300, "the restarted worker did not finish", api, tmp_path
@@ -170,6 +180,10 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
     assert attempt.rung is Rung.RESTART
     # The retried activity found its own stamp on the deployment.
     assert attempt.applied and attempt.already_applied
+    # One checkpoint in the audit, read before the restart: the opening run again found it.
+    async with deps.db.session() as session:
+        saved = await AuditRepository(session).list(subject=status.run_key, action="checkpoint")
+    assert [r.detail["revision"] for r in saved] == [1]
     stamp = api.deployments[("prod", "checkout")]["metadata"]["annotations"][STEP_ANNOTATION]
     assert stamp == attempt.key
     # Its audit row still shows the patch the killed attempt sent (all but the resourceVersion

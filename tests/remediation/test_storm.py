@@ -16,8 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.remediation import RemediationActivities
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import GateInput, Keyed
+from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.ladder import RemediationExecutor, Rung
+from ambient.remediation.runs import GateInput, Keyed, OpenInput
 from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import (
@@ -27,6 +28,7 @@ from ambient.remediation.storage import (
     read_audit_keys,
 )
 from ambient.storage import Database
+from ambient.storage.audit import AuditRepository
 from ambient.storage.db import SQLITE_TURN
 from ambient.storage.models import AuditRecord, RemediationAction
 from ambient.storage.repositories import UserRepository
@@ -39,6 +41,7 @@ from tests.remediation.support import (
     remediation_settings,
     remediations_with_worker,
 )
+from tests.remediation.test_kube_executor import Cluster, kube  # noqa: F401  (fixture)
 from tests.support.api_worker import signed_in_api
 
 
@@ -401,6 +404,62 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
             .order_by(AuditRecord.id)
         )
         assert list(rows) == ["scored", "planned", "permission", "gate", "checkpoint"]
+
+
+async def test_an_opening_run_again_after_its_change_answers_as_its_audit_rows_did(
+    deps: WorkerDeps,
+    kube: Cluster,  # noqa: F811  (the fixture)
+) -> None:
+    # The first rung's change follows the opening in its workflow task: a task lost with its
+    # worker after the change runs the opening again. A fresh read then is the restarted
+    # Deployment, not the release before the incident that later rungs roll back to; a
+    # permission revoked since, or rules that now ask approval first, would refuse or hold a
+    # change already made. The opening answers with what its audit rows hold.
+    remediation_settings(deps, remediation_executor="kubernetes")
+    await add_user(deps, "oncall", permission="execute")
+    executors: dict[str, RemediationExecutor] = {"kubernetes": kube.executor}
+    activities = RemediationActivities(deps.db, deps.settings, None, executors)
+    subject = Alert(
+        source="manual",
+        cluster_id=kube.target.cluster_id,
+        namespace="shop",
+        workload="checkout",
+        metric="error_rate",
+        value=0.5,
+        threshold=0.05,
+        message="5xx errors on checkout",
+    )
+    run_key = f"{remediation_id(subject)}@{unique('run')}"
+    opening = OpenInput(
+        run_key=run_key, alert=subject, user="oncall", mode="execute", now=datetime.now(UTC)
+    )
+    first = await activities.open_remediation(opening)
+    assert first.plan[0].rung is Rung.RESTART and first.checkpoint is not None
+    restart = kube.step(run_key, Rung.RESTART, restarted_at="2026-11-29T18:00:00Z")
+    assert (await kube.executor.apply(restart)).applied
+    revision = first.checkpoint.revision
+    assert revision is not None
+    assert (await kube.executor.checkpoint(kube.target)).revision == revision + 1
+    async with deps.db.session() as session:
+        user = await UserRepository(session).get("oncall")
+        assert user is not None
+        user.rollback_permission = "none"
+        await session.commit()
+    remediation_settings(deps, remediation_executor="kubernetes", remediation_approval_from_rung=1)
+    activities = RemediationActivities(deps.db, deps.settings, None, executors)
+    fresh = await activities.open_remediation(opening.model_copy(update={"run_key": f"{run_key}x"}))
+    assert fresh.plan[0].needs_approval and fresh.permission is not None
+    assert fresh.permission.mode is None  # what a new opening would answer now
+
+    again = await activities.open_remediation(opening)
+
+    assert again.model_dump(exclude={"gate"}) == first.model_dump(exclude={"gate"})
+    assert again.gate is not None and again.gate.allowed  # the slot it reserved
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=run_key)
+    assert sorted(r.action for r in rows) == sorted(
+        ["scored", "planned", "permission", "gate", "checkpoint"]
+    )
 
 
 async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savepoint(

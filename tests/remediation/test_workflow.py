@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
@@ -166,11 +167,13 @@ async def test_success_at_rung_two_stops_the_ladder(
     assert record is not None and record.resolved_rung == 2
 
 
-async def test_the_first_change_follows_one_activity_that_leaves_every_check_in_the_audit(
+async def test_the_first_change_follows_its_opening_in_the_runs_first_task_every_check_audited(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     # An alert storm queued each run's five transactions (scoring, the plan's post,
-    # permission, gates, checkpoint) before its first change: now one decides them all.
+    # permission, gates, checkpoint) before its first change: now one decides them all. And
+    # the change follows in the same workflow task: no round trip through the server between
+    # the opening and the change, no task after it.
     remediation_settings(deps, remediation_approval_from_rung=0)
     await add_user(deps, USER)
     async with (
@@ -180,19 +183,23 @@ async def test_the_first_change_follows_one_activity_that_leaves_every_check_in_
         handle = await start(ts_env, worker.task_queue, alert(url))
         status = await handle.result()
         history = await handle.fetch_history()
+        await save_history(handle, "graded_remediation_first_change_in_task")
 
     assert status.state == "resolved"
-    before_change: list[str] = []
+    assert [a.rung for a in status.attempts] == [Rung.RESTART]
+    tasks = 0
+    first_task: list[str] = []  # the local activities the first workflow task ran, in order
+    scheduled: list[str] = []
     for item in history.events:
+        tasks += item.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
         if item.HasField("activity_task_scheduled_event_attributes"):
-            assert item.activity_task_scheduled_event_attributes.activity_type.name == (
-                "apply_remediation_step"
-            )
-            break
-        if item.HasField("marker_recorded_event_attributes"):
-            before_change.append(item.marker_recorded_event_attributes.marker_name)
-    # Local activities leave one marker each: one before the first change.
-    assert before_change.count("core_local_activity") == 1, before_change
+            scheduled.append(item.activity_task_scheduled_event_attributes.activity_type.name)
+        marker = item.marker_recorded_event_attributes
+        if tasks == 1 and marker.marker_name == "core_local_activity":
+            data = json.loads(marker.details["data"].payloads[0].data)
+            first_task.append(data["activity_type"])
+    assert first_task[:2] == ["open_remediation", "apply_remediation_step"], first_task
+    assert "apply_remediation_step" not in scheduled  # no regular activity for the change
     actions = await audit_actions(deps, status.run_key)
     assert actions[:6] == ["scored", "planned", "permission", "gate", "checkpoint", "action"]
 
