@@ -9,7 +9,12 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from ambient.clients.tencent.logs import LogRecord
-from ambient.domain.loglevels import LEVEL_FIELDS, TIME_FIELDS, level_and_message
+from ambient.domain.loglevels import (
+    LEVEL_FIELDS,
+    SYSLOG_SEVERITIES,
+    TIME_FIELDS,
+    level_and_message,
+)
 
 # The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.
 PLAIN = re.compile(
@@ -21,9 +26,8 @@ SPACED_ZONE = re.compile(r" (?:UTC|GMT)$| (?=[+-]\d)")
 # part of a long line, F: its last part or a whole line), then the line as the container wrote it.
 CRI_TAG = re.compile(r"(?:stdout|stderr) [PF] ")
 # A syslog receiver's line starts with the priority (RFC 5424 adds version 1): its severity
-# (the priority mod 8) is the level of a line that writes none.
+# (SYSLOG_SEVERITIES) is the level of a line that writes none.
 PRIORITY = re.compile(r"<(\d{1,3})>(?:1 )?")
-SEVERITIES = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
 # Nine digits or more: eight are an ISO date (20261122).
 EPOCH = re.compile(r"\d{9,}(?:\.\d+)?")
 # The level first, or after the logger as Python's default format writes it ("- app.pay - ERROR -").
@@ -159,7 +163,7 @@ def parse_line(
         record = parse_line(line[priority.end() :], source, zone, today, inner=True)
         content = record.content if record is not None else None
         if isinstance(content, dict) and level_and_message(content)[0] == "UNKNOWN":
-            content["level"] = SEVERITIES[int(priority[1]) % 8]
+            content["level"] = SYSLOG_SEVERITIES[int(priority[1]) % 8]
         return record
     if line.startswith("{"):
         try:

@@ -28,7 +28,6 @@ from ambient.clients.log_formats import (
     CRI_TAG,
     PLAIN,
     PRIORITY,
-    SEVERITIES,
     json_time,
     parse_time,
     text_fields,
@@ -36,7 +35,7 @@ from ambient.clients.log_formats import (
 )
 from ambient.clients.log_parts import whole_lines
 from ambient.clients.logs import CONTINUATION, FileLogSource
-from ambient.domain.loglevels import level_and_message
+from ambient.domain.loglevels import SYSLOG_SEVERITIES, level_and_message
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = Console(stderr=True)
@@ -54,7 +53,7 @@ def read_line(
     if not inner and (priority := PRIORITY.match(text)):  # syslog's: its severity, unless written
         read = read_line(text[priority.end() :], today, inner=True)
         if read is not None and read[1] == "UNKNOWN":
-            return read[0], SEVERITIES[int(priority[1]) % 8], read[2]
+            return read[0], SYSLOG_SEVERITIES[int(priority[1]) % 8], read[2]
         return read
     if text[0] == "{":
         try:

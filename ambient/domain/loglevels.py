@@ -45,6 +45,20 @@ TIME_FIELDS = (
     # log4j2's JsonLayout, python-json-logger, nginx's $time_iso8601, a Kubernetes event
     *("instant", "timeMillis", "asctime", "time_iso8601", "eventTime"),
     "t",  # log15 (go-ethereum's log): t=, lvl=, msg=
+    # journald's JSON export: when the program logged it, else when the journal received it
+    # (microseconds, as a string)
+    *("_SOURCE_REALTIME_TIMESTAMP", "__REALTIME_TIMESTAMP"),
+)
+# A syslog priority's severity (the priority mod 8) as a level: 0 emerg ... 7 debug.
+SYSLOG_SEVERITIES = (
+    "CRITICAL",
+    "CRITICAL",
+    "CRITICAL",
+    "ERROR",
+    "WARNING",
+    "INFO",
+    "INFO",
+    "DEBUG",
 )
 
 
@@ -57,6 +71,8 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     """The level and the message of a record's content (JSON object or text)."""
     if isinstance(content, str):
         message, raw_level = content, None
+    elif "MESSAGE" in content and "PRIORITY" in content:
+        return _journal_entry(content)
     else:
         raw_level = next((content[f] for f in LEVEL_FIELDS if f in content), None)
         if raw_level is None and isinstance(content.get("log"), dict):  # ECS nested
@@ -82,3 +98,20 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     if not message[: match.start()].strip(" [<"):  # a leading "ERROR" is the level, not text
         message = message[match.end() :].lstrip(" ]>:-：")
     return normal_level(match[1]), message
+
+
+def _journal_entry(entry: dict[str, Any]) -> tuple[str, str]:
+    """An entry of journald's JSON export (`journalctl -o json`): MESSAGE (a list of byte
+    values when it is not UTF-8), PRIORITY the syslog severity as a string, the program in
+    SYSLOG_IDENTIFIER (else its unit). A level the message writes wins over the priority, as a
+    syslog line's does: a service's stdout reaches the journal at priority 6 (info)."""
+    text = entry["MESSAGE"]
+    if isinstance(text, list):
+        with suppress(TypeError, ValueError):
+            text = bytes(text).decode("utf-8", "replace")
+    level, message = level_and_message(str(text))
+    if level == "UNKNOWN":
+        with suppress(TypeError, ValueError):
+            level = SYSLOG_SEVERITIES[int(entry["PRIORITY"]) % 8]
+    program = entry.get("SYSLOG_IDENTIFIER") or entry.get("_SYSTEMD_UNIT")
+    return level, f"{program}: {message}" if isinstance(program, str) and program else message

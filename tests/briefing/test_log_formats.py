@@ -25,6 +25,7 @@ from ambient.clients.log_formats import parse_line
 from ambient.clients.log_parts import DOCKER_PIECE, whole_lines
 from ambient.clients.logs import FileLogSource
 from ambient.clients.tencent.client import TencentCloud
+from ambient.commands.logs import read_line
 from ambient.domain.loglevels import level_and_message
 from ambient.settings import Settings
 from ambient.storage import Database
@@ -670,6 +671,70 @@ async def test_syslog_lines_with_a_priority_are_read_and_leveled_by_it(
     prepared, report = await prepare(settings, db, path)
     assert log_note(prepared).endswith(": 5 lines read")
     assert "日志 5 行，错误 3，警告 1" in report
+
+
+def journal_entry(at: datetime, message: str | list[int], priority: int, **fields: str) -> str:
+    """One line of `journalctl -o json`: every value a string (microseconds for the times)."""
+    micros = str(int(at.timestamp() * 1_000_000))
+    entry: dict[str, object] = {
+        "__CURSOR": f"s=0a1b;i={micros}",
+        "__REALTIME_TIMESTAMP": micros,
+        "__MONOTONIC_TIMESTAMP": "81234567",
+        "_BOOT_ID": "4c3e9b1f0d2a4e5f8a7b6c5d4e3f2a1b",
+        "_HOSTNAME": "web-1",
+        "PRIORITY": str(priority),
+        "SYSLOG_FACILITY": "3",
+        "_PID": "812",
+        "_SYSTEMD_UNIT": "pay.service",
+        "MESSAGE": message,
+    }
+    return json.dumps(entry | fields)
+
+
+async def test_journald_json_entries_are_read_with_their_time_level_and_program(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """`journalctl -o json` (and `-o json-seq`, each line after a record separator): every
+    line was unreadable (no time field known, then the whole entry's fields as its message).
+    The time is the program's (_SOURCE_REALTIME_TIMESTAMP) else the journal's, in
+    microseconds; the level the one the message writes, else the priority's severity; the
+    program named before the message; a message that is not UTF-8 comes as its bytes."""
+    at = datetime(2026, 11, 22, 2, tzinfo=UTC)  # 10:00 in Shanghai
+    later = datetime(2026, 11, 22, 2, 0, 1, tzinfo=UTC)
+    lines = [
+        journal_entry(at, "payment refused: card expired", 3, SYSLOG_IDENTIFIER="pay"),
+        journal_entry(
+            later,
+            "payment refused: card expired",
+            3,
+            SYSLOG_IDENTIFIER="pay",
+            _SOURCE_REALTIME_TIMESTAMP=str(int(at.timestamp() * 1_000_000)),
+        ),
+        # A service's stdout: priority 6, the level in its text.
+        journal_entry(at, "ERROR upstream timed out", 6, SYSLOG_IDENTIFIER="gateway"),
+        journal_entry(at, "slow card reader", 4),
+        "\x1e" + journal_entry(at, [0x63, 0x61, 0x72, 0x64, 0xFF, 0x21], 2),
+        journal_entry(at, "Started pay.service.", 6, SYSLOG_IDENTIFIER="systemd"),
+        journal_entry(datetime(2026, 11, 23, 2, tzinfo=UTC), "the next day", 3),
+    ]
+    path = tmp_path / "journal.json"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    prepared, report = await prepare(settings, db, path)
+
+    assert log_note(prepared).endswith(": 6 lines read")
+    assert "日志 6 行，错误 4，警告 1" in report
+    assert "| ERROR | 2 | pay: payment refused: card expired |" in report
+    assert "gateway: upstream timed out" in report
+    records = [parse_line(line, "journal") for line in lines]
+    assert all(r is not None and r.time.date() == at.date() for r in records[:6])
+    assert [level_and_message(r.content) for r in records[3:5] if r is not None] == [
+        ("WARNING", "pay.service: slow card reader"),
+        ("CRITICAL", "pay.service: card\ufffd!"),
+    ]
+    # `ambient logs` (the reduction's own reader) reads them alike.
+    read = read_line(lines[2], at.date())
+    assert read is not None and read[1:] == ("ERROR", "gateway: upstream timed out")
 
 
 def test_syslog_with_a_year_apache_error_and_ruby_logger_lines_are_read_with_their_level() -> None:
