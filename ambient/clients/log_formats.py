@@ -54,6 +54,20 @@ KLOG = re.compile(
     r"^(?P<level>[IWEF])(?P<m>\d{2})(?P<d>\d{2}) (?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) +\d+ "
     r"(?P<rest>\S+:\d+\] .*)$"
 )
+# Redis's: "1:M 22 Nov 2026 10:00:00.123 # ..." (before 3.0 "[1] 22 Nov 10:00:00.123 # ..."),
+# the mark its level: . debug, - verbose, * notice, # warning.
+REDIS = re.compile(
+    r"^(?:\d+:[XCSM]|\[\d+\]) (?P<day>\d{1,2}) (?P<mon>" + "|".join(MONTHS) + r") "
+    r"(?:(?P<y>\d{4}) )?(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) (?P<mark>[.*#-]) (?P<rest>.*)$"
+)
+REDIS_LEVELS = {".": "DEBUG", "-": "DEBUG", "*": "INFO", "#": "WARNING"}
+# java.util.logging's one-line format (Tomcat's catalina.out): "22-Nov-2026 10:00:00.123 SEVERE
+# [main] org.apache.catalina.startup.Catalina.start message": its thread and class.method fields.
+JUL = re.compile(
+    r"^(?P<day>\d{2})-(?P<mon>" + "|".join(MONTHS) + r")-(?P<y>\d{4}) "
+    r"(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) (?P<level>SEVERE|WARNING|INFO|CONFIG|FINE|FINER|FINEST) "
+    r"(?:\[(?P<thread>[^\]]*)\] )?(?:(?P<logger>[\w$]+(?:\.[\w$<>]+)+) )?(?P<rest>.*)$"
+)
 # nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
 ACCESS = re.compile(
     r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
@@ -97,6 +111,9 @@ def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
         try:
             if isinstance(value, dict) and "epochSecond" in value:  # log4j2's JsonLayout
                 value = float(value["epochSecond"]) + float(value.get("nanoOfSecond") or 0) / 1e9
+            elif isinstance(value, dict) and "$date" in value:  # MongoDB's (4.4 on)
+                value = value["$date"]  # ISO, or Extended JSON's {"$numberLong": "<ms>"}
+                value = value.get("$numberLong") if isinstance(value, dict) else value
             read.append(parse_time(value, zone))
         except (TypeError, ValueError):
             continue
@@ -138,6 +155,13 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
                 f"{_year(month, day, today):04d}-{month:02d}-{day:02d}T{match['hms']}"
             )
             return wall.replace(tzinfo=zone), {"message": match["rest"], "level": match["level"]}
+        if (match := REDIS.match(line)) or (match := JUL.match(line)):
+            month, day = MONTHS[match["mon"]], int(match["day"])
+            year = int(match["y"] or _year(month, day, today))
+            wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
+            fields = {k: v for k, v in match.groupdict().items() if k in ("thread", "logger") and v}
+            level = REDIS_LEVELS[match["mark"]] if "mark" in match.re.groupindex else match["level"]
+            return wall.replace(tzinfo=zone), {"message": match["rest"], "level": level, **fields}
         if match := ACCESS.match(line):
             status = match["status"][0]
             level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"

@@ -10,14 +10,14 @@ from typing import Any
 SEVERITY = {"CRITICAL": 5, "ERROR": 4, "WARNING": 3, "INFO": 2, "DEBUG": 1, "UNKNOWN": 0}
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
 # The names sources write for each level (upper-cased before the lookup): one letter (glog,
-# logcat), pino's and bunyan's numbers, Monolog's (PHP, Laravel: 100 to 600), log15's four
-# letters (dbug, eror), zap's DPanic, syslog's and nginx's (alert, emerg),
-# java.util.logging's in a Chinese locale.
+# logcat, MongoDB's), pino's and bunyan's numbers, Monolog's (PHP, Laravel: 100 to 600), log15's
+# four letters (dbug, eror), zap's DPanic, syslog's and nginx's (alert, emerg),
+# java.util.logging's (FINE, CONFIG), also in a Chinese locale.
 _LEVEL_NAMES = {
     name: level
     for level, names in {
-        "DEBUG": "TRACE DEBUG DBG DBUG D 10 20 100 调试",
-        "INFO": "INFO INFORMATION NOTICE I 30 200 250 信息",
+        "DEBUG": "TRACE DEBUG DBG DBUG D FINE FINER FINEST 10 20 100 调试",
+        "INFO": "INFO INFORMATION NOTICE CONFIG I 30 200 250 信息",
         "WARNING": "WARN WARNING W 40 300 警告",
         "ERROR": "ERR EROR ERROR SEVERE E 50 400 错误 严重",
         "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG EMERGENCY PANIC DPANIC F 60 500 550 600 致命",
@@ -35,7 +35,10 @@ _LEVEL_MARKED = re.compile(
     r"|fatal|panic|alert|emerg)|调试|信息|警告|错误|严重|致命)(?!\w)"
 )
 # Serilog's compact JSON (CLEF) writes @t, @l, @m (or only the template @mt); ECS log.level.
-MESSAGE_FIELDS = ("message", "msg", "content", "log", "text", "body", "__CONTENT__", "@m", "@mt")
+MESSAGE_FIELDS = (
+    *("message", "msg", "content", "log", "text", "body", "__CONTENT__", "@m", "@mt"),
+    "short_message",  # GELF (Graylog; Docker's gelf driver)
+)
 LEVEL_FIELDS = (
     "level", "severity", "lvl", "loglevel", "log_level", "levelname", "level_name", "__LEVEL__",
     "log.level", "@l",
@@ -71,14 +74,19 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     """The level and the message of a record's content (JSON object or text)."""
     if isinstance(content, str):
         message, raw_level = content, None
-    elif "MESSAGE" in content and "PRIORITY" in content:
-        return _journal_entry(content)
+    elif "MESSAGE" in content and "PRIORITY" in content:  # journald's
+        program = content.get("SYSLOG_IDENTIFIER") or content.get("_SYSTEMD_UNIT")
+        return _severity_entry(content["MESSAGE"], content["PRIORITY"], program)
+    elif "short_message" in content and "level" in content:  # GELF's: a syslog severity
+        return _severity_entry(content["short_message"], content["level"], None)
     else:
         raw_level = next((content[f] for f in LEVEL_FIELDS if f in content), None)
         if raw_level is None and isinstance(content.get("log"), dict):  # ECS nested
             raw_level = content["log"].get("level")
         if raw_level is None and "@t" in content:  # CLEF leaves out @l for Information
             raw_level = "INFO"
+        if raw_level is None and isinstance(content.get("t"), dict):  # MongoDB's: "s": "E", "D2"
+            raw_level = str(content.get("s"))[:1]
         found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
         if found is None:
             skip = {*LEVEL_FIELDS, *TIME_FIELDS}
@@ -100,18 +108,18 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
     return normal_level(match[1]), message
 
 
-def _journal_entry(entry: dict[str, Any]) -> tuple[str, str]:
-    """An entry of journald's JSON export (`journalctl -o json`): MESSAGE (a list of byte
-    values when it is not UTF-8), PRIORITY the syslog severity as a string, the program in
-    SYSLOG_IDENTIFIER (else its unit). A level the message writes wins over the priority, as a
-    syslog line's does: a service's stdout reaches the journal at priority 6 (info)."""
-    text = entry["MESSAGE"]
+def _severity_entry(text: Any, severity: Any, program: Any) -> tuple[str, str]:
+    """A record whose level is a syslog severity (0 emerg ... 7 debug), as journald's JSON
+    export (`journalctl -o json`: MESSAGE, PRIORITY as a string, the program in
+    SYSLOG_IDENTIFIER else its unit) and GELF (short_message, level) write it. A level the
+    message writes wins over the severity, as over a syslog line's priority: a service's stdout
+    reaches the journal at 6 (info), and Docker's gelf driver sends all of stderr at 3 (err). A
+    message that is not UTF-8 comes from journald as a list of its byte values."""
     if isinstance(text, list):
         with suppress(TypeError, ValueError):
             text = bytes(text).decode("utf-8", "replace")
     level, message = level_and_message(str(text))
     if level == "UNKNOWN":
         with suppress(TypeError, ValueError):
-            level = SYSLOG_SEVERITIES[int(entry["PRIORITY"]) % 8]
-    program = entry.get("SYSLOG_IDENTIFIER") or entry.get("_SYSTEMD_UNIT")
+            level = SYSLOG_SEVERITIES[int(severity) % 8]
     return level, f"{program}: {message}" if isinstance(program, str) and program else message

@@ -9,7 +9,7 @@ import json
 import lzma
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -735,6 +735,82 @@ async def test_journald_json_entries_are_read_with_their_time_level_and_program(
     # `ambient logs` (the reduction's own reader) reads them alike.
     read = read_line(lines[2], at.date())
     assert read is not None and read[1:] == ("ERROR", "gateway: upstream timed out")
+
+
+@pytest.mark.parametrize(
+    ("name", "lines", "levels"),
+    [
+        (
+            "redis",
+            [
+                "1:M 22 Nov 2026 10:00:00.123 # WARNING overcommit_memory is set to 0!",
+                "1:M 22 Nov 2026 10:00:01.456 * Ready to accept connections tcp",
+                "1:M 22 Nov 2026 10:00:02.001 - Accepted 10.0.0.9:51712",
+                "[1] 22 Nov 10:00:03.789 * DB loaded from disk: 0.002 seconds",  # before 3.0
+            ],
+            ["WARNING", "INFO", "DEBUG", "INFO"],
+        ),
+        (
+            "tomcat",
+            [
+                "22-Nov-2026 10:00:00.123 SEVERE [main] org.apache.catalina.core."
+                "StandardService.startInternal Failed to start connector",
+                "22-Nov-2026 10:00:01.456 WARNING [http-nio-8080-exec-1] org.apache.catalina."
+                "loader.WebappClassLoaderBase.clearReferencesThreads The web application left a "
+                "thread",
+                "22-Nov-2026 10:00:02.789 INFO [main] org.apache.catalina.startup.Catalina.<init> "
+                "Server startup",
+                "22-Nov-2026 10:00:03.000 FINE [main] org.apache.jasper.servlet.TldScanner.scan "
+                "Scanning",
+            ],
+            ["ERROR", "WARNING", "INFO", "DEBUG"],
+        ),
+        (
+            "mongodb",
+            [
+                '{"t":{"$date":"2026-11-22T10:00:00.123+08:00"},"s":"E","c":"NETWORK",'
+                '"id":23256,"ctx":"conn12","msg":"Unable to acquire connection"}',
+                '{"t":{"$date":"2026-11-22T10:00:01.000+08:00"},"s":"W","c":"CONTROL",'
+                '"id":22120,"ctx":"initandlisten","msg":"Access control is not enabled"}',
+                '{"t":{"$date":"2026-11-22T10:00:02.000+08:00"},"s":"I","c":"NETWORK",'
+                '"id":22943,"ctx":"listener","msg":"Connection accepted"}',
+                '{"t":{"$date":{"$numberLong":"1795312803000"}},"s":"D2","c":"QUERY",'
+                '"id":20967,"ctx":"conn12","msg":"Beginning planning"}',
+            ],
+            ["ERROR", "WARNING", "INFO", "DEBUG"],
+        ),
+        (
+            "gelf",
+            [
+                '{"version":"1.1","host":"web-1","short_message":"payment refused",'
+                '"timestamp":1795312800.123,"level":3,"_container_name":"pay"}',
+                '{"version":"1.1","host":"web-1","short_message":"slow card reader",'
+                '"timestamp":1795312801,"level":4}',
+                # Docker's gelf driver sends a whole stderr at 3: the written level wins.
+                '{"version":"1.1","host":"web-1","short_message":"INFO listening on :8080",'
+                '"timestamp":1795312802,"level":3}',
+                '{"version":"1.1","host":"web-1","short_message":"cache warm",'
+                '"timestamp":1795312803,"level":7}',
+            ],
+            ["ERROR", "WARNING", "INFO", "DEBUG"],
+        ),
+    ],
+)
+def test_redis_tomcat_mongodb_and_gelf_lines_are_read_with_their_level(
+    name: str, lines: list[str], levels: list[str]
+) -> None:
+    """Redis's log, java.util.logging's one-line format (Tomcat's catalina.out), MongoDB's
+    structured JSON (4.4 on: its time in {"$date": ...}, its severity in "s") and GELF (a
+    syslog severity as its level, its message in short_message): every line was unreadable,
+    or read without its level or message."""
+    zone = ZoneInfo("Asia/Shanghai")
+    records = [parse_line(line, name, zone, date(2026, 11, 23)) for line in lines]
+    assert all(r is not None and r.time.date() == date(2026, 11, 22) for r in records), records
+    read = [level_and_message(r.content) for r in records if r is not None]
+    assert [level for level, _ in read] == levels
+    assert all(message and not message.startswith(("{", "[", "1:M")) for _, message in read)
+    # `ambient logs` (the reduction's own reader) reads them alike.
+    assert [read_line(line, date(2026, 11, 23))[1] for line in lines] == levels  # type: ignore[index]
 
 
 def test_syslog_with_a_year_apache_error_and_ruby_logger_lines_are_read_with_their_level() -> None:
