@@ -19,10 +19,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -105,46 +105,53 @@ async def within(waited: Awaitable[T], seconds: float, what: str, api: KubeApi, 
         raise AssertionError(f"{what} within {seconds}s\n{calls}\n{said}") from None
 
 
-@pytest.mark.devserver
-async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
-) -> None:
+def step_stamped(call: ApiCall) -> str | None:
+    """The step key a Deployment merge patch stamps on it; None for any other call."""
+    if call.kind != "deployments" or not isinstance(call.body, dict):
+        return None
+    annotations = call.body.get("metadata", {}).get("annotations", {})
+    stamp: str | None = annotations.get(STEP_ANNOTATION)
+    return stamp
+
+
+def sent_without_version(call: ApiCall) -> dict[str, Any]:
+    """A stamped patch as a retry that found its stamp rebuilds it: all but the resourceVersion
+    it was sent with, which the retry cannot know."""
+    return {**call.body, "metadata": {"annotations": call.body["metadata"]["annotations"]}}
+
+
+async def remediated_through_a_kill(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    api: KubeApi,
+    subject: Alert,
+    kill_at: Callable[[ApiCall], bool],
+) -> RemediationStatus:
+    """``subject`` remediated in execute mode by `ambient worker` processes against ``api``:
+    the first is killed once the write ``kill_at`` picks is stored, before its answer goes
+    back; a second one finishes the run."""
     async with deps.db.session() as session:
         user, _ = await UserRepository(session).create(UserCreate(name=USER))
         user.rollback_permission = "execute"
         await session.commit()
 
-    api = KubeApi()
-    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
     killed = asyncio.Event()
     first: list[subprocess.Popen[bytes]] = []
 
     def kill_the_worker_once_the_patch_is_stored(call: ApiCall) -> None:
-        stamped = isinstance(call.body, dict) and STEP_ANNOTATION in str(call.body)
-        if call.kind == "deployments" and stamped and not killed.is_set():
+        if not killed.is_set() and kill_at(call):
             os.kill(first[0].pid, signal.SIGKILL)  # the answer never reaches the worker
             killed.set()
 
     api.on_write = kill_the_worker_once_the_patch_is_stored
-    cluster = "crash-test"
+    cluster = subject.cluster_id
     async with serve(api.app()) as base:
         config = tmp_path / "kubeconfig"
         config.write_text(yaml.safe_dump(kubeconfig({cluster: base})))
         task_queue = unique("crash")
         env = worker_env(deps, dev_env.client.service_client.config.target_host, task_queue, config)
         env["AMBIENT_REMEDIATION_STEP_TIMEOUT_SECONDS"] = "10"
-        subject = Alert(
-            source="manual",
-            cluster_id=cluster,
-            namespace="prod",
-            workload="checkout",
-            metric="error_rate",
-            value=0.5,
-            threshold=0.05,
-            message="5xx errors on checkout",
-            settle_seconds=0,
-            labels={"tier": "critical"},
-        )
         with worker_process(env, tmp_path, tmp_path / "worker-1.log") as worker:
             first.append(worker)
             handle = await dev_env.client.start_workflow(
@@ -154,12 +161,35 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
                 task_queue=task_queue,
                 search_attributes=search_attributes(USER, cluster),
             )
-            await within(killed.wait(), 120, "the restart patch never came", api, tmp_path)
+            await within(killed.wait(), 120, "the patch never came", api, tmp_path)
             assert await asyncio.to_thread(worker.wait, 30) == -signal.SIGKILL
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
-            status: RemediationStatus = await within(
+            return await within(
                 handle.result(), 300, "the restarted worker did not finish", api, tmp_path
             )
+
+
+@pytest.mark.devserver
+async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
+    subject = Alert(
+        source="manual",
+        cluster_id="crash-test",
+        namespace="prod",
+        workload="checkout",
+        metric="error_rate",
+        value=0.5,
+        threshold=0.05,
+        message="5xx errors on checkout",
+        settle_seconds=0,
+        labels={"tier": "critical"},
+    )
+    status = await remediated_through_a_kill(
+        dev_env, deps, tmp_path, api, subject, lambda call: step_stamped(call) is not None
+    )
 
     # One restart reached the API server: one write, one new revision.
     writes = api.writes()
@@ -175,7 +205,7 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
     # Its audit row still shows the patch the killed attempt sent (all but the resourceVersion
     # it was sent with, which the retry cannot know): rebuilt from the stamped deployment.
     [write] = writes
-    sent = {**write.body, "metadata": {"annotations": write.body["metadata"]["annotations"]}}
+    sent = sent_without_version(write)
     assert attempt.patch == {"deployment/prod/checkout": sent}
     async with deps.db.session() as session:
         rows = await AuditRepository(session).list(subject=status.run_key)
