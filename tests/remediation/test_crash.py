@@ -1,10 +1,11 @@
 """kill -9 of the worker between a patch reaching the API server and its activity completing.
 
 The worker is a real process (`ambient worker`, the production entry point) running the graded
-remediation against the Kubernetes API stand-in. The stand-in kills it the moment the
-restart's patch is stored, before the answer goes back, so the activity never completes.
-A new worker process picks up the retried activity: it must find the step key stamped on the
-deployment and change nothing a second time.
+remediation against the Kubernetes API stand-in. The stand-in kills it the moment a rung's
+patch is stored (the restart's, or the scale out's after the restart failed verification),
+before the answer goes back, so the activity never completes. A new worker process picks up
+the retried activity: it must find the step key stamped on the deployment and change nothing
+a second time.
 
 The dev server (real clock), not the time-skipping test server: the latter never hands the
 dead worker's sticky workflow task to the new worker. The retry comes when the killed
@@ -36,6 +37,7 @@ from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from tests.conftest import unique
+from tests.remediation.support import HEALTHY, UNHEALTHY, alert, error_rate
 from tests.standins.kube_api import ApiCall, KubeApi, kubeconfig
 from tests.support.servers import serve
 from workflows.remediation import GradedRemediationWorkflow
@@ -152,6 +154,10 @@ async def remediated_through_a_kill(
         task_queue = unique("crash")
         env = worker_env(deps, dev_env.client.service_client.config.target_host, task_queue, config)
         env["AMBIENT_REMEDIATION_STEP_TIMEOUT_SECONDS"] = "10"
+        env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"  # the verify block's metric
+        # A run that climbs to rung 3 (approval from rung 3, the default) is handed over in
+        # seconds: a test that fails ends with what the run did, not a half-hour wait.
+        env["AMBIENT_REMEDIATION_APPROVAL_TIMEOUT_MINUTES"] = "0.05"
         with worker_process(env, tmp_path, tmp_path / "worker-1.log") as worker:
             first.append(worker)
             handle = await dev_env.client.start_workflow(
@@ -212,3 +218,49 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
     [action] = [r for r in rows if r.action == "action"]
     assert action.detail["already_applied"] is True
     assert action.detail["patch"] == {"deployment/prod/checkout": sent}
+
+
+@pytest.mark.devserver
+async def test_a_worker_killed_after_the_scale_out_patch_does_not_scale_the_deployment_twice(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    # The scale out is rung 2: a regular activity in a later workflow task, not the run's first.
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
+    # The first reading (after the restart) is unhealthy, the second (after the scale out) not.
+    async with error_rate(healthy_from=2) as (site, url):
+        subject = alert(url, cluster_id="crash-test", settle_seconds=0)
+
+        def scale_out_stored(call: ApiCall) -> bool:
+            return step_stamped(call) is not None and "replicas" in call.body.get("spec", {})
+
+        status = await remediated_through_a_kill(
+            dev_env, deps, tmp_path, api, subject, scale_out_stored
+        )
+
+    # One write per rung reached the API server.
+    writes = api.writes()
+    assert [(c.method, c.kind) for c in writes] == [("PATCH", "deployments")] * 2
+    # The restart did not clear the alert; the retried scale out found its own stamp on the
+    # deployment, and the alert cleared after it.
+    assert [(a.rung, a.applied, a.already_applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, False, False),
+        (Rung.SCALE_OUT, True, True, True),
+    ]
+    assert status.state == "resolved" and site.log == [UNHEALTHY, HEALTHY]
+    restart, scale_out = status.attempts
+    assert [step_stamped(c) for c in writes] == [restart.key, scale_out.key]
+    assert sorted(api.revisions("prod", "checkout")) == [1, 2]  # the scale out made none
+    # The count one scale out gives: 2 replicas doubled.
+    deployment = api.deployments[("prod", "checkout")]
+    assert deployment["metadata"]["annotations"][STEP_ANNOTATION] == scale_out.key
+    assert deployment["spec"]["replicas"] == 4
+    # Its audit row shows the patch the killed attempt sent, rebuilt from the deployment.
+    sent = sent_without_version(writes[1])
+    assert sent["spec"] == {"replicas": 4}
+    assert scale_out.patch == {"deployment/prod/checkout": sent}
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=status.run_key)
+    actions = [r.detail for r in rows if r.action == "action"]
+    assert [(a["rung"], a["already_applied"]) for a in actions] == [(1, False), (2, True)]
+    assert actions[1]["patch"] == {"deployment/prod/checkout": sent}
