@@ -1,10 +1,10 @@
 """kill -9 of the worker between a patch reaching the API server and its activity completing.
 
 The worker is a real process (`ambient worker`, the production entry point) running the graded
-remediation against the Kubernetes API stand-in. The stand-in kills it the moment the
-restart's patch is stored, before the answer goes back, so the activity never completes.
-A new worker process runs it again: it must find the step key stamped on the deployment and
-change nothing a second time.
+remediation against the Kubernetes API stand-in. The stand-in kills it the moment a rung's
+patch is stored (the restart's, or the scale out's after the restart failed verification),
+before the answer goes back, so the change never completes. A new worker process makes it
+again: it must find the step key stamped on the deployment and change nothing a second time.
 
 The dev server (real clock), not the time-skipping test server: the latter never hands the
 dead worker's sticky workflow task to the new worker. The restart is the first rung, which
@@ -22,10 +22,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -39,6 +39,7 @@ from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import UserRepository
 from tests.conftest import unique
+from tests.remediation.support import HEALTHY, UNHEALTHY, alert, error_rate
 from tests.standins.kube_api import ApiCall, KubeApi, kubeconfig
 from tests.support.servers import serve
 from workflows.remediation import GradedRemediationWorkflow
@@ -108,46 +109,57 @@ async def within(waited: Awaitable[T], seconds: float, what: str, api: KubeApi, 
         raise AssertionError(f"{what} within {seconds}s\n{calls}\n{said}") from None
 
 
-@pytest.mark.devserver
-async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
-) -> None:
+def step_stamped(call: ApiCall) -> str | None:
+    """The step key a Deployment merge patch stamps on it; None for any other call."""
+    if call.kind != "deployments" or not isinstance(call.body, dict):
+        return None
+    annotations = call.body.get("metadata", {}).get("annotations", {})
+    stamp: str | None = annotations.get(STEP_ANNOTATION)
+    return stamp
+
+
+def sent_without_version(call: ApiCall) -> dict[str, Any]:
+    """A stamped patch as a retry that found its stamp rebuilds it: all but the resourceVersion
+    it was sent with, which the retry cannot know."""
+    return {**call.body, "metadata": {"annotations": call.body["metadata"]["annotations"]}}
+
+
+async def remediated_through_a_kill(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    api: KubeApi,
+    subject: Alert,
+    kill_at: Callable[[ApiCall], bool],
+) -> RemediationStatus:
+    """``subject`` remediated in execute mode by `ambient worker` processes against ``api``:
+    the first is killed once the write ``kill_at`` picks is stored, before its answer goes
+    back; a second one finishes the run."""
     async with deps.db.session() as session:
         user, _ = await UserRepository(session).create(UserCreate(name=USER))
         user.rollback_permission = "execute"
         await session.commit()
 
-    api = KubeApi()
-    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
     killed = asyncio.Event()
     first: list[subprocess.Popen[bytes]] = []
 
     def kill_the_worker_once_the_patch_is_stored(call: ApiCall) -> None:
-        stamped = isinstance(call.body, dict) and STEP_ANNOTATION in str(call.body)
-        if call.kind == "deployments" and stamped and not killed.is_set():
+        if not killed.is_set() and kill_at(call):
             os.kill(first[0].pid, signal.SIGKILL)  # the answer never reaches the worker
             killed.set()
 
     api.on_write = kill_the_worker_once_the_patch_is_stored
-    cluster = "crash-test"
+    cluster = subject.cluster_id
     async with serve(api.app()) as base:
         config = tmp_path / "kubeconfig"
         config.write_text(yaml.safe_dump(kubeconfig({cluster: base})))
         task_queue = unique("crash")
         env = worker_env(deps, dev_env.client.service_client.config.target_host, task_queue, config)
         env["AMBIENT_REMEDIATION_STEP_TIMEOUT_SECONDS"] = "10"
-        subject = Alert(
-            source="manual",
-            cluster_id=cluster,
-            namespace="prod",
-            workload="checkout",
-            metric="error_rate",
-            value=0.5,
-            threshold=0.05,
-            message="5xx errors on checkout",
-            settle_seconds=0,
-            labels={"tier": "critical"},
-        )
+        env["AMBIENT_FETCH_ALLOW_CIDRS"] = "127.0.0.1/32"  # the verify block's metric
+        # A run that climbs to rung 3 (approval from rung 3, the default) is handed over in
+        # seconds: a test that fails ends with what the run did, not a half-hour wait.
+        env["AMBIENT_REMEDIATION_APPROVAL_TIMEOUT_MINUTES"] = "0.05"
         with worker_process(env, tmp_path, tmp_path / "worker-1.log") as worker:
             first.append(worker)
             handle = await dev_env.client.start_workflow(
@@ -157,19 +169,43 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
                 task_queue=task_queue,
                 search_attributes=search_attributes(USER, cluster),
             )
-            await within(killed.wait(), 120, "the restart patch never came", api, tmp_path)
+            await within(killed.wait(), 120, "the patch never came", api, tmp_path)
             assert await asyncio.to_thread(worker.wait, 30) == -signal.SIGKILL
         # The permission revoked after the change was made: the run must not end "refused"
-        # with its change in the cluster (the opening run again answers as its audit rows did).
+        # with its change in the cluster (an opening run again answers as its audit rows did;
+        # a regular activity's retry reads no permission).
         async with deps.db.session() as session:
             user = await UserRepository(session).get(USER)
             assert user is not None
             user.rollback_permission = "none"
             await session.commit()
         with worker_process(env, tmp_path, tmp_path / "worker-2.log"):
-            status: RemediationStatus = await within(
+            return await within(
                 handle.result(), 300, "the restarted worker did not finish", api, tmp_path
             )
+
+
+@pytest.mark.devserver
+async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
+    subject = Alert(
+        source="manual",
+        cluster_id="crash-test",
+        namespace="prod",
+        workload="checkout",
+        metric="error_rate",
+        value=0.5,
+        threshold=0.05,
+        message="5xx errors on checkout",
+        settle_seconds=0,
+        labels={"tier": "critical"},
+    )
+    status = await remediated_through_a_kill(
+        dev_env, deps, tmp_path, api, subject, lambda call: step_stamped(call) is not None
+    )
 
     # One restart reached the API server: one write, one new revision.
     writes = api.writes()
@@ -189,10 +225,56 @@ async def test_a_worker_killed_after_the_restart_patch_does_not_restart_the_depl
     # Its audit row still shows the patch the killed attempt sent (all but the resourceVersion
     # it was sent with, which the retry cannot know): rebuilt from the stamped deployment.
     [write] = writes
-    sent = {**write.body, "metadata": {"annotations": write.body["metadata"]["annotations"]}}
+    sent = sent_without_version(write)
     assert attempt.patch == {"deployment/prod/checkout": sent}
     async with deps.db.session() as session:
         rows = await AuditRepository(session).list(subject=status.run_key)
     [action] = [r for r in rows if r.action == "action"]
     assert action.detail["already_applied"] is True
     assert action.detail["patch"] == {"deployment/prod/checkout": sent}
+
+
+@pytest.mark.devserver
+async def test_a_worker_killed_after_the_scale_out_patch_does_not_scale_the_deployment_twice(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    # The scale out is rung 2: a regular activity in a later workflow task, not the run's first.
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", "registry/checkout:v1", replicas=2)
+    # The first reading (after the restart) is unhealthy, the second (after the scale out) not.
+    async with error_rate(healthy_from=2) as (site, url):
+        subject = alert(url, cluster_id="crash-test", settle_seconds=0)
+
+        def scale_out_stored(call: ApiCall) -> bool:
+            return step_stamped(call) is not None and "replicas" in call.body.get("spec", {})
+
+        status = await remediated_through_a_kill(
+            dev_env, deps, tmp_path, api, subject, scale_out_stored
+        )
+
+    # One write per rung reached the API server.
+    writes = api.writes()
+    assert [(c.method, c.kind) for c in writes] == [("PATCH", "deployments")] * 2
+    # The restart did not clear the alert; the retried scale out found its own stamp on the
+    # deployment, and the alert cleared after it.
+    assert [(a.rung, a.applied, a.already_applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, False, False),
+        (Rung.SCALE_OUT, True, True, True),
+    ]
+    assert status.state == "resolved" and site.log == [UNHEALTHY, HEALTHY]
+    restart, scale_out = status.attempts
+    assert [step_stamped(c) for c in writes] == [restart.key, scale_out.key]
+    assert sorted(api.revisions("prod", "checkout")) == [1, 2]  # the scale out made none
+    # The count one scale out gives: 2 replicas doubled.
+    deployment = api.deployments[("prod", "checkout")]
+    assert deployment["metadata"]["annotations"][STEP_ANNOTATION] == scale_out.key
+    assert deployment["spec"]["replicas"] == 4
+    # Its audit row shows the patch the killed attempt sent, rebuilt from the deployment.
+    sent = sent_without_version(writes[1])
+    assert sent["spec"] == {"replicas": 4}
+    assert scale_out.patch == {"deployment/prod/checkout": sent}
+    async with deps.db.session() as session:
+        rows = await AuditRepository(session).list(subject=status.run_key)
+    actions = [r.detail for r in rows if r.action == "action"]
+    assert [(a["rung"], a["already_applied"]) for a in actions] == [(1, False), (2, True)]
+    assert actions[1]["patch"] == {"deployment/prod/checkout": sent}
