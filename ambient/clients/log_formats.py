@@ -7,6 +7,7 @@ import re
 from contextlib import suppress
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ambient.clients.tencent.logs import LogRecord
 from ambient.domain.loglevels import (
@@ -14,6 +15,7 @@ from ambient.domain.loglevels import (
     SYSLOG_SEVERITIES,
     TIME_FIELDS,
     level_and_message,
+    status_level,
 )
 
 # The zone may follow the time after a space, as an offset or as PostgreSQL's `%m` writes UTC.
@@ -68,6 +70,22 @@ JUL = re.compile(
     r"(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?) (?P<level>SEVERE|WARNING|INFO|CONFIG|FINE|FINER|FINEST) "
     r"(?:\[(?P<thread>[^\]]*)\] )?(?:(?P<logger>[\w$]+(?:\.[\w$<>]+)+) )?(?P<rest>.*)$"
 )
+# PHP's error log ("[22-Nov-2026 02:00:00 UTC] PHP Fatal error:  ...", the zone as its
+# date.timezone names it) and PHP-FPM's ("[22-Nov-2026 10:00:00] WARNING: [pool www] ...").
+PHP = re.compile(
+    r"^\[(?P<day>\d{2})-(?P<mon>" + "|".join(MONTHS) + r")-(?P<y>\d{4}) "
+    r"(?P<hms>\d{2}:\d{2}:\d{2}(?:\.\d+)?)(?: (?P<tz>[A-Za-z][\w/+-]*))?\] (?P<rest>.*)$"
+)
+PHP_LEVEL = re.compile(
+    r"PHP (?P<level>Fatal error|Parse error|Recoverable fatal error|Warning|Notice|Deprecated"
+    r"|Strict Standards): +"
+)
+PHP_LEVELS = {
+    **{"Fatal error": "CRITICAL", "Parse error": "ERROR", "Recoverable fatal error": "ERROR"},
+    **{"Warning": "WARNING", "Notice": "INFO", "Deprecated": "INFO", "Strict Standards": "INFO"},
+}
+# journalctl -o short-unix: the epoch in seconds and microseconds, then as syslog writes it.
+UNIX_TIME = re.compile(r"^(?P<ts>\d{10}\.\d{1,9}) (?P<rest>.*)$")
 # nginx's and Apache's access log: the status is the level (5xx ERROR, 4xx WARNING).
 ACCESS = re.compile(
     r"^\S+ \S+ \S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
@@ -162,9 +180,22 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             fields = {k: v for k, v in match.groupdict().items() if k in ("thread", "logger") and v}
             level = REDIS_LEVELS[match["mark"]] if "mark" in match.re.groupindex else match["level"]
             return wall.replace(tzinfo=zone), {"message": match["rest"], "level": level, **fields}
+        if match := PHP.match(line):
+            month, day = MONTHS[match["mon"]], int(match["day"])
+            wall = datetime.fromisoformat(f"{match['y']}-{month:02d}-{day:02d}T{match['hms']}")
+            written = zone
+            with suppress(ValueError, ZoneInfoNotFoundError):  # a name ZoneInfo does not know
+                written = ZoneInfo(match["tz"]) if match["tz"] else zone
+            if php := PHP_LEVEL.match(match["rest"]):
+                level = PHP_LEVELS[php["level"]]
+                fields = {"message": match["rest"][php.end() :], "level": level}
+            else:
+                fields = text_fields(match["rest"])
+            return wall.replace(tzinfo=written), fields
+        if match := UNIX_TIME.match(line):
+            return parse_time(match["ts"], zone), {"message": match["rest"]}
         if match := ACCESS.match(line):
-            status = match["status"][0]
-            level = "ERROR" if status == "5" else "WARNING" if status == "4" else "INFO"
+            level = status_level(match["status"]) or "INFO"
             when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
             return when, {"message": match["rest"], "level": level}
     return None

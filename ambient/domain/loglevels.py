@@ -51,7 +51,13 @@ TIME_FIELDS = (
     # journald's JSON export: when the program logged it, else when the journal received it
     # (microseconds, as a string)
     *("_SOURCE_REALTIME_TIMESTAMP", "__REALTIME_TIMESTAMP"),
+    # a Kubernetes Event's last and first time (its eventTime is mostly null); Envoy's
+    # (Istio's) JSON access log
+    *("lastTimestamp", "firstTimestamp", "start_time"),
 )
+# An HTTP status an access log written as JSON (nginx's, Envoy's) keeps: its level when the
+# line writes none (status_level).
+STATUS_FIELDS = ("status", "status_code", "statusCode", "response_code")
 # A syslog priority's severity (the priority mod 8) as a level: 0 emerg ... 7 debug.
 SYSLOG_SEVERITIES = (
     "CRITICAL",
@@ -63,6 +69,19 @@ SYSLOG_SEVERITIES = (
     "INFO",
     "DEBUG",
 )
+
+
+EVENT_TYPES = {"Warning": "WARNING", "Normal": "INFO"}
+
+
+def status_level(status: Any) -> str | None:
+    """An access log's level by its HTTP status: 5xx ERROR, 4xx WARNING, else INFO; None for
+    what is no HTTP status (a "status": "ok", a count)."""
+    with suppress(TypeError, ValueError):
+        code = int(status)
+        if 100 <= code <= 599 and not isinstance(status, bool | float):
+            return "ERROR" if code >= 500 else "WARNING" if code >= 400 else "INFO"
+    return None
 
 
 def normal_level(raw: Any) -> str:
@@ -87,7 +106,15 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             raw_level = "INFO"
         if raw_level is None and isinstance(content.get("t"), dict):  # MongoDB's: "s": "E", "D2"
             raw_level = str(content.get("s"))[:1]
+        if raw_level is None:
+            status = next((content[f] for f in STATUS_FIELDS if f in content), None)
+            raw_level = status_level(status) if status is not None else None
         found = next((content[f] for f in MESSAGE_FIELDS if f in content), None)
+        if isinstance(content.get("involvedObject"), dict) and content.get("type") in EVENT_TYPES:
+            # A Kubernetes Event (an event exporter's, TKE's event store): its type the level,
+            # its reason before its message.
+            raw_level = EVENT_TYPES[content["type"]]
+            found = f"{content.get('reason') or 'Event'}: {found}"
         if found is None:
             skip = {*LEVEL_FIELDS, *TIME_FIELDS}
             found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)

@@ -794,21 +794,57 @@ async def test_journald_json_entries_are_read_with_their_time_level_and_program(
             ],
             ["ERROR", "WARNING", "INFO", "DEBUG"],
         ),
+        (
+            "php",
+            [
+                "[22-Nov-2026 02:00:00 UTC] PHP Fatal error:  Uncaught Exception: card refused "
+                "in /var/www/pay.php:42",
+                "[22-Nov-2026 10:00:01 Asia/Shanghai] PHP Warning:  Undefined variable $card in "
+                "/var/www/pay.php on line 7",
+                "[22-Nov-2026 10:00:02] WARNING: [pool www] server reached pm.max_children",
+                "[22-Nov-2026 10:00:03] NOTICE: fpm is running, pid 1",
+            ],
+            ["CRITICAL", "WARNING", "WARNING", "INFO"],
+        ),
+        (
+            "kubernetes events and JSON access logs",
+            [
+                '{"involvedObject":{"kind":"Pod","name":"checkout-1"},"reason":"BackOff",'
+                '"message":"Back-off restarting failed container","type":"Warning",'
+                '"eventTime":null,"firstTimestamp":"2026-11-22T01:00:00Z",'
+                '"lastTimestamp":"2026-11-22T02:00:00Z","count":5}',
+                '{"time_iso8601":"2026-11-22T10:00:00+08:00","remote_addr":"10.0.0.1",'
+                '"request":"GET /pay HTTP/1.1","status":"502"}',
+                '{"start_time":"2026-11-22T02:00:00.123Z","path":"/pay","response_code":404}',
+                '{"involvedObject":{"kind":"Pod","name":"checkout-1"},"reason":"Pulled",'
+                '"message":"Container image already present","type":"Normal",'
+                '"lastTimestamp":"2026-11-22T02:00:00Z"}',
+            ],
+            ["WARNING", "ERROR", "WARNING", "INFO"],
+        ),
+        (
+            "journald short-unix",
+            ["1795312800.123456 web-1 pay[812]: ERROR payment refused"],
+            ["ERROR"],
+        ),
     ],
 )
-def test_redis_tomcat_mongodb_and_gelf_lines_are_read_with_their_level(
+def test_more_services_log_formats_are_read_with_their_time_and_level(
     name: str, lines: list[str], levels: list[str]
 ) -> None:
     """Redis's log, java.util.logging's one-line format (Tomcat's catalina.out), MongoDB's
-    structured JSON (4.4 on: its time in {"$date": ...}, its severity in "s") and GELF (a
-    syslog severity as its level, its message in short_message): every line was unreadable,
-    or read without its level or message."""
+    structured JSON (4.4 on: its time in {"$date": ...}, its severity in "s"), GELF (a syslog
+    severity as its level, its message in short_message), PHP's and PHP-FPM's error logs, a
+    Kubernetes Event as an event exporter writes it (its eventTime null), an access log written
+    as JSON (its HTTP status the level, as a text access log's) and journalctl's short-unix:
+    every line was unreadable, or read without its level or message."""
     zone = ZoneInfo("Asia/Shanghai")
     records = [parse_line(line, name, zone, date(2026, 11, 23)) for line in lines]
     assert all(r is not None and r.time.date() == date(2026, 11, 22) for r in records), records
     read = [level_and_message(r.content) for r in records if r is not None]
     assert [level for level, _ in read] == levels
-    assert all(message and not message.startswith(("{", "[", "1:M")) for _, message in read)
+    # The message without the line's time or the wrapper it came in.
+    assert all(message and message[0] != "{" and "2026" not in message for _, message in read)
     # `ambient logs` (the reduction's own reader) reads them alike.
     assert [read_line(line, date(2026, 11, 23))[1] for line in lines] == levels  # type: ignore[index]
 

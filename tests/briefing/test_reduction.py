@@ -207,10 +207,16 @@ def test_level_and_message_come_from_common_field_names_or_the_text() -> None:
         "[main] WARN c.e.Pool - low",
     )
     assert level_and_message("just a message") == ("UNKNOWN", "just a message")
+    # An HTTP status is an access log's level when none is written; other statuses are not.
     assert level_and_message({"service": "api", "status": 500}) == (
-        "UNKNOWN",
+        "ERROR",
         "service=api status=500",
     )
+    assert level_and_message({"service": "api", "status": "ok"}) == (
+        "UNKNOWN",
+        "service=api status=ok",
+    )
+    assert level_and_message({"job": "sync", "status": 3}) == ("UNKNOWN", "job=sync status=3")
 
 
 def _truth_and_report(lines: int, seed: int, max_templates: int = 60):  # type: ignore[no-untyped-def]
