@@ -121,6 +121,22 @@ def parse_time(value: Any, zone: tzinfo = UTC) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
+def unwrapped(data: dict[str, Any]) -> dict[str, Any]:
+    """A JSON line's fields; loguru's serialized record (``serialize=True``: the formatted line
+    in "text", the fields in "record") as its time, level, logger and message."""
+    record = data.get("record")
+    if not isinstance(record, dict) or "text" not in data:
+        return data
+    with suppress(AttributeError, KeyError, TypeError):
+        return {
+            "time": record["time"]["timestamp"],
+            "level": record["level"]["name"],
+            "logger": f"{record['name']}:{record['function']}:{record['line']}",
+            "message": record["message"],
+        }
+    return data
+
+
 def json_time(data: dict[str, Any], zone: tzinfo = UTC) -> datetime | None:
     """The time of a JSON log line: its first time field that reads as one from this century
     (a "time" of 35 is a duration beside an "@timestamp"); None if none reads."""
@@ -225,6 +241,7 @@ def parse_line(
             data = json.loads(line)
         except (ValueError, RecursionError):  # nested past Python's limit: a few KB do it
             return None
+        data = unwrapped(data)
         if (when := json_time(data, zone)) is None:
             return None
         if not inner and isinstance(data.get("log"), str) and "stream" in data:  # Docker's
@@ -261,6 +278,8 @@ JAVA_HEADER = re.compile(
     r"(?:(?P<pid>\d+) --- (?:\[[^\]]*\] )?\[ *(?P<thread>[^\]]*)\] (?P<logger>\S+?) *: "
     rf"|\[(?P<thread2>[^\]]*)\] (?P<logger2>{JAVA_LOGGER}) - )"
 )
+# loguru's default: "2026-11-22 10:00:00.123 | ERROR    | pay.handler:charge:42 - ...".
+LOGURU = re.compile(r"\| (?P<level>[A-Z]+) *\| (?P<logger>\S+) - ")
 LOGGER_FIRST = re.compile(rf"({JAVA_LOGGER}) - ")  # after the level of a thread-first line
 # logback's default writes the thread first: "[main] ERROR c.a.Pay - ...".
 THREAD_FIRST = re.compile(
@@ -272,6 +291,8 @@ def text_fields(rest: str) -> dict[str, Any]:
     """A text line's fields after its time: "ERROR something" -> level ERROR, message
     "something" (Python's default "- app.pay - ERROR - ..." names its logger too, Java's
     layouts their thread and logger: `JAVA_HEADER`)."""
+    if loguru := LOGURU.match(rest):
+        return {**loguru.groupdict(), "message": rest[loguru.end() :]}
     thread: dict[str, str] = {}
     if first := THREAD_FIRST.match(rest):
         thread, rest = {"thread": first["thread"]}, rest[first.end() :]

@@ -32,6 +32,7 @@ from ambient.clients.log_formats import (
     parse_time,
     text_fields,
     text_line,
+    unwrapped,
 )
 from ambient.clients.log_parts import whole_lines
 from ambient.clients.logs import CONTINUATION, FileLogSource
@@ -61,6 +62,7 @@ def read_line(
         except (ValueError, RecursionError):  # nested past Python's limit: a few KB do it
             data = None
         if isinstance(data, dict):
+            data = unwrapped(data)
             # Docker's json-file: the line as the container wrote it
             log = data.get("log") if "stream" in data and not inner else None
             read = read_line(log, today, inner=True) if isinstance(log, str) else None

@@ -12,12 +12,12 @@ ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
 # The names sources write for each level (upper-cased before the lookup): one letter (glog,
 # logcat, MongoDB's), pino's and bunyan's numbers, Monolog's (PHP, Laravel: 100 to 600), log15's
 # four letters (dbug, eror), zap's DPanic, syslog's and nginx's (alert, emerg),
-# java.util.logging's (FINE, CONFIG), also in a Chinese locale.
+# java.util.logging's (FINE, CONFIG), also in a Chinese locale, loguru's SUCCESS.
 _LEVEL_NAMES = {
     name: level
     for level, names in {
         "DEBUG": "TRACE DEBUG DBG DBUG D FINE FINER FINEST 10 20 100 调试",
-        "INFO": "INFO INFORMATION NOTICE CONFIG I 30 200 250 信息",
+        "INFO": "INFO INFORMATION NOTICE CONFIG SUCCESS I 30 200 250 信息",
         "WARNING": "WARN WARNING W 40 300 警告",
         "ERROR": "ERR EROR ERROR SEVERE E 50 400 错误 严重",
         "CRITICAL": "CRIT CRITICAL FATAL ALERT EMERG EMERGENCY PANIC DPANIC F 60 500 550 600 致命",
@@ -38,6 +38,7 @@ _LEVEL_MARKED = re.compile(
 MESSAGE_FIELDS = (
     *("message", "msg", "content", "log", "text", "body", "__CONTENT__", "@m", "@mt"),
     "short_message",  # GELF (Graylog; Docker's gelf driver)
+    "event",  # structlog's
 )
 LEVEL_FIELDS = (
     "level", "severity", "lvl", "loglevel", "log_level", "levelname", "level_name", "__LEVEL__",

@@ -827,6 +827,22 @@ async def test_journald_json_entries_are_read_with_their_time_level_and_program(
             ["1795312800.123456 web-1 pay[812]: ERROR payment refused"],
             ["ERROR"],
         ),
+        (
+            "python: loguru and structlog",
+            [
+                "2026-11-22 10:00:00.123 | ERROR    | pay.handler:charge:42 - payment refused",
+                "2026-11-22 10:00:01.456 | SUCCESS  | pay.handler:charge:48 - charged",
+                # loguru's serialize=True: the fields in "record"
+                '{"text": "2026-11-22 10:00:02.000 | WARNING  | pay:retry:9 - slow card\\n", '
+                '"record": {"function": "retry", "level": {"icon": "!", "name": "WARNING", '
+                '"no": 30}, "line": 9, "message": "slow card", "name": "pay", '
+                '"time": {"repr": "2026-11-22 10:00:02.000000+08:00", '
+                '"timestamp": 1795312802.0}}}',
+                '{"event": "payment refused", "level": "error", '
+                '"timestamp": "2026-11-22T02:00:03.123Z"}',
+            ],
+            ["ERROR", "INFO", "WARNING", "ERROR"],
+        ),
     ],
 )
 def test_more_services_log_formats_are_read_with_their_time_and_level(
@@ -836,15 +852,17 @@ def test_more_services_log_formats_are_read_with_their_time_and_level(
     structured JSON (4.4 on: its time in {"$date": ...}, its severity in "s"), GELF (a syslog
     severity as its level, its message in short_message), PHP's and PHP-FPM's error logs, a
     Kubernetes Event as an event exporter writes it (its eventTime null), an access log written
-    as JSON (its HTTP status the level, as a text access log's) and journalctl's short-unix:
-    every line was unreadable, or read without its level or message."""
+    as JSON (its HTTP status the level, as a text access log's), journalctl's short-unix and
+    Python's loguru (text and serialized) and structlog: every line was unreadable, or read
+    without its level or message."""
     zone = ZoneInfo("Asia/Shanghai")
     records = [parse_line(line, name, zone, date(2026, 11, 23)) for line in lines]
     assert all(r is not None and r.time.date() == date(2026, 11, 22) for r in records), records
     read = [level_and_message(r.content) for r in records if r is not None]
     assert [level for level, _ in read] == levels
-    # The message without the line's time or the wrapper it came in.
-    assert all(message and message[0] != "{" and "2026" not in message for _, message in read)
+    # The message without the line's time, level or the wrapper it came in.
+    assert all(message and message[0] not in "{|" and "2026" not in message for _, message in read)
+    assert all("=" not in message for _, message in read if name.startswith("python"))
     # `ambient logs` (the reduction's own reader) reads them alike.
     assert [read_line(line, date(2026, 11, 23))[1] for line in lines] == levels  # type: ignore[index]
 
