@@ -1158,16 +1158,19 @@ async def test_a_run_answers_its_status_while_its_first_change_waits_for_the_clu
             return await super().apply(step)
 
     deps.executors = {"dry_run": SlowCluster(), "kubernetes": RecordingExecutor()}
-    async with remediations_on_dev(dev_env, deps) as (url, _, remediations):
+    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (url, _, remediations):
         started = await remediations.start(USER, alert(url, settle_seconds=0), mode="dry_run")
-        rid = started.remediation_id
+        handle = dev_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
         try:
             await asyncio.wait_for(entered.wait(), 60)
-            view = await remediations.get(USER, rid)
+            view = await remediations.get(USER, started.remediation_id)
         finally:
             release.set()
-        await dev_env.client.get_workflow_handle(rid).terminate("test over")
+        status = await handle.result()
 
     assert view.unanswered == ""
     assert view.state == "applying"
     assert [a.rung for a in view.attempts] == [Rung.RESTART]
+    assert status.state == "resolved"
