@@ -297,6 +297,13 @@ class RemediationActivities:
         await ledger.lock_cluster(request.cluster_id)
         if await ledger.reserved(step) is not None:
             return Gate(allowed=True, reason="slot already reserved by this step")
+        recorded = await find_entry(session, request, "gate")
+        if recorded is not None and recorded.detail["allowed"]:
+            # A check run again (its task lost with its worker) after its step gave the slot
+            # back (a dry run, a skipped change): that step may be made already and runs again
+            # on the gate it was let go by, holding the slot again.
+            await ledger.reserve(step, request.cluster_id, request.service, int(request.rung), now)
+            return Gate(allowed=True, reason=recorded.detail["reason"])
         local = now.astimezone(ZoneInfo(settings.remediation_timezone))
         decision = _decided(change_window_gate(local, self._windows), "change_window")
         if decision.allowed:

@@ -17,7 +17,8 @@ from activities.remediation import RemediationActivities
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert, remediation_id
-from ambient.remediation.ladder import RemediationExecutor, Rung
+from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.ladder import RemediationExecutor, Rung, StepRequest, step_key
 from ambient.remediation.runs import GateInput, Keyed, OpenInput
 from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
@@ -460,6 +461,69 @@ async def test_an_opening_run_again_after_its_change_answers_as_its_audit_rows_d
     assert sorted(r.action for r in rows) == sorted(
         ["scored", "planned", "permission", "gate", "checkpoint"]
     )
+
+
+async def test_an_opening_run_again_after_a_dry_run_gave_back_its_slot_answers_its_gate_as_recorded(
+    deps: WorkerDeps,
+) -> None:
+    # A dry run (like a change skipped: paused, already so) gives back the slot its gate
+    # reserved. A task lost with its worker after that change runs the opening again: the gate
+    # its change was made on must stand, not close on a cluster whose hour another run's step
+    # took meanwhile (the run would wait for the limit, or hand over "cannot change now", with
+    # its change made and audited after an allowed gate).
+    remediation_settings(deps, remediation_rate_limit_per_hour=1)
+    await add_user(deps, "oncall", permission="dry_run")
+    executors: dict[str, RemediationExecutor] = {"dry_run": DryRunExecutor()}
+    activities = RemediationActivities(deps.db, deps.settings, None, executors)
+    subject = Alert(
+        source="manual",
+        cluster_id=f"cls-{uuid.uuid4().hex[:8]}",
+        namespace="shop",
+        workload="checkout",
+        metric="error_rate",
+        value=0.5,
+        threshold=0.05,
+        message="5xx errors on checkout",
+    )
+    run_key = f"{remediation_id(subject)}@{unique('run')}"
+    opening = OpenInput(
+        run_key=run_key, alert=subject, user="oncall", mode="dry_run", now=datetime.now(UTC)
+    )
+    first = await activities.open_remediation(opening)
+    assert first.gate is not None and first.gate.allowed and first.checkpoint is not None
+    key = step_key(run_key, Rung.RESTART)
+    change = StepRequest(
+        remediation_id=run_key,
+        rung=Rung.RESTART,
+        target=subject.target(),
+        mode="dry_run",
+        key=key,
+        checkpoint=first.checkpoint,
+        restarted_at=first.checkpoint.taken_at.isoformat(),
+    )
+    assert not (await activities.apply_remediation_step(change)).applied  # its slot given back
+    other = f"{remediation_id(subject)}@{unique('run')}"
+    taken = await activities.check_remediation_gates(
+        GateInput(
+            run_key=other,
+            key=f"{step_key(other, Rung.RESTART)}/gate/1",
+            cluster_id=subject.cluster_id,
+            service=subject.service,
+            rung=Rung.RESTART,
+            now=datetime.now(UTC),
+        )
+    )
+    assert taken.allowed  # the cluster's one slot this hour
+
+    again = await activities.open_remediation(opening.model_copy(update={"now": datetime.now(UTC)}))
+
+    assert again.gate is not None and again.gate.allowed, again.gate
+    assert again.checkpoint == first.checkpoint
+    async with deps.db.session() as session:
+        # Held again for the change that runs again (which gives it back once more).
+        assert await ActionLedger(session).reserved(key) is not None
+        gates = await AuditRepository(session).list(subject=run_key, action="gate")
+    assert [g.detail["allowed"] for g in gates] == [True]
 
 
 async def test_a_new_runs_row_in_a_sqlite_write_turn_is_inserted_without_a_savepoint(

@@ -51,6 +51,7 @@ from tests.remediation.support import (
     audit_quoting,
     error_rate,
     remediation_settings,
+    remediations_on_dev,
     state_reaches,
 )
 from tests.support.record import save_history
@@ -1135,3 +1136,41 @@ async def test_an_abort_while_a_rungs_checkpoint_is_read_stops_that_rungs_change
         Rung.SCALE_OUT,
         "aborted before its change",
     )
+
+
+@pytest.mark.devserver
+async def test_a_run_answers_its_status_while_its_first_change_waits_for_the_cluster(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A slow API server (or one answering 503: the change is tried up to 8 times, minutes):
+    # the first rung's change made in the opening's workflow task keeps that task open, and
+    # the server holds every query of the run until the task ends (or the SDK's heartbeat of
+    # it, at 80 % of its timeout). get_remediation then said the worker was silent, and the
+    # run's state stayed "scoring", while the worker was changing the workload.
+    remediation_settings(deps)
+    await add_user(deps, USER)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    class SlowCluster(DryRunExecutor):
+        async def apply(self, step: StepRequest) -> StepResult:
+            entered.set()
+            await release.wait()
+            return await super().apply(step)
+
+    deps.executors = {"dry_run": SlowCluster(), "kubernetes": RecordingExecutor()}
+    async with remediations_on_dev(dev_env, deps, healthy_from=1) as (url, _, remediations):
+        started = await remediations.start(USER, alert(url, settle_seconds=0), mode="dry_run")
+        handle = dev_env.client.get_workflow_handle(
+            started.remediation_id, result_type=RemediationStatus
+        )
+        try:
+            await asyncio.wait_for(entered.wait(), 60)
+            view = await remediations.get(USER, started.remediation_id)
+        finally:
+            release.set()
+        status = await handle.result()
+
+    assert view.unanswered == ""
+    assert view.state == "applying"
+    assert [a.rung for a in view.attempts] == [Rung.RESTART]
+    assert status.state == "resolved"
