@@ -291,7 +291,7 @@ def text_fields(rest: str) -> dict[str, Any]:
     """A text line's fields after its time: "ERROR something" -> level ERROR, message
     "something" (Python's default "- app.pay - ERROR - ..." names its logger too, Java's
     layouts their thread and logger: `JAVA_HEADER`)."""
-    if loguru := LOGURU.match(rest):
+    if rest[:1] == "|" and (loguru := LOGURU.match(rest)):
         return {**loguru.groupdict(), "message": rest[loguru.end() :]}
     thread: dict[str, str] = {}
     if first := THREAD_FIRST.match(rest):
