@@ -13,7 +13,7 @@ from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from workflows.remediation_records import (
     CHILD_TASK_TIMEOUT,
@@ -105,6 +105,11 @@ ABORTED_BEFORE_CHANGE = "aborted before its change"  # _apply's answer then
 # workflow task more after it (in an alert storm, the change also waited behind every local
 # activity the worker had pending).
 FIRST_CHANGE_IN_TASK = "first-change-in-task"
+# That change is tried once there, for this long at most: the server holds the run's queries
+# while its task is open, and a slow or failing cluster (a change is tried for minutes) must
+# not keep get_remediation silent. What it did not finish, the regular activity finishes.
+FIRST_TRY = timedelta(seconds=5)
+ONE_TRY = RetryPolicy(maximum_attempts=1)
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -346,19 +351,33 @@ class GradedRemediationWorkflow(RemediationSafety):
                 await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
                 await self._free_slot(key)
                 return None
+        limit = timedelta(seconds=self.policy.step_timeout_seconds)
         try:
             # The one step with an effect outside, retried a bounded number of times and
-            # idempotent by the step key stamped on the object. A regular activity, except
-            # right after the opening: there a local one, in the opening's workflow task. A
-            # task lost with its worker runs both again: the opening answers with the
-            # checkpoint it saved, and the change finds its stamp.
-            result = await self._act(
-                RemediationActivities.apply_remediation_step,
-                request,
-                limit=timedelta(seconds=self.policy.step_timeout_seconds),
-                retry=CHANGE_RETRY,
-                local=in_task,
-            )
+            # idempotent by the step key stamped on the object: a regular activity. Right
+            # after the opening, first one try as a local activity in the opening's workflow
+            # task (FIRST_TRY). A task lost with its worker runs both again: the opening
+            # answers as its audit rows did, and the change finds its stamp.
+            result = None
+            if in_task:
+                try:
+                    result = await self._act(
+                        RemediationActivities.apply_remediation_step,
+                        request,
+                        limit=min(limit, FIRST_TRY),
+                        retry=ONE_TRY,
+                    )
+                except ACTIVITY_FAILED as exc:
+                    if refused_for_good(exc):
+                        raise
+            if result is None:
+                result = await self._act(
+                    RemediationActivities.apply_remediation_step,
+                    request,
+                    limit=limit,
+                    retry=CHANGE_RETRY,
+                    local=False,
+                )
         except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
             return f"could not be applied ({cause_of(exc)})"
@@ -528,4 +547,11 @@ async def _join(rid: str, request: RemediationInput, retry: RetryPolicy) -> bool
         ),
         start_to_close_timeout=timedelta(minutes=1),
         retry_policy=retry,
+    )
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """Whether a local activity's failure is one no retry of CHANGE_RETRY would pass."""
+    return isinstance(error, ApplicationError) and (
+        error.non_retryable or error.type in (CHANGE_RETRY.non_retryable_error_types or ())
     )

@@ -1139,21 +1139,23 @@ async def test_an_abort_while_a_rungs_checkpoint_is_read_stops_that_rungs_change
 
 
 @pytest.mark.devserver
-async def test_a_run_answers_its_status_while_its_first_change_waits_for_the_cluster(
+async def test_a_slow_first_change_leaves_the_opening_task_after_one_try_and_the_run_answers(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    # A slow API server (or one answering 503: the change is tried up to 8 times, minutes):
-    # the first rung's change made in the opening's workflow task keeps that task open, and
-    # the server holds every query of the run until the task ends (or the SDK's heartbeat of
-    # it, at 80 % of its timeout). get_remediation then said the worker was silent, and the
-    # run's state stayed "scoring", while the worker was changing the workload.
+    # A slow API server (or one answering 503: a change is tried up to 8 times, minutes): the
+    # first rung's change made in the opening's workflow task kept that task open, and the
+    # server holds every query of the run until the task ends (or the SDK's heartbeat of it,
+    # at 80 % of its timeout). get_remediation then said the worker was silent, and the run's
+    # state stayed "scoring", while the worker was changing the workload. Now the task tries
+    # the change once (FIRST_TRY), then a regular activity goes on with it.
     remediation_settings(deps)
     await add_user(deps, USER)
-    entered, release = asyncio.Event(), asyncio.Event()
+    entries: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
+    release = asyncio.Event()
 
     class SlowCluster(DryRunExecutor):
         async def apply(self, step: StepRequest) -> StepResult:
-            entered.set()
+            next(e for e in entries if not e.is_set()).set()
             await release.wait()
             return await super().apply(step)
 
@@ -1164,13 +1166,22 @@ async def test_a_run_answers_its_status_while_its_first_change_waits_for_the_clu
             started.remediation_id, result_type=RemediationStatus
         )
         try:
-            await asyncio.wait_for(entered.wait(), 60)
+            # The try in the task given up, the regular activity makes the change.
+            await asyncio.wait_for(entries[1].wait(), 60)
             view = await remediations.get(USER, started.remediation_id)
         finally:
             release.set()
         status = await handle.result()
+        history = await handle.fetch_history()
 
     assert view.unanswered == ""
     assert view.state == "applying"
     assert [a.rung for a in view.attempts] == [Rung.RESTART]
     assert status.state == "resolved"
+    assert [a.rung for a in status.attempts] == [Rung.RESTART]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.count("apply_remediation_step") == 1
