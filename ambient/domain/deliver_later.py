@@ -1,13 +1,48 @@
-"""Deliver later: a receiver that says "try again later" (an SMTP 4xx such as greylisting,
-HTTP 429 or 503, a robot's rate limit) is tried again after the delay it asked for. Here: the
-delays an answer states.
+"""Deliver later: a notification whose receiver said "try again later" (an SMTP 4xx such as
+greylisting, HTTP 429 or 503, a robot's rate limit) is handed to ``DeliverLaterWorkflow`` and
+retried by Temporal after the delay the receiver asked for, until delivered or given up
+(docs/notifications.md, "Deliver later"). Here: the delays an answer states, and the
+workflow's input and id.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+
+from pydantic import BaseModel, Field
+
+from ambient.domain.notify import NotifyRequest
+
+DELIVER_LATER_TYPE = "DeliverLaterWorkflow"
+# Tries whose receiver stated no delay back off from AMBIENT_NOTIFY_LATER_SECONDS, doubling,
+# to at most this: a greylisting server's delay is commonly 1–5 minutes, seldom over 15.
+LATER_MAX_WAIT = timedelta(minutes=15)
+
+
+class LaterDelivery(BaseModel):
+    """DeliverLaterWorkflow's input: the notification, and its waits as the worker's settings
+    and the receiver's answer give them (seconds)."""
+
+    request: NotifyRequest
+    wait: float  # before the first try: the delay the receiver asked for, else ``backoff``
+    backoff: float  # after a try whose receiver stated no delay; doubling to LATER_MAX_WAIT
+    give_up_after: float  # from the hand-over: no try starts after it
+
+
+class LaterOutcome(BaseModel):
+    """How a delivery handed over ended: each delivery's failure for good, if any
+    (``channel: error``, the receiver's last answer), and whether it was given up."""
+
+    gave_up: bool = False
+    failures: list[str] = Field(default_factory=list)
+
+
+def later_workflow_id(user: str, key: str) -> str:
+    """The deliver-later run of ``user``'s notification ``key`` (its idempotency key): one at a
+    time, so a second hand-over of it finds the first."""
+    return f"deliver-later/{user}/{key}"
 
 
 def retry_after_seconds(value: str, now: datetime) -> float | None:
