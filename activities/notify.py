@@ -5,7 +5,10 @@ the same time (bounded), each cut off after `AMBIENT_NOTIFY_TARGET_TIMEOUT`, wit
 meanwhile. Only transient failures (network, timeouts, 5xx, 429) raise a retryable
 `TransientNotifyError`; a permanent one is recorded on its row, as a `delivery.failed` event
 and in the result, never raised, so one bad target never costs a watch its other deliveries.
-Leases, outcomes and what is retried: docs/notifications.md, "Delivery".
+Leases, outcomes and what is retried: docs/notifications.md, "Delivery". A delivery whose
+receiver said "try again later" (greylisting, HTTP 429/503) is handed to a deliver-later run
+instead (``DeliverLaterWorkflow``), which retries it through ``notify_later`` after the delay
+the receiver asked for, until delivered or given up ("Deliver later").
 """
 
 from __future__ import annotations
@@ -23,11 +26,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
+from ambient.domain.deliver_later import DELIVER_LATER_TYPE, LaterDelivery, later_workflow_id
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
@@ -57,6 +67,7 @@ IN_FLIGHT = "transient: a send to this target is in flight; retrying after its l
 GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
+HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
 
 
 def database_busy(exc: BaseException) -> bool:
@@ -91,6 +102,8 @@ class NotifyActivities:
         self._policy = channels.policy
         self._timeout = channels.target_timeout
         self.retry_seconds = channels.retry_seconds
+        self._give_up = channels.give_up_seconds
+        self._later = channels.later_seconds
 
     @property
     def lease(self) -> timedelta:
@@ -104,10 +117,19 @@ class NotifyActivities:
         return await self.send(request, last_try=temporal.last_attempt(request.attempts))
 
     @activity.defn
+    async def notify_later(self, request: NotifyRequest) -> NotifyResult:
+        """A deliver-later run's try: as `notify`, but what is transient is left to Temporal's
+        retries (after the delay the receiver asked for) and never handed over again."""
+        return await self.send(request, later=True)
+
+    @activity.defn
     async def notify_given_up(self, request: NotifyRequest) -> None:
         """`notify` failed for good: each delivery it left unsettled failed for good, said once
         (no code of `notify` runs after a last try that timed out or lost its worker), those
-        of targets no longer wanted too."""
+        of targets no longer wanted too. Not while a deliver-later run of it goes on (a try
+        that handed it over, then lost its result): that run says so when it gives up."""
+        if await self._handed_over(request):
+            return
         recipient = await self.recipient(request.user)
         targets, _ = targets_for(request.message.kind, request.targets, recipient)
         async with self._db.writing() as session:
@@ -123,10 +145,17 @@ class NotifyActivities:
                 await _give_up(session, request, row.key, row.channel, row.target, row)
 
     async def send(
-        self, request: NotifyRequest, *, heartbeat: bool = True, last_try: bool = False
+        self,
+        request: NotifyRequest,
+        *,
+        heartbeat: bool = True,
+        last_try: bool = False,
+        later: bool = False,
     ) -> NotifyResult:
         """The notify activity's work; a poll sends with it too (``heartbeat=False``).
-        ``last_try``: nobody tries again after this one, so a transient failure is final."""
+        ``last_try``: nobody tries again after this one, so a transient failure is final (but
+        one the receiver asked to try later, handed over); ``later``: a deliver-later run's."""
+        temporal_client = None if later else self._hand_over_client()
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
@@ -139,7 +168,13 @@ class NotifyActivities:
                 async with gate:
                     try:
                         return await self._deliver(
-                            request, recipient, target, known, held=held, last_try=last_try
+                            request,
+                            recipient,
+                            target,
+                            known,
+                            held=held,
+                            last_try=last_try,
+                            handing=temporal_client is not None,
                         )
                     except Exception as exc:  # this target's bug or refused row: its failure
                         if database_busy(exc):
@@ -174,15 +209,95 @@ class NotifyActivities:
             for p in recipient.config_problems
         ]
         waiting = [d for d in deliveries if d.error and d.error.startswith("transient:")]
-        if waiting:
-            summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
-            # Every failure of this try as details: a last try's raise is all its caller gets.
-            raise ApplicationError(
-                f"transient delivery failures: {summary}",
-                *NotifyResult(deliveries=deliveries).failure_lines(),
-                type="TransientNotifyError",
+        if not waiting:
+            return NotifyResult(deliveries=deliveries)
+        if temporal_client is not None and await self._hand_over(
+            temporal_client, request, waiting, last_try
+        ):
+            # Settled for this caller: the deliver-later run goes on with them.
+            handed = {id(d) for d in waiting}
+            deferred = {"status": DeliveryStatus.DEFERRED}
+            kept = [d.model_copy(update=deferred) if id(d) in handed else d for d in deliveries]
+            return NotifyResult(deliveries=kept)
+        summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
+        # A deliver-later run's next try comes when the receiver asked (at least a second
+        # on), else by its retry policy.
+        asked = [max(d.later, 1.0) for d in waiting if d.later]
+        # Every failure of this try as details: a last try's raise is all its caller gets.
+        raise ApplicationError(
+            f"transient delivery failures: {summary}",
+            *NotifyResult(deliveries=deliveries).failure_lines(),
+            type="TransientNotifyError",
+            next_retry_delay=timedelta(seconds=max(asked)) if later and asked else None,
+        )
+
+    def _hand_over_client(self) -> Client | None:
+        """The worker's Temporal client, when a delivery the receiver asked to try later can
+        be handed to a deliver-later run: it is on (settings) and this send runs in an
+        activity (a notify's or a poll's)."""
+        if self._give_up <= 0:
+            return None
+        try:
+            return activity.client()
+        except RuntimeError:  # not in an activity, or one run without a client (tests)
+            return None
+
+    async def _handed_over(self, request: NotifyRequest) -> bool:
+        """Whether a deliver-later run of ``request`` is running, other than this one's."""
+        workflow_id = later_workflow_id(request.user, request.idempotency_key)
+        client = self._hand_over_client()
+        if client is None or activity.info().workflow_id == workflow_id:
+            return False
+        try:
+            described = await client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=HAND_OVER_RPC
             )
-        return NotifyResult(deliveries=deliveries)
+        except RPCError:  # none (NOT_FOUND), or not known now: given up as before
+            return False
+        return described.status == WorkflowExecutionStatus.RUNNING
+
+    def _deferrable(self, delivery: Delivery) -> bool:
+        """A failure whose receiver asked to be tried later, sooner than the give-up."""
+        return delivery.later is not None and delivery.later < self._give_up
+
+    async def _hand_over(
+        self, client: Client, request: NotifyRequest, waiting: list[Delivery], last_try: bool
+    ) -> bool:
+        """Start the deliver-later run of ``request`` when its receivers asked to be tried
+        later: every transient failure of this try is such (quick retries would meet the same
+        answer), or this was the last try and one is (the others go with it). True if it runs."""
+        deferrable = [d for d in waiting if self._deferrable(d)]
+        if not deferrable or (len(deferrable) < len(waiting) and not last_try):
+            return False
+        stated = [d.later for d in deferrable if d.later]
+        later = LaterDelivery(
+            request=request.model_copy(update={"attempts": None}),
+            # The longest delay a receiver asked for (at least a second), else the backoff's.
+            wait=max(max(stated), 1.0) if stated else self._later,
+            backoff=self._later,
+            give_up_after=self._give_up,
+        )
+        try:
+            await client.start_workflow(
+                DELIVER_LATER_TYPE,
+                later,
+                id=later_workflow_id(request.user, request.idempotency_key),
+                task_queue=activity.info().task_queue,
+                rpc_timeout=HAND_OVER_RPC,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # an earlier try of this notification handed it over (its result was lost)
+        except RPCError as exc:
+            activity.logger.warning("notify %s: no deliver-later run: %s", request.task, exc)
+            return False
+        activity.logger.info(
+            "notify %s: %d deliveries to try again in %.0f s (given up after %.0f s)",
+            request.task,
+            len(waiting),
+            later.wait,
+            later.give_up_after,
+        )
+        return True
 
     async def _give_up_unwanted(
         self, request: NotifyRequest, targets: list[Target]
@@ -236,8 +351,10 @@ class NotifyActivities:
         *,
         held: bool = False,
         last_try: bool = False,
+        handing: bool = False,
     ) -> Delivery:
-        """Send to one target under its row's lease; ``held`` (quiet hours): suppressed instead."""
+        """Send to one target under its row's lease; ``held`` (quiet hours): suppressed instead.
+        ``handing``: a failure its receiver asked to try later goes to a deliver-later run."""
         channel_name, address = target.type, target.target
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
@@ -293,7 +410,9 @@ class NotifyActivities:
                 provider_id=outcome.provider_id,
             )
             if outcome.status is DeliveryStatus.FAILED:
-                await _record_failure(session, request, outcome, key, last_try)
+                # Not final on the last try when a deliver-later run will try it again.
+                final = last_try and not (handing and self._deferrable(outcome))
+                await _record_failure(session, request, outcome, key, final)
         return outcome
 
     async def _send(
@@ -320,6 +439,11 @@ class NotifyActivities:
             return _failed(channel_name, address, f"permanent: {exc}")
         except TimeoutError:
             return _failed(channel_name, address, f"transient: no answer within {self._timeout:g}s")
+        except DeferredNotifyError as exc:
+            activity.logger.info("delivery on %s to try again later: %s", channel_name, exc)
+            failed = _failed(channel_name, address, f"transient: {exc}")
+            failed.later = exc.retry_after or 0.0
+            return failed
         except (TransientNotifyError, OSError) as exc:
             activity.logger.warning("delivery on %s failed: %s", channel_name, exc)
             return _failed(channel_name, address, f"transient: {exc}")

@@ -2,7 +2,8 @@
 ambient/watches/poll_store.py), then notified under their keys (``{task}/{life}/poll/{n}``),
 so a retried or resumed poll reports each once. Those handed back before their deliveries
 settled are the result's ``undelivered``: the next poll sends them again (docs/polling.md, 1).
-A delivery that fails for good is counted and recorded as a ``watch.delivery_failed`` event.
+A delivery that fails for good is counted and recorded as a ``watch.delivery_failed`` event;
+one whose receiver asked to be tried later is handed to a deliver-later run (settled here).
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ class PollReports:
                 backoff = self.poller.notifier.retry_seconds * 2 ** min(attempt, 4)
                 await asyncio.sleep(min(backoff, left + LEASE_SLACK) if left > 0 else backoff)
             else:
+                # Those a receiver asked to try later are a deliver-later run's now: settled.
                 errors = result.failure_lines()
                 break
         if errors:

@@ -45,6 +45,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     return [
         events.record_event,
         notify.notify,
+        notify.notify_later,
         notify.notify_given_up,
         watches.check_page,
         watches.read_metric,

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     notify_retry_seconds: float = Field(default=2.0, ge=0.5, le=60)
     # Targets of one notification sent at the same time.
     notify_concurrency: int = Field(default=8, ge=1, le=64)
+    # A delivery whose receiver said "try again later" (greylisting, HTTP 429/503) is retried
+    # by Temporal after the delay it asked for until this long after it first said so; 0: not
+    # at all past the activity's own retries (docs/notifications.md, "Deliver later").
+    notify_give_up_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    # Its first wait when the receiver stated none, doubling (to 15 minutes) while it asks so.
+    notify_later_seconds: float = Field(default=60.0, ge=1, le=900)
 
     # --- Tencent Cloud ---
     tencentcloud_region: str = "ap-guangzhou"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workflows.daily_briefing import DailyBriefingWorkflow
+from workflows.deliver_later import DeliverLaterWorkflow
 from workflows.discussions import DiscussionNotifyWorkflow
 from workflows.event_agent import EventDigestWorkflow
 from workflows.remediation import GradedRemediationWorkflow
@@ -21,4 +22,5 @@ ALL_WORKFLOWS: list[type] = [
     DailyBriefingWorkflow,
     EventDigestWorkflow,
     DiscussionNotifyWorkflow,
+    DeliverLaterWorkflow,
 ]

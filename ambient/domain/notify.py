@@ -174,6 +174,9 @@ class DeliveryStatus(StrEnum):
     DUPLICATE = "duplicate"
     # Quiet hours: recorded, not sent (the inbox copy still lands).
     SUPPRESSED = "suppressed"
+    # The receiver said "try again later": handed to a deliver-later run (ambient.domain.
+    # deliver_later), which retries it; ``error`` is the receiver's answer.
+    DEFERRED = "deferred"
 
 
 class Delivery(BaseModel):
@@ -182,6 +185,9 @@ class Delivery(BaseModel):
     status: DeliveryStatus
     provider_id: str | None = None
     error: str | None = None
+    # A failure whose receiver said "try again later": the seconds it asked to wait (0: it
+    # named none). The notify activity's own (never in a result: excluded).
+    later: float | None = Field(default=None, exclude=True)
 
 
 class NotifyRequest(BaseModel):

@@ -174,6 +174,13 @@ class Mailbox:
         self.refuse: set[str] = set()
         # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
         self.greylist: set[str] = set()
+        # Greylisting as a server does it: the first ``greylist_first`` tries of each (sender,
+        # recipient) are answered ``greylist_reply``, a later one is taken (a real server takes
+        # it once its delay has passed since the first; counted here, for time skipping).
+        self.greylist_first = 0
+        self.greylist_reply = "451 4.7.1 Greylisted, try again in 300 seconds"
+        # Every RCPT try, in order: (sender, recipient).
+        self.tries: list[tuple[str, str]] = []
         # MAIL FROM answered so (a server wanting STARTTLS or a login first: "530 ...").
         self.mail_reply: str | None = None
         # The connection lost after the message, before its 250 (RFC 5321 6.1): kept, unsaid.
@@ -217,10 +224,14 @@ class Mailbox:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        triplet = (envelope.mail_from or "", address)
+        self.tries.append(triplet)
         if address in self.refuse:
             return "550 no such user"
         if address in self.greylist:
             return "450 4.7.1 greylisted, try again later"
+        if self.tries.count(triplet) <= self.greylist_first:
+            return self.greylist_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -804,7 +804,7 @@ async def _hooks_since(state: Any, before: int, n: int) -> bool:
 async def test_a_change_handed_back_unsent_is_delivered_once_though_its_watch_is_paused_or_stopped(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps
 ) -> None:
-    """The change's webhook answered 503 and its delivery waited to try again when the watch
+    """The change's webhook answered 500 and its delivery waited to try again when the watch
     was paused (or deleted): the poll handed the change back unsent, and the send then ended
     with its process (a restart). The next poll sends such a change again, but a paused watch
     had no next poll until it was resumed, and a stopped one none at all: the change was in
@@ -821,7 +821,9 @@ async def test_a_change_handed_back_unsent_is_delivered_once_though_its_watch_is
         hooks = [{"type": "webhook", "target": f"{base}/hook"}]
         async with running_worker(dev_env.client, deps) as worker:
             for how in ("pause", "stop"):
-                state.hook_status = 503
+                # A 500 is retried inside the poll (a 503 asks to be tried later: a
+                # deliver-later run's, tests/notify/test_deliver_later.py).
+                state.hook_status = 500
                 state.pages[f"/{how}"] = article("Calm.")
                 config = fast([f"{base}/{how}"], targets=hooks)
                 handle = await start(dev_env, worker.task_queue, config, window=600.0)
@@ -830,7 +832,7 @@ async def test_a_change_handed_back_unsent_is_delivered_once_though_its_watch_is
                 state.pages[f"/{how}"] = article("Calm.", f"Storm warning ({how}).")
                 await eventually(
                     partial(_hooks_since, state, refused, 1)
-                )  # a 503: it waits to retry
+                )  # a 500: it waits to retry
                 await handle.signal(how)
                 await eventually(partial(_handed_back_unsent, handle))
                 assert _end_first_sends() == 1

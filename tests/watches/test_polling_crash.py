@@ -277,13 +277,13 @@ async def test_a_poll_reported_lost_while_temporal_runs_it_again_hands_its_chang
 async def test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped_is_delivered_once(
     dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, tmp_path: Path
 ) -> None:
-    """A change's webhook answered 503 and its delivery waited to try again when the worker
+    """A change's webhook answered 500 and its delivery waited to try again when the worker
     was stopped (a restart): the poll handed the change back and the delivery ended with the
     process. The next poll, in the worker started after, never sent it: the change was in the
     history and the webhook never got it."""
     state = GatedSite()
     state.pages["/news"] = article("Quiet morning.")
-    state.hook_status = 503
+    state.hook_status = 500  # retried inside the poll (a 503 asks for a deliver-later run)
     async with serve(state.app()) as base:
         env = crash_env(dev_env, loopback_deps, tmp_path, "handback")
         task = unique(f"web-monitor/{USER}/handback")
@@ -294,7 +294,7 @@ async def test_a_change_whose_webhook_was_still_retrying_when_its_worker_stopped
             await serving(dev_env, env, first)
             await eventually(lambda: _checks(handle, 1))
             state.pages["/news"] = article("Quiet morning.", "The bridge is closed.")
-            await eventually(lambda: _answered(state, 1))  # a 503: the delivery waits to retry
+            await eventually(lambda: _answered(state, 1))  # a 500: the delivery waits to retry
             first.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(first.wait, 30) == 0
         refused = len(state.hooks)

@@ -82,6 +82,8 @@ class ChannelRegistry:
         target_timeout: float = 30.0,
         retry_seconds: float = 2.0,
         concurrency: int = 8,
+        give_up_seconds: float = 0.0,
+        later_seconds: float = 60.0,
     ) -> None:
         # Who may send where (secrets, inbox, allow-listed networks): the policy in use, by
         # which every door checks targets and the notify activity sends (build_channels makes
@@ -90,6 +92,9 @@ class ChannelRegistry:
         self.target_timeout = target_timeout
         self.retry_seconds = retry_seconds
         self.concurrency = concurrency
+        # Deliver later (settings.notify_give_up_seconds): none for a registry built without.
+        self.give_up_seconds = give_up_seconds
+        self.later_seconds = later_seconds
         self._channels = {channel.name: channel for channel in channels or []}
 
     def get(self, name: str) -> Channel:

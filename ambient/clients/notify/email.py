@@ -14,7 +14,12 @@ from typing import Any
 
 import aiosmtplib
 
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
+from ambient.domain.deliver_later import smtp_asked_delay
 from ambient.domain.notify import Message
 from ambient.render import markdown_html, markdown_plain
 
@@ -81,9 +86,13 @@ class EmailChannel:
                 await client.send_message(mail)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             # 4xx is "try again later" (greylisting, a full mailbox): only 5xx is final.
-            later = all(400 <= refused.code < 500 for refused in exc.recipients)
-            error = TransientNotifyError if later else PermanentNotifyError
-            raise error(f"recipient refused: {exc}") from exc
+            if all(400 <= refused.code < 500 for refused in exc.recipients):
+                asked = [smtp_asked_delay(refused.message) for refused in exc.recipients]
+                stated = [delay for delay in asked if delay is not None]
+                raise DeferredNotifyError(
+                    f"recipient refused for now: {exc}", retry_after=max(stated, default=None)
+                ) from exc
+            raise PermanentNotifyError(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             # 454 is "try again later" (RFC 4954, e.g. too many logins); 535 a wrong password.
             fix = (
@@ -94,8 +103,10 @@ class EmailChannel:
         except aiosmtplib.SMTPSenderRefused as exc:
             raise _refused(exc, f"sender {exc.sender}", _fix(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            error = TransientNotifyError if 400 <= exc.code < 500 else PermanentNotifyError
-            raise error(f"SMTP {exc.code}: {exc.message}") from exc
+            if 400 <= exc.code < 500:  # 421 busy, 451 at DATA (some greylist there): later
+                said = f"SMTP {exc.code}: {exc.message}"
+                raise DeferredNotifyError(said, retry_after=smtp_asked_delay(exc.message)) from exc
+            raise PermanentNotifyError(f"SMTP {exc.code}: {exc.message}") from exc
         except (OSError, TimeoutError) as exc:  # aiosmtplib's connection errors and timeouts too
             if (problem := tls_problem(exc)) is not None:
                 raise PermanentNotifyError(problem) from exc
@@ -150,7 +161,8 @@ def _refused(exc: aiosmtplib.SMTPResponseException, what: str, fix: str) -> Exce
     """``what`` refused: for now when the server said 4xx, else for good, saying what to set."""
     said = f"{exc.code} {exc.message}"
     if 400 <= exc.code < 500:
-        return TransientNotifyError(f"{what} refused for now ({said})")
+        asked = smtp_asked_delay(exc.message)
+        return DeferredNotifyError(f"{what} refused for now ({said})", retry_after=asked)
     return PermanentNotifyError(f"{what} refused ({said}): {fix}")
 
 

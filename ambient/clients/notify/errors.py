@@ -1,6 +1,8 @@
 """Why a message was not delivered, shared by the channels, the target rules and the registry.
 
 TransientNotifyError   retry with backoff (timeouts, 5xx, rate limits)
+ └ DeferredNotifyError the receiver said "try again later" (SMTP 4xx, HTTP 429/503, a robot's
+                       rate limit): retried after its asked delay, for longer (deliver later)
 PermanentNotifyError   never retry (bad address, auth rejected, bad payload, unknown channel)
 """
 
@@ -9,6 +11,14 @@ from __future__ import annotations
 
 class TransientNotifyError(Exception):
     """Delivery failed for a reason that may pass; retrying makes sense."""
+
+
+class DeferredNotifyError(TransientNotifyError):
+    """The receiver asked to be tried again later, after ``retry_after`` seconds if it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentNotifyError(Exception):

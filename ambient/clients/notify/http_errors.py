@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 
 import httpx
@@ -13,7 +14,15 @@ from ambient.clients.guard import (
     RefusedDestinationError,
 )
 from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
+from ambient.domain.deliver_later import retry_after_seconds
+
+# "Too Many Requests" and "Service Unavailable": the receiver asks to be tried again later.
+LATER = (429, 503)
 
 
 async def checked_destination(guard: DestinationGuard, url: str) -> PinnedRequest:
@@ -35,9 +44,10 @@ async def post_json(
     content: bytes | None = None,
     request_timeout: float = 15.0,
 ) -> httpx.Response:
-    """POST; timeouts, connection errors, 429 and 5xx are transient, other 4xx permanent. A 429
-    whose Retry-After (seconds) fits the send's turn budget (``SendClock``) is waited out and
-    posted again once (a retry would meet the 429 until then: past the retries, it was lost)."""
+    """POST; timeouts, connection errors, 408 and 5xx are transient, 429 and 503 "try again
+    later" (``DeferredNotifyError``, with their Retry-After), other 4xx permanent. A 429 or 503
+    whose Retry-After fits the send's turn budget (``SendClock``) is waited out and posted
+    again once; a longer one is for a later delivery (docs/notifications.md, "Deliver later")."""
     # Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
     post = partial(
         http.post,
@@ -50,16 +60,22 @@ async def post_json(
     )
     try:
         response = await post()
-        send, after = SEND_CLOCK.get(), response.headers.get("retry-after", "")
-        if response.status_code == 429 and send and after.isascii() and after.isdigit():
-            if int(after) <= TURN_WAIT - send.waited:
-                await send.waits(int(after))
+        send, after = SEND_CLOCK.get(), asked_delay(response)
+        if response.status_code in LATER and send and after is not None:
+            if after <= TURN_WAIT - send.waited:
+                await send.waits(after)
                 response = await post()
     except httpx.TimeoutException as exc:
         raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
     except httpx.TransportError as exc:
         raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
-    if response.status_code == 429 or response.status_code >= 500:
+    if response.status_code in LATER:
+        after = asked_delay(response)
+        said = f"HTTP {response.status_code}"
+        if after is not None:
+            said += f" (Retry-After: {response.headers['retry-after'].strip()[:40]})"
+        raise DeferredNotifyError(said, retry_after=after)
+    if response.status_code == 408 or response.status_code >= 500:
         raise TransientNotifyError(f"HTTP {response.status_code}")
     if response.status_code >= 400:
         raise PermanentNotifyError(f"HTTP {response.status_code}: {response.text[:200]}")
@@ -69,3 +85,9 @@ async def post_json(
             "followed; configure the final URL"
         )
     return response
+
+
+def asked_delay(response: httpx.Response) -> float | None:
+    """The seconds a response's Retry-After asks to wait (seconds or a date), if it says."""
+    after = response.headers.get("retry-after")
+    return None if after is None else retry_after_seconds(after, datetime.now(UTC))

@@ -45,5 +45,7 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
         policy=policy,
         target_timeout=settings.notify_target_timeout,
         retry_seconds=settings.notify_retry_seconds,
+        give_up_seconds=settings.notify_give_up_seconds,
+        later_seconds=settings.notify_later_seconds,
         concurrency=settings.notify_concurrency,
     )

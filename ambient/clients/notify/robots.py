@@ -19,7 +19,11 @@ from urllib.parse import urlencode
 import httpx
 
 from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
 from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import robot_address
@@ -58,7 +62,9 @@ class RateLimiter:
         if len(window) >= self._per_minute:
             slot = window[0] + 60
             if slot - now > self._max_wait - (send.waited if send else 0.0):
-                raise TransientNotifyError(f"robot over {self._per_minute}/min")
+                # Its turn comes then: later, past this send's waits.
+                over = f"robot over {self._per_minute}/min"
+                raise DeferredNotifyError(over, retry_after=slot - now)
             freed = window.popleft()  # out of the window by the time this slot comes
         window.append(slot)
         wait = max(0.0, slot - now)
@@ -114,8 +120,8 @@ class RobotChannel:
                 f"{self.name}: HTTP {response.status_code} but not the robot's JSON answer "
                 f"(errcode): check {setting} ({response.text[:100]!r})"
             ) from None
-        if code in self.rate_limited:
-            raise TransientNotifyError(f"{self.name} rate limit ({code})")
+        if code in self.rate_limited:  # past DingTalk's, a robot is held off for 10 minutes
+            raise DeferredNotifyError(f"{self.name} rate limit ({code})")
         if code == SYSTEM_BUSY:
             raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:

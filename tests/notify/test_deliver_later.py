@@ -1,0 +1,378 @@
+"""Deliver later: a receiver that says "try again later" (a greylisting mail server, a webhook
+answering 429 with a Retry-After past a send's waits) is given the message once, by a
+deliver-later run, after the delay it asked for; the workflow that sent it goes on at once;
+a refusal for good is still given up at once."""
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.notify import NotifyActivities
+from ambient import temporal
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.domain.deliver_later import LaterDelivery, LaterOutcome, later_workflow_id
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, NotifyResult, Target
+from ambient.domain.users import UserCreate
+from ambient.storage.models import Delivery, Event
+from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
+from ambient.watches.reminders import ReminderConfig, ReminderRun
+from tests.conftest import running_worker, unique
+from tests.notify.standins import Mailbox
+from tests.support.record import save_history
+from tests.support.servers import serve
+from workflows.deliver_later import DeliverLaterWorkflow
+from workflows.reminder import ReminderWorkflow
+
+ADDRESS = "alice@example.com"
+SKIP = timedelta(seconds=20)  # the test server's time skipped at once while a later run waits
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with Mailbox() as box:
+        yield box
+
+
+@pytest_asyncio.fixture
+async def alice(deps: WorkerDeps, mailbox: Mailbox) -> AsyncIterator[WorkerDeps]:
+    """User alice, and ``deps`` with email through the loopback mailbox (deliver later on, at
+    its defaults: a first wait of 60 s, given up after an hour)."""
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name="alice"))
+        await session.commit()
+    deps.settings = deps.settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mailbox.port,
+            "smtp_tls": "none",
+            "fetch_allow_cidrs": ["127.0.0.1/32"],
+        }
+    )
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    yield deps
+
+
+def _reminder(*targets: dict[str, str]) -> ReminderConfig:
+    return ReminderConfig.model_validate({"message": "站会", "targets": list(targets)})
+
+
+async def _remind(
+    ts_env: WorkflowEnvironment, worker: Worker, task: str, *targets: dict[str, str]
+) -> str:
+    """One run of alice's reminder ``task`` with ``targets`` (workflow id ``task``/run)."""
+    return await ts_env.client.execute_workflow(
+        ReminderWorkflow.run,
+        ReminderRun(user="alice", task=task, config=_reminder(*targets)),
+        id=f"{task}/run",
+        task_queue=worker.task_queue,
+    )
+
+
+async def _later(ts_env: WorkflowEnvironment, task: str) -> WorkflowHandle[object, LaterOutcome]:
+    """The deliver-later run of the reminder run ``task``/run's notification."""
+    workflow_id = later_workflow_id("alice", f"{task}/run")
+    # By its run: a handle without one gives up waiting for the result at the first long
+    # poll that ends without it.
+    run = (await ts_env.client.get_workflow_handle(workflow_id).describe()).run_id
+    return ts_env.client.get_workflow_handle(workflow_id, run_id=run, result_type=LaterOutcome)
+
+
+async def _outcome(
+    ts_env: WorkflowEnvironment, later: WorkflowHandle[object, LaterOutcome]
+) -> LaterOutcome:
+    """The later run's outcome. Its waits are skipped step by step: only the handles a start
+    returned skip the test server's time while they wait for a result."""
+    for _ in range(1000):  # a bound: 1000 steps are hours of the run's time
+        if (await later.describe()).status != WorkflowExecutionStatus.RUNNING:
+            return await later.result()
+        await ts_env.sleep(SKIP)
+    raise AssertionError("the later run never ended")
+
+
+def _timers(history: WorkflowHistory) -> list[timedelta]:
+    return [
+        e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+
+
+def _between_tries(history: WorkflowHistory) -> tuple[int, timedelta]:
+    """The later run's notify activity: the attempt that ended it, and how long after it was
+    scheduled that attempt started (the waits between its tries, in the server's time)."""
+    scheduled = next(
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+    started = next(
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    )
+    waited = started.event_time.ToDatetime() - scheduled.event_time.ToDatetime()
+    return started.activity_task_started_event_attributes.attempt, waited
+
+
+async def _events(deps: WorkerDeps, kind: str) -> list[Event]:
+    async with deps.db.session() as session:
+        return [e for e in await EventRepository(session).list(user="alice") if e.kind == kind]
+
+
+async def _row(deps: WorkerDeps, key: str, channel: str) -> Delivery:
+    """The delivery row of notification ``key`` on ``channel`` (a reminder's inbox has one)."""
+    async with deps.db.session() as session:
+        rows = await DeliveryRepository(session).under("alice", key)
+    (row,) = [row for row in rows if row.channel == channel]
+    return row
+
+
+async def test_a_greylisted_email_is_delivered_once_after_the_delay_its_server_asked_for(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # The server greylists: "451 ... try again in 300 seconds" to the reminder's try and the
+    # next one, then takes the mail. The activity's own retries (about 35 s in all) met the
+    # 451 each time and the mail was lost; now a deliver-later run tries again when asked.
+    mailbox.greylist_first = 2
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        assert await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS}) == "站会"
+        # The reminder's run is over before any mail: it did not wait for the server's delay.
+        assert mailbox.messages == []
+        later = await _later(ts_env, task)
+        outcome = await _outcome(ts_env, later)
+    await save_history(later, "deliver_later_greylisted")
+    assert outcome == LaterOutcome()
+    assert [mail["To"] for mail in mailbox.messages] == [ADDRESS]
+    assert len(mailbox.tries) == 3  # the reminder's try, two of the later run's
+    history = await later.fetch_history()
+    # Each wait as the server asked: 300 s before the later run's first try, 300 s again
+    # (the next retry's delay, not the policy's 60 s backoff) before its second.
+    assert _timers(history) == [timedelta(seconds=300)]
+    attempt, waited = _between_tries(history)
+    assert attempt == 2 and waited >= timedelta(seconds=300), (attempt, waited)
+    # Said once as retrying, never as given up; not counted as the reminder's failure.
+    (retrying,) = await _events(alice, "delivery.failed")
+    assert retrying.payload["retrying"] is True and "Greylisted" in retrying.payload["error"]
+    assert await _events(alice, "schedule.delivery_failed") == []
+    row = await _row(alice, f"{task}/run", "email")
+    assert (row.status, row.attempts) == ("sent", 3)
+
+
+async def test_a_recipient_refused_for_good_is_given_up_at_once_not_later(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    mailbox.refuse.add(ADDRESS)  # "550 no such user"
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
+        with pytest.raises(RPCError) as missing:
+            await _later(ts_env, task)
+    assert missing.value.status is RPCStatusCode.NOT_FOUND  # nothing handed over
+    assert len(mailbox.tries) == 1 and mailbox.messages == []
+    (failed,) = await _events(alice, "schedule.delivery_failed")
+    assert "(550, 'no such user'" in failed.payload["errors"][0]
+
+
+async def test_a_refusal_for_good_after_greylisting_ends_the_later_delivery_at_once(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    mailbox.greylist_first = 1
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
+        mailbox.refuse.add(ADDRESS)  # the mailbox is gone by the next try
+        later = await _later(ts_env, task)
+        outcome = await _outcome(ts_env, later)
+    assert not outcome.gave_up
+    (failure,) = outcome.failures
+    assert failure.startswith("email: permanent: recipient refused") and "550" in failure
+    assert len(mailbox.tries) == 2 and mailbox.messages == []  # one later try, no more
+    assert _between_tries(await later.fetch_history())[0] == 1
+    # Said retrying at the greylisting, then refused for good: two events, no "given up".
+    retrying, refused = sorted(
+        await _events(alice, "delivery.failed"), key=lambda e: not e.payload["retrying"]
+    )
+    assert retrying.payload["retrying"] and "(451, '4.7.1 Greylisted" in retrying.payload["error"]
+    assert not refused.payload["retrying"] and "(550, 'no such user'" in refused.payload["error"]
+
+
+async def test_a_greylisting_without_end_is_given_up_after_the_setting_with_its_last_answer(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    mailbox.greylist_first = 1000
+    mailbox.greylist_reply = "451 4.7.1 Greylisted, try again in 5 minutes"
+    alice.settings = alice.settings.model_copy(update={"notify_give_up_seconds": 900.0})
+    alice.channels = build_channels(alice.settings, alice.db, alice.http)
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
+        later = await _later(ts_env, task)
+        outcome = await _outcome(ts_env, later)
+    await save_history(later, "deliver_later_gave_up")
+    # Tried at the hand-over and 5, 10 and 15 minutes after it; a try 20 minutes after would
+    # start past the give-up (15 minutes, plus a try's own time).
+    assert len(mailbox.tries) == 4 and mailbox.messages == []
+    assert outcome.gave_up
+    (failure,) = outcome.failures
+    assert (
+        failure.startswith("email: transient: recipient refused for now") and "5 minutes" in failure
+    )
+    given_up = [e for e in await _events(alice, "delivery.failed") if not e.payload["retrying"]]
+    (said,) = given_up
+    assert "451" in said.payload["error"] and "try again in 5 minutes" in said.payload["error"]
+    row = await _row(alice, f"{task}/run", "email")
+    assert row.status == "failed" and "451" in (row.error or "") and row.attempts == 4
+
+
+async def test_a_webhook_asking_to_wait_past_a_sends_waits_is_posted_again_then_once(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # "429, Retry-After: 120": longer than a send waits in a try (30 s), so the activity's
+    # retries (about 35 s) met the 429 each time. Now a deliver-later run posts after 120 s.
+    answers: list[int] = []
+
+    async def hook(request: Request) -> Response:
+        answers.append(429 if not answers else 200)
+        if answers[-1] == 429:
+            return Response("slow down", status_code=429, headers={"Retry-After": "120"})
+        return Response("ok")
+
+    task = unique("reminder/alice/standup")
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        async with running_worker(ts_env.client, alice) as worker:
+            await _remind(ts_env, worker, task, {"type": "webhook", "target": f"{base}/hook"})
+            assert answers == [429]
+            later = await _later(ts_env, task)
+            assert await _outcome(ts_env, later) == LaterOutcome()
+    assert answers == [429, 200]
+    assert _timers(await later.fetch_history()) == [timedelta(seconds=120)]
+    assert (await _row(alice, f"{task}/run", "webhook")).status == "sent"
+    (retrying,) = await _events(alice, "delivery.failed")
+    assert retrying.payload["error"] == "HTTP 429 (Retry-After: 120)"
+
+
+async def test_a_later_try_that_died_after_sending_is_not_sent_again(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    notify = NotifyActivities(alice.db, alice.channels)
+
+    @activity.defn(name="notify_later")
+    async def dies_after_sending(request: NotifyRequest) -> NotifyResult:
+        result = await notify.notify_later(request)
+        if activity.info().attempt == 1:
+            raise RuntimeError("the worker died before reporting completion")
+        return result
+
+    queue = unique("tq")
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 91%", body="node-3"),
+        targets=[Target(type="email", target=ADDRESS)],
+        idempotency_key=unique("disk"),
+    )
+    async with Worker(
+        ts_env.client,
+        task_queue=queue,
+        workflows=[DeliverLaterWorkflow],
+        activities=[dies_after_sending, notify.notify_given_up],
+        workflow_runner=temporal.workflow_runner(),
+    ):
+        outcome = await ts_env.client.execute_workflow(
+            DeliverLaterWorkflow.run,
+            LaterDelivery(request=request, wait=300, backoff=60, give_up_after=3600),
+            id=later_workflow_id("alice", request.idempotency_key),
+            task_queue=queue,
+        )
+    assert outcome == LaterOutcome()
+    assert len(mailbox.messages) == 1
+    assert (await _row(alice, request.idempotency_key, "email")).status == "sent"
+
+
+async def test_a_try_hands_over_once_only_later_answers_are_left_or_at_its_last_try(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # One webhook answers 503 ("later"), the other 500 (a plain failure, which may pass in
+    # seconds): the activity's quick retries go on; its last try hands both over. A receiver
+    # asking to wait past the give-up is not handed over: the retries end as before.
+    async def busy(request: Request) -> Response:
+        return Response("busy", status_code=503)
+
+    async def broken(request: Request) -> Response:
+        return Response("boom", status_code=500)
+
+    async def closed(request: Request) -> Response:
+        return Response("closed", status_code=503, headers={"Retry-After": "7200"})
+
+    routes = [
+        Route("/busy", busy, methods=["POST"]),
+        Route("/broken", broken, methods=["POST"]),
+        Route("/closed", closed, methods=["POST"]),
+    ]
+    notify = NotifyActivities(alice.db, alice.channels)
+    tries = ActivityEnvironment(client=ts_env.client)
+
+    def request(key: str, *paths: str, attempts: int) -> NotifyRequest:
+        return NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="webhook", target=f"{base}{path}") for path in paths],
+            idempotency_key=key,
+            attempts=attempts,  # the first try of 5, or the last of 1
+        )
+
+    async with serve(Starlette(routes=routes)) as base:
+        mixed = unique("mixed")
+        with pytest.raises(ApplicationError, match="HTTP 500"):
+            await tries.run(notify.notify, request(mixed, "/busy", "/broken", attempts=5))
+        with pytest.raises(RPCError):
+            await ts_env.client.get_workflow_handle(later_workflow_id("alice", mixed)).describe()
+        result = await tries.run(notify.notify, request(mixed, "/busy", "/broken", attempts=1))
+        assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED] * 2
+        handed = ts_env.client.get_workflow_handle(later_workflow_id("alice", mixed))
+        assert (await handed.describe()).workflow_type == "DeliverLaterWorkflow"
+        await handed.terminate()
+
+        past = unique("past")
+        with pytest.raises(ApplicationError, match=r"HTTP 503 \(Retry-After: 7200\)"):
+            await tries.run(notify.notify, request(past, "/closed", attempts=1))
+        with pytest.raises(RPCError):
+            await ts_env.client.get_workflow_handle(later_workflow_id("alice", past)).describe()
+
+
+async def test_a_hand_over_whose_result_was_lost_is_not_said_given_up_while_its_run_goes_on(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # The notify activity's last try handed the mail over, then its worker died before
+    # reporting: its caller takes the activity for failed and says each delivery given up
+    # (notify_given_up). The deliver-later run still tries it: that would be said too soon.
+    mailbox.greylist_first = 1
+    notify = NotifyActivities(alice.db, alice.channels)
+    tries = ActivityEnvironment(client=ts_env.client)  # its task queue has no worker: it waits
+    key = unique("disk")
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 91%", body="node-3"),
+        targets=[Target(type="email", target=ADDRESS)],
+        idempotency_key=key,
+        attempts=1,
+    )
+    result = await tries.run(notify.notify, request)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
+    await tries.run(notify.notify_given_up, request)
+    assert [e.payload["retrying"] for e in await _events(alice, "delivery.failed")] == [True]
+    # Once no run goes on (here: ended by hand), it is said.
+    await ts_env.client.get_workflow_handle(later_workflow_id("alice", key)).terminate()
+    await tries.run(notify.notify_given_up, request)
+    said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
+    assert said == [False, True]

@@ -1,0 +1,71 @@
+"""DeliverLaterWorkflow — `deliver-later/{user}/{key}`: a notification whose receiver said "try
+again later" (a greylisting mail server's 451, HTTP 429 or 503 with a long Retry-After),
+retried by Temporal until delivered or given up.
+
+The notify activity hands it over (activities/notify.py) and its caller goes on at once: a
+watch keeps checking, a briefing keeps answering. Here the first try waits as long as the
+receiver asked; each try's "later" answer sets the next one's delay (``next_retry_delay``),
+else the retry policy backs off; no try starts past the give-up (``schedule_to_close``).
+Every try goes through the delivery rows' leases, so nothing is sent twice, however many
+tries and workers there were (docs/notifications.md, "Deliver later").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notify import NotifyActivities
+    from ambient.domain.deliver_later import (
+        DELIVER_LATER_TYPE,
+        LATER_MAX_WAIT,
+        LaterDelivery,
+        LaterOutcome,
+    )
+
+from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_text, short_activity
+
+
+@workflow.defn(name=DELIVER_LATER_TYPE)
+class DeliverLaterWorkflow:
+    @workflow.run
+    async def run(self, later: LaterDelivery) -> LaterOutcome:
+        """Wait as the receiver asked, then try until delivered or the give-up passes."""
+        wait = timedelta(seconds=later.wait)
+        workflow.set_current_details(f"waiting {later.wait:g} s, as the receiver asked")
+        await workflow.sleep(wait)
+        workflow.set_current_details("trying again")
+        try:
+            result = await workflow.execute_activity_method(
+                NotifyActivities.notify_later,
+                later.request,
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                heartbeat_timeout=NOTIFY_HEARTBEAT,
+                # No try starts after the give-up; one started before it has its whole time
+                # (cut off mid-send, a message taken would be said lost).
+                schedule_to_close_timeout=(
+                    max(timedelta(seconds=later.give_up_after) - wait, timedelta(0))
+                    + NOTIFY_TIMEOUT
+                ),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=later.backoff),
+                    maximum_interval=LATER_MAX_WAIT,
+                    maximum_attempts=0,  # bounded by the give-up instead
+                ),
+            )
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                raise
+            # Given up: each delivery left unsettled says so once, with its last answer.
+            with contextlib.suppress(ActivityError):
+                await short_activity(NotifyActivities.notify_given_up, later.request)
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.details:
+                return LaterOutcome(gave_up=True, failures=[str(line) for line in cause.details])
+            return LaterOutcome(gave_up=True, failures=[failure_text(error)])
+        return LaterOutcome(failures=result.failure_lines())
