@@ -18,7 +18,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
-from ambient.remediation.ladder import RemediationExecutor, Rung, StepRequest, step_key
+from ambient.remediation.ladder import Mode, RemediationExecutor, Rung, StepRequest, step_key
 from ambient.remediation.runs import GateInput, Keyed, OpenInput
 from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
@@ -407,6 +407,24 @@ async def test_an_opening_reads_its_audit_records_once_and_a_retry_appends_none_
         assert list(rows) == ["scored", "planned", "permission", "gate", "checkpoint"]
 
 
+def opening_of(cluster_id: str, mode: Mode) -> OpenInput:
+    """An opening of a new run of oncall's checkout alert on ``cluster_id``."""
+    subject = Alert(
+        source="manual",
+        cluster_id=cluster_id,
+        namespace="shop",
+        workload="checkout",
+        metric="error_rate",
+        value=0.5,
+        threshold=0.05,
+        message="5xx errors on checkout",
+    )
+    run_key = f"{remediation_id(subject)}@{unique('run')}"
+    return OpenInput(
+        run_key=run_key, alert=subject, user="oncall", mode=mode, now=datetime.now(UTC)
+    )
+
+
 async def test_an_opening_run_again_after_its_change_answers_as_its_audit_rows_did(
     deps: WorkerDeps,
     kube: Cluster,  # noqa: F811  (the fixture)
@@ -420,20 +438,8 @@ async def test_an_opening_run_again_after_its_change_answers_as_its_audit_rows_d
     await add_user(deps, "oncall", permission="execute")
     executors: dict[str, RemediationExecutor] = {"kubernetes": kube.executor}
     activities = RemediationActivities(deps.db, deps.settings, None, executors)
-    subject = Alert(
-        source="manual",
-        cluster_id=kube.target.cluster_id,
-        namespace="shop",
-        workload="checkout",
-        metric="error_rate",
-        value=0.5,
-        threshold=0.05,
-        message="5xx errors on checkout",
-    )
-    run_key = f"{remediation_id(subject)}@{unique('run')}"
-    opening = OpenInput(
-        run_key=run_key, alert=subject, user="oncall", mode="execute", now=datetime.now(UTC)
-    )
+    opening = opening_of(kube.target.cluster_id, "execute")
+    run_key = opening.run_key
     first = await activities.open_remediation(opening)
     assert first.plan[0].rung is Rung.RESTART and first.checkpoint is not None
     restart = kube.step(run_key, Rung.RESTART, restarted_at="2026-11-29T18:00:00Z")
@@ -475,20 +481,8 @@ async def test_an_opening_run_again_after_a_dry_run_gave_back_its_slot_answers_i
     await add_user(deps, "oncall", permission="dry_run")
     executors: dict[str, RemediationExecutor] = {"dry_run": DryRunExecutor()}
     activities = RemediationActivities(deps.db, deps.settings, None, executors)
-    subject = Alert(
-        source="manual",
-        cluster_id=f"cls-{uuid.uuid4().hex[:8]}",
-        namespace="shop",
-        workload="checkout",
-        metric="error_rate",
-        value=0.5,
-        threshold=0.05,
-        message="5xx errors on checkout",
-    )
-    run_key = f"{remediation_id(subject)}@{unique('run')}"
-    opening = OpenInput(
-        run_key=run_key, alert=subject, user="oncall", mode="dry_run", now=datetime.now(UTC)
-    )
+    opening = opening_of(f"cls-{uuid.uuid4().hex[:8]}", "dry_run")
+    run_key, subject = opening.run_key, opening.alert
     first = await activities.open_remediation(opening)
     assert first.gate is not None and first.gate.allowed and first.checkpoint is not None
     key = step_key(run_key, Rung.RESTART)
