@@ -660,7 +660,15 @@ async def test_a_first_change_whose_first_write_met_a_busy_api_server_keeps_its_
     api, path = cluster
     await _rate_limited(deps, path, per_hour=1)
     api.unavailable_writes = 1
-    status = await _run_to_its_end(ts_env, deps)
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_first_try_then_activity")
 
     assert [c.status for c in api.calls if c.method == "PATCH"] == [503, 200]
     assert [(a.rung, a.applied) for a in status.attempts][:1] == [(Rung.RESTART, True)]
