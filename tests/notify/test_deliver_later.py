@@ -376,3 +376,39 @@ async def test_a_hand_over_whose_result_was_lost_is_not_said_given_up_while_its_
     await tries.run(notify.notify_given_up, request)
     said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
     assert said == [False, True]
+
+
+async def test_a_failure_handed_over_with_a_later_answer_at_the_last_try_is_not_said_given_up(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # The activity's last try: one webhook answers 503 with a Retry-After ("later"), the other
+    # 500. Both go to the deliver-later run, which tries the 500 again too: neither is given up
+    # yet, so no delivery.failed says "not retrying" (the run says so if it gives up).
+    async def busy(request: Request) -> Response:
+        return Response("busy", status_code=503, headers={"Retry-After": "120"})
+
+    async def broken(request: Request) -> Response:
+        return Response("boom", status_code=500)
+
+    routes = [Route("/busy", busy, methods=["POST"]), Route("/broken", broken, methods=["POST"])]
+    notify = NotifyActivities(alice.db, alice.channels)
+    tries = ActivityEnvironment(client=ts_env.client)  # its task queue has no worker: it waits
+    key = unique("mixed")
+    async with serve(Starlette(routes=routes)) as base:
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="webhook", target=f"{base}{p}") for p in ("/busy", "/broken")],
+            idempotency_key=key,
+            attempts=1,
+        )
+        result = await tries.run(notify.notify, request)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED] * 2
+    handed = ts_env.client.get_workflow_handle(later_workflow_id("alice", key))
+    assert (await handed.describe()).status == WorkflowExecutionStatus.RUNNING
+    said = sorted(
+        (e.payload["target"].rsplit("/", 1)[-1], e.payload["retrying"])
+        for e in await _events(alice, "delivery.failed")
+    )
+    assert said == [("broken", True), ("busy", True)]
+    await handed.terminate()
