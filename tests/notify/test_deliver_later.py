@@ -412,3 +412,22 @@ async def test_a_failure_handed_over_with_a_later_answer_at_the_last_try_is_not_
     )
     assert said == [("broken", True), ("busy", True)]
     await handed.terminate()
+
+
+async def test_no_later_try_starts_after_the_give_up(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # "Try again in 4 minutes", given up 15 minutes after the hand-over: tried then and 4, 8
+    # and 12 minutes after it. A try 16 minutes after would start past the give-up (and with
+    # less than a try's time left before the activity's schedule-to-close, cut off mid-send).
+    mailbox.greylist_first = 1000
+    mailbox.greylist_reply = "451 4.7.1 Greylisted, try again in 4 minutes"
+    alice.settings = alice.settings.model_copy(update={"notify_give_up_seconds": 900.0})
+    alice.channels = build_channels(alice.settings, alice.db, alice.http)
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
+        later = await _later(ts_env, task)
+        outcome = await _outcome(ts_env, later)
+    assert outcome.gave_up
+    assert len(mailbox.tries) == 4, len(mailbox.tries)
