@@ -431,3 +431,30 @@ async def test_no_later_try_starts_after_the_give_up(
         outcome = await _outcome(ts_env, later)
     assert outcome.gave_up
     assert len(mailbox.tries) == 4, len(mailbox.tries)
+
+
+async def test_a_later_try_whose_receiver_asks_an_absurd_wait_ends_with_its_answer(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # A later try's webhook answers "429, Retry-After: 10^20 s" (a bug at the receiver): past
+    # any give-up, so the try fails with the receiver's answer and no retry comes before the
+    # give-up; it must not fail with an error of its own (timedelta's OverflowError), which
+    # Temporal retried by the backoff with the answer lost.
+    async def hook(request: Request) -> Response:
+        return Response("slow down", status_code=429, headers={"Retry-After": "1" + "0" * 20})
+
+    notify = NotifyActivities(alice.db, alice.channels)
+    tries = ActivityEnvironment(client=ts_env.client)
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="webhook", target=f"{base}/hook")],
+            idempotency_key=unique("absurd"),
+        )
+        with pytest.raises(ApplicationError) as failed:
+            await tries.run(notify.notify_later, request)
+    assert failed.value.type == "TransientNotifyError"
+    assert "HTTP 429" in str(failed.value)
+    assert failed.value.next_retry_delay is not None
+    assert failed.value.next_retry_delay >= timedelta(seconds=alice.settings.notify_give_up_seconds)
