@@ -458,3 +458,26 @@ async def test_a_later_try_whose_receiver_asks_an_absurd_wait_ends_with_its_answ
     assert "HTTP 429" in str(failed.value)
     assert failed.value.next_retry_delay is not None
     assert failed.value.next_retry_delay >= timedelta(seconds=alice.settings.notify_give_up_seconds)
+
+
+async def test_a_later_delivery_cancelled_by_an_operator_is_said_given_up(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # An operator cancels the deliver-later run (the Web UI's way to stop its retries): the
+    # delivery is over, and the user is told so once, as when the run gives up; else it
+    # stays "retrying" for good.
+    mailbox.greylist_first = 1000
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
+        later = await _later(ts_env, task)
+        await later.cancel()
+        for _ in range(100):
+            if (await later.describe()).status != WorkflowExecutionStatus.RUNNING:
+                break
+            await ts_env.sleep(timedelta(seconds=1))
+    assert (await later.describe()).status == WorkflowExecutionStatus.CANCELED
+    said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
+    assert said == [False, True]
+    row = await _row(alice, f"{task}/run", "email")
+    assert row.status == "failed" and "451" in (row.error or "")
