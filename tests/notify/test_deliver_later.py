@@ -481,3 +481,26 @@ async def test_a_later_delivery_cancelled_by_an_operator_is_said_given_up(
     assert said == [False, True]
     row = await _row(alice, f"{task}/run", "email")
     assert row.status == "failed" and "451" in (row.error or "")
+
+
+async def test_a_503_that_names_no_delay_is_tried_again_in_seconds_not_handed_over(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # A proxy in front of the webhook answers 503 once, with no Retry-After (its upstream
+    # restarting: seconds). The activity's quick retries (2 s on) deliver it while the
+    # reminder runs; nothing says a minute's wait was asked for, so no deliver-later run.
+    answers: list[int] = []
+
+    async def hook(request: Request) -> Response:
+        answers.append(503 if not answers else 200)
+        return Response("upstream restarting" if answers[-1] == 503 else "ok", answers[-1])
+
+    task = unique("reminder/alice/standup")
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        async with running_worker(ts_env.client, alice) as worker:
+            await _remind(ts_env, worker, task, {"type": "webhook", "target": f"{base}/hook"})
+            assert answers == [503, 200]
+            with pytest.raises(RPCError) as missing:
+                await _later(ts_env, task)
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
+    assert (await _row(alice, f"{task}/run", "webhook")).status == "sent"
