@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -161,6 +161,9 @@ class NotifyActivities:
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
             in_flight, known = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
+            # A last try's transient failures, final unless this try hands them over (known
+            # once every target answered): said as given up then.
+            unsaid: list[tuple[str, Delivery]] = []
 
             async def one(target: Target) -> Delivery:
                 shown = redact_target(target.type, target.target)
@@ -174,7 +177,7 @@ class NotifyActivities:
                             known,
                             held=held,
                             last_try=last_try,
-                            handing=temporal_client is not None,
+                            unsaid=unsaid if temporal_client is not None else None,
                         )
                     except Exception as exc:  # this target's bug or refused row: its failure
                         if database_busy(exc):
@@ -219,6 +222,13 @@ class NotifyActivities:
             deferred = {"status": DeliveryStatus.DEFERRED}
             kept = [d.model_copy(update=deferred) if id(d) in handed else d for d in deliveries]
             return NotifyResult(deliveries=kept)
+        if unsaid:
+            # Not handed over: this last try's transient failures are final, said once (else
+            # the caller's notify_given_up says them; a poll has none).
+            with contextlib.suppress(SQLAlchemyError):
+                async with self._db.writing() as session:
+                    for key, delivery in unsaid:
+                        await _record_failure(session, request, delivery, key, True)
         summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
         # A deliver-later run's next try comes when the receiver asked (at least a second
         # on), else by its retry policy.
@@ -351,10 +361,11 @@ class NotifyActivities:
         *,
         held: bool = False,
         last_try: bool = False,
-        handing: bool = False,
+        unsaid: list[tuple[str, Delivery]] | None = None,
     ) -> Delivery:
         """Send to one target under its row's lease; ``held`` (quiet hours): suppressed instead.
-        ``handing``: a failure its receiver asked to try later goes to a deliver-later run."""
+        ``unsaid`` (a try that may hand its failures to a deliver-later run): where a last
+        try's transient failure goes, said final only if the try does not hand it over."""
         channel_name, address = target.type, target.target
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
@@ -402,6 +413,9 @@ class NotifyActivities:
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
             outcome.target = shown
+        # On the last try, a failure is not final yet if the try may still hand it over:
+        # whether it does depends on every target's answer (a 500 goes along with a 503).
+        deciding = last_try and unsaid is not None
         async with self._db.writing() as session:
             await DeliveryRepository(session).finish(
                 key,
@@ -410,9 +424,9 @@ class NotifyActivities:
                 provider_id=outcome.provider_id,
             )
             if outcome.status is DeliveryStatus.FAILED:
-                # Not final on the last try when a deliver-later run will try it again.
-                final = last_try and not (handing and self._deferrable(outcome))
-                await _record_failure(session, request, outcome, key, final)
+                await _record_failure(session, request, outcome, key, last_try and not deciding)
+        if unsaid is not None and deciding and (outcome.error or "").startswith("transient:"):
+            unsaid.append((key, outcome))
         return outcome
 
     async def _send(
