@@ -68,6 +68,7 @@ GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
 HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
+GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
 
 
 def database_busy(exc: BaseException) -> bool:
@@ -119,7 +120,24 @@ class NotifyActivities:
     @activity.defn
     async def notify_later(self, request: NotifyRequest) -> NotifyResult:
         """A deliver-later run's try: as `notify`, but what is transient is left to Temporal's
-        retries (after the delay the receiver asked for) and never handed over again."""
+        retries (after the delay the receiver asked for) and never handed over again. A try
+        due after the give-up sends nothing: it fails for good with the last answers."""
+        if past_give_up(activity.info()):
+            async with self._db.session() as session:
+                rows = await DeliveryRepository(session).under(
+                    request.user, request.idempotency_key
+                )
+            lines = [
+                f"{row.channel}: {row.error}"
+                for row in rows
+                if row.status == "failed" and (row.error or "").startswith("transient:")
+            ]
+            raise ApplicationError(
+                "given up: no try after the give-up",
+                *lines,
+                type="TransientNotifyError",
+                non_retryable=True,
+            )
         return await self.send(request, later=True)
 
     @activity.defn
@@ -508,6 +526,19 @@ class RowPosts:
         until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
         async with self.db.writing() as session:
             await DeliveryRepository(session).hold(self.key, until)
+
+
+def past_give_up(info: activity.Info) -> bool:
+    """Whether this retry of a deliver-later run's try started after the give-up: its
+    schedule-to-close is the give-up plus one try's time (start-to-close), so that a try begun
+    before the give-up has its whole time, and Temporal starts any retry due before it ends
+    (the server's clock, both times; a retry due at the give-up starts a moment after it, by
+    the earlier tries' own time: GIVE_UP_SLACK)."""
+    if info.attempt == 1 or info.schedule_to_close_timeout is None:
+        return False
+    try_time = info.start_to_close_timeout or timedelta(0)
+    give_up = info.scheduled_time + info.schedule_to_close_timeout - try_time
+    return info.started_time > give_up + GIVE_UP_SLACK
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

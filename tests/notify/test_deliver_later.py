@@ -431,6 +431,13 @@ async def test_no_later_try_starts_after_the_give_up(
         outcome = await _outcome(ts_env, later)
     assert outcome.gave_up
     assert len(mailbox.tries) == 4, len(mailbox.tries)
+    # Given up with the receiver's last answer, said once.
+    (failure,) = outcome.failures
+    assert (
+        failure.startswith("email: transient: recipient refused for now") and "4 minutes" in failure
+    )
+    said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
+    assert said == [False, True]
 
 
 async def test_a_later_try_whose_receiver_asks_an_absurd_wait_ends_with_its_answer(
