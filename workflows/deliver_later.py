@@ -19,6 +19,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
@@ -61,6 +62,9 @@ class DeliverLaterWorkflow:
                 later.request,
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 heartbeat_timeout=NOTIFY_HEARTBEAT,
+                # Cancelled, the run says its deliveries given up once the try has ended (its
+                # row settled or left in flight), not while it still sends.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 # No try starts after the give-up; one started before it has its whole time
                 # (cut off mid-send, a message taken would be said lost).
                 schedule_to_close_timeout=(
