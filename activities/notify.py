@@ -292,10 +292,13 @@ class NotifyActivities:
         self, client: Client, request: NotifyRequest, waiting: list[Delivery], last_try: bool
     ) -> bool:
         """Start the deliver-later run of ``request`` when its receivers asked to be tried
-        later: every transient failure of this try is such (quick retries would meet the same
-        answer), or this was the last try and one is (the others go with it). True if it runs."""
+        later: every transient failure of this try is such and named its delay (quick retries
+        would meet the same answer), or this was the last try and one is (the others go with
+        it). True if it runs. A "later" that names no delay (a 503 without Retry-After, a
+        proxy whose upstream restarts) may pass in seconds: the quick retries go first."""
         deferrable = [d for d in waiting if self._deferrable(d)]
-        if not deferrable or (len(deferrable) < len(waiting) and not last_try):
+        named = all(d.later for d in waiting)  # 0: the receiver named no delay
+        if not deferrable or (not last_try and (len(deferrable) < len(waiting) or not named)):
             return False
         stated = [d.later for d in deferrable if d.later]
         later = LaterDelivery(
