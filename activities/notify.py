@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -68,6 +68,7 @@ GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
 HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
+GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
 
 
 def database_busy(exc: BaseException) -> bool:
@@ -119,7 +120,24 @@ class NotifyActivities:
     @activity.defn
     async def notify_later(self, request: NotifyRequest) -> NotifyResult:
         """A deliver-later run's try: as `notify`, but what is transient is left to Temporal's
-        retries (after the delay the receiver asked for) and never handed over again."""
+        retries (after the delay the receiver asked for) and never handed over again. A try
+        due after the give-up sends nothing: it fails for good with the last answers."""
+        if past_give_up(activity.info()):
+            async with self._db.session() as session:
+                rows = await DeliveryRepository(session).under(
+                    request.user, request.idempotency_key
+                )
+            lines = [
+                f"{row.channel}: {row.error}"
+                for row in rows
+                if row.status == "failed" and (row.error or "").startswith("transient:")
+            ]
+            raise ApplicationError(
+                "given up: no try after the give-up",
+                *lines,
+                type="TransientNotifyError",
+                non_retryable=True,
+            )
         return await self.send(request, later=True)
 
     @activity.defn
@@ -161,6 +179,9 @@ class NotifyActivities:
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
             in_flight, known = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
+            # A last try's transient failures, final unless this try hands them over (known
+            # once every target answered): said as given up then.
+            unsaid: list[tuple[str, Delivery]] = []
 
             async def one(target: Target) -> Delivery:
                 shown = redact_target(target.type, target.target)
@@ -174,7 +195,7 @@ class NotifyActivities:
                             known,
                             held=held,
                             last_try=last_try,
-                            handing=temporal_client is not None,
+                            unsaid=unsaid if temporal_client is not None else None,
                         )
                     except Exception as exc:  # this target's bug or refused row: its failure
                         if database_busy(exc):
@@ -219,6 +240,13 @@ class NotifyActivities:
             deferred = {"status": DeliveryStatus.DEFERRED}
             kept = [d.model_copy(update=deferred) if id(d) in handed else d for d in deliveries]
             return NotifyResult(deliveries=kept)
+        if unsaid:
+            # Not handed over: this last try's transient failures are final, said once (else
+            # the caller's notify_given_up says them; a poll has none).
+            with contextlib.suppress(SQLAlchemyError):
+                async with self._db.writing() as session:
+                    for key, delivery in unsaid:
+                        await _record_failure(session, request, delivery, key, True)
         summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
         # A deliver-later run's next try comes when the receiver asked (at least a second
         # on), else by its retry policy.
@@ -264,10 +292,13 @@ class NotifyActivities:
         self, client: Client, request: NotifyRequest, waiting: list[Delivery], last_try: bool
     ) -> bool:
         """Start the deliver-later run of ``request`` when its receivers asked to be tried
-        later: every transient failure of this try is such (quick retries would meet the same
-        answer), or this was the last try and one is (the others go with it). True if it runs."""
+        later: every transient failure of this try is such and named its delay (quick retries
+        would meet the same answer), or this was the last try and one is (the others go with
+        it). True if it runs. A "later" that names no delay (a 503 without Retry-After, a
+        proxy whose upstream restarts) may pass in seconds: the quick retries go first."""
         deferrable = [d for d in waiting if self._deferrable(d)]
-        if not deferrable or (len(deferrable) < len(waiting) and not last_try):
+        named = all(d.later for d in waiting)  # 0: the receiver named no delay
+        if not deferrable or (not last_try and (len(deferrable) < len(waiting) or not named)):
             return False
         stated = [d.later for d in deferrable if d.later]
         later = LaterDelivery(
@@ -351,10 +382,11 @@ class NotifyActivities:
         *,
         held: bool = False,
         last_try: bool = False,
-        handing: bool = False,
+        unsaid: list[tuple[str, Delivery]] | None = None,
     ) -> Delivery:
         """Send to one target under its row's lease; ``held`` (quiet hours): suppressed instead.
-        ``handing``: a failure its receiver asked to try later goes to a deliver-later run."""
+        ``unsaid`` (a try that may hand its failures to a deliver-later run): where a last
+        try's transient failure goes, said final only if the try does not hand it over."""
         channel_name, address = target.type, target.target
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
@@ -402,6 +434,9 @@ class NotifyActivities:
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
             outcome.target = shown
+        # On the last try, a failure is not final yet if the try may still hand it over:
+        # whether it does depends on every target's answer (a 500 goes along with a 503).
+        deciding = last_try and unsaid is not None
         async with self._db.writing() as session:
             await DeliveryRepository(session).finish(
                 key,
@@ -410,9 +445,9 @@ class NotifyActivities:
                 provider_id=outcome.provider_id,
             )
             if outcome.status is DeliveryStatus.FAILED:
-                # Not final on the last try when a deliver-later run will try it again.
-                final = last_try and not (handing and self._deferrable(outcome))
-                await _record_failure(session, request, outcome, key, final)
+                await _record_failure(session, request, outcome, key, last_try and not deciding)
+        if unsaid is not None and deciding and (outcome.error or "").startswith("transient:"):
+            unsaid.append((key, outcome))
         return outcome
 
     async def _send(
@@ -494,6 +529,19 @@ class RowPosts:
         until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
         async with self.db.writing() as session:
             await DeliveryRepository(session).hold(self.key, until)
+
+
+def past_give_up(info: activity.Info) -> bool:
+    """Whether this retry of a deliver-later run's try started after the give-up: its
+    schedule-to-close is the give-up plus one try's time (start-to-close), so that a try begun
+    before the give-up has its whole time, and Temporal starts any retry due before it ends
+    (the server's clock, both times; a retry due at the give-up starts a moment after it, by
+    the earlier tries' own time: GIVE_UP_SLACK)."""
+    if info.attempt == 1 or info.schedule_to_close_timeout is None:
+        return False
+    try_time = info.start_to_close_timeout or timedelta(0)
+    give_up = info.scheduled_time + info.schedule_to_close_timeout - try_time
+    return info.started_time > give_up + GIVE_UP_SLACK
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient import temporal
 from ambient.clients.kube import KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
+from ambient.remediation.dry_run import tried_again
 from ambient.remediation.joins import join
 from ambient.remediation.ladder import (
     Checkpoint,
@@ -34,7 +34,6 @@ from ambient.remediation.ladder import (
     step_key,
 )
 from ambient.remediation.runs import (
-    CHANGE_RETRY,
     AuditEntry,
     CheckpointInput,
     CollectInput,
@@ -358,8 +357,7 @@ class RemediationActivities:
                     await ActionLedger(session).release(step.key)
             raise
         except KubeError as exc:
-            # The policy the workflow gives a change stands in where the server sends none.
-            if exc.changed is False and temporal.last_attempt(CHANGE_RETRY.maximum_attempts):
+            if exc.changed is False and not tried_again():
                 # Retried until the retries were spent (503s for minutes) without a change:
                 # the run hands over, and the slot must not count a change nobody made.
                 async with self._db.writing() as session:

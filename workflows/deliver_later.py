@@ -12,12 +12,14 @@ tries and workers there were (docs/notifications.md, "Deliver later").
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
@@ -30,12 +32,26 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_text, short_activity
 
+# A run cancelled (an operator stopping its retries) says its deliveries given up, as a run
+# that gives up does; before this patch they stayed "retrying" for good.
+CANCELLED_SAID = "later-cancelled-said"
+
 
 @workflow.defn(name=DELIVER_LATER_TYPE)
 class DeliverLaterWorkflow:
     @workflow.run
     async def run(self, later: LaterDelivery) -> LaterOutcome:
         """Wait as the receiver asked, then try until delivered or the give-up passes."""
+        try:
+            return await self._deliver(later)
+        except (asyncio.CancelledError, ActivityError):
+            # Cancelled while it waited or while a try ran (the only ActivityError let out).
+            if workflow.patched(CANCELLED_SAID):
+                with contextlib.suppress(ActivityError):
+                    await short_activity(NotifyActivities.notify_given_up, later.request)
+            raise
+
+    async def _deliver(self, later: LaterDelivery) -> LaterOutcome:
         wait = timedelta(seconds=later.wait)
         workflow.set_current_details(f"waiting {later.wait:g} s, as the receiver asked")
         await workflow.sleep(wait)
@@ -46,6 +62,9 @@ class DeliverLaterWorkflow:
                 later.request,
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 heartbeat_timeout=NOTIFY_HEARTBEAT,
+                # Cancelled, the run says its deliveries given up once the try has ended (its
+                # row settled or left in flight), not while it still sends.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 # No try starts after the give-up; one started before it has its whole time
                 # (cut off mid-send, a message taken would be said lost).
                 schedule_to_close_timeout=(

@@ -19,6 +19,10 @@ DELIVER_LATER_TYPE = "DeliverLaterWorkflow"
 # Tries whose receiver stated no delay back off from AMBIENT_NOTIFY_LATER_SECONDS, doubling,
 # to at most this: a greylisting server's delay is commonly 1–5 minutes, seldom over 15.
 LATER_MAX_WAIT = timedelta(minutes=15)
+# The longest delay an answer is taken to ask (ten years): far past any give-up (a week at
+# most), so one asking longer asks past the give-up all the same, and its seconds are always
+# a timedelta (Temporal's next retry delay: 10^20 s overflowed it).
+LONGEST_ASKED = 10 * 365 * 86400.0
 
 
 class LaterDelivery(BaseModel):
@@ -47,17 +51,17 @@ def later_workflow_id(user: str, key: str) -> str:
 
 def retry_after_seconds(value: str, now: datetime) -> float | None:
     """An HTTP ``Retry-After`` (RFC 9110 10.2.3) as seconds from ``now``: delay-seconds or an
-    HTTP-date (one already past: 0); None if it is neither."""
+    HTTP-date (one already past: 0), at most LONGEST_ASKED; None if it is neither."""
     value = value.strip()
     if value.isascii() and value.isdigit():  # not '²', a digit to isdigit() alone
-        return float(value)
+        return min(float(value), LONGEST_ASKED)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # "-0000": UTC, said without a zone
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), LONGEST_ASKED)
 
 
 _UNIT = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -79,5 +83,5 @@ def smtp_asked_delay(reply: str) -> float | None:
     if (asked := _ASKED.search(reply)) is not None:
         count, unit = asked.groups()
         unit = unit.lower().rstrip("s") or "s"  # "s" itself, and plurals ("mins", "hours")
-        return float(int(count) * _UNIT[unit])
+        return min(float(int(count) * _UNIT[unit]), LONGEST_ASKED)
     return None

@@ -84,10 +84,18 @@ def step_patches(step: StepRequest) -> tuple[dict[str, Any], str]:
     return {}, "hand over to a person: no change"
 
 
-def _retried() -> bool:
-    """Whether the running activity is tried again after this attempt (never outside one)."""
+def tried_again() -> bool:
+    """Whether the running change or checkpoint read is tried again after this attempt (never
+    outside an activity): not its policy's last attempt, or the first change's one try in the
+    opening's workflow task (a local activity of one attempt), which the regular activity
+    goes on from."""
+    if not activity.in_activity():
+        return False
+    info = activity.info()
+    if info.is_local and info.activity_type == "apply_remediation_step":
+        return True
     # The policy the workflow gives a change and its checkpoint, where the server sends none.
-    return activity.in_activity() and not temporal.last_attempt(CHANGE_RETRY.maximum_attempts)
+    return not temporal.last_attempt(CHANGE_RETRY.maximum_attempts)
 
 
 class DryRunExecutor:
@@ -108,7 +116,7 @@ class DryRunExecutor:
         except (KubeNotFoundError, StepInputError, WorkloadReplacedError):
             raise  # the cluster answered: no plan from the alert would be true
         except KubeError as exc:
-            if exc.retryable and not isinstance(exc, KubeUnreachableError) and _retried():
+            if exc.retryable and not isinstance(exc, KubeUnreachableError) and tried_again():
                 # A busy or restarting API server (it answered 429, 5xx): waited out by the
                 # retries, as execute. One that does not answer is reported at once.
                 raise

@@ -376,3 +376,138 @@ async def test_a_hand_over_whose_result_was_lost_is_not_said_given_up_while_its_
     await tries.run(notify.notify_given_up, request)
     said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
     assert said == [False, True]
+
+
+async def test_a_failure_handed_over_with_a_later_answer_at_the_last_try_is_not_said_given_up(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # The activity's last try: one webhook answers 503 with a Retry-After ("later"), the other
+    # 500. Both go to the deliver-later run, which tries the 500 again too: neither is given up
+    # yet, so no delivery.failed says "not retrying" (the run says so if it gives up).
+    async def busy(request: Request) -> Response:
+        return Response("busy", status_code=503, headers={"Retry-After": "120"})
+
+    async def broken(request: Request) -> Response:
+        return Response("boom", status_code=500)
+
+    routes = [Route("/busy", busy, methods=["POST"]), Route("/broken", broken, methods=["POST"])]
+    notify = NotifyActivities(alice.db, alice.channels)
+    tries = ActivityEnvironment(client=ts_env.client)  # its task queue has no worker: it waits
+    key = unique("mixed")
+    async with serve(Starlette(routes=routes)) as base:
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="webhook", target=f"{base}{p}") for p in ("/busy", "/broken")],
+            idempotency_key=key,
+            attempts=1,
+        )
+        result = await tries.run(notify.notify, request)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED] * 2
+    handed = ts_env.client.get_workflow_handle(later_workflow_id("alice", key))
+    assert (await handed.describe()).status == WorkflowExecutionStatus.RUNNING
+    said = sorted(
+        (e.payload["target"].rsplit("/", 1)[-1], e.payload["retrying"])
+        for e in await _events(alice, "delivery.failed")
+    )
+    assert said == [("broken", True), ("busy", True)]
+    await handed.terminate()
+
+
+async def test_no_later_try_starts_after_the_give_up(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # "Try again in 4 minutes", given up 15 minutes after the hand-over: tried then and 4, 8
+    # and 12 minutes after it. A try 16 minutes after would start past the give-up (and with
+    # less than a try's time left before the activity's schedule-to-close, cut off mid-send).
+    mailbox.greylist_first = 1000
+    mailbox.greylist_reply = "451 4.7.1 Greylisted, try again in 4 minutes"
+    alice.settings = alice.settings.model_copy(update={"notify_give_up_seconds": 900.0})
+    alice.channels = build_channels(alice.settings, alice.db, alice.http)
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
+        later = await _later(ts_env, task)
+        outcome = await _outcome(ts_env, later)
+    assert outcome.gave_up
+    assert len(mailbox.tries) == 4, len(mailbox.tries)
+    # Given up with the receiver's last answer, said once.
+    (failure,) = outcome.failures
+    assert (
+        failure.startswith("email: transient: recipient refused for now") and "4 minutes" in failure
+    )
+    said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
+    assert said == [False, True]
+
+
+async def test_a_later_try_whose_receiver_asks_an_absurd_wait_ends_with_its_answer(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # A later try's webhook answers "429, Retry-After: 10^20 s" (a bug at the receiver): past
+    # any give-up, so the try fails with the receiver's answer and no retry comes before the
+    # give-up; it must not fail with an error of its own (timedelta's OverflowError), which
+    # Temporal retried by the backoff with the answer lost.
+    async def hook(request: Request) -> Response:
+        return Response("slow down", status_code=429, headers={"Retry-After": "1" + "0" * 20})
+
+    notify = NotifyActivities(alice.db, alice.channels)
+    tries = ActivityEnvironment(client=ts_env.client)
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="webhook", target=f"{base}/hook")],
+            idempotency_key=unique("absurd"),
+        )
+        with pytest.raises(ApplicationError) as failed:
+            await tries.run(notify.notify_later, request)
+    assert failed.value.type == "TransientNotifyError"
+    assert "HTTP 429" in str(failed.value)
+    assert failed.value.next_retry_delay is not None
+    assert failed.value.next_retry_delay >= timedelta(seconds=alice.settings.notify_give_up_seconds)
+
+
+async def test_a_later_delivery_cancelled_by_an_operator_is_said_given_up(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # An operator cancels the deliver-later run (the Web UI's way to stop its retries): the
+    # delivery is over, and the user is told so once, as when the run gives up; else it
+    # stays "retrying" for good.
+    mailbox.greylist_first = 1000
+    task = unique("reminder/alice/standup")
+    async with running_worker(ts_env.client, alice) as worker:
+        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
+        later = await _later(ts_env, task)
+        await later.cancel()
+        for _ in range(100):
+            if (await later.describe()).status != WorkflowExecutionStatus.RUNNING:
+                break
+            await ts_env.sleep(timedelta(seconds=1))
+    assert (await later.describe()).status == WorkflowExecutionStatus.CANCELED
+    said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
+    assert said == [False, True]
+    # Failed, with the receiver's answer (or, cancelled in a try, as no try finished it).
+    assert (await _row(alice, f"{task}/run", "email")).status == "failed"
+
+
+async def test_a_503_that_names_no_delay_is_tried_again_in_seconds_not_handed_over(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> None:
+    # A proxy in front of the webhook answers 503 once, with no Retry-After (its upstream
+    # restarting: seconds). The activity's quick retries (2 s on) deliver it while the
+    # reminder runs; nothing says a minute's wait was asked for, so no deliver-later run.
+    answers: list[int] = []
+
+    async def hook(request: Request) -> Response:
+        answers.append(503 if not answers else 200)
+        return Response("upstream restarting" if answers[-1] == 503 else "ok", answers[-1])
+
+    task = unique("reminder/alice/standup")
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        async with running_worker(ts_env.client, alice) as worker:
+            await _remind(ts_env, worker, task, {"type": "webhook", "target": f"{base}/hook"})
+            assert answers == [503, 200]
+            with pytest.raises(RPCError) as missing:
+                await _later(ts_env, task)
+    assert missing.value.status is RPCStatusCode.NOT_FOUND
+    assert (await _row(alice, f"{task}/run", "webhook")).status == "sent"

@@ -649,6 +649,33 @@ async def test_a_change_failing_until_its_retries_are_spent_leaves_the_rate_limi
     assert await _slots_taken(deps) == []
 
 
+async def test_a_first_change_whose_first_write_met_a_busy_api_server_keeps_its_slot(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """One change an hour on the cluster. The restart's first PATCH meets a 503 (nothing
+    written), the next one lands: the restart was made and holds the hour's one change, so
+    the run climbs to no scale out. That first try was the opening task's one try, a local
+    activity of one attempt: not the change's last, after which an unchanged step gives its
+    slot back."""
+    api, path = cluster
+    await _rate_limited(deps, path, per_hour=1)
+    api.unavailable_writes = 1
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(
+            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+        )
+        status = await handle.result()
+        await save_history(handle, "graded_remediation_first_try_then_activity")
+
+    assert [c.status for c in api.calls if c.method == "PATCH"] == [503, 200]
+    assert [(a.rung, a.applied) for a in status.attempts][:1] == [(Rung.RESTART, True)]
+    assert len(await _slots_taken(deps)) == 1
+    assert "cluster rate limit" in status.outcome, status.outcome
+
+
 async def test_an_alert_on_a_tke_cluster_of_another_region_is_remediated_in_that_cluster(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:

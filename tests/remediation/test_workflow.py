@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from ambient.clients.kube import KubeError
+from ambient.clients.kube import KubeError, KubeUnavailableError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
@@ -1185,3 +1185,37 @@ async def test_a_slow_first_change_leaves_the_opening_task_after_one_try_and_the
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
     assert scheduled.count("apply_remediation_step") == 1
+
+
+async def test_a_dry_run_first_change_waits_out_a_busy_api_server_not_planning_from_the_alert(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The cluster's plan for the restart meets a 503 once (an API server restarting). The
+    # opening task's one try of the change is not its last: the regular activity's retries
+    # wait the 503 out, and the dry run reports the cluster's plan, not one "from the alert".
+    class BusyOnceCluster:
+        def __init__(self) -> None:
+            self.tries = 0
+
+        async def apply(self, step: StepRequest) -> StepResult:
+            self.tries += 1
+            if self.tries == 1:
+                raise KubeUnavailableError("rung 1: 503 the apiserver is shutting down")
+            return StepResult(applied=False, detail="dry run: would restart (the cluster's plan)")
+
+    cluster = BusyOnceCluster()
+    executor = DryRunExecutor()
+    executor._kube = cluster  # type: ignore[assignment]  # the cluster's answers, as given
+    deps.executors = {"dry_run": executor, "kubernetes": RecordingExecutor()}
+    remediation_settings(deps, remediation_approval_from_rung=0)
+    await add_user(deps, USER)
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        status = await (await start(ts_env, worker.task_queue, alert(url))).result()
+
+    assert cluster.tries == 2
+    assert [(a.rung, a.detail) for a in status.attempts] == [
+        (Rung.RESTART, "dry run: would restart (the cluster's plan)")
+    ]
