@@ -175,9 +175,11 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
                 year = int(match["sy"] or match["ay"] or _year(month, day, today))
             else:
                 year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
-            wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
             leveled = {"level": match["level"]} if match["level"] else {}
-            return wall.replace(tzinfo=zone), {"message": match["rest"], **leveled}
+            return _wall(year, month, day, match["hms"], zone), {
+                "message": match["rest"],
+                **leveled,
+            }
         if match := RUBY.match(line):
             return parse_time(match["ts"], zone), {
                 "message": match["rest"],
@@ -185,20 +187,17 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             }
         if match := KLOG.match(line):
             month, day = int(match["m"]), int(match["d"])
-            wall = datetime.fromisoformat(
-                f"{_year(month, day, today):04d}-{month:02d}-{day:02d}T{match['hms']}"
-            )
-            return wall.replace(tzinfo=zone), {"message": match["rest"], "level": match["level"]}
+            wall = _wall(_year(month, day, today), month, day, match["hms"], zone)
+            return wall, {"message": match["rest"], "level": match["level"]}
         if (match := REDIS.match(line)) or (match := JUL.match(line)):
             month, day = MONTHS[match["mon"]], int(match["day"])
             year = int(match["y"] or _year(month, day, today))
-            wall = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{match['hms']}")
             fields = {k: v for k, v in match.groupdict().items() if k in ("thread", "logger") and v}
             level = REDIS_LEVELS[match["mark"]] if "mark" in match.re.groupindex else match["level"]
-            return wall.replace(tzinfo=zone), {"message": match["rest"], "level": level, **fields}
+            wall = _wall(year, month, day, match["hms"], zone)
+            return wall, {"message": match["rest"], "level": level, **fields}
         if match := PHP.match(line):
             month, day = MONTHS[match["mon"]], int(match["day"])
-            wall = datetime.fromisoformat(f"{match['y']}-{month:02d}-{day:02d}T{match['hms']}")
             written = zone
             with suppress(ValueError, ZoneInfoNotFoundError):  # a name ZoneInfo does not know
                 written = ZoneInfo(match["tz"]) if match["tz"] else zone
@@ -207,7 +206,7 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
                 fields = {"message": match["rest"][php.end() :], "level": level}
             else:
                 fields = text_fields(match["rest"])
-            return wall.replace(tzinfo=written), fields
+            return _wall(int(match["y"]), month, day, match["hms"], written), fields
         if match := UNIX_TIME.match(line):
             return parse_time(match["ts"], zone), {"message": match["rest"]}
         if match := ACCESS.match(line):
@@ -215,6 +214,11 @@ def text_line(line: str, zone: tzinfo, today: date) -> tuple[datetime, dict[str,
             when = datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z")
             return when, {"message": match["rest"], "level": level}
     return None
+
+
+def _wall(year: int, month: int, day: int, hms: str, zone: tzinfo) -> datetime:
+    """A date and an ``hh:mm:ss[.frac]`` written in ``zone`` (ValueError: no such day or time)."""
+    return datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}T{hms}").replace(tzinfo=zone)
 
 
 def _year(month: int, day: int, today: date) -> int:
