@@ -207,18 +207,28 @@ async def test_a_refusal_for_good_after_greylisting_ends_the_later_delivery_at_o
     assert not refused.payload["retrying"] and "(550, 'no such user'" in refused.payload["error"]
 
 
-async def test_a_greylisting_without_end_is_given_up_after_the_setting_with_its_last_answer(
-    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
-) -> None:
+async def _greylisted_for_good(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox, reply: str, task: str
+) -> tuple[WorkflowHandle[object, LaterOutcome], LaterOutcome]:
+    """Reminder ``task``'s email to a server that greylists it with ``reply`` every time, given
+    up 15 minutes after its hand-over: its deliver-later run and how that ended."""
     mailbox.greylist_first = 1000
-    mailbox.greylist_reply = "451 4.7.1 Greylisted, try again in 5 minutes"
+    mailbox.greylist_reply = reply
     alice.settings = alice.settings.model_copy(update={"notify_give_up_seconds": 900.0})
     alice.channels = build_channels(alice.settings, alice.db, alice.http)
-    task = unique("reminder/alice/standup")
     async with running_worker(ts_env.client, alice) as worker:
         await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
         later = await _later(ts_env, task)
-        outcome = await _outcome(ts_env, later)
+        return later, await _outcome(ts_env, later)
+
+
+async def test_a_greylisting_without_end_is_given_up_after_the_setting_with_its_last_answer(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    task = unique("reminder/alice/standup")
+    later, outcome = await _greylisted_for_good(
+        ts_env, alice, mailbox, "451 4.7.1 Greylisted, try again in 5 minutes", task
+    )
     await save_history(later, "deliver_later_gave_up")
     # Tried at the hand-over and 5, 10 and 15 minutes after it; a try 20 minutes after would
     # start past the give-up (15 minutes, plus a try's own time).
@@ -420,15 +430,10 @@ async def test_no_later_try_starts_after_the_give_up(
     # "Try again in 4 minutes", given up 15 minutes after the hand-over: tried then and 4, 8
     # and 12 minutes after it. A try 16 minutes after would start past the give-up (and with
     # less than a try's time left before the activity's schedule-to-close, cut off mid-send).
-    mailbox.greylist_first = 1000
-    mailbox.greylist_reply = "451 4.7.1 Greylisted, try again in 4 minutes"
-    alice.settings = alice.settings.model_copy(update={"notify_give_up_seconds": 900.0})
-    alice.channels = build_channels(alice.settings, alice.db, alice.http)
     task = unique("reminder/alice/standup")
-    async with running_worker(ts_env.client, alice) as worker:
-        await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
-        later = await _later(ts_env, task)
-        outcome = await _outcome(ts_env, later)
+    _, outcome = await _greylisted_for_good(
+        ts_env, alice, mailbox, "451 4.7.1 Greylisted, try again in 4 minutes", task
+    )
     assert outcome.gave_up
     assert len(mailbox.tries) == 4, len(mailbox.tries)
     # Given up with the receiver's last answer, said once.
