@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_text, short_activity
 
 # A run cancelled (an operator stopping its retries) says its deliveries given up, as a run
-# that gives up does; before this patch they stayed "retrying" for good.
+# that gives up does.
 CANCELLED_SAID = "later-cancelled-said"
 
 
@@ -46,9 +46,9 @@ class DeliverLaterWorkflow:
             return await self._deliver(later)
         except (asyncio.CancelledError, ActivityError):
             # Cancelled while it waited or while a try ran (the only ActivityError let out).
-            if workflow.patched(CANCELLED_SAID):
-                with contextlib.suppress(ActivityError):
-                    await short_activity(NotifyActivities.notify_given_up, later.request)
+            workflow.deprecate_patch(CANCELLED_SAID)
+            with contextlib.suppress(ActivityError):
+                await short_activity(NotifyActivities.notify_given_up, later.request)
             raise
 
     async def _deliver(self, later: LaterDelivery) -> LaterOutcome:

@@ -108,8 +108,6 @@ FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # That change is tried once there, for this long at most: the server holds the run's queries
 # while its task is open, and a slow or failing cluster (a change is tried for minutes) must
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
-# Before this patch the local activity had the change's whole CHANGE_RETRY, and its failure
-# was the change's.
 FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
 ONE_TRY = RetryPolicy(maximum_attempts=1)
@@ -362,7 +360,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             # task (FIRST_TRY). A task lost with its worker runs both again: the opening
             # answers as its audit rows did, and the change finds its stamp.
             result = None
-            if in_task and workflow.patched(FIRST_CHANGE_ONE_TRY):
+            if in_task:
+                workflow.deprecate_patch(FIRST_CHANGE_ONE_TRY)
                 try:
                     result = await self._act(
                         RemediationActivities.apply_remediation_step,
@@ -373,13 +372,6 @@ class GradedRemediationWorkflow(RemediationSafety):
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
-            elif in_task:  # a run the release before this patch started, replayed
-                result = await self._act(
-                    RemediationActivities.apply_remediation_step,
-                    request,
-                    limit=limit,
-                    retry=CHANGE_RETRY,
-                )
             if result is None:
                 result = await self._act(
                     RemediationActivities.apply_remediation_step,

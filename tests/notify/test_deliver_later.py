@@ -489,6 +489,7 @@ async def test_a_later_delivery_cancelled_by_an_operator_is_said_given_up(
                 break
             await ts_env.sleep(timedelta(seconds=1))
     assert (await later.describe()).status == WorkflowExecutionStatus.CANCELED
+    await save_history(later, "deliver_later_cancelled")
     said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
     assert said == [False, True]
     # Failed, with the receiver's answer (or, cancelled in a try, as no try finished it).
