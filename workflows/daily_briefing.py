@@ -36,14 +36,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
-from workflows.watch_controls import NOTIFY_RETRY, SHORT, STOP_SHOWN, failure_text, given_up, until
+from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text, given_up, until
 
-# A briefing paused at its preparation time is prepared only once resumed.
-PAUSED_PREPARES_NOTHING = "paused-prepares-nothing"
-# A greeting after a failed preparation starts it again.
-GREETING_PREPARES_AGAIN = "greeting-prepares-again"
-# A push at the window's end that failed for good is said in the status and the next day runs.
-PUSH_FAILURE_KEPT = "push-failure-kept"
 # A greeting is refused when the workflow takes it up this long after GreetRequest.answer_by:
 # room for the service's clock running behind the server's (the service sets answer_by this
 # much earlier than its caller's end, so that a greeting taken up in time is heard).
@@ -107,7 +101,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
         await until(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False
         if self.paused:
-            workflow.deprecate_patch(PAUSED_PREPARES_NOTHING)
             # Paused: no source is read and no queued problem is spent on a briefing nobody
             # hears, unless it is resumed before the window ends.
             self.phase = "paused"
@@ -130,7 +123,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             try:
                 await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
             except ActivityError as exc:  # its message or its row not written (a database away)
-                self.carry.last_push_error = f"{day.date}: {given_up(exc, PUSH_FAILURE_KEPT)}"
+                self.carry.last_push_error = f"{day.date}: {given_up(exc)}"
         if self.stopping:
             return "stopped"
         # Greetings after the window on the same date still answer "already given at HH:MM".
@@ -175,7 +168,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
             # Start (or join) preparation, waiting a bounded time for it.
             self.prepare_wanted = True
             if self.preparation_error is not None and not self._prepare_lock.locked():
-                workflow.deprecate_patch(GREETING_PREPARES_AGAIN)
                 # What failed (a database away at preparation time) may be back: this
                 # greeting tries again, and the next one hears it if it takes longer.
                 self.preparation_error = None
@@ -270,7 +262,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
     @workflow.signal
     def stop(self) -> None:
         if not self.stopping:
-            workflow.deprecate_patch(STOP_SHOWN)
             workflow.upsert_search_attributes([STATE.value_set("stopped")])
         self.stopping = True
 

@@ -32,15 +32,6 @@ with workflow.unsafe.imports_passed_through():
 from workflows.reminder import check_news_pages
 from workflows.watch_controls import deliver, failure_text, short_activity
 
-# A briefing prepared before its preparation time (regenerated the evening before) is
-# prepared again at that time.
-EARLY_PREPARED_AGAIN = "early-prepared-again"
-# A push whose notify failed for good is recorded too: the channels that took it before (the
-# inbox) make it pushed.
-FAILED_PUSH_RECORDED = "failed-push-recorded"
-# A send of the day's date that finds no briefing prepared waits for the preparation under
-# way.
-SEND_WAITS_FOR_PREPARATION = "send-waits-for-preparation"
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )
@@ -85,8 +76,6 @@ class PrepareAndPush:
             # The day's briefing a replaced run stored (a new config), prepared again for this
             # config now: the push carries that version (the day ended too: its date carried
             # as last_date while a regenerate ran).
-            if request.date == self.carry.last_date:
-                workflow.deprecate_patch(SEND_WAITS_FOR_PREPARATION)
             await workflow.wait_condition(lambda: not self._prepare_lock.locked())
         return await self._push(request.date, request.reason, request.key)
 
@@ -141,10 +130,7 @@ class PrepareAndPush:
         if self.prepared is None:
             return False
         day, at = self.day, self.prepared_at
-        early = day is not None and at is not None and at < day.prepare_at
-        if early:
-            workflow.deprecate_patch(EARLY_PREPARED_AGAIN)
-        return not early
+        return not (day is not None and at is not None and at < day.prepare_at)
 
     async def _news(self) -> list[str]:
         run, config = self.run_input, self.run_input.config
@@ -180,7 +166,6 @@ class PrepareAndPush:
         except ActivityError as exc:
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
-            workflow.deprecate_patch(FAILED_PUSH_RECORDED)
             # A channel that stayed down (retries spent) after the inbox took the copy;
             # if the database is what failed, this fails too, and the day goes on.
             with contextlib.suppress(ActivityError):

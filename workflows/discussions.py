@@ -16,10 +16,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import deliver, given_up
 
-# A recipient whose delivery failed for good is passed (the failure is theirs to see, as a
-# delivery.failed event); before this patch the run failed and nobody after them was told.
-EACH_RECIPIENT = "discussion-notice-each-recipient"
-
 
 @workflow.defn
 class DiscussionNotifyWorkflow:
@@ -40,5 +36,5 @@ class DiscussionNotifyWorkflow:
                     kind=NotificationKind.SYSTEM,
                 )
             except ActivityError as error:
-                given_up(error, EACH_RECIPIENT)
+                given_up(error)
         return notice.recipients

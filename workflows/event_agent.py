@@ -29,9 +29,6 @@ with workflow.unsafe.imports_passed_through():
 from workflows.watch_controls import deliver, given_up, record_event
 
 READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
-# A push that failed for good is recorded with the decision (its delivery.failed events are the
-# person's); before this patch the run failed undecided and the next one told the batch again.
-UNDELIVERED_RECORDED = "digest-undelivered-recorded"
 
 
 @workflow.defn
@@ -49,7 +46,6 @@ class EventDigestWorkflow:
             # A whole read of events not to tell (other people's, a voice conversation's) is
             # passed: the next run would read the same batch again, and nothing after it ever.
             if collected.last_id - collected.after_id >= MAX_EVENTS:
-                workflow.deprecate_patch("event-cursor-pass")
                 await _record_decision(user, collected, "agent.held", "nothing to tell")
                 return DigestResult(last_event_id=collected.last_id, events=0, notified=False)
             return DigestResult(last_event_id=collected.after_id, events=0, notified=False)
@@ -79,7 +75,7 @@ class EventDigestWorkflow:
                     task=agent_task(user),
                 )
             except ActivityError as error:
-                undelivered = given_up(error, UNDELIVERED_RECORDED)
+                undelivered = given_up(error)
         kind = "agent.digest" if decision.notify else "agent.held"
         await _record_decision(
             user, collected, kind, decision.reason, decision.title, generated_by, undelivered

@@ -16,7 +16,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from workflows.remediation_records import (
-    CHILD_TASK_TIMEOUT,
     RECORD_RETRY,
     TASK_TIMEOUT,
     alert_named,
@@ -61,40 +60,6 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
-# A rung whose checkpoint or change failed (after its retries) hands the run over; before this
-# patch the ladder climbed to the next, stronger rung.
-UNAPPLIED_HANDS_OVER = "unapplied-hands-over"
-# A step that changed nothing (aborted before its change, its checkpoint unread, a rollback
-# with nothing to go back to) gives back the rate-limit slot its gate reserved; before this
-# patch the slot counted against the cluster's hourly limit.
-UNCHANGED_FREES_SLOT = "unchanged-frees-slot"
-# A watch's or the triage's start that finds the alert's remediation id taken joins only a
-# run that is running (signalled and audited, as the API's start does); one that has ended and
-# is still sending its notices is waited for and the next run started. Before this patch any
-# run found was called joined, unsignalled, and a breach during a run's last steps was lost.
-JOIN_RUNNING_ONLY = "join-running-only"
-# That join is tried a few times (each waits up to FINISHING_WAIT for the ended run), then the
-# watch or triage records why nothing started and goes on: a run that sent its notices for
-# minutes held the watch's checks as long. Before this patch it was tried 120 times.
-JOIN_BOUNDED = "join-bounded"
-# An alert that clears while the run's isolation is in place (its Services select no pods)
-# hands the run over; before this patch the run ended resolved with the workload dark.
-ISOLATED_HANDS_OVER = "isolated-hands-over"
-# A remediation id names the workload (Alert.fingerprint): an alert on it from another source
-# or metric joins its run. Before this patch a watch's or the triage's child id hashed the
-# alert's source and metric too, and two ladders could change one Deployment at once.
-ONE_RUN_PER_WORKLOAD = "one-run-per-workload"
-# On that patch's new branch, a run started under the alert's older id (before the upgrade,
-# still running: an approval can wait for hours) is joined first. Before this patch the new id's
-# run started beside it: two ladders on one Deployment.
-LEGACY_RUN_JOINED = "legacy-run-joined"
-# Alerts of another source or metric that joined the run are read before it calls itself
-# resolved; one still breaching, unreadable or with nothing to read hands the run over. Before
-# this patch they were not carried, and the run resolved on its own alert alone.
-JOINED_ALERTS_CHECKED = "joined-alerts-checked"
-# The permission read before an approval or a gate's wait is read again after it, before the
-# change; before this patch a revocation during the wait did not stop that rung's change.
-PERMISSION_AFTER_WAIT = "permission-after-wait"
 # An abort that came while a rung's checkpoint was read stops that rung's change (it went on
 # to make it, the run then ending "aborted").
 ABORT_BEFORE_CHANGE = "abort-before-change"
@@ -201,7 +166,6 @@ class GradedRemediationWorkflow(RemediationSafety):
         # Read before an approval or a gate's wait (minutes, hours; the state shows the wait): a
         # revocation meanwhile must stop this change too, not only the next rung's.
         if self.state != "checking":
-            workflow.deprecate_patch(PERMISSION_AFTER_WAIT)
             if not await self._permitted(step, key, again=True):
                 return "stop"
         attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
@@ -218,7 +182,6 @@ class GradedRemediationWorkflow(RemediationSafety):
         )
         at = f"rung {int(step.rung)} ({step.rung.name.lower()})"
         if isinstance(result, str):
-            workflow.deprecate_patch(UNAPPLIED_HANDS_OVER)
             # A change that could not be made is no evidence that a stronger one is needed.
             await self._hand_over(f"{at} {result}")
             return "stop"
@@ -244,7 +207,6 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.verification = verification.detail
         if verification.resolved:
             if left_isolated(self.attempts):
-                workflow.deprecate_patch(ISOLATED_HANDS_OVER)
                 await self._hand_over(
                     f"the alert cleared at {at} with the service isolated: no traffic reaches it, "
                     "which is no fix"
@@ -391,7 +353,6 @@ class GradedRemediationWorkflow(RemediationSafety):
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
-        workflow.deprecate_patch(UNCHANGED_FREES_SLOT)
         await self._act(
             RemediationActivities.release_remediation_slot,
             Keyed(run_key=self.run_key, key=key),
@@ -403,7 +364,6 @@ class GradedRemediationWorkflow(RemediationSafety):
         each read by its own verify block; "" when all are healthy, or none joined."""
         if not self.joined_alerts:
             return ""
-        workflow.deprecate_patch(JOINED_ALERTS_CHECKED)
         open_ones: list[str] = []
         for joined in self.joined_alerts:
             name = alert_named(joined)
@@ -503,7 +463,6 @@ class GradedRemediationWorkflow(RemediationSafety):
 
 def child_id(alert: Alert) -> str:
     """The remediation id a watch's or the triage's alert starts or joins: what they report."""
-    workflow.deprecate_patch(ONE_RUN_PER_WORKLOAD)
     return remediation_id(alert)
 
 
@@ -515,13 +474,11 @@ async def start_remediation(
     The id of the run started or joined (what the caller reports), and True when joined."""
     legacy = legacy_remediation_id(request.alert)
     if legacy != child:
-        workflow.deprecate_patch(LEGACY_RUN_JOINED)
         if await _join(legacy, request, JOIN_RETRY):
             return legacy, True
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
-            workflow.deprecate_patch(CHILD_TASK_TIMEOUT)
             await workflow.start_child_workflow(
                 GradedRemediationWorkflow.run,
                 request,
@@ -533,9 +490,8 @@ async def start_remediation(
             )
             return child, False
         except WorkflowAlreadyStartedError:
-            workflow.deprecate_patch(JOIN_RUNNING_ONLY)
+            pass
         # False only once the run found has completed: the next start cannot find it again.
-        workflow.deprecate_patch(JOIN_BOUNDED)
         if await _join(child, request, JOIN_RETRY):
             return child, True
 

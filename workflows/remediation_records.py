@@ -68,13 +68,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A threshold watch's and the triage's remediations start with TASK_TIMEOUT; before this patch
-# they had the default 10 s.
-CHILD_TASK_TIMEOUT = "child-task-timeout"
-# A run handed over is in its final state before its push; before this patch it showed the
-# state before (planned, verifying, ...) while the push went out, and the same alert sent
-# again then was joined into a run that would change nothing more.
-ENDED_BEFORE_PUSH = "ended-before-push"
 
 
 class RemediationRecords:
@@ -142,7 +135,6 @@ class RemediationRecords:
             ),
             retry=RECORD_RETRY,
         )
-        workflow.deprecate_patch(ENDED_BEFORE_PUSH)
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
         await self._push(key, title, lead + markdown_literal(said))  # shown as written

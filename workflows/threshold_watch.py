@@ -30,13 +30,7 @@ from workflows.watch_controls import WatchControls, failure_text, until
 
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
-# A local read holds the workflow task open, and every query (get_task, the look a pause or
-# resume takes first) waits for it: a read not done in this time (a slow source, a DNS retry)
-# or that failed is finished as a regular activity, which holds nothing.
-SLOW_READS = "slow-read-as-activity"
 LOCAL_READ_LIMIT = timedelta(seconds=2)
-# The remediation's alert names the source's region (its TKE cluster's).
-ALERT_REGION = "alert-region"
 
 
 def _describe(transition: Transition) -> str:
@@ -108,9 +102,10 @@ class ThresholdWatchWorkflow(WatchControls):
             return MetricReading(
                 error="source: no metric source (named metrics resolve at the API)"
             )
-        # A short read with no side effect: a local activity, about half the history cost.
+        # A short read with no side effect: a local activity, about half the history cost. It
+        # holds the workflow task open, and every query waits for it: a read not done in
+        # LOCAL_READ_LIMIT, or that failed, is finished as a regular activity.
         request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
-        workflow.deprecate_patch(SLOW_READS)
         try:
             return await workflow.execute_local_activity_method(
                 WatchActivities.read_metric,
@@ -179,7 +174,6 @@ class ThresholdWatchWorkflow(WatchControls):
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""
         source = self.config.source.model_dump(mode="json") if self.config.source else {}
-        workflow.deprecate_patch(ALERT_REGION)
         alert = alert_from_breach(
             source,
             transition.value,

@@ -39,8 +39,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 SHORT = timedelta(seconds=30)
-# A stop shows at once in list_tasks, not only once the run's last event is recorded.
-STOP_SHOWN = "stop-shown-at-once"
 # The second check comes up to this much (at most half an interval) after the baseline.
 FIRST_CHECK_JITTER = timedelta(seconds=60)
 # Side effects: bounded retries (the default retries forever).
@@ -48,8 +46,6 @@ NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(second
 NOTIFY_TIMEOUT = timedelta(minutes=2)
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
-# A notify that failed for good says so for each delivery it left unsettled.
-GIVEN_UP_SAID = "notify-given-up-said"
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -106,7 +102,6 @@ async def deliver(
     except ActivityError as error:
         # A last try that timed out, lost its worker or met a send in flight recorded nothing.
         if not isinstance(error.cause, CancelledError):
-            workflow.deprecate_patch(GIVEN_UP_SAID)
             with contextlib.suppress(ActivityError):
                 await short_activity(NotifyActivities.notify_given_up, request)
         raise
@@ -140,12 +135,11 @@ def failure_text(error: BaseException) -> str:
     return str(cause) or type(cause).__name__
 
 
-def given_up(error: ActivityError, patch: str) -> str:
+def given_up(error: ActivityError) -> str:
     """A delivery's failure for good taken as data: its text. A cancel still ends the run
-    (raised again). ``patch`` is the deprecated patch that took it as data."""
+    (raised again)."""
     if isinstance(error.cause, CancelledError):
         raise error
-    workflow.deprecate_patch(patch)
     return failure_text(error)
 
 
@@ -208,7 +202,6 @@ class WatchControls:
     @workflow.signal
     def stop(self) -> None:
         if not self.state.stop_requested:
-            workflow.deprecate_patch(STOP_SHOWN)
             workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
         self.state.stop_requested, self.wake = True, True
 

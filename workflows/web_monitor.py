@@ -65,26 +65,8 @@ END_POLL_WAIT = timedelta(seconds=10)
 # by the next poll (that would put them in history twice). A poll that does not answer is
 # dead: its result is dropped and the next poll takes over what it stored. The wait is only
 # for a poll that may answer (its process beat again, or another process's attempt of it
-# holds the watch); the others are abandoned at once (LOST_POLL_DEAD).
+# holds the watch: ``may_answer``); the others are abandoned at once.
 LOST_POLL_WAIT = timedelta(seconds=15)
-# A poll that did not hand back within END_POLL_WAIT is cancelled; cancelled before it
-# started (no worker took it: a loaded or a missing activity worker), it ends as a
-# cancellation, which was recorded as a failed poll ("Cancelled") although the workflow asked
-# for it. Now it is what a lost poll is: no failure, the next poll takes over what it stored.
-ASKED_CANCEL = "poll-asked-cancel"
-# The poll after a lost one kept the watch's grid only by chance: its first check was at once
-# (the lost poll's due is in the past) and its grid started there, so every later check of the
-# watch came that much later than its slot, for good (issue #27: the lag never came back after
-# a worker was killed), and a watch the dead process had just checked was checked again. Now
-# the lost poll's grid goes on: the next poll's first check is its first slot after the dead
-# process's last beat (at once if that is past, by a negative ``first_check_in``).
-# ``grid_after``.
-LOST_POLL_GRID = "poll-lost-grid"
-# The wait of LOST_POLL_WAIT is for a poll that can still answer; a poll whose process is
-# still silent and whose watch no other attempt of it has taken cannot: it was waited for
-# all the same, 15 s of every dead process's watches' catch-up. Now the workflow asks first
-# (local activity ``lost_poll_alive``, one read) and waits only for a poll that may answer.
-LOST_POLL_DEAD = "poll-lost-dead"
 # The worker caches few workflows (settings.max_cached_workflows: a cached run costs ~100 KB
 # of worker memory and a watch's run waits an hour between hand-backs), so a hand-back
 # usually replays its run's history: about six events a hand-back, tens of microseconds of
@@ -92,24 +74,9 @@ LOST_POLL_DEAD = "poll-lost-dead"
 # this long (≈ 40 hand-backs, ≈ 40 hours), which keeps a replay a few milliseconds instead
 # of growing until Temporal suggests continuing (thousands of events).
 RUN_EVENTS = 250
-# end_poll's request is tried twice: a local activity retries without end by default, and
-# with the database down a pause or stop then held the workflow task and never reached a
-# poll in another process (it goes on to the Temporal cancellation after END_POLL_WAIT).
-END_POLL_BOUNDED = "end-poll-bounded"
-# A poll hands back before its deliveries settle and the next poll sends them again
-# (``redeliver``): a watch paused or stopped then had no next poll, and a change whose send
-# ended with its process (a restart) was told only at the resume, or never. Now such a watch
-# runs a poll that checks nothing and sends them (``deliver_only``): when paused, again after
-# HELD_AGAIN while none settles, and once before it stops.
-HELD_SENT = "poll-held-sent"
 HELD_AGAIN = timedelta(minutes=1)
 # How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
-# ``pages_checked`` waited for the pages an update added, not for those whose reading rules
-# (selector, ignore patterns) it changed: the answer showed their outcome by the old rules (a
-# selector matching nothing answered "unchanged"). Now a page counts as checked once it was
-# read by its config's rules (``UrlState.reading``; none kept: as before).
-PAGES_READ = "pages-checked-reading"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -152,13 +119,12 @@ class WebMonitorWorkflow(WatchControls):
         return self.status()
 
     async def send_held(self) -> bool:
-        """A paused watch sends the events its last poll handed back unsent (HELD_SENT): a
+        """A paused watch sends the events its last poll handed back unsent: a
         poll that checks nothing; sent once and none settled, again after HELD_AGAIN (or a
         control). False when there are none."""
         held = self.state.redeliver
         if not held:
             return False
-        workflow.deprecate_patch(HELD_SENT)
         if held == self.held_sent:
             self.held_sent = []
             await until(lambda: self.wake, HELD_AGAIN)
@@ -170,7 +136,6 @@ class WebMonitorWorkflow(WatchControls):
     async def finish(self) -> None:
         """A stopped watch sends the events its last poll handed back unsent, then ends."""
         if self.state.redeliver:
-            workflow.deprecate_patch(HELD_SENT)
             self.wake = False
             await self.poll(deliver_only=True)
         await super().finish()
@@ -261,7 +226,8 @@ class WebMonitorWorkflow(WatchControls):
             if not handle.done() and (lost := self.lost) is not None:
                 if not await self.answers(handle, lost):
                     if not first_only and not deliver_only:
-                        workflow.deprecate_patch(LOST_POLL_GRID)
+                        # The lost poll's grid goes on: the next poll's first check is its
+                        # first slot after the dead process's last beat, not at once.
                         self.state.next_due = self.grid_after(
                             due, request.first_check_in, interval, lost
                         )
@@ -269,8 +235,9 @@ class WebMonitorWorkflow(WatchControls):
             result = await handle
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
-                workflow.deprecate_patch(ASKED_CANCEL)
-                return  # end_poll cancelled it: asked for, no failure (ASKED_CANCEL)
+                # end_poll cancelled it (perhaps before a worker took it): asked for, no
+                # failure; the next poll takes over what it stored.
+                return
             # A poll that failed for good is a failure to show; the watch waits an interval
             # and polls again.
             text = self.note_failure("poll", error)
@@ -292,7 +259,6 @@ class WebMonitorWorkflow(WatchControls):
         """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
         back a result to take (Temporal had retried it in a live process)."""
         handle.cancel()
-        workflow.deprecate_patch(LOST_POLL_DEAD)
         waits = await self.may_answer(lost) or handle.done()
         try:
             if waits:
@@ -312,7 +278,7 @@ class WebMonitorWorkflow(WatchControls):
         return False
 
     async def may_answer(self, lost: PollLost) -> bool:
-        """Whether the poll reported lost may still hand back (LOST_POLL_DEAD); not known
+        """Whether the poll reported lost may still hand back; not known
         (the read failed): it may."""
         try:
             return await workflow.execute_local_activity_method(
@@ -361,7 +327,6 @@ class WebMonitorWorkflow(WatchControls):
 
     async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
         """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
-        workflow.deprecate_patch(END_POLL_BOUNDED)
         with contextlib.suppress(*ACTIVITY_FAILED):
             await workflow.execute_local_activity_method(
                 PagePoller.end_poll,
@@ -432,7 +397,6 @@ class WebMonitorWorkflow(WatchControls):
         # The polls of this run that ended (handed back, failed or were lost): all but one
         # running.
         since = self.polls - self.checking
-        workflow.deprecate_patch(PAGES_READ)
 
         def checked() -> bool:
             urls = self.state.urls

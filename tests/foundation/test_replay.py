@@ -114,15 +114,10 @@ async def test_a_folder_of_histories_is_read_one_history_at_a_time_as_each_is_re
 
 
 ROOT = Path(__file__).resolve().parents[2]
-# Patches at step 2 that no history holds as the previous release recorded them, and why.
-NEVER_RECORDED = {
-    "event-cursor-pass": "no test ever recorded a run passing a whole batch of events",
-}
 
 
 def _deprecated_patches() -> set[str]:
-    """Each ID a ``deprecate_patch`` in workflows/ names: a literal, a module's constant, or a
-    helper's parameter (``given_up``) whose callers' last argument names it."""
+    """Each ID a ``deprecate_patch`` in workflows/ names: a literal or a module's constant."""
     trees = [parsed(path.read_text()) for path in (ROOT / "workflows").glob("*.py")]
     constants = {
         node.targets[0].id: node.value.value
@@ -137,12 +132,9 @@ def _deprecated_patches() -> set[str]:
         for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
             func = call.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in {"deprecate_patch", "given_up"} and call.args:
-                arg = call.args[-1]
-                if isinstance(arg, ast.Constant):
-                    named.add(arg.value)
-                elif isinstance(arg, ast.Name) and arg.id != "patch":  # given_up's own
-                    named.add(constants[arg.id])
+            if name == "deprecate_patch" and call.args:
+                arg = call.args[0]
+                named.add(arg.value if isinstance(arg, ast.Constant) else constants[arg.id])
     return named
 
 
@@ -165,7 +157,7 @@ def test_each_deprecated_patch_replays_a_run_of_the_release_that_called_patched(
     """`unapplied-hands-over` and `joined-alerts-checked` had no history holding their marker
     as `workflow.patched` wrote it: the replay no longer checked that `deprecate_patch` stands
     where `patched` stood, which is what lets the previous release's runs replay."""
-    unchecked = _deprecated_patches() - _recorded_before_deprecation() - set(NEVER_RECORDED)
+    unchecked = _deprecated_patches() - _recorded_before_deprecation()
     assert not unchecked, (
         f"no history holds these patches' markers not deprecated: {sorted(unchecked)}; record "
         "their scenario with the previous release (docs/deploy.md, 'Support rule')"
