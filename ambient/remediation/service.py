@@ -33,7 +33,7 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.refusals import Refusal
-from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
+from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable
 from ambient.remediation.joins import join
 from ambient.remediation.ladder import Mode, Rung
@@ -111,10 +111,6 @@ class RemediationService(RemediationReads):
             raise RemediationRefusedError(
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
-        # A run started before the upgrade under the alert's older id is joined, not doubled.
-        legacy = await self._deduplicate(user, legacy_remediation_id(parsed), parsed, mode)
-        if legacy is not None:
-            return legacy
         workflow_id = remediation_id(parsed)
         for _ in range(2):
             try:

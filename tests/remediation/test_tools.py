@@ -8,12 +8,10 @@ from typing import Any
 import pytest
 from mcp import Client
 from temporalio.client import WorkflowFailureError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.alerts import legacy_remediation_id, remediation_id
-from ambient.remediation.runs import FINAL_STATES, RemediationInput, RemediationStatus
+from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import InvalidRemediationError
 from ambient.sharing import ShareLinkRepository
@@ -29,8 +27,6 @@ from tests.remediation.support import (
     state_reaches,
 )
 from tests.support.record import save_history
-from workflows.remediation import GradedRemediationWorkflow
-from workflows.remediation_records import search_attributes
 
 USER = "ops"
 
@@ -238,37 +234,6 @@ async def test_two_alerts_on_one_workload_from_other_sources_and_metrics_make_on
     assert first["created"] and not second["created"] and second["deduplicated"]
     assert second["remediation_id"] == first["remediation_id"]
     assert second["message"].startswith("this workload is already being remediated: ")
-    assert shown["joined_by"] == [USER]
-
-
-async def test_an_alert_sent_again_after_the_upgrade_joins_the_run_started_under_its_older_id(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    """A run started before ids named the workload (its id hashed source and metric too) was
-    waiting for approval; the same alert sent after the upgrade started a second ladder."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    await add_user(deps, USER)
-    async with running_worker(ts_env.client, deps) as worker:
-        state = app_state(ts_env, deps, worker.task_queue)
-        subject = alert("http://127.0.0.1:9/metrics")
-        older = legacy_remediation_id(subject)
-        await ts_env.client.start_workflow(
-            GradedRemediationWorkflow.run,
-            RemediationInput(alert=subject, user=USER, mode="dry_run", requested_by=USER),
-            id=older,
-            task_queue=worker.task_queue,
-            search_attributes=search_attributes(USER, subject.cluster_id),
-        )
-        await waiting_for_approval(ts_env, older)
-        async with mcp(state) as client:
-            again = await call(client, "start_remediation", alert=subject.model_dump(mode="json"))
-            shown = await call(client, "get_remediation", remediation_id=older)
-            await call(client, "abort_remediation", remediation_id=older)
-        with pytest.raises(RPCError):  # no second ladder under the new id
-            await ts_env.client.get_workflow_handle(remediation_id(subject)).describe()
-
-    assert not again["created"] and again["deduplicated"], again
-    assert again["remediation_id"] == older
     assert shown["joined_by"] == [USER]
 
 
