@@ -7,8 +7,9 @@ meanwhile. Only transient failures (network, timeouts, 5xx, 429) raise a retryab
 and in the result, never raised, so one bad target never costs a watch its other deliveries.
 Leases, outcomes and what is retried: docs/notifications.md, "Delivery". A delivery whose
 receiver said "try again later" (greylisting, HTTP 429/503) is handed to a deliver-later run
-instead (``DeliverLaterWorkflow``), which retries it through ``notify_later`` after the delay
-the receiver asked for, until delivered or given up ("Deliver later").
+instead (``DeliverLaterWorkflow``, started by activities/deliver_later.py), which retries it
+through ``notify_later`` after the delay the receiver asked for, until delivered or given up
+("Deliver later"). Targets, rows and failure events: activities/deliveries.py.
 """
 
 from __future__ import annotations
@@ -16,20 +17,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError
 
+from activities.deliver_later import HandOver, past_give_up
+from activities.deliveries import (
+    LEASE_MARGIN,
+    MAX_SHOWN,
+    POSTS,
+    Recipient,
+    RowPosts,
+    delivery_key,
+    failure,
+    give_up,
+    internal_error,
+    record_failure,
+    targets_for,
+)
 from ambient import temporal
 from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import (
@@ -37,38 +46,22 @@ from ambient.clients.notify.errors import (
     PermanentNotifyError,
     TransientNotifyError,
 )
-from ambient.domain.deliver_later import DELIVER_LATER_TYPE, LaterDelivery, later_workflow_id
 from ambient.domain.notify import (
     Delivery,
     DeliveryStatus,
-    NotificationKind,
     NotifyRequest,
     NotifyResult,
     Target,
     redact_target,
 )
-from ambient.domain.push import PushChannel, QuietHours, fallback_address, stored_push_config
+from ambient.domain.push import stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
-from ambient.storage.repositories import (
-    DeliveryRepository,
-    EventRepository,
-    not_registered,
-    user_named,
-)
+from ambient.storage.repositories import DeliveryRepository, not_registered, user_named
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
-LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
-MAX_KEY = 255  # deliveries.key
-MAX_SHOWN = 512  # deliveries.target
-POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
 IN_FLIGHT = "transient: a send to this target is in flight; retrying after its lease"
-GIVEN_UP = (
-    "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
-)
-HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
-GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
 
 
 def database_busy(exc: BaseException) -> bool:
@@ -81,21 +74,6 @@ def database_busy(exc: BaseException) -> bool:
     return busy or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """Who the notification is for, as the delivery rules need it."""
-
-    name: str
-    exists: bool
-    is_admin: bool
-    email: str | None
-    phone: str | None
-    timezone: str
-    channels: list[PushChannel]
-    quiet_hours: QuietHours | None
-    config_problems: list[str]
-
-
 class NotifyActivities:
     def __init__(self, db: Database, channels: ChannelRegistry) -> None:
         self._db = db
@@ -103,8 +81,7 @@ class NotifyActivities:
         self._policy = channels.policy
         self._timeout = channels.target_timeout
         self.retry_seconds = channels.retry_seconds
-        self._give_up = channels.give_up_seconds
-        self._later = channels.later_seconds
+        self._hand_over = HandOver(channels.give_up_seconds, channels.later_seconds)
 
     @property
     def lease(self) -> timedelta:
@@ -146,7 +123,7 @@ class NotifyActivities:
         (no code of `notify` runs after a last try that timed out or lost its worker), those
         of targets no longer wanted too. Not while a deliver-later run of it goes on (a try
         that handed it over, then lost its result): that run says so when it gives up."""
-        if await self._handed_over(request):
+        if await self._hand_over.handed_over(request):
             return
         recipient = await self.recipient(request.user)
         targets, _ = targets_for(request.message.kind, request.targets, recipient)
@@ -158,9 +135,9 @@ class NotifyActivities:
                 key = delivery_key(request.idempotency_key, target.type, target.target)
                 shown = redact_target(target.type, target.target)[:MAX_SHOWN]
                 row = unwanted.pop(key, None) or await deliveries.get(key)  # a hashed long key
-                await _give_up(session, request, key, target.type, shown, row)
+                await give_up(session, request, key, target.type, shown, row)
             for row in unwanted.values():
-                await _give_up(session, request, row.key, row.channel, row.target, row)
+                await give_up(session, request, row.key, row.channel, row.target, row)
 
     async def send(
         self,
@@ -173,7 +150,7 @@ class NotifyActivities:
         """The notify activity's work; a poll sends with it too (``heartbeat=False``).
         ``last_try``: nobody tries again after this one, so a transient failure is final (but
         one the receiver asked to try later, handed over); ``later``: a deliver-later run's."""
-        temporal_client = None if later else self._hand_over_client()
+        temporal_client = None if later else self._hand_over.client()
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
@@ -202,10 +179,10 @@ class NotifyActivities:
                             # The row could not be read or written now: this target waits
                             # for a retry; the others go on meanwhile.
                             error = "transient: recording the delivery failed"
-                            return _failed(target.type, shown, f"{error}: {type(exc).__name__}")
+                            return failure(target.type, shown, f"{error}: {type(exc).__name__}")
                         # One target's failure is that target's failed delivery: raising here
                         # would make the task group cancel every other target's send.
-                        return _internal_error(target.type, shown, exc, "outside the send")
+                        return internal_error(target.type, shown, exc, "outside the send")
 
             # A task group: sends are never orphaned (a cancelled activity cancels them all);
             # each target's failure is returned as data by `one`, so none cancels the others.
@@ -232,7 +209,7 @@ class NotifyActivities:
         waiting = [d for d in deliveries if d.error and d.error.startswith("transient:")]
         if not waiting:
             return NotifyResult(deliveries=deliveries)
-        if temporal_client is not None and await self._hand_over(
+        if temporal_client is not None and await self._hand_over.start(
             temporal_client, request, waiting, last_try
         ):
             # Settled for this caller: the deliver-later run goes on with them.
@@ -246,7 +223,7 @@ class NotifyActivities:
             with contextlib.suppress(SQLAlchemyError):
                 async with self._db.writing() as session:
                     for key, delivery in unsaid:
-                        await _record_failure(session, request, delivery, key, True)
+                        await record_failure(session, request, delivery, key, True)
         summary = "; ".join(f"{d.channel}: {d.error}" for d in waiting)
         # A deliver-later run's next try comes when the receiver asked (at least a second
         # on), else by its retry policy.
@@ -258,77 +235,6 @@ class NotifyActivities:
             type="TransientNotifyError",
             next_retry_delay=timedelta(seconds=max(asked)) if later and asked else None,
         )
-
-    def _hand_over_client(self) -> Client | None:
-        """The worker's Temporal client, when a delivery the receiver asked to try later can
-        be handed to a deliver-later run: it is on (settings) and this send runs in an
-        activity (a notify's or a poll's)."""
-        if self._give_up <= 0:
-            return None
-        try:
-            return activity.client()
-        except RuntimeError:  # not in an activity, or one run without a client (tests)
-            return None
-
-    async def _handed_over(self, request: NotifyRequest) -> bool:
-        """Whether a deliver-later run of ``request`` is running, other than this one's."""
-        workflow_id = later_workflow_id(request.user, request.idempotency_key)
-        client = self._hand_over_client()
-        if client is None or activity.info().workflow_id == workflow_id:
-            return False
-        try:
-            described = await client.get_workflow_handle(workflow_id).describe(
-                rpc_timeout=HAND_OVER_RPC
-            )
-        except RPCError:  # none (NOT_FOUND), or not known now: given up as before
-            return False
-        return described.status == WorkflowExecutionStatus.RUNNING
-
-    def _deferrable(self, delivery: Delivery) -> bool:
-        """A failure whose receiver asked to be tried later, sooner than the give-up."""
-        return delivery.later is not None and delivery.later < self._give_up
-
-    async def _hand_over(
-        self, client: Client, request: NotifyRequest, waiting: list[Delivery], last_try: bool
-    ) -> bool:
-        """Start the deliver-later run of ``request`` when its receivers asked to be tried
-        later: every transient failure of this try is such and named its delay (quick retries
-        would meet the same answer), or this was the last try and one is (the others go with
-        it). True if it runs. A "later" that names no delay (a 503 without Retry-After, a
-        proxy whose upstream restarts) may pass in seconds: the quick retries go first."""
-        deferrable = [d for d in waiting if self._deferrable(d)]
-        named = all(d.later for d in waiting)  # 0: the receiver named no delay
-        if not deferrable or (not last_try and (len(deferrable) < len(waiting) or not named)):
-            return False
-        stated = [d.later for d in deferrable if d.later]
-        later = LaterDelivery(
-            request=request.model_copy(update={"attempts": None}),
-            # The longest delay a receiver asked for (at least a second), else the backoff's.
-            wait=max(max(stated), 1.0) if stated else self._later,
-            backoff=self._later,
-            give_up_after=self._give_up,
-        )
-        try:
-            await client.start_workflow(
-                DELIVER_LATER_TYPE,
-                later,
-                id=later_workflow_id(request.user, request.idempotency_key),
-                task_queue=activity.info().task_queue,
-                rpc_timeout=HAND_OVER_RPC,
-            )
-        except WorkflowAlreadyStartedError:
-            pass  # an earlier try of this notification handed it over (its result was lost)
-        except RPCError as exc:
-            activity.logger.warning("notify %s: no deliver-later run: %s", request.task, exc)
-            return False
-        activity.logger.info(
-            "notify %s: %d deliveries to try again in %.0f s (given up after %.0f s)",
-            request.task,
-            len(waiting),
-            later.wait,
-            later.give_up_after,
-        )
-        return True
 
     async def _give_up_unwanted(
         self, request: NotifyRequest, targets: list[Target]
@@ -348,10 +254,10 @@ class NotifyActivities:
                 )
                 for row in rows:
                     if row.key not in wanted and row.takeable(now):
-                        await _give_up(session, request, row.key, row.channel, row.target, row)
+                        await give_up(session, request, row.key, row.channel, row.target, row)
         unwanted = (r for r in rows if r.key not in wanted and r.status == "pending")
         in_flight = [
-            _failed(r.channel, r.target, IN_FLIGHT) for r in unwanted if not r.takeable(now)
+            failure(r.channel, r.target, IN_FLIGHT) for r in unwanted if not r.takeable(now)
         ]
         return in_flight, {r.key: r for r in rows}
 
@@ -445,7 +351,7 @@ class NotifyActivities:
                 provider_id=outcome.provider_id,
             )
             if outcome.status is DeliveryStatus.FAILED:
-                await _record_failure(session, request, outcome, key, last_try and not deciding)
+                await record_failure(session, request, outcome, key, last_try and not deciding)
         if unsaid is not None and deciding and (outcome.error or "").startswith("transient:"):
             unsaid.append((key, outcome))
         return outcome
@@ -471,25 +377,25 @@ class NotifyActivities:
                 finally:
                     SEND_CLOCK.reset(token)
         except PermanentNotifyError as exc:
-            return _failed(channel_name, address, f"permanent: {exc}")
+            return failure(channel_name, address, f"permanent: {exc}")
         except TimeoutError:
-            return _failed(channel_name, address, f"transient: no answer within {self._timeout:g}s")
+            return failure(channel_name, address, f"transient: no answer within {self._timeout:g}s")
         except DeferredNotifyError as exc:
             activity.logger.info("delivery on %s to try again later: %s", channel_name, exc)
-            failed = _failed(channel_name, address, f"transient: {exc}")
+            failed = failure(channel_name, address, f"transient: {exc}")
             failed.later = exc.retry_after or 0.0
             return failed
         except (TransientNotifyError, OSError) as exc:
             activity.logger.warning("delivery on %s failed: %s", channel_name, exc)
-            return _failed(channel_name, address, f"transient: {exc}")
+            return failure(channel_name, address, f"transient: {exc}")
         except Exception as exc:  # a bug (retrying would fail the same way), or the database
             # (a post's progress is recorded as it goes): locked, no connection, dropped
             if database_busy(exc):
-                return _failed(channel_name, address, f"transient: {type(exc).__name__}")
+                return failure(channel_name, address, f"transient: {type(exc).__name__}")
             if isinstance(exc, DBAPIError):
                 error = f"permanent: {type(exc).__name__}: {exc.orig}"
-                return _failed(channel_name, address, error)
-            return _internal_error(channel_name, address, exc, "with an internal error")
+                return failure(channel_name, address, error)
+            return internal_error(channel_name, address, exc, "with an internal error")
         return Delivery(
             channel=channel_name,
             target=address,
@@ -509,125 +415,6 @@ class NotifyActivities:
         problem = self._policy.problem(target, user=recipient.name, is_admin=recipient.is_admin)
         if problem is not None:
             raise PermanentNotifyError(str(problem))
-
-
-@dataclass
-class RowPosts:
-    """Posts sent so far, kept on the row (``posts:N``): a retry or a new worker goes on after."""
-
-    db: Database
-    key: str
-    done: int
-
-    async def sent(self) -> None:
-        self.done += 1
-        async with self.db.writing() as session:
-            await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
-
-    async def hold(self, seconds: float) -> None:
-        """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
-        until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
-        async with self.db.writing() as session:
-            await DeliveryRepository(session).hold(self.key, until)
-
-
-def past_give_up(info: activity.Info) -> bool:
-    """Whether this retry of a deliver-later run's try started after the give-up: its
-    schedule-to-close is the give-up plus one try's time (start-to-close), so that a try begun
-    before the give-up has its whole time, and Temporal starts any retry due before it ends
-    (the server's clock, both times; a retry due at the give-up starts a moment after it, by
-    the earlier tries' own time: GIVE_UP_SLACK)."""
-    if info.attempt == 1 or info.schedule_to_close_timeout is None:
-        return False
-    try_time = info.start_to_close_timeout or timedelta(0)
-    give_up = info.scheduled_time + info.schedule_to_close_timeout - try_time
-    return info.started_time > give_up + GIVE_UP_SLACK
-
-
-def delivery_key(request_key: str, channel: str, target: str) -> str:
-    """The delivery row's key: readable when it fits the column, else cut and hashed whole."""
-    # The hash covers the request's key too: two long request keys that differ only past the
-    # cut are two deliveries, not one. The key stays stable across retries either way.
-    key = f"{request_key}:{channel}:{target}"
-    if len(key) <= MAX_KEY:
-        return key
-    hashed = f":{channel}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
-    return request_key[: MAX_KEY - len(hashed)] + hashed
-
-
-def targets_for(
-    kind: NotificationKind, wanted: list[Target], recipient: Recipient
-) -> tuple[list[Target], bool]:
-    """Where a message of ``kind`` goes, and whether quiet hours hold it back now."""
-    targets: list[Target] = []
-    configured = [c for c in recipient.channels if c.wants(kind)]
-    for target in [*(t for t in wanted if t.wants(kind)), *configured]:
-        named = target.target.strip()
-        if target.type == "inbox" and named == recipient.name:
-            named = ""  # the user's own inbox however named: one delivery (key) of it
-        elif not named and target.type != "inbox":  # the push config's address, else the profile's
-            named = fallback_address(
-                target.type, recipient.channels, recipient.email, recipient.phone
-            )
-        target = Target(type=target.type, target=named)
-        if not any(target.same_destination(t) for t in targets):
-            targets.append(target)
-    quiet = False
-    if recipient.quiet_hours is not None:
-        local = datetime.now(ZoneInfo(recipient.timezone)).time()
-        quiet = recipient.quiet_hours.covers(local, kind)
-    return targets, quiet
-
-
-def _failed(channel: str, target: str, error: str) -> Delivery:
-    # Errors are shown to users and kept in rows and events: never with a URL's query.
-    return Delivery(
-        channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
-    )
-
-
-def _internal_error(channel: str, target: str, exc: Exception, where: str) -> Delivery:
-    # A bug, which a retry would meet again: failed for good, logged with its traceback.
-    activity.logger.exception("delivery on %s failed %s", channel, where)
-    return _failed(channel, target, f"permanent: internal error: {type(exc).__name__}: {exc}")
-
-
-async def _give_up(
-    session: Any, request: NotifyRequest, key: str, channel: str, shown: str, row: Row | None
-) -> None:
-    """The delivery ``key`` (its ``row``, if any) is over: unless settled, failed for good."""
-    error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
-    if row is not None and row.status == "pending":
-        # Else listed as in flight for ever; a transient failure, so the same notification
-        # sent again later still takes it.
-        await DeliveryRepository(session).give_up(key, GIVEN_UP)
-    if error.startswith("transient:"):  # else sent, held or refused: settled
-        await _record_failure(session, request, _failed(channel, shown, error), key, True)
-
-
-async def _record_failure(
-    session: Any, request: NotifyRequest, delivery: Delivery, key: str, last_try: bool
-) -> None:
-    """A `delivery.failed` event the user sees: once while it is retried, once when it failed
-    for good (refused, or a transient failure on the last try), so none says "retrying" after
-    the retries are over."""
-    transient = (delivery.error or "").startswith("transient:")
-    retrying = transient and not last_try
-    kind = "transient" if retrying else "gave-up" if transient else "permanent"
-    await EventRepository(session).add(
-        "delivery.failed",
-        user=request.user,
-        task=request.task,
-        payload={
-            "channel": delivery.channel,
-            "target": delivery.target,
-            "error": (delivery.error or "").split(": ", 1)[-1],
-            "retrying": retrying,
-            "title": request.message.title,
-        },
-        # Hashed: the delivery key may hold a raw target (and events keep their key forever).
-        idempotency_key=(f"delivery.failed:{kind}:" + hashlib.sha256(key.encode()).hexdigest()),
-    )
 
 
 @contextlib.asynccontextmanager

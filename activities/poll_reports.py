@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notify import MAX_SHOWN, delivery_key, targets_for
+from activities.deliveries import MAX_SHOWN, delivery_key, targets_for
 from ambient.domain.notify import (
     Message,
     NotificationKind,
@@ -39,7 +39,8 @@ from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite
 from ambient.watches.polling import PollEvent, PollRequest, page_message
 
 if TYPE_CHECKING:
-    from activities.notify import NotifyActivities, Recipient
+    from activities.deliveries import Recipient
+    from activities.notify import NotifyActivities
     from ambient.clients.web import WebFetcher
     from ambient.storage import Database
     from ambient.watches.leases import LeaseBook

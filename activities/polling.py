@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.notify import NotifyActivities, Recipient
+from activities.deliveries import Recipient
+from activities.notify import NotifyActivities
 from activities.poll_session import PollSession
 from activities.poll_upkeep import PollUpkeep
 from ambient.clients.web import WebFetcher

@@ -2,7 +2,7 @@
 again later" (a greylisting mail server's 451, HTTP 429 or 503 with a long Retry-After),
 retried by Temporal until delivered or given up.
 
-The notify activity hands it over (activities/notify.py) and its caller goes on at once: a
+The notify activity hands it over (activities/deliver_later.py) and its caller goes on at once: a
 watch keeps checking, a briefing keeps answering. Here the first try waits as long as the
 receiver asked; each try's "later" answer sets the next one's delay (``next_retry_delay``),
 else the retry policy backs off; no try starts past the give-up (``schedule_to_close``).

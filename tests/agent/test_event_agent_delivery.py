@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
-from activities.notify import delivery_key
+from activities.deliveries import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.domain.event_digest import DigestRun
 from ambient.domain.push import PushConfig

@@ -10,7 +10,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.notify import GIVEN_UP, MAX_KEY, NotifyActivities, delivery_key
+from activities.deliveries import GIVEN_UP, MAX_KEY, delivery_key
+from activities.notify import NotifyActivities
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import (

@@ -19,7 +19,8 @@ from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.notify import LEASE_MARGIN, NotifyActivities, RowPosts
+from activities.deliveries import LEASE_MARGIN, RowPosts
+from activities.notify import NotifyActivities
 from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels

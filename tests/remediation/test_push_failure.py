@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from activities.notify import delivery_key
+from activities.deliveries import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.runs import RemediationInput, RemediationStatus

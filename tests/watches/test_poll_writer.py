@@ -12,7 +12,8 @@ from sqlalchemy.sql.elements import TextClause
 from temporalio.testing import ActivityEnvironment
 
 from activities import polling
-from activities.notify import NotifyActivities, Recipient
+from activities.deliveries import Recipient
+from activities.notify import NotifyActivities
 from activities.polling import PagePoller
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps

@@ -1,0 +1,158 @@
+"""A notification's deliveries as rows: where a message goes (`targets_for`, for a
+`Recipient`), each delivery's row (`delivery_key`) and the posts it has sent (`RowPosts`), and how
+a failed delivery is kept and said (`give_up`, `record_failure`). The notify activity
+(activities/notify.py) and a poll's sends use them; docs/notifications.md, "Delivery".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from temporalio import activity
+
+from ambient.domain.notify import (
+    Delivery,
+    DeliveryStatus,
+    NotificationKind,
+    NotifyRequest,
+    Target,
+)
+from ambient.domain.push import PushChannel, QuietHours, fallback_address
+from ambient.log_redaction import redact
+from ambient.storage import Database
+from ambient.storage.models import Delivery as Row
+from ambient.storage.repositories import DeliveryRepository, EventRepository
+
+LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
+MAX_KEY = 255  # deliveries.key
+MAX_SHOWN = 512  # deliveries.target
+POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
+GIVEN_UP = (
+    "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
+)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who the notification is for, as the delivery rules need it."""
+
+    name: str
+    exists: bool
+    is_admin: bool
+    email: str | None
+    phone: str | None
+    timezone: str
+    channels: list[PushChannel]
+    quiet_hours: QuietHours | None
+    config_problems: list[str]
+
+
+@dataclass
+class RowPosts:
+    """Posts sent so far, kept on the row (``posts:N``): a retry or a new worker goes on after."""
+
+    db: Database
+    key: str
+    done: int
+
+    async def sent(self) -> None:
+        self.done += 1
+        async with self.db.writing() as session:
+            await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
+
+    async def hold(self, seconds: float) -> None:
+        """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
+        until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
+        async with self.db.writing() as session:
+            await DeliveryRepository(session).hold(self.key, until)
+
+
+def delivery_key(request_key: str, channel: str, target: str) -> str:
+    """The delivery row's key: readable when it fits the column, else cut and hashed whole."""
+    # The hash covers the request's key too: two long request keys that differ only past the
+    # cut are two deliveries, not one. The key stays stable across retries either way.
+    key = f"{request_key}:{channel}:{target}"
+    if len(key) <= MAX_KEY:
+        return key
+    hashed = f":{channel}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    return request_key[: MAX_KEY - len(hashed)] + hashed
+
+
+def targets_for(
+    kind: NotificationKind, wanted: list[Target], recipient: Recipient
+) -> tuple[list[Target], bool]:
+    """Where a message of ``kind`` goes, and whether quiet hours hold it back now."""
+    targets: list[Target] = []
+    configured = [c for c in recipient.channels if c.wants(kind)]
+    for target in [*(t for t in wanted if t.wants(kind)), *configured]:
+        named = target.target.strip()
+        if target.type == "inbox" and named == recipient.name:
+            named = ""  # the user's own inbox however named: one delivery (key) of it
+        elif not named and target.type != "inbox":  # the push config's address, else the profile's
+            named = fallback_address(
+                target.type, recipient.channels, recipient.email, recipient.phone
+            )
+        target = Target(type=target.type, target=named)
+        if not any(target.same_destination(t) for t in targets):
+            targets.append(target)
+    quiet = False
+    if recipient.quiet_hours is not None:
+        local = datetime.now(ZoneInfo(recipient.timezone)).time()
+        quiet = recipient.quiet_hours.covers(local, kind)
+    return targets, quiet
+
+
+def failure(channel: str, target: str, error: str) -> Delivery:
+    """A failed delivery; its error is shown to users and kept in rows and events: never
+    with a URL's query."""
+    return Delivery(
+        channel=channel, target=target, status=DeliveryStatus.FAILED, error=redact(error)
+    )
+
+
+def internal_error(channel: str, target: str, exc: Exception, where: str) -> Delivery:
+    """A bug, which a retry would meet again: failed for good, logged with its traceback."""
+    activity.logger.exception("delivery on %s failed %s", channel, where)
+    return failure(channel, target, f"permanent: internal error: {type(exc).__name__}: {exc}")
+
+
+async def give_up(
+    session: Any, request: NotifyRequest, key: str, channel: str, shown: str, row: Row | None
+) -> None:
+    """The delivery ``key`` (its ``row``, if any) is over: unless settled, failed for good."""
+    error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
+    if row is not None and row.status == "pending":
+        # Else listed as in flight for ever; a transient failure, so the same notification
+        # sent again later still takes it.
+        await DeliveryRepository(session).give_up(key, GIVEN_UP)
+    if error.startswith("transient:"):  # else sent, held or refused: settled
+        await record_failure(session, request, failure(channel, shown, error), key, True)
+
+
+async def record_failure(
+    session: Any, request: NotifyRequest, delivery: Delivery, key: str, last_try: bool
+) -> None:
+    """A `delivery.failed` event the user sees: once while it is retried, once when it failed
+    for good (refused, or a transient failure on the last try), so none says "retrying" after
+    the retries are over."""
+    transient = (delivery.error or "").startswith("transient:")
+    retrying = transient and not last_try
+    kind = "transient" if retrying else "gave-up" if transient else "permanent"
+    await EventRepository(session).add(
+        "delivery.failed",
+        user=request.user,
+        task=request.task,
+        payload={
+            "channel": delivery.channel,
+            "target": delivery.target,
+            "error": (delivery.error or "").split(": ", 1)[-1],
+            "retrying": retrying,
+            "title": request.message.title,
+        },
+        # Hashed: the delivery key may hold a raw target (and events keep their key forever).
+        idempotency_key=(f"delivery.failed:{kind}:" + hashlib.sha256(key.encode()).hexdigest()),
+    )
