@@ -5,8 +5,9 @@ later" handed to a deliver-later run (``DeliverLaterWorkflow``), and when that r
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -14,6 +15,8 @@ from temporalio.service import RPCError
 
 from ambient.domain.deliver_later import DELIVER_LATER_TYPE, LaterDelivery, later_workflow_id
 from ambient.domain.notify import Delivery, NotifyRequest
+from ambient.storage import Database
+from ambient.storage.repositories import DeliveryRepository
 
 HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
 GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
@@ -26,6 +29,11 @@ class HandOver:
     def __init__(self, give_up: float, backoff: float) -> None:
         self._give_up = give_up
         self._backoff = backoff
+
+    @property
+    def give_up_after(self) -> timedelta:
+        """How long after the hand-over a deliver-later run tries its deliveries."""
+        return timedelta(seconds=self._give_up)
 
     def client(self) -> Client | None:
         """The worker's Temporal client, when a delivery the receiver asked to try later can
@@ -99,14 +107,32 @@ class HandOver:
         return True
 
 
-def past_give_up(info: activity.Info) -> bool:
-    """Whether this retry of a deliver-later run's try started after the give-up: its
-    schedule-to-close is the give-up plus one try's time (start-to-close), so that a try begun
-    before the give-up has its whole time, and Temporal starts any retry due before it ends
-    (the server's clock, both times; a retry due at the give-up starts a moment after it, by
-    the earlier tries' own time: GIVE_UP_SLACK)."""
-    if info.attempt == 1 or info.schedule_to_close_timeout is None:
-        return False
+def give_up_time(info: activity.Info) -> datetime | None:
+    """When the deliver-later run of this try gives up: no try starts after it. The try's
+    schedule-to-close is the give-up plus one try's time (start-to-close), so that a try
+    begun before the give-up has its whole time (the server's clock)."""
+    if info.schedule_to_close_timeout is None:
+        return None
     try_time = info.start_to_close_timeout or timedelta(0)
-    give_up = info.scheduled_time + info.schedule_to_close_timeout - try_time
+    return info.scheduled_time + info.schedule_to_close_timeout - try_time
+
+
+def past_give_up(info: activity.Info) -> bool:
+    """Whether this retry of a deliver-later run's try started after the give-up (Temporal
+    starts any retry due before the schedule-to-close; a retry due at the give-up starts a
+    moment after it, by the earlier tries' own time: GIVE_UP_SLACK)."""
+    give_up = give_up_time(info)
+    if info.attempt == 1 or give_up is None:
+        return False
     return info.started_time > give_up + GIVE_UP_SLACK
+
+
+async def defer_rows(db: Database, request: NotifyRequest, until: datetime) -> None:
+    """Each transient failure of ``request``, handed over, deferred until ``until`` (its
+    deliver-later run's give-up). Left failed if the database cannot take it now: the run's
+    first try defers them again."""
+    try:
+        async with db.writing() as session:
+            await DeliveryRepository(session).defer(request.user, request.idempotency_key, until)
+    except SQLAlchemyError as exc:
+        activity.logger.warning("notify %s: rows not marked deferred: %s", request.task, exc)

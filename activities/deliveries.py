@@ -129,6 +129,8 @@ async def give_up(
         # Else listed as in flight for ever; a transient failure, so the same notification
         # sent again later still takes it.
         await DeliveryRepository(session).give_up(key, GIVEN_UP)
+    elif row is not None and row.status == DeliveryStatus.DEFERRED:
+        await DeliveryRepository(session).retries_ended(key)  # its last answer kept
     if error.startswith("transient:"):  # else sent, held or refused: settled
         await record_failure(session, request, failure(channel, shown, error), key, True)
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.deliver_later import HandOver, past_give_up
+from activities.deliver_later import HandOver, defer_rows, give_up_time, past_give_up
 from activities.deliveries import (
     LEASE_MARGIN,
     MAX_SHOWN,
@@ -107,7 +107,8 @@ class NotifyActivities:
             lines = [
                 f"{row.channel}: {row.error}"
                 for row in rows
-                if row.status == "failed" and (row.error or "").startswith("transient:")
+                if row.status in ("failed", "deferred")
+                and (row.error or "").startswith("transient:")
             ]
             raise ApplicationError(
                 "given up: no try after the give-up",
@@ -151,6 +152,8 @@ class NotifyActivities:
         ``last_try``: nobody tries again after this one, so a transient failure is final (but
         one the receiver asked to try later, handed over); ``later``: a deliver-later run's."""
         temporal_client = None if later else self._hand_over.client()
+        # A deliver-later run's try leaves what may pass deferred until the run's give-up.
+        retry_until = give_up_time(activity.info()) if later else None
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
@@ -173,6 +176,7 @@ class NotifyActivities:
                             held=held,
                             last_try=last_try,
                             unsaid=unsaid if temporal_client is not None else None,
+                            retry_until=retry_until,
                         )
                     except Exception as exc:  # this target's bug or refused row: its failure
                         if database_busy(exc):
@@ -212,7 +216,10 @@ class NotifyActivities:
         if temporal_client is not None and await self._hand_over.start(
             temporal_client, request, waiting, last_try
         ):
-            # Settled for this caller: the deliver-later run goes on with them.
+            # Settled for this caller: the deliver-later run goes on with them, and their rows
+            # say so until its give-up.
+            until = datetime.now(UTC) + self._hand_over.give_up_after
+            await defer_rows(self._db, request, until)
             handed = {id(d) for d in waiting}
             deferred = {"status": DeliveryStatus.DEFERRED}
             kept = [d.model_copy(update=deferred) if id(d) in handed else d for d in deliveries]
@@ -289,10 +296,13 @@ class NotifyActivities:
         held: bool = False,
         last_try: bool = False,
         unsaid: list[tuple[str, Delivery]] | None = None,
+        retry_until: datetime | None = None,
     ) -> Delivery:
         """Send to one target under its row's lease; ``held`` (quiet hours): suppressed instead.
         ``unsaid`` (a try that may hand its failures to a deliver-later run): where a last
-        try's transient failure goes, said final only if the try does not hand it over."""
+        try's transient failure goes, said final only if the try does not hand it over.
+        ``retry_until`` (a deliver-later run's try): a transient failure's row is deferred,
+        tried again until then."""
         channel_name, address = target.type, target.target
         shown = redact_target(channel_name, address)[:MAX_SHOWN]
         key = delivery_key(request.idempotency_key, channel_name, address)
@@ -343,16 +353,19 @@ class NotifyActivities:
         # On the last try, a failure is not final yet if the try may still hand it over:
         # whether it does depends on every target's answer (a 500 goes along with a 503).
         deciding = last_try and unsaid is not None
+        transient = (outcome.error or "").startswith("transient:")
+        deferred = retry_until is not None and outcome.status is DeliveryStatus.FAILED and transient
         async with self._db.writing() as session:
             await DeliveryRepository(session).finish(
                 key,
-                status=outcome.status.value,
+                status=DeliveryStatus.DEFERRED.value if deferred else outcome.status.value,
                 error=outcome.error,
                 provider_id=outcome.provider_id,
+                retry_until=retry_until if deferred else None,
             )
             if outcome.status is DeliveryStatus.FAILED:
                 await record_failure(session, request, outcome, key, last_try and not deciding)
-        if unsaid is not None and deciding and (outcome.error or "").startswith("transient:"):
+        if unsaid is not None and deciding and transient:
             unsaid.append((key, outcome))
         return outcome
 

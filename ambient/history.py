@@ -25,7 +25,8 @@ from ambient.storage.repositories import (
     UserRepository,
 )
 
-DeliveryState = Literal["pending", "sent", "failed", "suppressed"]
+# pending: in flight; deferred: its receiver said "try again later", a deliver-later run has it.
+DeliveryState = Literal["pending", "deferred", "sent", "failed", "suppressed"]
 # Every event kind the product records (a filter takes no other), as the pages name it (the
 # kind stays the id in the API and the CLI).
 EVENT_KINDS = {
@@ -108,6 +109,9 @@ class DeliveryPublic(BaseModel):
     attempts: int
     error: str | None
     lease_until: datetime | None = Field(description="while pending: in flight until then")
+    retry_until: datetime | None = Field(
+        description="while deferred: tried again until then (its receiver said try again later)"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -65,7 +65,11 @@ def inbox(
 def deliveries(
     user: User = None,
     status: Annotated[
-        str | None, typer.Option(help="pending (in flight), sent, failed or suppressed")
+        str | None,
+        typer.Option(
+            help="pending (in flight), deferred (to be tried again later), sent, failed or "
+            "suppressed"
+        ),
     ] = None,
     channel: Annotated[str | None, typer.Option(help="email, webhook, wecom, ...")] = None,
     task: Annotated[str | None, typer.Option(help="only this task_id")] = None,
@@ -86,4 +90,4 @@ def deliveries(
     except history.FilterError as exc:
         raise fail(f"--{exc}", 2) from None
     columns = ["id", "created_at", "user", "task", "channel", "target", "status", "attempts"]
-    _print(rows, as_json, [*columns, "error"], "deliveries")
+    _print(rows, as_json, [*columns, "retry_until", "error"], "deliveries")

@@ -144,19 +144,26 @@ class Delivery(Numbered, Dated, Updated, Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     task: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str | None] = mapped_column(String(32))
+    # A deferred row (its receiver said "try again later": a deliver-later run has it): the
+    # run's give-up, until which it is tried again (docs/notifications.md, "Deliver later").
+    retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def _takeable(self, now: datetime) -> bool:
-        """Whether an attempt may take the lease: failed transiently, or pending and expired."""
+        """Whether an attempt may take the lease: failed transiently, deferred, or pending and
+        expired."""
         lease = self.lease_until
-        return (self.status == "failed" and (self.error or "").startswith("transient:")) or (
-            self.status == "pending" and (lease is None or lease < now)
+        failed = self.status == "failed" and (self.error or "").startswith("transient:")
+        return (
+            failed
+            or self.status == "deferred"
+            or (self.status == "pending" and (lease is None or lease < now))
         )
 
     @classmethod
     def _takeable_sql(cls, now: datetime) -> ColumnElement[bool]:
         failed = (cls.status == "failed") & cls.error.startswith("transient:")
         expired = cls.lease_until.is_(None) | (cls.lease_until < now)
-        return failed | ((cls.status == "pending") & expired)
+        return failed | (cls.status == "deferred") | ((cls.status == "pending") & expired)
 
     # The same rule on a loaded row and in SQL (the conditional UPDATE that takes the lease).
     takeable = hybrid_method(_takeable, _takeable_sql)

@@ -455,10 +455,36 @@ class DeliveryRepository(Repository):
         return row, bool(getattr(taken, "rowcount", 0))
 
     async def finish(
-        self, key: str, *, status: str, error: str | None = None, provider_id: str | None = None
+        self,
+        key: str,
+        *,
+        status: str,
+        error: str | None = None,
+        provider_id: str | None = None,
+        retry_until: datetime | None = None,
     ) -> None:
-        """Record the outcome of the send that held the lease."""
-        await self._set(key, status=status, error=error, provider_id=provider_id, lease_until=None)
+        """Record the outcome of the send that held the lease (``retry_until``: deferred, a
+        deliver-later run tries it again until then)."""
+        until = {"retry_until": retry_until} if retry_until is not None else {}
+        await self._set(
+            key, status=status, error=error, provider_id=provider_id, lease_until=None, **until
+        )
+
+    async def defer(self, user: str, request_key: str, until: datetime) -> None:
+        """``user``'s notification ``request_key`` was handed to a deliver-later run: each of
+        its deliveries that failed transiently is deferred, tried again until ``until``."""
+        keys = Delivery.key.between(f"{request_key}:", f"{request_key};")
+        failed = (Delivery.status == "failed") & Delivery.error.startswith("transient:")
+        deferred = update(Delivery).where(keys, Delivery.user == user, failed)
+        await self.session.execute(
+            deferred.values(status="deferred", retry_until=until).execution_options(
+                synchronize_session=False
+            )
+        )
+
+    async def retries_ended(self, key: str) -> None:
+        """A deferred delivery's deliver-later run is over: failed, with its last answer."""
+        await self._set(key, Delivery.status == "deferred", status="failed")
 
     async def give_up(self, key: str, error: str) -> None:
         """A send left in flight that no try will finish: failed (``error``), unless its

@@ -190,7 +190,8 @@ async def list_deliveries(
     user: CurrentUser,
     session: SessionDep,
     state: Annotated[
-        DeliveryState | None, Query(alias="status", description="pending, sent, failed, suppressed")
+        DeliveryState | None,
+        Query(alias="status", description="pending, deferred, sent, failed, suppressed"),
     ] = None,
     channel: ChannelType | None = None,
     task: Annotated[str | None, Query(max_length=255)] = None,

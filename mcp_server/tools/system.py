@@ -137,7 +137,10 @@ async def list_deliveries(
     ctx: Context[Any, Any],
     status: Annotated[
         DeliveryState | None,
-        Field(description="pending (in flight), sent, failed or suppressed"),
+        Field(
+            description="pending (in flight), deferred (its receiver said try again later: "
+            "tried again until retry_until), sent, failed or suppressed"
+        ),
     ] = None,
     channel: Annotated[
         ChannelType | None, Field(description="only sends over this channel")

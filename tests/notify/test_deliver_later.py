@@ -3,8 +3,9 @@ answering 429 with a Retry-After past a send's waits) is given the message once,
 deliver-later run, after the delay it asked for; the workflow that sent it goes on at once;
 a refusal for good is still given up at once."""
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -167,6 +168,58 @@ async def test_a_greylisted_email_is_delivered_once_after_the_delay_its_server_a
     assert await _events(alice, "schedule.delivery_failed") == []
     row = await _row(alice, f"{task}/run", "email")
     assert (row.status, row.attempts) == ("sent", 3)
+
+
+async def test_a_delivery_a_later_run_has_reads_deferred_until_its_give_up_then_failed(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # While a deliver-later run has it, the row says so: deferred, the receiver's answer, and
+    # until when it is tried again; it read "failed" with "transient: ...", as one given up.
+    mailbox.greylist_first = 1000
+    notify = NotifyActivities(alice.db, alice.channels)
+    key = unique("disk")
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 91%", body="node-3"),
+        targets=[Target(type="email", target=ADDRESS)],
+        idempotency_key=key,
+        attempts=1,
+    )
+    give_up = timedelta(seconds=alice.settings.notify_give_up_seconds)
+    before = datetime.now(UTC)
+    # Its task queue has no worker: the run handed to waits, and is ended by hand below.
+    result = await ActivityEnvironment(client=ts_env.client).run(notify.notify, request)
+    after = datetime.now(UTC)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
+    row = await _row(alice, key, "email")
+    assert row.status == "deferred" and "Greylisted" in (row.error or "")
+    assert row.retry_until is not None and before + give_up <= row.retry_until <= after + give_up
+    handed = ts_env.client.get_workflow_handle(later_workflow_id("alice", key))
+    await handed.terminate()
+
+    # A try of the run meets "later" again: still deferred, until the run's give-up (the
+    # try's schedule-to-close, less one try's time).
+    run = ActivityEnvironment(client=ts_env.client)
+    scheduled = datetime.now(UTC)
+    run.info = dataclasses.replace(
+        run.info,
+        workflow_id=handed.id,
+        scheduled_time=scheduled,
+        started_time=scheduled,
+        schedule_to_close_timeout=timedelta(minutes=58),
+        start_to_close_timeout=timedelta(minutes=2),
+    )
+    with pytest.raises(ApplicationError, match="Greylisted"):
+        await run.run(notify.notify_later, request)
+    row = await _row(alice, key, "email")
+    assert (row.status, row.attempts) == ("deferred", 2)
+    assert row.retry_until == scheduled + timedelta(minutes=56)
+    # Given up (the run's last step): failed, with the receiver's last answer, said once.
+    await run.run(notify.notify_given_up, request)
+    row = await _row(alice, key, "email")
+    assert row.status == "failed" and "Greylisted" in (row.error or "")
+    said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
+    assert said == [False, True]
 
 
 async def test_a_recipient_refused_for_good_is_given_up_at_once_not_later(
