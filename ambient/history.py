@@ -8,13 +8,14 @@ read any). Deliveries show targets redacted (no tokens, keys or query strings).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.configs import NUL_REFUSED, holds_nul
+from ambient.domain.deliver_later import retries_ended_before
 from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.refusals import N_
 from ambient.storage.models import Delivery
@@ -129,10 +130,16 @@ async def whose(session: AsyncSession, caller: str, is_admin: bool, user: str | 
     return user
 
 
-def delivery_public(row: Delivery) -> DeliveryPublic:
+def delivery_public(row: Delivery, ended_before: datetime) -> DeliveryPublic:
+    """A delivery as the doors show it: a deferred one whose give-up fell ``ended_before``
+    (`retries_ended_before`) failed, its retries ended (its run was terminated: no code
+    said so)."""
     public = DeliveryPublic.model_validate(row, from_attributes=True)
     # Rows written before targets were redacted on write still hold the raw target.
-    return public.model_copy(update={"target": redact_target(row.channel, row.target)})
+    shown: dict[str, Any] = {"target": redact_target(row.channel, row.target)}
+    if row.retries_ended(ended_before):
+        shown |= {"status": "failed", "error": f"{row.error}; its retries ended"}
+    return public.model_copy(update=shown)
 
 
 async def events(
@@ -186,7 +193,14 @@ async def deliveries(
     if channel is not None and channel not in CHANNEL_TYPES:
         raise FilterError(f"channel: {channel!r} is not {', '.join(CHANNEL_TYPES)}")
     _storable(task=task)
+    ended = retries_ended_before(datetime.now(UTC))
     rows = await DeliveryRepository(session).list(
-        user=user, status=status, channel=channel, task=task, before_id=before_id, limit=limit
+        user=user,
+        status=status,
+        channel=channel,
+        task=task,
+        before_id=before_id,
+        limit=limit,
+        ended_before=ended,
     )
-    return [delivery_public(row) for row in rows]
+    return [delivery_public(row, ended) for row in rows]

@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 
 from pydantic import BaseModel, Field
 
-from ambient.domain.notify import NotifyRequest
+from ambient.domain.notify import NOTIFY_TIMEOUT, NotifyRequest
 
 DELIVER_LATER_TYPE = "DeliverLaterWorkflow"
 # Tries whose receiver stated no delay back off from AMBIENT_NOTIFY_LATER_SECONDS, doubling,
@@ -41,6 +41,14 @@ class LaterOutcome(BaseModel):
 
     gave_up: bool = False
     failures: list[str] = Field(default_factory=list)
+
+
+def retries_ended_before(now: datetime) -> datetime:
+    """The give-ups before which a deferred delivery's retries are over at ``now``: its
+    deliver-later run's last try started by its give-up and ended within one try's time. A
+    run terminated (the Web UI) runs no code that could say so: its rows read ended from then,
+    with no sweep and no question to Temporal."""
+    return now - NOTIFY_TIMEOUT
 
 
 def later_workflow_id(user: str, key: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from enum import StrEnum
 from typing import Literal, get_args
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +14,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo,
 
 from ambient.domain.configs import UserConfig, reading_stored
 from ambient.domain.users import PHONE_JUNK
+
+# One try of the notify activity (its start-to-close, as every workflow runs it); a
+# deliver-later run's last try ends at most this long after its give-up.
+NOTIFY_TIMEOUT = timedelta(minutes=2)
 
 # Apprise schemes that post over HTTP(S) to a host the user names: the guard checks that host.
 # Each is listed with its secure form ("json", "jsons"): `scheme in APPRISE_HTTP` is the one test.

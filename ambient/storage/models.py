@@ -168,6 +168,22 @@ class Delivery(Numbered, Dated, Updated, Base):
     # The same rule on a loaded row and in SQL (the conditional UPDATE that takes the lease).
     takeable = hybrid_method(_takeable, _takeable_sql)
 
+    def _retries_ended(self, before: datetime) -> bool:
+        """Whether a deferred row's retries are over: its give-up fell ``before``
+        (`ambient.domain.deliver_later.retries_ended_before`), its run never said so."""
+        until = self.retry_until
+        return self.status == "deferred" and until is not None and until < before
+
+    @classmethod
+    def _retries_ended_sql(cls, before: datetime) -> ColumnElement[bool]:
+        # Not NULL said: "NOT retries_ended" must hold for a deferred row with no give-up.
+        return (
+            (cls.status == "deferred") & cls.retry_until.is_not(None) & (cls.retry_until < before)
+        )
+
+    # The same rule on a row read and in SQL (a status filter of the deliveries' list).
+    retries_ended = hybrid_method(_retries_ended, _retries_ended_sql)
+
 
 class InboxMessage(Numbered, Dated, Base):
     __tablename__ = "inbox"

@@ -520,11 +520,18 @@ class DeliveryRepository(Repository):
         task: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
+        ended_before: datetime | None = None,
     ) -> list[Delivery]:
-        """Newest first; page with ``before_id`` (the last id of the previous page)."""
-        query = select(Delivery).filter_by(
-            **given(user=user, status=status, channel=channel, task=task)
-        )
+        """Newest first; page with ``before_id`` (the last id of the previous page). With
+        ``ended_before``, a deferred row whose give-up fell before it is failed to ``status``
+        (its retries are over: `Delivery.retries_ended`)."""
+        query = select(Delivery).filter_by(**given(user=user, channel=channel, task=task))
+        if ended_before is not None and status == "failed":
+            query = query.where((Delivery.status == status) | Delivery.retries_ended(ended_before))
+        elif ended_before is not None and status == "deferred":
+            query = query.where(Delivery.status == status, ~Delivery.retries_ended(ended_before))
+        elif status is not None:
+            query = query.where(Delivery.status == status)
         if before_id is not None:
             query = query.where(Delivery.id < before_id)
         return list(await self.session.scalars(query.order_by(Delivery.id.desc()).limit(limit)))

@@ -1,6 +1,7 @@
 """A delivery a deliver-later run has (its receiver said "try again later") reads as waiting at
 every door: `deferred`, the receiver's answer, and until when it is tried again; never
-`failed` like one given up."""
+`failed` like one given up. Once its run's last try is over without saying so (a run
+terminated), it reads failed."""
 
 import asyncio
 import json
@@ -10,6 +11,7 @@ from typing import Any
 from mcp import Client
 from typer.testing import CliRunner
 
+from ambient import history
 from ambient.cli import app
 from ambient.clients.notify.registry import build_channels
 from ambient.settings import Settings
@@ -106,3 +108,46 @@ async def test_a_deferred_delivery_reads_as_waiting_with_its_retry_until_at_ever
     printed = json.loads(done.output)
     assert [(d["task"], d["status"]) for d in printed] == [("waiting", "deferred")]
     assert datetime.fromisoformat(printed[0]["retry_until"]) == until
+
+
+async def test_a_deferred_delivery_whose_run_ended_unsaid_reads_failed_once_its_last_try_is_over(
+    settings: Settings,
+) -> None:
+    # A deliver-later run terminated in the Web UI runs no code: its rows stay deferred. Read
+    # after the give-up plus one try's time (a try started by the give-up has ended), they
+    # are shown failed, their retries ended; within it, still waiting.
+    now = datetime.now(UTC)
+    await _rows(
+        settings,
+        "xena",
+        waiting=now + timedelta(minutes=30),
+        last_try=now - timedelta(minutes=1),  # a try begun at the give-up may still send
+        ended=now - timedelta(minutes=3),
+    )
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as session:
+            shown = {d.task: d for d in await history.deliveries(session, "xena")}
+            deferred = await history.deliveries(session, "xena", status="deferred")
+            failed = await history.deliveries(session, "xena", status="failed")
+    finally:
+        await db.close()
+    assert {task: d.status for task, d in shown.items()} == {
+        "sent": "sent",
+        "refused": "failed",
+        "waiting": "deferred",
+        "last_try": "deferred",
+        "ended": "failed",
+    }
+    assert shown["ended"].error == f"{GREYLISTED}; its retries ended"
+    assert sorted(d.task or "" for d in deferred) == ["last_try", "waiting"]
+    assert sorted(d.task or "" for d in failed) == ["ended", "refused"]
+
+    runner = CliRunner()
+    env = {"AMBIENT_DATA_DIR": str(settings.data_dir)}
+    args = ["deliveries", "--user", "xena", "--status", "failed", "--json"]
+    done = await asyncio.to_thread(lambda: runner.invoke(app, args, env=env))
+    assert done.exit_code == 0, done.output
+    printed = {d["task"]: d for d in json.loads(done.output)}
+    assert sorted(printed) == ["ended", "refused"]
+    assert printed["ended"]["error"].endswith("; its retries ended")
