@@ -13,7 +13,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ambient.domain.deliver_later import DELIVER_LATER_TYPE, LaterDelivery, later_workflow_id
+from ambient import temporal
+from ambient.domain.deliver_later import (
+    DELIVER_LATER_KIND,
+    DELIVER_LATER_TYPE,
+    LaterDelivery,
+    later_workflow_id,
+)
 from ambient.domain.notify import Delivery, NotifyRequest
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository
@@ -90,6 +96,7 @@ class HandOver:
                 later,
                 id=later_workflow_id(request.user, request.idempotency_key),
                 task_queue=activity.info().task_queue,
+                search_attributes=temporal.search_attributes(DELIVER_LATER_KIND, request.user),
                 rpc_timeout=HAND_OVER_RPC,
             )
         except WorkflowAlreadyStartedError:

@@ -16,6 +16,9 @@ from pydantic import BaseModel, Field
 from ambient.domain.notify import NOTIFY_TIMEOUT, NotifyRequest
 
 DELIVER_LATER_TYPE = "DeliverLaterWorkflow"
+# A deliver-later run's AmbientKind (with AmbientUser, its user's): an operator finds a user's
+# waiting deliveries in the Web UI by them. No task kind: task lists never take it for a task.
+DELIVER_LATER_KIND = "deliver_later"
 # Tries whose receiver stated no delay back off from AMBIENT_NOTIFY_LATER_SECONDS, doubling,
 # to at most this: a greylisting server's delay is commonly 1–5 minutes, seldom over 15.
 LATER_MAX_WAIT = timedelta(minutes=15)
