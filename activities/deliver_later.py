@@ -1,19 +1,24 @@
 """Deliver later, the notify activity's side: a delivery whose receiver said "try again
-later" handed to a deliver-later run (``DeliverLaterWorkflow``), and when that run's tries
-(``notify_later``) are past its give-up (docs/notifications.md, "Deliver later").
+later" handed to a deliver-later run (``DeliverLaterWorkflow``), its rows deferred until the
+run's give-up; and what that run's tries (``notify_later``) ask before sending: whether they
+are past its give-up, whether the task that sent it was deleted since (then its deliveries
+end there). docs/notifications.md, "Deliver later".
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
+from activities.deliveries import failure, record_failure
 from ambient import temporal
+from ambient.briefing.models import task_id_for
 from ambient.domain.deliver_later import (
     DELIVER_LATER_KIND,
     DELIVER_LATER_TYPE,
@@ -23,6 +28,7 @@ from ambient.domain.deliver_later import (
 from ambient.domain.notify import Delivery, NotifyRequest
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository
+from ambient.watches.configs import PREFIXES, TaskKind, TaskState
 
 HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
 GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
@@ -30,7 +36,8 @@ GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
 
 class HandOver:
     """Hands deliveries to a deliver-later run, with the worker's settings: the give-up and the
-    backoff (seconds; no give-up: nothing is handed over)."""
+    backoff (seconds; no give-up: nothing is handed over); and asks Temporal what a hand-over
+    and a later try need to know (a run going on, its task deleted)."""
 
     def __init__(self, give_up: float, backoff: float) -> None:
         self._give_up = give_up
@@ -65,6 +72,26 @@ class HandOver:
         except RPCError:  # none (NOT_FOUND), or not known now: given up as before
             return False
         return described.status == WorkflowExecutionStatus.RUNNING
+
+    async def task_deleted(self, request: NotifyRequest) -> bool:
+        """Whether the task ``request`` is about was deleted since it sent: a watch or a daily
+        briefing whose run has ended, is ending (its stop: deleted, it winds down), or is gone.
+        A paused one goes on (what it sent happened before the pause); a reminder, a
+        remediation or a discussion is no such task; Temporal not answering now: not known,
+        tried as before."""
+        if not workflow_task(request.task, request.user):
+            return False
+        try:
+            client = activity.client()
+            described = await client.get_workflow_handle(request.task or "").describe(
+                rpc_timeout=HAND_OVER_RPC
+            )
+        except RuntimeError:  # no client (an activity run without one)
+            return False
+        except RPCError as exc:
+            return exc.status is RPCStatusCode.NOT_FOUND
+        stopping = described.typed_search_attributes.get(temporal.STATE) == TaskState.STOPPED
+        return described.status is not WorkflowExecutionStatus.RUNNING or stopping
 
     def deferrable(self, delivery: Delivery) -> bool:
         """A failure whose receiver asked to be tried later, sooner than the give-up."""
@@ -114,6 +141,15 @@ class HandOver:
         return True
 
 
+def workflow_task(task: str | None, user: str) -> bool:
+    """Whether ``task`` is one of ``user``'s tasks that are a workflow run while they exist:
+    a watch (its run ends at its delete) or the daily briefing."""
+    if task is None:
+        return False
+    watches = (PREFIXES[TaskKind.WEB_MONITOR], PREFIXES[TaskKind.THRESHOLD_WATCH])
+    return task == task_id_for(user) or task.startswith(tuple(f"{p}/{user}/" for p in watches))
+
+
 def give_up_time(info: activity.Info) -> datetime | None:
     """When the deliver-later run of this try gives up: no try starts after it. The try's
     schedule-to-close is the give-up plus one try's time (start-to-close), so that a try
@@ -143,3 +179,24 @@ async def defer_rows(db: Database, request: NotifyRequest, until: datetime) -> N
             await DeliveryRepository(session).defer(request.user, request.idempotency_key, until)
     except SQLAlchemyError as exc:
         activity.logger.warning("notify %s: rows not marked deferred: %s", request.task, exc)
+
+
+async def end_for_deleted_task(db: Database, request: NotifyRequest) -> NoReturn:
+    """A deliver-later run's deliveries whose task was deleted end at once, each failed for
+    good and said once (not retrying), and the run with them: not sent an hour on."""
+    reason = f"permanent: its task {request.task} was deleted; not sent"
+    now = datetime.now(UTC)
+    async with db.writing() as session:
+        deliveries = DeliveryRepository(session)
+        rows = await deliveries.under(request.user, request.idempotency_key)
+        ended = [row for row in rows if row.takeable(now)]
+        for row in ended:
+            await deliveries.end(row.key, reason, now)
+            said = failure(row.channel, row.target, reason)
+            await record_failure(session, request, said, row.key, True)
+    raise ApplicationError(
+        f"given up: its task {request.task} was deleted",
+        *(f"{row.channel}: {reason}" for row in ended),
+        type="PermanentNotifyError",
+        non_retryable=True,
+    )

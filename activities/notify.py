@@ -25,7 +25,13 @@ from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.deliver_later import HandOver, defer_rows, give_up_time, past_give_up
+from activities.deliver_later import (
+    HandOver,
+    defer_rows,
+    end_for_deleted_task,
+    give_up_time,
+    past_give_up,
+)
 from activities.deliveries import (
     LEASE_MARGIN,
     MAX_SHOWN,
@@ -98,7 +104,10 @@ class NotifyActivities:
     async def notify_later(self, request: NotifyRequest) -> NotifyResult:
         """A deliver-later run's try: as `notify`, but what is transient is left to Temporal's
         retries (after the delay the receiver asked for) and never handed over again. A try
-        due after the give-up sends nothing: it fails for good with the last answers."""
+        due after the give-up sends nothing: it fails for good with the last answers; so does
+        a try whose task was deleted since (a watch, a daily briefing), its rows saying so."""
+        if await self._hand_over.task_deleted(request):
+            await end_for_deleted_task(self._db, request)
         if past_give_up(activity.info()):
             async with self._db.session() as session:
                 rows = await DeliveryRepository(session).under(

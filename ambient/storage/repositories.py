@@ -482,6 +482,13 @@ class DeliveryRepository(Repository):
             )
         )
 
+    async def end(self, key: str, error: str, now: datetime) -> None:
+        """A delivery not to be sent any more: failed for good (``error``), unless it was sent,
+        settled or taken by a send in flight meanwhile."""
+        ended = update(Delivery).where(Delivery.key == key, Delivery.takeable(now))
+        ended = ended.values(status="failed", error=error, lease_until=None, updated_at=now)
+        await self.session.execute(ended.execution_options(synchronize_session=False))
+
     async def retries_ended(self, key: str) -> None:
         """A deferred delivery's deliver-later run is over: failed, with its last answer."""
         await self._set(key, Delivery.status == "deferred", status="failed")

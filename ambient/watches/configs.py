@@ -252,6 +252,14 @@ class TaskState(StrEnum):
     STOPPED = "stopped"
 
 
+# A task's id is `{prefix}/{user}/{name}` (a daily briefing's: `daily-briefing/{user}`).
+PREFIXES = {
+    TaskKind.WEB_MONITOR: "web-monitor",
+    TaskKind.THRESHOLD_WATCH: "threshold-watch",
+    TaskKind.SCHEDULE: "reminder",
+}
+
+
 # --- notifications -------------------------------------------------------------------
 
 # Each channel is a method of its own name; send_sms and send_email are the original forms.

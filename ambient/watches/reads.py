@@ -28,7 +28,7 @@ from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.repositories import registered
-from ambient.watches.configs import TaskKind, TaskState
+from ambient.watches.configs import PREFIXES, TaskKind, TaskState
 from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
@@ -45,11 +45,6 @@ from workflows.web_monitor import WebMonitorWorkflow
 
 T = TypeVar("T")
 
-PREFIXES = {
-    TaskKind.WEB_MONITOR: "web-monitor",
-    TaskKind.THRESHOLD_WATCH: "threshold-watch",
-    TaskKind.SCHEDULE: "reminder",
-}
 # Tasks that are workflows (listed by a visibility query; the rest are schedules), each with
 # its workflow type: a run of another type that carries the same attributes is not the task.
 WORKFLOW_TYPES: dict[TaskKind, Any] = {

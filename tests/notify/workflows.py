@@ -1,4 +1,5 @@
-"""A workflow that sends one notification through the (possibly crashing) notify activity."""
+"""Test workflows: one that sends one notification through the (possibly crashing) notify
+activity, and a watch's run as a deliver-later try sees it."""
 
 from __future__ import annotations
 
@@ -40,3 +41,20 @@ class SendWithHeartbeatWorkflow:
             heartbeat_timeout=timedelta(seconds=4),
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
+
+
+@workflow.defn
+class StandingWatch:
+    """A watch's run as a deliver-later try sees it: running (paused or not) until stopped,
+    as its task's delete stops it."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.stopped)
+
+    @workflow.signal
+    def stop(self) -> None:
+        self.stopped = True

@@ -1,0 +1,102 @@
+"""How a deliver-later run ends besides delivered or given up at its give-up: the task that
+sent it was deleted meanwhile (given up at once; a paused one still delivers)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.notify import NotifyActivities
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.domain.deliver_later import LaterOutcome, later_workflow_id
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from tests.conftest import unique
+from tests.notify.standins import Mailbox
+from tests.notify.test_deliver_later import ADDRESS, _events, _outcome, _row, alice, mailbox
+from tests.notify.workflows import StandingWatch
+from workflows.deliver_later import DeliverLaterWorkflow
+
+__all__ = ["alice", "mailbox"]  # the fixtures, used by name
+
+
+async def _handed_over_then(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, state: str, *, delete: bool
+) -> tuple[str, str, LaterOutcome]:
+    """Alice's web monitor (in ``state``) mails a change to a server that greylists it once:
+    the notify activity's last try hands it over; then the watch is deleted (``delete``) or
+    left as it is. The watch's id, the notification's key and the deliver-later run's
+    outcome."""
+    notify = NotifyActivities(alice.db, alice.channels)
+    # The hand-over starts its run on the activity's task queue: the worker serves it.
+    tries = ActivityEnvironment(client=ts_env.client)
+    async with Worker(
+        ts_env.client,
+        task_queue=tries.info.task_queue,
+        workflows=[DeliverLaterWorkflow, StandingWatch],
+        activities=[notify.notify_later, notify.notify_given_up],
+        workflow_runner=temporal.workflow_runner(),
+    ):
+        watch = await ts_env.client.start_workflow(
+            StandingWatch.run,
+            id=unique("web-monitor/alice/news"),
+            task_queue=tries.info.task_queue,
+            search_attributes=temporal.search_attributes("web_monitor", "alice", state=state),
+        )
+        key = unique(f"{watch.id}/change")
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Changed: news", body="Storm warning."),
+            targets=[Target(type="email", target=ADDRESS)],
+            idempotency_key=key,
+            task=watch.id,
+            attempts=1,
+        )
+        result = await tries.run(notify.notify, request)
+        assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
+        if delete:
+            await watch.signal(StandingWatch.stop)  # the task's delete: its run ends
+            for _ in range(100):  # a bound; the server's time not skipped meanwhile
+                if (await watch.describe()).status != WorkflowExecutionStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.1)
+        workflow_id = later_workflow_id("alice", key)
+        run = (await ts_env.client.get_workflow_handle(workflow_id).describe()).run_id
+        later = ts_env.client.get_workflow_handle(workflow_id, run_id=run, result_type=LaterOutcome)
+        outcome = await _outcome(ts_env, later)
+        if not delete:
+            await watch.signal(StandingWatch.stop)
+        return watch.id, key, outcome
+
+
+async def test_a_later_delivery_of_a_watch_deleted_meanwhile_is_given_up_at_once_not_sent(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    mailbox.greylist_first = 1
+    watch, key, outcome = await _handed_over_then(ts_env, alice, "active", delete=True)
+    assert len(mailbox.tries) == 1 and mailbox.messages == []  # no try after the delete
+    reason = f"permanent: its task {watch} was deleted; not sent"
+    assert outcome == LaterOutcome(gave_up=True, failures=[f"email: {reason}"])
+    row = await _row(alice, key, "email")
+    assert (row.status, row.error, row.attempts) == ("failed", reason, 1)
+    # Said retrying at the greylisting, then once that it ended: the last word says why.
+    retrying, ended = sorted(
+        await _events(alice, "delivery.failed"), key=lambda e: not e.payload["retrying"]
+    )
+    assert retrying.payload["retrying"] and "Greylisted" in retrying.payload["error"]
+    assert not ended.payload["retrying"]
+    assert ended.payload["error"] == f"its task {watch} was deleted; not sent"
+
+
+async def test_a_later_delivery_of_a_paused_watch_is_still_delivered(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # The change happened before the pause: its mail still goes out.
+    mailbox.greylist_first = 1
+    _, key, outcome = await _handed_over_then(ts_env, alice, "paused", delete=False)
+    assert outcome == LaterOutcome()
+    assert [mail["To"] for mail in mailbox.messages] == [ADDRESS]
+    assert (await _row(alice, key, "email")).status == "sent"
