@@ -34,6 +34,8 @@ POSTS = "posts:"  # a delivery row's provider_id while a message in several post
 GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
+# What a delivery said "retrying" is told when quiet hours hold it back at a later try.
+HELD_LATER = "suppressed: held back by quiet hours when tried again; not sent"
 
 
 @dataclass(frozen=True)

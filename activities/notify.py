@@ -33,6 +33,7 @@ from activities.deliver_later import (
     past_give_up,
 )
 from activities.deliveries import (
+    HELD_LATER,
     LEASE_MARGIN,
     MAX_SHOWN,
     POSTS,
@@ -321,6 +322,12 @@ class NotifyActivities:
         # stays so); the rest (none yet, pending, to retry) take the write turn.
         seen = known.get(key)
         settled = seen is not None and seen.status != "pending" and not seen.takeable(now)
+        # A transient failure of an earlier try was said "retrying" (record_failure).
+        retried = (
+            seen is not None
+            and seen.status in ("failed", "deferred")
+            and (seen.error or "").startswith("transient:")
+        )
         # Read-then-write transactions take the write lock first (see Database.write_session).
         async with self._db.session() if settled else self._db.write_session() as session:
             # From the claim, not from before the wait for the write turn (a loaded database's
@@ -374,6 +381,11 @@ class NotifyActivities:
             )
             if outcome.status is DeliveryStatus.FAILED:
                 await record_failure(session, request, outcome, key, last_try and not deciding)
+            elif outcome.status is DeliveryStatus.SUPPRESSED and retried:
+                # Suppressed, as any push in quiet hours (the inbox took its copy at the first
+                # try): the "retrying" said before must not stay the last word.
+                said = failure(channel_name, shown, HELD_LATER)
+                await record_failure(session, request, said, key, True)
         if unsaid is not None and deciding and transient:
             unsaid.append((key, outcome))
         return outcome

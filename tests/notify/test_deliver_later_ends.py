@@ -1,9 +1,12 @@
 """How a deliver-later run ends besides delivered or given up at its give-up: the task that
-sent it was deleted meanwhile (given up at once; a paused one still delivers)."""
+sent it was deleted meanwhile (given up at once; a paused one still delivers), or its later
+try fell in the user's quiet hours (suppressed, as any push then, and said ended)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -14,6 +17,7 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.domain.deliver_later import LaterOutcome, later_workflow_id
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.storage.repositories import UserRepository
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
 from tests.notify.test_deliver_later import ADDRESS, _events, _outcome, _row, alice, mailbox
@@ -100,3 +104,53 @@ async def test_a_later_delivery_of_a_paused_watch_is_still_delivered(
     assert outcome == LaterOutcome()
     assert [mail["To"] for mail in mailbox.messages] == [ADDRESS]
     assert (await _row(alice, key, "email")).status == "sent"
+
+
+async def test_a_later_try_in_quiet_hours_is_suppressed_and_said_ended_not_left_retrying(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # Greylisted at the first try (the inbox copy landed then); quiet hours began before the
+    # later try: held back as any push in quiet hours, and the "retrying" said at the
+    # greylisting is followed by its end, not left the last word.
+    mailbox.greylist_first = 1
+    notify = NotifyActivities(alice.db, alice.channels)
+    key = unique("disk")
+    request = NotifyRequest(
+        user="alice",
+        message=Message(title="Disk 91%", body="node-3"),
+        targets=[Target(type="inbox"), Target(type="email", target=ADDRESS)],
+        idempotency_key=key,
+        attempts=1,
+    )
+    first = await ActivityEnvironment(client=ts_env.client).run(notify.notify, request)
+    assert [(d.channel, d.status) for d in first.deliveries] == [
+        ("inbox", DeliveryStatus.SENT),
+        ("email", DeliveryStatus.DEFERRED),
+    ]
+    await ts_env.client.get_workflow_handle(later_workflow_id("alice", key)).terminate()
+    async with alice.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get("alice")
+        assert user is not None
+        hour = datetime.now(ZoneInfo(user.timezone)).hour  # in her zone, an hour either side
+        quiet = {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 2) % 24:02d}:00"}
+        await users.set_push_config(user, {"channels": [], "quiet_hours": quiet})
+        await session.commit()
+
+    later = await ActivityEnvironment(client=ts_env.client).run(notify.notify_later, request)
+    assert [(d.channel, d.status) for d in later.deliveries] == [
+        ("inbox", DeliveryStatus.DUPLICATE),
+        ("email", DeliveryStatus.SUPPRESSED),
+    ]
+    assert len(mailbox.tries) == 1 and mailbox.messages == []
+    row = await _row(alice, key, "email")
+    assert (row.status, row.error, row.attempts) == ("suppressed", "quiet hours", 2)
+    retrying, ended = sorted(
+        await _events(alice, "delivery.failed"), key=lambda e: not e.payload["retrying"]
+    )
+    assert retrying.payload["retrying"] and "Greylisted" in retrying.payload["error"]
+    assert not ended.payload["retrying"]
+    assert ended.payload["error"] == "held back by quiet hours when tried again; not sent"
+    # Tried again after that (a retry whose result was lost): nothing more is said.
+    await ActivityEnvironment(client=ts_env.client).run(notify.notify_later, request)
+    assert len(await _events(alice, "delivery.failed")) == 2
