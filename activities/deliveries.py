@@ -31,6 +31,14 @@ LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
 POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
+# A delivery row's provider_id while its message is handed to the receiver (`RowPosts.handing`):
+# found by a later try, the one that handed it died before the receiver's answer was recorded.
+HANDING = "handing"
+# That try's delivery, failed for good: the receiver may have it, and another copy is worse.
+HANDED_UNANSWERED = (
+    "permanent: the worker sending it died after handing the message to the receiver, before "
+    "its answer: it may have been delivered; not sent again"
+)
 GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
@@ -65,6 +73,11 @@ class RowPosts:
         self.done += 1
         async with self.db.writing() as session:
             await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
+
+    async def handing(self) -> None:
+        """See `Posts.handing`: kept until this try records its outcome."""
+        async with self.db.writing() as session:
+            await DeliveryRepository(session).posted(self.key, HANDING)
 
     async def hold(self, seconds: float) -> None:
         """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
@@ -127,6 +140,12 @@ async def give_up(
 ) -> None:
     """The delivery ``key`` (its ``row``, if any) is over: unless settled, failed for good."""
     error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
+    if row is not None and row.status == "pending" and row.provider_id == HANDING:
+        # Its last try died handing the message over: the receiver may have it.
+        error = HANDED_UNANSWERED
+        await DeliveryRepository(session).give_up(key, error)
+        await record_failure(session, request, failure(channel, shown, error), key, True)
+        return
     if row is not None and row.status == "pending":
         # Else listed as in flight for ever; a transient failure, so the same notification
         # sent again later still takes it.

@@ -33,6 +33,8 @@ from activities.deliver_later import (
     past_give_up,
 )
 from activities.deliveries import (
+    HANDED_UNANSWERED,
+    HANDING,
     HELD_LATER,
     LEASE_MARGIN,
     MAX_SHOWN,
@@ -355,7 +357,9 @@ class NotifyActivities:
                 error = IN_FLIGHT
             # Else failed for good earlier: a retry must not retry what can never succeed.
             return delivery(status=DeliveryStatus.FAILED, error=error)
-        if held:
+        if provider_id == HANDING:  # taken over from a try whose worker died handing it over
+            outcome = failure(channel_name, shown, HANDED_UNANSWERED)
+        elif held:
             outcome = delivery(status=DeliveryStatus.SUPPRESSED, error="quiet hours")
         else:
             done = 0  # the posts an earlier try sent (``posts:N``, written below): it goes on

@@ -70,6 +70,7 @@ LONGEST_FIRST = (
     "test_a_worker_killed_mid_poll_resumes_without_losing_state_or_reporting_twice",
     "test_dev_stack_serves_everything_and_keeps_state_across_restart",
     "test_a_worker_killed_after_the_restart_patch_does_not_restart_the_deployment_twice",
+    "test_a_later_try_whose_worker_died_as_the_server_took_the_mail_sends_no_second_copy",
     "test_a_delivery_its_process_ended_in_flight_is_sent_by_the_next_poll_once_its_lease_ends",
     "test_web_ui_decodes_payloads_through_the_codec_with_the_dev_codec_token",
     "test_a_poll_that_fails_for_good_is_recorded_and_the_watch_polls_again",

@@ -9,6 +9,7 @@ import hmac
 import json
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message as EmailMessage
@@ -185,6 +186,8 @@ class Mailbox:
         self.mail_reply: str | None = None
         # The connection lost after the message, before its 250 (RFC 5321 6.1): kept, unsaid.
         self.drop_after_data = False
+        # Called once a message is kept, before its 250 is sent (e.g. to kill the sender).
+        self.on_data: Callable[[], None] | None = None
         self.port = free_port()
         # With auth_reply, the server offers AUTH (over plain SMTP) and answers every login so.
         auth: dict[str, Any] = {}
@@ -238,6 +241,8 @@ class Mailbox:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        if self.on_data is not None:
+            self.on_data()
         if self.drop_after_data:
             server.transport.close()  # the 250 below goes nowhere
         return "250 Message accepted"

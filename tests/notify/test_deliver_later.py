@@ -3,9 +3,14 @@ answering 429 with a Retry-After past a send's waits) is given the message once,
 deliver-later run, after the delay it asked for; the workflow that sent it goes on at once;
 a refusal for good is still given up at once."""
 
+import asyncio
 import dataclasses
+import os
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -13,7 +18,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.exceptions import ApplicationError
@@ -22,19 +26,20 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.notify import NotifyActivities
-from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.deliver_later import LaterDelivery, LaterOutcome, later_workflow_id
-from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, NotifyResult, Target
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
 from ambient.storage.models import Delivery, Event
 from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.notify.standins import Mailbox
+from tests.remediation.test_crash import worker_env, worker_process
 from tests.support.record import save_history
-from tests.support.servers import serve
+from tests.support.servers import polls_workflow_tasks, serve
+from tests.support.waits import eventually
 from workflows.deliver_later import DeliverLaterWorkflow
 from workflows.reminder import ReminderWorkflow
 
@@ -325,41 +330,58 @@ async def test_a_webhook_asking_to_wait_past_a_sends_waits_is_posted_again_then_
     assert retrying.payload["error"] == "HTTP 429 (Retry-After: 120)"
 
 
-async def test_a_later_try_that_died_after_sending_is_not_sent_again(
-    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+@pytest.mark.devserver
+async def test_a_later_try_whose_worker_died_as_the_server_took_the_mail_sends_no_second_copy(
+    dev_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox, tmp_path: Path
 ) -> None:
-    notify = NotifyActivities(alice.db, alice.channels)
+    # The dangerous window: the mail server has taken the message, the row does not say sent
+    # yet. `ambient worker` is killed -9 right there (the server keeps the mail, its 250 goes
+    # nowhere). The try runs again in a new worker once the dead one's heartbeat timeout has
+    # passed, and the row's lease with it: it must not mail a second copy.
+    address = dev_env.client.service_client.config.target_host
+    queue = unique("later-crash")
+    env = worker_env(alice, address, queue, tmp_path / "no-kubeconfig")
+    env |= {
+        "AMBIENT_SMTP_HOST": "127.0.0.1",
+        "AMBIENT_SMTP_PORT": str(mailbox.port),
+        "AMBIENT_SMTP_TLS": "none",
+        "AMBIENT_NOTIFY_TARGET_TIMEOUT": "5",  # the row's lease: 10 s, within the heartbeat's 30
+    }
+    first: list[subprocess.Popen[bytes]] = []
 
-    @activity.defn(name="notify_later")
-    async def dies_after_sending(request: NotifyRequest) -> NotifyResult:
-        result = await notify.notify_later(request)
-        if activity.info().attempt == 1:
-            raise RuntimeError("the worker died before reporting completion")
-        return result
+    def kill_the_worker() -> None:
+        if first and first[0].poll() is None:
+            os.kill(first[0].pid, signal.SIGKILL)
 
-    queue = unique("tq")
+    mailbox.on_data = kill_the_worker
     request = NotifyRequest(
         user="alice",
         message=Message(title="Disk 91%", body="node-3"),
         targets=[Target(type="email", target=ADDRESS)],
         idempotency_key=unique("disk"),
     )
-    async with Worker(
-        ts_env.client,
-        task_queue=queue,
-        workflows=[DeliverLaterWorkflow],
-        activities=[dies_after_sending, notify.notify_given_up],
-        workflow_runner=temporal.workflow_runner(),
-    ):
-        outcome = await ts_env.client.execute_workflow(
+    with worker_process(env, tmp_path, tmp_path / "worker-1.log") as worker:
+        first.append(worker)
+        later = await dev_env.client.start_workflow(
             DeliverLaterWorkflow.run,
-            LaterDelivery(request=request, wait=300, backoff=60, give_up_after=3600),
+            LaterDelivery(request=request, wait=1, backoff=1, give_up_after=600),
             id=later_workflow_id("alice", request.idempotency_key),
             task_queue=queue,
         )
-    assert outcome == LaterOutcome()
-    assert len(mailbox.messages) == 1
-    assert (await _row(alice, request.idempotency_key, "email")).status == "sent"
+        assert await asyncio.to_thread(worker.wait, 120) == -signal.SIGKILL
+    assert len(mailbox.messages) == 1  # taken, unanswered
+    row = await _row(alice, request.idempotency_key, "email")
+    assert row.status == "pending"  # the dead try's: in flight until its lease ends
+    with worker_process(env, tmp_path, tmp_path / "worker-2.log") as second:
+        await eventually(lambda: polls_workflow_tasks(dev_env.client, queue, second.pid), bound=120)
+        outcome = await asyncio.wait_for(later.result(), 180)
+    assert len(mailbox.messages) == 1, "a second copy"
+    # Not known to be delivered: said so, not sent again (as a connection lost after DATA).
+    row = await _row(alice, request.idempotency_key, "email")
+    assert row.status == "failed" and "may have been delivered; not sent again" in (row.error or "")
+    assert [line.split(": ", 1)[0] for line in outcome.failures] == ["email"]
+    (said,) = await _events(alice, "delivery.failed")
+    assert not said.payload["retrying"] and "may have been delivered" in said.payload["error"]
 
 
 async def test_a_try_hands_over_once_only_later_answers_are_left_or_at_its_last_try(

@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.deliveries import GIVEN_UP, MAX_KEY, delivery_key
+from activities.deliveries import GIVEN_UP, HANDED_UNANSWERED, HANDING, MAX_KEY, delivery_key
 from activities.notify import NotifyActivities
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -572,6 +572,31 @@ async def test_a_delivery_given_up_in_flight_is_listed_as_failed_and_a_later_sen
     # The failure is transient: the same notification sent again later still goes out.
     again = await ActivityEnvironment().run(notify.notify, request)
     assert [d.status for d in again.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_a_delivery_whose_last_try_died_handing_it_over_is_given_up_never_sent_again(
+    deps: WorkerDeps,
+) -> None:
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    request = _request(unique("handing"), Target(type="email", target="alice@example.com"))
+    key = delivery_key(request.idempotency_key, "email", "alice@example.com")
+    # The last try's worker died after the mail server was handed the message (its row says
+    # so), before its answer: the receiver may have it.
+    await left_in_flight(deps.db, key, "alice", "email", "alice@example.com")
+    async with deps.db.writing() as session:
+        await DeliveryRepository(session).posted(key, HANDING)
+    await ActivityEnvironment().run(notify.notify_given_up, request)
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+        [failed] = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    assert row is not None and (row.status, row.error) == ("failed", HANDED_UNANSWERED)
+    assert failed.payload["retrying"] is False and "may have been delivered" in str(failed.payload)
+    # Failed for good: the same notification sent again does not send it a second time.
+    again = await ActivityEnvironment().run(notify.notify, request)
+    assert [(d.status, d.error) for d in again.deliveries] == [
+        (DeliveryStatus.FAILED, HANDED_UNANSWERED)
+    ]
 
 
 async def test_an_inbox_message_stored_by_a_try_that_died_before_saying_sent_is_not_stored_twice(

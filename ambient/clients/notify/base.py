@@ -53,6 +53,12 @@ class Posts(Protocol):
 
     async def sent(self) -> None: ...
 
+    async def handing(self) -> None:
+        """The message goes to the receiver now, past the point of no return (an email's
+        DATA): recorded first, so that a try taking the row over after this one's worker died
+        does not send it a second time."""
+        ...
+
 
 class Channel(Protocol):
     """Sends one message to one target; returns the provider's message id if any."""

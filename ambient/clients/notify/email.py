@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiosmtplib
 
+from ambient.clients.notify.base import Posts
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
@@ -66,7 +68,14 @@ class EmailChannel:
         return mail
 
     async def send(
-        self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
+        self,
+        user: str,
+        message: Message,
+        target: str,
+        *,
+        idempotency_key: str,
+        posts: Posts | None = None,
+        **unused: object,
     ) -> str | None:
         if not self.host:
             raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")
@@ -81,6 +90,7 @@ class EmailChannel:
             timeout=self.timeout,
             tls_context=self.tls_context,
         )
+        client.handing = posts.handing if posts is not None else None
         try:
             async with client:
                 await client.send_message(mail)
@@ -135,11 +145,16 @@ class EmailChannel:
 
 class _Client(aiosmtplib.SMTP):
     """aiosmtplib's client, noting when the message itself was written (past the server's
-    354 to DATA): a connection lost after that may have delivered the message."""
+    354 to DATA): a connection lost after that may have delivered the message. Before DATA
+    (the recipients taken), ``handing`` records on the delivery's row that it goes now: a
+    worker that dies before the server's answer is recorded leaves it said there."""
 
     data_begun = False
+    handing: Callable[[], Awaitable[None]] | None = None
 
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
+        if self.handing is not None:
+            await self.handing()
         if (protocol := self.protocol) is None:
             return await super().data(message, **options)
         write = protocol.write
