@@ -57,6 +57,16 @@ EVENT_KINDS = {
     "briefing.failed": N_("briefing failed"),
     "remediation.resolved": N_("remediation resolved"),
 }
+# A `delivery.failed` that says `retrying: true` is not the end (a transient failure retried,
+# or handed to a deliver-later run): the pages name it so, not "not delivered".
+RETRYING = N_("push not delivered yet; retrying")
+
+
+def event_name(kind: str, payload: dict[str, Any] | None) -> str:
+    """The name the pages give an event (to translate): its kind's, or a retried failure's."""
+    if kind == "delivery.failed" and (payload or {}).get("retrying") is True:
+        return RETRYING
+    return EVENT_KINDS.get(kind, kind)
 
 
 class ScopeError(PermissionError):
