@@ -19,12 +19,8 @@ from ambient.domain.deliver_later import retries_ended_before
 from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.refusals import N_
 from ambient.storage.models import Delivery
-from ambient.storage.repositories import (
-    DeliveryRepository,
-    EventRepository,
-    InboxRepository,
-    UserRepository,
-)
+from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 
 # pending: in flight; deferred: its receiver said "try again later", a deliver-later run has it.
 DeliveryState = Literal["pending", "deferred", "sent", "failed", "suppressed"]

@@ -165,7 +165,7 @@ def test_a_voiceprint_two_users_share_stops_the_upgrade_naming_them(url: str) ->
     async def seed() -> None:
         from ambient.domain.users import UserCreate
         from ambient.storage import Database
-        from ambient.storage.repositories import UserRepository
+        from ambient.storage.users import UserRepository
 
         db = Database(url)
         async with db.session() as session:

@@ -17,7 +17,7 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.domain.deliver_later import LaterOutcome, later_workflow_id
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
 from tests.notify.test_deliver_later import ADDRESS, _events, _outcome, _row, alice, mailbox

@@ -12,7 +12,7 @@ from ambient.history import EVENT_KINDS
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Event
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.threshold_rule import Breach
 from tests.conftest import unique
