@@ -58,7 +58,8 @@ from ambient.sharing import share_report
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
 from ambient.storage.models import Discussion, DiscussionMessage
-from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository
+from ambient.storage.users import UserRepository
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")

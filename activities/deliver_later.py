@@ -7,12 +7,13 @@ end there). docs/notifications.md, "Deliver later".
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -75,7 +76,8 @@ class HandOver:
 
     async def task_deleted(self, request: NotifyRequest) -> bool:
         """Whether the task ``request`` is about was deleted since it sent: a watch or a daily
-        briefing whose run has ended, is ending (its stop: deleted, it winds down), or is gone.
+        briefing whose run has ended, is ending (its stop: deleted, it winds down), is gone,
+        or is another life (deleted and created again under its name: `another_life`).
         A paused one goes on (what it sent happened before the pause); a reminder, a
         remediation or a discussion is no such task; Temporal not answering now: not known,
         tried as before."""
@@ -91,7 +93,8 @@ class HandOver:
         except RPCError as exc:
             return exc.status is RPCStatusCode.NOT_FOUND
         stopping = described.typed_search_attributes.get(temporal.STATE) == TaskState.STOPPED
-        return described.status is not WorkflowExecutionStatus.RUNNING or stopping
+        running = described.status is WorkflowExecutionStatus.RUNNING
+        return not running or stopping or another_life(request, described)
 
     def deferrable(self, delivery: Delivery) -> bool:
         """A failure whose receiver asked to be tried later, sooner than the give-up."""
@@ -148,6 +151,20 @@ def workflow_task(task: str | None, user: str) -> bool:
         return False
     watches = (PREFIXES[TaskKind.WEB_MONITOR], PREFIXES[TaskKind.THRESHOLD_WATCH])
     return task == task_id_for(user) or task.startswith(tuple(f"{p}/{user}/" for p in watches))
+
+
+def another_life(request: NotifyRequest, described: WorkflowExecutionDescription) -> bool:
+    """Whether the task's run is another life than the one that sent ``request``: the watch
+    was deleted and created again under its name meanwhile. A watch's key names its life (the
+    first run of its chain: ``{task}/{life}/...``); the old life's message is not the new
+    watch's. A key naming no life, or a server not saying the first run: not known, as before."""
+    life = (request.idempotency_key.removeprefix(f"{request.task}/")).split("/", 1)[0]
+    first = described.raw_description.workflow_execution_info.first_run_id
+    try:
+        uuid.UUID(life)
+    except ValueError:
+        return False
+    return bool(first) and first != life
 
 
 def give_up_time(info: activity.Info) -> datetime | None:

@@ -67,10 +67,13 @@ class EventAgentActivities:
             for row in rows
             # A voice conversation's own state (a question asked back) is no event to tell;
             # nor are the agent's own (its pushes' failures: told, each would be pushed to the
-            # same refusing channel and fail again, a message every run).
+            # same refusing channel and fail again, a message every run). Nor a delivery
+            # failure still retried (greylisted, handed to a deliver-later run): it may yet be
+            # delivered, and its end, if it fails, is an event of its own (retrying: false).
             if row.kind not in AGENT_KINDS
             and not row.kind.startswith("voice.")
             and row.task != agent_task(user)
+            and not (row.kind == "delivery.failed" and (row.payload or {}).get("retrying") is True)
         ]
         collected = CollectedEvents(after_id=cursor.last, events=events, read_to=after.last)
         # Gaps above the mark this run records are read again anyway (id > mark).

@@ -67,7 +67,8 @@ from ambient.domain.push import stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
 from ambient.storage.models import Delivery as Row
-from ambient.storage.repositories import DeliveryRepository, not_registered, user_named
+from ambient.storage.repositories import DeliveryRepository
+from ambient.storage.users import not_registered, user_named
 
 HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
 IN_FLIGHT = "transient: a send to this target is in flight; retrying after its lease"

@@ -78,7 +78,7 @@ from ambient.remediation.triage import unresolved_alarms
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BroadcastRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 
 T = TypeVar("T")
 

@@ -44,7 +44,7 @@ from ambient.runtime import (
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 
 DEV_USER = "dev"
 STARTUP_TIMEOUT = 90.0

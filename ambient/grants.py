@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ambient.domain.users import GRANTED_FIELDS, Grant, Granted, UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
-from ambient.storage.repositories import UserRepository, user_public, user_subject
+from ambient.storage.users import UserRepository, user_public, user_subject
 
 ADMIN_GRANTS = (
     "only an admin grants role and rollback_permission "

@@ -19,12 +19,8 @@ from ambient.domain.deliver_later import retries_ended_before
 from ambient.domain.notify import CHANNEL_TYPES, redact_target
 from ambient.refusals import N_
 from ambient.storage.models import Delivery
-from ambient.storage.repositories import (
-    DeliveryRepository,
-    EventRepository,
-    InboxRepository,
-    UserRepository,
-)
+from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 
 # pending: in flight; deferred: its receiver said "try again later", a deliver-later run has it.
 DeliveryState = Literal["pending", "deferred", "sent", "failed", "suppressed"]
@@ -57,6 +53,16 @@ EVENT_KINDS = {
     "briefing.failed": N_("briefing failed"),
     "remediation.resolved": N_("remediation resolved"),
 }
+# A `delivery.failed` that says `retrying: true` is not the end (a transient failure retried,
+# or handed to a deliver-later run): the pages name it so, not "not delivered".
+RETRYING = N_("push not delivered yet; retrying")
+
+
+def event_name(kind: str, payload: dict[str, Any] | None) -> str:
+    """The name the pages give an event (to translate): its kind's, or a retried failure's."""
+    if kind == "delivery.failed" and (payload or {}).get("retrying") is True:
+        return RETRYING
+    return EVENT_KINDS.get(kind, kind)
 
 
 class ScopeError(PermissionError):

@@ -9,7 +9,7 @@ from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.domain.push import PushConfig, fallback_address
 from ambient.refusals import Refusal
 from ambient.storage.models import User
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 
 
 async def save_push_config(

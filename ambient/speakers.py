@@ -14,7 +14,7 @@ from sqlalchemy import select
 from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.storage import Database
 from ambient.storage.models import User, XiaozhiDevice
-from ambient.storage.repositories import UserRepository, speaks_as
+from ambient.storage.users import UserRepository, speaks_as
 
 
 class SpeakerKind(StrEnum):

@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
-from ambient.domain.users import Language
+from ambient.domain.users import OPERATOR, Language
 from ambient.refusals import Refusal, said_back
 from ambient.remediation.safety import named_anywhere, named_approver
 from ambient.remediation.service import RemediationService
@@ -41,8 +41,9 @@ from ambient.speakers import DEFAULT_ASSISTANT
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, User, XiaozhiDevice
-from ambient.storage.repositories import OPERATOR, EventRepository, UserRepository, hash_token
-from ambient.storage.repositories import new_api_token as _new_token
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository, hash_token
+from ambient.storage.users import new_api_token as _new_token
 from workflows.remediation import GradedRemediationWorkflow
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.errors import BriefingError
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from bench.stack import process_stack
 
 QUEUE = "bench-greeting"

@@ -40,7 +40,7 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Environment, ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.support.servers import free_port
 
 ATTEMPTS = 6

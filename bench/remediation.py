@@ -56,7 +56,7 @@ from ambient.remediation.service import RemediationService
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from bench.devserver import dev_server_command
 from bench.remediation_floor import ACTED, RemediationFloorWorkflow, action, noop
 from worker import build_worker

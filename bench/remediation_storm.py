@@ -85,7 +85,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from bench.devserver import dev_server_command
 from bench.remediation import percentile, write_kubeconfig
 from tests.support.servers import free_port

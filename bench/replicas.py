@@ -502,7 +502,7 @@ async def main(args: argparse.Namespace) -> None:
     from ambient.domain.users import UserCreate
     from ambient.settings import Environment, Settings
     from ambient.storage import Database
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
     from bench.devserver import dev_server_command
 
     data = Path(tempfile.mkdtemp(prefix="ambient-bench-replicas-"))

@@ -32,7 +32,7 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from bench.devserver import dev_server_command
 
 QUEUE = "bench"

@@ -42,7 +42,7 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.service import RemediationService
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.service import TaskService
 from ambient.xiaozhi import DeviceAdded, DeviceService, waiting_for
 from bench.greeting import ZONES, api_ready, pct, prepared, write_logs

@@ -31,7 +31,8 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository
 from ambient.xiaozhi import DeviceService
 from api.app import create_app
 

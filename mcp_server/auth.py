@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from ambient.storage.models import User
-from ambient.storage.repositories import UserRepository, not_registered
+from ambient.storage.users import UserRepository, not_registered
 from ambient.wiring import AppState, StateHolder
 
 # The audit actor of a call that has no user (a stdio session started without --user).

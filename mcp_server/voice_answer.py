@@ -20,7 +20,7 @@ from ambient.remediation.views import RemediationError
 from ambient.speakers import Speaker, SpeakerKind, resolve_speaker
 from ambient.speech import speakable
 from ambient.status import database_down, temporal_down
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences

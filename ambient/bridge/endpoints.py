@@ -38,11 +38,12 @@ from ambient.clients.guard import (
 )
 from ambient.domain.configs import UserConfig, holds_nul
 from ambient.domain.events import clipped
+from ambient.domain.users import OPERATOR
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User, XiaozhiEndpoint, utcnow
-from ambient.storage.repositories import OPERATOR, UserRepository, user_subject
+from ambient.storage.users import UserRepository, user_subject
 
 MASK = "***"
 MASKED_LENGTH = 2048  # XiaozhiEndpoint.url_masked

@@ -43,7 +43,7 @@ from ambient.settings import Settings
 from ambient.speech import cleaned
 from ambient.storage import Database
 from ambient.storage.models import User
-from ambient.storage.repositories import registered, user_named
+from ambient.storage.users import registered, user_named
 from workflows.daily_briefing import (
     GREETING_CLOCK_SKEW,
     GREETING_HANDED_OVER,

@@ -63,7 +63,7 @@ from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
-from ambient.storage.repositories import registered
+from ambient.storage.users import registered
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 

@@ -14,7 +14,7 @@ from ambient.domain.users import RollbackPermission
 from ambient.log_redaction import redact_values
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import user_named
+from ambient.storage.users import user_named
 
 Mode = Literal["dry_run", "execute"]
 Region = TencentRegion | None

@@ -14,7 +14,7 @@ from ambient.agent.chat import ChatEvent
 from ambient.agent.hub import ChatRuntime
 from ambient.commands import fail
 from ambient.runtime import discovered_settings
-from ambient.storage.repositories import registered
+from ambient.storage.users import registered
 from ambient.wiring import open_state
 
 console = Console(stderr=False)

@@ -18,13 +18,20 @@ from rich.text import Text
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.commands import fail, parsed, print_json, run_in_session, table_of
 from ambient.domain.field_errors import field_problems
-from ambient.domain.users import Grant, Language, Role, RollbackPermission, UserCreate, UserPublic
+from ambient.domain.users import (
+    OPERATOR,
+    Grant,
+    Language,
+    Role,
+    RollbackPermission,
+    UserCreate,
+    UserPublic,
+)
 from ambient.push import save_push_config
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import AuditRecord, User
-from ambient.storage.repositories import (
-    OPERATOR,
+from ambient.storage.users import (
     SettingRefusedError,
     UserExistsError,
     UserRepository,

@@ -29,7 +29,7 @@ from ambient.storage.models import (
     RemediationRecord,
     User,
 )
-from ambient.storage.repositories import UserRepository, not_registered
+from ambient.storage.users import UserRepository, not_registered
 
 # No discussion id is longer than its column: a longer one is refused, not looked up or quoted.
 ID_LENGTH = 64

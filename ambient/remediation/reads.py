@@ -50,7 +50,7 @@ from ambient.status import temporal_down
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID, User
-from ambient.storage.repositories import registered
+from ambient.storage.users import registered
 from workflows.remediation import GradedRemediationWorkflow
 
 log = logging.getLogger(__name__)

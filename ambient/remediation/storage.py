@@ -24,7 +24,7 @@ from ambient.storage.models import (
     RemediationBreaker,
     RemediationRecord,
 )
-from ambient.storage.repositories import hash_token
+from ambient.storage.users import hash_token
 
 
 class AlertRuleRepository(Repository):

@@ -32,7 +32,7 @@ from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import registered
+from ambient.storage.users import registered
 from ambient.watches.configs import NotificationSpec, WebMonitorConfig
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.threshold_config import (

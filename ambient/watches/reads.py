@@ -27,7 +27,7 @@ from ambient.briefing.models import BriefingStatus, task_id_for
 from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import registered
+from ambient.storage.users import registered
 from ambient.watches.configs import PREFIXES, TaskKind, TaskState
 from ambient.watches.inputs import (
     InvalidTaskError,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
 from ambient.domain.numbers import WholeNumber
-from ambient.history import EVENT_KINDS
+from ambient.history import event_name
 from ambient.storage.models import MAX_ID, Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
@@ -105,7 +105,7 @@ async def _dashboard(
         next_tasks=next_tasks,
         first_tasks_page=tasks_page is None,
         events=events,
-        event_kinds=EVENT_KINDS,
+        event_name=event_name,
         last_event_id=max((e.id for e in events), default=0),
         inbox=inbox,
         typed=typed or {"interval": "30"},
@@ -249,7 +249,7 @@ async def event_stream(
         return "ambient", {
             "id": row.id,
             "kind": row.kind,
-            "name": _(EVENT_KINDS.get(row.kind, row.kind)),
+            "name": _(event_name(row.kind, row.payload)),
             "task": row.task,
             # In the user's time zone, as the page's own list gives it (the script shows it).
             "created_at": in_zone(row.created_at, page.me.timezone).isoformat(),

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ambient.domain.numbers import WholeNumber
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import MAX_ID
-from ambient.storage.repositories import user_subject
+from ambient.storage.users import user_subject
 from api.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/audit", tags=["audit"])

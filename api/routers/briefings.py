@@ -37,7 +37,7 @@ from ambient.domain.configs import UserConfig
 from ambient.domain.notify import NotifyResult
 from ambient.domain.numbers import WholeNumber
 from ambient.sharing import ReportLink
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.deps import CurrentUser, OptionalUser, SessionDep, StateDep
 from api.errors import refusal, unauthorized, unprocessable
 from api.security import is_one_of

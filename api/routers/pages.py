@@ -32,7 +32,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.refusals import N_, Refusal
 from ambient.status import database_down, system_status, temporal_down
 from ambient.storage.models import User, utcnow
-from ambient.storage.repositories import (
+from ambient.storage.users import (
     TOKEN_PREFIX,
     UserExistsError,
     UserRepository,

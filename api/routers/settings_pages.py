@@ -18,7 +18,7 @@ from ambient.domain import field_errors as fields
 from ambient.domain.push import PushConfig, stored_push_config
 from ambient.domain.users import CLEARABLE_SETTINGS, Language, UserSettings
 from ambient.push import save_push_config
-from ambient.storage.repositories import SettingRefusedError, UserRepository, user_public
+from ambient.storage.users import SettingRefusedError, UserRepository, user_public
 from ambient.xiaozhi import DeviceAdded, DeviceError, InvalidDeviceError, normalize_device_id
 from api.deps import SessionDep
 from api.i18n import Words, from_accept_language

@@ -26,12 +26,7 @@ from ambient.domain.users import (
     UserSettings,
 )
 from ambient.push import save_push_config
-from ambient.storage.repositories import (
-    SettingRefusedError,
-    UserExistsError,
-    UserRepository,
-    user_public,
-)
+from ambient.storage.users import SettingRefusedError, UserExistsError, UserRepository, user_public
 from api.deps import AdminUser, CurrentUser, OptionalUser, SessionDep, StateDep
 from api.errors import unauthorized, unprocessable
 

@@ -23,7 +23,7 @@ from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.status import database_problem
 from ambient.storage.models import MAX_ID
-from ambient.storage.repositories import user_named
+from ambient.storage.users import user_named
 from ambient.xiaozhi import (
     DeviceAdded,
     DeviceError,

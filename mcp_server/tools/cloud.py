@@ -27,7 +27,7 @@ from ambient.domain.identifiers import (
     TkeClusterId,
 )
 from ambient.domain.numbers import WholeNumber
-from ambient.storage.repositories import user_named
+from ambient.storage.users import user_named
 from mcp_server.auth import ANONYMOUS, app_state, caller
 from mcp_server.tools.hints import CHANGE, LOOK
 

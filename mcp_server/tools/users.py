@@ -19,7 +19,7 @@ from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.push import PushConfig, QuietHours, stored_push_config
 from ambient.domain.users import Grant, Granted, Role, RollbackPermission, UserPublic
 from ambient.push import save_push_config
-from ambient.storage.repositories import UserRepository, not_registered, user_public
+from ambient.storage.users import UserRepository, not_registered, user_public
 from mcp_server.auth import app_state, current_user, current_user_row
 from mcp_server.tools.hints import READ, REPLACE
 

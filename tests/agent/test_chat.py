@@ -25,7 +25,7 @@ from ambient.agent.hub import MAX_SERVERS
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.models import AgentServer
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.agent.test_event_agent import NO_COMPLETION
 from tests.agent.test_facade import toy_server

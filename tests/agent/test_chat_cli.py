@@ -14,7 +14,7 @@ from ambient.domain.users import UserCreate
 from ambient.runtime import RuntimeInfo, write_runtime
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository, not_registered
+from ambient.storage.users import UserRepository, not_registered
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
 

@@ -32,7 +32,8 @@ from ambient.domain.event_digest import (
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, Raw, messages_text, outside_data
 from tests.support.api_worker import signed_in_api
@@ -427,3 +428,21 @@ async def test_a_model_server_refusing_the_key_leaves_the_rules_deciding(
         verdict = await decide(llm, events)
     assert verdict.generated_by == "offline" and verdict.decision.notify
     assert "refused the request (401)" in verdict.decision.reason
+
+
+async def test_a_delivery_failure_still_retried_is_not_told_its_end_is(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A greylisted mail handed to a deliver-later run says `retrying: true`: not a failure to
+    # push about (it may be delivered minutes on); the `retrying: false` one at its end is.
+    user = unique("agent-later")
+    await _user(deps, user)
+    hn = f"web-monitor/{user}/hn"
+    said = {"channel": "email", "error": "451 Greylisted", "title": "Changed: hn"}
+    await _events(deps, user, ("delivery.failed", hn, {**said, "retrying": True}))
+    async with running_worker(ts_env.client, deps) as worker:
+        waiting = await _run(ts_env, worker.task_queue, user, 2)
+        await _events(deps, user, ("delivery.failed", hn, {**said, "retrying": False}))
+        ended = await _run(ts_env, worker.task_queue, user, 3)
+    assert (waiting.events, waiting.notified) == (0, False)
+    assert (ended.events, ended.notified) == (1, True)

@@ -10,12 +10,8 @@ from ambient.deps import WorkerDeps
 from ambient.domain.event_digest import DigestRun
 from ambient.domain.push import PushConfig
 from ambient.storage.models import Event
-from ambient.storage.repositories import (
-    DeliveryRepository,
-    EventRepository,
-    InboxRepository,
-    UserRepository,
-)
+from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from tests.agent.test_event_agent import _events, _run, _user
 from tests.conftest import running_worker, unique
 from tests.support.deliveries import left_in_flight

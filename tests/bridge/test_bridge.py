@@ -40,7 +40,7 @@ from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.models import XiaozhiEndpoint
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.server import build_server
 from tests.conftest import unique

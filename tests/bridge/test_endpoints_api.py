@@ -21,7 +21,7 @@ from ambient.commands import xiaozhi as xiaozhi_commands
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker

@@ -14,7 +14,7 @@ from ambient.clients.guard import DestinationGuard
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
 from tests.standins.xiaozhi_broker import running_broker

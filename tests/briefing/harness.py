@@ -22,7 +22,7 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import running_worker
 
 T = TypeVar("T")

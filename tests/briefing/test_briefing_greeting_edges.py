@@ -27,7 +27,7 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role, UserCreate
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.repositories import UserRepository, not_registered
+from ambient.storage.users import UserRepository, not_registered
 from tests.briefing.harness import Stack, briefing_stack, make_user
 from tests.conftest import unique
 from tests.support.record import save_history

@@ -21,7 +21,8 @@ from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.speech import said_time
-from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.storage.repositories import InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server

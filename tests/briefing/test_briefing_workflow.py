@@ -36,7 +36,8 @@ from ambient.storage.briefings import (
     BriefingRepository,
     BroadcastRepository,
 )
-from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.reads import briefing_task_status
 from tests.briefing.harness import (
     Stack,
@@ -781,7 +782,7 @@ async def test_fields_left_out_come_from_the_users_settings_and_bad_ones_are_ref
 ) -> None:
     from ambient.briefing.errors import InvalidBriefingError
     from ambient.domain.users import UserCreate
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
 
     async with deps.db.session() as session:
         await UserRepository(session).create(
@@ -830,7 +831,7 @@ async def test_a_briefing_created_without_a_language_speaks_the_users(
     """A user whose language was en ran `ambient briefing create` (no --language): the greeting
     said "Hello! …" and the briefing it spoke was "早上好，这是昨天的简报…"."""
     from ambient.domain.users import Language, UserCreate
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
 
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name="ellis", language=Language.EN))

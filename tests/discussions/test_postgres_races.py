@@ -20,7 +20,7 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import DiscussionMessage
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
 
 T = TypeVar("T")

@@ -15,7 +15,8 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage.models import DiscussionMessage
-from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.storage.repositories import InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_discussion_server, build_server

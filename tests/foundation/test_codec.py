@@ -19,7 +19,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.replay import replay_files
 from ambient.settings import Environment, Settings
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers

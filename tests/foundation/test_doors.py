@@ -28,7 +28,7 @@ from ambient.briefing.service import BriefingService
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError
 from ambient.watches.service import TaskService
 from ambient.wiring import AppState, StateHolder

@@ -20,7 +20,8 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.event_cursor import GAP_GRACE, EventCursor, read_events
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from api.routers.pages import COOKIE
 from tests.conftest import unique

@@ -22,7 +22,7 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from mcp_server.server import build_server
 from tests.support.api_worker import signed_in_api
 from tests.support.servers import free_port

@@ -10,7 +10,7 @@ from ambient import grants
 from ambient.domain.users import Grant, Role, UserCreate
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 

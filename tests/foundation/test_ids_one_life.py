@@ -8,7 +8,7 @@ from __future__ import annotations
 from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.foundation.test_event_cursor import _api

@@ -15,7 +15,8 @@ from ambient.remediation.alerts import Alert
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from api.deps import INVALID_TOKEN, MISSING_TOKEN

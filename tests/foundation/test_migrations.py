@@ -1,7 +1,9 @@
 import asyncio
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -9,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ambient.storage import Database
 from ambient.storage.migrate import (
     HEAD,
     alembic_config,
@@ -17,6 +20,7 @@ from ambient.storage.migrate import (
     upgrade,
     upgrade_async,
 )
+from ambient.storage.repositories import DeliveryRepository
 from tests.support.postgres import new_database
 
 # alembic_version of a database the branched chain (every area off 0003) brought to its heads:
@@ -161,7 +165,7 @@ def test_a_voiceprint_two_users_share_stops_the_upgrade_naming_them(url: str) ->
     async def seed() -> None:
         from ambient.domain.users import UserCreate
         from ambient.storage import Database
-        from ambient.storage.repositories import UserRepository
+        from ambient.storage.users import UserRepository
 
         db = Database(url)
         async with db.session() as session:
@@ -247,3 +251,71 @@ def test_0022_keeps_endpoints_and_devices_and_an_id_removed_before_stays_unused(
             )
         conn.execute("DELETE FROM users WHERE name = 'ann'")
         assert conn.execute("SELECT count(*) FROM xiaozhi_devices").fetchone() == (0,)
+
+
+def test_0024_keeps_deliveries_and_their_status_filters_hold_on_the_upgraded_rows(url: str) -> None:
+    """A database with deliveries from before 0024 upgrades (its rows kept, no give-up) and its
+    deferred and failed filters read them; the downgrade keeps them too, on each kind."""
+    upgrade(url, "0023_delivery_keys_bytewise")
+    insert = text(
+        'INSERT INTO deliveries (key, "user", channel, target, status, attempts, error, '
+        "created_at, updated_at) VALUES (:key, 'ann', 'email', 'a@x', :status, 1, :error, "
+        ":at, :at)"
+    ).bindparams(at=datetime(2026, 11, 1, tzinfo=UTC))
+
+    async def write(statement: Any, rows: list[dict[str, object]]) -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            for row in rows:
+                await conn.execute(statement, row)
+        await engine.dispose()
+
+    asyncio.run(
+        write(
+            insert,
+            [
+                {"key": "k:email:a", "status": "failed", "error": "transient: 451 Greylisted"},
+                {"key": "k:email:b", "status": "sent", "error": None},
+            ],
+        )
+    )
+    upgrade(url)
+    ended = datetime(2026, 11, 20, tzinfo=UTC)
+
+    async def listed(status: str) -> list[tuple[str, str, datetime | None]]:
+        db = Database(url)
+        try:
+            async with db.session() as session:
+                rows = await DeliveryRepository(session).list(
+                    user="ann", status=status, ended_before=ended
+                )
+                return [(r.key, r.status, r.retry_until) for r in rows]
+        finally:
+            await db.close()
+
+    async def defer(key: str, until: datetime) -> None:
+        db = Database(url)
+        try:
+            async with db.writing() as session:
+                await DeliveryRepository(session).defer("ann", key, until)
+        finally:
+            await db.close()
+
+    assert asyncio.run(listed("failed")) == [("k:email:a", "failed", None)]
+    assert asyncio.run(listed("deferred")) == []
+    asyncio.run(defer("k", datetime(2026, 11, 10, tzinfo=UTC)))  # its give-up passed: failed
+    assert asyncio.run(listed("deferred")) == []
+    assert [r[0] for r in asyncio.run(listed("failed"))] == ["k:email:a"]
+    command.downgrade(alembic_config(url), "0023_delivery_keys_bytewise")
+    columns = {c[0] for c in _schema(url)["deliveries"][0]}  # type: ignore[index]
+    assert "retry_until" not in columns
+
+    async def keys() -> list[tuple[str, str]]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            found = await conn.execute(text("SELECT key, status FROM deliveries ORDER BY key"))
+            rows = [(r[0], r[1]) for r in found]
+        await engine.dispose()
+        return rows
+
+    assert asyncio.run(keys()) == [("k:email:a", "deferred"), ("k:email:b", "sent")]

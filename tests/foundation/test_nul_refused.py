@@ -16,7 +16,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import AuditRecord, User
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server

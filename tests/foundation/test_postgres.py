@@ -13,7 +13,8 @@ from ambient.domain.users import UserCreate, UserSettings
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import EventRepository, UserExistsError, UserRepository
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserExistsError, UserRepository
 from tests.support.postgres import new_database
 from tests.support.servers import free_port
 from tests.support.waits import eventually

@@ -25,7 +25,7 @@ from ambient.cli import app
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.replay import load_workflows, replay
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.temporal import STALLED, workflow_runner
 from tests.conftest import running_worker, unique
 from tests.support.parsing import parsed

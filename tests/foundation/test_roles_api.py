@@ -20,7 +20,7 @@ from ambient.settings import Settings
 from ambient.speakers import SpeakerKind, resolve_speaker
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.support.admins import admin_headers
 from tests.support.servers import free_port, http_client, serve

@@ -6,7 +6,7 @@ from typing import Any
 
 from ambient.domain.users import Grant, Role, RollbackPermission, UserCreate
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from tests.standins.tencent_api import TencentApi
 from tests.tencent.test_cloud_tools import call, client, cloud_state

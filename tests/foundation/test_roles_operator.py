@@ -23,7 +23,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 
 
 def test_operator_creates_admins_and_grants_with_the_cli_audited(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from ambient import temporal
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import _binary, unique
 from tests.support.api_worker import signed_in_api
 from tests.support.servers import start_dev_server

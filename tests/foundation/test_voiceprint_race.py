@@ -13,7 +13,7 @@ from sqlalchemy import event
 from ambient.domain.users import UserCreate, UserSettings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository, VoiceprintTakenError, user_public
+from ambient.storage.users import UserRepository, VoiceprintTakenError, user_public
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
 

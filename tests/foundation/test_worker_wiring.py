@@ -14,7 +14,8 @@ from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
-from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.support.workflows import PingInput, PingWorkflow
 from worker import build_worker, release_free_memory

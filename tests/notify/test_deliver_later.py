@@ -37,7 +37,8 @@ from ambient.domain.deliver_later import LaterDelivery, LaterOutcome, later_work
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
 from ambient.storage.models import Delivery, Event
-from ambient.storage.repositories import DeliveryRepository, EventRepository, UserRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.notify.standins import Mailbox

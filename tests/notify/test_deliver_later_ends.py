@@ -17,7 +17,7 @@ from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.domain.deliver_later import LaterOutcome, later_workflow_id
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
 from tests.notify.test_deliver_later import ADDRESS, _events, _outcome, _row, alice, mailbox
@@ -154,3 +154,57 @@ async def test_a_later_try_in_quiet_hours_is_suppressed_and_said_ended_not_left_
     # Tried again after that (a retry whose result was lost): nothing more is said.
     await ActivityEnvironment(client=ts_env.client).run(notify.notify_later, request)
     assert len(await _events(alice, "delivery.failed")) == 2
+
+
+async def test_a_later_delivery_of_a_watch_deleted_and_created_again_is_not_sent_as_the_new_ones(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # The watch's key names its life (the first run of its chain). Deleted and created again
+    # under the same name while its mail waits: the new life's run is running, but the old
+    # life's change must not go out as the new watch's.
+    mailbox.greylist_first = 1
+    notify = NotifyActivities(alice.db, alice.channels)
+    tries = ActivityEnvironment(client=ts_env.client)
+    async with Worker(
+        ts_env.client,
+        task_queue=tries.info.task_queue,
+        workflows=[DeliverLaterWorkflow, StandingWatch],
+        activities=[notify.notify_later, notify.notify_given_up],
+        workflow_runner=temporal.workflow_runner(),
+    ):
+        task = unique("web-monitor/alice/news")
+        attributes = temporal.search_attributes("web_monitor", "alice", state="active")
+        old = await ts_env.client.start_workflow(
+            StandingWatch.run,
+            id=task,
+            task_queue=tries.info.task_queue,
+            search_attributes=attributes,
+        )
+        key = f"{task}/{old.first_execution_run_id}/poll/1"
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Changed: news", body="Storm warning."),
+            targets=[Target(type="email", target=ADDRESS)],
+            idempotency_key=key,
+            task=task,
+            attempts=1,
+        )
+        result = await tries.run(notify.notify, request)
+        assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
+        await old.signal(StandingWatch.stop)  # deleted ...
+        await old.result()
+        new = await ts_env.client.start_workflow(  # ... and created again: a new life
+            StandingWatch.run,
+            id=task,
+            task_queue=tries.info.task_queue,
+            search_attributes=attributes,
+        )
+        workflow_id = later_workflow_id("alice", key)
+        run = (await ts_env.client.get_workflow_handle(workflow_id).describe()).run_id
+        later = ts_env.client.get_workflow_handle(workflow_id, run_id=run, result_type=LaterOutcome)
+        outcome = await _outcome(ts_env, later)
+        await new.signal(StandingWatch.stop)
+    assert len(mailbox.tries) == 1 and mailbox.messages == []
+    reason = f"permanent: its task {task} was deleted; not sent"
+    assert outcome == LaterOutcome(gave_up=True, failures=[f"email: {reason}"])
+    assert (await _row(alice, key, "email")).status == "failed"

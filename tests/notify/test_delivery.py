@@ -28,12 +28,8 @@ from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery, User
-from ambient.storage.repositories import (
-    DeliveryRepository,
-    EventRepository,
-    InboxRepository,
-    UserRepository,
-)
+from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints

@@ -118,7 +118,7 @@ async def test_marking_read_answers_422_or_404_never_500(
 async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Settings) -> None:
     from ambient.domain.users import Role, UserCreate
     from ambient.storage.migrate import upgrade_async
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
 
     await upgrade_async(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
@@ -178,7 +178,7 @@ async def test_mcp_read_tools_show_own_records_with_typed_inputs(settings: Setti
 async def test_cli_prints_events_inbox_and_deliveries_as_json(settings: Settings) -> None:
     from ambient.domain.users import UserCreate
     from ambient.storage.migrate import upgrade_async
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
 
     await upgrade_async(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)

@@ -6,7 +6,8 @@ from ambient.clients.notify.inbox import InboxChannel
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.storage.repositories import InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.poll_store import InboxCopy, NewEvent, PollWrite, PollWriter
 from ambient.watches.polling import page_message
 from tests.conftest import unique

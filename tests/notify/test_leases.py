@@ -35,7 +35,8 @@ from ambient.storage import Database
 from ambient.storage.db import SQLITE_POOL_SIZE
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import Delivery, Event, InboxMessage
-from ambient.storage.repositories import DeliveryRepository, UserRepository
+from ambient.storage.repositories import DeliveryRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints

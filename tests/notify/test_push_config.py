@@ -9,7 +9,7 @@ from ambient.cli import app
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server

@@ -26,7 +26,7 @@ from ambient.remediation.storage import record_asked
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import AuditRecord, RemediationRecord
-from ambient.storage.repositories import UserRepository, hash_token
+from ambient.storage.users import UserRepository, hash_token
 from tests.conftest import running_worker
 from tests.support.servers import serve
 from tests.support.waits import ask

@@ -454,7 +454,7 @@ async def test_the_remediation_list_pages_on_through_the_api_and_mcp(
     """The list stopped at its ``limit`` newest (at most 500) with no way past them: the page
     paged, the API and MCP did not. ``offset`` goes on, each run once."""
     from ambient.domain.users import UserCreate
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
     from ambient.wiring import AppState
     from tests.remediation.support import run_row
     from tests.tencent.test_cloud_tools import call, client

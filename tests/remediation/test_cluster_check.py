@@ -13,7 +13,7 @@ from ambient.clients.kube import KubeError, kubeconfig_contexts
 from ambient.deps import WorkerDeps
 from ambient.domain.users import RollbackPermission, UserCreate
 from ambient.remediation.alerts import remediation_id
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.remediation.support import alert, remediation_settings
 from tests.remediation.test_tools import app_state, error_of, mcp

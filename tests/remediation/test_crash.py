@@ -37,7 +37,7 @@ from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.ladder import STEP_ANNOTATION, Rung
 from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.remediation.support import HEALTHY, UNHEALTHY, alert, error_rate
 from tests.standins.kube_api import ApiCall, KubeApi, kubeconfig

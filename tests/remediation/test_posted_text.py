@@ -17,7 +17,7 @@ from ambient.remediation.runs import AbortInput
 from ambient.remediation.storage import record_asked
 from ambient.render import markdown_literal
 from ambient.storage.models import DiscussionMessage
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, remediation_settings, state_reaches
 from tests.remediation.test_workflow import start

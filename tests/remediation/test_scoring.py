@@ -160,7 +160,7 @@ async def test_a_bad_alert_rule_is_refused_in_the_words_of_a_rule(deps: WorkerDe
     from ambient.remediation.service import RemediationService
     from ambient.remediation.storage import AlertRuleRepository
     from ambient.remediation.views import InvalidRemediationError
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
 
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name="rules-admin", role=Role.ADMIN))

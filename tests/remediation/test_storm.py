@@ -32,7 +32,7 @@ from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import SQLITE_TURN
 from ambient.storage.models import AuditRecord, RemediationAction
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.deps import get_optional_user
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)

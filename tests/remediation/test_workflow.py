@@ -42,7 +42,8 @@ from ambient.remediation.storage import UNVERIFIED, BreakerRepository, Remediati
 from ambient.storage.audit import AuditRepository
 from ambient.storage.briefings import BroadcastRepository
 from ambient.storage.models import RemediationAction
-from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.storage.repositories import InboxRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import (
     add_user,

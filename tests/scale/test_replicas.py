@@ -27,7 +27,7 @@ from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import STEP_ANNOTATION
 from ambient.storage import Database
 from ambient.storage.models import WatchPollLease
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.leases import RELEASED
 from bench.replicas import (
     USER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 
 
 async def admin_headers(settings: Settings, name: str = "admin") -> dict[str, str]:

@@ -61,7 +61,7 @@ async def _record_ping() -> None:
     from ambient.settings import Environment, Settings
     from ambient.storage import Database
     from ambient.storage.migrate import upgrade_async
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
     from tests.support.workflows import PingInput, PingWorkflow
     from worker import build_worker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 
 
 async def register(db: Database, *names: str) -> None:

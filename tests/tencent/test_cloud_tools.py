@@ -16,7 +16,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi

@@ -16,7 +16,7 @@ from ambient.cloud.node_pools import NodePoolSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from tests.standins import tencent_api
 from tests.standins.tencent_api import (

@@ -13,7 +13,7 @@ import yaml
 from ambient.domain.users import RollbackPermission, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, free_port, http_client, serve

@@ -22,7 +22,7 @@ from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi

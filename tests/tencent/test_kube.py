@@ -26,7 +26,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.standins.kube_api import KubeApi
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import serve

@@ -123,7 +123,8 @@ async def test_a_span_of_whole_days_is_said_back_in_days_in_the_users_language(
     """ "这一周有错误吗" was answered "最近 168 小时没有错误。" and "in the past three days"
     "No errors in the last 72 hours.": a span said in days or weeks came back in hours."""
     from ambient.domain.users import Language, UserCreate
-    from ambient.storage.repositories import EventRepository, UserRepository
+    from ambient.storage.repositories import EventRepository
+    from ambient.storage.users import UserRepository
 
     chinese, english = unique("vd"), unique("vde")
     async with deps.db.session() as session:
@@ -162,7 +163,7 @@ async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_
     colleague the owner's speaker answers by voiceprint heard every answer in English but
     "没听清时间范围…，请再说一次。" when a span was misheard."""
     from ambient.domain.users import Language, UserCreate
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
     from ambient.xiaozhi import DeviceService
 
     owner, guest = unique("vso"), unique("vsg")

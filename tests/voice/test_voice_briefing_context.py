@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.xiaozhi import voice_facts
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique

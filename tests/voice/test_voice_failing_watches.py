@@ -12,7 +12,8 @@ from ambient.domain.users import Language
 from ambient.speech import MAX_SPOKEN
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique

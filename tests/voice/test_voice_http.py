@@ -237,7 +237,7 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
     from ambient.domain.users import UserCreate
     from ambient.remediation.service import RemediationService
     from ambient.storage import Database
-    from ambient.storage.repositories import UserRepository
+    from ambient.storage.users import UserRepository
     from ambient.xiaozhi import DeviceService, voice_facts
 
     await upgrade_async(settings.resolved_database_url)

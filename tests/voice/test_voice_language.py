@@ -13,7 +13,8 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.remediation.runs import RemediationStatus
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import voice_facts
 from tests.conftest import running_worker, unique

@@ -22,7 +22,8 @@ from ambient.remediation import service as remediation_service
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.storage.audit import AuditRepository
-from ambient.storage.repositories import EventRepository, UserRepository, user_named
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository, user_named
 from ambient.wiring import AppState
 from ambient.xiaozhi import DeviceService, voice_facts
 from mcp_server import voice_answer

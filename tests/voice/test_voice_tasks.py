@@ -20,7 +20,8 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.briefings import BriefingRepository
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.briefing.harness import make_user, write_day_logs

@@ -16,7 +16,7 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.models import TaskKind, TaskState
 from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
 from tests.conftest import _binary, running_worker, unique

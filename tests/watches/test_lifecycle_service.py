@@ -29,7 +29,8 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserSettings
-from ambient.storage.repositories import EventRepository, UserRepository, not_registered
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository, not_registered
 from ambient.watches import schedules
 from ambient.watches.configs import TaskState
 from ambient.watches.inputs import (

@@ -21,7 +21,7 @@ from ambient.domain.notify import Message, NotificationKind
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
 from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches import poll_store
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite, PollWriter

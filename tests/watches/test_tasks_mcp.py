@@ -12,7 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import InboxRepository, UserRepository
+from ambient.storage.repositories import InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique

@@ -28,7 +28,7 @@ from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskKind
 from ambient.watches.service import TaskService
 from tests.conftest import unique

@@ -14,7 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import EventRepository, InboxRepository, UserRepository
+from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.models import (
     TaskStatus,
     ThresholdWatchInput,

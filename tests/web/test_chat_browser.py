@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.support.servers import free_port, serve

@@ -6,7 +6,7 @@ from fastapi.routing import APIRoute
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from api.routers import app_pages, ops_pages, pages, settings_pages
 from tests.conftest import unique

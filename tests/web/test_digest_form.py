@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.support.pages import signed_in
 

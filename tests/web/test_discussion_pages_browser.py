@@ -14,7 +14,7 @@ from ambient.discussions.service import DiscussionService
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from api.routers import ops_pages
 from tests.conftest import unique

@@ -12,7 +12,7 @@ from ambient.history import EVENT_KINDS
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Event
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.threshold_rule import Breach
 from tests.conftest import unique
@@ -68,3 +68,31 @@ def _kinds_written() -> set[str]:
 
 def test_every_event_kind_the_product_records_has_a_name() -> None:
     assert _kinds_written() - set(EVENT_KINDS) == set()
+
+
+async def test_a_delivery_failure_still_retried_is_not_named_not_delivered(
+    settings: Settings, db: Database
+) -> None:
+    # A `delivery.failed` that says `retrying: true` (greylisted, handed to a deliver-later
+    # run) is not the end: the dashboard says it is retried, in the list and live; one that
+    # ended says it was not delivered.
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name = unique("lan")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        session.add(Event(kind="delivery.failed", user=name, task="t", payload={"retrying": True}))
+        session.add(Event(kind="delivery.failed", user=name, task="t", payload={"retrying": False}))
+        await session.commit()
+    async with signed_in(settings, token) as http:
+        page = (await http.get("/app")).text
+        frames = []
+        async with http.stream("GET", "/app/events/stream", params={"after_id": 0}) as live:
+            async for line in live.aiter_lines():
+                if line.startswith("data:"):
+                    frames.append(json.loads(line.removeprefix("data:")))
+                    if len(frames) == 2:
+                        break
+    shown = re.findall(r'<ul class="events".*?</ul>', page, re.S)[0]
+    ended, retrying = "push not delivered", "push not delivered yet; retrying"
+    assert re.findall(r"<b>([^<]*)</b>", shown) == [ended, retrying]
+    assert [f["name"] for f in frames] == [retrying, ended]

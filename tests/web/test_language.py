@@ -18,7 +18,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from api.i18n import TEMPLATES, catalog_path, from_accept_language
 from tests.support.servers import free_port, http_client, serve

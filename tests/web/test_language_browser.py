@@ -13,7 +13,7 @@ from ambient.bridge.endpoints import EndpointCipher, Endpoints
 from ambient.clients.guard import DestinationGuard
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.standins.xiaozhi_broker import running_broker

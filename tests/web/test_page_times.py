@@ -11,7 +11,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Event, InboxMessage
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
 

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique

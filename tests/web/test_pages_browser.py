@@ -17,7 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import EventRepository, UserRepository
+from ambient.storage.repositories import EventRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls

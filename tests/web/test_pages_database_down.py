@@ -13,7 +13,7 @@ from ambient.settings import Settings
 from ambient.sharing import ShareLinkRepository
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.support.servers import free_port, serve, start_postgres
 from tests.web.test_pages_browser import phone_page

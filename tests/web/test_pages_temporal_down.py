@@ -7,7 +7,7 @@ from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import Briefing
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.routers.app_pages import lines_of
 from tests.support.pages import signed_in
 from tests.support.servers import free_port

@@ -13,7 +13,7 @@ import httpx
 from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.support.api_worker import api_client
 from tests.support.pages import signed_in

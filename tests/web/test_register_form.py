@@ -10,7 +10,7 @@ from playwright.async_api import Browser, Route, expect
 from playwright.async_api import Error as PlaywrightError
 
 from ambient.deps import WorkerDeps
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from api.routers.pages import SAME_FORM_WITHIN
 from tests.conftest import unique

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.remediation.support import (

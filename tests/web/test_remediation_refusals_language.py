@@ -17,7 +17,7 @@ from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import RUNG_ACTIONS, Rung
 from ambient.remediation.runs import FINAL_STATES
 from ambient.remediation.views import already_finished
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.i18n import catalog_path, translations
 from api.routers.ops_pages import RUNG_NAMES
 from tests.conftest import unique

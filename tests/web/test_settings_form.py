@@ -14,7 +14,7 @@ from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import XiaozhiDevice
-from ambient.storage.repositories import UserRepository, user_public
+from ambient.storage.users import UserRepository, user_public
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
 

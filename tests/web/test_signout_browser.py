@@ -6,7 +6,7 @@ from playwright.async_api import Browser, expect
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.conftest import unique
 from tests.support.servers import serve

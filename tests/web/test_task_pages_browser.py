@@ -10,7 +10,7 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.service import TaskService
 from api.app import create_app
 from api.routers import app_pages

@@ -17,7 +17,7 @@ from ambient.briefing.errors import BriefingError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.remediation.views import RemediationError
-from ambient.storage.repositories import UserRepository
+from ambient.storage.users import UserRepository
 from ambient.watches.inputs import TaskError, WorkerSilentError
 from ambient.watches.service import TaskService
 from api.i18n import Words

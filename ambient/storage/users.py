@@ -1,0 +1,245 @@
+"""Users' rows: accounts, their API tokens, settings, grants and voiceprints, given a session."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ambient.domain.notify import redact_target
+from ambient.domain.users import (
+    BRIEFING_TIMES,
+    CLEARABLE_SETTINGS,
+    OPERATOR,
+    Grant,
+    UserCreate,
+    UserPublic,
+    UserSettings,
+    briefing_times_refused,
+)
+from ambient.refusals import Refusal
+from ambient.storage.audit import AuditRepository
+from ambient.storage.db import Database, Repository
+from ambient.storage.models import VOICEPRINT_INDEX, User
+
+TOKEN_PREFIX = "amb_"
+
+
+class UserExistsError(Exception):
+    """A user with that name is already registered."""
+
+
+class SettingRefusedError(Exception):
+    """A user's setting refused for the user's other settings or another user's (``field``
+    names it); nothing changed."""
+
+    def __init__(self, message: str | Refusal, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class VoiceprintTakenError(SettingRefusedError):
+    """A voiceprint id or new user name clashes with another user's (``field``: which one)."""
+
+
+def _briefing_times_fit(current: dict[str, str], data: UserSettings) -> None:
+    """The briefing times, as they would be stored, can make a briefing (else refused)."""
+    given = data.model_dump(include=set(BRIEFING_TIMES), exclude_none=True)
+    if (refused := briefing_times_refused({**current, **given}, set(given))) is not None:
+        raise SettingRefusedError(refused[1], refused[0])
+
+
+def new_api_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_subject(name: str) -> str:
+    """The audit subject of a user's permissions."""
+    return f"user:{name}"
+
+
+def user_public(user: User) -> UserPublic:
+    """A user as readers (admins' listings, grants, /users/me) see it: push targets redacted
+    (their keys stay with the owner's /users/me/push)."""
+    public = UserPublic.model_validate(user, from_attributes=True)
+    channels = public.push_config.get("channels")
+    if isinstance(channels, list):
+        public.push_config["channels"] = [
+            {**entry, "target": redact_target(str(entry.get("type")), entry["target"])}
+            if isinstance(entry, dict) and isinstance(entry.get("target"), str)
+            else entry
+            for entry in channels
+        ]
+    return public
+
+
+def _voiceprint_taken(voiceprint: str | None, field: str = "voiceprint_id") -> VoiceprintTakenError:
+    return VoiceprintTakenError(
+        Refusal(
+            "%(voiceprint)s already names another user's voice: choose another",
+            voiceprint=repr(voiceprint),
+        ),
+        field,
+    )
+
+
+def _voiceprint_clash(exc: IntegrityError) -> bool:
+    """The database refused a voiceprint id another user has (uq_users_voiceprint)."""
+    return VOICEPRINT_INDEX in str(exc.orig)
+
+
+def speaks_as(key: str) -> ColumnElement[bool]:
+    """Users a voice named ``key`` is: their voiceprint id or name, whatever its case."""
+    key = key.lower()
+    return or_(func.lower(User.voiceprint_id) == key, func.lower(User.name) == key)
+
+
+GRANT_TRIES = 10  # reads of a field that grants at once keep changing before one is set
+
+
+class UserRepository(Repository):
+    async def create(
+        self, data: UserCreate, *, actor: str = OPERATOR, token: str | None = None
+    ) -> tuple[User, str]:
+        """Register a user, audited as ``actor``; its row and API token (shown once, hashed):
+        ``token``, else a new one."""
+        _briefing_times_fit(BRIEFING_TIMES, data)
+        await self._voiceprint_free(data.voiceprint_id, data.name)
+        # The name speaks for the user too: not if it is already someone else's voiceprint.
+        await self._voiceprint_free(data.name, data.name, "name")
+        token = token or new_api_token()
+        fields = data.model_dump(exclude_none=True)
+        user = User(api_token_hash=hash_token(token), push_config={}, **fields)
+        self.session.add(user)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            await self.session.rollback()
+            if _voiceprint_clash(exc):  # taken by another registration or update meanwhile
+                raise _voiceprint_taken(data.voiceprint_id) from exc
+            raise UserExistsError(data.name) from exc
+        await AuditRepository(self.session).append(
+            actor=actor,
+            action="user.register",
+            subject=user_subject(user.name),
+            detail={"role": user.role, "rollback_permission": user.rollback_permission},
+        )
+        return user, token
+
+    async def list_all(self) -> list[User]:
+        return list(await self.session.scalars(select(User).order_by(User.name)))
+
+    async def grant(self, user: User, grant: Grant, *, actor: str) -> dict[str, dict[str, str]]:
+        """Change role and/or rollback permission (who may is ambient/grants.py's decision);
+        the changes made, each audited old -> new ({}, nothing audited: already so)."""
+        changes: dict[str, dict[str, str]] = {}
+        for field, value in grant.model_dump(exclude_none=True).items():
+            column = getattr(User, field)
+            # Set only over the value read (compare and set): two grants at once each read the
+            # same old value and audited "dry_run -> execute" twice, or answered "already so"
+            # over a value another grant had just changed.
+            for _ in range(GRANT_TRIES):
+                old = await self.session.scalar(select(column).where(User.name == user.name))
+                if old is None or old == value:
+                    break
+                done = await self.session.execute(
+                    update(User)
+                    .where(User.name == user.name, column == old)
+                    .values({field: value})
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    changes[field] = {"old": old, "new": value}
+                    break
+        await self.session.refresh(user)
+        if changes:
+            await AuditRepository(self.session).append(
+                actor=actor, action="user.grant", subject=user_subject(user.name), detail=changes
+            )
+        return changes
+
+    async def get(self, name: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.name == name))
+
+    async def existing(self, name: str, refusal: Exception) -> User:
+        """The user named ``name``; without one, ``refusal`` is raised."""
+        if (user := await self.get(name)) is None:
+            raise refusal
+        return user
+
+    async def by_voiceprint(self, voiceprint: str) -> User | None:
+        """The user with this voiceprint id or name (kept apart from every other user's, and
+        unique whatever its case, so matched so), as a voice tool's speaker is found."""
+        return await self.session.scalar(select(User).where(speaks_as(voiceprint.strip())))
+
+    async def by_token(self, token: str) -> User | None:
+        query = select(User).where(User.api_token_hash == hash_token(token))
+        return await self.session.scalar(query)
+
+    async def update(self, user: User, data: UserSettings) -> None:
+        """Change ``user``'s own settings (SettingRefusedError: nothing changed, rolled back)."""
+        _briefing_times_fit({field: getattr(user, field) for field in BRIEFING_TIMES}, data)
+        await self._voiceprint_free(data.voiceprint_id, user.name)
+        for field, value in data.model_dump(exclude_unset=True).items():
+            if value is not None or field in CLEARABLE_SETTINGS:
+                setattr(user, field, value)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            # Not a savepoint: on SQLite releasing one that began the transaction commits it.
+            await self.session.rollback()
+            await self.session.refresh(user)  # its stored values, not the refused ones
+            if _voiceprint_clash(exc):  # another update took it after the check above
+                raise _voiceprint_taken(data.voiceprint_id) from exc
+            raise
+
+    async def _voiceprint_free(
+        self, voiceprint: str | None, name: str, field: str = "voiceprint_id"
+    ) -> None:
+        # A speaker is found by voiceprint id or user name, case-insensitively
+        # (ambient.speakers.resolve_speaker): one voice named twice answers to nobody.
+        if voiceprint is None:
+            return
+        query = select(User.id).where(User.name != name, speaks_as(voiceprint))
+        if await self.session.scalar(query.limit(1)) is not None:
+            raise _voiceprint_taken(voiceprint, field)
+
+    async def rotate_token(self, user: User) -> str:
+        token = new_api_token()
+        await self.set_token(user, token)
+        return token
+
+    async def set_token(self, user: User, token: str) -> None:
+        user.api_token_hash = hash_token(token)
+        await self.session.flush()
+
+    async def set_push_config(self, user: User, config: dict[str, Any]) -> None:
+        user.push_config = config
+        await self.session.flush()
+
+
+async def user_named(db: Database, name: str) -> User | None:
+    """The user named ``name`` (None: no such user), read in a session of its own."""
+    async with db.session() as session:
+        return await UserRepository(session).get(name)
+
+
+def not_registered(name: str) -> str:
+    """The one refusal of a name no user has, in every door's words."""
+    return f"no user {name!r}: an admin registers it (ambient user create {name})"
+
+
+async def registered(db: Database, name: str, refusal: Callable[[str], Exception]) -> User:
+    """The user named ``name``; without one, ``refusal`` saying how to register: work made for
+    nobody would run unseen, delivered to no one."""
+    if (user := await user_named(db, name)) is None:
+        raise refusal(not_registered(name))
+    return user
