@@ -5,6 +5,8 @@ try fell in the user's quiet hours (suppressed, as any push then, and said ended
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -27,15 +29,13 @@ from workflows.deliver_later import DeliverLaterWorkflow
 __all__ = ["alice", "mailbox"]  # the fixtures, used by name
 
 
-async def _handed_over_then(
-    ts_env: WorkflowEnvironment, alice: WorkerDeps, state: str, *, delete: bool
-) -> tuple[str, str, LaterOutcome]:
-    """Alice's web monitor (in ``state``) mails a change to a server that greylists it once:
-    the notify activity's last try hands it over; then the watch is deleted (``delete``) or
-    left as it is. The watch's id, the notification's key and the deliver-later run's
-    outcome."""
+@asynccontextmanager
+async def _serving_tries(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps
+) -> AsyncIterator[tuple[NotifyActivities, ActivityEnvironment]]:
+    """Alice's notify activities, and a worker on their activity environment's task queue
+    serving the deliver-later runs a hand-over starts there (and the standing watch)."""
     notify = NotifyActivities(alice.db, alice.channels)
-    # The hand-over starts its run on the activity's task queue: the worker serves it.
     tries = ActivityEnvironment(client=ts_env.client)
     async with Worker(
         ts_env.client,
@@ -44,6 +44,17 @@ async def _handed_over_then(
         activities=[notify.notify_later, notify.notify_given_up],
         workflow_runner=temporal.workflow_runner(),
     ):
+        yield notify, tries
+
+
+async def _handed_over_then(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, state: str, *, delete: bool
+) -> tuple[str, str, LaterOutcome]:
+    """Alice's web monitor (in ``state``) mails a change to a server that greylists it once:
+    the notify activity's last try hands it over; then the watch is deleted (``delete``) or
+    left as it is. The watch's id, the notification's key and the deliver-later run's
+    outcome."""
+    async with _serving_tries(ts_env, alice) as (notify, tries):
         watch = await ts_env.client.start_workflow(
             StandingWatch.run,
             id=unique("web-monitor/alice/news"),
@@ -163,15 +174,7 @@ async def test_a_later_delivery_of_a_watch_deleted_and_created_again_is_not_sent
     # under the same name while its mail waits: the new life's run is running, but the old
     # life's change must not go out as the new watch's.
     mailbox.greylist_first = 1
-    notify = NotifyActivities(alice.db, alice.channels)
-    tries = ActivityEnvironment(client=ts_env.client)
-    async with Worker(
-        ts_env.client,
-        task_queue=tries.info.task_queue,
-        workflows=[DeliverLaterWorkflow, StandingWatch],
-        activities=[notify.notify_later, notify.notify_given_up],
-        workflow_runner=temporal.workflow_runner(),
-    ):
+    async with _serving_tries(ts_env, alice) as (notify, tries):
         task = unique("web-monitor/alice/news")
         attributes = temporal.search_attributes("web_monitor", "alice", state="active")
         old = await ts_env.client.start_workflow(
