@@ -112,22 +112,30 @@ STALLED_RETRY_ROOM = 1.0
 async def queried(ask: Callable[[timedelta], Awaitable[T]], within: timedelta) -> T:
     """``ask(rpc_timeout)``'s answer, asked again while a worker too busy to run the query in
     time refused it (the SDK's deadlock detector, after 2 s of a starved host: a moment's load
-    more often than a worker that stays so) and ``within`` leaves room for another try. The
-    last try's deadline ends before ``within`` does, and a try that runs out of time stands as
-    the busy worker's refusal it followed, not as a silent worker."""
+    more often than a worker that stays so) and ``within`` leaves room for another try.
+    ``within`` is kept by this function's own timer (TimeoutError when no try was answered),
+    so a caller needs none around it: a try that runs out of time, by the RPC's deadline or by
+    that timer, stands as the busy worker's refusal it followed, not as a silent worker."""
     clock = asyncio.get_running_loop().time
     until = clock() + within.total_seconds()
     stalled: WorkflowQueryFailedError | None = None
     while True:
-        # A retry ends a full second before the caller's own timer, which a loaded loop may
-        # fire in the same turn as the answer: the busy worker's refusal, not "no worker answered".
+        # A retry's RPC ends a full second before the timer, which a loaded loop may fire in
+        # the same turn as the answer: the busy worker's refusal, not "no worker answered".
         left = until - clock() - (0 if stalled is None else STALLED_RETRY_ROOM)
         try:
-            return await ask(timedelta(seconds=max(0.1, left)))
+            # The timer too: a loaded host's RPC deadline came back after it (CI, a starved
+            # loop), and a caller's timer then read the busy worker as a silent one.
+            async with asyncio.timeout_at(until):
+                return await ask(timedelta(seconds=max(0.1, left)))
         except WorkflowQueryFailedError as exc:
             if not exc.message.startswith(STALLED):
                 raise
             stalled = exc
+        except TimeoutError:
+            if stalled is None:
+                raise
+            raise stalled from None
         except RPCError as exc:
             if stalled is None or not timed_out(exc):
                 raise

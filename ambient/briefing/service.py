@@ -271,14 +271,19 @@ class BriefingService(Greeting):
             ),
             budget,
         )
-        return await self._answer(ask, quiet=quiet)
+        # `queried` keeps the budget by its own timer: another here would race it.
+        return await self._answer(ask, quiet=quiet, timed=False)
 
-    async def _answer(self, ask: Awaitable[T], *, quiet: bool = False) -> T | None:
+    async def _answer(
+        self, ask: Awaitable[T], *, quiet: bool = False, timed: bool = True
+    ) -> T | None:
         """The run's answer (a status query, the hand-over update): None when no run takes it
         (none, or it has ended); Temporal's refusal or no worker in time a BriefingError, but
-        None when ``quiet`` (the caller goes on without it), as Temporal down is."""
+        None when ``quiet`` (the caller goes on without it), as Temporal down is. ``timed``:
+        bounded by QUERY_TIMEOUT here (False: ``ask`` keeps its own budget)."""
+        budget = temporal.QUERY_TIMEOUT.total_seconds() if timed else None
         try:
-            async with asyncio.timeout(temporal.QUERY_TIMEOUT.total_seconds()):
+            async with asyncio.timeout(budget):
                 return await ask
         except (WorkflowQueryRejectedError, WorkflowUpdateFailedError):
             return None  # the run has ended (an update: under it)

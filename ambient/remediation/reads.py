@@ -110,6 +110,8 @@ class RemediationReads:
             if not temporal.unanswered(exc):
                 raise refused(rid, exc) from None
             silent = temporal.refusal(exc)
+        except TimeoutError:  # no try answered within the budget, nor refused as busy
+            silent = temporal.silent_worker()
         try:
             if status is not None and status.state in FINAL_STATES:
                 return status

@@ -381,19 +381,20 @@ class TaskReads:
         timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
         briefing = kind is TaskKind.DAILY_BRIEFING
         try:
-            # Our own timer too (a briefing's read keeps QUERY_TIMEOUT itself): on a loaded
-            # machine the RPC's deadline came back late, after a voice call's budget, which
-            # then said "too slow" for a silent worker.
-            async with asyncio.timeout(within if briefing else timeout.total_seconds()):
-                if not briefing:
-                    handle = self.client.get_workflow_handle(task_id)
-                    with found(task_id):
-                        return await temporal.queried(
-                            lambda left: handle.query(
-                                "status", result_type=TaskStatus, rpc_timeout=left
-                            ),
-                            timeout,
-                        )
+            if not briefing:
+                # `queried` keeps the budget by its own timer (a loaded machine's RPC deadline
+                # came back late, after a voice call's budget) and hears a busy worker's refusal
+                # through it: another timer here would race it at the same instant.
+                handle = self.client.get_workflow_handle(task_id)
+                with found(task_id):
+                    return await temporal.queried(
+                        lambda left: handle.query(
+                            "status", result_type=TaskStatus, rpc_timeout=left
+                        ),
+                        timeout,
+                    )
+            # A briefing's read keeps QUERY_TIMEOUT itself; a caller's shorter budget here.
+            async with asyncio.timeout(within):
                 # The one read every door makes; an ended run's as it ended (get: STOPPED).
                 status = await self._briefing(
                     self.briefings.read_status(user, ended=True, within=timeout)

@@ -9,6 +9,7 @@ as a starved worker does, under the real workflows' type names and ids: one run 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -200,3 +201,36 @@ async def test_a_query_a_worker_refused_in_a_moment_of_load_is_asked_again_and_a
             assert answer == "answered" and STALLS[run_id] == 2
         finally:
             await handle.terminate("the test is over")
+
+
+async def test_a_busy_refusal_then_a_try_whose_deadline_comes_back_late_is_said_busy() -> None:
+    """CI's loaded host: the worker refused a read as too busy, and the next try's RPC deadline
+    came back after the read's budget (a starved loop). The read ends at its budget all the
+    same, as the busy worker's refusal, not as a silent worker (nor never)."""
+    tries = 0
+
+    async def ask(left: timedelta) -> str:
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise WorkflowQueryFailedError(f"{temporal.STALLED} Potential deadlock detected")
+        await asyncio.Event().wait()  # no answer, and no deadline heard in time
+        return "never"
+
+    async with asyncio.timeout(10):
+        with pytest.raises(WorkflowQueryFailedError, match=re.escape(temporal.STALLED)):
+            await temporal.queried(ask, timedelta(seconds=3))
+    assert tries == 2
+
+
+async def test_a_read_no_try_of_which_is_answered_ends_at_its_budget_as_out_of_time() -> None:
+    """No refusal heard and no answer: the budget's end is a TimeoutError (the callers' "no
+    worker answered"), at the budget, whatever the RPC's own deadline does."""
+
+    async def ask(left: timedelta) -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    async with asyncio.timeout(10):
+        with pytest.raises(TimeoutError):
+            await temporal.queried(ask, timedelta(seconds=1))
