@@ -75,6 +75,9 @@ FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
+# A start no longer joins a run under its alert's older id (the hash of source and metric too,
+# before 2026-11-28): no such run is left, and the join was an activity before every start.
+NO_OLDER_ID_JOIN = "no-older-id-join"
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
@@ -470,11 +473,12 @@ async def start_remediation(
     child: str, request: RemediationInput, summary: str
 ) -> tuple[str, bool]:
     """Start the alert's remediation as the abandoned child ``child`` (child_id of its alert),
-    or join the run under that id or, still running, under the alert's id before the upgrade.
-    The id of the run started or joined (what the caller reports), and True when joined."""
-    legacy = legacy_remediation_id(request.alert)
-    if legacy != child:
-        if await _join(legacy, request, JOIN_RETRY):
+    or join the run under that id. The id of the run started or joined (what the caller
+    reports), and True when joined. A run of the release before joins a run still running
+    under the alert's older id first (`NO_OLDER_ID_JOIN`)."""
+    if not workflow.patched(NO_OLDER_ID_JOIN):
+        legacy = legacy_remediation_id(request.alert)
+        if legacy != child and await _join(legacy, request, JOIN_RETRY):
             return legacy, True
     while True:
         try:

@@ -134,8 +134,8 @@ def remediation_id(alert: Alert) -> str:
 
 def legacy_remediation_id(alert: Alert) -> str:
     """The id this alert's remediation had before ids named the workload: a hash of source,
-    cluster, namespace, workload and metric. Only a watch's or the triage's start still joins a
-    run under it (a workflow command: it goes with a patch of its own)."""
+    cluster, namespace, workload and metric. Only a watch's or the triage's start of the
+    release before joins a run under it (replayed; `NO_OLDER_ID_JOIN` skips it since)."""
     parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
     return f"remediation/{_digest(parts)}"
 

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.remediation.alerts import legacy_remediation_id
+from ambient.remediation.alerts import legacy_remediation_id, remediation_id
 from ambient.remediation.runs import (
     RemediationInput,
     RemediationStatus,
@@ -32,7 +32,7 @@ from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
 from tests.support.waits import ask
 from worker import ensure_triage_schedule
-from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation import NO_OLDER_ID_JOIN, GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
 from workflows.remediation_triage import AlertTriageWorkflow
 
@@ -164,11 +164,13 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
     assert joined_by == [([USER], [(USER, "triage")])] * 2
 
 
-async def test_triage_after_the_upgrade_joins_the_runs_started_under_their_older_ids(
+async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_older_ids(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
 ) -> None:
-    """Runs started before ids named the workload were waiting for approval; the triage after
-    the upgrade started a second ladder beside each (its new id found no run)."""
+    """Runs started before ids named the workload are gone (a remediation lasts hours, and a
+    release two back is drained): a triage no longer looks for them, an activity before each
+    start. Its history records why (`NO_OLDER_ID_JOIN`); a triage of the release before, which
+    joined them (alert_triage_legacy_joined.json), still replays."""
     _, tencent = cloud
     deps.tencent = tencent
     remediation_settings(
@@ -188,11 +190,24 @@ async def test_triage_after_the_upgrade_joins_the_runs_started_under_their_older
             )
         handle = await _triage(ts_env, worker)
         result: TriageResult = await handle.result()
-        await save_history(handle, "alert_triage_legacy_joined")  # type: ignore[arg-type]
-        for rid in older:
+        history = await handle.fetch_history()
+        for rid in [*older, *result.started]:
             await ts_env.client.get_workflow_handle(rid).terminate("test over")
 
-    assert (sorted(result.joined), result.started) == (older, [])
+    assert sorted(result.started) == sorted(remediation_id(a) for a in found.alerts)
+    assert result.joined == [] and not set(older) & set(result.started)
+    patches = [
+        json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+    assert patches == [{"id": NO_OLDER_ID_JOIN, "deprecated": False}]
+    joins = [
+        e
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "join_remediation"
+    ]
+    assert joins == []
 
 
 async def test_triage_alerts_name_the_region_of_their_monitor_alarm(
