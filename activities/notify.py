@@ -371,6 +371,10 @@ class NotifyActivities:
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
             outcome.target = shown
+            if outcome.status is DeliveryStatus.SENT and channel_name == "inbox":
+                # The inbox's send wrote its row sent with the message, in one transaction
+                # (InboxChannel.send): written again here, it would take a write turn for nothing.
+                return outcome
         # On the last try, a failure is not final yet if the try may still hand it over:
         # whether it does depends on every target's answer (a 500 goes along with a 503).
         deciding = last_try and unsaid is not None

@@ -506,6 +506,41 @@ async def test_a_notifications_rows_are_read_by_their_key_not_all_the_users_rows
     assert "ix_deliveries_user" not in steps and "key" in steps, steps
 
 
+async def test_an_inbox_delivery_is_written_sent_once_with_its_message(db: Database) -> None:
+    """The inbox's send writes its row sent in the message's own transaction; the activity
+    does not write it again: that took a write turn of its own, and in a fan-out every write
+    waits for its turn (one more a notification is that much less throughput)."""
+    await _user(db, "alice")
+    notify = NotifyActivities(db, ChannelRegistry([InboxChannel(db)]))
+    key = unique("inbox-once")
+    writes: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if statement.startswith(("BEGIN IMMEDIATE", "UPDATE deliveries")):
+            writes.append(" ".join(statement.split()[:2]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        result = await ActivityEnvironment().run(notify.notify, _request(key, Target(type="inbox")))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    rows = await _rows(db, key)
+    async with db.session() as session:
+        [message] = (await session.execute(select(InboxMessage))).scalars()
+    assert [(d.status, d.provider_id) for d in result.deliveries] == [
+        (DeliveryStatus.SENT, str(message.id))
+    ]
+    row = rows["inbox"]
+    assert (row.status, row.provider_id, row.error, row.lease_until) == (
+        "sent",
+        str(message.id),
+        None,
+        None,
+    )
+    # The claim's write turn, then the inbox's transaction: the message and its row sent.
+    assert writes == ["BEGIN IMMEDIATE", "UPDATE deliveries"], writes
+
+
 class Accepting:
     name = "webhook"
 
