@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_prompt, tool_offer
+from ambient.agent.chat import ChatAgent, ToolOffer, system_prompt, tool_offer
+from ambient.agent.conversations import ConversationStore
 from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
@@ -236,7 +237,7 @@ class AgentHub:
 class ChatRuntime:
     """What a chat door keeps (the API: one per app; `ambient chat`: one per run): the agents,
     the model, the tool offer (its search index over ~60 tools takes a moment to build) and
-    the conversations."""
+    the conversations (in the app database: any replica continues any of them)."""
 
     hub: AgentHub
     model: AsyncOpenAI | None
@@ -248,7 +249,7 @@ class ChatRuntime:
         """The parts as the settings ask for them (AMBIENT_CHAT_TOOLS, the LLM endpoint; no
         model in offline mode)."""
         model = openai_client(state.settings, max_retries=1)
-        return cls(AgentHub(state), model, tool_offer(state.settings), ConversationStore())
+        return cls(AgentHub(state), model, tool_offer(state.settings), ConversationStore(state.db))
 
     async def agent(self, user: User) -> ChatAgent:
         """``user``'s chat agent: their MCP tools, the model, a prompt in their assistant's name."""
