@@ -37,7 +37,7 @@ from ambient.storage.models import ChatConversation, utcnow
 from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.agent.test_chat_confirm import LOOPBACK, tables
-from tests.agent.test_facade import READ, WRITE
+from tests.agent.test_facade import READ, WRITE, toy_server
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
@@ -518,3 +518,36 @@ async def test_a_replica_killed_while_its_approved_call_runs_leaves_the_call_run
         ("tool", CUT_OFF),
         ("user", "did it work?"),
     ]
+
+
+async def test_servers_added_changed_or_removed_through_one_api_replica_hold_on_another(
+    deps: WorkerDeps,
+) -> None:
+    name, port = unique("servers"), free_port()
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.0/8"]})
+    toy = {"name": "toy", "transport": "http", "url": f"http://127.0.0.1:{port}/mcp"}
+    async with (
+        serve(toy_server().streamable_http_app(), port=port),
+        serve(create_app(settings)) as one,
+        serve(create_app(settings)) as two,
+        http_client(headers={"Authorization": f"Bearer {token}"}) as http,
+    ):
+
+        async def unasked(base: str) -> dict[str, bool]:
+            """The toy server's tools the chat on ``base`` offers, and which run unasked."""
+            listed = (await http.get(f"{base}/agent/tools")).json()
+            return {t["tool"]: t["read_only"] for t in listed["tools"] if t["server"] == "toy"}
+
+        assert await unasked(two) == {}  # the second replica's agent, made before the add
+        added = await http.post(f"{one}/agent/servers", json={**toy, "read_only_tools": ["echo"]})
+        assert added.status_code == 201, added.text
+        assert (await unasked(two))["echo"] is True
+        # The person takes echo back: it asks first, whichever replica the next turn is on.
+        changed = await http.patch(f"{one}/agent/servers/toy", json={"read_only_tools": []})
+        assert changed.status_code == 200, changed.text
+        assert not any((await unasked(two)).values())
+        assert (await http.delete(f"{one}/agent/servers/toy")).status_code == 204
+        assert await unasked(two) == {}
