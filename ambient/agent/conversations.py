@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.agent.errors import ConversationError
+from ambient.status import database_problem
 from ambient.storage import Database
 from ambient.storage.models import ChatConversation, utcnow
 
@@ -51,6 +53,7 @@ GONE = (
     "This conversation is no longer kept (idle for hours, or too many newer ones); nothing "
     "was done. Send your message again to start a new one."
 )
+UNSTORED = "This conversation could not be read or stored, so nothing more was done"
 TAKEN = (
     "Another request took this conversation over while this answer was running (this server "
     "did not renew its hold in time); nothing more was done here."
@@ -164,7 +167,7 @@ class ConversationStore:
         this = rows.id == conversation.id
         while True:
             now = utcnow()
-            async with self.db.writing() as session:
+            async with self._writing() as session:
                 taken = await session.execute(
                     update(rows)
                     .where(this, or_(rows.holder.is_(None), rows.lease_until < now))
@@ -196,7 +199,7 @@ class ConversationStore:
             {"holder": None, "lease_until": None} if let_go else {"lease_until": now + self.lease}
         )
         if conversation.holder is not None:
-            async with self.db.writing() as session:
+            async with self._writing() as session:
                 saved = await session.execute(
                     update(rows)
                     .where(rows.id == conversation.id, rows.holder == conversation.holder)
@@ -213,6 +216,18 @@ class ConversationStore:
                 return
         conversation.holder = None
         raise ConversationError(TAKEN)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A turn's write transaction: the database not answering ends the turn with an error
+        event saying so, not with a stream cut off."""
+        try:
+            async with self.db.writing() as session:
+                yield session
+        except Exception as exc:
+            if (problem := database_problem(exc, None)) is None:
+                raise
+            raise ConversationError(f"{UNSTORED}: {problem}") from exc
 
     async def _let_go(self, conversation: Conversation) -> None:
         """The turn's end: stored and given back. Its events are sent already: a failure here

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from sqlalchemy import event, select, update
 
 from ambient.agent.chat import CUT_OFF, ChatAgent, ChatEvent
-from ambient.agent.conversations import BUSY, Conversation, ConversationStore
+from ambient.agent.conversations import BUSY, UNSTORED, Conversation, ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import McpServerSpec, client_for
 from ambient.deps import WorkerDeps
@@ -551,3 +551,17 @@ async def test_servers_added_changed_or_removed_through_one_api_replica_hold_on_
         assert not any((await unasked(two)).values())
         assert (await http.delete(f"{one}/agent/servers/toy")).status_code == 204
         assert await unasked(two) == {}
+
+
+async def test_a_turn_whose_database_stops_answering_ends_with_an_error_saying_so() -> None:
+    # The conversation was opened; the database went away before its turn began.
+    llm, gone = LLMApi(), Database(f"postgresql+asyncpg://ambient@127.0.0.1:{free_port()}/app")
+    try:
+        async with agents(llm, lambda: tables([]), count=1) as (agent,):
+            store = ConversationStore(gone)
+            conversation = Conversation(id=unique("c"), user="ann", store=store)
+            events = await said(agent, conversation, "hello")
+    finally:
+        await gone.close()
+    assert kinds(events) == ["error", "done"] and llm.requests == []
+    assert (events[0].text or "").startswith(UNSTORED + ": the database is unreachable"), events
