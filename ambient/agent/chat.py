@@ -4,6 +4,8 @@ A tool that changes something (not MCP `readOnlyHint`; with AMBIENT_CHAT_CONFIRM
 only those marked `destructiveHint`) is not run on the model's say-so: the loop stops with a
 `confirm` event, and the person's next request approves or declines those calls (naming the
 confirm by its `confirm_id`, so a yes is never taken for calls it was not given to).
+The conversation is held by the turn and stored as it goes (`ambient.agent.conversations`):
+any API replica continues it, one turn at a time.
 """
 
 from __future__ import annotations
