@@ -304,9 +304,11 @@ class ChatAgent:
             except AgentError as exc:
                 text, ok = str(exc), False
         self._answer(conversation, call, text)
-        # Its result stored before the model is asked again: a call that ran is never lost.
-        await conversation.save()
+        # Shown first: the person learns what a call that ran did, also when its result cannot
+        # be stored (the turn lost its hold, the database went away).
         yield event(type="tool_result", function=call.function.name, ok=ok, text=text)
+        # Stored before the model is asked again: a call that ran is never lost.
+        await conversation.save()
 
     @staticmethod
     def _answer(conversation: Conversation, call: ToolCall, text: str) -> None:
