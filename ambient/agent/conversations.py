@@ -15,14 +15,14 @@ import asyncio
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.agent.errors import ConversationError
@@ -92,10 +92,11 @@ class ConversationStore:
         ttl_seconds: float = TTL_SECONDS,
         lease_seconds: float = LEASE_SECONDS,
         wait_seconds: float = WAIT_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db, self.kept = db, kept_per_user
         self.ttl, self.lease = timedelta(seconds=ttl_seconds), timedelta(seconds=lease_seconds)
-        self.wait = wait_seconds
+        self.wait, self.clock = wait_seconds, clock
         # This process's turns of one conversation queue here, in order, rather than each
         # asking the database again and again.
         self._queues: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -103,7 +104,7 @@ class ConversationStore:
     async def open(self, user: str, conversation_id: str | None) -> Conversation:
         """``user``'s conversation ``conversation_id``, or a new one when none is given, it is
         another user's, or it is no longer kept (idle past the time to live, or pruned)."""
-        now = utcnow()
+        now = self.clock()
         if conversation_id:
             async with self.db.session() as session:
                 found = (
@@ -118,7 +119,9 @@ class ConversationStore:
         conversation = Conversation(id=uuid.uuid4().hex, user=user, store=self)
         rows = ChatConversation
         async with self.db.writing() as session:
-            session.add(rows(id=conversation.id, user=user, messages=[], pending=[]))
+            session.add(
+                rows(id=conversation.id, user=user, messages=[], pending=[], updated_at=now)
+            )
             # Pruned as conversations are added: no job of its own to run somewhere.
             await session.execute(delete(rows).where(rows.updated_at < now - self.ttl))
             newest = (
@@ -166,12 +169,12 @@ class ConversationStore:
         holder, pause, rows = uuid.uuid4().hex, 0.05, ChatConversation
         this = rows.id == conversation.id
         while True:
-            now = utcnow()
+            now = self._hold_clock()
             async with self._writing() as session:
                 taken = await session.execute(
                     update(rows)
                     .where(this, or_(rows.holder.is_(None), rows.lease_until < now))
-                    .values(holder=holder, lease_until=now + self.lease, updated_at=now)
+                    .values(holder=holder, lease_until=now + self.lease, updated_at=self.clock())
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(taken, "rowcount", 0):
@@ -194,9 +197,11 @@ class ConversationStore:
     async def save(self, conversation: Conversation, *, let_go: bool = False) -> None:
         """Store ``conversation`` as its turn has it (the hold renewed, or given back with
         ``let_go``); ConversationError when that turn no longer holds it."""
-        now, rows = utcnow(), ChatConversation
+        now, rows = self.clock(), ChatConversation
         held: dict[str, Any] = (
-            {"holder": None, "lease_until": None} if let_go else {"lease_until": now + self.lease}
+            {"holder": None, "lease_until": None}
+            if let_go
+            else {"lease_until": self._hold_clock() + self.lease}
         )
         if conversation.holder is not None:
             async with self._writing() as session:
@@ -216,6 +221,12 @@ class ConversationStore:
                 return
         conversation.holder = None
         raise ConversationError(TAKEN)
+
+    def _hold_clock(self) -> ColumnElement[datetime] | datetime:
+        """Now, for holds: the PostgreSQL server's clock, one for every replica (their hosts'
+        may differ by more than a lease: one ahead would take a hold still renewed, one behind
+        wait out a dead replica's for as long); SQLite's replicas share one host's."""
+        return self.clock() if self.db.sqlite else func.now()
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
@@ -253,7 +264,7 @@ class ConversationStore:
                     renewed = await session.execute(
                         update(rows)
                         .where(rows.id == conversation_id, rows.holder == holder)
-                        .values(lease_until=utcnow() + self.lease)
+                        .values(lease_until=self._hold_clock() + self.lease)
                         .execution_options(synchronize_session=False)
                     )
             except Exception as exc:  # the database away a moment: the next renewal tries again

@@ -4,11 +4,13 @@ the clock it runs by; two replicas' stores on one app database, the model the Op
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from sqlalchemy import update
 
-from ambient.agent.conversations import TAKEN
-from ambient.storage.models import ChatConversation
+from ambient.agent.conversations import BUSY, TAKEN
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import ChatConversation, utcnow
 from tests.agent.test_chat_replicas import (  # noqa: F401 - app_database, postgres_url: fixtures
     GATE,
     agents,
@@ -49,3 +51,57 @@ async def test_a_call_whose_turn_lost_its_conversation_meanwhile_is_shown_with_i
     assert kinds(events) == ["tool_call", "tool_result", "error", "done"]
     assert (events[1].ok, events[1].text, events[2].text) == (True, "open", TAKEN)
     assert len(llm.requests) == 1
+
+
+async def test_a_replica_whose_clock_runs_an_hour_ahead_waits_for_the_turn_holding_it(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    # Replicas on several hosts: one host's clock an hour ahead of the others'.
+    await upgrade_async(postgres_url)
+    llm, opened, held = LLMApi(), asyncio.Event(), list[str]()
+    async with (
+        replicas(postgres_url, count=1) as (one,),
+        replicas(
+            postgres_url, count=1, wait_seconds=0.5, clock=lambda: utcnow() + timedelta(hours=1)
+        ) as (ahead,),
+        agents(llm, lambda: gate(opened, held), read_only_tools=GATE) as (a, b),
+    ):
+        user = unique("ann")
+        conversation = await one.open(user, None)
+        llm.script(ToolCalls([("remote__wait_for_gate", {})]), Content("one"))
+        first = asyncio.create_task(said(a, conversation, "wait for the gate"))
+        await until(lambda: held, "the first turn in its tool call")
+        # Its hold, renewed, has not run out: the replica ahead is told to send again.
+        refused = await said(b, await ahead.open(user, conversation.id), "and then?")
+        assert kinds(refused) == ["error", "done"] and refused[0].text == BUSY
+        assert len(llm.requests) == 1 and not first.done()
+        opened.set()
+        answered = await first
+    assert kinds(answered) == ["tool_call", "tool_result", "message", "done"]
+
+
+async def test_a_replica_whose_clock_runs_an_hour_behind_takes_over_once_a_dead_hold_ran_out(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    await upgrade_async(postgres_url)
+    llm = LLMApi()
+    async with (
+        replicas(postgres_url, count=1) as (one,),
+        replicas(
+            postgres_url, count=1, wait_seconds=30, clock=lambda: utcnow() - timedelta(hours=1)
+        ) as (behind,),
+        agents(llm, lambda: gate(asyncio.Event(), []), count=1) as (agent,),
+    ):
+        user = unique("ann")
+        conversation = await one.open(user, None)
+        # A replica with a right clock was killed mid-turn: its hold runs out in a second.
+        async with one.db.writing() as session:
+            await session.execute(
+                update(ChatConversation)
+                .where(ChatConversation.id == conversation.id)
+                .values(holder="killed-replica", lease_until=utcnow() + timedelta(seconds=1))
+            )
+        llm.script(Content("Hello."))
+        events = await said(agent, await behind.open(user, conversation.id), "hello")
+    # Taken once the hold ran out, not an hour later (past the wait: told to send again).
+    assert kinds(events) == ["message", "done"], events
