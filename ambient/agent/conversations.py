@@ -155,11 +155,15 @@ class ConversationStore:
                 yield
             finally:
                 # Also when the person's connection dropped (the request's task cancelled): the
-                # conversation is stored as far as it went and let go now, not at lease end.
-                with anyio.CancelScope(shield=True):
+                # conversation is stored as far as it went and let go now, not at lease end. A
+                # database that does not answer (a row lock, a lost connection) is given a
+                # renewal's time, not the request's whole life: the hold then runs out by itself.
+                with anyio.move_on_after(self.lease.total_seconds() / 3, shield=True) as ending:
                     keeping.cancel()
                     await asyncio.wait({keeping})
                     await self._let_go(conversation)
+                if ending.cancelled_caught:
+                    log.warning("chat conversation %s: not let go in time", conversation.id)
         finally:
             queue.release()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from ambient.agent.conversations import BUSY, TAKEN
 from ambient.storage.migrate import upgrade_async
@@ -24,6 +24,7 @@ from tests.agent.test_chat_replicas import (  # noqa: F401 - app_database, postg
 )
 from tests.conftest import unique
 from tests.standins.llm_api import Content, LLMApi, ToolCalls
+from tests.support.servers import HANG
 
 
 async def test_a_call_whose_turn_lost_its_conversation_meanwhile_is_shown_with_its_result(
@@ -105,3 +106,36 @@ async def test_a_replica_whose_clock_runs_an_hour_behind_takes_over_once_a_dead_
         events = await said(agent, await behind.open(user, conversation.id), "hello")
     # Taken once the hold ran out, not an hour later (past the wait: told to send again).
     assert kinds(events) == ["message", "done"], events
+
+
+async def test_a_turn_cut_off_while_its_database_does_not_answer_ends_without_waiting_on_it(
+    postgres_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """The person's connection drops mid-turn while the conversation's row is locked (another
+    transaction, a database not answering): the request ends, and the hold runs out by itself."""
+    await upgrade_async(postgres_url)
+    llm, opened, held = LLMApi(), asyncio.Event(), list[str]()
+    async with (
+        replicas(postgres_url, count=1, lease_seconds=1.5) as (one,),
+        agents(llm, lambda: gate(opened, held), count=1, read_only_tools=GATE) as (agent,),
+    ):
+        user = unique("ann")
+        conversation = await one.open(user, None)
+        llm.script(ToolCalls([("remote__wait_for_gate", {})]))
+        turn = asyncio.create_task(said(agent, conversation, "wait for the gate"))
+        await until(lambda: held, "the turn in its tool call")
+        async with one.db.engine.connect() as locking:
+            await locking.execute(
+                text("SELECT id FROM chat_conversations WHERE id = :id FOR UPDATE"),
+                {"id": conversation.id},
+            )
+            turn.cancel()
+            await asyncio.wait({turn}, timeout=HANG)
+            ended_while_locked = turn.done()
+            await locking.rollback()
+        opened.set()
+        # The conversation goes on once the cut-off turn's hold ran out.
+        llm.script(Content("Hello again."))
+        after = await said(agent, await one.open(user, conversation.id), "still there?")
+    assert ended_while_locked and turn.cancelled()
+    assert kinds(after) == ["message", "done"], after
