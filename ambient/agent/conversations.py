@@ -75,6 +75,15 @@ class Conversation:
     confirm_id: str | None = None
     # The turn of this process holding it now (None between turns, and once the hold is lost).
     holder: str | None = field(default=None, repr=False)
+    # What the store has of it, as this turn last read or wrote it: a save that changes none of
+    # it (a turn's end, after its answer was stored) writes the hold only, not every message.
+    stored: tuple[list[dict[str, Any]], list[ToolCall], str | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def keep_stored(self) -> None:
+        """Note what the store has now (a shallow copy: messages are only ever added)."""
+        self.stored = (list(self.messages), list(self.pending), self.confirm_id)
 
     async def save(self) -> None:
         """Store what the turn has so far; ConversationError if the turn no longer holds it."""
@@ -197,31 +206,33 @@ class ConversationStore:
         ]
         conversation.confirm_id = stored.confirm_id
         conversation.holder = holder
+        conversation.keep_stored()
 
     async def save(self, conversation: Conversation, *, let_go: bool = False) -> None:
         """Store ``conversation`` as its turn has it (the hold renewed, or given back with
         ``let_go``); ConversationError when that turn no longer holds it."""
-        now, rows = self.clock(), ChatConversation
-        held: dict[str, Any] = (
+        rows = ChatConversation
+        values: dict[str, Any] = (
             {"holder": None, "lease_until": None}
             if let_go
             else {"lease_until": self._hold_clock() + self.lease}
         )
+        values["updated_at"] = self.clock()
+        state = (conversation.messages, conversation.pending, conversation.confirm_id)
+        if state != conversation.stored:  # list equality: identity first, element by element
+            values["messages"] = conversation.messages
+            values["pending"] = [call.model_dump(mode="json") for call in conversation.pending]
+            values["confirm_id"] = conversation.confirm_id
         if conversation.holder is not None:
             async with self._writing() as session:
                 saved = await session.execute(
                     update(rows)
                     .where(rows.id == conversation.id, rows.holder == conversation.holder)
-                    .values(
-                        messages=conversation.messages,
-                        pending=[call.model_dump(mode="json") for call in conversation.pending],
-                        confirm_id=conversation.confirm_id,
-                        updated_at=now,
-                        **held,
-                    )
+                    .values(values)
                     .execution_options(synchronize_session=False)
                 )
             if getattr(saved, "rowcount", 0):
+                conversation.keep_stored()
                 return
         conversation.holder = None
         raise ConversationError(TAKEN)

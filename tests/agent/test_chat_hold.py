@@ -4,11 +4,15 @@ the clock it runs by; two replicas' stores on one app database, the model the Op
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import event, text, update
 
 from ambient.agent.conversations import BUSY, TAKEN
+from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import ChatConversation, utcnow
 from tests.agent.test_chat_replicas import (  # noqa: F401 - app_database, postgres_url: fixtures
@@ -20,10 +24,12 @@ from tests.agent.test_chat_replicas import (  # noqa: F401 - app_database, postg
     postgres_url,
     replicas,
     said,
+    spoken,
+    tables,
     until,
 )
 from tests.conftest import unique
-from tests.standins.llm_api import Content, LLMApi, ToolCalls
+from tests.standins.llm_api import Content, Failure, LLMApi, ToolCalls
 from tests.support.servers import HANG
 
 
@@ -139,3 +145,48 @@ async def test_a_turn_cut_off_while_its_database_does_not_answer_ends_without_wa
         after = await said(agent, await one.open(user, conversation.id), "still there?")
     assert ended_while_locked and turn.cancelled()
     assert kinds(after) == ["message", "done"], after
+
+
+@asynccontextmanager
+async def message_writes(db: Database) -> AsyncIterator[list[str]]:
+    """The statements by which ``db``'s store wrote a conversation's messages."""
+    writes: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE chat_conversations SET") and "messages=" in statement:
+            writes.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield writes
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+
+
+async def test_a_turn_writes_its_messages_when_they_changed_not_again_as_it_ends(
+    app_database: str,  # noqa: F811 - the fixture
+) -> None:
+    llm = LLMApi()
+    async with (
+        replicas(app_database) as (one, two),
+        agents(llm, lambda: tables([])) as (a, b),
+        message_writes(one.db) as writes,
+    ):
+        user = unique("ann")
+        conversation = await one.open(user, None)
+        # Answered: the messages stored with the answer, the turn's end gives the hold back only.
+        llm.script(Content("Hi."))
+        await said(a, conversation, "hello")
+        assert len(writes) == 1
+        # The model failing: what the turn added (the person's words) is stored as it ends.
+        llm.script(Failure(500, "overloaded"))
+        failed = await said(a, conversation, "are you there?")
+        assert kinds(failed) == ["error"] and len(writes) == 2
+        llm.script(Content("Yes."))
+        await said(b, await two.open(user, conversation.id), "hello?")
+    assert spoken(llm.requests[-1])[1:] == [
+        ("user", "hello"),
+        ("assistant", "Hi."),
+        ("user", "are you there?"),
+        ("user", "hello?"),
+    ]
