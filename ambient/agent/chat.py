@@ -4,23 +4,25 @@ A tool that changes something (not MCP `readOnlyHint`; with AMBIENT_CHAT_CONFIRM
 only those marked `destructiveHint`) is not run on the model's say-so: the loop stops with a
 `confirm` event, and the person's next request approves or declines those calls (naming the
 confirm by its `confirm_id`, so a yes is never taken for calls it was not given to).
+The conversation is held by the turn and stored as it goes (`ambient.agent.conversations`):
+any API replica continues it, one turn at a time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ambient.agent.errors import AgentError
+from ambient.agent.conversations import Conversation
+from ambient.agent.errors import AgentError, ConversationError
 from ambient.agent.facade import AgentFacade
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE, NoCompletionError, completion_in
 from ambient.domain.tool_search import ToolDoc, ToolIndex
@@ -127,43 +129,6 @@ class ChatEvent(BaseModel):
 
 
 @dataclass
-class Conversation:
-    id: str
-    user: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    # Destructive calls the model asked for, waiting for the person's yes or no.
-    pending: list[ToolCall] = field(default_factory=list)
-    # The confirm event that listed ``pending``: an answer naming another one runs nothing.
-    confirm_id: str | None = None
-    touched: float = field(default_factory=time.monotonic)
-    # One turn at a time: a second message sent while the first is answered would land between
-    # a tool call and its result, which the chat API refuses for the rest of the conversation.
-    turn_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class ConversationStore:
-    """Recent conversations in memory (per API process), oldest dropped past ``limit``."""
-
-    def __init__(self, limit: int = 500, ttl_seconds: float = 6 * 3600) -> None:
-        self.limit, self.ttl = limit, ttl_seconds
-        self._items: OrderedDict[str, Conversation] = OrderedDict()
-
-    def open(self, user: str, conversation_id: str | None) -> Conversation:
-        now = time.monotonic()
-        for key in [k for k, c in self._items.items() if now - c.touched > self.ttl]:
-            del self._items[key]
-        found = self._items.get(conversation_id or "")
-        if found is None or found.user != user:
-            found = Conversation(id=uuid.uuid4().hex, user=user)
-        found.touched = now
-        self._items[found.id] = found
-        self._items.move_to_end(found.id)
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
-        return found
-
-
-@dataclass
 class ChatAgent:
     """Runs one turn of a conversation and yields what happens, step by step."""
 
@@ -182,111 +147,143 @@ class ChatAgent:
         *,
         approve: bool | None = None,
         confirm_id: str | None = None,
-    ) -> AsyncIterator[ChatEvent]:
-        async with conversation.turn_lock:
-            event = partial(ChatEvent, conversation_id=conversation.id)
-            if self.model is None:
-                yield event(type="message", text=OFFLINE)
-                yield event(type="done")
-                return
-            import openai
-            from openai.types.chat import ChatCompletionMessageFunctionToolCall
+    ) -> AsyncGenerator[ChatEvent]:
+        """One turn: ``text`` from the person, or their answer to a confirm (``approve``)."""
+        event = partial(ChatEvent, conversation_id=conversation.id)
+        model = self.model
+        if model is None:
+            yield event(type="message", text=OFFLINE)
+            yield event(type="done")
+            return
+        try:
+            # One turn at a time, across API replicas: a second message sent while the first
+            # is answered would land between a tool call and its result, which the chat API
+            # refuses for the rest of the conversation.
+            async with (
+                conversation.store.turn(conversation),
+                aclosing(self._turn(model, conversation, text, approve, confirm_id)) as steps,
+            ):
+                async for step in steps:
+                    yield step
+        except ConversationError as exc:
+            yield event(type="error", text=str(exc))
+            yield event(type="done")
 
-            stale = confirm_id is not None and confirm_id != conversation.confirm_id
-            if approve is not None and (stale or not (conversation.pending or text)):
-                # Answered already, or declined by a newer message: a yes (a stale page, a retried
-                # request) must not run the calls a later confirm lists, nor run any twice.
-                yield event(
-                    type="error",
-                    text="That confirmation is no longer open (answered already, or declined by a "
-                    "newer message); nothing was run.",
-                )
-                yield event(type="done")
-                return
-            if not conversation.messages:
-                conversation.messages.append({"role": "system", "content": self.system})
-            held, conversation.pending, conversation.confirm_id = conversation.pending, [], None
-            for call in held:
-                if approve:
-                    async for step in self._run_call(conversation, call):
-                        yield step
-                else:
-                    self._answer(conversation, call, "The person declined this call; not run.")
-                    yield event(
-                        type="tool_result",
-                        function=call.function.name,
-                        ok=False,
-                        text="declined",
-                        declined=True,
-                    )
-            _answer_cut_off_calls(conversation.messages)
-            if text:
-                conversation.messages.append({"role": "user", "content": text})
-            try:
-                listed = await self.facade.openai_tools()
-            except AgentError as exc:
-                yield event(type="error", text=str(exc))
-                return
-            # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
-            tools = self.offer.tools(listed, conversation.messages)
-            for _ in range(MAX_ROUNDS):
-                try:
-                    raw = await self.model.chat.completions.with_raw_response.create(
-                        model=self.model_name,
-                        messages=conversation.messages,  # type: ignore[arg-type]
-                        tools=tools or openai.omit,  # type: ignore[arg-type]
-                        temperature=TOOL_CHOICE_TEMPERATURE,
-                    )
-                    completion = completion_in(raw)
-                except (openai.OpenAIError, NoCompletionError) as exc:
-                    yield event(type="error", text=f"model failed: {exc}")
-                    return
-                message = completion.choices[0].message
-                calls = [
-                    call
-                    for call in message.tool_calls or []
-                    if isinstance(call, ChatCompletionMessageFunctionToolCall)
-                ]
-                entry: dict[str, Any] = {"role": "assistant", "content": message.content}
-                if calls:
-                    entry["tool_calls"] = [call.model_dump(include=_TOOL_CALL) for call in calls]
-                conversation.messages.append(entry)
-                if not calls:
-                    yield event(type="message", text=message.content or "")
-                    yield event(type="done")
-                    return
-                for call in calls:
-                    try:
-                        asks = await self._needs_confirmation(call.function.name)
-                    except AgentError as exc:
-                        # Not known to be read-only: never run unasked (its server may be back by
-                        # the call); the model reads why, as for any failed call.
-                        self._answer(conversation, call, str(exc))
-                        yield event(
-                            type="tool_result", function=call.function.name, ok=False, text=str(exc)
-                        )
-                        continue
-                    if asks:
-                        conversation.pending.append(call)
-                        continue
-                    async for step in self._run_call(conversation, call):
-                        yield step
-                if conversation.pending:
-                    conversation.confirm_id = uuid.uuid4().hex
-                    yield event(
-                        type="confirm",
-                        confirm_id=conversation.confirm_id,
-                        text="These actions change things. Approve to run them, or decline.",
-                        calls=[
-                            {"function": c.function.name, "arguments": _arguments(c)[0]}
-                            for c in conversation.pending
-                        ],
-                    )
-                    return
+    async def _turn(
+        self,
+        model: AsyncOpenAI,
+        conversation: Conversation,
+        text: str | None,
+        approve: bool | None,
+        confirm_id: str | None,
+    ) -> AsyncGenerator[ChatEvent]:
+        event = partial(ChatEvent, conversation_id=conversation.id)
+        import openai
+        from openai.types.chat import ChatCompletionMessageFunctionToolCall
+
+        stale = confirm_id is not None and confirm_id != conversation.confirm_id
+        if approve is not None and (stale or not (conversation.pending or text)):
+            # Answered already, or declined by a newer message: a yes (a stale page, a retried
+            # request) must not run the calls a later confirm lists, nor run any twice.
             yield event(
                 type="error",
-                text=f"stopped after {MAX_ROUNDS} rounds of tool calls without an answer",
+                text="That confirmation is no longer open (answered already, or declined by a "
+                "newer message); nothing was run.",
             )
+            yield event(type="done")
+            return
+        if not conversation.messages:
+            conversation.messages.append({"role": "system", "content": self.system})
+        held, conversation.pending, conversation.confirm_id = conversation.pending, [], None
+        if held:
+            # Taken before any runs: a turn after this one (here or on another replica, also
+            # after this process died mid-call) finds them answered, never waiting to run again.
+            await conversation.save()
+        for call in held:
+            if approve:
+                async for step in self._run_call(conversation, call):
+                    yield step
+            else:
+                self._answer(conversation, call, "The person declined this call; not run.")
+                yield event(
+                    type="tool_result",
+                    function=call.function.name,
+                    ok=False,
+                    text="declined",
+                    declined=True,
+                )
+        _answer_cut_off_calls(conversation.messages)
+        if text:
+            conversation.messages.append({"role": "user", "content": text})
+        try:
+            listed = await self.facade.openai_tools()
+        except AgentError as exc:
+            yield event(type="error", text=str(exc))
+            return
+        # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
+        tools = self.offer.tools(listed, conversation.messages)
+        for _ in range(MAX_ROUNDS):
+            try:
+                raw = await model.chat.completions.with_raw_response.create(
+                    model=self.model_name,
+                    messages=conversation.messages,  # type: ignore[arg-type]
+                    tools=tools or openai.omit,  # type: ignore[arg-type]
+                    temperature=TOOL_CHOICE_TEMPERATURE,
+                )
+                completion = completion_in(raw)
+            except (openai.OpenAIError, NoCompletionError) as exc:
+                yield event(type="error", text=f"model failed: {exc}")
+                return
+            message = completion.choices[0].message
+            calls = [
+                call
+                for call in message.tool_calls or []
+                if isinstance(call, ChatCompletionMessageFunctionToolCall)
+            ]
+            entry: dict[str, Any] = {"role": "assistant", "content": message.content}
+            if calls:
+                entry["tool_calls"] = [call.model_dump(include=_TOOL_CALL) for call in calls]
+            conversation.messages.append(entry)
+            # Stored before its calls run: one this process dies in is answered as cut off.
+            await conversation.save()
+            if not calls:
+                yield event(type="message", text=message.content or "")
+                yield event(type="done")
+                return
+            for call in calls:
+                try:
+                    asks = await self._needs_confirmation(call.function.name)
+                except AgentError as exc:
+                    # Not known to be read-only: never run unasked (its server may be back by
+                    # the call); the model reads why, as for any failed call.
+                    self._answer(conversation, call, str(exc))
+                    yield event(
+                        type="tool_result", function=call.function.name, ok=False, text=str(exc)
+                    )
+                    continue
+                if asks:
+                    conversation.pending.append(call)
+                    continue
+                async for step in self._run_call(conversation, call):
+                    yield step
+            if conversation.pending:
+                conversation.confirm_id = uuid.uuid4().hex
+                # Stored before the person sees it: their yes may reach another replica.
+                await conversation.save()
+                yield event(
+                    type="confirm",
+                    confirm_id=conversation.confirm_id,
+                    text="These actions change things. Approve to run them, or decline.",
+                    calls=[
+                        {"function": c.function.name, "arguments": _arguments(c)[0]}
+                        for c in conversation.pending
+                    ],
+                )
+                return
+        yield event(
+            type="error",
+            text=f"stopped after {MAX_ROUNDS} rounds of tool calls without an answer",
+        )
 
     async def _needs_confirmation(self, function: str) -> bool:
         info = await self.facade.describe(function)
@@ -307,7 +304,11 @@ class ChatAgent:
             except AgentError as exc:
                 text, ok = str(exc), False
         self._answer(conversation, call, text)
+        # Shown first: the person learns what a call that ran did, also when its result cannot
+        # be stored (the turn lost its hold, the database went away).
         yield event(type="tool_result", function=call.function.name, ok=ok, text=text)
+        # Stored before the model is asked again: a call that ran is never lost.
+        await conversation.save()
 
     @staticmethod
     def _answer(conversation: Conversation, call: ToolCall, text: str) -> None:

@@ -17,3 +17,8 @@ class ServerUnavailableError(AgentError):
 
 class AgentRefusedError(AgentError):
     """The caller's role does not allow it (an API door answers 403)."""
+
+
+class ConversationError(AgentError):
+    """The turn could not hold its conversation (another turn has it, or it is no longer kept);
+    nothing more was run."""

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, system_prompt, tool_offer
+from ambient.agent.chat import ChatAgent, ToolOffer, system_prompt, tool_offer
+from ambient.agent.conversations import ConversationStore
 from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
@@ -111,31 +112,43 @@ async def _through_guard(guard: DestinationGuard, request: httpx2.Request) -> No
 
 
 class AgentHub:
-    """Facades per user, built on first use and kept (tool listings stay cached)."""
+    """Facades per user, built on first use and kept (tool listings stay cached), each
+    following the user's stored servers at every use."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.guard = DestinationGuard(state.settings.fetch_allow_cidrs)
-        # Per user: the facade, and whether it was built for an admin (it holds stdio servers).
-        self._facades: dict[str, tuple[bool, AgentFacade]] = {}
+        # Per user: the facade, and the stored servers it was last made to follow.
+        self._facades: dict[str, tuple[AgentFacade, dict[str, McpServerSpec]]] = {}
 
     async def facade(self, user: User) -> AgentFacade:
-        """``user``'s facade as their role is now: stdio servers (programs run on this host)
-        only while they are an admin, so taking the role away stops them at the next use."""
-        admin = user.is_admin
-        found = self._facades.pop(user.name, None)
-        if found is not None:
-            if found[0] == admin:
-                self._facades[user.name] = found
-                return found[1]
-            await found[1].close()
-        facade = AgentFacade()
-        facade.add_server(OWN_SERVER, self._own_client(user.name))
-        for spec in await self.specs(user.name):
-            if spec.transport == "stdio" and not admin:
+        """``user``'s facade as their servers are stored now, whichever API replica changed
+        them (a server added, removed, or with other tools to run unasked); stdio servers
+        (programs run on this host) only while they are an admin, so taking the role away
+        stops them at the next use."""
+        wanted = {
+            spec.name: spec
+            for spec in await self.specs(user.name)
+            if spec.transport != "stdio" or user.is_admin
+        }
+        if (found := self._facades.get(user.name)) is None:
+            found = self._facades[user.name] = (AgentFacade(), {})
+            found[0].add_server(OWN_SERVER, self._own_client(user.name))
+        facade, built = found
+        for name, before in list(built.items()):
+            spec = wanted.get(name)
+            unasked = {"read_only_tools": spec.read_only_tools} if spec else {}
+            if spec is not None and before.model_copy(update=unasked) == spec:
+                facade.allow_unasked(name, spec.read_only_tools)  # its connection stays
                 continue
-            facade.add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
-        self._facades[user.name] = (admin, facade)
+            del built[name]
+            await facade.remove_server(name)
+        for name in wanted.keys() - built.keys():
+            facade.add_server(
+                name, self._client(wanted[name]), read_only_tools=wanted[name].read_only_tools
+            )
+        built.clear()
+        built.update(wanted)
         return facade
 
     def _client(self, spec: McpServerSpec) -> Callable[[], Client]:
@@ -192,9 +205,7 @@ class AgentHub:
                 await session.delete(row)
                 await session.commit()
                 raise AgentError(f"at most {MAX_SERVERS} MCP servers per user")
-        found = self._facades.get(user.name)
-        if found is not None:
-            found[1].add_server(spec.name, self._client(spec), read_only_tools=spec.read_only_tools)
+        # The facades (this replica's and every other's) take it up at their next use.
 
     async def allow_unasked(
         self, user: str, name: str, read_only_tools: list[str]
@@ -210,9 +221,6 @@ class AgentHub:
             spec = McpServerSpec.model_validate({**row.spec, "read_only_tools": read_only_tools})
             row.spec = spec.model_dump()
             await session.commit()
-        found = self._facades.get(user)
-        if found is not None:
-            found[1].allow_unasked(name, spec.read_only_tools)
         return spec
 
     async def remove(self, user: str, name: str) -> bool:
@@ -221,13 +229,14 @@ class AgentHub:
                 delete(AgentServer).where(AgentServer.user == user, AgentServer.name == name)
             )
             await session.commit()
-        found = self._facades.get(user)
-        if found is not None:
-            await found[1].remove_server(name)
+        if (found := self._facades.get(user)) is not None:
+            # Closed now (a stdio program stops); other replicas at their facade's next use.
+            found[1].pop(name, None)
+            await found[0].remove_server(name)
         return bool(getattr(result, "rowcount", 0))
 
     async def close(self) -> None:
-        for _, facade in self._facades.values():
+        for facade, _ in self._facades.values():
             await facade.close()
         self._facades.clear()
 
@@ -236,7 +245,7 @@ class AgentHub:
 class ChatRuntime:
     """What a chat door keeps (the API: one per app; `ambient chat`: one per run): the agents,
     the model, the tool offer (its search index over ~60 tools takes a moment to build) and
-    the conversations."""
+    the conversations (in the app database: any replica continues any of them)."""
 
     hub: AgentHub
     model: AsyncOpenAI | None
@@ -248,7 +257,7 @@ class ChatRuntime:
         """The parts as the settings ask for them (AMBIENT_CHAT_TOOLS, the LLM endpoint; no
         model in offline mode)."""
         model = openai_client(state.settings, max_retries=1)
-        return cls(AgentHub(state), model, tool_offer(state.settings), ConversationStore())
+        return cls(AgentHub(state), model, tool_offer(state.settings), ConversationStore(state.db))
 
     async def agent(self, user: User) -> ChatAgent:
         """``user``'s chat agent: their MCP tools, the model, a prompt in their assistant's name."""

@@ -42,7 +42,7 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
         row = await registered(state.db, user, fail)
         runtime = ChatRuntime.of(state)
         agent = await runtime.agent(row)
-        conversation = runtime.conversations.open(user, None)
+        conversation = await runtime.conversations.open(user, None)
         # One message from the command line, or each one asked until the person leaves.
         typed = iter(lambda: _ask(row.assistant_name), None)
         text: str | None

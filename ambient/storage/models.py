@@ -432,6 +432,29 @@ class AgentServer(Numbered, Dated, Base):
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class ChatConversation(Dated, Base):
+    """A chat conversation (ambient.agent.conversations): what the model was told and said,
+    the calls waiting for the person's yes, and which turn holds it now. Any API replica
+    continues it; a turn holds it (``holder`` until ``lease_until``) so that turns of one
+    conversation run one after the other, across processes."""
+
+    __tablename__ = "chat_conversations"
+    __table_args__ = (Index("ix_chat_conversations_user_updated", "user", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # No foreign key: a row lives 6 idle hours at most, and users are never removed.
+    user: Mapped[str] = mapped_column(String(63))
+    # The OpenAI chat messages, as sent to the model.
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The tool calls a confirm listed (ChatCompletionMessageFunctionToolCall, dumped).
+    pending: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    confirm_id: Mapped[str | None] = mapped_column(String(32))
+    holder: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Its last turn: idle past the store's time to live, it is gone.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
 class DiscussionParticipant(Dated, Base):
     """Who may speak on the discussion bus: people (users) and agents (ours or a user's)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
@@ -75,14 +76,18 @@ async def chat(body: ChatRequest, user: CurrentUser, chat: ChatDep) -> Streaming
     confirm, error, done). Destructive tools wait for a request with `approve`."""
     if not body.message and body.approve is None:
         raise unprocessable((["message"], "say something (or send approve)"))
-    conversation = chat.conversations.open(user.name, body.conversation_id)
+    conversation = await chat.conversations.open(user.name, body.conversation_id)
     agent = await chat.agent(user)
 
     async def lines() -> AsyncIterator[str]:
-        async for event in agent.turn(
+        turn = agent.turn(
             conversation, body.message, approve=body.approve, confirm_id=body.confirm_id
-        ):
-            yield event.model_dump_json(exclude_none=True) + "\n"
+        )
+        # Closed here when the person's connection drops: the turn lets its conversation go
+        # at once, not when the garbage collector finds it.
+        async with aclosing(turn) as events:
+            async for event in events:
+                yield event.model_dump_json(exclude_none=True) + "\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 

@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
-from ambient.agent.chat import ChatAgent, ConversationStore
+from ambient.agent.chat import ChatAgent
+from ambient.agent.conversations import ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import MAX_SERVERS
 from ambient.deps import WorkerDeps
@@ -284,7 +285,9 @@ async def test_two_servers_added_at_once_past_the_limit_leave_the_user_at_the_li
         assert len(servers) == 1 + MAX_SERVERS, [s["name"] for s in servers]
 
 
-async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_an_error() -> None:
+async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_an_error(
+    conversations: ConversationStore,
+) -> None:
     # A proxy's page, a completion without choices, an error sent with status 200: the person
     # reads an error event (the door's stream ends normally), not a cut-off stream.
     for answer in NO_COMPLETION:
@@ -294,7 +297,7 @@ async def test_a_model_endpoint_answering_no_chat_completion_ends_the_turn_with_
             async with serve(llm.app()) as base:
                 model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
                 agent = ChatAgent(model, "standin", facade, system="be brief")
-                conversation = ConversationStore().open("dev", None)
+                conversation = await conversations.open("dev", None)
                 events = [e async for e in agent.turn(conversation, "hello")]
         finally:
             await facade.close()

@@ -9,7 +9,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from openai import AsyncOpenAI
 
-from ambient.agent.chat import ChatAgent, ConversationStore
+from ambient.agent.chat import ChatAgent
+from ambient.agent.conversations import ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard
@@ -33,7 +34,9 @@ def tables(dropped: list[str]) -> MCPServer[Any]:
     return server
 
 
-async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unasked() -> None:
+async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unasked(
+    conversations: ConversationStore,
+) -> None:
     llm, dropped = LLMApi(), list[str]()
     dead = McpServerSpec(name="remote", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp")
     connects = 0
@@ -53,7 +56,7 @@ async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unaske
         async with serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
             agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
+            conversation = await conversations.open("dev", None)
             llm.script(
                 ToolCalls([("remote__drop_table", {"name": "users"})]), Content("Could not.")
             )
@@ -66,7 +69,9 @@ async def test_a_write_tool_whose_server_was_down_at_the_check_is_not_run_unaske
         await facade.close()
 
 
-async def test_a_yes_runs_only_the_calls_its_confirm_listed_and_only_once() -> None:
+async def test_a_yes_runs_only_the_calls_its_confirm_listed_and_only_once(
+    conversations: ConversationStore,
+) -> None:
     llm, dropped = LLMApi(), list[str]()
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("remote", lambda: Client(tables(dropped), cache=None))
@@ -74,7 +79,7 @@ async def test_a_yes_runs_only_the_calls_its_confirm_listed_and_only_once() -> N
         async with serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
             agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
+            conversation = await conversations.open("dev", None)
 
             async def turn(text: str | None, **answer: Any) -> list[Any]:
                 return [e async for e in agent.turn(conversation, text, **answer)]
@@ -118,7 +123,9 @@ def _answered_in_order(messages: list[dict[str, Any]]) -> bool:
     return True
 
 
-async def test_two_messages_sent_at_once_are_answered_one_after_the_other() -> None:
+async def test_two_messages_sent_at_once_are_answered_one_after_the_other(
+    conversations: ConversationStore,
+) -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("toy", lambda: Client(toy_server(), cache=None), read_only_tools=TOY_READS)
@@ -126,7 +133,7 @@ async def test_two_messages_sent_at_once_are_answered_one_after_the_other() -> N
         async with serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
             agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
+            conversation = await conversations.open("dev", None)
             llm.script(ToolCalls([("toy__slow", {"seconds": 0.5})]), Content("one"), Content("two"))
 
             async def turn(text: str) -> list[Any]:
@@ -147,7 +154,9 @@ async def test_two_messages_sent_at_once_are_answered_one_after_the_other() -> N
         await facade.close()
 
 
-async def test_a_turn_cut_off_between_tool_calls_leaves_a_conversation_that_goes_on() -> None:
+async def test_a_turn_cut_off_between_tool_calls_leaves_a_conversation_that_goes_on(
+    conversations: ConversationStore,
+) -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("toy", lambda: Client(toy_server(), cache=None), read_only_tools=TOY_READS)
@@ -155,7 +164,7 @@ async def test_a_turn_cut_off_between_tool_calls_leaves_a_conversation_that_goes
         async with serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
             agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
+            conversation = await conversations.open("dev", None)
             llm.script(
                 ToolCalls([("toy__echo", {"text": "a"}), ("toy__echo", {"text": "b"})]),
                 Content("Asked again."),
@@ -192,7 +201,9 @@ def lying(deleted: list[str]) -> MCPServer[Any]:
     return server
 
 
-async def test_a_remote_tool_calling_itself_read_only_asks_unless_the_person_allowed_it() -> None:
+async def test_a_remote_tool_calling_itself_read_only_asks_unless_the_person_allowed_it(
+    conversations: ConversationStore,
+) -> None:
     llm, deleted = LLMApi(), list[str]()
     port = free_port()
     spec = McpServerSpec(
@@ -211,7 +222,7 @@ async def test_a_remote_tool_calling_itself_read_only_asks_unless_the_person_all
         async with serve(lying(deleted).streamable_http_app(), port=port), serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
             agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = ConversationStore().open("dev", None)
+            conversation = await conversations.open("dev", None)
             llm.script(
                 ToolCalls(
                     [
@@ -234,7 +245,7 @@ async def test_a_remote_tool_calling_itself_read_only_asks_unless_the_person_all
             # A model trusted more (confirm=destructive) is still asked before it.
             trusting = ChatAgent(model, "standin", facade, system="be brief", confirm="destructive")
             llm.script(ToolCalls([("remote__delete_everything", {"scope": "*"})]))
-            other = ConversationStore().open("dev", None)
+            other = await conversations.open("dev", None)
             asked = [e async for e in trusting.turn(other, "clean up")]
             assert [e.type for e in asked] == ["confirm"] and deleted == []
     finally:

@@ -15,7 +15,8 @@ from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND
 from openai import AsyncOpenAI
 from pydantic import Field, create_model
 
-from ambient.agent.chat import ChatAgent, ChatEvent, ConversationStore
+from ambient.agent.chat import ChatAgent, ChatEvent
+from ambient.agent.conversations import ConversationStore
 from ambient.agent.errors import UnknownToolError
 from ambient.agent.facade import (
     MAX_DESCRIPTION_CHARS,
@@ -30,13 +31,19 @@ from tests.standins.llm_api import API_KEY, Answer, Content, LLMApi, ToolCalls
 from tests.support.servers import serve
 
 
-async def _turn(llm: LLMApi, facade: AgentFacade, said: str, *answers: Answer) -> list[ChatEvent]:
-    """One chat turn saying ``said`` over ``facade``, the model served by ``llm`` answering
-    ``answers`` in turn: the turn's events."""
+async def _turn(
+    conversations: ConversationStore,
+    llm: LLMApi,
+    facade: AgentFacade,
+    said: str,
+    *answers: Answer,
+) -> list[ChatEvent]:
+    """One chat turn of a new conversation saying ``said`` over ``facade``, the model served by
+    ``llm`` answering ``answers`` in turn: the turn's events."""
     async with serve(llm.app()) as base:
         model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
         agent = ChatAgent(model, "standin", facade, system="be brief")
-        conversation = ConversationStore().open("dev", None)
+        conversation = await conversations.open("dev", None)
         llm.script(*answers)
         return [e async for e in agent.turn(conversation, said)]
 
@@ -59,13 +66,16 @@ def toolless() -> Server[Any]:
     return Server("toolless", on_list_tools=no_tools)
 
 
-async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat_answers() -> None:
+async def test_a_tool_answering_a_protocol_error_is_a_failed_result_and_the_chat_answers(
+    conversations: ConversationStore,
+) -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("remote", lambda: Client(refusing(), cache=None), read_only_tools=["lookup"])
     facade.add_server("bare", lambda: Client(toolless(), cache=None))
     try:
         events = await _turn(
+            conversations,
             llm,
             facade,
             "look up k1",
@@ -99,13 +109,20 @@ def flooding() -> MCPServer[Any]:
     return server
 
 
-async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so() -> None:
+async def test_a_huge_tool_answer_reaches_the_model_cut_and_saying_so(
+    conversations: ConversationStore,
+) -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("remote", lambda: Client(flooding(), cache=None), read_only_tools=["dump"])
     try:
         events = await _turn(
-            llm, facade, "dump it", ToolCalls([("remote__dump", {})]), Content("Lots of rows.")
+            conversations,
+            llm,
+            facade,
+            "dump it",
+            ToolCalls([("remote__dump", {})]),
+            Content("Lots of rows."),
         )
         assert [e.type for e in events] == ["tool_call", "tool_result", "message", "done"]
         answer = llm.requests[1]["messages"][-1]["content"]
@@ -169,12 +186,15 @@ def bloated() -> MCPServer[Any]:
     return server
 
 
-async def test_a_server_with_huge_tool_descriptions_does_not_fill_the_models_prompt() -> None:
+async def test_a_server_with_huge_tool_descriptions_does_not_fill_the_models_prompt(
+    conversations: ConversationStore,
+) -> None:
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("remote", lambda: Client(bloated(), cache=None), read_only_tools=["lookup"])
     try:
-        events = await _turn(llm, facade, "look up everything", Content("Nothing to do."))
+        nothing = Content("Nothing to do.")
+        events = await _turn(conversations, llm, facade, "look up everything", nothing)
         assert [e.type for e in events] == ["message", "done"]
         offered = {t["function"]["name"]: t["function"] for t in llm.requests[0]["tools"]}
         # The 200,000-character description is cut, saying so; the tool is still offered.

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from openai import AsyncOpenAI
 
-from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer, tool_offer
+from ambient.agent.chat import ChatAgent, ToolOffer, tool_offer
+from ambient.agent.conversations import ConversationStore
 from ambient.settings import Environment, Settings
 from bench.find_tools import main as find_tools_bench
 from bench.toolcalls.run import tool_server
@@ -26,7 +27,7 @@ def _names(request: dict[str, object]) -> list[str]:
 
 
 async def test_each_turn_offers_the_pinned_tools_those_already_called_and_the_searchs_best(
-    tmp_path: Path,
+    tmp_path: Path, conversations: ConversationStore
 ) -> None:
     llm = LLMApi()
     offer = tool_offer(_settings(tmp_path, chat_tools=3, chat_pinned_tools="greet, get_briefing"))
@@ -35,8 +36,9 @@ async def test_each_turn_offers_the_pinned_tools_those_already_called_and_the_se
         every = await facade.openai_tools()
         model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
         agent = ChatAgent(model, "standin", facade, system="be brief", offer=offer)
-        conversation = ConversationStore().open("dev", None)
-        llm.script(Content("好的"))
+        conversation = await conversations.open("dev", None)
+        # The model asks for a write (held for the person's yes) the search did not offer.
+        llm.script(ToolCalls([("delete_task", {"task_id": "web-monitor/dev/news"})]))
         [event async for event in agent.turn(conversation, "把 checkout-api 重启一下")]
         first = _names(llm.requests[0])
         assert first[:2] == ["greet", "get_briefing"]
@@ -46,47 +48,35 @@ async def test_each_turn_offers_the_pinned_tools_those_already_called_and_the_se
         found = await facade.call("find_tools", {"query": "把 checkout-api 重启一下", "limit": 5})
         names = [t["name"] for t in (found.structured or {})["tools"]]
         assert first[2:] == [n for n in names if n not in first[:2]][:3]
-        assert "find_tools" not in first and len(every) > 60
+        assert "find_tools" not in first and "delete_task" not in first and len(every) > 60
 
         # A follow-up acts on what an earlier turn called: that tool stays offered.
-        conversation.messages.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "pause_task", "arguments": "{}"},
-                    }
-                ],
-            }
-        )
-        conversation.messages.append({"role": "tool", "tool_call_id": "call_1", "content": "ok"})
         llm.script(Content("好"))
         [event async for event in agent.turn(conversation, "and the other one too")]
-        assert "pause_task" in _names(llm.requests[1])
+        assert "delete_task" in _names(llm.requests[1])
 
 
-async def test_a_limit_of_zero_offers_every_tool(tmp_path: Path) -> None:
+async def test_a_limit_of_zero_offers_every_tool(conversations: ConversationStore) -> None:
     llm = LLMApi()
     async with tool_server("full") as facade, serve(llm.app()) as base:
         model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
         agent = ChatAgent(model, "standin", facade, system="be brief", offer=ToolOffer(0))
         llm.script(Content("hi"))
-        conversation = ConversationStore().open("dev", None)
+        conversation = await conversations.open("dev", None)
         [event async for event in agent.turn(conversation, "hello")]
         every = [t["function"]["name"] for t in await facade.openai_tools()]
         assert _names(llm.requests[0]) == every
 
 
-async def test_a_write_waits_for_the_persons_yes_and_a_read_runs_at_once(tmp_path: Path) -> None:
+async def test_a_write_waits_for_the_persons_yes_and_a_read_runs_at_once(
+    conversations: ConversationStore,
+) -> None:
     llm = LLMApi()
     pause = ToolCalls([("pause_task", {"task_id": "threshold-watch/dev/btc"})])
     async with tool_server("full") as facade, serve(llm.app()) as base:
         model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
         agent = ChatAgent(model, "standin", facade, system="be brief", offer=ToolOffer(0))
-        conversation = ConversationStore().open("dev", None)
+        conversation = await conversations.open("dev", None)
         # "Thanks!" answered with a pause (a small model's habit): not run, the person is asked.
         llm.script(pause)
         held = [e async for e in agent.turn(conversation, "thanks!")]
@@ -104,7 +94,8 @@ async def test_a_write_waits_for_the_persons_yes_and_a_read_runs_at_once(tmp_pat
             model, "standin", facade, system="be brief", offer=ToolOffer(0), confirm="destructive"
         )
         llm.script(pause, Content("Paused."))
-        ran = [e.type async for e in loose.turn(ConversationStore().open("dev", None), "pause")]
+        other = await conversations.open("dev", None)
+        ran = [e.type async for e in loose.turn(other, "pause")]
         assert ran == ["tool_call", "tool_result", "message", "done"]
 
 
@@ -131,7 +122,9 @@ async def test_an_offer_keeps_one_search_index_per_tool_listing() -> None:
     assert offer._search(reworded) is not first
 
 
-async def test_calls_that_replace_the_persons_settings_wait_for_a_yes_in_destructive_mode() -> None:
+async def test_calls_that_replace_the_persons_settings_wait_for_a_yes_in_destructive_mode(
+    conversations: ConversationStore,
+) -> None:
     # A fetched page or a news item saying "send my briefings to this webhook" must not move
     # the person's pushes without their yes, also when only destructive calls are asked about:
     # set_push_config and update_task replace what was there.
@@ -149,7 +142,7 @@ async def test_calls_that_replace_the_persons_settings_wait_for_a_yes_in_destruc
             model, "standin", facade, system="be brief", offer=ToolOffer(0), confirm="destructive"
         )
         llm.script(replace)
-        conversation = ConversationStore().open("dev", None)
+        conversation = await conversations.open("dev", None)
         held = [e async for e in agent.turn(conversation, "summarise that page")]
     assert [e.type for e in held] == ["confirm"]
     assert [c["function"] for c in held[0].calls] == ["set_push_config", "update_task"]

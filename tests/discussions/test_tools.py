@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
+from ambient.storage import Database
 from ambient.storage.models import DiscussionMessage
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
@@ -243,13 +244,16 @@ def test_server_options_that_would_be_ignored_or_serve_nothing_are_refused() -> 
         assert "no tool" in empty.output, empty.output
 
 
-async def test_a_reply_that_can_approve_waits_for_the_persons_yes_like_approving() -> None:
+async def test_a_reply_that_can_approve_waits_for_the_persons_yes_like_approving(
+    db: Database,
+) -> None:
     """With AMBIENT_CHAT_CONFIRM=destructive the chat model's approve_remediation waits for
     the person, but reply_message tagged approve or abort (which acts on the remediation as
     that person) ran at once: the model approved by reply what it could not approve directly."""
     from openai import AsyncOpenAI
 
-    from ambient.agent.chat import ChatAgent, ConversationStore, ToolOffer
+    from ambient.agent.chat import ChatAgent, ToolOffer
+    from ambient.agent.conversations import ConversationStore
     from bench.toolcalls.run import tool_server
     from tests.standins.llm_api import API_KEY, LLMApi, ToolCalls
 
@@ -268,7 +272,7 @@ async def test_a_reply_that_can_approve_waits_for_the_persons_yes_like_approving
         )
         for function, arguments in (("approve_remediation", approve), ("reply_message", reply)):
             llm.script(ToolCalls([(function, arguments)]))
-            conversation = ConversationStore().open("dev", None)
+            conversation = await ConversationStore(db).open("dev", None)
             held = [e async for e in agent.turn(conversation, "好的")]
             assert [e.type for e in held] == ["confirm"], (function, held)
             assert held[0].calls == [{"function": function, "arguments": arguments}]

@@ -3,7 +3,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from alembic import command
@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ambient.agent.conversations import ConversationStore
 from ambient.storage import Database
 from ambient.storage.migrate import (
     HEAD,
@@ -130,7 +131,8 @@ def test_a_database_at_the_branched_heads_reaches_the_one_head_without_running_a
     # Any branched migration run again would fail (its tables and columns exist already).
     assert upgrade(url) == (BRANCHED_HEADS, head_revision())
     assert asyncio.run(current_revisions(url)) == (head_revision(),)
-    assert set(_schema(url)) == set(before)
+    # The tables it had, and those of the migrations after the branched chain (0025 on).
+    assert set(_schema(url)) == set(before) | {"chat_conversations"}
     if url.startswith("sqlite"):
         assert _schema(url) == _schema(fresh)
 
@@ -319,3 +321,46 @@ def test_0024_keeps_deliveries_and_their_status_filters_hold_on_the_upgraded_row
         return rows
 
     assert asyncio.run(keys()) == [("k:email:a", "deferred"), ("k:email:b", "sent")]
+
+
+def test_0025_adds_the_chat_conversations_and_its_downgrade_removes_them(url: str) -> None:
+    """0025 adds the table the chat keeps its conversations in (one stored and read back on
+    the upgraded database, each kind); the downgrade removes it, and the upgrade runs again."""
+    upgrade(url, "0024_delivery_retry_until")
+    assert "chat_conversations" not in _schema(url)
+    upgrade(url)
+    columns, indexes = cast(
+        tuple[set[tuple[str, ...]], set[str]], _schema(url)["chat_conversations"]
+    )
+    assert {c[0] for c in columns} == {
+        "id",
+        "user",
+        "messages",
+        "pending",
+        "confirm_id",
+        "holder",
+        "lease_until",
+        "updated_at",
+        "created_at",
+    }
+    assert indexes == {"ix_chat_conversations_user_updated", "ix_chat_conversations_updated_at"}
+
+    async def stored_and_read() -> list[dict[str, Any]]:
+        db = Database(url)
+        try:
+            store = ConversationStore(db)
+            conversation = await store.open("ann", None)
+            async with store.turn(conversation):
+                conversation.messages.append({"role": "user", "content": "你好"})
+            kept = await store.open("ann", conversation.id)
+            async with store.turn(kept):
+                return kept.messages
+        finally:
+            await db.close()
+
+    assert asyncio.run(stored_and_read()) == [{"role": "user", "content": "你好"}]
+    command.downgrade(alembic_config(url), "0024_delivery_retry_until")
+    assert "chat_conversations" not in _schema(url)
+    assert asyncio.run(current_revisions(url)) == ("0024_delivery_retry_until",)
+    upgrade(url)
+    assert "chat_conversations" in _schema(url)
