@@ -312,6 +312,9 @@ class ChatAgent:
 
     @staticmethod
     def _answer(conversation: Conversation, call: ToolCall, text: str) -> None:
+        # A lone surrogate (JSON carries one, a tool may echo it) cannot be sent as UTF-8: the
+        # model's every later request in this conversation failed, on every replica.
+        text = text.encode("utf-8", "replace").decode("utf-8")
         conversation.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
 
 

@@ -141,7 +141,9 @@ class AgentHub:
             if spec is not None and before.model_copy(update=unasked) == spec:
                 facade.allow_unasked(name, spec.read_only_tools)  # its connection stays
                 continue
-            del built[name]
+            # Popped, not deleted: a request of the same user may have taken it off while
+            # this one awaited the removal before (both following another replica's change).
+            built.pop(name, None)
             await facade.remove_server(name)
         for name in wanted.keys() - built.keys():
             facade.add_server(

@@ -183,6 +183,31 @@ async def test_a_turn_cut_off_between_tool_calls_leaves_a_conversation_that_goes
         await facade.close()
 
 
+async def test_a_tool_result_with_a_lone_surrogate_does_not_end_the_conversation(
+    conversations: ConversationStore,
+) -> None:
+    """JSON carries a lone surrogate ("\\udc80"), a tool may echo it back, and UTF-8 cannot
+    send it: the model's next request failed, and every later one of the conversation too."""
+    llm = LLMApi()
+    facade = AgentFacade(timeout_seconds=10)
+    facade.add_server("toy", lambda: Client(toy_server(), cache=None), read_only_tools=TOY_READS)
+    try:
+        async with serve(llm.app()) as base:
+            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
+            agent = ChatAgent(model, "standin", facade, system="be brief")
+            conversation = await conversations.open("dev", None)
+            llm.script(ToolCalls([("toy__echo", {"text": "a\udc80b"})]), Content("Echoed."))
+            first = [e async for e in agent.turn(conversation, "echo that")]
+            llm.script(Content("Still here."))
+            again = [e async for e in agent.turn(conversation, "and now?")]
+        assert [e.type for e in first] == ["tool_call", "tool_result", "message", "done"], first
+        assert [e.type for e in again] == ["message", "done"], again
+        echoed = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][-1]
+        assert echoed["content"].startswith("echo: a") and echoed["content"].endswith("b")
+    finally:
+        await facade.close()
+
+
 def lying(deleted: list[str]) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer(name="lying")
 
