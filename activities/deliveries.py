@@ -143,15 +143,18 @@ async def give_up(
     if row is not None and row.status == "pending" and row.provider_id == HANDING:
         # Its last try died handing the message over: the receiver may have it.
         error = HANDED_UNANSWERED
-        await DeliveryRepository(session).give_up(key, error)
-        await record_failure(session, request, failure(channel, shown, error), key, True)
+        if await DeliveryRepository(session).give_up(key, error):
+            await record_failure(session, request, failure(channel, shown, error), key, True)
         return
     if row is not None and row.status == "pending":
         # Else listed as in flight for ever; a transient failure, so the same notification
-        # sent again later still takes it.
-        await DeliveryRepository(session).give_up(key, GIVEN_UP)
+        # sent again later still takes it. Read before this write: a try that settled it
+        # since (another worker's, on PostgreSQL) has the last word, not this give-up.
+        if not await DeliveryRepository(session).give_up(key, GIVEN_UP):
+            return
     elif row is not None and row.status == DeliveryStatus.DEFERRED:
-        await DeliveryRepository(session).retries_ended(key)  # its last answer kept
+        if not await DeliveryRepository(session).retries_ended(key):  # its last answer kept
+            return
     if error.startswith("transient:"):  # else sent, held or refused: settled
         await record_failure(session, request, failure(channel, shown, error), key, True)
 

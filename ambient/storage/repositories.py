@@ -7,9 +7,10 @@ import builtins
 from collections.abc import Collection
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 
 from ambient.domain.events import clipped
 from ambient.domain.notify import Message
@@ -251,14 +252,15 @@ class DeliveryRepository(Repository):
         ended = ended.values(status="failed", error=error, lease_until=None, updated_at=now)
         await self.session.execute(ended.execution_options(synchronize_session=False))
 
-    async def retries_ended(self, key: str) -> None:
-        """A deferred delivery's deliver-later run is over: failed, with its last answer."""
-        await self._set(key, Delivery.status == "deferred", status="failed")
+    async def retries_ended(self, key: str) -> bool:
+        """A deferred delivery's deliver-later run is over: failed, with its last answer
+        (False: not deferred any more, a try settled it meanwhile)."""
+        return await self._set(key, Delivery.status == "deferred", status="failed") > 0
 
-    async def give_up(self, key: str, error: str) -> None:
+    async def give_up(self, key: str, error: str) -> bool:
         """A send left in flight that no try will finish: failed (``error``), unless its
-        holder finished it meanwhile."""
-        await self._set(key, _PENDING, status="failed", error=error, lease_until=None)
+        holder finished it meanwhile (False then: nothing to say)."""
+        return await self._set(key, _PENDING, status="failed", error=error, lease_until=None) > 0
 
     async def hold(self, key: str, lease_until: datetime) -> None:
         """The send under way keeps its row (still in flight) until ``lease_until``."""
@@ -268,9 +270,11 @@ class DeliveryRepository(Repository):
         """Record progress of the send that holds the lease (a message sent in several posts)."""
         await self._set(key, provider_id=provider_id)
 
-    async def _set(self, key: str, *only: ColumnElement[bool], **values: Any) -> None:
+    async def _set(self, key: str, *only: ColumnElement[bool], **values: Any) -> int:
+        """The rows changed: 0 when ``only`` no longer holds (another try settled it)."""
         update_row = update(Delivery).where(Delivery.key == key, *only).values(**values)
-        await self.session.execute(update_row.execution_options(synchronize_session=False))
+        done = await self.session.execute(update_row.execution_options(synchronize_session=False))
+        return cast(CursorResult[Any], done).rowcount
 
     async def under(self, user: str, request_key: str) -> list[Delivery]:
         """The deliveries of ``user``'s notification ``request_key``: the keys from

@@ -10,7 +10,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.deliveries import GIVEN_UP, HANDED_UNANSWERED, HANDING, MAX_KEY, delivery_key
+from activities.deliveries import (
+    GIVEN_UP,
+    HANDED_UNANSWERED,
+    HANDING,
+    MAX_KEY,
+    delivery_key,
+    give_up,
+)
 from activities.notify import NotifyActivities
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
@@ -568,6 +575,30 @@ async def test_a_delivery_given_up_in_flight_is_listed_as_failed_and_a_later_sen
     # The failure is transient: the same notification sent again later still goes out.
     again = await ActivityEnvironment().run(notify.notify, request)
     assert [d.status for d in again.deliveries] == [DeliveryStatus.SENT]
+
+
+async def test_a_give_up_that_read_its_row_before_another_try_sent_it_says_nothing(
+    deps: WorkerDeps,
+) -> None:
+    """The give-up reads the rows, then writes each in flight failed: a try of another worker
+    that sent one in between (PostgreSQL lets it commit there) kept its row sent, but the
+    user still heard "gave up" for a message that went out."""
+    await _user(deps.db, "alice")
+    request = _request(unique("raced"), Target(type="inbox", target=""))
+    key = delivery_key(request.idempotency_key, "inbox", "")
+    await left_in_flight(deps.db, key, "alice")
+    async with deps.db.session() as session:
+        stale = await DeliveryRepository(session).get(key)
+    assert stale is not None and stale.status == "pending"
+    async with deps.db.writing() as session:  # the other worker's try sends it
+        await DeliveryRepository(session).finish(key, status="sent", provider_id="7")
+    async with deps.db.writing() as session:
+        await give_up(session, request, key, "inbox", "", stale)
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+        said = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    assert row is not None and (row.status, row.provider_id) == ("sent", "7")
+    assert said == []
 
 
 async def test_a_delivery_whose_last_try_died_handing_it_over_is_given_up_never_sent_again(
