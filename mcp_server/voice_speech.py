@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
@@ -266,11 +266,13 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
     return spoken_name(name)
 
 
-# The tasks each user's last asking answer named, in its order, and when: "第二个" is a place
-# there (a voice call carries no history of its own; "有 2 个任务符合：A、B" then "第二个" paused
-# the second of all the user's tasks). Kept in the process the voice's session is on.
-NAMED_FOR = 300.0  # seconds an answer's list is what a place refers to
-_named: dict[str, tuple[float, list[str]]] = {}
+class Picked(NamedTuple):
+    """A spoken task reference resolved: the task; or None, the question asked back and the
+    tasks it named, in its order (ids: a place said next is one of them)."""
+
+    task: TaskSummary | None
+    question: str
+    named: list[str]
 
 
 def _kind_word(task: TaskSummary, english: bool) -> str:
@@ -288,40 +290,51 @@ def _labels(tasks: list[TaskSummary], english: bool) -> list[str]:
     ]
 
 
+def names_a_place(said: str) -> bool:
+    """True when ``said`` is a place and nothing else ("第二个", "the second one", "2")."""
+    return _place_alone(said.strip().lower()) is not None
+
+
+def _place_alone(text: str) -> re.Match[str] | None:
+    """The place in ``text`` (lowercased) when it says nothing else; else None."""
+    ordinal = _ORDINAL.search(text)
+    if ordinal and not _PLACE_ONLY.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :])):
+        return ordinal
+    return None
+
+
 def pick_task(
     tasks: list[TaskSummary],
     said: str,
     english: bool = False,
     *,
-    user: str = "",
-    now: float | None = None,
-) -> tuple[TaskSummary | None, str]:
+    named: Sequence[str] = (),
+) -> Picked:
     """The task whose name (or summary) ``said`` names; ask back when none or several
-    (in English when ``english``). A place alone ("第二个") is one in the list the ``user``'s
-    last asking answer named, within NAMED_FOR seconds of ``now``; else among the first four."""
-    now = time.monotonic() if now is None else now
+    (in English when ``english``). A place alone ("第二个") is one in ``named``, the tasks the
+    user's last asking answer named (a voice call carries no history: its caller keeps them),
+    else among the first four."""
     key = _flat(said)
     exact = [t for t in tasks if _flat(t.task_id.rsplit("/", 1)[-1]) == key]
     if len(exact) == 1:
-        return exact[0], ""
+        return Picked(exact[0], "", [])
     # A deleted task is found by its name, but not counted or offered as one of yours.
     live = [t for t in tasks if t.state is not TaskState.STOPPED]
     if not live and not exact:
-        return None, "You have no tasks yet." if english else "你还没有任何任务。"
+        return Picked(None, "You have no tasks yet." if english else "你还没有任何任务。", [])
 
-    def asking(named: list[TaskSummary], question: str) -> tuple[None, str]:
-        _named[user] = now, [t.task_id for t in named]
-        return None, question
+    def asking(listed: list[TaskSummary], question: str) -> Picked:
+        return Picked(None, question, [t.task_id for t in listed])
 
     sep = ", " if english else "、"
     shown = live[:4]  # the tasks an answer names
-    named = sep.join(_labels(shown, english))
+    shown_said = sep.join(_labels(shown, english))
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
-        yours = f"You have {len(live)} tasks, like: {named}"
-        yours_zh = f"你有 {len(live)} 个任务，比如：{named}"
+        yours = f"You have {len(live)} tasks, like: {shown_said}"
+        yours_zh = f"你有 {len(live)} 个任务，比如：{shown_said}"
     else:
-        yours, yours_zh = f"Your tasks are: {named}", f"你的任务有：{named}"
+        yours, yours_zh = f"Your tasks are: {shown_said}", f"你的任务有：{shown_said}"
     if names_nothing(said):  # after the exact name: a task may be called "monitor"
         if english:
             return asking(shown, f"Which task do you mean? {yours}.")
@@ -352,17 +365,15 @@ def pick_task(
     # Else without the words that only say what it is ("backup任务", "the backup task").
     found = exact or of_kind(key) or called(key) or called(_WHAT_IT_IS.sub("", key))
     # "第二个" alone (not "second backup"): its place among the tasks the last answer named.
-    ordinal = None if found else _ORDINAL.search(text := said.strip().lower())
-    if ordinal and not _PLACE_ONLY.sub("", _flat(text[: ordinal.start()] + text[ordinal.end() :])):
-        at, ids = _named.get(user, (0.0, []))
+    ordinal = None if found else _place_alone(text := said.strip().lower())
+    if ordinal:
         by_id = {t.task_id: t for t in tasks}  # the list named a deleted one too
-        listed = [by_id[i] for i in ids if i in by_id] if now - at <= NAMED_FOR else []
-        places = listed or shown
+        places = [by_id[i] for i in named if i in by_id] or shown
         index = _index_said(ordinal, text)
         if index is not None and -len(places) <= index < len(places):
-            return places[index], ""
+            return Picked(places[index], "", [])
     if len(found) == 1:
-        return found[0], ""
+        return Picked(found[0], "", [])
     if not found:
         if english:
             return asking(shown, f"I found no task called “{said}”. {yours}.")

@@ -24,6 +24,7 @@ from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import TaskKind
+from ambient.watches.reads import TaskSummary
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
@@ -32,6 +33,7 @@ from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     ORDINALS_EN,
     counted,
+    names_a_place,
     ordinal_word,
     pick_task,
     run_about,
@@ -183,13 +185,46 @@ def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
     )
 
 
+# The tasks a user's last asking answer named ("有 2 个任务符合：A、B"), in its order: "第二个"
+# said next is a place in that list. A voice call carries no history of its own and the next
+# one may reach another API replica, or one restarted since: the list is an event of the user's
+# (a replica's own memory counted "第二个" among the user's first four tasks there).
+TASKS_NAMED = "voice.tasks_named"
+NAMED_FOR = timedelta(minutes=5)  # how long an answer's list is what a place refers to
+
+
+async def _which_task(state: AppState, user: str, name: str) -> tuple[TaskSummary | None, str]:
+    """The user's task ``name`` names, or None and the question asked back (its list kept)."""
+    # Every task: a name is only found among the tasks it is compared with.
+    tasks = list(await state.tasks.list(user))
+    # The list is read for a place alone only, and written by an answer that asks back.
+    named = await _named_lately(state, user) if names_a_place(name) else []
+    picked = pick_task(tasks, name, english.get(), named=named)
+    if picked.named:
+        async with state.db.session() as session:
+            await EventRepository(session).add(
+                TASKS_NAMED, user=user, payload={"tasks": picked.named}
+            )
+            await session.commit()
+    return picked.task, picked.question
+
+
+async def _named_lately(state: AppState, user: str) -> list[str]:
+    """The tasks the user's last asking answer named, if within NAMED_FOR; else none."""
+    since = datetime.now(UTC) - NAMED_FOR
+    async with state.db.session() as session:
+        last = await EventRepository(session).list(
+            user=user, kind=TASKS_NAMED, since=since, limit=1
+        )
+    return list(last[0].payload.get("tasks") or []) if last else []
+
+
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:
     """The named task's state and checks."""
 
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        # Every task: a name is only found among the tasks it is compared with.
-        task, question = pick_task(list(await tasks.list(user)), name, english.get(), user=user)
+        task, question = await _which_task(state, user, name)
         if task is None:
             return question
         status = await tasks.get(user, task.task_id, within=worker_time())
@@ -253,7 +288,7 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
 async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = pick_task(list(await tasks.list(user)), name, english.get(), user=user)
+        task, question = await _which_task(state, user, name)
         if task is None:
             return question
         label_en = task_label(task, english=True)

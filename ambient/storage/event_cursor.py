@@ -26,7 +26,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
-from ambient.storage.models import MAX_ID, Event, as_utc
+from ambient.storage.models import HAPPENED, MAX_ID, Event, as_utc
 
 # Longer than any event transaction stays open (one insert, committed at once).
 GAP_GRACE = timedelta(minutes=10)
@@ -83,7 +83,8 @@ async def read_events(
     now: datetime | None = None,
 ) -> tuple[list[Event], EventCursor]:
     """``user``'s events committed since ``cursor`` (late commits included), in id order,
-    and the cursor after them. At most ``limit`` events above the high-water mark."""
+    and the cursor after them. At most ``limit`` events above the high-water mark, those that
+    happened only (no conversation's own state)."""
     moment = now or datetime.now(UTC)
     gaps = {g: at for g, at in cursor.gaps.items() if moment - at < GAP_GRACE}
     # Ids and owners of every user's events: only an id nobody's event holds is a gap.
@@ -106,7 +107,7 @@ async def read_events(
     mine = [row_id for row_id, owner in seen if row_id <= high and (user is None or owner == user)]
     rows: list[Event] = []
     if mine:
-        query = select(Event).where(Event.id.in_(mine)).order_by(Event.id)
+        query = select(Event).where(Event.id.in_(mine), HAPPENED).order_by(Event.id)
         rows = list(await session.scalars(query))
     return rows, EventCursor(last=high, gaps=gaps)
 

@@ -124,6 +124,12 @@ class Event(Numbered, Dated, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
 
 
+# A conversation's own state kept as events of its user's, so the next call on any replica
+# reads it back (`voice.*`: a question the voice asked back, the tasks an answer named), tells
+# of nothing that happened: no list or stream of a user's events shows it.
+HAPPENED = Event.kind.not_like("voice.%")
+
+
 class Delivery(Numbered, Dated, Updated, Base):
     __tablename__ = "deliveries"
     __table_args__ = (Index("ix_deliveries_user_id", "user", "id"),)

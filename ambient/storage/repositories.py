@@ -16,7 +16,7 @@ from ambient.domain.events import clipped
 from ambient.domain.notify import Message
 from ambient.render import markdown_plain
 from ambient.storage.db import Repository, given
-from ambient.storage.models import Delivery, Event, InboxMessage, WatchSnapshot
+from ambient.storage.models import HAPPENED, Delivery, Event, InboxMessage, WatchSnapshot
 
 # The inbox's title and link columns (PostgreSQL refuses a longer value; SQLite keeps it).
 INBOX_TITLE, INBOX_LINK = 255, 1024
@@ -60,8 +60,11 @@ class EventRepository(Repository):
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[Event]:
-        """Newest first; ``before_id``: older than that event (the next page)."""
+        """Newest first; ``before_id``: older than that event (the next page). Without a
+        ``kind``, only events that happened (no conversation's own state)."""
         query = select(Event).filter_by(**given(user=user, kind=kind, task=task))
+        if kind is None:
+            query = query.where(HAPPENED)
         if since is not None:
             query = query.where(Event.created_at >= since)
         if before_id is not None:

@@ -8,8 +8,8 @@ from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
 from mcp_server.voice_speech import (
-    NAMED_FOR,
     hours_said,
+    names_a_place,
     pick_remediation,
     pick_task,
     task_label,
@@ -145,57 +145,65 @@ def test_tasks_are_named_as_spoken_and_hashed_names_by_their_summary() -> None:
         _task("reminder/ops/standup-notes"),
         _task("web-monitor/ops/0123456789ab", summary="watch the shop home page"),
     ]
-    task, _ = pick_task(tasks, "Standup")  # the exact name wins over the longer one
+    task, _, _ = pick_task(tasks, "Standup")  # the exact name wins over the longer one
     assert task is not None and task.task_id == "reminder/ops/standup"
-    task, _ = pick_task(tasks, "standup notes")
+    task, _, _ = pick_task(tasks, "standup notes")
     assert task is not None and task.task_id == "reminder/ops/standup-notes"
-    task, _ = pick_task(tasks, "shop home")
+    task, _, _ = pick_task(tasks, "shop home")
     assert task is not None and task.task_id.endswith("0123456789ab")
-    task, question = pick_task(tasks, "backup")
+    task, question, _ = pick_task(tasks, "backup")
     assert task is None and "watch the shop home page" in question
     assert_speakable(question)
 
 
 def test_a_place_said_after_an_ask_back_is_one_of_the_tasks_it_named() -> None:
     """ "有 2 个任务符合：standup weekly、standup daily。" then "第二个" paused the second of all
-    the user's tasks, one nobody had named. The place is in the list the user's last asking
-    answer named (for NAMED_FOR seconds), else among the first four; another user's list is
-    not theirs."""
+    the user's tasks, one nobody had named. An answer that asks back gives the tasks it named,
+    in its order; a place alone said next is one in that list (its caller keeps it), else
+    among the first four."""
     tasks = [
         _task("web-monitor/ann/reborn"),
         _task("reminder/ann/standup-daily"),
         _task("threshold-watch/ann/reborn"),
         _task("reminder/ann/standup-weekly"),
     ]
-    task, question = pick_task(tasks, "standup", user="ann", now=100.0)
+    task, question, named = pick_task(tasks, "standup")
     assert (
         task is None
         and question == "有 2 个任务符合：standup daily、standup weekly。请说完整的名字。"
     )
-    task, _ = pick_task(tasks, "第二个", user="ann", now=110.0)
+    assert named == ["reminder/ann/standup-daily", "reminder/ann/standup-weekly"]
+    task, _, again = pick_task(tasks, "第二个", named=named)
     assert task is not None and task.task_id == "reminder/ann/standup-weekly"
-    task, _ = pick_task(tasks, "第二个", user="bo", now=110.0)  # bo heard no such list
+    assert again == []  # a task picked names no list
+    task, _, _ = pick_task(tasks, "第二个")  # no list heard (another user's, or long ago)
     assert task is not None and task.task_id == "reminder/ann/standup-daily"
-    task, _ = pick_task(tasks, "第二个", user="ann", now=100.0 + NAMED_FOR + 1)  # long ago
+    task, _, _ = pick_task(tasks, "第二个", named=["reminder/ann/gone", "reminder/ann/left"])
     assert task is not None and task.task_id == "reminder/ann/standup-daily"
+    # Only a place alone is looked up in the list: a caller reads it for these only.
+    assert all(map(names_a_place, ["第二个", "the second one", "2", "暂停二", "最后一个"]))
+    assert not any(map(names_a_place, ["second backup", "2号机房", "standup", "它"]))
 
     # Two of one name, a web monitor and a threshold watch: said, and asked for, by kind.
-    task, question = pick_task(tasks, "reborn", user="ann", now=200.0)
+    task, question, named = pick_task(tasks, "reborn")
     assert task is None and "网页监控 reborn、阈值监控 reborn" in question, question
+    assert named == ["web-monitor/ann/reborn", "threshold-watch/ann/reborn"]
     for said, kind in [("网页监控 reborn", "web-monitor"), ("threshold watch reborn", "threshold")]:
-        task, _ = pick_task(tasks, said, user="ann", now=210.0)
+        task, _, _ = pick_task(tasks, said, named=named)
         assert task is not None and task.task_id.startswith(kind), said
-    task, _ = pick_task(tasks, "第一个", user="ann", now=210.0)
+    task, _, _ = pick_task(tasks, "第一个", named=named)
     assert task is not None and task.task_id == "web-monitor/ann/reborn"
 
     # One of the two deleted (still listed, as stopped): it is named, and its place is its own.
     tasks[0] = tasks[0].model_copy(update={"state": TaskState.STOPPED})
-    task, question = pick_task(tasks, "reborn", user="ann", now=300.0)
+    task, question, named = pick_task(tasks, "reborn")
     assert task is None and "网页监控 reborn、阈值监控 reborn" in question, question
-    task, _ = pick_task(tasks, "第一个", user="ann", now=310.0)
+    task, _, _ = pick_task(tasks, "第一个", named=named)
     assert task is not None and task.task_id == "web-monitor/ann/reborn"
-    task, _ = pick_task(tasks, "网页监控 reborn", user="ann", now=310.0)
+    task, _, _ = pick_task(tasks, "网页监控 reborn", named=named)
     assert task is not None and task.task_id == "web-monitor/ann/reborn"
+    # Nothing to name, nothing named.
+    assert pick_task([], "第二个") == (None, "你还没有任何任务。", [])
 
 
 def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
@@ -213,7 +221,7 @@ def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
         "监控",
         "unknown",
     ]:
-        task, question = pick_task(tasks, said)
+        task, question, _ = pick_task(tasks, said)
         assert task is None and "哪一个任务" in question and "btc" in question, said
         assert_speakable(question)
     for said in ["这个", "that", "服务名", "修复"]:
@@ -224,13 +232,13 @@ def test_a_reference_that_names_nothing_asks_back_and_picks_nothing() -> None:
 
 def test_a_short_part_inside_a_word_is_no_reference_but_a_whole_short_name_is() -> None:
     tasks = [_task("threshold-watch/ops/btc", summary="bitcoin price"), _task("web-monitor/ops/hn")]
-    task, question = pick_task(tasks, "it")  # inside "bitcoin": would pause the wrong watch
+    task, question, _ = pick_task(tasks, "it")  # inside "bitcoin": would pause the wrong watch
     assert task is None and question
-    task, _ = pick_task(tasks, "hn")
+    task, _, _ = pick_task(tasks, "hn")
     assert task is not None and task.task_id.endswith("/hn")
-    task, _ = pick_task(tasks, "bitcoin")
+    task, _, _ = pick_task(tasks, "bitcoin")
     assert task is not None and task.task_id.endswith("/btc")
-    task, _ = pick_task([*tasks, _task("web-monitor/ops/monitor")], "Monitor")
+    task, _, _ = pick_task([*tasks, _task("web-monitor/ops/monitor")], "Monitor")
     assert task is not None and task.task_id.endswith("/monitor")  # its exact name
     run, question = pick_remediation(RUNS, "pa")  # inside "payments"
     assert run is None and "没找到" in question
@@ -288,9 +296,9 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_chinese() -> None:
         "阈值监控 cpu usage",
         "提醒（每天 08:30）",
     ]
-    task, _ = pick_task(tasks, "网页监控")
+    task, _, _ = pick_task(tasks, "网页监控")
     assert task is tasks[0]
-    task, question = pick_task(tasks, "backup")
+    task, question, _ = pick_task(tasks, "backup")
     assert task is None and "Web monitor" not in question and "网页监控（2 个网址" in question
     assert_speakable(question)
 
@@ -317,9 +325,9 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_english_as_speech() -> 
         "news digest of 3 pages, weekly at 08:00",
         "reminder, on a schedule",
     ]
-    task, _ = pick_task(tasks, "web monitor", english=True)
+    task, _, _ = pick_task(tasks, "web monitor", english=True)
     assert task is None  # two fit: asked back by their spoken labels
-    task, question = pick_task(tasks, "backup", english=True)
+    task, question, _ = pick_task(tasks, "backup", english=True)
     assert task is None and "URL(s)" not in question and "for ops" not in question
     assert_speakable(question)
 
@@ -343,11 +351,11 @@ def test_a_name_that_fits_a_waiting_fix_past_the_tenth_asks_back_with_its_number
 def test_a_question_back_naming_some_of_many_tasks_says_how_many_there_are() -> None:
     """With nine tasks, "没找到叫“backup”的任务。你的任务有：a、b、c、d。" sounded like four."""
     tasks = [_task(f"reminder/ops/{name}") for name in "abcdefghi"]
-    _, question = pick_task(tasks, "backup")
+    _, question, _ = pick_task(tasks, "backup")
     assert question == "没找到叫“backup”的任务。你有 9 个任务，比如：a、b、c、d。", question
-    _, question = pick_task(tasks, "it", english=True)
+    _, question, _ = pick_task(tasks, "it", english=True)
     assert question == "Which task do you mean? You have 9 tasks, like: a, b, c, d.", question
-    _, question = pick_task(tasks[:4], "backup")  # all of them named: no count
+    _, question, _ = pick_task(tasks[:4], "backup")  # all of them named: no count
     assert question == "没找到叫“backup”的任务。你的任务有：a、b、c、d。", question
 
 
@@ -376,16 +384,16 @@ def test_a_question_back_counts_and_offers_only_tasks_not_deleted() -> None:
         _task(f"reminder/ops/old{n}").model_copy(update={"state": TaskState.STOPPED})
         for n in range(5)
     ]
-    _, question = pick_task([*gone, *live], "backup")
+    _, question, _ = pick_task([*gone, *live], "backup")
     assert question == "没找到叫“backup”的任务。你的任务有：a、b、c、d。", question
-    found, _ = pick_task([*gone, *live], "old3")
+    found, _, _ = pick_task([*gone, *live], "old3")
     assert found is not None and found.task_id == "reminder/ops/old3"
-    _, none = pick_task(gone, "backup", english=True)
+    _, none, _ = pick_task(gone, "backup", english=True)
     assert none == "You have no tasks yet.", none
     # A part of a name picks the live task it fits, not a deleted one it fits too.
     orders = [_task("reminder/ops/orders-page"), *gone[:1]]
     orders.append(_task("reminder/ops/orders-api").model_copy(update={"state": TaskState.STOPPED}))
-    picked, asked = pick_task(orders, "orders")
+    picked, asked, _ = pick_task(orders, "orders")
     assert picked is not None and picked.task_id == "reminder/ops/orders-page", asked
 
 
@@ -417,7 +425,7 @@ def test_a_task_said_with_what_kind_of_thing_it_is_is_found_by_its_name() -> Non
         ("比特币监控任务", "比特币监控"),
         ("那个晨会提醒", "晨会提醒"),
     ]:
-        task, question = pick_task(tasks, said)
+        task, question, _ = pick_task(tasks, said)
         assert task is not None and task.task_id.endswith(name), (said, question)
 
 
@@ -442,7 +450,7 @@ def test_a_task_is_found_by_its_place_in_the_list_the_voice_said() -> None:
     "没找到叫“第二个”的任务" again, though the fixes are picked so."""
     tasks = [_task("reminder/u/backup"), _task("reminder/u/晨会提醒")]
     for said, name in [("第二个", "晨会提醒"), ("第一个", "backup"), ("最后一个", "晨会提醒")]:
-        task, question = pick_task(tasks, said)
+        task, question, _ = pick_task(tasks, said)
         assert task is not None and task.task_id.endswith(name), (said, question)
     assert pick_task(tasks, "第三个")[0] is None
     assert pick_task(tasks, "second backup")[0] is None  # a name with a place word in it
@@ -494,7 +502,7 @@ def test_a_reference_said_with_the_tools_verb_in_front_is_found_by_its_name() ->
         ("pause the backup task", "backup"),
         ("恢复晨会提醒", "晨会提醒"),
     ]:
-        task, asked = pick_task(tasks, said)
+        task, asked, _ = pick_task(tasks, said)
         assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
 
 
@@ -506,7 +514,7 @@ def test_a_reference_said_as_that_one_after_its_name_is_found_by_its_name() -> N
         assert run is RUNS[2], (said, asked)
     tasks = [_task(f"reminder/u/{name}") for name in ("hn", "backup")]
     for said, name in [("hn 那个", "hn"), ("the backup one", "backup")]:
-        task, asked = pick_task(tasks, said)
+        task, asked, _ = pick_task(tasks, said)
         assert task is not None and task.task_id == f"reminder/u/{name}", (said, asked)
 
 
@@ -533,7 +541,7 @@ def test_a_short_name_said_alone_is_found_when_it_is_a_word_of_the_name() -> Non
     run, asked = pick_remediation(runs, "db")
     assert run is runs[3], asked
     tasks = [_task(f"reminder/u/{name}") for name in ("hn_daily_pv", "bitcoin", "gold-price")]
-    task, asked = pick_task(tasks, "hn")
+    task, asked, _ = pick_task(tasks, "hn")
     assert task is tasks[0], asked
     assert pick_task(tasks, "co")[0] is None  # a part of a word still is not
 

@@ -96,3 +96,41 @@ async def test_a_delivery_failure_still_retried_is_not_named_not_delivered(
     ended, retrying = "push not delivered", "push not delivered yet; retrying"
     assert re.findall(r"<b>([^<]*)</b>", shown) == [ended, retrying]
     assert [f["name"] for f in frames] == [retrying, ended]
+
+
+async def test_a_voice_conversations_own_state_is_in_no_list_or_stream_of_events(
+    settings: Settings, db: Database
+) -> None:
+    """The voice keeps a question it asked back and the tasks an answer named as events of the
+    user's (read back on any replica): nothing that happened, they were listed on the
+    dashboard, by /events and in both streams, by their kinds' ids."""
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    name = unique("vox")
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name))
+        session.add(Event(kind="watch.hit", user=name, task="t"))
+        session.add(Event(kind="voice.confirm_asked", user=name, payload={"asked": {}}))
+        session.add(Event(kind="voice.tasks_named", user=name, payload={"tasks": ["t"]}))
+        session.add(Event(kind="watch.failing", user=name, task="t"))
+        await session.commit()
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with signed_in(settings, token) as http:
+        page = (await http.get("/app")).text
+        listed = (await http.get("/events", headers=bearer)).json()
+        streamed = {}
+        for path, auth in (("/app/events/stream", {}), ("/events/stream", bearer)):
+            frames = []
+            async with http.stream("GET", path, params={"after_id": 0}, headers=auth) as live:
+                async for line in live.aiter_lines():
+                    if line.startswith("data:"):
+                        frames.append(json.loads(line.removeprefix("data:"))["kind"])
+                        if len(frames) == 2:
+                            break
+            streamed[path] = frames
+    shown = re.findall(r'<ul class="events".*?</ul>', page, re.S)[0]
+    assert re.findall(r"<b>([^<]*)</b>", shown) == ["checks failing", "keyword found"]
+    assert [e["kind"] for e in listed] == ["watch.failing", "watch.hit"]
+    assert streamed == {
+        "/app/events/stream": ["watch.hit", "watch.failing"],
+        "/events/stream": ["watch.hit", "watch.failing"],
+    }

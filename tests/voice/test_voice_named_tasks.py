@@ -1,0 +1,200 @@
+"""A place said after an answer that asked back ("第二个") is one that answer named, whichever
+API replica or process takes the next call: the list is kept in the app database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from sqlalchemy import event, select
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserCreate
+from ambient.storage.models import Event
+from ambient.storage.users import UserRepository
+from ambient.wiring import AppState
+from bench.replicas import ambient, healthy, stop
+from mcp_server.voice_tools import NAMED_FOR, TASKS_NAMED
+from tests.conftest import running_worker, unique
+from tests.support.servers import HANG, free_port
+from tests.support.waits import eventually
+from tests.voice.support import assert_speakable, say, voice_client, worker_state
+
+ROOT = Path(__file__).resolve().parents[2]
+# Three reminders, each two words of three: any two of them share a word that names both and
+# no third ("oak" names oak-pine and oak-elm), so an answer can be made to ask back naming the
+# first and the last of the user's list, whose second is then one it did not name.
+NAMES = ("oak-pine", "oak-elm", "pine-elm")
+
+
+async def _user(deps: WorkerDeps, name: str) -> str:
+    """A Chinese-speaking user; their API token."""
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language=Language.ZH))
+        await session.commit()
+    return token
+
+
+async def _reminders(state: AppState, user: str) -> list[str]:
+    """NAMES as the user's reminders, once all are listed: their names in the list's order."""
+    for name in NAMES:
+        await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
+
+    async def listed() -> list[str] | None:
+        names = [t.task_id.rsplit("/", 1)[-1] for t in await state.tasks.list(user)]
+        return names if len(names) == len(NAMES) else None
+
+    return await eventually(listed, "every reminder listed")
+
+
+def _shared(first: str, last: str) -> str:
+    """The word two of NAMES share: said, it names both and asks which."""
+    (word,) = set(first.split("-")) & set(last.split("-"))
+    return word
+
+
+def _said(name: str) -> str:
+    return name.replace("-", " ")
+
+
+async def _paused(env: WorkflowEnvironment, user: str) -> set[str]:
+    """The user's reminders whose schedule is paused, read from Temporal."""
+    paused = set()
+    for name in NAMES:
+        described = await env.client.get_schedule_handle(f"reminder/{user}/{name}").describe()
+        if described.schedule.state.paused:
+            paused.add(name)
+    return paused
+
+
+def _api_env(settings_url: str, env: WorkflowEnvironment, queue: str, data: Path) -> dict[str, str]:
+    """What an operator sets on each API replica: one app database, Temporal server and queue."""
+    own = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
+    return own | {
+        "PYTHONPATH": str(ROOT),
+        "AMBIENT_ENVIRONMENT": "test",
+        "AMBIENT_DATA_DIR": str(data),
+        "AMBIENT_DATABASE_URL": settings_url,
+        "AMBIENT_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": queue,
+        "AMBIENT_METRICS_PORT": "0",
+    }
+
+
+@asynccontextmanager
+async def _replica(env: dict[str, str], log: Path) -> AsyncIterator[str]:
+    """An API replica, ``ambient api`` in a process of its own: its base URL until stopped."""
+    port = free_port()
+    process: subprocess.Popen[bytes] = ambient(env, log, "api", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        async def up() -> bool:
+            assert process.poll() is None, log.read_text()
+            return await healthy(url)
+
+        await eventually(up, f"the API replica at {url}")
+        yield url
+    finally:
+        stop(process)
+
+
+async def _call(url: str, token: str, tool: str, **args: Any) -> str:
+    """One voice call to the replica at ``url`` (xiaozhi's client: streamable HTTP, a token)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(timeout=HANG, headers=headers, trust_env=False) as http,
+        Client(streamable_http_client(f"{url}/mcp/voice", http_client=http)) as client,
+    ):
+        result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    text = getattr(result.content[0], "text", "")
+    assert_speakable(text)
+    return text
+
+
+async def test_a_place_said_to_another_api_replica_or_after_a_restart_is_one_the_answer_named(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Two API processes on one app database, as behind a load balancer: the answer that asked
+    back came from one, "第二个" reached the other, which paused the second of the user's
+    first four tasks, one the answer had not named. A restart lost the list too."""
+    user = unique("vn")
+    token = await _user(deps, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        order = await _reminders(worker_state(dev_env.client, deps, worker.task_queue), user)
+        first, other, last = order  # the answer names first and last; "第二个" is last
+        env = _api_env(deps.settings.resolved_database_url, dev_env, worker.task_queue, tmp_path)
+        async with (
+            _replica(env, tmp_path / "api-1.log") as one,
+            _replica(env, tmp_path / "api-2.log") as two,
+        ):
+            asked = await _call(one, token, "pause_task", name=_shared(first, last))
+            assert asked == f"有 2 个任务符合：{_said(first)}、{_said(last)}。请说完整的名字。"
+            paused = await _call(two, token, "pause_task", name="第二个")
+            assert paused == f"好的，{_said(last)}已暂停。", paused
+        assert await _paused(dev_env, user) == {last}
+        # Both replicas stopped; one started again has heard nothing, and still finds it.
+        async with _replica(env, tmp_path / "api-3.log") as again:
+            status = await _call(again, token, "task_status", name="第二个")
+        assert status == f"{_said(last)}已暂停，已执行 0 次。", (status, other)
+
+
+async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_used(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Past NAMED_FOR, or for someone else, a place is one of the user's first four tasks, as
+    with no answer before it. The list costs one write an answer that asks back, and one read a
+    call that says a place alone; a call naming a task reads nothing of it."""
+    ann, bo = unique("ann"), unique("bo")
+    for name in (ann, bo):
+        await _user(deps, name)
+    statements: list[str] = []
+
+    def noted(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if TASKS_NAMED in str(parameters):  # a read or a write of the list
+            statements.append(statement.split(None, 1)[0])
+
+    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", noted)
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            state = worker_state(dev_env.client, deps, worker.task_queue)
+            order = await _reminders(state, ann)
+            theirs = await _reminders(state, bo)
+            first, other, last = order
+            async with voice_client(state, ann) as voice, voice_client(state, bo) as bo_voice:
+                asked = await say(voice, "task_status", name=_shared(first, last))
+                assert asked == f"有 2 个任务符合：{_said(first)}、{_said(last)}。请说完整的名字。"
+                assert statements == ["INSERT"]
+                status = await say(voice, "task_status", name="第二个")
+                assert status == f"{_said(last)}正在运行，已执行 0 次。", status
+                assert statements == ["INSERT", "SELECT"]
+                named = await say(voice, "task_status", name=other)
+                assert named.startswith(f"{_said(other)}正在运行"), named
+                assert statements == ["INSERT", "SELECT"]
+
+                # bo heard no list: the second of his own tasks.
+                status = await say(bo_voice, "task_status", name="第二个")
+                assert status == f"{_said(theirs[1])}正在运行，已执行 0 次。", status
+
+                # The answer given NAMED_FOR and a second ago.
+                async with deps.db.session() as session:
+                    rows = await session.scalars(
+                        select(Event).where(Event.user == ann, Event.kind == TASKS_NAMED)
+                    )
+                    for row in rows:
+                        row.created_at -= NAMED_FOR + timedelta(seconds=1)
+                    await session.commit()
+                status = await say(voice, "task_status", name="第二个")
+                assert status == f"{_said(other)}正在运行，已执行 0 次。", status
+    finally:
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", noted)
