@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp import Client
@@ -10,7 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from openai import AsyncOpenAI
 
 from ambient.agent.chat import ChatAgent
-from ambient.agent.conversations import ConversationStore
+from ambient.agent.conversations import Conversation, ConversationStore
 from ambient.agent.facade import AgentFacade
 from ambient.agent.hub import McpServerSpec, client_for
 from ambient.clients.guard import DestinationGuard
@@ -123,9 +125,12 @@ def _answered_in_order(messages: list[dict[str, Any]]) -> bool:
     return True
 
 
-async def test_two_messages_sent_at_once_are_answered_one_after_the_other(
+@asynccontextmanager
+async def toy_chat(
     conversations: ConversationStore,
-) -> None:
+) -> AsyncIterator[tuple[LLMApi, ChatAgent, Conversation]]:
+    """An agent on the OpenAI stand-in with the toy server's tools (its reads run unasked),
+    and a conversation of dev's."""
     llm = LLMApi()
     facade = AgentFacade(timeout_seconds=10)
     facade.add_server("toy", lambda: Client(toy_server(), cache=None), read_only_tools=TOY_READS)
@@ -133,54 +138,51 @@ async def test_two_messages_sent_at_once_are_answered_one_after_the_other(
         async with serve(llm.app()) as base:
             model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
             agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = await conversations.open("dev", None)
-            llm.script(ToolCalls([("toy__slow", {"seconds": 0.5})]), Content("one"), Content("two"))
-
-            async def turn(text: str) -> list[Any]:
-                return [e async for e in agent.turn(conversation, text)]
-
-            first = asyncio.create_task(turn("the slow one"))
-            # The second message arrives while the first turn waits for its tool.
-            for _ in range(500):
-                if conversation.messages and conversation.messages[-1].get("tool_calls"):
-                    break
-                await asyncio.sleep(0.01)
-            second = await turn("and another thing")
-            answers = [(await first)[-2].text, second[-2].text]
-        assert answers == ["one", "two"]
-        assert all(_answered_in_order(r["messages"]) for r in llm.requests)
-        assert _answered_in_order(conversation.messages)
+            yield llm, agent, await conversations.open("dev", None)
     finally:
         await facade.close()
+
+
+async def test_two_messages_sent_at_once_are_answered_one_after_the_other(
+    conversations: ConversationStore,
+) -> None:
+    async with toy_chat(conversations) as (llm, agent, conversation):
+        llm.script(ToolCalls([("toy__slow", {"seconds": 0.5})]), Content("one"), Content("two"))
+
+        async def turn(text: str) -> list[Any]:
+            return [e async for e in agent.turn(conversation, text)]
+
+        first = asyncio.create_task(turn("the slow one"))
+        # The second message arrives while the first turn waits for its tool.
+        for _ in range(500):
+            if conversation.messages and conversation.messages[-1].get("tool_calls"):
+                break
+            await asyncio.sleep(0.01)
+        second = await turn("and another thing")
+        answers = [(await first)[-2].text, second[-2].text]
+    assert answers == ["one", "two"]
+    assert all(_answered_in_order(r["messages"]) for r in llm.requests)
+    assert _answered_in_order(conversation.messages)
 
 
 async def test_a_turn_cut_off_between_tool_calls_leaves_a_conversation_that_goes_on(
     conversations: ConversationStore,
 ) -> None:
-    llm = LLMApi()
-    facade = AgentFacade(timeout_seconds=10)
-    facade.add_server("toy", lambda: Client(toy_server(), cache=None), read_only_tools=TOY_READS)
-    try:
-        async with serve(llm.app()) as base:
-            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-            agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = await conversations.open("dev", None)
-            llm.script(
-                ToolCalls([("toy__echo", {"text": "a"}), ("toy__echo", {"text": "b"})]),
-                Content("Asked again."),
-            )
-            # The page's connection drops after the second call was announced, before it ran.
-            steps = agent.turn(conversation, "echo a and b")
-            shown = [await anext(steps) for _ in range(3)]
-            assert [e.type for e in shown] == ["tool_call", "tool_result", "tool_call"]
-            await steps.aclose()
-            again = [e async for e in agent.turn(conversation, "are you there?")]
-        assert [e.type for e in again] == ["message", "done"]
-        assert all(_answered_in_order(r["messages"]) for r in llm.requests)
-        cut = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"][-1]
-        assert cut["tool_call_id"] == "call_1" and "cut off" in cut["content"]
-    finally:
-        await facade.close()
+    async with toy_chat(conversations) as (llm, agent, conversation):
+        llm.script(
+            ToolCalls([("toy__echo", {"text": "a"}), ("toy__echo", {"text": "b"})]),
+            Content("Asked again."),
+        )
+        # The page's connection drops after the second call was announced, before it ran.
+        steps = agent.turn(conversation, "echo a and b")
+        shown = [await anext(steps) for _ in range(3)]
+        assert [e.type for e in shown] == ["tool_call", "tool_result", "tool_call"]
+        await steps.aclose()
+        again = [e async for e in agent.turn(conversation, "are you there?")]
+    assert [e.type for e in again] == ["message", "done"]
+    assert all(_answered_in_order(r["messages"]) for r in llm.requests)
+    cut = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"][-1]
+    assert cut["tool_call_id"] == "call_1" and "cut off" in cut["content"]
 
 
 async def test_a_tool_result_with_a_lone_surrogate_does_not_end_the_conversation(
@@ -188,24 +190,15 @@ async def test_a_tool_result_with_a_lone_surrogate_does_not_end_the_conversation
 ) -> None:
     """JSON carries a lone surrogate ("\\udc80"), a tool may echo it back, and UTF-8 cannot
     send it: the model's next request failed, and every later one of the conversation too."""
-    llm = LLMApi()
-    facade = AgentFacade(timeout_seconds=10)
-    facade.add_server("toy", lambda: Client(toy_server(), cache=None), read_only_tools=TOY_READS)
-    try:
-        async with serve(llm.app()) as base:
-            model = AsyncOpenAI(api_key=API_KEY, base_url=f"{base}/v1", max_retries=0)
-            agent = ChatAgent(model, "standin", facade, system="be brief")
-            conversation = await conversations.open("dev", None)
-            llm.script(ToolCalls([("toy__echo", {"text": "a\udc80b"})]), Content("Echoed."))
-            first = [e async for e in agent.turn(conversation, "echo that")]
-            llm.script(Content("Still here."))
-            again = [e async for e in agent.turn(conversation, "and now?")]
-        assert [e.type for e in first] == ["tool_call", "tool_result", "message", "done"], first
-        assert [e.type for e in again] == ["message", "done"], again
-        echoed = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][-1]
-        assert echoed["content"].startswith("echo: a") and echoed["content"].endswith("b")
-    finally:
-        await facade.close()
+    async with toy_chat(conversations) as (llm, agent, conversation):
+        llm.script(ToolCalls([("toy__echo", {"text": "a\udc80b"})]), Content("Echoed."))
+        first = [e async for e in agent.turn(conversation, "echo that")]
+        llm.script(Content("Still here."))
+        again = [e async for e in agent.turn(conversation, "and now?")]
+    assert [e.type for e in first] == ["tool_call", "tool_result", "message", "done"], first
+    assert [e.type for e in again] == ["message", "done"], again
+    echoed = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"][-1]
+    assert echoed["content"].startswith("echo: a") and echoed["content"].endswith("b")
 
 
 def lying(deleted: list[str]) -> MCPServer[Any]:

@@ -4,15 +4,11 @@ the clock it runs by; two replicas' stores on one app database, the model the Op
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import event, text, update
+from sqlalchemy import text, update
 
 from ambient.agent.conversations import BUSY, TAKEN
-from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import ChatConversation, utcnow
 from tests.agent.test_chat_replicas import (  # noqa: F401 - app_database, postgres_url: fixtures
@@ -25,6 +21,7 @@ from tests.agent.test_chat_replicas import (  # noqa: F401 - app_database, postg
     replicas,
     said,
     spoken,
+    statements,
     tables,
     until,
 )
@@ -147,22 +144,6 @@ async def test_a_turn_cut_off_while_its_database_does_not_answer_ends_without_wa
     assert kinds(after) == ["message", "done"], after
 
 
-@asynccontextmanager
-async def message_writes(db: Database) -> AsyncIterator[list[str]]:
-    """The statements by which ``db``'s store wrote a conversation's messages."""
-    writes: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("UPDATE chat_conversations SET") and "messages=" in statement:
-            writes.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        yield writes
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
-
-
 async def test_a_turn_writes_its_messages_when_they_changed_not_again_as_it_ends(
     app_database: str,  # noqa: F811 - the fixture
 ) -> None:
@@ -170,7 +151,7 @@ async def test_a_turn_writes_its_messages_when_they_changed_not_again_as_it_ends
     async with (
         replicas(app_database) as (one, two),
         agents(llm, lambda: tables([])) as (a, b),
-        message_writes(one.db) as writes,
+        statements(one.db, "UPDATE chat_conversations SET", "messages=") as writes,
     ):
         user = unique("ann")
         conversation = await one.open(user, None)

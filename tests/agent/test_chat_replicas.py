@@ -219,12 +219,12 @@ def gate(opened: asyncio.Event, held: list[str]) -> MCPServer[Any]:
 
 
 @asynccontextmanager
-async def counted_claims(db: Database) -> AsyncIterator[list[str]]:
-    """The statements by which ``db``'s store tried to take a conversation for a turn."""
+async def statements(db: Database, start: str, holding: str = "") -> AsyncIterator[list[str]]:
+    """The statements ``db`` ran that begin with ``start`` and hold ``holding``."""
     claims: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.startswith("UPDATE chat_conversations SET holder"):
+        if statement.startswith(start) and holding in statement:
             claims.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
@@ -241,7 +241,7 @@ async def test_two_messages_at_once_on_two_replicas_are_answered_one_after_the_o
     async with (
         replicas(app_database) as (one, two),
         agents(llm, lambda: gate(opened, held), read_only_tools=GATE) as (a, b),
-        counted_claims(two.db) as claims,
+        statements(two.db, "UPDATE chat_conversations SET holder") as claims,
     ):
         user = unique("ann")
         conversation = await one.open(user, None)
