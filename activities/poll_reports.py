@@ -32,7 +32,8 @@ from ambient.domain.notify import (
     Target,
     redact_target,
 )
-from ambient.storage.models import Event, WatchPoll
+from ambient.storage.models import Event
+from ambient.storage.polls import WatchPoll
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import Failure
 from ambient.watches.poll_store import InboxCopy, NewEvent, PageText, PollWrite

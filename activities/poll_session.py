@@ -23,7 +23,8 @@ from activities.poll_reports import Found, PollHost, PollReports
 from activities.watches import Page, read_page
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError
-from ambient.storage.models import Event, WatchPoll
+from ambient.storage.models import Event
+from ambient.storage.polls import WatchPoll
 from ambient.watches.models import Failure, UrlState
 from ambient.watches.page_changes import diff_pages
 from ambient.watches.poll_ends import EndRequest, end_requested

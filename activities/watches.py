@@ -34,7 +34,7 @@ from ambient.clients.web import (
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.domain.configs import STORED
 from ambient.storage import Database
-from ambient.storage.models import WatchSnapshot
+from ambient.storage.polls import WatchSnapshot
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import UrlState
 from ambient.watches.page_changes import PageDiff, diff_pages, normalise

@@ -16,7 +16,8 @@ from ambient.domain.events import clipped
 from ambient.domain.notify import Message
 from ambient.render import markdown_plain
 from ambient.storage.db import Repository, given
-from ambient.storage.models import HAPPENED, Delivery, Event, InboxMessage, WatchSnapshot
+from ambient.storage.models import HAPPENED, Delivery, Event, InboxMessage
+from ambient.storage.polls import WatchSnapshot
 
 # The inbox's title and link columns (PostgreSQL refuses a longer value; SQLite keeps it).
 INBOX_TITLE, INBOX_LINK = 255, 1024

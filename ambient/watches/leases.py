@@ -19,7 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ambient.storage.db import Database
-from ambient.storage.models import WatchPollLease, WorkerProcess, utcnow
+from ambient.storage.models import utcnow
+from ambient.storage.polls import WatchPollLease, WorkerProcess
 from ambient.watches.poll_ends import EndRequest, add_end_requests, request_ends
 from ambient.watches.poll_store import upsert
 from ambient.watches.polling import slot_after_beat

@@ -18,7 +18,8 @@ from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.storage.db import Database
-from ambient.storage.models import WatchPollEnd, utcnow
+from ambient.storage.models import utcnow
+from ambient.storage.polls import WatchPollEnd
 
 ENDS: Table = WatchPollEnd.__table__  # type: ignore[assignment]
 # The requests after a cursor's last (the columns a request needs: not created_at, converted

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ambient.domain.notify import Message
 from ambient.storage.db import Database
-from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot, utcnow
+from ambient.storage.models import Delivery, Event, InboxMessage, utcnow
+from ambient.storage.polls import WatchPoll, WatchSnapshot
 from ambient.storage.repositories import inbox_fields
 
 

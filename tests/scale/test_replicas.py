@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.domain.users import UserCreate
 from ambient.remediation.ladder import STEP_ANNOTATION
 from ambient.storage import Database
-from ambient.storage.models import WatchPollLease
+from ambient.storage.polls import WatchPollLease
 from ambient.storage.users import UserRepository
 from ambient.watches.leases import RELEASED
 from bench.replicas import (

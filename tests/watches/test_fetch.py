@@ -25,7 +25,7 @@ from ambient.clients.web import (
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, ReadMetricInput
 from ambient.storage import Database
-from ambient.storage.models import WatchSnapshot
+from ambient.storage.polls import WatchSnapshot
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import UrlState
 from ambient.watches.page_changes import diff_pages

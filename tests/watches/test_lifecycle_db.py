@@ -22,7 +22,8 @@ from ambient.domain.checks import CheckPageInput
 from ambient.domain.events import RecordEventInput
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.models import Event, WatchSnapshot
+from ambient.storage.models import Event
+from ambient.storage.polls import WatchSnapshot
 from ambient.storage.repositories import EventRepository
 from tests.conftest import unique
 from tests.support.servers import serve

@@ -23,7 +23,7 @@ from activities.polling import PagePoller
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.web import WebFetcher
 from ambient.storage import Database
-from ambient.storage.models import WatchPollEnd, WatchPollLease
+from ambient.storage.polls import WatchPollEnd, WatchPollLease
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.leases import RELEASED, Lease, LeaseBook
 from ambient.watches.polling import PollRequest

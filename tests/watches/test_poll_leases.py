@@ -13,7 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities import poll_upkeep
 from activities.poll_upkeep import PollUpkeep
 from ambient.storage import Database
-from ambient.storage.models import WatchPollEnd, WatchPollLease, WorkerProcess, utcnow
+from ambient.storage.models import utcnow
+from ambient.storage.polls import WatchPollEnd, WatchPollLease, WorkerProcess
 from ambient.watches.leases import (
     RELEASED,
     Lease,

@@ -20,7 +20,8 @@ from ambient.deps import WorkerDeps
 from ambient.domain.notify import Message, NotificationKind
 from ambient.domain.users import UserCreate
 from ambient.storage import Database
-from ambient.storage.models import Delivery, Event, InboxMessage, WatchPoll, WatchSnapshot
+from ambient.storage.models import Delivery, Event, InboxMessage
+from ambient.storage.polls import WatchPoll, WatchSnapshot
 from ambient.storage.users import UserRepository
 from ambient.watches import poll_store
 from ambient.watches.configs import WebMonitorConfig

@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.poll_upkeep import DEAD_PROCESS
 from ambient.deps import WorkerDeps
-from ambient.storage.models import WatchPollLease
+from ambient.storage.polls import WatchPollLease
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.leases import Lease, end_lost
 from ambient.watches.models import TaskStatus

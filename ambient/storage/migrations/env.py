@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ambient.storage import polls  # noqa: F401  (its tables join Base.metadata)
 from ambient.storage.models import Base
 
 target_metadata = Base.metadata
