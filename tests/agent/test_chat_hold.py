@@ -16,6 +16,7 @@ from tests.agent.test_chat_replicas import (  # noqa: F401 - app_database, postg
     agents,
     app_database,
     gate,
+    held_in_its_call,
     kinds,
     postgres_url,
     replicas,
@@ -72,9 +73,7 @@ async def test_a_replica_whose_clock_runs_an_hour_ahead_waits_for_the_turn_holdi
     ):
         user = unique("ann")
         conversation = await one.open(user, None)
-        llm.script(ToolCalls([("remote__wait_for_gate", {})]), Content("one"))
-        first = asyncio.create_task(said(a, conversation, "wait for the gate"))
-        await until(lambda: held, "the first turn in its tool call")
+        first = await held_in_its_call(llm, a, conversation, held)
         # Its hold, renewed, has not run out: the replica ahead is told to send again.
         refused = await said(b, await ahead.open(user, conversation.id), "and then?")
         assert kinds(refused) == ["error", "done"] and refused[0].text == BUSY

@@ -127,6 +127,16 @@ def spoken(request: dict[str, Any]) -> list[tuple[str, str | None]]:
     return told
 
 
+async def held_in_its_call(
+    llm: LLMApi, agent: ChatAgent, conversation: Conversation, held: list[str]
+) -> asyncio.Task[list[ChatEvent]]:
+    """A first turn of ``conversation``, started and waiting in its gated tool call."""
+    llm.script(ToolCalls([("remote__wait_for_gate", {})]), Content("one"))
+    first = asyncio.create_task(said(agent, conversation, "wait for the gate"))
+    await until(lambda: held, "the first turn in its tool call")
+    return first
+
+
 async def test_a_conversation_goes_on_on_another_replica_with_everything_said_before(
     app_database: str,
 ) -> None:
@@ -278,9 +288,7 @@ async def test_a_message_while_another_replica_answers_too_long_is_told_to_send_
     ):
         user = unique("ann")
         conversation = await one.open(user, None)
-        llm.script(ToolCalls([("remote__wait_for_gate", {})]), Content("one"))
-        first = asyncio.create_task(said(a, conversation, "wait for the gate"))
-        await until(lambda: held, "the first turn in its tool call")
+        first = await held_in_its_call(llm, a, conversation, held)
         there = await impatient.open(user, conversation.id)
         refused = await said(b, there, "and then?")
         assert kinds(refused) == ["error", "done"] and refused[0].text == BUSY
