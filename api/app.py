@@ -236,13 +236,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
     )
+    # Both MCP endpoints are stateless: each request stands alone, so any API replica answers
+    # it (a session kept in one process was a 404 on the next), and a client that pipelines
+    # initialize, initialized and tools/list without a session id (xiaozhi-server's relay) is
+    # served. No tool asks the client anything back, which is all a session would carry.
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
+        stateless_http=True,
         transport_security=security,
         max_request_body_size=MAX_BODY_BYTES,  # the API's, not the SDK's 4 MiB: an image upload
     )
-    # Stateless: xiaozhi-server's client pipelines initialize, initialized and tools/list
-    # without waiting and without a session id; each request stands alone.
     voice = build_voice_server(settings, holder=holder, http_auth=True)
     voice_app = voice.streamable_http_app(
         streamable_http_path=VOICE_PATH,

@@ -127,12 +127,11 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
     with pydantic's dump of four union members. Both MCP doors now answer as the bridge does:
     -32600 in one sentence (under the id when it is readable), nothing run."""
     async with posting_to_mcp(settings) as (http, headers):
-        opened = await http.post("/mcp", json=INITIALIZE, headers=headers)
-        # The full server keeps sessions: a request there belongs to one. /mcp/voice is stateless.
-        session = {"/mcp": {"Mcp-Session-Id": opened.headers["mcp-session-id"]}, "/mcp/voice": {}}
-        for path, body, said, ident, code in [(p, *case) for p in session for case in MALFORMED]:
+        # Both MCP endpoints are stateless: each request stands alone, no session id.
+        paths = ("/mcp", "/mcp/voice")
+        for path, body, said, ident, code in [(p, *case) for p in paths for case in MALFORMED]:
             sent = body if isinstance(body, str) else json.dumps(body)
-            answer = await http.post(path, content=sent, headers=headers | session[path])
+            answer = await http.post(path, content=sent, headers=headers)
             assert answer.status_code == 400, (path, body, answer.status_code, answer.text)
             refused = answer.json()
             assert refused["id"] == ident and refused["error"]["code"] == code, (path, refused)
@@ -140,8 +139,8 @@ async def test_a_malformed_message_over_http_is_answered_invalid_request_as_over
             assert said in message and "pydantic" not in message and "\n" not in message, message
         # A notification's refusal has no id (MCP's Streamable HTTP): it was id null.
         notice = {"jsonrpc": "2.0", "method": "notifications/x", "params": [1]}
-        for path in session:
-            answer = await http.post(path, json=notice, headers=headers | session[path])
+        for path in paths:
+            answer = await http.post(path, json=notice, headers=headers)
             assert answer.status_code == 400 and "id" not in answer.json(), answer.text
             assert answer.json()["error"]["code"] == -32602, answer.text
         # The well-formed are served as before.

@@ -116,9 +116,11 @@ async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_t
             "/mcp/voice", json=INITIALIZE, headers={**ACCEPT, "Authorization": "Bearer nope"}
         )
         assert wrong.status_code == 401
-        # The full server is still where it was, and still keeps its sessions.
-        full = await http.post("/mcp", json=INITIALIZE, headers=headers)
-        assert full.status_code == 200 and "mcp-session-id" in full.headers
+        # The full server is still where it was, stateless too: its tools listed at once.
+        full = await http.post("/mcp", json=_message("tools/list", 2), headers=headers)
+        assert full.status_code == 200 and "mcp-session-id" not in full.headers, full.text
+        (data,) = [line[5:] for line in full.text.splitlines() if line.startswith("data:")]
+        assert len(json.loads(data)["result"]["tools"]) > len(tools), data
 
 
 async def test_the_context_provider_answers_a_registered_device_and_refuses_others(

@@ -3,10 +3,6 @@ API replica or process takes the next call: the list is kept in the app database
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,14 +18,13 @@ from ambient.domain.users import Language, UserCreate
 from ambient.storage.models import Event
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
-from bench.replicas import ambient, healthy, stop
 from mcp_server.voice_tools import NAMED_FOR, TASKS_NAMED
 from tests.conftest import running_worker, unique
-from tests.support.servers import HANG, free_port
+from tests.support.api_replicas import api_env, api_replica
+from tests.support.servers import HANG
 from tests.support.waits import eventually
 from tests.voice.support import assert_speakable, say, voice_client, worker_state
 
-ROOT = Path(__file__).resolve().parents[2]
 # Three reminders, each two words of three: any two of them share a word that names both and
 # no third ("oak" names oak-pine and oak-elm), so an answer can be made to ask back naming the
 # first and the last of the user's list, whose second is then one it did not name.
@@ -76,38 +71,6 @@ async def _paused(env: WorkflowEnvironment, user: str) -> set[str]:
     return paused
 
 
-def _api_env(settings_url: str, env: WorkflowEnvironment, queue: str, data: Path) -> dict[str, str]:
-    """What an operator sets on each API replica: one app database, Temporal server and queue."""
-    own = {k: v for k, v in os.environ.items() if not k.startswith("AMBIENT_")}
-    return own | {
-        "PYTHONPATH": str(ROOT),
-        "AMBIENT_ENVIRONMENT": "test",
-        "AMBIENT_DATA_DIR": str(data),
-        "AMBIENT_DATABASE_URL": settings_url,
-        "AMBIENT_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "AMBIENT_TEMPORAL_TASK_QUEUE": queue,
-        "AMBIENT_METRICS_PORT": "0",
-    }
-
-
-@asynccontextmanager
-async def _replica(env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """An API replica, ``ambient api`` in a process of its own: its base URL until stopped."""
-    port = free_port()
-    process: subprocess.Popen[bytes] = ambient(env, log, "api", "--port", str(port))
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        async def up() -> bool:
-            assert process.poll() is None, log.read_text()
-            return await healthy(url)
-
-        await eventually(up, f"the API replica at {url}")
-        yield url
-    finally:
-        stop(process)
-
-
 async def _call(url: str, token: str, tool: str, **args: Any) -> str:
     """One voice call to the replica at ``url`` (xiaozhi's client: streamable HTTP, a token)."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -133,10 +96,10 @@ async def test_a_place_said_to_another_api_replica_or_after_a_restart_is_one_the
     async with running_worker(dev_env.client, deps) as worker:
         order = await _reminders(worker_state(dev_env.client, deps, worker.task_queue), user)
         first, other, last = order  # the answer names first and last; "第二个" is last
-        env = _api_env(deps.settings.resolved_database_url, dev_env, worker.task_queue, tmp_path)
+        env = api_env(deps.settings.resolved_database_url, dev_env, worker.task_queue, tmp_path)
         async with (
-            _replica(env, tmp_path / "api-1.log") as one,
-            _replica(env, tmp_path / "api-2.log") as two,
+            api_replica(env, tmp_path / "api-1.log") as one,
+            api_replica(env, tmp_path / "api-2.log") as two,
         ):
             asked = await _call(one, token, "pause_task", name=_shared(first, last))
             assert asked == f"有 2 个任务符合：{_said(first)}、{_said(last)}。请说完整的名字。"
@@ -144,7 +107,7 @@ async def test_a_place_said_to_another_api_replica_or_after_a_restart_is_one_the
             assert paused == f"好的，{_said(last)}已暂停。", paused
         assert await _paused(dev_env, user) == {last}
         # Both replicas stopped; one started again has heard nothing, and still finds it.
-        async with _replica(env, tmp_path / "api-3.log") as again:
+        async with api_replica(env, tmp_path / "api-3.log") as again:
             status = await _call(again, token, "task_status", name="第二个")
         assert status == f"{_said(last)}已暂停，已执行 0 次。", (status, other)
 
