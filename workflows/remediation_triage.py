@@ -14,8 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.runs import CollectInput, RemediationInput, TriageInput, TriageResult
     from ambient.temporal import ACTIVITY_FAILED
 
-from workflows.remediation import child_id, start_remediation
 from workflows.remediation_records import cause_of
+from workflows.remediation_start import child_id, start_remediation
 
 
 @workflow.defn

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.threshold_config import ThresholdWatchConfig
     from ambient.watches.threshold_rule import Breach, Transition, evaluate
 
-from workflows.remediation import child_id, start_remediation
+from workflows.remediation_start import child_id, start_remediation
 from workflows.watch_controls import WatchControls, failure_text, until
 
 READ_TIMEOUT = timedelta(seconds=30)
