@@ -18,7 +18,7 @@ from workflows.remediation_records import RECORD_RETRY, TASK_TIMEOUT, search_att
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
-    from ambient.remediation.alerts import Alert, legacy_remediation_id, remediation_id
+    from ambient.remediation.alerts import legacy_remediation_id
     from ambient.remediation.runs import JoinRequest, RemediationInput
 
 # A start no longer joins a run under its alert's older id (the hash of source and metric too,
@@ -32,21 +32,16 @@ JOIN_RETRY = RetryPolicy(
 )
 
 
-def child_id(alert: Alert) -> str:
-    """The remediation id a watch's or the triage's alert starts or joins: what they report."""
-    return remediation_id(alert)
-
-
 async def start_remediation(
     child: str, request: RemediationInput, summary: str
 ) -> tuple[str, bool]:
-    """Start the alert's remediation as the abandoned child ``child`` (child_id of its alert),
-    or join the run under that id. The id of the run started or joined (what the caller
+    """Start the alert's remediation as the abandoned child ``child`` (remediation_id of its
+    alert), or join the run under that id. The id of the run started or joined (what the caller
     reports), and True when joined. A run of the release before joins a run still running
     under the alert's older id first (`NO_OLDER_ID_JOIN`)."""
     if not workflow.patched(NO_OLDER_ID_JOIN):
         legacy = legacy_remediation_id(request.alert)
-        if legacy != child and await _join(legacy, request, JOIN_RETRY):
+        if legacy != child and await _join(legacy, request):
             return legacy, True
     while True:
         try:
@@ -64,11 +59,11 @@ async def start_remediation(
         except WorkflowAlreadyStartedError:
             pass
         # False only once the run found has completed: the next start cannot find it again.
-        if await _join(child, request, JOIN_RETRY):
+        if await _join(child, request):
             return child, True
 
 
-async def _join(rid: str, request: RemediationInput, retry: RetryPolicy) -> bool:
+async def _join(rid: str, request: RemediationInput) -> bool:
     """Join the alert into the running run ``rid``; False when no run of that id is running."""
     return await workflow.execute_activity_method(
         RemediationActivities.join_remediation,
@@ -76,5 +71,5 @@ async def _join(rid: str, request: RemediationInput, retry: RetryPolicy) -> bool
             remediation_id=rid, user=request.user, source=request.requested_by, alert=request.alert
         ),
         start_to_close_timeout=timedelta(minutes=1),
-        retry_policy=retry,
+        retry_policy=JOIN_RETRY,
     )
