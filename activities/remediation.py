@@ -1,5 +1,8 @@
 """Remediation activities: scoring, permission, safety gates, checkpoints, changes, verification.
 
+``RemediationActivities`` extends ``RemediationSafetyActivities``
+(activities/remediation_safety.py), which holds the permission and the safety gates.
+
 Each activity that decides or changes something appends its audit record in the same
 transaction, keyed so a retried activity finds the first record instead of writing twice.
 Those transactions are ``Database.write_session``s: on SQLite the worker's writers take turns
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable
-from datetime import timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.remediation_safety import RemediationSafetyActivities
 from ambient.clients.kube import KubeError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
@@ -50,17 +53,7 @@ from ambient.remediation.runs import (
     Verification,
     VerifyInput,
 )
-from ambient.remediation.safety import (
-    ChangeWindow,
-    Gate,
-    GateName,
-    PermissionDecision,
-    breaker_after,
-    breaker_gate,
-    change_window_gate,
-    effective_mode,
-    rate_limit_gate,
-)
+from ambient.remediation.safety import breaker_after, effective_mode
 from ambient.remediation.scorer import score_alert
 from ambient.remediation.scores import AlertRule, PlannedStep, ScoreCard, plan
 from ambient.remediation.storage import (
@@ -83,7 +76,7 @@ from ambient.storage.users import UserRepository
 T = TypeVar("T")
 
 
-class RemediationActivities:
+class RemediationActivities(RemediationSafetyActivities):
     def __init__(
         self,
         db: Database,
@@ -92,11 +85,9 @@ class RemediationActivities:
         executors: dict[str, RemediationExecutor],
         tencent: TencentCloud | None = None,
     ) -> None:
-        self._db, self._settings, self._llm, self._executors = db, settings, llm, executors
+        super().__init__(db, settings)
+        self._llm, self._executors = llm, executors
         self._tencent = tencent
-        self._windows = [
-            ChangeWindow.model_validate(w) for w in settings.remediation_change_windows
-        ]
 
     def _executor(self, mode: str) -> RemediationExecutor:
         name = "dry_run" if mode == "dry_run" else self._settings.remediation_executor
@@ -250,88 +241,6 @@ class RemediationActivities:
         return opened
 
     @activity.defn
-    async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
-        """The user's rollback_permission, re-read now; the lower of it and what was asked."""
-        async with self._db.writing() as session:
-            return await self._permission(session, request)
-
-    async def _permission(
-        self, session: AsyncSession, request: PermissionInput
-    ) -> PermissionDecision:
-        user = await UserRepository(session).get(request.user)
-        permission = user.rollback_permission if user else "none"
-        decision = effective_mode(request.asked, permission, request.executor)
-        if user is None:
-            decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
-        # The decision its record holds: a check run again (its task lost with its worker,
-        # perhaps after the change it allowed) answers as it did, not as the user is now.
-        record = await append_entry(
-            session,
-            request,
-            "permission",
-            {
-                "user": request.user,
-                "rollback_permission": permission,
-                "asked": request.asked,
-                "rung": int(request.rung),
-                "mode": decision.mode,
-                "reason": decision.reason,
-            },
-        )
-        return PermissionDecision(mode=record.detail["mode"], reason=record.detail["reason"])
-
-    @activity.defn
-    async def check_remediation_gates(self, request: GateInput) -> Gate:
-        """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
-        # Read the ledger and reserve in one write transaction: two steps on one cluster
-        # checked at once (an alert storm) must not both see the last free slot.
-        async with self._db.writing() as session:
-            return await self._gate(session, request)
-
-    async def _gate(self, session: AsyncSession, request: GateInput) -> Gate:
-        now = request.now
-        settings = self._settings
-        step = request.key.rsplit("/gate/", 1)[0]
-        ledger = ActionLedger(session)
-        await ledger.lock_cluster(request.cluster_id)
-        if await ledger.reserved(step) is not None:
-            return Gate(allowed=True, reason="slot already reserved by this step")
-        recorded = await find_entry(session, request, "gate")
-        if recorded is not None and recorded.detail["allowed"]:
-            # A check run again (its task lost with its worker) after its step gave the slot
-            # back (a dry run, a skipped change): that step may be made already and runs again
-            # on the gate it was let go by, holding the slot again.
-            await ledger.reserve(step, request.cluster_id, request.service, int(request.rung), now)
-            return Gate(allowed=True, reason=recorded.detail["reason"])
-        local = now.astimezone(ZoneInfo(settings.remediation_timezone))
-        decision = _decided(change_window_gate(local, self._windows), "change_window")
-        if decision.allowed:
-            breaker = breaker_gate(
-                await BreakerRepository(session).state(request.service, int(request.rung)),
-                now,
-                settings.remediation_breaker_failures,
-                settings.remediation_breaker_open_minutes * 60,
-            )
-            if not breaker.allowed:
-                decision = _decided(breaker, "breaker")
-        if decision.allowed:
-            per_hour = settings.remediation_rate_limit_per_hour
-            recent, changes = await ledger.recent(
-                request.cluster_id, now - timedelta(hours=1), newest=max(per_hour, 1)
-            )
-            limit = rate_limit_gate(
-                recent, now, per_hour, settings.remediation_cluster_cooldown_seconds, changes
-            )
-            decision = _decided(limit, "rate_limit")
-            if limit.allowed:
-                await ledger.reserve(
-                    step, request.cluster_id, request.service, int(request.rung), now
-                )
-        detail = {"rung": int(request.rung), **decision.model_dump(exclude={"said"})}
-        await append_entry(session, request, "gate", detail)
-        return decision
-
-    @activity.defn
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
         checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
@@ -382,12 +291,6 @@ class RemediationActivities:
                 # rate limit (a dry run's own next rung waited out the cooldown).
                 await ActionLedger(session).release(step.key)
         return result
-
-    @activity.defn
-    async def release_remediation_slot(self, step: Keyed) -> None:
-        """Give back the rate-limit slot a step's gate reserved: the step changed nothing."""
-        async with self._db.writing() as session:
-            await ActionLedger(session).release(step.key)
 
     @activity.defn
     async def join_remediation(self, request: JoinRequest) -> bool:
@@ -484,11 +387,6 @@ class RemediationActivities:
         """Yesterday's (team time zone) unresolved Monitor and CLS alarms on TKE workloads."""
         zone = ZoneInfo(self._settings.remediation_timezone)
         return await unresolved_alarms(self._tencent, zone, request.now, request.days)
-
-
-def _decided(result: Gate, gate: GateName) -> Gate:
-    """A gate's answer as the workflow reads it: which gate closed, and when to ask again."""
-    return result if result.allowed else result.model_copy(update={"gate": gate})
 
 
 async def _translated(work: Awaitable[T]) -> T:

@@ -13,28 +13,16 @@ from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_records import (
-    RECORD_RETRY,
-    TASK_TIMEOUT,
-    alert_named,
-    cause_of,
-    left_isolated,
-    search_attributes,
-)
+from workflows.remediation_records import RECORD_RETRY, alert_named, cause_of, left_isolated
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.remediation.alerts import (
-        Alert,
-        VerifySpec,
-        legacy_remediation_id,
-        remediation_id,
-    )
+    from ambient.remediation.alerts import VerifySpec
     from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
     from ambient.remediation.runs import (
         CHANGE_RETRY,
@@ -44,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         Attempt,
         CheckpointInput,
         JoinInput,
-        JoinRequest,
         Keyed,
         OpenInput,
         PermissionInput,
@@ -75,16 +62,7 @@ FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
-# A start no longer joins a run under its alert's older id (the hash of source and metric too,
-# before 2026-11-28): no such run is left, and the join was an activity before every start.
-NO_OLDER_ID_JOIN = "no-older-id-join"
 ONE_TRY = RetryPolicy(maximum_attempts=1)
-JOIN_RETRY = RetryPolicy(
-    maximum_attempts=4,
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=RECORD_RETRY.non_retryable_error_types,
-)
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -462,54 +440,6 @@ class GradedRemediationWorkflow(RemediationSafety):
                 "budget": self.card.budget if self.card else None,
             }
         )
-
-
-def child_id(alert: Alert) -> str:
-    """The remediation id a watch's or the triage's alert starts or joins: what they report."""
-    return remediation_id(alert)
-
-
-async def start_remediation(
-    child: str, request: RemediationInput, summary: str
-) -> tuple[str, bool]:
-    """Start the alert's remediation as the abandoned child ``child`` (child_id of its alert),
-    or join the run under that id. The id of the run started or joined (what the caller
-    reports), and True when joined. A run of the release before joins a run still running
-    under the alert's older id first (`NO_OLDER_ID_JOIN`)."""
-    if not workflow.patched(NO_OLDER_ID_JOIN):
-        legacy = legacy_remediation_id(request.alert)
-        if legacy != child and await _join(legacy, request, JOIN_RETRY):
-            return legacy, True
-    while True:
-        try:
-            # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
-            await workflow.start_child_workflow(
-                GradedRemediationWorkflow.run,
-                request,
-                id=child,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                task_timeout=TASK_TIMEOUT,
-                search_attributes=search_attributes(request.user, request.alert.cluster_id),
-                static_summary=summary,
-            )
-            return child, False
-        except WorkflowAlreadyStartedError:
-            pass
-        # False only once the run found has completed: the next start cannot find it again.
-        if await _join(child, request, JOIN_RETRY):
-            return child, True
-
-
-async def _join(rid: str, request: RemediationInput, retry: RetryPolicy) -> bool:
-    """Join the alert into the running run ``rid``; False when no run of that id is running."""
-    return await workflow.execute_activity_method(
-        RemediationActivities.join_remediation,
-        JoinRequest(
-            remediation_id=rid, user=request.user, source=request.requested_by, alert=request.alert
-        ),
-        start_to_close_timeout=timedelta(minutes=1),
-        retry_policy=retry,
-    )
 
 
 def refused_for_good(error: BaseException) -> bool:

@@ -11,11 +11,12 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
+    from ambient.remediation.alerts import remediation_id
     from ambient.remediation.runs import CollectInput, RemediationInput, TriageInput, TriageResult
     from ambient.temporal import ACTIVITY_FAILED
 
-from workflows.remediation import child_id, start_remediation
 from workflows.remediation_records import cause_of
+from workflows.remediation_start import start_remediation
 
 
 @workflow.defn
@@ -31,7 +32,7 @@ class AlertTriageWorkflow:
         result = TriageResult(window=found.window, skipped=found.skipped)
         # One alert per workload already (unresolved_alarms collapses the others into skipped).
         for alert in found.alerts:
-            child = child_id(alert)
+            child = remediation_id(alert)
             try:
                 child, joined = await start_remediation(
                     child,

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.domain.notify import Message
-    from ambient.remediation.alerts import alert_from_breach
+    from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
     from ambient.temporal import ACTIVITY_FAILED
     from ambient.watches.configs import TaskKind, notification_targets
@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.threshold_config import ThresholdWatchConfig
     from ambient.watches.threshold_rule import Breach, Transition, evaluate
 
-from workflows.remediation import child_id, start_remediation
+from workflows.remediation_start import start_remediation
 from workflows.watch_controls import WatchControls, failure_text, until
 
 READ_TIMEOUT = timedelta(seconds=30)
@@ -195,7 +195,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 "tencent_monitor source with tke_cluster_instance_id and workload_name",
             )
             return
-        child = child_id(alert)
+        child = remediation_id(alert)
         try:
             # Asks for execute; the user's rollback_permission and the global executor switch
             # decide what actually runs.

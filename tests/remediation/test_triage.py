@@ -32,8 +32,9 @@ from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
 from tests.support.waits import ask
 from worker import ensure_triage_schedule
-from workflows.remediation import NO_OLDER_ID_JOIN, GradedRemediationWorkflow
+from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
+from workflows.remediation_start import NO_OLDER_ID_JOIN
 from workflows.remediation_triage import AlertTriageWorkflow
 
 USER = "night"

@@ -1,0 +1,132 @@
+"""The checks before a remediation's change: the owner's permission and the gates.
+
+Part of ``RemediationActivities`` (activities/remediation.py), whose ``open_remediation``
+decides the first rung's permission and gates with these same methods, in its one write turn.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+
+from ambient.remediation.runs import GateInput, Keyed, PermissionInput
+from ambient.remediation.safety import (
+    ChangeWindow,
+    Gate,
+    GateName,
+    PermissionDecision,
+    breaker_gate,
+    change_window_gate,
+    effective_mode,
+    rate_limit_gate,
+)
+from ambient.remediation.storage import ActionLedger, BreakerRepository, append_entry, find_entry
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.users import UserRepository
+
+
+class RemediationSafetyActivities:
+    """Permission and gates; RemediationActivities scores, changes and verifies."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db, self._settings = db, settings
+        self._windows = [
+            ChangeWindow.model_validate(w) for w in settings.remediation_change_windows
+        ]
+
+    @activity.defn
+    async def check_remediation_permission(self, request: PermissionInput) -> PermissionDecision:
+        """The user's rollback_permission, re-read now; the lower of it and what was asked."""
+        async with self._db.writing() as session:
+            return await self._permission(session, request)
+
+    async def _permission(
+        self, session: AsyncSession, request: PermissionInput
+    ) -> PermissionDecision:
+        user = await UserRepository(session).get(request.user)
+        permission = user.rollback_permission if user else "none"
+        decision = effective_mode(request.asked, permission, request.executor)
+        if user is None:
+            decision = PermissionDecision(mode=None, reason=f"no user {request.user!r}")
+        # The decision its record holds: a check run again (its task lost with its worker,
+        # perhaps after the change it allowed) answers as it did, not as the user is now.
+        record = await append_entry(
+            session,
+            request,
+            "permission",
+            {
+                "user": request.user,
+                "rollback_permission": permission,
+                "asked": request.asked,
+                "rung": int(request.rung),
+                "mode": decision.mode,
+                "reason": decision.reason,
+            },
+        )
+        return PermissionDecision(mode=record.detail["mode"], reason=record.detail["reason"])
+
+    @activity.defn
+    async def check_remediation_gates(self, request: GateInput) -> Gate:
+        """Change window, breaker, per-cluster rate limit; an allowed step reserves its slot."""
+        # Read the ledger and reserve in one write transaction: two steps on one cluster
+        # checked at once (an alert storm) must not both see the last free slot.
+        async with self._db.writing() as session:
+            return await self._gate(session, request)
+
+    async def _gate(self, session: AsyncSession, request: GateInput) -> Gate:
+        now = request.now
+        settings = self._settings
+        step = request.key.rsplit("/gate/", 1)[0]
+        ledger = ActionLedger(session)
+        await ledger.lock_cluster(request.cluster_id)
+        if await ledger.reserved(step) is not None:
+            return Gate(allowed=True, reason="slot already reserved by this step")
+        recorded = await find_entry(session, request, "gate")
+        if recorded is not None and recorded.detail["allowed"]:
+            # A check run again (its task lost with its worker) after its step gave the slot
+            # back (a dry run, a skipped change): that step may be made already and runs again
+            # on the gate it was let go by, holding the slot again.
+            await ledger.reserve(step, request.cluster_id, request.service, int(request.rung), now)
+            return Gate(allowed=True, reason=recorded.detail["reason"])
+        local = now.astimezone(ZoneInfo(settings.remediation_timezone))
+        decision = _decided(change_window_gate(local, self._windows), "change_window")
+        if decision.allowed:
+            breaker = breaker_gate(
+                await BreakerRepository(session).state(request.service, int(request.rung)),
+                now,
+                settings.remediation_breaker_failures,
+                settings.remediation_breaker_open_minutes * 60,
+            )
+            if not breaker.allowed:
+                decision = _decided(breaker, "breaker")
+        if decision.allowed:
+            per_hour = settings.remediation_rate_limit_per_hour
+            recent, changes = await ledger.recent(
+                request.cluster_id, now - timedelta(hours=1), newest=max(per_hour, 1)
+            )
+            limit = rate_limit_gate(
+                recent, now, per_hour, settings.remediation_cluster_cooldown_seconds, changes
+            )
+            decision = _decided(limit, "rate_limit")
+            if limit.allowed:
+                await ledger.reserve(
+                    step, request.cluster_id, request.service, int(request.rung), now
+                )
+        detail = {"rung": int(request.rung), **decision.model_dump(exclude={"said"})}
+        await append_entry(session, request, "gate", detail)
+        return decision
+
+    @activity.defn
+    async def release_remediation_slot(self, step: Keyed) -> None:
+        """Give back the rate-limit slot a step's gate reserved: the step changed nothing."""
+        async with self._db.writing() as session:
+            await ActionLedger(session).release(step.key)
+
+
+def _decided(result: Gate, gate: GateName) -> Gate:
+    """A gate's answer as the workflow reads it: which gate closed, and when to ask again."""
+    return result if result.allowed else result.model_copy(update={"gate": gate})
