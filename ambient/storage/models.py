@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -189,6 +190,20 @@ class Delivery(Numbered, Dated, Updated, Base):
 
     # The same rule on a row read and in SQL (a status filter of the deliveries' list).
     retries_ended = hybrid_method(_retries_ended, _retries_ended_sql)
+
+
+class RobotWindow(Base):
+    """A group robot's sends of the last minute (ambient.clients.notify.robots): every worker
+    and API replica takes its slots here, so their sends to one robot keep its limit together."""
+
+    __tablename__ = "robot_windows"
+
+    # sha256 of the robot's key (the key is a credential: never stored).
+    robot: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The slots taken, oldest first: epoch seconds, the newest possibly ahead of now.
+    slots: Mapped[list[float]] = mapped_column(JSON, default=list)
+    # The newest slot: a row whose newest is a minute old holds nothing and is removed.
+    until: Mapped[float] = mapped_column(Float, index=True)
 
 
 class InboxMessage(Numbered, Dated, Base):

@@ -10,6 +10,7 @@ from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.inbox import InboxChannel
+from ambient.clients.notify.robots import SharedRateLimiter
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.notify.webhook import WebhookChannel
 from ambient.clients.notify.wecom import WeComChannel
@@ -36,8 +37,11 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
                 password=_secret(settings.smtp_password),
                 tls=settings.smtp_tls,
             ),
-            WeComChannel(http, secrets, settings.wecom_base_url),
-            DingTalkChannel(http, secrets, settings.dingtalk_base_url),
+            # A robot's limit is kept by all who send: every worker and API replica.
+            WeComChannel(http, secrets, settings.wecom_base_url, limiter=SharedRateLimiter(db)),
+            DingTalkChannel(
+                http, secrets, settings.dingtalk_base_url, limiter=SharedRateLimiter(db)
+            ),
             WebhookChannel(http, secrets, _secret(settings.webhook_signing_secret), guard),
             AppriseChannel(secrets, guard),
             SmsChannel(_secret(settings.sms_apprise_url), secrets),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -17,6 +19,9 @@ from typing import ClassVar
 from urllib.parse import urlencode
 
 import httpx
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ambient.clients.notify.base import SEND_CLOCK, TURN_WAIT
 from ambient.clients.notify.errors import (
@@ -28,14 +33,19 @@ from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import robot_address
 from ambient.render import markdown_literal
+from ambient.storage import Database
+from ambient.storage.models import RobotWindow
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
 
+log = logging.getLogger(__name__)
+
 
 class RateLimiter:
     """A sliding one-minute window per robot; a send waits for its slots up to ``max_wait``
-    seconds in all."""
+    seconds in all. The windows are this process's: ``SharedRateLimiter`` keeps them where
+    every worker takes its slots."""
 
     def __init__(
         self,
@@ -49,24 +59,10 @@ class RateLimiter:
         self._sent: dict[str, deque[float]] = defaultdict(deque)
 
     async def acquire(self, robot: str) -> None:
-        # The slot is taken at once (no await until it is: no other send runs meanwhile) and
-        # waited for after, so a robot over its limit never holds up the other robots' sends.
-        now, send = self._clock(), SEND_CLOCK.get()
-        # Forget the robots without a send this minute (their last slot may lie ahead).
-        for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
-            del self._sent[quiet]
-        window = self._sent[robot]
-        while window and now - window[0] >= 60:
-            window.popleft()
-        slot, freed = now, None
-        if len(window) >= self._per_minute:
-            slot = window[0] + 60
-            if slot - now > self._max_wait - (send.waited if send else 0.0):
-                # Its turn comes then: later, past this send's waits.
-                over = f"robot over {self._per_minute}/min"
-                raise DeferredNotifyError(over, retry_after=slot - now)
-            freed = window.popleft()  # out of the window by the time this slot comes
-        window.append(slot)
+        # The slot is taken at once and waited for after, so a robot over its limit never
+        # holds up the other robots' sends.
+        send = SEND_CLOCK.get()
+        now, slot, freed = await self._take(robot, self._max_wait - (send.waited if send else 0.0))
         wait = max(0.0, slot - now)
         try:
             await (send.waits(wait) if send is not None else asyncio.sleep(wait))
@@ -74,12 +70,110 @@ class RateLimiter:
             # Cut off (or the lease not kept) before posting: the window is as if it never
             # asked (unless a later send was already given the slot after this one: that one
             # simply waits its turn).
-            window = self._sent.get(robot, deque())
-            if slot in window:
-                window.remove(slot)
-                if freed is not None:
-                    window.insert(bisect.bisect(window, freed), freed)
+            await self._give_back(robot, slot, freed)
             raise
+
+    async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
+        """(now, the slot taken, the slot it pushed out of the window) in this process's
+        window (no await until it is taken: no other send runs meanwhile)."""
+        now = self._clock()
+        # Forget the robots without a send this minute (their last slot may lie ahead).
+        for quiet in [r for r, sent in self._sent.items() if not sent or now - sent[-1] >= 60]:
+            del self._sent[quiet]
+        return (now, *self._place(self._sent[robot], now, longest))
+
+    async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
+        _unplace(self._sent.get(robot, deque()), slot, freed)
+
+    def _place(
+        self, window: deque[float], now: float, longest: float
+    ) -> tuple[float, float | None]:
+        """Take the next slot in ``window`` (changed): it and the slot it pushed out."""
+        while window and now - window[0] >= 60:
+            window.popleft()
+        slot, freed = now, None
+        if len(window) >= self._per_minute:
+            slot = window[0] + 60
+            if slot - now > longest:
+                # Its turn comes then: later, past this send's waits.
+                over = f"robot over {self._per_minute}/min"
+                raise DeferredNotifyError(over, retry_after=slot - now)
+            freed = window.popleft()  # out of the window by the time this slot comes
+        window.append(slot)
+        return slot, freed
+
+
+def _unplace(window: deque[float], slot: float, freed: float | None) -> None:
+    if slot in window:
+        window.remove(slot)
+        if freed is not None:
+            window.insert(bisect.bisect(window, freed), freed)
+
+
+class SharedRateLimiter(RateLimiter):
+    """The robots' windows in the app database: the sends of every worker (and API replica)
+    to one robot keep its limit together. Past DingTalk's a robot is held off for ten
+    minutes, so two workers with a window each could silence it in a burst.
+
+    A slot is taken in one write transaction on the robot's row (locked on PostgreSQL, the
+    write lock on SQLite), keyed by the sha256 of the robot's key. Times are the processes'
+    clocks (epoch seconds): keep them in sync (NTP), as the workers' beats already need. A
+    process killed while waiting leaves its slot taken until its minute ends: a robot loses
+    a message's worth of its minute, never goes past its limit."""
+
+    def __init__(
+        self,
+        db: Database,
+        per_minute: int = PER_MINUTE,
+        max_wait: float = TURN_WAIT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(per_minute, max_wait, clock)
+        self._db = db
+
+    async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
+        key = hashlib.sha256(robot.encode()).hexdigest()
+        async with self._db.writing() as session:
+            conn = await session.connection()
+            now = self._clock()
+            window = await _locked_window(conn, key)
+            slot, freed = self._place(window, now, longest)
+            # The rows of robots quiet for a minute hold nothing: gone, as they go in memory.
+            await conn.execute(
+                delete(RobotWindow).where(RobotWindow.until <= now - 60, RobotWindow.robot != key)
+            )
+            await _store(conn, key, window)
+        return now, slot, freed
+
+    async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
+        key = hashlib.sha256(robot.encode()).hexdigest()
+
+        async def give_back() -> None:
+            async with self._db.writing() as session:
+                conn = await session.connection()
+                window = await _locked_window(conn, key)
+                _unplace(window, slot, freed)
+                await _store(conn, key, window)
+
+        try:
+            # Shielded: the send was cut off, and a second cut must not lose the slot's return.
+            await asyncio.shield(give_back())
+        except Exception as exc:  # the database away: the slot lapses with its minute
+            log.warning("robot limiter: a slot not given back (%s)", exc)
+
+
+async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
+    """The robot's window, its row created if new and locked until the transaction ends."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    created = dialect.insert(RobotWindow).values(robot=key, slots=[], until=0.0)
+    await conn.execute(created.on_conflict_do_nothing())
+    row = select(RobotWindow.slots).where(RobotWindow.robot == key).with_for_update()
+    return deque((await conn.execute(row)).scalar_one())
+
+
+async def _store(conn: AsyncConnection, key: str, window: deque[float]) -> None:
+    stored = update(RobotWindow).where(RobotWindow.robot == key)
+    await conn.execute(stored.values(slots=list(window), until=window[-1] if window else 0.0))
 
 
 @dataclass

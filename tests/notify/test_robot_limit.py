@@ -1,0 +1,92 @@
+"""A group robot's rate limit kept by every worker together: its window in the app database."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from ambient.clients.notify.errors import TransientNotifyError
+from ambient.clients.notify.robots import SharedRateLimiter
+from ambient.clients.notify.wecom import WeComChannel
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import RobotWindow
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.notify.standins import WECOM_KEY, PushEndpoints
+from tests.notify.test_channels import REPORT, SECRETS, endpoints, http  # noqa: F401  (fixtures)
+
+
+def _hashed(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest_asyncio.fixture
+async def two_workers(database_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    """What two worker processes hold: a Database each, on one app database."""
+    await upgrade_async(database_url)
+    one, two = Database(database_url), Database(database_url)
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_two_workers_sending_to_one_robot_keep_its_limit_together(
+    two_workers: tuple[Database, Database],
+    endpoints: tuple[PushEndpoints, str],  # noqa: F811  (the fixture)
+    http: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    """WeCom and DingTalk allow a robot 20 messages a minute (DingTalk then holds it off for
+    ten minutes). Each worker kept its own window: two sent it 40 a minute, the 21st and on
+    answered 45009 by the robot. Now the 21st waits for the robot's next slot, whichever
+    worker sends it (here: none free at once, so it is deferred), and nothing trips the limit."""
+    state, base = endpoints
+    channels = [
+        WeComChannel(http, SECRETS, base, timeout=10, limiter=SharedRateLimiter(db, max_wait=0))
+        for db in two_workers
+    ]
+    await asyncio.gather(
+        *(channels[i % 2].send("alice", REPORT, WECOM_KEY, idempotency_key="k") for i in range(20))
+    )
+    for channel in channels:
+        with pytest.raises(TransientNotifyError, match="over 20/min"):
+            await channel.send("alice", REPORT, WECOM_KEY, idempotency_key="k")
+    assert len(state.received) == 20 and state.throttled == []
+    # The robot's key is a credential: its window is kept under its hash.
+    async with two_workers[0].session() as session:
+        row = await session.get(RobotWindow, _hashed(WECOM_KEY))
+    assert row is not None and len(row.slots) == 20
+
+
+async def test_a_shared_slot_cut_off_while_waiting_goes_back_and_quiet_robots_are_forgotten(
+    two_workers: tuple[Database, Database],
+) -> None:
+    """A send waiting for the robot's next slot is cut off: the slot goes back to the window
+    the other worker reads (not silencing the robot for another minute); a robot quiet for a
+    minute leaves no row behind."""
+    now = [1000.0]
+    one, two = (
+        SharedRateLimiter(db, per_minute=1, max_wait=120, clock=lambda: now[0])
+        for db in two_workers
+    )
+    await one.acquire("robot")
+    waiting = asyncio.create_task(two.acquire("robot"))  # its slot is a minute away
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    now[0] += 61  # the first send's minute is over: the robot has a free slot at once
+    await asyncio.wait_for(one.acquire("robot"), timeout=10)
+    now[0] += 61
+    await two.acquire("another robot")
+    async with two_workers[0].session() as session:
+        kept = {r.robot: r.slots for r in (await session.execute(select(RobotWindow))).scalars()}
+    assert _hashed("robot") not in kept and kept[_hashed("another robot")] == [now[0]]
