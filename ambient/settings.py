@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     # tool on most turns, thanks and small talk included (docs/benchmarks.md), so by default
     # nothing changes on its say-so alone.
     chat_confirm: Literal["writes", "destructive"] = "writes"
+    # How much of a conversation's past a turn sends the model, in characters (its turns before
+    # are dropped, whole): the local model's 32k tokens hold the tools offered, this and the
+    # turn itself (a tool result may be 20,000 characters; Chinese is about a token a character).
+    chat_history_chars: int = Field(default=24_000, ge=2_000, le=1_000_000)
 
     # --- push channels (email, WeCom, DingTalk, webhooks, Apprise) ---
     smtp_host: str | None = None

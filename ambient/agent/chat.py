@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageFunctionToolCall as ToolCall
 
 MAX_ROUNDS = 8
+HISTORY_CHARS = 24_000  # AMBIENT_CHAT_HISTORY_CHARS's default
 # What the conversation keeps of a tool call the model made: what the API takes back.
 _TOOL_CALL: dict[str, Any] = {"id": True, "type": True, "function": {"name", "arguments"}}
 # The MCP tool that searches the others: left out of what the product's own search offers.
@@ -139,6 +140,7 @@ class ChatAgent:
     system: str
     offer: ToolOffer = field(default_factory=lambda: ToolOffer(0))
     confirm: Literal["writes", "destructive"] = "writes"
+    history_chars: int = HISTORY_CHARS
 
     async def turn(
         self,
@@ -223,6 +225,8 @@ class ChatAgent:
         # Chosen once a turn, from the person's words: the rounds after a tool result keep them.
         tools = self.offer.tools(listed, conversation.messages)
         for _ in range(MAX_ROUNDS):
+            # Before every request: a turn's own tool results may push its older turns out.
+            _drop_old_turns(conversation.messages, self.history_chars)
             try:
                 raw = await model.chat.completions.with_raw_response.create(
                     model=self.model_name,
@@ -316,6 +320,24 @@ class ChatAgent:
         # model's every later request in this conversation failed, on every replica.
         text = text.encode("utf-8", "replace").decode("utf-8")
         conversation.messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+
+
+def _drop_old_turns(messages: list[dict[str, Any]], budget: int) -> None:
+    """Drop the oldest turns (a person's message and all that answered it) while what the
+    conversation holds past its system message is over ``budget`` characters, in place: the
+    latest turn stays whole, and a tool result never loses the call it answers. Gone from
+    the stored conversation too, so its row stays bounded. The whole history was sent each
+    time: a few long tool results in, every later request was over the model's context and
+    the conversation answered nothing but its error."""
+    head = 1 if messages and messages[0].get("role") == "system" else 0
+    sizes = [len(json.dumps(m, ensure_ascii=False)) for m in messages]
+    starts = [i for i in range(head + 1, len(messages)) if messages[i].get("role") == "user"]
+    held, cut = sum(sizes[head:]), head
+    for start in starts:
+        if held <= budget:
+            break
+        held, cut = held - sum(sizes[cut:start]), start
+    del messages[head:cut]
 
 
 CUT_OFF = "No result: the answer was cut off here (the connection dropped); it may not have run."

@@ -271,4 +271,5 @@ class ChatRuntime:
             system=system_prompt(user.name, user.assistant_name, user.timezone),
             offer=self.offer,
             confirm=settings.chat_confirm,
+            history_chars=settings.chat_history_chars,
         )

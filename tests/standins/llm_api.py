@@ -66,6 +66,30 @@ class Raw:
 Answer = Content | ToolCalls | Failure | Raw
 
 
+def _unanswered(messages: list[dict[str, Any]]) -> str | None:
+    """OpenAI's 400 for a history whose tool messages do not answer the calls just before
+    them, each call once (a history cut between a call and its answer)."""
+    asked: set[str] = set()
+    for message in messages:
+        role = message.get("role")
+        if role == "tool":
+            if message.get("tool_call_id") not in asked:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'."
+                )
+            asked.discard(message["tool_call_id"])
+            continue
+        if asked:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                f"responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(sorted(asked))}"
+            )
+        asked = {call["id"] for call in message.get("tool_calls") or []}
+    return f"tool_call_ids without response messages: {', '.join(sorted(asked))}" if asked else None
+
+
 def outside_data(text: str) -> str:
     """The part of a message that is not inside a data block: what a naive model would obey."""
     return DATA_BLOCK.sub("", text)
@@ -80,6 +104,9 @@ class LLMApi:
     refuse_json_schema: bool = False
     # Seconds before each answer (a slow model).
     delay: float = 0.0
+    # The model's context, in characters of a request's messages and tools: past it, the 400
+    # a local llama-server answers (its context is in tokens; characters stand in for them).
+    context_chars: int | None = None
     # When each delayed answer's wait began and ended (time.monotonic, as an event loop's time).
     waits: list[tuple[float, float]] = field(default_factory=list)
 
@@ -111,6 +138,14 @@ class LLMApi:
         response_format = body.get("response_format") or {}
         if self.refuse_json_schema and response_format.get("type") == "json_schema":
             return self._error(Failure(400, "response_format json_schema is unavailable"))
+        if (problem := _unanswered(body.get("messages") or [])) is not None:
+            return self._error(Failure(400, problem))
+        if self.context_chars is not None:
+            sent = json.dumps([body.get("messages"), body.get("tools")], ensure_ascii=False)
+            if len(sent) > self.context_chars:
+                # llama-server's answer (its server.cpp, exceed_context_size_error).
+                too_long = "the request exceeds the available context size, try increasing it"
+                return self._error(Failure(400, too_long, "exceed_context_size_error"))
         for penalty in ("frequency_penalty", "presence_penalty"):
             # OpenAI's range; a value outside it is refused, not clamped.
             value = body.get(penalty, 0)
