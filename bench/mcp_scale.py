@@ -108,7 +108,9 @@ async def dev_stack(data: Path) -> AsyncIterator[tuple[str, str, str, int]]:
 
 
 @asynccontextmanager
-async def sessions(api: str, token: str, count: int) -> AsyncIterator[list[Client]]:
+async def sessions(
+    api: str, token: str, count: int, mode: str = "auto"
+) -> AsyncIterator[list[Client]]:
     async with AsyncExitStack() as stack:
         clients = []
         for _ in range(count):
@@ -119,7 +121,7 @@ async def sessions(api: str, token: str, count: int) -> AsyncIterator[list[Clien
             )
             clients.append(
                 await stack.enter_async_context(
-                    Client(streamable_http_client(f"{api}/mcp", http_client=http))
+                    Client(streamable_http_client(f"{api}/mcp", http_client=http), mode=mode)
                 )
             )
         yield clients
@@ -274,7 +276,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"# bench.mcp_scale --tasks {args.tasks} --baseline {args.baseline}", flush=True)
     async with (
         dev_stack(data) as (api, token, site, temporal_port),
-        sessions(api, token, 1) as (client,),
+        sessions(api, token, 1, args.mode) as (client,),
     ):
         settings = Settings(
             data_dir=data,
@@ -328,4 +330,10 @@ if __name__ == "__main__":
     parser.add_argument("--baseline", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=30, help="calls of each kind per size")
     parser.add_argument("--later", type=int, default=5, help="which page is the later one")
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        help="the clients' protocol: auto (the current one) or legacy (the initialize "
+        "handshake of every client but mcp 2.x)",
+    )
     asyncio.run(main(parser.parse_args()))
