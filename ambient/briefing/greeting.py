@@ -172,7 +172,8 @@ class Greeting:
             if temporal.unanswered(exc) and not temporal.task_failing(exc):
                 # No worker answered (yet): a spoken answer, not an error.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
-            raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
+            refused = temporal.refused_request(temporal.refusal(exc), request="the greeting")
+            raise BriefingError(refused) from None
         except WorkflowUpdateFailedError as exc:
             ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)
             if getattr(exc.cause, "type", None) in ended:

@@ -296,7 +296,7 @@ class BriefingService(Greeting):
                 why, down = await temporal.out_of_time(self.client)
             else:
                 why, down = temporal.refusal(exc), None
-            raise BriefingError(f"Temporal refused the request: {why}") from down
+            raise BriefingError(temporal.refused_request(why)) from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):
                 return None
