@@ -33,7 +33,6 @@ from ambient.briefing.models import (
     GreetResult,
     greeted_at,
     greeting_text,
-    task_id_for,
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -44,6 +43,7 @@ from ambient.speech import cleaned
 from ambient.storage import Database
 from ambient.storage.models import User
 from ambient.storage.users import registered, user_named
+from ambient.watches.configs import task_id_for
 from workflows.daily_briefing import (
     GREETING_CLOCK_SKEW,
     GREETING_HANDED_OVER,

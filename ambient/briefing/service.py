@@ -53,7 +53,6 @@ from ambient.briefing.models import (
     PreparedBriefing,
     PushRequest,
     briefing_link,
-    task_id_for,
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
@@ -64,6 +63,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered
+from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 

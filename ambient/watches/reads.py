@@ -23,12 +23,12 @@ from temporalio.client import (
 
 from ambient import temporal
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
-from ambient.briefing.models import BriefingStatus, task_id_for
+from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
-from ambient.watches.configs import PREFIXES, TaskKind, TaskState
+from ambient.watches.configs import PREFIXES, TaskKind, TaskState, task_kind
 from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
@@ -427,14 +427,11 @@ class TaskReads:
     def _owned(self, user: str, task_id: str) -> TaskKind:
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted
             raise InvalidTaskError(f"task_id: at most {MAX_TASK_ID} characters")
-        if task_id == task_id_for(user):
-            return TaskKind.DAILY_BRIEFING
-        for kind, prefix in PREFIXES.items():
-            if task_id.startswith(f"{prefix}/{user}/"):
-                return kind
-        raise TaskNotFoundError(
-            f"no task {task_id!r} for user {user!r}; call list_tasks to see your task ids"
-        )
+        if (kind := task_kind(user, task_id)) is None:
+            raise TaskNotFoundError(
+                f"no task {task_id!r} for user {user!r}; call list_tasks to see your task ids"
+            )
+        return kind
 
 
 def briefing_task_status(briefing: BriefingStatus) -> TaskStatus:
