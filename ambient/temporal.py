@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from temporalio import activity
 from temporalio.api.failure.v1 import Failure
@@ -221,6 +221,15 @@ def failing_worker() -> str:
         f"{FAILED_TASK}); the worker's log says why (code that cannot replay the run after a "
         "deploy, a bug, or a worker short of CPU)"
     )
+
+
+def worker_trouble(text: str) -> Literal["failing", "silent"] | None:
+    """The worker trouble a refusal's words tell of (a service error quotes `refusal`'s):
+    "failing" (`failing_worker`), "silent" (`silent_worker`), else None. Failing is looked
+    for first: its words say SILENT_WORKER too."""
+    if FAILED_TASK in text:
+        return "failing"
+    return "silent" if SILENT_WORKER in text else None
 
 
 async def out_of_time(client: Client) -> tuple[str, RPCError | None]:
