@@ -41,7 +41,6 @@ from ambient.briefing.models import (
     PushRequest,
     SourceNote,
     briefing_link,
-    task_id_for,
 )
 from ambient.briefing.records import store_given
 from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
@@ -60,6 +59,7 @@ from ambient.storage.briefings import BaselineRepository, BriefingRepository, Br
 from ambient.storage.models import Discussion, DiscussionMessage
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.storage.users import UserRepository
+from ambient.watches.configs import task_id_for
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).
 FIXED_SOURCES = ("remediation_fixed", "remediation.resolved")

@@ -19,7 +19,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.deliveries import failure, record_failure
 from ambient import temporal
-from ambient.briefing.models import task_id_for
 from ambient.domain.deliver_later import (
     DELIVER_LATER_KIND,
     DELIVER_LATER_TYPE,
@@ -29,7 +28,7 @@ from ambient.domain.deliver_later import (
 from ambient.domain.notify import Delivery, NotifyRequest
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository
-from ambient.watches.configs import PREFIXES, TaskKind, TaskState
+from ambient.watches.configs import TaskKind, TaskState, task_kind
 
 HAND_OVER_RPC = timedelta(seconds=10)  # the start of a deliver-later run, well inside a heartbeat
 GIVE_UP_SLACK = timedelta(seconds=5)  # see past_give_up
@@ -147,10 +146,8 @@ class HandOver:
 def workflow_task(task: str | None, user: str) -> bool:
     """Whether ``task`` is one of ``user``'s tasks that are a workflow run while they exist:
     a watch (its run ends at its delete) or the daily briefing."""
-    if task is None:
-        return False
-    watches = (PREFIXES[TaskKind.WEB_MONITOR], PREFIXES[TaskKind.THRESHOLD_WATCH])
-    return task == task_id_for(user) or task.startswith(tuple(f"{p}/{user}/" for p in watches))
+    kinds = (TaskKind.DAILY_BRIEFING, TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
+    return task is not None and task_kind(user, task) in kinds
 
 
 def another_life(request: NotifyRequest, described: WorkflowExecutionDescription) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from temporalio import activity
 from temporalio.api.failure.v1 import Failure
@@ -160,6 +161,13 @@ def refusal(exc: RPCError | WorkflowQueryFailedError) -> str:
     return silent_worker(busy=isinstance(exc, WorkflowQueryFailedError))
 
 
+def refused_request(why: str, about: str | None = None, *, request: str = "the request") -> str:
+    """A refused or unanswered request as a person reads it: ``why`` is `refusal`'s or
+    `out_of_time`'s words, ``about`` the id the request was for."""
+    asked = request if about is None else f"{request} for {about!r}"
+    return f"Temporal refused {asked}: {why}"
+
+
 def task_failing(exc: BaseException) -> bool:
     """The server's refusal of a query or update of a run whose workflow task its worker
     failed (or held past its timeout) again and again: from the third attempt on it answers
@@ -215,6 +223,15 @@ def failing_worker() -> str:
     )
 
 
+def worker_trouble(text: str) -> Literal["failing", "silent"] | None:
+    """The worker trouble a refusal's words tell of (a service error quotes `refusal`'s):
+    "failing" (`failing_worker`), "silent" (`silent_worker`), else None. Failing is looked
+    for first: its words say SILENT_WORKER too."""
+    if FAILED_TASK in text:
+        return "failing"
+    return "silent" if SILENT_WORKER in text else None
+
+
 async def out_of_time(client: Client) -> tuple[str, RPCError | None]:
     """Why a query or update ran out of time, and the error to raise it from: Temporal's own
     silence (down, or gone since the client connected) asked once, or else a silent worker."""
@@ -226,6 +243,12 @@ async def out_of_time(client: Client) -> tuple[str, RPCError | None]:
         if exc.status in UNREACHABLE:
             return exc.message, exc
     return silent_worker(), None
+
+
+def ids_query(workflow_ids: Iterable[str]) -> str:
+    """The visibility query for the runs of these workflow ids (each once, in order)."""
+    ids = ", ".join(json.dumps(i) for i in sorted(set(workflow_ids)))
+    return f"WorkflowId IN ({ids})"
 
 
 async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:

@@ -108,9 +108,10 @@ async def answer(
         if database_down(exc):
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
         if isinstance(exc, RemediationError | TaskError | BriefingError):
-            if temporal.FAILED_TASK in str(exc):
+            trouble = temporal.worker_trouble(str(exc))
+            if trouble == "failing":
                 return say(sentences.WORKER_FAILING, sentences.WORKER_FAILING_EN)
-            if temporal.SILENT_WORKER in str(exc):
+            if trouble == "silent":
                 return say(sentences.WORKER_SILENT, sentences.WORKER_SILENT_EN)
             # The service's message is English for the API and MCP (and names fields, tools
             # and ids): the voice says what kind of refusal it was, the log keeps the message.

@@ -33,7 +33,6 @@ from ambient.briefing.models import (
     GreetResult,
     greeted_at,
     greeting_text,
-    task_id_for,
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
@@ -44,6 +43,7 @@ from ambient.speech import cleaned
 from ambient.storage import Database
 from ambient.storage.models import User
 from ambient.storage.users import registered, user_named
+from ambient.watches.configs import task_id_for
 from workflows.daily_briefing import (
     GREETING_CLOCK_SKEW,
     GREETING_HANDED_OVER,
@@ -172,7 +172,8 @@ class Greeting:
             if temporal.unanswered(exc) and not temporal.task_failing(exc):
                 # No worker answered (yet): a spoken answer, not an error.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
-            raise BriefingError(f"Temporal refused the greeting: {temporal.refusal(exc)}") from None
+            refused = temporal.refused_request(temporal.refusal(exc), request="the greeting")
+            raise BriefingError(refused) from None
         except WorkflowUpdateFailedError as exc:
             ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)
             if getattr(exc.cause, "type", None) in ended:

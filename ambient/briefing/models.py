@@ -341,11 +341,6 @@ class GreetingRecord(BaseModel):
 KIND = "daily_briefing"
 
 
-def task_id_for(user: str) -> str:
-    """The user's briefing workflow id (one per user)."""
-    return f"daily-briefing/{user}"
-
-
 class BriefingRef(BaseModel):
     task_id: str
     kind: str = KIND

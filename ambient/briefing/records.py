@@ -23,11 +23,11 @@ from ambient.briefing.models import (
     GreetOutcome,
     GreetRequest,
     GreetResult,
-    task_id_for,
 )
 from ambient.codec import CodecKeyError
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
+from ambient.watches.configs import task_id_for
 
 # How long a read of the server's record may take where the caller goes on without it: as long
 # as a query (which needs a worker too) may.

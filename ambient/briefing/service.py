@@ -53,7 +53,6 @@ from ambient.briefing.models import (
     PreparedBriefing,
     PushRequest,
     briefing_link,
-    task_id_for,
 )
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
@@ -64,6 +63,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered
+from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 
@@ -296,7 +296,7 @@ class BriefingService(Greeting):
                 why, down = await temporal.out_of_time(self.client)
             else:
                 why, down = temporal.refusal(exc), None
-            raise BriefingError(f"Temporal refused the request: {why}") from down
+            raise BriefingError(temporal.refused_request(why)) from down
         except RuntimeError as exc:  # the client's connection failed
             if quiet and temporal_down(exc):
                 return None

@@ -177,8 +177,13 @@ def run_service(
         raise fail(problem or said) from None
 
 
-def run_operator(work: Callable[[Database], Awaitable[T]]) -> T:
-    """``work`` on the app database for an operator command, migrated first and closed after."""
+def run_operator(
+    work: Callable[[Database], Awaitable[T]],
+    refused: type[Exception] | tuple[type[Exception], ...] = (),
+    code: int = 1,
+) -> T:
+    """``work`` on the app database for an operator command, migrated first and closed after;
+    a ``refused`` error is its message on a line (as it is: it names no MCP tool), exit ``code``."""
     # Whoever runs these holds the database, as `ambient migrate` does.
     url = Settings().resolved_database_url
 
@@ -187,10 +192,17 @@ def run_operator(work: Callable[[Database], Awaitable[T]]) -> T:
         async with Database(url) as db:
             return await work(db)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except refused as exc:
+        raise fail(str(exc), code) from None
 
 
-def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def run_in_session(
+    work: Callable[[AsyncSession], Awaitable[T]],
+    refused: type[Exception] | tuple[type[Exception], ...] = (),
+    code: int = 1,
+) -> T:
     """``work`` in one session of the app database as ``run_operator`` opens it, committed."""
 
     async def in_session(db: Database) -> T:
@@ -199,4 +211,4 @@ def run_in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
             await session.commit()
             return result
 
-    return run_operator(in_session)
+    return run_operator(in_session, refused, code)

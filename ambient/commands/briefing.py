@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.text import Text
 
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import GreetOutcome, task_id_for
+from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.cli_numbers import whole_number
 from ambient.commands import Json, User, echo_json, fail, print_json, run_service, table_of
+from ambient.watches.configs import task_id_for
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()

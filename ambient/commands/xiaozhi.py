@@ -21,7 +21,7 @@ from ambient.bridge.endpoints import (
     Endpoints,
 )
 from ambient.cli_numbers import whole_number
-from ambient.commands import Json, echo_json, fail, parsed, run_in_session, run_operator, table_of
+from ambient.commands import Json, echo_json, parsed, run_in_session, run_operator, table_of
 from ambient.settings import Settings
 from ambient.storage.models import MAX_ID
 from ambient.xiaozhi import DeviceError, DeviceService
@@ -45,10 +45,7 @@ T = TypeVar("T")
 
 
 def _endpoints(work: Callable[[Endpoints], Awaitable[T]], code: int = 1) -> T:
-    try:
-        return run_in_session(lambda session: work(Endpoints.of(session, Settings())))
-    except EndpointError as exc:
-        raise fail(str(exc), code) from None
+    return run_in_session(lambda s: work(Endpoints.of(s, Settings())), EndpointError, code)
 
 
 @endpoint_app.command("add")
@@ -105,10 +102,7 @@ def remove_endpoint(
 
 
 def _devices(work: Callable[[DeviceService], Awaitable[T]]) -> T:
-    try:
-        return run_operator(lambda db: work(DeviceService(db)))
-    except DeviceError as exc:
-        raise fail(str(exc)) from None
+    return run_operator(lambda db: work(DeviceService(db)), DeviceError)
 
 
 @device_app.command("add")

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -54,6 +54,7 @@ from ambient.remediation.ladder import step_key
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.db import take_turn
 from ambient.storage.models import (
     Discussion,
     DiscussionMessage,
@@ -140,13 +141,9 @@ class DiscussionService(DiscussionReads):
         # A retry (the same message_id) is found in the write turn, where a concurrent post of
         # the same message is seen too: one read a post, not one before the turn and one in it.
         async with self.db.writing() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # Writers do not queue there as on SQLite: posts at once on a new topic would
-                # each find no open discussion and open one apiece.
-                await session.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                    {"key": f"discussion-topic/{key}"},
-                )
+            # Writers do not queue on PostgreSQL as on SQLite: posts at once on a new topic
+            # would each find no open discussion and open one apiece.
+            await take_turn(session, f"discussion-topic/{key}")
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
             retry = await self._retry(session, message, topic_key=key)

@@ -3,7 +3,6 @@ each is now, their outcome analytics, a shared report. ``RemediationService`` ad
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -148,7 +147,7 @@ class RemediationReads:
                 subject=run_key, not_action=REPEATED, limit=1000
             )
         if row is None:  # its first task has not stored it: nothing to show yet
-            raise RemediationError(f"Temporal refused the request for {run.id!r}: {silent}")
+            raise RemediationError(temporal.refused_request(silent, run.id))
         said: dict[str, list[dict[str, Any]]] = {}
         for record in audit:
             said.setdefault(record.action, []).append(record.detail)
@@ -241,8 +240,7 @@ class RemediationReads:
         the rows' own: the list is the database's, as it was before it asked."""
         if not runs:
             return {}
-        ids = ", ".join(json.dumps(i) for i in sorted({r.remediation_id for r in runs}))
-        query = f"WorkflowId IN ({ids})"
+        query = temporal.ids_query(r.remediation_id for r in runs)
         try:
             found = [
                 e
@@ -322,4 +320,4 @@ def refused(rid: str, exc: RPCError | WorkflowQueryFailedError) -> RemediationEr
     """What Temporal's refusal of a request about ``rid`` means to the caller."""
     if temporal.not_found(exc):
         return not_found(rid)
-    return RemediationError(f"Temporal refused the request for {rid!r}: {temporal.refusal(exc)}")
+    return RemediationError(temporal.refused_request(temporal.refusal(exc), rid))

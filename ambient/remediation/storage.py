@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
@@ -16,7 +16,7 @@ from ambient.remediation.runs import FINAL_STATES, AuditEntry, Keyed
 from ambient.remediation.safety import BreakerState
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
-from ambient.storage.db import Repository, given
+from ambient.storage.db import Repository, given, take_turn
 from ambient.storage.models import (
     AlertRuleRow,
     AuditRecord,
@@ -121,7 +121,7 @@ class ActionLedger(Repository):
     async def lock_cluster(self, cluster_id: str) -> None:
         """Take the cluster's turn until the transaction ends: count, then reserve, atomically
         (steps checked at once on any worker cannot all see the last free slot)."""
-        await hold(self.session, f"remediation-ledger/{cluster_id}")
+        await take_turn(self.session, f"remediation-ledger/{cluster_id}")
 
     async def reserved(self, key: str) -> RemediationAction | None:
         query = select(RemediationAction).where(RemediationAction.key == key)
@@ -301,15 +301,8 @@ async def _sent_by_door(
     )
     if not any({**row.detail, SENT: sent, **claim} == row.detail for row in rows):
         return False
-    await hold(session, f"remediation-token/{sent}")  # two copies verified at once: one spends it
+    # Two copies verified at once: one spends it.
+    await take_turn(session, f"remediation-token/{sent}")
     spending = Keyed(run_key=entry.run_key, key=f"{asked}/{sent}")
     spent = await append_entry(session, spending, SPENT, {"message": entry.key}, entry.actor)
     return bool(spent.detail["message"] == entry.key)
-
-
-async def hold(session: AsyncSession, key: str) -> None:
-    """Take ``key``'s turn until the transaction ends. SQLite: the caller's write transaction
-    (Database.write_session) already holds the one write lock; PostgreSQL: a transaction-scoped
-    advisory lock, so writers on any worker take turns."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})

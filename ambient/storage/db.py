@@ -88,6 +88,14 @@ class Repository:
         return row
 
 
+async def take_turn(session: AsyncSession, key: str) -> None:
+    """Take ``key``'s turn until the transaction ends. SQLite: the caller's write transaction
+    (Database.write_session) already holds the one write lock; PostgreSQL: a transaction-scoped
+    advisory lock, so writers on any worker take turns."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+
 def _turn_ended(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # a commit or rollback, not a savepoint's end
         session.info.pop(SQLITE_TURN, None)

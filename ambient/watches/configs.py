@@ -260,6 +260,22 @@ PREFIXES = {
 }
 
 
+def task_id_for(user: str) -> str:
+    """The user's briefing workflow id (one per user)."""
+    return f"daily-briefing/{user}"
+
+
+def task_kind(user: str, task_id: str) -> TaskKind | None:
+    """The kind of ``user``'s task ``task_id`` names, read from the id's form; None: the id
+    names no task of ``user``'s."""
+    if task_id == task_id_for(user):
+        return TaskKind.DAILY_BRIEFING
+    for kind, prefix in PREFIXES.items():
+        if task_id.startswith(f"{prefix}/{user}/"):
+            return kind
+    return None
+
+
 # --- notifications -------------------------------------------------------------------
 
 # Each channel is a method of its own name; send_sms and send_email are the original forms.

@@ -23,12 +23,12 @@ from temporalio.client import (
 
 from ambient import temporal
 from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
-from ambient.briefing.models import BriefingStatus, task_id_for
+from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
-from ambient.watches.configs import PREFIXES, TaskKind, TaskState
+from ambient.watches.configs import PREFIXES, TaskKind, TaskState, task_kind
 from ambient.watches.inputs import (
     InvalidTaskError,
     TaskError,
@@ -112,7 +112,7 @@ def found(task_id: str) -> Iterator[None]:
             raise TaskNotFoundError(
                 f"no task {task_id!r}; call list_tasks to see your task ids"
             ) from None
-        refused = f"Temporal refused the request for {task_id!r}: {temporal.refusal(exc)}"
+        refused = temporal.refused_request(temporal.refusal(exc), task_id)
         raise (WorkerSilentError if temporal.unanswered(exc) else TaskError)(refused) from None
 
 
@@ -253,8 +253,8 @@ class TaskReads:
         """The newest run of each id: one visibility query for a page, not a describe each."""
         if not workflow_ids:
             return {}
-        ids = ", ".join(json.dumps(i) for i in sorted(set(workflow_ids)))
-        runs = [run async for run in self.client.list_workflows(f"WorkflowId IN ({ids})")]
+        query = temporal.ids_query(workflow_ids)
+        runs = [run async for run in self.client.list_workflows(query)]
         # Oldest first: each id's newest run is the one its key keeps.
         return {run.id: run.run_id for run in sorted(runs, key=lambda run: run.start_time)}
 
@@ -402,7 +402,7 @@ class TaskReads:
         except TimeoutError:
             why, down = await temporal.out_of_time(self.client)  # a silent worker, or Temporal
             error = TaskError if down else WorkerSilentError
-            raise error(f"Temporal refused the request for {task_id!r}: {why}") from down
+            raise error(temporal.refused_request(why, task_id)) from down
         if status is None:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
         return briefing_task_status(status)
@@ -427,14 +427,11 @@ class TaskReads:
     def _owned(self, user: str, task_id: str) -> TaskKind:
         if len(task_id) > MAX_TASK_ID:  # no task's id is as long: refused, not looked up or quoted
             raise InvalidTaskError(f"task_id: at most {MAX_TASK_ID} characters")
-        if task_id == task_id_for(user):
-            return TaskKind.DAILY_BRIEFING
-        for kind, prefix in PREFIXES.items():
-            if task_id.startswith(f"{prefix}/{user}/"):
-                return kind
-        raise TaskNotFoundError(
-            f"no task {task_id!r} for user {user!r}; call list_tasks to see your task ids"
-        )
+        if (kind := task_kind(user, task_id)) is None:
+            raise TaskNotFoundError(
+                f"no task {task_id!r} for user {user!r}; call list_tasks to see your task ids"
+            )
+        return kind
 
 
 def briefing_task_status(briefing: BriefingStatus) -> TaskStatus:

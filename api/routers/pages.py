@@ -153,12 +153,13 @@ def worker_unanswered(exc: Exception, _: Words, silent: str) -> str | None:
     (a msgid) when it did not in time (stopped, or too busy: nothing was done, and the feature
     is not down), its own sentence when it keeps failing the run's workflow task (trying again
     does not help); None for any other refusal."""
-    if temporal.FAILED_TASK in str(exc):
+    trouble = temporal.worker_trouble(str(exc))
+    if trouble == "failing":
         return _(
             "Its worker keeps failing it (Temporal: Workflow Task in failed state); the worker's "
             "log says why. If it goes on, an operator has to mend it."
         )
-    return _(silent) if temporal.SILENT_WORKER in str(exc) else None
+    return _(silent) if trouble == "silent" else None
 
 
 def what_went_wrong(exc: Exception, _: Words) -> str:

@@ -12,11 +12,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig, ClsLogSpec
-from ambient.briefing.models import KIND, BriefingRun, GreetOutcome, GreetResult, task_id_for
+from ambient.briefing.models import KIND, BriefingRun, GreetOutcome, GreetResult
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.configs import STORED
 from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import task_id_for
 from tests.briefing.harness import briefing_stack, make_user, write_day_logs
 from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history

@@ -23,10 +23,9 @@ from temporalio.worker import Worker
 
 from ambient import temporal
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import task_id_for
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.watches.configs import TaskKind
+from ambient.watches.configs import TaskKind, task_id_for
 from ambient.watches.inputs import WorkerSilentError
 from ambient.watches.reads import PREFIXES
 from mcp_server.voice_sentences import WORKER_FAILING_EN

@@ -14,11 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import GreetOutcome, task_id_for
+from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language
 from ambient.settings import Settings
-from ambient.watches.configs import TaskState
+from ambient.watches.configs import TaskState, task_id_for
 from ambient.watches.inputs import TaskError, WorkerSilentError
 from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState

@@ -27,11 +27,11 @@ from temporalio.worker import Worker
 
 from ambient import temporal
 from ambient.briefing.errors import BriefingError
-from ambient.briefing.models import GreetOutcome, task_id_for
+from ambient.briefing.models import GreetOutcome
 from ambient.codec import new_key
 from ambient.deps import WorkerDeps
 from ambient.remediation.views import RemediationError
-from ambient.watches.configs import TaskKind
+from ambient.watches.configs import TaskKind, task_id_for
 from ambient.watches.inputs import WorkerSilentError
 from ambient.watches.reads import PREFIXES
 from tests.briefing.harness import make_user

@@ -7,7 +7,12 @@ from pydantic import ValidationError
 from ambient.clients.extract import main_text
 from ambient.settings import Settings
 from ambient.watches import page_changes
-from ambient.watches.configs import WebMonitorConfig, notification_targets
+from ambient.watches.configs import (
+    TaskKind,
+    WebMonitorConfig,
+    notification_targets,
+    task_kind,
+)
 from ambient.watches.page_changes import MAX_SHOWN_LINE, diff_pages, normalise
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from ambient.watches.threshold_config import (
@@ -36,6 +41,17 @@ def _watch(**fields: object) -> ThresholdWatchConfig:
     """A watch above 100, unless ``fields`` give their own conditions."""
     rule: dict[str, object] = {} if "conditions" in fields else {"threshold": 100}
     return ThresholdWatchConfig.model_validate({"metric": "m", **rule, **fields})
+
+
+def test_a_task_id_names_its_kind_only_for_the_user_it_belongs_to() -> None:
+    assert task_kind("ann", "daily-briefing/ann") is TaskKind.DAILY_BRIEFING
+    assert task_kind("ann", "web-monitor/ann/prices") is TaskKind.WEB_MONITOR
+    assert task_kind("ann", "threshold-watch/ann/cpu") is TaskKind.THRESHOLD_WATCH
+    assert task_kind("ann", "reminder/ann/standup") is TaskKind.SCHEDULE  # a news digest's too
+    for other in ("daily-briefing/bob", "web-monitor/bob/prices", "web-monitor/anna/x"):
+        assert task_kind("ann", other) is None
+    assert task_kind("ann", "daily-briefing/ann/x") is None
+    assert task_kind("ann", "web-monitor/ann") is None
 
 
 def test_original_configs_are_accepted_as_they_are() -> None:
