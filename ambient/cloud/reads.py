@@ -121,16 +121,9 @@ class CloudReads:
         region: str | None = None,
     ) -> list[MetricPoint]:
         """Datapoints of a Cloud Monitor metric over the last ``minutes``."""
-        start = _since("minutes", minutes, MAX_METRIC_MINUTES, "minutes")
+        window = _since("minutes", minutes, MAX_METRIC_MINUTES, "minutes"), datetime.now(UTC)
         return await get_metric(
-            self.tencent,
-            namespace,
-            metric,
-            dimensions,
-            start,
-            datetime.now(UTC),
-            period=period,
-            region=region,
+            self.tencent, namespace, metric, dimensions, *window, period=period, region=region
         )
 
     async def alarms(self, hours: int = 24, region: str | None = None) -> AlarmHistory:
@@ -139,10 +132,7 @@ class CloudReads:
         return await list_alarms(self.tencent, start, datetime.now(UTC), region=region)
 
     async def workloads(
-        self,
-        cluster_id: str | None = None,
-        namespace: str | None = None,
-        region: str | None = None,
+        self, cluster_id: str | None = None, namespace: str | None = None, region: str | None = None
     ) -> list[Workload]:
         """Deployments of a cluster (AMBIENT_KUBECONFIG's current context when none is named),
         of one namespace or all."""
