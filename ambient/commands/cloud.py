@@ -154,8 +154,8 @@ def logs(
             "the query or the hours",
             markup=False,
         )
-    if found.skipped_lines:  # a file topic's lines that could not be read
-        err_console.print(f"{found.skipped_lines} unreadable lines skipped", markup=False)
+    if skipped := found.skipped_lines:  # a file topic's lines that could not be read
+        err_console.print(f"{skipped} unreadable line{'' if skipped == 1 else 's'} skipped")
 
 
 @app.command()
