@@ -18,6 +18,7 @@ from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tls import ca_context
+from ambient.cloud.reads import CloudReads
 from ambient.cloud.service import CloudOpsService
 from ambient.discussions.service import DiscussionService
 from ambient.remediation.service import RemediationService
@@ -72,6 +73,10 @@ class AppState:
     @property
     def cloud_ops(self) -> CloudOpsService:
         return CloudOpsService(self.db, self.cloud)
+
+    @property
+    def cloud_reads(self) -> CloudReads:
+        return CloudReads(self.settings, self.cloud)
 
     @property
     def digests(self) -> EventDigestService:

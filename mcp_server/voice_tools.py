@@ -12,7 +12,6 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
-from ambient.clients.tencent.clusters import list_clusters
 from ambient.clients.tencent.errors import (
     TencentAuthError,
     TencentClockError,
@@ -325,7 +324,7 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
             # The SDK waits 30 s for an answer, a voice client 10: a silent endpoint is named
             # before the call's budget runs out (and is said as this system being slow).
             async with asyncio.timeout(left()):
-                clusters = await list_clusters(cloud)
+                clusters = await state.cloud_reads.clusters()
         except TimeoutError:
             return say(
                 "腾讯云没有及时回应，看不到集群状况，请稍后再问。",

@@ -3,7 +3,7 @@
 CloudOpsError
  ├── CloudOpsRefusedError   the caller's rollback_permission does not allow it
  ├── CloudOpsInputError     the input cannot work (``field`` names what to fix)
- └── CloudOpsFailedError    Tencent Cloud or the cluster answered an error (``kind`` says which)
+ └── CloudOpsFailedError    Tencent Cloud, the cluster or a log file answered an error (``kind``)
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class CloudOpsInputError(CloudOpsError):
 
 
 class CloudOpsFailedError(CloudOpsError):
-    """Tencent Cloud (or the cluster) answered with an error."""
+    """Tencent Cloud, the cluster or a log file (a ``file:`` topic) answered with an error."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)

@@ -1,7 +1,7 @@
 """`ambient cloud`: Tencent Cloud from a terminal. Reads (clusters, node pools, topics, logs,
-alarms) as the MCP cloud tools; the asked-for operations (create-logset, create-topic,
-create-alarm, scale-node-pool, apply, ...) with the same service, permission and audit as the
-cloud_write tools.
+alarms) with the same service as the MCP cloud tools; the asked-for operations (create-logset,
+create-topic, create-alarm, scale-node-pool, apply, ...) with the same service, permission and
+audit as the cloud_write tools.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -19,17 +18,15 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from ambient.cli_numbers import decimal_number, whole_number
-from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.clusters import list_clusters, list_node_pools
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import list_log_topics, search_logs
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
 from ambient.cloud.errors import CloudOpsError
 from ambient.cloud.images import DEFAULT_QUESTION, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
+from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOG_HOURS, CloudReads, look_back
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.commands import (
@@ -51,21 +48,20 @@ console = Console()
 T = TypeVar("T")
 
 
-def _read(work: Coroutine[Any, Any, T]) -> T:
+def _read(work: Callable[[CloudReads], Coroutine[Any, Any, T]]) -> T:
+    """``work`` on the cloud reads; what fails is one line, exit 1."""
+    # A read needs no database: the service is built from the settings alone.
+    settings = Settings()
     try:
-        return asyncio.run(work)
-    except TencentCloudError as exc:
+        return asyncio.run(work(CloudReads(settings, TencentCloud.from_settings(settings))))
+    except (TencentCloudError, CloudOpsError) as exc:
         raise fail(str(exc)) from None
-
-
-def _cloud() -> TencentCloud:
-    return TencentCloud.from_settings(Settings())
 
 
 @app.command()
 def clusters(region: Region = None, as_json: Json = False) -> None:
     """TKE clusters."""
-    found = _read(list_clusters(_cloud(), region=region))
+    found = _read(lambda reads: reads.clusters(region))
     print_rows(
         console,
         ["id", "name", "status", "version", "nodes"],
@@ -90,7 +86,7 @@ def node_pools(
     as_json: Json = False,
 ) -> None:
     """Node pools of a TKE cluster (cls-...)."""
-    found = _read(list_node_pools(_cloud(), cluster_id, region=region))
+    found = _read(lambda reads: reads.node_pools(cluster_id, region))
     print_rows(
         console,
         ["id", "name", "state", "desired", "min", "max"],
@@ -104,7 +100,7 @@ def node_pools(
 @app.command()
 def topics(region: Region = None, as_json: Json = False) -> None:
     """CLS log topics."""
-    found = _read(list_log_topics(_cloud(), region=region))
+    found = _read(lambda reads: reads.log_topics(region))
     print_rows(
         console,
         ["topic id", "name", "logset"],
@@ -115,15 +111,11 @@ def topics(region: Region = None, as_json: Json = False) -> None:
     )
 
 
-# How far back the look-back options reach: list_alarms' MCP bound (30 days) and, for logs,
-# ten years (any real look-back). Far past them the window cannot even be computed.
-MAX_LOG_HOURS = 24 * 3650
-MAX_ALARM_HOURS = 24 * 30
-
-
 def _log_hours(value: float) -> float:
-    if not 0 < value <= MAX_LOG_HOURS:
-        raise typer.BadParameter(f"between 0 and {MAX_LOG_HOURS} hours, not {value:g}")
+    try:
+        look_back(value, MAX_LOG_HOURS, "hours")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     return value
 
 
@@ -138,10 +130,10 @@ def logs(
     region: Region = None,
     as_json: Json = False,
 ) -> None:
-    """Search a CLS topic (CQL, or '* | select ...' SQL)."""
-    now = datetime.now(UTC)
-    begin = now - timedelta(hours=hours)
-    found = _read(search_logs(_cloud(), topic_id, query, begin, now, limit=limit, region=region))
+    """Search a CLS topic (CQL, or '* | select ...' SQL), or file:NAME under AMBIENT_LOG_DIR."""
+    found = _read(
+        lambda reads: reads.search_logs(topic_id, query, hours=hours, limit=limit, region=region)
+    )
     if as_json:
         print_json(console, found)
         return
@@ -162,6 +154,8 @@ def logs(
             "the query or the hours",
             markup=False,
         )
+    if skipped := found.skipped_lines:  # a file topic's lines that could not be read
+        err_console.print(f"{skipped} unreadable line{'' if skipped == 1 else 's'} skipped")
 
 
 @app.command()
@@ -171,8 +165,7 @@ def alarms(
     as_json: Json = False,
 ) -> None:
     """Cloud Monitor alarms and CLS alert records."""
-    now = datetime.now(UTC)
-    history = _read(list_alarms(_cloud(), now - timedelta(hours=hours), now, region=region))
+    history = _read(lambda reads: reads.alarms(hours, region))
     found = history.alarms
     for unread in history.unread:
         err_console.print(str(unread), markup=False, highlight=False)

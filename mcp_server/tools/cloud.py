@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -10,13 +10,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ambient.clients.kube import Workload, client_from_kubeconfig, cluster_client
-from ambient.clients.kube import list_workloads as list_workloads_of
+from ambient.clients.kube import Workload
 from ambient.clients.log_formats import parse_time
-from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
+from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_METRIC_MINUTES, CloudReads, LogSearch
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import (
     TENCENT_REGION_HINT,
@@ -65,10 +64,6 @@ class Metric(BaseModel):
     points: list[metrics.MetricPoint]
 
 
-class LogSearch(logs.SearchResult):
-    skipped_lines: int = Field(default=0, description="unreadable lines skipped (file source)")
-
-
 class Workloads(BaseModel):
     workloads: list[Workload]
 
@@ -77,6 +72,11 @@ def cloud_ops(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
     """The cloud service and who asks (anonymous over an unauthenticated transport)."""
     actor = caller(ctx)
     return app_state(ctx).cloud_ops, ANONYMOUS if actor is None else actor
+
+
+def cloud_reads(ctx: Context[Any, Any]) -> CloudReads:
+    """The cloud reads service (no permission: a read changes nothing)."""
+    return app_state(ctx).cloud_reads
 
 
 async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
@@ -88,9 +88,9 @@ async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
     return ZoneInfo(user.timezone) if user is not None and user.timezone else UTC
 
 
-def _time(value: str | None, default: datetime, zone: tzinfo = UTC) -> datetime:
+def _time(value: str | None, zone: tzinfo) -> datetime | None:
     if value is None:
-        return default
+        return None
     try:
         return parse_time(value, zone)
     except ValueError:
@@ -99,7 +99,7 @@ def _time(value: str | None, default: datetime, zone: tzinfo = UTC) -> datetime:
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
     """TKE clusters with status, version and node count."""
-    return Clusters(clusters=await clusters.list_clusters(app_state(ctx).cloud, region=region))
+    return Clusters(clusters=await cloud_reads(ctx).clusters(region))
 
 
 async def list_node_pools(
@@ -108,14 +108,12 @@ async def list_node_pools(
     region: Region = None,
 ) -> NodePools:
     """Node pools of a TKE cluster with desired/min/max sizes."""
-    return NodePools(
-        node_pools=await clusters.list_node_pools(app_state(ctx).cloud, cluster_id, region=region)
-    )
+    return NodePools(node_pools=await cloud_reads(ctx).node_pools(cluster_id, region))
 
 
 async def list_log_topics(ctx: Context[Any, Any], region: Region = None) -> Topics:
     """CLS log topics (ids for search_logs)."""
-    return Topics(topics=await logs.list_log_topics(app_state(ctx).cloud, region=region))
+    return Topics(topics=await cloud_reads(ctx).log_topics(region))
 
 
 async def search_logs(
@@ -132,26 +130,11 @@ async def search_logs(
     region: Region = None,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""
-    now = datetime.now(UTC)
     zone = await _caller_zone(ctx) if start or end else UTC
-    begin, finish = _time(start, now - timedelta(hours=1), zone), _time(end, now, zone)
-    if topic_id.startswith("file:"):
-        folder = app_state(ctx).settings.log_dir
-        if folder is None:
-            raise ToolError("file log topics need AMBIENT_LOG_DIR (a folder of log files)")
-        try:
-            # Real paths: a symlink (or `..`) that leads out of the folder is refused.
-            source = FileLogSource.inside(folder, topic_id[5:])
-            found = await source.search(query, begin, finish, limit=limit)
-        except (LogPathError, FileNotFoundError) as exc:
-            raise ToolError(str(exc)) from None
-        except OSError as exc:
-            raise ToolError(f"cannot read {topic_id[:100]!r}: {exc.strerror or exc}") from None
-        return LogSearch(**found.model_dump(), skipped_lines=source.skipped)
-    found = await logs.search_logs(
-        app_state(ctx).cloud, topic_id, query, begin, finish, limit=limit, region=region
+    begin, finish = _time(start, zone), _time(end, zone)
+    return await cloud_reads(ctx).search_logs(
+        topic_id, query, begin, finish, limit=limit, region=region
     )
-    return LogSearch(**found.model_dump())
 
 
 async def get_metric(
@@ -161,36 +144,24 @@ async def get_metric(
     dimensions: Annotated[
         dict[str, str], Field(min_length=1, description='e.g. {"InstanceId": "ins-123"}')
     ],
-    minutes: Annotated[WholeNumber, Field(ge=1, le=7 * 24 * 60)] = 60,
+    minutes: Annotated[WholeNumber, Field(ge=1, le=MAX_METRIC_MINUTES)] = 60,
     period: Annotated[WholeNumber, Field(description="seconds per point: 60, 300, 3600")] = 60,
     region: Region = None,
 ) -> Metric:
     """Datapoints of a Cloud Monitor metric over the last minutes."""
-    now = datetime.now(UTC)
-    points = await metrics.get_metric(
-        app_state(ctx).cloud,
-        namespace,
-        metric,
-        dimensions,
-        now - timedelta(minutes=minutes),
-        now,
-        period=period,
-        region=region,
+    points = await cloud_reads(ctx).metric(
+        namespace, metric, dimensions, minutes=minutes, period=period, region=region
     )
     return Metric(points=points)
 
 
 async def list_alarms(
     ctx: Context[Any, Any],
-    hours: Annotated[WholeNumber, Field(ge=1, le=24 * 30)] = 24,
+    hours: Annotated[WholeNumber, Field(ge=1, le=MAX_ALARM_HOURS)] = 24,
     region: Region = None,
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""
-    now = datetime.now(UTC)
-    history = await alarms.list_alarms(
-        app_state(ctx).cloud, now - timedelta(hours=hours), now, region=region
-    )
-    return Alarms(**history.model_dump())
+    return Alarms(**(await cloud_reads(ctx).alarms(hours, region)).model_dump())
 
 
 async def list_workloads(
@@ -208,17 +179,7 @@ async def list_workloads(
     region: Region = None,
 ) -> Workloads:
     """Deployments with replicas ready/updated/available, current revision and images."""
-    state = app_state(ctx)
-    local = state.settings.kubeconfig
-    client = (
-        client_from_kubeconfig(path=local)
-        if cluster_id is None
-        else await cluster_client(cluster_id, local, state.cloud, region=region)
-    )
-    try:
-        return Workloads(workloads=await list_workloads_of(client, namespace))
-    finally:
-        await client.close()
+    return Workloads(workloads=await cloud_reads(ctx).workloads(cluster_id, namespace, region))
 
 
 async def scale_node_pool(

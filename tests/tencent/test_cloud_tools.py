@@ -467,3 +467,76 @@ async def test_a_log_line_nested_hundreds_deep_is_answered_as_its_text(
         assert all(
             text.startswith(f'{{"time": "{when.isoformat()}", "level": "ERROR"') for text in texts
         )
+
+
+# The same read asked at both doors: (what, the MCP tool and its arguments, the command's
+# arguments, what both must do: "same" answer, "same refusal" in the same words, "refused").
+BOTH_DOORS = [
+    (
+        "a file topic that exists",
+        ("search_logs", {"topic_id": "file:app.log", "query": "timeout", "limit": 50}),
+        ["logs", "file:app.log", "--query", "timeout", "--limit", "50"],
+        "same",
+    ),
+    (
+        "a CLS topic",
+        ("search_logs", {"topic_id": "t-1", "query": "timeout", "limit": 50}),
+        ["logs", "t-1", "--query", "timeout", "--limit", "50"],
+        "same",
+    ),
+    (
+        "a file topic outside the log folder",
+        ("search_logs", {"topic_id": "file:../outside.log"}),
+        ["logs", "file:../outside.log"],
+        "same refusal",
+    ),
+    (
+        "a file topic that does not exist",
+        ("search_logs", {"topic_id": "file:missing.log"}),
+        ["logs", "file:missing.log"],
+        "same refusal",
+    ),
+    (
+        "an alarm look-back over 30 days",
+        ("list_alarms", {"hours": 24 * 31}),
+        ["alarms", "--hours", str(24 * 31)],
+        "refused",
+    ),
+]
+
+
+async def test_a_read_asked_at_the_mcp_tool_and_the_command_gets_one_answer(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """`ambient cloud logs file:app.log` went to CLS as a topic id, while search_logs read the
+    file: each door held its own rules. Now both ask the one reads service."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    assert state.settings.log_dir is not None
+    (state.settings.log_dir.parent / "outside.log").write_text('{"msg": "outside timeout"}\n')
+    recent = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    api.logs = [{"time": recent, "json": {"level": "ERROR", "msg": "cls timeout"}}]
+    env = cli_env(state, AMBIENT_LOG_DIR=str(state.settings.log_dir))
+    for what, (tool, arguments), command, expected in BOTH_DOORS:
+        async with client(state, "viewer") as c:
+            mcp_failed, mcp_said = await call(c, tool, **arguments)
+        as_json = [] if expected == "refused" else ["--json"]
+        cli = await asyncio.to_thread(
+            CliRunner().invoke, app, ["cloud", *command, *as_json], env=env
+        )
+        if expected == "same":
+            assert not mcp_failed and cli.exit_code == 0, (what, mcp_said, cli.output)
+            assert mcp_said["logs"], what  # a record found, not two empty answers
+            assert json.loads(cli.stdout) == mcp_said, what
+        elif expected == "same refusal":
+            assert mcp_failed and cli.exit_code == 1, (what, mcp_said, cli.output)
+            assert mcp_said == f"Error executing tool {tool}: {cli.stderr.strip()}", what
+            assert "outside timeout" not in mcp_said + cli.output, what
+        else:
+            assert mcp_failed and "hours" in mcp_said, (what, mcp_said)
+            assert cli.exit_code == 2 and "--hours" in cli.output, (what, cli.output)
