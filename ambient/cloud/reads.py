@@ -30,6 +30,7 @@ FILE_TOPIC = "file:"
 MAX_ALARM_HOURS = 24 * 30
 MAX_METRIC_MINUTES = 7 * 24 * 60
 MAX_LOG_HOURS = 24 * 3650
+MAX_LOGS = 1000  # logs a search answers at most (CLS SearchLog's Limit allows 1000)
 
 
 class LogSearch(SearchResult):
@@ -78,6 +79,8 @@ class CloudReads:
     ) -> LogSearch:
         """A CLS topic's logs, or a ``file:NAME`` topic's, in [start, end), newest first; start
         defaults to ``hours`` before now, end to now."""
+        if not 1 <= limit <= MAX_LOGS:
+            raise CloudOpsInputError("limit", f"between 1 and {MAX_LOGS}, not {limit}")
         begin = start or _since("hours", hours, MAX_LOG_HOURS, "hours")
         finish = end or datetime.now(UTC)
         if topic_id.startswith(FILE_TOPIC):

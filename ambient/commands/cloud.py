@@ -26,7 +26,7 @@ from ambient.cloud.errors import CloudOpsError
 from ambient.cloud.images import DEFAULT_QUESTION, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
-from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOG_HOURS, CloudReads, look_back
+from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOG_HOURS, MAX_LOGS, CloudReads, look_back
 from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.commands import (
@@ -126,7 +126,7 @@ def logs(
     hours: Annotated[
         float, typer.Option(help="how far back", parser=decimal_number, callback=_log_hours)
     ] = 1.0,
-    limit: Annotated[int, typer.Option(parser=whole_number())] = 50,
+    limit: Annotated[int, typer.Option(parser=whole_number(1, MAX_LOGS))] = 50,
     region: Region = None,
     as_json: Json = False,
 ) -> None:

@@ -15,7 +15,7 @@ from ambient.clients.log_formats import parse_time
 from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
-from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_METRIC_MINUTES, CloudReads, LogSearch
+from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOGS, MAX_METRIC_MINUTES, CloudReads, LogSearch
 from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import (
     TENCENT_REGION_HINT,
@@ -126,7 +126,7 @@ async def search_logs(
     ] = "*",
     start: Annotated[str | None, Field(description="ISO time; default one hour ago")] = None,
     end: Annotated[str | None, Field(description="ISO time; default now")] = None,
-    limit: Annotated[WholeNumber, Field(ge=1, le=1000)] = 100,
+    limit: Annotated[WholeNumber, Field(ge=1, le=MAX_LOGS)] = 100,
     region: Region = None,
 ) -> LogSearch:
     """Search logs in a time window, newest first."""

@@ -13,6 +13,7 @@ import pytest_asyncio
 from mcp import Client
 
 from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud.errors import CloudOpsInputError
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
@@ -502,6 +503,12 @@ BOTH_DOORS = [
         ["alarms", "--hours", str(24 * 31)],
         "refused",
     ),
+    (
+        "more logs than a search answers",
+        ("search_logs", {"topic_id": "t-1", "limit": 1001}),
+        ["logs", "t-1", "--limit", "1001"],
+        "refused",
+    ),
 ]
 
 
@@ -538,5 +545,25 @@ async def test_a_read_asked_at_the_mcp_tool_and_the_command_gets_one_answer(
             assert mcp_said == f"Error executing tool {tool}: {cli.stderr.strip()}", what
             assert "outside timeout" not in mcp_said + cli.output, what
         else:
-            assert mcp_failed and "hours" in mcp_said, (what, mcp_said)
-            assert cli.exit_code == 2 and "--hours" in cli.output, (what, cli.output)
+            option = command[-2]  # the option refused, named by both doors
+            assert mcp_failed and option.removeprefix("--") in mcp_said, (what, mcp_said)
+            assert cli.exit_code == 2 and option in cli.output, (what, cli.output)
+
+
+async def test_the_reads_service_keeps_its_bounds_whichever_door_asks(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """The doors refuse first; a door that did not (a new tool, a script on the service) is
+    refused by the service, before anything is asked of Tencent Cloud."""
+    api, state = cloud_state
+    asked = len(api.calls)
+    cvm = {"InstanceId": "ins-1"}
+    for read, field in [
+        (state.cloud_reads.search_logs("t-1", limit=1001), "limit"),
+        (state.cloud_reads.search_logs("t-1", hours=24 * 3651), "hours"),
+        (state.cloud_reads.alarms(hours=24 * 31), "hours"),
+        (state.cloud_reads.metric("QCE/CVM", "CPUUsage", cvm, minutes=0), "minutes"),
+    ]:
+        with pytest.raises(CloudOpsInputError, match=f"^{field}: between"):
+            await read
+    assert len(api.calls) == asked
