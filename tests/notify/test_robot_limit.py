@@ -17,6 +17,7 @@ from ambient.clients.notify.wecom import WeComChannel
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import RobotWindow
+from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WECOM_KEY, PushEndpoints
 from tests.notify.test_channels import REPORT, SECRETS, endpoints, http  # noqa: F401  (fixtures)
@@ -90,3 +91,29 @@ async def test_a_shared_slot_cut_off_while_waiting_goes_back_and_quiet_robots_ar
     async with two_workers[0].session() as session:
         kept = {r.robot: r.slots for r in (await session.execute(select(RobotWindow))).scalars()}
     assert _hashed("robot") not in kept and kept[_hashed("another robot")] == [now[0]]
+
+
+async def test_a_take_on_postgresql_does_not_wait_for_another_robots_take_in_progress(
+    postgres_url: str,  # noqa: F811  (the fixture)
+) -> None:
+    """Each take removes the rows of robots quiet for a minute. It waited for the row lock of
+    a quiet robot another worker was taking a slot of, while that take's own clean-up waited
+    for this take's robot: two quiet robots sent to at once (an alert to a WeCom and a
+    DingTalk group) were a deadlock, and one send failed for good ("permanent: DBAPIError:
+    deadlock detected"). A robot being taken is left to a later clean-up."""
+    await upgrade_async(postgres_url)
+    quiet, robot = unique("quiet-robot"), unique("robot")
+    now = [1000.0]
+    async with Database(postgres_url) as one, Database(postgres_url) as two:
+        sender = SharedRateLimiter(one, clock=lambda: now[0])
+        await sender.acquire(quiet)
+        now[0] += 61
+        async with two.writing() as taking:  # another worker's take holds the quiet robot
+            held = select(RobotWindow).where(RobotWindow.robot == _hashed(quiet))
+            assert (await taking.scalar(held.with_for_update())) is not None
+            await asyncio.wait_for(sender.acquire(robot), timeout=10)
+        now[0] += 1
+        await sender.acquire(robot)  # a later take removes the quiet robot's row
+        async with one.session() as session:
+            robots = set((await session.scalars(select(RobotWindow.robot))).all())
+    assert _hashed(robot) in robots and _hashed(quiet) not in robots

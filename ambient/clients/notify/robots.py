@@ -139,9 +139,13 @@ class SharedRateLimiter(RateLimiter):
             window = await _locked_window(conn, key)
             slot, freed = self._place(window, now, longest)
             # The rows of robots quiet for a minute hold nothing: gone, as they go in memory.
-            await conn.execute(
-                delete(RobotWindow).where(RobotWindow.until <= now - 60, RobotWindow.robot != key)
+            # One another take holds is skipped, not waited for: that take's clean-up may be
+            # waiting for this robot's row (a deadlock on PostgreSQL); a later take removes it.
+            quiet = select(RobotWindow.robot).where(
+                RobotWindow.until <= now - 60, RobotWindow.robot != key
             )
+            gone = quiet.with_for_update(skip_locked=True).scalar_subquery()
+            await conn.execute(delete(RobotWindow).where(RobotWindow.robot.in_(gone)))
             await _store(conn, key, window)
         return now, slot, freed
 
