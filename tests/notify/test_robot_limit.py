@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.util import await_only
 
 from ambient.clients.notify.errors import TransientNotifyError
 from ambient.clients.notify.robots import SharedRateLimiter
@@ -117,3 +119,31 @@ async def test_a_take_on_postgresql_does_not_wait_for_another_robots_take_in_pro
         async with one.session() as session:
             robots = set((await session.scalars(select(RobotWindow.robot))).all())
     assert _hashed(robot) in robots and _hashed(quiet) not in robots
+
+
+async def test_a_take_on_postgresql_keeps_a_quiet_robots_row_another_worker_removes_meanwhile(
+    postgres_url: str,  # noqa: F811  (the fixture)
+) -> None:
+    """A take made the robot's row if it had none, then locked it: in between, another
+    worker's take (of another robot) could remove it as a quiet robot's, and the send failed
+    for good ("permanent: internal error: NoResultFound"). The row is made or locked in one
+    statement: the other worker's clean-up leaves it to this take."""
+    await upgrade_async(postgres_url)
+    quiet, other = unique("quiet-robot"), unique("robot")
+    now = [1000.0]
+    async with Database(postgres_url) as one, Database(postgres_url) as two:
+        sender, elsewhere = (SharedRateLimiter(db, clock=lambda: now[0]) for db in (one, two))
+        await sender.acquire(quiet)
+        now[0] += 61
+        cleaned: list[str] = []
+
+        @event.listens_for(one.engine.sync_engine, "after_cursor_execute")
+        def meanwhile(*args: Any) -> None:  # once the take's first statement has run
+            if not cleaned and args[2].lstrip().startswith("INSERT INTO robot_windows"):
+                cleaned.append(args[2])
+                await_only(elsewhere.acquire(other))
+
+        await sender.acquire(quiet)
+        async with one.session() as session:
+            row = await session.get(RobotWindow, _hashed(quiet))
+    assert cleaned and row is not None and row.slots == [now[0]]

@@ -170,9 +170,13 @@ async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
     """The robot's window, its row created if new and locked until the transaction ends."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     created = dialect.insert(RobotWindow).values(robot=key, slots=[], until=0.0)
-    await conn.execute(created.on_conflict_do_nothing())
-    row = select(RobotWindow.slots).where(RobotWindow.robot == key).with_for_update()
-    return deque((await conn.execute(row)).scalar_one())
+    # Made or locked in one statement (an update that changes nothing locks the row): between
+    # an insert that found the row and a SELECT FOR UPDATE, another take's clean-up of quiet
+    # robots could remove it.
+    taken = created.on_conflict_do_update(
+        index_elements=[RobotWindow.robot], set_={"until": RobotWindow.until}
+    )
+    return deque((await conn.execute(taken.returning(RobotWindow.slots))).scalar_one())
 
 
 async def _store(conn: AsyncConnection, key: str, window: deque[float]) -> None:
