@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.util import await_only
 
-from ambient.clients.notify.errors import TransientNotifyError
+from ambient.clients.notify.errors import DeferredNotifyError, TransientNotifyError
 from ambient.clients.notify.robots import SharedRateLimiter
 from ambient.clients.notify.wecom import WeComChannel
 from ambient.storage import Database
@@ -23,6 +24,7 @@ from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WECOM_KEY, PushEndpoints
 from tests.notify.test_channels import REPORT, SECRETS, endpoints, http  # noqa: F401  (fixtures)
+from tests.support.waits import eventually
 
 
 def _hashed(key: str) -> str:
@@ -147,3 +149,37 @@ async def test_a_take_on_postgresql_keeps_a_quiet_robots_row_another_worker_remo
         async with one.session() as session:
             row = await session.get(RobotWindow, _hashed(quiet))
     assert cleaned and row is not None and row.slots == [now[0]]
+
+
+async def test_a_slot_taken_after_waiting_for_the_robots_row_is_kept_at_the_time_it_is_taken(
+    postgres_url: str,  # noqa: F811  (the fixture)
+) -> None:
+    """On PostgreSQL sends to one robot take turns on its row (a burst of an alert storm
+    queues there). The window kept the time a send asked, before that wait: its slot stood
+    earlier than its post, so a later send, which waited less, went out less than a minute
+    after it: the robot's 21st message within a minute (WeCom 45009; DingTalk holds the robot
+    off for ten minutes). The time is read once the row is held."""
+    await upgrade_async(postgres_url)
+    robot = unique("robot")
+    now = [1000.0]
+    async with Database(postgres_url) as one, Database(postgres_url) as two:
+        sender = SharedRateLimiter(one, per_minute=1, max_wait=0, clock=lambda: now[0])
+        await sender.acquire(unique("another robot"))  # the table and the pools in use
+        async with two.writing() as taking:  # another worker's take holds the robot's row
+            await taking.execute(
+                postgresql.insert(RobotWindow).values(robot=_hashed(robot), slots=[], until=0.0)
+            )
+            await taking.flush()
+            waiting = asyncio.create_task(sender.acquire(robot))
+
+            async def blocked() -> bool:
+                async with two.session() as session:
+                    waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    return bool(await session.scalar(text(waits)))
+
+            await eventually(blocked, "the send waiting for the robot's row")
+            now[0] += 5  # the other take ends five seconds on
+        await asyncio.wait_for(waiting, timeout=10)  # posted at 1005
+        now[0] = 1064  # 59 seconds after that post: the robot's minute is not over
+        with pytest.raises(DeferredNotifyError, match="over 1/min"):
+            await sender.acquire(robot)

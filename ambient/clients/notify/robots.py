@@ -135,8 +135,9 @@ class SharedRateLimiter(RateLimiter):
         key = hashlib.sha256(robot.encode()).hexdigest()
         async with self._db.writing() as session:
             conn = await session.connection()
-            now = self._clock()
             window = await _locked_window(conn, key)
+            # Read once the row is held: a send that queued for it posts now, not when it asked.
+            now = self._clock()
             slot, freed = self._place(window, now, longest)
             # The rows of robots quiet for a minute hold nothing: gone, as they go in memory.
             # One another take holds is skipped, not waited for: that take's clean-up may be
