@@ -79,9 +79,14 @@ def database_busy(exc: BaseException) -> bool:
     unreachable, no pooled connection free in time (as in a burst of polls taken over from a
     dead worker), or the connection dropped under the statement (a PostgreSQL restart or
     failover closes every pooled connection; SQLAlchemy raises the next use of each as an
-    ``InterfaceError`` it marks invalidated)."""
+    ``InterfaceError`` it marks invalidated), or PostgreSQL asked for the transaction again."""
     busy = isinstance(exc, (OperationalError, OSError, NoConnectionInTime))
-    return busy or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    if busy or not isinstance(exc, DBAPIError):
+        return busy
+    # PostgreSQL's "try the transaction again" (class 40: a serialization failure, a deadlock
+    # it broke) and a lock not available: the statement was right, its moment was not.
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return exc.connection_invalidated or sqlstate.startswith("40") or sqlstate == "55P03"
 
 
 class NotifyActivities:

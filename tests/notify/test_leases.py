@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 from sqlalchemy import event, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.deliveries import LEASE_MARGIN, RowPosts
-from activities.notify import NotifyActivities
+from activities.notify import NotifyActivities, database_busy
 from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels
@@ -823,3 +824,32 @@ async def test_a_sends_lease_counts_from_its_claim_not_from_its_wait_for_the_wri
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_deadlock_postgresql_broke_is_a_send_tried_again_not_failed_for_good(
+    postgres_url: str,  # noqa: F811  (the fixture)
+) -> None:
+    """Two transactions that lock two rows in opposite orders: PostgreSQL breaks the deadlock
+    by failing one (SQLSTATE 40P01), whose statement was right and whose moment was not. A
+    send that met it was failed for good ("permanent: DBAPIError: … deadlock detected"): the
+    message never went out."""
+    db = Database(postgres_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS pair (id int PRIMARY KEY)"))
+            await conn.execute(text("INSERT INTO pair VALUES (1), (2) ON CONFLICT DO NOTHING"))
+        both_hold = asyncio.Barrier(2)
+
+        async def lock(first: int, then: int) -> None:
+            async with db.engine.begin() as conn:
+                await conn.execute(text(f"SELECT 1 FROM pair WHERE id = {first} FOR UPDATE"))
+                await both_hold.wait()
+                await conn.execute(text(f"SELECT 1 FROM pair WHERE id = {then} FOR UPDATE"))
+
+        ended = await asyncio.gather(lock(1, 2), lock(2, 1), return_exceptions=True)
+        (broken,) = [e for e in ended if isinstance(e, BaseException)]
+        assert isinstance(broken, DBAPIError), broken
+        assert getattr(broken.orig, "sqlstate", None) == "40P01", broken
+        assert database_busy(broken)
+    finally:
+        await db.close()
