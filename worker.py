@@ -25,6 +25,7 @@ from ambient.deps import WorkerDeps
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import require_current
+from ambient.storage.retention import pruning
 from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("ambient.worker")
@@ -123,6 +124,8 @@ async def run_worker(settings: Settings) -> None:
             async with worker:
                 upkeep += [asyncio.create_task(job(client)) for job in deps.upkeep]
                 upkeep.append(asyncio.create_task(release_free_memory()))
+                if settings.retention_days:
+                    upkeep.append(asyncio.create_task(pruning(db, settings.retention_days)))
                 await ensure_triage_schedule(client, settings, db)
                 await stop.wait()
                 log.info("worker stopping")

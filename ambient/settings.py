@@ -26,6 +26,7 @@ TASK_QUEUE = "ambient-ops"
 # The model `make llm` installs and `--local-llm` serves (ambient/local_llm.py).
 LOCAL_LLM_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
+MIN_RETENTION_DAYS = 8  # AMBIENT_RETENTION_DAYS other than 0: past a week of deliver-later
 
 
 def _list_setting(value: Any) -> Any:
@@ -182,6 +183,9 @@ class Settings(BaseSettings):
     # by Temporal after the delay it asked for until this long after it first said so; 0: not
     # at all past the activity's own retries (docs/notifications.md, "Deliver later").
     notify_give_up_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    # Events, finished deliveries and inbox messages older than this many days are deleted by
+    # the workers, once an hour (ambient/storage/retention.py); 0 keeps everything.
+    retention_days: int = Field(default=90, ge=0, le=36500)
     # Its first wait when the receiver stated none, doubling (to 15 minutes) while it asks so.
     notify_later_seconds: float = Field(default=60.0, ge=1, le=900)
 
@@ -267,6 +271,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ambient.db').resolve()}"
+
+    @field_validator("retention_days")
+    @classmethod
+    def _long_enough(cls, days: int) -> int:
+        if 0 < days < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"at least {MIN_RETENTION_DAYS} days (a briefing reads yesterday's events, a "
+                "notice may be retried for a week), or 0 to keep everything"
+            )
+        return days
 
     @field_validator("fetch_allow_cidrs")
     @classmethod

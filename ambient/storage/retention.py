@@ -1,0 +1,73 @@
+"""What the app database forgets: events, finished deliveries and inbox messages older than
+``AMBIENT_RETENTION_DAYS`` (0 keeps everything).
+
+A watch writes an event at every change it finds and a delivery row per channel of each
+notice: at thousands of watches that is millions of rows a day, which every list, the
+dashboard and the briefing's reads would wade through. Each worker prunes once an hour, the
+oldest rows first, a thousand to a write transaction, so other writers take their turns in
+between; two workers pruning at once delete disjoint or no rows. Kept whatever their age: a
+delivery that may still be sent (pending or deferred, or changed within the period), audit
+records, remediation records, briefings, users and their settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ambient.storage import Database
+from ambient.storage.models import Delivery, Event, InboxMessage, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # rows a write transaction deletes
+PRUNE_EVERY = 3600.0  # seconds between a worker's prunes
+
+
+def _old(table: type[Event | Delivery | InboxMessage], cutoff: datetime) -> ColumnElement[bool]:
+    if table is Delivery:  # finished, and not changed since: nothing will send it again
+        finished = Delivery.status.in_(("sent", "failed")) & (Delivery.updated_at < cutoff)
+        return finished & (Delivery.created_at < cutoff)
+    return table.created_at < cutoff
+
+
+async def prune(db: Database, days: int, now: datetime | None = None) -> dict[str, int]:
+    """Delete what is older than ``days`` days: the rows removed, by table."""
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    removed: dict[str, int] = {}
+    for table in (Event, Delivery, InboxMessage):
+        total = 0
+        while True:
+            # Oldest first by id: the scan stops at BATCH rows found from the table's start.
+            oldest = select(table.id).where(_old(table, cutoff))
+            async with db.writing() as session:
+                gone = delete(table).where(table.id.in_(oldest.order_by(table.id).limit(BATCH)))
+                count = (await session.execute(gone)).rowcount or 0  # type: ignore[attr-defined]
+            total += count
+            if count < BATCH:
+                break
+            await asyncio.sleep(0)  # the next batch queues behind the writers waiting now
+        removed[str(table.__tablename__)] = total
+    return removed
+
+
+async def pruning(db: Database, days: int, every: float = PRUNE_EVERY) -> None:
+    """Prune every ``every`` seconds while the worker runs; a prune that fails (the database
+    away or locked) is logged with its count and tried at the next turn."""
+    failures = 0
+    while True:
+        try:
+            removed = await prune(db, days)
+        except (SQLAlchemyError, OSError) as exc:
+            failures += 1
+            log.warning(
+                "retention: a prune failed (%d so far), tried again later: %s", failures, exc
+            )
+        else:
+            if any(removed.values()):
+                log.info("retention: removed rows older than %d days: %s", days, removed)
+        await asyncio.sleep(every)

@@ -1,0 +1,105 @@
+"""The app database forgets what is older than AMBIENT_RETENTION_DAYS, and only that."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import func, insert, select
+
+from ambient.domain.users import UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.migrate import upgrade_async
+from ambient.storage.models import Delivery, Event, InboxMessage, utcnow
+from ambient.storage.retention import BATCH, prune, pruning
+from ambient.storage.users import UserRepository
+from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
+from tests.support.servers import free_port
+
+
+async def test_rows_past_the_period_are_deleted_and_what_may_still_be_sent_is_kept(
+    database_url: str,
+) -> None:
+    """A watch writes an event at every change it finds and a delivery per channel of its
+    notice: nothing was ever deleted, so the tables grew by millions of rows a day at
+    thousands of watches."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    now, old = utcnow(), utcnow() - timedelta(days=91)
+    try:
+        async with db.session() as session:
+            await UserRepository(session).create(UserCreate(name="kept"))
+            await session.commit()
+        old_events = BATCH * 2 + 5  # more than one batch, and a last one that is short
+        rows: list[dict[str, Any]] = [
+            {"kind": "task.changed", "user": "kept", "payload": {}, "created_at": old}
+        ] * old_events
+        deliveries = [
+            # (key, status, created, updated, kept?)
+            ("sent-old", "sent", old, old, False),
+            ("failed-old", "failed", old, old, False),
+            ("pending-old", "pending", old, old, True),
+            ("deferred-old", "deferred", old, old, True),
+            ("sent-retried", "sent", old, now, True),
+            ("sent-new", "sent", now, now, True),
+        ]
+        async with db.writing() as session:
+            await session.execute(insert(Event), rows)
+            await session.execute(
+                insert(Event).values(kind="task.changed", user="kept", payload={}, created_at=now)
+            )
+            for key, status, created, updated, _ in deliveries:
+                values = {"key": key, "channel": "webhook", "target": "t", "status": status}
+                await session.execute(
+                    insert(Delivery).values(**values, created_at=created, updated_at=updated)
+                )
+            for when in (old, now):
+                await session.execute(
+                    insert(InboxMessage).values(
+                        user="kept", kind="k", title="t", body="b", created_at=when
+                    )
+                )
+
+        removed = await prune(db, 90)
+
+        assert removed == {"events": old_events, "deliveries": 2, "inbox": 1}
+        async with db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(Event)) == 1
+            keys = set((await session.execute(select(Delivery.key))).scalars())
+            assert keys == {key for key, *_, kept in deliveries if kept}
+            assert await session.scalar(select(func.count()).select_from(InboxMessage)) == 1
+        assert await prune(db, 90) == {"events": 0, "deliveries": 0, "inbox": 0}
+    finally:
+        await db.close()
+
+
+async def test_a_prune_that_fails_is_counted_and_the_next_turn_comes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database away: each turn says so and the loop goes on (a worker's upkeep)."""
+    away = Database(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone")
+    caplog.set_level(logging.WARNING, logger="ambient.storage.retention")
+    job = asyncio.create_task(pruning(away, 90, every=0.05))
+    try:
+        for _ in range(200):
+            if sum("a prune failed" in r.message for r in caplog.records) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert not job.done()
+        said = [r.getMessage() for r in caplog.records if "a prune failed" in r.message]
+        assert said[:2] and "(1 so far)" in said[0] and "(2 so far)" in said[1], said
+    finally:
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+        await away.close()
+
+
+def test_a_period_shorter_than_a_week_of_retries_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 8 days"):
+        Settings(_env_file=None, retention_days=3)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, retention_days=0).retention_days == 0  # type: ignore[call-arg]
