@@ -4,10 +4,11 @@
 A watch writes an event at every change it finds and a delivery row per channel of each
 notice: at thousands of watches that is millions of rows a day, which every list, the
 dashboard and the briefing's reads would wade through. Each worker prunes once an hour, the
-oldest rows first, a thousand to a write transaction, so other writers take their turns in
-between; two workers pruning at once delete disjoint or no rows. Kept whatever their age: a
-delivery that may still be sent (pending or deferred, or changed within the period), audit
-records, remediation records, briefings, users and their settings.
+oldest rows first, a thousand to a short write transaction (found by a read before it), so
+other writers take their turns in between; two workers pruning at once delete disjoint or no
+rows. Kept whatever their age: a delivery that may still be sent (pending or deferred, or
+changed within the period), audit records, remediation records, briefings, users and their
+settings.
 """
 
 from __future__ import annotations
@@ -40,16 +41,28 @@ async def prune(db: Database, days: int, now: datetime | None = None) -> dict[st
     cutoff = (now or utcnow()) - timedelta(days=days)
     removed: dict[str, int] = {}
     for table in (Event, Delivery, InboxMessage):
-        total = 0
+        total, after = 0, 0
         while True:
-            # Oldest first by id: the scan stops at BATCH rows found from the table's start.
-            oldest = select(table.id).where(_old(table, cutoff))
-            async with db.writing() as session:
-                gone = delete(table).where(table.id.in_(oldest.order_by(table.id).limit(BATCH)))
-                count = (await session.execute(gone)).rowcount or 0  # type: ignore[attr-defined]
-            total += count
-            if count < BATCH:
+            # Found by a read, oldest first from where the last batch ended (one pass over the
+            # table however many batches), then deleted in a short write transaction: SQLite's
+            # one write lock is not held while the table is scanned.
+            found = (
+                select(table.id)
+                .where(table.id > after, _old(table, cutoff))
+                .order_by(table.id)
+                .limit(BATCH)
+            )
+            async with db.session() as session:
+                ids = list((await session.execute(found)).scalars())
+            if not ids:
                 break
+            async with db.writing() as session:
+                # Checked again: a delivery tried once more since the read is kept.
+                gone = delete(table).where(table.id.in_(ids), _old(table, cutoff))
+                total += (await session.execute(gone)).rowcount or 0  # type: ignore[attr-defined]
+            if len(ids) < BATCH:
+                break
+            after = ids[-1]
             await asyncio.sleep(0)  # the next batch queues behind the writers waiting now
         removed[str(table.__tablename__)] = total
     return removed
