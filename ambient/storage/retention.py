@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000  # rows a write transaction deletes
 PRUNE_EVERY = 3600.0  # seconds between a worker's prunes
+# A delivery's ends: sent, failed, or held back by quiet hours (never sent later).
+FINISHED = ("sent", "failed", "suppressed")
 
 
 def _old(table: type[Event | Delivery | InboxMessage], cutoff: datetime) -> ColumnElement[bool]:
     if table is Delivery:  # finished, and not changed since: nothing will send it again
-        finished = Delivery.status.in_(("sent", "failed")) & (Delivery.updated_at < cutoff)
+        finished = Delivery.status.in_(FINISHED) & (Delivery.updated_at < cutoff)
         return finished & (Delivery.created_at < cutoff)
     return table.created_at < cutoff
 

@@ -78,6 +78,34 @@ async def test_rows_past_the_period_are_deleted_and_what_may_still_be_sent_is_ke
         await db.close()
 
 
+async def test_a_delivery_quiet_hours_held_back_is_deleted_as_a_sent_one(database_url: str) -> None:
+    """A push in the user's quiet hours is recorded ``suppressed``, never sent later: finished
+    as a sent one is. Such rows were kept for ever (a row per channel of every notice at
+    night), the table growing as if nothing were deleted."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    now, old = utcnow(), utcnow() - timedelta(days=91)
+    try:
+        async with db.writing() as session:
+            for key, status, when in (("quiet-old", "suppressed", old), ("sent-new", "sent", now)):
+                await session.execute(
+                    insert(Delivery).values(
+                        key=key,
+                        channel="wecom",
+                        target="t",
+                        status=status,
+                        created_at=when,
+                        updated_at=when,
+                    )
+                )
+
+        assert (await prune(db, 90))["deliveries"] == 1
+        async with db.session() as session:
+            assert list((await session.execute(select(Delivery.key))).scalars()) == ["sent-new"]
+    finally:
+        await db.close()
+
+
 async def test_a_prune_that_fails_is_counted_and_the_next_turn_comes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
