@@ -17,7 +17,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, select, true
 from sqlalchemy.exc import SQLAlchemyError
 
 from ambient.storage import Database
@@ -38,19 +38,31 @@ def _old(table: type[Event | Delivery | InboxMessage], cutoff: datetime) -> Colu
     return table.created_at < cutoff
 
 
+async def _bound(
+    db: Database, table: type[Event | Delivery | InboxMessage], cutoff: datetime
+) -> ColumnElement[bool]:
+    """The rows below the first one (by id) made within the period. Rows are made in id order,
+    so those past the period lie there: a prune reads them, not the whole table (an old row
+    made out of order above it waits for a later prune)."""
+    first = select(table.id).where(table.created_at >= cutoff).order_by(table.id).limit(1)
+    async with db.session() as session:
+        bound = await session.scalar(first)
+    return true() if bound is None else table.id < bound
+
+
 async def prune(db: Database, days: int, now: datetime | None = None) -> dict[str, int]:
     """Delete what is older than ``days`` days: the rows removed, by table."""
     cutoff = (now or utcnow()) - timedelta(days=days)
     removed: dict[str, int] = {}
     for table in (Event, Delivery, InboxMessage):
-        total, after = 0, 0
+        total, after, below = 0, 0, await _bound(db, table, cutoff)
         while True:
             # Found by a read, oldest first from where the last batch ended (one pass over the
-            # table however many batches), then deleted in a short write transaction: SQLite's
-            # one write lock is not held while the table is scanned.
+            # rows past the period however many batches), then deleted in a short write
+            # transaction: SQLite's one write lock is not held while the table is scanned.
             found = (
                 select(table.id)
-                .where(table.id > after, _old(table, cutoff))
+                .where(table.id > after, below, _old(table, cutoff))
                 .order_by(table.id)
                 .limit(BATCH)
             )
