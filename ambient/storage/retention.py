@@ -7,8 +7,8 @@ dashboard and the briefing's reads would wade through. Each worker prunes once a
 oldest rows first, a thousand to a short write transaction (found by a read before it), so
 other writers take their turns in between; two workers pruning at once delete disjoint or no
 rows. Kept whatever their age: a delivery that may still be sent (pending or deferred, or
-changed within the period), audit records, remediation records, briefings, users and their
-settings.
+changed within the period), the newest row of each table (its id is never handed out again),
+audit records, remediation records, briefings, users and their settings.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, select, true
+from sqlalchemy import ColumnElement, delete, false, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ambient.storage import Database
@@ -43,11 +43,14 @@ async def _bound(
 ) -> ColumnElement[bool]:
     """The rows below the first one (by id) made within the period. Rows are made in id order,
     so those past the period lie there: a prune reads them, not the whole table (an old row
-    made out of order above it waits for a later prune)."""
+    made out of order above it waits for a later prune). None made within the period: below
+    the newest row, kept whatever its age, since SQLite gives a new row one past the highest
+    id left and would hand the ids of deleted rows out again (an events stream resumed with its
+    Last-Event-ID would skip new events until they passed it)."""
     first = select(table.id).where(table.created_at >= cutoff).order_by(table.id).limit(1)
     async with db.session() as session:
-        bound = await session.scalar(first)
-    return true() if bound is None else table.id < bound
+        bound = await session.scalar(first) or await session.scalar(select(func.max(table.id)))
+    return false() if bound is None else table.id < bound
 
 
 async def prune(db: Database, days: int, now: datetime | None = None) -> dict[str, int]:

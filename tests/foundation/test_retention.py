@@ -13,11 +13,14 @@ from pydantic import ValidationError
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.util import await_only
 
+from ambient.domain.notify import Message
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.event_cursor import EventCursor, read_events
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import Delivery, Event, InboxMessage, utcnow
+from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.storage.retention import BATCH, prune, pruning
 from ambient.storage.users import UserRepository
 from tests.support.postgres import new_database
@@ -164,6 +167,45 @@ async def test_a_prune_reads_the_rows_past_the_period_not_the_whole_table(
 
     few, many = await steps_of_a_prune(1000), await steps_of_a_prune(10_000)
     assert many < 2 * few, (few, many)
+
+
+async def test_an_id_handed_out_before_a_prune_is_never_handed_out_again(
+    database_url: str,
+) -> None:
+    """Nothing made within the period (a quiet install, 90 days): every row went, and SQLite
+    gives a new row one past the highest id left, so ids started again at 1. An events stream
+    that reconnected with its Last-Event-ID (or the agent's cursor) read ``id > last`` and saw
+    no new event until ids passed it again; a stale inbox page marked another message read."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    old = utcnow() - timedelta(days=91)
+    try:
+        async with db.session() as session:
+            await UserRepository(session).create(UserCreate(name="quiet"))
+            await session.commit()
+        async with db.writing() as session:
+            await session.execute(
+                insert(Event), [{"kind": "task.changed", "user": "quiet", "created_at": old}] * 3
+            )
+            await session.execute(
+                insert(InboxMessage),
+                [{"user": "quiet", "kind": "k", "title": "t", "body": "b", "created_at": old}] * 3,
+            )
+            newest = await session.scalar(select(func.max(Event.id)))
+            newest_message = await session.scalar(select(func.max(InboxMessage.id)))
+        assert newest is not None and newest_message is not None
+
+        await prune(db, 90)
+        async with db.writing() as session:
+            await EventRepository(session).add("task.changed", user="quiet")
+            message = await InboxRepository(session).add("quiet", Message(title="new", body="b"))
+
+        async with db.session() as session:
+            rows, _ = await read_events(session, EventCursor(last=newest), user="quiet")
+        assert [row.id > newest for row in rows] == [True]
+        assert message.id > newest_message
+    finally:
+        await db.close()
 
 
 async def test_a_prune_that_fails_is_counted_and_the_next_turn_comes(
