@@ -24,6 +24,9 @@ INBOX_TITLE, INBOX_LINK = 255, 1024
 # A watch's checks turning failing and back (a web monitor's per page, a threshold watch's),
 # and a page an update took out of a web monitor (failing no more: not watched).
 FAILING_KINDS = ("watch.failing", "watch.recovered", "watch.url_removed")
+# A watch deleted (or an earlier life of one created again), paused and resumed: whether its
+# failing pages are failing now.
+CONTROL_KINDS = ("watch.stopped", "watch.paused", "watch.resumed")
 # A delivery row still in flight: what give_up and hold change, and nothing settled.
 _PENDING = Delivery.status == "pending"
 
@@ -108,7 +111,7 @@ class EventRepository(Repository):
 
         controls = (
             select(Event.task, last("stopped"), last("paused"), last("resumed"))
-            .where(*mine, Event.kind.in_(("watch.stopped", "watch.paused", "watch.resumed")))
+            .where(*mine, Event.kind.in_(CONTROL_KINDS))
             .group_by(Event.task)
             .subquery()
         )
@@ -127,6 +130,18 @@ class EventRepository(Repository):
         )
         rows = (await self.session.execute(query)).tuples()
         return [(task, url) for task, url in rows if task is not None]
+
+    async def standing(self) -> set[int]:
+        """The events `failing_pages` answers from, kept whatever their age: the newest of
+        ``FAILING_KINDS`` of each task's page and of each of ``CONTROL_KINDS`` of each task (a
+        page failing for months is failing still). Every older one is superseded."""
+        page = Event.payload["url"].as_string()
+        newest = func.max(Event.id)
+        pages = select(newest).where(Event.kind.in_(FAILING_KINDS))
+        controls = select(newest).where(Event.kind.in_(CONTROL_KINDS))
+        ids = await self.session.scalars(pages.group_by(Event.user, Event.task, page))
+        more = await self.session.scalars(controls.group_by(Event.user, Event.task, Event.kind))
+        return {*ids, *more}
 
 
 def inbox_fields(message: Message) -> tuple[str, str, str | None]:

@@ -7,7 +7,8 @@ dashboard and the briefing's reads would wade through. Each worker prunes once a
 oldest rows first, a thousand to a short write transaction (found by a read before it), so
 other writers take their turns in between; two workers pruning at once delete disjoint or no
 rows. Kept whatever their age: a delivery that may still be sent (pending or deferred, or
-changed within the period), the newest row of each table (its id is never handed out again),
+changed within the period), the events a watch's state is read from (its page failing for
+months is failing still), the newest row of each table (its id is never handed out again),
 audit records, remediation records, briefings, users and their settings.
 """
 
@@ -22,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ambient.storage import Database
 from ambient.storage.models import Delivery, Event, InboxMessage, utcnow
+from ambient.storage.repositories import EventRepository
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,20 @@ async def _bound(
     return false() if bound is None else table.id < bound
 
 
+async def _standing(db: Database) -> set[int]:
+    """The events a watch's state is read from (`EventRepository.standing`), read once a
+    prune: an event written meanwhile can only supersede one of them, deleted by the next."""
+    async with db.session() as session:
+        return await EventRepository(session).standing()
+
+
 async def prune(db: Database, days: int, now: datetime | None = None) -> dict[str, int]:
     """Delete what is older than ``days`` days: the rows removed, by table."""
     cutoff = (now or utcnow()) - timedelta(days=days)
     removed: dict[str, int] = {}
     for table in (Event, Delivery, InboxMessage):
         total, after, below = 0, 0, await _bound(db, table, cutoff)
+        kept = await _standing(db) if table is Event else set()
         while True:
             # Found by a read, oldest first from where the last batch ended (one pass over the
             # rows past the period however many batches), then deleted in a short write
@@ -73,10 +83,11 @@ async def prune(db: Database, days: int, now: datetime | None = None) -> dict[st
                 ids = list((await session.execute(found)).scalars())
             if not ids:
                 break
-            async with db.writing() as session:
-                # Checked again: a delivery tried once more since the read is kept.
-                gone = delete(table).where(table.id.in_(ids), _old(table, cutoff))
-                total += (await session.execute(gone)).rowcount or 0  # type: ignore[attr-defined]
+            if doomed := [row_id for row_id in ids if row_id not in kept]:
+                async with db.writing() as session:
+                    # Checked again: a delivery tried once more since the read is kept.
+                    gone = delete(table).where(table.id.in_(doomed), _old(table, cutoff))
+                    total += (await session.execute(gone)).rowcount or 0  # type: ignore[attr-defined]
             if len(ids) < BATCH:
                 break
             after = ids[-1]

@@ -208,6 +208,65 @@ async def test_an_id_handed_out_before_a_prune_is_never_handed_out_again(
         await db.close()
 
 
+async def test_a_watch_failing_for_longer_than_the_period_is_still_told_failing(
+    database_url: str,
+) -> None:
+    """Whether a watch's page is failing now is its newest failing/recovered event, after its
+    newest pause, resume and stop ("what needs me", the voice's facts, a task's status). A page
+    failing for longer than the period lost its one ``watch.failing`` event: "Nothing needs
+    you now. All is well." What those events answer stays; older ones of each go."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    now, old = utcnow(), utcnow() - timedelta(days=91)
+    events = [
+        # (task, kind, url, kept?)
+        ("w/site", "watch.failing", "https://a.example", False),
+        ("w/site", "watch.recovered", "https://a.example", False),
+        ("w/site", "watch.failing", "https://a.example", True),  # failing since, still
+        ("w/site", "watch.failing", "https://b.example", False),
+        ("w/site", "watch.recovered", "https://b.example", True),
+        ("w/site", "watch.change", "https://a.example", False),
+        ("w/held", "watch.failing", "https://c.example", True),
+        ("w/held", "watch.paused", None, False),
+        ("w/held", "watch.resumed", None, True),
+        ("w/held", "watch.paused", None, True),  # paused since: not told failing
+        ("w/gone", "watch.failing", "https://d.example", True),
+        ("w/gone", "watch.stopped", None, True),  # deleted since: not told failing
+        ("w/gone", "watch.change", "https://d.example", False),
+    ]
+    try:
+        async with db.writing() as session:
+            for task, kind, url, _ in events:
+                payload = {"url": url} if url else {}
+                values = {"kind": kind, "user": "w", "task": task, "payload": payload}
+                await session.execute(insert(Event).values(**values, created_at=old))
+            await session.execute(insert(Event).values(kind="task.changed", created_at=now))
+
+        async def failing() -> tuple[list[tuple[str, str | None]], ...]:
+            async with db.session() as session:
+                repo = EventRepository(session)
+                told = await repo.failing_pages(user="w")
+                return told, await repo.failing_pages(user="w", paused=True)
+
+        before = await failing()
+        assert before == (
+            [("w/site", "https://a.example")],
+            [("w/site", "https://a.example"), ("w/held", "https://c.example")],
+        )
+
+        removed = await prune(db, 90)
+
+        assert await failing() == before
+        assert removed["events"] == sum(not kept for *_, kept in events)
+        async with db.session() as session:
+            rows = (await session.execute(select(Event.task, Event.kind).order_by(Event.id))).all()
+        assert rows == [(task, kind) for task, kind, _, kept in events if kept] + [
+            (None, "task.changed")
+        ]
+    finally:
+        await db.close()
+
+
 async def test_a_prune_that_fails_is_counted_and_the_next_turn_comes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
