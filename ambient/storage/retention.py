@@ -103,10 +103,13 @@ async def pruning(db: Database, days: int, every: float = PRUNE_EVERY) -> None:
     while True:
         try:
             removed = await prune(db, days)
-        except (SQLAlchemyError, OSError) as exc:
+        except Exception as exc:  # the database away or locked, or a bug: the next turn comes
             failures += 1
             log.warning(
-                "retention: a prune failed (%d so far), tried again later: %s", failures, exc
+                "retention: a prune failed (%d so far), tried again later: %s",
+                failures,
+                exc,
+                exc_info=not isinstance(exc, (SQLAlchemyError, OSError)),
             )
         else:
             if any(removed.values()):

@@ -267,11 +267,24 @@ async def test_a_watch_failing_for_longer_than_the_period_is_still_told_failing(
         await db.close()
 
 
+class Broken(Database):
+    """A database whose session fails with what no database error is (a bug's)."""
+
+    def session(self) -> Any:  # type: ignore[override]
+        raise RuntimeError("not a database error")
+
+
+@pytest.mark.parametrize("broken", ["away", "a bug"])
 async def test_a_prune_that_fails_is_counted_and_the_next_turn_comes(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, broken: str, tmp_path: Any
 ) -> None:
-    """The database away: each turn says so and the loop goes on (a worker's upkeep)."""
-    away = Database(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone")
+    """The database away, or an error no database raises: each turn says so and the loop goes
+    on (a worker's upkeep; an error it did not expect ended it silently)."""
+    away = (
+        Database(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone")
+        if broken == "away"
+        else Broken(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    )
     caplog.set_level(logging.WARNING, logger="ambient.storage.retention")
     job = asyncio.create_task(pruning(away, 90, every=0.05))
     try:
