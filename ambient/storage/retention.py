@@ -68,7 +68,7 @@ async def prune(db: Database, days: int, now: datetime | None = None) -> dict[st
     removed: dict[str, int] = {}
     for table in (Event, Delivery, InboxMessage):
         total, after, below = 0, 0, await _bound(db, table, cutoff)
-        kept = await _standing(db) if table is Event else set()
+        kept: set[int] | None = None if table is Event else set()
         while True:
             # Found by a read, oldest first from where the last batch ended (one pass over the
             # rows past the period however many batches), then deleted in a short write
@@ -83,6 +83,8 @@ async def prune(db: Database, days: int, now: datetime | None = None) -> dict[st
                 ids = list((await session.execute(found)).scalars())
             if not ids:
                 break
+            if kept is None:  # read only once there is an old event to delete
+                kept = await _standing(db)
             if doomed := [row_id for row_id in ids if row_id not in kept]:
                 async with db.writing() as session:
                     # Checked again: a delivery tried once more since the read is kept.

@@ -132,7 +132,7 @@ class SharedRateLimiter(RateLimiter):
         self._db = db
 
     async def _take(self, robot: str, longest: float) -> tuple[float, float, float | None]:
-        key = hashlib.sha256(robot.encode()).hexdigest()
+        key = _row_key(robot)
         async with self._db.writing() as session:
             conn = await session.connection()
             window = await _locked_window(conn, key)
@@ -151,7 +151,7 @@ class SharedRateLimiter(RateLimiter):
         return now, slot, freed
 
     async def _give_back(self, robot: str, slot: float, freed: float | None) -> None:
-        key = hashlib.sha256(robot.encode()).hexdigest()
+        key = _row_key(robot)
 
         async def give_back() -> None:
             async with self._db.writing() as session:
@@ -165,6 +165,11 @@ class SharedRateLimiter(RateLimiter):
             await asyncio.shield(give_back())
         except Exception as exc:  # the database away: the slot lapses with its minute
             log.warning("robot limiter: a slot not given back (%s)", exc)
+
+
+def _row_key(robot: str) -> str:
+    """The robot's row: the sha256 of its key (a credential, never stored)."""
+    return hashlib.sha256(robot.encode()).hexdigest()
 
 
 async def _locked_window(conn: AsyncConnection, key: str) -> deque[float]:
