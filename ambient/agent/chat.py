@@ -325,7 +325,8 @@ class ChatAgent:
 def _drop_old_turns(messages: list[dict[str, Any]], budget: int) -> None:
     """Drop the oldest turns (a person's message and all that answered it) while what the
     conversation holds past its system message is over ``budget`` characters, in place: the
-    latest turn stays whole, and a tool result never loses the call it answers. Gone from
+    latest turn stays (its tool results shortened when it alone is over), and a tool result
+    never loses the call it answers. Gone from
     the stored conversation too, so its row stays bounded. The whole history was sent each
     time: a few long tool results in, every later request was over the model's context and
     the conversation answered nothing but its error."""
@@ -338,6 +339,39 @@ def _drop_old_turns(messages: list[dict[str, Any]], budget: int) -> None:
             break
         held, cut = held - sum(sizes[cut:start]), start
     del messages[head:cut]
+    _shorten_latest_results(messages, held - budget)
+
+
+# At least this much of a tool result stays when the latest turn alone is too long.
+RESULT_KEPT = 1_000
+CUT_TO_FIT = (
+    "\n[… cut here to fit the model's context; ask for less (a narrower filter, a shorter "
+    "span) to read the rest]"
+)
+
+
+def _shorten_latest_results(messages: list[dict[str, Any]], excess: int) -> None:
+    """Shorten the tool results of the latest turn, oldest first, by ``excess`` characters in
+    all (what the turn holds past the budget once every older turn is gone), each to no less
+    than ``RESULT_KEPT``, saying where it was cut. A turn of a few long results (a day's log
+    lines read several ways) was alone past the model's context: its request was refused and
+    the question never answered. The newest results, which the next answer stands on, are cut
+    last."""
+    last_ask = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+    for message in messages[last_ask:]:
+        if excess <= 0:
+            return
+        text = message.get("content")
+        if message.get("role") != "tool" or not isinstance(text, str):
+            continue
+        before = len(json.dumps(message, ensure_ascii=False))
+        # As sent (JSON): the marker's line break is two characters there.
+        keep = max(
+            RESULT_KEPT, len(text) - excess - len(json.dumps(CUT_TO_FIT, ensure_ascii=False)) + 2
+        )
+        if keep < len(text):
+            message["content"] = text[:keep] + CUT_TO_FIT
+            excess -= before - len(json.dumps(message, ensure_ascii=False))
 
 
 CUT_OFF = "No result: the answer was cut off here (the connection dropped); it may not have run."

@@ -20,7 +20,7 @@ from tests.support.servers import free_port, serve
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False)
 # The toy server's tools marked READ, which a test names as the person's allow list.
-TOY_READS = ("echo", "slow", "boom")
+TOY_READS = ("echo", "repeat", "slow", "boom")
 
 # The stand-in servers listen on loopback, which the destination guard refuses unless allowed.
 LOOPBACK = DestinationGuard(["127.0.0.0/8"])
@@ -34,6 +34,10 @@ def toy_server(calls: list[str] | None = None) -> MCPServer[Any]:
         """Say the text back."""
         seen.append(text)
         return f"echo: {text}"
+
+    async def repeat(text: str, times: int) -> str:
+        """Say the text back, ``times`` over."""
+        return text * times
 
     async def slow(seconds: float) -> str:
         """Answer after a while."""
@@ -49,6 +53,7 @@ def toy_server(calls: list[str] | None = None) -> MCPServer[Any]:
         return f"dropped {name}"
 
     server.add_tool(echo, annotations=READ)
+    server.add_tool(repeat, annotations=READ)
     server.add_tool(slow, annotations=READ)
     server.add_tool(boom, annotations=READ)
     server.add_tool(drop_table, annotations=WRITE)
@@ -83,6 +88,7 @@ async def test_tool_listings_are_cached_until_the_ttl_passes() -> None:
         first = await facade.tools()
         assert {t.function for t in first} == {
             "toy__echo",
+            "toy__repeat",
             "toy__slow",
             "toy__boom",
             "toy__drop_table",
