@@ -6,16 +6,18 @@ notice: at thousands of watches that is millions of rows a day, which every list
 dashboard and the briefing's reads would wade through. Each worker prunes once an hour, the
 oldest rows first, a thousand to a short write transaction (found by a read before it), so
 other writers take their turns in between; two workers pruning at once delete disjoint or no
-rows. Kept whatever their age: a delivery that may still be sent (pending or deferred, or
-changed within the period), the events a watch's state is read from (its page failing for
-months is failing still), the newest row of each table (its id is never handed out again),
-audit records, remediation records, briefings, users and their settings.
+rows. Kept whatever their age: a delivery that may still be sent (pending within its lease,
+deferred before its give-up, or changed within the period), the events a watch's state is
+read from (its page failing for months is failing still), the newest row of each table (its
+id is never handed out again), audit records, remediation records, briefings, users and
+their settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, false, func, select
@@ -34,9 +36,16 @@ FINISHED = ("sent", "failed", "suppressed")
 
 
 def _old(table: type[Event | Delivery | InboxMessage], cutoff: datetime) -> ColumnElement[bool]:
-    if table is Delivery:  # finished, and not changed since: nothing will send it again
-        finished = Delivery.status.in_(FINISHED) & (Delivery.updated_at < cutoff)
-        return finished & (Delivery.created_at < cutoff)
+    if table is Delivery:  # nothing will send it again, and not changed since
+        # Besides the finished: a deferred row whose deliver-later run gave up before the
+        # cutoff (the run terminated, it never said so), and a pending row whose lease ran out
+        # before it (its try died and no retry came): both were kept for ever.
+        done = (
+            Delivery.status.in_(FINISHED)
+            | Delivery.retries_ended(cutoff)
+            | ((Delivery.status == "pending") & (Delivery.lease_until < cutoff))
+        )
+        return done & (Delivery.updated_at < cutoff) & (Delivery.created_at < cutoff)
     return table.created_at < cutoff
 
 
@@ -99,9 +108,12 @@ async def prune(db: Database, days: int, now: datetime | None = None) -> dict[st
 
 
 async def pruning(db: Database, days: int, every: float = PRUNE_EVERY) -> None:
-    """Prune every ``every`` seconds while the worker runs; a prune that fails (the database
-    away or locked) is logged with its count and tried at the next turn."""
+    """Prune about every ``every`` seconds while the worker runs; a prune that fails (the
+    database away or locked) is logged with its count and tried at the next turn. The first
+    within five minutes of the start and each turn a tenth either side of ``every``, at random:
+    workers started together (a deploy) would otherwise prune at once, hour after hour."""
     failures = 0
+    await asyncio.sleep(random.uniform(0, min(every, 300.0)))
     while True:
         try:
             removed = await prune(db, days)
@@ -116,4 +128,4 @@ async def pruning(db: Database, days: int, every: float = PRUNE_EVERY) -> None:
         else:
             if any(removed.values()):
                 log.info("retention: removed rows older than %d days: %s", days, removed)
-        await asyncio.sleep(every)
+        await asyncio.sleep(every * random.uniform(0.9, 1.1))

@@ -51,24 +51,37 @@ async def test_rows_past_the_period_are_deleted_and_what_may_still_be_sent_is_ke
         rows: list[dict[str, Any]] = [
             {"kind": "task.changed", "user": "kept", "payload": {}, "created_at": old}
         ] * old_events
+        leased, gave_up = now + timedelta(minutes=5), old + timedelta(hours=1)
         deliveries = [
-            # (key, status, created, updated, kept?)
-            ("sent-old", "sent", old, old, False),
-            ("failed-old", "failed", old, old, False),
-            ("pending-old", "pending", old, old, True),
-            ("deferred-old", "deferred", old, old, True),
-            ("sent-retried", "sent", old, now, True),
-            ("sent-new", "sent", now, now, True),
+            # (key, status, created, updated, kept?, lease_until, retry_until)
+            ("sent-old", "sent", old, old, False, None, None),
+            ("failed-old", "failed", old, old, False, None, None),
+            # Its try died long ago and no retry came; and one still in flight.
+            ("pending-old", "pending", old, old, False, gave_up, None),
+            ("pending-leased", "pending", old, old, True, leased, None),
+            # Its deliver-later run gave up long ago (terminated: it never said so); one that
+            # tries still; one with no give-up written.
+            ("deferred-ended", "deferred", old, old, False, None, gave_up),
+            ("deferred-trying", "deferred", old, old, True, None, leased),
+            ("deferred-old", "deferred", old, old, True, None, None),
+            ("sent-retried", "sent", old, now, True, None, None),
+            ("sent-new", "sent", now, now, True, None, None),
         ]
         async with db.writing() as session:
             await session.execute(insert(Event), rows)
             await session.execute(
                 insert(Event).values(kind="task.changed", user="kept", payload={}, created_at=now)
             )
-            for key, status, created, updated, _ in deliveries:
+            for key, status, created, updated, _, lease, until in deliveries:
                 values = {"key": key, "channel": "webhook", "target": "t", "status": status}
                 await session.execute(
-                    insert(Delivery).values(**values, created_at=created, updated_at=updated)
+                    insert(Delivery).values(
+                        **values,
+                        created_at=created,
+                        updated_at=updated,
+                        lease_until=lease,
+                        retry_until=until,
+                    )
                 )
             for when in (old, now):
                 await session.execute(
@@ -79,11 +92,11 @@ async def test_rows_past_the_period_are_deleted_and_what_may_still_be_sent_is_ke
 
         removed = await prune(db, 90)
 
-        assert removed == {"events": old_events, "deliveries": 2, "inbox": 1}
+        assert removed == {"events": old_events, "deliveries": 4, "inbox": 1}
         async with db.session() as session:
             assert await session.scalar(select(func.count()).select_from(Event)) == 1
             keys = set((await session.execute(select(Delivery.key))).scalars())
-            assert keys == {key for key, *_, kept in deliveries if kept}
+            assert keys == {key for key, _, _, _, kept, *_ in deliveries if kept}
             assert await session.scalar(select(func.count()).select_from(InboxMessage)) == 1
         assert await prune(db, 90) == {"events": 0, "deliveries": 0, "inbox": 0}
     finally:
