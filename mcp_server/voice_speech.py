@@ -454,20 +454,26 @@ def _english_number(words: str) -> float | None:
 
 
 _UNIT_HOURS = {
-    **dict.fromkeys(("小时", "钟头", "hour", "hr"), 1),
+    **dict.fromkeys(("小时", "钟头", "钟", "hour", "hr"), 1),  # "三个钟": three hours
     **dict.fromkeys(("天", "日", "晚上", "day", "night"), 24),
     **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
     **dict.fromkeys(("分钟", "minute", "min"), 1 / 60),  # an hour at least
     **dict.fromkeys(("月", "month"), 720),  # a week at most
 }
-_UNITS_ZH = "|".join(k for k in _UNIT_HOURS if not k.isascii())
+# "8点钟" is a clock time, not a span.
+_UNITS_ZH = "|".join("(?<!点)钟" if k == "钟" else k for k in _UNIT_HOURS if not k.isascii())
 _UNITS_EN = "|".join(f"{k}s?" for k in _UNIT_HOURS if k.isascii())
 _SPAN = re.compile(
     rf"(\d+(?:\.\d+)?|[零一二三四五六七八九十百千两俩半几]+|\b{_ENGLISH_COUNT}\b"
-    r"|\b(?:a|an|half|couple|few|several)\b)?\s*(?:of\s+)?个?(半)?多?\s*"
-    rf"({_UNITS_ZH}|(?<![a-z])(?:{_UNITS_EN})\b)(半)?",
+    r"|\b(?:a|an|half|couple|few|several)\b)?\s*(?:of\s+)?个?(半|\s*\band\s+a\s+half\b)?多?\s*"
+    rf"({_UNITS_ZH}|(?<![a-z])(?:{_UNITS_EN})\b)(半|\s+and\s+a\s+half\b)?",
 )
-_WHOLE_DAY = re.compile(r"今天|今日|\btoday\b|一整天")
+# A part of today ("上午", "this morning") is today's span: asked again, the same word came back.
+_WHOLE_DAY = re.compile(
+    r"今天|今日|\btoday\b|一整天|今早|今晨|今晚|上午|中午|下午|早上|早晨|凌晨|半夜|夜里"
+    r"|\bthis\s+(?:morning|afternoon|evening)\b|\btonight\b"
+)
+_JUST_NOW = re.compile(r"刚才|刚刚|方才|\bjust\s+now\b|\ba\s+(?:moment|minute)\s+ago\b")
 _SHORT = re.compile(r"\b(\d+)\s*([hd])\b")  # "6h", "2d"
 _SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
 # Before "yesterday": "the day before yesterday" (前天) is three days back, not two; as a count
@@ -520,6 +526,8 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             hours = int(short.group(1)) * (24 if short.group(2) == "d" else 1)
         elif _WHOLE_DAY.search(text):
             hours = 24
+        elif _JUST_NOW.search(text):
+            hours = 1
         else:
             return None
     return max(1, min(most, math.ceil(hours)))  # the whole span asked about: 2.5 h is 3

@@ -625,3 +625,33 @@ def test_a_span_said_as_a_number_in_words_alone_is_hours_as_digits_alone_are() -
         except ValidationError:
             continue
         raise AssertionError(said)
+
+
+def test_a_span_said_as_a_part_of_today_or_just_now_is_read_not_asked_again() -> None:
+    """ "上午有报错吗" copied as hours="上午" was answered "没听清时间范围…，请再说一次。",
+    and so were "今早", "今晚", "this morning", "tonight", "刚才" and "just now", each again
+    when said again ("今天上午" was read: by its "今天"). A part of today is today's span, a
+    moment ago the last hour; "an hour and a half" is two hours, not one, and "三个钟" (hours,
+    as many say it) three."""
+    for said, hours in [
+        ("上午", 24),
+        ("下午", 24),
+        ("早上", 24),
+        ("今早", 24),
+        ("今晚", 24),
+        ("凌晨", 24),
+        ("this morning", 24),
+        ("this afternoon", 24),
+        ("tonight", 24),
+        ("刚才", 1),
+        ("刚刚", 1),
+        ("just now", 1),
+        ("an hour and a half", 2),
+        ("one and a half hours", 2),
+        ("三个钟", 3),
+        ("一个钟", 1),
+    ]:
+        assert hours_said(said) == hours, said
+    # A clock time is no span of hours: asked again, as before.
+    assert hours_said("8点钟") is None
+    assert hours_said("last night") == 24 and hours_said("昨晚") == 48
