@@ -51,9 +51,13 @@ class VoiceServer(ListedServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        # A small model fills an optional argument it has nothing for with null: left out,
-        # for every argument alike (a required one left out is still asked for again).
-        arguments = {key: value for key, value in (arguments or {}).items() if value is not None}
+        # A small model fills an optional argument it has nothing for with null or "": left
+        # out, for every argument alike (a required one left out is still asked for again).
+        arguments = {
+            key: value
+            for key, value in (arguments or {}).items()
+            if value is not None and not (isinstance(value, str) and not value.strip())
+        }
         found = unstorable_at(arguments) if name in self._tool_manager._tools else None
         if found is not None:
             # PostgreSQL refuses a NUL (U+0000) in text, no database a lone surrogate: heard

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from mcp_server.voice_speech import hours_said
+from mcp_server.voice_speech import hours_said, number_said
 
 # The role prompt the product publishes for 小智 (its 角色介绍, docs/xiaozhi.md), sent as the
 # server's MCP instructions too. It leads with "act through tools" on purpose: a 1.5B model
@@ -61,8 +61,10 @@ SPAN_DESCRIPTION = (
 
 def _hours(said: object) -> int:
     """The hours a span argument means: a number of hours (1 to a week) or the user's words."""
-    if isinstance(said, str) and said.strip().isdigit():
-        said = int(said)
+    # A number alone is hours, in digits or in words ("12", "十二", "twelve").
+    number = number_said(said) if isinstance(said, str) else None
+    if number is not None and number == int(number):
+        said = int(number)
     if isinstance(said, int) and not isinstance(said, bool):
         if not 1 <= said <= MOST_HOURS:
             raise ValueError(f"hours is 1 to {MOST_HOURS} (a week)")

@@ -580,3 +580,78 @@ def test_a_number_word_inside_a_tasks_name_is_no_reference_to_it() -> None:
     assert pick_task(tasks, "ten", english=True)[0] is None
     assert pick_task(tasks, "network", english=True)[0] is tasks[0]
     assert pick_task([_task("web-monitor/u/two-factor")], "two")[0] is not None  # a word of it
+
+
+def test_a_span_counted_past_the_numbers_read_is_read_whole_not_as_its_last_word() -> None:
+    """ "最近一百小时" was read as one hour ("最近 1 小时没有错误。"), "the last twenty-four
+    hours" as four and "thirty six hours" as six: the count's first words were not read as a
+    number, so the span began at the last one, or at the unit alone. They are read whole (past a
+    week, a week), and "前天以来" reaches back to the day before yesterday, not one day."""
+    for said, hours in [
+        ("一百小时", 100),
+        ("最近一百二十个小时", 120),
+        ("两百个小时", 168),
+        ("一千小时", 168),
+        ("三十六小时", 36),
+        ("the last twenty-four hours", 24),
+        ("twenty four hours", 24),
+        ("thirty six hours", 36),
+        ("fifteen hours", 15),
+        ("a hundred hours", 100),
+        ("one hundred and twenty hours", 120),
+        ("前天以来", 72),
+        ("since the day before yesterday", 72),
+    ]:
+        assert hours_said(said) == hours, said
+    # As before: what is read is read alike, a number not read is no guess.
+    for said, hours in [("twelve hours", 12), ("a few hours", 3), ("a couple of days", 48)]:
+        assert hours_said(said) == hours, said
+    assert hours_said("十几个小时") is None
+
+
+def test_a_span_said_as_a_number_in_words_alone_is_hours_as_digits_alone_are() -> None:
+    """hours="12" was twelve hours, but hours="十二" (the same number as 小智 writes it) and
+    "twelve" were answered "没听清时间范围…，请再说一次。", again each time it was said."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from mcp_server.voice_prompt import Span
+
+    span = TypeAdapter(Span)
+    for said, hours in [("十二", 12), ("二十四", 24), ("三", 3), ("twelve", 12), ("48", 48)]:
+        assert span.validate_python(said) == hours, said
+    for said in ["零", "两百", "500"]:  # out of 1 to 168, as a number of hours in digits is
+        try:
+            span.validate_python(said)
+        except ValidationError:
+            continue
+        raise AssertionError(said)
+
+
+def test_a_span_said_as_a_part_of_today_or_just_now_is_read_not_asked_again() -> None:
+    """ "上午有报错吗" copied as hours="上午" was answered "没听清时间范围…，请再说一次。",
+    and so were "今早", "今晚", "this morning", "tonight", "刚才" and "just now", each again
+    when said again ("今天上午" was read: by its "今天"). A part of today is today's span, a
+    moment ago the last hour; "an hour and a half" is two hours, not one, and "三个钟" (hours,
+    as many say it) three."""
+    for said, hours in [
+        ("上午", 24),
+        ("下午", 24),
+        ("早上", 24),
+        ("今早", 24),
+        ("今晚", 24),
+        ("凌晨", 24),
+        ("this morning", 24),
+        ("this afternoon", 24),
+        ("tonight", 24),
+        ("刚才", 1),
+        ("刚刚", 1),
+        ("just now", 1),
+        ("an hour and a half", 2),
+        ("one and a half hours", 2),
+        ("三个钟", 3),
+        ("一个钟", 1),
+    ]:
+        assert hours_said(said) == hours, said
+    # A clock time is no span of hours: asked again, as before.
+    assert hours_said("8点钟") is None
+    assert hours_said("last night") == 24 and hours_said("昨晚") == 48

@@ -191,3 +191,26 @@ async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_
         # a tool the profile lacks is said in the speaker's language too
         assert await say(voice, "get_weather", speaker=f"vp-{guest}") == UNKNOWN_TOOL_EN
         assert await say(voice, "get_weather") == UNKNOWN_TOOL
+
+
+async def test_an_empty_string_for_an_optional_argument_is_the_argument_left_out(
+    deps: WorkerDeps,
+) -> None:
+    """A small model fills an optional argument it has nothing for with "" as with null:
+    "最近有错误吗" sent as hours="" was answered "没听清时间范围…，请再说一次。", and said
+    again, the same "" came back with the same answer. Left out, as null is."""
+    user = unique("ve")
+    await make_user(deps.db, user)
+    async with voice_without_temporal(deps, user) as voice:
+        for blank in ("", "  "):
+            assert await say(voice, "recent_errors", hours=blank) == "最近 24 小时没有错误。"
+            assert await say(voice, "recent_errors", hours=blank, speaker=blank) == (
+                "最近 24 小时没有错误。"
+            )
+        unsaid = await say(voice, "refuse_remediation", which="checkout")
+        assert await say(voice, "refuse_remediation", which="checkout", reason="") == unsaid
+        # A required one is still asked for again.
+        assert await say(voice, "task_status", name="") == "没听清任务名，请再说一次。"
+        assert (
+            await say(voice, "approve_remediation", which=" ") == "没听清是哪个修复，请再说一次。"
+        )
