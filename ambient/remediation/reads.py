@@ -30,7 +30,7 @@ from ambient.remediation.runs import (
     RunOutcome,
     remediation_stats,
 )
-from ambient.remediation.safety import named_approver
+from ambient.remediation.safety import may_steer
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import (
     AuditLine,
@@ -298,15 +298,10 @@ class RemediationReads:
         return await registered(self.db, name, RemediationRefusedError)
 
     async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
-        """Owner, admin, or an approver the policy names for the run's cluster."""
-        # Not who sent the same alert again (joined_by): an alert's fields are no secret, so
-        # sending it proves nothing about whose cluster it is.
-        cluster_id = run.get(temporal.CLUSTER) or ""
-        return (
-            user == (run.get(temporal.USER) or "")
-            or named_approver(user, cluster_id, self.settings.remediation_approvers)
-            or (await self._user(user)).is_admin
-        )
+        """``may_steer``, read from the run's search attributes."""
+        is_admin = (await self._user(user)).is_admin
+        cluster_id, owner = run.get(temporal.CLUSTER) or "", run.get(temporal.USER) or ""
+        return may_steer(user, is_admin, cluster_id, self.settings.remediation_approvers, owner)
 
 
 def _closed_by_temporal(run: WorkflowExecution) -> str:
