@@ -33,7 +33,7 @@ from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.domain.users import OPERATOR, Language
 from ambient.refusals import Refusal, said_back
-from ambient.remediation.safety import named_anywhere, named_approver
+from ambient.remediation.safety import named_anywhere
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import RemediationError, RemediationSummary
@@ -296,29 +296,26 @@ async def waiting_for(service: RemediationService, user: str) -> list[Remediatio
     """Runs waiting for this user's approval now, oldest first ("the first one" is the one
     that has waited longest, the same every time it is asked).
 
-    Candidates are the open runs the user owns, or whose cluster the approval policy names
-    them for, or all for an admin. The runs table is written at milestones, not when a run
-    starts waiting, so the server's list narrows them first to the runs whose state
-    attribute says waiting (one call, however many runs are open: acting and verifying runs
-    are not asked), and each of those is then asked (a query each, in parallel) through the
-    service, which decides who may see it and what its state is now.
+    Candidates are the open runs the user may see (``may_steer``, as ``list_runs`` lists
+    them). The runs table is written at milestones, not when a run starts waiting, so the
+    server's list narrows them first to the runs whose state attribute says waiting (one call,
+    however many runs are open: acting and verifying runs are not asked), and each of those is
+    then asked (a query each, in parallel) through the service, which decides who may see it
+    and what its state is now.
     """
     shown = await _shown_waiting(service)
     async with service.db.session() as session:
         account = await UserRepository(session).get(user)
-        # The runs the server lists, however many newer ones are open; without its list, the
-        # newest open ones.
-        rows = await RemediationRepository(session).list(
-            open_only=True, ids=shown, limit=1000 if shown is not None else 500
+        if account is None:
+            return []
+        repository = RemediationRepository(session)
+        seen = await repository.seen_by(account, service.settings.remediation_approvers)
+        # Of those the user may see, the runs the server lists, however many newer ones are
+        # open; without its list, the newest open ones.
+        rows = await repository.list(
+            open_only=True, ids=shown, seen=seen, limit=1000 if shown is not None else 500
         )
-    if account is None:
-        return []
-    approvers = service.settings.remediation_approvers
-    mine = [
-        RemediationSummary.model_validate(row)
-        for row in rows
-        if row.user == user or account.is_admin or named_approver(user, row.cluster_id, approvers)
-    ]
+    mine = [RemediationSummary.model_validate(row) for row in rows]
     # Rows come newest first: the ASKED_AT_MOST that waited longest are asked. Past them, a
     # run the server lists as waiting is taken at its word (its answer is checked again when
     # it is given): after a storm of 52, "approve t500" found nothing, and 20 were said to wait.

@@ -197,7 +197,7 @@ def list_(
     offset: Annotated[int, typer.Option(parser=whole_number(0), help="skip, to page on")] = 0,
     as_json: Json = False,
 ) -> None:
-    """Your remediations, newest first (an admin sees everyone's)."""
+    """Your remediations and those on clusters you are a named approver for (an admin: all)."""
     runs = _run(lambda s: s.list_runs(user, state=state, limit=limit, offset=offset))
     columns = ["remediation", "service", "state", "score", "attempts", "started"]
     cells: list[list[object]] = [

@@ -19,7 +19,7 @@ from ambient.discussions.views import (
 )
 from ambient.domain.configs import holds_nul
 from ambient.refusals import Refusal
-from ambient.remediation.safety import named_anywhere, named_approver
+from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import (
@@ -62,13 +62,9 @@ async def members_see(
     posted_in = select(DiscussionMessage.discussion_id).where(
         DiscussionMessage.from_id.in_(speaks_as)
     )
-    # A remediation's people are who may steer it (RemediationReads._may_steer): its owner
-    # and the approvers named for its cluster. Sending the same alert again grants nothing.
-    steers = RemediationRecord.user == caller.name
-    if named_anywhere(caller.name, approvers):
-        clusters = (await session.scalars(select(RemediationRecord.cluster_id).distinct())).all()
-        theirs = [c for c in clusters if named_approver(caller.name, c, approvers)]
-        steers = or_(steers, RemediationRecord.cluster_id.in_(theirs))
+    # A remediation's people are who may steer it (may_steer): its owner and the approvers
+    # named for its cluster. Sending the same alert again grants nothing.
+    steers = await RemediationRepository(session).seen_by(caller, approvers)
     # A run's discussion is about that run (its run key); one stored before runs were told
     # apart names the remediation id only.
     owns_run = select(RemediationRecord.run_key).where(steers)

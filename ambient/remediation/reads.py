@@ -30,7 +30,7 @@ from ambient.remediation.runs import (
     RunOutcome,
     remediation_stats,
 )
-from ambient.remediation.safety import named_approver
+from ambient.remediation.safety import may_steer
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import (
     AuditLine,
@@ -195,7 +195,7 @@ class RemediationReads:
         limit: int = 50,
         offset: int = 0,
     ) -> list[RemediationSummary]:
-        """The caller's runs (an admin's: everyone's), newest first: ``limit`` of them after
+        """The runs the caller may see (``may_steer``), newest first: ``limit`` of them after
         the first ``offset`` (a list's next page)."""
         # A state no remediation can be in is a mistake to say, not a filter that finds none.
         if state is not None and state not in get_args(RemediationState):
@@ -203,22 +203,22 @@ class RemediationReads:
             raise InvalidRemediationError(f"state: use one of {states}", field="state")
         if not 0 <= offset <= MAX_ID:  # a larger one overflows the database's integer
             raise InvalidRemediationError(f"offset: 0 to {MAX_ID}", field="offset")
-        owner = None if (await self._user(user)).is_admin else user
+        account = await self._user(user)
         # A running run's row holds where it was planned: a state it may be in now is asked of
         # every open row, then kept where the run is in it. Runs Temporal closed are written
         # aborted first, so each filter finds them where they are.
         now = state is not None and state not in FINAL_STATES
         async with self.db.session() as session:
-            open_rows = await RemediationRepository(session).list(
-                user=owner, open_only=True, limit=None
-            )
+            repository = RemediationRepository(session)
+            seen = await repository.seen_by(account, self.settings.remediation_approvers)
+            open_rows = await repository.list(seen=seen, open_only=True, limit=None)
         places = await self.states_now(
             [RemediationSummary.model_validate(row) for row in open_rows]
         )
         async with self.db.session() as session:
             repository = RemediationRepository(session)
             rows = await repository.list(
-                user=owner,
+                seen=seen,
                 state=None if now else state,
                 open_only=open_only or now,
                 limit=None if now else limit,
@@ -298,15 +298,10 @@ class RemediationReads:
         return await registered(self.db, name, RemediationRefusedError)
 
     async def _may_steer(self, user: str, run: TypedSearchAttributes) -> bool:
-        """Owner, admin, or an approver the policy names for the run's cluster."""
-        # Not who sent the same alert again (joined_by): an alert's fields are no secret, so
-        # sending it proves nothing about whose cluster it is.
-        cluster_id = run.get(temporal.CLUSTER) or ""
-        return (
-            user == (run.get(temporal.USER) or "")
-            or named_approver(user, cluster_id, self.settings.remediation_approvers)
-            or (await self._user(user)).is_admin
-        )
+        """``may_steer``, read from the run's search attributes."""
+        is_admin = (await self._user(user)).is_admin
+        cluster_id, owner = run.get(temporal.CLUSTER) or "", run.get(temporal.USER) or ""
+        return may_steer(user, is_admin, cluster_id, self.settings.remediation_approvers, owner)
 
 
 def _closed_by_temporal(run: WorkflowExecution) -> str:

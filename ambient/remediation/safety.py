@@ -44,18 +44,32 @@ def may_approve(permission: str, mode: Mode) -> bool:
     return PERMISSION_ORDER.get(permission, 0) >= PERMISSION_ORDER[mode]
 
 
-def named_anywhere(user: str, approvers: Mapping[str, list[str]]) -> bool:
+# The approvers policy (AMBIENT_REMEDIATION_APPROVERS): cluster glob → the users it names.
+Approvers = Mapping[str, list[str]]
+
+
+def named_anywhere(user: str, approvers: Approvers) -> bool:
     """Whether the policy names ``user`` an approver on any cluster."""
     return any(user in names for names in approvers.values())
 
 
-def named_approver(user: str, cluster_id: str, approvers: Mapping[str, list[str]]) -> bool:
+def named_approver(user: str, cluster_id: str, approvers: Approvers) -> bool:
     """Whether the policy names ``user`` an approver of remediations on ``cluster_id`` (globs)."""
     return any(
         user in names
         for pattern, names in approvers.items()
         if fnmatch.fnmatchcase(cluster_id, pattern)
     )
+
+
+def may_steer(
+    user: str, is_admin: bool, cluster_id: str, approvers: Approvers, owner: str | None = None
+) -> bool:
+    """Who may see and steer (approve, refuse, abort) a run: its owner, an admin, an approver."""
+    # ``owner`` None: whether ``user`` may steer another's run on the cluster. Not who sent
+    # the same alert again (joined_by): an alert's fields are no secret, so sending it proves
+    # nothing about whose cluster it is.
+    return user == owner or is_admin or named_approver(user, cluster_id, approvers)
 
 
 # --- safety decisions -----------------------------------------------------------------

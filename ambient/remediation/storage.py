@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import FINAL_STATES, AuditEntry, Keyed
-from ambient.remediation.safety import BreakerState
+from ambient.remediation.safety import Approvers, BreakerState, may_steer, named_anywhere
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import Repository, given, take_turn
@@ -23,6 +23,7 @@ from ambient.storage.models import (
     RemediationAction,
     RemediationBreaker,
     RemediationRecord,
+    User,
 )
 from ambient.storage.users import hash_token
 
@@ -78,11 +79,12 @@ class RemediationRepository(Repository):
         since: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        seen: ColumnElement[bool] = true(),
     ) -> list[RemediationRecord]:
         """The newest runs first; ``open_only``: those not in a final state; ``ids``: those;
         ``since``: those started then or later; ``limit`` None: all of them; ``offset``: after
-        that many."""
-        query = select(RemediationRecord).filter_by(**given(user=user, state=state))
+        that many; ``seen``: those a user sees (``seen_by``)."""
+        query = select(RemediationRecord).where(seen).filter_by(**given(user=user, state=state))
         if open_only:
             query = query.where(RemediationRecord.state.not_in(FINAL_STATES))
         if ids is not None:
@@ -91,6 +93,14 @@ class RemediationRepository(Repository):
             query = query.where(RemediationRecord.started_at >= since)
         query = query.order_by(RemediationRecord.id.desc()).offset(offset).limit(limit)
         return list(await self.session.scalars(query))
+
+    async def seen_by(self, user: User, approvers: Approvers) -> ColumnElement[bool]:
+        """``may_steer`` as a filter: the user's own runs, and all on the clusters they steer."""
+        clusters: Iterable[str] = ()
+        if user.is_admin or named_anywhere(user.name, approvers):  # else no cluster is theirs
+            clusters = await self.session.scalars(select(RemediationRecord.cluster_id).distinct())
+        theirs = [c for c in clusters if may_steer(user.name, user.is_admin, c, approvers)]
+        return or_(RemediationRecord.user == user.name, RemediationRecord.cluster_id.in_(theirs))
 
     async def progress(self, run_keys: Collection[str]) -> dict[str, tuple[int, str | None]]:
         """Each run's steps acted on so far (its audit's "action" records) and the mode its

@@ -134,8 +134,8 @@ async def list_remediations(
     limit: Annotated[WholeNumber, Field(ge=1, le=500)] = 50,
     offset: Annotated[WholeNumber, Field(ge=0, description="skip this many: the next page")] = 0,
 ) -> RemediationList:
-    """Your remediations, newest first (an admin sees everyone's); when next_offset is not
-    null, pass it as offset for the next page."""
+    """Yours and those on clusters you are a named approver for (an admin sees everyone's),
+    newest first; when next_offset is not null, pass it as offset for the next page."""
     runs = await app_state(ctx).remediations.list_runs(
         current_user(ctx), state=state, limit=limit, offset=offset
     )

@@ -492,6 +492,67 @@ async def test_the_remediation_list_pages_on_through_the_api_and_mcp(
     assert [run["service"] for run in second["remediations"]] == services[2:4]
 
 
+async def test_a_named_approver_lists_the_runs_on_their_cluster_at_every_door(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """A named approver asked to approve another's run could open it by id, but the list held
+    their own runs only: they could not find it there. It holds the runs they may see (their
+    own, and those on the clusters the policy names them for), paged in the query; a member
+    named nowhere still lists only their own."""
+    from ambient.domain.users import UserCreate
+    from ambient.storage.users import UserRepository
+    from ambient.wiring import AppState
+    from tests.remediation.support import run_row
+    from tests.support.pages import signed_in
+    from tests.tencent.test_cloud_tools import call, client
+
+    owner, lead, bystander = unique("owner"), unique("lead"), unique("bystander")
+    cluster = unique("cls-pay")
+    settings = settings.model_copy(update={"remediation_approvers": {f"{cluster}*": [lead]}})
+    tokens: dict[str, str] = {}
+    async with deps.db.session() as session:
+        for name in (owner, lead, bystander):
+            _, tokens[name] = await UserRepository(session).create(UserCreate(name=name))
+        # Oldest first: the lead's own run, the owner's on the lead's cluster, one elsewhere
+        # (ended: no run is asked where it is now).
+        runs = [(lead, "cls-lead", "lead"), (owner, f"{cluster}-1", "pay"), (owner, "cls-w", "web")]
+        for who, where, service in runs:
+            rid = f"remediation/{unique('fp')}"
+            session.add(run_row(rid, who, cluster_id=where, service=service, state="resolved"))
+        await session.commit()
+    state = AppState(settings=settings, db=deps.db, temporal=None, channels=deps.channels)  # type: ignore[arg-type]
+    listed = {
+        name: [r.service for r in await state.remediations.list_runs(name)]
+        for name in (owner, lead, bystander)
+    }
+    second = await state.remediations.list_runs(lead, limit=1, offset=1)
+    async with serve(create_app(settings)) as base, http_client(base) as http:
+        api = {
+            name: [
+                r["service"]
+                for r in (
+                    await http.get(
+                        "/remediations", headers={"Authorization": f"Bearer {tokens[name]}"}
+                    )
+                ).json()
+            ]
+            for name in (lead, bystander)
+        }
+    mcp: dict[str, list[str]] = {}
+    for name in (lead, bystander):
+        async with client(state, name) as c:
+            _, answer = await call(c, "list_remediations")
+        mcp[name] = [r["service"] for r in answer["remediations"]]
+    async with signed_in(settings, tokens[lead]) as http:
+        page = (await http.get("/app/remediations")).text
+    assert listed == {owner: ["web", "pay"], lead: ["pay", "lead"], bystander: []}
+    assert [r.service for r in second] == ["lead"]
+    assert api == mcp == {lead: ["pay", "lead"], bystander: []}
+    # Whose run it is, on the page of someone who is not its owner.
+    cards = page[page.index('id="remediations"') :]
+    assert ">pay</a>" in cards and owner in cards and ">web</a>" not in cards
+
+
 async def test_an_approval_naming_the_rung_it_saw_is_a_409_once_the_run_waits_on_the_next(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

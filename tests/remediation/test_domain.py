@@ -21,6 +21,7 @@ from ambient.remediation.safety import (
     change_window_gate,
     effective_mode,
     may_approve,
+    may_steer,
     named_approver,
     rate_limit_gate,
     scale_target,
@@ -242,6 +243,17 @@ def test_named_approvers_are_read_per_cluster_glob_and_name_nobody_by_default() 
     assert not named_approver("dana", "cls-shared-01", policy)
     assert not named_approver("bob", "cls-pay", policy)
     assert not named_approver("bob", "cls-shared-01", {})
+
+
+def test_a_run_is_seen_by_its_owner_an_admin_and_its_clusters_approvers_only() -> None:
+    policy = {"cls-shared*": ["bob"]}
+    assert may_steer("ann", False, "cls-pay", policy, owner="ann")
+    assert may_steer("root", True, "cls-pay", policy, owner="ann")
+    assert may_steer("bob", False, "cls-shared-01", policy, owner="ann")
+    assert not may_steer("bob", False, "cls-pay", policy, owner="ann")
+    # Without an owner: whether they see every run on the cluster, whoever started it.
+    assert may_steer("bob", False, "cls-shared-01", policy)
+    assert not may_steer("ann", False, "cls-pay", policy)
 
 
 def test_change_window_allows_inside_and_waits_for_the_next_opening() -> None:
