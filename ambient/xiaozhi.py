@@ -392,9 +392,12 @@ async def voice_facts(
     greet would answer), the approvals waiting and the runs still open: past that the briefing
     is not said ready, the approvals are unknown (None), the open runs are the rows', and the
     rest still answers."""
-    owner = None if user.is_admin else user.name
+    approvers = remediations.settings.remediation_approvers if remediations else {}
     async with db.session() as session:
-        runs = await RemediationRepository(session).list(user=owner, open_only=True, limit=None)
+        repository = RemediationRepository(session)
+        # The runs "what needs me" lists (list_runs): also another's on a cluster of theirs.
+        seen = await repository.seen_by(user, approvers)
+        runs = await repository.list(seen=seen, open_only=True, limit=None)
         pages = await EventRepository(session).failing_pages(user=user.name)
     failing = len({task for task, _ in pages})
 

@@ -258,14 +258,28 @@ async def test_the_context_still_answers_when_temporal_does_not(settings: Settin
                 )
             )
             await session.commit()
+            lead, _ = await UserRepository(session).create(UserCreate(name="lead"))
+            bystander, _ = await UserRepository(session).create(UserCreate(name="bystander"))
+            await session.commit()
         await DeviceService(db).add("yun", "yun", "aa:bb:cc:dd:ee:10")
-        down = settings.model_copy(update={"temporal_address": "127.0.0.1:1"})
+        down = settings.model_copy(
+            update={
+                "temporal_address": "127.0.0.1:1",
+                "remediation_approvers": {"cls-test*": ["lead"]},
+            }
+        )
         client = await temporal.connect(down, lazy=True)
-        facts = await voice_facts(db, user, RemediationService(client, down, db), budget=0.3)
+        runs = RemediationService(client, down, db)
+        facts = await voice_facts(db, user, runs, budget=0.3)
+        # The approver named for its cluster counts it as "what needs me" lists it; another
+        # member does not.
+        theirs = await voice_facts(db, lead, runs, budget=0.3)
+        others = await voice_facts(db, bystander, runs, budget=0.3)
     finally:
         await db.close()
     assert facts.open_alerts == 1 and facts.approvals_waiting is None
     assert facts.user == "yun" and facts.briefing_ready is False
+    assert theirs.open_alerts == 1 and others.open_alerts == 0
 
 
 async def test_the_official_mcp_client_over_streamable_http_speaks_with_the_voice_tools(

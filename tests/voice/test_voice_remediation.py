@@ -237,11 +237,12 @@ async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
         handle = handles["checkout"]
         async with voice_client(state, "bystander") as client:
             assert "没有需要你处理" in await say(client, "what_needs_me")
-        # What 小智's prompt is told at the wake too: the run is ops's, the approval oncall's.
+        # What 小智's prompt is told at the wake too: the run is ops's, the approval oncall's,
+        # and it is open among the runs oncall sees (as what_needs_me lists them).
         oncall = await user_named(deps.db, "oncall")
         assert oncall is not None
         facts = await voice_facts(deps.db, oncall, state.remediations, budget=HANG)
-        assert (facts.approvals_waiting, facts.open_alerts) == (1, 0)
+        assert (facts.approvals_waiting, facts.open_alerts) == (1, 1)
         assert "有 1 个修复在等审批" in facts.hint
         async with voice_client(state, "oncall") as client:
             needs = await say(client, "what_needs_me")
