@@ -265,16 +265,19 @@ class RemediationReads:
         }
 
     async def stats(self, user: str, *, days: int = 30) -> RemediationStats:
-        """Outcome analytics of the caller's remediations (all of them for an admin)."""
+        """Outcome analytics of the remediations the caller sees (``may_steer``: theirs, those
+        on clusters they approve for; an admin's: all), as ``list_runs`` lists them."""
         # The bounds of the API and MCP, for every door (the CLI passed 0 or 10**8 through).
         if not 1 <= days <= MAX_STATS_DAYS:
             raise InvalidRemediationError(
                 f"days: look back 1 to {MAX_STATS_DAYS} days, not {days}", field="days"
             )
-        owner = None if (await self._user(user)).is_admin else user
+        account = await self._user(user)
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.db.session() as session:
-            rows = await RemediationRepository(session).list(user=owner, since=since, limit=None)
+            repository = RemediationRepository(session)
+            seen = await repository.seen_by(account, self.settings.remediation_approvers)
+            rows = await repository.list(seen=seen, since=since, limit=None)
         # The row's own fields, and the rungs tried from its detail.
         outcomes = [
             RunOutcome.model_validate(row, from_attributes=True).model_copy(

@@ -526,6 +526,8 @@ async def test_a_named_approver_lists_the_runs_on_their_cluster_at_every_door(
         for name in (owner, lead, bystander)
     }
     second = await state.remediations.list_runs(lead, limit=1, offset=1)
+    # The stats are of the same runs.
+    counted = {n: (await state.remediations.stats(n)).total for n in (owner, lead, bystander)}
     async with serve(create_app(settings)) as base, http_client(base) as http:
         api = {
             name: [
@@ -547,6 +549,7 @@ async def test_a_named_approver_lists_the_runs_on_their_cluster_at_every_door(
         page = (await http.get("/app/remediations")).text
     assert listed == {owner: ["web", "pay"], lead: ["pay", "lead"], bystander: []}
     assert [r.service for r in second] == ["lead"]
+    assert counted == {owner: 2, lead: 2, bystander: 0}
     assert api == mcp == {lead: ["pay", "lead"], bystander: []}
     # Whose run it is, on the page of someone who is not its owner.
     cards = page[page.index('id="remediations"') :]
