@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import importlib
 import json
 import re
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +31,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
+# Common error codes (AuthFailure.SignatureExpire): a request whose X-TC-Timestamp is more than
+# five minutes from the server's clock is refused, whatever its signature.
+SIGNATURE_SKEW = 300
+# The API version each service's actions are called at (X-TC-Version); another is NoSuchVersion.
+VERSIONS = {"cls": "2020-10-16", "monitor": "2018-07-24", "tke": "2018-05-25", "tts": "2019-08-23"}
 # Seconds a request held by `together` waits for the others before going on alone.
 GATE_PATIENCE = 5.0
 
@@ -167,6 +176,29 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "DescribeClusters": _TKE_FILTER_KEYS,
     "DescribeClusterKubeconfig": ("ClusterId",),
 }
+
+
+def unknown_parameters(service: str, action: str, params: dict[str, Any]) -> list[str]:
+    """The request's fields, at any depth, that the action does not define: the API refuses
+    them (common error codes: UnknownParameter) instead of ignoring them. What each action
+    defines is read from the SDK's request models, generated from the API reference."""
+    version = VERSIONS[service].replace("-", "")
+    models = importlib.import_module(f"tencentcloud.{service}.v{version}.models")
+    request = getattr(models, f"{action}Request", None)
+    if request is None:  # not an action of the service: InvalidAction, answered later
+        return []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # A value of the wrong shape is the handler's to refuse, not this check's.
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
+            request()._deserialize(params)
+    useless = " fileds are useless."  # the models' own words for a field they do not define
+    return [
+        name
+        for w in caught
+        if str(w.message).endswith(useless)
+        for name in str(w.message).removesuffix(useless).split(",")
+    ]
 
 
 def missing_parameter(params: dict[str, Any], paths: tuple[str, ...]) -> str | None:
@@ -630,11 +662,21 @@ class TencentApi:
             return error("AuthFailure.SignatureFailure", "malformed Authorization")
         if secret_id != SECRET_ID:
             return error("AuthFailure.SecretIdNotFound", "unknown SecretId")
+        stamp = headers.get("x-tc-timestamp", "")
+        if not stamp.isdigit() or abs(int(stamp) - time.time()) > SIGNATURE_SKEW:
+            return error(
+                "AuthFailure.SignatureExpire",
+                f"X-TC-Timestamp {stamp} is more than {SIGNATURE_SKEW} s from the server's time",
+            )
         if not hmac.compare_digest(
             signature, expected_signature(headers, body, SECRET_KEY, date, service)
         ):
             return error("AuthFailure.SignatureFailure", "signature mismatch")
         action = headers["x-tc-action"]
+        if service not in VERSIONS:
+            return error("NoSuchProduct", f"no product {service}")
+        if headers.get("x-tc-version") != VERSIONS[service]:
+            return error("NoSuchVersion", f"{service} has no version {headers.get('x-tc-version')}")
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
         self.regions.append(headers.get("x-tc-region"))
@@ -652,6 +694,9 @@ class TencentApi:
         if self.failures.get(action):
             code = self.failures[action].pop(0)
             return error(code, f"injected {code}")
+        unknown = unknown_parameters(service, action, params)
+        if unknown:
+            return error("UnknownParameter", f"`{unknown[0]}` is not a parameter of {action}")
         absent = missing_parameter(params, REQUIRED.get(action, ()))
         if absent is not None:
             return error(
@@ -865,12 +910,12 @@ class TencentApi:
 
     # --- Monitor ---
     def monitor_DescribeAlarmHistories(self, params: dict[str, Any]) -> Response:
-        rows = [
-            a
-            for a in self.monitor_alarms
-            if params["StartTime"] <= a["FirstOccurTime"] < params["EndTime"]
-        ]
-        number, size = int(params["PageNumber"]), int(params["PageSize"])
+        # The API reference: all optional; StartTime a day before now, EndTime now, PageNumber
+        # 1 and PageSize 20 when not given (seconds, like FirstOccurTime).
+        now = int(time.time())
+        start, end = params.get("StartTime", now - 86400), params.get("EndTime", now)
+        rows = [a for a in self.monitor_alarms if start <= a["FirstOccurTime"] < end]
+        number, size = int(params.get("PageNumber", 1)), int(params.get("PageSize", 20))
         # The API reference (DescribeAlarmHistories): PageSize "取值1~100", PageNumber from 1.
         if not 1 <= size <= 100 or number < 1:
             return error("InvalidParameterValue", "PageSize must be 1-100, PageNumber >= 1")

@@ -964,3 +964,55 @@ async def test_the_stand_in_refuses_a_monitor_read_past_its_limits_with_the_docu
     with pytest.raises(TencentRequestError) as refused:
         await tc.call("monitor", "GetMonitorData", params)
     assert refused.value.code == "InvalidParameterValue"
+
+
+@pytest.mark.parametrize(
+    ("product", "action", "params", "named"),
+    [
+        ("cls", "DescribeTopics", {"Offset": 0, "Limit": 10, "Page": 2}, "Page"),
+        (
+            "cls",
+            "DescribeTopics",
+            {"Filters": [{"Key": "topicName", "Values": ["app"], "Exact": True}]},
+            "Exact",
+        ),
+        ("monitor", "DescribeAlarmHistories", {"Module": "monitor", "Limit": 10}, "Limit"),
+    ],
+    ids=["top-level", "nested", "another-products-paging"],
+)
+async def test_the_stand_in_refuses_a_parameter_the_action_does_not_define(
+    cloud: tuple[TencentApi, TencentCloud],
+    product: str,
+    action: str,
+    params: dict[str, object],
+    named: str,
+) -> None:
+    # Common error codes: UnknownParameter, an undefined parameter is refused, not ignored (a
+    # misspelt or wrongly placed one would otherwise pass here and be refused there).
+    _, tc = cloud
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call(product, action, params)
+    assert refused.value.code == "UnknownParameter"
+    assert f"`{named}`" in refused.value.message
+
+
+async def test_a_request_signed_by_a_clock_six_minutes_slow_is_refused_as_the_clocks_fault(
+    cloud: tuple[TencentApi, TencentCloud], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Common error codes: AuthFailure.SignatureExpire, X-TC-Timestamp more than five minutes
+    # from the server's time; the keys and the signature are right.
+    import time as real_time
+    from types import SimpleNamespace
+
+    from tencentcloud.common import abstract_client
+
+    from ambient.clients.tencent.errors import TencentClockError
+
+    _, tc = cloud
+    slow = SimpleNamespace(time=lambda: real_time.time() - 360)
+    monkeypatch.setattr(abstract_client, "time", slow)
+    with pytest.raises(TencentClockError, match="clock"):
+        await list_clusters(tc)
+    monkeypatch.setattr(abstract_client, "time", real_time)
+    assert await list_clusters(tc) == []
+
