@@ -1016,3 +1016,33 @@ async def test_a_request_signed_by_a_clock_six_minutes_slow_is_refused_as_the_cl
     monkeypatch.setattr(abstract_client, "time", real_time)
     assert await list_clusters(tc) == []
 
+
+async def test_a_service_temporarily_unavailable_is_worth_asking_again(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # Common error codes: ServiceUnavailable, 当前服务暂时不可用 (every product answers it).
+    api, tc = cloud
+    api.failures["DescribeClusters"] = ["ServiceUnavailable"]
+    with pytest.raises(TencentRetryableError, match="ServiceUnavailable"):
+        await list_clusters(tc)
+    assert await list_clusters(tc) == []
+
+
+async def test_every_documented_rate_limit_of_the_actions_called_backs_off_and_then_answers(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # CLS errorcodes: FailedOperation.ReadQpsLimit 读qps超过限制, FailedOperation.TagQpsLimit
+    # 请求标签服务限频; TTS errorcodes: LimitExceeded.AccessLimit 请求超过限制频率. Each was
+    # read as a request that can never work: nothing retried it.
+    api, tc = cloud
+    api.failures["DescribeTopics"] = ["FailedOperation.ReadQpsLimit"] * 2
+    assert await list_log_topics(tc) == []
+    api.failures["TextToVoice"] = ["LimitExceeded.AccessLimit"]
+    assert await text_to_voice(tc, "你好") == b"[\xe4\xbd\xa0\xe5\xa5\xbd]"
+    api.failures["CreateLogset"] = ["FailedOperation.TagQpsLimit"]
+    request = CloudRequest(product="cls", action="CreateLogset", params={"LogsetName": "ops"})
+    assert await send(tc, request) == api.logsets[0]["LogsetId"]
+    # Past the retries, still a passing failure: a later read may work.
+    api.failures["DescribeTopics"] = ["FailedOperation.ReadQpsLimit"] * 4
+    with pytest.raises(TencentRetryableError, match="ReadQpsLimit"):
+        await list_log_topics(tc, region="ap-shanghai")
