@@ -603,6 +603,7 @@ class TencentApi:
     # cls errorcodes: LimitExceeded.SearchResultTooLarge "检索接口返回的日志量太大，超过20MB限制".
     search_result_bytes: int = 20 * 2**20
     context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
+    context_lifetime: float = 3600.0  # seconds a SearchLog Context is good for
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
     logset_conflict: str = "InvalidParameter.LogsetConflict"
@@ -772,9 +773,9 @@ class TencentApi:
         # there), Offset "从第几行开始返回原始日志，无日志条数限制".
         by_context = "Offset" not in params
         if by_context:
-            offset = (
-                int(base64.b64decode(params["Context"]).decode()) if params.get("Context") else 0
-            )
+            offset = self._context_offset(params)
+            if offset is None:
+                return error("FailedOperation.InvalidContext", "the search's Context has expired")
         else:
             offset = int(params["Offset"])
         end = offset + int(params["Limit"])
@@ -787,9 +788,7 @@ class TencentApi:
             {
                 "Analysis": False,
                 "ListOver": done,
-                "Context": base64.b64encode(str(offset + len(page)).encode()).decode()
-                if more
-                else "",
+                "Context": self._context(params, offset + len(page)) if more else "",
                 "Results": [
                     {
                         "Time": r["time"],
@@ -801,6 +800,28 @@ class TencentApi:
                 ],
             }
         )
+
+    # The API reference (SearchLog): Context "过期时间1小时", and "透传该参数时，请勿修改除该
+    # 参数外的其它参数"; cls errorcodes: FailedOperation.InvalidContext "检索游标已失效或不存在".
+    # A Context here holds where the next page starts, when it was given and its search.
+    def _context(self, params: dict[str, Any], offset: int) -> str:
+        search = {k: v for k, v in params.items() if k != "Context"}
+        token = {"offset": offset, "at": time.time(), "search": search}
+        return base64.b64encode(json.dumps(token, sort_keys=True).encode()).decode()
+
+    def _context_offset(self, params: dict[str, Any]) -> int | None:
+        """Where a Context-paged request starts; None for a Context expired, unknown or given
+        with other parameters than the search it came from."""
+        if not params.get("Context"):
+            return 0
+        try:
+            token = json.loads(base64.b64decode(params["Context"]))
+        except ValueError:
+            return None
+        search = {k: v for k, v in params.items() if k != "Context"}
+        if time.time() - token["at"] > self.context_lifetime or token["search"] != search:
+            return None
+        return int(token["offset"])
 
     def cls_DescribeTopics(self, params: dict[str, Any]) -> Response:
         topics = [{**t, "LogsetName": self._logset_name(t.get("LogsetId"))} for t in self.topics]

@@ -114,6 +114,28 @@ async def test_search_logs_reads_past_contexts_cap_by_offset(
     assert [r.content["n"] for r in found.logs] == list(range(3_199, -1, -1))  # type: ignore[index]
 
 
+async def test_a_search_whose_context_expired_goes_on_by_offset_from_where_it_was(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """SearchLog's Context lives an hour (cls errorcodes: FailedOperation.InvalidContext
+    "检索游标已失效或不存在"): a search read slower than that, a busy day's briefing say, failed
+    whole at its next page. It goes on by Offset, each log once, newest first."""
+    api, tc = cloud
+    api.context_lifetime = 0  # every Context has expired by the time it comes back
+    base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    api.logs = [{"time": base + i, "json": {"n": i}} for i in range(2_500)]
+    found = await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=2), NOW, limit=2_200)
+    assert [r.content["n"] for r in found.logs] == list(range(2_499, 299, -1))  # type: ignore[index]
+    assert not found.complete
+    searches = [params for _, action, params in api.calls if action == "SearchLog"]
+    assert [(p.get("Context") is not None, p.get("Offset")) for p in searches] == [
+        (False, None),
+        (True, None),
+        (False, 1_000),
+        (False, 2_000),
+    ]
+
+
 async def test_errors_are_classified_and_rate_limits_back_off(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
