@@ -201,6 +201,52 @@ def unknown_parameters(service: str, action: str, params: dict[str, Any]) -> lis
     ]
 
 
+PRIMITIVES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
+
+
+def mistyped_parameter(service: str, action: str, params: dict[str, Any]) -> str | None:
+    """The first field whose value is not of the type the action defines for it (Integer,
+    String, Boolean, an object, an array of one): the API refuses it (InvalidParameter) instead
+    of reading "100" as 100. Types are read from the SDK's request models, as the fields are."""
+    version = VERSIONS[service].replace("-", "")
+    models = importlib.import_module(f"tencentcloud.{service}.v{version}.models")
+    request = getattr(models, f"{action}Request", None)
+    return None if request is None else _mistyped(models, request, params, "")
+
+
+def _mistyped(models: Any, model: Any, value: Any, prefix: str) -> str | None:
+    if not isinstance(value, dict):
+        return prefix or "the request"
+    types = dict(re.findall(r":type (\w+): (.+)", model.__init__.__doc__ or ""))
+    for name, given in value.items():
+        kind = types.get(name, "").strip()
+        path = f"{prefix}.{name}" if prefix else name
+        if given is None or not kind:  # absent, or not a field of it (UnknownParameter's)
+            continue
+        many = kind.startswith("list of ")
+        kind = kind.removeprefix("list of ").split()[0].strip(":`").rsplit(".", 1)[-1]
+        if many and not isinstance(given, list):
+            return path
+        for index, item in enumerate(given if many else [given]):
+            where = f"{path}.{index}" if many else path
+            if kind in PRIMITIVES:
+                # JSON has no int/bool divide, Python does: True is not an Integer here.
+                if not isinstance(item, PRIMITIVES[kind]) or (
+                    kind != "bool" and isinstance(item, bool)
+                ):
+                    return where
+            elif hasattr(models, kind) and (
+                found := _mistyped(models, getattr(models, kind), item, where)
+            ):
+                return found
+    return None
+
+
 def missing_parameter(params: dict[str, Any], paths: tuple[str, ...]) -> str | None:
     """The first required parameter the request lacks, named as the API names it."""
     for path in paths:
@@ -698,6 +744,9 @@ class TencentApi:
         unknown = unknown_parameters(service, action, params)
         if unknown:
             return error("UnknownParameter", f"`{unknown[0]}` is not a parameter of {action}")
+        mistyped = mistyped_parameter(service, action, params)
+        if mistyped is not None:
+            return error("InvalidParameter", f"`{mistyped}` is not of the type {action} defines")
         absent = missing_parameter(params, REQUIRED.get(action, ()))
         if absent is not None:
             return error(

@@ -1018,6 +1018,31 @@ async def test_the_stand_in_refuses_a_parameter_the_action_does_not_define(
     assert f"`{named}`" in refused.value.message
 
 
+@pytest.mark.parametrize(
+    ("action", "params", "named"),
+    [
+        ("DescribeTopics", {"Offset": 0, "Limit": "100"}, "Limit"),
+        (
+            "DescribeTopics",
+            {"Filters": [{"Key": "topicName", "Values": "app"}]},
+            "Filters.0.Values",
+        ),
+        ("DescribeLogsets", {"Offset": 0, "Limit": True}, "Limit"),
+    ],
+    ids=["string-for-integer", "string-for-array", "boolean-for-integer"],
+)
+async def test_the_stand_in_refuses_a_value_not_of_the_type_the_action_defines(
+    cloud: tuple[TencentApi, TencentCloud], action: str, params: dict[str, object], named: str
+) -> None:
+    # The API reads each field as its reference types it (Integer, String, Array of ...): "100"
+    # for an Integer is refused, where a lax stand-in would read it as 100.
+    _, tc = cloud
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call("cls", action, params)
+    assert refused.value.code == "InvalidParameter"
+    assert f"`{named}`" in refused.value.message
+
+
 async def test_a_request_signed_by_a_clock_six_minutes_slow_is_refused_as_the_clocks_fault(
     cloud: tuple[TencentApi, TencentCloud], monkeypatch: pytest.MonkeyPatch
 ) -> None:
