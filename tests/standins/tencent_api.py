@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import importlib
 import json
 import re
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +31,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
+# Common error codes (AuthFailure.SignatureExpire): a request whose X-TC-Timestamp is more than
+# five minutes from the server's clock is refused, whatever its signature.
+SIGNATURE_SKEW = 300
+# The API version each service's actions are called at (X-TC-Version); another is NoSuchVersion.
+VERSIONS = {"cls": "2020-10-16", "monitor": "2018-07-24", "tke": "2018-05-25", "tts": "2019-08-23"}
 # Seconds a request held by `together` waits for the others before going on alone.
 GATE_PATIENCE = 5.0
 
@@ -167,6 +176,75 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "DescribeClusters": _TKE_FILTER_KEYS,
     "DescribeClusterKubeconfig": ("ClusterId",),
 }
+
+
+def unknown_parameters(service: str, action: str, params: dict[str, Any]) -> list[str]:
+    """The request's fields, at any depth, that the action does not define: the API refuses
+    them (common error codes: UnknownParameter) instead of ignoring them. What each action
+    defines is read from the SDK's request models, generated from the API reference."""
+    version = VERSIONS[service].replace("-", "")
+    models = importlib.import_module(f"tencentcloud.{service}.v{version}.models")
+    request = getattr(models, f"{action}Request", None)
+    if request is None:  # not an action of the service: InvalidAction, answered later
+        return []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # A value of the wrong shape is the handler's to refuse, not this check's.
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
+            request()._deserialize(params)
+    useless = " fileds are useless."  # the models' own words for a field they do not define
+    return [
+        name
+        for w in caught
+        if str(w.message).endswith(useless)
+        for name in str(w.message).removesuffix(useless).split(",")
+    ]
+
+
+PRIMITIVES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
+
+
+def mistyped_parameter(service: str, action: str, params: dict[str, Any]) -> str | None:
+    """The first field whose value is not of the type the action defines for it (Integer,
+    String, Boolean, an object, an array of one): the API refuses it (InvalidParameter) instead
+    of reading "100" as 100. Types are read from the SDK's request models, as the fields are."""
+    version = VERSIONS[service].replace("-", "")
+    models = importlib.import_module(f"tencentcloud.{service}.v{version}.models")
+    request = getattr(models, f"{action}Request", None)
+    return None if request is None else _mistyped(models, request, params, "")
+
+
+def _mistyped(models: Any, model: Any, value: Any, prefix: str) -> str | None:
+    if not isinstance(value, dict):
+        return prefix or "the request"
+    types = dict(re.findall(r":type (\w+): (.+)", model.__init__.__doc__ or ""))
+    for name, given in value.items():
+        kind = types.get(name, "").strip()
+        path = f"{prefix}.{name}" if prefix else name
+        if given is None or not kind:  # absent, or not a field of it (UnknownParameter's)
+            continue
+        many = kind.startswith("list of ")
+        kind = kind.removeprefix("list of ").split()[0].strip(":`").rsplit(".", 1)[-1]
+        if many and not isinstance(given, list):
+            return path
+        for index, item in enumerate(given if many else [given]):
+            where = f"{path}.{index}" if many else path
+            if kind in PRIMITIVES:
+                # JSON has no int/bool divide, Python does: True is not an Integer here.
+                if not isinstance(item, PRIMITIVES[kind]) or (
+                    kind != "bool" and isinstance(item, bool)
+                ):
+                    return where
+            elif hasattr(models, kind) and (
+                found := _mistyped(models, getattr(models, kind), item, where)
+            ):
+                return found
+    return None
 
 
 def missing_parameter(params: dict[str, Any], paths: tuple[str, ...]) -> str | None:
@@ -571,6 +649,7 @@ class TencentApi:
     # cls errorcodes: LimitExceeded.SearchResultTooLarge "检索接口返回的日志量太大，超过20MB限制".
     search_result_bytes: int = 20 * 2**20
     context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
+    context_lifetime: float = 3600.0  # seconds a SearchLog Context is good for
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
     logset_conflict: str = "InvalidParameter.LogsetConflict"
@@ -630,11 +709,21 @@ class TencentApi:
             return error("AuthFailure.SignatureFailure", "malformed Authorization")
         if secret_id != SECRET_ID:
             return error("AuthFailure.SecretIdNotFound", "unknown SecretId")
+        stamp = headers.get("x-tc-timestamp", "")
+        if not stamp.isdigit() or abs(int(stamp) - time.time()) > SIGNATURE_SKEW:
+            return error(
+                "AuthFailure.SignatureExpire",
+                f"X-TC-Timestamp {stamp} is more than {SIGNATURE_SKEW} s from the server's time",
+            )
         if not hmac.compare_digest(
             signature, expected_signature(headers, body, SECRET_KEY, date, service)
         ):
             return error("AuthFailure.SignatureFailure", "signature mismatch")
         action = headers["x-tc-action"]
+        if service not in VERSIONS:
+            return error("NoSuchProduct", f"no product {service}")
+        if headers.get("x-tc-version") != VERSIONS[service]:
+            return error("NoSuchVersion", f"{service} has no version {headers.get('x-tc-version')}")
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
         self.regions.append(headers.get("x-tc-region"))
@@ -652,6 +741,12 @@ class TencentApi:
         if self.failures.get(action):
             code = self.failures[action].pop(0)
             return error(code, f"injected {code}")
+        unknown = unknown_parameters(service, action, params)
+        if unknown:
+            return error("UnknownParameter", f"`{unknown[0]}` is not a parameter of {action}")
+        mistyped = mistyped_parameter(service, action, params)
+        if mistyped is not None:
+            return error("InvalidParameter", f"`{mistyped}` is not of the type {action} defines")
         absent = missing_parameter(params, REQUIRED.get(action, ()))
         if absent is not None:
             return error(
@@ -727,9 +822,9 @@ class TencentApi:
         # there), Offset "从第几行开始返回原始日志，无日志条数限制".
         by_context = "Offset" not in params
         if by_context:
-            offset = (
-                int(base64.b64decode(params["Context"]).decode()) if params.get("Context") else 0
-            )
+            offset = self._context_offset(params)
+            if offset is None:
+                return error("FailedOperation.InvalidContext", "the search's Context has expired")
         else:
             offset = int(params["Offset"])
         end = offset + int(params["Limit"])
@@ -742,9 +837,7 @@ class TencentApi:
             {
                 "Analysis": False,
                 "ListOver": done,
-                "Context": base64.b64encode(str(offset + len(page)).encode()).decode()
-                if more
-                else "",
+                "Context": self._context(params, offset + len(page)) if more else "",
                 "Results": [
                     {
                         "Time": r["time"],
@@ -756,6 +849,28 @@ class TencentApi:
                 ],
             }
         )
+
+    # The API reference (SearchLog): Context "过期时间1小时", and "透传该参数时，请勿修改除该
+    # 参数外的其它参数"; cls errorcodes: FailedOperation.InvalidContext "检索游标已失效或不存在".
+    # A Context here holds where the next page starts, when it was given and its search.
+    def _context(self, params: dict[str, Any], offset: int) -> str:
+        search = {k: v for k, v in params.items() if k != "Context"}
+        token = {"offset": offset, "at": time.time(), "search": search}
+        return base64.b64encode(json.dumps(token, sort_keys=True).encode()).decode()
+
+    def _context_offset(self, params: dict[str, Any]) -> int | None:
+        """Where a Context-paged request starts; None for a Context expired, unknown or given
+        with other parameters than the search it came from."""
+        if not params.get("Context"):
+            return 0
+        try:
+            token = json.loads(base64.b64decode(params["Context"]))
+        except ValueError:
+            return None
+        search = {k: v for k, v in params.items() if k != "Context"}
+        if time.time() - token["at"] > self.context_lifetime or token["search"] != search:
+            return None
+        return int(token["offset"])
 
     def cls_DescribeTopics(self, params: dict[str, Any]) -> Response:
         topics = [{**t, "LogsetName": self._logset_name(t.get("LogsetId"))} for t in self.topics]
@@ -865,12 +980,12 @@ class TencentApi:
 
     # --- Monitor ---
     def monitor_DescribeAlarmHistories(self, params: dict[str, Any]) -> Response:
-        rows = [
-            a
-            for a in self.monitor_alarms
-            if params["StartTime"] <= a["FirstOccurTime"] < params["EndTime"]
-        ]
-        number, size = int(params["PageNumber"]), int(params["PageSize"])
+        # The API reference: all optional; StartTime a day before now, EndTime now, PageNumber
+        # 1 and PageSize 20 when not given (seconds, like FirstOccurTime).
+        now = int(time.time())
+        start, end = params.get("StartTime", now - 86400), params.get("EndTime", now)
+        rows = [a for a in self.monitor_alarms if start <= a["FirstOccurTime"] < end]
+        number, size = int(params.get("PageNumber", 1)), int(params.get("PageSize", 20))
         # The API reference (DescribeAlarmHistories): PageSize "取值1~100", PageNumber from 1.
         if not 1 <= size <= 100 or number < 1:
             return error("InvalidParameterValue", "PageSize must be 1-100, PageNumber >= 1")

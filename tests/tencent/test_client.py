@@ -114,6 +114,28 @@ async def test_search_logs_reads_past_contexts_cap_by_offset(
     assert [r.content["n"] for r in found.logs] == list(range(3_199, -1, -1))  # type: ignore[index]
 
 
+async def test_a_search_whose_context_expired_goes_on_by_offset_from_where_it_was(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """SearchLog's Context lives an hour (cls errorcodes: FailedOperation.InvalidContext
+    "检索游标已失效或不存在"): a search read slower than that, a busy day's briefing say, failed
+    whole at its next page. It goes on by Offset, each log once, newest first."""
+    api, tc = cloud
+    api.context_lifetime = 0  # every Context has expired by the time it comes back
+    base = int((NOW - timedelta(hours=1)).timestamp() * 1000)
+    api.logs = [{"time": base + i, "json": {"n": i}} for i in range(2_500)]
+    found = await search_logs(tc, "topic-1", "*", NOW - timedelta(hours=2), NOW, limit=2_200)
+    assert [r.content["n"] for r in found.logs] == list(range(2_499, 299, -1))  # type: ignore[index]
+    assert not found.complete
+    searches = [params for _, action, params in api.calls if action == "SearchLog"]
+    assert [(p.get("Context") is not None, p.get("Offset")) for p in searches] == [
+        (False, None),
+        (True, None),
+        (False, 1_000),
+        (False, 2_000),
+    ]
+
+
 async def test_errors_are_classified_and_rate_limits_back_off(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:
@@ -964,3 +986,110 @@ async def test_the_stand_in_refuses_a_monitor_read_past_its_limits_with_the_docu
     with pytest.raises(TencentRequestError) as refused:
         await tc.call("monitor", "GetMonitorData", params)
     assert refused.value.code == "InvalidParameterValue"
+
+
+@pytest.mark.parametrize(
+    ("product", "action", "params", "named"),
+    [
+        ("cls", "DescribeTopics", {"Offset": 0, "Limit": 10, "Page": 2}, "Page"),
+        (
+            "cls",
+            "DescribeTopics",
+            {"Filters": [{"Key": "topicName", "Values": ["app"], "Exact": True}]},
+            "Exact",
+        ),
+        ("monitor", "DescribeAlarmHistories", {"Module": "monitor", "Limit": 10}, "Limit"),
+    ],
+    ids=["top-level", "nested", "another-products-paging"],
+)
+async def test_the_stand_in_refuses_a_parameter_the_action_does_not_define(
+    cloud: tuple[TencentApi, TencentCloud],
+    product: str,
+    action: str,
+    params: dict[str, object],
+    named: str,
+) -> None:
+    # Common error codes: UnknownParameter, an undefined parameter is refused, not ignored (a
+    # misspelt or wrongly placed one would otherwise pass here and be refused there).
+    _, tc = cloud
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call(product, action, params)
+    assert refused.value.code == "UnknownParameter"
+    assert f"`{named}`" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("action", "params", "named"),
+    [
+        ("DescribeTopics", {"Offset": 0, "Limit": "100"}, "Limit"),
+        (
+            "DescribeTopics",
+            {"Filters": [{"Key": "topicName", "Values": "app"}]},
+            "Filters.0.Values",
+        ),
+        ("DescribeLogsets", {"Offset": 0, "Limit": True}, "Limit"),
+    ],
+    ids=["string-for-integer", "string-for-array", "boolean-for-integer"],
+)
+async def test_the_stand_in_refuses_a_value_not_of_the_type_the_action_defines(
+    cloud: tuple[TencentApi, TencentCloud], action: str, params: dict[str, object], named: str
+) -> None:
+    # The API reads each field as its reference types it (Integer, String, Array of ...): "100"
+    # for an Integer is refused, where a lax stand-in would read it as 100.
+    _, tc = cloud
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call("cls", action, params)
+    assert refused.value.code == "InvalidParameter"
+    assert f"`{named}`" in refused.value.message
+
+
+async def test_a_request_signed_by_a_clock_six_minutes_slow_is_refused_as_the_clocks_fault(
+    cloud: tuple[TencentApi, TencentCloud], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Common error codes: AuthFailure.SignatureExpire, X-TC-Timestamp more than five minutes
+    # from the server's time; the keys and the signature are right.
+    import time as real_time
+    from types import SimpleNamespace
+
+    from tencentcloud.common import abstract_client
+
+    from ambient.clients.tencent.errors import TencentClockError
+
+    _, tc = cloud
+    slow = SimpleNamespace(time=lambda: real_time.time() - 360)
+    monkeypatch.setattr(abstract_client, "time", slow)
+    with pytest.raises(TencentClockError, match="clock"):
+        await list_clusters(tc)
+    monkeypatch.setattr(abstract_client, "time", real_time)
+    assert await list_clusters(tc) == []
+
+
+async def test_a_service_temporarily_unavailable_is_worth_asking_again(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # Common error codes: ServiceUnavailable, 当前服务暂时不可用 (every product answers it).
+    api, tc = cloud
+    api.failures["DescribeClusters"] = ["ServiceUnavailable"]
+    with pytest.raises(TencentRetryableError, match="ServiceUnavailable"):
+        await list_clusters(tc)
+    assert await list_clusters(tc) == []
+
+
+async def test_every_documented_rate_limit_of_the_actions_called_backs_off_and_then_answers(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # CLS errorcodes: FailedOperation.ReadQpsLimit 读qps超过限制, FailedOperation.TagQpsLimit
+    # 请求标签服务限频; TTS errorcodes: LimitExceeded.AccessLimit 请求超过限制频率. Each was
+    # read as a request that can never work: nothing retried it.
+    api, tc = cloud
+    api.failures["DescribeTopics"] = ["FailedOperation.ReadQpsLimit"] * 2
+    assert await list_log_topics(tc) == []
+    api.failures["TextToVoice"] = ["LimitExceeded.AccessLimit"]
+    assert await text_to_voice(tc, "你好") == b"[\xe4\xbd\xa0\xe5\xa5\xbd]"
+    api.failures["CreateLogset"] = ["FailedOperation.TagQpsLimit"]
+    request = CloudRequest(product="cls", action="CreateLogset", params={"LogsetName": "ops"})
+    assert await send(tc, request) == api.logsets[0]["LogsetId"]
+    # Past the retries, still a passing failure: a later read may work.
+    api.failures["DescribeTopics"] = ["FailedOperation.ReadQpsLimit"] * 4
+    with pytest.raises(TencentRetryableError, match="ReadQpsLimit"):
+        await list_log_topics(tc, region="ap-shanghai")

@@ -62,12 +62,22 @@ class TencentNotFoundError(TencentRequestError):
 
 # Rate limits: the same request passes once other callers' requests are done. CLS answers a
 # search past 15 concurrent ones on a topic with LimitExceeded.LogSearch (cls errorcodes:
-# "并发查询超过限制，单topic并发最大值15"), a rate limit despite its LimitExceeded prefix.
-RATE_LIMITS = ("RequestLimitExceeded", "LimitExceeded.LogSearch")
+# "并发查询超过限制，单topic并发最大值15"), a rate limit despite its LimitExceeded prefix, and
+# its own read and tag-service limits as FailedOperation.ReadQpsLimit / .TagQpsLimit (读qps超过
+# 限制, 请求标签服务限频); TTS its rate limit as LimitExceeded.AccessLimit (请求超过限制频率).
+RATE_LIMITS = (
+    "RequestLimitExceeded",
+    "LimitExceeded.LogSearch",
+    "FailedOperation.ReadQpsLimit",
+    "FailedOperation.TagQpsLimit",
+    "LimitExceeded.AccessLimit",
+)
 RETRYABLE_PREFIXES = (
     "ClientNetworkError",
     "ServerNetworkError",
     "InternalError",
+    # Common error codes: "当前服务暂时不可用" — every product may answer it, for a while.
+    "ServiceUnavailable",
     # CLS: a search or an operation that timed out on its side (搜索超时, 操作超时).
     "FailedOperation.SearchTimeout",
     "FailedOperation.Timeout",

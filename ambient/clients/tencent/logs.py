@@ -115,6 +115,11 @@ async def log_pages(
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
         except TencentRequestError as exc:
+            if exc.code == "FailedOperation.InvalidContext" and "Context" in params:
+                # A Context lives an hour (SearchLog's reference: "过期时间1小时"; cls errorcodes:
+                # 检索游标已失效或不存在): a search read slower goes on by Offset from where it is.
+                params = _by_offset(params, read)
+                continue
             # An answer over 20 MB (cls errorcodes: 检索接口返回的日志量太大，超过20MB限制): the
             # search goes on from where it is in pages half the size (by Offset: Context pages
             # keep their first Limit). Past the search's memory (检索内存超限), no page size helps.
