@@ -24,6 +24,7 @@ from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import TaskKind
 from ambient.watches.reads import TaskSummary
+from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
@@ -290,12 +291,20 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
         task, question = await _which_task(state, user, name)
         if task is None:
             return question
-        label_en = task_label(task, english=True)
+        label, label_en = task_label(task), task_label(task, english=True)
+        sent = await (tasks.pause if pause else tasks.resume)(user, task.task_id)
+        if sent.note == DELIVERED_UNCONFIRMED:
+            # Handed over, but its worker (or Temporal) did not answer since: it applies when
+            # the worker takes it, so "已暂停" would say more than is known.
+            verb, verb_en = ("暂停", "pause") if pause else ("恢复", "resume")
+            return say(
+                f"已发出{verb}{label}的指令，还没得到确认，稍后可以问我它的状态。",
+                f"I asked {label_en} to {verb_en}, but it isn't confirmed yet;"
+                " ask me about it later.",
+            )
         if pause:
-            await tasks.pause(user, task.task_id)
-            return say(f"好的，{task_label(task)}已暂停。", f"OK, {label_en} is paused.")
-        await tasks.resume(user, task.task_id)
-        return say(f"好的，{task_label(task)}已恢复运行。", f"OK, {label_en} is running again.")
+            return say(f"好的，{label}已暂停。", f"OK, {label_en} is paused.")
+        return say(f"好的，{label}已恢复运行。", f"OK, {label_en} is running again.")
 
     return await answer(ctx, speaker, work)
 

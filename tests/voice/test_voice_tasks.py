@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from tencentcloud.common.credential import Credential
 
+from ambient import temporal
 from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
@@ -100,6 +101,40 @@ async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
             f"reminder/{user}/morning-standup"
         ).describe()
         assert not description.schedule.state.paused
+
+
+async def test_a_pause_or_resume_its_worker_has_not_confirmed_is_said_as_sent_not_as_done(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the watch's worker silent (stopped, or busy past the status read's budget), the
+    service hands the control over and says it is not confirmed yet; the voice said
+    "好的，shop page已暂停。" all the same, and "已恢复运行" for a resume it knew no more of."""
+    users = {Language.ZH: unique("vsent"), Language.EN: unique("vsente")}
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for language, user in users.items():
+            await _user(deps, user, language)
+            config = {"urls": ["https://example.com/"]}
+            await state.tasks.create(user, "web_monitor", config, name="shop-page")
+    # No worker now: each control is delivered (the server holds it) and its status read is
+    # not answered. What is said does not depend on how long that read waits: 2 s.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=2))
+    said = {}
+    for language, user in users.items():
+        async with voice_client(state, user) as client:
+            said[language] = [
+                await say(client, tool, name="shop page") for tool in ("pause_task", "resume_task")
+            ]
+    assert said == {
+        Language.ZH: [
+            "已发出暂停shop page的指令，还没得到确认，稍后可以问我它的状态。",
+            "已发出恢复shop page的指令，还没得到确认，稍后可以问我它的状态。",
+        ],
+        Language.EN: [
+            "I asked shop page to pause, but it isn't confirmed yet; ask me about it later.",
+            "I asked shop page to resume, but it isn't confirmed yet; ask me about it later.",
+        ],
+    }
 
 
 async def test_a_real_speaker_whose_name_is_inside_the_argument_description_is_not_the_owner(
