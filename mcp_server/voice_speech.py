@@ -34,6 +34,11 @@ def run_about(run: RemediationSummary, english: bool = False) -> str:
     return f"{spoken_name(workload)} 的 {spoken_name(run.alert_type)}"
 
 
+# Between the items of an English list said aloud: an item may hold a comma of its own ("reminder,
+# daily at 09:00"; "number 1, error rate on checkout"), so commas between them ran items
+# together. Chinese lists are joined by "、", which no item holds.
+LIST_SEP_EN = "; "
+
 ORDINAL_WORDS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
 
 
@@ -202,7 +207,7 @@ def pick_remediation(
             return None, f"I found no “{said}”. {_which_waits(runs, english)}"
         return None, f"没找到“{said}”。{_which_waits(runs)}"
     if english:
-        listed = ", ".join(
+        listed = LIST_SEP_EN.join(
             f"number {runs.index(r) + 1}, {run_about(r, english)}" for r in matches[:3]
         )
         return None, f"{len(matches)} fit: {listed}. Say which number."
@@ -326,7 +331,7 @@ def pick_task(
     def asking(listed: list[TaskSummary], question: str) -> Picked:
         return Picked(None, question, [t.task_id for t in listed])
 
-    sep = ", " if english else "、"
+    sep = LIST_SEP_EN if english else "、"
     shown = live[:4]  # the tasks an answer names
     shown_said = sep.join(_labels(shown, english))
     # Some of many named: how many there are is said, or four sound like all of them.

@@ -31,6 +31,7 @@ from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, english, left, say, worker_time
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
+    LIST_SEP_EN,
     ORDINALS_EN,
     counted,
     names_a_place,
@@ -115,7 +116,7 @@ def _needs_said(
         named = "；".join(
             f"第{ordinal_word(i)}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
         )
-        named_en = "; ".join(
+        named_en = LIST_SEP_EN.join(
             f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:fixes])
         )
         said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")

@@ -354,9 +354,42 @@ def test_a_question_back_naming_some_of_many_tasks_says_how_many_there_are() -> 
     _, question, _ = pick_task(tasks, "backup")
     assert question == "没找到叫“backup”的任务。你有 9 个任务，比如：a、b、c、d。", question
     _, question, _ = pick_task(tasks, "it", english=True)
-    assert question == "Which task do you mean? You have 9 tasks, like: a, b, c, d.", question
+    assert question == "Which task do you mean? You have 9 tasks, like: a; b; c; d.", question
     _, question, _ = pick_task(tasks[:4], "backup")  # all of them named: no count
     assert question == "没找到叫“backup”的任务。你的任务有：a、b、c、d。", question
+
+
+def test_an_english_list_is_heard_as_its_items_when_an_item_holds_a_comma() -> None:
+    """ "Your tasks are: reminder, daily at 09:00, nightly report, db backup" sounded like four
+    tasks: a task said by its summary holds a comma, and the items were joined by commas too;
+    so were the fixes that fit a name ("number 1, error rate on checkout, number 2, …")."""
+    tasks = [
+        _task("reminder/ops/00112233aabb", "Reminder, daily at 09:00 Asia/Shanghai, for ops"),
+        _task("reminder/ops/nightly-report"),
+        _task("reminder/ops/db-backup"),
+        _task("reminder/ops/00112233aabc", "Reminder, weekly at 08:00 UTC, for ops"),
+    ]
+    _, question, _ = pick_task(tasks, "billing", english=True)
+    assert question == (
+        "I found no task called “billing”. Your tasks are: reminder, daily at 09:00;"
+        " nightly report; db backup; reminder, weekly at 08:00."
+    ), question
+    _, question, _ = pick_task(tasks, "reminder", english=True)
+    assert question == (
+        "2 tasks fit: reminder, daily at 09:00; reminder, weekly at 08:00."
+        " Please say the full name."
+    ), question
+    _, question = pick_remediation(RUNS, "checkout", english=True)
+    assert question == (
+        "2 fit: number 1, error rate on checkout; number 2, latency on checkout api."
+        " Say which number."
+    ), question
+    # Chinese lists are joined by "、", which no label holds.
+    _, question, _ = pick_task(tasks, "billing")
+    assert question == (
+        "没找到叫“billing”的任务。你的任务有：提醒（每天 09:00）、nightly report、db backup、"
+        "提醒（每周 08:00）。"
+    ), question
 
 
 def test_a_question_back_naming_some_of_many_waiting_fixes_says_how_many_wait() -> None:
