@@ -163,6 +163,11 @@ def _index_said(ordinal: re.Match[str], text: str) -> int | None:
     return index
 
 
+def _only_so_many(many: str, many_en: str, english: bool) -> str:
+    """The answer to a place past the end of a list: how ``many`` it holds, and to say which."""
+    return f"Only {many_en}: say which number." if english else f"只有 {many}，请说第几个。"
+
+
 def pick_remediation(
     runs: list[RemediationSummary], said: str, english: bool = False
 ) -> tuple[RemediationSummary | None, str]:
@@ -193,13 +198,11 @@ def pick_remediation(
         index = _index_said(ordinal, text)
         if index is not None and -len(runs) <= index < len(runs):
             return runs[index], ""
-        if english:
-            return (
-                None,
-                f"Only {counted(len(runs), 'fix', 'fixes')} waiting for your approval:"
-                " say which number.",
-            )
-        return None, f"只有 {len(runs)} 个修复在等你审批，请说第几个。"
+        return None, _only_so_many(
+            f"{len(runs)} 个修复在等你审批",
+            f"{counted(len(runs), 'fix', 'fixes')} waiting for your approval",
+            english,
+        )
     if len(matches) == 1:
         return matches[0], ""
     if not matches:
@@ -377,6 +380,20 @@ def pick_task(
         index = _index_said(ordinal, text)
         if index is not None and -len(places) <= index < len(places):
             return Picked(places[index], "", [])
+        # Past the end: how many, as for the fixes (not "没找到叫“第五个”的任务").
+        if {t.task_id for t in places} == {t.task_id for t in live}:
+            many_en = counted(len(places), "task", "tasks")
+            return asking(places, _only_so_many(f"{len(places)} 个任务", many_en, english))
+        # Counted among some of them only (the list the last answer named, or the first four):
+        # "只有 4 个任务" would be untrue, so the list a place counts in is named.
+        listed = sep.join(_labels(places, english))
+        if english:
+            return asking(
+                places,
+                f"By number I can pick only these {len(places)}: {listed}."
+                " Say which number or the name.",
+            )
+        return asking(places, f"按第几个只能选这 {len(places)} 个：{listed}。请说第几个或任务名。")
     if len(found) == 1:
         return Picked(found[0], "", [])
     if not found:

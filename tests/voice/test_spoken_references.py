@@ -491,6 +491,30 @@ def test_a_task_is_found_by_its_place_in_the_list_the_voice_said() -> None:
     assert pick_task(tasks, "倒数第一个")[0] is tasks[1]
 
 
+def test_a_place_past_the_tasks_says_how_many_there_are_as_for_fixes() -> None:
+    """ "第五个" with three tasks was answered "没找到叫“第五个”的任务。你的任务有：…", as if a
+    task were called so, where a fix's place past the list says "只有 3 个…，请说第几个。"."""
+    tasks = [_task(f"reminder/u/{name}") for name in ("backup", "晨会提醒", "hn")]
+    for said in ("第五个", "5", "五号", "倒数第四个", "第0个"):
+        task, question, _ = pick_task(tasks, said)
+        assert task is None and question == "只有 3 个任务，请说第几个。", (said, question)
+    for said in ("the fifth one", "number 4", "five"):
+        task, question, _ = pick_task(tasks, said, english=True)
+        assert task is None and question == "Only 3 tasks: say which number.", (said, question)
+    assert pick_task(tasks[:1], "second", english=True)[1] == "Only 1 task: say which number."
+    # A place counts in the list the last answer named, else among the first four: where that
+    # list is not all of them, "只有 4 个任务" would be untrue. The list is named, and kept.
+    nine = [_task(f"reminder/u/{name}") for name in "abcdefghi"]
+    task, question, named = pick_task(nine, "第五个")
+    assert task is None and question == "按第几个只能选这 4 个：a、b、c、d。请说第几个或任务名。"
+    assert named == [t.task_id for t in nine[:4]]
+    asked = ["reminder/u/f", "reminder/u/g"]
+    task, question, named = pick_task(nine, "the third one", english=True, named=asked)
+    assert task is None and named == asked
+    assert question == "By number I can pick only these 2: f; g. Say which number or the name."
+    assert pick_task(nine, "第二个", named=asked)[0] is nine[6]
+
+
 def test_a_place_said_as_a_number_with_hao_picks_that_fix_or_task() -> None:
     """ "批准二号" (number two, as Chinese says a place in a list): the model passed "二号" and
     the listener heard "没找到“二号”" with the list again, though "number two" is read."""
