@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from mcp_server.voice_speech import hours_said, number_said
+from mcp_server.voice_speech import hours_said, number_said, whole_hours
 
 # The role prompt the product publishes for 小智 (its 角色介绍, docs/xiaozhi.md), sent as the
 # server's MCP instructions too. It leads with "act through tools" on purpose: a 1.5B model
@@ -60,16 +60,21 @@ SPAN_DESCRIPTION = (
 
 
 def _hours(said: object) -> int:
-    """The hours a span argument means: a number of hours (1 to a week) or the user's words."""
+    """The hours a span argument means: a number of hours or the user's words, a week at most.
+
+    Past a week is the week, however it is written (500, "500", 500.0, "两百小时"): the
+    answer says the week it read, rather than asking again for a span it understood."""
     # A number alone is hours, in digits or in words ("12", "十二", "twelve").
-    number = number_said(said) if isinstance(said, str) else None
-    if number is not None and number == int(number):
-        said = int(number)
-    if isinstance(said, int) and not isinstance(said, bool):
-        if not 1 <= said <= MOST_HOURS:
-            raise ValueError(f"hours is 1 to {MOST_HOURS} (a week)")
-        return said
-    hours = hours_said(said, MOST_HOURS) if isinstance(said, str | float) else None
+    number: float | None = None
+    if isinstance(said, int | float) and not isinstance(said, bool):
+        number = said
+    elif isinstance(said, str):
+        number = number_said(said)
+    if number is not None:
+        if not number > 0:  # no span (NaN too)
+            raise ValueError(f"hours is a span of more than 0 hours, {MOST_HOURS} (a week) at most")
+        return whole_hours(number, MOST_HOURS)
+    hours = hours_said(said, MOST_HOURS) if isinstance(said, str) else None
     if hours is None and isinstance(said, str) and _RECENTLY.fullmatch(said):
         return DEFAULT_HOURS
     if hours is None:

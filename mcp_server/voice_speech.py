@@ -552,4 +552,10 @@ def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
             hours = 1
         else:
             return None
-    return max(1, min(most, math.ceil(hours)))  # the whole span asked about: 2.5 h is 3
+    return whole_hours(hours, most)
+
+
+def whole_hours(hours: float, most: int = 168) -> int:
+    """The whole span ``hours`` asks about, 1..``most``: 2.5 h is 3, and past ``most`` (an
+    infinite count too) it is ``most``."""
+    return max(1, math.ceil(min(most, hours)))

@@ -30,7 +30,7 @@ MISHEARD: list[tuple[str, dict[str, Any], str]] = [
     ("approve_remediation", {"which": None}, "没听清是哪个修复，请再说一次。"),
     ("refuse_remediation", {"which": "checkout", "reason": "y" * 201}, "没听清原因，请再说一次。"),
     ("recent_errors", {"hours": "abc"}, SPAN_AGAIN),
-    ("recent_errors", {"hours": 500}, SPAN_AGAIN),
+    ("recent_errors", {"hours": 0}, SPAN_AGAIN),
     ("greet", {"speaker": ["lin"]}, "没听清是谁在说话，请再说一次。"),
 ]
 
@@ -154,6 +154,33 @@ async def test_a_span_of_whole_days_is_said_back_in_days_in_the_users_language(
         assert await say(voice, "recent_errors", hours=1) == (
             "1 error in the last hour, mostly: shop 1 time."
         )
+
+
+async def test_a_span_past_a_week_is_read_as_the_week_and_said_so_however_it_is_written(
+    deps: WorkerDeps,
+) -> None:
+    """hours=500 (or "500") was asked again, "没听清时间范围（一小时到一周…）", while 500.0 and
+    "两百小时" were read as the week: one rule now, whatever the form, and the answer says the
+    week it read. A span of no hours is still asked again."""
+    from ambient.domain.users import Language, UserCreate
+    from ambient.storage.users import UserRepository
+
+    chinese, english = unique("vwk"), unique("vwke")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=chinese, language=Language.ZH))
+        await UserRepository(session).create(UserCreate(name=english, language=Language.EN))
+        await session.commit()
+    past_a_week: list[Any] = [500, "500", 500.0, "500.5", 169, "两百", "两百小时", "三周"]
+    async with voice_without_temporal(deps, chinese) as voice:
+        for hours in past_a_week:
+            said = await say(voice, "recent_errors", hours=hours)
+            assert said == "最近 7 天没有错误。", (hours, said)
+        for hours in (0, "0", "零", 0.0, -5, -0.5):
+            assert await say(voice, "recent_errors", hours=hours) == SPAN_AGAIN, hours
+    async with voice_without_temporal(deps, english) as voice:
+        for hours in (500, "two hundred hours"):
+            said = await say(voice, "recent_errors", hours=hours)
+            assert said == "No errors in the last 7 days.", (hours, said)
 
 
 async def test_an_argument_said_again_is_asked_in_the_speakers_language_not_the_owners(
