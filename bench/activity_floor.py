@@ -18,6 +18,7 @@ import asyncio
 import ctypes
 import gc
 import json
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -131,6 +132,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import hashlib
 import logging
+import shutil
 import statistics
 import subprocess
 import sys
@@ -209,6 +210,7 @@ async def run(count: int, concurrency: int) -> None:
         print(f"\ninjected endpoint failures: {stats['injected_failures']}")
     finally:
         site.terminate()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import cProfile
 import importlib
+import shutil
 import socket
 import ssl
 import subprocess
@@ -155,6 +156,7 @@ async def main(
     finally:
         site.terminate()
         await db.close()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

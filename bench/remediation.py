@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import sys
@@ -301,6 +302,7 @@ async def main(sequential: int, concurrent: int, passthrough: bool = False) -> l
         kube.terminate()
         server.terminate()
         server.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
     return results
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,7 @@ async def bench_stack(prefix: str) -> AsyncIterator[BenchStack]:
         server.terminate()
         server.wait(30)
         log.close()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @dataclass
@@ -161,3 +163,4 @@ async def process_stack(prefix: str, queue: str, **overrides: Any) -> AsyncItera
         for child in reversed(children):
             child.terminate()
             child.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
