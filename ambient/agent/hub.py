@@ -21,6 +21,7 @@ from ambient.agent.errors import AgentError, AgentRefusedError
 from ambient.agent.facade import DEFAULT_TIMEOUT, OWN_SERVER, AgentFacade
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.llm import openai_client
+from ambient.storage.db import take_turn
 from ambient.storage.models import AgentServer, User
 from ambient.wiring import AppState, StateHolder
 
@@ -186,6 +187,10 @@ class AgentHub:
             except (RefusedDestinationError, DestinationLookupError) as exc:
                 raise AgentError(f"url: {exc}") from None
         async with self.state.db.session() as session:
+            # One add of the user's at a time until its commit (PostgreSQL): ids are given at
+            # insert and rows seen at commit, so an add that inserted first and committed last
+            # was counted below by neither (SQLite's one writer already takes turns).
+            await take_turn(session, f"agent-servers/{user.name}")
             row = AgentServer(user=user.name, name=spec.name, spec=spec.model_dump())
             session.add(row)
             try:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import InvalidURI
@@ -42,6 +42,7 @@ from ambient.domain.users import OPERATOR
 from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
+from ambient.storage.db import take_turn
 from ambient.storage.models import User, XiaozhiEndpoint, utcnow
 from ambient.storage.users import UserRepository, user_subject
 
@@ -228,13 +229,10 @@ class Endpoints:
             raise EndpointInputError("url", exc) from None
         except DestinationLookupError:
             pass  # a DNS outage now: the runner checks again before every dial
-        mine = await self.session.execute(
-            select(XiaozhiEndpoint.id).where(XiaozhiEndpoint.user == data.user)
-        )
-        if len(mine.all()) >= MAX_ENDPOINTS_PER_USER:
-            raise EndpointInputError(
-                "user", Refusal("at most %(most)s endpoints a user", most=MAX_ENDPOINTS_PER_USER)
-            )
+        # One add of the user's at a time (PostgreSQL), or adds at once all count the endpoints
+        # stored before any of theirs and all pass.
+        await take_turn(self.session, f"xiaozhi-endpoints/{data.user}")
+        await self._below_limit(data.user, MAX_ENDPOINTS_PER_USER)
         await self._not_registered(data.url)
         row = XiaozhiEndpoint(
             user=data.user,
@@ -260,8 +258,23 @@ class Endpoints:
                     "removed since: register it again"
                 ),
             ) from None
+        try:
+            # SQLite: the count above ran before the insert took the write lock, and another
+            # add may have stored one in between; counted again while no other writer can.
+            await self._below_limit(data.user, MAX_ENDPOINTS_PER_USER + 1)
+        except EndpointInputError:
+            await self.session.rollback()
+            raise
         await self._audited(actor, "xiaozhi.endpoint.add", row, token=_fingerprint(data.url))
         return EndpointPublic.model_validate(row)
+
+    async def _below_limit(self, user: str, refused_at: int) -> None:
+        """Refuses (field ``user``) when ``user`` has ``refused_at`` endpoints or more."""
+        mine = await self.session.scalar(select(func.count()).where(XiaozhiEndpoint.user == user))
+        if (mine or 0) >= refused_at:
+            raise EndpointInputError(
+                "user", Refusal("at most %(most)s endpoints a user", most=MAX_ENDPOINTS_PER_USER)
+            )
 
     async def _not_registered(self, url: str) -> None:
         """Refuses ``url`` when an endpoint, anyone's, dials the same 接入点."""

@@ -22,6 +22,7 @@ from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
     BriefingRefusedError,
+    InvalidBriefingError,
     request_id_of,
     update_id_of,
 )
@@ -37,7 +38,7 @@ from ambient.briefing.models import (
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.tts import text_to_voice, tts_segments
-from ambient.domain.users import Language
+from ambient.domain.users import MAX_USER_NAME, Language
 from ambient.settings import Settings
 from ambient.speech import cleaned
 from ambient.storage import Database
@@ -46,6 +47,7 @@ from ambient.storage.users import registered, user_named
 from ambient.watches.configs import task_id_for
 from workflows.daily_briefing import (
     GREETING_CLOCK_SKEW,
+    GREETING_DELETED,
     GREETING_HANDED_OVER,
     GREETING_TOO_LATE,
     GREETING_WAIT,
@@ -120,6 +122,10 @@ class Greeting:
         """The voice trigger; the workflow decides (exactly once per user per day). ``caller``:
         the signed-in user (greets for another only as an admin; None: a device or the CLI);
         ``within``: how long the caller listens, so the workflow waits no longer."""
+        if len(user) > MAX_USER_NAME:  # no user's name is as long: refused, not said back
+            raise InvalidBriefingError(
+                f"user_id: at most {MAX_USER_NAME} characters", field="user_id"
+            )
         if caller is not None and caller != user and not await self._admin(caller):
             raise BriefingRefusedError(
                 f"greeting for {user!r} needs the admin role; omit user_id for yours"
@@ -175,6 +181,9 @@ class Greeting:
             refused = temporal.refused_request(temporal.refusal(exc), request="the greeting")
             raise BriefingError(refused) from None
         except WorkflowUpdateFailedError as exc:
+            if getattr(exc.cause, "type", None) == GREETING_DELETED:
+                # Deleted, its run still finishing: as a moment later, once it has ended.
+                return await self._said(user, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
             ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)
             if getattr(exc.cause, "type", None) in ended:
                 # This server's clock runs ahead, a new config is replacing the run, or the

@@ -37,6 +37,7 @@ from ambient.clients.log_formats import (
 from ambient.clients.log_parts import whole_lines
 from ambient.clients.logs import CONTINUATION, FileLogSource
 from ambient.domain.loglevels import SYSLOG_SEVERITIES, level_and_message
+from ambient.refusals import said_back
 
 app = typer.Typer()  # its help: ambient/cli.py LAZY
 err_console = Console(stderr=True)
@@ -90,7 +91,8 @@ def _when(value: str | None, option: str) -> datetime | None:
         return parse_time(value)
     except ValueError:
         raise typer.BadParameter(
-            f"{value!r} is not an ISO time (e.g. 2026-11-21T00:00:00+08:00)", param_hint=option
+            f"{said_back(value, 40)} is not an ISO time (e.g. 2026-11-21T00:00:00+08:00)",
+            param_hint=option,
         ) from None
 
 

@@ -28,6 +28,7 @@ from ambient.refusals import Refusal, said_back
 
 # Checked with fullmatch: re's "$" also matches before a final "\n" ("eve\n" was a user).
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+MAX_USER_NAME = 63  # _NAME's most, the users table's column
 # What people write between a phone number's digits.
 PHONE_JUNK = re.compile(r"[\s().-]")
 # With its country code: gateways put "+" before the digits (Apprise), so a number written

@@ -203,6 +203,10 @@ class TaskService(TaskSchedules):
                 created=False,
                 note=DELIVERED_UNCONFIRMED,
             )
+        if status.state is TaskState.STOPPED:
+            # A delete landed between the look above and the control: the run, stopping,
+            # ignored it. Answered as a control sent after the delete is, not as applied.
+            raise TaskStateError(_stopped(task_id))
         # The status's kind: a news digest is a schedule by its id, a digest by its config.
         return TaskRef(
             task_id=task_id, kind=status.kind, state=new_state or status.state, created=False

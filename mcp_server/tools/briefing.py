@@ -19,6 +19,7 @@ from ambient.briefing.models import (
 )
 from ambient.domain.notify import NotifyResult
 from ambient.domain.numbers import WholeNumber
+from ambient.domain.users import MAX_USER_NAME
 from ambient.watches.inputs import config_schema
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, WRITE
@@ -89,7 +90,10 @@ async def greet(
     ctx: Context[Any, Any],
     user_id: Annotated[
         str | None,
-        Field(description="whose briefing (default: you; others: admins only)"),
+        Field(
+            max_length=MAX_USER_NAME,
+            description="whose briefing (default: you; others: admins only)",
+        ),
     ] = None,
     request_id: Annotated[
         str | None,

@@ -26,6 +26,7 @@ from ambient.domain.identifiers import (
     TkeClusterId,
 )
 from ambient.domain.numbers import WholeNumber
+from ambient.refusals import said_back
 from ambient.storage.users import user_named
 from mcp_server.auth import ANONYMOUS, app_state, caller
 from mcp_server.tools.hints import CHANGE, LOOK
@@ -94,7 +95,8 @@ def _time(value: str | None, zone: tzinfo) -> datetime | None:
     try:
         return parse_time(value, zone)
     except ValueError:
-        raise ToolError(f"not an ISO time: {value!r} (e.g. 2026-11-21T08:00:00+08:00)") from None
+        shown = said_back(value, 40)
+        raise ToolError(f"not an ISO time: {shown} (e.g. 2026-11-21T08:00:00+08:00)") from None
 
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:

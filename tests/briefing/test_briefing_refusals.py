@@ -13,9 +13,12 @@ from typer.testing import CliRunner
 from ambient.briefing.errors import InvalidBriefingError, parse_config
 from ambient.briefing.service import BriefingService
 from ambient.cli import app
+from ambient.domain.users import UserCreate
 from ambient.settings import Settings
 from ambient.storage import Database
+from ambient.storage.users import UserRepository
 from api.routers.briefings import http_error
+from tests.conftest import unique
 
 
 def test_a_refused_list_item_is_named_in_the_422() -> None:
@@ -93,6 +96,24 @@ async def test_a_send_request_id_empty_or_too_long_is_refused_by_name_before_any
         await service.send("ops", "2026-01-05", request_id=request_id)
     assert refused.value.field == "request_id"
     assert str(refused.value) == "request_id: 1-128 characters"
+
+
+@pytest.mark.parametrize("role", ["member", "admin"])
+async def test_a_greeting_for_an_overlong_user_id_is_refused_by_name_not_said_back(
+    dev_env: WorkflowEnvironment, settings: Settings, db: Database, role: str
+) -> None:
+    """greet's user_id (the MCP tool takes any text, the CLI too) was said back whole: a
+    20,000-character one came back as a 20 KB refusal to a member ("greeting for '...' needs
+    the admin role") and 40 KB to an admin ("no user '...': ... ambient user create ...")."""
+    caller = unique(role)
+    async with db.session() as session:
+        await UserRepository(session).create(UserCreate(name=caller, role=role))
+        await session.commit()
+    service = BriefingService(dev_env.client, settings, db)
+    with pytest.raises(InvalidBriefingError) as refused:
+        await service.greet("x" * 20_000, via="mcp", caller=caller)
+    assert refused.value.field == "user_id"
+    assert str(refused.value) == "user_id: at most 63 characters"
 
 
 async def test_a_cls_log_source_without_tencent_cloud_keys_is_refused_at_create(

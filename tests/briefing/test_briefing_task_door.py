@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingNotFoundError
+from ambient.briefing.models import NOT_SET_UP, GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
@@ -104,6 +105,25 @@ async def test_the_briefing_tools_refuse_a_deleted_briefing_still_finishing(
             with pytest.raises(BriefingNotFoundError, match="deleted"):
                 await asyncio.wait_for(step("dino"), HANG)
         assert not (await briefings.status("dino")).paused
+
+
+async def test_a_deleted_briefing_still_finishing_speaks_to_no_greeting(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Greeted after delete_daily_briefing while its run still prepared, the deleted briefing
+    waited for that preparation and spoke it, and the day counted as given for a briefing
+    created again. It says none is set up, as a moment later when its run has ended."""
+    async with deleted_while_preparing(dev_env, deps, "gus") as (tasks, _config, release):
+        briefings = tasks.briefings
+        assert (await briefings.status("gus")).stopping
+        greeting = asyncio.create_task(briefings.greet("gus", via="voice", request_id="after"))
+        await asyncio.sleep(0.5)  # a greeting let in waits for the preparation
+        release.set()
+        heard = await asyncio.wait_for(greeting, HANG)
+        assert (heard.outcome, heard.text) == (GreetOutcome.UNAVAILABLE, NOT_SET_UP[1]), heard
+        handle = dev_env.client.get_workflow_handle("daily-briefing/gus")
+        assert await asyncio.wait_for(handle.result(), HANG) == "stopped"
+        assert (await briefings.get_briefing("gus")).given_at is None
 
 
 async def test_a_deleted_briefing_still_finishing_is_listed_as_stopped_as_get_says(

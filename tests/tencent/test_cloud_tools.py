@@ -141,6 +141,16 @@ async def test_an_epoch_too_large_for_any_time_is_refused_as_not_a_time(
     assert failed and "not an ISO time" in said
 
 
+async def test_a_time_that_is_no_time_is_refused_without_saying_it_back_whole(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A 20,000-character start or end came back whole in the refusal (a 20 KB tool error)."""
+    _, state = cloud_state
+    async with client(state, "viewer") as c:
+        failed, said = await call(c, "search_logs", topic_id="file:app.log", end="x" * 20_000)
+    assert failed and "not an ISO time: 'xxxx" in said and len(said) < 200, said
+
+
 async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
