@@ -48,8 +48,6 @@ GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
 GREETING_KEPT_PAST_ANSWER_BY = "greeting-kept-past-answer-by"
 # A greeting refused because a new config is replacing the run (the new run speaks it).
 GREETING_HANDED_OVER = "GreetingHandedOver"
-# A greeting refused because the briefing was deleted (its run only finishes its last step).
-GREETING_DELETED = "GreetingDeleted"
 # How long a hand-over refuses greetings: the service replaces the run within half of it or
 # not at all (its create failed, or it died), and then the run speaks again.
 HAND_OVER_HOLD = timedelta(seconds=30)
@@ -211,12 +209,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     @greet.validator
     def _validate_greet(self, request: GreetRequest) -> None:
-        if self.stopping:
-            # Deleted: the run only finishes a preparation or push under way, and speaks to
-            # nobody (a validator's refusal is not recorded: runs before it replay as they ran).
-            raise ApplicationError(
-                "the daily briefing was deleted", type=GREETING_DELETED, non_retryable=True
-            )
+        self._refuse_if_deleted()  # it speaks to nobody
         if self._handed_over():
             raise _handed_over_refusal()
         # A refused update leaves no event in the history, so runs recorded before it replay.

@@ -37,12 +37,19 @@ PREPARE_RETRY = RetryPolicy(
 )
 
 
+# A request refused because the briefing was deleted (its run only finishes a preparation or
+# push under way): a greeting, a regenerate or a send (a validator's refusal is not recorded,
+# so runs before it replay as they ran).
+BRIEFING_DELETED = "BriefingDeleted"
+
+
 class PrepareAndPush:
     """Prepare, regenerate, push and send; the workflow sets these fields and runs the day."""
 
     run_input: BriefingRun
     carry: BriefingCarry
     paused: bool
+    stopping: bool
     day: DayPlan | None
     phase: str
     prepared: PreparedBriefing | None
@@ -63,11 +70,18 @@ class PrepareAndPush:
 
     @regenerate.validator
     def _validate_regenerate(self) -> None:
+        self._refuse_if_deleted()
         if self.day is None:
             # A run that starts paused plans no day until resumed: waiting would not help.
             if self.paused:
                 raise ValueError("the daily briefing is paused: resume it, then regenerate")
             raise ValueError("the day is still being planned; try again in a moment")
+
+    def _refuse_if_deleted(self) -> None:
+        if self.stopping:
+            raise ApplicationError(
+                "the daily briefing was deleted", type=BRIEFING_DELETED, non_retryable=True
+            )
 
     @workflow.update
     async def send(self, request: PushRequest) -> NotifyResult:
@@ -81,6 +95,7 @@ class PrepareAndPush:
 
     @send.validator
     def _validate_send(self, request: PushRequest) -> None:
+        self._refuse_if_deleted()
         known = {
             self.carry.last_date,
             self.prepared.date if self.prepared else None,

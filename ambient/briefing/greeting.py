@@ -47,12 +47,12 @@ from ambient.storage.users import registered, user_named
 from ambient.watches.configs import task_id_for
 from workflows.daily_briefing import (
     GREETING_CLOCK_SKEW,
-    GREETING_DELETED,
     GREETING_HANDED_OVER,
     GREETING_TOO_LATE,
     GREETING_WAIT,
     DailyBriefingWorkflow,
 )
+from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
 
 log = logging.getLogger(__name__)
 # What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
@@ -181,7 +181,7 @@ class Greeting:
             refused = temporal.refused_request(temporal.refusal(exc), request="the greeting")
             raise BriefingError(refused) from None
         except WorkflowUpdateFailedError as exc:
-            if getattr(exc.cause, "type", None) == GREETING_DELETED:
+            if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
                 # Deleted, its run still finishing: as a moment later, once it has ended.
                 return await self._said(user, GreetOutcome.UNAVAILABLE, NOT_SET_UP)
             ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)

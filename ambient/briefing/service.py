@@ -66,6 +66,7 @@ from ambient.storage.users import registered
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
+from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
 
 MAX_LISTED = 366  # a year of days
 # How long a create waits for a stopped run to finish before asking to be sent again.
@@ -411,6 +412,9 @@ class BriefingService(Greeting):
         try:
             return await handle.execute_update(update, *args, id=id)
         except WorkflowUpdateFailedError as exc:
+            if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
+                # Deleted between the look above and the update: as once its run has ended.
+                raise BriefingNotFoundError(DELETED % user) from None
             if getattr(exc.cause, "type", None) == temporal.RUN_ENDED_UNDER_UPDATE:
                 # Taken up, then the run was replaced (a new config) or stopped under it.
                 raise BriefingReplacedError(

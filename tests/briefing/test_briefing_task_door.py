@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from starlette.responses import HTMLResponse
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingNotFoundError
-from ambient.briefing.models import NOT_SET_UP, GreetOutcome
+from ambient.briefing.models import NOT_SET_UP, GreetOutcome, PushRequest
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
@@ -23,6 +23,8 @@ from tests.briefing.harness import briefing_stack, make_user, news_site
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import until_equal
+from workflows.daily_briefing import DailyBriefingWorkflow
+from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
 
 
 def zone_at_midday() -> str:
@@ -124,6 +126,35 @@ async def test_a_deleted_briefing_still_finishing_speaks_to_no_greeting(
         handle = dev_env.client.get_workflow_handle("daily-briefing/gus")
         assert await asyncio.wait_for(handle.result(), HANG) == "stopped"
         assert (await briefings.get_briefing("gus")).given_at is None
+
+
+async def test_a_regenerate_or_send_overtaken_by_a_delete_is_refused_as_deleted(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A regenerate or a send that looked before a delete and reached the run after it was let
+    in: a regenerate prepared again for a deleted briefing, ended under it and answered
+    "replaced or stopped ... regenerate again", which was then refused as deleted. Each is
+    refused as deleted at once, as after the look."""
+    async with deleted_while_preparing(dev_env, deps, "ida") as (tasks, _config, release):
+        briefings = tasks.briefings
+        status = await briefings.status("ida")
+        assert status.stopping
+
+        async def looked_before_the_delete(_user: str) -> object:
+            return status
+
+        briefings._live = looked_before_the_delete  # type: ignore[method-assign]
+        with pytest.raises(BriefingNotFoundError, match="was deleted"):
+            await asyncio.wait_for(briefings.regenerate("ida"), HANG)
+        handle = dev_env.client.get_workflow_handle("daily-briefing/ida")
+        # A send reaches the run the same way (none is prepared here for the service to look
+        # up first): refused before it is taken up.
+        push = PushRequest(user="ida", date="2026-01-01", reason="requested", key="ida/send")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(DailyBriefingWorkflow.send, push)
+        assert getattr(refused.value.cause, "type", None) == BRIEFING_DELETED
+        release.set()
+        assert await asyncio.wait_for(handle.result(), HANG) == "stopped"
 
 
 async def test_a_deleted_briefing_still_finishing_is_listed_as_stopped_as_get_says(
