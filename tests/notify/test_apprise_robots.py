@@ -1,0 +1,147 @@
+"""Chat robots reached through Apprise (Feishu, Lark, DingTalk, WeCom) answer a message they
+refuse with HTTP 200 and an error code in the body, as their docs show: a wrong key, a
+keyword the robot requires, a signature that does not match. Apprise reads only the status,
+so such a send must not be recorded as delivered."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from temporalio.testing import ActivityEnvironment
+
+from activities.notify import NotifyActivities
+from ambient.clients.guard import DestinationGuard
+from ambient.clients.notify.apprise import AppriseChannel
+from ambient.clients.notify.errors import DeferredNotifyError, PermanentNotifyError
+from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.storage.repositories import DeliveryRepository
+from tests.notify.test_delivery import _user
+from tests.support.servers import serve
+
+FEISHU_TOKEN = "0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b1"
+DING_TOKEN = "a" * 64
+WECOM_KEY = "0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b2"
+MESSAGE = Message(title="Disk 91%", body="node-3 /var is 91% full")
+
+
+class Robots:
+    """Feishu's, DingTalk's and WeCom's robot endpoints as their docs answer: HTTP 200 always,
+    success or refusal in the body's code."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, object]]] = []
+        self.throttle = False
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/open-apis/bot/v2/hook/{token}/", self.feishu, methods=["POST"]),
+                Route("/robot/send", self.dingtalk, methods=["POST"]),
+                Route("/cgi-bin/webhook/send", self.wecom, methods=["POST"]),
+            ]
+        )
+
+    async def feishu(self, request: Request) -> JSONResponse:
+        if request.path_params["token"] != FEISHU_TOKEN:
+            return JSONResponse(
+                {
+                    "code": 19001,
+                    "data": {},
+                    "msg": "param invalid: incoming webhook access token invalid",
+                }
+            )
+        if self.throttle:
+            return JSONResponse({"code": 11232, "data": {}, "msg": "frequency limited psm"})
+        self.received.append(("feishu", await request.json()))
+        return JSONResponse({"code": 0, "data": {}, "msg": "success", "StatusCode": 0})
+
+    async def dingtalk(self, request: Request) -> JSONResponse:
+        if request.query_params.get("access_token") != DING_TOKEN:
+            return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
+        self.received.append(("dingtalk", await request.json()))
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def wecom(self, request: Request) -> JSONResponse:
+        if request.query_params.get("key") != WECOM_KEY:
+            return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
+        self.received.append(("wecom", await request.json()))
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+
+@pytest_asyncio.fixture
+async def robots(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Robots]:
+    """The stand-ins, and Apprise's Feishu, DingTalk and WeCom services posting to them
+    instead of the vendors' hosts (fixed in the plugins)."""
+    from apprise.plugins.dingtalk import NotifyDingTalk
+    from apprise.plugins.feishu import NotifyFeishu
+    from apprise.plugins.wecombot import NotifyWeComBot
+
+    state = Robots()
+    async with serve(state.app()) as base:
+        monkeypatch.setattr(NotifyFeishu, "notify_url", base + "/open-apis/bot/v2/hook/{token}/")
+        monkeypatch.setattr(NotifyDingTalk, "notify_url", base + "/robot/send?access_token={token}")
+        monkeypatch.setattr(NotifyWeComBot, "notify_url", base + "/cgi-bin/webhook/send?key={key}")
+        yield state
+
+
+CHANNEL = AppriseChannel(SecretResolver({}), DestinationGuard())
+
+
+async def test_a_feishu_robot_refusing_a_wrong_token_is_a_failure_naming_its_code(
+    robots: Robots,
+) -> None:
+    with pytest.raises(PermanentNotifyError, match=r"feishu.*19001.*access token invalid"):
+        await CHANNEL.send("alice", MESSAGE, "feishu://wrong-token", idempotency_key="k")
+    await CHANNEL.send("alice", MESSAGE, f"feishu://{FEISHU_TOKEN}", idempotency_key="k")
+    assert [name for name, _ in robots.received] == ["feishu"]
+
+
+async def test_a_robot_over_its_rate_limit_asks_to_be_tried_later(robots: Robots) -> None:
+    robots.throttle = True
+    with pytest.raises(DeferredNotifyError, match="11232"):
+        await CHANNEL.send("alice", MESSAGE, f"feishu://{FEISHU_TOKEN}", idempotency_key="k")
+    assert robots.received == []
+
+
+async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_failures(
+    robots: Robots,
+) -> None:
+    with pytest.raises(PermanentNotifyError, match=r"dingtalk.*300001.*token is not exist"):
+        await CHANNEL.send("alice", MESSAGE, "dingtalk://" + "b" * 64, idempotency_key="k")
+    with pytest.raises(PermanentNotifyError, match=r"wecombot.*93000.*invalid webhook url"):
+        await CHANNEL.send("alice", MESSAGE, "wecombot://wrong-key", idempotency_key="k")
+    await CHANNEL.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
+    await CHANNEL.send("alice", MESSAGE, f"wecombot://{WECOM_KEY}", idempotency_key="k")
+    assert [name for name, _ in robots.received] == ["dingtalk", "wecom"]
+
+
+async def test_a_feishu_delivery_refused_by_the_robot_is_listed_failed_not_sent(
+    deps: WorkerDeps, robots: Robots
+) -> None:
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    request = NotifyRequest(
+        user="alice",
+        message=MESSAGE,
+        targets=[Target(type="apprise", target="feishu://wrong-token")],
+        idempotency_key="feishu-wrong",
+    )
+    result = await ActivityEnvironment().run(notify.notify, request)
+    ((delivery,),) = [[d for d in result.deliveries if d.channel == "apprise"]]
+    assert delivery.status == DeliveryStatus.FAILED
+    assert "19001" in (delivery.error or "")
+    async with deps.db.session() as session:
+        (row,) = [
+            r
+            for r in await DeliveryRepository(session).list(user="alice")
+            if r.channel == "apprise"
+        ]
+    assert row.status == "failed" and "19001" in (row.error or "")
+    assert robots.received == []
