@@ -7,6 +7,7 @@ import contextvars
 import json
 import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import urllib3.util.connection
@@ -17,9 +18,10 @@ from ambient.clients.notify.errors import (
     PermanentNotifyError,
     TransientNotifyError,
 )
-from ambient.clients.notify.http_errors import checked_destination
+from ambient.clients.notify.http_errors import LATER, checked_destination
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
+from ambient.domain.deliver_later import retry_after_seconds
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
@@ -117,6 +119,33 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
     return None
 
 
+def status_refusal(answers: list[requests.Response]) -> Exception:
+    """Why Apprise did not deliver, read from the last HTTP answer that was not a success, as
+    a webhook's answer is read (``http_errors.post_json``): 429 and 503 "try again later" (with
+    their Retry-After), 408 and 5xx transient, other 4xx and redirects for good. Without one
+    (the connection failed, or a service that says no other ways) Apprise does not say why:
+    transient, and bounded retries decide."""
+    said = "the Apprise service did not accept the message"
+    failed = [answer for answer in answers if not 200 <= answer.status_code < 300]
+    if not failed:
+        return TransientNotifyError(said)
+    status, header = failed[-1].status_code, failed[-1].headers.get("retry-after")
+    said += f": HTTP {status}"
+    if status in LATER:
+        after = None if header is None else retry_after_seconds(header, datetime.now(UTC))
+        if header is not None and after is not None:
+            said += f" (Retry-After: {header.strip()[:40]})"
+        return DeferredNotifyError(said, retry_after=after)
+    if status == 408 or status >= 500:
+        return TransientNotifyError(said)
+    if 300 <= status < 400:
+        return PermanentNotifyError(
+            f"{said}: the endpoint redirects and redirects are not followed; configure the "
+            "final URL"
+        )
+    return PermanentNotifyError(f"{said}: {failed[-1].text[:200]}")
+
+
 async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | None = None) -> None:
     """Send through Apprise; ``pinned``: host name -> the address the guard checked for it."""
     import apprise  # ~25 ms to import: only a send needs it
@@ -151,8 +180,8 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
         _ANSWERS.reset(kept)
     if (refused := robot_refusal(url.partition("://")[0].lower(), answers)) is not None:
         raise refused
-    if not ok:  # Apprise does not say why; treat as passing and let bounded retries decide
-        raise TransientNotifyError("the Apprise service did not accept the message")
+    if not ok:
+        raise status_refusal(answers)
 
 
 @dataclass

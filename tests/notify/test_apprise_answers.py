@@ -1,7 +1,9 @@
-"""Chat robots reached through Apprise (Feishu, Lark, DingTalk, WeCom) answer a message they
-refuse with HTTP 200 and an error code in the body, as their docs show: a wrong key, a
-keyword the robot requires, a signature that does not match. Apprise reads only the status,
-so such a send must not be recorded as delivered."""
+"""What a service reached through Apprise answered decides the delivery, as for a webhook.
+Chat robots (Feishu, Lark, DingTalk, WeCom) answer a message they refuse with HTTP 200 and an
+error code in the body, as their docs show (a wrong key, a keyword the robot requires, a
+signature that does not match): Apprise reads only the status, so such a send must not be
+recorded as delivered. And Apprise says only "not accepted": its HTTP answer says whether
+to give up (a wrong path's 404), try again soon (5xx) or later (a rate limit's 429)."""
 
 from collections.abc import AsyncIterator
 
@@ -9,14 +11,18 @@ import pytest
 import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel
-from ambient.clients.notify.errors import DeferredNotifyError, PermanentNotifyError
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.deps import WorkerDeps
@@ -38,6 +44,7 @@ class Robots:
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, object]]] = []
         self.throttle = False
+        self.base = ""
 
     def app(self) -> Starlette:
         return Starlette(
@@ -45,6 +52,8 @@ class Robots:
                 Route("/open-apis/bot/v2/hook/{token}/", self.feishu, methods=["POST"]),
                 Route("/robot/send", self.dingtalk, methods=["POST"]),
                 Route("/cgi-bin/webhook/send", self.wecom, methods=["POST"]),
+                Route("/answer/{status:int}", self.answer, methods=["POST"]),
+                Route("/answer/{status:int}/{said}", self.answer, methods=["POST"]),
             ]
         )
 
@@ -74,6 +83,16 @@ class Robots:
         self.received.append(("wecom", await request.json()))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
+    async def answer(self, request: Request) -> Response:
+        """A self-hosted service (ntfy, Gotify, a JSON endpoint) answering ``status``; ``said``
+        is a redirect's Location, else the Retry-After."""
+        status, said = request.path_params["status"], request.path_params.get("said")
+        headers = {}
+        if said is not None:
+            headers["location" if 300 <= status < 400 else "retry-after"] = said
+        self.received.append(("answer", {"status": status}))
+        return Response("no", status_code=status, headers=headers)
+
 
 @pytest_asyncio.fixture
 async def robots(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Robots]:
@@ -85,6 +104,7 @@ async def robots(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Robots]:
 
     state = Robots()
     async with serve(state.app()) as base:
+        state.base = base
         monkeypatch.setattr(NotifyFeishu, "notify_url", base + "/open-apis/bot/v2/hook/{token}/")
         monkeypatch.setattr(NotifyDingTalk, "notify_url", base + "/robot/send?access_token={token}")
         monkeypatch.setattr(NotifyWeComBot, "notify_url", base + "/cgi-bin/webhook/send?key={key}")
@@ -145,3 +165,35 @@ async def test_a_feishu_delivery_refused_by_the_robot_is_listed_failed_not_sent(
         ]
     assert row.status == "failed" and "19001" in (row.error or "")
     assert robots.received == []
+
+
+async def test_a_self_hosted_service_answering_a_wrong_path_is_refused_for_good(
+    robots: Robots,
+) -> None:
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))
+    json_url = robots.base.replace("http://", "json://") + "/answer"
+    # A wrong path, a wrong token: no retry makes them work (one post each, said at once).
+    for status in (404, 401):
+        with pytest.raises(PermanentNotifyError, match=f"HTTP {status}"):
+            await channel.send("alice", MESSAGE, f"{json_url}/{status}", idempotency_key="k")
+    # A redirect is not followed: the guard checked this host, not where it points.
+    with pytest.raises(PermanentNotifyError, match="HTTP 307: the endpoint redirects"):
+        await channel.send("alice", MESSAGE, f"{json_url}/307/elsewhere", idempotency_key="k")
+    assert [body["status"] for _, body in robots.received] == [404, 401, 307]
+
+
+async def test_a_self_hosted_service_over_its_rate_limit_asks_to_be_tried_later(
+    robots: Robots,
+) -> None:
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))
+    json_url = robots.base.replace("http://", "json://") + "/answer"
+    with pytest.raises(DeferredNotifyError, match=r"HTTP 429 \(Retry-After: 120\)") as later:
+        await channel.send("alice", MESSAGE, f"{json_url}/429/120", idempotency_key="k")
+    assert later.value.retry_after == 120
+    with pytest.raises(DeferredNotifyError, match="HTTP 503") as unavailable:
+        await channel.send("alice", MESSAGE, f"{json_url}/503", idempotency_key="k")
+    assert unavailable.value.retry_after is None
+    # A server error may pass: retried soon, as before.
+    with pytest.raises(TransientNotifyError, match="HTTP 502") as soon:
+        await channel.send("alice", MESSAGE, f"{json_url}/502", idempotency_key="k")
+    assert not isinstance(soon.value, DeferredNotifyError)
