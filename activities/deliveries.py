@@ -39,6 +39,11 @@ HANDED_UNANSWERED = (
     "permanent: the worker sending it died after handing the message to the receiver, before "
     "its answer: it may have been delivered; not sent again"
 )
+# A try cut off by its deadline after the message was handed over, before the answer.
+HANDED_TIMED_OUT = (
+    "permanent: no answer within {seconds:g}s after the message was handed to the receiver: "
+    "it may have been delivered; not sent again"
+)
 GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
@@ -68,6 +73,7 @@ class RowPosts:
     db: Database
     key: str
     done: int
+    handed: bool = False
 
     async def sent(self) -> None:
         self.done += 1

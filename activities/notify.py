@@ -33,6 +33,7 @@ from activities.deliver_later import (
     past_give_up,
 )
 from activities.deliveries import (
+    HANDED_TIMED_OUT,
     HANDED_UNANSWERED,
     HANDING,
     HELD_LATER,
@@ -427,6 +428,10 @@ class NotifyActivities:
         except PermanentNotifyError as exc:
             return failure(channel_name, address, f"permanent: {exc}")
         except TimeoutError:
+            if posts.handed:  # as a connection lost there: another try would be a second copy
+                return failure(
+                    channel_name, address, HANDED_TIMED_OUT.format(seconds=self._timeout)
+                )
             return failure(channel_name, address, f"transient: no answer within {self._timeout:g}s")
         except DeferredNotifyError as exc:
             activity.logger.info("delivery on %s to try again later: %s", channel_name, exc)

@@ -188,6 +188,8 @@ class Mailbox:
         self.drop_after_data = False
         # Called once a message is kept, before its 250 is sent (e.g. to kill the sender).
         self.on_data: Callable[[], None] | None = None
+        # Seconds the 250 to a kept message waits (a server scanning it, or one that hangs).
+        self.data_delay = 0.0
         self.port = free_port()
         # With auth_reply, the server offers AUTH (over plain SMTP) and answers every login so.
         auth: dict[str, Any] = {}
@@ -245,6 +247,7 @@ class Mailbox:
             self.on_data()
         if self.drop_after_data:
             server.transport.close()  # the 250 below goes nowhere
+        await asyncio.sleep(self.data_delay)
         return "250 Message accepted"
 
     def __enter__(self) -> Mailbox:

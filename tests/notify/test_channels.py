@@ -696,7 +696,7 @@ async def test_apprise_does_not_follow_a_redirect_to_a_refused_address() -> None
             url = f"json://127.0.0.1:{public}/notify"
             # ?redirect=yes is Apprise's own switch: the user's URL does not turn it back on.
             for aimed in (url, f"{url}?redirect=yes"):
-                with pytest.raises(TransientNotifyError):
+                with pytest.raises(PermanentNotifyError, match="HTTP 307: the endpoint redirects"):
                     await AppriseChannel(SECRETS, LOOPBACK).send(
                         "alice", REPORT, aimed, idempotency_key="k"
                     )

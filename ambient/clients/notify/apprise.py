@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import socket
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import urllib3.util.connection
 
 from ambient.clients.guard import DestinationGuard, url_host
-from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
-from ambient.clients.notify.http_errors import checked_destination
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
+from ambient.clients.notify.http_errors import LATER, checked_destination
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
+from ambient.domain.deliver_later import retry_after_seconds
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
 from ambient.render import markdown_plain
+
+if TYPE_CHECKING:
+    import requests
 
 # Apprise connects by itself (requests, through urllib3), so the address cannot be put in the
 # URL as for webhooks: the one the guard checked is pinned for the send instead, or Apprise's own
@@ -40,6 +50,102 @@ def _pinned_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> s
 urllib3.util.connection.create_connection = _pinned_connection
 
 
+@dataclass(frozen=True)
+class RobotAnswer:
+    """Where a chat robot's answer says whether it took the message: its code (0: taken) and
+    words, and the codes that mean "over the rate limit"."""
+
+    code: str
+    says: str
+    rate_limited: frozenset[int]
+    busy: int | None = None  # "system busy": try again shortly
+
+
+# Chat robots answer a message they refuse (a wrong key, a keyword the robot requires, a
+# signature that does not match, the rate limit) with HTTP 200 and a code in the body, and
+# Apprise reads the status only: their answers are read here, by Apprise scheme.
+_FEISHU = RobotAnswer("code", "msg", frozenset({11232}))  # 11232: frequency limited
+ROBOT_ANSWERS = {
+    "feishu": _FEISHU,
+    "lark": _FEISHU,
+    "dingtalk": RobotAnswer("errcode", "errmsg", frozenset({130101, 410100}), busy=-1),
+    "wecombot": RobotAnswer("errcode", "errmsg", frozenset({45009, 45033}), busy=-1),
+}
+# The answers of a send's requests, kept for it (Apprise's threads copy the caller's context).
+_ANSWERS: contextvars.ContextVar[list[requests.Response] | None] = contextvars.ContextVar(
+    "apprise_answers", default=None
+)
+
+
+def _keep_answers() -> None:
+    """Have every ``requests`` session keep its answers for the send that waits for them
+    (installed once; requests is imported with Apprise, at the first send)."""
+    import requests
+
+    send = requests.Session.send
+    if getattr(send, "keeps_answers", False):
+        return
+
+    def answered(
+        session: requests.Session, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        response = send(session, request, **kwargs)
+        if (kept := _ANSWERS.get()) is not None:
+            kept.append(response)
+        return response
+
+    answered.keeps_answers = True  # type: ignore[attr-defined]
+    requests.Session.send = answered  # type: ignore[method-assign,assignment]
+
+
+def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | None:
+    """The notify error of a robot's answer that refused the message, or None."""
+    if (robot := ROBOT_ANSWERS.get(scheme)) is None:
+        return None
+    for response in answers:
+        try:
+            body = json.loads(response.content)
+            code = int(body[robot.code])
+        except (ValueError, TypeError, KeyError):  # not the robot's JSON: the status decided
+            continue
+        if code == 0:
+            continue
+        if code in robot.rate_limited:
+            return DeferredNotifyError(f"{scheme} rate limit ({code})")
+        if code == robot.busy:
+            return TransientNotifyError(f"{scheme} system busy ({code}): try again shortly")
+        said = str(body.get(robot.says))[:200]
+        return PermanentNotifyError(f"{scheme}: the robot refused the message ({code}: {said})")
+    return None
+
+
+def status_refusal(answers: list[requests.Response]) -> Exception:
+    """Why Apprise did not deliver, read from the last HTTP answer that was not a success, as
+    a webhook's answer is read (``http_errors.post_json``): 429 and 503 "try again later" (with
+    their Retry-After), 408 and 5xx transient, other 4xx and redirects for good. Without one
+    (the connection failed, or a service that says no other ways) Apprise does not say why:
+    transient, and bounded retries decide."""
+    said = "the Apprise service did not accept the message"
+    failed = [answer for answer in answers if not 200 <= answer.status_code < 300]
+    if not failed:
+        return TransientNotifyError(said)
+    status, header = failed[-1].status_code, failed[-1].headers.get("retry-after")
+    said += f": HTTP {status}"
+    if status in LATER:
+        after = None if header is None else retry_after_seconds(header, datetime.now(UTC))
+        if header is not None and after is not None:
+            said += f" (Retry-After: {header.strip()[:40]})"
+        return DeferredNotifyError(said, retry_after=after)
+    if status == 408 or status >= 500:
+        return TransientNotifyError(said)
+    if 300 <= status < 400:
+        return PermanentNotifyError(
+            f"{said}: the endpoint redirects and redirects are not followed; configure the "
+            "final URL"
+        )
+    return PermanentNotifyError(f"{said}: {failed[-1].text[:200]}")
+
+
 async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | None = None) -> None:
     """Send through Apprise; ``pinned``: host name -> the address the guard checked for it."""
     import apprise  # ~25 ms to import: only a send needs it
@@ -58,8 +164,10 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     if all(s.resolve_format(markdown) == apprise.NotifyFormat.TEXT for s in sender):
         body, markdown = markdown_plain(body), apprise.NotifyFormat.TEXT
     # Apprise is synchronous: keep it off the event loop (the thread runs in a copy of this
-    # context, with the pins).
-    token = _PINNED.set(pinned)
+    # context, with the pins and the list its answers are kept in).
+    _keep_answers()
+    answers: list[requests.Response] = []
+    token, kept = _PINNED.set(pinned), _ANSWERS.set(answers)
     try:
         ok = await asyncio.to_thread(
             sender.notify,
@@ -69,8 +177,11 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
         )
     finally:
         _PINNED.reset(token)
-    if not ok:  # Apprise does not say why; treat as passing and let bounded retries decide
-        raise TransientNotifyError("the Apprise service did not accept the message")
+        _ANSWERS.reset(kept)
+    if (refused := robot_refusal(url.partition("://")[0].lower(), answers)) is not None:
+        raise refused
+    if not ok:
+        raise status_refusal(answers)
 
 
 @dataclass

@@ -50,6 +50,9 @@ class Posts(Protocol):
     """A delivery's posts sent in earlier tries: a channel goes on after them, recording each."""
 
     done: int
+    # The message went to the receiver (an email's bytes after the server's 354): a send cut
+    # off after that, before the receiver's answer, may have delivered it (set by the channel).
+    handed: bool
 
     async def sent(self) -> None: ...
 

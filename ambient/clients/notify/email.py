@@ -6,7 +6,6 @@ import base64
 import hashlib
 import re
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -90,7 +89,7 @@ class EmailChannel:
             timeout=self.timeout,
             tls_context=self.tls_context,
         )
-        client.handing = posts.handing if posts is not None else None
+        client.posts = posts
         try:
             async with client:
                 await client.send_message(mail)
@@ -145,16 +144,17 @@ class EmailChannel:
 
 class _Client(aiosmtplib.SMTP):
     """aiosmtplib's client, noting when the message itself was written (past the server's
-    354 to DATA): a connection lost after that may have delivered the message. Before DATA
-    (the recipients taken), ``handing`` records on the delivery's row that it goes now: a
-    worker that dies before the server's answer is recorded leaves it said there."""
+    354 to DATA): a connection lost after that, or a send cut off by its deadline
+    (``posts.handed``), may have delivered the message. Before DATA (the recipients taken),
+    ``posts.handing`` records on the delivery's row that it goes now: a worker that dies
+    before the server's answer is recorded leaves it said there."""
 
     data_begun = False
-    handing: Callable[[], Awaitable[None]] | None = None
+    posts: Posts | None = None
 
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
-        if self.handing is not None:
-            await self.handing()
+        if self.posts is not None:
+            await self.posts.handing()
         if (protocol := self.protocol) is None:
             return await super().data(message, **options)
         write = protocol.write
@@ -163,6 +163,8 @@ class _Client(aiosmtplib.SMTP):
             # aiosmtplib writes "DATA", reads the 354, then writes the message: lost before
             # that, nothing was sent and another try makes no second copy.
             self.data_begun = self.data_begun or data != b"DATA\r\n"
+            if self.data_begun and self.posts is not None:
+                self.posts.handed = True
             write(data)
 
         protocol.write = noting  # type: ignore[method-assign]

@@ -1,0 +1,199 @@
+"""What a service reached through Apprise answered decides the delivery, as for a webhook.
+Chat robots (Feishu, Lark, DingTalk, WeCom) answer a message they refuse with HTTP 200 and an
+error code in the body, as their docs show (a wrong key, a keyword the robot requires, a
+signature that does not match): Apprise reads only the status, so such a send must not be
+recorded as delivered. And Apprise says only "not accepted": its HTTP answer says whether
+to give up (a wrong path's 404), try again soon (5xx) or later (a rate limit's 429)."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from temporalio.testing import ActivityEnvironment
+
+from activities.notify import NotifyActivities
+from ambient.clients.guard import DestinationGuard
+from ambient.clients.notify.apprise import AppriseChannel
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
+from ambient.clients.notify.registry import build_channels
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.storage.repositories import DeliveryRepository
+from tests.notify.test_delivery import _user
+from tests.support.servers import serve
+
+FEISHU_TOKEN = "0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b1"
+DING_TOKEN = "a" * 64
+WECOM_KEY = "0f8e2a6c-3b1d-4e5f-9a7b-c2d4e6f8a0b2"
+MESSAGE = Message(title="Disk 91%", body="node-3 /var is 91% full")
+
+
+class Robots:
+    """Feishu's, DingTalk's and WeCom's robot endpoints as their docs answer: HTTP 200 always,
+    success or refusal in the body's code."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, object]]] = []
+        self.throttle = False
+        self.base = ""
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/open-apis/bot/v2/hook/{token}/", self.feishu, methods=["POST"]),
+                Route("/robot/send", self.dingtalk, methods=["POST"]),
+                Route("/cgi-bin/webhook/send", self.wecom, methods=["POST"]),
+                Route("/answer/{status:int}", self.answer, methods=["POST"]),
+                Route("/answer/{status:int}/{said}", self.answer, methods=["POST"]),
+            ]
+        )
+
+    async def feishu(self, request: Request) -> JSONResponse:
+        if request.path_params["token"] != FEISHU_TOKEN:
+            return JSONResponse(
+                {
+                    "code": 19001,
+                    "data": {},
+                    "msg": "param invalid: incoming webhook access token invalid",
+                }
+            )
+        if self.throttle:
+            return JSONResponse({"code": 11232, "data": {}, "msg": "frequency limited psm"})
+        self.received.append(("feishu", await request.json()))
+        return JSONResponse({"code": 0, "data": {}, "msg": "success", "StatusCode": 0})
+
+    async def dingtalk(self, request: Request) -> JSONResponse:
+        if request.query_params.get("access_token") != DING_TOKEN:
+            return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
+        self.received.append(("dingtalk", await request.json()))
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def wecom(self, request: Request) -> JSONResponse:
+        if request.query_params.get("key") != WECOM_KEY:
+            return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
+        self.received.append(("wecom", await request.json()))
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def answer(self, request: Request) -> Response:
+        """A self-hosted service (ntfy, Gotify, a JSON endpoint) answering ``status``; ``said``
+        is a redirect's Location, else the Retry-After."""
+        status, said = request.path_params["status"], request.path_params.get("said")
+        headers = {}
+        if said is not None:
+            headers["location" if 300 <= status < 400 else "retry-after"] = said
+        self.received.append(("answer", {"status": status}))
+        return Response("no", status_code=status, headers=headers)
+
+
+@pytest_asyncio.fixture
+async def robots(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Robots]:
+    """The stand-ins, and Apprise's Feishu, DingTalk and WeCom services posting to them
+    instead of the vendors' hosts (fixed in the plugins)."""
+    from apprise.plugins.dingtalk import NotifyDingTalk
+    from apprise.plugins.feishu import NotifyFeishu
+    from apprise.plugins.wecombot import NotifyWeComBot
+
+    state = Robots()
+    async with serve(state.app()) as base:
+        state.base = base
+        monkeypatch.setattr(NotifyFeishu, "notify_url", base + "/open-apis/bot/v2/hook/{token}/")
+        monkeypatch.setattr(NotifyDingTalk, "notify_url", base + "/robot/send?access_token={token}")
+        monkeypatch.setattr(NotifyWeComBot, "notify_url", base + "/cgi-bin/webhook/send?key={key}")
+        yield state
+
+
+CHANNEL = AppriseChannel(SecretResolver({}), DestinationGuard())
+
+
+async def test_a_feishu_robot_refusing_a_wrong_token_is_a_failure_naming_its_code(
+    robots: Robots,
+) -> None:
+    with pytest.raises(PermanentNotifyError, match=r"feishu.*19001.*access token invalid"):
+        await CHANNEL.send("alice", MESSAGE, "feishu://wrong-token", idempotency_key="k")
+    await CHANNEL.send("alice", MESSAGE, f"feishu://{FEISHU_TOKEN}", idempotency_key="k")
+    assert [name for name, _ in robots.received] == ["feishu"]
+
+
+async def test_a_robot_over_its_rate_limit_asks_to_be_tried_later(robots: Robots) -> None:
+    robots.throttle = True
+    with pytest.raises(DeferredNotifyError, match="11232"):
+        await CHANNEL.send("alice", MESSAGE, f"feishu://{FEISHU_TOKEN}", idempotency_key="k")
+    assert robots.received == []
+
+
+async def test_dingtalk_and_wecom_robots_through_apprise_refusing_a_key_are_failures(
+    robots: Robots,
+) -> None:
+    with pytest.raises(PermanentNotifyError, match=r"dingtalk.*300001.*token is not exist"):
+        await CHANNEL.send("alice", MESSAGE, "dingtalk://" + "b" * 64, idempotency_key="k")
+    with pytest.raises(PermanentNotifyError, match=r"wecombot.*93000.*invalid webhook url"):
+        await CHANNEL.send("alice", MESSAGE, "wecombot://wrong-key", idempotency_key="k")
+    await CHANNEL.send("alice", MESSAGE, f"dingtalk://{DING_TOKEN}", idempotency_key="k")
+    await CHANNEL.send("alice", MESSAGE, f"wecombot://{WECOM_KEY}", idempotency_key="k")
+    assert [name for name, _ in robots.received] == ["dingtalk", "wecom"]
+
+
+async def test_a_feishu_delivery_refused_by_the_robot_is_listed_failed_not_sent(
+    deps: WorkerDeps, robots: Robots
+) -> None:
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    request = NotifyRequest(
+        user="alice",
+        message=MESSAGE,
+        targets=[Target(type="apprise", target="feishu://wrong-token")],
+        idempotency_key="feishu-wrong",
+    )
+    result = await ActivityEnvironment().run(notify.notify, request)
+    ((delivery,),) = [[d for d in result.deliveries if d.channel == "apprise"]]
+    assert delivery.status == DeliveryStatus.FAILED
+    assert "19001" in (delivery.error or "")
+    async with deps.db.session() as session:
+        (row,) = [
+            r
+            for r in await DeliveryRepository(session).list(user="alice")
+            if r.channel == "apprise"
+        ]
+    assert row.status == "failed" and "19001" in (row.error or "")
+    assert robots.received == []
+
+
+async def test_a_self_hosted_service_answering_a_wrong_path_is_refused_for_good(
+    robots: Robots,
+) -> None:
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))
+    json_url = robots.base.replace("http://", "json://") + "/answer"
+    # A wrong path, a wrong token: no retry makes them work (one post each, said at once).
+    for status in (404, 401):
+        with pytest.raises(PermanentNotifyError, match=f"HTTP {status}"):
+            await channel.send("alice", MESSAGE, f"{json_url}/{status}", idempotency_key="k")
+    # A redirect is not followed: the guard checked this host, not where it points.
+    with pytest.raises(PermanentNotifyError, match="HTTP 307: the endpoint redirects"):
+        await channel.send("alice", MESSAGE, f"{json_url}/307/elsewhere", idempotency_key="k")
+    assert [body["status"] for _, body in robots.received] == [404, 401, 307]
+
+
+async def test_a_self_hosted_service_over_its_rate_limit_asks_to_be_tried_later(
+    robots: Robots,
+) -> None:
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))
+    json_url = robots.base.replace("http://", "json://") + "/answer"
+    with pytest.raises(DeferredNotifyError, match=r"HTTP 429 \(Retry-After: 120\)") as later:
+        await channel.send("alice", MESSAGE, f"{json_url}/429/120", idempotency_key="k")
+    assert later.value.retry_after == 120
+    with pytest.raises(DeferredNotifyError, match="HTTP 503") as unavailable:
+        await channel.send("alice", MESSAGE, f"{json_url}/503", idempotency_key="k")
+    assert unavailable.value.retry_after is None
+    # A server error may pass: retried soon, as before.
+    with pytest.raises(TransientNotifyError, match="HTTP 502") as soon:
+        await channel.send("alice", MESSAGE, f"{json_url}/502", idempotency_key="k")
+    assert not isinstance(soon.value, DeferredNotifyError)

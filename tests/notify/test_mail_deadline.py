@@ -1,0 +1,61 @@
+"""A mail server that takes the message and answers after the send's deadline: the message
+may have been delivered, as when the connection is lost there, so no try sends it again."""
+
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.deliveries import delivery_key
+from activities.notify import NotifyActivities
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from ambient.storage.repositories import DeliveryRepository, EventRepository
+from tests.conftest import unique
+from tests.notify.standins import Mailbox
+from tests.notify.test_delivery import _user
+
+DEADLINE = 1.5  # the send's deadline (AMBIENT_NOTIFY_TARGET_TIMEOUT), seconds
+
+
+async def _try(notify: NotifyActivities, request: NotifyRequest) -> None:
+    """One try of the notify activity, as Temporal runs it (a transient failure raises)."""
+    try:
+        await ActivityEnvironment().run(notify.notify, request)
+    except ApplicationError as exc:
+        assert exc.type == "TransientNotifyError"
+
+
+async def test_a_mail_the_server_took_but_answered_after_the_deadline_is_not_sent_again(
+    deps: WorkerDeps,
+) -> None:
+    await _user(deps.db, "alice")
+    with Mailbox() as mailbox:
+        mailbox.data_delay = 3 * DEADLINE  # the 250 comes after the send was cut off
+        deps.settings = deps.settings.model_copy(
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": mailbox.port,
+                "smtp_tls": "none",
+                "notify_target_timeout": DEADLINE,
+            }
+        )
+        notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Disk 91%", body="node-3"),
+            targets=[Target(type="email", target="alice@example.com")],
+            idempotency_key=unique("mail-deadline"),
+        )
+        # Every try Temporal would make: the first was cut off waiting for the 250.
+        for _ in range(3):
+            await _try(notify, request)
+        assert len(mailbox.messages) == 1
+    key = delivery_key(request.idempotency_key, "email", "alice@example.com")
+    async with deps.db.session() as session:
+        row = await DeliveryRepository(session).get(key)
+        events = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    assert row is not None and row.status == DeliveryStatus.FAILED.value
+    assert "may have been delivered; not sent again" in (row.error or "")
+    assert row.error is not None and row.error.startswith("permanent:")
+    # Said once, for good: nothing is tried again.
+    assert [e.payload["retrying"] for e in events] == [False]
