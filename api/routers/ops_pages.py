@@ -266,7 +266,9 @@ async def remediation_action(
     run_key: Annotated[str | None, Form(max_length=255)] = None,
     rung: Annotated[int | None, Form(ge=1, le=6)] = None,
 ) -> Response:
-    here = f"/app/remediation?id={quote(remediation_id)}"
+    # No remediation id is longer (a workflow id): a longer one posted is no run, and comes
+    # back in the redirect's Location cut, not whole (see ``back``).
+    here = f"/app/remediation?id={quote(remediation_id[:255])}"
     remediations, me = page.state.remediations, page.me
     try:
         if action in ("approve", "refuse"):

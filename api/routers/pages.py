@@ -308,8 +308,16 @@ async def user_page(request: Request, state: StateDep, user: MaybeUser) -> UserP
 Page = Annotated[UserPage, Depends(user_page)]
 
 
+# A message said back through the redirect's Location header: a value a hand-edited form
+# posted (20,000 characters) came back in it whole, past what a reverse proxy takes in a
+# response header (nginx: 4-8 KB), and the person got the proxy's 502.
+MESSAGE_MOST = 400
+
+
 def back(path: str, message: str | None = None) -> RedirectResponse:
     joiner = "&" if "?" in path else "?"
+    if message is not None and len(message) > MESSAGE_MOST:
+        message = f"{message[: MESSAGE_MOST - 1]}…"
     # Signed before the message, which stays last in the link as it always was.
     signature = None if message is None else _signed(message)
     target = path if message is None else f"{path}{joiner}sig={signature}&msg={quote(message)}"

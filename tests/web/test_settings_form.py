@@ -182,6 +182,25 @@ async def test_removing_a_device_from_a_stale_page_names_the_device_it_showed(
     assert "No device aa:bb:cc:00:00:0c among yours." in html.unescape(again.text)
 
 
+async def test_a_long_value_posted_by_hand_comes_back_in_a_redirect_a_proxy_passes(
+    page: httpx.AsyncClient,
+) -> None:
+    """A device or remediation id of 20,000 characters (a hand-edited form) came back whole in
+    the redirect's Location (~20 KB): past a reverse proxy's response header buffer (nginx
+    4-8 KB), the person got a 502 for a refusal."""
+    long = "设备" * 10_000
+    posts = [
+        ("/app/xiaozhi/devices/remove", {"device": long}),
+        ("/app/remediation/action", {"remediation_id": long, "action": "abort"}),
+    ]
+    for path, data in posts:
+        answer = await page.post(path, data=data)
+        assert answer.status_code == 303, (path, answer.status_code)
+        assert len(answer.headers["location"]) < 4_000, (path, len(answer.headers["location"]))
+        shown = await page.get(answer.headers["location"], follow_redirects=True)
+        assert shown.status_code == 200, (path, shown.status_code)
+
+
 async def test_a_refused_endpoint_keeps_the_url_and_verbatim_the_user_typed(
     page: httpx.AsyncClient,
 ) -> None:
