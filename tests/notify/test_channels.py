@@ -15,6 +15,7 @@ from ambient.clients.notify.apprise import AppriseChannel, SmsChannel
 from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.errors import PermanentNotifyError, TransientNotifyError
+from ambient.clients.notify.http_errors import post_json
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.robots import RateLimiter
 from ambient.clients.notify.secrets import SecretResolver
@@ -812,6 +813,30 @@ async def test_everyone_is_mentioned_however_all_is_written(
     (ding,) = [body for name, body in state.received if name == "dingtalk"]
     assert ding["at"] == {"atMobiles": [], "isAtAll": True}
     assert "@all" not in ding["markdown"]["text"]
+
+
+async def test_a_webhook_whose_certificate_is_not_trusted_fails_at_once_not_after_retries(
+    tmp_path: Path,
+) -> None:
+    """An https receiver with a certificate the worker does not trust (self-signed, another
+    name) was retried as a passing failure for ~35 s, and said "retrying" meanwhile; email
+    said the same thing at once, with what to fix."""
+    cert, key = certificate("hooks.test", tmp_path, ips=("127.0.0.1",))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(PermanentNotifyError, match="certificate was refused"):
+                await post_json(http, f"https://127.0.0.1:{port}/hook", {"text": "hi"})
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_smtp_tls_that_cannot_work_is_a_permanent_configuration_error(

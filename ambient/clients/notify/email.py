@@ -19,6 +19,7 @@ from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
     TransientNotifyError,
+    ssl_error_in,
 )
 from ambient.domain.deliver_later import smtp_asked_delay
 from ambient.domain.notify import Message
@@ -204,9 +205,7 @@ def tls_problem(exc: BaseException) -> str | None:
     """What is wrong with the TLS settings if ``exc`` (or what it wraps) is a TLS failure no
     retry can fix: an untrusted certificate, or a server not speaking TLS on that port. A
     handshake cut off midway (EOF, reset) may pass and is not one of them."""
-    seen: BaseException | None = exc
-    while seen is not None and not isinstance(seen, ssl.SSLError):
-        seen = seen.__cause__ or seen.__context__
+    seen = ssl_error_in(exc)
     if isinstance(seen, ssl.SSLCertVerificationError):
         return (
             f"the SMTP server's certificate was refused ({seen.verify_message}): "

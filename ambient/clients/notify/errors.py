@@ -8,6 +8,8 @@ PermanentNotifyError   never retry (bad address, auth rejected, bad payload, unk
 
 from __future__ import annotations
 
+import ssl
+
 
 class TransientNotifyError(Exception):
     """Delivery failed for a reason that may pass; retrying makes sense."""
@@ -23,3 +25,11 @@ class DeferredNotifyError(TransientNotifyError):
 
 class PermanentNotifyError(Exception):
     """Delivery failed for a reason retrying cannot fix."""
+
+
+def ssl_error_in(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS failure ``exc`` is or wraps (an HTTP or SMTP client's connect error), if any."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLError):
+        seen = seen.__cause__ or seen.__context__
+    return seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime
 from functools import partial
 
@@ -18,6 +19,7 @@ from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
     TransientNotifyError,
+    ssl_error_in,
 )
 from ambient.domain.deliver_later import retry_after_seconds
 
@@ -68,6 +70,12 @@ async def post_json(
     except httpx.TimeoutException as exc:
         raise TransientNotifyError(f"timeout after {request_timeout:g}s") from exc
     except httpx.TransportError as exc:
+        if isinstance(refused := ssl_error_in(exc), ssl.SSLCertVerificationError):
+            # Every retry fails the same way: said at once, with what to fix, as for email.
+            raise PermanentNotifyError(
+                f"the receiver's TLS certificate was refused ({refused.verify_message}): the "
+                "URL's host must have a certificate the worker trusts"
+            ) from exc
         raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
     if response.status_code in LATER:
         after = asked_delay(response)
