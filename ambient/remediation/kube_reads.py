@@ -161,7 +161,8 @@ def rollout_health(deployment: Obj) -> RolloutHealth:
 
 
 def _rolled_out(deployment: Obj) -> tuple[bool, str]:
-    """What `kubectl rollout status` decides: rolled out, or what it waits for or failed on."""
+    """What `kubectl rollout status` decides: rolled out, or what it waits for or failed on;
+    and a Deployment scaled to 0 is not available (kubectl calls it rolled out)."""
     status, meta = deployment.get("status") or {}, deployment["metadata"]
     desired = deployment["spec"].get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
@@ -181,6 +182,10 @@ def _rolled_out(deployment: Obj) -> tuple[bool, str]:
             False,
             f"deployment {name} exceeded its progress deadline (ProgressDeadlineExceeded: {why})",
         )
+    if desired == 0:
+        # Rolled out for kubectl, but no pod serves: a metric that falls now (no traffic, no
+        # errors) says nothing of the change, as behind an isolation.
+        return False, f"deployment {name} is scaled to 0 replicas: no pod serves"
     if updated < desired:
         return False, f"{updated} of {desired} new replicas have been updated"
     if total > updated:
