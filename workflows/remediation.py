@@ -15,7 +15,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_records import RECORD_RETRY, alert_named, cause_of, left_isolated
+from workflows.remediation_records import (
+    RECORD_RETRY,
+    alert_named,
+    cause_of,
+    isolated_before,
+    left_isolated,
+)
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -62,6 +68,9 @@ FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
+# An alert that clears on a workload an earlier run isolated (its Services select no pods since
+# before this run) is no more resolved than behind this run's own isolation; it was.
+ISOLATED_BEFORE = "isolated-before-run"
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 
 
@@ -191,6 +200,14 @@ class GradedRemediationWorkflow(RemediationSafety):
                 await self._hand_over(
                     f"the alert cleared at {at} with the service isolated: no traffic reaches it, "
                     "which is no fix"
+                )
+                return "stop"
+            isolated = isolated_before(self.baseline)
+            if isolated and workflow.patched(ISOLATED_BEFORE):
+                await self._hand_over(
+                    f"the alert cleared at {at} with the service isolated since before this run "
+                    f"({isolated}): no traffic reaches it, which is no fix; restore the "
+                    "selector first"
                 )
                 return "stop"
             still = await self._joined_still_open()

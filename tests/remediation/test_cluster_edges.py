@@ -9,14 +9,16 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.remediation.ladder import Rung
+from ambient.remediation.ladder import ISOLATION_LABEL, Rung
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.storage import ActionLedger
+from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
-from tests.remediation.test_cluster import CLUSTER, cluster
+from tests.remediation.test_cluster import CLUSTER, V1, _kubeconfig, cluster
 from tests.remediation.test_workflow import USER, audit_actions, start
 from tests.standins.kube_api import ApiCall, KubeApi
+from tests.support.servers import serve
 
 __all__ = ["cluster"]  # the fixture, used by name
 
@@ -121,3 +123,32 @@ async def test_a_deployment_deleted_after_its_restart_hands_over_naming_it(
     assert "not found" in status.outcome, status.outcome
     assert len(api.writes()) == 1
     assert (await audit_actions(deps, status.run_key))[-2:] == ["hand_over", "finished"]
+
+
+async def test_an_alert_that_clears_behind_an_earlier_runs_isolation_is_not_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """An earlier run of the alert isolated the workload and handed it over; before anyone
+    restored the Service, the alert came again (the nightly triage, a watch). The error rate
+    is low because no traffic reaches the pods: the new run's restart is no fix."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.add_service("prod", "checkout", {"app": "checkout", ISOLATION_LABEL: "0f1e2d3c4b5a6978"})
+    async with serve(api.app()) as base:
+        path = _kubeconfig(tmp_path, base)
+        status = await _run(ts_env, deps, path, healthy_from=1)
+        selector = api.services[("prod", "checkout")]["spec"]["selector"]
+
+    assert ISOLATION_LABEL in selector  # nothing restored it
+    assert [(a.rung, a.applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, True)
+    ]
+    assert status.state == "handed_over", status.outcome
+    assert status.outcome == (
+        "the alert cleared at rung 1 (restart) with the service isolated since before this run "
+        f"(the selector of Service checkout carries {ISOLATION_LABEL}): no traffic reaches it, "
+        "which is no fix; restore the selector first"
+    ), status.outcome
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    assert not any(m.title.startswith("Remediated") for m in inbox)
