@@ -4,21 +4,25 @@ namespace that does not exist, a workload deleted under the run."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import ISOLATION_LABEL, Rung
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
 from tests.remediation.test_cluster import CLUSTER, V1, _kubeconfig, cluster
-from tests.remediation.test_workflow import USER, audit_actions, start
+from tests.remediation.test_workflow import USER, _signal_taken, audit_actions, start
 from tests.standins.kube_api import ApiCall, KubeApi
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
+from workflows.remediation import GradedRemediationWorkflow
 
 __all__ = ["cluster"]  # the fixture, used by name
 
@@ -152,3 +156,121 @@ async def test_an_alert_that_clears_behind_an_earlier_runs_isolation_is_not_reso
     async with deps.db.session() as session:
         inbox = await InboxRepository(session).list(USER)
     assert not any(m.title.startswith("Remediated") for m in inbox)
+
+
+@dataclass
+class HeldWrites:
+    """Holds the ``nth`` PATCH the API server receives until ``release`` (then the server
+    answers it as it would have): a write under way, its answer not yet known."""
+
+    nth: int
+    # False: the write goes on at once (the abort finds the change between two tries).
+    hold: bool = True
+    seen: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["method"] == "PATCH":
+                self.seen += 1
+                if self.seen == self.nth:
+                    self.arrived.set()
+                    if self.hold:
+                        await self.release.wait()
+            await app(scope, receive, send)
+
+        return held
+
+
+async def _aborted_while_changing(
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    api: KubeApi,
+    holding: HeldWrites,
+) -> RemediationStatus:
+    """A restart in execute mode on ``api``; aborted once ``holding`` holds its write, which
+    is then answered."""
+    async with serve(holding.wrap(api.app())) as base:
+        path = _kubeconfig(tmp_path, base)
+        remediation_settings(
+            deps,
+            remediation_approval_from_rung=0,
+            remediation_executor="kubernetes",
+            kubeconfig=path,
+            remediation_rate_limit_per_hour=10,
+        )
+        await add_user(deps, USER, permission="execute")
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(env.client, deps) as worker,
+        ):
+            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            handle = await start(env, worker.task_queue, subject, mode="execute")
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)
+                abort = AbortInput(by=USER, reason="stop")
+                await handle.signal(GradedRemediationWorkflow.abort, abort)
+                await _signal_taken(handle)
+            finally:
+                holding.release.set()
+            return await asyncio.wait_for(handle.result(), HANG)
+
+
+def _checkout(tmp_path: Path) -> KubeApi:
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    return api
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("hold", [True, False], ids=["write-under-way", "between-tries"])
+async def test_an_abort_while_the_change_is_retried_on_a_busy_api_server_makes_no_change(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, hold: bool
+) -> None:
+    """The API server answers 503 (restarting): the restart is tried again for minutes. The
+    owner aborted meanwhile, and the retries still restarted the Deployment once it answered,
+    the run then ending "aborted" with its restart made after the abort."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 4
+    # The third write: the opening's one try and the regular change's first were refused.
+    status = await _aborted_while_changing(
+        dev_env, deps, tmp_path, api, HeldWrites(nth=3, hold=hold)
+    )
+
+    assert status.state == "aborted", status.outcome
+    assert api.writes() == [], [(c.method, c.status) for c in api.calls]
+    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
+        (Rung.RESTART, False, "aborted before its change")
+    ]
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
+
+
+@pytest.mark.devserver
+async def test_an_abort_while_a_write_is_under_way_reports_the_write_it_made(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The write the abort found on the wire was stored: the run says it was made."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 1  # the opening's one try; the regular change's first is held
+    status = await _aborted_while_changing(dev_env, deps, tmp_path, api, HeldWrites(nth=2))
+
+    assert status.state == "aborted", status.outcome
+    assert len(api.writes()) == 1
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
+
+
+@pytest.mark.devserver
+async def test_an_abort_while_a_refused_write_is_under_way_makes_no_change_and_ends_aborted(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The write on the wire is answered 503 after the abort: no retry after it, no hand-over."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 4
+    status = await _aborted_while_changing(dev_env, deps, tmp_path, api, HeldWrites(nth=2))
+
+    assert status.state == "aborted", status.outcome
+    assert api.writes() == [], [(c.method, c.status) for c in api.calls]
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, False)]
