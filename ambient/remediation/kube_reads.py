@@ -81,6 +81,29 @@ class ClusterReads:
                         revisions.setdefault(number, rs)
         return revisions
 
+    async def sharing(self, deployment: Obj, services: list[Obj]) -> dict[str, list[str]]:
+        """Service name -> the other Deployments of the namespace whose pods it selects too."""
+        namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+        found = await kube_call(
+            f"listing Deployments in {namespace}",
+            collected(self._client.list(Deployment, namespace=namespace)),
+        )
+        others = [
+            (
+                d.metadata.name,
+                (d.spec.template.metadata.labels or {}) if d.spec.template.metadata else {},
+            )
+            for d in found
+            if d.metadata is not None and d.spec is not None and d.metadata.name != name
+        ]
+        shared: dict[str, list[str]] = {}
+        for service in services:
+            selector = service["spec"].get("selector") or {}
+            picked = sorted(str(n) for n, labels in others if selects(selector, labels))
+            if picked:
+                shared[service["metadata"]["name"]] = picked
+        return shared
+
     async def autoscaler(self, target: WorkloadRef) -> str | None:
         """The HorizontalPodAutoscaler that owns the workload's replicas, with its bounds."""
         try:

@@ -274,3 +274,36 @@ async def test_an_abort_while_a_refused_write_is_under_way_makes_no_change_and_e
     assert status.state == "aborted", status.outcome
     assert api.writes() == [], [(c.method, c.status) for c in api.calls]
     assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, False)]
+
+
+async def test_isolating_a_workload_leaves_a_service_it_shares_with_another_workload_alone(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The Service web selects every pod labelled tier=web: checkout's and cart's. Rung 4 on
+    checkout pointed it at no pod, and cart, which had no alert, lost its traffic too. Only
+    checkout's pods are cut off now (the deny-all NetworkPolicy), and the step says why."""
+    api = KubeApi()
+    for name in ("checkout", "cart"):
+        api.add_deployment("prod", name, V1, replicas=2)
+        api.deployments[("prod", name)]["spec"]["template"]["metadata"]["labels"]["tier"] = "web"
+        api._reconcile("prod", name)
+    # One release each: the ReplicaSets of the templates before the label are gone.
+    for key, rs in list(api.replicasets.items()):
+        if "tier" not in rs["spec"]["template"]["metadata"]["labels"]:
+            del api.replicasets[key]
+    api.add_service("prod", "web", {"tier": "web"})
+    async with serve(api.app()) as base:
+        path = _kubeconfig(tmp_path, base)
+        status = await _run(ts_env, deps, path, healthy_from=None)
+
+    assert api.services[("prod", "web")]["spec"]["selector"] == {"tier": "web"}
+    [(namespace, policy)] = list(api.networkpolicies)
+    assert api.networkpolicies[(namespace, policy)]["spec"]["podSelector"] == {
+        "matchLabels": {"app": "checkout"}
+    }
+    isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
+    assert isolate.applied and list(isolate.patch or {}) == [f"networkpolicy/prod/{policy}"]
+    assert isolate.detail == (
+        f"isolate: no Service selects only checkout; deny-all NetworkPolicy {policy}; "
+        "Service web also selects the pods of deployment cart: left as it is"
+    )
