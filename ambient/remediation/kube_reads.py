@@ -18,7 +18,14 @@ from ambient.clients.kube import (
     kube_call,
     revision_number,
 )
-from ambient.remediation.changes import REVISION_HISTORY, Kind, Obj, annotations_of, selects
+from ambient.remediation.changes import (
+    REVISION_HISTORY,
+    Kind,
+    Obj,
+    annotations_of,
+    release_of,
+    selects,
+)
 from ambient.remediation.ladder import RolloutHealth, WorkloadRef
 
 log = logging.getLogger(__name__)
@@ -160,15 +167,24 @@ class ClusterReads:
         ]
 
 
-def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | None:
-    """The newest revision before ``current`` among the ReplicaSets' own numbers."""
+def previous_revision(
+    revisions: dict[int, Obj], current: int | None, running: Obj | None = None
+) -> int | None:
+    """The newest revision before ``current`` among the ReplicaSets' own numbers, and of
+    another release than the ``running`` pod template when given: a revision a `rollout
+    restart` made (before the alert, or a run before this one) differs only in its restart
+    time, and rolling back to it rolls back nothing."""
     # A number a rollback renumbered away (revision-history) may be the ReplicaSet running now.
     if current is None:
         return None
     own = (
         r for r, rs in revisions.items() if revision_number(annotations_of(rs).get(REVISION)) == r
     )
-    return max((r for r in own if r < current), default=None)
+    release = release_of(running) if running is not None else None
+    for number in sorted((r for r in own if r < current), reverse=True):
+        if release is None or release_of(revisions[number]["spec"]["template"]) != release:
+            return number
+    return None
 
 
 def rollout_health(deployment: Obj) -> RolloutHealth:

@@ -12,13 +12,14 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.remediation.changes import RESTARTED_AT
 from ambient.remediation.ladder import ISOLATION_LABEL, Rung
 from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker
 from tests.remediation.support import add_user, alert, error_rate, remediation_settings
-from tests.remediation.test_cluster import CLUSTER, V1, _kubeconfig, cluster
+from tests.remediation.test_cluster import CLUSTER, V1, V2, _kubeconfig, cluster
 from tests.remediation.test_workflow import USER, _signal_taken, audit_actions, start
 from tests.standins.kube_api import ApiCall, KubeApi
 from tests.support.servers import HANG, serve
@@ -307,3 +308,31 @@ async def test_isolating_a_workload_leaves_a_service_it_shares_with_another_work
         f"isolate: no Service selects only checkout; deny-all NetworkPolicy {policy}; "
         "Service web also selects the pods of deployment cart: left as it is"
     )
+
+
+async def test_rung_three_rolls_back_past_a_restart_made_before_the_alert(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """v2 is the bad release; someone ran `kubectl rollout restart` on it before the alert
+    came (a new revision of the same release). Rung 3 "rolled back the release" to v2 again,
+    the revision before the restart, and v1 was never tried."""
+    api, path = cluster
+    deployment = api.deployments[("prod", "checkout")]
+    template = deployment["spec"]["template"]
+    template["metadata"].setdefault("annotations", {})[RESTARTED_AT] = "2026-11-29T08:00:00Z"
+    deployment["metadata"]["generation"] += 1
+    api._reconcile("prod", "checkout")
+    assert api.revisions("prod", "checkout") == {1: [V1], 2: [V2], 3: [V2]}
+    status = await _run(ts_env, deps, path, healthy_from=3)
+
+    rollback = next(a for a in status.attempts if a.rung is Rung.ROLLBACK)
+    assert rollback.applied, rollback
+    assert rollback.detail == f"roll back deployment prod/checkout to revision 1 ({V1})"
+    assert [c["image"] for c in deployment_of(api)["spec"]["template"]["spec"]["containers"]] == [
+        V1
+    ]
+    assert status.state == "resolved", status.outcome
+
+
+def deployment_of(api: KubeApi) -> dict[str, Any]:
+    return api.deployments[("prod", "checkout")]
