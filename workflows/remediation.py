@@ -13,9 +13,16 @@ from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
-from workflows.remediation_records import RECORD_RETRY, alert_named, cause_of, left_isolated
+from workflows.remediation_records import (
+    RECORD_RETRY,
+    alert_named,
+    cause_of,
+    isolated_before,
+    left_isolated,
+)
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -51,6 +58,9 @@ Outcome = Literal["resolved", "next", "stop"]
 # to make it, the run then ending "aborted").
 ABORT_BEFORE_CHANGE = "abort-before-change"
 ABORTED_BEFORE_CHANGE = "aborted before its change"  # _apply's answer then
+# An abort while a rung's change is still tried (retries on a busy API server) cancels them:
+# the change was made after the abort, once the API server answered.
+ABORT_DURING_CHANGE = "abort-during-change"
 # The first rung's change, when open_remediation decided everything before it, is a local
 # activity in the opening's workflow task. Before this patch it was a regular activity, made
 # once that task completed: a round trip through the server before the first change, and a
@@ -62,6 +72,9 @@ FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
+# An alert that clears on a workload an earlier run isolated (its Services select no pods since
+# before this run) is no more resolved than behind this run's own isolation; it was.
+ISOLATED_BEFORE = "isolated-before-run"
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 
 
@@ -193,6 +206,14 @@ class GradedRemediationWorkflow(RemediationSafety):
                     "which is no fix"
                 )
                 return "stop"
+            isolated = isolated_before(self.baseline)
+            if isolated and workflow.patched(ISOLATED_BEFORE):
+                await self._hand_over(
+                    f"the alert cleared at {at} with the service isolated since before this run "
+                    f"({isolated}): no traffic reaches it, which is no fix; restore the "
+                    "selector first"
+                )
+                return "stop"
             still = await self._joined_still_open()
             if still:
                 await self._hand_over(
@@ -316,13 +337,11 @@ class GradedRemediationWorkflow(RemediationSafety):
                     if refused_for_good(exc):
                         raise
             if result is None:
-                result = await self._act(
-                    RemediationActivities.apply_remediation_step,
-                    request,
-                    limit=limit,
-                    retry=CHANGE_RETRY,
-                    local=False,
-                )
+                result = await self._change(request, limit)
+                if result is None:
+                    attempt.skipped_reason = ABORTED_BEFORE_CHANGE
+                    await self._free_slot(key)
+                    return ABORTED_BEFORE_CHANGE
         except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
             return f"could not be applied ({cause_of(exc)})"
@@ -331,6 +350,35 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.skipped_reason = result.skipped_reason
         attempt.at = workflow.now()
         return result
+
+    async def _change(self, request: StepRequest, limit: timedelta) -> StepResult | None:
+        """The change as a regular activity; None when an abort stopped it before it was made.
+
+        An abort while the change is still tried (an API server answering 503 for minutes)
+        cancels its retries: it used to be made after the abort, the run then ending "aborted".
+        An attempt under way is let finish (it sends no heartbeat to be told): a write made is
+        reported as made; one the API server answered with a refusal was not made, and the
+        server tries it no more. An attempt that ran out of time may have written (its answer
+        lost): that stays a change that could not be applied, for a person to look at."""
+        change = workflow.start_activity_method(
+            RemediationActivities.apply_remediation_step,
+            request,
+            start_to_close_timeout=limit,
+            retry_policy=CHANGE_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
+        if change.done() or not workflow.patched(ABORT_DURING_CHANGE):
+            return await change
+        change.cancel()
+        try:
+            return await change
+        except ActivityError as exc:
+            # Cancelled between tries, or the try under way failed (a cancelled activity is
+            # not tried again).
+            if isinstance(exc.cause, CancelledError | ApplicationError):
+                return None
+            raise
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import Message, NotificationKind, Target
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
-    from ambient.remediation.ladder import Checkpoint, Mode, Rung
+    from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Mode, Rung
     from ambient.remediation.runs import (
         AbortInput,
         ApprovalDecision,
@@ -341,6 +341,22 @@ def left_isolated(attempts: list[Attempt]) -> str:
         " Its Services still select no pods (isolated at rung 4): restore their selectors"
         " before anything else."
     )
+
+
+def isolated_before(baseline: Checkpoint | None) -> str:
+    """The Services the run's first checkpoint found isolated (an earlier run's rung 4 left
+    its label in their selector: they select no pods), said for a person; "" when none."""
+    if baseline is None:
+        return ""
+    names = sorted(
+        n for n, selector in baseline.service_selectors.items() if ISOLATION_LABEL in selector
+    )
+    if not names:
+        return ""
+    which = (
+        f"Service {names[0]} carries" if len(names) == 1 else f"Services {', '.join(names)} carry"
+    )
+    return f"the selector of {which} {ISOLATION_LABEL}"
 
 
 def _how_it_went(attempt: Attempt) -> str:

@@ -179,6 +179,7 @@ class ThresholdWatchWorkflow(WatchControls):
             transition.value,
             transition.conditions,
             f"threshold watch {self.task}: {_describe(transition)}",
+            self.config.combine,
         )
 
         async def said(what: str, **more: Any) -> None:  # the breach's one remediation event

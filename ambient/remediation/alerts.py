@@ -42,11 +42,21 @@ class VerifySpec(UserConfig):
         description='conditions that hold when healthy, e.g. [{"op": "below", ...}]',
     )
     combine: Literal["all", "any"] = "all"
+    inclusive: bool = Field(
+        default=False,
+        description="true: a value on a line is healthy too (below means at most, above at "
+        "least), as a threshold watch's breach is over once the value is back on its line",
+    )
 
     def holds(self, value: float) -> bool:
         # Condition.breached(value) means "value is past the line in the op's direction".
-        results = [c.breached(value) for c in self.healthy]
+        results = [c.breached(value) or (self.inclusive and value == c.value) for c in self.healthy]
         return all(results) if self.combine == "all" else any(results)
+
+    def said(self) -> str:
+        """The healthy conditions as a person reads them ("below 0.05", "at or below 0")."""
+        on_line = "at or " if self.inclusive else ""
+        return ", ".join(f"{on_line}{c.op} {c.value:.15g}" for c in self.healthy)
 
 
 class Alert(UserConfig):
@@ -161,9 +171,13 @@ def alert_from_breach(
     value: float,
     conditions: list[Condition],
     message: str,
+    combine: Literal["all", "any"] = "any",
 ) -> Alert | None:
-    """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions)."""
-    # Verification reads the same source; healthy is the opposite of each breached condition.
+    """An alert from a threshold-watch breach on a TKE workload metric (QCE/TKE2 dimensions);
+    ``conditions`` are the lines it crossed, ``combine`` how the watch combines its lines."""
+    # Verification reads the same source; healthy is the breach no longer holding: the value
+    # back on or inside each line crossed ("above 0" breached is over at 0), and for a watch
+    # that breaches only past all its lines at once, back inside any one of them.
     if source.get("type") != "tencent_monitor":
         return None
     cluster, namespace, workload = workload_of(source.get("dimensions") or {})
@@ -183,7 +197,14 @@ def alert_from_breach(
             value=value,
             threshold=conditions[0].value if conditions else None,
             message=message[:4000],
-            verify=VerifySpec.model_validate({"source": source, "healthy": healthy})
+            verify=VerifySpec.model_validate(
+                {
+                    "source": source,
+                    "healthy": healthy,
+                    "combine": "any" if combine == "all" else "all",
+                    "inclusive": True,
+                }
+            )
             if healthy
             else None,
         )

@@ -153,6 +153,16 @@ def without_hash(template: Obj) -> Obj:
     return {**template, "metadata": metadata}
 
 
+def release_of(template: Obj) -> Obj:
+    """A pod template as a release: without the restart time and the ReplicaSet's hash (a
+    `rollout restart` makes a revision of the same release)."""
+    bare = without_hash(template)
+    annotations = {
+        k: v for k, v in (bare["metadata"].get("annotations") or {}).items() if k != RESTARTED_AT
+    }
+    return {**bare, "metadata": {**bare["metadata"], "annotations": annotations}}
+
+
 def revision_template(
     revisions: dict[int, Obj], revision: int | None, baseline: Checkpoint | None
 ) -> Obj | None:

@@ -89,7 +89,7 @@ class KubernetesExecutor:
         deployment = await reads.deployment(target)
         revision = revision_number(annotations_of(deployment).get(REVISION))
         revisions = await reads.revisions(deployment)
-        previous = previous_revision(revisions, revision)
+        previous = previous_revision(revisions, revision, deployment["spec"]["template"])
         notes = [f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"]
         # Access to Services and ConfigMaps may be withheld (RBAC): the checkpoint still
         # serves rungs 1-3 and says what full rollback will not be able to restore.

@@ -187,8 +187,20 @@ class StepPlanner:
         deployment = await self._read_deployment(step)
         namespace = step.target.namespace
         services = await self._reads.services(deployment)
+        # A Service that selects another workload's pods too is not pointed at no pod: that
+        # workload (no alert of its own) would lose its traffic. One this step already isolated
+        # (a retry) is its own still.
+        shared = await self._reads.sharing(deployment, services)
+        shared = {n: d for n, d in shared.items() if not _stamped_service(services, n, step.key)}
+        left = "; ".join(
+            f"Service {n} also selects the pods of deployment {', '.join(d)}: left as it is"
+            for n, d in sorted(shared.items())
+        )
+        services = [s for s in services if s["metadata"]["name"] not in shared]
         if not services:
-            return await self._plan_deny_policy(step, deployment)
+            plan = await self._plan_deny_policy(step, deployment, bool(shared))
+            plan.detail = "; ".join(filter(None, [plan.detail, left]))
+            return plan
         plan = StepPlan()
         isolated = isolation_value(step.key)
         for service in services:
@@ -208,9 +220,13 @@ class StepPlanner:
         plan.detail = (
             f"isolate: Services {names} in {namespace} select no pod ({ISOLATION_LABEL}={isolated})"
         )
+        if left:
+            plan.detail += f"; {left}"
         return plan
 
-    async def _plan_deny_policy(self, step: StepRequest, deployment: Obj) -> StepPlan:
+    async def _plan_deny_policy(
+        self, step: StepRequest, deployment: Obj, shared: bool = False
+    ) -> StepPlan:
         namespace = step.target.namespace
         name = isolation_policy_name(step.remediation_id)
         found = await self._reads.get(NetworkPolicy, namespace, name)
@@ -242,7 +258,8 @@ class StepPlanner:
             )
         return StepPlan(
             changes=[change],
-            detail=f"isolate: no Service selects {step.target.name}; deny-all NetworkPolicy {name}",
+            detail=f"isolate: no Service selects {'only ' if shared else ''}{step.target.name}; "
+            f"deny-all NetworkPolicy {name}",
         )
 
     async def _plan_full_rollback(self, step: StepRequest) -> StepPlan:
@@ -385,6 +402,10 @@ def _paused(name: str, action: str) -> StepPlan:
         "it (kubectl rollout resume)",
         detail=f"{name} is paused (spec.paused): nothing rolls out",
     )
+
+
+def _stamped_service(services: list[Obj], name: str, key: str) -> bool:
+    return any(s["metadata"]["name"] == name and stamped(s, key) for s in services)
 
 
 def _deployment(step: StepRequest) -> str:

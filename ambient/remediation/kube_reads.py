@@ -18,7 +18,14 @@ from ambient.clients.kube import (
     kube_call,
     revision_number,
 )
-from ambient.remediation.changes import REVISION_HISTORY, Kind, Obj, annotations_of, selects
+from ambient.remediation.changes import (
+    REVISION_HISTORY,
+    Kind,
+    Obj,
+    annotations_of,
+    release_of,
+    selects,
+)
 from ambient.remediation.ladder import RolloutHealth, WorkloadRef
 
 log = logging.getLogger(__name__)
@@ -81,6 +88,29 @@ class ClusterReads:
                         revisions.setdefault(number, rs)
         return revisions
 
+    async def sharing(self, deployment: Obj, services: list[Obj]) -> dict[str, list[str]]:
+        """Service name -> the other Deployments of the namespace whose pods it selects too."""
+        namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+        found = await kube_call(
+            f"listing Deployments in {namespace}",
+            collected(self._client.list(Deployment, namespace=namespace)),
+        )
+        others = [
+            (
+                d.metadata.name,
+                (d.spec.template.metadata.labels or {}) if d.spec.template.metadata else {},
+            )
+            for d in found
+            if d.metadata is not None and d.spec is not None and d.metadata.name != name
+        ]
+        shared: dict[str, list[str]] = {}
+        for service in services:
+            selector = service["spec"].get("selector") or {}
+            picked = sorted(str(n) for n, labels in others if selects(selector, labels))
+            if picked:
+                shared[service["metadata"]["name"]] = picked
+        return shared
+
     async def autoscaler(self, target: WorkloadRef) -> str | None:
         """The HorizontalPodAutoscaler that owns the workload's replicas, with its bounds."""
         try:
@@ -137,15 +167,24 @@ class ClusterReads:
         ]
 
 
-def previous_revision(revisions: dict[int, Obj], current: int | None) -> int | None:
-    """The newest revision before ``current`` among the ReplicaSets' own numbers."""
+def previous_revision(
+    revisions: dict[int, Obj], current: int | None, running: Obj | None = None
+) -> int | None:
+    """The newest revision before ``current`` among the ReplicaSets' own numbers, and of
+    another release than the ``running`` pod template when given: a revision a `rollout
+    restart` made (before the alert, or a run before this one) differs only in its restart
+    time, and rolling back to it rolls back nothing."""
     # A number a rollback renumbered away (revision-history) may be the ReplicaSet running now.
     if current is None:
         return None
     own = (
         r for r, rs in revisions.items() if revision_number(annotations_of(rs).get(REVISION)) == r
     )
-    return max((r for r in own if r < current), default=None)
+    release = release_of(running) if running is not None else None
+    for number in sorted((r for r in own if r < current), reverse=True):
+        if release is None or release_of(revisions[number]["spec"]["template"]) != release:
+            return number
+    return None
 
 
 def rollout_health(deployment: Obj) -> RolloutHealth:
@@ -161,7 +200,8 @@ def rollout_health(deployment: Obj) -> RolloutHealth:
 
 
 def _rolled_out(deployment: Obj) -> tuple[bool, str]:
-    """What `kubectl rollout status` decides: rolled out, or what it waits for or failed on."""
+    """What `kubectl rollout status` decides: rolled out, or what it waits for or failed on;
+    and a Deployment scaled to 0 is not available (kubectl calls it rolled out)."""
     status, meta = deployment.get("status") or {}, deployment["metadata"]
     desired = deployment["spec"].get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
@@ -181,6 +221,10 @@ def _rolled_out(deployment: Obj) -> tuple[bool, str]:
             False,
             f"deployment {name} exceeded its progress deadline (ProgressDeadlineExceeded: {why})",
         )
+    if desired == 0:
+        # Rolled out for kubectl, but no pod serves: a metric that falls now (no traffic, no
+        # errors) says nothing of the change, as behind an isolation.
+        return False, f"deployment {name} is scaled to 0 replicas: no pod serves"
     if updated < desired:
         return False, f"{updated} of {desired} new replicas have been updated"
     if total > updated:

@@ -144,9 +144,9 @@ class VerifyInput(Keyed):
             else:
                 value = reading.value
                 metric_ok = self.verify.holds(value)
-                rules = ", ".join(f"{c.op} {c.value:.15g}" for c in self.verify.healthy)
                 parts.append(
-                    f"metric {value:.15g} {'is' if metric_ok else 'is not'} healthy ({rules})"
+                    f"metric {value:.15g} {'is' if metric_ok else 'is not'} healthy "
+                    f"({self.verify.said()})"
                 )
         if health.observed:
             parts.append(

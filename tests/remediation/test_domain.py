@@ -388,3 +388,47 @@ def test_stats_give_success_by_rung_service_type_time_and_exhausted_budgets() ->
     assert [(r.key, r.rate) for r in stats.by_service] == [("a", 1.0), ("b", 0.0)]
     assert stats.median_seconds_to_resolve == 7 * 60
     assert stats.budgets_exhausted == 1 and stats.budget_exhausted_rate == round(1 / 3, 4)
+
+
+TKE2_RESTARTS = {
+    "type": "tencent_monitor",
+    "namespace": "QCE/TKE2",
+    "metric": "K8sWorkloadPodRestartTotal",
+    "dimensions": {"tke_cluster_instance_id": "cls-abc12345", "workload_name": "web"},
+}
+
+
+def test_a_breach_above_a_line_is_verified_healthy_back_on_the_line() -> None:
+    """A watch on "restarts above 0" recovers at 0 (it breaches only past the line); the run it
+    started must call 0 healthy too, or it climbs the whole ladder on a workload that is fine."""
+    found = alert_from_breach(TKE2_RESTARTS, 3.0, [Condition(op="above", value=0)], "restarts")
+    assert found is not None and found.verify is not None
+    assert found.verify.holds(0) and not found.verify.holds(1)
+    below = alert_from_breach(TKE2_RESTARTS, 1.0, [Condition(op="below", value=2)], "replicas")
+    assert below is not None and below.verify is not None
+    assert below.verify.holds(2) and below.verify.holds(3) and not below.verify.holds(1.5)
+    health = RolloutHealth(available=True, ready_replicas=2, desired=2, detail="rolled out")
+    verdict = VerifyInput(
+        run_key="r",
+        key="k",
+        mode="execute",
+        target=found.target(),
+        service=found.service,
+        rung=Rung.RESTART,
+        verify=found.verify,
+        reading=MetricReading(value=0),
+        now=datetime(2026, 11, 30, tzinfo=UTC),
+    ).judge(health)
+    assert verdict.resolved and verdict.detail.startswith("metric 0 is healthy (at or below 0)"), (
+        verdict.detail
+    )
+
+
+def test_a_breach_of_every_line_at_once_is_over_when_any_line_is_no_longer_crossed() -> None:
+    """A watch that combines its lines with "all" (between 10 and 100) breaches only inside
+    both; its alert is over once the value leaves either, not when it is past both at once."""
+    lines = [Condition(op="above", value=10), Condition(op="below", value=100)]
+    found = alert_from_breach(TKE2_RESTARTS, 50.0, lines, "inside the band", combine="all")
+    assert found is not None and found.verify is not None
+    assert found.verify.holds(5) and found.verify.holds(150) and found.verify.holds(10)
+    assert not found.verify.holds(50)

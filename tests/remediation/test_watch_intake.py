@@ -109,6 +109,8 @@ async def test_breach_on_a_tke_workload_metric_starts_its_remediation(
     assert status.alert.source == "threshold_watch" and status.user == USER
     assert status.alert.verify is not None
     assert [c.op for c in status.alert.verify.healthy] == ["below"]
+    # The watch breaches above 90: back at 90 it has recovered, and the run agrees.
+    assert status.alert.verify.holds(90) and not status.alert.verify.holds(90.5)
     assert started.payload["joined"] is False
 
 

@@ -1,0 +1,338 @@
+"""The ladder against workloads and API answers at the edges: a Deployment scaled to 0, a
+namespace that does not exist, a workload deleted under the run."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.remediation.changes import RESTARTED_AT
+from ambient.remediation.ladder import ISOLATION_LABEL, Rung
+from ambient.remediation.runs import AbortInput, RemediationStatus
+from ambient.remediation.storage import ActionLedger
+from ambient.storage.repositories import InboxRepository
+from tests.conftest import running_worker
+from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.test_cluster import CLUSTER, V1, V2, _kubeconfig, cluster
+from tests.remediation.test_workflow import USER, _signal_taken, audit_actions, start
+from tests.standins.kube_api import ApiCall, KubeApi
+from tests.support.servers import HANG, serve
+from workflows.remediation import GradedRemediationWorkflow
+
+__all__ = ["cluster"]  # the fixture, used by name
+
+
+async def _run(
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    path: Path,
+    healthy_from: int | None,
+    verified: bool = True,
+    **fields: object,
+) -> RemediationStatus:
+    """One alert remediated in execute mode on the stand-in, no approval asked; without a
+    ``verify`` block unless ``verified``."""
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=0,
+        remediation_executor="kubernetes",
+        kubeconfig=path,
+        remediation_rate_limit_per_hour=10,
+    )
+    await add_user(deps, USER, permission="execute")
+    async with (
+        error_rate(healthy_from=healthy_from) as (_, url),
+        running_worker(env.client, deps) as worker,
+    ):
+        subject = alert(url, cluster_id=CLUSTER, **fields)
+        if not verified:
+            subject = subject.model_copy(update={"verify": None})
+        handle = await start(env, worker.task_queue, subject, mode="execute")
+        return await handle.result()
+
+
+async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """No pod runs: a rollout of zero replicas is complete, and nothing serves. Without a
+    verify block the run must not say a restart resolved the alert."""
+    api, path = cluster
+    api.failing_images = set()
+    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
+    api._reconcile("prod", "checkout")
+    status = await _run(ts_env, deps, path, healthy_from=None, verified=False)
+
+    restart, scale_out = status.attempts[:2]
+    assert (restart.rung, restart.applied, restart.resolved) == (Rung.RESTART, True, False)
+    assert "prod/checkout is scaled to 0 replicas: no pod serves" in (restart.verification or "")
+    # The scale out is what brought pods up (from 0 to 2), and the run says so.
+    assert (scale_out.rung, scale_out.applied) == (Rung.SCALE_OUT, True), scale_out
+    assert status.outcome == "resolved at rung 2 (scale_out)", status.outcome
+    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 2
+
+
+async def test_an_alert_that_clears_on_a_deployment_scaled_to_zero_is_not_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """An error rate falls when no pod serves: as behind an isolation, it is no fix."""
+    api, path = cluster
+    api.failing_images = set()
+    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
+    api._reconcile("prod", "checkout")
+    status = await _run(ts_env, deps, path, healthy_from=1)
+
+    assert status.attempts[0].resolved is False, status.attempts[0].verification
+    assert status.attempts[0].verification == (
+        "metric 0.01 is healthy (below 0.05); rollout not available: "
+        "deployment prod/checkout is scaled to 0 replicas: no pod serves"
+    )
+
+
+async def test_an_alert_on_a_namespace_that_does_not_exist_hands_over_naming_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+    status = await _run(ts_env, deps, path, healthy_from=None, namespace="nowhere")
+
+    assert status.state == "handed_over", status.outcome
+    assert status.outcome.startswith(
+        "rung 1 (restart) was not applied: its checkpoint could not be read ("
+    ), status.outcome
+    assert "deployment nowhere/checkout not found" in status.outcome, status.outcome
+    assert api.writes() == []
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
+
+
+async def test_a_deployment_deleted_after_its_restart_hands_over_naming_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    api, path = cluster
+
+    def delete(call: ApiCall) -> None:
+        if call.kind == "deployments" and call.method == "PATCH":
+            # Once the patch is answered: someone deletes the Deployment during the settle.
+            asyncio.get_running_loop().call_soon(api.deployments.pop, ("prod", "checkout"))
+
+    api.on_write = delete
+    status = await _run(ts_env, deps, path, healthy_from=None)
+
+    assert status.state == "handed_over", status.outcome
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
+    assert "not found" in status.outcome, status.outcome
+    assert len(api.writes()) == 1
+    assert (await audit_actions(deps, status.run_key))[-2:] == ["hand_over", "finished"]
+
+
+async def test_an_alert_that_clears_behind_an_earlier_runs_isolation_is_not_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """An earlier run of the alert isolated the workload and handed it over; before anyone
+    restored the Service, the alert came again (the nightly triage, a watch). The error rate
+    is low because no traffic reaches the pods: the new run's restart is no fix."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.add_service("prod", "checkout", {"app": "checkout", ISOLATION_LABEL: "0f1e2d3c4b5a6978"})
+    async with serve(api.app()) as base:
+        path = _kubeconfig(tmp_path, base)
+        status = await _run(ts_env, deps, path, healthy_from=1)
+        selector = api.services[("prod", "checkout")]["spec"]["selector"]
+
+    assert ISOLATION_LABEL in selector  # nothing restored it
+    assert [(a.rung, a.applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, True)
+    ]
+    assert status.state == "handed_over", status.outcome
+    assert status.outcome == (
+        "the alert cleared at rung 1 (restart) with the service isolated since before this run "
+        f"(the selector of Service checkout carries {ISOLATION_LABEL}): no traffic reaches it, "
+        "which is no fix; restore the selector first"
+    ), status.outcome
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    assert not any(m.title.startswith("Remediated") for m in inbox)
+
+
+@dataclass
+class HeldWrites:
+    """Holds the ``nth`` PATCH the API server receives until ``release`` (then the server
+    answers it as it would have): a write under way, its answer not yet known."""
+
+    nth: int
+    # False: the write goes on at once (the abort finds the change between two tries).
+    hold: bool = True
+    seen: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["method"] == "PATCH":
+                self.seen += 1
+                if self.seen == self.nth:
+                    self.arrived.set()
+                    if self.hold:
+                        await self.release.wait()
+            await app(scope, receive, send)
+
+        return held
+
+
+async def _aborted_while_changing(
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    api: KubeApi,
+    holding: HeldWrites,
+) -> RemediationStatus:
+    """A restart in execute mode on ``api``; aborted once ``holding`` holds its write, which
+    is then answered."""
+    async with serve(holding.wrap(api.app())) as base:
+        path = _kubeconfig(tmp_path, base)
+        remediation_settings(
+            deps,
+            remediation_approval_from_rung=0,
+            remediation_executor="kubernetes",
+            kubeconfig=path,
+            remediation_rate_limit_per_hour=10,
+        )
+        await add_user(deps, USER, permission="execute")
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(env.client, deps) as worker,
+        ):
+            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            handle = await start(env, worker.task_queue, subject, mode="execute")
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)
+                abort = AbortInput(by=USER, reason="stop")
+                await handle.signal(GradedRemediationWorkflow.abort, abort)
+                await _signal_taken(handle)
+            finally:
+                holding.release.set()
+            return await asyncio.wait_for(handle.result(), HANG)
+
+
+def _checkout(tmp_path: Path) -> KubeApi:
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    return api
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("hold", [True, False], ids=["write-under-way", "between-tries"])
+async def test_an_abort_while_the_change_is_retried_on_a_busy_api_server_makes_no_change(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, hold: bool
+) -> None:
+    """The API server answers 503 (restarting): the restart is tried again for minutes. The
+    owner aborted meanwhile, and the retries still restarted the Deployment once it answered,
+    the run then ending "aborted" with its restart made after the abort."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 4
+    # The third write: the opening's one try and the regular change's first were refused.
+    status = await _aborted_while_changing(
+        dev_env, deps, tmp_path, api, HeldWrites(nth=3, hold=hold)
+    )
+
+    assert status.state == "aborted", status.outcome
+    assert api.writes() == [], [(c.method, c.status) for c in api.calls]
+    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
+        (Rung.RESTART, False, "aborted before its change")
+    ]
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
+
+
+@pytest.mark.devserver
+async def test_an_abort_while_a_write_is_under_way_reports_the_write_it_made(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The write the abort found on the wire was stored: the run says it was made."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 1  # the opening's one try; the regular change's first is held
+    status = await _aborted_while_changing(dev_env, deps, tmp_path, api, HeldWrites(nth=2))
+
+    assert status.state == "aborted", status.outcome
+    assert len(api.writes()) == 1
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
+
+
+@pytest.mark.devserver
+async def test_an_abort_while_a_refused_write_is_under_way_makes_no_change_and_ends_aborted(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The write on the wire is answered 503 after the abort: no retry after it, no hand-over."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 4
+    status = await _aborted_while_changing(dev_env, deps, tmp_path, api, HeldWrites(nth=2))
+
+    assert status.state == "aborted", status.outcome
+    assert api.writes() == [], [(c.method, c.status) for c in api.calls]
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, False)]
+
+
+async def test_isolating_a_workload_leaves_a_service_it_shares_with_another_workload_alone(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The Service web selects every pod labelled tier=web: checkout's and cart's. Rung 4 on
+    checkout pointed it at no pod, and cart, which had no alert, lost its traffic too. Only
+    checkout's pods are cut off now (the deny-all NetworkPolicy), and the step says why."""
+    api = KubeApi()
+    for name in ("checkout", "cart"):
+        api.add_deployment("prod", name, V1, replicas=2)
+        api.deployments[("prod", name)]["spec"]["template"]["metadata"]["labels"]["tier"] = "web"
+        api._reconcile("prod", name)
+    # One release each: the ReplicaSets of the templates before the label are gone.
+    for key, rs in list(api.replicasets.items()):
+        if "tier" not in rs["spec"]["template"]["metadata"]["labels"]:
+            del api.replicasets[key]
+    api.add_service("prod", "web", {"tier": "web"})
+    async with serve(api.app()) as base:
+        path = _kubeconfig(tmp_path, base)
+        status = await _run(ts_env, deps, path, healthy_from=None)
+
+    assert api.services[("prod", "web")]["spec"]["selector"] == {"tier": "web"}
+    [(namespace, policy)] = list(api.networkpolicies)
+    assert api.networkpolicies[(namespace, policy)]["spec"]["podSelector"] == {
+        "matchLabels": {"app": "checkout"}
+    }
+    isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
+    assert isolate.applied and list(isolate.patch or {}) == [f"networkpolicy/prod/{policy}"]
+    assert isolate.detail == (
+        f"isolate: no Service selects only checkout; deny-all NetworkPolicy {policy}; "
+        "Service web also selects the pods of deployment cart: left as it is"
+    )
+
+
+async def test_rung_three_rolls_back_past_a_restart_made_before_the_alert(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """v2 is the bad release; someone ran `kubectl rollout restart` on it before the alert
+    came (a new revision of the same release). Rung 3 "rolled back the release" to v2 again,
+    the revision before the restart, and v1 was never tried."""
+    api, path = cluster
+    deployment = api.deployments[("prod", "checkout")]
+    template = deployment["spec"]["template"]
+    template["metadata"].setdefault("annotations", {})[RESTARTED_AT] = "2026-11-29T08:00:00Z"
+    deployment["metadata"]["generation"] += 1
+    api._reconcile("prod", "checkout")
+    assert api.revisions("prod", "checkout") == {1: [V1], 2: [V2], 3: [V2]}
+    status = await _run(ts_env, deps, path, healthy_from=3)
+
+    rollback = next(a for a in status.attempts if a.rung is Rung.ROLLBACK)
+    assert rollback.applied, rollback
+    assert rollback.detail == f"roll back deployment prod/checkout to revision 1 ({V1})"
+    assert [c["image"] for c in deployment_of(api)["spec"]["template"]["spec"]["containers"]] == [
+        V1
+    ]
+    assert status.state == "resolved", status.outcome
+
+
+def deployment_of(api: KubeApi) -> dict[str, Any]:
+    return api.deployments[("prod", "checkout")]
