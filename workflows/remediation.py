@@ -72,6 +72,9 @@ FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
+# A rollback the first checkpoint found nothing for is skipped before its approval: its owner
+# was asked to approve it (and the run handed over when nobody did), then it did nothing.
+NO_ROLLBACK_NO_APPROVAL = "no-rollback-no-approval"
 # An alert that clears on a workload an earlier run isolated (its Services select no pods since
 # before this run) is no more resolved than behind this run's own isolation; it was.
 ISOLATED_BEFORE = "isolated-before-run"
@@ -148,6 +151,24 @@ class GradedRemediationWorkflow(RemediationSafety):
         await self._set_state("checking")
         if not await self._permitted(step, key, opened.permission if opened else None):
             return "stop"
+        if (
+            step.rung is Rung.ROLLBACK
+            and self.baseline is not None
+            and self.baseline.observed
+            and self.baseline.previous_revision is None
+            and workflow.patched(NO_ROLLBACK_NO_APPROVAL)
+        ):
+            # Known from the first checkpoint: nobody is asked to approve a rollback to nothing.
+            attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
+            self.attempts.append(attempt)
+            await self._nothing_to_roll_back(attempt, key)
+            await self._discuss(
+                f"{key}/step",
+                f"Rung {int(step.rung)} ({step.rung.name.lower()}, {self.mode}): "
+                f"{attempt.skipped_reason}",
+                ["step"],
+            )
+            return "next"
         if step.needs_approval and not await self._approval(step, key):
             return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key, opened.gate if opened else None)
@@ -309,11 +330,7 @@ class GradedRemediationWorkflow(RemediationSafety):
         elif step.rung is Rung.ROLLBACK:
             request.to_revision = self.baseline.previous_revision
             if self.baseline.observed and request.to_revision is None:
-                attempt.skipped_reason = (
-                    "the running release is not a Deployment revision with an earlier "
-                    "ReplicaSet: nothing to roll back to; moving on"
-                )
-                await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
+                await self._nothing_to_roll_back(attempt, key)
                 await self._free_slot(key)
                 return None
         limit = timedelta(seconds=self.policy.step_timeout_seconds)
@@ -350,6 +367,13 @@ class GradedRemediationWorkflow(RemediationSafety):
         attempt.skipped_reason = result.skipped_reason
         attempt.at = workflow.now()
         return result
+
+    async def _nothing_to_roll_back(self, attempt: Attempt, key: str) -> None:
+        attempt.skipped_reason = (
+            "the running release is not a Deployment revision with an earlier "
+            "ReplicaSet: nothing to roll back to; moving on"
+        )
+        await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
 
     async def _change(self, request: StepRequest, limit: timedelta) -> StepResult | None:
         """The change as a regular activity; None when an abort stopped it before it was made.

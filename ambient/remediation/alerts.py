@@ -11,7 +11,7 @@ import math
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictBool, field_validator, model_validator
 
 from ambient.domain.configs import UserConfig
 from ambient.domain.identifiers import (
@@ -42,7 +42,7 @@ class VerifySpec(UserConfig):
         description='conditions that hold when healthy, e.g. [{"op": "below", ...}]',
     )
     combine: Literal["all", "any"] = "all"
-    inclusive: bool = Field(
+    inclusive: StrictBool = Field(
         default=False,
         description="true: a value on a line is healthy too (below means at most, above at "
         "least), as a threshold watch's breach is over once the value is back on its line",

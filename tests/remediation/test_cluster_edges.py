@@ -18,7 +18,13 @@ from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker
-from tests.remediation.support import add_user, alert, error_rate, remediation_settings
+from tests.remediation.support import (
+    add_user,
+    alert,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
 from tests.remediation.test_cluster import CLUSTER, V1, V2, _kubeconfig, cluster
 from tests.remediation.test_workflow import USER, _signal_taken, audit_actions, start
 from tests.standins.kube_api import ApiCall, KubeApi
@@ -336,3 +342,43 @@ async def test_rung_three_rolls_back_past_a_restart_made_before_the_alert(
 
 def deployment_of(api: KubeApi) -> dict[str, Any]:
     return api.deployments[("prod", "checkout")]
+
+
+async def test_a_rollback_with_nothing_to_roll_back_to_asks_nobody_to_approve_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The first checkpoint found no earlier release: rung 3 will do nothing. Its owner was
+    pushed "Approval needed: roll back the release", and approving it rolled back nothing
+    (not answering it in time handed the run over for a step that had nothing to do)."""
+    api = _checkout(tmp_path)
+    async with serve(api.app()) as base:
+        path = _kubeconfig(tmp_path, base)
+        remediation_settings(
+            deps,
+            remediation_approval_from_rung=3,
+            remediation_executor="kubernetes",
+            kubeconfig=path,
+            remediation_rate_limit_per_hour=10,
+        )
+        await add_user(deps, USER, permission="execute")
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(ts_env.client, deps) as worker,
+        ):
+            subject = alert(url, cluster_id=CLUSTER)
+            handle = await start(ts_env, worker.task_queue, subject, mode="execute")
+            waiting = await state_reaches(ts_env, handle, ("waiting_approval",))
+            await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="x"))
+            status = await handle.result()
+        async with deps.db.session() as session:
+            inbox = await InboxRepository(session).list(USER)
+
+    assert waiting.waiting is not None and waiting.waiting.rung is Rung.ISOLATE
+    rollback = next(a for a in waiting.attempts if a.rung is Rung.ROLLBACK)
+    assert not rollback.applied
+    assert "nothing to roll back to" in (rollback.skipped_reason or ""), rollback
+    assert [m.title for m in inbox if m.title.startswith("Approval needed")] == [
+        "Approval needed: isolate the service (Service selector matches no pod) of "
+        f"{subject.service}"
+    ]
+    assert status.state == "aborted"

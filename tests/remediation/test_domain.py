@@ -432,3 +432,11 @@ def test_a_breach_of_every_line_at_once_is_over_when_any_line_is_no_longer_cross
     assert found is not None and found.verify is not None
     assert found.verify.holds(5) and found.verify.holds(150) and found.verify.holds(10)
     assert not found.verify.holds(50)
+
+
+def test_a_verify_blocks_inclusive_is_a_json_boolean_not_a_word() -> None:
+    spec = {"source": TKE2_RESTARTS, "healthy": [{"op": "below", "value": 1}]}
+    for value in ("yes", 1, "true"):
+        with pytest.raises(ValidationError, match="inclusive"):
+            VerifySpec.model_validate({**spec, "inclusive": value})
+    assert VerifySpec.model_validate({**spec, "inclusive": True}).inclusive
