@@ -28,6 +28,7 @@ from tests.remediation.support import (
 from tests.remediation.test_cluster import CLUSTER, V1, V2, _kubeconfig, cluster
 from tests.remediation.test_workflow import USER, _signal_taken, audit_actions, start
 from tests.standins.kube_api import ApiCall, KubeApi
+from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from workflows.remediation import GradedRemediationWorkflow
 
@@ -196,9 +197,10 @@ async def _aborted_while_changing(
     tmp_path: Path,
     api: KubeApi,
     holding: HeldWrites,
+    record: str | None = None,
 ) -> RemediationStatus:
     """A restart in execute mode on ``api``; aborted once ``holding`` holds its write, which
-    is then answered."""
+    is then answered (its history kept as ``record`` when recording)."""
     async with serve(holding.wrap(api.app())) as base:
         path = _kubeconfig(tmp_path, base)
         remediation_settings(
@@ -222,7 +224,10 @@ async def _aborted_while_changing(
                 await _signal_taken(handle)
             finally:
                 holding.release.set()
-            return await asyncio.wait_for(handle.result(), HANG)
+            status = await asyncio.wait_for(handle.result(), HANG)
+            if record is not None:
+                await save_history(handle, record)
+            return status
 
 
 def _checkout(tmp_path: Path) -> KubeApi:
@@ -242,8 +247,10 @@ async def test_an_abort_while_the_change_is_retried_on_a_busy_api_server_makes_n
     api = _checkout(tmp_path)
     api.unavailable_writes = 4
     # The third write: the opening's one try and the regular change's first were refused.
+    # Recorded: the abort-during-change path replays (tests/histories).
+    record = None if hold else "remediation_abort_during_change_retries"
     status = await _aborted_while_changing(
-        dev_env, deps, tmp_path, api, HeldWrites(nth=3, hold=hold)
+        dev_env, deps, tmp_path, api, HeldWrites(nth=3, hold=hold), record
     )
 
     assert status.state == "aborted", status.outcome
@@ -370,6 +377,7 @@ async def test_a_rollback_with_nothing_to_roll_back_to_asks_nobody_to_approve_it
             waiting = await state_reaches(ts_env, handle, ("waiting_approval",))
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER, reason="x"))
             status = await handle.result()
+            await save_history(handle, "remediation_no_rollback_no_approval")
         async with deps.db.session() as session:
             inbox = await InboxRepository(session).list(USER)
 
