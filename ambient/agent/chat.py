@@ -331,7 +331,7 @@ def _drop_old_turns(messages: list[dict[str, Any]], budget: int) -> None:
     time: a few long tool results in, every later request was over the model's context and
     the conversation answered nothing but its error."""
     head = 1 if messages and messages[0].get("role") == "system" else 0
-    sizes = [len(json.dumps(m, ensure_ascii=False)) for m in messages]
+    sizes = [_size(m) for m in messages]
     starts = [i for i in range(head + 1, len(messages)) if messages[i].get("role") == "user"]
     held, cut = sum(sizes[head:]), head
     for start in starts:
@@ -364,14 +364,20 @@ def _shorten_latest_results(messages: list[dict[str, Any]], excess: int) -> None
         text = message.get("content")
         if message.get("role") != "tool" or not isinstance(text, str):
             continue
-        before = len(json.dumps(message, ensure_ascii=False))
-        # As sent (JSON): the marker's line break is two characters there.
-        keep = max(
-            RESULT_KEPT, len(text) - excess - len(json.dumps(CUT_TO_FIT, ensure_ascii=False)) + 2
-        )
+        keep = max(RESULT_KEPT, len(text) - excess - len(CUT_TO_FIT))
         if keep < len(text):
             message["content"] = text[:keep] + CUT_TO_FIT
-            excess -= before - len(json.dumps(message, ensure_ascii=False))
+            excess -= len(text) - len(message["content"])
+
+
+def _size(message: dict[str, Any]) -> int:
+    """A message's characters as the model reads them: its text as it is (not JSON-escaped: a
+    result's line breaks are one character each to the model), its other fields as JSON."""
+    text = message.get("content")
+    if not isinstance(text, str):
+        return len(json.dumps(message, ensure_ascii=False))
+    rest = {key: value for key, value in message.items() if key != "content"}
+    return len(json.dumps(rest, ensure_ascii=False)) + len(text)
 
 
 CUT_OFF = "No result: the answer was cut off here (the connection dropped); it may not have run."

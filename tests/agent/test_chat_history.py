@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ambient.agent.chat import CUT_TO_FIT
+from ambient.agent.chat import CUT_TO_FIT, _size
 from ambient.agent.conversations import ConversationStore
 from ambient.storage.models import ChatConversation
 from tests.agent.test_chat_confirm import toy_chat
@@ -43,7 +43,7 @@ async def test_a_long_conversation_is_answered_turn_after_turn_within_the_models
         # What the last request held, and the answer to it: no older turn.
         assert row.messages[:-1] == llm.requests[-1]["messages"]
         assert row.messages[-1] == {"role": "assistant", "content": "answer 5"}
-        held = sum(len(json.dumps(m, ensure_ascii=False)) for m in row.messages[1:-1])
+        held = sum(_size(m) for m in row.messages[1:-1])
         assert held <= agent.history_chars, held
 
 
@@ -70,5 +70,5 @@ async def test_a_turn_of_long_results_alone_past_the_budget_is_still_answered(
         # The oldest shortened, saying so; the newest whole.
         assert results[0].endswith(CUT_TO_FIT)
         assert results[-1] == f"3{line}" * 480
-        held = sum(len(json.dumps(m, ensure_ascii=False)) for m in last[1:])
+        held = sum(_size(m) for m in last[1:])
         assert held <= agent.history_chars, held
