@@ -202,15 +202,7 @@ async def _aborted_while_changing(
     """A restart in execute mode on ``api``; aborted once ``holding`` holds its write, which
     is then answered (its history kept as ``record`` when recording)."""
     async with serve(holding.wrap(api.app())) as base:
-        path = _kubeconfig(tmp_path, base)
-        remediation_settings(
-            deps,
-            remediation_approval_from_rung=0,
-            remediation_executor="kubernetes",
-            kubeconfig=path,
-            remediation_rate_limit_per_hour=10,
-        )
-        await add_user(deps, USER, permission="execute")
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
         async with (
             error_rate(healthy_from=None) as (_, url),
             running_worker(env.client, deps) as worker,
@@ -228,6 +220,19 @@ async def _aborted_while_changing(
             if record is not None:
                 await save_history(handle, record)
             return status
+
+
+async def _executing(deps: WorkerDeps, kubeconfig: Path, *, approval_from: int) -> None:
+    """USER may execute on the Kubernetes executor at ``kubeconfig``; approvals from the rung
+    ``approval_from`` (0: none), ten changes an hour on the cluster."""
+    remediation_settings(
+        deps,
+        remediation_approval_from_rung=approval_from,
+        remediation_executor="kubernetes",
+        kubeconfig=kubeconfig,
+        remediation_rate_limit_per_hour=10,
+    )
+    await add_user(deps, USER, permission="execute")
 
 
 def _checkout(tmp_path: Path) -> KubeApi:
@@ -359,15 +364,7 @@ async def test_a_rollback_with_nothing_to_roll_back_to_asks_nobody_to_approve_it
     (not answering it in time handed the run over for a step that had nothing to do)."""
     api = _checkout(tmp_path)
     async with serve(api.app()) as base:
-        path = _kubeconfig(tmp_path, base)
-        remediation_settings(
-            deps,
-            remediation_approval_from_rung=3,
-            remediation_executor="kubernetes",
-            kubeconfig=path,
-            remediation_rate_limit_per_hour=10,
-        )
-        await add_user(deps, USER, permission="execute")
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=3)
         async with (
             error_rate(healthy_from=None) as (_, url),
             running_worker(ts_env.client, deps) as worker,
