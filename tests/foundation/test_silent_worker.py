@@ -171,3 +171,21 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
     assert refused == [f"{tool} for {watch.task_id!r}: {silent}", f"{tool}: {silent}"]
     assert spoken == WORKER_SILENT, spoken
     assert greeted.outcome is GreetOutcome.PREPARING, greeted
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expired"),
+    [
+        (RPCStatusCode.DEADLINE_EXCEEDED, "context deadline exceeded", True),
+        (RPCStatusCode.CANCELLED, "Timeout expired", True),
+        # A loaded server that saw the client give up at its deadline first (seen in CI).
+        (RPCStatusCode.CANCELLED, "context canceled", True),
+        (RPCStatusCode.CANCELLED, "operation cancelled by the caller", False),
+        (RPCStatusCode.UNAVAILABLE, "connection refused", False),
+    ],
+)
+def test_a_request_ended_by_its_deadline_is_read_as_out_of_time_in_each_wording(
+    status: RPCStatusCode, message: str, expired: bool
+) -> None:
+    assert temporal.timed_out(RPCError(message, status, None)) is expired
+    assert temporal.unanswered(RPCError(message, status, None)) is expired
