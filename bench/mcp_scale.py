@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,6 +275,17 @@ def load() -> str:
 async def main(args: argparse.Namespace) -> None:
     data = Path(tempfile.mkdtemp(prefix="mcp-scale-"))
     print(f"# bench.mcp_scale --tasks {args.tasks} --baseline {args.baseline}", flush=True)
+    try:
+        small, big = await measured(args, data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)  # the stack's Temporal file and databases
+    report(args.baseline, small, args.tasks, big)
+
+
+async def measured(
+    args: argparse.Namespace, data: Path
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Both sizes' calls timed on one stack in ``data``."""
     async with (
         dev_stack(data) as (api, token, site, temporal_port),
         sessions(api, token, 1, args.mode) as (client,),
@@ -321,7 +333,7 @@ async def main(args: argparse.Namespace) -> None:
         big = await measure(client, services, site, args.tasks, args.repeat, args.later)
         print(f"measured at {args.tasks}; load {load()}", flush=True)
         await db.close()
-    report(args.baseline, small, args.tasks, big)
+    return small, big
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import gc
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,7 @@ def compare(ref: str, argv: list[str]) -> None:
         for run in runs:
             run.kill()
         subprocess.run([*git, "remove", "--force", str(base)], check=False)
+        shutil.rmtree(scratch, ignore_errors=True)
     print(HEADER)
     print(row(ref, before))
     print(row("this tree", after))

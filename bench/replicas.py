@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -552,6 +553,7 @@ async def main(args: argparse.Namespace) -> None:
         server.wait(30)
         pg.cleanup()
         temporal_log.close()
+        shutil.rmtree(data, ignore_errors=True)  # Temporal's file and PostgreSQL's data
 
 
 async def run(
