@@ -294,6 +294,11 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             )
         else:
             headline = said("昨天没有日志记录", "No logs were recorded yesterday")
+        alarms_read = inputs.alarms_configured and not any(
+            n.source.startswith("alarms") for n in failed
+        )
+        if alarms_read and not firing:  # else the open ones are said, or why none were read
+            headline += said("，也没有未恢复的告警", ", and no alarm is open")
         if people:
             headline += said(
                 f"，{people} 个问题需要人工处理",
