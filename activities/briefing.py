@@ -215,7 +215,8 @@ class BriefingActivities:
             inputs.notes.append(SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED))
             return
         try:
-            history = await list_alarms(self._tencent, day.logs_from, day.logs_to)
+            # Also the alarms still firing that began before yesterday: the day's open problems.
+            history = await list_alarms(self._tencent, day.logs_from, day.logs_to, ongoing=True)
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")
             inputs.notes.append(SourceNote(source="alarms", ok=False, detail=str(exc)))

@@ -223,7 +223,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
     def _already(self, day: DayPlan, given: datetime) -> GreetResult:
         hhmm = day.local_hhmm(given)
         answer = self._short_answer(GreetOutcome.ALREADY_GIVEN, day, hhmm=hhmm)
-        return answer.model_copy(update={"given_at": given, "given_at_local": hhmm})
+        # The date it was given on: between a window's end and midnight the run has planned
+        # the next day already, and the answer named that day as the one given.
+        update = {"given_at": given, "given_at_local": hhmm, "date": day.date_of(given)}
+        return answer.model_copy(update=update)
 
     def _short_answer(
         self, outcome: GreetOutcome, day: DayPlan | None = None, **words: str

@@ -151,6 +151,10 @@ class DayPlan(BaseModel):
             return Date.fromisoformat(self.date) - timedelta(days=1)
         return self.local(instant).date()
 
+    def date_of(self, instant: datetime) -> str:
+        """The local date of ``instant`` (its day's midnights decide, as ``given_on``'s)."""
+        return self._local_date(instant).isoformat()
+
     def open_at(self, now: datetime) -> bool:
         """``now`` is inside the day's greeting window."""
         return self.window_start <= now < self.window_end

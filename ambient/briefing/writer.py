@@ -44,6 +44,14 @@ def _open(alarm: AlarmRecord) -> bool:
     return alarm.status.lower() not in ("ok", "resolved", "no_conf")
 
 
+def since(alarm: AlarmRecord, zone: ZoneInfo, zh: bool) -> str:
+    """ "（自 … 起）" for an alarm firing since before the day (``ongoing``), else nothing."""
+    if not alarm.ongoing:
+        return ""
+    at = alarm.time.astimezone(zone)
+    return f"（自 {at:%Y-%m-%d %H:%M} 起）" if zh else f" (since {at:%Y-%m-%d %H:%M})"
+
+
 def listed(alarms: list[AlarmRecord]) -> list[AlarmRecord]:
     """The alarms a briefing lists (prompt, report): the open ones first, each newest first,
     at most 50; its counts are of them all."""
@@ -153,8 +161,10 @@ def llm_prompt(inputs: BriefingInputs) -> str:
     )
     zone = ZoneInfo(inputs.timezone)
     alarms = "\n".join(
-        f"- {a.time.astimezone(zone):%H:%M} {a.source} {a.name} [{a.level or '-'}] {a.status} "
-        f"{a.target or ''}"
+        # One firing since before the day: its start is another day's, said as such.
+        f"- {'since ' if a.ongoing else ''}"
+        f"{a.time.astimezone(zone):{'%Y-%m-%d %H:%M' if a.ongoing else '%H:%M'}} {a.source} "
+        f"{a.name} [{a.level or '-'}] {a.status} {a.target or ''}"
         for a in listed(inputs.alarms)
     )
     parts = [
@@ -268,7 +278,8 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         )
     happened += [f"{'新闻' if zh else 'News'}: {_short(n)}" for n in inputs.news[:3]]
     attention = [_short(a) for a in inputs.anomalies[:4]]
-    attention += [f"{a.name} ({a.target or a.source})" for a in firing[:3]]
+    zone = ZoneInfo(inputs.timezone)
+    attention += [f"{a.name} ({a.target or a.source}){since(a, zone, zh)}" for a in firing[:3]]
     attention += [_unavailable(n, zh) for n in failed]
     people = len(inputs.needs_person)
     if not inputs.log_lines:
@@ -283,6 +294,11 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
             )
         else:
             headline = said("昨天没有日志记录", "No logs were recorded yesterday")
+        alarms_read = inputs.alarms_configured and not any(
+            n.source.startswith("alarms") for n in failed
+        )
+        if alarms_read and not firing:  # else the open ones are said, or why none were read
+            headline += said("，也没有未恢复的告警", ", and no alarm is open")
         if people:
             headline += said(
                 f"，{people} 个问题需要人工处理",
@@ -369,10 +385,11 @@ def _spoken(
             "腾讯云未配置，没有告警记录。", "Tencent Cloud is not configured, so no alarm history. "
         )
     elif firing:
+        began = since(firing[0], ZoneInfo(inputs.timezone), zh)
         say(
-            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}。",
+            f"有 {len(firing)} 条告警未恢复，包括 {firing[0].name}{began}。",
             f"{_many(len(firing), 'alarm is', 'alarms are')} still open"
-            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}. ",
+            f"{': ' if len(firing) == 1 else ', including '}{firing[0].name}{began}. ",
         )
     if inputs.fixed:
         say(
@@ -464,7 +481,7 @@ def full_report_markdown(content: BriefingContent, inputs: BriefingInputs) -> st
         for a in listed(inputs.alarms):
             lines.append(
                 f"| {a.time.astimezone(zone):%Y-%m-%d %H:%M} | {a.source} | {_cell(a.name)} "
-                f"| {_cell(a.status)} | {_cell(a.target or '')} |"
+                f"| {_cell(a.status)}{since(a, zone, zh)} | {_cell(a.target or '')} |"
             )
     lines += ["", f"## {'数据源' if zh else 'Sources'}"]
     lines += [

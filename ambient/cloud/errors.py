@@ -19,6 +19,7 @@ from ambient.clients.tencent.errors import (
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRetryableError,
+    TencentServiceRoleError,
 )
 
 QUOTA_PREFIXES = (
@@ -105,6 +106,9 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> CloudOpsFail
     where = f"{action} ({exc.code})"
     if isinstance(exc, TencentNotConfiguredError):
         return CloudOpsFailedError("not_configured", exc.message)
+    if isinstance(exc, TencentServiceRoleError):
+        # The keys are fine: the product's own role must be granted (its message says which).
+        return CloudOpsFailedError("auth", f"Tencent Cloud refused {where}: {exc.message}")
     if isinstance(exc, TencentAuthError):
         return CloudOpsFailedError(
             "auth",

@@ -48,3 +48,49 @@ async def test_a_day_of_more_than_fifty_alarms_is_counted_whole_and_lists_the_op
     # The table lists 50: the open ones first.
     table = row.report_markdown.split("## 告警")[1].split("## 数据源")[0]
     assert table.count("| disk-full |") == 50 and "| cpu-high |" not in table
+
+
+async def test_an_alarm_firing_since_before_yesterday_is_in_the_briefing_once_with_its_start(
+    settings: Settings, db: Database
+) -> None:
+    """DescribeAlarmHistories finds an alarm by its first occurrence (StartTime/EndTime "对应
+    FirstOccurTime"): a disk full since the day before yesterday and still firing was not in
+    the morning's briefing at all. It is, said with when it began; one that began in the window
+    is counted once, and one from before that recovered is not listed."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())  # Shanghai
+    api = TencentApi()
+
+    def alarm(name: str, status: str, at: datetime) -> dict[str, object]:
+        return {"PolicyName": name, "AlarmStatus": status, "FirstOccurTime": int(at.timestamp())}
+
+    api.monitor_alarms = [
+        alarm("disk-full", "ALARM", day.logs_from - timedelta(days=2)),
+        alarm("cpu-high", "OK", day.logs_from - timedelta(days=1)),
+        alarm("mem-high", "ALARM", day.logs_from + timedelta(hours=2)),
+    ]
+    api.cls_records = [
+        {
+            "AlarmName": "5xx burst",
+            "Status": 0,
+            "CreateTime": int((day.logs_from - timedelta(hours=5)).timestamp() * 1000),
+            "TopicName": "nginx",
+        }
+    ]
+    async with serve(api.app()) as base:
+        acts = BriefingActivities(db, LLMClient(settings), standin_tencent(base), settings)
+        request = PrepareRequest(
+            user="alice", task_id="daily-briefing/alice", config=BriefingConfig(), day=day
+        )
+        prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
+    async with db.session() as session:
+        row = await BriefingRepository(session).get("alice", day.date)
+    assert row is not None
+    assert {s.source: s.detail for s in prepared.sources}["alarms"] == "3 alarms"
+    assert "- 告警 3 条（未恢复 3 条）" in row.report_markdown
+    table = row.report_markdown.split("## 告警")[1].split("## 数据源")[0]
+    assert table.count("| mem-high |") == 1 and "| cpu-high |" not in table
+    # Shanghai time: the disk has been full since midnight on the 20th, the burst since 19:00
+    # on the 21st; the day read is the 22nd.
+    assert "| 2026-11-20 00:00 | monitor | disk-full | ALARM（自 2026-11-20 00:00 起） |" in table
+    assert "| 2026-11-21 19:00 | cls | 5xx burst | ALARM（自 2026-11-21 19:00 起） |" in table
+    assert "有 3 条告警未恢复，包括 mem-high。" in prepared.spoken_text

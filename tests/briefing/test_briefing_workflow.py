@@ -1339,6 +1339,40 @@ def test_a_briefing_whose_alarms_were_not_read_says_no_open_alarm_count(
     ).headline
 
 
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "No logs were recorded yesterday, and no alarm is open."),
+        ("zh", "昨天没有日志记录，也没有未恢复的告警。"),
+    ],
+)
+def test_a_day_without_logs_or_alarms_says_both_not_only_that_there_were_no_logs(
+    language: Language, said: str
+) -> None:
+    """A quiet day (no log line, the alarm history read and empty) was said as "No logs were
+    recorded yesterday" alone: whether the alarms were looked at was not heard. Alarms not read,
+    or one of their sources refused, are not said to be none."""
+    inputs = BriefingInputs(
+        date="2026-11-22",
+        language=language,
+        alarms_configured=True,
+        notes=[SourceNote(source="alarms", ok=True, detail="0 alarms")],
+    )
+    draft = offline_draft(inputs)
+    assert said in draft.spoken_text, draft.spoken_text
+    unread = SourceNote(source="alarms.cls", ok=False, detail="AuthFailure: refused")
+    partly = inputs.model_copy(update={"notes": [*inputs.notes, unread]})
+    unset = inputs.model_copy(
+        update={
+            "alarms_configured": False,
+            "notes": [SourceNote(source="alarms", ok=False, detail=ALARMS_NOT_CONFIGURED)],
+        }
+    )
+    for not_read in (partly, unset):
+        spoken = offline_draft(not_read).spoken_text
+        assert "no alarm is open" not in spoken and "也没有未恢复的告警" not in spoken, spoken
+
+
 def test_one_line_one_error_and_an_error_seen_once_are_said_in_the_singular() -> None:
     """The offline English briefing said "The most frequent error was disk full, 1 times" and
     listed "1 log lines, 1 errors, 0 warnings"."""

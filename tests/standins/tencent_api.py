@@ -985,6 +985,9 @@ class TencentApi:
         now = int(time.time())
         start, end = params.get("StartTime", now - 86400), params.get("EndTime", now)
         rows = [a for a in self.monitor_alarms if start <= a["FirstOccurTime"] < end]
+        # AlarmStatus: "根据告警状态过滤 ALARM=未恢复 OK=已恢复 ...，不选默认查所有".
+        if params.get("AlarmStatus"):
+            rows = [a for a in rows if a.get("AlarmStatus") in params["AlarmStatus"]]
         number, size = int(params.get("PageNumber", 1)), int(params.get("PageSize", 20))
         # The API reference (DescribeAlarmHistories): PageSize "取值1~100", PageNumber from 1.
         if not 1 <= size <= 100 or number < 1:

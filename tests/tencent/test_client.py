@@ -649,6 +649,22 @@ async def test_tke_internal_errors_that_name_a_permanent_cause_are_not_retried(
 
 @pytest.mark.parametrize(
     "code",
+    ["UnsupportedOperation.AuthorizationFailed", "UnsupportedOperation.AuthorizationExpired"],
+)
+async def test_tts_refusing_the_accounts_authorisation_is_a_credentials_error(
+    cloud: tuple[TencentApi, TencentCloud], code: str
+) -> None:
+    """TTS answers an authentication that failed or expired (tts errorcodes: 鉴权失败, 鉴权已过期)
+    under UnsupportedOperation: the keys or their access must change, as for AuthFailure."""
+    api, tc = cloud
+    api.failures["TextToVoice"] = [code]
+    with pytest.raises(TencentAuthError) as refused:
+        await text_to_voice(tc, "你好")
+    assert refused.value.code == code and api.failures["TextToVoice"] == []
+
+
+@pytest.mark.parametrize(
+    "code",
     [
         "FailedOperation.DataQueryFailed",
         "FailedOperation.DbQueryFailed",

@@ -282,6 +282,21 @@ async def test_cls_refusals_for_the_account_or_its_access_are_not_blamed_on_a_pa
     assert "rejected a parameter" not in message and "try again" not in message
 
 
+async def test_a_cls_service_role_refused_is_said_as_the_role_to_grant_and_not_retried(
+    cloud: tuple[TencentApi, AppState],
+) -> None:
+    """CLS answers InternalError.IllegalRole (cls errorcodes: 角色非法) when the service role it
+    acts with (CLS_QcsRole) is missing or lacks a policy: asking again answers the same, so the
+    person is told which role to grant, not that Tencent Cloud is unavailable."""
+    api, state = cloud
+    api.failures["CreateLogset"] = ["InternalError.IllegalRole"] * 4
+    async with client(state, "ops") as c:
+        failed, message = await call(c, "create_logset", logset={"name": "x"}, mode="execute")
+    assert failed and "CLS_QcsRole" in message and "InternalError.IllegalRole" in message, message
+    assert "try again" not in message and "unavailable" not in message
+    assert api.failures["CreateLogset"] == ["InternalError.IllegalRole"] * 3  # asked once
+
+
 async def test_cw05_bad_input_names_the_field_and_sends_nothing(
     cloud: tuple[TencentApi, AppState],
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -26,6 +26,11 @@ class AlarmRecord(BaseModel):
     region: str | None = Field(default=None, description="the alarm object's region (Monitor)")
     dimensions: dict[str, str] = Field(
         default_factory=dict, description="the alarm object's dimensions (Monitor)"
+    )
+    ongoing: bool = Field(
+        default=False,
+        description="began before the window read and had not recovered when read (firing since"
+        " its time)",
     )
 
 
@@ -68,11 +73,23 @@ CLS_ALARM_STATUS: dict[Any, str] = {0: "ALARM", 1: "OK", 2: "NO_CONF"}
 CLS_ALARM_LEVEL: dict[Any, str] = {0: "Warn", 1: "Info", 2: "Critical"}
 
 
+# How far before a window an alarm still firing is looked for (``ongoing``): a month.
+ONGOING_LOOKBACK = timedelta(days=30)
+
+
 async def list_alarms(
-    tc: TencentCloud, start: datetime, end: datetime, *, region: str | None = None
+    tc: TencentCloud,
+    start: datetime,
+    end: datetime,
+    *,
+    region: str | None = None,
+    ongoing: bool = False,
 ) -> AlarmHistory:
     """Cloud Monitor alarm history and CLS alert records in the window, newest first.
 
+    Both APIs find an alarm by when it began (DescribeAlarmHistories' StartTime/EndTime "对应
+    FirstOccurTime"), so one firing since before ``start`` is not in the window; ``ongoing``
+    adds those not recovered (up to ONGOING_LOOKBACK before), each once, marked ``ongoing``.
     One source refused (a CAM policy without its action, CLS not opened in the region, a rate
     limit past the retries): the other's alarms are answered and it is named in ``unread``.
     Both refused: the call fails, with Monitor's error."""
@@ -80,7 +97,12 @@ async def list_alarms(
     errors: list[TencentCloudError] = []
     for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
         try:
-            history.alarms += await read(tc, start, end, region)
+            alarms = await read(tc, start, end, region, False)
+            if ongoing:
+                # The windows meet at start and neither holds it twice: no alarm is in both.
+                earlier = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
+                alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
+            history.alarms += alarms
         except TencentCloudError as exc:
             errors.append(exc)
             retryable = isinstance(exc, TencentRetryableError)
@@ -92,9 +114,11 @@ async def list_alarms(
 
 
 async def _monitor_alarms(
-    tc: TencentCloud, start: datetime, end: datetime, region: str | None
+    tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
 ) -> list[AlarmRecord]:
     alarms: list[AlarmRecord] = []
+    # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
+    status = {"AlarmStatus": ["ALARM"]} if open_only else {}
     for page in itertools.count(1):
         answer = await tc.call(
             "monitor",
@@ -105,6 +129,7 @@ async def _monitor_alarms(
                 "PageSize": 100,
                 "StartTime": int(start.timestamp()),
                 "EndTime": int(end.timestamp()),
+                **status,
             },
             region=region,
         )
@@ -130,12 +155,14 @@ async def _monitor_alarms(
 
 
 async def _cls_alarms(
-    tc: TencentCloud, start: datetime, end: datetime, region: str | None
+    tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
 ) -> list[AlarmRecord]:
+    # Filter status "0": 未恢复 (DescribeAlertRecordHistory's Filters).
+    status = {"Filters": [{"Key": "status", "Values": ["0"]}]} if open_only else {}
     records = await tc.paged(
         "cls",
         "DescribeAlertRecordHistory",
-        {"From": ms(start), "To": ms(end)},
+        {"From": ms(start), "To": ms(end), **status},
         "Records",
         region=region,
     )

@@ -6,7 +6,9 @@ TencentCloudError
  └── TencentRequestError        the request itself is wrong or not allowed (and the InternalError
       │                         codes TKE documents for such causes: .Param, .Quota*, ...)
       ├── TencentAuthError       AuthFailure*, UnauthorizedOperation*, InternalError.CamNoAuth,
-      │                          OperationDenied.ACLFailed, a CVM role without keys
+      │    │                     OperationDenied.ACLFailed, TTS UnsupportedOperation.Authorization*,
+      │    │                     a CVM role without keys
+      │    └── TencentServiceRoleError  CLS InternalError.IllegalRole: its service role to grant
       ├── TencentClockError      AuthFailure.SignatureExpire: this machine's clock, not the keys
       └── TencentNotFoundError   ResourceNotFound*, InternalError.*NotFound, *.ClusterNotFound
 """
@@ -46,6 +48,10 @@ class TencentRequestError(TencentCloudError):
 
 class TencentAuthError(TencentRequestError):
     """Credentials rejected or the CAM policy does not allow the action."""
+
+
+class TencentServiceRoleError(TencentAuthError):
+    """The service role a product acts with is missing or lacks a policy; the message names it."""
 
 
 class TencentClockError(TencentRequestError):
@@ -98,6 +104,8 @@ RETRYABLE_PREFIXES = (
 # "账户未通过认证", "参数错误", "超过配额限制", "...未找到"): not retried, read as their cause.
 # CLS refuses an action the caller's access does not allow as OperationDenied.ACLFailed
 # (cls errorcodes: "ACL校验失败"), a permission like the codes above.
+# TTS answers an authentication that failed or expired under UnsupportedOperation (tts
+# errorcodes: 鉴权失败, 鉴权已过期): the keys or their access must change, as for AuthFailure.
 # No keys for a CVM role from the instance's metadata service (the SDK's own code for it).
 ROLE_UNAVAILABLE = "ClientError.MetadataError"
 AUTH_CODES = (
@@ -105,7 +113,17 @@ AUTH_CODES = (
     "InternalError.CamNoAuth",
     "InternalError.AccountUserNotAuthenticated",
     "OperationDenied.ACLFailed",
+    "UnsupportedOperation.AuthorizationFailed",
+    "UnsupportedOperation.AuthorizationExpired",
 )
+# CLS answers InternalError.IllegalRole (cls errorcodes: 角色非法) for a call that needs its
+# service role when that role is missing or lacks the policy: a set-up to fix, not retried.
+SERVICE_ROLES = {
+    "InternalError.IllegalRole": (
+        "CLS's service role is missing or not authorised: in the CAM console grant the role "
+        "CLS_QcsRole (role entity cls.cloud.tencent.com) the policy this operation needs"
+    ),
+}
 INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
 
 
@@ -122,6 +140,8 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
     if code == CLOCK_SKEW:
         hint = "this machine's clock is more than 5 minutes off; set it right (NTP)"
         return TencentClockError(code, f"{hint}. {text}", request_id)
+    if code in SERVICE_ROLES:
+        return TencentServiceRoleError(code, f"{SERVICE_ROLES[code]}. {text}", request_id)
     if code.startswith(("AuthFailure", "UnauthorizedOperation")) or code in AUTH_CODES:
         return TencentAuthError(code, text, request_id)
     # TKE answers a cluster it does not know under four prefixes (tke errorcodes: ResourceNotFound,
