@@ -248,8 +248,13 @@ _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
     (re.compile(r"Daily briefing for"), "每日简报", lambda: "daily briefing"),
 ]
 _EVERY = {"daily": "每天", "weekly": "每周"}
-# A comma between words, not one inside a number ("1,000").
-_IN_LABEL_COMMA = re.compile(r"\s*,(?!\d)\s*")
+# What ends an item of a list said aloud, or a sentence, inside a label someone wrote: a comma
+# or semicolon between words (not "1,000") and a sentence's end in English, "、" and the sentence
+# ends in Chinese (whose shapes hold "，" inside their brackets, which ends no item of "、").
+_LABEL_BREAKS = (
+    re.compile(r"\s*(?:[、；;。！？]|[!?](?=\s|$))\s*"),
+    re.compile(r"\s*(?:[,;](?!\d)|[.!?](?=\s|$)|[、，；。！？])\s*"),
+)
 
 
 def spoken_summary(summary: str | None, english: bool = False) -> str | None:
@@ -272,9 +277,10 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
     if re.fullmatch(r"[0-9a-f]{12}", name) or task.kind is TaskKind.DAILY_BRIEFING:
         summary = spoken_summary(task.summary, english)
         said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
-        # One phrase: an English list of labels is joined by "; ", and a comma inside one
-        # would be heard as the end of an item (and is where xiaozhi-server splits for TTS).
-        return _IN_LABEL_COMMA.sub(" ", said) if english else said
+        # One phrase: labels are said in lists ("; " between English items, "、" between
+        # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
+        # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
+        return _LABEL_BREAKS[english].sub(" ", said).strip()
     return spoken_name(name)
 
 

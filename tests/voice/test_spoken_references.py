@@ -383,6 +383,14 @@ def test_an_english_task_label_is_one_phrase_without_a_comma() -> None:
         "reminder on a schedule",
         "Stand-up call Mondays room 4",
     ], labels
+    # A summary someone wrote, with sentences and a list of its own, in either language.
+    wrote = [_task("reminder/ops/00112233aac0", "Call mom. Then dad, 1,000 times!")]
+    wrote.append(_task("reminder/ops/00112233aac1", "周会、站会。别迟到！"))
+    assert [task_label(t, english=True) for t in wrote] == [
+        "Call mom Then dad 1,000 times",
+        "周会 站会 别迟到",
+    ]
+    assert [task_label(t) for t in wrote] == ["Call mom. Then dad, 1,000 times", "周会 站会 别迟到"]
     _, question, _ = pick_task(tasks, "billing", english=True)
     listed = question.split(": ", 1)[1]
     assert "," not in listed and listed.count(";") == 3, question
