@@ -271,10 +271,20 @@ def spoken_summary(summary: str | None, english: bool = False) -> str | None:
     return summary
 
 
+# The name a task created without one gets (12 hex digits of a hash): digits among them, as a
+# hash has; a name of the letters a-f alone ("deadbeefcafe") is one a person gave.
+_DERIVED_NAME = re.compile(r"(?=[a-f]*\d)[0-9a-f]{12}")
+
+
+def unnamed(name: str) -> bool:
+    """Whether a task's ``name`` is the one derived for a task created without a name."""
+    return _DERIVED_NAME.fullmatch(name) is not None
+
+
 def task_label(task: TaskSummary, english: bool = False) -> str:
     name = task.task_id.rsplit("/", 1)[-1]
     # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
-    if re.fullmatch(r"[0-9a-f]{12}", name) or task.kind is TaskKind.DAILY_BRIEFING:
+    if unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING:
         summary = spoken_summary(task.summary, english)
         said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
         # One phrase: labels are said in lists ("; " between English items, "、" between
