@@ -5,6 +5,7 @@ call, a call answered within the speaker's wait."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -12,11 +13,13 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
+from ambient.bridge.runner import BridgeTiming
 from ambient.bridge.serving import RESULT_LIMIT_BYTES
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 from tests.bridge.test_bridge import (  # noqa: F401  (fixtures)
     bridge_settings,
+    full_server_for,
     register,
     runner_for,
     running,
@@ -144,3 +147,27 @@ async def test_a_voice_call_is_answered_in_words_within_the_speakers_wait_with_t
             result = answer["result"]
             assert "isError" not in result or result["isError"] is False, (tool, result)
             assert_speakable(result["content"][0]["text"])
+
+
+async def test_a_broker_dropping_every_connection_at_once_is_redialed_ever_more_slowly(
+    state: AppState,  # noqa: F811
+) -> None:
+    """A broker restarting in a loop (each connection taken, then closed 1012 at once): the
+    connections counted as up never lasted, so the re-dials back off as for a refusal, not a
+    storm of dials at the first delay."""
+    runner = replace(
+        runner_for(state, "r1", full_server_for(state)),
+        timing=BridgeTiming(first_delay=0.5, settle_seconds=0.2),
+    )
+    token = unique("jwt")
+    held_at: list[float] = []
+    async with running_broker({token}) as broker, running(runner):
+        await register(state, unique("zhu"), broker.url(token))
+        for count in range(1, 6):
+            connection = await broker.held(token, count)
+            held_at.append(time.monotonic())
+            await connection.socket.close(1012, "service restart")
+    gaps = [b - a for a, b in itertools.pairwise(held_at)]
+    # Full jitter on a doubling ceiling: two steps on, a gap is longer than the one before.
+    assert gaps[2] > gaps[0] and gaps[3] > gaps[1], gaps
+    assert runner.counts["dials"] == 5
