@@ -47,8 +47,10 @@ _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 _POD = re.compile(
     rf"\b([a-z0-9][a-z0-9.-]*?)-(?=[a-z-]{{0,16}}\d){_SAFE}{{6,10}}-{_SAFE}{{5}}\b", re.ASCII
 )
-# A hex id has a letter: 8 digits are a number said (an order id 20261126, a count).
-_HEX = re.compile(r"\b(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE | re.ASCII)
+# A hex id is random, so it holds letters and digits both: 8 digits are a number said (an order
+# id 20261126, a count), and a word of the letters a-f alone is a name someone chose
+# ("deadbeef", "cafeadded"), said as it is.
+_HEX = re.compile(r"\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{8,}\b", re.IGNORECASE | re.ASCII)
 # The key an id was written under ("trace_id=…"), left with nothing after it once the id is
 # out: said "trace id equals" otherwise; a Chinese key ("实例=") is said without its sign.
 _EMPTIED_KEY = re.compile(

@@ -34,9 +34,9 @@ def run_about(run: RemediationSummary, english: bool = False) -> str:
     return f"{spoken_name(workload)} 的 {spoken_name(run.alert_type)}"
 
 
-# Between the items of an English list said aloud: an item may hold a comma of its own ("reminder,
-# daily at 09:00"; "number 1, error rate on checkout"), so commas between them ran items
-# together. Chinese lists are joined by "、", which no item holds.
+# Between the items of an English list said aloud: an item may hold a comma of its own ("number
+# 1, error rate on checkout"), so commas between them ran items together (a task's label holds
+# none: `task_label`). Chinese lists are joined by "、", which no item holds.
 LIST_SEP_EN = "; "
 
 ORDINAL_WORDS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
@@ -225,29 +225,36 @@ _SUMMARIES: list[tuple[re.Pattern[str], str, Callable[..., str]]] = [
         re.compile(r"Web monitor of (\d+) URL\(s\) every ([\d.]+) min\b"),
         "网页监控（{0} 个网址，每 {1} 分钟）",
         lambda n, m: (
-            f"web monitor of {counted(n, 'page', 'pages')}, every {counted(m, 'minute', 'minutes')}"
+            f"web monitor of {counted(n, 'page', 'pages')} every {counted(m, 'minute', 'minutes')}"
         ),
     ),
     (re.compile(r"Threshold watch (\S+):"), "阈值监控 {0}", lambda m: f"threshold watch {m}"),
     (
         re.compile(r"News digest of (\d+) page\(s\), (\w+) at (\d\d:\d\d)"),
         "新闻摘要（{0} 个网页，{1} {2}）",
-        lambda n, e, t: f"news digest of {counted(n, 'page', 'pages')}, {e} at {t}",
+        lambda n, e, t: f"news digest of {counted(n, 'page', 'pages')} {e} at {t}",
     ),
     (
         re.compile(r"Reminder, (\w+) at (\d\d:\d\d)"),
         "提醒（{0} {1}）",
-        lambda e, t: f"reminder, {e} at {t}",
+        lambda e, t: f"reminder {e} at {t}",
     ),
     (
         re.compile(r"News digest of (\d+) page\(s\), cron"),
         "新闻摘要（{0} 个网页，按计划）",
-        lambda n: f"news digest of {counted(n, 'page', 'pages')}, on a schedule",
+        lambda n: f"news digest of {counted(n, 'page', 'pages')} on a schedule",
     ),
-    (re.compile(r"Reminder, cron"), "提醒（按计划）", lambda: "reminder, on a schedule"),
+    (re.compile(r"Reminder, cron"), "提醒（按计划）", lambda: "reminder on a schedule"),
     (re.compile(r"Daily briefing for"), "每日简报", lambda: "daily briefing"),
 ]
 _EVERY = {"daily": "每天", "weekly": "每周"}
+# What ends an item of a list said aloud, or a sentence, inside a label someone wrote: a comma
+# or semicolon between words (not "1,000") and a sentence's end in English, "、" and the sentence
+# ends in Chinese (whose shapes hold "，" inside their brackets, which ends no item of "、").
+_LABEL_BREAKS = (
+    re.compile(r"\s*(?:[、；;。！？]|[!?](?=\s|$))\s*"),
+    re.compile(r"\s*(?:[,;](?!\d)|[.!?](?=\s|$)|[、，；。！？])\s*"),
+)
 
 
 def spoken_summary(summary: str | None, english: bool = False) -> str | None:
@@ -264,13 +271,26 @@ def spoken_summary(summary: str | None, english: bool = False) -> str | None:
     return summary
 
 
+# The name a task created without one gets (12 hex digits of a hash): digits among them, as a
+# hash has; a name of the letters a-f alone ("deadbeefcafe") is one a person gave.
+_DERIVED_NAME = re.compile(r"(?=[a-f]*\d)[0-9a-f]{12}")
+
+
+def unnamed(name: str) -> bool:
+    """Whether a task's ``name`` is the one derived for a task created without a name."""
+    return _DERIVED_NAME.fullmatch(name) is not None
+
+
 def task_label(task: TaskSummary, english: bool = False) -> str:
     name = task.task_id.rsplit("/", 1)[-1]
     # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
-    if re.fullmatch(r"[0-9a-f]{12}", name) or task.kind is TaskKind.DAILY_BRIEFING:
+    if unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING:
         summary = spoken_summary(task.summary, english)
-        said = summary or task.kind.value.replace("_", " ")
-        return speakable(said, 60, english=english)
+        said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
+        # One phrase: labels are said in lists ("; " between English items, "、" between
+        # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
+        # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
+        return _LABEL_BREAKS[english].sub(" ", said).strip()
     return spoken_name(name)
 
 

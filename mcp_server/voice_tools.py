@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -40,6 +39,7 @@ from mcp_server.voice_speech import (
     run_about,
     spoken_name,
     task_label,
+    unnamed,
 )
 
 log = logging.getLogger(__name__)
@@ -392,7 +392,7 @@ _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "
 
 def _task_said(task_id: str) -> str:
     kind, _, name = task_id.rpartition("/")
-    if re.fullmatch(r"[0-9a-f]{12}", name):
+    if unnamed(name):
         return say(
             *sentences.KIND_WORDS.get(kind.split("/", 1)[0], ("未命名任务", "an unnamed task"))
         )

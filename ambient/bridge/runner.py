@@ -76,6 +76,7 @@ class BridgeTiming:
     max_delay: float = 600.0
     healthy_after: float = 60.0  # a connection that lasted this long resets the backoff
     open_timeout: float = 10.0
+    check_seconds: float = 0.5  # at most, whether the endpoint is still ours before a call
     # After closing a connection that replaced one the relay may still hold: time for the
     # relay to let both go before the endpoint is dialed afresh (``BridgeRunner._opened``).
     # mcp-endpoint-server on its pinned websockets 12 waits out its close timeout for an old
@@ -203,7 +204,12 @@ class BridgeRunner:
                     await self._state(endpoint_id, "connected", None)
                     log.info("xiaozhi endpoint %s (%s, %s): connected", endpoint_id, masked, user)
                     try:
-                        await serve_mcp(ws, self.server_for(user), verbatim=verbatim)
+                        await serve_mcp(
+                            ws,
+                            self.server_for(user),
+                            verbatim=verbatim,
+                            admitted=lambda: self._still_held(endpoint_id),
+                        )
                     except asyncio.CancelledError:
                         # Removed, lease lost or stopping: a normal close, not "internal error".
                         await asyncio.shield(ws.close(1001, "endpoint released"))
@@ -260,6 +266,20 @@ class BridgeRunner:
             raise
         await asyncio.sleep(self.timing.settle_seconds)
         return await self._opened(url, replacing=False)
+
+    async def _still_held(self, endpoint_id: int) -> bool:
+        """Whether the endpoint is still registered and this runner's: a tool call is run only
+        then. A database that cannot say at once admits it (the tools say themselves what is
+        down, within the speaker's wait; frames wait behind this check, pings too)."""
+        try:
+            async with asyncio.timeout(self.timing.check_seconds), self.db.session() as session:
+                holder = await session.scalar(
+                    select(XiaozhiEndpoint.holder).where(XiaozhiEndpoint.id == endpoint_id)
+                )
+        except Exception as exc:
+            log.warning("xiaozhi endpoint %s: not checked before a call: %s", endpoint_id, exc)
+            return True
+        return holder == self.name  # None when the row is gone
 
     async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool]:
         async with self.db.session() as session:

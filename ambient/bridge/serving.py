@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, Protocol, TypeVar
 
@@ -41,6 +42,9 @@ CUT_NOTE = "结果太长，只说到这里。"
 # Said for a call still running when the bridge lets its endpoint go (removed, or another
 # replica holds it now): the broker hears an answer, not silence until its timeout.
 RELEASED_NOTE = "接入点的连接这时断开了，这次请求可能没有做完，请稍后再说一次。"
+# Said for a call that arrives after the endpoint was removed (or another replica took it),
+# before this connection closes: the call is not run, as its user no longer serves it here.
+WITHDRAWN_NOTE = "这个接入点已经移除或转交，这次请求没有执行。"
 # No request of the voice tools comes near this: a larger message is refused on its own. The
 # WebSocket takes frames up to FRAME_LIMIT_BYTES, so one such frame does not close the
 # connection (and every call still running on it); past that, it closes (1009).
@@ -77,8 +81,16 @@ class Socket(Protocol):
     async def recv(self) -> str | bytes: ...
 
 
-async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = False) -> None:
-    """Serve ``server`` over ``socket`` until the socket closes (its error propagates)."""
+async def serve_mcp(
+    socket: Socket,
+    server: MCPServer[Any],
+    *,
+    verbatim: bool = False,
+    admitted: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
+    """Serve ``server`` over ``socket`` until the socket closes (its error propagates).
+    ``admitted``: whether the connection still serves its endpoint, asked before each tool
+    call (a removal is seen at the runner's next scan; a call meanwhile is not run)."""
     to_server, server_reads = create_context_streams[SessionMessage | Exception](16)
     server_writes, from_server = create_context_streams[SessionMessage](16)
     calls: set[str] = set()  # ids (as JSON) of tools/call requests not yet answered
@@ -97,6 +109,13 @@ async def serve_mcp(socket: Socket, server: MCPServer[Any], *, verbatim: bool = 
                         await socket.send(as_frame(message))
                     continue
                 if isinstance(message, JSONRPCRequest):
+                    if message.method == "tools/call" and admitted and not await admitted():
+                        withdrawn = {"content": [{"type": "text", "text": WITHDRAWN_NOTE}]}
+                        result = shape_result(withdrawn, verbatim=verbatim)
+                        await socket.send(
+                            as_frame({"jsonrpc": "2.0", "id": message.id, "result": result})
+                        )
+                        continue
                     if not opened and message.method != "initialize":
                         for opening in OPENING:
                             await to_server.send(SessionMessage(opening))

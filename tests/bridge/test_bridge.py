@@ -34,6 +34,7 @@ from ambient.bridge.serving import (
     FRAME_LIMIT_BYTES,
     RELEASED_NOTE,
     RESULT_LIMIT_BYTES,
+    WITHDRAWN_NOTE,
     serve_mcp,
 )
 from ambient.clients.guard import DestinationGuard
@@ -1168,6 +1169,41 @@ async def test_a_call_in_flight_when_its_endpoint_is_removed_is_answered_not_dro
     assert "isError" not in answer["result"]
     assert answer["result"]["content"] == [{"type": "text", "text": RELEASED_NOTE}]
     assert connection.close_reason == "1001 endpoint released"
+
+
+async def test_a_call_arriving_after_its_endpoint_was_removed_is_not_run(
+    state: AppState,
+) -> None:
+    """Removing an endpoint (its 接入点 token withdrawn from ambient-ops) closed its connection
+    at the runner's next scan: a call the broker sent meanwhile was run with the user's rights
+    and answered with their data (whoami: their name, role and permissions)."""
+    ran = asyncio.Event()
+
+    def counting_server(user: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="counting")
+
+        @server.tool()
+        async def whoami() -> str:
+            """Who the endpoint acts as."""
+            ran.set()
+            return user
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", counting_server)),
+    ):
+        endpoint = await register(state, unique("quinn"), broker.url(token))
+        connection = await broker.held(token)
+        async with state.db.session() as session:
+            await service(state, session).remove(None, endpoint)
+        answer = await within(HANG, connection.call_tool("whoami", {}))
+        await within(HANG, connection.closed.wait())
+    assert not ran.is_set()
+    assert "isError" not in answer["result"]  # a relay drops an error's text: said as words
+    assert answer["result"]["content"] == [{"type": "text", "text": WITHDRAWN_NOTE}]
 
 
 class ClosingSocket:

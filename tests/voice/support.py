@@ -22,7 +22,7 @@ _URL = re.compile(r"(?:https?|wss?)://|www\.", re.IGNORECASE)
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\ufe0f]")
 _ID = re.compile(
     r"remediation/|(?:web-monitor|threshold-watch|reminder|daily-briefing)/"
-    r"|\b(?=\d*[a-f])[0-9a-f]{8,}\b|\bcls-[0-9a-z]+|\bamb_|\bxzd_",
+    r"|\b(?=[a-f]*\d)(?=\d*[a-f])[0-9a-f]{8,}\b|\bcls-[0-9a-z]+|\bamb_|\bxzd_",
     re.IGNORECASE,
 )
 # A sentence ends at 。！？ or at . ! ? before a space or the end ("3.5", "a.b" go on).

@@ -318,12 +318,12 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_english_as_speech() -> 
         _task("reminder/ops/00112233aabd", "Reminder, cron 0 9 * * 1-5 UTC, for ops"),
     ]
     assert [task_label(t, english=True) for t in tasks] == [
-        "web monitor of 2 pages, every 5 minutes",
-        "web monitor of 1 page, every 1 minute",
+        "web monitor of 2 pages every 5 minutes",
+        "web monitor of 1 page every 1 minute",
         "threshold watch cpu usage",
-        "reminder, daily at 08:30",
-        "news digest of 3 pages, weekly at 08:00",
-        "reminder, on a schedule",
+        "reminder daily at 08:30",
+        "news digest of 3 pages weekly at 08:00",
+        "reminder on a schedule",
     ]
     task, _, _ = pick_task(tasks, "web monitor", english=True)
     assert task is None  # two fit: asked back by their spoken labels
@@ -359,6 +359,44 @@ def test_a_question_back_naming_some_of_many_tasks_says_how_many_there_are() -> 
     assert question == "没找到叫“backup”的任务。你的任务有：a、b、c、d。", question
 
 
+def test_an_english_task_label_is_one_phrase_without_a_comma() -> None:
+    """ "Your tasks are: reminder, daily at 09:00; nightly report" read "reminder" as an item of
+    its own: a label said from a summary held a comma, and a comma is where a listener (and
+    xiaozhi-server's sentence split) hears one item end. Any summary, the service's shapes and
+    others alike, is said as one phrase."""
+    tasks = [
+        _task("web-monitor/ops/0123456789ab", "Web monitor of 2 URL(s) every 5 min for ops"),
+        _task("reminder/ops/00112233aabb", "Reminder, daily at 09:00 Asia/Shanghai, for ops"),
+        _task(
+            "reminder/ops/00112233aabc", "News digest of 3 page(s), weekly at 08:00 UTC, for ops"
+        ),
+        _task("reminder/ops/00112233aabd", "News digest of 2 page(s), cron 0 9 * * * UTC, for ops"),
+        _task("reminder/ops/00112233aabe", "Reminder, cron 0 9 * * 1-5 UTC, for ops"),
+        _task("reminder/ops/00112233aabf", "Stand-up call, Mondays, room 4"),
+    ]
+    labels = [task_label(t, english=True) for t in tasks]
+    assert labels == [
+        "web monitor of 2 pages every 5 minutes",
+        "reminder daily at 09:00",
+        "news digest of 3 pages weekly at 08:00",
+        "news digest of 2 pages on a schedule",
+        "reminder on a schedule",
+        "Stand-up call Mondays room 4",
+    ], labels
+    # A summary someone wrote, with sentences and a list of its own, in either language.
+    wrote = [_task("reminder/ops/00112233aac0", "Call mom. Then dad, 1,000 times!")]
+    wrote.append(_task("reminder/ops/00112233aac1", "周会、站会。别迟到！"))
+    assert [task_label(t, english=True) for t in wrote] == [
+        "Call mom Then dad 1,000 times",
+        "周会 站会 别迟到",
+    ]
+    assert [task_label(t) for t in wrote] == ["Call mom. Then dad, 1,000 times", "周会 站会 别迟到"]
+    _, question, _ = pick_task(tasks, "billing", english=True)
+    listed = question.split(": ", 1)[1]
+    assert "," not in listed and listed.count(";") == 3, question
+    assert_speakable(question)
+
+
 def test_an_english_list_is_heard_as_its_items_when_an_item_holds_a_comma() -> None:
     """ "Your tasks are: reminder, daily at 09:00, nightly report, db backup" sounded like four
     tasks: a task said by its summary holds a comma, and the items were joined by commas too;
@@ -371,13 +409,12 @@ def test_an_english_list_is_heard_as_its_items_when_an_item_holds_a_comma() -> N
     ]
     _, question, _ = pick_task(tasks, "billing", english=True)
     assert question == (
-        "I found no task called “billing”. Your tasks are: reminder, daily at 09:00;"
-        " nightly report; db backup; reminder, weekly at 08:00."
+        "I found no task called “billing”. Your tasks are: reminder daily at 09:00;"
+        " nightly report; db backup; reminder weekly at 08:00."
     ), question
     _, question, _ = pick_task(tasks, "reminder", english=True)
     assert question == (
-        "2 tasks fit: reminder, daily at 09:00; reminder, weekly at 08:00."
-        " Please say the full name."
+        "2 tasks fit: reminder daily at 09:00; reminder weekly at 08:00. Please say the full name."
     ), question
     _, question = pick_remediation(RUNS, "checkout", english=True)
     assert question == (

@@ -20,6 +20,7 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
+from ambient.speech import speakable
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
@@ -614,3 +615,37 @@ async def test_the_daily_briefing_is_said_as_the_daily_briefing_not_as_the_users
         await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
     assert missing == "没找到叫“比特币”的任务。你的任务有：每日简报、backup。", missing
     assert status.startswith("每日简报正在运行"), status
+
+
+async def test_a_task_named_with_a_hex_looking_word_is_said_by_its_name(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A reminder the user named "deadbeef" was answered "正在运行，已执行 0 次。" (its name cut
+    out as a hex id), one named "deadbeefcafe" as an unnamed reminder: a word of
+    hex letters alone is a name; an id (random hex) holds digits too."""
+    user = unique("vt")
+    await make_user(deps.db, user)
+    names = ("deadbeef", "cafebabe", "deadbeefcafe", "added", "cafe")
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for name in names:
+            await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
+        async with voice_client(state, user) as client:
+            for name in names:
+                said = name.replace("-", " ")
+                status = await say(client, "task_status", name=said)
+                assert status == f"{said}正在运行，已执行 0 次。", status
+            missing = await say(client, "task_status", name="backup")
+            asked, _, listed = missing.partition("你有 5 个任务，比如：")
+            assert asked == "没找到叫“backup”的任务。", missing
+            assert len(set(listed.rstrip("。").split("、")) & set(names)) == 4, missing
+            paused = await say(client, "pause_task", name="deadbeef")
+            assert paused == "好的，deadbeef已暂停。", paused
+
+
+def test_only_real_ids_are_taken_out_of_speech_not_words_of_hex_letters() -> None:
+    assert speakable("OK, deadbeef is paused.") == "OK, deadbeef is paused."
+    assert speakable("cafe added, facade and decade stay.") == "cafe added, facade and decade stay."
+    assert speakable("请求 3f9a1c2b 失败，容器 a1b2c3d4e5f6 重启，订单 20261126 已发。") == (
+        "请求 失败，容器 重启，订单 20261126 已发。"
+    )
