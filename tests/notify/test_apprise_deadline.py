@@ -5,14 +5,20 @@ threads, past the send's time."""
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import AsyncIterator
+from types import FrameType
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel
 from ambient.clients.notify.secrets import SecretResolver
-from ambient.domain.notify import Message
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import Message, Target
+from tests.conftest import unique
+from tests.notify.test_leases import _notify, _request, _user
 from tests.support.waits import eventually
 
 MESSAGE = Message(title="Disk 91%", body="node-3 /var is 91% full")
@@ -81,3 +87,46 @@ async def test_a_hung_apprise_target_is_let_go_at_the_sends_deadline() -> None:
         # A name lookup in the loop's default threads answers at once.
         async with asyncio.timeout(10):
             await asyncio.to_thread(socket.getaddrinfo, "127.0.0.1", 80)
+
+
+def _connecting() -> int:
+    """Threads of this process in Apprise's connect (urllib3's, as the send pins it)."""
+    count = 0
+    for frame in sys._current_frames().values():
+        seen: FrameType | None = frame
+        while seen is not None and seen.f_code.co_name != "_pinned_connection":
+            seen = seen.f_back
+        count += seen is not None
+    return count
+
+
+async def test_a_connect_that_gets_no_answer_ends_with_the_send(deps: WorkerDeps) -> None:
+    """A host dropping the connect's packets (here: a listener whose queue is full), a URL
+    asking Apprise to wait 10 minutes for a connection (`?cto=600`): the thread waited that
+    long, past the send's deadline, where no connection could be closed yet. Its wait ends
+    with the send's time now."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(3):  # fill the listener's queue: its next connects get no answer
+        sock = socket.socket()
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(("127.0.0.1", port))
+        queued.append(sock)
+    try:
+        await _user(deps.db, "alice")
+        notify = _notify(deps, "http://127.0.0.1", notify_target_timeout=1.0)
+        target = Target(type="apprise", target=f"json://127.0.0.1:{port}/notify?cto=600")
+        with pytest.raises(ApplicationError, match="no answer within 1s"):
+            await notify.send(_request(unique("syn"), target), heartbeat=False)
+
+        async def ended() -> bool:
+            return _connecting() == 0
+
+        await eventually(ended, "the send's connect given up", bound=10)
+    finally:
+        for sock in [*queued, listener]:
+            sock.close()

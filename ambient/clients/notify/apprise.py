@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import urllib3.util.connection
 
 from ambient.clients.guard import DestinationGuard, url_host
+from ambient.clients.notify.base import SEND_CLOCK
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
@@ -209,6 +210,14 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     # the host the URL names, not wherever a redirect points.
     for service in sender:
         service.redirects = False
+    # A connection still being made is not the send's to close yet (Connections): its wait
+    # (Apprise's 4 s, or a URL's own ?cto=) ends with the send's time, not minutes after it
+    # (a host that drops the connect's packets).
+    send = SEND_CLOCK.get()
+    if send is not None and (when := send.deadline.when()) is not None:
+        left = max(when - asyncio.get_running_loop().time(), 0.1)
+        for service in sender:
+            service.socket_connect_timeout = min(service.socket_connect_timeout, left)
     body = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
     # A service that takes text only (an SMS gateway) is sent the words as written: Apprise
     # passes markdown to it as it is, escapes and all (docs/notifications.md).
