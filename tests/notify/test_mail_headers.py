@@ -2,7 +2,8 @@
 within RFC 5322's 78-character lines, and read back as written."""
 
 from ambient.clients.notify.email import EmailChannel
-from ambient.domain.notify import Message
+from ambient.domain.notify import Message, Target
+from ambient.domain.push import target_problem
 from tests.notify.standins import Mailbox
 
 TITLE = (
@@ -42,3 +43,16 @@ async def test_an_address_whose_domain_is_chinese_goes_in_its_ascii_form() -> No
         )
     assert box.envelopes == [("ops@example.com", ["zhangsan@xn--fsqu00a.xn--fiqs8s"])]
     assert box.messages[0]["To"].addresses[0].addr_spec == "zhangsan@xn--fsqu00a.xn--fiqs8s"
+
+
+def test_an_address_given_with_its_chinese_name_is_refused_naming_the_address_alone() -> None:
+    """Copied from a mail client, `张三 <zhangsan@example.com>` was refused asking to quote the
+    name; quoted, it was refused as "not permitted here". The refusal names what to give."""
+    for given in ("张三 <zhangsan@example.com>", '"张三" <zhangsan@example.com>'):
+        problem = target_problem(Target(type="email", target=given))
+        assert problem is not None
+        assert str(problem) == (
+            "an email target is the address alone, without a name: 'zhangsan@example.com'"
+        )
+    assert target_problem(Target(type="email", target="zhangsan@example.com")) is None
+    assert "not an email address" in str(target_problem(Target(type="email", target="张三 <x>")))
