@@ -47,6 +47,12 @@ HANDED_TIMED_OUT = (
 GIVEN_UP = (
     "transient: no try finished this send (the last ended in flight, timed out or lost its worker)"
 )
+# A delivery retried or deferred whose channel left the user's channels (the push config edited:
+# the channel removed, its address changed, its kinds narrowed) before a try sent it.
+UNWANTED = (
+    "permanent: its channel was taken out of your push config (removed, its target changed or "
+    "its kinds narrowed) before a try sent it; not sent"
+)
 # What a delivery said "retrying" is told when quiet hours hold it back at a later try.
 HELD_LATER = "suppressed: held back by quiet hours when tried again; not sent"
 
@@ -163,6 +169,18 @@ async def give_up(
             return
     if error.startswith("transient:"):  # else sent, held or refused: settled
         await record_failure(session, request, failure(channel, shown, error), key, True)
+
+
+async def give_up_unwanted(session: Any, request: NotifyRequest, row: Row, now: datetime) -> None:
+    """``row``'s channel is no longer wanted: one failed for now or deferred (never sent) ends
+    saying so, not with its receiver's last answer as if that had stopped it; one left in
+    flight is given up as any (its send may have gone)."""
+    if row.status == "pending":
+        await give_up(session, request, row.key, row.channel, row.target, row)
+    elif row.takeable(now):
+        await DeliveryRepository(session).end(row.key, UNWANTED, now)
+        said = failure(row.channel, row.target, UNWANTED)
+        await record_failure(session, request, said, row.key, True)
 
 
 async def record_failure(

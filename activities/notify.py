@@ -45,6 +45,7 @@ from activities.deliveries import (
     delivery_key,
     failure,
     give_up,
+    give_up_unwanted,
     internal_error,
     record_failure,
     targets_for,
@@ -156,8 +157,9 @@ class NotifyActivities:
                 shown = redact_target(target.type, target.target)[:MAX_SHOWN]
                 row = unwanted.pop(key, None) or await deliveries.get(key)  # a hashed long key
                 await give_up(session, request, key, target.type, shown, row)
+            now = datetime.now(UTC)
             for row in unwanted.values():
-                await give_up(session, request, row.key, row.channel, row.target, row)
+                await give_up_unwanted(session, request, row, now)
 
     async def send(
         self,
@@ -280,7 +282,7 @@ class NotifyActivities:
                 )
                 for row in rows:
                     if row.key not in wanted and row.takeable(now):
-                        await give_up(session, request, row.key, row.channel, row.target, row)
+                        await give_up_unwanted(session, request, row, now)
         unwanted = (r for r in rows if r.key not in wanted and r.status == "pending")
         in_flight = [
             failure(r.channel, r.target, IN_FLIGHT) for r in unwanted if not r.takeable(now)

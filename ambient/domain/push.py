@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -116,6 +117,14 @@ def _email_problem(value: str) -> Refusal | None:
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
+        # An address copied from a mail client comes with its name (`张三 <zhangsan@...>`):
+        # the validator's reason asked to quote the name, and quoted it refused it too.
+        name, address = parseaddr(value)
+        if name and address and _email_problem(address) is None:
+            return Refusal(
+                "an email target is the address alone, without a name: %(address)s",
+                address=repr(address),
+            )
         return Refusal(
             "not an email address: %(value)s (%(reason)s)", value=repr(value), reason=str(exc)
         )

@@ -170,8 +170,11 @@ class Mailbox:
         auth_reply: str | None = None,
         tls: ssl.SSLContext | None = None,
         login: tuple[str, str] | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # each message as it came over the wire
+        self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, RCPT TOs) of each
         self.refuse: set[str] = set()
         # Addresses answered "try again later" (greylisting, a full mailbox), as real servers do.
         self.greylist: set[str] = set()
@@ -207,8 +210,15 @@ class Mailbox:
         if login is not None:
             auth = {"auth_require_tls": False, "authenticator": self._authenticate}
         # With tls, the server speaks TLS from the first byte (implicit TLS, as on port 465).
+        # Without smtputf8, no SMTPUTF8 offered (RFC 6531): addresses in ASCII only, as many
+        # relays take them.
         self.controller = Controller(
-            self, hostname="127.0.0.1", port=self.port, ssl_context=tls, **auth
+            self,
+            hostname="127.0.0.1",
+            port=self.port,
+            ssl_context=tls,
+            enable_SMTPUTF8=smtputf8,
+            **auth,
         )
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, *args: Any) -> Any:
@@ -242,6 +252,8 @@ class Mailbox:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
+        self.raw.append(envelope.content)
+        self.envelopes.append((envelope.mail_from or "", list(envelope.rcpt_tos)))
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         if self.on_data is not None:
             self.on_data()

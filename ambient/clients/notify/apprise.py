@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import socket
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import urllib3.util.connection
 
 from ambient.clients.guard import DestinationGuard, url_host
+from ambient.clients.notify.base import SEND_CLOCK
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
     PermanentNotifyError,
@@ -40,11 +43,61 @@ _PINNED: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 _connect = urllib3.util.connection.create_connection
 
 
+@dataclass
+class Connections:
+    """A send's connections, which its deadline closes under it: Apprise runs in a thread no
+    deadline can cancel, and a service that never finishes its answer (a byte at a time, each
+    within Apprise's read timeout) kept that thread, one of the few the event loop's name
+    lookups share, for good. Each is held by a duplicate of its socket: TLS takes over the
+    one urllib3 made, and a number closed and reused could be another connection's."""
+
+    _held: list[socket.socket] = field(default_factory=list)
+    _cut: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def opened(self, sock: socket.socket) -> None:
+        held = sock.dup()
+        with self._lock:
+            if not self._cut:
+                self._held.append(held)
+                return
+        _shut(held)  # connected after the send was cut off
+
+    def cut(self) -> None:
+        """The send is over: its thread's reads and writes end now, with an error."""
+        with self._lock:
+            self._cut, held, self._held = True, self._held, []
+        for sock in held:
+            _shut(sock)
+
+    def close(self) -> None:
+        """The send ended by itself: let go of the connections (the thread closed its own)."""
+        with self._lock:
+            held, self._held = self._held, []
+        for sock in held:
+            sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the other end
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+_CONNECTIONS: contextvars.ContextVar[Connections | None] = contextvars.ContextVar(
+    "apprise_connections", default=None
+)
+
+
 def _pinned_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-    """urllib3's connect, to the checked address of a name pinned for this send."""
+    """urllib3's connect, to the checked address of a name pinned for this send; the socket is
+    the send's to close at its deadline."""
     host, port = address
     pinned = (_PINNED.get() or {}).get(host.rstrip(".").lower())
-    return _connect((pinned or host, port), *args, **kwargs)
+    sock = _connect((pinned or host, port), *args, **kwargs)
+    if (connections := _CONNECTIONS.get()) is not None:
+        connections.opened(sock)
+    return sock
 
 
 urllib3.util.connection.create_connection = _pinned_connection
@@ -157,6 +210,14 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     # the host the URL names, not wherever a redirect points.
     for service in sender:
         service.redirects = False
+    # A connection still being made is not the send's to close yet (Connections): its wait
+    # (Apprise's 4 s, or a URL's own ?cto=) ends with the send's time, not minutes after it
+    # (a host that drops the connect's packets).
+    send = SEND_CLOCK.get()
+    if send is not None and (when := send.deadline.when()) is not None:
+        left = max(when - asyncio.get_running_loop().time(), 0.1)
+        for service in sender:
+            service.socket_connect_timeout = min(service.socket_connect_timeout, left)
     body = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
     # A service that takes text only (an SMS gateway) is sent the words as written: Apprise
     # passes markdown to it as it is, escapes and all (docs/notifications.md).
@@ -164,10 +225,12 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     if all(s.resolve_format(markdown) == apprise.NotifyFormat.TEXT for s in sender):
         body, markdown = markdown_plain(body), apprise.NotifyFormat.TEXT
     # Apprise is synchronous: keep it off the event loop (the thread runs in a copy of this
-    # context, with the pins and the list its answers are kept in).
+    # context, with the pins, the list its answers are kept in and its connections).
     _keep_answers()
     answers: list[requests.Response] = []
+    connections = Connections()
     token, kept = _PINNED.set(pinned), _ANSWERS.set(answers)
+    held = _CONNECTIONS.set(connections)
     try:
         ok = await asyncio.to_thread(
             sender.notify,
@@ -175,9 +238,16 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
             title=message.title,
             body_format=markdown,
         )
+    except BaseException:
+        # Cut off (the send's deadline, a cancelled activity): the thread goes on, so its
+        # connections are closed under it, and it ends at its next read.
+        connections.cut()
+        raise
     finally:
+        connections.close()
         _PINNED.reset(token)
         _ANSWERS.reset(kept)
+        _CONNECTIONS.reset(held)
     if (refused := robot_refusal(url.partition("://")[0].lower(), answers)) is not None:
         raise refused
     if not ok:

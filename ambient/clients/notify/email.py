@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 
 from ambient.clients.notify.base import Posts
 from ambient.clients.notify.errors import (
@@ -79,7 +80,7 @@ class EmailChannel:
     ) -> str | None:
         if not self.host:
             raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")
-        mail = self.build(message, target, idempotency_key)
+        mail = self.build(message, ascii_domain(target), idempotency_key)
         client = _Client(
             hostname=self.host,
             port=self.port,
@@ -141,6 +142,17 @@ class EmailChannel:
                 said += f": no STARTTLS offered on port {self.port}; set AMBIENT_SMTP_TLS"
             raise PermanentNotifyError(said) from exc
         return str(mail["Message-ID"])
+
+
+def ascii_domain(address: str) -> str:
+    """``address`` with its domain in ASCII (IDNA: ``例子.中国`` as ``xn--fsqu00a.xn--fiqs8s``):
+    written as the user gave it, it needs the server's SMTPUTF8, which many relays lack; only
+    a local part beyond ASCII still does."""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return address  # checked where it was saved and before the send: the server says why
+    return f"{checked.local_part}@{checked.ascii_domain}"
 
 
 class _Client(aiosmtplib.SMTP):

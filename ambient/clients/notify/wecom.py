@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ambient.clients.notify.base import Posts
-from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    PermanentNotifyError,
+    TransientNotifyError,
+)
 from ambient.clients.notify.robots import RobotChannel, heading, listed
 from ambient.domain.notify import ROBOT_KEYS, Message
 
@@ -71,8 +75,26 @@ class WeComChannel(RobotChannel):
             title = (split_utf8(message.title, TEXT_LIMIT) or [""])[0]
             payloads.append({"msgtype": "text", "text": {"content": title, **mentions}})
         # A retry goes on after the posts an earlier try sent: the group sees each once.
-        for payload in payloads[posts.done if posts else 0 :]:
-            await self.post(url, payload, robot=key)
+        for index in range(posts.done if posts else 0, len(payloads)):
+            try:
+                await self.post(url, payloads[index], robot=key)
+            except (PermanentNotifyError, TransientNotifyError) as exc:
+                if index == 0:
+                    raise
+                raise partly_posted(exc, index, len(parts)) from exc
             if posts is not None and len(payloads) > 1:
                 await posts.sent()
         return None
+
+
+def partly_posted(exc: Exception, index: int, parts: int) -> Exception:
+    """``exc`` (post ``index`` failed) saying what the group already has: a delivery failed
+    at its second part is not a message that never arrived."""
+    if index >= parts:
+        said = f"the mentions not posted (the group has the whole message): {exc}"
+    else:
+        has = "part 1" if index == 1 else f"parts 1-{index}"
+        said = f"part {index + 1} of {parts} not posted (the group has {has} of {parts}): {exc}"
+    if isinstance(exc, DeferredNotifyError):
+        return DeferredNotifyError(said, retry_after=exc.retry_after)
+    return type(exc)(said)
