@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, or_, select
+from sqlalchemy import ColumnElement, FromClause, Integer, Select, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from ambient.discussions.access import DiscussionAccess
+from ambient.discussions.access import DiscussionAccess, registered
 from ambient.discussions.rules import (
     PRODUCT_AGENTS,
     MessageView,
@@ -253,7 +253,8 @@ class DiscussionReads(DiscussionAccess):
         return Projects(count=len(projects), projects=projects)
 
     async def get_stats(self, user: str) -> Stats:
-        """Totals over the discussions ``user`` sees (participants: everyone on the bus)."""
+        """Totals over the discussions ``user`` sees (participants: the product's agents and
+        who opened or posted in those; an admin's: everyone on the bus)."""
         async with self.db.session() as session:
             visible = await self._visible(session, user)
             states = await _count_by(session, Discussion.status, visible)
@@ -267,7 +268,15 @@ class DiscussionReads(DiscussionAccess):
                     ).where(mine)
                 )
             ).one()
-            participants = await _count(session, DiscussionParticipant)
+            # Counted over the whole bus, a member's number rose at each stranger's first post.
+            known = or_(
+                DiscussionParticipant.id.in_(PRODUCT_AGENTS),
+                DiscussionParticipant.id.in_(select(DiscussionMessage.from_id).where(mine)),
+                DiscussionParticipant.id.in_(select(Discussion.initiator).where(visible)),
+            )
+            admin = (await registered(session, user)).is_admin
+            seen = select(DiscussionParticipant.id).where(true() if admin else known)
+            participants = await _count(session, seen.subquery())
         return Stats(
             discussions=sum(states.values()),
             open=states.get("open", 0),

@@ -7,7 +7,7 @@ from typing import Any
 from mcp import Client
 
 from ambient.deps import WorkerDeps
-from ambient.discussions.rules import AgentPost
+from ambient.discussions.rules import PRODUCT_AGENTS, AgentPost
 from ambient.discussions.service import DiscussionService
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import Discussion, RemediationRecord
@@ -289,3 +289,40 @@ async def test_init_store_counts_only_the_discussions_its_caller_sees(deps: Work
         assert (store["discussions"], store["messages"]) == (1, 1)
         everything = await call(as_boss, "init_store")
         assert (everything["discussions"], everything["messages"]) >= (4, 4)
+
+
+async def test_a_members_participant_count_grows_with_its_own_discussions_not_with_strangers(
+    deps: WorkerDeps,
+) -> None:
+    """get_stats and init_store count the participants a member can know of: the product's
+    agents and who opened or posted in the discussions they see. Counted over the whole bus, the
+    number rose by one at each stranger's first post: who was new on the bus, and when."""
+    alice, bob, carol, boss = (unique(n) for n in ("alice", "bob", "carol", "boss"))
+    await _users(deps, alice, bob, carol, admin=boss)
+    async with (
+        Client(_server(deps, alice)) as as_alice,
+        Client(_server(deps, bob)) as as_bob,
+        Client(_server(deps, carol)) as as_carol,
+        Client(_server(deps, boss)) as as_boss,
+    ):
+        await call(as_bob, "init_store")  # the product's agents, known to everyone
+        agents = (await call(as_bob, "get_stats"))["participants"]
+        assert agents == len(PRODUCT_AGENTS)
+        before = (await call(as_boss, "get_stats"))["participants"]
+
+        await call(as_alice, "send_message", from_id=alice, topic=f"db {alice}", content="a")
+        await call(as_carol, "send_message", from_id=carol, topic=f"dns {carol}", content="c")
+        for tool in ("get_stats", "init_store"):
+            assert (await call(as_bob, tool))["participants"] == agents, tool
+
+        # Nor can a stranger's discussion be joined to be counted in: Carol cannot post in
+        # Alice's, and Bob's post on the same topic opens his own.
+        alices = (await call(as_alice, "list_discussions"))["discussions"][0]["id"]
+        assert "no discussion" in await refused(
+            as_carol, "reply_message", discussion_id=alices, from_id=carol, content="x"
+        )
+        await call(as_bob, "send_message", from_id=bob, topic=f"db {alice}", content="b")
+        for who in (as_alice, as_bob):
+            assert (await call(who, "get_stats"))["participants"] == agents + 1  # themselves
+        # An admin counts everyone on the bus.
+        assert (await call(as_boss, "get_stats"))["participants"] == before + 3

@@ -1,3 +1,4 @@
+import dataclasses
 from collections.abc import AsyncIterator
 
 import httpx
@@ -7,7 +8,7 @@ from typer.testing import CliRunner
 
 from ambient.cli import app
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
@@ -137,6 +138,7 @@ async def test_push_config_refuses_other_inboxes_foreign_secrets_and_private_web
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name="carol"))
         await UserRepository(session).create(UserCreate(name="dave"))
+        await UserRepository(session).create(UserCreate(name="erin", role=Role.ADMIN))
         await session.commit()
     state = AppState(
         settings=settings,
@@ -148,6 +150,8 @@ async def test_push_config_refuses_other_inboxes_foreign_secrets_and_private_web
     refused = {
         "inbox": ({"type": "inbox", "target": "dave"}, "your own inbox"),
         "secret": ({"type": "wecom", "target": "secret:ops-bot"}, "not available to carol"),
+        # A name no secret has is refused in the same words: which names exist is not told.
+        "undefined": ({"type": "wecom", "target": "secret:no-such"}, "not available to carol"),
         "private": ({"type": "webhook", "target": "http://10.0.0.1/hook"}, "private address"),
         "scheme": ({"type": "webhook", "target": "file:///etc/passwd"}, "only http and https"),
         "suffix": ({"type": "webhook", "target": "secret:team-bot?x=1"}, "exact name"),
@@ -169,6 +173,13 @@ async def test_push_config_refuses_other_inboxes_foreign_secrets_and_private_web
         assert answers[name].is_error and "push config not changed" in text and why in text, name
     assert many.is_error and "at most 20" in many.content[0].text  # type: ignore[union-attr]
     assert not allowed.is_error
+    # An admin may use every secret, so is told which name is none.
+    as_admin = dataclasses.replace(state, stdio_user="erin")
+    async with Client(build_server(settings, holder=StateHolder(as_admin))) as client:
+        undefined = await client.call_tool(
+            "set_push_config", {"channels": [{"type": "wecom", "target": "secret:no-such"}]}
+        )
+    assert "unknown secret 'no-such'" in undefined.content[0].text  # type: ignore[union-attr]
 
 
 async def test_a_push_config_saved_before_a_rule_still_reads_back(deps: WorkerDeps) -> None:
