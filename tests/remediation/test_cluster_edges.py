@@ -41,10 +41,11 @@ async def _run(
     path: Path,
     healthy_from: int | None,
     verified: bool = True,
+    record: str | None = None,
     **fields: object,
 ) -> RemediationStatus:
     """One alert remediated in execute mode on the stand-in, no approval asked; without a
-    ``verify`` block unless ``verified``."""
+    ``verify`` block unless ``verified`` (its history kept as ``record`` when recording)."""
     remediation_settings(
         deps,
         remediation_approval_from_rung=0,
@@ -61,7 +62,10 @@ async def _run(
         if not verified:
             subject = subject.model_copy(update={"verify": None})
         handle = await start(env, worker.task_queue, subject, mode="execute")
-        return await handle.result()
+        status = await handle.result()
+        if record is not None:
+            await save_history(handle, record)
+        return status
 
 
 async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
@@ -148,7 +152,9 @@ async def test_an_alert_that_clears_behind_an_earlier_runs_isolation_is_not_reso
     api.add_service("prod", "checkout", {"app": "checkout", ISOLATION_LABEL: "0f1e2d3c4b5a6978"})
     async with serve(api.app()) as base:
         path = _kubeconfig(tmp_path, base)
-        status = await _run(ts_env, deps, path, healthy_from=1)
+        # Recorded: the isolated-before-run hand-over replays (tests/histories).
+        record = "remediation_isolated_before_run"
+        status = await _run(ts_env, deps, path, healthy_from=1, record=record)
         selector = api.services[("prod", "checkout")]["spec"]["selector"]
 
     assert ISOLATION_LABEL in selector  # nothing restored it
