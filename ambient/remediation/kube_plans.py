@@ -123,6 +123,8 @@ class StepPlanner:
                 "on the Deployment; raise the autoscaler's bounds instead",
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
+        if current == 0 and not step.asked:
+            return StepPlan(skipped_reason=stopped_reason(name), detail=f"{name} runs no pod")
         # The ladder's count is at least: one raised since the checkpoint (by a person) is kept.
         if current == step.replicas or (current > step.replicas and not step.asked):
             return StepPlan(
@@ -393,6 +395,17 @@ def _sent_before(step: StepRequest, body: Obj | list[Obj], detail: str) -> StepP
     """The step's Deployment patch, found made by an earlier attempt (our stamp is on it)."""
     sent = _patch(Deployment, step.target, body)
     return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})
+
+
+def stopped_reason(name: str) -> str:
+    """Why the ladder's scale out leaves a Deployment at 0 replicas alone."""
+    # Zero is a person's or a tool's decision (the full rollback restores it as the state
+    # before the incident), and a HorizontalPodAutoscaler does not scale such a Deployment
+    # either: starting pods someone stopped is no remediation of an alert.
+    return (
+        f"{name} is scaled to 0 replicas: someone stopped it, and the scale out does not "
+        "start it again (scale it up by hand if it should run)"
+    )
 
 
 def _paused(name: str, action: str) -> StepPlan:

@@ -72,7 +72,8 @@ async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
     """No pod runs: a rollout of zero replicas is complete, and nothing serves. Without a
-    verify block the run must not say a restart resolved the alert."""
+    verify block the run must not say a restart resolved the alert; and its scale out did not
+    bring up 2 pods of a workload someone had stopped."""
     api, path = cluster
     api.failing_images = set()
     api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
@@ -82,10 +83,22 @@ async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     restart, scale_out = status.attempts[:2]
     assert (restart.rung, restart.applied, restart.resolved) == (Rung.RESTART, True, False)
     assert "prod/checkout is scaled to 0 replicas: no pod serves" in (restart.verification or "")
-    # The scale out is what brought pods up (from 0 to 2), and the run says so.
-    assert (scale_out.rung, scale_out.applied) == (Rung.SCALE_OUT, True), scale_out
-    assert status.outcome == "resolved at rung 2 (scale_out)", status.outcome
-    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 2
+    # Zero is someone's decision (the full rollback's own baseline): the scale out does not
+    # start what someone stopped, as a HorizontalPodAutoscaler does not.
+    assert (scale_out.rung, scale_out.applied) == (Rung.SCALE_OUT, False), scale_out
+    assert scale_out.skipped_reason == (
+        "deployment prod/checkout is scaled to 0 replicas: someone stopped it, and the scale "
+        "out does not start it again (scale it up by hand if it should run)"
+    ), scale_out
+    assert status.state != "resolved", status.outcome
+    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 0
+    assert not any(
+        "replicas" in ((c.body or {}).get("spec") or {})
+        for c in api.writes("deployments")
+        if isinstance(c.body, dict)
+    )
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#2") is None
 
 
 async def test_an_alert_that_clears_on_a_deployment_scaled_to_zero_is_not_resolved(
