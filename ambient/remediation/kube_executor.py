@@ -49,6 +49,7 @@ from ambient.remediation.kube_reads import ClusterReads, previous_revision, roll
 from ambient.remediation.ladder import (
     Checkpoint,
     RolloutHealth,
+    Rung,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -56,6 +57,8 @@ from ambient.remediation.ladder import (
 
 T = TypeVar("T")
 
+# The rungs that write the Deployment alone: refused at its read, the step changed nothing.
+DEPLOYMENT_ONLY = (Rung.RESTART, Rung.SCALE_OUT, Rung.ROLLBACK)
 # Fresh reads after a 409 before giving up (the activity's retry policy takes it from there).
 CONFLICT_ATTEMPTS = 4
 
@@ -141,7 +144,15 @@ class KubernetesExecutor:
         planner = StepPlanner(ClusterReads(client))
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
-            plan = await planner.plan(step)
+            try:
+                plan = await planner.plan(step)
+            except KubeError as error:
+                if not error.retryable and not sent and step.rung in DEPLOYMENT_ONLY:
+                    # Refused for good at its reads, before any write (its Deployment gone,
+                    # re-created or unreadable): the one object these rungs write carries no
+                    # change of this step, and the step's slot is given back.
+                    error.changed = False
+                raise
             if not plan.changes and sent:
                 return self._applied(plan, sent)
             if not plan.changes and plan.done and step.mode == "dry_run":

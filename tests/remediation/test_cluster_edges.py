@@ -406,3 +406,28 @@ async def test_a_rollback_with_nothing_to_roll_back_to_asks_nobody_to_approve_it
         f"{subject.service}"
     ]
     assert status.state == "aborted"
+
+
+async def test_a_deployment_deleted_before_its_change_gives_its_rate_limit_slot_back(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The checkpoint read checkout; someone deleted it before the restart's own read, which
+    found it gone (404). Nothing was written, yet the step's slot stayed reserved: the cluster's
+    hour counted a change nobody made, and its next alerts waited out a cooldown for it."""
+    api = _checkout(tmp_path)
+    item = "/apis/apps/v1/namespaces/prod/deployments/checkout"
+    app = api.app()
+
+    async def deleted_after_the_checkpoint(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == item:
+            api.deployments.pop(("prod", "checkout"), None)
+
+    async with serve(deleted_after_the_checkpoint) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    assert status.state == "handed_over", status.outcome
+    assert "deployment prod/checkout not found" in status.outcome, status.outcome
+    assert api.writes() == [], [(c.method, c.path, c.status) for c in api.calls]
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
