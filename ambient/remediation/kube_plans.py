@@ -195,7 +195,7 @@ class StepPlanner:
         shared = await self._reads.sharing(deployment, services)
         shared = {n: d for n, d in shared.items() if not _stamped_service(services, n, step.key)}
         left = "; ".join(
-            f"Service {n} also selects the pods of deployment {', '.join(d)}: left as it is"
+            f"Service {n} also selects the pods of {', '.join(d)}: left as it is"
             for n, d in sorted(shared.items())
         )
         services = [s for s in services if s["metadata"]["name"] not in shared]

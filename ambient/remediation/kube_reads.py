@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from lightkube import AsyncClient
-from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
 
@@ -89,26 +89,44 @@ class ClusterReads:
         return revisions
 
     async def sharing(self, deployment: Obj, services: list[Obj]) -> dict[str, list[str]]:
-        """Service name -> the other Deployments of the namespace whose pods it selects too."""
+        """Service name -> the other workloads of the namespace whose pods it selects too
+        ("deployment cart", "statefulset sessions"), or the kinds that could not be read."""
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-        found = await kube_call(
-            f"listing Deployments in {namespace}",
-            collected(self._client.list(Deployment, namespace=namespace)),
-        )
-        others = [
-            (
-                d.metadata.name,
-                (d.spec.template.metadata.labels or {}) if d.spec.template.metadata else {},
+        others: list[tuple[str, dict[str, str]]] = []
+        unreadable: list[str] = []
+        for kind in (Deployment, StatefulSet, DaemonSet):
+            label = kind.__name__.lower()
+            try:
+                found = await kube_call(
+                    f"listing {kind.__name__}s in {namespace}",
+                    collected(self._client.list(kind, namespace=namespace)),
+                )
+            except KubeError as exc:
+                # Not allowed to list them (RBAC granted before they were looked at): whether
+                # a Service also serves them is unknown, and pointing it at no pod might cut
+                # off a workload with no alert. Deployments were always read: their refusal
+                # fails the step as before.
+                if exc.retryable or kind is Deployment:
+                    raise
+                log.info("%ss in %s not readable: %s", kind.__name__, namespace, exc)
+                unreadable.append(f"{label}s perhaps (they could not be listed: {exc})")
+                continue
+            others.extend(
+                (
+                    f"{label} {w.metadata.name}",
+                    (w.spec.template.metadata.labels or {}) if w.spec.template.metadata else {},
+                )
+                for w in found
+                if w.metadata is not None
+                and w.spec is not None
+                and not (kind is Deployment and w.metadata.name == name)
             )
-            for d in found
-            if d.metadata is not None and d.spec is not None and d.metadata.name != name
-        ]
         shared: dict[str, list[str]] = {}
         for service in services:
             selector = service["spec"].get("selector") or {}
-            picked = sorted(str(n) for n, labels in others if selects(selector, labels))
-            if picked:
-                shared[service["metadata"]["name"]] = picked
+            picked = sorted(n for n, labels in others if selects(selector, labels))
+            if picked or unreadable:
+                shared[service["metadata"]["name"]] = picked + unreadable
         return shared
 
     async def autoscaler(self, target: WorkloadRef) -> str | None:

@@ -431,3 +431,54 @@ async def test_a_deployment_deleted_before_its_change_gives_its_rate_limit_slot_
     assert api.writes() == [], [(c.method, c.path, c.status) for c in api.calls]
     async with deps.db.session() as session:
         assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
+
+
+@pytest.mark.parametrize("plural", ["statefulsets", "daemonsets"])
+async def test_isolating_a_workload_leaves_a_service_it_shares_with_a_stateful_set_alone(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, plural: str
+) -> None:
+    """The Service web selects every pod labelled tier=web: checkout's, and those of a
+    StatefulSet (or a DaemonSet) beside it. Only other Deployments were looked for, so rung 4
+    pointed web at no pod and the StatefulSet, which had no alert, lost its traffic."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.deployments[("prod", "checkout")]["spec"]["template"]["metadata"]["labels"]["tier"] = "web"
+    api._reconcile("prod", "checkout")
+    for key, rs in list(api.replicasets.items()):
+        if "tier" not in rs["spec"]["template"]["metadata"]["labels"]:
+            del api.replicasets[key]
+    api.add_workload(plural, "prod", "sessions", {"app": "sessions", "tier": "web"}, V1)
+    api.add_service("prod", "web", {"tier": "web"})
+    async with serve(api.app()) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    assert api.services[("prod", "web")]["spec"]["selector"] == {"tier": "web"}
+    [(_, policy)] = list(api.networkpolicies)
+    isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
+    kind = {"statefulsets": "statefulset", "daemonsets": "daemonset"}[plural]
+    assert isolate.detail == (
+        f"isolate: no Service selects only checkout; deny-all NetworkPolicy {policy}; "
+        f"Service web also selects the pods of {kind} sessions: left as it is"
+    ), isolate.detail
+
+
+async def test_isolation_leaves_a_service_alone_when_stateful_sets_cannot_be_listed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """RBAC granted before StatefulSets were looked at: whether the Service also serves one
+    is unknown, so it is not pointed at no pod; the deny-all policy isolates checkout."""
+    api = _checkout(tmp_path)
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    api.forbidden = {"list statefulsets"}
+    async with serve(api.app()) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    assert api.services[("prod", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+    [(_, policy)] = list(api.networkpolicies)
+    isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
+    assert isolate.applied, isolate
+    assert isolate.detail.startswith(
+        f"isolate: no Service selects only checkout; deny-all NetworkPolicy {policy}; "
+        "Service checkout also selects the pods of statefulsets perhaps (they could not be "
+        "listed: "
+    ), isolate.detail
