@@ -103,6 +103,14 @@ class KubernetesExecutor:
             if exc.retryable:
                 raise
             notes.append(f"Service selectors not recorded ({exc})")
+        policies: list[str] = []
+        try:
+            policies = await reads.isolation_policies(deployment)
+        except KubeError as exc:
+            if exc.retryable:
+                raise
+            # RBAC granted before they were looked for: an earlier isolation goes unseen.
+            notes.append(f"isolation NetworkPolicies not looked for ({exc})")
         configmaps: dict[str, dict[str, Any]] = {}
         for name in configmaps_of(deployment["spec"]["template"]):
             try:
@@ -129,6 +137,7 @@ class KubernetesExecutor:
                 s["metadata"]["name"]: dict(s["spec"]["selector"]) for s in services
             },
             configmaps=configmaps,
+            isolation_policies=policies,
             taken_at=datetime.now(UTC),
             detail="; ".join(notes),
         )

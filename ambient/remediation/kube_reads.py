@@ -9,6 +9,7 @@ from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
+from lightkube.resources.networking_v1 import NetworkPolicy
 
 from ambient.clients.kube import (
     REVISION,
@@ -26,7 +27,7 @@ from ambient.remediation.changes import (
     release_of,
     selects,
 )
-from ambient.remediation.ladder import RolloutHealth, WorkloadRef
+from ambient.remediation.ladder import ISOLATION_LABEL, RolloutHealth, WorkloadRef
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,27 @@ class ClusterReads:
                 name = meta.name if meta is not None else None
                 return f"HorizontalPodAutoscaler {name} ({least}-{spec.maxReplicas} replicas)"
         return None
+
+    async def isolation_policies(self, deployment: Obj) -> list[str]:
+        """The deny-all NetworkPolicies an earlier run's rung 4 left on the workload's pods."""
+        namespace = deployment["metadata"]["namespace"]
+        found = await kube_call(
+            f"listing NetworkPolicies in {namespace}",
+            collected(self._client.list(NetworkPolicy, namespace=namespace)),
+        )
+        labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
+        names: list[str] = []
+        for policy in (p.to_dict() for p in found):
+            if ISOLATION_LABEL not in (policy["metadata"].get("labels") or {}):
+                continue
+            chosen = (policy.get("spec") or {}).get("podSelector") or {}
+            # Rung 4 copies the Deployment's selector; one with expressions is ours only whole.
+            if chosen == deployment["spec"]["selector"] or (
+                not chosen.get("matchExpressions")
+                and selects(chosen.get("matchLabels") or {}, labels)
+            ):
+                names.append(policy["metadata"]["name"])
+        return sorted(names)
 
     async def services(self, deployment: Obj) -> list[Obj]:
         """Services in the namespace whose selector picks the workload's pods."""

@@ -482,3 +482,37 @@ async def test_isolation_leaves_a_service_alone_when_stateful_sets_cannot_be_lis
         "Service checkout also selects the pods of statefulsets perhaps (they could not be "
         "listed: "
     ), isolate.detail
+
+
+async def test_an_alert_that_clears_behind_an_earlier_runs_deny_policy_is_not_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """No Service selected checkout, so an earlier run's rung 4 isolated it with a deny-all
+    NetworkPolicy, and nobody deleted it. The alert came again; its error rate is low because
+    no traffic reaches the pods. The checkpoint read Services only and called it resolved."""
+    api = _checkout(tmp_path)
+    name = "ambient-isolate-remediation-0123456789abcdef-0a1b2c3d4e"
+    api.networkpolicies[("prod", name)] = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": name,
+            "namespace": "prod",
+            "labels": {ISOLATION_LABEL: "0f1e2d3c4b5a6978"},
+            "resourceVersion": "1",
+        },
+        "spec": {"podSelector": {"matchLabels": {"app": "checkout"}}, "policyTypes": ["Ingress"]},
+    }
+    async with serve(api.app()) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=1)
+
+    assert [(a.rung, a.applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, True)
+    ]
+    assert status.state == "handed_over", status.outcome
+    assert status.outcome == (
+        "the alert cleared at rung 1 (restart) with the service isolated since before this run "
+        f"(the deny-all NetworkPolicy {name} in prod selects its pods): no traffic reaches it, "
+        "which is no fix; delete the NetworkPolicy first"
+    ), status.outcome
+    assert ("prod", name) in api.networkpolicies
