@@ -155,12 +155,12 @@ class KubernetesExecutor:
         for _attempt in range(CONFLICT_ATTEMPTS):
             try:
                 plan = await planner.plan(step)
-            except KubeError as error:
-                if not error.retryable and not sent and step.rung in DEPLOYMENT_ONLY:
+            except KubeError as refused:
+                if not refused.retryable and not sent and step.rung in DEPLOYMENT_ONLY:
                     # Refused for good at its reads, before any write (its Deployment gone,
                     # re-created or unreadable): the one object these rungs write carries no
                     # change of this step, and the step's slot is given back.
-                    error.changed = False
+                    refused.changed = False
                 raise
             if not plan.changes and sent:
                 return self._applied(plan, sent)

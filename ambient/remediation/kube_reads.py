@@ -95,7 +95,12 @@ class ClusterReads:
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         others: list[tuple[str, dict[str, str]]] = []
         unreadable: list[str] = []
-        for kind in (Deployment, StatefulSet, DaemonSet):
+        kinds: tuple[type[Deployment | StatefulSet | DaemonSet], ...] = (
+            Deployment,
+            StatefulSet,
+            DaemonSet,
+        )
+        for kind in kinds:
             label = kind.__name__.lower()
             try:
                 found = await kube_call(
@@ -112,16 +117,12 @@ class ClusterReads:
                 log.info("%ss in %s not readable: %s", kind.__name__, namespace, exc)
                 unreadable.append(f"{label}s perhaps (they could not be listed: {exc})")
                 continue
-            others.extend(
-                (
-                    f"{label} {w.metadata.name}",
-                    (w.spec.template.metadata.labels or {}) if w.spec.template.metadata else {},
-                )
-                for w in found
-                if w.metadata is not None
-                and w.spec is not None
-                and not (kind is Deployment and w.metadata.name == name)
-            )
+            for workload in (w.to_dict() for w in found):
+                template = (workload.get("spec") or {}).get("template") or {}
+                other = workload["metadata"]["name"]
+                if not (kind is Deployment and other == name):
+                    labels = (template.get("metadata") or {}).get("labels") or {}
+                    others.append((f"{label} {other}", labels))
         shared: dict[str, list[str]] = {}
         for service in services:
             selector = service["spec"].get("selector") or {}
