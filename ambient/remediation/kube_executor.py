@@ -196,9 +196,17 @@ class KubernetesExecutor:
                 if status_of(exc)[0] == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
                 error = kube_error(exc, f"rung {int(step.rung)} on {step.target}")
+                written = [*sent, *plan.done]
+                if written:
+                    # A step refused halfway (a full rollback at its ConfigMap after the
+                    # release): the person it is handed to must not read that nothing changed.
+                    error = type(error)(
+                        f"{error}; written by this step before it was refused: "
+                        + ", ".join(written)
+                    )
                 # The server answered, so nothing of this write was stored: the step changed
                 # something if this call wrote before it or an earlier attempt stamped objects.
-                error.changed = bool(sent or plan.done)
+                error.changed = bool(written)
                 raise error from None
             except httpx2.TransportError as exc:
                 raise KubeUnavailableError(
