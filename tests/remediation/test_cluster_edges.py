@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.changes import RESTARTED_AT
-from ambient.remediation.ladder import ISOLATION_LABEL, Rung
+from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.ladder import (
+    ISOLATION_LABEL,
+    Checkpoint,
+    Rung,
+    StepRequest,
+    WorkloadRef,
+)
 from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.repositories import InboxRepository
@@ -516,3 +524,26 @@ async def test_an_alert_that_clears_behind_an_earlier_runs_deny_policy_is_not_re
         "which is no fix; delete the NetworkPolicy first"
     ), status.outcome
     assert ("prod", name) in api.networkpolicies
+
+
+async def test_a_dry_run_from_the_alert_alone_does_not_scale_what_ran_no_pod_at_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """The cluster was read at the first checkpoint (0 replicas) and cannot be now: the dry
+    run's patch from the alert alone said "scale from 0 to 2", which the cluster's own plan
+    would not do."""
+    target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
+    seen = Checkpoint(target=target, revision=1, replicas=0, taken_at=datetime.now(UTC))
+    step = StepRequest(
+        remediation_id="remediation/r0@1",
+        rung=Rung.SCALE_OUT,
+        target=target,
+        mode="dry_run",
+        key="remediation/r0@1#2",
+        replicas=2,
+        checkpoint=seen,
+    )
+    result = await DryRunExecutor().apply(step)
+    assert (result.applied, result.patch) == (False, None), result
+    assert result.skipped_reason is not None
+    assert result.skipped_reason.startswith("deployment prod/checkout is scaled to 0 replicas")
