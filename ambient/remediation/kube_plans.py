@@ -242,9 +242,7 @@ class StepPlanner:
                 "labels": {ISOLATION_LABEL: isolation_value(step.key)},
             },
             "spec": {
-                # The Deployment's whole selector (matchExpressions too): an empty podSelector
-                # would deny every pod of the namespace.
-                "podSelector": deployment["spec"]["selector"],
+                "podSelector": own_pods(deployment),
                 # Ingress listed with no rules: all inbound traffic to the pods is denied.
                 "policyTypes": ["Ingress"],
             },
@@ -395,6 +393,20 @@ def _sent_before(step: StepRequest, body: Obj | list[Obj], detail: str) -> StepP
     """The step's Deployment patch, found made by an earlier attempt (our stamp is on it)."""
     sent = _patch(Deployment, step.target, body)
     return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})
+
+
+def own_pods(deployment: Obj) -> Obj:
+    """A pod selector of the Deployment's own pods: its selector (matchExpressions too; an
+    empty one would take every pod of the namespace) narrowed to its pod template's labels."""
+    # Its selector alone may take other workloads' pods (tier=web: a StatefulSet's too, behind
+    # the shared Service the isolation left alone), and they have no alert. The template's
+    # labels satisfy the selector (the API server requires it), so its pods keep matching.
+    selector = deployment["spec"]["selector"]
+    labels = (deployment["spec"]["template"].get("metadata") or {}).get("labels") or {}
+    chosen: Obj = {"matchLabels": {**labels, **(selector.get("matchLabels") or {})}}
+    if selector.get("matchExpressions"):
+        chosen["matchExpressions"] = selector["matchExpressions"]
+    return chosen
 
 
 def stopped_reason(name: str) -> str:

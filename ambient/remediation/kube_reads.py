@@ -166,10 +166,12 @@ class ClusterReads:
             if ISOLATION_LABEL not in (policy["metadata"].get("labels") or {}):
                 continue
             chosen = (policy.get("spec") or {}).get("podSelector") or {}
-            # Rung 4 copies the Deployment's selector; one with expressions is ours only whole.
-            if chosen == deployment["spec"]["selector"] or (
-                not chosen.get("matchExpressions")
-                and selects(chosen.get("matchLabels") or {}, labels)
+            # Rung 4's pod selector (kube_plans.own_pods; the Deployment's selector before):
+            # its labels all the pods', its expressions the Deployment's own.
+            expressions = chosen.get("matchExpressions")
+            if selects(chosen.get("matchLabels") or {}, labels) and (
+                not expressions
+                or expressions == deployment["spec"]["selector"].get("matchExpressions")
             ):
                 names.append(policy["metadata"]["name"])
         return sorted(names)

@@ -345,7 +345,7 @@ async def test_isolating_a_workload_leaves_a_service_it_shares_with_another_work
     assert api.services[("prod", "web")]["spec"]["selector"] == {"tier": "web"}
     [(namespace, policy)] = list(api.networkpolicies)
     assert api.networkpolicies[(namespace, policy)]["spec"]["podSelector"] == {
-        "matchLabels": {"app": "checkout"}
+        "matchLabels": {"app": "checkout", "tier": "web"}
     }
     isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
     assert isolate.applied and list(isolate.patch or {}) == [f"networkpolicy/prod/{policy}"]
@@ -547,3 +547,28 @@ async def test_a_dry_run_from_the_alert_alone_does_not_scale_what_ran_no_pod_at_
     assert (result.applied, result.patch) == (False, None), result
     assert result.skipped_reason is not None
     assert result.skipped_reason.startswith("deployment prod/checkout is scaled to 0 replicas")
+
+
+async def test_the_deny_policy_selects_only_the_workloads_own_pods_not_all_its_selector_takes(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """checkout's selector is tier=web (its pods also carry app=checkout); a StatefulSet's
+    pods are tier=web too, behind the same Service. The Service was rightly left alone, but the
+    deny-all policy took checkout's selector as its podSelector and cut off the StatefulSet,
+    which had no alert, as well."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    spec = api.deployments[("prod", "checkout")]["spec"]
+    spec["selector"] = {"matchLabels": {"tier": "web"}}
+    spec["template"]["metadata"]["labels"]["tier"] = "web"
+    api._reconcile("prod", "checkout")
+    for key, rs in list(api.replicasets.items()):
+        if "tier" not in rs["spec"]["template"]["metadata"]["labels"]:
+            del api.replicasets[key]
+    api.add_workload("statefulsets", "prod", "sessions", {"app": "sessions", "tier": "web"}, V1)
+    api.add_service("prod", "web", {"tier": "web"})
+    async with serve(api.app()) as base:
+        await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    [policy] = api.networkpolicies.values()
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "checkout", "tier": "web"}}

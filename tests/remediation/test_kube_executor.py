@@ -405,7 +405,9 @@ async def test_a_deny_policy_selects_the_pods_of_a_deployment_selected_by_expres
     rid = "remediation/r7x"
     assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).applied
     policy = kube.api.networkpolicies[("shop", isolation_policy_name(rid))]
-    assert policy["spec"] == {"podSelector": selector, "policyTypes": ["Ingress"]}
+    # The selector whole, narrowed to the pod template's labels (its own pods only).
+    own = {"matchLabels": {"app": "checkout"}, **selector}
+    assert policy["spec"] == {"podSelector": own, "policyTypes": ["Ingress"]}
 
 
 async def test_a_concurrent_writer_makes_the_step_start_again_from_a_fresh_read(
