@@ -22,6 +22,7 @@ from workflows.remediation_records import (
     cause_of,
     isolated_before,
     left_isolated,
+    undo_isolation,
 )
 from workflows.remediation_safety import RemediationSafety
 
@@ -231,8 +232,8 @@ class GradedRemediationWorkflow(RemediationSafety):
             if isolated and workflow.patched(ISOLATED_BEFORE):
                 await self._hand_over(
                     f"the alert cleared at {at} with the service isolated since before this run "
-                    f"({isolated}): no traffic reaches it, which is no fix; restore the "
-                    "selector first"
+                    f"({isolated}): no traffic reaches it, which is no fix; "
+                    f"{undo_isolation(self.baseline)} first"
                 )
                 return "stop"
             still = await self._joined_still_open()

@@ -344,19 +344,45 @@ def left_isolated(attempts: list[Attempt]) -> str:
 
 
 def isolated_before(baseline: Checkpoint | None) -> str:
-    """The Services the run's first checkpoint found isolated (an earlier run's rung 4 left
-    its label in their selector: they select no pods), said for a person; "" when none."""
+    """What the run's first checkpoint found isolating the workload, said for a person: Services
+    an earlier run's rung 4 left its label in (they select no pods), or its deny-all
+    NetworkPolicy on the pods; "" when none."""
     if baseline is None:
         return ""
     names = sorted(
         n for n, selector in baseline.service_selectors.items() if ISOLATION_LABEL in selector
     )
-    if not names:
-        return ""
-    which = (
-        f"Service {names[0]} carries" if len(names) == 1 else f"Services {', '.join(names)} carry"
-    )
-    return f"the selector of {which} {ISOLATION_LABEL}"
+    found: list[str] = []
+    if names:
+        which = (
+            f"Service {names[0]} carries"
+            if len(names) == 1
+            else f"Services {', '.join(names)} carry"
+        )
+        found.append(f"the selector of {which} {ISOLATION_LABEL}")
+    policies = baseline.isolation_policies
+    if policies:
+        namespace = baseline.target.namespace
+        which = (
+            f"NetworkPolicy {policies[0]} in {namespace} selects"
+            if len(policies) == 1
+            else f"NetworkPolicies {', '.join(policies)} in {namespace} select"
+        )
+        found.append(f"the deny-all {which} its pods")
+    return "; ".join(found)
+
+
+def undo_isolation(baseline: Checkpoint | None) -> str:
+    """What a person undoes first of the isolation ``isolated_before`` names."""
+    steps = []
+    if baseline is not None and any(
+        ISOLATION_LABEL in s for s in baseline.service_selectors.values()
+    ):
+        steps.append("restore the selector")
+    if baseline is not None and baseline.isolation_policies:
+        one = len(baseline.isolation_policies) == 1
+        steps.append("delete the NetworkPolicy" if one else "delete the NetworkPolicies")
+    return " and ".join(steps)
 
 
 def _how_it_went(attempt: Attempt) -> str:

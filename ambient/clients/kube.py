@@ -13,6 +13,7 @@ from collections.abc import AsyncIterable, Awaitable
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
 import yaml
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
+from ambient.domain.identifiers import TKE_CLUSTER_ID
 
 T = TypeVar("T")
 
@@ -189,6 +191,35 @@ def kubeconfig_contexts(path: Path | None) -> frozenset[str]:
 def _contexts(path: str, mtime_ns: int, size: int) -> frozenset[str]:
     # mtime and size are the cache key: an edited file is read again.
     return frozenset(KubeConfig.from_file(path).contexts)
+
+
+def kubeconfig_tke_clusters(path: Path | None) -> dict[str, str]:
+    """Context name -> the TKE cluster id it reaches, for the contexts of the kubeconfig file
+    that name one; empty when there is none or it cannot be read (the cluster check says so)."""
+    try:
+        stat = path.stat() if path is not None else None
+        if stat is None or not S_ISREG(stat.st_mode):
+            return {}
+        return dict(_tke_clusters(str(path), stat.st_mtime_ns, stat.st_size))
+    except (FileNotFoundError, NotADirectoryError, *UNREADABLE):
+        return {}
+
+
+@functools.lru_cache(maxsize=8)
+def _tke_clusters(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+    # A kubeconfig from DescribeClusterKubeconfig names its cluster entry by the cluster's id,
+    # and its internet endpoint is https://<id>.ccs.tencent-cloud.com; a context renamed
+    # ("prod") still points at that entry.
+    config = KubeConfig.from_file(path)
+    found: list[tuple[str, str]] = []
+    for name, context in config.contexts.items():
+        entry = config.clusters.get(context.cluster)
+        host = (urlsplit(entry.server).hostname or "") if entry is not None else ""
+        for candidate in (context.cluster, host.split(".", 1)[0]):
+            if TKE_CLUSTER_ID.fullmatch(candidate or ""):
+                found.append((name, candidate))
+                break
+    return tuple(found)
 
 
 async def cluster_client(

@@ -118,11 +118,12 @@ class Alert(UserConfig):
             self.verify = verify.model_copy(update={"source": source})
         return self
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, cluster: str | None = None) -> str:
         """Stable identity of the problem: the workload. Any alert on it while its remediation
         runs maps to that run (two ladders would restart, scale and roll back one Deployment
-        against each other), whatever its source or metric."""
-        return _digest([self.cluster_id, self.namespace, self.workload])
+        against each other), whatever its source or metric. ``cluster``: the TKE cluster id
+        the alert's kubeconfig context reaches (``cluster_identity``), one name for both."""
+        return _digest([cluster or self.cluster_id, self.namespace, self.workload])
 
     @property
     def service(self) -> str:
@@ -137,9 +138,10 @@ class Alert(UserConfig):
         )
 
 
-def remediation_id(alert: Alert) -> str:
-    """Workflow id of the remediation of this alert (one at a time per workload)."""
-    return f"remediation/{alert.fingerprint()}"
+def remediation_id(alert: Alert, cluster: str | None = None) -> str:
+    """Workflow id of the remediation of this alert (one at a time per workload); ``cluster``
+    as for ``Alert.fingerprint``."""
+    return f"remediation/{alert.fingerprint(cluster)}"
 
 
 def legacy_remediation_id(alert: Alert) -> str:

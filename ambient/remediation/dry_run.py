@@ -20,7 +20,7 @@ from ambient.clients.kube import KubeClients, KubeError, KubeNotFoundError, Kube
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.changes import RESTARTED_AT, isolation_value, stamp_annotations
 from ambient.remediation.kube_executor import KubernetesExecutor
-from ambient.remediation.kube_plans import StepInputError, WorkloadReplacedError
+from ambient.remediation.kube_plans import StepInputError, WorkloadReplacedError, stopped_reason
 from ambient.remediation.ladder import (
     ISOLATION_LABEL,
     Checkpoint,
@@ -144,6 +144,12 @@ class DryRunExecutor:
         planned, why = await self._read(step.target.cluster_id, lambda kube: kube.apply(dry))
         if planned is not None:
             return planned
+        seen = step.checkpoint if step.checkpoint and step.checkpoint.observed else None
+        if step.rung is Rung.SCALE_OUT and seen is not None and seen.replicas == 0:
+            # As the cluster's own plan says (kube_plans): what someone stopped stays stopped.
+            name = f"deployment {step.target.namespace}/{step.target.name}"
+            detail = f"dry run: {name} ran no pod at the first checkpoint; from it ({why})"
+            return StepResult(applied=False, detail=detail, skipped_reason=stopped_reason(name))
         patches, sentence = step_patches(step)
         detail = f"dry run: would {sentence}; from the alert ({why})"
         return StepResult(applied=False, detail=detail, patch=patches)

@@ -4,7 +4,7 @@ configured executor can reach, a verify URL the worker's destination guard allow
 from __future__ import annotations
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
-from ambient.clients.kube import KubeError, kubeconfig_contexts
+from ambient.clients.kube import KubeError, kubeconfig_contexts, kubeconfig_tke_clusters
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
 from ambient.remediation.alerts import Alert
 from ambient.remediation.views import InvalidRemediationError
@@ -57,3 +57,11 @@ def check_cluster(settings: Settings, cluster_id: str) -> None:
         f"nor a context of the kubeconfig: {where}. Nothing was started.",
         field="alert.cluster_id",
     )
+
+
+def cluster_identity(settings: Settings, cluster_id: str) -> str:
+    """The TKE cluster id a context of AMBIENT_KUBECONFIG reaches, else ``cluster_id``: the
+    cluster's one name in a remediation's id, however an alert names it."""
+    # A person's alert names the context, a watch's or the triage's (Cloud Monitor dimensions)
+    # the TKE id: two ids were two ladders on one Deployment at once.
+    return kubeconfig_tke_clusters(settings.kubeconfig).get(cluster_id, cluster_id)

@@ -49,6 +49,7 @@ from ambient.remediation.kube_reads import ClusterReads, previous_revision, roll
 from ambient.remediation.ladder import (
     Checkpoint,
     RolloutHealth,
+    Rung,
     StepRequest,
     StepResult,
     WorkloadRef,
@@ -56,6 +57,8 @@ from ambient.remediation.ladder import (
 
 T = TypeVar("T")
 
+# The rungs that write the Deployment alone: refused at its read, the step changed nothing.
+DEPLOYMENT_ONLY = (Rung.RESTART, Rung.SCALE_OUT, Rung.ROLLBACK)
 # Fresh reads after a 409 before giving up (the activity's retry policy takes it from there).
 CONFLICT_ATTEMPTS = 4
 
@@ -100,6 +103,14 @@ class KubernetesExecutor:
             if exc.retryable:
                 raise
             notes.append(f"Service selectors not recorded ({exc})")
+        policies: list[str] = []
+        try:
+            policies = await reads.isolation_policies(deployment)
+        except KubeError as exc:
+            if exc.retryable:
+                raise
+            # RBAC granted before they were looked for: an earlier isolation goes unseen.
+            notes.append(f"isolation NetworkPolicies not looked for ({exc})")
         configmaps: dict[str, dict[str, Any]] = {}
         for name in configmaps_of(deployment["spec"]["template"]):
             try:
@@ -126,6 +137,7 @@ class KubernetesExecutor:
                 s["metadata"]["name"]: dict(s["spec"]["selector"]) for s in services
             },
             configmaps=configmaps,
+            isolation_policies=policies,
             taken_at=datetime.now(UTC),
             detail="; ".join(notes),
         )
@@ -141,7 +153,15 @@ class KubernetesExecutor:
         planner = StepPlanner(ClusterReads(client))
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
-            plan = await planner.plan(step)
+            try:
+                plan = await planner.plan(step)
+            except KubeError as refused:
+                if not refused.retryable and not sent and step.rung in DEPLOYMENT_ONLY:
+                    # Refused for good at its reads, before any write (its Deployment gone,
+                    # re-created or unreadable): the one object these rungs write carries no
+                    # change of this step, and the step's slot is given back.
+                    refused.changed = False
+                raise
             if not plan.changes and sent:
                 return self._applied(plan, sent)
             if not plan.changes and plan.done and step.mode == "dry_run":
@@ -176,9 +196,17 @@ class KubernetesExecutor:
                 if status_of(exc)[0] == 409:
                     continue  # someone wrote in between: compute the step again from fresh reads
                 error = kube_error(exc, f"rung {int(step.rung)} on {step.target}")
+                written = [*sent, *plan.done]
+                if written:
+                    # A step refused halfway (a full rollback at its ConfigMap after the
+                    # release): the person it is handed to must not read that nothing changed.
+                    error = type(error)(
+                        f"{error}; written by this step before it was refused: "
+                        + ", ".join(written)
+                    )
                 # The server answered, so nothing of this write was stored: the step changed
                 # something if this call wrote before it or an earlier attempt stamped objects.
-                error.changed = bool(sent or plan.done)
+                error.changed = bool(written)
                 raise error from None
             except httpx2.TransportError as exc:
                 raise KubeUnavailableError(

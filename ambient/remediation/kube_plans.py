@@ -123,6 +123,8 @@ class StepPlanner:
                 "on the Deployment; raise the autoscaler's bounds instead",
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
+        if current == 0 and not step.asked:
+            return StepPlan(skipped_reason=stopped_reason(name), detail=f"{name} runs no pod")
         # The ladder's count is at least: one raised since the checkpoint (by a person) is kept.
         if current == step.replicas or (current > step.replicas and not step.asked):
             return StepPlan(
@@ -193,7 +195,7 @@ class StepPlanner:
         shared = await self._reads.sharing(deployment, services)
         shared = {n: d for n, d in shared.items() if not _stamped_service(services, n, step.key)}
         left = "; ".join(
-            f"Service {n} also selects the pods of deployment {', '.join(d)}: left as it is"
+            f"Service {n} also selects the pods of {', '.join(d)}: left as it is"
             for n, d in sorted(shared.items())
         )
         services = [s for s in services if s["metadata"]["name"] not in shared]
@@ -240,9 +242,7 @@ class StepPlanner:
                 "labels": {ISOLATION_LABEL: isolation_value(step.key)},
             },
             "spec": {
-                # The Deployment's whole selector (matchExpressions too): an empty podSelector
-                # would deny every pod of the namespace.
-                "podSelector": deployment["spec"]["selector"],
+                "podSelector": own_pods(deployment),
                 # Ingress listed with no rules: all inbound traffic to the pods is denied.
                 "policyTypes": ["Ingress"],
             },
@@ -393,6 +393,31 @@ def _sent_before(step: StepRequest, body: Obj | list[Obj], detail: str) -> StepP
     """The step's Deployment patch, found made by an earlier attempt (our stamp is on it)."""
     sent = _patch(Deployment, step.target, body)
     return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})
+
+
+def own_pods(deployment: Obj) -> Obj:
+    """A pod selector of the Deployment's own pods: its selector (matchExpressions too; an
+    empty one would take every pod of the namespace) narrowed to its pod template's labels."""
+    # Its selector alone may take other workloads' pods (tier=web: a StatefulSet's too, behind
+    # the shared Service the isolation left alone), and they have no alert. The template's
+    # labels satisfy the selector (the API server requires it), so its pods keep matching.
+    selector = deployment["spec"]["selector"]
+    labels = (deployment["spec"]["template"].get("metadata") or {}).get("labels") or {}
+    chosen: Obj = {"matchLabels": {**labels, **(selector.get("matchLabels") or {})}}
+    if selector.get("matchExpressions"):
+        chosen["matchExpressions"] = selector["matchExpressions"]
+    return chosen
+
+
+def stopped_reason(name: str) -> str:
+    """Why the ladder's scale out leaves a Deployment at 0 replicas alone."""
+    # Zero is a person's or a tool's decision (the full rollback restores it as the state
+    # before the incident), and a HorizontalPodAutoscaler does not scale such a Deployment
+    # either: starting pods someone stopped is no remediation of an alert.
+    return (
+        f"{name} is scaled to 0 replicas: someone stopped it, and the scale out does not "
+        "start it again (scale it up by hand if it should run)"
+    )
 
 
 def _paused(name: str, action: str) -> StepPlan:

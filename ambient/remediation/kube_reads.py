@@ -6,9 +6,10 @@ import asyncio
 import logging
 
 from lightkube import AsyncClient
-from lightkube.resources.apps_v1 import Deployment, ReplicaSet
+from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
+from lightkube.resources.networking_v1 import NetworkPolicy
 
 from ambient.clients.kube import (
     REVISION,
@@ -26,7 +27,7 @@ from ambient.remediation.changes import (
     release_of,
     selects,
 )
-from ambient.remediation.ladder import RolloutHealth, WorkloadRef
+from ambient.remediation.ladder import ISOLATION_LABEL, RolloutHealth, WorkloadRef
 
 log = logging.getLogger(__name__)
 
@@ -89,26 +90,45 @@ class ClusterReads:
         return revisions
 
     async def sharing(self, deployment: Obj, services: list[Obj]) -> dict[str, list[str]]:
-        """Service name -> the other Deployments of the namespace whose pods it selects too."""
+        """Service name -> the other workloads of the namespace whose pods it selects too
+        ("deployment cart", "statefulset sessions"), or the kinds that could not be read."""
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-        found = await kube_call(
-            f"listing Deployments in {namespace}",
-            collected(self._client.list(Deployment, namespace=namespace)),
+        others: list[tuple[str, dict[str, str]]] = []
+        unreadable: list[str] = []
+        kinds: tuple[type[Deployment | StatefulSet | DaemonSet], ...] = (
+            Deployment,
+            StatefulSet,
+            DaemonSet,
         )
-        others = [
-            (
-                d.metadata.name,
-                (d.spec.template.metadata.labels or {}) if d.spec.template.metadata else {},
-            )
-            for d in found
-            if d.metadata is not None and d.spec is not None and d.metadata.name != name
-        ]
+        for kind in kinds:
+            label = kind.__name__.lower()
+            try:
+                found = await kube_call(
+                    f"listing {kind.__name__}s in {namespace}",
+                    collected(self._client.list(kind, namespace=namespace)),
+                )
+            except KubeError as exc:
+                # Not allowed to list them (RBAC granted before they were looked at): whether
+                # a Service also serves them is unknown, and pointing it at no pod might cut
+                # off a workload with no alert. Deployments were always read: their refusal
+                # fails the step as before.
+                if exc.retryable or kind is Deployment:
+                    raise
+                log.info("%ss in %s not readable: %s", kind.__name__, namespace, exc)
+                unreadable.append(f"{label}s perhaps (they could not be listed: {exc})")
+                continue
+            for workload in (w.to_dict() for w in found):
+                template = (workload.get("spec") or {}).get("template") or {}
+                other = workload["metadata"]["name"]
+                if not (kind is Deployment and other == name):
+                    labels = (template.get("metadata") or {}).get("labels") or {}
+                    others.append((f"{label} {other}", labels))
         shared: dict[str, list[str]] = {}
         for service in services:
             selector = service["spec"].get("selector") or {}
-            picked = sorted(str(n) for n, labels in others if selects(selector, labels))
-            if picked:
-                shared[service["metadata"]["name"]] = picked
+            picked = sorted(n for n, labels in others if selects(selector, labels))
+            if picked or unreadable:
+                shared[service["metadata"]["name"]] = picked + unreadable
         return shared
 
     async def autoscaler(self, target: WorkloadRef) -> str | None:
@@ -132,6 +152,29 @@ class ClusterReads:
                 name = meta.name if meta is not None else None
                 return f"HorizontalPodAutoscaler {name} ({least}-{spec.maxReplicas} replicas)"
         return None
+
+    async def isolation_policies(self, deployment: Obj) -> list[str]:
+        """The deny-all NetworkPolicies an earlier run's rung 4 left on the workload's pods."""
+        namespace = deployment["metadata"]["namespace"]
+        found = await kube_call(
+            f"listing NetworkPolicies in {namespace}",
+            collected(self._client.list(NetworkPolicy, namespace=namespace)),
+        )
+        labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
+        names: list[str] = []
+        for policy in (p.to_dict() for p in found):
+            if ISOLATION_LABEL not in (policy["metadata"].get("labels") or {}):
+                continue
+            chosen = (policy.get("spec") or {}).get("podSelector") or {}
+            # Rung 4's pod selector (kube_plans.own_pods; the Deployment's selector before):
+            # its labels all the pods', its expressions the Deployment's own.
+            expressions = chosen.get("matchExpressions")
+            if selects(chosen.get("matchLabels") or {}, labels) and (
+                not expressions
+                or expressions == deployment["spec"]["selector"].get("matchExpressions")
+            ):
+                names.append(policy["metadata"]["name"])
+        return sorted(names)
 
     async def services(self, deployment: Obj) -> list[Obj]:
         """Services in the namespace whose selector picks the workload's pods."""

@@ -84,6 +84,9 @@ class Checkpoint(BaseModel):
     # Service name -> its selector; ConfigMap name -> its data (what full rollback restores).
     service_selectors: dict[str, dict[str, str]] = Field(default_factory=dict)
     configmaps: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Deny-all NetworkPolicies of an earlier run's rung 4 (ISOLATION_LABEL) on the workload's
+    # pods: no traffic reaches them, as behind a Service isolated since before the run.
+    isolation_policies: list[str] = Field(default_factory=list)
     taken_at: datetime
     # False when nothing could be read (dry run without a reachable cluster).
     observed: bool = True

@@ -223,7 +223,8 @@ def breaker_after(
 
 
 def scale_target(current: int | None, max_replicas: int, max_step: int) -> int:
-    """Scale out by doubling, at most ``max_step`` more pods and never past ``max_replicas``."""
+    """Scale out by doubling, at most ``max_step`` more pods and never past ``max_replicas``.
+    ``current`` None (not read): from 1. A Deployment at 0 is left alone by the step's plan."""
     base = max(1, current or 1)
     wanted = min(base * 2, base + max(1, max_step))
     return max(base, min(wanted, max_replicas))

@@ -34,7 +34,7 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
-from ambient.remediation.intake import check_reachable
+from ambient.remediation.intake import check_reachable, cluster_identity
 from ambient.remediation.joins import join
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
@@ -85,8 +85,10 @@ class RemediationService(RemediationReads):
         # The card's own fields (its dimensions as plain data), and what they lead to.
         return ScoreView(
             **scored.card.model_dump(),
-            fingerprint=parsed.fingerprint(),
-            remediation_id=remediation_id(parsed),
+            fingerprint=parsed.fingerprint(cluster_identity(self.settings, parsed.cluster_id)),
+            remediation_id=remediation_id(
+                parsed, cluster_identity(self.settings, parsed.cluster_id)
+            ),
             plan=plan(scored.card.score, scored.rule, self.settings.remediation_approval_from_rung),
         )
 
@@ -111,7 +113,7 @@ class RemediationService(RemediationReads):
             raise RemediationRefusedError(
                 f"cannot remediate as {user}: {decision.reason}. Nothing was started."
             )
-        workflow_id = remediation_id(parsed)
+        workflow_id = remediation_id(parsed, cluster_identity(self.settings, parsed.cluster_id))
         for _ in range(2):
             try:
                 await self.client.start_workflow(

@@ -16,7 +16,7 @@ from ambient.remediation.alerts import remediation_id
 from ambient.storage.users import UserRepository
 from api.app import create_app
 from tests.remediation.support import alert, remediation_settings
-from tests.remediation.test_tools import app_state, error_of, mcp
+from tests.remediation.test_tools import app_state, call, error_of, mcp
 from tests.standins.kube_api import kubeconfig
 from tests.support.servers import free_port, http_client, serve
 
@@ -127,3 +127,29 @@ def test_a_kubeconfig_that_is_no_mapping_is_refused_by_name(tmp_path: Path, text
     path.write_text(text)
     with pytest.raises(KubeError, match="not a readable kubeconfig"):
         kubeconfig_contexts(path)
+
+
+@pytest.mark.parametrize("executor", ["dry_run", "kubernetes"])
+async def test_a_tke_cluster_named_by_its_id_and_by_a_context_is_one_remediation(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, executor: str
+) -> None:
+    """The kubeconfig TKE gave for cls-abcd1234, its context renamed "prod": a person's alert
+    names the context, a watch's (its TKE2 dimensions) the id. Two fingerprints made two
+    ladders on one Deployment at once, restarting and rolling it back against each other."""
+    config = kubeconfig({"prod": "https://cls-abcd1234.ccs.tencent-cloud.com"})
+    config["clusters"][0]["name"] = "cls-abcd1234"  # as DescribeClusterKubeconfig names it
+    config["contexts"][0]["context"]["cluster"] = "cls-abcd1234"
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    remediation_settings(deps, remediation_executor=executor, kubeconfig=path)
+    await _token(deps, "ops")
+    by_context = alert(URL, cluster_id="prod").model_dump(mode="json")
+    by_id = alert(URL, cluster_id="cls-abcd1234", source="threshold_watch").model_dump(mode="json")
+    async with mcp(app_state(ts_env, deps, "no-worker")) as client:
+        first = await call(client, "start_remediation", alert=by_context)
+        again = await call(client, "start_remediation", alert=by_id)
+        scored = await call(client, "score_alert", alert=by_id)
+
+    assert first["created"], first
+    assert again["deduplicated"] and not again["created"], again
+    assert again["remediation_id"] == first["remediation_id"] == scored["remediation_id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.remediation.changes import RESTARTED_AT
-from ambient.remediation.ladder import ISOLATION_LABEL, Rung
+from ambient.remediation.dry_run import DryRunExecutor
+from ambient.remediation.ladder import (
+    ISOLATION_LABEL,
+    Checkpoint,
+    Rung,
+    StepRequest,
+    WorkloadRef,
+)
 from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
 from ambient.storage.repositories import InboxRepository
@@ -41,10 +49,11 @@ async def _run(
     path: Path,
     healthy_from: int | None,
     verified: bool = True,
+    record: str | None = None,
     **fields: object,
 ) -> RemediationStatus:
     """One alert remediated in execute mode on the stand-in, no approval asked; without a
-    ``verify`` block unless ``verified``."""
+    ``verify`` block unless ``verified`` (its history kept as ``record`` when recording)."""
     remediation_settings(
         deps,
         remediation_approval_from_rung=0,
@@ -61,14 +70,18 @@ async def _run(
         if not verified:
             subject = subject.model_copy(update={"verify": None})
         handle = await start(env, worker.task_queue, subject, mode="execute")
-        return await handle.result()
+        status = await handle.result()
+        if record is not None:
+            await save_history(handle, record)
+        return status
 
 
 async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
     """No pod runs: a rollout of zero replicas is complete, and nothing serves. Without a
-    verify block the run must not say a restart resolved the alert."""
+    verify block the run must not say a restart resolved the alert; and its scale out did not
+    bring up 2 pods of a workload someone had stopped."""
     api, path = cluster
     api.failing_images = set()
     api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
@@ -78,10 +91,22 @@ async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     restart, scale_out = status.attempts[:2]
     assert (restart.rung, restart.applied, restart.resolved) == (Rung.RESTART, True, False)
     assert "prod/checkout is scaled to 0 replicas: no pod serves" in (restart.verification or "")
-    # The scale out is what brought pods up (from 0 to 2), and the run says so.
-    assert (scale_out.rung, scale_out.applied) == (Rung.SCALE_OUT, True), scale_out
-    assert status.outcome == "resolved at rung 2 (scale_out)", status.outcome
-    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 2
+    # Zero is someone's decision (the full rollback's own baseline): the scale out does not
+    # start what someone stopped, as a HorizontalPodAutoscaler does not.
+    assert (scale_out.rung, scale_out.applied) == (Rung.SCALE_OUT, False), scale_out
+    assert scale_out.skipped_reason == (
+        "deployment prod/checkout is scaled to 0 replicas: someone stopped it, and the scale "
+        "out does not start it again (scale it up by hand if it should run)"
+    ), scale_out
+    assert status.state != "resolved", status.outcome
+    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 0
+    assert not any(
+        "replicas" in ((c.body or {}).get("spec") or {})
+        for c in api.writes("deployments")
+        if isinstance(c.body, dict)
+    )
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#2") is None
 
 
 async def test_an_alert_that_clears_on_a_deployment_scaled_to_zero_is_not_resolved(
@@ -148,7 +173,9 @@ async def test_an_alert_that_clears_behind_an_earlier_runs_isolation_is_not_reso
     api.add_service("prod", "checkout", {"app": "checkout", ISOLATION_LABEL: "0f1e2d3c4b5a6978"})
     async with serve(api.app()) as base:
         path = _kubeconfig(tmp_path, base)
-        status = await _run(ts_env, deps, path, healthy_from=1)
+        # Recorded: the isolated-before-run hand-over replays (tests/histories).
+        record = "remediation_isolated_before_run"
+        status = await _run(ts_env, deps, path, healthy_from=1, record=record)
         selector = api.services[("prod", "checkout")]["spec"]["selector"]
 
     assert ISOLATION_LABEL in selector  # nothing restored it
@@ -318,7 +345,7 @@ async def test_isolating_a_workload_leaves_a_service_it_shares_with_another_work
     assert api.services[("prod", "web")]["spec"]["selector"] == {"tier": "web"}
     [(namespace, policy)] = list(api.networkpolicies)
     assert api.networkpolicies[(namespace, policy)]["spec"]["podSelector"] == {
-        "matchLabels": {"app": "checkout"}
+        "matchLabels": {"app": "checkout", "tier": "web"}
     }
     isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
     assert isolate.applied and list(isolate.patch or {}) == [f"networkpolicy/prod/{policy}"]
@@ -387,3 +414,161 @@ async def test_a_rollback_with_nothing_to_roll_back_to_asks_nobody_to_approve_it
         f"{subject.service}"
     ]
     assert status.state == "aborted"
+
+
+async def test_a_deployment_deleted_before_its_change_gives_its_rate_limit_slot_back(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The checkpoint read checkout; someone deleted it before the restart's own read, which
+    found it gone (404). Nothing was written, yet the step's slot stayed reserved: the cluster's
+    hour counted a change nobody made, and its next alerts waited out a cooldown for it."""
+    api = _checkout(tmp_path)
+    item = "/apis/apps/v1/namespaces/prod/deployments/checkout"
+    app = api.app()
+
+    async def deleted_after_the_checkpoint(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == item:
+            api.deployments.pop(("prod", "checkout"), None)
+
+    async with serve(deleted_after_the_checkpoint) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    assert status.state == "handed_over", status.outcome
+    assert "deployment prod/checkout not found" in status.outcome, status.outcome
+    assert api.writes() == [], [(c.method, c.path, c.status) for c in api.calls]
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
+
+
+@pytest.mark.parametrize("plural", ["statefulsets", "daemonsets"])
+async def test_isolating_a_workload_leaves_a_service_it_shares_with_a_stateful_set_alone(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, plural: str
+) -> None:
+    """The Service web selects every pod labelled tier=web: checkout's, and those of a
+    StatefulSet (or a DaemonSet) beside it. Only other Deployments were looked for, so rung 4
+    pointed web at no pod and the StatefulSet, which had no alert, lost its traffic."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    api.deployments[("prod", "checkout")]["spec"]["template"]["metadata"]["labels"]["tier"] = "web"
+    api._reconcile("prod", "checkout")
+    for key, rs in list(api.replicasets.items()):
+        if "tier" not in rs["spec"]["template"]["metadata"]["labels"]:
+            del api.replicasets[key]
+    api.add_workload(plural, "prod", "sessions", {"app": "sessions", "tier": "web"}, V1)
+    api.add_service("prod", "web", {"tier": "web"})
+    async with serve(api.app()) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    assert api.services[("prod", "web")]["spec"]["selector"] == {"tier": "web"}
+    [(_, policy)] = list(api.networkpolicies)
+    isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
+    kind = {"statefulsets": "statefulset", "daemonsets": "daemonset"}[plural]
+    assert isolate.detail == (
+        f"isolate: no Service selects only checkout; deny-all NetworkPolicy {policy}; "
+        f"Service web also selects the pods of {kind} sessions: left as it is"
+    ), isolate.detail
+
+
+async def test_isolation_leaves_a_service_alone_when_stateful_sets_cannot_be_listed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """RBAC granted before StatefulSets were looked at: whether the Service also serves one
+    is unknown, so it is not pointed at no pod; the deny-all policy isolates checkout."""
+    api = _checkout(tmp_path)
+    api.add_service("prod", "checkout", {"app": "checkout"})
+    api.forbidden = {"list statefulsets"}
+    async with serve(api.app()) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    assert api.services[("prod", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+    [(_, policy)] = list(api.networkpolicies)
+    isolate = next(a for a in status.attempts if a.rung is Rung.ISOLATE)
+    assert isolate.applied, isolate
+    assert isolate.detail.startswith(
+        f"isolate: no Service selects only checkout; deny-all NetworkPolicy {policy}; "
+        "Service checkout also selects the pods of statefulsets perhaps (they could not be "
+        "listed: "
+    ), isolate.detail
+
+
+async def test_an_alert_that_clears_behind_an_earlier_runs_deny_policy_is_not_resolved(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """No Service selected checkout, so an earlier run's rung 4 isolated it with a deny-all
+    NetworkPolicy, and nobody deleted it. The alert came again; its error rate is low because
+    no traffic reaches the pods. The checkpoint read Services only and called it resolved."""
+    api = _checkout(tmp_path)
+    name = "ambient-isolate-remediation-0123456789abcdef-0a1b2c3d4e"
+    api.networkpolicies[("prod", name)] = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": name,
+            "namespace": "prod",
+            "labels": {ISOLATION_LABEL: "0f1e2d3c4b5a6978"},
+            "resourceVersion": "1",
+        },
+        "spec": {"podSelector": {"matchLabels": {"app": "checkout"}}, "policyTypes": ["Ingress"]},
+    }
+    async with serve(api.app()) as base:
+        status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=1)
+
+    assert [(a.rung, a.applied, a.resolved) for a in status.attempts] == [
+        (Rung.RESTART, True, True)
+    ]
+    assert status.state == "handed_over", status.outcome
+    assert status.outcome == (
+        "the alert cleared at rung 1 (restart) with the service isolated since before this run "
+        f"(the deny-all NetworkPolicy {name} in prod selects its pods): no traffic reaches it, "
+        "which is no fix; delete the NetworkPolicy first"
+    ), status.outcome
+    assert ("prod", name) in api.networkpolicies
+
+
+async def test_a_dry_run_from_the_alert_alone_does_not_scale_what_ran_no_pod_at_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """The cluster was read at the first checkpoint (0 replicas) and cannot be now: the dry
+    run's patch from the alert alone said "scale from 0 to 2", which the cluster's own plan
+    would not do."""
+    target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
+    seen = Checkpoint(target=target, revision=1, replicas=0, taken_at=datetime.now(UTC))
+    step = StepRequest(
+        remediation_id="remediation/r0@1",
+        rung=Rung.SCALE_OUT,
+        target=target,
+        mode="dry_run",
+        key="remediation/r0@1#2",
+        replicas=2,
+        checkpoint=seen,
+    )
+    result = await DryRunExecutor().apply(step)
+    assert (result.applied, result.patch) == (False, None), result
+    assert result.skipped_reason is not None
+    assert result.skipped_reason.startswith("deployment prod/checkout is scaled to 0 replicas")
+
+
+async def test_the_deny_policy_selects_only_the_workloads_own_pods_not_all_its_selector_takes(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """checkout's selector is tier=web (its pods also carry app=checkout); a StatefulSet's
+    pods are tier=web too, behind the same Service. The Service was rightly left alone, but the
+    deny-all policy took checkout's selector as its podSelector and cut off the StatefulSet,
+    which had no alert, as well."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    spec = api.deployments[("prod", "checkout")]["spec"]
+    spec["selector"] = {"matchLabels": {"tier": "web"}}
+    spec["template"]["metadata"]["labels"]["tier"] = "web"
+    api._reconcile("prod", "checkout")
+    for key, rs in list(api.replicasets.items()):
+        if "tier" not in rs["spec"]["template"]["metadata"]["labels"]:
+            del api.replicasets[key]
+    api.add_workload("statefulsets", "prod", "sessions", {"app": "sessions", "tier": "web"}, V1)
+    api.add_service("prod", "web", {"tier": "web"})
+    async with serve(api.app()) as base:
+        await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=None)
+
+    [policy] = api.networkpolicies.values()
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "checkout", "tier": "web"}}

@@ -405,7 +405,9 @@ async def test_a_deny_policy_selects_the_pods_of_a_deployment_selected_by_expres
     rid = "remediation/r7x"
     assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).applied
     policy = kube.api.networkpolicies[("shop", isolation_policy_name(rid))]
-    assert policy["spec"] == {"podSelector": selector, "policyTypes": ["Ingress"]}
+    # The selector whole, narrowed to the pod template's labels (its own pods only).
+    own = {"matchLabels": {"app": "checkout"}, **selector}
+    assert policy["spec"] == {"podSelector": own, "policyTypes": ["Ingress"]}
 
 
 async def test_a_concurrent_writer_makes_the_step_start_again_from_a_fresh_read(
@@ -1363,3 +1365,27 @@ async def test_a_dry_run_verification_reads_the_deployment_alone_as_execute_does
     assert [c.kind for c in kube.api.calls[before:]] == ["deployments"]
     assert health == await kube.executor.rollout_health(kube.target)
     assert health.observed and health.available
+
+
+async def test_a_full_rollback_refused_after_some_writes_names_what_it_had_written(
+    kube: Cluster,
+) -> None:
+    """Refused at its ConfigMap (403) after it had put back the release: the hand-over said
+    only "rung 5 (full_rollback) could not be applied (… forbidden …)", and the person took
+    it that nothing had changed while the Deployment ran the release before the incident."""
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    kube.api.configmaps[("shop", "checkout-env")]["data"] = {"MODE": "slow"}
+    full = kube.step(
+        "remediation/r8p",
+        Rung.FULL_ROLLBACK,
+        to_revision=baseline.previous_revision,
+        checkpoint=baseline,
+    )
+    kube.api.forbidden = {"patch configmaps"}
+    with pytest.raises(KubeError) as refused:
+        await kube.executor.apply(full)
+    assert [c.kind for c in kube.api.writes()][-1] == "deployments"
+    assert str(refused.value).endswith(
+        "; written by this step before it was refused: deployment/shop/checkout"
+    ), str(refused.value)

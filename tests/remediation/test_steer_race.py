@@ -1,8 +1,10 @@
 """An answer goes to the run it was checked on: when the same alert's next run starts between
-the check and the sending, the answer does not decide for the next run."""
+the check and the sending, the answer does not decide for the next run; two answers at once
+through two doors decide the rung once."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from tests.remediation.support import (
     remediation_settings,
     remediations_with_worker,
 )
+from tests.remediation.test_workflow import audit_actions
 from tests.support.waits import eventually
 
 
@@ -63,3 +66,37 @@ async def test_an_answer_checked_on_one_run_is_not_sent_to_the_next_run(
         view = await remediations.get(name, rid)
         assert seconds[1] != first
         assert (view.run_key, view.state, view.attempts) == (seconds[1], "waiting_approval", [])
+
+
+async def test_an_approval_and_a_refusal_at_once_apply_one_and_refuse_the_other_as_a_conflict(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The owner approves on the page while an admin refuses by voice: one answer decides the
+    rung, the other is told the rung was answered otherwise (a conflict, never both applied)."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin = unique("kai"), unique("root")
+    await add_user(deps, owner, permission="dry_run")
+    await add_user(deps, admin, permission="dry_run", role="admin")
+    async with remediations_with_worker(dev_env, deps) as (metric_url, _, remediations):
+        subject = alert(metric_url, workload=owner, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, mode="dry_run")).remediation_id
+        runs = RunKeys(remediations, owner, rid)
+        await eventually(runs.waiting, "the run waits for approval")
+
+        answers = await asyncio.gather(
+            remediations.approve(owner, rid, True, rung=1),
+            remediations.approve(admin, rid, False, "not now", rung=1),
+            return_exceptions=True,
+        )
+        view = await remediations.get(owner, rid)
+
+    refused = [a for a in answers if isinstance(a, BaseException)]
+    assert len(refused) == 1, answers
+    assert isinstance(refused[0], RemediationStateError), refused
+    applied = (await audit_actions(deps, view.run_key)).count("approval")
+    assert applied == 1, await audit_actions(deps, view.run_key)
+    approved = not isinstance(answers[0], BaseException)
+    if approved:
+        assert view.attempts and view.attempts[0].rung == 1, view
+    else:
+        assert view.state == "handed_over", view.outcome

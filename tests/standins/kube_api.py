@@ -1,8 +1,8 @@
 """A small stateful Kubernetes API server stand-in for lightkube, served on loopback.
 
 Objects: Deployments (with the scale subresource), their ReplicaSets and pods, Services,
-ConfigMaps and NetworkPolicies. Writes behave as the real API server's do where the
-remediation executor depends on it:
+ConfigMaps and NetworkPolicies; StatefulSets and DaemonSets as seeded (no controller). Writes
+behave as the real API server's do where the remediation executor depends on it:
 
 - PATCH in the three content types lightkube sends (JSON patch, JSON merge patch, strategic
   merge patch: a list merges only by the patchMergeKey k8s.io/api declares for it, any other
@@ -56,6 +56,8 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 KINDS: dict[str, tuple[str, str, str]] = {
     "deployments": ("Deployment", "apps/v1", "/apis/apps/v1"),
     "replicasets": ("ReplicaSet", "apps/v1", "/apis/apps/v1"),
+    "statefulsets": ("StatefulSet", "apps/v1", "/apis/apps/v1"),
+    "daemonsets": ("DaemonSet", "apps/v1", "/apis/apps/v1"),
     "pods": ("Pod", "v1", "/api/v1"),
     "services": ("Service", "v1", "/api/v1"),
     "configmaps": ("ConfigMap", "v1", "/api/v1"),
@@ -344,6 +346,9 @@ class ApiCall:
 class KubeApi:
     deployments: dict[Key, Obj] = field(default_factory=dict)
     replicasets: dict[Key, Obj] = field(default_factory=dict)
+    # Stored as seeded (no controller runs them): what shares a Service with a Deployment.
+    statefulsets: dict[Key, Obj] = field(default_factory=dict)
+    daemonsets: dict[Key, Obj] = field(default_factory=dict)
     pods: dict[Key, Obj] = field(default_factory=dict)
     services: dict[Key, Obj] = field(default_factory=dict)
     configmaps: dict[Key, Obj] = field(default_factory=dict)
@@ -379,6 +384,8 @@ class KubeApi:
         stores: dict[str, dict[Key, Obj]] = {
             "deployments": self.deployments,
             "replicasets": self.replicasets,
+            "statefulsets": self.statefulsets,
+            "daemonsets": self.daemonsets,
             "pods": self.pods,
             "services": self.services,
             "configmaps": self.configmaps,
@@ -501,6 +508,19 @@ class KubeApi:
                 }
             },
         )
+
+    def add_workload(
+        self, plural: str, namespace: str, name: str, labels: dict[str, str], image: str
+    ) -> None:
+        """A StatefulSet or DaemonSet whose pods carry ``labels`` (stored, not reconciled)."""
+        template = {
+            "metadata": {"labels": dict(labels)},
+            "spec": {"containers": [{"name": name, "image": image}]},
+        }
+        spec: Obj = {"selector": {"matchLabels": dict(labels)}, "template": template}
+        if plural == "statefulsets":
+            spec.update(serviceName=name, replicas=1)
+        self.store(plural)[(namespace, name)] = self._new(plural, namespace, name, {"spec": spec})
 
     def add_autoscaler(
         self, namespace: str, name: str, deployment: str, minimum: int, maximum: int
