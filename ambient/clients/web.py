@@ -99,35 +99,41 @@ class FetchResult:
         # Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched.
         body = self.body
         # A byte order mark outweighs any label (UTF-16: a page saved as Windows' "Unicode").
-        for bom, encoding in (
+        for bom, marked in (
             (codecs.BOM_UTF8, "utf-8"),
             (codecs.BOM_UTF16_LE, "utf-16-le"),
             (codecs.BOM_UTF16_BE, "utf-16-be"),
         ):
             if body.startswith(bom):
-                return body[len(bom) :].decode(encoding, errors="replace")
+                return body[len(bom) :].decode(marked, errors="replace")
+        # A label no codec answers to is passed over, as browsers pass over a label they do
+        # not know: read as UTF-8, a GBK page labelled "windows-936" was garbage.
         declared = HEADER_CHARSET.search(self.content_type)
-        label = declared.group(1) if declared else None
-        if label is None and (
+        encoding = _codec(declared.group(1)) if declared else None
+        if encoding is None and (
             # A feed's XML declaration, else a page's <meta>, in its first bytes.
             (found := XML_ENCODING.match(body)) or (found := META_CHARSET.search(body, 0, 2048))
         ):
             label = found.group(1).decode("ascii")
-            if label.lower() in UTF_16_LABELS:
-                # The <meta> was read as ASCII, so the page is not UTF-16: WHATWG takes it as
-                # UTF-8 (a UTF-16 page has a byte order mark, read above).
-                label = "utf-8"
-        if label is None:
+            # A <meta> naming UTF-16 was read as ASCII, so the page is not UTF-16: WHATWG
+            # takes it as UTF-8 (a UTF-16 page has a byte order mark, read above).
+            encoding = "utf-8" if label.lower() in UTF_16_LABELS else _codec(label)
+        if encoding is None:
             # Declared nowhere: UTF-8 if it reads as UTF-8, else Chinese or Latin-1 by its text.
             try:
                 return body.decode()
             except UnicodeDecodeError:
                 return undeclared_text(body)
-        encoding = AS_BROWSERS_READ.get(label.lower(), label)
-        try:
-            return body.decode(encoding, errors="replace")
-        except LookupError:  # a label Python does not know
-            return body.decode(errors="replace")
+        return body.decode(encoding, errors="replace")
+
+
+def _codec(label: str) -> str | None:
+    """The codec a charset label names as browsers read it; None for one Python does not know."""
+    encoding = AS_BROWSERS_READ.get(label.lower(), label)
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return None
 
 
 def undeclared_text(body: bytes) -> str:
