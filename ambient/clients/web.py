@@ -17,12 +17,14 @@ import re
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from jsonpath_ng.ext import parse as jsonpath
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.http1 import Answer, BodyTooLargeError, HttpProtocolError, PageClient
+from ambient.domain.deliver_later import retry_after_seconds
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -49,10 +51,19 @@ class TooManyRedirectsError(FetchError):
 class HttpStatusError(FetchError):
     """The server answered with an error status."""
 
-    def __init__(self, status: int, url: str, body: bytes = b"", reason: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        url: str,
+        body: bytes = b"",
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(reason or f"HTTP {status} from {url}")
         self.status = status
         self.body = body  # what the server said (a JSON API's error), within the size cap
+        # A 429's or 503's Retry-After in seconds: how long the server asks not to be asked.
+        self.retry_after = retry_after
 
 
 # A charset declared in the page itself, in its first bytes (as a browser looks for it).
@@ -251,7 +262,11 @@ class WebFetcher:
                 url, 304, True, sent.get("If-None-Match"), sent.get("If-Modified-Since"), b"", ""
             )
         if answer.status >= 400:
-            raise HttpStatusError(answer.status, url, answer.body)
+            asked = answer.headers.get("retry-after") if answer.status in (429, 503) else None
+            after = retry_after_seconds(asked, datetime.now(UTC)) if asked else None
+            said = f" (Retry-After: {math.ceil(after)} s)" if after else ""
+            reason = f"HTTP {answer.status} from {url}{said}"
+            raise HttpStatusError(answer.status, url, answer.body, reason, after)
         return FetchResult(
             url,
             answer.status,
