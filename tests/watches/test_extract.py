@@ -338,23 +338,37 @@ def test_repeated_blocks_that_trafilatura_collapses_are_not_plain() -> None:
     assert verdict(BENCH_PAGE) is None
 
 
-def test_short_plain_page_goes_through_trafilatura() -> None:
+def test_a_short_plain_page_keeps_its_inline_elements_on_their_line() -> None:
+    """Below 250 characters trafilatura's rescue cascade split a Chinese line at its inline
+    elements: a keyword written across them ("数据库故障") was never found."""
     html = "<html><body><article><p>Short <b>bold</b> note.</p></article></body></html>"
     assert verdict(html) is None
     assert main_text(html) == trafilatura_text(html) == "Short bold note."
+    html = "<html><body><article><p>下午发生<b>数据库</b>故障。</p></article></body></html>"
+    assert verdict(html) is None
+    assert trafilatura_text(html) == "下午发生\n数据库\n故障。"
+    assert main_text(html) == "下午发生数据库故障。"
 
 
-def test_selector_gives_the_text_under_every_match_as_before() -> None:
+def test_selector_gives_the_text_under_every_match_its_inline_elements_on_their_line() -> None:
+    """A match's inline elements were lines of their own: "42" and "USD", "下午发生", "数据库"
+    and "故障", so a keyword across them was never found and a diff showed fragments."""
     html = (
-        "<html><body><nav>Menu</nav><div id='price'>42 <b>USD</b></div>"
+        "<html><head><title>Prices</title></head><body><nav>Menu</nav>"
+        "<div id='price'>42 <b>USD</b></div>"
         "<ul><li class='item'>One</li><li class='item'>Two <i>too</i></li></ul>"
+        "<div class='news'>下午发生<a href='/db'>数据库</a>故障"
+        "<br>已<span class='ok'>恢<b>复</b></span></div>"
         f"<article><p>{STORY}</p></article></body></html>"
     )
-    before = LexborHTMLParser(html)
-    for selector in ("#price", ".item", "article p"):
-        expected = "\n".join(node.text(separator="\n") for node in before.css(selector))
-        assert main_text(html, selector) == expected
-    assert main_text(html, "#price") == "42 \nUSD"
+    assert main_text(html, "#price") == "42 USD"
+    assert main_text(html, ".item") == "One\nTwo too"
+    assert main_text(html, ".news") == "下午发生数据库故障\n已恢复"
+    assert main_text(html, "span.ok") == "恢复"
+    # Matches inside matches each read whole, in page order.
+    assert main_text(html, ".news, .ok, b") == "USD\n下午发生数据库故障\n已恢复\n恢复\n复"
+    assert main_text(html, "article p") == STORY.strip()
+    assert main_text(html, "title") == "Prices"
     with pytest.raises(NoTextError, match=r"the selector '\.missing' matches nothing"):
         main_text(html, ".missing")
 
