@@ -12,7 +12,7 @@ import asyncio
 import math
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,7 +22,7 @@ from temporalio import activity
 from activities.poll_reports import Found, PollHost, PollReports
 from activities.watches import Page, read_page
 from ambient.clients.extract import EXTRACTOR_VERSION
-from ambient.clients.web import FetchError
+from ambient.clients.web import FetchError, HttpStatusError
 from ambient.storage.models import Event
 from ambient.storage.polls import WatchPoll
 from ambient.watches.models import Failure, UrlState
@@ -46,6 +46,10 @@ MAX_RESULT_BYTES = 256 * 1024
 # poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
 HANDBACK_WAIT = 30.0
 HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
+# The longest pause a server's Retry-After gets (a page rate-limited for a day is checked
+# hourly, its failures counted): asked again at every check, a server that throttles could
+# block the worker's address for every watch of its host.
+LONGEST_PAUSE = 3600.0
 
 
 class PollSession:
@@ -284,10 +288,12 @@ class PollSession:
         # not a 304, not the bytes' last text.
         last = seen if seen.hash is not None and seen.reading == reading else None
         now = datetime.now(UTC)
+        if seen.not_before is not None and now < seen.not_before:
+            return  # the server asked for a pause (Retry-After): this check waits it out
         try:
             page = await read_page(self.poller.fetcher, url, self.request.config, last)
         except FetchError as exc:
-            await self.failed(url, str(exc), now)
+            await self.failed(url, str(exc), now, _pause_asked(exc))
             return
         if page is None:
             await self.answered(url, "not_modified", now)
@@ -325,6 +331,7 @@ class PollSession:
         )
         if seen.failing or seen.failures:
             after.failures, after.failing, after.last_error = 0, False, None
+            after.not_before = None
         if comparable:
             after.last_change_at = now
         page = PageText(url, seen.hash if comparable else None, read.hash, read.text)
@@ -342,13 +349,16 @@ class PollSession:
         # Not stored (a database error): the state stays, so the next check sees it again.
         await self.tell(url, after, found, now, page=page, what=f"storing the change of {url}")
 
-    async def failed(self, url: str, error: str, now: datetime) -> None:
+    async def failed(
+        self, url: str, error: str, now: datetime, pause: timedelta | None = None
+    ) -> None:
         seen = self.urls[url]
         # As in answered: kept in place, but the page starting to fail is a new state.
         starts = seen.failures + 1 >= self.request.config.failure_threshold and not seen.failing
         after = seen.model_copy(update={"failing": True}) if starts else seen
         after.failures, after.last_error = seen.failures + 1, error[:500]
         after.last_outcome, after.last_checked_at = "error", now
+        after.not_before = now + pause if pause else None
         if starts:
             payload = {"url": url, "error": error[:500], "failures": after.failures}
             await self.tell_one(url, after, "watch.failing", payload, now)
@@ -358,7 +368,7 @@ class PollSession:
         # The usual check (the page answered as before) is kept in place; a recovery is a
         # new state, taken once its event is stored.
         after = seen.model_copy(update={"failing": False}) if seen.failing else seen
-        after.failures, after.last_error = 0, None
+        after.failures, after.last_error, after.not_before = 0, None, None
         after.last_outcome, after.last_checked_at = outcome, now
         if seen.failing:
             payload = {"url": url, "after_failures": seen.failures}
@@ -420,3 +430,10 @@ class PollSession:
             late_failures=reports.late_failures,
             undelivered=sorted(reports.unsettled),
         )
+
+
+def _pause_asked(error: FetchError) -> timedelta | None:
+    """The pause a 429's or 503's Retry-After asks for, at most ``LONGEST_PAUSE``."""
+    if isinstance(error, HttpStatusError) and error.retry_after:
+        return timedelta(seconds=min(error.retry_after, LONGEST_PAUSE))
+    return None

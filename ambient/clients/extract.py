@@ -21,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
 # trafilatura's own rules decide every non-plain page, so its version is part of the tag.
-EXTRACTOR_VERSION = f"x4-t{version('trafilatura')}"
+EXTRACTOR_VERSION = f"x5-t{version('trafilatura')}"
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
@@ -64,13 +64,13 @@ INLINE = [
 ]  # fmt: skip
 INLINE_TAGS = frozenset(INLINE)
 VOID = frozenset({"br", "hr"})
+# What stays on its line in a selector's match (no trafilatura to agree with there): links,
+# times and quotes too ("下午发生<a>数据库</a>故障" is one line).
+SELECTED_INLINE = INLINE_TAGS | {"a", "time", "q", "font", "del", "ins", "label"}
 ALLOWED = TEXT_BLOCKS | CONTAINERS | VOID | INLINE_TAGS
 
 # trafilatura's MIN_DUPLICATE_LENGTH: longer repeated blocks are dropped as duplicates.
 REPEAT_CHARS = 50
-# Below trafilatura's MIN_EXTRACTED_SIZE (250 characters) its rescue cascade (wild text,
-# jusText, baseline) decides the text, and the baseline splits inline elements into lines.
-MIN_PLAIN_CHARS = 250
 
 
 # Bodies declared as text; another or none is sniffed for the control bytes that mark a file
@@ -108,12 +108,18 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
         nodes = tree.css(selector)
         if not nodes:  # a matched element may be empty (no alert today), a missing one is not
             raise NoTextError(f"the selector {selector!r} matches nothing on the page")
-        return "\n".join(node.text(separator="\n") for node in nodes)
+        # Each match's text, its inline elements on their line ("42 USD", not "42" and "USD");
+        # from the last match to the first: unwrapping inside a match leaves the matches
+        # within it read already.
+        texts = [block_text(node, plain=False, inline=SELECTED_INLINE) for node in nodes[::-1]]
+        return "\n".join(texts[::-1])
     tree.strip_tags(DROPPED, recursive=True)
     body = tree.body
     if body is not None and not_plain_because(body) is None:
-        plain = block_text(body)
-        if len(plain) > MIN_PLAIN_CHARS:
+        # A short one too: below trafilatura's MIN_EXTRACTED_SIZE (250 characters) its rescue
+        # cascade splits inline elements into lines ("下午发生", "数据库", "故障": a keyword
+        # "数据库故障" never found), where the blocks' text keeps them on their line.
+        if plain := block_text(body):
             return plain
     import trafilatura  # ~60 ms to import: only a page that is not plain needs it
 
@@ -121,7 +127,7 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
     if text:
         return str(text)
     # trafilatura found nothing: the body's blocks, without scripts and styles
-    text = block_text(body) if body is not None else ""
+    text = block_text(body, plain=False) if body is not None else ""
     if not text:
         raise NoTextError("the page has no text (is it rendered by JavaScript?)")
     return text
@@ -194,14 +200,48 @@ def _visible_chars(node: LexborNode) -> int:
     return len("".join(node.text().split()))
 
 
-def block_text(body: LexborNode) -> str:
-    """Text of the body, one block a line, inline elements kept on their block's line."""
-    # unwrapping costs one tree walk per tag: only the tags present (often none)
-    if present := [tag for tag in {node.tag for node in body.traverse()} if tag in INLINE_TAGS]:
+def block_text(
+    body: LexborNode, *, plain: bool = True, inline: frozenset[str] = INLINE_TAGS
+) -> str:
+    """Text of the body (or an element), one block a line, ``inline`` elements kept on their
+    block's line; ``plain``: all of its text is in blocks (``not_plain_because`` said so)."""
+    tags = {node.tag for node in body.traverse()}
+    # Blocks whose written line breaks stay lines (trafilatura keeps them): found before
+    # their inline elements are unwrapped.
+    keeping = not plain or (KEEPS_BREAKS.isdisjoint(tags) and "pre" not in tags)
+    kept = set() if keeping else {node.mem_id for node in body.css(KEEPING)}
+    # unwrapping costs one tree walk per tag: only the tags present (often none); never the
+    # element's own (a selector's <span>), which would take its text away
+    if present := [tag for tag in tags if tag in inline and tag != body.tag]:
         body.unwrap_tags(present)
         body.merge_text_nodes()
-    lines = body.text(separator="\n", skip_empty=True).splitlines()
-    return "\n".join(stripped for line in lines if (stripped := line.strip()))
+    # Text nodes apart (lexbor drops a NUL from a page's text: it cannot be one of them).
+    text = body.text(separator="\0", skip_empty=True)
+    if "\n" not in text or not plain:
+        text = text.replace("\0", "\n")
+    elif keeping:
+        # A line break written inside a paragraph or heading is a space, as trafilatura reads
+        # it: a paragraph wrapped at 80 columns in the source was several lines, a page
+        # re-wrapped was a "change" and a phrase across the break was never found. Unwrapped
+        # and merged, each text node is a whole block's text.
+        text = "\n".join(" ".join(node.split()) for node in text.split("\0"))
+    else:
+        text = "\n".join(_block_lines(block, kept) for block in body.css(BLOCKS))
+    return "\n".join(stripped for line in text.splitlines() if (stripped := line.strip()))
+
+
+BLOCKS = ", ".join(sorted(TEXT_BLOCKS))
+# trafilatura keeps the written line breaks of a <pre> and of a block holding one of these (a
+# <br> is its <lb>; <code> and <s> are elements it keeps).
+KEEPS_BREAKS = frozenset({"br", "code", "s"})
+KEEPING = f"pre, :is({BLOCKS}):has({', '.join(sorted(KEEPS_BREAKS))})"
+
+
+def _block_lines(block: LexborNode, kept: set[int]) -> str:
+    """A text block's lines: at its <br>s, and at its written line breaks if it is ``kept``."""
+    if block.mem_id in kept:
+        return block.text(separator="\n", skip_empty=True)
+    return " ".join(block.text().split())
 
 
 def _block_of(node: LexborNode) -> str | None:

@@ -74,14 +74,21 @@ class DestinationGuard:
         self._allowed: list[Network] = [
             ipaddress.ip_network(cidr.strip(), strict=False) for cidr in allow_cidrs if cidr.strip()
         ]
+        # Metadata addresses the allow-list names one by one (169.254.169.254/32).
+        self._named = frozenset(
+            network.network_address for network in self._allowed if network.num_addresses == 1
+        )
         self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
 
     def refusal(self, address: IPAddress) -> str | None:
         """Why ``address`` is refused, or None when the worker may connect to it."""
-        if any(address in network for network in self._allowed):
-            return None
+        # The metadata service hands out the instance's credentials: a network allowed for an
+        # intranet (169.254.0.0/16, 100.64.0.0/10 holds 100.100.100.200) does not open it,
+        # only the address itself does.
         if address in METADATA:
-            return f"{address} is a cloud metadata address"
+            return None if address in self._named else f"{address} is a cloud metadata address"
+        if not _holds_metadata(address) and any(address in net for net in self._allowed):
+            return None
         if isinstance(address, ipaddress.IPv6Address):
             if (embedded := _embedded_ipv4(address)) is not None:
                 form, v4 = embedded
@@ -253,6 +260,14 @@ def _literal_addresses(host: str) -> list[IPAddress]:
         with suppress(OSError):
             return [ipaddress.IPv4Address(socket.inet_aton(host))]
     return []
+
+
+def _holds_metadata(address: IPAddress) -> bool:
+    """Whether ``address`` is an IPv6 form of a metadata address (decided by that address)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return False
+    embedded = _embedded_ipv4(address)
+    return embedded is not None and embedded[1] in METADATA
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:

@@ -17,12 +17,14 @@ import re
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from jsonpath_ng.ext import parse as jsonpath
 
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.http1 import Answer, BodyTooLargeError, HttpProtocolError, PageClient
+from ambient.domain.deliver_later import retry_after_seconds
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -49,10 +51,19 @@ class TooManyRedirectsError(FetchError):
 class HttpStatusError(FetchError):
     """The server answered with an error status."""
 
-    def __init__(self, status: int, url: str, body: bytes = b"", reason: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        url: str,
+        body: bytes = b"",
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(reason or f"HTTP {status} from {url}")
         self.status = status
         self.body = body  # what the server said (a JSON API's error), within the size cap
+        # A 429's or 503's Retry-After in seconds: how long the server asks not to be asked.
+        self.retry_after = retry_after
 
 
 # A charset declared in the page itself, in its first bytes (as a browser looks for it).
@@ -99,35 +110,41 @@ class FetchResult:
         # Read as UTF-8 always, a GBK page (many Chinese sites) was text no keyword matched.
         body = self.body
         # A byte order mark outweighs any label (UTF-16: a page saved as Windows' "Unicode").
-        for bom, encoding in (
+        for bom, marked in (
             (codecs.BOM_UTF8, "utf-8"),
             (codecs.BOM_UTF16_LE, "utf-16-le"),
             (codecs.BOM_UTF16_BE, "utf-16-be"),
         ):
             if body.startswith(bom):
-                return body[len(bom) :].decode(encoding, errors="replace")
+                return body[len(bom) :].decode(marked, errors="replace")
+        # A label no codec answers to is passed over, as browsers pass over a label they do
+        # not know: read as UTF-8, a GBK page labelled "windows-936" was garbage.
         declared = HEADER_CHARSET.search(self.content_type)
-        label = declared.group(1) if declared else None
-        if label is None and (
+        encoding = _codec(declared.group(1)) if declared else None
+        if encoding is None and (
             # A feed's XML declaration, else a page's <meta>, in its first bytes.
             (found := XML_ENCODING.match(body)) or (found := META_CHARSET.search(body, 0, 2048))
         ):
             label = found.group(1).decode("ascii")
-            if label.lower() in UTF_16_LABELS:
-                # The <meta> was read as ASCII, so the page is not UTF-16: WHATWG takes it as
-                # UTF-8 (a UTF-16 page has a byte order mark, read above).
-                label = "utf-8"
-        if label is None:
+            # A <meta> naming UTF-16 was read as ASCII, so the page is not UTF-16: WHATWG
+            # takes it as UTF-8 (a UTF-16 page has a byte order mark, read above).
+            encoding = "utf-8" if label.lower() in UTF_16_LABELS else _codec(label)
+        if encoding is None:
             # Declared nowhere: UTF-8 if it reads as UTF-8, else Chinese or Latin-1 by its text.
             try:
                 return body.decode()
             except UnicodeDecodeError:
                 return undeclared_text(body)
-        encoding = AS_BROWSERS_READ.get(label.lower(), label)
-        try:
-            return body.decode(encoding, errors="replace")
-        except LookupError:  # a label Python does not know
-            return body.decode(errors="replace")
+        return body.decode(encoding, errors="replace")
+
+
+def _codec(label: str) -> str | None:
+    """The codec a charset label names as browsers read it; None for one Python does not know."""
+    encoding = AS_BROWSERS_READ.get(label.lower(), label)
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return None
 
 
 def undeclared_text(body: bytes) -> str:
@@ -245,7 +262,11 @@ class WebFetcher:
                 url, 304, True, sent.get("If-None-Match"), sent.get("If-Modified-Since"), b"", ""
             )
         if answer.status >= 400:
-            raise HttpStatusError(answer.status, url, answer.body)
+            asked = answer.headers.get("retry-after") if answer.status in (429, 503) else None
+            after = retry_after_seconds(asked, datetime.now(UTC)) if asked else None
+            said = f" (Retry-After: {math.ceil(after)} s)" if after else ""
+            reason = f"HTTP {answer.status} from {url}{said}"
+            raise HttpStatusError(answer.status, url, answer.body, reason, after)
         return FetchResult(
             url,
             answer.status,

@@ -29,6 +29,9 @@ class UrlState(BaseModel):
     raw_hash: str | None = None
     extractor: str | None = None
     reading: str | None = None
+    # A 429 or 503 with Retry-After: the page is not asked again before then (checks of it
+    # meanwhile do not happen, and are not failures).
+    not_before: datetime | None = None
 
 
 class Failure(BaseModel):

@@ -83,6 +83,29 @@ def test_allow_list_admits_only_its_networks() -> None:
 
 
 @pytest.mark.parametrize(
+    "allowed", ["169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/0", "::/0", "::ffff:0:0/96"]
+)
+def test_a_network_allowed_for_an_intranet_does_not_open_the_metadata_service(
+    allowed: str,
+) -> None:
+    """It hands out the instance's credentials: an operator who allowed 100.64.0.0/10 for an
+    intranet opened 100.100.100.200, 169.254.0.0/16 opened 169.254.169.254."""
+    guard = DestinationGuard([allowed])
+    for address in ("169.254.169.254", "100.100.100.200", "::ffff:169.254.169.254"):
+        assert "cloud metadata address" in (guard.refusal(ipaddress.ip_address(address)) or "")
+    network = ipaddress.ip_network(allowed)
+    others = ("169.254.1.1", "100.64.0.1", "::ffff:169.254.1.1", "fd00::1")
+    for other in map(ipaddress.ip_address, others):
+        if other.version == network.version and other in network:
+            assert guard.refusal(other) is None
+    # Named one by one, a metadata address is allowed, in its IPv6 forms too.
+    named = DestinationGuard(["169.254.169.254/32"])
+    assert named.refusal(ipaddress.ip_address("169.254.169.254")) is None
+    assert named.refusal(ipaddress.ip_address("::ffff:169.254.169.254")) is None
+    assert named.refusal(ipaddress.ip_address("169.254.0.23")) is not None
+
+
+@pytest.mark.parametrize(
     ("url", "why"),
     [
         ("file:///etc/passwd", "only http and https"),

@@ -556,6 +556,26 @@ async def test_a_metric_with_no_datapoints_names_the_dimensions_to_check(
     assert "no datapoints" in str(failed.value) and "InstanceId=ins-typo" in str(failed.value)
 
 
+@pytest.mark.parametrize("odd", [float("nan"), float("inf"), float("-inf")])
+async def test_a_datapoint_that_is_no_finite_number_is_no_datapoint(
+    cloud: tuple[TencentApi, TencentCloud], odd: float
+) -> None:
+    """The API's JSON may say NaN (the SDK parses it): as the newest value it breached no line,
+    so a watch in breach reported a recovery, and its status could not be sent as JSON."""
+    api, tc = cloud
+    now = int(NOW.timestamp())
+    api.metric_points["CPUUsage"] = [(now - 120, 95.5), (now - 60, odd)]
+    dimensions = {"InstanceId": "ins-1"}
+    assert await latest_metric_value(tc, "QCE/CVM", "CPUUsage", dimensions, now=NOW) == 95.5
+    points = await get_metric(
+        tc, "QCE/CVM", "CPUUsage", dimensions, NOW - timedelta(minutes=5), NOW
+    )
+    assert [p.value for p in points] == [95.5]
+    api.metric_points["CPUUsage"] = [(now - 60, odd)]
+    with pytest.raises(TencentRequestError, match="no datapoints"):
+        await latest_metric_value(tc, "QCE/CVM", "CPUUsage", dimensions, now=NOW)
+
+
 @pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])
 async def test_a_region_out_of_format_is_refused_before_any_call_and_not_retried(
     cloud: tuple[TencentApi, TencentCloud], region: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import trafilatura
@@ -168,6 +169,45 @@ def test_generated_plain_pages_give_trafilaturas_lines_on_the_fast_path() -> Non
     assert plain >= 30  # most generated pages are plain: the comparison is not vacuous
 
 
+def _rewrapped(html: str, seed: int) -> str:
+    """The page with some spaces of its text written as line breaks, as an editor wraps a
+    source (a <pre> and a <script> are left as written)."""
+    rnd = random.Random(seed)
+    parts = re.split(r"(<pre>.*?</pre>|<script>.*?</script>)", html, flags=re.S)
+    return "".join(
+        part if i % 2 else re.sub(" ", lambda _: "\n    " if rnd.random() < 0.3 else " ", part)
+        for i, part in enumerate(parts)
+    )
+
+
+def test_a_plain_page_wrapped_in_its_source_gives_trafilaturas_lines() -> None:
+    """A line break inside a paragraph is a space to trafilatura; the fast path made it a line:
+    a page re-wrapped was a change, and a phrase across the break was never found."""
+    plain = 0
+    for seed in range(80):
+        html = _rewrapped(_random_plain_page(seed), seed)
+        if verdict(html) is not None or len(lexbor_text(html)) <= 250:
+            continue
+        plain += 1
+        assert lines(main_text(html)) == lines(trafilatura_text(html)), f"seed {seed}"
+    assert plain >= 30
+
+
+def test_a_plain_page_wrapped_in_its_source_reads_as_unwrapped() -> None:
+    # trafilatura keeps the written breaks of a <pre> and of a block holding a <br>, a <code>
+    # or an <s>: pages without them.
+    kept = re.compile(r"<pre>.*?</pre>|<br>|</?code>|</?s>", re.S)
+    plain = 0
+    for seed in range(80):
+        html = kept.sub(" ", _random_plain_page(seed))
+        wrapped = _rewrapped(html, seed)
+        if verdict(wrapped) is not None or len(lexbor_text(wrapped)) <= 250:
+            continue
+        plain += 1
+        assert lines(main_text(wrapped)) == lines(main_text(html)), f"seed {seed}"
+    assert plain >= 30
+
+
 # Structures where trafilatura's text differs from the blocks' text, shown on pages long enough
 # (> 2,500 characters) for trafilatura's own extractor to decide: each is not plain.
 LONG = "".join(f"<p>Part {i}: {STORY}</p>" for i in range(10))
@@ -298,23 +338,37 @@ def test_repeated_blocks_that_trafilatura_collapses_are_not_plain() -> None:
     assert verdict(BENCH_PAGE) is None
 
 
-def test_short_plain_page_goes_through_trafilatura() -> None:
+def test_a_short_plain_page_keeps_its_inline_elements_on_their_line() -> None:
+    """Below 250 characters trafilatura's rescue cascade split a Chinese line at its inline
+    elements: a keyword written across them ("数据库故障") was never found."""
     html = "<html><body><article><p>Short <b>bold</b> note.</p></article></body></html>"
     assert verdict(html) is None
     assert main_text(html) == trafilatura_text(html) == "Short bold note."
+    html = "<html><body><article><p>下午发生<b>数据库</b>故障。</p></article></body></html>"
+    assert verdict(html) is None
+    assert trafilatura_text(html) == "下午发生\n数据库\n故障。"
+    assert main_text(html) == "下午发生数据库故障。"
 
 
-def test_selector_gives_the_text_under_every_match_as_before() -> None:
+def test_selector_gives_the_text_under_every_match_its_inline_elements_on_their_line() -> None:
+    """A match's inline elements were lines of their own: "42" and "USD", "下午发生", "数据库"
+    and "故障", so a keyword across them was never found and a diff showed fragments."""
     html = (
-        "<html><body><nav>Menu</nav><div id='price'>42 <b>USD</b></div>"
+        "<html><head><title>Prices</title></head><body><nav>Menu</nav>"
+        "<div id='price'>42 <b>USD</b></div>"
         "<ul><li class='item'>One</li><li class='item'>Two <i>too</i></li></ul>"
+        "<div class='news'>下午发生<a href='/db'>数据库</a>故障"
+        "<br>已<span class='ok'>恢<b>复</b></span></div>"
         f"<article><p>{STORY}</p></article></body></html>"
     )
-    before = LexborHTMLParser(html)
-    for selector in ("#price", ".item", "article p"):
-        expected = "\n".join(node.text(separator="\n") for node in before.css(selector))
-        assert main_text(html, selector) == expected
-    assert main_text(html, "#price") == "42 \nUSD"
+    assert main_text(html, "#price") == "42 USD"
+    assert main_text(html, ".item") == "One\nTwo too"
+    assert main_text(html, ".news") == "下午发生数据库故障\n已恢复"
+    assert main_text(html, "span.ok") == "恢复"
+    # Matches inside matches each read whole, in page order.
+    assert main_text(html, ".news, .ok, b") == "USD\n下午发生数据库故障\n已恢复\n恢复\n复"
+    assert main_text(html, "article p") == STORY.strip()
+    assert main_text(html, "title") == "Prices"
     with pytest.raises(NoTextError, match=r"the selector '\.missing' matches nothing"):
         main_text(html, ".missing")
 
@@ -342,7 +396,7 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
 
 
 def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
-    assert EXTRACTOR_VERSION.startswith("x4-t")
+    assert EXTRACTOR_VERSION.startswith("x5-t")
     assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)
 
 

@@ -564,3 +564,25 @@ def test_a_page_is_read_in_the_encoding_its_label_or_declaration_names(
     body = head.encode() + f"<p>{text}</p>".encode(encoding)
     page = FetchResult("https://example.com/", 200, False, None, None, body, content_type)
     assert page.text() == f"{head}<p>{text}</p>"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "head"),
+    [
+        # Labels no codec answers to (not WHATWG's either: browsers pass over them). The page
+        # was read as UTF-8, its Chinese garbage no keyword matched.
+        ("text/html; charset=windows-936", ""),
+        ("text/html; charset=x-euc-cn", ""),
+        ("text/html", '<meta charset="windows-936">'),
+        # An unknown label in the header: the page's own <meta> says what it is.
+        ("text/html; charset=x-unknown", '<meta charset="gbk">'),
+        (
+            "text/html; charset=x-unknown",
+            '<meta http-equiv="Content-Type" content="text/html; charset=gb2312">',
+        ),
+    ],
+)
+def test_a_label_no_codec_knows_is_passed_over_as_browsers_do(content_type: str, head: str) -> None:
+    body = head.encode() + "<p>数据库故障，已恢复。</p>".encode("gbk")
+    page = FetchResult("https://example.com/", 200, False, None, None, body, content_type)
+    assert page.text() == f"{head}<p>数据库故障，已恢复。</p>"

@@ -3,6 +3,7 @@ the namespaces it serves), and the newest one (the threshold watch's source)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,10 +89,15 @@ async def get_metric(
         window = {"Period": period, "StartTime": first.isoformat(), "EndTime": upto.isoformat()}
         pairs += await _metric_window(tc, namespace, metric, dimensions, window, region)
         first = upto + timedelta(seconds=period)
+    # A NaN or an infinity (JSON's NaN, which the SDK parses) is no datapoint, as a null is:
+    # it breaches no line (a watch in breach reported a recovery) and cannot travel as JSON.
     points = {
-        int(stamp): float(value)
+        int(stamp): number
         for stamp, value in pairs
-        if stamp is not None and value is not None and start <= _at(stamp) <= end
+        if stamp is not None
+        and value is not None
+        and start <= _at(stamp) <= end
+        and math.isfinite(number := float(value))
     }
     return [MetricPoint(time=_at(stamp), value=points[stamp]) for stamp in sorted(points)]
 
