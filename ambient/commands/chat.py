@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ambient.agent.chat import ChatEvent
+from ambient.agent.chat import OFFLINE, ChatEvent
 from ambient.commands import fail
 from ambient.runtime import discovered_settings
 from ambient.startup import loading
@@ -44,14 +44,19 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
     async with open_state(discovered_settings(), stdio_user=user, upgrade=True) as state:
         row = await registered(state.db, user, fail)
         # The agent (our MCP server in-process, its tools and the SDK) is made for the first
-        # message: a user who is not registered, or who leaves at the first prompt, is told so
-        # without it.
+        # message a model answers: a user who is not registered, who leaves at the first
+        # prompt, or who has no model to talk to is told so without it.
         runtime: ChatRuntime | None = None
         # One message from the command line, or each one asked until the person leaves.
         typed = iter(lambda: _ask(row.assistant_name), None)
         text: str | None
         try:
             for text in [message] if message is not None else typed:
+                if state.settings.openai_api_key is None:
+                    # No model (openai_client's None): every message is answered with how to
+                    # set one up, as the agent's turn answers it; no agent to make for that.
+                    console.print(escape(OFFLINE), soft_wrap=True)
+                    continue
                 if runtime is None:
                     with loading():
                         from ambient.agent.hub import ChatRuntime
