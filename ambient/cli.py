@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +17,7 @@ from ambient.cli_numbers import whole_number
 from ambient.domain.configs import SURROGATE
 from ambient.log_redaction import setup_logging
 from ambient.settings import Settings
+from ambient.startup import loading
 
 # Each command group's module is imported when that command runs: a process started as
 # `ambient worker` or `ambient dev` does not import the CLI's other commands (a second of CPU per
@@ -53,28 +51,6 @@ LAZY: dict[str, tuple[str, str | None, str]] = {
         "Deliveries, newest first, with attempts and the error of each failure.",
     ),
 }
-
-
-@contextmanager
-def loading() -> Iterator[None]:
-    """A command's modules imported with the cyclic collector off, then frozen.
-
-    Start-up makes hundreds of thousands of objects that live as long as the process (modules,
-    classes, pydantic schemas), and the collector scanned them again and again while they were
-    made: ~0.9 s of the ~3 s of CPU an `ambient chat` or `ambient mcp` start took. Frozen, later
-    collections skip them; what the command makes afterwards is collected as usual. Once a
-    process: a process that froze already (a test run, which invokes commands in-process after
-    its own collection) would freeze what its tests hold at that moment.
-    """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
 
 
 class LazyGroup(TyperGroup):

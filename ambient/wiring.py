@@ -6,27 +6,33 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from temporalio.client import Client
 
 from ambient import temporal
-from ambient.agent.digest import EventDigestService
-from ambient.briefing.service import BriefingService
 from ambient.clients.llm import LLMClient
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tls import ca_context
-from ambient.cloud.reads import CloudReads
-from ambient.cloud.service import CloudOpsService
-from ambient.discussions.service import DiscussionService
-from ambient.remediation.service import RemediationService
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.migrate import require_current, upgrade_async
-from ambient.watches.service import TaskService
-from ambient.xiaozhi import DeviceService
+
+if TYPE_CHECKING:
+    # Each service's module is imported by the property that builds it: a CLI command that
+    # asks one service (or only the database: `ambient chat` finding its user) does not
+    # import the other areas and their workflows (~2 s of CPU a process).
+    from ambient.agent.digest import EventDigestService
+    from ambient.briefing.service import BriefingService
+    from ambient.cloud.reads import CloudReads
+    from ambient.cloud.service import CloudOpsService
+    from ambient.discussions.service import DiscussionService
+    from ambient.remediation.service import RemediationService
+    from ambient.watches.service import TaskService
+    from ambient.xiaozhi import DeviceService
 
 
 @dataclass
@@ -56,34 +62,50 @@ class AppState:
 
     @property
     def briefings(self) -> BriefingService:
+        from ambient.briefing.service import BriefingService
+
         return BriefingService(self.temporal, self.settings, self.db, self.tencent)
 
     @property
     def remediations(self) -> RemediationService:
+        from ambient.remediation.service import RemediationService
+
         return RemediationService(self.temporal, self.settings, self.db, self.llm)
 
     @property
     def tasks(self) -> TaskService:
+        from ambient.watches.service import TaskService
+
         return TaskService(self.temporal, self.settings, self.db, briefings=self.briefings)
 
     @property
     def discussions(self) -> DiscussionService:
+        from ambient.discussions.service import DiscussionService
+
         return DiscussionService(self.db, self.settings, self.temporal, self.remediations)
 
     @property
     def cloud_ops(self) -> CloudOpsService:
+        from ambient.cloud.service import CloudOpsService
+
         return CloudOpsService(self.db, self.cloud)
 
     @property
     def cloud_reads(self) -> CloudReads:
+        from ambient.cloud.reads import CloudReads
+
         return CloudReads(self.settings, self.cloud)
 
     @property
     def digests(self) -> EventDigestService:
+        from ambient.agent.digest import EventDigestService
+
         return EventDigestService(self.temporal, self.settings, self.db)
 
     @property
     def devices(self) -> DeviceService:
+        from ambient.xiaozhi import DeviceService
+
         return DeviceService(self.db)
 
 

@@ -135,7 +135,7 @@ def serve_kube(port: int, healthy: int, failing: int) -> None:
 
 def serve_api(port: int) -> None:
     """Child process: the product's API with the settings in the environment."""
-    from ambient.cli import loading
+    from ambient.startup import loading
 
     with loading():  # as `ambient api` imports it: the collector off, then frozen
         from api.app import create_app

@@ -21,9 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ambient.agent.conversations import Conversation
 from ambient.agent.errors import AgentError, ConversationError
-from ambient.agent.facade import AgentFacade
 from ambient.clients.llm import TOOL_CHOICE_TEMPERATURE, NoCompletionError, completion_in
 from ambient.domain.tool_search import ToolDoc, ToolIndex
 from ambient.settings import Settings
@@ -31,8 +29,13 @@ from ambient.settings import Settings
 if TYPE_CHECKING:
     # The openai SDK is imported with the first turn: the API imports this module at start,
     # and the SDK's types were ~1 s of its ~7 s import on a loaded machine (bench/devstart.py).
+    # The facade imports the MCP SDK: `ambient chat` imports it once there is a message to
+    # answer, not to find its user or show its first prompt.
     from openai import AsyncOpenAI
     from openai.types.chat import ChatCompletionMessageFunctionToolCall as ToolCall
+
+    from ambient.agent.conversations import Conversation
+    from ambient.agent.facade import AgentFacade
 
 MAX_ROUNDS = 8
 HISTORY_CHARS = 24_000  # AMBIENT_CHAT_HISTORY_CHARS's default

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ambient.agent.chat import ChatEvent
-from ambient.agent.hub import ChatRuntime
+from ambient.agent.chat import OFFLINE, ChatEvent
 from ambient.commands import fail
 from ambient.runtime import discovered_settings
+from ambient.startup import loading
 from ambient.storage.users import registered
 from ambient.wiring import open_state
+
+if TYPE_CHECKING:
+    from ambient.agent.hub import ChatRuntime
 
 console = Console(stderr=False)
 
@@ -40,14 +43,26 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
     # The command holds the database, as `ambient migrate` and every other command do.
     async with open_state(discovered_settings(), stdio_user=user, upgrade=True) as state:
         row = await registered(state.db, user, fail)
-        runtime = ChatRuntime.of(state)
-        agent = await runtime.agent(row)
-        conversation = await runtime.conversations.open(user, None)
+        # The agent (our MCP server in-process, its tools and the SDK) is made for the first
+        # message a model answers: a user who is not registered, who leaves at the first
+        # prompt, or who has no model to talk to is told so without it.
+        runtime: ChatRuntime | None = None
         # One message from the command line, or each one asked until the person leaves.
         typed = iter(lambda: _ask(row.assistant_name), None)
         text: str | None
         try:
             for text in [message] if message is not None else typed:
+                if state.settings.openai_api_key is None:
+                    # No model (openai_client's None): every message is answered with how to
+                    # set one up, as the agent's turn answers it; no agent to make for that.
+                    console.print(escape(OFFLINE), soft_wrap=True)
+                    continue
+                if runtime is None:
+                    with loading():
+                        from ambient.agent.hub import ChatRuntime
+                    runtime = ChatRuntime.of(state)
+                    agent = await runtime.agent(row)
+                    conversation = await runtime.conversations.open(user, None)
                 approve: bool | None = None
                 confirm_id: str | None = None
                 while True:
@@ -69,7 +84,8 @@ async def _chat(user: str, message: str | None, yes: bool) -> int:
                     confirm_id = confirm.confirm_id
                     text = None
         finally:
-            await runtime.hub.close()
+            if runtime is not None:
+                await runtime.hub.close()
         return 0
 
 

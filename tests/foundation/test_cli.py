@@ -339,6 +339,14 @@ def test_a_door_imports_what_it_starts_not_the_workers_lists_nor_an_sdk_before_i
     assert loaded_by(doors, unused) == []
 
 
+def test_chat_imports_our_mcp_server_and_the_sdk_only_to_answer_a_message() -> None:
+    # `ambient chat` imported the in-process MCP server (every tool, every service, the MCP
+    # SDK: ~2.5 s of CPU) before it looked up its user: a refusal of an unknown user, or a
+    # session left at its first prompt, paid for an agent it never used.
+    unused = "'mcp', 'mcp_server', 'ambient.agent.hub', 'ambient.briefing.service'"
+    assert loaded_by("ambient.commands.chat", unused) == []
+
+
 def loaded_by(modules: str, prefixes: str) -> list[str]:
     """The modules named by ``prefixes`` (Python's words) a fresh process importing
     ``modules`` has loaded."""
