@@ -158,10 +158,10 @@ class BriefingActivities:
                     request.user, day.date, baseline.model_dump(mode="json")
                 )
             await session.commit()
-            version = row.version
+            version, given_at, given_via = row.version, row.given_at, row.given_via
         # The stored content's date, writer, text and sources, with the version just stored.
         kept = content.model_dump(include=PreparedBriefing.model_fields.keys() - {"version"})
-        return PreparedBriefing(**kept, version=version)
+        return PreparedBriefing(**kept, version=version, given_at=given_at, given_via=given_via)
 
     async def _reduce_logs(
         self, request: PrepareRequest, notes: list[SourceNote]

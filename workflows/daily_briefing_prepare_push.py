@@ -55,6 +55,8 @@ class PrepareAndPush:
     prepared: PreparedBriefing | None
     prepared_at: datetime | None
     preparation_error: str | None
+    given_at: datetime | None
+    given_via: str | None
     pushed_at: datetime | None
     _prepare_lock: asyncio.Lock
 
@@ -131,6 +133,11 @@ class PrepareAndPush:
                     retry_policy=PREPARE_RETRY,
                 )
                 self.prepared_at, self.preparation_error = workflow.now(), None
+                given = self.prepared.given_at
+                if given is not None and self.given_at is None:
+                    # Spoken before a reset to an earlier task: the day stays spoken. (No
+                    # command changes: recorded results carry no greeting and replay as before.)
+                    self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
                 self.preparation_error = str(exc.cause or exc)
                 workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -35,6 +36,7 @@ from ambient.briefing.models import (
     greeted_at,
     greeting_text,
 )
+from ambient.briefing.records import store_given
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.clients.tencent.tts import text_to_voice, tts_segments
@@ -192,6 +194,13 @@ class Greeting:
             raise BriefingError(f"greeting failed: {exc.cause}") from None
         if result.outcome is not GreetOutcome.SPOKEN:
             return await self._in_users_words(user, result)
+        if result.date is not None and result.given_at is not None:
+            try:
+                # Stored now, not only when the window ends: a run reset from the Web UI to
+                # before this greeting reads it back when it prepares, and stays spoken.
+                await store_given(self.db, user, result.date, result.given_at, via)
+            except SQLAlchemyError as exc:  # the run stores it at the window's end anyway
+                log.warning("storing %s's greeting failed: %s", user, exc)
         # Written for the window's start, greeted at any hour in it ("早上好" at 23:33).
         result.text = greeted_at(result.text, result.given_at_local)
         result.segments[:1] = [greeted_at(s, result.given_at_local) for s in result.segments[:1]]

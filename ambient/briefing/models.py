@@ -114,6 +114,10 @@ class PreparedBriefing(BaseModel):
     spoken_text: str
     spoken_segments: list[str]
     sources: list[SourceNote] = Field(default_factory=list)
+    # The day's greeting as stored when it was spoken: a run reset to before it (Web UI) has
+    # lost it from its own state, and the greeting the reset applies again is past its answer_by.
+    given_at: datetime | None = None
+    given_via: str | None = None
 
 
 # --- greeting ---------------------------------------------------------------------------

@@ -749,8 +749,8 @@ async def test_regenerate_prepares_a_new_version_without_speaking_again(
         assert again.outcome is GreetOutcome.ALREADY_GIVEN
         async with deps.db.session() as session:
             row = await BriefingRepository(session).get("ivy", day.date)
-        # Stored when the window ends; the service shows the workflow's live state until then.
-        assert row is not None and row.version == 2 and row.given_at is None
+        # Stored as it is spoken (a run reset to before it reads it back when it prepares).
+        assert row is not None and row.version == 2 and row.given_at == first.given_at
         view = await stack.service.get_briefing("ivy", day.date)
         assert view.status == "given" and view.given_at == first.given_at
         await stack.skip_to(day.window_end + timedelta(minutes=5))
