@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
@@ -31,10 +32,11 @@ from ambient.remediation.ladder import ISOLATION_LABEL, RolloutHealth, WorkloadR
 
 log = logging.getLogger(__name__)
 
-# One namespace's Services listing on the wire per cluster client: a listing asked while another
+# One namespace's listing of a kind on the wire per cluster client: a listing asked while another
 # is in flight takes that one's answer. In an alert storm a hundred checkpoints in one namespace
-# each listed all its Services (hundreds, the largest answer a checkpoint reads) at once.
-_services_listing: dict[tuple[int, str], asyncio.Task[list[Service]]] = {}
+# each listed all its Services (hundreds, the largest answer a checkpoint reads) and its
+# NetworkPolicies at once.
+_listings: dict[tuple[int, str, type[Any]], asyncio.Task[list[Any]]] = {}
 
 
 class ClusterReads:
@@ -156,10 +158,7 @@ class ClusterReads:
     async def isolation_policies(self, deployment: Obj) -> list[str]:
         """The deny-all NetworkPolicies an earlier run's rung 4 left on the workload's pods."""
         namespace = deployment["metadata"]["namespace"]
-        found = await kube_call(
-            f"listing NetworkPolicies in {namespace}",
-            collected(self._client.list(NetworkPolicy, namespace=namespace)),
-        )
+        found: list[NetworkPolicy] = await self._listed(NetworkPolicy, namespace)
         labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
         names: list[str] = []
         for policy in (p.to_dict() for p in found):
@@ -180,27 +179,7 @@ class ClusterReads:
         """Services in the namespace whose selector picks the workload's pods."""
         namespace = deployment["metadata"]["namespace"]
         labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
-        key = (id(self._client), namespace)
-        listing = _services_listing.get(key)
-        if (
-            listing is None
-            or listing.done()
-            or listing.get_loop() is not asyncio.get_running_loop()
-        ):
-            listing = asyncio.create_task(
-                kube_call(
-                    f"listing Services in {namespace}",
-                    collected(self._client.list(Service, namespace=namespace)),
-                )
-            )
-            _services_listing[key] = listing
-            listing.add_done_callback(
-                lambda done: (
-                    _services_listing.pop(key, None) if _services_listing.get(key) is done else None
-                )
-            )
-        # Shielded: one caller's cancellation (its activity's) does not fail the others.
-        found = await asyncio.shield(listing)
+        found: list[Service] = await self._listed(Service, namespace)
         # Matched on the parsed objects, turned into dicts only when they match: a namespace of
         # hundreds of Services made that conversion most of a checkpoint's CPU in a storm.
         return [
@@ -208,6 +187,29 @@ class ClusterReads:
             for s in found
             if selects((s.spec.selector if s.spec is not None else None) or {}, labels)
         ]
+
+    async def _listed(self, kind: type[Any], namespace: str) -> list[Any]:
+        """Every object of ``kind`` in ``namespace``, one listing in flight at a time
+        (``_listings``); asked after it answered, a listing of its own (nothing stale is kept)."""
+        key = (id(self._client), namespace, kind)
+        listing = _listings.get(key)
+        if (
+            listing is None
+            or listing.done()
+            or listing.get_loop() is not asyncio.get_running_loop()
+        ):
+            listing = asyncio.create_task(
+                kube_call(
+                    f"listing {kind.__name__}s in {namespace}",
+                    collected(self._client.list(kind, namespace=namespace)),
+                )
+            )
+            _listings[key] = listing
+            listing.add_done_callback(
+                lambda done: _listings.pop(key, None) if _listings.get(key) is done else None
+            )
+        # Shielded: one caller's cancellation (its activity's) does not fail the others.
+        return await asyncio.shield(listing)
 
 
 def previous_revision(

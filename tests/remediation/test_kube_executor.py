@@ -292,7 +292,7 @@ async def test_checkpoint_records_selectors_of_services_that_select_the_workload
     assert Checkpoint.model_validate_json(baseline.model_dump_json()) == baseline
 
 
-async def test_concurrent_checkpoints_in_one_namespace_share_one_services_listing(
+async def test_concurrent_checkpoints_in_one_namespace_share_one_listing_of_each_kind(
     kube: Cluster,
 ) -> None:
     kube.api.add_deployment("shop", "cart", V1)
@@ -322,6 +322,13 @@ async def test_concurrent_checkpoints_in_one_namespace_share_one_services_listin
         cancelled.cancel()
         assert [s["metadata"]["name"] for s in await kept] == ["cart"]
         assert listings() == 3
+        # The earlier runs' isolation policies every checkpoint looks for: one listing too.
+        policies = await asyncio.gather(
+            *(ClusterReads(client).isolation_policies(d) for d in (checkout, cart, checkout))
+        )
+        assert policies == [[], [], []]
+        path = "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies"
+        assert sum(1 for c in kube.api.calls if c.path == path) == 1
     finally:
         await client.close()
 
