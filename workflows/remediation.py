@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         CHANGE_RETRY,
         FINAL_STATES,
         JOINED,
+        UNVERIFIED,
         AbortInput,
         Attempt,
         CheckpointInput,
@@ -53,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.remediation.safety import PermissionDecision, scale_target
     from ambient.remediation.scores import PlannedStep
-    from ambient.remediation.storage import UNVERIFIED
     from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
