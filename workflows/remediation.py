@@ -8,6 +8,7 @@ the broadcast queue and is pushed now. Every decision lands in the audit log (ac
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Literal
 
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         CHANGE_RETRY,
         FINAL_STATES,
         JOINED,
+        UNVERIFIED,
         AbortInput,
         Attempt,
         CheckpointInput,
@@ -80,6 +82,16 @@ NO_ROLLBACK_NO_APPROVAL = "no-rollback-no-approval"
 # before this run) is no more resolved than behind this run's own isolation; it was.
 ISOLATED_BEFORE = "isolated-before-run"
 ONE_TRY = RetryPolicy(maximum_attempts=1)
+# A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
+# cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
+# taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
+# was cancelled and the run ends "aborted". Before this patch it closed at once, its row left
+# running, its slot counted and its audit silent.
+CANCELLED_IN_TEMPORAL = "cancelled-in-temporal"
+CANCELLED = (
+    "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
+    "the sender is not verified"
+)
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -92,6 +104,15 @@ class GradedRemediationWorkflow(RemediationSafety):
     # Its state is set up by RemediationRecords.__init__ (workflows/remediation_records.py).
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
+        try:
+            return await self._ladder(request)
+        except asyncio.CancelledError:
+            if self.state in FINAL_STATES or not workflow.patched(CANCELLED_IN_TEMPORAL):
+                raise
+            await self._cancelled()
+            raise
+
+    async def _ladder(self, request: RemediationInput) -> RemediationStatus:
         self.opened = opened = await self._act(
             RemediationActivities.open_remediation,
             OpenInput(
@@ -173,6 +194,8 @@ class GradedRemediationWorkflow(RemediationSafety):
         if step.needs_approval and not await self._approval(step, key):
             return await self._abort(self.aborted) if self.aborted else "stop"
         gate = await self._gates(step, key, opened.gate if opened else None)
+        if gate == "go":
+            self.reserved = key  # given back if the run is cancelled before its change
         if self.aborted:
             if gate == "go":
                 await self._free_slot(key)
@@ -361,8 +384,10 @@ class GradedRemediationWorkflow(RemediationSafety):
                     await self._free_slot(key)
                     return ABORTED_BEFORE_CHANGE
         except ACTIVITY_FAILED as exc:
+            self.reserved = None  # it may have written: the slot stays counted
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
             return f"could not be applied ({cause_of(exc)})"
+        self.reserved = None
         attempt.applied, attempt.already_applied = result.applied, result.already_applied
         attempt.detail, attempt.patch = result.detail, result.patch
         attempt.skipped_reason = result.skipped_reason
@@ -392,7 +417,12 @@ class GradedRemediationWorkflow(RemediationSafety):
             retry_policy=CHANGE_RETRY,
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
-        await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
+        try:
+            await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
+        except asyncio.CancelledError:
+            if not change.done() and workflow.patched(CANCELLED_IN_TEMPORAL):
+                await self._change_cancelled(change)
+            raise
         if change.done() or not workflow.patched(ABORT_DURING_CHANGE):
             return await change
         change.cancel()
@@ -405,8 +435,50 @@ class GradedRemediationWorkflow(RemediationSafety):
                 return None
             raise
 
+    async def _change_cancelled(self, change: workflow.ActivityHandle[StepResult]) -> None:
+        """The run was cancelled while its change was tried: its retries are cancelled and the
+        try under way let finish (as for an abort, ``_change``). A write made is the attempt's
+        and uses the step's slot; one not made gives it back (``_cancelled``)."""
+        attempt = self.attempts[-1]
+        change.cancel()
+        try:
+            result = await change
+        except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError | ApplicationError):
+                attempt.skipped_reason = "cancelled before its change"
+            else:  # out of time: it may have written, the slot stays counted
+                attempt.skipped_reason = f"change failed: {cause_of(exc)}"
+                self.reserved = None
+            return
+        attempt.applied, attempt.already_applied = result.applied, result.already_applied
+        attempt.detail, attempt.patch = result.detail, result.patch
+        attempt.skipped_reason = result.skipped_reason
+        attempt.at = workflow.now()
+        self.reserved = None
+
+    async def _cancelled(self) -> None:
+        """Clean up after a cancellation requested in Temporal, before the run closes as
+        Cancelled: the slot a step reserved and did not use, the audit (who asked is not known
+        to the run: Temporal's history holds the identity its client gave), the run's end."""
+        if self.reserved is not None:
+            await self._free_slot(self.reserved)
+        await self._audit(
+            f"{self.run_key}/cancelled",
+            "cancelled",
+            {
+                "state": self.state,
+                "rung": int(self.next_rung) if self.next_rung else None,
+                "waiting": self.waiting.what if self.waiting else None,
+            },
+            actor=UNVERIFIED,
+        )
+        self.awaiting_approval = None
+        self.outcome, self.outcome_said = CANCELLED, None
+        await self._finish("aborted")
+
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
+        self.reserved = None
         await self._act(
             RemediationActivities.release_remediation_slot,
             Keyed(run_key=self.run_key, key=key),

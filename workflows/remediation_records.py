@@ -99,6 +99,8 @@ class RemediationRecords:
         self.joined_by: list[str] = []
         self.joined_alerts: list[Alert] = []
         self.opened: Opened | None = None
+        # The step key whose rate-limit slot its gate reserved, until its change is tried.
+        self.reserved: str | None = None
         # A post that waits for the run's next one (the plan, held until after the first change).
         self.held_post: tuple[str, str, list[str]] | None = None
         self.outcome = ""

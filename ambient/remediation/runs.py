@@ -36,6 +36,9 @@ RemediationState = Literal[
     "refused",
 ]
 FINAL_STATES = ("resolved", "handed_over", "budget_exhausted", "aborted", "refused")
+# The actor of what a Temporal message asked for with no door's record of that user asking
+# (sent from the Web UI or a Temporal client by hand): no user name can spell it.
+UNVERIFIED = "Temporal (sender not verified)"
 
 
 class RemediationPolicy(BaseModel):

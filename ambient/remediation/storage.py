@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, AuditEntry, Keyed
+from ambient.remediation.runs import FINAL_STATES, UNVERIFIED, AuditEntry, Keyed
 from ambient.remediation.safety import Approvers, BreakerState, may_steer, named_anywhere
 from ambient.remediation.scores import AlertRule
 from ambient.storage.audit import AuditRepository
@@ -236,11 +236,6 @@ async def read_audit_keys(session: AsyncSession, subject: str) -> None:
     for record in await session.scalars(query):
         read.setdefault((record.action, record.detail.get("key")), record)
     session.info.setdefault(_READ, {})[subject] = read
-
-
-# The actor of what a Temporal message asked for with no door's record of that user asking
-# (sent from the Web UI or a Temporal client by hand): no user name can spell it.
-UNVERIFIED = "Temporal (sender not verified)"
 
 
 async def as_asked(session: AsyncSession, entry: AuditEntry) -> AuditEntry:
