@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
-from ambient.briefing.config import BriefingConfig, plan_for
-from ambient.briefing.models import PrepareRequest
+from ambient.briefing.config import BriefingConfig, DayPlan, plan_for
+from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
+from ambient.storage.models import Briefing
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
@@ -33,15 +34,7 @@ async def test_a_day_of_more_than_fifty_alarms_is_counted_whole_and_lists_the_op
 
     api.monitor_alarms = [alarm("disk-full", "ALARM", 60 + i) for i in range(60)]
     api.monitor_alarms += [alarm("cpu-high", "OK", 1000 + i) for i in range(70)]
-    async with serve(api.app()) as base:
-        acts = BriefingActivities(db, LLMClient(settings), standin_tencent(base), settings)
-        request = PrepareRequest(
-            user="alice", task_id="daily-briefing/alice", config=BriefingConfig(), day=day
-        )
-        prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
-    async with db.session() as session:
-        row = await BriefingRepository(session).get("alice", day.date)
-    assert row is not None
+    prepared, row = await _prepared(settings, db, api, day)
     assert {s.source: s.detail for s in prepared.sources}["alarms"] == "130 alarms"
     assert "- 告警 130 条（未恢复 60 条）" in row.report_markdown
     assert "有 60 条告警未恢复，包括 disk-full。" in prepared.spoken_text
@@ -76,15 +69,7 @@ async def test_an_alarm_firing_since_before_yesterday_is_in_the_briefing_once_wi
             "TopicName": "nginx",
         }
     ]
-    async with serve(api.app()) as base:
-        acts = BriefingActivities(db, LLMClient(settings), standin_tencent(base), settings)
-        request = PrepareRequest(
-            user="alice", task_id="daily-briefing/alice", config=BriefingConfig(), day=day
-        )
-        prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
-    async with db.session() as session:
-        row = await BriefingRepository(session).get("alice", day.date)
-    assert row is not None
+    prepared, row = await _prepared(settings, db, api, day)
     assert {s.source: s.detail for s in prepared.sources}["alarms"] == "3 alarms"
     assert "- 告警 3 条（未恢复 3 条）" in row.report_markdown
     table = row.report_markdown.split("## 告警")[1].split("## 数据源")[0]
@@ -94,3 +79,19 @@ async def test_an_alarm_firing_since_before_yesterday_is_in_the_briefing_once_wi
     assert "| 2026-11-20 00:00 | monitor | disk-full | ALARM（自 2026-11-20 00:00 起） |" in table
     assert "| 2026-11-21 19:00 | cls | 5xx burst | ALARM（自 2026-11-21 19:00 起） |" in table
     assert "有 3 条告警未恢复，包括 mem-high。" in prepared.spoken_text
+
+
+async def _prepared(
+    settings: Settings, db: Database, api: TencentApi, day: DayPlan
+) -> tuple[PreparedBriefing, Briefing]:
+    """Alice's briefing of ``day`` prepared against the stand-in, and its stored row."""
+    async with serve(api.app()) as base:
+        acts = BriefingActivities(db, LLMClient(settings), standin_tencent(base), settings)
+        request = PrepareRequest(
+            user="alice", task_id="daily-briefing/alice", config=BriefingConfig(), day=day
+        )
+        prepared = await ActivityEnvironment().run(acts.prepare_briefing, request)
+    async with db.session() as session:
+        row = await BriefingRepository(session).get("alice", day.date)
+    assert row is not None
+    return prepared, row
