@@ -258,10 +258,11 @@ class RemediationActivities(RemediationSafetyActivities):
             if (
                 step.mode == "dry_run"
                 or exc.type == "RemediationRefused"  # no executor on this worker: none sent
-                or (isinstance(cause, KubeError) and cause.changed is False)
+                or (isinstance(cause, KubeError) and cause.changed is False and not tried_again())
             ):
                 # Refused for good before anything was changed (a 403 on the first write, or
                 # any dry run): the step's slot counted a change nobody made (the run hands over).
+                # Not on a retry: the try before may have written before its answer was lost.
                 async with self._db.writing() as session:
                     await ActionLedger(session).release(step.key)
             raise

@@ -444,9 +444,16 @@ class GradedRemediationWorkflow(RemediationSafety):
         try:
             result = await change
         except ActivityError as exc:
-            if isinstance(exc.cause, CancelledError | ApplicationError):
+            cause = exc.cause
+            if isinstance(cause, CancelledError) or (
+                isinstance(cause, ApplicationError) and not cause.non_retryable
+            ):
+                # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
-            else:  # out of time: it may have written, the slot stays counted
+            else:
+                # Refused for good (the activity gave the slot back if nothing was written; a
+                # step refused halfway says what it wrote) or out of time (it may have written):
+                # the activity's answer stands, and the slot is not the run's to give back.
                 attempt.skipped_reason = f"change failed: {cause_of(exc)}"
                 self.reserved = None
             return
