@@ -59,6 +59,8 @@ from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
 log = logging.getLogger(__name__)
 # What a greeting keeps of its caller's wait for the update's trip to the workflow and back.
 GREET_ROUND_TRIP = 2.0
+# How long a spoken greeting waits for its record (the run stores it at the window's end too).
+STORE_GIVEN_WITHIN = 1.0
 
 
 async def _wall_clock() -> datetime:
@@ -197,10 +199,12 @@ class Greeting:
         if result.date is not None and result.given_at is not None:
             try:
                 # Stored now, not only when the window ends: a run reset from the Web UI to
-                # before this greeting reads it back when it prepares, and stays spoken.
-                await store_given(self.db, user, result.date, result.given_at, via)
-            except SQLAlchemyError as exc:  # the run stores it at the window's end anyway
-                log.warning("storing %s's greeting failed: %s", user, exc)
+                # before this greeting reads it back when it prepares, and stays spoken. Within
+                # a moment: a database busy with writes must not hold the spoken answer.
+                async with asyncio.timeout(STORE_GIVEN_WITHIN):
+                    await store_given(self.db, user, result.date, result.given_at, via)
+            except (SQLAlchemyError, TimeoutError) as exc:  # the run stores it at the window's end
+                log.warning("storing %s's greeting failed: %r", user, exc)
         # Written for the window's start, greeted at any hour in it ("早上好" at 23:33).
         result.text = greeted_at(result.text, result.given_at_local)
         result.segments[:1] = [greeted_at(s, result.given_at_local) for s in result.segments[:1]]

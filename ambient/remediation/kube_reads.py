@@ -161,9 +161,13 @@ class ClusterReads:
         found: list[NetworkPolicy] = await self._listed(NetworkPolicy, namespace)
         labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
         names: list[str] = []
-        for policy in (p.to_dict() for p in found):
-            if ISOLATION_LABEL not in (policy["metadata"].get("labels") or {}):
-                continue
+        # Labels read on the parsed objects, only the isolation's turned into dicts: a namespace
+        # of hundreds of policies (a CNI's) would be most of a storm's checkpoint CPU.
+        for policy in (
+            p.to_dict()
+            for p in found
+            if p.metadata is not None and ISOLATION_LABEL in (p.metadata.labels or {})
+        ):
             chosen = (policy.get("spec") or {}).get("podSelector") or {}
             # Rung 4's pod selector (kube_plans.own_pods; the Deployment's selector before):
             # its labels all the pods', its expressions the Deployment's own.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from temporalio.testing import ActivityEnvironment
 
@@ -10,6 +11,9 @@ from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, DayPlan, plan_for
 from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
+from ambient.clients.tencent.alarms import list_alarms
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentRetryableError
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
@@ -95,3 +99,30 @@ async def _prepared(
         row = await BriefingRepository(session).get("alice", day.date)
     assert row is not None
     return prepared, row
+
+
+async def test_a_refused_read_of_the_alarms_firing_since_before_keeps_the_windows_alarms() -> None:
+    """The look-back (the 30 days before the window) is its own read: rate-limited, it left
+    the window's alarms of that source unread too, and the source said not read at all."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    api = TencentApi()
+    at = int((day.logs_from + timedelta(hours=2)).timestamp())
+    api.monitor_alarms = [{"PolicyName": "mem-high", "AlarmStatus": "ALARM", "FirstOccurTime": at}]
+
+    class LookBackLimited(TencentCloud):
+        async def call(
+            self, product: str, action: str, params: dict[str, Any], *, region: str | None = None
+        ) -> dict[str, Any]:
+            if "AlarmStatus" in params:  # the look-back's filter: not recovered
+                raise TencentRetryableError("RequestLimitExceeded", "too many requests")
+            return await super().call(product, action, params, region=region)
+
+    async with serve(api.app()) as base:
+        tc = standin_tencent(base)
+        limited = LookBackLimited(tc.credential, region="ap-guangzhou")
+        limited.__dict__.update(tc.__dict__)
+        history = await list_alarms(limited, day.logs_from, day.logs_to, ongoing=True)
+    assert [a.name for a in history.alarms] == ["mem-high"]
+    assert [(u.source, u.retryable) for u in history.unread] == [
+        ("monitor (firing since before)", True)
+    ]

@@ -97,20 +97,29 @@ async def list_alarms(
     errors: list[TencentCloudError] = []
     for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
         try:
-            alarms = await read(tc, start, end, region, False)
-            if ongoing:
-                # The windows meet at start and neither holds it twice: no alarm is in both.
-                earlier = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
-                alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
-            history.alarms += alarms
+            history.alarms += await read(tc, start, end, region, False)
         except TencentCloudError as exc:
             errors.append(exc)
-            retryable = isinstance(exc, TencentRetryableError)
-            history.unread.append(UnreadSource(source=source, error=str(exc), retryable=retryable))
+            history.unread.append(_unread(source, exc))
+            continue
+        if ongoing:
+            # The windows meet at start and neither holds it twice: no alarm is in both. Its
+            # own failure (a rate limit) leaves the window's alarms read, and is said.
+            try:
+                earlier = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
+            except TencentCloudError as exc:
+                history.unread.append(_unread(f"{source} (firing since before)", exc))
+                continue
+            history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
     if len(errors) == 2:
         raise errors[0]
     history.alarms.sort(key=lambda a: a.time, reverse=True)
     return history
+
+
+def _unread(source: str, exc: TencentCloudError) -> UnreadSource:
+    retryable = isinstance(exc, TencentRetryableError)
+    return UnreadSource(source=source, error=str(exc), retryable=retryable)
 
 
 async def _monitor_alarms(
