@@ -41,6 +41,9 @@ PREPARE_RETRY = RetryPolicy(
 # push under way): a greeting, a regenerate or a send (a validator's refusal is not recorded,
 # so runs before it replay as they ran).
 BRIEFING_DELETED = "BriefingDeleted"
+# A greeting the service stored as it was spoken, read back by the preparation (a run reset to
+# before it in the Web UI stays spoken).
+GIVEN_STORED = "given-stored"
 
 
 class PrepareAndPush:
@@ -134,9 +137,10 @@ class PrepareAndPush:
                 )
                 self.prepared_at, self.preparation_error = workflow.now(), None
                 given = self.prepared.given_at
-                if given is not None and self.given_at is None:
-                    # Spoken before a reset to an earlier task: the day stays spoken. (No
-                    # command changes: recorded results carry no greeting and replay as before.)
+                if given is not None and self.given_at is None and workflow.patched(GIVEN_STORED):
+                    # Spoken before a reset to an earlier task: the day stays spoken. Patched:
+                    # a worker of the release before read the same result without it (a rolling
+                    # deploy), and its run would push where this one does not.
                     self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
                 self.preparation_error = str(exc.cause or exc)
