@@ -37,7 +37,7 @@ from websockets.uri import parse_uri
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
-from ambient.bridge.serving import FRAME_LIMIT_BYTES, serve_mcp
+from ambient.bridge.serving import FRAME_LIMIT_BYTES, UNCHECKED_NOTE, WITHDRAWN_NOTE, serve_mcp
 from ambient.clients.guard import DestinationGuard
 from ambient.storage.db import Database
 from ambient.storage.models import XiaozhiEndpoint, utcnow
@@ -208,7 +208,7 @@ class BridgeRunner:
                             ws,
                             self.server_for(user),
                             verbatim=verbatim,
-                            admitted=lambda: self._still_held(endpoint_id),
+                            refused=lambda: self._refusal(endpoint_id),
                         )
                     except asyncio.CancelledError:
                         # Removed, lease lost or stopping: a normal close, not "internal error".
@@ -267,19 +267,20 @@ class BridgeRunner:
         await asyncio.sleep(self.timing.settle_seconds)
         return await self._opened(url, replacing=False)
 
-    async def _still_held(self, endpoint_id: int) -> bool:
-        """Whether the endpoint is still registered and this runner's: a tool call is run only
-        then. A database that cannot say at once admits it (the tools say themselves what is
-        down, within the speaker's wait; frames wait behind this check, pings too)."""
+    async def _refusal(self, endpoint_id: int) -> str | None:
+        """Why a tool call on the endpoint's connection is not run (None: it is): the endpoint
+        removed or held by another runner, or not known in time. A database that cannot say
+        at once refuses it: a call run then might be a removed endpoint's, with its user's
+        rights (frames wait behind this check, pings too)."""
         try:
             async with asyncio.timeout(self.timing.check_seconds), self.db.session() as session:
                 holder = await session.scalar(
                     select(XiaozhiEndpoint.holder).where(XiaozhiEndpoint.id == endpoint_id)
                 )
         except Exception as exc:
-            log.warning("xiaozhi endpoint %s: not checked before a call: %s", endpoint_id, exc)
-            return True
-        return holder == self.name  # None when the row is gone
+            log.warning("xiaozhi endpoint %s: not checked before a call: %r", endpoint_id, exc)
+            return UNCHECKED_NOTE
+        return None if holder == self.name else WITHDRAWN_NOTE  # None: the row is gone
 
     async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool]:
         async with self.db.session() as session:

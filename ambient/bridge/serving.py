@@ -45,6 +45,9 @@ RELEASED_NOTE = "接入点的连接这时断开了，这次请求可能没有做
 # Said for a call that arrives after the endpoint was removed (or another replica took it),
 # before this connection closes: the call is not run, as its user no longer serves it here.
 WITHDRAWN_NOTE = "这个接入点已经移除或转交，这次请求没有执行。"
+# Said for a call whose endpoint could not be checked (the database did not answer in time): not
+# run, as a removed endpoint's would not be; the speaker hears to try again.
+UNCHECKED_NOTE = "暂时无法确认这个接入点，这次请求没有执行，请稍后再说一次。"
 # No request of the voice tools comes near this: a larger message is refused on its own. The
 # WebSocket takes frames up to FRAME_LIMIT_BYTES, so one such frame does not close the
 # connection (and every call still running on it); past that, it closes (1009).
@@ -86,11 +89,11 @@ async def serve_mcp(
     server: MCPServer[Any],
     *,
     verbatim: bool = False,
-    admitted: Callable[[], Awaitable[bool]] | None = None,
+    refused: Callable[[], Awaitable[str | None]] | None = None,
 ) -> None:
     """Serve ``server`` over ``socket`` until the socket closes (its error propagates).
-    ``admitted``: whether the connection still serves its endpoint, asked before each tool
-    call (a removal is seen at the runner's next scan; a call meanwhile is not run)."""
+    ``refused``: asked before each tool call, why the connection may not run it (its endpoint
+    removed or taken over: a removal is seen at the runner's next scan), None when it may."""
     to_server, server_reads = create_context_streams[SessionMessage | Exception](16)
     server_writes, from_server = create_context_streams[SessionMessage](16)
     calls: set[str] = set()  # ids (as JSON) of tools/call requests not yet answered
@@ -109,9 +112,10 @@ async def serve_mcp(
                         await socket.send(as_frame(message))
                     continue
                 if isinstance(message, JSONRPCRequest):
-                    if message.method == "tools/call" and admitted and not await admitted():
-                        withdrawn = {"content": [{"type": "text", "text": WITHDRAWN_NOTE}]}
-                        result = shape_result(withdrawn, verbatim=verbatim)
+                    why = await refused() if refused and message.method == "tools/call" else None
+                    if why is not None:
+                        said = {"content": [{"type": "text", "text": why}]}
+                        result = shape_result(said, verbatim=verbatim)
                         await socket.send(
                             as_frame({"jsonrpc": "2.0", "id": message.id, "result": result})
                         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import itertools
 import json
@@ -34,6 +35,7 @@ from ambient.bridge.serving import (
     FRAME_LIMIT_BYTES,
     RELEASED_NOTE,
     RESULT_LIMIT_BYTES,
+    UNCHECKED_NOTE,
     WITHDRAWN_NOTE,
     serve_mcp,
 )
@@ -1204,6 +1206,38 @@ async def test_a_call_arriving_after_its_endpoint_was_removed_is_not_run(
     assert not ran.is_set()
     assert "isError" not in answer["result"]  # a relay drops an error's text: said as words
     assert answer["result"]["content"] == [{"type": "text", "text": WITHDRAWN_NOTE}]
+
+
+async def test_a_call_whose_endpoint_cannot_be_checked_in_time_is_not_run(
+    state: AppState,
+) -> None:
+    """The check before a call let it run when the database did not answer in time (a storm's
+    SQLite, a pool spent): a removed endpoint's call then ran with its user's rights."""
+    ran = asyncio.Event()
+
+    def counting_server(user: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="counting")
+
+        @server.tool()
+        async def whoami() -> str:
+            """Who the endpoint acts as."""
+            ran.set()
+            return user
+
+        return server
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", counting_server)) as runner,
+    ):
+        await register(state, unique("rosa"), broker.url(token))
+        connection = await broker.held(token)
+        # No time at all for the check: the database "does not answer".
+        runner.timing = dataclasses.replace(runner.timing, check_seconds=0)
+        answer = await within(HANG, connection.call_tool("whoami", {}))
+    assert not ran.is_set()
+    assert answer["result"]["content"] == [{"type": "text", "text": UNCHECKED_NOTE}]
 
 
 class ClosingSocket:
