@@ -212,7 +212,14 @@ def block_text(
     kept = set() if keeping else {node.mem_id for node in body.css(KEEPING)}
     # unwrapping costs one tree walk per tag: only the tags present (often none); never the
     # element's own (a selector's <span>), which would take its text away
-    if present := [tag for tag in tags if tag in inline and tag != body.tag]:
+    present = [tag for tag in tags if tag in inline and tag != body.tag]
+    if "-comment" in tags:
+        # A comment inside a paragraph (server-rendered React writes "<!-- -->" between text
+        # pieces) kept its text nodes apart: two lines where trafilatura, which drops
+        # comments, reads one, and a keyword across it never found.
+        for node in [node for node in body.traverse() if node.tag == "-comment"]:
+            node.decompose()
+    if present or "-comment" in tags:
         body.unwrap_tags(present)
         body.merge_text_nodes()
     # Text nodes apart (lexbor drops a NUL from a page's text: it cannot be one of them).

@@ -406,3 +406,20 @@ def test_a_plain_text_page_is_read_as_it_is_written() -> None:
     assert main_text(text, media_type="text/plain; charset=utf-8") == text
     with pytest.raises(NoTextError):
         main_text(" \n", media_type="text/plain")
+
+
+def test_a_comment_inside_a_paragraph_keeps_its_text_on_one_line_as_trafilatura_does() -> None:
+    """Server-rendered React writes "<!-- -->" between a paragraph's text pieces: the fast path
+    split the paragraph there, where trafilatura (which drops comments) reads one line, and a
+    keyword across the comment was never found."""
+    html = (
+        "<html><body><article><!-- top --><h1>Prices</h1>"
+        + "".join(
+            f"<p>Price {i} today is <!-- -->42<!-- --> dollars. {STORY}</p>" for i in range(3)
+        )
+        + "</article></body></html>"
+    )
+    assert verdict(html) is None
+    fast = main_text(html)
+    assert "Price 1 today is 42 dollars." in fast
+    assert lines(fast) == lines(trafilatura_text(html))
