@@ -232,6 +232,12 @@ class StepPlanner:
         namespace = step.target.namespace
         name = isolation_policy_name(step.remediation_id)
         found = await self._reads.get(NetworkPolicy, namespace, name)
+        # The ReplicaSets with pods: a rollout under way runs two releases' pods at once.
+        running = [
+            rs
+            for rs in (await self._reads.revisions(deployment)).values()
+            if (rs.get("status") or {}).get("replicas")
+        ]
         body = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -242,7 +248,7 @@ class StepPlanner:
                 "labels": {ISOLATION_LABEL: isolation_value(step.key)},
             },
             "spec": {
-                "podSelector": own_pods(deployment),
+                "podSelector": own_pods(deployment, running),
                 # Ingress listed with no rules: all inbound traffic to the pods is denied.
                 "policyTypes": ["Ingress"],
             },
@@ -395,14 +401,19 @@ def _sent_before(step: StepRequest, body: Obj | list[Obj], detail: str) -> StepP
     return StepPlan(done=[_deployment(step)], detail=detail, sent_before={sent.object: body})
 
 
-def own_pods(deployment: Obj) -> Obj:
+def own_pods(deployment: Obj, running: list[Obj] | None = None) -> Obj:
     """A pod selector of the Deployment's own pods: its selector (matchExpressions too; an
-    empty one would take every pod of the namespace) narrowed to its pod template's labels."""
+    empty one would take every pod of the namespace) narrowed to its pod template's labels
+    that the pods of every ReplicaSet still ``running`` (a rollout under way) carry too."""
     # Its selector alone may take other workloads' pods (tier=web: a StatefulSet's too, behind
     # the shared Service the isolation left alone), and they have no alert. The template's
-    # labels satisfy the selector (the API server requires it), so its pods keep matching.
+    # labels satisfy the selector (the API server requires it), so its pods keep matching; an
+    # older release's pods may differ in some (version=v1), and kept they would escape.
     selector = deployment["spec"]["selector"]
     labels = (deployment["spec"]["template"].get("metadata") or {}).get("labels") or {}
+    for rs in running or []:
+        theirs = (rs["spec"]["template"].get("metadata") or {}).get("labels") or {}
+        labels = {k: v for k, v in labels.items() if theirs.get(k) == v}
     chosen: Obj = {"matchLabels": {**labels, **(selector.get("matchLabels") or {})}}
     if selector.get("matchExpressions"):
         chosen["matchExpressions"] = selector["matchExpressions"]

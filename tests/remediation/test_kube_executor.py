@@ -1396,3 +1396,22 @@ async def test_a_full_rollback_refused_after_some_writes_names_what_it_had_writt
     assert str(refused.value).endswith(
         "; written by this step before it was refused: deployment/shop/checkout"
     ), str(refused.value)
+
+
+async def test_a_deny_policy_during_a_rollout_selects_both_releases_pods(kube: Cluster) -> None:
+    """Narrowed to the pod template's labels, the deny policy missed the pods of the release a
+    rollout was still replacing (version=v1 where the template says v2): they kept taking
+    traffic while the run counted the workload isolated."""
+    del kube.api.services[("shop", "checkout")]
+    await kube.release(V2)
+    template = kube.deployment()["spec"]["template"]["metadata"]["labels"]
+    template["version"] = "v2"
+    sets = [rs for (ns, _), rs in kube.api.replicasets.items() if ns == "shop"]
+    for rs in sets:
+        current = rs["spec"]["template"]["spec"]["containers"][0]["image"] == V2
+        rs["spec"]["template"]["metadata"]["labels"]["version"] = "v2" if current else "v1"
+        rs["status"]["replicas"] = 1  # the old release's pods not all gone yet
+    rid = "remediation/r7r"
+    assert (await kube.executor.apply(kube.step(rid, Rung.ISOLATE))).applied
+    policy = kube.api.networkpolicies[("shop", isolation_policy_name(rid))]
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "checkout"}}
