@@ -258,7 +258,11 @@ class RemediationActivities(RemediationSafetyActivities):
             if (
                 step.mode == "dry_run"
                 or exc.type == "RemediationRefused"  # no executor on this worker: none sent
-                or (isinstance(cause, KubeError) and cause.changed is False and not tried_again())
+                or (
+                    isinstance(cause, KubeError)
+                    and cause.changed is False
+                    and activity.info().attempt == 1
+                )
             ):
                 # Refused for good before anything was changed (a 403 on the first write, or
                 # any dry run): the step's slot counted a change nobody made (the run hands over).
