@@ -1173,15 +1173,10 @@ async def test_a_call_in_flight_when_its_endpoint_is_removed_is_answered_not_dro
     assert connection.close_reason == "1001 endpoint released"
 
 
-async def test_a_call_arriving_after_its_endpoint_was_removed_is_not_run(
-    state: AppState,
-) -> None:
-    """Removing an endpoint (its 接入点 token withdrawn from ambient-ops) closed its connection
-    at the runner's next scan: a call the broker sent meanwhile was run with the user's rights
-    and answered with their data (whoami: their name, role and permissions)."""
-    ran = asyncio.Event()
+def whoami_server(ran: asyncio.Event) -> Callable[[str], MCPServer[Any]]:
+    """A server for each user with one tool, whoami, that sets ``ran`` when it is run."""
 
-    def counting_server(user: str) -> MCPServer[Any]:
+    def server_for(user: str) -> MCPServer[Any]:
         server: MCPServer[Any] = MCPServer(name="counting")
 
         @server.tool()
@@ -1191,6 +1186,18 @@ async def test_a_call_arriving_after_its_endpoint_was_removed_is_not_run(
             return user
 
         return server
+
+    return server_for
+
+
+async def test_a_call_arriving_after_its_endpoint_was_removed_is_not_run(
+    state: AppState,
+) -> None:
+    """Removing an endpoint (its 接入点 token withdrawn from ambient-ops) closed its connection
+    at the runner's next scan: a call the broker sent meanwhile was run with the user's rights
+    and answered with their data (whoami: their name, role and permissions)."""
+    ran = asyncio.Event()
+    counting_server = whoami_server(ran)
 
     token = unique("jwt")
     async with (
@@ -1214,17 +1221,7 @@ async def test_a_call_whose_endpoint_cannot_be_checked_in_time_is_not_run(
     """The check before a call let it run when the database did not answer in time (a storm's
     SQLite, a pool spent): a removed endpoint's call then ran with its user's rights."""
     ran = asyncio.Event()
-
-    def counting_server(user: str) -> MCPServer[Any]:
-        server: MCPServer[Any] = MCPServer(name="counting")
-
-        @server.tool()
-        async def whoami() -> str:
-            """Who the endpoint acts as."""
-            ran.set()
-            return user
-
-        return server
+    counting_server = whoami_server(ran)
 
     token = unique("jwt")
     async with (
