@@ -21,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
 # trafilatura's own rules decide every non-plain page, so its version is part of the tag.
-EXTRACTOR_VERSION = f"x5-t{version('trafilatura')}"
+EXTRACTOR_VERSION = f"x6-t{version('trafilatura')}"
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
@@ -170,6 +170,14 @@ def not_plain_because(body: LexborNode) -> str | None:
             value = attributes.get(name)
             if value and (match := CHROME_WORDS.search(value)):
                 return f'{name} "{value}" ({match.group().strip().lower()})'
+    if nested := body.css_first(NESTED_BLOCKS):
+        # A <p> inside a <pre>, a <pre> inside a heading: the inner block's text would be read
+        # twice, and trafilatura reads such blocks by rules of its own (a <pre> in a <pre> is
+        # one line of it, a <p> in a <pre> one line with its breaks as spaces).
+        outer = nested.parent
+        while outer is not None and outer.tag not in TEXT_BLOCKS:
+            outer = outer.parent
+        return f"<{nested.tag}> inside a <{outer.tag if outer is not None else '?'}>"
     frame = "article" if counts["article"] else "main" if counts["main"] else None
     texts = [(block.tag, text) for block in blocks if (text := " ".join(block.text().split()))]
     if frame is None:
@@ -211,15 +219,24 @@ def block_text(
     keeping = not plain or (KEEPS_BREAKS.isdisjoint(tags) and "pre" not in tags)
     kept = set() if keeping else {node.mem_id for node in body.css(KEEPING)}
     # unwrapping costs one tree walk per tag: only the tags present (often none); never the
-    # element's own (a selector's <span>), which would take its text away
+    # element itself (a selector's <span>), which would take its text away
     present = [tag for tag in tags if tag in inline and tag != body.tag]
+    # Its own tag nested inside it ("42 <span>USD</span>" in a matched <span>) stays on its
+    # line too: unwrapped one by one, as a walk over the tag would unwrap the element.
+    own = (
+        [node for node in body.css(body.tag) if node.mem_id != body.mem_id]
+        if body.tag in inline
+        else []
+    )
+    for node in own:
+        node.unwrap()
     if "-comment" in tags:
         # A comment inside a paragraph (server-rendered React writes "<!-- -->" between text
         # pieces) kept its text nodes apart: two lines where trafilatura, which drops
         # comments, reads one, and a keyword across it never found.
         for node in [node for node in body.traverse() if node.tag == "-comment"]:
             node.decompose()
-    if present or "-comment" in tags:
+    if present or own or "-comment" in tags:
         body.unwrap_tags(present)
         body.merge_text_nodes()
     # Text nodes apart (lexbor drops a NUL from a page's text: it cannot be one of them).
@@ -238,6 +255,7 @@ def block_text(
 
 
 BLOCKS = ", ".join(sorted(TEXT_BLOCKS))
+NESTED_BLOCKS = f":is({BLOCKS}) :is({BLOCKS})"
 # trafilatura keeps the written line breaks of a <pre> and of a block holding one of these (a
 # <br> is its <lb>; <code> and <s> are elements it keeps).
 KEEPS_BREAKS = frozenset({"br", "code", "s"})

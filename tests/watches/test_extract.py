@@ -100,6 +100,32 @@ def test_plain_page_takes_the_fast_path_and_gives_trafilaturas_lines(html: str) 
     assert lines(fast)  # not vacuously equal
 
 
+def test_a_block_inside_a_block_is_read_once_as_trafilatura_reads_it() -> None:
+    """A <p> inside a <pre> was read with the <pre> and again as its own paragraph: its lines
+    twice, where trafilatura reads them once (a page whose nested paragraph changed showed the
+    change twice)."""
+    inners = [("p", "<p>inner para</p>"), ("p", "<p>inner para<br>second</p>")]
+    for tag, inner in [*inners, ("pre", "<pre>c\nd</pre>")]:
+        for frame in ("article", "main", "div"):
+            html = (
+                f"<html><body><{frame}><p>{STORY}</p><pre>$ run\n  ok{inner}</pre>"
+                f"<p>{STORY} End.</p></{frame}></body></html>"
+            )
+            assert verdict(html) == f"<{tag}> inside a <pre>"
+            assert main_text(html) == trafilatura_text(html), (inner, frame)
+            assert lines(main_text(html)).count("inner para") <= 1
+
+
+def test_same_inline_tag_nested_in_a_paragraph_stays_on_its_line() -> None:
+    html = (
+        f"<html><body><article><p>{STORY} Price <span>42 <span>USD</span> net</span> and "
+        "<b>bold <b>inside</b> bold</b> today.</p></article></body></html>"
+    )
+    assert verdict(html) is None
+    assert lines(main_text(html)) == lines(trafilatura_text(html))
+    assert main_text(html).endswith("Price 42 USD net and bold inside bold today.")
+
+
 def test_fast_path_keeps_inline_elements_on_their_blocks_line() -> None:
     text = main_text(RELEASE_NOTES)
     assert text.splitlines()[:2] == [
@@ -226,6 +252,17 @@ DIFFERENT = {
     ),
     "text-outside-article": f"<article>{LONG}</article><p>Outside words here.</p>",
     "text-outside-main": f"<main>{LONG}</main><p>Outside words here.</p>",
+    # A block inside a block: its text was read once with the outer block and again as its own
+    # ("inner para" twice), where trafilatura reads it once, by rules of its own.
+    "paragraph-in-pre": (
+        f"<article>{LONG}<pre>$ ambient upgrade\n  done<p>inner para\nwrapped</p>tail</pre>"
+        f"{LONG}</article>"
+    ),
+    "pre-in-pre": f"<article>{LONG}<pre>a\nb<pre>c\nd</pre>e</pre>{LONG}</article>",
+    "heading-in-pre": f"<article>{LONG}<pre>a\nb<h3>c\nd</h3>e</pre>{LONG}</article>",
+    "paragraph-in-heading": (
+        f"<article>{LONG}<h2>Title<p>sub <code>x</code>\npara</p></h2>{LONG}</article>"
+    ),
 }
 REASONS = {
     "list": "element <ul>",
@@ -237,6 +274,10 @@ REASONS = {
     "wild-div-text": "text outside a paragraph or heading",
     "text-outside-article": "text outside the <article>",
     "text-outside-main": "text outside the <main>",
+    "paragraph-in-pre": "<p> inside a <pre>",
+    "pre-in-pre": "<pre> inside a <pre>",
+    "heading-in-pre": "<h3> inside a <pre>",
+    "paragraph-in-heading": "<p> inside a <h2>",
 }
 
 
@@ -365,6 +406,13 @@ def test_selector_gives_the_text_under_every_match_its_inline_elements_on_their_
     assert main_text(html, ".item") == "One\nTwo too"
     assert main_text(html, ".news") == "下午发生数据库故障\n已恢复"
     assert main_text(html, "span.ok") == "恢复"
+    # A match with an element of its own tag inside it: that element stays on its line too
+    # ("42", "USD", "net" were three lines; the inner match is read whole after it).
+    nested = "<html><body><p>Price <span>42 <span>USD</span> net</span> today</p></body></html>"
+    assert main_text(nested, "span") == "42 USD net\nUSD"
+    assert main_text(nested, "p") == "Price 42 USD net today"
+    bold = "<html><body><p>x <b>bold <b>inner</b> more</b> y</p></body></html>"
+    assert main_text(bold, "b") == "bold inner more\ninner"
     # Matches inside matches each read whole, in page order.
     assert main_text(html, ".news, .ok, b") == "USD\n下午发生数据库故障\n已恢复\n恢复\n复"
     assert main_text(html, "article p") == STORY.strip()
@@ -396,7 +444,7 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
 
 
 def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
-    assert EXTRACTOR_VERSION.startswith("x5-t")
+    assert EXTRACTOR_VERSION.startswith("x6-t")
     assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)
 
 
