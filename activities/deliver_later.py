@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.deliveries import failure, record_failure
+from activities.deliveries import end_unsent, what_went
 from ambient import temporal
 from ambient.domain.deliver_later import (
     DELIVER_LATER_KIND,
@@ -198,19 +198,19 @@ async def defer_rows(db: Database, request: NotifyRequest, until: datetime) -> N
 async def end_for_deleted_task(db: Database, request: NotifyRequest) -> NoReturn:
     """A deliver-later run's deliveries whose task was deleted end at once, each failed for
     good and said once (not retrying), and the run with them: not sent an hour on."""
-    reason = f"permanent: its task {request.task} was deleted; not sent"
+    reason = f"permanent: its task {request.task} was deleted"
     now = datetime.now(UTC)
+    ended: list[tuple[str, str]] = []
     async with db.writing() as session:
-        deliveries = DeliveryRepository(session)
-        rows = await deliveries.under(request.user, request.idempotency_key)
-        ended = [row for row in rows if row.takeable(now)]
-        for row in ended:
-            await deliveries.end(row.key, reason, now)
-            said = failure(row.channel, row.target, reason)
-            await record_failure(session, request, said, row.key, True)
+        rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
+        for row in rows:
+            # A row whose last try ended in flight may have reached its receiver: said so.
+            error = f"{reason}{what_went(row)}"
+            if row.takeable(now) and await end_unsent(session, request, row, error, now):
+                ended.append((row.channel, error))
     raise ApplicationError(
         f"given up: its task {request.task} was deleted",
-        *(f"{row.channel}: {reason}" for row in ended),
+        *(f"{channel}: {error}" for channel, error in ended),
         type="PermanentNotifyError",
         non_retryable=True,
     )

@@ -49,10 +49,11 @@ GIVEN_UP = (
 )
 # A delivery retried or deferred whose channel left the user's channels (the push config edited:
 # the channel removed, its address changed, its kinds narrowed) before a try sent it.
-UNWANTED = (
+UNWANTED_CAUSE = (
     "permanent: its channel was taken out of your push config (removed, its target changed or "
-    "its kinds narrowed) before a try sent it; not sent"
+    "its kinds narrowed)"
 )
+UNWANTED = f"{UNWANTED_CAUSE} before a try sent it; not sent"
 # What a delivery said "retrying" is told when quiet hours hold it back at a later try.
 HELD_LATER = "suppressed: held back by quiet hours when tried again; not sent"
 
@@ -172,15 +173,45 @@ async def give_up(
 
 
 async def give_up_unwanted(session: Any, request: NotifyRequest, row: Row, now: datetime) -> None:
-    """``row``'s channel is no longer wanted: one failed for now or deferred (never sent) ends
-    saying so, not with its receiver's last answer as if that had stopped it; one left in
-    flight is given up as any (its send may have gone)."""
+    """``row``'s channel is no longer wanted: one failed for now or deferred ends saying so
+    (and what of it went), not with its receiver's last answer as if that had stopped it; one
+    left in flight is given up as any (its send may have gone). ``row`` was read before: a try
+    that took it since sends it, and its outcome is the row's and the only one said."""
     if row.status == "pending":
         await give_up(session, request, row.key, row.channel, row.target, row)
     elif row.takeable(now):
-        await DeliveryRepository(session).end(row.key, UNWANTED, now)
-        said = failure(row.channel, row.target, UNWANTED)
-        await record_failure(session, request, said, row.key, True)
+        error = UNWANTED if not _posts_sent(row) else f"{UNWANTED_CAUSE}{what_went(row)}"
+        await end_unsent(session, request, row, error, now)
+
+
+async def end_unsent(
+    session: Any, request: NotifyRequest, row: Row, error: str, now: datetime
+) -> bool:
+    """End ``row``'s delivery for good with ``error``, said once; False (nothing said) if a try
+    took it, sent it or settled it since ``row`` was read: ended then, its user would hear "not
+    sent" of a message its receiver gets."""
+    if not await DeliveryRepository(session).end(row.key, error, now):
+        return False
+    await record_failure(session, request, failure(row.channel, row.target, error), row.key, True)
+    return True
+
+
+def what_went(row: Row) -> str:
+    """How a delivery that is ended now stands, said after why it ends: its last try may have
+    handed it over (in flight when it ended, or handing the message to the receiver), part of it
+    may have been posted, or nothing of it went."""
+    if row.status == "pending":
+        how = "died handing it to the receiver" if row.provider_id == HANDING else "ended in flight"
+        return f"; its last try {how}: it may have been delivered; not sent again"
+    if posts := _posts_sent(row):
+        return f"; {posts} of its posts were sent, the rest not"
+    return "; not sent"
+
+
+def _posts_sent(row: Row) -> int:
+    """The posts of a message in several an earlier try sent (``posts:N``)."""
+    provider = row.provider_id or ""
+    return int(provider[len(POSTS) :]) if provider.startswith(POSTS) else 0
 
 
 async def record_failure(

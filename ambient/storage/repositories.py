@@ -264,12 +264,14 @@ class DeliveryRepository(Repository):
             )
         )
 
-    async def end(self, key: str, error: str, now: datetime) -> None:
+    async def end(self, key: str, error: str, now: datetime) -> bool:
         """A delivery not to be sent any more: failed for good (``error``), unless it was sent,
-        settled or taken by a send in flight meanwhile."""
+        settled or taken by a send in flight meanwhile (False then: its holder has the last
+        word, and nothing is to be said)."""
         ended = update(Delivery).where(Delivery.key == key, Delivery.takeable(now))
         ended = ended.values(status="failed", error=error, lease_until=None, updated_at=now)
-        await self.session.execute(ended.execution_options(synchronize_session=False))
+        done = await self.session.execute(ended.execution_options(synchronize_session=False))
+        return cast(CursorResult[Any], done).rowcount > 0
 
     async def retries_ended(self, key: str) -> bool:
         """A deferred delivery's deliver-later run is over: failed, with its last answer
