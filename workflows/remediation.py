@@ -88,6 +88,10 @@ ONE_TRY = RetryPolicy(maximum_attempts=1)
 # was cancelled and the run ends "aborted". Before this patch it closed at once, its row left
 # running, its slot counted and its audit silent.
 CANCELLED_IN_TEMPORAL = "cancelled-in-temporal"
+# A scale out skipped because someone stopped the workload (0 replicas) ends the ladder with a
+# hand-over. Before this patch the run climbed on as if the rung had been tried and failed,
+# rolling back and isolating a workload that was not failing but stopped on purpose.
+STOPPED_HANDS_OVER = "stopped-workload-hands-over"
 CANCELLED = (
     "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
     "the sender is not verified"
@@ -223,6 +227,17 @@ class GradedRemediationWorkflow(RemediationSafety):
         if isinstance(result, str):
             # A change that could not be made is no evidence that a stronger one is needed.
             await self._hand_over(f"{at} {result}")
+            return "stop"
+        if (
+            isinstance(result, StepResult)
+            and result.stopped
+            and workflow.patched(STOPPED_HANDS_OVER)
+        ):
+            await self._hand_over(
+                f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: a "
+                "workload someone stopped is not failing, and rolling it back or isolating it "
+                "would change what they stopped on purpose"
+            )
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"

@@ -182,7 +182,9 @@ class KubernetesExecutor:
                 )
             if not plan.changes:
                 reason = plan.skipped_reason or "nothing to change"
-                return StepResult(applied=False, detail=plan.detail, skipped_reason=reason)
+                return StepResult(
+                    applied=False, detail=plan.detail, skipped_reason=reason, stopped=plan.stopped
+                )
             if step.mode == "dry_run":
                 patch = {c.object: c.sent() for c in plan.changes}
                 return StepResult(
