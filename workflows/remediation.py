@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.remediation_records import (
+    CANCELLED_IN_ACTIVITY,
     RECORD_RETRY,
     alert_named,
     cause_of,
@@ -383,12 +384,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             if in_task:
                 workflow.deprecate_patch(FIRST_CHANGE_ONE_TRY)
                 try:
-                    result = await self._act(
-                        RemediationActivities.apply_remediation_step,
-                        request,
-                        limit=min(limit, FIRST_TRY),
-                        retry=ONE_TRY,
-                    )
+                    result = await self._first_try(request, min(limit, FIRST_TRY))
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
@@ -415,6 +411,28 @@ class GradedRemediationWorkflow(RemediationSafety):
             "ReplicaSet: nothing to roll back to; moving on"
         )
         await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
+
+    async def _first_try(self, request: StepRequest, limit: timedelta) -> StepResult:
+        """The change's one try as a local activity in the opening's workflow task.
+
+        Shielded from the run's cancellation: cancelled, the try under way would be cut off
+        mid-write, its answer (written or not) lost. It is let finish (``limit`` at most) and
+        its answer is the attempt's before the run closes as Cancelled."""
+        first = workflow.start_local_activity_method(
+            RemediationActivities.apply_remediation_step,
+            request,
+            start_to_close_timeout=limit,
+            retry_policy=ONE_TRY,
+        )
+        try:
+            return await asyncio.shield(first)
+        except asyncio.CancelledError:
+            if workflow.patched(CANCELLED_IN_ACTIVITY):
+                await self._change_cancelled(first, retried=False)
+                raise
+            # Before the patch: the try cancelled, its cancellation taken for its failure.
+            first.cancel()
+            return await first
 
     async def _change(self, request: StepRequest, limit: timedelta) -> StepResult | None:
         """The change as a regular activity; None when an abort stopped it before it was made.
@@ -450,12 +468,15 @@ class GradedRemediationWorkflow(RemediationSafety):
                 return None
             raise
 
-    async def _change_cancelled(self, change: workflow.ActivityHandle[StepResult]) -> None:
+    async def _change_cancelled(
+        self, change: workflow.ActivityHandle[StepResult], *, retried: bool = True
+    ) -> None:
         """The run was cancelled while its change was tried: its retries are cancelled and the
         try under way let finish (as for an abort, ``_change``). A write made is the attempt's
         and uses the step's slot; one not made gives it back (``_cancelled``)."""
         attempt = self.attempts[-1]
-        change.cancel()
+        if retried:
+            change.cancel()
         try:
             result = await change
         except ActivityError as exc:
@@ -491,6 +512,12 @@ class GradedRemediationWorkflow(RemediationSafety):
                 "state": self.state,
                 "rung": int(self.next_rung) if self.next_rung else None,
                 "waiting": self.waiting.what if self.waiting else None,
+                # What the run changed before it was cancelled: a person may have to undo it.
+                "written": [
+                    f"rung {int(a.rung)} ({a.rung.name.lower()}): {a.detail}"
+                    for a in self.attempts
+                    if a.applied
+                ],
             },
             actor=UNVERIFIED,
         )
