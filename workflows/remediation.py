@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.remediation_records import (
+    CANCELLED_IN_ACTIVITY,
     RECORD_RETRY,
     alert_named,
     cause_of,
@@ -88,6 +89,10 @@ ONE_TRY = RetryPolicy(maximum_attempts=1)
 # was cancelled and the run ends "aborted". Before this patch it closed at once, its row left
 # running, its slot counted and its audit silent.
 CANCELLED_IN_TEMPORAL = "cancelled-in-temporal"
+# A scale out skipped because someone stopped the workload (0 replicas) ends the ladder with a
+# hand-over. Before this patch the run climbed on as if the rung had been tried and failed,
+# rolling back and isolating a workload that was not failing but stopped on purpose.
+STOPPED_HANDS_OVER = "stopped-workload-hands-over"
 CANCELLED = (
     "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
     "the sender is not verified"
@@ -223,6 +228,17 @@ class GradedRemediationWorkflow(RemediationSafety):
         if isinstance(result, str):
             # A change that could not be made is no evidence that a stronger one is needed.
             await self._hand_over(f"{at} {result}")
+            return "stop"
+        if (
+            isinstance(result, StepResult)
+            and result.stopped
+            and workflow.patched(STOPPED_HANDS_OVER)
+        ):
+            await self._hand_over(
+                f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: a "
+                "workload someone stopped is not failing, and rolling it back or isolating it "
+                "would change what they stopped on purpose"
+            )
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"
@@ -368,12 +384,7 @@ class GradedRemediationWorkflow(RemediationSafety):
             if in_task:
                 workflow.deprecate_patch(FIRST_CHANGE_ONE_TRY)
                 try:
-                    result = await self._act(
-                        RemediationActivities.apply_remediation_step,
-                        request,
-                        limit=min(limit, FIRST_TRY),
-                        retry=ONE_TRY,
-                    )
+                    result = await self._first_try(request, min(limit, FIRST_TRY))
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
@@ -400,6 +411,28 @@ class GradedRemediationWorkflow(RemediationSafety):
             "ReplicaSet: nothing to roll back to; moving on"
         )
         await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
+
+    async def _first_try(self, request: StepRequest, limit: timedelta) -> StepResult:
+        """The change's one try as a local activity in the opening's workflow task.
+
+        Shielded from the run's cancellation: cancelled, the try under way would be cut off
+        mid-write, its answer (written or not) lost. It is let finish (``limit`` at most) and
+        its answer is the attempt's before the run closes as Cancelled."""
+        first = workflow.start_local_activity_method(
+            RemediationActivities.apply_remediation_step,
+            request,
+            start_to_close_timeout=limit,
+            retry_policy=ONE_TRY,
+        )
+        try:
+            return await asyncio.shield(first)
+        except asyncio.CancelledError:
+            if workflow.patched(CANCELLED_IN_ACTIVITY):
+                await self._change_cancelled(first, retried=False)
+                raise
+            # Before the patch: the try cancelled, its cancellation taken for its failure.
+            first.cancel()
+            return await first
 
     async def _change(self, request: StepRequest, limit: timedelta) -> StepResult | None:
         """The change as a regular activity; None when an abort stopped it before it was made.
@@ -435,12 +468,15 @@ class GradedRemediationWorkflow(RemediationSafety):
                 return None
             raise
 
-    async def _change_cancelled(self, change: workflow.ActivityHandle[StepResult]) -> None:
+    async def _change_cancelled(
+        self, change: workflow.ActivityHandle[StepResult], *, retried: bool = True
+    ) -> None:
         """The run was cancelled while its change was tried: its retries are cancelled and the
         try under way let finish (as for an abort, ``_change``). A write made is the attempt's
         and uses the step's slot; one not made gives it back (``_cancelled``)."""
         attempt = self.attempts[-1]
-        change.cancel()
+        if retried:
+            change.cancel()
         try:
             result = await change
         except ActivityError as exc:
@@ -476,6 +512,12 @@ class GradedRemediationWorkflow(RemediationSafety):
                 "state": self.state,
                 "rung": int(self.next_rung) if self.next_rung else None,
                 "waiting": self.waiting.what if self.waiting else None,
+                # What the run changed before it was cancelled: a person may have to undo it.
+                "written": [
+                    f"rung {int(a.rung)} ({a.rung.name.lower()}): {a.detail}"
+                    for a in self.attempts
+                    if a.applied
+                ],
             },
             actor=UNVERIFIED,
         )

@@ -7,13 +7,14 @@ idempotent by key, so a replayed or retried call finds the first one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.types import MethodAsyncSingleParam
 
@@ -68,6 +69,12 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
+# A run cancelled in Temporal while one of its activities ran (its verification, a checkpoint,
+# the first change's try): that activity's cancellation is the run's, and the run cleans up and
+# closes as Cancelled (workflows/remediation.py, CANCELLED_IN_TEMPORAL). Before this patch the
+# callers took it for the activity's failure: the run handed over ("could not be verified") or
+# went on to the next step, and closed as Completed.
+CANCELLED_IN_ACTIVITY = "cancelled-in-activity"
 
 
 class RemediationRecords:
@@ -294,7 +301,17 @@ class RemediationRecords:
         # Reads and database bookkeeping (idempotent by key) run as local activities: no
         # round trip through the server for each, which is most of the time to first action.
         run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
-        return await run(activity, arg, start_to_close_timeout=limit, retry_policy=retry)
+        try:
+            return await run(activity, arg, start_to_close_timeout=limit, retry_policy=retry)
+        except ActivityError as exc:
+            if run_cancelled(exc) and workflow.patched(CANCELLED_IN_ACTIVITY):
+                raise asyncio.CancelledError(cause_of(exc)) from exc
+            raise
+
+
+def run_cancelled(error: ActivityError) -> bool:
+    """Whether an activity failed as cancelled because the run was cancelled in Temporal."""
+    return isinstance(error.cause, CancelledError) and workflow.cancellation_reason() is not None
 
 
 def cause_of(error: ActivityError | ApplicationError | ActivityTimeoutError) -> str:

@@ -67,6 +67,7 @@ class StepPlan:
     # Objects that already carry this step's key (or already look as the step wants).
     done: list[str] = field(default_factory=list)
     skipped_reason: str | None = None
+    stopped: bool = False  # skipped as someone stopped the workload (StepResult.stopped)
     detail: str = ""
     # What an earlier attempt of this step wrote to the ``done`` objects, by object, rebuilt
     # from our stamp on them (its resourceVersion precondition aside): the retry's audit.

@@ -149,7 +149,8 @@ class DryRunExecutor:
             # As the cluster's own plan says (kube_plans): what someone stopped stays stopped.
             name = f"deployment {step.target.namespace}/{step.target.name}"
             detail = f"dry run: {name} ran no pod at the first checkpoint; from it ({why})"
-            return StepResult(applied=False, detail=detail, skipped_reason=stopped_reason(name))
+            reason = stopped_reason(name)
+            return StepResult(applied=False, detail=detail, skipped_reason=reason, stopped=True)
         patches, sentence = step_patches(step)
         detail = f"dry run: would {sentence}; from the alert ({why})"
         return StepResult(applied=False, detail=detail, patch=patches)

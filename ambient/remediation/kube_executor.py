@@ -94,35 +94,21 @@ class KubernetesExecutor:
         revisions = await reads.revisions(deployment)
         previous = previous_revision(revisions, revision, deployment["spec"]["template"])
         notes = [f"revision {revision}, {deployment['spec'].get('replicas', 1)} replicas"]
-        # Access to Services and ConfigMaps may be withheld (RBAC): the checkpoint still
-        # serves rungs 1-3 and says what full rollback will not be able to restore.
-        services: list[Obj] = []
-        try:
-            services = await reads.services(deployment)
-        except KubeError as exc:
-            if exc.retryable:
-                raise
-            notes.append(f"Service selectors not recorded ({exc})")
-        policies: list[str] = []
-        try:
-            policies = await reads.isolation_policies(deployment)
-        except KubeError as exc:
-            if exc.retryable:
-                raise
-            # RBAC granted before they were looked for: an earlier isolation goes unseen.
-            notes.append(f"isolation NetworkPolicies not looked for ({exc})")
+        # Access to Services, NetworkPolicies and ConfigMaps may be withheld (RBAC): the
+        # checkpoint still serves rungs 1-3 and says what it could not read (what full rollback
+        # will not restore, or that an earlier isolation goes unseen).
+        unread = "Service selectors not recorded"
+        services = await _unless_refused(reads.services(deployment), [], notes, unread)
+        unread = "isolation NetworkPolicies not looked for"
+        policies = await _unless_refused(reads.isolation_policies(deployment), [], notes, unread)
         configmaps: dict[str, dict[str, Any]] = {}
         for name in configmaps_of(deployment["spec"]["template"]):
-            try:
-                found = await reads.get(ConfigMap, target.namespace, name)
-            except KubeError as exc:
-                if exc.retryable:
-                    raise
-                notes.append(f"ConfigMap {name} not recorded ({exc})")
-                continue
+            read = reads.get(ConfigMap, target.namespace, name)
+            # {} when refused: a ConfigMap read always has its metadata.
+            found = await _unless_refused(read, {}, notes, f"ConfigMap {name} not recorded")
             if found is None:
                 notes.append(f"ConfigMap {name} does not exist (nothing to restore)")
-            else:
+            elif found:
                 configmaps[name] = dict(found.get("data") or {})
         return Checkpoint(
             target=target,
@@ -182,7 +168,9 @@ class KubernetesExecutor:
                 )
             if not plan.changes:
                 reason = plan.skipped_reason or "nothing to change"
-                return StepResult(applied=False, detail=plan.detail, skipped_reason=reason)
+                return StepResult(
+                    applied=False, detail=plan.detail, skipped_reason=reason, stopped=plan.stopped
+                )
             if step.mode == "dry_run":
                 patch = {c.object: c.sent() for c in plan.changes}
                 return StepResult(
@@ -243,3 +231,14 @@ class KubernetesExecutor:
                 # Already gone is what we wanted: the API server's own 404, not a proxy's page.
                 if not (isinstance(exc, ApiError) and exc.status.code == 404):
                     raise
+
+
+async def _unless_refused(read: Awaitable[T], refused: T, notes: list[str], what: str) -> T:
+    """The read's answer, or ``refused`` and a note of ``what`` RBAC kept from the checkpoint."""
+    try:
+        return await read
+    except KubeError as exc:
+        if exc.retryable:
+            raise
+        notes.append(f"{what} ({exc})")
+        return refused

@@ -124,7 +124,9 @@ class StepPlanner:
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
         if current == 0 and not step.asked:
-            return StepPlan(skipped_reason=stopped_reason(name), detail=f"{name} runs no pod")
+            return StepPlan(
+                skipped_reason=stopped_reason(name), stopped=True, detail=f"{name} runs no pod"
+            )
         # The ladder's count is at least: one raised since the checkpoint (by a person) is kept.
         if current == step.replicas or (current > step.replicas and not step.asked):
             return StepPlan(

@@ -116,6 +116,9 @@ class StepResult(BaseModel):
     detail: str
     patch: dict[str, Any] | None = None
     skipped_reason: str | None = None
+    # Skipped because someone stopped the workload (0 replicas): it is not failing, and no
+    # stronger rung is tried on it (the run hands over).
+    stopped: bool = False
 
 
 class RolloutHealth(BaseModel):

@@ -1,32 +1,44 @@
 """A run cancelled in Temporal (the Web UI's "Request Cancellation"): it cleans up, then
-closes as Cancelled, while it waits for an approval, while its change is tried, and while its
-change settles before verification."""
+closes as Cancelled, while it waits for an approval, while its change is tried, while its
+change settles before verification, and while an activity works on it (the first change's
+one try, the verification); an abort then ends it "aborted"."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.remediation.alerts import remediation_id
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.runs import RemediationInput, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import UNVERIFIED, ActionLedger
 from ambient.storage.audit import AuditRepository
-from tests.conftest import running_worker
+from tests.conftest import running_worker, unique
 from tests.remediation.support import alert, error_rate, state_reaches
 from tests.remediation.test_cluster import CLUSTER, _kubeconfig
 from tests.remediation.test_cluster_edges import HeldWrites, _checkout, _executing
 from tests.remediation.test_workflow import USER, start
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
-from tests.support.waits import ask
+from tests.support.waits import ask, eventually
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
 
+CANCEL_REQUESTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+SIGNALED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+TASK_STARTED = EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
 CANCELLED = (
     "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
     "the sender is not verified"
@@ -95,3 +107,129 @@ async def test_a_run_cancelled_in_temporal_cleans_up_and_says_so(
         assert slot is not None  # the restart was made: it counts
     else:
         assert status.attempts == [] and api.writes() == []
+
+
+@dataclass
+class HeldRequest:
+    """Holds the first request ``holds`` picks until ``release``, then answers it as the API
+    server would: a change or a verification's read under way."""
+
+    holds: Callable[[str, str, int], bool]  # method, path, PATCHes answered before it
+    patched: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                method, path = scope["method"], scope["path"]
+                if not self.arrived.is_set() and self.holds(method, path, self.patched):
+                    self.arrived.set()
+                    await self.release.wait()
+                await app(scope, receive, send)
+                self.patched += method == "PATCH"
+                return
+            await app(scope, receive, send)
+
+        return held
+
+
+HOLDS: dict[str, Callable[[str, str, int], bool]] = {
+    # The restart's write, sent by the first change's one try in the opening's workflow task.
+    "first-try": lambda method, path, patched: method == "PATCH",
+    # The verification's read of the Deployment's rollout, after the restart was written.
+    "verify": lambda method, path, patched: (
+        method == "GET" and patched == 1 and path.endswith("/deployments/checkout")
+    ),
+}
+
+
+async def _told_while_held(handle: WorkflowHandle[Any, Any]) -> None:
+    """Until the run took a workflow task after the cancellation or abort was sent: the server
+    passed it on while the held activity still ran (the task's heartbeat)."""
+
+    async def told() -> bool:
+        sent = False
+        async for event in handle.fetch_history_events():
+            if event.event_type in (CANCEL_REQUESTED, SIGNALED):
+                sent = True
+            elif sent and event.event_type == TASK_STARTED:
+                return True
+        return False
+
+    await eventually(told, "the run told of its cancellation while an activity ran")
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize(
+    ("how", "when"), [("cancel", "first-try"), ("cancel", "verify"), ("abort", "verify")]
+)
+async def test_a_run_stopped_while_an_activity_works_on_its_change_ends_as_asked(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, how: str, when: str
+) -> None:
+    """Cancelled in Temporal while the first change's try or the verification was under way,
+    the activity's cancellation was taken for its failure: the run handed over ("could not be
+    verified") or went on to the regular change, and closed as Completed, not Cancelled. Now
+    the try under way is let finish, its write is the attempt's, and the audit says it. A
+    short workflow task timeout makes the server pass the cancellation (or the owner's abort)
+    on while the activity runs, as for a worker busy with an alert storm's activities."""
+    api = _checkout(tmp_path)
+    holding = HeldRequest(HOLDS[when])
+    async with serve(holding.wrap(api.app())) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(dev_env.client, deps) as worker,
+        ):
+            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            handle = await dev_env.client.start_workflow(
+                GradedRemediationWorkflow.run,
+                RemediationInput(alert=subject, user=USER, mode="execute"),
+                id=f"{remediation_id(subject)}-{unique('t')}",
+                task_queue=worker.task_queue,
+                search_attributes=search_attributes(USER, subject.cluster_id),
+                task_timeout=timedelta(seconds=2),
+            )
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)
+                if how == "cancel":
+                    await handle.cancel()
+                else:
+                    queue = {"temporal_task_queue": worker.task_queue}
+                    settings = deps.settings.model_copy(update=queue)
+                    await RemediationService(dev_env.client, settings, deps.db).abort(
+                        USER, handle.id, "stop"
+                    )
+                await _told_while_held(handle)
+            finally:
+                holding.release.set()
+            if how == "cancel":
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+                assert isinstance(closed.value.cause, CancelledError)
+                # Recorded: the cancelled-in-activity paths replay (tests/histories).
+                await save_history(handle, f"remediation_cancelled_during_{when.replace('-', '_')}")
+            else:
+                await asyncio.wait_for(handle.result(), HANG)
+            status = await ask(handle, "status", result_type=RemediationStatus)
+        async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+            slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
+
+    restart = status.attempts[0]
+    assert [(a.rung, a.applied) for a in status.attempts] == [(Rung.RESTART, True)]
+    assert slot is not None  # the restart was made: it counts
+    assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
+    assert status.state == "aborted" and status.waiting is None and status.next_rung is None
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+    assert "hand_over" not in [r.action for r in audit]
+    if how == "cancel":
+        assert status.outcome == CANCELLED
+        (cancelled,) = [r for r in audit if r.action == "cancelled"]
+        assert cancelled.actor == UNVERIFIED
+        assert cancelled.detail["state"] == ("applying" if when == "first-try" else "verifying")
+        assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
+        assert restart.detail.startswith("restart deployment prod/checkout"), restart.detail
+    else:
+        assert status.outcome.startswith("aborted by"), status.outcome
+        assert restart.verified is True and restart.resolved is False

@@ -24,6 +24,7 @@ from ambient.remediation.ladder import (
 )
 from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
+from ambient.storage.audit import AuditRepository
 from ambient.storage.repositories import InboxRepository
 from tests.conftest import running_worker
 from tests.remediation.support import (
@@ -33,7 +34,7 @@ from tests.remediation.support import (
     remediation_settings,
     state_reaches,
 )
-from tests.remediation.test_cluster import CLUSTER, V1, V2, _kubeconfig, cluster
+from tests.remediation.test_cluster import CLUSTER, V1, V2, _kubeconfig, cluster, images
 from tests.remediation.test_workflow import USER, _signal_taken, audit_actions, start
 from tests.standins.kube_api import ApiCall, KubeApi
 from tests.support.record import save_history
@@ -107,6 +108,58 @@ async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     )
     async with deps.db.session() as session:
         assert await ActionLedger(session).reserved(f"{status.run_key}#2") is None
+
+
+async def test_a_deployment_someone_stopped_goes_to_a_person_at_the_skipped_scale_out(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """A workload at 0 replicas is not failing, it was stopped: the ladder climbed on past the
+    skipped scale out as if it had been tried, rolled the stopped release back and cut its
+    Service off. The run now stops there and hands over, saying why."""
+    api, path = cluster
+    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
+    api._reconcile("prod", "checkout")
+    record = "remediation_stopped_workload"
+    status = await _run(ts_env, deps, path, healthy_from=None, record=record)
+
+    assert [(a.rung, a.applied) for a in status.attempts] == [
+        (Rung.RESTART, True),
+        (Rung.SCALE_OUT, False),
+    ], status.attempts
+    stopped = (
+        "deployment prod/checkout is scaled to 0 replicas: someone stopped it, and the scale "
+        "out does not start it again (scale it up by hand if it should run)"
+    )
+    reason = (
+        f"rung 2 (scale_out) was skipped: {stopped}; no rung above it is tried: a workload "
+        "someone stopped is not failing, and rolling it back or isolating it would change what "
+        "they stopped on purpose"
+    )
+    assert (status.state, status.outcome) == ("handed_over", reason)
+    assert status.next_rung is None and status.waiting is None
+    # The restart's write alone: no rollback of the stopped release, its Service untouched.
+    assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
+    assert images(api) == [V2]
+    assert api.services[("prod", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+    actions = await audit_actions(deps, status.run_key)
+    assert actions[-2:] == ["hand_over", "finished"], actions
+    async with deps.db.session() as session:
+        (handed,) = await AuditRepository(session).list(
+            subject=status.run_key, action="hand_over", limit=10
+        )
+        (finished,) = await AuditRepository(session).list(
+            subject=status.run_key, action="finished", limit=10
+        )
+        inbox = await InboxRepository(session).list(USER)
+    assert handed.detail["reason"] == reason, handed.detail
+    assert handed.detail["body"].startswith(
+        f"Remediation `{status.remediation_id}` stopped: {reason}. "
+    ), handed.detail["body"]
+    assert "Tried: restart (not resolved), scale_out (not applied)." in handed.detail["body"]
+    assert (finished.detail["state"], finished.detail["outcome"]) == ("handed_over", reason)
+    assert [m.title for m in inbox if m.title.startswith("Needs a person")] == [
+        f"Needs a person: {CLUSTER}/prod/checkout"
+    ]
 
 
 async def test_an_alert_that_clears_on_a_deployment_scaled_to_zero_is_not_resolved(
@@ -544,7 +597,7 @@ async def test_a_dry_run_from_the_alert_alone_does_not_scale_what_ran_no_pod_at_
         checkpoint=seen,
     )
     result = await DryRunExecutor().apply(step)
-    assert (result.applied, result.patch) == (False, None), result
+    assert (result.applied, result.patch, result.stopped) == (False, None, True), result
     assert result.skipped_reason is not None
     assert result.skipped_reason.startswith("deployment prod/checkout is scaled to 0 replicas")
 

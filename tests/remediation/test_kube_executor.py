@@ -665,10 +665,18 @@ async def test_a_write_whose_answer_was_lost_is_found_by_the_retry_and_not_sent_
 async def test_a_checkpoint_without_access_to_services_and_configmaps_says_what_it_lacks(
     kube: Cluster,
 ) -> None:
-    kube.api.forbidden = {"services", "configmaps"}
+    kube.api.forbidden = {"services", "configmaps", "networkpolicies"}
     baseline = await kube.executor.checkpoint(kube.target)
     assert (baseline.revision, baseline.service_selectors, baseline.configmaps) == (1, {}, {})
-    assert "Service selectors not recorded" in baseline.detail
+    assert baseline.isolation_policies == []
+    notes = baseline.detail.split("; ")
+    # Each read RBAC refused is named, with the refusal, after the revision and replicas.
+    assert [n.split(" (")[0] for n in notes[1:]] == [
+        "Service selectors not recorded",
+        "isolation NetworkPolicies not looked for",
+        "ConfigMap checkout-env not recorded",
+        "ConfigMap checkout-files not recorded",
+    ], notes
     assert 'cannot get resource "configmaps"' in baseline.detail
     # Isolation needs the Services: refused, and not retried (not a passing condition).
     with pytest.raises(KubeError, match="forbidden") as raised:
