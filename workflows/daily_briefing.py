@@ -53,6 +53,10 @@ GREETING_HANDED_OVER = "GreetingHandedOver"
 HAND_OVER_HOLD = timedelta(seconds=30)
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
+# A run that starts paused waits this long for a resume, then goes on as a new run (patched:
+# runs before it waited in one run, whose history grew with every greeting).
+PAUSED_RUN_LENGTH = timedelta(days=1)
+PAUSED_RUN_RENEWED = "paused-run-renewed"
 
 
 @workflow.defn
@@ -82,6 +86,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
     async def run(self, run: BriefingRun) -> str:
         if self.paused:
             self.phase = "paused"
+            if workflow.patched(PAUSED_RUN_RENEWED):
+                # A day at most, then a new run with the same carry: every greeting answered
+                # "paused" is history, and a pause of months would near Temporal's limit.
+                await until(lambda: not self.paused or self.stopping, PAUSED_RUN_LENGTH)
+                if self.paused and not self.stopping:
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    if self.paused and not self.stopping:
+                        workflow.continue_as_new(run.model_copy(update={"carry": self.carry}))
             await workflow.wait_condition(lambda: not self.paused or self.stopping)
         if self.stopping:
             return "stopped"
