@@ -57,6 +57,8 @@ GREETING_WAIT = timedelta(seconds=20)
 # runs before it waited in one run, whose history grew with every greeting).
 PAUSED_RUN_LENGTH = timedelta(days=1)
 PAUSED_RUN_RENEWED = "paused-run-renewed"
+# A day the replaced run prepared and nobody heard is pushed by the new run that plans another.
+UNHEARD_DAY_PUSHED = "unheard-day-pushed"
 
 
 @workflow.defn
@@ -109,6 +111,20 @@ class DailyBriefingWorkflow(PrepareAndPush):
             start_to_close_timeout=SHORT,
         )
         self._details(day)
+        unheard, self.carry.unheard_date = self.carry.unheard_date, None
+        if (
+            unheard is not None
+            and unheard != day.date
+            and config.push_if_not_greeted
+            and workflow.patched(UNHEARD_DAY_PUSHED)
+        ):
+            # The replaced run's morning, nobody greeted, not pushed: this config plans another
+            # date, so that morning's window is over here; pushed now, not lost between two.
+            self.phase = "pushing"
+            try:
+                await self._push(unheard, "not greeted", f"{run.task_id}/{unheard}/push")
+            except ActivityError as exc:
+                self.carry.last_push_error = f"{unheard}: {given_up(exc)}"
         self.phase = "waiting to prepare"
         await until(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False

@@ -147,3 +147,43 @@ async def test_a_briefing_paused_for_weeks_and_greeted_each_morning_keeps_its_hi
 async def _planned(service, user):  # type: ignore[no-untyped-def]
     status = await service.status(user)
     return status if status.day is not None else None
+
+
+async def test_a_move_east_past_the_window_still_pushes_the_morning_nobody_greeted(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Prepared in Shanghai, nobody greets; at 09:05 there the user moves the briefing to
+    Asia/Tokyo, where it is 10:05 and the window is over. That morning's briefing, which nobody
+    heard, is still pushed (the run it replaced would have pushed it at 10:00 Shanghai), not
+    lost between the two zones."""
+    from ambient.storage.repositories import InboxRepository
+
+    await make_user(deps.db, "tomo")
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        await stack.service.create("tomo", config)
+        await stack.skip_to(day.window_start + timedelta(hours=3, minutes=5))  # 09:05 Shanghai
+        prepared = await stack.service.status("tomo")
+        assert prepared.prepared is not None and prepared.given_at is None
+        moved = config.model_copy(update={"timezone": "Asia/Tokyo"})
+        await stack.service.create("tomo", moved)
+        status = await eventually(lambda: _planned(stack.service, "tomo"), "day planned")
+        assert status.day is not None and status.day.date > day.date  # Tokyo's next morning
+        await stack.skip_to(day.window_end + timedelta(minutes=5))
+        view = await eventually(
+            lambda: _pushed(stack.service, "tomo", day.date), "the morning pushed", bound=20
+        )
+        await save_history(
+            ts_env.client.get_workflow_handle("daily-briefing/tomo"),
+            "daily_briefing_unheard_pushed",
+        )
+        async with deps.db.session() as session:
+            inbox = await InboxRepository(session).list("tomo")
+    assert view.given_at is None and view.status == "pushed"
+    assert len(inbox) == 1 and day.date in inbox[0].title, inbox
+
+
+async def _pushed(service, user, date):  # type: ignore[no-untyped-def]
+    view = await service.get_briefing(user, date)
+    return view if view.pushed_at is not None else None
