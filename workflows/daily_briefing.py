@@ -53,6 +53,12 @@ GREETING_HANDED_OVER = "GreetingHandedOver"
 HAND_OVER_HOLD = timedelta(seconds=30)
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
+# A run that starts paused waits this long for a resume, then goes on as a new run (patched:
+# runs before it waited in one run, whose history grew with every greeting).
+PAUSED_RUN_LENGTH = timedelta(days=1)
+PAUSED_RUN_RENEWED = "paused-run-renewed"
+# A day the replaced run prepared and nobody heard is pushed by the new run that plans another.
+UNHEARD_DAY_PUSHED = "unheard-day-pushed"
 
 
 @workflow.defn
@@ -82,6 +88,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
     async def run(self, run: BriefingRun) -> str:
         if self.paused:
             self.phase = "paused"
+            if workflow.patched(PAUSED_RUN_RENEWED):
+                # A day at most, then a new run with the same carry: every greeting answered
+                # "paused" is history, and a pause of months would near Temporal's limit.
+                await until(lambda: not self.paused or self.stopping, PAUSED_RUN_LENGTH)
+                if self.paused and not self.stopping:
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    if self.paused and not self.stopping:
+                        workflow.continue_as_new(run.model_copy(update={"carry": self.carry}))
             await workflow.wait_condition(lambda: not self.paused or self.stopping)
         if self.stopping:
             return "stopped"
@@ -97,6 +111,20 @@ class DailyBriefingWorkflow(PrepareAndPush):
             start_to_close_timeout=SHORT,
         )
         self._details(day)
+        unheard, self.carry.unheard_date = self.carry.unheard_date, None
+        if (
+            unheard is not None
+            and unheard != day.date
+            and config.push_if_not_greeted
+            and workflow.patched(UNHEARD_DAY_PUSHED)
+        ):
+            # The replaced run's morning, nobody greeted, not pushed: this config plans another
+            # date, so that morning's window is over here; pushed now, not lost between two.
+            self.phase = "pushing"
+            try:
+                await self._push(unheard, "not greeted", f"{run.task_id}/{unheard}/push")
+            except ActivityError as exc:
+                self.carry.last_push_error = f"{unheard}: {given_up(exc)}"
         self.phase = "waiting to prepare"
         await until(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False

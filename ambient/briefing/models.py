@@ -291,6 +291,9 @@ class BriefingCarry(BaseModel):
     # The day the run a new config replaced had prepared: sendable while this run has not
     # prepared it (paused, it plans no day; in a new zone it plans another date).
     replaced_date: str | None = None
+    # That day, when it was neither spoken nor pushed: pushed by this run if it plans another
+    # date (a new zone or window in which that morning's window is already over).
+    unheard_date: str | None = None
 
 
 class BriefingRun(BaseModel):

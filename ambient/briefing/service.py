@@ -185,6 +185,10 @@ class BriefingService(Greeting):
             carry = BriefingCarry.model_validate(current, from_attributes=True)
             carry.last_given_at = current.given_at or current.last_given_at
             carry.replaced_date = current.prepared.date if current.prepared else carry.replaced_date
+            if current.prepared and not (current.given_at or current.pushed_at or carry.paused):
+                # Its window may be over in the new config's zone or hours: the new run pushes
+                # it then, as this run would have at its window's end.
+                carry.unheard_date = current.prepared.date
             if current.last_date is not None and current.last_midnight is None:
                 # A run carrying none (from before it, or a day read from the database): its
                 # own config's zone, the one it briefs in.

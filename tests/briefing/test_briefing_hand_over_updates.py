@@ -271,7 +271,8 @@ async def test_sending_a_paused_briefing_after_a_config_change_pushes_the_days_b
     zone, whose "today" is another date) and asks for today's briefing by email: he was told
     "send refused: date: no prepared briefing for <today>; known: none yet" (the new run,
     paused, plans no day; in the new zone it planned another). Now the day's briefing the
-    replaced run prepared is pushed."""
+    replaced run prepared is pushed. In the new zone, where that morning's window is over, the
+    new run has pushed it too, as the replaced run would have at its window's end."""
     await make_user(deps.db, "wim")
     async with briefing_stack(ts_env, deps) as stack:
         service = stack.service
@@ -285,6 +286,8 @@ async def test_sending_a_paused_briefing_after_a_config_change_pushes_the_days_b
         else:  # 16 hours ahead: that day's window is over there, the run plans the next
             changed = config.model_copy(update={"timezone": "Asia/Shanghai"})
         assert (await service.create("wim", changed)).created
+        if change == "zone":  # nobody heard it and its window is over there: pushed
+            await eventually(lambda: _inbox_of("wim", deps), "the unheard morning pushed")
         sent = await service.send("wim", day.date, request_id="after the change")
         async with deps.db.session() as session:
             inbox = await InboxRepository(session).list("wim")
@@ -295,8 +298,14 @@ async def test_sending_a_paused_briefing_after_a_config_change_pushes_the_days_b
             run = ts_env.client.get_workflow_handle("daily-briefing/wim")
             await save_history(run, "daily_briefing_sent_paused_after_config_change")
     assert [d.channel for d in sent.deliveries] == ["inbox"]
-    assert [m.title for m in inbox] == [f"Daily briefing {day.date}"]
+    pushes = 1 if change == "window" else 2  # the zone's: the new run's push, then the send
+    assert [m.title for m in inbox] == [f"Daily briefing {day.date}"] * pushes
     assert [d.channel for d in again.deliveries] == ["inbox"]
+
+
+async def _inbox_of(user: str, deps: WorkerDeps) -> list[Any]:
+    async with deps.db.session() as session:
+        return list(await InboxRepository(session).list(user))
 
 
 async def test_a_send_after_the_window_while_a_regenerate_runs_replays(
