@@ -227,7 +227,8 @@ class BriefingActivities:
         inputs.alarms_configured = True
         inputs.alarms = history.alarms
         count = len(history.alarms)
-        inputs.notes.append(SourceNote(source="alarms", ok=True, detail=f"{count} alarms"))
+        read = f"{count} alarm{'' if count == 1 else 's'}"  # "1 alarm" in the report's sources
+        inputs.notes.append(SourceNote(source="alarms", ok=True, detail=read))
         # One source failed, the other answered: its alarms are listed, the failed one said.
         inputs.notes += [
             SourceNote(source=f"alarms.{u.source}", ok=False, detail=u.error)

@@ -121,7 +121,8 @@ class PublicStatus(BaseModel):
 
 
 class SystemStatus(PublicStatus):
-    """The whole report, with addresses and error texts: `ambient status`, the MCP tool."""
+    """The whole report, with addresses and error texts: `ambient status`, and the MCP tool
+    to an admin (``told``)."""
 
     temporal_address: str
     namespace: str
@@ -131,6 +132,47 @@ class SystemStatus(PublicStatus):
 
     def public(self) -> PublicStatus:
         return PublicStatus.model_validate(self.model_dump(include=set(PublicStatus.model_fields)))
+
+    def told(self, *, operator: bool) -> StatusReport:
+        """What get_status tells its caller: where things run only to an ``operator``."""
+        said = StatusReport.model_validate(
+            self.model_dump(include=set(PublicStatus.model_fields)) | {"problems": _problems(self)}
+        )
+        if operator:
+            operator_fields = set(StatusReport.model_fields) - set(PublicStatus.model_fields)
+            said = said.model_copy(update=self.model_dump(include=operator_fields - {"problems"}))
+        return said
+
+
+class StatusReport(PublicStatus):
+    """get_status's answer: whether each part works, for every user; where it runs and the
+    errors as the parts said them, for an admin or the machine's operator only (None else)."""
+
+    problems: list[str] = Field(
+        default_factory=list, description="what does not work now and what that means"
+    )
+    temporal_address: str | None = None
+    namespace: str | None = None
+    task_queue: str | None = None
+    llm: str | None = Field(default=None, description="the model in use and where, or offline")
+    errors: list[str] | None = None
+
+
+def _problems(status: PublicStatus) -> list[str]:
+    """What does not work, in a user's terms: no host, port, queue or error text."""
+    problems = []
+    if not status.temporal_reachable:
+        problems.append("Temporal does not answer: tasks cannot be read, started or changed now")
+    elif not status.workers_polling:
+        problems.append("no worker is running: background tasks and remediations wait for one")
+    if not status.database_reachable:
+        problems.append("the database does not answer: nothing stored can be read now")
+    if status.llm_reachable is False:
+        problems.append(
+            "the language model does not answer: briefings and alert scoring use the offline"
+            " rules meanwhile"
+        )
+    return problems
 
 
 async def _pollers(client: Client, namespace: str, task_queue: str) -> int:

@@ -9,12 +9,13 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from types import FunctionType
 from typing import Any, cast
 
 import anyio
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
@@ -28,6 +29,7 @@ from mcp.types import (
     InputRequiredResult,
     ListToolsResult,
     PaginatedRequestParams,
+    TextContent,
     ToolAnnotations,
     jsonrpc_message_adapter,
 )
@@ -152,9 +154,56 @@ def _untitled(schema: Any, title: str) -> Any:
     return schema
 
 
+# What a JSON value that is no object is, as a refusal says it.
+_KINDS: dict[type, str] = {
+    str: "a string",
+    list: "a list",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+}
+
+
 class ListedServer(MCPServer[AppState]):
     """MCPServer listing its tools in one page, their input schemas as ``published``, and
     answering every line of stdio."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lowlevel_server.middleware.append(self._arguments_read)
+
+    async def _arguments_read(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        # mcp checks a request's params before any tool runs: a tools/call whose arguments are
+        # no object (a string, a list) was answered -32602 "Invalid request parameters", naming
+        # nothing. Bad input is a tool's refusal in words, as for a field of the wrong type.
+        params = ctx.params
+        if ctx.method == "tools/call" and isinstance(params, dict):
+            name, given = params.get("name"), params.get("arguments")
+            if isinstance(name, str) and given is not None and not isinstance(given, dict):
+                context = Context(request_context=ctx, mcp_server=self)
+                if name not in self._tool_manager._tools:  # its own refusal (unknown, withheld)
+                    return await call_next(replace(ctx, params={**params, "arguments": {}}))
+                return await self.arguments_not_an_object(name, given, context)
+        return await call_next(ctx)
+
+    async def arguments_not_an_object(
+        self, name: str, given: object, context: Context[AppState, Any]
+    ) -> CallToolResult:
+        """The answer to a call of ``name`` whose arguments are ``given``, no object."""
+        taken = ", ".join(self._tool_manager._tools[name].parameters.get("properties", {}))
+        kind = _KINDS.get(type(given), "no object")
+        return CallToolResult(
+            content=[
+                TextContent(
+                    type="text",
+                    text=f"Error executing tool {name}: invalid arguments — arguments: an object"
+                    f" of named arguments ({taken or 'none'}; {{}} for none), not {kind}",
+                )
+            ],
+            is_error=True,
+        )
 
     async def run_stdio_async(self) -> None:
         # The SDK's stdio transport drops a line that is no JSON-RPC message and reads one whose

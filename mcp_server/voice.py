@@ -84,6 +84,13 @@ class VoiceServer(ListedServer):
             log.info("voice tool %r: arguments refused: %s", name, list(fields))
             return await self._say_again(context, list(fields), arguments)
 
+    async def arguments_not_an_object(
+        self, name: str, given: object, context: Context[AppState, Any]
+    ) -> CallToolResult:
+        # Nothing of it can be read, the speaker's name neither: the owner hears it.
+        log.info("voice tool %r: arguments refused: not an object", name)
+        return await self._said(context, None, *sentences.SAY_AGAIN)
+
     async def _say_again(
         self,
         context: Context[AppState, Any] | None,

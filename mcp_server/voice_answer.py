@@ -40,6 +40,12 @@ _deadline: ContextVar[float] = ContextVar("voice_deadline")
 # Whether the current voice call is answered in English: the speaking user's language setting
 # (Chinese when they chose none, or before anyone is known), as the greeting is.
 english: ContextVar[bool] = ContextVar("voice_english", default=False)
+# The device the current voice call comes from, as the call names it ("" where it names none):
+# what one speaker's answer asked or listed is that conversation's, not another device's.
+device: ContextVar[str] = ContextVar("voice_device", default="")
+# xiaozhi.me sends every device of an agent over the endpoint's one connection, each tools/call
+# naming its device in ``clientId`` (docs/xiaozhi.md); HTTP and stdio calls name none.
+DEVICE_PARAM = "clientId"
 
 
 def say(zh: str, en: str) -> str:
@@ -58,6 +64,16 @@ def in_english(state: AppState, language: str | None) -> bool:
 
 
 # --- who and how ----------------------------------------------------------------------------
+
+
+def calling_device(ctx: Context[Any, Any]) -> str:
+    """The device a call names (its ``clientId``), or "" when it names none."""
+    try:
+        params = ctx.request_context.params or {}
+    except ValueError:  # no request (a tool called directly)
+        return ""
+    named = params.get(DEVICE_PARAM)
+    return named.strip()[:128] if isinstance(named, str) else ""
 
 
 async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speaker, bool]:
@@ -88,6 +104,7 @@ async def answer(
         # Who speaks is read from the database too: inside the budget, like the work.
         _deadline.set(asyncio.get_running_loop().time() + CALL_BUDGET)
         english.set(False)  # until the speaker is known
+        device.set(calling_device(ctx))
         async with asyncio.timeout(CALL_BUDGET):
             who, to_english = await heard(state, current_user(ctx), speaker)
             english.set(to_english)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
-from mcp_server.voice_answer import answer, english, left, say
+from mcp_server.voice_answer import answer, device, english, left, say
 from mcp_server.voice_prompt import Reference, Spoken
 from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediation, run_about
 
@@ -43,17 +44,45 @@ _YES = re.compile(
 )
 
 
-async def _last(state: AppState, user: str) -> dict[str, Any]:
-    """The decision last asked about ("asked") or made ("made") by voice, while fresh."""
+# A question is the device's it was asked at (the call's ``clientId``): a yes at another of the
+# user's speakers is someone who did not hear it, and is refused in words.
+CONFIRMS_READ = 50  # the user's latest questions and decisions read to find each device's
+
+
+@dataclass(frozen=True)
+class _Lately:
+    """The decisions asked about ("asked") or made ("made") by voice, while fresh."""
+
+    here: dict[str, Any]  # the last at this device
+    anywhere: dict[str, Any]  # the last at any of the user's devices
+    asked_elsewhere: bool  # another device's last is a question still open
+
+
+async def _lately(state: AppState, user: str) -> _Lately:
     async with state.db.session() as session:
-        last = await EventRepository(session).list(user=user, kind=CONFIRM_ASKED, limit=1)
-    fresh = last and last[0].created_at >= datetime.now(UTC) - CONFIRM_WINDOW
-    return last[0].payload if fresh else {}
+        rows = await EventRepository(session).list(
+            user=user, kind=CONFIRM_ASKED, limit=CONFIRMS_READ
+        )
+    since = datetime.now(UTC) - CONFIRM_WINDOW
+    last: dict[str, dict[str, Any]] = {}  # by device, its newest, while fresh
+    for row in rows:  # newest first
+        at = row.payload.get("device", "")
+        if at not in last:
+            last[at] = row.payload if row.created_at >= since else {}
+    fresh = rows[0].created_at >= since if rows else False
+    here = device.get()
+    return _Lately(
+        here=last.get(here, {}),
+        anywhere=rows[0].payload if fresh else {},
+        asked_elsewhere=any("asked" in p for at, p in last.items() if at != here),
+    )
 
 
 async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
     async with state.db.session() as session:
-        await EventRepository(session).add(CONFIRM_ASKED, user=user, payload=payload)
+        await EventRepository(session).add(
+            CONFIRM_ASKED, user=user, payload={**payload, "device": device.get()}
+        )
         await session.commit()
 
 
@@ -63,10 +92,18 @@ async def _decide(
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
-        last = await _last(state, user) if waiting else {}
+        lately = await _lately(state, user) if waiting else _Lately({}, {}, False)
+        last = lately.here
         asked = last if "asked" in last else None
         if names_nothing(which) or not _YES.sub("", which.lower()):
             run = next((r for r in waiting if asked and r.run_key == asked["run_key"]), None)
+            if asked is None and lately.asked_elsewhere:
+                verb, verb_en = ("批准", "approve") if approve else ("拒绝", "refuse")
+                return say(
+                    f"刚才的问题是在另一台音箱上问的，要由被问的人确认。也可以说出要{verb}哪一个。",
+                    "That question was asked on another speaker, and only the person asked can"
+                    f" confirm it. You can also say which one to {verb_en}.",
+                )
             if run is None:  # nothing asked, or that run waits no more: which one?
                 gone = say(
                     "刚才问的修复已经不在等你审批了。",
@@ -94,7 +131,8 @@ async def _decide(
         rung = int(view.waiting.rung)
         decision = {"run_key": run.run_key, "rung": rung, "approve": approve}
         confirmed = asked is not None and asked["asked"] == decision
-        before = last.get("made", last.get("asked", {}))  # the decision last made or asked
+        # The decision last made or asked at any device: its run's next rung is new to all.
+        before = lately.anywhere.get("made", lately.anywhere.get("asked", {}))
         same = before.get("run_key") == run.run_key and before.get("approve") == approve
         moved_on = same and before.get("rung") != rung  # the run's next rung: nobody heard of it
         if (len(waiting) > 1 or moved_on) and not confirmed:

@@ -27,7 +27,7 @@ from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
-from mcp_server.voice_answer import answer, english, left, say, worker_time
+from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
@@ -189,9 +189,11 @@ def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
 # The tasks a user's last asking answer named ("有 2 个任务符合：A、B"), in its order: "第二个"
 # said next is a place in that list. A voice call carries no history of its own and the next
 # one may reach another API replica, or one restarted since: the list is an event of the user's
-# (a replica's own memory counted "第二个" among the user's first four tasks there).
+# (a replica's own memory counted "第二个" among the user's first four tasks there), kept with
+# the device that heard it: "第二个" said at another of the user's speakers is not that list's.
 TASKS_NAMED = "voice.tasks_named"
 NAMED_FOR = timedelta(minutes=5)  # how long an answer's list is what a place refers to
+NAMED_READ = 50  # the user's latest lists read to find the calling device's
 
 
 async def _which_task(state: AppState, user: str, name: str) -> tuple[TaskSummary | None, str]:
@@ -204,20 +206,22 @@ async def _which_task(state: AppState, user: str, name: str) -> tuple[TaskSummar
     if picked.named:
         async with state.db.session() as session:
             await EventRepository(session).add(
-                TASKS_NAMED, user=user, payload={"tasks": picked.named}
+                TASKS_NAMED, user=user, payload={"tasks": picked.named, "device": device.get()}
             )
             await session.commit()
     return picked.task, picked.question
 
 
 async def _named_lately(state: AppState, user: str) -> list[str]:
-    """The tasks the user's last asking answer named, if within NAMED_FOR; else none."""
+    """The tasks the user's last asking answer on this device named, if within NAMED_FOR;
+    else none."""
     since = datetime.now(UTC) - NAMED_FOR
     async with state.db.session() as session:
-        last = await EventRepository(session).list(
-            user=user, kind=TASKS_NAMED, since=since, limit=1
+        lists = await EventRepository(session).list(
+            user=user, kind=TASKS_NAMED, since=since, limit=NAMED_READ
         )
-    return list(last[0].payload.get("tasks") or []) if last else []
+    here = next((e.payload for e in lists if e.payload.get("device", "") == device.get()), {})
+    return list(here.get("tasks") or [])
 
 
 async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = None) -> str:

@@ -151,7 +151,7 @@ def llm_prompt(inputs: BriefingInputs) -> str:
         f"warnings: {inputs.warnings}. Trend: {inputs.trend or 'no baseline yet'}. "
         f"Alarm history available: {'yes' if inputs.alarms_configured else 'no'}"
         + (
-            f", {len(inputs.alarms)} alarms ({len(firing)} not resolved)."
+            f", {_many(len(inputs.alarms), 'alarm', 'alarms')} ({len(firing)} not resolved)."
             if inputs.alarms_configured
             else "."
         )
@@ -274,7 +274,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         happened.append(
             f"告警 {len(inputs.alarms)} 条（未恢复 {len(firing)} 条）"
             if zh
-            else f"{len(inputs.alarms)} alarms ({len(firing)} not resolved)"
+            else f"{_many(len(inputs.alarms), 'alarm', 'alarms')} ({len(firing)} not resolved)"
         )
     happened += [f"{'新闻' if zh else 'News'}: {_short(n)}" for n in inputs.news[:3]]
     attention = [_short(a) for a in inputs.anomalies[:4]]

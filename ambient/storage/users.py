@@ -82,13 +82,17 @@ def user_public(user: User) -> UserPublic:
 
 
 def _voiceprint_taken(voiceprint: str | None, field: str = "voiceprint_id") -> VoiceprintTakenError:
-    return VoiceprintTakenError(
-        Refusal(
-            "%(voiceprint)s already names another user's voice: choose another",
+    # Says what to do, not that another user has it, nor whether as a name or a voiceprint:
+    # a member trying names learns no more of who is registered than any refused value tells.
+    if field == "name":
+        said = repr(voiceprint)
+        refusal = Refusal("%(name)s cannot be used as a name: choose another", name=said)
+    else:
+        refusal = Refusal(
+            "%(voiceprint)s cannot be used as a voiceprint id: choose another",
             voiceprint=repr(voiceprint),
-        ),
-        field,
-    )
+        )
+    return VoiceprintTakenError(refusal, field)
 
 
 def _voiceprint_clash(exc: IntegrityError) -> bool:

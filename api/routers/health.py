@@ -14,6 +14,6 @@ router = APIRouter(tags=["system"])
 @router.get("/health", response_model=PublicStatus)
 async def health(state: StateDep) -> JSONResponse:
     """200 when Temporal and the database answer, 503 otherwise; the body says which (where
-    they are and why not: `ambient status`, the MCP get_status tool)."""
+    they are and why not: `ambient status`, the MCP get_status tool to an admin)."""
     report = await system_status(state.settings, state.temporal, state.db)
     return JSONResponse(report.public().model_dump(), status_code=200 if report.healthy else 503)

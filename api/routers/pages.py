@@ -422,10 +422,8 @@ async def register(
             return _registered(request, again, made)
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
-        error = _(
-            "name: %(name)s already names another user's voice: choose another",
-            name=repr(name.strip()),
-        )
+        # Said as a name taken: not whose voice it names, nor that it names one.
+        error = _("name: %(name)s is taken", name=repr(name.strip()))
     else:
         await session.commit()
         return _registered(request, user, token)

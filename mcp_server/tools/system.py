@@ -10,6 +10,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import Tool
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
@@ -23,9 +24,10 @@ from ambient.history import (
     InboxMessagePublic,
     ScopeError,
 )
-from ambient.status import SystemStatus, system_status
+from ambient.status import StatusReport, system_status
 from ambient.storage.models import MAX_ID
-from mcp_server.auth import app_state, current_user_row
+from ambient.storage.users import UserRepository
+from mcp_server.auth import app_state, caller, current_user_row
 from mcp_server.tools.hints import READ
 
 User = Annotated[
@@ -71,11 +73,27 @@ class Deliveries(BaseModel):
     next_before_id: NextBeforeId
 
 
-async def get_status(ctx: Context[Any, Any]) -> SystemStatus:
+async def get_status(ctx: Context[Any, Any]) -> StatusReport:
     """Report whether Temporal is reachable, how many workers poll our task queue, whether the
-    database answers, and whether the LLM runs offline or against a remote endpoint."""
+    database answers, and whether the LLM runs offline or against a remote endpoint; where
+    each runs, to an admin."""
     state = app_state(ctx)
-    return await system_status(state.settings, state.temporal, state.db)
+    report = await system_status(state.settings, state.temporal, state.db)
+    return report.told(operator=await _operator(ctx))
+
+
+async def _operator(ctx: Context[Any, Any]) -> bool:
+    """Whether the caller may see where things run: an admin, or a stdio session started
+    without a user (whoever runs it has the settings already)."""
+    name = caller(ctx)
+    if name is None:
+        return True
+    try:
+        async with app_state(ctx).db.session() as session:
+            row = await UserRepository(session).get(name)
+    except (SQLAlchemyError, OSError):  # the report says the database is down; nobody is known
+        return False
+    return row is not None and row.is_admin
 
 
 async def _whose(ctx: Context[Any, Any], session: AsyncSession, user: str | None) -> str:

@@ -139,7 +139,8 @@ async def test_chat_finds_the_running_dev_stack_as_every_command_does(
         code, out = await _run(env, "--user", "ops", "is everything up?")
     assert code == 0 and "Everything is up." in out, out
     said = json.loads(llm.requests[1]["messages"][-1]["content"])
-    assert (said["temporal_address"], said["temporal_reachable"]) == (address, True), said
+    # Found (the default localhost:7233 answers nothing here); where it runs is an admin's.
+    assert (said["temporal_reachable"], said["temporal_address"]) == (True, None), said
 
 
 async def test_the_unregistered_user_refusal_is_one_line_in_a_pipe(

@@ -182,3 +182,30 @@ async def test_a_broker_dropping_every_connection_at_once_is_redialed_ever_more_
     assert delays[2] > delays[0] and delays[3] > delays[1], delays
     assert all(gap > delay - 0.01 for gap, delay in zip(gaps, delays, strict=True)), (gaps, delays)
     assert runner.counts["dials"] == 5
+
+
+async def test_a_call_whose_arguments_are_no_object_is_answered_in_words_not_32602(
+    state: AppState,  # noqa: F811
+) -> None:
+    """A broker passes on what the model wrote: arguments that were a string or a list got
+    JSON-RPC -32602 with no words (a device says nothing useful). The voice says it did not
+    catch that; the full server's tool error names the field and what it takes."""
+    voice, full = unique("jwt"), unique("jwt")
+    async with running_broker({voice, full}) as broker:
+        async with running(runner_for(state, "r1", voice_for(state))):
+            await register(state, unique("ada"), broker.url(voice))
+            spoken = await broker.held(voice)
+            for arguments in ("hours=2", ["2"], 2):
+                answer = await spoken.call_tool("recent_errors", arguments)
+                assert "error" not in answer and not answer["result"].get("isError"), answer
+                said = answer["result"]["content"][0]["text"]
+                assert_speakable(said)
+                assert "没听清" in said, said
+        async with running(runner_for(state, "r2", full_server_for(state))):
+            await register(state, unique("bob"), broker.url(full))
+            tools = await broker.held(full)
+            answer = await tools.call_tool("list_events", ["limit", 5])
+            assert "error" not in answer and answer["result"]["isError"] is True, answer
+            said = answer["result"]["content"][0]["text"]
+            assert said.startswith("Error executing tool list_events: invalid arguments — "), said
+            assert "arguments: an object of named arguments (" in said and "not a list" in said

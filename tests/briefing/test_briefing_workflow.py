@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -28,7 +28,8 @@ from ambient.briefing.models import (
     greeting_text,
 )
 from ambient.briefing.service import BriefingService
-from ambient.briefing.writer import offline_draft
+from ambient.briefing.writer import llm_prompt, offline_draft
+from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
 from ambient.storage.briefings import (
@@ -973,7 +974,7 @@ async def test_cls_alarms_refused_the_briefing_lists_monitor_alarms_and_says_cls
         result = await stack.service.greet("cleo", via="voice", request_id="tts")
         view = await stack.service.get_briefing("cleo", day.date)
     sources = {s.source: (s.ok, s.detail) for s in view.content.sources}
-    assert sources["alarms"] == (True, "1 alarms")
+    assert sources["alarms"] == (True, "1 alarm")
     assert sources["alarms.cls"] == (
         False,
         "AuthFailure.UnauthorizedOperation: injected AuthFailure.UnauthorizedOperation "
@@ -1018,7 +1019,7 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
     assert api.failures == {"SearchLog": [], "DescribeAlarmHistories": []}
     if failing == 1:
         assert sources["logs"][0] and view.content.errors == 5
-        assert sources["alarms"] == (True, "1 alarms")
+        assert sources["alarms"] == (True, "1 alarm")
         assert "| cpu-high |" in view.report_markdown
     else:
         # The last attempt reads both once more; what fails then is noted, the briefing made:
@@ -1307,6 +1308,22 @@ def test_one_anomaly_or_one_news_item_is_said_in_the_singular() -> None:
     spoken = offline_draft(inputs).spoken_text
     assert "1 anomaly, for example burst [ERROR] db timeout: 10 lines. " in spoken, spoken
     assert "1 news item, for example: Release 3.2 is out. " in spoken, spoken
+
+
+def test_one_alarm_is_said_in_the_singular_and_chinese_keeps_its_counter() -> None:
+    """The offline English briefing (and the facts given to the LLM) said "1 alarms"."""
+    alarm = AlarmRecord(
+        source="monitor", name="cpu high", status="ALARM", time=datetime(2026, 11, 22, tzinfo=UTC)
+    )
+    inputs = BriefingInputs(
+        date="2026-11-22", language="en", log_lines=3, alarms_configured=True, alarms=[alarm]
+    )
+    assert "1 alarm (1 not resolved)" in offline_draft(inputs).what_happened
+    assert ", 1 alarm (1 not resolved)." in llm_prompt(inputs)
+    two = inputs.model_copy(update={"alarms": [alarm, alarm]})
+    assert "2 alarms (2 not resolved)" in offline_draft(two).what_happened
+    zh = inputs.model_copy(update={"language": "zh"})
+    assert "告警 1 条（未恢复 1 条）" in offline_draft(zh).what_happened
 
 
 @pytest.mark.parametrize(

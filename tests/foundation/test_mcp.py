@@ -1,5 +1,7 @@
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx2
 import pytest_asyncio
@@ -8,6 +10,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 from temporalio.testing import WorkflowEnvironment
 
+from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import Message
 from ambient.domain.users import Role, UserCreate
@@ -64,7 +67,39 @@ async def test_get_status_in_memory_sees_temporal_worker_and_database(
     assert status["database_reachable"] is True
     assert status["database"] == "sqlite"
     assert status["llm_mode"] == "offline"
-    assert status["errors"] == []
+    assert status["problems"] == []
+
+
+async def test_get_status_tells_a_member_what_works_and_only_an_admin_where_it_runs(
+    settings: Settings, deps: WorkerDeps
+) -> None:
+    """Where Temporal runs (its address, namespace, task queue) and its errors verbatim are
+    operator detail: a member hears whether things work, not hosts and ports."""
+    member, admin = unique("mem"), unique("adm")
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        await users.create(UserCreate(name=member))
+        await users.create(UserCreate(name=admin, role=Role.ADMIN))
+        await session.commit()
+    address = f"127.0.0.1:{free_port()}"  # nothing answers there
+    down = settings.model_copy(update={"temporal_address": address})
+    client = await temporal.connect(down, lazy=True)
+    said: dict[str, dict[str, Any]] = {}
+    for user in (member, admin):
+        state = AppState(
+            settings=down, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
+        )
+        async with Client(build_server(down, holder=StateHolder(state))) as mcp:
+            result = await mcp.call_tool("get_status", {})
+        assert not result.is_error and result.structured_content is not None, result.content
+        said[user] = result.structured_content
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        assert (address in text) == (user == admin), (user, text)
+    mine = said[member]
+    assert (mine["temporal_reachable"], mine["database_reachable"]) == (False, True)
+    assert address not in json.dumps(mine) and down.temporal_task_queue not in json.dumps(mine)
+    assert any("Temporal" in p and "7233" not in p for p in mine["problems"]), mine
+    assert said[admin]["temporal_address"] == address and said[admin]["errors"], said[admin]
 
 
 async def test_every_tool_carries_all_four_annotations(state: AppState) -> None:

@@ -21,6 +21,7 @@ from mcp_server.voice import build_voice_server
 from tests.foundation.test_mcp import state
 from tests.support.admins import admin_headers
 from tests.support.servers import http_client, serve
+from tests.voice.support import assert_speakable
 
 __all__ = ["state"]  # the fixture, shared with test_mcp
 
@@ -204,3 +205,62 @@ async def test_a_malformed_message_for_a_host_mcp_does_not_allow_is_refused_for_
                     path, content=sent, headers=headers | {"Origin": "http://evil.example"}
                 )
                 assert (origin.status_code, origin.text) == (403, "Invalid Origin header")
+
+
+def _body(answer: httpx.Response) -> Any:
+    """A JSON-RPC answer, sent as JSON or as the one event of a server-sent stream."""
+    if answer.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:] for line in answer.text.splitlines() if line.startswith("data:")]
+        return json.loads(data[-1])
+    return answer.json()
+
+
+# A tools/call whose arguments are of the wrong type, at the top or inside, with what the
+# answer names: the field, or "arguments" itself when they are no object.
+WRONG_ARGUMENTS: list[tuple[str, Any, str]] = [
+    ("list_events", {"limit": "many"}, "limit"),
+    ("list_events", {"limit": [5]}, "limit"),
+    ("list_events", "limit=5", "arguments"),
+    ("list_events", [5], "arguments"),
+    ("list_events", 5, "arguments"),
+]
+
+
+async def test_a_tool_call_whose_arguments_have_the_wrong_type_gets_a_readable_tool_error(
+    settings: Settings,
+) -> None:
+    """Arguments that were no object (a string, a list, a number) got JSON-RPC -32602 "Invalid
+    request parameters": no field named, nothing a model could correct. Every such call is a
+    tool error naming the field and what it takes; the voice answers it in words, not an error
+    (a voice client drops an error's text)."""
+    async with posting_to_mcp(settings) as (http, headers):
+        for tool, arguments, field in WRONG_ARGUMENTS:
+            call = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments},
+            }
+            answer = await http.post("/mcp", json=call, headers=headers)
+            assert answer.status_code == 200, (arguments, answer.status_code, answer.text)
+            result = _body(answer)["result"]
+            said = result["content"][0]["text"]
+            assert result["isError"] is True, (arguments, result)
+            assert said.startswith(f"Error executing tool {tool}: invalid arguments — "), said
+            assert f"{field}:" in said and "pydantic" not in said, said
+            if field == "arguments":
+                assert "an object" in said and "limit" in said, said  # what it takes
+        for arguments in ("hours=2", ["2"], 2):
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "recent_errors", "arguments": arguments},
+            }
+            answer = await http.post("/mcp/voice", json=call, headers=headers)
+            assert answer.status_code == 200, (arguments, answer.text)
+            result = _body(answer)["result"]
+            assert not result.get("isError"), result
+            assert_speakable(result["content"][0]["text"])
+            said = result["content"][0]["text"]
+            assert "没听清" in said or "didn't catch" in said, result

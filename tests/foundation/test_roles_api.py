@@ -431,7 +431,7 @@ async def test_a_member_cannot_take_another_users_voiceprint_or_name_as_its_voic
         assert answer.status_code == 422, answer.text
         [error] = answer.json()["detail"]
         assert error["loc"] == ["body", "voiceprint_id"]
-        assert error["msg"] == f"{taken!r} already names another user's voice: choose another"
+        assert error["msg"] == f"{taken!r} cannot be used as a voiceprint id: choose another"
     # The settings page is the same door.
     origin = str(api.base_url).rstrip("/")
     page = await api.post(
@@ -439,7 +439,7 @@ async def test_a_member_cannot_take_another_users_voiceprint_or_name_as_its_voic
         data={"voiceprint_id": "VP-VERA"},
         headers={"Origin": origin, "Cookie": f"ambient_token={mallory['Authorization'][7:]}"},
     )
-    assert "already names another user" in page.text
+    assert "cannot be used as a voiceprint id" in page.text
     assert (await api.get("/users/me", headers=mallory)).json()["voiceprint_id"] is None
     # One's own voiceprint is kept on any save, and a free one is taken.
     vera = await api.patch(
@@ -458,6 +458,33 @@ async def test_a_member_cannot_take_another_users_voiceprint_or_name_as_its_voic
     assert twice.json()["detail"][0]["loc"] == ["body", "voiceprint_id"]
 
 
+async def test_a_refused_voiceprint_or_name_tells_nothing_of_the_user_who_has_it(
+    api: httpx.AsyncClient, open_api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """A voiceprint id (or a new user's name) that would name a voice twice is refused, in
+    words that say what to do: not that another user has it, nor whether it is their name or
+    their voiceprint (it told anyone probing names which users exist)."""
+    created = await api.post(
+        "/users", json={"name": "quinn", "voiceprint_id": "VP-Quinn"}, headers=admin
+    )
+    assert created.status_code == 201, created.text
+    member = await _member(api, admin, "mab")
+    for taken in ("vp-quinn", "Quinn"):
+        answer = await api.patch("/users/me", json={"voiceprint_id": taken}, headers=member)
+        assert answer.status_code == 422, answer.text
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["body", "voiceprint_id"]
+        assert error["msg"] == f"{taken!r} cannot be used as a voiceprint id: choose another"
+    # Open registration under someone's voiceprint is refused as a name that is taken.
+    page = await open_api.post(
+        "/register",
+        data={"name": "vp-quinn"},
+        headers={"Origin": str(open_api.base_url).rstrip("/"), "accept-language": "en"},
+    )
+    assert page.status_code == 422
+    assert "name: &#39;vp-quinn&#39; is taken" in page.text and "another user" not in page.text
+
+
 async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
     api: httpx.AsyncClient, open_api: httpx.AsyncClient, admin: dict[str, str], db: Database
 ) -> None:
@@ -471,13 +498,13 @@ async def test_a_new_user_cannot_be_named_as_another_users_voiceprint(
     assert refused.status_code == 422, refused.text
     [error] = refused.json()["detail"]
     assert error["loc"] == ["body", "name"]
-    assert error["msg"] == "'ren' already names another user's voice: choose another"
+    assert error["msg"] == "'ren' cannot be used as a name: choose another"
     page = await open_api.post(
         "/register",
         data={"name": "ren"},
         headers={"Origin": str(open_api.base_url).rstrip("/"), "accept-language": "en"},
     )
-    assert page.status_code == 422 and "already names another user&#39;s voice" in page.text
+    assert page.status_code == 422 and "name: &#39;ren&#39; is taken" in page.text
     async with db.session() as session:
         assert await UserRepository(session).get("ren") is None
     assert (await resolve_speaker(db, "lin", "Ren", approvers={})).kind == SpeakerKind.OWNER

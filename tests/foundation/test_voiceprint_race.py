@@ -68,7 +68,7 @@ async def test_two_users_taking_one_voiceprint_at_once_the_second_is_refused(
         finally:
             event.remove(database.engine.sync_engine, "before_cursor_execute", writing)
         await one.commit()
-        with pytest.raises(VoiceprintTakenError, match="already names another user's voice"):
+        with pytest.raises(VoiceprintTakenError, match="cannot be used as a voiceprint id"):
             await later
         # Refused: nothing of that update changed, and the session is still usable.
         assert (b.voiceprint_id, b.email) == (None, None)

@@ -5,8 +5,9 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
   handshake (HTTP 401 with a reason, as the official broker answers a bad or expired token).
 - ``official`` mode: ``initialize`` with id 0 and protocol 2024-11-05, then
   ``notifications/initialized`` and ``tools/list`` (id 1), each answered before the next;
-  frames end in a newline; ``tools/call`` carries ``serialNumber``, ``clientId`` and
-  ``_meta.agentId``; ``ping`` every ``ping_every`` seconds if set.
+  frames end in a newline; ``tools/call`` carries ``serialNumber``, ``clientId`` (the calling
+  device's; one agent's devices share the endpoint's one connection) and ``_meta.agentId``;
+  ``ping`` every ``ping_every`` seconds if set.
 - ``relay`` mode (mcp_endpoint): string ids ``"<uuid>_n_<int>"`` and initialize, initialized
   and tools/list sent at once, without waiting (pipelining). The ids repeat, as xiaozhi-server's
   do through the relay: initialize is 1, tools/list 2, and its tools/call ids count from 1 again.
@@ -131,13 +132,16 @@ class ToolConnection:
     async def notify(self, method: str) -> None:
         await self.socket.send(self._frame({"jsonrpc": "2.0", "method": method}))
 
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """A tools/call as the broker sends it: with its extra params."""
+    async def call_tool(
+        self, name: str, arguments: Any, *, client_id: str = "client-test"
+    ) -> dict[str, Any]:
+        """A tools/call as the broker sends it: with its extra params, ``client_id`` naming the
+        device that asked (``arguments`` as given: a broker passes on what the model wrote)."""
         params = {
             "name": name,
             "arguments": arguments,
             "serialNumber": "SN-TEST",
-            "clientId": "client-test",
+            "clientId": client_id,
             "_meta": {"agentId": 42, "progressToken": 7},
         }
         ident = await self.send_request("tools/call", params)
