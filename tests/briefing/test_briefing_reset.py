@@ -17,6 +17,7 @@ from ambient.briefing.models import GreetOutcome
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from tests.briefing.harness import make_user
+from tests.briefing.test_briefing_task_door import zone_at_midday
 from tests.conftest import running_worker, unique
 from tests.support.waits import eventually
 
@@ -51,13 +52,13 @@ async def test_a_briefing_reset_after_it_spoke_does_not_speak_again(
     next greeting spoke the briefing a second time (and an ungreeted day would be pushed)."""
     user = unique("reset")
     await make_user(deps.db, user)
-    zone = ZoneInfo("Asia/Shanghai")
-    now = datetime.now(zone)
-    # A window open now, for an hour (the day is planned in its own zone).
-    start = max(now - timedelta(minutes=1), now.replace(hour=0, minute=0))
-    end = min(now + timedelta(hours=1), now.replace(hour=23, minute=59))
+    # A window open now, for an hour (the day is planned in its own zone), in a zone where it
+    # is midday: in Shanghai after 23:58 the window ended at 23:59, under the test.
+    zone = zone_at_midday()
+    now = datetime.now(ZoneInfo(zone))
+    start, end = now - timedelta(minutes=1), now + timedelta(hours=1)
     config = BriefingConfig(
-        timezone="Asia/Shanghai",
+        timezone=zone,
         language="en",
         prepare_at=start.strftime("%H:%M"),
         window_start=start.strftime("%H:%M"),

@@ -96,6 +96,14 @@ async def _reminded(
         )
 
 
+def _quiet_now(zone: str) -> dict[str, str]:
+    """Quiet hours from the hour before now to two hours on, in ``zone``: a test that began
+    at 10:59:59 is still inside them when its send reads them (a window of this hour alone
+    ended under a send that came a moment later, on the hour)."""
+    hour = datetime.now(ZoneInfo(zone)).hour
+    return {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 2) % 24:02d}:00"}
+
+
 async def _set_push(db: Database, name: str, config: dict[str, object]) -> None:
     async with db.session() as session:
         users = UserRepository(session)
@@ -236,14 +244,12 @@ async def test_push_config_adds_channels_by_kind_and_fills_missing_addresses(
 
 async def test_quiet_hours_hold_back_pushes_but_not_the_inbox(deps: WorkerDeps) -> None:
     await _user(deps.db, "alice", timezone="Asia/Shanghai")
-    now = datetime.now(ZoneInfo("Asia/Shanghai"))
-    start, end = now.replace(minute=0).strftime("%H:%M"), f"{(now.hour + 1) % 24:02d}:00"
     await _set_push(
         deps.db,
         "alice",
         {
             "channels": [{"type": "webhook", "target": "https://hooks.example/x"}],
-            "quiet_hours": {"start": start, "end": end},
+            "quiet_hours": _quiet_now("Asia/Shanghai"),
         },
     )
     notify = NotifyActivities(deps.db, deps.channels)
@@ -380,14 +386,12 @@ async def test_quiet_hours_record_the_held_back_push_as_suppressed(deps: WorkerD
     from ambient import history
 
     await _user(deps.db, "erin", timezone="America/New_York")
-    now = datetime.now(ZoneInfo("America/New_York"))
-    start, end = now.replace(minute=0).strftime("%H:%M"), f"{(now.hour + 1) % 24:02d}:00"
     await _set_push(
         deps.db,
         "erin",
         {
             "channels": [{"type": "webhook", "target": "https://hooks.example/x?token=t0p"}],
-            "quiet_hours": {"start": start, "end": end},
+            "quiet_hours": _quiet_now("America/New_York"),
         },
     )
     notify = NotifyActivities(deps.db, deps.channels)
@@ -411,8 +415,6 @@ async def test_apprise_tokens_stay_out_of_the_deliveries_list(deps: WorkerDeps) 
     from ambient import history
 
     await _user(deps.db, "fay", timezone="Europe/Berlin")
-    now = datetime.now(ZoneInfo("Europe/Berlin"))
-    start, end = now.replace(minute=0).strftime("%H:%M"), f"{(now.hour + 1) % 24:02d}:00"
     # Apprise URLs carry their credentials in the host and path, not only in a query.
     urls = [
         "tgram://123456789:AAHbotTOKEN/987654",
@@ -424,7 +426,7 @@ async def test_apprise_tokens_stay_out_of_the_deliveries_list(deps: WorkerDeps) 
         "fay",
         {
             "channels": [{"type": "apprise", "target": url} for url in urls],
-            "quiet_hours": {"start": start, "end": end},
+            "quiet_hours": _quiet_now("Europe/Berlin"),
         },
     )
     notify = NotifyActivities(deps.db, deps.channels)

@@ -677,7 +677,7 @@ async def test_a_webhook_answering_429_is_posted_again_after_its_retry_after(
     # (as a robot's turn: not counted in its timeout) and posts once more.
     first_post: float | None = None
     answered: list[int] = []
-    after = 4  # the Retry-After, seconds
+    after = 6  # the Retry-After, seconds
 
     async def hook(request: Request) -> Response:
         # Refused until Retry-After has passed since the first post: a post sent sooner meets
@@ -693,7 +693,8 @@ async def test_a_webhook_answering_429_is_posted_again_after_its_retry_after(
     await _user(deps.db, "alice")
     async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
         # The wait longer than the target's timeout (it is not counted in it), which leaves
-        # each post seconds: a post of a loaded host (CI's) took over 1 s.
+        # each post 5 s: a post of a loaded host (CI's) took over 1 s, and a stall of 3 s
+        # outran the 3 s a 4 s Retry-After left.
         notify = _notify(deps, base, notify_target_timeout=after - 1.0)
         target = Target(type="webhook", target=f"{base}/hook")
         result = await notify.send(_request(unique("429"), target), heartbeat=False)

@@ -6,8 +6,9 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -171,6 +172,15 @@ def remediation_settings(deps: WorkerDeps, **overrides: Any) -> None:
         "remediation_rate_limit_per_hour": 0,
     }
     deps.settings = deps.settings.model_copy(update=base | overrides)
+
+
+def closed_today_and_tomorrow(deps: WorkerDeps) -> list[dict[str, Any]]:
+    """Change windows on every weekday but today's and tomorrow's (the team's zone): a run that
+    starts a moment past midnight is still outside them (closed today alone, a test begun at
+    23:59:59 met tomorrow's window open)."""
+    today = datetime.now(ZoneInfo(deps.settings.remediation_timezone)).isoweekday()
+    closed = {today, today % 7 + 1}
+    return [{"days": [day for day in range(1, 8) if day not in closed]}]
 
 
 async def as_door(

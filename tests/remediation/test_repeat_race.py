@@ -27,6 +27,7 @@ from tests.remediation.support import (
     add_user,
     alert,
     as_door,
+    closed_today_and_tomorrow,
     error_rate,
     remediation_settings,
     remediations_with_worker,
@@ -178,8 +179,6 @@ async def test_a_repeat_while_a_handed_over_run_sends_its_push_is_not_joined_int
     alert again was deduplicated into a run that will change nothing more. Its state is now
     handed_over before the push: the repeat waits for it, as for any ended run."""
     import asyncio
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
 
     from temporalio.worker import Worker
 
@@ -190,11 +189,10 @@ async def test_a_repeat_while_a_handed_over_run_sends_its_push_is_not_joined_int
     from worker import ALL_WORKFLOWS
 
     owner = unique("ops")
-    today = datetime.now(ZoneInfo(deps.settings.remediation_timezone)).isoweekday()
     remediation_settings(
         deps,
         remediation_approval_from_rung=6,
-        remediation_change_windows=[{"days": [d for d in range(1, 8) if d != today]}],
+        remediation_change_windows=closed_today_and_tomorrow(deps),
         remediation_max_gate_wait_minutes=0,
     )
     await add_user(deps, owner)

@@ -16,6 +16,10 @@ from tests.support.servers import free_port
 from tests.support.waits import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
+# A new process imports the whole API first: 14-17 s at a load average of 10-15 on two cores,
+# and past HANG (nothing in its log after a minute) with the suite beside it. The bound of the
+# other tests' process starts (test_dev_stack, test_roles_codec_ui).
+STARTUP_SECONDS = 120.0
 
 
 def api_env(database_url: str, env: WorkflowEnvironment, queue: str, data: Path) -> dict[str, str]:
@@ -44,7 +48,7 @@ async def api_replica(env: dict[str, str], log: Path) -> AsyncIterator[str]:
             assert process.poll() is None, log.read_text()
             return await healthy(url)
 
-        await eventually(up, f"the API replica at {url}")
+        await eventually(up, f"the API replica at {url}", bound=STARTUP_SECONDS)
         yield url
     finally:
         stop(process)

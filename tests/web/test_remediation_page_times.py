@@ -18,6 +18,7 @@ from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
     alert,
+    closed_today_and_tomorrow,
     new_token,
     remediation_settings,
     remediations_on_dev,
@@ -32,11 +33,10 @@ async def test_a_run_waiting_for_its_change_window_says_until_when_in_the_reader
 ) -> None:
     """It said "until 2026-11-28 00:00 UTC" to a reader whose settings name Asia/Shanghai,
     where every other time on the pages is in the reader's zone."""
-    today = datetime.now(ZoneInfo(deps.settings.remediation_timezone)).isoweekday()
-    # Closed today: the first rung waits for tomorrow's window.
+    # Closed today and tomorrow: the first rung waits for the window of the day after.
     remediation_settings(
         deps,
-        remediation_change_windows=[{"days": [d for d in range(1, 8) if d != today]}],
+        remediation_change_windows=closed_today_and_tomorrow(deps),
         remediation_max_gate_wait_minutes=48 * 60,
     )
     name = unique("lan")
