@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
 from ambient.clients.notify.registry import build_channels
+from ambient.clients.tencent.client import LIMIT_RETRIES
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import InvalidTaskError
 from ambient.watches.models import TaskStatus
@@ -265,3 +266,22 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_created_or_c
         await service.update(USER, task_id, bad)
     assert field in str(refused_update.value), refused_update.value
     assert (await status(service, task_id)).config["conditions"] == [{"op": "above", "value": 90.0}]
+
+
+async def test_a_throttled_check_asks_the_api_no_more_than_its_backoff_allows(
+    cloud: tuple[TencentApi, TaskService],
+    product_local_read_limit: None,
+) -> None:
+    """Under the account's rate limit every extra request is refused too and prolongs it.
+    The local read (cut off after LOCAL_READ_LIMIT) backed off inside it, then the activity
+    read asked all over again: 7 requests a check. Now the local read hands a refusal over
+    at once and the activity backs off: the client's tries plus the first one."""
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu())
+    handle = service.client.get_workflow_handle(task_id)
+    api.failures["GetMonitorData"] = ["RequestLimitExceeded"] * 100
+    asked = len(api.calls)
+    refused = await check(service, handle)
+    assert "RequestLimitExceeded" in str(refused.detail["last_error"])
+    assert len(api.calls) - asked == 1 + LIMIT_RETRIES + 1
