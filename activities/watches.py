@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
-from ambient.clients.tencent.metrics import latest_metric_value
+from ambient.clients.tencent.metrics import latest_metric_point
 from ambient.clients.web import (
     FetchError,
     HttpStatusError,
@@ -167,7 +167,7 @@ class WatchActivities:
             elif isinstance(source, PrometheusSource):
                 value = await self._fetcher.read_prometheus(str(source.url), source.query)
             else:
-                value = await latest_metric_value(
+                point = await latest_metric_point(
                     self._tencent,
                     source.namespace,
                     source.metric,
@@ -178,6 +178,7 @@ class WatchActivities:
                     # backing off inside it sent the refused tries twice.
                     patient=not _local(),
                 )
+                return MetricReading(value=point.value, at=point.time)
         except TencentRetryableError as exc:
             if exc.code.startswith(RATE_LIMITS) and _local():
                 # Rate-limited: handed to the activity read, which backs off (one try here).

@@ -69,9 +69,11 @@ def cpu(**fields: Any) -> dict[str, Any]:
 
 
 def reads(api: TencentApi, value: float | None) -> None:
-    """The metric's next datapoint (None: none reported, e.g. the instance stopped)."""
-    now = int(time.time())
-    api.metric_points[METRIC] = [] if value is None else [(now - 30, value)]
+    """The metric's next datapoint, a second after the one before (None: none reported, e.g.
+    the instance stopped)."""
+    last = max((t for t, _ in api.metric_points.get(METRIC, [])), default=0)
+    stamp = max(last + 1, int(time.time()) - 300)
+    api.metric_points[METRIC] = [] if value is None else [(stamp, value)]
 
 
 async def status(service: TaskService, task_id: str) -> TaskStatus:
@@ -285,3 +287,44 @@ async def test_a_throttled_check_asks_the_api_no_more_than_its_backoff_allows(
     refused = await check(service, handle)
     assert "RequestLimitExceeded" in str(refused.detail["last_error"])
     assert len(api.calls) - asked == 1 + LIMIT_RETRIES + 1
+
+
+async def test_for_checks_counts_datapoints_not_reads_of_the_same_one(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """A 5-minute metric read every minute: one datapoint over the line was read three
+    times, counted as three breaching checks, and one spike was alerted as a breach that
+    lasted (for_checks 3). A datapoint read again is no new check of the rule."""
+    api, service = cloud
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 1200, 50.0)]
+    task_id, baseline = await create(service, cpu(for_checks=3, source={"period": 300}))
+    assert baseline == {"value": 50.0, "error": None}
+    handle = service.client.get_workflow_handle(task_id)
+    api.metric_points[METRIC].append((now - 900, 95.0))
+    for _ in range(3):
+        spike = await check(service, handle)
+    assert spike.detail["breaching"] is False
+    assert [v for _, v in spike.detail["values"]] == [50.0, 95.0]  # type: ignore[attr-defined]
+    for stamp, value in ((now - 600, 96.0), (now - 300, 97.0)):
+        api.metric_points[METRIC].append((stamp, value))
+        lasting = await check(service, handle)
+    assert lasting.detail["breaching"] is True and lasting.detail["breaches_total"] == 1
+    assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
+
+
+async def test_new_lines_take_the_datapoint_read_last_at_the_next_check(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """A daily metric: the threshold lowered under its value is a breach at the next check,
+    not a day later at the next datapoint."""
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu(source={"period": 86400}))
+    handle = service.client.get_workflow_handle(task_id)
+    same = await check(service, handle)
+    assert same.detail["breaching"] is False and len(same.detail["values"]) == 1  # type: ignore[arg-type]
+    await service.update(USER, task_id, cpu(threshold=40, source={"period": 86400}))
+    lowered = await check(service, handle)
+    assert lowered.detail["breaching"] is True
+    assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]

@@ -211,7 +211,7 @@ def _many(series: list[dict[str, Any]], metric: str) -> str:
     )
 
 
-async def latest_metric_value(
+async def latest_metric_point(
     tc: TencentCloud,
     namespace: str,
     metric: str,
@@ -221,7 +221,7 @@ async def latest_metric_value(
     region: str | None = None,
     now: datetime | None = None,
     patient: bool = True,
-) -> float:
+) -> MetricPoint:
     """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
     end = now or datetime.now(UTC)
     start = end - timedelta(seconds=period * 10)
@@ -235,4 +235,4 @@ async def latest_metric_value(
             f"{namespace}/{metric} has no datapoints in the last {period * 10}s;"
             f" check that its dimensions ({named}) name a resource that reports it",
         )
-    return points[-1].value
+    return points[-1]
