@@ -161,7 +161,11 @@ class ThresholdWatchWorkflow(WatchControls):
             # than the interval): reading it again is no new check; `for_checks` counts data.
             return
         state.last_point_at = reading.at
-        self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
+        # A silent breach told once the cooldown ends (a run recorded before: never told).
+        told = self.state.rule.silent and workflow.patched("breach-after-cooldown")
+        self.state.rule, transition = evaluate(
+            self.config, self.state.rule, reading.value, now, told_after_cooldown=told
+        )
         if transition is None:
             return
         payload: dict[str, Any] = {

@@ -236,3 +236,20 @@ async def latest_metric_point(
             f" check that its dimensions ({named}) name a resource that reports it",
         )
     return points[-1]
+
+
+async def latest_metric_value(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    *,
+    period: int = 60,
+    region: str | None = None,
+    now: datetime | None = None,
+) -> float:
+    """The value of the newest datapoint of a Cloud Monitor metric."""
+    newest = await latest_metric_point(
+        tc, namespace, metric, dimensions, period=period, region=region, now=now
+    )
+    return newest.value
