@@ -21,8 +21,8 @@ from temporalio.exceptions import ApplicationError
 
 from ambient.clients.extract import EXTRACTOR_VERSION, main_text
 from ambient.clients.tencent.client import TencentCloud
-from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
-from ambient.clients.tencent.metrics import latest_metric_value
+from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
+from ambient.clients.tencent.metrics import latest_metric_point
 from ambient.clients.web import (
     FetchError,
     HttpStatusError,
@@ -167,30 +167,44 @@ class WatchActivities:
             elif isinstance(source, PrometheusSource):
                 value = await self._fetcher.read_prometheus(str(source.url), source.query)
             else:
-                value = await latest_metric_value(
+                point = await latest_metric_point(
                     self._tencent,
                     source.namespace,
                     source.metric,
                     source.dimensions,
                     period=source.period,
                     region=source.region,
+                    # A local read is cut off after a moment and read again as an activity:
+                    # backing off inside it sent the refused tries twice.
+                    patient=not _local(),
                 )
+                return MetricReading(value=point.value, at=point.time)
+        except TencentRetryableError as exc:
+            if exc.code.startswith(RATE_LIMITS) and _local():
+                # Rate-limited: handed to the activity read, which backs off (one try here).
+                raise ApplicationError(str(exc)[:500], type="RateLimited") from None
+            return self._failed(request, exc)
         except (FetchError, TencentCloudError) as exc:
-            if request.retry_failures and _may_pass_later(exc):
-                reads = activity.info().attempt
-                raise ApplicationError(
-                    f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}"[:500],
-                    type="MetricUnavailable",
-                ) from None
-            # A reading that failed is state for the watch (failing after N), not a crash;
-            # bounded, as it is kept in the watch's history and status.
-            return MetricReading(error=str(exc)[:500])
+            return self._failed(request, exc)
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
             # The source answered, but not with what it should (HTML for JSON, a wrong shape).
             return MetricReading(
                 error=f"the source did not answer a number ({type(exc).__name__}: {exc})"[:500]
             )
         return MetricReading(value=value)
+
+    @staticmethod
+    def _failed(request: ReadMetricInput, exc: FetchError | TencentCloudError) -> MetricReading:
+        """A read that failed: a failed reading, or (``retry_failures``) a retryable error."""
+        if request.retry_failures and _may_pass_later(exc):
+            reads = activity.info().attempt
+            raise ApplicationError(
+                f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}"[:500],
+                type="MetricUnavailable",
+            ) from None
+        # A reading that failed is state for the watch (failing after N), not a crash;
+        # bounded, as it is kept in the watch's history and status.
+        return MetricReading(error=str(exc)[:500])
 
 
 def _stored_by_an_earlier_attempt(stored_at: datetime) -> bool:
@@ -199,6 +213,11 @@ def _stored_by_an_earlier_attempt(stored_at: datetime) -> bool:
         return False
     info = activity.info()
     return info.attempt > 1 and stored_at >= info.scheduled_time
+
+
+def _local() -> bool:
+    """Whether this read runs as a local activity (the threshold watch's first try)."""
+    return activity.in_activity() and activity.info().is_local
 
 
 def _may_pass_later(error: FetchError | TencentCloudError) -> bool:

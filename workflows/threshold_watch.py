@@ -156,7 +156,16 @@ class ThresholdWatchWorkflow(WatchControls):
             )
         state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value
-        self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
+        if reading.at is not None and reading.at == state.last_point_at:
+            # The newest datapoint is the one the rule took (a metric kept at a longer period
+            # than the interval): reading it again is no new check; `for_checks` counts data.
+            return
+        state.last_point_at = reading.at
+        # A silent breach told once the cooldown ends (a run recorded before: never told).
+        told = self.state.rule.silent and workflow.patched("breach-after-cooldown")
+        self.state.rule, transition = evaluate(
+            self.config, self.state.rule, reading.value, now, told_after_cooldown=told
+        )
         if transition is None:
             return
         payload: dict[str, Any] = {
@@ -213,6 +222,10 @@ class ThresholdWatchWorkflow(WatchControls):
             return
         await said("started", remediation_id=child, joined=joined)
 
+    def config_replaced(self) -> None:
+        # New lines (or a new source) take the datapoint read last too, at the next check.
+        self.state.last_point_at = None
+
     def parse_config(
         self, config: dict[str, Any], context: dict[str, Any] | None = None
     ) -> ThresholdWatchConfig:
@@ -229,6 +242,7 @@ class ThresholdWatchWorkflow(WatchControls):
         return self.task_status(
             last_value=self.state.last_value,
             last_checked_at=checked.isoformat() if checked else None,
+            last_datapoint_at=point.isoformat() if (point := self.state.last_point_at) else None,
             breaching=self.state.rule.breaching,
             failing=self.state.failing,
             last_error=self.state.last_error,

@@ -220,6 +220,7 @@ class WatchControls:
         check uses it."""
         # Read as recorded: the validator refused what is refused now before it was recorded.
         self.config = self.parse_config(config, context=STORED)
+        self.config_replaced()
         self.wake = True
         if self.CHECK_ON_UPDATE and not self.state.paused:
             self.state.check_requested = True
@@ -232,6 +233,9 @@ class WatchControls:
             # The watch ends once its last event is recorded: a new config would never run.
             raise ValueError("the task is stopped; create it again to restart it")
         self.parse_config(config)
+
+    def config_replaced(self) -> None:
+        """What a watch forgets when its config is replaced (nothing unless it says)."""
 
     def parse_config(self, config: dict[str, Any], context: dict[str, Any] | None = None) -> Any:
         """The watch's config from an update (``context``: read as recorded)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -35,3 +36,5 @@ class ReadMetricInput(BaseModel):
 class MetricReading(BaseModel):
     value: float | None = None
     error: str | None = None
+    # The time of the datapoint read, where the source says it (Cloud Monitor).
+    at: datetime | None = None

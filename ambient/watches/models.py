@@ -103,6 +103,8 @@ class ThresholdWatchState(WatchLife):
     last_error: str | None = None
     last_value: float | None = None
     last_checked_at: datetime | None = None
+    # The time of the last datapoint the rule took (sources that say it: Cloud Monitor).
+    last_point_at: datetime | None = None
     breaches_total: int = 0
 
 

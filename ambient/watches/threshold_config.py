@@ -73,6 +73,23 @@ class TencentMonitorSource(UserConfig):
     # not written as one failed every check, and its breach remediated nothing.
     _region = field_validator("region")(new_region)
 
+    @field_validator("dimensions")
+    @classmethod
+    def _named(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # A dimension names the instance read: an empty or padded name or value names none,
+        # and such a watch was created and failed every check.
+        if reading_stored(info):
+            return value
+        for name, named in value.items():
+            for what, text in (("name", name), ("value", named)):
+                wrong = "is empty" if not text.strip() else "has spaces around it"
+                if not text.strip() or text != text.strip():
+                    raise ValueError(
+                        f"the dimension {what} {text!r} {wrong}: name the instance, "
+                        'e.g. {"InstanceId": "ins-123"}'
+                    )
+        return value
+
     @field_validator("period")
     @classmethod
     def _served(cls, value: int, info: ValidationInfo) -> int:

@@ -37,9 +37,17 @@ class Transition(BaseModel):
 
 
 def evaluate(
-    config: ThresholdWatchConfig, state: ThresholdState, value: float, now: datetime
+    config: ThresholdWatchConfig,
+    state: ThresholdState,
+    value: float,
+    now: datetime,
+    *,
+    told_after_cooldown: bool = True,
 ) -> tuple[ThresholdState, Transition | None]:
-    """One check of a threshold watch: a breach once, a recovery once, never repeats."""
+    """One check of a threshold watch: a breach once, a recovery once, never repeats.
+
+    ``told_after_cooldown``: a silent breach (inside the cooldown) still over the line once
+    the cooldown has passed is told then (runs recorded before this rule: never)."""
     state = state.model_copy(deep=True)
     state.values = [*state.values, (now, value)][-HISTORY_SIZE:]
     met = [c for c in config.conditions if c.breached(value)]
@@ -57,6 +65,18 @@ def evaluate(
         return state, Transition(kind=Breach.BREACH, value=value, conditions=met)
     # Recovery needs the value back past the line by the hysteresis margin.
     if combine(c.breached(value, -config.hysteresis) for c in config.conditions):
+        cooldown = timedelta(minutes=config.cooldown_minutes)
+        last = state.last_alert_at
+        if (
+            state.silent
+            and told_after_cooldown
+            and breaching_now
+            and last
+            and now - last >= cooldown
+        ):
+            # The cooldown holds a second alert back; one still true when it ends is told.
+            state.silent, state.last_alert_at = False, now
+            return state, Transition(kind=Breach.BREACH, value=value, conditions=met)
         return state, None
     silent = state.silent
     state.breaching, state.silent, state.consecutive = False, False, 0

@@ -82,6 +82,21 @@ STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400:
 UNREACHABLE_SERVER = "https://127.0.0.1:9"
 AS_GROUP_NAME = re.compile(r"[A-Za-z0-9_.\-\u4e00-\u9fff]+")
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+# The regions the API answers in (its region list; X-TC-Region). Another, such as a typo
+# (ap-guangzhuo), is refused as the API refuses it, whatever the action.
+REGIONS = frozenset(
+    {
+        "ap-bangkok", "ap-beijing", "ap-beijing-fsi", "ap-chengdu", "ap-chongqing",
+        "ap-guangzhou", "ap-hongkong", "ap-jakarta", "ap-mumbai", "ap-nanjing", "ap-seoul",
+        "ap-shanghai", "ap-shanghai-fsi", "ap-shenzhen-fsi", "ap-singapore", "ap-tokyo",
+        "eu-frankfurt", "na-ashburn", "na-siliconvalley", "sa-saopaulo",
+    }
+)  # fmt: skip
+BAD_REGION = "A value specified in `X-TC-Region` is not valid, is unsupported, or cannot be used."
+# GetMonitorData: "每个指标支持的统计周期不一定相同" (the metric's documentation lists them); a
+# CVM metric such as CPUUsage is kept at 10, 60, 300, 3600 and 86400 s. Metrics not named in
+# `TencentApi.metric_periods` take these.
+MONITOR_PERIODS = (10, 60, 300, 3600, 86400)
 
 
 def error(code: str, message: str) -> Response:
@@ -632,9 +647,13 @@ class TencentApi:
     monitor_alarms: list[dict[str, Any]] = field(default_factory=list)
     cls_records: list[dict[str, Any]] = field(default_factory=list)
     metric_points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    # GetMonitorData: metric -> the periods it is kept at (MONITOR_PERIODS when not named).
+    metric_periods: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # DescribeStatisticData: metric -> its series, each with all its dimensions; a request's
     # Conditions pick every series they match, one MetricDataPoint each (as the API does
-    # when they do not pin one resource). A metric not here answers from metric_points.
+    # when they do not pin one resource). GetMonitorData: each instance asked for gets the
+    # series of exactly its dimensions, and no datapoints when none has them (an instance
+    # deleted, or never there). A metric not here answers from metric_points.
     metric_series: dict[str, list[tuple[dict[str, str], list[tuple[int, float]]]]] = field(
         default_factory=dict
     )
@@ -727,6 +746,8 @@ class TencentApi:
         params = json.loads(body or b"{}")
         self.calls.append((service, action, params))
         self.regions.append(headers.get("x-tc-region"))
+        if headers.get("x-tc-region") and headers["x-tc-region"] not in REGIONS:
+            return error("InvalidParameterValue", BAD_REGION)
         if action in self.together:
             gate = self._gates.setdefault(action, asyncio.Barrier(self.together[action]))
             # A caller that gave up before this action must not hang the others: after a while
@@ -1005,8 +1026,9 @@ class TencentApi:
                 f"GetMonitorData does not serve {params['Namespace']}; use DescribeStatisticData",
             )
         points = self.metric_points.get(params["MetricName"])
-        if points is None:
+        if points is None and params["MetricName"] not in self.metric_series:
             return error("InvalidParameterValue", f"unknown metric {params['MetricName']}")
+        points = points or []
         # The API reference's form, 2018-09-22T19:51:23+08:00: whole seconds and an offset.
         for name in ("StartTime", "EndTime"):
             if not ISO_SECONDS.fullmatch(params.get(name) or ""):
@@ -1025,24 +1047,33 @@ class TencentApi:
             return error("InvalidParameterValue", "at most 10 instances per request")
         if not params["Instances"] or not all(i["Dimensions"] for i in params["Instances"]):
             return error("InvalidParameterValue", "each instance needs its dimensions")
-        if int(params.get("Period", 300)) < 1:
-            return error("InvalidParameterValue", "Period must be positive")
-        if (end - start) // int(params.get("Period", 300)) > 1440:
+        period = int(params.get("Period", 300))
+        kept = self.metric_periods.get(params["MetricName"], MONITOR_PERIODS)
+        if period not in kept:
+            # The code is the reference's for a wrong value; its exact message is not documented.
+            return error(
+                "InvalidParameterValue",
+                f"Period {period} is not supported by {params['MetricName']} "
+                f"(supported: {', '.join(map(str, kept))})",
+            )
+        if (end - start) // period > 1440:
             return error("InvalidParameterValue", "more than 1440 datapoints in one request")
-        inside = [(t, v) for t, v in points if start <= t <= end]
-        return reply(
-            {
-                "MetricName": params["MetricName"],
-                "Period": params["Period"],
-                "DataPoints": [
-                    {
-                        "Dimensions": params["Instances"][0]["Dimensions"],
-                        "Timestamps": [t for t, _ in inside],
-                        "Values": [v for _, v in inside],
-                    }
-                ],
-            }
-        )
+        series = self.metric_series.get(params["MetricName"])
+        answers = []
+        for instance in params["Instances"] if series is not None else params["Instances"][:1]:
+            asked = {d["Name"]: d["Value"] for d in instance["Dimensions"]}
+            stamped = (
+                points if series is None else next((p for dims, p in series if dims == asked), [])
+            )
+            inside = [(t, v) for t, v in stamped if start <= t <= end]
+            answers.append(
+                {
+                    "Dimensions": instance["Dimensions"],
+                    "Timestamps": [t for t, _ in inside],
+                    "Values": [v for _, v in inside],
+                }
+            )
+        return reply({"MetricName": params["MetricName"], "Period": period, "DataPoints": answers})
 
     def monitor_DescribeStatisticData(self, params: dict[str, Any]) -> Response:
         # The API reference (DescribeStatisticData): Module fixed "monitor"; Namespace QCE/TKE2

@@ -153,6 +153,30 @@ async def test_cooldown_suppresses_a_second_breach(
     assert await kinds(loopback_deps, handle.id) == ["watch.breach", "watch.recovery"]
 
 
+async def test_a_breach_inside_the_cooldown_that_outlasts_it_is_told_when_it_ends(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """Breach, recovery, then over the line again inside the cooldown and for good: the
+    owner's last word was "Recovered" while the metric stayed over the line for hours. The
+    cooldown holds a second alert back; it does not drop one that is still true."""
+    state, base = site
+    state.values = [120, 80, 130]  # then 130 at every check
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(
+            ts_env, worker.task_queue, threshold(base, cooldown_minutes=5)
+        )
+        status = await checks_reach(ts_env, handle, 12)
+        await handle.signal("stop")
+        await handle.result()
+    assert status.detail["breaching"] is True and status.detail["breaches_total"] == 2
+    assert await kinds(loopback_deps, handle.id) == [
+        "watch.breach",
+        "watch.recovery",
+        "watch.breach",
+        "watch.stopped",
+    ]
+
+
 async def test_failures_notify_failing_once_then_recovered_once(
     ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:

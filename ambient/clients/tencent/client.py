@@ -218,9 +218,16 @@ class TencentCloud:
         return products[product](self.credential, region, ClientProfile(httpProfile=http))
 
     async def call(
-        self, product: str, action: str, params: dict[str, Any], *, region: str | None = None
+        self,
+        product: str,
+        action: str,
+        params: dict[str, Any],
+        *,
+        region: str | None = None,
+        patient: bool = True,
     ) -> dict[str, Any]:
-        """The `Response` object of one API call (RequestId removed)."""
+        """The `Response` object of one API call (RequestId removed); ``patient``: a rate
+        limit is waited out here (LIMIT_RETRIES tries more, backing off), else raised at once."""
         if self.credential is None:
             raise TencentNotConfiguredError("NotConfigured", NOT_CONFIGURED)
         # The region travels as a header: out of format, the SDK fails it as a (retryable)
@@ -238,7 +245,7 @@ class TencentCloud:
             except TencentCloudSDKException as exc:
                 error = translate(exc)
                 # Rate limits (retryable) back off here; the rest is the caller's.
-                if error.code.startswith(RATE_LIMITS) and attempt < LIMIT_RETRIES:
+                if patient and error.code.startswith(RATE_LIMITS) and attempt < LIMIT_RETRIES:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
                 if isinstance(error, TencentNotFoundError):

@@ -46,7 +46,9 @@ async def get_metric(
     *,
     period: int = 60,
     region: str | None = None,
+    patient: bool = True,
 ) -> list[MetricPoint]:
+    """The datapoints of ``start``..``end``; ``patient`` as `TencentCloud.call`'s."""
     # Refused here, with the period that would fit, rather than by the API as a bare error.
     if not dimensions:
         raise TencentRequestError(
@@ -87,7 +89,7 @@ async def get_metric(
         # times as given or rounds them down to the period.
         upto = min(_boundary(first + span, period), last)
         window = {"Period": period, "StartTime": first.isoformat(), "EndTime": upto.isoformat()}
-        pairs += await _metric_window(tc, namespace, metric, dimensions, window, region)
+        pairs += await _metric_window(tc, namespace, metric, dimensions, window, region, patient)
         first = upto + timedelta(seconds=period)
     # A NaN or an infinity (JSON's NaN, which the SDK parses) is no datapoint, as a null is:
     # it breaches no line (a watch in breach reported a recovery) and cannot travel as JSON.
@@ -146,6 +148,7 @@ async def _metric_window(
     dimensions: dict[str, str],
     window: dict[str, Any],
     region: str | None,
+    patient: bool,
 ) -> list[tuple[Any, Any]]:
     """(timestamp, value) pairs of one request's window."""
     if namespace in STATISTIC_NAMESPACES:
@@ -162,6 +165,7 @@ async def _metric_window(
                 **window,
             },
             region=region,
+            patient=patient,
         )
         series = [point for data in answer.get("Data") or [] for point in data.get("Points") or []]
         if len(series) > 1:
@@ -181,6 +185,7 @@ async def _metric_window(
             **window,
         },
         region=region,
+        patient=patient,
     )
     return [
         pair
@@ -206,6 +211,33 @@ def _many(series: list[dict[str, Any]], metric: str) -> str:
     )
 
 
+async def latest_metric_point(
+    tc: TencentCloud,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    *,
+    period: int = 60,
+    region: str | None = None,
+    now: datetime | None = None,
+    patient: bool = True,
+) -> MetricPoint:
+    """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
+    end = now or datetime.now(UTC)
+    start = end - timedelta(seconds=period * 10)
+    points = await get_metric(
+        tc, namespace, metric, dimensions, start, end, period=period, region=region, patient=patient
+    )
+    if not points:
+        named = ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none"
+        raise TencentRequestError(
+            "NoData",
+            f"{namespace}/{metric} has no datapoints in the last {period * 10}s;"
+            f" check that its dimensions ({named}) name a resource that reports it",
+        )
+    return points[-1]
+
+
 async def latest_metric_value(
     tc: TencentCloud,
     namespace: str,
@@ -216,17 +248,8 @@ async def latest_metric_value(
     region: str | None = None,
     now: datetime | None = None,
 ) -> float:
-    """The newest datapoint of a Cloud Monitor metric (the threshold watch's source)."""
-    end = now or datetime.now(UTC)
-    start = end - timedelta(seconds=period * 10)
-    points = await get_metric(
-        tc, namespace, metric, dimensions, start, end, period=period, region=region
+    """The value of the newest datapoint of a Cloud Monitor metric."""
+    newest = await latest_metric_point(
+        tc, namespace, metric, dimensions, period=period, region=region, now=now
     )
-    if not points:
-        named = ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none"
-        raise TencentRequestError(
-            "NoData",
-            f"{namespace}/{metric} has no datapoints in the last {period * 10}s;"
-            f" check that its dimensions ({named}) name a resource that reports it",
-        )
-    return points[-1].value
+    return newest.value

@@ -1,0 +1,330 @@
+"""Threshold watches on Cloud Monitor as a user meets them: the real SDK against the stand-in
+API, a real worker on the dev server, each check asked for with check_now."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.service import BriefingService
+from ambient.clients.notify.registry import build_channels
+from ambient.clients.tencent.client import LIMIT_RETRIES
+from ambient.deps import WorkerDeps
+from ambient.watches.inputs import InvalidTaskError
+from ambient.watches.models import TaskStatus
+from ambient.watches.service import TaskService
+from tests.conftest import unique
+from tests.standins.tencent_api import TencentApi
+from tests.support.servers import HANG, serve
+from tests.support.tencent import standin_tencent
+from tests.support.waits import ask, eventually
+from tests.watches.test_workflows import USER, inbox_titles, kinds, loopback_deps  # noqa: F401
+from worker import build_worker
+
+METRIC = "CPUUsage"
+INSTANCE = {"InstanceId": "ins-probe01"}
+
+
+@pytest_asyncio.fixture
+async def cloud(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[TencentApi, TaskService]]:
+    """The stand-in API, a worker reading it, and the service the doors call."""
+    # The service refuses a Cloud Monitor watch where it has no keys: it has some here.
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDtest")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "test-secret-key")
+    api = TencentApi()
+    queue = unique("tq")
+    deps = loopback_deps
+    deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    async with serve(api.app()) as base:
+        deps.tencent = standin_tencent(base)
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        async with build_worker(dev_env.client, deps, task_queue=queue):
+            briefings = BriefingService(dev_env.client, deps.settings, deps.db)
+            yield (
+                api,
+                TaskService(
+                    dev_env.client, deps.settings, deps.db, briefings=briefings, baseline_wait=HANG
+                ),
+            )
+
+
+def cpu(**fields: Any) -> dict[str, Any]:
+    source = {"type": "tencent_monitor", "namespace": "QCE/CVM", "metric": METRIC}
+    return {
+        "source": {**source, "dimensions": INSTANCE, **fields.pop("source", {})},
+        "threshold": 90,
+        "check_interval_minutes": 60,
+        **fields,
+    }
+
+
+def reads(api: TencentApi, value: float | None) -> None:
+    """The metric's next datapoint, a second after the one before (None: none reported, e.g.
+    the instance stopped)."""
+    last = max((t for t, _ in api.metric_points.get(METRIC, [])), default=0)
+    stamp = max(last + 1, int(time.time()) - 300)
+    api.metric_points[METRIC] = [] if value is None else [(stamp, value)]
+
+
+async def status(service: TaskService, task_id: str) -> TaskStatus:
+    return await service.get(USER, task_id)
+
+
+async def check(service: TaskService, handle: WorkflowHandle[Any, Any]) -> TaskStatus:
+    """One more check, asked for now and waited for to its end (its events told)."""
+    before: TaskStatus = await ask(handle, "status", result_type=TaskStatus)
+    await handle.signal("check_now")
+
+    async def done() -> TaskStatus | None:
+        now: TaskStatus = await ask(handle, "status", result_type=TaskStatus)
+        ended = now.detail["last_checked_at"] != before.detail["last_checked_at"]
+        return now if now.checks > before.checks and ended else None
+
+    await eventually(done, "the check")
+    # The update `baseline` answers once no check runs: this one's events are told.
+    told: TaskStatus = await handle.execute_update("baseline", result_type=TaskStatus)
+    return told
+
+
+async def stopped(service: TaskService, task_id: str) -> list[str]:
+    """The watch deleted and waited for to its end; the kinds of every event it recorded."""
+    await service.delete(USER, task_id)
+    handle = service.client.get_workflow_handle(task_id)
+    await handle.result()
+    return await kinds(service_deps(service), task_id)
+
+
+def service_deps(service: TaskService) -> Any:
+    class _Deps:
+        db = service.db
+
+    return _Deps()
+
+
+async def create(service: TaskService, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ref = await service.create(USER, "threshold_watch", config, name=unique("cpu"))
+    assert ref.baseline is not None
+    return ref.task_id, ref.baseline
+
+
+async def test_a_stopped_instance_is_failing_once_and_recovered_once(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """An instance stopped reports no datapoints: the reads fail, the owner hears it once
+    after failure_threshold reads, and once when it reports again; nothing is said of a
+    breach that never was."""
+    api, service = cloud
+    reads(api, None)
+    task_id, baseline = await create(service, cpu(failure_threshold=3))
+    assert baseline["value"] is None
+    assert "no datapoints" in baseline["error"] and "InstanceId=ins-probe01" in baseline["error"]
+    handle = service.client.get_workflow_handle(task_id)
+    for _ in range(4):
+        await check(service, handle)
+    failing = await status(service, task_id)
+    assert failing.detail["failing"] is True and failing.checks == 5
+    reads(api, 40)
+    back = await check(service, handle)
+    assert back.detail["failing"] is False and back.detail["last_value"] == 40
+    assert await stopped(service, task_id) == ["watch.failing", "watch.recovered", "watch.stopped"]
+
+
+async def test_a_deleted_instance_reads_no_datapoints_naming_its_dimensions(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """GetMonitorData answers an instance that no longer exists with no datapoints, not an
+    error: the reading says which dimensions reported nothing."""
+    api, service = cloud
+    now = int(time.time())
+    api.metric_series[METRIC] = [({"InstanceId": "ins-other01"}, [(now - 30, 50.0)])]
+    _, baseline = await create(service, cpu())
+    assert baseline["value"] is None
+    assert "no datapoints" in baseline["error"] and "InstanceId=ins-probe01" in baseline["error"]
+
+
+async def test_a_period_the_metric_does_not_keep_is_said_at_creation(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    api, service = cloud
+    reads(api, 50)
+    _, baseline = await create(service, cpu(source={"period": 120}))
+    assert baseline["value"] is None
+    assert baseline["error"].startswith("InvalidParameterValue: Period 120 is not supported")
+
+
+async def test_a_region_typo_is_said_at_creation(cloud: tuple[TencentApi, TaskService]) -> None:
+    api, service = cloud
+    reads(api, 50)
+    _, baseline = await create(service, cpu(source={"region": "ap-guangzhuo"}))
+    assert baseline["value"] is None
+    assert "X-TC-Region" in baseline["error"], baseline
+    assert api.regions[-1] == "ap-guangzhuo"
+
+
+async def test_crossing_staying_and_recovering_is_one_breach_and_one_recovery(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    api, service = cloud
+    reads(api, 50)
+    task_id, baseline = await create(service, cpu(hysteresis=5))
+    assert baseline == {"value": 50.0, "error": None}
+    handle = service.client.get_workflow_handle(task_id)
+    # Over, over, over; back under the line but inside the margin; flapping around the line
+    # inside the margin; then out of it.
+    for value in (95, 97, 93, 89, 91, 88, 92, 84, 86):
+        reads(api, value)
+        await check(service, handle)
+    after = await status(service, task_id)
+    assert after.detail["breaches_total"] == 1 and after.detail["breaching"] is False
+    assert await stopped(service, task_id) == ["watch.breach", "watch.recovery", "watch.stopped"]
+    assert [t.split(":")[0] for t in await inbox_titles(service_deps(service))] == [
+        "Breach",
+        "Recovered",
+    ]
+
+
+async def test_throttled_reads_back_off_are_counted_shown_and_the_loop_goes_on(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """RequestLimitExceeded: the client backs off and asks again; a check whose every try
+    was refused is a failed reading that says so, and the next check reads again."""
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu(failure_threshold=3))
+    handle = service.client.get_workflow_handle(task_id)
+    asked = len(api.calls)
+    api.failures["GetMonitorData"] = ["RequestLimitExceeded"] * 2
+    backed_off = await check(service, handle)
+    assert backed_off.detail["last_value"] == 50 and backed_off.detail["last_error"] is None
+    assert len(api.calls) - asked == 3
+    api.failures["GetMonitorData"] = ["RequestLimitExceeded"] * 100
+    refused = await check(service, handle)
+    assert "RequestLimitExceeded" in str(refused.detail["last_error"])
+    api.failures["GetMonitorData"] = []
+    reads(api, 60)
+    again = await check(service, handle)
+    assert again.detail["last_value"] == 60 and again.detail["last_error"] is None
+    assert await stopped(service, task_id) == ["watch.stopped"]
+
+
+async def test_refused_credentials_are_told_to_the_owner_once(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu(failure_threshold=3))
+    handle = service.client.get_workflow_handle(task_id)
+    api.failures["GetMonitorData"] = ["AuthFailure.SecretIdNotFound"] * 6
+    for _ in range(6):
+        refused = await check(service, handle)
+    assert "AuthFailure.SecretIdNotFound" in str(refused.detail["last_error"])
+    assert await stopped(service, task_id) == ["watch.failing", "watch.stopped"]
+    assert [t.split(":")[0] for t in await inbox_titles(service_deps(service))] == ["Failing"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"threshold": float("nan")}, "threshold"),
+        ({"threshold": float("inf")}, "threshold"),
+        ({"threshold": "90"}, "threshold"),
+        ({"source": {"period": 0}}, "period"),
+        ({"source": {"period": -60}}, "period"),
+        ({"threshold": None, "conditions": [{"op": "over", "value": 90}]}, "op"),
+        ({"source": {"dimensions": {}}}, "dimensions"),
+        ({"source": {"namespace": ""}}, "namespace"),
+        ({"source": {"metric": ""}}, "metric"),
+        ({"source": {"dimensions": {"InstanceId": ""}}}, "dimensions"),
+        ({"source": {"dimensions": {"InstanceId": "ins-probe01 "}}}, "dimensions"),
+        ({"source": {"dimensions": {"": "ins-probe01"}}}, "dimensions"),
+    ],
+)
+async def test_bad_input_is_refused_naming_the_field_and_nothing_is_created_or_changed(
+    cloud: tuple[TencentApi, TaskService], change: dict[str, Any], field: str
+) -> None:
+    api, service = cloud
+    reads(api, 50)
+    config = cpu()
+    source = {**config["source"], **change.pop("source", {})}
+    bad = {k: v for k, v in {**config, **change, "source": source}.items() if v is not None}
+    name = unique("bad")
+    with pytest.raises(InvalidTaskError) as refused:
+        await service.create(USER, "threshold_watch", bad, name=name)
+    assert field in str(refused.value), refused.value
+    assert not [t for t in await service.list(USER) if name in t.task_id]
+    # The same change to a running watch is refused by the update too, and changes nothing.
+    task_id, _ = await create(service, config)
+    with pytest.raises(InvalidTaskError) as refused_update:
+        await service.update(USER, task_id, bad)
+    assert field in str(refused_update.value), refused_update.value
+    assert (await status(service, task_id)).config["conditions"] == [{"op": "above", "value": 90.0}]
+
+
+async def test_a_throttled_check_asks_the_api_no_more_than_its_backoff_allows(
+    cloud: tuple[TencentApi, TaskService],
+    product_local_read_limit: None,
+) -> None:
+    """Under the account's rate limit every extra request is refused too and prolongs it.
+    The local read (cut off after LOCAL_READ_LIMIT) backed off inside it, then the activity
+    read asked all over again: 7 requests a check. Now the local read hands a refusal over
+    at once and the activity backs off: the client's tries plus the first one."""
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu())
+    handle = service.client.get_workflow_handle(task_id)
+    api.failures["GetMonitorData"] = ["RequestLimitExceeded"] * 100
+    asked = len(api.calls)
+    refused = await check(service, handle)
+    assert "RequestLimitExceeded" in str(refused.detail["last_error"])
+    assert len(api.calls) - asked == 1 + LIMIT_RETRIES + 1
+
+
+async def test_for_checks_counts_datapoints_not_reads_of_the_same_one(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """A 5-minute metric read every minute: one datapoint over the line was read three
+    times, counted as three breaching checks, and one spike was alerted as a breach that
+    lasted (for_checks 3). A datapoint read again is no new check of the rule."""
+    api, service = cloud
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 1200, 50.0)]
+    task_id, baseline = await create(service, cpu(for_checks=3, source={"period": 300}))
+    assert baseline == {"value": 50.0, "error": None}
+    handle = service.client.get_workflow_handle(task_id)
+    api.metric_points[METRIC].append((now - 900, 95.0))
+    for _ in range(3):
+        spike = await check(service, handle)
+    assert spike.detail["breaching"] is False
+    assert [v for _, v in spike.detail["values"]] == [50.0, 95.0]  # type: ignore[attr-defined]
+    for stamp, value in ((now - 600, 96.0), (now - 300, 97.0)):
+        api.metric_points[METRIC].append((stamp, value))
+        lasting = await check(service, handle)
+    assert lasting.detail["breaching"] is True and lasting.detail["breaches_total"] == 1
+    assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
+
+
+async def test_new_lines_take_the_datapoint_read_last_at_the_next_check(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """A daily metric: the threshold lowered under its value is a breach at the next check,
+    not a day later at the next datapoint."""
+    api, service = cloud
+    reads(api, 50)
+    task_id, _ = await create(service, cpu(source={"period": 86400}))
+    handle = service.client.get_workflow_handle(task_id)
+    same = await check(service, handle)
+    assert same.detail["breaching"] is False and len(same.detail["values"]) == 1  # type: ignore[arg-type]
+    await service.update(USER, task_id, cpu(threshold=40, source={"period": 86400}))
+    lowered = await check(service, handle)
+    assert lowered.detail["breaching"] is True
+    assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
