@@ -64,13 +64,14 @@ async def _lately(state: AppState, user: str) -> _Lately:
             user=user, kind=CONFIRM_ASKED, limit=CONFIRMS_READ
         )
     since = datetime.now(UTC) - CONFIRM_WINDOW
+    here = device.get()
     last: dict[str, dict[str, Any]] = {}  # by device, its newest, while fresh
     for row in rows:  # newest first
-        at = row.payload.get("device", "")
+        # One stored before questions named their device is any device's: this one's.
+        at = row.payload.get("device", here)
         if at not in last:
             last[at] = row.payload if row.created_at >= since else {}
     fresh = rows[0].created_at >= since if rows else False
-    here = device.get()
     return _Lately(
         here=last.get(here, {}),
         anywhere=rows[0].payload if fresh else {},

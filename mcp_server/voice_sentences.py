@@ -113,9 +113,9 @@ KIND_WORDS = {
     "reminder": ("提醒", "a reminder"),
 }
 
-# What each argument is, in the words of an answer that asks for it again.
 # A call none of whose words could be read (its arguments no object).
 SAY_AGAIN = ("没听清你的意思，请再说一次。", "I didn't catch that. Please say it again.")
+# What each argument is, in the words of an answer that asks for it again.
 ARGUMENT_WORDS = {
     "name": ("任务名", "the task name"),
     "which": ("是哪个修复", "which fix"),

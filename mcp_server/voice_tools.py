@@ -220,7 +220,9 @@ async def _named_lately(state: AppState, user: str) -> list[str]:
         lists = await EventRepository(session).list(
             user=user, kind=TASKS_NAMED, since=since, limit=NAMED_READ
         )
-    here = next((e.payload for e in lists if e.payload.get("device", "") == device.get()), {})
+    # A list stored before lists named their device is any device's.
+    at = device.get()
+    here = next((e.payload for e in lists if e.payload.get("device", at) == at), {})
     return list(here.get("tasks") or [])
 
 

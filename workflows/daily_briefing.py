@@ -116,6 +116,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             unheard is not None
             and unheard != day.date
             and config.push_if_not_greeted
+            and not (self.paused or self.stopping)  # paused or stopped meanwhile: nothing pushed
             and workflow.patched(UNHEARD_DAY_PUSHED)
         ):
             # The replaced run's morning, nobody greeted, not pushed: this config plans another

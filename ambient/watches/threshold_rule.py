@@ -53,11 +53,11 @@ def evaluate(
     met = [c for c in config.conditions if c.breached(value)]
     combine = all if config.combine == "all" else any
     breaching_now = combine(c.breached(value) for c in config.conditions)
+    cooldown = timedelta(minutes=config.cooldown_minutes)
     if not state.breaching:
         state.consecutive = state.consecutive + 1 if breaching_now else 0
         if state.consecutive < config.for_checks:
             return state, None
-        cooldown = timedelta(minutes=config.cooldown_minutes)
         if state.last_alert_at is not None and now - state.last_alert_at < cooldown:
             state.breaching, state.silent = True, True
             return state, None
@@ -65,7 +65,6 @@ def evaluate(
         return state, Transition(kind=Breach.BREACH, value=value, conditions=met)
     # Recovery needs the value back past the line by the hysteresis margin.
     if combine(c.breached(value, -config.hysteresis) for c in config.conditions):
-        cooldown = timedelta(minutes=config.cooldown_minutes)
         last = state.last_alert_at
         if (
             state.silent
