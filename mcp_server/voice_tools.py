@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mcp.server.mcpserver import Context
 
@@ -21,7 +22,10 @@ from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
+from ambient.storage.users import user_named
 from ambient.watches.configs import TaskKind
+from ambient.watches.models import TaskStatus
+from ambient.watches.pauses import site_waits
 from ambient.watches.reads import TaskSummary
 from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
@@ -256,12 +260,31 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
             if task.kind in (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
             else ("已执行", f"run {times} so far")
         )
+        wait, wait_en = await _site_wait(state, user, status)
         return say(
-            f"{task_label(task)}{said}，{done} {status.checks} 次{but}。",
-            f"{task_label(task, english=True)} {said_en}, {done_en}{but_en}.",
+            f"{task_label(task)}{said}，{done} {status.checks} 次{but}{wait}。",
+            f"{task_label(task, english=True)} {said_en}, {done_en}{but_en}{wait_en}.",
         )
 
     return await answer(ctx, speaker, work)
+
+
+async def _site_wait(state: AppState, user: str, status: TaskStatus) -> tuple[str, str]:
+    """A web monitor's page whose server asked us to wait (a check now then checks nothing),
+    said short with when the wait ends in the user's zone; empty without one."""
+    waits = site_waits(status, datetime.now(UTC)) if status.kind is TaskKind.WEB_MONITOR else []
+    if not waits:
+        return "", ""
+    row = await user_named(state.db, user)
+    try:
+        zone = ZoneInfo(row.timezone if row is not None else "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    until = f"{max(w.until for w in waits).astimezone(zone):%H:%M}"
+    return (
+        f"；网站要求我们稍等，{until} 之后再检查",
+        f"; its site asked us to wait: checked again after {until}",
+    )
 
 
 async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:

@@ -196,6 +196,9 @@ class WatchControls:
 
     @workflow.signal
     def check_now(self) -> None:
+        self.ask_check()
+
+    def ask_check(self) -> None:
         # A trigger during a check stays set and runs another check right after it.
         self.state.check_requested, self.wake = True, True
 

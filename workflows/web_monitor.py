@@ -77,6 +77,11 @@ RUN_EVENTS = 250
 HELD_AGAIN = timedelta(minutes=1)
 # How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
+# How long ``checked_now`` (what check now answers) waits for the check it asked for.
+CHECK_NOW_WAIT = timedelta(seconds=30)
+# A check asked for while every page's server asked for a pause (Retry-After) is made when
+# the first pause ends; before this patch it waited for the grid's next slot after it.
+CHECK_AFTER_PAUSE = "check-after-pause"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -166,7 +171,8 @@ class WebMonitorWorkflow(WatchControls):
     async def poll(self, *, deliver_only: bool = False) -> None:
         """Run one poll (once, at once, when a check was asked for; ``deliver_only``: no
         check, it sends the held events) and record its result."""
-        first_only = not deliver_only and (self.state.check_requested or self.state.checks == 0)
+        asked = not deliver_only and self.state.check_requested
+        first_only = asked or (not deliver_only and self.state.checks == 0)
         if not deliver_only:
             self.state.check_requested = False
         interval = self.interval
@@ -254,6 +260,20 @@ class WebMonitorWorkflow(WatchControls):
         self.absorb(result)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
+        elif (
+            asked and (end := self.pause_end()) is not None and workflow.patched(CHECK_AFTER_PAUSE)
+        ):
+            # Every page's server asked us to wait: the check asked for is made when the
+            # first pause ends (checks before it would ask none of them).
+            self.state.next_due = end
+
+    def pause_end(self) -> datetime | None:
+        """When the first page may be asked again, if every page's server asked for a pause
+        (a 429's or 503's Retry-After) that has not ended; else None."""
+        now = workflow.now()
+        urls = self.watched(self.state.urls)
+        ends = [s.not_before for s in urls.values() if s.not_before and s.not_before > now]
+        return min(ends) if ends and len(ends) == len(self.config.urls) else None
 
     async def answers(self, handle: workflow.ActivityHandle[PollResult], lost: PollLost) -> bool:
         """Cancel a poll reported lost and wait ``LOST_POLL_WAIT`` for it; True if it handed
@@ -416,6 +436,22 @@ class WebMonitorWorkflow(WatchControls):
                 or (self.polls - self.checking > since and not self.state.check_requested)
             ),
             PAGES_CHECKED_WAIT,
+        )
+        return self.status()
+
+    @workflow.update
+    async def checked_now(self) -> TaskStatus:
+        """Check now, and answer the status once the check asked for has handed back (or a
+        poll ended without it, or the watch is stopping): a page whose server asked for a
+        pause shows it (``not_before``), since that check did not ask it. What check now
+        answers; the ``check_now`` signal alone does not wait."""
+        self.ask_check()
+        asked_after = self.polls  # the check asked for is made by a poll started after this
+
+        # Bounded: a continue-as-new waits for every handler, and no poll runs meanwhile.
+        await until(
+            lambda: self.state.stop_requested or self.polls - self.checking > asked_after,
+            CHECK_NOW_WAIT,
         )
         return self.status()
 

@@ -126,6 +126,15 @@ class TaskStatus(BaseModel):
     detail: dict[str, object] = Field(default_factory=dict)
 
 
+class SiteWait(BaseModel):
+    """A page a check now did not ask: its server asked us to wait (a 429's or 503's
+    Retry-After) until ``until`` (UTC), and the watch checks it again after then."""
+
+    url: str
+    site: str
+    until: datetime
+
+
 class TaskRef(BaseModel):
     task_id: str
     kind: TaskKind
@@ -134,5 +143,9 @@ class TaskRef(BaseModel):
     # What the first check found (per URL outcome and error, or the first value), so a
     # wrong URL is reported at creation; None when it did not finish in time.
     baseline: dict[str, Any] | None = None
-    # Set when a control was delivered but its worker did not confirm it in time.
+    # Set when a control was delivered but its worker did not confirm it in time, or (check
+    # now) when a page's server asked us to wait: the ``waits`` said in a sentence.
     note: str | None = None
+    # Check now: the pages it did not check since their server asked us to wait, and until
+    # when; empty when every page was checked (or the control was not a check now).
+    waits: list[SiteWait] = Field(default_factory=list)

@@ -30,9 +30,10 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
+from ambient.storage.users import registered
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -43,6 +44,7 @@ from ambient.watches.inputs import (
     task_name,
 )
 from ambient.watches.models import TaskRef, TaskStatus, ThresholdWatchInput, WebMonitorInput
+from ambient.watches.pauses import site_waits, waits_note
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
@@ -50,7 +52,7 @@ from ambient.watches.schedules import TaskSchedules
 # A pause, resume or trigger sent to a running task whose status read that follows got no
 # answer (its worker busy, its workflow task held by a slow local activity, or Temporal gone
 # since): the server holds the control, which applies when the worker takes it.
-DELIVERED_UNCONFIRMED = "delivered; not confirmed yet (its worker or Temporal did not answer)"
+DELIVERED_UNCONFIRMED = N_("delivered; not confirmed yet (its worker or Temporal did not answer)")
 
 
 class TaskService(TaskSchedules):
@@ -174,6 +176,7 @@ class TaskService(TaskSchedules):
     ) -> TaskRef:
         kind = self._owned(user, task_id)
         before: TaskState | None = None  # a workflow's state before its control
+        checked: TaskStatus | None = None  # a web monitor's status once its check handed back
         if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
             # Its answer is the status its write was checked against: no third look.
             status = await self._update_schedule(user, task_id, None, pause=signal == "pause")
@@ -181,6 +184,12 @@ class TaskService(TaskSchedules):
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 await self.client.get_schedule_handle(task_id).trigger()
+            elif kind is TaskKind.WEB_MONITOR and signal == "check_now":
+                # Asked through an update that answers once the check handed back: a page
+                # whose server asked us to wait is not asked, and the answer says so (a status
+                # read after a signal often predates the poll that found the pause).
+                before = await self._live(task_id)
+                checked = await self._checked_now(task_id)
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 before = await self._live(task_id)
@@ -189,7 +198,7 @@ class TaskService(TaskSchedules):
                 before = await self._live(task_id)
                 await self.client.get_workflow_handle(task_id).signal(signal)
         try:
-            status = await self.get(user, task_id)
+            status = checked or await self.get(user, task_id)
         except Exception as exc:
             if before is None or not (isinstance(exc, WorkerSilentError) or temporal_down(exc)):
                 raise
@@ -207,10 +216,30 @@ class TaskService(TaskSchedules):
             # A delete landed between the look above and the control: the run, stopping,
             # ignored it. Answered as a control sent after the delete is, not as applied.
             raise TaskStateError(_stopped(task_id))
+        waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
+        zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
         # The status's kind: a news digest is a schedule by its id, a digest by its config.
         return TaskRef(
-            task_id=task_id, kind=status.kind, state=new_state or status.state, created=False
+            task_id=task_id,
+            kind=status.kind,
+            state=new_state or status.state,
+            created=False,
+            note=waits_note(waits, zone),
+            waits=waits,
         )
+
+    async def _checked_now(self, task_id: str) -> TaskStatus | None:
+        """Ask a web monitor to check now and wait, up to ``baseline_wait``, for the status
+        once that check handed back; None: not in time (the check is asked all the same). A
+        worker of a release before the ``checked_now`` update refuses it: the signal asks."""
+        handle = self.client.get_workflow_handle(task_id)
+        try:
+            with contextlib.suppress(*temporal.CUT_SHORT):
+                async with asyncio.timeout(self.baseline_wait):
+                    return await handle.execute_update("checked_now", result_type=TaskStatus)
+        except WorkflowUpdateFailedError:
+            await handle.signal("check_now")
+        return None
 
     async def update(
         self,

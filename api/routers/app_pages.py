@@ -21,6 +21,7 @@ from ambient.history import event_name
 from ambient.storage.models import MAX_ID, Event
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.watches.inputs import ConfigError, InvalidTaskError, TaskError, TaskNotFoundError
+from ambient.watches.pauses import wait_said
 from ambient.watches.reads import TaskSummary
 from api.deps import SessionDep
 from api.i18n import Words, in_zone
@@ -36,6 +37,7 @@ from api.routers.pages import (
     UserPage,
     back,
     field_errors,
+    in_words,
     page_router,
     what_went_wrong,
     worker_unanswered,
@@ -180,15 +182,19 @@ async def task_action(page: Page, _: PageWords, task_id: FormText, action: FormT
         ref = await getattr(page.state.tasks, action)(page.me.name, task_id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
-    return back(
-        "/app",
-        _(
-            "%(action)s: %(task)s is %(state)s",
-            action=_(action),
-            task=ref.task_id,
-            state=_(ref.state.value),
-        ),
+    done = _(
+        "%(action)s: %(task)s is %(state)s",
+        action=_(action),
+        task=ref.task_id,
+        state=_(ref.state.value),
     )
+    # A check now that did not ask a page (its server asked us to wait) says so, and when.
+    waits = [in_words(wait_said(wait, page.me.timezone), _) for wait in ref.waits]
+    if ref.note and not waits:
+        waits = [_(ref.note)]  # a control its worker did not confirm in time
+    for wait in waits:
+        done = _("%(said)s; %(more)s", said=done, more=wait)
+    return back("/app", done)
 
 
 # A time as a task's status gives it (ISO 8601 with its offset, UTC): shown in the reader's zone.

@@ -1,0 +1,40 @@
+"""The dashboard's check now says, in the reader's language, that a page whose server asked
+us to wait was not checked, and when it will be."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from ambient.watches.service import TaskService
+from tests.watches.test_check_now_paused import ZONE, Busy, busy, paused_watch  # noqa: F401
+from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from tests.web.test_task_refusals_language import zh_dashboard  # noqa: F401  (fixture)
+
+
+async def test_check_now_on_the_dashboard_says_the_site_asked_to_wait_in_chinese(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,  # noqa: F811
+    busy: tuple[Busy, str],  # noqa: F811
+) -> None:
+    """The flash said only "trigger: ... is active": the check not made went unsaid."""
+    page, base = busy
+    task_id, _, until = await paused_watch(service, base)
+    answer = await zh_dashboard.post(
+        "/app/tasks/action", data={"task_id": task_id, "action": "trigger"}
+    )
+    assert answer.status_code == 303
+    said = unquote(answer.headers["location"].partition("msg=")[2])
+    local = datetime.fromisoformat(until).astimezone(ZoneInfo(ZONE))
+    assert said == (
+        f"立即执行：{task_id} 运行中；127.0.0.1 要求我们稍等，所以这次没有检查："
+        f"{local:%H:%M}（{ZONE}）之后再检查"
+    )
+    assert [status for _, status in page.requests] == [429]
+    shown = await zh_dashboard.get(answer.headers["location"])
+    assert "127.0.0.1 要求我们稍等" in shown.text
+    await service.delete(USER, task_id)
