@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -43,6 +44,7 @@ from ambient.briefing.models import (
     briefing_link,
 )
 from ambient.briefing.records import store_given
+from ambient.briefing.unprepared import DATABASE_FAILED
 from ambient.briefing.writer import finish, full_report_markdown, summary_markdown, write_briefing
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import list_alarms
@@ -54,6 +56,7 @@ from ambient.domain.notify import Message, NotificationKind
 from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.sharing import share_report
+from ambient.status import database_down
 from ambient.storage import Database
 from ambient.storage.briefings import BaselineRepository, BriefingRepository, BroadcastRepository
 from ambient.storage.models import Discussion, DiscussionMessage
@@ -88,7 +91,15 @@ class BriefingActivities:
         # Heartbeats through every step, not the log read alone: the model's answer may take
         # longer than the heartbeat timeout, and a missed heartbeat starts another attempt.
         async with heartbeating():
-            return await self._prepare(request)
+            try:
+                return await self._prepare(request)
+            except (SQLAlchemyError, OSError) as exc:
+                # Its own type, so the user is told the database failed, in their words; the
+                # message stays the driver's (the status and the log show it). A log file
+                # that cannot be read is a source's note, not this (caught where it is read).
+                if not isinstance(exc, SQLAlchemyError) and not database_down(exc):
+                    raise
+                raise ApplicationError(str(exc), type=DATABASE_FAILED) from exc
 
     async def _prepare(self, request: PrepareRequest) -> PreparedBriefing:
         clock = asyncio.get_running_loop().time

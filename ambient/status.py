@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,10 +19,23 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.clients.llm import openai_client
+from ambient.refusals import N_
 from ambient.settings import Settings
 from ambient.storage import Database
 
 PROBE_TIMEOUT = timedelta(seconds=3)
+
+log = logging.getLogger(__name__)
+
+# What is down, as a user is told it (the pages say it translated): no host, port or error text.
+TEMPORAL_DOWN = N_(
+    "Temporal, which runs the tasks, is not reachable right now: this was not done. "
+    "Try again in a moment."
+)
+DATABASE_DOWN = N_(
+    "The database, which keeps the tasks and settings, is not reachable right now: this was "
+    "not done. Try again in a moment."
+)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -88,6 +102,17 @@ def database_problem(exc: BaseException, settings: Settings | None) -> str | Non
         f"the database is unreachable ({_database_named(settings)}: {reason}): start "
         "it, or point AMBIENT_DATABASE_URL at a running server you may use"
     )
+
+
+def problem_told(exc: BaseException, settings: Settings | None, *, operator: bool) -> str | None:
+    """What is down, if ``exc`` (or what it wraps) says Temporal or the database did not answer:
+    where and why to an ``operator`` (an admin, whoever runs the server), in a user's terms to
+    anyone else, as get_status tells them (``SystemStatus.told``); the log keeps the detail."""
+    detail = temporal_problem(exc, settings) or database_problem(exc, settings)
+    if detail is None or operator:
+        return detail
+    log.warning("said to a user as down: %s", detail)
+    return TEMPORAL_DOWN if temporal_down(exc) else DATABASE_DOWN
 
 
 def _database_named(settings: Settings | None) -> str:

@@ -4,8 +4,9 @@
   lone UTF-16 surrogate (FastAPI's own handler fails to encode those and answers 500);
 - a path served with other methods: 405 with ``Allow`` (the MCP app mounted at "/" would
   otherwise answer 404 for every unmatched request);
-- Temporal or the database down: 503 "Temporal is unreachable at ADDRESS" / "the database is
-  unreachable (WHERE: the driver's reason)" from any route;
+- Temporal or the database down: 503 from any route, saying which in a user's terms; to an
+  admin's token "Temporal is unreachable at ADDRESS" / "the database is unreachable (WHERE: the
+  driver's reason)" (the log keeps it for every caller);
 - a number too large for the database: 422;
 - a body past ``MAX_BODY_BYTES`` (MCP's paths too): 413 naming the limit, before it is read
   (MCP's paths answer it as a JSON-RPC error, which an MCP client shows);
@@ -37,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ambient.domain.configs import NUL_REFUSED, unstorable_at
 from ambient.refusals import Refusal
-from ambient.status import database_problem, temporal_down, temporal_problem
+from ambient.status import problem_told, temporal_down
 
 E = TypeVar("E", bound=Exception)
 
@@ -132,8 +133,8 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
 def refusal(exc: E, statuses: Mapping[type[E], int]) -> Exception:
     """A feature's refusal no field is to blame for: the status of the first kind in
     ``statuses`` that ``exc`` is, its words; any other is Temporal down (``exc`` itself,
-    answered 503 "Temporal is unreachable at ADDRESS" as from any route) or 502, the service
-    behind failed."""
+    answered 503 as from any route: in a user's terms, where it runs to an admin) or 502,
+    the service behind failed."""
     code = next((code for kind, code in statuses.items() if isinstance(exc, kind)), None)
     if code is None and temporal_down(exc):
         return exc
@@ -159,7 +160,8 @@ def out_of_range(exc: Exception) -> bool:
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     settings = request.app.state.settings
-    problem = temporal_problem(exc, settings) or database_problem(exc, settings)
+    operator = getattr(request.state, "operator", False)  # an admin's token (api.deps)
+    problem = problem_told(exc, settings, operator=operator)
     if problem is not None:
         return JSONResponse({"detail": problem}, status_code=503)
     if out_of_range(exc):

@@ -8,6 +8,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository, not_registered
@@ -49,6 +50,23 @@ def current_user(ctx: Context[Any, Any]) -> str:
             "No user for this session: start the server with `ambient mcp --user NAME`."
         )
     return user
+
+
+async def sees_operator_detail(ctx: Context[Any, Any], *, database_answers: bool = True) -> bool:
+    """Whether the caller may see where things run and their errors as said: an admin, or a
+    stdio session started without a user (whoever runs it has the settings already). With the
+    database down nobody is known: a user hears it in their terms."""
+    name = caller(ctx)
+    if name is None:
+        return True
+    if not database_answers:
+        return False
+    try:
+        async with app_state(ctx).db.session() as session:
+            row = await UserRepository(session).get(name)
+    except (SQLAlchemyError, OSError):
+        return False
+    return row is not None and row.is_admin
 
 
 async def current_user_row(ctx: Context[Any, Any]) -> User:

@@ -48,10 +48,10 @@ from ambient.grants import GrantRefusedError, GrantTargetNotFoundError
 from ambient.history import FilterError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
-from ambient.status import database_problem, temporal_problem
+from ambient.status import database_down, problem_told, temporal_down
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
-from mcp_server.auth import UserTokenVerifier, app_state
+from mcp_server.auth import UserTokenVerifier, app_state, sees_operator_detail
 from mcp_server.tools import AREAS, unknown_areas
 
 INSTRUCTIONS = (
@@ -328,7 +328,15 @@ class AmbientMCPServer(ListedServer):
             # session first runs a statement: a server that is down surfaces here, from any
             # tool, however the feature wrapped it.
             settings = app_state(context).settings if context is not None else None
-            problem = temporal_problem(cause, settings) or database_problem(cause, settings)
+            problem = None
+            database = database_down(cause)
+            if database or temporal_down(cause):
+                # Where it runs and the driver's words to an admin or the machine's operator,
+                # as get_status tells them; a member hears what does not work.
+                operator = context is not None and await sees_operator_detail(
+                    context, database_answers=not database
+                )
+                problem = problem_told(cause, settings, operator=operator)
             if problem is None and isinstance(cause, FEATURE_ERRORS):
                 problem = str(cause)
             if problem is None:

@@ -139,12 +139,9 @@ async def answer(
             )
             return say(f"没办法完成：{zh}", f"I couldn't do that. {en}")
         # A voice client drops error text: say something, and keep the trace in the log. The
-        # message is English (a server's, a library's): said to an English listener only, and
-        # a class name to nobody.
+        # message is a server's or a library's (it may name hosts, URLs or tokens): said to
+        # nobody, in any language.
         log.warning("voice tool failed", exc_info=True)
-        message = getattr(exc, "message", None)
-        if english.get() and isinstance(message, str) and message.strip():
-            return spoken(f"Something went wrong. {message}")
         return say(sentences.FAILED, sentences.FAILED_EN)
 
 

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         PlanRequest,
         greeting_text,
     )
+    from ambient.briefing.unprepared import Unprepared
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
 from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text, given_up, until
@@ -59,6 +60,8 @@ PAUSED_RUN_LENGTH = timedelta(days=1)
 PAUSED_RUN_RENEWED = "paused-run-renewed"
 # A day the replaced run prepared and nobody heard is pushed by the new run that plans another.
 UNHEARD_DAY_PUSHED = "unheard-day-pushed"
+# A day whose preparation failed and nobody greeted: its user is pushed why, at the window's end.
+UNPREPARED_DAY_SAID = "unprepared-day-said"
 
 
 @workflow.defn
@@ -74,6 +77,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.prepared = None
         self.prepared_at = None
         self.preparation_error = None
+        self.preparation_failure = None
         self.prepare_wanted = False
         self.given_at: datetime | None = None
         self.given_via: str | None = None
@@ -147,12 +151,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         await until(lambda: self.stopping, day.window_end - workflow.now())
         if self.given_at is not None:
             await self._record_greeting(day, self.given_at)
-        elif config.push_if_not_greeted and self.prepared and not self.stopping and not self.paused:
-            self.phase = "pushing"
-            try:
-                await self._push(day.date, "not greeted", f"{run.task_id}/{day.date}/push")
-            except ActivityError as exc:  # its message or its row not written (a database away)
-                self.carry.last_push_error = f"{day.date}: {given_up(exc)}"
+        elif config.push_if_not_greeted and not self.stopping and not self.paused:
+            await self._push_not_greeted(day)
         if self.stopping:
             return "stopped"
         # Greetings after the window on the same date still answer "already given at HH:MM".
@@ -170,6 +170,26 @@ class DailyBriefingWorkflow(PrepareAndPush):
         workflow.continue_as_new(
             BriefingRun(user=run.user, task_id=run.task_id, config=config, carry=self.carry)
         )
+
+    async def _push_not_greeted(self, day: DayPlan) -> None:
+        """The window's end of a day nobody greeted: its briefing pushed, or, when it could not
+        be prepared, why (once: the day's push key either way)."""
+        key = f"{self.run_input.task_id}/{day.date}/push"
+        if self.prepared is None:
+            if not workflow.patched(UNPREPARED_DAY_SAID):
+                return  # runs before it pushed nothing: the error was in the status alone
+            # A greeting's preparation still under way ends first: it may yet succeed.
+            await workflow.wait_condition(lambda: not self._prepare_lock.locked())
+            if self.prepared is None:
+                if self.preparation_failure is not None:
+                    self.phase = "pushing"
+                    await self._push_unprepared(day.date, self.preparation_failure, key)
+                return
+        self.phase = "pushing"
+        try:
+            await self._push(day.date, "not greeted", key)
+        except ActivityError as exc:  # its message or its row not written (a database away)
+            self.carry.last_push_error = f"{day.date}: {given_up(exc)}"
 
     # --- greeting ---------------------------------------------------------------------
 
@@ -199,7 +219,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             if self.preparation_error is not None and not self._prepare_lock.locked():
                 # What failed (a database away at preparation time) may be back: this
                 # greeting tries again, and the next one hears it if it takes longer.
-                self.preparation_error = None
+                self.preparation_error = self.preparation_failure = None
                 self._preparing_again = asyncio.create_task(self._prepare("greeting"))
             wait = GREETING_WAIT
             if request.wait_seconds is not None:  # no longer than the caller listens
@@ -215,9 +235,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
             if self._handed_over():  # a new config is replacing the run while this greeting waited
                 raise _handed_over_refusal()
             if self.prepared is None:
-                failed = self.preparation_error is not None
-                outcome = GreetOutcome.UNAVAILABLE if failed else GreetOutcome.PREPARING
-                return self._short_answer(outcome, day)
+                if (why := self.preparation_failure) is not None:
+                    # What failed in the user's terms, and that the next greeting tries again.
+                    return self._short_answer(GreetOutcome.UNAVAILABLE, day, unprepared=why)
+                return self._short_answer(GreetOutcome.PREPARING, day)
         # No await between these checks and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
@@ -258,12 +279,22 @@ class DailyBriefingWorkflow(PrepareAndPush):
         return answer.model_copy(update=update)
 
     def _short_answer(
-        self, outcome: GreetOutcome, day: DayPlan | None = None, **words: str
+        self,
+        outcome: GreetOutcome,
+        day: DayPlan | None = None,
+        *,
+        unprepared: Unprepared | None = None,
+        **words: str,
     ) -> GreetResult:
         """A short answer that is not the briefing itself (about ``day``, once there is one)."""
-        text = greeting_text(outcome, self.run_input.config.language, **words)
+        language = self.run_input.config.language
+        text = greeting_text(outcome, language, unprepared=unprepared, **words)
         return GreetResult(
-            outcome=outcome, text=text, date=day.date if day else None, window=words.get("window")
+            outcome=outcome,
+            text=text,
+            date=day.date if day else None,
+            window=words.get("window"),
+            unprepared=unprepared,
         )
 
     @workflow.update

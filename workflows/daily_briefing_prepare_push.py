@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         PrepareRequest,
         PushRequest,
     )
+    from ambient.briefing.unprepared import Unprepared, unprepared_because, unprepared_push
     from ambient.domain.notify import NotifyResult, Target
 
 from workflows.reminder import check_news_pages
@@ -58,6 +59,8 @@ class PrepareAndPush:
     prepared: PreparedBriefing | None
     prepared_at: datetime | None
     preparation_error: str | None
+    # Why, in the user's terms (what a greeting hears and the window's end pushes).
+    preparation_failure: Unprepared | None
     given_at: datetime | None
     given_via: str | None
     pushed_at: datetime | None
@@ -136,6 +139,7 @@ class PrepareAndPush:
                     retry_policy=PREPARE_RETRY,
                 )
                 self.prepared_at, self.preparation_error = workflow.now(), None
+                self.preparation_failure = None
                 given = self.prepared.given_at
                 if given is not None and self.given_at is None and workflow.patched(GIVEN_STORED):
                     # Spoken before a reset to an earlier task: the day stays spoken. Patched:
@@ -144,6 +148,7 @@ class PrepareAndPush:
                     self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
                 self.preparation_error = str(exc.cause or exc)
+                self.preparation_failure = unprepared_because(exc.cause)
                 workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
             # Not in a `finally`: one runs as an evicted run's coroutine is closed, outside the
             # workflow's event loop, where workflow calls raise.
@@ -205,6 +210,27 @@ class PrepareAndPush:
         if self.day is not None and date == self.day.date:
             self.pushed_at = workflow.now()
         return result
+
+    async def _push_unprepared(self, date: str, why: Unprepared, key: str) -> None:
+        """Tell the user, once (the day's push key), that the day's briefing could not be
+        prepared: there is none to push, and nobody greeted to hear why."""
+        run = self.run_input
+        message = unprepared_push(why, run.config.language, date)
+        try:
+            result = await deliver(
+                user=run.user,
+                key=key,
+                message=message,
+                targets=[Target.model_validate({"channel": "inbox"})],
+                kind=message.kind,
+                task=run.task_id,
+            )
+        except ActivityError as exc:  # the database still away: the status says so
+            workflow.logger.warning("briefing failure push failed: %s", exc.cause or exc)
+            self.carry.last_push_error = f"{date}: {failure_text(exc)}"
+            return
+        failed = "; ".join(result.failure_lines())
+        self.carry.last_push_error = f"{date}: {failed}" if failed else None
 
     async def _record_push(self, request: PushRequest) -> None:
         """The day's row says pushed once one of the push's deliveries was sent."""

@@ -106,6 +106,7 @@ class Greeting:
             "zh" if await self._chinese(user) else "en",
             hhmm=result.given_at_local,
             window=result.window or "",
+            unprepared=result.unprepared,
         )
         return result.model_copy(update={"text": text})
 

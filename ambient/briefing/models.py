@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.logreport import LogReport, TemplateStat
+from ambient.briefing.unprepared import Unprepared, unprepared_greeting
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.configs import as_it_ran
 from ambient.speech import said_time
@@ -159,6 +160,9 @@ class GreetResult(BaseModel):
     given_at_local: str | None = Field(default=None, description="HH:MM in the user's zone")
     window: str | None = Field(default=None, description="HH:MM–HH:MM an outside_window names")
     generated_by: str | None = None
+    unprepared: Unprepared | None = Field(
+        default=None, description="why the day's briefing could not be prepared (unavailable)"
+    )
     audio_mp3_b64: str | None = Field(default=None, description="Tencent TTS audio, if set up")
 
 
@@ -181,8 +185,8 @@ _GREETINGS = {
         "Hello! Today's briefing is still being prepared; ask me again in a moment.",
     ),
     GreetOutcome.UNAVAILABLE: (
-        "你好！今天的简报没能准备好，详情请看简报页面。",
-        "Hello! Today's briefing could not be prepared; see the briefing page for details.",
+        "你好！今天的简报没能准备好，过几分钟再叫我，我会再试一次。",
+        "Hello! Today's briefing could not be prepared; greet me again in a few minutes.",
     ),
 }
 
@@ -199,9 +203,16 @@ NOT_IN_TIME = (
 
 
 def greeting_text(
-    outcome: GreetOutcome, language: Language, *, hhmm: str | None = None, window: str = ""
+    outcome: GreetOutcome,
+    language: Language,
+    *,
+    hhmm: str | None = None,
+    window: str = "",
+    unprepared: Unprepared | None = None,
 ) -> str:
     """The short answers that are not the briefing itself."""
+    if outcome is GreetOutcome.UNAVAILABLE and unprepared is not None:
+        return unprepared_greeting(unprepared, language)
     zh, en = _GREETINGS.get(outcome, _GREETINGS[GreetOutcome.UNAVAILABLE])
     # The window "HH:MM–HH:MM" is said in words: a TTS reads the dash oddly or skips it.
     start, _, end = window.partition("–")

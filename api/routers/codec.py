@@ -38,7 +38,7 @@ async def _authorize(request: Request, settings: Settings, session: SessionDep) 
     if is_one_of(credentials.credentials, [settings.codec_token]):
         return
     # An admin's token, read as every route reads one (401 for a token of no user).
-    user = await get_current_user(await get_optional_user(session, credentials))
+    user = await get_current_user(await get_optional_user(request, session, credentials))
     if not user.is_admin:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,

@@ -30,7 +30,13 @@ from ambient import grants, temporal
 from ambient.domain import field_errors as fields
 from ambient.domain.users import Language, UserCreate
 from ambient.refusals import N_, Refusal
-from ambient.status import database_down, system_status, temporal_down
+from ambient.status import (
+    DATABASE_DOWN,
+    TEMPORAL_DOWN,
+    database_down,
+    system_status,
+    temporal_down,
+)
 from ambient.storage.models import User, utcnow
 from ambient.storage.users import (
     TOKEN_PREFIX,
@@ -227,17 +233,6 @@ async def _user_of(request: Request) -> User | None:
     """The page's user, read in a session of its own (outside the route's dependencies)."""
     async with get_state(request).db.session() as session:
         return await page_user(request, session)
-
-
-# What a page says when what it needs is down (translated where it is shown).
-TEMPORAL_DOWN = N_(
-    "Temporal, which runs the tasks, is not reachable right now: this was not done. "
-    "Try again in a moment."
-)
-DATABASE_DOWN = N_(
-    "The database, which keeps the tasks and settings, is not reachable right now: this was "
-    "not done. Try again in a moment."
-)
 
 
 def language_of(request: Request, user: Any) -> Language:

@@ -21,7 +21,7 @@ from ambient.bridge.endpoints import (
 )
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
-from ambient.status import database_problem
+from ambient.status import database_down, problem_told
 from ambient.storage.models import MAX_ID
 from ambient.storage.users import user_named
 from ambient.xiaozhi import (
@@ -84,10 +84,10 @@ async def context(
     except TimeoutError:
         return _context_error(503, "context not ready in time")
     except Exception as exc:  # the database down: said in msg too, not as a bare status
-        problem = database_problem(exc, state.settings)
-        if problem is None:
+        if not database_down(exc):
             raise
-        return _context_error(503, problem)
+        # A device is no operator: what is down in a user's terms (the log keeps where).
+        return _context_error(503, problem_told(exc, state.settings, operator=False) or "")
     return JSONResponse({"code": 0, "data": facts.model_dump()})
 
 

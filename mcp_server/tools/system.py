@@ -10,7 +10,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import Tool
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient import history
@@ -26,8 +25,7 @@ from ambient.history import (
 )
 from ambient.status import StatusReport, system_status
 from ambient.storage.models import MAX_ID
-from ambient.storage.users import UserRepository
-from mcp_server.auth import app_state, caller, current_user_row
+from mcp_server.auth import app_state, current_user_row, sees_operator_detail
 from mcp_server.tools.hints import READ
 
 User = Annotated[
@@ -79,21 +77,7 @@ async def get_status(ctx: Context[Any, Any]) -> StatusReport:
     each runs, to an admin."""
     state = app_state(ctx)
     report = await system_status(state.settings, state.temporal, state.db)
-    return report.told(operator=await _operator(ctx))
-
-
-async def _operator(ctx: Context[Any, Any]) -> bool:
-    """Whether the caller may see where things run: an admin, or a stdio session started
-    without a user (whoever runs it has the settings already)."""
-    name = caller(ctx)
-    if name is None:
-        return True
-    try:
-        async with app_state(ctx).db.session() as session:
-            row = await UserRepository(session).get(name)
-    except (SQLAlchemyError, OSError):  # the report says the database is down; nobody is known
-        return False
-    return row is not None and row.is_admin
+    return report.told(operator=await sees_operator_detail(ctx))
 
 
 async def _whose(ctx: Context[Any, Any], session: AsyncSession, user: str | None) -> str:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from ambient.settings import Settings
+from ambient.status import DATABASE_DOWN
 from ambient.storage.migrate import upgrade_async
 from api.app import create_app
 from tests.support.servers import free_port, http_client, serve, start_postgres
@@ -35,17 +36,15 @@ async def test_an_api_whose_postgresql_went_down_answers_503_naming_it(settings:
                 await asyncio.to_thread(server.cleanup)  # PostgreSQL stops under the API
                 for _ in range(2):  # the pooled connection that died, then a new one refused
                     down = await api.get("/tasks", headers=stranger)
-                    assert down.status_code == 503, down.text
-                    detail = down.json()["detail"]
-                    assert detail.startswith(
-                        f"the database is unreachable (postgresql at {socket_dir}"
-                    ), detail
+                    # Nobody is known with the database down: said in a user's terms, with
+                    # no socket path, host or driver text (the log keeps them).
+                    assert (down.status_code, down.json()) == (503, {"detail": DATABASE_DOWN})
                 # xiaozhi-server reads a 200's body only: the reason goes in its msg.
                 wake = {"device-id": "aa:bb:cc:dd:ee:ff", "Authorization": "Bearer xzd_x"}
                 context = await api.get("/xiaozhi/context", headers=wake)
                 assert context.status_code == 200, context.text
-                assert context.json()["code"] == 503
-                assert context.json()["msg"].startswith("the database is unreachable")
+                assert (context.json()["code"], context.json()["msg"]) == (503, DATABASE_DOWN)
+                assert socket_dir not in context.text
         finally:
             await asyncio.to_thread(server.cleanup)
 

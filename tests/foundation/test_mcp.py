@@ -17,6 +17,7 @@ from ambient.domain.users import Role, UserCreate
 from ambient.remediation.alerts import Alert
 from ambient.remediation.storage import RemediationRepository
 from ambient.settings import Settings
+from ambient.status import DATABASE_DOWN
 from ambient.storage import Database
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.storage.users import UserRepository
@@ -267,14 +268,8 @@ async def test_a_database_that_is_down_is_named_by_every_tool_that_reads_it(
                 result = await client.call_tool(tool, {})
                 assert result.is_error, tool
                 text = getattr(result.content[0], "text", "")
-                assert text.startswith(
-                    f"Error executing tool {tool}: the database is unreachable (postgresql at "
-                    f"127.0.0.1:{port}: "
-                ), text
-                assert text.endswith(
-                    "): start it, or point AMBIENT_DATABASE_URL at a running server you may use"
-                ), text
-                assert "Connect call failed" in text and "s3cret" not in text
+                # Nobody is known with the database down: a user's terms, no host or port.
+                assert text == f"Error executing tool {tool}: {DATABASE_DOWN}", text
     finally:
         await db.close()
 

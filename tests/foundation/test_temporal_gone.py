@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 
 from ambient import temporal
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Role, UserCreate
 from ambient.settings import Settings
+from ambient.status import TEMPORAL_DOWN
 from ambient.storage import Database
 from ambient.storage.users import UserRepository
 from tests.conftest import _binary, unique
@@ -32,6 +33,8 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
     name = unique("gone")
     async with db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name))
+        admin = UserCreate(name=unique("gone-adm"), role=Role.ADMIN)
+        _, admin_token = await UserRepository(session).create(admin)
         await session.commit()
     async with signed_in_api(settings, token) as http:
         reached = await http.get("/briefings/daily")  # the API's client has connected
@@ -42,10 +45,14 @@ async def test_a_briefing_read_with_temporal_gone_is_a_503_saying_so_as_every_ro
         as_task = await http.get(f"/tasks/daily-briefing/{name}/status")
         # A watch's own status query waits out the same budget: Temporal, not its worker.
         watch = await http.get(f"/tasks/web-monitor/{name}/pages/status")
+        as_admin = {"Authorization": f"Bearer {admin_token}"}
+        admins = await http.get("/briefings/daily", headers=as_admin)
     assert reached.status_code == 404, reached.text
+    # A member hears what does not work; where Temporal runs is said to an admin alone.
+    for answer in (read, remediations, as_task, watch):
+        assert (answer.status_code, answer.json()) == (503, {"detail": TEMPORAL_DOWN}), answer.text
     expected = {
         "detail": f"Temporal is unreachable at {address}: start it (`ambient dev`) or point "
         "AMBIENT_TEMPORAL_ADDRESS at a running server"
     }
-    for answer in (read, remediations, as_task, watch):
-        assert (answer.status_code, answer.json()) == (503, expected), answer.text
+    assert (admins.status_code, admins.json()) == (503, expected), admins.text

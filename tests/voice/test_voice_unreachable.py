@@ -9,13 +9,17 @@ import re
 import pytest
 from mcp import Client
 from temporalio.client import Client as TemporalClient
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from tencentcloud.common.credential import Credential
 
 from ambient import temporal
+from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserCreate
 from ambient.storage import Database
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 from mcp_server.voice_answer import CALL_BUDGET
@@ -153,3 +157,26 @@ async def test_a_tencent_cloud_that_never_answers_is_said_as_such_within_the_voi
         for writer in held:
             writer.close()
         server.close()
+
+
+async def test_a_failure_of_no_known_kind_is_said_to_an_english_listener_without_its_message(
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An English listener heard "Something went wrong." followed by the exception's own
+    message, which names hosts, URLs or tokens. Now they hear that it failed and that the
+    reason is in the server's log, which keeps it."""
+    user = unique("ve")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=user, language=Language.EN))
+        await session.commit()
+    leaky = "connect to 10.0.3.7:7233 failed (https://internal.example/api?token=amb_s3cret)"
+
+    async def fails(*_args: object, **_kwargs: object) -> None:
+        raise RPCError(leaky, RPCStatusCode.INTERNAL, b"")
+
+    monkeypatch.setattr(BriefingService, "greet", fails)
+    client = await temporal.connect(deps.settings, lazy=True)
+    state = AppState(settings=deps.settings, db=deps.db, temporal=client, channels=deps.channels)
+    async with voice_client(state, user) as voice:
+        answer = await say(voice, "greet")
+    assert answer == "Something went wrong and it was not done. The reason is in the server's log."

@@ -1,0 +1,87 @@
+"""A morning whose briefing could not be prepared, as its user is told it: what a greeting that
+day hears and what is pushed at the window's end. The failure's own text stays in the status
+(``preparation_error``) and the worker's log; the user hears what failed in their terms.
+
+Pure: no I/O, no clock; safe inside workflows.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+
+from ambient.briefing.config import Language
+from ambient.domain.notify import Message, NotificationKind
+
+# The preparation's error type when the database failed it (activities/briefing.py).
+DATABASE_FAILED = "BriefingDatabaseFailed"
+
+
+class Unprepared(StrEnum):
+    """Why a day's briefing could not be prepared, as its user can act on it."""
+
+    DATABASE = "database"  # the app's database did not answer or refused the briefing
+    TOO_LONG = "too_long"  # every attempt ran past its bound (or lost its worker)
+    OTHER = "other"  # anything else: the status and the log say what
+
+
+def unprepared_because(cause: BaseException | None) -> Unprepared:
+    """What a failed preparation's cause (an ``ActivityError``'s) means to the user."""
+    if isinstance(cause, ActivityTimeout):
+        return Unprepared.TOO_LONG
+    if isinstance(cause, ApplicationError) and cause.type == DATABASE_FAILED:
+        return Unprepared.DATABASE
+    return Unprepared.OTHER
+
+
+# (Chinese, English) per reason: a clause that follows "could not be prepared:".
+_REASONS = {
+    Unprepared.DATABASE: (
+        "保存简报的数据库没有响应",
+        "the database that keeps the briefings did not answer",
+    ),
+    Unprepared.TOO_LONG: (
+        "准备的时间超过了上限",
+        "preparing it took longer than it may",
+    ),
+    Unprepared.OTHER: (
+        "准备时出了内部错误，管理员可以在任务状态里看到原因",
+        "an internal error stopped it; an administrator sees why in the task's status",
+    ),
+}
+
+
+def _said(zh: str, en: str, language: Language) -> str:
+    return zh if language == "zh" else en
+
+
+def unprepared_greeting(why: Unprepared, language: Language) -> str:
+    """A greeting's answer when the day's briefing could not be prepared: why, and that the next
+    greeting tries again (the workflow prepares again at a greeting after a failure)."""
+    zh, en = _REASONS[why]
+    return _said(
+        f"你好！今天的简报没能准备好：{zh}。过几分钟再叫我，我会再试一次。",
+        f"Hello! Today's briefing could not be prepared: {en}. Greet me again in a few "
+        "minutes and I'll try once more.",
+        language,
+    )
+
+
+def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
+    """The push at the window's end of a day nobody greeted whose briefing could not be
+    prepared: there is no briefing to send, so the user is told that, why, and what to do."""
+    zh, en = _REASONS[why]
+    title = _said(f"每日简报 {date}：没能准备好", f"Daily briefing {date}: not prepared", language)
+    body = _said(
+        f"今天早上的简报（{date}）没能准备好：{zh}。\n\n"
+        "昨天的日志仍然可以查看：请让助手分析昨天的日志（analyze_logs）。"
+        "明天的简报照常准备；如果再次失败，请告诉管理员。",
+        f"This morning's briefing ({date}) could not be prepared: {en}.\n\n"
+        "Yesterday's logs can still be read: ask the assistant to analyze them "
+        "(analyze_logs). Tomorrow's briefing is prepared as usual; if it fails again, tell "
+        "your administrator.",
+        language,
+    )
+    return Message(title=title, body=body, kind=NotificationKind.BRIEFING)
