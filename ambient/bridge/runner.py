@@ -76,7 +76,10 @@ class BridgeTiming:
     max_delay: float = 600.0
     healthy_after: float = 60.0  # a connection that lasted this long resets the backoff
     open_timeout: float = 10.0
-    check_seconds: float = 0.5  # at most, whether the endpoint is still ours before a call
+    # At most, whether the endpoint is still ours before a call (refused if not known by then).
+    # 0.5 s refused calls on a loaded 2-core machine (a SQLite read waiting on a busy loop);
+    # with a voice call's own budget (8 s) it stays under xiaozhi.me's 10 s wait.
+    check_seconds: float = 1.5
     # After closing a connection that replaced one the relay may still hold: time for the
     # relay to let both go before the endpoint is dialed afresh (``BridgeRunner._opened``).
     # mcp-endpoint-server on its pinned websockets 12 waits out its close timeout for an old

@@ -41,8 +41,9 @@ from tests.agent.test_facade import READ, WRITE, toy_server
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401 - the fixture
 from tests.standins.llm_api import API_KEY, Content, LLMApi, ToolCalls
+from tests.support.api_replicas import STARTUP_SECONDS
 from tests.support.servers import free_port, http_client, serve
-from tests.support.waits import eventually
+from tests.support.waits import HANG, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_LONGER_OPEN = "That confirmation is no longer open"
@@ -103,13 +104,13 @@ async def said(
     return [e async for e in agent.turn(conversation, text, **answer)]
 
 
-async def until(check: Callable[[], object], what: str) -> None:
+async def until(check: Callable[[], object], what: str, *, bound: float = HANG) -> None:
     """Wait (as ``eventually`` does) until ``check()``, a look at this process's own state."""
 
     async def looked() -> object:
         return check()
 
-    await eventually(looked, what)
+    await eventually(looked, what, bound=bound)
 
 
 def kinds(events: list[ChatEvent]) -> list[str]:
@@ -503,6 +504,8 @@ async def test_a_replica_killed_while_its_approved_call_runs_leaves_the_call_run
                     await until(
                         lambda: dropped or replica.poll() is not None,
                         "the other replica running the call",
+                        # A new process importing the agent's stack: 14-17 s at load 10-15.
+                        bound=STARTUP_SECONDS,
                     )
                     assert dropped == ["users"], log.read_text()
                 # The same yes here (this copy still lists the call), once the dead replica's

@@ -46,7 +46,7 @@ async def test_a_watch_whose_workflow_is_never_cached_reports_each_change_once(
     loopback_deps.settings = loopback_deps.settings.model_copy(update={"max_cached_workflows": 0})
     async with running_worker(dev_env.client, loopback_deps) as worker:
         # Short windows: many hand-backs, each one replayed from the history.
-        handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]), window=1.0)
+        handle = await start(dev_env, worker.task_queue, fast([f"{base}/news"]), window=2.0)
         await eventually(partial(_checks, handle, 1))
         for n in range(3):
             state.pages["/news"] = article(f"Update number {n} of the news.")

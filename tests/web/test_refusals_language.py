@@ -178,9 +178,9 @@ async def test_a_voiceprint_id_another_user_has_is_refused_in_chinese_on_the_set
         await session.commit()
     async with zh_pages(settings, db, "shu", "/app/settings") as (http, _):
         said = await refusal(http, "/app/settings", {"voiceprint_id": "vp-ren"})
-        assert said == "声纹 ID: 'vp-ren' 已是另一位用户的声纹名，请换一个"
+        assert said == "声纹 ID: 'vp-ren' 不能使用，请换一个"
         said = await refusal(http, "/app/settings", {"voiceprint_id": "ren"})
-        assert said == "声纹 ID: 'ren' 已是另一位用户的声纹名，请换一个"
+        assert said == "声纹 ID: 'ren' 不能使用，请换一个"
     async with db.session() as session:
         shu = await UserRepository(session).get("shu")
     assert shu is not None and shu.voiceprint_id is None
