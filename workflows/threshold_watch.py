@@ -245,6 +245,8 @@ class ThresholdWatchWorkflow(WatchControls):
             last_datapoint_at=point.isoformat() if (point := self.state.last_point_at) else None,
             breaching=self.state.rule.breaching,
             failing=self.state.failing,
+            # Failed reads in a row: "failing" says the threshold was passed, this how far.
+            failures=self.state.failures,
             last_error=self.state.last_error,
             breaches_total=self.state.breaches_total,
             values=[[t.isoformat(), v] for t, v in self.state.rule.values],

@@ -133,9 +133,12 @@ async def test_a_stopped_instance_is_failing_once_and_recovered_once(
         await check(service, handle)
     failing = await status(service, task_id)
     assert failing.detail["failing"] is True and failing.checks == 5
+    # For how many checks: the status says it, not only that the watch is failing.
+    assert failing.detail["failures"] == 5
     reads(api, 40)
     back = await check(service, handle)
     assert back.detail["failing"] is False and back.detail["last_value"] == 40
+    assert back.detail["failures"] == 0
     assert await stopped(service, task_id) == ["watch.failing", "watch.recovered", "watch.stopped"]
 
 
