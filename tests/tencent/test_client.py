@@ -556,6 +556,43 @@ async def test_a_metric_with_no_datapoints_names_the_dimensions_to_check(
     assert "no datapoints" in str(failed.value) and "InstanceId=ins-typo" in str(failed.value)
 
 
+@pytest.mark.parametrize(
+    ("period", "age", "said"),
+    [(60, timedelta(minutes=9), "9 min old"), (86400, timedelta(days=4), "4 days old")],
+)
+async def test_a_datapoint_long_past_its_period_is_no_current_value_saying_how_old(
+    cloud: tuple[TencentApi, TencentCloud], period: int, age: timedelta, said: str
+) -> None:
+    """An instance that stopped reporting leaves its last datapoint in the window read (ten
+    periods): a minute metric's of 9 minutes ago, a daily metric's of days ago, was taken as
+    the current value, so a breach long over read as breaching and no recovery was ever seen."""
+    api, tc = cloud
+    dimensions = {"InstanceId": "ins-1"}
+    api.metric_points["CPUUsage"] = [(int((NOW - age).timestamp()), 95.0)]
+    with pytest.raises(TencentRequestError) as stale:
+        await latest_metric_value(tc, "QCE/CVM", "CPUUsage", dimensions, period=period, now=NOW)
+    text = str(stale.value)
+    assert text.startswith("NoCurrentData: ") and said in text, text
+    assert "InstanceId=ins-1" in text and (NOW - age).strftime("%Y-%m-%d %H:%M") in text, text
+
+
+@pytest.mark.parametrize(
+    ("period", "age"),
+    [(60, timedelta(minutes=5)), (300, timedelta(minutes=15)), (86400, timedelta(days=2))],
+)
+async def test_a_datapoint_as_late_as_cloud_monitor_publishes_is_the_current_value(
+    cloud: tuple[TencentApi, TencentCloud], period: int, age: timedelta
+) -> None:
+    """Cloud Monitor publishes a datapoint minutes after its period: one that late is current."""
+    api, tc = cloud
+    api.metric_points["CPUUsage"] = [(int((NOW - age).timestamp()), 95.0)]
+    dimensions = {"InstanceId": "ins-1"}
+    assert (
+        await latest_metric_value(tc, "QCE/CVM", "CPUUsage", dimensions, period=period, now=NOW)
+        == 95.0
+    )
+
+
 @pytest.mark.parametrize("odd", [float("nan"), float("inf"), float("-inf")])
 async def test_a_datapoint_that_is_no_finite_number_is_no_datapoint(
     cloud: tuple[TencentApi, TencentCloud], odd: float

@@ -142,6 +142,39 @@ async def test_a_stopped_instance_is_failing_once_and_recovered_once(
     assert await stopped(service, task_id) == ["watch.failing", "watch.recovered", "watch.stopped"]
 
 
+async def test_a_breach_whose_instance_stopped_reporting_is_no_current_value(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """The instance went quiet while over the line: its last datapoint, 9 minutes old, was
+    still read as current (the read looks back ten periods), so the watch stayed "breaching"
+    on a value nobody measured. Now it is a failed reading saying how old the newest datapoint
+    is, counted as failures are, and the status keeps the time of the datapoint taken last."""
+    api, service = cloud
+    reads(api, 95)
+    task_id, baseline = await create(service, cpu(failure_threshold=2))
+    assert baseline == {"value": 95.0, "error": None}
+    handle = service.client.get_workflow_handle(task_id)
+    taken = (await status(service, task_id)).detail["last_datapoint_at"]
+    api.metric_points[METRIC] = [(int(time.time()) - 9 * 60, 95.0)]
+    quiet = await check(service, handle)
+    assert "no current value" in str(quiet.detail["last_error"]), quiet.detail
+    assert "9 min old" in str(quiet.detail["last_error"]), quiet.detail
+    assert quiet.detail["failures"] == 1 and quiet.detail["failing"] is False
+    assert quiet.detail["last_datapoint_at"] == taken
+    still = await check(service, handle)
+    assert still.detail["failures"] == 2 and still.detail["failing"] is True
+    reads(api, 40)
+    back = await check(service, handle)
+    assert back.detail["breaching"] is False and back.detail["failures"] == 0
+    assert await stopped(service, task_id) == [
+        "watch.breach",
+        "watch.failing",
+        "watch.recovered",
+        "watch.recovery",
+        "watch.stopped",
+    ]
+
+
 async def test_a_deleted_instance_reads_no_datapoints_naming_its_dimensions(
     cloud: tuple[TencentApi, TaskService],
 ) -> None:
@@ -300,16 +333,17 @@ async def test_for_checks_counts_datapoints_not_reads_of_the_same_one(
     lasted (for_checks 3). A datapoint read again is no new check of the rule."""
     api, service = cloud
     now = int(time.time())
-    api.metric_points[METRIC] = [(now - 1200, 50.0)]
+    # Points as late as Cloud Monitor publishes them: the newest is a current value.
+    api.metric_points[METRIC] = [(now - 900, 50.0)]
     task_id, baseline = await create(service, cpu(for_checks=3, source={"period": 300}))
     assert baseline == {"value": 50.0, "error": None}
     handle = service.client.get_workflow_handle(task_id)
-    api.metric_points[METRIC].append((now - 900, 95.0))
+    api.metric_points[METRIC].append((now - 600, 95.0))
     for _ in range(3):
         spike = await check(service, handle)
     assert spike.detail["breaching"] is False
     assert [v for _, v in spike.detail["values"]] == [50.0, 95.0]  # type: ignore[attr-defined]
-    for stamp, value in ((now - 600, 96.0), (now - 300, 97.0)):
+    for stamp, value in ((now - 300, 96.0), (now, 97.0)):
         api.metric_points[METRIC].append((stamp, value))
         lasting = await check(service, handle)
     assert lasting.detail["breaching"] is True and lasting.detail["breaches_total"] == 1

@@ -29,6 +29,11 @@ STATISTIC_RETENTION = {60: 15 * 86400, 300: 31 * 86400, 3600: 93 * 86400, 86400:
 # The API ages StartTime by its own clock: a start this close to the limit is refused here.
 RETENTION_MARGIN = 60
 BEIJING_OFFSET = 8 * 3600  # seconds UTC+8 is ahead: where Cloud Monitor's days begin
+# How late Cloud Monitor publishes a datapoint after its period ends (a few minutes for most
+# products), and how many periods more a metric may miss before its newest datapoint is no
+# current value: an instance that stopped reporting keeps its last one in the window read.
+PUBLISH_LAG = timedelta(minutes=5)
+MISSED_PERIODS = 2
 
 
 class MetricPoint(BaseModel):
@@ -228,14 +233,37 @@ async def latest_metric_point(
     points = await get_metric(
         tc, namespace, metric, dimensions, start, end, period=period, region=region, patient=patient
     )
+    named = ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none"
     if not points:
-        named = ", ".join(f"{k}={v}" for k, v in dimensions.items()) or "none"
         raise TencentRequestError(
             "NoData",
             f"{namespace}/{metric} has no datapoints in the last {period * 10}s;"
             f" check that its dimensions ({named}) name a resource that reports it",
         )
-    return points[-1]
+    newest, current = points[-1], current_within(period)
+    if end - newest.time > current:
+        raise TencentRequestError(
+            "NoCurrentData",
+            f"{namespace}/{metric} has no current value: its newest datapoint is "
+            f"{_age(end - newest.time)} old ({newest.time:%Y-%m-%d %H:%M} UTC), and a {period}s "
+            f"metric is published within {_age(current)}; check that {named} still reports it "
+            "(a stopped instance reports nothing)",
+        )
+    return newest
+
+
+def current_within(period: int) -> timedelta:
+    """How old the newest datapoint of a ``period`` metric may be and still be its current
+    value: the latest period Cloud Monitor has published, and MISSED_PERIODS more."""
+    return PUBLISH_LAG + timedelta(seconds=period * (1 + MISSED_PERIODS))
+
+
+def _age(age: timedelta) -> str:
+    """A datapoint's age as a person reads it: minutes, hours past two, days past two."""
+    minutes = int(age.total_seconds()) // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} days"
 
 
 async def latest_metric_value(
