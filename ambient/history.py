@@ -33,6 +33,7 @@ EVENT_KINDS = {
     "watch.recovered": N_("checks work again"),
     "watch.breach": N_("threshold crossed"),
     "watch.recovery": N_("back within the threshold"),
+    "watch.breach_unwatched": N_("breach no longer watched"),
     "watch.poll_failed": N_("a check failed"),
     "watch.url_removed": N_("page no longer watched"),
     "watch.delivery_failed": N_("notification not delivered"),

@@ -22,8 +22,13 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
     from ambient.watches.configs import TaskKind, notification_targets
     from ambient.watches.models import TaskStatus, ThresholdWatchInput, ThresholdWatchState
-    from ambient.watches.threshold_config import ThresholdWatchConfig
-    from ambient.watches.threshold_rule import Breach, Transition, evaluate
+    from ambient.watches.threshold_config import (
+        HttpJsonSource,
+        MetricSource,
+        PrometheusSource,
+        ThresholdWatchConfig,
+    )
+    from ambient.watches.threshold_rule import Breach, ThresholdState, Transition, evaluate
 
 from workflows.remediation_start import start_remediation
 from workflows.watch_controls import WatchControls, failure_text, until
@@ -31,11 +36,26 @@ from workflows.watch_controls import WatchControls, failure_text, until
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
+# An update to another source starts the rule fresh; runs recorded before carried it over.
+NEW_SOURCE_FRESH = "new-source-fresh"
 
 
 def _describe(transition: Transition) -> str:
     rules = ", ".join(f"{c.op} {c.value:.15g}" for c in transition.conditions)
     return f"value {transition.value:.15g} ({rules})"
+
+
+def _source_said(source: MetricSource | None) -> str:
+    """A metric source as its owner knows it: the Cloud Monitor metric and instance, the
+    JSON document's URL and path, the Prometheus query."""
+    if source is None:
+        return "no source"
+    if isinstance(source, HttpJsonSource):
+        return f"{source.json_path} of {source.url}"
+    if isinstance(source, PrometheusSource):
+        return f"{source.query} at {source.url}"
+    named = ", ".join(f"{k}={v}" for k, v in source.dimensions.items())
+    return f"{source.namespace}/{source.metric} ({named})"
 
 
 @workflow.defn
@@ -59,6 +79,7 @@ class ThresholdWatchWorkflow(WatchControls):
         if not spread_next:
             await self.sleep_until_next(self.config.interval)
         while not self.state.stop_requested:
+            await self.say_left_breach()
             if self.state.check_requested or not self.state.paused:
                 self.state.check_requested = False
                 self.checking = True
@@ -75,6 +96,7 @@ class ThresholdWatchWorkflow(WatchControls):
                     spread_next = False
                     interval += self.spread(interval)
                 await self.sleep_until_next(interval)
+        await self.say_left_breach()
         await self.finish()
         return self.status()
 
@@ -222,9 +244,43 @@ class ThresholdWatchWorkflow(WatchControls):
             return
         await said("started", remediation_id=child, joined=joined)
 
-    def config_replaced(self) -> None:
+    def config_replaced(self, old: ThresholdWatchConfig) -> None:
         # New lines (or a new source) take the datapoint read last too, at the next check.
         self.state.last_point_at = None
+        if old.source == self.config.source or not workflow.patched(NEW_SOURCE_FRESH):
+            return
+        # Another metric or instance is a new series: its breach, its count of breaching
+        # checks and its cooldown start fresh (carried over, a new metric over the line was
+        # never told and the old breach's recovery could never come).
+        rule = self.state.rule
+        if rule.breaching and not rule.silent and self.state.last_value is not None:
+            self.state.left_breach = {
+                "source": old.source.model_dump(mode="json") if old.source else None,
+                "said": _source_said(old.source),
+                "value": self.state.last_value,
+                "conditions": [c.model_dump() for c in old.conditions],
+            }
+        self.state.rule, self.state.last_value = ThresholdState(), None
+
+    async def say_left_breach(self) -> None:
+        """Tell the owner, once, that the breach they were told of is no longer watched: its
+        source was replaced, so no recovery will come for it."""
+        left = self.state.left_breach
+        if left is None:
+            return
+        self.state.left_breach = None
+        body = (
+            f"The watch now reads {_source_said(self.config.source)}. The breach of "
+            f"{left['said']} (last value {left['value']:.15g}) is no longer watched: "
+            "no recovery will be told for it."
+        )
+        await self.tell(
+            kind="watch.breach_unwatched",
+            key=f"{self.task}/{self.life}/{self.state.checks}/breach-unwatched",
+            payload={k: v for k, v in left.items() if k != "said"},
+            message=Message(title=f"No longer watched: {self.task}", body=body),
+            targets=notification_targets(self.config.notification, self.config.targets),
+        )
 
     def parse_config(
         self, config: dict[str, Any], context: dict[str, Any] | None = None

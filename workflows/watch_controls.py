@@ -219,11 +219,11 @@ class WatchControls:
 
     @workflow.update
     async def update_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Replace the configuration (a threshold watch's breach state carries over); the next
-        check uses it."""
+        """Replace the configuration (a threshold watch's breach state carries over to new
+        lines, not to a new source); the next check uses it."""
         # Read as recorded: the validator refused what is refused now before it was recorded.
-        self.config = self.parse_config(config, context=STORED)
-        self.config_replaced()
+        old, self.config = self.config, self.parse_config(config, context=STORED)
+        self.config_replaced(old)
         self.wake = True
         if self.CHECK_ON_UPDATE and not self.state.paused:
             self.state.check_requested = True
@@ -237,8 +237,8 @@ class WatchControls:
             raise ValueError("the task is stopped; create it again to restart it")
         self.parse_config(config)
 
-    def config_replaced(self) -> None:
-        """What a watch forgets when its config is replaced (nothing unless it says)."""
+    def config_replaced(self, old: Any) -> None:
+        """What a watch forgets when its ``old`` config is replaced (nothing unless it says)."""
 
     def parse_config(self, config: dict[str, Any], context: dict[str, Any] | None = None) -> Any:
         """The watch's config from an update (``context``: read as recorded)."""

@@ -106,6 +106,8 @@ class ThresholdWatchState(WatchLife):
     # The time of the last datapoint the rule took (sources that say it: Cloud Monitor).
     last_point_at: datetime | None = None
     breaches_total: int = 0
+    # A breach the owner was told of whose source an update replaced: said once, unwatched.
+    left_breach: dict[str, Any] | None = None
 
 
 class ThresholdWatchInput(BaseModel):

@@ -21,6 +21,7 @@ from ambient.watches.models import TaskStatus
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.standins.tencent_api import TencentApi
+from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.tencent import standin_tencent
 from tests.support.waits import ask, eventually
@@ -365,3 +366,35 @@ async def test_new_lines_take_the_datapoint_read_last_at_the_next_check(
     lowered = await check(service, handle)
     assert lowered.detail["breaching"] is True
     assert await stopped(service, task_id) == ["watch.breach", "watch.stopped"]
+
+
+async def test_another_metric_is_a_new_series_and_the_breach_left_behind_is_said_once(
+    cloud: tuple[TencentApi, TaskService],
+) -> None:
+    """An update that points the watch at another metric carried the breach over: the new
+    metric over the line was never told as a breach, and the old one's recovery could never
+    come. New lines keep the state; a new source starts it fresh and says, once, that the
+    breach it leaves is no longer watched."""
+    api, service = cloud
+    reads(api, 95)
+    task_id, _ = await create(service, cpu())
+    handle = service.client.get_workflow_handle(task_id)
+    await service.update(USER, task_id, cpu(threshold=92))
+    lines = await check(service, handle)
+    assert lines.detail["breaching"] is True and lines.detail["breaches_total"] == 1
+    api.metric_points["MemUsage"] = [(int(time.time()) - 300, 97.0)]
+    moved = await service.update(USER, task_id, cpu(source={"metric": "MemUsage"}))
+    assert moved.detail["breaching"] is False and moved.detail["values"] == []
+    fresh = await check(service, handle)
+    assert fresh.detail["breaching"] is True and fresh.detail["breaches_total"] == 2
+    assert [v for _, v in fresh.detail["values"]] == [97.0]  # type: ignore[attr-defined]
+    await check(service, handle)
+    assert await stopped(service, task_id) == [
+        "watch.breach",
+        "watch.breach_unwatched",
+        "watch.breach",
+        "watch.stopped",
+    ]
+    titles = await inbox_titles(service_deps(service))
+    assert [t.split(":")[0] for t in titles] == ["Breach", "No longer watched", "Breach"]
+    await save_history(handle, "threshold_watch_new_source")  # the patch new-source-fresh
