@@ -6,6 +6,7 @@ import base64
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -26,13 +27,18 @@ from ambient.clients.tencent.errors import (
     TencentRetryableError,
 )
 from ambient.clients.tencent.logs import list_log_topics, search_logs
-from ambient.clients.tencent.metrics import get_metric, latest_metric_value
+from ambient.clients.tencent.metrics import get_metric, latest_metric_point
 from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.clients.tencent.writes import CloudRequest, send
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, serve
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def latest_metric_value(*args: Any, **kwargs: Any) -> float:
+    """The newest datapoint's value (what a threshold watch's check reads)."""
+    return (await latest_metric_point(*args, **kwargs)).value
 
 
 def _scale(cluster_id: str, node_pool_id: str, desired: int) -> CloudRequest:

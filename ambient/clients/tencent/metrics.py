@@ -264,20 +264,3 @@ def _age(age: timedelta) -> str:
     if minutes < 120:
         return f"{minutes} min"
     return f"{minutes // 60} h" if minutes < 48 * 60 else f"{minutes // 1440} days"
-
-
-async def latest_metric_value(
-    tc: TencentCloud,
-    namespace: str,
-    metric: str,
-    dimensions: dict[str, str],
-    *,
-    period: int = 60,
-    region: str | None = None,
-    now: datetime | None = None,
-) -> float:
-    """The value of the newest datapoint of a Cloud Monitor metric."""
-    newest = await latest_metric_point(
-        tc, namespace, metric, dimensions, period=period, region=region, now=now
-    )
-    return newest.value
