@@ -13,12 +13,10 @@ from datetime import timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import ApplicationError
 
+from workflows.remediation_change import CANCELLED_IN_TEMPORAL, RemediationChange
 from workflows.remediation_records import (
-    CANCELLED_IN_ACTIVITY,
     RECORD_RETRY,
     alert_named,
     cause_of,
@@ -26,7 +24,6 @@ from workflows.remediation_records import (
     left_isolated,
     undo_isolation,
 )
-from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
@@ -38,12 +35,10 @@ with workflow.unsafe.imports_passed_through():
         CHANGE_RETRY,
         FINAL_STATES,
         JOINED,
-        UNVERIFIED,
         AbortInput,
         Attempt,
         CheckpointInput,
         JoinInput,
-        Keyed,
         OpenInput,
         PermissionInput,
         RemediationInput,
@@ -62,9 +57,6 @@ Outcome = Literal["resolved", "next", "stop"]
 # to make it, the run then ending "aborted").
 ABORT_BEFORE_CHANGE = "abort-before-change"
 ABORTED_BEFORE_CHANGE = "aborted before its change"  # _apply's answer then
-# An abort while a rung's change is still tried (retries on a busy API server) cancels them:
-# the change was made after the abort, once the API server answered.
-ABORT_DURING_CHANGE = "abort-during-change"
 # The first rung's change, when open_remediation decided everything before it, is a local
 # activity in the opening's workflow task. Before this patch it was a regular activity, made
 # once that task completed: a round trip through the server before the first change, and a
@@ -82,21 +74,10 @@ NO_ROLLBACK_NO_APPROVAL = "no-rollback-no-approval"
 # An alert that clears on a workload an earlier run isolated (its Services select no pods since
 # before this run) is no more resolved than behind this run's own isolation; it was.
 ISOLATED_BEFORE = "isolated-before-run"
-ONE_TRY = RetryPolicy(maximum_attempts=1)
-# A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
-# cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
-# taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
-# was cancelled and the run ends "aborted". Before this patch it closed at once, its row left
-# running, its slot counted and its audit silent.
-CANCELLED_IN_TEMPORAL = "cancelled-in-temporal"
 # A scale out skipped because someone stopped the workload (0 replicas) ends the ladder with a
 # hand-over. Before this patch the run climbed on as if the rung had been tried and failed,
 # rolling back and isolating a workload that was not failing but stopped on purpose.
 STOPPED_HANDS_OVER = "stopped-workload-hands-over"
-CANCELLED = (
-    "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
-    "the sender is not verified"
-)
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -105,7 +86,7 @@ CANCELLED = (
 # randomness was never checked at run time: tests/foundation/test_sandbox_guard.py); the
 # static check of tests/foundation/test_workflow_code.py and the replay tests stand for it.
 @workflow.defn(sandboxed=False)
-class GradedRemediationWorkflow(RemediationSafety):
+class GradedRemediationWorkflow(RemediationChange):
     # Its state is set up by RemediationRecords.__init__ (workflows/remediation_records.py).
     @workflow.run
     async def run(self, request: RemediationInput) -> RemediationStatus:
@@ -411,128 +392,6 @@ class GradedRemediationWorkflow(RemediationSafety):
             "ReplicaSet: nothing to roll back to; moving on"
         )
         await self._audit(f"{key}/skipped", "skipped", {"reason": attempt.skipped_reason})
-
-    async def _first_try(self, request: StepRequest, limit: timedelta) -> StepResult:
-        """The change's one try as a local activity in the opening's workflow task.
-
-        Shielded from the run's cancellation: cancelled, the try under way would be cut off
-        mid-write, its answer (written or not) lost. It is let finish (``limit`` at most) and
-        its answer is the attempt's before the run closes as Cancelled."""
-        first = workflow.start_local_activity_method(
-            RemediationActivities.apply_remediation_step,
-            request,
-            start_to_close_timeout=limit,
-            retry_policy=ONE_TRY,
-        )
-        try:
-            return await asyncio.shield(first)
-        except asyncio.CancelledError:
-            if workflow.patched(CANCELLED_IN_ACTIVITY):
-                await self._change_cancelled(first, retried=False)
-                raise
-            # Before the patch: the try cancelled, its cancellation taken for its failure.
-            first.cancel()
-            return await first
-
-    async def _change(self, request: StepRequest, limit: timedelta) -> StepResult | None:
-        """The change as a regular activity; None when an abort stopped it before it was made.
-
-        An abort while the change is still tried (an API server answering 503 for minutes)
-        cancels its retries: it used to be made after the abort, the run then ending "aborted".
-        An attempt under way is let finish (it sends no heartbeat to be told): a write made is
-        reported as made; one the API server answered with a refusal was not made, and the
-        server tries it no more. An attempt that ran out of time may have written (its answer
-        lost): that stays a change that could not be applied, for a person to look at."""
-        change = workflow.start_activity_method(
-            RemediationActivities.apply_remediation_step,
-            request,
-            start_to_close_timeout=limit,
-            retry_policy=CHANGE_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
-        try:
-            await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
-        except asyncio.CancelledError:
-            if not change.done() and workflow.patched(CANCELLED_IN_TEMPORAL):
-                await self._change_cancelled(change)
-            raise
-        if change.done() or not workflow.patched(ABORT_DURING_CHANGE):
-            return await change
-        change.cancel()
-        try:
-            return await change
-        except ActivityError as exc:
-            # Cancelled between tries, or the try under way failed (a cancelled activity is
-            # not tried again).
-            if isinstance(exc.cause, CancelledError | ApplicationError):
-                return None
-            raise
-
-    async def _change_cancelled(
-        self, change: workflow.ActivityHandle[StepResult], *, retried: bool = True
-    ) -> None:
-        """The run was cancelled while its change was tried: its retries are cancelled and the
-        try under way let finish (as for an abort, ``_change``). A write made is the attempt's
-        and uses the step's slot; one not made gives it back (``_cancelled``)."""
-        attempt = self.attempts[-1]
-        if retried:
-            change.cancel()
-        try:
-            result = await change
-        except ActivityError as exc:
-            cause = exc.cause
-            if isinstance(cause, CancelledError) or (
-                isinstance(cause, ApplicationError) and not cause.non_retryable
-            ):
-                # Its retries cancelled after a try the API server refused (a 503): unwritten.
-                attempt.skipped_reason = "cancelled before its change"
-            else:
-                # Refused for good (the activity gave the slot back if nothing was written; a
-                # step refused halfway says what it wrote) or out of time (it may have written):
-                # the activity's answer stands, and the slot is not the run's to give back.
-                attempt.skipped_reason = f"change failed: {cause_of(exc)}"
-                self.reserved = None
-            return
-        attempt.applied, attempt.already_applied = result.applied, result.already_applied
-        attempt.detail, attempt.patch = result.detail, result.patch
-        attempt.skipped_reason = result.skipped_reason
-        attempt.at = workflow.now()
-        self.reserved = None
-
-    async def _cancelled(self) -> None:
-        """Clean up after a cancellation requested in Temporal, before the run closes as
-        Cancelled: the slot a step reserved and did not use, the audit (who asked is not known
-        to the run: Temporal's history holds the identity its client gave), the run's end."""
-        if self.reserved is not None:
-            await self._free_slot(self.reserved)
-        await self._audit(
-            f"{self.run_key}/cancelled",
-            "cancelled",
-            {
-                "state": self.state,
-                "rung": int(self.next_rung) if self.next_rung else None,
-                "waiting": self.waiting.what if self.waiting else None,
-                # What the run changed before it was cancelled: a person may have to undo it.
-                "written": [
-                    f"rung {int(a.rung)} ({a.rung.name.lower()}): {a.detail}"
-                    for a in self.attempts
-                    if a.applied
-                ],
-            },
-            actor=UNVERIFIED,
-        )
-        self.awaiting_approval = None
-        self.outcome, self.outcome_said = CANCELLED, None
-        await self._finish("aborted")
-
-    async def _free_slot(self, key: str) -> None:
-        """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
-        self.reserved = None
-        await self._act(
-            RemediationActivities.release_remediation_slot,
-            Keyed(run_key=self.run_key, key=key),
-            retry=RECORD_RETRY,
-        )
 
     async def _joined_still_open(self) -> str:
         """The joined alerts (another source or metric on the workload) not known to be over,
