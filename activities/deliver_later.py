@@ -73,10 +73,11 @@ class HandOver:
             return False
         return described.status == WorkflowExecutionStatus.RUNNING
 
-    async def task_deleted(self, request: NotifyRequest) -> bool:
-        """Whether the task ``request`` is about was deleted since it sent: a watch or a daily
-        briefing whose run has ended, is ending (its stop: deleted, it winds down), is gone,
-        or is another life (deleted and created again under its name: `another_life`).
+    async def task_deleted(self, request: NotifyRequest, sent_at: datetime | None = None) -> bool:
+        """Whether the task ``request`` is about was deleted since it sent (``sent_at``: its
+        first try, when known): a watch or a daily briefing whose run has ended, is ending (its
+        stop: deleted, it winds down), is gone, or is another life (deleted and created again
+        under its name: `another_life`, `created_since`).
         A paused one goes on (what it sent happened before the pause); a reminder, a
         remediation or a discussion is no such task; Temporal not answering now: not known,
         tried as before."""
@@ -93,7 +94,9 @@ class HandOver:
             return exc.status is RPCStatusCode.NOT_FOUND
         stopping = described.typed_search_attributes.get(temporal.STATE) == TaskState.STOPPED
         running = described.status is WorkflowExecutionStatus.RUNNING
-        return not running or stopping or another_life(request, described)
+        if not running or stopping or another_life(request, described):
+            return True
+        return sent_at is not None and await created_since(described, sent_at)
 
     def deferrable(self, delivery: Delivery) -> bool:
         """A failure whose receiver asked to be tried later, sooner than the give-up."""
@@ -162,6 +165,15 @@ def another_life(request: NotifyRequest, described: WorkflowExecutionDescription
     except ValueError:
         return False
     return bool(first) and first != life
+
+
+async def created_since(described: WorkflowExecutionDescription, sent_at: datetime) -> bool:
+    """Whether the task's running life was created after ``sent_at``: for a key that names no
+    life (a daily briefing's names its day), the creation its memo keeps tells lives apart.
+    A new config's run keeps its briefing's creation, a create writes its own; a memo without
+    one: not known, as before."""
+    created = temporal.created_at(await described.memo())
+    return created is not None and created > sent_at
 
 
 def give_up_time(info: activity.Info) -> datetime | None:

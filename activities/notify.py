@@ -117,7 +117,11 @@ class NotifyActivities:
         retries (after the delay the receiver asked for) and never handed over again. A try
         due after the give-up sends nothing: it fails for good with the last answers; so does
         a try whose task was deleted since (a watch, a daily briefing), its rows saying so."""
-        if await self._hand_over.task_deleted(request):
+        async with self._db.session() as session:
+            rows = await DeliveryRepository(session).under(request.user, request.idempotency_key)
+        # Its first try: a task created since then is another life, not the one that sent.
+        sent_at = min((row.created_at for row in rows), default=None)
+        if await self._hand_over.task_deleted(request, sent_at):
             await end_for_deleted_task(self._db, request)
         if past_give_up(activity.info()):
             async with self._db.session() as session:

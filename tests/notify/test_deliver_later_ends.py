@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from temporalio.client import WorkflowExecutionStatus
@@ -211,3 +212,73 @@ async def test_a_later_delivery_of_a_watch_deleted_and_created_again_is_not_sent
     reason = f"permanent: its task {task} was deleted; not sent"
     assert outcome == LaterOutcome(gave_up=True, failures=[f"email: {reason}"])
     assert (await _row(alice, key, "email")).status == "failed"
+
+
+async def _briefing_run(ts_env: WorkflowEnvironment, queue: str, created: datetime) -> Any:
+    """Alice's daily briefing as a deliver-later try sees it: its run, and the memo's creation
+    the service writes (kept by a run that a new config replaces, new at a create)."""
+    return await ts_env.client.start_workflow(
+        StandingWatch.run,
+        id="daily-briefing/alice",
+        task_queue=queue,
+        search_attributes=temporal.search_attributes("daily_briefing", "alice", state="active"),
+        memo=temporal.task_memo("Daily briefing for alice", created),
+    )
+
+
+async def _briefing_push_then(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, *, created_again: bool
+) -> tuple[str, LaterOutcome]:
+    """Alice's briefing pushes a day's briefing to a server that greylists it once; then the
+    briefing is deleted and created again (``created_again``), or a new config replaces its
+    run (it keeps its creation). The notification's key and the deliver-later outcome."""
+    async with _serving_tries(ts_env, alice) as (notify, tries):
+        queue = tries.info.task_queue
+        old = await _briefing_run(ts_env, queue, datetime.now(ZoneInfo("UTC")))
+        # A briefing's push key names the day, not a run: the same day is pushed once.
+        key = f"daily-briefing/alice/{unique('2026-11-30')}/push"
+        request = NotifyRequest(
+            user="alice",
+            message=Message(title="Briefing", body="Yesterday: 3 errors."),
+            targets=[Target(type="email", target=ADDRESS)],
+            idempotency_key=key,
+            task="daily-briefing/alice",
+            attempts=1,
+        )
+        result = await tries.run(notify.notify, request)
+        assert [d.status for d in result.deliveries] == [DeliveryStatus.DEFERRED]
+        memo = await (await old.describe()).memo()
+        await old.signal(StandingWatch.stop)  # deleted, or replaced by a new config ...
+        await old.result()
+        created = datetime.now(ZoneInfo("UTC")) if created_again else temporal.created_at(memo)
+        assert created is not None
+        new = await _briefing_run(ts_env, queue, created)  # ... and its next run
+        workflow_id = later_workflow_id("alice", key)
+        run = (await ts_env.client.get_workflow_handle(workflow_id).describe()).run_id
+        later = ts_env.client.get_workflow_handle(workflow_id, run_id=run, result_type=LaterOutcome)
+        outcome = await _outcome(ts_env, later)
+        await new.signal(StandingWatch.stop)
+    return key, outcome
+
+
+async def test_a_later_push_of_a_briefing_deleted_and_created_again_is_not_sent_as_the_new_ones(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # The briefing's key names its day, not its life: the new briefing's run is running, but
+    # the deleted one's push must not reach alice from the briefing she created since.
+    mailbox.greylist_first = 1
+    key, outcome = await _briefing_push_then(ts_env, alice, created_again=True)
+    assert len(mailbox.tries) == 1 and mailbox.messages == []
+    reason = "permanent: its task daily-briefing/alice was deleted; not sent"
+    assert outcome == LaterOutcome(gave_up=True, failures=[f"email: {reason}"])
+    assert (await _row(alice, key, "email")).status == "failed"
+
+
+async def test_a_later_push_of_a_briefing_whose_config_changed_meanwhile_is_delivered(
+    ts_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # A new config replaces the run, not the briefing: its push goes out as asked.
+    mailbox.greylist_first = 1
+    key, outcome = await _briefing_push_then(ts_env, alice, created_again=False)
+    assert outcome == LaterOutcome() and len(mailbox.messages) == 1
+    assert (await _row(alice, key, "email")).status == "sent"
