@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.agent.errors import ConversationError
-from ambient.status import database_problem
+from ambient.status import problem_told
 from ambient.storage import Database
 from ambient.storage.models import ChatConversation, utcnow
 
@@ -251,7 +251,8 @@ class ConversationStore:
             async with self.db.writing() as session:
                 yield session
         except Exception as exc:
-            if (problem := database_problem(exc, None)) is None:
+            # In a user's terms: a chat user is no operator (the log keeps where and why).
+            if (problem := problem_told(exc, None, operator=False)) is None:
                 raise
             raise ConversationError(f"{UNSTORED}: {problem}") from exc
 

@@ -230,14 +230,17 @@ class TaskService(TaskSchedules):
 
     async def _checked_now(self, task_id: str) -> TaskStatus | None:
         """Ask a web monitor to check now and wait, up to ``baseline_wait``, for the status
-        once that check handed back; None: not in time (the check is asked all the same). A
-        worker of a release before the ``checked_now`` update refuses it: the signal asks."""
+        once that check handed back; None: not in time. A worker of a release before the
+        ``checked_now`` update refuses it: the signal asks. Not in time, the signal asks too:
+        an update no worker accepted yet lives in the server's memory alone (a restart loses
+        it), a signal is in the history at once (asked twice, the check is still one)."""
         handle = self.client.get_workflow_handle(task_id)
         try:
-            with contextlib.suppress(*temporal.CUT_SHORT):
-                async with asyncio.timeout(self.baseline_wait):
-                    return await handle.execute_update("checked_now", result_type=TaskStatus)
+            async with asyncio.timeout(self.baseline_wait):
+                return await handle.execute_update("checked_now", result_type=TaskStatus)
         except WorkflowUpdateFailedError:
+            await handle.signal("check_now")
+        except temporal.CUT_SHORT:
             await handle.signal("check_now")
         return None
 

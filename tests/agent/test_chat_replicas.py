@@ -31,6 +31,7 @@ from ambient.agent.hub import McpServerSpec, client_for
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.settings import Settings
+from ambient.status import DATABASE_DOWN
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import ChatConversation, utcnow
@@ -575,4 +576,5 @@ async def test_a_turn_whose_database_stops_answering_ends_with_an_error_saying_s
     finally:
         await gone.close()
     assert kinds(events) == ["error", "done"] and llm.requests == []
-    assert (events[0].text or "").startswith(UNSTORED + ": the database is unreachable"), events
+    # Said in a chat user's terms: where the database is (its host and port) is the log's.
+    assert events[0].text == f"{UNSTORED}: {DATABASE_DOWN}", events

@@ -34,15 +34,16 @@ ZONE = "Asia/Shanghai"
 
 
 class Busy:
-    """A page whose server answers 429 (Retry-After: ``pause`` s) to its first ``busy``
-    requests, then the page; it keeps the time and status of every request."""
+    """A page whose server answers 429 (Retry-After: ``pause`` s) to ``busy`` requests after
+    its first ``ok_first``, the page to the others; it keeps the time and status of every
+    request."""
 
-    def __init__(self, pause: int, busy: int) -> None:
-        self.pause, self.busy = pause, busy
+    def __init__(self, pause: int, busy: int, ok_first: int = 0) -> None:
+        self.pause, self.busy, self.ok_first = pause, busy, ok_first
         self.requests: list[tuple[float, int]] = []
 
     async def page(self, request: Request) -> Response:
-        if len(self.requests) < self.busy:
+        if self.ok_first <= len(self.requests) < self.ok_first + self.busy:
             self.requests.append((time.time(), 429))
             return Response("slow down", 429, headers={"retry-after": str(self.pause)})
         self.requests.append((time.time(), 200))
@@ -91,6 +92,23 @@ async def test_check_now_during_a_pause_asks_nothing_and_says_when_at_the_servic
     }
     assert [status for _, status in page.requests] == [429]  # not asked again
     await service.delete(USER, task_id)
+
+
+async def test_a_pause_the_asked_check_itself_meets_is_said_by_its_answer(
+    service: TaskService,  # noqa: F811
+    busy: tuple[Busy, str],
+) -> None:
+    """The page answered at creation; the check asked for is the one the 429 answers. A status
+    read right after a signal predates that check's hand-back: the answer said nothing."""
+    page, base = busy
+    page.ok_first = 1
+    ref = await service.create(USER, "web_monitor", monitor(base, "/news"), unique("later"))
+    assert ref.baseline is not None
+    checked = await service.trigger(USER, ref.task_id)
+    assert [status for _, status in page.requests] == [200, 429]
+    (wait,) = checked.waits
+    assert checked.note == said_wait(wait.until.isoformat())
+    await service.delete(USER, ref.task_id)
 
 
 async def test_a_check_asked_during_a_pause_is_made_as_soon_as_the_pause_ends(
