@@ -12,6 +12,7 @@ import pytest
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
+from starlette.requests import Request
 from temporalio.testing import WorkflowEnvironment
 
 from activities.remediation import RemediationActivities
@@ -105,12 +106,14 @@ async def test_the_api_token_lookup_holds_no_database_connection_for_the_rest_of
         _, token = await UserRepository(session).create(UserCreate(name=unique("storm")))
         await session.commit()
     async with deps.db.session() as session:
+        request = Request({"type": "http", "headers": []})
         user = await get_optional_user(
-            session, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+            request, session, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
         )
         # The request goes on to Temporal with this session open: it must not pin a connection.
         assert not session.in_transaction()
         assert user is not None and user.name.startswith("storm")
+        assert request.state.operator is False  # a member: told what is down, not where
 
 
 async def test_the_same_alerts_sent_many_times_at_once_start_one_run_each_and_record_every_repeat(
