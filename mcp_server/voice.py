@@ -99,7 +99,13 @@ class VoiceServer(ListedServer):
     ) -> CallToolResult:
         """Ask the speaker to say these arguments again, in the caller's language."""
         speaker = arguments.get("speaker") if "speaker" not in fields else None
-        words = [sentences.ARGUMENT_WORDS.get(field, (field, field)) for field in fields]
+        # A field no tool takes (one a model made up, or inside one) has no words: its code
+        # name is no word to speak, so the whole call is heard again.
+        words = [
+            sentences.ARGUMENT_WORDS[field] for field in fields if field in sentences.ARGUMENT_WORDS
+        ]
+        if not words:
+            return await self._said(context, speaker, *sentences.SAY_AGAIN)
         said, said_en = "和".join(zh for zh, _ in words), " and ".join(en for _, en in words)
         zh, en = f"没听清{said}，请再说一次。", f"I didn't catch {said_en}. Please say it again."
         return await self._said(context, speaker, zh, en)

@@ -1,0 +1,55 @@
+"""An argument asked for again is said in words, never by its code name: every argument the
+voice profile publishes, and a field no tool takes, over /mcp/voice as xiaozhi-server calls it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ambient.settings import Settings
+from mcp_server.voice_sentences import ARGUMENT_WORDS, SAY_AGAIN
+from tests.support.servers import HANG
+from tests.voice.support import assert_speakable
+from tests.voice.test_voice_http import _api, _register
+
+LATIN = re.compile(r"[A-Za-z]")
+
+
+async def test_every_argument_of_every_voice_tool_is_asked_again_in_words(
+    settings: Settings,
+) -> None:
+    """An argument with no words was spoken as its code name ("没听清watch_name，请再说一次。"),
+    and so was a field the model made up (a NUL in ``watch_name`` beside ``name``). Each
+    argument the server publishes has its words; a field no tool takes is no word at all."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    said: dict[tuple[str, str], str] = {}
+    async with _api(settings) as (base, http):
+        me = await _register(http, settings, "lan")
+        async with (
+            httpx2.AsyncClient(timeout=HANG, headers=me, trust_env=False) as client_http,
+            Client(streamable_http_client(f"{base}/mcp/voice", http_client=client_http)) as client,
+        ):
+
+            async def text(tool: str, arguments: dict[str, Any]) -> str:
+                result = await client.call_tool(tool, arguments)
+                assert not result.is_error, result.content
+                answer = getattr(result.content[0], "text", "")
+                assert_speakable(answer)
+                return answer
+
+            tools = (await client.list_tools()).tools
+            for tool in tools:
+                for argument in tool.input_schema.get("properties", {}):
+                    # A NUL no database stores: refused before the tool runs, naming it.
+                    said[tool.name, argument] = await text(tool.name, {argument: "a\x00b"})
+            made_up = await text("task_status", {"name": "shop", "watch_name": "a\x00b"})
+            nested = await text("task_status", {"name": "shop", "extra": {"watch_name": "\x00"}})
+    assert len(said) >= len(tools) > 0
+    for (tool, argument), answer in said.items():
+        assert argument in ARGUMENT_WORDS, f"{tool}'s {argument!r} has no words"
+        assert answer == f"没听清{ARGUMENT_WORDS[argument][0]}，请再说一次。", (tool, answer)
+        assert not LATIN.search(answer), (tool, argument, answer)
+    assert made_up == nested == SAY_AGAIN[0]
