@@ -40,6 +40,10 @@ def _told(db: Database, task: str, kind: str, times: int) -> Callable[[], Any]:
     return seen
 
 
+async def _at_least(read: Callable[[], Any], n: int) -> bool:
+    return bool(await read() >= n)
+
+
 async def test_a_web_monitor_whose_page_cannot_be_reached_is_told_until_it_recovers_or_is_deleted(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -352,14 +356,35 @@ async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it
         async with voice_client(state, user) as client:
             said = await say(client, "task_status", name="shop home")
             assert said.startswith("shop home正在运行，已检查 ") and said.endswith(
-                "次，但检查一直失败。"
+                "次，但最近一次失败了。"
             ), said
+
+            # "检查一直失败" said nothing of how many: the checks failed in a row are counted.
+            async def failed_in_a_row() -> int:
+                status = await state.tasks.get(user, ref.task_id)
+                urls = status.detail["urls"]
+                assert isinstance(urls, dict)
+                return int(urls[f"{base}/shop"]["failures"])
+
+            for times in (2, 3):
+                await state.tasks.trigger(user, ref.task_id)
+                await eventually(lambda n=times: _at_least(failed_in_a_row, n))
+            checks = (await state.tasks.get(user, ref.task_id)).checks
+            said = await say(client, "task_status", name="shop home")
+            assert said == f"shop home正在运行，已检查 {checks} 次，但最近连续 3 次都失败了。"
+            async with deps.db.session() as session:
+                account = await UserRepository(session).get(user)
+                assert account is not None
+                account.language = "en"
+                await session.commit()
+            said = await say(client, "task_status", name="shop home")
+            assert said == f"shop home is running, checked {checks} times, but the last 3 failed."
 
             site.pages["/shop"] = article("Open again.")
             await state.tasks.trigger(user, ref.task_id)
             await eventually(_told(deps.db, ref.task_id, "watch.recovered", 1))
             said = await say(client, "task_status", name="shop home")
-            assert said.startswith("shop home正在运行，已检查 ") and "失败" not in said, said
+            assert said == f"shop home is running, checked {checks + 1} times.", said
 
 
 def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
@@ -408,3 +433,33 @@ def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
     long = [run(n, "x" * 400) for n in range(3)]
     unnamed = needs_answer(long, [], False, ["y" * 150])
     assert "3 fixes waiting" in unnamed and "first one" not in unnamed, unnamed
+
+
+def test_a_threshold_watch_failing_its_reads_is_said_with_how_many_failed_in_a_row() -> None:
+    """A threshold watch counts its failed reads in its status' own ``failures`` (a web monitor
+    per page); a status that counts none is still said to fail."""
+    from ambient.watches.configs import TaskKind, TaskState
+    from ambient.watches.models import TaskStatus
+    from mcp_server.voice_tools import _failing_clause
+
+    def status(**detail: object) -> TaskStatus:
+        return TaskStatus(
+            task_id="threshold-watch/u/btc",
+            kind=TaskKind.THRESHOLD_WATCH,
+            user="u",
+            state=TaskState.ACTIVE,
+            checks=9,
+            config={},
+            detail=detail,
+        )
+
+    failing = [("threshold-watch/u/btc", None)]
+    assert _failing_clause(status(failures=4), failing) == (
+        "，但最近连续 4 次都失败了",
+        ", but the last 4 failed",
+    )
+    assert _failing_clause(status(), failing) == (
+        "，但检查一直失败",
+        ", but its checks keep failing",
+    )
+    assert _failing_clause(status(failures=4), []) == ("", "")
