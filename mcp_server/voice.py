@@ -58,7 +58,11 @@ class VoiceServer(ListedServer):
             for key, value in (arguments or {}).items()
             if value is not None and not (isinstance(value, str) and not value.strip())
         }
-        found = unstorable_at(arguments) if name in self._tool_manager._tools else None
+        tool = self._tool_manager.get_tool(name)
+        # Only the tool's own arguments: one it does not take (a model's own) is never read,
+        # and asking for it again named another tool's argument ("没听清时间范围" of a status).
+        taken = tool.parameters.get("properties", {}) if tool is not None else {}
+        found = unstorable_at({k: v for k, v in arguments.items() if k in taken})
         if found is not None:
             # PostgreSQL refuses a NUL (U+0000) in text, no database a lone surrogate: heard
             # again before any tool runs.

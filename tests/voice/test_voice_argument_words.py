@@ -45,11 +45,30 @@ async def test_every_argument_of_every_voice_tool_is_asked_again_in_words(
                 for argument in tool.input_schema.get("properties", {}):
                     # A NUL no database stores: refused before the tool runs, naming it.
                     said[tool.name, argument] = await text(tool.name, {argument: "a\x00b"})
-            made_up = await text("task_status", {"name": "shop", "watch_name": "a\x00b"})
-            nested = await text("task_status", {"name": "shop", "extra": {"watch_name": "\x00"}})
+            # A field the tool does not take is never read: the call is answered without it
+            # (a status was answered "没听清时间范围" for another tool's argument, ``hours``).
+            plain = await text("task_status", {"name": "shop"})
+            extras = [
+                await text("task_status", {"name": "shop", **extra})
+                for extra in ({"watch_name": "a\x00b"}, {"x": {"y": "\x00"}}, {"hours": "\x00"})
+            ]
     assert len(said) >= len(tools) > 0
     for (tool, argument), answer in said.items():
         assert argument in ARGUMENT_WORDS, f"{tool}'s {argument!r} has no words"
         assert answer == f"没听清{ARGUMENT_WORDS[argument][0]}，请再说一次。", (tool, answer)
         assert not LATIN.search(answer), (tool, argument, answer)
-    assert made_up == nested == SAY_AGAIN[0]
+    assert "没听清" not in plain and extras == [plain] * 3, (plain, extras)
+
+
+async def test_a_field_with_no_words_is_heard_again_as_the_whole_call(settings: Settings) -> None:
+    """Whatever a refused field is named (no argument of the tool's: a nested field, a name a
+    later validation reports), its code name is never said: the call is heard again."""
+    from mcp_server.voice import VoiceServer, build_voice_server
+
+    server = build_voice_server(settings)
+    assert isinstance(server, VoiceServer)
+    for fields in (["watch_name"], ["urls.0"], ["arguments"]):
+        result = await server._say_again(None, fields, {})
+        assert getattr(result.content[0], "text", "") == SAY_AGAIN[0], fields
+    both = await server._say_again(None, ["watch_name", "name"], {})
+    assert getattr(both.content[0], "text", "") == "没听清任务名，请再说一次。"
