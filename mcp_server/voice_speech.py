@@ -436,6 +436,7 @@ _NUMBER_WORDS: dict[str, float] = {
     **{"两": 2, "俩": 2, "半": 0.5, "几": 3},
     **{w: i + 1 for i, w in enumerate(_ENGLISH_NUMBERS)},
     **{"a": 1, "an": 1, "half": 0.5, "couple": 2, "few": 3, "several": 3},
+    **{"half a": 0.5, "half an": 0.5},  # "half a day": not "a day"
 }
 # A count in words is read whole: its first words left unread, "一百小时" was one hour and
 # "twenty-four hours" four.
@@ -507,7 +508,8 @@ _UNITS_ZH = "|".join("(?<!点)钟" if k == "钟" else k for k in _UNIT_HOURS if 
 _UNITS_EN = "|".join(f"{k}s?" for k in _UNIT_HOURS if k.isascii())
 _SPAN = re.compile(
     rf"(\d+(?:\.\d+)?|[零一二三四五六七八九十百千两俩半几]+|\b{_ENGLISH_COUNT}\b"
-    r"|\b(?:a|an|half|couple|few|several)\b)?\s*(?:of\s+)?个?(半|\s*\band\s+a\s+half\b)?多?\s*"
+    r"|\b(?:half a|half an|a|an|half|couple|few|several)\b)?"
+    r"\s*(?:of\s+)?个?(半|\s*\band\s+a\s+half\b)?多?\s*"
     rf"({_UNITS_ZH}|(?<![a-z])(?:{_UNITS_EN})\b)(半|\s+and\s+a\s+half\b)?",
 )
 # A part of today ("上午", "this morning") is today's span: asked again, the same word came back.

@@ -241,3 +241,14 @@ async def test_an_empty_string_for_an_optional_argument_is_the_argument_left_out
         assert (
             await say(voice, "approve_remediation", which=" ") == "没听清是哪个修复，请再说一次。"
         )
+
+
+async def test_half_a_day_is_twelve_hours_not_a_day(deps: WorkerDeps) -> None:
+    """ "errors in the last half a day" was read as "a day" (the "half" before "a" unread) and
+    answered "最近 24 小时…"; "半天" was always 12."""
+    user = unique("vh")
+    await make_user(deps.db, user)
+    async with voice_without_temporal(deps, user) as voice:
+        for said, hours in [("half a day", 12), ("the last half an hour", 1), ("半天", 12)]:
+            answer = await say(voice, "recent_errors", hours=said)
+            assert answer == f"最近 {hours} 小时没有错误。", (said, answer)
