@@ -27,7 +27,7 @@ from ambient.watches.configs import TaskKind
 from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
 from ambient.watches.reads import TaskSummary
-from ambient.watches.service import DELIVERED_UNCONFIRMED
+from ambient.watches.service import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences
@@ -352,6 +352,10 @@ async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str 
                 f"I asked {label_en} to {verb_en}, but it isn't confirmed yet;"
                 " ask me about it later.",
             )
+        if sent.note == ALREADY_SO:  # nothing was sent: "好的，已暂停" said it had just been
+            if pause:
+                return say(f"{label}本来就是暂停的。", f"{label_en} was already paused.")
+            return say(f"{label}本来就在运行。", f"{label_en} was already running.")
         if pause:
             return say(f"好的，{label}已暂停。", f"OK, {label_en} is paused.")
         return say(f"好的，{label}已恢复运行。", f"OK, {label_en} is running again.")

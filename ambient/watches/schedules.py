@@ -54,7 +54,7 @@ class TaskSchedules(TaskReads):
         except ScheduleAlreadyRunningError:
             # The same config again: written anew, so a schedule stored before its spec's rule
             # was fixed (one cron for both day fields, say) runs as its config says now.
-            status = await self._update_schedule(user, task_id, parsed, same_config=True)
+            status, _ = await self._update_schedule(user, task_id, parsed, same_config=True)
             return TaskRef(task_id=task_id, kind=kind, state=status.state, created=False)
         # A new life: its news pages are compared from its own first look, not with the pages a
         # deleted schedule of the same name kept (snapshots are kept by task id). Its first run
@@ -85,8 +85,9 @@ class TaskSchedules(TaskReads):
         *,
         same_config: bool = False,
         pause: bool | None = None,
-    ) -> TaskStatus:
-        """Write a schedule in place (validated first) and answer its status: a bad update
+    ) -> tuple[TaskStatus, bool]:
+        """Write a schedule in place (validated first) and answer its status, and whether it
+        was written (not: a pause or resume of one already so): a bad update
         leaves it as it was, and a pause or resume that lands while it is written is kept.
         ``parsed`` None: its stored config, written again (the spec as its config says now).
         ``pause``: paused or resumed in the same write, its AmbientState with it (a patch
@@ -109,7 +110,7 @@ class TaskSchedules(TaskReads):
             if pause is not None and current.schedule.state.paused == pause == (
                 marked == TaskState.PAUSED.value
             ):
-                return status
+                return status, False
             run = await self._stored_run(current)
             config = parsed or (run.config if run else None)
             # Keep the pause state the user chose and the life's run ids; replace action, spec
@@ -156,7 +157,7 @@ class TaskSchedules(TaskReads):
                 == (schedule.state.note, paused)
                 and written.config == wanted
             ):
-                return written
+                return written, True
         # Said for what the user asked: a pause, resume or repeated create is no update_task.
         what = "create" if same_config else {None: "update", True: "pause", False: "resume"}[pause]
         raise TaskError(

@@ -53,6 +53,9 @@ from ambient.watches.schedules import TaskSchedules
 # answer (its worker busy, its workflow task held by a slow local activity, or Temporal gone
 # since): the server holds the control, which applies when the worker takes it.
 DELIVERED_UNCONFIRMED = N_("delivered; not confirmed yet (its worker or Temporal did not answer)")
+# A pause of a paused task or a resume of a running one: nothing was sent (a signal would have
+# changed nothing but its run's history, a schedule's write its conflict token).
+ALREADY_SO = N_("it already was; nothing was sent")
 
 
 class TaskService(TaskSchedules):
@@ -179,8 +182,13 @@ class TaskService(TaskSchedules):
         checked: TaskStatus | None = None  # a web monitor's status once its check handed back
         if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
             # Its answer is the status its write was checked against: no third look.
-            status = await self._update_schedule(user, task_id, None, pause=signal == "pause")
-            return TaskRef(task_id=task_id, kind=status.kind, state=status.state, created=False)
+            status, wrote = await self._update_schedule(
+                user, task_id, None, pause=signal == "pause"
+            )
+            note = None if wrote else ALREADY_SO
+            return TaskRef(
+                task_id=task_id, kind=status.kind, state=status.state, created=False, note=note
+            )
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 await self.client.get_schedule_handle(task_id).trigger()
@@ -188,14 +196,19 @@ class TaskService(TaskSchedules):
                 # Asked through an update that answers once the check handed back: a page
                 # whose server asked us to wait is not asked, and the answer says so (a status
                 # read after a signal often predates the poll that found the pause).
-                before = await self._live(task_id)
+                before, _ = await self._live(task_id)
                 checked = await self._checked_now(task_id)
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
-                before = await self._live(task_id)
+                before, _ = await self._live(task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                before = await self._live(task_id)
+                before, settled = await self._live(task_id)
+                if before is new_state and settled:
+                    # Already so, and no control sent before is still on its way to change it.
+                    return TaskRef(
+                        task_id=task_id, kind=kind, state=before, created=False, note=ALREADY_SO
+                    )
                 await self.client.get_workflow_handle(task_id).signal(signal)
         try:
             status = checked or await self.get(user, task_id)
@@ -271,7 +284,7 @@ class TaskService(TaskSchedules):
         # The same rules as create, for the task's own type (a digest is a schedule config).
         parsed = await checked_config(kind.value, config, user, self.settings, self.db)
         if isinstance(parsed, ReminderConfig):
-            return await self._update_schedule(user, task_id, parsed)
+            return (await self._update_schedule(user, task_id, parsed))[0]
         payload = parsed.model_dump(mode="json")
         update_id = f"update-{request_id or uuid.uuid4().hex}"
         # An update waits for a worker to take it, with no end: with none running it hung for
@@ -355,18 +368,20 @@ class TaskService(TaskSchedules):
             for kind, payload in events:
                 await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
 
-    async def _live(self, task_id: str) -> TaskState:
+    async def _live(self, task_id: str) -> tuple[TaskState, bool]:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
-        again once it had ended)."""
+        again once it had ended). Its state, and whether it is settled: no workflow task is
+        pending, so no control sent it waits to be taken (the state is what all of them made)."""
         # Read off the run's own search attribute (the server's, no worker asked): a status
         # query first left a control under load undone, "is the worker running?" said.
         description = await self._describe(task_id)
         state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
         if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
             raise TaskStateError(_stopped(task_id))
-        return TaskState(state)
+        settled = not description.raw_description.HasField("pending_workflow_task")
+        return TaskState(state), settled
 
     async def _answering(self, user: str, task_id: str) -> TaskState:
         """``_live``, and its worker answering within QUERY_TIMEOUT (WorkerSilentError if not):
