@@ -501,10 +501,18 @@ async def recent_errors(
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
-        tasks = say(
-            f"最近{zh}有 {by_task.total()} 个错误，主要是：{named}。",
-            f"{counted(by_task.total(), 'error', 'errors')} in the last {en}, mostly: {named_en}.",
-        )
+        total = counted(by_task.total(), "error", "errors")
+        if len(by_task) == 1:  # one task: "主要是" said there were others
+            one = by_task.total() == 1
+            tasks = say(
+                f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {top[0][0]}。",
+                f"{total} in the last {en}, {'' if one else 'all '}from {top[0][0]}.",
+            )
+        else:
+            tasks = say(
+                f"最近{zh}有 {by_task.total()} 个错误，主要是：{named}。",
+                f"{total} in the last {en}, mostly: {named_en}.",
+            )
         if not logged:
             return tasks
         return tasks + say(

@@ -150,9 +150,9 @@ async def test_a_span_of_whole_days_is_said_back_in_days_in_the_users_language(
         assert await say(voice, "recent_errors") == "最近 24 小时没有错误。"
     async with server(english) as voice:
         said = await say(voice, "recent_errors", hours="the past three days")
-        assert said == "1 error in the last 3 days, mostly: shop 1 time.", said
+        assert said == "1 error in the last 3 days, from shop.", said
         assert await say(voice, "recent_errors", hours=1) == (
-            "1 error in the last hour, mostly: shop 1 time."
+            "1 error in the last hour, from shop."
         )
 
 

@@ -397,7 +397,7 @@ async def test_recent_errors_and_cluster_health_in_one_sentence(
     state = _state(deps, dev_env)
     async with voice_client(state, user) as client:
         errors = await say(client, "recent_errors")
-        assert errors == "最近 24 小时有 2 个错误，主要是：shop home 2 次。"
+        assert errors == "最近 24 小时有 2 个错误，都来自 shop home。"
         unconfigured = await say(client, "cluster_health")
         assert "还没有配置腾讯云" in unconfigured
     async with serve(api.app()) as base:
@@ -438,7 +438,7 @@ async def test_recent_errors_say_the_latest_briefings_log_errors_too(
             )
             await session.commit()
         assert await say(client, "recent_errors") == (
-            "最近 24 小时有 1 个错误，主要是：shop home 1 次。最新的简报里，日志还有 20 个错误。"
+            "最近 24 小时有 1 个错误，来自 shop home。最新的简报里，日志还有 20 个错误。"
         )
 
 
