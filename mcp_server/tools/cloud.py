@@ -16,7 +16,6 @@ from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOGS, MAX_METRIC_MINUTES, LogSearch
-from ambient.cloud.service import CloudOpsService
 from ambient.domain.identifiers import (
     TENCENT_REGION_HINT,
     TKE_CLUSTER_HINT,
@@ -69,10 +68,10 @@ class Workloads(BaseModel):
     workloads: list[Workload]
 
 
-def cloud_ops(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
-    """The cloud service and who asks (anonymous over an unauthenticated transport)."""
+def cloud_actor(ctx: Context[Any, Any]) -> str:
+    """Who asks for a cloud operation (anonymous over an unauthenticated transport)."""
     actor = caller(ctx)
-    return app_state(ctx).cloud_ops, ANONYMOUS if actor is None else actor
+    return ANONYMOUS if actor is None else actor
 
 
 async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
@@ -200,8 +199,7 @@ async def scale_node_pool(
         cluster_id=cluster_id, node_pool_id=node_pool_id, desired=desired, region=region
     )
     # The service reads the permission from the database and decides; this door only asks.
-    service, actor = cloud_ops(ctx)
-    return await service.scale_node_pool(actor, spec, mode)
+    return await app_state(ctx).cloud_ops.scale_node_pool(cloud_actor(ctx), spec, mode)
 
 
 def register(mcp: MCPServer[Any]) -> None:
