@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ambient.briefing.service import BriefingService
     from ambient.cloud.reads import CloudReads
     from ambient.cloud.service import CloudOpsService
+    from ambient.cloud.workloads import WorkloadOps
     from ambient.discussions.service import DiscussionService
     from ambient.remediation.service import RemediationService
     from ambient.watches.service import TaskService
@@ -89,6 +90,13 @@ class AppState:
         from ambient.cloud.service import CloudOpsService
 
         return CloudOpsService(self.db, self.cloud)
+
+    @property
+    def workload_ops(self) -> WorkloadOps:
+        """apply_yaml, scale_workload, restart_workload: ``async with`` closes its clients."""
+        from ambient.cloud.workloads import WorkloadOps
+
+        return WorkloadOps(self.cloud_ops, self.settings.kubeconfig)
 
     @property
     def cloud_reads(self) -> CloudReads:

@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ambient.storage.models import User
-from ambient.storage.users import UserRepository, not_registered
+from ambient.storage.users import UserRepository, registered
 from ambient.wiring import AppState, StateHolder
 
 # The audit actor of a call that has no user (a stdio session started without --user).
@@ -71,6 +71,4 @@ async def sees_operator_detail(ctx: Context[Any, Any], *, database_answers: bool
 
 async def current_user_row(ctx: Context[Any, Any]) -> User:
     """The caller's row, read now: roles and permissions come from the database, never the call."""
-    name = current_user(ctx)
-    async with app_state(ctx).db.session() as session:
-        return await UserRepository(session).existing(name, ToolError(not_registered(name)))
+    return await registered(app_state(ctx).db, current_user(ctx), ToolError)

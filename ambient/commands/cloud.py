@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import yaml
@@ -27,7 +27,6 @@ from ambient.cloud.images import DEFAULT_QUESTION, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOG_HOURS, MAX_LOGS, CloudReads, look_back
-from ambient.cloud.service import CloudOpsService
 from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
 from ambient.commands import (
     Json,
@@ -42,6 +41,9 @@ from ambient.commands import (
 )
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
+
+if TYPE_CHECKING:  # the state is built when a command runs (run_service)
+    from ambient.wiring import AppState
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
@@ -222,9 +224,8 @@ def _mode(execute: bool) -> Mode:
     return "execute" if execute else "dry_run"
 
 
-def _run(work: Callable[[CloudOpsService, Settings], Coroutine[Any, Any, BaseModel]]) -> None:
-    result = run_service(lambda s: s, lambda s: work(s.cloud_ops, s.settings), CloudOpsError)
-    print_json(console, result)
+def _run(work: Callable[[AppState], Coroutine[Any, Any, BaseModel]]) -> None:
+    print_json(console, run_service(lambda s: s, work, CloudOpsError))
 
 
 def _workload(
@@ -241,8 +242,8 @@ def _workload(
 
 
 def _run_on_cluster(work: Callable[[WorkloadOps], Coroutine[Any, Any, BaseModel]]) -> None:
-    async def run(service: CloudOpsService, settings: Settings) -> BaseModel:
-        async with WorkloadOps(service, settings.kubeconfig) as ops:
+    async def run(state: AppState) -> BaseModel:
+        async with state.workload_ops as ops:
             return await work(ops)
 
     _run(run)
@@ -252,7 +253,7 @@ def _run_on_cluster(work: Callable[[WorkloadOps], Coroutine[Any, Any, BaseModel]
 def create_node_pool(spec_file: SpecFile, user: User, execute: Execute = False) -> None:
     """Add a TKE node pool from a spec file (cluster_id, name, vpc_id, subnet_ids, ...)."""
     spec = _spec_file(NodePoolSpec, spec_file)
-    _run(lambda s, _: s.create_node_pool(user, spec, _mode(execute)))
+    _run(lambda s: s.cloud_ops.create_node_pool(user, spec, _mode(execute)))
 
 
 @app.command("scale-node-pool")
@@ -272,21 +273,21 @@ def scale_node_pool(
         desired=desired,
         region=region,
     )
-    _run(lambda s, _: s.scale_node_pool(user, spec, _mode(execute)))
+    _run(lambda s: s.cloud_ops.scale_node_pool(user, spec, _mode(execute)))
 
 
 @app.command("create-alarm")
 def create_alarm(spec_file: SpecFile, user: User, execute: Execute = False) -> None:
     """Create a CLS alarm policy from a spec file (name, topic_id, query, condition, ...)."""
     spec = _spec_file(AlarmSpec, spec_file)
-    _run(lambda s, _: s.create_cls_alarm(user, spec, _mode(execute)))
+    _run(lambda s: s.cloud_ops.create_cls_alarm(user, spec, _mode(execute)))
 
 
 @app.command("create-logset")
 def create_logset(name: str, user: User, execute: Execute = False, region: Region = None) -> None:
     """Create a CLS logset (preview unless --execute)."""
     spec = parsed(LogsetSpec, name=name, region=region)
-    _run(lambda s, _: s.create_logset(user, spec, _mode(execute)))
+    _run(lambda s: s.cloud_ops.create_logset(user, spec, _mode(execute)))
 
 
 @app.command("create-topic")
@@ -300,7 +301,7 @@ def create_topic(
 ) -> None:
     """Create a CLS log topic in a logset (preview unless --execute)."""
     spec = parsed(TopicSpec, logset_id=logset_id, name=name, period=period, region=region)
-    _run(lambda s, _: s.create_log_topic(user, spec, _mode(execute)))
+    _run(lambda s: s.cloud_ops.create_log_topic(user, spec, _mode(execute)))
 
 
 @app.command("create-scheduled-sql")
@@ -324,7 +325,7 @@ def create_scheduled_sql(
         period_minutes=every,
         region=region,
     )
-    _run(lambda s, _: s.create_scheduled_sql(user, spec, _mode(execute)))
+    _run(lambda s: s.cloud_ops.create_scheduled_sql(user, spec, _mode(execute)))
 
 
 @app.command("apply")
@@ -380,4 +381,4 @@ def describe_image(
     question: Annotated[str, typer.Option(help="what to ask")] = DEFAULT_QUESTION,
 ) -> None:
     """Ask the vision model about a dashboard image (URL)."""
-    _run(lambda _, settings: describe_dashboard_image(settings, image_url, question))
+    _run(lambda s: describe_dashboard_image(s.settings, image_url, question))

@@ -12,6 +12,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from ambient.refusals import N_
+
 # Annotation stamped on an object with the step key of the last change we made to it, so a
 # retried or re-run step finds its own effect instead of applying it twice.
 STEP_ANNOTATION = "ambient-ops.io/remediation-step"
@@ -39,13 +41,15 @@ class Rung(IntEnum):
     HAND_OVER = 6
 
 
+# The plan's words: msgids the remediation pages translate (a plan recorded in other words is
+# shown as recorded).
 RUNG_ACTIONS: dict[Rung, str] = {
-    Rung.RESTART: "rollout restart (new pods, same release)",
-    Rung.SCALE_OUT: "scale out (absolute replica count, capped by the blast-radius limit)",
-    Rung.ROLLBACK: "roll back the release to the revision before the one running at the start",
-    Rung.ISOLATE: "isolate the service (Service selector matches no pod)",
-    Rung.FULL_ROLLBACK: "full rollback: release, ConfigMaps, replicas and isolation as before",
-    Rung.HAND_OVER: "hand over to a person (broadcast queue + push now)",
+    Rung.RESTART: N_("rollout restart (new pods, same release)"),
+    Rung.SCALE_OUT: N_("scale out (absolute replica count, capped by the blast-radius limit)"),
+    Rung.ROLLBACK: N_("roll back the release to the revision before the one running at the start"),
+    Rung.ISOLATE: N_("isolate the service (Service selector matches no pod)"),
+    Rung.FULL_ROLLBACK: N_("full rollback: release, ConfigMaps, replicas and isolation as before"),
+    Rung.HAND_OVER: N_("hand over to a person (broadcast queue + push now)"),
 }
 
 

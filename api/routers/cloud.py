@@ -24,7 +24,7 @@ from ambient.cloud.images import (
 )
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
-from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
+from ambient.cloud.workloads import WorkloadResult, WorkloadSpec
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from api.deps import CurrentUser, StateDep
@@ -141,21 +141,21 @@ async def create_scheduled_sql(
 @router.post("/apply")
 async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
     """Server-side apply YAML documents; dry_run answers each document's diff."""
-    async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
+    async with state.workload_ops as ops:
         return await ops.apply_yaml(user.name, body, body.mode)
 
 
 @router.post("/workloads/scale")
 async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Scale a Deployment to an absolute replica count."""
-    async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
+    async with state.workload_ops as ops:
         return await ops.scale_workload(user.name, body, body.replicas, body.mode)
 
 
 @router.post("/workloads/restart")
 async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Rolling-restart a Deployment."""
-    async with WorkloadOps(state.cloud_ops, state.settings.kubeconfig) as ops:
+    async with state.workload_ops as ops:
         return await ops.restart_workload(user.name, body, body.mode)
 
 

@@ -167,16 +167,6 @@ REMEDIATION_STATES = {
     "dry_run": N_("dry run"),
     "execute": N_("execute"),
 }
-# What each rung of the ladder does (ambient.remediation.ladder.RUNG_ACTIONS, the plan's words),
-# as the page says it; a plan recorded in other words is shown as recorded.
-RUNG_WORDS = (
-    N_("rollout restart (new pods, same release)"),
-    N_("scale out (absolute replica count, capped by the blast-radius limit)"),
-    N_("roll back the release to the revision before the one running at the start"),
-    N_("isolate the service (Service selector matches no pod)"),
-    N_("full rollback: release, ConfigMaps, replicas and isolation as before"),
-    N_("hand over to a person (broadcast queue + push now)"),
-)
 # Each rung as the pages name it (its id, RESTART..., stays the API's).
 RUNG_NAMES = {
     Rung.RESTART: N_("restart"),

@@ -15,8 +15,7 @@ from ambient.clients.log_formats import parse_time
 from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
-from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOGS, MAX_METRIC_MINUTES, CloudReads, LogSearch
-from ambient.cloud.service import CloudOpsService
+from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOGS, MAX_METRIC_MINUTES, LogSearch
 from ambient.domain.identifiers import (
     TENCENT_REGION_HINT,
     TKE_CLUSTER_HINT,
@@ -69,15 +68,10 @@ class Workloads(BaseModel):
     workloads: list[Workload]
 
 
-def cloud_ops(ctx: Context[Any, Any]) -> tuple[CloudOpsService, str]:
-    """The cloud service and who asks (anonymous over an unauthenticated transport)."""
+def cloud_actor(ctx: Context[Any, Any]) -> str:
+    """Who asks for a cloud operation (anonymous over an unauthenticated transport)."""
     actor = caller(ctx)
-    return app_state(ctx).cloud_ops, ANONYMOUS if actor is None else actor
-
-
-def cloud_reads(ctx: Context[Any, Any]) -> CloudReads:
-    """The cloud reads service (no permission: a read changes nothing)."""
-    return app_state(ctx).cloud_reads
+    return ANONYMOUS if actor is None else actor
 
 
 async def _caller_zone(ctx: Context[Any, Any]) -> tzinfo:
@@ -101,7 +95,7 @@ def _time(value: str | None, zone: tzinfo) -> datetime | None:
 
 async def list_clusters(ctx: Context[Any, Any], region: Region = None) -> Clusters:
     """TKE clusters with status, version and node count."""
-    return Clusters(clusters=await cloud_reads(ctx).clusters(region))
+    return Clusters(clusters=await app_state(ctx).cloud_reads.clusters(region))
 
 
 async def list_node_pools(
@@ -110,12 +104,12 @@ async def list_node_pools(
     region: Region = None,
 ) -> NodePools:
     """Node pools of a TKE cluster with desired/min/max sizes."""
-    return NodePools(node_pools=await cloud_reads(ctx).node_pools(cluster_id, region))
+    return NodePools(node_pools=await app_state(ctx).cloud_reads.node_pools(cluster_id, region))
 
 
 async def list_log_topics(ctx: Context[Any, Any], region: Region = None) -> Topics:
     """CLS log topics (ids for search_logs)."""
-    return Topics(topics=await cloud_reads(ctx).log_topics(region))
+    return Topics(topics=await app_state(ctx).cloud_reads.log_topics(region))
 
 
 async def search_logs(
@@ -134,7 +128,7 @@ async def search_logs(
     """Search logs in a time window, newest first."""
     zone = await _caller_zone(ctx) if start or end else UTC
     begin, finish = _time(start, zone), _time(end, zone)
-    return await cloud_reads(ctx).search_logs(
+    return await app_state(ctx).cloud_reads.search_logs(
         topic_id, query, begin, finish, limit=limit, region=region
     )
 
@@ -151,7 +145,7 @@ async def get_metric(
     region: Region = None,
 ) -> Metric:
     """Datapoints of a Cloud Monitor metric over the last minutes."""
-    points = await cloud_reads(ctx).metric(
+    points = await app_state(ctx).cloud_reads.metric(
         namespace, metric, dimensions, minutes=minutes, period=period, region=region
     )
     return Metric(points=points)
@@ -163,7 +157,7 @@ async def list_alarms(
     region: Region = None,
 ) -> Alarms:
     """Cloud Monitor alarm history and CLS alert records, newest first."""
-    return Alarms(**(await cloud_reads(ctx).alarms(hours, region)).model_dump())
+    return Alarms(**(await app_state(ctx).cloud_reads.alarms(hours, region)).model_dump())
 
 
 async def list_workloads(
@@ -181,7 +175,9 @@ async def list_workloads(
     region: Region = None,
 ) -> Workloads:
     """Deployments with replicas ready/updated/available, current revision and images."""
-    return Workloads(workloads=await cloud_reads(ctx).workloads(cluster_id, namespace, region))
+    return Workloads(
+        workloads=await app_state(ctx).cloud_reads.workloads(cluster_id, namespace, region)
+    )
 
 
 async def scale_node_pool(
@@ -203,8 +199,7 @@ async def scale_node_pool(
         cluster_id=cluster_id, node_pool_id=node_pool_id, desired=desired, region=region
     )
     # The service reads the permission from the database and decides; this door only asks.
-    service, actor = cloud_ops(ctx)
-    return await service.scale_node_pool(actor, spec, mode)
+    return await app_state(ctx).cloud_ops.scale_node_pool(cloud_actor(ctx), spec, mode)
 
 
 def register(mcp: MCPServer[Any]) -> None:

@@ -13,10 +13,10 @@ from ambient.cloud.images import DEFAULT_QUESTION, MAX_DATA_URL, MAX_QUESTION, I
 from ambient.cloud.images import describe_dashboard_image as describe_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolSpec
-from ambient.cloud.workloads import WorkloadOps, WorkloadResult, WorkloadSpec
+from ambient.cloud.workloads import WorkloadResult, WorkloadSpec
 from ambient.domain.numbers import WholeNumber
 from mcp_server.auth import app_state
-from mcp_server.tools.cloud import ModeArg, cloud_ops
+from mcp_server.tools.cloud import ModeArg, cloud_actor
 from mcp_server.tools.hints import CHANGE, LOOK, WRITE
 
 
@@ -26,8 +26,7 @@ async def create_node_pool(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Add a node pool to a TKE cluster (CreateClusterNodePool); a retry finds it by name."""
-    service, actor = cloud_ops(ctx)
-    return await service.create_node_pool(actor, pool, mode)
+    return await app_state(ctx).cloud_ops.create_node_pool(cloud_actor(ctx), pool, mode)
 
 
 async def create_logset(
@@ -36,8 +35,7 @@ async def create_logset(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS logset (CreateLogset); a retry finds it by name."""
-    service, actor = cloud_ops(ctx)
-    return await service.create_logset(actor, logset, mode)
+    return await app_state(ctx).cloud_ops.create_logset(cloud_actor(ctx), logset, mode)
 
 
 async def create_log_topic(
@@ -46,8 +44,7 @@ async def create_log_topic(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS log topic in a logset (CreateTopic); a retry finds it by name."""
-    service, actor = cloud_ops(ctx)
-    return await service.create_log_topic(actor, topic, mode)
+    return await app_state(ctx).cloud_ops.create_log_topic(cloud_actor(ctx), topic, mode)
 
 
 async def create_cls_alarm(
@@ -56,8 +53,7 @@ async def create_cls_alarm(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS alarm policy (CreateAlarm), with a new notice (CreateAlarmNotice) if named."""
-    service, actor = cloud_ops(ctx)
-    return await service.create_cls_alarm(actor, alarm, mode)
+    return await app_state(ctx).cloud_ops.create_cls_alarm(cloud_actor(ctx), alarm, mode)
 
 
 async def create_scheduled_sql(
@@ -66,8 +62,7 @@ async def create_scheduled_sql(
     mode: ModeArg = "dry_run",
 ) -> WriteResult:
     """Create a CLS scheduled SQL task (CreateScheduledSql) writing results to another topic."""
-    service, actor = cloud_ops(ctx)
-    return await service.create_scheduled_sql(actor, task, mode)
+    return await app_state(ctx).cloud_ops.create_scheduled_sql(cloud_actor(ctx), task, mode)
 
 
 async def apply_yaml(
@@ -80,9 +75,8 @@ async def apply_yaml(
     Every document is dry-run on the server first: if one is refused, none is applied and the
     error names it. A document is `applied` only if it changed the cluster.
     """
-    service, actor = cloud_ops(ctx)
-    async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
-        return await ops.apply_yaml(actor, apply, mode)
+    async with app_state(ctx).workload_ops as ops:
+        return await ops.apply_yaml(cloud_actor(ctx), apply, mode)
 
 
 async def scale_workload(
@@ -92,9 +86,8 @@ async def scale_workload(
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Scale a Deployment to a replica count (stamped with its key: a retry changes nothing)."""
-    service, actor = cloud_ops(ctx)
-    async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
-        return await ops.scale_workload(actor, workload, replicas, mode)
+    async with app_state(ctx).workload_ops as ops:
+        return await ops.scale_workload(cloud_actor(ctx), workload, replicas, mode)
 
 
 async def restart_workload(
@@ -103,9 +96,8 @@ async def restart_workload(
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Rolling-restart a Deployment (what `kubectl rollout restart` does), once per key."""
-    service, actor = cloud_ops(ctx)
-    async with WorkloadOps(service, app_state(ctx).settings.kubeconfig) as ops:
-        return await ops.restart_workload(actor, workload, mode)
+    async with app_state(ctx).workload_ops as ops:
+        return await ops.restart_workload(cloud_actor(ctx), workload, mode)
 
 
 async def describe_dashboard_image(
