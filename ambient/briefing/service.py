@@ -401,7 +401,11 @@ class BriefingService(Greeting):
         """Push a briefing (default: the latest) through the user's channels now."""
         request_id = request_id_of(request_id)
         view = await self.get_briefing(user, date)
-        key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
+        # Keyed by one life of the briefing (its creation, which a new config's run keeps): the
+        # id is every life's, and a briefing created again sends a request id used before.
+        created, _ = await records.described(self.client, task_id_for(user))
+        life = f"/{created:%Y%m%dT%H%M%S%f}" if created else ""  # a memo without it: as before
+        key = f"{task_id_for(user)}{life}/{view.date}/send/{request_id}"
         request = PushRequest(user=user, date=view.date, reason="requested", key=key)
         return await self._update(
             user, "send", DailyBriefingWorkflow.send, request, id=update_id_of("send", key)
