@@ -405,7 +405,7 @@ class TaskReads:
             raise error(temporal.refused_request(why, task_id)) from down
         if status is None:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
-        return briefing_task_status(status)
+        return briefing_task_status(await self.briefings.told(user, status))
 
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
         with found(task_id):
