@@ -249,10 +249,10 @@ class BriefingService(Greeting):
 
         return await self._answer(hand_over(), quiet=True) or (None, None)
 
-    async def status(self, user: str) -> BriefingStatus:
+    async def status(self, user: str, *, operator: bool | None = None) -> BriefingStatus:
         """The running briefing's status as ``user`` reads it (`told`); BriefingNotFoundError
         when none runs."""
-        return await self.told(user, await self._running(user))
+        return await self.told(user, await self._running(user), operator=operator)
 
     async def _running(self, user: str) -> BriefingStatus:
         status = await self.read_status(user)
@@ -262,10 +262,14 @@ class BriefingService(Greeting):
             )
         return status
 
-    async def told(self, user: str, status: BriefingStatus) -> BriefingStatus:
+    async def told(
+        self, user: str, status: BriefingStatus, *, operator: bool | None = None
+    ) -> BriefingStatus:
         """``status`` as ``user`` may read it: a failure's own text to an admin alone
-        (`BriefingStatus.told`)."""
-        return status.told(operator=await self._operator(user))
+        (`BriefingStatus.told`); ``operator`` given: to whoever runs the server (the CLI) or not."""
+        if operator is None:
+            operator = await self._operator(user)
+        return status.told(operator=operator)
 
     async def _operator(self, user: str) -> bool:
         """Whether ``user`` reads failures as their texts say them: an admin. With the database

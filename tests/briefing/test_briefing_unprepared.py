@@ -169,9 +169,12 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
             detail = (status.structured_content or {})["detail"]
             said = refused.content[0].text  # type: ignore[union-attr]
             told[user] = (detail["preparation_error"], said, daily["preparation_error"])
+        # Whoever runs the server (the CLI) reads a member's as an admin does.
+        by_operator = await stack.service.status("mel", operator=True)
         async with deps.db.session() as session:
             await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
             await session.commit()
+    assert by_operator.preparation_error and "briefings" in by_operator.preparation_error
     member_status, member_refusal, member_api = told["mel"]
     assert member_status == member_api == NOT_PREPARED
     assert member_refusal == (
