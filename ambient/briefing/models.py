@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.logreport import LogReport, TemplateStat
-from ambient.briefing.unprepared import Unprepared, unprepared_greeting
+from ambient.briefing.unprepared import (
+    NOT_PREPARED,
+    NOT_PUSHED,
+    NOT_RECORDED,
+    Unprepared,
+    said_to_member,
+    unprepared_greeting,
+)
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.configs import as_it_ran
 from ambient.speech import said_time
@@ -275,6 +282,19 @@ class BriefingStatus(BaseModel):
     replaced_date: str | None = None
     # Stopped, still finishing (recording today's greeting): it ends without another day.
     stopping: bool = False
+
+    def told(self, *, operator: bool) -> BriefingStatus:
+        """The status as its caller reads it: a failure's own text (a driver's, with its SQL or
+        host) to an ``operator`` (an admin) alone, what failed and what to do to anyone else
+        (the worker's log keeps the text), as get_status tells them."""
+        if operator:
+            return self
+        said = {
+            "preparation_error": self.preparation_error and NOT_PREPARED,
+            "record_error": said_to_member(self.record_error, NOT_RECORDED),
+            "push_error": said_to_member(self.push_error, NOT_PUSHED, channels=True),
+        }
+        return self.model_copy(update=said)
 
     def at(self, now: datetime) -> tuple[bool, bool]:
         """(ready, given today) as a greeting at ``now`` decides them: ready when it would speak

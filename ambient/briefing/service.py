@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
     WorkflowQueryRejectedError,
@@ -54,6 +55,7 @@ from ambient.briefing.models import (
     PushRequest,
     briefing_link,
 )
+from ambient.briefing.unprepared import NOT_PREPARED, PREPARATION_FAILED
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
 from ambient.settings import Settings
@@ -247,14 +249,35 @@ class BriefingService(Greeting):
 
         return await self._answer(hand_over(), quiet=True) or (None, None)
 
-    async def status(self, user: str) -> BriefingStatus:
-        """The running briefing's status; BriefingNotFoundError when none runs."""
+    async def status(self, user: str, *, operator: bool | None = None) -> BriefingStatus:
+        """The running briefing's status as ``user`` reads it (`told`); BriefingNotFoundError
+        when none runs."""
+        return await self.told(user, await self._running(user), operator=operator)
+
+    async def _running(self, user: str) -> BriefingStatus:
         status = await self.read_status(user)
         if status is None:
             raise BriefingNotFoundError(
                 f"no daily briefing for {user!r}; create one with create_daily_briefing"
             )
         return status
+
+    async def told(
+        self, user: str, status: BriefingStatus, *, operator: bool | None = None
+    ) -> BriefingStatus:
+        """``status`` as ``user`` may read it: a failure's own text to an admin alone
+        (`BriefingStatus.told`); ``operator`` given: to whoever runs the server (the CLI) or not."""
+        if operator is None:
+            operator = await self._operator(user)
+        return status.told(operator=operator)
+
+    async def _operator(self, user: str) -> bool:
+        """Whether ``user`` reads failures as their texts say them: an admin. With the database
+        not answering, nobody is known to be one."""
+        try:
+            return await self._admin(user)
+        except (SQLAlchemyError, OSError):
+            return False
 
     async def read_status(
         self,
@@ -322,14 +345,14 @@ class BriefingService(Greeting):
         )
 
     async def _signal(self, user: str, name: str) -> BriefingStatus:
-        status = await (self.status(user) if name == "stop" else self._live(user))
+        status = await (self._running(user) if name == "stop" else self._live(user))
         await self.client.get_workflow_handle(task_id_for(user)).signal(name)
         return status
 
     async def _live(self, user: str) -> BriefingStatus:
         """The running briefing's status; a deleted one whose run still finishes (a preparation
         or push under way) is gone already, as it is once that run has ended."""
-        status = await self.status(user)
+        status = await self._running(user)
         if status.stopping:
             raise BriefingNotFoundError(
                 f"the daily briefing of {user!r} was deleted (its last step is finishing); "
@@ -401,7 +424,11 @@ class BriefingService(Greeting):
         """Push a briefing (default: the latest) through the user's channels now."""
         request_id = request_id_of(request_id)
         view = await self.get_briefing(user, date)
-        key = f"{task_id_for(user)}/{view.date}/send/{request_id}"
+        # Keyed by one life of the briefing (its creation, which a new config's run keeps): the
+        # id is every life's, and a briefing created again sends a request id used before.
+        created, _ = await records.described(self.client, task_id_for(user))
+        life = f"/{created:%Y%m%dT%H%M%S%f}" if created else ""  # a memo without it: as before
+        key = f"{task_id_for(user)}{life}/{view.date}/send/{request_id}"
         request = PushRequest(user=user, date=view.date, reason="requested", key=key)
         return await self._update(
             user, "send", DailyBriefingWorkflow.send, request, id=update_id_of("send", key)
@@ -428,6 +455,9 @@ class BriefingService(Greeting):
             # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
             # they name the field the 422 points at.
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
+            if getattr(exc.cause, "type", None) == PREPARATION_FAILED:
+                # Its text is the preparation's (a driver's): an admin's alone, as the status.
+                reason = reason if await self._operator(user) else NOT_PREPARED
             raise InvalidBriefingError(f"{what} refused: {reason}", field_of(reason)) from None
 
     # --- analysis -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """A morning whose briefing could not be prepared, as its user is told it: what a greeting that
-day hears and what is pushed at the window's end. The failure's own text stays in the status
-(``preparation_error``) and the worker's log; the user hears what failed in their terms.
+day hears and what is pushed at the window's end. The failure's own text stays in the worker's
+log and the status (``preparation_error``) as an admin reads it; a member reads there what failed
+in their terms (``BriefingStatus.told``), as the user hears it.
 
 Pure: no I/O, no clock; safe inside workflows.
 """
@@ -13,10 +14,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 from ambient.briefing.config import Language
-from ambient.domain.notify import Message, NotificationKind
+from ambient.domain.notify import CHANNEL_TYPES, Message, NotificationKind
 
 # The preparation's error type when the database failed it (activities/briefing.py).
 DATABASE_FAILED = "BriefingDatabaseFailed"
+# A regenerate's refusal when its preparation failed (workflows/daily_briefing_prepare_push.py).
+PREPARATION_FAILED = "PreparationFailed"
 
 
 class Unprepared(StrEnum):
@@ -85,3 +88,40 @@ def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
         language,
     )
     return Message(title=title, body=body, kind=NotificationKind.BRIEFING)
+
+
+# What a member reads in the status for a failure whose own text is an administrator's (a
+# driver's names hosts and SQL): what failed and what to do. Admins read the text itself.
+NOT_PREPARED = (
+    "the briefing could not be prepared: an internal error or the database stopped it; greet "
+    "again or regenerate it in a few minutes, and if it fails again tell your administrator, "
+    "who sees why in the task's status"
+)
+NOT_RECORDED = (
+    "the greeting was spoken but could not be recorded: the database did not take it; nothing "
+    "to do, an administrator sees why in the task's status"
+)
+NOT_PUSHED = (
+    "the push could not be sent: an internal error or the database stopped it; if it happens "
+    "again tell your administrator, who sees why in the task's status"
+)
+
+
+# A push's failure of the member's own channels, theirs to mend: its lines ("wecom: HTTP 500"),
+# or the notify activity's failure for good with them (activities/notify.py).
+CHANNELS_FAILED = (
+    *(f"{channel}: " for channel in CHANNEL_TYPES),
+    "transient delivery failures: ",
+    "given up: ",
+)
+
+
+def said_to_member(error: str | None, words: str, *, channels: bool = False) -> str | None:
+    """A status's "DATE: why" with ``words`` for the why; with ``channels``, a failure of the
+    member's own channels (`CHANNELS_FAILED`) stays as it is."""
+    if error is None:
+        return None
+    date, _, why = error.partition(": ")
+    if channels and why.startswith(CHANNELS_FAILED):
+        return error
+    return f"{date}: {words}"

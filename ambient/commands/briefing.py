@@ -96,7 +96,8 @@ def greet(
 @app.command()
 def status(user: User, as_json: Json = False) -> None:
     """Where the daily briefing workflow is: day, phase, prepared, given, pushed."""
-    _print(_run(lambda s: s.status(user)), as_json)
+    # Whoever runs the CLI runs the server: the failures' own texts (get_status's rule).
+    _print(_run(lambda s: s.status(user, operator=True)), as_json)
 
 
 @app.command("list")

@@ -59,7 +59,8 @@ def show(
     _json: Annotated[bool, typer.Option("--json", hidden=True)] = True,
 ) -> None:
     """Status of a task, as JSON."""
-    print_json(console, _run(lambda tasks: tasks.get(user, task_id)))
+    # Whoever runs the CLI runs the server: a briefing's failures as their texts say them.
+    print_json(console, _run(lambda tasks: tasks.get(user, task_id, operator=True)))
 
 
 @app.command()

@@ -293,13 +293,21 @@ class TaskReads:
             )
         return tasks, schedules.next_page_token
 
-    async def get(self, user: str, task_id: str, *, within: float | None = None) -> TaskStatus:
+    async def get(
+        self,
+        user: str,
+        task_id: str,
+        *,
+        within: float | None = None,
+        operator: bool | None = None,
+    ) -> TaskStatus:
         """The task's status; ``within``: seconds its worker may take to answer (a caller with a
-        shorter budget than QUERY_TIMEOUT, the voice, hears a silent worker as such)."""
+        shorter budget than QUERY_TIMEOUT, the voice, hears a silent worker as such);
+        ``operator``: a briefing's failures as an admin reads them (None: as ``user`` may)."""
         kind = self._owned(user, task_id)
         if kind is TaskKind.SCHEDULE:
             return await self._schedule_status(user, task_id)
-        status = await self._workflow_status(user, kind, task_id, within)
+        status = await self._workflow_status(user, kind, task_id, within, operator=operator)
         # Described after the query: a poll still pending then had not handed back when the
         # query answered, so its heartbeat is not in the recorded checks (described first, a
         # poll handing back in between was counted twice).
@@ -375,9 +383,16 @@ class TaskReads:
         )
 
     async def _workflow_status(
-        self, user: str, kind: TaskKind, task_id: str, within: float | None = None
+        self,
+        user: str,
+        kind: TaskKind,
+        task_id: str,
+        within: float | None = None,
+        *,
+        operator: bool | None = True,
     ) -> TaskStatus:
-        """A watch's status query or the briefing's status read, as every task answers."""
+        """A watch's status query or the briefing's status read, as every task answers (a
+        briefing's failures as ``BriefingService.told`` says them to ``operator``)."""
         timeout = temporal.QUERY_TIMEOUT if within is None else timedelta(seconds=within)
         briefing = kind is TaskKind.DAILY_BRIEFING
         try:
@@ -405,7 +420,7 @@ class TaskReads:
             raise error(temporal.refused_request(why, task_id)) from down
         if status is None:
             raise TaskNotFoundError(f"no task {task_id!r}; call list_tasks to see your task ids")
-        return briefing_task_status(status)
+        return briefing_task_status(await self.briefings.told(user, status, operator=operator))
 
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
         with found(task_id):

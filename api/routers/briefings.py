@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ambient.briefing.config import BriefingConfig
@@ -40,6 +40,7 @@ from ambient.sharing import ReportLink
 from ambient.storage.users import UserRepository
 from api.deps import CurrentUser, OptionalUser, SessionDep, StateDep
 from api.errors import refusal, unauthorized, unprocessable
+from api.routers.tasks import FOUND, created_or_found
 from api.security import is_one_of
 
 router = APIRouter(prefix="/briefings", tags=["briefings"])
@@ -70,12 +71,12 @@ def http_error(exc: BriefingError, where: str = "body") -> Exception:
     return refusal(exc, STATUSES)
 
 
-@router.post("/daily", status_code=status.HTTP_201_CREATED)
+@router.post("/daily", status_code=status.HTTP_201_CREATED, responses=FOUND)
 async def create_daily_briefing(
-    config: dict[str, Any], user: CurrentUser, state: StateDep
+    config: dict[str, Any], user: CurrentUser, state: StateDep, response: Response
 ) -> BriefingRef:
     """Set up (or replace) your daily briefing; fields as BriefingConfig."""
-    return await state.briefings.create(user.name, config)
+    return created_or_found(await state.briefings.create(user.name, config), response)
 
 
 @router.get("/daily")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import Field
@@ -25,6 +25,13 @@ from api.deps import CurrentUser, StateDep
 from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+class Created(Protocol):
+    created: bool
+
+
+R = TypeVar("R", bound=Created)
 
 
 class TaskCreate(UserConfig):
@@ -57,10 +64,26 @@ def http_error(exc: TaskError) -> Exception:
     return refusal(exc, STATUSES)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_task(body: TaskCreate, user: CurrentUser, state: StateDep) -> TaskRef:
+# A create that found the same task (a repeat, a client's retry) made nothing: 200, not 201.
+FOUND: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the same task exists already: it is answered (`created: false`)"}
+}
+
+
+def created_or_found(ref: R, response: Response) -> R:
+    """``ref`` as a create answers it: 201 when it made the task, 200 when it found it."""
+    if not ref.created:
+        response.status_code = status.HTTP_200_OK
+    return ref
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=FOUND)
+async def create_task(
+    body: TaskCreate, user: CurrentUser, state: StateDep, response: Response
+) -> TaskRef:
     """Create a background task in the generic form {type, config}."""
-    return await state.tasks.create(user.name, body.type, body.config, body.name)
+    ref = await state.tasks.create(user.name, body.type, body.config, body.name)
+    return created_or_found(ref, response)
 
 
 @router.get("")

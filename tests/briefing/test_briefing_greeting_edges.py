@@ -322,8 +322,8 @@ async def _refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
 
 
 async def _record_failed(service, user):  # type: ignore[no-untyped-def]
-    status = await service.status(user)
-    return status if status.record_error else None
+    status = await service.read_status(user)  # the run's own: its failure's text (an admin's)
+    return status if status and status.record_error else None
 
 
 async def _ended(service, user):  # type: ignore[no-untyped-def]

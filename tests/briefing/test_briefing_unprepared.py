@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
+from mcp import Client
 from sqlalchemy import text
 from temporalio.exceptions import ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.models import GreetOutcome, greeting_text
+from ambient.briefing.models import BriefingStatus, GreetOutcome, greeting_text
 from ambient.briefing.unprepared import (
     DATABASE_FAILED,
+    NOT_PREPARED,
+    NOT_PUSHED,
+    NOT_RECORDED,
     Unprepared,
     unprepared_because,
     unprepared_push,
 )
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Role, UserCreate
 from ambient.storage.repositories import DeliveryRepository, InboxRepository
+from ambient.storage.users import UserRepository
+from ambient.wiring import AppState, StateHolder
+from mcp_server.server import build_server
 from tests.briefing.harness import Stack, briefing_stack, make_user
+from tests.support.api_worker import signed_in_api
 from tests.support.record import save_history
 from tests.support.waits import eventually
 
@@ -40,7 +53,7 @@ async def test_a_briefing_that_could_not_be_prepared_is_said_at_a_greeting_and_p
             await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
             await session.commit()
         await stack.skip_to(day.prepare_at + timedelta(minutes=1))
-        failed = await eventually(lambda: _failed(stack, "nina"), "preparation failed")
+        failed = await eventually(lambda: _failed_raw(stack, "nina"), "preparation failed")
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         heard = await stack.service.greet("nina", request_id="morning")
         await stack.skip_to(day.window_end + timedelta(minutes=1))
@@ -52,7 +65,7 @@ async def test_a_briefing_that_could_not_be_prepared_is_said_at_a_greeting_and_p
             ts_env.client.get_workflow_handle("daily-briefing/nina", run_id=first_run),
             "daily_briefing_unprepared_pushed",
         )
-    # The operator's detail stays in the status: the driver's own words.
+    # The operator's detail stays in the run's status: the driver's own words.
     assert failed.preparation_error is not None and "briefings" in failed.preparation_error
     assert heard.outcome is GreetOutcome.UNAVAILABLE, heard
     assert heard.text == (
@@ -74,11 +87,6 @@ async def test_a_briefing_that_could_not_be_prepared_is_said_at_a_greeting_and_p
         " if it fails again, tell your administrator."
     )
     assert [(d.channel, d.status) for d in deliveries] == [("inbox", "sent")]
-
-
-async def _failed(stack: Stack, user: str):  # type: ignore[no-untyped-def]
-    status = await stack.service.status(user)
-    return status if status.preparation_error is not None else None
 
 
 async def _next_day(stack: Stack, user: str, date: str):  # type: ignore[no-untyped-def]
@@ -113,3 +121,106 @@ def test_a_failed_preparation_is_told_in_the_users_terms_without_its_error_text(
     pushed = unprepared_push(Unprepared.DATABASE, "zh", "2026-12-01")
     assert pushed.title == "每日简报 2026-12-01：没能准备好"
     assert "db.internal" not in pushed.body and "保存简报的数据库没有响应" in pushed.body
+
+
+async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_what_to_do(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The status (get_task_status, GET /briefings/daily) and a regenerate's refusal said the
+    driver's message to every user (the table, the SQL, a host). An admin still reads it;
+    a member reads that the briefing could not be prepared and what to do."""
+    async with deps.db.session() as session:
+        tokens = {
+            "mel": (await UserRepository(session).create(UserCreate(name="mel")))[1],
+            "ada": (await UserRepository(session).create(UserCreate(name="ada", role=Role.ADMIN)))[
+                1
+            ],
+        }
+        await session.commit()
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day = await stack.plan(config)
+        for user in ("mel", "ada"):
+            await stack.service.create(user, config)
+        async with deps.db.session() as session:
+            await session.execute(text("ALTER TABLE briefings RENAME TO briefings_away"))
+            await session.commit()
+        await stack.skip_to(day.prepare_at + timedelta(minutes=1))
+        for user in ("mel", "ada"):
+            await eventually(lambda u=user: _failed_raw(stack, u), "preparation failed")
+        told: dict[str, tuple[Any, str, Any]] = {}
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_task_queue": stack.worker.task_queue,
+                "temporal_address": ts_env.client.service_client.config.target_host,
+            }
+        )
+        for user in ("mel", "ada"):
+            async with signed_in_api(settings, tokens[user]) as http:
+                daily = (await http.get("/briefings/daily")).json()
+            async with _mcp(ts_env, deps, stack, user) as client:
+                status = await client.call_tool("get_task", {"task_id": f"daily-briefing/{user}"})
+                regenerate = asyncio.create_task(client.call_tool("regenerate_briefing", {}))
+                # Waiting on an update skips no time: the preparation's retries wait for these.
+                while not regenerate.done():
+                    await stack.skip_to(await stack.now() + timedelta(seconds=10))
+                refused = regenerate.result()
+            assert not status.is_error and refused.is_error, (status, refused)
+            detail = (status.structured_content or {})["detail"]
+            said = refused.content[0].text  # type: ignore[union-attr]
+            told[user] = (detail["preparation_error"], said, daily["preparation_error"])
+        # Whoever runs the server (the CLI) reads a member's as an admin does.
+        by_operator = await stack.service.status("mel", operator=True)
+        async with deps.db.session() as session:
+            await session.execute(text("ALTER TABLE briefings_away RENAME TO briefings"))
+            await session.commit()
+    assert by_operator.preparation_error and "briefings" in by_operator.preparation_error
+    member_status, member_refusal, member_api = told["mel"]
+    assert member_status == member_api == NOT_PREPARED
+    assert member_refusal == (
+        f"Error executing tool regenerate_briefing: regenerate refused: {NOT_PREPARED}"
+    )
+    admin_status, admin_refusal, admin_api = told["ada"]
+    assert "briefings" in admin_status and admin_status == admin_api != NOT_PREPARED
+    assert "preparation failed: " in admin_refusal and "briefings" in admin_refusal
+
+
+async def _failed_raw(stack: Stack, user: str):  # type: ignore[no-untyped-def]
+    status = await stack.service.read_status(user)
+    return status if status is not None and status.preparation_error is not None else None
+
+
+@asynccontextmanager
+async def _mcp(
+    env: WorkflowEnvironment, deps: WorkerDeps, stack: Stack, user: str
+) -> AsyncIterator[Client]:
+    settings = deps.settings.model_copy(update={"temporal_task_queue": stack.worker.task_queue})
+    state = AppState(
+        settings=settings, db=deps.db, temporal=env.client, channels=deps.channels, stdio_user=user
+    )
+    async with Client(build_server(settings, holder=StateHolder(state))) as client:
+        yield client
+
+
+def test_a_members_status_says_a_failed_record_or_push_in_words_and_keeps_their_channels() -> None:
+    """What the database or the notify activity said (a driver's text) is an admin's; a member
+    reads what failed. A push's failure on the member's own channel stays: theirs to mend."""
+    day = "2026-12-01"
+    run = BriefingStatus(
+        user="mel",
+        task_id="daily-briefing/mel",
+        config=BriefingConfig(timezone="Asia/Shanghai"),
+        preparation_error="BriefingDatabaseFailed: (psycopg.OperationalError) db-1.internal:5432",
+        record_error=f"{day}: (psycopg.OperationalError) connection to db-1.internal failed",
+        push_error=f"{day}: notify could not reach the database: db-1.internal:5432 refused",
+    )
+    member = run.told(operator=False)
+    assert (member.preparation_error, member.record_error, member.push_error) == (
+        NOT_PREPARED,
+        f"{day}: {NOT_RECORDED}",
+        f"{day}: {NOT_PUSHED}",
+    )
+    assert run.told(operator=True) == run
+    for channels in (f"{day}: wecom: HTTP 500", f"{day}: transient delivery failures: email: 550"):
+        pushed = run.model_copy(update={"push_error": channels})
+        assert pushed.told(operator=False).push_error == channels

@@ -360,9 +360,9 @@ async def test_a_reminder_counts_every_failed_channel_when_one_is_still_failing_
 async def test_two_long_request_keys_that_differ_only_at_the_end_are_two_deliveries(
     deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
 ) -> None:
-    # A briefing send's key is briefing/<user>/<date>/send/<request id>: a user name of 63
-    # characters and request ids of 128 (both allowed), which an API client may make of a
-    # session id and a counter, sharing everything but their last characters.
+    # A briefing send's key is daily-briefing/<user>/<life>/<date>/send/<request id>: a user
+    # name of 63 characters and request ids of 128 (both allowed), which an API client may make
+    # of a session id and a counter, sharing everything but their last characters.
     state, base = endpoints
     notify = await _alice_pushing(deps, base)
     prefix = f"briefing/{'a' * 63}/2026-11-25/send/" + "session-0123456789abcdef" * 5

@@ -204,3 +204,24 @@ def test_task_cli_config_file_that_cannot_be_read_is_one_line_and_exit_2(
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"--config: cannot read {path}"), lines
+
+
+async def test_creating_a_task_again_answers_200_with_the_one_that_exists_not_201(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The same task again (an idempotent repeat, a client retrying) creates nothing: 201
+    # Created is for the first create alone, the repeat is 200 with `created: false`. The
+    # daily briefing's create answers alike.
+    async with api_over_worker(dev_env, deps) as (settings, http):
+        admin = await admin_headers(settings)
+        registered = await http.post("/users", json={"name": "api-again"}, headers=admin)
+        http.headers["Authorization"] = f"Bearer {registered.json()['token']}"
+        body = {"type": "schedule", "name": "tea", "config": {"message": "tea"}}
+        first, again = [await http.post("/tasks", json=body) for _ in range(2)]
+        daily = {"timezone": "UTC", "language": "en"}
+        briefing, briefing_again = [await http.post("/briefings/daily", json=daily) for _ in "12"]
+    assert (first.status_code, first.json()["created"]) == (201, True), first.text
+    assert (again.status_code, again.json()["created"]) == (200, False), again.text
+    assert again.json()["task_id"] == first.json()["task_id"] == "reminder/api-again/tea"
+    assert (briefing.status_code, briefing.json()["created"]) == (201, True), briefing.text
+    assert (briefing_again.status_code, briefing_again.json()["created"]) == (200, False)
