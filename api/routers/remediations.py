@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
 
 from ambient.domain.configs import UserConfig
@@ -30,6 +30,7 @@ from ambient.remediation.views import (
 from ambient.sharing import ReportLink
 from api.deps import CurrentUser, StateDep
 from api.errors import refusal, unprocessable
+from api.routers.tasks import created_or_found
 
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 
@@ -85,6 +86,12 @@ def http_error(exc: RemediationError) -> Exception:
     return refusal(exc, STATUSES)
 
 
+# An alert whose workload has a live run starts nothing: it joins that run.
+JOINED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the workload's live run was joined (`created: false`)"}
+}
+
+
 # A path parameter cannot hold "/": routes take the fingerprint, ids are remediation/<it>.
 def _rid(fingerprint: str) -> str:
     return f"remediation/{fingerprint}"
@@ -96,10 +103,14 @@ async def score(body: RemediationStart, user: CurrentUser, state: StateDep) -> S
     return await state.remediations.score(body.alert)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def start(body: RemediationStart, user: CurrentUser, state: StateDep) -> StartResult:
-    """Start the alert's remediation, or join the one running for its workload."""
-    return await state.remediations.start(user.name, body.alert, body.mode)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=JOINED)
+async def start(
+    body: RemediationStart, user: CurrentUser, state: StateDep, response: Response
+) -> StartResult:
+    """Start the alert's remediation (201), or join the one running for its workload (200)."""
+    return created_or_found(
+        await state.remediations.start(user.name, body.alert, body.mode), response
+    )
 
 
 @router.get("")

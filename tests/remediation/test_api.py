@@ -102,6 +102,10 @@ async def test_remediations_api_scores_starts_approves_and_shows_the_audit(
             assert started.status_code == 201, started.text
             rid = started.json()["remediation_id"]
             fingerprint = rid.removeprefix("remediation/")
+            # The same alert again joins the live run: nothing was created, so no 201.
+            again = await http.post("/remediations", json={"alert": subject, "mode": "dry_run"})
+            assert again.status_code == 200, again.text
+            assert again.json()["created"] is False and again.json()["remediation_id"] == rid
 
             async def state() -> str:
                 shown = await http.get(f"/remediations/{fingerprint}")
