@@ -28,6 +28,9 @@ from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
+# The tries its callers give notify_given_up (the workflows' NOTIFY_RETRY), where the server
+# does not send the retry policy with the task (the time-skipping test server).
+GIVE_UP_TRIES = 5
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
 POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
@@ -149,39 +152,56 @@ def internal_error(channel: str, target: str, exc: Exception, where: str) -> Del
 
 
 async def give_up(
-    session: Any, request: NotifyRequest, key: str, channel: str, shown: str, row: Row | None
-) -> None:
-    """The delivery ``key`` (its ``row``, if any) is over: unless settled, failed for good."""
+    session: Any,
+    request: NotifyRequest,
+    key: str,
+    channel: str,
+    shown: str,
+    row: Row | None,
+    now: datetime | None = None,
+) -> bool:
+    """The delivery ``key`` (its ``row``, if any) is over: unless settled, failed for good.
+    With ``now``, one a live lease holds then is left to its holder: False (its send may be
+    under way; given up meanwhile, the message it sends would be said not sent)."""
     error = GIVEN_UP if row is None or row.status == "pending" else row.error or ""
+    if row is not None and row.status == "pending" and now is not None and not row.takeable(now):
+        return False
     if row is not None and row.status == "pending" and row.provider_id == HANDING:
         # Its last try died handing the message over: the receiver may have it.
         error = HANDED_UNANSWERED
-        if await DeliveryRepository(session).give_up(key, error):
+        if await DeliveryRepository(session).give_up(key, error, now):
             await record_failure(session, request, failure(channel, shown, error), key, True)
-        return
+        return True
     if row is not None and row.status == "pending":
         # Else listed as in flight for ever; a transient failure, so the same notification
         # sent again later still takes it. Read before this write: a try that settled it
-        # since (another worker's, on PostgreSQL) has the last word, not this give-up.
-        if not await DeliveryRepository(session).give_up(key, GIVEN_UP):
-            return
+        # since (another worker's, on PostgreSQL), or took its expired lease, has the last
+        # word, not this give-up.
+        if not await DeliveryRepository(session).give_up(key, GIVEN_UP, now):
+            return True
     elif row is not None and row.status == DeliveryStatus.DEFERRED:
         if not await DeliveryRepository(session).retries_ended(key):  # its last answer kept
-            return
+            return True
     if error.startswith("transient:"):  # else sent, held or refused: settled
         await record_failure(session, request, failure(channel, shown, error), key, True)
+    return True
 
 
-async def give_up_unwanted(session: Any, request: NotifyRequest, row: Row, now: datetime) -> None:
+async def give_up_unwanted(
+    session: Any, request: NotifyRequest, row: Row, now: datetime, forced: bool = False
+) -> bool:
     """``row``'s channel is no longer wanted: one failed for now or deferred ends saying so
     (and what of it went), not with its receiver's last answer as if that had stopped it; one
-    left in flight is given up as any (its send may have gone). ``row`` was read before: a try
-    that took it since sends it, and its outcome is the row's and the only one said."""
+    left in flight is given up as any (its send may have gone), once no live lease holds it
+    (False: left to its holder), or ``forced``. ``row`` was read before: a try that took it
+    since sends it, and its outcome is the row's and the only one said."""
     if row.status == "pending":
-        await give_up(session, request, row.key, row.channel, row.target, row)
-    elif row.takeable(now):
+        lease = None if forced else now
+        return await give_up(session, request, row.key, row.channel, row.target, row, lease)
+    if row.takeable(now):
         error = UNWANTED if not _posts_sent(row) else f"{UNWANTED_CAUSE}{what_went(row)}"
         await end_unsent(session, request, row, error, now)
+    return True
 
 
 async def end_unsent(

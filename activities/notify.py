@@ -33,6 +33,7 @@ from activities.deliver_later import (
     past_give_up,
 )
 from activities.deliveries import (
+    GIVE_UP_TRIES,
     HANDED_TIMED_OUT,
     HANDED_UNANSWERED,
     HANDING,
@@ -152,18 +153,37 @@ class NotifyActivities:
             return
         recipient = await self.recipient(request.user)
         targets, _ = targets_for(request.message.kind, request.targets, recipient)
+        # A row a live lease holds is another try's, maybe sending now (a worker Temporal took
+        # for lost, still at work): given up under it, the message it sends would be said not
+        # sent. It is left to its holder, and this give-up tried again once the lease ends.
+        # Still held at the last try, its holder is taken for dead (a live one finishes within
+        # its lease) and it is given up.
+        forced = temporal.last_attempt(GIVE_UP_TRIES)
+        held: list[Row] = []
         async with self._db.writing() as session:
             deliveries = DeliveryRepository(session)
             rows = await deliveries.under(request.user, request.idempotency_key)
             unwanted = {row.key: row for row in rows}
+            now = datetime.now(UTC)
+            lease = None if forced else now
             for target in targets:
                 key = delivery_key(request.idempotency_key, target.type, target.target)
                 shown = redact_target(target.type, target.target)[:MAX_SHOWN]
                 row = unwanted.pop(key, None) or await deliveries.get(key)  # a hashed long key
-                await give_up(session, request, key, target.type, shown, row)
-            now = datetime.now(UTC)
+                given = await give_up(session, request, key, target.type, shown, row, lease)
+                if not given and row is not None:
+                    held.append(row)
             for row in unwanted.values():
-                await give_up_unwanted(session, request, row, now)
+                if not await give_up_unwanted(session, request, row, now, forced):
+                    held.append(row)
+        if held:
+            ends = max(row.lease_until or now for row in held)
+            raise ApplicationError(
+                "deliveries still in flight under a live lease: given up after it ends",
+                *(f"{row.channel}: {IN_FLIGHT}" for row in held),
+                type="TransientNotifyError",
+                next_retry_delay=max(ends - now, timedelta(0)) + LEASE_MARGIN,
+            )
 
     async def send(
         self,

@@ -181,12 +181,14 @@ class PollSession:
                         self.heartbeat()  # alive while waiting
                     continue
                 started = time.time()
-                if not await self.check_all():
+                asked = await self.check_all()
+                if asked is None:
                     break  # a control came during the check
-                self.checks += 1
+                if asked:  # not every page's server asked for a pause: a check was made
+                    self.checks += 1
                 self.advance_grid(started)
                 if (
-                    self.checks == 1
+                    (asked and self.checks == 1)
                     or self.reports.seq != self.beat_seq
                     or time.monotonic() - self.last_beat >= self.beat_every
                 ):
@@ -249,21 +251,22 @@ class PollSession:
         if late > 0:
             self.next_due += math.ceil(late / interval) * interval
 
-    async def check_all(self) -> bool:
-        """Check every URL; False if a control ended the poll meanwhile (the check stops)."""
+    async def check_all(self) -> bool | None:
+        """Check every URL: whether any page was asked (one whose server asked for a pause is
+        not); None if a control ended the poll meanwhile (the check stops)."""
         checks = [self.check(str(url)) for url in self.request.config.urls]
         work = checks[0] if len(checks) == 1 else asyncio.gather(*checks)
         self.checking = checking = asyncio.ensure_future(work)
         try:
-            await checking
+            asked = await checking
         except asyncio.CancelledError:
             this = asyncio.current_task()
             if self.ended is not None and not (this is not None and this.cancelling()):
-                return False  # end() stopped it; an unfinished check just did not happen
+                return None  # end() stopped it; an unfinished check just did not happen
             raise  # the poll itself is cancelled
         finally:
             self.checking = None
-        return True
+        return any(asked) if isinstance(asked, list) else bool(asked)
 
     def heartbeat(self) -> None:
         self.last_beat = time.monotonic()
@@ -281,7 +284,8 @@ class PollSession:
 
     # --- one URL ----------------------------------------------------------------------------
 
-    async def check(self, url: str) -> None:
+    async def check(self, url: str) -> bool:
+        """Check one page; False if it was not asked (its server asked for a pause)."""
         seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
         reading = self.readings[url]
         # A page read by other rules (an update's selector or ignore patterns) is read anew:
@@ -289,23 +293,24 @@ class PollSession:
         last = seen if seen.hash is not None and seen.reading == reading else None
         now = datetime.now(UTC)
         if seen.not_before is not None and now < seen.not_before:
-            return  # the server asked for a pause (Retry-After): this check waits it out
+            return False  # the server asked for a pause (Retry-After): this check waits it out
         try:
             page = await read_page(self.poller.fetcher, url, self.request.config, last)
         except FetchError as exc:
             await self.failed(url, str(exc), now, _pause_asked(exc))
-            return
+            return True
         if page is None:
             await self.answered(url, "not_modified", now)
-            return
+            return True
         if isinstance(page, Page) and page.hash != seen.hash:
             await self.changed(url, page, now)
-            return
+            return True
         # The text as before (read anew, or SameBytes): the next same bytes are not read again.
         fresh = page.fresh
         seen.raw_hash, seen.extractor, seen.reading = fresh["raw_hash"], EXTRACTOR_VERSION, reading
         seen.etag, seen.last_modified = fresh["etag"], fresh["last_modified"]
         await self.answered(url, "unchanged", now)
+        return True
 
     async def changed(self, url: str, read: Page, now: datetime) -> None:
         """Store the new text; a change (not a first sight or a rule change) is an event."""

@@ -145,11 +145,12 @@ class DryRunExecutor:
         if planned is not None:
             return planned
         seen = step.checkpoint if step.checkpoint and step.checkpoint.observed else None
-        if step.rung is Rung.SCALE_OUT and seen is not None and seen.replicas == 0:
+        stopping = step.rung in (Rung.RESTART, Rung.SCALE_OUT) and not step.asked
+        if stopping and seen is not None and seen.replicas == 0:
             # As the cluster's own plan says (kube_plans): what someone stopped stays stopped.
             name = f"deployment {step.target.namespace}/{step.target.name}"
             detail = f"dry run: {name} ran no pod at the first checkpoint; from it ({why})"
-            reason = stopped_reason(name)
+            reason = stopped_reason(name, step.rung)
             return StepResult(applied=False, detail=detail, skipped_reason=reason, stopped=True)
         patches, sentence = step_patches(step)
         detail = f"dry run: would {sentence}; from the alert ({why})"

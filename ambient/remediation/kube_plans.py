@@ -99,6 +99,10 @@ class StepPlanner:
         if stamped(deployment, step.key):
             sent = {"metadata": sent_stamp(deployment, step.key), "spec": spec}
             return _sent_before(step, sent, f"{name} was already restarted by {step.key}")
+        if deployment["spec"].get("replicas", 1) == 0 and not step.asked:
+            # Its new template would start no pod: the audit would say "restarted" of nothing,
+            # and the run would climb on past a workload someone stopped (it hands over here).
+            return _stopped(name, Rung.RESTART)
         if deployment["spec"].get("paused"):
             return _paused(name, "restart")
         body = {"metadata": stamp(deployment, step.key), "spec": spec}
@@ -124,9 +128,7 @@ class StepPlanner:
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
         if current == 0 and not step.asked:
-            return StepPlan(
-                skipped_reason=stopped_reason(name), stopped=True, detail=f"{name} runs no pod"
-            )
+            return _stopped(name, Rung.SCALE_OUT)
         # The ladder's count is at least: one raised since the checkpoint (by a person) is kept.
         if current == step.replicas or (current > step.replicas and not step.asked):
             return StepPlan(
@@ -422,14 +424,25 @@ def own_pods(deployment: Obj, running: list[Obj] | None = None) -> Obj:
     return chosen
 
 
-def stopped_reason(name: str) -> str:
-    """Why the ladder's scale out leaves a Deployment at 0 replicas alone."""
+def stopped_reason(name: str, rung: Rung = Rung.SCALE_OUT) -> str:
+    """Why the ladder's ``rung`` (restart, scale out) leaves a Deployment at 0 replicas alone."""
     # Zero is a person's or a tool's decision (the full rollback restores it as the state
     # before the incident), and a HorizontalPodAutoscaler does not scale such a Deployment
-    # either: starting pods someone stopped is no remediation of an alert.
+    # either: starting pods someone stopped is no remediation of an alert. A restart would
+    # only change the template of no pod.
+    if rung is Rung.RESTART:
+        why = "a restart would start no pod of it"
+    else:
+        why = "the scale out does not start it again"
     return (
-        f"{name} is scaled to 0 replicas: someone stopped it, and the scale out does not "
-        "start it again (scale it up by hand if it should run)"
+        f"{name} is scaled to 0 replicas: someone stopped it, and {why} "
+        "(scale it up by hand if it should run)"
+    )
+
+
+def _stopped(name: str, rung: Rung) -> StepPlan:
+    return StepPlan(
+        skipped_reason=stopped_reason(name, rung), stopped=True, detail=f"{name} runs no pod"
     )
 
 

@@ -278,10 +278,12 @@ class DeliveryRepository(Repository):
         (False: not deferred any more, a try settled it meanwhile)."""
         return await self._set(key, Delivery.status == "deferred", status="failed") > 0
 
-    async def give_up(self, key: str, error: str) -> bool:
+    async def give_up(self, key: str, error: str, now: datetime | None = None) -> bool:
         """A send left in flight that no try will finish: failed (``error``), unless its
-        holder finished it meanwhile (False then: nothing to say)."""
-        return await self._set(key, _PENDING, status="failed", error=error, lease_until=None) > 0
+        holder finished it meanwhile (False then: nothing to say); with ``now``, unless a live
+        lease holds it then (a try, this row's or one that took it since, may be sending)."""
+        only = [_PENDING] if now is None else [_PENDING, Delivery.takeable(now)]
+        return await self._set(key, *only, status="failed", error=error, lease_until=None) > 0
 
     async def hold(self, key: str, lease_until: datetime) -> None:
         """The send under way keeps its row (still in flight) until ``lease_until``."""

@@ -1,5 +1,5 @@
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -111,6 +111,12 @@ async def _set_push(db: Database, name: str, config: dict[str, object]) -> None:
         assert user is not None
         await users.set_push_config(user, PushConfig.model_validate(config).model_dump(mode="json"))
         await session.commit()
+
+
+async def _lease_over(db: Database, key: str) -> None:
+    """The lease of the delivery ``key`` ended (its holder died): a give-up may take it."""
+    async with db.writing() as session:
+        await DeliveryRepository(session).hold(key, datetime.now(UTC) - timedelta(seconds=1))
 
 
 def _request(
@@ -552,6 +558,7 @@ async def test_a_delivery_in_flight_whose_channel_was_removed_is_not_left_in_fli
     await left_in_flight(deps.db, key, "alice", "webhook", "secret:hook")
     with pytest.raises(ApplicationError, match="in flight"):  # retried after its lease
         await ActivityEnvironment().run(notify.notify, request)
+    await _lease_over(deps.db, key)
     await ActivityEnvironment().run(notify.notify_given_up, request)  # the retries are over
     async with deps.db.session() as session:
         row = await DeliveryRepository(session).get(key)
@@ -567,6 +574,7 @@ async def test_a_delivery_given_up_in_flight_is_listed_as_failed_and_a_later_sen
     key = delivery_key(request.idempotency_key, "inbox", "")
     # The last try's worker died in the send: the workflow gives the delivery up.
     await left_in_flight(deps.db, key, "alice")
+    await _lease_over(deps.db, key)
     await ActivityEnvironment().run(notify.notify_given_up, request)
     async with deps.db.session() as session:
         [row] = await DeliveryRepository(session).list(user="alice")
@@ -615,6 +623,7 @@ async def test_a_delivery_whose_last_try_died_handing_it_over_is_given_up_never_
     await left_in_flight(deps.db, key, "alice", "email", "alice@example.com")
     async with deps.db.writing() as session:
         await DeliveryRepository(session).posted(key, HANDING)
+    await _lease_over(deps.db, key)
     await ActivityEnvironment().run(notify.notify_given_up, request)
     async with deps.db.session() as session:
         row = await DeliveryRepository(session).get(key)
@@ -631,8 +640,6 @@ async def test_a_delivery_whose_last_try_died_handing_it_over_is_given_up_never_
 async def test_an_inbox_message_stored_by_a_try_that_died_before_saying_sent_is_not_stored_twice(
     deps: WorkerDeps,
 ) -> None:
-    from datetime import UTC
-
     await _user(deps.db, "alice")
     channels = build_channels(deps.settings, deps.db, deps.http)
     notify = NotifyActivities(deps.db, channels)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.deliveries import LEASE_MARGIN, RowPosts
+from activities.deliveries import GIVE_UP_TRIES, GIVEN_UP, LEASE_MARGIN, RowPosts
 from activities.notify import NotifyActivities, database_busy
 from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.inbox import InboxChannel
@@ -41,6 +42,7 @@ from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WEBHOOK_SECRET, Mailbox, PushEndpoints
+from tests.support.deliveries import left_in_flight
 from tests.support.servers import serve
 from tests.support.waits import eventually
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_RETRY
@@ -854,3 +856,66 @@ async def test_a_deadlock_postgresql_broke_is_a_send_tried_again_not_failed_for_
         assert database_busy(broken)
     finally:
         await db.close()
+
+
+async def test_a_delivery_another_live_worker_holds_is_not_given_up_under_it(
+    deps: WorkerDeps,
+) -> None:
+    """Worker A's try holds the webhook row's lease and is sending (its receiver slow to
+    answer); the notify activity had failed for good meanwhile (its last try met that send in
+    flight), and worker B's give-up marked the row failed ("no try finished this send") and told
+    alice so, while A's message reached the receiver. The give-up now leaves a row under a live
+    lease to its holder and is tried again after the lease; then it finds the holder's outcome."""
+    arrived, answer = asyncio.Event(), asyncio.Event()
+    received: list[bytes] = []
+
+    async def hook(request: Request) -> Response:
+        received.append(await request.body())
+        arrived.set()
+        await answer.wait()
+        return Response("ok")
+
+    await _user(deps.db, "alice")
+    async with serve(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        holder, other = _notify(deps, base), _notify(deps, base)  # two workers, one database
+        key = unique("held")
+        request = _request(key, Target(type="webhook", target="secret:hook"))
+        sending = asyncio.create_task(ActivityEnvironment().run(holder.notify, request))
+        try:
+            await arrived.wait()  # A holds the row's lease, its message at the receiver
+            with pytest.raises(ApplicationError, match="in flight") as waits:
+                await ActivityEnvironment().run(other.notify_given_up, request)
+            assert not waits.value.non_retryable and waits.value.next_retry_delay is not None
+            (row,) = (await _rows(deps.db, key)).values()
+            assert row.status == "pending", (row.status, row.error)
+        finally:
+            answer.set()
+        result = await sending
+        # B's retry, after the lease: the holder's outcome stands, nothing is said.
+        await ActivityEnvironment().run(other.notify_given_up, request)
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    assert len(received) == 1
+    (row,) = (await _rows(deps.db, key)).values()
+    assert (row.status, row.error) == ("sent", None)
+    async with deps.db.session() as session:
+        said = await session.scalars(select(Event).where(Event.kind == "delivery.failed"))
+        assert [e.payload for e in said if e.user == "alice" and e.task == "disk-watch"] == []
+
+
+async def test_a_delivery_still_held_at_the_give_ups_last_try_is_given_up(
+    deps: WorkerDeps,
+) -> None:
+    """A lease that outlasts every try of the give-up (each waits for its end) is a dead
+    holder's: a live one finishes within it. The last try gives the row up, as before."""
+    await _user(deps.db, "alice")
+    notify = _notify(deps, "http://127.0.0.1:9")
+    key = unique("dead-holder")
+    request = _request(key, Target(type="webhook", target="secret:hook"))
+    await left_in_flight(deps.db, f"{key}:webhook:secret:hook", "alice", "webhook", "secret:hook")
+    with pytest.raises(ApplicationError, match="in flight"):
+        await ActivityEnvironment().run(notify.notify_given_up, request)
+    last = ActivityEnvironment()
+    last.info = dataclasses.replace(last.info, attempt=GIVE_UP_TRIES)
+    await last.run(notify.notify_given_up, request)
+    (row,) = (await _rows(deps.db, key)).values()
+    assert (row.status, row.error) == ("failed", GIVEN_UP)

@@ -77,16 +77,60 @@ async def _run(
         return status
 
 
+def _stopped_once_restarted(api: KubeApi) -> None:
+    """Someone scales checkout to 0 once the run's restart is stored (before its answer)."""
+
+    def stop(call: ApiCall) -> None:
+        deployment = api.deployments[("prod", "checkout")]
+        if call.kind == "deployments" and deployment["spec"]["replicas"]:
+            deployment["spec"]["replicas"] = 0
+            api._reconcile("prod", "checkout")
+
+    api.on_write = stop
+
+
+async def test_a_deployment_someone_stopped_is_not_restarted_and_goes_to_a_person(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """Rung 1 restarted a Deployment at 0 replicas: a new template for no pod, an audit that
+    says a restart was sent. It is skipped as the scale out is (nothing written, its slot given
+    back) and the run hands over at once."""
+    api, path = cluster
+    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
+    api._reconcile("prod", "checkout")
+    template = api.deployments[("prod", "checkout")]["spec"]["template"]
+    status = await _run(ts_env, deps, path, healthy_from=None)
+
+    (restart,) = status.attempts
+    assert (restart.rung, restart.applied) == (Rung.RESTART, False), restart
+    stopped = (
+        "deployment prod/checkout is scaled to 0 replicas: someone stopped it, and a restart "
+        "would start no pod of it (scale it up by hand if it should run)"
+    )
+    assert restart.skipped_reason == stopped, restart
+    reason = (
+        f"rung 1 (restart) was skipped: {stopped}; no rung above it is tried: a workload "
+        "someone stopped is not failing, and rolling it back or isolating it would change what "
+        "they stopped on purpose"
+    )
+    assert (status.state, status.outcome) == ("handed_over", reason)
+    assert api.writes() == []
+    assert api.deployments[("prod", "checkout")]["spec"]["template"] == template
+    assert (await audit_actions(deps, status.run_key))[-2:] == ["hand_over", "finished"]
+    async with deps.db.session() as session:
+        assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
+
+
 async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
-    """No pod runs: a rollout of zero replicas is complete, and nothing serves. Without a
-    verify block the run must not say a restart resolved the alert; and its scale out did not
-    bring up 2 pods of a workload someone had stopped."""
+    """No pod runs (someone scaled it to 0 as it was restarted): a rollout of zero replicas is
+    complete, and nothing serves. Without a verify block the run must not say a restart
+    resolved the alert; and its scale out did not bring up 2 pods of a workload someone had
+    stopped."""
     api, path = cluster
     api.failing_images = set()
-    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
-    api._reconcile("prod", "checkout")
+    _stopped_once_restarted(api)
     status = await _run(ts_env, deps, path, healthy_from=None, verified=False)
 
     restart, scale_out = status.attempts[:2]
@@ -113,12 +157,11 @@ async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
 async def test_a_deployment_someone_stopped_goes_to_a_person_at_the_skipped_scale_out(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
-    """A workload at 0 replicas is not failing, it was stopped: the ladder climbed on past the
-    skipped scale out as if it had been tried, rolled the stopped release back and cut its
-    Service off. The run now stops there and hands over, saying why."""
+    """A workload at 0 replicas is not failing, it was stopped (here as it was restarted): the
+    ladder climbed on past the skipped scale out as if it had been tried, rolled the stopped
+    release back and cut its Service off. The run now stops there and hands over, saying why."""
     api, path = cluster
-    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
-    api._reconcile("prod", "checkout")
+    _stopped_once_restarted(api)
     record = "remediation_stopped_workload"
     status = await _run(ts_env, deps, path, healthy_from=None, record=record)
 
@@ -165,11 +208,11 @@ async def test_a_deployment_someone_stopped_goes_to_a_person_at_the_skipped_scal
 async def test_an_alert_that_clears_on_a_deployment_scaled_to_zero_is_not_resolved(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
-    """An error rate falls when no pod serves: as behind an isolation, it is no fix."""
+    """An error rate falls when no pod serves (someone scaled it to 0 as it was restarted): as
+    behind an isolation, it is no fix."""
     api, path = cluster
     api.failing_images = set()
-    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
-    api._reconcile("prod", "checkout")
+    _stopped_once_restarted(api)
     status = await _run(ts_env, deps, path, healthy_from=1)
 
     assert status.attempts[0].resolved is False, status.attempts[0].verification
@@ -579,22 +622,27 @@ async def test_an_alert_that_clears_behind_an_earlier_runs_deny_policy_is_not_re
     assert ("prod", name) in api.networkpolicies
 
 
+@pytest.mark.parametrize(
+    ("rung", "fields"),
+    [(Rung.RESTART, {"restarted_at": "2026-01-01T00:00:00Z"}), (Rung.SCALE_OUT, {"replicas": 2})],
+    ids=["restart", "scale_out"],
+)
 async def test_a_dry_run_from_the_alert_alone_does_not_scale_what_ran_no_pod_at_its_checkpoint(
-    tmp_path: Path,
+    rung: Rung, fields: dict[str, Any]
 ) -> None:
     """The cluster was read at the first checkpoint (0 replicas) and cannot be now: the dry
-    run's patch from the alert alone said "scale from 0 to 2", which the cluster's own plan
-    would not do."""
+    run's patch from the alert alone said "scale from 0 to 2" (or restart it), which the
+    cluster's own plan would not do."""
     target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
     seen = Checkpoint(target=target, revision=1, replicas=0, taken_at=datetime.now(UTC))
     step = StepRequest(
         remediation_id="remediation/r0@1",
-        rung=Rung.SCALE_OUT,
+        rung=rung,
         target=target,
         mode="dry_run",
-        key="remediation/r0@1#2",
-        replicas=2,
+        key=f"remediation/r0@1#{int(rung)}",
         checkpoint=seen,
+        **fields,
     )
     result = await DryRunExecutor().apply(step)
     assert (result.applied, result.patch, result.stopped) == (False, None, True), result
