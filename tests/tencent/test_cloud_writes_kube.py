@@ -713,6 +713,28 @@ async def test_ck11_a_scale_past_the_most_replicas_is_refused_at_every_door(
     assert outcomes == [("failed", 10000), ("failed", 1001)], outcomes
 
 
+async def test_ck11_a_restart_of_a_deployment_scaled_to_zero_says_no_pod_runs_and_writes_nothing(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """Restarting a Deployment at 0 replicas answered "restart deployment shop/idle" with
+    applied true: it wrote a new template (a new revision) and no pod was restarted."""
+    kube, state = cluster
+    kube.add_deployment("shop", "idle", "registry/idle:1", replicas=0)
+    idle = {**WORKLOAD, "name": "idle"}
+    async with client(state, "ops") as c:
+        _, preview = await call(c, "restart_workload", workload=idle)
+        failed, done = await call(c, "restart_workload", workload=idle, mode="execute")
+    assert not failed, done
+    for answer in (preview, done):
+        assert answer["applied"] is False and answer["patch"] is None, answer
+        assert "0 replicas" in answer["detail"] and "no pod" in answer["detail"], answer
+    assert kube.writes() == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.restart_workload"]
+    assert outcomes == ["dry_run", "noop"], outcomes
+
+
 async def test_ck11_one_key_given_to_two_counts_scales_to_each(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
