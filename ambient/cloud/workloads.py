@@ -71,6 +71,9 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     return CloudOpsFailedError("failed", f"{what}: {exc}")
 
 
+# The most replicas a scale may ask for, at every door (MCP and the API say it in their schema).
+MAX_REPLICAS = 1000
+
 # A restart asked for again this soon after our own restart of the Deployment is its retry.
 RESTART_RETRY_WINDOW = timedelta(minutes=5)
 
@@ -217,6 +220,8 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         def check() -> None:
             if replicas < 1:
                 raise CloudOpsInputError("replicas", "must be at least 1")
+            if replicas > MAX_REPLICAS:
+                raise CloudOpsInputError("replicas", f"must be at most {MAX_REPLICAS}")
 
         asked = f"scale\n{spec.cluster_id}\n{spec.namespace}\n{spec.name}\n{replicas}"
 

@@ -105,6 +105,14 @@ class StepPlanner:
             return _stopped(name, Rung.RESTART)
         if deployment["spec"].get("paused"):
             return _paused(name, "restart")
+        if step.asked and deployment["spec"].get("replicas", 1) == 0:
+            # What kubectl rollout restart does here writes a new revision and restarts no pod:
+            # the person asking hears that instead of "restarted".
+            return StepPlan(
+                skipped_reason=f"{name} is scaled to 0 replicas: no pod runs, so there is "
+                "nothing to restart (scale it up to start its pods)",
+                detail=f"{name} runs no pod",
+            )
         body = {"metadata": stamp(deployment, step.key), "spec": spec}
         return StepPlan(
             changes=[_patch(Deployment, step.target, body)],

@@ -24,7 +24,7 @@ from ambient.cloud.images import (
 )
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
-from ambient.cloud.workloads import WorkloadResult, WorkloadSpec
+from ambient.cloud.workloads import MAX_REPLICAS, WorkloadResult, WorkloadSpec
 from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from api.deps import CurrentUser, StateDep
@@ -64,7 +64,7 @@ class ApplyBody(WriteMode, ApplySpec): ...
 
 # Its own mode, after replicas (WriteMode's would come before them).
 class ScaleBody(WorkloadSpec):
-    replicas: WholeNumber = Field(ge=1, le=1000, description="absolute replica count")
+    replicas: WholeNumber = Field(ge=1, le=MAX_REPLICAS, description="absolute replica count")
     mode: ModeField = "dry_run"
 
 

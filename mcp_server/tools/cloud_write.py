@@ -13,7 +13,7 @@ from ambient.cloud.images import DEFAULT_QUESTION, MAX_DATA_URL, MAX_QUESTION, I
 from ambient.cloud.images import describe_dashboard_image as describe_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolSpec
-from ambient.cloud.workloads import WorkloadResult, WorkloadSpec
+from ambient.cloud.workloads import MAX_REPLICAS, WorkloadResult, WorkloadSpec
 from ambient.domain.numbers import WholeNumber
 from mcp_server.auth import app_state
 from mcp_server.tools.cloud import ModeArg, cloud_actor
@@ -82,7 +82,9 @@ async def apply_yaml(
 async def scale_workload(
     ctx: Context[Any, Any],
     workload: Annotated[WorkloadSpec, Field(description="the Deployment to scale")],
-    replicas: Annotated[WholeNumber, Field(ge=1, le=1000, description="absolute replica count")],
+    replicas: Annotated[
+        WholeNumber, Field(ge=1, le=MAX_REPLICAS, description="absolute replica count")
+    ],
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Scale a Deployment to a replica count (stamped with its key: a retry changes nothing)."""

@@ -678,6 +678,63 @@ async def test_ck11_a_scale_to_no_replicas_by_a_viewer_is_refused_not_judged(
     assert kube.calls == []
 
 
+async def test_ck11_a_scale_past_the_most_replicas_is_refused_at_every_door(
+    cluster: tuple[ApplyingKubeApi, AppState], deps: WorkerDeps
+) -> None:
+    """MCP and the API refused more than 1,000 replicas by their schema, but the service did
+    not: `ambient cloud scale shop checkout 10000 --execute` scaled the Deployment to 10,000."""
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    kube, state = cluster
+    env = {
+        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
+        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
+        "AMBIENT_DATABASE_URL": deps.settings.resolved_database_url,
+        "COLUMNS": "300",
+    }
+    command = ["cloud", "scale", "shop", "checkout", "10000", "--cluster", "cls-abcd1234"]
+    done = await asyncio.to_thread(
+        CliRunner().invoke, app, [*command, "--user", "ops", "--execute"], env=env
+    )
+    spec = WorkloadSpec.model_validate(WORKLOAD)
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        with pytest.raises(CloudOpsInputError, match="replicas: must be at most 1000"):
+            await ops.scale_workload("ops", spec, 1001, "dry_run")
+    assert done.exit_code != 0 and "replicas: must be at most 1000" in done.output, done.output
+    assert kube.writes() == []
+    assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 2
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [(r.detail["outcome"], r.detail["replicas"]) for r in rows if "scale" in r.action]
+    assert outcomes == [("failed", 10000), ("failed", 1001)], outcomes
+
+
+async def test_ck11_a_restart_of_a_deployment_scaled_to_zero_says_no_pod_runs_and_writes_nothing(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """Restarting a Deployment at 0 replicas answered "restart deployment shop/idle" with
+    applied true: it wrote a new template (a new revision) and no pod was restarted."""
+    kube, state = cluster
+    kube.add_deployment("shop", "idle", "registry/idle:1", replicas=0)
+    idle = {**WORKLOAD, "name": "idle"}
+    async with client(state, "ops") as c:
+        _, preview = await call(c, "restart_workload", workload=idle)
+        failed, done = await call(c, "restart_workload", workload=idle, mode="execute")
+    assert not failed, done
+    for answer in (preview, done):
+        assert answer["applied"] is False and answer["patch"] is None, answer
+        assert "0 replicas" in answer["detail"] and "no pod" in answer["detail"], answer
+    assert kube.writes() == []
+    async with state.db.session() as session:
+        rows = await AuditRepository(session).list()
+    outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.restart_workload"]
+    assert outcomes == ["dry_run", "noop"], outcomes
+
+
 async def test_ck11_one_key_given_to_two_counts_scales_to_each(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
