@@ -99,20 +99,19 @@ class StepPlanner:
         if stamped(deployment, step.key):
             sent = {"metadata": sent_stamp(deployment, step.key), "spec": spec}
             return _sent_before(step, sent, f"{name} was already restarted by {step.key}")
-        if deployment["spec"].get("replicas", 1) == 0 and not step.asked:
-            # Its new template would start no pod: the audit would say "restarted" of nothing,
-            # and the run would climb on past a workload someone stopped (it hands over here).
-            return _stopped(name, Rung.RESTART)
-        if deployment["spec"].get("paused"):
-            return _paused(name, "restart")
-        if step.asked and deployment["spec"].get("replicas", 1) == 0:
-            # What kubectl rollout restart does here writes a new revision and restarts no pod:
-            # the person asking hears that instead of "restarted".
+        if deployment["spec"].get("replicas", 1) == 0:
+            # A new template would start no pod (what kubectl rollout restart writes here): the
+            # audit would say "restarted" of nothing. The ladder's run would climb on past a
+            # workload someone stopped: it hands over here. A person asking hears why.
+            if not step.asked:
+                return _stopped(name, Rung.RESTART)
             return StepPlan(
                 skipped_reason=f"{name} is scaled to 0 replicas: no pod runs, so there is "
                 "nothing to restart (scale it up to start its pods)",
                 detail=f"{name} runs no pod",
             )
+        if deployment["spec"].get("paused"):
+            return _paused(name, "restart")
         body = {"metadata": stamp(deployment, step.key), "spec": spec}
         return StepPlan(
             changes=[_patch(Deployment, step.target, body)],
