@@ -66,7 +66,6 @@ FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # That change is tried once there, for this long at most: the server holds the run's queries
 # while its task is open, and a slow or failing cluster (a change is tried for minutes) must
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
-FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
 # A rollback the first checkpoint found nothing for is skipped before its approval: its owner
 # was asked to approve it (and the run handed over when nobody did), then it did nothing.
@@ -363,7 +362,6 @@ class GradedRemediationWorkflow(RemediationChange):
             # answers as its audit rows did, and the change finds its stamp.
             result = None
             if in_task:
-                workflow.deprecate_patch(FIRST_CHANGE_ONE_TRY)
                 try:
                     result = await self._first_try(request, min(limit, FIRST_TRY))
                 except ACTIVITY_FAILED as exc:
