@@ -54,8 +54,8 @@ GREETING_HANDED_OVER = "GreetingHandedOver"
 HAND_OVER_HOLD = timedelta(seconds=30)
 # A greeting that arrives before preparation finished waits this long, then says "preparing".
 GREETING_WAIT = timedelta(seconds=20)
-# A run that starts paused waits this long for a resume, then goes on as a new run (patched:
-# runs before it waited in one run, whose history grew with every greeting).
+# A run that starts paused waits this long for a resume, then goes on as a new run (one run
+# for the whole pause would grow its history with every greeting).
 PAUSED_RUN_LENGTH = timedelta(days=1)
 PAUSED_RUN_RENEWED = "paused-run-renewed"
 # A day the replaced run prepared and nobody heard is pushed by the new run that plans another.
@@ -92,14 +92,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
     async def run(self, run: BriefingRun) -> str:
         if self.paused:
             self.phase = "paused"
-            if workflow.patched(PAUSED_RUN_RENEWED):
-                # A day at most, then a new run with the same carry: every greeting answered
-                # "paused" is history, and a pause of months would near Temporal's limit.
-                await until(lambda: not self.paused or self.stopping, PAUSED_RUN_LENGTH)
+            workflow.deprecate_patch(PAUSED_RUN_RENEWED)
+            # A day at most, then a new run with the same carry: every greeting answered
+            # "paused" is history, and a pause of months would near Temporal's limit.
+            await until(lambda: not self.paused or self.stopping, PAUSED_RUN_LENGTH)
+            if self.paused and not self.stopping:
+                await workflow.wait_condition(workflow.all_handlers_finished)
                 if self.paused and not self.stopping:
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    if self.paused and not self.stopping:
-                        workflow.continue_as_new(run.model_copy(update={"carry": self.carry}))
+                    workflow.continue_as_new(run.model_copy(update={"carry": self.carry}))
             await workflow.wait_condition(lambda: not self.paused or self.stopping)
         if self.stopping:
             return "stopped"
@@ -121,8 +121,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
             and unheard != day.date
             and config.push_if_not_greeted
             and not (self.paused or self.stopping)  # paused or stopped meanwhile: nothing pushed
-            and workflow.patched(UNHEARD_DAY_PUSHED)
         ):
+            workflow.deprecate_patch(UNHEARD_DAY_PUSHED)
             # The replaced run's morning, nobody greeted, not pushed: this config plans another
             # date, so that morning's window is over here; pushed now, not lost between two.
             self.phase = "pushing"
@@ -176,8 +176,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         be prepared, why (once: the day's push key either way)."""
         key = f"{self.run_input.task_id}/{day.date}/push"
         if self.prepared is None:
-            if not workflow.patched(UNPREPARED_DAY_SAID):
-                return  # runs before it pushed nothing: the error was in the status alone
+            workflow.deprecate_patch(UNPREPARED_DAY_SAID)
             # A greeting's preparation still under way ends first: it may yet succeed.
             await workflow.wait_condition(lambda: not self._prepare_lock.locked())
             if self.prepared is None:
@@ -242,7 +241,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # No await between these checks and the assignment: exactly one greeting speaks.
         if self.given_at is not None:
             return self._already(day, self.given_at)
-        if _past_answer_by(request) and workflow.patched(GREETING_KEPT_PAST_ANSWER_BY):
+        if _past_answer_by(request):
+            workflow.deprecate_patch(GREETING_KEPT_PAST_ANSWER_BY)
             return self._short_answer(GreetOutcome.PREPARING, day)
         self.given_at, self.given_via, self.given_request = now, request.via, request.request_id
         self.phase = "given"

@@ -141,10 +141,9 @@ class PrepareAndPush:
                 self.prepared_at, self.preparation_error = workflow.now(), None
                 self.preparation_failure = None
                 given = self.prepared.given_at
-                if given is not None and self.given_at is None and workflow.patched(GIVEN_STORED):
-                    # Spoken before a reset to an earlier task: the day stays spoken. Patched:
-                    # a worker of the release before read the same result without it (a rolling
-                    # deploy), and its run would push where this one does not.
+                if given is not None and self.given_at is None:
+                    # Spoken before a reset to an earlier task: the day stays spoken.
+                    workflow.deprecate_patch(GIVEN_STORED)
                     self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
                 self.preparation_error = str(exc.cause or exc)

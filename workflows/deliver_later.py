@@ -32,10 +32,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_text, short_activity
 
-# A run cancelled (an operator stopping its retries) says its deliveries given up, as a run
-# that gives up does.
-CANCELLED_SAID = "later-cancelled-said"
-
 
 @workflow.defn(name=DELIVER_LATER_TYPE)
 class DeliverLaterWorkflow:
@@ -45,8 +41,9 @@ class DeliverLaterWorkflow:
         try:
             return await self._deliver(later)
         except (asyncio.CancelledError, ActivityError):
-            # Cancelled while it waited or while a try ran (the only ActivityError let out).
-            workflow.deprecate_patch(CANCELLED_SAID)
+            # Cancelled while it waited or while a try ran (the only ActivityError let out), as
+            # an operator stopping its retries: its deliveries are said given up, as a run that
+            # gives up says them.
             with contextlib.suppress(ActivityError):
                 await short_activity(NotifyActivities.notify_given_up, later.request)
             raise

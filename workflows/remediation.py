@@ -54,29 +54,28 @@ with workflow.unsafe.imports_passed_through():
 
 Outcome = Literal["resolved", "next", "stop"]
 # An abort that came while a rung's checkpoint was read stops that rung's change (it went on
-# to make it, the run then ending "aborted").
+# to make it, the run then ending "aborted", before this patch).
 ABORT_BEFORE_CHANGE = "abort-before-change"
 ABORTED_BEFORE_CHANGE = "aborted before its change"  # _apply's answer then
 # The first rung's change, when open_remediation decided everything before it, is a local
-# activity in the opening's workflow task. Before this patch it was a regular activity, made
-# once that task completed: a round trip through the server before the first change, and a
-# workflow task more after it (in an alert storm, the change also waited behind every local
-# activity the worker had pending).
+# activity in the opening's workflow task: a regular activity, made once that task completed,
+# cost a round trip through the server before the first change and a workflow task more after
+# it (in an alert storm, the change also waited behind every local activity the worker had
+# pending).
 FIRST_CHANGE_IN_TASK = "first-change-in-task"
 # That change is tried once there, for this long at most: the server holds the run's queries
 # while its task is open, and a slow or failing cluster (a change is tried for minutes) must
 # not keep get_remediation silent. What it did not finish, the regular activity finishes.
-FIRST_CHANGE_ONE_TRY = "first-change-one-try"
 FIRST_TRY = timedelta(seconds=5)
 # A rollback the first checkpoint found nothing for is skipped before its approval: its owner
-# was asked to approve it (and the run handed over when nobody did), then it did nothing.
+# is not asked to approve a change that would do nothing.
 NO_ROLLBACK_NO_APPROVAL = "no-rollback-no-approval"
 # An alert that clears on a workload an earlier run isolated (its Services select no pods since
-# before this run) is no more resolved than behind this run's own isolation; it was.
+# before this run) is no more resolved than behind this run's own isolation.
 ISOLATED_BEFORE = "isolated-before-run"
 # A scale out skipped because someone stopped the workload (0 replicas) ends the ladder with a
-# hand-over. Before this patch the run climbed on as if the rung had been tried and failed,
-# rolling back and isolating a workload that was not failing but stopped on purpose.
+# hand-over: climbing on would roll back and isolate a workload that is not failing but
+# stopped on purpose.
 STOPPED_HANDS_OVER = "stopped-workload-hands-over"
 
 
@@ -93,8 +92,9 @@ class GradedRemediationWorkflow(RemediationChange):
         try:
             return await self._ladder(request)
         except asyncio.CancelledError:
-            if self.state in FINAL_STATES or not workflow.patched(CANCELLED_IN_TEMPORAL):
+            if self.state in FINAL_STATES:
                 raise
+            workflow.deprecate_patch(CANCELLED_IN_TEMPORAL)
             await self._cancelled()
             raise
 
@@ -164,8 +164,8 @@ class GradedRemediationWorkflow(RemediationChange):
             and self.baseline is not None
             and self.baseline.observed
             and self.baseline.previous_revision is None
-            and workflow.patched(NO_ROLLBACK_NO_APPROVAL)
         ):
+            workflow.deprecate_patch(NO_ROLLBACK_NO_APPROVAL)
             # Known from the first checkpoint: nobody is asked to approve a rollback to nothing.
             attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
             self.attempts.append(attempt)
@@ -210,11 +210,8 @@ class GradedRemediationWorkflow(RemediationChange):
             # A change that could not be made is no evidence that a stronger one is needed.
             await self._hand_over(f"{at} {result}")
             return "stop"
-        if (
-            isinstance(result, StepResult)
-            and result.stopped
-            and workflow.patched(STOPPED_HANDS_OVER)
-        ):
+        if isinstance(result, StepResult) and result.stopped:
+            workflow.deprecate_patch(STOPPED_HANDS_OVER)
             await self._hand_over(
                 f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: a "
                 "workload someone stopped is not failing, and rolling it back or isolating it "
@@ -249,7 +246,8 @@ class GradedRemediationWorkflow(RemediationChange):
                 )
                 return "stop"
             isolated = isolated_before(self.baseline)
-            if isolated and workflow.patched(ISOLATED_BEFORE):
+            if isolated:
+                workflow.deprecate_patch(ISOLATED_BEFORE)
                 await self._hand_over(
                     f"the alert cleared at {at} with the service isolated since before this run "
                     f"({isolated}): no traffic reaches it, which is no fix; "
@@ -320,14 +318,16 @@ class GradedRemediationWorkflow(RemediationChange):
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
             await self._free_slot(key)
             return f"was not applied: its checkpoint could not be read ({cause_of(exc)})"
-        if self.aborted and workflow.patched(ABORT_BEFORE_CHANGE):
+        if self.aborted:
+            workflow.deprecate_patch(ABORT_BEFORE_CHANGE)
             # Aborted while the checkpoint was read (a slow cluster, retried for minutes): the
             # change it was read for is not made.
             attempt.skipped_reason = "aborted before its change"
             await self._free_slot(key)
             return ABORTED_BEFORE_CHANGE
-        # Right after the opening, the change follows it in its workflow task (below).
-        in_task = opened and workflow.patched(FIRST_CHANGE_IN_TASK)
+        if opened:
+            # Right after the opening, the change follows it in its workflow task (below).
+            workflow.deprecate_patch(FIRST_CHANGE_IN_TASK)
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
             self.baseline = checkpoint
@@ -342,7 +342,7 @@ class GradedRemediationWorkflow(RemediationChange):
         if step.rung is Rung.RESTART:
             # A retried change sends the same restart. In the opening's task, the time the
             # workload was read (the checkpoint it saved): that task run again has another.
-            at = checkpoint.taken_at if in_task else workflow.now()
+            at = checkpoint.taken_at if opened else workflow.now()
             request.restarted_at = at.isoformat()
         elif step.rung is Rung.SCALE_OUT:
             request.replicas = scale_target(
@@ -362,8 +362,7 @@ class GradedRemediationWorkflow(RemediationChange):
             # task (FIRST_TRY). A task lost with its worker runs both again: the opening
             # answers as its audit rows did, and the change finds its stamp.
             result = None
-            if in_task:
-                workflow.deprecate_patch(FIRST_CHANGE_ONE_TRY)
+            if opened:
                 try:
                     result = await self._first_try(request, min(limit, FIRST_TRY))
                 except ACTIVITY_FAILED as exc:

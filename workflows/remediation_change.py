@@ -22,14 +22,14 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Keyed
 
 # An abort while a rung's change is still tried (retries on a busy API server) cancels them:
-# the change was made after the abort, once the API server answered.
+# the change is not made after the abort, once the API server answers.
 ABORT_DURING_CHANGE = "abort-during-change"
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 # A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
 # cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
 # taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
-# was cancelled and the run ends "aborted". Before this patch it closed at once, its row left
-# running, its slot counted and its audit silent.
+# was cancelled and the run ends "aborted": its row is not left running, its slot counted and
+# its audit silent.
 CANCELLED_IN_TEMPORAL = "cancelled-in-temporal"
 CANCELLED = (
     "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
@@ -55,12 +55,9 @@ class RemediationChange(RemediationSafety):
         try:
             return await asyncio.shield(first)
         except asyncio.CancelledError:
-            if workflow.patched(CANCELLED_IN_ACTIVITY):
-                await self._change_cancelled(first, retried=False)
-                raise
-            # Before the patch: the try cancelled, its cancellation taken for its failure.
-            first.cancel()
-            return await first
+            workflow.deprecate_patch(CANCELLED_IN_ACTIVITY)
+            await self._change_cancelled(first, retried=False)
+            raise
 
     async def _change(self, request: StepRequest, limit: timedelta) -> StepResult | None:
         """The change as a regular activity; None when an abort stopped it before it was made.
@@ -81,11 +78,13 @@ class RemediationChange(RemediationSafety):
         try:
             await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
         except asyncio.CancelledError:
-            if not change.done() and workflow.patched(CANCELLED_IN_TEMPORAL):
+            if not change.done():
+                workflow.deprecate_patch(CANCELLED_IN_TEMPORAL)
                 await self._change_cancelled(change)
             raise
-        if change.done() or not workflow.patched(ABORT_DURING_CHANGE):
+        if change.done():
             return await change
+        workflow.deprecate_patch(ABORT_DURING_CHANGE)
         change.cancel()
         try:
             return await change

@@ -71,9 +71,9 @@ RECORD_RETRY = RetryPolicy(
 TASK_TIMEOUT = timedelta(minutes=1)
 # A run cancelled in Temporal while one of its activities ran (its verification, a checkpoint,
 # the first change's try): that activity's cancellation is the run's, and the run cleans up and
-# closes as Cancelled (workflows/remediation.py, CANCELLED_IN_TEMPORAL). Before this patch the
-# callers took it for the activity's failure: the run handed over ("could not be verified") or
-# went on to the next step, and closed as Completed.
+# closes as Cancelled (workflows/remediation.py, CANCELLED_IN_TEMPORAL). Taken for the
+# activity's failure, the run would hand over ("could not be verified") or go on to the next
+# step, and close as Completed.
 CANCELLED_IN_ACTIVITY = "cancelled-in-activity"
 
 
@@ -304,7 +304,8 @@ class RemediationRecords:
         try:
             return await run(activity, arg, start_to_close_timeout=limit, retry_policy=retry)
         except ActivityError as exc:
-            if run_cancelled(exc) and workflow.patched(CANCELLED_IN_ACTIVITY):
+            if run_cancelled(exc):
+                workflow.deprecate_patch(CANCELLED_IN_ACTIVITY)
                 raise asyncio.CancelledError(cause_of(exc)) from exc
             raise
 

@@ -32,8 +32,8 @@ with workflow.unsafe.imports_passed_through():
 
 # The type of an update's refusal that is about the run's state, not the caller's rights.
 STATE_CONFLICT = "StateConflict"
-# An answer is applied only where a door recorded that user giving it (verify_approval); before
-# this patch the name an update gave was taken as the approver's, whoever sent it in Temporal.
+# An answer is applied only where a door recorded that user giving it (verify_approval): the
+# name an update gives is not taken as the approver's, whoever sent it in Temporal.
 VERIFIED_ANSWER = "verified-answer"
 
 
@@ -146,8 +146,8 @@ class RemediationSafety(RemediationRecords):
         """A person's answer to the pending approval (validated: waiting, permission), applied
         only where a door checked that user and recorded the answer (verify_approval)."""
         rung = self._awaited_rung()
-        if workflow.patched(VERIFIED_ANSWER):
-            await self._verified(answer, rung)
+        workflow.deprecate_patch(VERIFIED_ANSWER)
+        await self._verified(answer, rung)
         decision = ApprovalDecision(
             rung=rung,
             approver=answer.approver,

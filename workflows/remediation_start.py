@@ -18,7 +18,6 @@ from workflows.remediation_records import RECORD_RETRY, TASK_TIMEOUT, search_att
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
-    from ambient.remediation.alerts import legacy_remediation_id
     from ambient.remediation.runs import JoinRequest, RemediationInput
 
 # A start no longer joins a run under its alert's older id (the hash of source and metric too,
@@ -37,12 +36,8 @@ async def start_remediation(
 ) -> tuple[str, bool]:
     """Start the alert's remediation as the abandoned child ``child`` (remediation_id of its
     alert), or join the run under that id. The id of the run started or joined (what the caller
-    reports), and True when joined. A run of the release before joins a run still running
-    under the alert's older id first (`NO_OLDER_ID_JOIN`)."""
-    if not workflow.patched(NO_OLDER_ID_JOIN):
-        legacy = legacy_remediation_id(request.alert)
-        if legacy != child and await _join(legacy, request):
-            return legacy, True
+    reports), and True when joined."""
+    workflow.deprecate_patch(NO_OLDER_ID_JOIN)
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).

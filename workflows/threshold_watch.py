@@ -36,8 +36,11 @@ from workflows.watch_controls import WatchControls, failure_text, until
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
-# An update to another source starts the rule fresh; runs recorded before carried it over.
+# An update to another source starts the rule fresh (carried over, a new metric over the
+# line was never told and the old breach's recovery could never come).
 NEW_SOURCE_FRESH = "new-source-fresh"
+# A breach kept silent by the cooldown and still over the line when it ends is told then.
+BREACH_AFTER_COOLDOWN = "breach-after-cooldown"
 
 
 def _describe(transition: Transition) -> str:
@@ -183,11 +186,10 @@ class ThresholdWatchWorkflow(WatchControls):
             # than the interval): reading it again is no new check; `for_checks` counts data.
             return
         state.last_point_at = reading.at
-        # A silent breach told once the cooldown ends (a run recorded before: never told).
-        told = self.state.rule.silent and workflow.patched("breach-after-cooldown")
-        self.state.rule, transition = evaluate(
-            self.config, self.state.rule, reading.value, now, told_after_cooldown=told
-        )
+        if self.state.rule.silent:
+            # A silent breach still over the line is told once the cooldown ends.
+            workflow.deprecate_patch(BREACH_AFTER_COOLDOWN)
+        self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
         if transition is None:
             return
         payload: dict[str, Any] = {
@@ -247,8 +249,9 @@ class ThresholdWatchWorkflow(WatchControls):
     def config_replaced(self, old: ThresholdWatchConfig) -> None:
         # New lines (or a new source) take the datapoint read last too, at the next check.
         self.state.last_point_at = None
-        if old.source == self.config.source or not workflow.patched(NEW_SOURCE_FRESH):
+        if old.source == self.config.source:
             return
+        workflow.deprecate_patch(NEW_SOURCE_FRESH)
         # Another metric or instance is a new series: its breach, its count of breaching
         # checks and its cooldown start fresh (carried over, a new metric over the line was
         # never told and the old breach's recovery could never come).

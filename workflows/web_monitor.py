@@ -80,7 +80,7 @@ PAGES_CHECKED_WAIT = timedelta(seconds=30)
 # How long ``checked_now`` (what check now answers) waits for the check it asked for.
 CHECK_NOW_WAIT = timedelta(seconds=30)
 # A check asked for while every page's server asked for a pause (Retry-After) is made when
-# the first pause ends; before this patch it waited for the grid's next slot after it.
+# the first pause ends, not at the grid's next slot after it.
 CHECK_AFTER_PAUSE = "check-after-pause"
 
 
@@ -260,9 +260,8 @@ class WebMonitorWorkflow(WatchControls):
         self.absorb(result)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
-        elif (
-            asked and (end := self.pause_end()) is not None and workflow.patched(CHECK_AFTER_PAUSE)
-        ):
+        elif asked and (end := self.pause_end()) is not None:
+            workflow.deprecate_patch(CHECK_AFTER_PAUSE)
             # Every page's server asked us to wait: the check asked for is made when the
             # first pause ends (checks before it would ask none of them).
             self.state.next_due = end

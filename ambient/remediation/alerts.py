@@ -144,14 +144,6 @@ def remediation_id(alert: Alert, cluster: str | None = None) -> str:
     return f"remediation/{alert.fingerprint(cluster)}"
 
 
-def legacy_remediation_id(alert: Alert) -> str:
-    """The id this alert's remediation had before ids named the workload: a hash of source,
-    cluster, namespace, workload and metric. Only a watch's or the triage's start of the
-    release before joins a run under it (replayed; `NO_OLDER_ID_JOIN` skips it since)."""
-    parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
-    return f"remediation/{_digest(parts)}"
-
-
 def _digest(parts: list[str]) -> str:
     """An id's 16 hex digits: the SHA-256 of ``parts`` joined by the unit separator."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]

@@ -41,13 +41,11 @@ def evaluate(
     state: ThresholdState,
     value: float,
     now: datetime,
-    *,
-    told_after_cooldown: bool = True,
 ) -> tuple[ThresholdState, Transition | None]:
     """One check of a threshold watch: a breach once, a recovery once, never repeats.
 
-    ``told_after_cooldown``: a silent breach (inside the cooldown) still over the line once
-    the cooldown has passed is told then (runs recorded before this rule: never)."""
+    A silent breach (inside the cooldown) still over the line once the cooldown has passed
+    is told then."""
     state = state.model_copy(deep=True)
     state.values = [*state.values, (now, value)][-HISTORY_SIZE:]
     met = [c for c in config.conditions if c.breached(value)]
@@ -66,13 +64,7 @@ def evaluate(
     # Recovery needs the value back past the line by the hysteresis margin.
     if combine(c.breached(value, -config.hysteresis) for c in config.conditions):
         last = state.last_alert_at
-        if (
-            state.silent
-            and told_after_cooldown
-            and breaching_now
-            and last
-            and now - last >= cooldown
-        ):
+        if state.silent and breaching_now and last and now - last >= cooldown:
             # The cooldown holds a second alert back; one still true when it ends is told.
             state.silent, state.last_alert_at = False, now
             return state, Transition(kind=Breach.BREACH, value=value, conditions=met)

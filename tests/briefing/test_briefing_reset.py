@@ -19,6 +19,7 @@ from ambient.deps import WorkerDeps
 from tests.briefing.harness import make_user
 from tests.briefing.test_briefing_task_door import zone_at_midday
 from tests.conftest import running_worker, unique
+from tests.support.record import save_history
 from tests.support.waits import eventually
 
 
@@ -86,6 +87,9 @@ async def test_a_briefing_reset_after_it_spoke_does_not_speak_again(
         await eventually(planned, "the reset run planned its day again")
         again = await service.greet(user, via="voice", request_id="again", audio=False)
         status = await service.status(user)
+        await save_history(
+            dev_env.client.get_workflow_handle(f"daily-briefing/{user}"), "daily_briefing_reset"
+        )
     assert spoken.outcome is GreetOutcome.SPOKEN, spoken.text
     assert again.outcome is GreetOutcome.ALREADY_GIVEN, again.text
     # The day stays the one spoken at first (stored then), and it is not pushed at its end.

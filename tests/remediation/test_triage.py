@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from temporalio.worker import Worker
 
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.remediation.alerts import legacy_remediation_id, remediation_id
+from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.runs import (
     RemediationInput,
     RemediationStatus,
@@ -165,13 +166,19 @@ async def test_triage_starts_one_remediation_per_unresolved_alarm_and_joins_on_r
     assert joined_by == [([USER], [(USER, "triage")])] * 2
 
 
+def _older_id(alert: Alert) -> str:
+    """The id an alert's remediation had before ids named the workload (until 2026-11-28)."""
+    parts = [alert.source, alert.cluster_id, alert.namespace, alert.workload, alert.metric or ""]
+    return "remediation/" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
 async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_older_ids(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cloud: tuple[TencentApi, TencentCloud]
 ) -> None:
     """Runs started before ids named the workload are gone (a remediation lasts hours, and a
     release two back is drained): a triage no longer looks for them, an activity before each
-    start. Its history records why (`NO_OLDER_ID_JOIN`); a triage of the release before, which
-    joined them (alert_triage_legacy_joined.json), still replays."""
+    start. Its history records why (`NO_OLDER_ID_JOIN`, deprecated: the triages of the
+    release before, which called it patched, replay)."""
     _, tencent = cloud
     deps.tencent = tencent
     remediation_settings(
@@ -179,13 +186,13 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
     )
     await add_user(deps, USER)
     found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
-    older = sorted(legacy_remediation_id(a) for a in found.alerts)
+    older = sorted(_older_id(a) for a in found.alerts)
     async with running_worker(ts_env.client, deps) as worker:
         for subject in found.alerts:
             await ts_env.client.start_workflow(
                 GradedRemediationWorkflow.run,
                 RemediationInput(alert=subject, user=USER, mode="dry_run", requested_by=USER),
-                id=legacy_remediation_id(subject),
+                id=_older_id(subject),
                 task_queue=worker.task_queue,
                 search_attributes=search_attributes(USER, subject.cluster_id),
             )
@@ -202,7 +209,7 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
         for e in history.events
         if e.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
-    assert patches == [{"id": NO_OLDER_ID_JOIN, "deprecated": False}]
+    assert patches == [{"id": NO_OLDER_ID_JOIN, "deprecated": True}]
     joins = [
         e
         for e in history.events

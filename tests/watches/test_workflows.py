@@ -168,6 +168,7 @@ async def test_a_breach_inside_the_cooldown_that_outlasts_it_is_told_when_it_end
         status = await checks_reach(ts_env, handle, 12)
         await handle.signal("stop")
         await handle.result()
+    await save_history(handle, "threshold_watch_breach_after_cooldown")
     assert status.detail["breaching"] is True and status.detail["breaches_total"] == 2
     assert await kinds(loopback_deps, handle.id) == [
         "watch.breach",
