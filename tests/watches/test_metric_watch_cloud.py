@@ -69,11 +69,17 @@ def cpu(**fields: Any) -> dict[str, Any]:
     }
 
 
+# The newest datapoint `reads` served each stand-in: a test that sets an older one itself (a
+# stale point) must not make the next one fall on a second already read, within a fast test.
+_SERVED: dict[int, int] = {}
+
+
 def reads(api: TencentApi, value: float | None) -> None:
-    """The metric's next datapoint, a second after the one before (None: none reported, e.g.
-    the instance stopped)."""
+    """The metric's next datapoint, a second after any served before (None: none reported,
+    e.g. the instance stopped)."""
     last = max((t for t, _ in api.metric_points.get(METRIC, [])), default=0)
-    stamp = max(last + 1, int(time.time()) - 300)
+    stamp = max(last + 1, _SERVED.get(id(api), 0) + 1, int(time.time()) - 300)
+    _SERVED[id(api)] = stamp
     api.metric_points[METRIC] = [] if value is None else [(stamp, value)]
 
 
