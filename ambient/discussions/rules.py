@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.domain.configs import UserConfig
+from ambient.domain.configs import UserConfig, shows_nothing, unseen_codes
 from ambient.refusals import Refusal
 
 SourceType = Literal["real", "inferred", "unverifiable"]
@@ -70,6 +70,11 @@ class MessageIn(UserConfig):
     def _content(cls, content: str) -> str:
         if not content.strip():
             raise Refusal("say something: the message is blank")
+        if shows_nothing(content):  # U+200B, U+3164: a blank line on every page
+            raise Refusal(
+                "only invisible characters (%(codes)s): say something a person can read",
+                codes=unseen_codes(content),
+            )
         return content
 
     @field_validator("message_id")

@@ -48,7 +48,7 @@ from ambient.discussions.views import (
     Posted,
     SigningError,
 )
-from ambient.domain.configs import NUL_REFUSED, holds_nul
+from ambient.domain.configs import NUL_REFUSED, holds_nul, shows_nothing, unseen_codes
 from ambient.refusals import Refusal
 from ambient.remediation.ladder import step_key
 from ambient.remediation.views import RemediationError
@@ -135,6 +135,13 @@ class DiscussionService(DiscussionReads):
             )
         if holds_nul(topic):  # like the message's own text (StorableText)
             raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
+        if shows_nothing(key):  # U+200B: listed as a link with no words to click
+            raise InvalidDiscussionError(
+                Refusal(
+                    "topic: only invisible characters (%(codes)s): name it in words",
+                    codes=unseen_codes(key),
+                )
+            )
         if user is not None:
             async with self.db.session() as session:  # refused before the write turn
                 await self._may_sign(session, user, message.from_id)
