@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
+    AGENT_POST_ID,
     AUTO_REPLY,
     DEFAULT_PROJECT,
     AgentPost,
@@ -143,6 +144,7 @@ class DiscussionService(DiscussionReads):
                 )
             )
         if user is not None:
+            _a_persons_id(message)
             async with self.db.session() as session:  # refused before the write turn
                 await self._may_sign(session, user, message.from_id)
         # A retry (the same message_id) is found in the write turn, where a concurrent post of
@@ -215,6 +217,7 @@ class DiscussionService(DiscussionReads):
         return await _raced(lambda: self._reply(user, discussion_id, message))
 
     async def _reply(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
+        _a_persons_id(message)
         async with self.db.session() as session:  # refused before the write turn
             await self._may_sign(session, user, message.from_id)
             await self._get(session, discussion_id, user)
@@ -454,6 +457,16 @@ class DiscussionService(DiscussionReads):
             return posted
         posted.notified = recipients
         return posted
+
+
+def _a_persons_id(message: MessageIn) -> None:
+    """A person's own message id is none our agents post under: whoever sees a run's
+    discussion can work those out, and one taken first refused the agent's post."""
+    if (message.message_id or "").startswith(AGENT_POST_ID):
+        raise InvalidDiscussionError(
+            f"message_id: ids starting {AGENT_POST_ID!r} are the ones the product's agents post "
+            "under; choose another"
+        )
 
 
 def _rung_asked(run_key: str, reply_to: str | None) -> int | None:

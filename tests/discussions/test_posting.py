@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.discussions.rules import MessageIn
+from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
 from ambient.storage.repositories import InboxRepository
@@ -198,3 +198,37 @@ async def test_a_topic_or_message_of_only_invisible_characters_is_refused_and_po
         )
         assert answer.status_code == 201, answer.text
     assert await _stored(deps, ann) == 1
+
+
+async def test_a_person_cannot_take_the_message_id_a_remediation_posts_under(
+    deps: WorkerDeps,
+) -> None:
+    """Whoever sees a run's discussion knows its run key, so the ids its agent posts under
+    (rem- and a hash of the run key): a person's message under one refused the agent's post
+    (the outcome, a rung's approval request) and it was lost. People's ids are not rem-."""
+    ann = unique("ann")
+    tokens = await _users(deps, ann)
+    run_key = f"remediation/{unique('fp')}@run"
+    taken = remediation_post_id(f"{run_key}/finished")
+    async with (
+        serve(create_app(deps.settings)) as base,
+        http_client(base, headers={"Authorization": f"Bearer {tokens[ann]}"}) as http,
+    ):
+        answer = await http.post(
+            "/discussions",
+            json={"topic": f"Outcome {ann}", "from_id": ann, "content": "hi", "message_id": taken},
+        )
+        assert answer.status_code == 422, answer.text
+        [problem] = answer.json()["detail"]
+        assert problem["loc"][-1] == "message_id" and "rem-" in problem["msg"], problem
+    assert await _stored(deps, ann) == 0
+    posted = await DiscussionService(deps.db, deps.settings).post_as_agent(
+        AgentPost(
+            agent_id="remediation",
+            topic=f"Remediation of {ann}",
+            content="done",
+            subject=run_key,
+            message_id=taken,
+        )
+    )
+    assert posted.message_id == taken and posted.already_posted is False
