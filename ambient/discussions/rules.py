@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.domain.configs import UserConfig
+from ambient.domain.configs import UserConfig, shows_nothing, unseen_codes
 from ambient.refusals import Refusal
 
 SourceType = Literal["real", "inferred", "unverifiable"]
@@ -70,6 +70,11 @@ class MessageIn(UserConfig):
     def _content(cls, content: str) -> str:
         if not content.strip():
             raise Refusal("say something: the message is blank")
+        if shows_nothing(content):  # U+200B, U+3164: a blank line on every page
+            raise Refusal(
+                "only invisible characters (%(codes)s): say something a person can read",
+                codes=unseen_codes(content),
+            )
         return content
 
     @field_validator("message_id")
@@ -187,10 +192,14 @@ class AgentPost(BaseModel):
     message_id: str
 
 
+# The ids our agents' posts take: a person's message id may not (service._a_persons_id).
+AGENT_POST_ID = "rem-"
+
+
 def remediation_post_id(key: str) -> str:
     """The message id of a remediation run's post ``key`` (``<run>#<rung>/approval-request``):
     deterministic (unlike hash()), so a retried post finds the first one."""
-    return "rem-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return AGENT_POST_ID + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 class AgentPosted(BaseModel):

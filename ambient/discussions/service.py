@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
+    AGENT_POST_ID,
     AUTO_REPLY,
     DEFAULT_PROJECT,
     AgentPost,
@@ -48,7 +49,7 @@ from ambient.discussions.views import (
     Posted,
     SigningError,
 )
-from ambient.domain.configs import NUL_REFUSED, holds_nul
+from ambient.domain.configs import NUL_REFUSED, holds_nul, shows_nothing, unseen_codes
 from ambient.refusals import Refusal
 from ambient.remediation.ladder import step_key
 from ambient.remediation.views import RemediationError
@@ -135,7 +136,15 @@ class DiscussionService(DiscussionReads):
             )
         if holds_nul(topic):  # like the message's own text (StorableText)
             raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
+        if shows_nothing(key):  # U+200B: listed as a link with no words to click
+            raise InvalidDiscussionError(
+                Refusal(
+                    "topic: only invisible characters (%(codes)s): name it in words",
+                    codes=unseen_codes(key),
+                )
+            )
         if user is not None:
+            _a_persons_id(message)
             async with self.db.session() as session:  # refused before the write turn
                 await self._may_sign(session, user, message.from_id)
         # A retry (the same message_id) is found in the write turn, where a concurrent post of
@@ -208,6 +217,7 @@ class DiscussionService(DiscussionReads):
         return await _raced(lambda: self._reply(user, discussion_id, message))
 
     async def _reply(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
+        _a_persons_id(message)
         async with self.db.session() as session:  # refused before the write turn
             await self._may_sign(session, user, message.from_id)
             await self._get(session, discussion_id, user)
@@ -447,6 +457,16 @@ class DiscussionService(DiscussionReads):
             return posted
         posted.notified = recipients
         return posted
+
+
+def _a_persons_id(message: MessageIn) -> None:
+    """A person's own message id is none our agents post under: whoever sees a run's
+    discussion can work those out, and one taken first refused the agent's post."""
+    if (message.message_id or "").startswith(AGENT_POST_ID):
+        raise InvalidDiscussionError(
+            f"message_id: ids starting {AGENT_POST_ID!r} are the ones the product's agents post "
+            "under; choose another"
+        )
 
 
 def _rung_asked(run_key: str, reply_to: str | None) -> int | None:

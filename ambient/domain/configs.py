@@ -12,6 +12,7 @@ schedule's next run starts. Reading stored data passes ``STORED`` as the validat
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from functools import partial
 from typing import Any, TypeVar
@@ -99,6 +100,34 @@ NUL_REFUSED = "holds a NUL character (U+0000), which cannot be stored"
 def holds_nul(text: str) -> bool:
     """Whether ``text`` has a NUL (PostgreSQL refuses one in text and in a query)."""
     return "\x00" in text
+
+
+# What a person sees nothing of: controls and format characters (Cc, Cf: U+200B, U+FEFF),
+# separators (Zs, Zl, Zp) and combining marks with no letter to sit on (Mn: U+034F); with
+# the letters and symbols fonts draw blank (the Hangul fillers, the braille blank) and the
+# code points Unicode keeps ignorable before they are assigned (Default_Ignorable_Code_Point).
+_UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn"})
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def unseen(c: str) -> bool:
+    """Whether a person sees nothing of the character ``c``."""
+    if c in _BLANK or unicodedata.category(c) in _UNSEEN:
+        return True
+    return unicodedata.category(c) == "Cn" and (
+        c == "\u2065" or "\ufff0" <= c <= "\ufff8" or "\U000e0000" <= c <= "\U000e0fff"
+    )
+
+
+def unseen_codes(text: str) -> str:
+    """The code points of ``text`` a person does not see, as a refusal names them."""
+    return " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(text) if not c.isspace())
+
+
+def shows_nothing(text: str) -> bool:
+    """Whether ``text`` is only characters a person sees nothing of (spaces, U+200B, U+3164,
+    U+2800, a lone combining mark)."""
+    return all(unseen(c) for c in text)
 
 
 # A lone UTF-16 surrogate: JSON can write one ("\\ud800"), UTF-8 cannot, so no database can.

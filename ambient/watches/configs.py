@@ -38,7 +38,7 @@ from pydantic import (
 from selectolax.lexbor import LexborHTMLParser
 from temporalio import workflow
 
-from ambient.domain.configs import UserConfig, reading_stored
+from ambient.domain.configs import UserConfig, reading_stored, shows_nothing, unseen, unseen_codes
 from ambient.domain.notify import MAX_TARGETS, ChannelType, Target
 from ambient.refusals import Refusal
 
@@ -176,33 +176,6 @@ def _check_keyword(value: str, info: ValidationInfo) -> str:
     return value if regex else value.strip()
 
 
-# What a person sees nothing of: controls and format characters (Cc, Cf: U+200B, U+FEFF),
-# separators (Zs, Zl, Zp) and combining marks with no letter to sit on (Mn: U+034F); with
-# the letters and symbols fonts draw blank (the Hangul fillers, the braille blank) and the
-# code points Unicode keeps ignorable before they are assigned (Default_Ignorable_Code_Point).
-_UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn"})
-_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
-def _unseen(c: str) -> bool:
-    if c in _BLANK or unicodedata.category(c) in _UNSEEN:
-        return True
-    return unicodedata.category(c) == "Cn" and (
-        c == "\u2065" or "\ufff0" <= c <= "\ufff8" or "\U000e0000" <= c <= "\U000e0fff"
-    )
-
-
-def unseen_codes(text: str) -> str:
-    """The code points of ``text`` a person does not see, as a refusal names them."""
-    return " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(text) if not c.isspace())
-
-
-def shows_nothing(text: str) -> bool:
-    """Whether ``text`` is only characters a person sees nothing of (spaces, U+200B, U+3164,
-    U+2800, a lone combining mark)."""
-    return all(_unseen(c) for c in text)
-
-
 def unseen_inside(text: str) -> int | None:
     """Where ``text`` holds a character a person does not see amid a word they do (U+200B in
     "error", a soft hyphen, U+2060, U+FEFF); None when each one shapes what it sits on: a
@@ -210,7 +183,7 @@ def unseen_inside(text: str) -> int | None:
     joins (U+200D, U+200C), a flag's tags. At a word's edge one hides no part of it."""
     on = False  # a character shown before this one, in this word
     for i, c in enumerate(text):
-        if c.isspace() or not _unseen(c):
+        if c.isspace() or not unseen(c):
             on = not c.isspace()
             continue
         rest = text[i + 1 :]
@@ -221,7 +194,7 @@ def unseen_inside(text: str) -> int | None:
             or unicodedata.category(c) == "Mn"
             or "\U000e0020" <= c <= "\U000e007f"
             # Latin letters are drawn alike with or without a joiner: there it hides.
-            or (c in "\u200c\u200d" and not _unseen(after) and not (text[i - 1] + after).isascii())
+            or (c in "\u200c\u200d" and not unseen(after) and not (text[i - 1] + after).isascii())
         ):
             continue
         return i

@@ -9,7 +9,13 @@ from typing import Any, Literal
 from croniter import CroniterError, croniter
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from ambient.domain.configs import UserConfig, read_stored, reading_stored
+from ambient.domain.configs import (
+    UserConfig,
+    read_stored,
+    reading_stored,
+    shows_nothing,
+    unseen_codes,
+)
 from ambient.domain.notify import MAX_TARGETS, Target
 from ambient.domain.users import TimeZone
 from ambient.refusals import Refusal
@@ -18,8 +24,6 @@ from ambient.watches.configs import (
     Keyword,
     Notification,
     PageUrls,
-    shows_nothing,
-    unseen_codes,
 )
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

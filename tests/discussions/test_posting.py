@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.discussions.rules import MessageIn
+from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
 from ambient.storage.repositories import InboxRepository
@@ -167,3 +167,68 @@ async def test_a_message_id_reused_for_another_message_is_refused_not_taken_as_a
         assert [m["content"] for m in read["messages"]] == ["hot"]
         read = await call(as_ann, "read_discussion", discussion_id=other["discussion_id"])
         assert [m["content"] for m in read["messages"]] == ["ok"]
+
+
+async def test_a_topic_or_message_of_only_invisible_characters_is_refused_and_posts_nothing(
+    deps: WorkerDeps,
+) -> None:
+    """A topic of U+200B opened a discussion the list showed as an empty link nobody could
+    click, and a message of U+3164 was posted as a blank line: both are refused by name."""
+    ann = unique("ann")
+    tokens = await _users(deps, ann)
+    async with (
+        serve(create_app(deps.settings)) as base,
+        http_client(base, headers={"Authorization": f"Bearer {tokens[ann]}"}) as http,
+    ):
+        for field, topic, content in [
+            ("topic", "\u200b", "disk is full"),
+            ("topic", "\u200b\u2060 \ufeff", "disk is full"),
+            ("content", f"Disk {ann}", "\u200b"),
+            ("content", f"Disk {ann}", "\u3164 \u2800"),
+        ]:
+            answer = await http.post(
+                "/discussions", json={"topic": topic, "from_id": ann, "content": content}
+            )
+            assert answer.status_code == 422, answer.text
+            [problem] = answer.json()["detail"]
+            assert problem["loc"][-1] == field and "invisible" in problem["msg"], problem
+        # A word with a space made of U+3000 is a word: posted.
+        answer = await http.post(
+            "/discussions", json={"topic": f"磁盘\u3000{ann}", "from_id": ann, "content": "满了"}
+        )
+        assert answer.status_code == 201, answer.text
+    assert await _stored(deps, ann) == 1
+
+
+async def test_a_person_cannot_take_the_message_id_a_remediation_posts_under(
+    deps: WorkerDeps,
+) -> None:
+    """Whoever sees a run's discussion knows its run key, so the ids its agent posts under
+    (rem- and a hash of the run key): a person's message under one refused the agent's post
+    (the outcome, a rung's approval request) and it was lost. People's ids are not rem-."""
+    ann = unique("ann")
+    tokens = await _users(deps, ann)
+    run_key = f"remediation/{unique('fp')}@run"
+    taken = remediation_post_id(f"{run_key}/finished")
+    async with (
+        serve(create_app(deps.settings)) as base,
+        http_client(base, headers={"Authorization": f"Bearer {tokens[ann]}"}) as http,
+    ):
+        answer = await http.post(
+            "/discussions",
+            json={"topic": f"Outcome {ann}", "from_id": ann, "content": "hi", "message_id": taken},
+        )
+        assert answer.status_code == 422, answer.text
+        [problem] = answer.json()["detail"]
+        assert problem["loc"][-1] == "message_id" and "rem-" in problem["msg"], problem
+    assert await _stored(deps, ann) == 0
+    posted = await DiscussionService(deps.db, deps.settings).post_as_agent(
+        AgentPost(
+            agent_id="remediation",
+            topic=f"Remediation of {ann}",
+            content="done",
+            subject=run_key,
+            message_id=taken,
+        )
+    )
+    assert posted.message_id == taken and posted.already_posted is False
