@@ -32,6 +32,7 @@ from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
     BriefingReplacedError,
+    BriefingUnavailableError,
     InvalidBriefingError,
     check_date,
     field_of,
@@ -58,6 +59,7 @@ from ambient.briefing.models import (
 from ambient.briefing.unprepared import NOT_PREPARED, PREPARATION_FAILED
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_down
@@ -456,8 +458,12 @@ class BriefingService(Greeting):
             # they name the field the 422 points at.
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
             if getattr(exc.cause, "type", None) == PREPARATION_FAILED:
-                # Its text is the preparation's (a driver's): an admin's alone, as the status.
-                reason = reason if await self._operator(user) else NOT_PREPARED
+                # Nothing asked was wrong: the server could not prepare it now. Its text is the
+                # preparation's (a driver's): an admin's alone, as the status.
+                said = reason if await self._operator(user) else Refusal(NOT_PREPARED)
+                raise BriefingUnavailableError(
+                    Refusal(f"{what} failed: %(said)s", said=said)
+                ) from None
             raise InvalidBriefingError(f"{what} refused: {reason}", field_of(reason)) from None
 
     # --- analysis -----------------------------------------------------------------------
