@@ -23,11 +23,12 @@ from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
+from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import TaskKind
 from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
 from ambient.watches.reads import TaskSummary
-from ambient.watches.service import ALREADY_SO, DELIVERED_UNCONFIRMED
+from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
 from mcp_server import voice_sentences as sentences

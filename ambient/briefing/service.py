@@ -67,6 +67,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered
+from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
@@ -333,23 +334,32 @@ class BriefingService(Greeting):
             raise
 
     async def pause(self, user: str) -> BriefingStatus:
-        await self._signal(user, "pause")
-        return await self.status(user)
+        return await self._steer(user, paused=True)
 
     async def resume(self, user: str) -> BriefingStatus:
-        await self._signal(user, "resume")
+        return await self._steer(user, paused=False)
+
+    async def _steer(self, user: str, *, paused: bool) -> BriefingStatus:
+        """Pause or resume; one already so, with no control on its way to change that, is sent
+        nothing (a signal more in its history) and noted so, as a task's pause is."""
+        status = await self._live(user)
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        # The run's AmbientState and its pending work in one answer (the server's): the query
+        # above may predate a control taken since.
+        described = await handle.describe()
+        if described.typed_search_attributes.get(temporal.STATE) == (
+            "paused" if paused else "active"
+        ) and temporal.settled(described):
+            return (await self.told(user, status)).model_copy(update={"note": ALREADY_SO})
+        await handle.signal("pause" if paused else "resume")
         return await self.status(user)
 
     async def delete(self, user: str) -> BriefingRef:
-        status = await self._signal(user, "stop")
+        status = await self._running(user)
+        await self.client.get_workflow_handle(task_id_for(user)).signal("stop")
         return BriefingRef(
             task_id=task_id_for(user), state="stopped", created=False, config=status.config
         )
-
-    async def _signal(self, user: str, name: str) -> BriefingStatus:
-        status = await (self._running(user) if name == "stop" else self._live(user))
-        await self.client.get_workflow_handle(task_id_for(user)).signal(name)
-        return status
 
     async def _live(self, user: str) -> BriefingStatus:
         """The running briefing's status; a deleted one whose run still finishes (a preparation
