@@ -471,8 +471,9 @@ class BriefingService(Greeting):
                 # Nothing asked was wrong: the server could not prepare it now. Its text is the
                 # preparation's (a driver's): an admin's alone, as the status.
                 said = reason if await self._operator(user) else Refusal(NOT_PREPARED)
+                # Only a regenerate prepares: its words, which the pages translate.
                 raise BriefingUnavailableError(
-                    Refusal(f"{what} failed: %(said)s", said=said)
+                    Refusal("regenerate failed: %(said)s", said=said)
                 ) from None
             raise InvalidBriefingError(f"{what} refused: {reason}", field_of(reason)) from None
 
