@@ -16,6 +16,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
     TLSConfig,
+    WorkflowExecutionDescription,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -34,6 +35,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from ambient.codec import EncryptionCodec, parse_key
+from ambient.refusals import N_
 from ambient.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,6 +47,9 @@ USER = SearchAttributeKey.for_keyword("AmbientUser")
 CLUSTER = SearchAttributeKey.for_keyword("AmbientCluster")
 STATE = SearchAttributeKey.for_keyword("AmbientState")
 SEARCH_ATTRIBUTES = (KIND, USER, CLUSTER, STATE)
+# A pause of a paused task or a resume of a running one: nothing was sent (a signal would have
+# changed nothing but its run's history, a schedule's write its conflict token).
+ALREADY_SO = N_("it already was; nothing was sent")
 
 
 def search_attributes(
@@ -55,6 +60,12 @@ def search_attributes(
     return TypedSearchAttributes(
         [SearchAttributePair(key, value) for key, value in given if value is not None]
     )
+
+
+def settled(description: WorkflowExecutionDescription) -> bool:
+    """No workflow task of the run is pending: no control sent it waits to be taken (its
+    AmbientState is what all of them made)."""
+    return not description.raw_description.HasField("pending_workflow_task")
 
 
 def task_memo(summary: str, created: datetime) -> dict[str, str]:

@@ -292,6 +292,17 @@ async def _audit(
 ASKED_AT_MOST = 20  # runs a lookup asks (a query each, in parallel)
 
 
+def failing_in_a_row(pages: list[tuple[str, str | None, int]]) -> tuple[str, str]:
+    """How badly watches fail, a clause in Chinese and English: the most checks failed in a row
+    a failing page's ``watch.failing`` told (at least that many now); none under two."""
+    worst = max((failures for _, _, failures in pages), default=0)
+    if worst < 2:
+        return "", ""
+    if len({task for task, _, _ in pages}) == 1:
+        return f"，至少连续失败了 {worst} 次", f", at least {worst} times in a row"
+    return f"，最严重的至少连续失败了 {worst} 次", f", the worst at least {worst} times in a row"
+
+
 async def waiting_for(service: RemediationService, user: str) -> list[RemediationSummary]:
     """Runs waiting for this user's approval now, oldest first ("the first one" is the one
     that has waited longest, the same every time it is asked).
@@ -398,8 +409,8 @@ async def voice_facts(
         # The runs "what needs me" lists (list_runs): also another's on a cluster of theirs.
         seen = await repository.seen_by(user, approvers)
         runs = await repository.list(seen=seen, open_only=True, limit=None)
-        pages = await EventRepository(session).failing_pages(user=user.name)
-    failing = len({task for task, _ in pages})
+        pages = await EventRepository(session).failing(user=user.name)
+    failing = len({task for task, _, _ in pages})
 
     async def approvals() -> int | None:
         if remediations is None:
@@ -441,8 +452,9 @@ async def voice_facts(
         zh = f"有 {waiting} 个修复在等审批，可调用 what_needs_me。"
         en = f"Fixes waiting for approval: {waiting}. Call what_needs_me."
     elif failing:
-        zh = f"有 {failing} 个监控一直检查失败，可调用 what_needs_me。"
-        en = f"Watches failing their checks: {failing}. Call what_needs_me."
+        row, row_en = failing_in_a_row(pages)
+        zh = f"有 {failing} 个监控一直检查失败{row}，可调用 what_needs_me。"
+        en = f"Watches failing their checks: {failing}{row_en}. Call what_needs_me."
     else:
         zh = "用户询问运维情况时，使用语音工具回答。"
         en = "When the user asks about operations, answer with the voice tools."

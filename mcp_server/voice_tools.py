@@ -23,13 +23,14 @@ from ambient.speech import MAX_SPOKEN, cleaned
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
+from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import TaskKind
 from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
 from ambient.watches.reads import TaskSummary
-from ambient.watches.service import ALREADY_SO, DELIVERED_UNCONFIRMED
+from ambient.watches.service import DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState
-from ambient.xiaozhi import waiting_for
+from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_prompt import Span, Spoken, TaskName
@@ -76,11 +77,12 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
         async with state.db.session() as session:
-            pages = await EventRepository(session).failing_pages(user=user)
-        failing = list(dict.fromkeys(task for task, _ in pages))  # a watch, however many pages
+            pages = await EventRepository(session).failing(user=user)
+        failing = list(dict.fromkeys(task for task, _, _ in pages))  # a watch, however many pages
         if not waiting and not running and not failing:
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
-        return needs_answer(waiting, running, len(runs) > OPEN_LISTED, failing)
+        storm = len(runs) > OPEN_LISTED
+        return needs_answer(waiting, running, storm, failing, failing_in_a_row(pages))
 
     return await answer(ctx, speaker, work)
 
@@ -95,13 +97,16 @@ def needs_answer(
     running: list[RemediationSummary],
     storm: bool,
     failing: list[str],
+    in_a_row: tuple[str, str] = ("", ""),
 ) -> str:
-    """Every count said whole: past what an answer holds, names go (``_NAMED``), not the
-    sentences after them (``storm``: more alerts are open than were listed)."""
+    """Every count said whole: past what an answer holds, how badly the watches fail
+    (``in_a_row``, `failing_in_a_row`) goes first, then names (``_NAMED``), not the sentences
+    after them (``storm``: more alerts are open than were listed)."""
     for fixes, watches in _NAMED:
-        text = _needs_said(waiting, running, storm, failing, fixes, watches)
-        if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
-            break
+        for row in dict.fromkeys((in_a_row, ("", ""))):
+            text = _needs_said(waiting, running, storm, failing, fixes, watches, row)
+            if len(cleaned(text, english=english.get())) <= MAX_SPOKEN:
+                return text
     return text
 
 
@@ -112,6 +117,7 @@ def _needs_said(
     failing: list[str],
     fixes: int,
     names: int,
+    in_a_row: tuple[str, str],
 ) -> str:
     """What needs the user, every count said, naming ``fixes`` fixes and ``names`` watches at
     most (``storm``: more alerts are open than were listed)."""
@@ -138,6 +144,7 @@ def _needs_said(
     # The watches failing: a clause of the alerts' sentence, or a sentence after the fixes'
     # (three sentences at most).
     watches, watches_en = _failing_said(failing, names)
+    watches, watches_en = watches + in_a_row[0], watches_en + in_a_row[1]
     if running:
         more = "多" if storm else ""  # after a storm: "500 多个"
         more_en = " or more" if more else ""

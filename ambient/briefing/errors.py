@@ -4,6 +4,7 @@ dates) that `ambient.briefing.service` runs before it changes anything.
 BriefingError
  ├── InvalidBriefingError    bad config or arguments: nothing was changed
  ├── BriefingRefusedError    another user's briefing, without the admin role
+ ├── BriefingUnavailableError  the server could not do it now (its preparation failed)
  └── BriefingNotFoundError   no daily briefing (or no briefing of that date) for this user
 """
 
@@ -40,6 +41,11 @@ class InvalidBriefingError(BriefingError):
 
 class BriefingReplacedError(BriefingError):
     """The run an update was taken up by ended under it (a new config, a stop): do it again."""
+
+
+class BriefingUnavailableError(BriefingError):
+    """Nothing in the request was wrong: the server could not do it now (a regenerate's
+    preparation failed: the database away, a source down); try again in a few minutes."""
 
 
 class BriefingRefusedError(BriefingError):

@@ -282,6 +282,8 @@ class BriefingStatus(BaseModel):
     replaced_date: str | None = None
     # Stopped, still finishing (recording today's greeting): it ends without another day.
     stopping: bool = False
+    # A pause or resume's answer of a briefing already so: nothing was sent (ALREADY_SO).
+    note: str | None = None
 
     def told(self, *, operator: bool) -> BriefingStatus:
         """The status as its caller reads it: a failure's own text (a driver's, with its SQL or

@@ -32,6 +32,7 @@ from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
     BriefingReplacedError,
+    BriefingUnavailableError,
     InvalidBriefingError,
     check_date,
     field_of,
@@ -58,6 +59,7 @@ from ambient.briefing.models import (
 from ambient.briefing.unprepared import NOT_PREPARED, PREPARATION_FAILED
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
+from ambient.refusals import Refusal
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_down
@@ -65,6 +67,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered
+from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
@@ -331,23 +334,32 @@ class BriefingService(Greeting):
             raise
 
     async def pause(self, user: str) -> BriefingStatus:
-        await self._signal(user, "pause")
-        return await self.status(user)
+        return await self._steer(user, paused=True)
 
     async def resume(self, user: str) -> BriefingStatus:
-        await self._signal(user, "resume")
+        return await self._steer(user, paused=False)
+
+    async def _steer(self, user: str, *, paused: bool) -> BriefingStatus:
+        """Pause or resume; one already so, with no control on its way to change that, is sent
+        nothing (a signal more in its history) and noted so, as a task's pause is."""
+        status = await self._live(user)
+        handle = self.client.get_workflow_handle(task_id_for(user))
+        # The run's AmbientState and its pending work in one answer (the server's): the query
+        # above may predate a control taken since.
+        described = await handle.describe()
+        if described.typed_search_attributes.get(temporal.STATE) == (
+            "paused" if paused else "active"
+        ) and temporal.settled(described):
+            return (await self.told(user, status)).model_copy(update={"note": ALREADY_SO})
+        await handle.signal("pause" if paused else "resume")
         return await self.status(user)
 
     async def delete(self, user: str) -> BriefingRef:
-        status = await self._signal(user, "stop")
+        status = await self._running(user)
+        await self.client.get_workflow_handle(task_id_for(user)).signal("stop")
         return BriefingRef(
             task_id=task_id_for(user), state="stopped", created=False, config=status.config
         )
-
-    async def _signal(self, user: str, name: str) -> BriefingStatus:
-        status = await (self._running(user) if name == "stop" else self._live(user))
-        await self.client.get_workflow_handle(task_id_for(user)).signal(name)
-        return status
 
     async def _live(self, user: str) -> BriefingStatus:
         """The running briefing's status; a deleted one whose run still finishes (a preparation
@@ -456,8 +468,13 @@ class BriefingService(Greeting):
             # they name the field the 422 points at.
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
             if getattr(exc.cause, "type", None) == PREPARATION_FAILED:
-                # Its text is the preparation's (a driver's): an admin's alone, as the status.
-                reason = reason if await self._operator(user) else NOT_PREPARED
+                # Nothing asked was wrong: the server could not prepare it now. Its text is the
+                # preparation's (a driver's): an admin's alone, as the status.
+                said = reason if await self._operator(user) else Refusal(NOT_PREPARED)
+                # Only a regenerate prepares: its words, which the pages translate.
+                raise BriefingUnavailableError(
+                    Refusal("regenerate failed: %(said)s", said=said)
+                ) from None
             raise InvalidBriefingError(f"{what} refused: {reason}", field_of(reason)) from None
 
     # --- analysis -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 from ambient.briefing.config import Language
 from ambient.domain.notify import CHANNEL_TYPES, Message, NotificationKind
+from ambient.refusals import N_
 
 # The preparation's error type when the database failed it (activities/briefing.py).
 DATABASE_FAILED = "BriefingDatabaseFailed"
@@ -92,7 +93,7 @@ def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
 
 # What a member reads in the status for a failure whose own text is an administrator's (a
 # driver's names hosts and SQL): what failed and what to do. Admins read the text itself.
-NOT_PREPARED = (
+NOT_PREPARED = N_(
     "the briefing could not be prepared: an internal error or the database stopped it; greet "
     "again or regenerate it in a few minutes, and if it fails again tell your administrator, "
     "who sees why in the task's status"

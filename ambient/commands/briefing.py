@@ -163,11 +163,12 @@ def analyze(
 
 
 def _steer(name: str, verb: str, method: str, doc: str) -> None:
-    """`ambient briefing NAME --user`: the service's ``method``, then "TASK VERB"."""
+    """`ambient briefing NAME --user`: the service's ``method``, then "TASK VERB" (and its
+    note: "(it already was; nothing was sent)")."""
 
     def command(user: User) -> None:
-        _run(lambda s: getattr(s, method)(user))
-        console.print(f"{task_id_for(user)} {verb}")
+        note = getattr(_run(lambda s: getattr(s, method)(user)), "note", None)
+        console.print(f"{task_id_for(user)} {verb}" + (f" ({note})" if note else ""))
 
     command.__doc__ = doc
     app.command(name)(command)

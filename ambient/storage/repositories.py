@@ -89,8 +89,17 @@ class EventRepository(Repository):
     async def failing_pages(
         self, *, user: str, task: str | None = None, paused: bool = False
     ) -> builtins.list[tuple[str, str | None]]:
-        """The user's watches failing now (or this ``task``'s), as (task, url) longest failing
-        first: a web monitor's page (its ``url``) or a threshold watch's metric (no ``url``)
+        """`failing` as (task, url)."""
+        told = await self.failing(user=user, task=task, paused=paused)
+        return [(watch, url) for watch, url, _ in told]
+
+    async def failing(
+        self, *, user: str, task: str | None = None, paused: bool = False
+    ) -> builtins.list[tuple[str, str | None, int]]:
+        """The user's watches failing now (or this ``task``'s), as (task, url, failures: the
+        checks failed in a row its ``watch.failing`` told, at least that many now; 0 when it
+        told none) longest failing first: a web monitor's page (its ``url``) or a threshold
+        watch's metric (no ``url``)
         whose last of ``FAILING_KINDS`` is ``watch.failing``, told after the task's last
         ``watch.stopped`` (a deleted task, or an earlier life of one created again, is not),
         of a task not paused now (its last ``watch.paused`` after its last ``watch.resumed``
@@ -118,7 +127,7 @@ class EventRepository(Repository):
         stop, pause, resume = controls.c.stopped, controls.c.paused, controls.c.resumed
         not_paused = or_(pause.is_(None), pause < resume, pause < stop)
         query = (
-            select(Event.task, page)
+            select(Event.task, page, Event.payload)
             .join(newest, Event.id == newest.c.id)
             .outerjoin(controls, controls.c.task == Event.task)
             .where(
@@ -129,7 +138,11 @@ class EventRepository(Repository):
             .order_by(Event.id)
         )
         rows = (await self.session.execute(query)).tuples()
-        return [(task, url) for task, url in rows if task is not None]
+        return [
+            (watch, url, failures if isinstance(failures := told.get("failures"), int) else 0)
+            for watch, url, told in rows
+            if watch is not None
+        ]
 
     async def standing(self) -> set[int]:
         """The events `failing_pages` answers from, kept whatever their age: the newest of

@@ -64,6 +64,11 @@ class WorkerSilentError(TaskError):
     """The task's worker did not answer within QUERY_TIMEOUT (none running, or busy)."""
 
 
+class TaskUnavailableError(TaskError):
+    """Nothing in the request was wrong: the server could not do it now (a briefing's
+    preparation failed); try again in a few minutes."""
+
+
 class TaskNotFoundError(TaskError):
     """No task with that id belongs to the caller."""
 

@@ -22,7 +22,12 @@ from temporalio.client import (
 )
 
 from ambient import temporal
-from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
+from ambient.briefing.errors import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingUnavailableError,
+    InvalidBriefingError,
+)
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
 from ambient.settings import Settings
@@ -34,6 +39,7 @@ from ambient.watches.inputs import (
     TaskError,
     TaskNotFoundError,
     TaskType,
+    TaskUnavailableError,
     WorkerSilentError,
 )
 from ambient.watches.models import TaskStatus
@@ -435,6 +441,8 @@ class TaskReads:
             raise InvalidTaskError(str(exc)) from None
         except BriefingNotFoundError as exc:
             raise TaskNotFoundError(str(exc)) from None
+        except BriefingUnavailableError as exc:
+            raise TaskUnavailableError(str(exc)) from None
         except BriefingError as exc:
             silent = temporal.SILENT_WORKER in str(exc)  # a control sent is then delivered
             raise (WorkerSilentError if silent else TaskError)(str(exc)) from None

@@ -34,6 +34,7 @@ from ambient.refusals import N_, Refusal
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
+from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -53,9 +54,6 @@ from ambient.watches.schedules import TaskSchedules
 # answer (its worker busy, its workflow task held by a slow local activity, or Temporal gone
 # since): the server holds the control, which applies when the worker takes it.
 DELIVERED_UNCONFIRMED = N_("delivered; not confirmed yet (its worker or Temporal did not answer)")
-# A pause of a paused task or a resume of a running one: nothing was sent (a signal would have
-# changed nothing but its run's history, a schedule's write its conflict token).
-ALREADY_SO = N_("it already was; nothing was sent")
 
 
 class TaskService(TaskSchedules):
@@ -380,8 +378,7 @@ class TaskService(TaskSchedules):
         state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
         if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
             raise TaskStateError(_stopped(task_id))
-        settled = not description.raw_description.HasField("pending_workflow_task")
-        return TaskState(state), settled
+        return TaskState(state), temporal.settled(description)
 
     async def _answering(self, user: str, task_id: str) -> TaskState:
         """``_live``, and its worker answering within QUERY_TIMEOUT (WorkerSilentError if not):

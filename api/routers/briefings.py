@@ -21,6 +21,7 @@ from ambient.briefing.errors import (
     BriefingNotFoundError,
     BriefingRefusedError,
     BriefingReplacedError,
+    BriefingUnavailableError,
     InvalidBriefingError,
 )
 from ambient.briefing.models import (
@@ -58,9 +59,15 @@ class AnalyzeIn(UserConfig):
     end: datetime
 
 
-# The refusals no field is to blame for (a replaced run changed under the request); any other
+# The refusals no field is to blame for (a replaced run changed under the request; a
+# preparation that failed, to be tried again as with the database down); any other
 # BriefingError is a 503 (Temporal down) or a 502.
-STATUSES = {BriefingNotFoundError: 404, BriefingRefusedError: 403, BriefingReplacedError: 409}
+STATUSES = {
+    BriefingNotFoundError: 404,
+    BriefingRefusedError: 403,
+    BriefingReplacedError: 409,
+    BriefingUnavailableError: 503,
+}
 
 
 def http_error(exc: BriefingError, where: str = "body") -> Exception:

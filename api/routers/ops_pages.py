@@ -12,7 +12,12 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from ambient import temporal
-from ambient.briefing.errors import BriefingError, BriefingNotFoundError, InvalidBriefingError
+from ambient.briefing.errors import (
+    BriefingError,
+    BriefingNotFoundError,
+    BriefingUnavailableError,
+    InvalidBriefingError,
+)
 from ambient.briefing.models import BriefingView
 from ambient.discussions import reading
 from ambient.discussions.rules import MessageIn
@@ -57,7 +62,7 @@ router = page_router()
 
 
 def briefing_problem(exc: BriefingError, _: Words) -> str:
-    if isinstance(exc, InvalidBriefingError):
+    if isinstance(exc, InvalidBriefingError | BriefingUnavailableError):
         return what_went_wrong(exc, _)
     silent = N_(
         "Your briefing did not answer in time (its worker is busy or stopped); "

@@ -18,6 +18,7 @@ from ambient.watches.inputs import (
     TaskNotFoundError,
     TaskStateError,
     TaskType,
+    TaskUnavailableError,
 )
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
@@ -46,10 +47,11 @@ class TaskCreate(UserConfig):
 OUTSIDE_BODY = {"task_id": "path", "page_token": "query"}
 
 
-# The refusals no field is to blame for (stopped: no field of the request is wrong); any other
-# TaskError is a 503 (Temporal down) or a 502. Bad input is refused (422) before Temporal is
-# asked, as on every router.
-STATUSES = {TaskNotFoundError: 404, TaskStateError: 409}
+# The refusals no field is to blame for (stopped: no field of the request is wrong; a
+# briefing's preparation that failed, to be tried again); any other TaskError is a 503
+# (Temporal down) or a 502. Bad input is refused (422) before Temporal is asked, as on every
+# router.
+STATUSES = {TaskNotFoundError: 404, TaskStateError: 409, TaskUnavailableError: 503}
 
 
 def http_error(exc: TaskError) -> Exception:

@@ -176,11 +176,22 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         await stack.created_in_window("uma", config)
         start, describe, budget = Client.start_workflow, WorkflowHandle.describe, QUERY_TIMEOUT
+        controlling = False  # the control's own look at the run (a pause reads its state)
+
+        async def other_door() -> None:
+            nonlocal controlling
+            controlling = True
+            try:
+                await getattr(service, control)("uma")
+            finally:
+                controlling = False
 
         async def described_then_busy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             described = await describe(self, *args, **kwargs)
+            if controlling:
+                return described
             if handed == "sent before it":  # the next ask is the hand-over's
-                await getattr(service, control)("uma")
+                await other_door()
             if handed == "hand-over unanswered":
                 patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
             return described
@@ -188,7 +199,7 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
         async def control_then_start(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             patched.setattr(temporal, "QUERY_TIMEOUT", budget)
             if handed != "sent before it":
-                await getattr(service, control)("uma")  # another door's, answered
+                await other_door()  # another door's, answered
             # From here no worker answers a read in time, as a loaded one does not.
             patched.setattr(temporal, "QUERY_TIMEOUT", timedelta(milliseconds=1))
             return await start(self, *args, **kwargs)

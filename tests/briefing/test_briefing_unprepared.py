@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import unquote
 
+import httpx
 from mcp import Client
 from sqlalchemy import text
 from temporalio.exceptions import ApplicationError, TimeoutType
@@ -30,11 +32,15 @@ from ambient.domain.users import Role, UserCreate
 from ambient.storage.repositories import DeliveryRepository, InboxRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
+from api.app import create_app
 from mcp_server.server import build_server
 from tests.briefing.harness import Stack, briefing_stack, make_user
-from tests.support.api_worker import signed_in_api
+from tests.support.api_worker import api_client, signed_in_api
 from tests.support.record import save_history
+from tests.support.servers import serve
 from tests.support.waits import eventually
+
+T = TypeVar("T")
 
 
 async def test_a_briefing_that_could_not_be_prepared_is_said_at_a_greeting_and_pushed_once(
@@ -128,7 +134,10 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
 ) -> None:
     """The status (get_task_status, GET /briefings/daily) and a regenerate's refusal said the
     driver's message to every user (the table, the SQL, a host). An admin still reads it;
-    a member reads that the briefing could not be prepared and what to do."""
+    a member reads that the briefing could not be prepared and what to do. A regenerate whose
+    preparation failed answered 422, as if the request were wrong: nothing in it was, the
+    server could not prepare it now, a 503 as with the database down (the page says it in
+    the member's language)."""
     async with deps.db.session() as session:
         tokens = {
             "mel": (await UserRepository(session).create(UserCreate(name="mel")))[1],
@@ -155,20 +164,28 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
                 "temporal_address": ts_env.client.service_client.config.target_host,
             }
         )
+        answered: dict[str, httpx.Response] = {}
         for user in ("mel", "ada"):
             async with signed_in_api(settings, tokens[user]) as http:
                 daily = (await http.get("/briefings/daily")).json()
+                answered[user] = await _skipping(stack, http.post("/briefings/regenerate"))
             async with _mcp(ts_env, deps, stack, user) as client:
                 status = await client.call_tool("get_task", {"task_id": f"daily-briefing/{user}"})
-                regenerate = asyncio.create_task(client.call_tool("regenerate_briefing", {}))
-                # Waiting on an update skips no time: the preparation's retries wait for these.
-                while not regenerate.done():
-                    await stack.skip_to(await stack.now() + timedelta(seconds=10))
-                refused = regenerate.result()
+                refused = await _skipping(stack, client.call_tool("regenerate_briefing", {}))
             assert not status.is_error and refused.is_error, (status, refused)
             detail = (status.structured_content or {})["detail"]
             said = refused.content[0].text  # type: ignore[union-attr]
             told[user] = (detail["preparation_error"], said, daily["preparation_error"])
+        async with (
+            serve(create_app(settings)) as base,
+            api_client(
+                base,
+                cookies={"ambient_token": tokens["mel"]},
+                headers={"origin": base, "accept-language": "zh"},
+            ) as page,
+        ):
+            action = page.post("/app/briefings/action", data={"action": "regenerate"})
+            shown = unquote((await _skipping(stack, action)).headers["location"])
         # Whoever runs the server (the CLI) reads a member's as an admin does.
         by_operator = await stack.service.status("mel", operator=True)
         async with deps.db.session() as session:
@@ -176,13 +193,33 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
             await session.commit()
     assert by_operator.preparation_error and "briefings" in by_operator.preparation_error
     member_status, member_refusal, member_api = told["mel"]
+    assert (answered["mel"].status_code, answered["mel"].json()) == (
+        503,
+        {"detail": f"regenerate failed: {NOT_PREPARED}"},
+    )
     assert member_status == member_api == NOT_PREPARED
     assert member_refusal == (
-        f"Error executing tool regenerate_briefing: regenerate refused: {NOT_PREPARED}"
+        f"Error executing tool regenerate_briefing: regenerate failed: {NOT_PREPARED}"
+    )
+    assert shown.endswith(
+        "msg=重新生成失败：简报没能准备好：内部错误或数据库让它停了下来。"
+        "过几分钟再打招呼或重新生成；如果再次失败，请告诉管理员，管理员可以在任务状态里看到原因。"
     )
     admin_status, admin_refusal, admin_api = told["ada"]
     assert "briefings" in admin_status and admin_status == admin_api != NOT_PREPARED
     assert "preparation failed: " in admin_refusal and "briefings" in admin_refusal
+    admin_said = answered["ada"].json()["detail"]
+    assert answered["ada"].status_code == 503 and "briefings" in admin_said
+    assert admin_said == admin_refusal.removeprefix("Error executing tool regenerate_briefing: ")
+
+
+async def _skipping(stack: Stack, request: Awaitable[T]) -> T:
+    """``request``'s answer, time skipped while it waits: waiting on an update skips no time,
+    and the preparation's retries wait for it."""
+    waiting = asyncio.ensure_future(request)
+    while not waiting.done():
+        await stack.skip_to(await stack.now() + timedelta(seconds=10))
+    return waiting.result()
 
 
 async def _failed_raw(stack: Stack, user: str):  # type: ignore[no-untyped-def]
@@ -224,3 +261,23 @@ def test_a_members_status_says_a_failed_record_or_push_in_words_and_keeps_their_
     for channels in (f"{day}: wecom: HTTP 500", f"{day}: transient delivery failures: email: 550"):
         pushed = run.model_copy(update={"push_error": channels})
         assert pushed.told(operator=False).push_error == channels
+
+
+async def test_a_failed_preparation_through_the_task_door_is_a_503_too() -> None:
+    """``POST /tasks/daily-briefing/{user}/trigger`` runs the same regenerate: its failed
+    preparation was an InvalidTaskError, a 422 naming the body's config."""
+    from fastapi import HTTPException
+
+    from ambient.briefing.errors import BriefingUnavailableError
+    from ambient.watches.reads import TaskReads
+    from api.routers.tasks import http_error
+
+    async def failed() -> None:
+        raise BriefingUnavailableError(f"regenerate failed: {NOT_PREPARED}")
+
+    try:
+        await TaskReads._briefing(failed())
+    except Exception as exc:
+        answer = http_error(exc)  # type: ignore[arg-type]
+    assert isinstance(answer, HTTPException)
+    assert (answer.status_code, answer.detail) == (503, f"regenerate failed: {NOT_PREPARED}")

@@ -108,7 +108,7 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
             for kind, task, payload in (
                 ("watch.failing", shop, {"url": page, "error": "HTTP 404", "failures": 3}),
                 ("watch.failing", docs, {"url": f"{page}a", "error": "timeout", "failures": 3}),
-                ("watch.failing", docs, {"url": f"{page}b", "error": "timeout", "failures": 3}),
+                ("watch.failing", docs, {"url": f"{page}b", "error": "timeout", "failures": 7}),
                 ("watch.recovered", docs, {"url": f"{page}a", "after_failures": 4}),
                 ("watch.failing", blog, {"url": page, "error": "HTTP 500", "failures": 3}),
                 ("watch.recovered", blog, {"url": page, "after_failures": 3}),
@@ -139,6 +139,8 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
                 (btc, None),
             ]
             assert await events.failing_pages(user=user, task=docs) == [(docs, f"{page}b")]
+            # How many checks failed in a row when each was told failing.
+            assert [told for *_, told in await events.failing(user=user)] == [3, 7, 3, 3]
             # The watch service still settles a paused one (a page removed, a run ended).
             assert await events.failing_pages(user=user, task=held, paused=True) == [(held, page)]
         state = AppState(
@@ -157,11 +159,14 @@ async def test_only_the_users_own_watches_failing_now_are_told_at_most_three_by_
             said_en = await say(client, "what_needs_me")
     finally:
         await db.close()
-    assert said == "没有等你审批的修复，但有 4 个监控一直检查失败：shop home、docs、again 等。"
-    assert theirs == "没有等你审批的修复，但有 1 个监控一直检查失败：theirs。"
+    assert said == (
+        "没有等你审批的修复，但有 4 个监控一直检查失败：shop home、docs、again 等，"
+        "最严重的至少连续失败了 7 次。"
+    )
+    assert theirs == "没有等你审批的修复，但有 1 个监控一直检查失败：theirs，至少连续失败了 3 次。"
     assert said_en == (
         "No fixes wait for your approval, but 4 watches keep failing their checks:"
-        " shop home, docs, again and more."
+        " shop home, docs, again and more, the worst at least 7 times in a row."
     )
 
 
@@ -186,9 +191,10 @@ async def test_failing_watches_are_one_more_short_sentence_after_the_fixes_waiti
                 await session.commit()
             with_alerts = await say(client, "what_needs_me")
     fixes = "有 1 个修复等你审批：第一个是checkout 的 error rate。可以说“批准第一个”。"
-    assert waiting_only == f"{fixes}另有 1 个监控一直检查失败：btc price。"
+    assert waiting_only == f"{fixes}另有 1 个监控一直检查失败：btc price，至少连续失败了 3 次。"
     assert with_alerts == (
-        f"{fixes}另有 1 个告警正在自动处理，还有 1 个监控一直检查失败：btc price。"
+        f"{fixes}另有 1 个告警正在自动处理，还有 1 个监控一直检查失败：btc price，"
+        "至少连续失败了 3 次。"
     )
 
 
@@ -243,7 +249,7 @@ async def test_the_context_a_speaker_gets_at_wake_counts_the_failing_watches(
     assert row is not None
     facts = await voice_facts(deps.db, row)
     assert facts.watches_failing == 1
-    assert facts.hint == "有 1 个监控一直检查失败，可调用 what_needs_me。"
+    assert facts.hint == "有 1 个监控一直检查失败，至少连续失败了 3 次，可调用 what_needs_me。"
 
 
 async def test_a_failing_watch_whose_run_ended_otherwise_is_not_told_once_deleted(
@@ -335,7 +341,8 @@ async def test_fixes_with_long_names_leave_room_for_the_alerts_and_watches_not_c
     assert len(said) <= MAX_SPOKEN, said
     assert said.startswith("3 fixes waiting for your approval: first, error rate on payment"), said
     assert said.endswith(
-        "Plus 1 alert handled automatically, and 1 watch keeps failing its checks: btc price."
+        "Plus 1 alert handled automatically, and 1 watch keeps failing its checks: btc price,"
+        " at least 3 times in a row."
     ), said
 
 
