@@ -380,7 +380,7 @@ def test_the_help_lists_every_command_without_loading_one_and_as_each_says_it() 
 
 
 async def test_cloud_logs_searches_in_the_region_asked_for(tmp_path: Path) -> None:
-    api = TencentApi()
+    api = TencentApi(log_topic="t-1")
     async with serve(api.app()) as base:
         env = _cloud_env(tmp_path, base)
         found = await asyncio.to_thread(
@@ -398,7 +398,7 @@ async def test_cloud_logs_prints_a_json_record_as_json_not_as_a_python_dict(
 ) -> None:
     from tests.standins.tencent_api import now_ms
 
-    api = TencentApi()
+    api = TencentApi(log_topic="t-1")
     record = {"level": "ERROR", "msg": "db timeout", "ok": False, "user": None, "名": "值"}
     api.logs = [{"time": now_ms() - 60_000, "json": record}]
     async with serve(api.app()) as base:

@@ -337,6 +337,7 @@ class Filtering:
     most_filters: int | None = None  # "每次请求的Filters的上限为10"
     most_values: int | None = None  # "Filter.Values的上限为5" (or 100)
     tags: bool = False  # also tagKey and tag:KEY (CLS), matched against the item's Tags
+    enums: dict[str, frozenset[str]] = field(default_factory=dict)  # key -> its values allowed
 
 
 TAG_KEYS = at("Tags", "Key")
@@ -412,6 +413,9 @@ FILTERS: dict[str, Filtering] = {
         },
         most_filters=10,
         most_values=100,
+        # status "0代表未恢复，1代表已恢复，2代表已失效"; alarmLevel "0代表警告，1代表提醒，
+        # 2代表紧急".
+        enums={"status": frozenset("012"), "alarmLevel": frozenset("012")},
     ),
     "DescribeClusters": Filtering(
         {
@@ -447,6 +451,8 @@ def refused_filters(action: str, params: dict[str, Any]) -> str | None:
             return f"filter {key!r} takes 1 to {rules.most_values or 'any'} Values"
         if action == "DescribeAlarms" and key == "enable" and not set(values) <= set(ENABLE):
             return f"filter 'enable' takes one of {', '.join(ENABLE)}"
+        if key in rules.enums and not {str(v) for v in values} <= rules.enums[key]:
+            return f"filter {key!r} takes one of {', '.join(sorted(rules.enums[key]))}"
     return None
 
 
@@ -601,6 +607,8 @@ VALUE_RULES: dict[str, tuple[tuple[str, Callable[[Params], bool]], ...]] = {
         ("QueryString: at most 12 KB", lambda p: utf8(p.get("QueryString", "")) <= 12 * 1024),
         ("Sort: asc or desc", lambda p: p.get("Sort", "desc") in ("asc", "desc")),
         ("Offset and Context: not both", lambda p: not ("Offset" in p and "Context" in p)),
+        # Limit "默认为100，最大值为1000".
+        ("Limit: 1 to 1000", lambda p: 1 <= p.get("Limit", 100) <= 1000),
     ),
     # GetMonitorData: "EndTime不能小于StartTime"; DescribeAlarmHistories: Module
     # "固定值，为monitor", Order ASC or DESC.
@@ -614,9 +622,34 @@ VALUE_RULES: dict[str, tuple[tuple[str, Callable[[Params], bool]], ...]] = {
             ),
         ),
     ),
+    # DescribeAlarmHistories: AlarmStatus "ALARM=未恢复 OK=已恢复 NO_CONF=已失效 NO_DATA=数据不足";
+    # AlarmLevels "取值范围：Remind、Serious、Warn".
     "DescribeAlarmHistories": (
         ("Module: monitor", lambda p: p["Module"] == "monitor"),
         ("Order: ASC or DESC", lambda p: p.get("Order", "DESC") in ("ASC", "DESC")),
+        (
+            "AlarmStatus: of ALARM, OK, NO_CONF, NO_DATA",
+            lambda p: set(p.get("AlarmStatus") or ()) <= {"ALARM", "OK", "NO_CONF", "NO_DATA"},
+        ),
+        (
+            "AlarmLevels: of Remind, Serious, Warn",
+            lambda p: set(p.get("AlarmLevels") or ()) <= {"Remind", "Serious", "Warn"},
+        ),
+    ),
+    # DescribeTopics: PreciseSearch 0 to 3; BizType "0:日志主题 1:指标主题".
+    "DescribeTopics": (
+        ("PreciseSearch: 0, 1, 2 or 3", lambda p: p.get("PreciseSearch", 0) in (0, 1, 2, 3)),
+        ("BizType: 0 or 1", lambda p: p.get("BizType", 0) in (0, 1)),
+    ),
+    # DescribeClusters: ClusterType "托管集群：MANAGED_CLUSTER，独立集群：INDEPENDENT_CLUSTER".
+    "DescribeClusters": (
+        (
+            "ClusterType: MANAGED_CLUSTER or INDEPENDENT_CLUSTER",
+            lambda p: (
+                p.get("ClusterType", "MANAGED_CLUSTER")
+                in ("MANAGED_CLUSTER", "INDEPENDENT_CLUSTER")
+            ),
+        ),
     ),
     # TextToVoice: Codec wav, mp3 or pcm; SampleRate 24000, 16000 or 8000; Volume [-10, 10];
     # Speed [-2, 6]; PrimaryLanguage 1 or 2.
@@ -670,6 +703,7 @@ class TencentApi:
     context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
     context_lifetime: float = 3600.0  # seconds a SearchLog Context is good for
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
+    log_topic: str = "topic-1"  # the topic ``logs`` are in (a topic of ``topics`` serves them too)
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
     logset_conflict: str = "InvalidParameter.LogsetConflict"
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -802,8 +836,11 @@ class TencentApi:
 
     # --- CLS ---
     def cls_SearchLog(self, params: dict[str, Any]) -> Response:
-        if int(params["Limit"]) > 1000:
-            return error("InvalidParameter.Limit", "Limit must be <= 1000")
+        # cls errorcodes: ResourceNotFound.TopicNotExist "日志主题不存在" — a search of a topic
+        # the region does not hold finds nothing to search, not an empty result.
+        if params.get("TopicId") not in {self.log_topic, *(t["TopicId"] for t in self.topics)}:
+            return error("ResourceNotFound.TopicNotExist", f"topic {params.get('TopicId')}")
+        params = {"Limit": 100, **params}  # "默认为100"
         # The API reference (SearchLog, as the SDK 3.1 models carry it): "时间范围为左闭右开区间
         # [From, To)"; older pages did not say: ``to_inclusive`` serves a record at To too.
         to = params["To"] + (1 if self.to_inclusive else 0)
@@ -1226,8 +1263,11 @@ class TencentApi:
 
     # --- TTS ---
     def tts_TextToVoice(self, params: dict[str, Any]) -> Response:
+        # tts errorcodes: InvalidParameterValue.TextTooLong "合成文本字符过长" (InvalidParameter
+        # .InvalidText is "请求文本含有非法字符", another fault). Text "中文最大支持150个汉字"; the
+        # stand-in holds every text to 150 characters, not English's 500 letters.
         if len(params["Text"]) > 150:
-            return error("InvalidParameter.InvalidText", "Text longer than 150 characters")
+            return error("InvalidParameterValue.TextTooLong", "Text longer than 150 characters")
         if not re.search(r"\w", params["Text"]):  # the error centre: "请求文本没有有效字符"
             return error("InvalidParameterValue.InvalidText", "Text has no character to speak")
         audio = base64.b64encode(f"[{params['Text']}]".encode()).decode()

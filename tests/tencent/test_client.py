@@ -1172,3 +1172,85 @@ async def test_every_documented_rate_limit_of_the_actions_called_backs_off_and_t
     api.failures["DescribeTopics"] = ["FailedOperation.ReadQpsLimit"] * 4
     with pytest.raises(TencentRetryableError, match="ReadQpsLimit"):
         await list_log_topics(tc, region="ap-shanghai")
+
+
+SEARCH = {"TopicId": "topic-1", "From": 0, "To": 1, "QueryString": "*"}
+
+
+@pytest.mark.parametrize(
+    ("product", "action", "params", "code"),
+    [
+        # cls errorcodes: ResourceNotFound.TopicNotExist (日志主题不存在).
+        ("cls", "SearchLog", {**SEARCH, "TopicId": "topic-gone"}, "ResourceNotFound.TopicNotExist"),
+        # SearchLog: Limit "默认为100，最大值为1000".
+        ("cls", "SearchLog", {**SEARCH, "Limit": 1001}, "InvalidParameterValue"),
+        # DescribeAlarmHistories: AlarmStatus ALARM, OK, NO_CONF or NO_DATA; AlarmLevels
+        # Remind, Serious or Warn.
+        (
+            "monitor",
+            "DescribeAlarmHistories",
+            {"Module": "monitor", "AlarmStatus": ["FIRING"]},
+            "InvalidParameterValue",
+        ),
+        (
+            "monitor",
+            "DescribeAlarmHistories",
+            {"Module": "monitor", "AlarmLevels": ["Critical"]},
+            "InvalidParameterValue",
+        ),
+        # DescribeAlertRecordHistory: filter status 0, 1 or 2 (未恢复, 已恢复, 已失效).
+        (
+            "cls",
+            "DescribeAlertRecordHistory",
+            {
+                "From": 0,
+                "To": 1,
+                "Offset": 0,
+                "Limit": 10,
+                "Filters": [{"Key": "status", "Values": ["ALARM"]}],
+            },
+            "InvalidParameter",
+        ),
+        # DescribeTopics: PreciseSearch 0 to 3; DescribeClusters: ClusterType of two.
+        ("cls", "DescribeTopics", {"PreciseSearch": 4}, "InvalidParameterValue"),
+        ("tke", "DescribeClusters", {"ClusterType": "EKS"}, "InvalidParameterValue"),
+        # tts errorcodes: InvalidParameterValue.TextTooLong (合成文本字符过长).
+        (
+            "tts",
+            "TextToVoice",
+            {"Text": "好" * 151, "SessionId": "s-1"},
+            "InvalidParameterValue.TextTooLong",
+        ),
+    ],
+    ids=[
+        "search-of-a-topic-not-there",
+        "search-limit-past-1000",
+        "alarm-status-not-listed",
+        "alarm-level-not-listed",
+        "alert-record-status-not-listed",
+        "precise-search-past-3",
+        "cluster-type-not-listed",
+        "text-past-150",
+    ],
+)
+async def test_the_stand_in_refuses_what_the_api_reference_refuses_with_its_code(
+    cloud: tuple[TencentApi, TencentCloud],
+    product: str,
+    action: str,
+    params: dict[str, object],
+    code: str,
+) -> None:
+    _, tc = cloud
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call(product, action, params)
+    assert refused.value.code == code, refused.value
+
+
+async def test_a_search_without_a_limit_answers_the_documented_100(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # SearchLog: Limit "默认为100".
+    api, tc = cloud
+    api.logs = [{"time": i, "json": {"n": i}} for i in range(150)]
+    answer = await tc.call("cls", "SearchLog", {**SEARCH, "To": 1000})
+    assert len(answer["Results"]) == 100

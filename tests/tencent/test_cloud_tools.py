@@ -29,7 +29,7 @@ from tests.support.tencent import standin_tencent
 async def cloud_state(
     deps: WorkerDeps, tmp_path: Path
 ) -> AsyncIterator[tuple[TencentApi, AppState]]:
-    api = TencentApi()
+    api = TencentApi(log_topic="t-1")  # the topic the searches here name: it exists
     api.clusters = [
         {
             "ClusterId": "cls-abcd1234",
