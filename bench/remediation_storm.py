@@ -156,7 +156,8 @@ async def send_all(
             answer = await api.post("/remediations", json={"alert": body, "mode": "execute"})
         except httpx.HTTPError as exc:
             return {"sent": sent, "error": f"{type(exc).__name__}: {exc}"}
-        if answer.status_code != 201:
+        # 201 a new run, 200 an alert joined to its workload's live run (deduplicated).
+        if answer.status_code not in (200, 201):
             return {"sent": sent, "error": f"intake answered {answer.status_code}: {answer.text}"}
         return {"sent": sent, "body": answer.json(), "answered": time.time()}
 
