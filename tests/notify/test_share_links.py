@@ -1,12 +1,15 @@
 import logging
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from ambient.log_redaction import redact
+from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.sharing import (
     ExpiredShareLinkError,
@@ -33,7 +36,7 @@ async def test_links_expire_refuse_tampering_and_revocation(db: Database) -> Non
         )
         assert (
             await repo.open(token, now + timedelta(days=6))
-        ).html == "<p><strong>3</strong> alarms</p>"
+        ).html == "<p><strong>3</strong> alarms</p>\n"
         with pytest.raises(ExpiredShareLinkError):
             await repo.open(token, now + timedelta(days=7, seconds=1))
         token_id, expires, signature = token.split(".")
@@ -280,3 +283,28 @@ async def test_a_dead_or_unknown_share_link_says_so_in_its_readers_language(
             assert f'<html lang="{language}">' in page.text, (token, page.text)
             assert says in page.text, (token, asked, page.text)
             assert page.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def _steps(text: str) -> int:
+    """The Python lines a render runs: a count that does not depend on the machine's speed."""
+    count = 0
+
+    def tracer(frame: FrameType, event: str, arg: object) -> object:
+        nonlocal count
+        count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        markdown_html(text)
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("shape", ["[", "<", "![", "*a", "[a]("])
+def test_rendering_takes_steps_in_proportion_to_the_text(shape: str) -> None:
+    # Python-Markdown looked for each "[" 's closing bracket to the end of the text: 2,000
+    # unmatched ones took 2.5 s, 4,000 took 11.8 s, and a share's body may hold 500,000.
+    small, double = _steps(shape * 500), _steps(shape * 1_000)
+    assert double < 2.5 * small, (shape, small, double)
