@@ -308,10 +308,11 @@ class BriefingActivities:
             self._db, self._settings, request.user, "briefing", title, row.report_markdown, key
         )
         link = shared.url
+        report = await asyncio.to_thread(markdown_html, row.report_markdown)  # off the loop
         return Message(
             title=title,
             body=summary_markdown(content, link),
-            html=markdown_html(row.report_markdown) + f'<p><a href="{link}">{link}</a></p>',
+            html=report + f'<p><a href="{link}">{link}</a></p>',
             kind=NotificationKind.BRIEFING,
             link=link,
         )

@@ -1,12 +1,18 @@
+import asyncio
 import logging
+import sys
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from ambient import sharing
 from ambient.log_redaction import redact
+from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.sharing import (
     ExpiredShareLinkError,
@@ -19,7 +25,7 @@ from ambient.sharing import (
 from ambient.storage import Database
 from api.app import create_app
 from tests.support.admins import admin_headers
-from tests.support.servers import free_port, http_client, serve
+from tests.support.servers import HANG, free_port, http_client, serve
 
 SECRET = "test-secret-key"
 
@@ -33,7 +39,7 @@ async def test_links_expire_refuse_tampering_and_revocation(db: Database) -> Non
         )
         assert (
             await repo.open(token, now + timedelta(days=6))
-        ).html == "<p><strong>3</strong> alarms</p>"
+        ).html == "<p><strong>3</strong> alarms</p>\n"
         with pytest.raises(ExpiredShareLinkError):
             await repo.open(token, now + timedelta(days=7, seconds=1))
         token_id, expires, signature = token.split(".")
@@ -280,3 +286,60 @@ async def test_a_dead_or_unknown_share_link_says_so_in_its_readers_language(
             assert f'<html lang="{language}">' in page.text, (token, page.text)
             assert says in page.text, (token, asked, page.text)
             assert page.headers["content-type"] == "text/html; charset=utf-8"
+
+
+async def test_a_report_being_rendered_holds_no_other_members_request(
+    api: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any member may share a body of 500,000 characters: rendered in the API's event loop,
+    a body that took long to render held every other user's request until it was done."""
+    admin = await admin_headers(settings)
+    token = (await api.post("/users", json={"name": "rex"}, headers=admin)).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    loop = asyncio.get_running_loop()
+    rendering, answered = asyncio.Event(), threading.Event()
+    released: list[bool] = []
+
+    def render_held(text: str) -> str:
+        # The render goes on until another request has been answered: on the event loop's
+        # own thread none can be, and only HANG ends the wait.
+        loop.call_soon_threadsafe(rendering.set)
+        released.append(answered.wait(HANG))
+        return markdown_html(text)
+
+    monkeypatch.setattr(sharing, "markdown_html", render_held)
+    body = "<" * 30_000 + "[" * 3_000  # unmatched: what took Python-Markdown quadratic time
+    shared = asyncio.create_task(
+        api.post("/share", json={"title": "t", "body": body}, headers=auth)
+    )
+    await asyncio.wait_for(rendering.wait(), HANG)
+    me = await api.get("/users/me", headers=auth)
+    answered.set()
+    assert me.status_code == 200 and me.json()["name"] == "rex"
+    assert (await shared).status_code == 201
+    assert released == [True]
+
+
+def _steps(text: str) -> int:
+    """The Python lines a render runs: a count that does not depend on the machine's speed."""
+    count = 0
+
+    def tracer(frame: FrameType, event: str, arg: object) -> object:
+        nonlocal count
+        count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        markdown_html(text)
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("shape", ["[", "<", "![", "*a", "[a]("])
+def test_rendering_takes_steps_in_proportion_to_the_text(shape: str) -> None:
+    # Python-Markdown looked for each "[" 's closing bracket to the end of the text: 2,000
+    # unmatched ones took 2.5 s, 4,000 took 11.8 s, and a share's body may hold 500,000.
+    small, double = _steps(shape * 500), _steps(shape * 1_000)
+    assert double < 2.5 * small, (shape, small, double)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -80,7 +81,8 @@ class EmailChannel:
     ) -> str | None:
         if not self.host:
             raise PermanentNotifyError("email is not configured: set AMBIENT_SMTP_HOST")
-        mail = self.build(message, ascii_domain(target), idempotency_key)
+        # Off the event loop: rendering a long body's markdown takes a while.
+        mail = await asyncio.to_thread(self.build, message, ascii_domain(target), idempotency_key)
         client = _Client(
             hostname=self.host,
             port=self.port,
