@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 from ambient.briefing.config import Language
-from ambient.domain.notify import CHANNEL_TYPES, Message, NotificationKind
+from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, Message, NotificationKind
 from ambient.refusals import N_
 
 # The preparation's error type when the database failed it (activities/briefing.py).
@@ -109,20 +109,23 @@ NOT_PUSHED = (
 
 
 # A push's failure of the member's own channels, theirs to mend: its lines ("wecom: HTTP 500"),
-# or the notify activity's failure for good with them (activities/notify.py).
+# or the notify activity's failure for good with them (activities/notify.py). A line the
+# product made (`INTERNAL_ERROR`: a bug, the database's text) is not theirs.
 CHANNELS_FAILED = (
     *(f"{channel}: " for channel in CHANNEL_TYPES),
     "transient delivery failures: ",
     "given up: ",
 )
+_MADE_HERE = (f"permanent: {INTERNAL_ERROR}", f"transient: {INTERNAL_ERROR}")
 
 
 def said_to_member(error: str | None, words: str, *, channels: bool = False) -> str | None:
     """A status's "DATE: why" with ``words`` for the why; with ``channels``, a failure of the
-    member's own channels (`CHANNELS_FAILED`) stays as it is."""
+    member's own channels (`CHANNELS_FAILED`) stays as it is, unless the product failed one
+    of them (a bug, the database: `INTERNAL_ERROR`), whose text is an administrator's."""
     if error is None:
         return None
     date, _, why = error.partition(": ")
-    if channels and why.startswith(CHANNELS_FAILED):
+    if channels and why.startswith(CHANNELS_FAILED) and not any(m in why for m in _MADE_HERE):
         return error
     return f"{date}: {words}"
