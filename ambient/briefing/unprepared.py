@@ -91,13 +91,39 @@ def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
     return Message(title=title, body=body, kind=NotificationKind.BRIEFING)
 
 
-# What a member reads in the status for a failure whose own text is an administrator's (a
-# driver's names hosts and SQL): what failed and what to do. Admins read the text itself.
+# What a member reads in the status (and a failed regenerate's answer) for a failure whose own
+# text is an administrator's (a driver's names hosts and SQL): what failed, why as the greeting
+# says it, and what to do. Admins read the text itself.
+_NOT_PREPARED_BECAUSE = {
+    Unprepared.DATABASE: N_(
+        "the briefing could not be prepared: the database that keeps the briefings did not "
+        "answer; greet again or regenerate it in a few minutes, and if it fails again tell your "
+        "administrator, who sees why in the task's status"
+    ),
+    Unprepared.TOO_LONG: N_(
+        "the briefing could not be prepared: preparing it took longer than it may; greet again "
+        "or regenerate it in a few minutes, and if it fails again tell your administrator, who "
+        "sees why in the task's status"
+    ),
+    Unprepared.OTHER: N_(
+        "the briefing could not be prepared: an internal error stopped it; greet again or "
+        "regenerate it in a few minutes, and if it fails again tell your administrator, who "
+        "sees why in the task's status"
+    ),
+}
+# Why unknown: a status from a worker that did not say it (before `preparation_failure`).
 NOT_PREPARED = N_(
     "the briefing could not be prepared: an internal error or the database stopped it; greet "
     "again or regenerate it in a few minutes, and if it fails again tell your administrator, "
     "who sees why in the task's status"
 )
+
+
+def not_prepared(why: Unprepared | None) -> str:
+    """A member's words for a failed preparation (a msgid: the pages translate it)."""
+    return NOT_PREPARED if why is None else _NOT_PREPARED_BECAUSE[why]
+
+
 NOT_RECORDED = (
     "the greeting was spoken but could not be recorded: the database did not take it; nothing "
     "to do, an administrator sees why in the task's status"
