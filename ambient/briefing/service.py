@@ -350,7 +350,10 @@ class BriefingService(Greeting):
         if described.typed_search_attributes.get(temporal.STATE) == (
             "paused" if paused else "active"
         ) and temporal.settled(described):
-            return (await self.told(user, status)).model_copy(update={"note": ALREADY_SO})
+            # Paused as described: a control landing between the query and the describe
+            # answered "it already was" with the query's state.
+            already = {"note": ALREADY_SO, "paused": paused}
+            return (await self.told(user, status)).model_copy(update=already)
         await handle.signal("pause" if paused else "resume")
         return await self.status(user)
 
