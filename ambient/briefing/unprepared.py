@@ -93,29 +93,31 @@ def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
 
 # What a member reads in the status (and a failed regenerate's answer) for a failure whose own
 # text is an administrator's (a driver's names hosts and SQL): what failed, why as the greeting
-# says it, and what to do. Admins read the text itself.
+# says it, and what to do. Admins read the text itself. No "; " in them: a page with no
+# catalog for the language (English) says a service's message up to its first "; "
+# (`api.routers.pages.what_went_wrong`), and the advice would be cut off.
 _NOT_PREPARED_BECAUSE = {
     Unprepared.DATABASE: N_(
         "the briefing could not be prepared: the database that keeps the briefings did not "
-        "answer; greet again or regenerate it in a few minutes, and if it fails again tell your "
-        "administrator, who sees why in the task's status"
+        "answer. Greet again or regenerate it in a few minutes, and if it fails again tell your "
+        "administrator, who sees why in the task's status."
     ),
     Unprepared.TOO_LONG: N_(
-        "the briefing could not be prepared: preparing it took longer than it may; greet again "
+        "the briefing could not be prepared: preparing it took longer than it may. Greet again "
         "or regenerate it in a few minutes, and if it fails again tell your administrator, who "
-        "sees why in the task's status"
+        "sees why in the task's status."
     ),
     Unprepared.OTHER: N_(
-        "the briefing could not be prepared: an internal error stopped it; greet again or "
+        "the briefing could not be prepared: an internal error stopped it. Greet again or "
         "regenerate it in a few minutes, and if it fails again tell your administrator, who "
-        "sees why in the task's status"
+        "sees why in the task's status."
     ),
 }
 # Why unknown: a status from a worker that did not say it (before `preparation_failure`).
 NOT_PREPARED = N_(
-    "the briefing could not be prepared: an internal error or the database stopped it; greet "
+    "the briefing could not be prepared: an internal error or the database stopped it. Greet "
     "again or regenerate it in a few minutes, and if it fails again tell your administrator, "
-    "who sees why in the task's status"
+    "who sees why in the task's status."
 )
 
 

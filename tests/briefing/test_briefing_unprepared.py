@@ -179,16 +179,16 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
             detail = (status.structured_content or {})["detail"]
             said = refused.content[0].text  # type: ignore[union-attr]
             told[user] = (detail["preparation_error"], said, daily["preparation_error"])
-        async with (
-            serve(create_app(settings)) as base,
-            api_client(
-                base,
-                cookies={"ambient_token": tokens["mel"]},
-                headers={"origin": base, "accept-language": "zh"},
-            ) as page,
-        ):
-            action = page.post("/app/briefings/action", data={"action": "regenerate"})
-            shown = unquote((await _skipping(stack, action)).headers["location"])
+        shown = {}
+        async with serve(create_app(settings)) as base:
+            for language in ("zh", "en"):
+                async with api_client(
+                    base,
+                    cookies={"ambient_token": tokens["mel"]},
+                    headers={"origin": base, "accept-language": language},
+                ) as page:
+                    action = page.post("/app/briefings/action", data={"action": "regenerate"})
+                    shown[language] = unquote((await _skipping(stack, action)).headers["location"])
         # Whoever runs the server (the CLI) reads a member's as an admin does.
         by_operator = await stack.service.status("mel", operator=True)
         async with deps.db.session() as session:
@@ -206,7 +206,9 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
     assert (
         member_refusal == f"Error executing tool regenerate_briefing: regenerate failed: {because}"
     )
-    assert shown.endswith(
+    # In English (no catalog) the page cut the words at their first "; ": what to do was lost.
+    assert shown["en"].endswith(f"msg=Regenerate failed: {because}"), shown["en"]
+    assert shown["zh"].endswith(
         "msg=重新生成失败：简报没能准备好：保存简报的数据库没有响应。"
         "过几分钟再打招呼或重新生成；如果再次失败，请告诉管理员，管理员可以在任务状态里看到原因。"
     )
