@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from temporalio import activity
 
 from ambient.domain.notify import (
+    INTERNAL_ERROR,
     Delivery,
     DeliveryStatus,
     NotificationKind,
@@ -148,7 +149,7 @@ def failure(channel: str, target: str, error: str) -> Delivery:
 def internal_error(channel: str, target: str, exc: Exception, where: str) -> Delivery:
     """A bug, which a retry would meet again: failed for good, logged with its traceback."""
     activity.logger.exception("delivery on %s failed %s", channel, where)
-    return failure(channel, target, f"permanent: internal error: {type(exc).__name__}: {exc}")
+    return failure(channel, target, f"permanent: {INTERNAL_ERROR}{type(exc).__name__}: {exc}")
 
 
 async def give_up(

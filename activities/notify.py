@@ -59,6 +59,7 @@ from ambient.clients.notify.errors import (
     TransientNotifyError,
 )
 from ambient.domain.notify import (
+    INTERNAL_ERROR,
     Delivery,
     DeliveryStatus,
     NotifyRequest,
@@ -470,9 +471,10 @@ class NotifyActivities:
         except Exception as exc:  # a bug (retrying would fail the same way), or the database
             # (a post's progress is recorded as it goes): locked, no connection, dropped
             if database_busy(exc):
-                return failure(channel_name, address, f"transient: {type(exc).__name__}")
+                error = f"transient: {INTERNAL_ERROR}{type(exc).__name__}"
+                return failure(channel_name, address, error)
             if isinstance(exc, DBAPIError):
-                error = f"permanent: {type(exc).__name__}: {exc.orig}"
+                error = f"permanent: {INTERNAL_ERROR}{type(exc).__name__}: {exc.orig}"
                 return failure(channel_name, address, error)
             return internal_error(channel_name, address, exc, "with an internal error")
         return Delivery(

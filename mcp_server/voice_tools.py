@@ -509,7 +509,9 @@ async def recent_errors(
         named = "、".join(f"{label} {count} 次" for label, count in top)
         named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
         total = counted(by_task.total(), "error", "errors")
-        if len(by_task) == 1:  # one task: "主要是" said there were others
+        # One task by its id, not by what it is said: two unnamed web monitors are both
+        # "网页监控", and "都来自 网页监控" said one watch where two failed.
+        if len(counts) == 1:  # one task: "主要是" said there were others
             one = by_task.total() == 1
             tasks = say(
                 f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {top[0][0]}。",

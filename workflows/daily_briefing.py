@@ -357,6 +357,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             prepared=self.prepared,
             prepared_at=self.prepared_at,
             preparation_error=self.preparation_error,
+            preparation_failure=self.preparation_failure,
             given_at=self.given_at,
             given_via=self.given_via,
             pushed_at=self.pushed_at,

@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ambient.briefing.config import BriefingConfig, DayPlan, Language
 from ambient.briefing.logreport import LogReport, TemplateStat
 from ambient.briefing.unprepared import (
-    NOT_PREPARED,
     NOT_PUSHED,
     NOT_RECORDED,
     Unprepared,
+    not_prepared,
     said_to_member,
     unprepared_greeting,
 )
@@ -266,6 +266,8 @@ class BriefingStatus(BaseModel):
     prepared: PreparedBriefing | None = None
     prepared_at: datetime | None = None
     preparation_error: str | None = None
+    # Why, in the user's terms (what the greeting says); None from a worker that did not say it.
+    preparation_failure: Unprepared | None = None
     given_at: datetime | None = None
     given_via: str | None = None
     pushed_at: datetime | None = None
@@ -292,7 +294,7 @@ class BriefingStatus(BaseModel):
         if operator:
             return self
         said = {
-            "preparation_error": self.preparation_error and NOT_PREPARED,
+            "preparation_error": self.preparation_error and not_prepared(self.preparation_failure),
             "record_error": said_to_member(self.record_error, NOT_RECORDED),
             "push_error": said_to_member(self.push_error, NOT_PUSHED, channels=True),
         }

@@ -56,7 +56,7 @@ from ambient.briefing.models import (
     PushRequest,
     briefing_link,
 )
-from ambient.briefing.unprepared import NOT_PREPARED, PREPARATION_FAILED
+from ambient.briefing.unprepared import PREPARATION_FAILED, not_prepared
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
 from ambient.refusals import Refusal
@@ -350,7 +350,10 @@ class BriefingService(Greeting):
         if described.typed_search_attributes.get(temporal.STATE) == (
             "paused" if paused else "active"
         ) and temporal.settled(described):
-            return (await self.told(user, status)).model_copy(update={"note": ALREADY_SO})
+            # Paused as described: a control landing between the query and the describe
+            # answered "it already was" with the query's state.
+            already = {"note": ALREADY_SO, "paused": paused}
+            return (await self.told(user, status)).model_copy(update=already)
         await handle.signal("pause" if paused else "resume")
         return await self.status(user)
 
@@ -469,8 +472,13 @@ class BriefingService(Greeting):
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
             if getattr(exc.cause, "type", None) == PREPARATION_FAILED:
                 # Nothing asked was wrong: the server could not prepare it now. Its text is the
-                # preparation's (a driver's): an admin's alone, as the status.
-                said = reason if await self._operator(user) else Refusal(NOT_PREPARED)
+                # preparation's (a driver's): an admin's alone, as the status; a member reads
+                # why as the run knows it (its status: the failure carries the text alone).
+                if await self._operator(user):
+                    said: str | Refusal = reason
+                else:
+                    known = await self.read_status(user, quiet=True)
+                    said = Refusal(not_prepared(known.preparation_failure if known else None))
                 # Only a regenerate prepares: its words, which the pages translate.
                 raise BriefingUnavailableError(
                     Refusal("regenerate failed: %(said)s", said=said)

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 from ambient.briefing.config import Language
-from ambient.domain.notify import CHANNEL_TYPES, Message, NotificationKind
+from ambient.domain.notify import CHANNEL_TYPES, INTERNAL_ERROR, Message, NotificationKind
 from ambient.refusals import N_
 
 # The preparation's error type when the database failed it (activities/briefing.py).
@@ -91,13 +91,41 @@ def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
     return Message(title=title, body=body, kind=NotificationKind.BRIEFING)
 
 
-# What a member reads in the status for a failure whose own text is an administrator's (a
-# driver's names hosts and SQL): what failed and what to do. Admins read the text itself.
+# What a member reads in the status (and a failed regenerate's answer) for a failure whose own
+# text is an administrator's (a driver's names hosts and SQL): what failed, why as the greeting
+# says it, and what to do. Admins read the text itself. No "; " in them: a page with no
+# catalog for the language (English) says a service's message up to its first "; "
+# (`api.routers.pages.what_went_wrong`), and the advice would be cut off.
+_NOT_PREPARED_BECAUSE = {
+    Unprepared.DATABASE: N_(
+        "the briefing could not be prepared: the database that keeps the briefings did not "
+        "answer. Greet again or regenerate it in a few minutes, and if it fails again tell your "
+        "administrator, who sees why in the task's status."
+    ),
+    Unprepared.TOO_LONG: N_(
+        "the briefing could not be prepared: preparing it took longer than it may. Greet again "
+        "or regenerate it in a few minutes, and if it fails again tell your administrator, who "
+        "sees why in the task's status."
+    ),
+    Unprepared.OTHER: N_(
+        "the briefing could not be prepared: an internal error stopped it. Greet again or "
+        "regenerate it in a few minutes, and if it fails again tell your administrator, who "
+        "sees why in the task's status."
+    ),
+}
+# Why unknown: a status from a worker that did not say it (before `preparation_failure`).
 NOT_PREPARED = N_(
-    "the briefing could not be prepared: an internal error or the database stopped it; greet "
+    "the briefing could not be prepared: an internal error or the database stopped it. Greet "
     "again or regenerate it in a few minutes, and if it fails again tell your administrator, "
-    "who sees why in the task's status"
+    "who sees why in the task's status."
 )
+
+
+def not_prepared(why: Unprepared | None) -> str:
+    """A member's words for a failed preparation (a msgid: the pages translate it)."""
+    return NOT_PREPARED if why is None else _NOT_PREPARED_BECAUSE[why]
+
+
 NOT_RECORDED = (
     "the greeting was spoken but could not be recorded: the database did not take it; nothing "
     "to do, an administrator sees why in the task's status"
@@ -109,20 +137,23 @@ NOT_PUSHED = (
 
 
 # A push's failure of the member's own channels, theirs to mend: its lines ("wecom: HTTP 500"),
-# or the notify activity's failure for good with them (activities/notify.py).
+# or the notify activity's failure for good with them (activities/notify.py). A line the
+# product made (`INTERNAL_ERROR`: a bug, the database's text) is not theirs.
 CHANNELS_FAILED = (
     *(f"{channel}: " for channel in CHANNEL_TYPES),
     "transient delivery failures: ",
     "given up: ",
 )
+_MADE_HERE = (f"permanent: {INTERNAL_ERROR}", f"transient: {INTERNAL_ERROR}")
 
 
 def said_to_member(error: str | None, words: str, *, channels: bool = False) -> str | None:
     """A status's "DATE: why" with ``words`` for the why; with ``channels``, a failure of the
-    member's own channels (`CHANNELS_FAILED`) stays as it is."""
+    member's own channels (`CHANNELS_FAILED`) stays as it is, unless the product failed one
+    of them (a bug, the database: `INTERNAL_ERROR`), whose text is an administrator's."""
     if error is None:
         return None
     date, _, why = error.partition(": ")
-    if channels and why.startswith(CHANNELS_FAILED):
+    if channels and why.startswith(CHANNELS_FAILED) and not any(m in why for m in _MADE_HERE):
         return error
     return f"{date}: {words}"

@@ -87,6 +87,11 @@ class Message(BaseModel):
 # The most targets one list holds (a push config's channels, a task's extra targets).
 MAX_TARGETS = 20
 
+# A delivery's error made by the product, not by its receiver (a bug, the app's database):
+# tagged where it is made, after its "permanent: " or "transient: ", so that a member is not
+# shown a driver's text as their channel's failure (`ambient.briefing.unprepared`).
+INTERNAL_ERROR = "internal error: "
+
 ChannelType = Literal["email", "wecom", "dingtalk", "webhook", "apprise", "inbox", "sms"]
 CHANNEL_TYPES = tuple(sorted(get_args(ChannelType)))
 

@@ -102,9 +102,10 @@ class StepPlanner:
         if deployment["spec"].get("replicas", 1) == 0:
             # A new template would start no pod (what kubectl rollout restart writes here): the
             # audit would say "restarted" of nothing. The ladder's run would climb on past a
-            # workload someone stopped: it hands over here. A person asking hears why.
+            # workload someone stopped: it hands over here. A person asking hears why. One an
+            # autoscaler holds at 0 (KEDA, an HPA scaling to zero) is handed over naming it.
             if not step.asked:
-                return _stopped(name, Rung.RESTART)
+                return _stopped(name, Rung.RESTART, await self._reads.autoscaler(step.target))
             return StepPlan(
                 skipped_reason=f"{name} is scaled to 0 replicas: no pod runs, so there is "
                 "nothing to restart (scale it up to start its pods)",
@@ -431,8 +432,9 @@ def own_pods(deployment: Obj, running: list[Obj] | None = None) -> Obj:
     return chosen
 
 
-def stopped_reason(name: str, rung: Rung = Rung.SCALE_OUT) -> str:
-    """Why the ladder's ``rung`` (restart, scale out) leaves a Deployment at 0 replicas alone."""
+def stopped_reason(name: str, rung: Rung = Rung.SCALE_OUT, autoscaler: str | None = None) -> str:
+    """Why the ladder's ``rung`` (restart, scale out) leaves a Deployment at 0 replicas alone
+    (held there by ``autoscaler``, when one scales it)."""
     # Zero is a person's or a tool's decision (the full rollback restores it as the state
     # before the incident), and a HorizontalPodAutoscaler does not scale such a Deployment
     # either: starting pods someone stopped is no remediation of an alert. A restart would
@@ -441,15 +443,24 @@ def stopped_reason(name: str, rung: Rung = Rung.SCALE_OUT) -> str:
         why = "a restart would start no pod of it"
     else:
         why = "the scale out does not start it again"
+    if autoscaler is not None:
+        # "Someone stopped it" and "scale it up by hand" were said of a workload its
+        # autoscaler (or what drives it, as KEDA does) holds at 0: a count set by hand is undone.
+        return (
+            f"{name} is scaled to 0 replicas by {autoscaler} (or what drives it, such as KEDA), "
+            f"and {why} (change the autoscaler's bounds or triggers if it should run)"
+        )
     return (
         f"{name} is scaled to 0 replicas: someone stopped it, and {why} "
         "(scale it up by hand if it should run)"
     )
 
 
-def _stopped(name: str, rung: Rung) -> StepPlan:
+def _stopped(name: str, rung: Rung, autoscaler: str | None = None) -> StepPlan:
     return StepPlan(
-        skipped_reason=stopped_reason(name, rung), stopped=True, detail=f"{name} runs no pod"
+        skipped_reason=stopped_reason(name, rung, autoscaler),
+        stopped=True,
+        detail=f"{name} runs no pod",
     )
 
 

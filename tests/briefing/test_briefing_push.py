@@ -107,3 +107,52 @@ async def _refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
 async def _next_day(stack: Stack, user: str, date: str):  # type: ignore[no-untyped-def]
     status = await stack.service.read_status(user)
     return status if status and status.day is not None and status.day.date > date else None
+
+
+class _FailedHere:
+    """A channel the product fails, not its receiver: a bug, or the app's database refusing
+    the post's progress."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        self.name, self._error = name, error
+
+    async def send(self, *_args: object, **_kwargs: object) -> None:
+        raise self._error
+
+
+async def test_a_member_reads_a_push_the_product_failed_in_words_not_its_drivers_text(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A channel's failure stays in a member's status as theirs to mend; one the database or
+    a bug made ("email: permanent: IntegrityError: …") was shown them too, a driver's text."""
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError
+
+    from ambient.briefing.unprepared import NOT_PUSHED
+    from ambient.clients.notify.base import ChannelRegistry
+    from ambient.clients.notify.inbox import InboxChannel
+
+    refused = IntegrityError("UPDATE", {}, sqlite3.IntegrityError("db-1.internal refused"))
+    deps.channels = ChannelRegistry(
+        [
+            InboxChannel(deps.db),
+            _FailedHere("email", refused),
+            _FailedHere("sms", TypeError("a bug in a channel")),
+        ]
+    )
+    channels = [
+        {"type": "email", "target": "fay@example.com", "kinds": ["briefing"]},
+        {"type": "sms", "target": "+8613800000000", "kinds": ["briefing"]},
+    ]
+    await make_user(deps.db, "fay", {"channels": channels})
+    async with briefing_stack(ts_env, deps) as stack:
+        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+        day, _ = await stack.created("fay", config)
+        await stack.skip_to(day.window_end + timedelta(minutes=1))
+        status = await _push_given_up(stack, "fay")
+        member = await stack.service.status("fay")
+    assert status.push_error is not None
+    assert "IntegrityError: db-1.internal refused" in status.push_error, status.push_error
+    assert "TypeError: a bug in a channel" in status.push_error, status.push_error
+    assert member.push_error == f"{day.date}: {NOT_PUSHED}"

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient import temporal
+from ambient.briefing.models import BriefingStatus
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
@@ -76,3 +78,36 @@ async def test_pausing_a_paused_briefing_or_resuming_a_running_one_sends_nothing
         ("pause", True, ALREADY, 0),
     ]
     assert " ".join(result.output.split()) == f"daily-briefing/{name} paused ({ALREADY})"
+
+
+async def test_a_pause_landing_between_the_status_and_the_describe_is_answered_paused(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's status was read before the describe that found the briefing already
+    paused: a pause landing between them answered "it already was" with paused false."""
+    name = unique("steer")
+    async with deps.db.session() as session:
+        await UserRepository(session).create(UserCreate(name=name))
+        await session.commit()
+    async with briefing_stack(dev_env, deps) as stack:
+        service = stack.service
+        await service.create(name, {"timezone": zone_at_midday(), "language": "en"})
+        run = dev_env.client.get_workflow_handle(f"daily-briefing/{name}")
+        live = service._live
+
+        async def paused_meanwhile(user: str) -> BriefingStatus:
+            status = await live(user)  # read running
+            await run.signal("pause")  # another door's pause, taken before the describe
+
+            async def taken() -> bool:
+                described = await run.describe()
+                state = described.typed_search_attributes.get(temporal.STATE)
+                return state == "paused" and temporal.settled(described)
+
+            await eventually(taken, "the other pause taken")
+            return status
+
+        monkeypatch.setattr(service, "_live", paused_meanwhile)
+        answer = await service.pause(name)
+        await run.signal("stop")
+    assert (answer.note, answer.paused) == (ALREADY, True)

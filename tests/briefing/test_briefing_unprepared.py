@@ -24,6 +24,7 @@ from ambient.briefing.unprepared import (
     NOT_PUSHED,
     NOT_RECORDED,
     Unprepared,
+    not_prepared,
     unprepared_because,
     unprepared_push,
 )
@@ -134,7 +135,9 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
 ) -> None:
     """The status (get_task_status, GET /briefings/daily) and a regenerate's refusal said the
     driver's message to every user (the table, the SQL, a host). An admin still reads it;
-    a member reads that the briefing could not be prepared and what to do. A regenerate whose
+    a member reads that the briefing could not be prepared, why as the greeting says it (it
+    said "an internal error or the database stopped it", though the run knew which), and what
+    to do. A regenerate whose
     preparation failed answered 422, as if the request were wrong: nothing in it was, the
     server could not prepare it now, a 503 as with the database down (the page says it in
     the member's language)."""
@@ -176,16 +179,16 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
             detail = (status.structured_content or {})["detail"]
             said = refused.content[0].text  # type: ignore[union-attr]
             told[user] = (detail["preparation_error"], said, daily["preparation_error"])
-        async with (
-            serve(create_app(settings)) as base,
-            api_client(
-                base,
-                cookies={"ambient_token": tokens["mel"]},
-                headers={"origin": base, "accept-language": "zh"},
-            ) as page,
-        ):
-            action = page.post("/app/briefings/action", data={"action": "regenerate"})
-            shown = unquote((await _skipping(stack, action)).headers["location"])
+        shown = {}
+        async with serve(create_app(settings)) as base:
+            for language in ("zh", "en"):
+                async with api_client(
+                    base,
+                    cookies={"ambient_token": tokens["mel"]},
+                    headers={"origin": base, "accept-language": language},
+                ) as page:
+                    action = page.post("/app/briefings/action", data={"action": "regenerate"})
+                    shown[language] = unquote((await _skipping(stack, action)).headers["location"])
         # Whoever runs the server (the CLI) reads a member's as an admin does.
         by_operator = await stack.service.status("mel", operator=True)
         async with deps.db.session() as session:
@@ -193,16 +196,20 @@ async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_w
             await session.commit()
     assert by_operator.preparation_error and "briefings" in by_operator.preparation_error
     member_status, member_refusal, member_api = told["mel"]
+    because = not_prepared(Unprepared.DATABASE)
+    assert because.startswith("the briefing could not be prepared: the database that keeps ")
     assert (answered["mel"].status_code, answered["mel"].json()) == (
         503,
-        {"detail": f"regenerate failed: {NOT_PREPARED}"},
+        {"detail": f"regenerate failed: {because}"},
     )
-    assert member_status == member_api == NOT_PREPARED
-    assert member_refusal == (
-        f"Error executing tool regenerate_briefing: regenerate failed: {NOT_PREPARED}"
+    assert member_status == member_api == because
+    assert (
+        member_refusal == f"Error executing tool regenerate_briefing: regenerate failed: {because}"
     )
-    assert shown.endswith(
-        "msg=重新生成失败：简报没能准备好：内部错误或数据库让它停了下来。"
+    # In English (no catalog) the page cut the words at their first "; ": what to do was lost.
+    assert shown["en"].endswith(f"msg=Regenerate failed: {because}"), shown["en"]
+    assert shown["zh"].endswith(
+        "msg=重新生成失败：简报没能准备好：保存简报的数据库没有响应。"
         "过几分钟再打招呼或重新生成；如果再次失败，请告诉管理员，管理员可以在任务状态里看到原因。"
     )
     admin_status, admin_refusal, admin_api = told["ada"]

@@ -121,6 +121,28 @@ async def test_a_deployment_someone_stopped_is_not_restarted_and_goes_to_a_perso
         assert await ActionLedger(session).reserved(f"{status.run_key}#1") is None
 
 
+async def test_a_deployment_its_autoscaler_holds_at_zero_is_handed_over_naming_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+) -> None:
+    """A restart of a Deployment an autoscaler holds at 0 (KEDA, an HPA scaling to zero)
+    said "someone stopped it … scale it up by hand", which the autoscaler would undo; the
+    scale out already named it. Still handed over (nothing to remediate), the autoscaler named."""
+    api, path = cluster
+    api.add_autoscaler("prod", "checkout-hpa", "checkout", minimum=0, maximum=10)
+    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
+    api._reconcile("prod", "checkout")
+    status = await _run(ts_env, deps, path, healthy_from=None)
+
+    (restart,) = status.attempts
+    assert (restart.rung, restart.applied) == (Rung.RESTART, False), restart
+    assert restart.skipped_reason == (
+        "deployment prod/checkout is scaled to 0 replicas by HorizontalPodAutoscaler "
+        "checkout-hpa (0-10 replicas) (or what drives it, such as KEDA), and a restart would "
+        "start no pod of it (change the autoscaler's bounds or triggers if it should run)"
+    ), restart
+    assert status.state == "handed_over" and api.writes() == []
+
+
 async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:

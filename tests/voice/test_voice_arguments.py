@@ -11,6 +11,7 @@ from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
+from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.voice import build_voice_server
 from mcp_server.voice_sentences import UNKNOWN_SPEAKER, UNKNOWN_TOOL, UNKNOWN_TOOL_EN
@@ -252,3 +253,19 @@ async def test_half_a_day_is_twelve_hours_not_a_day(deps: WorkerDeps) -> None:
         for said, hours in [("half a day", 12), ("the last half an hour", 1), ("半天", 12)]:
             answer = await say(voice, "recent_errors", hours=said)
             assert answer == f"最近 {hours} 小时没有错误。", (said, answer)
+
+
+async def test_two_unnamed_watches_failing_are_two_watches_not_one(deps: WorkerDeps) -> None:
+    # Two unnamed web monitors are both said "网页监控": counted by what was said, their two
+    # errors were "都来自 网页监控", one watch where two failed.
+    user = unique("vu")
+    await make_user(deps.db, user)
+    async with deps.db.session() as session:
+        for watch in ("0123456789ab", "ba9876543210"):
+            await EventRepository(session).add(
+                "watch.failing", user=user, task=f"web-monitor/{user}/{watch}"
+            )
+        await session.commit()
+    async with voice_without_temporal(deps, user) as voice:
+        said = await say(voice, "recent_errors")
+    assert said == "最近 24 小时有 2 个错误，主要是：网页监控 2 次。", said
