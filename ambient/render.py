@@ -63,15 +63,21 @@ def _image(
     return f"<span>{escape(alt, quote=False)}</span>"
 
 
-# CommonMark with tables ("fenced code" is CommonMark's own); "html": False escapes raw HTML.
-_MD = _Markdown("commonmark", {"html": False}).enable("table")
-_MD.add_render_rule("link_open", _link_open)
-_MD.add_render_rule("image", _image)
+def _markdown(breaks: bool) -> MarkdownIt:
+    # CommonMark with tables ("fenced code" is CommonMark's own); "html": False escapes raw HTML.
+    md = _Markdown("commonmark", {"html": False, "breaks": breaks}).enable("table")
+    md.add_render_rule("link_open", _link_open)
+    md.add_render_rule("image", _image)
+    return md
 
 
-def markdown_html(text: str) -> str:
-    """Markdown as HTML with raw HTML escaped and only safe link/image targets."""
-    return _MD.render(text)
+_MD, _MD_BREAKS = _markdown(breaks=False), _markdown(breaks=True)
+
+
+def markdown_html(text: str, breaks: bool = False) -> str:
+    """Markdown as HTML with raw HTML escaped and only safe link/image targets; ``breaks``:
+    a single newline is a line break (``<br />``), as chat and push services show a message."""
+    return (_MD_BREAKS if breaks else _MD).render(text)
 
 
 _MARKDOWN_SPECIALS = str.maketrans({c: "\\" + c for c in "\\`*_[]"})

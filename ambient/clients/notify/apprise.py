@@ -28,9 +28,10 @@ from ambient.domain.deliver_later import retry_after_seconds
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
-from ambient.render import markdown_plain
+from ambient.render import markdown_html, markdown_plain
 
 if TYPE_CHECKING:
+    import apprise
     import requests
 
 # Apprise connects by itself (requests, through urllib3), so the address cannot be put in the
@@ -199,6 +200,27 @@ def status_refusal(answers: list[requests.Response]) -> Exception:
     return PermanentNotifyError(f"{said}: {failed[-1].text[:200]}")
 
 
+def _notify(sender: apprise.Apprise, message: Message) -> bool:
+    """Apprise's send, with the body in the form its services take (run in a thread)."""
+    import apprise
+
+    body = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
+    title, given, services = message.title, apprise.NotifyFormat.MARKDOWN, list(sender)
+    takes = {s.resolve_format(given) for s in services}
+    # A service that takes text only (an SMS gateway) is sent the words as written: Apprise
+    # passes markdown to it as it is, escapes and all (docs/notifications.md).
+    if takes == {apprise.NotifyFormat.TEXT}:
+        body, given = markdown_plain(body), apprise.NotifyFormat.TEXT
+    # One that takes HTML gets it rendered here: Apprise's Python-Markdown took time quadratic
+    # in unmatched "[" or "<" and passed raw HTML and any link through. A title Apprise blends
+    # into the body (Telegram's) is rendered as it would have rendered it.
+    elif takes == {apprise.NotifyFormat.HTML} and len({s.title_maxlen > 0 for s in services}) == 1:
+        body, given = markdown_html(body, breaks=True), apprise.NotifyFormat.HTML
+        if title and services[0].title_maxlen <= 0:
+            title = markdown_html(title, breaks=True)
+    return bool(sender.notify(body=body, title=title, body_format=given))
+
+
 async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | None = None) -> None:
     """Send through Apprise; ``pinned``: host name -> the address the guard checked for it."""
     import apprise  # ~25 ms to import: only a send needs it
@@ -218,12 +240,6 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
         left = max(when - asyncio.get_running_loop().time(), 0.1)
         for service in sender:
             service.socket_connect_timeout = min(service.socket_connect_timeout, left)
-    body = message.body + (f"\n\n{message.link_to_add}" if message.link_to_add else "")
-    # A service that takes text only (an SMS gateway) is sent the words as written: Apprise
-    # passes markdown to it as it is, escapes and all (docs/notifications.md).
-    markdown = apprise.NotifyFormat.MARKDOWN
-    if all(s.resolve_format(markdown) == apprise.NotifyFormat.TEXT for s in sender):
-        body, markdown = markdown_plain(body), apprise.NotifyFormat.TEXT
     # Apprise is synchronous: keep it off the event loop (the thread runs in a copy of this
     # context, with the pins, the list its answers are kept in and its connections).
     _keep_answers()
@@ -232,12 +248,7 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     token, kept = _PINNED.set(pinned), _ANSWERS.set(answers)
     held = _CONNECTIONS.set(connections)
     try:
-        ok = await asyncio.to_thread(
-            sender.notify,
-            body=body,
-            title=message.title,
-            body_format=markdown,
-        )
+        ok = await asyncio.to_thread(_notify, sender, message)
     except BaseException:
         # Cut off (the send's deadline, a cancelled activity): the thread goes on, so its
         # connections are closed under it, and it ends at its next read.
