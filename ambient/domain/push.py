@@ -139,7 +139,17 @@ def _url_problem(value: str) -> Refusal | None:
     return None
 
 
+# Apprise reads several URLs out of one string, split at commas or white space before another
+# scheme:// (its parse_urls): the guard checks the first one's host, so a target holds one URL.
+_SECOND_URL = re.compile(r"[\s,]+[a-z0-9]{1,12}?://", re.IGNORECASE)
+
+
 def _apprise_problem(value: str) -> Refusal | None:
+    if _SECOND_URL.search(value):
+        return Refusal(
+            "one Apprise URL a target: this one holds another after a comma or a space; "
+            "add each service as a target of its own"
+        )
     scheme, sep, _ = value.partition("://")
     scheme = scheme.lower()
     if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):

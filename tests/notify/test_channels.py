@@ -1007,3 +1007,30 @@ async def test_a_text_only_apprise_service_gets_the_words_as_written_not_their_e
     [(_, sms), (_, rendered)] = state.received
     assert sms["message"] == f"- gpu: {line}"
     assert rendered["message"] == hit.body
+
+
+@pytest.mark.parametrize("between", [",", " ", ", ", "\n"])
+async def test_an_apprise_url_holding_a_second_url_is_refused_before_any_send(
+    endpoints: tuple[PushEndpoints, str], between: str
+) -> None:
+    """Apprise reads "tgram://…,json://host/…" as two services: the guard checked the first
+    one's host alone, and the second one was posted to, wherever it pointed."""
+    from ambient.clients.notify.targets import TargetPolicy
+    from ambient.domain.notify import Target
+
+    state, base = endpoints
+    inside = base.replace("http://", "json://") + "/apprise"
+    url = f"tgram://123456789:abcdefg_hijklmnop/-100123{between}{inside}"
+    target = Target(type="apprise", target=url)
+    problem = TargetPolicy.strict().problem(target, user="bob", is_admin=False)
+    assert "one Apprise URL a target" in str(problem), problem
+    with pytest.raises(PermanentNotifyError, match="one Apprise URL a target"):
+        await AppriseChannel(SECRETS, DestinationGuard()).send(
+            "alice", REPORT, url, idempotency_key="k"
+        )
+    # A target stored before the rule reaches the send itself: still one service or none.
+    from ambient.clients.notify.apprise import notify_apprise
+
+    with pytest.raises(PermanentNotifyError, match="one Apprise URL a target"):
+        await notify_apprise(url, REPORT)
+    assert state.received == []

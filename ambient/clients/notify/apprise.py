@@ -228,6 +228,8 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     sender = apprise.Apprise()
     if not sender.add(url):
         raise PermanentNotifyError("not a valid Apprise URL (see the Apprise URL docs)")
+    if len(sender) != 1:  # several in one string: the guard checked one (domain/push.py)
+        raise PermanentNotifyError("one Apprise URL a target: add each service on its own")
     # Apprise follows 3xx by itself (and a URL's ?redirect=yes asks it to): the guard checked
     # the host the URL names, not wherever a redirect points.
     for service in sender:
