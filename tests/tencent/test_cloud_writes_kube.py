@@ -341,6 +341,34 @@ async def test_ck04_workload_changes_check_permission_and_name_missing_workloads
         assert hints.read_only_hint is False and hints.open_world_hint is True
 
 
+async def test_ck04_a_statefulset_or_daemonset_asked_for_is_named_as_not_a_deployment(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A restart or scale of a StatefulSet was told "deployment shop/db not found", as if
+    there were no such workload: it is said to be a StatefulSet (or DaemonSet), which
+    ambient-ops does not restart or scale; a name that is nothing stays "not found"."""
+    kube, state = cluster
+    kube.add_workload("statefulsets", "shop", "db", {"app": "db"}, "registry/db:1")
+    kube.add_workload("daemonsets", "shop", "agent", {"app": "agent"}, "registry/agent:1")
+    asks = {"restart_workload": {}, "scale_workload": {"replicas": 2}}
+    async with client(state, "ops") as c:
+        said = {
+            (tool, name): await call(
+                c, tool, workload={**WORKLOAD, "name": name}, mode="execute", **more
+            )
+            for tool, more in asks.items()
+            for name in ("db", "agent", "nope")
+        }
+    for tool in asks:
+        for name, kind in (("db", "StatefulSet"), ("agent", "DaemonSet")):
+            failed, message = said[tool, name]
+            assert failed and f"shop/{name} is a {kind}, not a Deployment" in message, message
+            assert "ambient-ops restarts and scales only Deployments" in message, message
+        failed, message = said[tool, "nope"]
+        assert failed and "deployment shop/nope not found" in message, message
+    assert kube.writes() == []
+
+
 async def test_ck05_applying_yaml_that_changes_nothing_is_audited_as_a_no_op(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
