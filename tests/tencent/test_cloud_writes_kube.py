@@ -504,6 +504,19 @@ async def test_ck09_a_failed_write_says_what_the_preview_would_and_what_was_appl
     assert "applied before it: 1" in refused_message, refused_message
 
 
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {server: "https://10.0.0.1"}
+current-context: prod
+"""
+NOT_SERVED = (
+    "document 2 is of kind Config (apiVersion v1), which is not a Kubernetes resource "
+    "the cluster serves"
+)
+
+
 async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -522,6 +535,10 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
         CONFIG.replace("namespace: shop", "namespace: Shop_Prod"): "metadata.namespace",
         CONFIG.replace("namespace: shop", "namespace: ghost"): 'namespace "ghost" does not exist',
         cron: "does not serve batch/v1 CronJob",
+        # A kubeconfig pasted in (with a name or, as kubectl writes one, without): lightkube's
+        # "Cannot find resource kind 'Config' in module lightkube.resources.core_v1" before.
+        f"{CONFIG}---\n{KUBECONFIG}": NOT_SERVED,
+        f"{KUBECONFIG}metadata: {{name: admin}}\n": NOT_SERVED.replace("2", "1"),
     }
     answers = {}
     async with client(state, "ops") as c:
