@@ -25,10 +25,10 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
-from tests.tencent.test_cloud_tools import call, client
+from tests.tencent.test_cloud_tools import call, cli_env, client
 from tests.tencent.test_kube import kubeconfig
 
 APPLY = "application/apply-patch+yaml"
@@ -153,6 +153,11 @@ async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppS
                     stdio_user="ops",
                 ),
             )
+
+
+def _cli_env(state: AppState, deps: WorkerDeps) -> dict[str, str]:
+    """The environment `ambient cloud ...` reads: the stand-in API's and the test database."""
+    return cli_env(state, AMBIENT_DATABASE_URL=deps.settings.resolved_database_url, COLUMNS="300")
 
 
 CONFIG = """
@@ -733,14 +738,7 @@ async def test_ck11_a_scale_past_the_most_replicas_is_refused_at_every_door(
     from ambient.cli import app
 
     kube, state = cluster
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-        "AMBIENT_DATABASE_URL": deps.settings.resolved_database_url,
-        "COLUMNS": "300",
-    }
+    env = _cli_env(state, deps)
     command = ["cloud", "scale", "shop", "checkout", "10000", "--cluster", "cls-abcd1234"]
     done = await asyncio.to_thread(
         CliRunner().invoke, app, [*command, "--user", "ops", "--execute"], env=env
@@ -986,14 +984,7 @@ async def test_ck16_the_cli_restarts_again_under_a_new_idempotency_key(
     from ambient.cli import app
 
     kube, state = cluster
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-        "AMBIENT_DATABASE_URL": deps.settings.resolved_database_url,
-        "COLUMNS": "300",
-    }
+    env = _cli_env(state, deps)
     where = ["shop", "checkout", "--cluster", "cls-abcd1234", "--user", "ops", "--execute"]
 
     async def cli(verb: str, *args: str) -> str:
