@@ -87,7 +87,7 @@ async def read_log_source(
         source = FileLogSource(resolve_log_path(spec.path, log_dir, admin=admin), log_dir, zone)
         return await asyncio.to_thread(_read_files, source, start, end, reducer)
     # A page at a time into the reducer: a busy topic's day never sits in memory as records.
-    read, complete = 0, True
+    read, complete, stopped = 0, True, None
     async for page in log_pages(
         tencent, spec.topic_id, spec.query, start, end, limit=MAX_SEARCH_LOGS, region=spec.region
     ):
@@ -96,9 +96,9 @@ async def read_log_source(
         reducer.add_many(
             (r.time, *level_and_message(full_text_fields(r.content, zone))) for r in records
         )
-        read, complete = read + len(records), page.complete
+        read, complete, stopped = read + len(records), page.complete, page.stopped
     reducer.capped = not complete  # the search is newest first
-    suffix = "" if complete else f" (capped at {MAX_SEARCH_LOGS}, the newest read)"
+    suffix = "" if complete else f" ({stopped or f'capped at {MAX_SEARCH_LOGS}'}, the newest read)"
     return f"{read} lines read{suffix}"
 
 

@@ -179,6 +179,21 @@ def _unusable(what: str) -> CloudOpsInputError:
     return CloudOpsInputError("documents", f"{what}; nothing was applied")
 
 
+def _check_kind(index: int, api_version: str, kind: str) -> None:
+    """A kind no Kubernetes API group of that version has (a kubeconfig's ``kind: Config``,
+    apiVersion v1) is refused as such: lightkube said "Cannot find resource kind 'Config' in
+    module lightkube.resources.core_v1", its own words. A group it does not know (a CRD's)
+    is left to from_dict, which says so."""
+    try:
+        codecs.resource_registry.load(api_version, kind)
+    except LoadResourceError as exc:
+        if isinstance(exc.__cause__, AttributeError):  # the group's module, without the kind
+            raise _unusable(
+                f"document {index} is of kind {kind} (apiVersion {api_version}), which is not "
+                "a Kubernetes resource the cluster serves"
+            ) from None
+
+
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
     """lightkube objects for each non-empty document; the first bad one is named."""
     try:
@@ -199,6 +214,7 @@ def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
             doc.get(key) and isinstance(doc[key], str) for key in ("apiVersion", "kind")
         ):
             raise _unusable(f"document {index} needs apiVersion and kind (text)")
+        _check_kind(index, doc["apiVersion"], doc["kind"])
         label = f"document {index} ({doc['kind']}"
         metadata = doc.get("metadata") or {}
         if not isinstance(metadata, dict):

@@ -150,6 +150,8 @@ def logs(
     if not found.logs and not found.analysis:
         span = f"{hours:g} hour" + ("" if hours == 1 else "s")
         err_console.print(f"no logs matched {query!r} in the last {span}", markup=False)
+    elif found.stopped:
+        err_console.print(f"{found.stopped}: narrow the query or the hours", markup=False)
     elif not found.complete and found.logs:
         err_console.print(
             f"more logs matched than the {len(found.logs)} shown: raise --limit or narrow "

@@ -59,8 +59,32 @@ class ClusterReads:
             raise KubeError(f"{target}: only Deployments can be remediated, not {target.kind}")
         found = await self.get(Deployment, target.namespace, target.name)
         if found is None:
-            raise KubeNotFoundError(f"deployment {target.namespace}/{target.name} not found")
+            where = f"{target.namespace}/{target.name}"
+            kind = await self._other_kind(target.namespace, target.name)
+            if kind is not None:
+                raise KubeNotFoundError(
+                    f"{where} is a {kind}, not a Deployment: "
+                    "ambient-ops restarts and scales only Deployments"
+                )
+            raise KubeNotFoundError(f"deployment {where} not found")
         return found
+
+    async def _other_kind(self, namespace: str, name: str) -> str | None:
+        """StatefulSet or DaemonSet when ``name`` is one (read only when no Deployment is):
+        a restart asked for one heard "not found", as if nothing had that name. Listed by
+        name (the RBAC granted lists them: docs/remediation.md); a list refused says nothing,
+        the answer stays "not found"."""
+
+        async def look(kind: type[StatefulSet | DaemonSet]) -> str | None:
+            listing = self._client.list(kind, namespace=namespace, fields={"metadata.name": name})
+            try:
+                found = await kube_call(f"listing {kind.__name__}s", collected(listing))
+            except KubeError:
+                return None
+            return kind.__name__ if found else None
+
+        found = await asyncio.gather(look(StatefulSet), look(DaemonSet))
+        return next((kind for kind in found if kind), None)
 
     async def revisions(self, deployment: Obj, *, with_history: bool = False) -> dict[int, Obj]:
         """The deployment's ReplicaSets by revision (owned through the controller reference)."""

@@ -221,6 +221,25 @@ async def test_a_path_with_a_nul_character_is_refused_by_name(
             )
 
 
+async def test_a_cls_search_stopped_at_its_limit_keeps_what_was_read_and_says_so() -> None:
+    """CLS answers FailedOperation.GetlogReachLimit when a search hits its maximum count: the
+    day's read failed whole and the pages already read were lost. Now they are briefed, the
+    report is the newest lines only, and the read says CLS stopped the search."""
+    api = TencentApi(search_pages=2)
+    first = int(START.timestamp() * 1000)
+    api.logs = [
+        {"time": first + i * 1000, "json": {"level": "ERROR", "message": f"disk {i} full"}}
+        for i in range(2_500)
+    ]
+    said, reducer = await _cls_read(api)
+    assert said == (
+        "2000 lines read (CLS stopped the search at its maximum count of logs "
+        "(FailedOperation.GetlogReachLimit), the newest read)"
+    )
+    report = reducer.report(start=START, end=END)
+    assert report.capped and report.total == 2_000
+
+
 async def _cls_read(api: TencentApi) -> tuple[str, LogReducer]:
     """A day of topic-1 read as the stand-in ``api`` serves it: what the read said, its reducer."""
     reducer = LogReducer()

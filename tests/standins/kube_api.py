@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -790,6 +791,21 @@ class KubeApi:
             labels.get(k) == v for k, v in (part.split("=", 1) for part in selector.split(","))
         )
 
+    @staticmethod
+    def _fields(selector: str | None) -> Callable[[str, str], bool] | str:
+        """A fieldSelector as which (namespace, name) it keeps (all its terms hold: ``=``,
+        ``==``, ``!=``), or why the API server refuses it: every kind selects on metadata.name
+        and metadata.namespace; the other fields are a kind's own, none served here."""
+        terms: list[tuple[int, str, bool]] = []
+        for part in selector.split(",") if selector else []:
+            term = re.fullmatch(r"([^!=]+)(!=|==|=)(.*)", part)
+            if term is None:
+                return f"invalid selector: {part!r}"
+            if term[1] not in ("metadata.namespace", "metadata.name"):
+                return f"field label not supported: {term[1]}"
+            terms.append((term[1] == "metadata.name", term[3], term[2] != "!="))
+        return lambda *key: all((key[at] == value) is equal for at, value, equal in terms)
+
     async def _log(self, request: Request, status: int, body: Any = None) -> ApiCall:
         call = ApiCall(
             method=request.method,
@@ -812,12 +828,16 @@ class KubeApi:
                 return await self._unavailable(request)
             if request.method == "POST":
                 return await self._create(plural, ns, request)
+            fields = self._fields(request.query_params.get("fieldSelector"))
+            if isinstance(fields, str):  # a field the API server cannot select on
+                await self._log(request, 400)
+                return _status(400, "BadRequest", fields)
             await self._log(request, 200)
             selector = request.query_params.get("labelSelector")
             items = [
                 o
-                for (n, _), o in self.store(plural).items()
-                if n == ns and self._selected(o, selector)
+                for (n, name), o in self.store(plural).items()
+                if n == ns and self._selected(o, selector) and fields(n, name)
             ]
             return self._list(kind, items)
 

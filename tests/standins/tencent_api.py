@@ -702,6 +702,9 @@ class TencentApi:
     search_result_bytes: int = 20 * 2**20
     context_logs: int = 10_000  # SearchLog's Context paging: this many logs in all
     context_lifetime: float = 3600.0  # seconds a SearchLog Context is good for
+    # cls errorcodes: FailedOperation.GetlogReachLimit (日志检索达到上限): SearchLog answers
+    # this many pages of logs, then that code to every further page (None: no such limit).
+    search_pages: int | None = None
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
     log_topic: str = "topic-1"  # the topic ``logs`` are in (a topic of ``topics`` serves them too)
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
@@ -886,9 +889,13 @@ class TencentApi:
         else:
             offset = int(params["Offset"])
         end = offset + int(params["Limit"])
+        if self.search_pages == 0:
+            return error("FailedOperation.GetlogReachLimit", "日志检索达到上限")
         page = rows[offset : min(end, self.context_logs) if by_context else end]
         if sum(len(json.dumps(r["json"])) for r in page) > self.search_result_bytes:
             return error("LimitExceeded.SearchResultTooLarge", "检索接口返回的日志量太大")
+        if self.search_pages is not None:
+            self.search_pages -= 1
         done = offset + len(page) >= len(rows)
         more = by_context and not done and offset + len(page) < self.context_logs
         return reply(

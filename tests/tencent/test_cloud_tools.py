@@ -448,6 +448,38 @@ async def test_cloud_logs_says_when_nothing_matched_or_more_matched_than_shown(
     assert "more logs matched than the 1 shown" in cut.output
 
 
+async def test_a_search_cls_stopped_at_its_limit_answers_what_was_read_saying_so(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A search that hits CLS's maximum count (FailedOperation.GetlogReachLimit) failed whole,
+    the page already read lost. Now the tool answers that page, not complete, saying CLS
+    stopped the search; the command says it instead of "raise --limit"."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    recent = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    api.logs += [{"time": recent + n, "json": {"msg": f"timeout {n:04}"}} for n in range(1_200)]
+    api.search_result_bytes = 600 * 20  # pages of 500 after the first 1000 is too large
+    api.search_pages = 1
+    async with client(state, "viewer") as c:
+        failed, found = await call(c, "search_logs", topic_id="t-1", limit=1000)
+    assert not failed, found
+    assert len(found["logs"]) == 500 and not found["complete"]
+    assert found["logs"][0]["content"] == {"msg": "timeout 1199"}
+    assert "FailedOperation.GetlogReachLimit" in found["stopped"]
+    api.search_pages = 1
+    said = await asyncio.to_thread(
+        CliRunner().invoke, app, ["cloud", "logs", "t-1", "--limit", "1000"], env=cli_env(state)
+    )
+    assert said.exit_code == 0, said.output
+    assert "CLS stopped the search at its maximum count of logs" in said.output
+    assert "raise --limit" not in said.output
+
+
 def nested(depth: int, time: str) -> str:
     """A JSON log line whose "detail" holds objects ``depth`` levels deep (built as text: no
     encoder's recursion limit in the way)."""

@@ -25,10 +25,10 @@ from ambient.storage.audit import AuditRepository
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
-from tests.tencent.test_cloud_tools import call, client
+from tests.tencent.test_cloud_tools import call, cli_env, client
 from tests.tencent.test_kube import kubeconfig
 
 APPLY = "application/apply-patch+yaml"
@@ -153,6 +153,11 @@ async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppS
                     stdio_user="ops",
                 ),
             )
+
+
+def _cli_env(state: AppState, deps: WorkerDeps) -> dict[str, str]:
+    """The environment `ambient cloud ...` reads: the stand-in API's and the test database."""
+    return cli_env(state, AMBIENT_DATABASE_URL=deps.settings.resolved_database_url, COLUMNS="300")
 
 
 CONFIG = """
@@ -341,6 +346,34 @@ async def test_ck04_workload_changes_check_permission_and_name_missing_workloads
         assert hints.read_only_hint is False and hints.open_world_hint is True
 
 
+async def test_ck04_a_statefulset_or_daemonset_asked_for_is_named_as_not_a_deployment(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A restart or scale of a StatefulSet was told "deployment shop/db not found", as if
+    there were no such workload: it is said to be a StatefulSet (or DaemonSet), which
+    ambient-ops does not restart or scale; a name that is nothing stays "not found"."""
+    kube, state = cluster
+    kube.add_workload("statefulsets", "shop", "db", {"app": "db"}, "registry/db:1")
+    kube.add_workload("daemonsets", "shop", "agent", {"app": "agent"}, "registry/agent:1")
+    asks = {"restart_workload": {}, "scale_workload": {"replicas": 2}}
+    async with client(state, "ops") as c:
+        said = {
+            (tool, name): await call(
+                c, tool, workload={**WORKLOAD, "name": name}, mode="execute", **more
+            )
+            for tool, more in asks.items()
+            for name in ("db", "agent", "nope")
+        }
+    for tool in asks:
+        for name, kind in (("db", "StatefulSet"), ("agent", "DaemonSet")):
+            failed, message = said[tool, name]
+            assert failed and f"shop/{name} is a {kind}, not a Deployment" in message, message
+            assert "ambient-ops restarts and scales only Deployments" in message, message
+        failed, message = said[tool, "nope"]
+        assert failed and "deployment shop/nope not found" in message, message
+    assert kube.writes() == []
+
+
 async def test_ck05_applying_yaml_that_changes_nothing_is_audited_as_a_no_op(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -476,6 +509,19 @@ async def test_ck09_a_failed_write_says_what_the_preview_would_and_what_was_appl
     assert "applied before it: 1" in refused_message, refused_message
 
 
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {server: "https://10.0.0.1"}
+current-context: prod
+"""
+NOT_SERVED = (
+    "document 2 is of kind Config (apiVersion v1), which is not a Kubernetes resource "
+    "the cluster serves"
+)
+
+
 async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -494,6 +540,10 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
         CONFIG.replace("namespace: shop", "namespace: Shop_Prod"): "metadata.namespace",
         CONFIG.replace("namespace: shop", "namespace: ghost"): 'namespace "ghost" does not exist',
         cron: "does not serve batch/v1 CronJob",
+        # A kubeconfig pasted in (with a name or, as kubectl writes one, without): lightkube's
+        # "Cannot find resource kind 'Config' in module lightkube.resources.core_v1" before.
+        f"{CONFIG}---\n{KUBECONFIG}": NOT_SERVED,
+        f"{KUBECONFIG}metadata: {{name: admin}}\n": NOT_SERVED.replace("2", "1"),
     }
     answers = {}
     async with client(state, "ops") as c:
@@ -688,14 +738,7 @@ async def test_ck11_a_scale_past_the_most_replicas_is_refused_at_every_door(
     from ambient.cli import app
 
     kube, state = cluster
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-        "AMBIENT_DATABASE_URL": deps.settings.resolved_database_url,
-        "COLUMNS": "300",
-    }
+    env = _cli_env(state, deps)
     command = ["cloud", "scale", "shop", "checkout", "10000", "--cluster", "cls-abcd1234"]
     done = await asyncio.to_thread(
         CliRunner().invoke, app, [*command, "--user", "ops", "--execute"], env=env
@@ -941,14 +984,7 @@ async def test_ck16_the_cli_restarts_again_under_a_new_idempotency_key(
     from ambient.cli import app
 
     kube, state = cluster
-    env = {
-        "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-        "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-        "AMBIENT_TENCENTCLOUD_ENDPOINT": state.tencent._endpoint or "",
-        "AMBIENT_TENCENTCLOUD_PROTOCOL": "http",
-        "AMBIENT_DATABASE_URL": deps.settings.resolved_database_url,
-        "COLUMNS": "300",
-    }
+    env = _cli_env(state, deps)
     where = ["shop", "checkout", "--cluster", "cls-abcd1234", "--user", "ops", "--execute"]
 
     async def cli(verb: str, *args: str) -> str:

@@ -25,6 +25,10 @@ SQL_LIMIT = re.compile(r"\blimit\s+(\d+)", re.IGNORECASE)
 # most, the answer's own with them, and a line nested past that failed the whole answer.
 MAX_NESTING = 100
 
+# cls errorcodes: FailedOperation.GetlogReachLimit, a search at its maximum count of logs.
+REACH_LIMIT = "FailedOperation.GetlogReachLimit"
+STOPPED = f"CLS stopped the search at its maximum count of logs ({REACH_LIMIT})"
+
 
 class LogRecord(BaseModel):
     time: datetime
@@ -53,6 +57,9 @@ class SearchResult(BaseModel):
     logs: list[LogRecord] = Field(default_factory=list)
     analysis: list[dict[str, Any]] = Field(default_factory=list, description="SQL rows, if any")
     complete: bool = Field(description="false when the limit cut the result")
+    stopped: str | None = Field(
+        default=None, description="why CLS stopped the search before its end, if it did"
+    )
 
 
 class LogTopic(BaseModel):
@@ -88,7 +95,8 @@ async def log_pages(
     MAX_SEARCH_LOGS): SQL analysis's rows in one page; logs paged with ``Context`` for CLS's
     first 10,000, then with ``Offset``, which has no such cap (SearchLog's reference: Context
     "总计最多可获取1万条原始日志", Offset "无日志条数限制"). A page's ``complete`` is true on
-    the last page of a search read to its end."""
+    the last page of a search read to its end; a search CLS stopped at its maximum count ends
+    with a page saying so in ``stopped`` (what was read before it kept)."""
     # Either would come back as an empty answer (or an API error), not as what to change.
     if limit < 1:
         raise TencentRequestError("InvalidParameterValue.Limit", f"limit must be >= 1, not {limit}")
@@ -115,6 +123,10 @@ async def log_pages(
         try:
             page = await tc.call("cls", "SearchLog", params, region=region)
         except TencentRequestError as exc:
+            if exc.code == REACH_LIMIT and read:
+                # What was read is kept: the newest logs, said to be cut by CLS, not the limit.
+                yield SearchResult(complete=False, stopped=STOPPED)
+                return
             if exc.code == "FailedOperation.InvalidContext" and "Context" in params:
                 # A Context lives an hour (SearchLog's reference: "过期时间1小时"; cls errorcodes:
                 # 检索游标已失效或不存在): a search read slower goes on by Offset from where it is.
@@ -176,6 +188,7 @@ async def search_logs(
     async for page in log_pages(tc, topic_id, query, start, end, limit=limit, region=region):
         result.logs += page.logs
         result.analysis, result.complete = page.analysis, page.complete
+        result.stopped = page.stopped
     return result
 
 
