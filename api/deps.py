@@ -4,9 +4,9 @@ the calling user."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, cast
+from typing import Annotated, Protocol, TypeVar, cast
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,21 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+class Created(Protocol):
+    created: bool
+
+
+R = TypeVar("R", bound=Created)
+
+
+def created_or_found(ref: R, response: Response) -> R:
+    """``ref`` as a create answers it: 201 when it made the thing, 200 when it found it (a
+    repeat, a client's retry, an alert joined to its workload's live run): nothing was made."""
+    if not ref.created:
+        response.status_code = status.HTTP_200_OK
+    return ref
 
 
 # The refusals of every door that takes an API token (the MCP paths say them too, api.app).

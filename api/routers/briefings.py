@@ -39,9 +39,9 @@ from ambient.domain.notify import NotifyResult
 from ambient.domain.numbers import WholeNumber
 from ambient.sharing import ReportLink
 from ambient.storage.users import UserRepository
-from api.deps import CurrentUser, OptionalUser, SessionDep, StateDep
+from api.deps import CurrentUser, OptionalUser, SessionDep, StateDep, created_or_found
 from api.errors import refusal, unauthorized, unprocessable
-from api.routers.tasks import FOUND, created_or_found
+from api.routers.tasks import FOUND
 from api.security import is_one_of
 
 router = APIRouter(prefix="/briefings", tags=["briefings"])

@@ -28,9 +28,8 @@ from ambient.remediation.views import (
     StartResult,
 )
 from ambient.sharing import ReportLink
-from api.deps import CurrentUser, StateDep
+from api.deps import CurrentUser, StateDep, created_or_found
 from api.errors import refusal, unprocessable
-from api.routers.tasks import created_or_found
 
 router = APIRouter(prefix="/remediations", tags=["remediations"])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import Field
@@ -22,17 +22,10 @@ from ambient.watches.inputs import (
 )
 from ambient.watches.models import TaskRef, TaskStatus
 from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, TaskSummary
-from api.deps import CurrentUser, StateDep
+from api.deps import CurrentUser, StateDep, created_or_found
 from api.errors import refusal, unprocessable
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
-
-
-class Created(Protocol):
-    created: bool
-
-
-R = TypeVar("R", bound=Created)
 
 
 class TaskCreate(UserConfig):
@@ -70,13 +63,6 @@ def http_error(exc: TaskError) -> Exception:
 FOUND: dict[int | str, dict[str, Any]] = {
     200: {"description": "the same task exists already: it is answered (`created: false`)"}
 }
-
-
-def created_or_found(ref: R, response: Response) -> R:
-    """``ref`` as a create answers it: 201 when it made the task, 200 when it found it."""
-    if not ref.created:
-        response.status_code = status.HTTP_200_OK
-    return ref
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=FOUND)
