@@ -270,6 +270,8 @@ class BriefingService(Greeting):
     ) -> BriefingStatus:
         """``status`` as ``user`` may read it: a failure's own text to an admin alone
         (`BriefingStatus.told`); ``operator`` given: to whoever runs the server (the CLI) or not."""
+        if not (status.preparation_error or status.record_error or status.push_error):
+            return status  # nothing failed: the same to everyone, no need to ask who asks
         if operator is None:
             operator = await self._operator(user)
         return status.told(operator=operator)
