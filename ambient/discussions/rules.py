@@ -132,6 +132,22 @@ def detect_anomalies(messages: list[MessageView], threshold_seconds: float = 2.0
     return found
 
 
+def answered_fast(
+    messages: list[MessageView], message_id: str, threshold_seconds: float = 2.0
+) -> bool:
+    """Whether the message came within ``threshold_seconds`` after what it answers, as an
+    automatic reply does: the message it replies to, or a post of the product's agents (a
+    run's plan, a rung's approval request). Other members' messages are not what it answers:
+    counted, one member posting non-stop made every approval in the discussion look fast."""
+    reply = next(m for m in messages if m.id == message_id)
+    return any(
+        m.from_id != reply.from_id
+        and (m.id == reply.reply_to or m.from_id in PRODUCT_AGENTS)
+        and 0 <= (reply.created_at - m.created_at).total_seconds() < threshold_seconds
+        for m in messages
+    )
+
+
 class Annotation(BaseModel):
     message_id: str
     source_type_before: SourceType

@@ -36,8 +36,8 @@ from ambient.discussions.rules import (
     MessageIn,
     MessageView,
     ParticipantRole,
+    answered_fast,
     auto_replied,
-    detect_anomalies,
     discussion_id,
     normalise_topic,
     remediation_post_id,
@@ -258,12 +258,12 @@ class DiscussionService(DiscussionReads):
         """A stored reply acts on the discussion's remediation, then its members are told."""
         posted = stored[0]
         if verb := _asked(message, subject):
-            fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
             marked = {m.id for m in earlier if m.source_type != "real"}
             # Tagged auto_reply: machine-written by the analysis' own rule (rules.annotate).
             auto = auto_replied(message.tags)
-            inferred = message.source_type != "real" or auto or posted.message_id in fast | marked
+            fast = answered_fast(earlier, posted.message_id)
+            inferred = message.source_type != "real" or auto or fast or posted.message_id in marked
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user
@@ -280,7 +280,7 @@ class DiscussionService(DiscussionReads):
             elif inferred:
                 why = Refusal(
                     "this reply looks machine-inferred (source_type not real, tagged "
-                    "auto_reply, or sent within 2 s of another sender): it does not act; a "
+                    "auto_reply, or sent within 2 s of what it answers): it does not act; a "
                     "person replies themself"
                 )
             elif self.remediations is None:
