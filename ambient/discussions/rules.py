@@ -25,6 +25,7 @@ AUTO_REPLY = "auto_reply"
 DEFAULT_PROJECT = "ambient-ops"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _TAG = re.compile(r"^[\w.:-]{1,40}$")
+_FORMAT = frozenset({"Cf", "Cc"})
 
 
 class ParticipantRole(StrEnum):
@@ -43,8 +44,12 @@ PRODUCT_AGENTS = {
 
 
 def normalise_topic(topic: str) -> str:
-    """The key that makes "Checkout 5xx " and "checkout 5xx" the same discussion."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", topic).strip().casefold())
+    """The key that makes "Checkout 5xx ", "checkout 5xx" and "check" U+200B "out 5xx" the
+    same discussion: invisible format characters and controls inside (U+200B, U+2060, U+FEFF,
+    a soft hyphen) are no part of it, or a topic that reads the same opened another one."""
+    plain = unicodedata.normalize("NFKC", topic)
+    shown = "".join(c for c in plain if c.isspace() or unicodedata.category(c) not in _FORMAT)
+    return re.sub(r"\s+", " ", shown.strip().casefold())
 
 
 def discussion_id(at: datetime, suffix: str) -> str:
@@ -208,14 +213,10 @@ class AgentPost(BaseModel):
     message_id: str
 
 
-# The ids our agents' posts take: a person's message id may not (service._a_persons_id).
-AGENT_POST_ID = "rem-"
-
-
 def remediation_post_id(key: str) -> str:
     """The message id of a remediation run's post ``key`` (``<run>#<rung>/approval-request``):
     deterministic (unlike hash()), so a retried post finds the first one."""
-    return AGENT_POST_ID + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return "rem-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 class AgentPosted(BaseModel):
