@@ -213,10 +213,14 @@ class AgentPost(BaseModel):
     message_id: str
 
 
+# The ids our agents' posts take: a person's message is never stored under one (service._add).
+AGENT_POST_ID = "rem-"
+
+
 def remediation_post_id(key: str) -> str:
     """The message id of a remediation run's post ``key`` (``<run>#<rung>/approval-request``):
     deterministic (unlike hash()), so a retried post finds the first one."""
-    return "rem-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return AGENT_POST_ID + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 class AgentPosted(BaseModel):

@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from ambient.discussions.access import registered
 from ambient.discussions.reading import DiscussionReads
 from ambient.discussions.rules import (
+    AGENT_POST_ID,
     AUTO_REPLY,
     DEFAULT_PROJECT,
     AgentPost,
@@ -350,17 +351,25 @@ class DiscussionService(DiscussionReads):
         session: Any, discussion: Discussion, message: MessageIn, now: datetime, keep_id: bool
     ) -> DiscussionMessage:
         """Store the message; its reply_to names a message of the same discussion (not a
-        probe into another one). Its id is the bus's; the sender's own ``message_id`` is kept
-        as theirs alone (``client_id``), except a product agent's post, whose id is the one
-        its run gives it (a reply names a rung's approval request by it)."""
+        probe into another one). A person's ``message_id`` is their own key (``client_id``,
+        a retry finds it by sender) and the message's id while no message has that id (so a
+        reply_to names it): one another sender took, or an id our agents post under, gets
+        the bus's own id instead, and the answer says which. A product agent's post keeps
+        the id its run gives it (a reply names a rung's approval request by it)."""
         if message.reply_to is not None:
             target = await session.get(DiscussionMessage, message.reply_to)
             if target is None or target.discussion_id != discussion.id:
                 raise InvalidDiscussionError(
                     f"reply_to: no message {message.reply_to!r} in this discussion"
                 )
+        wanted = message.message_id
+        if not keep_id and wanted is not None:
+            taken = wanted.startswith(AGENT_POST_ID)
+            if not taken:
+                taken = await session.get(DiscussionMessage, wanted) is not None
+            wanted = None if taken else wanted
         row = DiscussionMessage(
-            id=(keep_id and message.message_id) or f"msg_{uuid.uuid4().hex[:16]}",
+            id=wanted or f"msg_{uuid.uuid4().hex[:16]}",
             client_id=None if keep_id else message.message_id,
             discussion_id=discussion.id,
             from_id=message.from_id,

@@ -210,7 +210,8 @@ async def test_a_message_id_is_its_senders_own_and_takes_nobody_elses(deps: Work
     """Message ids were one namespace for everyone: ann's post under the id bob's client would
     post under next refused bob's post ("another sender's message"), and a person could not
     take the ids a remediation posts under only because a rem- id was refused outright. A
-    message_id is its sender's own now: each posts under it, a retry is still the same message."""
+    message_id is its sender's own now: each posts under it, a retry is still the same message;
+    the message keeps it as its id unless another message has it (then the bus's id)."""
     ann, bob = unique("ann"), unique("bob")
     tokens = await _users(deps, ann, bob)
     run_key = f"remediation/{unique('fp')}@run"
@@ -228,8 +229,11 @@ async def test_a_message_id_is_its_senders_own_and_takes_nobody_elses(deps: Work
 
         nexts = f"{bob}-2"
         anns = await post(ann, f"Disk {ann}", nexts)
+        # Free, the sender's id is the message's (the seed spec's shape: a reply_to names it).
+        assert anns["message_id"] == nexts
         bobs = await post(bob, f"Disk {bob}", nexts)
         assert bobs["already_posted"] is False and bobs["message_id"] != anns["message_id"]
+        assert bobs["message_id"].startswith("msg_")
         assert bobs["discussion_id"] != anns["discussion_id"]
         again = await post(bob, f"Disk {bob}", nexts)
         assert again["already_posted"] is True and again["message_id"] == bobs["message_id"]
@@ -237,7 +241,7 @@ async def test_a_message_id_is_its_senders_own_and_takes_nobody_elses(deps: Work
         assert again["already_posted"] is True and again["message_id"] == anns["message_id"]
         # The ids a run's agent posts under are the agent's: a person's is their own message.
         taken = await post(ann, f"Outcome {ann}", agents)
-        assert taken["message_id"] != agents
+        assert taken["message_id"] != agents and taken["message_id"].startswith("msg_")
     assert await _stored(deps, ann) == 2 and await _stored(deps, bob) == 1
     post_ = AgentPost(
         agent_id="remediation",
