@@ -558,7 +558,7 @@ async def test_a_sends_clock_is_put_back_when_the_send_ends(deps: WorkerDeps) ->
     notify = NotifyActivities(deps.db, ChannelRegistry([Accepting()]))
     target = Target(type="webhook", target="https://hooks.example.com/a")
     request, recipient = _request(unique("clock"), target), await notify.recipient("alice")
-    posts = RowPosts(deps.db, "no-row", 0)
+    posts = RowPosts(deps.db, "no-row", 0, attempt=1)
     sent = await notify._send(request, recipient, target, "no-row", posts)
     assert sent.status is DeliveryStatus.SENT and SEND_CLOCK.get() is None
 
@@ -919,3 +919,49 @@ async def test_a_delivery_still_held_at_the_give_ups_last_try_is_given_up(
     await last.run(notify.notify_given_up, request)
     (row,) = (await _rows(deps.db, key)).values()
     assert (row.status, row.error) == ("failed", GIVEN_UP)
+
+
+async def test_a_try_whose_lease_ran_out_does_not_write_over_the_try_that_took_its_row(
+    database_url: str,
+) -> None:
+    """The first taker's lease ran out mid-send and a second try took the row over: the first
+    one's outcome, finished late, overwrote the row the second one holds (and later settles)."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    key = f"{unique('taken-over')}:webhook:secret:hook"
+    taker = {"user": "alice", "channel": "webhook", "target": "secret:hook"}
+    now = datetime.now(UTC)
+    try:
+        async with db.write_session() as session:
+            first, mine = await DeliveryRepository(session).acquire(
+                key, **taker, now=now, lease_until=now
+            )
+            await session.commit()
+        assert mine and first.attempts == 1
+        later = now + timedelta(seconds=1)  # the first lease has run out: a retry takes it
+        async with db.write_session() as session:
+            second, mine = await DeliveryRepository(session).acquire(
+                key, **taker, now=later, lease_until=later + timedelta(minutes=5)
+            )
+            await session.commit()
+        assert mine and second.attempts == 2
+        async with db.writing() as session:
+            late = await DeliveryRepository(session).finish(
+                key, 1, status="failed", error="transient: HTTP 503"
+            )
+        async with db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        assert late is False
+        assert row is not None and (row.status, row.error, row.attempts) == ("pending", None, 2)
+        assert row.lease_until is not None  # still the second try's
+        async with db.writing() as session:
+            settled = await DeliveryRepository(session).finish(
+                key, 2, status="sent", provider_id="m-2"
+            )
+        async with db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        assert settled is True
+        assert row is not None
+        assert (row.status, row.provider_id, row.lease_until) == ("sent", "m-2", None)
+    finally:
+        await db.close()
