@@ -522,6 +522,17 @@ NOT_SERVED = (
 )
 
 
+CERTIFICATE = """apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: shop-tls, namespace: shop}
+spec: {secretName: shop-tls, dnsNames: [shop.example.com], issuerRef: {name: letsencrypt}}
+"""
+CUSTOM = (
+    "document 1 is of kind Certificate (apiVersion cert-manager.io/v1), which is not one this "
+    "product can apply: custom resources are not supported; nothing was applied"
+)
+
+
 async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -544,6 +555,9 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
         # "Cannot find resource kind 'Config' in module lightkube.resources.core_v1" before.
         f"{CONFIG}---\n{KUBECONFIG}": NOT_SERVED,
         f"{KUBECONFIG}metadata: {{name: admin}}\n": NOT_SERVED.replace("2", "1"),
+        # A CRD's kind: lightkube's "Cannot find resource Certificate of group
+        # cert-manager.io/v1. If using a CRD, ensure a generic resource is defined." before.
+        CERTIFICATE: CUSTOM,
     }
     answers = {}
     async with client(state, "ops") as c:
