@@ -287,7 +287,11 @@ async def test_ck02_one_invalid_document_applies_nothing_and_is_named(
     assert local and "document 2 (Deployment d)" in local_message
     assert "selector" in local_message
     assert unnamed and "document 2" in unnamed_message and "apiVersion" in unnamed_message
-    assert unknown_failed and "document 2 (Gadget g)" in unknown_message
+    custom = (
+        "document 2 is of kind Gadget (apiVersion example.com/v1), which is not one this "
+        "product can apply: custom resources are not supported"
+    )
+    assert unknown_failed and custom in unknown_message
     assert kube.writes() == []
     assert ("shop", "checkout-settings") not in kube.configmaps
     async with state.db.session() as session:
