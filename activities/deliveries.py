@@ -84,6 +84,7 @@ class RowPosts:
     db: Database
     key: str
     done: int
+    attempt: int  # the row's attempts when this try took it: which try holds it
     handed: bool = False
 
     async def sent(self) -> None:

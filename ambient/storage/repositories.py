@@ -252,18 +252,19 @@ class DeliveryRepository(Repository):
     async def finish(
         self,
         key: str,
+        attempt: int,
         *,
         status: str,
         error: str | None = None,
         provider_id: str | None = None,
         retry_until: datetime | None = None,
-    ) -> None:
-        """Record the outcome of the send that held the lease (``retry_until``: deferred, a
-        deliver-later run tries it again until then)."""
+    ) -> bool:
+        """Record the outcome of the send that took the row as its ``attempt`` (its attempts
+        then; ``retry_until``: deferred, a deliver-later run tries it again until then). False:
+        its lease ran out and a later try took the row over, which records its own outcome."""
         until = {"retry_until": retry_until} if retry_until is not None else {}
-        await self._set(
-            key, status=status, error=error, provider_id=provider_id, lease_until=None, **until
-        )
+        values = {"status": status, "error": error, "provider_id": provider_id, **until}
+        return await self._set(key, Delivery.attempts == attempt, lease_until=None, **values) > 0
 
     async def defer(self, user: str, request_key: str, until: datetime) -> None:
         """``user``'s notification ``request_key`` was handed to a deliver-later run: each of

@@ -125,7 +125,7 @@ class TaskService(TaskSchedules):
                 # Its last event or delivery is still under way: it is neither this create's
                 # task nor one to update.
                 raise InvalidTaskError(
-                    f"name: task {task_id!r} is still stopping after delete_task (its last "
+                    f"name: task {task_id!r} is still stopping after its delete (its last "
                     "event or alert is being sent); create it again in a moment"
                 ) from None
             if running.config != _as_stored(arg.config):

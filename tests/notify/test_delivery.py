@@ -15,6 +15,7 @@ from activities.deliveries import (
     HANDED_UNANSWERED,
     HANDING,
     MAX_KEY,
+    RowPosts,
     delivery_key,
     give_up,
 )
@@ -601,7 +602,7 @@ async def test_a_give_up_that_read_its_row_before_another_try_sent_it_says_nothi
         stale = await DeliveryRepository(session).get(key)
     assert stale is not None and stale.status == "pending"
     async with deps.db.writing() as session:  # the other worker's try sends it
-        await DeliveryRepository(session).finish(key, status="sent", provider_id="7")
+        await DeliveryRepository(session).finish(key, 1, status="sent", provider_id="7")
     async with deps.db.writing() as session:
         await give_up(session, request, key, "inbox", "", stale)
     async with deps.db.session() as session:
@@ -654,7 +655,8 @@ async def test_an_inbox_message_stored_by_a_try_that_died_before_saying_sent_is_
         )
         await session.commit()
     assert mine
-    await channels.get("inbox").send("alice", request.message, "", idempotency_key=key)
+    posts = RowPosts(deps.db, key, 0, attempt=1)
+    await channels.get("inbox").send("alice", request.message, "", idempotency_key=key, posts=posts)
     retried = await ActivityEnvironment().run(notify.notify, request)
     async with deps.db.session() as session:
         stored = await InboxRepository(session).list("alice")

@@ -66,11 +66,11 @@ async def _failed_for_now(deps: WorkerDeps, key: str, target: str, provider: str
     now = datetime.now(UTC)
     async with deps.db.writing() as session:
         deliveries = DeliveryRepository(session)
-        await deliveries.acquire(
+        row, _ = await deliveries.acquire(
             key, user="alice", channel="webhook", target=target, now=now, lease_until=now
         )
         await deliveries.finish(
-            key, status="failed", error="transient: HTTP 503", provider_id=provider
+            key, row.attempts, status="failed", error="transient: HTTP 503", provider_id=provider
         )
 
 

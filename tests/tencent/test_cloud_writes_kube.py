@@ -287,7 +287,11 @@ async def test_ck02_one_invalid_document_applies_nothing_and_is_named(
     assert local and "document 2 (Deployment d)" in local_message
     assert "selector" in local_message
     assert unnamed and "document 2" in unnamed_message and "apiVersion" in unnamed_message
-    assert unknown_failed and "document 2 (Gadget g)" in unknown_message
+    custom = (
+        "document 2 is of kind Gadget (apiVersion example.com/v1), which is not one this "
+        "product can apply: custom resources are not supported"
+    )
+    assert unknown_failed and custom in unknown_message
     assert kube.writes() == []
     assert ("shop", "checkout-settings") not in kube.configmaps
     async with state.db.session() as session:
@@ -522,6 +526,17 @@ NOT_SERVED = (
 )
 
 
+CERTIFICATE = """apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: shop-tls, namespace: shop}
+spec: {secretName: shop-tls, dnsNames: [shop.example.com], issuerRef: {name: letsencrypt}}
+"""
+CUSTOM = (
+    "document 1 is of kind Certificate (apiVersion cert-manager.io/v1), which is not one this "
+    "product can apply: custom resources are not supported; nothing was applied"
+)
+
+
 async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -544,6 +559,9 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
         # "Cannot find resource kind 'Config' in module lightkube.resources.core_v1" before.
         f"{CONFIG}---\n{KUBECONFIG}": NOT_SERVED,
         f"{KUBECONFIG}metadata: {{name: admin}}\n": NOT_SERVED.replace("2", "1"),
+        # A CRD's kind: lightkube's "Cannot find resource Certificate of group
+        # cert-manager.io/v1. If using a CRD, ensure a generic resource is defined." before.
+        CERTIFICATE: CUSTOM,
     }
     answers = {}
     async with client(state, "ops") as c:
