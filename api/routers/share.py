@@ -31,7 +31,8 @@ router = APIRouter(prefix="/share", tags=["share"])
 
 class ShareCreate(UserConfig):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-    body: str = Field(min_length=1, max_length=500_000, description="markdown")
+    # Linear in markdown-it, but up to ~30 us a character (docs/benchmarks.md "Share links").
+    body: str = Field(min_length=1, max_length=100_000, description="markdown")
 
     @field_validator("body")
     @classmethod

@@ -261,6 +261,9 @@ async def test_a_blank_title_or_body_is_refused_by_name(
         refused = await api.post("/share", json=sent, headers=auth)
         assert refused.status_code == 422, (sent, refused.text)
         assert [e["loc"] for e in refused.json()["detail"]] == [["body", field]], refused.text
+    # Past 100,000 characters a body's render could take seconds (docs/benchmarks.md).
+    long = await api.post("/share", json={"title": "t", "body": "x" * 100_001}, headers=auth)
+    assert long.status_code == 422 and long.json()["detail"][0]["loc"] == ["body", "body"]
     padded = await api.post("/share", json={"title": "  周报  ", "body": "b"}, headers=auth)
     assert padded.status_code == 201
     page = await api.get(f"/share/{padded.json()['token']}")
