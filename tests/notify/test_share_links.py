@@ -403,7 +403,7 @@ async def test_a_member_past_the_hours_share_links_is_told_when_to_try_again(
 async def test_a_report_being_rendered_holds_no_write_transaction(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A body of 500,000 characters renders for seconds: rendered inside the write
+    """A long body renders for seconds: rendered inside the write
     transaction, it held SQLite's one write lock (and this process's write turn) throughout."""
     loop = asyncio.get_running_loop()
     rendering, written = asyncio.Event(), threading.Event()
