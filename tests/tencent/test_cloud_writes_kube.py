@@ -796,6 +796,27 @@ async def test_ck11_a_restart_of_a_deployment_scaled_to_zero_says_no_pod_runs_an
     assert outcomes == ["dry_run", "noop"], outcomes
 
 
+async def test_ck11_a_restart_of_a_deployment_its_autoscaler_holds_at_zero_names_it(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A person restarting a Deployment its autoscaler holds at 0 heard "scale it up to start
+    its pods", which the autoscaler would undo: the ladder's own skip already named it."""
+    kube, state = cluster
+    kube.add_deployment("shop", "idle", "registry/idle:1", replicas=0)
+    kube.add_autoscaler("shop", "idle-hpa", "idle", minimum=0, maximum=4)
+    async with client(state, "ops") as c:
+        failed, done = await call(
+            c, "restart_workload", workload={**WORKLOAD, "name": "idle"}, mode="execute"
+        )
+    assert not failed and done["applied"] is False, done
+    assert done["detail"] == (
+        "deployment shop/idle is scaled to 0 replicas by HorizontalPodAutoscaler idle-hpa "
+        "(0-4 replicas) (or what drives it, such as KEDA): no pod runs, so there is nothing to "
+        "restart (change the autoscaler's bounds or triggers if it should run)"
+    ), done
+    assert kube.writes() == []
+
+
 async def test_ck11_one_key_given_to_two_counts_scales_to_each(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
