@@ -16,6 +16,7 @@ from temporalio import activity
 
 from ambient.domain.notify import (
     INTERNAL_ERROR,
+    NOTIFY_TRIES,
     Delivery,
     DeliveryStatus,
     NotificationKind,
@@ -29,9 +30,7 @@ from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
-# The tries its callers give notify_given_up (the workflows' NOTIFY_RETRY), where the server
-# does not send the retry policy with the task (the time-skipping test server).
-GIVE_UP_TRIES = 5
+GIVE_UP_TRIES = NOTIFY_TRIES  # the tries its callers give notify_given_up
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
 POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way

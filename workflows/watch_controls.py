@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.events import RecordEventInput
     from ambient.domain.notify import (
         NOTIFY_TIMEOUT,
+        NOTIFY_TRIES,
         Message,
         NotificationKind,
         NotifyRequest,
@@ -43,7 +44,7 @@ SHORT = timedelta(seconds=30)
 # The second check comes up to this much (at most half an interval) after the baseline.
 FIRST_CHECK_JITTER = timedelta(seconds=60)
 # Side effects: bounded retries (the default retries forever).
-NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
+NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timedelta(seconds=2))
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
 A = TypeVar("A")
