@@ -89,18 +89,18 @@ class RowPosts:
     async def sent(self) -> None:
         self.done += 1
         async with self.db.writing() as session:
-            await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
+            await DeliveryRepository(session).posted(self.key, self.attempt, f"{POSTS}{self.done}")
 
     async def handing(self) -> None:
         """See `Posts.handing`: kept until this try records its outcome."""
         async with self.db.writing() as session:
-            await DeliveryRepository(session).posted(self.key, HANDING)
+            await DeliveryRepository(session).posted(self.key, self.attempt, HANDING)
 
     async def hold(self, seconds: float) -> None:
         """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
         until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
         async with self.db.writing() as session:
-            await DeliveryRepository(session).hold(self.key, until)
+            await DeliveryRepository(session).hold(self.key, self.attempt, until)
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

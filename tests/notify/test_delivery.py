@@ -117,7 +117,11 @@ async def _set_push(db: Database, name: str, config: dict[str, object]) -> None:
 async def _lease_over(db: Database, key: str) -> None:
     """The lease of the delivery ``key`` ended (its holder died): a give-up may take it."""
     async with db.writing() as session:
-        await DeliveryRepository(session).hold(key, datetime.now(UTC) - timedelta(seconds=1))
+        row = await DeliveryRepository(session).get(key)
+        assert row is not None
+        await DeliveryRepository(session).hold(
+            key, row.attempts, datetime.now(UTC) - timedelta(seconds=1)
+        )
 
 
 def _request(
@@ -623,7 +627,7 @@ async def test_a_delivery_whose_last_try_died_handing_it_over_is_given_up_never_
     # so), before its answer: the receiver may have it.
     await left_in_flight(deps.db, key, "alice", "email", "alice@example.com")
     async with deps.db.writing() as session:
-        await DeliveryRepository(session).posted(key, HANDING)
+        await DeliveryRepository(session).posted(key, 1, HANDING)
     await _lease_over(deps.db, key)
     await ActivityEnvironment().run(notify.notify_given_up, request)
     async with deps.db.session() as session:

@@ -956,6 +956,14 @@ async def test_a_try_whose_lease_ran_out_does_not_write_over_the_try_that_took_i
         assert late is False
         assert row is not None and (row.status, row.error, row.attempts) == ("pending", None, 2)
         assert row.lease_until is not None  # still the second try's
+        held = row.lease_until
+        # Nor does its progress or its lease: the second try's posts and lease are its own.
+        async with db.writing() as session:
+            await DeliveryRepository(session).posted(key, 1, "posts:3")
+            await DeliveryRepository(session).hold(key, 1, later + timedelta(hours=1))
+        async with db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        assert row is not None and (row.provider_id, row.lease_until) == (None, held)
         async with db.writing() as session:
             settled = await DeliveryRepository(session).finish(
                 key, 2, status="sent", provider_id="m-2"
