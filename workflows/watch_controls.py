@@ -168,6 +168,8 @@ class WatchControls:
         self.config = request.config
         self.state = state
         self.wake = False
+        # A check is under way: a threshold watch's until its reading is taken (its alerts
+        # are told after), a web monitor's poll until it hands back.
         self.checking = False
         self.checks_this_run = 0
 
@@ -211,7 +213,8 @@ class WatchControls:
 
     @workflow.update
     async def baseline(self) -> TaskStatus:
-        """Wait for the first check of this task and return its status (the baseline)."""
+        """Wait for the first check of this task and return its status (the baseline): its
+        reading taken, not its alerts delivered (a slow channel would hold the answer)."""
         # A poll's state is whole between polls: no need to wait for the one running now.
         await workflow.wait_condition(
             lambda: self.state.checks > 0 and (self.POLLS or not self.checking)
