@@ -43,9 +43,12 @@ MAX_RESULT_BYTES = 256 * 1024
 # On hand-back, deliveries still running get this long before the poll returns without them
 # (they finish in the background, and the next poll sends them again in case this process
 # ends them: the result's ``undelivered``; their failures are counted by the next poll); a
-# poll asked to hand back now (a control, its worker's shutdown, its run closed) one second.
+# poll asked to hand back now (a control, its worker's shutdown, its run closed) one second,
+# and so does a poll of one check (a baseline, a check now, a resume or an update's check):
+# someone waits for its answer, which a slow channel would hold 30 s (a deliver-only poll,
+# which ends as one too, has waited for its sends already).
 HANDBACK_WAIT = 30.0
-HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED)
+HANDBACK_NOW = (PollEnd.CONTROL, PollEnd.SHUTDOWN, PollEnd.CLOSED, PollEnd.FIRST)
 # The longest pause a server's Retry-After gets (a page rate-limited for a day is checked
 # hourly, its failures counted): asked again at every check, a server that throttles could
 # block the worker's address for every watch of its host.
