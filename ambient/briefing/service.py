@@ -361,7 +361,14 @@ class BriefingService(Greeting):
         if status is None:
             _, run = await records.running_input(self.client, task_id_for(user))
             if run is None:
-                return await self.status(user)  # ended since, or not readable: said so
+                try:
+                    return await self.status(user)  # ended since, or not readable: said so
+                except BriefingNotFoundError:
+                    raise
+                except (BriefingError, RuntimeError):
+                    # Temporal gone since the control (its words are the gRPC client's):
+                    # delivered all the same, and not wrong of the caller.
+                    raise BriefingUnavailableError(Refusal(DELIVERED_UNCONFIRMED)) from None
             carry = run.carry
             status = BriefingStatus(
                 user=user,
@@ -486,6 +493,10 @@ class BriefingService(Greeting):
     ) -> Any:
         """An update of the user's running briefing; one the workflow refuses is invalid."""
         await self._live(user)
+        # Unlike a signal, an update waits for a worker to take it up (and, admitted, runs
+        # whenever one comes): its run answering a status query first, or the worker is
+        # said silent now, as the task service's updates are.
+        await self._running(user)
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
             return await handle.execute_update(update, *args, id=id)

