@@ -25,7 +25,11 @@ AUTO_REPLY = "auto_reply"
 DEFAULT_PROJECT = "ambient-ops"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _TAG = re.compile(r"^[\w.:-]{1,40}$")
-_FORMAT = frozenset({"Cf", "Cc"})
+# Characters that show nothing and join nothing (zero-width space, word joiner, BOM, soft
+# hyphen, Mongolian vowel separator, invisible operators). Other format characters are part of
+# what a topic says: ZWJ/ZWNJ (emoji sequences, Persian and Indic words), bidi marks, the tag
+# characters of a flag: dropped, different topics met in one discussion.
+_INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u180e\u2061\u2062\u2063\u2064")
 
 
 class ParticipantRole(StrEnum):
@@ -45,10 +49,12 @@ PRODUCT_AGENTS = {
 
 def normalise_topic(topic: str) -> str:
     """The key that makes "Checkout 5xx ", "checkout 5xx" and "check" U+200B "out 5xx" the
-    same discussion: invisible format characters and controls inside (U+200B, U+2060, U+FEFF,
-    a soft hyphen) are no part of it, or a topic that reads the same opened another one."""
+    same discussion: invisible characters and controls inside (U+200B, U+2060, U+FEFF, a soft
+    hyphen) are no part of it, or a topic that reads the same opened another one."""
     plain = unicodedata.normalize("NFKC", topic)
-    shown = "".join(c for c in plain if c.isspace() or unicodedata.category(c) not in _FORMAT)
+    shown = "".join(
+        c for c in plain if c.isspace() or not (c in _INVISIBLE or unicodedata.category(c) == "Cc")
+    )
     return re.sub(r"\s+", " ", shown.strip().casefold())
 
 

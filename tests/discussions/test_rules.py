@@ -106,3 +106,20 @@ def test_a_reply_is_fast_after_what_it_answers_not_after_other_members_chatter()
     ]
     fast = [m.id for m in thread if m.from_id == "fay" and answered_fast(thread, m.id)]
     assert fast == ["fay-2", "fay-3"]
+
+
+def test_only_invisible_characters_leave_a_topic_joiners_and_tags_stay() -> None:
+    """Every format character was dropped from a topic's key: a ZWJ emoji sequence became its
+    emoji side by side, a Persian word lost its ZWNJ and every flag's tag characters left 🏴
+    alone, so different topics met in one discussion. Only the invisible ones go (U+200B)."""
+    family, apart = "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f468\U0001f469\U0001f467"
+    england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    persian, joined = (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0645",
+        "\u0645\u06cc\u062e\u0648\u0627\u0645",
+    )
+    for one, other in ((family, apart), (england, scotland), (persian, joined)):
+        assert normalise_topic(f"{one} down") != normalise_topic(f"{other} down")
+    assert normalise_topic("Check\u200bout\u00ad 5xx\u2060\ufeff") == "checkout 5xx"
+    assert normalise_topic("Check\u0007out\u2062 5xx") == "checkout 5xx"
