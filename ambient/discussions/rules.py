@@ -1,8 +1,9 @@
 """Discussions, the team's message bus: pure rules (ids, topics, anomalies, annotation).
 
-A reply that lands within a couple of seconds of another sender's message was most likely not
-typed by a person: the analysis marks such messages `inferred` — which matters when a reply is
-an approval (only a `real` approve acts on a remediation).
+A reply that lands within a couple of seconds after what it answers (the message it replies
+to, a post of the product's agents) was most likely not typed by a person: the analysis marks
+such messages `inferred` — which matters when a reply is an approval (only a `real` approve
+acts on a remediation).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import re
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -25,7 +25,11 @@ AUTO_REPLY = "auto_reply"
 DEFAULT_PROJECT = "ambient-ops"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _TAG = re.compile(r"^[\w.:-]{1,40}$")
-_FORMAT = frozenset({"Cf", "Cc"})
+# Characters that show nothing and join nothing (zero-width space, word joiner, BOM, soft
+# hyphen, Mongolian vowel separator, invisible operators). Other format characters are part of
+# what a topic says: ZWJ/ZWNJ (emoji sequences, Persian and Indic words), bidi marks, the tag
+# characters of a flag: dropped, different topics met in one discussion.
+_INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u180e\u2061\u2062\u2063\u2064")
 
 
 class ParticipantRole(StrEnum):
@@ -45,10 +49,12 @@ PRODUCT_AGENTS = {
 
 def normalise_topic(topic: str) -> str:
     """The key that makes "Checkout 5xx ", "checkout 5xx" and "check" U+200B "out 5xx" the
-    same discussion: invisible format characters and controls inside (U+200B, U+2060, U+FEFF,
-    a soft hyphen) are no part of it, or a topic that reads the same opened another one."""
+    same discussion: invisible characters and controls inside (U+200B, U+2060, U+FEFF, a soft
+    hyphen) are no part of it, or a topic that reads the same opened another one."""
     plain = unicodedata.normalize("NFKC", topic)
-    shown = "".join(c for c in plain if c.isspace() or unicodedata.category(c) not in _FORMAT)
+    shown = "".join(
+        c for c in plain if c.isspace() or not (c in _INVISIBLE or unicodedata.category(c) == "Cc")
+    )
     return re.sub(r"\s+", " ", shown.strip().casefold())
 
 
@@ -119,12 +125,23 @@ class Anomaly(BaseModel):
 
 
 def detect_anomalies(messages: list[MessageView], threshold_seconds: float = 2.0) -> list[Anomaly]:
-    """Messages sent within ``threshold_seconds`` after another sender's message."""
-    ordered = sorted(messages, key=lambda m: (m.created_at, m.id))
+    """Messages sent within ``threshold_seconds`` after what they answer, as an automatic
+    reply is: the message they reply to, or a post of the product's agents (a run's plan, a
+    rung's approval request), by another sender. Other members' messages are not what a
+    message answers: counted, one member posting non-stop made every approval look fast."""
+    by_id = {m.id: m for m in messages}
+    latest: dict[str, MessageView] = {}  # each agent's newest post so far
     found: list[Anomaly] = []
-    for previous, message in pairwise(ordered):
-        gap = (message.created_at - previous.created_at).total_seconds()
-        if message.from_id != previous.from_id and gap < threshold_seconds:
+    for message in sorted(messages, key=lambda m: (m.created_at, m.id)):
+        answered = [by_id.get(message.reply_to or ""), *latest.values()]
+        gaps = [
+            ((message.created_at - m.created_at).total_seconds(), m)
+            for m in answered
+            if m is not None and m.from_id != message.from_id
+        ]
+        near = [(gap, m) for gap, m in gaps if 0 <= gap < threshold_seconds]
+        if near:
+            gap, previous = min(near, key=lambda g: g[0])
             found.append(
                 Anomaly(
                     message_id=message.id,
@@ -134,23 +151,14 @@ def detect_anomalies(messages: list[MessageView], threshold_seconds: float = 2.0
                     gap_seconds=round(gap, 3),
                 )
             )
+        if message.from_id in PRODUCT_AGENTS:
+            latest[message.from_id] = message
     return found
 
 
-def answered_fast(
-    messages: list[MessageView], message_id: str, threshold_seconds: float = 2.0
-) -> bool:
-    """Whether the message came within ``threshold_seconds`` after what it answers, as an
-    automatic reply does: the message it replies to, or a post of the product's agents (a
-    run's plan, a rung's approval request). Other members' messages are not what it answers:
-    counted, one member posting non-stop made every approval in the discussion look fast."""
-    reply = next(m for m in messages if m.id == message_id)
-    return any(
-        m.from_id != reply.from_id
-        and (m.id == reply.reply_to or m.from_id in PRODUCT_AGENTS)
-        and 0 <= (reply.created_at - m.created_at).total_seconds() < threshold_seconds
-        for m in messages
-    )
+def answered_fast(messages: list[MessageView], message_id: str) -> bool:
+    """Whether the message is one of ``detect_anomalies``' (the rule annotation reads too)."""
+    return any(a.message_id == message_id for a in detect_anomalies(messages))
 
 
 class Annotation(BaseModel):

@@ -356,12 +356,11 @@ class DiscussionService(DiscussionReads):
         reply_to names it): one another sender took, or an id our agents post under, gets
         the bus's own id instead, and the answer says which. A product agent's post keeps
         the id its run gives it (a reply names a rung's approval request by it)."""
-        if message.reply_to is not None:
-            target = await session.get(DiscussionMessage, message.reply_to)
-            if target is None or target.discussion_id != discussion.id:
-                raise InvalidDiscussionError(
-                    f"reply_to: no message {message.reply_to!r} in this discussion"
-                )
+        replied = await _replied(session, discussion.id, message)
+        if message.reply_to is not None and replied is None:
+            raise InvalidDiscussionError(
+                f"reply_to: no message {message.reply_to!r} in this discussion"
+            )
         wanted = message.message_id
         if not keep_id and wanted is not None:
             taken = wanted.startswith(AGENT_POST_ID)
@@ -374,7 +373,7 @@ class DiscussionService(DiscussionReads):
             discussion_id=discussion.id,
             from_id=message.from_id,
             content=message.content,
-            reply_to=message.reply_to,
+            reply_to=replied,
             tags=list(message.tags),
             source_type=message.source_type,
             created_at=now,
@@ -415,7 +414,8 @@ class DiscussionService(DiscussionReads):
         discussion = await session.get(Discussion, found.discussion_id)
         # Its words, tags (an approve acts) and reply_to; annotate_discussion adds auto_reply.
         if (
-            (found.content, found.reply_to) != (message.content, message.reply_to)
+            (found.content, found.reply_to)
+            != (message.content, await _replied(session, found.discussion_id, message))
             or {*(found.tags or [])} - {AUTO_REPLY} != {*message.tags} - {AUTO_REPLY}
             or (discussion_id and found.discussion_id != discussion_id)
             or (topic_key and discussion.topic_key != topic_key)
@@ -512,3 +512,20 @@ async def _raced(post: Callable[[], Awaitable[Posted]]) -> Posted:
         return await post()
     except IntegrityError:
         return await post()
+
+
+async def _replied(session: Any, discussion_id: str, message: MessageIn) -> str | None:
+    """The id of the message ``reply_to`` names in the discussion: the sender's own under that
+    key first (their client knows it by the message_id it gave, which another sender's message
+    may hold as its id), then the message of that id."""
+    if message.reply_to is None:
+        return None
+    own = select(DiscussionMessage.id).where(
+        DiscussionMessage.discussion_id == discussion_id,
+        DiscussionMessage.from_id == message.from_id,
+        DiscussionMessage.client_id == message.reply_to,
+    )
+    if (found := await session.scalar(own)) is not None:
+        return str(found)
+    target = await session.get(DiscussionMessage, message.reply_to)
+    return target.id if target is not None and target.discussion_id == discussion_id else None

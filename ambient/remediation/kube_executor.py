@@ -119,7 +119,7 @@ class KubernetesExecutor:
             previous_revision=previous,
             previous_template=revision_template(revisions, previous, None),
             replicas=replicas,
-            autoscaler=await reads.autoscaler(target) if replicas == 0 else None,
+            autoscaler=await reads.autoscaler(target, at_zero=True) if replicas == 0 else None,
             images=images_of(deployment["spec"]["template"]),
             spec=deployment["spec"],
             service_selectors={

@@ -103,8 +103,9 @@ class StepPlanner:
             # A new template would start no pod (what kubectl rollout restart writes here): the
             # audit would say "restarted" of nothing. The ladder's run would climb on past a
             # workload someone stopped: it hands over here. A person asking hears why. One an
-            # autoscaler holds at 0 (KEDA, an HPA scaling to zero) is handed over naming it.
-            autoscaler = await self._reads.autoscaler(step.target)
+            # autoscaler holds at 0 (KEDA, an HPA scaling to zero) is handed over naming it;
+            # a plain HPA stops at 0 (someone stopped it).
+            autoscaler = await self._reads.autoscaler(step.target, at_zero=True)
             if not step.asked:
                 return _stopped(name, Rung.RESTART, autoscaler)
             return StepPlan(

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from lightkube import AsyncClient
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
@@ -157,8 +158,9 @@ class ClusterReads:
                 shared[service["metadata"]["name"]] = picked + unreadable
         return shared
 
-    async def autoscaler(self, target: WorkloadRef) -> str | None:
-        """The HorizontalPodAutoscaler that owns the workload's replicas, with its bounds."""
+    async def autoscaler(self, target: WorkloadRef, *, at_zero: bool = False) -> str | None:
+        """The HorizontalPodAutoscaler that owns the workload's replicas, with its bounds; one
+        that holds it ``at_zero`` replicas only: of minReplicas 0, or KEDA's."""
         try:
             found = await kube_call(
                 f"listing HorizontalPodAutoscalers in {target.namespace}",
@@ -176,7 +178,13 @@ class ClusterReads:
             if spec is not None and (spec.scaleTargetRef.kind, spec.scaleTargetRef.name) == wanted:
                 least = 1 if spec.minReplicas is None else spec.minReplicas
                 name = meta.name if meta is not None else None
-                return f"HorizontalPodAutoscaler {name} ({least}-{spec.maxReplicas} replicas)"
+                keda = _scaled_object(meta)
+                # Kubernetes stops autoscaling a target at 0 (ScalingActive False,
+                # ScalingDisabled) unless minReplicas is 0: a plain HPA does not hold it there.
+                if at_zero and least > 0 and keda is None:
+                    return None
+                of = f" of ScaledObject {keda}" if keda is not None else ""
+                return f"HorizontalPodAutoscaler {name}{of} ({least}-{spec.maxReplicas} replicas)"
         return None
 
     async def isolation_policies(self, deployment: Obj) -> list[str]:
@@ -305,3 +313,13 @@ def _rolled_out(deployment: Obj) -> tuple[bool, str]:
     if available < updated:
         return False, f"{available} of {updated} updated replicas are available"
     return True, f"{name} successfully rolled out ({available}/{desired} available)"
+
+
+def _scaled_object(meta: ObjectMeta | None) -> str | None:
+    """The KEDA ScaledObject that made an HPA (its owner, or its label), which scales to 0."""
+    if meta is None:
+        return None
+    for owner in meta.ownerReferences or []:
+        if owner.kind == "ScaledObject":
+            return owner.name
+    return (meta.labels or {}).get("scaledobject.keda.sh/name")

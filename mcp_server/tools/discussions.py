@@ -132,10 +132,11 @@ async def detect_anomalies(
     discussion_id: DiscussionId,
     threshold_seconds: Annotated[
         DecimalNumber,
-        Field(description="a different sender within this many seconds is suspicious"),
+        Field(description="a reply within this many seconds after what it answers is suspicious"),
     ] = 2.0,
 ) -> AnomalyReport:
-    """Messages sent within threshold_seconds after another sender's: likely machine-written."""
+    """Messages sent within threshold_seconds after what they answer (the message replied to,
+    our agents' posts): likely machine-written."""
     return await app_state(ctx).discussions.detect_anomalies(
         current_user(ctx), discussion_id, threshold_seconds
     )

@@ -128,10 +128,11 @@ async def test_anomalies_and_annotations_answer_at_most_a_page_with_the_whole_co
     await _users(deps, ann, admin=bob)
     bus = DiscussionService(deps.db, deps.settings)
     topic = f"burst {ann}"
-    first = await bus.send_message(ann, topic, MessageIn(from_id=ann, content="0"))
-    for n in range(1, 130):  # two senders in turn
+    first = last = await bus.send_message(ann, topic, MessageIn(from_id=ann, content="0"))
+    for n in range(1, 130):  # two senders in turn, each answering the other
         sender = bob if n % 2 else ann
-        await bus.send_message(sender, topic, MessageIn(from_id=sender, content=str(n)))
+        said = MessageIn(from_id=sender, content=str(n), reply_to=last.message_id)
+        last = await bus.send_message(sender, topic, said)
     # 10 ms apart, well within 2 s of each other however long the sends took on a busy machine.
     async with deps.db.session() as session:
         rows = await session.scalars(

@@ -256,6 +256,47 @@ async def test_a_message_id_is_its_senders_own_and_takes_nobody_elses(deps: Work
     assert retried.message_id == agents and retried.already_posted is True
 
 
+async def test_a_reply_to_names_the_senders_own_message_before_another_senders(
+    deps: WorkerDeps,
+) -> None:
+    """A message whose message_id another sender's message already has is stored under the
+    bus's id; its client, replying with reply_to = its own message_id, attached the reply to
+    the other sender's message. reply_to is the sender's own key first, then a message id."""
+    ann, boss = unique("ann"), unique("boss")
+    tokens = await _users(deps, ann, admin=boss)
+    mine = f"{ann}-1"
+    async with serve(create_app(deps.settings)) as base, http_client(base) as http:
+
+        async def post(user: str, path: str, **fields: object) -> dict[str, Any]:
+            answer = await http.post(
+                path,
+                json={"from_id": user, "content": "hi", **fields},
+                headers={"Authorization": f"Bearer {tokens[user]}"},
+            )
+            assert answer.status_code in (200, 201), answer.text
+            return dict(answer.json())
+
+        anns = await post(ann, "/discussions", topic=f"Disk {ann}", message_id=mine)
+        disc = anns["discussion_id"]
+        boss_first = await post(boss, "/discussions", topic=f"Disk {ann}", message_id=mine)
+        assert boss_first["discussion_id"] == disc and boss_first["message_id"] != mine
+        replies = f"/discussions/{disc}/messages"
+        bosss = await post(boss, replies, reply_to=mine, message_id=f"{boss}-2")
+        again = await post(boss, replies, reply_to=mine, message_id=f"{boss}-2")
+        assert again["already_posted"] is True and again["message_id"] == bosss["message_id"]
+        # Another sender's reply_to names the message of that id (ann's own, here).
+        anns_reply = await post(ann, replies, reply_to=mine)
+    async with deps.db.session() as session:
+        replied = {
+            row.id: row.reply_to
+            for row in await session.scalars(
+                select(DiscussionMessage).where(DiscussionMessage.discussion_id == disc)
+            )
+        }
+    assert replied[bosss["message_id"]] == boss_first["message_id"], replied
+    assert replied[anns_reply["message_id"]] == mine, replied
+
+
 async def test_a_topic_with_invisible_characters_inside_is_the_topic_without_them(
     deps: WorkerDeps,
 ) -> None:

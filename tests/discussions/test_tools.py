@@ -87,6 +87,7 @@ async def test_signing_annotate_and_bus_tools_in_memory(
                 topic=f"  checkout 5XX {alice}",
                 content="Looking at it",
                 message_id=f"{boss}-1",
+                reply_to=opened["message_id"],
             )
             assert joined["discussion_id"] == disc and joined["notified"] == [alice]
             again = await call(
@@ -96,6 +97,7 @@ async def test_signing_annotate_and_bus_tools_in_memory(
                 topic=topic,
                 content="Looking at it",
                 message_id=f"{boss}-1",
+                reply_to=opened["message_id"],
             )
             assert again["already_posted"] is True
             assert again["message_id"] == joined["message_id"]
@@ -124,6 +126,7 @@ async def test_signing_annotate_and_bus_tools_in_memory(
                 from_id="xiaozhi",
                 content="I can restart it.",
                 tags=["auto_reply"],
+                reply_to=joined["message_id"],
             )
             assert product["discussion_id"] == disc
             bad_tag = await refused(
@@ -134,7 +137,7 @@ async def test_signing_annotate_and_bus_tools_in_memory(
             found = await call(as_alice, "search_messages", keyword="LOOKING AT")
             assert found["query"] == "LOOKING AT" and found["total_matches"] == 1
             assert found["results"][0]["from_id"] == boss
-            # Posted moments apart by different senders: the analysis flags them. It reads the
+            # Posted moments after what they answer: the analysis flags them. It reads the
             # posting times, so they are pinned: how long a busy machine took between the calls
             # above must not decide what the analysis sees.
             posted = datetime.now(UTC) - timedelta(minutes=1)

@@ -366,6 +366,9 @@ def test_0025_adds_the_chat_conversations_and_its_downgrade_removes_them(url: st
     assert "chat_conversations" in _schema(url)
 
 
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467 down"  # man ZWJ woman ZWJ girl
+
+
 def test_0027_keeps_message_ids_as_their_senders_keys_and_rekeys_topics(url: str) -> None:
     """Messages stored before 0027 keep their ids, which become their senders' own keys (a
     retry after the upgrade finds its message), except our agents' posts; a discussion whose
@@ -376,14 +379,16 @@ def test_0027_keeps_message_ids_as_their_senders_keys_and_rekeys_topics(url: str
     async def write() -> None:
         engine = create_async_engine(url)
         async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO discussions (id, topic, topic_key, project, initiator, status, "
-                    "created_at, updated_at) VALUES ('disc_1', :topic, :topic, 'ambient-ops', "
-                    "'ann', 'open', :at, :at)"
-                ),
-                {"topic": "check\u200bout 5xx", "at": at},
-            )
+            # A ZWJ joins an emoji sequence: it is part of the topic, kept in its key.
+            for disc, topic in (("disc_1", "check\u200bout 5xx"), ("disc_2", FAMILY)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO discussions (id, topic, topic_key, project, initiator, "
+                        "status, created_at, updated_at) VALUES (:disc, :topic, :topic, "
+                        "'ambient-ops', 'ann', 'open', :at, :at)"
+                    ),
+                    {"disc": disc, "topic": topic, "at": at},
+                )
             for mid, sender in (("ann-1", "ann"), ("rem-abc", "remediation")):
                 await conn.execute(
                     text(
@@ -405,11 +410,13 @@ def test_0027_keeps_message_ids_as_their_senders_keys_and_rekeys_topics(url: str
                 text("SELECT id, client_id FROM discussion_messages ORDER BY id")
             )
             messages = [(r[0], r[1]) for r in found]
-            keys = [r[0] for r in await conn.execute(text("SELECT topic_key FROM discussions"))]
+            ordered = text("SELECT topic_key FROM discussions ORDER BY id")
+            keys = [r[0] for r in await conn.execute(ordered)]
         await engine.dispose()
         return messages, keys
 
-    assert asyncio.run(rows()) == ([("ann-1", "ann-1"), ("rem-abc", None)], ["checkout 5xx"])
+    keyed = ["checkout 5xx", FAMILY]
+    assert asyncio.run(rows()) == ([("ann-1", "ann-1"), ("rem-abc", None)], keyed)
     command.downgrade(alembic_config(url), "0026_robot_windows")
     assert "client_id" not in {c[0] for c in _schema(url)["discussion_messages"][0]}  # type: ignore[index]
     upgrade(url)

@@ -156,6 +156,55 @@ async def test_a_deployment_its_autoscaler_holds_at_zero_is_handed_over_naming_i
     assert "someone" not in handed.detail["body"], handed.detail["body"]
 
 
+@pytest.mark.parametrize(
+    ("scaled_object", "held_by"),
+    [
+        (None, None),
+        (
+            "checkout",
+            "HorizontalPodAutoscaler keda-hpa-checkout of ScaledObject checkout (1-10 replicas)",
+        ),
+    ],
+)
+async def test_a_plain_autoscaler_does_not_hold_a_deployment_at_zero_keda_s_does(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cluster: tuple[KubeApi, Path],
+    scaled_object: str | None,
+    held_by: str | None,
+) -> None:
+    """An HPA of minReplicas 1 stops scaling a Deployment at 0 (ScalingActive False,
+    ScalingDisabled): a person stopped it, yet the hand-over named the HPA as holding it there
+    and said to change its bounds. KEDA's HPA (owned by its ScaledObject) does hold it at 0."""
+    api, path = cluster
+    hpa = "keda-hpa-checkout" if scaled_object else "checkout-hpa"
+    api.add_autoscaler("prod", hpa, "checkout", minimum=1, maximum=10, scaled_object=scaled_object)
+    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
+    api._reconcile("prod", "checkout")
+    status = await _run(ts_env, deps, path, healthy_from=None)
+
+    (restart,) = status.attempts
+    if held_by is None:
+        assert restart.skipped_reason == (
+            "deployment prod/checkout is scaled to 0 replicas: someone stopped it, and a "
+            "restart would start no pod of it (scale it up by hand if it should run)"
+        ), restart
+    else:
+        assert restart.skipped_reason == (
+            f"deployment prod/checkout is scaled to 0 replicas by {held_by} (or what drives it, "
+            "such as KEDA), and a restart would start no pod of it (change the autoscaler's "
+            "bounds or triggers if it should run)"
+        ), restart
+    assert status.state == "handed_over" and api.writes() == []
+    target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
+    clients = KubeClients(path, None)
+    try:
+        seen = await DryRunExecutor(clients).checkpoint(target)
+    finally:
+        await clients.aclose()
+    assert seen.autoscaler == held_by, seen
+
+
 async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:

@@ -524,14 +524,35 @@ class KubeApi:
         self.store(plural)[(namespace, name)] = self._new(plural, namespace, name, {"spec": spec})
 
     def add_autoscaler(
-        self, namespace: str, name: str, deployment: str, minimum: int, maximum: int
+        self,
+        namespace: str,
+        name: str,
+        deployment: str,
+        minimum: int,
+        maximum: int,
+        scaled_object: str | None = None,
     ) -> None:
-        """An HPA on a Deployment: its controller keeps the replicas within [minimum, maximum]."""
+        """An HPA on a Deployment: its controller keeps the replicas within [minimum, maximum]
+        (not one at 0 when ``minimum`` is at least 1: Kubernetes disables its scaling there).
+        One KEDA made for its ScaledObject ``scaled_object`` is owned and labelled by it."""
+        metadata: Obj = {}
+        if scaled_object is not None:
+            metadata["labels"] = {"scaledobject.keda.sh/name": scaled_object}
+            metadata["ownerReferences"] = [
+                {
+                    "apiVersion": "keda.sh/v1alpha1",
+                    "kind": "ScaledObject",
+                    "name": scaled_object,
+                    "uid": f"uid-{scaled_object}",
+                    "controller": True,
+                }
+            ]
         self.horizontalpodautoscalers[(namespace, name)] = self._new(
             "horizontalpodautoscalers",
             namespace,
             name,
             {
+                "metadata": metadata,
                 "spec": {
                     "scaleTargetRef": {
                         "apiVersion": "apps/v1",
@@ -540,7 +561,7 @@ class KubeApi:
                     },
                     "minReplicas": minimum,
                     "maxReplicas": maximum,
-                }
+                },
             },
         )
 
@@ -597,6 +618,8 @@ class KubeApi:
             ) == ("Deployment", name):
                 # The HPA controller sets the count it computes, within its bounds.
                 low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+                if deployment["spec"]["replicas"] == 0 and low > 0:
+                    continue  # ScalingActive False (ScalingDisabled): a target at 0 is left there
                 deployment["spec"]["replicas"] = min(max(deployment["spec"]["replicas"], low), high)
         template = deployment["spec"]["template"]
         digest = template_hash(template)

@@ -9,8 +9,9 @@ A message's id is the bus's now, and the sender's own ``message_id`` is kept bes
 another user's post under the same id. The messages stored before keep their ids, which were
 their senders' own (or the bus's), except our agents' posts (``rem-``), whose ids are their keys.
 
-A topic's key drops the invisible format characters and controls inside it (U+200B, U+FEFF):
-the keys stored before are made again the same way, so a post finds the discussion it names.
+A topic's key drops the invisible characters and controls inside it (U+200B, U+FEFF; not a ZWJ,
+which joins an emoji sequence): the keys stored before are made again the same way, so a post
+finds the discussion it names.
 """
 
 import re
@@ -26,9 +27,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# What a topic's key drops (rules.normalise_topic as of this revision): characters that show
+# and join nothing, and controls; ZWJ/ZWNJ, bidi marks and tag characters stay in it.
+INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u180e\u2061\u2062\u2063\u2064")
+
+
 def _key(stored: str) -> str:
-    """A key stored before (NFKC, casefolded, spaces collapsed) without format characters."""
-    shown = "".join(c for c in stored if c.isspace() or unicodedata.category(c) not in {"Cf", "Cc"})
+    """A key stored before (NFKC, casefolded, spaces collapsed) without invisible characters."""
+    shown = "".join(
+        c for c in stored if c.isspace() or not (c in INVISIBLE or unicodedata.category(c) == "Cc")
+    )
     return re.sub(r"\s+", " ", shown.strip())
 
 
