@@ -1112,3 +1112,25 @@ async def test_a_send_in_parts_taken_over_mid_send_posts_no_further_part(
     for step in (posts.handing(), posts.hold(30), posts.sent()):
         with pytest.raises(TransientNotifyError, match="another try took this delivery over"):
             await step
+
+
+async def test_an_inbox_send_whose_row_was_taken_over_stores_no_message(db: Database) -> None:
+    """The taken-over branch of the inbox: the try holding the row stores the message."""
+    await _user(db, "alice")
+    key = f"{unique('inbox-taken')}:inbox:"
+    now = datetime.now(UTC)
+    async with db.write_session() as session:
+        _, mine = await DeliveryRepository(session).acquire(
+            key, user="alice", channel="inbox", target="", now=now, lease_until=now
+        )
+        await session.commit()
+    assert mine
+    late = RowPosts(db, key, 0, 0)  # not the try holding the row (attempts 1)
+    message = Message(title="Disk 91%", body="on node-3")
+    with pytest.raises(TransientNotifyError, match="not stored"):
+        await InboxChannel(db).send("alice", message, "", idempotency_key=key, posts=late)
+    async with db.session() as session:
+        stored = (await session.execute(select(InboxMessage))).scalars().all()
+    assert [m.title for m in stored] == []
+    row = await _rows(db, key.rsplit(":", 2)[0])
+    assert row["inbox"].status == "pending"
