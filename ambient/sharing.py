@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.refusals import Refusal
@@ -154,15 +154,18 @@ class ShareLinkRepository(Repository):
             return token_id, row
         await take_turn(self.session, f"share/{user}")  # two at once count each other
         since = now - timedelta(hours=1)
-        count, oldest = (
-            await self.session.execute(
-                select(func.count(), func.min(ShareLink.created_at)).where(
+        in_hour = sorted(
+            await self.session.scalars(
+                select(ShareLink.created_at).where(
                     ShareLink.user == user, ShareLink.created_at > since
                 )
             )
-        ).one()
-        if count >= per_hour:
-            wait = max(1, math.ceil((oldest - since).total_seconds()))
+        )
+        if (count := len(in_hour)) >= per_hour:
+            # One more once count - per_hour + 1 of them aged out (the push's are never
+            # refused, and the setting may have been lowered: count may be over the limit).
+            frees = in_hour[count - per_hour]
+            wait = max(1, math.ceil((frees - since).total_seconds()))
             said = Refusal(
                 "share link limit: %(count)s made in the last hour (max %(max)s); "
                 "try again in %(minutes)s min",

@@ -485,3 +485,21 @@ async def test_a_render_that_fails_leaves_no_link_and_no_slot_of_the_hour(
         rows = (await session.execute(select(ShareLink).where(ShareLink.user == "xia"))).all()
     assert [r.html for (r,) in rows] == ["<p><strong>b</strong></p>\n"]
     assert row.html == "<p><strong>b</strong></p>\n"
+
+
+async def test_past_the_limit_the_wait_lasts_until_enough_links_age_out(db: Database) -> None:
+    """Three links in the hour (the morning push's are never refused) and a limit of 2: one
+    more may be made once two have aged out, not once the oldest has."""
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        for minutes in (0, 10, 20):
+            at = now + timedelta(minutes=minutes)
+            await repo.create("yan", "briefing", "t", "b", days=7, per_hour=0, now=at)
+        with pytest.raises(ShareLinkLimitError) as refused:
+            at = now + timedelta(minutes=30)
+            await repo.create("yan", "report", "t", "b", days=7, per_hour=2, now=at)
+    assert refused.value.retry_after == 40 * 60
+    assert str(refused.value) == (
+        "share link limit: 3 made in the last hour (max 2); try again in 40 min"
+    )
