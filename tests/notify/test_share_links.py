@@ -503,3 +503,21 @@ async def test_past_the_limit_the_wait_lasts_until_enough_links_age_out(db: Data
     assert str(refused.value) == (
         "share link limit: 3 made in the last hour (max 2); try again in 40 min"
     )
+
+
+async def test_a_keyed_link_whose_render_died_with_its_process_is_made_again(
+    db: Database,
+) -> None:
+    """create_link stores a link before its render: a process that died rendering left a
+    page that never comes, and its key gave that link until it expired."""
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    key = "report/zoe/1"
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        left, _ = await repo.create("zoe", "report", "t", sharing.PENDING, days=7, key=key, now=now)
+        soon = now + timedelta(minutes=1)  # still rendering, as far as anyone can tell
+        same, _ = await repo.create("zoe", "report", "t", "<p>b</p>", days=7, key=key, now=soon)
+        later = now + timedelta(minutes=6)
+        again, _ = await repo.create("zoe", "report", "t", "<p>b</p>", days=7, key=key, now=later)
+    assert same.id == left.id
+    assert again.id != left.id and again.html == "<p>b</p>"
