@@ -304,7 +304,8 @@ class BriefingActivities:
                 )
         content = BriefingContent.model_validate(row.content)
         title, key = briefing_link(request.user, row.date, row.version, content.language)
-        # The day's push is the product's, not a link its user asked for: no hourly limit.
+        # The day's push is the product's, not a link its user asked for: never refused (it is
+        # still one of the user's links of the hour, the one their own share of it gives).
         shared = await share_report(
             self._db,
             self._settings,

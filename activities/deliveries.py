@@ -7,6 +7,7 @@ a failed delivery is kept and said (`give_up`, `record_failure`). The notify act
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio import activity
 
+from ambient.clients.notify.errors import TAKEN_OVER, TransientNotifyError
 from ambient.domain.notify import (
     INTERNAL_ERROR,
     NOTIFY_TRIES,
@@ -88,19 +90,24 @@ class RowPosts:
 
     async def sent(self) -> None:
         self.done += 1
-        async with self.db.writing() as session:
-            await DeliveryRepository(session).posted(self.key, self.attempt, f"{POSTS}{self.done}")
+        await self._kept(lambda rows: rows.posted(self.key, self.attempt, f"{POSTS}{self.done}"))
 
     async def handing(self) -> None:
         """See `Posts.handing`: kept until this try records its outcome."""
-        async with self.db.writing() as session:
-            await DeliveryRepository(session).posted(self.key, self.attempt, HANDING)
+        await self._kept(lambda rows: rows.posted(self.key, self.attempt, HANDING))
 
     async def hold(self, seconds: float) -> None:
         """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
         until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
+        await self._kept(lambda rows: rows.hold(self.key, self.attempt, until))
+
+    async def _kept(self, write: Callable[[DeliveryRepository], Awaitable[int]]) -> None:
+        """``write`` on this try's row; a try that lost it (its lease ran out and another took
+        it over, or it was ended) stops sending there: the try holding the row sends, and
+        ``_deliver`` answers this one as in flight."""
         async with self.db.writing() as session:
-            await DeliveryRepository(session).hold(self.key, self.attempt, until)
+            if not await write(DeliveryRepository(session)):
+                raise TransientNotifyError(TAKEN_OVER)
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

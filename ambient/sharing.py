@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.refusals import Refusal
@@ -32,6 +32,11 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.db import Repository, take_turn
 from ambient.storage.models import ShareLink
+
+# A link's page while its report renders (create_link stores the link first); one pending
+# this long after was left by a process that died rendering it.
+PENDING = ""
+LEFT = timedelta(minutes=5)
 
 
 class ShareLinkError(Exception):
@@ -61,6 +66,11 @@ class ShareLinkLimitError(ShareLinkError):
 def _signature(secret: str, token_id: str, expires: int) -> str:
     mac = hmac.new(secret.encode(), f"{token_id}.{expires}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _token(secret: str, row: ShareLink) -> str:
+    expires = int(row.expires_at.timestamp())
+    return f"{row.token_id}.{expires}.{_signature(secret, row.token_id, expires)}"
 
 
 def _signed(secret: str, token: str) -> tuple[str, int]:
@@ -96,23 +106,41 @@ class ShareLinkRepository(Repository):
     ) -> tuple[ShareLink, str]:
         """A new link to ``html`` (or, with the same ``key``, the one made before: retries are
         safe); refused past ``per_hour`` new links in the last hour (0: no limit)."""
+        row, _ = await self.store(
+            user, kind, title, html, days=days, key=key, per_hour=per_hour, now=now
+        )
+        return row, _token(self.secret, row)
+
+    async def store(
+        self,
+        user: str,
+        kind: str,
+        title: str,
+        html: str,
+        *,
+        days: int,
+        key: str | None = None,
+        per_hour: int = 0,
+        now: datetime | None = None,
+    ) -> tuple[ShareLink, bool]:
+        """``create``'s row, and whether it is new (False: the key's link made before)."""
         now = now or datetime.now(UTC)
         token_id, row = await self.made(user, key, per_hour, now)
-        if row is None:
-            row = ShareLink(
-                token_id=token_id,
-                user=user,
-                kind=kind,
-                title=title,
-                html=html,
-                created_at=now,
-                expires_at=now + timedelta(days=days),
-            )
-            # The same key asked for at once (a push and its owner sharing one report): the
-            # link the other stored first, not the unique key's refusal.
-            row = await self._insert_once(row, partial(self._by_token, token_id))
-        expires = int(row.expires_at.timestamp())
-        return row, f"{token_id}.{expires}.{_signature(self.secret, token_id, expires)}"
+        if row is not None:
+            return row, False
+        new = ShareLink(
+            token_id=token_id,
+            user=user,
+            kind=kind,
+            title=title,
+            html=html,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        # The same key asked for at once (a push and its owner sharing one report): the
+        # link the other stored first, not the unique key's refusal.
+        row = await self._insert_once(new, partial(self._by_token, token_id))
+        return row, row is new
 
     async def made(
         self, user: str, key: str | None, per_hour: int, now: datetime
@@ -126,15 +154,18 @@ class ShareLinkRepository(Repository):
             return token_id, row
         await take_turn(self.session, f"share/{user}")  # two at once count each other
         since = now - timedelta(hours=1)
-        count, oldest = (
-            await self.session.execute(
-                select(func.count(), func.min(ShareLink.created_at)).where(
+        in_hour = sorted(
+            await self.session.scalars(
+                select(ShareLink.created_at).where(
                     ShareLink.user == user, ShareLink.created_at > since
                 )
             )
-        ).one()
-        if count >= per_hour:
-            wait = max(1, math.ceil((oldest - since).total_seconds()))
+        )
+        if (count := len(in_hour)) >= per_hour:
+            # One more once count - per_hour + 1 of them aged out (the push's are never
+            # refused, and the setting may have been lowered: count may be over the limit).
+            frees = in_hour[count - per_hour]
+            wait = max(1, math.ceil((frees - since).total_seconds()))
             said = Refusal(
                 "share link limit: %(count)s made in the last hour (max %(max)s); "
                 "try again in %(minutes)s min",
@@ -153,7 +184,10 @@ class ShareLinkRepository(Repository):
             token_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
             if (row := await self._by_token(token_id)) is None:
                 return token_id, None
-            if row.revoked_at is None and now.timestamp() < row.expires_at.timestamp():
+            # A page pending long after its render should have ended was left by a process
+            # that died rendering it (create_link): a link that opens is made again.
+            left = row.html == PENDING and row.created_at.timestamp() < (now - LEFT).timestamp()
+            if row.revoked_at is None and now.timestamp() < row.expires_at.timestamp() and not left:
                 return token_id, row
         raise AssertionError("unreachable")
 
@@ -213,23 +247,38 @@ async def create_link(
     defaults to the setting, ``days`` too."""
     secret, now = settings.secret_key.get_secret_value(), datetime.now(UTC)
     per_hour = settings.share_links_per_hour if per_hour is None else per_hour
-    # Refused, or the keyed link found, before a render that may take seconds.
-    async with db.session() as session:
-        _, row = await ShareLinkRepository(session, secret).made(user, key, per_hour, now)
-    # Rendered off the event loop and before the write transaction (on SQLite it holds the
-    # database's one write lock): the transaction only checks again and stores.
-    html = row.html if row is not None else await asyncio.to_thread(markdown_html, markdown)
+    # The link is stored, its page pending, before the render, which may take seconds: the
+    # hour's count then holds the renders under way too, so requests at once render no more
+    # than the limit. The render runs off the event loop and outside any write transaction
+    # (on SQLite one holds the database's one write lock); the page is stored after it.
     async with db.writing() as session:
-        return await ShareLinkRepository(session, secret).create(
+        row, new = await ShareLinkRepository(session, secret).store(
             user,
             kind,
             title,
-            html,
+            PENDING,
             days=days or settings.share_link_days,
             key=key,
             per_hour=per_hour,
             now=now,
         )
+        token = _token(secret, row)
+    if new:
+        try:
+            row.html = await asyncio.to_thread(markdown_html, markdown)
+        except BaseException:  # cancelled too: no link is left to a page that never comes
+            await asyncio.shield(_page(db, row.id, None))
+            raise
+        await _page(db, row.id, row.html)
+    return row, token
+
+
+async def _page(db: Database, link_id: int, html: str | None) -> None:
+    """A pending link's page stored, or (None) the link dropped."""
+    async with db.writing() as session:
+        found = ShareLink.id == link_id
+        done = delete(ShareLink) if html is None else update(ShareLink).values(html=html)
+        await session.execute(done.where(found))
 
 
 async def share_report(

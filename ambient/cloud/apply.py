@@ -181,21 +181,27 @@ def _unusable(what: str) -> CloudOpsInputError:
 
 def _check_kind(index: int, api_version: str, kind: str) -> None:
     """A kind no Kubernetes API group of that version has (a kubeconfig's ``kind: Config``,
-    apiVersion v1), or of a group none of the built-in ones is (a CRD's, cert-manager.io/v1),
-    is refused as such: lightkube said "Cannot find resource kind 'Config' in module
-    lightkube.resources.core_v1", or "... If using a CRD, ensure a generic resource is
-    defined", its own words (the objects are its typed resources: no generic ones)."""
+    apiVersion v1), an old or mistyped version of a built-in group (batch/v1beta1, app/v1), or
+    a group none of the built-in ones is (a CRD's, cert-manager.io/v1), is refused as such:
+    lightkube said "Cannot find resource kind 'Config' in module lightkube.resources.core_v1",
+    or "... If using a CRD, ensure a generic resource is defined", its own words (the objects
+    are its typed resources: no generic ones)."""
     try:
         codecs.resource_registry.load(api_version, kind)
     except LoadResourceError as exc:
-        why = (
-            "a Kubernetes resource the cluster serves"
-            if isinstance(exc.__cause__, AttributeError)  # the group's module, without the kind
-            else "one this product can apply: custom resources are not supported"
-        )
-        raise _unusable(
-            f"document {index} is of kind {kind} (apiVersion {api_version}), which is not {why}"
-        ) from None
+        group = api_version.split("/")[0] if "/" in api_version else ""
+        said = f"document {index} is of kind {kind} (apiVersion {api_version}), which is not "
+        if isinstance(exc.__cause__, AttributeError):  # the group's module, without the kind
+            said += "a Kubernetes resource the cluster serves"
+        elif "." in group and not group.endswith(".k8s.io"):  # as lightkube tells a CRD's
+            said += "one this product can apply: custom resources are not supported"
+        else:
+            said = (
+                f"document {index}: apiVersion {api_version} has no kind {kind} this product "
+                "knows (an old or mistyped version of a built-in API group: current ones are "
+                "listed by `kubectl api-resources`)"
+            )
+        raise _unusable(said) from None
 
 
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:

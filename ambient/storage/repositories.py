@@ -261,10 +261,12 @@ class DeliveryRepository(Repository):
     ) -> bool:
         """Record the outcome of the send that took the row as its ``attempt`` (its attempts
         then; ``retry_until``: deferred, a deliver-later run tries it again until then). False:
-        its lease ran out and a later try took the row over, which records its own outcome."""
+        its lease ran out and a later try took the row over, which records its own outcome, or
+        the row was ended meanwhile (given up, its task deleted), which said how."""
         until = {"retry_until": retry_until} if retry_until is not None else {}
         values = {"status": status, "error": error, "provider_id": provider_id, **until}
-        return await self._set(key, Delivery.attempts == attempt, lease_until=None, **values) > 0
+        held = (_PENDING, Delivery.attempts == attempt)
+        return await self._set(key, *held, lease_until=None, **values) > 0
 
     async def defer(self, user: str, request_key: str, until: datetime) -> None:
         """``user``'s notification ``request_key`` was handed to a deliver-later run: each of
@@ -299,14 +301,16 @@ class DeliveryRepository(Repository):
         only = [_PENDING] if now is None else [_PENDING, Delivery.takeable(now)]
         return await self._set(key, *only, status="failed", error=error, lease_until=None) > 0
 
-    async def hold(self, key: str, attempt: int, lease_until: datetime) -> None:
+    async def hold(self, key: str, attempt: int, lease_until: datetime) -> int:
         """The send under way (the try that took the row as its ``attempt``) keeps its row
-        (still in flight) until ``lease_until``; once another try took it over, that try's."""
-        await self._set(key, _PENDING, Delivery.attempts == attempt, lease_until=lease_until)
+        (still in flight) until ``lease_until``; 0 once another try took it over, or it was
+        ended: the row is not this try's any more."""
+        return await self._set(key, _PENDING, Delivery.attempts == attempt, lease_until=lease_until)
 
-    async def posted(self, key: str, attempt: int, provider_id: str) -> None:
-        """Record progress of the send that holds the row (a message sent in several posts)."""
-        await self._set(key, Delivery.attempts == attempt, provider_id=provider_id)
+    async def posted(self, key: str, attempt: int, provider_id: str) -> int:
+        """Record progress of the send that holds the row (a message sent in several posts);
+        0 as ``hold``'s."""
+        return await self._set(key, _PENDING, Delivery.attempts == attempt, provider_id=provider_id)
 
     async def _set(self, key: str, *only: ColumnElement[bool], **values: Any) -> int:
         """The rows changed: 0 when ``only`` no longer holds (another try settled it)."""

@@ -50,7 +50,7 @@ from api.deps import SessionDep, StateDep, get_state
 from api.errors import out_of_range
 from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
-from mcp_server.tools import tool_names
+from mcp_server.tools import TOOL_NAMES
 
 
 # A browser shows the API's JSON 503 after a form post or a link: a page says it instead.
@@ -188,7 +188,7 @@ def what_went_wrong(exc: Exception, _: Words) -> str:
 def names_a_tool(clause: str) -> bool:
     """Whether ``clause`` names an MCP tool (``call list_tasks``, ``create_daily_briefing``);
     a one-word tool name (greet) is an English word too, and is not taken for one."""
-    return not tool_names().isdisjoint(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", clause))
+    return not TOOL_NAMES.isdisjoint(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", clause))
 
 
 # pydantic's refusals the pages say in their own words (by its message templates, the msgids

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import cache
 from typing import Any
-
-from mcp.server.mcpserver import MCPServer
 
 from mcp_server.tools import (
     briefing,
@@ -41,10 +38,24 @@ def unknown_areas(areas: Iterable[str]) -> str | None:
     return f"no area {', '.join(unknown)}; one of {', '.join(AREAS)}" if unknown else None
 
 
-@cache
-def tool_names() -> frozenset[str]:
-    """The name of every tool of every area (the services' errors name some to MCP callers)."""
-    server: MCPServer[Any] = MCPServer("tool names")
+class _Names:
+    """Stands in for the server an area registers its tools on, keeping only their names
+    (``add_tool``'s: the function's name, unless one is given)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def add_tool(self, fn: Callable[..., Any], name: str | None = None, **_: object) -> None:
+        self.names.add(name or fn.__name__)
+
+
+def _tool_names() -> frozenset[str]:
+    names = _Names()
     for register in AREAS.values():
-        register(server)
-    return frozenset(tool.name for tool in server._tool_manager.list_tools())
+        register(names)
+    return frozenset(names.names)
+
+
+# The name of every tool of every area (the services' errors name some to MCP callers), read
+# once at import: building a server for them validated every tool's schema (about 1 s).
+TOOL_NAMES = _tool_names()

@@ -173,9 +173,9 @@ async def test_openapi_lists_the_resources(api: httpx.AsyncClient) -> None:
 async def test_inbox_lists_messages_and_marks_them_read(
     api: httpx.AsyncClient, settings: Settings, admin: dict[str, str]
 ) -> None:
-    from ambient.clients.notify.inbox import InboxChannel
     from ambient.domain.notify import Message
     from ambient.storage import Database
+    from ambient.storage.repositories import InboxRepository
 
     token = (await api.post("/users", json={"name": "ivy"}, headers=admin)).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
@@ -183,9 +183,9 @@ async def test_inbox_lists_messages_and_marks_them_read(
     assert (await api.get("/inbox", headers=auth)).json() == []
 
     db = Database(settings.resolved_database_url)  # the app's SQLite file
-    await InboxChannel(db).send(
-        "ivy", Message(title="Disk 91%", body="on node-3"), "", idempotency_key="k"
-    )
+    async with db.session() as session:  # as the inbox's send stores it
+        await InboxRepository(session).add("ivy", Message(title="Disk 91%", body="on node-3"))
+        await session.commit()
     await db.close()
 
     messages = (await api.get("/inbox", headers=auth)).json()

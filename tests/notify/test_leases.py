@@ -1030,3 +1030,107 @@ async def test_a_send_taken_over_mid_send_leaves_the_row_and_its_word_to_the_try
     async with deps.db.session() as session:
         said = await EventRepository(session).list(user="alice", kind="delivery.failed")
     assert [e.payload for e in said if (e.idempotency_key or "").endswith(hashed)] == []
+
+
+async def test_a_late_finish_does_not_write_over_a_row_ended_without_a_take(
+    database_url: str,
+) -> None:
+    """A row given up (or ended) after its lease ran out keeps its attempts: the late holder's
+    finish matched them and wrote its outcome over the ended row (a failure said twice)."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    key = f"{unique('ended')}:webhook:secret:hook"
+    taker = {"user": "alice", "channel": "webhook", "target": "secret:hook"}
+    now = datetime.now(UTC)
+    try:
+        async with db.write_session() as session:
+            _, mine = await DeliveryRepository(session).acquire(
+                key, **taker, now=now, lease_until=now
+            )
+            await session.commit()
+        assert mine
+        async with db.writing() as session:
+            ended = await DeliveryRepository(session).give_up(
+                key, GIVEN_UP, now + timedelta(seconds=1)
+            )
+        assert ended
+        async with db.writing() as session:
+            late = await DeliveryRepository(session).finish(
+                key, 1, status="failed", error="transient: HTTP 503"
+            )
+        async with db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        assert late is False
+        assert row is not None and (row.status, row.error) == ("failed", GIVEN_UP)
+    finally:
+        await db.close()
+
+
+@dataclasses.dataclass
+class PostsInParts:
+    """A robot's message in three posts (as WeCom's, counted on the row after each); another
+    try takes the row over while the first post is under way."""
+
+    db: Database
+    posted: list[int] = dataclasses.field(default_factory=list)
+    name = "webhook"
+
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str, posts: RowPosts
+    ) -> None:
+        for index in range(posts.done, 3):
+            self.posted.append(index)
+            if index == 0:
+                async with self.db.session() as session:
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.key == idempotency_key)
+                        .values(attempts=Delivery.attempts + 1)
+                    )
+                    await session.commit()
+            await posts.sent()
+
+
+async def test_a_send_in_parts_taken_over_mid_send_posts_no_further_part(
+    deps: WorkerDeps,
+) -> None:
+    """The late try's progress was no longer written, but nothing told it: it posted every
+    part the try holding the row posts again (the group saw them twice)."""
+    await _user(deps.db, "alice")
+    channel = PostsInParts(deps.db)
+    notify = NotifyActivities(deps.db, ChannelRegistry([channel]))
+    key = unique("parts")
+    target = Target(type="webhook", target="https://hooks.example.com/a")
+    with pytest.raises(ApplicationError, match="in flight") as raised:
+        await notify.send(_request(key, target), heartbeat=False)
+    assert not raised.value.non_retryable
+    assert channel.posted == [0]
+    row = (await _rows(deps.db, key))["webhook"]
+    assert (row.status, row.attempts, row.provider_id) == ("pending", 2, None)
+    # Its lease and its handing over stop there too.
+    posts = RowPosts(deps.db, row.key, 0, 1)
+    for step in (posts.handing(), posts.hold(30), posts.sent()):
+        with pytest.raises(TransientNotifyError, match="another try took this delivery over"):
+            await step
+
+
+async def test_an_inbox_send_whose_row_was_taken_over_stores_no_message(db: Database) -> None:
+    """The taken-over branch of the inbox: the try holding the row stores the message."""
+    await _user(db, "alice")
+    key = f"{unique('inbox-taken')}:inbox:"
+    now = datetime.now(UTC)
+    async with db.write_session() as session:
+        _, mine = await DeliveryRepository(session).acquire(
+            key, user="alice", channel="inbox", target="", now=now, lease_until=now
+        )
+        await session.commit()
+    assert mine
+    late = RowPosts(db, key, 0, 0)  # not the try holding the row (attempts 1)
+    message = Message(title="Disk 91%", body="on node-3")
+    with pytest.raises(TransientNotifyError, match="not stored"):
+        await InboxChannel(db).send("alice", message, "", idempotency_key=key, posts=late)
+    async with db.session() as session:
+        stored = (await session.execute(select(InboxMessage))).scalars().all()
+    assert [m.title for m in stored] == []
+    row = await _rows(db, key.rsplit(":", 2)[0])
+    assert row["inbox"].status == "pending"

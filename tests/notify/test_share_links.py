@@ -9,6 +9,7 @@ from types import FrameType
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
 from ambient import sharing
 from ambient.log_redaction import redact
@@ -24,6 +25,7 @@ from ambient.sharing import (
     share_report,
 )
 from ambient.storage import Database
+from ambient.storage.models import ShareLink
 from api.app import create_app
 from tests.support.admins import admin_headers
 from tests.support.servers import HANG, free_port, http_client, serve
@@ -430,3 +432,92 @@ async def test_a_report_being_rendered_holds_no_write_transaction(
         token = link.url.rsplit("/", 1)[1]
         repo = ShareLinkRepository(session, settings.secret_key.get_secret_value())
         assert (await repo.open(token)).html == "<p><strong>b</strong></p>\n"
+
+
+async def test_requests_at_once_past_the_hours_limit_render_at_most_the_limit(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request read the hour's links, none stored yet, before its render: all passed and
+    all rendered (seconds of CPU each), the store refusing the extra ones only after."""
+    asked, limit = 5, 2
+    lock, all_there = threading.Lock(), threading.Event()
+    there: list[str] = []
+    rendered: list[bool] = []
+
+    def arrived(what: str) -> None:
+        with lock:
+            there.append(what)
+            if len(there) == asked:
+                all_there.set()
+
+    def render_counted(text: str) -> str:
+        # Each render waits for every request to render or be refused: all at once.
+        arrived("render")
+        rendered.append(all_there.wait(HANG))
+        return markdown_html(text)
+
+    async def share() -> bool:
+        try:
+            await sharing.create_link(db, settings, "wes", "report", "t", "**b**", per_hour=limit)
+        except ShareLinkLimitError:
+            arrived("refused")
+            return False
+        return True
+
+    monkeypatch.setattr(sharing, "markdown_html", render_counted)
+    made = await asyncio.gather(*(share() for _ in range(asked)))
+    assert sorted(made) == [False] * (asked - limit) + [True] * limit
+    assert rendered == [True] * limit
+
+
+async def test_a_render_that_fails_leaves_no_link_and_no_slot_of_the_hour(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(text: str) -> str:
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(sharing, "markdown_html", broken)
+    with pytest.raises(RuntimeError):
+        await sharing.create_link(db, settings, "xia", "report", "t", "b", per_hour=1)
+    monkeypatch.undo()
+    row, _ = await sharing.create_link(db, settings, "xia", "report", "t", "**b**", per_hour=1)
+    async with db.session() as session:
+        rows = (await session.execute(select(ShareLink).where(ShareLink.user == "xia"))).all()
+    assert [r.html for (r,) in rows] == ["<p><strong>b</strong></p>\n"]
+    assert row.html == "<p><strong>b</strong></p>\n"
+
+
+async def test_past_the_limit_the_wait_lasts_until_enough_links_age_out(db: Database) -> None:
+    """Three links in the hour (the morning push's are never refused) and a limit of 2: one
+    more may be made once two have aged out, not once the oldest has."""
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        for minutes in (0, 10, 20):
+            at = now + timedelta(minutes=minutes)
+            await repo.create("yan", "briefing", "t", "b", days=7, per_hour=0, now=at)
+        with pytest.raises(ShareLinkLimitError) as refused:
+            at = now + timedelta(minutes=30)
+            await repo.create("yan", "report", "t", "b", days=7, per_hour=2, now=at)
+    assert refused.value.retry_after == 40 * 60
+    assert str(refused.value) == (
+        "share link limit: 3 made in the last hour (max 2); try again in 40 min"
+    )
+
+
+async def test_a_keyed_link_whose_render_died_with_its_process_is_made_again(
+    db: Database,
+) -> None:
+    """create_link stores a link before its render: a process that died rendering left a
+    page that never comes, and its key gave that link until it expired."""
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    key = "report/zoe/1"
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+        left, _ = await repo.create("zoe", "report", "t", sharing.PENDING, days=7, key=key, now=now)
+        soon = now + timedelta(minutes=1)  # still rendering, as far as anyone can tell
+        same, _ = await repo.create("zoe", "report", "t", "<p>b</p>", days=7, key=key, now=soon)
+        later = now + timedelta(minutes=6)
+        again, _ = await repo.create("zoe", "report", "t", "<p>b</p>", days=7, key=key, now=later)
+    assert same.id == left.id
+    assert again.id != left.id and again.html == "<p>b</p>"

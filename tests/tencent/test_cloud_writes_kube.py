@@ -536,6 +536,11 @@ CUSTOM = (
     "product can apply: custom resources are not supported; nothing was applied"
 )
 
+OLD_OR_MISTYPED = (
+    "apiVersion {version} has no kind {kind} this product knows (an old or mistyped version of "
+    "a built-in API group: current ones are listed by `kubectl api-resources`)"
+)
+
 
 async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
     cluster: tuple[ApplyingKubeApi, AppState],
@@ -562,6 +567,14 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
         # A CRD's kind: lightkube's "Cannot find resource Certificate of group
         # cert-manager.io/v1. If using a CRD, ensure a generic resource is defined." before.
         CERTIFICATE: CUSTOM,
+        # A built-in group's old or mistyped version is no custom resource (group without a
+        # dot, or ending in .k8s.io: lightkube's own test of an internal one).
+        cron.replace("batch/v1", "batch/v1beta1"): OLD_OR_MISTYPED.format(
+            version="batch/v1beta1", kind="CronJob"
+        ),
+        CONFIG.replace("apiVersion: v1\nkind: ConfigMap", "apiVersion: app/v1\nkind: Deployment"): (
+            OLD_OR_MISTYPED.format(version="app/v1", kind="Deployment")
+        ),
     }
     answers = {}
     async with client(state, "ops") as c:

@@ -12,9 +12,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
+from ambient.settings import Settings
 from ambient.storage.users import UserRepository
 from api.app import create_app
+from api.routers.pages import what_went_wrong
 from mcp_server.server import build_server
+from mcp_server.tools import TOOL_NAMES
 from tests.conftest import unique
 from tests.support.api_worker import api_client
 from tests.support.servers import serve
@@ -91,3 +94,21 @@ async def test_pages_answer_in_their_own_words_without_tool_names(
         "Not created: Pages, line 2: must be an http(s) URL with a host, "
         "e.g. https://example.com/page"
     )
+
+
+def test_a_page_drops_the_clause_naming_a_tool_and_keeps_the_advice_after_it() -> None:
+    said = ValueError(
+        "no task 'web-monitor/ada/x'; call list_tasks to see your task ids; nothing changed; "
+        "name the one you mean by a reference only it has"
+    )
+    assert what_went_wrong(said, lambda text: text) == (
+        "No task 'web-monitor/ada/x'; nothing changed; name the one you mean by a reference "
+        "only it has"
+    )
+
+
+async def test_the_tool_names_pages_drop_are_the_full_servers(settings: Settings) -> None:
+    """Read from the areas' registrations without building a server (that validated every
+    tool's schema, about 1 s on the event loop the first time a page showed an error)."""
+    names = {tool.name for tool in await build_server(settings).list_tools()}
+    assert names == TOOL_NAMES

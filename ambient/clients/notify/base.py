@@ -77,7 +77,7 @@ class Channel(Protocol):
         target: str,
         *,
         idempotency_key: str,
-        posts: Posts | None = None,
+        posts: Posts,
     ) -> str | None: ...
 
 

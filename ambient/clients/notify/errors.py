@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ssl
 
+# A try whose lease ran out, and whose row another try took over (or ended), sends no more.
+TAKEN_OVER = "another try took this delivery over"
+
 
 class TransientNotifyError(Exception):
     """Delivery failed for a reason that may pass; retrying makes sense."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ambient.clients.notify.base import Posts
-from ambient.clients.notify.errors import TransientNotifyError
+from ambient.clients.notify.errors import TAKEN_OVER, TransientNotifyError
 from ambient.domain.notify import Message
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository, InboxRepository
@@ -28,7 +28,7 @@ class InboxChannel:
         target: str,
         *,
         idempotency_key: str,
-        posts: Posts | None = None,
+        posts: Posts,
         **unused: object,
     ) -> str | None:
         async with self.db.session() as session:
@@ -36,10 +36,10 @@ class InboxChannel:
             # The delivery row (of the try sending, ``posts``) says sent in the same
             # transaction: a try that dies before the notify activity records it leaves no
             # message for the next try to store again.
-            if posts is not None and not await DeliveryRepository(session).finish(
+            if not await DeliveryRepository(session).finish(
                 idempotency_key, posts.attempt, status="sent", provider_id=str(row.id)
             ):
                 # This try's lease ran out and another try took the row: that one stores it.
-                raise TransientNotifyError("another try took this delivery over; not stored")
+                raise TransientNotifyError(f"{TAKEN_OVER}; not stored")
             await session.commit()
             return str(row.id)
