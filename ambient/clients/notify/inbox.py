@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from ambient.domain.notify import Message
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository, InboxRepository
@@ -23,11 +25,15 @@ class InboxChannel:
         self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
     ) -> str | None:
         async with self.db.session() as session:
-            row = await InboxRepository(session).add(user, message)
-            # The delivery row says sent in the same transaction: a try that dies before the
-            # notify activity records it leaves no message for the next try to store again.
-            await DeliveryRepository(session).finish(
-                idempotency_key, status="sent", provider_id=str(row.id)
-            )
+            stored = await store(session, user, message, idempotency_key)
             await session.commit()
-            return str(row.id)
+            return stored
+
+
+async def store(session: AsyncSession, user: str, message: Message, key: str) -> str:
+    """The message in ``user``'s inbox and its delivery row ``key`` sent, in ``session``'s
+    transaction (the notify activity's claim of the row, or a send's own): a try that dies
+    before the commit leaves no message for the next try to store again. Its id."""
+    row = await InboxRepository(session).add(user, message)
+    await DeliveryRepository(session).finish(key, status="sent", provider_id=str(row.id))
+    return str(row.id)
