@@ -304,8 +304,16 @@ class BriefingActivities:
                 )
         content = BriefingContent.model_validate(row.content)
         title, key = briefing_link(request.user, row.date, row.version, content.language)
+        # The day's push is the product's, not a link its user asked for: no hourly limit.
         shared = await share_report(
-            self._db, self._settings, request.user, "briefing", title, row.report_markdown, key
+            self._db,
+            self._settings,
+            request.user,
+            "briefing",
+            title,
+            row.report_markdown,
+            key,
+            per_hour=0,
         )
         link = shared.url
         report = await asyncio.to_thread(markdown_html, row.report_markdown)  # off the loop

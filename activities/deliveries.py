@@ -16,6 +16,7 @@ from temporalio import activity
 
 from ambient.domain.notify import (
     INTERNAL_ERROR,
+    NOTIFY_TRIES,
     Delivery,
     DeliveryStatus,
     NotificationKind,
@@ -29,9 +30,7 @@ from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 
 LEASE_MARGIN = timedelta(seconds=5)  # time to record the outcome after the send is cut off
-# The tries its callers give notify_given_up (the workflows' NOTIFY_RETRY), where the server
-# does not send the retry policy with the task (the time-skipping test server).
-GIVE_UP_TRIES = 5
+GIVE_UP_TRIES = NOTIFY_TRIES  # the tries its callers give notify_given_up
 MAX_KEY = 255  # deliveries.key
 MAX_SHOWN = 512  # deliveries.target
 POSTS = "posts:"  # a delivery row's provider_id while a message in several posts is under way
@@ -84,23 +83,24 @@ class RowPosts:
     db: Database
     key: str
     done: int
+    attempt: int  # the row's attempts when this try took it: which try holds it
     handed: bool = False
 
     async def sent(self) -> None:
         self.done += 1
         async with self.db.writing() as session:
-            await DeliveryRepository(session).posted(self.key, f"{POSTS}{self.done}")
+            await DeliveryRepository(session).posted(self.key, self.attempt, f"{POSTS}{self.done}")
 
     async def handing(self) -> None:
         """See `Posts.handing`: kept until this try records its outcome."""
         async with self.db.writing() as session:
-            await DeliveryRepository(session).posted(self.key, HANDING)
+            await DeliveryRepository(session).posted(self.key, self.attempt, HANDING)
 
     async def hold(self, seconds: float) -> None:
         """The send's deadline moved to ``seconds`` from now: the row's lease with it."""
         until = datetime.now(UTC) + timedelta(seconds=seconds) + LEASE_MARGIN
         async with self.db.writing() as session:
-            await DeliveryRepository(session).hold(self.key, until)
+            await DeliveryRepository(session).hold(self.key, self.attempt, until)
 
 
 def delivery_key(request_key: str, channel: str, target: str) -> str:

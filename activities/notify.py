@@ -385,9 +385,12 @@ class NotifyActivities:
                 kind=request.message.kind.value,
             )
             if mine and inline and row.provider_id is None:
-                stored = await inbox.store(session, request.user, request.message, key)
+                stored = await inbox.store(
+                    session, request.user, request.message, key, row.attempts
+                )
             await session.commit()
             status, error, provider_id = row.status, row.error, row.provider_id
+            attempt = row.attempts
         delivery = functools.partial(Delivery, channel=channel_name, target=shown)
         if stored is not None:
             return delivery(status=DeliveryStatus.SENT, provider_id=stored)
@@ -408,7 +411,7 @@ class NotifyActivities:
             done = 0  # the posts an earlier try sent (``posts:N``, written below): it goes on
             if provider_id and provider_id.startswith(POSTS):
                 done = int(provider_id[len(POSTS) :])
-            posts = RowPosts(self._db, key, done)
+            posts = RowPosts(self._db, key, done, attempt)
             outcome = await self._send(request, recipient, target, key, posts)
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
@@ -423,13 +426,20 @@ class NotifyActivities:
         transient = (outcome.error or "").startswith("transient:")
         deferred = retry_until is not None and outcome.status is DeliveryStatus.FAILED and transient
         async with self._db.writing() as session:
-            await DeliveryRepository(session).finish(
+            ours = await DeliveryRepository(session).finish(
                 key,
+                attempt,
                 status=DeliveryStatus.DEFERRED.value if deferred else outcome.status.value,
                 error=outcome.error,
                 provider_id=outcome.provider_id,
                 retry_until=retry_until if deferred else None,
             )
+            if not ours:
+                # This try's lease ran out and another took the row over: the row, and what is
+                # said of its failure, are that try's. What this one sent went out; a failure
+                # is in flight there, and a retry of this notification finds how it ended.
+                sent = outcome.status is not DeliveryStatus.FAILED
+                return outcome if sent else delivery(status=DeliveryStatus.FAILED, error=IN_FLIGHT)
             if outcome.status is DeliveryStatus.FAILED:
                 await record_failure(session, request, outcome, key, last_try and not deciding)
             elif outcome.status is DeliveryStatus.SUPPRESSED and retried:

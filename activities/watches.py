@@ -79,6 +79,12 @@ async def read_page(
         if last.etag is None and last.last_modified is None:  # nothing to be the same as
             raise FetchError("the server answered 304 Not Modified to a request for the whole page")
         return None
+    if not fetched.body or fetched.body.isspace():
+        # A 204 No Content, an empty 200: nothing was sent to read (the extractor's "has no
+        # text" asked whether the page is rendered by JavaScript).
+        raise FetchError(
+            f"the server answered HTTP {fetched.status} with no body: {url} has nothing to watch"
+        )
     raw_hash = hashlib.sha256(fetched.body).hexdigest()
     fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
     # The same bytes as last time: the same text, without extracting it again.

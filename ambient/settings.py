@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     wecom_base_url: str = "https://qyapi.weixin.qq.com"
     dingtalk_base_url: str = "https://oapi.dingtalk.com"
     share_link_days: int = Field(default=7, ge=1, le=365)
+    # Per user: new share links an hour (0: no limit); a long body renders for seconds.
+    share_links_per_hour: int = Field(default=20, ge=0)
     # Each target's send is cut off after this; its delivery lease lasts a little longer.
     notify_target_timeout: float = Field(default=30.0, gt=0, le=300)
     # A poll's next try of a failed delivery waits this long, doubling after each (to 16 times).

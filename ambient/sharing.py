@@ -6,7 +6,8 @@ expiry untamperable; the database row makes it revocable.
 ShareLinkError
  ├── InvalidShareLinkError   malformed or forged (answer 404: say nothing more)
  ├── ExpiredShareLinkError   past its expiry (410)
- └── RevokedShareLinkError   revoked by its owner (410)
+ ├── RevokedShareLinkError   revoked by its owner (410)
+ └── ShareLinkLimitError     its maker made as many as an hour allows (429, Retry-After)
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ import base64
 import hashlib
 import hmac
 import itertools
+import math
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.refusals import Refusal
 from ambient.render import markdown_html
 from ambient.settings import Settings
 from ambient.storage import Database
-from ambient.storage.db import Repository
+from ambient.storage.db import Repository, take_turn
 from ambient.storage.models import ShareLink
 
 
@@ -45,6 +48,14 @@ class ExpiredShareLinkError(ShareLinkError):
 
 class RevokedShareLinkError(ShareLinkError):
     """The owner revoked the link."""
+
+
+class ShareLinkLimitError(ShareLinkError):
+    """The user made as many links as an hour allows; ``retry_after``: seconds until one more."""
+
+    def __init__(self, said: Refusal, retry_after: int) -> None:
+        super().__init__(said)
+        self.retry_after = retry_after
 
 
 def _signature(secret: str, token_id: str, expires: int) -> str:
@@ -76,26 +87,24 @@ class ShareLinkRepository(Repository):
         user: str,
         kind: str,
         title: str,
-        body_markdown: str,
+        html: str,
         *,
         days: int,
         key: str | None = None,
+        per_hour: int = 0,
         now: datetime | None = None,
     ) -> tuple[ShareLink, str]:
-        """A new link (or, with the same ``key``, the one made before: retries are safe)."""
+        """A new link to ``html`` (or, with the same ``key``, the one made before: retries are
+        safe); refused past ``per_hour`` new links in the last hour (0: no limit)."""
         now = now or datetime.now(UTC)
-        if key is None:
-            token_id, row = secrets.token_hex(16), None
-        else:
-            token_id, row = await self._keyed(key, now)
+        token_id, row = await self.made(user, key, per_hour, now)
         if row is None:
             row = ShareLink(
                 token_id=token_id,
                 user=user,
                 kind=kind,
                 title=title,
-                # Off the event loop: a body of 500,000 characters takes seconds.
-                html=await asyncio.to_thread(markdown_html, body_markdown),
+                html=html,
                 created_at=now,
                 expires_at=now + timedelta(days=days),
             )
@@ -104,6 +113,37 @@ class ShareLinkRepository(Repository):
             row = await self._insert_once(row, partial(self._by_token, token_id))
         expires = int(row.expires_at.timestamp())
         return row, f"{token_id}.{expires}.{_signature(self.secret, token_id, expires)}"
+
+    async def made(
+        self, user: str, key: str | None, per_hour: int, now: datetime
+    ) -> tuple[str, ShareLink | None]:
+        """The live link made before with ``key``, or the token id for a new one if ``user``
+        made fewer than ``per_hour`` in the hour before ``now`` (0: no limit)."""
+        token_id, row = (
+            (secrets.token_hex(16), None) if key is None else await self._keyed(key, now)
+        )
+        if row is not None or per_hour == 0:
+            return token_id, row
+        await take_turn(self.session, f"share/{user}")  # two at once count each other
+        since = now - timedelta(hours=1)
+        count, oldest = (
+            await self.session.execute(
+                select(func.count(), func.min(ShareLink.created_at)).where(
+                    ShareLink.user == user, ShareLink.created_at > since
+                )
+            )
+        ).one()
+        if count >= per_hour:
+            wait = max(1, math.ceil((oldest - since).total_seconds()))
+            said = Refusal(
+                "share link limit: %(count)s made in the last hour (max %(max)s); "
+                "try again in %(minutes)s min",
+                count=count,
+                max=per_hour,
+                minutes=math.ceil(wait / 60),
+            )
+            raise ShareLinkLimitError(said, retry_after=wait)
+        return token_id, None
 
     async def _keyed(self, key: str, now: datetime) -> tuple[str, ShareLink | None]:
         """The live link made before with ``key``, or the token id for a new one: a key's
@@ -157,13 +197,54 @@ class ReportLink(BaseModel):
     expires_at: datetime
 
 
+async def create_link(
+    db: Database,
+    settings: Settings,
+    user: str,
+    kind: str,
+    title: str,
+    markdown: str,
+    *,
+    days: int | None = None,
+    key: str | None = None,
+    per_hour: int | None = None,
+) -> tuple[ShareLink, str]:
+    """A link to the rendered ``markdown`` (see ``ShareLinkRepository.create``); ``per_hour``
+    defaults to the setting, ``days`` too."""
+    secret, now = settings.secret_key.get_secret_value(), datetime.now(UTC)
+    per_hour = settings.share_links_per_hour if per_hour is None else per_hour
+    # Refused, or the keyed link found, before a render that may take seconds.
+    async with db.session() as session:
+        _, row = await ShareLinkRepository(session, secret).made(user, key, per_hour, now)
+    # Rendered off the event loop and before the write transaction (on SQLite it holds the
+    # database's one write lock): the transaction only checks again and stores.
+    html = row.html if row is not None else await asyncio.to_thread(markdown_html, markdown)
+    async with db.writing() as session:
+        return await ShareLinkRepository(session, secret).create(
+            user,
+            kind,
+            title,
+            html,
+            days=days or settings.share_link_days,
+            key=key,
+            per_hour=per_hour,
+            now=now,
+        )
+
+
 async def share_report(
-    db: Database, settings: Settings, user: str, kind: str, title: str, markdown: str, key: str
+    db: Database,
+    settings: Settings,
+    user: str,
+    kind: str,
+    title: str,
+    markdown: str,
+    key: str,
+    *,
+    per_hour: int | None = None,
 ) -> ReportLink:
     """A link to the report for the configured days; the same ``key`` gives the same link."""
-    async with db.writing() as session:
-        secret = settings.secret_key.get_secret_value()
-        row, token = await ShareLinkRepository(session, secret).create(
-            user, kind, title, markdown, days=settings.share_link_days, key=key
-        )
+    row, token = await create_link(
+        db, settings, user, kind, title, markdown, key=key, per_hour=per_hour
+    )
     return ReportLink(url=f"{settings.public_base_url}/share/{token}", expires_at=row.expires_at)

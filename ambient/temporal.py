@@ -50,6 +50,9 @@ SEARCH_ATTRIBUTES = (KIND, USER, CLUSTER, STATE)
 # A pause of a paused task or a resume of a running one: nothing was sent (a signal would have
 # changed nothing but its run's history, a schedule's write its conflict token).
 ALREADY_SO = N_("it already was; nothing was sent")
+# A control the server holds for a worker that did not answer the status read after it (busy,
+# or none running), or sent just before Temporal went: it applies when they are back.
+DELIVERED_UNCONFIRMED = N_("delivered; not confirmed yet (its worker or Temporal did not answer)")
 
 
 def search_attributes(

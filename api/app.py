@@ -31,6 +31,7 @@ from ambient.history import FilterError, ScopeError
 from ambient.log_redaction import install_redaction
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
+from ambient.sharing import ShareLinkLimitError
 from ambient.watches.inputs import TaskError
 from ambient.wiring import StateHolder, open_state
 from ambient.xiaozhi import DeviceError
@@ -287,6 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(CloudOpsError, feature_error(cloud.http_error))
     app.add_exception_handler(ScopeError, feature_error(events.http_error))
     app.add_exception_handler(FilterError, feature_error(events.filter_error))
+    app.add_exception_handler(ShareLinkLimitError, feature_error(share.limit_error))
     # The Temporal Web UI calls /codec from the browser; no other route is open to its origin.
     app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
     # CSP, frame and referrer policy on every HTML response (pages, share links, /docs).

@@ -1,11 +1,12 @@
 """CPU per render of markdown to HTML (emails, share pages): pathological bodies and a briefing.
 
-    python -m bench.render [--against TREE] [--repeats 5]
+    python -m bench.render [--against TREE] [--repeats 5] [--limit 100000]
 
 Renders, with `ambient.render.markdown_html` of this tree and (with ``--against``) of another
 checkout, e.g. a worktree of main before the switch to markdown-it: unmatched ``[`` and ``<``
 as any member may send to ``POST /share``, and a typical briefing report (the offline briefing
-of bench/llm_steps.py's first day, as the email and the share page render it). Prints the
+of bench/llm_steps.py's first day, as the email and the share page render it); with ``--limit``
+the worst shapes found, and the briefing repeated, at that many characters. Prints the
 median over the repeats of the CPU seconds of one render (time.process_time); the trees take
 turns within each repeat (the other tree in a child process of its own, its folder first on
 the path), so load from other processes on this shared machine falls on both alike.
@@ -28,6 +29,25 @@ CASES = {
     '"<" x 64,000': "<" * 64_000,
 }
 BRIEFING = "briefing report"
+# The worst shapes found at the size POST /share takes (``--limit``): markdown-it's time is
+# linear in each, at a cost per character up to ~30 us ("![": each rescans maxNesting labels).
+LIMIT_SHAPES = {
+    '"["': "[",
+    '"!["': "![",
+    '"*"': "*",
+    '"*a"': "*a",
+    '"<"': "<",
+    "nested quotes": "> " * 30 + "x\n",
+    "nested list": "".join("  " * i + "- x\n" for i in range(40)),
+}
+
+
+def at_limit(size: int, briefing: str) -> dict[str, str]:
+    """Each shape repeated to ``size`` characters, and the briefing report as many times."""
+    texts = {f"{name} to {size:,}": (shape * size)[:size] for name, shape in LIMIT_SHAPES.items()}
+    texts[f"table rows to {size:,}"] = "|a|\n|-|\n" + ("|\n" * size)[: size - 8]
+    texts[f"briefing to {size:,}"] = (briefing * (size // len(briefing) + 1))[:size]
+    return texts
 
 
 def briefing_report() -> str:
@@ -73,12 +93,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, help="another checkout (e.g. main) to compare")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--limit", type=int, help="also the worst shapes at this many characters")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(seconds(json.loads(sys.stdin.read()))))
         return
     texts = {**CASES, BRIEFING: briefing_report()}
+    if args.limit:
+        texts |= at_limit(args.limit, texts[BRIEFING])
     here = Path(__file__).resolve().parent.parent
     trees = {"this tree": here, **({"against": args.against.resolve()} if args.against else {})}
     samples: dict[str, dict[str, list[float]]] = {t: {n: [] for n in texts} for t in trees}
@@ -88,10 +111,10 @@ def main() -> None:
                 samples[tree][name].append(spent)
     size = len(texts[BRIEFING])
     print(f"median CPU s of one render, {args.repeats} repeats; the briefing: {size} characters")
-    print(f"{'input':<20}" + "".join(f"{tree:>14}" for tree in trees))
+    print(f"{'input':<28}" + "".join(f"{tree:>14}" for tree in trees))
     for name in texts:
         medians = (statistics.median(samples[tree][name]) for tree in trees)
-        print(f"{name:<20}" + "".join(f"{m:>14.4f}" for m in medians))
+        print(f"{name:<28}" + "".join(f"{m:>14.4f}" for m in medians))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from ambient.grants import GrantRefusedError, GrantTargetNotFoundError
 from ambient.history import FilterError
 from ambient.remediation.views import RemediationError
 from ambient.settings import Settings
+from ambient.sharing import ShareLinkLimitError
 from ambient.status import database_down, problem_told, temporal_down
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
@@ -73,6 +74,7 @@ FEATURE_ERRORS = (
     GrantRefusedError,
     GrantTargetNotFoundError,
     FilterError,
+    ShareLinkLimitError,
 )
 
 # Each tool as built from its function, once per process. Building one derives its argument

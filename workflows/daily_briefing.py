@@ -62,6 +62,10 @@ PAUSED_RUN_RENEWED = "paused-run-renewed"
 UNHEARD_DAY_PUSHED = "unheard-day-pushed"
 # A day whose preparation failed and nobody greeted: its user is pushed why, at the window's end.
 UNPREPARED_DAY_SAID = "unprepared-day-said"
+# A deleted run answers what it took before it ends: a greeting waiting for its preparation
+# hears "deleted" at once (it waited on, the run ended under it, and its caller was told the
+# run had completed), and the run ends once every handler has answered.
+STOP_ANSWERS_FIRST = "stop-answers-first"
 
 
 @workflow.defn
@@ -72,6 +76,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.carry = run.carry.model_copy()
         self.paused = run.carry.paused
         self.stopping = False
+        self.answers_first = False  # stopped under STOP_ANSWERS_FIRST
         self.day = None
         self.phase = "planning"
         self.prepared = None
@@ -102,7 +107,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
                     workflow.continue_as_new(run.model_copy(update={"carry": self.carry}))
             await workflow.wait_condition(lambda: not self.paused or self.stopping)
         if self.stopping:
-            return "stopped"
+            return await self._stopped()
         config = run.config
         self.day = day = await workflow.execute_local_activity_method(
             BriefingActivities.plan_briefing_day,
@@ -140,7 +145,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             await until(lambda: not self.paused or self.stopping, day.window_end - workflow.now())
             held = self.paused
         if self.stopping:
-            return "stopped"
+            return await self._stopped()
         if not held:
             await self._prepare("scheduled")
             self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
@@ -154,7 +159,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         elif config.push_if_not_greeted and not self.stopping and not self.paused:
             await self._push_not_greeted(day)
         if self.stopping:
-            return "stopped"
+            return await self._stopped()
         # Greetings after the window on the same date still answer "already given at HH:MM".
         self.carry.last_date, self.carry.last_midnight = day.date, day.logs_to
         self.carry.days_completed += 1
@@ -228,11 +233,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
                     self.prepared is not None
                     or self.preparation_error is not None
                     or self._handed_over()
+                    or self.answers_first  # deleted
                 ),
                 wait,
             )
             if self._handed_over():  # a new config is replacing the run while this greeting waited
                 raise _handed_over_refusal()
+            if self.answers_first:
+                self._refuse_if_deleted()
             if self.prepared is None:
                 if (why := self.preparation_failure) is not None:
                     # What failed in the user's terms, and that the next greeting tries again.
@@ -327,7 +335,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
     def stop(self) -> None:
         if not self.stopping:
             workflow.upsert_search_attributes([STATE.value_set("stopped")])
+            self.answers_first = workflow.patched(STOP_ANSWERS_FIRST)
         self.stopping = True
+
+    async def _stopped(self) -> str:
+        """The end of a deleted run, once the greetings and requests it took are answered."""
+        if self.answers_first:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        return "stopped"
 
     def _show_state(self, state: str) -> None:
         # Stopping, the briefing stays listed "stopped" (a door that looked before the delete).

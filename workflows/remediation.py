@@ -77,6 +77,9 @@ ISOLATED_BEFORE = "isolated-before-run"
 # hand-over: climbing on would roll back and isolate a workload that is not failing but
 # stopped on purpose.
 STOPPED_HANDS_OVER = "stopped-workload-hands-over"
+# That hand-over said "a workload someone stopped" of one its autoscaler holds at 0 replicas
+# (KEDA, an HPA scaling to zero), which its step's skip reason names: said of both now.
+ZERO_ON_PURPOSE = "zero-on-purpose-said"
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -212,10 +215,15 @@ class GradedRemediationWorkflow(RemediationChange):
             return "stop"
         if isinstance(result, StepResult) and result.stopped:
             workflow.deprecate_patch(STOPPED_HANDS_OVER)
+            why = (
+                "a workload scaled to 0 on purpose is not failing, and rolling it back or "
+                "isolating it would undo that decision"
+                if workflow.patched(ZERO_ON_PURPOSE)
+                else "a workload someone stopped is not failing, and rolling it back or "
+                "isolating it would change what they stopped on purpose"
+            )
             await self._hand_over(
-                f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: a "
-                "workload someone stopped is not failing, and rolling it back or isolating it "
-                "would change what they stopped on purpose"
+                f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: {why}"
             )
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -41,6 +42,17 @@ LOCAL_READ_LIMIT = timedelta(seconds=2)
 NEW_SOURCE_FRESH = "new-source-fresh"
 # A breach kept silent by the cooldown and still over the line when it ends is told then.
 BREACH_AFTER_COOLDOWN = "breach-after-cooldown"
+# A check's alerts are told once its reading is taken (the state whole): a baseline waiting
+# for the check answers then, not after the deliveries and their retries.
+TELL_AFTER_TAKEN = "tell-after-taken"
+
+
+def _payload(transition: Transition) -> dict[str, Any]:
+    """What an alert of ``transition`` records (and its remediation is started with)."""
+    return {
+        "value": transition.value,
+        "conditions": [c.model_dump() for c in transition.conditions],
+    }
 
 
 def _describe(transition: Transition) -> str:
@@ -149,13 +161,17 @@ class ThresholdWatchWorkflow(WatchControls):
         )
 
     async def apply(self, reading: MetricReading) -> None:
+        """Take the reading into the state, then tell what it changed (its alerts, a
+        remediation): the check's state is whole before its deliveries and their retries, so
+        ``checking`` ends there and a baseline waiting for it answers at once."""
         now = workflow.now()
         self.state.last_checked_at = now
         key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
-        state = self.state
+        told_after = workflow.patched(TELL_AFTER_TAKEN)
+        alerts: list[tuple[str, str, str, dict[str, Any]]] = []  # told once it is taken
 
-        async def alert(what: str, title: str, body: str, **payload: Any) -> None:
+        async def tell(what: str, title: str, body: str, payload: dict[str, Any]) -> None:
             """Record ``watch.{what}`` of this check and tell it as "{title}: {task}"."""
             await self.tell(
                 kind=f"watch.{what}",
@@ -165,6 +181,30 @@ class ThresholdWatchWorkflow(WatchControls):
                 targets=targets,
             )
 
+        async def alert(what: str, title: str, body: str, **payload: Any) -> None:
+            if told_after:
+                alerts.append((what, title, body, payload))
+            else:  # before TELL_AFTER_TAKEN: told as the reading was taken
+                await tell(what, title, body, payload)
+
+        transition = await self.take(reading, now, alert)
+        if told_after:
+            self.checking = False  # the state is whole: a baseline waiting answers now
+            for said in alerts:
+                await tell(*said)
+        if transition is not None and transition.kind is Breach.BREACH:
+            if self.config.on_breach == "remediate":
+                await self._remediate(transition, _payload(transition), key)
+
+    async def take(
+        self,
+        reading: MetricReading,
+        now: datetime,
+        alert: Callable[..., Awaitable[None]],
+    ) -> Transition | None:
+        """Take the reading into the state, with ``alert`` for what it changed; the rule's
+        transition, if any."""
+        state = self.state
         if reading.value is None:
             # After failure_threshold failed reads in a row the watch is failing: said once.
             state.failures, state.last_error = state.failures + 1, reading.error
@@ -174,7 +214,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 await alert(
                     "failing", "Failing", body, error=reading.error, failures=state.failures
                 )
-            return
+            return None
         if state.failing:
             await alert(
                 "recovered", "Recovered", "The metric reads again.", after_failures=state.failures
@@ -184,25 +224,20 @@ class ThresholdWatchWorkflow(WatchControls):
         if reading.at is not None and reading.at == state.last_point_at:
             # The newest datapoint is the one the rule took (a metric kept at a longer period
             # than the interval): reading it again is no new check; `for_checks` counts data.
-            return
+            return None
         state.last_point_at = reading.at
         if self.state.rule.silent:
             # A silent breach still over the line is told once the cooldown ends.
             workflow.deprecate_patch(BREACH_AFTER_COOLDOWN)
         self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
         if transition is None:
-            return
-        payload: dict[str, Any] = {
-            "value": transition.value,
-            "conditions": [c.model_dump() for c in transition.conditions],
-        }
+            return None
         breach = transition.kind is Breach.BREACH
         if breach:
             self.state.breaches_total += 1
         title = "Breach" if breach else "Recovered"
-        await alert(transition.kind, title, _describe(transition), **payload)
-        if breach and self.config.on_breach == "remediate":
-            await self._remediate(transition, payload, key)
+        await alert(transition.kind, title, _describe(transition), **_payload(transition))
+        return transition
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
         """Start the graded remediation of a breached TKE workload metric (or join it)."""

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.events import RecordEventInput
     from ambient.domain.notify import (
         NOTIFY_TIMEOUT,
+        NOTIFY_TRIES,
         Message,
         NotificationKind,
         NotifyRequest,
@@ -43,7 +44,7 @@ SHORT = timedelta(seconds=30)
 # The second check comes up to this much (at most half an interval) after the baseline.
 FIRST_CHECK_JITTER = timedelta(seconds=60)
 # Side effects: bounded retries (the default retries forever).
-NOTIFY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=2))
+NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timedelta(seconds=2))
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
 A = TypeVar("A")
@@ -167,6 +168,8 @@ class WatchControls:
         self.config = request.config
         self.state = state
         self.wake = False
+        # A check is under way: a threshold watch's until its reading is taken (its alerts
+        # are told after), a web monitor's poll until it hands back.
         self.checking = False
         self.checks_this_run = 0
 
@@ -210,7 +213,8 @@ class WatchControls:
 
     @workflow.update
     async def baseline(self) -> TaskStatus:
-        """Wait for the first check of this task and return its status (the baseline)."""
+        """Wait for the first check of this task and return its status (the baseline): its
+        reading taken, not its alerts delivered (a slow channel would hold the answer)."""
         # A poll's state is whole between polls: no need to wait for the one running now.
         await workflow.wait_condition(
             lambda: self.state.checks > 0 and (self.POLLS or not self.checking)

@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.briefing import records
@@ -67,7 +69,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered
-from ambient.temporal import ALREADY_SO
+from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
@@ -77,6 +79,7 @@ MAX_LISTED = 366  # a year of days
 # How long a create waits for a stopped run to finish before asking to be sent again.
 FINISHING_WAIT = 10.0
 DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
+NOT_FOUND = "no daily briefing for %r; create one with create_daily_briefing"
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 T = TypeVar("T")
 
@@ -260,9 +263,7 @@ class BriefingService(Greeting):
     async def _running(self, user: str) -> BriefingStatus:
         status = await self.read_status(user)
         if status is None:
-            raise BriefingNotFoundError(
-                f"no daily briefing for {user!r}; create one with create_daily_briefing"
-            )
+            raise BriefingNotFoundError(NOT_FOUND % user)
         return status
 
     async def told(
@@ -344,20 +345,38 @@ class BriefingService(Greeting):
     async def _steer(self, user: str, *, paused: bool) -> BriefingStatus:
         """Pause or resume; one already so, with no control on its way to change that, is sent
         nothing (a signal more in its history) and noted so, as a task's pause is."""
-        status = await self._live(user)
-        handle = self.client.get_workflow_handle(task_id_for(user))
-        # The run's AmbientState and its pending work in one answer (the server's): the query
-        # above may predate a control taken since.
-        described = await handle.describe()
-        if described.typed_search_attributes.get(temporal.STATE) == (
-            "paused" if paused else "active"
-        ) and temporal.settled(described):
-            # Paused as described: a control landing between the query and the describe
-            # answered "it already was" with the query's state.
-            already = {"note": ALREADY_SO, "paused": paused}
-            return (await self.told(user, status)).model_copy(update=already)
-        await handle.signal("pause" if paused else "resume")
-        return await self.status(user)
+        state, settled = await self._live(user)
+        if state == ("paused" if paused else "active") and settled:
+            return await self._steered(user, paused, ALREADY_SO)
+        await self.client.get_workflow_handle(task_id_for(user)).signal(
+            "pause" if paused else "resume"
+        )
+        return await self._steered(user, paused)
+
+    async def _steered(self, user: str, paused: bool, note: str | None = None) -> BriefingStatus:
+        """The status after a pause or resume (``note``: it already was so). A worker silent
+        or Temporal gone since the control: the run's config as it started, said as delivered
+        and not confirmed, as a task's control is (the server holds the signal for a worker)."""
+        status = await self.read_status(user, quiet=True)
+        if status is None:
+            _, run = await records.running_input(self.client, task_id_for(user))
+            if run is None:
+                return await self.status(user)  # ended since, or not readable: said so
+            carry = run.carry
+            status = BriefingStatus(
+                user=user,
+                task_id=task_id_for(user),
+                config=run.config,
+                phase="unknown",
+                days_completed=carry.days_completed,
+                last_date=carry.last_date,
+                last_midnight=carry.last_midnight,
+                last_given_at=carry.last_given_at,
+            )
+            note = note or DELIVERED_UNCONFIRMED
+        elif note is None:
+            return await self.told(user, status)
+        return (await self.told(user, status)).model_copy(update={"note": note, "paused": paused})
 
     async def delete(self, user: str) -> BriefingRef:
         status = await self._running(user)
@@ -366,16 +385,27 @@ class BriefingService(Greeting):
             task_id=task_id_for(user), state="stopped", created=False, config=status.config
         )
 
-    async def _live(self, user: str) -> BriefingStatus:
-        """The running briefing's status; a deleted one whose run still finishes (a preparation
-        or push under way) is gone already, as it is once that run has ended."""
-        status = await self._running(user)
-        if status.stopping:
+    async def _live(self, user: str) -> tuple[str, bool]:
+        """Refuse a briefing deleted whose run still finishes (a preparation or push under way):
+        it is gone already, as it is once that run has ended. Its AmbientState, and whether it
+        is settled (`temporal.settled`), read off the server's description: a status query
+        before a control, as the task service's was, left it undone under load ("is the worker
+        running?"), where a describe needs no worker."""
+        try:
+            description = await self.client.get_workflow_handle(task_id_for(user)).describe()
+        except RPCError as exc:
+            if temporal.not_found(exc):
+                raise BriefingNotFoundError(NOT_FOUND % user) from None
+            raise BriefingError(temporal.refused_request(temporal.refusal(exc))) from None
+        state = description.typed_search_attributes.get(temporal.STATE) or "active"
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            raise BriefingNotFoundError(NOT_FOUND % user)
+        if state == "stopped":
             raise BriefingNotFoundError(
                 f"the daily briefing of {user!r} was deleted (its last step is finishing); "
                 "create one with create_daily_briefing"
             )
-        return status
+        return state, temporal.settled(description)
 
     # --- briefings ----------------------------------------------------------------------
 

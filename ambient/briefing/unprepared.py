@@ -93,9 +93,7 @@ def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
 
 # What a member reads in the status (and a failed regenerate's answer) for a failure whose own
 # text is an administrator's (a driver's names hosts and SQL): what failed, why as the greeting
-# says it, and what to do. Admins read the text itself. No "; " in them: a page with no
-# catalog for the language (English) says a service's message up to its first "; "
-# (`api.routers.pages.what_went_wrong`), and the advice would be cut off.
+# says it, and what to do. Admins read the text itself.
 _NOT_PREPARED_BECAUSE = {
     Unprepared.DATABASE: N_(
         "the briefing could not be prepared: the database that keeps the briefings did not "

@@ -227,7 +227,14 @@ class WebFetcher:
             headers["If-Modified-Since"] = last_modified
         current = url
         for _ in range(self._max_redirects + 1):
-            addresses = await self.check_destination(current)
+            try:
+                addresses = await self.check_destination(current)
+            except FetchError as exc:
+                if current == url:
+                    raise
+                # The address refused (or not found) is not the one the user gave: say how
+                # the watched URL led there, or the refusal names a host they never wrote.
+                raise type(exc)(f"{url} redirects to {current}: {exc}") from None
             try:
                 answer = await self._client.get(
                     current,

@@ -181,17 +181,21 @@ def _unusable(what: str) -> CloudOpsInputError:
 
 def _check_kind(index: int, api_version: str, kind: str) -> None:
     """A kind no Kubernetes API group of that version has (a kubeconfig's ``kind: Config``,
-    apiVersion v1) is refused as such: lightkube said "Cannot find resource kind 'Config' in
-    module lightkube.resources.core_v1", its own words. A group it does not know (a CRD's)
-    is left to from_dict, which says so."""
+    apiVersion v1), or of a group none of the built-in ones is (a CRD's, cert-manager.io/v1),
+    is refused as such: lightkube said "Cannot find resource kind 'Config' in module
+    lightkube.resources.core_v1", or "... If using a CRD, ensure a generic resource is
+    defined", its own words (the objects are its typed resources: no generic ones)."""
     try:
         codecs.resource_registry.load(api_version, kind)
     except LoadResourceError as exc:
-        if isinstance(exc.__cause__, AttributeError):  # the group's module, without the kind
-            raise _unusable(
-                f"document {index} is of kind {kind} (apiVersion {api_version}), which is not "
-                "a Kubernetes resource the cluster serves"
-            ) from None
+        why = (
+            "a Kubernetes resource the cluster serves"
+            if isinstance(exc.__cause__, AttributeError)  # the group's module, without the kind
+            else "one this product can apply: custom resources are not supported"
+        )
+        raise _unusable(
+            f"document {index} is of kind {kind} (apiVersion {api_version}), which is not {why}"
+        ) from None
 
 
 def parse_documents(text: str, namespace: str) -> list[tuple[int, Any]]:
@@ -268,7 +272,7 @@ def _refused(
         return CloudOpsInputError(
             "documents",
             f"{label}: the cluster does not serve {obj.apiVersion} {obj.kind} (kubectl "
-            f"api-resources lists what it does; a CRD must be installed first); {done}",
+            f"api-resources lists what it does); {done}",
         )
     return CloudOpsFailedError(
         "invalid_document",

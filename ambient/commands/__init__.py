@@ -152,7 +152,7 @@ def parsed(model: type[M], **values: Any) -> M:
 def run_service(
     service: Callable[[AppState], S],
     work: Callable[[S], Awaitable[T]],
-    refused: type[Exception],
+    refused: type[Exception] | tuple[type[Exception], ...],
 ) -> T:
     """``work`` on a service of the state; ``refused`` or Temporal down: a line, exit 1."""
     from ambient.status import database_problem, temporal_problem

@@ -28,6 +28,7 @@ from ambient.commands import (
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.views import VERDICTS, RemediationError
+from ambient.sharing import ShareLinkLimitError
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
 console = Console()
@@ -43,7 +44,7 @@ RunKey = Annotated[
 
 def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
     # Scoring needs no Temporal: the lazy client connects at the first workflow call.
-    return run_service(lambda s: s.remediations, work, RemediationError)
+    return run_service(lambda s: s.remediations, work, (RemediationError, ShareLinkLimitError))
 
 
 def _status_table(status: RemediationStatus) -> Table:

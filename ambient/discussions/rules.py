@@ -25,6 +25,7 @@ AUTO_REPLY = "auto_reply"
 DEFAULT_PROJECT = "ambient-ops"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _TAG = re.compile(r"^[\w.:-]{1,40}$")
+_FORMAT = frozenset({"Cf", "Cc"})
 
 
 class ParticipantRole(StrEnum):
@@ -43,8 +44,12 @@ PRODUCT_AGENTS = {
 
 
 def normalise_topic(topic: str) -> str:
-    """The key that makes "Checkout 5xx " and "checkout 5xx" the same discussion."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", topic).strip().casefold())
+    """The key that makes "Checkout 5xx ", "checkout 5xx" and "check" U+200B "out 5xx" the
+    same discussion: invisible format characters and controls inside (U+200B, U+2060, U+FEFF,
+    a soft hyphen) are no part of it, or a topic that reads the same opened another one."""
+    plain = unicodedata.normalize("NFKC", topic)
+    shown = "".join(c for c in plain if c.isspace() or unicodedata.category(c) not in _FORMAT)
+    return re.sub(r"\s+", " ", shown.strip().casefold())
 
 
 def discussion_id(at: datetime, suffix: str) -> str:
@@ -132,6 +137,22 @@ def detect_anomalies(messages: list[MessageView], threshold_seconds: float = 2.0
     return found
 
 
+def answered_fast(
+    messages: list[MessageView], message_id: str, threshold_seconds: float = 2.0
+) -> bool:
+    """Whether the message came within ``threshold_seconds`` after what it answers, as an
+    automatic reply does: the message it replies to, or a post of the product's agents (a
+    run's plan, a rung's approval request). Other members' messages are not what it answers:
+    counted, one member posting non-stop made every approval in the discussion look fast."""
+    reply = next(m for m in messages if m.id == message_id)
+    return any(
+        m.from_id != reply.from_id
+        and (m.id == reply.reply_to or m.from_id in PRODUCT_AGENTS)
+        and 0 <= (reply.created_at - m.created_at).total_seconds() < threshold_seconds
+        for m in messages
+    )
+
+
 class Annotation(BaseModel):
     message_id: str
     source_type_before: SourceType
@@ -192,7 +213,7 @@ class AgentPost(BaseModel):
     message_id: str
 
 
-# The ids our agents' posts take: a person's message id may not (service._a_persons_id).
+# The ids our agents' posts take: a person's message is never stored under one (service._add).
 AGENT_POST_ID = "rem-"
 
 

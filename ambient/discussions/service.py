@@ -36,8 +36,8 @@ from ambient.discussions.rules import (
     MessageIn,
     MessageView,
     ParticipantRole,
+    answered_fast,
     auto_replied,
-    detect_anomalies,
     discussion_id,
     normalise_topic,
     remediation_post_id,
@@ -122,10 +122,19 @@ class DiscussionService(DiscussionReads):
     async def _post_on_topic(
         self, user: str | None, topic: str, message: MessageIn, subject: str | None
     ) -> Posted:
-        # The length first: the key of a long topic is up to 18 times longer ('ﷺ').
-        key = normalise_topic(topic) if len(topic) <= 300 else ""
-        if not key:
+        if not topic.strip() or len(topic) > 300:
             raise InvalidDiscussionError(Refusal("topic: 1-300 characters"))
+        if holds_nul(topic):  # like the message's own text (StorableText)
+            raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
+        if shows_nothing(topic):  # U+200B: listed as a link with no words to click
+            raise InvalidDiscussionError(
+                Refusal(
+                    "topic: only invisible characters (%(codes)s): name it in words",
+                    codes=unseen_codes(topic),
+                )
+            )
+        # After the length: the key of a long topic is up to 18 times longer ('ﷺ').
+        key = normalise_topic(topic)
         if len(key) > 300:  # its plain form is kept too ('ﷺ' is 18 characters of it)
             raise InvalidDiscussionError(
                 Refusal(
@@ -134,17 +143,7 @@ class DiscussionService(DiscussionReads):
                     length=len(key),
                 )
             )
-        if holds_nul(topic):  # like the message's own text (StorableText)
-            raise InvalidDiscussionError(f"topic: {NUL_REFUSED}")
-        if shows_nothing(key):  # U+200B: listed as a link with no words to click
-            raise InvalidDiscussionError(
-                Refusal(
-                    "topic: only invisible characters (%(codes)s): name it in words",
-                    codes=unseen_codes(key),
-                )
-            )
         if user is not None:
-            _a_persons_id(message)
             async with self.db.session() as session:  # refused before the write turn
                 await self._may_sign(session, user, message.from_id)
         # Whom to tell is read only when someone can tell them, or a person's post must say
@@ -158,7 +157,7 @@ class DiscussionService(DiscussionReads):
             await take_turn(session, f"discussion-topic/{key}")
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
-            retry = await self._retry(session, message, topic_key=key, tell=tell)
+            retry = await self._retry(session, message, user is None, topic_key=key, tell=tell)
             if retry is None:
                 retry = await self._store_on_topic(
                     session, user, topic, key, message, subject, tell
@@ -204,7 +203,7 @@ class DiscussionService(DiscussionReads):
                 updated_at=now,
             )
             session.add(discussion)
-        row = await self._add(session, discussion, message, now)
+        row = await self._add(session, discussion, message, now, keep_id=user is None)
         recipients = await self._recipients(session, discussion, message.from_id) if tell else []
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
         about = discussion.subject or ""
@@ -224,7 +223,6 @@ class DiscussionService(DiscussionReads):
         return await _raced(lambda: self._reply(user, discussion_id, message))
 
     async def _reply(self, user: str, discussion_id: str, message: MessageIn) -> Posted:
-        _a_persons_id(message)
         async with self.db.session() as session:  # refused before the write turn
             await self._may_sign(session, user, message.from_id)
             await self._get(session, discussion_id, user)
@@ -236,14 +234,14 @@ class DiscussionService(DiscussionReads):
             # Only into a discussion the caller sees: posting must not make a member of anyone.
             # Locked until stored: a close committed meanwhile is seen here, not after.
             discussion = await self._get(session, discussion_id, user, lock=True)
-            retry = await self._retry(session, message, discussion_id=discussion_id)
+            retry = await self._retry(session, message, False, discussion_id=discussion_id)
             if retry is None:
                 if discussion.status != "open":
                     raise DiscussionClosedError(
                         f"discussion {discussion_id} is closed; send_message on its topic opens "
                         "a new one"
                     )
-                row = await self._add(session, discussion, message, datetime.now(UTC))
+                row = await self._add(session, discussion, message, datetime.now(UTC), False)
                 recipients = await self._recipients(session, discussion, message.from_id)
                 posted = Posted(message_id=row.id, discussion_id=discussion_id)
                 retry = posted, discussion.topic, recipients
@@ -265,12 +263,12 @@ class DiscussionService(DiscussionReads):
         """A stored reply acts on the discussion's remediation, then its members are told."""
         posted = stored[0]
         if verb := _asked(message, subject):
-            fast = {a.message_id for a in detect_anomalies(earlier)}
             # As stored (a retry claims nothing new): marked inferred by its sender or analysis.
             marked = {m.id for m in earlier if m.source_type != "real"}
             # Tagged auto_reply: machine-written by the analysis' own rule (rules.annotate).
             auto = auto_replied(message.tags)
-            inferred = message.source_type != "real" or auto or posted.message_id in fast | marked
+            fast = answered_fast(earlier, posted.message_id)
+            inferred = message.source_type != "real" or auto or fast or posted.message_id in marked
             # The speaker is the authenticated caller, never what the message claims: an
             # agent's message (ours or the caller's own) is no person's answer.
             in_person = message.from_id == user
@@ -287,7 +285,7 @@ class DiscussionService(DiscussionReads):
             elif inferred:
                 why = Refusal(
                     "this reply looks machine-inferred (source_type not real, tagged "
-                    "auto_reply, or sent within 2 s of another sender): it does not act; a "
+                    "auto_reply, or sent within 2 s of what it answers): it does not act; a "
                     "person replies themself"
                 )
             elif self.remediations is None:
@@ -357,18 +355,29 @@ class DiscussionService(DiscussionReads):
 
     @staticmethod
     async def _add(
-        session: Any, discussion: Discussion, message: MessageIn, now: datetime
+        session: Any, discussion: Discussion, message: MessageIn, now: datetime, keep_id: bool
     ) -> DiscussionMessage:
         """Store the message; its reply_to names a message of the same discussion (not a
-        probe into another one)."""
+        probe into another one). A person's ``message_id`` is their own key (``client_id``,
+        a retry finds it by sender) and the message's id while no message has that id (so a
+        reply_to names it): one another sender took, or an id our agents post under, gets
+        the bus's own id instead, and the answer says which. A product agent's post keeps
+        the id its run gives it (a reply names a rung's approval request by it)."""
         if message.reply_to is not None:
             target = await session.get(DiscussionMessage, message.reply_to)
             if target is None or target.discussion_id != discussion.id:
                 raise InvalidDiscussionError(
                     f"reply_to: no message {message.reply_to!r} in this discussion"
                 )
+        wanted = message.message_id
+        if not keep_id and wanted is not None:
+            taken = wanted.startswith(AGENT_POST_ID)
+            if not taken:
+                taken = await session.get(DiscussionMessage, wanted) is not None
+            wanted = None if taken else wanted
         row = DiscussionMessage(
-            id=message.message_id or f"msg_{uuid.uuid4().hex[:16]}",
+            id=wanted or f"msg_{uuid.uuid4().hex[:16]}",
+            client_id=None if keep_id else message.message_id,
             discussion_id=discussion.id,
             from_id=message.from_id,
             content=message.content,
@@ -385,6 +394,7 @@ class DiscussionService(DiscussionReads):
         self,
         session: Any,
         message: MessageIn,
+        agent: bool,
         *,
         topic_key: str = "",
         discussion_id: str = "",
@@ -394,14 +404,22 @@ class DiscussionService(DiscussionReads):
         to tell. They are told again (once per message: the notice's workflow id and delivery
         keys), so a post that died between storing and telling tells them now. A retry is the
         same message to the same place (topic or discussion): another message with that id is
-        refused, not answered "already posted" and lost."""
+        refused, not answered "already posted" and lost. A sender's ``message_id`` names their
+        own messages only (``from_id``): nobody takes the one another's client posts under."""
         if message.message_id is None:
             return None
-        found: DiscussionMessage | None = await session.get(DiscussionMessage, message.message_id)
+        found: DiscussionMessage | None
+        if agent:  # a product agent's post keeps its id (_add)
+            found = await session.get(DiscussionMessage, message.message_id)
+        else:
+            found = await session.scalar(
+                select(DiscussionMessage).where(
+                    DiscussionMessage.from_id == message.from_id,
+                    DiscussionMessage.client_id == message.message_id,
+                )
+            )
         if found is None:
             return None
-        if found.from_id != message.from_id:
-            raise InvalidDiscussionError(f"message_id: {found.id!r} is another sender's message")
         discussion = await session.get(Discussion, found.discussion_id)
         # Its words, tags (an approve acts) and reply_to; annotate_discussion adds auto_reply.
         if (
@@ -411,8 +429,8 @@ class DiscussionService(DiscussionReads):
             or (topic_key and discussion.topic_key != topic_key)
         ):
             raise InvalidDiscussionError(
-                f"message_id: {found.id!r} already names another message of yours (in "
-                f"{found.discussion_id}); a retry sends the same message, a new one a new id"
+                f"message_id: {message.message_id!r} already names another message of yours "
+                f"(in {found.discussion_id}); a retry sends the same message, a new one a new id"
             )
         posted = Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
         recipients = await self._recipients(session, discussion, message.from_id) if tell else []
@@ -470,16 +488,6 @@ class DiscussionService(DiscussionReads):
             return posted
         posted.notified = recipients
         return posted
-
-
-def _a_persons_id(message: MessageIn) -> None:
-    """A person's own message id is none our agents post under: whoever sees a run's
-    discussion can work those out, and one taken first refused the agent's post."""
-    if (message.message_id or "").startswith(AGENT_POST_ID):
-        raise InvalidDiscussionError(
-            f"message_id: ids starting {AGENT_POST_ID!r} are the ones the product's agents post "
-            "under; choose another"
-        )
 
 
 def _rung_asked(run_key: str, reply_to: str | None) -> int | None:

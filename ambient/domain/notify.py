@@ -18,6 +18,10 @@ from ambient.domain.users import PHONE_JUNK
 # One try of the notify activity (its start-to-close, as every workflow runs it); a
 # deliver-later run's last try ends at most this long after its give-up.
 NOTIFY_TIMEOUT = timedelta(minutes=2)
+# The tries of a side effect's activity (a message, a write; the workflows' NOTIFY_RETRY), and
+# so of notify_given_up, where the server does not send the retry policy with the task (the
+# time-skipping test server).
+NOTIFY_TRIES = 5
 
 # Apprise schemes that post over HTTP(S) to a host the user names: the guard checks that host.
 # Each is listed with its secure form ("json", "jsons"): `scheme in APPRISE_HTTP` is the one test.

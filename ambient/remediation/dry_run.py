@@ -150,7 +150,7 @@ class DryRunExecutor:
             # As the cluster's own plan says (kube_plans): what someone stopped stays stopped.
             name = f"deployment {step.target.namespace}/{step.target.name}"
             detail = f"dry run: {name} ran no pod at the first checkpoint; from it ({why})"
-            reason = stopped_reason(name, step.rung)
+            reason = stopped_reason(name, step.rung, seen.autoscaler)
             return StepResult(applied=False, detail=detail, skipped_reason=reason, stopped=True)
         patches, sentence = step_patches(step)
         detail = f"dry run: would {sentence}; from the alert ({why})"

@@ -87,7 +87,8 @@ class KubernetesExecutor:
             raise
 
     async def _checkpoint(self, target: WorkloadRef) -> Checkpoint:
-        """Spec, revision (and the one before), replicas, images, Service selectors, ConfigMaps."""
+        """Spec, revision (and the one before), replicas (and an autoscaler holding them at 0),
+        images, Service selectors, ConfigMaps."""
         reads = ClusterReads(await self._clients.client(target.cluster_id, target.region))
         deployment = await reads.deployment(target)
         revision = revision_number(annotations_of(deployment).get(REVISION))
@@ -110,13 +111,15 @@ class KubernetesExecutor:
                 notes.append(f"ConfigMap {name} does not exist (nothing to restore)")
             elif found:
                 configmaps[name] = dict(found.get("data") or {})
+        replicas = deployment["spec"].get("replicas", 1)
         return Checkpoint(
             target=target,
             uid=deployment["metadata"].get("uid"),
             revision=revision,
             previous_revision=previous,
             previous_template=revision_template(revisions, previous, None),
-            replicas=deployment["spec"].get("replicas", 1),
+            replicas=replicas,
+            autoscaler=await reads.autoscaler(target) if replicas == 0 else None,
             images=images_of(deployment["spec"]["template"]),
             spec=deployment["spec"],
             service_selectors={

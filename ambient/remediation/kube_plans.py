@@ -104,11 +104,11 @@ class StepPlanner:
             # audit would say "restarted" of nothing. The ladder's run would climb on past a
             # workload someone stopped: it hands over here. A person asking hears why. One an
             # autoscaler holds at 0 (KEDA, an HPA scaling to zero) is handed over naming it.
+            autoscaler = await self._reads.autoscaler(step.target)
             if not step.asked:
-                return _stopped(name, Rung.RESTART, await self._reads.autoscaler(step.target))
+                return _stopped(name, Rung.RESTART, autoscaler)
             return StepPlan(
-                skipped_reason=f"{name} is scaled to 0 replicas: no pod runs, so there is "
-                "nothing to restart (scale it up to start its pods)",
+                skipped_reason=stopped_reason(name, Rung.RESTART, autoscaler, asked=True),
                 detail=f"{name} runs no pod",
             )
         if deployment["spec"].get("paused"):
@@ -432,28 +432,31 @@ def own_pods(deployment: Obj, running: list[Obj] | None = None) -> Obj:
     return chosen
 
 
-def stopped_reason(name: str, rung: Rung = Rung.SCALE_OUT, autoscaler: str | None = None) -> str:
-    """Why the ladder's ``rung`` (restart, scale out) leaves a Deployment at 0 replicas alone
-    (held there by ``autoscaler``, when one scales it)."""
+def stopped_reason(
+    name: str, rung: Rung = Rung.SCALE_OUT, autoscaler: str | None = None, *, asked: bool = False
+) -> str:
+    """Why the ladder's ``rung`` (restart, scale out), or a restart a person ``asked`` for,
+    leaves a Deployment at 0 replicas alone (held there by ``autoscaler``, when one scales it)."""
     # Zero is a person's or a tool's decision (the full rollback restores it as the state
     # before the incident), and a HorizontalPodAutoscaler does not scale such a Deployment
     # either: starting pods someone stopped is no remediation of an alert. A restart would
     # only change the template of no pod.
+    held = f"{name} is scaled to 0 replicas"
+    fix = "scale it up by hand if it should run"
+    if autoscaler is not None:
+        # "Someone stopped it" and "scale it up by hand" were said of a workload its
+        # autoscaler (or what drives it, as KEDA does) holds at 0: a count set by hand is undone.
+        held += f" by {autoscaler} (or what drives it, such as KEDA)"
+        fix = "change the autoscaler's bounds or triggers if it should run"
+    if asked:
+        return f"{held}: no pod runs, so there is nothing to restart ({fix})"
     if rung is Rung.RESTART:
         why = "a restart would start no pod of it"
     else:
         why = "the scale out does not start it again"
     if autoscaler is not None:
-        # "Someone stopped it" and "scale it up by hand" were said of a workload its
-        # autoscaler (or what drives it, as KEDA does) holds at 0: a count set by hand is undone.
-        return (
-            f"{name} is scaled to 0 replicas by {autoscaler} (or what drives it, such as KEDA), "
-            f"and {why} (change the autoscaler's bounds or triggers if it should run)"
-        )
-    return (
-        f"{name} is scaled to 0 replicas: someone stopped it, and {why} "
-        "(scale it up by hand if it should run)"
-    )
+        return f"{held}, and {why} ({fix})"
+    return f"{held}: someone stopped it, and {why} ({fix})"
 
 
 def _stopped(name: str, rung: Rung, autoscaler: str | None = None) -> StepPlan:

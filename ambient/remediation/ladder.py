@@ -83,6 +83,9 @@ class Checkpoint(BaseModel):
     # (revisionHistoryLimit; our own restart makes a revision).
     previous_template: dict[str, Any] | None = None
     replicas: int | None
+    # The HorizontalPodAutoscaler holding a Deployment at 0 replicas (read only then): named
+    # by a dry run that cannot read the cluster again, as by the cluster's own plan.
+    autoscaler: str | None = None
     images: list[str] = Field(default_factory=list)
     spec: dict[str, Any] = Field(default_factory=dict)
     # Service name -> its selector; ConfigMap name -> its data (what full rollback restores).

@@ -418,9 +418,14 @@ class Discussion(Dated, Base):
 
 class DiscussionMessage(Dated, Base):
     __tablename__ = "discussion_messages"
-    __table_args__ = (Index("ix_discussion_messages_disc_time", "discussion_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_discussion_messages_disc_time", "discussion_id", "created_at"),
+        Index("ux_discussion_messages_sender_key", "from_id", "client_id", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The sender's own message_id, theirs alone (a retry with it finds the message).
+    client_id: Mapped[str | None] = mapped_column(String(64))
     discussion_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("discussions.id", ondelete="CASCADE")
     )

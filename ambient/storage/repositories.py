@@ -252,18 +252,19 @@ class DeliveryRepository(Repository):
     async def finish(
         self,
         key: str,
+        attempt: int,
         *,
         status: str,
         error: str | None = None,
         provider_id: str | None = None,
         retry_until: datetime | None = None,
-    ) -> None:
-        """Record the outcome of the send that held the lease (``retry_until``: deferred, a
-        deliver-later run tries it again until then)."""
+    ) -> bool:
+        """Record the outcome of the send that took the row as its ``attempt`` (its attempts
+        then; ``retry_until``: deferred, a deliver-later run tries it again until then). False:
+        its lease ran out and a later try took the row over, which records its own outcome."""
         until = {"retry_until": retry_until} if retry_until is not None else {}
-        await self._set(
-            key, status=status, error=error, provider_id=provider_id, lease_until=None, **until
-        )
+        values = {"status": status, "error": error, "provider_id": provider_id, **until}
+        return await self._set(key, Delivery.attempts == attempt, lease_until=None, **values) > 0
 
     async def defer(self, user: str, request_key: str, until: datetime) -> None:
         """``user``'s notification ``request_key`` was handed to a deliver-later run: each of
@@ -298,13 +299,14 @@ class DeliveryRepository(Repository):
         only = [_PENDING] if now is None else [_PENDING, Delivery.takeable(now)]
         return await self._set(key, *only, status="failed", error=error, lease_until=None) > 0
 
-    async def hold(self, key: str, lease_until: datetime) -> None:
-        """The send under way keeps its row (still in flight) until ``lease_until``."""
-        await self._set(key, _PENDING, lease_until=lease_until)
+    async def hold(self, key: str, attempt: int, lease_until: datetime) -> None:
+        """The send under way (the try that took the row as its ``attempt``) keeps its row
+        (still in flight) until ``lease_until``; once another try took it over, that try's."""
+        await self._set(key, _PENDING, Delivery.attempts == attempt, lease_until=lease_until)
 
-    async def posted(self, key: str, provider_id: str) -> None:
-        """Record progress of the send that holds the lease (a message sent in several posts)."""
-        await self._set(key, provider_id=provider_id)
+    async def posted(self, key: str, attempt: int, provider_id: str) -> None:
+        """Record progress of the send that holds the row (a message sent in several posts)."""
+        await self._set(key, Delivery.attempts == attempt, provider_id=provider_id)
 
     async def _set(self, key: str, *only: ColumnElement[bool], **values: Any) -> int:
         """The rows changed: 0 when ``only`` no longer holds (another try settled it)."""

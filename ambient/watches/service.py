@@ -30,11 +30,11 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
-from ambient.refusals import N_, Refusal
+from ambient.refusals import Refusal
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
-from ambient.temporal import ALREADY_SO
+from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.inputs import (
     InvalidTaskError,
@@ -49,11 +49,6 @@ from ambient.watches.pauses import site_waits, waits_note
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
-
-# A pause, resume or trigger sent to a running task whose status read that follows got no
-# answer (its worker busy, its workflow task held by a slow local activity, or Temporal gone
-# since): the server holds the control, which applies when the worker takes it.
-DELIVERED_UNCONFIRMED = N_("delivered; not confirmed yet (its worker or Temporal did not answer)")
 
 
 class TaskService(TaskSchedules):
@@ -125,7 +120,7 @@ class TaskService(TaskSchedules):
                 # Its last event or delivery is still under way: it is neither this create's
                 # task nor one to update.
                 raise InvalidTaskError(
-                    f"name: task {task_id!r} is still stopping after delete_task (its last "
+                    f"name: task {task_id!r} is still stopping after its delete (its last "
                     "event or alert is being sent); create it again in a moment"
                 ) from None
             if running.config != _as_stored(arg.config):

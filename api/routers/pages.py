@@ -50,6 +50,7 @@ from api.deps import SessionDep, StateDep, get_state
 from api.errors import out_of_range
 from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
+from mcp_server.tools import tool_names
 
 
 # A browser shows the API's JSON 503 after a form post or a link: a page says it instead.
@@ -169,17 +170,25 @@ def worker_unanswered(exc: Exception, _: Words, silent: str) -> str | None:
 
 
 def what_went_wrong(exc: Exception, _: Words) -> str:
-    """A service error as a page says it: its Refusal translated, else its first clause."""
-    # The catalog's translation names no tool; the first clause leaves out the tool to call next.
+    """A service error as a page says it: its Refusal translated, else its own words without
+    the clauses that name an MCP tool (what to call next is for an agent, not the page)."""
+    # The catalog's translation names no tool.
     said = exc if isinstance(exc, Refusal) else exc.args[0] if exc.args else None
     if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
         return in_words(said, _)
-    text = str(exc).split("; ", 1)[0]
+    clauses = str(exc).split("; ")
+    text = "; ".join(clause for clause in clauses if not names_a_tool(clause)) or clauses[0]
     # A sentence starts with a capital, but an id it starts with ("remediation/...") is not
     # a word of it: copied from the page, it must still be the id.
     if re.match(r"[a-z]+(?![\w/.-])", text):
         return text[:1].upper() + text[1:]
     return text
+
+
+def names_a_tool(clause: str) -> bool:
+    """Whether ``clause`` names an MCP tool (``call list_tasks``, ``create_daily_briefing``);
+    a one-word tool name (greet) is an English word too, and is not taken for one."""
+    return not tool_names().isdisjoint(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", clause))
 
 
 # pydantic's refusals the pages say in their own words (by its message templates, the msgids

@@ -17,7 +17,9 @@ from ambient.sharing import (
     ExpiredShareLinkError,
     RevokedShareLinkError,
     ShareLinkError,
+    ShareLinkLimitError,
     ShareLinkRepository,
+    create_link,
 )
 from ambient.storage.models import MAX_ID
 from api.deps import CurrentUser, SessionDep, StateDep
@@ -29,7 +31,8 @@ router = APIRouter(prefix="/share", tags=["share"])
 
 class ShareCreate(UserConfig):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-    body: str = Field(min_length=1, max_length=500_000, description="markdown")
+    # Linear in markdown-it, but up to ~30 us a character (docs/benchmarks.md "Share links").
+    body: str = Field(min_length=1, max_length=100_000, description="markdown")
 
     @field_validator("body")
     @classmethod
@@ -54,16 +57,20 @@ def _repo(session: SessionDep, state: StateDep) -> ShareLinkRepository:
     return ShareLinkRepository(session, state.settings.secret_key.get_secret_value())
 
 
+def limit_error(exc: ShareLinkLimitError) -> HTTPException:
+    """The hour's links made (from any route that makes one): 429, and when to try again."""
+    headers = {"Retry-After": str(exc.retry_after)}
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers=headers)
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_share_link(
-    body: ShareCreate, user: CurrentUser, session: SessionDep, state: StateDep
-) -> ShareCreated:
-    """A signed link to a rendered report, valid for ``days`` (default 7)."""
+async def create_share_link(body: ShareCreate, user: CurrentUser, state: StateDep) -> ShareCreated:
+    """A signed link to a rendered report, valid for ``days`` (default 7); refused (429) past
+    ``AMBIENT_SHARE_LINKS_PER_HOUR`` new links in the last hour."""
     settings = state.settings
-    row, token = await _repo(session, state).create(
-        user.name, body.kind, body.title, body.body, days=body.days or settings.share_link_days
+    row, token = await create_link(
+        state.db, settings, user.name, body.kind, body.title, body.body, days=body.days
     )
-    await session.commit()
     url = f"{settings.public_base_url}/share/{token}"
     return ShareCreated(id=row.id, url=url, token=token, expires_at=row.expires_at)
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
 
 from mcp_server.tools import (
     briefing,
@@ -35,3 +39,12 @@ def unknown_areas(areas: Iterable[str]) -> str | None:
     """What is wrong with ``areas`` (names no area), or None."""
     unknown = sorted(set(areas) - set(AREAS))
     return f"no area {', '.join(unknown)}; one of {', '.join(AREAS)}" if unknown else None
+
+
+@cache
+def tool_names() -> frozenset[str]:
+    """The name of every tool of every area (the services' errors name some to MCP callers)."""
+    server: MCPServer[Any] = MCPServer("tool names")
+    for register in AREAS.values():
+        register(server)
+    return frozenset(tool.name for tool in server._tool_manager.list_tools())

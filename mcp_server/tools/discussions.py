@@ -43,7 +43,8 @@ Source = Annotated[
     SourceType, Field(description="real (you wrote it), inferred (machine-written), unverifiable")
 ]
 MessageId = Annotated[
-    str | None, Field(description="your own id for the message: a retry with it posts nothing")
+    str | None,
+    Field(description="your own id for the message (yours alone): a retry with it posts nothing"),
 ]
 DiscussionId = Annotated[str, Field(description="a discussion id, e.g. disc_20261122081500_ab12")]
 Offset = Annotated[

@@ -4,6 +4,7 @@ briefing pause`) of a briefing already so: nothing is sent, and the answer says 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -80,11 +81,12 @@ async def test_pausing_a_paused_briefing_or_resuming_a_running_one_sends_nothing
     assert " ".join(result.output.split()) == f"daily-briefing/{name} paused ({ALREADY})"
 
 
-async def test_a_pause_landing_between_the_status_and_the_describe_is_answered_paused(
+async def test_a_resume_landing_between_the_describe_and_the_status_is_answered_paused(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The answer's status was read before the describe that found the briefing already
-    paused: a pause landing between them answered "it already was" with paused false."""
+    """The describe found the briefing already paused (nothing sent); another door's resume
+    taken before the answer's status read must not make it say "it already was" with paused
+    false (the status read came first before, with the same race the other way)."""
     name = unique("steer")
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name=name))
@@ -93,21 +95,22 @@ async def test_a_pause_landing_between_the_status_and_the_describe_is_answered_p
         service = stack.service
         await service.create(name, {"timezone": zone_at_midday(), "language": "en"})
         run = dev_env.client.get_workflow_handle(f"daily-briefing/{name}")
-        live = service._live
 
-        async def paused_meanwhile(user: str) -> BriefingStatus:
-            status = await live(user)  # read running
-            await run.signal("pause")  # another door's pause, taken before the describe
+        async def taken(state: str) -> bool:
+            described = await run.describe()
+            found = described.typed_search_attributes.get(temporal.STATE)
+            return found == state and temporal.settled(described)
 
-            async def taken() -> bool:
-                described = await run.describe()
-                state = described.typed_search_attributes.get(temporal.STATE)
-                return state == "paused" and temporal.settled(described)
+        await run.signal("pause")
+        await eventually(lambda: taken("paused"), "the pause taken")
+        read = service.read_status
 
-            await eventually(taken, "the other pause taken")
-            return status
+        async def resumed_meanwhile(user: str, **kwargs: Any) -> BriefingStatus | None:
+            await run.signal("resume")  # another door's resume, taken before the read
+            await eventually(lambda: taken("active"), "the other resume taken")
+            return await read(user, **kwargs)
 
-        monkeypatch.setattr(service, "_live", paused_meanwhile)
+        monkeypatch.setattr(service, "read_status", resumed_meanwhile)
         answer = await service.pause(name)
         await run.signal("stop")
     assert (answer.note, answer.paused) == (ALREADY, True)

@@ -49,7 +49,7 @@ async def test_the_same_message_sent_at_once_twice_is_posted_once_both_answered(
     )
     assert sorted(a.already_posted for a in answers) == [False, True, True]
     async with pg.session() as session:
-        stored = list(await session.scalars(select(DiscussionMessage.id)))
+        stored = list(await session.scalars(select(DiscussionMessage.client_id)))
     assert sorted(stored) == [f"m-{n}" for n in range(8)] + ["m-reply"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp import Client
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
@@ -91,10 +93,14 @@ async def test_a_message_id_the_store_cannot_keep_is_refused_and_posts_nothing(
         assert answer.json()["detail"][0]["loc"][-1] == "message_id"
     assert await _stored(deps, ann) == 0
     async with Client(_server(deps, ann)) as as_ann:
-        ok = await call(
-            as_ann, "send_message", from_id=ann, topic=topic, content="ok", message_id="ann-1.a:b"
-        )
-        assert ok["message_id"] == "ann-1.a:b"
+        ok = [
+            await call(
+                as_ann, "send_message", from_id=ann, topic=topic, content="ok", message_id="a-1.a:b"
+            )
+            for _ in range(2)
+        ]
+        assert [answer["already_posted"] for answer in ok] == [False, True]
+        assert ok[0]["message_id"] == ok[1]["message_id"]
 
 
 async def test_a_post_retried_after_a_crash_notifies_the_members_once(
@@ -200,35 +206,94 @@ async def test_a_topic_or_message_of_only_invisible_characters_is_refused_and_po
     assert await _stored(deps, ann) == 1
 
 
-async def test_a_person_cannot_take_the_message_id_a_remediation_posts_under(
+async def test_a_message_id_is_its_senders_own_and_takes_nobody_elses(deps: WorkerDeps) -> None:
+    """Message ids were one namespace for everyone: ann's post under the id bob's client would
+    post under next refused bob's post ("another sender's message"), and a person could not
+    take the ids a remediation posts under only because a rem- id was refused outright. A
+    message_id is its sender's own now: each posts under it, a retry is still the same message;
+    the message keeps it as its id unless another message has it (then the bus's id)."""
+    ann, bob = unique("ann"), unique("bob")
+    tokens = await _users(deps, ann, bob)
+    run_key = f"remediation/{unique('fp')}@run"
+    agents = remediation_post_id(f"{run_key}/finished")
+    async with serve(create_app(deps.settings)) as base, http_client(base) as http:
+
+        async def post(user: str, topic: str, message_id: str) -> dict[str, Any]:
+            answer = await http.post(
+                "/discussions",
+                json={"topic": topic, "from_id": user, "content": "hi", "message_id": message_id},
+                headers={"Authorization": f"Bearer {tokens[user]}"},
+            )
+            assert answer.status_code in (200, 201), answer.text
+            return dict(answer.json())
+
+        nexts = f"{bob}-2"
+        anns = await post(ann, f"Disk {ann}", nexts)
+        # Free, the sender's id is the message's (the seed spec's shape: a reply_to names it).
+        assert anns["message_id"] == nexts
+        bobs = await post(bob, f"Disk {bob}", nexts)
+        assert bobs["already_posted"] is False and bobs["message_id"] != anns["message_id"]
+        assert bobs["message_id"].startswith("msg_")
+        assert bobs["discussion_id"] != anns["discussion_id"]
+        again = await post(bob, f"Disk {bob}", nexts)
+        assert again["already_posted"] is True and again["message_id"] == bobs["message_id"]
+        again = await post(ann, f"Disk {ann}", nexts)
+        assert again["already_posted"] is True and again["message_id"] == anns["message_id"]
+        # The ids a run's agent posts under are the agent's: a person's is their own message.
+        taken = await post(ann, f"Outcome {ann}", agents)
+        assert taken["message_id"] != agents and taken["message_id"].startswith("msg_")
+    assert await _stored(deps, ann) == 2 and await _stored(deps, bob) == 1
+    post_ = AgentPost(
+        agent_id="remediation",
+        topic=f"Remediation of {ann}",
+        content="done",
+        subject=run_key,
+        message_id=agents,
+    )
+    posted = await DiscussionService(deps.db, deps.settings).post_as_agent(post_)
+    assert posted.message_id == agents and posted.already_posted is False
+    retried = await DiscussionService(deps.db, deps.settings).post_as_agent(post_)
+    assert retried.message_id == agents and retried.already_posted is True
+
+
+async def test_a_topic_with_invisible_characters_inside_is_the_topic_without_them(
     deps: WorkerDeps,
 ) -> None:
-    """Whoever sees a run's discussion knows its run key, so the ids its agent posts under
-    (rem- and a hash of the run key): a person's message under one refused the agent's post
-    (the outcome, a rung's approval request) and it was lost. People's ids are not rem-."""
+    """'Check\\u200bout 5xx' reads 'Checkout 5xx' on every page, yet it opened a discussion of
+    its own: the people of one incident talked past each other in two threads that looked
+    alike. A topic's format characters (U+200B, U+2060, U+FEFF, a soft hyphen) are no part of
+    it, for a person's post and for our agents' alike."""
     ann = unique("ann")
     tokens = await _users(deps, ann)
-    run_key = f"remediation/{unique('fp')}@run"
-    taken = remediation_post_id(f"{run_key}/finished")
     async with (
         serve(create_app(deps.settings)) as base,
         http_client(base, headers={"Authorization": f"Bearer {tokens[ann]}"}) as http,
     ):
-        answer = await http.post(
-            "/discussions",
-            json={"topic": f"Outcome {ann}", "from_id": ann, "content": "hi", "message_id": taken},
+        opened = []
+        for topic in (
+            f"Checkout 5xx {ann}",
+            f"Check\u200bout 5xx {ann}",
+            f"\ufeffcheck\u00adout\u2060 5XX {ann}",
+            f"checkout \u200b 5xx {ann}",
+        ):
+            answer = await http.post(
+                "/discussions", json={"topic": topic, "from_id": ann, "content": "5xx again"}
+            )
+            assert answer.status_code in (200, 201), answer.text
+            opened.append(answer.json()["discussion_id"])
+        assert len(set(opened)) == 1, opened
+    bus = DiscussionService(deps.db, deps.settings)
+    subject = f"remediation/{unique('fp')}@run"
+    first, second = [
+        await bus.post_as_agent(
+            AgentPost(
+                agent_id="remediation",
+                topic=topic,
+                content="plan",
+                subject=subject,
+                message_id=unique("rem"),
+            )
         )
-        assert answer.status_code == 422, answer.text
-        [problem] = answer.json()["detail"]
-        assert problem["loc"][-1] == "message_id" and "rem-" in problem["msg"], problem
-    assert await _stored(deps, ann) == 0
-    posted = await DiscussionService(deps.db, deps.settings).post_as_agent(
-        AgentPost(
-            agent_id="remediation",
-            topic=f"Remediation of {ann}",
-            content="done",
-            subject=run_key,
-            message_id=taken,
-        )
-    )
-    assert posted.message_id == taken and posted.already_posted is False
+        for topic in (f"Remediation of {ann}", f"Remediation\u200b of {ann}")
+    ]
+    assert second.discussion_id == first.discussion_id and second.created_discussion is False

@@ -11,6 +11,7 @@ from ambient.discussions.rules import (
     MessageIn,
     MessageView,
     annotate,
+    answered_fast,
     detect_anomalies,
     discussion_id,
     normalise_topic,
@@ -88,3 +89,20 @@ def test_a_tag_ending_in_a_newline_is_refused_not_stored_as_another_tag() -> Non
         with pytest.raises(ValidationError, match="tag"):
             MessageIn(from_id="a", content="x", tags=[tag])
     assert MessageIn(from_id="a", content="x", tags=["approve"]).tags == ["approve"]
+
+
+def test_a_reply_is_fast_after_what_it_answers_not_after_other_members_chatter() -> None:
+    """An approval is machine-inferred when it comes within 2 s after what it answers (the
+    run's request, the message it replies to); a member posting every second no longer makes
+    every reply in the discussion look fast."""
+    thread = [
+        message("plan", "remediation", 0),
+        *(message(f"spam{n}", "mel", 60 + n) for n in range(10)),
+        message("fay-1", "fay", 69.5),  # 0.5 s after mel's latest: typed by fay all the same
+        message("fay-2", "fay", 69.8, reply_to="spam9"),  # 0.8 s after what it answers
+        message("ask", "remediation", 100),
+        message("fay-3", "fay", 101),  # 1 s after the run's request: an auto-reply
+        message("fay-4", "fay", 130),
+    ]
+    fast = [m.id for m in thread if m.from_id == "fay" and answered_fast(thread, m.id)]
+    assert fast == ["fay-2", "fay-3"]

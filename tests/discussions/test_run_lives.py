@@ -17,6 +17,7 @@ from ambient.discussions.service import DiscussionService
 from ambient.storage.models import DiscussionMessage
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
+from tests.discussions.test_tools import _server as _wired
 from tests.discussions.test_tools import _users, call, refused
 from tests.remediation.support import (
     add_user,
@@ -238,4 +239,74 @@ async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_run
         assert "rung 1 of" in answered.action["reason"], answered.action
         view = await remediations.get(owner, rid)
         assert view.state == "waiting_approval" and [int(a.rung) for a in view.approvals] == [1]
+        await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+async def test_a_member_posting_non_stop_does_not_keep_an_approval_from_acting(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A reply within 2 s after anyone else's message was taken as machine-inferred: a member
+    posting non-stop in a run's discussion made every approval in it "fast", and the run waited
+    for an answer its owner had given. What a reply answers counts (the message it replies to,
+    the run's own posts), not other members' chatter."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, chatty = unique("spam-ops"), unique("spam-admin")
+    await add_user(deps, owner, permission="dry_run")
+    await add_user(deps, chatty, permission="dry_run", role="admin")
+    async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
+        rid = (
+            await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
+        ).remediation_id
+
+        async def waits() -> bool:
+            return (await remediations.get(owner, rid)).waiting is not None
+
+        await eventually(waits, "rung 1 waits for approval")
+        run_key = (await remediations.get(owner, rid)).run_key
+        request = remediation_post_id(f"{run_key}#1/approval-request")
+
+        async def asked() -> bool:
+            async with deps.db.session() as session:
+                return await session.get(DiscussionMessage, request) is not None
+
+        await eventually(asked, "rung 1's approval request is posted")
+        async with deps.db.session() as session:
+            found = await session.get(DiscussionMessage, request)
+            assert found is not None
+            discussion = found.discussion_id
+            await session.execute(  # asked minutes ago: the answer is no reflex
+                update(DiscussionMessage)
+                .where(DiscussionMessage.discussion_id == discussion)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+            )
+            await session.commit()
+        async with (
+            Client(_wired(settings, deps, dev_env, chatty)) as as_chatty,
+            Client(_wired(settings, deps, dev_env, owner)) as as_owner,
+        ):
+            for n in range(3):  # the member's latest is a moment before the owner's answer
+                said = f"still 5xx? ({n})"
+                await call(
+                    as_chatty,
+                    "reply_message",
+                    discussion_id=discussion,
+                    from_id=chatty,
+                    content=said,
+                )
+            answer = await call(
+                as_owner,
+                "reply_message",
+                discussion_id=discussion,
+                from_id=owner,
+                content="go ahead",
+                tags=["approve"],
+                reply_to=request,
+            )
+        assert answer["action"] == {"remediation_id": rid, "verb": "approve", "done": True}
+
+        async def approved() -> bool:
+            view = await remediations.get(owner, rid)
+            return any(a.approve and a.approver == owner for a in view.approvals)
+
+        await eventually(approved, "the owner's approval reached the run")
         await dev_env.client.get_workflow_handle(rid).terminate()

@@ -364,3 +364,52 @@ def test_0025_adds_the_chat_conversations_and_its_downgrade_removes_them(url: st
     assert asyncio.run(current_revisions(url)) == ("0024_delivery_retry_until",)
     upgrade(url)
     assert "chat_conversations" in _schema(url)
+
+
+def test_0027_keeps_message_ids_as_their_senders_keys_and_rekeys_topics(url: str) -> None:
+    """Messages stored before 0027 keep their ids, which become their senders' own keys (a
+    retry after the upgrade finds its message), except our agents' posts; a discussion whose
+    topic key held a U+200B is keyed without it, so a post on the topic joins it."""
+    upgrade(url, "0026_robot_windows")
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+
+    async def write() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO discussions (id, topic, topic_key, project, initiator, status, "
+                    "created_at, updated_at) VALUES ('disc_1', :topic, :topic, 'ambient-ops', "
+                    "'ann', 'open', :at, :at)"
+                ),
+                {"topic": "check\u200bout 5xx", "at": at},
+            )
+            for mid, sender in (("ann-1", "ann"), ("rem-abc", "remediation")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO discussion_messages (id, discussion_id, from_id, content, "
+                        "tags, source_type, created_at) VALUES (:id, 'disc_1', :sender, 'hi', "
+                        "'[]', 'real', :at)"
+                    ),
+                    {"id": mid, "sender": sender, "at": at},
+                )
+        await engine.dispose()
+
+    asyncio.run(write())
+    upgrade(url)
+
+    async def rows() -> tuple[list[tuple[str, str | None]], list[str]]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT id, client_id FROM discussion_messages ORDER BY id")
+            )
+            messages = [(r[0], r[1]) for r in found]
+            keys = [r[0] for r in await conn.execute(text("SELECT topic_key FROM discussions"))]
+        await engine.dispose()
+        return messages, keys
+
+    assert asyncio.run(rows()) == ([("ann-1", "ann-1"), ("rem-abc", None)], ["checkout 5xx"])
+    command.downgrade(alembic_config(url), "0026_robot_windows")
+    assert "client_id" not in {c[0] for c in _schema(url)["discussion_messages"][0]}  # type: ignore[index]
+    upgrade(url)

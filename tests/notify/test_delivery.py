@@ -15,6 +15,7 @@ from activities.deliveries import (
     HANDED_UNANSWERED,
     HANDING,
     MAX_KEY,
+    RowPosts,
     delivery_key,
     give_up,
 )
@@ -116,7 +117,11 @@ async def _set_push(db: Database, name: str, config: dict[str, object]) -> None:
 async def _lease_over(db: Database, key: str) -> None:
     """The lease of the delivery ``key`` ended (its holder died): a give-up may take it."""
     async with db.writing() as session:
-        await DeliveryRepository(session).hold(key, datetime.now(UTC) - timedelta(seconds=1))
+        row = await DeliveryRepository(session).get(key)
+        assert row is not None
+        await DeliveryRepository(session).hold(
+            key, row.attempts, datetime.now(UTC) - timedelta(seconds=1)
+        )
 
 
 def _request(
@@ -601,7 +606,7 @@ async def test_a_give_up_that_read_its_row_before_another_try_sent_it_says_nothi
         stale = await DeliveryRepository(session).get(key)
     assert stale is not None and stale.status == "pending"
     async with deps.db.writing() as session:  # the other worker's try sends it
-        await DeliveryRepository(session).finish(key, status="sent", provider_id="7")
+        await DeliveryRepository(session).finish(key, 1, status="sent", provider_id="7")
     async with deps.db.writing() as session:
         await give_up(session, request, key, "inbox", "", stale)
     async with deps.db.session() as session:
@@ -622,7 +627,7 @@ async def test_a_delivery_whose_last_try_died_handing_it_over_is_given_up_never_
     # so), before its answer: the receiver may have it.
     await left_in_flight(deps.db, key, "alice", "email", "alice@example.com")
     async with deps.db.writing() as session:
-        await DeliveryRepository(session).posted(key, HANDING)
+        await DeliveryRepository(session).posted(key, 1, HANDING)
     await _lease_over(deps.db, key)
     await ActivityEnvironment().run(notify.notify_given_up, request)
     async with deps.db.session() as session:
@@ -654,7 +659,8 @@ async def test_an_inbox_message_stored_by_a_try_that_died_before_saying_sent_is_
         )
         await session.commit()
     assert mine
-    await channels.get("inbox").send("alice", request.message, "", idempotency_key=key)
+    posts = RowPosts(deps.db, key, 0, attempt=1)
+    await channels.get("inbox").send("alice", request.message, "", idempotency_key=key, posts=posts)
     retried = await ActivityEnvironment().run(notify.notify, request)
     async with deps.db.session() as session:
         stored = await InboxRepository(session).list("alice")

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -22,8 +23,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.deliveries import GIVE_UP_TRIES, GIVEN_UP, LEASE_MARGIN, RowPosts
-from activities.notify import NotifyActivities, database_busy
+from activities.notify import IN_FLIGHT, NotifyActivities, database_busy
 from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
+from ambient.clients.notify.errors import TransientNotifyError
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.robots import RateLimiter
@@ -37,7 +39,7 @@ from ambient.storage import Database
 from ambient.storage.db import SQLITE_POOL_SIZE
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import Delivery, Event, InboxMessage
-from ambient.storage.repositories import DeliveryRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
@@ -563,7 +565,7 @@ async def test_a_sends_clock_is_put_back_when_the_send_ends(deps: WorkerDeps) ->
     notify = NotifyActivities(deps.db, ChannelRegistry([Accepting()]))
     target = Target(type="webhook", target="https://hooks.example.com/a")
     request, recipient = _request(unique("clock"), target), await notify.recipient("alice")
-    posts = RowPosts(deps.db, "no-row", 0)
+    posts = RowPosts(deps.db, "no-row", 0, attempt=1)
     sent = await notify._send(request, recipient, target, "no-row", posts)
     assert sent.status is DeliveryStatus.SENT and SEND_CLOCK.get() is None
 
@@ -924,3 +926,112 @@ async def test_a_delivery_still_held_at_the_give_ups_last_try_is_given_up(
     await last.run(notify.notify_given_up, request)
     (row,) = (await _rows(deps.db, key)).values()
     assert (row.status, row.error) == ("failed", GIVEN_UP)
+
+
+async def test_a_try_whose_lease_ran_out_does_not_write_over_the_try_that_took_its_row(
+    database_url: str,
+) -> None:
+    """The first taker's lease ran out mid-send and a second try took the row over: the first
+    one's outcome, finished late, overwrote the row the second one holds (and later settles)."""
+    await upgrade_async(database_url)
+    db = Database(database_url)
+    key = f"{unique('taken-over')}:webhook:secret:hook"
+    taker = {"user": "alice", "channel": "webhook", "target": "secret:hook"}
+    now = datetime.now(UTC)
+    try:
+        async with db.write_session() as session:
+            first, mine = await DeliveryRepository(session).acquire(
+                key, **taker, now=now, lease_until=now
+            )
+            await session.commit()
+        assert mine and first.attempts == 1
+        later = now + timedelta(seconds=1)  # the first lease has run out: a retry takes it
+        async with db.write_session() as session:
+            second, mine = await DeliveryRepository(session).acquire(
+                key, **taker, now=later, lease_until=later + timedelta(minutes=5)
+            )
+            await session.commit()
+        assert mine and second.attempts == 2
+        async with db.writing() as session:
+            late = await DeliveryRepository(session).finish(
+                key, 1, status="failed", error="transient: HTTP 503"
+            )
+        async with db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        assert late is False
+        assert row is not None and (row.status, row.error, row.attempts) == ("pending", None, 2)
+        assert row.lease_until is not None  # still the second try's
+        held = row.lease_until
+        # Nor does its progress or its lease: the second try's posts and lease are its own.
+        async with db.writing() as session:
+            await DeliveryRepository(session).posted(key, 1, "posts:3")
+            await DeliveryRepository(session).hold(key, 1, later + timedelta(hours=1))
+        async with db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        assert row is not None and (row.provider_id, row.lease_until) == (None, held)
+        async with db.writing() as session:
+            settled = await DeliveryRepository(session).finish(
+                key, 2, status="sent", provider_id="m-2"
+            )
+        async with db.session() as session:
+            row = await DeliveryRepository(session).get(key)
+        assert settled is True
+        assert row is not None
+        assert (row.status, row.provider_id, row.lease_until) == ("sent", "m-2", None)
+    finally:
+        await db.close()
+
+
+@dataclasses.dataclass
+class TakenOverMidSend:
+    """A webhook whose send outlives its try's lease: another try takes the row over while it
+    is under way; then it answers ``fails`` (a 503) or sent."""
+
+    db: Database
+    fails: bool
+    name = "webhook"
+
+    async def send(
+        self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
+    ) -> str:
+        async with self.db.session() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.key == idempotency_key)
+                .values(
+                    attempts=Delivery.attempts + 1,
+                    lease_until=datetime.now(UTC) + timedelta(minutes=5),
+                )
+            )
+            await session.commit()
+        if self.fails:
+            raise TransientNotifyError("HTTP 503")
+        return "m-1"
+
+
+@pytest.mark.parametrize("fails", [True, False])
+async def test_a_send_taken_over_mid_send_leaves_the_row_and_its_word_to_the_try_holding_it(
+    deps: WorkerDeps, fails: bool
+) -> None:
+    """Its 503 was written over the row the other try holds and said to the user as a failure
+    ("retrying"), or its sent was, while the other try still sends."""
+    await _user(deps.db, "alice")
+    notify = NotifyActivities(deps.db, ChannelRegistry([TakenOverMidSend(deps.db, fails)]))
+    key = unique("mid-send")
+    target = Target(type="webhook", target="https://hooks.example.com/a")
+    if fails:  # in flight at the other try: a retry finds how it ended
+        with pytest.raises(ApplicationError, match="in flight") as raised:
+            await notify.send(_request(key, target), heartbeat=False)
+        assert f"webhook: {IN_FLIGHT}" in str(raised.value) and not raised.value.non_retryable
+        assert "503" not in str(raised.value)
+    else:  # what this try did: it went out
+        result = await notify.send(_request(key, target), heartbeat=False)
+        [delivery] = result.deliveries
+        assert (delivery.status, delivery.provider_id) == (DeliveryStatus.SENT, "m-1")
+    row = (await _rows(deps.db, key))["webhook"]
+    assert (row.status, row.attempts, row.error, row.provider_id) == ("pending", 2, None, None)
+    assert row.lease_until is not None
+    hashed = hashlib.sha256(f"{key}:webhook:https://hooks.example.com/a".encode()).hexdigest()
+    async with deps.db.session() as session:
+        said = await EventRepository(session).list(user="alice", kind="delivery.failed")
+    assert [e.payload for e in said if (e.idempotency_key or "").endswith(hashed)] == []

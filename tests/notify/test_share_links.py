@@ -18,6 +18,7 @@ from ambient.sharing import (
     ExpiredShareLinkError,
     InvalidShareLinkError,
     RevokedShareLinkError,
+    ShareLinkLimitError,
     ShareLinkRepository,
     _signature,
     share_report,
@@ -34,9 +35,8 @@ async def test_links_expire_refuse_tampering_and_revocation(db: Database) -> Non
     now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
     async with db.session() as session:
         repo = ShareLinkRepository(session, SECRET)
-        row, token = await repo.create(
-            "alice", "briefing", "Morning", "**3** alarms", days=7, now=now
-        )
+        html = markdown_html("**3** alarms")
+        row, token = await repo.create("alice", "briefing", "Morning", html, days=7, now=now)
         assert (
             await repo.open(token, now + timedelta(days=6))
         ).html == "<p><strong>3</strong> alarms</p>\n"
@@ -81,6 +81,33 @@ async def test_the_same_key_gives_the_same_link(db: Database) -> None:
             "alice", "briefing", "t", "b", days=7, key="briefing/alice/2026-11-22"
         )
     assert first[0].id == again[0].id and first[1] == again[1]
+
+
+async def test_the_hours_limit_counts_the_last_hour_and_still_gives_a_link_made_before(
+    db: Database,
+) -> None:
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    async with db.session() as session:
+        repo = ShareLinkRepository(session, SECRET)
+
+        async def make(minutes: int, key: str | None = None) -> int:
+            at = now + timedelta(minutes=minutes)
+            row, _ = await repo.create(
+                "alice", "report", "t", "b", days=7, key=key, per_hour=2, now=at
+            )
+            return row.id
+
+        keyed = await make(0, key="briefing/alice/d1")
+        await make(10)
+        with pytest.raises(ShareLinkLimitError) as refused:
+            await make(30)
+        # The first of the hour's two ages out in 30 minutes: then one more may be made.
+        assert refused.value.retry_after == 30 * 60
+        assert str(refused.value) == (
+            "share link limit: 2 made in the last hour (max 2); try again in 30 min"
+        )
+        assert await make(30, key="briefing/alice/d1") == keyed  # a retry is no new link
+        await make(61)  # an hour after the first: not refused
 
 
 @pytest_asyncio.fixture
@@ -234,6 +261,9 @@ async def test_a_blank_title_or_body_is_refused_by_name(
         refused = await api.post("/share", json=sent, headers=auth)
         assert refused.status_code == 422, (sent, refused.text)
         assert [e["loc"] for e in refused.json()["detail"]] == [["body", field]], refused.text
+    # Past 100,000 characters a body's render could take seconds (docs/benchmarks.md).
+    long = await api.post("/share", json={"title": "t", "body": "x" * 100_001}, headers=auth)
+    assert long.status_code == 422 and long.json()["detail"][0]["loc"] == ["body", "body"]
     padded = await api.post("/share", json={"title": "  周报  ", "body": "b"}, headers=auth)
     assert padded.status_code == 201
     page = await api.get(f"/share/{padded.json()['token']}")
@@ -343,3 +373,60 @@ def test_rendering_takes_steps_in_proportion_to_the_text(shape: str) -> None:
     # unmatched ones took 2.5 s, 4,000 took 11.8 s, and a share's body may hold 500,000.
     small, double = _steps(shape * 500), _steps(shape * 1_000)
     assert double < 2.5 * small, (shape, small, double)
+
+
+async def test_a_member_past_the_hours_share_links_is_told_when_to_try_again(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(
+        update={"temporal_address": f"127.0.0.1:{free_port()}", "share_links_per_hour": 2}
+    )
+    async with serve(create_app(settings)) as base, http_client(base) as api:
+        admin = await admin_headers(settings)
+        auth = {}
+        for name in ("sam", "tess"):
+            created = await api.post("/users", json={"name": name}, headers=admin)
+            auth[name] = {"Authorization": f"Bearer {created.json()['token']}"}
+        share = {"title": "t", "body": "b"}
+        made = [await api.post("/share", json=share, headers=auth["sam"]) for _ in range(2)]
+        refused = await api.post("/share", json=share, headers=auth["sam"])
+        theirs = await api.post("/share", json=share, headers=auth["tess"])
+    assert [r.status_code for r in made] == [201, 201]
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["detail"] == (
+        "share link limit: 2 made in the last hour (max 2); try again in 60 min"
+    )
+    assert 3500 < int(refused.headers["Retry-After"]) <= 3600
+    assert theirs.status_code == 201  # another member's hour is their own
+
+
+async def test_a_report_being_rendered_holds_no_write_transaction(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long body renders for seconds: rendered inside the write
+    transaction, it held SQLite's one write lock (and this process's write turn) throughout."""
+    loop = asyncio.get_running_loop()
+    rendering, written = asyncio.Event(), threading.Event()
+    released: list[bool] = []
+
+    def render_held(text: str) -> str:
+        # The render goes on until another write is stored: inside the share's transaction
+        # none can be, and only HANG ends the wait.
+        loop.call_soon_threadsafe(rendering.set)
+        released.append(written.wait(HANG))
+        return markdown_html(text)
+
+    monkeypatch.setattr(sharing, "markdown_html", render_held)
+    shared = asyncio.create_task(
+        share_report(db, settings, "uma", "report", "t", "**b**", "report/uma/1")
+    )
+    await asyncio.wait_for(rendering.wait(), HANG)
+    async with db.writing() as session:
+        await ShareLinkRepository(session, SECRET).create("vic", "report", "t", "<p>v</p>", days=1)
+    written.set()
+    link = await shared
+    assert released == [True]
+    async with db.session() as session:
+        token = link.url.rsplit("/", 1)[1]
+        repo = ShareLinkRepository(session, settings.secret_key.get_secret_value())
+        assert (await repo.open(token)).html == "<p><strong>b</strong></p>\n"

@@ -66,11 +66,11 @@ async def _failed_for_now(deps: WorkerDeps, key: str, target: str, provider: str
     now = datetime.now(UTC)
     async with deps.db.writing() as session:
         deliveries = DeliveryRepository(session)
-        await deliveries.acquire(
+        row, _ = await deliveries.acquire(
             key, user="alice", channel="webhook", target=target, now=now, lease_until=now
         )
         await deliveries.finish(
-            key, status="failed", error="transient: HTTP 503", provider_id=provider
+            key, row.attempts, status="failed", error="transient: HTTP 503", provider_id=provider
         )
 
 
@@ -151,9 +151,9 @@ async def test_a_deleted_tasks_delivery_left_in_flight_is_not_said_unsent(
     await left_in_flight(deps.db, key, "alice", "webhook", "secret:hook")
     async with deps.db.writing() as session:
         deliveries = DeliveryRepository(session)
-        await deliveries.hold(key, datetime.now(UTC) - timedelta(seconds=1))  # its lease over
+        await deliveries.hold(key, 1, datetime.now(UTC) - timedelta(seconds=1))  # its lease over
         if handing:
-            await deliveries.posted(key, "handing")
+            await deliveries.posted(key, 1, "handing")
     with pytest.raises(ApplicationError) as ended:
         await end_for_deleted_task(deps.db, request)
     said = (

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.clients.kube import KubeClients
 from ambient.deps import WorkerDeps
 from ambient.remediation.changes import RESTARTED_AT
 from ambient.remediation.dry_run import DryRunExecutor
@@ -110,8 +111,8 @@ async def test_a_deployment_someone_stopped_is_not_restarted_and_goes_to_a_perso
     assert restart.skipped_reason == stopped, restart
     reason = (
         f"rung 1 (restart) was skipped: {stopped}; no rung above it is tried: a workload "
-        "someone stopped is not failing, and rolling it back or isolating it would change what "
-        "they stopped on purpose"
+        "scaled to 0 on purpose is not failing, and rolling it back or isolating it would undo "
+        "that decision"
     )
     assert (status.state, status.outcome) == ("handed_over", reason)
     assert api.writes() == []
@@ -126,21 +127,33 @@ async def test_a_deployment_its_autoscaler_holds_at_zero_is_handed_over_naming_i
 ) -> None:
     """A restart of a Deployment an autoscaler holds at 0 (KEDA, an HPA scaling to zero)
     said "someone stopped it … scale it up by hand", which the autoscaler would undo; the
-    scale out already named it. Still handed over (nothing to remediate), the autoscaler named."""
+    scale out already named it. Still handed over (nothing to remediate), the autoscaler named,
+    and its hand-over no longer says "a workload someone stopped" of it."""
     api, path = cluster
     api.add_autoscaler("prod", "checkout-hpa", "checkout", minimum=0, maximum=10)
     api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
     api._reconcile("prod", "checkout")
-    status = await _run(ts_env, deps, path, healthy_from=None)
+    record = "remediation_autoscaler_at_zero"
+    status = await _run(ts_env, deps, path, healthy_from=None, record=record)
 
     (restart,) = status.attempts
     assert (restart.rung, restart.applied) == (Rung.RESTART, False), restart
-    assert restart.skipped_reason == (
+    held = (
         "deployment prod/checkout is scaled to 0 replicas by HorizontalPodAutoscaler "
         "checkout-hpa (0-10 replicas) (or what drives it, such as KEDA), and a restart would "
         "start no pod of it (change the autoscaler's bounds or triggers if it should run)"
-    ), restart
+    )
+    assert restart.skipped_reason == held, restart
+    assert status.outcome == (
+        f"rung 1 (restart) was skipped: {held}; no rung above it is tried: a workload scaled to "
+        "0 on purpose is not failing, and rolling it back or isolating it would undo that decision"
+    )
     assert status.state == "handed_over" and api.writes() == []
+    async with deps.db.session() as session:
+        (handed,) = await AuditRepository(session).list(
+            subject=status.run_key, action="hand_over", limit=10
+        )
+    assert "someone" not in handed.detail["body"], handed.detail["body"]
 
 
 async def test_a_restart_of_a_deployment_scaled_to_zero_is_not_called_resolved(
@@ -197,8 +210,8 @@ async def test_a_deployment_someone_stopped_goes_to_a_person_at_the_skipped_scal
     )
     reason = (
         f"rung 2 (scale_out) was skipped: {stopped}; no rung above it is tried: a workload "
-        "someone stopped is not failing, and rolling it back or isolating it would change what "
-        "they stopped on purpose"
+        "scaled to 0 on purpose is not failing, and rolling it back or isolating it would undo "
+        "that decision"
     )
     assert (status.state, status.outcome) == ("handed_over", reason)
     assert status.next_rung is None and status.waiting is None
@@ -670,6 +683,41 @@ async def test_a_dry_run_from_the_alert_alone_does_not_scale_what_ran_no_pod_at_
     assert (result.applied, result.patch, result.stopped) == (False, None, True), result
     assert result.skipped_reason is not None
     assert result.skipped_reason.startswith("deployment prod/checkout is scaled to 0 replicas")
+
+
+async def test_a_dry_run_from_the_alert_alone_names_the_autoscaler_its_checkpoint_saw(
+    cluster: tuple[KubeApi, Path],
+) -> None:
+    """The cluster, read at the first checkpoint, held checkout at 0 by its autoscaler, and
+    cannot be read now: the dry run said "someone stopped it … scale it up by hand", which the
+    autoscaler would undo, where the cluster's own plan names the autoscaler."""
+    api, path = cluster
+    api.add_autoscaler("prod", "checkout-hpa", "checkout", minimum=0, maximum=10)
+    api.deployments[("prod", "checkout")]["spec"]["replicas"] = 0
+    api._reconcile("prod", "checkout")
+    target = WorkloadRef(cluster_id=CLUSTER, namespace="prod", name="checkout")
+    clients = KubeClients(path, None)
+    try:
+        seen = await DryRunExecutor(clients).checkpoint(target)
+    finally:
+        await clients.aclose()
+    assert seen.autoscaler == "HorizontalPodAutoscaler checkout-hpa (0-10 replicas)", seen
+    step = StepRequest(
+        remediation_id="remediation/r0@1",
+        rung=Rung.RESTART,
+        target=target,
+        mode="dry_run",
+        key="remediation/r0@1#1",
+        checkpoint=seen,
+        restarted_at="2026-01-01T00:00:00Z",
+    )
+    result = await DryRunExecutor().apply(step)
+    assert result.stopped, result
+    assert result.skipped_reason == (
+        "deployment prod/checkout is scaled to 0 replicas by HorizontalPodAutoscaler "
+        "checkout-hpa (0-10 replicas) (or what drives it, such as KEDA), and a restart would "
+        "start no pod of it (change the autoscaler's bounds or triggers if it should run)"
+    ), result
 
 
 async def test_the_deny_policy_selects_only_the_workloads_own_pods_not_all_its_selector_takes(

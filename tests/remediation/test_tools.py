@@ -14,7 +14,7 @@ from ambient.deps import WorkerDeps
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import InvalidRemediationError
-from ambient.sharing import ShareLinkRepository
+from ambient.sharing import ShareLinkRepository, create_link
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
@@ -161,6 +161,26 @@ async def test_start_then_a_named_approver_sends_it_again_approves_and_inspects(
     assert "not waiting for approval" in again
     assert "Remediation of cls-test0001/prod/checkout" in page.html
     assert "1 restart" in page.html and "resolved" in page.html and "approval" in page.html
+
+
+async def test_share_remediation_past_the_hours_links_is_refused_in_words(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    remediation_settings(deps, remediation_approval_from_rung=1, share_links_per_hour=1)
+    await add_user(deps, USER)
+    async with running_worker(ts_env.client, deps) as worker:
+        state = app_state(ts_env, deps, worker.task_queue)
+        subject = alert("http://127.0.0.1:9/metrics").model_dump(mode="json")
+        async with mcp(state) as client:
+            rid = (await call(client, "start_remediation", alert=subject))["remediation_id"]
+            await waiting_for_approval(ts_env, rid)
+            await create_link(deps.db, state.settings, USER, "report", "t", "b")  # the hour's one
+            refused = await error_of(client, "share_remediation", remediation_id=rid)
+            await call(client, "abort_remediation", remediation_id=rid, reason="test over")
+    assert refused == (
+        "Error executing tool share_remediation: share link limit: 1 made in the last hour "
+        "(max 1); try again in 60 min"
+    )
 
 
 async def test_sending_another_users_alert_again_grants_neither_sight_nor_control(

@@ -478,6 +478,16 @@ async def test_a_search_cls_stopped_at_its_limit_answers_what_was_read_saying_so
     assert said.exit_code == 0, said.output
     assert "CLS stopped the search at its maximum count of logs" in said.output
     assert "raise --limit" not in said.output
+    # Stopped at its very first page, nothing was read to answer: said as what to change,
+    # not as CLS's bare code and words ("FailedOperation.GetlogReachLimit: 日志检索达到上限").
+    api.search_pages = 0
+    async with client(state, "viewer") as c:
+        failed, said_first = await call(c, "search_logs", topic_id="t-1", limit=1000)
+    assert failed, said_first
+    assert (
+        "FailedOperation.GetlogReachLimit: CLS stopped the search at its maximum count of logs "
+        "before any was read (日志检索达到上限): narrow the query or the time range"
+    ) in said_first
 
 
 def nested(depth: int, time: str) -> str:

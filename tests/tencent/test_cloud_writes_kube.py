@@ -287,7 +287,11 @@ async def test_ck02_one_invalid_document_applies_nothing_and_is_named(
     assert local and "document 2 (Deployment d)" in local_message
     assert "selector" in local_message
     assert unnamed and "document 2" in unnamed_message and "apiVersion" in unnamed_message
-    assert unknown_failed and "document 2 (Gadget g)" in unknown_message
+    custom = (
+        "document 2 is of kind Gadget (apiVersion example.com/v1), which is not one this "
+        "product can apply: custom resources are not supported"
+    )
+    assert unknown_failed and custom in unknown_message
     assert kube.writes() == []
     assert ("shop", "checkout-settings") not in kube.configmaps
     async with state.db.session() as session:
@@ -522,6 +526,17 @@ NOT_SERVED = (
 )
 
 
+CERTIFICATE = """apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: shop-tls, namespace: shop}
+spec: {secretName: shop-tls, dnsNames: [shop.example.com], issuerRef: {name: letsencrypt}}
+"""
+CUSTOM = (
+    "document 1 is of kind Certificate (apiVersion cert-manager.io/v1), which is not one this "
+    "product can apply: custom resources are not supported; nothing was applied"
+)
+
+
 async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
@@ -544,6 +559,9 @@ async def test_ck10_yaml_that_cannot_be_applied_is_refused_naming_what_to_fix(
         # "Cannot find resource kind 'Config' in module lightkube.resources.core_v1" before.
         f"{CONFIG}---\n{KUBECONFIG}": NOT_SERVED,
         f"{KUBECONFIG}metadata: {{name: admin}}\n": NOT_SERVED.replace("2", "1"),
+        # A CRD's kind: lightkube's "Cannot find resource Certificate of group
+        # cert-manager.io/v1. If using a CRD, ensure a generic resource is defined." before.
+        CERTIFICATE: CUSTOM,
     }
     answers = {}
     async with client(state, "ops") as c:
@@ -776,6 +794,27 @@ async def test_ck11_a_restart_of_a_deployment_scaled_to_zero_says_no_pod_runs_an
         rows = await AuditRepository(session).list()
     outcomes = [r.detail["outcome"] for r in rows if r.action == "cloud.restart_workload"]
     assert outcomes == ["dry_run", "noop"], outcomes
+
+
+async def test_ck11_a_restart_of_a_deployment_its_autoscaler_holds_at_zero_names_it(
+    cluster: tuple[ApplyingKubeApi, AppState],
+) -> None:
+    """A person restarting a Deployment its autoscaler holds at 0 heard "scale it up to start
+    its pods", which the autoscaler would undo: the ladder's own skip already named it."""
+    kube, state = cluster
+    kube.add_deployment("shop", "idle", "registry/idle:1", replicas=0)
+    kube.add_autoscaler("shop", "idle-hpa", "idle", minimum=0, maximum=4)
+    async with client(state, "ops") as c:
+        failed, done = await call(
+            c, "restart_workload", workload={**WORKLOAD, "name": "idle"}, mode="execute"
+        )
+    assert not failed and done["applied"] is False, done
+    assert done["detail"] == (
+        "deployment shop/idle is scaled to 0 replicas by HorizontalPodAutoscaler idle-hpa "
+        "(0-4 replicas) (or what drives it, such as KEDA): no pod runs, so there is nothing to "
+        "restart (change the autoscaler's bounds or triggers if it should run)"
+    ), done
+    assert kube.writes() == []
 
 
 async def test_ck11_one_key_given_to_two_counts_scales_to_each(

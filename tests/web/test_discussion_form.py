@@ -96,7 +96,7 @@ async def test_a_reply_that_does_not_act_on_its_remediation_says_why_in_chinese(
         fast = await http.post("/app/discussions/post", data=sent)
         assert said(fast) == (
             "已发布：这条回复看起来是机器推断的（来源不是本人、带 auto_reply 标签，"
-            "或与别人的消息相隔不到 2 秒），不会执行"
+            "或在它所回复的消息之后不到 2 秒发出），不会执行"
         )
         sent = {"topic": "Remediation of checkout", "content": "批准", "tags": "approve"}
         on_topic = await http.post("/app/discussions/post", data=sent)

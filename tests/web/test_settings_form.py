@@ -158,7 +158,11 @@ async def test_a_device_reference_naming_two_devices_is_said_so_on_the_page(
     for path in ("/app/xiaozhi/devices/remove", "/app/xiaozhi/devices/allow"):
         refused = await page.post(path, data={"device": "2"}, follow_redirects=True)
         said = html.unescape(refused.text)
-        assert "'2' names 2 devices: device 1 (2), device 2 (aa:bb:cc:00:00:0b)" in said, path
+        # The whole advice, not only its first clause (the pages cut at the first "; ").
+        assert (
+            "'2' names 2 devices: device 1 (2), device 2 (aa:bb:cc:00:00:0b); nothing changed; "
+            "name the one you mean by a reference only it has"
+        ) in said, path
         assert "No device" not in said and "There is no device" not in said
     async with db.session() as session:
         kept = await session.scalars(select(XiaozhiDevice.device_id).order_by(XiaozhiDevice.id))

@@ -50,6 +50,7 @@ class Posts(Protocol):
     """A delivery's posts sent in earlier tries: a channel goes on after them, recording each."""
 
     done: int
+    attempt: int  # which try of the delivery's row sends (its attempts when the try took it)
     # The message went to the receiver (an email's bytes after the server's 354): a send cut
     # off after that, before the receiver's answer, may have delivered it (set by the channel).
     handed: bool

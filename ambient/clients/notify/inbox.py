@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ambient.clients.notify.base import Posts
+from ambient.clients.notify.errors import TransientNotifyError
 from ambient.domain.notify import Message
 from ambient.storage import Database
 from ambient.storage.repositories import DeliveryRepository, InboxRepository
@@ -22,18 +24,33 @@ class InboxChannel:
     db: Database
 
     async def send(
-        self, user: str, message: Message, target: str, *, idempotency_key: str, **unused: object
+        self,
+        user: str,
+        message: Message,
+        target: str,
+        *,
+        idempotency_key: str,
+        posts: Posts | None = None,
+        **unused: object,
     ) -> str | None:
         async with self.db.session() as session:
-            stored = await store(session, user, message, idempotency_key)
+            attempt = None if posts is None else posts.attempt
+            stored = await store(session, user, message, idempotency_key, attempt)
             await session.commit()
             return stored
 
 
-async def store(session: AsyncSession, user: str, message: Message, key: str) -> str:
-    """The message in ``user``'s inbox and its delivery row ``key`` sent, in ``session``'s
-    transaction (the notify activity's claim of the row, or a send's own): a try that dies
-    before the commit leaves no message for the next try to store again. Its id."""
+async def store(
+    session: AsyncSession, user: str, message: Message, key: str, attempt: int | None
+) -> str:
+    """The message in ``user``'s inbox and, for the try that took its delivery row ``key`` as
+    ``attempt``, the row sent, in ``session``'s transaction (the notify activity's claim of the
+    row, or a send's own): a try that dies before the commit leaves no message for the next try
+    to store again. Its id."""
     row = await InboxRepository(session).add(user, message)
-    await DeliveryRepository(session).finish(key, status="sent", provider_id=str(row.id))
+    if attempt is not None and not await DeliveryRepository(session).finish(
+        key, attempt, status="sent", provider_id=str(row.id)
+    ):
+        # This try's lease ran out and another try took the row: that one stores it.
+        raise TransientNotifyError("another try took this delivery over; not stored")
     return str(row.id)

@@ -127,6 +127,13 @@ async def log_pages(
                 # What was read is kept: the newest logs, said to be cut by CLS, not the limit.
                 yield SearchResult(complete=False, stopped=STOPPED)
                 return
+            if exc.code == REACH_LIMIT:  # at the first page: nothing to answer, only what to do
+                raise TencentRequestError(
+                    exc.code,
+                    "CLS stopped the search at its maximum count of logs before any was read "
+                    f"({exc.message}): narrow the query or the time range",
+                    exc.request_id,
+                ) from None
             if exc.code == "FailedOperation.InvalidContext" and "Context" in params:
                 # A Context lives an hour (SearchLog's reference: "过期时间1小时"; cls errorcodes:
                 # 检索游标已失效或不存在): a search read slower goes on by Offset from where it is.
