@@ -52,6 +52,7 @@ from activities.deliveries import (
     targets_for,
 )
 from ambient import temporal
+from ambient.clients.notify import inbox
 from ambient.clients.notify.base import SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
@@ -364,6 +365,10 @@ class NotifyActivities:
             and seen.status in ("failed", "deferred")
             and (seen.error or "").startswith("transient:")
         )
+        # The inbox's send is a write of this database: made in the claim's own transaction,
+        # not in a second write turn after it (``stored``: the message's id, once claimed).
+        inline = not settled and not held and self._stored_with_claim(recipient, target)
+        stored = None
         # Read-then-write transactions take the write lock first (see Database.write_session).
         async with self._db.session() if settled else self._db.write_session() as session:
             # From the claim, not from before the wait for the write turn (a loaded database's
@@ -379,10 +384,16 @@ class NotifyActivities:
                 task=request.task,
                 kind=request.message.kind.value,
             )
+            if mine and inline and row.provider_id is None:
+                stored = await inbox.store(
+                    session, request.user, request.message, key, row.attempts
+                )
             await session.commit()
             status, error, provider_id = row.status, row.error, row.provider_id
             attempt = row.attempts
         delivery = functools.partial(Delivery, channel=channel_name, target=shown)
+        if stored is not None:
+            return delivery(status=DeliveryStatus.SENT, provider_id=stored)
         if not mine:
             if status == DeliveryStatus.SENT:
                 return delivery(status=DeliveryStatus.DUPLICATE, provider_id=provider_id)
@@ -491,6 +502,17 @@ class NotifyActivities:
             status=DeliveryStatus.SENT,
             provider_id=provider_id,
         )
+
+    def _stored_with_claim(self, recipient: Recipient, target: Target) -> bool:
+        """Whether ``target`` is the inbox, sendable now: stored in its claim's transaction."""
+        if target.type != "inbox":
+            return False
+        try:
+            sendable = isinstance(self._channels.get("inbox"), inbox.InboxChannel)
+            self._check(recipient, target)
+        except PermanentNotifyError:  # said by the send, as every refusal is
+            return False
+        return sendable
 
     def _check(self, recipient: Recipient, target: Target) -> None:
         """The entry rules again at send time (older configs, legacy workflow inputs)."""

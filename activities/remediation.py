@@ -64,6 +64,7 @@ from ambient.remediation.storage import (
     answer_verified,
     append_entry,
     as_asked,
+    breaker_state,
     find_entry,
     read_audit_keys,
 )
@@ -330,14 +331,13 @@ class RemediationActivities(RemediationSafetyActivities):
             # failures opened the breaker on a service the rung was never tried on).
             row = await breakers.row(request.service, int(request.rung)) if execute else None
             if execute and (row is None or row.last_key != request.key):
-                state = await breakers.state(request.service, int(request.rung))
                 after = breaker_after(
-                    state,
+                    breaker_state(row),
                     verification.resolved,
                     request.now,
                     self._settings.remediation_breaker_failures,
                 )
-                await breakers.save(request.service, int(request.rung), after, request.key)
+                await breakers.save(row, request.service, int(request.rung), after, request.key)
             detail = {"rung": int(request.rung), **verification.model_dump(mode="json")}
             await append_entry(session, request, "verification", detail)
         return verification

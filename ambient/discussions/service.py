@@ -146,6 +146,9 @@ class DiscussionService(DiscussionReads):
         if user is not None:
             async with self.db.session() as session:  # refused before the write turn
                 await self._may_sign(session, user, message.from_id)
+        # Whom to tell is read only when someone can tell them, or a person's post must say
+        # that nobody was: an agent's post from our workflows (no client) tells no one.
+        tell = self.client is not None or user is not None
         # A retry (the same message_id) is found in the write turn, where a concurrent post of
         # the same message is seen too: one read a post, not one before the turn and one in it.
         async with self.db.writing() as session:
@@ -154,9 +157,11 @@ class DiscussionService(DiscussionReads):
             await take_turn(session, f"discussion-topic/{key}")
             if user is not None:
                 await self._may_sign(session, user, message.from_id)
-            retry = await self._retry(session, message, user is None, topic_key=key)
+            retry = await self._retry(session, message, user is None, topic_key=key, tell=tell)
             if retry is None:
-                retry = await self._store_on_topic(session, user, topic, key, message, subject)
+                retry = await self._store_on_topic(
+                    session, user, topic, key, message, subject, tell
+                )
         return await self._notify(retry, message)
 
     async def _store_on_topic(
@@ -167,8 +172,10 @@ class DiscussionService(DiscussionReads):
         key: str,
         message: MessageIn,
         subject: str | None,
+        tell: bool,
     ) -> Stored:
-        """The message stored on the topic's open discussion, or on a new one."""
+        """The message stored on the topic's open discussion, or on a new one (with whom to
+        ``tell`` of it)."""
         query = select(Discussion).where(Discussion.topic_key == key, Discussion.status == "open")
         if user is None:
             # Our agents post about one subject (a remediation): its own discussion, never
@@ -197,7 +204,7 @@ class DiscussionService(DiscussionReads):
             )
             session.add(discussion)
         row = await self._add(session, discussion, message, now, keep_id=user is None)
-        recipients = await self._recipients(session, discussion, message.from_id)
+        recipients = await self._recipients(session, discussion, message.from_id) if tell else []
         posted = Posted(message_id=row.id, discussion_id=discussion.id, created_discussion=created)
         about = discussion.subject or ""
         if user is not None and (verb := _asked(message, about)):
@@ -390,6 +397,7 @@ class DiscussionService(DiscussionReads):
         *,
         topic_key: str = "",
         discussion_id: str = "",
+        tell: bool = True,
     ) -> Stored | None:
         """A retry of a stored message (None: nothing yet): what it posted, its topic and whom
         to tell. They are told again (once per message: the notice's workflow id and delivery
@@ -425,7 +433,7 @@ class DiscussionService(DiscussionReads):
                 f"(in {found.discussion_id}); a retry sends the same message, a new one a new id"
             )
         posted = Posted(message_id=found.id, discussion_id=found.discussion_id, already_posted=True)
-        recipients = await self._recipients(session, discussion, message.from_id)
+        recipients = await self._recipients(session, discussion, message.from_id) if tell else []
         return posted, discussion.topic, recipients
 
     async def _recipients(self, session: Any, discussion: Discussion, sender: str) -> list[str]:

@@ -171,18 +171,23 @@ class BreakerRepository(Repository):
         return await self.session.get(RemediationBreaker, (service, rung))
 
     async def state(self, service: str, rung: int) -> BreakerState:
-        row = await self.row(service, rung)
-        if row is None:
-            return BreakerState()
-        return BreakerState.model_validate(row, from_attributes=True)
+        return breaker_state(await self.row(service, rung))
 
-    async def save(self, service: str, rung: int, state: BreakerState, key: str) -> None:
-        row = await self.row(service, rung)
+    async def save(
+        self, row: RemediationBreaker | None, service: str, rung: int, state: BreakerState, key: str
+    ) -> None:
+        """``state`` on ``row``, the one just read in this session (None: a new row); a row
+        found absent is not remembered by the session, and asked again it was read again."""
         if row is None:
             row = RemediationBreaker(service=service, rung=rung)
             self.session.add(row)
         row.failures, row.opened_at, row.last_key = state.failures, state.opened_at, key
         await self.session.flush()
+
+
+def breaker_state(row: RemediationBreaker | None) -> BreakerState:
+    """The breaker a row holds (None: no failure yet)."""
+    return BreakerState() if row is None else BreakerState.model_validate(row, from_attributes=True)
 
 
 async def find_entry(session: AsyncSession, keyed: Keyed, action: str) -> AuditRecord | None:

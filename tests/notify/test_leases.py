@@ -512,9 +512,9 @@ async def test_a_notifications_rows_are_read_by_their_key_not_all_the_users_rows
 
 
 async def test_an_inbox_delivery_is_written_sent_once_with_its_message(db: Database) -> None:
-    """The inbox's send writes its row sent in the message's own transaction; the activity
-    does not write it again: that took a write turn of its own, and in a fan-out every write
-    waits for its turn (one more a notification is that much less throughput)."""
+    """The inbox's message and its row sent are written in the claim's own transaction; the
+    activity does not write the row again: each took a write turn of its own (a commit each in
+    every remediation run's notice), and in a fan-out every write waits for its turn."""
     await _user(db, "alice")
     notify = NotifyActivities(db, ChannelRegistry([InboxChannel(db)]))
     key = unique("inbox-once")
@@ -524,11 +524,16 @@ async def test_an_inbox_delivery_is_written_sent_once_with_its_message(db: Datab
         if statement.startswith(("BEGIN IMMEDIATE", "UPDATE deliveries")):
             writes.append(" ".join(statement.split()[:2]))
 
+    def committed(conn: object) -> None:
+        writes.append("COMMIT")
+
     event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    event.listen(db.engine.sync_engine, "commit", committed)
     try:
         result = await ActivityEnvironment().run(notify.notify, _request(key, Target(type="inbox")))
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+        event.remove(db.engine.sync_engine, "commit", committed)
     rows = await _rows(db, key)
     async with db.session() as session:
         [message] = (await session.execute(select(InboxMessage))).scalars()
@@ -542,8 +547,8 @@ async def test_an_inbox_delivery_is_written_sent_once_with_its_message(db: Datab
         None,
         None,
     )
-    # The claim's write turn, then the inbox's transaction: the message and its row sent.
-    assert writes == ["BEGIN IMMEDIATE", "UPDATE deliveries"], writes
+    # One write turn: the claim, the message and its row sent.
+    assert writes == ["BEGIN IMMEDIATE", "UPDATE deliveries", "COMMIT"], writes
 
 
 class Accepting:

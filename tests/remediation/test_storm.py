@@ -20,12 +20,21 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.dry_run import DryRunExecutor
-from ambient.remediation.ladder import Mode, RemediationExecutor, Rung, StepRequest, step_key
-from ambient.remediation.runs import GateInput, Keyed, OpenInput
+from ambient.remediation.ladder import (
+    Mode,
+    RemediationExecutor,
+    RolloutHealth,
+    Rung,
+    StepRequest,
+    WorkloadRef,
+    step_key,
+)
+from ambient.remediation.runs import GateInput, Keyed, OpenInput, VerifyInput
 from ambient.remediation.safety import rate_limit_gate
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import (
     ActionLedger,
+    BreakerRepository,
     RemediationRepository,
     append_entry,
     read_audit_keys,
@@ -595,3 +604,49 @@ async def test_a_gate_reads_only_the_newest_changes_of_a_busy_cluster_and_counts
     assert not limited.allowed and "30 changes" in str(limited.reason)
     assert limited == rate_limit_gate(at, now, 5, 0)  # as from all of them
     assert rate_limit_gate(newest, now, 31, 0, changes) == rate_limit_gate(at, now, 31, 0)
+
+
+class _Unhealthy(DryRunExecutor):
+    """A rollout that did not come up: every verification of it counts a failure."""
+
+    async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
+        return RolloutHealth(available=False, ready_replicas=0, desired=2, detail="0/2 ready")
+
+
+async def test_a_verification_reads_its_breaker_row_once_and_a_retry_counts_no_failure_again(
+    deps: WorkerDeps,
+) -> None:
+    # A service's first verification found no breaker row, and the session does not remember
+    # an absent row: the row was read again for the state and again for the save (three
+    # reads of remediation_breakers a run in an alert storm, where every service is new).
+    remediation_settings(deps, remediation_executor="kubernetes")
+    activities = RemediationActivities(deps.db, deps.settings, None, {"kubernetes": _Unhealthy()})
+    service = unique("checkout")
+    target = WorkloadRef(cluster_id="cls-a1b2c3d4", namespace="default", name=service)
+    run_key = f"remediation/{unique('fp')}@run"
+    request = VerifyInput(
+        run_key=run_key,
+        key=f"{step_key(run_key, Rung.RESTART)}/verification",
+        mode="execute",
+        target=target,
+        service=service,
+        rung=Rung.RESTART,
+        now=datetime.now(UTC),
+    )
+    reads: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if statement.startswith("SELECT") and "remediation_breakers" in statement:
+            reads.append(statement)
+
+    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        first = await activities.verify_remediation(request)
+        assert len(reads) == 1, reads
+        again = await activities.verify_remediation(request)  # its retry, the same key
+    finally:
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", seen)
+    assert not first.resolved and not again.resolved
+    async with deps.db.session() as session:
+        state = await BreakerRepository(session).state(service, int(Rung.RESTART))
+    assert state.failures == 1, state  # counted once for the key

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from ambient.clients.notify.base import Posts
 from ambient.clients.notify.errors import TAKEN_OVER, TransientNotifyError
 from ambient.domain.notify import Message
@@ -32,14 +34,20 @@ class InboxChannel:
         **unused: object,
     ) -> str | None:
         async with self.db.session() as session:
-            row = await InboxRepository(session).add(user, message)
-            # The delivery row (of the try sending, ``posts``) says sent in the same
-            # transaction: a try that dies before the notify activity records it leaves no
-            # message for the next try to store again.
-            if not await DeliveryRepository(session).finish(
-                idempotency_key, posts.attempt, status="sent", provider_id=str(row.id)
-            ):
-                # This try's lease ran out and another try took the row: that one stores it.
-                raise TransientNotifyError(f"{TAKEN_OVER}; not stored")
+            stored = await store(session, user, message, idempotency_key, posts.attempt)
             await session.commit()
-            return str(row.id)
+            return stored
+
+
+async def store(session: AsyncSession, user: str, message: Message, key: str, attempt: int) -> str:
+    """The message in ``user``'s inbox and, for the try that took its delivery row ``key`` as
+    ``attempt``, the row sent, in ``session``'s transaction (the notify activity's claim of the
+    row, or a send's own): a try that dies before the commit leaves no message for the next try
+    to store again. Its id."""
+    row = await InboxRepository(session).add(user, message)
+    if not await DeliveryRepository(session).finish(
+        key, attempt, status="sent", provider_id=str(row.id)
+    ):
+        # This try's lease ran out and another try took the row: that one stores it.
+        raise TransientNotifyError(f"{TAKEN_OVER}; not stored")
+    return str(row.id)
