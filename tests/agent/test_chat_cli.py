@@ -79,33 +79,28 @@ async def test_chat_command_answers_with_tool_results_and_explains_offline_mode(
     assert '"temporal_reachable": true' in llm.requests[1]["messages"][-1]["content"]
 
     # A model's words are printed as they are: brackets are not markup (a '[/INST]' was a
-    # MarkupError traceback mid-chat, an '[admin]' vanished).
-    llm.script(Content("Ask [admin] about [/INST] tokens."))
+    # MarkupError traceback mid-chat, an '[admin]' vanished). So is a tool name the model made
+    # up (a '[/]' was a MarkupError traceback mid-chat). One command for both: each start of
+    # `ambient chat` costs seconds of the suite's CPU. (An unknown user's refusal:
+    # test_the_unregistered_user_refusal_is_one_line_in_a_pipe.)
+    llm.script(ToolCalls([("get_[/]status", {})]), Content("Ask [admin] about [/INST] tokens."))
     async with serve(llm.app()) as llm_url:
         env |= {"OPENAI_BASE_URL": f"{llm_url}/v1"}
         code, out = await _run(env, "--user", "ops", "who knows?")
-    assert code == 0 and "Ask [admin] about [/INST] tokens." in out, out
-    # So is a tool name the model made up (a '[/]' was a MarkupError traceback mid-chat).
-    llm.script(ToolCalls([("get_[/]status", {})]), Content("No such tool, sorry."))
-    async with serve(llm.app()) as llm_url:
-        env |= {"OPENAI_BASE_URL": f"{llm_url}/v1"}
-        code, out = await _run(env, "--user", "ops", "status?")
-    assert code == 0 and "← get_[/]status failed" in out and "No such tool, sorry." in out, out
-
-    code, out = await _run(env, "--user", "nobody", "hi")
-    assert code == 1 and "no user 'nobody': an admin registers it" in out
+    assert code == 0 and "← get_[/]status failed" in out, out
+    assert "Ask [admin] about [/INST] tokens." in out, out
 
 
 async def test_the_interactive_prompt_shows_an_assistant_name_with_brackets_as_written(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:
-    env = await _chat_env(tmp_path, dev_env, {"ann": "[/]", "bo": "[b]ot[/b] [ops]"})
+    # A '[/]' was a MarkupError traceback, '[b]ot[/b]' and '[ops]' vanished as markup: one
+    # name holds them all (one start of the command, not one each).
+    env = await _chat_env(tmp_path, dev_env, {"ann": "[/] [b]ot[/b] [ops]"})
     # No message: the interactive session, whose prompt names the assistant (stdin is empty,
     # so it ends at the first prompt).
     code, out = await _run(env, "--user", "ann")
-    assert code == 0 and "Traceback" not in out and "you → [/]" in out, out
-    code, out = await _run(env, "--user", "bo")
-    assert code == 0 and "you → [b]ot[/b] [ops]" in out, out
+    assert code == 0 and "Traceback" not in out and "you → [/] [b]ot[/b] [ops]" in out, out
 
 
 async def test_a_write_asked_for_again_and_again_with_nobody_to_confirm_is_declined_once(

@@ -15,9 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.users import UserRepository
+from api.app import create_app
 from tests.conftest import running_worker, unique
 from tests.support.api_replicas import api_env, api_replica
-from tests.support.servers import HANG
+from tests.support.servers import HANG, serve
 from tests.support.waits import eventually
 
 
@@ -68,19 +69,26 @@ async def _use(url: str, token: str, balancer: RoundRobin, mode: str, name: str)
 async def test_an_mcp_client_behind_a_load_balancer_is_answered_by_either_replica(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
-    """Two ``ambient api`` processes on one app database; every request of one MCP client goes
-    to the other replica than the last, in both protocol eras. The full ``/mcp`` kept the
-    handshake's sessions in the process that opened them: the request after ``initialize``
-    reached the other replica and was answered 404 "Session not found", so a client of the
-    handshake era (all but the newest) never listed a tool."""
+    """Two API replicas on one app database, each in a process of its own (an ``ambient api``
+    process, and this test's: one API start less of the suite's CPU, the same two memories);
+    every request of one MCP client goes to the other replica than the last, in both protocol
+    eras. The full ``/mcp`` kept the handshake's sessions in the process that opened them: the
+    request after ``initialize`` reached the other replica and was answered 404 "Session not
+    found", so a client of the handshake era (all but the newest) never listed a tool."""
     name = unique("lb")
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name))
         await session.commit()
     async with running_worker(dev_env.client, deps) as worker:
         env = api_env(deps.settings.resolved_database_url, dev_env, worker.task_queue, tmp_path)
+        settings = deps.settings.model_copy(
+            update={
+                "temporal_address": env["AMBIENT_TEMPORAL_ADDRESS"],
+                "temporal_task_queue": worker.task_queue,
+            }
+        )
         async with (
-            api_replica(env, tmp_path / "api-1.log") as one,
+            serve(create_app(settings)) as one,
             api_replica(env, tmp_path / "api-2.log") as two,
         ):
             for mode in ("legacy", "auto"):
