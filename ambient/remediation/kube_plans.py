@@ -129,7 +129,9 @@ class StepPlanner:
             sent = {"metadata": sent_stamp(deployment, step.key), "spec": spec}
             return _sent_before(step, sent, f"{name} was already scaled by {step.key}")
         current = deployment["spec"].get("replicas", 1)
-        hpa = await self._reads.autoscaler(step.target)
+        # A plain HPA stops scaling a Deployment at 0 (ScalingDisabled): a count set by hand
+        # there is not undone (it starts the HPA again). KEDA's, or one of minReplicas 0, is.
+        hpa = await self._reads.autoscaler(step.target, at_zero=current == 0)
         if hpa is not None:
             return StepPlan(
                 skipped_reason=f"{name} is scaled by {hpa}: its controller would undo a count set "
@@ -360,10 +362,11 @@ class StepPlanner:
             notes[-1] = f"{name} is paused: its release is not put back until it is resumed"
         elif template != deployment["spec"]["template"]:
             operations.append({"op": "replace", "path": "/spec/template", "value": template})
-        replicas = baseline.replicas
-        if replicas is not None and replicas != deployment["spec"].get("replicas", 1):
-            # An autoscaler would undo the count (as for scale out): it stays the HPA's.
-            hpa = await self._reads.autoscaler(step.target)
+        replicas, current = baseline.replicas, deployment["spec"].get("replicas", 1)
+        if replicas is not None and replicas != current:
+            # An autoscaler would undo the count (as for scale out): it stays the HPA's, but
+            # for one at 0 a plain HPA does not scale.
+            hpa = await self._reads.autoscaler(step.target, at_zero=current == 0)
             if hpa is not None:
                 notes.append(f"replicas left to {hpa}")
             else:

@@ -1083,6 +1083,62 @@ async def test_full_rollback_leaves_the_replicas_of_an_autoscaled_deployment_to_
     assert "replicas left to HorizontalPodAutoscaler checkout-hpa (2-6 replicas)" in done.detail
 
 
+@pytest.mark.parametrize(
+    ("minimum", "scaled_object", "held_by"),
+    [
+        (1, None, None),
+        (0, None, "HorizontalPodAutoscaler checkout-hpa (0-6 replicas)"),
+        (
+            1,
+            "checkout",
+            "HorizontalPodAutoscaler checkout-hpa of ScaledObject checkout (1-6 replicas)",
+        ),
+    ],
+)
+async def test_full_rollback_puts_back_the_count_of_a_deployment_at_zero_a_plain_hpa_leaves(
+    kube: Cluster, minimum: int, scaled_object: str | None, held_by: str | None
+) -> None:
+    """Scaled to 0 since the checkpoint under a plain HPA (minReplicas 1), the Deployment's
+    replicas were "left to" the HPA, which does not scale a target at 0 (ScalingDisabled): the
+    rollback put back a release with no pod. KEDA's HPA, or one of minReplicas 0, holds it."""
+    kube.api.add_autoscaler(
+        "shop", "checkout-hpa", "checkout", minimum, 6, scaled_object=scaled_object
+    )
+    kube.api.failing_images = {V2}
+    await kube.release(V2)
+    baseline = await kube.executor.checkpoint(kube.target)
+    assert baseline.replicas == 2
+    await _autoscaled_to(kube, 0)  # someone (or KEDA) stopped it
+    step = kube.step("remediation/r-hpa0", Rung.FULL_ROLLBACK, checkpoint=baseline)
+    done = await kube.executor.apply(step)
+    assert done.applied and kube.images() == [V1] and done.patch is not None
+    paths = [op["path"] for op in done.patch["deployment/shop/checkout"]]
+    if held_by is None:
+        assert "/spec/replicas" in paths and "replicas back to 2" in done.detail, done.detail
+        assert kube.deployment()["spec"]["replicas"] == 2
+    else:
+        assert "/spec/replicas" not in paths, paths
+        assert f"replicas left to {held_by}" in done.detail, done.detail
+        assert kube.deployment()["spec"]["replicas"] == 0
+
+
+async def test_the_ladder_s_scale_out_leaves_a_deployment_at_zero_under_a_plain_hpa_stopped(
+    kube: Cluster,
+) -> None:
+    """A plain HPA does not hold a Deployment at 0, so a person's scale-up there is applied;
+    the ladder's own scale out still does not start what someone stopped: it hands over."""
+    kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=1, maximum=6)
+    await _autoscaled_to(kube, 0)
+    before = len(kube.api.writes())
+    result = await kube.executor.apply(kube.step("remediation/r-hpa00", Rung.SCALE_OUT, replicas=2))
+    assert (result.applied, result.patch, result.stopped) == (False, None, True), result
+    assert result.skipped_reason == (
+        "deployment shop/checkout is scaled to 0 replicas: someone stopped it, and the scale "
+        "out does not start it again (scale it up by hand if it should run)"
+    ), result
+    assert len(kube.api.writes()) == before and kube.deployment()["spec"]["replicas"] == 0
+
+
 async def test_a_dry_run_plans_no_count_on_a_deployment_an_autoscaler_manages(
     kube: Cluster,
 ) -> None:

@@ -830,6 +830,42 @@ async def test_ck11_a_restart_of_a_deployment_its_autoscaler_holds_at_zero_names
     assert kube.writes() == []
 
 
+@pytest.mark.parametrize(
+    ("minimum", "scaled_object", "held_by"),
+    [
+        (1, None, None),
+        (0, None, "HorizontalPodAutoscaler idle-hpa (0-4 replicas)"),
+        (1, "idle", "HorizontalPodAutoscaler idle-hpa of ScaledObject idle (1-4 replicas)"),
+    ],
+)
+async def test_ck11_a_scale_of_a_deployment_at_zero_is_refused_only_if_its_autoscaler_holds_it(
+    cluster: tuple[ApplyingKubeApi, AppState],
+    minimum: int,
+    scaled_object: str | None,
+    held_by: str | None,
+) -> None:
+    """A person scaling up a Deployment at 0 under a plain HPA (minReplicas 1) heard "raise
+    the autoscaler's bounds": Kubernetes does not scale a target at 0 then (ScalingDisabled),
+    so the count is theirs to set. KEDA's HPA, or one of minReplicas 0, does hold it at 0."""
+    kube, state = cluster
+    kube.add_deployment("shop", "idle", "registry/idle:1", replicas=0)
+    kube.add_autoscaler("shop", "idle-hpa", "idle", minimum, 4, scaled_object=scaled_object)
+    spec = WorkloadSpec.model_validate({**WORKLOAD, "name": "idle"})
+    async with WorkloadOps(state.cloud_ops, None) as ops:
+        done = await ops.scale_workload("ops", spec, 2, "execute")
+    replicas = kube.deployments[("shop", "idle")]["spec"]["replicas"]
+    if held_by is None:
+        assert done.applied, done.detail
+        assert done.detail == "scale deployment shop/idle from 0 to 2 replicas", done.detail
+        assert (replicas, len(kube.writes("deployments"))) == (2, 1)
+    else:
+        assert done.applied is False and done.detail == (
+            f"deployment shop/idle is scaled by {held_by}: its controller would undo a count "
+            "set on the Deployment; raise the autoscaler's bounds instead"
+        ), done.detail
+        assert (replicas, kube.writes()) == (0, [])
+
+
 async def test_ck11_one_key_given_to_two_counts_scales_to_each(
     cluster: tuple[ApplyingKubeApi, AppState],
 ) -> None:
