@@ -22,7 +22,9 @@ queue beside this one; the stage table then covers the runs this process's worke
 ``storm``     N alerts, each on its own healthy Deployment, sent within one second. Latency is
               from the moment the bench sends the request to the moment the stand-in stores
               the first write to that Deployment. Every run resolves at rung 1; exactly-once:
-              the writes the stand-in stored equal the steps the runs applied.
+              the writes the stand-in stored equal the distinct changes the runs made (written
+              by them, or found already made by a retry whose first try's answer was lost),
+              and no step's key is stamped on two stored writes.
 ``flood``     M alerts at an even pace over 60 s on ``--distinct`` Deployments whose pods never
               become ready (each fingerprint sent M / distinct times, shuffled). Every request
               must be answered (created or deduplicated), one run per fingerprint, one audit
@@ -52,7 +54,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -88,6 +90,7 @@ from ambient.storage.models import AuditRecord
 from ambient.storage.users import UserRepository
 from bench.devserver import dev_server_command
 from bench.remediation import percentile, write_kubeconfig
+from bench.replicas import applied_steps, step_key, steps
 from tests.support.servers import free_port
 from worker import build_worker
 
@@ -101,7 +104,8 @@ BAD_IMAGE = "registry/web:broken"
 
 
 def serve_kube(port: int, healthy: int, failing: int) -> None:
-    """Child process: the stand-in; ``GET /bench/writes`` lists (path, method, time) stored."""
+    """Child process: the stand-in; ``GET /bench/writes`` lists (path, method, time, step key)
+    stored."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -117,11 +121,11 @@ def serve_kube(port: int, healthy: int, failing: int) -> None:
         name = f"bad-{index:04d}"
         api.add_deployment(NAMESPACE, name, BAD_IMAGE, replicas=2)
         api.add_service(NAMESPACE, name, {"app": name})
-    stored: list[tuple[str, str, float]] = []
+    stored: list[tuple[str, str, float, str | None]] = []
 
     def on_write(call: Any) -> None:
         if not call.dry_run:
-            stored.append((call.path, call.method, time.time()))
+            stored.append((call.path, call.method, time.time(), step_key(call.body)))
 
     api.on_write = on_write
 
@@ -306,7 +310,7 @@ class Bench:
     stages: Stages
     sender: Sender
 
-    async def writes(self) -> list[tuple[str, str, float]]:
+    async def writes(self) -> list[tuple[str, str, float, str | None]]:
         return [tuple(w) for w in (await self.kube.get("/bench/writes")).json()]  # type: ignore[misc]
 
     async def status(self, rid: str) -> dict[str, Any]:
@@ -349,7 +353,7 @@ class Bench:
     ) -> tuple[list[float], dict[str, list[float]]]:
         """Latency to the first stored write per Deployment, and every write per Deployment."""
         by_workload: dict[str, list[float]] = defaultdict(list)
-        for path, _, at in await self.writes():
+        for path, _, at, _key in await self.writes():
             by_workload[deployment_of(path)].append(at)
         latencies = [min(by_workload[w]) - t for w, (t, _) in sent.items() if by_workload[w]]
         return latencies, by_workload
@@ -542,7 +546,8 @@ async def storm(
     if trace is not None and meter is not None:
         meter.stop_trace()
         cpu += "\n" + saturation(trace, sent, writes)
-    applied = sum(1 for s in finals for a in s.attempts if a.applied and not a.already_applied)
+    found = {a.key for s in finals for a in s.attempts if a.applied and a.already_applied}
+    stamped = Counter(k for p, _, _, k in await bench.writes() if k and deployment_of(p) in sent)
     stored = sum(len(writes[w]) for w in sent)
     return {
         "n": n,
@@ -551,11 +556,29 @@ async def storm(
         "p95": percentile(latencies, 0.95),
         "max": max(latencies),
         "resolved": sum(1 for s in finals if s.state == "resolved"),
-        "writes": stored,
-        "applied": applied,
+        "exactly_once": exactly_once(applied_steps(finals), found, stamped, stored),
         "stages": await bench.stage_table(sent, answered),
         "cpu": cpu,
     }
+
+
+def exactly_once(
+    runs: list[tuple[str, list[str]]], found: set[str], stamped: Counter[str], stored: int
+) -> str:
+    """The writes stored against the distinct changes the runs made: each change (found already
+    made by a retry too, its first try's write stored and its answer lost under load) is one
+    write stored, stamped with its step's key; a key stamped on two writes is flagged."""
+    made = {key for _, keys in runs for key in keys}
+    check = steps(runs, stamped)
+    said = (
+        f"writes stored {stored}, changes made {len(made)} ({len(made - found)} written by "
+        f"their run, {len(made & found)} found already made by a retry); {check.written} step "
+        f"keys stamped, {check.lost} lost, {check.duplicated} duplicated"
+    )
+    if stored == len(made) and not check.lost and not check.duplicated:
+        return f"exactly once: {said}"
+    twice = ", ".join(sorted(k for k, n in stamped.items() if n > 1)[:5]) or "none"
+    return f"NOT EXACTLY ONCE: {said}; keys stored twice: {twice}"
 
 
 async def flood(
@@ -777,8 +800,7 @@ async def main(args: argparse.Namespace) -> None:
                         f"{1000 * many['p50']:.0f} ms, p95 {1000 * many['p95']:.0f} ms, max "
                         f"{1000 * many['max']:.0f} ms (p95 {many['p95'] / one['p50']:.1f}x the "
                         f"one-alert baseline); acted {many['acted']}/{many['n']}, resolved "
-                        f"{many['resolved']}/{many['n']}; writes stored {many['writes']}, steps "
-                        f"applied {many['applied']}",
+                        f"{many['resolved']}/{many['n']}; {many['exactly_once']}",
                         flush=True,
                     )
                     print(f"storm: {many['cpu']}", flush=True)

@@ -237,17 +237,18 @@ class Steps:
     unfinished: int  # runs that did not end resolved
 
 
+def step_key(body: Any) -> str | None:
+    """The step key a write to the stand-in was stamped with (None: no step's)."""
+    body = body if isinstance(body, dict) else {}
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    spec = body.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations")
+    key = annotations.get(STEP_ANNOTATION) or (spec or {}).get(STEP_ANNOTATION)
+    return str(key) if key else None
+
+
 def step_writes(api: KubeApi) -> Counter[str]:
     """Writes stamped with a step key at the stand-in, by key."""
-    stamped: Counter[str] = Counter()
-    for call in api.writes():
-        body = call.body if isinstance(call.body, dict) else {}
-        annotations = body.get("metadata", {}).get("annotations") or {}
-        spec = body.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations")
-        key = annotations.get(STEP_ANNOTATION) or (spec or {}).get(STEP_ANNOTATION)
-        if key:
-            stamped[key] += 1
-    return stamped
+    return Counter(key for call in api.writes() if (key := step_key(call.body)))
 
 
 def applied_steps(finals: list[RemediationStatus]) -> list[tuple[str, list[str]]]:

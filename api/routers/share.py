@@ -14,6 +14,7 @@ from ambient.domain.configs import UserConfig
 from ambient.domain.numbers import WholeNumber
 from ambient.domain.users import Language
 from ambient.sharing import (
+    PENDING,
     ExpiredShareLinkError,
     RevokedShareLinkError,
     ShareLinkError,
@@ -106,6 +107,8 @@ GONE = {
     RevokedShareLinkError: N_("This link was withdrawn by whoever shared it."),
 }
 NOT_FOUND = N_("No report at this address: check that the whole link was copied.")
+# A link opened while its page renders (create_link stores it first): said, not shown empty.
+PREPARING = N_("This report is still being prepared: reload in a moment.")
 # The kinds of report a link shows, as its footer names them.
 KINDS = {"briefing": N_("briefing"), "remediation": N_("remediation"), "report": N_("report")}
 
@@ -128,6 +131,10 @@ async def open_share_link(
         said = _(gone or NOT_FOUND)
         code = status.HTTP_410_GONE if gone else status.HTTP_404_NOT_FOUND
         return _page(language, said, f"<h1>{escape(said)}</h1>", code)
+    if row.html == PENDING:
+        said = _(PREPARING)
+        body = f"<h1>{escape(said)}</h1>"
+        return _page(language, said, body, status.HTTP_503_SERVICE_UNAVAILABLE, retry_after=2)
     # A report that brings its own title is not given a second one.
     has_title = row.html.lstrip().startswith("<h1")
     heading = "" if has_title else f"<h1>{escape(row.title)}</h1>"
@@ -144,7 +151,11 @@ router.include_router(reader)
 
 
 def _page(
-    language: Language, title: str, body: str, code: int = status.HTTP_200_OK
+    language: Language,
+    title: str,
+    body: str,
+    code: int = status.HTTP_200_OK,
+    retry_after: int | None = None,
 ) -> HTMLResponse:
     page = f"""<!doctype html><html lang="{language.value}"><head><meta charset="utf-8">
 <meta name="robots" content="noindex"><title>{escape(title)}</title>
@@ -152,4 +163,7 @@ def _page(
 <link rel="stylesheet" href="/static/share.css">
 </head><body>{body}
 </body></html>"""
-    return HTMLResponse(page, status_code=code, headers={"Cache-Control": "private, no-store"})
+    headers = {"Cache-Control": "private, no-store"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return HTMLResponse(page, status_code=code, headers=headers)

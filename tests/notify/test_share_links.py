@@ -320,6 +320,51 @@ async def test_a_dead_or_unknown_share_link_says_so_in_its_readers_language(
             assert page.headers["content-type"] == "text/html; charset=utf-8"
 
 
+async def test_a_link_opened_while_its_page_renders_says_so_not_an_empty_report(
+    api: httpx.AsyncClient, settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """create_link stores a link, its page pending, before the render: opened meanwhile (a
+    keyed retry gives the token of a link still rendering) it served an empty report."""
+    admin = await admin_headers(settings)
+    made = (await api.post("/users", json={"name": "ivy"}, headers=admin)).json()["token"]
+    loop = asyncio.get_running_loop()
+    rendering, opened = asyncio.Event(), threading.Event()
+    released: list[bool] = []
+
+    def render_held(text: str) -> str:
+        # The render goes on until the link has been opened: only HANG ends the wait.
+        loop.call_soon_threadsafe(rendering.set)
+        released.append(opened.wait(HANG))
+        return markdown_html(text)
+
+    monkeypatch.setattr(sharing, "markdown_html", render_held)
+    auth = {"Authorization": f"Bearer {made}"}
+    shared = asyncio.create_task(
+        api.post("/share", json={"title": "t", "body": "**b**"}, headers=auth)
+    )
+    await asyncio.wait_for(rendering.wait(), HANG)
+    async with db.session() as session:
+        row = await session.scalar(select(ShareLink).where(ShareLink.user == "ivy"))
+    assert row is not None
+    token = sharing._token(settings.secret_key.get_secret_value(), row)
+    pages = {
+        language: await api.get(f"/share/{token}", headers={"accept-language": asked})
+        for asked, language in (("en-US", "en"), ("zh-CN,zh;q=0.9", "zh"))
+    }
+    opened.set()
+    assert (await shared).status_code == 201 and released == [True]
+    for language, says in (
+        ("en", "This report is still being prepared"),
+        ("zh", "此报告仍在准备中"),
+    ):
+        page = pages[language]
+        assert page.status_code == 503, page.text
+        assert page.headers["Retry-After"] == "2"
+        assert f'<html lang="{language}">' in page.text and says in page.text, page.text
+    done = await api.get(f"/share/{token}")
+    assert done.status_code == 200 and "<strong>b</strong>" in done.text
+
+
 async def test_a_report_being_rendered_holds_no_other_members_request(
     api: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

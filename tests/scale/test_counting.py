@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from bench.remediation_storm import exactly_once
 from bench.replicas import checks, deliveries, steps
 
 BASE = "http://127.0.0.1:1"
@@ -56,3 +57,19 @@ def test_a_step_never_written_is_lost_and_a_step_written_twice_a_duplicate() -> 
     assert steps(runs, Counter({"s1": 1})).lost == 1
     assert steps(runs[:1], Counter({"s1": 2})).duplicated == 1
     assert steps([("failed", [])], Counter()).unfinished == 1
+
+
+def test_a_storm_change_a_retry_found_made_is_counted_and_a_second_write_flagged() -> None:
+    # The storm bench counted "steps applied" without the changes a retry found already made
+    # (its first try's write stored, the answer lost under load): "writes stored 100, steps
+    # applied 59" read as an exactly-once failure that was none.
+    runs = [("resolved", ["r1/rung1"]), ("resolved", ["r2/rung1"]), ("resolved", ["r3/rung1"])]
+    stamped = Counter({"r1/rung1": 1, "r2/rung1": 1, "r3/rung1": 1})
+    said = exactly_once(runs, {"r2/rung1", "r3/rung1"}, stamped, 3)
+    assert said == (
+        "exactly once: writes stored 3, changes made 3 (1 written by their run, 2 found "
+        "already made by a retry); 3 step keys stamped, 0 lost, 0 duplicated"
+    )
+    twice = exactly_once(runs, set(), stamped + Counter({"r2/rung1": 1}), 4)
+    assert twice.startswith("NOT EXACTLY ONCE: writes stored 4, changes made 3"), twice
+    assert twice.endswith("1 duplicated; keys stored twice: r2/rung1"), twice
