@@ -80,6 +80,11 @@ MAX_LISTED = 366  # a year of days
 FINISHING_WAIT = 10.0
 DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 NOT_FOUND = "no daily briefing for %r; create one with create_daily_briefing"
+# Deleted, its run still finishing (a preparation or push under way): gone already.
+FINISHING = (
+    "the daily briefing of %r was deleted (its last step is finishing); "
+    "create one with create_daily_briefing"
+)
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
 T = TypeVar("T")
 
@@ -408,10 +413,7 @@ class BriefingService(Greeting):
         if description.status is not WorkflowExecutionStatus.RUNNING:
             raise BriefingNotFoundError(NOT_FOUND % user)
         if state == "stopped":
-            raise BriefingNotFoundError(
-                f"the daily briefing of {user!r} was deleted (its last step is finishing); "
-                "create one with create_daily_briefing"
-            )
+            raise BriefingNotFoundError(FINISHING % user)
         return state, temporal.settled(description)
 
     # --- briefings ----------------------------------------------------------------------
@@ -492,11 +494,11 @@ class BriefingService(Greeting):
         self, user: str, what: str, update: Any, *args: Any, id: str | None = None
     ) -> Any:
         """An update of the user's running briefing; one the workflow refuses is invalid."""
-        await self._live(user)
         # Unlike a signal, an update waits for a worker to take it up (and, admitted, runs
         # whenever one comes): its run answering a status query first, or the worker is
-        # said silent now, as the task service's updates are.
-        await self._running(user)
+        # said silent now, as the task service's updates are. The status says a deleted one.
+        if (await self._running(user)).stopping:
+            raise BriefingNotFoundError(FINISHING % user)
         handle = self.client.get_workflow_handle(task_id_for(user))
         try:
             return await handle.execute_update(update, *args, id=id)
