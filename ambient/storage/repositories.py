@@ -31,6 +31,11 @@ CONTROL_KINDS = ("watch.stopped", "watch.paused", "watch.resumed")
 _PENDING = Delivery.status == "pending"
 
 
+def _held(attempt: int) -> tuple[ColumnElement[bool], ...]:
+    """The row still in flight with the try that took it as its ``attempt`` (its attempts)."""
+    return _PENDING, Delivery.attempts == attempt
+
+
 class EventRepository(Repository):
     async def add(
         self,
@@ -265,8 +270,7 @@ class DeliveryRepository(Repository):
         the row was ended meanwhile (given up, its task deleted), which said how."""
         until = {"retry_until": retry_until} if retry_until is not None else {}
         values = {"status": status, "error": error, "provider_id": provider_id, **until}
-        held = (_PENDING, Delivery.attempts == attempt)
-        return await self._set(key, *held, lease_until=None, **values) > 0
+        return await self._set(key, *_held(attempt), lease_until=None, **values) > 0
 
     async def defer(self, user: str, request_key: str, until: datetime) -> None:
         """``user``'s notification ``request_key`` was handed to a deliver-later run: each of
@@ -305,12 +309,12 @@ class DeliveryRepository(Repository):
         """The send under way (the try that took the row as its ``attempt``) keeps its row
         (still in flight) until ``lease_until``; 0 once another try took it over, or it was
         ended: the row is not this try's any more."""
-        return await self._set(key, _PENDING, Delivery.attempts == attempt, lease_until=lease_until)
+        return await self._set(key, *_held(attempt), lease_until=lease_until)
 
     async def posted(self, key: str, attempt: int, provider_id: str) -> int:
         """Record progress of the send that holds the row (a message sent in several posts);
         0 as ``hold``'s."""
-        return await self._set(key, _PENDING, Delivery.attempts == attempt, provider_id=provider_id)
+        return await self._set(key, *_held(attempt), provider_id=provider_id)
 
     async def _set(self, key: str, *only: ColumnElement[bool], **values: Any) -> int:
         """The rows changed: 0 when ``only`` no longer holds (another try settled it)."""
