@@ -3,26 +3,22 @@ the answer's baseline names the real reason, not a guess about a different one."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from mcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from temporalio.testing import WorkflowEnvironment
 
-from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
 from ambient.settings import Settings
-from ambient.storage.users import UserRepository
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
-from tests.conftest import running_worker, unique
+from ambient.wiring import AppState
+from tests.conftest import unique
 from tests.support.servers import serve
+from tests.watches.test_tasks_mcp import app, mcp
+
+__all__ = ["app"]  # the fixture, used by name
 
 # Loopback is allowed for the pages; 127.0.0.2 is loopback too, and refused (nothing past
 # this machine is named, docs/NOTES: "Tests that name other addresses").
@@ -36,23 +32,6 @@ ANSWERS = {
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
-
-
-@pytest_asyncio.fixture
-async def app(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator[AppState]:
-    user = unique("u")
-    async with deps.db.session() as session:
-        await UserRepository(session).create(UserCreate(name=user))
-        await session.commit()
-    async with running_worker(dev_env.client, deps) as worker:
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        yield AppState(
-            settings=settings,
-            db=deps.db,
-            temporal=dev_env.client,
-            channels=deps.channels,
-            stdio_user=user,
-        )
 
 
 async def page(request: Request) -> Response:
@@ -74,7 +53,7 @@ async def test_an_empty_answer_is_said_empty_and_a_refused_redirect_names_the_wa
 ) -> None:
     site = Starlette(routes=[Route("/{path:path}", page)])
     async with serve(site) as base:
-        async with Client(build_server(app.settings, holder=StateHolder(app))) as client:
+        async with mcp(app) as client:
             empty = await baseline_error(client, f"{base}/empty")
             moved = await baseline_error(client, f"{base}/moved")
     # Not "is it rendered by JavaScript?": the server sent nothing to render.
