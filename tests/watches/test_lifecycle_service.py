@@ -267,9 +267,15 @@ async def test_schedule_update_is_validated_first_and_applied_in_place(
     changed = await service.update(USER, ref.task_id, digest)
     assert changed.kind == "news_digest" and changed.config["news_urls"] == [f"{base}/front"]
     assert (await handle.describe()).info.created_at == created_at
-    listed = [t for t in await service.list(USER) if t.task_id == ref.task_id]
-    assert [t.kind for t in listed] == ["news_digest"]
-    assert listed[0].summary is not None and listed[0].summary.startswith("News digest")
+
+    # The list is a visibility query, eventually consistent: the schedule's new search
+    # attributes and note reach it after the update has answered.
+    async def digest_listed() -> list[TaskSummary] | None:
+        listed = [t for t in await service.list(USER) if t.task_id == ref.task_id]
+        digest = [t.kind for t in listed] == ["news_digest"]
+        return listed if digest and (listed[0].summary or "").startswith("News digest") else None
+
+    await eventually(digest_listed, "the schedule listed as a news digest, with its summary")
     await service.delete(USER, ref.task_id)
 
 
