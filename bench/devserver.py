@@ -6,13 +6,13 @@ from pathlib import Path
 
 from ambient import temporal
 from ambient.binaries import find_binary
-from ambient.devstack import TEMPORAL_SQLITE_PRAGMAS
+from ambient.devstack import temporal_settings
 from tests.support.servers import free_port
 
 
 def dev_server_command(data: Path, port: int) -> list[str]:
     """`temporal server start-dev` on ``port`` with a SQLite file under ``data``, as `ambient dev`
-    opens it (``TEMPORAL_SQLITE_PRAGMAS``)."""
+    runs it (``temporal_settings``)."""
     command = [
         find_binary("temporal") or "temporal",
         "server",
@@ -31,8 +31,7 @@ def dev_server_command(data: Path, port: int) -> list[str]:
         "--log-level",
         "error",
     ]
-    for pragma in TEMPORAL_SQLITE_PRAGMAS:
-        command += ["--sqlite-pragma", pragma]
+    command += temporal_settings()
     for key in temporal.SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
     return command
