@@ -128,10 +128,6 @@ class NotifyActivities:
         if await self._hand_over.task_deleted(request, sent_at):
             await end_for_deleted_task(self._db, request)
         if past_give_up(activity.info()):
-            async with self._db.session() as session:
-                rows = await DeliveryRepository(session).under(
-                    request.user, request.idempotency_key
-                )
             lines = [
                 f"{row.channel}: {row.error}"
                 for row in rows
