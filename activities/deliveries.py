@@ -207,7 +207,7 @@ async def give_up_unwanted(
         lease = None if forced else now
         return await give_up(session, request, row.key, row.channel, row.target, row, lease)
     if row.takeable(now):
-        error = UNWANTED if not _posts_sent(row) else f"{UNWANTED_CAUSE}{what_went(row)}"
+        error = UNWANTED if not posts_sent(row.provider_id) else f"{UNWANTED_CAUSE}{what_went(row)}"
         await end_unsent(session, request, row, error, now)
     return True
 
@@ -231,14 +231,14 @@ def what_went(row: Row) -> str:
     if row.status == "pending":
         how = "died handing it to the receiver" if row.provider_id == HANDING else "ended in flight"
         return f"; its last try {how}: it may have been delivered; not sent again"
-    if posts := _posts_sent(row):
+    if posts := posts_sent(row.provider_id):
         return f"; {posts} of its posts were sent, the rest not"
     return "; not sent"
 
 
-def _posts_sent(row: Row) -> int:
-    """The posts of a message in several an earlier try sent (``posts:N``)."""
-    provider = row.provider_id or ""
+def posts_sent(provider_id: str | None) -> int:
+    """The posts of a message in several an earlier try sent (a row's ``posts:N``)."""
+    provider = provider_id or ""
     return int(provider[len(POSTS) :]) if provider.startswith(POSTS) else 0
 
 

@@ -48,6 +48,7 @@ from activities.deliveries import (
     give_up,
     give_up_unwanted,
     internal_error,
+    posts_sent,
     record_failure,
     targets_for,
 )
@@ -127,10 +128,6 @@ class NotifyActivities:
         if await self._hand_over.task_deleted(request, sent_at):
             await end_for_deleted_task(self._db, request)
         if past_give_up(activity.info()):
-            async with self._db.session() as session:
-                rows = await DeliveryRepository(session).under(
-                    request.user, request.idempotency_key
-                )
             lines = [
                 f"{row.channel}: {row.error}"
                 for row in rows
@@ -408,10 +405,8 @@ class NotifyActivities:
         elif held:
             outcome = delivery(status=DeliveryStatus.SUPPRESSED, error="quiet hours")
         else:
-            done = 0  # the posts an earlier try sent (``posts:N``, written below): it goes on
-            if provider_id and provider_id.startswith(POSTS):
-                done = int(provider_id[len(POSTS) :])
-            posts = RowPosts(self._db, key, done, attempt)
+            # The posts an earlier try sent (``posts:N``, written below): it goes on after them.
+            posts = RowPosts(self._db, key, posts_sent(provider_id), attempt)
             outcome = await self._send(request, recipient, target, key, posts)
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None

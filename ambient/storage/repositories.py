@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from ambient.domain.events import clipped
 from ambient.domain.notify import Message
@@ -288,10 +289,8 @@ class DeliveryRepository(Repository):
         """A delivery not to be sent any more: failed for good (``error``), unless it was sent,
         settled or taken by a send in flight meanwhile (False then: its holder has the last
         word, and nothing is to be said)."""
-        ended = update(Delivery).where(Delivery.key == key, Delivery.takeable(now))
-        ended = ended.values(status="failed", error=error, lease_until=None, updated_at=now)
-        done = await self.session.execute(ended.execution_options(synchronize_session=False))
-        return cast(CursorResult[Any], done).rowcount > 0
+        ended = {"status": "failed", "error": error, "lease_until": None, "updated_at": now}
+        return await self._set(key, Delivery.takeable(now), **ended) > 0
 
     async def retries_ended(self, key: str) -> bool:
         """A deferred delivery's deliver-later run is over: failed, with its last answer
@@ -316,7 +315,7 @@ class DeliveryRepository(Repository):
         0 as ``hold``'s."""
         return await self._set(key, *_held(attempt), provider_id=provider_id)
 
-    async def _set(self, key: str, *only: ColumnElement[bool], **values: Any) -> int:
+    async def _set(self, key: str, *only: SQLCoreOperations[bool], **values: Any) -> int:
         """The rows changed: 0 when ``only`` no longer holds (another try settled it)."""
         update_row = update(Delivery).where(Delivery.key == key, *only).values(**values)
         done = await self.session.execute(update_row.execution_options(synchronize_session=False))

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import urllib3.util.connection
@@ -21,10 +20,9 @@ from ambient.clients.notify.errors import (
     PermanentNotifyError,
     TransientNotifyError,
 )
-from ambient.clients.notify.http_errors import LATER, checked_destination
+from ambient.clients.notify.http_errors import checked_destination, refusal
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
-from ambient.domain.deliver_later import retry_after_seconds
 from ambient.domain.notify import Message, Target
 from ambient.domain.push import target_problem
 from ambient.domain.users import PHONE_JUNK
@@ -175,7 +173,7 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
 
 def status_refusal(answers: list[requests.Response]) -> Exception:
     """Why Apprise did not deliver, read from the last HTTP answer that was not a success, as
-    a webhook's answer is read (``http_errors.post_json``): 429 and 503 "try again later" (with
+    a webhook's answer is read (``http_errors.refusal``): 429 and 503 "try again later" (with
     their Retry-After), 408 and 5xx transient, other 4xx and redirects for good. Without one
     (the connection failed, or a service that says no other ways) Apprise does not say why:
     transient, and bounded retries decide."""
@@ -183,21 +181,7 @@ def status_refusal(answers: list[requests.Response]) -> Exception:
     failed = [answer for answer in answers if not 200 <= answer.status_code < 300]
     if not failed:
         return TransientNotifyError(said)
-    status, header = failed[-1].status_code, failed[-1].headers.get("retry-after")
-    said += f": HTTP {status}"
-    if status in LATER:
-        after = None if header is None else retry_after_seconds(header, datetime.now(UTC))
-        if header is not None and after is not None:
-            said += f" (Retry-After: {header.strip()[:40]})"
-        return DeferredNotifyError(said, retry_after=after)
-    if status == 408 or status >= 500:
-        return TransientNotifyError(said)
-    if 300 <= status < 400:
-        return PermanentNotifyError(
-            f"{said}: the endpoint redirects and redirects are not followed; configure the "
-            "final URL"
-        )
-    return PermanentNotifyError(f"{said}: {failed[-1].text[:200]}")
+    return refusal(failed[-1], f"{said}: HTTP {failed[-1].status_code}")
 
 
 def _notify(sender: apprise.Apprise, message: Message) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from datetime import UTC, datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -22,6 +23,9 @@ from ambient.clients.notify.errors import (
     ssl_error_in,
 )
 from ambient.domain.deliver_later import retry_after_seconds
+
+if TYPE_CHECKING:
+    import requests
 
 # "Too Many Requests" and "Service Unavailable": the receiver asks to be tried again later.
 LATER = (429, 503)
@@ -77,25 +81,31 @@ async def post_json(
                 "URL's host must have a certificate the worker trusts"
             ) from exc
         raise TransientNotifyError(f"{type(exc).__name__}: {exc}") from exc
-    if response.status_code in LATER:
-        after = asked_delay(response)
-        said = f"HTTP {response.status_code}"
-        if after is not None:
-            said += f" (Retry-After: {response.headers['retry-after'].strip()[:40]})"
-        raise DeferredNotifyError(said, retry_after=after)
-    if response.status_code == 408 or response.status_code >= 500:
-        raise TransientNotifyError(f"HTTP {response.status_code}")
-    if response.status_code >= 400:
-        raise PermanentNotifyError(f"HTTP {response.status_code}: {response.text[:200]}")
-    if response.is_redirect:
-        raise PermanentNotifyError(
-            f"HTTP {response.status_code}: the endpoint redirects and redirects are not "
-            "followed; configure the final URL"
-        )
+    if response.status_code >= 400 or response.is_redirect:
+        raise refusal(response, f"HTTP {response.status_code}")
     return response
 
 
-def asked_delay(response: httpx.Response) -> float | None:
+def refusal(response: httpx.Response | requests.Response, said: str) -> Exception:
+    """Why an HTTP answer that is not a success did not take the message (``said`` names the
+    answer): 429 and 503 "try again later" (``DeferredNotifyError``, with their Retry-After),
+    408 and 5xx transient, redirects (never followed) and other answers for good."""
+    status = response.status_code
+    if status in LATER:
+        if (after := asked_delay(response)) is not None:
+            said += f" (Retry-After: {response.headers['retry-after'].strip()[:40]})"
+        return DeferredNotifyError(said, retry_after=after)
+    if status == 408 or status >= 500:
+        return TransientNotifyError(said)
+    if 300 <= status < 400:
+        return PermanentNotifyError(
+            f"{said}: the endpoint redirects and redirects are not followed; configure the "
+            "final URL"
+        )
+    return PermanentNotifyError(f"{said}: {response.text[:200]}")
+
+
+def asked_delay(response: httpx.Response | requests.Response) -> float | None:
     """The seconds a response's Retry-After asks to wait (seconds or a date), if it says."""
     after = response.headers.get("retry-after")
     return None if after is None else retry_after_seconds(after, datetime.now(UTC))
