@@ -126,9 +126,10 @@ class Anomaly(BaseModel):
 
 def detect_anomalies(messages: list[MessageView], threshold_seconds: float = 2.0) -> list[Anomaly]:
     """Messages sent within ``threshold_seconds`` after what they answer, as an automatic
-    reply is: the message they reply to, or a post of the product's agents (a run's plan, a
-    rung's approval request), by another sender. Other members' messages are not what a
-    message answers: counted, one member posting non-stop made every approval look fast."""
+    reply is: the message they reply to, or a post our workflows made as a product agent (a
+    run's plan, a rung's approval request), by another sender. Other members' messages are
+    not what a message answers: counted, one member posting non-stop made every approval
+    look fast."""
     by_id = {m.id: m for m in messages}
     latest: dict[str, MessageView] = {}  # each agent's newest post so far
     found: list[Anomaly] = []
@@ -151,7 +152,9 @@ def detect_anomalies(messages: list[MessageView], threshold_seconds: float = 2.0
                     gap_seconds=round(gap, 3),
                 )
             )
-        if message.from_id in PRODUCT_AGENTS:
+        # Posted by our workflows (an id no caller's post gets): an admin may post as a product
+        # agent, and what they type there is a member's chatter, not the run's plan or request.
+        if message.from_id in PRODUCT_AGENTS and message.id.startswith(AGENT_POST_ID):
             latest[message.from_id] = message
     return found
 

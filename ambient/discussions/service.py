@@ -302,7 +302,7 @@ class DiscussionService(DiscussionReads):
                             verb == "approve",
                             reason,
                             run_key=run_key,
-                            rung=_rung_asked(subject, message.reply_to),
+                            rung=_rung_answered(subject, earlier, posted.message_id),
                         )
                 except RemediationError as exc:
                     why = exc
@@ -490,17 +490,25 @@ class DiscussionService(DiscussionReads):
         return posted
 
 
-def _rung_asked(run_key: str, reply_to: str | None) -> int | None:
-    """The rung whose approval request (a post of the run) the reply answers, if it answers one:
-    the run may wait on its next rung by now, which nobody replying there has read about."""
-    return next(
-        (
-            rung
-            for rung in range(1, 7)
-            if reply_to == remediation_post_id(f"{step_key(run_key, rung)}/approval-request")
-        ),
-        None,
-    )
+def _rung_answered(run_key: str, thread: list[MessageView], reply_id: str) -> int | None:
+    """The rung whose approval request (a post of the run) the stored reply answers: the one
+    its reply chain leads to (through a colleague's remark on it), else the latest asked before
+    the chain began (None: the thread holds none). The run may wait on its next rung by now,
+    which nobody replying there has read about."""
+    # The thread as stored, not the reply_to a sender sent (it names their own message first).
+    # Each reply_to names a message stored before it: the chain ends.
+    asks = {remediation_post_id(f"{step_key(run_key, n)}/approval-request"): n for n in range(1, 7)}
+    by_id = {m.id: m for m in thread}
+    root = at = by_id.get(reply_id)
+    while at is not None:
+        if at.id in asks and at.id != reply_id:
+            return asks[at.id]
+        root, at = at, by_id.get(at.reply_to or "")
+    if root is None:
+        return None
+    began = (root.created_at, root.id)
+    before = [m for m in thread if m.id in asks and (m.created_at, m.id) < began]
+    return asks[max(before, key=lambda m: (m.created_at, m.id)).id] if before else None
 
 
 def _asked(message: MessageIn, subject: str) -> str | None:

@@ -132,14 +132,16 @@ class StepPlanner:
         # A plain HPA stops scaling a Deployment at 0 (ScalingDisabled): a count set by hand
         # there is not undone (it starts the HPA again). KEDA's, or one of minReplicas 0, is.
         hpa = await self._reads.autoscaler(step.target, at_zero=current == 0)
+        if current == 0 and not step.asked:
+            # At 0 on purpose, whether a person or its autoscaler put it there: the ladder
+            # hands over (as its restart does), it does not climb on to a rollback.
+            return _stopped(name, Rung.SCALE_OUT, hpa)
         if hpa is not None:
             return StepPlan(
                 skipped_reason=f"{name} is scaled by {hpa}: its controller would undo a count set "
                 "on the Deployment; raise the autoscaler's bounds instead",
                 detail=f"{name} runs {current} replicas under {hpa}",
             )
-        if current == 0 and not step.asked:
-            return _stopped(name, Rung.SCALE_OUT)
         # The ladder's count is at least: one raised since the checkpoint (by a person) is kept.
         if current == step.replicas or (current > step.replicas and not step.asked):
             return StepPlan(

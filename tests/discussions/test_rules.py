@@ -96,11 +96,11 @@ def test_a_reply_is_fast_after_what_it_answers_not_after_other_members_chatter()
     run's request, the message it replies to); a member posting every second no longer makes
     every reply in the discussion look fast."""
     thread = [
-        message("plan", "remediation", 0),
+        message("rem-plan", "remediation", 0),
         *(message(f"spam{n}", "mel", 60 + n) for n in range(10)),
         message("fay-1", "fay", 69.5),  # 0.5 s after mel's latest: typed by fay all the same
         message("fay-2", "fay", 69.8, reply_to="spam9"),  # 0.8 s after what it answers
-        message("ask", "remediation", 100),
+        message("rem-ask", "remediation", 100),
         message("fay-3", "fay", 101),  # 1 s after the run's request: an auto-reply
         message("fay-4", "fay", 130),
     ]
@@ -114,17 +114,17 @@ def test_annotation_and_anomalies_read_fast_as_acting_does() -> None:
     typed a moment after a member's chatter inferred (tagged auto_reply), and its retry then
     did not act. One rule now, with the message answered as the anomaly's previous one."""
     thread = [
-        message("ask", "remediation", 0),
+        message("rem-ask", "remediation", 0),
         message("spam", "mel", 299.5),
-        message("go", "fay", 300, reply_to="ask", tags=["approve"]),  # typed: 5 min after
+        message("go", "fay", 300, reply_to="rem-ask", tags=["approve"]),  # typed: 5 min after
         message("bot", "kit", 300.8, reply_to="spam"),  # 1.3 s after what it answers
-        message("plan", "remediation", 400),
+        message("rem-plan", "remediation", 400),
         message("auto", "fay", 401),  # 1 s after the run's post
     ]
     found = detect_anomalies(thread)
     assert [(a.message_id, a.previous_id, a.gap_seconds) for a in found] == [
         ("bot", "spam", 1.3),
-        ("auto", "plan", 1.0),
+        ("auto", "rem-plan", 1.0),
     ]
     assert [m.id for m in thread if answered_fast(thread, m.id)] == ["bot", "auto"]
     changes = annotate(thread, {"remediation", "mel", "fay", "kit"})
@@ -132,6 +132,18 @@ def test_annotation_and_anomalies_read_fast_as_acting_does() -> None:
         ("bot", "inferred"),
         ("auto", "inferred"),
     ]
+
+
+def test_an_admins_post_signed_as_a_product_agent_is_not_what_a_reply_answers() -> None:
+    """An admin may sign as "remediation": what they type there is no post of the run (its
+    posts' ids are rem-…), and an approval typed a moment after it is not fast."""
+    thread = [
+        message("rem-ask", "remediation", 0),
+        message("msg_admin", "remediation", 299.5),  # an admin's note, signed as the agent
+        message("go", "fay", 300, reply_to="rem-ask", tags=["approve"]),
+    ]
+    assert detect_anomalies(thread) == []
+    assert annotate(thread, {"remediation", "fay"}) == []
 
 
 def test_only_invisible_characters_leave_a_topic_joiners_and_tags_stay() -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from mcp import Client
-from sqlalchemy import update
+from sqlalchemy import select, update
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.discussions import DiscussionActivities
@@ -309,4 +310,142 @@ async def test_a_member_posting_non_stop_does_not_keep_an_approval_from_acting(
             return any(a.approve and a.approver == owner for a in view.approvals)
 
         await eventually(approved, "the owner's approval reached the run")
+        await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+async def test_an_admin_posting_as_the_runs_agent_does_not_make_an_approval_look_fast(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """An admin may post as a product agent ("remediation"): what they typed there a moment
+    before the owner's answer was counted as the run's own post, so the owner's approval
+    (to a request asked minutes ago) looked machine-inferred, did not act, and
+    annotate_discussion marked it auto_reply. Only the run's own posts are what it answers."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin = unique("agent-ops"), unique("agent-admin")
+    await add_user(deps, owner, permission="dry_run")
+    await add_user(deps, admin, permission="dry_run", role="admin")
+    async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
+        rid = (
+            await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
+        ).remediation_id
+
+        async def waits() -> bool:
+            return (await remediations.get(owner, rid)).waiting is not None
+
+        await eventually(waits, "rung 1 waits for approval")
+        run_key = (await remediations.get(owner, rid)).run_key
+        request = remediation_post_id(f"{run_key}#1/approval-request")
+
+        async def asked() -> bool:
+            async with deps.db.session() as session:
+                return await session.get(DiscussionMessage, request) is not None
+
+        await eventually(asked, "rung 1's approval request is posted")
+        async with deps.db.session() as session:
+            found = await session.get(DiscussionMessage, request)
+            assert found is not None
+            discussion = found.discussion_id
+            await session.execute(  # asked minutes ago: the answer is no reflex
+                update(DiscussionMessage)
+                .where(DiscussionMessage.discussion_id == discussion)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+            )
+            await session.commit()
+        async with (
+            Client(_wired(settings, deps, dev_env, admin)) as as_admin,
+            Client(_wired(settings, deps, dev_env, owner)) as as_owner,
+        ):
+            await call(
+                as_admin,
+                "reply_message",
+                discussion_id=discussion,
+                from_id="remediation",
+                content="the on-call rota changed, FYI",
+            )
+            answer = await call(
+                as_owner,
+                "reply_message",
+                discussion_id=discussion,
+                from_id=owner,
+                content="go ahead",
+                tags=["approve"],
+                reply_to=request,
+            )
+            assert answer["action"] == {"remediation_id": rid, "verb": "approve", "done": True}
+            found_fast = await call(as_admin, "detect_anomalies", discussion_id=discussion)
+            annotated = await call(as_admin, "annotate_discussion", discussion_id=discussion)
+        assert answer["message_id"] not in {a["message_id"] for a in found_fast["anomalies"]}
+        assert answer["message_id"] not in {c["message_id"] for c in annotated["changed"]}
+
+        async def approved() -> bool:
+            view = await remediations.get(owner, rid)
+            return any(a.approve and a.approver == owner for a in view.approvals)
+
+        await eventually(approved, "the owner's approval reached the run")
+        await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+@pytest.mark.parametrize("on_the_request", [True, False])
+async def test_a_reply_to_a_members_remark_on_a_rungs_request_does_not_approve_the_next_rung(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, on_the_request: bool
+) -> None:
+    """The rung a reply approved was read from its reply_to alone: a reply to a colleague's
+    remark made while rung 1 was asked (a reply to its request, or said in the thread then)
+    named no rung, so it approved whichever rung waited by then, rung 2, which that remark
+    was not about. The request its reply chain leads to is the one it answers, else the
+    latest asked before the chain began."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin = unique("chain-ops"), unique("chain-admin")
+    await add_user(deps, owner, permission="dry_run")
+    await add_user(deps, admin, permission="dry_run", role="admin")
+    async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
+        subject = alert(url, workload=owner, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+
+        async def waits_on(rung: int) -> bool:
+            view = await remediations.get(owner, rid)
+            return view.waiting is not None and int(view.waiting.rung) == rung
+
+        async def posted(key: str) -> bool:
+            async with deps.db.session() as session:
+                return await session.get(DiscussionMessage, remediation_post_id(key)) is not None
+
+        await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        run_key = (await remediations.get(owner, rid)).run_key
+        request = remediation_post_id(f"{run_key}#1/approval-request")
+        await eventually(lambda: posted(f"{run_key}#1/approval-request"), "rung 1 is asked")
+        async with deps.db.session() as session:
+            asked = await session.get(DiscussionMessage, request)
+            assert asked is not None
+            discussion = asked.discussion_id
+        async with Client(_wired(settings, deps, dev_env, admin)) as as_admin:
+            remark = await call(
+                as_admin,
+                "reply_message",
+                discussion_id=discussion,
+                from_id=admin,
+                content="a restart looks safe to me",
+                reply_to=request if on_the_request else None,
+            )
+        await remediations.approve(admin, rid, True, "on the page", rung=1)
+        await eventually(lambda: posted(f"{run_key}#2/approval-request"), "rung 2 is asked")
+        async with deps.db.session() as session:  # read minutes ago: the reply is no reflex
+            thread = DiscussionMessage.discussion_id == discussion
+            for row in await session.scalars(select(DiscussionMessage).where(thread)):
+                row.created_at -= timedelta(minutes=5)  # in the order they were posted
+            await session.commit()
+        async with Client(_wired(settings, deps, dev_env, owner)) as as_owner:
+            answer = await call(
+                as_owner,
+                "reply_message",
+                discussion_id=discussion,
+                from_id=owner,
+                content="agreed",
+                tags=["approve"],
+                reply_to=remark["message_id"],
+            )
+        assert answer["action"]["done"] is False, answer
+        assert "rung 1 of" in answer["action"]["reason"], answer["action"]
+        view = await remediations.get(owner, rid)
+        assert view.state == "waiting_approval" and [int(a.rung) for a in view.approvals] == [1]
         await dev_env.client.get_workflow_handle(rid).terminate()

@@ -792,3 +792,54 @@ async def test_the_deny_policy_selects_only_the_workloads_own_pods_not_all_its_s
 
     [policy] = api.networkpolicies.values()
     assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "checkout", "tier": "web"}}
+
+
+@pytest.mark.parametrize(
+    ("minimum", "scaled_object", "held_by"),
+    [
+        (0, None, "HorizontalPodAutoscaler checkout-hpa (0-10 replicas)"),
+        (
+            1,
+            "checkout",
+            "HorizontalPodAutoscaler checkout-hpa of ScaledObject checkout (1-10 replicas)",
+        ),
+    ],
+)
+async def test_a_deployment_its_autoscaler_took_to_zero_goes_to_a_person_at_the_scale_out(
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cluster: tuple[KubeApi, Path],
+    minimum: int,
+    scaled_object: str | None,
+    held_by: str,
+) -> None:
+    """Scaled to 0 as it was restarted, under an HPA of minReplicas 0 or KEDA's: the scale out
+    was skipped as "scaled by" the HPA but not as stopped, so the ladder climbed on, rolled the
+    release back and cut its Service off, where the hand-over for a workload at 0 on purpose
+    (and the same rung under a plain HPA) stops. It stops there too, naming the autoscaler."""
+    api, path = cluster
+    api.add_autoscaler("prod", "checkout-hpa", "checkout", minimum, 10, scaled_object=scaled_object)
+    _stopped_once_restarted(api)
+    status = await _run(ts_env, deps, path, healthy_from=None)
+
+    assert [(a.rung, a.applied) for a in status.attempts] == [
+        (Rung.RESTART, True),
+        (Rung.SCALE_OUT, False),
+    ], status.attempts
+    held = (
+        f"deployment prod/checkout is scaled to 0 replicas by {held_by} (or what drives it, "
+        "such as KEDA), and the scale out does not start it again (change the autoscaler's "
+        "bounds or triggers if it should run)"
+    )
+    assert status.attempts[1].skipped_reason == held, status.attempts[1]
+    assert (status.state, status.outcome) == (
+        "handed_over",
+        f"rung 2 (scale_out) was skipped: {held}; no rung above it is tried: a workload scaled "
+        "to 0 on purpose is not failing, and rolling it back or isolating it would undo that "
+        "decision",
+    )
+    # The restart's write alone: no rollback, its Service untouched, still at 0.
+    assert [(c.kind, c.method) for c in api.writes()] == [("deployments", "PATCH")]
+    assert images(api) == [V2]
+    assert api.services[("prod", "checkout")]["spec"]["selector"] == {"app": "checkout"}
+    assert api.deployments[("prod", "checkout")]["spec"]["replicas"] == 0
