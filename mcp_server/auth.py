@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ambient.storage.models import User
-from ambient.storage.users import UserRepository, registered
+from ambient.storage.users import UserRepository, registered, user_named
 from ambient.wiring import AppState, StateHolder
 
 # The audit actor of a call that has no user (a stdio session started without --user).
@@ -62,8 +62,7 @@ async def sees_operator_detail(ctx: Context[Any, Any], *, database_answers: bool
     if not database_answers:
         return False
     try:
-        async with app_state(ctx).db.session() as session:
-            row = await UserRepository(session).get(name)
+        row = await user_named(app_state(ctx).db, name)
     except (SQLAlchemyError, OSError):
         return False
     return row is not None and row.is_admin

@@ -53,7 +53,7 @@ from ambient.status import database_down, problem_told, temporal_down
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state, sees_operator_detail
-from mcp_server.tools import AREAS, unknown_areas
+from mcp_server.tools import AREAS
 
 INSTRUCTIONS = (
     "ambient-ops runs durable background work on Temporal for teams on Tencent Cloud: web and "
@@ -372,8 +372,6 @@ def build_server(
     """The MCP server of ``areas`` (all by default); with ``holder`` it shares the API's state,
     otherwise it opens its own; over HTTP it takes the users' tokens for ``path``."""
     selected = list(AREAS) if areas is None else list(areas)
-    if problem := unknown_areas(selected):
-        raise ValueError(problem)
     holder = holder or StateHolder()
 
     @asynccontextmanager
@@ -433,8 +431,6 @@ def build_discussion_server(
     settings: Settings, which: str, *, stdio_user: str | None = None, read_only: bool = False
 ) -> MCPServer[AppState]:
     """One of the three discussion servers (`ambient mcp --server signing|annotate|bus`)."""
-    if which not in DISCUSSION_SERVERS:
-        raise ValueError(f"unknown server {which!r}; one of {sorted(DISCUSSION_SERVERS)}")
     return build_server(
         settings,
         areas=[which],

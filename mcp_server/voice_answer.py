@@ -20,7 +20,7 @@ from ambient.remediation.views import RemediationError
 from ambient.speakers import Speaker, SpeakerKind, resolve_speaker
 from ambient.speech import speakable
 from ambient.status import database_down, temporal_down
-from ambient.storage.users import UserRepository
+from ambient.storage.users import user_named
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState
 from mcp_server import voice_sentences as sentences
@@ -90,8 +90,7 @@ async def heard(state: AppState, owner: str, speaker: str | None) -> tuple[Speak
         return who, in_english(state, who.user.language)
     if who.kind == SpeakerKind.NO_ACCOUNT:
         return who, False
-    async with state.db.session() as session:
-        row = await UserRepository(session).get(owner)
+    row = await user_named(state.db, owner)
     return who, row is not None and in_english(state, row.language)
 
 

@@ -25,7 +25,6 @@ from ambient.domain.users import (
     Role,
     RollbackPermission,
     UserCreate,
-    UserPublic,
 )
 from ambient.push import save_push_config
 from ambient.settings import Settings
@@ -94,11 +93,7 @@ def create(
 @app.command()
 def show(name: str) -> None:
     """Print a user's settings."""
-
-    async def work(users: UserRepository) -> UserPublic:
-        return user_public(await _existing(users, name))
-
-    user = _run(work)
+    user = user_public(_run(lambda users: _existing(users, name)))
     cells = [[field, Text(str(value))] for field, value in user.model_dump().items()]
     console.print(table_of([], cells, show_header=False, title=f"user {user.name}"))
 
@@ -174,11 +169,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON (whole valu
 @app.command("list")
 def list_users(as_json: JsonOption = False) -> None:
     """Every user with role and rollback permission."""
-
-    async def work(users: UserRepository) -> list[UserPublic]:
-        return [user_public(user) for user in await users.list_all()]
-
-    found = _run(work)
+    found = [user_public(user) for user in _run(lambda users: users.list_all())]
     if as_json:
         print_json(console, found)
         return
