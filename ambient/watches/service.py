@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import (
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -196,13 +197,20 @@ class TaskService(TaskSchedules):
                 before, _ = await self._live(task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                before, settled = await self._live(task_id)
-                if before is new_state and settled:
-                    # Already so, and no control sent before is still on its way to change it.
+                before, described = await self._live(task_id)
+                # What the controls it holds and has not taken yet make of it: a pause on its
+                # way is a paused task (a resume on its way, a running one).
+                after, basis = await temporal.state_in_flight(self.client, described, before)
+                if after == TaskState.STOPPED.value:  # a delete on its way
+                    raise TaskStateError(_stopped(task_id))
+                if after == new_state:
                     return TaskRef(
-                        task_id=task_id, kind=kind, state=before, created=False, note=ALREADY_SO
+                        task_id=task_id, kind=kind, state=after, created=False, note=ALREADY_SO
                     )
-                await self.client.get_workflow_handle(task_id).signal(signal)
+                # Requests that read the run alike send one signal: the server records a
+                # request id once.
+                request_id = f"{signal}/{described.run_id}/{basis}"
+                await temporal.signal_once(self.client, task_id, signal, request_id)
         try:
             status = checked or await self.get(user, task_id)
         except Exception as exc:
@@ -361,19 +369,18 @@ class TaskService(TaskSchedules):
             for kind, payload in events:
                 await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
 
-    async def _live(self, task_id: str) -> tuple[TaskState, bool]:
+    async def _live(self, task_id: str) -> tuple[TaskState, WorkflowExecutionDescription]:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
-        again once it had ended). Its state, and whether it is settled: no workflow task is
-        pending, so no control sent it waits to be taken (the state is what all of them made)."""
+        again once it had ended). Its state (the controls its worker took) and its run."""
         # Read off the run's own search attribute (the server's, no worker asked): a status
         # query first left a control under load undone, "is the worker running?" said.
         description = await self._describe(task_id)
         state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
         if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
             raise TaskStateError(_stopped(task_id))
-        return TaskState(state), temporal.settled(description)
+        return TaskState(state), description
 
     async def _answering(self, user: str, task_id: str) -> TaskState:
         """``_live``, and its worker answering within QUERY_TIMEOUT (WorkerSilentError if not):
