@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
@@ -45,11 +45,21 @@ from ambient.watches.inputs import (
     checked_config,
     task_name,
 )
-from ambient.watches.models import TaskRef, TaskStatus, ThresholdWatchInput, WebMonitorInput
+from ambient.watches.models import (
+    SiteWait,
+    TaskRef,
+    TaskStatus,
+    ThresholdWatchInput,
+    WebMonitorInput,
+)
 from ambient.watches.pauses import site_waits, waits_note
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
+
+# A check now asked whose result was not in by the answer (a threshold watch's is not waited
+# for): the status (get_task) shows it once made.
+CHECK_STARTED = N_("started; its result will show in the task's status once the check is made")
 
 
 class TaskService(TaskSchedules):
@@ -232,15 +242,41 @@ class TaskService(TaskSchedules):
             raise TaskStateError(_stopped(task_id))
         waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
         zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
+        note = waits_note(waits, zone)
+        if checked is None and signal == "check_now" and kind in _WATCHES:
+            # Asked, its result not in by this answer (or not waited for: a threshold watch).
+            note = CHECK_STARTED
+        found_now = await self._found_now(user, checked, waits) if checked else None
         # The status's kind: a news digest is a schedule by its id, a digest by its config.
         return TaskRef(
             task_id=task_id,
             kind=status.kind,
             state=new_state or status.state,
             created=False,
-            note=waits_note(waits, zone),
+            note=note,
             waits=waits,
+            checked=found_now,
         )
+
+    async def _found_now(
+        self, user: str, status: TaskStatus, waits: list[SiteWait]
+    ) -> dict[str, Any]:
+        """What a web monitor's check now found on each page it asked (those whose server
+        asked us to wait were not): a change with keyword hits is a hit, with them (its event,
+        stored before the check handed back)."""
+        pages = (_baseline(status) or {}).get("urls", {})
+        found = {url: seen for url, seen in pages.items() if url not in {w.url for w in waits}}
+        changed = {url for url, seen in found.items() if seen["outcome"] == "changed"}
+        if changed:
+            async with self.db.session() as session:
+                events = await EventRepository(session).list(user=user, task=status.task_id)
+            for event in events:  # newest first: each page's last change is this check's
+                url = event.payload.get("url")
+                if event.kind in ("watch.change", "watch.hit") and url in changed:
+                    changed.discard(url)
+                    if hits := event.payload.get("hits"):
+                        found[url] = {**found[url], "outcome": "hit", "hits": hits}
+        return {"urls": found}
 
     async def _checked_now(self, task_id: str) -> TaskStatus | None:
         """Ask a web monitor to check now and wait, up to ``baseline_wait``, for the status
@@ -390,6 +426,9 @@ class TaskService(TaskSchedules):
         if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))
         return status.state
+
+
+_WATCHES = (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
 
 
 def _stopped(task_id: str) -> Refusal:

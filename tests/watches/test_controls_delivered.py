@@ -152,4 +152,5 @@ async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
         "note": DELIVERED_UNCONFIRMED,
         "baseline": None,
         "waits": [],
+        "checked": None,
     }
