@@ -126,6 +126,8 @@ class TaskStatus(BaseModel):
     checks: int
     config: dict[str, object]
     detail: dict[str, object] = Field(default_factory=dict)
+    # An update's answer: set when another update replaced its config before the answer.
+    note: str | None = None
 
 
 class SiteWait(BaseModel):

@@ -60,6 +60,12 @@ from ambient.watches.schedules import TaskSchedules
 # A check now asked whose result was not in by the answer (a threshold watch's is not waited
 # for): the status (get_task) shows it once made.
 CHECK_STARTED = N_("started; its result will show in the task's status once the check is made")
+# An update applied, then replaced by another one of the task (another request at once): the
+# workflow applies updates one at a time in the order the server took them, the later in force.
+OVERTAKEN = N_(
+    "applied, then replaced by another update of this task made at the same time: the config "
+    "shown is the one in force now"
+)
 
 
 class TaskService(TaskSchedules):
@@ -330,7 +336,7 @@ class TaskService(TaskSchedules):
         await self._answering(user, task_id)
         try:
             with found(task_id):
-                await self.client.get_workflow_handle(task_id).execute_update(
+                applied = await self.client.get_workflow_handle(task_id).execute_update(
                     "update_config", payload, id=update_id
                 )
         except WorkflowUpdateFailedError as exc:
@@ -343,7 +349,12 @@ class TaskService(TaskSchedules):
             # A page the update added is checked at once: its outcome (a wrong URL) is in the
             # answer, as a create's baseline is; not in time, get_task shows it later.
             await self._waited_check(self.client.get_workflow_handle(task_id), "pages_checked")
-        return await self.get(user, task_id)
+        status = await self.get(user, task_id)
+        if status.config != applied:
+            # Another request's update was applied after this one (the workflow takes them one
+            # at a time, in the order the server took them): said, not answered as in force.
+            status.note = OVERTAKEN
+        return status
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the
