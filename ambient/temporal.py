@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from temporalio import activity
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.api.workflowservice.v1 import (
+    GetSystemInfoRequest,
+    GetWorkflowExecutionHistoryReverseRequest,
+    SignalWorkflowExecutionRequest,
+)
 from temporalio.client import (
     Client,
     TLSConfig,
@@ -69,6 +75,63 @@ def settled(description: WorkflowExecutionDescription) -> bool:
     """No workflow task of the run is pending: no control sent it waits to be taken (its
     AmbientState is what all of them made)."""
     return not description.raw_description.HasField("pending_workflow_task")
+
+
+# What a control signal makes of a run's AmbientState once its worker takes it.
+CONTROL_STATES = {"pause": "paused", "resume": "active", "stop": "stopped"}
+
+
+async def state_in_flight(
+    client: Client, description: WorkflowExecutionDescription, state: str
+) -> tuple[str, int]:
+    """The run's ``state`` (as its worker last made it) once the controls it holds and has not
+    taken yet apply (they arrived after its last completed workflow task; the
+    ``description``'s history, not later), and the event that reading rests on: the last of
+    those controls, else that completion. A pause in flight is a paused task; two requests
+    that read alike are one decision."""
+    seen = description.raw_description.workflow_execution_info.history_length
+    request = GetWorkflowExecutionHistoryReverseRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=description.id, run_id=description.run_id),
+        maximum_page_size=20,
+    )
+    pending: list[tuple[int, str]] = []  # the controls not taken, newest first
+    taken = 0  # the last completed workflow task (none yet: every control is still to come)
+    while not taken:
+        page = await client.workflow_service.get_workflow_execution_history_reverse(
+            request, retry=True
+        )
+        for event in page.history.events:
+            name = event.workflow_execution_signaled_event_attributes.signal_name
+            if event.event_id > seen:
+                continue
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                taken = event.event_id
+                break
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED and (
+                name in CONTROL_STATES
+            ):
+                pending.append((event.event_id, name))
+        if not page.next_page_token:
+            break
+        request.next_page_token = page.next_page_token
+    for _, name in reversed(pending):
+        state = state if state == "stopped" else CONTROL_STATES[name]
+    return state, pending[0][0] if pending else taken
+
+
+async def signal_once(client: Client, workflow_id: str, signal: str, request_id: str) -> None:
+    """Send ``signal`` (no arguments) to the workflow's current run under ``request_id``: the
+    server records a signal whose request id the run has seen once (the SDK's handle sends a
+    fresh id each time)."""
+    request = SignalWorkflowExecutionRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+        signal_name=signal,
+        identity=client.identity,
+        request_id=request_id,
+    )
+    await client.workflow_service.signal_workflow_execution(request, retry=True)
 
 
 def task_memo(summary: str, created: datetime) -> dict[str, str]:

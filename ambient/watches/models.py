@@ -126,6 +126,8 @@ class TaskStatus(BaseModel):
     checks: int
     config: dict[str, object]
     detail: dict[str, object] = Field(default_factory=dict)
+    # An update's answer: set when another update replaced its config before the answer.
+    note: str | None = None
 
 
 class SiteWait(BaseModel):
@@ -151,3 +153,7 @@ class TaskRef(BaseModel):
     # Check now: the pages it did not check since their server asked us to wait, and until
     # when; empty when every page was checked (or the control was not a check now).
     waits: list[SiteWait] = Field(default_factory=list)
+    # Check now of a web monitor: what the check found on each page it asked (outcome changed,
+    # hit with the keyword ``hits``, unchanged, not_modified or error, and the ``error``);
+    # None when it was not a check now or its result was not in by the answer (``note``).
+    checked: dict[str, Any] | None = None

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import (
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -30,7 +31,7 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.briefing.models import MAX_REQUEST_ID
 from ambient.domain.configs import read_stored
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.status import temporal_down
 from ambient.storage.repositories import EventRepository, SnapshotRepository
 from ambient.storage.users import registered
@@ -44,11 +45,27 @@ from ambient.watches.inputs import (
     checked_config,
     task_name,
 )
-from ambient.watches.models import TaskRef, TaskStatus, ThresholdWatchInput, WebMonitorInput
+from ambient.watches.models import (
+    SiteWait,
+    TaskRef,
+    TaskStatus,
+    ThresholdWatchInput,
+    WebMonitorInput,
+)
 from ambient.watches.pauses import site_waits, waits_note
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
+
+# A check now asked whose result was not in by the answer (a threshold watch's is not waited
+# for): the status (get_task) shows it once made.
+CHECK_STARTED = N_("started; its result will show in the task's status once the check is made")
+# An update applied, then replaced by another one of the task (another request at once): the
+# workflow applies updates one at a time in the order the server took them, the later in force.
+OVERTAKEN = N_(
+    "applied, then replaced by another update of this task made at the same time: the config "
+    "shown is the one in force now"
+)
 
 
 class TaskService(TaskSchedules):
@@ -196,13 +213,20 @@ class TaskService(TaskSchedules):
                 before, _ = await self._live(task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                before, settled = await self._live(task_id)
-                if before is new_state and settled:
-                    # Already so, and no control sent before is still on its way to change it.
+                before, described = await self._live(task_id)
+                # What the controls it holds and has not taken yet make of it: a pause on its
+                # way is a paused task (a resume on its way, a running one).
+                after, basis = await temporal.state_in_flight(self.client, described, before)
+                if after == TaskState.STOPPED.value:  # a delete on its way
+                    raise TaskStateError(_stopped(task_id))
+                if after == new_state:
                     return TaskRef(
-                        task_id=task_id, kind=kind, state=before, created=False, note=ALREADY_SO
+                        task_id=task_id, kind=kind, state=after, created=False, note=ALREADY_SO
                     )
-                await self.client.get_workflow_handle(task_id).signal(signal)
+                # Requests that read the run alike send one signal: the server records a
+                # request id once.
+                request_id = f"{signal}/{described.run_id}/{basis}"
+                await temporal.signal_once(self.client, task_id, signal, request_id)
         try:
             status = checked or await self.get(user, task_id)
         except Exception as exc:
@@ -224,15 +248,41 @@ class TaskService(TaskSchedules):
             raise TaskStateError(_stopped(task_id))
         waits = site_waits(status, datetime.now(UTC)) if signal == "check_now" else []
         zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
+        note = waits_note(waits, zone)
+        if checked is None and signal == "check_now" and kind in _WATCHES:
+            # Asked, its result not in by this answer (or not waited for: a threshold watch).
+            note = CHECK_STARTED
+        found_now = await self._found_now(user, checked, waits) if checked else None
         # The status's kind: a news digest is a schedule by its id, a digest by its config.
         return TaskRef(
             task_id=task_id,
             kind=status.kind,
             state=new_state or status.state,
             created=False,
-            note=waits_note(waits, zone),
+            note=note,
             waits=waits,
+            checked=found_now,
         )
+
+    async def _found_now(
+        self, user: str, status: TaskStatus, waits: list[SiteWait]
+    ) -> dict[str, Any]:
+        """What a web monitor's check now found on each page it asked (those whose server
+        asked us to wait were not): a change with keyword hits is a hit, with them (its event,
+        stored before the check handed back)."""
+        pages = (_baseline(status) or {}).get("urls", {})
+        found = {url: seen for url, seen in pages.items() if url not in {w.url for w in waits}}
+        changed = {url for url, seen in found.items() if seen["outcome"] == "changed"}
+        if changed:
+            async with self.db.session() as session:
+                events = await EventRepository(session).list(user=user, task=status.task_id)
+            for event in events:  # newest first: each page's last change is this check's
+                url = event.payload.get("url")
+                if event.kind in ("watch.change", "watch.hit") and url in changed:
+                    changed.discard(url)
+                    if hits := event.payload.get("hits"):
+                        found[url] = {**found[url], "outcome": "hit", "hits": hits}
+        return {"urls": found}
 
     async def _checked_now(self, task_id: str) -> TaskStatus | None:
         """Ask a web monitor to check now and wait, up to ``baseline_wait``, for the status
@@ -286,7 +336,7 @@ class TaskService(TaskSchedules):
         await self._answering(user, task_id)
         try:
             with found(task_id):
-                await self.client.get_workflow_handle(task_id).execute_update(
+                applied = await self.client.get_workflow_handle(task_id).execute_update(
                     "update_config", payload, id=update_id
                 )
         except WorkflowUpdateFailedError as exc:
@@ -299,7 +349,12 @@ class TaskService(TaskSchedules):
             # A page the update added is checked at once: its outcome (a wrong URL) is in the
             # answer, as a create's baseline is; not in time, get_task shows it later.
             await self._waited_check(self.client.get_workflow_handle(task_id), "pages_checked")
-        return await self.get(user, task_id)
+        status = await self.get(user, task_id)
+        if status.config != applied:
+            # Another request's update was applied after this one (the workflow takes them one
+            # at a time, in the order the server took them): said, not answered as in force.
+            status.note = OVERTAKEN
+        return status
 
     async def _pages_removed(self, user: str, task_id: str, watched: set[str]) -> None:
         """A page an update took out of a web monitor while it failed is failing no more (the
@@ -361,19 +416,18 @@ class TaskService(TaskSchedules):
             for kind, payload in events:
                 await EventRepository(session).add(kind, user=user, task=task_id, payload=payload)
 
-    async def _live(self, task_id: str) -> tuple[TaskState, bool]:
+    async def _live(self, task_id: str) -> tuple[TaskState, WorkflowExecutionDescription]:
         """Refuse a watch or briefing that ended or is ending: deleted, it runs on until its
         last event is recorded (a briefing, its preparation or push), and a signal or update
         then changed nothing while the answer said it had (a briefing's update started it
-        again once it had ended). Its state, and whether it is settled: no workflow task is
-        pending, so no control sent it waits to be taken (the state is what all of them made)."""
+        again once it had ended). Its state (the controls its worker took) and its run."""
         # Read off the run's own search attribute (the server's, no worker asked): a status
         # query first left a control under load undone, "is the worker running?" said.
         description = await self._describe(task_id)
         state = description.typed_search_attributes.get(temporal.STATE) or TaskState.ACTIVE
         if description.status is not WorkflowExecutionStatus.RUNNING or state == "stopped":
             raise TaskStateError(_stopped(task_id))
-        return TaskState(state), temporal.settled(description)
+        return TaskState(state), description
 
     async def _answering(self, user: str, task_id: str) -> TaskState:
         """``_live``, and its worker answering within QUERY_TIMEOUT (WorkerSilentError if not):
@@ -383,6 +437,9 @@ class TaskService(TaskSchedules):
         if status.state is TaskState.STOPPED:
             raise TaskStateError(_stopped(task_id))
         return status.state
+
+
+_WATCHES = (TaskKind.WEB_MONITOR, TaskKind.THRESHOLD_WATCH)
 
 
 def _stopped(task_id: str) -> Refusal:

