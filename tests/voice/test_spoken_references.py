@@ -295,7 +295,7 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_chinese() -> None:
     assert [task_label(t) for t in tasks] == [
         "网页监控（2 个网址，每 5 分钟）",
         "阈值监控 CPU 使用率",
-        "提醒（每天 08:30）",
+        "提醒（每天 8点30分）",
     ]
     task, _, _ = pick_task(tasks, "网页监控")
     assert task is tasks[0]
@@ -322,8 +322,8 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_english_as_speech() -> 
         "web monitor of 2 pages every 5 minutes",
         "web monitor of 1 page every 1 minute",
         "threshold watch cpu usage",
-        "reminder daily at 08:30",
-        "news digest of 3 pages weekly at 08:00",
+        "reminder daily at 8:30",
+        "news digest of 3 pages weekly at 8:00",
         "reminder on a schedule",
     ]
     task, _, _ = pick_task(tasks, "web monitor", english=True)
@@ -378,8 +378,8 @@ def test_an_english_task_label_is_one_phrase_without_a_comma() -> None:
     labels = [task_label(t, english=True) for t in tasks]
     assert labels == [
         "web monitor of 2 pages every 5 minutes",
-        "reminder daily at 09:00",
-        "news digest of 3 pages weekly at 08:00",
+        "reminder daily at 9:00",
+        "news digest of 3 pages weekly at 8:00",
         "news digest of 2 pages on a schedule",
         "reminder on a schedule",
         "Stand-up call Mondays room 4",
@@ -410,12 +410,12 @@ def test_an_english_list_is_heard_as_its_items_when_an_item_holds_a_comma() -> N
     ]
     _, question, _ = pick_task(tasks, "billing", english=True)
     assert question == (
-        "I found no task called “billing”. Your tasks are: reminder daily at 09:00;"
-        " nightly report; db backup; reminder weekly at 08:00."
+        "I found no task called “billing”. Your tasks are: reminder daily at 9:00;"
+        " nightly report; db backup; reminder weekly at 8:00."
     ), question
     _, question, _ = pick_task(tasks, "reminder", english=True)
     assert question == (
-        "2 tasks fit: reminder daily at 09:00; reminder weekly at 08:00. Please say the full name."
+        "2 tasks fit: reminder daily at 9:00; reminder weekly at 8:00. Please say the full name."
     ), question
     _, question = pick_remediation(RUNS, "checkout", english=True)
     assert question == (
@@ -425,8 +425,8 @@ def test_an_english_list_is_heard_as_its_items_when_an_item_holds_a_comma() -> N
     # Chinese lists are joined by "、", which no label holds.
     _, question, _ = pick_task(tasks, "billing")
     assert question == (
-        "没找到叫“billing”的任务。你的任务有：提醒（每天 09:00）、nightly report、db backup、"
-        "提醒（每周 08:00）。"
+        "没找到叫“billing”的任务。你的任务有：提醒（每天 9点）、nightly report、db backup、"
+        "提醒（每周 8点）。"
     ), question
 
 
