@@ -68,10 +68,13 @@ _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
 # in the answer's language.
 _PLACEHOLDER = re.compile(r"<\*>")
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
-# A span of clock times ("09:00–09:05", "09:00 - 09:05", a burst's run): said in words, the
-# dash read oddly. An ASCII arrow ("2 -> 4") is said as "to" too: its '>' is no Markdown (a TTS
-# reads "→" well).
-_SPAN = re.compile(r"\b(\d{1,2}:\d{2})\s*[-–—~～]\s*(\d{1,2}:\d{2})\b(?!:\d)")
+# A span of clock times ("09:00–09:05", "09:00 - 09:05", a burst's run): its dash, read oddly,
+# is said "到" / "to" (each time as below). An ASCII arrow ("2 -> 4") is said as "to" too: its
+# '>' is no Markdown (a TTS reads "→" well).
+_SPAN = re.compile(r"\b(\d{1,2}:\d{2})\s*[-–—~～]\s*(?=\d{1,2}:\d{2}\b(?!:\d))")
+# Every clock time ("每天 08:30", "14:30之后") in words: a TTS may read "08:30" as a ratio. Not a
+# time with seconds or in a timestamp ("T08:30:00"), nor a count ("3:2").
+_CLOCK = re.compile(r"(?<![A-Za-z0-9_:.])([01]?\d|2[0-3]):[0-5]\d(?![A-Za-z0-9_:]|\.\d)")
 _ARROW = re.compile(r"\s*-+>\s*")
 _SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
@@ -84,9 +87,8 @@ def cleaned(text: str, *, english: bool = False) -> str:
     it puts in are English when ``english``). Every spoken answer goes through it."""
     text = _LINK.sub(r"\1", text)
     to = " to " if english else "到"
-    text = _SPAN.sub(
-        lambda m: said_time(m[1], english=english) + to + said_time(m[2], english=english), text
-    )
+    text = _SPAN.sub(lambda m: m[1] + to, text)
+    text = _CLOCK.sub(lambda m: said_time(m[0], english=english), text)
     text = _URL.sub("", text)
     text = _ARROW.sub(to, text)
     text = _BULLET.sub("", text)

@@ -1,6 +1,7 @@
 """The voice profile's fixed sentences, in Chinese and English: what the voice tools say
 when they cannot answer (an unknown tool or speaker, a service down, a refusal by its kind) and
-the words they put into answers (task states, task kinds, arguments asked for again).
+the words they put into answers (task states, task kinds, metrics, arguments asked for
+again).
 """
 
 from __future__ import annotations
@@ -113,6 +114,39 @@ KIND_WORDS = {
     "reminder": ("提醒", "a reminder"),
 }
 
+# An alert's metric is named as its source writes it ("error_rate", Cloud Monitor's "CPUUsage",
+# TKE's "K8sWorkloadPodRestartTotal"): the common ones are said in the listener's words, so a
+# Chinese answer does not switch to English mid-sentence ("checkout 的 error rate") and what the
+# listener says back ("checkout 的错误率") names the fix (`voice_speech.metric_said`; by its
+# words, lowercased, TKE's "K8sWorkload" left out). Others are said as written.
+METRIC_WORDS: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(("error rate", "error ratio", "err rate"), ("错误率", "error rate")),
+    **dict.fromkeys(
+        ("cpu usage", "cpu utilization", "cpu util", "cpu"), ("CPU 使用率", "cpu usage")
+    ),
+    **dict.fromkeys(("cpu core used", "cpu used"), ("CPU 用量", "cpu used")),
+    "rate cpu core used cluster": ("CPU 占集群的比例", "cpu share of the cluster"),
+    **dict.fromkeys(
+        ("mem usage", "memory usage", "memory utilization", "mem util", "memory"),
+        ("内存使用率", "memory usage"),
+    ),
+    **dict.fromkeys(
+        ("mem usage bytes", "mem no cache bytes", "memory used"), ("内存用量", "memory used")
+    ),
+    **dict.fromkeys(("memory high", "high memory"), ("内存过高", "high memory")),
+    **dict.fromkeys(("disk usage", "disk utilization", "disk"), ("磁盘使用率", "disk usage")),
+    **dict.fromkeys(
+        ("pod restart total", "pod restarts", "restarts", "restart count"),
+        ("重启次数", "restarts"),
+    ),
+    **dict.fromkeys(("pod crashloop", "crashloop", "crash loop"), ("反复崩溃", "crash loop")),
+    **dict.fromkeys(("oom killed", "oom"), ("内存不足被终止", "out of memory")),
+    **dict.fromkeys(("latency", "response time"), ("延迟", "latency")),
+    **dict.fromkeys(("high latency", "latency high"), ("延迟过高", "high latency")),
+    **{f"p{n} latency": (f"P{n} 延迟", f"p{n} latency") for n in (50, 90, 95, 99)},
+    **dict.fromkeys(("qps", "requests per second"), ("每秒请求数", "requests per second")),
+    "deployment unavailable": ("部署不可用", "deployment unavailable"),
+}
 # A call none of whose words could be read (its arguments no object).
 SAY_AGAIN = ("没听清你的意思，请再说一次。", "I didn't catch that. Please say it again.")
 # What each argument is, in the words of an answer that asks for it again.

@@ -14,7 +14,7 @@ from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
-from mcp_server.voice_sentences import KIND_WORDS
+from mcp_server.voice_sentences import KIND_WORDS, METRIC_WORDS
 
 
 def counted(count: int | str, one: str, many: str) -> str:
@@ -26,12 +26,29 @@ def spoken_name(raw: str) -> str:
     return raw.replace("-", " ").replace("_", " ").replace(".", " ").strip()
 
 
+# A metric name's words: snake_case, kebab-case and CamelCase ("CPUUsage": CPU, Usage) alike.
+_METRIC_WORD_BREAK = re.compile(r"[\s_.-]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def metric_said(metric: str, english: bool = False) -> str:
+    """A metric's name as the listener says it (Chinese unless ``english``): a common one in
+    words ("error_rate": "错误率", "K8sWorkloadPodRestartTotal": "重启次数"), others as written."""
+    words = [w.lower() for w in _METRIC_WORD_BREAK.split(metric) if w]
+    # TKE's names first say where they measure ("K8sWorkload…"): the answer names the workload.
+    while words[:1] in (["k8s"], ["workload"]):
+        words = words[1:]
+    said = METRIC_WORDS.get(" ".join(words))
+    return said[english] if said else spoken_name(metric)
+
+
 def run_about(run: RemediationSummary, english: bool = False) -> str:
     # service is cluster/namespace/workload: the workload is what a person calls it.
     workload = run.service.rsplit("/", 1)[-1]
     if english:
-        return f"{spoken_name(run.alert_type)} on {spoken_name(workload)}"
-    return f"{spoken_name(workload)} 的 {spoken_name(run.alert_type)}"
+        return f"{metric_said(run.alert_type, english)} on {spoken_name(workload)}"
+    metric = metric_said(run.alert_type)
+    # A space between Chinese and Latin words only, as written ("checkout 的错误率").
+    return f"{spoken_name(workload)} 的{' ' if metric[:1].isascii() else ''}{metric}"
 
 
 # Between the items of an English list said aloud: an item may hold a comma of its own ("number
@@ -141,13 +158,20 @@ _WHAT_IT_IS = re.compile(
 
 
 def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSummary]:
-    """The runs ``key`` names: by service, alert type, or as the voice names them."""
+    """The runs ``key`` names: by service, alert type, or as the voice names them (its metric
+    in either language, or as written: "payments 的 error rate")."""
     return [
         r
         for r in runs
         if any(
             _part_of(key, said)
-            for said in (r.service, r.alert_type, run_about(r), run_about(r, english=True))
+            for said in (
+                r.service,
+                r.alert_type,
+                run_about(r),
+                run_about(r, english=True),
+                f"{r.service.rsplit('/', 1)[-1]}的{r.alert_type}",
+            )
         )
     ]
 
@@ -262,10 +286,14 @@ def spoken_summary(summary: str | None, english: bool = False) -> str | None:
     language (Chinese unless ``english``), any other summary as it is."""
     for pattern, said, said_en in _SUMMARIES:
         if summary and (found := pattern.match(summary)):
+            # A word among them is a threshold watch's metric (said as `metric_said`), or
+            # daily/weekly; counts and times ("2.5", "08:30") as written.
             if english:
-                return said_en(*(spoken_name(g) if g.isidentifier() else g for g in found.groups()))
+                return said_en(
+                    *(metric_said(g, english) if g.isidentifier() else g for g in found.groups())
+                )
             words = [
-                _EVERY.get(g, spoken_name(g) if g.isidentifier() else g) for g in found.groups()
+                _EVERY.get(g, metric_said(g) if g.isidentifier() else g) for g in found.groups()
             ]
             return said.format(*words)
     return summary

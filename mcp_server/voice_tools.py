@@ -309,7 +309,7 @@ async def _site_wait(state: AppState, user: str, status: TaskStatus) -> tuple[st
         zone = ZoneInfo("UTC")
     until = f"{max(w.until for w in waits).astimezone(zone):%H:%M}"
     return (
-        f"；网站要求我们稍等，{until} 之后再检查",
+        f"；网站要求我们稍等，{until}之后再检查",
         f"; its site asked us to wait: checked again after {until}",
     )
 

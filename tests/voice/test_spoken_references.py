@@ -12,6 +12,7 @@ from mcp_server.voice_speech import (
     names_a_place,
     pick_remediation,
     pick_task,
+    run_about,
     task_label,
 )
 from tests.voice.support import assert_speakable
@@ -293,8 +294,8 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_chinese() -> None:
     ]
     assert [task_label(t) for t in tasks] == [
         "网页监控（2 个网址，每 5 分钟）",
-        "阈值监控 cpu usage",
-        "提醒（每天 08:30）",
+        "阈值监控 CPU 使用率",
+        "提醒（每天 8点30分）",
     ]
     task, _, _ = pick_task(tasks, "网页监控")
     assert task is tasks[0]
@@ -321,8 +322,8 @@ def test_a_task_without_a_name_is_said_by_its_summary_in_english_as_speech() -> 
         "web monitor of 2 pages every 5 minutes",
         "web monitor of 1 page every 1 minute",
         "threshold watch cpu usage",
-        "reminder daily at 08:30",
-        "news digest of 3 pages weekly at 08:00",
+        "reminder daily at 8:30",
+        "news digest of 3 pages weekly at 8:00",
         "reminder on a schedule",
     ]
     task, _, _ = pick_task(tasks, "web monitor", english=True)
@@ -377,8 +378,8 @@ def test_an_english_task_label_is_one_phrase_without_a_comma() -> None:
     labels = [task_label(t, english=True) for t in tasks]
     assert labels == [
         "web monitor of 2 pages every 5 minutes",
-        "reminder daily at 09:00",
-        "news digest of 3 pages weekly at 08:00",
+        "reminder daily at 9:00",
+        "news digest of 3 pages weekly at 8:00",
         "news digest of 2 pages on a schedule",
         "reminder on a schedule",
         "Stand-up call Mondays room 4",
@@ -409,12 +410,12 @@ def test_an_english_list_is_heard_as_its_items_when_an_item_holds_a_comma() -> N
     ]
     _, question, _ = pick_task(tasks, "billing", english=True)
     assert question == (
-        "I found no task called “billing”. Your tasks are: reminder daily at 09:00;"
-        " nightly report; db backup; reminder weekly at 08:00."
+        "I found no task called “billing”. Your tasks are: reminder daily at 9:00;"
+        " nightly report; db backup; reminder weekly at 8:00."
     ), question
     _, question, _ = pick_task(tasks, "reminder", english=True)
     assert question == (
-        "2 tasks fit: reminder daily at 09:00; reminder weekly at 08:00. Please say the full name."
+        "2 tasks fit: reminder daily at 9:00; reminder weekly at 8:00. Please say the full name."
     ), question
     _, question = pick_remediation(RUNS, "checkout", english=True)
     assert question == (
@@ -424,8 +425,8 @@ def test_an_english_list_is_heard_as_its_items_when_an_item_holds_a_comma() -> N
     # Chinese lists are joined by "、", which no label holds.
     _, question, _ = pick_task(tasks, "billing")
     assert question == (
-        "没找到叫“billing”的任务。你的任务有：提醒（每天 09:00）、nightly report、db backup、"
-        "提醒（每周 08:00）。"
+        "没找到叫“billing”的任务。你的任务有：提醒（每天 9点）、nightly report、db backup、"
+        "提醒（每周 8点）。"
     ), question
 
 
@@ -434,15 +435,15 @@ def test_a_question_back_naming_some_of_many_waiting_fixes_says_how_many_wait() 
     runs = [*RUNS, _run(4, "search"), _run(5, "orders")]
     _, question = pick_remediation(runs, "billing")
     assert question == (
-        "没找到“billing”。等你审批的有 5 个，比如：checkout 的 error rate、"
-        "checkout api 的 latency、payments 的 error rate。请说服务名或第几个。"
+        "没找到“billing”。等你审批的有 5 个，比如：checkout 的错误率、"
+        "checkout api 的延迟、payments 的错误率。请说服务名或第几个。"
     ), question
     _, question = pick_remediation(runs, "it", english=True)
     assert question.startswith("Which one do you mean? 5 wait for you, like: error rate on"), (
         question
     )
     _, question = pick_remediation(RUNS, "billing")  # all of them named: no count
-    assert question.startswith("没找到“billing”。等你审批的有：checkout 的 error rate、"), question
+    assert question.startswith("没找到“billing”。等你审批的有：checkout 的错误率、"), question
 
 
 def test_a_question_back_counts_and_offers_only_tasks_not_deleted() -> None:
@@ -510,6 +511,36 @@ def test_a_fix_said_back_as_the_voice_named_it_is_found() -> None:
         ("checkout 服务的回滚", "checkout"),
         ("the checkout fix", "checkout"),
         ("那个checkout", "checkout"),
+    ]:
+        run, question = pick_remediation(runs, said)
+        assert run is not None and run.service.endswith(workload), (said, question)
+
+
+def test_a_fix_is_said_by_its_metric_in_the_listeners_words_and_found_by_them() -> None:
+    """An alert's metric as its source names it ("error_rate", Cloud Monitor's "CPUUsage",
+    TKE's "K8sWorkloadPodRestartTotal") was said as written: English inside a Chinese answer, and
+    a TKE name read out letter by letter in either language; what a listener said back in
+    Chinese ("checkout 的重启次数") found nothing."""
+    runs = [
+        _run(1, "checkout", "K8sWorkloadPodRestartTotal"),
+        _run(2, "payments", "CPUUsage"),
+        _run(3, "search", "bitcoin_price"),
+    ]
+    assert [run_about(r) for r in runs] == [
+        "checkout 的重启次数",
+        "payments 的 CPU 使用率",
+        "search 的 bitcoin price",  # no common metric: as written
+    ]
+    assert [run_about(r, english=True) for r in runs] == [
+        "restarts on checkout",
+        "cpu usage on payments",
+        "bitcoin price on search",
+    ]
+    for said, workload in [
+        ("checkout 的重启次数", "checkout"),
+        ("CPU 使用率那个", "payments"),
+        ("payments 的 CPUUsage", "payments"),
+        ("restarts", "checkout"),
     ]:
         run, question = pick_remediation(runs, said)
         assert run is not None and run.service.endswith(workload), (said, question)

@@ -190,7 +190,7 @@ async def test_failing_watches_are_one_more_short_sentence_after_the_fixes_waiti
                 session.add(run_row("remediation/fw-1", OWNER, source="webhook", state="acting"))
                 await session.commit()
             with_alerts = await say(client, "what_needs_me")
-    fixes = "有 1 个修复等你审批：第一个是checkout 的 error rate。可以说“批准第一个”。"
+    fixes = "有 1 个修复等你审批：第一个是checkout 的错误率。可以说“批准第一个”。"
     assert waiting_only == f"{fixes}另有 1 个监控一直检查失败：btc price，至少连续失败了 3 次。"
     assert with_alerts == (
         f"{fixes}另有 1 个告警正在自动处理，还有 1 个监控一直检查失败：btc price，"

@@ -223,6 +223,24 @@ async def test_a_refusal_by_the_service_is_spoken_not_an_error(
         assert status.state == "waiting_approval" and status.approvals == []
 
 
+async def test_a_fix_is_said_by_its_metric_in_chinese_and_found_by_those_words(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A Chinese listener heard "checkout 的 error rate" (the alert's metric as its source wrote
+    it, English inside a Chinese sentence), and "批准 checkout 的错误率", said in their words,
+    found nothing: "没找到…"."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    async with waiting(ts_env, deps, "checkout") as (state, handles):
+        async with voice_client(state, OWNER) as client:
+            needs = await say(client, "what_needs_me")
+            approved = await say(client, "approve_remediation", which="checkout 的错误率")
+        status = await ask(handles["checkout"], "status", result_type=RemediationStatus)
+    assert needs == "有 1 个修复等你审批：第一个是checkout 的错误率。可以说“批准第一个”。", needs
+    assert approved == "好的，已批准checkout 的错误率的修复。", approved
+    assert [a.approver for a in status.approvals] == [OWNER]
+
+
 async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
+from ambient.speech import said_time
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
 from tests.support.servers import serve
@@ -31,8 +32,9 @@ async def test_the_status_of_a_watch_whose_site_asked_to_wait_says_until_when(
         ref = await state.tasks.create(user, "web_monitor", config, name="busy-news")
         asked = await state.tasks.trigger(user, ref.task_id)
         assert asked.waits and [status for _, status in page.requests] == [429]
-        until = f"{asked.waits[0].until.astimezone(ZoneInfo(ZONE)):%H:%M}"
+        # In words, as every clock time is said ("14点30分", not "14:30").
+        until = said_time(f"{asked.waits[0].until.astimezone(ZoneInfo(ZONE)):%H:%M}")
         async with voice_client(state, user) as client:
             said = await say(client, "task_status", name="busy news")
         await state.tasks.delete(user, ref.task_id)
-    assert said.endswith(f"；网站要求我们稍等，{until} 之后再检查。"), said
+    assert said.endswith(f"；网站要求我们稍等，{until}之后再检查。"), said

@@ -186,7 +186,8 @@ def test_the_key_of_an_id_taken_out_goes_with_it() -> None:
         "请求失败 trace_id=abcdef0123456789，重试 request-id=3f9a1c2b-7d4e-4a1b-9c0d-1234567890ab。"
     )
     assert speakable(said) == "请求失败，重试。"
-    assert speakable("Failed with trace_id=abcdef0123456789 at 05:00.") == "Failed with at 05:00."
+    english = speakable("Failed with trace_id=abcdef0123456789 at 05:00.", english=True)
+    assert english == "Failed with at 5:00."  # the clock in words too
     # a key whose value is said stays
     assert speakable("重试 retries=3 次。") == "重试 retries=3 次。"
 
@@ -372,6 +373,17 @@ def test_a_time_span_written_with_a_hyphen_or_spaces_is_said_in_words() -> None:
     for span in ("09:00-09:05", "09:00 - 09:05", "09:00 ~ 09:05", "09:00—09:05"):
         assert cleaned(f"突增 {span}。") == "突增 9点到9点5分。", span
         assert cleaned(f"burst {span}.", english=True) == "burst 9:00 to 9:05.", span
+
+
+def test_a_clock_time_alone_is_said_in_words_and_a_timestamp_or_score_is_not_a_time() -> None:
+    """Only a span's times were put in words: "提醒（每天 08:30）", "14:30之后再检查" and a
+    time in a briefing's sentence were read as written, a ratio to a TTS."""
+    from ambient.speech import cleaned
+
+    assert cleaned("提醒（每天 08:30）、14:30之后") == "提醒（每天 8点30分）、14点30分之后"
+    assert cleaned("reminder daily at 08:30.", english=True) == "reminder daily at 8:30."
+    for kept in ("2026-11-30T08:30:00Z", "比分 3:2", "12:00:01", "24:00", "v1.08:30"):
+        assert cleaned(kept) == kept, kept
 
 
 def test_a_rate_word_without_a_number_and_a_rate_per_thing_are_said_whole() -> None:

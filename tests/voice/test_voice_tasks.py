@@ -617,6 +617,27 @@ async def test_the_daily_briefing_is_said_as_the_daily_briefing_not_as_the_users
     assert status.startswith("每日简报正在运行"), status
 
 
+async def test_a_reminder_said_by_its_time_says_the_clock_in_words(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A reminder created without a name was said by its time as written ("提醒（每天 08:30）"),
+    which a TTS may read as a ratio; the greeting's times are said in words ("8点30分")."""
+    users = {Language.ZH: unique("vc"), Language.EN: unique("vc")}
+    said = {}
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for language, user in users.items():
+            await _user(deps, user, language)
+            config = {"hour": 8, "minute": 30, "message": "standup", "timezone": "Asia/Shanghai"}
+            await state.tasks.create(user, "schedule", config)
+            async with voice_client(state, user) as client:
+                said[language] = await say(client, "task_status", name="第一个")
+    assert said == {
+        Language.ZH: "提醒（每天 8点30分）正在运行，已执行 0 次。",
+        Language.EN: "reminder daily at 8:30 is running, run 0 times so far.",
+    }, said
+
+
 async def test_a_task_named_with_a_hex_looking_word_is_said_by_its_name(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
