@@ -59,6 +59,12 @@ ALREADY_SO = N_("it already was; nothing was sent")
 # A control the server holds for a worker that did not answer the status read after it (busy,
 # or none running), or sent just before Temporal went: it applies when they are back.
 DELIVERED_UNCONFIRMED = N_("delivered; not confirmed yet (its worker or Temporal did not answer)")
+# A control the server holds for a run whose worker keeps failing its workflow task
+# (`task_failing`): it applies once an operator mends the cause, not by waiting.
+DELIVERED_FAILING = N_(
+    "delivered; not applied while its worker keeps failing the run (Temporal: Workflow Task "
+    "in failed state); the worker's log says why"
+)
 
 
 def search_attributes(

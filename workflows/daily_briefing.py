@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.daily_briefing_prepare_push import PrepareAndPush
+from workflows.daily_briefing_prepare_push import PrepareAndPush, cancelled
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -64,7 +64,9 @@ UNHEARD_DAY_PUSHED = "unheard-day-pushed"
 UNPREPARED_DAY_SAID = "unprepared-day-said"
 # A deleted run answers what it took before it ends: a greeting waiting for its preparation
 # hears "deleted" at once (it waited on, the run ended under it, and its caller was told the
-# run had completed), and the run ends once every handler has answered.
+# run had completed), and so does a regenerate or send under way (its preparation or push
+# cancelled: waited for, it kept the deleted run up to ~30 minutes), and the run ends once
+# every handler has answered.
 STOP_ANSWERS_FIRST = "stop-answers-first"
 
 
@@ -339,8 +341,12 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.stopping = True
 
     async def _stopped(self) -> str:
-        """The end of a deleted run, once the greetings and requests it took are answered."""
+        """The end of a deleted run, once the greetings and requests it took are answered (a
+        regenerate or send at once: `_unless_deleted`)."""
         if self.answers_first:
+            again = self._preparing_again
+            if again is not None and not again.done():
+                await cancelled(again)  # a greeting's preparation, nobody's to hear now
             await workflow.wait_condition(workflow.all_handlers_finished)
         return "stopped"
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -33,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.reminder import check_news_pages
 from workflows.watch_controls import deliver, failure_text, short_activity
 
+T = TypeVar("T")
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )
@@ -54,6 +57,7 @@ class PrepareAndPush:
     carry: BriefingCarry
     paused: bool
     stopping: bool
+    answers_first: bool  # stopped under STOP_ANSWERS_FIRST (workflows/daily_briefing.py)
     day: DayPlan | None
     phase: str
     prepared: PreparedBriefing | None
@@ -69,7 +73,7 @@ class PrepareAndPush:
     @workflow.update
     async def regenerate(self) -> PreparedBriefing:
         """Prepare the current day's briefing again now (a new version; it is not re-spoken)."""
-        await self._prepare("regenerate")
+        await self._unless_deleted(self._prepare("regenerate"))
         if self.prepared is None:
             raise ApplicationError(
                 f"preparation failed: {self.preparation_error}", type="PreparationFailed"
@@ -91,9 +95,24 @@ class PrepareAndPush:
                 "the daily briefing was deleted", type=BRIEFING_DELETED, non_retryable=True
             )
 
+    async def _unless_deleted(self, work: Coroutine[Any, Any, T]) -> T:
+        """``work``'s answer, or the deleted refusal as soon as the briefing is deleted (under
+        STOP_ANSWERS_FIRST), ``work`` cancelled with its activity: the deleted run ends then,
+        not once a preparation or push nobody waits for ends (~30 minutes with retries), and
+        a create of the briefing again meanwhile said it was "still finishing"."""
+        task = asyncio.create_task(work)
+        await workflow.wait_condition(lambda: task.done() or self.answers_first)
+        if not task.done():
+            await cancelled(task)
+            self._refuse_if_deleted()
+        return task.result()
+
     @workflow.update
     async def send(self, request: PushRequest) -> NotifyResult:
         """Push a prepared briefing through the user's channels on request."""
+        return await self._unless_deleted(self._send(request))
+
+    async def _send(self, request: PushRequest) -> NotifyResult:
         if self.prepared is None and self.day is not None and request.date == self.day.date:
             # The day's briefing a replaced run stored (a new config), prepared again for this
             # config now: the push carries that version (the day ended too: its date carried
@@ -120,6 +139,8 @@ class PrepareAndPush:
         async with self._prepare_lock:
             if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
                 return  # no day planned yet (the regenerate validator refuses that case)
+            if self.answers_first:
+                return  # deleted while this waited for another preparation (cancelled)
             self.phase = "preparing"
             run = self.run_input
             news = await self._news() if run.config.news_urls else []
@@ -146,6 +167,8 @@ class PrepareAndPush:
                     workflow.deprecate_patch(GIVEN_STORED)
                     self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
+                if isinstance(exc.cause, CancelledError):
+                    raise  # deleted (`_unless_deleted`): no failure of the day's to record
                 self.preparation_error = str(exc.cause or exc)
                 self.preparation_failure = unprepared_because(exc.cause)
                 workflow.logger.warning("briefing preparation failed: %s", self.preparation_error)
@@ -194,6 +217,8 @@ class PrepareAndPush:
                 task=self.run_input.task_id,
             )
         except ActivityError as exc:
+            if isinstance(exc.cause, CancelledError):
+                raise  # deleted (`_unless_deleted`): not pushed, nothing to record
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
             # A channel that stayed down (retries spent) after the inbox took the copy;
@@ -243,3 +268,12 @@ class PrepareAndPush:
             f"{day.date}: {state}; prepare {config.prepare_at}, window "
             f"{config.window_start}–{config.window_end} {config.timezone}"
         )
+
+
+async def cancelled(task: asyncio.Task[Any]) -> None:
+    """``task`` cancelled, with the activity it waits for (a cancel asked resolves at once:
+    the cancel is sent before whatever follows), and ended."""
+    task.cancel()
+    await workflow.wait_condition(task.done)
+    if not task.cancelled():
+        task.exception()  # read: its activity's cancellation, nobody's to hear

@@ -69,7 +69,7 @@ from ambient.storage import Database
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.models import User
 from ambient.storage.users import registered
-from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
+from ambient.temporal import ALREADY_SO, DELIVERED_FAILING, DELIVERED_UNCONFIRMED
 from ambient.watches.configs import task_id_for
 from ambient.watches.inputs import ConfigError, check_destinations
 from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
@@ -359,36 +359,50 @@ class BriefingService(Greeting):
         return await self._steered(user, paused)
 
     async def _steered(self, user: str, paused: bool, note: str | None = None) -> BriefingStatus:
-        """The status after a pause or resume (``note``: it already was so). A worker silent
-        or Temporal gone since the control: the run's config as it started, said as delivered
-        and not confirmed, as a task's control is (the server holds the signal for a worker)."""
-        status = await self.read_status(user, quiet=True)
+        """The status after a pause or resume (``note``: it already was so), or what happened
+        since the control. A worker silent or Temporal gone: the run's config as it started,
+        said as delivered and not confirmed, as a task's control is (the server holds the
+        signal for a worker). A worker that keeps failing the run's workflow task: delivered,
+        not applied until that is mended (waiting does not help). The run deleted or ended
+        since: said so, as a control sent after that is. Any other refusal: as it came."""
+        try:
+            status = await self.read_status(user)
+        except (BriefingError, RuntimeError) as exc:
+            trouble = temporal.worker_trouble(str(exc))
+            if trouble == "failing":
+                raise BriefingUnavailableError(Refusal(DELIVERED_FAILING)) from None
+            if trouble != "silent" and not temporal_down(exc):
+                raise
+            return await self._unconfirmed(user, paused, note)
         if status is None:
-            _, run = await records.running_input(self.client, task_id_for(user))
-            if run is None:
-                try:
-                    return await self.status(user)  # ended since, or not readable: said so
-                except BriefingNotFoundError:
-                    raise
-                except (BriefingError, RuntimeError):
-                    # Temporal gone since the control (its words are the gRPC client's):
-                    # delivered all the same, and not wrong of the caller.
-                    raise BriefingUnavailableError(Refusal(DELIVERED_UNCONFIRMED)) from None
-            carry = run.carry
-            status = BriefingStatus(
-                user=user,
-                task_id=task_id_for(user),
-                config=run.config,
-                phase="unknown",
-                days_completed=carry.days_completed,
-                last_date=carry.last_date,
-                last_midnight=carry.last_midnight,
-                last_given_at=carry.last_given_at,
-            )
-            note = note or DELIVERED_UNCONFIRMED
-        elif note is None:
+            raise BriefingNotFoundError(NOT_FOUND % user)  # ended since the control
+        if status.stopping:
+            raise BriefingNotFoundError(FINISHING % user)  # deleted since: it changes nothing
+        if note is None:
             return await self.told(user, status)
         return (await self.told(user, status)).model_copy(update={"note": note, "paused": paused})
+
+    async def _unconfirmed(self, user: str, paused: bool, note: str | None) -> BriefingStatus:
+        """A control the run's worker (or Temporal) did not confirm: the run's config as it
+        started, read off the server's record (no worker needed), noted delivered and not
+        confirmed; not readable either (Temporal gone): a refusal saying so."""
+        _, run = await records.running_input(self.client, task_id_for(user))
+        if run is None:
+            # Delivered all the same, and not wrong of the caller.
+            raise BriefingUnavailableError(Refusal(DELIVERED_UNCONFIRMED))
+        carry = run.carry
+        return BriefingStatus(
+            user=user,
+            task_id=task_id_for(user),
+            config=run.config,
+            paused=paused,
+            phase="unknown",
+            days_completed=carry.days_completed,
+            last_date=carry.last_date,
+            last_midnight=carry.last_midnight,
+            last_given_at=carry.last_given_at,
+            note=note or DELIVERED_UNCONFIRMED,
+        )
 
     async def delete(self, user: str) -> BriefingRef:
         status = await self._running(user)
