@@ -192,9 +192,33 @@ async def task_action(page: Page, _: PageWords, task_id: FormText, action: FormT
     waits = [in_words(wait_said(wait, page.me.timezone), _) for wait in ref.waits]
     if ref.note and not waits:
         waits = [_(ref.note)]  # a control its worker did not confirm in time
-    for wait in waits:
-        done = _("%(said)s; %(more)s", said=done, more=wait)
+    # A web monitor's check now says what it found on each page it checked.
+    pages = (ref.checked or {}).get("urls") or {}
+    said = [
+        _("%(page)s: %(found)s", page=url, found=found_said(seen, _)) for url, seen in pages.items()
+    ]
+    for more in waits + said:
+        done = _("%(said)s; %(more)s", said=done, more=more)
     return back("/app", done)
+
+
+# What a check now found on a page (the service's ``checked`` outcomes), as the page says it.
+FOUND = {
+    "changed": N_("changed"),
+    "unchanged": N_("unchanged"),
+    "not_modified": N_("unchanged"),
+    "baseline": N_("checked for the first time"),
+}
+
+
+def found_said(seen: dict[str, Any], _: Words) -> str:
+    """One page's outcome: changed, a keyword hit and which, unchanged, or failed and why."""
+    outcome = str(seen.get("outcome"))
+    if outcome == "hit":
+        return _("keyword found: %(keywords)s", keywords=", ".join(seen.get("hits") or ()))
+    if outcome == "error":
+        return _("failed: %(error)s", error=seen.get("error") or "?")
+    return _(FOUND[outcome]) if outcome in FOUND else outcome
 
 
 # A time as a task's status gives it (ISO 8601 with its offset, UTC): shown in the reader's zone.

@@ -4,6 +4,8 @@ check whose result is not in by the answer says so."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 from mcp import Client
@@ -105,3 +107,33 @@ async def test_a_check_not_in_by_the_answer_is_said_started(
         )
     await service.delete(USER, ref.task_id)
     await service.delete(USER, watch.task_id)
+
+
+async def test_ambient_task_trigger_prints_what_the_check_found(
+    service: TaskService,  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The CLI's door: `ambient task trigger` prints the answer, ``checked`` with it."""
+    from typer.testing import CliRunner
+
+    from ambient.cli import app as cli
+
+    site, base = gated
+    site.pages["/news"] = article("All quiet.")
+    config = {**monitor(base, "/news"), "keywords": ["outage"]}
+    ref = await service.create(USER, "web_monitor", config, unique("cli"))
+    site.pages["/news"] = article("All quiet.", "An outage in the east.")
+    settings = service.settings
+    env = {
+        "AMBIENT_DATA_DIR": str(settings.data_dir),
+        "AMBIENT_TEMPORAL_ADDRESS": service.client.service_client.config.target_host,
+        "AMBIENT_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+    }
+    args = ["task", "trigger", ref.task_id, "--user", USER]
+    printed = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+    await service.delete(USER, ref.task_id)
+    assert printed.exit_code == 0, printed.output
+    told = json.loads(printed.output)
+    assert told["checked"]["urls"][f"{base}/news"]["hits"] == {"outage": ["An outage in the east."]}
+    assert told["note"] is None

@@ -16,6 +16,10 @@ from api.app import create_app
 from api.routers import app_pages
 from tests.conftest import unique
 from tests.support.servers import serve
+from tests.watches.site import article
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import loopback_deps  # noqa: F401  (fixture)
 from tests.web.test_pages_browser import phone_page
 
 
@@ -27,12 +31,12 @@ async def test_the_task_list_pages_through_every_task_once_and_a_stale_link_star
 ) -> None:
     monkeypatch.setattr(app_pages, "TASKS_PER_PAGE", 2)
     name = unique("pager")
-    settings, service = _tasks(dev_env, deps)
+    settings, tasks = _tasks(dev_env, deps)
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name, language="en"))
         await session.commit()
     made = {
-        (await service.create(name, "schedule", {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
+        (await tasks.create(name, "schedule", {"hour": 9, "message": f"m{i}"}, f"r{i}")).task_id
         for i in range(3)
     }
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
@@ -60,11 +64,11 @@ async def test_a_task_page_shows_its_chinese_words_as_typed(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, browser: Browser
 ) -> None:
     name = unique("hanzi")
-    settings, service = _tasks(dev_env, deps)
+    settings, tasks = _tasks(dev_env, deps)
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(UserCreate(name=name, language="zh"))
         await session.commit()
-    made = await service.create(name, "schedule", {"hour": 9, "message": "记得喝水 <b>"}, "water")
+    made = await tasks.create(name, "schedule", {"hour": 9, "message": "记得喝水 <b>"}, "water")
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app/task?id={made.task_id}")
@@ -79,13 +83,13 @@ async def test_a_task_page_gives_its_times_in_the_readers_time_zone(
     """A reminder's next runs (and a watch's last check) were shown in UTC to a reader whose
     settings name another time zone, as no other time on the pages is."""
     name = unique("zoned")
-    settings, service = _tasks(dev_env, deps)
+    settings, tasks = _tasks(dev_env, deps)
     async with deps.db.session() as session:
         _, token = await UserRepository(session).create(
             UserCreate(name=name, language="zh", timezone="Asia/Shanghai")
         )
         await session.commit()
-    made = await service.create(name, "schedule", {"hour": 9, "message": "喝水"}, "water")
+    made = await tasks.create(name, "schedule", {"hour": 9, "message": "喝水"}, "water")
     async with serve(create_app(settings)) as base, phone_page(browser) as page:
         await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": base}])
         await page.goto(f"{base}/app/task?id={made.task_id}")
@@ -93,6 +97,41 @@ async def test_a_task_page_gives_its_times_in_the_readers_time_zone(
         await expect(detail).to_contain_text("next_runs")
         shown = await detail.inner_text()
         assert "+08:00" in shown and "+00:00" not in shown, shown
+
+
+async def test_check_now_on_the_dashboard_says_what_it_found_on_each_page_in_chinese(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    service: TaskService,  # noqa: F811  (its worker runs while the page is up)
+    gated: tuple[GatedSite, str],  # noqa: F811
+    browser: Browser,
+) -> None:
+    """The check now button said only "立即执行：… 运行中": what the check found (the answer's
+    ``checked``) went unsaid, and the reader had to open the task to learn it."""
+    site, base = gated
+    for path in ("/hit", "/same", "/gone"):
+        site.pages[path] = article(f"All quiet on {path}.")
+    name = unique("found")
+    async with loopback_deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=name, language="zh"))
+        await session.commit()
+    config = {**monitor(base, "/hit", "/same", "/gone"), "keywords": ["outage"]}
+    made = await service.create(name, "web_monitor", config, "pages")
+    site.pages["/hit"] = article("All quiet on /hit.", "An outage in the east.")
+    del site.pages["/gone"]
+    settings = loopback_deps.settings.model_copy(
+        update={"temporal_address": dev_env.client.service_client.config.target_host}
+    )
+    async with serve(create_app(settings)) as app, phone_page(browser) as page:
+        await page.context.add_cookies([{"name": "ambient_token", "value": token, "url": app}])
+        await page.goto(f"{app}/app")
+        card = page.locator(f'li.card[data-task="{made.task_id}"]')
+        await card.get_by_role("button", name="立即执行").click()
+        said = page.get_by_role("status")
+        await expect(said).to_contain_text(f"{base}/hit：关键词命中：outage")
+        await expect(said).to_contain_text(f"{base}/same：没有变化")
+        await expect(said).to_contain_text(f"{base}/gone：失败：HTTP 404")
+    await service.delete(name, made.task_id)
 
 
 def _tasks(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> tuple[Settings, TaskService]:
