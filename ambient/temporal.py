@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingWorkflowTaskState
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.workflowservice.v1 import (
     GetSystemInfoRequest,
@@ -89,19 +89,24 @@ CONTROL_STATES = {"pause": "paused", "resume": "active", "stop": "stopped"}
 
 async def state_in_flight(
     client: Client, description: WorkflowExecutionDescription, state: str
-) -> tuple[str, int]:
+) -> tuple[str, int] | None:
     """The run's ``state`` (as its worker last made it) once the controls it holds and has not
     taken yet apply (they arrived after its last completed workflow task; the
     ``description``'s history, not later), and the event that reading rests on: the last of
     those controls, else that completion. A pause in flight is a paused task; two requests
-    that read alike are one decision."""
+    that read alike are one decision. None: a worker holds a workflow task of the run (busy
+    in a local activity, or dead with it): the server keeps the signals sent meanwhile out of
+    the history until that task completes, so the history does not say what is in flight."""
+    pending = description.raw_description.pending_workflow_task
+    if pending.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED:
+        return None
     seen = description.raw_description.workflow_execution_info.history_length
     request = GetWorkflowExecutionHistoryReverseRequest(
         namespace=client.namespace,
         execution=WorkflowExecution(workflow_id=description.id, run_id=description.run_id),
         maximum_page_size=20,
     )
-    pending: list[tuple[int, str]] = []  # the controls not taken, newest first
+    controls: list[tuple[int, str]] = []  # the controls not taken, newest first
     taken = 0  # the last completed workflow task (none yet: every control is still to come)
     while not taken:
         page = await client.workflow_service.get_workflow_execution_history_reverse(
@@ -117,13 +122,13 @@ async def state_in_flight(
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED and (
                 name in CONTROL_STATES
             ):
-                pending.append((event.event_id, name))
+                controls.append((event.event_id, name))
         if not page.next_page_token:
             break
         request.next_page_token = page.next_page_token
-    for _, name in reversed(pending):
+    for _, name in reversed(controls):
         state = state if state == "stopped" else CONTROL_STATES[name]
-    return state, pending[0][0] if pending else taken
+    return state, controls[0][0] if controls else taken
 
 
 async def signal_once(client: Client, workflow_id: str, signal: str, request_id: str) -> None:

@@ -216,16 +216,19 @@ class TaskService(TaskSchedules):
                 before, described = await self._live(task_id)
                 # What the controls it holds and has not taken yet make of it: a pause on its
                 # way is a paused task (a resume on its way, a running one).
-                after, basis = await temporal.state_in_flight(self.client, described, before)
-                if after == TaskState.STOPPED.value:  # a delete on its way
-                    raise TaskStateError(_stopped(task_id))
-                if after == new_state:
-                    return TaskRef(
-                        task_id=task_id, kind=kind, state=after, created=False, note=ALREADY_SO
-                    )
-                # Requests that read the run alike send one signal: the server records a
-                # request id once.
-                request_id = f"{signal}/{described.run_id}/{basis}"
+                reading = await temporal.state_in_flight(self.client, described, before)
+                request_id = str(uuid.uuid4())  # unread (a task held): sent, never "already"
+                if reading is not None:
+                    after, basis = reading
+                    if after == TaskState.STOPPED.value:  # a delete on its way
+                        raise TaskStateError(_stopped(task_id))
+                    if after == new_state:
+                        return TaskRef(
+                            task_id=task_id, kind=kind, state=after, created=False, note=ALREADY_SO
+                        )
+                    # Requests that read the run alike send one signal: the server records a
+                    # request id once.
+                    request_id = f"{signal}/{described.run_id}/{basis}"
                 await temporal.signal_once(self.client, task_id, signal, request_id)
         try:
             status = checked or await self.get(user, task_id)

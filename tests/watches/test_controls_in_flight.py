@@ -11,6 +11,11 @@ from typing import Any
 import pytest
 from mcp import Client
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    PollWorkflowTaskQueueRequest,
+    RespondWorkflowTaskFailedRequest,
+)
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -20,6 +25,7 @@ from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
+from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor
@@ -92,4 +98,76 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
             status = await mcp.call_tool("get_task", {"task_id": task_id})
             assert status.structured_content is not None, status.content
             assert status.structured_content["state"] == "paused"
+            await mcp.call_tool("delete_task", {"task_id": task_id})
+
+
+async def test_controls_sent_while_a_worker_holds_the_runs_task_are_each_sent(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a worker holds a workflow task of the run (busy in a local activity, or dead with
+    it), the server keeps the signals sent meanwhile out of the history: a pause, a resume and
+    a pause read the run alike, the second pause was said "already so" (or shared the first's
+    request id) and the watch ran on after the person's last word, pause."""
+    site, base = gated
+    site.pages["/a"] = article("A page.")
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        settings = loopback_deps.settings.model_copy(
+            update={"temporal_task_queue": worker.task_queue}
+        )
+        state = AppState(
+            settings=settings,
+            db=loopback_deps.db,
+            temporal=dev_env.client,
+            channels=loopback_deps.channels,
+            stdio_user=USER,
+        )
+        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+            made = await mcp.call_tool(
+                "create_web_monitor", {"config": monitor(base, "/a"), "name": unique("held")}
+            )
+            assert made.structured_content is not None, made.content
+            task_id = made.structured_content["task_id"]
+    client = dev_env.client
+    handle = client.get_workflow_handle(task_id)
+    # A worker takes the run's next workflow task and holds it.
+    await handle.signal("check_now")
+    held = await client.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=settings.temporal_task_queue),
+            identity="a worker holding the task",
+        )
+    )
+    assert held.task_token
+    told = []
+    async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+        for tool in ("pause_task", "resume_task", "pause_task"):
+            answer = await mcp.call_tool(tool, {"task_id": task_id})
+            assert not answer.is_error and answer.structured_content is not None, answer.content
+            told.append(answer.structured_content["note"])
+    assert ALREADY_SO not in told, told
+    # The held task fails: the run goes to the next worker with every signal sent meanwhile.
+    await client.workflow_service.respond_workflow_task_failed(
+        RespondWorkflowTaskFailedRequest(
+            namespace=client.namespace, task_token=held.task_token, identity="held"
+        )
+    )
+    controls = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        async for event in handle.fetch_history_events()
+        if event.workflow_execution_signaled_event_attributes.signal_name in ("pause", "resume")
+    ]
+    assert controls == ["pause", "resume", "pause"]
+    async with build_worker(client, loopback_deps, task_queue=settings.temporal_task_queue):
+        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+
+            async def paused() -> bool:
+                status = await mcp.call_tool("get_task", {"task_id": task_id})
+                return (status.structured_content or {}).get("state") == "paused"
+
+            await eventually(paused, "the watch paused, as the last word said")
             await mcp.call_tool("delete_task", {"task_id": task_id})
