@@ -63,15 +63,16 @@ TEMPORAL_DYNAMIC_CONFIG = tuple(
 )
 
 
+def queue_flags() -> list[str]:
+    """The embedded server's flags for its queues (the tests' in-memory servers take these)."""
+    return [flag for value in TEMPORAL_DYNAMIC_CONFIG for flag in ("--dynamic-config-value", value)]
+
+
 def temporal_settings() -> list[str]:
-    """The embedded server's flags for its SQLite file and its queues (``ambient dev``, the
-    benchmarks and the tests start it so)."""
-    flags = []
-    for pragma in TEMPORAL_SQLITE_PRAGMAS:
-        flags += ["--sqlite-pragma", pragma]
-    for value in TEMPORAL_DYNAMIC_CONFIG:
-        flags += ["--dynamic-config-value", value]
-    return flags
+    """The embedded server's flags for its SQLite file and its queues (``ambient dev`` and the
+    benchmarks start it so)."""
+    pragmas = [flag for pragma in TEMPORAL_SQLITE_PRAGMAS for flag in ("--sqlite-pragma", pragma)]
+    return pragmas + queue_flags()
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import httpx
 import httpx2
+import psutil
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from ambient.devstack import queue_flags
 from tests.conftest import unique
 from tests.support.servers import HANG, free_port, http_client
 from tests.support.workflows import WaitForSignalWorkflow
@@ -129,6 +131,15 @@ async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_pa
             status = await _mcp_status(stack.api, token)
         assert status["temporal_reachable"] is True
         assert status["workers_polling"] >= 1
+        # Its server reads its history queues as it is told (each hop waited up to 50 ms).
+        database = str(stack.data_dir / "temporal.db")
+        (server,) = [
+            p.info["cmdline"]
+            for p in psutil.process_iter(["cmdline"])
+            if "start-dev" in (p.info["cmdline"] or []) and database in p.info["cmdline"]
+        ]
+        flags = queue_flags()
+        assert " ".join(flags) in " ".join(server), server
 
         temporal = await TemporalClient.connect(
             f"127.0.0.1:{stack.temporal_port}", data_converter=pydantic_data_converter

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.clients.tls import ca_context
-from ambient.devstack import TEMPORAL_DYNAMIC_CONFIG
+from ambient.devstack import queue_flags
 from tests.support.reaper import remove_at_exit, serving_on, stop_at_exit
 
 # How long a test waits on a reply or a start-up before it calls the thing hung: a guard, not a
@@ -161,7 +161,7 @@ async def start_dev_server(path: str, *args: str) -> WorkflowEnvironment:
         dev_server_extra_args=[
             *("--log-level", "error"),
             # Its queues read as `ambient dev`'s do (each hop waited up to 50 ms otherwise).
-            *(f for value in TEMPORAL_DYNAMIC_CONFIG for f in ("--dynamic-config-value", value)),
+            *queue_flags(),
             *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
             *args,
         ],
