@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
 SHORT = timedelta(seconds=30)
 # The second check comes up to this much (at most half an interval) after the baseline.
 FIRST_CHECK_JITTER = timedelta(seconds=60)
+# How long ``checked_now`` (what check now answers) waits for the check it asked for.
+CHECK_NOW_WAIT = timedelta(seconds=30)
 # Side effects: bounded retries (the default retries forever).
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timedelta(seconds=2))
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
@@ -204,6 +206,32 @@ class WatchControls:
     def ask_check(self) -> None:
         # A trigger during a check stays set and runs another check right after it.
         self.state.check_requested, self.wake = True, True
+
+    def checks_started(self) -> int:
+        """The checks this watch started (a web monitor: its polls of this run)."""
+        return self.state.checks
+
+    def checks_ended(self) -> int:
+        """The checks started that ended: all but one under way (a threshold watch's once its
+        reading is taken, a web monitor's poll once handed back)."""
+        return self.checks_started() - self.checking
+
+    @workflow.update
+    async def checked_now(self) -> TaskStatus:
+        """Check now, and answer the status once the check asked for ended (its reading
+        taken, a web monitor's poll handed back or ended without it), or the watch is
+        stopping: a web page whose server asked for a pause shows it (``not_before``), since
+        that check did not ask it; a threshold watch shows what it read. What check now
+        answers; the ``check_now`` signal alone does not wait."""
+        self.ask_check()
+        asked_after = self.checks_started()  # the check asked for starts after this
+
+        # Bounded: a continue-as-new waits for every handler, and no check runs meanwhile.
+        await until(
+            lambda: self.state.stop_requested or self.checks_ended() > asked_after,
+            CHECK_NOW_WAIT,
+        )
+        return self.status()
 
     @workflow.signal
     def stop(self) -> None:

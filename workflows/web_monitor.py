@@ -77,8 +77,6 @@ RUN_EVENTS = 250
 HELD_AGAIN = timedelta(minutes=1)
 # How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
-# How long ``checked_now`` (what check now answers) waits for the check it asked for.
-CHECK_NOW_WAIT = timedelta(seconds=30)
 # A check asked for while every page's server asked for a pause (Retry-After) is made when
 # the first pause ends, not at the grid's next slot after it.
 CHECK_AFTER_PAUSE = "check-after-pause"
@@ -388,6 +386,11 @@ class WebMonitorWorkflow(WatchControls):
         if result.last_failure is not None:
             state.last_failure = result.last_failure
 
+    def checks_started(self) -> int:
+        # The polls of this run: a check asked for is made by a poll started after it (one
+        # may end with no check made: failed, lost).
+        return self.polls
+
     def continue_suggested(self) -> bool:
         if super().continue_suggested():
             return True
@@ -415,7 +418,7 @@ class WebMonitorWorkflow(WatchControls):
         poll), the watch is paused or stopping: what an update answers, as a create does."""
         # The polls of this run that ended (handed back, failed or were lost): all but one
         # running.
-        since = self.polls - self.checking
+        since = self.checks_ended()
 
         def checked() -> bool:
             urls = self.state.urls
@@ -432,25 +435,9 @@ class WebMonitorWorkflow(WatchControls):
                 checked()
                 or self.state.paused
                 or self.state.stop_requested
-                or (self.polls - self.checking > since and not self.state.check_requested)
+                or (self.checks_ended() > since and not self.state.check_requested)
             ),
             PAGES_CHECKED_WAIT,
-        )
-        return self.status()
-
-    @workflow.update
-    async def checked_now(self) -> TaskStatus:
-        """Check now, and answer the status once the check asked for has handed back (or a
-        poll ended without it, or the watch is stopping): a page whose server asked for a
-        pause shows it (``not_before``), since that check did not ask it. What check now
-        answers; the ``check_now`` signal alone does not wait."""
-        self.ask_check()
-        asked_after = self.polls  # the check asked for is made by a poll started after this
-
-        # Bounded: a continue-as-new waits for every handler, and no poll runs meanwhile.
-        await until(
-            lambda: self.state.stop_requested or self.polls - self.checking > asked_after,
-            CHECK_NOW_WAIT,
         )
         return self.status()
 

@@ -153,7 +153,9 @@ class TaskRef(BaseModel):
     # Check now: the pages it did not check since their server asked us to wait, and until
     # when; empty when every page was checked (or the control was not a check now).
     waits: list[SiteWait] = Field(default_factory=list)
-    # Check now of a web monitor: what the check found on each page it asked (outcome changed,
-    # hit with the keyword ``hits``, unchanged, not_modified or error, and the ``error``);
-    # None when it was not a check now or its result was not in by the answer (``note``).
+    # Check now of a watch: what the check found, a web monitor's on each page it asked
+    # (outcome changed, hit with the keyword ``hits``, unchanged, not_modified or error, and
+    # the ``error``), a threshold watch's reading (outcome breach, within or error, the value,
+    # conditions, breaching and error); None when it was not a check now or its result was not
+    # in by the answer (``note``).
     checked: dict[str, Any] | None = None

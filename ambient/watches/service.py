@@ -56,9 +56,10 @@ from ambient.watches.pauses import site_waits, waits_note
 from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
+from ambient.watches.threshold_config import Condition
 
-# A check now asked whose result was not in by the answer (a threshold watch's is not waited
-# for): the status (get_task) shows it once made.
+# A check now asked whose result was not in by the answer: the status (get_task) shows it once
+# made.
 CHECK_STARTED = N_("started; its result will show in the task's status once the check is made")
 # An update applied, then replaced by another one of the task (another request at once): the
 # workflow applies updates one at a time in the order the server took them, the later in force.
@@ -189,7 +190,7 @@ class TaskService(TaskSchedules):
     ) -> TaskRef:
         kind = self._owned(user, task_id)
         before: TaskState | None = None  # a workflow's state before its control
-        checked: TaskStatus | None = None  # a web monitor's status once its check handed back
+        checked: TaskStatus | None = None  # a watch's status once its check now ended
         if kind is TaskKind.SCHEDULE and signal in ("pause", "resume"):
             # Its answer is the status its write was checked against: no third look.
             status, wrote = await self._update_schedule(
@@ -202,10 +203,10 @@ class TaskService(TaskSchedules):
         with found(task_id):
             if kind is TaskKind.SCHEDULE:
                 await self.client.get_schedule_handle(task_id).trigger()
-            elif kind is TaskKind.WEB_MONITOR and signal == "check_now":
-                # Asked through an update that answers once the check handed back: a page
-                # whose server asked us to wait is not asked, and the answer says so (a status
-                # read after a signal often predates the poll that found the pause).
+            elif kind in _WATCHES and signal == "check_now":
+                # Asked through an update that answers once the check ended: what it read, and
+                # a page whose server asked us to wait is not asked, and the answer says so (a
+                # status read after a signal often predates the check).
                 before, _ = await self._live(task_id)
                 checked = await self._checked_now(task_id)
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
@@ -253,7 +254,7 @@ class TaskService(TaskSchedules):
         zone = (await registered(self.db, user, TaskNotFoundError)).timezone if waits else None
         note = waits_note(waits, zone)
         if checked is None and signal == "check_now" and kind in _WATCHES:
-            # Asked, its result not in by this answer (or not waited for: a threshold watch).
+            # Asked, its result not in by this answer.
             note = CHECK_STARTED
         found_now = await self._found_now(user, checked, waits) if checked else None
         # The status's kind: a news digest is a schedule by its id, a digest by its config.
@@ -270,9 +271,12 @@ class TaskService(TaskSchedules):
     async def _found_now(
         self, user: str, status: TaskStatus, waits: list[SiteWait]
     ) -> dict[str, Any]:
-        """What a web monitor's check now found on each page it asked (those whose server
-        asked us to wait were not): a change with keyword hits is a hit, with them (its event,
-        stored before the check handed back)."""
+        """What a watch's check now found: a threshold watch's reading (``_read_now``), or a
+        web monitor's outcome on each page it asked (those whose server asked us to wait were
+        not): a change with keyword hits is a hit, with them (its event, stored before the
+        check handed back)."""
+        if status.kind is TaskKind.THRESHOLD_WATCH:
+            return _read_now(status)
         pages = (_baseline(status) or {}).get("urls", {})
         found = {url: seen for url, seen in pages.items() if url not in {w.url for w in waits}}
         changed = {url for url, seen in found.items() if seen["outcome"] == "changed"}
@@ -288,8 +292,8 @@ class TaskService(TaskSchedules):
         return {"urls": found}
 
     async def _checked_now(self, task_id: str) -> TaskStatus | None:
-        """Ask a web monitor to check now and wait, up to ``baseline_wait``, for the status
-        once that check handed back; None: not in time. A worker of a release before the
+        """Ask a watch to check now and wait, up to ``baseline_wait``, for the status
+        once that check ended; None: not in time. A worker of a release before the
         ``checked_now`` update refuses it: the signal asks. Not in time, the signal asks too:
         an update no worker accepted yet lives in the server's memory alone (a restart loses
         it), a signal is in the history at once (asked twice, the check is still one)."""
@@ -454,6 +458,28 @@ def _as_stored(config: BaseModel) -> dict[str, Any]:
     """A config as its workflow holds it (its input is read back as stored: a threshold is its
     condition), to compare with the config a running task answers."""
     return read_stored(type(config), config.model_dump(mode="json")).model_dump(mode="json")
+
+
+def _read_now(status: TaskStatus) -> dict[str, Any]:
+    """What a threshold watch's check now read: its ``outcome`` (``breach``: the value is past
+    the lines, as its conditions combine; ``within``; ``error``), the ``value``, the
+    ``conditions``, whether the watch is ``breaching`` after it (a breach told, or held by
+    the cooldown; ``for_checks`` may want more breaching checks) and the read's ``error``."""
+    detail, lines = status.detail, status.config.get("conditions")
+    conditions = [Condition.model_validate(c) for c in (lines if isinstance(lines, list) else [])]
+    error, value = detail.get("last_error"), detail.get("last_value")
+    if error is not None or not isinstance(value, float | int):
+        outcome, value = "error", None
+    else:
+        combine = all if status.config.get("combine") == "all" else any
+        outcome = "breach" if combine(c.breached(value) for c in conditions) else "within"
+    return {
+        "outcome": outcome,
+        "value": value,
+        "conditions": [c.model_dump(mode="json") for c in conditions],
+        "breaching": detail.get("breaching"),
+        "error": error,
+    }
 
 
 def _baseline(status: TaskStatus | None) -> dict[str, Any] | None:

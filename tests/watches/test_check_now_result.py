@@ -6,16 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
+import pytest
 from mcp import Client
+from temporalio import workflow
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
+import worker as worker_module
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.service import CHECK_STARTED, TaskService
 from ambient.wiring import AppState, StateHolder
 from mcp_server.server import build_server
 from tests.conftest import unique
+from tests.support.record import save_history
+from tests.support.servers import HANG
+from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
@@ -75,8 +90,8 @@ async def test_a_check_not_in_by_the_answer_is_said_started(
     loopback_deps: WorkerDeps,  # noqa: F811
     gated: tuple[GatedSite, str],  # noqa: F811
 ) -> None:
-    """A web monitor's check held past the answer's wait, and a threshold watch's (not waited
-    for): each says it started and where its result will be, and shows none."""
+    """A web monitor's check held past the answer's wait, and a threshold watch's: each says
+    it started and where its result will be, and shows none."""
     site, base = gated
     site.pages["/slow"] = article("A slow page.")
     site.values = [5.0]
@@ -93,20 +108,169 @@ async def test_a_check_not_in_by_the_answer_is_said_started(
         USER, "threshold_watch", {"source": value, "threshold": 100}, unique("value")
     )
     site.page_gate.clear()  # the check now's read of the page waits
+    site.gate.clear()  # and the watch's read of its value
     try:
         told = await hurried.trigger(USER, ref.task_id)
+        watched = await hurried.trigger(USER, watch.task_id)
     finally:
         site.page_gate.set()
-    async with door(service, loopback_deps) as mcp:
-        watched = await call(mcp, "trigger_task", task_id=watch.task_id)
-    for answer in (told.model_dump(mode="json"), watched):
-        assert (answer["note"], answer["checked"], answer["state"]) == (
-            CHECK_STARTED,
-            None,
-            "active",
-        )
+        site.gate.set()
+    for answer in (told, watched):
+        assert (answer.note, answer.checked, answer.state) == (CHECK_STARTED, None, "active")
     await service.delete(USER, ref.task_id)
     await service.delete(USER, watch.task_id)
+
+
+async def threshold_check_now(
+    tasks: TaskService,
+    deps: WorkerDeps,
+    site: GatedSite,
+    base: str,
+    now: float | None,
+    *,
+    paused: bool = False,
+    history: str | None = None,
+) -> dict[str, Any]:
+    """Check now, through MCP, a threshold watch (above 100) whose baseline read 5 and whose
+    next read gives ``now`` (None: the source answers 500); ``paused`` first; its history
+    saved as ``history`` when recording."""
+    site.values = [5.0, now]
+    value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    async with door(tasks, deps) as mcp:
+        made = await call(
+            mcp,
+            "create_threshold_watch",
+            config={"source": value, "threshold": 100},
+            name=unique("now"),
+        )
+        if paused:
+            await call(mcp, "pause_task", task_id=made["task_id"])
+        told = await call(mcp, "trigger_task", task_id=made["task_id"])
+        if history:
+            await save_history(tasks.client.get_workflow_handle(made["task_id"]), history)
+        await call(mcp, "delete_task", task_id=made["task_id"])
+    assert site.value_reads == 2  # the baseline's read and the check now's
+    state = "paused" if paused else "active"
+    assert (told["note"], told["waits"], told["state"]) == (None, [], state)
+    return told["checked"]
+
+
+ABOVE_100 = [{"op": "above", "value": 100.0}]
+
+
+async def test_a_threshold_watch_check_now_answers_the_breach_it_read(
+    service: TaskService,  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """It answered 'started' and nothing it read: the caller had to call get_task."""
+    site, base = gated
+    # The checked_now update on a threshold watch, for the replay.
+    checked = await threshold_check_now(
+        service, loopback_deps, site, base, 150.0, history="threshold_watch_check_now"
+    )
+    assert checked == {
+        "outcome": "breach",
+        "value": 150.0,
+        "conditions": ABOVE_100,
+        "breaching": True,
+        "error": None,
+    }
+
+
+async def test_a_threshold_watch_check_now_answers_a_value_within_its_lines(
+    service: TaskService,  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    site, base = gated
+    assert await threshold_check_now(service, loopback_deps, site, base, 7.5) == {
+        "outcome": "within",
+        "value": 7.5,
+        "conditions": ABOVE_100,
+        "breaching": False,
+        "error": None,
+    }
+
+
+async def test_a_threshold_watch_check_now_answers_why_its_source_gave_no_value(
+    service: TaskService,  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The source refused (HTTP 500): no value, the error said; not the baseline's 5."""
+    site, base = gated
+    checked = await threshold_check_now(service, loopback_deps, site, base, None)
+    error = checked.pop("error")
+    assert checked == {
+        "outcome": "error",
+        "value": None,
+        "conditions": ABOVE_100,
+        "breaching": False,
+    }
+    assert "500" in error, error
+
+
+async def test_a_paused_threshold_watch_checks_now_and_answers_what_it_read(
+    service: TaskService,  # noqa: F811
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """As a paused web monitor's check now: the check is made, the watch stays paused."""
+    site, base = gated
+    checked = await threshold_check_now(service, loopback_deps, site, base, 150.0, paused=True)
+    assert (checked["outcome"], checked["value"], checked["breaching"]) == ("breach", 150.0, True)
+
+
+class _WithoutCheckedNow(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        if workflow.info().workflow_type == "ThresholdWatchWorkflow":
+            workflow.set_update_handler("checked_now", None)  # as a release before it
+        return await super().execute_workflow(input)
+
+
+class _OlderRelease(Interceptor):
+    """A worker of a release whose threshold watch has no ``checked_now``: it refuses it."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _WithoutCheckedNow
+
+
+async def test_a_worker_without_the_update_is_asked_by_the_signal(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check is made all the same, and the answer says it started."""
+    site, base = gated
+    site.values = [5.0, 150.0]
+    monkeypatch.setattr(worker_module, "Worker", partial(Worker, interceptors=[_OlderRelease()]))
+    queue = unique("tq")
+    deps = loopback_deps
+    deps.settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
+    async with worker_module.build_worker(dev_env.client, deps, task_queue=queue):
+        tasks = TaskService(
+            dev_env.client,
+            deps.settings,
+            deps.db,
+            briefings=BriefingService(dev_env.client, deps.settings, deps.db),
+            baseline_wait=HANG,
+        )
+        value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+        watch = await tasks.create(
+            USER, "threshold_watch", {"source": value, "threshold": 100}, unique("older")
+        )
+        told = await tasks.trigger(USER, watch.task_id)
+        assert (told.note, told.checked) == (CHECK_STARTED, None)
+
+        async def breached() -> bool:
+            return (await tasks.get(USER, watch.task_id)).detail["breaching"] is True
+
+        await eventually(breached, "the check the signal asked for")
+        await tasks.delete(USER, watch.task_id)
 
 
 async def test_ambient_task_trigger_prints_what_the_check_found(
