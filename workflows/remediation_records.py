@@ -75,6 +75,10 @@ TASK_TIMEOUT = timedelta(minutes=1)
 # activity's failure, the run would hand over ("could not be verified") or go on to the next
 # step, and close as Completed.
 CANCELLED_IN_ACTIVITY = "cancelled-in-activity"
+# A run cancelled in Temporal while a push was sent (the one asking for an approval): the
+# push's cancellation was recorded as its failure ("push_failed") and the run went on to wait
+# for the approval, never closing. Now it cleans up and closes as Cancelled.
+CANCELLED_IN_PUSH = "cancelled-in-push"
 
 
 class RemediationRecords:
@@ -261,6 +265,9 @@ class RemediationRecords:
                 task=self.remediation_id,
             )
         except ActivityError as exc:
+            if run_cancelled(exc) and workflow.patched(CANCELLED_IN_PUSH):
+                # The run's cancellation, not the push's failure: the run cleans up and closes.
+                raise asyncio.CancelledError(cause_of(exc)) from exc
             # A push that fails for good is recorded; the remediation goes on regardless.
             await self._audit(f"{key}/push-failed", "push_failed", {"error": cause_of(exc)})
 
