@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Mode, Rung
     from ambient.remediation.runs import (
+        FINAL_STATES,
         AbortInput,
         ApprovalDecision,
         Attempt,
@@ -265,7 +266,8 @@ class RemediationRecords:
                 task=self.remediation_id,
             )
         except ActivityError as exc:
-            if run_cancelled(exc) and workflow.patched(CANCELLED_IN_PUSH):
+            ending = self.state in FINAL_STATES  # its hand-over's or its end's push: it ends
+            if run_cancelled(exc) and not ending and workflow.patched(CANCELLED_IN_PUSH):
                 # The run's cancellation, not the push's failure: the run cleans up and closes.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
             # A push that fails for good is recorded; the remediation goes on regardless.
