@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Mode, Rung
     from ambient.remediation.runs import (
+        FINAL_STATES,
         AbortInput,
         ApprovalDecision,
         Attempt,
@@ -75,6 +76,10 @@ TASK_TIMEOUT = timedelta(minutes=1)
 # activity's failure, the run would hand over ("could not be verified") or go on to the next
 # step, and close as Completed.
 CANCELLED_IN_ACTIVITY = "cancelled-in-activity"
+# A run cancelled in Temporal while a push was sent (the one asking for an approval): the
+# push's cancellation was recorded as its failure ("push_failed") and the run went on to wait
+# for the approval, never closing. Now it cleans up and closes as Cancelled.
+CANCELLED_IN_PUSH = "cancelled-in-push"
 
 
 class RemediationRecords:
@@ -261,6 +266,10 @@ class RemediationRecords:
                 task=self.remediation_id,
             )
         except ActivityError as exc:
+            ending = self.state in FINAL_STATES  # its hand-over's or its end's push: it ends
+            if run_cancelled(exc) and not ending and workflow.patched(CANCELLED_IN_PUSH):
+                # The run's cancellation, not the push's failure: the run cleans up and closes.
+                raise asyncio.CancelledError(cause_of(exc)) from exc
             # A push that fails for good is recorded; the remediation goes on regardless.
             await self._audit(f"{key}/push-failed", "push_failed", {"error": cause_of(exc)})
 

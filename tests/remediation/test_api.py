@@ -170,8 +170,15 @@ async def test_the_list_shows_a_running_remediation_where_it_is_not_where_it_was
 
         shown = await eventually(waiting, "the run waits for approval")
         assert len(shown["attempts"]) == 1
+
+        async def listed_waiting() -> list[dict[str, Any]] | None:
+            # get asks the run; the list's state of a running run is its AmbientState in the
+            # server's list (a visibility query, eventually consistent): a moment later.
+            at = (await http.get("/remediations", params={"state": "waiting_approval"})).json()
+            return cast(list[dict[str, Any]], at) or None
+
+        waiting = await eventually(listed_waiting, "the run listed as waiting for approval")
         listed = (await http.get("/remediations")).json()
-        waiting = (await http.get("/remediations", params={"state": "waiting_approval"})).json()
         planned = (await http.get("/remediations", params={"state": "planned"})).json()
 
     # The row was written when the run was planned; the list tells where the run is now.

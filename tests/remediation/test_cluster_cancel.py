@@ -18,6 +18,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
+from ambient.clients.notify.base import ChannelRegistry
+from ambient.clients.notify.inbox import InboxChannel
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.ladder import Rung
@@ -45,22 +47,43 @@ CANCELLED = (
 )
 
 
+@dataclass
+class HeldInbox:
+    """The inbox's send held until ``release``: a push under way (the notify activity)."""
+
+    inbox: InboxChannel
+    name: str = "inbox"
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, *args: Any, **kwargs: Any) -> str | None:
+        self.arrived.set()
+        await self.release.wait()
+        return await self.inbox.send(*args, **kwargs)
+
+
 @pytest.mark.devserver
-@pytest.mark.parametrize("when", ["approval", "change", "settle"])
+@pytest.mark.parametrize("when", ["approval", "push", "change", "settle"])
 async def test_a_run_cancelled_in_temporal_cleans_up_and_says_so(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, when: str
 ) -> None:
     """It closed as Cancelled at once: its row left "running" (list and stats counted it
     open), no audit entry of its end, and the slot its step's gate reserved stayed counted
-    against the cluster's hour though the change on the wire was not made."""
+    against the cluster's hour though the change on the wire was not made. Cancelled while
+    the push asking for its approval was sent, the run took the push's cancellation for its
+    failure ("push_failed") and went on to wait for the approval: it never closed."""
     api = _checkout(tmp_path)
     holding = HeldWrites(nth=2, hold=when == "change")
     if when == "change":
         api.unavailable_writes = 4  # the write on the wire is refused after the cancellation
+    pushing = HeldInbox(InboxChannel(deps.db))
+    if when == "push":
+        deps.channels = ChannelRegistry([pushing])
+    else:
+        pushing.release.set()
     async with serve(holding.wrap(api.app())) as base:
-        await _executing(
-            deps, _kubeconfig(tmp_path, base), approval_from=1 if when == "approval" else 0
-        )
+        asked = when in ("approval", "push")
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=1 if asked else 0)
         async with (
             error_rate(healthy_from=None) as (_, url),
             running_worker(dev_env.client, deps) as worker,
@@ -71,20 +94,25 @@ async def test_a_run_cancelled_in_temporal_cleans_up_and_says_so(
             try:
                 if when == "change":
                     await asyncio.wait_for(holding.arrived.wait(), HANG)
+                elif when == "push":
+                    await asyncio.wait_for(pushing.arrived.wait(), HANG)
                 else:
                     wanted = "waiting_approval" if when == "approval" else "settling"
                     await state_reaches(dev_env, handle, (wanted,))
                 await handle.cancel()
             finally:
                 holding.release.set()
-            with pytest.raises(WorkflowFailureError) as closed:
-                await asyncio.wait_for(handle.result(), HANG)
+            try:
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+            finally:
+                pushing.release.set()  # held until the run closed: its push never answered
             status = await ask(handle, "status", result_type=RemediationStatus)
             settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
             view = await RemediationService(dev_env.client, settings, deps.db).get(USER, handle.id)
-            if when == "change":
-                # Recorded: the cancelled path replays (tests/histories).
-                await save_history(handle, "remediation_cancelled_during_change")
+            if when in ("change", "push"):
+                # Recorded: the cancelled paths replay (tests/histories).
+                await save_history(handle, f"remediation_cancelled_during_{when}")
         async with deps.db.session() as session:
             audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
             slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
@@ -107,6 +135,7 @@ async def test_a_run_cancelled_in_temporal_cleans_up_and_says_so(
         assert slot is not None  # the restart was made: it counts
     else:
         assert status.attempts == [] and api.writes() == []
+        assert "push_failed" not in [r.action for r in audit]
 
 
 @dataclass

@@ -308,6 +308,14 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
     async with a_run_waiting_for_approval(dev_env, deps, "cli-terminated") as run:
         service, user, rid, seen, invoke = run
         await dev_env.client.get_workflow_handle(rid).terminate(reason="operator")
+        closed = f'WorkflowId = "{rid}" AND ExecutionStatus = "Terminated"'
+
+        async def listed_closed() -> bool:
+            # The reads below take a running run's state from the server's list (a visibility
+            # query, eventually consistent): the terminate reaches it a moment later.
+            return bool([e async for e in dev_env.client.list_workflows(closed)])
+
+        await eventually(listed_closed, "the run listed as terminated by the server")
         # What 小智 is told at a wake, before any list looked: it counted the run open.
         account = await user_named(deps.db, user)
         assert account is not None

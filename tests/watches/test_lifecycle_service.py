@@ -194,16 +194,21 @@ async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_s
     first = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
     await service.delete(USER, first.task_id)
     await service.client.get_workflow_handle(first.task_id).result()
-    stopped = [t for t in await service.list(USER) if t.task_id == first.task_id]
-    shown = await service.get(USER, first.task_id)
-    assert [t.state for t in stopped] == ["stopped"] and shown.state == "stopped"
+
+    async def states() -> list[str]:
+        return [t.state for t in await service.list(USER) if t.task_id == first.task_id]
+
+    # get describes the run (read-your-writes); the list is a visibility query, eventually
+    # consistent: the run's close, then the new life's start, reach it a moment later.
+    await until_equal(states, ["stopped"], "the ended life listed once, stopped")
+    assert (await service.get(USER, first.task_id)).state == "stopped"
 
     second = await service.create(USER, "web_monitor", monitor(base, "/a"), name)
     assert second.created and second.baseline is not None
-    listed = [t for t in await service.list(USER) if t.task_id == first.task_id]
-    shown = await service.get(USER, first.task_id)
-    assert [t.state for t in listed] == ["active"] and shown.state == "active"
-    assert listed[0].summary == f"Web monitor of 1 URL(s) every 60 min for {USER}"
+    assert (await service.get(USER, first.task_id)).state == "active"
+    await until_equal(states, ["active"], "the new life listed once, active")
+    (listed,) = [t for t in await service.list(USER) if t.task_id == first.task_id]
+    assert listed.summary == f"Web monitor of 1 URL(s) every 60 min for {USER}"
     await service.delete(USER, second.task_id)
 
 
@@ -530,6 +535,11 @@ async def test_list_pages_through_every_task_once(
         user_tasks.append((await service.create(USER, "web_monitor", config, unique("p"))).task_id)
     reminder = {"type": "daily", "hour": 7, "message": "paged", "timezone": "UTC"}
     user_tasks.append((await service.create(USER, "schedule", reminder, unique("p"))).task_id)
+
+    async def all_listed() -> bool:  # the list is a visibility query, eventually consistent
+        return set(user_tasks) <= {t.task_id for t in await service.list(USER)}
+
+    await eventually(all_listed, "the four tasks listed")
     seen: list[str] = []
     token: str | None = None
     pages = 0
@@ -619,13 +629,14 @@ async def test_every_created_task_id_works_with_list_get_pause_update_resume_tri
 async def _listed(
     service: TaskService, user: str, holds: Callable[[dict[str, TaskSummary]], bool]
 ) -> dict[str, TaskSummary]:
-    """The user's tasks by id once ``holds`` is true of them (a condition, polled)."""
-    for _ in range(200):
+    """The user's tasks by id once ``holds`` is true of them (the list is a visibility query,
+    eventually consistent)."""
+
+    async def listed() -> dict[str, TaskSummary] | None:
         tasks = {t.task_id: t for t in await service.list(user)}
-        if holds(tasks):
-            return tasks
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"list_tasks never showed it: {sorted(tasks)}")
+        return tasks if holds(tasks) else None
+
+    return await eventually(listed, "list_tasks showed it")
 
 
 async def walk(service: TaskService, user: str, size: int, **filters: Any) -> list[list[str]]:
@@ -689,11 +700,7 @@ async def test_a_state_filter_is_part_of_the_query_so_a_paused_task_is_on_the_fi
         page = await service.list(user, page_size=1, state="paused")
         return [t.task_id for t in page] == [ids[0]]
 
-    for _ in range(100):  # visibility is eventually consistent
-        if await paused_first():
-            break
-        await asyncio.sleep(0.1)
-    assert await paused_first()
+    await eventually(paused_first, "the paused task alone under state=paused")  # visibility
     active = [t for page in await walk(service, user, 1, state="active") for t in page]
     assert sorted(active) == sorted(ids[1:])
     assert await walk(service, user, 1, state="stopped") == [[]]
@@ -723,7 +730,7 @@ async def test_a_filtered_list_of_schedules_answers_full_pages_not_empty_ones(
     await _listed(
         service,
         user,
-        lambda tasks: set(others) <= set(tasks) and tasks[paused].state == "paused",
+        lambda tasks: {news, *others} <= set(tasks) and tasks[paused].state == "paused",
     )
     assert await walk(service, user, 2, kind="news_digest") == [[news]]
     assert await walk(service, user, 2, state="paused") == [[paused]]
@@ -925,11 +932,13 @@ async def test_a_page_taken_out_of_a_web_monitor_leaves_its_status(
         # At once too: the poll that began before the update (its heartbeat still shows the
         # page) is not what the status says the watch watches.
         assert list(status.detail["urls"]) == [f"{base}/ok"], status.detail["urls"]
-        for _ in range(100):  # a running watch checks its new config at once
-            if paused or status.checks > before:
-                break
-            await asyncio.sleep(0.1)
-            status = await service.get(USER, ref.task_id)
+        if not paused:
+
+            async def checked(before: int = before) -> TaskStatus | None:
+                now = await service.get(USER, ref.task_id)  # a running watch checks it at once
+                return now if now.checks > before else None
+
+            status = await eventually(checked, "a check of the new config")
         assert list(status.detail["urls"]) == [f"{base}/ok"], status.detail["urls"]
         assert status.detail["last_error"] is None
     await service.delete(USER, ref.task_id)

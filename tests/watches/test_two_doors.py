@@ -16,6 +16,7 @@ from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
 from tests.support.servers import http_client, serve
+from tests.support.waits import until_equal
 
 REMINDER = {"hour": 9, "minute": 30, "message": "stand-up", "timezone": "Asia/Shanghai"}
 BRIEFING = {"timezone": "Asia/Shanghai", "window_start": "06:00", "window_end": "10:00"}
@@ -72,6 +73,12 @@ async def test_a_create_sent_through_mcp_and_the_api_at_once_makes_one_task_said
                     by_api("/briefings/daily", BRIEFING),
                 )
                 assert sorted(b["created"] for b in briefing) == [False, True], briefing
-                listed = await by_mcp("list_tasks")
-                kinds = sorted(t["kind"] for t in listed["tasks"])
-                assert kinds == ["daily_briefing", "schedule", "schedule"], listed
+
+                async def kinds() -> list[str]:
+                    listed = await by_mcp("list_tasks")
+                    return sorted(t["kind"] for t in listed["tasks"])
+
+                # One task each, not two: the list is a visibility query, eventually
+                # consistent, so it is waited on (a second copy would keep it from matching).
+                wanted = ["daily_briefing", "schedule", "schedule"]
+                await until_equal(kinds, wanted, "the three tasks listed once each")
