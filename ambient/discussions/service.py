@@ -52,7 +52,7 @@ from ambient.discussions.views import (
 from ambient.domain.configs import NUL_REFUSED, holds_nul, shows_nothing, unseen_codes
 from ambient.refusals import Refusal
 from ambient.remediation.ladder import step_key
-from ambient.remediation.views import RemediationError
+from ambient.remediation.views import RemediationError, RemediationStateError
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.db import take_turn
@@ -494,7 +494,8 @@ def _rung_answered(run_key: str, thread: list[MessageView], reply_id: str) -> in
     """The rung whose approval request (a post of the run) the stored reply answers: the one
     its reply chain leads to (through a colleague's remark on it), else the latest asked before
     the chain began (None: the thread holds none). The run may wait on its next rung by now,
-    which nobody replying there has read about."""
+    which nobody replying there has read about; a chain begun before every request (on the
+    run's plan) was said under none of them, and is refused."""
     # The thread as stored, not the reply_to a sender sent (it names their own message first).
     # Each reply_to names a message stored before it: the chain ends.
     asks = {remediation_post_id(f"{step_key(run_key, n)}/approval-request"): n for n in range(1, 7)}
@@ -507,7 +508,15 @@ def _rung_answered(run_key: str, thread: list[MessageView], reply_id: str) -> in
     if root is None:
         return None
     began = (root.created_at, root.id)
-    before = [m for m in thread if m.id in asks and (m.created_at, m.id) < began]
+    asked = [m for m in thread if m.id in asks]
+    before = [m for m in asked if (m.created_at, m.id) < began]
+    if asked and not before:
+        raise RemediationStateError(
+            Refusal(
+                "this reply answers what was said before any rung was asked: it does not act; "
+                "reply to the approval request of the rung you mean"
+            )
+        )
     return asks[max(before, key=lambda m: (m.created_at, m.id)).id] if before else None
 
 

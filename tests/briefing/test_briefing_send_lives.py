@@ -9,12 +9,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
 from tests.briefing.harness import make_user
 from tests.briefing.test_briefing_surfaces import _all_day, _call, _zone_away_from_midnight
 from tests.conftest import running_worker, unique
 from tests.notify.standins import Mailbox
+from tests.support.mcp_as import mcp_as
 from tests.support.waits import eventually
 
 
@@ -35,15 +34,8 @@ async def test_a_send_request_id_used_again_after_the_briefing_was_created_again
         deps.settings, deps.channels = settings, build_channels(settings, deps.db, deps.http)
         async with running_worker(dev_env.client, deps) as worker:
             settings = settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-            state = AppState(
-                settings=settings,
-                db=deps.db,
-                temporal=dev_env.client,
-                channels=deps.channels,
-                stdio_user=user,
-            )
             config = _all_day(_zone_away_from_midnight())
-            async with Client(build_server(settings, holder=StateHolder(state))) as client:
+            async with mcp_as(deps, user, temporal=dev_env.client, settings=settings) as client:
                 await _call(client, "create_daily_briefing", **config)
                 await eventually(lambda: _regenerated(client), "prepared")
                 first = await _call(client, "send_briefing", request_id="R")

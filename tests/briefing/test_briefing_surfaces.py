@@ -23,11 +23,10 @@ from ambient.domain.users import UserCreate
 from ambient.speech import said_time
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
-from ambient.wiring import AppState, StateHolder
 from api.app import create_app
-from mcp_server.server import build_server
 from tests.briefing.harness import write_day_logs
 from tests.conftest import running_worker, unique
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import http_client, serve
 from tests.support.waits import eventually
 
@@ -79,14 +78,7 @@ async def test_mcp_tools_set_up_greet_once_read_send_and_analyze(
     logs = write_day_logs(tmp_path / "app.log", plan_for(today, BriefingConfig(timezone=zone)))
     async with running_worker(dev_env.client, deps) as worker:
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings,
-            db=deps.db,
-            temporal=dev_env.client,
-            channels=deps.channels,
-            stdio_user=user,
-        )
-        async with Client(build_server(settings, holder=StateHolder(state))) as client:
+        async with mcp_as(deps, user, temporal=dev_env.client, settings=settings) as client:
             refused = await _error(
                 client,
                 "create_daily_briefing",

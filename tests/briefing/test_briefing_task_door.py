@@ -29,12 +29,11 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
 from tests.briefing.harness import briefing_stack, make_user, news_site
 from tests.conftest import running_worker, unique
 from tests.notify.standins import Mailbox
 from tests.standins.llm_api import API_KEY, LLMApi
+from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import eventually, until_equal
@@ -289,14 +288,7 @@ async def briefing_over_mcp(
     }
     async with running_worker(env.client, deps) as worker:
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings,
-            db=deps.db,
-            temporal=env.client,
-            channels=deps.channels,
-            stdio_user=user,
-        )
-        async with Client(build_server(settings, holder=StateHolder(state))) as client:
+        async with mcp_as(deps, user, temporal=env.client, settings=settings) as client:
             task_id = (await _tool(client, "create_daily_briefing", **config))["task_id"]
             await eventually(lambda: _prepared(client), "the day's briefing prepared")
             first = (await env.client.get_workflow_handle(task_id).describe()).run_id

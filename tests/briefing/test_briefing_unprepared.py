@@ -32,11 +32,10 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Role, UserCreate
 from ambient.storage.repositories import DeliveryRepository, InboxRepository
 from ambient.storage.users import UserRepository
-from ambient.wiring import AppState, StateHolder
 from api.app import create_app
-from mcp_server.server import build_server
 from tests.briefing.harness import Stack, briefing_stack, make_user
 from tests.support.api_worker import api_client, signed_in_api
+from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.waits import eventually
@@ -239,10 +238,7 @@ async def _mcp(
     env: WorkflowEnvironment, deps: WorkerDeps, stack: Stack, user: str
 ) -> AsyncIterator[Client]:
     settings = deps.settings.model_copy(update={"temporal_task_queue": stack.worker.task_queue})
-    state = AppState(
-        settings=settings, db=deps.db, temporal=env.client, channels=deps.channels, stdio_user=user
-    )
-    async with Client(build_server(settings, holder=StateHolder(state))) as client:
+    async with mcp_as(deps, user, temporal=env.client, settings=settings) as client:
         yield client
 
 

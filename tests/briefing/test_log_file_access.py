@@ -14,11 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
-from ambient.wiring import AppState, StateHolder
 from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.support.admins import admin_headers
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import free_port, http_client, serve
 
 RANGE = {"start": "2026-11-20T00:00:00+00:00", "end": "2026-11-21T00:00:00+00:00"}
@@ -116,14 +116,7 @@ async def test_a_log_path_with_nothing_there_is_refused_at_create_by_name_and_no
     ):
         made = await http.post("/users", json={"name": name}, headers=await admin_headers(settings))
         me = {"Authorization": f"Bearer {made.json()['token']}"}
-        state = AppState(
-            settings=settings,
-            db=deps.db,
-            temporal=dev_env.client,
-            channels=deps.channels,
-            stdio_user=name,
-        )
-        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+        async with mcp_as(deps, name, temporal=dev_env.client, settings=settings) as mcp:
             file = {"log_source": {"type": "file", "path": "app.log"}}
             by_tool = await mcp.call_tool("create_daily_briefing", file)
         folder = {"log_source": {"path": "rotated/"}}

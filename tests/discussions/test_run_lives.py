@@ -449,3 +449,71 @@ async def test_a_reply_to_a_members_remark_on_a_rungs_request_does_not_approve_t
         view = await remediations.get(owner, rid)
         assert view.state == "waiting_approval" and [int(a.rung) for a in view.approvals] == [1]
         await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+@pytest.mark.parametrize("through_a_remark", [False, True])
+async def test_a_reply_to_the_runs_plan_after_two_rungs_were_asked_does_not_approve_one(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, through_a_remark: bool
+) -> None:
+    """A reply whose chain began before any rung was asked (on the run's plan, or on a
+    colleague's remark on it) was said under no request: it approved whichever rung waited by
+    then (rung 2, after rung 1 was asked and approved), which nobody replying there had read
+    about. It is refused and says to reply to the rung's request; the run waits on."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin = unique("plan-ops"), unique("plan-admin")
+    await add_user(deps, owner, permission="dry_run")
+    await add_user(deps, admin, permission="dry_run", role="admin")
+    async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
+        subject = alert(url, workload=owner, settle_seconds=0)
+        rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
+
+        async def waits_on(rung: int) -> bool:
+            view = await remediations.get(owner, rid)
+            return view.waiting is not None and int(view.waiting.rung) == rung
+
+        async def posted(key: str) -> bool:
+            async with deps.db.session() as session:
+                return await session.get(DiscussionMessage, remediation_post_id(key)) is not None
+
+        await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        run_key = (await remediations.get(owner, rid)).run_key
+        await eventually(lambda: posted(f"{run_key}#1/approval-request"), "rung 1 is asked")
+        plan = remediation_post_id(f"{run_key}/plan")
+        async with deps.db.session() as session:
+            planned = await session.get(DiscussionMessage, plan)
+            assert planned is not None
+            discussion = planned.discussion_id
+        await remediations.approve(admin, rid, True, "on the page", rung=1)
+        await eventually(lambda: posted(f"{run_key}#2/approval-request"), "rung 2 is asked")
+        answered = plan
+        if through_a_remark:
+            async with Client(_wired(settings, deps, dev_env, admin)) as as_admin:
+                remark = await call(
+                    as_admin,
+                    "reply_message",
+                    discussion_id=discussion,
+                    from_id=admin,
+                    content="the plan looks sound",
+                    reply_to=plan,
+                )
+            answered = remark["message_id"]
+        async with deps.db.session() as session:  # read minutes ago: the reply is no reflex
+            thread = DiscussionMessage.discussion_id == discussion
+            for row in await session.scalars(select(DiscussionMessage).where(thread)):
+                row.created_at -= timedelta(minutes=5)  # in the order they were posted
+            await session.commit()
+        async with Client(_wired(settings, deps, dev_env, owner)) as as_owner:
+            answer = await call(
+                as_owner,
+                "reply_message",
+                discussion_id=discussion,
+                from_id=owner,
+                content="go ahead",
+                tags=["approve"],
+                reply_to=answered,
+            )
+        assert answer["action"]["done"] is False, answer
+        assert "before any rung was asked" in answer["action"]["reason"], answer["action"]
+        view = await remediations.get(owner, rid)
+        assert view.state == "waiting_approval" and [int(a.rung) for a in view.approvals] == [1]
+        await dev_env.client.get_workflow_handle(rid).terminate()

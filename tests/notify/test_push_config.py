@@ -16,6 +16,7 @@ from api.app import create_app
 from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.support.admins import admin_headers
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import free_port, http_client, serve
 
 
@@ -332,11 +333,4 @@ async def test_the_quiet_hours_the_assistant_reads_say_held_pushes_are_not_sent_
 
 def _tools(deps: WorkerDeps, user: str) -> Client:
     """An MCP client of the full server, acting as ``user`` (as over stdio)."""
-    state = AppState(
-        settings=deps.settings,
-        db=deps.db,
-        temporal=None,  # type: ignore[arg-type]
-        channels=deps.channels,
-        stdio_user=user,
-    )
-    return Client(build_server(deps.settings, holder=StateHolder(state)))
+    return mcp_as(deps, user)

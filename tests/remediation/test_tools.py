@@ -16,8 +16,7 @@ from ambient.remediation.storage import RemediationRepository
 from ambient.remediation.views import InvalidRemediationError
 from ambient.sharing import ShareLinkRepository, create_link
 from ambient.storage.audit import AuditRepository
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
+from ambient.wiring import AppState
 from tests.conftest import running_worker
 from tests.remediation.support import (
     add_user,
@@ -26,20 +25,14 @@ from tests.remediation.support import (
     remediation_settings,
     state_reaches,
 )
+from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 
 USER = "ops"
 
 
 def mcp(state: AppState, user: str = USER, read_only: bool = False) -> Client:
-    state = AppState(
-        settings=state.settings,
-        db=state.db,
-        temporal=state.temporal,
-        channels=state.channels,
-        stdio_user=user,
-    )
-    return Client(build_server(state.settings, holder=StateHolder(state), read_only=read_only))
+    return mcp_as(state, user, read_only=read_only)
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
 from ambient.storage.users import UserRepository
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
+from ambient.wiring import AppState
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import serve
 from tests.support.tencent import standin_tencent
 
@@ -82,8 +82,7 @@ async def cloud_state(
 
 
 def client(state: AppState, user: str) -> Client:
-    state = AppState(**{**state.__dict__, "stdio_user": user})
-    return Client(build_server(state.settings, holder=StateHolder(state)))
+    return mcp_as(state, user)
 
 
 def cli_env(state: AppState, **keys: str) -> dict[str, str]:

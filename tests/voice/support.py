@@ -12,8 +12,8 @@ from temporalio.client import Client as TemporalClient
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
-from ambient.wiring import AppState, StateHolder
-from mcp_server.voice import build_voice_server
+from ambient.wiring import AppState
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import free_port
 
 # Written apart from the product's own cleaning, so the two can disagree.
@@ -47,15 +47,7 @@ def assert_speakable(text: str) -> None:
 
 
 def voice_client(state: AppState, user: str) -> Client:
-    own = AppState(
-        settings=state.settings,
-        db=state.db,
-        temporal=state.temporal,
-        channels=state.channels,
-        tencent=state.tencent,
-        stdio_user=user,
-    )
-    return Client(build_voice_server(own.settings, holder=StateHolder(own)))
+    return mcp_as(state, user, voice=True)
 
 
 @asynccontextmanager
@@ -63,10 +55,7 @@ async def voice_without_temporal(deps: WorkerDeps, user: str) -> AsyncIterator[C
     """``user``'s voice client over the test database, its Temporal a port nothing answers on."""
     settings = deps.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
     client = await temporal.connect(settings, lazy=True)
-    state = AppState(
-        settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
-    )
-    async with Client(build_voice_server(settings, holder=StateHolder(state))) as voice:
+    async with mcp_as(deps, user, temporal=client, settings=settings, voice=True) as voice:
         yield voice
 
 

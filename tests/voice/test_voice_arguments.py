@@ -18,6 +18,7 @@ from mcp_server.voice_sentences import UNKNOWN_SPEAKER, UNKNOWN_TOOL, UNKNOWN_TO
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.foundation.test_postgres import on_postgres, postgres_url  # noqa: F401  (fixture)
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import free_port, http_client
 from tests.voice.support import say, voice_without_temporal
 
@@ -139,10 +140,7 @@ async def test_a_span_of_whole_days_is_said_back_in_days_in_the_users_language(
     client = await temporal.connect(settings, lazy=True)
 
     def server(user: str) -> Client:
-        state = AppState(
-            settings=settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
-        )
-        return Client(build_voice_server(settings, holder=StateHolder(state)))
+        return mcp_as(deps, user, temporal=client, settings=settings, voice=True)
 
     async with server(chinese) as voice:
         assert await say(voice, "recent_errors", hours="这一周") == "最近 7 天没有错误。"

@@ -26,6 +26,7 @@ from mcp_server.voice_answer import CALL_BUDGET
 from tests.briefing.harness import make_user
 from tests.conftest import unique
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import free_port
 from tests.voice.support import say, voice_client, voice_without_temporal
 
@@ -109,10 +110,7 @@ async def test_a_temporal_refusal_is_said_in_chinese_not_as_its_english_message(
     user = unique("vn")
     await make_user(deps.db, user)
     client = TemporalClient(dev_env.client.service_client, namespace="no-such-namespace")
-    state = AppState(
-        settings=deps.settings, db=deps.db, temporal=client, channels=deps.channels, stdio_user=user
-    )
-    async with Client(build_voice_server(deps.settings, holder=StateHolder(state))) as voice:
+    async with mcp_as(deps, user, temporal=client, voice=True) as voice:
         for tool, args in [*CALLS, ("resume_task", {"name": "backup"})]:
             answer = await say(voice, tool, **args)
             assert not re.search("[A-Za-z]", answer), (tool, answer)

@@ -15,9 +15,8 @@ from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.watches.models import TaskStatus
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
+from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.watches.site import article
@@ -76,10 +75,7 @@ async def test_a_breaching_first_reading_is_answered_while_its_alert_waits_on_a_
 def _mcp(env: WorkflowEnvironment, deps: WorkerDeps, queue: str) -> Client:
     """The MCP server of the doors, on the worker's task queue."""
     settings = deps.settings.model_copy(update={"temporal_task_queue": queue})
-    app = AppState(
-        settings=settings, db=deps.db, temporal=env.client, channels=deps.channels, stdio_user=USER
-    )
-    return Client(build_server(settings, holder=StateHolder(app)))
+    return mcp_as(deps, USER, temporal=env.client, settings=settings)
 
 
 async def _delivered_once(deps: WorkerDeps, state: GatedSite, task_id: str, kind: str) -> None:

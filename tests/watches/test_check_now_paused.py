@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest_asyncio
-from mcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,9 +18,8 @@ from starlette.routing import Route
 
 from ambient.deps import WorkerDeps
 from ambient.watches.service import TaskService
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
 from tests.conftest import unique
+from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.servers import serve
 from tests.support.waits import eventually
@@ -143,14 +141,7 @@ async def test_trigger_task_through_mcp_says_the_wait(
 ) -> None:
     page, base = busy
     task_id, url, until = await paused_watch(service, base)
-    state = AppState(
-        settings=loopback_deps.settings,
-        db=loopback_deps.db,
-        temporal=service.client,
-        channels=loopback_deps.channels,
-        stdio_user=USER,
-    )
-    async with Client(build_server(state.settings, holder=StateHolder(state))) as client:
+    async with mcp_as(loopback_deps, USER, temporal=service.client) as client:
         result = await client.call_tool("trigger_task", {"task_id": task_id})
     assert not result.is_error, result.content
     answer = result.structured_content

@@ -25,9 +25,8 @@ import worker as worker_module
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.watches.service import CHECK_STARTED, TaskService
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
 from tests.conftest import unique
+from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
@@ -35,18 +34,6 @@ from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
-
-
-def door(tasks: TaskService, deps: WorkerDeps) -> Client:
-    """The MCP server over the fixture's worker, as the caller ``USER``."""
-    state = AppState(
-        settings=tasks.settings,
-        db=deps.db,
-        temporal=tasks.client,
-        channels=deps.channels,
-        stdio_user=USER,
-    )
-    return Client(build_server(state.settings, holder=StateHolder(state)))
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
@@ -64,7 +51,9 @@ async def test_trigger_task_answers_what_the_check_found_on_each_page(
     for page in ("/hit", "/changed", "/same", "/gone"):
         site.pages[page] = article(f"All quiet on {page}.")
     config = {**monitor(base, "/hit", "/changed", "/same", "/gone"), "keywords": ["outage"]}
-    async with door(service, loopback_deps) as mcp:
+    async with mcp_as(
+        loopback_deps, USER, temporal=service.client, settings=service.settings
+    ) as mcp:
         made = await call(mcp, "create_web_monitor", config=config, name=unique("now"))
         site.pages["/hit"] = article("All quiet on /hit.", "An outage in the east.")
         site.pages["/changed"] = article("Something else on /changed.")
@@ -136,7 +125,7 @@ async def threshold_check_now(
     saved as ``history`` when recording."""
     site.values = [5.0, now]
     value = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
-    async with door(tasks, deps) as mcp:
+    async with mcp_as(deps, USER, temporal=tasks.client, settings=tasks.settings) as mcp:
         made = await call(
             mcp,
             "create_threshold_watch",

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from mcp import Client
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
@@ -22,9 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
+from tests.support.mcp_as import mcp_as
 from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -62,14 +60,7 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
         settings = loopback_deps.settings.model_copy(
             update={"temporal_task_queue": worker.task_queue}
         )
-        state = AppState(
-            settings=settings,
-            db=loopback_deps.db,
-            temporal=dev_env.client,
-            channels=loopback_deps.channels,
-            stdio_user=USER,
-        )
-        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+        async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
             made = await mcp.call_tool(
                 "create_web_monitor", {"config": monitor(base, "/a"), "name": unique("inflight")}
             )
@@ -77,7 +68,7 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
             task_id = made.structured_content["task_id"]
     # No worker now: a pause sent stays in flight (its workflow task pending) until one is back.
     handle = dev_env.client.get_workflow_handle(task_id)
-    async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+    async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
 
         async def pause() -> dict[str, Any]:
             answer = await mcp.call_tool("pause_task", {"task_id": task_id})
@@ -94,7 +85,7 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
         assert [t["note"] for t in told] == [DELIVERED_UNCONFIRMED, ALREADY_SO]
     # A worker back: the pause applies once; the watch is deleted.
     async with build_worker(dev_env.client, loopback_deps, task_queue=settings.temporal_task_queue):
-        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+        async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
             status = await mcp.call_tool("get_task", {"task_id": task_id})
             assert status.structured_content is not None, status.content
             assert status.structured_content["state"] == "paused"
@@ -118,14 +109,7 @@ async def test_controls_sent_while_a_worker_holds_the_runs_task_are_each_sent(
         settings = loopback_deps.settings.model_copy(
             update={"temporal_task_queue": worker.task_queue}
         )
-        state = AppState(
-            settings=settings,
-            db=loopback_deps.db,
-            temporal=dev_env.client,
-            channels=loopback_deps.channels,
-            stdio_user=USER,
-        )
-        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+        async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
             made = await mcp.call_tool(
                 "create_web_monitor", {"config": monitor(base, "/a"), "name": unique("held")}
             )
@@ -144,7 +128,7 @@ async def test_controls_sent_while_a_worker_holds_the_runs_task_are_each_sent(
     )
     assert held.task_token
     told = []
-    async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+    async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
         for tool in ("pause_task", "resume_task", "pause_task"):
             answer = await mcp.call_tool(tool, {"task_id": task_id})
             assert not answer.is_error and answer.structured_content is not None, answer.content
@@ -163,7 +147,7 @@ async def test_controls_sent_while_a_worker_holds_the_runs_task_are_each_sent(
     ]
     assert controls == ["pause", "resume", "pause"]
     async with build_worker(client, loopback_deps, task_queue=settings.temporal_task_queue):
-        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+        async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
 
             async def paused() -> bool:
                 status = await mcp.call_tool("get_task", {"task_id": task_id})

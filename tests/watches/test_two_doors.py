@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mcp import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.wiring import AppState, StateHolder
 from api.app import create_app
-from mcp_server.server import build_server
 from tests.conftest import running_worker, unique
 from tests.support.admins import admin_headers
+from tests.support.mcp_as import mcp_as
 from tests.support.servers import http_client, serve
 from tests.support.waits import until_equal
 
@@ -38,14 +36,7 @@ async def test_a_create_sent_through_mcp_and_the_api_at_once_makes_one_task_said
             registered = await http.post("/users", json={"name": name}, headers=admin)
             assert registered.status_code in (200, 201), registered.text
             me = {"Authorization": f"Bearer {registered.json()['token']}"}
-            state = AppState(
-                settings=settings,
-                db=deps.db,
-                temporal=dev_env.client,
-                channels=deps.channels,
-                stdio_user=name,
-            )
-            async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+            async with mcp_as(deps, name, temporal=dev_env.client, settings=settings) as mcp:
 
                 async def by_mcp(tool: str, **args: Any) -> dict[str, Any]:
                     result = await mcp.call_tool(tool, args)

@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mcp import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.watches.service import OVERTAKEN
-from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
 from tests.conftest import unique
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
+from tests.support.mcp_as import mcp_as
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor
@@ -42,15 +40,8 @@ async def test_an_update_overtaken_by_another_doors_update_is_told_so(
         made = await http.post("/tasks", json=body, headers=me)
         assert made.status_code in (200, 201), made.text
         task_id = made.json()["task_id"]
-        state = AppState(
-            settings=settings,
-            db=loopback_deps.db,
-            temporal=dev_env.client,
-            channels=loopback_deps.channels,
-            stdio_user=name,
-        )
         by_mcp, by_api = monitor(base, "/b"), monitor(base, "/c")
-        async with Client(build_server(settings, holder=StateHolder(state))) as mcp:
+        async with mcp_as(loopback_deps, name, temporal=dev_env.client, settings=settings) as mcp:
 
             async def through_mcp() -> dict[str, Any]:
                 answer = await mcp.call_tool("update_task", {"task_id": task_id, "config": by_mcp})
