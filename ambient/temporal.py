@@ -324,9 +324,18 @@ def worker_trouble(text: str) -> Literal["failing", "silent"] | None:
     return "silent" if SILENT_WORKER in text else None
 
 
-async def out_of_time(client: Client) -> tuple[str, RPCError | None]:
-    """Why a query or update ran out of time, and the error to raise it from: Temporal's own
-    silence (down, or gone since the client connected) asked once, or else a silent worker."""
+# The attempt of a run's workflow task from which the server refuses its queries at once
+# (`task_failing`): an attempt under way then still takes a query, and it runs out of time.
+FAILING_ATTEMPT = 3
+
+
+async def out_of_time(
+    client: Client, workflow_id: str | None = None
+) -> tuple[str, RPCError | None]:
+    """Why a query or update of ``workflow_id`` ran out of time, and the error to raise it
+    from: Temporal's own silence (down, or gone since the client connected) asked once, a
+    worker that keeps failing the run's workflow task (an attempt of it under way when the read
+    came, which the server refuses at once between attempts), or else a silent worker."""
     try:
         await client.workflow_service.get_system_info(
             GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=1)
@@ -334,6 +343,15 @@ async def out_of_time(client: Client) -> tuple[str, RPCError | None]:
     except RPCError as exc:
         if exc.status in UNREACHABLE:
             return exc.message, exc
+    if workflow_id is not None:
+        try:
+            described = await client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=timedelta(seconds=1)
+            )
+        except RPCError:
+            return silent_worker(), None
+        if described.raw_description.pending_workflow_task.attempt >= FAILING_ATTEMPT:
+            return failing_worker(), None
     return silent_worker(), None
 
 

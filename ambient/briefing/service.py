@@ -258,7 +258,7 @@ class BriefingService(Greeting):
             )
             return update.workflow_run_id, await update.result()
 
-        return await self._answer(hand_over(), quiet=True) or (None, None)
+        return await self._answer(hand_over(), task_id_for(user), quiet=True) or (None, None)
 
     async def status(self, user: str, *, operator: bool | None = None) -> BriefingStatus:
         """The running briefing's status as ``user`` reads it (`told`); BriefingNotFoundError
@@ -311,10 +311,10 @@ class BriefingService(Greeting):
             budget,
         )
         # `queried` keeps the budget by its own timer: another here would race it.
-        return await self._answer(ask, quiet=quiet, timed=False)
+        return await self._answer(ask, task_id_for(user), quiet=quiet, timed=False)
 
     async def _answer(
-        self, ask: Awaitable[T], *, quiet: bool = False, timed: bool = True
+        self, ask: Awaitable[T], workflow_id: str, *, quiet: bool = False, timed: bool = True
     ) -> T | None:
         """The run's answer (a status query, the hand-over update): None when no run takes it
         (none, or it has ended); Temporal's refusal or no worker in time a BriefingError, but
@@ -332,7 +332,7 @@ class BriefingService(Greeting):
             # Out of time: a silent worker, unless the server itself does not answer. Any other
             # refusal was answered (by the server, or by a worker too busy to read in time).
             if isinstance(exc, temporal.CUT_SHORT) or temporal.timed_out(exc):
-                why, down = await temporal.out_of_time(self.client)
+                why, down = await temporal.out_of_time(self.client, workflow_id)
             else:
                 why, down = temporal.refusal(exc), None
             raise BriefingError(temporal.refused_request(why)) from down

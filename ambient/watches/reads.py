@@ -421,7 +421,8 @@ class TaskReads:
                     self.briefings.read_status(user, ended=True, within=timeout)
                 )
         except TimeoutError:
-            why, down = await temporal.out_of_time(self.client)  # a silent worker, or Temporal
+            # A silent worker, one that keeps failing the run, or Temporal.
+            why, down = await temporal.out_of_time(self.client, task_id)
             error = TaskError if down else WorkerSilentError
             raise error(temporal.refused_request(why, task_id)) from down
         if status is None:

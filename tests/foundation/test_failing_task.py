@@ -16,6 +16,8 @@ from datetime import timedelta
 
 import pytest
 from temporalio import workflow
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -142,3 +144,35 @@ async def test_a_run_whose_worker_keeps_failing_its_task_is_said_so_at_every_rea
         finally:
             for handle in handles.values():
                 await handle.terminate("the test is over")
+
+
+@pytest.mark.devserver
+async def test_a_read_that_runs_out_of_time_during_a_later_attempt_is_the_failing_worker(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Between attempts the server refuses a failing run's reads at once; while an attempt is
+    under way it hands them to the worker, and they ran out of time: said "no worker
+    answered", a silent worker, though the worker keeps failing the run (a CI flake of the
+    test above, and what a user read at that moment)."""
+    client = dev_env.client
+    queue, workflow_id = f"held-{uuid.uuid4().hex[:8]}", unique("held-attempts")
+    await client.start_workflow(
+        "AnyWorkflow", id=workflow_id, task_queue=queue, task_timeout=timedelta(seconds=1)
+    )
+    poll = PollWorkflowTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=queue), identity="holds its tasks"
+    )
+    # A worker that takes each attempt and never completes it (each times out after 1 s).
+    for attempt in range(1, temporal.FAILING_ATTEMPT + 1):
+        taken = await client.workflow_service.poll_workflow_task_queue(poll)
+        assert taken.attempt == attempt
+    # The third attempt is under way: a read of the run runs out of time now.
+    why, down = await temporal.out_of_time(client, workflow_id)
+    assert (why, down) == (temporal.failing_worker(), None)
+    # Without the run named, or for one whose task is on its first attempt: a silent worker.
+    assert (await temporal.out_of_time(client))[0] == temporal.silent_worker()
+    other = unique("first-attempt")
+    await client.start_workflow("AnyWorkflow", id=other, task_queue=queue)
+    assert (await temporal.out_of_time(client, other))[0] == temporal.silent_worker()
+    for run in (workflow_id, other):
+        await client.get_workflow_handle(run).terminate()
