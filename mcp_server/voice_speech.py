@@ -322,6 +322,10 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
     return spoken_name(name)
 
 
+# What a label holds that a listener does not say back: "（", "：" ("8:30" is "830" both ways).
+_UNSAID = re.compile(r"[^\w\s]+")
+
+
 class Picked(NamedTuple):
     """A spoken task reference resolved: the task; or None, the question asked back and the
     tasks it named, in its order (ids: a place said next is one of them)."""
@@ -397,12 +401,18 @@ def pick_task(
         return asking(shown, f"你说的是哪一个任务？{yours_zh}。")
 
     def called(key: str) -> list[TaskSummary]:
+        # By its name, or its summary as written or as the voice says it in either language
+        # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation.
+        bare = _UNSAID.sub("", key)
         return [
             t
             for t in live
             if _part_of(key, t.task_id.rsplit("/", 1)[-1])
-            or _part_of(key, t.summary)
-            or _part_of(key, spoken_summary(t.summary))
+            or any(
+                _part_of(key, said) or _part_of(bare, _UNSAID.sub("", said or ""))
+                for en in (False, True)
+                for said in (t.summary, spoken_summary(t.summary, en), task_label(t, en))
+            )
         ]
 
     def of_kind(key: str) -> list[TaskSummary]:
