@@ -712,3 +712,22 @@ async def test_every_task_label_the_voice_lists_said_back_finds_its_task(
                     for said, label in [*zip(labels, labels, strict=True), (metric, restarts)]:
                         status = await say(client, "task_status", name=said)
                         assert status.startswith(label), (said, status)
+
+
+async def test_a_zones_offset_or_a_score_said_back_is_not_turned_into_a_clock_time(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Every spoken answer said a lone HH:MM as a clock time: what the listener asked for came
+    back "没找到叫“UTC+8点”的任务", "比分 12点30分", "ratio 1点10分"."""
+    user = unique("vz")
+    await _user(deps, user, Language.ZH)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"hour": 8, "minute": 30, "message": "standup", "timezone": "UTC"}
+        await state.tasks.create(user, "schedule", config)
+        async with voice_client(state, user) as client:
+            for said in ("UTC+08:00", "2026-11-30T08:30:00+08:00", "比分 12:30", "ratio 1:10"):
+                answer = await say(client, "task_status", name=said)
+                assert answer == f"没找到叫“{said}”的任务。你的任务有：提醒（每天 8点30分）。", (
+                    answer
+                )
