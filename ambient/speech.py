@@ -72,9 +72,14 @@ _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
 # is said "到" / "to" (each time as below). An ASCII arrow ("2 -> 4") is said as "to" too: its
 # '>' is no Markdown (a TTS reads "→" well).
 _SPAN = re.compile(r"\b(\d{1,2}:\d{2})\s*[-–—~～]\s*(?=\d{1,2}:\d{2}\b(?!:\d))")
-# Every clock time ("每天 08:30", "14:30之后") in words: a TTS may read "08:30" as a ratio. Not a
-# time with seconds or in a timestamp ("T08:30:00"), nor a count ("3:2").
-_CLOCK = re.compile(r"(?<![A-Za-z0-9_:.])([01]?\d|2[0-3]):[0-5]\d(?![A-Za-z0-9_:]|\.\d)")
+# Every clock time ("每天 08:30", "14:30之后") in words: a TTS may read "08:30" as a ratio. Only
+# HH:MM, hours 0-23 and two digits of minutes: not a time with seconds or in a timestamp
+# ("T08:30:00"), nor a count ("3:2"), nor a zone's offset ("+08:00", "UTC-05:00"); nor a ratio
+# or score that looks like a time, named so just before or after it ("ratio 1:10", "比分 12:30").
+_CLOCK = re.compile(r"(?<![A-Za-z0-9_:.+\-−±])([01]?\d|2[0-3]):[0-5]\d(?![A-Za-z0-9_:]|\.\d)")
+_RATIO = "ratio|score|odds|比分|比例|比率|比值|赔率"
+_RATIO_BEFORE = re.compile(rf"(?:{_RATIO})\s*(?:is|was|of|at|为|是|=|:|：)?\s*$", re.IGNORECASE)
+_RATIO_AFTER = re.compile(rf"\s*的?(?:{_RATIO})", re.IGNORECASE)
 _ARROW = re.compile(r"\s*-+>\s*")
 _SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
@@ -88,7 +93,7 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _LINK.sub(r"\1", text)
     to = " to " if english else "到"
     text = _SPAN.sub(lambda m: m[1] + to, text)
-    text = _CLOCK.sub(lambda m: said_time(m[0], english=english), text)
+    text = _CLOCK.sub(lambda m: _clock_said(m, english), text)
     text = _URL.sub("", text)
     text = _ARROW.sub(to, text)
     text = _BULLET.sub("", text)
@@ -105,6 +110,16 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
+
+
+def _clock_said(clock: re.Match[str], english: bool) -> str:
+    """A clock time found in text, in words; a ratio or a score named so, as written."""
+    text, start = clock.string, clock.start()
+    if _RATIO_BEFORE.search(text[max(0, start - 12) : start]) or _RATIO_AFTER.match(
+        text, clock.end()
+    ):
+        return clock[0]
+    return said_time(clock[0], english=english)
 
 
 def said_time(hhmm: str, *, english: bool = False) -> str:

@@ -182,10 +182,11 @@ def _question(waiting: list[RemediationSummary], run: RemediationSummary, approv
         )
     return say(
         f"有 {len(waiting)} 个修复在等你审批。"
-        f"要{verb}第{ordinal_word(i)}个，{run_about(run)}的修复吗？"
+        f"要{verb}第{ordinal_word(i)}个，{run_about(run, among=waiting)}的修复吗？"
         f"确认就再说一次{verb}。",
         f"{len(waiting)} fixes wait for your approval. {verb_en.capitalize()} number {i + 1},"
-        f" the fix for {run_about(run, english=True)}? Say {verb_en} again to confirm.",
+        f" the fix for {run_about(run, english=True, among=waiting)}? Say {verb_en} again to"
+        " confirm.",
     )
 
 

@@ -121,20 +121,22 @@ KIND_WORDS = {
 # words, lowercased, TKE's "K8sWorkload" left out). Others are said as written.
 METRIC_WORDS: dict[str, tuple[str, str]] = {
     **dict.fromkeys(("error rate", "error ratio", "err rate"), ("错误率", "error rate")),
-    **dict.fromkeys(
-        ("cpu usage", "cpu utilization", "cpu util", "cpu"), ("CPU 使用率", "cpu usage")
-    ),
+    # A plain "cpu", "memory" or "disk" may be a count or bytes: said plainly, not as a ratio.
+    **dict.fromkeys(("cpu usage", "cpu utilization", "cpu util"), ("CPU 使用率", "cpu usage")),
+    "cpu": ("CPU", "cpu"),
+    "memory": ("内存", "memory"),
+    "disk": ("磁盘", "disk"),
     **dict.fromkeys(("cpu core used", "cpu used"), ("CPU 用量", "cpu used")),
     "rate cpu core used cluster": ("CPU 占集群的比例", "cpu share of the cluster"),
     **dict.fromkeys(
-        ("mem usage", "memory usage", "memory utilization", "mem util", "memory"),
+        ("mem usage", "memory usage", "memory utilization", "mem util"),
         ("内存使用率", "memory usage"),
     ),
     **dict.fromkeys(
         ("mem usage bytes", "mem no cache bytes", "memory used"), ("内存用量", "memory used")
     ),
     **dict.fromkeys(("memory high", "high memory"), ("内存过高", "high memory")),
-    **dict.fromkeys(("disk usage", "disk utilization", "disk"), ("磁盘使用率", "disk usage")),
+    **dict.fromkeys(("disk usage", "disk utilization"), ("磁盘使用率", "disk usage")),
     **dict.fromkeys(
         ("pod restart total", "pod restarts", "restarts", "restart count"),
         ("重启次数", "restarts"),

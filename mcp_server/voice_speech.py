@@ -41,14 +41,31 @@ def metric_said(metric: str, english: bool = False) -> str:
     return said[english] if said else spoken_name(metric)
 
 
-def run_about(run: RemediationSummary, english: bool = False) -> str:
+def run_about(
+    run: RemediationSummary, english: bool = False, among: Sequence[RemediationSummary] = ()
+) -> str:
+    """The fix as the voice names it: its workload and metric. Among ``among`` (the fixes an
+    answer names, or may pick from), one said alike with another (a workload of one name in
+    two namespaces) is named by what differs: its metric as written ("cpu_usage" and
+    "cpu_util" are both CPU 使用率), and its namespace when the metric is the same."""
     # service is cluster/namespace/workload: the workload is what a person calls it.
-    workload = run.service.rsplit("/", 1)[-1]
+    namespace, _, workload = run.service.rpartition("/")
+    metric = metric_said(run.alert_type, english)
+    alike = [
+        r.alert_type
+        for r in among
+        if r.run_key != run.run_key
+        and r.service.rsplit("/", 1)[-1] == workload
+        and metric_said(r.alert_type, english) == metric
+    ]
+    if any(alert_type != run.alert_type for alert_type in alike):
+        metric = spoken_name(run.alert_type)
+    where = spoken_name(namespace.rsplit("/", 1)[-1]) if run.alert_type in alike else ""
     if english:
-        return f"{metric_said(run.alert_type, english)} on {spoken_name(workload)}"
-    metric = metric_said(run.alert_type)
+        return f"{metric} on {spoken_name(workload)}" + (f" in {where}" if where else "")
     # A space between Chinese and Latin words only, as written ("checkout 的错误率").
-    return f"{spoken_name(workload)} 的{' ' if metric[:1].isascii() else ''}{metric}"
+    workload = spoken_name(workload) + (f"（{where}）" if where else " ")
+    return f"{workload}的{' ' if metric[:1].isascii() else ''}{metric}"
 
 
 # Between the items of an English list said aloud: an item may hold a comma of its own ("number
@@ -141,10 +158,10 @@ def _which_waits(runs: list[RemediationSummary], english: bool = False) -> str:
     # Some of many named: how many wait is said, or three sound like all of them.
     many = len(runs) > 3
     if english:
-        listed = ", ".join(run_about(r, english) for r in runs[:3])
+        listed = ", ".join(run_about(r, english, runs) for r in runs[:3])
         waits = f"{len(runs)} wait for you, like" if many else "Waiting for you"
         return f"{waits}: {listed}. Say the service or which number."
-    listed = "、".join(run_about(r) for r in runs[:3])
+    listed = "、".join(run_about(r, among=runs) for r in runs[:3])
     waits = f"等你审批的有 {len(runs)} 个，比如" if many else "等你审批的有"
     return f"{waits}：{listed}。请说服务名或第几个。"
 
@@ -159,20 +176,22 @@ _WHAT_IT_IS = re.compile(
 
 def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSummary]:
     """The runs ``key`` names: by service, alert type, or as the voice names them (its metric
-    in either language, or as written: "payments 的 error rate")."""
-    return [
+    in either language, or as written: "payments 的 error rate"); first those it names whole
+    as a list of them does ("checkout 的 CPU", not also "checkout 的 CPU 使用率"; "checkout 的
+    cpu util", not also "cpu_usage", which is CPU 使用率 too: `run_about`)."""
+
+    def names(r: RemediationSummary) -> tuple[str, ...]:
+        workload = r.service.rsplit("/", 1)[-1]
+        return (
+            *(r.service, r.alert_type, run_about(r, False, runs), run_about(r, True, runs)),
+            *(f"{workload}的{r.alert_type}", f"{r.alert_type} on {workload}"),
+        )
+
+    whole = [r for r in runs if any(_flat(said) == key for said in names(r))]
+    return whole or [
         r
         for r in runs
-        if any(
-            _part_of(key, said)
-            for said in (
-                r.service,
-                r.alert_type,
-                run_about(r),
-                run_about(r, english=True),
-                f"{r.service.rsplit('/', 1)[-1]}的{r.alert_type}",
-            )
-        )
+        if any(_part_of(key, said) for said in (*names(r), run_about(r), run_about(r, True)))
     ]
 
 
@@ -235,10 +254,12 @@ def pick_remediation(
         return None, f"没找到“{said}”。{_which_waits(runs)}"
     if english:
         listed = LIST_SEP_EN.join(
-            f"number {runs.index(r) + 1}, {run_about(r, english)}" for r in matches[:3]
+            f"number {runs.index(r) + 1}, {run_about(r, english, runs)}" for r in matches[:3]
         )
         return None, f"{len(matches)} fit: {listed}. Say which number."
-    listed = "、".join(f"第{ordinal_word(runs.index(r))}个{run_about(r)}" for r in matches[:3])
+    listed = "、".join(
+        f"第{ordinal_word(runs.index(r))}个{run_about(r, among=runs)}" for r in matches[:3]
+    )
     return None, f"有 {len(matches)} 个符合：{listed}。请说第几个。"
 
 
@@ -322,6 +343,10 @@ def task_label(task: TaskSummary, english: bool = False) -> str:
     return spoken_name(name)
 
 
+# What a label holds that a listener does not say back: "（", "：" ("8:30" is "830" both ways).
+_UNSAID = re.compile(r"[^\w\s]+")
+
+
 class Picked(NamedTuple):
     """A spoken task reference resolved: the task; or None, the question asked back and the
     tasks it named, in its order (ids: a place said next is one of them)."""
@@ -397,12 +422,18 @@ def pick_task(
         return asking(shown, f"你说的是哪一个任务？{yours_zh}。")
 
     def called(key: str) -> list[TaskSummary]:
+        # By its name, or its summary as written or as the voice says it in either language
+        # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation.
+        bare = _UNSAID.sub("", key)
         return [
             t
             for t in live
             if _part_of(key, t.task_id.rsplit("/", 1)[-1])
-            or _part_of(key, t.summary)
-            or _part_of(key, spoken_summary(t.summary))
+            or any(
+                _part_of(key, said) or _part_of(bare, _UNSAID.sub("", said or ""))
+                for en in (False, True)
+                for said in (t.summary, spoken_summary(t.summary, en), task_label(t, en))
+            )
         ]
 
     def of_kind(key: str) -> list[TaskSummary]:

@@ -124,10 +124,12 @@ def _needs_said(
     parts = []
     if waiting:
         named = "；".join(
-            f"第{ordinal_word(i)}个是{run_about(r)}" for i, r in enumerate(waiting[:fixes])
+            f"第{ordinal_word(i)}个是{run_about(r, among=waiting)}"
+            for i, r in enumerate(waiting[:fixes])
         )
         named_en = LIST_SEP_EN.join(
-            f"{ORDINALS_EN[i]}, {run_about(r, english=True)}" for i, r in enumerate(waiting[:fixes])
+            f"{ORDINALS_EN[i]}, {run_about(r, english=True, among=waiting)}"
+            for i, r in enumerate(waiting[:fixes])
         )
         said, said_en = (f"：{named}", f": {named_en}") if named else ("", "")
         # "The first one" only once it was named: unnamed, the listener asks which.

@@ -781,3 +781,38 @@ def test_a_span_said_as_a_part_of_today_or_just_now_is_read_not_asked_again() ->
     # A clock time is no span of hours: asked again, as before.
     assert hours_said("8点钟") is None
     assert hours_said("last night") == 24 and hours_said("昨晚") == 48
+
+
+def test_fixes_said_alike_are_named_by_what_differs_and_found_by_those_names() -> None:
+    """Two fixes on workloads of one name (in two namespaces) were said alike: "checkout 的
+    CPU 使用率" for "cpu_usage" and "cpu_util" both, "checkout 的错误率" for the same metric in
+    prod and staging; "checkout 的 CPU" (a plain "cpu") also fitted "checkout 的 CPU 使用率"."""
+
+    def _in(namespace: str, run: RemediationSummary) -> RemediationSummary:
+        return run.model_copy(update={"service": f"cls-test01/{namespace}/checkout"})
+
+    runs = [
+        _in("prod", _run(1, "checkout", "cpu_usage")),
+        _in("staging", _run(2, "checkout", "cpu_util")),
+        _in("dev", _run(3, "checkout", "cpu_usage")),
+        _in("test", _run(4, "checkout", "cpu")),
+    ]
+    assert [run_about(r, among=runs) for r in runs] == [
+        "checkout（prod）的 cpu usage",
+        "checkout 的 cpu util",
+        "checkout（dev）的 cpu usage",
+        "checkout 的 CPU",
+    ]
+    assert [run_about(r, True, runs) for r in runs] == [
+        "cpu usage on checkout in prod",
+        "cpu util on checkout",
+        "cpu usage on checkout in dev",
+        "cpu on checkout",
+    ]
+    for english in (False, True):
+        for run in runs:
+            said = run_about(run, english, runs)
+            assert pick_remediation(runs, said, english)[0] is run, said
+    # Said as each is said alone, it fits several: the question back names them apart.
+    run, question = pick_remediation(runs, "checkout 的 CPU 使用率")
+    assert run is None and "checkout（prod）的 cpu usage" in question, question

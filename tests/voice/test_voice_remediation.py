@@ -241,6 +241,41 @@ async def test_a_fix_is_said_by_its_metric_in_chinese_and_found_by_those_words(
     assert [a.approver for a in status.approvals] == [OWNER]
 
 
+async def test_two_fixes_whose_metrics_are_said_alike_are_named_apart_and_found_so(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """checkout in prod on "cpu_usage" and in staging on "cpu_util" were both said "checkout
+    的 CPU 使用率": two fixes told apart by their place only, and said back, either one was
+    asked about again; a plain "memory" (bytes as likely as a ratio) was said "内存使用率"."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    fixes = [("prod", "checkout", "cpu_usage"), ("staging", "checkout", "cpu_util")]
+    async with (
+        error_rate(healthy_from=1) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        state = AppState(
+            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
+        )
+        service = RemediationService(ts_env.client, settings, deps.db)
+        for namespace, workload, metric in [*fixes, ("prod", "payments", "memory")]:
+            fired = alert(url, namespace=namespace, workload=workload, metric=metric)
+            made = await service.start(OWNER, fired, "dry_run")
+            handle = ts_env.client.get_workflow_handle(made.remediation_id)
+            await state_reaches(ts_env, handle, ("waiting_approval",))
+        async with voice_client(state, OWNER) as client:
+            needs = await say(client, "what_needs_me")
+            asked = await say(client, "approve_remediation", which="checkout 的 cpu util")
+    assert needs == (
+        "有 3 个修复等你审批：第一个是checkout 的 cpu usage；第二个是checkout 的 cpu util；"
+        "第三个是payments 的内存。可以说“批准第一个”。"
+    ), needs
+    assert asked == (
+        "有 3 个修复在等你审批。要批准第二个，checkout 的 cpu util的修复吗？确认就再说一次批准。"
+    ), asked
+
+
 async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

@@ -386,6 +386,35 @@ def test_a_clock_time_alone_is_said_in_words_and_a_timestamp_or_score_is_not_a_t
         assert cleaned(kept) == kept, kept
 
 
+def test_a_zones_offset_and_a_ratio_or_score_named_so_are_no_clock_times() -> None:
+    """The clock rule said an offset and a ratio as times: "2026-11-30T08:30:00+8点",
+    "UTC+8点", "ratio 1点10分", "比分 12点30分"."""
+    from ambient.speech import cleaned
+
+    for kept in (
+        "2026-11-30T08:30:00+08:00",
+        "UTC+08:00",
+        "时区 GMT-05:00",
+        "ratio 1:10",
+        "score 12:30",
+        "the score was 12:30",
+        "比分 12:30",
+        "比例为 1:10",
+        "12:30 的比分",
+        "odds 3:10",
+    ):
+        assert cleaned(kept) == kept, kept
+        assert cleaned(kept, english=True) == kept, kept
+    # A time in a sentence about something else, or next to a zone's name, is a time.
+    for said, words in [
+        ("每天 08:30 UTC", "每天 8点30分 UTC"),
+        ("比 12:30 早", "比 12点30分 早"),
+        ("08:30 开会，比例不变", "8点30分 开会，比例不变"),
+        ("09:00-09:30", "9点到9点30分"),
+    ]:
+        assert cleaned(said) == words, said
+
+
 def test_a_rate_word_without_a_number_and_a_rate_per_thing_are_said_whole() -> None:
     """ "throughput in rows/s rose" was spoken "throughput in rose" (a rate word needed a number
     before it) and "10 req/s/pod" was spoken "10" (the per-pod part made it a path)."""

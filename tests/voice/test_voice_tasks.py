@@ -34,6 +34,7 @@ from tests.support.servers import http_client, serve
 from tests.support.tencent import standin_tencent
 from tests.support.waits import eventually
 from tests.voice.support import say, voice_client, worker_state
+from tests.watches.site import Site, article
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 
@@ -670,3 +671,63 @@ def test_only_real_ids_are_taken_out_of_speech_not_words_of_hex_letters() -> Non
     assert speakable("请求 3f9a1c2b 失败，容器 a1b2c3d4e5f6 重启，订单 20261126 已发。") == (
         "请求 失败，容器 重启，订单 20261126 已发。"
     )
+
+
+def _said_list(answer: str, english: bool) -> list[str]:
+    """The labels an asking answer lists: "…你的任务有：A、B。", "…Your tasks are: A; B."."""
+    listed = answer.split("Your tasks are: " if english else "你的任务有：", 1)[1]
+    return listed.rstrip("。.").split("; " if english else "、")
+
+
+async def test_every_task_label_the_voice_lists_said_back_finds_its_task(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """The labels are said in the listener's words ("提醒（每天 8点30分）", "threshold watch
+    restarts") but were compared as written: said back, "没找到…" / "I found no task called…"."""
+    site = Site(pages={"/shop": article("Open.")}, values=[1])
+    async with serve(site.app()) as base:
+        source = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+        catalogue = dict.fromkeys(("K8sWorkloadPodRestartTotal", "cpu_usage"), source)
+        deps.settings = deps.settings.model_copy(
+            update={"fetch_allow_cidrs": ["127.0.0.1/32"], "metric_catalogue": catalogue}
+        )
+        async with running_worker(dev_env.client, deps) as worker:
+            state = worker_state(dev_env.client, deps, worker.task_queue)
+            for language in (Language.ZH, Language.EN):
+                english = language is Language.EN
+                await _user(deps, user := unique("vl"), language)
+                reminder = {"hour": 8, "minute": 30, "message": "standup", "timezone": "UTC"}
+                await state.tasks.create(user, "schedule", reminder)
+                await state.tasks.create(user, "web_monitor", {"urls": [f"{base}/shop"]})
+                for metric in ("K8sWorkloadPodRestartTotal", "cpu_usage"):
+                    await state.tasks.create(
+                        user, "threshold_watch", {"metric": metric, "threshold": 3}
+                    )
+                async with voice_client(state, user) as client:
+                    labels = _said_list(await say(client, "task_status", name="它"), english)
+                    assert len(labels) == 4, labels
+                    # Each label said back, and the metric alone, as a listener says it.
+                    metric = "restarts" if english else "重启次数"
+                    restarts = next(x for x in labels if x.endswith(metric))
+                    for said, label in [*zip(labels, labels, strict=True), (metric, restarts)]:
+                        status = await say(client, "task_status", name=said)
+                        assert status.startswith(label), (said, status)
+
+
+async def test_a_zones_offset_or_a_score_said_back_is_not_turned_into_a_clock_time(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Every spoken answer said a lone HH:MM as a clock time: what the listener asked for came
+    back "没找到叫“UTC+8点”的任务", "比分 12点30分", "ratio 1点10分"."""
+    user = unique("vz")
+    await _user(deps, user, Language.ZH)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"hour": 8, "minute": 30, "message": "standup", "timezone": "UTC"}
+        await state.tasks.create(user, "schedule", config)
+        async with voice_client(state, user) as client:
+            for said in ("UTC+08:00", "2026-11-30T08:30:00+08:00", "比分 12:30", "ratio 1:10"):
+                answer = await say(client, "task_status", name=said)
+                assert answer == f"没找到叫“{said}”的任务。你的任务有：提醒（每天 8点30分）。", (
+                    answer
+                )
