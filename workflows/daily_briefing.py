@@ -355,7 +355,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
         Lets callers skip the update (and its history writes) for the common repeat greeting;
         the update stays the only path that can speak, so exactly-once is unaffected.
+        None once deleted (a query reads an ended run too): the update says so.
         """
+        if self.stopping:
+            return None
         if self.day is None or self.given_at is None or request_id == self.given_request:
             return None
         return self._already(self.day, self.given_at)
