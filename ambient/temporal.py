@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -77,30 +78,38 @@ def search_attributes(
     )
 
 
-def settled(description: WorkflowExecutionDescription) -> bool:
-    """No workflow task of the run is pending: no control sent it waits to be taken (its
-    AmbientState is what all of them made)."""
-    return not description.raw_description.HasField("pending_workflow_task")
-
-
 # What a control signal makes of a run's AmbientState once its worker takes it.
 CONTROL_STATES = {"pause": "paused", "resume": "active", "stop": "stopped"}
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """What the controls a run holds make of it: its ``state`` once those its worker has not
+    taken yet apply, the event that reading rests on (``basis``), and whether the reading is
+    ``whole``: not while a worker holds a workflow task of the run (busy in a local activity,
+    or dead with it), since the server keeps the signals sent meanwhile out of the history
+    until that task completes."""
+
+    state: str
+    basis: int
+    whole: bool
+
+
 async def state_in_flight(
     client: Client, description: WorkflowExecutionDescription, state: str
-) -> tuple[str, int] | None:
+) -> InFlight:
     """The run's ``state`` (as its worker last made it) once the controls it holds and has not
     taken yet apply (they arrived after its last completed workflow task; the
-    ``description``'s history, not later), and the event that reading rests on: the last of
-    those controls, else that completion. A pause in flight is a paused task; two requests
-    that read alike are one decision. None: a worker holds a workflow task of the run (busy
-    in a local activity, or dead with it): the server keeps the signals sent meanwhile out of
-    the history until that task completes, so the history does not say what is in flight."""
-    pending = description.raw_description.pending_workflow_task
-    if pending.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED:
-        return None
+    ``description``'s history, not later), resting on the last of those controls, else that
+    completion (a run with no workflow task pending: its last event). A pause in flight is a
+    paused task; two requests that read alike are one decision."""
     seen = description.raw_description.workflow_execution_info.history_length
+    if not description.raw_description.HasField("pending_workflow_task"):
+        # Every control it holds was taken (one not taken is a workflow task pending): no
+        # history to read (the time-skipping test server reads none from the end).
+        return InFlight(state, seen, whole=True)
+    held = description.raw_description.pending_workflow_task.state
+    whole = held != PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
     request = GetWorkflowExecutionHistoryReverseRequest(
         namespace=client.namespace,
         execution=WorkflowExecution(workflow_id=description.id, run_id=description.run_id),
@@ -128,7 +137,28 @@ async def state_in_flight(
         request.next_page_token = page.next_page_token
     for _, name in reversed(controls):
         state = state if state == "stopped" else CONTROL_STATES[name]
-    return state, controls[0][0] if controls else taken
+    return InFlight(state, controls[0][0] if controls else taken, whole)
+
+
+# How long a control waits for a worker holding the run's workflow task to complete it, so that
+# what is on its way can be read whole (a task takes milliseconds; a poll's end, up to seconds).
+HELD_WAIT = 2.0
+
+
+async def read_in_flight(
+    client: Client, look: Callable[[], Awaitable[tuple[str, WorkflowExecutionDescription]]]
+) -> tuple[WorkflowExecutionDescription, InFlight]:
+    """A run as ``look`` describes it (its state as its worker last made it, and its
+    description) and `state_in_flight`'s reading of it, looked at again while a worker holds a
+    workflow task of the run, up to HELD_WAIT (the reading not whole then)."""
+    clock = asyncio.get_running_loop().time
+    until = clock() + HELD_WAIT
+    while True:
+        state, description = await look()
+        reading = await state_in_flight(client, description, state)
+        if reading.whole or clock() > until:
+            return description, reading
+        await asyncio.sleep(0.05)
 
 
 async def signal_once(client: Client, workflow_id: str, signal: str, request_id: str) -> None:

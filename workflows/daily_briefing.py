@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.daily_briefing_prepare_push import PrepareAndPush, cancelled
+from workflows.daily_briefing_prepare_push import STOP_ANSWERS_FIRST, PrepareAndPush, cancelled
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -62,12 +62,6 @@ PAUSED_RUN_RENEWED = "paused-run-renewed"
 UNHEARD_DAY_PUSHED = "unheard-day-pushed"
 # A day whose preparation failed and nobody greeted: its user is pushed why, at the window's end.
 UNPREPARED_DAY_SAID = "unprepared-day-said"
-# A deleted run answers what it took before it ends: a greeting waiting for its preparation
-# hears "deleted" at once (it waited on, the run ended under it, and its caller was told the
-# run had completed), and so does a regenerate or send under way (its preparation or push
-# cancelled: waited for, it kept the deleted run up to ~30 minutes), and the run ends once
-# every handler has answered.
-STOP_ANSWERS_FIRST = "stop-answers-first"
 
 
 @workflow.defn
@@ -361,7 +355,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
         Lets callers skip the update (and its history writes) for the common repeat greeting;
         the update stays the only path that can speak, so exactly-once is unaffected.
+        None once deleted (a query reads an ended run too): the update says so.
         """
+        if self.stopping:
+            return None
         if self.day is None or self.given_at is None or request_id == self.given_request:
             return None
         return self._already(self.day, self.given_at)

@@ -45,6 +45,13 @@ PREPARE_RETRY = RetryPolicy(
 # push under way): a greeting, a regenerate or a send (a validator's refusal is not recorded,
 # so runs before it replay as they ran).
 BRIEFING_DELETED = "BriefingDeleted"
+# A deleted run answers what it took before it ends: a greeting waiting for its preparation
+# hears "deleted" at once (it waited on, the run ended under it, and its caller was told the
+# run had completed), and so does a regenerate or send under way (its preparation or push
+# cancelled: waited for, it kept the deleted run up to ~30 minutes), and the run ends once
+# every handler has answered. Asked at a delete, or first at a regenerate or send (its work in
+# a task of its own: see `_unless_deleted`); the run keeps its first answer.
+STOP_ANSWERS_FIRST = "stop-answers-first"
 # A greeting the service stored as it was spoken, read back by the preparation (a run reset to
 # before it in the Web UI stays spoken).
 GIVEN_STORED = "given-stored"
@@ -57,7 +64,7 @@ class PrepareAndPush:
     carry: BriefingCarry
     paused: bool
     stopping: bool
-    answers_first: bool  # stopped under STOP_ANSWERS_FIRST (workflows/daily_briefing.py)
+    answers_first: bool  # stopped under STOP_ANSWERS_FIRST
     day: DayPlan | None
     phase: str
     prepared: PreparedBriefing | None
@@ -99,7 +106,15 @@ class PrepareAndPush:
         """``work``'s answer, or the deleted refusal as soon as the briefing is deleted (under
         STOP_ANSWERS_FIRST), ``work`` cancelled with its activity: the deleted run ends then,
         not once a preparation or push nobody waits for ends (~30 minutes with retries), and
-        a create of the briefing again meanwhile said it was "still finishing"."""
+        a create of the briefing again meanwhile said it was "still finishing".
+
+        Only under the patch: in a task of its own, ``work`` and the answer after it run a step
+        later than the released code's, which awaited it here, after whatever else the same
+        workflow task woke (the preparation time's timer: the window's timer started before the
+        regenerate's answer), so their commands come in another order (runs it recorded would
+        fail replay as nondeterministic)."""
+        if not workflow.patched(STOP_ANSWERS_FIRST):
+            return await work
         task = asyncio.create_task(work)
         await workflow.wait_condition(lambda: task.done() or self.answers_first)
         if not task.done():

@@ -199,9 +199,12 @@ _GREETINGS = {
 
 # The greetings the workflow does not give (Chinese, English): the service says them, when
 # the workflow is not there or does not answer in time.
+# Where one is set up: the assistant on the web app's Tasks & events page (the voice has no
+# tool that creates one; the page's empty History says the same).
 NOT_SET_UP = (
-    "你好！还没有设置每日简报，可以在网页上或跟助手聊天时设置。",
-    "Hello! No daily briefing is set up yet; set one up on the web page or in a chat with me.",
+    "你好！还没有设置每日简报，可以在网页的任务与事件页请助手设置。",
+    "Hello! No daily briefing is set up yet; "
+    "ask the assistant on the Tasks and events web page to set one up.",
 )
 NOT_IN_TIME = (
     "你好！简报这次没有及时回答，请再叫我一次。",

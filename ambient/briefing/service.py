@@ -11,6 +11,7 @@ range (``analyze_logs``) is `ambient.briefing.logs`.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
@@ -348,14 +350,22 @@ class BriefingService(Greeting):
         return await self._steer(user, paused=False)
 
     async def _steer(self, user: str, *, paused: bool) -> BriefingStatus:
-        """Pause or resume; one already so, with no control on its way to change that, is sent
-        nothing (a signal more in its history) and noted so, as a task's pause is."""
-        state, settled = await self._live(user)
-        if state == ("paused" if paused else "active") and settled:
+        """Pause or resume; one already so once the controls on their way apply (a pause no
+        worker took yet is a paused briefing) is sent nothing (a signal more in its history)
+        and noted so, as a task's pause is; requests that read the run alike send one signal
+        (the server records a request id once)."""
+        signal = "pause" if paused else "resume"
+        state, basis = await self._live(user)
+        if basis is not None and state == temporal.CONTROL_STATES[signal]:
             return await self._steered(user, paused, ALREADY_SO)
-        await self.client.get_workflow_handle(task_id_for(user)).signal(
-            "pause" if paused else "resume"
-        )
+        # Not whole (a worker holds the run's task): sent under an id of its own.
+        request_id = f"{signal}/{basis}" if basis else str(uuid.uuid4())
+        try:
+            await temporal.signal_once(self.client, task_id_for(user), signal, request_id)
+        except RPCError as exc:
+            if temporal.not_found(exc):  # the run ended since the look
+                raise BriefingNotFoundError(NOT_FOUND % user) from None
+            raise
         return await self._steered(user, paused)
 
     async def _steered(self, user: str, paused: bool, note: str | None = None) -> BriefingStatus:
@@ -411,24 +421,29 @@ class BriefingService(Greeting):
             task_id=task_id_for(user), state="stopped", created=False, config=status.config
         )
 
-    async def _live(self, user: str) -> tuple[str, bool]:
-        """Refuse a briefing deleted whose run still finishes (a preparation or push under way):
-        it is gone already, as it is once that run has ended. Its AmbientState, and whether it
-        is settled (`temporal.settled`), read off the server's description: a status query
-        before a control, as the task service's was, left it undone under load ("is the worker
-        running?"), where a describe needs no worker."""
-        try:
+    async def _live(self, user: str) -> tuple[str, str | None]:
+        """Refuse a briefing deleted whose run still finishes (a preparation or push under way),
+        or on its way to be: it is gone already, as it is once that run has ended. Its state
+        once the controls it holds apply (`temporal.read_in_flight`), and what that reading
+        rests on (its run and event; None: not whole, a worker holds the run's task), read off
+        the server: a status query before a control, as the task service's was, left it undone
+        under load ("is the worker running?"), where these need no worker."""
+
+        async def look() -> tuple[str, WorkflowExecutionDescription]:
             description = await self.client.get_workflow_handle(task_id_for(user)).describe()
+            if description.status is not WorkflowExecutionStatus.RUNNING:
+                raise BriefingNotFoundError(NOT_FOUND % user)
+            return description.typed_search_attributes.get(temporal.STATE) or "active", description
+
+        try:
+            description, seen = await temporal.read_in_flight(self.client, look)
         except RPCError as exc:
             if temporal.not_found(exc):
                 raise BriefingNotFoundError(NOT_FOUND % user) from None
             raise BriefingError(temporal.refused_request(temporal.refusal(exc))) from None
-        state = description.typed_search_attributes.get(temporal.STATE) or "active"
-        if description.status is not WorkflowExecutionStatus.RUNNING:
-            raise BriefingNotFoundError(NOT_FOUND % user)
-        if state == "stopped":
+        if seen.state == "stopped":
             raise BriefingNotFoundError(FINISHING % user)
-        return state, temporal.settled(description)
+        return seen.state, f"{description.run_id}/{seen.basis}" if seen.whole else None
 
     # --- briefings ----------------------------------------------------------------------
 

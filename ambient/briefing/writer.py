@@ -282,6 +282,15 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
     attention += [f"{a.name} ({a.target or a.source}){since(a, zone, zh)}" for a in firing[:3]]
     attention += [_unavailable(n, zh) for n in failed]
     people = len(inputs.needs_person)
+    # None is said as none ("0 个问题需要人工处理" was said of a day no problem waited on).
+    needs = (
+        said(
+            f"{people} 个问题需要人工处理",
+            f"{_many(people, 'problem needs', 'problems need')} a person",
+        )
+        if people
+        else said("没有问题需要人工处理", "no problem needs a person")
+    )
     if not inputs.log_lines:
         # Nothing was read: nothing is known of the logs (not "quiet", not "0 errors").
         if any(n.source == "logs" for n in failed):
@@ -300,10 +309,7 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
         if alarms_read and not firing:  # else the open ones are said, or why none were read
             headline += said("，也没有未恢复的告警", ", and no alarm is open")
         if people:
-            headline += said(
-                f"，{people} 个问题需要人工处理",
-                f"; {_many(people, 'problem needs', 'problems need')} a person",
-            )
+            headline += said("，", "; ") + needs
     elif people or firing or errors or inputs.errors:
         opened = ""
         if inputs.alarms_configured:  # open alarms are counted only when their history was read
@@ -312,9 +318,8 @@ def offline_draft(inputs: BriefingInputs) -> BriefingDraft:
                 f"、{count} 条未恢复告警", f", {_many(count, 'open alarm', 'open alarms')}"
             )
         headline = said(
-            f"昨天有 {inputs.errors} 个错误{opened}，{people} 个问题需要人工处理",
-            f"Yesterday: {_many(inputs.errors, 'error', 'errors')}{opened}, "
-            f"{_many(people, 'problem needs', 'problems need')} a person",
+            f"昨天有 {inputs.errors} 个错误{opened}，{needs}",
+            f"Yesterday: {_many(inputs.errors, 'error', 'errors')}{opened}, {needs}",
         )
     elif inputs.anomalies:
         # Not "quiet": the spoken briefing goes on to name them.

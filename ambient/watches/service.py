@@ -206,30 +206,36 @@ class TaskService(TaskSchedules):
             elif kind in _WATCHES and signal == "check_now":
                 # Asked through an update that answers once the check ended: what it read, and
                 # a page whose server asked us to wait is not asked, and the answer says so (a
-                # status read after a signal often predates the check).
-                before, _ = await self._live(task_id)
+                # status read after a signal often predates the check); its state as the
+                # controls on their way make it (a resume just sent: active).
+                before, described = await self._live(task_id)
+                seen = await temporal.state_in_flight(self.client, described, before)
+                if seen.state == TaskState.STOPPED.value:
+                    raise TaskStateError(_stopped(task_id))
+                before = TaskState(seen.state)
                 checked = await self._checked_now(task_id)
             elif kind is TaskKind.DAILY_BRIEFING and signal == "check_now":
                 # "Run it now" for a briefing: prepare today's briefing again at once.
                 before, _ = await self._live(task_id)
                 await self._briefing(self.briefings.regenerate(user))
             else:
-                before, described = await self._live(task_id)
                 # What the controls it holds and has not taken yet make of it: a pause on its
                 # way is a paused task (a resume on its way, a running one).
-                reading = await temporal.state_in_flight(self.client, described, before)
-                request_id = str(uuid.uuid4())  # unread (a task held): sent, never "already"
-                if reading is not None:
-                    after, basis = reading
-                    if after == TaskState.STOPPED.value:  # a delete on its way
-                        raise TaskStateError(_stopped(task_id))
-                    if after == new_state:
-                        return TaskRef(
-                            task_id=task_id, kind=kind, state=after, created=False, note=ALREADY_SO
-                        )
-                    # Requests that read the run alike send one signal: the server records a
-                    # request id once.
-                    request_id = f"{signal}/{described.run_id}/{basis}"
+                described, seen = await temporal.read_in_flight(
+                    self.client, lambda: self._live(task_id)
+                )
+                if seen.state == TaskState.STOPPED.value:  # a delete on its way
+                    raise TaskStateError(_stopped(task_id))
+                before = TaskState(seen.state)
+                if seen.whole and before is new_state:
+                    return TaskRef(
+                        task_id=task_id, kind=kind, state=before, created=False, note=ALREADY_SO
+                    )
+                # Requests that read the run alike send one signal (the server records a
+                # request id once); one sent while a worker holds the run's task, whose reading
+                # is not whole, is sent under an id of its own and never answered "already".
+                whole = f"{signal}/{described.run_id}/{seen.basis}"
+                request_id = whole if seen.whole else str(uuid.uuid4())
                 await temporal.signal_once(self.client, task_id, signal, request_id)
         try:
             status = checked or await self.get(user, task_id)

@@ -46,8 +46,8 @@ async def test_pausing_a_paused_briefing_or_resuming_a_running_one_sends_nothing
 
         async def settled() -> bool:
             # Its start's work done too: an activity that answers then is a workflow task.
-            described = await run.describe()
-            return temporal.settled(described) and not described.raw_description.pending_activities
+            described = (await run.describe()).raw_description
+            return not (described.HasField("pending_workflow_task") or described.pending_activities)
 
         settings = stack.service.settings.model_copy(
             update={"temporal_address": dev_env.client.service_client.config.target_host}
@@ -99,7 +99,9 @@ async def test_a_resume_landing_between_the_describe_and_the_status_is_answered_
         async def taken(state: str) -> bool:
             described = await run.describe()
             found = described.typed_search_attributes.get(temporal.STATE)
-            return found == state and temporal.settled(described)
+            return found == state and not described.raw_description.HasField(
+                "pending_workflow_task"
+            )
 
         await run.signal("pause")
         await eventually(lambda: taken("paused"), "the pause taken")

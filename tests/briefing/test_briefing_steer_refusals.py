@@ -90,8 +90,8 @@ async def test_a_pause_that_reaches_a_briefing_deleted_meanwhile_is_said_deleted
     sent after the delete is."""
     user = unique("del")
 
-    async def looked_before_the_delete(_self: BriefingService, _user: str) -> tuple[str, bool]:
-        return "active", True
+    async def looked_before_the_delete(_self: BriefingService, _user: str) -> tuple[str, str]:
+        return "active", "a look before the delete"
 
     async with deleted_while_preparing(dev_env, deps, user) as (tasks, _config, _release):
         async with deps.db.session() as session:

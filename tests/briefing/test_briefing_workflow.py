@@ -1329,9 +1329,9 @@ def test_one_alarm_is_said_in_the_singular_and_chinese_keeps_its_counter() -> No
 @pytest.mark.parametrize(
     ("language", "alarms", "headline"),
     [
-        ("en", ALARMS_NOT_CONFIGURED, "Yesterday: 2 errors, 0 problems need a person"),
-        ("en", "AuthFailure: keys refused", "Yesterday: 2 errors, 0 problems need a person"),
-        ("zh", ALARMS_NOT_CONFIGURED, "昨天有 2 个错误，0 个问题需要人工处理"),
+        ("en", ALARMS_NOT_CONFIGURED, "Yesterday: 2 errors, no problem needs a person"),
+        ("en", "AuthFailure: keys refused", "Yesterday: 2 errors, no problem needs a person"),
+        ("zh", ALARMS_NOT_CONFIGURED, "昨天有 2 个错误，没有问题需要人工处理"),
     ],
 )
 def test_a_briefing_whose_alarms_were_not_read_says_no_open_alarm_count(

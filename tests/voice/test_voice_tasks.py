@@ -216,6 +216,9 @@ async def test_a_task_is_found_by_voice_among_more_than_two_hundred(
 async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
 ) -> None:
+    """Once a day, and then "already given"; its headline said "0 个问题需要人工处理" of a day
+    nobody's problem waited for, and a greeting after the briefing was deleted the same day
+    heard it "already given" (the deleted run answered its query), not that none is set up."""
     user = unique("vg")
     await _user(deps, user, Language.ZH)
     zone = _zone_away_from_midnight()
@@ -237,15 +240,19 @@ async def test_greeting_gives_todays_briefing_once_and_short_answers_after(
             second = await say(client, "greet")
             # Its runs are counted when the day's window ends: "已执行 0 次" was said here.
             status = await say(client, "task_status", name="每日简报")
+            await state.briefings.delete(user)
+            await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").result()
+            deleted = await say(client, "greet")
+        assert deleted == unset, deleted
         # The briefing, its log templates' <*> said as words.
         assert first.startswith(HELLOS) and "payment-service timeout after 某值" in first
+        assert "个错误，没有问题需要人工处理" in first, first
         # No voice tool sends it: "可以让我发到你的邮箱" offered what 小智 then could not do.
         # The time it was given is said in words, as the greeting door says it ("在 08:05").
         assert re.fullmatch(r"你好！今天的简报已经在\d+点(\d+分)?播报过了，不再重复。", second), (
             second
         )
         assert status == f"每日简报正在运行，最新一期是 {today.month} 月 {today.day} 日的，已播报。"
-        await dev_env.client.get_workflow_handle(f"daily-briefing/{user}").signal("stop")
 
 
 async def test_the_devices_greeting_door_speaks_the_briefing_cleaned_as_the_voice_tools_do(
@@ -370,11 +377,12 @@ async def test_a_greeting_with_no_briefing_set_up_is_said_in_the_users_language_
         async with voice_client(state, user) as client:
             answers[language] = await say(client, "greet")
     assert answers == {
-        Language.ZH: "你好！还没有设置每日简报，可以在网页上或跟助手聊天时设置。",
         # Not a tool name the voice model does not have ("create one with create daily
-        # briefing"): where a listener sets one up.
+        # briefing"), nor "in a chat with me" (the voice has no tool that sets one up): where
+        # a listener sets one up, the assistant on the web page.
+        Language.ZH: "你好！还没有设置每日简报，可以在网页的任务与事件页请助手设置。",
         Language.EN: "Hello! No daily briefing is set up yet; "
-        "set one up on the web page or in a chat with me.",
+        "ask the assistant on the Tasks and events web page to set one up.",
     }
 
 

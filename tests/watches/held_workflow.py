@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from ambient.temporal import STATE
     from ambient.watches.models import TaskKind, TaskState, TaskStatus
 
 HOLD_ACTIVITY = "hold_the_workflow_task"
@@ -36,6 +37,8 @@ class HeldControlsWatch:
 
     def control(self, name: str, state: TaskState | None) -> None:
         self.controls.append(name)
+        if state is not None:  # as a watch's handler does: its state is read off the run
+            workflow.upsert_search_attributes([STATE.value_set(state.value)])
         self.state = state or self.state
 
     @workflow.signal

@@ -105,6 +105,9 @@ async def test_controls_sent_while_a_worker_holds_the_runs_task_are_each_sent(
     site, base = gated
     site.pages["/a"] = article("A page.")
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    # Each control waits this long for the held task before it sends (all three within the
+    # task's 10 s timeout, after which the server would hand the run on).
+    monkeypatch.setattr(temporal, "HELD_WAIT", 0.2)
     async with running_worker(dev_env.client, loopback_deps) as worker:
         settings = loopback_deps.settings.model_copy(
             update={"temporal_task_queue": worker.task_queue}
