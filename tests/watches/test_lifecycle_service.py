@@ -42,7 +42,7 @@ from ambient.watches.inputs import (
 from ambient.watches.models import TaskStatus
 from ambient.watches.reads import TaskSummary
 from ambient.watches.reminders import ReminderConfig, ReminderRun
-from ambient.watches.service import TaskService
+from ambient.watches.service import CHECK_STARTED, TaskService
 from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
@@ -888,8 +888,9 @@ async def test_a_watch_whose_metric_read_hangs_still_answers_and_takes_its_contr
     assert ref.baseline == {"value": 50, "error": None}
     state.gate.clear()
     state.waiting.clear()
+    # Check now waits for the check it asked (up to the service's wait): its read is held.
+    trigger = asyncio.create_task(service.trigger(USER, ref.task_id))
     try:
-        assert (await service.trigger(USER, ref.task_id)).state == "active"
         await asyncio.wait_for(state.waiting.wait(), HANG)  # the read is held at the source
         # Asked again if a loaded host's worker is slow once; the hold itself never ends here.
         held = await eventually(lambda: service.get(USER, ref.task_id), "the held watch's status")
@@ -900,6 +901,11 @@ async def test_a_watch_whose_metric_read_hangs_still_answers_and_takes_its_contr
         assert (await service.resume(USER, ref.task_id)).state == "active"
     finally:
         state.gate.set()
+    # Its answer: the value read once the source answered (or, a loaded host past the
+    # service's wait, that the check started).
+    told = await asyncio.wait_for(trigger, HANG)
+    assert told.state == "active"
+    assert told.note == CHECK_STARTED or (told.checked or {}).get("value") == 50, told
 
     async def checked() -> TaskStatus | None:
         status = await service.get(USER, ref.task_id)
