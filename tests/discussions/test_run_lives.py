@@ -15,6 +15,7 @@ from activities.discussions import DiscussionActivities
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import AgentPost, MessageIn, remediation_post_id
 from ambient.discussions.service import DiscussionService
+from ambient.remediation.service import RemediationService
 from ambient.storage.models import DiscussionMessage
 from tests.conftest import unique
 from tests.discussions.test_scoping import _server
@@ -243,6 +244,40 @@ async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_run
         await dev_env.client.get_workflow_handle(rid).terminate()
 
 
+async def rung_one_asked_minutes_ago(
+    deps: WorkerDeps, remediations: RemediationService, owner: str, url: str
+) -> tuple[str, str, str]:
+    """A dry run of ``owner``'s whose rung 1 waits for approval, its request posted (and the
+    discussion's messages dated minutes ago: an answer now is no reflex): the run's id, the
+    request's message id and the discussion's id."""
+    rid = (
+        await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
+    ).remediation_id
+
+    async def waits() -> bool:
+        return (await remediations.get(owner, rid)).waiting is not None
+
+    await eventually(waits, "rung 1 waits for approval")
+    run_key = (await remediations.get(owner, rid)).run_key
+    request = remediation_post_id(f"{run_key}#1/approval-request")
+
+    async def asked() -> bool:
+        async with deps.db.session() as session:
+            return await session.get(DiscussionMessage, request) is not None
+
+    await eventually(asked, "rung 1's approval request is posted")
+    async with deps.db.session() as session:
+        found = await session.get(DiscussionMessage, request)
+        assert found is not None
+        await session.execute(
+            update(DiscussionMessage)
+            .where(DiscussionMessage.discussion_id == found.discussion_id)
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+        await session.commit()
+        return rid, request, found.discussion_id
+
+
 async def test_a_member_posting_non_stop_does_not_keep_an_approval_from_acting(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
@@ -255,32 +290,7 @@ async def test_a_member_posting_non_stop_does_not_keep_an_approval_from_acting(
     await add_user(deps, owner, permission="dry_run")
     await add_user(deps, chatty, permission="dry_run", role="admin")
     async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
-        rid = (
-            await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
-        ).remediation_id
-
-        async def waits() -> bool:
-            return (await remediations.get(owner, rid)).waiting is not None
-
-        await eventually(waits, "rung 1 waits for approval")
-        run_key = (await remediations.get(owner, rid)).run_key
-        request = remediation_post_id(f"{run_key}#1/approval-request")
-
-        async def asked() -> bool:
-            async with deps.db.session() as session:
-                return await session.get(DiscussionMessage, request) is not None
-
-        await eventually(asked, "rung 1's approval request is posted")
-        async with deps.db.session() as session:
-            found = await session.get(DiscussionMessage, request)
-            assert found is not None
-            discussion = found.discussion_id
-            await session.execute(  # asked minutes ago: the answer is no reflex
-                update(DiscussionMessage)
-                .where(DiscussionMessage.discussion_id == discussion)
-                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
-            )
-            await session.commit()
+        rid, request, discussion = await rung_one_asked_minutes_ago(deps, remediations, owner, url)
         async with (
             Client(_wired(settings, deps, dev_env, chatty)) as as_chatty,
             Client(_wired(settings, deps, dev_env, owner)) as as_owner,
@@ -325,32 +335,7 @@ async def test_an_admin_posting_as_the_runs_agent_does_not_make_an_approval_look
     await add_user(deps, owner, permission="dry_run")
     await add_user(deps, admin, permission="dry_run", role="admin")
     async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
-        rid = (
-            await remediations.start(owner, alert(url, workload=owner, settle_seconds=0), "dry_run")
-        ).remediation_id
-
-        async def waits() -> bool:
-            return (await remediations.get(owner, rid)).waiting is not None
-
-        await eventually(waits, "rung 1 waits for approval")
-        run_key = (await remediations.get(owner, rid)).run_key
-        request = remediation_post_id(f"{run_key}#1/approval-request")
-
-        async def asked() -> bool:
-            async with deps.db.session() as session:
-                return await session.get(DiscussionMessage, request) is not None
-
-        await eventually(asked, "rung 1's approval request is posted")
-        async with deps.db.session() as session:
-            found = await session.get(DiscussionMessage, request)
-            assert found is not None
-            discussion = found.discussion_id
-            await session.execute(  # asked minutes ago: the answer is no reflex
-                update(DiscussionMessage)
-                .where(DiscussionMessage.discussion_id == discussion)
-                .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
-            )
-            await session.commit()
+        rid, request, discussion = await rung_one_asked_minutes_ago(deps, remediations, owner, url)
         async with (
             Client(_wired(settings, deps, dev_env, admin)) as as_admin,
             Client(_wired(settings, deps, dev_env, owner)) as as_owner,

@@ -20,13 +20,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
+from ambient.settings import Settings
 from ambient.temporal import ALREADY_SO, DELIVERED_UNCONFIRMED
 from tests.conftest import running_worker, unique
 from tests.support.mcp_as import mcp_as
 from tests.support.waits import eventually
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
-from tests.watches.test_lifecycle_service import monitor
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 from worker import build_worker
 
@@ -43,6 +43,22 @@ async def signals(handle: WorkflowHandle[Any, Any], name: str) -> int:
     )
 
 
+async def monitor_left_alone(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, url: str
+) -> tuple[str, Settings]:
+    """A web monitor of ``url`` created through MCP with a worker that then stops, and the
+    settings naming that worker's queue."""
+    async with running_worker(dev_env.client, deps) as worker:
+        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
+        async with mcp_as(deps, USER, temporal=dev_env.client, settings=settings) as mcp:
+            config = {"urls": [url], "check_interval_minutes": 60}
+            made = await mcp.call_tool(
+                "create_web_monitor", {"config": config, "name": unique("inflight")}
+            )
+            assert made.structured_content is not None, made.content
+            return made.structured_content["task_id"], settings
+
+
 @pytest.mark.parametrize("at_once", [False, True])
 async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
     dev_env: WorkflowEnvironment,
@@ -56,16 +72,7 @@ async def test_a_pause_in_flight_is_not_sent_again_and_is_said_already_so(
     # The answer's status read waits this long for the (stopped) worker: what it says does not
     # depend on how long it waited.
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
-    async with running_worker(dev_env.client, loopback_deps) as worker:
-        settings = loopback_deps.settings.model_copy(
-            update={"temporal_task_queue": worker.task_queue}
-        )
-        async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
-            made = await mcp.call_tool(
-                "create_web_monitor", {"config": monitor(base, "/a"), "name": unique("inflight")}
-            )
-            assert made.structured_content is not None, made.content
-            task_id = made.structured_content["task_id"]
+    task_id, settings = await monitor_left_alone(dev_env, loopback_deps, f"{base}/a")
     # No worker now: a pause sent stays in flight (its workflow task pending) until one is back.
     handle = dev_env.client.get_workflow_handle(task_id)
     async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
@@ -108,16 +115,7 @@ async def test_controls_sent_while_a_worker_holds_the_runs_task_are_each_sent(
     # Each control waits this long for the held task before it sends (all three within the
     # task's 10 s timeout, after which the server would hand the run on).
     monkeypatch.setattr(temporal, "HELD_WAIT", 0.2)
-    async with running_worker(dev_env.client, loopback_deps) as worker:
-        settings = loopback_deps.settings.model_copy(
-            update={"temporal_task_queue": worker.task_queue}
-        )
-        async with mcp_as(loopback_deps, USER, temporal=dev_env.client, settings=settings) as mcp:
-            made = await mcp.call_tool(
-                "create_web_monitor", {"config": monitor(base, "/a"), "name": unique("held")}
-            )
-            assert made.structured_content is not None, made.content
-            task_id = made.structured_content["task_id"]
+    task_id, settings = await monitor_left_alone(dev_env, loopback_deps, f"{base}/a")
     client = dev_env.client
     handle = client.get_workflow_handle(task_id)
     # A worker takes the run's next workflow task and holds it.
