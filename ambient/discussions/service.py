@@ -495,7 +495,8 @@ def _rung_answered(run_key: str, thread: list[MessageView], reply_id: str) -> in
     its reply chain leads to (through a colleague's remark on it), else the latest asked before
     the chain began (None: the thread holds none). The run may wait on its next rung by now,
     which nobody replying there has read about; a chain begun before every request (on the
-    run's plan) was said under none of them, and is refused."""
+    run's plan) was said under none of them, and is refused once two rungs were asked (with one,
+    it can mean only that one)."""
     # The thread as stored, not the reply_to a sender sent (it names their own message first).
     # Each reply_to names a message stored before it: the chain ends.
     asks = {remediation_post_id(f"{step_key(run_key, n)}/approval-request"): n for n in range(1, 7)}
@@ -510,6 +511,8 @@ def _rung_answered(run_key: str, thread: list[MessageView], reply_id: str) -> in
     began = (root.created_at, root.id)
     asked = [m for m in thread if m.id in asks]
     before = [m for m in asked if (m.created_at, m.id) < began]
+    if len(asked) == 1 and not before:
+        return asks[asked[0].id]  # one rung ever asked: the reply can mean no other
     if asked and not before:
         raise RemediationStateError(
             Refusal(
