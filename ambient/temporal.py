@@ -152,13 +152,15 @@ async def read_in_flight(
     description) and `state_in_flight`'s reading of it, looked at again while a worker holds a
     workflow task of the run, up to HELD_WAIT (the reading not whole then)."""
     clock = asyncio.get_running_loop().time
-    until = clock() + HELD_WAIT
+    until, pause = clock() + HELD_WAIT, 0.05
     while True:
         state, description = await look()
-        reading = await state_in_flight(client, description, state)
-        if reading.whole or clock() > until:
-            return description, reading
-        await asyncio.sleep(0.05)
+        held = description.raw_description.pending_workflow_task.state
+        if held != PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED or clock() > until:
+            # The history read once: not at every look while the task is held.
+            return description, await state_in_flight(client, description, state)
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, 0.4)
 
 
 async def signal_once(client: Client, workflow_id: str, signal: str, request_id: str) -> None:

@@ -307,10 +307,9 @@ class TaskService(TaskSchedules):
         try:
             async with asyncio.timeout(self.baseline_wait):
                 return await handle.execute_update("checked_now", result_type=TaskStatus)
-        except WorkflowUpdateFailedError:
-            await handle.signal("check_now")
-        except temporal.CUT_SHORT:
-            await handle.signal("check_now")
+        except (WorkflowUpdateFailedError, *temporal.CUT_SHORT):
+            # Sent as every control of a task is (a request id of its own: each asks a check).
+            await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()))
         return None
 
     async def update(
