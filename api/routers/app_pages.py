@@ -192,11 +192,14 @@ async def task_action(page: Page, _: PageWords, task_id: FormText, action: FormT
     waits = [in_words(wait_said(wait, page.me.timezone), _) for wait in ref.waits]
     if ref.note and not waits:
         waits = [_(ref.note)]  # a control its worker did not confirm in time
-    # A web monitor's check now says what it found on each page it checked.
+    # A web monitor's check now says what it found on each page it checked; a threshold
+    # watch's, what it read.
     pages = (ref.checked or {}).get("urls") or {}
     said = [
         _("%(page)s: %(found)s", page=url, found=found_said(seen, _)) for url, seen in pages.items()
     ]
+    if ref.checked and "urls" not in ref.checked:
+        said.append(read_said(ref.checked, _))
     for more in waits + said:
         done = _("%(said)s; %(more)s", said=done, more=more)
     return back("/app", done)
@@ -212,13 +215,26 @@ FOUND = {
 
 
 def found_said(seen: dict[str, Any], _: Words) -> str:
-    """One page's outcome: changed, a keyword hit and which, unchanged, or failed and why."""
+    """One page's outcome: changed, a keyword hit and which, unchanged, or failed and why (a
+    page no check has read yet: not checked yet)."""
+    if seen.get("outcome") is None:
+        return _("not checked yet")
     outcome = str(seen.get("outcome"))
     if outcome == "hit":
         return _("keyword found: %(keywords)s", keywords=", ".join(seen.get("hits") or ()))
     if outcome == "error":
         return _("failed: %(error)s", error=seen.get("error") or "?")
     return _(FOUND[outcome]) if outcome in FOUND else outcome
+
+
+def read_said(read: dict[str, Any], _: Words) -> str:
+    """What a threshold watch's check now read: the value past its lines or within them, or
+    why it read none."""
+    if read.get("outcome") == "error" or read.get("value") is None:
+        return _("failed: %(error)s", error=read.get("error") or "?")
+    if read.get("outcome") == "breach":
+        return _("read %(value)s: past its threshold", value=read["value"])
+    return _("read %(value)s: within its threshold", value=read["value"])
 
 
 # A time as a task's status gives it (ISO 8601 with its offset, UTC): shown in the reader's zone.

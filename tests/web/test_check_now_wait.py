@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from ambient.watches.service import TaskService
+from tests.conftest import unique
 from tests.watches.test_check_now_paused import ZONE, Busy, busy, paused_watch  # noqa: F401
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 from tests.web.test_task_refusals_language import zh_dashboard  # noqa: F401  (fixture)
@@ -38,3 +40,27 @@ async def test_check_now_on_the_dashboard_says_the_site_asked_to_wait_in_chinese
     shown = await zh_dashboard.get(answer.headers["location"])
     assert "127.0.0.1 要求我们稍等" in shown.text
     await service.delete(USER, task_id)
+
+
+async def test_check_now_of_a_threshold_watch_on_the_dashboard_says_what_it_read_in_chinese(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The flash said only "立即执行：… 运行中": what the check read went unsaid (the page
+    read only a web monitor's pages)."""
+    site, base = gated
+    site.values = [5.0, 150.0, None]  # the baseline, a breach, then the source refuses
+    source = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    config = {"source": source, "threshold": 100}
+    ref = await service.create(USER, "threshold_watch", config, unique("dash"))
+    said = []
+    for _ in range(2):
+        answer = await zh_dashboard.post(
+            "/app/tasks/action", data={"task_id": ref.task_id, "action": "trigger"}
+        )
+        assert answer.status_code == 303
+        said.append(unquote(answer.headers["location"].partition("msg=")[2]))
+    await service.delete(USER, ref.task_id)
+    assert said[0] == f"立即执行：{ref.task_id} 运行中；读到 150.0：超过阈值"
+    assert said[1].startswith(f"立即执行：{ref.task_id} 运行中；失败："), said[1]
