@@ -181,9 +181,13 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
     cpu util", not also "cpu_usage", which is CPU 使用率 too: `run_about`)."""
 
     def names(r: RemediationSummary) -> tuple[str, ...]:
-        workload = r.service.rsplit("/", 1)[-1]
+        namespace, workload = r.service.rsplit("/", 2)[-2:] if r.service.count("/") else ("", "")
+        said = (run_about(r, False, runs), run_about(r, True, runs))
+        # Said back as heard: without the brackets around a namespace ("checkout staging 的错误
+        # 率"), or the namespace first ("staging 的 checkout 的错误率").
+        heard = (*(_UNSAID.sub("", s) for s in said), f"{namespace}的{run_about(r)}")
         return (
-            *(r.service, r.alert_type, run_about(r, False, runs), run_about(r, True, runs)),
+            *(r.service, r.alert_type, *said, *heard),
             *(f"{workload}的{r.alert_type}", f"{r.alert_type} on {workload}"),
         )
 

@@ -813,6 +813,9 @@ def test_fixes_said_alike_are_named_by_what_differs_and_found_by_those_names() -
         for run in runs:
             said = run_about(run, english, runs)
             assert pick_remediation(runs, said, english)[0] is run, said
+    # Said back as heard: without the brackets, or the namespace first (found nothing).
+    for heard in ("checkout prod 的 cpu usage", "prod 的 checkout 的 CPU 使用率"):
+        assert pick_remediation(runs, heard)[0] is runs[0], heard
     # Said as each is said alone, it fits several: the question back names them apart.
     run, question = pick_remediation(runs, "checkout 的 CPU 使用率")
     assert run is None and "checkout（prod）的 cpu usage" in question, question
