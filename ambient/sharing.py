@@ -21,6 +21,7 @@ import math
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
@@ -92,23 +93,9 @@ class ShareLinkRepository(Repository):
         super().__init__(session)
         self.secret = secret
 
-    async def create(
-        self,
-        user: str,
-        kind: str,
-        title: str,
-        html: str,
-        *,
-        days: int,
-        key: str | None = None,
-        per_hour: int = 0,
-        now: datetime | None = None,
-    ) -> tuple[ShareLink, str]:
-        """A new link to ``html`` (or, with the same ``key``, the one made before: retries are
-        safe); refused past ``per_hour`` new links in the last hour (0: no limit)."""
-        row, _ = await self.store(
-            user, kind, title, html, days=days, key=key, per_hour=per_hour, now=now
-        )
+    async def create(self, *args: Any, **options: Any) -> tuple[ShareLink, str]:
+        """``store``'s link (its arguments) with its token instead of whether it is new."""
+        row, _ = await self.store(*args, **options)
         return row, _token(self.secret, row)
 
     async def store(
@@ -123,7 +110,9 @@ class ShareLinkRepository(Repository):
         per_hour: int = 0,
         now: datetime | None = None,
     ) -> tuple[ShareLink, bool]:
-        """``create``'s row, and whether it is new (False: the key's link made before)."""
+        """A new link to ``html`` (or, with the same ``key``, the one made before: retries are
+        safe), and whether it is new; refused past ``per_hour`` new links in the last hour (0:
+        no limit)."""
         now = now or datetime.now(UTC)
         token_id, row = await self.made(user, key, per_hour, now)
         if row is not None:
