@@ -202,10 +202,7 @@ async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_run
     """Rung 1's request approved by an admin on the page; the owner's reply to that request in
     the discussion, written later, approved rung 2 instead, which nobody had read about. The
     request the reply answers names its rung, as the page's buttons and the API's rung do."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner, admin = unique("rung-ops"), unique("rung-admin")
-    await add_user(deps, owner, permission="dry_run")
-    await add_user(deps, admin, permission="dry_run", role="admin")
+    owner, admin = await owner_and_admin(deps, "rung")
     async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
         subject = alert(url, workload=owner, settle_seconds=0)
         rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
@@ -214,7 +211,9 @@ async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_run
             view = await remediations.get(owner, rid)
             return view.waiting is not None and int(view.waiting.rung) == rung
 
-        await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        await eventually(
+            lambda: rung_waits(remediations, owner, rid, 1), "rung 1 waits for approval"
+        )
         run_key = (await remediations.get(owner, rid)).run_key
         await remediations.approve(admin, rid, True, "on the page", rung=1)
         request = remediation_post_id(f"{run_key}#1/approval-request")
@@ -224,7 +223,9 @@ async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_run
                 return await session.get(DiscussionMessage, remediation_post_id(key)) is not None
 
         # Rung 2's own request posted too: the thread is quiet when the reply comes.
-        await eventually(lambda: posted(f"{run_key}#2/approval-request"), "rung 2 is asked")
+        await eventually(
+            lambda: is_posted(deps, f"{run_key}#2/approval-request"), "rung 2 is asked"
+        )
         async with deps.db.session() as session:
             asked = await session.get(DiscussionMessage, request)
             assert asked is not None, "rung 1's approval request was not posted"
@@ -242,6 +243,26 @@ async def test_a_reply_to_a_rungs_approval_request_does_not_approve_the_next_run
         view = await remediations.get(owner, rid)
         assert view.state == "waiting_approval" and [int(a.rung) for a in view.approvals] == [1]
         await dev_env.client.get_workflow_handle(rid).terminate()
+
+
+async def owner_and_admin(deps: WorkerDeps, prefix: str) -> tuple[str, str]:
+    """Rung 1 asks approval; a new owner (dry runs) and an admin of ``prefix``."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    owner, admin = unique(f"{prefix}-ops"), unique(f"{prefix}-admin")
+    await add_user(deps, owner, permission="dry_run")
+    await add_user(deps, admin, permission="dry_run", role="admin")
+    return owner, admin
+
+
+async def rung_waits(remediations: RemediationService, owner: str, rid: str, rung: int) -> bool:
+    view = await remediations.get(owner, rid)
+    return view.waiting is not None and int(view.waiting.rung) == rung
+
+
+async def is_posted(deps: WorkerDeps, key: str) -> bool:
+    """Whether the run's post of ``key`` is stored."""
+    async with deps.db.session() as session:
+        return await session.get(DiscussionMessage, remediation_post_id(key)) is not None
 
 
 async def rung_one_asked_minutes_ago(
@@ -285,10 +306,7 @@ async def test_a_member_posting_non_stop_does_not_keep_an_approval_from_acting(
     posting non-stop in a run's discussion made every approval in it "fast", and the run waited
     for an answer its owner had given. What a reply answers counts (the message it replies to,
     the run's own posts), not other members' chatter."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner, chatty = unique("spam-ops"), unique("spam-admin")
-    await add_user(deps, owner, permission="dry_run")
-    await add_user(deps, chatty, permission="dry_run", role="admin")
+    owner, chatty = await owner_and_admin(deps, "spam")
     async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
         rid, request, discussion = await rung_one_asked_minutes_ago(deps, remediations, owner, url)
         async with (
@@ -330,10 +348,7 @@ async def test_an_admin_posting_as_the_runs_agent_does_not_make_an_approval_look
     before the owner's answer was counted as the run's own post, so the owner's approval
     (to a request asked minutes ago) looked machine-inferred, did not act, and
     annotate_discussion marked it auto_reply. Only the run's own posts are what it answers."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner, admin = unique("agent-ops"), unique("agent-admin")
-    await add_user(deps, owner, permission="dry_run")
-    await add_user(deps, admin, permission="dry_run", role="admin")
+    owner, admin = await owner_and_admin(deps, "agent")
     async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
         rid, request, discussion = await rung_one_asked_minutes_ago(deps, remediations, owner, url)
         async with (
@@ -379,26 +394,19 @@ async def test_a_reply_to_a_members_remark_on_a_rungs_request_does_not_approve_t
     named no rung, so it approved whichever rung waited by then, rung 2, which that remark
     was not about. The request its reply chain leads to is the one it answers, else the
     latest asked before the chain began."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner, admin = unique("chain-ops"), unique("chain-admin")
-    await add_user(deps, owner, permission="dry_run")
-    await add_user(deps, admin, permission="dry_run", role="admin")
+    owner, admin = await owner_and_admin(deps, "chain")
     async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
         subject = alert(url, workload=owner, settle_seconds=0)
         rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
 
-        async def waits_on(rung: int) -> bool:
-            view = await remediations.get(owner, rid)
-            return view.waiting is not None and int(view.waiting.rung) == rung
-
-        async def posted(key: str) -> bool:
-            async with deps.db.session() as session:
-                return await session.get(DiscussionMessage, remediation_post_id(key)) is not None
-
-        await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        await eventually(
+            lambda: rung_waits(remediations, owner, rid, 1), "rung 1 waits for approval"
+        )
         run_key = (await remediations.get(owner, rid)).run_key
         request = remediation_post_id(f"{run_key}#1/approval-request")
-        await eventually(lambda: posted(f"{run_key}#1/approval-request"), "rung 1 is asked")
+        await eventually(
+            lambda: is_posted(deps, f"{run_key}#1/approval-request"), "rung 1 is asked"
+        )
         async with deps.db.session() as session:
             asked = await session.get(DiscussionMessage, request)
             assert asked is not None
@@ -413,7 +421,9 @@ async def test_a_reply_to_a_members_remark_on_a_rungs_request_does_not_approve_t
                 reply_to=request if on_the_request else None,
             )
         await remediations.approve(admin, rid, True, "on the page", rung=1)
-        await eventually(lambda: posted(f"{run_key}#2/approval-request"), "rung 2 is asked")
+        await eventually(
+            lambda: is_posted(deps, f"{run_key}#2/approval-request"), "rung 2 is asked"
+        )
         async with deps.db.session() as session:  # read minutes ago: the reply is no reflex
             thread = DiscussionMessage.discussion_id == discussion
             for row in await session.scalars(select(DiscussionMessage).where(thread)):
@@ -447,25 +457,18 @@ async def test_a_reply_to_the_runs_plan_after_two_rungs_were_asked_does_not_appr
     then (rung 2, after rung 1 was asked and approved), which nobody replying there had read
     about. It is refused and says to reply to the rung's request; the run waits on. With one
     rung asked so far, it can mean only that one, and approves it (the first reply to a plan)."""
-    remediation_settings(deps, remediation_approval_from_rung=1)
-    owner, admin = unique("plan-ops"), unique("plan-admin")
-    await add_user(deps, owner, permission="dry_run")
-    await add_user(deps, admin, permission="dry_run", role="admin")
+    owner, admin = await owner_and_admin(deps, "plan")
     async with remediations_with_worker(dev_env, deps) as (url, settings, remediations):
         subject = alert(url, workload=owner, settle_seconds=0)
         rid = (await remediations.start(owner, subject, "dry_run")).remediation_id
 
-        async def waits_on(rung: int) -> bool:
-            view = await remediations.get(owner, rid)
-            return view.waiting is not None and int(view.waiting.rung) == rung
-
-        async def posted(key: str) -> bool:
-            async with deps.db.session() as session:
-                return await session.get(DiscussionMessage, remediation_post_id(key)) is not None
-
-        await eventually(lambda: waits_on(1), "rung 1 waits for approval")
+        await eventually(
+            lambda: rung_waits(remediations, owner, rid, 1), "rung 1 waits for approval"
+        )
         run_key = (await remediations.get(owner, rid)).run_key
-        await eventually(lambda: posted(f"{run_key}#1/approval-request"), "rung 1 is asked")
+        await eventually(
+            lambda: is_posted(deps, f"{run_key}#1/approval-request"), "rung 1 is asked"
+        )
         plan = remediation_post_id(f"{run_key}/plan")
         async with deps.db.session() as session:
             planned = await session.get(DiscussionMessage, plan)
@@ -473,7 +476,9 @@ async def test_a_reply_to_the_runs_plan_after_two_rungs_were_asked_does_not_appr
             discussion = planned.discussion_id
         if rungs_asked == 2:
             await remediations.approve(admin, rid, True, "on the page", rung=1)
-            await eventually(lambda: posted(f"{run_key}#2/approval-request"), "rung 2 is asked")
+            await eventually(
+                lambda: is_posted(deps, f"{run_key}#2/approval-request"), "rung 2 is asked"
+            )
         answered = plan
         if through_a_remark:
             async with Client(_wired(settings, deps, dev_env, admin)) as as_admin:
