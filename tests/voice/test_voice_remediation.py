@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -51,9 +51,13 @@ NOT_PERMITTED = "没办法完成：你没有这个权限，请找管理员授权
 
 @asynccontextmanager
 async def waiting(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps, *workloads: str
+    ts_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    *workloads: str,
+    alerts: Sequence[dict[str, str]] = (),
 ) -> AsyncIterator[tuple[AppState, dict[str, WorkflowHandle[Any, RemediationStatus]]]]:
-    """A run of OWNER's on each workload, each waiting for approval, and a state serving them."""
+    """A run of OWNER's on each workload (and each of ``alerts``, the alert's fields: keyed
+    namespace/workload), each waiting for approval, and a state serving them."""
     async with (
         error_rate(healthy_from=1) as (_, url),
         running_worker(ts_env.client, deps) as worker,
@@ -64,12 +68,13 @@ async def waiting(
         )
         service = RemediationService(ts_env.client, settings, deps.db)
         handles = {}
-        for workload in workloads:
-            started = await service.start(OWNER, alert(url, workload=workload), "dry_run")
-            handles[workload] = ts_env.client.get_workflow_handle(
+        for fired in [*({"workload": w} for w in workloads), *alerts]:
+            started = await service.start(OWNER, alert(url, **fired), "dry_run")
+            key = "/".join(filter(None, (fired.get("namespace"), fired["workload"])))
+            handles[key] = ts_env.client.get_workflow_handle(
                 started.remediation_id, result_type=RemediationStatus
             )
-            await state_reaches(ts_env, handles[workload], ("waiting_approval",))
+            await state_reaches(ts_env, handles[key], ("waiting_approval",))
         yield state, handles
 
 
@@ -250,20 +255,11 @@ async def test_two_fixes_whose_metrics_are_said_alike_are_named_apart_and_found_
     remediation_settings(deps, remediation_approval_from_rung=1)
     await add_user(deps, OWNER)
     fixes = [("prod", "checkout", "cpu_usage"), ("staging", "checkout", "cpu_util")]
-    async with (
-        error_rate(healthy_from=1) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
-    ):
-        settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        state = AppState(
-            settings=settings, db=deps.db, temporal=ts_env.client, channels=deps.channels
-        )
-        service = RemediationService(ts_env.client, settings, deps.db)
-        for namespace, workload, metric in [*fixes, ("prod", "payments", "memory")]:
-            fired = alert(url, namespace=namespace, workload=workload, metric=metric)
-            made = await service.start(OWNER, fired, "dry_run")
-            handle = ts_env.client.get_workflow_handle(made.remediation_id)
-            await state_reaches(ts_env, handle, ("waiting_approval",))
+    fired = [
+        {"namespace": namespace, "workload": workload, "metric": metric}
+        for namespace, workload, metric in [*fixes, ("prod", "payments", "memory")]
+    ]
+    async with waiting(ts_env, deps, alerts=fired) as (state, _):
         async with voice_client(state, OWNER) as client:
             needs = await say(client, "what_needs_me")
             asked = await say(client, "approve_remediation", which="checkout 的 cpu util")
