@@ -1,8 +1,9 @@
 import asyncio
 import base64
+import errno
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -672,12 +673,22 @@ async def test_apprise_posts_to_the_address_the_guard_checked_not_to_a_second_lo
     checked: list[bytes] = []
     rebound: list[bytes] = []
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    async with _answering("127.0.0.2", ok, checked) as port:
-        async with _answering("127.0.0.1", ok, rebound, port):
-            url = f"json://localhost:{port}/notify"
-            await AppriseChannel(SECRETS, _Rebinding(["127.0.0.2/32"])).send(
-                "alice", REPORT, url, idempotency_key="k"
-            )
+    async with AsyncExitStack() as servers:
+        # One port on both addresses: a port free on 127.0.0.2 may be another process's on
+        # 127.0.0.1 (parallel tests), and another is tried then.
+        for _ in range(50):
+            port = await servers.enter_async_context(_answering("127.0.0.2", ok, checked))
+            try:
+                await servers.enter_async_context(_answering("127.0.0.1", ok, rebound, port))
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                await servers.aclose()
+        url = f"json://localhost:{port}/notify"
+        await AppriseChannel(SECRETS, _Rebinding(["127.0.0.2/32"])).send(
+            "alice", REPORT, url, idempotency_key="k"
+        )
     assert rebound == []
     assert len(checked) == 1 and checked[0].startswith(b"POST /notify ")
 
