@@ -77,9 +77,6 @@ RUN_EVENTS = 250
 HELD_AGAIN = timedelta(minutes=1)
 # How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
-# A check asked for while every page's server asked for a pause (Retry-After) is made when
-# the first pause ends, not at the grid's next slot after it.
-CHECK_AFTER_PAUSE = "check-after-pause"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -259,9 +256,9 @@ class WebMonitorWorkflow(WatchControls):
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
         elif asked and (end := self.pause_end()) is not None:
-            workflow.deprecate_patch(CHECK_AFTER_PAUSE)
             # Every page's server asked us to wait: the check asked for is made when the
-            # first pause ends (checks before it would ask none of them).
+            # first pause ends, not at the grid's next slot after it (checks before it would
+            # ask none of them).
             self.state.next_due = end
 
     def pause_end(self) -> datetime | None:

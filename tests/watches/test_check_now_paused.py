@@ -129,7 +129,7 @@ async def test_a_check_asked_during_a_pause_is_made_as_soon_as_the_pause_ends(
     (first, _), (second, answered) = page.requests
     assert answered == 200 and second >= datetime.fromisoformat(until).timestamp()
     assert second - first < 60  # at the pause's end (8 s), not at the next hourly check
-    # The checked_now update and the check-after-pause patch's marker, for the replay.
+    # The checked_now update and the check made when the pause ended, for the replay.
     await save_history(service.client.get_workflow_handle(task_id), "web_monitor_check_after_pause")
     await service.delete(USER, task_id)
 
