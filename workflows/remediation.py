@@ -15,7 +15,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_change import CANCELLED_IN_TEMPORAL, RemediationChange
+from workflows.remediation_change import RemediationChange
 from workflows.remediation_records import (
     RECORD_RETRY,
     alert_named,
@@ -53,32 +53,22 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 Outcome = Literal["resolved", "next", "stop"]
-# An abort that came while a rung's checkpoint was read stops that rung's change (it went on
-# to make it, the run then ending "aborted", before this patch).
-ABORT_BEFORE_CHANGE = "abort-before-change"
-ABORTED_BEFORE_CHANGE = "aborted before its change"  # _apply's answer then
+# An abort that came while a rung's checkpoint was read stops that rung's change: _apply's
+# answer then.
+ABORTED_BEFORE_CHANGE = "aborted before its change"
 # The first rung's change, when open_remediation decided everything before it, is a local
 # activity in the opening's workflow task: a regular activity, made once that task completed,
 # cost a round trip through the server before the first change and a workflow task more after
 # it (in an alert storm, the change also waited behind every local activity the worker had
-# pending).
-FIRST_CHANGE_IN_TASK = "first-change-in-task"
-# That change is tried once there, for this long at most: the server holds the run's queries
-# while its task is open, and a slow or failing cluster (a change is tried for minutes) must
-# not keep get_remediation silent. What it did not finish, the regular activity finishes.
+# pending). That change is tried once there, for this long at most: the server holds the run's
+# queries while its task is open, and a slow or failing cluster (a change is tried for minutes)
+# must not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_TRY = timedelta(seconds=5)
-# A rollback the first checkpoint found nothing for is skipped before its approval: its owner
-# is not asked to approve a change that would do nothing.
-NO_ROLLBACK_NO_APPROVAL = "no-rollback-no-approval"
-# An alert that clears on a workload an earlier run isolated (its Services select no pods since
-# before this run) is no more resolved than behind this run's own isolation.
-ISOLATED_BEFORE = "isolated-before-run"
 # A scale out skipped because someone stopped the workload (0 replicas) ends the ladder with a
 # hand-over: climbing on would roll back and isolate a workload that is not failing but
-# stopped on purpose.
-STOPPED_HANDS_OVER = "stopped-workload-hands-over"
-# That hand-over said "a workload someone stopped" of one its autoscaler holds at 0 replicas
-# (KEDA, an HPA scaling to zero), which its step's skip reason names: said of both now.
+# stopped on purpose. That hand-over said "a workload someone stopped" of one its autoscaler
+# holds at 0 replicas (KEDA, an HPA scaling to zero), which its step's skip reason names: said
+# of both now.
 ZERO_ON_PURPOSE = "zero-on-purpose-said"
 
 
@@ -97,7 +87,6 @@ class GradedRemediationWorkflow(RemediationChange):
         except asyncio.CancelledError:
             if self.state in FINAL_STATES:
                 raise
-            workflow.deprecate_patch(CANCELLED_IN_TEMPORAL)
             await self._cancelled()
             raise
 
@@ -168,7 +157,6 @@ class GradedRemediationWorkflow(RemediationChange):
             and self.baseline.observed
             and self.baseline.previous_revision is None
         ):
-            workflow.deprecate_patch(NO_ROLLBACK_NO_APPROVAL)
             # Known from the first checkpoint: nobody is asked to approve a rollback to nothing.
             attempt = Attempt(attempt=step.attempt, rung=step.rung, key=key, mode=self.mode)
             self.attempts.append(attempt)
@@ -214,7 +202,6 @@ class GradedRemediationWorkflow(RemediationChange):
             await self._hand_over(f"{at} {result}")
             return "stop"
         if isinstance(result, StepResult) and result.stopped:
-            workflow.deprecate_patch(STOPPED_HANDS_OVER)
             why = (
                 "a workload scaled to 0 on purpose is not failing, and rolling it back or "
                 "isolating it would undo that decision"
@@ -255,7 +242,8 @@ class GradedRemediationWorkflow(RemediationChange):
                 return "stop"
             isolated = isolated_before(self.baseline)
             if isolated:
-                workflow.deprecate_patch(ISOLATED_BEFORE)
+                # Isolated by an earlier run (its Services select no pods since before this
+                # run): no more resolved than behind this run's own isolation.
                 await self._hand_over(
                     f"the alert cleared at {at} with the service isolated since before this run "
                     f"({isolated}): no traffic reaches it, which is no fix; "
@@ -327,15 +315,11 @@ class GradedRemediationWorkflow(RemediationChange):
             await self._free_slot(key)
             return f"was not applied: its checkpoint could not be read ({cause_of(exc)})"
         if self.aborted:
-            workflow.deprecate_patch(ABORT_BEFORE_CHANGE)
             # Aborted while the checkpoint was read (a slow cluster, retried for minutes): the
             # change it was read for is not made.
             attempt.skipped_reason = "aborted before its change"
             await self._free_slot(key)
             return ABORTED_BEFORE_CHANGE
-        if opened:
-            # Right after the opening, the change follows it in its workflow task (below).
-            workflow.deprecate_patch(FIRST_CHANGE_IN_TASK)
         if self.baseline is None:
             # The first checkpoint is the release before the incident: rung 3 and 5 go back to it.
             self.baseline = checkpoint

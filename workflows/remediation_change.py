@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
-from workflows.remediation_records import CANCELLED_IN_ACTIVITY, RECORD_RETRY, cause_of
+from workflows.remediation_records import RECORD_RETRY, cause_of
 from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
@@ -21,16 +21,12 @@ with workflow.unsafe.imports_passed_through():
     from ambient.remediation.ladder import StepRequest, StepResult
     from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Keyed
 
-# An abort while a rung's change is still tried (retries on a busy API server) cancels them:
-# the change is not made after the abort, once the API server answers.
-ABORT_DURING_CHANGE = "abort-during-change"
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 # A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
 # cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
 # taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
 # was cancelled and the run ends "aborted": its row is not left running, its slot counted and
-# its audit silent.
-CANCELLED_IN_TEMPORAL = "cancelled-in-temporal"
+# its audit silent. This is its outcome.
 CANCELLED = (
     "cancelled in Temporal (Request Cancellation), not through ambient-ops: "
     "the sender is not verified"
@@ -55,7 +51,6 @@ class RemediationChange(RemediationSafety):
         try:
             return await asyncio.shield(first)
         except asyncio.CancelledError:
-            workflow.deprecate_patch(CANCELLED_IN_ACTIVITY)
             await self._change_cancelled(first, retried=False)
             raise
 
@@ -79,12 +74,12 @@ class RemediationChange(RemediationSafety):
             await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
         except asyncio.CancelledError:
             if not change.done():
-                workflow.deprecate_patch(CANCELLED_IN_TEMPORAL)
                 await self._change_cancelled(change)
             raise
         if change.done():
             return await change
-        workflow.deprecate_patch(ABORT_DURING_CHANGE)
+        # Aborted while the change is still tried (retries on a busy API server): they are
+        # cancelled, so the change is not made after the abort, once the API server answers.
         change.cancel()
         try:
             return await change

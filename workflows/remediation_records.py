@@ -70,12 +70,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A run cancelled in Temporal while one of its activities ran (its verification, a checkpoint,
-# the first change's try): that activity's cancellation is the run's, and the run cleans up and
-# closes as Cancelled (workflows/remediation.py, CANCELLED_IN_TEMPORAL). Taken for the
-# activity's failure, the run would hand over ("could not be verified") or go on to the next
-# step, and close as Completed.
-CANCELLED_IN_ACTIVITY = "cancelled-in-activity"
 # A run cancelled in Temporal while a push was sent (the one asking for an approval): the
 # push's cancellation was recorded as its failure ("push_failed") and the run went on to wait
 # for the approval, never closing. Now it cleans up and closes as Cancelled.
@@ -314,7 +308,11 @@ class RemediationRecords:
             return await run(activity, arg, start_to_close_timeout=limit, retry_policy=retry)
         except ActivityError as exc:
             if run_cancelled(exc):
-                workflow.deprecate_patch(CANCELLED_IN_ACTIVITY)
+                # Cancelled in Temporal while this activity ran (its verification, a
+                # checkpoint): its cancellation is the run's, and the run cleans up and closes
+                # as Cancelled (workflows/remediation.py). Taken for the activity's failure,
+                # the run would hand over ("could not be verified") or go on to the next step,
+                # and close as Completed.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
             raise
 

@@ -32,9 +32,6 @@ with workflow.unsafe.imports_passed_through():
 
 # The type of an update's refusal that is about the run's state, not the caller's rights.
 STATE_CONFLICT = "StateConflict"
-# An answer is applied only where a door recorded that user giving it (verify_approval): the
-# name an update gives is not taken as the approver's, whoever sent it in Temporal.
-VERIFIED_ANSWER = "verified-answer"
 
 
 class RemediationSafety(RemediationRecords):
@@ -146,7 +143,7 @@ class RemediationSafety(RemediationRecords):
         """A person's answer to the pending approval (validated: waiting, permission), applied
         only where a door checked that user and recorded the answer (verify_approval)."""
         rung = self._awaited_rung()
-        workflow.deprecate_patch(VERIFIED_ANSWER)
+        # The name an update gives is not taken as the approver's, whoever sent it in Temporal.
         await self._verified(answer, rung)
         decision = ApprovalDecision(
             rung=rung,

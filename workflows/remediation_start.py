@@ -20,9 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.remediation.runs import JoinRequest, RemediationInput
 
-# A start no longer joins a run under its alert's older id (the hash of source and metric too,
-# before 2026-11-28): no such run is left, and the join was an activity before every start.
-NO_OLDER_ID_JOIN = "no-older-id-join"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),
@@ -37,7 +34,6 @@ async def start_remediation(
     """Start the alert's remediation as the abandoned child ``child`` (remediation_id of its
     alert), or join the run under that id. The id of the run started or joined (what the caller
     reports), and True when joined."""
-    workflow.deprecate_patch(NO_OLDER_ID_JOIN)
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).

@@ -37,7 +37,6 @@ from tests.support.waits import ask
 from worker import ensure_triage_schedule
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
-from workflows.remediation_start import NO_OLDER_ID_JOIN
 from workflows.remediation_triage import AlertTriageWorkflow
 
 USER = "night"
@@ -179,8 +178,8 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
 ) -> None:
     """Runs started before ids named the workload are gone (a remediation lasts hours, and a
     release two back is drained): a triage no longer looks for them, an activity before each
-    start. Its history records why (`NO_OLDER_ID_JOIN`, deprecated: the triages of the
-    release before, which called it patched, replay)."""
+    start. The patch that took that look away (no-older-id-join) went through Temporal's
+    lifecycle: the history holds no marker of it."""
     _, tencent = cloud
     deps.tencent = tencent
     remediation_settings(
@@ -211,7 +210,7 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
         for e in history.events
         if e.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
-    assert patches == [{"id": NO_OLDER_ID_JOIN, "deprecated": True}]
+    assert patches == []
     joins = [
         e
         for e in history.events
