@@ -37,11 +37,6 @@ from workflows.watch_controls import WatchControls, failure_text, until
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
-# An update to another source starts the rule fresh (carried over, a new metric over the
-# line was never told and the old breach's recovery could never come).
-NEW_SOURCE_FRESH = "new-source-fresh"
-# A breach kept silent by the cooldown and still over the line when it ends is told then.
-BREACH_AFTER_COOLDOWN = "breach-after-cooldown"
 # A check's alerts are told once its reading is taken (the state whole): a baseline waiting
 # for the check answers then, not after the deliveries and their retries.
 TELL_AFTER_TAKEN = "tell-after-taken"
@@ -226,9 +221,7 @@ class ThresholdWatchWorkflow(WatchControls):
             # than the interval): reading it again is no new check; `for_checks` counts data.
             return None
         state.last_point_at = reading.at
-        if self.state.rule.silent:
-            # A silent breach still over the line is told once the cooldown ends.
-            workflow.deprecate_patch(BREACH_AFTER_COOLDOWN)
+        # A breach kept silent by the cooldown and still over the line when it ends is told then.
         self.state.rule, transition = evaluate(self.config, self.state.rule, reading.value, now)
         if transition is None:
             return None
@@ -286,7 +279,6 @@ class ThresholdWatchWorkflow(WatchControls):
         self.state.last_point_at = None
         if old.source == self.config.source:
             return
-        workflow.deprecate_patch(NEW_SOURCE_FRESH)
         # Another metric or instance is a new series: its breach, its count of breaching
         # checks and its cooldown start fresh (carried over, a new metric over the line was
         # never told and the old breach's recovery could never come).

@@ -403,4 +403,4 @@ async def test_another_metric_is_a_new_series_and_the_breach_left_behind_is_said
     ]
     titles = await inbox_titles(service_deps(service))
     assert [t.split(":")[0] for t in titles] == ["Breach", "No longer watched", "Breach"]
-    await save_history(handle, "threshold_watch_new_source")  # the patch new-source-fresh
+    await save_history(handle, "threshold_watch_new_source")  # the rule started fresh
