@@ -44,9 +44,6 @@ from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text, given_up
 # much earlier than its caller's end, so that a greeting taken up in time is heard).
 GREETING_CLOCK_SKEW = timedelta(seconds=5)
 GREETING_TOO_LATE = "GreetingTooLate"  # the refusal's error type
-# A greeting taken up in time that waited for its preparation past that moment is answered
-# "not ready" (its caller has stopped listening), and the day is kept for the next greeting.
-GREETING_KEPT_PAST_ANSWER_BY = "greeting-kept-past-answer-by"
 # A greeting refused because a new config is replacing the run (the new run speaks it).
 GREETING_HANDED_OVER = "GreetingHandedOver"
 # How long a hand-over refuses greetings: the service replaces the run within half of it or
@@ -57,11 +54,6 @@ GREETING_WAIT = timedelta(seconds=20)
 # A run that starts paused waits this long for a resume, then goes on as a new run (one run
 # for the whole pause would grow its history with every greeting).
 PAUSED_RUN_LENGTH = timedelta(days=1)
-PAUSED_RUN_RENEWED = "paused-run-renewed"
-# A day the replaced run prepared and nobody heard is pushed by the new run that plans another.
-UNHEARD_DAY_PUSHED = "unheard-day-pushed"
-# A day whose preparation failed and nobody greeted: its user is pushed why, at the window's end.
-UNPREPARED_DAY_SAID = "unprepared-day-said"
 
 
 @workflow.defn
@@ -93,7 +85,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
     async def run(self, run: BriefingRun) -> str:
         if self.paused:
             self.phase = "paused"
-            workflow.deprecate_patch(PAUSED_RUN_RENEWED)
             # A day at most, then a new run with the same carry: every greeting answered
             # "paused" is history, and a pause of months would near Temporal's limit.
             await until(lambda: not self.paused or self.stopping, PAUSED_RUN_LENGTH)
@@ -123,7 +114,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
             and config.push_if_not_greeted
             and not (self.paused or self.stopping)  # paused or stopped meanwhile: nothing pushed
         ):
-            workflow.deprecate_patch(UNHEARD_DAY_PUSHED)
             # The replaced run's morning, nobody greeted, not pushed: this config plans another
             # date, so that morning's window is over here; pushed now, not lost between two.
             self.phase = "pushing"
@@ -177,8 +167,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         be prepared, why (once: the day's push key either way)."""
         key = f"{self.run_input.task_id}/{day.date}/push"
         if self.prepared is None:
-            workflow.deprecate_patch(UNPREPARED_DAY_SAID)
-            # A greeting's preparation still under way ends first: it may yet succeed.
+            # Its preparation failed: its user is pushed why. A greeting's preparation still
+            # under way ends first: it may yet succeed.
             await workflow.wait_condition(lambda: not self._prepare_lock.locked())
             if self.prepared is None:
                 if self.preparation_failure is not None:
@@ -246,7 +236,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         if self.given_at is not None:
             return self._already(day, self.given_at)
         if _past_answer_by(request):
-            workflow.deprecate_patch(GREETING_KEPT_PAST_ANSWER_BY)
+            # Taken up in time, it waited for its preparation past that moment: "not ready"
+            # (its caller has stopped listening), and the day is kept for the next greeting.
             return self._short_answer(GreetOutcome.PREPARING, day)
         self.given_at, self.given_via, self.given_request = now, request.via, request.request_id
         self.phase = "given"

@@ -52,9 +52,6 @@ BRIEFING_DELETED = "BriefingDeleted"
 # every handler has answered. Asked at a delete, or first at a regenerate or send (its work in
 # a task of its own: see `_unless_deleted`); the run keeps its first answer.
 STOP_ANSWERS_FIRST = "stop-answers-first"
-# A greeting the service stored as it was spoken, read back by the preparation (a run reset to
-# before it in the Web UI stays spoken).
-GIVEN_STORED = "given-stored"
 
 
 class PrepareAndPush:
@@ -178,8 +175,8 @@ class PrepareAndPush:
                 self.preparation_failure = None
                 given = self.prepared.given_at
                 if given is not None and self.given_at is None:
-                    # Spoken before a reset to an earlier task: the day stays spoken.
-                    workflow.deprecate_patch(GIVEN_STORED)
+                    # The service stored it as it was spoken, before a reset to an earlier
+                    # task (the Web UI's): the day stays spoken.
                     self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
                 if isinstance(exc.cause, CancelledError):
