@@ -64,7 +64,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.carry = run.carry.model_copy()
         self.paused = run.carry.paused
         self.stopping = False
-        self.answers_first = False  # stopped under STOP_ANSWERS_FIRST
         self.day = None
         self.phase = "planning"
         self.prepared = None
@@ -219,14 +218,13 @@ class DailyBriefingWorkflow(PrepareAndPush):
                     self.prepared is not None
                     or self.preparation_error is not None
                     or self._handed_over()
-                    or self.answers_first  # deleted
+                    or self.stopping  # deleted
                 ),
                 wait,
             )
             if self._handed_over():  # a new config is replacing the run while this greeting waited
                 raise _handed_over_refusal()
-            if self.answers_first:
-                self._refuse_if_deleted()
+            self._refuse_if_deleted()
             if self.prepared is None:
                 if (why := self.preparation_failure) is not None:
                     # What failed in the user's terms, and that the next greeting tries again.
@@ -322,17 +320,16 @@ class DailyBriefingWorkflow(PrepareAndPush):
     def stop(self) -> None:
         if not self.stopping:
             workflow.upsert_search_attributes([STATE.value_set("stopped")])
-            self.answers_first = workflow.patched(STOP_ANSWERS_FIRST)
+            workflow.deprecate_patch(STOP_ANSWERS_FIRST)
         self.stopping = True
 
     async def _stopped(self) -> str:
         """The end of a deleted run, once the greetings and requests it took are answered (a
         regenerate or send at once: `_unless_deleted`)."""
-        if self.answers_first:
-            again = self._preparing_again
-            if again is not None and not again.done():
-                await cancelled(again)  # a greeting's preparation, nobody's to hear now
-            await workflow.wait_condition(workflow.all_handlers_finished)
+        again = self._preparing_again
+        if again is not None and not again.done():
+            await cancelled(again)  # a greeting's preparation, nobody's to hear now
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return "stopped"
 
     def _show_state(self, state: str) -> None:

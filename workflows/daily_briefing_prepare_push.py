@@ -49,8 +49,8 @@ BRIEFING_DELETED = "BriefingDeleted"
 # hears "deleted" at once (it waited on, the run ended under it, and its caller was told the
 # run had completed), and so does a regenerate or send under way (its preparation or push
 # cancelled: waited for, it kept the deleted run up to ~30 minutes), and the run ends once
-# every handler has answered. Asked at a delete, or first at a regenerate or send (its work in
-# a task of its own: see `_unless_deleted`); the run keeps its first answer.
+# every handler has answered. Deprecated (Temporal's second step) where it was asked: at a
+# delete, and at each regenerate or send (its work in a task of its own: `_unless_deleted`).
 STOP_ANSWERS_FIRST = "stop-answers-first"
 
 
@@ -61,7 +61,6 @@ class PrepareAndPush:
     carry: BriefingCarry
     paused: bool
     stopping: bool
-    answers_first: bool  # stopped under STOP_ANSWERS_FIRST
     day: DayPlan | None
     phase: str
     prepared: PreparedBriefing | None
@@ -100,20 +99,18 @@ class PrepareAndPush:
             )
 
     async def _unless_deleted(self, work: Coroutine[Any, Any, T]) -> T:
-        """``work``'s answer, or the deleted refusal as soon as the briefing is deleted (under
-        STOP_ANSWERS_FIRST), ``work`` cancelled with its activity: the deleted run ends then,
-        not once a preparation or push nobody waits for ends (~30 minutes with retries), and
-        a create of the briefing again meanwhile said it was "still finishing".
+        """``work``'s answer, or the deleted refusal as soon as the briefing is deleted,
+        ``work`` cancelled with its activity: the deleted run ends then, not once a preparation
+        or push nobody waits for ends (~30 minutes with retries), and a create of the briefing
+        again meanwhile said it was "still finishing".
 
-        Only under the patch: in a task of its own, ``work`` and the answer after it run a step
-        later than the released code's, which awaited it here, after whatever else the same
-        workflow task woke (the preparation time's timer: the window's timer started before the
-        regenerate's answer), so their commands come in another order (runs it recorded would
-        fail replay as nondeterministic)."""
-        if not workflow.patched(STOP_ANSWERS_FIRST):
-            return await work
+        In a task of its own, ``work`` and the answer after it run after whatever else the same
+        workflow task woke (the preparation time's timer: the window's timer starts before the
+        regenerate's answer). Code before STOP_ANSWERS_FIRST awaited it here, a step earlier:
+        the runs it recorded do not replay on this code."""
+        workflow.deprecate_patch(STOP_ANSWERS_FIRST)
         task = asyncio.create_task(work)
-        await workflow.wait_condition(lambda: task.done() or self.answers_first)
+        await workflow.wait_condition(lambda: task.done() or self.stopping)
         if not task.done():
             await cancelled(task)
             self._refuse_if_deleted()
@@ -151,7 +148,7 @@ class PrepareAndPush:
         async with self._prepare_lock:
             if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
                 return  # no day planned yet (the regenerate validator refuses that case)
-            if self.answers_first:
+            if self.stopping:
                 return  # deleted while this waited for another preparation (cancelled)
             self.phase = "preparing"
             run = self.run_input

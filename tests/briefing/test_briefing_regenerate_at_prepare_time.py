@@ -34,13 +34,12 @@ async def test_a_regenerate_taken_with_the_preparation_time_replays_as_recorded(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """Quinn regenerates her briefing while the worker is away, and her preparation time
-    passes meanwhile: the worker back takes both in one workflow task. The regenerate ran its
-    preparation in a task of its own, a step later than the released code did: the run's
-    window timer was started before the regenerate's answer, in another order than the release
-    recorded, and such a run of that release failed replay on this code as nondeterministic
-    (history
-    daily_briefing_regenerated_at_prepare_time_previous_release, recorded by this test on
-    the release before). Now that order is the patch's (stop-answers-first) only."""
+    passes meanwhile: the worker back takes both in one workflow task. The regenerate runs its
+    preparation in a task of its own: the run's window timer is started before the
+    regenerate's answer (the order of stop-answers-first; a run recorded before that patch,
+    in the other order, no longer replays). History daily_briefing_regenerated_at_prepare_time,
+    and daily_briefing_regenerated_at_prepare_time_previous_release recorded by this test on
+    the release before (its marker not deprecated)."""
     await make_user(deps.db, "quinn")
     # No sticky queue: the worker that comes back takes the run's next task.
     deps.settings = deps.settings.model_copy(
