@@ -68,7 +68,7 @@ FIRST_TRY = timedelta(seconds=5)
 # hand-over: climbing on would roll back and isolate a workload that is not failing but
 # stopped on purpose. That hand-over said "a workload someone stopped" of one its autoscaler
 # holds at 0 replicas (KEDA, an HPA scaling to zero), which its step's skip reason names: said
-# of both now.
+# of both now. Deprecated (Temporal's second step).
 ZERO_ON_PURPOSE = "zero-on-purpose-said"
 
 
@@ -202,15 +202,11 @@ class GradedRemediationWorkflow(RemediationChange):
             await self._hand_over(f"{at} {result}")
             return "stop"
         if isinstance(result, StepResult) and result.stopped:
-            why = (
-                "a workload scaled to 0 on purpose is not failing, and rolling it back or "
-                "isolating it would undo that decision"
-                if workflow.patched(ZERO_ON_PURPOSE)
-                else "a workload someone stopped is not failing, and rolling it back or "
-                "isolating it would change what they stopped on purpose"
-            )
+            workflow.deprecate_patch(ZERO_ON_PURPOSE)
             await self._hand_over(
-                f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: {why}"
+                f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: a "
+                "workload scaled to 0 on purpose is not failing, and rolling it back or "
+                "isolating it would undo that decision"
             )
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
