@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +38,8 @@ READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
 # A check's alerts are told once its reading is taken (the state whole): a baseline waiting
-# for the check answers then, not after the deliveries and their retries.
+# for the check answers then, not after the deliveries and their retries. Deprecated
+# (Temporal's second step): code before it told them as the reading was taken.
 TELL_AFTER_TAKEN = "tell-after-taken"
 
 
@@ -163,7 +164,7 @@ class ThresholdWatchWorkflow(WatchControls):
         self.state.last_checked_at = now
         key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
-        told_after = workflow.patched(TELL_AFTER_TAKEN)
+        workflow.deprecate_patch(TELL_AFTER_TAKEN)
         alerts: list[tuple[str, str, str, dict[str, Any]]] = []  # told once it is taken
 
         async def tell(what: str, title: str, body: str, payload: dict[str, Any]) -> None:
@@ -176,26 +177,22 @@ class ThresholdWatchWorkflow(WatchControls):
                 targets=targets,
             )
 
-        async def alert(what: str, title: str, body: str, **payload: Any) -> None:
-            if told_after:
-                alerts.append((what, title, body, payload))
-            else:  # before TELL_AFTER_TAKEN: told as the reading was taken
-                await tell(what, title, body, payload)
+        def alert(what: str, title: str, body: str, **payload: Any) -> None:
+            alerts.append((what, title, body, payload))
 
-        transition = await self.take(reading, now, alert)
-        if told_after:
-            self.checking = False  # the state is whole: a baseline waiting answers now
-            for said in alerts:
-                await tell(*said)
+        transition = self.take(reading, now, alert)
+        self.checking = False  # the state is whole: a baseline waiting answers now
+        for said in alerts:
+            await tell(*said)
         if transition is not None and transition.kind is Breach.BREACH:
             if self.config.on_breach == "remediate":
                 await self._remediate(transition, _payload(transition), key)
 
-    async def take(
+    def take(
         self,
         reading: MetricReading,
         now: datetime,
-        alert: Callable[..., Awaitable[None]],
+        alert: Callable[..., None],
     ) -> Transition | None:
         """Take the reading into the state, with ``alert`` for what it changed; the rule's
         transition, if any."""
@@ -206,12 +203,10 @@ class ThresholdWatchWorkflow(WatchControls):
             if state.failures >= self.config.failure_threshold and not state.failing:
                 state.failing = True
                 body = f"{state.failures} reads in a row failed: {reading.error}"
-                await alert(
-                    "failing", "Failing", body, error=reading.error, failures=state.failures
-                )
+                alert("failing", "Failing", body, error=reading.error, failures=state.failures)
             return None
         if state.failing:
-            await alert(
+            alert(
                 "recovered", "Recovered", "The metric reads again.", after_failures=state.failures
             )
         state.failures, state.failing, state.last_error = 0, False, None
@@ -229,7 +224,7 @@ class ThresholdWatchWorkflow(WatchControls):
         if breach:
             self.state.breaches_total += 1
         title = "Breach" if breach else "Recovered"
-        await alert(transition.kind, title, _describe(transition), **_payload(transition))
+        alert(transition.kind, title, _describe(transition), **_payload(transition))
         return transition
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
