@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -31,6 +31,11 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_text, short_activity
+
+# A run cancelled while a try was at the receiver, which answered "later" before the try heard
+# the cancel, is cancelled: Temporal tries no more, and the run took that last failure for its
+# give-up (its deliveries said given up, but the run Completed "gave up", not Canceled).
+CANCEL_MID_TRY = "cancel-mid-try"
 
 
 @workflow.defn(name=DELIVER_LATER_TYPE)
@@ -77,6 +82,10 @@ class DeliverLaterWorkflow:
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
                 raise
+            if error.retry_state == RetryState.CANCEL_REQUESTED and workflow.patched(
+                CANCEL_MID_TRY
+            ):
+                raise asyncio.CancelledError from error  # said given up by `run`
             # Given up: each delivery left unsettled says so once, with its last answer.
             with contextlib.suppress(ActivityError):
                 await short_activity(NotifyActivities.notify_given_up, later.request)

@@ -8,9 +8,11 @@ import dataclasses
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -44,7 +46,7 @@ from tests.conftest import running_worker, unique
 from tests.notify.standins import Mailbox
 from tests.remediation.test_crash import worker_env, worker_process
 from tests.support.record import save_history
-from tests.support.servers import polls_workflow_tasks, serve
+from tests.support.servers import HANG, polls_workflow_tasks, serve
 from tests.support.waits import eventually
 from workflows.deliver_later import DeliverLaterWorkflow
 from workflows.reminder import ReminderWorkflow
@@ -565,15 +567,60 @@ async def test_a_later_delivery_cancelled_by_an_operator_is_said_given_up(
         await _remind(ts_env, worker, task, {"type": "email", "target": ADDRESS})
         later = await _later(ts_env, task)
         await later.cancel()
-        # Its end, however long a try under way takes to hear the cancel (a hundred skipped
-        # seconds could pass before a loaded worker ran it).
+        # Its end, however long a try under way takes to hear the cancel, its waits skipped:
+        # the test server tries a try again that failed after the cancel (a real one does not:
+        # the test below), 300 s later as the mailbox asked, which a wait for the result of a
+        # handle no start returned would wait out (a CI run's 600 s hang).
         with pytest.raises(WorkflowFailureError):
-            await later.result()
+            await _outcome(ts_env, later)
     assert (await later.describe()).status == WorkflowExecutionStatus.CANCELED
     await save_history(later, "deliver_later_cancelled")
     said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
     assert said == [False, True]
     # Failed, with the receiver's answer (or, cancelled in a try, as no try finished it).
+    assert (await _row(alice, f"{task}/run", "email")).status == "failed"
+
+
+async def test_a_later_delivery_cancelled_while_its_try_is_told_later_is_cancelled_not_given_up(
+    dev_env: WorkflowEnvironment, alice: WorkerDeps, mailbox: Mailbox
+) -> None:
+    # The operator's cancel reaches the run while a try waits on the mail server, which then
+    # answers "later" before the try heard the cancel: Temporal tries no more, and the run
+    # took that failure for its give-up, ending Completed "gave up" instead of Canceled.
+    mailbox.greylist_first = 1000
+    mailbox.greylist_reply = "451 4.7.1 Greylisted, try again in 5 seconds"
+    asked, answer = threading.Event(), threading.Event()
+    greylisting = mailbox.handle_RCPT
+
+    async def held(server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if mailbox.tries:  # the later run's try, held at the server until the cancel is in
+            asked.set()
+            await asyncio.to_thread(answer.wait, HANG)
+        return await greylisting(server, session, envelope, address, options)
+
+    mailbox.handle_RCPT = held  # type: ignore[method-assign]
+    task = unique("reminder/alice/standup")
+    async with running_worker(dev_env.client, alice) as worker:
+        await _remind(dev_env, worker, task, {"type": "email", "target": ADDRESS})
+        later = await _later(dev_env, task)
+        await asyncio.to_thread(asked.wait, HANG)
+        await later.cancel()
+
+        async def cancel_asked() -> bool:
+            events = (await later.fetch_history()).events
+            return any(
+                e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED for e in events
+            )
+
+        await eventually(cancel_asked, "the try's cancel asked")
+        answer.set()
+        with pytest.raises(WorkflowFailureError):
+            await later.result()
+    assert (await later.describe()).status == WorkflowExecutionStatus.CANCELED
+    await save_history(later, "deliver_later_cancelled_mid_try")
+    assert len(mailbox.tries) == 2  # no try after the cancel
+    said = sorted(e.payload["retrying"] for e in await _events(alice, "delivery.failed"))
+    assert said == [False, True]
     assert (await _row(alice, f"{task}/run", "email")).status == "failed"
 
 
