@@ -33,6 +33,7 @@ from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
 from api.routers import xiaozhi as xiaozhi_router
+from tests.support import hangs
 from tests.support.servers import start_dev_server, start_postgres, start_test_server
 from worker import build_worker
 
@@ -44,6 +45,12 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 # for the path it passed would miss it. Typer's own setting (read when it first draws, after this)
 # widens the box alone; COLUMNS would widen pytest's output too.
 os.environ["TERMINAL_WIDTH"] = "240"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Where a hung test waited, in the run's report (tests/support/hangs.py).
+    if not config.pluginmanager.is_registered(hangs):
+        config.pluginmanager.register(hangs, "hangs")
 
 
 @pytest.hookimpl(wrapper=True)
