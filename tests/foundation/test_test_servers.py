@@ -12,9 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 
-from tests.support.reaper import PROC
+from ambient.binaries import find_binary
+from tests.support import servers
+from tests.support.reaper import PROC, listens_on, serving_on
 from tests.support.servers import HANG
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.skipif(not PROC.is_dir(), reason="servers are told apart by /proc")
 
@@ -98,3 +102,47 @@ def test_a_killed_test_process_leaves_no_server_running_nor_its_folders() -> Non
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(said.parent, ignore_errors=True)
+
+
+# Another process's Temporal server, started through a shell: its child, not this process's.
+OTHERS = (
+    "{binary} server start-dev --headless --ip 127.0.0.1 --port {port} --http-port {http} "
+    "--metrics-port {metrics} --log-level error"
+)
+
+
+async def test_a_temporal_server_whose_port_another_process_took_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A second test run beside this one (its ports from the same slice) takes the port between
+    # the look and the bind: the server started on it exits, and the environment, which only
+    # waits for the port to answer, used the other run's server (the start failed at once).
+    binary = find_binary("temporal")
+    assert binary is not None
+    free_port = servers.free_port
+    taken = free_port()
+    command = OTHERS.format(binary=binary, port=taken, http=free_port(), metrics=free_port())
+    others = subprocess.Popen(["sh", "-c", command], start_new_session=True)  # noqa: ASYNC220
+
+    async def serving() -> bool:
+        try:
+            await Client.connect(f"127.0.0.1:{taken}")
+        except Exception:  # not up yet
+            return False
+        return True
+
+    try:
+        await eventually(serving, "the other process's server")
+        looks = iter([taken])
+        monkeypatch.setattr(servers, "free_port", lambda: next(looks, 0) or free_port())
+        env = await servers.start_dev_server(binary)
+        try:
+            port = int(env.client.service_client.config.target_host.rsplit(":", 1)[1])
+            assert port != taken
+            pid = serving_on(port)
+            assert pid is not None and listens_on(pid, port)  # this process's own
+        finally:
+            await env.shutdown()
+    finally:
+        os.killpg(others.pid, signal.SIGKILL)
+        others.wait()

@@ -118,3 +118,38 @@ def serving_on(port: int) -> int | None:
             if wanted in args and _parent(entry.path) == os.getpid():  # ours alone
                 return int(entry.name)
     raise LookupError(f"no process serves on port {port}")
+
+
+def _listeners(port: int) -> set[str]:
+    """The sockets listening on loopback ``port`` (/proc/net/tcp: hex port, state 0A)."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(PROC, "net", table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether the process ``pid`` holds the socket listening on ``port`` (True without
+    /proc: nothing to tell it by)."""
+    if not PROC.is_dir():
+        return True
+    wanted = _listeners(port)
+    try:
+        with os.scandir(Path(PROC, str(pid), "fd")) as fds:
+            return any(_link(fd.path) in wanted for fd in fds)
+    except OSError:
+        return False  # ended
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""

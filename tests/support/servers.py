@@ -7,7 +7,7 @@ import itertools
 import os
 import random
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient import temporal
 from ambient.clients.tls import ca_context
 from ambient.devstack import queue_flags
-from tests.support.reaper import remove_at_exit, serving_on, stop_at_exit
+from tests.support.reaper import listens_on, remove_at_exit, serving_on, stop_at_exit
 
 # How long a test waits on a reply or a start-up before it calls the thing hung: a guard, not a
 # claim on time. On the shared 2-core machine (load 15–40 while the other engineers' tests and
@@ -148,38 +148,56 @@ def start_postgres(folder: str) -> pgserver.PostgresServer:
     return server
 
 
+async def _alone(start: Callable[[int], Awaitable[WorkflowEnvironment]]) -> WorkflowEnvironment:
+    """The server ``start`` starts on a free port, stopped when this process ends however it
+    ends. Another process (a second test run beside this one, whose ports come from the same
+    slice) can take the port between the look and the server's bind: this server then exits,
+    and the environment, which only waits for the port to answer, would use the other's. Such a
+    start is made again on another port."""
+    for _ in range(3):
+        port = free_port()
+        env = await start(port)
+        try:
+            pid = serving_on(port)
+        except LookupError:  # exited already
+            pid = None
+        if pid is not None and listens_on(pid, port):
+            stop_at_exit(pid)
+            return env
+        await env.shutdown()  # the answer came from another's server; this one exits
+    raise RuntimeError("three starts of a Temporal server lost their port to another process")
+
+
 async def start_dev_server(path: str, *args: str) -> WorkflowEnvironment:
     """The Temporal dev server at ``path`` (visibility, schedules, search attributes) run with
     ``args`` too, stopped when this process ends however it ends."""
-    port = free_port()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=path,
-        data_converter=pydantic_data_converter,
-        search_attributes=list(temporal.SEARCH_ATTRIBUTES),
-        ui=False,
-        port=port,
-        dev_server_extra_args=[
-            *("--log-level", "error"),
-            # Its queues read as `ambient dev`'s do (each hop waited up to 50 ms otherwise).
-            *queue_flags(),
-            *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
-            *args,
-        ],
-        dev_server_startup_timeout=timedelta(seconds=HANG),
+    return await _alone(
+        lambda port: WorkflowEnvironment.start_local(
+            dev_server_existing_path=path,
+            data_converter=pydantic_data_converter,
+            search_attributes=list(temporal.SEARCH_ATTRIBUTES),
+            ui=False,
+            port=port,
+            dev_server_extra_args=[
+                *("--log-level", "error"),
+                # Its queues read as `ambient dev`'s do (each hop waited up to 50 ms otherwise).
+                *queue_flags(),
+                *("--http-port", str(free_port()), "--metrics-port", str(free_port())),
+                *args,
+            ],
+            dev_server_startup_timeout=timedelta(seconds=HANG),
+        )
     )
-    stop_at_exit(serving_on(port))
-    return env
 
 
 async def start_test_server(path: str) -> WorkflowEnvironment:
     """The time-skipping test server at ``path``, stopped when this process ends however it
     ends."""
-    port = free_port()
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=path,
-        data_converter=pydantic_data_converter,
-        test_server_startup_timeout=timedelta(seconds=HANG),
-        port=port,
+    return await _alone(
+        lambda port: WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=path,
+            data_converter=pydantic_data_converter,
+            test_server_startup_timeout=timedelta(seconds=HANG),
+            port=port,
+        )
     )
-    stop_at_exit(serving_on(port))
-    return env
