@@ -268,9 +268,16 @@ async def task_detail(page: Page, _: PageWords, id: PageId) -> Response:
         task = await page.state.tasks.get(page.me.name, id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
+    urls = task.detail.get("urls") if task.kind.value == "web_monitor" else None
+    # Each page's last check as the dashboard's check now says it (its error once, in words).
+    pages = {
+        url: found_said({"outcome": seen.get("last_outcome"), "error": seen.get("last_error")}, _)
+        for url, seen in (urls.items() if isinstance(urls, dict) else [])
+    }
     return page.show(
         "task.html",
         task=task,
+        pages=pages,
         kind=TASK_KINDS.get(task.kind.value, task.kind.value),
         # As typed: a Chinese keyword or message is shown, not its \u escapes.
         config=json.dumps(task.config, indent=2, ensure_ascii=False),
