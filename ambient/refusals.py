@@ -7,6 +7,8 @@ look the id up in their catalog. A value may itself be a Refusal, said in the sa
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,6 +23,16 @@ def said_back(value: str, limit: int) -> str:
 def N_(message: str) -> str:
     """Marks a msgid for the catalog where it is translated later (labels, tables)."""
     return message
+
+
+def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
+    """``text``, stored as English (a check's error), as the Refusal of the one of ``msgids``
+    it was said from, each value one word; None: none of them."""
+    for msgid in msgids:
+        pattern = re.sub(r"%\\\((\w+)\\\)s", r"(?P<\1>\\S+)", re.escape(msgid))
+        if found := re.fullmatch(pattern, text):
+            return Refusal(msgid, **found.groupdict())
+    return None
 
 
 class Refusal(ValueError):

@@ -25,11 +25,22 @@ from jsonpath_ng.ext import parse as jsonpath
 from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
 from ambient.clients.http1 import Answer, BodyTooLargeError, HttpProtocolError, PageClient
 from ambient.domain.deliver_later import retry_after_seconds
+from ambient.refusals import N_, Refusal, read_back
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# A fetch's commonest failures, worded once. Kept as their English (a check's error, beside
+# its page's URL: not named again), the pages say them in their reader's language.
+HTTP_STATUS = N_("HTTP %(status)s")
+HTTP_STATUS_WAIT = N_("HTTP %(status)s (Retry-After: %(seconds)s s)")
+TIMED_OUT = N_("timed out after %(seconds)s s")
+
+
+def fetch_refusal(error: str) -> Refusal | None:
+    """A check's stored error as the Refusal it was said from (None: not one worded here)."""
+    return read_back(error, (HTTP_STATUS, HTTP_STATUS_WAIT, TIMED_OUT))
 
 
 class FetchError(Exception):
@@ -59,8 +70,9 @@ class HttpStatusError(FetchError):
         reason: str = "",
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(reason or f"HTTP {status} from {url}")
+        super().__init__(reason or str(Refusal(HTTP_STATUS, status=status)))
         self.status = status
+        self.url = url  # where the status came from (a redirect's target: not the URL asked)
         self.body = body  # what the server said (a JSON API's error), within the size cap
         # A 429's or 503's Retry-After in seconds: how long the server asks not to be asked.
         self.retry_after = retry_after
@@ -247,7 +259,8 @@ class WebFetcher:
                 raise TooLargeError(f"{current} {exc}") from None
             except TimeoutError:
                 self._checked.pop(current, None)
-                raise FetchError(f"timed out after {self._timeout:g} s: {current}") from None
+                said = Refusal(TIMED_OUT, seconds=f"{self._timeout:g}")
+                raise FetchError(_redirected(url, current, said)) from None
             except (OSError, HttpProtocolError, ValueError) as exc:
                 self._checked.pop(current, None)  # the next check asks the guard (and DNS) again
                 raise FetchError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
@@ -259,20 +272,24 @@ class WebFetcher:
                     location = location.encode("latin-1").decode()
                 current = _spaces_encoded(urljoin(current, location.strip()))
                 continue
-            return self._result(current, answer, headers)
+            return self._result(url, current, answer, headers)
         raise TooManyRedirectsError(f"more than {self._max_redirects} redirects from {url}")
 
     @staticmethod
-    def _result(url: str, answer: Answer, sent: dict[str, str]) -> FetchResult:
+    def _result(asked: str, url: str, answer: Answer, sent: dict[str, str]) -> FetchResult:
         if answer.status == 304:
             return FetchResult(
                 url, 304, True, sent.get("If-None-Match"), sent.get("If-Modified-Since"), b"", ""
             )
         if answer.status >= 400:
-            asked = answer.headers.get("retry-after") if answer.status in (429, 503) else None
-            after = retry_after_seconds(asked, datetime.now(UTC)) if asked else None
-            said = f" (Retry-After: {math.ceil(after)} s)" if after else ""
-            reason = f"HTTP {answer.status} from {url}{said}"
+            wait = answer.headers.get("retry-after") if answer.status in (429, 503) else None
+            after = retry_after_seconds(wait, datetime.now(UTC)) if wait else None
+            said = (
+                Refusal(HTTP_STATUS_WAIT, status=answer.status, seconds=math.ceil(after))
+                if after
+                else Refusal(HTTP_STATUS, status=answer.status)
+            )
+            reason = _redirected(asked, url, said)
             raise HttpStatusError(answer.status, url, answer.body, reason, after)
         return FetchResult(
             url,
@@ -325,6 +342,12 @@ class WebFetcher:
             # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
             raise FetchError(f"query answered {value}, not a number (no data to divide?): {query}")
         return number
+
+
+def _redirected(asked: str, url: str, said: Refusal) -> str:
+    """What a fetch of ``asked`` says of its answer from ``url``: the URL only where a redirect
+    led (the URL asked is shown beside the error)."""
+    return str(said) if url == asked else f"{said} (redirected to {url})"
 
 
 def _prometheus_error(answer: object) -> str | None:

@@ -81,6 +81,28 @@ class EventRepository(Repository):
             query = query.where(Event.id < before_id)
         return list(await self.session.scalars(query.order_by(Event.id.desc()).limit(limit)))
 
+    async def page_changes(
+        self, *, user: str, task: str, since: dict[str, datetime]
+    ) -> dict[str, Event]:
+        """Each page's first change (``watch.change`` or ``watch.hit``) stored at or after its
+        time in ``since`` (the check's that changed it: a check stores its events once it has
+        read the page, and the page's next check starts after), by page URL."""
+        if not since:
+            return {}
+        query = (
+            select(Event)
+            .where(Event.user == user, Event.task == task)
+            .where(Event.kind.in_(("watch.change", "watch.hit")))
+            .where(Event.created_at >= min(since.values()))
+            .order_by(Event.id)
+        )
+        first: dict[str, Event] = {}
+        for event in await self.session.scalars(query):
+            url = event.payload.get("url")
+            if url in since and url not in first and event.created_at >= since[url]:
+                first[url] = event
+        return first
+
     async def count_by_task(
         self, *, user: str, kinds: Collection[str], since: datetime
     ) -> dict[str | None, int]:

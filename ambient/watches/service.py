@@ -285,16 +285,24 @@ class TaskService(TaskSchedules):
             return _read_now(status)
         pages = (_baseline(status) or {}).get("urls", {})
         found = {url: seen for url, seen in pages.items() if url not in {w.url for w in waits}}
-        changed = {url for url, seen in found.items() if seen["outcome"] == "changed"}
-        if changed:
+        # A page this check changed: its event is the first change stored since the check
+        # (the page's last_change_at), however many events the watch stored after it.
+        urls = status.detail.get("urls")
+        states = urls if isinstance(urls, dict) else {}
+        since = {
+            url: datetime.fromisoformat(str(changed_at))
+            for url, seen in found.items()
+            if seen["outcome"] == "changed"
+            and (changed_at := states.get(url, {}).get("last_change_at"))
+        }
+        if since:
             async with self.db.session() as session:
-                events = await EventRepository(session).list(user=user, task=status.task_id)
-            for event in events:  # newest first: each page's last change is this check's
-                url = event.payload.get("url")
-                if event.kind in ("watch.change", "watch.hit") and url in changed:
-                    changed.discard(url)
-                    if hits := event.payload.get("hits"):
-                        found[url] = {**found[url], "outcome": "hit", "hits": hits}
+                events = await EventRepository(session).page_changes(
+                    user=user, task=status.task_id, since=since
+                )
+            for url, event in events.items():
+                if hits := event.payload.get("hits"):
+                    found[url] = {**found[url], "outcome": "hit", "hits": hits}
         return {"urls": found}
 
     async def _checked_now(self, task_id: str) -> TaskStatus | None:

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
+from ambient.clients.web import fetch_refusal
 from ambient.domain.numbers import WholeNumber
 from ambient.history import event_name
 from ambient.storage.models import MAX_ID, Event
@@ -223,15 +224,22 @@ def found_said(seen: dict[str, Any], _: Words) -> str:
     if outcome == "hit":
         return _("keyword found: %(keywords)s", keywords=", ".join(seen.get("hits") or ()))
     if outcome == "error":
-        return _("failed: %(error)s", error=seen.get("error") or "?")
+        return failed_said(seen.get("error"), _)
     return _(FOUND[outcome]) if outcome in FOUND else outcome
+
+
+def failed_said(error: Any, _: Words) -> str:
+    """A failed check and why: a fetch's usual failures (an HTTP status, a timeout) in the
+    page's language, any other error as the check said it."""
+    said = str(error or "?")
+    return _("failed: %(error)s", error=in_words(fetch_refusal(said) or said, _))
 
 
 def read_said(read: dict[str, Any], _: Words) -> str:
     """What a threshold watch's check now read: the value past its lines or within them, or
     why it read none."""
     if read.get("outcome") == "error" or read.get("value") is None:
-        return _("failed: %(error)s", error=read.get("error") or "?")
+        return failed_said(read.get("error"), _)
     if read.get("outcome") == "breach":
         return _("read %(value)s: past its threshold", value=read["value"])
     return _("read %(value)s: within its threshold", value=read["value"])
@@ -260,9 +268,16 @@ async def task_detail(page: Page, _: PageWords, id: PageId) -> Response:
         task = await page.state.tasks.get(page.me.name, id)
     except TaskError as exc:
         return back("/app", task_problem(exc, _))
+    urls = task.detail.get("urls") if task.kind.value == "web_monitor" else None
+    # Each page's last check as the dashboard's check now says it (its error once, in words).
+    pages = {
+        url: found_said({"outcome": seen.get("last_outcome"), "error": seen.get("last_error")}, _)
+        for url, seen in (urls.items() if isinstance(urls, dict) else [])
+    }
     return page.show(
         "task.html",
         task=task,
+        pages=pages,
         kind=TASK_KINDS.get(task.kind.value, task.kind.value),
         # As typed: a Chinese keyword or message is shown, not its \u escapes.
         config=json.dumps(task.config, indent=2, ensure_ascii=False),

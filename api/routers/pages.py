@@ -12,10 +12,12 @@ import hashlib
 import hmac
 import re
 import secrets
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -314,14 +316,46 @@ Page = Annotated[UserPage, Depends(user_page)]
 
 # A message said back through the redirect's Location header: a value a hand-edited form
 # posted (20,000 characters) came back in it whole, past what a reverse proxy takes in a
-# response header (nginx: 4-8 KB), and the person got the proxy's 502.
-MESSAGE_MOST = 400
+# response header (nginx: 4-8 KB), and the person got the proxy's 502. Bounded as it is sent,
+# percent-encoded: 400 Chinese characters, 1,200 of ASCII.
+MESSAGE_LINK = 3_600
+# Where a message may be cut between its sentences or clauses.
+SENTENCE_END = re.compile(r"(?<=[.;!?])\s+|(?<=[。；！？])")
+CUT = " … "
+
+
+def fitted(message: str) -> str:
+    """``message`` as a link may carry it: whole, else its beginning and its end (what a
+    refusal says to do) with " … " where its middle was left out, cut between sentences where
+    whole ones fit."""
+    if len(message) <= MESSAGE_LINK // 12:  # fits, whatever its characters (at most 12 bytes)
+        return message
+    sizes = list(accumulate(map(_link_size, message), initial=0))
+    if sizes[-1] <= MESSAGE_LINK:
+        return message
+    room = MESSAGE_LINK - sum(map(_link_size, CUT))
+    ends = [m.end() for m in SENTENCE_END.finditer(message) if m.end() < len(message)]
+    # The last sentence, if it takes at most half the room; else the end's last characters.
+    last = ends[-1] if ends else len(message)
+    if not ends or sizes[-1] - sizes[last] > room // 2:
+        last = bisect_left(sizes, sizes[-1] - room // 4)
+    room -= sizes[-1] - sizes[last]
+    head = bisect_right(sizes, room) - 1
+    whole = [end for end in ends if end <= head]
+    if whole and whole[-1] >= head // 2:  # whole sentences, unless that leaves out too much
+        head = whole[-1]
+    return f"{message[:head].rstrip()}{CUT}{message[last:].lstrip()}"
+
+
+def _link_size(character: str) -> int:
+    """The bytes ``character`` takes in the link (percent-encoded UTF-8, as ``back`` sends it)."""
+    return len(quote(character))
 
 
 def back(path: str, message: str | None = None) -> RedirectResponse:
     joiner = "&" if "?" in path else "?"
-    if message is not None and len(message) > MESSAGE_MOST:
-        message = f"{message[: MESSAGE_MOST - 1]}…"
+    if message is not None:
+        message = fitted(message)
     # Signed before the message, which stays last in the link as it always was.
     signature = None if message is None else _signed(message)
     target = path if message is None else f"{path}{joiner}sig={signature}&msg={quote(message)}"

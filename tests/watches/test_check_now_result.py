@@ -24,6 +24,8 @@ from temporalio.worker import (
 import worker as worker_module
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
+from ambient.storage.repositories import EventRepository
+from ambient.watches.models import TaskStatus
 from ambient.watches.service import CHECK_STARTED, TaskService
 from tests.conftest import unique
 from tests.support.mcp_as import mcp_as
@@ -72,6 +74,43 @@ async def test_trigger_task_answers_what_the_check_found_on_each_page(
     )
     assert urls[f"{base}/gone"]["outcome"] == "error" and "404" in urls[f"{base}/gone"]["error"]
     assert told["note"] is None and told["waits"] == []
+
+
+async def test_a_keyword_hit_is_said_past_a_hundred_newer_events_of_its_watch(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hit was looked for among the watch's newest 100 events: a busy watch's (its
+    deliveries failing, its other pages' events) past them, the check now said "changed"."""
+    site, base = gated
+    site.pages["/news"] = article("All quiet.")
+    config = {**monitor(base, "/news"), "keywords": ["outage"]}
+    ref = await service.create(USER, "web_monitor", config, unique("busy"))
+    checked_now = service._checked_now
+
+    async def busy_after(task_id: str) -> TaskStatus | None:
+        status = await checked_now(task_id)
+        async with service.db.writing() as session:
+            for n in range(101):  # newer than the check's hit, before its answer reads it
+                await EventRepository(session).add(
+                    "watch.delivery_failed", user=USER, task=task_id, payload={"n": n}
+                )
+        return status
+
+    monkeypatch.setattr(service, "_checked_now", busy_after)
+    site.pages["/news"] = article("All quiet.", "An outage in the east.")
+    told = await service.trigger(USER, ref.task_id)
+    await service.delete(USER, ref.task_id)
+    assert told.checked == {
+        "urls": {
+            f"{base}/news": {
+                "outcome": "hit",
+                "error": None,
+                "hits": {"outage": ["An outage in the east."]},
+            }
+        }
+    }
 
 
 async def test_a_check_not_in_by_the_answer_is_said_started(

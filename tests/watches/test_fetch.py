@@ -87,6 +87,21 @@ async def test_redirect_to_a_private_address_is_refused(
     assert state.requests == [("/go", 302)]
 
 
+async def test_an_error_status_names_no_url_but_where_a_redirect_led(
+    site: tuple[Site, str], http: httpx.AsyncClient
+) -> None:
+    """ "HTTP 404 from <the page>" named the page its row already shows: said twice."""
+    state, base = site
+    state.redirects["/moved"] = "/gone"
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    with pytest.raises(HttpStatusError) as direct:
+        await fetcher.fetch(f"{base}/gone")
+    with pytest.raises(HttpStatusError) as moved:
+        await fetcher.fetch(f"{base}/moved")
+    assert (str(direct.value), direct.value.status) == ("HTTP 404", 404)
+    assert str(moved.value) == f"HTTP 404 (redirected to {base}/gone)"
+
+
 async def test_redirect_chains_are_capped(site: tuple[Site, str], http: httpx.AsyncClient) -> None:
     state, base = site
     for i in range(8):

@@ -1,5 +1,5 @@
 """The dashboard's check now says, in the reader's language, that a page whose server asked
-us to wait was not checked, and when it will be."""
+us to wait was not checked, and when it will be; and a page that failed, why, once."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from ambient.domain.users import Language
 from ambient.watches.service import TaskService
+from api.i18n import Words
+from api.routers.app_pages import failed_said
 from tests.conftest import unique
+from tests.watches.site import article
 from tests.watches.test_check_now_paused import ZONE, Busy, busy, paused_watch  # noqa: F401
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
-from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
+from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 from tests.web.test_task_refusals_language import zh_dashboard  # noqa: F401  (fixture)
 
@@ -64,3 +68,37 @@ async def test_check_now_of_a_threshold_watch_on_the_dashboard_says_what_it_read
     await service.delete(USER, ref.task_id)
     assert said[0] == f"立即执行：{ref.task_id} 运行中；读到 150.0：超过阈值"
     assert said[1].startswith(f"立即执行：{ref.task_id} 运行中；失败："), said[1]
+
+
+async def test_check_now_on_the_dashboard_says_a_page_error_once_in_chinese(
+    service: TaskService,  # noqa: F811
+    zh_dashboard: httpx.AsyncClient,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A page's HTTP error was said in English and named the page twice ("…/gone：失败：HTTP
+    404 from …/gone"); the answer's own error (MCP, API) still gives the status, in English."""
+    site, base = gated
+    site.pages["/gone"] = article("Here for now.")
+    ref = await service.create(USER, "web_monitor", monitor(base, "/gone"), unique("gone"))
+    del site.pages["/gone"]
+    answer = await zh_dashboard.post(
+        "/app/tasks/action", data={"task_id": ref.task_id, "action": "trigger"}
+    )
+    assert answer.status_code == 303
+    said = unquote(answer.headers["location"].partition("msg=")[2])
+    assert said == f"立即执行：{ref.task_id} 运行中；{base}/gone：失败：服务器答复 HTTP 404"
+    status = await service.get(USER, ref.task_id)
+    assert status.detail["urls"][f"{base}/gone"]["last_error"] == "HTTP 404"  # type: ignore[index]
+    await service.delete(USER, ref.task_id)
+
+
+def test_a_fetch_error_is_said_in_the_readers_language_and_any_other_as_it_was_said() -> None:
+    zh, en = Words(Language.ZH), Words(Language.EN)
+    assert failed_said("HTTP 503 (Retry-After: 30 s)", zh) == (
+        "失败：服务器答复 HTTP 503，要求 30 秒后再来"
+    )
+    assert failed_said("timed out after 20 s", zh) == "失败：20 秒内没有答复"
+    assert failed_said("HTTP 404", en) == "failed: HTTP 404"
+    moved = "HTTP 404 (redirected to https://example.com/b)"
+    assert failed_said(moved, zh) == f"失败：{moved}"
+    assert failed_said(None, zh) == "失败：?"

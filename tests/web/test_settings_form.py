@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx
 import pytest_asyncio
@@ -15,6 +16,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import XiaozhiDevice
 from ambient.storage.users import UserRepository, user_public
+from api.routers.pages import MESSAGE_LINK, fitted
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
 
@@ -203,6 +205,35 @@ async def test_a_long_value_posted_by_hand_comes_back_in_a_redirect_a_proxy_pass
         assert len(answer.headers["location"]) < 4_000, (path, len(answer.headers["location"]))
         shown = await page.get(answer.headers["location"], follow_redirects=True)
         assert shown.status_code == 200, (path, shown.status_code)
+
+
+async def test_a_long_refusal_keeps_its_end_and_says_where_it_was_cut(
+    page: httpx.AsyncClient,
+) -> None:
+    """A refusal was cut at 400 characters with its end, "among yours.", lost: the notice is
+    cut in its middle now, "…" where, within what a proxy takes in the redirect's header."""
+    device = "设备" * 300
+    answer = await page.post("/app/xiaozhi/devices/remove", data={"device": device})
+    assert answer.status_code == 303 and len(answer.headers["location"]) < 4_000
+    shown = await page.get(answer.headers["location"])
+    notice = re.search(r'<p class="notice" role="status">(.*?)</p>', shown.text, re.S)
+    assert notice is not None
+    said = html.unescape(notice[1])
+    assert said.startswith("No device 设备设备") and said.endswith("设备 among yours.")
+    assert " … " in said and len(said) < len(f"No device {device} among yours.")
+
+
+def test_a_long_notice_is_cut_between_its_sentences_and_keeps_its_last() -> None:
+    """Many pages' outcomes (a check now of 50 pages), then what to do: whole clauses of the
+    beginning, " … ", and the last clause whole."""
+    pages = [f"https://example.com/news/{n}：失败：服务器答复 HTTP 404" for n in range(50)]
+    message = "；".join([*pages, "检查这些网址后再试一次。"])
+    said = fitted(message)
+    head, cut, tail = said.partition(" … ")
+    assert cut and tail == "检查这些网址后再试一次。"
+    assert head.endswith("HTTP 404；") and message.startswith(head)
+    assert len(quote(said)) <= MESSAGE_LINK < len(quote(message))
+    assert fitted(pages[0]) == pages[0]
 
 
 async def test_a_refused_endpoint_keeps_the_url_and_verbatim_the_user_typed(

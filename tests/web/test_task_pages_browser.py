@@ -130,7 +130,12 @@ async def test_check_now_on_the_dashboard_says_what_it_found_on_each_page_in_chi
         said = page.get_by_role("status")
         await expect(said).to_contain_text(f"{base}/hit：关键词命中：outage")
         await expect(said).to_contain_text(f"{base}/same：没有变化")
-        await expect(said).to_contain_text(f"{base}/gone：失败：HTTP 404")
+        await expect(said).to_contain_text(f"{base}/gone：失败：服务器答复 HTTP 404")
+        # The task page says each page's last check in words too: its error once.
+        await page.goto(f"{app}/app/task?id={made.task_id}")
+        gone = page.locator("#pages tr", has_text=f"{base}/gone")
+        await expect(gone.locator("td")).to_have_text("失败：服务器答复 HTTP 404")
+        await expect(page.locator("#pages tr", has_text=f"{base}/same")).to_contain_text("没有变化")
     await service.delete(name, made.task_id)
 
 
