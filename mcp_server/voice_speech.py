@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from ambient.remediation.views import RemediationSummary
@@ -334,17 +335,46 @@ def unnamed(name: str) -> bool:
     return _DERIVED_NAME.fullmatch(name) is not None
 
 
-def task_label(task: TaskSummary, english: bool = False) -> str:
+def task_label(task: TaskSummary, english: bool = False, among: Sequence[TaskSummary] = ()) -> str:
+    """The task as the voice names it. Among ``among`` (the user's tasks), one said by its
+    summary as another is ("提醒（每天 8点30分）" for two reminders at 8:30) is said with its
+    place among them by when each was created: "第二个提醒（每天 8点30分）", "the second
+    reminder daily at 8:30"."""
+    said = _summary_label(task, english)
+    if said is None:
+        return spoken_name(task.task_id.rsplit("/", 1)[-1])
+    alike = sorted(
+        (
+            t
+            for t in among
+            if t.state is not TaskState.STOPPED and _summary_label(t, english) == said
+        ),
+        key=lambda t: (t.started_at or _LONG_AGO, t.task_id),
+    )
+    ids = [t.task_id for t in alike]
+    if len(ids) < 2 or task.task_id not in ids:
+        return said
+    i = ids.index(task.task_id)
+    if not english:
+        return f"第{ordinal_word(i)}个{said}"
+    return f"the {ORDINALS_EN[i]} {said}" if i < len(ORDINALS_EN) else f"{said} number {i + 1}"
+
+
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)  # a task whose creation is not known: first
+
+
+def _summary_label(task: TaskSummary, english: bool) -> str | None:
+    """The label of a task said by its summary; None for one said by its name."""
     name = task.task_id.rsplit("/", 1)[-1]
     # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
-    if unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING:
-        summary = spoken_summary(task.summary, english)
-        said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
-        # One phrase: labels are said in lists ("; " between English items, "、" between
-        # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
-        # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
-        return _LABEL_BREAKS[english].sub(" ", said).strip()
-    return spoken_name(name)
+    if not (unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING):
+        return None
+    summary = spoken_summary(task.summary, english)
+    said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
+    # One phrase: labels are said in lists ("; " between English items, "、" between
+    # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
+    # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
+    return _LABEL_BREAKS[english].sub(" ", said).strip()
 
 
 # What a label holds that a listener does not say back: "（", "：" ("8:30" is "830" both ways).
@@ -365,10 +395,11 @@ def _kind_word(task: TaskSummary, english: bool) -> str:
     return en.removeprefix("a ") if english else zh
 
 
-def _labels(tasks: list[TaskSummary], english: bool) -> list[str]:
-    """The tasks as an answer names them: two of one name ("reborn", a web monitor and a
-    threshold watch) by their kinds too ("网页监控 reborn"), as they can be asked for."""
-    plain = [task_label(t, english) for t in tasks]
+def _labels(tasks: list[TaskSummary], english: bool, among: Sequence[TaskSummary]) -> list[str]:
+    """The tasks as an answer names them (`task_label`, among ``among``): two of one name
+    ("reborn", a web monitor and a threshold watch) by their kinds too ("网页监控 reborn"),
+    as they can be asked for."""
+    plain = [task_label(t, english, among) for t in tasks]
     return [
         f"{_kind_word(t, english)} {label}".strip() if plain.count(label) > 1 else label
         for t, label in zip(tasks, plain, strict=True)
@@ -413,7 +444,7 @@ def pick_task(
 
     sep = LIST_SEP_EN if english else "、"
     shown = live[:4]  # the tasks an answer names
-    shown_said = sep.join(_labels(shown, english))
+    shown_said = sep.join(_labels(shown, english, live))
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
         yours = f"You have {len(live)} tasks, like: {shown_said}"
@@ -428,7 +459,9 @@ def pick_task(
     def called(key: str) -> list[TaskSummary]:
         # By its name, or its summary as written or as the voice says it in either language
         # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation.
-        bare = _UNSAID.sub("", key)
+        # A place alone ("第二个") is one in the list last said, not a part of a label said
+        # with its place among tasks said alike ("第二个提醒（每天 8点30分）").
+        bare, among = _UNSAID.sub("", key), () if names_a_place(said) else live
         return [
             t
             for t in live
@@ -436,7 +469,7 @@ def pick_task(
             or any(
                 _part_of(key, said) or _part_of(bare, _UNSAID.sub("", said or ""))
                 for en in (False, True)
-                for said in (t.summary, spoken_summary(t.summary, en), task_label(t, en))
+                for said in (t.summary, spoken_summary(t.summary, en), task_label(t, en, among))
             )
         ]
 
@@ -469,7 +502,7 @@ def pick_task(
             return asking(places, _only_so_many(f"{len(places)} 个任务", many_en, english))
         # Counted among some of them only (the list the last answer named, or the first four):
         # "只有 4 个任务" would be untrue, so the list a place counts in is named.
-        listed = sep.join(_labels(places, english))
+        listed = sep.join(_labels(places, english, live))
         if english:
             return asking(
                 places,
@@ -483,7 +516,7 @@ def pick_task(
         if english:
             return asking(shown, f"I found no task called “{said}”. {yours}.")
         return asking(shown, f"没找到叫“{said}”的任务。{yours_zh}。")
-    listed_said = sep.join(_labels(found[:4], english))
+    listed_said = sep.join(_labels(found[:4], english, live))
     if english:
         return asking(
             found[:4], f"{len(found)} tasks fit: {listed_said}. Please say the full name."

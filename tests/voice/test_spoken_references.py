@@ -819,3 +819,34 @@ def test_fixes_said_alike_are_named_by_what_differs_and_found_by_those_names() -
     # Said as each is said alone, it fits several: the question back names them apart.
     run, question = pick_remediation(runs, "checkout 的 CPU 使用率")
     assert run is None and "checkout（prod）的 cpu usage" in question, question
+
+
+def test_tasks_said_alike_are_numbered_by_when_they_were_made_and_a_place_stays_a_place() -> None:
+    """Two reminders at 8:30 were both "提醒（每天 8点30分）": each is said with its place among
+    them by creation (whatever order the list comes in); "第二个" alone is still the second of
+    the list the last answer named, not the task said "第二个提醒"."""
+    summary = "Reminder, daily at 08:30 UTC, for ops"
+    later, earlier = (
+        _task(task_id, summary).model_copy(update={"started_at": START + timedelta(hours=h)})
+        for task_id, h in (("reminder/ops/00112233aabb", 2), ("reminder/ops/00112233aabc", 1))
+    )
+    other = _task("reminder/ops/standup")
+    tasks = [later, other, earlier]
+    assert [task_label(t, among=tasks) for t in tasks] == [
+        "第二个提醒（每天 8点30分）",
+        "standup",
+        "第一个提醒（每天 8点30分）",
+    ]
+    assert [task_label(t, True, tasks) for t in (later, earlier)] == [
+        "the second reminder daily at 8:30",
+        "the first reminder daily at 8:30",
+    ]
+    # Alone (or among tasks none of which is said alike), a task is said as before.
+    assert task_label(later) == task_label(later, among=[later, other]) == "提醒（每天 8点30分）"
+    for said, task in [("第二个提醒", later), ("the first reminder", earlier)]:
+        assert pick_task(tasks, said).task is task, said
+    named = [earlier.task_id, other.task_id, later.task_id]
+    assert pick_task(tasks, "第二个", named=named).task is other
+    # Said as each is said alone, both fit: asked back by the labels that tell them apart.
+    task, question, _ = pick_task(tasks, "提醒（每天 8点30分）")
+    assert task is None and "第二个提醒（每天 8点30分）、第一个提醒（每天 8点30分）" in question
