@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import NamedTuple
 
+from ambient.domain.identifiers import TKE_CLUSTER_ID
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
@@ -42,30 +45,81 @@ def metric_said(metric: str, english: bool = False) -> str:
     return said[english] if said else spoken_name(metric)
 
 
+# The names of the TKE clusters the current answer's fixes run on, by cluster id, as their
+# users call them (the console's names), when fixes differ by their cluster alone: set for the
+# call by the tools that name fixes (`voice_approvals.name_clusters`).
+cluster_names: ContextVar[Mapping[str, str]] = ContextVar(
+    "voice_cluster_names", default=MappingProxyType({})
+)
+
+
+def _where(run: RemediationSummary) -> tuple[str, str, str]:
+    """A fix's cluster, namespace and workload (its service is cluster/namespace/workload; a
+    kubeconfig context, which may hold "/", is the cluster)."""
+    parts = ["", "", *run.service.rsplit("/", 2)]
+    return parts[-3], parts[-2], parts[-1]
+
+
+def cluster_said(cluster: str) -> str:
+    """A cluster as its user calls it: a kubeconfig context by its name, a TKE cluster by the
+    name `cluster_names` holds for it ("" when none: its id is no name to say)."""
+    if not TKE_CLUSTER_ID.fullmatch(cluster):
+        return spoken_name(cluster)
+    return _CLUSTER_WORD.sub("", spoken_name(cluster_names.get().get(cluster, "")))
+
+
+_CLUSTER_WORD = re.compile(r"\s*(?:集群|cluster)$", re.IGNORECASE)  # said after it anyway
+
+
+def clusters_alike(runs: Sequence[RemediationSummary]) -> set[str]:
+    """The TKE clusters of fixes alike but for their cluster (one workload, namespace and
+    alert type): the clusters whose names tell them apart."""
+    where: dict[tuple[str, str, str], set[str]] = {}
+    for run in runs:
+        cluster, namespace, workload = _where(run)
+        where.setdefault((workload, namespace, run.alert_type), set()).add(cluster)
+    alike = set().union(*(clusters for clusters in where.values() if len(clusters) > 1))
+    return {c for c in alike if TKE_CLUSTER_ID.fullmatch(c)}
+
+
 def run_about(
     run: RemediationSummary, english: bool = False, among: Sequence[RemediationSummary] = ()
 ) -> str:
     """The fix as the voice names it: its workload and metric. Among ``among`` (the fixes an
     answer names, or may pick from), one said alike with another (a workload of one name in
-    two namespaces) is named by what differs: its metric as written ("cpu_usage" and
-    "cpu_util" are both CPU 使用率), and its namespace when the metric is the same."""
-    # service is cluster/namespace/workload: the workload is what a person calls it.
-    namespace, _, workload = run.service.rpartition("/")
+    two namespaces, or clusters) is named by what differs: its metric as written ("cpu_usage"
+    and "cpu_util" are both CPU 使用率); when the metric is the same, its namespace, and its
+    cluster (`cluster_said`) where another's namespace is the same too."""
+    cluster, namespace, workload = _where(run)
     metric = metric_said(run.alert_type, english)
     alike = [
-        r.alert_type
+        r
         for r in among
         if r.run_key != run.run_key
-        and r.service.rsplit("/", 1)[-1] == workload
+        and _where(r)[2] == workload
         and metric_said(r.alert_type, english) == metric
     ]
-    if any(alert_type != run.alert_type for alert_type in alike):
+    if any(r.alert_type != run.alert_type for r in alike):
         metric = spoken_name(run.alert_type)
-    where = spoken_name(namespace.rsplit("/", 1)[-1]) if run.alert_type in alike else ""
+    twins = [_where(r)[:2] for r in alike if r.alert_type == run.alert_type]
+    # What tells it from each twin: the cluster where the namespace is the same, the
+    # namespace where the cluster is (either where both differ); a cluster without a name to
+    # say (`cluster_said`) by the namespace, as before clusters were named.
+    on = cluster_said(cluster) if any(n == namespace for _, n in twins) else ""
+    where = (
+        spoken_name(namespace) if twins and (not on or any(c == cluster for c, _ in twins)) else ""
+    )
     if english:
-        return f"{metric} on {spoken_name(workload)}" + (f" in {where}" if where else "")
+        return (
+            f"{metric} on {spoken_name(workload)}"
+            + (f" in {where}" if where else "")
+            + (f" in the {on} cluster" if on else "")
+        )
+    if on:
+        on = f"{on}{' ' if on[-1:].isascii() else ''}集群"
+    said = " ".join(filter(None, (on, where)))
     # A space between Chinese and Latin words only, as written ("checkout 的错误率").
-    workload = spoken_name(workload) + (f"（{where}）" if where else " ")
+    workload = spoken_name(workload) + (f"（{said}）" if said else " ")
     return f"{workload}的{' ' if metric[:1].isascii() else ''}{metric}"
 
 
@@ -182,11 +236,14 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
     cpu util", not also "cpu_usage", which is CPU 使用率 too: `run_about`)."""
 
     def names(r: RemediationSummary) -> tuple[str, ...]:
-        namespace, workload = r.service.rsplit("/", 2)[-2:] if r.service.count("/") else ("", "")
+        cluster, namespace, workload = _where(r)
         said = (run_about(r, False, runs), run_about(r, True, runs))
         # Said back as heard: without the brackets around a namespace ("checkout staging 的错误
-        # 率"), or the namespace first ("staging 的 checkout 的错误率").
+        # 率"), or the namespace or cluster first ("staging 的 checkout 的错误率", "广州集群的
+        # checkout 的错误率").
         heard = (*(_UNSAID.sub("", s) for s in said), f"{namespace}的{run_about(r)}")
+        if on := cluster_said(cluster):
+            heard += (f"{on}集群的{run_about(r)}", f"{on}的{run_about(r)}")
         return (
             *(r.service, r.alert_type, *said, *heard),
             *(f"{workload}的{r.alert_type}", f"{r.alert_type} on {workload}"),

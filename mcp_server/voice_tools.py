@@ -33,6 +33,7 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
+from mcp_server.voice_approvals import name_clusters
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
@@ -74,6 +75,7 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
+        await name_clusters(state, waiting)
         runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
         async with state.db.session() as session:

@@ -8,6 +8,8 @@ from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
 from mcp_server.voice_speech import (
+    cluster_names,
+    clusters_alike,
     hours_said,
     names_a_place,
     pick_remediation,
@@ -850,3 +852,42 @@ def test_tasks_said_alike_are_numbered_by_when_they_were_made_and_a_place_stays_
     # Said as each is said alone, both fit: asked back by the labels that tell them apart.
     task, question, _ = pick_task(tasks, "提醒（每天 8点30分）")
     assert task is None and "第二个提醒（每天 8点30分）、第一个提醒（每天 8点30分）" in question
+
+
+def test_fixes_alike_but_for_their_cluster_are_named_by_the_cluster_as_its_user_calls_it() -> None:
+    """checkout's error rate in prod on two clusters was "checkout（prod）的错误率" twice. A TKE
+    cluster is said by its console name (an id is no name: unknown, the namespace is said as
+    before), a kubeconfig context by its own; the namespace too where another differs by it."""
+
+    def _on(cluster: str, namespace: str, n: int) -> RemediationSummary:
+        return _run(n, "checkout").model_copy(update={"service": f"{cluster}/{namespace}/checkout"})
+
+    runs = [
+        _on("cls-aaaa1111", "prod", 1),
+        _on("cls-bbbb2222", "prod", 2),
+        _on("edge-eu", "prod", 3),
+        _on("cls-aaaa1111", "staging", 4),
+    ]
+    token = cluster_names.set({"cls-aaaa1111": "广州生产集群", "cls-bbbb2222": "shanghai"})
+    try:
+        assert [run_about(r, among=runs) for r in runs] == [
+            "checkout（广州生产集群 prod）的错误率",
+            "checkout（shanghai 集群）的错误率",
+            "checkout（edge eu 集群）的错误率",
+            "checkout（staging）的错误率",
+        ]
+        assert run_about(runs[1], True, runs) == "error rate on checkout in the shanghai cluster"
+        for english in (False, True):
+            for run in runs:
+                said = run_about(run, english, runs)
+                assert pick_remediation(runs, said, english)[0] is run, said
+        for heard in ("shanghai 的 checkout", "shanghai 集群的 checkout 的错误率"):
+            assert pick_remediation(runs, heard)[0] is runs[1], heard
+        # Two fit the cluster's name alone: asked back by the names that tell them apart.
+        run, question = pick_remediation(runs, "广州生产集群的 checkout")
+        assert run is None and "checkout（staging）" in question, question
+        assert clusters_alike(runs) == {"cls-aaaa1111", "cls-bbbb2222"}
+    finally:
+        cluster_names.reset(token)
+    # Names not read: told apart by place, and said as before.
+    assert run_about(runs[1], among=runs[:2]) == "checkout（prod）的错误率"
