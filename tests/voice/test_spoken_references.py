@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
+from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_speech import (
     cluster_names,
     clusters_alike,
-    hours_said,
     names_a_place,
     pick_remediation,
     pick_task,
