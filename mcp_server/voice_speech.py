@@ -6,6 +6,7 @@ are `voice_numbers`; the text a TTS engine reads well is `ambient.speech`). Dete
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -389,25 +390,32 @@ def unnamed(name: str) -> bool:
 
 
 def task_label(task: TaskSummary, english: bool = False, among: Sequence[TaskSummary] = ()) -> str:
-    """The task as the voice names it. Among ``among`` (the user's tasks), one said by its
-    summary as another is ("提醒（每天 8点30分）" for two reminders at 8:30) is said with its
-    place among them by when each was created: "第二个提醒（每天 8点30分）", "the second
-    reminder daily at 8:30"."""
-    said = _summary_label(task, english)
-    if said is None:
-        return spoken_name(task.task_id.rsplit("/", 1)[-1])
-    alike = sorted(
-        (
-            t
-            for t in among
-            if t.state is not TaskState.STOPPED and _summary_label(t, english) == said
-        ),
-        key=lambda t: (t.started_at or _LONG_AGO, t.task_id),
-    )
-    ids = [t.task_id for t in alike]
-    if len(ids) < 2 or task.task_id not in ids:
-        return said
-    i = ids.index(task.task_id)
+    """The task as the voice names it (`task_labels`), among ``among`` (the user's tasks)."""
+    others = (t for t in among if t.task_id != task.task_id)
+    return task_labels([task, *others], english)[task.task_id]
+
+
+def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str, str]:
+    """Each task's label by its id, as the voice names it among ``tasks``: by its name, or by
+    its summary; one said by its summary as another is ("提醒（每天 8点30分）" for two reminders
+    at 8:30) with its place among them by when each was created: "第二个提醒（每天 8点30分）",
+    "the second reminder daily at 8:30" (a deleted one as it is said alone)."""
+    labels: dict[str, str] = {}
+    alike: defaultdict[str, list[TaskSummary]] = defaultdict(list)
+    for task in tasks:
+        said = _summary_label(task, english)
+        labels[task.task_id] = said or spoken_name(task.task_id.rsplit("/", 1)[-1])
+        if said is not None and task.state is not TaskState.STOPPED:
+            alike[said].append(task)
+    for said, group in alike.items():
+        ordered = sorted(group, key=lambda t: (t.started_at or _LONG_AGO, t.task_id))
+        for i, task in enumerate(ordered if len(ordered) > 1 else ()):
+            labels[task.task_id] = _numbered(said, i, english)
+    return labels
+
+
+def _numbered(said: str, i: int, english: bool) -> str:
+    """A label said with its place (from 0) among labels said alike."""
     if not english:
         return f"第{ordinal_word(i)}个{said}"
     return f"the {ORDINALS_EN[i]} {said}" if i < len(ORDINALS_EN) else f"{said} number {i + 1}"
@@ -448,11 +456,12 @@ def _kind_word(task: TaskSummary, english: bool) -> str:
     return en.removeprefix("a ") if english else zh
 
 
-def _labels(tasks: list[TaskSummary], english: bool, among: Sequence[TaskSummary]) -> list[str]:
-    """The tasks as an answer names them (`task_label`, among ``among``): two of one name
+def _labels(tasks: list[TaskSummary], english: bool, among: Mapping[str, str]) -> list[str]:
+    """The tasks as an answer names them (``among``: `task_labels` of the user's tasks; a
+    deleted one as said alone): two of one name
     ("reborn", a web monitor and a threshold watch) by their kinds too ("网页监控 reborn"),
     as they can be asked for."""
-    plain = [task_label(t, english, among) for t in tasks]
+    plain = [among.get(t.task_id) or task_label(t, english) for t in tasks]
     return [
         f"{_kind_word(t, english)} {label}".strip() if plain.count(label) > 1 else label
         for t, label in zip(tasks, plain, strict=True)
@@ -496,8 +505,9 @@ def pick_task(
         return Picked(None, question, [t.task_id for t in listed])
 
     sep = LIST_SEP_EN if english else "、"
+    labels = [task_labels(live, en) for en in (False, True)]  # said among the live ones
     shown = live[:4]  # the tasks an answer names
-    shown_said = sep.join(_labels(shown, english, live))
+    shown_said = sep.join(_labels(shown, english, labels[english]))
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
         yours = f"You have {len(live)} tasks, like: {shown_said}"
@@ -514,7 +524,7 @@ def pick_task(
         # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation.
         # A place alone ("第二个") is one in the list last said, not a part of a label said
         # with its place among tasks said alike ("第二个提醒（每天 8点30分）").
-        bare, among = _UNSAID.sub("", key), () if names_a_place(said) else live
+        bare, place = _UNSAID.sub("", key), names_a_place(said)
         return [
             t
             for t in live
@@ -522,7 +532,11 @@ def pick_task(
             or any(
                 _part_of(key, said) or _part_of(bare, _UNSAID.sub("", said or ""))
                 for en in (False, True)
-                for said in (t.summary, spoken_summary(t.summary, en), task_label(t, en, among))
+                for said in (
+                    t.summary,
+                    spoken_summary(t.summary, en),
+                    task_label(t, en) if place else labels[en][t.task_id],
+                )
             )
         ]
 
@@ -555,7 +569,7 @@ def pick_task(
             return asking(places, _only_so_many(f"{len(places)} 个任务", many_en, english))
         # Counted among some of them only (the list the last answer named, or the first four):
         # "只有 4 个任务" would be untrue, so the list a place counts in is named.
-        listed = sep.join(_labels(places, english, live))
+        listed = sep.join(_labels(places, english, labels[english]))
         if english:
             return asking(
                 places,
@@ -569,7 +583,7 @@ def pick_task(
         if english:
             return asking(shown, f"I found no task called “{said}”. {yours}.")
         return asking(shown, f"没找到叫“{said}”的任务。{yours_zh}。")
-    listed_said = sep.join(_labels(found[:4], english, live))
+    listed_said = sep.join(_labels(found[:4], english, labels[english]))
     if english:
         return asking(
             found[:4], f"{len(found)} tasks fit: {listed_said}. Please say the full name."
