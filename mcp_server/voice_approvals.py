@@ -8,6 +8,7 @@ asked about (its run key), never to whichever of the alert's runs is latest.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,23 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from ambient import temporal
+from ambient.clients.tencent.errors import TencentCloudError
 from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from ambient.xiaozhi import waiting_for
 from mcp_server.voice_answer import answer, device, english, left, say
 from mcp_server.voice_prompt import Reference, Spoken
-from mcp_server.voice_speech import names_nothing, ordinal_word, pick_remediation, run_about
+from mcp_server.voice_speech import (
+    cluster_names,
+    clusters_alike,
+    names_nothing,
+    ordinal_word,
+    pick_remediation,
+    run_about,
+)
+
+log = logging.getLogger(__name__)
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
@@ -79,6 +90,24 @@ async def _lately(state: AppState, user: str) -> _Lately:
     )
 
 
+async def name_clusters(state: AppState, runs: list[RemediationSummary]) -> None:
+    """For this call, the TKE names of the clusters that alone tell ``runs`` apart (two fixes
+    of one workload, namespace and alert on two clusters), as `run_about` says them: read from
+    TKE (cached) within half of what the call has left; unread, the fixes are told apart by
+    their place and namespace, as when no name is known."""
+    clusters = clusters_alike(runs)
+    cluster_names.set({})
+    if not clusters or not state.cloud.configured:
+        return
+    try:
+        async with asyncio.timeout(left() / 2):
+            listed = await state.cloud_reads.clusters()
+    except (TimeoutError, TencentCloudError) as exc:
+        log.info("voice: the clusters' names were not read: %r", exc)
+        return
+    cluster_names.set({c.cluster_id: c.name for c in listed if c.cluster_id in clusters})
+
+
 async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:
     async with state.db.session() as session:
         await EventRepository(session).add(
@@ -93,6 +122,7 @@ async def _decide(
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
+        await name_clusters(state, waiting)
         lately = await _lately(state, user) if waiting else _Lately({}, {}, False)
         last = lately.here
         asked = last if "asked" in last else None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from mcp_server.voice_speech import hours_said, number_said, whole_hours
+from mcp_server.voice_numbers import hours_said, number_said, whole_hours
 
 # The role prompt the product publishes for 小智 (its 角色介绍, docs/xiaozhi.md), sent as the
 # server's MCP instructions too. It leads with "act through tools" on purpose: a 1.5B model

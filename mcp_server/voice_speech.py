@@ -1,19 +1,24 @@
 """Speech in and out of the voice tools: the spoken references ("第一个", "the bitcoin watch")
-resolved to one remediation or task, or a question back, and the spoken spans of time (the text
-a TTS engine reads well is `ambient.speech`). Deterministic, no LLM.
+resolved to one remediation or task, or a question back (numbers and spans of time said in words
+are `voice_numbers`; the text a TTS engine reads well is `ambient.speech`). Deterministic, no LLM.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import NamedTuple
 
+from ambient.domain.identifiers import TKE_CLUSTER_ID
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import speakable
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
+from mcp_server.voice_numbers import CJK, ENGLISH_NUMBERS, ORDINAL_WORDS, number
 from mcp_server.voice_sentences import KIND_WORDS, METRIC_WORDS
 
 
@@ -41,30 +46,81 @@ def metric_said(metric: str, english: bool = False) -> str:
     return said[english] if said else spoken_name(metric)
 
 
+# The names of the TKE clusters the current answer's fixes run on, by cluster id, as their
+# users call them (the console's names), when fixes differ by their cluster alone: set for the
+# call by the tools that name fixes (`voice_approvals.name_clusters`).
+cluster_names: ContextVar[Mapping[str, str]] = ContextVar(
+    "voice_cluster_names", default=MappingProxyType({})
+)
+
+
+def _where(run: RemediationSummary) -> tuple[str, str, str]:
+    """A fix's cluster, namespace and workload (its service is cluster/namespace/workload; a
+    kubeconfig context, which may hold "/", is the cluster)."""
+    parts = ["", "", *run.service.rsplit("/", 2)]
+    return parts[-3], parts[-2], parts[-1]
+
+
+def cluster_said(cluster: str) -> str:
+    """A cluster as its user calls it: a kubeconfig context by its name, a TKE cluster by the
+    name `cluster_names` holds for it ("" when none: its id is no name to say)."""
+    if not TKE_CLUSTER_ID.fullmatch(cluster):
+        return spoken_name(cluster)
+    return _CLUSTER_WORD.sub("", spoken_name(cluster_names.get().get(cluster, "")))
+
+
+_CLUSTER_WORD = re.compile(r"\s*(?:集群|cluster)$", re.IGNORECASE)  # said after it anyway
+
+
+def clusters_alike(runs: Sequence[RemediationSummary]) -> set[str]:
+    """The TKE clusters of fixes alike but for their cluster (one workload, namespace and
+    alert type): the clusters whose names tell them apart."""
+    where: dict[tuple[str, str, str], set[str]] = {}
+    for run in runs:
+        cluster, namespace, workload = _where(run)
+        where.setdefault((workload, namespace, run.alert_type), set()).add(cluster)
+    alike = set().union(*(clusters for clusters in where.values() if len(clusters) > 1))
+    return {c for c in alike if TKE_CLUSTER_ID.fullmatch(c)}
+
+
 def run_about(
     run: RemediationSummary, english: bool = False, among: Sequence[RemediationSummary] = ()
 ) -> str:
     """The fix as the voice names it: its workload and metric. Among ``among`` (the fixes an
     answer names, or may pick from), one said alike with another (a workload of one name in
-    two namespaces) is named by what differs: its metric as written ("cpu_usage" and
-    "cpu_util" are both CPU 使用率), and its namespace when the metric is the same."""
-    # service is cluster/namespace/workload: the workload is what a person calls it.
-    namespace, _, workload = run.service.rpartition("/")
+    two namespaces, or clusters) is named by what differs: its metric as written ("cpu_usage"
+    and "cpu_util" are both CPU 使用率); when the metric is the same, its namespace, and its
+    cluster (`cluster_said`) where another's namespace is the same too."""
+    cluster, namespace, workload = _where(run)
     metric = metric_said(run.alert_type, english)
     alike = [
-        r.alert_type
+        r
         for r in among
         if r.run_key != run.run_key
-        and r.service.rsplit("/", 1)[-1] == workload
+        and _where(r)[2] == workload
         and metric_said(r.alert_type, english) == metric
     ]
-    if any(alert_type != run.alert_type for alert_type in alike):
+    if any(r.alert_type != run.alert_type for r in alike):
         metric = spoken_name(run.alert_type)
-    where = spoken_name(namespace.rsplit("/", 1)[-1]) if run.alert_type in alike else ""
+    twins = [_where(r)[:2] for r in alike if r.alert_type == run.alert_type]
+    # What tells it from each twin: the cluster where the namespace is the same, the
+    # namespace where the cluster is (either where both differ); a cluster without a name to
+    # say (`cluster_said`) by the namespace, as before clusters were named.
+    on = cluster_said(cluster) if any(n == namespace for _, n in twins) else ""
+    where = (
+        spoken_name(namespace) if twins and (not on or any(c == cluster for c, _ in twins)) else ""
+    )
     if english:
-        return f"{metric} on {spoken_name(workload)}" + (f" in {where}" if where else "")
+        return (
+            f"{metric} on {spoken_name(workload)}"
+            + (f" in {where}" if where else "")
+            + (f" in the {on} cluster" if on else "")
+        )
+    if on:
+        on = f"{on}{' ' if on[-1:].isascii() else ''}集群"
+    said = " ".join(filter(None, (on, where)))
     # A space between Chinese and Latin words only, as written ("checkout 的错误率").
-    workload = spoken_name(workload) + (f"（{where}）" if where else " ")
+    workload = spoken_name(workload) + (f"（{said}）" if said else " ")
     return f"{workload}的{' ' if metric[:1].isascii() else ''}{metric}"
 
 
@@ -73,8 +129,6 @@ def run_about(
 # none: `task_label`). Chinese lists are joined by "、", which no item holds.
 LIST_SEP_EN = "; "
 
-ORDINAL_WORDS = ["一", "二", "三", "四", "五", "六", "七", "八", "九", "十"]
-
 
 def ordinal_word(i: int) -> str:
     """The Chinese ordinal of place i (from 0): a word up to the tenth, digits after it."""
@@ -82,7 +136,6 @@ def ordinal_word(i: int) -> str:
 
 
 ORDINALS_EN = "first second third fourth fifth sixth seventh eighth ninth tenth".split()
-_ENGLISH_NUMBERS = "one two three four five six seven eight nine ten eleven twelve".split()
 # "one" to "ten" are read as numbers (_place): only the ordinals and the last are words here.
 _ORDINALS: dict[str, int] = {
     **{w: i for i, w in enumerate(ORDINALS_EN)},
@@ -95,8 +148,8 @@ def _place(word: str) -> int | None:
     """The place (from 0) a word names: digits, 一…九十九 ("十一", "二十三"), English words."""
     if word in _ORDINALS:
         return _ORDINALS[word]
-    number = _number(word)  # read as a span's count is
-    return int(number) - 1 if number else None
+    count = number(word)  # read as a span's count is
+    return int(count) - 1 if count else None
 
 
 # The voice tools' verbs, which a model copies before what it names ("批准2", "pause the backup").
@@ -108,8 +161,8 @@ _ORDINAL = re.compile(
     r"第\s*([一二三四五六七八九十\d]+)|([一二三四五六七八九十\d]+)\s*号"
     rf"|\b({'|'.join(ORDINALS_EN)}|last)\b|最后"
     rf"|^(?:{_VERBS})?\s*"
-    rf"(\d+|[一二三四五六七八九十]+|{'|'.join(_ENGLISH_NUMBERS[:10])})[\s.。!！]*$"
-    rf"|(?:\bnumber\s*|\bno\.\s*|#\s*)(\d+|{'|'.join(_ENGLISH_NUMBERS[:10])})\b"
+    rf"(\d+|[一二三四五六七八九十]+|{'|'.join(ENGLISH_NUMBERS[:10])})[\s.。!！]*$"
+    rf"|(?:\bnumber\s*|\bno\.\s*|#\s*)(\d+|{'|'.join(ENGLISH_NUMBERS[:10])})\b"
     r"|\b(\d+)(?:st|nd|rd|th)\b"
 )
 
@@ -129,7 +182,6 @@ _NAMES_NOTHING = frozenset(
     }
 )
 _FILLER = re.compile(r"[\s_.\-'\"“”‘’，。？！、,?!]+|[吧呢啊了哦嘛]+$")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _flat(value: str | None) -> str:
@@ -147,7 +199,7 @@ def _part_of(key: str, said: str | None) -> bool:
     """``key`` names ``said``: all of it, a word of it ("hn" of "hn_daily_pv"), or a part long
     enough to mean it ("it" ≠ "bitcoin"), not a number word ("two" ≠ "network": a place)."""
     text, words = _flat(said), re.split(r"[\W_]+", (said or "").lower())
-    long_enough = len(key) >= (2 if _CJK.search(key) else 3) and key not in _ENGLISH_NUMBERS
+    long_enough = len(key) >= (2 if CJK.search(key) else 3) and key not in ENGLISH_NUMBERS
     return bool(key) and (key == text or (long_enough and key in text) or key in words)
 
 
@@ -181,11 +233,14 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
     cpu util", not also "cpu_usage", which is CPU 使用率 too: `run_about`)."""
 
     def names(r: RemediationSummary) -> tuple[str, ...]:
-        namespace, workload = r.service.rsplit("/", 2)[-2:] if r.service.count("/") else ("", "")
+        cluster, namespace, workload = _where(r)
         said = (run_about(r, False, runs), run_about(r, True, runs))
         # Said back as heard: without the brackets around a namespace ("checkout staging 的错误
-        # 率"), or the namespace first ("staging 的 checkout 的错误率").
+        # 率"), or the namespace or cluster first ("staging 的 checkout 的错误率", "广州集群的
+        # checkout 的错误率").
         heard = (*(_UNSAID.sub("", s) for s in said), f"{namespace}的{run_about(r)}")
+        if on := cluster_said(cluster):
+            heard += (f"{on}集群的{run_about(r)}", f"{on}的{run_about(r)}")
         return (
             *(r.service, r.alert_type, *said, *heard),
             *(f"{workload}的{r.alert_type}", f"{r.alert_type} on {workload}"),
@@ -334,17 +389,53 @@ def unnamed(name: str) -> bool:
     return _DERIVED_NAME.fullmatch(name) is not None
 
 
-def task_label(task: TaskSummary, english: bool = False) -> str:
+def task_label(task: TaskSummary, english: bool = False, among: Sequence[TaskSummary] = ()) -> str:
+    """The task as the voice names it (`task_labels`), among ``among`` (the user's tasks)."""
+    others = (t for t in among if t.task_id != task.task_id)
+    return task_labels([task, *others], english)[task.task_id]
+
+
+def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str, str]:
+    """Each task's label by its id, as the voice names it among ``tasks``: by its name, or by
+    its summary; one said by its summary as another is ("提醒（每天 8点30分）" for two reminders
+    at 8:30) with its place among them by when each was created: "第二个提醒（每天 8点30分）",
+    "the second reminder daily at 8:30" (a deleted one as it is said alone)."""
+    labels: dict[str, str] = {}
+    alike: defaultdict[str, list[TaskSummary]] = defaultdict(list)
+    for task in tasks:
+        said = _summary_label(task, english)
+        labels[task.task_id] = said or spoken_name(task.task_id.rsplit("/", 1)[-1])
+        if said is not None and task.state is not TaskState.STOPPED:
+            alike[said].append(task)
+    for said, group in alike.items():
+        ordered = sorted(group, key=lambda t: (t.started_at or _LONG_AGO, t.task_id))
+        for i, task in enumerate(ordered if len(ordered) > 1 else ()):
+            labels[task.task_id] = _numbered(said, i, english)
+    return labels
+
+
+def _numbered(said: str, i: int, english: bool) -> str:
+    """A label said with its place (from 0) among labels said alike."""
+    if not english:
+        return f"第{ordinal_word(i)}个{said}"
+    return f"the {ORDINALS_EN[i]} {said}" if i < len(ORDINALS_EN) else f"{said} number {i + 1}"
+
+
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)  # a task whose creation is not known: first
+
+
+def _summary_label(task: TaskSummary, english: bool) -> str | None:
+    """The label of a task said by its summary; None for one said by its name."""
     name = task.task_id.rsplit("/", 1)[-1]
     # Unnamed, or the daily briefing (`daily-briefing/{user}`: its name is the user's).
-    if unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING:
-        summary = spoken_summary(task.summary, english)
-        said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
-        # One phrase: labels are said in lists ("; " between English items, "、" between
-        # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
-        # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
-        return _LABEL_BREAKS[english].sub(" ", said).strip()
-    return spoken_name(name)
+    if not (unnamed(name) or task.kind is TaskKind.DAILY_BRIEFING):
+        return None
+    summary = spoken_summary(task.summary, english)
+    said = speakable(summary or task.kind.value.replace("_", " "), 60, english=english)
+    # One phrase: labels are said in lists ("; " between English items, "、" between
+    # Chinese ones), and a comma or a sentence's end inside one would be heard as the end
+    # of an item, or of the answer's sentences (and is where xiaozhi-server splits for TTS).
+    return _LABEL_BREAKS[english].sub(" ", said).strip()
 
 
 # What a label holds that a listener does not say back: "（", "：" ("8:30" is "830" both ways).
@@ -365,10 +456,12 @@ def _kind_word(task: TaskSummary, english: bool) -> str:
     return en.removeprefix("a ") if english else zh
 
 
-def _labels(tasks: list[TaskSummary], english: bool) -> list[str]:
-    """The tasks as an answer names them: two of one name ("reborn", a web monitor and a
-    threshold watch) by their kinds too ("网页监控 reborn"), as they can be asked for."""
-    plain = [task_label(t, english) for t in tasks]
+def _labels(tasks: list[TaskSummary], english: bool, among: Mapping[str, str]) -> list[str]:
+    """The tasks as an answer names them (``among``: `task_labels` of the user's tasks; a
+    deleted one as said alone): two of one name
+    ("reborn", a web monitor and a threshold watch) by their kinds too ("网页监控 reborn"),
+    as they can be asked for."""
+    plain = [among.get(t.task_id) or task_label(t, english) for t in tasks]
     return [
         f"{_kind_word(t, english)} {label}".strip() if plain.count(label) > 1 else label
         for t, label in zip(tasks, plain, strict=True)
@@ -412,8 +505,9 @@ def pick_task(
         return Picked(None, question, [t.task_id for t in listed])
 
     sep = LIST_SEP_EN if english else "、"
+    labels = [task_labels(live, en) for en in (False, True)]  # said among the live ones
     shown = live[:4]  # the tasks an answer names
-    shown_said = sep.join(_labels(shown, english))
+    shown_said = sep.join(_labels(shown, english, labels[english]))
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
         yours = f"You have {len(live)} tasks, like: {shown_said}"
@@ -428,7 +522,9 @@ def pick_task(
     def called(key: str) -> list[TaskSummary]:
         # By its name, or its summary as written or as the voice says it in either language
         # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation.
-        bare = _UNSAID.sub("", key)
+        # A place alone ("第二个") is one in the list last said, not a part of a label said
+        # with its place among tasks said alike ("第二个提醒（每天 8点30分）").
+        bare, place = _UNSAID.sub("", key), names_a_place(said)
         return [
             t
             for t in live
@@ -436,7 +532,11 @@ def pick_task(
             or any(
                 _part_of(key, said) or _part_of(bare, _UNSAID.sub("", said or ""))
                 for en in (False, True)
-                for said in (t.summary, spoken_summary(t.summary, en), task_label(t, en))
+                for said in (
+                    t.summary,
+                    spoken_summary(t.summary, en),
+                    task_label(t, en) if place else labels[en][t.task_id],
+                )
             )
         ]
 
@@ -469,7 +569,7 @@ def pick_task(
             return asking(places, _only_so_many(f"{len(places)} 个任务", many_en, english))
         # Counted among some of them only (the list the last answer named, or the first four):
         # "只有 4 个任务" would be untrue, so the list a place counts in is named.
-        listed = sep.join(_labels(places, english))
+        listed = sep.join(_labels(places, english, labels[english]))
         if english:
             return asking(
                 places,
@@ -483,164 +583,9 @@ def pick_task(
         if english:
             return asking(shown, f"I found no task called “{said}”. {yours}.")
         return asking(shown, f"没找到叫“{said}”的任务。{yours_zh}。")
-    listed_said = sep.join(_labels(found[:4], english))
+    listed_said = sep.join(_labels(found[:4], english, labels[english]))
     if english:
         return asking(
             found[:4], f"{len(found)} tasks fit: {listed_said}. Please say the full name."
         )
     return asking(found[:4], f"有 {len(found)} 个任务符合：{listed_said}。请说完整的名字。")
-
-
-# Spoken time spans for "errors of the last …": a 1.5B model turns "最近两天" into hours=24 and
-# "这一周" into hours=1 (docs/benchmarks.md, round 9), yet copies the words well. The span is read
-# here: a number (digits, Chinese numerals, English words, "a", "couple"), then its unit.
-_NUMBER_WORDS: dict[str, float] = {
-    **{w: i + 1 for i, w in enumerate(ORDINAL_WORDS)},
-    **{"两": 2, "俩": 2, "半": 0.5, "几": 3},
-    **{w: i + 1 for i, w in enumerate(_ENGLISH_NUMBERS)},
-    **{"a": 1, "an": 1, "half": 0.5, "couple": 2, "few": 3, "several": 3},
-    **{"half a": 0.5, "half an": 0.5},  # "half a day": not "a day"
-}
-# A count in words is read whole: its first words left unread, "一百小时" was one hour and
-# "twenty-four hours" four.
-_CHINESE_DIGITS = {**{w: i + 1 for i, w in enumerate(ORDINAL_WORDS[:9])}, "两": 2, "俩": 2, "零": 0}
-_CHINESE_TENS = {"十": 10, "百": 100, "千": 1000}
-_ENGLISH_SMALL = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
-        " fifteen sixteen seventeen eighteen nineteen".split()
-    )
-}
-_ENGLISH_TENS = {
-    w: 10 * (i + 2)
-    for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())
-}
-_ENGLISH_WORD = "|".join([*_ENGLISH_SMALL, *_ENGLISH_TENS, "hundred", "thousand"])
-# "twenty-four", "a hundred and twenty": number words joined by spaces, hyphens and "and".
-_ENGLISH_COUNT = rf"(?:(?:an?|{_ENGLISH_WORD})[\s-]+(?:and[\s-]+)?)*(?:{_ENGLISH_WORD})"
-
-
-def _chinese_number(word: str) -> float | None:
-    """一…九千九百九十九 ("一百二十", "两百", "一百五" as people say 150); None if not one."""
-    total, digit, last_tens = 0, None, 0
-    if not word:
-        return None
-    for char in word:
-        if char in _CHINESE_DIGITS:
-            digit = _CHINESE_DIGITS[char]
-        elif char in _CHINESE_TENS:
-            last_tens = _CHINESE_TENS[char]
-            total += (1 if digit is None else digit) * last_tens
-            digit = None
-        else:
-            return None
-    # "一百五": the digit after 百 is the tens ("一百零五" is 105).
-    return total + (digit or 0) * (last_tens // 10 if last_tens > 10 and "零" not in word else 1)
-
-
-def _english_number(words: str) -> float | None:
-    """ "twenty-four", "a hundred and twenty", "thirty six"; None if not one."""
-    total = current = 0
-    said = [w for w in re.split(r"[\s-]+", words) if w and w != "and"]
-    if not any(w not in ("a", "an") for w in said):
-        return None  # "a" alone is no count ("a week" is read by its unit)
-    for word in said:
-        if word in _ENGLISH_SMALL or word in _ENGLISH_TENS:
-            current += _ENGLISH_SMALL.get(word, 0) + _ENGLISH_TENS.get(word, 0)
-        elif word in ("a", "an"):
-            current += 1
-        elif word == "hundred":
-            current = max(current, 1) * 100
-        elif word == "thousand":
-            total, current = total + max(current, 1) * 1000, 0
-        else:
-            return None
-    return float(total + current)
-
-
-_UNIT_HOURS = {
-    **dict.fromkeys(("小时", "钟头", "钟", "hour", "hr"), 1),  # "三个钟": three hours
-    **dict.fromkeys(("天", "日", "晚上", "day", "night"), 24),
-    **dict.fromkeys(("周", "星期", "礼拜", "week"), 168),
-    **dict.fromkeys(("分钟", "minute", "min"), 1 / 60),  # an hour at least
-    **dict.fromkeys(("月", "month"), 720),  # a week at most
-}
-# "8点钟" is a clock time, not a span.
-_UNITS_ZH = "|".join("(?<!点)钟" if k == "钟" else k for k in _UNIT_HOURS if not k.isascii())
-_UNITS_EN = "|".join(f"{k}s?" for k in _UNIT_HOURS if k.isascii())
-_SPAN = re.compile(
-    rf"(\d+(?:\.\d+)?|[零一二三四五六七八九十百千两俩半几]+|\b{_ENGLISH_COUNT}\b"
-    r"|\b(?:half a|half an|a|an|half|couple|few|several)\b)?"
-    r"\s*(?:of\s+)?个?(半|\s*\band\s+a\s+half\b)?多?\s*"
-    rf"({_UNITS_ZH}|(?<![a-z])(?:{_UNITS_EN})\b)(半|\s+and\s+a\s+half\b)?",
-)
-# A part of today ("上午", "this morning") is today's span: asked again, the same word came back.
-_WHOLE_DAY = re.compile(
-    r"今天|今日|\btoday\b|一整天|今早|今晨|今晚|上午|中午|下午|早上|早晨|凌晨|半夜|夜里"
-    r"|\bthis\s+(?:morning|afternoon|evening)\b|\btonight\b"
-)
-_JUST_NOW = re.compile(r"刚才|刚刚|方才|\bjust\s+now\b|\ba\s+(?:moment|minute)\s+ago\b")
-_SHORT = re.compile(r"\b(\d+)\s*([hd])\b")  # "6h", "2d"
-_SINCE_YESTERDAY = re.compile(r"昨天|昨晚|昨日|yesterday")
-# Before "yesterday": "the day before yesterday" (前天) is three days back, not two; as a count
-# of days "前天" was read as one day.
-_SINCE_DAY_BEFORE = re.compile(r"前天|前日|\bday before yesterday\b")
-
-
-def _number(word: str) -> float | None:
-    if re.fullmatch(r"\d+(?:\.\d+)?", word):
-        return float(word)
-    if word in _NUMBER_WORDS:
-        return _NUMBER_WORDS[word]
-    low, high = (_NUMBER_WORDS.get(w) for w in (word[:1], word[1:]))
-    if low and high and high - low == 1 and high < 10:  # "两三天": the longer of the range
-        return high
-    return _chinese_number(word) if _CJK.search(word) else _english_number(word)
-
-
-def number_said(said: str) -> float | None:
-    """The number ``said`` is and nothing else: "12", "十二", "twelve", "twenty-four"."""
-    text = said.strip().lower()
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return float(text)
-    return _chinese_number(text) if _CJK.search(text) else _english_number(text)
-
-
-def hours_said(said: int | float | str | None, most: int = 168) -> int | None:
-    """How many hours a spoken span means, 1..``most``: ``48`` → 48, "两天" → 48, "这一周" →
-    168, "past three days" → 72, "俩小时" → 2, "since yesterday" → 48; None when it says none."""
-    if said is None or isinstance(said, bool):
-        return None
-    if isinstance(said, int | float):
-        hours = float(said)
-    else:
-        text = said.strip().lower()
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
-            hours = float(text)
-        elif _SINCE_DAY_BEFORE.search(text):
-            hours = 72
-        elif _SINCE_YESTERDAY.search(text):
-            hours = 48
-        elif found := _SPAN.search(text):
-            count = _number(found.group(1)) if found.group(1) else 1.0
-            if count is None:  # "十几个小时": a number not read is no span, not a guess
-                return None
-            unit = found.group(3).rstrip("s")
-            # "一个半小时", "一天半": the half is said after the count or the unit.
-            hours = (count + (0.5 if found.group(2) or found.group(4) else 0)) * _UNIT_HOURS[unit]
-        elif short := _SHORT.search(text):
-            hours = int(short.group(1)) * (24 if short.group(2) == "d" else 1)
-        elif _WHOLE_DAY.search(text):
-            hours = 24
-        elif _JUST_NOW.search(text):
-            hours = 1
-        else:
-            return None
-    return whole_hours(hours, most)
-
-
-def whole_hours(hours: float, most: int = 168) -> int:
-    """The whole span ``hours`` asks about, 1..``most``: 2.5 h is 3, and past ``most`` (an
-    infinite count too) it is ``most``."""
-    return max(1, math.ceil(min(most, hours)))

@@ -33,6 +33,7 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
+from mcp_server.voice_approvals import name_clusters
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
@@ -74,6 +75,7 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
     async def work(state: AppState, user: str) -> str:
         service = state.remediations
         waiting = await waiting_for(service, user)
+        await name_clusters(state, waiting)
         runs = await service.list_runs(user, open_only=True, limit=OPEN_LISTED + 1)
         running = [r for r in runs[:OPEN_LISTED] if r.run_key not in {w.run_key for w in waiting}]
         async with state.db.session() as session:
@@ -209,8 +211,11 @@ NAMED_FOR = timedelta(minutes=5)  # how long an answer's list is what a place re
 NAMED_READ = 50  # the user's latest lists read to find the calling device's
 
 
-async def _which_task(state: AppState, user: str, name: str) -> tuple[TaskSummary | None, str]:
-    """The user's task ``name`` names, or None and the question asked back (its list kept)."""
+async def _which_task(
+    state: AppState, user: str, name: str
+) -> tuple[TaskSummary | None, str, tuple[str, str]]:
+    """The user's task ``name`` names, or None and the question asked back (its list kept);
+    and the task's label in Chinese and English, as said among the user's tasks."""
     # Every task: a name is only found among the tasks it is compared with.
     tasks = list(await state.tasks.list(user))
     # The list is read for a place alone only, and written by an answer that asks back.
@@ -222,7 +227,10 @@ async def _which_task(state: AppState, user: str, name: str) -> tuple[TaskSummar
                 TASKS_NAMED, user=user, payload={"tasks": picked.named, "device": device.get()}
             )
             await session.commit()
-    return picked.task, picked.question
+    if picked.task is None:
+        return None, picked.question, ("", "")
+    label = task_label(picked.task, False, tasks), task_label(picked.task, True, tasks)
+    return picked.task, picked.question, label
 
 
 async def _named_lately(state: AppState, user: str) -> list[str]:
@@ -244,7 +252,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
 
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = await _which_task(state, user, name)
+        task, question, (label, label_en) = await _which_task(state, user, name)
         if task is None:
             return question
         status = await tasks.get(user, task.task_id, within=worker_time())
@@ -258,10 +266,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
             # Its runs are counted when a day's greeting window ends: "已执行 0 次" was said
             # right after the day's briefing was spoken. Said instead: the latest one's state.
             latest, latest_en = await _latest_briefing(state, user)
-            return say(
-                f"{task_label(task)}{said}，{latest}。",
-                f"{task_label(task, english=True)} {said_en}; {latest_en}.",
-            )
+            return say(f"{label}{said}，{latest}。", f"{label_en} {said_en}; {latest_en}.")
         times = counted(status.checks, "time", "times")
         # Only a watch checks something: a reminder, a digest or the briefing runs.
         done, done_en = (
@@ -271,8 +276,8 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         )
         wait, wait_en = await _site_wait(state, user, status)
         return say(
-            f"{task_label(task)}{said}，{done} {status.checks} 次{but}{wait}。",
-            f"{task_label(task, english=True)} {said_en}, {done_en}{but_en}{wait_en}.",
+            f"{label}{said}，{done} {status.checks} 次{but}{wait}。",
+            f"{label_en} {said_en}, {done_en}{but_en}{wait_en}.",
         )
 
     return await answer(ctx, speaker, work)
@@ -347,10 +352,9 @@ async def _latest_briefing(state: AppState, user: str) -> tuple[str, str]:
 async def _control(ctx: Context[Any, Any], name: str, pause: bool, speaker: str | None) -> str:
     async def work(state: AppState, user: str) -> str:
         tasks = state.tasks
-        task, question = await _which_task(state, user, name)
+        task, question, (label, label_en) = await _which_task(state, user, name)
         if task is None:
             return question
-        label, label_en = task_label(task), task_label(task, english=True)
         sent = await (tasks.pause if pause else tasks.resume)(user, task.task_id)
         if sent.note == DELIVERED_UNCONFIRMED:
             # Handed over, but its worker (or Temporal) did not answer since: it applies when

@@ -37,10 +37,18 @@ from websockets.uri import parse_uri
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
-from ambient.bridge.serving import FRAME_LIMIT_BYTES, UNCHECKED_NOTE, WITHDRAWN_NOTE, serve_mcp
+from ambient.bridge.serving import (
+    FRAME_LIMIT_BYTES,
+    UNCHECKED_NOTE,
+    WITHDRAWN_NOTE,
+    Note,
+    serve_mcp,
+)
 from ambient.clients.guard import DestinationGuard
+from ambient.domain.users import Language
 from ambient.storage.db import Database
 from ambient.storage.models import XiaozhiEndpoint, utcnow
+from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
 
 log = logging.getLogger(__name__)
@@ -105,6 +113,8 @@ class BridgeRunner:
     server_for: ServerFactory
     _: KW_ONLY
     timing: BridgeTiming = BridgeTiming()
+    # The language of the bridge's own notes to a user who chose none (the server's default).
+    default_language: Language = Language.ZH
     name: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     )
@@ -199,7 +209,7 @@ class BridgeRunner:
             ws: ClientConnection | None = None
             url, masked = "", f"endpoint {endpoint_id}"
             try:
-                user, url, verbatim = await self._endpoint(endpoint_id)
+                user, url, verbatim, english = await self._endpoint(endpoint_id)
                 masked = mask_url(url)
                 async with await self._opened(url, replacing) as ws:
                     connected = True
@@ -211,6 +221,7 @@ class BridgeRunner:
                             ws,
                             self.server_for(user),
                             verbatim=verbatim,
+                            english=english,
                             refused=lambda: self._refusal(endpoint_id),
                         )
                     except asyncio.CancelledError:
@@ -270,7 +281,7 @@ class BridgeRunner:
         await asyncio.sleep(self.timing.settle_seconds)
         return await self._opened(url, replacing=False)
 
-    async def _refusal(self, endpoint_id: int) -> str | None:
+    async def _refusal(self, endpoint_id: int) -> Note | None:
         """Why a tool call on the endpoint's connection is not run (None: it is): the endpoint
         removed or held by another runner, or not known in time. A database that cannot say
         at once refuses it: a call run then might be a removed endpoint's, with its user's
@@ -285,9 +296,12 @@ class BridgeRunner:
             return UNCHECKED_NOTE
         return None if holder == self.name else WITHDRAWN_NOTE  # None: the row is gone
 
-    async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool]:
+    async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool, bool]:
+        """The endpoint's user, URL, whether it is verbatim, and whether its user's language
+        (read at each dial) is English."""
         async with self.db.session() as session:
             row = await session.get(XiaozhiEndpoint, endpoint_id)
+            account = await UserRepository(session).get(row.user) if row is not None else None
         if row is None:
             raise LookupError("the endpoint was removed")
         if row.holder != self.name:
@@ -300,7 +314,8 @@ class BridgeRunner:
             raise LookupError(
                 "cannot decrypt the URL (was AMBIENT_SECRET_KEY changed?); add it again"
             ) from None
-        return row.user, url, row.verbatim
+        language = (account.language if account is not None else None) or self.default_language
+        return row.user, url, row.verbatim, language == Language.EN
 
     async def _dial(self, url: str) -> ClientConnection:
         """Refuse a destination the guard refuses; dial plain ws:// at the checked addresses,
@@ -397,6 +412,7 @@ async def bridge_running(state: AppState) -> AsyncIterator[BridgeRunner]:
         EndpointCipher(settings.secret_key.get_secret_value()),
         DestinationGuard(settings.fetch_allow_cidrs),
         voice_server,
+        default_language=settings.default_language,
     )
     task = asyncio.create_task(runner.run(), name="xiaozhi-bridge")
     try:

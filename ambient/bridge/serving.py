@@ -37,17 +37,32 @@ log = logging.getLogger(__name__)
 # The broker drops a tool call's response over this size (the firmware author's stated limit,
 # 78/xiaozhi-esp32 issue 767): the whole frame, its JSON-RPC envelope and id included.
 RESULT_LIMIT_BYTES = 8192
-# Said by 小智's TTS after the voice profile's Chinese answers: in Chinese only.
-CUT_NOTE = "结果太长，只说到这里。"
+# The notes the bridge says itself, in Chinese and English (``Note``): each is said in the
+# endpoint's user's language, as the voice profile's answers are (who speaks on a call is
+# known to its tool only, not to the bridge: the owner's language is the one it knows).
+Note = tuple[str, str]
+# Said by 小智's TTS after an answer cut to the broker's limit.
+CUT_NOTE: Note = ("结果太长，只说到这里。", "That was too long, so I stopped there.")
 # Said for a call still running when the bridge lets its endpoint go (removed, or another
 # replica holds it now): the broker hears an answer, not silence until its timeout.
-RELEASED_NOTE = "接入点的连接这时断开了，这次请求可能没有做完，请稍后再说一次。"
+RELEASED_NOTE: Note = (
+    "接入点的连接这时断开了，这次请求可能没有做完，请稍后再说一次。",
+    "The connection to this endpoint just closed, so this request may not have finished."
+    " Please say it again in a moment.",
+)
 # Said for a call that arrives after the endpoint was removed (or another replica took it),
 # before this connection closes: the call is not run, as its user no longer serves it here.
-WITHDRAWN_NOTE = "这个接入点已经移除或转交，这次请求没有执行。"
+WITHDRAWN_NOTE: Note = (
+    "这个接入点已经移除或转交，这次请求没有执行。",
+    "This endpoint was removed or handed over, so this request was not run.",
+)
 # Said for a call whose endpoint could not be checked (the database did not answer in time): not
 # run, as a removed endpoint's would not be; the speaker hears to try again.
-UNCHECKED_NOTE = "暂时无法确认这个接入点，这次请求没有执行，请稍后再说一次。"
+UNCHECKED_NOTE: Note = (
+    "暂时无法确认这个接入点，这次请求没有执行，请稍后再说一次。",
+    "I couldn't check this endpoint just now, so this request was not run."
+    " Please say it again in a moment.",
+)
 # No request of the voice tools comes near this: a larger message is refused on its own. The
 # WebSocket takes frames up to FRAME_LIMIT_BYTES, so one such frame does not close the
 # connection (and every call still running on it); past that, it closes (1009).
@@ -89,11 +104,13 @@ async def serve_mcp(
     server: MCPServer[Any],
     *,
     verbatim: bool = False,
-    refused: Callable[[], Awaitable[str | None]] | None = None,
+    english: bool = False,
+    refused: Callable[[], Awaitable[Note | None]] | None = None,
 ) -> None:
     """Serve ``server`` over ``socket`` until the socket closes (its error propagates).
     ``refused``: asked before each tool call, why the connection may not run it (its endpoint
-    removed or taken over: a removal is seen at the runner's next scan), None when it may."""
+    removed or taken over: a removal is seen at the runner's next scan), None when it may.
+    ``english``: the bridge's own notes are said in English (else Chinese)."""
     to_server, server_reads = create_context_streams[SessionMessage | Exception](16)
     server_writes, from_server = create_context_streams[SessionMessage](16)
     calls: set[str] = set()  # ids (as JSON) of tools/call requests not yet answered
@@ -114,8 +131,8 @@ async def serve_mcp(
                 if isinstance(message, JSONRPCRequest):
                     why = await refused() if refused and message.method == "tools/call" else None
                     if why is not None:
-                        said = {"content": [{"type": "text", "text": why}]}
-                        result = shape_result(said, verbatim=verbatim)
+                        said = {"content": [{"type": "text", "text": why[english]}]}
+                        result = shape_result(said, verbatim=verbatim, english=english)
                         await socket.send(
                             as_frame({"jsonrpc": "2.0", "id": message.id, "result": result})
                         )
@@ -144,7 +161,9 @@ async def serve_mcp(
                     if "result" in body:
                         # What the envelope (its id) leaves of the limit for the result.
                         room = RESULT_LIMIT_BYTES - _size({**body, "result": {}}) + len("{}")
-                        body["result"] = shape_result(body["result"], verbatim=verbatim, limit=room)
+                        body["result"] = shape_result(
+                            body["result"], verbatim=verbatim, english=english, limit=room
+                        )
                 await socket.send(as_frame(body))
 
     async with anyio.create_task_group() as group:
@@ -162,7 +181,9 @@ async def serve_mcp(
             # Not an error result: a relay drops an error's text, and the device would say
             # "the tool returned an error without saying why" instead of the note.
             released = shape_result(
-                {"content": [{"type": "text", "text": RELEASED_NOTE}]}, verbatim=verbatim
+                {"content": [{"type": "text", "text": RELEASED_NOTE[english]}]},
+                verbatim=verbatim,
+                english=english,
             )
             with suppress(Exception), anyio.move_on_after(1, shield=True):
                 for key in list(calls):
@@ -270,10 +291,15 @@ def _error(ident: int | str | None, code: int, message: str) -> dict[str, Any]:
 
 
 def shape_result(
-    result: dict[str, Any], *, verbatim: bool, limit: int = RESULT_LIMIT_BYTES
+    result: dict[str, Any],
+    *,
+    verbatim: bool,
+    english: bool = False,
+    limit: int = RESULT_LIMIT_BYTES,
 ) -> dict[str, Any]:
     """A tools/call result as the broker reads it: the text in ``content[0]``, wrapped for
-    verbatim speech if asked, never over ``limit`` bytes (cut to a sentence saying so)."""
+    verbatim speech if asked, never over ``limit`` bytes (cut to a sentence saying so, in
+    English when ``english``)."""
     texts = [c.get("text", "") for c in result.get("content", []) if c.get("type") == "text"]
     text = "\n".join(t for t in texts if t)
     shaped: dict[str, Any] = {"content": [{"type": "text", "text": _wrap(text, verbatim)}]}
@@ -284,30 +310,31 @@ def shape_result(
         if not verbatim and len(texts) == len(result.get("content", [])) and _size(result) <= limit:
             return result  # as the server made it (structured content included) when it fits
         return shaped
-    shaped["content"][0]["text"] = _wrap(_cut(text, verbatim, limit, shaped), verbatim)
+    note = CUT_NOTE[english]
+    shaped["content"][0]["text"] = _wrap(_cut(text, verbatim, limit, shaped, note), verbatim)
     return shaped
 
 
-def _cut(text: str, verbatim: bool, limit: int, shaped: dict[str, Any]) -> str:
-    """The longest start of ``text`` that, with the note, fits the limit once framed as
+def _cut(text: str, verbatim: bool, limit: int, shaped: dict[str, Any], note: str) -> str:
+    """The longest start of ``text`` that, with ``note``, fits the limit once framed as
     ``shaped`` (its isError included)."""
     low, high = 0, len(text)
     while low < high:  # binary search on characters: sizes are in bytes after JSON escaping
         middle = (low + high + 1) // 2
-        said = _wrap(_join(text[:middle]), verbatim)
+        said = _wrap(_join(text[:middle], note), verbatim)
         candidate = {**shaped, "content": [{"type": "text", "text": said}]}
         if _size(candidate) <= limit:
             low = middle
         else:
             high = middle - 1
-    return _join(text[:low])
+    return _join(text[:low], note)
 
 
-def _join(start: str) -> str:
+def _join(start: str, note: str) -> str:
     # End the spoken part at the last sentence break, so the note starts a sentence of its own.
     end = max(start.rfind(mark) for mark in "。！？.!?\n")
     kept = start[: end + 1] if end >= len(start) // 2 else start
-    return f"{kept.rstrip()} {CUT_NOTE}".strip()
+    return f"{kept.rstrip()} {note}".strip()
 
 
 def _wrap(text: str, verbatim: bool) -> str:

@@ -11,6 +11,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import re
 import socket
 import sqlite3
 import ssl
@@ -32,6 +33,7 @@ from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
 from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
 from ambient.bridge.serving import (
+    CUT_NOTE,
     FRAME_LIMIT_BYTES,
     RELEASED_NOTE,
     RESULT_LIMIT_BYTES,
@@ -40,7 +42,7 @@ from ambient.bridge.serving import (
     serve_mcp,
 )
 from ambient.clients.guard import DestinationGuard
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Language, UserCreate
 from ambient.settings import Settings
 from ambient.storage.models import XiaozhiEndpoint
 from ambient.storage.users import UserRepository
@@ -87,11 +89,18 @@ def service(state: AppState, session: Any) -> Endpoints:
     )
 
 
-async def register(state: AppState, user: str, url: str, *, verbatim: bool = False) -> int:
+async def register(
+    state: AppState,
+    user: str,
+    url: str,
+    *,
+    verbatim: bool = False,
+    language: Language | None = None,
+) -> int:
     async with state.db.session() as session:
         users = UserRepository(session)
         if await users.get(user) is None:
-            await users.create(UserCreate(name=user))
+            await users.create(UserCreate(name=user, language=language))
             await session.commit()
         added = await service(state, session).add(
             None, EndpointCreate(user=user, url=url, verbatim=verbatim)
@@ -1169,7 +1178,7 @@ async def test_a_call_in_flight_when_its_endpoint_is_removed_is_answered_not_dro
         assert runner.held == {}
     # Not an error result, whose text a relay drops: the note is what the device says.
     assert "isError" not in answer["result"]
-    assert answer["result"]["content"] == [{"type": "text", "text": RELEASED_NOTE}]
+    assert answer["result"]["content"] == [{"type": "text", "text": RELEASED_NOTE[0]}]
     assert connection.close_reason == "1001 endpoint released"
 
 
@@ -1212,7 +1221,7 @@ async def test_a_call_arriving_after_its_endpoint_was_removed_is_not_run(
         await within(HANG, connection.closed.wait())
     assert not ran.is_set()
     assert "isError" not in answer["result"]  # a relay drops an error's text: said as words
-    assert answer["result"]["content"] == [{"type": "text", "text": WITHDRAWN_NOTE}]
+    assert answer["result"]["content"] == [{"type": "text", "text": WITHDRAWN_NOTE[0]}]
 
 
 async def test_a_call_whose_endpoint_cannot_be_checked_in_time_is_not_run(
@@ -1234,7 +1243,69 @@ async def test_a_call_whose_endpoint_cannot_be_checked_in_time_is_not_run(
         runner.timing = dataclasses.replace(runner.timing, check_seconds=0)
         answer = await within(HANG, connection.call_tool("whoami", {}))
     assert not ran.is_set()
-    assert answer["result"]["content"] == [{"type": "text", "text": UNCHECKED_NOTE}]
+    assert answer["result"]["content"] == [{"type": "text", "text": UNCHECKED_NOTE[0]}]
+
+
+async def test_the_bridges_own_notes_are_said_in_the_endpoints_users_language(
+    state: AppState,
+) -> None:
+    """The notes the bridge says itself (a result cut, a call not run or cut off by a removal,
+    an endpoint not checked in time) were Chinese to a user whose language is English, after
+    an answer the voice gave in English."""
+    started = asyncio.Event()
+
+    def server_for(_: str) -> MCPServer[Any]:
+        server: MCPServer[Any] = MCPServer(name="notes")
+
+        @server.tool()
+        def report() -> str:
+            """A long report."""
+            return "All clusters are fine. " * 1000
+
+        @server.tool()
+        async def slow() -> str:
+            """A call that does not end by itself."""
+            started.set()
+            await asyncio.Event().wait()
+            return "never"
+
+        @server.tool()
+        def hello() -> str:
+            """A short answer."""
+            return "hello"
+
+        return server
+
+    def said(answer: dict[str, Any]) -> str:
+        text: str = answer["result"]["content"][0]["text"]
+        return text
+
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", server_for)) as runner,
+    ):
+        user = unique("uma")
+        endpoint = await register(state, user, broker.url(token), language=Language.EN)
+        connection = await broker.held(token)
+        cut = said(await within(HANG, connection.call_tool("report", {})))
+        timing = runner.timing
+        runner.timing = dataclasses.replace(timing, check_seconds=0)  # the database "silent"
+        unchecked = said(await within(HANG, connection.call_tool("hello", {})))
+        runner.timing = timing
+        call = await connection.send_request("tools/call", {"name": "slow", "arguments": {}})
+        await within(HANG, started.wait())
+        async with state.db.session() as session:
+            await service(state, session).remove(None, endpoint)
+        withdrawn = said(await within(HANG, connection.call_tool("hello", {})))
+        released = said(await within(HANG, connection.answer(call)))
+    assert cut.startswith("All clusters are fine.") and cut.endswith(CUT_NOTE[1]), cut[-80:]
+    assert (unchecked, withdrawn, released) == (
+        UNCHECKED_NOTE[1],
+        WITHDRAWN_NOTE[1],
+        RELEASED_NOTE[1],
+    )
+    assert not any(re.search("[\u4e00-\u9fff]", note) for note in (cut, unchecked, withdrawn))
 
 
 class ClosingSocket:

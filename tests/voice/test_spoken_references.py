@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
+from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_speech import (
-    hours_said,
+    cluster_names,
+    clusters_alike,
     names_a_place,
     pick_remediation,
     pick_task,
@@ -819,3 +821,73 @@ def test_fixes_said_alike_are_named_by_what_differs_and_found_by_those_names() -
     # Said as each is said alone, it fits several: the question back names them apart.
     run, question = pick_remediation(runs, "checkout 的 CPU 使用率")
     assert run is None and "checkout（prod）的 cpu usage" in question, question
+
+
+def test_tasks_said_alike_are_numbered_by_when_they_were_made_and_a_place_stays_a_place() -> None:
+    """Two reminders at 8:30 were both "提醒（每天 8点30分）": each is said with its place among
+    them by creation (whatever order the list comes in); "第二个" alone is still the second of
+    the list the last answer named, not the task said "第二个提醒"."""
+    summary = "Reminder, daily at 08:30 UTC, for ops"
+    later, earlier = (
+        _task(task_id, summary).model_copy(update={"started_at": START + timedelta(hours=h)})
+        for task_id, h in (("reminder/ops/00112233aabb", 2), ("reminder/ops/00112233aabc", 1))
+    )
+    other = _task("reminder/ops/standup")
+    tasks = [later, other, earlier]
+    assert [task_label(t, among=tasks) for t in tasks] == [
+        "第二个提醒（每天 8点30分）",
+        "standup",
+        "第一个提醒（每天 8点30分）",
+    ]
+    assert [task_label(t, True, tasks) for t in (later, earlier)] == [
+        "the second reminder daily at 8:30",
+        "the first reminder daily at 8:30",
+    ]
+    # Alone (or among tasks none of which is said alike), a task is said as before.
+    assert task_label(later) == task_label(later, among=[later, other]) == "提醒（每天 8点30分）"
+    for said, task in [("第二个提醒", later), ("the first reminder", earlier)]:
+        assert pick_task(tasks, said).task is task, said
+    named = [earlier.task_id, other.task_id, later.task_id]
+    assert pick_task(tasks, "第二个", named=named).task is other
+    # Said as each is said alone, both fit: asked back by the labels that tell them apart.
+    task, question, _ = pick_task(tasks, "提醒（每天 8点30分）")
+    assert task is None and "第二个提醒（每天 8点30分）、第一个提醒（每天 8点30分）" in question
+
+
+def test_fixes_alike_but_for_their_cluster_are_named_by_the_cluster_as_its_user_calls_it() -> None:
+    """checkout's error rate in prod on two clusters was "checkout（prod）的错误率" twice. A TKE
+    cluster is said by its console name (an id is no name: unknown, the namespace is said as
+    before), a kubeconfig context by its own; the namespace too where another differs by it."""
+
+    def _on(cluster: str, namespace: str, n: int) -> RemediationSummary:
+        return _run(n, "checkout").model_copy(update={"service": f"{cluster}/{namespace}/checkout"})
+
+    runs = [
+        _on("cls-aaaa1111", "prod", 1),
+        _on("cls-bbbb2222", "prod", 2),
+        _on("edge-eu", "prod", 3),
+        _on("cls-aaaa1111", "staging", 4),
+    ]
+    token = cluster_names.set({"cls-aaaa1111": "广州生产集群", "cls-bbbb2222": "shanghai"})
+    try:
+        assert [run_about(r, among=runs) for r in runs] == [
+            "checkout（广州生产集群 prod）的错误率",
+            "checkout（shanghai 集群）的错误率",
+            "checkout（edge eu 集群）的错误率",
+            "checkout（staging）的错误率",
+        ]
+        assert run_about(runs[1], True, runs) == "error rate on checkout in the shanghai cluster"
+        for english in (False, True):
+            for run in runs:
+                said = run_about(run, english, runs)
+                assert pick_remediation(runs, said, english)[0] is run, said
+        for heard in ("shanghai 的 checkout", "shanghai 集群的 checkout 的错误率"):
+            assert pick_remediation(runs, heard)[0] is runs[1], heard
+        # Two fit the cluster's name alone: asked back by the names that tell them apart.
+        run, question = pick_remediation(runs, "广州生产集群的 checkout")
+        assert run is None and "checkout（staging）" in question, question
+        assert clusters_alike(runs) == {"cls-aaaa1111", "cls-bbbb2222"}
+    finally:
+        cluster_names.reset(token)
+    # Names not read: told apart by place, and said as before.
+    assert run_about(runs[1], among=runs[:2]) == "checkout（prod）的错误率"

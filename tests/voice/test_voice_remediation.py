@@ -39,8 +39,10 @@ from tests.remediation.support import (
     run_row,
     state_reaches,
 )
+from tests.standins.tencent_api import TencentApi
 from tests.support.pages import signed_in
-from tests.support.servers import HANG
+from tests.support.servers import HANG, serve
+from tests.support.tencent import standin_tencent
 from tests.support.waits import ask, eventually
 from tests.voice.support import say, voice_client
 from worker import build_worker
@@ -270,6 +272,43 @@ async def test_two_fixes_whose_metrics_are_said_alike_are_named_apart_and_found_
     assert asked == (
         "有 3 个修复在等你审批。要批准第二个，checkout 的 cpu util的修复吗？确认就再说一次批准。"
     ), asked
+
+
+async def test_fixes_alike_but_for_their_cluster_are_named_by_it_and_found_so(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """checkout's error rate in prod on two clusters was said "checkout（prod）的错误率" twice:
+    two items the listener heard alike, and said back, either one was asked about again. Named
+    by the cluster as its user calls it: its TKE name, or the kubeconfig context's own name."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    api = TencentApi(
+        clusters=[
+            {"ClusterId": "cls-test0001", "ClusterName": "guangzhou", "ClusterStatus": "Running"},
+            {"ClusterId": "cls-test0002", "ClusterName": "shanghai", "ClusterStatus": "Running"},
+        ]
+    )
+    fired = [{"cluster_id": c, "workload": "checkout"} for c in ("cls-test0001", "cls-test0002")]
+    async with (
+        serve(api.app()) as base,
+        waiting(ts_env, deps, alerts=[*fired, {"workload": "payments"}]) as (state, _),
+    ):
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, OWNER) as client:
+            needs = await say(client, "what_needs_me")
+            asked = await say(client, "approve_remediation", which="shanghai 的 checkout")
+            again = await say(
+                client, "approve_remediation", which="guangzhou 集群的 checkout 的错误率"
+            )
+    assert needs == (
+        "有 3 个修复等你审批：第一个是checkout（guangzhou 集群）的错误率；第二个是checkout"
+        "（shanghai 集群）的错误率；第三个是payments 的错误率。可以说“批准第一个”。"
+    ), needs
+    assert asked == (
+        "有 3 个修复在等你审批。要批准第二个，checkout（shanghai 集群）的错误率的修复吗？"
+        "确认就再说一次批准。"
+    ), asked
+    assert again.startswith("有 3 个修复在等你审批。要批准第一个，"), again
 
 
 async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(

@@ -682,17 +682,19 @@ def test_only_real_ids_are_taken_out_of_speech_not_words_of_hex_letters() -> Non
 
 
 def _said_list(answer: str, english: bool) -> list[str]:
-    """The labels an asking answer lists: "…你的任务有：A、B。", "…Your tasks are: A; B."."""
-    listed = answer.split("Your tasks are: " if english else "你的任务有：", 1)[1]
-    return listed.rstrip("。.").split("; " if english else "、")
+    """The labels an asking answer lists: "…有 2 个任务符合：A、B。…", "…2 tasks fit: A; B. …"."""
+    listed = re.split(r"tasks fit: |个任务符合：", answer, maxsplit=1)[1]
+    return listed.split(". " if english else "。")[0].split("; " if english else "、")
 
 
 async def test_every_task_label_the_voice_lists_said_back_finds_its_task(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """The labels are said in the listener's words ("提醒（每天 8点30分）", "threshold watch
-    restarts") but were compared as written: said back, "没找到…" / "I found no task called…"."""
-    site = Site(pages={"/shop": article("Open.")}, values=[1])
+    restarts") but were compared as written: said back, "没找到…" / "I found no task called…".
+    Two reminders at one time, or two web monitors of a page each, were said alike: the
+    listener heard one item twice and could pick neither by saying it back."""
+    site = Site(pages={"/shop": article("Open."), "/blog": article("New.")}, values=[1])
     async with serve(site.app()) as base:
         source = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
         catalogue = dict.fromkeys(("K8sWorkloadPodRestartTotal", "cpu_usage"), source)
@@ -704,22 +706,41 @@ async def test_every_task_label_the_voice_lists_said_back_finds_its_task(
             for language in (Language.ZH, Language.EN):
                 english = language is Language.EN
                 await _user(deps, user := unique("vl"), language)
-                reminder = {"hour": 8, "minute": 30, "message": "standup", "timezone": "UTC"}
-                await state.tasks.create(user, "schedule", reminder)
-                await state.tasks.create(user, "web_monitor", {"urls": [f"{base}/shop"]})
+                for message in ("standup", "stretch"):
+                    reminder = {"hour": 8, "minute": 30, "message": message, "timezone": "UTC"}
+                    await state.tasks.create(user, "schedule", reminder)
+                for page in ("shop", "blog"):
+                    await state.tasks.create(user, "web_monitor", {"urls": [f"{base}/{page}"]})
                 for metric in ("K8sWorkloadPodRestartTotal", "cpu_usage"):
                     await state.tasks.create(
                         user, "threshold_watch", {"metric": metric, "threshold": 3}
                     )
                 async with voice_client(state, user) as client:
-                    labels = _said_list(await say(client, "task_status", name="它"), english)
-                    assert len(labels) == 4, labels
+                    kinds = ("reminder", "web monitor", "threshold watch")
+                    if not english:
+                        kinds = ("提醒", "网页监控", "阈值监控")
+                    labels = []
+                    for kind in kinds:  # each kind's two, as the answer asking back lists them
+                        labels += _said_list(await say(client, "task_status", name=kind), english)
+                    # Six items, each said apart from the others.
+                    assert len(set(labels)) == len(labels) == 6, labels
                     # Each label said back, and the metric alone, as a listener says it.
                     metric = "restarts" if english else "重启次数"
                     restarts = next(x for x in labels if x.endswith(metric))
+                    found = []
                     for said, label in [*zip(labels, labels, strict=True), (metric, restarts)]:
                         status = await say(client, "task_status", name=said)
                         assert status.startswith(label), (said, status)
+                        found.append(status)
+                    # And a pause said with one of the two alike names pauses that one only.
+                    paused = await say(client, "pause_task", name=labels[1])
+                    assert paused == say_paused(labels[1], english), paused
+                    other = await say(client, "task_status", name=labels[0])
+                    assert other == found[0], other
+
+
+def say_paused(label: str, english: bool) -> str:
+    return f"OK, {label} is paused." if english else f"好的，{label}已暂停。"
 
 
 async def test_a_zones_offset_or_a_score_said_back_is_not_turned_into_a_clock_time(
