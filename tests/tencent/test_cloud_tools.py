@@ -349,6 +349,25 @@ async def test_a_search_window_without_an_offset_is_in_the_callers_time_zone(
     ]
 
 
+async def test_a_search_given_only_its_end_reads_the_hour_before_that_end(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A search for "the logs up to 18:00 yesterday": search_logs given only ``end`` took its
+    start as an hour before now, after that end, and refused the search with "the window's
+    start (...) is after its end", a start the caller never gave. The hour up to the end is
+    searched."""
+    api, state = cloud_state
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    api.logs = [{"time": int((end - timedelta(minutes=m)).timestamp() * 1000), "json": {"m": m}}
+                for m in (10, 50, 70)]  # fmt: skip
+    async with client(state, "viewer") as c:
+        failed, found = await call(c, "search_logs", topic_id="t-1", end=end.isoformat())
+    assert not failed, found
+    assert [r["content"]["m"] for r in found["logs"]] == [10, 50] and found["complete"]
+    (searched,) = [p for _, action, p in api.calls if action == "SearchLog"]
+    assert searched["To"] - searched["From"] == 3_600_000
+
+
 async def test_a_configured_region_out_of_format_is_named_as_the_setting_to_fix(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
