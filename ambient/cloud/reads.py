@@ -3,8 +3,8 @@ alarm history, Kubernetes workloads.
 
 One service behind the MCP cloud tools and `ambient cloud`, so each read's rules hold at every
 door: a ``file:NAME`` topic is read from AMBIENT_LOG_DIR and never from outside it, a search
-defaults to the last hour, each look-back has one bound, and a cluster reference names its
-kubeconfig by one rule (``cluster_client``). What fails comes out as the doors already say it:
+defaults to the hour before its end, each look-back has one bound, and a cluster reference names
+its kubeconfig by one rule (``cluster_client``). What fails comes out as the doors already say it:
 TencentCloudError and KubeError as they are, a file topic's problem as a CloudOpsFailedError.
 """
 
@@ -37,16 +37,22 @@ class LogSearch(SearchResult):
     skipped_lines: int = Field(default=0, description="unreadable lines skipped (file source)")
 
 
-def look_back(amount: float, most: int, unit: str) -> datetime:
-    """The moment ``amount`` hours or minutes (``unit``) before now; ValueError past the bound."""
+def look_back(amount: float, most: int, unit: str, before: datetime | None = None) -> datetime:
+    """The moment ``amount`` hours or minutes (``unit``) before ``before`` (default now);
+    ValueError past the bound."""
     if not 0 < amount <= most:
         raise ValueError(f"between 0 and {most} {unit}, not {amount:g}")
-    return datetime.now(UTC) - timedelta(**{unit: amount})
-
-
-def _since(field: str, amount: float, most: int, unit: str) -> datetime:
     try:
-        return look_back(amount, most, unit)
+        return (before or datetime.now(UTC)) - timedelta(**{unit: amount})
+    except OverflowError:  # before the first year a datetime holds
+        raise ValueError(f"{amount:g} {unit} before {before} is no time") from None
+
+
+def _since(
+    field: str, amount: float, most: int, unit: str, before: datetime | None = None
+) -> datetime:
+    try:
+        return look_back(amount, most, unit, before)
     except ValueError as exc:
         raise CloudOpsInputError(field, str(exc)) from None
 
@@ -77,12 +83,13 @@ class CloudReads:
         limit: int = 100,
         region: str | None = None,
     ) -> LogSearch:
-        """A CLS topic's logs, or a ``file:NAME`` topic's, in [start, end), newest first; start
-        defaults to ``hours`` before now, end to now."""
+        """A CLS topic's logs, or a ``file:NAME`` topic's, in [start, end), newest first; end
+        defaults to now, start to ``hours`` before the end (an end given alone: the hour up to
+        it, not a window from an hour ago that ends before it begins)."""
         if not 1 <= limit <= MAX_LOGS:
             raise CloudOpsInputError("limit", f"between 1 and {MAX_LOGS}, not {limit}")
-        begin = start or _since("hours", hours, MAX_LOG_HOURS, "hours")
         finish = end or datetime.now(UTC)
+        begin = start or _since("hours", hours, MAX_LOG_HOURS, "hours", before=finish)
         if topic_id.startswith(FILE_TOPIC):
             return await self._search_file(topic_id, query, begin, finish, limit)
         found = await search_logs(

@@ -120,7 +120,7 @@ async def search_logs(
     query: Annotated[
         str, Field(description="CQL, e.g. 'level:ERROR', or '* | select ...' SQL; '*' for all")
     ] = "*",
-    start: Annotated[str | None, Field(description="ISO time; default one hour ago")] = None,
+    start: Annotated[str | None, Field(description="ISO time; default one hour before end")] = None,
     end: Annotated[str | None, Field(description="ISO time; default now")] = None,
     limit: Annotated[WholeNumber, Field(ge=1, le=MAX_LOGS)] = 100,
     region: Region = None,

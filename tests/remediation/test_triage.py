@@ -238,7 +238,24 @@ async def test_triage_alerts_name_the_region_of_their_monitor_alarm(
         "cls-night001/prod/checkout": "ap-shanghai",
         "cls-night001/prod/cart": "ap-beijing",
         "cls-night002/prod/disk": None,
-        "cls-night001/prod/search": None,  # CLS: the region asked
+        "cls-night001/prod/search": None,  # a CLS record naming no Region: the configured
+    }
+
+
+async def test_triage_alerts_name_the_region_of_their_cls_alert_record(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """CLS alert records are not read per region: DescribeAlertRecordHistory takes no Region
+    (its reference: "Region ... This parameter is not required for this API") and each record
+    names its monitored topic's region (AlertHistoryRecord.Region, 监控对象所属地域). A CLS
+    alarm on a cluster in ap-shanghai was remediated in the configured region, where the
+    cluster is not found; it is remediated in the record's region."""
+    api, tencent = cloud
+    api.monitor_alarms = []
+    api.cls_records[0]["Region"] = "ap-shanghai"
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert {a.service: a.region for a in found.alerts} == {
+        "cls-night001/prod/search": "ap-shanghai"
     }
 
 

@@ -944,6 +944,9 @@ class TencentApi:
     def _logset_name(self, logset_id: str | None) -> str | None:
         return next((s["LogsetName"] for s in self.logsets if s["LogsetId"] == logset_id), None)
 
+    # DescribeAlertRecordHistory (intl 614/54789): "Region ... This parameter is not required
+    # for this API": every region's records answer, each naming its topic's region
+    # (AlertHistoryRecord.Region, 监控对象所属地域); X-TC-Region does not filter them.
     def cls_DescribeAlertRecordHistory(self, params: dict[str, Any]) -> Response:
         rows = [r for r in self.cls_records if params["From"] <= r["CreateTime"] < params["To"]]
         return self._page("DescribeAlertRecordHistory", rows, params, "Records")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -349,6 +350,25 @@ async def test_a_search_window_without_an_offset_is_in_the_callers_time_zone(
     ]
 
 
+async def test_a_search_given_only_its_end_reads_the_hour_before_that_end(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A search for "the logs up to 18:00 yesterday": search_logs given only ``end`` took its
+    start as an hour before now, after that end, and refused the search with "the window's
+    start (...) is after its end", a start the caller never gave. The hour up to the end is
+    searched."""
+    api, state = cloud_state
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    api.logs = [{"time": int((end - timedelta(minutes=m)).timestamp() * 1000), "json": {"m": m}}
+                for m in (10, 50, 70)]  # fmt: skip
+    async with client(state, "viewer") as c:
+        failed, found = await call(c, "search_logs", topic_id="t-1", end=end.isoformat())
+    assert not failed, found
+    assert [r["content"]["m"] for r in found["logs"]] == [10, 50] and found["complete"]
+    (searched,) = [p for _, action, p in api.calls if action == "SearchLog"]
+    assert searched["To"] - searched["From"] == 3_600_000
+
+
 async def test_a_configured_region_out_of_format_is_named_as_the_setting_to_fix(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
@@ -445,6 +465,40 @@ async def test_cloud_logs_says_when_nothing_matched_or_more_matched_than_shown(
     )
     assert cut.exit_code == 0, cut.output
     assert "more logs matched than the 1 shown" in cut.output
+
+
+async def test_cloud_logs_and_alarms_say_their_times_in_the_terminals_zone(
+    cloud_state: tuple[TencentApi, AppState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ambient cloud logs` and `ambient cloud alarms` printed UTC wall times with no zone: on
+    a terminal in Asia/Shanghai an error at 00:05 Beijing time read as "16:05" the day
+    before. Times are said in the terminal's zone, with its offset."""
+    import asyncio
+    import time
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    api.logs = [{"time": int(at.timestamp() * 1000), "json": {"msg": "db timeout"}}]
+    api.cls_records = [
+        {"AlarmName": "5xx burst", "Status": 0, "CreateTime": int(at.timestamp() * 1000)}
+    ]
+    beijing = at.astimezone(ZoneInfo("Asia/Shanghai"))
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        env = cli_env(state)
+        logs = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "logs", "t-1"], env=env)
+        alarms = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "alarms"], env=env)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert logs.exit_code == 0 and alarms.exit_code == 0, logs.output + alarms.output
+    assert f"{beijing:%Y-%m-%d %H:%M:%S}+08:00 " in logs.output, logs.output
+    assert f"{beijing:%Y-%m-%d %H:%M}+08:00" in alarms.output, alarms.output
 
 
 async def test_a_search_cls_stopped_at_its_limit_answers_what_was_read_saying_so(

@@ -23,7 +23,9 @@ class AlarmRecord(BaseModel):
     level: str | None = None
     target: str | None = Field(default=None, description="alarm object / topic")
     detail: str = ""
-    region: str | None = Field(default=None, description="the alarm object's region (Monitor)")
+    region: str | None = Field(
+        default=None, description="the alarm object's region (a CLS alarm's: its topic's)"
+    )
     dimensions: dict[str, str] = Field(
         default_factory=dict, description="the alarm object's dimensions (Monitor)"
     )
@@ -184,6 +186,9 @@ async def _cls_alarms(
             level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None),
             target=r.get("TopicName") or r.get("TopicId"),
             detail=r.get("Trigger", ""),
+            # The action takes no region and answers every region's records, each naming its
+            # topic's (AlertHistoryRecord.Region): where the alarm's logs and cluster are.
+            region=region_name(r.get("Region")),
         )
         for r in records
     ]
