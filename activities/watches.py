@@ -190,7 +190,13 @@ class WatchActivities:
                 # Rate-limited: handed to the activity read, which backs off (one try here).
                 raise ApplicationError(str(exc)[:500], type="RateLimited") from None
             return self._failed(request, exc)
-        except (FetchError, TencentCloudError) as exc:
+        except FetchError as exc:
+            # Its endpoint said with it: nothing beside a threshold watch's alert or a
+            # remediation's hand-over names it (a web monitor's page row does, so the fetch's
+            # own error leaves it out).
+            where = source.url if isinstance(source, HttpJsonSource | PrometheusSource) else "?"
+            return self._failed(request, exc, f" from {where}")
+        except TencentCloudError as exc:
             return self._failed(request, exc)
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
             # The source answered, but not with what it should (HTML for JSON, a wrong shape).
@@ -200,17 +206,20 @@ class WatchActivities:
         return MetricReading(value=value)
 
     @staticmethod
-    def _failed(request: ReadMetricInput, exc: FetchError | TencentCloudError) -> MetricReading:
-        """A read that failed: a failed reading, or (``retry_failures``) a retryable error."""
+    def _failed(
+        request: ReadMetricInput, exc: FetchError | TencentCloudError, where: str = ""
+    ) -> MetricReading:
+        """A read that failed (``where``: whose endpoint, said after the error): a failed
+        reading, or (``retry_failures``) a retryable error."""
         if request.retry_failures and _may_pass_later(exc):
             reads = activity.info().attempt
             raise ApplicationError(
-                f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}"[:500],
+                f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}{where}"[:500],
                 type="MetricUnavailable",
             ) from None
         # A reading that failed is state for the watch (failing after N), not a crash;
         # bounded, as it is kept in the watch's history and status.
-        return MetricReading(error=str(exc)[:500])
+        return MetricReading(error=f"{exc}{where}"[:500])
 
 
 def _stored_by_an_earlier_attempt(stored_at: datetime) -> bool:

@@ -828,7 +828,7 @@ async def test_a_verification_metric_that_keeps_failing_hands_over_saying_how_ma
     assert status.attempts[0].verified is False
     assert status.outcome == (
         "rung 1 (restart) was applied but could not be verified (metric unreadable: "
-        "3 reads failed, the last: HTTP 503)"
+        f"3 reads failed, the last: HTTP 503 from {url})"
     )
     async with deps.db.session() as session:
         queued = await BroadcastRepository(session).pending(USER)
