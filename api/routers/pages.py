@@ -330,6 +330,10 @@ def fitted(message: str) -> str:
     whole ones fit."""
     if len(message) <= MESSAGE_LINK // 12:  # fits, whatever its characters (at most 12 bytes)
         return message
+    if len(message) > 2 * MESSAGE_LINK:
+        # Neither end kept can hold more characters than the link's bytes: the middle of a
+        # value a hand-edited form posted (megabytes) is not measured character by character.
+        message = message[:MESSAGE_LINK] + message[-MESSAGE_LINK:]
     sizes = list(accumulate(map(_link_size, message), initial=0))
     if sizes[-1] <= MESSAGE_LINK:
         return message

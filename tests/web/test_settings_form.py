@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
+import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
@@ -16,6 +17,7 @@ from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.models import XiaozhiDevice
 from ambient.storage.users import UserRepository, user_public
+from api.routers import pages as pages_router
 from api.routers.pages import MESSAGE_LINK, fitted
 from tests.support.pages import signed_in
 from tests.support.servers import free_port
@@ -258,3 +260,19 @@ async def test_a_refused_allow_keeps_the_device_id_the_user_typed(page: httpx.As
     assert refused.status_code == 422
     assert "There is no device aa:bb:cc:dd:ee:99." in html.unescape(refused.text)
     assert values(refused.text, "allow-device")["device"] == ["aa:bb:cc:dd:ee:99"]
+
+
+def test_a_notice_of_megabytes_is_measured_at_its_ends_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value of megabytes a hand-edited form posted comes back in its refusal: the notice is
+    cut as a short one is, without measuring each character of its middle (which held the
+    server's loop for seconds)."""
+    measured: list[str] = []
+    size = pages_router._link_size
+    monkeypatch.setattr(pages_router, "_link_size", lambda c: measured.append(c) or size(c))
+    message = f"No device {'设备' * 1_000_000} among yours."
+    said = fitted(message)
+    assert said.startswith("No device 设备") and said.endswith("设备 among yours.")
+    assert " … " in said and len(quote(said)) <= MESSAGE_LINK
+    assert len(measured) <= 3 * 2 * MESSAGE_LINK  # the two ends kept, measured a few times
