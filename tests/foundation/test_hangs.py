@@ -35,3 +35,19 @@ def test_a_hung_test_is_reported_with_the_await_it_waited_on(tmp_path: Path) -> 
     assert "crashed while running 'test_hung.py::test_waits_for_ever'" in run.stdout
     assert "Timeout: the test ran past 2 s" in run.stdout
     assert "await never.wait()  # the line the report names" in run.stdout, run.stdout
+
+
+def test_a_run_without_xdist_takes_the_plugin_too(tmp_path: Path) -> None:
+    # Debugging with pdb runs without xdist, whose crash hook the plugin implements.
+    (tmp_path / "test_fine.py").write_text("def test_fine():\n    pass\n")
+    root = Path(__file__).resolve().parents[2]
+    options = "-q -p no:cacheprovider -p no:xdist -p tests.support.hangs"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", *options.split(), "--rootdir", str(tmp_path), "."],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr

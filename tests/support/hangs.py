@@ -103,6 +103,7 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
     return True
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's: a run with -p no:xdist has no such hook
 def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: object) -> None:
     path = hang_file(crashitem)
     if path.exists():

@@ -153,10 +153,16 @@ async def _alone(start: Callable[[int], Awaitable[WorkflowEnvironment]]) -> Work
     ends. Another process (a second test run beside this one, whose ports come from the same
     slice) can take the port between the look and the server's bind: this server then exits,
     and the environment, which only waits for the port to answer, would use the other's. Such a
-    start is made again on another port."""
-    for _ in range(3):
+    start is made again on another port; so is one that never answered (its HTTP or metrics
+    port taken: it exits before serving, and the start waits out its time)."""
+    for tries_left in reversed(range(3)):
         port = free_port()
-        env = await start(port)
+        try:
+            env = await start(port)
+        except Exception:
+            if not tries_left:
+                raise
+            continue
         try:
             pid = serving_on(port)
         except LookupError:  # exited already
@@ -165,7 +171,7 @@ async def _alone(start: Callable[[int], Awaitable[WorkflowEnvironment]]) -> Work
             stop_at_exit(pid)
             return env
         await env.shutdown()  # the answer came from another's server; this one exits
-    raise RuntimeError("three starts of a Temporal server lost their port to another process")
+    raise RuntimeError("three starts of a Temporal server lost a port to another process")
 
 
 async def start_dev_server(path: str, *args: str) -> WorkflowEnvironment:
