@@ -23,7 +23,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsError
+from ambient.cloud.errors import CloudOpsError, told
 from ambient.cloud.images import DEFAULT_QUESTION, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
@@ -58,7 +58,7 @@ def _read(work: Callable[[CloudReads], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(work(CloudReads(settings, TencentCloud.from_settings(settings))))
     except (TencentCloudError, CloudOpsError) as exc:
-        raise fail(str(exc)) from None
+        raise fail(told(exc)) from None
 
 
 def _said(moment: datetime, seconds: bool = True) -> str:

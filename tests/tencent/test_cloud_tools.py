@@ -672,3 +672,35 @@ async def test_the_reads_service_keeps_its_bounds_whichever_door_asks(
         with pytest.raises(CloudOpsInputError, match=f"^{field}: between"):
             await read
     assert len(api.calls) == asked
+
+
+async def test_a_read_refused_says_what_to_fix_at_both_doors_as_a_write_does(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A read refused went out raw at the MCP tools and `ambient cloud` ("UnauthorizedOperation:
+    ... (RequestId ...)") while a write refused the same way named the CAM permission to grant
+    or the keys to check. Reads say it too, keeping the code and the RequestId for support."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    env = cli_env(state)
+    refusals = (
+        ("DescribeClusters", "UnauthorizedOperation", "list_clusters", ["clusters"]),
+        ("DescribeTopics", "AuthFailure.SecretIdNotFound", "list_log_topics", ["topics"]),
+    )
+    said = []
+    for action, code, tool, command in refusals:
+        api.failures[action] = [code, code]
+        async with client(state, "viewer") as c:
+            failed, answer = await call(c, tool)
+        cli = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", *command], env=env)
+        assert failed and cli.exit_code == 1, (answer, cli.output)
+        assert answer == f"Error executing tool {tool}: {cli.stderr.strip()}"
+        assert f"{action} ({code})" in answer and "(RequestId req-standin)" in answer, answer
+        said.append(answer)
+    assert "check that the CAM policy allows tke:DescribeClusters" in said[0]
+    assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in said[1], said[1]
