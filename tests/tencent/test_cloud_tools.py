@@ -704,3 +704,31 @@ async def test_a_read_refused_says_what_to_fix_at_both_doors_as_a_write_does(
         said.append(answer)
     assert "check that the CAM policy allows tke:DescribeClusters" in said[0]
     assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in said[1], said[1]
+
+
+async def test_a_region_tencent_cloud_does_not_know_is_said_by_the_name_given(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A typo written as a region (ap-guangzhuo) passes the format check and the API refuses
+    its header: the answer spoke of "`X-TC-Region`", a name the user never typed. It names the
+    region given (or the setting it came from) and the region it is close to."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    _, state = cloud_state
+    async with client(state, "viewer") as c:
+        failed, said = await call(c, "list_clusters", region="ap-guangzhuo")
+    runner = CliRunner()
+    args = ["cloud", "topics", "--region", "ap-guangzhuo"]
+    cli = await asyncio.to_thread(runner.invoke, app, args, env=cli_env(state))
+    env = cli_env(state, AMBIENT_TENCENTCLOUD_REGION="ap-guangzhuo")
+    configured = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
+    assert failed and cli.exit_code == 1 and configured.exit_code == 1
+    for answer in (said, cli.stderr, configured.stderr):
+        assert "no region named ap-guangzhuo" in answer, answer
+        assert "did you mean ap-guangzhou?" in answer and "X-TC-Region" not in answer, answer
+    assert "(set as AMBIENT_TENCENTCLOUD_REGION)" in configured.stderr, configured.stderr
+    assert "AMBIENT_TENCENTCLOUD_REGION" not in said + cli.stderr
