@@ -732,3 +732,33 @@ async def test_a_region_tencent_cloud_does_not_know_is_said_by_the_name_given(
         assert "did you mean ap-guangzhou?" in answer and "X-TC-Region" not in answer, answer
     assert "(set as AMBIENT_TENCENTCLOUD_REGION)" in configured.stderr, configured.stderr
     assert "AMBIENT_TENCENTCLOUD_REGION" not in said + cli.stderr
+
+
+async def test_alarms_asked_for_a_region_are_that_regions_cls_records_only(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """DescribeAlertRecordHistory answers every region's records: `list_alarms(region=
+    "ap-shanghai")` and `ambient cloud alarms --region ap-shanghai` listed Guangzhou's CLS
+    alarms too, each saying its own region. Asked a region, they answer its records; asked
+    none, every region's, as before."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    t = (int(datetime.now(UTC).timestamp()) - 600) * 1000
+    api.cls_records = [
+        {"AlarmName": "sh burst", "Status": 0, "CreateTime": t, "Region": "ap-shanghai"},
+        {"AlarmName": "gz burst", "Status": 0, "CreateTime": t + 1, "Region": "ap-guangzhou"},
+    ]
+    async with client(state, "viewer") as c:
+        _, asked = await call(c, "list_alarms", hours=1, region="ap-shanghai")
+        _, every = await call(c, "list_alarms", hours=1)
+    assert [a["name"] for a in asked["alarms"]] == ["sh burst"], asked
+    assert [a["name"] for a in every["alarms"]] == ["gz burst", "sh burst"], every
+    args = ["cloud", "alarms", "--region", "ap-shanghai", "--json"]
+    listed = await asyncio.to_thread(CliRunner().invoke, app, args, env=cli_env(state))
+    assert listed.exit_code == 0, listed.output
+    assert [a["name"] for a in json.loads(listed.stdout)] == ["sh burst"], listed.stdout
