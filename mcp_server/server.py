@@ -40,7 +40,7 @@ from ambient.bridge.serving import answered, read_text
 from ambient.briefing.errors import BriefingError
 from ambient.clients.kube import KubeError
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.cloud.errors import CloudOpsError
+from ambient.cloud.errors import CloudOpsError, told
 from ambient.discussions.views import DiscussionError
 from ambient.domain.configs import unstorable_at
 from ambient.domain.field_errors import field_problems
@@ -340,7 +340,7 @@ class AmbientMCPServer(ListedServer):
                 )
                 problem = problem_told(cause, settings, operator=operator)
             if problem is None and isinstance(cause, FEATURE_ERRORS):
-                problem = str(cause)
+                problem = told(cause)  # a Tencent Cloud error as the cloud writes say it
             if problem is None:
                 raise  # a crash: the SDK logs it and answers "Error executing tool <name>"
             raise refused(problem) from None

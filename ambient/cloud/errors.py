@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from ambient.clients.kube import KubeError, KubeForbiddenError, TkeClusterNotFoundError
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
+    ROLE_UNAVAILABLE,
     TencentAuthError,
     TencentCloudError,
     TencentNotConfiguredError,
@@ -85,65 +86,93 @@ def lacks_permission(exc: KubeForbiddenError, done: str) -> CloudOpsFailedError:
 
 @contextlib.contextmanager
 def readable(product: str, action: str) -> Iterator[None]:
-    """A Tencent Cloud error raised inside comes out as one readable sentence (``_sentence``)."""
+    """A Tencent Cloud error raised inside comes out as one readable sentence (``failure``)."""
     try:
         yield
-    except TencentCloudError as exc:
-        raise _sentence(exc, product, action) from None
-    except TkeClusterNotFoundError as exc:
+    except (TencentCloudError, KubeError) as exc:
+        said = _readable(exc, product, action)
+        if said is exc:
+            raise
+        raise said from None
+
+
+def told(exc: Exception) -> str:
+    """What a door says of an error a read raised: as a write's (``readable``), so a read
+    refused names what to fix and its RequestId too."""
+    return str(_readable(exc))
+
+
+def _readable(exc: Exception, product: str = "", action: str = "") -> Exception:
+    if isinstance(exc, TencentCloudError):
+        return failure(exc, product, action)
+    if isinstance(exc, TkeClusterNotFoundError):
         # Its sentence names the region the cluster was looked for in, and what to give.
-        raise CloudOpsFailedError("not_found", str(exc)) from None
-    except KubeError as exc:
+        return CloudOpsFailedError("not_found", str(exc))
+    if isinstance(exc, KubeError) and isinstance(exc.__cause__, TencentCloudError):
         # A cluster client TKE gave no kubeconfig: Tencent Cloud's answer is the reason.
-        if isinstance(exc.__cause__, TencentCloudError):
-            raise _sentence(exc.__cause__, product, action) from None
-        raise
+        return failure(exc.__cause__, product, action)
+    return exc
 
 
-def _sentence(exc: TencentCloudError, product: str, action: str) -> CloudOpsFailedError:
-    """One sentence per error class that says what to do about it (naming the call refused)."""
-    product, action = exc.call or (product, action)
-    where = f"{action} ({exc.code})"
+# Common error codes for keys Tencent Cloud does not accept (密钥不存在, 无效的密钥, 签名错误,
+# 请求头部的 Authorization 不符合腾讯云标准, Token 错误): the keys, not their CAM policy.
+KEYS_REFUSED = (
+    "AuthFailure.SecretIdNotFound",
+    "AuthFailure.InvalidSecretId",
+    "AuthFailure.SignatureFailure",
+    "AuthFailure.InvalidAuthorization",
+    "AuthFailure.TokenFailure",
+)
+
+
+def failure(exc: TencentCloudError, product: str = "", action: str = "") -> CloudOpsFailedError:
+    """One sentence per error class that says what to do about it (naming the call refused),
+    ending with the RequestId Tencent Cloud's support asks for."""
+    kind, text = _sentence(exc, *(exc.call or (product, action)))
+    if exc.request_id:
+        text += f" (RequestId {exc.request_id})"
+    return CloudOpsFailedError(kind, text)
+
+
+def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, str]:
+    where = f"{action} ({exc.code})" if action else exc.code
     if isinstance(exc, TencentNotConfiguredError):
-        return CloudOpsFailedError("not_configured", exc.message)
-    if isinstance(exc, TencentServiceRoleError):
-        # The keys are fine: the product's own role must be granted (its message says which).
-        return CloudOpsFailedError("auth", f"Tencent Cloud refused {where}: {exc.message}")
+        return "not_configured", exc.message
+    if isinstance(exc, TencentServiceRoleError) or exc.code == ROLE_UNAVAILABLE:
+        # The keys are fine (or there are none): its message says what to grant or run on.
+        return "auth", f"Tencent Cloud refused {where}: {exc.message}"
+    if exc.code in KEYS_REFUSED:
+        return "auth", (
+            f"Tencent Cloud refused {where}: it does not accept the keys; check "
+            "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (a key deleted or disabled in "
+            f"the console is refused too). {exc.message}"
+        )
     if isinstance(exc, TencentAuthError):
-        return CloudOpsFailedError(
-            "auth",
-            f"Tencent Cloud refused {where}: check the SecretId/SecretKey and that the CAM "
-            f"policy allows {product}:{action} (docs/tencent-cloud.md). {exc.message}",
+        return "auth", (
+            f"Tencent Cloud refused {where}: check that the CAM policy allows "
+            f"{product}:{action} (docs/tencent-cloud.md). {exc.message}"
         )
     if exc.code in ACCOUNT_STATES:
-        return CloudOpsFailedError(
-            "account",
+        return "account", (
             f"Tencent Cloud refused {where}: the account {ACCOUNT_STATES[exc.code]}; nothing "
-            f"was changed. {exc.message}",
+            f"was changed. {exc.message}"
         )
     if exc.code.startswith(QUOTA_PREFIXES):
-        return CloudOpsFailedError(
-            "quota",
+        return "quota", (
             f"Tencent Cloud quota or limit reached for {where}: remove unused resources or "
-            f"raise the quota in the console. {exc.message}",
+            f"raise the quota in the console. {exc.message}"
         )
     if isinstance(exc, TencentNotFoundError):
-        return CloudOpsFailedError(
-            "not_found", f"{where}: something the request names does not exist. {exc.message}"
-        )
+        return "not_found", f"{where}: something the request names does not exist. {exc.message}"
     if writes.name_taken(action, exc.code):
         # Only when the lookup that follows a conflict cannot see the resource either.
-        return CloudOpsFailedError(
-            "conflict",
+        return "conflict", (
             f"{where}: the name is taken but no resource of that name is visible (another "
-            f"region, or no permission to list it). {exc.message}",
+            f"region, or no permission to list it). {exc.message}"
         )
     if exc.code.startswith(INVALID_PREFIXES):
-        return CloudOpsFailedError(
-            "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
-        )
+        return "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
     if isinstance(exc, TencentRetryableError):
-        return CloudOpsFailedError(
-            "unavailable", f"Tencent Cloud is unavailable for {where}; try again. {exc.message}"
-        )
-    return CloudOpsFailedError("failed", f"{where} failed: {exc.message}")
+        return "unavailable", f"Tencent Cloud is unavailable for {where}; try again. {exc.message}"
+    # An error the client worded itself (no call named) is said as it is.
+    return "failed", f"{where} failed: {exc.message}" if action else f"{where}: {exc.message}"

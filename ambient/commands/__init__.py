@@ -55,6 +55,13 @@ def in_cli_words(text: str) -> str:
     return TOOL.sub(lambda m: f"{'run ' if m[1] else ''}`{COMMANDS[m[2]]}`", text)
 
 
+def said_at(moment: datetime, seconds: bool = True) -> str:
+    """A time in this terminal's zone with its offset (2026-12-01 00:05:00+08:00): the API's
+    and the database's times are UTC, which a wall time without its zone reads as hours off."""
+    local = moment.astimezone()
+    return local.isoformat(sep=" ", timespec="seconds" if seconds else "minutes")
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """One line on stderr (never a traceback) and the exit code."""
     # The message may quote what the user typed: its brackets are text, not Rich markup.

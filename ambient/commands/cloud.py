@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -23,7 +22,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.apply import ApplySpec
 from ambient.cloud.audit import Mode
-from ambient.cloud.errors import CloudOpsError
+from ambient.cloud.errors import CloudOpsError, told
 from ambient.cloud.images import DEFAULT_QUESTION, describe_dashboard_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
 from ambient.cloud.node_pools import NodePoolScaleSpec, NodePoolSpec
@@ -39,6 +38,7 @@ from ambient.commands import (
     print_json,
     print_rows,
     run_service,
+    said_at,
 )
 from ambient.domain.identifiers import tke_cluster_id
 from ambient.settings import Settings
@@ -58,14 +58,7 @@ def _read(work: Callable[[CloudReads], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(work(CloudReads(settings, TencentCloud.from_settings(settings))))
     except (TencentCloudError, CloudOpsError) as exc:
-        raise fail(str(exc)) from None
-
-
-def _said(moment: datetime, seconds: bool = True) -> str:
-    """A time in this terminal's zone with its offset (2026-12-01 00:05:00+08:00): the API's
-    times are UTC, which a wall time without its zone reads as hours off."""
-    local = moment.astimezone()
-    return local.isoformat(sep=" ", timespec="seconds" if seconds else "minutes")
+        raise fail(told(exc)) from None
 
 
 @app.command()
@@ -153,7 +146,7 @@ def logs(
         # A JSON record is printed as the JSON CLS holds, not as a Python dict.
         content = record.content
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
-        console.print(f"{_said(record.time)} {text}", soft_wrap=True, markup=False)
+        console.print(f"{said_at(record.time)} {text}", soft_wrap=True, markup=False)
     # Said apart from the records (stderr), so a pipe reads only them.
     if not found.logs and not found.analysis:
         span = f"{hours:g} hour" + ("" if hours == 1 else "s")
@@ -184,7 +177,7 @@ def alarms(
     print_rows(
         console,
         ["time", "source", "name", "status", "target"],
-        [[_said(a.time, seconds=False), a.source, a.name, a.status, a.target] for a in found],
+        [[said_at(a.time, seconds=False), a.source, a.name, a.status, a.target] for a in found],
         found,
         as_json,
         title="alarms",

@@ -23,6 +23,7 @@ from ambient.commands import (
     print_json,
     print_rows,
     run_service,
+    said_at,
     table_of,
 )
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
@@ -141,7 +142,7 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
         return
     console.print(_status_table(view))
     for line in view.audit:
-        console.print(f"  {line.at:%Y-%m-%d %H:%M:%S} {line.actor:>12} {line.action}")
+        console.print(f"  {said_at(line.at)} {line.actor:>12} {line.action}")
 
 
 @app.command()

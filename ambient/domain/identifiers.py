@@ -26,7 +26,8 @@ _DNS_SUBDOMAIN_PART = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"^{_DNS_SUBDOMAIN_PART}(\.{_DNS_SUBDOMAIN_PART})*$")
 
 TENCENT_REGION = re.compile(r"^[a-z]{2}-[a-z]+(-[a-z0-9]+)*$")
-TENCENT_REGION_HINT = "a Tencent Cloud region name, e.g. ap-guangzhou, ap-shanghai, na-ashburn"
+TENCENT_REGION_EXAMPLES = "ap-guangzhou, ap-shanghai, na-ashburn"
+TENCENT_REGION_HINT = f"a Tencent Cloud region name, e.g. {TENCENT_REGION_EXAMPLES}"
 TKE_CLUSTER_HINT = "cls- and 8 lowercase letters or digits, e.g. cls-7kq2m0ab"
 
 

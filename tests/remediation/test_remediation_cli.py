@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -82,10 +84,12 @@ def test_an_alert_the_cli_cannot_read_is_one_line_and_exit_2(
 
 
 async def test_show_prints_an_outcome_with_brackets_as_written(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The outcome quotes what a person typed (an abort's or a refusal's reason): `show` and
-    `follow` print it as text, not Rich markup."""
+    `follow` print it as text, not Rich markup. Its audit lines say their times in the
+    terminal's zone with its offset, as `ambient cloud logs` does: they printed UTC wall times
+    with no zone, eight hours off on a terminal in Asia/Shanghai."""
     remediation_settings(deps, remediation_approval_from_rung=1)
     user = unique("cli-ops")
     await add_user(deps, user)
@@ -109,12 +113,21 @@ async def test_show_prints_an_outcome_with_brackets_as_written(
             "AMBIENT_TEMPORAL_TASK_QUEUE": w.task_queue,
             "COLUMNS": "300",
         }
-        shown = await asyncio.to_thread(
-            CliRunner().invoke, cli, ["remediation", "show", rid], env=env
-        )
+        audit = (await service.get(user, rid)).audit
+        monkeypatch.setenv("TZ", "Asia/Shanghai")
+        time.tzset()
+        try:
+            shown = await asyncio.to_thread(
+                CliRunner().invoke, cli, ["remediation", "show", rid], env=env
+            )
+        finally:
+            monkeypatch.undo()
+            time.tzset()
     assert shown.exit_code == 0, shown.output
     # The caption wraps at the table's width.
     assert f"aborted by {user}: {reason}" in " ".join(shown.output.split())
+    beijing = audit[0].at.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"  {beijing:%Y-%m-%d %H:%M:%S}+08:00 " in shown.output, shown.output
 
 
 async def test_remediation_list_pages_on_with_limit_and_offset(

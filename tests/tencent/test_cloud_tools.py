@@ -672,3 +672,93 @@ async def test_the_reads_service_keeps_its_bounds_whichever_door_asks(
         with pytest.raises(CloudOpsInputError, match=f"^{field}: between"):
             await read
     assert len(api.calls) == asked
+
+
+async def test_a_read_refused_says_what_to_fix_at_both_doors_as_a_write_does(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A read refused went out raw at the MCP tools and `ambient cloud` ("UnauthorizedOperation:
+    ... (RequestId ...)") while a write refused the same way named the CAM permission to grant
+    or the keys to check. Reads say it too, keeping the code and the RequestId for support."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    env = cli_env(state)
+    refusals = (
+        ("DescribeClusters", "UnauthorizedOperation", "list_clusters", ["clusters"]),
+        ("DescribeTopics", "AuthFailure.SecretIdNotFound", "list_log_topics", ["topics"]),
+    )
+    said = []
+    for action, code, tool, command in refusals:
+        api.failures[action] = [code, code]
+        async with client(state, "viewer") as c:
+            failed, answer = await call(c, tool)
+        cli = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", *command], env=env)
+        assert failed and cli.exit_code == 1, (answer, cli.output)
+        assert answer == f"Error executing tool {tool}: {cli.stderr.strip()}"
+        assert f"{action} ({code})" in answer and "(RequestId req-standin)" in answer, answer
+        said.append(answer)
+    assert "check that the CAM policy allows tke:DescribeClusters" in said[0]
+    assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in said[1], said[1]
+
+
+async def test_a_region_tencent_cloud_does_not_know_is_said_by_the_name_given(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """A typo written as a region (ap-guangzhuo) passes the format check and the API refuses
+    its header: the answer spoke of "`X-TC-Region`", a name the user never typed. It names the
+    region given (or the setting it came from) and the region it is close to."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    _, state = cloud_state
+    async with client(state, "viewer") as c:
+        failed, said = await call(c, "list_clusters", region="ap-guangzhuo")
+    runner = CliRunner()
+    args = ["cloud", "topics", "--region", "ap-guangzhuo"]
+    cli = await asyncio.to_thread(runner.invoke, app, args, env=cli_env(state))
+    env = cli_env(state, AMBIENT_TENCENTCLOUD_REGION="ap-guangzhuo")
+    configured = await asyncio.to_thread(runner.invoke, app, ["cloud", "clusters"], env=env)
+    assert failed and cli.exit_code == 1 and configured.exit_code == 1
+    for answer in (said, cli.stderr, configured.stderr):
+        assert "no region named ap-guangzhuo" in answer, answer
+        assert "did you mean ap-guangzhou?" in answer and "X-TC-Region" not in answer, answer
+    assert "(set as AMBIENT_TENCENTCLOUD_REGION)" in configured.stderr, configured.stderr
+    assert "AMBIENT_TENCENTCLOUD_REGION" not in said + cli.stderr
+
+
+async def test_alarms_asked_for_a_region_are_that_regions_cls_records_only(
+    cloud_state: tuple[TencentApi, AppState],
+) -> None:
+    """DescribeAlertRecordHistory answers every region's records: `list_alarms(region=
+    "ap-shanghai")` and `ambient cloud alarms --region ap-shanghai` listed Guangzhou's CLS
+    alarms too, each saying its own region. Asked a region, they answer its records; asked
+    none, every region's, as before."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    api, state = cloud_state
+    t = (int(datetime.now(UTC).timestamp()) - 600) * 1000
+    api.cls_records = [
+        {"AlarmName": "sh burst", "Status": 0, "CreateTime": t, "Region": "ap-shanghai"},
+        {"AlarmName": "gz burst", "Status": 0, "CreateTime": t + 1, "Region": "ap-guangzhou"},
+    ]
+    async with client(state, "viewer") as c:
+        _, asked = await call(c, "list_alarms", hours=1, region="ap-shanghai")
+        _, every = await call(c, "list_alarms", hours=1)
+    assert [a["name"] for a in asked["alarms"]] == ["sh burst"], asked
+    assert [a["name"] for a in every["alarms"]] == ["gz burst", "sh burst"], every
+    args = ["cloud", "alarms", "--region", "ap-shanghai", "--json"]
+    listed = await asyncio.to_thread(CliRunner().invoke, app, args, env=cli_env(state))
+    assert listed.exit_code == 0, listed.output
+    assert [a["name"] for a in json.loads(listed.stdout)] == ["sh burst"], listed.stdout

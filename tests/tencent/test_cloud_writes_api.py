@@ -107,7 +107,7 @@ async def test_a_cloud_unavailable_for_now_is_a_503_and_refused_server_keys_a_50
         answers[code] = answer.status_code, answer.json()["detail"]
     assert answers["InternalError"][0] == 503 and "try again" in answers["InternalError"][1]
     assert answers["AuthFailure.SecretIdNotFound"][0] == 502
-    assert "SecretId/SecretKey" in answers["AuthFailure.SecretIdNotFound"][1]
+    assert "TENCENTCLOUD_SECRET_ID" in answers["AuthFailure.SecretIdNotFound"][1]
     assert answers["OperationDenied.AccountIsolate"][0] == 502
     assert "arrears" in answers["OperationDenied.AccountIsolate"][1]
 

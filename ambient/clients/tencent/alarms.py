@@ -177,7 +177,7 @@ async def _cls_alarms(
         "Records",
         region=region,
     )
-    return [
+    alarms = [
         AlarmRecord(
             source="cls",
             name=r.get("AlarmName", ""),
@@ -192,6 +192,8 @@ async def _cls_alarms(
         )
         for r in records
     ]
+    # A region asked for: its records, not every region's (one naming none may be its own).
+    return [a for a in alarms if region is None or a.region in (None, region)]
 
 
 def _alarm_name(history: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ retryable is left to the caller (Temporal retry policies in activities).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import os
 import socket
@@ -32,7 +33,11 @@ from ambient.clients.tencent.errors import (
     TencentRequestError,
     translate,
 )
-from ambient.domain.identifiers import tencent_region
+from ambient.domain.identifiers import (
+    TENCENT_REGION_EXAMPLES,
+    TENCENT_REGION_SHORT_NAMES,
+    tencent_region,
+)
 from ambient.settings import Settings
 
 T = TypeVar("T")
@@ -115,6 +120,20 @@ def role_unavailable(url: str, role: str) -> TencentCloudSDKException:
         "that role bound to it (check the role's name), or set TENCENTCLOUD_SECRET_ID and "
         "TENCENTCLOUD_SECRET_KEY",
     )
+
+
+# Common error codes: a region the API does not know is an InvalidParameterValue whose message
+# names only its header ("A value specified in X-TC-Region is not valid, ...").
+UNKNOWN_REGION = "X-TC-Region"
+
+
+def unknown_region(region: str, where: str) -> str:
+    """A region written as one (ap-guangzhuo) that Tencent Cloud does not know, said by name."""
+    known = sorted(set(TENCENT_REGION_SHORT_NAMES.values()))
+    close = difflib.get_close_matches(region, known, n=1)
+    guess = f"; did you mean {close[0]}?" if close else "."
+    setting = "" if where == "region" else f" (set as {where})"
+    return f"no region named {region}{setting}{guess} Regions look like {TENCENT_REGION_EXAMPLES}"
 
 
 def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -232,11 +251,11 @@ class TencentCloud:
             raise TencentNotConfiguredError("NotConfigured", NOT_CONFIGURED)
         # The region travels as a header: out of format, the SDK fails it as a (retryable)
         # ClientNetworkError, or the API as an unsupported region; neither can ever work.
+        # The configured default is fixed where it is set, not in the call that used it.
+        where = "region" if region else "AMBIENT_TENCENTCLOUD_REGION"
         try:
             region = tencent_region(region or self.region)
         except ValueError as exc:
-            # The configured default is fixed where it is set, not in the call that used it.
-            where = "region" if region else "AMBIENT_TENCENTCLOUD_REGION"
             raise TencentRequestError("InvalidParameterValue.Region", f"{where} {exc}") from None
         client = self._client(product, region)
         for attempt in range(LIMIT_RETRIES + 1):
@@ -248,7 +267,12 @@ class TencentCloud:
                 if patient and error.code.startswith(RATE_LIMITS) and attempt < LIMIT_RETRIES:
                     await asyncio.sleep(self._backoff * 2**attempt)
                     continue
-                if isinstance(error, TencentNotFoundError):
+                if UNKNOWN_REGION in error.message:
+                    # Its words name the header, not the region the user gave (a typo).
+                    error = TencentRequestError(
+                        error.code, unknown_region(region, where), error.request_id
+                    )
+                elif isinstance(error, TencentNotFoundError):
                     # A topic or cluster lives in one region: the id may be right, the region not.
                     error = TencentNotFoundError(
                         error.code,
