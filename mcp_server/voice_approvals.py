@@ -8,7 +8,6 @@ asked about (its run key), never to whichever of the alert's runs is latest.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,6 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from ambient import temporal
-from ambient.clients.tencent.errors import TencentCloudError
 from ambient.remediation.views import RemediationSummary
 from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
@@ -33,8 +31,6 @@ from mcp_server.voice_speech import (
     pick_remediation,
     run_about,
 )
-
-log = logging.getLogger(__name__)
 
 # With two or more waiting, which one a decision names is the model's reading of the user's
 # words, and a small model picks one of two for "approve it" (docs/benchmarks.md, #25 round 11).
@@ -90,22 +86,33 @@ async def _lately(state: AppState, user: str) -> _Lately:
     )
 
 
+# A fix's cluster is named from TKE's cluster list. Each call waited up to half its budget for
+# it: TKE throttled or unreachable cost every call ~3.5 s of its 8, and left one more SDK thread
+# waiting. Now one read at a time is shared by every call, each waits CLUSTERS_WAIT for it at
+# most, and a read failed or late leaves the clusters unnamed, TKE unasked, for
+# CLUSTERS_UNREAD_FOR (`TencentCloud.read_soon`).
+CLUSTERS_WAIT = 1.0  # seconds a call waits for the cluster list
+CLUSTERS_UNREAD_FOR = 60.0  # seconds a failed or late read leaves the clusters unnamed
+
+
 async def name_clusters(state: AppState, runs: list[RemediationSummary]) -> None:
     """For this call, the TKE names of the clusters that alone tell ``runs`` apart (two fixes
-    of one workload, namespace and alert on two clusters), as `run_about` says them: read from
-    TKE (cached) within half of what the call has left; unread, the fixes are told apart by
-    their place and namespace, as when no name is known."""
+    of one workload, namespace and alert on two clusters), as `run_about` says them, when
+    TKE's list is read in time; unread, the fixes are told apart by their place
+    and namespace, as when no name is known."""
     clusters = clusters_alike(runs)
     cluster_names.set({})
     if not clusters or not state.cloud.configured:
         return
-    try:
-        async with asyncio.timeout(left() / 2):
-            listed = await state.cloud_reads.clusters()
-    except (TimeoutError, TencentCloudError) as exc:
-        log.info("voice: the clusters' names were not read: %r", exc)
-        return
-    cluster_names.set({c.cluster_id: c.name for c in listed if c.cluster_id in clusters})
+    reads = state.cloud_reads
+    listed = await reads.tencent.read_soon(
+        ("voice clusters",),
+        reads.clusters,
+        within=min(CLUSTERS_WAIT, left() / 2),
+        unread_for=CLUSTERS_UNREAD_FOR,
+    )
+    if listed is not None:
+        cluster_names.set({c.cluster_id: c.name for c in listed if c.cluster_id in clusters})
 
 
 async def _note(state: AppState, user: str, payload: dict[str, Any]) -> None:

@@ -400,6 +400,37 @@ def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str
     its summary; one said by its summary as another is ("提醒（每天 8点30分）" for two reminders
     at 8:30) with its place among them by when each was created: "第二个提醒（每天 8点30分）",
     "the second reminder daily at 8:30" (a deleted one as it is said alone)."""
+    labels, groups = _said_alike(tasks, english)
+    for group in groups:
+        for i, task in enumerate(group):
+            labels[task.task_id] = _numbered(labels[task.task_id], i, english)
+    return labels
+
+
+def _said_order(listed: Sequence[TaskSummary], alike: list[list[TaskSummary]]) -> list[TaskSummary]:
+    """``listed`` in the order a list says them: the tasks said alike (``alike``, each group in
+    its numbered order, `_said_alike`) together, in that order, ahead of the others (each group,
+    and the others, as ``listed`` has them), so that a place said alone ("第二个") is the task
+    its label numbers so ("第二个提醒…"); listed newest first, "第二个" was the first reminder."""
+    number = {t.task_id: (g, i) for g, group in enumerate(alike) for i, t in enumerate(group)}
+    first: dict[int, int] = {}  # each group's first place in ``listed``
+    for j, task in enumerate(listed):
+        if task.task_id in number:
+            first.setdefault(number[task.task_id][0], j)
+
+    def key(j: int) -> tuple[int, int, int]:
+        if (g_i := number.get(listed[j].task_id)) is None:
+            return (1, j, 0)
+        return (0, first[g_i[0]], g_i[1])
+
+    return [listed[j] for j in sorted(range(len(listed)), key=key)]
+
+
+def _said_alike(
+    tasks: Sequence[TaskSummary], english: bool
+) -> tuple[dict[str, str], list[list[TaskSummary]]]:
+    """Each task's label said alone, by its id; and the live tasks said alike by their
+    summary, each group by when they were created (a creation not known: first)."""
     labels: dict[str, str] = {}
     alike: defaultdict[str, list[TaskSummary]] = defaultdict(list)
     for task in tasks:
@@ -407,11 +438,12 @@ def task_labels(tasks: Sequence[TaskSummary], english: bool = False) -> dict[str
         labels[task.task_id] = said or spoken_name(task.task_id.rsplit("/", 1)[-1])
         if said is not None and task.state is not TaskState.STOPPED:
             alike[said].append(task)
-    for said, group in alike.items():
-        ordered = sorted(group, key=lambda t: (t.started_at or _LONG_AGO, t.task_id))
-        for i, task in enumerate(ordered if len(ordered) > 1 else ()):
-            labels[task.task_id] = _numbered(said, i, english)
-    return labels
+    groups = [
+        sorted(group, key=lambda t: (t.started_at or _LONG_AGO, t.task_id))
+        for group in alike.values()
+        if len(group) > 1
+    ]
+    return labels, groups
 
 
 def _numbered(said: str, i: int, english: bool) -> str:
@@ -506,7 +538,8 @@ def pick_task(
 
     sep = LIST_SEP_EN if english else "、"
     labels = [task_labels(live, en) for en in (False, True)]  # said among the live ones
-    shown = live[:4]  # the tasks an answer names
+    _, alike = _said_alike(live, english)  # kept together in every list said (`_said_order`)
+    shown = _said_order(live, alike)[:4]  # the tasks an answer names
     shown_said = sep.join(_labels(shown, english, labels[english]))
     # Some of many named: how many there are is said, or four sound like all of them.
     if len(live) > 4:
@@ -579,6 +612,7 @@ def pick_task(
         return asking(places, f"按第几个只能选这 {len(places)} 个：{listed}。请说第几个或任务名。")
     if len(found) == 1:
         return Picked(found[0], "", [])
+    found = _said_order(found, alike)
     if not found:
         if english:
             return asking(shown, f"I found no task called “{said}”. {yours}.")

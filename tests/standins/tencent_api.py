@@ -720,6 +720,8 @@ class TencentApi:
     # TKE cluster id -> what its DescribeClusterKubeconfig answer waits for (a region's API
     # that is slow), set when it has come in (a test waits on that, never on a clock).
     held_clusters: dict[str, tuple[asyncio.Event, asyncio.Event]] = field(default_factory=dict)
+    # action -> the same for each of its requests (TKE slow to list its clusters).
+    held: dict[str, tuple[asyncio.Event, asyncio.Event]] = field(default_factory=dict)
     alarm_notices: list[dict[str, Any]] = field(default_factory=list)
     scheduled_sql: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
@@ -821,6 +823,10 @@ class TencentApi:
             return error("InvalidAction", f"{service} has no action {action}")
         if action == "DescribeClusterKubeconfig" and params["ClusterId"] in self.held_clusters:
             arrived, released = self.held_clusters[params["ClusterId"]]
+            arrived.set()
+            await released.wait()
+        if action in self.held:
+            arrived, released = self.held[action]
             arrived.set()
             await released.wait()
         result: Response = handler(params)

@@ -6,7 +6,7 @@ import pytest
 
 from ambient.domain.users import Language
 from ambient.settings import Settings
-from mcp_server import voice_answer
+from mcp_server import voice_answer, voice_approvals
 
 
 @pytest.fixture
@@ -21,11 +21,13 @@ def settings(settings: Settings) -> Settings:
 # three times the product's, as the reads' own budget (tests/conftest.py). Tests of what the
 # voice says when something behind it hangs take the product's with `product_voice_budget`.
 PRODUCT_CALL_BUDGET = voice_answer.CALL_BUDGET
+PRODUCT_CLUSTERS_WAIT = voice_approvals.CLUSTERS_WAIT  # the wait for TKE's cluster names too
 
 
 @pytest.fixture(autouse=True)
 def loaded_host_voice_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(voice_answer, "CALL_BUDGET", 3 * PRODUCT_CALL_BUDGET)
+    monkeypatch.setattr(voice_approvals, "CLUSTERS_WAIT", 3 * PRODUCT_CLUSTERS_WAIT)
 
 
 @pytest.fixture

@@ -849,9 +849,11 @@ def test_tasks_said_alike_are_numbered_by_when_they_were_made_and_a_place_stays_
         assert pick_task(tasks, said).task is task, said
     named = [earlier.task_id, other.task_id, later.task_id]
     assert pick_task(tasks, "第二个", named=named).task is other
-    # Said as each is said alone, both fit: asked back by the labels that tell them apart.
-    task, question, _ = pick_task(tasks, "提醒（每天 8点30分）")
-    assert task is None and "第二个提醒（每天 8点30分）、第一个提醒（每天 8点30分）" in question
+    # Said as each is said alone, both fit: asked back by the labels that tell them apart, in
+    # their numbered order, so "第二个" said next is the task said "第二个提醒".
+    task, question, asked = pick_task(tasks, "提醒（每天 8点30分）")
+    assert task is None and "第一个提醒（每天 8点30分）、第二个提醒（每天 8点30分）" in question
+    assert pick_task(tasks, "第二个", named=asked).task is later
 
 
 def test_fixes_alike_but_for_their_cluster_are_named_by_the_cluster_as_its_user_calls_it() -> None:

@@ -3,7 +3,7 @@ API replica or process takes the next call: the list is kept in the app database
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +161,57 @@ async def test_a_list_named_more_than_named_for_ago_or_to_another_user_is_not_us
                 assert status == f"{_said(other)}正在运行，已执行 0 次。", status
     finally:
         event.remove(deps.db.engine.sync_engine, "before_cursor_execute", noted)
+
+
+async def test_a_place_said_alone_is_the_task_its_numbered_label_names(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Two reminders at 8:30 are "第一个提醒" and "第二个提醒" by creation, but the answer
+    listed them as the user's tasks are listed, newest first ("第二个提醒…、第一个提醒…"):
+    "第二个" said next paused the first reminder, as "the second one" did. A list said keeps
+    tasks said alike together, in their numbered order, ahead of the others."""
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for language in (Language.ZH, Language.EN):
+            english = language is Language.EN
+            user = unique("va")
+            async with deps.db.session() as session:
+                await UserRepository(session).create(UserCreate(name=user, language=language))
+                await session.commit()
+            for message in ("standup", "stretch"):  # the first made, then the second
+                reminder = {"hour": 8, "minute": 30, "message": message, "timezone": "UTC"}
+                await state.tasks.create(user, "schedule", reminder)
+            await state.tasks.create(user, "schedule", {"hour": 9, "message": "x"}, name="backup")
+
+            async def listed(user: str = user) -> list[str] | None:
+                tasks = list(await state.tasks.list(user))
+                return [t.task_id for t in tasks] if len(tasks) == 3 else None
+
+            order = await eventually(listed, "every reminder listed")
+            tasks = {t.task_id: t for t in await state.tasks.list(user)}
+            made = sorted(order, key=lambda i: tasks[i].started_at or datetime.min)
+            assert order == made[::-1], "the tasks are listed newest first"
+            first, second = made[:2]
+            label = "reminder daily at 8:30" if english else "提醒（每天 8点30分）"
+            one, two = (
+                (f"the first {label}", f"the second {label}")
+                if english
+                else (f"第一个{label}", f"第二个{label}")
+            )
+            async with voice_client(state, user) as voice:
+                asked = await say(voice, "pause_task", name="reminder" if english else "提醒")
+                assert asked == (
+                    f"3 tasks fit: {one}; {two}; backup. Please say the full name."
+                    if english
+                    else f"有 3 个任务符合：{one}、{two}、backup。请说完整的名字。"
+                ), asked
+                paused = await say(voice, "pause_task", name="second" if english else "第二个")
+                assert paused == (f"OK, {two} is paused." if english else f"好的，{two}已暂停。")
+                # Asked which with nothing named: the same order, and a place the same task.
+                asked = await say(voice, "task_status", name="it" if english else "它")
+                assert (f"{one}; {two}; backup" if english else f"{one}、{two}、backup") in asked
+                status = await say(voice, "task_status", name="第一个")
+                assert status.startswith(one), status
+            schedules = dev_env.client.get_schedule_handle
+            assert (await schedules(second).describe()).schedule.state.paused
+            assert not (await schedules(first).describe()).schedule.state.paused

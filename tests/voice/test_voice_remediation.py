@@ -311,6 +311,70 @@ async def test_fixes_alike_but_for_their_cluster_are_named_by_it_and_found_so(
     assert again.startswith("有 3 个修复在等你审批。要批准第一个，"), again
 
 
+CLUSTERS = [
+    {"ClusterId": "cls-test0001", "ClusterName": "guangzhou", "ClusterStatus": "Running"},
+    {"ClusterId": "cls-test0002", "ClusterName": "shanghai", "ClusterStatus": "Running"},
+]
+UNNAMED = (
+    "有 2 个修复等你审批：第一个是checkout（prod）的错误率；第二个是checkout（prod）的错误率。"
+    "可以说“批准第一个”。"
+)
+
+
+@asynccontextmanager
+async def _releasing(released: asyncio.Event) -> AsyncIterator[None]:
+    """A request held at the stand-in let go however the test ends (its server stops next)."""
+    try:
+        yield
+    finally:
+        released.set()
+
+
+@pytest.mark.parametrize("tke", ["failing", "slow"])
+async def test_clusters_tke_does_not_list_are_unnamed_without_asking_it_each_call(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tke: str
+) -> None:
+    """Fixes alike but for their cluster are named by TKE's names for them; each call waited
+    for them up to half its budget, and asked TKE again after a failure: with TKE throttled or
+    unreachable every what_needs_me, approval and refusal lost seconds, one more SDK thread
+    each. One read is shared, a call waits for it CLUSTERS_WAIT at most, and a read failed or
+    late is not asked again for a while: the fixes are told apart by place meanwhile."""
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, OWNER)
+    api = TencentApi(clusters=CLUSTERS)
+    arrived, released = asyncio.Event(), asyncio.Event()
+    if tke == "failing":
+        api.failures["DescribeClusters"] = ["InternalError"]
+    else:
+        api.held["DescribeClusters"] = (arrived, released)
+    fired = [{"cluster_id": c, "workload": "checkout"} for c in ("cls-test0001", "cls-test0002")]
+
+    def asked_tke() -> int:
+        return sum(action == "DescribeClusters" for _, action, _ in api.calls)
+
+    async with serve(api.app()) as base, waiting(ts_env, deps, alerts=fired) as (state, _):
+        state.tencent = standin_tencent(base)
+        async with voice_client(state, OWNER) as client, _releasing(released):
+            needs = await say(client, "what_needs_me")
+            asked = await say(client, "approve_remediation", which="第二个")
+            assert (needs, asked_tke()) == (UNNAMED, 1), (needs, asked_tke())
+            assert asked == (
+                "有 2 个修复在等你审批。要批准第二个，checkout（prod）的错误率的修复吗？"
+                "确认就再说一次批准。"
+            ), asked
+            if tke == "slow":
+                # The read that came late names them from the next call on, asked no more.
+                assert arrived.is_set()
+                released.set()
+
+                async def named() -> str | None:
+                    said = await say(client, "what_needs_me")
+                    return said if "guangzhou" in said else None
+
+                assert "checkout（shanghai 集群）" in await eventually(named, "clusters named")
+                assert asked_tke() == 1
+
+
 async def test_a_named_approver_hears_and_approves_a_run_waiting_for_them(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:

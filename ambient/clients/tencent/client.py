@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import logging
 import os
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -28,6 +29,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
     ROLE_UNAVAILABLE,
+    TencentCloudError,
     TencentNotConfiguredError,
     TencentNotFoundError,
     TencentRequestError,
@@ -39,6 +41,8 @@ from ambient.domain.identifiers import (
     tencent_region,
 )
 from ambient.settings import Settings
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
@@ -206,6 +210,8 @@ class TencentCloud:
         self.tke_extranet = tke_extranet  # which TKE kubeconfig reaches clusters from here
         self._endpoint, self._protocol, self._timeout = endpoint, protocol, timeout
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._reading: dict[tuple[Any, ...], asyncio.Task[Any]] = {}  # `read_soon`'s, in flight
+        self._unread_until: dict[tuple[Any, ...], float] = {}  # `read_soon`'s, failed or late
         self._backoff = backoff
 
     @classmethod
@@ -292,6 +298,41 @@ class TencentCloud:
         value = await load()
         self._cache[key] = (now, value)
         return value
+
+    async def read_soon(
+        self,
+        key: tuple[Any, ...],
+        load: Callable[[], Coroutine[Any, Any, T]],
+        *,
+        within: float,
+        unread_for: float,
+    ) -> T | None:
+        """``load()`` (a read, `cached` or not) for callers that can go without it: one read of
+        ``key`` at a time, shared by them all, each waiting ``within`` seconds at most; None when
+        it fails (a TencentCloudError) or is late, and for ``unread_for`` seconds after, None at
+        once without asking again. A late read goes on alone: once read, it is the next
+        caller's. Whoever waits less than the read takes leaves no SDK thread of its own."""
+        if time.monotonic() < self._unread_until.get(key, 0.0):
+            return None
+        if key not in self._reading:
+            self._reading[key] = reading = asyncio.create_task(load())
+
+            def ended(done: asyncio.Task[Any]) -> None:
+                del self._reading[key]
+                if done.cancelled() or done.exception() is not None:
+                    self._unread_until[key] = time.monotonic() + unread_for
+                else:  # read, if late: the next caller has it
+                    self._unread_until.pop(key, None)
+
+            reading.add_done_callback(ended)
+        try:
+            async with asyncio.timeout(within):
+                # Shielded: a caller that stops waiting leaves the read to the next ones.
+                return cast(T, await asyncio.shield(self._reading[key]))
+        except (TimeoutError, TencentCloudError) as exc:
+            log.info("%s not read: %r", key, exc)
+            self._unread_until[key] = time.monotonic() + unread_for
+            return None
 
     def forget(self, region: str | None = None) -> None:
         """Drop the cached answers of ``region`` (a write there may have changed them)."""
