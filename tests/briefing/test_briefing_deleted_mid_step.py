@@ -114,6 +114,8 @@ async def test_a_temporal_cancel_meeting_the_push_of_why_a_day_is_unprepared_end
         with pytest.raises(WorkflowFailureError) as ended:
             await asyncio.wait_for(run.result(follow_runs=False), HANG)
         events = [e.event_type async for e in run.fetch_history_events()]
+        if not deleted:
+            await save_history(run, "daily_briefing_cancelled_while_pushing_unprepared")
     assert isinstance(ended.value.cause, CancelledError), ended.value.cause
     assert (await run.describe()).status is WorkflowExecutionStatus.CANCELED
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
