@@ -102,7 +102,7 @@ class ReminderWorkflow:
             elif check.outcome == "baseline":
                 notes = (
                     "first look taken; news appear from tomorrow",
-                    "已记下首页内容，明天起推送新闻",
+                    "已记下页面当前内容，明天起推送新闻",
                 )
             elif check.hits:
                 lines = [f"- [{k}] {line}" for k, found in check.hits.items() for line in found]
