@@ -76,6 +76,8 @@ class Recipient:
     channels: list[PushChannel]
     quiet_hours: QuietHours | None
     config_problems: list[str]
+    # What they read: their choice, else the server's default (the registry's).
+    language: str = "zh"
 
 
 @dataclass

@@ -201,6 +201,11 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
+            # Said in the recipient's language here, where they are known (not in the
+            # workflow); a deliver-later run is handed the request as asked, and picks again.
+            told = request.model_copy(
+                update={"message": request.message.said_in(recipient.language)}
+            )
             in_flight, known = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
             # A last try's transient failures, final unless this try hands them over (known
@@ -213,7 +218,7 @@ class NotifyActivities:
                 async with gate:
                     try:
                         return await self._deliver(
-                            request,
+                            told,
                             recipient,
                             target,
                             known,
@@ -315,7 +320,9 @@ class NotifyActivities:
     async def recipient(self, name: str) -> Recipient:
         user = await user_named(self._db, name)
         if user is None:
-            return Recipient(name, False, False, None, None, "UTC", [], None, [])
+            return Recipient(
+                name, False, False, None, None, "UTC", [], None, [], self._channels.language
+            )
         problems: list[str] = []
         config = stored_push_config(user.push_config, problems)
         return Recipient(
@@ -328,6 +335,7 @@ class NotifyActivities:
             channels=config.channels,
             quiet_hours=config.quiet_hours,
             config_problems=[f"permanent: push config {p}" for p in problems],
+            language=user.language or self._channels.language,
         )
 
     async def _deliver(

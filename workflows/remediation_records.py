@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient import temporal
     from ambient.discussions.rules import AgentPost, remediation_post_id
-    from ambient.domain.notify import Message, NotificationKind, Target
+    from ambient.domain.notify import Message, NotificationKind, Target, Wording
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Mode, Rung
@@ -146,7 +146,18 @@ class RemediationRecords:
         )
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
-        await self._push(key, title, lead + markdown_literal(said))  # shown as written
+        # In Chinese, to whoever reads it: the reason and the alerts' names as written.
+        zh_said = (
+            f"{reason}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
+            f"（评分 {self.card.score if self.card else '?'}）。已尝试：{tried or '无'}。"
+            + left_isolated(self.attempts)
+            + _joined(self.joined_alerts)
+        )
+        zh = Wording(
+            title=f"需要人工处理：{self.alert.service}",
+            body=f"修复 `{self.remediation_id}` 已停止：" + markdown_literal(zh_said),
+        )
+        await self._push(key, title, lead + markdown_literal(said), zh)  # shown as written
         await self._finish(state)
 
     async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:
@@ -248,13 +259,13 @@ class RemediationRecords:
             retry=RECORD_RETRY,
         )
 
-    async def _push(self, key: str, title: str, body: str) -> None:
+    async def _push(self, key: str, title: str, body: str, zh: Wording | None = None) -> None:
         try:
             # The common path: a push that fails for good is said once, as final, to the user.
             await deliver(
                 user=self.request.user,
                 key=key,
-                message=Message(title=title, body=body),
+                message=Message(title=title, body=body, zh=zh),
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=NotificationKind.REMEDIATION,
                 # Its deliveries and failures are shown under the remediation.

@@ -12,7 +12,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import CheckPageInput, PageCheck
-    from ambient.domain.notify import Message
+    from ambient.domain.notify import Message, Wording
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
 
@@ -47,9 +47,12 @@ class ReminderWorkflow:
         key = workflow.info().workflow_id
         targets = notification_targets(config.notification, config.targets)
         if config.action == "reminder":
-            message = Message(title="Reminder", body=config.message)
+            message = Message(title="Reminder", body=config.message, zh=Wording(title="提醒"))
         else:
-            message = Message(title="News digest", body=await self.digest(run))
+            digest, zh = await self.digest(run)
+            message = Message(
+                title="News digest", body=digest, zh=Wording(title="新闻摘要", body=zh)
+            )
         kind = f"schedule.{config.action}"
         await record_event(
             user=run.user,
@@ -82,23 +85,38 @@ class ReminderWorkflow:
             )
         return message.body
 
-    async def digest(self, run: ReminderRun) -> str:
+    async def digest(self, run: ReminderRun) -> tuple[str, str]:
+        """The news digest's body, in English and in Chinese (the pages' lines as written)."""
         # Each run is its own workflow: compare with the last run's stored page.
         checks = await check_news_pages(run.task, run.config.news_urls, run.config.categories)
-        sections = []
+        en: list[str] = []
+        zh: list[str] = []
         for url, check in zip(run.config.news_urls, checks, strict=True):
+            notes: tuple[str, str] | None = None
+            lines: list[str] = []
             if isinstance(check, BaseException):
-                sections.append(f"**{url}**: unavailable ({failure_text(check)})")
+                why = failure_text(check)
+                notes = f"unavailable ({why})", f"无法访问（{why}）"
             elif check.outcome == "error":
-                sections.append(f"**{check.url}**: unavailable ({check.error})")
+                notes = f"unavailable ({check.error})", f"无法访问（{check.error}）"
             elif check.outcome == "baseline":
-                sections.append(f"**{check.url}**: first look taken; news appear from tomorrow")
+                notes = (
+                    "first look taken; news appear from tomorrow",
+                    "已记下页面当前内容，明天起推送新闻",
+                )
             elif check.hits:
                 lines = [f"- [{k}] {line}" for k, found in check.hits.items() for line in found]
-                sections.append(f"**{check.url}**\n" + "\n".join(lines))
             elif check.excerpt:
                 added = [ln[1:] for ln in check.excerpt.splitlines() if ln.startswith("+")][:5]
-                sections.append(f"**{check.url}**\n" + "\n".join(f"- {ln}" for ln in added))
+                lines = [f"- {ln}" for ln in added]
             else:
-                sections.append(f"**{check.url}**: nothing new")
-        return "\n\n".join(sections)
+                notes = "nothing new", "没有新内容"
+            page = url if isinstance(check, BaseException) else check.url
+            if notes is None:
+                section = f"**{page}**\n" + "\n".join(lines)
+                en.append(section)
+                zh.append(section)
+            else:
+                en.append(f"**{page}**: {notes[0]}")
+                zh.append(f"**{page}**：{notes[1]}")
+        return "\n\n".join(en), "\n\n".join(zh)

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
-    from ambient.domain.notify import Message
+    from ambient.domain.notify import Message, Wording
     from ambient.remediation.alerts import alert_from_breach, remediation_id
     from ambient.remediation.runs import RemediationInput
     from ambient.temporal import ACTIVITY_FAILED
@@ -54,6 +54,11 @@ def _payload(transition: Transition) -> dict[str, Any]:
 def _describe(transition: Transition) -> str:
     rules = ", ".join(f"{c.op} {c.value:.15g}" for c in transition.conditions)
     return f"value {transition.value:.15g} ({rules})"
+
+
+def _described_zh(transition: Transition) -> str:
+    rules = "，".join(f"{c.op} {c.value:.15g}" for c in transition.conditions)
+    return f"当前值 {transition.value:.15g}（规则：{rules}）"
 
 
 def _source_said(source: MetricSource | None) -> str:
@@ -165,20 +170,24 @@ class ThresholdWatchWorkflow(WatchControls):
         key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
         workflow.deprecate_patch(TELL_AFTER_TAKEN)
-        alerts: list[tuple[str, str, str, dict[str, Any]]] = []  # told once it is taken
+        alerts: list[tuple[str, str, str, Wording, dict[str, Any]]] = []  # told once taken
 
-        async def tell(what: str, title: str, body: str, payload: dict[str, Any]) -> None:
-            """Record ``watch.{what}`` of this check and tell it as "{title}: {task}"."""
+        async def tell(
+            what: str, title: str, body: str, zh: Wording, payload: dict[str, Any]
+        ) -> None:
+            """Record ``watch.{what}`` of this check and tell it as "{title}: {task}" (in
+            Chinese as ``zh``, to whoever reads Chinese)."""
+            zh = Wording(title=f"{zh.title}：{self.task}", body=zh.body)
             await self.tell(
                 kind=f"watch.{what}",
                 key=f"{key}/{what}",
                 payload=payload,
-                message=Message(title=f"{title}: {self.task}", body=body),
+                message=Message(title=f"{title}: {self.task}", body=body, zh=zh),
                 targets=targets,
             )
 
-        def alert(what: str, title: str, body: str, **payload: Any) -> None:
-            alerts.append((what, title, body, payload))
+        def alert(what: str, title: str, body: str, zh: Wording, **payload: Any) -> None:
+            alerts.append((what, title, body, zh, payload))
 
         transition = self.take(reading, now, alert)
         self.checking = False  # the state is whole: a baseline waiting answers now
@@ -203,12 +212,15 @@ class ThresholdWatchWorkflow(WatchControls):
             if state.failures >= self.config.failure_threshold and not state.failing:
                 state.failing = True
                 body = f"{state.failures} reads in a row failed: {reading.error}"
-                alert("failing", "Failing", body, error=reading.error, failures=state.failures)
+                zh = Wording(
+                    title="读取失败", body=f"连续 {state.failures} 次读取失败：{reading.error}"
+                )
+                alert("failing", "Failing", body, zh, error=reading.error, failures=state.failures)
             return None
         if state.failing:
-            alert(
-                "recovered", "Recovered", "The metric reads again.", after_failures=state.failures
-            )
+            zh = Wording(title="读取恢复", body="指标读取已恢复。")
+            said = ("Recovered", "The metric reads again.", zh)
+            alert("recovered", *said, after_failures=state.failures)
         state.failures, state.failing, state.last_error = 0, False, None
         self.state.last_value = reading.value
         if reading.at is not None and reading.at == state.last_point_at:
@@ -224,7 +236,8 @@ class ThresholdWatchWorkflow(WatchControls):
         if breach:
             self.state.breaches_total += 1
         title = "Breach" if breach else "Recovered"
-        alert(transition.kind, title, _describe(transition), **_payload(transition))
+        zh = Wording(title="越限告警" if breach else "已恢复", body=_described_zh(transition))
+        alert(transition.kind, title, _describe(transition), zh, **_payload(transition))
         return transition
 
     async def _remediate(self, transition: Transition, payload: dict[str, Any], key: str) -> None:
@@ -299,11 +312,16 @@ class ThresholdWatchWorkflow(WatchControls):
             f"{left['said']} (last value {left['value']:.15g}) is no longer watched: "
             "no recovery will be told for it."
         )
+        zh = Wording(
+            title=f"不再监控：{self.task}",
+            body=f"监控已改为读取 {_source_said(self.config.source)}。之前 {left['said']} 的越限"
+            f"（最后一次的值 {left['value']:.15g}）不再监控，也不会再通知它的恢复。",
+        )
         await self.tell(
             kind="watch.breach_unwatched",
             key=f"{self.task}/{self.life}/{self.state.checks}/breach-unwatched",
             payload={k: v for k, v in left.items() if k != "said"},
-            message=Message(title=f"No longer watched: {self.task}", body=body),
+            message=Message(title=f"No longer watched: {self.task}", body=body, zh=zh),
             targets=notification_targets(self.config.notification, self.config.targets),
         )
 

@@ -71,6 +71,13 @@ class Attachment(BaseModel):
     content_b64: str
 
 
+class Wording(BaseModel):
+    """A message's title and body in another language (no body: the same body)."""
+
+    title: str
+    body: str | None = None
+
+
 class Message(BaseModel):
     """One notification: a title, a markdown body and optional richer parts."""
 
@@ -80,6 +87,17 @@ class Message(BaseModel):
     kind: NotificationKind = NotificationKind.SYSTEM
     link: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
+    # The same message in Chinese, when its builder wrote it: the notify activity sends it to
+    # a recipient who reads Chinese (the workflow does not know who reads it). A message
+    # without (an older payload, a briefing written in its own language) is sent as written.
+    zh: Wording | None = None
+
+    def said_in(self, language: str) -> Message:
+        """This message in ``language`` (zh or en): as written when it has no such wording."""
+        if language != "zh" or self.zh is None:
+            return self
+        said = {"title": self.zh.title, "body": self.zh.body or self.body, "zh": None}
+        return self.model_copy(update=said)
 
     @property
     def link_to_add(self) -> str | None:

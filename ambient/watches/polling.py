@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ambient.domain.notify import Message, NotificationKind, Target
+from ambient.domain.notify import Message, NotificationKind, Target, Wording
 from ambient.render import markdown_literal
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import Failure, UrlState
@@ -148,17 +148,21 @@ class LostPollCheck(BaseModel):
 
 
 def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Message | None:
-    """What a web monitor's event tells people, as a watch's message (None: an event only)."""
+    """What a web monitor's event tells people, as a watch's message (None: an event only),
+    in English and in Chinese (the notify activity says it in its recipient's language)."""
     url = str(payload.get("url", ""))
+    zh_body: str | None = None  # None: the same body (the page's words)
     if kind == "watch.failing":
         failures, error = payload.get("failures"), payload.get("error")
         error = markdown_literal(str(error))
         title, body = f"Failing: {url}", f"{failures} checks in a row failed. Last error: {error}"
+        zh_title, zh_body = f"访问失败：{url}", f"连续 {failures} 次检查失败。最近一次错误：{error}"
     elif kind == "watch.recovered":
         title, body = f"Recovered: {url}", "The page answers again."
+        zh_title, zh_body = f"已恢复：{url}", "页面已恢复正常访问。"
     elif kind == "watch.hit":
         hits: dict[str, list[str]] = payload.get("hits") or {}
-        title = f"Keyword hit on {url}"
+        title, zh_title = f"Keyword hit on {url}", f"关键词命中：{url}"
         # The page's words, shown as written (a markdown channel renders the body).
         body = "\n".join(
             f"- **{markdown_literal(keyword)}**: {markdown_literal(line)}"
@@ -168,6 +172,8 @@ def page_message(kind: str, payload: dict[str, Any], *, keywords: bool) -> Messa
     elif kind == "watch.change" and not keywords:
         # With keywords set, only hits are worth a message; plain changes stay events.
         title, body = f"Changed: {url}", f"```\n{payload.get('excerpt', '')}\n```"
+        zh_title = f"页面有变化：{url}"
     else:
         return None
-    return Message(title=title, body=body, link=url, kind=NotificationKind.WATCH)
+    zh = Wording(title=zh_title, body=zh_body)
+    return Message(title=title, body=body, link=url, kind=NotificationKind.WATCH, zh=zh)

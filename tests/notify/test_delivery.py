@@ -32,7 +32,7 @@ from ambient.domain.notify import (
     Target,
 )
 from ambient.domain.push import PushConfig
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Language, UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
 from ambient.storage.models import Delivery, User
@@ -297,6 +297,30 @@ async def test_a_refused_webhook_fails_its_delivery_not_the_workflow(
     (failed,) = result.failures
     assert failed.channel == "webhook" and "loopback" in (failed.error or "")
     assert [d.status for d in result.deliveries] == [DeliveryStatus.FAILED, DeliveryStatus.SENT]
+
+
+async def test_a_reminder_is_titled_in_the_servers_language_for_a_user_who_chose_none(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, endpoints: tuple[PushEndpoints, str]
+) -> None:
+    state, base = endpoints
+    deps.settings = deps.settings.model_copy(update={"default_language": Language.ZH})
+    await _alice_pushing(deps, base)
+    config = ReminderConfig.model_validate(
+        {
+            "message": "站会",
+            "cron": "30 9 * * 1-5",
+            "targets": [{"type": "webhook", "target": "secret:hook"}],
+        }
+    )
+    task = unique("reminder/alice/standup")
+    assert await _reminded(ts_env, deps, task, config) == "站会"
+    assert [(body["title"], body["body"]) for _, body in state.received] == [("提醒", "站会")]
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list("alice")
+        events = await EventRepository(session).list(user="alice")
+    assert [(m.title, m.body) for m in inbox] == [("提醒", "站会")]
+    # The event recorded with it keeps the message's English.
+    assert [e.payload["title"] for e in events if e.kind == "schedule.reminder"] == ["Reminder"]
 
 
 async def test_a_reminder_whose_one_channel_fails_still_delivers_the_others_and_records_it(

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Language, UserCreate, UserSettings
 from ambient.storage.repositories import EventRepository, InboxRepository
 from ambient.storage.users import UserRepository
 from ambient.watches.models import (
@@ -137,6 +137,32 @@ async def test_a_breach_says_the_value_and_the_line_as_read_not_rounded(
         messages = await InboxRepository(session).list(USER, limit=10)
     assert [(m.title, m.body) for m in messages] == [
         (f"Breach: {handle.id}", "value 98765.43 (above 50000.25)")
+    ]
+
+
+async def test_a_breach_is_said_in_chinese_to_a_user_who_reads_chinese(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    async with loopback_deps.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get(USER)
+        assert user is not None
+        await users.update(user, UserSettings(language=Language.ZH))
+        await session.commit()
+    state, base = site
+    state.values = [49999.99, 98765.43, 100]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        handle = await start_threshold(
+            ts_env, worker.task_queue, threshold(base, threshold=50000.25)
+        )
+        await checks_reach(ts_env, handle, 3)
+        await handle.signal("stop")
+        await handle.result()
+    async with loopback_deps.db.session() as session:
+        messages = await InboxRepository(session).list(USER, limit=10)
+    assert [(m.title, m.body) for m in reversed(messages)] == [
+        (f"越限告警：{handle.id}", "当前值 98765.43（规则：above 50000.25）"),
+        (f"已恢复：{handle.id}", "当前值 100（规则：above 50000.25）"),
     ]
 
 

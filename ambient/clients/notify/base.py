@@ -94,6 +94,7 @@ class ChannelRegistry:
         concurrency: int = 8,
         give_up_seconds: float = 0.0,
         later_seconds: float = 60.0,
+        language: str = "zh",
     ) -> None:
         # Who may send where (secrets, inbox, allow-listed networks): the policy in use, by
         # which every door checks targets and the notify activity sends (build_channels makes
@@ -105,6 +106,8 @@ class ChannelRegistry:
         # Deliver later (settings.notify_give_up_seconds): none for a registry built without.
         self.give_up_seconds = give_up_seconds
         self.later_seconds = later_seconds
+        # What a recipient who chose no language reads (settings.default_language).
+        self.language = language
         self._channels = {channel.name: channel for channel in channels or []}
 
     def get(self, name: str) -> Channel:

@@ -52,4 +52,5 @@ def build_channels(settings: Settings, db: Database, http: httpx.AsyncClient) ->
         give_up_seconds=settings.notify_give_up_seconds,
         later_seconds=settings.notify_later_seconds,
         concurrency=settings.notify_concurrency,
+        language=settings.default_language.value,
     )

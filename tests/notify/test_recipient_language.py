@@ -1,0 +1,115 @@
+"""A watch's message is said in its recipient's language on every channel: their choice, else
+the server's default (AMBIENT_DEFAULT_LANGUAGE); the workflow that built it knows neither."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.notify import NotifyActivities
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import Message, NotifyRequest, Target
+from ambient.domain.users import Language, UserSettings
+from ambient.storage.repositories import InboxRepository
+from ambient.storage.users import UserRepository
+from ambient.watches.polling import page_message
+from tests.conftest import unique
+from tests.support.channels import pushed_everywhere
+
+URL = "https://shop.example/gpu"
+EXCERPT = "+ RTX 5090 ¥16499"
+ZH_TITLE = f"页面有变化：{URL}"
+EN_TITLE = f"Changed: {URL}"
+
+
+async def titles_received(deps: WorkerDeps, chosen: Language | None) -> dict[str, list[str]]:
+    """The titles each channel of a user who chose ``chosen`` was given for a page's change."""
+    message = page_message("watch.change", {"url": URL, "excerpt": EXCERPT}, keywords=False)
+    assert isinstance(message, Message)
+    async with pushed_everywhere(deps, unique("lang")) as pushed:
+        async with deps.db.session() as session:
+            users = UserRepository(session)
+            user = await users.get(pushed.user)
+            assert user is not None
+            await users.update(user, UserSettings(language=chosen))
+            await session.commit()
+        notify = NotifyActivities(deps.db, deps.channels)
+        result = await ActivityEnvironment().run(
+            notify.notify,
+            NotifyRequest(
+                user=pushed.user,
+                message=message,
+                targets=[Target(type="inbox")],
+                idempotency_key=unique("change"),
+            ),
+        )
+        assert {d.status for d in result.deliveries} == {"sent"}, result.deliveries
+        async with deps.db.session() as session:
+            inbox = await InboxRepository(session).list(pushed.user)
+        received = pushed.bots.received
+        mails = pushed.mailbox.messages
+        titles = {
+            "wecom": [
+                body["markdown"]["content"].splitlines()[0] for n, body in received if n == "wecom"
+            ],
+            "webhook": [body["title"] for n, body in received if n == "webhook"],
+            # The subject as the mail reader decodes it (RFC 2047 in the raw mail).
+            "email": [str(mail["Subject"]) for mail in mails],
+            "inbox": [m.title for m in inbox],
+        }
+        # The mail is valid UTF-8, its headers ASCII on the wire (a Chinese subject encoded as
+        # RFC 2047 says); the excerpt (the page's words) is in every body.
+        for raw in pushed.mailbox.raw:
+            assert raw.split(b"\r\n\r\n", 1)[0].isascii() and raw.decode("utf-8")
+        assert all(EXCERPT in text for texts in (await pushed.shown()).values() for text in texts)
+        return titles
+
+
+def said(title: str) -> dict[str, list[str]]:
+    # The robot's markdown starts with the title as its heading.
+    return {"wecom": [f"### {title}"], "webhook": [title], "email": [title], "inbox": [title]}
+
+
+@pytest.mark.parametrize(
+    ("chosen", "default", "title"),
+    [
+        (Language.ZH, Language.EN, ZH_TITLE),
+        (Language.EN, Language.ZH, EN_TITLE),
+        (None, Language.ZH, ZH_TITLE),
+        (None, Language.EN, EN_TITLE),
+    ],
+    ids=["chose-zh", "chose-en", "no-choice-default-zh", "no-choice-default-en"],
+)
+async def test_a_pages_change_reaches_every_channel_in_the_recipients_language(
+    deps: WorkerDeps, chosen: Language | None, default: Language, title: str
+) -> None:
+    deps.settings = deps.settings.model_copy(update={"default_language": default})
+    assert await titles_received(deps, chosen) == said(title)
+
+
+def test_every_web_monitor_message_has_its_chinese_and_keeps_its_english() -> None:
+    url = "https://a.example/"
+    cases = {
+        "watch.failing": ({"failures": 3, "error": "HTTP 503"}, "访问失败", "Failing"),
+        "watch.recovered": ({}, "已恢复", "Recovered"),
+        "watch.hit": ({"hits": {"gpu": ["RTX in stock"]}}, "关键词命中", "Keyword hit on"),
+        "watch.change": ({"excerpt": "+ new"}, "页面有变化", "Changed"),
+    }
+    for kind, (payload, zh, en) in cases.items():
+        message = page_message(kind, {"url": url, **payload}, keywords=kind == "watch.hit")
+        assert message is not None
+        assert message.said_in("en") == message
+        chinese = message.said_in("zh")
+        assert chinese.title == f"{zh}：{url}", kind
+        assert message.title.startswith(en), kind
+        assert chinese.zh is None and chinese.link == url
+    failing = page_message(
+        "watch.failing", {"url": url, "failures": 3, "error": "HTTP 503"}, keywords=False
+    )
+    assert failing is not None
+    assert failing.said_in("zh").body == "连续 3 次检查失败。最近一次错误：HTTP 503"
+
+
+def test_a_message_without_chinese_is_sent_as_written_to_a_chinese_reader() -> None:
+    message = Message(title="Daily briefing 2026-12-01", body="All quiet.")
+    assert message.said_in("zh") == message
