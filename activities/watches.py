@@ -30,6 +30,7 @@ from ambient.clients.web import (
     TooLargeError,
     TooManyRedirectsError,
     WebFetcher,
+    fetch_refusal,
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.domain.configs import STORED
@@ -191,11 +192,13 @@ class WatchActivities:
                 raise ApplicationError(str(exc)[:500], type="RateLimited") from None
             return self._failed(request, exc)
         except FetchError as exc:
-            # Its endpoint said with it: nothing beside a threshold watch's alert or a
-            # remediation's hand-over names it (a web monitor's page row does, so the fetch's
-            # own error leaves it out).
-            where = source.url if isinstance(source, HttpJsonSource | PrometheusSource) else "?"
-            return self._failed(request, exc, f" from {where}")
+            # An HTTP status or a timeout said with its endpoint: nothing beside a threshold
+            # watch's alert or a remediation's hand-over names it (a web monitor's page row
+            # does, so the fetch's own words leave it out).
+            where = ""
+            if fetch_refusal(str(exc)) and isinstance(source, HttpJsonSource | PrometheusSource):
+                where = f" from {source.url}"
+            return self._failed(request, exc, where)
         except TencentCloudError as exc:
             return self._failed(request, exc)
         except (ValueError, LookupError, TypeError, AttributeError) as exc:

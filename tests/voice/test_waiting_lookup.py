@@ -147,5 +147,8 @@ async def test_runs_the_server_lists_as_waiting_past_the_asked_ones_are_found(
 
         found = await waiting_for(service, owner)
 
-    assert [r.remediation_id for r in found] == [r.remediation_id for r in started]
+    # Both, oldest first by the runs' own start (a second start's first workflow task can be
+    # run before the first's: their order of start calls does not decide it).
+    assert {r.remediation_id for r in found} == {r.remediation_id for r in started}
+    assert [r.started_at for r in found] == sorted(r.started_at for r in found)
     assert {r.state for r in found} == {"waiting_approval"}
