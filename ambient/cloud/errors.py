@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from ambient.clients.kube import KubeError, KubeForbiddenError, TkeClusterNotFoundError
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
+    RATE_LIMITS,
     ROLE_UNAVAILABLE,
     TencentAuthError,
     TencentCloudError,
@@ -138,6 +139,10 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     where = f"{action} ({exc.code})" if action else exc.code
     if isinstance(exc, TencentNotConfiguredError):
         return "not_configured", exc.message
+    if not action:
+        # An error the client worded itself, no call made (a window whose start is after its
+        # end, a region out of format, a search to narrow): its words say what to do.
+        return "failed", f"{exc.code}: {exc.message}"
     if isinstance(exc, TencentServiceRoleError) or exc.code == ROLE_UNAVAILABLE:
         # The keys are fine (or there are none): its message says what to grant or run on.
         return "auth", f"Tencent Cloud refused {where}: {exc.message}"
@@ -157,6 +162,11 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"Tencent Cloud refused {where}: the account {ACCOUNT_STATES[exc.code]}; nothing "
             f"was changed. {exc.message}"
         )
+    if exc.code in RATE_LIMITS:  # LimitExceeded.LogSearch: too many searches at once, no quota
+        return "unavailable", (
+            f"Tencent Cloud is busy for {where} (too many requests at once); try again in a "
+            f"moment. {exc.message}"
+        )
     if exc.code.startswith(QUOTA_PREFIXES):
         return "quota", (
             f"Tencent Cloud quota or limit reached for {where}: remove unused resources or "
@@ -174,5 +184,4 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
         return "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
     if isinstance(exc, TencentRetryableError):
         return "unavailable", f"Tencent Cloud is unavailable for {where}; try again. {exc.message}"
-    # An error the client worded itself (no call named) is said as it is.
-    return "failed", f"{where} failed: {exc.message}" if action else f"{where}: {exc.message}"
+    return "failed", f"{where} failed: {exc.message}"

@@ -30,6 +30,7 @@ from ambient.clients.tencent.logs import list_log_topics, search_logs
 from ambient.clients.tencent.metrics import get_metric, latest_metric_point
 from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.clients.tencent.writes import CloudRequest, send
+from ambient.cloud.errors import told
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, serve
 
@@ -1254,3 +1255,29 @@ async def test_a_search_without_a_limit_answers_the_documented_100(
     api.logs = [{"time": i, "json": {"n": i}} for i in range(150)]
     answer = await tc.call("cls", "SearchLog", {**SEARCH, "To": 1000})
     assert len(answer["Results"]) == 100
+
+
+async def test_a_read_soon_asked_with_no_time_left_keeps_the_read_for_the_next_caller(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    # A voice call that has spent its budget asks with no time left: the cluster list (cached,
+    # or read at once) must not be taken for a slow read and go unread for a minute.
+    _, tc = cloud
+    read = lambda: list_clusters(tc)  # noqa: E731
+
+    assert await tc.read_soon(("clusters",), read, within=-0.2, unread_for=60) is None
+    named = await tc.read_soon(("clusters",), read, within=HANG, unread_for=60)
+    assert named is not None
+
+
+def test_reads_refused_are_said_as_their_cause_asks() -> None:
+    # A search past CLS's concurrent ones is a rate limit, no quota; an error the client worded
+    # itself (no call made) is said as worded, not as Tencent Cloud rejecting a parameter.
+    busy = TencentRetryableError("LimitExceeded.LogSearch", "并发查询超过限制", "req-1")
+    busy.call = ("cls", "SearchLog")
+    said = told(busy)
+    assert "try again in a moment" in said and "quota" not in said and "req-1" in said
+    window = TencentRequestError("InvalidParameterValue.From", "the window's start is after")
+    assert told(window) == "InvalidParameterValue.From: the window's start is after"
+    narrow = TencentRequestError("LimitExceeded.SearchResources", "too much: narrow the query")
+    assert "quota" not in told(narrow) and told(narrow).endswith("narrow the query")

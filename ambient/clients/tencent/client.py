@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CACHE_TTL = 300.0  # seconds a read-mostly answer (topics, clusters) is kept
+SLOW_READ = 0.5  # seconds: `read_soon`'s read still running after this is a slow one
 LIMIT_RETRIES = 3  # rate-limited calls retried here before the caller sees the error
 NOT_CONFIGURED = (
     "Tencent Cloud is not configured: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY "
@@ -210,7 +211,8 @@ class TencentCloud:
         self.tke_extranet = tke_extranet  # which TKE kubeconfig reaches clusters from here
         self._endpoint, self._protocol, self._timeout = endpoint, protocol, timeout
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
-        self._reading: dict[tuple[Any, ...], asyncio.Task[Any]] = {}  # `read_soon`'s, in flight
+        # `read_soon`'s reads in flight, with when each began.
+        self._reading: dict[tuple[Any, ...], tuple[asyncio.Task[Any], float]] = {}
         self._unread_until: dict[tuple[Any, ...], float] = {}  # `read_soon`'s, failed or late
         self._backoff = backoff
 
@@ -315,7 +317,8 @@ class TencentCloud:
         if time.monotonic() < self._unread_until.get(key, 0.0):
             return None
         if key not in self._reading:
-            self._reading[key] = reading = asyncio.create_task(load())
+            reading = asyncio.create_task(load())
+            self._reading[key] = reading, time.monotonic()
 
             def ended(done: asyncio.Task[Any]) -> None:
                 del self._reading[key]
@@ -325,13 +328,22 @@ class TencentCloud:
                     self._unread_until.pop(key, None)
 
             reading.add_done_callback(ended)
+        reading, started = self._reading[key]
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout(max(within, 0.0)):
                 # Shielded: a caller that stops waiting leaves the read to the next ones.
-                return cast(T, await asyncio.shield(self._reading[key]))
-        except (TimeoutError, TencentCloudError) as exc:
+                return cast(T, await asyncio.shield(reading))
+        except TencentCloudError as exc:  # `ended` keeps it unread for a while
             log.info("%s not read: %r", key, exc)
-            self._unread_until[key] = time.monotonic() + unread_for
+            return None
+        except TimeoutError:
+            if reading.done():  # read meanwhile (a caller with no time left: from the cache)
+                return None if reading.cancelled() or reading.exception() else reading.result()
+            if time.monotonic() - started >= SLOW_READ:
+                # Slow, not just asked by a caller with no time left: the next ones go without
+                # it for a while rather than each wait for it.
+                log.info("%s not read in time", key)
+                self._unread_until[key] = time.monotonic() + unread_for
             return None
 
     def forget(self, region: str | None = None) -> None:
