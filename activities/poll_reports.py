@@ -111,7 +111,7 @@ class PollReports:
         # The life's late failures (watch_polls), which the result tells the workflow.
         self.late_failures = request.late_failures_seen
         # plan()'s answer and the settings it was made from (read again every RECIPIENT_TTL).
-        self._plan: tuple[Recipient, tuple[bool, list[Target]]] | None = None
+        self._plan: tuple[Recipient, tuple[str | None, list[Target]]] | None = None
 
     async def store(
         self,
@@ -153,23 +153,29 @@ class PollReports:
             self.notify(event, others if inbox else request.targets)
         return True
 
-    def numbered(self, found: list[tuple[str, dict[str, Any]]], *, inbox: bool) -> list[NewEvent]:
-        """The events numbered after the poll's last, keyed, with inbox copies if wanted."""
+    def numbered(
+        self, found: list[tuple[str, dict[str, Any]]], *, inbox: str | None
+    ) -> list[NewEvent]:
+        """The events numbered after the poll's last, keyed, with inbox copies said in
+        ``inbox`` (the user's language; None: no copies)."""
         events = []
         shown = redact_target("inbox", "")[:MAX_SHOWN]
         for seq, (kind, payload) in enumerate(found, start=self.seq + 1):
             key = self.event_key(seq)
             message = self.message(kind, payload) if inbox else None
-            copy = InboxCopy(message, delivery_key(key, "inbox", ""), shown) if message else None
+            # Stored here, not sent: said in their language, as `send` says what it sends.
+            said = message.said_in(inbox) if message and inbox else None
+            copy = InboxCopy(said, delivery_key(key, "inbox", ""), shown) if said else None
             events.append(NewEvent(seq=seq, kind=kind, key=key, payload=payload, inbox=copy))
         return events
 
     def message(self, kind: str, payload: dict[str, Any]) -> Message | None:
         return page_message(kind, payload, keywords=bool(self.request.config.keywords))
 
-    async def plan(self) -> tuple[bool, list[Target]]:
-        """Where this watch's messages go now: (the user's inbox, written with the event;
-        the other targets, sent after the commit)."""
+    async def plan(self) -> tuple[str | None, list[Target]]:
+        """Where this watch's messages go now: (the user's inbox, written with the event, as
+        the language its copy is said in, None when none is written; the other targets, sent
+        after the commit)."""
         request = self.request
         recipient = await self.poller.recipient(request.user)
         if self._plan is not None and self._plan[0] is recipient:
@@ -177,7 +183,8 @@ class PollReports:
         targets, _ = targets_for(NotificationKind.WATCH, request.targets, recipient)
         own = [t for t in targets if t.type == "inbox" and t.target in ("", request.user)]
         others = [t for t in targets if t not in own]
-        self._plan = (recipient, (recipient.exists and bool(own), others))
+        inbox = recipient.language if recipient.exists and own else None
+        self._plan = (recipient, (inbox, others))
         return self._plan[1]
 
     def take(self, event: PollEvent) -> None:

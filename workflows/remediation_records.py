@@ -146,12 +146,13 @@ class RemediationRecords:
         )
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
-        # In Chinese, to whoever reads it: the reason and the alerts' names as written.
+        # In Chinese, to whoever reads it: the isolation to undo first, then the reason and
+        # the alerts' names as written.
         zh_said = (
-            f"{reason}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
+            left_isolated(self.attempts, zh=True)
+            + f"{reason}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
             f"（评分 {self.card.score if self.card else '?'}）。已尝试：{tried or '无'}。"
-            + left_isolated(self.attempts)
-            + _joined(self.joined_alerts)
+            + _joined(self.joined_alerts, zh=True)
         )
         zh = Wording(
             title=f"需要人工处理：{self.alert.service}",
@@ -349,22 +350,25 @@ def search_attributes(user: str, cluster: str) -> TypedSearchAttributes:
     return temporal.search_attributes("remediation", user, cluster=cluster, state="scoring")
 
 
-def _joined(alerts: list[Alert]) -> str:
-    """The alerts of another source or metric that joined the run: the person takes them too."""
+def _joined(alerts: list[Alert], *, zh: bool = False) -> str:
+    """The alerts of another source or metric that joined the run: the person takes them too
+    (``zh``: said in Chinese, the alerts' names as written)."""
     if not alerts:
         return ""
-    return " Alerts that joined it: " + ", ".join(map(alert_named, alerts)) + "."
+    names = ", ".join(alert_named(a, zh=zh) for a in alerts)
+    return f"合并到这次修复的告警：{names}。" if zh else f" Alerts that joined it: {names}."
 
 
-def alert_named(alert: Alert) -> str:
+def alert_named(alert: Alert, *, zh: bool = False) -> str:
     """An alert as the run's messages name the alerts that joined it: its source and metric."""
-    return f"{alert.source} {alert.metric or 'alert'}"
+    return f"{alert.source} {alert.metric or ('告警' if zh else 'alert')}"
 
 
-def left_isolated(attempts: list[Attempt]) -> str:
+def left_isolated(attempts: list[Attempt], *, zh: bool = False) -> str:
     """What the person handed the run must know first: an isolation this run left in place
     (no traffic reaches the workload), and how to undo it: its Services' selectors, or the
-    deny-all NetworkPolicy rung 4 created when no Service selected the workload."""
+    deny-all NetworkPolicy rung 4 created when no Service selected the workload (``zh``:
+    said in Chinese, a sentence of its own)."""
     done = {a.rung for a in attempts if a.applied}
     if Rung.ISOLATE not in done or Rung.FULL_ROLLBACK in done:
         return ""
@@ -373,9 +377,18 @@ def left_isolated(attempts: list[Attempt]) -> str:
     policies = [o.split("/", 2) for o in isolated.patch or {} if o.startswith("networkpolicy/")]
     if policies:
         _, namespace, name = policies[0]
+        if zh:
+            return (
+                f"{namespace} 中拒绝所有流量的 NetworkPolicy {name} 仍挡着其 Pod 的全部流量"
+                "（第 4 级隔离所建）：请先删除它以恢复流量，再做其他处理。"
+            )
         return (
             f" The deny-all NetworkPolicy {name} in {namespace} still keeps all traffic from"
             " its pods (isolated at rung 4): delete it before anything else to restore traffic."
+        )
+    if zh:
+        return (
+            "它的 Service 仍不选中任何 Pod（第 4 级隔离所致）：请先恢复它们的选择器，再做其他处理。"
         )
     return (
         " Its Services still select no pods (isolated at rung 4): restore their selectors"

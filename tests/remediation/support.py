@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from ambient.domain.users import UserCreate
+from ambient.domain.users import Language, UserCreate
 from ambient.remediation.alerts import Alert
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES, ApprovalInput, RemediationStatus
@@ -144,11 +144,15 @@ def alert(url: str, **overrides: Any) -> Alert:
 
 
 async def add_user(
-    deps: WorkerDeps, name: str, permission: str = "dry_run", role: str = "member"
+    deps: WorkerDeps,
+    name: str,
+    permission: str = "dry_run",
+    role: str = "member",
+    language: Language | None = None,
 ) -> None:
     async with deps.db.session() as session:
         users = UserRepository(session)
-        user, _ = await users.create(UserCreate(name=name))
+        user, _ = await users.create(UserCreate(name=name, language=language))
         user.rollback_permission = permission
         user.role = role
         await session.commit()

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.kube import client_from_kubeconfig
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
 from ambient.remediation.ladder import ISOLATION_LABEL, Rung
 from ambient.remediation.runs import CHANGE_RETRY, ApprovalInput, RemediationStatus
 from ambient.remediation.storage import ActionLedger
@@ -76,15 +77,17 @@ async def _execute(
     kubeconfig_path: Path,
     healthy_from: int | None,
     history: str | None = None,
+    language: Language | None = None,
 ) -> RemediationStatus:
-    """One alert remediated in execute mode against the stand-in, no approval asked."""
+    """One alert remediated in execute mode against the stand-in, no approval asked (for USER,
+    who reads ``language``)."""
     remediation_settings(
         deps,
         remediation_approval_from_rung=0,
         remediation_executor="kubernetes",
         kubeconfig=kubeconfig_path,
     )
-    await add_user(deps, USER, permission="execute")
+    await add_user(deps, USER, permission="execute", language=language)
     async with (
         error_rate(healthy_from=healthy_from) as (_, url),
         running_worker(env.client, deps) as worker,
@@ -300,6 +303,28 @@ async def test_an_alert_that_clears_behind_the_deny_policy_hands_over_naming_the
         f"The deny-all NetworkPolicy {policy} in {namespace} still keeps all traffic from its "
         "pods (isolated at rung 4): delete it before anything else to restore traffic."
     ), row.detail["body"]
+
+
+async def test_a_chinese_readers_hand_over_says_the_deny_policy_to_delete_first_in_chinese(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The one instruction that restores traffic came last, in English, in a Chinese body."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    async with serve(api.app()) as base:
+        path = _kubeconfig(tmp_path, base)
+        status = await _execute(ts_env, deps, path, healthy_from=3, language=Language.ZH)
+        [(namespace, policy)] = list(api.networkpolicies)
+
+    assert status.state == "handed_over", status.outcome
+    async with deps.db.session() as session:
+        (message,) = await InboxRepository(session).list(USER)
+    assert message.title.startswith("需要人工处理："), message.title
+    assert message.body.startswith(
+        f"修复 `{status.remediation_id}` 已停止：{namespace} 中拒绝所有流量的 NetworkPolicy "
+        f"{policy} 仍挡着其 Pod 的全部流量（第 4 级隔离所建）：请先删除它以恢复流量，再做其他处理。"
+    ), message.body
+    assert message.body.count("NetworkPolicy") == 1, message.body
 
 
 async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_like_approving(

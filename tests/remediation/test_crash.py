@@ -63,6 +63,8 @@ def worker_env(
         PYTHONPATH=str(ROOT),
         AMBIENT_ENVIRONMENT="test",
         AMBIENT_DATA_DIR=str(deps.settings.data_dir),
+        # What the tests' messages are said in, as in-process workers say them (conftest).
+        AMBIENT_DEFAULT_LANGUAGE=deps.settings.default_language.value,
         AMBIENT_DATABASE_URL=deps.settings.resolved_database_url,
         AMBIENT_TEMPORAL_ADDRESS=address,
         AMBIENT_TEMPORAL_TASK_QUEUE=task_queue,

@@ -33,7 +33,12 @@ from tests.support.record import save_history
 from tests.support.servers import free_port, serve
 from tests.support.waits import ask, eventually
 from tests.watches.site import Site, article
-from tests.watches.test_workflows import USER, loopback_deps, site  # noqa: F401  (fixtures)
+from tests.watches.test_workflows import (  # noqa: F401  (fixtures)
+    USER,
+    loopback_deps,
+    reads_chinese,
+    site,
+)
 
 
 def fast(urls: list[str], **fields: Any) -> WebMonitorConfig:
@@ -155,6 +160,27 @@ async def test_keyword_hits_on_new_text_are_reported_once(
     ]
     assert await inbox_titles(loopback_deps) == [f"Keyword hit on {base}/news"]
     assert ("/blog", 304) in state.requests
+
+
+async def test_a_keyword_hit_in_the_inbox_of_a_user_who_reads_chinese_is_said_in_chinese(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    # The inbox copy is stored with the event, not sent: it too is said in their language.
+    await reads_chinese(loopback_deps)
+    state, base = site
+    state.pages["/news"] = article("AI beats humans at chess.")
+    config = fast([f"{base}/news"], keywords=["machine learning"])
+    async with running_worker(dev_env.client, loopback_deps) as worker:
+        handle = await start(dev_env, worker.task_queue, config)
+        await eventually(lambda: _checks(handle, 1))
+        state.pages["/news"] = article(
+            "AI beats humans at chess.", "A machine learning chip ships."
+        )
+        await handle.signal("check_now")
+        await eventually(lambda: _changes(handle, 1))
+        await handle.signal("stop")
+        await handle.result()
+    assert await inbox_titles(loopback_deps) == [f"关键词命中：{base}/news"]
 
 
 async def test_first_check_is_the_baseline_taken_at_once_with_per_url_outcomes(

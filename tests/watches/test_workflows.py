@@ -49,6 +49,16 @@ async def loopback_deps(deps: WorkerDeps) -> WorkerDeps:
     return deps
 
 
+async def reads_chinese(deps: WorkerDeps) -> None:
+    """USER chooses Chinese: what they are told is said in it."""
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        user = await users.get(USER)
+        assert user is not None
+        await users.update(user, UserSettings(language=Language.ZH))
+        await session.commit()
+
+
 async def checks_reach(
     env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], count: int
 ) -> TaskStatus:
@@ -143,12 +153,7 @@ async def test_a_breach_says_the_value_and_the_line_as_read_not_rounded(
 async def test_a_breach_is_said_in_chinese_to_a_user_who_reads_chinese(
     ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
-    async with loopback_deps.db.session() as session:
-        users = UserRepository(session)
-        user = await users.get(USER)
-        assert user is not None
-        await users.update(user, UserSettings(language=Language.ZH))
-        await session.commit()
+    await reads_chinese(loopback_deps)
     state, base = site
     state.values = [49999.99, 98765.43, 100]
     async with running_worker(ts_env.client, loopback_deps) as worker:
