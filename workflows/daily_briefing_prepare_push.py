@@ -140,7 +140,10 @@ class PrepareAndPush:
 
     async def _until_deleted(self, task: asyncio.Task[Any]) -> bool:
         """Wait for ``task``; whether the briefing was deleted first (``task`` cancelled then).
-        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled."""
+        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled, only
+        where the run's own coroutine waits here (`_step`): the SDK cancels that coroutine, not
+        an update's handler, so a regenerate's or send's work (`_unless_deleted`) is not
+        cancelled by it and goes on as the run ends under it."""
         try:
             await workflow.wait_condition(lambda: task.done() or self.stopping)
         except asyncio.CancelledError:
