@@ -1,11 +1,16 @@
 """A mail server that takes the message and answers after the send's deadline: the message
-may have been delivered, as when the connection is lost there, so no try sends it again."""
+may have been delivered, as when the connection is lost there, so no try sends it again; a
+send cancelled while the server holds its answer ends at once."""
+
+import asyncio
+import threading
 
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.deliveries import delivery_key
 from activities.notify import NotifyActivities
+from ambient.clients.notify.email import EmailChannel
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
@@ -13,6 +18,7 @@ from ambient.storage.repositories import DeliveryRepository, EventRepository
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
 from tests.notify.test_delivery import _user
+from tests.support.servers import HANG
 
 DEADLINE = 2.5  # the send's deadline (AMBIENT_NOTIFY_TARGET_TIMEOUT), seconds
 
@@ -61,3 +67,32 @@ async def test_a_mail_the_server_took_but_answered_after_the_deadline_is_not_sen
     # off before the message went, and said "retrying": nothing was handed then.)
     said = [e.payload["retrying"] for e in events]
     assert said.count(False) == 1 and said[0] is False, said
+
+
+async def test_a_send_cancelled_while_the_server_holds_its_answer_ends_at_once() -> None:
+    """Its notify activity cancelled (a daily briefing deleted during its push) while the mail
+    server holds its answer to the message: the send ends as it hears the cancel. It said QUIT
+    and waited for that answer, up to its timeout (30 s by default), and so did a run waiting
+    for the activity's cancel to end."""
+    asked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # in the mail server's own thread: QUIT is not answered either
+        asked.set()
+        release.wait(HANG)
+
+    with Mailbox() as mailbox:
+        mailbox.on_data = hold
+        # A timeout past the wait below: only the cancel can end the send in time.
+        channel = EmailChannel("127.0.0.1", mailbox.port, "ops@example.com", tls="none")
+        channel.timeout = 2 * HANG
+        message = Message(title="Briefing", body="All quiet")
+        send = asyncio.create_task(
+            channel.send("alice", message, "alice@example.com", idempotency_key="k")
+        )
+        try:
+            assert await asyncio.to_thread(asked.wait, HANG)
+            send.cancel()
+            done, _ = await asyncio.wait({send}, timeout=HANG)
+        finally:
+            release.set()
+    assert done == {send} and send.cancelled()

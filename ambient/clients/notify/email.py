@@ -167,6 +167,14 @@ class _Client(aiosmtplib.SMTP):
     data_begun = False
     posts: Posts | None = None
 
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            # Cancelled (its activity's cancel heard): closed at once. aiosmtplib's QUIT
+            # waited for a server that had not answered the message, up to ``timeout``.
+            self.close()
+            return
+        await super().__aexit__(exc_type, exc, tb)
+
     async def data(self, message: str | bytes, /, **options: Any) -> aiosmtplib.SMTPResponse:
         if self.posts is not None:
             await self.posts.handing()
