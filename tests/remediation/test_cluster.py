@@ -384,8 +384,11 @@ async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_lik
 
 
 async def test_one_approver_approving_and_refusing_at_once_has_one_applied_and_one_conflict(
-    ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:
+    # On the real server: the abort cancels the approved change, which may complete in the
+    # same workflow task. The time-skipping test server refuses that cancel (ACTIVITY_UNKNOWN,
+    # sdk-java#2391) and the run wedges; the real server takes the change's answer.
     from ambient.remediation.service import RemediationService
     from ambient.remediation.views import RemediationStateError
     from tests.remediation.support import state_reaches
@@ -402,14 +405,14 @@ async def test_one_approver_approving_and_refusing_at_once_has_one_applied_and_o
     await add_user(deps, "lead", permission="execute")
     async with (
         error_rate(healthy_from=None) as (_, url),
-        running_worker(ts_env.client, deps) as worker,
+        running_worker(dev_env.client, deps) as worker,
     ):
         settings = deps.settings.model_copy(update={"temporal_task_queue": worker.task_queue})
-        service = RemediationService(ts_env.client, settings, deps.db)
+        service = RemediationService(dev_env.client, settings, deps.db)
         handle = await start(
-            ts_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
+            dev_env, worker.task_queue, alert(url, cluster_id=CLUSTER), mode="execute"
         )
-        await state_reaches(ts_env, handle, ("waiting_approval",))
+        await state_reaches(dev_env, handle, ("waiting_approval",))
         # Both answers read the run while it waited, as two requests in flight at once do.
         seen = await service._status(handle.id)
 
