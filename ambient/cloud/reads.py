@@ -21,7 +21,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.clusters import Cluster, NodePool, list_clusters, list_node_pools
 from ambient.clients.tencent.logs import LogTopic, SearchResult, list_log_topics, search_logs
 from ambient.clients.tencent.metrics import MetricPoint, get_metric
-from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError
+from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, told
 from ambient.settings import Settings
 
 FILE_TOPIC = "file:"
@@ -139,7 +139,8 @@ class CloudReads:
     async def alarms(self, hours: int = 24, region: str | None = None) -> AlarmHistory:
         """Cloud Monitor alarm history and CLS alert records of the last ``hours``."""
         start = _since("hours", hours, MAX_ALARM_HOURS, "hours")
-        return await list_alarms(self.tencent, start, datetime.now(UTC), region=region)
+        # A source not read says what to fix, as a read that failed whole does (``told``).
+        return await list_alarms(self.tencent, start, datetime.now(UTC), region=region, said=told)
 
     async def workloads(
         self, cluster_id: str | None = None, namespace: str | None = None, region: str | None = None

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from ambient.clients.tencent.alarms import AlarmRecord, list_alarms
 from ambient.clients.tencent.client import TencentCloud
+from ambient.cloud.errors import told
 from ambient.domain.identifiers import region_name
 from ambient.remediation.alerts import Alert, workload_of
 from ambient.remediation.runs import TriageAlerts
@@ -72,7 +73,7 @@ async def unresolved_alarms(
         return TriageAlerts(
             window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
         )
-    history = await list_alarms(tencent, start, end)
+    history = await list_alarms(tencent, start, end, said=told)
     found: dict[str, Alert] = {}
     # A source refused while the other answered: its alarms are not here, and the night says so.
     skipped = [str(unread) for unread in history.unread]

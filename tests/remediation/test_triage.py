@@ -346,14 +346,16 @@ async def test_cls_refused_still_triages_monitor_alarms_and_says_cls_was_not_rea
 ) -> None:
     """A CAM policy without cls:DescribeAlertRecordHistory: the night's triage failed whole and
     Cloud Monitor's unresolved alarms went untriaged. Now they are triaged, and the night's
-    record says CLS's alert records could not be read, in the API's words."""
+    record says CLS's alert records could not be read, and what to fix."""
     api, tencent = cloud
     api.failures["DescribeAlertRecordHistory"] = ["AuthFailure.UnauthorizedOperation"]
     found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
     assert [a.service for a in found.alerts] == ["cls-night001/prod/checkout"]
     assert found.skipped[0] == (
-        "cls alarms could not be read: AuthFailure.UnauthorizedOperation: "
-        "injected AuthFailure.UnauthorizedOperation (RequestId req-standin)"
+        "cls alarms could not be read: Tencent Cloud refused DescribeAlertRecordHistory "
+        "(AuthFailure.UnauthorizedOperation): check that the CAM policy allows "
+        "cls:DescribeAlertRecordHistory (docs/tencent-cloud.md). injected "
+        "AuthFailure.UnauthorizedOperation (RequestId req-standin)"
     )
 
 

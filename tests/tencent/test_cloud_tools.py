@@ -156,7 +156,8 @@ async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
 ) -> None:
     """CLS refused (AuthFailure.UnauthorizedOperation): the tool and `ambient cloud alarms`
     answered an error only, and Cloud Monitor's alarms were lost. Now both list them and say
-    which source was not read."""
+    which source was not read, and what to fix as a read refused whole says it (it said the
+    API's code and message only)."""
     import asyncio
 
     from typer.testing import CliRunner
@@ -172,12 +173,17 @@ async def test_list_alarms_answers_monitor_alarms_and_names_a_refused_cls(
     assert not failed, answer
     assert [a["name"] for a in answer["alarms"]] == ["cpu-high"]
     assert [u["source"] for u in answer["unread"]] == ["cls"]
-    assert answer["unread"][0]["error"].startswith("AuthFailure.UnauthorizedOperation: ")
+    refused = (
+        "Tencent Cloud refused DescribeAlertRecordHistory (AuthFailure.UnauthorizedOperation): "
+        "check that the CAM policy allows cls:DescribeAlertRecordHistory (docs/tencent-cloud.md). "
+        "injected AuthFailure.UnauthorizedOperation (RequestId req-standin)"
+    )
+    assert answer["unread"][0]["error"] == refused
     env = cli_env(state)
     listed = await asyncio.to_thread(CliRunner().invoke, app, ["cloud", "alarms"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "cpu-high" in listed.output, listed.output
-    assert "cls alarms could not be read: AuthFailure.UnauthorizedOperation" in listed.output
+    assert f"cls alarms could not be read: {refused}" in " ".join(listed.output.split())
 
 
 async def test_logs_are_searched_in_the_region_their_topic_was_listed_in(

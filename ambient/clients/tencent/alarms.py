@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,10 +38,10 @@ class AlarmRecord(BaseModel):
 
 
 class UnreadSource(BaseModel):
-    """An alarm source that failed while the other answered: named, with the API's words."""
+    """An alarm source that failed while the other answered: named, and why."""
 
     source: str = Field(description="monitor or cls")
-    error: str = Field(description="why it could not be read (the API's code and message)")
+    error: str = Field(description="why it could not be read, as the caller words the error")
     retryable: bool = Field(default=False, description="a passing failure: asking again may work")
 
     def __str__(self) -> str:
@@ -86,6 +87,7 @@ async def list_alarms(
     *,
     region: str | None = None,
     ongoing: bool = False,
+    said: Callable[[TencentCloudError], str] = str,
 ) -> AlarmHistory:
     """Cloud Monitor alarm history and CLS alert records in the window, newest first.
 
@@ -93,8 +95,9 @@ async def list_alarms(
     FirstOccurTime"), so one firing since before ``start`` is not in the window; ``ongoing``
     adds those not recovered (up to ONGOING_LOOKBACK before), each once, marked ``ongoing``.
     One source refused (a CAM policy without its action, CLS not opened in the region, a rate
-    limit past the retries): the other's alarms are answered and it is named in ``unread``.
-    Both refused: the call fails, with Monitor's error."""
+    limit past the retries): the other's alarms are answered and it is named in ``unread``,
+    its error as ``said`` words it (a door's sentence saying what to fix; the API's code and
+    message by default). Both refused: the call fails, with Monitor's error."""
     history = AlarmHistory()
     errors: list[TencentCloudError] = []
     for source, read in (("monitor", _monitor_alarms), ("cls", _cls_alarms)):
@@ -102,7 +105,7 @@ async def list_alarms(
             history.alarms += await read(tc, start, end, region, False)
         except TencentCloudError as exc:
             errors.append(exc)
-            history.unread.append(_unread(source, exc))
+            history.unread.append(_unread(source, exc, said))
             continue
         if ongoing:
             # The windows meet at start and neither holds it twice: no alarm is in both. Its
@@ -110,7 +113,7 @@ async def list_alarms(
             try:
                 earlier = await read(tc, start - ONGOING_LOOKBACK, start, region, True)
             except TencentCloudError as exc:
-                history.unread.append(_unread(f"{source} (firing since before)", exc))
+                history.unread.append(_unread(f"{source} (firing since before)", exc, said))
                 continue
             history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
     if len(errors) == 2:
@@ -119,9 +122,11 @@ async def list_alarms(
     return history
 
 
-def _unread(source: str, exc: TencentCloudError) -> UnreadSource:
+def _unread(
+    source: str, exc: TencentCloudError, said: Callable[[TencentCloudError], str]
+) -> UnreadSource:
     retryable = isinstance(exc, TencentRetryableError)
-    return UnreadSource(source=source, error=str(exc), retryable=retryable)
+    return UnreadSource(source=source, error=said(exc), retryable=retryable)
 
 
 async def _monitor_alarms(
