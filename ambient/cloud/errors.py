@@ -15,6 +15,7 @@ from ambient.clients.kube import KubeError, KubeForbiddenError, TkeClusterNotFou
 from ambient.clients.tencent import writes
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
+    REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
     TencentAuthError,
     TencentCloudError,
@@ -146,6 +147,15 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
     if isinstance(exc, TencentServiceRoleError) or exc.code == ROLE_UNAVAILABLE:
         # The keys are fine (or there are none): its message says what to grant or run on.
         return "auth", f"Tencent Cloud refused {where}: {exc.message}"
+    if exc.code in KEYS_REFUSED and exc.role:
+        # No keys of the user's own: the instance's metadata service hands the role's
+        # temporary keys out, and they expire by this machine's clock.
+        return "auth", (
+            f"Tencent Cloud refused {where}: it does not accept the temporary keys of the CVM "
+            f"role {exc.role!r} (AMBIENT_TENCENTCLOUD_CVM_ROLE); check that this machine's clock "
+            "is right (NTP), and in the CAM console that the role still exists and is bound to "
+            f"this instance. {exc.message}"
+        )
     if exc.code in KEYS_REFUSED:
         return "auth", (
             f"Tencent Cloud refused {where}: it does not accept the keys; check "
@@ -180,6 +190,8 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"{where}: the name is taken but no resource of that name is visible (another "
             f"region, or no permission to list it). {exc.message}"
         )
+    if exc.code in REGION_NOT_OFFERED:  # the client's words name the region asked
+        return "invalid_parameter", f"Tencent Cloud refused {where}: {exc.message}"
     if exc.code.startswith(INVALID_PREFIXES):
         return "invalid_parameter", f"Tencent Cloud rejected a parameter of {where}: {exc.message}"
     if isinstance(exc, TencentRetryableError):

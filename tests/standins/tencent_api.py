@@ -695,6 +695,9 @@ class TencentApi:
     # TKE cluster id -> the region it lives in: asked in another region, TKE does not know it
     # (a cluster not listed here answers in every region).
     cluster_regions: dict[str, str] = field(default_factory=dict)
+    # product -> regions of ``REGIONS`` it is not offered in: asked there, the API answers the
+    # common error code UnsupportedRegion (接口不支持所传地域), whatever the action.
+    not_offered: dict[str, set[str]] = field(default_factory=dict)
     logsets: list[dict[str, Any]] = field(default_factory=list)
     cls_alarms: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[str]] = field(default_factory=dict)  # action -> error codes to return
@@ -787,6 +790,8 @@ class TencentApi:
         self.regions.append(headers.get("x-tc-region"))
         if headers.get("x-tc-region") and headers["x-tc-region"] not in REGIONS:
             return error("InvalidParameterValue", BAD_REGION)
+        if headers.get("x-tc-region") in self.not_offered.get(service, ()):
+            return error("UnsupportedRegion", "接口不支持所传地域")
         if action in self.together:
             gate = self._gates.setdefault(action, asyncio.Barrier(self.together[action]))
             # A caller that gave up before this action must not hang the others: after a while

@@ -30,7 +30,7 @@ from ambient.clients.tencent.logs import list_log_topics, search_logs
 from ambient.clients.tencent.metrics import get_metric, latest_metric_point
 from ambient.clients.tencent.tts import text_to_voice, tts_segments
 from ambient.clients.tencent.writes import CloudRequest, send
-from ambient.cloud.errors import told
+from ambient.cloud.errors import failure, told
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.servers import HANG, serve
 
@@ -1281,3 +1281,102 @@ def test_reads_refused_are_said_as_their_cause_asks() -> None:
     assert told(window) == "InvalidParameterValue.From: the window's start is after"
     narrow = TencentRequestError("LimitExceeded.SearchResources", "too much: narrow the query")
     assert "quota" not in told(narrow) and told(narrow).endswith("narrow the query")
+
+
+@pytest.mark.parametrize(
+    ("product", "action", "params", "code"),
+    [
+        ("tke", "DescribeClusters", {}, "UnsupportedRegion"),
+        ("cls", "DescribeTopics", {}, "UnsupportedOperation.UnsupportedRegion"),
+        (
+            "monitor",
+            "DescribeAlarmHistories",
+            {"Module": "monitor"},
+            "FailedOperation.RegionUnavailable",
+        ),
+    ],
+)
+async def test_a_product_not_offered_in_the_region_asked_names_that_region(
+    cloud: tuple[TencentApi, TencentCloud],
+    product: str,
+    action: str,
+    params: dict[str, Any],
+    code: str,
+) -> None:
+    """A product asked in a region it is not offered in: the answer said "DescribeClusters
+    (UnsupportedRegion) failed: 接口不支持所传地域", naming no region and nothing to do. It names
+    the region asked (and the setting it came from) and says to give another; the user's
+    input, not a failure of Tencent Cloud's."""
+    api, tc = cloud
+    if code == "UnsupportedRegion":  # the common code, as the API answers it there
+        api.not_offered[product] = {"ap-tokyo"}
+        words = "接口不支持所传地域"
+    else:  # a product's own documented code
+        api.failures[action] = [code]
+        words = f"injected {code}"
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call(product, action, params, region="ap-tokyo")
+    said = failure(refused.value)
+    assert (said.kind, str(said)) == (
+        "invalid_parameter",
+        f"Tencent Cloud refused {action} ({code}): {product} is not offered in region ap-tokyo; "
+        f"give a region where it is (its API reference lists them). {words} "
+        "(RequestId req-standin)",
+    )
+    # The configured region, none given in the call: the setting to change is named.
+    api.not_offered[product], api.failures[action] = {"ap-guangzhou"}, []
+    with pytest.raises(TencentRequestError) as refused:
+        await tc.call(product, action, params)
+    assert "region ap-guangzhou (set as AMBIENT_TENCENTCLOUD_REGION);" in told(refused.value)
+
+
+@pytest.mark.parametrize("code", ["AuthFailure.TokenFailure", "AuthFailure.SecretIdNotFound"])
+async def test_a_cvm_roles_keys_refused_say_the_roles_words_not_the_keys_variables(
+    cloud: tuple[TencentApi, TencentCloud], monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    """Keys of a CVM role refused (its temporary keys' token expired by a clock set wrong, the
+    role deleted): the answer said to check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY,
+    which a role's user never set. It names the role, the clock and the role's binding."""
+    from tencentcloud.common.credential import CVMRoleCredential
+
+    api, tc = cloud
+
+    async def metadata(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "Code": "Success",
+                "TmpSecretId": SECRET_ID,
+                "TmpSecretKey": SECRET_KEY,
+                "Token": "role-token",
+                "ExpiredTime": int(NOW.timestamp()) + 3600,
+            }
+        )
+
+    app = Starlette(routes=[Route("/cam/security-credentials/{role}", metadata)])
+    async with serve(app) as base:
+        monkeypatch.setattr(
+            CVMRoleCredential, "_role_endpoint", f"{base}/cam/security-credentials/"
+        )
+        monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "")
+        role = TencentCloud(
+            credential_from_env("ambient-ops-role"),
+            region="ap-guangzhou",
+            endpoint=tc._endpoint,
+            protocol="http",
+            timeout=int(HANG),
+        )
+        api.failures["DescribeClusters"] = [code]
+        with pytest.raises(TencentAuthError) as refused:
+            await list_clusters(role)
+    said = told(refused.value)
+    assert said == (
+        f"Tencent Cloud refused DescribeClusters ({code}): it does not accept the temporary "
+        "keys of the CVM role 'ambient-ops-role' (AMBIENT_TENCENTCLOUD_CVM_ROLE); check that "
+        "this machine's clock is right (NTP), and in the CAM console that the role still "
+        f"exists and is bound to this instance. injected {code} (RequestId req-standin)"
+    )
+    # Keys of the user's own: those are what to check.
+    api.failures["DescribeClusters"] = [code]
+    with pytest.raises(TencentAuthError) as refused:
+        await list_clusters(tc)
+    assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in told(refused.value)

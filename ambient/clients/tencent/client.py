@@ -28,6 +28,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ambient.clients.tencent.errors import (
     RATE_LIMITS,
+    REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
     TencentCloudError,
     TencentNotConfiguredError,
@@ -137,8 +138,13 @@ def unknown_region(region: str, where: str) -> str:
     known = sorted(set(TENCENT_REGION_SHORT_NAMES.values()))
     close = difflib.get_close_matches(region, known, n=1)
     guess = f"; did you mean {close[0]}?" if close else "."
-    setting = "" if where == "region" else f" (set as {where})"
-    return f"no region named {region}{setting}{guess} Regions look like {TENCENT_REGION_EXAMPLES}"
+    named = f"no region named {region}{_set_as(where)}"
+    return f"{named}{guess} Regions look like {TENCENT_REGION_EXAMPLES}"
+
+
+def _set_as(where: str) -> str:
+    """Where the region asked came from, when the user did not give it in the call."""
+    return "" if where == "region" else f" (set as {where})"
 
 
 def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -280,6 +286,14 @@ class TencentCloud:
                     error = TencentRequestError(
                         error.code, unknown_region(region, where), error.request_id
                     )
+                elif error.code in REGION_NOT_OFFERED:
+                    # Its words name no region: the one asked is what to change.
+                    error = TencentRequestError(
+                        error.code,
+                        f"{product} is not offered in region {region}{_set_as(where)}; give a "
+                        f"region where it is (its API reference lists them). {error.message}",
+                        error.request_id,
+                    )
                 elif isinstance(error, TencentNotFoundError):
                     # A topic or cluster lives in one region: the id may be right, the region not.
                     error = TencentNotFoundError(
@@ -289,6 +303,7 @@ class TencentCloud:
                         error.request_id,
                     )
                 error.call = (product, action)
+                error.role = getattr(self.credential, "role", None)
                 raise error from None
         raise AssertionError("unreachable")
 

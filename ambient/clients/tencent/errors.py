@@ -23,6 +23,8 @@ class TencentCloudError(Exception):
 
     # The (product, action) that answered it: a create's lookups are reads, refused by name.
     call: tuple[str, str] | None = None
+    # The CVM role whose temporary keys signed it (AMBIENT_TENCENTCLOUD_CVM_ROLE), if any.
+    role: str | None = None
 
     def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
         super().__init__(
@@ -125,6 +127,13 @@ SERVICE_ROLES = {
     ),
 }
 INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
+# A product not offered in the region asked: the common code (接口不支持所传地域), CLS's
+# (cls errorcodes: 当前地域不支持) and Cloud Monitor's (monitor errorcodes: 地区不可用).
+REGION_NOT_OFFERED = (
+    "UnsupportedRegion",
+    "UnsupportedOperation.UnsupportedRegion",
+    "FailedOperation.RegionUnavailable",
+)
 
 
 MESSAGE_CHARS = 300  # of a message read from an answer's body
