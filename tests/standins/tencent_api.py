@@ -1058,6 +1058,8 @@ class TencentApi:
         return reply({"TaskId": task["TaskId"]})
 
     # --- Monitor ---
+    # DescribeAlarmHistories (248/48684): Region "公共参数，此参数为可选参数": every region's
+    # alarms answer, each naming its own (Histories[].Region); X-TC-Region does not filter them.
     def monitor_DescribeAlarmHistories(self, params: dict[str, Any]) -> Response:
         # The API reference: all optional; StartTime a day before now, EndTime now, PageNumber
         # 1 and PageSize 20 when not given (seconds, like FirstOccurTime).

@@ -740,13 +740,14 @@ async def test_a_region_tencent_cloud_does_not_know_is_said_by_the_name_given(
     assert "AMBIENT_TENCENTCLOUD_REGION" not in said + cli.stderr
 
 
-async def test_alarms_asked_for_a_region_are_that_regions_cls_records_only(
+async def test_alarms_asked_for_a_region_are_that_regions_only(
     cloud_state: tuple[TencentApi, AppState],
 ) -> None:
-    """DescribeAlertRecordHistory answers every region's records: `list_alarms(region=
-    "ap-shanghai")` and `ambient cloud alarms --region ap-shanghai` listed Guangzhou's CLS
-    alarms too, each saying its own region. Asked a region, they answer its records; asked
-    none, every region's, as before."""
+    """DescribeAlertRecordHistory and DescribeAlarmHistories answer every region's alarms
+    (Region "此参数为可选参数"): `list_alarms(region="ap-shanghai")` and `ambient cloud alarms
+    --region ap-shanghai` listed Guangzhou's alarms too, each saying its own region (Cloud
+    Monitor's still, after CLS's were kept to the region asked). Asked a region, they answer
+    its alarms of both sources; asked none, every region's, as before."""
     import asyncio
 
     from typer.testing import CliRunner
@@ -759,12 +760,23 @@ async def test_alarms_asked_for_a_region_are_that_regions_cls_records_only(
         {"AlarmName": "sh burst", "Status": 0, "CreateTime": t, "Region": "ap-shanghai"},
         {"AlarmName": "gz burst", "Status": 0, "CreateTime": t + 1, "Region": "ap-guangzhou"},
     ]
+    # Cloud Monitor writes a region by its short name (the API reference's examples).
+    api.monitor_alarms = [
+        {
+            "PolicyName": f"{r} cpu",
+            "AlarmStatus": "ALARM",
+            "FirstOccurTime": t // 1000 - 1 - i,
+            "Region": r,
+        }
+        for i, r in enumerate(("sh", "gz"))
+    ]
     async with client(state, "viewer") as c:
         _, asked = await call(c, "list_alarms", hours=1, region="ap-shanghai")
         _, every = await call(c, "list_alarms", hours=1)
-    assert [a["name"] for a in asked["alarms"]] == ["sh burst"], asked
-    assert [a["name"] for a in every["alarms"]] == ["gz burst", "sh burst"], every
+    assert [a["name"] for a in asked["alarms"]] == ["sh burst", "sh cpu"], asked
+    names = ["gz burst", "sh burst", "sh cpu", "gz cpu"]
+    assert [a["name"] for a in every["alarms"]] == names, every
     args = ["cloud", "alarms", "--region", "ap-shanghai", "--json"]
     listed = await asyncio.to_thread(CliRunner().invoke, app, args, env=cli_env(state))
     assert listed.exit_code == 0, listed.output
-    assert [a["name"] for a in json.loads(listed.stdout)] == ["sh burst"], listed.stdout
+    assert [a["name"] for a in json.loads(listed.stdout)] == ["sh burst", "sh cpu"], listed.stdout

@@ -118,6 +118,10 @@ async def list_alarms(
             history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
     if len(errors) == 2:
         raise errors[0]
+    # Both actions take no region and answer every region's alarms, each naming its own (see
+    # `_monitor_alarms`, `_cls_alarms`). A region asked for: its alarms (one naming none may be
+    # its own); none: every region's, so a team's in another region is not missed.
+    history.alarms = [a for a in history.alarms if region is None or a.region in (None, region)]
     history.alarms.sort(key=lambda a: a.time, reverse=True)
     return history
 
@@ -132,6 +136,8 @@ def _unread(
 async def _monitor_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
 ) -> list[AlarmRecord]:
+    # DescribeAlarmHistories' API reference: Region "公共参数，此参数为可选参数" — the history of
+    # every region, each alarm naming its own (Histories[].Region).
     alarms: list[AlarmRecord] = []
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
     status = {"AlarmStatus": ["ALARM"]} if open_only else {}
@@ -182,7 +188,7 @@ async def _cls_alarms(
         "Records",
         region=region,
     )
-    alarms = [
+    return [
         AlarmRecord(
             source="cls",
             name=r.get("AlarmName", ""),
@@ -197,8 +203,6 @@ async def _cls_alarms(
         )
         for r in records
     ]
-    # A region asked for: its records, not every region's (one naming none may be its own).
-    return [a for a in alarms if region is None or a.region in (None, region)]
 
 
 def _alarm_name(history: dict[str, Any]) -> str:
