@@ -358,6 +358,8 @@ async def test_alarms_from_monitor_and_cls_in_one_timeline(
     alarms = (await list_alarms(tc, NOW - timedelta(hours=6), NOW)).alarms
     assert len(alarms) == 131
     assert alarms[0].source == "cls" and alarms[0].name == "5xx burst"
+    # Named by its log topic's name (AlertHistoryRecord.TopicName, 监控对象名称), not its id.
+    assert alarms[0].target == "nginx"
     assert {a.source for a in alarms} == {"monitor", "cls"}
 
 
