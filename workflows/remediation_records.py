@@ -161,7 +161,9 @@ class RemediationRecords:
         await self._push(key, title, lead + markdown_literal(said), zh)  # shown as written
         await self._finish(state)
 
-    async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:
+    async def _finish(self, state: RemediationState, *, told_zh: str | None = None) -> None:
+        """The run's end recorded; pushed to its user too when ``told_zh`` is given: its
+        outcome as a Chinese reader is told it."""
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
@@ -170,11 +172,15 @@ class RemediationRecords:
         )
         await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
         await self._record()
-        if notify:
+        if told_zh is not None:
             await self._push(
                 f"{self.run_key}/finished",
                 f"Remediated: {self.alert.service}",
                 f"Remediation `{self.remediation_id}` {self.outcome}.",
+                Wording(
+                    title=f"已修复：{self.alert.service}",
+                    body=f"修复 `{self.remediation_id}` {told_zh}。",
+                ),
             )
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
