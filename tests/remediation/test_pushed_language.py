@@ -9,6 +9,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import MODES_ZH, RUNG_NAMES_ZH
 from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
 from tests.conftest import running_worker
 from tests.remediation.support import (
@@ -111,3 +112,28 @@ def test_a_pushs_chinese_rung_and_mode_names_are_the_pages() -> None:
     zh = translations(Language.ZH).gettext
     assert RUNG_NAMES_ZH == {rung: zh(name) for rung, name in RUNG_NAMES.items()}
     assert MODES_ZH == {mode: zh(REMEDIATION_STATES[mode]) for mode in MODES_ZH}
+
+
+async def test_a_chinese_readers_hand_over_names_the_rungs_tried_in_chinese(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Its frame was Chinese, the rungs tried English ("已尝试：restart (not resolved)")."""
+    remediation_settings(deps, remediation_approval_from_rung=3)
+    await add_user(deps, USER, language=Language.ZH)
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url), user=USER)
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=False)
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+        )
+        status = await handle.result()
+    assert status.state == "handed_over", status.outcome
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    (hand_over,) = [m for m in inbox if m.title.startswith("需要人工处理")]
+    assert "。已尝试：重启（未解决）、扩容（未解决）。" in hand_over.body, hand_over.body
