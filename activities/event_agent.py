@@ -20,7 +20,7 @@ from ambient.domain.event_digest import (
     gist,
     looping,
     notable,
-    offline_decision,
+    offline_verdict,
     sendable,
 )
 from ambient.storage import Database
@@ -97,7 +97,7 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     # small model told so in its prompt still notified every pause and held 1 to 3 of 28
     # notable batches (bench/llm_steps.py), so the model is asked only to write the message.
     if llm.offline or not any(notable(e.kind) for e in events):
-        return DigestVerdict(decision=offline_decision(events))
+        return offline_verdict(events)
     lines = "\n".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) for e in events)
     code = events_language(events)
     language = "Chinese (简体中文)" if code == "zh" else "English"
@@ -116,7 +116,7 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
     first, failure = await draft(".")
     if first is None:
         # The reason is stored with the agent's decision: it says the rules decided, and why.
-        return DigestVerdict(decision=_told(events, f" (offline rules: {failure})"))
+        return offline_verdict(events, f" (offline rules: {failure})")
     if first.notify and not sendable(first, code):
         # A small model answers Chinese events in English now and then, or says one sentence
         # over and over: asked once more.
@@ -124,18 +124,10 @@ async def decide(llm: LLMClient, events: list[EventBrief]) -> DigestVerdict:
         if second is not None and sendable(second, code):
             first = second
         elif looping(first):  # never sent: the rules' message, saying why
-            told = _told(events, f"; {llm.model}'s message repeated itself")
-            return DigestVerdict(decision=told)
+            return offline_verdict(events, f"; {llm.model}'s message repeated itself")
     if not first.notify:
         # The model would have held notable events: they are told, in the rules' words (its
         # own text was written to say nothing needs telling), and its answer kept as the reason.
-        told = _told(events, f"; {llm.model} would have held them: {first.reason}")
-        return DigestVerdict(decision=told, overruled=True)
+        why = f"; {llm.model} would have held them: {first.reason}"
+        return offline_verdict(events, why, overruled=True)
     return DigestVerdict(decision=first, generated_by=llm.model)
-
-
-def _told(events: list[EventBrief], why: str) -> DigestDecision:
-    """The offline rules' decision, with ``why`` they decided added to its reason."""
-    decision = offline_decision(events)
-    decision.reason = f"{decision.reason}{why}"[:300]
-    return decision

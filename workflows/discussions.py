@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from ambient.discussions.rules import DiscussionNotice
-    from ambient.domain.notify import Message, NotificationKind, Target
+    from ambient.domain.notify import Message, NotificationKind, Target, Wording
     from ambient.render import markdown_literal
 
 from workflows.watch_controls import deliver, given_up
@@ -25,13 +25,19 @@ class DiscussionNotifyWorkflow:
         # in the email or robot that renders the body; the message itself is markdown.
         line = " ".join(notice.topic.split())  # one line: no headings, no broken title
         who = markdown_literal(notice.from_id)
-        body = f"**{who}** in *{markdown_literal(line)}*:\n\n{notice.content}"
+        topic = markdown_literal(line)
+        body = f"**{who}** in *{topic}*:\n\n{notice.content}"
+        # In Chinese, to whoever reads it (the notify activity picks).
+        zh = Wording(
+            title=f"{notice.from_id} 在「{line}」中留言"[:200],
+            body=f"**{who}** 在「{topic}」中留言：\n\n{notice.content}",
+        )
         for recipient in notice.recipients:
             try:
                 await deliver(
                     user=recipient,
                     key=f"discussion/{notice.message_id}/{recipient}",
-                    message=Message(title=f"{notice.from_id} in {line}"[:200], body=body),
+                    message=Message(title=f"{notice.from_id} in {line}"[:200], body=body, zh=zh),
                     targets=[Target(type="inbox", target="")],
                     kind=NotificationKind.SYSTEM,
                 )

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         DigestRun,
         agent_task,
     )
-    from ambient.domain.notify import Message, NotificationKind, Target
+    from ambient.domain.notify import Message, NotificationKind, Target, Wording
 
 from workflows.watch_controls import deliver, given_up, record_event
 
@@ -61,6 +61,9 @@ class EventDigestWorkflow:
         key = f"event-agent/{user}/{collected.mark}"
         undelivered = ""
         if decision.notify:
+            # In Chinese to whoever reads it: the rules' message, or the frame of the model's
+            # (written in the events' language) when it gave no title.
+            zh = verdict.zh or (None if decision.title else Wording(title="事件摘要"))
             try:
                 await deliver(
                     user=user,
@@ -69,6 +72,7 @@ class EventDigestWorkflow:
                         title=decision.title or "What happened",
                         body=decision.body,
                         kind=NotificationKind.WATCH,
+                        zh=zh,
                     ),
                     # The inbox always; the person's push channels for watch messages too.
                     targets=[Target(type="inbox", target="")],

@@ -30,7 +30,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
     from ambient.remediation.alerts import VerifySpec
-    from ambient.remediation.ladder import Checkpoint, Mode, Rung, StepRequest, StepResult, step_key
+    from ambient.remediation.ladder import (
+        Checkpoint,
+        Mode,
+        Rung,
+        StepRequest,
+        StepResult,
+        rung_zh,
+        step_key,
+    )
     from ambient.remediation.runs import (
         CHANGE_RETRY,
         FINAL_STATES,
@@ -254,7 +262,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 )
                 return "stop"
             self._ended(resolved_at(step.rung))
-            await self._finish("resolved", notify=True)
+            await self._finish("resolved", told_zh=f"已在{rung_zh(step.rung)}解决")
             return "resolved"
         return "next"
 

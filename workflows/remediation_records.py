@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import Message, NotificationKind, Target, Wording
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
-    from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Mode, Rung
+    from ambient.remediation.ladder import ISOLATION_LABEL, RUNG_NAMES_ZH, Checkpoint, Mode, Rung
     from ambient.remediation.runs import (
         FINAL_STATES,
         AbortInput,
@@ -124,7 +124,7 @@ class RemediationRecords:
         self.outcome, self.outcome_said = reason, None
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
-        tried = ", ".join(a.rung.name.lower() + _how_it_went(a) for a in self.attempts)
+        tried = _tried(self.attempts)
         lead = f"Remediation `{self.remediation_id}` stopped: "
         said = (  # plain text, names from the alert's JSON in it (the briefing speaks it)
             f"{reason}. Alert: {self.alert.metric or 'alert'} on {self.alert.service} "
@@ -147,11 +147,12 @@ class RemediationRecords:
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
         # In Chinese, to whoever reads it: the isolation to undo first, then the reason and
-        # the alerts' names as written.
+        # the alerts' names as written (the rungs tried in Chinese).
+        zh_tried = _tried(self.attempts, zh=True)
         zh_said = (
             left_isolated(self.attempts, zh=True)
             + f"{reason}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
-            f"（评分 {self.card.score if self.card else '?'}）。已尝试：{tried or '无'}。"
+            f"（评分 {self.card.score if self.card else '?'}）。已尝试：{zh_tried or '无'}。"
             + _joined(self.joined_alerts, zh=True)
         )
         zh = Wording(
@@ -161,7 +162,9 @@ class RemediationRecords:
         await self._push(key, title, lead + markdown_literal(said), zh)  # shown as written
         await self._finish(state)
 
-    async def _finish(self, state: RemediationState, *, notify: bool = False) -> None:
+    async def _finish(self, state: RemediationState, *, told_zh: str | None = None) -> None:
+        """The run's end recorded; pushed to its user too when ``told_zh`` is given: its
+        outcome as a Chinese reader is told it."""
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
@@ -170,11 +173,15 @@ class RemediationRecords:
         )
         await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
         await self._record()
-        if notify:
+        if told_zh is not None:
             await self._push(
                 f"{self.run_key}/finished",
                 f"Remediated: {self.alert.service}",
                 f"Remediation `{self.remediation_id}` {self.outcome}.",
+                Wording(
+                    title=f"已修复：{self.alert.service}",
+                    body=f"修复 `{self.remediation_id}` {told_zh}。",
+                ),
             )
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
@@ -438,8 +445,14 @@ def undo_isolation(baseline: Checkpoint | None) -> str:
     return " and ".join(steps)
 
 
-def _how_it_went(attempt: Attempt) -> str:
-    """What a person handed the run reads after each rung tried."""
-    if attempt.skipped_reason is not None:
-        return " (not applied)"
-    return " (not resolved)" if attempt.resolved is False else ""
+def _tried(attempts: list[Attempt], zh: bool = False) -> str:
+    """The rungs tried, as a person handed the run reads them: each and how it went."""
+    said = []
+    for attempt in attempts:
+        name = RUNG_NAMES_ZH[attempt.rung] if zh else attempt.rung.name.lower()
+        if attempt.skipped_reason is not None:
+            name += "（未执行）" if zh else " (not applied)"
+        elif attempt.resolved is False:
+            name += "（未解决）" if zh else " (not resolved)"
+        said.append(name)
+    return ("、" if zh else ", ").join(said)

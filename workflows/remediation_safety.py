@@ -17,7 +17,8 @@ from workflows.remediation_records import RECORD_RETRY, RemediationRecords
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
-    from ambient.remediation.ladder import Rung, step_key
+    from ambient.domain.notify import Wording
+    from ambient.remediation.ladder import MODES_ZH, Rung, rung_zh, step_key
     from ambient.remediation.runs import (
         FINAL_STATES,
         ApprovalDecision,
@@ -47,12 +48,20 @@ class RemediationSafety(RemediationRecords):
             detail=f"approve_remediation({self.remediation_id!r}, approve=true|false)",
         )
         await self._set_state("waiting_approval")
+        until = f"{self.waiting.until:%Y-%m-%d %H:%M}"
+        zh = Wording(
+            title=f"待审批：{self.alert.service} {rung_zh(step.rung)}",
+            body=f"修复 `{self.remediation_id}` 要执行{rung_zh(step.rung)}，"
+            f"{MODES_ZH.get(str(self.mode), str(self.mode))}模式。请在 UTC 时间 {until} 前用 "
+            "approve_remediation 批准或拒绝，超时将转人工处理。",
+        )
         await self._push(
             f"{key}/approval-request",
             f"Approval needed: {step.action} of {self.alert.service}",
             f"Remediation `{self.remediation_id}` wants rung {int(step.rung)} ({step.action}) in "
-            f"{self.mode} mode. Answer with approve_remediation before "
-            f"{self.waiting.until:%Y-%m-%d %H:%M} UTC, or it goes to a person.",
+            f"{self.mode} mode. Answer with approve_remediation before {until} UTC, or it goes "
+            "to a person.",
+            zh,
         )
         await self._discuss(
             f"{key}/approval-request",

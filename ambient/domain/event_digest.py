@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ambient.domain.events import clipped
+from ambient.domain.notify import Wording
 
 AGENT_KINDS = ("agent.digest", "agent.held")
 # Worth a person's attention on their own; everything else waits for the next digest or none.
@@ -95,6 +96,8 @@ class DigestVerdict(BaseModel):
     # The model answered hold about notable events: the rules told them (generated_by
     # offline, the model's answer in the reason).
     overruled: bool = False
+    # The rules' message in Chinese (a model's is written in the events' language).
+    zh: Wording | None = None
 
 
 class DigestResult(BaseModel):
@@ -144,22 +147,34 @@ def sendable(decision: DigestDecision, language: str) -> bool:
 
 def offline_decision(events: list[EventBrief]) -> DigestDecision:
     """Notify when anything notable happened, in one message grouped by kind and task."""
+    return offline_verdict(events).decision
+
+
+def offline_verdict(
+    events: list[EventBrief], why: str = "", *, overruled: bool = False
+) -> DigestVerdict:
+    """The rules' decision, ``why`` they decided added to its reason; its message in English
+    and in Chinese (the kinds, tasks and gists as written)."""
     worth = [e for e in events if notable(e.kind)]
     if not worth:
-        return DigestDecision(
-            notify=False, reason=f"{len(events)} routine event(s), nothing that needs you"
-        )
+        reason = f"{len(events)} routine event(s), nothing that needs you{why}"
+        return DigestVerdict(decision=DigestDecision(notify=False, reason=reason[:300]))
     groups = Counter((e.kind, e.task or "") for e in worth)
     lines = [
         f"- **{kind}** ×{count}" + (f" — {task}" if task else "")
         for (kind, task), count in groups.most_common(10)
     ]
     latest = {e.kind: e for e in worth}
-    details = [f"  - latest {kind}: {e.gist}" for kind, e in latest.items() if e.gist][:5]
-    title = f"{len(worth)} event(s) worth a look" if len(worth) > 1 else f"{worth[0].kind}"
-    return DigestDecision(
+    gists = [(kind, e.gist) for kind, e in latest.items() if e.gist][:5]
+    many = len(worth) > 1
+    decision = DigestDecision(
         notify=True,
-        title=title,
-        body="\n".join(lines + details),
-        reason=f"{len(worth)} notable of {len(events)} new event(s)",
+        title=f"{len(worth)} event(s) worth a look" if many else worth[0].kind,
+        body="\n".join(lines + [f"  - latest {kind}: {gist}" for kind, gist in gists]),
+        reason=f"{len(worth)} notable of {len(events)} new event(s){why}"[:300],
     )
+    zh = Wording(
+        title=f"{len(worth)} 个事件值得关注" if many else worth[0].kind,
+        body="\n".join(lines + [f"  - 最近一次 {kind}：{gist}" for kind, gist in gists]),
+    )
+    return DigestVerdict(decision=decision, zh=zh, overruled=overruled)

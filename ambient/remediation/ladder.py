@@ -51,6 +51,18 @@ RUNG_ACTIONS: dict[Rung, str] = {
     Rung.FULL_ROLLBACK: N_("full rollback: release, ConfigMaps, replicas and isolation as before"),
     Rung.HAND_OVER: N_("hand over to a person (broadcast queue + push now)"),
 }
+# A rung and a mode as a push says them to a Chinese reader: the pages' words for them (the
+# catalog's; a workflow reads no catalog, so they are written here too).
+RUNG_NAMES_ZH: dict[Rung, str] = {
+    Rung.RESTART: "重启", Rung.SCALE_OUT: "扩容", Rung.ROLLBACK: "回滚", Rung.ISOLATE: "隔离",
+    Rung.FULL_ROLLBACK: "全面回滚", Rung.HAND_OVER: "转交给人",
+}  # fmt: skip
+MODES_ZH: dict[str, str] = {"dry_run": "演练", "execute": "执行"}
+
+
+def rung_zh(rung: Rung) -> str:
+    """``rung`` as a Chinese reader is told it: 第 2 级（扩容）."""
+    return f"第 {int(rung)} 级（{RUNG_NAMES_ZH[rung]}）"
 
 
 # --- executors ------------------------------------------------------------------------

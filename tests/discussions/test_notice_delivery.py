@@ -7,7 +7,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.deliveries import delivery_key
 from ambient.deps import WorkerDeps
 from ambient.discussions.rules import DiscussionNotice
+from ambient.domain.users import Language, UserSettings
 from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.users import UserRepository
 from tests.conftest import running_worker, unique
 from tests.discussions.test_tools import _users
 from tests.support.deliveries import left_in_flight
@@ -72,3 +74,42 @@ async def test_a_notice_names_the_discussion_as_stored_on_one_line(
     async with deps.db.session() as session:
         titles = [m.title for m in await InboxRepository(session).list(ann)]
     assert titles == [f"{ben} in Disk pressure"]
+
+
+async def test_a_notice_is_said_in_each_recipients_language(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A Chinese reader was told "ann in Disk pressure" in English."""
+    ann, bob, cid = unique("notice-ann"), unique("notice-bob"), unique("notice-cid")
+    await _users(deps, ann, bob, cid)
+    async with deps.db.session() as session:
+        users = UserRepository(session)
+        for name, language in ((bob, Language.ZH), (cid, Language.EN)):
+            user = await users.get(name)
+            assert user is not None
+            await users.update(user, UserSettings(language=language))
+        await session.commit()
+    notice = DiscussionNotice(
+        message_id=unique("msg"),
+        discussion_id=unique("disc"),
+        topic="磁盘压力",
+        from_id=ann,
+        content="node-3 到 91% 了",
+        recipients=[bob, cid],
+    )
+    async with running_worker(ts_env.client, deps) as worker:
+        await ts_env.client.execute_workflow(
+            DiscussionNotifyWorkflow.run,
+            notice,
+            id=f"discussion-notify/{notice.message_id}",
+            task_queue=worker.task_queue,
+        )
+    async with deps.db.session() as session:
+        inbox = InboxRepository(session)
+        said = {name: [(m.title, m.body) for m in await inbox.list(name)] for name in (bob, cid)}
+    assert said == {
+        bob: [
+            (f"{ann} 在「磁盘压力」中留言", f"**{ann}** 在「磁盘压力」中留言：\n\nnode-3 到 91% 了")
+        ],
+        cid: [(f"{ann} in 磁盘压力", f"**{ann}** in *磁盘压力*:\n\nnode-3 到 91% 了")],
+    }

@@ -1,0 +1,139 @@
+"""A remediation's pushes reach a Chinese reader in Chinese on every channel: its request for
+approval (the answer's deadline with its zone) and its end; the English reader's stay English."""
+
+from __future__ import annotations
+
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language, UserSettings
+from ambient.remediation.ladder import MODES_ZH, RUNG_NAMES_ZH
+from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.storage.repositories import InboxRepository
+from ambient.storage.users import UserRepository
+from tests.conftest import running_worker
+from tests.remediation.support import (
+    add_user,
+    alert,
+    as_door,
+    error_rate,
+    remediation_settings,
+    state_reaches,
+)
+from tests.remediation.test_workflow import start
+from tests.support.channels import pushed_everywhere
+from workflows.remediation import GradedRemediationWorkflow
+
+USER = "ops-zh"
+
+
+async def approved_at_rung_two(
+    env: WorkflowEnvironment, deps: WorkerDeps, language: Language
+) -> tuple[RemediationStatus, dict[str, list[str]], dict[str, list[str]]]:
+    """A run of USER (who reads ``language``) whose rung 2 waits for approval, is approved and
+    resolves: its status, and each channel's titles and texts of what it was pushed."""
+    remediation_settings(deps, remediation_approval_from_rung=2)
+    async with pushed_everywhere(deps, USER) as pushed:
+        async with deps.db.session() as session:
+            users = UserRepository(session)
+            user = await users.get(USER)
+            assert user is not None
+            await users.update(user, UserSettings(language=language))
+            await session.commit()
+        await add_user(deps, "lead", permission="execute")
+        async with (
+            error_rate(healthy_from=2) as (_, url),
+            running_worker(env.client, deps) as worker,
+        ):
+            handle = await start(env, worker.task_queue, alert(url), user=USER)
+            await state_reaches(env, handle, ("waiting_approval",))
+            answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
+            await handle.execute_update(
+                GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+            )
+            status = await handle.result()
+        received = pushed.bots.received
+        titles = {
+            "wecom": [
+                body["markdown"]["content"].splitlines()[0] for n, body in received if n == "wecom"
+            ],
+            "webhook": [body["title"] for n, body in received if n == "webhook"],
+            # As the mail reader decodes it (RFC 2047 in the raw mail).
+            "email": [str(mail["Subject"]) for mail in pushed.mailbox.messages],
+        }
+        for raw in pushed.mailbox.raw:
+            assert raw.split(b"\r\n\r\n", 1)[0].isascii() and raw.decode("utf-8")
+        return status, titles, await pushed.shown()
+
+
+async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    status, titles, shown = await approved_at_rung_two(ts_env, deps, Language.ZH)
+    assert status.state == "resolved", status.outcome
+    service = "cls-test0001/prod/checkout"
+    asked, done = f"待审批：{service} 第 2 级（扩容）", f"已修复：{service}"
+    assert titles == {
+        "wecom": [f"### {asked}", f"### {done}"],
+        "webhook": [asked, done],
+        "email": [asked, done],
+    }
+    rid = status.remediation_id
+    for texts in shown.values():
+        # The inbox lists the newest first; the robot's text starts with the title as its
+        # heading; the email's text ends its lines with CRLF.
+        said = [t.split("\n", 1)[-1] if t.startswith("###") else t.strip() for t in texts]
+        request, end = sorted(said, key=lambda t: "解决" in t)
+        assert request.startswith(f"修复 `{rid}` 要执行第 2 级（扩容），演练模式。"), request
+        # The deadline says its zone.
+        assert "请在 UTC 时间 " in request and "前用 approve_remediation 批准或拒绝" in request
+        assert end == f"修复 `{rid}` 已在第 2 级（扩容）解决。", end
+
+
+async def test_an_english_readers_remediation_pushes_stay_english(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    status, titles, shown = await approved_at_rung_two(ts_env, deps, Language.EN)
+    assert status.state == "resolved", status.outcome
+    assert titles["email"] == [
+        "Approval needed: scale out (absolute replica count, capped by the blast-radius limit) "
+        "of cls-test0001/prod/checkout",
+        "Remediated: cls-test0001/prod/checkout",
+    ]
+    said = f"Remediation `{status.remediation_id}` resolved at rung 2 (scale_out)."
+    assert said in [text.strip() for text in shown["email"]]
+
+
+def test_a_pushs_chinese_rung_and_mode_names_are_the_pages() -> None:
+    """Written twice (a workflow reads no catalog): the push and the page name a rung alike."""
+    from api.i18n import translations
+    from api.routers.ops_pages import REMEDIATION_STATES, RUNG_NAMES
+
+    zh = translations(Language.ZH).gettext
+    assert RUNG_NAMES_ZH == {rung: zh(name) for rung, name in RUNG_NAMES.items()}
+    assert MODES_ZH == {mode: zh(REMEDIATION_STATES[mode]) for mode in MODES_ZH}
+
+
+async def test_a_chinese_readers_hand_over_names_the_rungs_tried_in_chinese(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Its frame was Chinese, the rungs tried English ("已尝试：restart (not resolved)")."""
+    remediation_settings(deps, remediation_approval_from_rung=3)
+    await add_user(deps, USER, language=Language.ZH)
+    await add_user(deps, "lead", permission="execute")
+    async with (
+        error_rate(healthy_from=None) as (_, url),
+        running_worker(ts_env.client, deps) as worker,
+    ):
+        handle = await start(ts_env, worker.task_queue, alert(url), user=USER)
+        await state_reaches(ts_env, handle, ("waiting_approval",))
+        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=False)
+        await handle.execute_update(
+            GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
+        )
+        status = await handle.result()
+    assert status.state == "handed_over", status.outcome
+    async with deps.db.session() as session:
+        inbox = await InboxRepository(session).list(USER)
+    (hand_over,) = [m for m in inbox if m.title.startswith("需要人工处理")]
+    assert "。已尝试：重启（未解决）、扩容（未解决）。" in hand_over.body, hand_over.body
