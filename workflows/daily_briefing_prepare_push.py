@@ -52,6 +52,13 @@ BRIEFING_DELETED = "BriefingDeleted"
 # every handler has answered. Deprecated (Temporal's second step) where it was asked: at a
 # delete, and at each regenerate or send (its work in a task of its own: `_unless_deleted`).
 STOP_ANSWERS_FIRST = "stop-answers-first"
+# A run deleted during its own step (the scheduled preparation, the push of a morning nobody
+# greeted) ends at once, the step cancelled with its activity: it waited for it (~30 minutes
+# with retries, a push to its retries' end), and a create meanwhile said "still finishing". A
+# Temporal cancel meeting the step cancels it too: a failed day's push took that cancel for its
+# failure, and the run went on as if not cancelled (deleted: Completed "stopped"). Temporal's
+# first step: `_step`, and a push cut short (`_push`).
+DELETED_MID_STEP = "deleted-mid-step"
 
 
 class PrepareAndPush:
@@ -110,11 +117,34 @@ class PrepareAndPush:
         the runs it recorded do not replay on this code."""
         workflow.deprecate_patch(STOP_ANSWERS_FIRST)
         task = asyncio.create_task(work)
-        await workflow.wait_condition(lambda: task.done() or self.stopping)
-        if not task.done():
-            await cancelled(task)
+        if await self._until_deleted(task):
             self._refuse_if_deleted()
         return task.result()
+
+    async def _step(self, work: Coroutine[Any, Any, None]) -> None:
+        """The run's own step (the scheduled preparation, a push of a morning nobody greeted),
+        cancelled with its activity when the briefing is deleted: the run goes on to its end
+        (``stopping``). Run in a task of its own, as a regenerate's work (`_unless_deleted`)."""
+        if not workflow.patched(DELETED_MID_STEP):
+            await work  # a run started before the patch: its step awaited, as it ran
+            return
+        task = asyncio.create_task(work)
+        if not await self._until_deleted(task):
+            task.result()
+
+    async def _until_deleted(self, task: asyncio.Task[Any]) -> bool:
+        """Wait for ``task``; whether the briefing was deleted first (``task`` cancelled then).
+        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled."""
+        try:
+            await workflow.wait_condition(lambda: task.done() or self.stopping)
+        except asyncio.CancelledError:
+            # Only the run's own coroutine hears it: a task of its own would go on.
+            await cancelled(task)
+            raise
+        if task.done():
+            return False
+        await cancelled(task)
+        return True
 
     @workflow.update
     async def send(self, request: PushRequest) -> NotifyResult:
@@ -227,7 +257,13 @@ class PrepareAndPush:
             )
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
-                raise  # deleted (`_unless_deleted`): not pushed, nothing to record
+                # Cut short by a delete (or a Temporal cancel): the inbox may have taken its
+                # copy already, and then the day's row says pushed, not "ready" (a message
+                # taken said lost); it records nothing if none was sent.
+                if workflow.patched(DELETED_MID_STEP):
+                    with contextlib.suppress(ActivityError):
+                        await self._record_push(request)
+                raise
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
             # A channel that stayed down (retries spent) after the inbox took the copy;
