@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -33,9 +34,13 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import NotifyResult, Target
 
 from workflows.reminder import check_news_pages
-from workflows.watch_controls import deliver, failure_text, short_activity
+from workflows.watch_controls import NOTIFY_HEARTBEAT, deliver, failure_text, short_activity
 
 T = TypeVar("T")
+TRY_CANCEL = ActivityCancellationType.TRY_CANCEL
+WAIT_CANCELLATION_COMPLETED = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+# A briefing push's heartbeat timeout (DELETED_MID_STEP's path): see `_push`.
+PUSH_HEARTBEAT = timedelta(seconds=10)
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )
@@ -56,8 +61,9 @@ STOP_ANSWERS_FIRST = "stop-answers-first"
 # greeted) ends at once, the step cancelled with its activity: it waited for it (~30 minutes
 # with retries, a push to its retries' end), and a create meanwhile said "still finishing". A
 # Temporal cancel meeting the step cancels it too: a failed day's push took that cancel for its
-# failure, and the run went on as if not cancelled (deleted: Completed "stopped"). Temporal's
-# first step: `_step`, and a push cut short (`_push`).
+# failure, and the run went on as if not cancelled (deleted: Completed "stopped"). A push cut
+# short waits for its activity to end, then records the day pushed if the inbox took its copy.
+# Temporal's first step: `_step`, and each push (`_push`).
 DELETED_MID_STEP = "deleted-mid-step"
 
 
@@ -134,7 +140,10 @@ class PrepareAndPush:
 
     async def _until_deleted(self, task: asyncio.Task[Any]) -> bool:
         """Wait for ``task``; whether the briefing was deleted first (``task`` cancelled then).
-        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled."""
+        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled, only
+        where the run's own coroutine waits here (`_step`): the SDK cancels that coroutine, not
+        an update's handler, so a regenerate's or send's work (`_unless_deleted`) is not
+        cancelled by it and goes on as the run ends under it."""
         try:
             await workflow.wait_condition(lambda: task.done() or self.stopping)
         except asyncio.CancelledError:
@@ -246,6 +255,12 @@ class PrepareAndPush:
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
         message = await short_activity(BriefingActivities.compose_briefing_push, request)
+        # Cut short (a delete, a Temporal cancel), the push waits for its activity to end: its
+        # sends went on to its next heartbeat, and a record made at once read no sent row, then
+        # the inbox took its copy (the day stayed "ready", the message said lost). Its shorter
+        # heartbeat timeout hears the cancel within ~8 s, where a create waits for a deleted
+        # run to end (the server hears a heartbeat every 0.8 x that timeout: 24 s at 30 s).
+        settled = workflow.patched(DELETED_MID_STEP)
         try:
             result = await deliver(
                 user=self.run_input.user,
@@ -254,13 +269,14 @@ class PrepareAndPush:
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=message.kind,
                 task=self.run_input.task_id,
+                cancellation=WAIT_CANCELLATION_COMPLETED if settled else TRY_CANCEL,
+                heartbeat=PUSH_HEARTBEAT if settled else NOTIFY_HEARTBEAT,
             )
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
-                # Cut short by a delete (or a Temporal cancel): the inbox may have taken its
-                # copy already, and then the day's row says pushed, not "ready" (a message
-                # taken said lost); it records nothing if none was sent.
-                if workflow.patched(DELETED_MID_STEP):
+                # The inbox may have taken its copy before the activity ended, and then the
+                # day's row says pushed, not "ready"; it records nothing if none was sent.
+                if settled:
                     with contextlib.suppress(ActivityError):
                         await self._record_push(request)
                 raise

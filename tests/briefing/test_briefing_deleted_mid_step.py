@@ -1,7 +1,8 @@
 """A daily briefing deleted while its run's own step is under way (the scheduled preparation,
-the push of a morning nobody greeted) ends at once, and a create meanwhile starts it again; a
-Temporal cancel meeting that push ends the run Canceled (time-skipping test server, the
-preparation or the mail server held)."""
+the push of a morning nobody greeted) ends at once, and a create meanwhile starts it again,
+the day read pushed once the inbox took its copy; a Temporal cancel meeting that push ends the
+run Canceled (time-skipping test server, the preparation, the mail server or the inbox's write
+held)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, DayPlan
+from ambient.clients.notify import inbox
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository
@@ -29,6 +31,12 @@ from tests.support.servers import HANG
 from tests.support.waits import eventually
 
 CONFIG = BriefingConfig(timezone="Asia/Shanghai", language="en")
+CANCEL_REQUESTED = EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED
+SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+ENDED = [
+    f"activity_task_{end}_event_attributes"
+    for end in ("completed", "failed", "timed_out", "canceled")
+]
 
 
 async def test_a_briefing_deleted_during_its_scheduled_preparation_is_created_again_at_once(
@@ -89,36 +97,89 @@ async def test_a_briefing_deleted_during_its_unheard_push_is_created_again_at_on
     assert (view.status, view.pushed_at is not None) == ("pushed", True), view
 
 
-@pytest.mark.parametrize("deleted", [False, True], ids=["running", "deleted"])
 async def test_a_temporal_cancel_meeting_the_push_of_why_a_day_is_unprepared_ends_it_canceled(
-    ts_env: WorkflowEnvironment,
-    deps: WorkerDeps,
-    monkeypatch: pytest.MonkeyPatch,
-    deleted: bool,
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Una's day could not be prepared; at the window's end the push saying why waits on a
-    slow mail server, and an operator cancels the run in the Web UI (the briefing deleted
-    before, its run stuck in that push, or not): the push took the cancel for its failure and
-    the run went on, Completed "stopped" if deleted, else not closed at all. It ends Canceled,
-    the push's activity cancelled with it."""
+    slow mail server, and an operator cancels the run in the Web UI: the push took the cancel
+    for its failure and the run went on, not closed at all. It ends Canceled, the push's
+    activity cancelled with it. (Deleted first, the run ends at once, its push cancelled: a
+    cancel after the delete finds it ended or ending, whichever reaches the server first, so
+    that case is the delete's, tested above.)"""
 
     async def prepare(_self, _request):  # type: ignore[no-untyped-def]
         raise ApplicationError("the log source is broken", non_retryable=True)
 
     monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
-    async with _push_held(ts_env, deps, "una") as (stack, _day, run):
-        if deleted:
-            await stack.service.delete("una")
+    async with _push_held(ts_env, deps, "una") as (_stack, _day, run):
         await run.cancel()
         await eventually(lambda: _closed(run), "the run closed")
         with pytest.raises(WorkflowFailureError) as ended:
             await asyncio.wait_for(run.result(follow_runs=False), HANG)
         events = [e.event_type async for e in run.fetch_history_events()]
-        if not deleted:
-            await save_history(run, "daily_briefing_cancelled_while_pushing_unprepared")
+        await save_history(run, "daily_briefing_cancelled_while_pushing_unprepared")
     assert isinstance(ended.value.cause, CancelledError), ended.value.cause
     assert (await run.describe()).status is WorkflowExecutionStatus.CANCELED
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
+
+
+async def test_a_briefing_deleted_as_its_push_writes_the_inbox_reads_pushed_once_it_took_it(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody greeted Ida's briefing; at the window's end its push is writing her inbox's copy
+    (the write held) when she deletes the briefing: the run recorded the push at once, found
+    no copy sent and recorded nothing, then the inbox took the copy (its activity went on to
+    its next heartbeat): the day stayed "ready", the message in her inbox said lost. The run
+    waits for the push's activity to end, and the day reads pushed."""
+    taken, release = asyncio.Event(), asyncio.Event()
+    store = inbox.store
+
+    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        taken.set()
+        await release.wait()
+        return await store(*args, **kwargs)
+
+    monkeypatch.setattr(inbox, "store", held)
+    await make_user(deps.db, "ida")
+    async with briefing_stack(ts_env, deps) as stack:
+        day, first = await stack.created("ida", CONFIG)
+        run = ts_env.client.get_workflow_handle("daily-briefing/ida", run_id=first)
+        try:
+            await stack.skip_to(day.window_end)
+            await asyncio.wait_for(taken.wait(), HANG)
+            await stack.service.delete("ida")
+            # The inbox's write goes on once the run has done what it does before the push's
+            # activity ends (a record of the push made at once, before: it read no copy sent).
+            await eventually(lambda: _before_the_activity_ends(run), "the push's cancel")
+        finally:
+            release.set()
+        assert await asyncio.wait_for(run.result(), HANG) == "stopped"
+        await save_history(run, "daily_briefing_deleted_while_pushing_to_inbox")
+        await eventually(lambda: _inbox_sent(deps, "ida"), "the inbox's copy taken")
+        view = await stack.service.get_briefing("ida", day.date)
+    assert (view.status, view.pushed_at is not None) == ("pushed", True), view
+
+
+async def _before_the_activity_ends(run: WorkflowHandle[object, object]) -> bool:
+    """An activity's cancel asked, and every activity the run scheduled since ended."""
+    events = [e async for e in run.fetch_history_events()]
+    asked = [i for i, e in enumerate(events) if e.event_type == CANCEL_REQUESTED]
+    if not asked:
+        return False
+    since = {e.event_id for e in events[asked[0] :] if e.event_type == SCHEDULED}
+    ended = {
+        attributes.scheduled_event_id
+        for e in events
+        for name in ENDED
+        if e.HasField(name) and (attributes := getattr(e, name))
+    }
+    return since <= ended
+
+
+async def _inbox_sent(deps: WorkerDeps, user: str) -> bool:
+    async with deps.db.session() as session:
+        rows = await DeliveryRepository(session).list(user=user, task=f"daily-briefing/{user}")
+    return ("inbox", "sent") in [(r.channel, r.status) for r in rows]
 
 
 async def _closed(run: WorkflowHandle[object, object]) -> bool:
