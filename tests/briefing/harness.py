@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,6 +20,7 @@ from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, DayPlan, plan_day
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
@@ -147,6 +149,21 @@ async def news_site(
     deps.channels = build_channels(deps.settings, deps.db, deps.http)
     async with serve(Starlette(routes=[Route("/news", page)])) as base:
         yield base
+
+
+def held_preparations(monkeypatch: Any) -> tuple[list[str], asyncio.Event]:
+    """Every preparation held (its logs slow to read) until the event returned is set, then
+    failed: the reason of each, in order, in the list returned."""
+    reasons: list[str] = []
+    held = asyncio.Event()
+
+    async def prepare(_self: Any, request: Any) -> None:
+        reasons.append(request.reason)
+        await held.wait()
+        raise AssertionError("held to the end of the test")
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    return reasons, held
 
 
 @contextmanager

@@ -21,11 +21,10 @@ from temporalio.testing import WorkflowEnvironment
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, DayPlan
 from ambient.clients.notify import inbox
-from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository
-from tests.briefing.harness import Stack, briefing_stack, make_user
-from tests.notify.standins import Mailbox
+from tests.briefing.harness import Stack, briefing_stack, held_preparations, make_user
+from tests.support.channels import mailed
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
@@ -48,15 +47,7 @@ async def test_a_briefing_deleted_during_its_scheduled_preparation_is_created_ag
     preparation is cancelled with its activity, the run ends "stopped", and the create starts
     the briefing again."""
     await make_user(deps.db, "pia")
-    reasons: list[str] = []
-    held = asyncio.Event()
-
-    async def prepare(_self, request):  # type: ignore[no-untyped-def]
-        reasons.append(request.reason)
-        await held.wait()
-        raise AssertionError("held to the end of the test")
-
-    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    reasons, held = held_preparations(monkeypatch)
     async with briefing_stack(ts_env, deps) as stack:
         day, first = await stack.created("pia", CONFIG)
         deleted = ts_env.client.get_workflow_handle("daily-briefing/pia", run_id=first)
@@ -198,11 +189,7 @@ async def _push_held(
         asked.set()
         release.wait(HANG)
 
-    with Mailbox() as mailbox:
-        deps.settings = deps.settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_tls": "none"}
-        )
-        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    with mailed(deps) as mailbox:
         email = [{"type": "email", "target": f"{user}@example.com", "kinds": ["briefing"]}]
         await make_user(deps.db, user, {"channels": email})
         async with briefing_stack(env, deps) as stack:

@@ -25,7 +25,6 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingNotFoundError
 from ambient.briefing.models import NOT_SET_UP, GreetOutcome, PushRequest
-from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import DeliveryRepository
@@ -33,8 +32,8 @@ from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
 from tests.briefing.harness import before_patch, briefing_stack, make_user, news_site
 from tests.conftest import running_worker, unique
-from tests.notify.standins import Mailbox
 from tests.standins.llm_api import API_KEY, LLMApi
+from tests.support.channels import mailed
 from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
@@ -257,11 +256,7 @@ async def test_a_send_under_way_when_the_briefing_is_deleted_lets_it_be_created_
         asked.set()
         release.wait(HANG)
 
-    with Mailbox() as mailbox:
-        deps.settings = deps.settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_tls": "none"}
-        )
-        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    with mailed(deps) as mailbox:
         email = [{"type": "email", "target": f"{user}@example.com", "kinds": ["briefing"]}]
         async with briefing_over_mcp(dev_env, deps, user, email) as (client, recreate):
             mailbox.on_data = held
