@@ -19,7 +19,12 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.daily_briefing_prepare_push import STOP_ANSWERS_FIRST, PrepareAndPush, cancelled
+from workflows.daily_briefing_prepare_push import (
+    STOP_ANSWERS_FIRST,
+    PrepareAndPush,
+    cancelled,
+    ends_mid_step,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -79,6 +84,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.handed_over_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
+        self._ends_mid_step = ends_mid_step()
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:

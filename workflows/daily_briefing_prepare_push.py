@@ -63,7 +63,10 @@ STOP_ANSWERS_FIRST = "stop-answers-first"
 # Temporal cancel meeting the step cancels it too: a failed day's push took that cancel for its
 # failure, and the run went on as if not cancelled (deleted: Completed "stopped"). A push cut
 # short waits for its activity to end, then records the day pushed if the inbox took its copy.
-# Temporal's first step: `_step`, and each push (`_push`).
+# Temporal's first step. Asked once, as the run starts (`ends_mid_step`), and its answer used by
+# `_step` and each push: asked where first needed (a step, a push), a replay could ask it in
+# another workflow task than the run did (a greeting's update waking the step), and it failed
+# ("patch marker ... no corresponding change command").
 DELETED_MID_STEP = "deleted-mid-step"
 
 
@@ -85,6 +88,8 @@ class PrepareAndPush:
     given_via: str | None
     pushed_at: datetime | None
     _prepare_lock: asyncio.Lock
+    # DELETED_MID_STEP, asked in the run's first workflow task (`ends_mid_step`).
+    _ends_mid_step: bool
 
     @workflow.update
     async def regenerate(self) -> PreparedBriefing:
@@ -131,7 +136,7 @@ class PrepareAndPush:
         """The run's own step (the scheduled preparation, a push of a morning nobody greeted),
         cancelled with its activity when the briefing is deleted: the run goes on to its end
         (``stopping``). Run in a task of its own, as a regenerate's work (`_unless_deleted`)."""
-        if not workflow.patched(DELETED_MID_STEP):
+        if not self._ends_mid_step:
             await work  # a run started before the patch: its step awaited, as it ran
             return
         task = asyncio.create_task(work)
@@ -260,7 +265,7 @@ class PrepareAndPush:
         # the inbox took its copy (the day stayed "ready", the message said lost). Its shorter
         # heartbeat timeout hears the cancel within ~8 s, where a create waits for a deleted
         # run to end (the server hears a heartbeat every 0.8 x that timeout: 24 s at 30 s).
-        settled = workflow.patched(DELETED_MID_STEP)
+        settled = self._ends_mid_step
         try:
             result = await deliver(
                 user=self.run_input.user,
@@ -329,6 +334,13 @@ class PrepareAndPush:
             f"{day.date}: {state}; prepare {config.prepare_at}, window "
             f"{config.window_start}–{config.window_end} {config.timezone}"
         )
+
+
+def ends_mid_step() -> bool:
+    """Whether this run takes DELETED_MID_STEP's path, asked as the workflow is built: in the
+    run's first workflow task, where its marker is on the run and on every replay of it (a run
+    the release before started replays that task without it, and keeps the old path)."""
+    return workflow.patched(DELETED_MID_STEP)
 
 
 async def cancelled(task: asyncio.Task[Any]) -> None:
