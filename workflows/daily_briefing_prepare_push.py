@@ -65,8 +65,10 @@ STOP_ANSWERS_FIRST = "stop-answers-first"
 # short waits for its activity to end, then records the day pushed if the inbox took its copy.
 # Temporal's first step. Asked once, as the run starts (`ends_mid_step`), and its answer used by
 # `_step` and each push: asked where first needed (a step, a push), a replay could ask it in
-# another workflow task than the run did (a greeting's update waking the step), and it failed
-# ("patch marker ... no corresponding change command").
+# another workflow task than the run did (a run whose first task recorded the day's plan, a
+# local activity, alone, its step asked in a second task: a replay resolves that local activity
+# in the first task and asks there), and it failed ("patch marker ... no corresponding change
+# command").
 DELETED_MID_STEP = "deleted-mid-step"
 
 
