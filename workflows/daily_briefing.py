@@ -19,7 +19,12 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.daily_briefing_prepare_push import STOP_ANSWERS_FIRST, PrepareAndPush, cancelled
+from workflows.daily_briefing_prepare_push import (
+    STOP_ANSWERS_FIRST,
+    PrepareAndPush,
+    cancelled,
+    ends_mid_step,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -79,6 +84,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.handed_over_at: datetime | None = None
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
+        self._ends_mid_step = ends_mid_step()
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -116,10 +122,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             # The replaced run's morning, nobody greeted, not pushed: this config plans another
             # date, so that morning's window is over here; pushed now, not lost between two.
             self.phase = "pushing"
-            try:
-                await self._push(unheard, "not greeted", f"{run.task_id}/{unheard}/push")
-            except ActivityError as exc:
-                self.carry.last_push_error = f"{unheard}: {given_up(exc)}"
+            await self._step(self._push_unheard(unheard))
         self.phase = "waiting to prepare"
         await until(lambda: self.prepare_wanted or self.stopping, day.prepare_at - workflow.now())
         held = False
@@ -132,7 +135,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         if self.stopping:
             return await self._stopped()
         if not held:
-            await self._prepare("scheduled")
+            await self._step(self._prepare("scheduled"))
             self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
         # The run stays on its day until the window ends (regenerate and send act on it).
         # The greeting is written to the database then, not while the greeting waits: the
@@ -142,7 +145,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         if self.given_at is not None:
             await self._record_greeting(day, self.given_at)
         elif config.push_if_not_greeted and not self.stopping and not self.paused:
-            await self._push_not_greeted(day)
+            await self._step(self._push_not_greeted(day))
         if self.stopping:
             return await self._stopped()
         # Greetings after the window on the same date still answer "already given at HH:MM".
@@ -160,6 +163,13 @@ class DailyBriefingWorkflow(PrepareAndPush):
         workflow.continue_as_new(
             BriefingRun(user=run.user, task_id=run.task_id, config=config, carry=self.carry)
         )
+
+    async def _push_unheard(self, date: str) -> None:
+        """The morning of ``date`` a replaced run held, nobody greeted, pushed."""
+        try:
+            await self._push(date, "not greeted", f"{self.run_input.task_id}/{date}/push")
+        except ActivityError as exc:
+            self.carry.last_push_error = f"{date}: {given_up(exc)}"
 
     async def _push_not_greeted(self, day: DayPlan) -> None:
         """The window's end of a day nobody greeted: its briefing pushed, or, when it could not

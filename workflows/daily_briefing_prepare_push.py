@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -33,9 +34,13 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import NotifyResult, Target
 
 from workflows.reminder import check_news_pages
-from workflows.watch_controls import deliver, failure_text, short_activity
+from workflows.watch_controls import NOTIFY_HEARTBEAT, deliver, failure_text, short_activity
 
 T = TypeVar("T")
+TRY_CANCEL = ActivityCancellationType.TRY_CANCEL
+WAIT_CANCELLATION_COMPLETED = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+# A briefing push's heartbeat timeout (DELETED_MID_STEP's path): see `_push`.
+PUSH_HEARTBEAT = timedelta(seconds=10)
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
 )
@@ -52,6 +57,19 @@ BRIEFING_DELETED = "BriefingDeleted"
 # every handler has answered. Deprecated (Temporal's second step) where it was asked: at a
 # delete, and at each regenerate or send (its work in a task of its own: `_unless_deleted`).
 STOP_ANSWERS_FIRST = "stop-answers-first"
+# A run deleted during its own step (the scheduled preparation, the push of a morning nobody
+# greeted) ends at once, the step cancelled with its activity: it waited for it (~30 minutes
+# with retries, a push to its retries' end), and a create meanwhile said "still finishing". A
+# Temporal cancel meeting the step cancels it too: a failed day's push took that cancel for its
+# failure, and the run went on as if not cancelled (deleted: Completed "stopped"). A push cut
+# short waits for its activity to end, then records the day pushed if the inbox took its copy.
+# Temporal's first step. Asked once, as the run starts (`ends_mid_step`), and its answer used by
+# `_step` and each push: asked where first needed (a step, a push), a replay could ask it in
+# another workflow task than the run did (a run whose first task recorded the day's plan, a
+# local activity, alone, its step asked in a second task: a replay resolves that local activity
+# in the first task and asks there), and it failed ("patch marker ... no corresponding change
+# command").
+DELETED_MID_STEP = "deleted-mid-step"
 
 
 class PrepareAndPush:
@@ -72,6 +90,8 @@ class PrepareAndPush:
     given_via: str | None
     pushed_at: datetime | None
     _prepare_lock: asyncio.Lock
+    # DELETED_MID_STEP, asked in the run's first workflow task (`ends_mid_step`).
+    _ends_mid_step: bool
 
     @workflow.update
     async def regenerate(self) -> PreparedBriefing:
@@ -110,11 +130,37 @@ class PrepareAndPush:
         the runs it recorded do not replay on this code."""
         workflow.deprecate_patch(STOP_ANSWERS_FIRST)
         task = asyncio.create_task(work)
-        await workflow.wait_condition(lambda: task.done() or self.stopping)
-        if not task.done():
-            await cancelled(task)
+        if await self._until_deleted(task):
             self._refuse_if_deleted()
         return task.result()
+
+    async def _step(self, work: Coroutine[Any, Any, None]) -> None:
+        """The run's own step (the scheduled preparation, a push of a morning nobody greeted),
+        cancelled with its activity when the briefing is deleted: the run goes on to its end
+        (``stopping``). Run in a task of its own, as a regenerate's work (`_unless_deleted`)."""
+        if not self._ends_mid_step:
+            await work  # a run started before the patch: its step awaited, as it ran
+            return
+        task = asyncio.create_task(work)
+        if not await self._until_deleted(task):
+            task.result()
+
+    async def _until_deleted(self, task: asyncio.Task[Any]) -> bool:
+        """Wait for ``task``; whether the briefing was deleted first (``task`` cancelled then).
+        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled, only
+        where the run's own coroutine waits here (`_step`): the SDK cancels that coroutine, not
+        an update's handler, so a regenerate's or send's work (`_unless_deleted`) is not
+        cancelled by it and goes on as the run ends under it."""
+        try:
+            await workflow.wait_condition(lambda: task.done() or self.stopping)
+        except asyncio.CancelledError:
+            # Only the run's own coroutine hears it: a task of its own would go on.
+            await cancelled(task)
+            raise
+        if task.done():
+            return False
+        await cancelled(task)
+        return True
 
     @workflow.update
     async def send(self, request: PushRequest) -> NotifyResult:
@@ -216,6 +262,12 @@ class PrepareAndPush:
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
         message = await short_activity(BriefingActivities.compose_briefing_push, request)
+        # Cut short (a delete, a Temporal cancel), the push waits for its activity to end: its
+        # sends went on to its next heartbeat, and a record made at once read no sent row, then
+        # the inbox took its copy (the day stayed "ready", the message said lost). Its shorter
+        # heartbeat timeout hears the cancel within ~8 s, where a create waits for a deleted
+        # run to end (the server hears a heartbeat every 0.8 x that timeout: 24 s at 30 s).
+        settled = self._ends_mid_step
         try:
             result = await deliver(
                 user=self.run_input.user,
@@ -224,10 +276,17 @@ class PrepareAndPush:
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=message.kind,
                 task=self.run_input.task_id,
+                cancellation=WAIT_CANCELLATION_COMPLETED if settled else TRY_CANCEL,
+                heartbeat=PUSH_HEARTBEAT if settled else NOTIFY_HEARTBEAT,
             )
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
-                raise  # deleted (`_unless_deleted`): not pushed, nothing to record
+                # The inbox may have taken its copy before the activity ended, and then the
+                # day's row says pushed, not "ready"; it records nothing if none was sent.
+                if settled:
+                    with contextlib.suppress(ActivityError):
+                        await self._record_push(request)
+                raise
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
             # A channel that stayed down (retries spent) after the inbox took the copy;
@@ -277,6 +336,13 @@ class PrepareAndPush:
             f"{day.date}: {state}; prepare {config.prepare_at}, window "
             f"{config.window_start}–{config.window_end} {config.timezone}"
         )
+
+
+def ends_mid_step() -> bool:
+    """Whether this run takes DELETED_MID_STEP's path, asked as the workflow is built: in the
+    run's first workflow task, where its marker is on the run and on every replay of it (a run
+    the release before started replays that task without it, and keeps the old path)."""
+    return workflow.patched(DELETED_MID_STEP)
 
 
 async def cancelled(task: asyncio.Task[Any]) -> None:

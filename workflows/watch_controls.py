@@ -83,9 +83,13 @@ async def deliver(
     targets: list[Target],
     kind: NotificationKind = NotificationKind.WATCH,
     task: str | None = None,
+    cancellation: workflow.ActivityCancellationType = workflow.ActivityCancellationType.TRY_CANCEL,
+    heartbeat: timedelta = NOTIFY_HEARTBEAT,
 ) -> NotifyResult:
     """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said);
-    its deliveries and failures are filed under ``task``."""
+    its deliveries and failures are filed under ``task``. ``cancellation``: whether a cancel
+    of the caller waits for the activity to end (not unless said: its sends go on until a
+    heartbeat hears the cancel, the server hearing one every 0.8 x ``heartbeat``)."""
     request = NotifyRequest(
         user=user,
         message=message.model_copy(update={"kind": kind}),
@@ -99,8 +103,9 @@ async def deliver(
             NotifyActivities.notify,
             request,
             start_to_close_timeout=NOTIFY_TIMEOUT,
-            heartbeat_timeout=NOTIFY_HEARTBEAT,
+            heartbeat_timeout=heartbeat,
             retry_policy=NOTIFY_RETRY,
+            cancellation_type=cancellation,
         )
     except ActivityError as error:
         # A last try that timed out, lost its worker or met a send in flight recorded nothing.

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig, DayPlan, plan_day
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
@@ -145,3 +149,32 @@ async def news_site(
     deps.channels = build_channels(deps.settings, deps.db, deps.http)
     async with serve(Starlette(routes=[Route("/news", page)])) as base:
         yield base
+
+
+def held_preparations(monkeypatch: Any) -> tuple[list[str], asyncio.Event]:
+    """Every preparation held (its logs slow to read) until the event returned is set, then
+    failed: the reason of each, in order, in the list returned."""
+    reasons: list[str] = []
+    held = asyncio.Event()
+
+    async def prepare(_self: Any, request: Any) -> None:
+        reasons.append(request.reason)
+        await held.wait()
+        raise AssertionError("held to the end of the test")
+
+    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    return reasons, held
+
+
+@contextmanager
+def before_patch(patch: str) -> Iterator[None]:
+    """Workflow code run meanwhile takes ``patch``'s old path, as a run started by the release
+    before it (no marker): ``workflow.patched`` answers False for it (the SDK's module is the
+    sandbox's too). How a history of the old path is recorded, and a door tested against it."""
+    patched = workflow.patched
+
+    def old_path(id: str) -> bool:
+        return False if id == patch else patched(id)
+
+    with mock.patch.object(workflow, "patched", old_path):
+        yield

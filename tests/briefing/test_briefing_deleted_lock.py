@@ -11,10 +11,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig
 from ambient.deps import WorkerDeps
-from tests.briefing.harness import briefing_stack, make_user
+from tests.briefing.harness import briefing_stack, held_preparations, make_user
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
@@ -30,15 +29,7 @@ async def test_a_scheduled_preparation_waiting_for_a_cancelled_regenerate_starts
     answered as deleted and its preparation cancelled, and the scheduled one that waited must
     not start then, keeping the deleted run as long again."""
     await make_user(deps.db, "pia")
-    reasons: list[str] = []
-    held = asyncio.Event()
-
-    async def prepare(_self, request):  # type: ignore[no-untyped-def]
-        reasons.append(request.reason)
-        await held.wait()
-        raise AssertionError("held to the end of the test")
-
-    monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
+    reasons, held = held_preparations(monkeypatch)
     async with briefing_stack(ts_env, deps) as stack:
         config = BriefingConfig(timezone="Asia/Shanghai", language="en")
         day, _ = await stack.created("pia", config)

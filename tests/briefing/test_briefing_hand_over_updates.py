@@ -26,6 +26,8 @@ from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
 from api.routers.briefings import http_error
 from tests.briefing.harness import briefing_stack, make_user
+from tests.briefing.test_briefing_task_door import zone_at_midday
+from tests.conftest import unique
 from tests.support.record import save_history
 from tests.support.waits import eventually
 
@@ -157,6 +159,7 @@ async def test_a_preparation_of_a_replaced_run_does_not_overwrite_the_new_config
 @pytest.mark.parametrize("control", ["pause", "delete"])
 async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
     ts_env: WorkflowEnvironment,
+    dev_env: WorkflowEnvironment,
     deps: WorkerDeps,
     monkeypatch: pytest.MonkeyPatch,
     control: str,
@@ -169,12 +172,26 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
     also when the replaced run's worker is too busy to answer a read in time (a loaded
     worker replaying the ended run: the delete was lost and the briefing went on), when it
     did not answer the hand-over in time (the run is replaced all the same), and when the
-    control came between the change's first read and the hand-over."""
-    await make_user(deps.db, "uma")
-    async with briefing_stack(ts_env, deps) as stack:
+    control came between the change's first read and the hand-over.
+
+    A delete the run hands over after runs on the real Temporal server: the deleted run ends
+    at once (its preparation cancelled, DELETED_MID_STEP), and the time-skipping test server,
+    asked to start the new run terminating the existing one that has just ended, may refuse
+    the start ("Completed workflow"): its terminate and start are two steps, where the
+    server's are one. Not "hand-over unanswered": there a read is given 1 ms, which the real
+    server's worker may then not answer in the control's own 5 s."""
+    deleting = control == "delete" and handed != "hand-over unanswered"
+    env = dev_env if deleting else ts_env
+    uma = unique("uma") if deleting else "uma"  # the dev server is the session's
+    await make_user(deps.db, uma)
+    async with briefing_stack(env, deps) as stack:
         service = stack.service
-        config = BriefingConfig(timezone="Asia/Shanghai", language="en")
-        await stack.created_in_window("uma", config)
+        if deleting:  # inside its window by the wall clock, past its preparation time
+            config = BriefingConfig(timezone=zone_at_midday(), language="en", window_end="20:00")
+            await service.create(uma, config)
+        else:
+            config = BriefingConfig(timezone="Asia/Shanghai", language="en")
+            await stack.created_in_window(uma, config)
         start, describe, budget = Client.start_workflow, WorkflowHandle.describe, QUERY_TIMEOUT
         controlling = False  # the control's own look at the run (a pause reads its state)
 
@@ -182,7 +199,7 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
             nonlocal controlling
             controlling = True
             try:
-                await getattr(service, control)("uma")
+                await getattr(service, control)(uma)
             finally:
                 controlling = False
 
@@ -208,12 +225,12 @@ async def test_a_pause_or_delete_during_a_config_change_holds_in_the_new_run(
         with monkeypatch.context() as patched:
             patched.setattr(WorkflowHandle, "describe", described_then_busy)
             patched.setattr(Client, "start_workflow", control_then_start)
-            assert (await service.create("uma", changed)).created
+            assert (await service.create(uma, changed)).created
         if control == "delete":
-            assert await eventually(lambda: _ended(service, "uma"), "the deleted briefing ended")
+            assert await eventually(lambda: _ended(service, uma), "the deleted briefing ended")
             return
-        status = await service.status("uma")
-        greeting = await service.greet("uma", request_id="after the change")
+        status = await service.status(uma)
+        greeting = await service.greet(uma, request_id="after the change")
     assert status.paused and status.config == changed
     assert greeting.outcome is GreetOutcome.PAUSED
 

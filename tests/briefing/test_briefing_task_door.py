@@ -25,20 +25,21 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingNotFoundError
 from ambient.briefing.models import NOT_SET_UP, GreetOutcome, PushRequest
-from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
+from ambient.storage.briefings import BriefingRepository
+from ambient.storage.repositories import DeliveryRepository
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
-from tests.briefing.harness import briefing_stack, make_user, news_site
+from tests.briefing.harness import before_patch, briefing_stack, make_user, news_site
 from tests.conftest import running_worker, unique
-from tests.notify.standins import Mailbox
 from tests.standins.llm_api import API_KEY, LLMApi
+from tests.support.channels import mailed
 from tests.support.mcp_as import mcp_as
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import eventually, until_equal
 from workflows.daily_briefing import DailyBriefingWorkflow
-from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
+from workflows.daily_briefing_prepare_push import BRIEFING_DELETED, DELETED_MID_STEP
 
 
 def zone_at_midday() -> str:
@@ -55,7 +56,10 @@ async def deleted_while_preparing(
     env: WorkflowEnvironment, deps: WorkerDeps, user: str
 ) -> AsyncIterator[tuple[TaskService, BriefingConfig, asyncio.Event]]:
     """A briefing deleted through the task door while its preparation reads a news page that
-    has not answered yet: its run is still running, stopping."""
+    has not answered yet: its run is still running, stopping. A run the release before started
+    (DELETED_MID_STEP's old path): one started since ends at once, the preparation cancelled
+    (tests/briefing/test_briefing_deleted_mid_step.py), and what these doors say of a deleted
+    run still finishing is seen there only in a moment (or while it records a greeting)."""
     asked, release = asyncio.Event(), asyncio.Event()
 
     async def page(_request: object) -> HTMLResponse:
@@ -64,22 +68,25 @@ async def deleted_while_preparing(
         return HTMLResponse("<html><body><article><p>Late news.</p></article></body></html>")
 
     await make_user(deps.db, user)
-    async with news_site(deps, page) as site, briefing_stack(env, deps) as stack:
-        tasks = TaskService(env.client, stack.service.settings, deps.db, briefings=stack.service)
-        config = BriefingConfig(
-            timezone=zone_at_midday(),
-            language="en",
-            window_end="20:00",
-            news_urls=[f"{site}/news"],  # type: ignore[list-item]
-        )
-        # Created inside its window, past its preparation time: it prepares at once.
-        await stack.service.create(user, config)
-        await asyncio.wait_for(asked.wait(), 30)
-        await tasks.delete(user, f"daily-briefing/{user}")
-        try:
-            yield tasks, config, release
-        finally:
-            release.set()
+    with before_patch(DELETED_MID_STEP):
+        async with news_site(deps, page) as site, briefing_stack(env, deps) as stack:
+            tasks = TaskService(
+                env.client, stack.service.settings, deps.db, briefings=stack.service
+            )
+            config = BriefingConfig(
+                timezone=zone_at_midday(),
+                language="en",
+                window_end="20:00",
+                news_urls=[f"{site}/news"],  # type: ignore[list-item]
+            )
+            # Created inside its window, past its preparation time: it prepares at once.
+            await stack.service.create(user, config)
+            await asyncio.wait_for(asked.wait(), 30)
+            await tasks.delete(user, f"daily-briefing/{user}")
+            try:
+                yield tasks, config, release
+            finally:
+                release.set()
 
 
 async def test_a_deleted_briefing_still_finishing_is_stopped_and_refuses_update_and_controls(
@@ -249,11 +256,7 @@ async def test_a_send_under_way_when_the_briefing_is_deleted_lets_it_be_created_
         asked.set()
         release.wait(HANG)
 
-    with Mailbox() as mailbox:
-        deps.settings = deps.settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_tls": "none"}
-        )
-        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    with mailed(deps) as mailbox:
         email = [{"type": "email", "target": f"{user}@example.com", "kinds": ["briefing"]}]
         async with briefing_over_mcp(dev_env, deps, user, email) as (client, recreate):
             mailbox.on_data = held
@@ -266,6 +269,13 @@ async def test_a_send_under_way_when_the_briefing_is_deleted_lets_it_be_created_
                 release.set()  # before the worker stops: it waits for its activities
             assert refused.is_error, refused.structured_content
             assert "was deleted" in _text(refused), _text(refused)
+    # The inbox had taken its copy when the push was cancelled: the day reads pushed (it read
+    # "ready", the message said lost).
+    async with deps.db.session() as session:
+        (day,) = await BriefingRepository(session).list(user)
+        rows = await DeliveryRepository(session).list(user=user)
+    assert ("inbox", "sent") in [(r.channel, r.status) for r in rows], rows
+    assert (day.status, day.pushed_at is not None) == ("pushed", True), day
 
 
 @asynccontextmanager

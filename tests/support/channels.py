@@ -4,8 +4,8 @@ were given."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -41,6 +41,17 @@ class Pushed:
             "webhook": [body["body"] for name, body in received if name == "webhook"],
             "inbox": [m.body for m in inbox],
         }
+
+
+@contextmanager
+def mailed(deps: WorkerDeps) -> Iterator[Mailbox]:
+    """A mail server on loopback, and ``deps`` with email aimed at it (plain SMTP)."""
+    with Mailbox() as mailbox:
+        deps.settings = deps.settings.model_copy(
+            update={"smtp_host": "127.0.0.1", "smtp_port": mailbox.port, "smtp_tls": "none"}
+        )
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)
+        yield mailbox
 
 
 @asynccontextmanager
