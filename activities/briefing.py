@@ -50,6 +50,7 @@ from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.alarms import list_alarms
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
+from ambient.cloud.errors import told
 from ambient.discussions.access import members_see
 from ambient.discussions.views import DiscussionError
 from ambient.domain.notify import Message, NotificationKind
@@ -210,7 +211,9 @@ class BriefingActivities:
         except (OSError, LogFileError, TencentCloudError) as exc:
             _read_again_if_passing(exc, label)
             activity.logger.warning("log source of %s failed: %s", request.user, exc)
-            notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {exc}"))
+            # Said as the cloud doors say it: what to fix (a CAM permission, the keys), not the
+            # API's code alone.
+            notes.append(SourceNote(source="logs", ok=False, detail=f"{label}: {told(exc)}"))
             return None, baseline
         report = reducer.report(baseline=baseline, start=day.logs_from, end=day.logs_to)
         if report.unreadable and not reducer.timed:
@@ -227,10 +230,12 @@ class BriefingActivities:
             return
         try:
             # Also the alarms still firing that began before yesterday: the day's open problems.
-            history = await list_alarms(self._tencent, day.logs_from, day.logs_to, ongoing=True)
+            history = await list_alarms(
+                self._tencent, day.logs_from, day.logs_to, ongoing=True, said=told
+            )
         except TencentCloudError as exc:
             _read_again_if_passing(exc, "alarm history")
-            inputs.notes.append(SourceNote(source="alarms", ok=False, detail=str(exc)))
+            inputs.notes.append(SourceNote(source="alarms", ok=False, detail=told(exc)))
             return
         for unread in history.unread:
             if unread.retryable:

@@ -975,16 +975,19 @@ async def test_cls_alarms_refused_the_briefing_lists_monitor_alarms_and_says_cls
         view = await stack.service.get_briefing("cleo", day.date)
     sources = {s.source: (s.ok, s.detail) for s in view.content.sources}
     assert sources["alarms"] == (True, "1 alarm")
+    # Said as the cloud doors say it: the CAM permission to grant.
     assert sources["alarms.cls"] == (
         False,
-        "AuthFailure.UnauthorizedOperation: injected AuthFailure.UnauthorizedOperation "
+        "Tencent Cloud refused DescribeAlertRecordHistory (AuthFailure.UnauthorizedOperation): "
+        "check that the CAM policy allows cls:DescribeAlertRecordHistory "
+        "(docs/tencent-cloud.md). injected AuthFailure.UnauthorizedOperation "
         "(RequestId req-standin)",
     )
     assert "| cpu-high |" in view.report_markdown
     assert "1 alarm is still open: cpu-high." in result.text
     assert "CLS alert records could not be read" in result.text, result.text
     # Its attention line names the source in words, not by the note's key.
-    assert "CLS alert records unavailable: AuthFailure" in view.report_markdown
+    assert "CLS alert records unavailable: Tencent Cloud refused" in view.report_markdown
 
 
 @pytest.mark.parametrize("failing", [1, 3], ids=["once", "every-attempt"])
@@ -1024,17 +1027,19 @@ async def test_a_passing_tencent_cloud_failure_is_read_again_not_left_out_of_the
     else:
         # The last attempt reads both once more; what fails then is noted, the briefing made:
         # CLS's alert records were read (none), Cloud Monitor's history is named as not read.
-        injected = "injected {0} (RequestId req-standin)"
+        unavailable = "Tencent Cloud is unavailable for {0} ({1}); try again. injected {1} "
         assert sources == {
             "logs": (
                 False,
-                "CLS topic topic-1: InternalError: " + injected.format("InternalError"),
+                "CLS topic topic-1: "
+                + unavailable.format("SearchLog", "InternalError")
+                + "(RequestId req-standin)",
             ),
             "alarms": (True, "0 alarms"),
             "alarms.monitor": (
                 False,
-                "FailedOperation.DataQueryFailed: "
-                + injected.format("FailedOperation.DataQueryFailed"),
+                unavailable.format("DescribeAlarmHistories", "FailedOperation.DataQueryFailed")
+                + "(RequestId req-standin)",
             ),
         }
 
