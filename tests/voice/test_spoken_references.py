@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
+from mcp_server import voice_speech
 from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_speech import (
     cluster_names,
@@ -893,3 +896,31 @@ def test_fixes_alike_but_for_their_cluster_are_named_by_the_cluster_as_its_user_
         cluster_names.reset(token)
     # Names not read: told apart by place, and said as before.
     assert run_about(runs[1], among=runs[:2]) == "checkout（prod）的错误率"
+
+
+def test_naming_fixes_among_many_costs_in_proportion_to_how_many_there_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each fix was named by comparing it with every other (`run_about` among them all): a
+    reference to one of n waiting fixes compared n² pairs. Counted, not timed: the metrics
+    said (one per comparison) grow as n does."""
+    said: list[str] = []
+    counting = voice_speech.metric_said
+
+    def metric_said(metric: str, english: bool = False) -> str:
+        said.append(metric)
+        return counting(metric, english)
+
+    monkeypatch.setattr(voice_speech, "metric_said", metric_said)
+
+    def compared(n: int) -> int:
+        said.clear()
+        runs = [
+            _run(i, "checkout").model_copy(update={"service": f"cls-test01/ns{i}/checkout"})
+            for i in range(n)
+        ]
+        run, _ = pick_remediation(runs, f"checkout（ns{n - 1}）的错误率")
+        assert run is runs[-1]
+        return len(said)
+
+    assert compared(80) <= 2 * compared(40) + 10
