@@ -591,23 +591,33 @@ def pick_task(
 
     def called(key: str) -> list[TaskSummary]:
         # By its name, or its summary as written or as the voice says it in either language
-        # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation.
-        # A place alone ("第二个") is one in the list last said, not a part of a label said
-        # with its place among tasks said alike ("第二个提醒（每天 8点30分）").
+        # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation;
+        # first those it names whole, as a list said them ("提醒（每天 8点）", not also
+        # "提醒（每天 8点30分）", of which it is a part). A place alone ("第二个") is one in the
+        # list last said, not a part of a label said with its place among tasks said alike
+        # ("第二个提醒（每天 8点30分）").
         bare, place = _UNSAID.sub("", key), names_a_place(said)
-        return [
-            t
-            for t in live
-            if _part_of(key, t.task_id.rsplit("/", 1)[-1])
-            or any(
-                _part_of(key, said) or _part_of(bare, _UNSAID.sub("", said or ""))
+
+        def names(t: TaskSummary) -> list[str]:
+            return [
+                text or ""
                 for en in (False, True)
-                for said in (
+                for text in (
                     t.summary,
                     spoken_summary(t.summary, en),
                     task_label(t, en) if place else labels[en][t.task_id],
                 )
-            )
+            ]
+
+        def says(n: str) -> bool:  # ``n`` said whole, with or without its punctuation
+            return key == _flat(n) or (bool(bare) and bare == _flat(_UNSAID.sub("", n)))
+
+        whole = [t for t in live if any(n and says(n) for n in names(t))]
+        return whole or [
+            t
+            for t in live
+            if _part_of(key, t.task_id.rsplit("/", 1)[-1])
+            or any(_part_of(key, n) or _part_of(bare, _UNSAID.sub("", n)) for n in names(t))
         ]
 
     def of_kind(key: str) -> list[TaskSummary]:
