@@ -24,6 +24,8 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.metrics import latest_metric_point
 from ambient.clients.web import (
+    NO_BODY,
+    WHOLE_NOT_MODIFIED,
     FetchError,
     HttpStatusError,
     RefusedAddressError,
@@ -34,6 +36,7 @@ from ambient.clients.web import (
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.domain.configs import STORED
+from ambient.refusals import Refusal
 from ambient.storage import Database
 from ambient.storage.polls import WatchSnapshot
 from ambient.watches.configs import WebMonitorConfig
@@ -78,14 +81,12 @@ async def read_page(
     fetched = await fetcher.fetch(url, etag=last.etag, last_modified=last.last_modified)
     if fetched.not_modified:
         if last.etag is None and last.last_modified is None:  # nothing to be the same as
-            raise FetchError("the server answered 304 Not Modified to a request for the whole page")
+            raise FetchError(str(Refusal(WHOLE_NOT_MODIFIED)))
         return None
     if not fetched.body or fetched.body.isspace():
         # A 204 No Content, an empty 200: nothing was sent to read (the extractor's "has no
-        # text" asked whether the page is rendered by JavaScript).
-        raise FetchError(
-            f"the server answered HTTP {fetched.status} with no body: {url} has nothing to watch"
-        )
+        # text" asked whether the page is rendered by JavaScript). Its URL is beside it.
+        raise FetchError(str(Refusal(NO_BODY, status=fetched.status)))
     raw_hash = hashlib.sha256(fetched.body).hexdigest()
     fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
     # The same bytes as last time: the same text, without extracting it again.

@@ -27,12 +27,19 @@ def N_(message: str) -> str:
 
 def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
     """``text``, stored as English (a check's error), as the Refusal of the one of ``msgids``
-    it was said from, each value one word; None: none of them."""
+    it was said from, each value one word but a ``reason`` (another's words, the rest of the
+    text); None: none of them."""
     for msgid in msgids:
-        pattern = re.sub(r"%\\\((\w+)\\\)s", r"(?P<\1>\\S+)", re.escape(msgid))
+        pattern = re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid))
         if found := re.fullmatch(pattern, text):
             return Refusal(msgid, **found.groupdict())
     return None
+
+
+def _value(placeholder: re.Match[str]) -> str:
+    """The pattern of a value `read_back` reads: one word, or a ``reason``'s rest of the text."""
+    name = placeholder[1]
+    return rf"(?P<{name}>.+)" if name == "reason" else rf"(?P<{name}>\S+)"
 
 
 class Refusal(ValueError):

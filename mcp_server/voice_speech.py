@@ -91,37 +91,72 @@ def run_about(
     two namespaces, or clusters) is named by what differs: its metric as written ("cpu_usage"
     and "cpu_util" are both CPU 使用率); when the metric is the same, its namespace, and its
     cluster (`cluster_said`) where another's namespace is the same too."""
-    cluster, namespace, workload = _where(run)
-    metric = metric_said(run.alert_type, english)
-    alike = [
-        r
-        for r in among
-        if r.run_key != run.run_key
-        and _where(r)[2] == workload
-        and metric_said(r.alert_type, english) == metric
-    ]
-    if any(r.alert_type != run.alert_type for r in alike):
-        metric = spoken_name(run.alert_type)
-    twins = [_where(r)[:2] for r in alike if r.alert_type == run.alert_type]
-    # What tells it from each twin: the cluster where the namespace is the same, the
-    # namespace where the cluster is (either where both differ); a cluster without a name to
-    # say (`cluster_said`) by the namespace, as before clusters were named.
-    on = cluster_said(cluster) if any(n == namespace for _, n in twins) else ""
-    where = (
-        spoken_name(namespace) if twins and (not on or any(c == cluster for c, _ in twins)) else ""
-    )
-    if english:
-        return (
-            f"{metric} on {spoken_name(workload)}"
-            + (f" in {where}" if where else "")
-            + (f" in the {on} cluster" if on else "")
+    return _naming(among, english)(run)
+
+
+def _naming(
+    among: Sequence[RemediationSummary], english: bool
+) -> Callable[[RemediationSummary], str]:
+    """`run_about` among ``among``: the fixes counted once by what may tell them apart, so that
+    naming each of them does not compare it with every other (n² comparisons for n fixes)."""
+    metrics: dict[str, str] = {}  # each alert type said once
+
+    def said(alert_type: str) -> str:
+        if alert_type not in metrics:
+            metrics[alert_type] = metric_said(alert_type, english)
+        return metrics[alert_type]
+
+    # The alert types said alike on a workload; the fixes of an alert type on a workload, and
+    # of those, the ones in a namespace and on a cluster (run keys: a fix is no twin of its own).
+    types: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    keys: defaultdict[tuple[str, ...], set[str]] = defaultdict(set)
+    for r in among:
+        cluster, namespace, workload = _where(r)
+        types[(workload, said(r.alert_type))].add(r.alert_type)
+        for key in _twin_keys(r.alert_type, cluster, namespace, workload):
+            keys[key].add(r.run_key)
+
+    def about(run: RemediationSummary) -> str:
+        cluster, namespace, workload = _where(run)
+        metric = said(run.alert_type)
+        if types.get((workload, metric), {run.alert_type}) - {run.alert_type}:
+            metric = spoken_name(run.alert_type)
+        # Another fix of its alert type on its workload, in its namespace, on its cluster.
+        twins, same_namespace, same_cluster = (
+            bool(keys.get(key, set()) - {run.run_key})
+            for key in _twin_keys(run.alert_type, cluster, namespace, workload)
         )
-    if on:
-        on = f"{on}{' ' if on[-1:].isascii() else ''}集群"
-    said = " ".join(filter(None, (on, where)))
-    # A space between Chinese and Latin words only, as written ("checkout 的错误率").
-    workload = spoken_name(workload) + (f"（{said}）" if said else " ")
-    return f"{workload}的{' ' if metric[:1].isascii() else ''}{metric}"
+        # What tells it from each twin: the cluster where the namespace is the same, the
+        # namespace where the cluster is (either where both differ); a cluster without a name
+        # to say (`cluster_said`) by the namespace, as before clusters were named.
+        on = cluster_said(cluster) if same_namespace else ""
+        where = spoken_name(namespace) if twins and (not on or same_cluster) else ""
+        if english:
+            return (
+                f"{metric} on {spoken_name(workload)}"
+                + (f" in {where}" if where else "")
+                + (f" in the {on} cluster" if on else "")
+            )
+        if on:
+            on = f"{on}{' ' if on[-1:].isascii() else ''}集群"
+        said_where = " ".join(filter(None, (on, where)))
+        # A space between Chinese and Latin words only, as written ("checkout 的错误率").
+        named = spoken_name(workload) + (f"（{said_where}）" if said_where else " ")
+        return f"{named}的{' ' if metric[:1].isascii() else ''}{metric}"
+
+    return about
+
+
+def _twin_keys(
+    alert_type: str, cluster: str, namespace: str, workload: str
+) -> tuple[tuple[str, ...], ...]:
+    """The keys a fix's twins (fixes of its alert type on its workload) are counted by: all of
+    them, those in its namespace, those on its cluster."""
+    return (
+        ("all", workload, alert_type),
+        ("namespace", workload, alert_type, namespace),
+        ("cluster", workload, alert_type, cluster),
+    )
 
 
 # Between the items of an English list said aloud: an item may hold a comma of its own ("number
@@ -232,9 +267,11 @@ def _runs_called(runs: list[RemediationSummary], key: str) -> list[RemediationSu
     as a list of them does ("checkout 的 CPU", not also "checkout 的 CPU 使用率"; "checkout 的
     cpu util", not also "cpu_usage", which is CPU 使用率 too: `run_about`)."""
 
+    naming = (_naming(runs, False), _naming(runs, True))  # once: each run named among them
+
     def names(r: RemediationSummary) -> tuple[str, ...]:
         cluster, namespace, workload = _where(r)
-        said = (run_about(r, False, runs), run_about(r, True, runs))
+        said = (naming[0](r), naming[1](r))
         # Said back as heard: without the brackets around a namespace ("checkout staging 的错误
         # 率"), or the namespace or cluster first ("staging 的 checkout 的错误率", "广州集群的
         # checkout 的错误率").
@@ -554,23 +591,33 @@ def pick_task(
 
     def called(key: str) -> list[TaskSummary]:
         # By its name, or its summary as written or as the voice says it in either language
-        # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation.
-        # A place alone ("第二个") is one in the list last said, not a part of a label said
-        # with its place among tasks said alike ("第二个提醒（每天 8点30分）").
+        # ("提醒（每天 8点30分）", "threshold watch restarts"), with or without its punctuation;
+        # first those it names whole, as a list said them ("提醒（每天 8点）", not also
+        # "提醒（每天 8点30分）", of which it is a part). A place alone ("第二个") is one in the
+        # list last said, not a part of a label said with its place among tasks said alike
+        # ("第二个提醒（每天 8点30分）").
         bare, place = _UNSAID.sub("", key), names_a_place(said)
-        return [
-            t
-            for t in live
-            if _part_of(key, t.task_id.rsplit("/", 1)[-1])
-            or any(
-                _part_of(key, said) or _part_of(bare, _UNSAID.sub("", said or ""))
+
+        def names(t: TaskSummary) -> list[str]:
+            return [
+                text or ""
                 for en in (False, True)
-                for said in (
+                for text in (
                     t.summary,
                     spoken_summary(t.summary, en),
                     task_label(t, en) if place else labels[en][t.task_id],
                 )
-            )
+            ]
+
+        def says(n: str) -> bool:  # ``n`` said whole, with or without its punctuation
+            return key == _flat(n) or (bool(bare) and bare == _flat(_UNSAID.sub("", n)))
+
+        whole = [t for t in live if any(n and says(n) for n in names(t))]
+        return whole or [
+            t
+            for t in live
+            if _part_of(key, t.task_id.rsplit("/", 1)[-1])
+            or any(_part_of(key, n) or _part_of(bare, _UNSAID.sub("", n)) for n in names(t))
         ]
 
     def of_kind(key: str) -> list[TaskSummary]:

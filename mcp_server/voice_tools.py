@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +21,7 @@ from ambient.clients.tencent.errors import (
 )
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
+from ambient.status import temporal_down
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
@@ -45,6 +47,7 @@ from mcp_server.voice_speech import (
     run_about,
     spoken_name,
     task_label,
+    task_labels,
     unnamed,
 )
 
@@ -84,7 +87,9 @@ async def what_needs_me(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
         if not waiting and not running and not failing:
             return say("现在没有需要你处理的事，一切正常。", "Nothing needs you now. All is well.")
         storm = len(runs) > OPEN_LISTED
-        return needs_answer(waiting, running, storm, failing, failing_in_a_row(pages))
+        labels = await _labels_of(state, user, failing)
+        named = [_task_said(task, labels) for task in failing]
+        return needs_answer(waiting, running, storm, named, failing_in_a_row(pages))
 
     return await answer(ctx, speaker, work)
 
@@ -101,7 +106,8 @@ def needs_answer(
     failing: list[str],
     in_a_row: tuple[str, str] = ("", ""),
 ) -> str:
-    """Every count said whole: past what an answer holds, how badly the watches fail
+    """What needs the user (``failing``: the watches failing now, as said). Every count said
+    whole: past what an answer holds, how badly the watches fail
     (``in_a_row``, `failing_in_a_row`) goes first, then names (``_NAMED``), not the sentences
     after them (``storm``: more alerts are open than were listed)."""
     for fixes, watches in _NAMED:
@@ -183,9 +189,9 @@ def _needs_said(
 
 
 def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
-    """The watches failing now, counted, with ``most`` names at most, in Chinese and English."""
-    names = list(dict.fromkeys(_task_said(task) for task in tasks))  # two unnamed: one word
-    shown, more = names[:most], len(names) > most
+    """The watches failing now (``tasks``: each as said), counted, with ``most`` names at
+    most, in Chinese and English."""
+    shown, more = tasks[:most], len(tasks) > most
     keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
     listed, listed_en = (
         (
@@ -456,7 +462,32 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "watch.breach")
 
 
-def _task_said(task_id: str) -> str:
+async def _labels_of(
+    state: AppState, user: str, tasks: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    """The labels, in Chinese and English, by task id, that the task tools say the user's tasks
+    by (`task_labels`), read when one of ``tasks`` is unnamed: two unnamed web monitors are
+    "第一个网页监控（…）" and "第二个网页监控（…）", each one the user can say back, where
+    their kind alone ("网页监控") was one word for both."""
+    if not any(unnamed(task.rpartition("/")[2]) for task in tasks):
+        return {}
+    try:
+        # Errors are read from the database: Temporal down or slow, they are still said.
+        async with asyncio.timeout(left() / 2):
+            listed = list(await state.tasks.list(user))
+    except Exception as exc:
+        if not isinstance(exc, TimeoutError) and not temporal_down(exc):
+            raise
+        return {}
+    zh, en = task_labels(listed, False), task_labels(listed, True)
+    return {task: (zh[task], en[task]) for task in zh}
+
+
+def _task_said(task_id: str, labels: Mapping[str, tuple[str, str]] | None = None) -> str:
+    """A task as the voice says it: its label among the user's tasks (``labels``,
+    `_labels_of`), else by its name, or unnamed by its kind (a task not listed)."""
+    if labels and task_id in labels:
+        return say(*labels[task_id])
     kind, _, name = task_id.rpartition("/")
     if unnamed(name):
         return say(
@@ -508,15 +539,16 @@ async def recent_errors(
                     f"counted {counted(logged, 'error', 'errors')} in the logs.",
                 )
             return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
+        labels = await _labels_of(state, user, [task or "" for task in counts])
         by_task: Counter[str] = Counter()
         for task, count in counts.items():
-            by_task[_task_said(task or "")] += count
+            by_task[_task_said(task or "", labels)] += count
         top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
         total = counted(by_task.total(), "error", "errors")
-        # One task by its id, not by what it is said: two unnamed web monitors are both
-        # "网页监控", and "都来自 网页监控" said one watch where two failed.
+        # One task by its id, not by what it is said: two unnamed web monitors not listed
+        # are both "网页监控", and "都来自 网页监控" said one watch where two failed.
         if len(counts) == 1:  # one task: "主要是" said there were others
             one = by_task.total() == 1
             tasks = say(

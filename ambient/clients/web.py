@@ -36,11 +36,26 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 HTTP_STATUS = N_("HTTP %(status)s")
 HTTP_STATUS_WAIT = N_("HTTP %(status)s (Retry-After: %(seconds)s s)")
 TIMED_OUT = N_("timed out after %(seconds)s s")
+TOO_LARGE = N_("larger than the cap of %(bytes)s bytes")
+TOO_MANY_REDIRECTS = N_("more than %(most)s redirects")
+REDIRECT_REFUSED = N_("redirected to %(target)s: %(reason)s")  # the reason: the guard's
+NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch")
+WHOLE_NOT_MODIFIED = N_("the server answered 304 Not Modified to a request for the whole page")
+_WORDED = (
+    HTTP_STATUS,
+    HTTP_STATUS_WAIT,
+    TIMED_OUT,
+    TOO_LARGE,
+    TOO_MANY_REDIRECTS,
+    REDIRECT_REFUSED,
+    NO_BODY,
+    WHOLE_NOT_MODIFIED,
+)
 
 
 def fetch_refusal(error: str) -> Refusal | None:
     """A check's stored error as the Refusal it was said from (None: not one worded here)."""
-    return read_back(error, (HTTP_STATUS, HTTP_STATUS_WAIT, TIMED_OUT))
+    return read_back(error, _WORDED)
 
 
 class FetchError(Exception):
@@ -245,8 +260,10 @@ class WebFetcher:
                 if current == url:
                     raise
                 # The address refused (or not found) is not the one the user gave: say how
-                # the watched URL led there, or the refusal names a host they never wrote.
-                raise type(exc)(f"{url} redirects to {current}: {exc}") from None
+                # the watched URL (beside the error) led there, or the refusal names a host
+                # they never wrote.
+                said = Refusal(REDIRECT_REFUSED, target=current, reason=str(exc))
+                raise type(exc)(str(said)) from None
             try:
                 answer = await self._client.get(
                     current,
@@ -255,8 +272,9 @@ class WebFetcher:
                     time_limit=self._timeout,
                     max_bytes=self._max_bytes,
                 )
-            except BodyTooLargeError as exc:
-                raise TooLargeError(f"{current} {exc}") from None
+            except BodyTooLargeError:
+                said = Refusal(TOO_LARGE, bytes=self._max_bytes)
+                raise TooLargeError(_redirected(url, current, said)) from None
             except TimeoutError:
                 self._checked.pop(current, None)
                 said = Refusal(TIMED_OUT, seconds=f"{self._timeout:g}")
@@ -273,7 +291,7 @@ class WebFetcher:
                 current = _spaces_encoded(urljoin(current, location.strip()))
                 continue
             return self._result(url, current, answer, headers)
-        raise TooManyRedirectsError(f"more than {self._max_redirects} redirects from {url}")
+        raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))
 
     @staticmethod
     def _result(asked: str, url: str, answer: Answer, sent: dict[str, str]) -> FetchResult:

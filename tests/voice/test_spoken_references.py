@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ambient.remediation.views import RemediationSummary
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
+from mcp_server import voice_speech
 from mcp_server.voice_numbers import hours_said
 from mcp_server.voice_speech import (
     cluster_names,
@@ -893,3 +896,69 @@ def test_fixes_alike_but_for_their_cluster_are_named_by_the_cluster_as_its_user_
         cluster_names.reset(token)
     # Names not read: told apart by place, and said as before.
     assert run_about(runs[1], among=runs[:2]) == "checkout（prod）的错误率"
+
+
+def test_naming_fixes_among_many_costs_in_proportion_to_how_many_there_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each fix was named by comparing it with every other (`run_about` among them all): a
+    reference to one of n waiting fixes compared n² pairs. Counted, not timed: the metrics
+    said (one per comparison) grow as n does."""
+    said: list[str] = []
+    counting = voice_speech.metric_said
+
+    def metric_said(metric: str, english: bool = False) -> str:
+        said.append(metric)
+        return counting(metric, english)
+
+    monkeypatch.setattr(voice_speech, "metric_said", metric_said)
+
+    def compared(n: int) -> int:
+        said.clear()
+        runs = [
+            _run(i, "checkout").model_copy(update={"service": f"cls-test01/ns{i}/checkout"})
+            for i in range(n)
+        ]
+        run, _ = pick_remediation(runs, f"checkout（ns{n - 1}）的错误率")
+        assert run is runs[-1]
+        return len(said)
+
+    assert compared(80) <= 2 * compared(40) + 10
+
+
+def test_two_groups_said_alike_keep_each_in_its_numbered_order_and_each_label_picks_its_task() -> (
+    None
+):
+    """Reminders at 8:00 and at 8:30, two of each: each group is together and in its numbered
+    order in the lists said, and each label said back is the task it named. "第一个提醒（每天
+    8点）", said as heard, was asked back ("有 2 个任务符合：…请说完整的名字"): it is a part of
+    "第一个提醒（每天 8点30分）"; a label said whole now goes before one it is a part of."""
+    eight, half = "Reminder, daily at 08:00 UTC, for ops", "Reminder, daily at 08:30 UTC, for ops"
+    tasks = [
+        _task(f"reminder/ops/00112233aa{n}", summary).model_copy(
+            update={"started_at": START + timedelta(hours=h)}
+        )
+        for n, summary, h in (("b1", eight, 4), ("a1", half, 3), ("b0", eight, 2), ("a0", half, 1))
+    ]
+    first_eight, first_half = tasks[2], tasks[3]
+    for english, listed in (
+        (
+            False,
+            "第一个提醒（每天 8点）、第二个提醒（每天 8点）、"
+            "第一个提醒（每天 8点30分）、第二个提醒（每天 8点30分）",
+        ),
+        (
+            True,
+            "the first reminder daily at 8:00; the second reminder daily at 8:00; the first"
+            " reminder daily at 8:30; the second reminder daily at 8:30",
+        ),
+    ):
+        _, question, named = pick_task(tasks, "reminder" if english else "提醒", english)
+        assert listed in question, question
+        assert named == [tasks[i].task_id for i in (2, 0, 3, 1)]
+        for task in tasks:
+            label = task_label(task, english, tasks)
+            picked = pick_task(tasks, label, english)
+            assert picked.task is task, (label, picked.question)
+    # Said alone, each is said as before and found so.
+    assert pick_task([first_eight, first_half], "提醒（每天 8点）").task is first_eight

@@ -470,3 +470,41 @@ def test_a_threshold_watch_failing_its_reads_is_said_with_how_many_failed_in_a_r
         ", but its checks keep failing",
     )
     assert _failing_clause(status(failures=4), []) == ("", "")
+
+
+async def test_two_unnamed_failing_web_monitors_are_said_apart_as_the_task_lists_say_them(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Two web monitors created without a name, each of one page that answers 404, were both
+    "网页监控": "2 个监控一直检查失败：网页监控", one name for two, and their errors "网页监控
+    N 次" in one. Each is said by its label as the task lists say it, numbered by creation,
+    and that label said back is the task it named."""
+    user = unique("vu")
+    await make_user(deps.db, user)
+    deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
+    site = Site()
+    async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        made = []
+        for path in ("/shop", "/docs"):  # both 404
+            config = {"urls": [f"{base}{path}"], "failure_threshold": 1}
+            made.append((await state.tasks.create(user, "web_monitor", config)).task_id)
+            await eventually(_told(deps.db, made[-1], "watch.failing", 1))
+
+        async def both_listed() -> bool:
+            return len(await state.tasks.list(user)) == 2
+
+        await eventually(both_listed, "both monitors listed")
+        one, two = (f"第{n}个网页监控（1 个网址，每 5 分钟）" for n in "一二")
+        async with voice_client(state, user) as client:
+            said = await say(client, "what_needs_me")
+            assert said == f"没有等你审批的修复，但有 2 个监控一直检查失败：{one}、{two}。", said
+            errors = await say(client, "recent_errors")
+            assert one in errors and two in errors, errors
+            for label, task in ((one, made[0]), (two, made[1])):
+                status = await say(client, "task_status", name=label)
+                assert status.startswith(f"{label}正在运行，已检查 "), status
+                await say(client, "pause_task", name=label)
+                schedule_free = await state.tasks.get(user, task)
+                assert schedule_free.state.value == "paused", (label, schedule_free.state)
+                await say(client, "resume_task", name=label)

@@ -178,3 +178,23 @@ async def test_a_failure_of_no_known_kind_is_said_to_an_english_listener_without
     async with voice_client(state, user) as voice:
         answer = await say(voice, "greet")
     assert answer == "Something went wrong and it was not done. The reason is in the server's log."
+
+
+async def test_recent_errors_of_unnamed_tasks_are_said_with_temporal_down(deps: WorkerDeps) -> None:
+    """Errors are read from the database: an unnamed task's are said by its kind when the
+    labels the task lists give it cannot be read."""
+    from ambient.storage.repositories import EventRepository
+
+    user = unique("vd")
+    await make_user(deps.db, user)
+    async with deps.db.session() as session:
+        await EventRepository(session).add(
+            "watch.failing",
+            user=user,
+            task=f"web-monitor/{user}/0123456789ab",
+            payload={"url": "https://shop.example/", "error": "HTTP 404", "failures": 1},
+        )
+        await session.commit()
+    async with voice_without_temporal(deps, user) as voice:
+        answer = await say(voice, "recent_errors")
+    assert answer == "最近 24 小时有 1 个错误，来自 网页监控。", answer

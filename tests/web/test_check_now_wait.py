@@ -8,13 +8,16 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
+from ambient.clients.web import FetchError, WebFetcher
 from ambient.domain.users import Language
 from ambient.watches.service import TaskService
 from api.i18n import Words
 from api.routers.app_pages import failed_said
 from tests.conftest import unique
-from tests.watches.site import article
+from tests.support.servers import serve
+from tests.watches.site import Site, article
 from tests.watches.test_check_now_paused import ZONE, Busy, busy, paused_watch  # noqa: F401
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
@@ -102,3 +105,37 @@ def test_a_fetch_error_is_said_in_the_readers_language_and_any_other_as_it_was_s
     moved = "HTTP 404 (redirected to https://example.com/b)"
     assert failed_said(moved, zh) == f"失败：{moved}"
     assert failed_said(None, zh) == "失败：?"
+
+
+async def test_a_pages_other_fetch_errors_are_said_once_in_the_readers_language() -> None:
+    """A page too large, a redirect chain too long, a refused redirect and an empty answer
+    were said in English, naming the page its row already shows ("…/r0：失败：more than 5
+    redirects from …/r0"); now once, each in the reader's language (the stored error, and the
+    MCP and API answers, stay English)."""
+    site = Site()
+    site.pages["/big"] = article("x" * 4000)
+    for i in range(3):
+        site.redirects[f"/r{i}"] = f"/r{i + 1}"
+    site.redirects["/inside"] = "http://127.0.0.2:9/inside"
+    zh, en = Words(Language.ZH), Words(Language.EN)
+    async with serve(site.app()) as base:
+        fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"], max_bytes=1000, max_redirects=2)
+        errors = {}
+        for path in ("/big", "/r0", "/inside"):
+            with pytest.raises(FetchError) as failed:
+                await fetcher.fetch(f"{base}{path}")
+            errors[path] = str(failed.value)
+        await fetcher.aclose()
+    assert all(base not in error for path, error in errors.items() if path != "/inside"), errors
+    assert failed_said(errors["/big"], zh) == "失败：内容超过 1000 字节的上限"
+    assert failed_said(errors["/big"], en) == "failed: larger than the cap of 1000 bytes"
+    assert failed_said(errors["/r0"], zh) == "失败：重定向超过 2 次"
+    assert failed_said(errors["/r0"], en) == "failed: more than 2 redirects"
+    refused = failed_said(errors["/inside"], zh)
+    assert refused.startswith("失败：重定向到 http://127.0.0.2:9/inside：") and (
+        f"{base}/inside" not in refused
+    ), refused
+    empty = "the server answered HTTP 204 with no body: nothing to watch"
+    assert failed_said(empty, zh) == "失败：服务器答复 HTTP 204，但没有内容可以监控"
+    whole = "the server answered 304 Not Modified to a request for the whole page"
+    assert failed_said(whole, zh) == "失败：服务器对整页的请求答复了 304 Not Modified"
