@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         Rung,
         StepRequest,
         StepResult,
-        rung_zh,
         step_key,
     )
     from ambient.remediation.runs import (
@@ -262,7 +261,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 )
                 return "stop"
             self._ended(resolved_at(step.rung))
-            await self._finish("resolved", told_zh=f"已在{rung_zh(step.rung)}解决")
+            await self._finish("resolved", resolved=step.rung)
             return "resolved"
         return "next"
 

@@ -26,7 +26,14 @@ with workflow.unsafe.imports_passed_through():
     from ambient.domain.notify import Message, NotificationKind, Target, Wording
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
-    from ambient.remediation.ladder import ISOLATION_LABEL, RUNG_NAMES_ZH, Checkpoint, Mode, Rung
+    from ambient.remediation.ladder import (
+        ISOLATION_LABEL,
+        RUNG_NAMES_ZH,
+        Checkpoint,
+        Mode,
+        Rung,
+        rung_zh,
+    )
     from ambient.remediation.runs import (
         FINAL_STATES,
         AbortInput,
@@ -162,9 +169,8 @@ class RemediationRecords:
         await self._push(key, title, lead + markdown_literal(said), zh)  # shown as written
         await self._finish(state)
 
-    async def _finish(self, state: RemediationState, *, told_zh: str | None = None) -> None:
-        """The run's end recorded; pushed to its user too when ``told_zh`` is given: its
-        outcome as a Chinese reader is told it."""
+    async def _finish(self, state: RemediationState, *, resolved: Rung | None = None) -> None:
+        """The run's end recorded; pushed to its user too when it was ``resolved`` at a rung."""
         self.finished_at = workflow.now()
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
@@ -173,16 +179,21 @@ class RemediationRecords:
         )
         await self._discuss(f"{self.run_key}/finished", f"{state}: {self.outcome}", ["outcome"])
         await self._record()
-        if told_zh is not None:
-            await self._push(
-                f"{self.run_key}/finished",
-                f"Remediated: {self.alert.service}",
-                f"Remediation `{self.remediation_id}` {self.outcome}.",
-                Wording(
-                    title=f"已修复：{self.alert.service}",
-                    body=f"修复 `{self.remediation_id}` {told_zh}。",
-                ),
+        if resolved is None:
+            return
+        rid, service, rung = self.remediation_id, self.alert.service, rung_zh(resolved)
+        if self.mode == "dry_run":
+            # Nothing was changed: the alert cleared on its own, not by the rung.
+            title, body = f"Alert cleared: {service}", "(dry run: nothing was changed)"
+            zh = Wording(
+                title=f"告警已恢复：{service}",
+                body=f"修复 `{rid}`（演练，未做改动）：告警在{rung}后恢复。",
             )
+        else:
+            title, body = f"Remediated: {service}", ""
+            zh = Wording(title=f"已修复：{service}", body=f"修复 `{rid}` 已在{rung}解决。")
+        said = f"Remediation `{rid}` {self.outcome}{' ' + body if body else ''}."
+        await self._push(f"{self.run_key}/finished", title, said, zh)
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:
         """A durable timer cut short by abort (or ``until``)."""

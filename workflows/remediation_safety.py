@@ -51,8 +51,8 @@ class RemediationSafety(RemediationRecords):
         until = f"{self.waiting.until:%Y-%m-%d %H:%M}"
         zh = Wording(
             title=f"待审批：{self.alert.service} {rung_zh(step.rung)}",
-            body=f"修复 `{self.remediation_id}` 要执行{rung_zh(step.rung)}，"
-            f"{MODES_ZH.get(str(self.mode), str(self.mode))}模式。请在 UTC 时间 {until} 前用 "
+            body=f"修复 `{self.remediation_id}` 要执行{rung_zh(step.rung)}，模式："
+            f"{MODES_ZH.get(str(self.mode), str(self.mode))}。请在 {until}（UTC）前用 "
             "approve_remediation 批准或拒绝，超时将转人工处理。",
         )
         await self._push(

@@ -327,6 +327,25 @@ async def test_a_chinese_readers_hand_over_says_the_deny_policy_to_delete_first_
     assert message.body.count("NetworkPolicy") == 1, message.body
 
 
+async def test_a_change_that_resolved_is_said_fixed_to_a_chinese_reader(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Made in execute mode, the restart is the fix the push names (a dry run's says the alert
+    cleared, nothing changed: tests/remediation/test_pushed_language.py)."""
+    api = KubeApi()
+    api.add_deployment("prod", "checkout", V1, replicas=2)
+    async with serve(api.app()) as base:
+        status = await _execute(
+            ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=1, language=Language.ZH
+        )
+
+    assert status.state == "resolved", status.outcome
+    async with deps.db.session() as session:
+        (message,) = await InboxRepository(session).list(USER)
+    assert message.title == f"已修复：{status.alert.service}", message.title
+    assert message.body == f"修复 `{status.remediation_id}` 已在第 1 级（重启）解决。", message.body
+
+
 async def test_refusing_or_aborting_an_execute_step_needs_execute_permission_like_approving(
     ts_env: WorkflowEnvironment, deps: WorkerDeps, cluster: tuple[KubeApi, Path]
 ) -> None:

@@ -30,8 +30,8 @@ USER = "ops-zh"
 async def approved_at_rung_two(
     env: WorkflowEnvironment, deps: WorkerDeps, language: Language
 ) -> tuple[RemediationStatus, dict[str, list[str]], dict[str, list[str]]]:
-    """A run of USER (who reads ``language``) whose rung 2 waits for approval, is approved and
-    resolves: its status, and each channel's titles and texts of what it was pushed."""
+    """A dry run of USER (who reads ``language``) whose rung 2 waits for approval, is approved
+    and resolves: its status, and each channel's titles and texts of what it was pushed."""
     remediation_settings(deps, remediation_approval_from_rung=2)
     async with pushed_everywhere(deps, USER) as pushed:
         async with deps.db.session() as session:
@@ -69,25 +69,27 @@ async def approved_at_rung_two(
 async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
+    """A dry run changed nothing: its end says the alert cleared ("已修复" said a fix that
+    was not made; a change made is said fixed, tests/remediation/test_cluster.py)."""
     status, titles, shown = await approved_at_rung_two(ts_env, deps, Language.ZH)
     assert status.state == "resolved", status.outcome
-    service = "cls-test0001/prod/checkout"
-    asked, done = f"待审批：{service} 第 2 级（扩容）", f"已修复：{service}"
+    service, rid = "cls-test0001/prod/checkout", status.remediation_id
+    asked, done = f"待审批：{service} 第 2 级（扩容）", f"告警已恢复：{service}"
     assert titles == {
         "wecom": [f"### {asked}", f"### {done}"],
         "webhook": [asked, done],
         "email": [asked, done],
     }
-    rid = status.remediation_id
     for texts in shown.values():
         # The inbox lists the newest first; the robot's text starts with the title as its
         # heading; the email's text ends its lines with CRLF.
-        said = [t.split("\n", 1)[-1] if t.startswith("###") else t.strip() for t in texts]
-        request, end = sorted(said, key=lambda t: "解决" in t)
-        assert request.startswith(f"修复 `{rid}` 要执行第 2 级（扩容），演练模式。"), request
+        texts = [t.split("\n", 1)[-1] if t.startswith("###") else t.strip() for t in texts]
+        (request,) = [t for t in texts if "approve_remediation" in t]
+        assert request.startswith(f"修复 `{rid}` 要执行第 2 级（扩容），模式：演练。"), request
         # The deadline says its zone.
-        assert "请在 UTC 时间 " in request and "前用 approve_remediation 批准或拒绝" in request
-        assert end == f"修复 `{rid}` 已在第 2 级（扩容）解决。", end
+        assert "（UTC）前用 approve_remediation 批准或拒绝" in request, request
+        end = f"修复 `{rid}`（演练，未做改动）：告警在第 2 级（扩容）后恢复。"
+        assert [t for t in texts if t != request] == [end], texts
 
 
 async def test_an_english_readers_remediation_pushes_stay_english(
@@ -98,9 +100,12 @@ async def test_an_english_readers_remediation_pushes_stay_english(
     assert titles["email"] == [
         "Approval needed: scale out (absolute replica count, capped by the blast-radius limit) "
         "of cls-test0001/prod/checkout",
-        "Remediated: cls-test0001/prod/checkout",
+        "Alert cleared: cls-test0001/prod/checkout",
     ]
-    said = f"Remediation `{status.remediation_id}` resolved at rung 2 (scale_out)."
+    said = (
+        f"Remediation `{status.remediation_id}` resolved at rung 2 (scale_out) (dry run: "
+        "nothing was changed)."
+    )
     assert said in [text.strip() for text in shown["email"]]
 
 

@@ -1286,15 +1286,16 @@ def test_reads_refused_are_said_as_their_cause_asks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("product", "action", "params", "code"),
+    ("product", "action", "params", "code", "name"),
     [
-        ("tke", "DescribeClusters", {}, "UnsupportedRegion"),
-        ("cls", "DescribeTopics", {}, "UnsupportedOperation.UnsupportedRegion"),
+        ("tke", "DescribeClusters", {}, "UnsupportedRegion", "TKE"),
+        ("cls", "DescribeTopics", {}, "UnsupportedOperation.UnsupportedRegion", "CLS"),
         (
             "monitor",
             "DescribeAlarmHistories",
             {"Module": "monitor"},
-            "FailedOperation.RegionUnavailable",
+            "UnsupportedRegion",
+            "Cloud Monitor",
         ),
     ],
 )
@@ -1304,6 +1305,7 @@ async def test_a_product_not_offered_in_the_region_asked_names_that_region(
     action: str,
     params: dict[str, Any],
     code: str,
+    name: str,
 ) -> None:
     """A product asked in a region it is not offered in: the answer said "DescribeClusters
     (UnsupportedRegion) failed: 接口不支持所传地域", naming no region and nothing to do. It names
@@ -1321,7 +1323,7 @@ async def test_a_product_not_offered_in_the_region_asked_names_that_region(
     said = failure(refused.value)
     assert (said.kind, str(said)) == (
         "invalid_parameter",
-        f"Tencent Cloud refused {action} ({code}): {product} is not offered in region ap-tokyo; "
+        f"Tencent Cloud refused {action} ({code}): {name} is not offered in region ap-tokyo; "
         f"give a region where it is (its API reference lists them). {words} "
         "(RequestId req-standin)",
     )

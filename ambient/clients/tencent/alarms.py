@@ -118,9 +118,9 @@ async def list_alarms(
             history.alarms += [a.model_copy(update={"ongoing": True}) for a in earlier]
     if len(errors) == 2:
         raise errors[0]
-    # Both actions take no region and answer every region's alarms, each naming its own (see
-    # `_monitor_alarms`, `_cls_alarms`). A region asked for: its alarms (one naming none may be
-    # its own); none: every region's, so a team's in another region is not missed.
+    # Each alarm names its own region, and an answer may hold other regions' (Monitor's Region
+    # is optional in its API reference). A region asked for: its alarms (one naming none may be
+    # its own); none: all the answer holds.
     history.alarms = [a for a in history.alarms if region is None or a.region in (None, region)]
     history.alarms.sort(key=lambda a: a.time, reverse=True)
     return history
@@ -136,8 +136,8 @@ def _unread(
 async def _monitor_alarms(
     tc: TencentCloud, start: datetime, end: datetime, region: str | None, open_only: bool
 ) -> list[AlarmRecord]:
-    # DescribeAlarmHistories' API reference: Region "公共参数，此参数为可选参数" — the history of
-    # every region, each alarm naming its own (Histories[].Region).
+    # DescribeAlarmHistories' API reference: Region "公共参数，此参数为可选参数", each alarm
+    # naming its own (Histories[].Region).
     alarms: list[AlarmRecord] = []
     # AlarmStatus "ALARM": 未恢复 (the API reference's filter of DescribeAlarmHistories).
     status = {"AlarmStatus": ["ALARM"]} if open_only else {}

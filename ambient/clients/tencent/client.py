@@ -27,6 +27,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ambient.clients.tencent.errors import (
+    PRODUCT_NAMES,
     RATE_LIMITS,
     REGION_NOT_OFFERED,
     ROLE_UNAVAILABLE,
@@ -290,7 +291,8 @@ class TencentCloud:
                     # Its words name no region: the one asked is what to change.
                     error = TencentRequestError(
                         error.code,
-                        f"{product} is not offered in region {region}{_set_as(where)}; give a "
+                        f"{PRODUCT_NAMES.get(product, product)} is not offered in region "
+                        f"{region}{_set_as(where)}; give a "
                         f"region where it is (its API reference lists them). {error.message}",
                         error.request_id,
                     )

@@ -127,13 +127,12 @@ SERVICE_ROLES = {
     ),
 }
 INTERNAL_PERMANENT = ("InternalError.Param", "InternalError.Quota")
-# A product not offered in the region asked: the common code (接口不支持所传地域), CLS's
-# (cls errorcodes: 当前地域不支持) and Cloud Monitor's (monitor errorcodes: 地区不可用).
-REGION_NOT_OFFERED = (
-    "UnsupportedRegion",
-    "UnsupportedOperation.UnsupportedRegion",
-    "FailedOperation.RegionUnavailable",
-)
+# A product not offered in the region asked: the common code (接口不支持所传地域) and CLS's
+# (cls errorcodes: 当前地域不支持). Cloud Monitor's FailedOperation.RegionUnavailable (地区不可用)
+# is not one: its reference does not say it lasts, and it is said as the API words it.
+REGION_NOT_OFFERED = ("UnsupportedRegion", "UnsupportedOperation.UnsupportedRegion")
+# A product as its console names it, for a sentence said to the user.
+PRODUCT_NAMES = {"tke": "TKE", "cls": "CLS", "monitor": "Cloud Monitor", "cvm": "CVM"}
 
 
 MESSAGE_CHARS = 300  # of a message read from an answer's body
