@@ -125,6 +125,7 @@ KEYS_REFUSED = (
     "AuthFailure.InvalidAuthorization",
     "AuthFailure.TokenFailure",
 )
+TOKEN_REFUSED = "AuthFailure.TokenFailure"  # Token 错误: temporary keys' token
 
 
 def failure(exc: TencentCloudError, product: str = "", action: str = "") -> CloudOpsFailedError:
@@ -155,6 +156,13 @@ def _sentence(exc: TencentCloudError, product: str, action: str) -> tuple[str, s
             f"role {exc.role!r} (AMBIENT_TENCENTCLOUD_CVM_ROLE); check that this machine's clock "
             "is right (NTP), and in the CAM console that the role still exists and is bound to "
             f"this instance. {exc.message}"
+        )
+    if exc.code == TOKEN_REFUSED:
+        # The token of temporary keys (STS): they expire, and the three go together.
+        return "auth", (
+            f"Tencent Cloud refused {where}: it does not accept the temporary keys' token; "
+            "temporary keys expire: set new TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and "
+            f"TENCENTCLOUD_TOKEN together (keys of your own take no token). {exc.message}"
         )
     if exc.code in KEYS_REFUSED:
         return "auth", (

@@ -1383,4 +1383,11 @@ async def test_a_cvm_roles_keys_refused_say_the_roles_words_not_the_keys_variabl
     api.failures["DescribeClusters"] = [code]
     with pytest.raises(TencentAuthError) as refused:
         await list_clusters(tc)
-    assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in told(refused.value)
+    if code == "AuthFailure.TokenFailure":
+        # Temporary keys' token (TENCENTCLOUD_TOKEN): it was said to check the two keys only.
+        assert (
+            "temporary keys expire: set new TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY and "
+            "TENCENTCLOUD_TOKEN together" in told(refused.value)
+        ), told(refused.value)
+    else:
+        assert "check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY" in told(refused.value)
