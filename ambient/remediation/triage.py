@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from ambient.clients.tencent.alarms import AlarmRecord, list_alarms
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableError
 from ambient.cloud.errors import told
 from ambient.domain.identifiers import region_name
 from ambient.remediation.alerts import Alert, workload_of
@@ -73,7 +74,16 @@ async def unresolved_alarms(
         return TriageAlerts(
             window=window, skipped=["Tencent Cloud is not configured: no alarm history"]
         )
-    history = await list_alarms(tencent, start, end, said=told)
+    try:
+        history = await list_alarms(tencent, start, end, said=told)
+    except TencentRetryableError:
+        raise  # an outage or a rate limit: the activity's retries ask again
+    except TencentCloudError as exc:
+        # Both sources refused for good (the keys, a CAM policy): the night says what to fix,
+        # as for one source, and ends; it failed with the API's code alone.
+        return TriageAlerts(
+            window=window, skipped=[f"the alarm history could not be read: {told(exc)}"]
+        )
     found: dict[str, Alert] = {}
     # A source refused while the other answered: its alarms are not here, and the night says so.
     skipped = [str(unread) for unread in history.unread]

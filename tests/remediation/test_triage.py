@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.tencent.errors import TencentRetryableError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.runs import (
@@ -357,6 +358,29 @@ async def test_cls_refused_still_triages_monitor_alarms_and_says_cls_was_not_rea
         "cls:DescribeAlertRecordHistory (docs/tencent-cloud.md). injected "
         "AuthFailure.UnauthorizedOperation (RequestId req-standin)"
     )
+
+
+async def test_both_sources_refused_the_night_says_what_to_fix_and_ends(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """Keys without any alarm-reading permission: the triage failed with the API's code alone
+    ("AuthFailure.UnauthorizedOperation: ..."), its activity retried for nothing. It now ends
+    with nothing triaged and says what to fix; an outage is still raised to be retried."""
+    api, tencent = cloud
+    for action in ("DescribeAlarmHistories", "DescribeAlertRecordHistory"):
+        api.failures[action] = ["AuthFailure.UnauthorizedOperation"]
+    found = await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
+    assert found.alerts == []
+    assert found.skipped == [
+        "the alarm history could not be read: Tencent Cloud refused DescribeAlarmHistories "
+        "(AuthFailure.UnauthorizedOperation): check that the CAM policy allows "
+        "monitor:DescribeAlarmHistories (docs/tencent-cloud.md). injected "
+        "AuthFailure.UnauthorizedOperation (RequestId req-standin)"
+    ]
+    for action in ("DescribeAlarmHistories", "DescribeAlertRecordHistory"):
+        api.failures[action] = ["InternalError"] * 9
+    with pytest.raises(TencentRetryableError):
+        await unresolved_alarms(tencent, ZONE, datetime.now(ZONE), days=1)
 
 
 async def test_a_second_alarm_on_one_workload_is_said_not_dropped(
