@@ -278,13 +278,20 @@ class RemediationRecords:
             retry=RECORD_RETRY,
         )
 
-    async def _push(self, key: str, title: str, body: str, zh: Wording | None = None) -> None:
+    async def _push(
+        self,
+        key: str,
+        title: str,
+        body: str,
+        zh: Wording | None = None,
+        deadline: datetime | None = None,
+    ) -> None:
         try:
             # The common path: a push that fails for good is said once, as final, to the user.
             await deliver(
                 user=self.request.user,
                 key=key,
-                message=Message(title=title, body=body, zh=zh),
+                message=Message(title=title, body=body, zh=zh, deadline=deadline),
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=NotificationKind.REMEDIATION,
                 # Its deliveries and failures are shown under the remediation.
