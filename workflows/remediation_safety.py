@@ -27,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
         AuditEntry,
         GateInput,
         Waiting,
+        gate_closed,
+        not_approved,
+        refused,
     )
     from ambient.remediation.safety import Gate, may_approve
     from ambient.remediation.scores import PlannedStep
@@ -83,7 +86,7 @@ class RemediationSafety(RemediationRecords):
                 "approval_timeout",
                 {"rung": int(step.rung), "after": str(timeout)},
             )
-            await self._hand_over(f"nobody approved rung {int(step.rung)} within {timeout}")
+            await self._hand_over(not_approved(step.rung, timeout))
             return False
         decision, self.decision = self.decision, None
         await self._audit(
@@ -93,8 +96,7 @@ class RemediationSafety(RemediationRecords):
             actor=decision.approver,
         )
         if not decision.approve:
-            why = f": {decision.reason}" if decision.reason else ""
-            await self._hand_over(f"{decision.approver} refused rung {int(step.rung)}{why}")
+            await self._hand_over(refused(decision.approver, step.rung, decision.reason))
             return False
         return True
 
@@ -139,7 +141,7 @@ class RemediationSafety(RemediationRecords):
                 or retry is None
                 or waited + retry > self.policy.max_gate_wait_seconds
             ):
-                await self._hand_over(f"cannot change now: {gate.reason}")
+                await self._hand_over(gate_closed(gate.reason))
                 return "stop"
             await self._wait_shown(
                 "waiting_gate", gate.gate, step.rung, retry, gate.reason, gate.said

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import MODES_ZH, RUNG_NAMES_ZH
-from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.remediation.runs import HANDED_OVER_ZH, ApprovalInput, RemediationStatus
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
 from tests.conftest import running_worker
@@ -129,12 +129,15 @@ def test_a_pushs_chinese_rung_and_mode_names_are_the_pages() -> None:
     zh = translations(Language.ZH).gettext
     assert RUNG_NAMES_ZH == {rung: zh(name) for rung, name in RUNG_NAMES.items()}
     assert MODES_ZH == {mode: zh(REMEDIATION_STATES[mode]) for mode in MODES_ZH}
+    # A hand-over's reason the run builds: its push and its page say it alike.
+    assert HANDED_OVER_ZH == {msgid: zh(msgid) for msgid in HANDED_OVER_ZH}
 
 
 async def test_a_chinese_readers_hand_over_names_the_rungs_tried_in_chinese(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    """Its frame was Chinese, the rungs tried English ("已尝试：restart (not resolved)")."""
+    """Its frame was Chinese, the rungs tried and the reason English ("已尝试：restart (not
+    resolved)", "lead refused rung 3"); the refuser's own words stay as typed."""
     remediation_settings(deps, remediation_approval_from_rung=3)
     await add_user(deps, USER, language=Language.ZH)
     await add_user(deps, "lead", permission="execute")
@@ -144,13 +147,17 @@ async def test_a_chinese_readers_hand_over_names_the_rungs_tried_in_chinese(
     ):
         handle = await start(ts_env, worker.task_queue, alert(url), user=USER)
         await state_reaches(ts_env, handle, ("waiting_approval",))
-        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=False)
+        answer = ApprovalInput(
+            approver="lead", approver_permission="execute", approve=False, reason="not now"
+        )
         await handle.execute_update(
             GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
         )
         status = await handle.result()
     assert status.state == "handed_over", status.outcome
+    assert status.outcome == "lead refused rung 3: not now"
     async with deps.db.session() as session:
         inbox = await InboxRepository(session).list(USER)
     (hand_over,) = [m for m in inbox if m.title.startswith("需要人工处理")]
     assert "。已尝试：重启（未解决）、扩容（未解决）。" in hand_over.body, hand_over.body
+    assert "已停止：lead 拒绝了第 3 级：not now。告警：" in hand_over.body, hand_over.body
