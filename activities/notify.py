@@ -201,11 +201,11 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
-            # Said in the recipient's language here, where they are known (not in the
-            # workflow); a deliver-later run is handed the request as asked, and picks again.
-            told = request.model_copy(
-                update={"message": request.message.said_in(recipient.language)}
-            )
+            # Said in the recipient's language (its deadline in their time zone) here, where
+            # they are known (not in the workflow); a deliver-later run is handed the request
+            # as asked, and picks again.
+            said = request.message.said_in(recipient.language, recipient.timezone)
+            told = request.model_copy(update={"message": said})
             in_flight, known = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)
             # A last try's transient failures, final unless this try hands them over (known

@@ -53,6 +53,11 @@ with workflow.unsafe.imports_passed_through():
         Verification,
         VerifyInput,
         aborted_by,
+        budget_spent,
+        cleared_isolated,
+        cleared_joined_open,
+        ladder_top,
+        not_verified,
         resolved_at,
     )
     from ambient.remediation.safety import PermissionDecision, scale_target
@@ -131,7 +136,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 break
             self.next_rung = step.rung
             if step.rung is Rung.HAND_OVER:
-                await self._hand_over("the ladder reached hand-over (rung 6)")
+                await self._hand_over(ladder_top())
                 return self.status()
             outcome = await self._climb(step)
             if outcome != "next":
@@ -143,10 +148,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 await self._free_slot(step_key(self.run_key, self.plan[0].rung))
             await self._abort(self.aborted)
         else:
-            await self._hand_over(
-                f"the budget of {len(self.plan)} attempt(s) is spent and the alert is not resolved",
-                "budget_exhausted",
-            )
+            await self._hand_over(budget_spent(len(self.plan)), "budget_exhausted")
         return self.status()
 
     # --- one rung -----------------------------------------------------------------------
@@ -231,17 +233,14 @@ class GradedRemediationWorkflow(RemediationChange):
             # safe, and a failed run would tell nobody. A person takes it from here.
             attempt.verified = False
             attempt.verification = f"verification failed: {cause_of(exc)}"
-            await self._hand_over(f"{at} was applied but could not be verified ({cause_of(exc)})")
+            await self._hand_over(not_verified(step.rung, cause_of(exc)))
             return "stop"
         attempt.verified = True
         attempt.resolved = verification.resolved
         attempt.verification = verification.detail
         if verification.resolved:
             if left_isolated(self.attempts):
-                await self._hand_over(
-                    f"the alert cleared at {at} with the service isolated: no traffic reaches it, "
-                    "which is no fix"
-                )
+                await self._hand_over(cleared_isolated(step.rung))
                 return "stop"
             isolated = isolated_before(self.baseline)
             if isolated:
@@ -255,10 +254,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 return "stop"
             still = await self._joined_still_open()
             if still:
-                await self._hand_over(
-                    f"the alert cleared at {at}, but alerts that joined this run are not known "
-                    f"to be over: {still}"
-                )
+                await self._hand_over(cleared_joined_open(step.rung, still))
                 return "stop"
             self._ended(resolved_at(step.rung))
             await self._finish("resolved", resolved=step.rung)

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         RemediationPolicy,
         RemediationState,
         Waiting,
+        in_chinese,
     )
     from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.render import markdown_literal
@@ -126,9 +127,13 @@ class RemediationRecords:
         """How the run ended, in English and as a page says it (the same words)."""
         self.outcome, self.outcome_said = str(outcome), Said.of(outcome)
 
-    async def _hand_over(self, reason: str, state: RemediationState = "handed_over") -> None:
-        """Budget spent or stopped: the broadcast queue for the next briefing, and a push now."""
-        self.outcome, self.outcome_said = reason, None
+    async def _hand_over(
+        self, reason: str | Refusal, state: RemediationState = "handed_over"
+    ) -> None:
+        """Budget spent or stopped: the broadcast queue for the next briefing, and a push now
+        (``reason`` a Refusal where the run built it: said in its reader's language)."""
+        said_as = Said.of(reason) if isinstance(reason, Refusal) else None
+        self.outcome, self.outcome_said = str(reason), said_as
         key = f"{self.run_key}/hand-over"
         title = f"Needs a person: {self.alert.service}"
         tried = _tried(self.attempts)
@@ -147,18 +152,18 @@ class RemediationRecords:
                 user=self.request.user,
                 title=title,
                 body=lead + said,
-                reason=reason,
+                reason=str(reason),
             ),
             retry=RECORD_RETRY,
         )
         self.next_rung, self.waiting = None, None
         await self._set_state(state)
         # In Chinese, to whoever reads it: the isolation to undo first, then the reason and
-        # the alerts' names as written (the rungs tried in Chinese).
+        # the alerts' names as written (the rungs tried and the run's own reasons in Chinese).
         zh_tried = _tried(self.attempts, zh=True)
         zh_said = (
             left_isolated(self.attempts, zh=True)
-            + f"{reason}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
+            + f"{in_chinese(reason)}。告警：{self.alert.service} 的 {self.alert.metric or '告警'}"
             f"（评分 {self.card.score if self.card else '?'}）。已尝试：{zh_tried or '无'}。"
             + _joined(self.joined_alerts, zh=True)
         )
@@ -278,13 +283,20 @@ class RemediationRecords:
             retry=RECORD_RETRY,
         )
 
-    async def _push(self, key: str, title: str, body: str, zh: Wording | None = None) -> None:
+    async def _push(
+        self,
+        key: str,
+        title: str,
+        body: str,
+        zh: Wording | None = None,
+        deadline: datetime | None = None,
+    ) -> None:
         try:
             # The common path: a push that fails for good is said once, as final, to the user.
             await deliver(
                 user=self.request.user,
                 key=key,
-                message=Message(title=title, body=body, zh=zh),
+                message=Message(title=title, body=body, zh=zh, deadline=deadline),
                 targets=[Target.model_validate({"channel": "inbox"})],
                 kind=NotificationKind.REMEDIATION,
                 # Its deliveries and failures are shown under the remediation.

@@ -17,7 +17,7 @@ from workflows.remediation_records import RECORD_RETRY, RemediationRecords
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
-    from ambient.domain.notify import Wording
+    from ambient.domain.notify import DEADLINE, Wording
     from ambient.remediation.ladder import MODES_ZH, Rung, rung_zh, step_key
     from ambient.remediation.runs import (
         FINAL_STATES,
@@ -27,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
         AuditEntry,
         GateInput,
         Waiting,
+        gate_closed,
+        not_approved,
+        refused,
     )
     from ambient.remediation.safety import Gate, may_approve
     from ambient.remediation.scores import PlannedStep
@@ -48,20 +51,21 @@ class RemediationSafety(RemediationRecords):
             detail=f"approve_remediation({self.remediation_id!r}, approve=true|false)",
         )
         await self._set_state("waiting_approval")
-        until = f"{self.waiting.until:%Y-%m-%d %H:%M}"
+        # The deadline is said in the reader's time zone by the notify activity (DEADLINE).
         zh = Wording(
             title=f"待审批：{self.alert.service} {rung_zh(step.rung)}",
             body=f"修复 `{self.remediation_id}` 要执行{rung_zh(step.rung)}，模式："
-            f"{MODES_ZH.get(str(self.mode), str(self.mode))}。请在 {until}（UTC）前用 "
+            f"{MODES_ZH.get(str(self.mode), str(self.mode))}。请在 {DEADLINE}前用 "
             "approve_remediation 批准或拒绝，超时将转人工处理。",
         )
         await self._push(
             f"{key}/approval-request",
             f"Approval needed: {step.action} of {self.alert.service}",
             f"Remediation `{self.remediation_id}` wants rung {int(step.rung)} ({step.action}) in "
-            f"{self.mode} mode. Answer with approve_remediation before {until} UTC, or it goes "
+            f"{self.mode} mode. Answer with approve_remediation before {DEADLINE}, or it goes "
             "to a person.",
             zh,
+            deadline=self.waiting.until,
         )
         await self._discuss(
             f"{key}/approval-request",
@@ -82,7 +86,7 @@ class RemediationSafety(RemediationRecords):
                 "approval_timeout",
                 {"rung": int(step.rung), "after": str(timeout)},
             )
-            await self._hand_over(f"nobody approved rung {int(step.rung)} within {timeout}")
+            await self._hand_over(not_approved(step.rung, timeout))
             return False
         decision, self.decision = self.decision, None
         await self._audit(
@@ -92,8 +96,7 @@ class RemediationSafety(RemediationRecords):
             actor=decision.approver,
         )
         if not decision.approve:
-            why = f": {decision.reason}" if decision.reason else ""
-            await self._hand_over(f"{decision.approver} refused rung {int(step.rung)}{why}")
+            await self._hand_over(refused(decision.approver, step.rung, decision.reason))
             return False
         return True
 
@@ -138,7 +141,7 @@ class RemediationSafety(RemediationRecords):
                 or retry is None
                 or waited + retry > self.policy.max_gate_wait_seconds
             ):
-                await self._hand_over(f"cannot change now: {gate.reason}")
+                await self._hand_over(gate_closed(gate.reason))
                 return "stop"
             await self._wait_shown(
                 "waiting_gate", gate.gate, step.rung, retry, gate.reason, gate.said

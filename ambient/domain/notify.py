@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, get_args
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -78,6 +79,27 @@ class Wording(BaseModel):
     body: str | None = None
 
 
+# Where a message's words say its deadline (Message.deadline).
+DEADLINE = "{deadline}"
+
+
+def deadline_in(when: datetime, zone: str, language: str) -> str:
+    """``when`` as a reader in ``zone`` reads it: the wall time there with its zone and
+    offset, "2026-12-01 16:30 (Asia/Shanghai, UTC+08:00)" (zh: full-width brackets), or
+    "… UTC" in UTC. A zone not known here (a stored name since dropped) is said as UTC."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, tz = "UTC", ZoneInfo("UTC")
+    local = when.astimezone(tz)
+    wall = f"{local:%Y-%m-%d %H:%M}"
+    offset = f"{local:%z}"
+    if not local.utcoffset():
+        return f"{wall}（UTC）" if language == "zh" else f"{wall} UTC"
+    utc = f"UTC{offset[:3]}:{offset[3:]}"
+    return f"{wall}（{zone}，{utc}）" if language == "zh" else f"{wall} ({zone}, {utc})"
+
+
 class Message(BaseModel):
     """One notification: a title, a markdown body and optional richer parts."""
 
@@ -91,13 +113,23 @@ class Message(BaseModel):
     # a recipient who reads Chinese (the workflow does not know who reads it). A message
     # without (an older payload, a briefing written in its own language) is sent as written.
     zh: Wording | None = None
+    # A time to act by, said where its title or body says DEADLINE, in the recipient's time
+    # zone (the workflow that writes it does not know the zone). An older payload has none:
+    # its time is written in its words (in UTC).
+    deadline: datetime | None = None
 
-    def said_in(self, language: str) -> Message:
-        """This message in ``language`` (zh or en): as written when it has no such wording."""
-        if language != "zh" or self.zh is None:
-            return self
-        said = {"title": self.zh.title, "body": self.zh.body or self.body, "zh": None}
-        return self.model_copy(update=said)
+    def said_in(self, language: str, zone: str = "UTC") -> Message:
+        """This message in ``language`` (zh or en; as written when it has no such wording), its
+        deadline told in ``zone`` (an IANA name)."""
+        said = self
+        if language == "zh" and self.zh is not None:
+            update = {"title": self.zh.title, "body": self.zh.body or self.body, "zh": None}
+            said = self.model_copy(update=update)
+        if self.deadline is None:
+            return said
+        when = deadline_in(self.deadline, zone, language)
+        told = {"title": said.title.replace(DEADLINE, when), "deadline": None}
+        return said.model_copy(update={**told, "body": said.body.replace(DEADLINE, when)})
 
     @property
     def link_to_add(self) -> str | None:

@@ -354,6 +354,96 @@ def aborted_by(aborted: AbortInput, verified: bool = True) -> Refusal:
     return Refusal("aborted by %(by)s", by=aborted.by)
 
 
+# A hand-over's reason the run builds, as a page says it (the catalog) and in Chinese for its
+# push: a workflow reads no catalog, so it is written twice (tests/remediation check both agree).
+# A person's words in it (a refusal's reason) and a cause the run was given stay as written.
+HANDED_OVER_ZH = {
+    "nobody approved rung %(rung)s within %(after)s": "第 %(rung)s 级在 %(after)s 内无人批准",
+    "%(by)s refused rung %(rung)s": "%(by)s 拒绝了第 %(rung)s 级",
+    "%(by)s refused rung %(rung)s: %(reason)s": "%(by)s 拒绝了第 %(rung)s 级：%(reason)s",
+    "cannot change now: %(reason)s": "现在不能改动：%(reason)s",
+    "the ladder reached hand-over (rung 6)": "已到第 6 级（转人工）",
+    "the budget of %(budget)s attempt(s) is spent and the alert is not resolved": (
+        "%(budget)s 次尝试的预算已用完，告警仍未解决"
+    ),
+    "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)": (
+        "第 %(rung)s 级已执行，但无法核实结果（%(cause)s）"
+    ),
+    "the alert cleared at rung %(rung)s (%(name)s) with the service isolated: no traffic "
+    "reaches it, which is no fix": (
+        "告警在第 %(rung)s 级后恢复，但服务已被隔离：没有流量到达它，这不算修复"
+    ),
+    "the alert cleared at rung %(rung)s (%(name)s), but alerts that joined this run are not "
+    "known to be over: %(alerts)s": (
+        "告警在第 %(rung)s 级后恢复，但合并到这次修复的告警尚不能确定已结束：%(alerts)s"
+    ),
+}
+
+
+def not_approved(rung: Rung, after: timedelta) -> Refusal:
+    return Refusal(
+        "nobody approved rung %(rung)s within %(after)s", rung=int(rung), after=str(after)
+    )
+
+
+def refused(by: str, rung: Rung, reason: str | None) -> Refusal:
+    if reason:
+        return Refusal(
+            "%(by)s refused rung %(rung)s: %(reason)s", by=by, rung=int(rung), reason=reason
+        )
+    return Refusal("%(by)s refused rung %(rung)s", by=by, rung=int(rung))
+
+
+def gate_closed(reason: str) -> Refusal:
+    return Refusal("cannot change now: %(reason)s", reason=reason)
+
+
+def ladder_top() -> Refusal:
+    return Refusal("the ladder reached hand-over (rung 6)")
+
+
+def budget_spent(budget: int) -> Refusal:
+    return Refusal(
+        "the budget of %(budget)s attempt(s) is spent and the alert is not resolved",
+        budget=budget,
+    )
+
+
+def not_verified(rung: Rung, cause: str) -> Refusal:
+    return Refusal(
+        "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)",
+        rung=int(rung),
+        name=rung.name.lower(),
+        cause=cause,
+    )
+
+
+def cleared_isolated(rung: Rung) -> Refusal:
+    return Refusal(
+        "the alert cleared at rung %(rung)s (%(name)s) with the service isolated: no traffic "
+        "reaches it, which is no fix",
+        rung=int(rung),
+        name=rung.name.lower(),
+    )
+
+
+def cleared_joined_open(rung: Rung, alerts: str) -> Refusal:
+    return Refusal(
+        "the alert cleared at rung %(rung)s (%(name)s), but alerts that joined this run are not "
+        "known to be over: %(alerts)s",
+        rung=int(rung),
+        name=rung.name.lower(),
+        alerts=alerts,
+    )
+
+
+def in_chinese(reason: str | Refusal) -> str:
+    """A hand-over's reason in Chinese where the run built it; a person's words as written."""
+    if isinstance(reason, Refusal) and reason.msgid in HANDED_OVER_ZH:
+        return HANDED_OVER_ZH[reason.msgid] % reason.values
+    return str(reason)
+
+
 # --- nightly triage -------------------------------------------------------------------
 
 

@@ -3,12 +3,14 @@ the server's default (AMBIENT_DEFAULT_LANGUAGE); the workflow that built it know
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from ambient.deps import WorkerDeps
-from ambient.domain.notify import Message, NotifyRequest, Target
+from ambient.domain.notify import DEADLINE, Message, NotifyRequest, Target, Wording
 from ambient.domain.users import Language, UserSettings
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
@@ -113,3 +115,26 @@ def test_every_web_monitor_message_has_its_chinese_and_keeps_its_english() -> No
 def test_a_message_without_chinese_is_sent_as_written_to_a_chinese_reader() -> None:
     message = Message(title="Daily briefing 2026-12-01", body="All quiet.")
     assert message.said_in("zh") == message
+
+
+def test_a_deadline_is_said_in_the_readers_zone_and_an_older_message_as_written() -> None:
+    """The time to act by in the reader's zone with its offset; a zone no longer known here is
+    said as UTC (not a failed send); a message recorded without a deadline is sent as written."""
+    when = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    asked = Message(
+        title="t",
+        body=f"before {DEADLINE}.",
+        zh=Wording(title="t", body=f"请在 {DEADLINE}前。"),
+        deadline=when,
+    )
+    assert (
+        asked.said_in("zh", "Asia/Shanghai").body
+        == "请在 2026-12-01 16:30（Asia/Shanghai，UTC+08:00）前。"
+    )
+    assert (
+        asked.said_in("en", "America/New_York").body
+        == "before 2026-12-01 03:30 (America/New_York, UTC-05:00)."
+    )
+    assert asked.said_in("en", "Mars/Olympus").body == "before 2026-12-01 08:30 UTC."
+    older = Message(title="t", body="before 2026-12-01 08:30 UTC.")
+    assert older.said_in("en", "Asia/Shanghai") == older

@@ -1,14 +1,17 @@
 """A remediation's pushes reach a Chinese reader in Chinese on every channel: its request for
-approval (the answer's deadline with its zone) and its end; the English reader's stay English."""
+approval (the answer's deadline in the reader's time zone, with its zone) and its end; the
+English reader's stay English."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import MODES_ZH, RUNG_NAMES_ZH
-from ambient.remediation.runs import ApprovalInput, RemediationStatus
+from ambient.remediation.runs import HANDED_OVER_ZH, ApprovalInput, RemediationStatus
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
 from tests.conftest import running_worker
@@ -28,17 +31,18 @@ USER = "ops-zh"
 
 
 async def approved_at_rung_two(
-    env: WorkflowEnvironment, deps: WorkerDeps, language: Language
-) -> tuple[RemediationStatus, dict[str, list[str]], dict[str, list[str]]]:
-    """A dry run of USER (who reads ``language``) whose rung 2 waits for approval, is approved
-    and resolves: its status, and each channel's titles and texts of what it was pushed."""
+    env: WorkflowEnvironment, deps: WorkerDeps, language: Language, zone: str | None = None
+) -> tuple[RemediationStatus, dict[str, list[str]], dict[str, list[str]], datetime]:
+    """A dry run of USER (who reads ``language``, in time ``zone``) whose rung 2 waits for
+    approval, is approved and resolves: its status, each channel's titles and texts of what it
+    was pushed, and the answer's deadline as the run showed it while it waited."""
     remediation_settings(deps, remediation_approval_from_rung=2)
     async with pushed_everywhere(deps, USER) as pushed:
         async with deps.db.session() as session:
             users = UserRepository(session)
             user = await users.get(USER)
             assert user is not None
-            await users.update(user, UserSettings(language=language))
+            await users.update(user, UserSettings(language=language, timezone=zone))
             await session.commit()
         await add_user(deps, "lead", permission="execute")
         async with (
@@ -46,7 +50,8 @@ async def approved_at_rung_two(
             running_worker(env.client, deps) as worker,
         ):
             handle = await start(env, worker.task_queue, alert(url), user=USER)
-            await state_reaches(env, handle, ("waiting_approval",))
+            waiting = await state_reaches(env, handle, ("waiting_approval",))
+            assert waiting.waiting is not None
             answer = ApprovalInput(approver="lead", approver_permission="execute", approve=True)
             await handle.execute_update(
                 GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
@@ -63,7 +68,7 @@ async def approved_at_rung_two(
         }
         for raw in pushed.mailbox.raw:
             assert raw.split(b"\r\n\r\n", 1)[0].isascii() and raw.decode("utf-8")
-        return status, titles, await pushed.shown()
+        return status, titles, await pushed.shown(), waiting.waiting.until
 
 
 async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
@@ -71,7 +76,9 @@ async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
 ) -> None:
     """A dry run changed nothing: its end says the alert cleared ("已修复" said a fix that
     was not made; a change made is said fixed, tests/remediation/test_cluster.py)."""
-    status, titles, shown = await approved_at_rung_two(ts_env, deps, Language.ZH)
+    status, titles, shown, until = await approved_at_rung_two(
+        ts_env, deps, Language.ZH, "Asia/Shanghai"
+    )
     assert status.state == "resolved", status.outcome
     service, rid = "cls-test0001/prod/checkout", status.remediation_id
     asked, done = f"待审批：{service} 第 2 级（扩容）", f"告警已恢复：{service}"
@@ -86,8 +93,10 @@ async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
         texts = [t.split("\n", 1)[-1] if t.startswith("###") else t.strip() for t in texts]
         (request,) = [t for t in texts if "approve_remediation" in t]
         assert request.startswith(f"修复 `{rid}` 要执行第 2 级（扩容），模式：演练。"), request
-        # The deadline says its zone.
-        assert "（UTC）前用 approve_remediation 批准或拒绝" in request, request
+        # The deadline is said in the reader's zone (Beijing: 8 hours ahead), with its zone.
+        beijing = f"{until.astimezone(UTC) + timedelta(hours=8):%Y-%m-%d %H:%M}"
+        said = f"请在 {beijing}（Asia/Shanghai，UTC+08:00）前用 approve_remediation 批准或拒绝"
+        assert said in request, request
         end = f"修复 `{rid}`（演练，未做改动）：告警在第 2 级（扩容）后恢复。"
         assert [t for t in texts if t != request] == [end], texts
 
@@ -95,7 +104,7 @@ async def test_a_chinese_readers_approval_request_and_end_are_said_in_chinese(
 async def test_an_english_readers_remediation_pushes_stay_english(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    status, titles, shown = await approved_at_rung_two(ts_env, deps, Language.EN)
+    status, titles, shown, until = await approved_at_rung_two(ts_env, deps, Language.EN, "UTC")
     assert status.state == "resolved", status.outcome
     assert titles["email"] == [
         "Approval needed: scale out (absolute replica count, capped by the blast-radius limit) "
@@ -107,6 +116,9 @@ async def test_an_english_readers_remediation_pushes_stay_english(
         "nothing was changed)."
     )
     assert said in [text.strip() for text in shown["email"]]
+    # A reader in UTC reads the deadline in UTC, said so.
+    (request,) = [t for t in shown["email"] if "approve_remediation" in t]
+    assert f"approve_remediation before {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC," in request
 
 
 def test_a_pushs_chinese_rung_and_mode_names_are_the_pages() -> None:
@@ -117,12 +129,15 @@ def test_a_pushs_chinese_rung_and_mode_names_are_the_pages() -> None:
     zh = translations(Language.ZH).gettext
     assert RUNG_NAMES_ZH == {rung: zh(name) for rung, name in RUNG_NAMES.items()}
     assert MODES_ZH == {mode: zh(REMEDIATION_STATES[mode]) for mode in MODES_ZH}
+    # A hand-over's reason the run builds: its push and its page say it alike.
+    assert HANDED_OVER_ZH == {msgid: zh(msgid) for msgid in HANDED_OVER_ZH}
 
 
 async def test_a_chinese_readers_hand_over_names_the_rungs_tried_in_chinese(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
-    """Its frame was Chinese, the rungs tried English ("已尝试：restart (not resolved)")."""
+    """Its frame was Chinese, the rungs tried and the reason English ("已尝试：restart (not
+    resolved)", "lead refused rung 3"); the refuser's own words stay as typed."""
     remediation_settings(deps, remediation_approval_from_rung=3)
     await add_user(deps, USER, language=Language.ZH)
     await add_user(deps, "lead", permission="execute")
@@ -132,13 +147,17 @@ async def test_a_chinese_readers_hand_over_names_the_rungs_tried_in_chinese(
     ):
         handle = await start(ts_env, worker.task_queue, alert(url), user=USER)
         await state_reaches(ts_env, handle, ("waiting_approval",))
-        answer = ApprovalInput(approver="lead", approver_permission="execute", approve=False)
+        answer = ApprovalInput(
+            approver="lead", approver_permission="execute", approve=False, reason="not now"
+        )
         await handle.execute_update(
             GradedRemediationWorkflow.approve, await as_door(deps, handle, answer)
         )
         status = await handle.result()
     assert status.state == "handed_over", status.outcome
+    assert status.outcome == "lead refused rung 3: not now"
     async with deps.db.session() as session:
         inbox = await InboxRepository(session).list(USER)
     (hand_over,) = [m for m in inbox if m.title.startswith("需要人工处理")]
     assert "。已尝试：重启（未解决）、扩容（未解决）。" in hand_over.body, hand_over.body
+    assert "已停止：lead 拒绝了第 3 级：not now。告警：" in hand_over.body, hand_over.body
