@@ -21,7 +21,6 @@ from ambient.clients.tencent.errors import (
 )
 from ambient.remediation.views import RemediationSummary
 from ambient.speech import MAX_SPOKEN, cleaned
-from ambient.status import temporal_down
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
@@ -188,10 +187,18 @@ def _needs_said(
     return "".join(parts).strip()
 
 
+def _alike(said: str, tasks: int) -> str:
+    """``tasks`` tasks said alike (unnamed, of one kind), once: "网页监控（2 个）"."""
+    return said + say(f"（{tasks} 个）", f" ({tasks})")
+
+
 def _failing_said(tasks: list[str], most: int) -> tuple[str, str]:
     """The watches failing now (``tasks``: each as said), counted, with ``most`` names at
     most, in Chinese and English."""
-    shown, more = tasks[:most], len(tasks) > most
+    # Said alike (unnamed, their labels not read): once, with how many ("网页监控（2 个）").
+    alike = Counter(tasks)
+    names = [name if alike[name] == 1 else _alike(name, alike[name]) for name in alike]
+    shown, more = names[:most], len(names) > most
     keeps = "keeps failing its" if len(tasks) == 1 else "keep failing their"
     listed, listed_en = (
         (
@@ -460,6 +467,7 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
 
 
 _ERROR_KINDS = ("watch.failing", "watch.poll_failed", "watch.delivery_failed", "watch.breach")
+LABELS_READ = 1.0  # seconds a voice answer waits for the task list its labels come from
 
 
 async def _labels_of(
@@ -469,15 +477,16 @@ async def _labels_of(
     by (`task_labels`), read when one of ``tasks`` is unnamed: two unnamed web monitors are
     "第一个网页监控（…）" and "第二个网页监控（…）", each one the user can say back, where
     their kind alone ("网页监控") was one word for both."""
-    if not any(unnamed(task.rpartition("/")[2]) for task in tasks):
-        return {}
+    said = Counter(_task_said(task) for task in set(tasks) if unnamed(task.rpartition("/")[2]))
+    if not any(n > 1 for n in said.values()):
+        return {}  # no two said alike: their kind (or name) tells them apart
     try:
-        # Errors are read from the database: Temporal down or slow, they are still said.
-        async with asyncio.timeout(left() / 2):
+        # Errors are read from the database: Temporal down, slow or refusing, they are still
+        # said (by kind), and within a second of the call's budget.
+        async with asyncio.timeout(min(LABELS_READ, left() / 2)):
             listed = list(await state.tasks.list(user))
-    except Exception as exc:
-        if not isinstance(exc, TimeoutError) and not temporal_down(exc):
-            raise
+    except Exception as exc:  # labels are a courtesy: any failure says tasks by kind
+        log.info("task labels not read for %s: %r", user, exc)
         return {}
     zh, en = task_labels(listed, False), task_labels(listed, True)
     return {task: (zh[task], en[task]) for task in zh}
@@ -541,15 +550,20 @@ async def recent_errors(
             return say(f"最近{zh}没有错误。", f"No errors in the last {en}.")
         labels = await _labels_of(state, user, [task or "" for task in counts])
         by_task: Counter[str] = Counter()
+        tasks_of: Counter[str] = Counter()  # how many tasks are said so (unnamed, not labelled)
         for task, count in counts.items():
             by_task[_task_said(task or "", labels)] += count
-        top = sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+            tasks_of[_task_said(task or "", labels)] += 1
+        top = [
+            (label if tasks_of[label] == 1 else _alike(label, tasks_of[label]), count)
+            for label, count in sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        ]
         named = "、".join(f"{label} {count} 次" for label, count in top)
         named_en = ", ".join(f"{label} {counted(count, 'time', 'times')}" for label, count in top)
         total = counted(by_task.total(), "error", "errors")
-        # One task by its id, not by what it is said: two unnamed web monitors not listed
-        # are both "网页监控", and "都来自 网页监控" said one watch where two failed.
-        if len(counts) == 1:  # one task: "主要是" said there were others
+        # Said by what they are said: two unnamed web monitors not listed are "网页监控（2 个）",
+        # and "都来自 网页监控" said one watch where two failed.
+        if len(by_task) == 1:  # one said: "主要是" said there were others
             one = by_task.total() == 1
             tasks = say(
                 f"最近{zh}有 {by_task.total()} 个错误，{'' if one else '都'}来自 {top[0][0]}。",

@@ -266,4 +266,5 @@ async def test_two_unnamed_watches_failing_are_two_watches_not_one(deps: WorkerD
         await session.commit()
     async with voice_without_temporal(deps, user) as voice:
         said = await say(voice, "recent_errors")
-    assert said == "最近 24 小时有 2 个错误，主要是：网页监控 2 次。", said
+    # "主要是" said there were others: the two are said once, with how many.
+    assert said == "最近 24 小时有 2 个错误，都来自 网页监控（2 个）。", said

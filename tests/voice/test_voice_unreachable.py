@@ -198,3 +198,36 @@ async def test_recent_errors_of_unnamed_tasks_are_said_with_temporal_down(deps: 
     async with voice_without_temporal(deps, user) as voice:
         answer = await say(voice, "recent_errors")
     assert answer == "最近 24 小时有 1 个错误，来自 网页监控。", answer
+
+
+async def test_unnamed_tasks_errors_are_said_apart_by_count_when_temporal_refuses_the_list(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Two unnamed web monitors' errors, their labels not readable (a Temporal that refuses:
+    a namespace it does not have, a wrong API key): recent_errors answered "出了点问题" where it
+    read the errors from the database, and, with the labels timed out, "主要是：网页监控 2 次"
+    said one watch (and others). Now they are said by kind, with how many."""
+    from ambient.storage.repositories import EventRepository
+
+    user = unique("vr")
+    await make_user(deps.db, user)
+    async with deps.db.session() as session:
+        for task in ("0123456789ab", "ba9876543210"):
+            await EventRepository(session).add(
+                "watch.failing",
+                user=user,
+                task=f"web-monitor/{user}/{task}",
+                payload={"url": "https://shop.example/", "error": "HTTP 404", "failures": 1},
+            )
+        await session.commit()
+    client = TemporalClient(dev_env.client.service_client, namespace="no-such-namespace")
+    async with mcp_as(deps, user, temporal=client, voice=True) as voice:
+        answer = await say(voice, "recent_errors")
+    assert answer == "最近 24 小时有 2 个错误，都来自 网页监控（2 个）。", answer
+
+
+def test_failing_watches_said_alike_are_named_once_with_how_many() -> None:
+    from mcp_server.voice_tools import _failing_said
+
+    zh, _ = _failing_said(["网页监控", "网页监控", "backup"], 3)
+    assert zh == "3 个监控一直检查失败：网页监控（2 个）、backup"
