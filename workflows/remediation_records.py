@@ -187,9 +187,11 @@ class RemediationRecords:
         if resolved is None:
             return
         rid, service, rung = self.remediation_id, self.alert.service, rung_zh(resolved)
-        if self.mode == "dry_run":
-            # Nothing was changed: the alert cleared on its own, not by the rung.
-            title, body = f"Alert cleared: {service}", "(dry run: nothing was changed)"
+        if not any(a.mode == "execute" for a in self.attempts):
+            # Nothing was changed (dry runs only): the alert cleared on its own, not by the
+            # rung. A change made at an earlier rung (a dry run after it: the user's permission
+            # lowered) is no "nothing changed".
+            title, body = f"Alert cleared: {service}", "; a dry run: nothing was changed"
             zh = Wording(
                 title=f"告警已恢复：{service}",
                 body=f"修复 `{rid}`（演练，未做改动）：告警在{rung}后恢复。",
@@ -197,7 +199,7 @@ class RemediationRecords:
         else:
             title, body = f"Remediated: {service}", ""
             zh = Wording(title=f"已修复：{service}", body=f"修复 `{rid}` 已在{rung}解决。")
-        said = f"Remediation `{rid}` {self.outcome}{' ' + body if body else ''}."
+        said = f"Remediation `{rid}` {self.outcome}{body}."
         await self._push(f"{self.run_key}/finished", title, said, zh)
 
     async def _wait(self, duration: timedelta, until: Any = None) -> None:

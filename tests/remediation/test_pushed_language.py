@@ -112,8 +112,8 @@ async def test_an_english_readers_remediation_pushes_stay_english(
         "Alert cleared: cls-test0001/prod/checkout",
     ]
     said = (
-        f"Remediation `{status.remediation_id}` resolved at rung 2 (scale_out) (dry run: "
-        "nothing was changed)."
+        f"Remediation `{status.remediation_id}` resolved at rung 2 (scale_out); a dry run: "
+        "nothing was changed."
     )
     assert said in [text.strip() for text in shown["email"]]
     # A reader in UTC reads the deadline in UTC, said so.

@@ -197,8 +197,8 @@ async def _cls_alarms(
             level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None),
             target=r.get("TopicName") or r.get("TopicId"),
             detail=r.get("Trigger", ""),
-            # The action takes no region and answers every region's records, each naming its
-            # topic's (AlertHistoryRecord.Region): where the alarm's logs and cluster are.
+            # Each record names its topic's region (AlertHistoryRecord.Region): where the
+            # alarm's logs and cluster are.
             region=region_name(r.get("Region")),
         )
         for r in records
