@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.briefing.unprepared import Unprepared, unprepared_because, unprepared_push
     from ambient.domain.notify import Message, NotifyResult, Target
+    from ambient.temporal import RUN_ENDED_UNDER_UPDATE
 
 from workflows.reminder import check_news_pages
 from workflows.watch_controls import NOTIFY_HEARTBEAT, deliver, failure_text, short_activity
@@ -89,6 +90,7 @@ class PrepareAndPush:
     given_at: datetime | None
     given_via: str | None
     pushed_at: datetime | None
+    cancelling: bool
     _prepare_lock: asyncio.Lock
     # DELETED_MID_STEP, asked in the run's first workflow task (`ends_mid_step`).
     _ends_mid_step: bool
@@ -113,10 +115,22 @@ class PrepareAndPush:
             raise ValueError("the day is still being planned; try again in a moment")
 
     def _refuse_if_deleted(self) -> None:
+        if self.cancelling:
+            # As the server answers a request its run ended under: the callers say "replaced
+            # or stopped; try again" (a greeting "not in time"), as they did before it waited.
+            raise ApplicationError(
+                "the daily briefing's run was cancelled",
+                type=RUN_ENDED_UNDER_UPDATE,
+                non_retryable=True,
+            )
         if self.stopping:
             raise ApplicationError(
                 "the daily briefing was deleted", type=BRIEFING_DELETED, non_retryable=True
             )
+
+    def _ending(self) -> bool:
+        """Deleted, or cancelled in Temporal: what is under way is cancelled and answered."""
+        return self.stopping or self.cancelling
 
     async def _unless_deleted(self, work: Coroutine[Any, Any, T]) -> T:
         """``work``'s answer, or the deleted refusal as soon as the briefing is deleted,
@@ -146,13 +160,13 @@ class PrepareAndPush:
             task.result()
 
     async def _until_deleted(self, task: asyncio.Task[Any]) -> bool:
-        """Wait for ``task``; whether the briefing was deleted first (``task`` cancelled then).
-        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled, only
-        where the run's own coroutine waits here (`_step`): the SDK cancels that coroutine, not
-        an update's handler, so a regenerate's or send's work (`_unless_deleted`) is not
-        cancelled by it and goes on as the run ends under it."""
+        """Wait for ``task``; whether the briefing was deleted (or the run cancelled in
+        Temporal) first, ``task`` cancelled then. A Temporal cancel (the Web UI's) reaches the
+        run's own coroutine alone (the SDK cancels it, not an update's handler): waiting here
+        (`_step`), it cancels ``task`` and ends the run; a regenerate's or send's work
+        (`_unless_deleted`) is cancelled as the run sets ``cancelling``."""
         try:
-            await workflow.wait_condition(lambda: task.done() or self.stopping)
+            await workflow.wait_condition(lambda: task.done() or self._ending())
         except asyncio.CancelledError:
             # Only the run's own coroutine hears it: a task of its own would go on.
             await cancelled(task)
@@ -194,7 +208,7 @@ class PrepareAndPush:
         async with self._prepare_lock:
             if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
                 return  # no day planned yet (the regenerate validator refuses that case)
-            if self.stopping:
+            if self._ending():
                 return  # deleted while this waited for another preparation (cancelled)
             self.phase = "preparing"
             run = self.run_input
