@@ -44,6 +44,11 @@ HANDED_UNANSWERED = (
     "permanent: the worker sending it died after handing the message to the receiver, before "
     "its answer: it may have been delivered; not sent again"
 )
+# A try cancelled (its caller's cancel: a briefing deleted) after handing the message over.
+HANDED_CANCELLED = (
+    "permanent: its send was cancelled after the message was handed to the receiver, before "
+    "its answer: it may have been delivered; not sent again"
+)
 # A try cut off by its deadline after the message was handed over, before the answer.
 HANDED_TIMED_OUT = (
     "permanent: no answer within {seconds:g}s after the message was handed to the receiver: "
@@ -177,8 +182,8 @@ async def give_up(
     if row is not None and row.status == "pending" and now is not None and not row.takeable(now):
         return False
     if row is not None and row.status == "pending" and row.provider_id == HANDING:
-        # Its last try died handing the message over: the receiver may have it.
-        error = HANDED_UNANSWERED
+        # Its last try died (or was cancelled) handing the message over: the receiver may have it.
+        error = HANDED_CANCELLED if request.cancelled else HANDED_UNANSWERED
         if await DeliveryRepository(session).give_up(key, error, now):
             await record_failure(session, request, failure(channel, shown, error), key, True)
         return True

@@ -157,7 +157,7 @@ class NotifyActivities:
         # sent. It is left to its holder, and this give-up tried again once the lease ends.
         # Still held at the last try, its holder is taken for dead (a live one finishes within
         # its lease) and it is given up.
-        forced = temporal.last_attempt(GIVE_UP_TRIES)
+        forced = request.cancelled or temporal.last_attempt(GIVE_UP_TRIES)
         held: list[Row] = []
         async with self._db.writing() as session:
             deliveries = DeliveryRepository(session)

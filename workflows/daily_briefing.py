@@ -23,6 +23,7 @@ from workflows.daily_briefing_prepare_push import (
     STOP_ANSWERS_FIRST,
     PrepareAndPush,
     cancelled,
+    cancelled_activity,
     ends_mid_step,
 )
 
@@ -82,12 +83,28 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.pushed_at = None
         # A new config is replacing this run: no greeting speaks here meanwhile (hand_over).
         self.handed_over_at: datetime | None = None
+        # Cancelled in Temporal: ending once what it took is answered (`run`).
+        self.cancelling = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
         self._ends_mid_step = ends_mid_step()
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
+        try:
+            return await self._days(run)
+        except asyncio.CancelledError:
+            # Cancelled in Temporal (the Web UI's "Request Cancellation"): a greeting, regenerate
+            # or send under way has its preparation or push cancelled and settled, and is
+            # answered, before the run ends, as at a delete (it ended under them: a send's push
+            # abandoned unrecorded, the day "ready", its caller told by the server).
+            if self._ends_mid_step:
+                self.cancelling = True
+                await self._stopped()
+            raise
+
+    async def _days(self, run: BriefingRun) -> str:
+        """The run's day (or its pause), then the next run."""
         if self.paused:
             self.phase = "paused"
             # A day at most, then a new run with the same carry: every greeting answered
@@ -228,7 +245,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
                     self.prepared is not None
                     or self.preparation_error is not None
                     or self._handed_over()
-                    or self.stopping  # deleted
+                    or self._ending()  # deleted, or cancelled in Temporal
                 ),
                 wait,
             )
@@ -334,8 +351,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.stopping = True
 
     async def _stopped(self) -> str:
-        """The end of a deleted run, once the greetings and requests it took are answered (a
-        regenerate or send at once: `_unless_deleted`)."""
+        """The end of a deleted (or cancelled) run, once the greetings and requests it took
+        are answered (a regenerate or send at once: `_unless_deleted`)."""
         again = self._preparing_again
         if again is not None and not again.done():
             await cancelled(again)  # a greeting's preparation, nobody's to hear now
@@ -405,6 +422,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
             )
             self.carry.last_record_error = None
         except ACTIVITY_FAILED as exc:
+            if self._ends_mid_step and cancelled_activity(exc):
+                raise  # cancelled in Temporal: the run ends Canceled (it went on to a new run)
             # The day goes on; the status says so, and the run's state keeps the greeting (a
             # briefing created again reads it from the ended run).
             workflow.logger.warning("recording the greeting failed: %s", exc.cause or exc)

@@ -31,7 +31,8 @@ with workflow.unsafe.imports_passed_through():
         PushRequest,
     )
     from ambient.briefing.unprepared import Unprepared, unprepared_because, unprepared_push
-    from ambient.domain.notify import NotifyResult, Target
+    from ambient.domain.notify import Message, NotifyResult, Target
+    from ambient.temporal import RUN_ENDED_UNDER_UPDATE
 
 from workflows.reminder import check_news_pages
 from workflows.watch_controls import NOTIFY_HEARTBEAT, deliver, failure_text, short_activity
@@ -89,6 +90,7 @@ class PrepareAndPush:
     given_at: datetime | None
     given_via: str | None
     pushed_at: datetime | None
+    cancelling: bool
     _prepare_lock: asyncio.Lock
     # DELETED_MID_STEP, asked in the run's first workflow task (`ends_mid_step`).
     _ends_mid_step: bool
@@ -113,10 +115,22 @@ class PrepareAndPush:
             raise ValueError("the day is still being planned; try again in a moment")
 
     def _refuse_if_deleted(self) -> None:
+        if self.cancelling:
+            # As the server answers a request its run ended under: the callers say "replaced
+            # or stopped; try again" (a greeting "not in time"), as they did before it waited.
+            raise ApplicationError(
+                "the daily briefing's run was cancelled",
+                type=RUN_ENDED_UNDER_UPDATE,
+                non_retryable=True,
+            )
         if self.stopping:
             raise ApplicationError(
                 "the daily briefing was deleted", type=BRIEFING_DELETED, non_retryable=True
             )
+
+    def _ending(self) -> bool:
+        """Deleted, or cancelled in Temporal: what is under way is cancelled and answered."""
+        return self.stopping or self.cancelling
 
     async def _unless_deleted(self, work: Coroutine[Any, Any, T]) -> T:
         """``work``'s answer, or the deleted refusal as soon as the briefing is deleted,
@@ -146,13 +160,13 @@ class PrepareAndPush:
             task.result()
 
     async def _until_deleted(self, task: asyncio.Task[Any]) -> bool:
-        """Wait for ``task``; whether the briefing was deleted first (``task`` cancelled then).
-        A Temporal cancel (the Web UI's) cancels ``task`` too, and ends the run Canceled, only
-        where the run's own coroutine waits here (`_step`): the SDK cancels that coroutine, not
-        an update's handler, so a regenerate's or send's work (`_unless_deleted`) is not
-        cancelled by it and goes on as the run ends under it."""
+        """Wait for ``task``; whether the briefing was deleted (or the run cancelled in
+        Temporal) first, ``task`` cancelled then. A Temporal cancel (the Web UI's) reaches the
+        run's own coroutine alone (the SDK cancels it, not an update's handler): waiting here
+        (`_step`), it cancels ``task`` and ends the run; a regenerate's or send's work
+        (`_unless_deleted`) is cancelled as the run sets ``cancelling``."""
         try:
-            await workflow.wait_condition(lambda: task.done() or self.stopping)
+            await workflow.wait_condition(lambda: task.done() or self._ending())
         except asyncio.CancelledError:
             # Only the run's own coroutine hears it: a task of its own would go on.
             await cancelled(task)
@@ -194,7 +208,7 @@ class PrepareAndPush:
         async with self._prepare_lock:
             if self.day is None or (reason != "regenerate" and self._prepared_in_time()):
                 return  # no day planned yet (the regenerate validator refuses that case)
-            if self.stopping:
+            if self._ending():
                 return  # deleted while this waited for another preparation (cancelled)
             self.phase = "preparing"
             run = self.run_input
@@ -222,7 +236,7 @@ class PrepareAndPush:
                     # task (the Web UI's): the day stays spoken.
                     self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
-                if isinstance(exc.cause, CancelledError):
+                if cancelled_activity(exc):
                     raise  # deleted (`_unless_deleted`): no failure of the day's to record
                 self.preparation_error = str(exc.cause or exc)
                 self.preparation_failure = unprepared_because(exc.cause)
@@ -262,25 +276,11 @@ class PrepareAndPush:
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
         message = await short_activity(BriefingActivities.compose_briefing_push, request)
-        # Cut short (a delete, a Temporal cancel), the push waits for its activity to end: its
-        # sends went on to its next heartbeat, and a record made at once read no sent row, then
-        # the inbox took its copy (the day stayed "ready", the message said lost). Its shorter
-        # heartbeat timeout hears the cancel within ~8 s, where a create waits for a deleted
-        # run to end (the server hears a heartbeat every 0.8 x that timeout: 24 s at 30 s).
         settled = self._ends_mid_step
         try:
-            result = await deliver(
-                user=self.run_input.user,
-                key=key,
-                message=message,
-                targets=[Target.model_validate({"channel": "inbox"})],
-                kind=message.kind,
-                task=self.run_input.task_id,
-                cancellation=WAIT_CANCELLATION_COMPLETED if settled else TRY_CANCEL,
-                heartbeat=PUSH_HEARTBEAT if settled else NOTIFY_HEARTBEAT,
-            )
+            result = await self._deliver(message, key)
         except ActivityError as exc:
-            if isinstance(exc.cause, CancelledError):
+            if cancelled_activity(exc):
                 # The inbox may have taken its copy before the activity ended, and then the
                 # day's row says pushed, not "ready"; it records nothing if none was sent.
                 if settled:
@@ -306,23 +306,39 @@ class PrepareAndPush:
     async def _push_unprepared(self, date: str, why: Unprepared, key: str) -> None:
         """Tell the user, once (the day's push key), that the day's briefing could not be
         prepared: there is none to push, and nobody greeted to hear why."""
-        run = self.run_input
-        message = unprepared_push(why, run.config.language, date)
+        message = unprepared_push(why, self.run_input.config.language, date)
         try:
-            result = await deliver(
-                user=run.user,
-                key=key,
-                message=message,
-                targets=[Target.model_validate({"channel": "inbox"})],
-                kind=message.kind,
-                task=run.task_id,
-            )
+            result = await self._deliver(message, key)
         except ActivityError as exc:  # the database still away: the status says so
+            if self._ends_mid_step and cancelled_activity(exc):
+                raise  # deleted or cancelled in Temporal: no failure of the day's to record
             workflow.logger.warning("briefing failure push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
             return
         failed = "; ".join(result.failure_lines())
         self.carry.last_push_error = f"{date}: {failed}" if failed else None
+
+    async def _deliver(self, message: Message, key: str) -> NotifyResult:
+        """``message`` to the user's inbox and push channels, once per ``key``.
+
+        Cut short (a delete, a Temporal cancel), a push waits for its activity to end: its
+        sends went on to its next heartbeat, and a record made at once read no sent row, then
+        the inbox took its copy (the day stayed "ready", the message said lost); a delivery
+        it left in flight is given up then (`deliver`: it stayed `pending` for good). Its
+        shorter heartbeat timeout hears the cancel within ~8 s, where a create waits for a
+        deleted run to end (the server hears a heartbeat every 0.8 x that timeout: 24 s at
+        30 s). A run before DELETED_MID_STEP's: its cancel not waited for, as it ran."""
+        settled, run = self._ends_mid_step, self.run_input
+        return await deliver(
+            user=run.user,
+            key=key,
+            message=message,
+            targets=[Target.model_validate({"channel": "inbox"})],
+            kind=message.kind,
+            task=run.task_id,
+            cancellation=WAIT_CANCELLATION_COMPLETED if settled else TRY_CANCEL,
+            heartbeat=PUSH_HEARTBEAT if settled else NOTIFY_HEARTBEAT,
+        )
 
     async def _record_push(self, request: PushRequest) -> None:
         """The day's row says pushed once one of the push's deliveries was sent."""
@@ -336,6 +352,11 @@ class PrepareAndPush:
             f"{day.date}: {state}; prepare {config.prepare_at}, window "
             f"{config.window_start}–{config.window_end} {config.timezone}"
         )
+
+
+def cancelled_activity(error: BaseException) -> bool:
+    """Whether ``error`` is an activity's failure by its cancel (the caller's)."""
+    return isinstance(error, ActivityError) and isinstance(error.cause, CancelledError)
 
 
 def ends_mid_step() -> bool:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
@@ -83,7 +84,7 @@ async def deliver(
     targets: list[Target],
     kind: NotificationKind = NotificationKind.WATCH,
     task: str | None = None,
-    cancellation: workflow.ActivityCancellationType = workflow.ActivityCancellationType.TRY_CANCEL,
+    cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     heartbeat: timedelta = NOTIFY_HEARTBEAT,
 ) -> NotifyResult:
     """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said);
@@ -108,10 +109,14 @@ async def deliver(
             cancellation_type=cancellation,
         )
     except ActivityError as error:
-        # A last try that timed out, lost its worker or met a send in flight recorded nothing.
-        if not isinstance(error.cause, CancelledError):
+        # A last try that timed out, lost its worker or met a send in flight recorded nothing;
+        # nor did a try cancelled (a send in flight left `pending`, in flight for ever), which
+        # is given up once it has ended (WAIT_CANCELLATION_COMPLETED: its rows nobody's).
+        cut = isinstance(error.cause, CancelledError)
+        if not cut or cancellation is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
             with contextlib.suppress(ActivityError):
-                await short_activity(NotifyActivities.notify_given_up, request)
+                ended = request.model_copy(update={"cancelled": cut})
+                await short_activity(NotifyActivities.notify_given_up, ended)
         raise
 
 

@@ -265,6 +265,9 @@ class NotifyRequest(BaseModel):
     # The attempts the caller's retry policy gives the notify activity (None: unbounded), so
     # the last one's failures say they are final.
     attempts: int | None = None
+    # A give-up after the caller cancelled the send and waited for its try to end: the rows
+    # that try held are nobody's now, given up under their lease (`notify_given_up`).
+    cancelled: bool = False
 
 
 class NotifyResult(BaseModel):

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
+from activities.deliveries import HANDED_CANCELLED
 from ambient.briefing.config import BriefingConfig, DayPlan
 from ambient.clients.notify import inbox
 from ambient.deps import WorkerDeps
@@ -85,9 +86,12 @@ async def test_a_briefing_deleted_during_its_unheard_push_is_created_again_at_on
     async with deps.db.session() as session:
         rows = await DeliveryRepository(session).list(user="rex", task="daily-briefing/rex")
     assert ("inbox", "sent") in [(r.channel, r.status) for r in rows], rows
-    # The email's row is the cancelled try's: sent if the server's answer came before the try
-    # heard the cancel, else in flight (its message taken): never said not sent.
-    assert [r.status for r in rows if r.channel == "email"] != ["failed"], rows
+    # The email's row: sent if the server's answer came before the try heard the cancel, else
+    # given up as the message handed over (not left in flight for good): never said not sent.
+    assert [(r.status, r.error) for r in rows if r.channel == "email"] in (
+        [("sent", None)],
+        [("failed", HANDED_CANCELLED)],
+    ), rows
     view = await stack.service.get_briefing("rex", day.date)
     assert (view.status, view.pushed_at is not None) == ("pushed", True), view
 
@@ -98,9 +102,10 @@ async def test_a_temporal_cancel_meeting_the_push_of_why_a_day_is_unprepared_end
     """Una's day could not be prepared; at the window's end the push saying why waits on a
     slow mail server, and an operator cancels the run in the Web UI: the push took the cancel
     for its failure and the run went on, not closed at all. It ends Canceled, the push's
-    activity cancelled with it. (Deleted first, the run ends at once, its push cancelled: a
-    cancel after the delete finds it ended or ending, whichever reaches the server first, so
-    that case is the delete's, tested above.)"""
+    activity cancelled with it, and the email's delivery is not left in flight. (Deleted
+    first, the run ends at once, its push cancelled: a cancel after the delete finds it ended
+    or ending, whichever reaches the server first, so that case is the delete's, tested
+    above.)"""
 
     async def prepare(_self, _request):  # type: ignore[no-untyped-def]
         raise ApplicationError("the log source is broken", non_retryable=True)
@@ -116,6 +121,13 @@ async def test_a_temporal_cancel_meeting_the_push_of_why_a_day_is_unprepared_end
     assert isinstance(ended.value.cause, CancelledError), ended.value.cause
     assert (await run.describe()).status is WorkflowExecutionStatus.CANCELED
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
+    # Its email, handed to the mail server, is given up as maybe delivered (the push waited
+    # for its activity to end): it stayed `pending`, in flight for good.
+    async with deps.db.session() as session:
+        rows = await DeliveryRepository(session).list(user="una", task="daily-briefing/una")
+    assert [(r.status, r.error) for r in rows if r.channel == "email"] == [
+        ("failed", HANDED_CANCELLED)
+    ], rows
 
 
 async def test_a_briefing_deleted_as_its_push_writes_the_inbox_reads_pushed_once_it_took_it(

@@ -1,0 +1,205 @@
+"""A daily briefing's run cancelled in Temporal (the Web UI's "Request Cancellation") while it
+records a greeting, pushes at the window's end, or a send or regenerate is under way: the run
+ends Canceled, a request under way is answered, a push whose inbox took its copy reads pushed,
+and no delivery of the cut push stays in flight for ever (time-skipping test server, the
+greeting's write, the mail server or the preparation held)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+
+import activities.briefing
+from activities.deliveries import HANDED_CANCELLED
+from ambient.briefing.config import BriefingConfig, DayPlan
+from ambient.briefing.errors import BriefingReplacedError
+from ambient.deps import WorkerDeps
+from ambient.storage.repositories import DeliveryRepository
+from tests.briefing.harness import Stack, briefing_stack, held_preparations, make_user
+from tests.support.channels import mailed
+from tests.support.record import save_history
+from tests.support.servers import HANG
+from tests.support.waits import eventually
+
+CONFIG = BriefingConfig(timezone="Asia/Shanghai", language="en")
+# The email's row once the push is cut short, its message handed to the mail server: given up
+# as maybe delivered (it stayed `pending`, in flight for good).
+HANDED = ("failed", HANDED_CANCELLED)
+
+
+async def test_a_temporal_cancel_while_the_greeting_is_recorded_ends_the_run_canceled(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gus greeted his briefing; at the window's end the run writes the greeting down (the
+    write held) when an operator cancels the run in the Web UI: the run took the cancel for a
+    failed write and went on to the next day's run (it never closed). It ends Canceled."""
+    taken, release = asyncio.Event(), asyncio.Event()
+    store = activities.briefing.store_given
+
+    async def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        taken.set()
+        await release.wait()
+        return await store(*args, **kwargs)
+
+    monkeypatch.setattr(activities.briefing, "store_given", held)
+    await make_user(deps.db, "gus")
+    async with briefing_stack(ts_env, deps) as stack:
+        day = await stack.created_in_window("gus", CONFIG)
+        run = ts_env.client.get_workflow_handle("daily-briefing/gus")
+        first = (await run.describe()).run_id
+        answer = await stack.service.greet("gus", via="voice", request_id="g1")
+        assert answer.outcome.value == "spoken", answer
+        run = ts_env.client.get_workflow_handle("daily-briefing/gus", run_id=first)
+        try:
+            await stack.skip_to(day.window_end)
+            await asyncio.wait_for(taken.wait(), HANG)
+            await run.cancel()
+            await eventually(lambda: _closed(run), "the run closed")
+        finally:
+            release.set()
+        status = (await run.describe()).status
+        if status is WorkflowExecutionStatus.CANCELED:
+            await save_history(run, "daily_briefing_cancelled_while_recording_greeting")
+    assert status is WorkflowExecutionStatus.CANCELED, status
+
+
+async def test_a_temporal_cancel_meeting_the_window_end_push_ends_it_with_the_day_pushed(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Nobody greeted Cal's briefing; at the window's end its email waits on a slow mail
+    server (its inbox copy taken) and an operator cancels the run in the Web UI: the run ends
+    Canceled and the day reads pushed (as it did), and the email's row is given up as maybe
+    delivered (it stayed `pending`, in flight for good)."""
+    async with _mail_held(ts_env, deps, "cal") as (stack, day, run, held):
+        # To the window's end, not past it: the clock is not skipped while the push runs.
+        await stack.skip_to(day.window_end)
+        await held.asked()
+        await run.cancel()
+        with pytest.raises(WorkflowFailureError) as ended:
+            await asyncio.wait_for(run.result(follow_runs=False), HANG)
+        await save_history(run, "daily_briefing_cancelled_while_pushing")
+    assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+    view = await stack.service.get_briefing("cal", day.date)
+    assert (view.status, view.pushed_at is not None) == ("pushed", True), view
+    assert await _rows(deps, "cal") == {"inbox": ("sent", None), "email": HANDED}
+
+
+async def test_a_send_under_way_when_the_run_is_cancelled_is_answered_and_settled(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Dee sends her briefing; its email waits on a slow mail server (its inbox copy taken)
+    when an operator cancels the run in the Web UI: the run ended under the send (its caller
+    told so by the server), its push abandoned, and the day stayed "ready". The push is
+    cancelled and settled first: the day reads pushed, the email's row is given up as maybe
+    delivered, and the send is answered as before."""
+    async with _mail_held(ts_env, deps, "dee") as (stack, day, run, held):
+        await stack.skip_to(day.window_start + timedelta(minutes=5))
+        sending = asyncio.create_task(stack.service.send("dee", request_id="s1"))
+        await held.asked()
+        await run.cancel()
+        with pytest.raises(BriefingReplacedError):  # answered, as a run ended under it
+            await asyncio.wait_for(sending, HANG)
+        with pytest.raises(WorkflowFailureError) as ended:
+            await asyncio.wait_for(run.result(follow_runs=False), HANG)
+        await save_history(run, "daily_briefing_cancelled_while_sending")
+    assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+    view = await stack.service.get_briefing("dee", day.date)
+    assert (view.status, view.pushed_at is not None) == ("pushed", True), view
+    assert await _rows(deps, "dee") == {"inbox": ("sent", None), "email": HANDED}
+
+
+async def test_a_regenerate_under_way_when_the_run_is_cancelled_is_answered(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eva regenerates her briefing (its logs slow to read) when an operator cancels the run
+    in the Web UI: the regenerate is answered (as before, as a run ended under it), and its
+    preparation is cancelled with the run, not left to run on."""
+    await make_user(deps.db, "eva")
+    async with briefing_stack(ts_env, deps) as stack:
+        _day, first = await stack.created("eva", CONFIG)
+        run = ts_env.client.get_workflow_handle("daily-briefing/eva", run_id=first)
+        reasons, held = held_preparations(monkeypatch)
+        try:
+            await eventually(lambda: _planned(run), "the day planned")
+            regenerating = asyncio.create_task(stack.service.regenerate("eva"))
+            await eventually(lambda: _true(reasons == ["regenerate"]), "the regenerate")
+            await run.cancel()
+            with pytest.raises(BriefingReplacedError):  # answered, as a run ended under it
+                await asyncio.wait_for(regenerating, HANG)
+            with pytest.raises(WorkflowFailureError) as ended:
+                await asyncio.wait_for(run.result(follow_runs=False), HANG)
+            events = [e.event_type async for e in run.fetch_history_events()]
+            await save_history(run, "daily_briefing_cancelled_while_regenerating")
+        finally:
+            held.set()
+    assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+    # The preparation is cancelled with the run: it was left to run on (to its heartbeat's
+    # failure), and the run ended under the regenerate (the worker warned of it).
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
+
+
+class _Held:
+    """The mail server's answer to DATA held (in its own thread) until released."""
+
+    def __init__(self) -> None:
+        self._asked, self._release = threading.Event(), threading.Event()
+
+    def hold(self) -> None:
+        self._asked.set()
+        self._release.wait(HANG)
+
+    async def asked(self) -> None:
+        assert await asyncio.to_thread(self._asked.wait, HANG)
+
+    def release(self) -> None:
+        self._release.set()
+
+
+@asynccontextmanager
+async def _mail_held(
+    env: WorkflowEnvironment, deps: WorkerDeps, user: str
+) -> AsyncIterator[tuple[Stack, DayPlan, WorkflowHandle[object, object], _Held]]:
+    """``user``'s briefing created with an email channel whose server holds its answer to the
+    message: the stack, the day, the day's run, the hold."""
+    held = _Held()
+    with mailed(deps) as mailbox:
+        email = [{"type": "email", "target": f"{user}@example.com", "kinds": ["briefing"]}]
+        await make_user(deps.db, user, {"channels": email})
+        async with briefing_stack(env, deps) as stack:
+            day, first = await stack.created(user, CONFIG)
+            run = env.client.get_workflow_handle(f"daily-briefing/{user}", run_id=first)
+            mailbox.on_data = held.hold
+            try:
+                yield stack, day, run, held
+            finally:
+                held.release()  # before the worker stops: it waits for its activities
+
+
+async def _rows(deps: WorkerDeps, user: str) -> dict[str, tuple[str, str | None]]:
+    """Each delivery of ``user``'s briefing: its status and error, by channel."""
+    async with deps.db.session() as session:
+        rows = await DeliveryRepository(session).list(user=user, task=f"daily-briefing/{user}")
+    return {r.channel: (r.status, r.error) for r in rows}
+
+
+async def _closed(run: WorkflowHandle[object, object]) -> bool:
+    return (await run.describe()).status is not WorkflowExecutionStatus.RUNNING
+
+
+async def _planned(run: WorkflowHandle[object, object]) -> bool:
+    from workflows.daily_briefing import DailyBriefingWorkflow
+
+    return (await run.query(DailyBriefingWorkflow.status)).day is not None
+
+
+async def _true(value: bool) -> bool:
+    return value
