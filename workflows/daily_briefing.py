@@ -153,7 +153,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
             return await self._stopped()
         if not held:
             await self._step(self._prepare("scheduled"))
-            self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
+            if not self.stopping:  # deleted during it: nothing was prepared
+                self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
         # The run stays on its day until the window ends (regenerate and send act on it).
         # The greeting is written to the database then, not while the greeting waits: the
         # update's answer leaves with the workflow task, which would otherwise also carry

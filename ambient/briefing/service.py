@@ -78,8 +78,10 @@ from workflows.daily_briefing import HAND_OVER_HOLD, DailyBriefingWorkflow
 from workflows.daily_briefing_prepare_push import BRIEFING_DELETED
 
 MAX_LISTED = 366  # a year of days
-# How long a create waits for a stopped run to finish before asking to be sent again.
-FINISHING_WAIT = 10.0
+# How long a create waits for a stopped run to finish before asking to be sent again: a push
+# cut short by the delete hears it at its next heartbeat (within ~8 s: 0.8 of the 10 s
+# heartbeat timeout, workflows/daily_briefing_prepare_push.py) and is then recorded.
+FINISHING_WAIT = 15.0
 DELETED = "the daily briefing of %r was deleted; create one with create_daily_briefing"
 NOT_FOUND = "no daily briefing for %r; create one with create_daily_briefing"
 # Deleted, its run still finishing (a preparation or push under way): gone already.

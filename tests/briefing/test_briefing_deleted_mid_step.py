@@ -7,6 +7,7 @@ held)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from tests.support.channels import mailed
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
+from workflows.daily_briefing_prepare_push import DELETED_MID_STEP
 
 CONFIG = BriefingConfig(timezone="Asia/Shanghai", language="en")
 CANCEL_REQUESTED = EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED
@@ -175,7 +177,10 @@ async def _patch_asked_in_first_task(run: WorkflowHandle[object, object]) -> boo
     completed = [i for i, e in enumerate(events) if e.event_type == TASK_COMPLETED]
     first_task = events[completed[0] : completed[1] if len(completed) > 1 else None]
     return any(
-        e.event_type == MARKER and e.marker_recorded_event_attributes.marker_name == "core_patch"
+        e.event_type == MARKER
+        and e.marker_recorded_event_attributes.marker_name == "core_patch"
+        and json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+        == {"id": DELETED_MID_STEP, "deprecated": False}
         for e in first_task
     )
 
