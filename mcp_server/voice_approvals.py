@@ -93,6 +93,7 @@ async def _lately(state: AppState, user: str) -> _Lately:
 # CLUSTERS_UNREAD_FOR (`TencentCloud.read_soon`).
 CLUSTERS_WAIT = 1.0  # seconds a call waits for the cluster list
 CLUSTERS_UNREAD_FOR = 60.0  # seconds a failed or late read leaves the clusters unnamed
+VOICE_CLUSTERS = ("voice clusters",)  # the voice's one read of TKE's cluster list at a time
 
 
 async def name_clusters(state: AppState, runs: list[RemediationSummary]) -> None:
@@ -106,7 +107,7 @@ async def name_clusters(state: AppState, runs: list[RemediationSummary]) -> None
         return
     reads = state.cloud_reads
     listed = await reads.tencent.read_soon(
-        ("voice clusters",),
+        VOICE_CLUSTERS,
         reads.clusters,
         within=min(CLUSTERS_WAIT, left() / 2),
         unread_for=CLUSTERS_UNREAD_FOR,

@@ -34,7 +34,7 @@ from ambient.wiring import AppState
 from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
-from mcp_server.voice_approvals import name_clusters
+from mcp_server.voice_approvals import VOICE_CLUSTERS, name_clusters
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
@@ -409,11 +409,15 @@ async def cluster_health(ctx: Context[Any, Any], speaker: Spoken = None) -> str:
                 "还没有配置腾讯云账号，我看不到集群。",
                 "No Tencent Cloud account is set up, so I can't see any clusters.",
             )
+        reads = state.cloud_reads
+        # One read at a time, shared with the fixes' cluster names (`name_clusters`). It goes
+        # on when this call stops waiting: "请稍后再问" is true, as the next call has its answer.
+        reading = reads.tencent.shared(VOICE_CLUSTERS, reads.clusters)
         try:
             # The SDK waits 30 s for an answer, a voice client 10: a silent endpoint is named
             # before the call's budget runs out (and is said as this system being slow).
             async with asyncio.timeout(left()):
-                clusters = await state.cloud_reads.clusters()
+                clusters = await asyncio.shield(reading)
         except TimeoutError:
             return say(
                 "腾讯云没有及时回应，看不到集群状况，请稍后再问。",

@@ -25,9 +25,10 @@ from mcp_server.voice import build_voice_server
 from mcp_server.voice_answer import CALL_BUDGET
 from tests.briefing.harness import make_user
 from tests.conftest import unique
-from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
+from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.mcp_as import mcp_as
-from tests.support.servers import free_port
+from tests.support.servers import HANG, free_port, serve
+from tests.support.tencent import standin_tencent
 from tests.voice.support import say, voice_client, voice_without_temporal
 
 TEMPORAL_DOWN = "后台的 Temporal 服务连不上，现在查不到也改不了任务。请检查它是否在运行。"
@@ -231,3 +232,38 @@ def test_failing_watches_said_alike_are_named_once_with_how_many() -> None:
 
     zh, _ = _failing_said(["网页监控", "网页监控", "backup"], 3)
     assert zh == "3 个监控一直检查失败：网页监控（2 个）、backup"
+
+
+@pytest.mark.usefixtures("product_voice_budget")
+async def test_a_cluster_list_tke_gives_after_the_voice_stopped_waiting_is_said_when_asked_again(
+    deps: WorkerDeps,
+) -> None:
+    """TKE answering every DescribeClusters later than a voice call waits: the call said "请稍后再
+    问" and dropped the read as it stopped waiting, so asking again sent a new read, as slow,
+    and was told the same, for good. The read goes on alone: asked again, its answer is said
+    (a later call waits for the read under way, not one of its own)."""
+    user = unique("vs")
+    await make_user(deps.db, user)
+    running = {"ClusterId": "cls-aaaa1111", "ClusterName": "prod", "ClusterStatus": "Running"}
+    api = TencentApi(clusters=[running])
+    first, later = (asyncio.Event(), asyncio.Event()), (asyncio.Event(), asyncio.Event())
+    api.held["DescribeClusters"] = first
+    client = await temporal.connect(deps.settings, lazy=True)
+    state = AppState(settings=deps.settings, db=deps.db, temporal=client, channels=deps.channels)
+    async with serve(api.app()) as base:
+        state.tencent = standin_tencent(base)
+        try:
+            async with voice_client(state, user) as voice:
+                late = await say(voice, "cluster_health")
+                assert late == "腾讯云没有及时回应，看不到集群状况，请稍后再问。"
+                assert first[0].is_set()  # the read reached TKE, which answers it only now
+                # Every read from now on is as slow as the first: its answer never comes in time.
+                api.held["DescribeClusters"] = later
+                asked_again = asyncio.create_task(say(voice, "cluster_health"))
+                first[1].set()
+                assert await asyncio.wait_for(asked_again, HANG) == "唯一的集群在正常运行。"
+            asked = [action for _, action, _ in api.calls if action == "DescribeClusters"]
+            assert asked == ["DescribeClusters"]
+        finally:  # the stand-in's held requests let go before it stops
+            for _, released in (first, later):
+                released.set()

@@ -218,7 +218,7 @@ class TencentCloud:
         self.tke_extranet = tke_extranet  # which TKE kubeconfig reaches clusters from here
         self._endpoint, self._protocol, self._timeout = endpoint, protocol, timeout
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
-        # `read_soon`'s reads in flight, with when each began.
+        # `shared` reads in flight, with when each began.
         self._reading: dict[tuple[Any, ...], tuple[asyncio.Task[Any], float]] = {}
         self._unread_until: dict[tuple[Any, ...], float] = {}  # `read_soon`'s, failed or late
         self._backoff = backoff
@@ -318,6 +318,24 @@ class TencentCloud:
         self._cache[key] = (now, value)
         return value
 
+    def shared(
+        self, key: tuple[Any, ...], load: Callable[[], Coroutine[Any, Any, T]]
+    ) -> asyncio.Task[T]:
+        """The read of ``key`` under way, else ``load()`` started: one at a time, shared by
+        every caller. Awaited shielded, it goes on when a caller stops waiting (a voice call's
+        budget), and what it reads (`cached`) is the next caller's."""
+        if key not in self._reading:
+            reading = asyncio.create_task(load())
+            self._reading[key] = reading, time.monotonic()
+
+            def ended(done: asyncio.Task[Any]) -> None:
+                del self._reading[key]
+                if not done.cancelled():
+                    done.exception()  # retrieved: a read nobody waits for any more is no crash
+
+            reading.add_done_callback(ended)
+        return cast(asyncio.Task[T], self._reading[key][0])
+
     async def read_soon(
         self,
         key: tuple[Any, ...],
@@ -327,24 +345,21 @@ class TencentCloud:
         unread_for: float,
     ) -> T | None:
         """``load()`` (a read, `cached` or not) for callers that can go without it: one read of
-        ``key`` at a time, shared by them all, each waiting ``within`` seconds at most; None when
+        ``key`` at a time (`shared`), each waiting ``within`` seconds at most; None when
         it fails (a TencentCloudError) or is late, and for ``unread_for`` seconds after, None at
         once without asking again. A late read goes on alone: once read, it is the next
         caller's. Whoever waits less than the read takes leaves no SDK thread of its own."""
         if time.monotonic() < self._unread_until.get(key, 0.0):
             return None
         if key not in self._reading:
-            reading = asyncio.create_task(load())
-            self._reading[key] = reading, time.monotonic()
 
             def ended(done: asyncio.Task[Any]) -> None:
-                del self._reading[key]
                 if done.cancelled() or done.exception() is not None:
                     self._unread_until[key] = time.monotonic() + unread_for
                 else:  # read, if late: the next caller has it
                     self._unread_until.pop(key, None)
 
-            reading.add_done_callback(ended)
+            self.shared(key, load).add_done_callback(ended)
         reading, started = self._reading[key]
         try:
             async with asyncio.timeout(max(within, 0.0)):
