@@ -42,3 +42,26 @@ async def test_a_pause_while_check_now_reads_the_page_still_makes_and_answers_th
         events = await EventRepository(session).list(user=USER, task=ref.task_id)
     assert [e.kind for e in events if e.kind == "watch.change"] == ["watch.change"]
     await service.delete(USER, ref.task_id)
+
+
+async def test_a_pause_while_the_first_check_reads_the_page_still_takes_the_baseline(
+    service: TaskService,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    # The create's first check was abandoned: the create waited out its 20 s for a baseline
+    # that no check would take until a resume, and answered none.
+    state, base = gated
+    page, name = f"{base}/a", unique("first")
+    state.pages["/a"] = article("All quiet.")
+    state.page_gate.clear()
+    state.page_waiting.clear()
+    created = asyncio.create_task(service.create(USER, "web_monitor", monitor(base, "/a"), name))
+    await state.page_waiting.wait()  # the first check is reading the page
+    task_id = f"web-monitor/{USER}/{name}"
+    assert (await service.pause(USER, task_id)).state is TaskState.PAUSED
+    state.page_gate.set()
+    ref = await created
+    assert ref.baseline == {"urls": {page: {"outcome": "baseline", "error": None}}}
+    status = await service.get(USER, task_id)
+    assert status.state is TaskState.PAUSED and status.checks == 1
+    await service.delete(USER, task_id)
