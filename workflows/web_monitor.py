@@ -99,6 +99,9 @@ class WebMonitorWorkflow(WatchControls):
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.voided = 0  # polls of this run a control ended before their asked check
+        # Asked once, as the run starts (its first workflow task): asked where first needed, a
+        # replay could ask it in another task than the run did (docs/deploy.md).
+        self.keeps_asked = workflow.patched(ASKED_CHECK_KEPT)
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -274,7 +277,7 @@ class WebMonitorWorkflow(WatchControls):
         """A check asked for that a control ended before it was made (``lost``) is asked
         again, paused or not (a paused watch checks when asked), unless the watch stops; its
         poll does not count as one that ended (what check now and an update wait for)."""
-        if lost and not self.state.stop_requested and workflow.patched(ASKED_CHECK_KEPT):
+        if lost and not self.state.stop_requested and self.keeps_asked:
             self.state.check_requested = True
             self.voided += 1
 

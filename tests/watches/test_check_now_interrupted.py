@@ -10,6 +10,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.watches.configs import TaskState
 from ambient.watches.service import TaskService
 from tests.conftest import unique
+from tests.support.record import save_history
 from tests.watches.site import article
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_lifecycle_service import monitor, service  # noqa: F401  (fixture)
@@ -41,6 +42,9 @@ async def test_a_pause_while_check_now_reads_the_page_still_makes_and_answers_th
     async with service.db.session() as session:
         events = await EventRepository(session).list(user=USER, task=ref.task_id)
     assert [e.kind for e in events if e.kind == "watch.change"] == ["watch.change"]
+    await save_history(
+        service.client.get_workflow_handle(ref.task_id), "web_monitor_check_now_interrupted"
+    )
     await service.delete(USER, ref.task_id)
 
 
@@ -64,4 +68,7 @@ async def test_a_pause_while_the_first_check_reads_the_page_still_takes_the_base
     assert ref.baseline == {"urls": {page: {"outcome": "baseline", "error": None}}}
     status = await service.get(USER, task_id)
     assert status.state is TaskState.PAUSED and status.checks == 1
+    await save_history(
+        service.client.get_workflow_handle(task_id), "web_monitor_first_check_interrupted"
+    )
     await service.delete(USER, task_id)
