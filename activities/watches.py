@@ -202,8 +202,9 @@ class WatchActivities:
             return self._failed(request, exc, where)
         except TencentCloudError as exc:
             return self._failed(request, exc)
-        except (ValueError, LookupError, TypeError, AttributeError) as exc:
-            # The source answered, but not with what it should (HTML for JSON, a wrong shape).
+        except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
+            # The source answered, but not with what it should (HTML for JSON, a wrong shape,
+            # JSON nested past the parser's depth: read again, it crashed the same way).
             return MetricReading(
                 error=f"the source did not answer a number ({type(exc).__name__}: {exc})"[:500]
             )

@@ -77,6 +77,10 @@ RUN_EVENTS = 250
 HELD_AGAIN = timedelta(minutes=1)
 # How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
+# A check asked for (check now, the first check) that a control ended before it was made is
+# asked again: a pause while check now read the page answered the check before's outcome, and
+# the check asked for was never made.
+ASKED_CHECK_KEPT = "asked-check-kept"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -94,6 +98,10 @@ class WebMonitorWorkflow(WatchControls):
         super().__init__(request, request.state or WebMonitorState())
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
+        self.voided = 0  # polls of this run a control ended before their asked check
+        # Asked once, as the run starts (its first workflow task): asked where first needed, a
+        # replay could ask it in another task than the run did (docs/deploy.md).
+        self.keeps_asked = workflow.patched(ASKED_CHECK_KEPT)
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -203,6 +211,7 @@ class WebMonitorWorkflow(WatchControls):
         self.polls += 1
         number, self.lost = self.polls, None
         self.checking = True
+        ended = False
         try:
             handle = workflow.start_activity_method(
                 PagePoller.poll_pages,
@@ -221,6 +230,7 @@ class WebMonitorWorkflow(WatchControls):
                 lambda: handle.done() or self.wake or self.is_lost(number)
             )
             if not handle.done() and not self.is_lost(number):
+                ended = first_only and not deliver_only  # its asked check may not be made
                 await self.end_poll(handle, number)
                 if not handle.done() and not self.is_lost(number):
                     await workflow.wait_condition(lambda: handle.done() or self.is_lost(number))
@@ -238,6 +248,7 @@ class WebMonitorWorkflow(WatchControls):
             if isinstance(error.cause, CancelledError):
                 # end_poll cancelled it (perhaps before a worker took it): asked for, no
                 # failure; the next poll takes over what it stored.
+                self.ask_again(ended)
                 return
             # A poll that failed for good is a failure to show; the watch waits an interval
             # and polls again.
@@ -253,6 +264,7 @@ class WebMonitorWorkflow(WatchControls):
         finally:
             self.checking = False
         self.absorb(result)
+        self.ask_again(ended and result.checks == 0)
         if deliver_only:
             self.state.next_due = due  # no check was made: the grid stays
         elif asked and (end := self.pause_end()) is not None:
@@ -260,6 +272,14 @@ class WebMonitorWorkflow(WatchControls):
             # first pause ends, not at the grid's next slot after it (checks before it would
             # ask none of them).
             self.state.next_due = end
+
+    def ask_again(self, lost: bool) -> None:
+        """A check asked for that a control ended before it was made (``lost``) is asked
+        again, paused or not (a paused watch checks when asked), unless the watch stops; its
+        poll does not count as one that ended (what check now and an update wait for)."""
+        if lost and not self.state.stop_requested and self.keeps_asked:
+            self.state.check_requested = True
+            self.voided += 1
 
     def pause_end(self) -> datetime | None:
         """When the first page may be asked again, if every page's server asked for a pause
@@ -385,8 +405,9 @@ class WebMonitorWorkflow(WatchControls):
 
     def checks_started(self) -> int:
         # The polls of this run: a check asked for is made by a poll started after it (one
-        # may end with no check made: failed, lost).
-        return self.polls
+        # may end with no check made: failed, lost); one a control ended before its asked
+        # check, which is asked again, does not count.
+        return self.polls - self.voided
 
     def continue_suggested(self) -> bool:
         if super().continue_suggested():

@@ -345,6 +345,12 @@ class WebFetcher:
         if (refusal := _prometheus_error(data)) is not None:
             raise FetchError(f"Prometheus refused the query {query!r}: {refusal}")
         answer = data.get("data", {})
+        if answer.get("resultType") == "matrix":
+            # A range selector (`up[5m]`): each series holds many values, none the current one.
+            raise FetchError(
+                "query answered a range vector (matrix), not one sample: query an instant "
+                f"vector (no [range] selector): {query}"
+            )
         if answer.get("resultType") == "scalar":
             # A scalar's result is one [time, value] pair, not a list of samples.
             value = answer["result"][1]

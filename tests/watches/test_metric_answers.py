@@ -1,0 +1,78 @@
+"""A metric source that answers what no reading can be made of — JSON nested past the parser's
+depth, a Prometheus range vector — is one failed reading that says what came back, read once:
+nested JSON crashed the read (RecursionError), which was tried three times over 5 s and said
+as the crash."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ambient.watches.service import TaskService
+from tests.conftest import unique
+from tests.support.servers import serve
+from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+DEEP = "[" * 5000 + "]" * 5000  # past the JSON decoder's recursion depth
+
+
+@pytest_asyncio.fixture
+async def source() -> AsyncIterator[tuple[list[str], str]]:
+    reads: list[str] = []
+
+    async def deep(request: Request) -> Response:
+        reads.append(request.url.path)
+        return Response(DEEP, media_type="application/json")
+
+    async def prometheus(request: Request) -> Response:
+        reads.append(request.url.path)
+        series = {"metric": {}, "values": [[1, "2"], [2, "3"]]}
+        data = {"resultType": "matrix", "result": [series]}
+        return JSONResponse({"status": "success", "data": data})
+
+    app = Starlette(routes=[Route("/deep", deep), Route("/api/v1/query", prometheus)])
+    async with serve(app) as base:
+        yield reads, base
+
+
+async def test_json_nested_past_the_parsers_depth_is_one_failed_reading(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    reads, base = source
+    config = {
+        "source": {"type": "http_json", "url": f"{base}/deep", "json_path": "$.data"},
+        "threshold": 1,
+        "check_interval_minutes": 5,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique("deep"))
+    assert ref.baseline is not None and ref.baseline["value"] is None
+    assert ref.baseline["error"].startswith("the source did not answer a number (RecursionError")
+    assert reads == ["/deep"]
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_prometheus_range_vector_is_said_as_one(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    reads, base = source
+    config = {
+        "source": {"type": "prometheus", "url": base, "query": "up[5m]"},
+        "threshold": 1,
+        "check_interval_minutes": 5,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique("range"))
+    assert ref.baseline is not None and ref.baseline["value"] is None
+    assert ref.baseline["error"] == (
+        "query answered a range vector (matrix), not one sample: query an instant "
+        "vector (no [range] selector): up[5m]"
+    )
+    assert reads == ["/api/v1/query"]
+    await service.delete(USER, ref.task_id)
