@@ -17,7 +17,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.daily_briefing_prepare_push import (
     STOP_ANSWERS_FIRST,
@@ -93,12 +93,14 @@ class DailyBriefingWorkflow(PrepareAndPush):
     async def run(self, run: BriefingRun) -> str:
         try:
             return await self._days(run)
-        except asyncio.CancelledError:
+        except BaseException as exc:
             # Cancelled in Temporal (the Web UI's "Request Cancellation"): a greeting, regenerate
             # or send under way has its preparation or push cancelled and settled, and is
             # answered, before the run ends, as at a delete (it ended under them: a send's push
-            # abandoned unrecorded, the day "ready", its caller told by the server).
-            if self._ends_mid_step:
+            # abandoned unrecorded, the day "ready", its caller told by the server). Heard as
+            # asyncio's, or, while the run itself waited on an activity (the greeting's write,
+            # the day's plan), as that activity's cancellation.
+            if self._ends_mid_step and is_cancelled_exception(exc):
                 self.cancelling = True
                 await self._stopped()
             raise
@@ -153,7 +155,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             return await self._stopped()
         if not held:
             await self._step(self._prepare("scheduled"))
-            if not self.stopping:  # deleted during it: nothing was prepared
+            if self.prepared is not None and not self.stopping:  # failed or deleted: not so
                 self.phase = "in window" if workflow.now() >= day.window_start else "prepared"
         # The run stays on its day until the window ends (regenerate and send act on it).
         # The greeting is written to the database then, not while the greeting waits: the
@@ -356,7 +358,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         are answered (a regenerate or send at once: `_unless_deleted`)."""
         again = self._preparing_again
         if again is not None and not again.done():
-            await cancelled(again)  # a greeting's preparation, nobody's to hear now
+            # A greeting's preparation, nobody's to hear now.
+            await cancelled(again, settle=self._ends_mid_step)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return "stopped"
 

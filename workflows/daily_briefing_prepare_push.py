@@ -169,11 +169,11 @@ class PrepareAndPush:
             await workflow.wait_condition(lambda: task.done() or self._ending())
         except asyncio.CancelledError:
             # Only the run's own coroutine hears it: a task of its own would go on.
-            await cancelled(task)
+            await cancelled(task, settle=self._ends_mid_step)
             raise
         if task.done():
             return False
-        await cancelled(task)
+        await cancelled(task, settle=self._ends_mid_step)
         return True
 
     @workflow.update
@@ -366,10 +366,18 @@ def ends_mid_step() -> bool:
     return workflow.patched(DELETED_MID_STEP)
 
 
-async def cancelled(task: asyncio.Task[Any]) -> None:
+async def cancelled(task: asyncio.Task[Any], *, settle: bool) -> None:
     """``task`` cancelled, with the activity it waits for (a cancel asked resolves at once:
-    the cancel is sent before whatever follows), and ended."""
+    the cancel is sent before whatever follows), and ended. A Temporal cancel meeting this
+    wait lets ``task`` end first (``settle``, deleted-mid-step's runs): a push cut short by a
+    delete then records what its inbox took, and gives up what it left in flight."""
     task.cancel()
-    await workflow.wait_condition(task.done)
-    if not task.cancelled():
-        task.exception()  # read: its activity's cancellation, nobody's to hear
+    try:
+        await workflow.wait_condition(task.done)
+    except asyncio.CancelledError:
+        if settle:
+            await workflow.wait_condition(task.done)
+        raise
+    finally:
+        if task.done() and not task.cancelled():
+            task.exception()  # read: its activity's cancellation, nobody's to hear

@@ -72,6 +72,48 @@ async def test_a_temporal_cancel_while_the_greeting_is_recorded_ends_the_run_can
     assert status is WorkflowExecutionStatus.CANCELED, status
 
 
+async def test_a_temporal_cancel_while_the_greeting_is_recorded_settles_a_send_under_way(
+    ts_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pia was greeted and sends her briefing by email (a slow mail server, its inbox copy
+    taken) as the window ends and the run writes the greeting down (the write held); an
+    operator cancels the run. The cancel reached the run as the write's activity cancelled,
+    not asyncio's: the run ended at once under the send, its push abandoned, the day "ready"
+    and the email's row pending. The send's push is settled and answered first."""
+    taken, release = asyncio.Event(), asyncio.Event()
+    store = activities.briefing.store_given
+
+    async def held_store(*args, **kwargs):  # type: ignore[no-untyped-def]
+        taken.set()
+        await release.wait()
+        return await store(*args, **kwargs)
+
+    monkeypatch.setattr(activities.briefing, "store_given", held_store)
+    async with _mail_held(ts_env, deps, "pia") as (stack, day, run, held):
+        try:
+            # Seconds before the window's end: the clock is not skipped while the push runs
+            # (a skip past its heartbeat timeout would time the push out).
+            await stack.skip_to(day.window_end - timedelta(seconds=3))
+            answer = await stack.service.greet("pia", via="voice", request_id="g1")
+            assert answer.outcome.value == "spoken", answer
+            sending = asyncio.create_task(stack.service.send("pia", request_id="s1"))
+            await held.asked()
+            await asyncio.wait_for(taken.wait(), HANG)  # the window ends as the push runs
+            await run.cancel()
+            with pytest.raises(BriefingReplacedError):  # answered, as a run ended under it
+                await asyncio.wait_for(sending, HANG)
+            with pytest.raises(WorkflowFailureError) as ended:
+                await asyncio.wait_for(run.result(follow_runs=False), HANG)
+            await save_history(run, "daily_briefing_cancelled_while_recording_greeting_sending")
+        finally:
+            release.set()
+    assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+    view = await stack.service.get_briefing("pia", day.date)
+    # Given (by voice) and pushed: the push's record was abandoned ("ready" to push).
+    assert (view.status, view.pushed_at is not None) == ("given", True), view
+    assert await _rows(deps, "pia") == {"inbox": ("sent", None), "email": HANDED}
+
+
 async def test_a_temporal_cancel_meeting_the_window_end_push_ends_it_with_the_day_pushed(
     ts_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
