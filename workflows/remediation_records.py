@@ -187,14 +187,15 @@ class RemediationRecords:
         if resolved is None:
             return
         rid, service, rung = self.remediation_id, self.alert.service, rung_zh(resolved)
-        if not any(a.mode == "execute" for a in self.attempts):
-            # Nothing was changed (dry runs only): the alert cleared on its own, not by the
-            # rung. A change made at an earlier rung (a dry run after it: the user's permission
-            # lowered) is no "nothing changed".
-            title, body = f"Alert cleared: {service}", "; a dry run: nothing was changed"
+        if not any(a.applied or a.already_applied for a in self.attempts):
+            # Nothing was changed (dry runs, steps with nothing to change): the alert cleared
+            # on its own, not by the rung. A change made, at any rung, is said fixed.
+            dry = all(a.mode == "dry_run" for a in self.attempts)
+            title = f"Alert cleared: {service}"
+            body = "; a dry run: nothing was changed" if dry else "; nothing was changed"
             zh = Wording(
                 title=f"告警已恢复：{service}",
-                body=f"修复 `{rid}`（演练，未做改动）：告警在{rung}后恢复。",
+                body=f"修复 `{rid}`（{'演练，' if dry else ''}未做改动）：告警在{rung}后恢复。",
             )
         else:
             title, body = f"Remediated: {service}", ""

@@ -365,8 +365,10 @@ class TencentCloud:
             async with asyncio.timeout(max(within, 0.0)):
                 # Shielded: a caller that stops waiting leaves the read to the next ones.
                 return cast(T, await asyncio.shield(reading))
-        except TencentCloudError as exc:  # `ended` keeps it unread for a while
+        except TencentCloudError as exc:
+            # Kept unread for a while (also a read another caller started: `shared`).
             log.info("%s not read: %r", key, exc)
+            self._unread_until[key] = time.monotonic() + unread_for
             return None
         except TimeoutError:
             if reading.done():  # read meanwhile (a caller with no time left: from the cache)
