@@ -21,7 +21,7 @@ from ambient.settings import Settings
 from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskState, task_id_for
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.service import DELIVERED_UNCONFIRMED
+from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
 from ambient.wiring import AppState
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
@@ -123,7 +123,7 @@ async def no_poller_said(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
-    deps: WorkerDeps,
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once no worker has polled a queue lately, the server refuses a query at once: "no poller
     seen for task queue recently, worker may be down". A watch's and a briefing's status read
@@ -150,6 +150,10 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
                 await at_rest(handle)
         for handle in handles:
             await no_poller_said(handle)
+        # The server says "no poller" a second before the read's deadline, whatever the
+        # deadline: the read budget at 2 s, each read below waits 1 s, not 4 (the words are
+        # the same, their budget named in them).
+        monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=2))
         async with mcp(AppState(**{**state.__dict__, "stdio_user": user})) as client:
             refused = [await error_of(client, "get_task", task_id=h.id) for h in handles]
         async with voice_client(state, user) as client:
@@ -160,7 +164,11 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
         # A control is sent all the same, the server holding it for a worker: said as
         # delivered, not confirmed (a status query before it refused it, "is the worker
         # running?", for a worker only busy under load too).
-        poked = await state.tasks.trigger(user, watch.task_id)
+        # Its check's update waits baseline_wait (20 s) for a worker to take it: 1 s here.
+        tasks = TaskService(
+            env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
+        )
+        poked = await tasks.trigger(user, watch.task_id)
         assert poked.note == DELIVERED_UNCONFIRMED and poked.state is TaskState.PAUSED
         # A greeting ("你好，小智") is a spoken answer, not an error: the briefing is not ready
         # in time, as when its query times out.
