@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
+from ambient.briefing import records
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingError, BriefingUnavailableError
 from ambient.briefing.models import GreetOutcome
@@ -21,7 +22,7 @@ from ambient.settings import Settings
 from ambient.storage.users import UserRepository
 from ambient.watches.configs import TaskState, task_id_for
 from ambient.watches.inputs import TaskError, WorkerSilentError
-from ambient.watches.service import DELIVERED_UNCONFIRMED
+from ambient.watches.service import DELIVERED_UNCONFIRMED, TaskService
 from ambient.wiring import AppState
 from mcp_server.voice_sentences import WORKER_SILENT
 from tests.briefing.harness import briefing_stack, make_user
@@ -31,7 +32,8 @@ from tests.support.servers import start_dev_server
 from tests.voice.support import say, voice_client, worker_state
 from tests.watches.test_tasks_mcp import error_of, mcp
 
-# The product's read budget (5 s) is what these tests wait out, and what their answers say.
+# The product's read budget (5 s) is what these tests wait out, and what their answers say;
+# a test whose point is what comes after (the server's "no poller", Temporal gone) shortens it.
 pytestmark = pytest.mark.usefixtures("product_query_budget")
 
 
@@ -110,6 +112,12 @@ async def at_rest(handle: WorkflowHandle[Any, Any]) -> None:
     raise AssertionError(f"{handle.id} never came to rest")
 
 
+# A read once the server says "no poller" waits this long at most, not the product's 5 s: the
+# server says so a second before the read's deadline, whatever the deadline, and a read of a run
+# holding a control for a worker waits the deadline out. The same refusal, its words naming it.
+NO_POLLER_BUDGET = timedelta(seconds=2)
+
+
 async def no_poller_said(handle: WorkflowHandle[Any, Any]) -> None:
     """Wait until the server refuses a query as no worker has polled the queue lately."""
     for _ in range(30):  # a bound, not a timing claim
@@ -123,7 +131,7 @@ async def no_poller_said(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
-    deps: WorkerDeps,
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once no worker has polled a queue lately, the server refuses a query at once: "no poller
     seen for task queue recently, worker may be down". A watch's and a briefing's status read
@@ -150,6 +158,7 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
                 await at_rest(handle)
         for handle in handles:
             await no_poller_said(handle)
+        monkeypatch.setattr(temporal, "QUERY_TIMEOUT", NO_POLLER_BUDGET)
         async with mcp(AppState(**{**state.__dict__, "stdio_user": user})) as client:
             refused = [await error_of(client, "get_task", task_id=h.id) for h in handles]
         async with voice_client(state, user) as client:
@@ -160,7 +169,11 @@ async def test_reads_once_the_server_says_no_poller_name_the_silent_worker(
         # A control is sent all the same, the server holding it for a worker: said as
         # delivered, not confirmed (a status query before it refused it, "is the worker
         # running?", for a worker only busy under load too).
-        poked = await state.tasks.trigger(user, watch.task_id)
+        # Its check's update waits baseline_wait (20 s) for a worker to take it: 1 s here.
+        tasks = TaskService(
+            env.client, state.settings, deps.db, briefings=state.briefings, baseline_wait=1
+        )
+        poked = await tasks.trigger(user, watch.task_id)
         assert poked.note == DELIVERED_UNCONFIRMED and poked.state is TaskState.PAUSED
         # A greeting ("你好，小智") is a spoken answer, not an error: the briefing is not ready
         # in time, as when its query times out.
@@ -194,7 +207,7 @@ def test_a_request_ended_by_its_deadline_is_read_as_out_of_time_in_each_wording(
 
 
 async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_runs_is_sent(
-    deps: WorkerDeps,
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The daily briefing's own pause asked its run's status (a query: a worker replays the
     run) before it sent anything: with no worker polling, POST /briefings/daily/pause answered
@@ -215,6 +228,7 @@ async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_r
             handle = env.client.get_workflow_handle(task_id_for(user))
             await at_rest(handle)
         await no_poller_said(handle)
+        monkeypatch.setattr(temporal, "QUERY_TIMEOUT", NO_POLLER_BUDGET)
         address = env.client.service_client.config.target_host
         settings = stack.service.settings.model_copy(update={"temporal_address": address})
         async with signed_in_api(settings, token) as http:
@@ -242,7 +256,7 @@ async def test_the_briefing_paused_and_resumed_through_the_api_while_no_worker_r
 
 
 async def test_a_briefing_pause_whose_temporal_went_right_after_it_says_delivered(
-    deps: WorkerDeps,
+    deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pause delivered just before Temporal went: the status read after it could not be
     made, nor its config read off the run's start, and the answer was the gRPC client's own
@@ -259,6 +273,10 @@ async def test_a_briefing_pause_whose_temporal_went_right_after_it_says_delivere
             await at_rest(env.client.get_workflow_handle(task_id_for(user)))
     finally:
         await env.shutdown()
+    # Temporal gone, each read waits out its budget (the status query's, then the record's:
+    # 5 s each); 1 s each here, and the same answer.
+    monkeypatch.setattr(temporal, "QUERY_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(records, "READ_TIMEOUT", 1.0)
     with pytest.raises(BriefingUnavailableError) as refused:
         await stack.service._steered(user, True)
     assert str(refused.value) == DELIVERED_UNCONFIRMED
