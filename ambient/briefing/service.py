@@ -539,9 +539,12 @@ class BriefingService(Greeting):
                 raise BriefingNotFoundError(DELETED % user) from None
             if getattr(exc.cause, "type", None) == temporal.RUN_ENDED_UNDER_UPDATE:
                 # Taken up, then the run was replaced (a new config) or stopped under it.
+                # "Send again" read as "not sent" when its push had gone out (the run settles
+                # a push under way before it ends): the status says which.
                 raise BriefingReplacedError(
                     f"the daily briefing was replaced or stopped before this {what} "
-                    f"finished; {what} again"
+                    f"finished; what it had begun may be done: check the briefing's status "
+                    f"before you {what} again"
                 ) from None
             # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
             # they name the field the 422 points at.
