@@ -157,7 +157,7 @@ class NotifyActivities:
         # sent. It is left to its holder, and this give-up tried again once the lease ends.
         # Still held at the last try, its holder is taken for dead (a live one finishes within
         # its lease) and it is given up.
-        forced = request.cancelled or temporal.last_attempt(GIVE_UP_TRIES)
+        forced = temporal.last_attempt(GIVE_UP_TRIES)
         held: list[Row] = []
         async with self._db.writing() as session:
             deliveries = DeliveryRepository(session)
@@ -415,7 +415,11 @@ class NotifyActivities:
         else:
             # The posts an earlier try sent (``posts:N``, written below): it goes on after them.
             posts = RowPosts(self._db, key, posts_sent(provider_id), attempt)
-            outcome = await self._send(request, recipient, target, key, posts)
+            try:
+                outcome = await self._send(request, recipient, target, key, posts)
+            except asyncio.CancelledError:
+                await self._let_go(key, attempt)
+                raise
             if outcome.status is not DeliveryStatus.SENT:  # the next try goes on after them
                 outcome.provider_id = f"{POSTS}{posts.done}" if posts.done else None
             outcome.target = shown
@@ -453,6 +457,14 @@ class NotifyActivities:
         if unsaid is not None and deciding and transient:
             unsaid.append((key, outcome))
         return outcome
+
+    async def _let_go(self, key: str, attempt: int) -> None:
+        """This try, cancelled (its caller's cancel: a briefing deleted), ends here: its row's
+        lease with it, so the give-up after it finds the row nobody's, while a row a live try
+        holds (a worker Temporal took for lost, still sending) stays that try's."""
+        with contextlib.suppress(SQLAlchemyError, OSError):
+            async with self._db.writing() as session:
+                await DeliveryRepository(session).hold(key, attempt, datetime.now(UTC))
 
     async def _send(
         self,

@@ -129,6 +129,9 @@ async def test_a_temporal_cancel_meeting_the_window_end_push_ends_it_with_the_da
         with pytest.raises(WorkflowFailureError) as ended:
             await asyncio.wait_for(run.result(follow_runs=False), HANG)
         await save_history(run, "daily_briefing_cancelled_while_pushing")
+        # The cut try let its rows go as it ended: the give-up took them at its first try (a
+        # row a live try holds is left to it, and given up once that lease ends).
+        assert await _given_up_at_attempt(run) == 1
     assert isinstance(ended.value.cause, CancelledError), ended.value.cause
     view = await stack.service.get_briefing("cal", day.date)
     assert (view.status, view.pushed_at is not None) == ("pushed", True), view
@@ -231,6 +234,24 @@ async def _rows(deps: WorkerDeps, user: str) -> dict[str, tuple[str, str | None]
     async with deps.db.session() as session:
         rows = await DeliveryRepository(session).list(user=user, task=f"daily-briefing/{user}")
     return {r.channel: (r.status, r.error) for r in rows}
+
+
+async def _given_up_at_attempt(run: WorkflowHandle[object, object]) -> int:
+    """The attempt at which the run's notify_given_up started (its last)."""
+    events = [e async for e in run.fetch_history_events()]
+    scheduled = {
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "notify_given_up"
+    }
+    (started,) = [
+        e.activity_task_started_event_attributes.attempt
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and e.activity_task_started_event_attributes.scheduled_event_id in scheduled
+    ]
+    return started
 
 
 async def _closed(run: WorkflowHandle[object, object]) -> bool:
