@@ -7,9 +7,6 @@ greeting's write, the mail server or the preparation held)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -20,12 +17,12 @@ from temporalio.testing import WorkflowEnvironment
 
 import activities.briefing
 from activities.deliveries import HANDED_CANCELLED
-from ambient.briefing.config import BriefingConfig, DayPlan
+from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingReplacedError
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository
-from tests.briefing.harness import Stack, briefing_stack, held_preparations, make_user
-from tests.support.channels import mailed
+from tests.briefing.harness import briefing_stack, held_preparations, make_user
+from tests.support.channels import mail_held
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
@@ -89,7 +86,7 @@ async def test_a_temporal_cancel_while_the_greeting_is_recorded_settles_a_send_u
         return await store(*args, **kwargs)
 
     monkeypatch.setattr(activities.briefing, "store_given", held_store)
-    async with _mail_held(ts_env, deps, "pia") as (stack, day, run, held):
+    async with mail_held(ts_env, deps, "pia", CONFIG) as (stack, day, run, held):
         try:
             # Seconds before the window's end: the clock is not skipped while the push runs
             # (a skip past its heartbeat timeout would time the push out).
@@ -121,7 +118,7 @@ async def test_a_temporal_cancel_meeting_the_window_end_push_ends_it_with_the_da
     server (its inbox copy taken) and an operator cancels the run in the Web UI: the run ends
     Canceled and the day reads pushed (as it did), and the email's row is given up as maybe
     delivered (it stayed `pending`, in flight for good)."""
-    async with _mail_held(ts_env, deps, "cal") as (stack, day, run, held):
+    async with mail_held(ts_env, deps, "cal", CONFIG) as (stack, day, run, held):
         # To the window's end, not past it: the clock is not skipped while the push runs.
         await stack.skip_to(day.window_end)
         await held.asked()
@@ -146,7 +143,7 @@ async def test_a_send_under_way_when_the_run_is_cancelled_is_answered_and_settle
     told so by the server), its push abandoned, and the day stayed "ready". The push is
     cancelled and settled first: the day reads pushed, the email's row is given up as maybe
     delivered, and the send is answered as before."""
-    async with _mail_held(ts_env, deps, "dee") as (stack, day, run, held):
+    async with mail_held(ts_env, deps, "dee", CONFIG) as (stack, day, run, held):
         await stack.skip_to(day.window_start + timedelta(minutes=5))
         sending = asyncio.create_task(stack.service.send("dee", request_id="s1"))
         await held.asked()
@@ -190,43 +187,6 @@ async def test_a_regenerate_under_way_when_the_run_is_cancelled_is_answered(
     # The preparation is cancelled with the run: it was left to run on (to its heartbeat's
     # failure), and the run ended under the regenerate (the worker warned of it).
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
-
-
-class _Held:
-    """The mail server's answer to DATA held (in its own thread) until released."""
-
-    def __init__(self) -> None:
-        self._asked, self._release = threading.Event(), threading.Event()
-
-    def hold(self) -> None:
-        self._asked.set()
-        self._release.wait(HANG)
-
-    async def asked(self) -> None:
-        assert await asyncio.to_thread(self._asked.wait, HANG)
-
-    def release(self) -> None:
-        self._release.set()
-
-
-@asynccontextmanager
-async def _mail_held(
-    env: WorkflowEnvironment, deps: WorkerDeps, user: str
-) -> AsyncIterator[tuple[Stack, DayPlan, WorkflowHandle[object, object], _Held]]:
-    """``user``'s briefing created with an email channel whose server holds its answer to the
-    message: the stack, the day, the day's run, the hold."""
-    held = _Held()
-    with mailed(deps) as mailbox:
-        email = [{"type": "email", "target": f"{user}@example.com", "kinds": ["briefing"]}]
-        await make_user(deps.db, user, {"channels": email})
-        async with briefing_stack(env, deps) as stack:
-            day, first = await stack.created(user, CONFIG)
-            run = env.client.get_workflow_handle(f"daily-briefing/{user}", run_id=first)
-            mailbox.on_data = held.hold
-            try:
-                yield stack, day, run, held
-            finally:
-                held.release()  # before the worker stops: it waits for its activities
 
 
 async def _rows(deps: WorkerDeps, user: str) -> dict[str, tuple[str, str | None]]:

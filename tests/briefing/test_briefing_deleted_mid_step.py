@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -26,7 +25,7 @@ from ambient.clients.notify import inbox
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository
 from tests.briefing.harness import Stack, briefing_stack, held_preparations, make_user
-from tests.support.channels import mailed
+from tests.support.channels import mail_held
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
@@ -217,26 +216,11 @@ async def _push_held(
 ) -> AsyncIterator[tuple[Stack, DayPlan, WorkflowHandle[object, object]]]:
     """``user``'s briefing, prepared and not greeted, at its window's end, its push's email
     taken by the mail server and its answer held: the stack, the day, the day's run."""
-    asked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:  # in the mail server's own thread
-        asked.set()
-        release.wait(HANG)
-
-    with mailed(deps) as mailbox:
-        email = [{"type": "email", "target": f"{user}@example.com", "kinds": ["briefing"]}]
-        await make_user(deps.db, user, {"channels": email})
-        async with briefing_stack(env, deps) as stack:
-            day, first = await stack.created(user, CONFIG)
-            run = env.client.get_workflow_handle(f"daily-briefing/{user}", run_id=first)
-            mailbox.on_data = hold
-            try:
-                # To the window's end, not past it: the clock is not skipped while the push runs.
-                await stack.skip_to(day.window_end)
-                assert await asyncio.to_thread(asked.wait, HANG)
-                yield stack, day, run
-            finally:
-                release.set()  # before the worker stops: it waits for its activities
+    async with mail_held(env, deps, user, CONFIG) as (stack, day, run, held):
+        # To the window's end, not past it: the clock is not skipped while the push runs.
+        await stack.skip_to(day.window_end)
+        await held.asked()
+        yield stack, day, run
 
 
 async def _true(value: bool) -> bool:

@@ -4,19 +4,24 @@ were given."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from pydantic import SecretStr
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
+from ambient.briefing.config import BriefingConfig, DayPlan
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.notify import NotificationKind
 from ambient.storage.repositories import InboxRepository
-from tests.briefing.harness import make_user
+from tests.briefing.harness import Stack, briefing_stack, make_user
 from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, Mailbox, PushEndpoints
-from tests.support.servers import serve
+from tests.support.servers import HANG, serve
 
 
 @dataclass
@@ -82,3 +87,40 @@ async def pushed_everywhere(deps: WorkerDeps, user: str) -> AsyncIterator[Pushed
             ]
             await make_user(deps.db, user, {"channels": channels})
             yield Pushed(user, deps, bots, mailbox)
+
+
+class MailHeld:
+    """The mail server's answer to DATA held (in its own thread) until released."""
+
+    def __init__(self) -> None:
+        self._asked, self._release = threading.Event(), threading.Event()
+
+    def hold(self) -> None:
+        self._asked.set()
+        self._release.wait(HANG)
+
+    async def asked(self) -> None:
+        assert await asyncio.to_thread(self._asked.wait, HANG)
+
+    def release(self) -> None:
+        self._release.set()
+
+
+@asynccontextmanager
+async def mail_held(
+    env: WorkflowEnvironment, deps: WorkerDeps, user: str, config: BriefingConfig
+) -> AsyncIterator[tuple[Stack, DayPlan, WorkflowHandle[object, object], MailHeld]]:
+    """``user``'s daily briefing created with an email channel whose server holds its answer
+    to the message: the stack, the day, the day's run, the hold."""
+    held = MailHeld()
+    with mailed(deps) as mailbox:
+        email = [{"type": "email", "target": f"{user}@example.com", "kinds": ["briefing"]}]
+        await make_user(deps.db, user, {"channels": email})
+        async with briefing_stack(env, deps) as stack:
+            day, first = await stack.created(user, config)
+            run = env.client.get_workflow_handle(f"daily-briefing/{user}", run_id=first)
+            mailbox.on_data = held.hold
+            try:
+                yield stack, day, run, held
+            finally:
+                held.release()  # before the worker stops: it waits for its activities
