@@ -556,8 +556,9 @@ async def recent_errors(
         by_task: Counter[str] = Counter()
         tasks_of: Counter[str] = Counter()  # how many tasks are said so (unnamed, not labelled)
         for task, count in counts.items():
-            by_task[_task_said(task or "", labels)] += count
-            tasks_of[_task_said(task or "", labels)] += 1
+            said = _task_said(task or "", labels)
+            by_task[said] += count
+            tasks_of[said] += 1
         top = [
             (label if tasks_of[label] == 1 else _alike(label, tasks_of[label]), count)
             for label, count in sorted(by_task.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
