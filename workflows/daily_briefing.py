@@ -20,11 +20,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.daily_briefing_prepare_push import (
-    STOP_ANSWERS_FIRST,
+    DELETED_MID_STEP,
     PrepareAndPush,
     cancelled,
     cancelled_activity,
-    ends_mid_step,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -87,7 +86,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.cancelling = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
-        self._ends_mid_step = ends_mid_step()
+        # Asked as the workflow is built: in the run's first workflow task (DELETED_MID_STEP).
+        workflow.deprecate_patch(DELETED_MID_STEP)
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -100,7 +100,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             # abandoned unrecorded, the day "ready", its caller told by the server). Heard as
             # asyncio's, or, while the run itself waited on an activity (the greeting's write,
             # the day's plan), as that activity's cancellation.
-            if self._ends_mid_step and is_cancelled_exception(exc):
+            if is_cancelled_exception(exc):
                 self.cancelling = True
                 await self._stopped()
             raise
@@ -350,7 +350,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
     def stop(self) -> None:
         if not self.stopping:
             workflow.upsert_search_attributes([STATE.value_set("stopped")])
-            workflow.deprecate_patch(STOP_ANSWERS_FIRST)
         self.stopping = True
 
     async def _stopped(self) -> str:
@@ -359,7 +358,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         again = self._preparing_again
         if again is not None and not again.done():
             # A greeting's preparation, nobody's to hear now.
-            await cancelled(again, settle=self._ends_mid_step)
+            await cancelled(again)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return "stopped"
 
@@ -426,7 +425,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             )
             self.carry.last_record_error = None
         except ACTIVITY_FAILED as exc:
-            if self._ends_mid_step and cancelled_activity(exc):
+            if cancelled_activity(exc):
                 raise  # cancelled in Temporal: the run ends Canceled (it went on to a new run)
             # The day goes on; the status says so, and the run's state keeps the greeting (a
             # briefing created again reads it from the ended run).

@@ -35,12 +35,11 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import RUN_ENDED_UNDER_UPDATE
 
 from workflows.reminder import check_news_pages
-from workflows.watch_controls import NOTIFY_HEARTBEAT, deliver, failure_text, short_activity
+from workflows.watch_controls import deliver, failure_text, short_activity
 
 T = TypeVar("T")
-TRY_CANCEL = ActivityCancellationType.TRY_CANCEL
 WAIT_CANCELLATION_COMPLETED = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-# A briefing push's heartbeat timeout (DELETED_MID_STEP's path): see `_push`.
+# A briefing push's heartbeat timeout: see `_deliver`.
 PUSH_HEARTBEAT = timedelta(seconds=10)
 PREPARE_RETRY = RetryPolicy(
     maximum_attempts=PREPARE_ATTEMPTS, initial_interval=timedelta(seconds=5)
@@ -51,25 +50,18 @@ PREPARE_RETRY = RetryPolicy(
 # push under way): a greeting, a regenerate or a send (a validator's refusal is not recorded,
 # so runs before it replay as they ran).
 BRIEFING_DELETED = "BriefingDeleted"
-# A deleted run answers what it took before it ends: a greeting waiting for its preparation
-# hears "deleted" at once (it waited on, the run ended under it, and its caller was told the
-# run had completed), and so does a regenerate or send under way (its preparation or push
-# cancelled: waited for, it kept the deleted run up to ~30 minutes), and the run ends once
-# every handler has answered. Deprecated (Temporal's second step) where it was asked: at a
-# delete, and at each regenerate or send (its work in a task of its own: `_unless_deleted`).
-STOP_ANSWERS_FIRST = "stop-answers-first"
 # A run deleted during its own step (the scheduled preparation, the push of a morning nobody
 # greeted) ends at once, the step cancelled with its activity: it waited for it (~30 minutes
 # with retries, a push to its retries' end), and a create meanwhile said "still finishing". A
 # Temporal cancel meeting the step cancels it too: a failed day's push took that cancel for its
 # failure, and the run went on as if not cancelled (deleted: Completed "stopped"). A push cut
 # short waits for its activity to end, then records the day pushed if the inbox took its copy.
-# Temporal's first step. Asked once, as the run starts (`ends_mid_step`), and its answer used by
-# `_step` and each push: asked where first needed (a step, a push), a replay could ask it in
-# another workflow task than the run did (a run whose first task recorded the day's plan, a
-# local activity, alone, its step asked in a second task: a replay resolves that local activity
-# in the first task and asks there), and it failed ("patch marker ... no corresponding change
-# command").
+# Deprecated (Temporal's second step) where it was asked, as the run starts (the workflow's
+# `__init__`, its first workflow task): asked where first needed (a step, a push), a replay
+# could ask it in another workflow task than the run did (a run whose first task recorded the
+# day's plan, a local activity, alone, its step asked in a second task: a replay resolves that
+# local activity in the first task and asks there), and it failed ("patch marker ... no
+# corresponding change command").
 DELETED_MID_STEP = "deleted-mid-step"
 
 
@@ -92,8 +84,6 @@ class PrepareAndPush:
     pushed_at: datetime | None
     cancelling: bool
     _prepare_lock: asyncio.Lock
-    # DELETED_MID_STEP, asked in the run's first workflow task (`ends_mid_step`).
-    _ends_mid_step: bool
 
     @workflow.update
     async def regenerate(self) -> PreparedBriefing:
@@ -140,9 +130,7 @@ class PrepareAndPush:
 
         In a task of its own, ``work`` and the answer after it run after whatever else the same
         workflow task woke (the preparation time's timer: the window's timer starts before the
-        regenerate's answer). Code before STOP_ANSWERS_FIRST awaited it here, a step earlier:
-        the runs it recorded do not replay on this code."""
-        workflow.deprecate_patch(STOP_ANSWERS_FIRST)
+        regenerate's answer)."""
         task = asyncio.create_task(work)
         if await self._until_deleted(task):
             self._refuse_if_deleted()
@@ -152,9 +140,6 @@ class PrepareAndPush:
         """The run's own step (the scheduled preparation, a push of a morning nobody greeted),
         cancelled with its activity when the briefing is deleted: the run goes on to its end
         (``stopping``). Run in a task of its own, as a regenerate's work (`_unless_deleted`)."""
-        if not self._ends_mid_step:
-            await work  # a run started before the patch: its step awaited, as it ran
-            return
         task = asyncio.create_task(work)
         if not await self._until_deleted(task):
             task.result()
@@ -169,11 +154,11 @@ class PrepareAndPush:
             await workflow.wait_condition(lambda: task.done() or self._ending())
         except asyncio.CancelledError:
             # Only the run's own coroutine hears it: a task of its own would go on.
-            await cancelled(task, settle=self._ends_mid_step)
+            await cancelled(task)
             raise
         if task.done():
             return False
-        await cancelled(task, settle=self._ends_mid_step)
+        await cancelled(task)
         return True
 
     @workflow.update
@@ -276,16 +261,14 @@ class PrepareAndPush:
     async def _push(self, date: str, reason: str, key: str) -> NotifyResult:
         request = PushRequest(user=self.run_input.user, date=date, reason=reason, key=key)
         message = await short_activity(BriefingActivities.compose_briefing_push, request)
-        settled = self._ends_mid_step
         try:
             result = await self._deliver(message, key)
         except ActivityError as exc:
             if cancelled_activity(exc):
                 # The inbox may have taken its copy before the activity ended, and then the
                 # day's row says pushed, not "ready"; it records nothing if none was sent.
-                if settled:
-                    with contextlib.suppress(ActivityError):
-                        await self._record_push(request)
+                with contextlib.suppress(ActivityError):
+                    await self._record_push(request)
                 raise
             workflow.logger.warning("briefing push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
@@ -310,7 +293,7 @@ class PrepareAndPush:
         try:
             result = await self._deliver(message, key)
         except ActivityError as exc:  # the database still away: the status says so
-            if self._ends_mid_step and cancelled_activity(exc):
+            if cancelled_activity(exc):
                 raise  # deleted or cancelled in Temporal: no failure of the day's to record
             workflow.logger.warning("briefing failure push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
@@ -327,8 +310,8 @@ class PrepareAndPush:
         it left in flight is given up then (`deliver`: it stayed `pending` for good). Its
         shorter heartbeat timeout hears the cancel within ~8 s, where a create waits for a
         deleted run to end (the server hears a heartbeat every 0.8 x that timeout: 24 s at
-        30 s). A run before DELETED_MID_STEP's: its cancel not waited for, as it ran."""
-        settled, run = self._ends_mid_step, self.run_input
+        30 s)."""
+        run = self.run_input
         return await deliver(
             user=run.user,
             key=key,
@@ -336,8 +319,8 @@ class PrepareAndPush:
             targets=[Target.model_validate({"channel": "inbox"})],
             kind=message.kind,
             task=run.task_id,
-            cancellation=WAIT_CANCELLATION_COMPLETED if settled else TRY_CANCEL,
-            heartbeat=PUSH_HEARTBEAT if settled else NOTIFY_HEARTBEAT,
+            cancellation=WAIT_CANCELLATION_COMPLETED,
+            heartbeat=PUSH_HEARTBEAT,
         )
 
     async def _record_push(self, request: PushRequest) -> None:
@@ -359,24 +342,16 @@ def cancelled_activity(error: BaseException) -> bool:
     return isinstance(error, ActivityError) and isinstance(error.cause, CancelledError)
 
 
-def ends_mid_step() -> bool:
-    """Whether this run takes DELETED_MID_STEP's path, asked as the workflow is built: in the
-    run's first workflow task, where its marker is on the run and on every replay of it (a run
-    the release before started replays that task without it, and keeps the old path)."""
-    return workflow.patched(DELETED_MID_STEP)
-
-
-async def cancelled(task: asyncio.Task[Any], *, settle: bool) -> None:
+async def cancelled(task: asyncio.Task[Any]) -> None:
     """``task`` cancelled, with the activity it waits for (a cancel asked resolves at once:
     the cancel is sent before whatever follows), and ended. A Temporal cancel meeting this
-    wait lets ``task`` end first (``settle``, deleted-mid-step's runs): a push cut short by a
-    delete then records what its inbox took, and gives up what it left in flight."""
+    wait lets ``task`` end first: a push cut short by a delete then records what its inbox
+    took, and gives up what it left in flight."""
     task.cancel()
     try:
         await workflow.wait_condition(task.done)
     except asyncio.CancelledError:
-        if settle:
-            await workflow.wait_condition(task.done)
+        await workflow.wait_condition(task.done)
         raise
     finally:
         if task.done() and not task.cancelled():

@@ -35,6 +35,7 @@ from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_t
 # A run cancelled while a try was at the receiver, which answered "later" before the try heard
 # the cancel, is cancelled: Temporal tries no more, and the run took that last failure for its
 # give-up (its deliveries said given up, but the run Completed "gave up", not Canceled).
+# Deprecated (Temporal's second step).
 CANCEL_MID_TRY = "cancel-mid-try"
 
 
@@ -82,9 +83,8 @@ class DeliverLaterWorkflow:
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
                 raise
-            if error.retry_state == RetryState.CANCEL_REQUESTED and workflow.patched(
-                CANCEL_MID_TRY
-            ):
+            if error.retry_state == RetryState.CANCEL_REQUESTED:
+                workflow.deprecate_patch(CANCEL_MID_TRY)
                 raise asyncio.CancelledError from error  # said given up by `run`
             # Given up: each delivery left unsettled says so once, with its last answer.
             with contextlib.suppress(ActivityError):

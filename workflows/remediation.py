@@ -76,12 +76,6 @@ ABORTED_BEFORE_CHANGE = "aborted before its change"
 # queries while its task is open, and a slow or failing cluster (a change is tried for minutes)
 # must not keep get_remediation silent. What it did not finish, the regular activity finishes.
 FIRST_TRY = timedelta(seconds=5)
-# A scale out skipped because someone stopped the workload (0 replicas) ends the ladder with a
-# hand-over: climbing on would roll back and isolate a workload that is not failing but
-# stopped on purpose. That hand-over said "a workload someone stopped" of one its autoscaler
-# holds at 0 replicas (KEDA, an HPA scaling to zero), which its step's skip reason names: said
-# of both now. Deprecated (Temporal's second step).
-ZERO_ON_PURPOSE = "zero-on-purpose-said"
 
 
 # Outside the sandbox: in an alert storm the sandbox's per-activation guard cost ~13 % of the
@@ -211,7 +205,6 @@ class GradedRemediationWorkflow(RemediationChange):
             await self._hand_over(f"{at} {result}")
             return "stop"
         if isinstance(result, StepResult) and result.stopped:
-            workflow.deprecate_patch(ZERO_ON_PURPOSE)
             await self._hand_over(
                 f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: a "
                 "workload scaled to 0 on purpose is not failing, and rolling it back or "

@@ -78,11 +78,6 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
-# A run cancelled in Temporal while a push was sent (the one asking for an approval): the
-# push's cancellation was recorded as its failure ("push_failed") and the run went on to wait
-# for the approval, never closing. Now it cleans up and closes as Cancelled. Deprecated
-# (Temporal's second step).
-CANCELLED_IN_PUSH = "cancelled-in-push"
 
 
 class RemediationRecords:
@@ -308,7 +303,6 @@ class RemediationRecords:
         except ActivityError as exc:
             ending = self.state in FINAL_STATES  # its hand-over's or its end's push: it ends
             if run_cancelled(exc) and not ending:
-                workflow.deprecate_patch(CANCELLED_IN_PUSH)
                 # The run's cancellation, not the push's failure: the run cleans up and closes.
                 raise asyncio.CancelledError(cause_of(exc)) from exc
             # A push that fails for good is recorded; the remediation goes on regardless.

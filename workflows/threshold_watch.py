@@ -37,10 +37,6 @@ from workflows.watch_controls import WatchControls, failure_text, until
 READ_TIMEOUT = timedelta(seconds=30)
 READ_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 LOCAL_READ_LIMIT = timedelta(seconds=2)
-# A check's alerts are told once its reading is taken (the state whole): a baseline waiting
-# for the check answers then, not after the deliveries and their retries. Deprecated
-# (Temporal's second step): code before it told them as the reading was taken.
-TELL_AFTER_TAKEN = "tell-after-taken"
 
 
 def _payload(transition: Transition) -> dict[str, Any]:
@@ -169,7 +165,6 @@ class ThresholdWatchWorkflow(WatchControls):
         self.state.last_checked_at = now
         key = f"{self.task}/{self.life}/{self.state.checks}"
         targets = notification_targets(self.config.notification, self.config.targets)
-        workflow.deprecate_patch(TELL_AFTER_TAKEN)
         alerts: list[tuple[str, str, str, Wording, dict[str, Any]]] = []  # told once taken
 
         async def tell(

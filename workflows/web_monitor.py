@@ -79,7 +79,7 @@ HELD_AGAIN = timedelta(minutes=1)
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
 # A check asked for (check now, the first check) that a control ended before it was made is
 # asked again: a pause while check now read the page answered the check before's outcome, and
-# the check asked for was never made.
+# the check asked for was never made. Deprecated (Temporal's second step).
 ASKED_CHECK_KEPT = "asked-check-kept"
 
 
@@ -101,7 +101,7 @@ class WebMonitorWorkflow(WatchControls):
         self.voided = 0  # polls of this run a control ended before their asked check
         # Asked once, as the run starts (its first workflow task): asked where first needed, a
         # replay could ask it in another task than the run did (docs/deploy.md).
-        self.keeps_asked = workflow.patched(ASKED_CHECK_KEPT)
+        workflow.deprecate_patch(ASKED_CHECK_KEPT)
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 
@@ -277,7 +277,7 @@ class WebMonitorWorkflow(WatchControls):
         """A check asked for that a control ended before it was made (``lost``) is asked
         again, paused or not (a paused watch checks when asked), unless the watch stops; its
         poll does not count as one that ended (what check now and an update wait for)."""
-        if lost and not self.state.stop_requested and self.keeps_asked:
+        if lost and not self.state.stop_requested:
             self.state.check_requested = True
             self.voided += 1
 

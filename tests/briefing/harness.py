@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from unittest import mock
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -164,17 +162,3 @@ def held_preparations(monkeypatch: Any) -> tuple[list[str], asyncio.Event]:
 
     monkeypatch.setattr(BriefingActivities, "_prepare", prepare)
     return reasons, held
-
-
-@contextmanager
-def before_patch(patch: str) -> Iterator[None]:
-    """Workflow code run meanwhile takes ``patch``'s old path, as a run started by the release
-    before it (no marker): ``workflow.patched`` answers False for it (the SDK's module is the
-    sandbox's too). How a history of the old path is recorded, and a door tested against it."""
-    patched = workflow.patched
-
-    def old_path(id: str) -> bool:
-        return False if id == patch else patched(id)
-
-    with mock.patch.object(workflow, "patched", old_path):
-        yield

@@ -179,7 +179,7 @@ async def _patch_asked_in_first_task(run: WorkflowHandle[object, object]) -> boo
         e.event_type == MARKER
         and e.marker_recorded_event_attributes.marker_name == "core_patch"
         and json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
-        == {"id": DELETED_MID_STEP, "deprecated": False}
+        == {"id": DELETED_MID_STEP, "deprecated": True}
         for e in first_task
     )
 

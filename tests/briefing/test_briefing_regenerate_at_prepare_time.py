@@ -37,9 +37,7 @@ async def test_a_regenerate_taken_with_the_preparation_time_replays_as_recorded(
     passes meanwhile: the worker back takes both in one workflow task. The regenerate runs its
     preparation in a task of its own: the run's window timer is started before the
     regenerate's answer (the order of stop-answers-first; a run recorded before that patch,
-    in the other order, no longer replays). History daily_briefing_regenerated_at_prepare_time,
-    and daily_briefing_regenerated_at_prepare_time_previous_release recorded by this test on
-    the release before (its marker not deprecated)."""
+    in the other order, no longer replays). History daily_briefing_regenerated_at_prepare_time."""
     await make_user(deps.db, "quinn")
     # No sticky queue: the worker that comes back takes the run's next task.
     deps.settings = deps.settings.model_copy(
