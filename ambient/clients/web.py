@@ -351,6 +351,12 @@ class WebFetcher:
                 "query answered a range vector (matrix), not one sample: query an instant "
                 f"vector (no [range] selector): {query}"
             )
+        if answer.get("resultType") == "string":
+            # A string literal's result is one [time, "text"] pair: no number to read.
+            raise FetchError(
+                "query answered a string, not a number: query an instant vector returning one "
+                f"sample: {query}"
+            )
         if answer.get("resultType") == "scalar":
             # A scalar's result is one [time, value] pair, not a list of samples.
             value = answer["result"][1]
