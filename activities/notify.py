@@ -95,6 +95,14 @@ def database_busy(exc: BaseException) -> bool:
     return exc.connection_invalidated or sqlstate.startswith("40") or sqlstate == "55P03"
 
 
+def _cancelled_for_good() -> bool:
+    """Whether this activity's cancel ends it for good: its caller asked, or its run is gone.
+    Not a worker shutting down, a timeout or a pause: Temporal tries it again, and that try
+    takes its rows over."""
+    details = activity.cancellation_details()
+    return details is not None and (details.cancel_requested or details.not_found)
+
+
 class NotifyActivities:
     def __init__(self, db: Database, channels: ChannelRegistry) -> None:
         self._db = db
@@ -113,7 +121,21 @@ class NotifyActivities:
     @activity.defn
     async def notify(self, request: NotifyRequest) -> NotifyResult:
         """Deliver to every target once; see the module docstring for the rules."""
-        return await self.send(request, last_try=temporal.last_attempt(request.attempts))
+        try:
+            return await self.send(request, last_try=temporal.last_attempt(request.attempts))
+        except asyncio.CancelledError:
+            if _cancelled_for_good():
+                # No try comes after this one, and a caller that does not wait for its cancel
+                # (a watch's, TRY_CANCEL) gives nothing up: what it left in flight (its leases
+                # let go as its sends ended) is given up here, or it stayed `pending` for good.
+                # A row a live try holds stays that try's; a caller's give-up after this one
+                # finds the rest settled.
+                ended = request.model_copy(update={"cancelled": True})
+                try:
+                    await self._give_up(ended, forced=False)
+                except Exception:  # rows held by live tries, a database away: left as they are
+                    activity.logger.warning("a cancelled notify's give-up failed", exc_info=True)
+            raise
 
     @activity.defn
     async def notify_later(self, request: NotifyRequest) -> NotifyResult:
@@ -148,16 +170,20 @@ class NotifyActivities:
         (no code of `notify` runs after a last try that timed out or lost its worker), those
         of targets no longer wanted too. Not while a deliver-later run of it goes on (a try
         that handed it over, then lost its result): that run says so when it gives up."""
-        if await self._hand_over.handed_over(request):
-            return
-        recipient = await self.recipient(request.user)
-        targets, _ = targets_for(request.message.kind, request.targets, recipient)
         # A row a live lease holds is another try's, maybe sending now (a worker Temporal took
         # for lost, still at work): given up under it, the message it sends would be said not
         # sent. It is left to its holder, and this give-up tried again once the lease ends.
         # Still held at the last try, its holder is taken for dead (a live one finishes within
         # its lease) and it is given up.
-        forced = temporal.last_attempt(GIVE_UP_TRIES)
+        await self._give_up(request, forced=temporal.last_attempt(GIVE_UP_TRIES))
+
+    async def _give_up(self, request: NotifyRequest, *, forced: bool) -> None:
+        """`notify_given_up`'s work; ``forced``: rows a live lease holds are given up too
+        (else a retryable error says they are left to their holders)."""
+        if await self._hand_over.handed_over(request):
+            return
+        recipient = await self.recipient(request.user)
+        targets, _ = targets_for(request.message.kind, request.targets, recipient)
         held: list[Row] = []
         async with self._db.writing() as session:
             deliveries = DeliveryRepository(session)

@@ -28,9 +28,7 @@ from ambient.clients.web import (
     WHOLE_NOT_MODIFIED,
     FetchError,
     HttpStatusError,
-    RefusedAddressError,
-    TooLargeError,
-    TooManyRedirectsError,
+    NoAnswerError,
     WebFetcher,
     fetch_refusal,
 )
@@ -241,9 +239,8 @@ def _local() -> bool:
 
 
 def _may_pass_later(error: FetchError | TencentCloudError) -> bool:
-    """No answer, or a busy server or API: the same read may pass in a moment."""
+    """No answer, or a busy server or API: the same read may pass in a moment (an answer of
+    the wrong shape, a refused address or certificate, a 4xx does not)."""
     if isinstance(error, HttpStatusError):
         return error.status >= 500 or error.status == 429
-    if isinstance(error, TencentCloudError):
-        return isinstance(error, TencentRetryableError)
-    return not isinstance(error, RefusedAddressError | TooLargeError | TooManyRedirectsError)
+    return isinstance(error, NoAnswerError | TencentRetryableError)

@@ -25,21 +25,25 @@ def N_(message: str) -> str:
     return message
 
 
+# Values read back as any text (another's words), not one word.
+_WORDS = frozenset({"reason", "why", "error"})
+
+
 def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
-    """``text``, stored as English (a check's error), as the Refusal of the one of ``msgids``
-    it was said from, each value one word but a ``reason`` (another's words, the rest of the
-    text); None: none of them."""
+    """``text``, stored as English (a check's error), as the Refusal of the first of ``msgids``
+    it fits, each value one word but a ``reason``, ``why`` or ``error`` (another's words);
+    None: none of them."""
     for msgid in msgids:
-        pattern = re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid))
+        pattern = re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid)).replace("%%", "%")
         if found := re.fullmatch(pattern, text):
             return Refusal(msgid, **found.groupdict())
     return None
 
 
 def _value(placeholder: re.Match[str]) -> str:
-    """The pattern of a value `read_back` reads: one word, or a ``reason``'s rest of the text."""
+    """The pattern of a value `read_back` reads: one word, or words (``_WORDS``)."""
     name = placeholder[1]
-    return rf"(?P<{name}>.+)" if name == "reason" else rf"(?P<{name}>\S+)"
+    return rf"(?P<{name}>.+)" if name in _WORDS else rf"(?P<{name}>\S+)"
 
 
 class Refusal(ValueError):

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -47,6 +47,51 @@ AMBIGUOUS = re.compile(r"[\\\s\x00-\x1f\x7f]")
 # How long a name's addresses are reused, and how many names are kept.
 RESOLVE_TTL = 60.0
 RESOLVE_CACHE_SIZE = 10_000
+
+
+# The guard's refusals, worded once: a fetch's error (a redirect refused) is stored as their
+# English and read back to be said in a page's language (ambient/clients/web.py).
+NON_PUBLIC = N_(
+    "refused destination %(host)s: %(address)s %(why)s (a non-public address); allow it with "
+    "AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
+)
+RESOLVES_NON_PUBLIC = N_(
+    "refused destination %(host)s: it resolves to %(address)s %(why)s (a non-public "
+    "address); allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if intended"
+)
+CONTROLS = N_("refused URL: it contains spaces, backslashes or controls")
+NOT_A_URL = N_("refused URL: %(error)s")
+SCHEME = N_("refused URL: only http and https are allowed (got %(scheme)s)")
+USERINFO = N_(
+    "refused URL: user:password@ in the address is not accepted "
+    "(it hides the real host); put credentials in a secret"
+)
+NOT_A_NAME = N_("refused URL: its host is not a name the internet can look up")
+NO_HOST = N_("refused URL: it has no host")
+HOST_ESCAPED = N_("refused URL: its host has escaped or control characters")
+PERCENT_ESCAPED = N_(
+    "refused URL: its host %(host)s is written with %%-escapes; write the name itself"
+)
+TWO_NAMES = N_(
+    "refused URL: its host %(host)s is read as different names by different clients "
+    "(IDNA 2003 and 2008); write it as the ASCII name meant (xn--...)"
+)
+# Read back in this order: the first that fits the text (a general form after the one it holds).
+REFUSALS = (
+    RESOLVES_NON_PUBLIC,
+    NON_PUBLIC,
+    CONTROLS,
+    SCHEME,
+    USERINFO,
+    NOT_A_NAME,
+    NO_HOST,
+    HOST_ESCAPED,
+    PERCENT_ESCAPED,
+    TWO_NAMES,
+    NOT_A_URL,
+)
+# A host name that does not resolve (``reason``: the resolver's words).
+CANNOT_RESOLVE = N_("cannot resolve %(host)s: %(reason)s")
 
 
 class RefusedDestinationError(Refusal):
@@ -125,19 +170,16 @@ class DestinationGuard:
         parts = urlsplit(url.strip())
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         addresses = await self.resolve(host, port)
-        self._refuse(host, map(ipaddress.ip_address, addresses), "it resolves to ")
+        self._refuse(host, map(ipaddress.ip_address, addresses), RESOLVES_NON_PUBLIC)
         return addresses
 
-    def _refuse(self, host: str, addresses: Iterable[IPAddress], how: str = "") -> None:
+    def _refuse(self, host: str, addresses: Iterable[IPAddress], said: str = NON_PUBLIC) -> None:
         """RefusedDestinationError naming the first of ``addresses`` that is refused."""
         for address in addresses:
             if (reason := self.refusal(address)) is not None:
                 raise RefusedDestinationError(
-                    "refused destination %(host)s: %(how)s%(address)s %(why)s (a non-public "
-                    "address); allow it with AMBIENT_FETCH_ALLOW_CIDRS (e.g. 10.0.0.0/8) if "
-                    "intended",
+                    said,
                     host=host,
-                    how=how,
                     address=str(address),
                     why=reason.removeprefix(f"{address} "),  # every reason names the address first
                 )
@@ -175,11 +217,11 @@ class DestinationGuard:
         try:
             infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError, ValueError) as exc:
-            raise DestinationLookupError(f"cannot resolve {host}: {exc}") from exc
+            raise DestinationLookupError(CANNOT_RESOLVE % {"host": host, "reason": exc}) from exc
         # Each once, in order, without an IPv6 scope (%eth0): the address decides, not the NIC.
         addresses = list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
         if not addresses:
-            raise DestinationLookupError(f"cannot resolve {host}: no addresses")
+            raise DestinationLookupError(CANNOT_RESOLVE % {"host": host, "reason": "no addresses"})
         if len(self._resolved) >= RESOLVE_CACHE_SIZE:
             self._resolved.clear()
         self._resolved[(host, port)] = (now + RESOLVE_TTL, tuple(addresses))
@@ -189,22 +231,17 @@ class DestinationGuard:
 def url_host(url: str) -> str:
     """The host of an http(s) URL, or RefusedDestinationError for any other form."""
     if AMBIGUOUS.search(url.strip()):
-        raise RefusedDestinationError("refused URL: it contains spaces, backslashes or controls")
+        raise RefusedDestinationError(CONTROLS)
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise RefusedDestinationError("refused URL: %(error)s", error=str(exc)) from None
+        raise RefusedDestinationError(NOT_A_URL, error=str(exc)) from None
     if parts.scheme.lower() not in ("http", "https"):
         scheme = parts.scheme or "none"
-        raise RefusedDestinationError(
-            "refused URL: only http and https are allowed (got %(scheme)s)", scheme=scheme
-        )
+        raise RefusedDestinationError(SCHEME, scheme=scheme)
     if "@" in parts.netloc:
-        raise RefusedDestinationError(
-            "refused URL: user:password@ in the address is not accepted "
-            "(it hides the real host); put credentials in a secret"
-        )
+        raise RefusedDestinationError(USERINFO)
     host = unquote(parts.hostname or "")
     if not host.isascii():
         # As the connection will name it (getaddrinfo encodes with IDNA, NFKC first):
@@ -212,14 +249,12 @@ def url_host(url: str) -> str:
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
-            raise RefusedDestinationError(
-                "refused URL: its host is not a name the internet can look up"
-            ) from None
+            raise RefusedDestinationError(NOT_A_NAME) from None
     host = host.rstrip(".")
     if not host:
-        raise RefusedDestinationError("refused URL: it has no host")
+        raise RefusedDestinationError(NO_HOST)
     if AMBIGUOUS.search(host) or "/" in host:
-        raise RefusedDestinationError("refused URL: its host has escaped or control characters")
+        raise RefusedDestinationError(HOST_ESCAPED)
     return host
 
 
@@ -231,10 +266,7 @@ def _one_name(url: str, host: str) -> None:
     written = urlsplit(url.strip()).hostname or ""
     if "%" in written and ":" not in written:  # an IPv6 literal's "%25" is its zone
         # httpx connects to the escapes as written ("b%c3%bccher.de"), a name no DNS has.
-        raise RefusedDestinationError(
-            "refused URL: its host %(host)s is written with %%-escapes; write the name itself",
-            host=repr(written),
-        )
+        raise RefusedDestinationError(PERCENT_ESCAPED, host=repr(written))
     if written.isascii():
         return
     try:
@@ -242,11 +274,7 @@ def _one_name(url: str, host: str) -> None:
     except (httpx.InvalidURL, UnicodeError):
         named = None
     if named != host:
-        raise RefusedDestinationError(
-            "refused URL: its host %(host)s is read as different names by different clients "
-            "(IDNA 2003 and 2008); write it as the ASCII name meant (xn--...)",
-            host=repr(written),
-        )
+        raise RefusedDestinationError(TWO_NAMES, host=repr(written))
 
 
 def _literal_addresses(host: str) -> list[IPAddress]:

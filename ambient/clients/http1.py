@@ -47,6 +47,10 @@ class HttpProtocolError(Exception):
     """The server's answer is not HTTP/1.x this client can read."""
 
 
+class ConnectionCutError(HttpProtocolError):
+    """The connection ended or was reset before the answer was whole (may pass later)."""
+
+
 class BodyTooLargeError(HttpProtocolError):
     """The (decoded) body is larger than the caller's cap."""
 
@@ -130,7 +134,7 @@ class PageClient:
             try:
                 return await self._exchange(key, fresh, request, wire, max_bytes)
             except _StaleConnectionError as exc:
-                raise HttpProtocolError("the server closed the connection unanswered") from exc
+                raise ConnectionCutError("the server closed the connection unanswered") from exc
 
     async def aclose(self) -> None:
         for connection in self._oldest:
@@ -234,7 +238,7 @@ async def _receive(connection: _Connection, received: bool) -> bytes:
     except ConnectionResetError as exc:
         if not received:
             raise _StaleConnectionError from exc
-        raise HttpProtocolError("the connection was reset inside the answer") from exc
+        raise ConnectionCutError("the connection was reset inside the answer") from exc
     if not data and not received:
         raise _StaleConnectionError  # closed before the first byte of an answer
     return data
@@ -317,7 +321,7 @@ async def _read_with_h11(
         except h11.RemoteProtocolError as exc:
             if ended:  # h11 knows which bodies may end with the connection; this one may not
                 where = "body" if status else "headers"
-                raise HttpProtocolError(f"the connection ended inside the {where}: {exc}") from exc
+                raise ConnectionCutError(f"the connection ended inside the {where}: {exc}") from exc
             raise
         if event is h11.NEED_DATA:
             data = await _receive(connection, received)
@@ -446,6 +450,6 @@ def _inflate(data: bytes | bytearray, wbits: int, max_bytes: int, coding: str) -
         if not member.eof:
             # The framing was complete, the compressed stream was not: a server that died
             # while compressing. Its first half is not the page.
-            raise HttpProtocolError(f"the {coding} body ends before its end (truncated)")
+            raise ConnectionCutError(f"the {coding} body ends before its end (truncated)")
         out, rest, first = out + more, member.unused_data, False
     return out

@@ -4,8 +4,10 @@ FetchError
  ├── RefusedAddressError   the destination guard refused it (ambient.clients.guard)
  ├── TooLargeError         the body passed the size cap
  ├── TooManyRedirectsError more redirects than allowed
- └── HttpStatusError       a non-success HTTP status
-Network and protocol failures surface as FetchError with the reason.
+ ├── HttpStatusError       a non-success HTTP status
+ └── NoAnswerError         no answer: the name unresolved, no connection or TLS, a timeout,
+                           the connection cut (the same fetch may pass later)
+An answer this client cannot read, or of the wrong shape (a metric), is a FetchError itself.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import codecs
 import json
 import math
 import re
+import ssl
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -22,8 +25,20 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from jsonpath_ng.ext import parse as jsonpath
 
-from ambient.clients.guard import DestinationGuard, DestinationLookupError, RefusedDestinationError
-from ambient.clients.http1 import Answer, BodyTooLargeError, HttpProtocolError, PageClient
+from ambient.clients.guard import (
+    CANNOT_RESOLVE,
+    REFUSALS,
+    DestinationGuard,
+    DestinationLookupError,
+    RefusedDestinationError,
+)
+from ambient.clients.http1 import (
+    Answer,
+    BodyTooLargeError,
+    ConnectionCutError,
+    HttpProtocolError,
+    PageClient,
+)
 from ambient.domain.deliver_later import retry_after_seconds
 from ambient.refusals import N_, Refusal, read_back
 
@@ -41,6 +56,8 @@ TOO_MANY_REDIRECTS = N_("more than %(most)s redirects")
 REDIRECT_REFUSED = N_("redirected to %(target)s: %(reason)s")  # the reason: the guard's
 NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch")
 WHOLE_NOT_MODIFIED = N_("the server answered 304 Not Modified to a request for the whole page")
+NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable, cut
+TLS_FAILED = N_("TLS failed: %(reason)s")
 _WORDED = (
     HTTP_STATUS,
     HTTP_STATUS_WAIT,
@@ -50,12 +67,20 @@ _WORDED = (
     REDIRECT_REFUSED,
     NO_BODY,
     WHOLE_NOT_MODIFIED,
+    NO_CONNECTION,
+    TLS_FAILED,
+    CANNOT_RESOLVE,
 )
 
 
 def fetch_refusal(error: str) -> Refusal | None:
-    """A check's stored error as the Refusal it was said from (None: not one worded here)."""
-    return read_back(error, _WORDED)
+    """A check's stored error as the Refusal it was said from (None: not one worded here); a
+    redirect's refusal with the guard's reason as its own Refusal."""
+    said = read_back(error, _WORDED)
+    if said is not None and said.msgid == REDIRECT_REFUSED:
+        reason = str(said.values["reason"])
+        said.values["reason"] = read_back(reason, (*REFUSALS, *_WORDED)) or reason
+    return said
 
 
 class FetchError(Exception):
@@ -91,6 +116,11 @@ class HttpStatusError(FetchError):
         self.body = body  # what the server said (a JSON API's error), within the size cap
         # A 429's or 503's Retry-After in seconds: how long the server asks not to be asked.
         self.retry_after = retry_after
+
+
+class NoAnswerError(FetchError):
+    """No answer came: the name did not resolve, no connection or TLS, a timeout, the
+    connection cut inside the answer. Unlike an answer of the wrong shape, it may pass later."""
 
 
 # A charset declared in the page itself, in its first bytes (as a browser looks for it).
@@ -233,7 +263,7 @@ class WebFetcher:
         except RefusedDestinationError as exc:
             raise RefusedAddressError(str(exc)) from None
         except DestinationLookupError as exc:
-            raise FetchError(str(exc)) from exc
+            raise NoAnswerError(str(exc)) from exc
         if len(self._checked) >= CHECKED_SIZE:
             self._checked.clear()
         self._checked[url] = (now + CHECKED_TTL, addresses)
@@ -278,10 +308,10 @@ class WebFetcher:
             except TimeoutError:
                 self._checked.pop(current, None)
                 said = Refusal(TIMED_OUT, seconds=f"{self._timeout:g}")
-                raise FetchError(_redirected(url, current, said)) from None
+                raise NoAnswerError(_redirected(url, current, said)) from None
             except (OSError, HttpProtocolError, ValueError) as exc:
                 self._checked.pop(current, None)  # the next check asks the guard (and DNS) again
-                raise FetchError(f"{type(exc).__name__}: {exc or 'no detail'}") from exc
+                raise _unanswered(exc) from exc
             location = answer.headers.get("location")
             if answer.status in REDIRECTS and location:
                 # Fields arrive as latin-1: a Location in raw UTF-8 (a Chinese path, not
@@ -351,6 +381,12 @@ class WebFetcher:
                 "query answered a range vector (matrix), not one sample: query an instant "
                 f"vector (no [range] selector): {query}"
             )
+        if answer.get("resultType") == "string":
+            # A string literal's result is one [time, "text"] pair: no number to read.
+            raise FetchError(
+                "query answered a string, not a number: query an instant vector returning one "
+                f"sample: {query}"
+            )
         if answer.get("resultType") == "scalar":
             # A scalar's result is one [time, value] pair, not a list of samples.
             value = answer["result"][1]
@@ -366,6 +402,22 @@ class WebFetcher:
             # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
             raise FetchError(f"query answered {value}, not a number (no data to divide?): {query}")
         return number
+
+
+def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
+    """A GET without an answer to read, said in words a page translates where the connection
+    failed (a NoAnswerError, but for a certificate refused: that passes no sooner)."""
+    detail = f"{type(exc).__name__}: {exc or 'no detail'}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        refused = f"certificate verify failed: {exc.verify_message or exc}"
+        return FetchError(str(Refusal(TLS_FAILED, reason=refused)))
+    if isinstance(exc, ssl.SSLError):
+        return NoAnswerError(str(Refusal(TLS_FAILED, reason=str(exc) or detail)))
+    if isinstance(exc, ConnectionCutError):
+        return NoAnswerError(str(Refusal(NO_CONNECTION, reason=str(exc))))
+    if isinstance(exc, OSError):
+        return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
+    return FetchError(detail)  # an answer this client cannot read, a request it cannot send
 
 
 def _redirected(asked: str, url: str, said: Refusal) -> str:

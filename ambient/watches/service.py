@@ -149,20 +149,16 @@ class TaskService(TaskSchedules):
                         task=repr(task_id),
                     )
                 ) from None
-            baseline = _baseline(running) if running.checks else None
             if not running.checks and running.state is TaskState.ACTIVE:
                 # Created a moment ago by a concurrent request: its first check is running.
                 handle = self.client.get_workflow_handle(task_id)
-                baseline = _baseline(await self._waited_check(handle, "baseline"))
-            return TaskRef(
-                task_id=task_id,
-                kind=kind,
-                state=running.state,
-                created=False,
-                baseline=baseline,
-            )
-        baseline = _baseline(await self._waited_check(handle, "baseline"))
-        return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE, baseline=baseline)
+                running = await self._waited_check(handle, "baseline") or running
+            return _created(running, created=False)
+        # The state the first check's answer shows (a pause that landed during it: paused).
+        first = await self._waited_check(handle, "baseline")
+        if first is None:
+            return TaskRef(task_id=task_id, kind=kind, state=TaskState.ACTIVE)
+        return _created(first, created=True)
 
     async def _waited_check(
         self, handle: WorkflowHandle[Any, Any], update: str
@@ -493,6 +489,18 @@ def _read_now(status: TaskStatus) -> dict[str, Any]:
         "breaching": detail.get("breaching"),
         "error": error,
     }
+
+
+def _created(status: TaskStatus, *, created: bool) -> TaskRef:
+    """A create's answer from the watch's status: its state now and its baseline (None: no
+    check made yet)."""
+    return TaskRef(
+        task_id=status.task_id,
+        kind=status.kind,
+        state=status.state,
+        created=created,
+        baseline=_baseline(status) if status.checks else None,
+    )
 
 
 def _baseline(status: TaskStatus | None) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.watches import SameBytes, WatchActivities, read_page
@@ -30,7 +31,7 @@ from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import UrlState
 from ambient.watches.page_changes import diff_pages
 from tests.conftest import unique
-from tests.support.servers import http_client, serve
+from tests.support.servers import free_port, http_client, serve
 from tests.watches.site import Site, article
 
 LOOPBACK = ["127.0.0.1/32"]
@@ -389,6 +390,30 @@ async def test_read_metric_runs_a_prometheus_instant_query(
         activities.read_metric, ReadMetricInput(source={**source, "query": "absent_metric"})
     )
     assert empty.value is None and "exactly one sample, got 0" in (empty.error or "")
+
+
+async def test_a_read_retried_on_failure_is_retried_only_for_failures_that_may_pass(
+    site: tuple[Site, str], db: Database
+) -> None:
+    """A remediation's verify read (``retry_failures``) of a source answering the wrong shape
+    failed the activity as "may pass later": read three times over 6 s, then said as "3 reads
+    failed". A wrong shape is said at once; no answer (a port nobody listens on) is retried."""
+    state, base = site
+    state.values = [7.0]
+    activities = WatchActivities(
+        db, WebFetcher(allow_cidrs=LOOPBACK), TencentCloud(None, region="ap-guangzhou")
+    )
+    env = ActivityEnvironment()
+    missing = {"type": "http_json", "url": f"{base}/value", "json_path": "$.nope"}
+    read = await env.run(
+        activities.read_metric, ReadMetricInput(source=missing, retry_failures=True)
+    )
+    assert (read.value, read.error) == (None, "JSONPath $.nope matched nothing")
+    closed = {**missing, "url": f"http://127.0.0.1:{free_port()}/value"}
+    with pytest.raises(ApplicationError) as failed:
+        await env.run(activities.read_metric, ReadMetricInput(source=closed, retry_failures=True))
+    assert failed.value.type == "MetricUnavailable"
+    assert failed.value.message.startswith("1 read failed, the last: no connection: "), failed.value
 
 
 async def test_a_urls_checked_addresses_are_reused_and_dropped_when_the_connection_fails(

@@ -184,6 +184,30 @@ async def test_concurrent_identical_creates_all_answer_the_first_checks_baseline
     await service.delete(USER, refs[0].task_id)
 
 
+async def test_a_pause_landing_during_the_first_check_is_the_state_the_create_answers(
+    service: TaskService,
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A web monitor paused (another door) while its first check fetched its page: the create
+    answered ``active``, though the task it answered about was paused by then."""
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    state.page_gate.clear()
+    name = unique("pausedfirst")
+    create = asyncio.create_task(service.create(USER, "web_monitor", monitor(base, "/a"), name))
+    task_id = f"web-monitor/{USER}/{name}"
+    try:
+        await asyncio.wait_for(state.page_waiting.wait(), HANG)  # the first check is fetching
+        assert (await service.pause(USER, task_id)).state == "paused"
+    finally:
+        state.page_gate.set()
+    ref = await asyncio.wait_for(create, HANG)
+    assert ref.created and ref.baseline is not None
+    assert ref.state == "paused"
+    assert (await service.get(USER, ref.task_id)).state == "paused"
+    await service.delete(USER, ref.task_id)
+
+
 async def test_task_created_again_after_stop_lists_once_with_the_same_state_as_show(
     service: TaskService,
     gated: tuple[GatedSite, str],  # noqa: F811

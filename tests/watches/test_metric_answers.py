@@ -1,7 +1,7 @@
 """A metric source that answers what no reading can be made of — JSON nested past the parser's
-depth, a Prometheus range vector — is one failed reading that says what came back, read once:
-nested JSON crashed the read (RecursionError), which was tried three times over 5 s and said
-as the crash."""
+depth, a Prometheus range vector or string — is one failed reading that says what came back,
+read once: nested JSON crashed the read (RecursionError), which was tried three times over 5 s
+and said as the crash."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
 
     async def prometheus(request: Request) -> Response:
         reads.append(request.url.path)
+        if request.query_params["query"].startswith('"'):  # a string literal: a string
+            data = {"resultType": "string", "result": [1, request.query_params["query"][1:-1]]}
+            return JSONResponse({"status": "success", "data": data})
         series = {"metric": {}, "values": [[1, "2"], [2, "3"]]}
         data = {"resultType": "matrix", "result": [series]}
         return JSONResponse({"status": "success", "data": data})
@@ -73,6 +76,26 @@ async def test_a_prometheus_range_vector_is_said_as_one(
     assert ref.baseline["error"] == (
         "query answered a range vector (matrix), not one sample: query an instant "
         "vector (no [range] selector): up[5m]"
+    )
+    assert reads == ["/api/v1/query"]
+    await service.delete(USER, ref.task_id)
+
+
+async def test_a_prometheus_string_is_said_as_one_not_as_two_samples(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """A query answering a string (``[time, "text"]``) was said as "got 2 samples"."""
+    reads, base = source
+    config = {
+        "source": {"type": "prometheus", "url": base, "query": '"42"'},
+        "threshold": 1,
+        "check_interval_minutes": 5,
+    }
+    ref = await service.create(USER, "threshold_watch", config, unique("string"))
+    assert ref.baseline is not None and ref.baseline["value"] is None
+    assert ref.baseline["error"] == (
+        'query answered a string, not a number: query an instant vector returning one sample: "42"'
     )
     assert reads == ["/api/v1/query"]
     await service.delete(USER, ref.task_id)

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from ambient.clients.web import FetchError, WebFetcher
+from ambient.clients.web import FetchError, NoAnswerError, WebFetcher
 from ambient.domain.users import Language
 from ambient.watches.service import TaskService
 from api.i18n import Words
 from api.routers.app_pages import failed_said
 from tests.conftest import unique
-from tests.support.servers import serve
+from tests.support.servers import free_port, serve
 from tests.watches.site import Site, article
 from tests.watches.test_check_now_paused import ZONE, Busy, busy, paused_watch  # noqa: F401
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
@@ -131,11 +131,44 @@ async def test_a_pages_other_fetch_errors_are_said_once_in_the_readers_language(
     assert failed_said(errors["/big"], en) == "failed: larger than the cap of 1000 bytes"
     assert failed_said(errors["/r0"], zh) == "失败：重定向超过 2 次"
     assert failed_said(errors["/r0"], en) == "failed: more than 2 redirects"
-    refused = failed_said(errors["/inside"], zh)
-    assert refused.startswith("失败：重定向到 http://127.0.0.2:9/inside：") and (
-        f"{base}/inside" not in refused
-    ), refused
+    # The guard's reason too, not its English inside the Chinese sentence.
+    assert failed_said(errors["/inside"], zh) == (
+        "失败：重定向到 http://127.0.0.2:9/inside：不能访问 127.0.0.2：它不是公网地址"
+        "（127.0.0.2）；如确需访问，请运维在 AMBIENT_FETCH_ALLOW_CIDRS 中放行"
+    )
+    assert failed_said(errors["/inside"], en) == f"failed: {errors['/inside']}"
     empty = "the server answered HTTP 204 with no body: nothing to watch"
     assert failed_said(empty, zh) == "失败：服务器答复 HTTP 204，但没有内容可以监控"
     whole = "the server answered 304 Not Modified to a request for the whole page"
     assert failed_said(whole, zh) == "失败：服务器对整页的请求答复了 304 Not Modified"
+
+
+async def test_a_pages_network_failures_are_said_in_the_readers_language() -> None:
+    """A connection refused, a name that does not resolve and a TLS handshake that failed were
+    said in English on a Chinese page ("失败：ConnectionRefusedError: ..."); the technical
+    detail stays as the system said it."""
+    zh, en = Words(Language.ZH), Words(Language.EN)
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    errors = {}
+    async with serve(Site().app()) as base:
+        for name, url in (
+            ("closed", f"http://127.0.0.1:{free_port()}/a"),
+            ("unknown", "http://no-such-host.invalid/a"),
+            ("tls", base.replace("http://", "https://") + "/a"),  # TLS to a plain server
+        ):
+            with pytest.raises(NoAnswerError) as failed:
+                await fetcher.fetch(url)
+            errors[name] = str(failed.value)
+    await fetcher.aclose()
+    closed = failed_said(errors["closed"], zh)
+    assert closed.startswith("失败：连接失败：ConnectionRefusedError: "), closed
+    unknown = failed_said(errors["unknown"], zh)
+    assert unknown.startswith("失败：无法解析域名 no-such-host.invalid："), unknown
+    tls = failed_said(errors["tls"], zh)
+    assert tls.startswith("失败：TLS 连接失败：[SSL: "), tls
+    # A redirect to a name that does not resolve: both parts in the reader's words.
+    redirected = f"redirected to http://no-such-host.invalid/b: {errors['unknown']}"
+    assert failed_said(redirected, zh).startswith(
+        "失败：重定向到 http://no-such-host.invalid/b：无法解析域名 no-such-host.invalid："
+    )
+    assert failed_said(errors["closed"], en) == f"failed: {errors['closed']}"
