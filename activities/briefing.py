@@ -18,7 +18,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities.notify import heartbeating
 from ambient import temporal
 from ambient.briefing.config import ClsLogSpec, DayPlan, plan_day
 from ambient.briefing.logreport import (
@@ -63,6 +62,7 @@ from ambient.storage.briefings import BaselineRepository, BriefingRepository, Br
 from ambient.storage.models import Discussion, DiscussionMessage
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.storage.users import UserRepository
+from ambient.temporal import heartbeating
 from ambient.watches.configs import task_id_for
 
 # Sources whose broadcasts were solved without a person (remediation resolved them).

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as NoConnectionInTime
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -72,27 +70,13 @@ from ambient.domain.notify import (
 from ambient.domain.push import stored_push_config
 from ambient.log_redaction import redact
 from ambient.storage import Database
+from ambient.storage.db import database_busy
 from ambient.storage.models import Delivery as Row
 from ambient.storage.repositories import DeliveryRepository
 from ambient.storage.users import not_registered, user_named
+from ambient.temporal import heartbeating
 
-HEARTBEAT_EVERY = 5.0  # seconds at most; callers set heartbeat_timeout=30s
 IN_FLIGHT = "transient: a send to this target is in flight; retrying after its lease"
-
-
-def database_busy(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database could not answer now, so a retry may succeed: busy,
-    unreachable, no pooled connection free in time (as in a burst of polls taken over from a
-    dead worker), or the connection dropped under the statement (a PostgreSQL restart or
-    failover closes every pooled connection; SQLAlchemy raises the next use of each as an
-    ``InterfaceError`` it marks invalidated), or PostgreSQL asked for the transaction again."""
-    busy = isinstance(exc, (OperationalError, OSError, NoConnectionInTime))
-    if busy or not isinstance(exc, DBAPIError):
-        return busy
-    # PostgreSQL's "try the transaction again" (class 40: a serialization failure, a deadlock
-    # it broke) and a lock not available: the statement was right, its moment was not.
-    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
-    return exc.connection_invalidated or sqlstate.startswith("40") or sqlstate == "55P03"
 
 
 def _cancelled_for_good() -> bool:
@@ -567,28 +551,3 @@ class NotifyActivities:
         problem = self._policy.problem(target, user=recipient.name, is_admin=recipient.is_admin)
         if problem is not None:
             raise PermanentNotifyError(str(problem))
-
-
-@contextlib.asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while the block runs (when inside an activity)."""
-    if not activity.in_activity():
-        yield
-        return
-
-    # Well inside the caller's heartbeat timeout, whatever it is.
-    timeout = activity.info().heartbeat_timeout
-    every = min(HEARTBEAT_EVERY, timeout.total_seconds() / 3) if timeout else HEARTBEAT_EVERY
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -504,3 +505,32 @@ def last_attempt(most_given: int | None) -> bool:
     info = activity.info()
     most = info.retry_policy.maximum_attempts if info.retry_policy else most_given
     return most is not None and 0 < most <= info.attempt
+
+
+# Seconds at most between heartbeats (callers set heartbeat_timeout=30s).
+HEARTBEAT_EVERY = 5.0
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the block runs (when inside an activity)."""
+    if not activity.in_activity():
+        yield
+        return
+
+    # Well inside the caller's heartbeat timeout, whatever it is.
+    timeout = activity.info().heartbeat_timeout
+    every = min(HEARTBEAT_EVERY, timeout.total_seconds() / 3) if timeout else HEARTBEAT_EVERY
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -15,7 +15,8 @@ import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as NoConnectionInTime
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -226,3 +227,18 @@ class Database:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not answer now, so a retry may succeed: busy,
+    unreachable, no pooled connection free in time (as in a burst of polls taken over from a
+    dead worker), or the connection dropped under the statement (a PostgreSQL restart or
+    failover closes every pooled connection; SQLAlchemy raises the next use of each as an
+    ``InterfaceError`` it marks invalidated), or PostgreSQL asked for the transaction again."""
+    busy = isinstance(exc, (OperationalError, OSError, NoConnectionInTime))
+    if busy or not isinstance(exc, DBAPIError):
+        return busy
+    # PostgreSQL's "try the transaction again" (class 40: a serialization failure, a deadlock
+    # it broke) and a lock not available: the statement was right, its moment was not.
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return exc.connection_invalidated or sqlstate.startswith("40") or sqlstate == "55P03"

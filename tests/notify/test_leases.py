@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.deliveries import GIVE_UP_TRIES, GIVEN_UP, LEASE_MARGIN, RowPosts
-from activities.notify import IN_FLIGHT, NotifyActivities, database_busy
+from activities.notify import IN_FLIGHT, NotifyActivities
 from ambient.clients.notify.base import RENEW_EVERY, SEND_CLOCK, ChannelRegistry, SendClock
 from ambient.clients.notify.errors import TransientNotifyError
 from ambient.clients.notify.inbox import InboxChannel
@@ -36,7 +36,7 @@ from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.domain.users import UserCreate
 from ambient.settings import ServerSecret, Settings
 from ambient.storage import Database
-from ambient.storage.db import SQLITE_POOL_SIZE
+from ambient.storage.db import SQLITE_POOL_SIZE, database_busy
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.models import Delivery, Event, InboxMessage
 from ambient.storage.repositories import DeliveryRepository, EventRepository
