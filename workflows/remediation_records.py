@@ -27,13 +27,13 @@ with workflow.unsafe.imports_passed_through():
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import (
-        ISOLATION_LABEL,
         RUNG_NAMES_ZH,
         Checkpoint,
         Mode,
         Rung,
         rung_zh,
     )
+    from ambient.remediation.outcomes import in_chinese
     from ambient.remediation.runs import (
         FINAL_STATES,
         AbortInput,
@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         RemediationPolicy,
         RemediationState,
         Waiting,
-        in_chinese,
     )
     from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.render import markdown_literal
@@ -427,48 +426,6 @@ def left_isolated(attempts: list[Attempt], *, zh: bool = False) -> str:
         " Its Services still select no pods (isolated at rung 4): restore their selectors"
         " before anything else."
     )
-
-
-def isolated_before(baseline: Checkpoint | None) -> str:
-    """What the run's first checkpoint found isolating the workload, said for a person: Services
-    an earlier run's rung 4 left its label in (they select no pods), or its deny-all
-    NetworkPolicy on the pods; "" when none."""
-    if baseline is None:
-        return ""
-    names = sorted(
-        n for n, selector in baseline.service_selectors.items() if ISOLATION_LABEL in selector
-    )
-    found: list[str] = []
-    if names:
-        which = (
-            f"Service {names[0]} carries"
-            if len(names) == 1
-            else f"Services {', '.join(names)} carry"
-        )
-        found.append(f"the selector of {which} {ISOLATION_LABEL}")
-    policies = baseline.isolation_policies
-    if policies:
-        namespace = baseline.target.namespace
-        which = (
-            f"NetworkPolicy {policies[0]} in {namespace} selects"
-            if len(policies) == 1
-            else f"NetworkPolicies {', '.join(policies)} in {namespace} select"
-        )
-        found.append(f"the deny-all {which} its pods")
-    return "; ".join(found)
-
-
-def undo_isolation(baseline: Checkpoint | None) -> str:
-    """What a person undoes first of the isolation ``isolated_before`` names."""
-    steps = []
-    if baseline is not None and any(
-        ISOLATION_LABEL in s for s in baseline.service_selectors.values()
-    ):
-        steps.append("restore the selector")
-    if baseline is not None and baseline.isolation_policies:
-        one = len(baseline.isolation_policies) == 1
-        steps.append("delete the NetworkPolicy" if one else "delete the NetworkPolicies")
-    return " and ".join(steps)
 
 
 def _tried(attempts: list[Attempt], zh: bool = False) -> str:
