@@ -186,7 +186,8 @@ class RemediationRecords:
         if resolved is None:
             return
         rid, service, rung = self.remediation_id, self.alert.service, rung_zh(resolved)
-        if not any(a.applied or a.already_applied for a in self.attempts):
+        changed = [a for a in self.attempts if a.applied or a.already_applied]
+        if not changed:
             # Nothing was changed (dry runs, steps with nothing to change): the alert cleared
             # on its own, not by the rung. A change made, at any rung, is said fixed.
             dry = all(a.mode == "dry_run" for a in self.attempts)
@@ -195,6 +196,20 @@ class RemediationRecords:
             zh = Wording(
                 title=f"告警已恢复：{service}",
                 body=f"修复 `{rid}`（{'演练，' if dry else ''}未做改动）：告警在{rung}后恢复。",
+            )
+        elif changed[-1] is not self.attempts[-1]:
+            # Cleared at a rung that changed nothing (a dry run after a change made for real,
+            # the owner's permission lowered meanwhile): it names the rungs that changed it.
+            dry = self.attempts[-1].mode == "dry_run"
+            made = "the change made was" if len(changed) == 1 else "the changes made were"
+            rungs = ", ".join(f"rung {int(a.rung)} ({a.rung.name.lower()})" for a in changed)
+            title = f"Remediated: {service}"
+            nothing = "a dry run that changed nothing" if dry else "which changed nothing"
+            body = f", {nothing}; {made} at {rungs}"
+            zh = Wording(
+                title=f"已修复：{service}",
+                body=f"修复 `{rid}`：告警在{rung}后恢复，该级{'是演练，' if dry else ''}未做改动；"
+                f"做过的改动是{'、'.join(rung_zh(a.rung) for a in changed)}。",
             )
         else:
             title, body = f"Remediated: {service}", ""
