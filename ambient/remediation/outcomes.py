@@ -16,7 +16,12 @@ from ambient.remediation.safety import Gate
 
 def resolved_at(rung: Rung) -> Refusal:
     """A resolved run's outcome (a Refusal: a page says it in its reader's language)."""
-    return Refusal("resolved at rung %(rung)s (%(name)s)", rung=int(rung), name=rung.name.lower())
+    return Refusal("resolved at rung %(rung)s (%(name)s)", **_at(rung))
+
+
+def _at(rung: Rung) -> dict[str, int | str]:
+    """The values that name a rung: its number and its name."""
+    return {"rung": int(rung), "name": rung.name.lower()}
 
 
 def aborted_by(aborted: AbortInput, verified: bool = True) -> Refusal:
@@ -160,8 +165,7 @@ def budget_spent(budget: int) -> Refusal:
 def not_checkpointed(rung: Rung, cause: str) -> Refusal:
     return Refusal(
         "rung %(rung)s (%(name)s) was not applied: its checkpoint could not be read (%(cause)s)",
-        rung=int(rung),
-        name=rung.name.lower(),
+        **_at(rung),
         cause=cause,
     )
 
@@ -169,8 +173,7 @@ def not_checkpointed(rung: Rung, cause: str) -> Refusal:
 def not_applied(rung: Rung, cause: str) -> Refusal:
     return Refusal(
         "rung %(rung)s (%(name)s) could not be applied (%(cause)s)",
-        rung=int(rung),
-        name=rung.name.lower(),
+        **_at(rung),
         cause=cause,
     )
 
@@ -182,8 +185,7 @@ def stopped_on_purpose(rung: Rung, reason: str) -> Refusal:
         "rung %(rung)s (%(name)s) was skipped: %(reason)s; no rung above it is tried: a workload "
         "scaled to 0 on purpose is not failing, and rolling it back or isolating it would undo "
         "that decision",
-        rung=int(rung),
-        name=rung.name.lower(),
+        **_at(rung),
         reason=reason,
     )
 
@@ -191,8 +193,7 @@ def stopped_on_purpose(rung: Rung, reason: str) -> Refusal:
 def not_verified(rung: Rung, cause: str) -> Refusal:
     return Refusal(
         "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)",
-        rung=int(rung),
-        name=rung.name.lower(),
+        **_at(rung),
         cause=cause,
     )
 
@@ -201,8 +202,7 @@ def cleared_isolated(rung: Rung) -> Refusal:
     return Refusal(
         "the alert cleared at rung %(rung)s (%(name)s) with the service isolated: no traffic "
         "reaches it, which is no fix",
-        rung=int(rung),
-        name=rung.name.lower(),
+        **_at(rung),
     )
 
 
@@ -244,8 +244,7 @@ def cleared_isolated_before(rung: Rung, baseline: Checkpoint | None) -> Refusal 
     return Refusal(
         "the alert cleared at rung %(rung)s (%(name)s) with the service isolated since before "
         "this run (%(isolated)s): no traffic reaches it, which is no fix; %(undo)s first",
-        rung=int(rung),
-        name=rung.name.lower(),
+        **_at(rung),
         isolated=isolated,
         undo=first,
     )
@@ -260,8 +259,7 @@ def cleared_joined_open(rung: Rung, alerts: str) -> Refusal:
     return Refusal(
         "the alert cleared at rung %(rung)s (%(name)s), but alerts that joined this run are not "
         "known to be over: %(alerts)s",
-        rung=int(rung),
-        name=rung.name.lower(),
+        **_at(rung),
         alerts=alerts,
     )
 
