@@ -62,11 +62,19 @@ class Said(BaseModel):
     """A Refusal as data, to cross a workflow's history or a query (plain values only)."""
 
     msgid: str
-    values: dict[str, str | int | float] = {}
+    # A value that is itself a Refusal (said in the same language) crosses as a Said.
+    values: dict[str, str | int | float | Said] = {}
 
     @classmethod
     def of(cls, refusal: Refusal) -> Said:
-        return cls(msgid=refusal.msgid, values=refusal.values)
+        values = refusal.values.items()
+        return cls(
+            msgid=refusal.msgid,
+            values={k: cls.of(v) if isinstance(v, Refusal) else v for k, v in values},
+        )
 
     def refusal(self) -> Refusal:
-        return Refusal(self.msgid, **self.values)
+        values = self.values.items()
+        return Refusal(
+            self.msgid, **{k: v.refusal() if isinstance(v, Said) else v for k, v in values}
+        )

@@ -20,15 +20,14 @@ from workflows.remediation_records import (
     RECORD_RETRY,
     alert_named,
     cause_of,
-    isolated_before,
     left_isolated,
-    undo_isolation,
 )
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from activities.watches import WatchActivities
     from ambient.domain.checks import MetricReading, ReadMetricInput
+    from ambient.refusals import Refusal
     from ambient.remediation.alerts import VerifySpec
     from ambient.remediation.ladder import (
         Checkpoint,
@@ -37,6 +36,19 @@ with workflow.unsafe.imports_passed_through():
         StepRequest,
         StepResult,
         step_key,
+    )
+    from ambient.remediation.outcomes import (
+        aborted_by,
+        budget_spent,
+        cleared_isolated,
+        cleared_isolated_before,
+        cleared_joined_open,
+        ladder_top,
+        not_applied,
+        not_checkpointed,
+        not_verified,
+        resolved_at,
+        stopped_on_purpose,
     )
     from ambient.remediation.runs import (
         CHANGE_RETRY,
@@ -52,13 +64,6 @@ with workflow.unsafe.imports_passed_through():
         RemediationStatus,
         Verification,
         VerifyInput,
-        aborted_by,
-        budget_spent,
-        cleared_isolated,
-        cleared_joined_open,
-        ladder_top,
-        not_verified,
-        resolved_at,
     )
     from ambient.remediation.safety import PermissionDecision, scale_target
     from ambient.remediation.scores import PlannedStep
@@ -199,17 +204,12 @@ class GradedRemediationWorkflow(RemediationChange):
             + (attempt.skipped_reason or attempt.detail or "applied"),
             ["step"],
         )
-        at = f"rung {int(step.rung)} ({step.rung.name.lower()})"
-        if isinstance(result, str):
+        if isinstance(result, Refusal):
             # A change that could not be made is no evidence that a stronger one is needed.
-            await self._hand_over(f"{at} {result}")
+            await self._hand_over(result)
             return "stop"
         if isinstance(result, StepResult) and result.stopped:
-            await self._hand_over(
-                f"{at} was skipped: {result.skipped_reason}; no rung above it is tried: a "
-                "workload scaled to 0 on purpose is not failing, and rolling it back or "
-                "isolating it would undo that decision"
-            )
+            await self._hand_over(stopped_on_purpose(step.rung, result.skipped_reason or ""))
             return "stop"
         if not isinstance(result, StepResult) or result.skipped_reason:
             return "next"
@@ -235,15 +235,11 @@ class GradedRemediationWorkflow(RemediationChange):
             if left_isolated(self.attempts):
                 await self._hand_over(cleared_isolated(step.rung))
                 return "stop"
-            isolated = isolated_before(self.baseline)
-            if isolated:
+            isolated = cleared_isolated_before(step.rung, self.baseline)
+            if isolated is not None:
                 # Isolated by an earlier run (its Services select no pods since before this
                 # run): no more resolved than behind this run's own isolation.
-                await self._hand_over(
-                    f"the alert cleared at {at} with the service isolated since before this run "
-                    f"({isolated}): no traffic reaches it, which is no fix; "
-                    f"{undo_isolation(self.baseline)} first"
-                )
+                await self._hand_over(isolated)
                 return "stop"
             still = await self._joined_still_open()
             if still:
@@ -287,8 +283,9 @@ class GradedRemediationWorkflow(RemediationChange):
 
     async def _apply(
         self, step: PlannedStep, key: str, attempt: Attempt, checkpoint: Checkpoint | None
-    ) -> StepResult | str | None:
-        """The rung's change; None when it has nothing to do, a str when it could not be made."""
+    ) -> StepResult | Refusal | str | None:
+        """The rung's change; None when it has nothing to do, a Refusal when it could not be
+        made (ABORTED_BEFORE_CHANGE: an abort stopped it)."""
         opened = checkpoint is not None  # read by open_remediation, just before
         try:
             if checkpoint is None:
@@ -305,7 +302,7 @@ class GradedRemediationWorkflow(RemediationChange):
         except ACTIVITY_FAILED as exc:
             attempt.skipped_reason = f"checkpoint failed: {cause_of(exc)}"
             await self._free_slot(key)
-            return f"was not applied: its checkpoint could not be read ({cause_of(exc)})"
+            return not_checkpointed(step.rung, cause_of(exc))
         if self.aborted:
             # Aborted while the checkpoint was read (a slow cluster, retried for minutes): the
             # change it was read for is not made.
@@ -361,7 +358,7 @@ class GradedRemediationWorkflow(RemediationChange):
         except ACTIVITY_FAILED as exc:
             self.reserved = None  # it may have written: the slot stays counted
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
-            return f"could not be applied ({cause_of(exc)})"
+            return not_applied(step.rung, cause_of(exc))
         self.reserved = None
         attempt.applied, attempt.already_applied = result.applied, result.already_applied
         attempt.detail, attempt.patch = result.detail, result.patch

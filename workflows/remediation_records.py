@@ -27,13 +27,13 @@ with workflow.unsafe.imports_passed_through():
     from ambient.refusals import Refusal, Said
     from ambient.remediation.alerts import Alert
     from ambient.remediation.ladder import (
-        ISOLATION_LABEL,
         RUNG_NAMES_ZH,
         Checkpoint,
         Mode,
         Rung,
         rung_zh,
     )
+    from ambient.remediation.outcomes import in_chinese
     from ambient.remediation.runs import (
         FINAL_STATES,
         AbortInput,
@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         RemediationPolicy,
         RemediationState,
         Waiting,
-        in_chinese,
     )
     from ambient.remediation.scores import PlannedStep, ScoreCard
     from ambient.render import markdown_literal
@@ -182,7 +181,8 @@ class RemediationRecords:
         if resolved is None:
             return
         rid, service, rung = self.remediation_id, self.alert.service, rung_zh(resolved)
-        if not any(a.applied or a.already_applied for a in self.attempts):
+        changed = [a for a in self.attempts if a.applied or a.already_applied]
+        if not changed:
             # Nothing was changed (dry runs, steps with nothing to change): the alert cleared
             # on its own, not by the rung. A change made, at any rung, is said fixed.
             dry = all(a.mode == "dry_run" for a in self.attempts)
@@ -191,6 +191,20 @@ class RemediationRecords:
             zh = Wording(
                 title=f"告警已恢复：{service}",
                 body=f"修复 `{rid}`（{'演练，' if dry else ''}未做改动）：告警在{rung}后恢复。",
+            )
+        elif changed[-1] is not self.attempts[-1]:
+            # Cleared at a rung that changed nothing (a dry run after a change made for real,
+            # the owner's permission lowered meanwhile): it names the rungs that changed it.
+            dry = self.attempts[-1].mode == "dry_run"
+            made = "the change made was" if len(changed) == 1 else "the changes made were"
+            rungs = ", ".join(f"rung {int(a.rung)} ({a.rung.name.lower()})" for a in changed)
+            title = f"Remediated: {service}"
+            nothing = "a dry run that changed nothing" if dry else "which changed nothing"
+            body = f", {nothing}; {made} at {rungs}"
+            zh = Wording(
+                title=f"已修复：{service}",
+                body=f"修复 `{rid}`：告警在{rung}后恢复，该级{'是演练，' if dry else ''}未做改动；"
+                f"做过的改动是{'、'.join(rung_zh(a.rung) for a in changed)}。",
             )
         else:
             title, body = f"Remediated: {service}", ""
@@ -421,48 +435,6 @@ def left_isolated(attempts: list[Attempt], *, zh: bool = False) -> str:
         " Its Services still select no pods (isolated at rung 4): restore their selectors"
         " before anything else."
     )
-
-
-def isolated_before(baseline: Checkpoint | None) -> str:
-    """What the run's first checkpoint found isolating the workload, said for a person: Services
-    an earlier run's rung 4 left its label in (they select no pods), or its deny-all
-    NetworkPolicy on the pods; "" when none."""
-    if baseline is None:
-        return ""
-    names = sorted(
-        n for n, selector in baseline.service_selectors.items() if ISOLATION_LABEL in selector
-    )
-    found: list[str] = []
-    if names:
-        which = (
-            f"Service {names[0]} carries"
-            if len(names) == 1
-            else f"Services {', '.join(names)} carry"
-        )
-        found.append(f"the selector of {which} {ISOLATION_LABEL}")
-    policies = baseline.isolation_policies
-    if policies:
-        namespace = baseline.target.namespace
-        which = (
-            f"NetworkPolicy {policies[0]} in {namespace} selects"
-            if len(policies) == 1
-            else f"NetworkPolicies {', '.join(policies)} in {namespace} select"
-        )
-        found.append(f"the deny-all {which} its pods")
-    return "; ".join(found)
-
-
-def undo_isolation(baseline: Checkpoint | None) -> str:
-    """What a person undoes first of the isolation ``isolated_before`` names."""
-    steps = []
-    if baseline is not None and any(
-        ISOLATION_LABEL in s for s in baseline.service_selectors.values()
-    ):
-        steps.append("restore the selector")
-    if baseline is not None and baseline.isolation_policies:
-        one = len(baseline.isolation_policies) == 1
-        steps.append("delete the NetworkPolicy" if one else "delete the NetworkPolicies")
-    return " and ".join(steps)
 
 
 def _tried(attempts: list[Attempt], zh: bool = False) -> str:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.domain.notify import DEADLINE, Wording
     from ambient.remediation.ladder import MODES_ZH, Rung, rung_zh, step_key
+    from ambient.remediation.outcomes import gate_closed, not_approved, refused
     from ambient.remediation.runs import (
         FINAL_STATES,
         ApprovalDecision,
@@ -27,9 +28,6 @@ with workflow.unsafe.imports_passed_through():
         AuditEntry,
         GateInput,
         Waiting,
-        gate_closed,
-        not_approved,
-        refused,
     )
     from ambient.remediation.safety import Gate, may_approve
     from ambient.remediation.scores import PlannedStep
@@ -141,7 +139,7 @@ class RemediationSafety(RemediationRecords):
                 or retry is None
                 or waited + retry > self.policy.max_gate_wait_seconds
             ):
-                await self._hand_over(gate_closed(gate.reason))
+                await self._hand_over(gate_closed(gate))
                 return "stop"
             await self._wait_shown(
                 "waiting_gate", gate.gate, step.rung, retry, gate.reason, gate.said

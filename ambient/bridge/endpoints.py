@@ -39,7 +39,7 @@ from ambient.clients.guard import (
 from ambient.domain.configs import UserConfig, holds_nul
 from ambient.domain.events import clipped
 from ambient.domain.users import OPERATOR
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal, read_back
 from ambient.settings import Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.db import take_turn
@@ -50,7 +50,42 @@ MASK = "***"
 MASKED_LENGTH = 2048  # XiaozhiEndpoint.url_masked
 NONCE_BYTES = 12
 MAX_ENDPOINTS_PER_USER = 10
-NOT_HELD = "no bridge holds it now (the API process that held it stopped): is the API running?"
+NOT_HELD = N_("no bridge holds it now (the API process that held it stopped): is the API running?")
+NOT_HELD_SINCE = N_(
+    "no bridge holds it now (the API process that held it stopped): is the API running? "
+    "(last error: %(reason)s)"
+)
+# An endpoint's last error as the bridge writes it (English: the CLI and MCP show it so), read
+# back by a page to say it in its reader's language: a wrong token (the broker's 401, or the
+# relay's 1008 close), an endpoint unreachable, a refusal. Any other is shown as written.
+KNOWN_ERRORS = (
+    N_("not dialed yet"),
+    NOT_HELD,
+    NOT_HELD_SINCE,
+    N_("the connection ended"),
+    N_("the connection dropped (no close frame)"),
+    N_("closed by the broker: 1008 %(reason)s"),
+    N_("closed by the broker: %(code)s %(reason)s"),
+    N_("closed by the broker: %(code)s"),
+    N_("refused by the broker: HTTP 401 %(reason)s"),
+    N_("refused by the broker: HTTP %(status)s %(reason)s"),
+    N_("refused by the broker: HTTP %(status)s"),
+    N_("the broker or a proxy before it failed: HTTP %(status)s %(reason)s"),
+    N_("the broker or a proxy before it failed: HTTP %(status)s"),
+    N_("no answer from the broker (timed out)"),
+    N_("cannot connect to the broker: %(reason)s"),
+)
+
+
+def said_error(error: str) -> str | Refusal:
+    """An endpoint's last error as a page says it: a Refusal when it is a known one (the last
+    error of one no bridge holds too), else as written."""
+    said = read_back(error, KNOWN_ERRORS)
+    if said is None:
+        return error
+    if said.msgid == NOT_HELD_SINCE:
+        return Refusal(NOT_HELD_SINCE, reason=said_error(str(said.values["reason"])))
+    return said
 
 
 class EndpointError(Exception):
@@ -194,8 +229,8 @@ class EndpointPublic(BaseModel):
         held = row.holder is not None and lease is not None and lease >= now
         # A retrying row whose lease was never taken is one not dialed yet.
         if not held and (lease is not None or public.state == "connected"):
-            last = f" (last error: {row.last_error})" if row.last_error else ""
-            public.state, public.last_error = "retrying", NOT_HELD + last
+            last = NOT_HELD_SINCE % {"reason": row.last_error} if row.last_error else NOT_HELD
+            public.state, public.last_error = "retrying", last
             public.since = lease or public.since
         return public
 

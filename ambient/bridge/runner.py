@@ -380,6 +380,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer from the broker (timed out)"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError):  # refused, no route, a name that does not resolve
+        return f"cannot connect to the broker: {text}"
     return (
         f"{type(exc).__name__}: {text}"
         if isinstance(exc, websockets.exceptions.WebSocketException)

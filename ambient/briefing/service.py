@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
@@ -63,7 +63,7 @@ from ambient.briefing.models import (
 from ambient.briefing.unprepared import PREPARATION_FAILED, not_prepared
 from ambient.clients.tencent.client import TencentCloud
 from ambient.domain.notify import NotifyResult
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.settings import Settings
 from ambient.sharing import ReportLink, share_report
 from ambient.status import temporal_down
@@ -90,6 +90,18 @@ FINISHING = (
     "create one with create_daily_briefing"
 )
 NOT_REPLACED = "the new config did not reach Temporal in time; try again"
+# A send or regenerate whose run ended under it (a new config, a stop): the run settles a push
+# under way before it ends, so what it had begun may be done.
+REPLACED = {
+    "send": N_(
+        "the daily briefing was replaced or stopped before this send finished; what it had "
+        "begun may be done: check the briefing's status before you send again"
+    ),
+    "regenerate": N_(
+        "the daily briefing was replaced or stopped before this regenerate finished; what it "
+        "had begun may be done: check the briefing's status before you regenerate again"
+    ),
+}
 T = TypeVar("T")
 
 
@@ -522,7 +534,12 @@ class BriefingService(Greeting):
         )
 
     async def _update(
-        self, user: str, what: str, update: Any, *args: Any, id: str | None = None
+        self,
+        user: str,
+        what: Literal["send", "regenerate"],
+        update: Any,
+        *args: Any,
+        id: str | None = None,
     ) -> Any:
         """An update of the user's running briefing; one the workflow refuses is invalid."""
         # Unlike a signal, an update waits for a worker to take it up (and, admitted, runs
@@ -541,11 +558,7 @@ class BriefingService(Greeting):
                 # Taken up, then the run was replaced (a new config) or stopped under it.
                 # "Send again" read as "not sent" when its push had gone out (the run settles
                 # a push under way before it ends): the status says which.
-                raise BriefingReplacedError(
-                    f"the daily briefing was replaced or stopped before this {what} "
-                    f"finished; what it had begun may be done: check the briefing's status "
-                    f"before you {what} again"
-                ) from None
+                raise BriefingReplacedError(Refusal(REPLACED[what])) from None
             # The validator's own words ("date: ..."), not the cause's "ValueError: " prefix:
             # they name the field the 422 points at.
             reason = getattr(exc.cause, "message", None) or str(exc.cause)

@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 
 from ambient.domain.checks import MetricReading
 from ambient.domain.configs import as_it_ran
-from ambient.refusals import Refusal, Said
+from ambient.refusals import Said
 from ambient.remediation.alerts import Alert, VerifySpec
 from ambient.remediation.ladder import Checkpoint, Mode, RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.safety import Gate, PermissionDecision
@@ -326,122 +326,6 @@ class RemediationStatus(BaseModel):
     # Why the run did not answer (its worker busy or stopped): the status is then as recorded,
     # without what only the run holds (waiting, next_rung, attempts, joined_by). "": it did.
     unanswered: str = ""
-
-
-def resolved_at(rung: Rung) -> Refusal:
-    """A resolved run's outcome (a Refusal: a page says it in its reader's language)."""
-    return Refusal("resolved at rung %(rung)s (%(name)s)", rung=int(rung), name=rung.name.lower())
-
-
-def aborted_by(aborted: AbortInput, verified: bool = True) -> Refusal:
-    """An aborted run's outcome: who (or the name an abort sent in Temporal gave), and their
-    reason when they gave one."""
-    if not verified and aborted.reason:
-        return Refusal(
-            "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
-            "gave the name %(by)s): %(reason)s",
-            by=repr(aborted.by),
-            reason=aborted.reason,
-        )
-    if not verified:
-        return Refusal(
-            "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
-            "gave the name %(by)s)",
-            by=repr(aborted.by),
-        )
-    if aborted.reason:
-        return Refusal("aborted by %(by)s: %(reason)s", by=aborted.by, reason=aborted.reason)
-    return Refusal("aborted by %(by)s", by=aborted.by)
-
-
-# A hand-over's reason the run builds, as a page says it (the catalog) and in Chinese for its
-# push: a workflow reads no catalog, so it is written twice (tests/remediation check both agree).
-# A person's words in it (a refusal's reason) and a cause the run was given stay as written.
-HANDED_OVER_ZH = {
-    "nobody approved rung %(rung)s within %(after)s": "第 %(rung)s 级在 %(after)s 内无人批准",
-    "%(by)s refused rung %(rung)s": "%(by)s 拒绝了第 %(rung)s 级",
-    "%(by)s refused rung %(rung)s: %(reason)s": "%(by)s 拒绝了第 %(rung)s 级：%(reason)s",
-    "cannot change now: %(reason)s": "现在不能改动：%(reason)s",
-    "the ladder reached hand-over (rung 6)": "已到第 6 级（转人工）",
-    "the budget of %(budget)s attempt(s) is spent and the alert is not resolved": (
-        "%(budget)s 次尝试的预算已用完，告警仍未解决"
-    ),
-    "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)": (
-        "第 %(rung)s 级已执行，但无法核实结果（%(cause)s）"
-    ),
-    "the alert cleared at rung %(rung)s (%(name)s) with the service isolated: no traffic "
-    "reaches it, which is no fix": (
-        "告警在第 %(rung)s 级后恢复，但服务已被隔离：没有流量到达它，这不算修复"
-    ),
-    "the alert cleared at rung %(rung)s (%(name)s), but alerts that joined this run are not "
-    "known to be over: %(alerts)s": (
-        "告警在第 %(rung)s 级后恢复，但合并到这次修复的告警尚不能确定已结束：%(alerts)s"
-    ),
-}
-
-
-def not_approved(rung: Rung, after: timedelta) -> Refusal:
-    return Refusal(
-        "nobody approved rung %(rung)s within %(after)s", rung=int(rung), after=str(after)
-    )
-
-
-def refused(by: str, rung: Rung, reason: str | None) -> Refusal:
-    if reason:
-        return Refusal(
-            "%(by)s refused rung %(rung)s: %(reason)s", by=by, rung=int(rung), reason=reason
-        )
-    return Refusal("%(by)s refused rung %(rung)s", by=by, rung=int(rung))
-
-
-def gate_closed(reason: str) -> Refusal:
-    return Refusal("cannot change now: %(reason)s", reason=reason)
-
-
-def ladder_top() -> Refusal:
-    return Refusal("the ladder reached hand-over (rung 6)")
-
-
-def budget_spent(budget: int) -> Refusal:
-    return Refusal(
-        "the budget of %(budget)s attempt(s) is spent and the alert is not resolved",
-        budget=budget,
-    )
-
-
-def not_verified(rung: Rung, cause: str) -> Refusal:
-    return Refusal(
-        "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)",
-        rung=int(rung),
-        name=rung.name.lower(),
-        cause=cause,
-    )
-
-
-def cleared_isolated(rung: Rung) -> Refusal:
-    return Refusal(
-        "the alert cleared at rung %(rung)s (%(name)s) with the service isolated: no traffic "
-        "reaches it, which is no fix",
-        rung=int(rung),
-        name=rung.name.lower(),
-    )
-
-
-def cleared_joined_open(rung: Rung, alerts: str) -> Refusal:
-    return Refusal(
-        "the alert cleared at rung %(rung)s (%(name)s), but alerts that joined this run are not "
-        "known to be over: %(alerts)s",
-        rung=int(rung),
-        name=rung.name.lower(),
-        alerts=alerts,
-    )
-
-
-def in_chinese(reason: str | Refusal) -> str:
-    """A hand-over's reason in Chinese where the run built it; a person's words as written."""
-    if isinstance(reason, Refusal) and reason.msgid in HANDED_OVER_ZH:
-        return HANDED_OVER_ZH[reason.msgid] % reason.values
-    return str(reason)
 
 
 # --- nightly triage -------------------------------------------------------------------

@@ -141,7 +141,8 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
             if start > local_now:
                 openings.append(start)
     if not openings:
-        return Gate(allowed=False, reason="no change window opens within a week")
+        none = Refusal("no change window opens within a week")
+        return Gate(allowed=False, reason=str(none), said=Said.of(none))
     opens = min(openings)
     return _closed(
         Refusal("outside change windows; next opens %(opens)s", opens=opens.isoformat()),

@@ -15,6 +15,7 @@ from ambient import temporal
 from ambient.briefing.errors import (
     BriefingError,
     BriefingNotFoundError,
+    BriefingReplacedError,
     BriefingUnavailableError,
     InvalidBriefingError,
 )
@@ -62,7 +63,7 @@ router = page_router()
 
 
 def briefing_problem(exc: BriefingError, _: Words) -> str:
-    if isinstance(exc, InvalidBriefingError | BriefingUnavailableError):
+    if isinstance(exc, InvalidBriefingError | BriefingUnavailableError | BriefingReplacedError):
         return what_went_wrong(exc, _)
     silent = N_(
         "Your briefing did not answer in time (its worker is busy or stopped); "

@@ -12,7 +12,13 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from ambient.agent.digest import DigestSetting
-from ambient.bridge.endpoints import EndpointCreate, EndpointError, EndpointInputError, Endpoints
+from ambient.bridge.endpoints import (
+    EndpointCreate,
+    EndpointError,
+    EndpointInputError,
+    Endpoints,
+    said_error,
+)
 from ambient.clients.notify.targets import TargetError
 from ambient.domain import field_errors as fields
 from ambient.domain.push import PushConfig, stored_push_config
@@ -63,6 +69,9 @@ async def _settings_page(
     shown_digest = typed.get("digest", digest) if digest is not None else None
     async with state.db.session() as session:
         endpoints = await Endpoints.of(session, state.settings).list(me)
+    # An endpoint's last error as the bridge wrote it, said in the page's language if known.
+    _ = Words(language_of(request, me))
+    errors_said = {e.id: in_words(said_error(e.last_error), _) for e in endpoints if e.last_error}
     return render(
         request,
         "settings.html",
@@ -77,6 +86,7 @@ async def _settings_page(
             # Through the same services as the API: they decide what the caller sees.
             "devices": await state.devices.list(me.name),
             "endpoints": endpoints,
+            "endpoint_errors": errors_said,
             "added": added,
             "languages": LANGUAGE_NAMES,
             "permissions": PERMISSION_WORDS,

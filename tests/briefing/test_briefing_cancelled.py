@@ -20,7 +20,10 @@ from activities.deliveries import HANDED_CANCELLED
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingReplacedError
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
 from ambient.storage.repositories import DeliveryRepository
+from api.i18n import Words
+from api.routers.ops_pages import briefing_problem
 from tests.briefing.harness import briefing_stack, held_preparations, make_user
 from tests.support.channels import mail_held
 from tests.support.record import save_history
@@ -97,7 +100,7 @@ async def test_a_temporal_cancel_while_the_greeting_is_recorded_settles_a_send_u
             await held.asked()
             await asyncio.wait_for(taken.wait(), HANG)  # the window ends as the push runs
             await run.cancel()
-            with pytest.raises(BriefingReplacedError):  # answered, as a run ended under it
+            with pytest.raises(BriefingReplacedError) as replaced:  # a run ended under it
                 await asyncio.wait_for(sending, HANG)
             with pytest.raises(WorkflowFailureError) as ended:
                 await asyncio.wait_for(run.result(follow_runs=False), HANG)
@@ -105,6 +108,16 @@ async def test_a_temporal_cancel_while_the_greeting_is_recorded_settles_a_send_u
         finally:
             release.set()
     assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+    # The page says it in its reader's language (it said "Briefings are unavailable right
+    # now" in either).
+    assert briefing_problem(replaced.value, Words(Language.ZH)) == (
+        "每日简报在这次发送完成前被替换或停止了；已开始的部分可能已经完成：请先查看简报的状态，"
+        "再决定是否重新发送"
+    )
+    assert briefing_problem(replaced.value, Words(Language.EN)) == (
+        "The daily briefing was replaced or stopped before this send finished; what it had "
+        "begun may be done: check the briefing's status before you send again"
+    )
     view = await stack.service.get_briefing("pia", day.date)
     # Given (by voice) and pushed: the push's record was abandoned ("ready" to push).
     assert (view.status, view.pushed_at is not None) == ("given", True), view
@@ -175,7 +188,7 @@ async def test_a_regenerate_under_way_when_the_run_is_cancelled_is_answered(
             regenerating = asyncio.create_task(stack.service.regenerate("eva"))
             await eventually(lambda: _true(reasons == ["regenerate"]), "the regenerate")
             await run.cancel()
-            with pytest.raises(BriefingReplacedError):  # answered, as a run ended under it
+            with pytest.raises(BriefingReplacedError) as replaced:  # a run ended under it
                 await asyncio.wait_for(regenerating, HANG)
             with pytest.raises(WorkflowFailureError) as ended:
                 await asyncio.wait_for(run.result(follow_runs=False), HANG)
@@ -184,6 +197,10 @@ async def test_a_regenerate_under_way_when_the_run_is_cancelled_is_answered(
         finally:
             held.set()
     assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+    assert briefing_problem(replaced.value, Words(Language.ZH)) == (
+        "每日简报在这次重新生成完成前被替换或停止了；已开始的部分可能已经完成：请先查看简报的"
+        "状态，再决定是否重新生成"
+    )
     # The preparation is cancelled with the run: it was left to run on (to its heartbeat's
     # failure), and the run ended under the regenerate (the worker warned of it).
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.clients.kube import KubeClients
 from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
 from ambient.remediation.changes import RESTARTED_AT
 from ambient.remediation.dry_run import DryRunExecutor
 from ambient.remediation.ladder import (
@@ -52,10 +53,12 @@ async def _run(
     healthy_from: int | None,
     verified: bool = True,
     record: str | None = None,
+    language: Language | None = None,
     **fields: object,
 ) -> RemediationStatus:
-    """One alert remediated in execute mode on the stand-in, no approval asked; without a
-    ``verify`` block unless ``verified`` (its history kept as ``record`` when recording)."""
+    """One alert remediated in execute mode on the stand-in, no approval asked (for USER, who
+    reads ``language``); without a ``verify`` block unless ``verified`` (its history kept as
+    ``record`` when recording)."""
     remediation_settings(
         deps,
         remediation_approval_from_rung=0,
@@ -63,7 +66,7 @@ async def _run(
         kubeconfig=path,
         remediation_rate_limit_per_hour=10,
     )
-    await add_user(deps, USER, permission="execute")
+    await add_user(deps, USER, permission="execute", language=language)
     async with (
         error_rate(healthy_from=healthy_from) as (_, url),
         running_worker(env.client, deps) as worker,

@@ -11,7 +11,8 @@ from temporalio.testing import WorkflowEnvironment
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserSettings
 from ambient.remediation.ladder import MODES_ZH, RUNG_NAMES_ZH
-from ambient.remediation.runs import HANDED_OVER_ZH, ApprovalInput, RemediationStatus
+from ambient.remediation.outcomes import HANDED_OVER_ZH
+from ambient.remediation.runs import ApprovalInput, RemediationStatus
 from ambient.storage.repositories import InboxRepository
 from ambient.storage.users import UserRepository
 from tests.conftest import running_worker

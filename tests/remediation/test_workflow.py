@@ -291,7 +291,7 @@ async def test_approval_not_given_in_time_hands_over(
         await save_history(handle, "graded_remediation_approval_timeout")
 
     assert status.state == "handed_over"
-    assert "nobody approved rung 1 within 0:45:00" in status.outcome
+    assert "nobody approved rung 1 within 45 min" in status.outcome
     assert status.attempts == [] and site.reads == 0
     actions = await audit_actions(deps, status.run_key)
     assert "approval_timeout" in actions and "action" not in actions

@@ -275,7 +275,7 @@ async def test_endpoints_are_added_by_url_shown_masked_with_their_live_state_and
         await expect(cards).to_have_count(2)
         await expect(cards.nth(0)).to_contain_text("已连接")
         await expect(cards.nth(1)).to_contain_text("重试中")
-        await expect(cards.nth(1)).to_contain_text("最近的错误：refused by the broker: HTTP 401")
+        await expect(cards.nth(1)).to_contain_text("最近的错误：接入点服务拒绝了 token（HTTP 401")
         content = await page.content()
         assert good not in content and wrong not in content  # never shown again
         await fits_phone(page, "language-zh-endpoints")

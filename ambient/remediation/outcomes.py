@@ -1,0 +1,273 @@
+"""How a remediation run says its end: the outcome and the hand-over's reason (sandbox-safe).
+
+Each is a Refusal: str() is the English (the audit, the record, MCP), a page says it from the
+catalog, and the run's push to a Chinese reader from HANDED_OVER_ZH (``in_chinese``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ambient.refusals import N_, Refusal
+from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Rung
+from ambient.remediation.runs import AbortInput
+from ambient.remediation.safety import Gate
+
+
+def resolved_at(rung: Rung) -> Refusal:
+    """A resolved run's outcome (a Refusal: a page says it in its reader's language)."""
+    return Refusal("resolved at rung %(rung)s (%(name)s)", **_at(rung))
+
+
+def _at(rung: Rung) -> dict[str, int | str]:
+    """The values that name a rung: its number and its name."""
+    return {"rung": int(rung), "name": rung.name.lower()}
+
+
+def aborted_by(aborted: AbortInput, verified: bool = True) -> Refusal:
+    """An aborted run's outcome: who (or the name an abort sent in Temporal gave), and their
+    reason when they gave one."""
+    if not verified and aborted.reason:
+        return Refusal(
+            "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
+            "gave the name %(by)s): %(reason)s",
+            by=repr(aborted.by),
+            reason=aborted.reason,
+        )
+    if not verified:
+        return Refusal(
+            "aborted in Temporal, not through ambient-ops: the sender is not verified (it "
+            "gave the name %(by)s)",
+            by=repr(aborted.by),
+        )
+    if aborted.reason:
+        return Refusal("aborted by %(by)s: %(reason)s", by=aborted.by, reason=aborted.reason)
+    return Refusal("aborted by %(by)s", by=aborted.by)
+
+
+# A hand-over's reason the run builds (and the parts of it it builds too: a gate's reason, a
+# time, an isolation found), as a page says it (the catalog) and in Chinese for its push: a
+# workflow reads no catalog, so it is written twice (tests/remediation check both agree).
+# A person's words in it (a refusal's reason) and a cause the run was given stay as written.
+HANDED_OVER_ZH = {
+    "nobody approved rung %(rung)s within %(after)s": "第 %(rung)s 级在 %(after)s内无人批准",
+    "%(seconds)s s": "%(seconds)s 秒",
+    "%(minutes)s min": "%(minutes)s 分钟",
+    "%(hours)s h": "%(hours)s 小时",
+    "%(hours)s h %(minutes)s min": "%(hours)s 小时 %(minutes)s 分钟",
+    "%(by)s refused rung %(rung)s": "%(by)s 拒绝了第 %(rung)s 级",
+    "%(by)s refused rung %(rung)s: %(reason)s": "%(by)s 拒绝了第 %(rung)s 级：%(reason)s",
+    "cannot change now: %(reason)s": "现在不能改动：%(reason)s",
+    "outside change windows; next opens %(opens)s": "现在不在变更窗口内",
+    "no change window opens within a week": "一周内没有变更窗口开放",
+    "cluster cooldown: last change %(since)ss ago (< %(cooldown)ss)": (
+        "集群冷却中：上次变更在 %(since)s 秒前（两次变更至少间隔 %(cooldown)s 秒）"
+    ),
+    "cluster rate limit: %(changes)s changes in the last hour (max %(max)s)": (
+        "集群变更频率限制：过去一小时已有 %(changes)s 次变更（上限 %(max)s 次）"
+    ),
+    "the ladder reached hand-over (rung 6)": "已到第 6 级（转人工）",
+    "the budget of %(budget)s attempt(s) is spent and the alert is not resolved": (
+        "%(budget)s 次尝试的预算已用完，告警仍未解决"
+    ),
+    "rung %(rung)s (%(name)s) was not applied: its checkpoint could not be read (%(cause)s)": (
+        "第 %(rung)s 级未执行：读不到它的检查点（%(cause)s）"
+    ),
+    "rung %(rung)s (%(name)s) could not be applied (%(cause)s)": (
+        "第 %(rung)s 级无法执行（%(cause)s）"
+    ),
+    "rung %(rung)s (%(name)s) was skipped: %(reason)s; no rung above it is tried: a workload "
+    "scaled to 0 on purpose is not failing, and rolling it back or isolating it would undo "
+    "that decision": (
+        "第 %(rung)s 级已跳过：%(reason)s；不再尝试更高的级别：有意缩到 0 个副本的工作负载"
+        "并没有故障，回滚或隔离它会推翻这个决定"
+    ),
+    "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)": (
+        "第 %(rung)s 级已执行，但无法核实结果（%(cause)s）"
+    ),
+    "the alert cleared at rung %(rung)s (%(name)s) with the service isolated: no traffic "
+    "reaches it, which is no fix": (
+        "告警在第 %(rung)s 级后恢复，但服务已被隔离：没有流量到达它，这不算修复"
+    ),
+    "the alert cleared at rung %(rung)s (%(name)s) with the service isolated since before "
+    "this run (%(isolated)s): no traffic reaches it, which is no fix; %(undo)s first": (
+        "告警在第 %(rung)s 级后恢复，但服务在这次修复之前就已被隔离（%(isolated)s）："
+        "没有流量到达它，这不算修复；请先%(undo)s"
+    ),
+    "the selector of Service %(names)s carries %(label)s": (
+        "Service %(names)s 的选择器带着 %(label)s"
+    ),
+    "the selector of Services %(names)s carry %(label)s": (
+        "Service %(names)s 的选择器带着 %(label)s"
+    ),
+    "the deny-all NetworkPolicy %(names)s in %(namespace)s selects its pods": (
+        "%(namespace)s 中拒绝所有流量的 NetworkPolicy %(names)s 选中了它的 Pod"
+    ),
+    "the deny-all NetworkPolicies %(names)s in %(namespace)s select its pods": (
+        "%(namespace)s 中拒绝所有流量的 NetworkPolicy %(names)s 选中了它的 Pod"
+    ),
+    "%(first)s; %(then)s": "%(first)s；%(then)s",
+    "restore the selector": "恢复选择器",
+    "delete the NetworkPolicy": "删除该 NetworkPolicy",
+    "delete the NetworkPolicies": "删除这些 NetworkPolicy",
+    "%(first)s and %(then)s": "%(first)s，并%(then)s",
+    "the alert cleared at rung %(rung)s (%(name)s), but alerts that joined this run are not "
+    "known to be over: %(alerts)s": (
+        "告警在第 %(rung)s 级后恢复，但合并到这次修复的告警尚不能确定已结束：%(alerts)s"
+    ),
+}
+
+
+def a_while(length: timedelta) -> Refusal:
+    """``length`` as people say it: 45 s, 30 min, 2 h, 1 h 30 min (not 0:30:00)."""
+    seconds = round(length.total_seconds())
+    if seconds < 60:
+        return Refusal("%(seconds)s s", seconds=seconds)
+    hours, minutes = divmod(round(seconds / 60), 60)
+    if not hours:
+        return Refusal("%(minutes)s min", minutes=minutes)
+    if not minutes:
+        return Refusal("%(hours)s h", hours=hours)
+    return Refusal("%(hours)s h %(minutes)s min", hours=hours, minutes=minutes)
+
+
+def not_approved(rung: Rung, after: timedelta) -> Refusal:
+    return Refusal(
+        "nobody approved rung %(rung)s within %(after)s", rung=int(rung), after=a_while(after)
+    )
+
+
+def refused(by: str, rung: Rung, reason: str | None) -> Refusal:
+    if reason:
+        return Refusal(
+            "%(by)s refused rung %(rung)s: %(reason)s", by=by, rung=int(rung), reason=reason
+        )
+    return Refusal("%(by)s refused rung %(rung)s", by=by, rung=int(rung))
+
+
+def gate_closed(gate: Gate) -> Refusal:
+    """A gate closed for longer than the run waits: its reason as a page says it, if it can."""
+    reason = gate.said.refusal() if gate.said else gate.reason
+    return Refusal("cannot change now: %(reason)s", reason=reason)
+
+
+def ladder_top() -> Refusal:
+    return Refusal("the ladder reached hand-over (rung 6)")
+
+
+def budget_spent(budget: int) -> Refusal:
+    return Refusal(
+        "the budget of %(budget)s attempt(s) is spent and the alert is not resolved",
+        budget=budget,
+    )
+
+
+def not_checkpointed(rung: Rung, cause: str) -> Refusal:
+    return Refusal(
+        "rung %(rung)s (%(name)s) was not applied: its checkpoint could not be read (%(cause)s)",
+        **_at(rung),
+        cause=cause,
+    )
+
+
+def not_applied(rung: Rung, cause: str) -> Refusal:
+    return Refusal(
+        "rung %(rung)s (%(name)s) could not be applied (%(cause)s)",
+        **_at(rung),
+        cause=cause,
+    )
+
+
+def stopped_on_purpose(rung: Rung, reason: str) -> Refusal:
+    """A scale out skipped because the workload is at 0 replicas on purpose (``reason``, the
+    step's): climbing on would roll back and isolate a workload that is not failing."""
+    return Refusal(
+        "rung %(rung)s (%(name)s) was skipped: %(reason)s; no rung above it is tried: a workload "
+        "scaled to 0 on purpose is not failing, and rolling it back or isolating it would undo "
+        "that decision",
+        **_at(rung),
+        reason=reason,
+    )
+
+
+def not_verified(rung: Rung, cause: str) -> Refusal:
+    return Refusal(
+        "rung %(rung)s (%(name)s) was applied but could not be verified (%(cause)s)",
+        **_at(rung),
+        cause=cause,
+    )
+
+
+def cleared_isolated(rung: Rung) -> Refusal:
+    return Refusal(
+        "the alert cleared at rung %(rung)s (%(name)s) with the service isolated: no traffic "
+        "reaches it, which is no fix",
+        **_at(rung),
+    )
+
+
+def cleared_isolated_before(rung: Rung, baseline: Checkpoint | None) -> Refusal | None:
+    """The alert cleared behind an isolation an earlier run left, as the run's first checkpoint
+    found it: Services its rung 4 left its label in (they select no pods), or its deny-all
+    NetworkPolicy on the pods; and what a person undoes first. None: none found."""
+    if baseline is None:
+        return None
+    found: list[Refusal] = []
+    undo: list[Refusal] = []
+    names = sorted(
+        n for n, selector in baseline.service_selectors.items() if ISOLATION_LABEL in selector
+    )
+    if names:
+        which = (
+            N_("the selector of Service %(names)s carries %(label)s")
+            if len(names) == 1
+            else N_("the selector of Services %(names)s carry %(label)s")
+        )
+        found.append(Refusal(which, names=", ".join(names), label=ISOLATION_LABEL))
+        undo.append(Refusal("restore the selector"))
+    policies = baseline.isolation_policies
+    if policies:
+        one = len(policies) == 1
+        which = (
+            N_("the deny-all NetworkPolicy %(names)s in %(namespace)s selects its pods")
+            if one
+            else N_("the deny-all NetworkPolicies %(names)s in %(namespace)s select its pods")
+        )
+        namespace = baseline.target.namespace
+        found.append(Refusal(which, names=", ".join(policies), namespace=namespace))
+        delete = N_("delete the NetworkPolicy") if one else N_("delete the NetworkPolicies")
+        undo.append(Refusal(delete))
+    if not found:
+        return None
+    isolated = _both(N_("%(first)s; %(then)s"), found)
+    first = _both(N_("%(first)s and %(then)s"), undo)
+    return Refusal(
+        "the alert cleared at rung %(rung)s (%(name)s) with the service isolated since before "
+        "this run (%(isolated)s): no traffic reaches it, which is no fix; %(undo)s first",
+        **_at(rung),
+        isolated=isolated,
+        undo=first,
+    )
+
+
+def _both(msgid: str, parts: list[Refusal]) -> Refusal:
+    """One part as it is; two said together by ``msgid``."""
+    return parts[0] if len(parts) == 1 else Refusal(msgid, first=parts[0], then=parts[1])
+
+
+def cleared_joined_open(rung: Rung, alerts: str) -> Refusal:
+    return Refusal(
+        "the alert cleared at rung %(rung)s (%(name)s), but alerts that joined this run are not "
+        "known to be over: %(alerts)s",
+        **_at(rung),
+        alerts=alerts,
+    )
+
+
+def in_chinese(reason: str | Refusal) -> str:
+    """A hand-over's reason in Chinese where the run built it (its parts too); a person's words
+    and a cause the run was given as written."""
+    if not isinstance(reason, Refusal) or reason.msgid not in HANDED_OVER_ZH:
+        return str(reason)
+    values = {k: in_chinese(v) if isinstance(v, Refusal) else v for k, v in reason.values.items()}
+    return HANDED_OVER_ZH[reason.msgid] % values

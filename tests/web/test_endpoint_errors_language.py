@@ -1,0 +1,73 @@
+"""A xiaozhi.me 接入点's last error on the settings page, in its reader's language: the bridge
+writes it in English (the CLI and MCP show it so); the Chinese page said "最近的错误：refused by
+the broker: HTTP 401 …". The known ones (a wrong token, an endpoint unreachable, a refusal)
+are said in Chinese, the broker's own words in them as it sent them; any other as written."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, Endpoints
+from ambient.clients.guard import DestinationGuard
+from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
+from ambient.storage import Database
+from ambient.storage.models import XiaozhiEndpoint, utcnow
+from ambient.storage.users import UserRepository
+from tests.support.pages import signed_in
+from tests.support.servers import free_port
+
+# The error the bridge wrote → how the Chinese page says it (after "最近的错误：").
+ERRORS = {
+    "refused by the broker: HTTP 401 invalid token: expired or unknown": (
+        "接入点服务拒绝了 token（HTTP 401 invalid token: expired or unknown）：token 有误或已过期，"
+        "请从 xiaozhi.me 控制台复制新的接入点 URL 重新添加"
+    ),
+    "closed by the broker: 1008 invalid key": (
+        "接入点服务拒绝了这个接入点（1008 invalid key）：请检查接入点 URL 中的 token 是否正确"
+    ),
+    "cannot connect to the broker: [Errno 111] Connect call failed ('127.0.0.1', 9)": (
+        "连不上接入点服务：[Errno 111] Connect call failed ('127.0.0.1', 9)"
+    ),
+    "refused by the broker: HTTP 403": "接入点服务拒绝了连接：HTTP 403",
+    "no answer from the broker (timed out)": "接入点服务没有应答（超时）",
+    "something nobody foresaw": "something nobody foresaw",
+}
+
+
+async def test_an_endpoints_known_last_errors_are_said_in_chinese(
+    settings: Settings, db: Database
+) -> None:
+    # No bridge dials them here: the rows say what the test wrote.
+    closed = f"127.0.0.1:{free_port()}"
+    settings = settings.model_copy(update={"temporal_address": closed, "xiaozhi_bridge": False})
+    cipher = EndpointCipher(settings.secret_key.get_secret_value())
+    async with db.session() as session:
+        _, token = await UserRepository(session).create(
+            UserCreate(name="mei", language=Language.ZH)
+        )
+        endpoints = Endpoints(session, cipher, DestinationGuard(["127.0.0.1/32"]))
+        for n, error in enumerate([*ERRORS, None]):
+            url = f"ws://127.0.0.1:9/mcp/?token=t{n}"
+            added = await endpoints.add(None, EndpointCreate(user="mei", url=url))
+            # The last one's bridge stopped (its lease ran out): its last error is said inside.
+            lease = utcnow() - timedelta(minutes=1) if error is None else None
+            last = "refused by the broker: HTTP 401 invalid token: expired or unknown"
+            await session.execute(
+                update(XiaozhiEndpoint)
+                .where(XiaozhiEndpoint.id == added.id)
+                .values(last_error=error or last, lease_until=lease, holder=None)
+            )
+        await session.commit()
+    async with signed_in(settings, token) as http:
+        page = html.unescape((await http.get("/app/settings")).text)
+    for chinese in ERRORS.values():
+        assert f"最近的错误：{chinese}<" in page, chinese
+    stopped = (
+        "现在没有 bridge 持有它（持有它的 API 进程已停止）：API 在运行吗？"
+        f"（最近的错误：{ERRORS[last]}）"
+    )
+    assert f"最近的错误：{stopped}<" in page
