@@ -80,11 +80,12 @@ IN_FLIGHT = "transient: a send to this target is in flight; retrying after its l
 
 
 def _cancelled_for_good() -> bool:
-    """Whether this activity's cancel ends it for good: its caller asked, or its run is gone.
-    Not a worker shutting down, a timeout or a pause: Temporal tries it again, and that try
-    takes its rows over."""
+    """Whether this activity's cancel ends it for good: its caller asked. Not a worker shutting
+    down, a pause or a timeout (the worker's own timer says "not found" too, as does a server
+    that timed the try out: a run gone cannot be told from them), where Temporal tries it again
+    and that try takes its rows over."""
     details = activity.cancellation_details()
-    return details is not None and (details.cancel_requested or details.not_found)
+    return details is not None and details.cancel_requested
 
 
 class NotifyActivities:

@@ -1,6 +1,6 @@
 """A notify try cancelled under its send: by its caller (a watch's run cancelled in Temporal,
 whose `deliver` does not wait for the cancel and gives nothing up) its rows are given up as it
-ends; by a worker shutting down, they are left to the retry Temporal makes."""
+ends; by a worker shutting down or a timeout, they are left to the retry Temporal makes."""
 
 from __future__ import annotations
 
@@ -108,12 +108,24 @@ async def test_a_send_its_caller_cancelled_is_given_up_not_left_in_flight_for_go
     assert told.payload["retrying"] is False and told.payload["channel"] == "webhook"
 
 
-async def test_a_send_cut_by_a_worker_shutting_down_is_left_to_the_retry(
-    deps: WorkerDeps, held: tuple[HeldHook, str]
+@pytest.mark.parametrize(
+    "details",
+    [
+        ActivityCancellationDetails(worker_shutdown=True),
+        # A try past its timeout, cut by the worker's own timer (Temporal's core says "not
+        # found" and "timed out"), or told "not found" by the server that timed it out.
+        ActivityCancellationDetails(not_found=True, timed_out=True),
+        ActivityCancellationDetails(not_found=True),
+    ],
+    ids=["worker shutting down", "timed out", "not found"],
+)
+async def test_a_send_cut_by_a_worker_shutting_down_or_a_timeout_is_left_to_the_retry(
+    deps: WorkerDeps, held: tuple[HeldHook, str], details: ActivityCancellationDetails
 ) -> None:
-    """A worker shutting down cancels its sends, and Temporal tries the activity again: the row
-    is left in flight with its lease let go, for that try to take over at once."""
-    _, key = await cut_send(deps, held, ActivityCancellationDetails(worker_shutdown=True))
+    """A worker shutting down, or a try timed out, cancels its sends, and Temporal tries the
+    activity again: the row is left in flight with its lease let go, for that try to take over
+    at once (given up, the retry found it failed for good and the alert was never sent)."""
+    _, key = await cut_send(deps, held, details)
     async with deps.db.session() as session:
         row = await DeliveryRepository(session).get(key)
     assert row is not None and row.status == "pending"
