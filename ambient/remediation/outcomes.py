@@ -58,7 +58,7 @@ HANDED_OVER_ZH = {
     "%(by)s refused rung %(rung)s": "%(by)s 拒绝了第 %(rung)s 级",
     "%(by)s refused rung %(rung)s: %(reason)s": "%(by)s 拒绝了第 %(rung)s 级：%(reason)s",
     "cannot change now: %(reason)s": "现在不能改动：%(reason)s",
-    "outside change windows; next opens %(opens)s": "现在不在变更窗口内",
+    "outside change windows; next opens %(opens)s": "不在变更窗口内，下次开放时间 %(opens)s",
     "no change window opens within a week": "一周内没有变更窗口开放",
     "cluster cooldown: last change %(since)ss ago (< %(cooldown)ss)": (
         "集群冷却中：上次变更在 %(since)s 秒前（两次变更至少间隔 %(cooldown)s 秒）"

@@ -9,12 +9,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.refusals import Refusal, Said
+from ambient.refusals import N_, Refusal, Said
 from ambient.remediation.ladder import Mode
 
 # --- permission -----------------------------------------------------------------------
 
 PERMISSION_ORDER = {"none": 0, "dry_run": 1, "execute": 2}
+
+# A run waiting for its change window: the page shows when it opens beside it, in the reader's
+# zone, and says only WAITING_FOR_WINDOW (api/routers/ops_pages.py).
+OUTSIDE_WINDOWS = N_("outside change windows; next opens %(opens)s")
+WAITING_FOR_WINDOW = N_("outside change windows")
 
 
 class PermissionDecision(BaseModel):
@@ -145,7 +150,7 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
         return Gate(allowed=False, reason=str(none), said=Said.of(none))
     opens = min(openings)
     return _closed(
-        Refusal("outside change windows; next opens %(opens)s", opens=opens.isoformat()),
+        Refusal(OUTSIDE_WINDOWS, opens=opens.isoformat()),
         # In real seconds (a durable timer sleeps them): two times of one zone subtract as wall
         # clocks, an hour off across a clock change.
         opens.timestamp() - local_now.timestamp(),

@@ -32,6 +32,7 @@ from ambient.discussions.views import (
 from ambient.domain.numbers import WholeNumber
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
+from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
@@ -239,7 +240,9 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
         # A gate's reason in the page's words (its first clause in English): the detail's
         # English otherwise.
         waiting_detail=(
-            what_went_wrong(view.waiting.said.refusal(), _)
+            _(WAITING_FOR_WINDOW)  # its opening is the "until" beside it, in the reader's zone
+            if view.waiting and view.waiting.said and view.waiting.said.msgid == OUTSIDE_WINDOWS
+            else what_went_wrong(view.waiting.said.refusal(), _)
             if view.waiting and view.waiting.said
             else view.waiting.detail
             if view.waiting

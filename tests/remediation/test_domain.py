@@ -12,6 +12,7 @@ from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.checks import MetricReading
 from ambient.remediation.alerts import Alert, VerifySpec, alert_from_breach
 from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef
+from ambient.remediation.outcomes import gate_closed, in_chinese
 from ambient.remediation.runs import RunOutcome, VerifyInput, remediation_stats
 from ambient.remediation.safety import (
     BreakerState,
@@ -269,6 +270,17 @@ def test_change_window_allows_inside_and_waits_for_the_next_opening() -> None:
     saturday = datetime(2026, 11, 28, 12, 0, tzinfo=shanghai)
     assert change_window_gate(saturday, weekdays).retry_after_seconds == (36 + 22) * 3600
     assert change_window_gate(saturday, []).allowed
+
+
+def test_a_change_window_too_far_is_handed_over_with_its_opening_in_chinese_too() -> None:
+    """A run handed over because its window opens past the gate wait: the Chinese hand-over
+    said "现在不能改动：现在不在变更窗口内", without when the window opens (the English has it)."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    weekdays = [ChangeWindow(days=[1, 2, 3, 4, 5], start="22:00", end="06:00")]
+    gate = change_window_gate(datetime(2026, 11, 28, 12, 0, tzinfo=shanghai), weekdays)
+    said = gate_closed(gate)
+    assert str(said).endswith("next opens 2026-11-30T22:00:00+08:00")
+    assert in_chinese(said) == "现在不能改动：不在变更窗口内，下次开放时间 2026-11-30T22:00:00+08:00"
 
 
 def test_a_change_window_across_a_clock_change_is_waited_for_in_real_seconds() -> None:
