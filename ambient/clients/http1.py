@@ -270,7 +270,7 @@ async def _read_answer(
     while len(body) < length:
         data = await _receive(connection, True)
         if not data:
-            raise HttpProtocolError(
+            raise ConnectionCutError(
                 f"the connection ended inside the body: {len(body)} of {length} bytes"
             )
         body += data

@@ -56,7 +56,8 @@ TOO_MANY_REDIRECTS = N_("more than %(most)s redirects")
 REDIRECT_REFUSED = N_("redirected to %(target)s: %(reason)s")  # the reason: the guard's
 NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch")
 WHOLE_NOT_MODIFIED = N_("the server answered 304 Not Modified to a request for the whole page")
-NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable, cut
+NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable
+ANSWER_CUT = N_("the connection ended before the whole answer: %(reason)s")
 TLS_FAILED = N_("TLS failed: %(reason)s")
 _WORDED = (
     HTTP_STATUS,
@@ -68,6 +69,7 @@ _WORDED = (
     NO_BODY,
     WHOLE_NOT_MODIFIED,
     NO_CONNECTION,
+    ANSWER_CUT,
     TLS_FAILED,
     CANNOT_RESOLVE,
 )
@@ -414,7 +416,7 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
     if isinstance(exc, ssl.SSLError):
         return NoAnswerError(str(Refusal(TLS_FAILED, reason=str(exc) or detail)))
     if isinstance(exc, ConnectionCutError):
-        return NoAnswerError(str(Refusal(NO_CONNECTION, reason=str(exc))))
+        return NoAnswerError(str(Refusal(ANSWER_CUT, reason=str(exc))))
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send

@@ -3,6 +3,9 @@ us to wait was not checked, and when it will be; and a page that failed, why, on
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
@@ -143,10 +146,28 @@ async def test_a_pages_other_fetch_errors_are_said_once_in_the_readers_language(
     assert failed_said(whole, zh) == "失败：服务器对整页的请求答复了 304 Not Modified"
 
 
+@asynccontextmanager
+async def cut_answer() -> AsyncIterator[str]:
+    """A URL whose server sends 40 bytes of a 100-byte body, then closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/a"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_pages_network_failures_are_said_in_the_readers_language() -> None:
     """A connection refused, a name that does not resolve and a TLS handshake that failed were
     said in English on a Chinese page ("失败：ConnectionRefusedError: ..."); the technical
-    detail stays as the system said it."""
+    detail stays as the system said it. An answer cut off is not said as no connection."""
     zh, en = Words(Language.ZH), Words(Language.EN)
     fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
     errors = {}
@@ -159,7 +180,15 @@ async def test_a_pages_network_failures_are_said_in_the_readers_language() -> No
             with pytest.raises(NoAnswerError) as failed:
                 await fetcher.fetch(url)
             errors[name] = str(failed.value)
+        # An answer cut off inside its body: a connection there was, an answer began.
+        async with cut_answer() as cut:
+            with pytest.raises(NoAnswerError) as failed:
+                await fetcher.fetch(cut)
+            errors["cut"] = str(failed.value)
     await fetcher.aclose()
+    assert errors["cut"].startswith("the connection ended before the whole answer: "), errors
+    cut_said = failed_said(errors["cut"], zh)
+    assert cut_said.startswith("失败：连接在应答收完前断开：the connection ended inside"), cut_said
     closed = failed_said(errors["closed"], zh)
     assert closed.startswith("失败：连接失败：ConnectionRefusedError: "), closed
     unknown = failed_said(errors["unknown"], zh)
