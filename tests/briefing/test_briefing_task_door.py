@@ -138,7 +138,8 @@ async def test_the_briefing_tools_refuse_a_deleted_briefing_still_finishing(
         for step in (briefings.pause, briefings.resume, briefings.regenerate):
             with pytest.raises(BriefingNotFoundError, match="deleted"):
                 await asyncio.wait_for(step(user), HANG)
-        assert not (await briefings.status(user)).paused
+            # Nothing sent to the run: a pause refused after it was signalled paused it.
+            assert not (await briefings.status(user)).paused
 
 
 async def test_a_deleted_briefing_still_finishing_speaks_to_no_greeting(
