@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.briefing import BriefingActivities
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.errors import BriefingNotFoundError
-from ambient.briefing.models import NOT_SET_UP, GreetOutcome, PushRequest
+from ambient.briefing.models import NOT_SET_UP, BriefingStatus, GreetOutcome, PushRequest
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.briefings import BriefingRepository
@@ -174,10 +174,11 @@ async def test_a_regenerate_or_send_overtaken_by_a_delete_is_refused_as_deleted(
         status = await briefings.status(user)
         assert status.stopping
 
-        async def looked_before_the_delete(_user: str) -> object:
-            return status
+        async def looked_before_the_delete(_user: str) -> BriefingStatus:
+            return status.model_copy(update={"stopping": False})
 
-        briefings._live = looked_before_the_delete  # type: ignore[method-assign]
+        # The look a regenerate takes before its update (a status read).
+        briefings._running = looked_before_the_delete  # type: ignore[method-assign]
         with pytest.raises(BriefingNotFoundError, match="was deleted"):
             await asyncio.wait_for(briefings.regenerate(user), HANG)
         handle = dev_env.client.get_workflow_handle(f"daily-briefing/{user}")
