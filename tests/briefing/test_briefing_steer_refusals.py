@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -13,10 +14,12 @@ from temporalio.worker import Worker
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig
 from ambient.briefing.models import KIND, BriefingCarry, BriefingRun
+from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.users import UserRepository
 from ambient.watches.configs import task_id_for
+from tests.briefing.test_briefing_task_door import deleted_while_sending
 from tests.conftest import unique
 from tests.foundation.test_failing_task import Failing, refused_by_the_server
 from tests.support.api_worker import signed_in_api
@@ -76,3 +79,32 @@ async def test_a_pause_of_a_briefing_whose_worker_keeps_failing_it_is_said_so(
     said = paused.json()["detail"]
     assert said.startswith("delivered; not applied"), said
     assert temporal.worker_trouble(said) == "failing", said
+
+
+async def test_a_pause_that_reaches_a_briefing_deleted_meanwhile_is_said_deleted(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pause that looked before a delete reached the deleted run while it still finished (a
+    send's push cut short, its record held): the run, stopping, answered its status, and the
+    pause was answered as applied ("paused") to a briefing that no longer exists. It is said
+    deleted, as a pause sent after the delete is."""
+    user = unique("del")
+
+    async def looked_before_the_delete(_self: BriefingService, _user: str) -> tuple[str, str]:
+        return "active", "a look before the delete"
+
+    async with deleted_while_sending(dev_env, deps, user, monkeypatch) as (tasks, _config, _rel):
+        async with deps.db.session() as session:
+            repo = UserRepository(session)
+            found = await repo.get(user)
+            assert found is not None
+            token = await repo.rotate_token(found)
+            await session.commit()
+        settings = tasks.briefings.settings.model_copy(
+            update={"temporal_address": dev_env.client.service_client.config.target_host}
+        )
+        monkeypatch.setattr(BriefingService, "_live", looked_before_the_delete)
+        async with signed_in_api(settings, token) as http:
+            paused = await http.post("/briefings/daily/pause")
+    assert paused.status_code == 404, paused.text
+    assert "was deleted" in paused.json()["detail"], paused.text
