@@ -27,7 +27,15 @@ ERRORS = {
         "请从 xiaozhi.me 控制台复制新的接入点 URL 重新添加"
     ),
     "closed by the broker: 1008 invalid key": (
-        "接入点服务拒绝了这个接入点（1008 invalid key）：请检查接入点 URL 中的 token 是否正确"
+        "接入点服务拒绝了连接（1008 invalid key）：请检查接入点 URL 中的 token 是否正确"
+    ),
+    # A broker that gives no words with its refusal is still a wrong token.
+    "closed by the broker: 1008": (
+        "接入点服务拒绝了连接（1008）：请检查接入点 URL 中的 token 是否正确"
+    ),
+    "refused by the broker: HTTP 401": (
+        "接入点服务拒绝了 token（HTTP 401）：token 有误或已过期，"
+        "请从 xiaozhi.me 控制台复制新的接入点 URL 重新添加"
     ),
     "cannot connect to the broker: [Errno 111] Connect call failed ('127.0.0.1', 9)": (
         "连不上接入点服务：[Errno 111] Connect call failed ('127.0.0.1', 9)"
