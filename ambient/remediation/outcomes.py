@@ -71,10 +71,10 @@ HANDED_OVER_ZH = {
         "%(budget)s 次尝试的预算已用完，告警仍未解决"
     ),
     "rung %(rung)s (%(name)s) was not applied: its checkpoint could not be read (%(cause)s)": (
-        "第 %(rung)s 级未执行：读不到它的检查点（%(cause)s）"
+        "第 %(rung)s 级未执行：读取检查点失败（%(cause)s）"
     ),
     "rung %(rung)s (%(name)s) could not be applied (%(cause)s)": (
-        "第 %(rung)s 级无法执行（%(cause)s）"
+        "第 %(rung)s 级执行失败（%(cause)s）"
     ),
     "rung %(rung)s (%(name)s) was skipped: %(reason)s; no rung above it is tried: a workload "
     "scaled to 0 on purpose is not failing, and rolling it back or isolating it would undo "
@@ -95,10 +95,10 @@ HANDED_OVER_ZH = {
         "没有流量到达它，这不算修复；请先%(undo)s"
     ),
     "the selector of Service %(names)s carries %(label)s": (
-        "Service %(names)s 的选择器带着 %(label)s"
+        "Service %(names)s 的选择器带有隔离标签 %(label)s"
     ),
     "the selector of Services %(names)s carry %(label)s": (
-        "Service %(names)s 的选择器带着 %(label)s"
+        "Service %(names)s 的选择器带有隔离标签 %(label)s"
     ),
     "the deny-all NetworkPolicy %(names)s in %(namespace)s selects its pods": (
         "%(namespace)s 中拒绝所有流量的 NetworkPolicy %(names)s 选中了它的 Pod"

@@ -280,7 +280,9 @@ def test_a_change_window_too_far_is_handed_over_with_its_opening_in_chinese_too(
     gate = change_window_gate(datetime(2026, 11, 28, 12, 0, tzinfo=shanghai), weekdays)
     said = gate_closed(gate)
     assert str(said).endswith("next opens 2026-11-30T22:00:00+08:00")
-    assert in_chinese(said) == "现在不能改动：不在变更窗口内，下次开放时间 2026-11-30T22:00:00+08:00"
+    assert (
+        in_chinese(said) == "现在不能改动：不在变更窗口内，下次开放时间 2026-11-30T22:00:00+08:00"
+    )
 
 
 def test_a_change_window_across_a_clock_change_is_waited_for_in_real_seconds() -> None:

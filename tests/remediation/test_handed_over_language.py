@@ -51,7 +51,7 @@ async def test_a_change_the_cluster_refuses_is_handed_over_in_chinese(
     assert status.outcome.startswith("rung 1 (restart) could not be applied (rung 1 on ")
     cause = status.outcome.split(" could not be applied (", 1)[1][:-1]
     pushed, page = await said_in_chinese(deps, status)
-    assert pushed == page == f"第 1 级无法执行（{cause}）", (pushed, page)
+    assert pushed == page == f"第 1 级执行失败（{cause}）", (pushed, page)
 
 
 async def test_a_checkpoint_the_cluster_refuses_is_handed_over_in_chinese(
@@ -65,7 +65,7 @@ async def test_a_checkpoint_the_cluster_refuses_is_handed_over_in_chinese(
     assert status.outcome.startswith(lead), status.outcome
     cause = status.outcome.removeprefix(lead)[:-1]
     pushed, page = await said_in_chinese(deps, status)
-    assert pushed == page == f"第 1 级未执行：读不到它的检查点（{cause}）", (pushed, page)
+    assert pushed == page == f"第 1 级未执行：读取检查点失败（{cause}）", (pushed, page)
 
 
 async def test_a_workload_stopped_on_purpose_is_handed_over_in_chinese(
@@ -126,7 +126,8 @@ async def test_an_alert_cleared_behind_both_isolations_of_an_earlier_run_is_said
         pushed
         == page
         == (
-            "告警在第 1 级后恢复，但服务在这次修复之前就已被隔离（Service checkout 的选择器带着 "
+            "告警在第 1 级后恢复，但服务在这次修复之前就已被隔离（"
+            "Service checkout 的选择器带有隔离标签 "
             f"{ISOLATION_LABEL}；prod 中拒绝所有流量的 NetworkPolicy {name} 选中了它的 Pod）："
             "没有流量到达它，这不算修复；请先恢复选择器，并删除该 NetworkPolicy"
         )
