@@ -3,6 +3,7 @@ limit before it is read, not parsed whole and handed to Temporal's 2 MB limit (a
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -13,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
-from api.errors import MAX_BODY_BYTES
+from api.errors import INPUT_SHOWN, MAX_BODY_BYTES, unprocessable, validation_error
 from tests.support.admins import admin_headers
 from tests.support.api_worker import api_over_worker
 from tests.support.servers import HANG
@@ -83,3 +84,18 @@ async def test_an_mcp_call_past_the_limit_is_an_error_the_client_reads(
             described = await client.call_tool("describe_dashboard_image", {"image_url": image})
             assert described.is_error
             assert "needs a vision model" in str(described.content[0])
+
+
+class Unencodable:
+    """A value no JSON encoder takes: encoded, a 422 would fail on it."""
+
+    __slots__ = ()
+
+
+async def test_a_422_encodes_only_the_part_of_a_refused_value_it_shows() -> None:
+    # 100,000 refused conditions were all encoded to show 200 characters of them (1.5 s of
+    # CPU a request); what lies past the shown part is never touched now.
+    refused = [{"op": "below", "value": 0.05}] * 300 + [Unencodable()] * 100_000
+    answer = await validation_error(None, unprocessable((["healthy"], "too many"), given=refused))  # type: ignore[arg-type]
+    [error] = json.loads(answer.body)["detail"]
+    assert error["input"] == json.dumps(refused[:300], ensure_ascii=False)[:INPUT_SHOWN] + "…"
