@@ -683,17 +683,7 @@ async def test_an_alert_that_clears_behind_an_earlier_runs_deny_policy_is_not_re
     no traffic reaches the pods. The checkpoint read Services only and called it resolved."""
     api = _checkout(tmp_path)
     name = "ambient-isolate-remediation-0123456789abcdef-0a1b2c3d4e"
-    api.networkpolicies[("prod", name)] = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": name,
-            "namespace": "prod",
-            "labels": {ISOLATION_LABEL: "0f1e2d3c4b5a6978"},
-            "resourceVersion": "1",
-        },
-        "spec": {"podSelector": {"matchLabels": {"app": "checkout"}}, "policyTypes": ["Ingress"]},
-    }
+    api.add_deny_policy("prod", name, "checkout", {ISOLATION_LABEL: "0f1e2d3c4b5a6978"})
     async with serve(api.app()) as base:
         status = await _run(ts_env, deps, _kubeconfig(tmp_path, base), healthy_from=1)
 

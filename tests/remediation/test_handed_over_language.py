@@ -100,17 +100,7 @@ async def test_an_alert_cleared_behind_both_isolations_of_an_earlier_run_is_said
     api.add_deployment("prod", "checkout", V1, replicas=2)
     api.add_service("prod", "checkout", {"app": "checkout", ISOLATION_LABEL: "0f1e2d3c4b5a6978"})
     name = "ambient-isolate-remediation-0123456789abcdef-0a1b2c3d4e"
-    api.networkpolicies[("prod", name)] = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": name,
-            "namespace": "prod",
-            "labels": {ISOLATION_LABEL: "0f1e2d3c4b5a6978"},
-            "resourceVersion": "1",
-        },
-        "spec": {"podSelector": {"matchLabels": {"app": "checkout"}}, "policyTypes": ["Ingress"]},
-    }
+    api.add_deny_policy("prod", name, "checkout", {ISOLATION_LABEL: "0f1e2d3c4b5a6978"})
     async with serve(api.app()) as base:
         path = _kubeconfig(tmp_path, base)
         status = await _run(ts_env, deps, path, healthy_from=1, language=Language.ZH)

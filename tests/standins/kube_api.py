@@ -510,6 +510,21 @@ class KubeApi:
             },
         )
 
+    def add_deny_policy(self, namespace: str, name: str, app: str, labels: dict[str, str]) -> None:
+        """A deny-all ingress NetworkPolicy selecting ``app``'s pods (an isolation's, by its
+        ``labels``)."""
+        self.networkpolicies[(namespace, name)] = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(labels),
+                "resourceVersion": "1",
+            },
+            "spec": {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": ["Ingress"]},
+        }
+
     def add_workload(
         self, plural: str, namespace: str, name: str, labels: dict[str, str], image: str
     ) -> None:
