@@ -83,20 +83,11 @@ class ThresholdWatchWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
-        """Check every interval until stopped; continue-as-new when Temporal suggests it.
-        Cancelled in Temporal, whatever it was doing, it ends as stopped, then Canceled."""
+        """Check every interval until stopped; continue-as-new when Temporal suggests it."""
         self.show_attributes()
-        try:
-            await self.watch()
-        except BaseException as exc:
-            if not self.heard(exc):
-                raise
-        await self.say_left_breach()
-        await self.finish()
-        return self.ended()
+        return await self.watch_and_finish()
 
     async def watch(self) -> None:
-        """The checks, until stopped."""
         # The first check of a life is the baseline, taken now, and the second is spread;
         # a continued run waits the interval first (a check just ran).
         spread_next = self.state.checks == 0
@@ -120,6 +111,11 @@ class ThresholdWatchWorkflow(WatchControls):
                     spread_next = False
                     interval += self.spread(interval)
                 await self.sleep_until_next(interval)
+
+    async def finish(self) -> None:
+        """A stopped watch tells a breach it no longer watches, then ends."""
+        await self.say_left_breach()
+        await super().finish()
 
     async def sleep_until_next(self, interval: timedelta) -> None:
         """Wait out the interval (forever while paused) unless a signal or update wakes us."""

@@ -354,7 +354,7 @@ class WatchControls:
     def heard(self, error: BaseException) -> bool:
         """Whether ``error`` is the run's cancel in Temporal (the Web UI's "Request
         Cancellation"), heard at a wait (asyncio's) or as the cancellation of the activity the
-        run awaited: kept (`ended` raises it: the run ends Canceled) and taken as a stop, so
+        run awaited: kept (raised at the end: the run ends Canceled) and taken as a stop, so
         the watch ends as a delete ends it. Never for a run started before CANCEL_HEARD."""
         if not (self.cancel_heard and is_cancelled_exception(error)):
             return False
@@ -372,8 +372,19 @@ class WatchControls:
                 if not self.heard(cancel):
                     raise
 
-    def ended(self) -> TaskStatus:
-        """The stopped run's answer, or its cancel heard, raised: the run ends Canceled."""
+    async def watch(self) -> None:
+        """The watch's loop, until stopped."""
+        raise NotImplementedError
+
+    async def watch_and_finish(self) -> TaskStatus:
+        """The watch until stopped, then its end. Cancelled in Temporal, whatever it was
+        doing, it ends as stopped, then Canceled (its cancel heard, raised)."""
+        try:
+            await self.watch()
+        except BaseException as exc:
+            if not self.heard(exc):
+                raise
+        await self.finish()
         if self.cancel is not None:
             raise self.cancel
         return self.status()

@@ -107,22 +107,14 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
-        """Poll until stopped; each poll hands back what the history must show. Cancelled in
-        Temporal, whatever it was doing, it ends as stopped (a poll under way handing back
-        first), then Canceled."""
+        """Poll until stopped; each poll hands back what the history must show (cancelled in
+        Temporal, a poll under way is ended as at a stop)."""
         self.show_attributes()
         if self.state.next_due is None:
             self.state.next_due = workflow.now()  # the baseline, at once
-        try:
-            await self.watch()
-        except BaseException as exc:
-            if not self.heard(exc):
-                raise
-        await self.finish()
-        return self.ended()
+        return await self.watch_and_finish()
 
     async def watch(self) -> None:
-        """The polls (and waits between them), until stopped."""
         while not self.state.stop_requested:
             self.wake = False
             if self.state.paused and not self.state.check_requested:
