@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
 
-from workflows.watch_controls import delivery_errors, failure_text, record_event
+from workflows.watch_controls import CANCEL_HEARD, delivery_errors, failure_text, record_event
 
 
 async def check_news_pages(
@@ -40,6 +40,12 @@ async def check_news_pages(
 
 @workflow.defn
 class ReminderWorkflow:
+    def __init__(self) -> None:
+        # Asked once, as the run starts (docs/deploy.md): cancelled in Temporal while its
+        # message is delivered, the run ends Canceled (it recorded a failed delivery, and
+        # completed).
+        self.cancel_heard = workflow.patched(CANCEL_HEARD)
+
     @workflow.run
     async def run(self, run: ReminderRun) -> str:
         config = run.config
@@ -68,6 +74,7 @@ class ReminderWorkflow:
             targets=targets,
             failed="notify: ",
             task=run.task,
+            cancel_ends=self.cancel_heard,
         )
         if errors:
             # Counted and recorded where the user sees events (the run itself completes).

@@ -85,6 +85,9 @@ class ThresholdWatchWorkflow(WatchControls):
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
         """Check every interval until stopped; continue-as-new when Temporal suggests it."""
         self.show_attributes()
+        return await self.watch_and_finish()
+
+    async def watch(self) -> None:
         # The first check of a life is the baseline, taken now, and the second is spread;
         # a continued run waits the interval first (a check just ran).
         spread_next = self.state.checks == 0
@@ -108,9 +111,11 @@ class ThresholdWatchWorkflow(WatchControls):
                     spread_next = False
                     interval += self.spread(interval)
                 await self.sleep_until_next(interval)
+
+    async def finish(self) -> None:
+        """A stopped watch tells a breach it no longer watches, then ends."""
         await self.say_left_breach()
-        await self.finish()
-        return self.status()
+        await super().finish()
 
     async def sleep_until_next(self, interval: timedelta) -> None:
         """Wait out the interval (forever while paused) unless a signal or update wakes us."""
@@ -125,6 +130,8 @@ class ThresholdWatchWorkflow(WatchControls):
         try:
             reading = await self.read()
         except ACTIVITY_FAILED as error:
+            if self.heard(error):
+                raise
             # A read that failed for good is a failed reading, not the end of the watch.
             reading = MetricReading(error=failure_text(error))
         await self.apply(reading)
@@ -148,7 +155,7 @@ class ThresholdWatchWorkflow(WatchControls):
                 retry_policy=RetryPolicy(maximum_attempts=1),
             )
         except ACTIVITY_FAILED as error:
-            if isinstance(error, ApplicationError) and error.non_retryable:
+            if (isinstance(error, ApplicationError) and error.non_retryable) or self.heard(error):
                 raise
         return await workflow.execute_activity_method(
             WatchActivities.read_metric,
@@ -272,6 +279,8 @@ class ThresholdWatchWorkflow(WatchControls):
                 f"Remediation of {alert.service} (threshold watch)",
             )
         except ACTIVITY_FAILED as error:
+            if self.heard(error):
+                raise
             reason = f"{child} was neither started nor joined: {failure_text(error)}"
             await said("requested", reason=reason)
             return

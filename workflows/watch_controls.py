@@ -2,11 +2,13 @@
 
 Failures are data: an activity that finally fails (a check, an event, a delivery) is
 counted, recorded when possible and shown in status, and the loop goes on. Only a stop
-(or delete) ends a watch.
+(or delete) ends a watch, or its run's cancel in Temporal (the Web UI's "Request
+Cancellation"): taken as a stop, and the run then ends Canceled (`WatchControls.heard`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -14,7 +16,12 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    is_cancelled_exception,
+)
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -50,6 +57,11 @@ CHECK_NOW_WAIT = timedelta(seconds=30)
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timedelta(seconds=2))
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
+# A run cancelled in Temporal (the Web UI's "Request Cancellation") while an activity ran took
+# that activity's cancellation for its failure (a delivery failed, a read failed, an event not
+# recorded) and ran on: a cancel is delivered once, so it was lost. Patched runs take the cancel
+# for a stop (the end a delete gives the run), then end Canceled; a reminder ends Canceled.
+CANCEL_HEARD = "cancel-heard"
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -110,8 +122,9 @@ async def deliver(
         )
     except ActivityError as error:
         # A last try that timed out, lost its worker or met a send in flight recorded nothing;
-        # nor did a try cancelled (a send in flight left `pending`, in flight for ever), which
-        # is given up once it has ended (WAIT_CANCELLATION_COMPLETED: its rows nobody's).
+        # nor did a try cancelled, which gives up what it left in flight itself once it hears
+        # its cancel (a heartbeat's answer, or its run gone: `notify`), a caller waiting for
+        # it (WAIT_CANCELLATION_COMPLETED) once more after it ended (its rows nobody's then).
         cut = isinstance(error.cause, CancelledError)
         if not cut or cancellation is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
             with contextlib.suppress(ActivityError):
@@ -128,12 +141,17 @@ async def delivery_errors(
     targets: list[Target],
     failed: str = "",
     task: str | None = None,
+    cancel_ends: bool = False,
 ) -> list[str]:
     """Notify the targets once per key; what failed, a line each (``failed`` + the activity's
-    failure for good, or each channel that refused: the others were still sent)."""
+    failure for good, or each channel that refused: the others were still sent).
+    ``cancel_ends``: a delivery cut by the caller's cancel (its run's, in Temporal) is raised,
+    not a failure line."""
     try:
         result = await deliver(user=user, key=key, message=message, targets=targets, task=task)
     except ActivityError as error:
+        if cancel_ends and is_cancelled_exception(error):
+            raise
         if isinstance(error.cause, ApplicationError) and error.cause.details:
             return [str(line) for line in error.cause.details]  # the last try's, each
         return [failed + failure_text(error)]
@@ -184,6 +202,10 @@ class WatchControls:
         # are told after), a web monitor's poll until it hands back.
         self.checking = False
         self.checks_this_run = 0
+        # Asked once, as the run starts (its first workflow task): asked where first needed, a
+        # replay could ask it in another task than the run did (docs/deploy.md).
+        self.cancel_heard = workflow.patched(CANCEL_HEARD)
+        self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
 
     @property
     def life(self) -> str:
@@ -329,6 +351,44 @@ class WatchControls:
             ]
         )
 
+    def heard(self, error: BaseException) -> bool:
+        """Whether ``error`` is the run's cancel in Temporal (the Web UI's "Request
+        Cancellation"), heard at a wait (asyncio's) or as the cancellation of the activity the
+        run awaited: kept (raised at the end: the run ends Canceled) and taken as a stop, so
+        the watch ends as a delete ends it. Never for a run started before CANCEL_HEARD."""
+        if not (self.cancel_heard and is_cancelled_exception(error)):
+            return False
+        self.cancel = self.cancel or error
+        self.stop()
+        return True
+
+    async def until_heard(self, condition: Callable[[], bool]) -> None:
+        """Wait for ``condition``; the run's cancel heard meanwhile (a stop) does not end the
+        wait unless ``condition`` says so."""
+        while True:
+            try:
+                return await workflow.wait_condition(condition)
+            except asyncio.CancelledError as cancel:
+                if not self.heard(cancel):
+                    raise
+
+    async def watch(self) -> None:
+        """The watch's loop, until stopped."""
+        raise NotImplementedError
+
+    async def watch_and_finish(self) -> TaskStatus:
+        """The watch until stopped, then its end. Cancelled in Temporal, whatever it was
+        doing, it ends as stopped, then Canceled (its cancel heard, raised)."""
+        try:
+            await self.watch()
+        except BaseException as exc:
+            if not self.heard(exc):
+                raise
+        await self.finish()
+        if self.cancel is not None:
+            raise self.cancel
+        return self.status()
+
     async def continue_if_suggested(self) -> None:
         """Continue-as-new between checks when Temporal (or a test) suggests it, with this
         run's input, the config and the state (which carries the controls) as they are now."""
@@ -374,7 +434,12 @@ class WatchControls:
         if message is None or not targets:
             return
         errors = await delivery_errors(
-            user=self.user, key=key, message=message, targets=targets, task=self.task
+            user=self.user,
+            key=key,
+            message=message,
+            targets=targets,
+            task=self.task,
+            cancel_ends=self.cancel_heard,
         )
         if not errors:
             return
@@ -391,6 +456,8 @@ class WatchControls:
         try:
             await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
         except ActivityError as error:
+            if self.heard(error):
+                raise
             self.state.event_failures += 1
             self.note_failure(f"event {kind}", error)
 

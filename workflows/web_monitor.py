@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -107,10 +107,14 @@ class WebMonitorWorkflow(WatchControls):
 
     @workflow.run
     async def run(self, request: WebMonitorInput) -> TaskStatus:
-        """Poll until stopped; each poll hands back what the history must show."""
+        """Poll until stopped; each poll hands back what the history must show (cancelled in
+        Temporal, a poll under way is ended as at a stop)."""
         self.show_attributes()
         if self.state.next_due is None:
             self.state.next_due = workflow.now()  # the baseline, at once
+        return await self.watch_and_finish()
+
+    async def watch(self) -> None:
         while not self.state.stop_requested:
             self.wake = False
             if self.state.paused and not self.state.check_requested:
@@ -123,8 +127,6 @@ class WebMonitorWorkflow(WatchControls):
                 await self.poll()
             await self.flush_control_events()
             await self.continue_if_suggested()
-        await self.finish()
-        return self.status()
 
     async def send_held(self) -> bool:
         """A paused watch sends the events its last poll handed back unsent: a
@@ -226,14 +228,13 @@ class WebMonitorWorkflow(WatchControls):
                 retry_policy=self.poll_retry,
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
-            await workflow.wait_condition(
-                lambda: handle.done() or self.wake or self.is_lost(number)
-            )
+            # The run's cancel heard here is a stop: the poll is ended as a stop ends it.
+            await self.until_heard(lambda: handle.done() or self.wake or self.is_lost(number))
             if not handle.done() and not self.is_lost(number):
                 ended = first_only and not deliver_only  # its asked check may not be made
                 await self.end_poll(handle, number)
                 if not handle.done() and not self.is_lost(number):
-                    await workflow.wait_condition(lambda: handle.done() or self.is_lost(number))
+                    await self.until_heard(lambda: handle.done() or self.is_lost(number))
             if not handle.done() and (lost := self.lost) is not None:
                 if not await self.answers(handle, lost):
                     if not first_only and not deliver_only:
@@ -323,7 +324,8 @@ class WebMonitorWorkflow(WatchControls):
                 # is "not known", and the workflow waits for the poll as before.
                 retry_policy=RetryPolicy(maximum_attempts=2),
             )
-        except ACTIVITY_FAILED:
+        except ACTIVITY_FAILED as error:
+            self.heard(error)  # the run's cancel: a stop, the lost poll waited for as it was
             return True
 
     @staticmethod
@@ -360,8 +362,9 @@ class WebMonitorWorkflow(WatchControls):
             self.lost = lost
 
     async def end_poll(self, handle: workflow.ActivityHandle[PollResult], number: int) -> None:
-        """Ask the poll to hand back now; cancel it if it runs where we cannot reach it."""
-        with contextlib.suppress(*ACTIVITY_FAILED):
+        """Ask the poll to hand back now; cancel it if it runs where we cannot reach it (or
+        the run's cancel is heard meanwhile: its poll is ending)."""
+        try:
             await workflow.execute_local_activity_method(
                 PagePoller.end_poll,
                 EndPoll(
@@ -373,11 +376,17 @@ class WebMonitorWorkflow(WatchControls):
                 start_to_close_timeout=timedelta(seconds=5),
                 retry_policy=RetryPolicy(maximum_attempts=2),
             )
+        except ACTIVITY_FAILED as error:
+            self.heard(error)  # the run's cancel: a stop, as this poll's end is under way
         try:
             await workflow.wait_condition(
                 lambda: handle.done() or self.is_lost(number), timeout=END_POLL_WAIT
             )
         except TimeoutError:
+            handle.cancel()
+        except asyncio.CancelledError as cancel:
+            if not self.heard(cancel):
+                raise
             handle.cancel()
 
     def absorb(self, result: PollResult) -> None:

@@ -1,0 +1,258 @@
+"""A watch or a reminder's run cancelled in Temporal (the Web UI's "Request Cancellation")
+while it delivers an alert (the webhook holds its answer): the run ends Canceled, after the end
+a delete gives it (a watch says ``watch.stopped``; a web monitor's poll hands back first), and
+the cut delivery is no delivery failure. A threshold watch took the cancel for its delivery's
+failure and ran on (a cancel is delivered once: lost for good); a web monitor ended at once,
+its poll left running and no ``watch.stopped`` said; a reminder recorded its delivery failed
+and completed (real dev server: the time-skipping one mishandles a cancel meeting an activity
+that completes, sdk-java#2391)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+
+from ambient import temporal
+from ambient.clients.notify.registry import build_channels
+from ambient.deps import WorkerDeps
+from ambient.storage.repositories import DeliveryRepository, EventRepository
+from ambient.watches.models import ThresholdWatchInput
+from ambient.watches.reminders import ReminderConfig, ReminderRun
+from tests.conftest import running_worker, unique
+from tests.support.record import save_history
+from tests.support.servers import HANG
+from tests.support.waits import eventually
+from tests.watches.site import article
+from tests.watches.test_baseline_slow_channel import _mcp, call
+from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps, threshold  # noqa: F401  (fixture)
+from workflows.reminder import ReminderWorkflow
+from workflows.threshold_watch import ThresholdWatchWorkflow
+
+
+def _with_webhook(deps: WorkerDeps) -> WorkerDeps:
+    deps.channels = build_channels(deps.settings, deps.db, deps.http)
+    return deps
+
+
+async def _kinds(deps: WorkerDeps, task: str) -> list[str]:
+    async with deps.db.session() as session:
+        return sorted(e.kind for e in await EventRepository(session).list(task=task, limit=100))
+
+
+async def _ended_or_failed(handle: WorkflowHandle[Any, Any], deps: WorkerDeps, task: str) -> bool:
+    """The run closed, or it took its cut delivery for a failure (and ran on)."""
+    if (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING:
+        return True
+    return any(k.endswith("delivery_failed") for k in await _kinds(deps, task))
+
+
+async def _canceled(handle: WorkflowHandle[Any, Any]) -> None:
+    with_cancel = None
+    try:
+        await asyncio.wait_for(handle.result(), HANG)
+    except WorkflowFailureError as ended:
+        with_cancel = ended.cause
+    assert isinstance(with_cancel, CancelledError), with_cancel
+    assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
+
+
+async def _settled(deps: WorkerDeps, key_of: str, task: str) -> list[tuple[str, str]]:
+    """The rows of ``task``'s event ``key_of`` once none is pending (in flight)."""
+    async with deps.db.session() as session:
+        events = await EventRepository(session).list(task=task, limit=100)
+        (told,) = [e for e in events if e.kind == key_of]
+        rows = await DeliveryRepository(session).under(USER, told.idempotency_key)
+    found = sorted((row.channel, row.status) for row in rows)
+    return [] if any(status == "pending" for _, status in found) else found
+
+
+async def test_a_threshold_watch_cancelled_while_its_alert_is_delivered_ends_canceled(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.values = [150]
+    state.hook_gate.clear()  # the webhook takes the breach's POST and holds its answer
+    deps = _with_webhook(loopback_deps)
+    task = unique("threshold-watch/alice/t")
+    config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            handle = await dev_env.client.start_workflow(
+                ThresholdWatchWorkflow.run,
+                ThresholdWatchInput(user=USER, task=task, config=config),
+                id=task,
+                task_queue=worker.task_queue,
+            )
+            await asyncio.wait_for(state.hook_waiting.wait(), HANG)
+            await handle.cancel()
+            await eventually(lambda: _ended_or_failed(handle, deps, task), "the cancel heard")
+            status = (await handle.describe()).status
+            assert status is WorkflowExecutionStatus.CANCELED, status  # not running on
+            await _canceled(handle)
+            await save_history(handle, "threshold_watch_cancelled_while_delivering")
+            # The cut try gives up what it left in flight (it hears the cancel at a heartbeat).
+            rows = await eventually(lambda: _settled(deps, "watch.breach", task), "rows settled")
+    finally:
+        state.hook_gate.set()
+    # No delivery failure of the watch's: the cut delivery said given up (the receiver may
+    # have it), as a delete's cut delivery is.
+    assert await _kinds(deps, task) == ["delivery.failed", "watch.breach", "watch.stopped"]
+    assert ("webhook", "failed") in rows, rows
+    assert state.hooks == []  # the held POST was never answered as taken
+
+
+async def test_a_web_monitor_cancelled_while_its_alert_is_delivered_ends_as_deleted(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """Its poll holds the failing page's alert (the webhook holds its answer) as the run is
+    cancelled: the poll is ended as at a delete, its held alert sent by the stop's last poll,
+    ``watch.stopped`` said, and the run ends Canceled."""
+    state, base = gated
+    state.hook_gate.clear()
+    deps = _with_webhook(loopback_deps)
+    config = {
+        "urls": [f"{base}/gone"],
+        "failure_threshold": 1,
+        "targets": [{"type": "webhook", "target": f"{base}/hook"}],
+    }
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            async with _mcp(dev_env, deps, worker.task_queue) as mcp:
+                made = await call(mcp, "create_web_monitor", config=config, name=unique("m"))
+            task = made["task_id"]
+            handle = dev_env.client.get_workflow_handle(task)
+            await asyncio.wait_for(state.hook_waiting.wait(), HANG)  # the alert is under way
+            await handle.cancel()
+            await eventually(lambda: _stopped_or_closed(handle), "the cancel heard")
+            state.hook_gate.set()  # the receiver answers again: the stop's last poll sends
+            await _canceled(handle)
+            await save_history(handle, "web_monitor_cancelled_while_delivering")
+    finally:
+        state.hook_gate.set()
+    assert await _kinds(deps, task) == ["watch.failing", "watch.stopped"]
+    assert await _settled(deps, "watch.failing", task) == [("inbox", "sent"), ("webhook", "sent")]
+
+
+async def test_a_reminder_cancelled_while_it_is_delivered_ends_canceled_not_failed(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    state, base = gated
+    state.hook_gate.clear()
+    deps = _with_webhook(loopback_deps)
+    task = unique("reminder")
+    config = ReminderConfig.model_validate(
+        {"message": "standup", "targets": [{"type": "webhook", "target": f"{base}/hook"}]}
+    )
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            handle = await dev_env.client.start_workflow(
+                ReminderWorkflow.run,
+                ReminderRun(user=USER, task=task, config=config),
+                id=f"{task}/run",
+                task_queue=worker.task_queue,
+            )
+            await asyncio.wait_for(state.hook_waiting.wait(), HANG)
+            await handle.cancel()
+            await eventually(lambda: _ended_or_failed(handle, deps, task), "the cancel heard")
+            status = (await handle.describe()).status
+            assert status is WorkflowExecutionStatus.CANCELED, status  # not running on
+            await _canceled(handle)
+            await save_history(handle, "reminder_cancelled_while_delivering")
+            rows = await eventually(lambda: _settled(deps, "schedule.reminder", task), "settled")
+    finally:
+        state.hook_gate.set()
+    assert await _kinds(deps, task) == ["delivery.failed", "schedule.reminder"]
+    assert ("webhook", "failed") in rows, rows
+
+
+async def test_a_threshold_watch_cancelled_while_it_reads_its_metric_ends_canceled(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """The metric's source holds its answer as the run is cancelled during the read (a local
+    activity): the run took the cut read for one to try again as a regular activity, and ran
+    on."""
+    state, base = gated
+    state.values = [50]
+    state.gate.clear()  # the source holds every read
+    task = unique("threshold-watch/alice/t")
+    try:
+        async with running_worker(dev_env.client, loopback_deps) as worker:
+            handle = await dev_env.client.start_workflow(
+                ThresholdWatchWorkflow.run,
+                ThresholdWatchInput(user=USER, task=task, config=threshold(base)),
+                id=task,
+                task_queue=worker.task_queue,
+            )
+            await asyncio.wait_for(state.waiting.wait(), HANG)  # the read under way
+            await handle.cancel()
+
+            async def ended_or_read_again() -> bool:
+                described = await handle.describe()
+                if described.status is not WorkflowExecutionStatus.RUNNING:
+                    return True
+                pending = described.raw_description.pending_activities
+                return any(p.activity_type.name == "read_metric" for p in pending)
+
+            await eventually(ended_or_read_again, "the cancel heard")
+            status = (await handle.describe()).status
+            assert status is WorkflowExecutionStatus.CANCELED, status  # not running on
+            await _canceled(handle)
+            await save_history(handle, "threshold_watch_cancelled_while_reading")
+    finally:
+        state.gate.set()
+    assert await _kinds(deps=loopback_deps, task=task) == ["watch.stopped"]
+
+
+async def test_a_web_monitor_cancelled_while_it_checks_a_page_ends_as_deleted(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """Its poll reads a page (the server holds it) of check now as the run is cancelled: the
+    run ended at once, its poll left running and no ``watch.stopped`` said."""
+    state, base = gated
+    state.pages["/a"] = article("A page.")
+    task = ""
+    try:
+        async with running_worker(dev_env.client, loopback_deps) as worker:
+            async with _mcp(dev_env, loopback_deps, worker.task_queue) as mcp:
+                config = {"urls": [f"{base}/a"], "check_interval_minutes": 60}
+                made = await call(mcp, "create_web_monitor", config=config, name=unique("m"))
+            task = made["task_id"]
+            handle = dev_env.client.get_workflow_handle(task)
+            state.page_gate.clear()
+            state.page_waiting.clear()
+            await handle.signal("check_now")
+            await asyncio.wait_for(state.page_waiting.wait(), HANG)  # the check under way
+            await handle.cancel()
+            await eventually(lambda: _stopped_or_closed(handle), "the cancel heard")
+            state.page_gate.set()
+            await _canceled(handle)
+            await save_history(handle, "web_monitor_cancelled_while_checking")
+    finally:
+        state.page_gate.set()
+    assert await _kinds(loopback_deps, task) == ["watch.stopped"]
+
+
+async def _closed(handle: WorkflowHandle[Any, Any]) -> bool:
+    return (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING
+
+
+async def _stopped_or_closed(handle: WorkflowHandle[Any, Any]) -> bool:
+    """The run took its cancel for a stop (its state attribute says so), or closed."""
+    described = await handle.describe()
+    stopped = described.typed_search_attributes.get(temporal.STATE) == "stopped"
+    return stopped or described.status is not WorkflowExecutionStatus.RUNNING
