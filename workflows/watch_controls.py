@@ -98,6 +98,7 @@ async def deliver(
     task: str | None = None,
     cancellation: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     heartbeat: timedelta = NOTIFY_HEARTBEAT,
+    give_up_cut: bool = False,
 ) -> NotifyResult:
     """Notify the targets once per key, as a message of ``kind`` (a watch's, unless said);
     its deliveries and failures are filed under ``task``. ``cancellation``: whether a cancel
@@ -123,10 +124,15 @@ async def deliver(
     except ActivityError as error:
         # A last try that timed out, lost its worker or met a send in flight recorded nothing;
         # nor did a try cancelled, which gives up what it left in flight itself once it hears
-        # its cancel (a heartbeat's answer, or its run gone: `notify`), a caller waiting for
-        # it (WAIT_CANCELLATION_COMPLETED) once more after it ended (its rows nobody's then).
+        # its cancel at a heartbeat (`notify`) while its run still runs. A caller waiting for
+        # it (WAIT_CANCELLATION_COMPLETED) gives up once more after it ended (its rows
+        # nobody's then); one that does not (``give_up_cut``: a watch's run cancelled in
+        # Temporal, which would end before that heartbeat, the try then told "not found",
+        # which a timed-out try is told too) gives up now, its rows left to the try until
+        # their leases end (`notify_given_up`).
         cut = isinstance(error.cause, CancelledError)
-        if not cut or cancellation is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
+        waited = cancellation is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        if not cut or waited or give_up_cut:
             with contextlib.suppress(ActivityError):
                 ended = request.model_copy(update={"cancelled": cut})
                 await short_activity(NotifyActivities.notify_given_up, ended)
@@ -145,10 +151,12 @@ async def delivery_errors(
 ) -> list[str]:
     """Notify the targets once per key; what failed, a line each (``failed`` + the activity's
     failure for good, or each channel that refused: the others were still sent).
-    ``cancel_ends``: a delivery cut by the caller's cancel (its run's, in Temporal) is raised,
-    not a failure line."""
+    ``cancel_ends``: a delivery cut by the caller's cancel (its run's, in Temporal) is given up
+    and raised, not a failure line."""
     try:
-        result = await deliver(user=user, key=key, message=message, targets=targets, task=task)
+        result = await deliver(
+            user=user, key=key, message=message, targets=targets, task=task, give_up_cut=cancel_ends
+        )
     except ActivityError as error:
         if cancel_ends and is_cancelled_exception(error):
             raise

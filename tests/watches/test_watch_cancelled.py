@@ -44,6 +44,13 @@ async def _kinds(deps: WorkerDeps, task: str) -> list[str]:
         return sorted(e.kind for e in await EventRepository(session).list(task=task, limit=100))
 
 
+async def _said_last(deps: WorkerDeps, task: str) -> dict[str, Any]:
+    """The last ``delivery.failed`` said of ``task``: what its reader is left with."""
+    async with deps.db.session() as session:
+        events = await EventRepository(session).list(task=task, kind="delivery.failed", limit=100)
+    return dict(max(events, key=lambda e: e.id).payload)
+
+
 async def _ended_or_failed(handle: WorkflowHandle[Any, Any], deps: WorkerDeps, task: str) -> bool:
     """The run closed, or it took its cut delivery for a failure (and ran on)."""
     if (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING:
@@ -101,10 +108,14 @@ async def test_a_threshold_watch_cancelled_while_its_alert_is_delivered_ends_can
             rows = await eventually(lambda: _settled(deps, "watch.breach", task), "rows settled")
     finally:
         state.hook_gate.set()
-    # No delivery failure of the watch's: the cut delivery said given up (the receiver may
-    # have it), as a delete's cut delivery is.
-    assert await _kinds(deps, task) == ["delivery.failed", "watch.breach", "watch.stopped"]
+    # No delivery failure of the watch's. The webhook's own timeout (15 s) said the send
+    # failed and would be tried again; the run that heard its cancel gave it up (it was
+    # "retrying" for good: nothing retried it, the run ended before the try heard the cancel).
+    kinds = await _kinds(deps, task)
+    assert kinds == ["delivery.failed", "delivery.failed", "watch.breach", "watch.stopped"], kinds
     assert ("webhook", "failed") in rows, rows
+    last = await _said_last(deps, task)
+    assert (last["channel"], last["retrying"]) == ("webhook", False), last
     assert state.hooks == []  # the held POST was never answered as taken
 
 
@@ -172,8 +183,11 @@ async def test_a_reminder_cancelled_while_it_is_delivered_ends_canceled_not_fail
             rows = await eventually(lambda: _settled(deps, "schedule.reminder", task), "settled")
     finally:
         state.hook_gate.set()
-    assert await _kinds(deps, task) == ["delivery.failed", "schedule.reminder"]
+    kinds = await _kinds(deps, task)
+    assert kinds == ["delivery.failed", "delivery.failed", "schedule.reminder"], kinds
     assert ("webhook", "failed") in rows, rows
+    last = await _said_last(deps, task)
+    assert (last["channel"], last["retrying"]) == ("webhook", False), last
 
 
 async def test_a_threshold_watch_cancelled_while_it_reads_its_metric_ends_canceled(
