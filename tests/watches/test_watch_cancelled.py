@@ -10,9 +10,15 @@ that completes, sdk-java#2391)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
@@ -78,6 +84,39 @@ async def _settled(deps: WorkerDeps, key_of: str, task: str) -> list[tuple[str, 
     return [] if any(status == "pending" for _, status in found) else found
 
 
+async def _cancelled_while_delivering(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    state: GatedSite,
+    start: Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]],
+    task: str,
+    told: str,
+    history: str,
+) -> None:
+    """The run ``start`` starts, cancelled while the webhook holds its first delivery (of the
+    event ``told``): it ends Canceled, not running on. The webhook's own timeout (15 s) said
+    the send failed and would be tried again; the run that heard its cancel gave it up, so
+    the last word says it is not (it stayed "retrying" for good: the run ended before the
+    try heard the cancel, and nothing retried it)."""
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            handle = await start(dev_env.client, worker.task_queue)
+            await asyncio.wait_for(state.hook_waiting.wait(), HANG)
+            await handle.cancel()
+            await eventually(lambda: _ended_or_failed(handle, deps, task), "the cancel heard")
+            status = (await handle.describe()).status
+            assert status is WorkflowExecutionStatus.CANCELED, status  # not running on
+            await _canceled(handle)
+            await save_history(handle, history)
+            rows = await eventually(lambda: _settled(deps, told, task), "rows settled")
+    finally:
+        state.hook_gate.set()
+    assert ("webhook", "failed") in rows, rows
+    last = await _said_last(deps, task)
+    assert (last["channel"], last["retrying"]) == ("webhook", False), last
+    assert state.hooks == []  # the held POST was never answered as taken
+
+
 async def test_a_threshold_watch_cancelled_while_its_alert_is_delivered_ends_canceled(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
@@ -89,34 +128,31 @@ async def test_a_threshold_watch_cancelled_while_its_alert_is_delivered_ends_can
     deps = _with_webhook(loopback_deps)
     task = unique("threshold-watch/alice/t")
     config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
-    try:
-        async with running_worker(dev_env.client, deps) as worker:
-            handle = await dev_env.client.start_workflow(
-                ThresholdWatchWorkflow.run,
-                ThresholdWatchInput(user=USER, task=task, config=config),
-                id=task,
-                task_queue=worker.task_queue,
-            )
-            await asyncio.wait_for(state.hook_waiting.wait(), HANG)
-            await handle.cancel()
-            await eventually(lambda: _ended_or_failed(handle, deps, task), "the cancel heard")
-            status = (await handle.describe()).status
-            assert status is WorkflowExecutionStatus.CANCELED, status  # not running on
-            await _canceled(handle)
-            await save_history(handle, "threshold_watch_cancelled_while_delivering")
-            # The cut try gives up what it left in flight (it hears the cancel at a heartbeat).
-            rows = await eventually(lambda: _settled(deps, "watch.breach", task), "rows settled")
-    finally:
-        state.hook_gate.set()
-    # No delivery failure of the watch's. The webhook's own timeout (15 s) said the send
-    # failed and would be tried again; the run that heard its cancel gave it up (it was
-    # "retrying" for good: nothing retried it, the run ended before the try heard the cancel).
-    kinds = await _kinds(deps, task)
-    assert kinds == ["delivery.failed", "delivery.failed", "watch.breach", "watch.stopped"], kinds
-    assert ("webhook", "failed") in rows, rows
-    last = await _said_last(deps, task)
-    assert (last["channel"], last["retrying"]) == ("webhook", False), last
-    assert state.hooks == []  # the held POST was never answered as taken
+
+    async def start(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            ThresholdWatchInput(user=USER, task=task, config=config),
+            id=task,
+            task_queue=queue,
+        )
+
+    await _cancelled_while_delivering(
+        dev_env,
+        deps,
+        state,
+        start,
+        task,
+        "watch.breach",
+        "threshold_watch_cancelled_while_delivering",
+    )
+    # No delivery failure of the watch's (no watch.delivery_failed).
+    assert await _kinds(deps, task) == [
+        "delivery.failed",
+        "delivery.failed",
+        "watch.breach",
+        "watch.stopped",
+    ]
 
 
 async def test_a_web_monitor_cancelled_while_its_alert_is_delivered_ends_as_deleted(
@@ -165,29 +201,25 @@ async def test_a_reminder_cancelled_while_it_is_delivered_ends_canceled_not_fail
     config = ReminderConfig.model_validate(
         {"message": "standup", "targets": [{"type": "webhook", "target": f"{base}/hook"}]}
     )
-    try:
-        async with running_worker(dev_env.client, deps) as worker:
-            handle = await dev_env.client.start_workflow(
-                ReminderWorkflow.run,
-                ReminderRun(user=USER, task=task, config=config),
-                id=f"{task}/run",
-                task_queue=worker.task_queue,
-            )
-            await asyncio.wait_for(state.hook_waiting.wait(), HANG)
-            await handle.cancel()
-            await eventually(lambda: _ended_or_failed(handle, deps, task), "the cancel heard")
-            status = (await handle.describe()).status
-            assert status is WorkflowExecutionStatus.CANCELED, status  # not running on
-            await _canceled(handle)
-            await save_history(handle, "reminder_cancelled_while_delivering")
-            rows = await eventually(lambda: _settled(deps, "schedule.reminder", task), "settled")
-    finally:
-        state.hook_gate.set()
-    kinds = await _kinds(deps, task)
-    assert kinds == ["delivery.failed", "delivery.failed", "schedule.reminder"], kinds
-    assert ("webhook", "failed") in rows, rows
-    last = await _said_last(deps, task)
-    assert (last["channel"], last["retrying"]) == ("webhook", False), last
+
+    async def start(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            ReminderWorkflow.run,
+            ReminderRun(user=USER, task=task, config=config),
+            id=f"{task}/run",
+            task_queue=queue,
+        )
+
+    await _cancelled_while_delivering(
+        dev_env,
+        deps,
+        state,
+        start,
+        task,
+        "schedule.reminder",
+        "reminder_cancelled_while_delivering",
+    )
+    assert await _kinds(deps, task) == ["delivery.failed", "delivery.failed", "schedule.reminder"]
 
 
 async def test_a_threshold_watch_cancelled_while_it_reads_its_metric_ends_canceled(
