@@ -214,6 +214,7 @@ class WatchControls:
         # replay could ask it in another task than the run did (docs/deploy.md).
         self.cancel_heard = workflow.patched(CANCEL_HEARD)
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
+        self.finishing = False  # the watch's end under way: a cancel heard lets it go on
 
     @property
     def life(self) -> str:
@@ -392,6 +393,7 @@ class WatchControls:
         except BaseException as exc:
             if not self.heard(exc):
                 raise
+        self.finishing = True
         await self.finish()
         if self.cancel is not None:
             raise self.cancel
@@ -441,14 +443,19 @@ class WatchControls:
         await self.record(kind, key, payload)
         if message is None or not targets:
             return
-        errors = await delivery_errors(
-            user=self.user,
-            key=key,
-            message=message,
-            targets=targets,
-            task=self.task,
-            cancel_ends=self.cancel_heard,
-        )
+        try:
+            errors = await delivery_errors(
+                user=self.user,
+                key=key,
+                message=message,
+                targets=targets,
+                task=self.task,
+                cancel_ends=self.cancel_heard,
+            )
+        except ActivityError as error:
+            if self.finishing and self.heard(error):
+                return  # given up; the end goes on, the cancel raised after it
+            raise
         if not errors:
             return
         self.note_failure(f"delivery of {kind}", RuntimeError("; ".join(errors)))
@@ -465,6 +472,8 @@ class WatchControls:
             await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
         except ActivityError as error:
             if self.heard(error):
+                if self.finishing:
+                    return  # the end goes on (its other events said), the cancel after it
                 raise
             self.state.event_failures += 1
             self.note_failure(f"event {kind}", error)

@@ -26,7 +26,7 @@ from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.storage.repositories import DeliveryRepository, EventRepository
-from ambient.watches.models import ThresholdWatchInput
+from ambient.watches.models import ThresholdWatchInput, ThresholdWatchState
 from ambient.watches.reminders import ReminderConfig, ReminderRun
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
@@ -151,6 +151,46 @@ async def test_a_threshold_watch_cancelled_while_its_alert_is_delivered_ends_can
         "delivery.failed",
         "delivery.failed",
         "watch.breach",
+        "watch.stopped",
+    ]
+
+
+async def test_a_threshold_watch_cancelled_while_it_ends_still_says_it_stopped(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """Stopped with a breach left unwatched (its source replaced), the watch's end says so;
+    the webhook holds that message as the run is cancelled. The cut delivery ended the end
+    there: no ``watch.stopped``. The end goes on, and the run ends Canceled after it."""
+    state, base = gated
+    state.hook_gate.clear()  # the webhook takes the "no longer watched" POST and holds it
+    deps = _with_webhook(loopback_deps)
+    task = unique("threshold-watch/alice/t")
+    config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
+    left = {"source": None, "said": "the old metric", "value": 150.0, "conditions": []}
+    run = ThresholdWatchInput(
+        user=USER, task=task, config=config, state=ThresholdWatchState(left_breach=left)
+    )
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            handle = await dev_env.client.start_workflow(
+                ThresholdWatchWorkflow.run,
+                run,
+                id=task,
+                task_queue=worker.task_queue,
+                start_signal="stop",  # stopped before its first check: straight to its end
+            )
+            await asyncio.wait_for(state.hook_waiting.wait(), HANG)
+            await handle.cancel()
+            await _canceled(handle)
+            await save_history(handle, "threshold_watch_cancelled_while_ending")
+    finally:
+        state.hook_gate.set()
+    assert await _kinds(deps, task) == [
+        "delivery.failed",
+        "delivery.failed",
+        "watch.breach_unwatched",
         "watch.stopped",
     ]
 
