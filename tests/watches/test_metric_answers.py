@@ -44,21 +44,25 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
         yield reads, base
 
 
+async def _baseline_error(tasks: TaskService, source: dict[str, str], name: str) -> str:
+    """The error a threshold watch reading ``source`` takes as its baseline (no value); the
+    watch deleted after."""
+    config = {"source": source, "threshold": 1, "check_interval_minutes": 5}
+    ref = await tasks.create(USER, "threshold_watch", config, unique(name))
+    await tasks.delete(USER, ref.task_id)
+    assert ref.baseline is not None and ref.baseline["value"] is None
+    return str(ref.baseline["error"])
+
+
 async def test_json_nested_past_the_parsers_depth_is_one_failed_reading(
     service: TaskService,  # noqa: F811
     source: tuple[list[str], str],
 ) -> None:
     reads, base = source
-    config = {
-        "source": {"type": "http_json", "url": f"{base}/deep", "json_path": "$.data"},
-        "threshold": 1,
-        "check_interval_minutes": 5,
-    }
-    ref = await service.create(USER, "threshold_watch", config, unique("deep"))
-    assert ref.baseline is not None and ref.baseline["value"] is None
-    assert ref.baseline["error"].startswith("the source did not answer a number (RecursionError")
+    deep = {"type": "http_json", "url": f"{base}/deep", "json_path": "$.data"}
+    error = await _baseline_error(service, deep, "deep")
+    assert error.startswith("the source did not answer a number (RecursionError")
     assert reads == ["/deep"]
-    await service.delete(USER, ref.task_id)
 
 
 async def test_a_prometheus_range_vector_is_said_as_one(
@@ -66,19 +70,12 @@ async def test_a_prometheus_range_vector_is_said_as_one(
     source: tuple[list[str], str],
 ) -> None:
     reads, base = source
-    config = {
-        "source": {"type": "prometheus", "url": base, "query": "up[5m]"},
-        "threshold": 1,
-        "check_interval_minutes": 5,
-    }
-    ref = await service.create(USER, "threshold_watch", config, unique("range"))
-    assert ref.baseline is not None and ref.baseline["value"] is None
-    assert ref.baseline["error"] == (
+    ranged = {"type": "prometheus", "url": base, "query": "up[5m]"}
+    assert await _baseline_error(service, ranged, "range") == (
         "query answered a range vector (matrix), not one sample: query an instant "
         "vector (no [range] selector): up[5m]"
     )
     assert reads == ["/api/v1/query"]
-    await service.delete(USER, ref.task_id)
 
 
 async def test_a_prometheus_string_is_said_as_one_not_as_two_samples(
@@ -87,15 +84,8 @@ async def test_a_prometheus_string_is_said_as_one_not_as_two_samples(
 ) -> None:
     """A query answering a string (``[time, "text"]``) was said as "got 2 samples"."""
     reads, base = source
-    config = {
-        "source": {"type": "prometheus", "url": base, "query": '"42"'},
-        "threshold": 1,
-        "check_interval_minutes": 5,
-    }
-    ref = await service.create(USER, "threshold_watch", config, unique("string"))
-    assert ref.baseline is not None and ref.baseline["value"] is None
-    assert ref.baseline["error"] == (
+    text = {"type": "prometheus", "url": base, "query": '"42"'}
+    assert await _baseline_error(service, text, "string") == (
         'query answered a string, not a number: query an instant vector returning one sample: "42"'
     )
     assert reads == ["/api/v1/query"]
-    await service.delete(USER, ref.task_id)
