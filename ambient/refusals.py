@@ -7,6 +7,7 @@ look the id up in their catalog. A value may itself be a Refusal, said in the sa
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -34,10 +35,16 @@ def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
     it fits, each value one word but a ``reason``, ``why`` or ``error`` (another's words);
     None: none of them."""
     for msgid in msgids:
-        pattern = re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid)).replace("%%", "%")
-        if found := re.fullmatch(pattern, text):
+        if found := _pattern(msgid).fullmatch(text):
             return Refusal(msgid, **found.groupdict())
     return None
+
+
+@functools.cache
+def _pattern(msgid: str) -> re.Pattern[str]:
+    """What `read_back` matches for ``msgid`` (built once a msgid: a page reads back each row's
+    error against every msgid it knows)."""
+    return re.compile(re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid)).replace("%%", "%"))
 
 
 def _value(placeholder: re.Match[str]) -> str:
