@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -380,5 +383,31 @@ def replay(
     raise typer.Exit(1 if failed else 0)
 
 
+def main() -> None:
+    """The `ambient` command as a process: the app, then its exit.
+
+    A process that connected to Temporal has the SDK's runtime threads (Rust) still running
+    when the interpreter tears down, and that teardown can abort it (rc 134, "PyGILState_Release
+    … finalizing"; temporalio/sdk-python#300) after the command succeeded. Such a process leaves
+    at once, its output flushed and its logs closed, with the command's own code."""
+    try:
+        app()
+        code: object = 0
+    except SystemExit as end:
+        code = end.code
+    from ambient import temporal
+
+    if not temporal.runtime_started():
+        raise SystemExit(code)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # SystemExit("text"): said, then 1
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`), a closed file
+            stream.flush()
+    logging.shutdown()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

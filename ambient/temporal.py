@@ -455,10 +455,20 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
+_runtime_started = False
+
+
+def runtime_started() -> bool:
+    """Whether this process connected to Temporal, starting the SDK's runtime threads."""
+    return _runtime_started
+
+
 async def connect(
     settings: Settings, *, runtime: Runtime | None = None, lazy: bool = False
 ) -> Client:
     """Connect to the Temporal server of ``settings`` with the pydantic data converter."""
+    global _runtime_started
+    _runtime_started = True
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,

@@ -197,6 +197,41 @@ def test_replay_query_with_temporal_down_prints_one_clear_line(tmp_path: Path) -
     assert len(lines) == 1 and f"Temporal is unreachable at {address}" in lines[0], lines
 
 
+async def test_a_command_that_connected_to_temporal_exits_with_its_code_and_whole_output(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    """A process that connected to Temporal leaves without the interpreter's teardown (which
+    the SDK's runtime threads can abort, rc 134: temporalio/sdk-python#300): its output,
+    block-buffered into a pipe, must still arrive whole, and its code be the command's."""
+    env = _env(tmp_path, dev_env)
+    for step in (["migrate"], ["user", "create", "dev"]):
+        done = await asyncio.to_thread(CliRunner().invoke, app, step, env=env)
+        assert done.exit_code == 0, done.output
+
+    def run(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ambient.cli", *args],
+            env={**env, **more},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    config = json.dumps({"type": "daily", "hour": 8, "message": "stand-up"})
+    created = await asyncio.to_thread(run, "task", "create", "schedule", "--config", config)
+    assert created.returncode == 0, created.stderr
+    task = json.loads(created.stdout)  # held in the pipe's buffer until flushed
+    listed = await asyncio.to_thread(run, "task", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["task_id"] for row in json.loads(listed.stdout)] == [task["task_id"]]
+    refused = await asyncio.to_thread(run, "task", "create", "schedule", "--config", "{}")
+    assert refused.returncode == 1 and "a reminder needs a message" in refused.stderr, refused
+    down = await asyncio.to_thread(
+        run, "status", "--json", AMBIENT_TEMPORAL_ADDRESS=f"127.0.0.1:{_closed_port()}"
+    )
+    assert down.returncode == 1 and json.loads(down.stdout)["temporal_reachable"] is False
+
+
 def test_commands_find_the_running_dev_stack_in_the_data_dir_and_env_wins(
     tmp_path: Path,
 ) -> None:
