@@ -53,7 +53,7 @@ from ambient.status import database_down, problem_told, temporal_down
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state, sees_operator_detail
-from mcp_server.tools import AREAS
+from mcp_server.tools import AREAS, served_areas
 
 INSTRUCTIONS = (
     "ambient-ops runs durable background work on Temporal for teams on Tencent Cloud: web and "
@@ -401,7 +401,7 @@ def build_server(
         token_verifier=verifier,
         auth=auth,
     )
-    for area in selected:
+    for area in served_areas(selected):
         AREAS[area](mcp)
     if read_only:
         reads_only(mcp)

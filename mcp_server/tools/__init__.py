@@ -16,7 +16,7 @@ from mcp_server.tools import (
     users,
 )
 
-# Area name -> register(mcp). Add one line per area module.
+# Area name -> register(mcp). Add one line per area module. The groups of DESIGN.md §4.
 AREAS: dict[str, Callable[..., None]] = {
     "system": system.register,
     "tasks": tasks.register,
@@ -30,6 +30,17 @@ AREAS: dict[str, Callable[..., None]] = {
     "annotate": discussions.register_annotate,
     "bus": discussions.register_bus,
 }
+
+
+# An area that another holds whole: served once when both are chosen (`push` alone serves the
+# push settings; `briefing` holds them, as DESIGN.md's briefing group).
+WITHIN = {"push": "briefing"}
+
+
+def served_areas(areas: Iterable[str]) -> list[str]:
+    """``areas`` without one that a chosen other holds, each once."""
+    chosen = list(dict.fromkeys(areas))
+    return [area for area in chosen if WITHIN.get(area) not in chosen]
 
 
 def unknown_areas(areas: Iterable[str]) -> str | None:

@@ -23,6 +23,7 @@ from ambient.domain.users import MAX_USER_NAME
 from ambient.watches.inputs import config_schema
 from mcp_server.auth import app_state, current_user
 from mcp_server.tools.hints import AGAIN, READ, WRITE
+from mcp_server.tools.users import register_push
 
 SOURCE_SHAPE = (
     '{"type": "file", "path": "/var/log/app"} (a file or a folder of rotated files; under '
@@ -152,7 +153,7 @@ def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(get_briefing, annotations=READ)
     mcp.add_tool(list_briefings, annotations=READ)
     mcp.add_tool(analyze_logs, annotations=READ)
-    mcp.add_tool(create_daily_briefing, annotations=WRITE)
     mcp.add_tool(greet, annotations=WRITE)
     mcp.add_tool(regenerate_briefing, annotations=AGAIN)
     mcp.add_tool(send_briefing, annotations=AGAIN)
+    register_push(mcp)  # where the briefing (and every message) is pushed

@@ -14,7 +14,6 @@ from ambient.clients.kube import Workload
 from ambient.clients.log_formats import parse_time
 from ambient.clients.tencent import alarms, clusters, logs, metrics
 from ambient.cloud.audit import Mode
-from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec
 from ambient.cloud.reads import MAX_ALARM_HOURS, MAX_LOGS, MAX_METRIC_MINUTES, LogSearch
 from ambient.domain.identifiers import (
     TENCENT_REGION_HINT,
@@ -28,7 +27,7 @@ from ambient.domain.numbers import WholeNumber
 from ambient.refusals import said_back
 from ambient.storage.users import user_named
 from mcp_server.auth import ANONYMOUS, app_state, caller
-from mcp_server.tools.hints import CHANGE, LOOK
+from mcp_server.tools.hints import LOOK
 
 # Every cloud write's mode: the door never executes unless the person said so.
 ModeArg = Annotated[
@@ -180,28 +179,6 @@ async def list_workloads(
     )
 
 
-async def scale_node_pool(
-    ctx: Context[Any, Any],
-    cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
-    node_pool_id: Annotated[
-        str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
-    ],
-    desired: Annotated[WholeNumber, Field(ge=0, le=1000, description="desired number of nodes")],
-    region: Region = None,
-    mode: ModeArg = "dry_run",
-) -> NodePoolScaleResult:
-    """Set a node pool's desired size: dry_run (default) reports what would change, execute
-    sets it (needs rollback_permission 'execute').
-
-    Every call is audited, refusals included.
-    """
-    spec = NodePoolScaleSpec(
-        cluster_id=cluster_id, node_pool_id=node_pool_id, desired=desired, region=region
-    )
-    # The service reads the permission from the database and decides; this door only asks.
-    return await app_state(ctx).cloud_ops.scale_node_pool(cloud_actor(ctx), spec, mode)
-
-
 def register(mcp: MCPServer[Any]) -> None:
     for tool in (
         list_clusters,
@@ -213,4 +190,3 @@ def register(mcp: MCPServer[Any]) -> None:
         list_alarms,
     ):
         mcp.add_tool(tool, annotations=LOOK)  # type: ignore[arg-type]
-    mcp.add_tool(scale_node_pool, annotations=CHANGE)

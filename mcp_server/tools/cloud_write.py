@@ -12,11 +12,12 @@ from ambient.cloud.creates import WriteResult
 from ambient.cloud.images import DEFAULT_QUESTION, MAX_DATA_URL, MAX_QUESTION, ImageDescription
 from ambient.cloud.images import describe_dashboard_image as describe_image
 from ambient.cloud.logs import AlarmSpec, LogsetSpec, ScheduledSqlSpec, TopicSpec
-from ambient.cloud.node_pools import NodePoolSpec
+from ambient.cloud.node_pools import NodePoolScaleResult, NodePoolScaleSpec, NodePoolSpec
 from ambient.cloud.workloads import MAX_REPLICAS, WorkloadResult, WorkloadSpec
+from ambient.domain.identifiers import TKE_CLUSTER_HINT, TkeClusterId
 from ambient.domain.numbers import WholeNumber
 from mcp_server.auth import app_state
-from mcp_server.tools.cloud import ModeArg, cloud_actor
+from mcp_server.tools.cloud import ModeArg, Region, cloud_actor
 from mcp_server.tools.hints import CHANGE, LOOK, WRITE
 
 
@@ -120,6 +121,28 @@ async def describe_dashboard_image(
     return await describe_image(app_state(ctx).settings, image_url, question)
 
 
+async def scale_node_pool(
+    ctx: Context[Any, Any],
+    cluster_id: Annotated[TkeClusterId, Field(description=f"TKE cluster: {TKE_CLUSTER_HINT}")],
+    node_pool_id: Annotated[
+        str, Field(max_length=128, description="e.g. np-abc123 (see list_node_pools)")
+    ],
+    desired: Annotated[WholeNumber, Field(ge=0, le=1000, description="desired number of nodes")],
+    region: Region = None,
+    mode: ModeArg = "dry_run",
+) -> NodePoolScaleResult:
+    """Set a node pool's desired size: dry_run (default) reports what would change, execute
+    sets it (needs rollback_permission 'execute').
+
+    Every call is audited, refusals included.
+    """
+    spec = NodePoolScaleSpec(
+        cluster_id=cluster_id, node_pool_id=node_pool_id, desired=desired, region=region
+    )
+    # The service reads the permission from the database and decides; this door only asks.
+    return await app_state(ctx).cloud_ops.scale_node_pool(cloud_actor(ctx), spec, mode)
+
+
 def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(describe_dashboard_image, annotations=LOOK)
     for tool in (
@@ -132,5 +155,5 @@ def register(mcp: MCPServer[Any]) -> None:
         # Creates add resources and find an existing one by name on a retry.
         mcp.add_tool(tool, annotations=WRITE)  # type: ignore[arg-type]
     # Changes to running workloads replace what runs (idempotent per key / apply).
-    for change in (apply_yaml, scale_workload, restart_workload):
+    for change in (apply_yaml, scale_workload, restart_workload, scale_node_pool):
         mcp.add_tool(change, annotations=CHANGE)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from ambient.watches.reads import DEFAULT_PAGE_SIZE, KindFilter, StateFilter, Ta
 from ambient.watches.reminders import ReminderConfig
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from mcp_server.auth import app_state, current_user
+from mcp_server.tools.briefing import create_daily_briefing
 from mcp_server.tools.hints import AGAIN, CHANGE, READ, WRITE
 
 TaskId = Annotated[
@@ -177,6 +178,7 @@ def register(mcp: MCPServer[Any]) -> None:
     mcp.add_tool(create_web_monitor, annotations=WRITE)
     mcp.add_tool(create_threshold_watch, annotations=WRITE)
     mcp.add_tool(create_reminder, annotations=WRITE)
+    mcp.add_tool(create_daily_briefing, annotations=WRITE)  # a task: the briefing's own
     mcp.add_tool(create_background_task, annotations=WRITE)
     mcp.add_tool(pause_task, annotations=WRITE)
     mcp.add_tool(resume_task, annotations=WRITE)

@@ -1,9 +1,11 @@
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
+import pytest
 import pytest_asyncio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -121,6 +123,31 @@ async def test_every_tool_carries_all_four_annotations(state: AppState) -> None:
             assert None not in hints, f"{tool.name} lacks an annotation: {hints}"
             if read_only:
                 assert notes.read_only_hint is True, f"{tool.name} is served in read-only mode"
+
+
+async def test_each_area_serves_its_group_of_design_and_cloud_reads_only(
+    state: AppState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--area` serves DESIGN.md §4's groups: create_daily_briefing with the tasks,
+    set_push_config with the briefing (also its own area, push), and a node pool's scaling
+    with the cloud's writes: `--area cloud` served that write among the reads."""
+
+    def served(*areas: str) -> dict[str, Any]:
+        server = build_server(state.settings, holder=StateHolder(state), areas=areas)
+        return {tool.name: tool for tool in server._tool_manager.list_tools()}
+
+    assert "create_daily_briefing" in served("tasks")
+    assert {"greet", "get_briefing", "set_push_config"} <= served("briefing").keys()
+    assert "create_daily_briefing" not in served("briefing")
+    reads = served("cloud")
+    assert "list_node_pools" in reads and "scale_node_pool" not in reads
+    assert all(tool.annotations.read_only_hint for tool in reads.values()), reads
+    assert "scale_node_pool" in served("cloud_write")
+    assert served("push").keys() == {"get_push_config", "set_push_config"}
+    with caplog.at_level(logging.WARNING):
+        both = served("push", "briefing", "push")
+    assert served("briefing").keys() == both.keys()
+    assert "already exists" not in caplog.text
 
 
 async def test_a_permission_change_is_a_destructive_tool(state: AppState) -> None:
