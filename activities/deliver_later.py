@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities.deliveries import end_unsent, what_went
 from ambient import temporal
@@ -91,7 +91,7 @@ class HandOver:
         except RuntimeError:  # no client (an activity run without one)
             return False
         except RPCError as exc:
-            return exc.status is RPCStatusCode.NOT_FOUND
+            return temporal.not_found(exc)
         stopping = described.typed_search_attributes.get(temporal.STATE) == TaskState.STOPPED
         running = described.status is WorkflowExecutionStatus.RUNNING
         if not running or stopping or another_life(request, described):

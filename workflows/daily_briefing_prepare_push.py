@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -221,7 +221,7 @@ class PrepareAndPush:
                     # task (the Web UI's): the day stays spoken.
                     self.given_at, self.given_via = given, self.prepared.given_via
             except ActivityError as exc:
-                if cancelled_activity(exc):
+                if is_cancelled_exception(exc):
                     raise  # deleted (`_unless_deleted`): no failure of the day's to record
                 self.preparation_error = str(exc.cause or exc)
                 self.preparation_failure = unprepared_because(exc.cause)
@@ -264,7 +264,7 @@ class PrepareAndPush:
         try:
             result = await self._deliver(message, key)
         except ActivityError as exc:
-            if cancelled_activity(exc):
+            if is_cancelled_exception(exc):
                 # The inbox may have taken its copy before the activity ended, and then the
                 # day's row says pushed, not "ready"; it records nothing if none was sent.
                 with contextlib.suppress(ActivityError):
@@ -293,7 +293,7 @@ class PrepareAndPush:
         try:
             result = await self._deliver(message, key)
         except ActivityError as exc:  # the database still away: the status says so
-            if cancelled_activity(exc):
+            if is_cancelled_exception(exc):
                 raise  # deleted or cancelled in Temporal: no failure of the day's to record
             workflow.logger.warning("briefing failure push failed: %s", exc.cause or exc)
             self.carry.last_push_error = f"{date}: {failure_text(exc)}"
@@ -337,9 +337,9 @@ class PrepareAndPush:
         )
 
 
-def cancelled_activity(error: BaseException) -> bool:
-    """Whether ``error`` is an activity's failure by its cancel (the caller's)."""
-    return isinstance(error, ActivityError) and isinstance(error.cause, CancelledError)
+# Temporal's own test, under the name daily_briefing.py imports: an activity's failure is a
+# cancel when its cause is Temporal's CancelledError.
+cancelled_activity = is_cancelled_exception
 
 
 async def cancelled(task: asyncio.Task[Any]) -> None:

@@ -17,7 +17,7 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.domain.configs import UserConfig
@@ -45,7 +45,7 @@ class EventDigestService:
             try:
                 await handle.delete()
             except RPCError as exc:
-                if exc.status is not RPCStatusCode.NOT_FOUND:
+                if not temporal.not_found(exc):
                     raise
             return setting
         every = setting.every_minutes
@@ -63,7 +63,7 @@ class EventDigestService:
         try:
             await handle.describe()
         except RPCError as exc:
-            if exc.status is not RPCStatusCode.NOT_FOUND:
+            if not temporal.not_found(exc):
                 raise
             # Turned on: the marker first, so a write that fails leaves nothing on, and the
             # retry (which would find the schedule and only update it) starts from now too.
