@@ -193,11 +193,13 @@ class ThresholdWatchWorkflow(WatchControls):
 
         transition = self.take(reading, now, alert)
         self.checking = False  # the state is whole: a baseline waiting answers now
-        for said in alerts:
-            await tell(*said)
-        if transition is not None and transition.kind is Breach.BREACH:
-            if self.config.on_breach == "remediate":
-                await self._remediate(transition, _payload(transition), key)
+        # The state says they happened: a cancel heard meanwhile lets them all be told.
+        with self.whole():
+            for said in alerts:
+                await tell(*said)
+            if transition is not None and transition.kind is Breach.BREACH:
+                if self.config.on_breach == "remediate":
+                    await self._remediate(transition, _payload(transition), key)
 
     def take(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -214,7 +214,8 @@ class WatchControls:
         # replay could ask it in another task than the run did (docs/deploy.md).
         self.cancel_heard = workflow.patched(CANCEL_HEARD)
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
-        self.finishing = False  # the watch's end under way: a cancel heard lets it go on
+        # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
+        self.going_on = False
 
     @property
     def life(self) -> str:
@@ -371,6 +372,18 @@ class WatchControls:
         self.stop()
         return True
 
+    @contextlib.contextmanager
+    def whole(self) -> Iterator[None]:
+        """What runs inside goes on to its end though the run's cancel is heard meanwhile, as
+        a stop (a delete) at that instant lets it: a check's alerts, each recorded and told (a
+        delivery the cancel cut given up), or the watch's end. The cancel, a stop, ends the
+        watch after it, and the run then ends Canceled."""
+        going_on, self.going_on = self.going_on, True
+        try:
+            yield
+        finally:
+            self.going_on = going_on
+
     async def until_heard(self, condition: Callable[[], bool]) -> None:
         """Wait for ``condition``; the run's cancel heard meanwhile (a stop) does not end the
         wait unless ``condition`` says so."""
@@ -393,8 +406,8 @@ class WatchControls:
         except BaseException as exc:
             if not self.heard(exc):
                 raise
-        self.finishing = True
-        await self.finish()
+        with self.whole():
+            await self.finish()
         if self.cancel is not None:
             raise self.cancel
         return self.status()
@@ -453,8 +466,8 @@ class WatchControls:
                 cancel_ends=self.cancel_heard,
             )
         except ActivityError as error:
-            if self.finishing and self.heard(error):
-                return  # given up; the end goes on, the cancel raised after it
+            if self.going_on and self.heard(error):
+                return  # given up; what is under way goes on, the cancel raised after the end
             raise
         if not errors:
             return
@@ -472,8 +485,8 @@ class WatchControls:
             await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
         except ActivityError as error:
             if self.heard(error):
-                if self.finishing:
-                    return  # the end goes on (its other events said), the cancel after it
+                if self.going_on:
+                    return  # what is under way goes on (its other events said), the cancel after
                 raise
             self.state.event_failures += 1
             self.note_failure(f"event {kind}", error)

@@ -195,6 +195,93 @@ async def test_a_threshold_watch_cancelled_while_it_ends_still_says_it_stopped(
     ]
 
 
+async def _cancelled_at_first_alert(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    site: tuple[GatedSite, str],
+    run_state: ThresholdWatchState | None,
+    then: str,
+    history: str,
+    **fields: Any,
+) -> tuple[str, list[str]]:
+    """A threshold watch whose check (at once: its first, or check now) reads 150 and tells
+    more than one thing, cancelled while the webhook holds its first alert; the receiver
+    answers again once the run told ``then`` (the check's next) or closed. The task, and what
+    the watch said (its ``watch.*`` events) once its run ended Canceled."""
+    state, base = site
+    state.values = [150]
+    state.hook_gate.clear()  # the webhook takes the first alert's POST and holds its answer
+    task = unique("threshold-watch/alice/t")
+    config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}], **fields)
+    run = ThresholdWatchInput(user=USER, task=task, config=config, state=run_state)
+
+    async def told_or_closed() -> bool:
+        return then in await _kinds(deps, task) or await _closed(handle)
+
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            handle = await dev_env.client.start_workflow(
+                ThresholdWatchWorkflow.run,
+                run,
+                id=task,
+                task_queue=worker.task_queue,
+                start_signal="check_now",  # a continued run checks at once, as a new one does
+            )
+            await asyncio.wait_for(state.hook_waiting.wait(), HANG)  # the first alert sent
+            await handle.cancel()
+            await eventually(told_or_closed, f"{then} told or the run closed")
+            state.hook_gate.set()  # the receiver answers again
+            await _canceled(handle)
+            await save_history(handle, history)
+    finally:
+        state.hook_gate.set()
+    return task, [kind for kind in await _kinds(deps, task) if kind.startswith("watch.")]
+
+
+async def test_a_threshold_watch_cancelled_while_its_first_alert_is_delivered_tells_the_rest(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A failing watch (its continued run) reads a value over the line at check now: the
+    check tells "recovered", then "breach", and the first is held as the run is cancelled.
+    The cut delivery ended the check there: its breach, taken into the state (so never told
+    again), was neither recorded nor sent. As a delete lets it, the check tells the rest (the
+    cut delivery given up), then the watch ends and the run ends Canceled."""
+    deps = _with_webhook(loopback_deps)
+    failing = ThresholdWatchState(checks=3, failures=3, failing=True, last_error="down")
+    task, said = await _cancelled_at_first_alert(
+        dev_env, deps, gated, failing, "watch.breach", "threshold_watch_cancelled_while_alerting"
+    )
+    assert said == ["watch.breach", "watch.recovered", "watch.stopped"]  # no delivery_failed
+    # The breach's delivery was made, not given up.
+    settled = await eventually(lambda: _settled(deps, "watch.breach", task), "breach settled")
+    assert settled == [("inbox", "sent"), ("webhook", "sent")]
+    assert any(b"Breach: " in body for body in gated[0].hooks), gated[0].hooks
+
+
+async def test_a_threshold_watch_cancelled_while_its_breach_is_delivered_still_remediates(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """A watch that remediates its breaches is cancelled while its breach is delivered: the
+    remediation, asked for after it, was never asked for (its breach never told again). As
+    a delete lets it, the check asks for it (this metric names no TKE workload: the request
+    is recorded with why none started), then the watch ends."""
+    deps = _with_webhook(loopback_deps)
+    _, said = await _cancelled_at_first_alert(
+        dev_env,
+        deps,
+        gated,
+        None,
+        "watch.remediation_requested",
+        "threshold_watch_cancelled_before_remediating",
+        on_breach="remediate",
+    )
+    assert said == ["watch.breach", "watch.remediation_requested", "watch.stopped"]
+
+
 async def test_a_web_monitor_cancelled_while_its_alert_is_delivered_ends_as_deleted(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
