@@ -59,6 +59,10 @@ GREETING_WAIT = timedelta(seconds=20)
 # A run that starts paused waits this long for a resume, then goes on as a new run (one run
 # for the whole pause would grow its history with every greeting).
 PAUSED_RUN_LENGTH = timedelta(days=1)
+# A pause or resume reaching a deleted (or cancelled) run still finishing set it paused: its
+# status read paused and a cancelled run was listed "paused" (an upsert). Patched runs take
+# it and change nothing (a signal cannot be refused).
+LATE_SIGNAL_KEPT = "late-signal-kept"
 
 
 @workflow.defn
@@ -88,6 +92,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self._preparing_again: asyncio.Task[None] | None = None
         # Asked as the workflow is built: in the run's first workflow task (DELETED_MID_STEP).
         workflow.deprecate_patch(DELETED_MID_STEP)
+        self.late_signal_kept = workflow.patched(LATE_SIGNAL_KEPT)  # likewise
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -338,13 +343,23 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     @workflow.signal
     def pause(self) -> None:
-        self.paused = True
-        self._show_state("paused")
+        if not self._ended_for("pause"):
+            self.paused = True
+            self._show_state("paused")
 
     @workflow.signal
     def resume(self) -> None:
-        self.paused = False
-        self._show_state("active")
+        if not self._ended_for("resume"):
+            self.paused = False
+            self._show_state("active")
+
+    def _ended_for(self, control: str) -> bool:
+        """Whether the run is deleted or cancelled, still finishing: ``control`` is taken and
+        changes nothing (never for a run started before LATE_SIGNAL_KEPT)."""
+        if not (self.late_signal_kept and self._ending()):
+            return False
+        workflow.logger.info("%s of a deleted or cancelled daily briefing: nothing to do", control)
+        return True
 
     @workflow.signal
     def stop(self) -> None:

@@ -20,7 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from temporalio import activity
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.testing import WorkflowEnvironment
 
 from activities.briefing import BriefingActivities
@@ -31,6 +37,7 @@ from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import DeliveryRepository
+from ambient.temporal import STATE
 from ambient.watches.inputs import TaskStateError
 from ambient.watches.service import TaskService
 from tests.briefing.harness import briefing_stack, make_user
@@ -56,20 +63,28 @@ def zone_at_midday() -> str:
 
 @asynccontextmanager
 async def deleted_while_sending(
-    env: WorkflowEnvironment, deps: WorkerDeps, user: str, monkeypatch: pytest.MonkeyPatch
+    env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    user: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    cancel: bool = False,
 ) -> AsyncIterator[tuple[TaskService, BriefingConfig, asyncio.Event]]:
     """A briefing deleted through the task door while a send of it is under way, its email
     waiting on a slow mail server: the delete cuts the push short, and the run, stopping, waits
     for what the push does once its activity has ended, the day recorded pushed (held until
     the event returned is set: a database slow to write it). Its run is still running. (A run
     deleted during its preparation ends at once: tests/briefing/test_briefing_deleted_mid_step.py;
-    one deleted during the push of its own morning records it in a moment.)"""
-    release, mail = asyncio.Event(), MailHeld()
+    one deleted during the push of its own morning records it in a moment.) ``cancel``: its
+    run cancelled in Temporal instead (the Web UI's "Request Cancellation"), held the same way
+    once the push's record is under way."""
+    release, mail, recording = asyncio.Event(), MailHeld(), asyncio.Event()
     record = BriefingActivities.record_briefing_push
 
     @activity.defn(name="record_briefing_push")
     async def held_record(self, request: PushRequest) -> None:  # type: ignore[no-untyped-def]
         # ``self`` unannotated: the SDK takes an annotated first parameter for an argument.
+        recording.set()
         await release.wait()
         await record(self, request)
 
@@ -89,7 +104,11 @@ async def deleted_while_sending(
             sending = asyncio.create_task(stack.service.send(user, request_id="s1"))
             try:
                 await mail.asked()
-                await tasks.delete(user, f"daily-briefing/{user}")
+                if cancel:
+                    await env.client.get_workflow_handle(f"daily-briefing/{user}").cancel()
+                    await asyncio.wait_for(recording.wait(), HANG)
+                else:
+                    await tasks.delete(user, f"daily-briefing/{user}")
                 yield tasks, config, release
             finally:
                 release.set()
@@ -217,6 +236,55 @@ async def test_a_deleted_briefing_still_finishing_is_listed_as_stopped_as_get_sa
         assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
         release.set()
         assert await asyncio.wait_for(handle.result(), HANG) == "stopped"
+
+
+@pytest.mark.parametrize("end", ["deleted", "cancelled"])
+async def test_a_pause_or_resume_reaching_a_deleted_or_cancelled_briefing_changes_nothing(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch, end: str
+) -> None:
+    """A pause signalled to a briefing deleted (or cancelled in Temporal) while its run still
+    finished, from the Web UI's signal button or a door that looked before the delete: its
+    status read paused, and a cancelled run was listed 'paused' in the Web UI (its
+    AmbientState). A signal cannot be refused: the run takes it and changes nothing; a resume
+    likewise."""
+    user = unique("lena")
+    cancel = end == "cancelled"
+    async with deleted_while_sending(dev_env, deps, user, monkeypatch, cancel=cancel) as (
+        _tasks,
+        _config,
+        release,
+    ):
+        handle = dev_env.client.get_workflow_handle(f"daily-briefing/{user}")
+        await eventually(lambda: _signals_taken(handle), "the delete taken")
+        listed = await _state_attribute(handle)
+        assert listed == ("active" if cancel else "stopped")
+        for control in ("pause", "resume"):
+            await handle.signal(control)
+            await eventually(lambda: _signals_taken(handle), f"the {control} taken")
+            status = await handle.query(DailyBriefingWorkflow.status)
+            assert (status.paused, status.stopping) == (False, not cancel), control
+            assert await _state_attribute(handle) == listed, control
+        release.set()
+        if cancel:
+            with pytest.raises(WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), HANG)
+        else:
+            assert await asyncio.wait_for(handle.result(), HANG) == "stopped"
+        await save_history(handle, f"daily_briefing_{end}_while_sending_paused")
+
+
+async def _state_attribute(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """The run's AmbientState, as the Web UI lists it."""
+    return (await handle.describe()).typed_search_attributes.get(STATE)
+
+
+async def _signals_taken(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether a workflow task completed after the run's last signal (the signal handled; no
+    signal: after the run's start)."""
+    events = [e.event_type async for e in handle.fetch_history_events()]
+    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    last = max((i for i, e in enumerate(events) if e == signalled), default=0)
+    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in events[last:]
 
 
 async def test_a_regenerate_under_way_when_the_briefing_is_deleted_lets_it_be_created_again(
