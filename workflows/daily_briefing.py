@@ -42,7 +42,14 @@ with workflow.unsafe.imports_passed_through():
     from ambient.briefing.unprepared import Unprepared
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
-from workflows.watch_controls import NOTIFY_RETRY, SHORT, failure_text, given_up, until
+from workflows.watch_controls import (
+    LATE_SIGNAL_KEPT,
+    NOTIFY_RETRY,
+    SHORT,
+    failure_text,
+    given_up,
+    until,
+)
 
 # A greeting is refused when the workflow takes it up this long after GreetRequest.answer_by:
 # room for the service's clock running behind the server's (the service sets answer_by this
@@ -59,10 +66,6 @@ GREETING_WAIT = timedelta(seconds=20)
 # A run that starts paused waits this long for a resume, then goes on as a new run (one run
 # for the whole pause would grow its history with every greeting).
 PAUSED_RUN_LENGTH = timedelta(days=1)
-# A pause or resume reaching a deleted (or cancelled) run still finishing set it paused: its
-# status read paused and a cancelled run was listed "paused" (an upsert). Patched runs take
-# it and change nothing (a signal cannot be refused).
-LATE_SIGNAL_KEPT = "late-signal-kept"
 
 
 @workflow.defn

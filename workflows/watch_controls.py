@@ -62,6 +62,11 @@ NOTIFY_HEARTBEAT = timedelta(seconds=30)
 # recorded) and ran on: a cancel is delivered once, so it was lost. Patched runs take the cancel
 # for a stop (the end a delete gives the run), then end Canceled; a reminder ends Canceled.
 CANCEL_HEARD = "cancel-heard"
+# A control signal reaching a run that is ending (deleted, or cancelled in Temporal) acted on
+# it: a web monitor's check now woke its end and asked the poll sending its held changes to
+# hand back (sent to nobody then); a briefing's pause set it paused. Patched runs take it and
+# change nothing (a signal cannot be refused).
+LATE_SIGNAL_KEPT = "late-signal-kept"
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -213,6 +218,7 @@ class WatchControls:
         # Asked once, as the run starts (its first workflow task): asked where first needed, a
         # replay could ask it in another task than the run did (docs/deploy.md).
         self.cancel_heard = workflow.patched(CANCEL_HEARD)
+        self.late_signal_kept = workflow.patched(LATE_SIGNAL_KEPT)  # likewise
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
@@ -243,6 +249,10 @@ class WatchControls:
 
     @workflow.signal
     def check_now(self) -> None:
+        if self.late_signal_kept and self.state.stop_requested:
+            # Its end under way: no check comes, and a wake would cut its last sends short.
+            workflow.logger.info("check now of a stopped watch: nothing to do")
+            return
         self.ask_check()
 
     def ask_check(self) -> None:

@@ -16,21 +16,23 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import poll_upkeep
+from activities.polling import PagePoller
 from ambient.deps import WorkerDeps
 from ambient.storage import Database
-from ambient.storage.repositories import EventRepository, InboxRepository
+from ambient.storage.repositories import DeliveryRepository, EventRepository, InboxRepository
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import TaskStatus, WebMonitorInput
-from ambient.watches.polling import PollRequest, PollResult
+from ambient.watches.polling import EndPoll, PollRequest, PollResult
 from tests.conftest import running_worker, unique
 from tests.support.record import save_history
-from tests.support.servers import free_port, serve
+from tests.support.servers import HANG, free_port, serve
 from tests.support.waits import ask, eventually
 from tests.watches.site import Site, article
 from tests.watches.test_workflows import (  # noqa: F401  (fixtures)
@@ -884,3 +886,68 @@ async def test_a_change_handed_back_unsent_is_delivered_once_though_its_watch_is
 async def _undelivered_none(handle: WorkflowHandle[Any, Any]) -> bool:
     results = await poll_results(handle)
     return bool(results) and not results[-1].undelivered
+
+
+async def test_a_check_now_reaching_a_stopped_web_monitor_leaves_its_held_change_sent(
+    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A web monitor deleted while a change's webhook answered 500 sends that change again as
+    it ends; a check now arriving meanwhile (the Web UI's signal button, a door that looked
+    before the delete) woke the stopped watch, which asked that last poll to hand back: the
+    change was handed back unsent and the watch ended, its webhook never given it. A signal
+    cannot be refused: the stopping watch takes it and changes nothing."""
+    from ambient.clients.notify.registry import build_channels
+    from tests.watches.test_lifecycle import GatedSite
+
+    asked_to_end: list[int | None] = []
+    end_poll = PagePoller.end_poll
+
+    @activity.defn(name="end_poll")
+    async def counted_end(self, request: EndPoll) -> bool:  # type: ignore[no-untyped-def]
+        asked_to_end.append(request.poll)
+        return await end_poll(self, request)
+
+    monkeypatch.setattr(PagePoller, "end_poll", counted_end)
+    state, deps = GatedSite(), loopback_deps
+    deps.settings = deps.settings.model_copy(update={"notify_target_timeout": 5.0})
+    async with serve(state.app()) as base:
+        deps.channels = build_channels(deps.settings, deps.db, deps.http)  # loopback allowed
+        async with running_worker(dev_env.client, deps) as worker:
+            state.hook_status = 500
+            state.pages["/late"] = article("Calm.")
+            hooks = [{"type": "webhook", "target": f"{base}/hook"}]
+            config = fast([f"{base}/late"], targets=hooks)
+            handle = await start(dev_env, worker.task_queue, config, window=600.0)
+            await eventually(partial(_checks, handle, 1))
+            refused = len(state.hooks)
+            state.pages["/late"] = article("Calm.", "Storm warning (late).")
+            await eventually(partial(_hooks_since, state, refused, 1))  # a 500: it waits
+            state.hook_gate.clear()  # the change sent again as the watch ends: held
+            state.hook_waiting.clear()
+            try:
+                await handle.signal("stop")
+                await eventually(partial(_handed_back_unsent, handle))
+                assert _end_first_sends() == 1
+                stopped_poll = list(asked_to_end)
+                state.hook_status = 200
+                await asyncio.wait_for(state.hook_waiting.wait(), HANG)
+                await handle.signal("check_now")
+                await eventually(partial(_signal_taken, handle), "the check now taken")
+                assert asked_to_end == stopped_poll  # the last poll's send goes on
+            finally:
+                state.hook_gate.set()
+            final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), HANG))
+            await save_history(handle, "web_monitor_held_sent_check_now")
+    assert not (await poll_results(handle))[-1].undelivered
+    async with deps.db.session() as session:
+        rows = await DeliveryRepository(session).list(user=USER, task=handle.id)
+    assert {r.channel: r.status for r in rows} == {"inbox": "sent", "webhook": "sent"}
+    assert final.detail["delivery_failures"] == 0
+
+
+async def _signal_taken(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether a workflow task completed after the run's last signal (the signal handled)."""
+    events = [e.event_type async for e in handle.fetch_history_events()]
+    signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    last = max(i for i, e in enumerate(events) if e == signalled)
+    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in events[last:]
