@@ -25,6 +25,7 @@ from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, Tence
 from ambient.clients.tencent.metrics import latest_metric_point
 from ambient.clients.web import (
     NO_BODY,
+    NO_NUMBER,
     WHOLE_NOT_MODIFIED,
     FetchError,
     HttpStatusError,
@@ -203,9 +204,8 @@ class WatchActivities:
         except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
             # The source answered, but not with what it should (HTML for JSON, a wrong shape,
             # JSON nested past the parser's depth: read again, it crashed the same way).
-            return MetricReading(
-                error=f"the source did not answer a number ({type(exc).__name__}: {exc})"[:500]
-            )
+            said = NO_NUMBER % {"error": f"{type(exc).__name__}: {exc}"}
+            return MetricReading(error=said[:500])
         return MetricReading(value=value)
 
     @staticmethod

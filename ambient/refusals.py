@@ -27,12 +27,13 @@ def N_(message: str) -> str:
 
 
 # Values read back as any text (another's words), not one word.
-_WORDS = frozenset({"reason", "why", "error"})
+_WORDS = frozenset({"reason", "why", "error", "query", "shown"})
 
 
 def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
     """``text``, stored as English (a check's error), as the Refusal of the first of ``msgids``
-    it fits, each value one word but a ``reason``, ``why`` or ``error`` (another's words);
+    it fits, each value one word but a ``reason``, ``why``, ``error``, ``query`` or ``shown``
+    (another's words, a query, a value quoted);
     None: none of them."""
     for msgid in msgids:
         if found := _pattern(msgid).fullmatch(text):

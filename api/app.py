@@ -148,6 +148,19 @@ def _refusal(headers: Headers, status: int) -> tuple[str, bytes]:
     return said, said.encode()
 
 
+# What a GET of an MCP endpoint is answered, in the JSON-RPC shape of the SDK's own refusals.
+NO_STREAM = {
+    "jsonrpc": "2.0",
+    "id": None,
+    "error": {
+        "code": -32600,
+        "message": "Method Not Allowed: this MCP endpoint (streamable HTTP, stateless) offers "
+        "no SSE stream to GET; send JSON-RPC requests by POST with "
+        "'Accept: application/json, text/event-stream'",
+    },
+}
+
+
 def malformed_messages_refused(
     app: ASGIApp, paths: set[str], security: TransportSecuritySettings
 ) -> ASGIApp:
@@ -156,17 +169,32 @@ def malformed_messages_refused(
     answered here as the bridge answers it (``read_message``), so every door says it alike.
     Inside the SDK's app, after its authentication: a caller it does not know gets its 401,
     and a Host or Origin it does not allow its 421 or 403 (DNS-rebinding protection first, as
-    the SDK orders it), the body unread."""
+    the SDK orders it), the body unread.
+    A GET is answered 405 at once: the SDK took one accepting */* (curl's, a browser's) for the
+    SSE stream a server sends its own messages on, which a stateless server never has, and held
+    it open with nothing to send. The spec's answer for "no stream here" is 405; the SDK's client
+    asks for that stream only with a session id, which a stateless server never gives."""
     guard = TransportSecurityMiddleware(security)
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        posted = scope["type"] == "http" and scope["method"] == "POST"
-        if not posted or scope["path"] not in paths or not scope["user"].is_authenticated:
+        method = scope.get("method") if scope["type"] == "http" else None
+        if (
+            method not in ("GET", "POST")
+            or scope["path"] not in paths
+            or not scope["user"].is_authenticated
+        ):
             await app(scope, receive, send)
             return
         # Sent here, not by the SDK's transport: it would check (and log) the request again.
-        if refused_headers := await guard.validate_request(Request(scope), is_post=True):
+        if refused_headers := await guard.validate_request(
+            Request(scope), is_post=method == "POST"
+        ):
             await refused_headers(scope, receive, send)
+            return
+        if method == "GET":
+            await JSONResponse(NO_STREAM, status_code=405, headers={"Allow": "POST"})(
+                scope, receive, send
+            )
             return
         read = [await receive()]  # bounded by BodyLimit, which has read it whole already
         while read[-1]["type"] == "http.request" and read[-1].get("more_body", False):

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.domain.notify import DEADLINE, Wording
     from ambient.remediation.ladder import MODES_ZH, Rung, rung_zh, step_key
-    from ambient.remediation.outcomes import gate_closed, not_approved, refused
+    from ambient.remediation.outcomes import a_while, gate_closed, not_approved, refused
     from ambient.remediation.runs import (
         FINAL_STATES,
         ApprovalDecision,
@@ -79,10 +79,11 @@ class RemediationSafety(RemediationRecords):
             return False
         # An answer taken in the task its timer fired in was told "approved": it stands.
         if self.decision is None:
+            # "45 min", not a timedelta's "0:45:00" (only the activity's input: replay holds).
             await self._audit(
                 f"{key}/approval",
                 "approval_timeout",
-                {"rung": int(step.rung), "after": str(timeout)},
+                {"rung": int(step.rung), "after": str(a_while(timeout))},
             )
             await self._hand_over(not_approved(step.rung, timeout))
             return False

@@ -76,6 +76,7 @@ KNOWN_ERRORS = (
     N_("the broker or a proxy before it failed: HTTP %(status)s"),
     N_("no answer from the broker (timed out)"),
     N_("cannot connect to the broker: %(reason)s"),
+    N_("connected, then the connection was lost: %(reason)s"),
 )
 
 

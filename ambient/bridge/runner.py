@@ -230,7 +230,7 @@ class BridgeRunner:
                         raise
                 reason = "the connection ended"
             except Exception as exc:  # every failure is data: shown, counted, re-dialed
-                reason = without_token(describe(exc), url)
+                reason = without_token(describe(exc, connected=connected), url)
             if (task := asyncio.current_task()) is not None and task.cancelling():
                 # Cancelled (removed, stopping) just as the connection failed: on Python 3.11
                 # the two cancellations arrive as one, which the serve's task group takes for
@@ -358,10 +358,11 @@ class BridgeRunner:
             log.warning("xiaozhi endpoint %s: state not written: %s", endpoint_id, exc)
 
 
-def describe(exc: BaseException) -> str:
-    """A failure as the owner should read it: the broker's close code and reason first."""
+def describe(exc: BaseException, *, connected: bool = False) -> str:
+    """A failure as the owner should read it: the broker's close code and reason first.
+    ``connected``: it came after the connection was up (the broker was reached)."""
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return describe(exc.exceptions[0])
+        return describe(exc.exceptions[0], connected=connected)
     if isinstance(exc, ConnectionClosed):
         # Closed first by this side (1009 for a frame past FRAME_LIMIT_BYTES, say): what was
         # received is the broker's echo of our code, not a close of its own.
@@ -380,6 +381,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer from the broker (timed out)"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and connected:  # a reset, a write to a closed socket
+        return f"connected, then the connection was lost: {text}"
     if isinstance(exc, OSError):  # refused, no route, a name that does not resolve
         return f"cannot connect to the broker: {text}"
     return (

@@ -35,12 +35,28 @@ from urllib.parse import quote, urlsplit
 import h11
 
 from ambient.clients.tls import ca_context
+from ambient.refusals import N_
 
 IDLE_SECONDS = 120.0
 MAX_IDLE_PER_KEY = 16
 MAX_IDLE = 4096
 MAX_HEADER_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
+# How an answer was cut (a ConnectionCutError's words): a page says them in its reader's language.
+CLOSED_UNANSWERED = N_("the server closed the connection unanswered")
+RESET_INSIDE = N_("the connection was reset inside the answer")
+ENDED_IN_BODY = N_("the connection ended inside the body: %(got)s of %(length)s bytes")
+ENDED_IN_HEADERS = N_("the connection ended inside the headers: %(error)s")
+ENDED_IN_BODY_SAID = N_("the connection ended inside the body: %(error)s")
+TRUNCATED = N_("the %(coding)s body ends before its end (truncated)")
+CUTS = (
+    CLOSED_UNANSWERED,
+    RESET_INSIDE,
+    ENDED_IN_BODY,
+    ENDED_IN_HEADERS,
+    ENDED_IN_BODY_SAID,
+    TRUNCATED,
+)
 
 
 class HttpProtocolError(Exception):
@@ -134,7 +150,7 @@ class PageClient:
             try:
                 return await self._exchange(key, fresh, request, wire, max_bytes)
             except _StaleConnectionError as exc:
-                raise ConnectionCutError("the server closed the connection unanswered") from exc
+                raise ConnectionCutError(CLOSED_UNANSWERED) from exc
 
     async def aclose(self) -> None:
         for connection in self._oldest:
@@ -238,7 +254,7 @@ async def _receive(connection: _Connection, received: bool) -> bytes:
     except ConnectionResetError as exc:
         if not received:
             raise _StaleConnectionError from exc
-        raise ConnectionCutError("the connection was reset inside the answer") from exc
+        raise ConnectionCutError(RESET_INSIDE) from exc
     if not data and not received:
         raise _StaleConnectionError  # closed before the first byte of an answer
     return data
@@ -270,9 +286,7 @@ async def _read_answer(
     while len(body) < length:
         data = await _receive(connection, True)
         if not data:
-            raise ConnectionCutError(
-                f"the connection ended inside the body: {len(body)} of {length} bytes"
-            )
+            raise ConnectionCutError(ENDED_IN_BODY % {"got": len(body), "length": length})
         body += data
     # Bytes past the answer were not asked for: the answer stands, the connection is not kept.
     return status, headers, body[:length], len(body) == length
@@ -320,8 +334,8 @@ async def _read_with_h11(
             event = protocol.next_event()
         except h11.RemoteProtocolError as exc:
             if ended:  # h11 knows which bodies may end with the connection; this one may not
-                where = "body" if status else "headers"
-                raise ConnectionCutError(f"the connection ended inside the {where}: {exc}") from exc
+                where = ENDED_IN_BODY_SAID if status else ENDED_IN_HEADERS
+                raise ConnectionCutError(where % {"error": exc}) from exc
             raise
         if event is h11.NEED_DATA:
             data = await _receive(connection, received)
@@ -450,6 +464,6 @@ def _inflate(data: bytes | bytearray, wbits: int, max_bytes: int, coding: str) -
         if not member.eof:
             # The framing was complete, the compressed stream was not: a server that died
             # while compressing. Its first half is not the page.
-            raise ConnectionCutError(f"the {coding} body ends before its end (truncated)")
+            raise ConnectionCutError(TRUNCATED % {"coding": coding})
         out, rest, first = out + more, member.unused_data, False
     return out

@@ -33,6 +33,7 @@ from ambient.clients.guard import (
     RefusedDestinationError,
 )
 from ambient.clients.http1 import (
+    CUTS,
     Answer,
     BodyTooLargeError,
     ConnectionCutError,
@@ -59,6 +60,7 @@ WHOLE_NOT_MODIFIED = N_("the server answered 304 Not Modified to a request for t
 NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable
 ANSWER_CUT = N_("the connection ended before the whole answer: %(reason)s")
 TLS_FAILED = N_("TLS failed: %(reason)s")
+REDIRECTED = N_("%(reason)s (redirected to %(url)s)")  # a status from where a redirect led
 _WORDED = (
     HTTP_STATUS,
     HTTP_STATUS_WAIT,
@@ -73,15 +75,63 @@ _WORDED = (
     TLS_FAILED,
     CANNOT_RESOLVE,
 )
+# The system's words inside those (the ``reason`` of a connection, a TLS handshake, a name that
+# failed): the common ones said as what they mean, their raw detail after where it helps (the
+# address refused, the certificate's fault), left out where it does not.
+_SYSTEM = (
+    N_("ConnectionRefusedError: %(error)s"),
+    N_("ConnectionResetError: %(error)s"),
+    N_("[SSL: WRONG_VERSION_NUMBER] %(error)s"),
+    N_("certificate verify failed: %(error)s"),
+    N_("[Errno -2] %(error)s"),  # EAI_NONAME
+    N_("[Errno -3] %(error)s"),  # EAI_AGAIN
+    N_("no addresses"),
+    *CUTS,
+)
+# A metric answer no reading can be made of (a threshold watch's or a remediation's verify).
+JSONPATH_NOTHING = N_("JSONPath %(path)s matched nothing")
+JSONPATH_NOT_A_NUMBER = N_("JSONPath %(path)s is not a number: %(shown)s")
+PROMETHEUS_REFUSED_HTTP = N_("Prometheus refused the query %(query)s (HTTP %(status)s): %(reason)s")
+PROMETHEUS_REFUSED = N_("Prometheus refused the query %(query)s: %(reason)s")
+RANGE_VECTOR = N_(
+    "query answered a range vector (matrix), not one sample: query an instant "
+    "vector (no [range] selector): %(query)s"
+)
+STRING_ANSWER = N_(
+    "query answered a string, not a number: query an instant vector returning one sample: %(query)s"
+)
+NOT_ONE_SAMPLE = N_("query must return exactly one sample, got %(count)s: %(query)s")
+NOT_FINITE = N_("query answered %(value)s, not a number (no data to divide?): %(query)s")
+NO_NUMBER = N_("the source did not answer a number (%(error)s)")  # a crash reading it
+_METRIC_ANSWERS = (
+    JSONPATH_NOTHING,
+    JSONPATH_NOT_A_NUMBER,
+    PROMETHEUS_REFUSED_HTTP,
+    PROMETHEUS_REFUSED,
+    RANGE_VECTOR,
+    STRING_ANSWER,
+    NOT_ONE_SAMPLE,
+    NOT_FINITE,
+    NO_NUMBER,
+)
 
 
 def fetch_refusal(error: str) -> Refusal | None:
     """A check's stored error as the Refusal it was said from (None: not one worded here); a
-    redirect's refusal with the guard's reason as its own Refusal."""
-    said = read_back(error, _WORDED)
-    if said is not None and said.msgid == REDIRECT_REFUSED:
-        reason = str(said.values["reason"])
-        said.values["reason"] = read_back(reason, (*REFUSALS, *_WORDED)) or reason
+    reason in it (a redirect's refusal, the system's words) as its own Refusal where it is one."""
+    return _read(error, _WORDED)
+
+
+def said_refusal(error: str) -> Refusal | None:
+    """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
+    status from where a redirect led, a metric answer of the wrong shape (None: none)."""
+    return fetch_refusal(error) or _read(error, (REDIRECTED, *_METRIC_ANSWERS))
+
+
+def _read(text: str, msgids: tuple[str, ...]) -> Refusal | None:
+    said = read_back(text, msgids)
+    if said is not None and isinstance(reason := said.values.get("reason"), str):
+        said.values["reason"] = _read(reason, (*REFUSALS, *_WORDED, *_SYSTEM)) or reason
     return said
 
 
@@ -355,12 +405,12 @@ class WebFetcher:
         result = await self.fetch(url, accept="application/json")
         matches = [match.value for match in jsonpath(json_path).find(json.loads(result.body))]
         if not matches:
-            raise FetchError(f"JSONPath {json_path} matched nothing")
+            raise FetchError(JSONPATH_NOTHING % {"path": json_path})
         value = matches[0]
         if (number := _finite(value)) is None:
             shown = repr(value)
             shown = shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
-            raise FetchError(f"JSONPath {json_path} is not a number: {shown}")
+            raise FetchError(JSONPATH_NOT_A_NUMBER % {"path": json_path, "shown": shown})
         return number
 
     async def read_prometheus(self, base_url: str, query: str) -> float:
@@ -372,37 +422,33 @@ class WebFetcher:
             # timeout) with its reason in the body: that is what the user must fix.
             if (refusal := _prometheus_error(exc.body)) is None:
                 raise
-            reason = f"Prometheus refused the query {query!r} (HTTP {exc.status}): {refusal}"
+            reason = PROMETHEUS_REFUSED_HTTP % {
+                "query": repr(query),
+                "status": exc.status,
+                "reason": refusal,
+            }
             raise HttpStatusError(exc.status, url, exc.body, reason) from None
         if (refusal := _prometheus_error(data)) is not None:
-            raise FetchError(f"Prometheus refused the query {query!r}: {refusal}")
+            raise FetchError(PROMETHEUS_REFUSED % {"query": repr(query), "reason": refusal})
         answer = data.get("data", {})
         if answer.get("resultType") == "matrix":
             # A range selector (`up[5m]`): each series holds many values, none the current one.
-            raise FetchError(
-                "query answered a range vector (matrix), not one sample: query an instant "
-                f"vector (no [range] selector): {query}"
-            )
+            raise FetchError(RANGE_VECTOR % {"query": query})
         if answer.get("resultType") == "string":
             # A string literal's result is one [time, "text"] pair: no number to read.
-            raise FetchError(
-                "query answered a string, not a number: query an instant vector returning one "
-                f"sample: {query}"
-            )
+            raise FetchError(STRING_ANSWER % {"query": query})
         if answer.get("resultType") == "scalar":
             # A scalar's result is one [time, value] pair, not a list of samples.
             value = answer["result"][1]
         else:
             results = answer.get("result", [])
             if len(results) != 1:
-                raise FetchError(
-                    f"query must return exactly one sample, got {len(results)}: {query}"
-                )
+                raise FetchError(NOT_ONE_SAMPLE % {"count": len(results), "query": query})
             value = results[0]["value"][1]
         number = _finite(value)
         if number is None:
             # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
-            raise FetchError(f"query answered {value}, not a number (no data to divide?): {query}")
+            raise FetchError(NOT_FINITE % {"value": value, "query": query})
         return number
 
 
@@ -425,7 +471,7 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
 def _redirected(asked: str, url: str, said: Refusal) -> str:
     """What a fetch of ``asked`` says of its answer from ``url``: the URL only where a redirect
     led (the URL asked is shown beside the error)."""
-    return str(said) if url == asked else f"{said} (redirected to {url})"
+    return str(said) if url == asked else REDIRECTED % {"reason": said, "url": url}
 
 
 def _prometheus_error(answer: object) -> str | None:

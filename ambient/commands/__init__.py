@@ -50,9 +50,11 @@ COMMANDS = {
 TOOL = re.compile(rf"\b(call )?({'|'.join(COMMANDS)})\b")
 
 
-def in_cli_words(text: str) -> str:
-    """``text`` with each MCP tool it names replaced by the command that does the same."""
-    return TOOL.sub(lambda m: f"{'run ' if m[1] else ''}`{COMMANDS[m[2]]}`", text)
+def in_cli_words(text: str, subject: str = "") -> str:
+    """``text`` with each MCP tool it names replaced by the command that does the same, given
+    ``subject`` (the id it acts on) when the text names it only around the tool's name."""
+    argument = f" {subject}" if subject else ""
+    return TOOL.sub(lambda m: f"{'run ' if m[1] else ''}`{COMMANDS[m[2]]}{argument}`", text)
 
 
 def said_at(moment: datetime, seconds: bool = True) -> str:

@@ -123,7 +123,8 @@ def start(
         started = await service.start(user, json_object(alert, "alert"), mode)  # type: ignore[arg-type]
         if as_json or not follow:
             return started
-        console.print(in_cli_words(started.message))
+        # "started <id> (…); get_remediation shows the plan": the command with the id to type.
+        console.print(in_cli_words(started.message, started.remediation_id), soft_wrap=True)
         if started.state is None:
             return None  # another owner's run: nothing of it is ours to follow
         return await _follow(service, user, started.remediation_id)

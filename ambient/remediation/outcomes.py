@@ -66,6 +66,10 @@ HANDED_OVER_ZH = {
     "cluster rate limit: %(changes)s changes in the last hour (max %(max)s)": (
         "集群变更频率限制：过去一小时已有 %(changes)s 次变更（上限 %(max)s 次）"
     ),
+    "breaker open: this rung failed %(failures)s times in a row on this service; "
+    "closes in %(seconds)ss": (
+        "熔断中：这一级在这个服务上已连续失败 %(failures)s 次；%(seconds)s 秒后恢复"
+    ),
     "the ladder reached hand-over (rung 6)": "已到第 6 级（转人工）",
     "the budget of %(budget)s attempt(s) is spent and the alert is not resolved": (
         "%(budget)s 次尝试的预算已用完，告警仍未解决"

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ambient.refusals import N_, Refusal, Said
+from ambient.refusals import N_, Refusal, Said, read_back
 from ambient.remediation.ladder import Mode
 
 # --- permission -----------------------------------------------------------------------
@@ -19,6 +19,11 @@ PERMISSION_ORDER = {"none": 0, "dry_run": 1, "execute": 2}
 # A run waiting for its change window: the page shows when it opens beside it, in the reader's
 # zone, and says only WAITING_FOR_WINDOW (api/routers/ops_pages.py).
 OUTSIDE_WINDOWS = N_("outside change windows; next opens %(opens)s")
+# The breaker's reason, a skipped attempt's (a page reads it back to say it in its language).
+BREAKER_OPEN = N_(
+    "breaker open: this rung failed %(failures)s times in a row on this service; "
+    "closes in %(seconds)ss"
+)
 WAITING_FOR_WINDOW = N_("outside change windows")
 
 
@@ -157,6 +162,12 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
     )
 
 
+def skipped_said(reason: str) -> str | Refusal:
+    """A skipped attempt's reason as a page says it: the breaker's as its Refusal, any other
+    (the executor's) as written."""
+    return read_back(reason, (BREAKER_OPEN,)) or reason
+
+
 def rate_limit_gate(
     recent: list[datetime],
     now: datetime,
@@ -208,13 +219,8 @@ def breaker_gate(state: BreakerState, now: datetime, threshold: int, open_second
     open_for = (now - state.opened_at).total_seconds()
     if open_for >= open_seconds:
         return Gate(allowed=True, reason="breaker half-open: one trial allowed")
-    return Gate(
-        allowed=False,
-        reason=(
-            f"breaker open: this rung failed {state.failures} times in a row on this service; "
-            f"closes in {open_seconds - open_for:.0f}s"
-        ),
-    )
+    said = Refusal(BREAKER_OPEN, failures=state.failures, seconds=f"{open_seconds - open_for:.0f}")
+    return Gate(allowed=False, reason=str(said), said=Said.of(said))
 
 
 def breaker_after(

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
-from ambient.clients.web import fetch_refusal
+from ambient.clients.web import said_refusal
 from ambient.domain.numbers import WholeNumber
 from ambient.history import event_name
 from ambient.storage.models import MAX_ID, Event
@@ -232,7 +232,7 @@ def failed_said(error: Any, _: Words) -> str:
     """A failed check and why: a fetch's usual failures (an HTTP status, a timeout) in the
     page's language, any other error as the check said it."""
     said = str(error or "?")
-    return _("failed: %(error)s", error=in_words(fetch_refusal(said) or said, _))
+    return _("failed: %(error)s", error=in_words(said_refusal(said) or said, _))
 
 
 def read_said(read: dict[str, Any], _: Words) -> str:

@@ -32,7 +32,7 @@ from ambient.discussions.views import (
 from ambient.domain.numbers import WholeNumber
 from ambient.remediation.ladder import Rung
 from ambient.remediation.runs import FINAL_STATES
-from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW
+from ambient.remediation.safety import OUTSIDE_WINDOWS, WAITING_FOR_WINDOW, skipped_said
 from ambient.remediation.views import (
     InvalidRemediationError,
     RemediationError,
@@ -237,6 +237,7 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
         waits=REMEDIATION_WAITS,
         rungs=RUNG_NAMES,
         outcome=in_words(view.outcome_said.refusal(), _) if view.outcome_said else view.outcome,
+        skipped=[in_words(skipped_said(a.skipped_reason or ""), _) for a in view.attempts],
         # A gate's reason in the page's words (its first clause in English): the detail's
         # English otherwise.
         waiting_detail=(

@@ -520,6 +520,24 @@ async def test_an_endpoint_the_relay_refuses_after_it_was_connected_keeps_when_i
         assert refused.last_error == "closed by the broker: 1008 token解密失败"
 
 
+async def test_an_os_error_after_connecting_is_said_as_a_lost_connection_not_cannot_connect(
+    state: AppState,
+) -> None:
+    """Any OSError read "cannot connect to the broker: …", one raised once the session was up
+    too: the owner went looking for a wrong URL or a broker down that had been reached."""
+    token = unique("jwt")
+
+    def resetting(user: str) -> MCPServer[Any]:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    async with running_broker({token}) as broker:
+        async with running(runner_for(state, "r1", resetting)):
+            await register(state, unique("kai"), broker.url(token))
+            row = await within(HANG, failure_shown(state))
+    lost = "connected, then the connection was lost: [Errno 104] Connection reset by peer"
+    assert row.last_error == lost
+
+
 async def test_two_runners_on_one_database_hold_the_endpoint_once(state: AppState) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker:

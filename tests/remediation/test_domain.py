@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.domain.checks import MetricReading
+from ambient.domain.users import Language
 from ambient.remediation.alerts import Alert, VerifySpec, alert_from_breach
 from ambient.remediation.ladder import RolloutHealth, Rung, WorkloadRef
 from ambient.remediation.outcomes import gate_closed, in_chinese
@@ -26,6 +27,7 @@ from ambient.remediation.safety import (
     named_approver,
     rate_limit_gate,
     scale_target,
+    skipped_said,
 )
 from ambient.remediation.scores import (
     AlertRule,
@@ -39,6 +41,8 @@ from ambient.remediation.scores import (
 )
 from ambient.remediation.triage import alert_from_alarm
 from ambient.watches.threshold_config import Condition
+from api.i18n import Words
+from api.routers.pages import in_words
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
@@ -322,6 +326,22 @@ def test_breaker_opens_at_the_threshold_half_opens_later_and_closes_on_success()
     assert not gate.allowed and "failed 2 times" in gate.reason
     assert breaker_gate(state, NOW + timedelta(hours=1), 2, 3600).allowed
     assert breaker_after(state, resolved=True, now=NOW, threshold=2) == BreakerState()
+
+
+def test_an_open_breakers_reason_is_said_in_chinese_on_the_page_and_in_a_hand_over() -> None:
+    """A Chinese page said "已跳过：breaker open: this rung failed …" (the gate had no Said, a
+    hand-over built from it would have been English in its Chinese frame too)."""
+    state = BreakerState(failures=3, opened_at=NOW)
+    gate = breaker_gate(state, NOW + timedelta(minutes=10), 3, 3600)
+    assert gate.reason == (
+        "breaker open: this rung failed 3 times in a row on this service; closes in 3000s"
+    )
+    chinese = "熔断中：这一级在这个服务上已连续失败 3 次；3000 秒后恢复"
+    # The page reads the skipped attempt's reason (the gate's English, stored) back.
+    assert in_words(skipped_said(gate.reason), Words(Language.ZH)) == chinese
+    assert in_words(skipped_said(gate.reason), Words(Language.EN)) == gate.reason
+    assert skipped_said("already at 3 replicas") == "already at 3 replicas"
+    assert in_chinese(gate_closed(gate)) == f"现在不能改动：{chinese}"
 
 
 def test_scale_out_doubles_within_the_blast_radius() -> None:

@@ -206,6 +206,8 @@ async def test_start_in_a_pipe_prints_each_state_as_the_run_reaches_it(
     assert followed.exit_code == 0, followed.output
     lines = followed.output.splitlines()
     rid = lines[0].split()[1]
+    # The hint is the command to type, the run's id in it, not "`ambient remediation show`".
+    assert lines[0].endswith(f"; `ambient remediation show {rid}` shows the plan"), lines[0]
     states = [line.split(": ", 1)[1] for line in lines if line.startswith(f"{rid}: ")]
     assert states and states[-1] == "resolved", followed.output
     assert len(set(states)) == len(states)  # a line when the state changes, not each second

@@ -295,6 +295,12 @@ async def test_approval_not_given_in_time_hands_over(
     assert status.attempts == [] and site.reads == 0
     actions = await audit_actions(deps, status.run_key)
     assert "approval_timeout" in actions and "action" not in actions
+    # The audit row says how long it waited as the hand-over does, not a timedelta's "0:45:00".
+    async with deps.db.session() as session:
+        (timed_out,) = await AuditRepository(session).list(
+            subject=status.run_key, action="approval_timeout"
+        )
+    assert (timed_out.detail["rung"], timed_out.detail["after"]) == (1, "45 min")
 
 
 async def test_approval_from_a_user_without_permission_is_rejected_by_the_validator(

@@ -123,6 +123,32 @@ async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_t
         assert len(json.loads(data)["result"]["tools"]) > len(tools), data
 
 
+async def test_a_get_of_an_mcp_endpoint_is_answered_405_at_once_not_held_open(
+    settings: Settings,
+) -> None:
+    """A browser or curl opening /mcp/voice (Accept */*) got the SDK's SSE stream for a
+    server's own messages, which a stateless endpoint never sends: the request hung (its pings
+    kept any read timeout from firing). Streamed, so such a stream fails the status check at
+    once; the deadline only turns a hang into a failure."""
+    async with _api(settings) as (_, http):
+        me = await _register(http, settings, "browser")
+        for path in ("/mcp/voice", "/mcp"):
+            for accept in ("*/*", "text/html,*/*;q=0.8", "text/event-stream"):
+                async with (
+                    asyncio.timeout(HANG),
+                    http.stream("GET", path, headers={**me, "Accept": accept}) as got,
+                ):
+                    assert got.status_code == 405, (path, accept, got.headers)
+                    await got.aread()
+                assert got.headers["allow"] == "POST"
+                error = got.json()["error"]
+                assert error["message"].startswith("Method Not Allowed: this MCP endpoint")
+                assert "send JSON-RPC requests by POST" in error["message"]
+        # Who is not known is still told so first.
+        anonymous = await http.get("/mcp/voice")
+        assert anonymous.status_code == 401, anonymous.text
+
+
 async def test_the_context_provider_answers_a_registered_device_and_refuses_others(
     settings: Settings,
 ) -> None:

@@ -105,8 +105,16 @@ def test_a_fetch_error_is_said_in_the_readers_language_and_any_other_as_it_was_s
     )
     assert failed_said("timed out after 20 s", zh) == "失败：20 秒内没有答复"
     assert failed_said("HTTP 404", en) == "failed: HTTP 404"
+    # Where a redirect led, in the reader's words too ("(redirected to …)" stayed English).
     moved = "HTTP 404 (redirected to https://example.com/b)"
-    assert failed_said(moved, zh) == f"失败：{moved}"
+    assert (
+        failed_said(moved, zh) == "失败：服务器答复 HTTP 404（重定向到 https://example.com/b 之后）"
+    )
+    assert failed_said(moved, en) == f"failed: {moved}"
+    waited = "HTTP 503 (Retry-After: 30 s) (redirected to https://example.com/b)"
+    assert failed_said(waited, zh) == (
+        "失败：服务器答复 HTTP 503，要求 30 秒后再来（重定向到 https://example.com/b 之后）"
+    )
     assert failed_said(None, zh) == "失败：?"
 
 
@@ -166,8 +174,10 @@ async def cut_answer() -> AsyncIterator[str]:
 
 async def test_a_pages_network_failures_are_said_in_the_readers_language() -> None:
     """A connection refused, a name that does not resolve and a TLS handshake that failed were
-    said in English on a Chinese page ("失败：ConnectionRefusedError: ..."); the technical
-    detail stays as the system said it. An answer cut off is not said as no connection."""
+    said in English on a Chinese page ("失败：ConnectionRefusedError: ..."), then with the
+    system's English after the Chinese ("无法解析域名 …：[Errno -2] Name or service not known");
+    now what each means, the system's detail after only where it helps (the address refused).
+    An answer cut off is not said as no connection."""
     zh, en = Words(Language.ZH), Words(Language.EN)
     fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
     errors = {}
@@ -188,16 +198,51 @@ async def test_a_pages_network_failures_are_said_in_the_readers_language() -> No
     await fetcher.aclose()
     assert errors["cut"].startswith("the connection ended before the whole answer: "), errors
     cut_said = failed_said(errors["cut"], zh)
-    assert cut_said.startswith("失败：连接在应答收完前断开：the connection ended inside"), cut_said
+    assert cut_said == "失败：连接在应答收完前断开：100 字节的内容只收到 40 字节", cut_said
     closed = failed_said(errors["closed"], zh)
-    assert closed.startswith("失败：连接失败：ConnectionRefusedError: "), closed
+    detail = errors["closed"].removeprefix("no connection: ConnectionRefusedError: ")
+    assert detail.startswith("[Errno 111] "), errors
+    assert closed == (
+        f"失败：连接失败：对方拒绝连接，这个地址的端口上没有服务在监听（{detail}）"
+    ), closed
     unknown = failed_said(errors["unknown"], zh)
-    assert unknown.startswith("失败：无法解析域名 no-such-host.invalid："), unknown
+    assert unknown == "失败：无法解析域名 no-such-host.invalid：DNS 里查不到这个名字", unknown
     tls = failed_said(errors["tls"], zh)
-    assert tls.startswith("失败：TLS 连接失败：[SSL: "), tls
-    # A redirect to a name that does not resolve: both parts in the reader's words.
+    assert tls == (
+        "失败：TLS 连接失败：对方答复的不是 TLS：这个地址可能要用 http:// 而不是 https://"
+    ), tls
+    # A redirect to a name that does not resolve: every part in the reader's words.
     redirected = f"redirected to http://no-such-host.invalid/b: {errors['unknown']}"
-    assert failed_said(redirected, zh).startswith(
+    assert failed_said(redirected, zh) == (
         "失败：重定向到 http://no-such-host.invalid/b：无法解析域名 no-such-host.invalid："
+        "DNS 里查不到这个名字"
     )
     assert failed_said(errors["closed"], en) == f"failed: {errors['closed']}"
+
+
+def test_a_metric_answer_of_the_wrong_shape_is_said_in_the_readers_language() -> None:
+    """A threshold watch's reading of an answer that is no number (deep JSON, a Prometheus
+    range vector or string, a JSONPath to text) was said in English on a Chinese page."""
+    zh, en = Words(Language.ZH), Words(Language.EN)
+    said = {
+        "query answered a range vector (matrix), not one sample: query an instant vector "
+        "(no [range] selector): up[5m]": (
+            "查询答复的是区间向量（matrix），不是一个样本：请改用即时向量查询"
+            "（不带 [区间] 选择器）：up[5m]"
+        ),
+        "query answered a string, not a number: query an instant vector returning one "
+        'sample: "42"': ('查询答复的是字符串，不是数字：请改用只返回一个样本的即时向量查询："42"'),
+        "the source did not answer a number (RecursionError: maximum recursion depth exceeded)": (
+            "数据源答复的不是数字（RecursionError: maximum recursion depth exceeded）"
+        ),
+        "JSONPath $.v is not a number: 'high'": "JSONPath $.v 取到的不是数字：'high'",
+        "query must return exactly one sample, got 3: errors / requests": (
+            "查询必须正好返回一个样本，实际返回了 3 个：errors / requests"
+        ),
+        "query answered NaN, not a number (no data to divide?): errors / requests": (
+            "查询答复的是 NaN，不是数字（可能没有数据可除）：errors / requests"
+        ),
+    }
+    for error, chinese in said.items():
+        assert failed_said(error, zh) == f"失败：{chinese}"
+        assert failed_said(error, en) == f"failed: {error}"

@@ -40,6 +40,9 @@ ERRORS = {
     "cannot connect to the broker: [Errno 111] Connect call failed ('127.0.0.1', 9)": (
         "连不上接入点服务：[Errno 111] Connect call failed ('127.0.0.1', 9)"
     ),
+    "connected, then the connection was lost: [Errno 104] Connection reset by peer": (
+        "连上了接入点服务，之后连接断了：[Errno 104] Connection reset by peer"
+    ),
     "refused by the broker: HTTP 403": "接入点服务拒绝了连接：HTTP 403",
     "no answer from the broker (timed out)": "接入点服务没有应答（超时）",
     "something nobody foresaw": "something nobody foresaw",
