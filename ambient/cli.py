@@ -395,16 +395,21 @@ def main() -> None:
         code: object = 0
     except SystemExit as end:
         code = end.code
-    from ambient import temporal
-
-    if not temporal.runtime_started():
+    temporal = sys.modules.get("ambient.temporal")  # not imported: no runtime to leave
+    if temporal is None or not temporal.runtime_started():
         raise SystemExit(code)
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # SystemExit("text"): said, then 1
         code = 1
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`), a closed file
+        try:
             stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader gone (`| head`), a closed stream
+            pass
+        except OSError as error:  # a full disk: the output lost, said as Python says it
+            with contextlib.suppress(OSError, ValueError):
+                print(f"ambient: output lost: {error}", file=sys.stderr, flush=True)
+            code = 120
     logging.shutdown()
     os._exit(code or 0)
 

@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
-from ambient.temporal import STALLED, workflow_runner
+from ambient.temporal import STALLED, runtime_used, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 
@@ -56,6 +56,7 @@ def _outcome(source: str, result: WorkflowReplayResult) -> ReplayOutcome:
 
 
 def replayer(workflows: Sequence[type], converter: DataConverter | None = None) -> Replayer:
+    runtime_used()  # the replayer's worker runs on the SDK's runtime threads
     return Replayer(
         workflows=list(workflows),
         data_converter=converter or pydantic_data_converter,

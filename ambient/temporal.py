@@ -458,8 +458,14 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
 _runtime_started = False
 
 
+def runtime_used() -> None:
+    """Note that this process starts the SDK's runtime threads (a client, a replayer)."""
+    global _runtime_started
+    _runtime_started = True
+
+
 def runtime_started() -> bool:
-    """Whether this process connected to Temporal, starting the SDK's runtime threads."""
+    """Whether this process started the SDK's runtime threads (`runtime_used`)."""
     return _runtime_started
 
 
@@ -467,8 +473,7 @@ async def connect(
     settings: Settings, *, runtime: Runtime | None = None, lazy: bool = False
 ) -> Client:
     """Connect to the Temporal server of ``settings`` with the pydantic data converter."""
-    global _runtime_started
-    _runtime_started = True
+    runtime_used()
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,

@@ -204,15 +204,17 @@ async def test_a_command_that_connected_to_temporal_exits_with_its_code_and_whol
     the SDK's runtime threads can abort, rc 134: temporalio/sdk-python#300): its output,
     block-buffered into a pipe, must still arrive whole, and its code be the command's."""
     env = _env(tmp_path, dev_env)
+    env.pop("PYTHONUNBUFFERED", None)  # a plain print into a pipe is held in its buffer
     for step in (["migrate"], ["user", "create", "dev"]):
         done = await asyncio.to_thread(CliRunner().invoke, app, step, env=env)
         assert done.exit_code == 0, done.output
 
-    def run(*args: str, **more: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, stdout: Any = subprocess.PIPE, **more: str) -> Any:
         return subprocess.run(
             [sys.executable, "-m", "ambient.cli", *args],
             env={**env, **more},
-            capture_output=True,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
             text=True,
             timeout=120,
         )
@@ -220,10 +222,19 @@ async def test_a_command_that_connected_to_temporal_exits_with_its_code_and_whol
     config = json.dumps({"type": "daily", "hour": 8, "message": "stand-up"})
     created = await asyncio.to_thread(run, "task", "create", "schedule", "--config", config)
     assert created.returncode == 0, created.stderr
-    task = json.loads(created.stdout)  # held in the pipe's buffer until flushed
+    task = json.loads(created.stdout)
     listed = await asyncio.to_thread(run, "task", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [row["task_id"] for row in json.loads(listed.stdout)] == [task["task_id"]]
+    rows = await asyncio.to_thread(run, "task", "list")  # print()ed rows: flushed at the exit
+    assert rows.returncode == 0 and task["task_id"] in rows.stdout, rows
+
+    def into_a_full_disk() -> Any:  # Linux's /dev/full: no room for the rows
+        with open("/dev/full", "w") as full:
+            return run("task", "list", stdout=full)
+
+    lost = await asyncio.to_thread(into_a_full_disk)
+    assert lost.returncode == 120 and "output lost" in lost.stderr, lost  # said, no success
     refused = await asyncio.to_thread(run, "task", "create", "schedule", "--config", "{}")
     assert refused.returncode == 1 and "a reminder needs a message" in refused.stderr, refused
     down = await asyncio.to_thread(
