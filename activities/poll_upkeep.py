@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
+from ambient import temporal
 from ambient.storage import Database
 from ambient.storage.models import utcnow
 from ambient.watches.leases import (
@@ -167,7 +168,7 @@ class PollUpkeep:
                 except RPCError as exc:
                     # NOT_FOUND: the run has ended, or the attempt did (it handed back, or
                     # Temporal already runs it again): nothing to do.
-                    if exc.status != RPCStatusCode.NOT_FOUND:
+                    if not temporal.not_found(exc):
                         log.warning("telling %s its poll is lost failed: %s", lease.task, exc)
                         return False
                 return True

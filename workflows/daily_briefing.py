@@ -23,7 +23,6 @@ from workflows.daily_briefing_prepare_push import (
     DELETED_MID_STEP,
     PrepareAndPush,
     cancelled,
-    cancelled_activity,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -443,7 +442,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
             )
             self.carry.last_record_error = None
         except ACTIVITY_FAILED as exc:
-            if cancelled_activity(exc):
+            if is_cancelled_exception(exc):
                 raise  # cancelled in Temporal: the run ends Canceled (it went on to a new run)
             # The day goes on; the status says so, and the run's state keeps the greeting (a
             # briefing created again reads it from the ended run).

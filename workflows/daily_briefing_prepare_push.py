@@ -337,11 +337,6 @@ class PrepareAndPush:
         )
 
 
-# Temporal's own test, under the name daily_briefing.py imports: an activity's failure is a
-# cancel when its cause is Temporal's CancelledError.
-cancelled_activity = is_cancelled_exception
-
-
 async def cancelled(task: asyncio.Task[Any]) -> None:
     """``task`` cancelled, with the activity it waits for (a cancel asked resolves at once:
     the cancel is sent before whatever follows), and ended. A Temporal cancel meeting this
