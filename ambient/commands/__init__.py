@@ -94,10 +94,15 @@ def json_object(text: str, name: str) -> dict[str, Any]:
 def table_of(
     columns: Iterable[str | Column], rows: Iterable[Sequence[Any]], **options: Any
 ) -> Table:
-    """A Rich table of ``rows`` under ``columns`` (``options`` as Table takes them)."""
+    """A Rich table of ``rows`` under ``columns`` (``options`` as Table takes them). Its cells,
+    title and caption are text, never Rich markup: they quote names, messages and errors that
+    users and outside systems wrote ("[/]" would end the command, "[red]" would vanish)."""
+    for part in ("title", "caption"):
+        if isinstance(options.get(part), str):
+            options[part] = Text(options[part])
     shown = Table(*columns, **options)
     for row in rows:
-        shown.add_row(*row)
+        shown.add_row(*(Text(value) if isinstance(value, str) else value for value in row))
     return shown
 
 
@@ -132,7 +137,7 @@ def print_rows(
             cells = [v.isoformat() if isinstance(v, datetime) else cell(v) for v in row]
             print("\t".join(cells), file=out.file)
         return
-    texts = [[Text(cell(v)) for v in row] for row in rows]  # values are text, not markup
+    texts = [[cell(v) for v in row] for row in rows]
     out.print(table_of(folded(columns), texts, title=title))
 
 

@@ -354,3 +354,16 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
     assert row.detail["outcome"] == shown.outcome
     assert approved[0] == 1 and "not waiting for approval (state aborted)" in approved[1]
     assert aborted[0] == 1 and "already finished (state aborted)" in aborted[1], aborted
+
+
+def test_a_rule_named_with_brackets_is_said_saved_as_named(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "ops", "--admin"]).exit_code == 0
+    # A rule's name is free text: Rich read it as markup ("[/]" ended the command after the
+    # rule was saved, "[red]" vanished).
+    name = "[/] checkout [red]x[/red]"
+    saved = runner.invoke(cli, ["remediation", "rule", name, "--user", "ops", "--manual"])
+    assert (saved.exit_code, saved.stdout) == (0, f"alert rule {name!r} saved\n"), saved.output
