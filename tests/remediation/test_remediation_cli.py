@@ -294,6 +294,8 @@ async def test_approve_names_the_rung_and_run_it_was_checked_on(
         taken = await invoke(*approve, "--rung", "1", "--run-key", seen.run_key)
     assert early[0] == 1 and "rung 2" in early[1] and "not come yet" in early[1], early
     assert other[0] == 1 and "no run of" in other[1], other
+    # The refusal's tool (get_remediation) as the command to type, the run's id in it.
+    assert f"look at its current run (`ambient remediation show {rid}`)" in other[1], other
     assert unchanged.state == "waiting_approval" and unchanged.approvals == []
     assert taken == (0, "approved rung 1"), taken
 
@@ -309,6 +311,7 @@ async def test_abort_names_the_run_it_was_checked_on(
         unchanged = await service.get(user, rid)
         taken = await invoke(*abort, "--run-key", seen.run_key)
     assert other[0] == 1 and "no run of" in other[1], other
+    assert f"(`ambient remediation show {rid}`)" in other[1], other
     assert unchanged.state == "waiting_approval"
     assert taken[0] == 0 and "abort sent" in taken[1], taken
 
