@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ambient.cli_numbers import whole_number
@@ -337,7 +338,7 @@ def _require_migrated(settings: Settings) -> None:
     try:
         asyncio.run(require_current(settings.resolved_database_url))
     except DatabaseBehindError as exc:
-        err_console.print(str(exc), soft_wrap=True, highlight=False)
+        err_console.print(str(exc), soft_wrap=True, highlight=False, markup=False)
         raise typer.Exit(1) from exc
 
 
@@ -376,7 +377,8 @@ def replay(
     failed = [o for o in outcomes if not o.ok]
     for outcome in outcomes:
         mark = "[green]ok[/]" if outcome.ok else "[red]NON-DETERMINISTIC[/]"
-        console.print(f"{mark} {outcome.workflow_type} ({outcome.workflow_id}) {outcome.source}")
+        named = f"{outcome.workflow_type} ({outcome.workflow_id}) {outcome.source}"
+        console.print(f"{mark} {escape(named)}")
         if outcome.error:
             console.print(f"    {outcome.error}", highlight=False, markup=False)
     console.print(f"{len(outcomes) - len(failed)}/{len(outcomes)} histories replayed cleanly")

@@ -55,6 +55,12 @@ NOT_HELD_SINCE = N_(
     "no bridge holds it now (the API process that held it stopped): is the API running? "
     "(last error: %(reason)s)"
 )
+# The bridge could not read the endpoint it was to dial: no broker was asked.
+UNREAD = N_("cannot read the endpoint from the product's database: %(reason)s")
+UNSEALED = N_(
+    "cannot decrypt the stored URL and its token (was AMBIENT_SECRET_KEY changed?): "
+    "add the endpoint again"
+)
 # An endpoint's last error as the bridge writes it (English: the CLI and MCP show it so), read
 # back by a page to say it in its reader's language: a wrong token (the broker's 401, or the
 # relay's 1008 close), an endpoint unreachable, a refusal. Any other is shown as written.
@@ -77,6 +83,8 @@ KNOWN_ERRORS = (
     N_("no answer from the broker (timed out)"),
     N_("cannot connect to the broker: %(reason)s"),
     N_("connected, then the connection was lost: %(reason)s"),
+    UNREAD,
+    UNSEALED,
 )
 
 

@@ -36,6 +36,7 @@ from websockets.http11 import USER_AGENT as WEBSOCKETS_AGENT
 from websockets.uri import parse_uri
 
 from ambient import __version__
+from ambient.bridge import endpoints
 from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
 from ambient.bridge.serving import (
     FRAME_LIMIT_BYTES,
@@ -299,9 +300,13 @@ class BridgeRunner:
     async def _endpoint(self, endpoint_id: int) -> tuple[str, str, bool, bool]:
         """The endpoint's user, URL, whether it is verbatim, and whether its user's language
         (read at each dial) is English."""
-        async with self.db.session() as session:
-            row = await session.get(XiaozhiEndpoint, endpoint_id)
-            account = await UserRepository(session).get(row.user) if row is not None else None
+        try:
+            async with self.db.session() as session:
+                row = await session.get(XiaozhiEndpoint, endpoint_id)
+                account = await UserRepository(session).get(row.user) if row is not None else None
+        except Exception as exc:  # the database down is not the broker unreachable
+            reason = str(exc) or type(exc).__name__
+            raise LookupError(endpoints.UNREAD % {"reason": reason}) from exc
         if row is None:
             raise LookupError("the endpoint was removed")
         if row.holder != self.name:
@@ -311,9 +316,7 @@ class BridgeRunner:
         try:
             url = self.cipher.open(row.url_sealed)
         except Exception:
-            raise LookupError(
-                "cannot decrypt the URL (was AMBIENT_SECRET_KEY changed?); add it again"
-            ) from None
+            raise LookupError(endpoints.UNSEALED) from None
         language = (account.language if account is not None else None) or self.default_language
         return row.user, url, row.verbatim, language == Language.EN
 

@@ -48,13 +48,21 @@ COMMANDS = {
     "get_remediation": "ambient remediation show",
 }
 TOOL = re.compile(rf"\b(call )?({'|'.join(COMMANDS)})\b")
+# The id a command takes, as a text naming its tool writes it (a run's id: remediation_id).
+SUBJECTS = {"get_remediation": re.compile(r"\bremediation/[0-9a-f]{16}\b")}
 
 
 def in_cli_words(text: str, subject: str = "") -> str:
     """``text`` with each MCP tool it names replaced by the command that does the same, given
-    ``subject`` (the id it acts on) when the text names it only around the tool's name."""
-    argument = f" {subject}" if subject else ""
-    return TOOL.sub(lambda m: f"{'run ' if m[1] else ''}`{COMMANDS[m[2]]}{argument}`", text)
+    ``subject`` (the id it acts on), else the id of the tool's kind the text names elsewhere."""
+
+    def command(tool: re.Match[str]) -> str:
+        pattern = SUBJECTS.get(tool[2])
+        found = pattern.search(text) if pattern and not subject else None
+        said = f"{COMMANDS[tool[2]]} {subject or (found[0] if found else '')}".rstrip()
+        return f"{'run ' if tool[1] else ''}`{said}`"
+
+    return TOOL.sub(command, text)
 
 
 def said_at(moment: datetime, seconds: bool = True) -> str:
@@ -94,10 +102,15 @@ def json_object(text: str, name: str) -> dict[str, Any]:
 def table_of(
     columns: Iterable[str | Column], rows: Iterable[Sequence[Any]], **options: Any
 ) -> Table:
-    """A Rich table of ``rows`` under ``columns`` (``options`` as Table takes them)."""
+    """A Rich table of ``rows`` under ``columns`` (``options`` as Table takes them). Its cells,
+    title and caption are text, never Rich markup: they quote names, messages and errors that
+    users and outside systems wrote ("[/]" would end the command, "[red]" would vanish)."""
+    for part in ("title", "caption"):
+        if isinstance(options.get(part), str):
+            options[part] = Text(options[part])
     shown = Table(*columns, **options)
     for row in rows:
-        shown.add_row(*row)
+        shown.add_row(*(Text(value) if isinstance(value, str) else value for value in row))
     return shown
 
 
@@ -132,7 +145,7 @@ def print_rows(
             cells = [v.isoformat() if isinstance(v, datetime) else cell(v) for v in row]
             print("\t".join(cells), file=out.file)
         return
-    texts = [[Text(cell(v)) for v in row] for row in rows]  # values are text, not markup
+    texts = [[cell(v) for v in row] for row in rows]
     out.print(table_of(folded(columns), texts, title=title))
 
 

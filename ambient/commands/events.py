@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.text import Text
 
 from ambient import history
 from ambient.cli_numbers import whole_number
@@ -32,7 +31,7 @@ def _print(rows: Sequence[BaseModel], as_json: bool, columns: list[str], title: 
     console = Console()  # made now: sized to the terminal (or COLUMNS) of this run
     # Ids, tasks and errors are never cut: they are what the user copies.
     dumped = [row.model_dump(mode="json") for row in rows]
-    cells = [[Text(cell(data.get(column))) for column in columns] for data in dumped]
+    cells = [[cell(data.get(column)) for column in columns] for data in dumped]
     console.print(table_of(folded(columns), cells, title=title) if rows else f"no {title}")
 
 

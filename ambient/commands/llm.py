@@ -7,6 +7,7 @@ import threading
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ambient.commands import fail
 from ambient.local_llm import Layout, LocalLLMError, ensure_server, install, status
@@ -17,7 +18,8 @@ console = Console()
 
 
 def _say(line: str) -> None:
-    console.print(line, soft_wrap=True, highlight=False)
+    """A line of the install's progress: its paths and errors are text, not Rich markup."""
+    console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command("install")
@@ -28,7 +30,8 @@ def install_command() -> None:
         layout = install(settings, _say)
     except LocalLLMError as exc:
         raise fail(f"ambient llm install: {exc}") from None
-    _say(f"[green]local model ready[/] in {layout.root}: `ambient llm serve`")
+    ready = f"[green]local model ready[/] in {escape(str(layout.root))}: `ambient llm serve`"
+    console.print(ready, soft_wrap=True, highlight=False)
 
 
 @app.command("serve")

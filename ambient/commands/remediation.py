@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from ambient.cli_numbers import whole_number
 from ambient.commands import (
@@ -49,12 +48,8 @@ def _run(work: Callable[[RemediationService], Awaitable[T]]) -> T:
 
 
 def _status_table(status: RemediationStatus) -> Table:
-    table = Table(
-        *folded(["attempt", "rung", "mode", "result", "verified"]),
-        title=f"{status.remediation_id} — {status.state}"
-        + (f" (score {status.score}, budget {status.budget})" if status.score is not None else ""),
-    )
     attempts = {a.attempt: a for a in status.attempts}
+    rows = []
     for step in status.plan:
         done = attempts.get(step.attempt)
         result = ""
@@ -62,17 +57,23 @@ def _status_table(status: RemediationStatus) -> Table:
             result = done.skipped_reason or done.detail
         elif status.next_rung == step.rung and status.waiting is not None:
             result = f"waiting for {status.waiting.what}"
-        table.add_row(
-            str(step.attempt),
-            f"{int(step.rung)} {step.rung.name.lower()}"
-            + (" (approval)" if step.needs_approval else ""),
-            done.mode if done else "",
-            Text(result),
-            VERDICTS[done.resolved] if done else "",
+        rung = f"{int(step.rung)} {step.rung.name.lower()}"
+        rows.append(
+            [
+                str(step.attempt),
+                rung + (" (approval)" if step.needs_approval else ""),
+                done.mode if done else "",
+                result,
+                VERDICTS[done.resolved] if done else "",
+            ]
         )
-    if status.outcome:
-        table.caption = Text(status.outcome)
-    return table
+    return table_of(
+        folded(["attempt", "rung", "mode", "result", "verified"]),
+        rows,
+        title=f"{status.remediation_id} — {status.state}"
+        + (f" (score {status.score}, budget {status.budget})" if status.score is not None else ""),
+        caption=status.outcome or None,
+    )
 
 
 async def _follow(service: RemediationService, user: str, rid: str) -> RemediationStatus:
@@ -82,7 +83,9 @@ async def _follow(service: RemediationService, user: str, rid: str) -> Remediati
         while True:
             if not console.is_terminal and status.state != said:
                 # Live draws a pipe the ladder once, at the end: a line per state until then.
-                console.print(f"{rid}: {status.state}", highlight=False, soft_wrap=True)
+                console.print(
+                    f"{rid}: {status.state}", highlight=False, soft_wrap=True, markup=False
+                )
                 said = status.state
             if status.state in FINAL_STATES:
                 return status
@@ -124,7 +127,8 @@ def start(
         if as_json or not follow:
             return started
         # "started <id> (…); get_remediation shows the plan": the command with the id to type.
-        console.print(in_cli_words(started.message, started.remediation_id), soft_wrap=True)
+        said = in_cli_words(started.message, started.remediation_id)
+        console.print(said, soft_wrap=True, markup=False)
         if started.state is None:
             return None  # another owner's run: nothing of it is ours to follow
         return await _follow(service, user, started.remediation_id)
@@ -143,7 +147,7 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
         return
     console.print(_status_table(view))
     for line in view.audit:
-        console.print(f"  {said_at(line.at)} {line.actor:>12} {line.action}")
+        console.print(f"  {said_at(line.at)} {line.actor:>12} {line.action}", markup=False)
 
 
 @app.command()
@@ -152,7 +156,7 @@ def share(remediation_id: str, user: User) -> None:
     link = _run(lambda s: s.share(user, remediation_id))
     # soft_wrap: the link stays on one line to be copied.
     until = f"(until {link.expires_at:%Y-%m-%d %H:%M} UTC)"
-    console.print(f"{link.url}  {until}", soft_wrap=True, highlight=False)
+    console.print(f"{link.url}  {until}", soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()
@@ -189,7 +193,7 @@ def abort(
 ) -> None:
     """Stop a remediation before its next change."""
     status = _run(lambda s: s.abort(user, remediation_id, reason, run_key=run_key))
-    console.print(f"{remediation_id}: abort sent (state {status.state})")
+    console.print(f"{remediation_id}: abort sent (state {status.state})", markup=False)
 
 
 @app.command("list")
@@ -231,8 +235,7 @@ def stats(
         ("by service", result.by_service),
         ("by alert type", result.by_alert_type),
     ):
-        # A key is an alert's metric or source, as its sender named it: text, not markup.
-        cells = [[Text(r.key), str(r.runs), str(r.resolved), f"{r.rate:.0%}"] for r in rows]
+        cells = [[r.key, str(r.runs), str(r.resolved), f"{r.rate:.0%}"] for r in rows]
         console.print(table_of(["key", "runs", "resolved", "rate"], cells, title=title))
 
 
@@ -260,7 +263,7 @@ def rule(
             },
         )
     )
-    console.print(f"alert rule {saved.name!r} saved")
+    console.print(f"alert rule {saved.name!r} saved", markup=False)
 
 
 @app.command()

@@ -13,7 +13,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.text import Text
 
 from ambient.clients.notify.targets import TargetError, TargetPolicy
 from ambient.commands import fail, parsed, print_json, run_in_session, table_of
@@ -87,14 +86,14 @@ def create(
         raise fail(f"user {name!r} already exists") from None
     except SettingRefusedError as exc:
         raise fail(str(exc)) from None
-    console.print(f"created {name}; API token: {token}", soft_wrap=True)
+    console.print(f"created {name}; API token: {token}", soft_wrap=True, markup=False)
 
 
 @app.command()
 def show(name: str) -> None:
     """Print a user's settings."""
     user = user_public(_run(lambda users: _existing(users, name)))
-    cells = [[field, Text(str(value))] for field, value in user.model_dump().items()]
+    cells = [[field, str(value)] for field, value in user.model_dump().items()]
     console.print(table_of([], cells, show_header=False, title=f"user {user.name}"))
 
 
@@ -106,7 +105,7 @@ def token(name: str) -> None:
         return await users.rotate_token(await _existing(users, name))
 
     new = _run(work)
-    console.print(f"new API token for {name}: {new}", soft_wrap=True)
+    console.print(f"new API token for {name}: {new}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -158,9 +157,9 @@ def grant(
 
     changes = _run(work)
     if not changes:
-        console.print(f"{name}: unchanged")
+        console.print(f"{name}: unchanged", markup=False)
     for field, values in changes.items():
-        console.print(f"{name}: {field} {values['old']} -> {values['new']}")
+        console.print(f"{name}: {field} {values['old']} -> {values['new']}", markup=False)
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON (whole values, no table)")]
@@ -202,9 +201,9 @@ def audit(name: str, as_json: JsonOption = False) -> None:
     if as_json:
         console.print_json(data=rows)
         return
-    # Details quote what people typed (an endpoint URL, a refusal): text, not Rich markup.
+    # Details quote what people typed (an endpoint URL, a refusal): table_of shows them as text.
     cells = [
-        [r["at"], r["actor"], r["action"], Text(json.dumps(r["detail"], ensure_ascii=False))]
+        [r["at"], r["actor"], r["action"], json.dumps(r["detail"], ensure_ascii=False)]
         for r in rows
     ]
     console.print(table_of(["at", "actor", "action", "detail"], cells))

@@ -63,7 +63,8 @@ def add_endpoint(
     """Register an endpoint; the API process connects to it within 5 s."""
     data = parsed(EndpointCreate, user=user, url=url, verbatim=verbatim)
     added = _endpoints(lambda endpoints: endpoints.add(None, data), code=2)
-    console.print(f"added endpoint {added.id} for {added.user}: {added.url}", soft_wrap=True)
+    said = f"added endpoint {added.id} for {added.user}: {added.url}"
+    console.print(said, soft_wrap=True, markup=False)
     console.print("check it with `ambient xiaozhi endpoint list` (connected within a few seconds)")
 
 
@@ -74,15 +75,15 @@ def list_endpoints(as_json: Json = False) -> None:
     if as_json:
         echo_json(rows)
         return
-    # The error is the far side's words and the URL the user's: text, not Rich markup.
+    # The error is the far side's words and the URL the user's: table_of shows them as text.
     cells = [
         [
             str(row.id),
-            Text(row.user),
+            row.user,
             Text(row.state, style="green" if row.state == "connected" else "yellow"),
             row.since.isoformat(timespec="seconds"),
-            Text(row.last_error or ""),
-            Text(row.url),
+            row.last_error or "",
+            row.url,
         ]
         for row in rows
     ]
@@ -95,7 +96,7 @@ def remove_endpoint(
 ) -> None:
     """Remove an endpoint; its connection is closed within 5 s."""
     gone = _endpoints(lambda endpoints: endpoints.remove(None, endpoint_id))
-    console.print(f"removed endpoint {gone.id} ({gone.user})")
+    console.print(f"removed endpoint {gone.id} ({gone.user})", markup=False)
 
 
 # --- devices --------------------------------------------------------------------------------
@@ -117,7 +118,8 @@ def add_device(
     """Register a device; prints its token once (stored hashed)."""
     # The operator (database in hand) may name the users who allowed the device.
     added = _devices(lambda s: s.add(None, user, device_id, speakers=speakers or []))
-    console.print(f"device {added.device_id} (id {added.id}) registered to {added.user}")
+    said = f"device {added.device_id} (id {added.id}) registered to {added.user}"
+    console.print(said, markup=False)
     console.print("device token (shown once; put it in xiaozhi-server's context_providers):")
     console.print(added.token, soft_wrap=True, highlight=False)
 
@@ -130,8 +132,7 @@ def list_devices(as_json: Json = False) -> None:
         echo_json(devices)
         return
     cells = [
-        [str(d.id), Text(d.device_id), Text(d.user), Text(", ".join(d.speakers)), str(d.created_at)]
-        for d in devices
+        [str(d.id), d.device_id, d.user, ", ".join(d.speakers), str(d.created_at)] for d in devices
     ]
     columns = ["id", "device_id", "user", "speakers", "created_at"]
     console.print(table_of(columns, cells, title="小智 devices"))
@@ -143,4 +144,4 @@ def remove_device(
 ) -> None:
     """Remove a device: its token stops working at once."""
     removed = _devices(lambda s: s.remove(None, ref))
-    console.print(f"removed device {removed.device_id} of {removed.user}")
+    console.print(f"removed device {removed.device_id} of {removed.user}", markup=False)

@@ -538,6 +538,28 @@ async def test_an_os_error_after_connecting_is_said_as_a_lost_connection_not_can
     assert row.last_error == lost
 
 
+async def test_the_database_failing_before_the_dial_is_said_not_the_broker_unreachable(
+    state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint's row (the product's database) was read inside the dial's try: an OSError
+    there read "cannot connect to the broker: …", and the owner went looking at the broker."""
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        await register(state, unique("ida"), broker.url(token))
+
+        async def unreachable(self: UserRepository, name: str) -> None:
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+        monkeypatch.setattr(UserRepository, "get", unreachable)
+        async with running(runner_for(state, "r1")):
+            row = await within(HANG, failure_shown(state))
+        assert broker.connections.get(token, []) == []  # no broker was asked
+    assert row.last_error == (
+        "cannot read the endpoint from the product's database: "
+        "[Errno 111] Connect call failed ('127.0.0.1', 5432)"
+    )
+
+
 async def test_two_runners_on_one_database_hold_the_endpoint_once(state: AppState) -> None:
     token = unique("jwt")
     async with running_broker({token}) as broker:

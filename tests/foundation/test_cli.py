@@ -133,6 +133,17 @@ async def test_status_and_migrate_commands(tmp_path: Path, dev_env: WorkflowEnvi
     assert down.exit_code == 1
 
 
+def test_status_shows_settings_and_errors_as_written_not_as_markup(tmp_path: Path) -> None:
+    env = _offline_env(tmp_path) | {"COLUMNS": "300"}
+    env["AMBIENT_TEMPORAL_ADDRESS"] = f"127.0.0.1:{_closed_port()}"
+    # A name the operator chose is text: Rich read "[/]" as markup and the command ended in a
+    # MarkupError, and "[red]x[/red]" lost its brackets.
+    env["AMBIENT_TEMPORAL_TASK_QUEUE"] = queue = "[/] ops [red]x[/red]"
+    down = CliRunner().invoke(app, ["status"], env=env)
+    assert down.exit_code == 1 and isinstance(down.exception, SystemExit), down.exception
+    assert queue in down.output and "Temporal is unreachable" in down.output, down.output
+
+
 def test_user_commands_create_show_and_rotate_token(tmp_path: Path) -> None:
     env = {"AMBIENT_DATA_DIR": str(tmp_path)}
     runner = CliRunner()

@@ -294,6 +294,8 @@ async def test_approve_names_the_rung_and_run_it_was_checked_on(
         taken = await invoke(*approve, "--rung", "1", "--run-key", seen.run_key)
     assert early[0] == 1 and "rung 2" in early[1] and "not come yet" in early[1], early
     assert other[0] == 1 and "no run of" in other[1], other
+    # The refusal's tool (get_remediation) as the command to type, the run's id in it.
+    assert f"look at its current run (`ambient remediation show {rid}`)" in other[1], other
     assert unchanged.state == "waiting_approval" and unchanged.approvals == []
     assert taken == (0, "approved rung 1"), taken
 
@@ -309,6 +311,7 @@ async def test_abort_names_the_run_it_was_checked_on(
         unchanged = await service.get(user, rid)
         taken = await invoke(*abort, "--run-key", seen.run_key)
     assert other[0] == 1 and "no run of" in other[1], other
+    assert f"(`ambient remediation show {rid}`)" in other[1], other
     assert unchanged.state == "waiting_approval"
     assert taken[0] == 0 and "abort sent" in taken[1], taken
 
@@ -354,3 +357,16 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
     assert row.detail["outcome"] == shown.outcome
     assert approved[0] == 1 and "not waiting for approval (state aborted)" in approved[1]
     assert aborted[0] == 1 and "already finished (state aborted)" in aborted[1], aborted
+
+
+def test_a_rule_named_with_brackets_is_said_saved_as_named(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMBIENT_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["user", "create", "ops", "--admin"]).exit_code == 0
+    # A rule's name is free text: Rich read it as markup ("[/]" ended the command after the
+    # rule was saved, "[red]" vanished).
+    name = "[/] checkout [red]x[/red]"
+    saved = runner.invoke(cli, ["remediation", "rule", name, "--user", "ops", "--manual"])
+    assert (saved.exit_code, saved.stdout) == (0, f"alert rule {name!r} saved\n"), saved.output

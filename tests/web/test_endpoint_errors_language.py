@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, Endpoints
@@ -43,6 +44,13 @@ ERRORS = {
     "connected, then the connection was lost: [Errno 104] Connection reset by peer": (
         "连上了接入点服务，之后连接断了：[Errno 104] Connection reset by peer"
     ),
+    "cannot read the endpoint from the product's database: [Errno 111] Connect call failed": (
+        "读不到本产品数据库里的这个接入点：[Errno 111] Connect call failed"
+    ),
+    "cannot decrypt the stored URL and its token (was AMBIENT_SECRET_KEY changed?): "
+    "add the endpoint again": (
+        "解不开保存的接入点 URL 和其中的 token（AMBIENT_SECRET_KEY 改过吗？）：请重新添加这个接入点"
+    ),
     "refused by the broker: HTTP 403": "接入点服务拒绝了连接：HTTP 403",
     "no answer from the broker (timed out)": "接入点服务没有应答（超时）",
     "something nobody foresaw": "something nobody foresaw",
@@ -50,8 +58,10 @@ ERRORS = {
 
 
 async def test_an_endpoints_known_last_errors_are_said_in_chinese(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One user's endpoints, one for each error (and one no bridge holds): past the usual limit.
+    monkeypatch.setattr("ambient.bridge.endpoints.MAX_ENDPOINTS_PER_USER", len(ERRORS) + 1)
     # No bridge dials them here: the rows say what the test wrote.
     closed = f"127.0.0.1:{free_port()}"
     settings = settings.model_copy(update={"temporal_address": closed, "xiaozhi_bridge": False})
