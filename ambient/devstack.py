@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -392,17 +393,20 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
         )
         starting = False
         # soft_wrap: URLs and the token must stay on one line to be copied (or parsed).
-        for line in (
-            f"[bold green]ambient-ops is up[/] (data in {opts.data_dir})",
-            f"  Temporal     {settings.temporal_address}   Web UI {ui}",
-            f"  API          {api}   docs {api}/docs",
-            f"  MCP (HTTP)   {api}/mcp",
-            "  小智 bridge   in the API: `ambient xiaozhi endpoint add|list` (xiaozhi.me 接入点)",
-            f"  LLM          {settings.llm_description}",
-            f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})",
-            "Press Ctrl-C to stop.",
+        # Only the first line's style is markup: paths and settings are printed as written.
+        for at, line in enumerate(
+            (
+                f"[bold green]ambient-ops is up[/] (data in {escape(str(opts.data_dir))})",
+                f"  Temporal     {settings.temporal_address}   Web UI {ui}",
+                f"  API          {api}   docs {api}/docs",
+                f"  MCP (HTTP)   {api}/mcp",
+                "  小智 bridge   in the API: `ambient xiaozhi endpoint add|list` (xiaozhi.me 接入点)",
+                f"  LLM          {settings.llm_description}",
+                f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})",
+                "Press Ctrl-C to stop.",
+            )
         ):
-            console.print(line, soft_wrap=True, highlight=False)
+            console.print(line, soft_wrap=True, highlight=False, markup=at == 0)
         while not stop.wait(0.5):
             for name, child in opts.children.items():
                 if child.poll() is not None:
@@ -410,7 +414,7 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                     return 1
         return 0
     except DevStackError as exc:
-        console.print(f"[red]ambient dev: {exc}[/]")
+        console.print(f"[red]ambient dev: {escape(str(exc))}[/]")
         return 1
     finally:
         starting = False  # a second signal must not interrupt the stopping

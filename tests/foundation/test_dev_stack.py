@@ -103,10 +103,11 @@ async def _mcp_status(api: str, token: str) -> dict[str, object]:
 async def test_dev_stack_serves_everything_and_keeps_state_across_restart(tmp_path: Path) -> None:
     from temporalio.client import Client as TemporalClient
 
-    stack = DevStack(tmp_path / "data")
+    stack = DevStack(tmp_path / "data [/]")  # a path is printed as written, not read as markup
     await stack.start()
     try:
         output = "".join(stack.output)
+        assert f"(data in {stack.data_dir})" in output, output
         assert f"http://127.0.0.1:{stack.ui_port}" in output
         assert f"{stack.api}/mcp" in output
         token = (stack.data_dir / "dev-token").read_text().strip()
