@@ -63,9 +63,9 @@ NOTIFY_HEARTBEAT = timedelta(seconds=30)
 # for a stop (the end a delete gives the run), then end Canceled; a reminder ends Canceled.
 CANCEL_HEARD = "cancel-heard"
 # A control signal reaching a run that is ending (deleted, or cancelled in Temporal) acted on
-# it: a web monitor's check now woke its end and asked the poll sending its held changes to
-# hand back (sent to nobody then); a briefing's pause set it paused. Patched runs take it and
-# change nothing (a signal cannot be refused).
+# it: a web monitor's check now or stop asked again woke its end, which asked the poll sending
+# its held changes to hand back (sent to nobody then); a briefing's pause set it paused.
+# Patched runs take it and change nothing (a signal cannot be refused).
 LATE_SIGNAL_KEPT = "late-signal-kept"
 A = TypeVar("A")
 R = TypeVar("R")
@@ -287,6 +287,11 @@ class WatchControls:
 
     @workflow.signal
     def stop(self) -> None:
+        if self.late_signal_kept and self.state.stop_requested:
+            # Asked again (a repeated delete, a retried stop; the run's cancel heard as its
+            # end goes on): that end is under way, and a wake would cut its last sends short.
+            workflow.logger.info("stop of a stopped watch: nothing to do")
+            return
         if not self.state.stop_requested:
             workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
         self.state.stop_requested, self.wake = True, True
