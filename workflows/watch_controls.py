@@ -62,11 +62,14 @@ NOTIFY_HEARTBEAT = timedelta(seconds=30)
 # recorded) and ran on: a cancel is delivered once, so it was lost. Patched runs take the cancel
 # for a stop (the end a delete gives the run), then end Canceled; a reminder ends Canceled.
 CANCEL_HEARD = "cancel-heard"
-# A control signal reaching a run that is ending (deleted, or cancelled in Temporal) acted on
-# it: a web monitor's check now woke its end and asked the poll sending its held changes to
-# hand back (sent to nobody then); a briefing's pause set it paused. Patched runs take it and
-# change nothing (a signal cannot be refused).
+# A control reaching a run that is ending (deleted, or cancelled in Temporal) acted on it: a web
+# monitor's check now (signal or update) or stop asked again woke its end, which asked the poll
+# sending its held changes to hand back (sent to nobody then); a briefing's pause set it paused.
+# Patched runs take such a signal and change nothing (a signal cannot be refused), and refuse
+# the check now update (its validator).
 LATE_SIGNAL_KEPT = "late-signal-kept"
+# What an update of a stopping watch is refused with (the service's refusal says it too).
+STOPPED = "the task is stopped; create it again to restart it"
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -285,8 +288,19 @@ class WatchControls:
         )
         return self.status()
 
+    @checked_now.validator
+    def validate_check(self) -> None:
+        if self.late_signal_kept and self.state.stop_requested:
+            # Its end under way: no check comes, and a wake would cut its last sends short.
+            raise ValueError(STOPPED)
+
     @workflow.signal
     def stop(self) -> None:
+        if self.late_signal_kept and self.state.stop_requested:
+            # Asked again (a repeated delete, a retried stop; the run's cancel heard as its
+            # end goes on): that end is under way, and a wake would cut its last sends short.
+            workflow.logger.info("stop of a stopped watch: nothing to do")
+            return
         if not self.state.stop_requested:
             workflow.upsert_search_attributes([STATE.value_set(TaskState.STOPPED.value)])
         self.state.stop_requested, self.wake = True, True
@@ -318,7 +332,7 @@ class WatchControls:
         # Raising here rejects the update before it enters history: nothing changes.
         if self.state.stop_requested:
             # The watch ends once its last event is recorded: a new config would never run.
-            raise ValueError("the task is stopped; create it again to restart it")
+            raise ValueError(STOPPED)
         self.parse_config(config)
 
     def config_replaced(self, old: Any) -> None:

@@ -835,10 +835,16 @@ async def test_a_deleted_watch_still_winding_down_refuses_pause_resume_trigger_a
             await poke(USER, task_id)
     with pytest.raises(InvalidTaskError, match="is stopped; create it again"):
         await service.update(USER, task_id, config | {"threshold": 120})
-    # The workflow refuses it too (a delete between the service's look and the update).
+    # The workflow refuses it too (a delete between the service's look and the update), and
+    # a check now's update (taken, it woke a web monitor's end: tests/watches/test_polling.py).
     handle = service.client.get_workflow_handle(task_id)
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update("update_config", config | {"threshold": 120}, result_type=dict)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update("checked_now", result_type=TaskStatus)
+    assert str(refused.value.cause).endswith("the task is stopped; create it again to restart it")
+    # Deleted again (a door's retry) as its alert is still sent: the same end.
+    assert (await service.delete(USER, task_id)).state == "stopped"
     status = await service.get(USER, task_id)
     assert status.state == "stopped"
     assert status.config["conditions"] == [{"op": "above", "value": 100}]

@@ -888,14 +888,28 @@ async def _undelivered_none(handle: WorkflowHandle[Any, Any]) -> bool:
     return bool(results) and not results[-1].undelivered
 
 
-async def test_a_check_now_reaching_a_stopped_web_monitor_leaves_its_held_change_sent(
-    dev_env: WorkflowEnvironment, loopback_deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+# A control reaching a stopped web monitor as it sends its held change: the history of each.
+LATE_CONTROLS = {
+    "check_now": "web_monitor_held_sent_check_now",
+    "stop": "web_monitor_held_sent_stop_again",
+    "checked_now": "web_monitor_held_sent_checked_now",
+}
+
+
+@pytest.mark.parametrize("control", list(LATE_CONTROLS))
+async def test_a_control_reaching_a_stopped_web_monitor_leaves_its_held_change_sent(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,
+    monkeypatch: pytest.MonkeyPatch,
+    control: str,
 ) -> None:
     """A web monitor deleted while a change's webhook answered 500 sends that change again as
     it ends; a check now arriving meanwhile (the Web UI's signal button, a door that looked
-    before the delete) woke the stopped watch, which asked that last poll to hand back: the
-    change was handed back unsent and the watch ended, its webhook never given it. A signal
-    cannot be refused: the stopping watch takes it and changes nothing."""
+    before the delete; the service's update, racing the delete) or a second stop (a repeated
+    delete, a retried stop) woke the stopped watch, which asked that last poll to hand back:
+    the change was handed back unsent and the watch ended, its webhook never given it. A
+    signal cannot be refused: the stopping watch takes it and changes nothing; the update is
+    refused, as an update of a stopped watch's config is."""
     from ambient.clients.notify.registry import build_channels
     from tests.watches.test_lifecycle import GatedSite
 
@@ -931,13 +945,23 @@ async def test_a_check_now_reaching_a_stopped_web_monitor_leaves_its_held_change
                 stopped_poll = list(asked_to_end)
                 state.hook_status = 200
                 await asyncio.wait_for(state.hook_waiting.wait(), HANG)
-                await handle.signal("check_now")
-                await eventually(partial(_signal_taken, handle), "the check now taken")
+                refusal = None
+                if control == "checked_now":
+                    # Answered once its workflow task is done: the end_poll it asked, run.
+                    try:
+                        await handle.execute_update("checked_now", result_type=TaskStatus)
+                    except WorkflowUpdateFailedError as refused:
+                        refusal = str(refused.cause)
+                else:
+                    await handle.signal(control)
+                    await eventually(partial(_signal_taken, handle), f"the {control} taken")
                 assert asked_to_end == stopped_poll  # the last poll's send goes on
             finally:
                 state.hook_gate.set()
             final = TaskStatus.model_validate(await asyncio.wait_for(handle.result(), HANG))
-            await save_history(handle, "web_monitor_held_sent_check_now")
+            await save_history(handle, LATE_CONTROLS[control])
+    if control == "checked_now":
+        assert refusal and refusal.endswith("the task is stopped; create it again to restart it")
     assert not (await poll_results(handle))[-1].undelivered
     async with deps.db.session() as session:
         rows = await DeliveryRepository(session).list(user=USER, task=handle.id)
