@@ -193,8 +193,9 @@ class ThresholdWatchWorkflow(WatchControls):
 
         transition = self.take(reading, now, alert)
         self.checking = False  # the state is whole: a baseline waiting answers now
-        # The state says they happened: a cancel heard meanwhile lets them all be told.
-        with self.whole():
+        # The state says they happened: a cancel heard meanwhile lets them all be told (a run
+        # started before ALERTS_WHOLE ends the check at the alert the cancel met).
+        with self.whole(self.alerts_whole):
             for said in alerts:
                 await tell(*said)
             if transition is not None and transition.kind is Breach.BREACH:
@@ -270,16 +271,21 @@ class ThresholdWatchWorkflow(WatchControls):
             )
             return
         child = remediation_id(alert)
+        # Asks for execute; the user's rollback_permission and the global executor switch
+        # decide what actually runs.
+        request = RemediationInput(
+            alert=alert, user=self.user, mode="execute", requested_by=self.task
+        )
+        summary = f"Remediation of {alert.service} (threshold watch)"
         try:
-            # Asks for execute; the user's rollback_permission and the global executor switch
-            # decide what actually runs.
-            child, joined = await start_remediation(
-                child,
-                RemediationInput(
-                    alert=alert, user=self.user, mode="execute", requested_by=self.task
-                ),
-                f"Remediation of {alert.service} (threshold watch)",
-            )
+            try:
+                child, joined = await start_remediation(child, request, summary)
+            except BaseException as cut:
+                if not (self.alerts_whole and self.going_on and self.heard(cut)):
+                    raise
+                # Its start (or join) cut by the run's cancel, heard: asked again, once. The
+                # child's id is the alert's: a start that went through is joined.
+                child, joined = await start_remediation(child, request, summary)
         except ACTIVITY_FAILED as error:
             if self.heard(error):
                 raise

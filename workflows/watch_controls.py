@@ -70,6 +70,11 @@ CANCEL_HEARD = "cancel-heard"
 LATE_SIGNAL_KEPT = "late-signal-kept"
 # What an update of a stopping watch is refused with (the service's refusal says it too).
 STOPPED = "the task is stopped; create it again to restart it"
+# A cancel heard (CANCEL_HEARD) while a threshold watch's check told its alerts ended the check
+# at the alert it met: the others and its remediation, taken into the state, were never told;
+# a record the cancel cut before it ran was never made. Patched runs go on with the check's
+# alerts (`whole`), make a cut record again and ask again for a remediation's cut start.
+ALERTS_WHOLE = "alerts-whole"
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -222,6 +227,7 @@ class WatchControls:
         # replay could ask it in another task than the run did (docs/deploy.md).
         self.cancel_heard = workflow.patched(CANCEL_HEARD)
         self.late_signal_kept = workflow.patched(LATE_SIGNAL_KEPT)  # likewise
+        self.alerts_whole = workflow.patched(ALERTS_WHOLE)  # likewise
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
@@ -397,12 +403,13 @@ class WatchControls:
         return True
 
     @contextlib.contextmanager
-    def whole(self) -> Iterator[None]:
+    def whole(self, going_on: bool = True) -> Iterator[None]:
         """What runs inside goes on to its end though the run's cancel is heard meanwhile, as
         a stop (a delete) at that instant lets it: a check's alerts, each recorded and told (a
         delivery the cancel cut given up), or the watch's end. The cancel, a stop, ends the
-        watch after it, and the run then ends Canceled."""
-        going_on, self.going_on = self.going_on, True
+        watch after it, and the run then ends Canceled. Not ``going_on``: what runs inside
+        ends at the cancel, as before (a run without ALERTS_WHOLE's marker, at its alerts)."""
+        going_on, self.going_on = self.going_on, self.going_on or going_on
         try:
             yield
         finally:
@@ -503,15 +510,22 @@ class WatchControls:
             {"event": kind, "title": message.title, "errors": errors[:10]},
         )
 
-    async def record(self, kind: str, key: str, payload: dict[str, Any]) -> None:
-        """Record an event once per key; a failure is counted and shown."""
+    async def record(
+        self, kind: str, key: str, payload: dict[str, Any], *, again: bool = False
+    ) -> None:
+        """Record an event once per key; a failure is counted and shown. ``again``: the
+        record of ``key`` the run's cancel cut (made again once, not more)."""
         try:
             await record_event(user=self.user, task=self.task, kind=kind, key=key, payload=payload)
         except ActivityError as error:
             if self.heard(error):
-                if self.going_on:
-                    return  # what is under way goes on (its other events said), the cancel after
-                raise
+                if not self.going_on:
+                    raise
+                if self.alerts_whole and not again:
+                    # Cut (TRY_CANCEL): one not started yet never runs. The cancel is heard
+                    # once: this one is made; one that ran as well is the same (once per key).
+                    await self.record(kind, key, payload, again=True)
+                return  # what is under way goes on (its other events said), the cancel after
             self.state.event_failures += 1
             self.note_failure(f"event {kind}", error)
 

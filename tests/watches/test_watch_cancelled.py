@@ -10,9 +10,12 @@ that completes, sdk-java#2391)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+from temporalio import activity
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -22,13 +25,25 @@ from temporalio.client import (
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
+from activities import registry
+from activities.events import EventActivities
+from activities.remediation import RemediationActivities
 from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
+from ambient.domain.events import RecordEventInput
+from ambient.remediation.alerts import alert_from_breach, remediation_id
+from ambient.remediation.runs import JoinRequest, RemediationInput
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.watches.models import ThresholdWatchInput, ThresholdWatchState
 from ambient.watches.reminders import ReminderConfig, ReminderRun
+from ambient.watches.threshold_config import ThresholdWatchConfig
 from tests.conftest import running_worker, unique
+from tests.remediation.support import add_user, remediation_settings
+from tests.remediation.test_triage import cloud  # noqa: F401  (fixture)
+from tests.remediation.test_watch_intake import METRIC, source
+from tests.remediation.test_watch_intake import USER as WATCHER
+from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
@@ -36,6 +51,7 @@ from tests.watches.site import article
 from tests.watches.test_baseline_slow_channel import _mcp, call
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps, threshold  # noqa: F401  (fixture)
+from workflows.remediation import GradedRemediationWorkflow
 from workflows.reminder import ReminderWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
@@ -155,6 +171,34 @@ async def test_a_threshold_watch_cancelled_while_its_alert_is_delivered_ends_can
     ]
 
 
+async def _cancelled_when(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    run: ThresholdWatchInput,
+    start_signal: str,
+    held: asyncio.Event,
+    history: str,
+    then: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]] | None = None,
+) -> None:
+    """The threshold watch ``run``, started with ``start_signal``, cancelled once ``held``
+    says what the test holds is under way, then (``then``) let go on: it ends Canceled, and
+    its history is saved as ``history``."""
+    async with running_worker(dev_env.client, deps) as worker:
+        handle = await dev_env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            run,
+            id=run.task,
+            task_queue=worker.task_queue,
+            start_signal=start_signal,
+        )
+        await asyncio.wait_for(held.wait(), HANG)
+        await handle.cancel()
+        if then is not None:
+            await then(handle)
+        await _canceled(handle)
+        await save_history(handle, history)
+
+
 async def test_a_threshold_watch_cancelled_while_it_ends_still_says_it_stopped(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
@@ -173,18 +217,9 @@ async def test_a_threshold_watch_cancelled_while_it_ends_still_says_it_stopped(
         user=USER, task=task, config=config, state=ThresholdWatchState(left_breach=left)
     )
     try:
-        async with running_worker(dev_env.client, deps) as worker:
-            handle = await dev_env.client.start_workflow(
-                ThresholdWatchWorkflow.run,
-                run,
-                id=task,
-                task_queue=worker.task_queue,
-                start_signal="stop",  # stopped before its first check: straight to its end
-            )
-            await asyncio.wait_for(state.hook_waiting.wait(), HANG)
-            await handle.cancel()
-            await _canceled(handle)
-            await save_history(handle, "threshold_watch_cancelled_while_ending")
+        # Stopped before its first check: straight to its end.
+        history = "threshold_watch_cancelled_while_ending"
+        await _cancelled_when(dev_env, deps, run, "stop", state.hook_waiting, history)
     finally:
         state.hook_gate.set()
     assert await _kinds(deps, task) == [
@@ -215,24 +250,17 @@ async def _cancelled_at_first_alert(
     config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}], **fields)
     run = ThresholdWatchInput(user=USER, task=task, config=config, state=run_state)
 
-    async def told_or_closed() -> bool:
-        return then in await _kinds(deps, task) or await _closed(handle)
+    async def told_or_closed(handle: WorkflowHandle[Any, Any]) -> None:
+        async def told() -> bool:
+            return then in await _kinds(deps, task) or await _closed(handle)
+
+        await eventually(told, f"{then} told or the run closed")
+        state.hook_gate.set()  # the receiver answers again
 
     try:
-        async with running_worker(dev_env.client, deps) as worker:
-            handle = await dev_env.client.start_workflow(
-                ThresholdWatchWorkflow.run,
-                run,
-                id=task,
-                task_queue=worker.task_queue,
-                start_signal="check_now",  # a continued run checks at once, as a new one does
-            )
-            await asyncio.wait_for(state.hook_waiting.wait(), HANG)  # the first alert sent
-            await handle.cancel()
-            await eventually(told_or_closed, f"{then} told or the run closed")
-            state.hook_gate.set()  # the receiver answers again
-            await _canceled(handle)
-            await save_history(handle, history)
+        # A continued run checks at once, as a new one does; the first alert sent, held.
+        sent = state.hook_waiting
+        await _cancelled_when(dev_env, deps, run, "check_now", sent, history, told_or_closed)
     finally:
         state.hook_gate.set()
     return task, [kind for kind in await _kinds(deps, task) if kind.startswith("watch.")]
@@ -280,6 +308,101 @@ async def test_a_threshold_watch_cancelled_while_its_breach_is_delivered_still_r
         on_breach="remediate",
     )
     assert said == ["watch.breach", "watch.remediation_requested", "watch.stopped"]
+
+
+async def test_a_threshold_watch_cancelled_while_its_breach_is_recorded_records_it(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run is cancelled while its breach's record is held (its write not made: as one
+    scheduled but not started, which the server cancels and never runs). The check went on
+    without it: the breach was delivered ("Breach: ...") with no ``watch.breach`` recorded.
+    The record is made again, then the breach told, then the watch ends."""
+    state, base = gated
+    state.values = [150]
+    deps = _with_webhook(loopback_deps)
+    taken, release = asyncio.Event(), asyncio.Event()
+
+    class Held(EventActivities):
+        @activity.defn(name="record_event")
+        async def record_event(self, event: RecordEventInput) -> int:
+            if event.kind == "watch.breach" and not taken.is_set():
+                taken.set()  # the first try of the breach's record: held past the test's end
+                await release.wait()
+            return await super().record_event(event)
+
+    monkeypatch.setattr(registry, "EventActivities", Held)
+    task = unique("threshold-watch/alice/t")
+    config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
+    run = ThresholdWatchInput(user=USER, task=task, config=config)
+    try:
+        history = "threshold_watch_cancelled_while_recording"
+        await _cancelled_when(dev_env, deps, run, "check_now", taken, history)
+        said = [kind for kind in await _kinds(deps, task) if kind.startswith("watch.")]
+    finally:
+        release.set()
+    assert said == ["watch.breach", "watch.stopped"]
+    assert any(b"Breach: " in body for body in state.hooks), state.hooks
+
+
+async def test_a_threshold_watch_cancelled_while_it_joins_its_remediation_still_joins_it(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A watch that remediates its breaches finds its alert's remediation running (no worker
+    for it) and joins it; the run is cancelled while the join is held. The cut join ended the
+    check there: no remediation event, and its breach is never told again. The start is
+    asked again (the child's id is the alert's: it joins the run, as a start the cancel cut
+    would start it), then the watch ends."""
+    api, tencent = cloud
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    deps.tencent = tencent
+    remediation_settings(deps)
+    await add_user(deps, WATCHER)
+    workload = unique("checkout")
+    config = ThresholdWatchConfig.model_validate(
+        {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
+        | {"on_breach": "remediate"}
+    )
+    alert = alert_from_breach(source(workload), 97.0, config.conditions, "cpu 97")
+    assert alert is not None
+    rid = remediation_id(alert)
+    running = await dev_env.client.start_workflow(
+        GradedRemediationWorkflow.run,
+        RemediationInput(alert=alert, user=WATCHER, mode="execute"),
+        id=rid,
+        task_queue=unique("nobody"),  # no worker: it stays running
+    )
+    taken, release = asyncio.Event(), asyncio.Event()
+
+    class Held(RemediationActivities):
+        @activity.defn(name="join_remediation")
+        async def join_remediation(self, request: JoinRequest) -> bool:
+            if not taken.is_set():
+                taken.set()  # the first join: held past the test's end
+                await release.wait()
+            return True  # the run found takes the alert in (a stand-in: that run never runs)
+
+    monkeypatch.setattr(registry, "RemediationActivities", Held)
+    task = f"threshold-watch/{WATCHER}/{unique('cpu')}"
+    run = ThresholdWatchInput(user=WATCHER, task=task, config=config)
+    try:
+        history = "threshold_watch_cancelled_while_joining"
+        await _cancelled_when(dev_env, deps, run, "check_now", taken, history)
+        async with deps.db.session() as session:
+            events = await EventRepository(session).list(task=task, limit=100)
+    finally:
+        release.set()
+        await running.terminate("test over")
+    said = sorted(e.kind for e in events if e.kind.startswith("watch."))
+    assert said == ["watch.breach", "watch.remediation_started", "watch.stopped"]
+    (started,) = [e.payload for e in events if e.kind == "watch.remediation_started"]
+    assert (started["remediation_id"], started["joined"]) == (rid, True), started
 
 
 async def test_a_web_monitor_cancelled_while_its_alert_is_delivered_ends_as_deleted(
