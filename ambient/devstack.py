@@ -400,7 +400,8 @@ def run_dev(settings: Settings, opts: DevOptions, console: Console) -> int:
                 f"  Temporal     {settings.temporal_address}   Web UI {ui}",
                 f"  API          {api}   docs {api}/docs",
                 f"  MCP (HTTP)   {api}/mcp",
-                "  小智 bridge   in the API: `ambient xiaozhi endpoint add|list` (xiaozhi.me 接入点)",
+                "  小智 bridge   in the API: "
+                "`ambient xiaozhi endpoint add|list` (xiaozhi.me 接入点)",
                 f"  LLM          {settings.llm_description}",
                 f"  user 'dev'   token {token}  (also in {opts.data_dir / 'dev-token'})",
                 "Press Ctrl-C to stop.",
