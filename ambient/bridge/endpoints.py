@@ -56,9 +56,6 @@ NOT_HELD_SINCE = N_(
     "(last error: %(reason)s)"
 )
 # The bridge could not read the endpoint it was to dial: no broker was asked.
-# A bridge that let the endpoint go: removed meanwhile, or its lease taken by another bridge.
-REMOVED = N_("the endpoint was removed")
-HELD_ELSEWHERE = N_("another bridge holds the endpoint now")
 UNREAD = N_("cannot read the endpoint from the product's database: %(reason)s")
 UNSEALED = N_(
     "cannot decrypt the stored URL and its token (was AMBIENT_SECRET_KEY changed?): "
@@ -88,8 +85,6 @@ KNOWN_ERRORS = (
     N_("connected, then the connection was lost: %(reason)s"),
     UNREAD,
     UNSEALED,
-    REMOVED,
-    HELD_ELSEWHERE,
 )
 
 

@@ -308,11 +308,11 @@ class BridgeRunner:
             reason = str(exc) or type(exc).__name__
             raise LookupError(endpoints.UNREAD % {"reason": reason}) from exc
         if row is None:
-            raise LookupError(endpoints.REMOVED)
+            raise LookupError("the endpoint was removed")
         if row.holder != self.name:
             # The lease ran out while this runner stood still and another took over: dialing
             # would replace that one's connection; the next scan lets the endpoint go.
-            raise LookupError(endpoints.HELD_ELSEWHERE)
+            raise LookupError("another bridge holds the endpoint now")
         try:
             url = self.cipher.open(row.url_sealed)
         except Exception:

@@ -51,7 +51,6 @@ ERRORS = {
     "add the endpoint again": (
         "解不开保存的接入点 URL 和其中的 token（AMBIENT_SECRET_KEY 改过吗？）：请重新添加这个接入点"
     ),
-    "another bridge holds the endpoint now": "这个接入点现在由另一个桥接进程连接",
     "refused by the broker: HTTP 403": "接入点服务拒绝了连接：HTTP 403",
     "no answer from the broker (timed out)": "接入点服务没有应答（超时）",
     "something nobody foresaw": "something nobody foresaw",
