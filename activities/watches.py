@@ -24,6 +24,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.metrics import latest_metric_point
 from ambient.clients.web import (
+    FROM_SOURCE,
     NO_BODY,
     NO_NUMBER,
     WHOLE_NOT_MODIFIED,
@@ -197,7 +198,7 @@ class WatchActivities:
             # does, so the fetch's own words leave it out).
             where = ""
             if fetch_refusal(str(exc)) and isinstance(source, HttpJsonSource | PrometheusSource):
-                where = f" from {source.url}"
+                where = FROM_SOURCE % {"reason": "", "url": source.url}
             return self._failed(request, exc, where)
         except TencentCloudError as exc:
             return self._failed(request, exc)

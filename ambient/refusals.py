@@ -27,7 +27,7 @@ def N_(message: str) -> str:
 
 
 # Values read back as any text (another's words), not one word.
-_WORDS = frozenset({"reason", "why", "error", "query", "shown"})
+_WORDS = frozenset({"reason", "why", "error", "query", "shown", "path"})
 
 
 def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
@@ -45,7 +45,9 @@ def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
 def _pattern(msgid: str) -> re.Pattern[str]:
     """What `read_back` matches for ``msgid`` (built once a msgid: a page reads back each row's
     error against every msgid it knows)."""
-    return re.compile(re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid)).replace("%%", "%"))
+    # DOTALL: a stored error can span lines (a database driver's, a multi-line query).
+    pattern = re.sub(r"%\\\((\w+)\\\)s", _value, re.escape(msgid)).replace("%%", "%")
+    return re.compile(pattern, re.DOTALL)
 
 
 def _value(placeholder: re.Match[str]) -> str:

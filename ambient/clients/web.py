@@ -61,6 +61,9 @@ NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable
 ANSWER_CUT = N_("the connection ended before the whole answer: %(reason)s")
 TLS_FAILED = N_("TLS failed: %(reason)s")
 REDIRECTED = N_("%(reason)s (redirected to %(url)s)")  # a status from where a redirect led
+# A metric read's failure with its endpoint (activities/watches.py: a threshold watch's alert
+# names no page, so the source's URL is said after the fetch's words).
+FROM_SOURCE = N_("%(reason)s from %(url)s")
 _WORDED = (
     HTTP_STATUS,
     HTTP_STATUS_WAIT,
@@ -125,7 +128,7 @@ def fetch_refusal(error: str) -> Refusal | None:
 def said_refusal(error: str) -> Refusal | None:
     """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
     status from where a redirect led, a metric answer of the wrong shape (None: none)."""
-    return fetch_refusal(error) or _read(error, (REDIRECTED, *_METRIC_ANSWERS))
+    return fetch_refusal(error) or _read(error, (REDIRECTED, FROM_SOURCE, *_METRIC_ANSWERS))
 
 
 def _read(text: str, msgids: tuple[str, ...]) -> Refusal | None:

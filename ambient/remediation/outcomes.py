@@ -68,7 +68,7 @@ HANDED_OVER_ZH = {
     ),
     "breaker open: this rung failed %(failures)s times in a row on this service; "
     "closes in %(seconds)ss": (
-        "熔断中：这一级在这个服务上已连续失败 %(failures)s 次；%(seconds)s 秒后恢复"
+        "熔断中：这一级在这个服务上已连续失败 %(failures)s 次；%(seconds)s 秒后放行一次试探"
     ),
     "the ladder reached hand-over (rung 6)": "已到第 6 级（转人工）",
     "the budget of %(budget)s attempt(s) is spent and the alert is not resolved": (

@@ -116,6 +116,13 @@ def test_a_fetch_error_is_said_in_the_readers_language_and_any_other_as_it_was_s
         "失败：服务器答复 HTTP 503，要求 30 秒后再来（重定向到 https://example.com/b 之后）"
     )
     assert failed_said(None, zh) == "失败：?"
+    # A metric read's failure with its source's URL after it (a threshold watch's).
+    assert failed_said("HTTP 500 from http://prom:9090", zh) == (
+        "失败：服务器答复 HTTP 500（来自 http://prom:9090）"
+    )
+    assert failed_said("timed out after 20 s from http://prom", zh) == (
+        "失败：20 秒内没有答复（来自 http://prom）"
+    )
 
 
 async def test_a_pages_other_fetch_errors_are_said_once_in_the_readers_language() -> None:
@@ -203,7 +210,7 @@ async def test_a_pages_network_failures_are_said_in_the_readers_language() -> No
     detail = errors["closed"].removeprefix("no connection: ConnectionRefusedError: ")
     assert detail.startswith("[Errno 111] "), errors
     assert closed == (
-        f"失败：连接失败：对方拒绝连接，这个地址的端口上没有服务在监听（{detail}）"
+        f"失败：连接失败：对方拒绝连接，多半是这个端口上没有服务在监听（{detail}）"
     ), closed
     unknown = failed_said(errors["unknown"], zh)
     assert unknown == "失败：无法解析域名 no-such-host.invalid：DNS 里查不到这个名字", unknown
@@ -236,11 +243,15 @@ def test_a_metric_answer_of_the_wrong_shape_is_said_in_the_readers_language() ->
             "数据源答复的不是数字（RecursionError: maximum recursion depth exceeded）"
         ),
         "JSONPath $.v is not a number: 'high'": "JSONPath $.v 取到的不是数字：'high'",
+        # A path with spaces in its filter is one path.
+        "JSONPath $.data[?(@.n == 'a')].v matched nothing": (
+            "JSONPath $.data[?(@.n == 'a')].v 没有匹配到任何值"
+        ),
         "query must return exactly one sample, got 3: errors / requests": (
             "查询必须正好返回一个样本，实际返回了 3 个：errors / requests"
         ),
         "query answered NaN, not a number (no data to divide?): errors / requests": (
-            "查询答复的是 NaN，不是数字（可能没有数据可除）：errors / requests"
+            "查询答复的是 NaN，不是数字（可能是除以零：分母没有数据）：errors / requests"
         ),
     }
     for error, chinese in said.items():

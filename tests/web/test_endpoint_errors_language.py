@@ -44,6 +44,12 @@ ERRORS = {
     "connected, then the connection was lost: [Errno 104] Connection reset by peer": (
         "连上了接入点服务，之后连接断了：[Errno 104] Connection reset by peer"
     ),
+    # A read refused while writes still work (the error stored is the driver's, on lines).
+    "cannot read the endpoint from the product's database: (ProgrammingError) permission "
+    "denied for table users\n[SQL: SELECT users.name]": (
+        "读不到本产品数据库里的这个接入点：(ProgrammingError) permission denied for table users"
+        "\n[SQL: SELECT users.name]"
+    ),
     "cannot read the endpoint from the product's database: [Errno 111] Connect call failed": (
         "读不到本产品数据库里的这个接入点：[Errno 111] Connect call failed"
     ),
