@@ -107,7 +107,7 @@ def table_of(
     users and outside systems wrote ("[/]" would end the command, "[red]" would vanish)."""
     for part in ("title", "caption"):
         if isinstance(options.get(part), str):
-            options[part] = Text(options[part])
+            options[part] = Text(options[part], style=f"table.{part}")  # Rich's own look
     shown = Table(*columns, **options)
     for row in rows:
         shown.add_row(*(Text(value) if isinstance(value, str) else value for value in row))
