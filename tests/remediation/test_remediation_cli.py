@@ -33,12 +33,18 @@ from tests.support.waits import eventually
 Invoke = Callable[..., Awaitable[tuple[int, str]]]
 
 
-def test_stats_show_an_alert_type_with_brackets_as_written(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _admin_ops(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI on ``settings``' data directory, with the admin ``ops`` created."""
     monkeypatch.setenv("AMBIENT_DATA_DIR", str(settings.data_dir))
     runner = CliRunner()
     assert runner.invoke(cli, ["user", "create", "ops", "--admin"]).exit_code == 0
+    return runner
+
+
+def test_stats_show_an_alert_type_with_brackets_as_written(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = _admin_ops(settings, monkeypatch)
     # An alarm integration names its metric as it likes: a policy name, brackets and all.
     metric = "[/] p95 [bold]latency[/bold]"
     alert = Alert(source="cls", cluster_id="cls-7kq2m0ab", workload="checkout", metric=metric)
@@ -362,9 +368,7 @@ async def test_a_run_terminated_by_an_operator_shows_it_ended_in_every_door(
 def test_a_rule_named_with_brackets_is_said_saved_as_named(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AMBIENT_DATA_DIR", str(settings.data_dir))
-    runner = CliRunner()
-    assert runner.invoke(cli, ["user", "create", "ops", "--admin"]).exit_code == 0
+    runner = _admin_ops(settings, monkeypatch)
     # A rule's name is free text: Rich read it as markup ("[/]" ended the command after the
     # rule was saved, "[red]" vanished).
     name = "[/] checkout [red]x[/red]"
