@@ -1,4 +1,5 @@
-"""A threshold watch cancelled in Temporal while the start of its remediation is pending.
+"""A threshold watch or the nightly triage cancelled in Temporal while the start of a
+remediation is pending.
 
 The window is held, not raced: the workflow task that asks the server to start the child is
 kept in flight (its activation's thread waits) until the cancel is requested, so the server
@@ -17,17 +18,20 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import alert_from_breach, remediation_id
+from ambient.remediation.runs import TriageInput
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import ThresholdWatchInput
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
+from tests.remediation.test_triage import USER as TRIAGED
 from tests.remediation.test_triage import cloud  # noqa: F401  (fixture)
 from tests.remediation.test_watch_intake import METRIC, source
 from tests.remediation.test_watch_intake import USER as WATCHER
@@ -35,6 +39,7 @@ from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.watches.test_watch_cancelled import _canceled
+from workflows.remediation_triage import AlertTriageWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
 
@@ -136,3 +141,54 @@ async def test_a_threshold_watch_cancelled_while_its_remediation_starts_does_not
     assert said == ["watch.breach", "watch.remediation_started", "watch.stopped"], said
     (started,) = [e.payload for e in events if e.kind == "watch.remediation_started"]
     assert started["remediation_id"] == rid, started
+
+
+async def test_the_triage_cancelled_while_a_remediation_starts_does_not_cancel_it(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    cloud: tuple[TencentApi, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The nightly triage is cancelled while its first remediation's start is pending: the
+    triage ends Canceled, and the remediation it started runs on, never sent a cancel."""
+    _, tencent = cloud
+    deps.tencent = tencent
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    await add_user(deps, TRIAGED)
+    held = asyncio.Event()
+    runner = _HeldAtChildStart(temporal.workflow_runner(), held)
+    monkeypatch.setattr(temporal, "workflow_runner", lambda: runner)
+    children: list[str] = []
+    try:
+        async with running_worker(dev_env.client, deps) as worker:
+            worker._workflow_worker._deadlock_timeout_seconds = None  # type: ignore[union-attr]
+            handle = await dev_env.client.start_workflow(
+                AlertTriageWorkflow.run,
+                TriageInput(user=TRIAGED, mode="dry_run"),
+                id=unique("alert-triage"),
+                task_queue=worker.task_queue,
+            )
+            await asyncio.wait_for(held.wait(), HANG)  # the start asked, its task in flight
+            await handle.cancel()
+            runner.release.set()
+            await _canceled(handle)
+            history = await handle.fetch_history()
+            children = [
+                e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+            ]
+            (child,) = children
+            remediation = dev_env.client.get_workflow_handle(child)
+            described = await remediation.describe()
+            started = _kinds_of(await remediation.fetch_history())
+    finally:
+        runner.release.set()
+        for rid in children:
+            with contextlib.suppress(Exception):
+                await dev_env.client.get_workflow_handle(rid).terminate("test over")
+    parent = _kinds_of(history)
+    cancel_sent = EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    assert cancel_sent not in parent, parent
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED not in started
+    assert described.status is WorkflowExecutionStatus.RUNNING, described.status
