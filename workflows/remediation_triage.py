@@ -16,11 +16,16 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 from workflows.remediation_records import cause_of
-from workflows.remediation_start import start_remediation
+from workflows.remediation_start import START_ABANDONED, start_remediation
 
 
 @workflow.defn
 class AlertTriageWorkflow:
+    def __init__(self) -> None:
+        # Asked once, as the run starts (docs/deploy.md): a cancel of the triage while a
+        # remediation's start is pending never sends that remediation a cancel.
+        self.start_abandoned = workflow.patched(START_ABANDONED)
+
     @workflow.run
     async def run(self, request: TriageInput) -> TriageResult:
         found = await workflow.execute_activity_method(
@@ -40,6 +45,7 @@ class AlertTriageWorkflow:
                         alert=alert, user=request.user, mode=request.mode, requested_by="triage"
                     ),
                     f"Remediation of {alert.service} (nightly triage)",
+                    abandoned=self.start_abandoned,
                 )
             except ACTIVITY_FAILED as exc:
                 result.skipped.append(f"{child}: neither started nor joined: {cause_of(exc)}")

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.watches.threshold_rule import Breach, ThresholdState, Transition, evaluate
 
-from workflows.remediation_start import start_remediation
+from workflows.remediation_start import START_ABANDONED, start_remediation
 from workflows.watch_controls import WatchControls, failure_text, until
 
 READ_TIMEOUT = timedelta(seconds=30)
@@ -80,6 +80,8 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
+        # Asked once, as the run starts (docs/deploy.md), as WatchControls' patches are.
+        self.start_abandoned = workflow.patched(START_ABANDONED)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -279,13 +281,17 @@ class ThresholdWatchWorkflow(WatchControls):
         summary = f"Remediation of {alert.service} (threshold watch)"
         try:
             try:
-                child, joined = await start_remediation(child, request, summary)
+                child, joined = await start_remediation(
+                    child, request, summary, abandoned=self.start_abandoned
+                )
             except BaseException as cut:
                 if not (self.alerts_whole and self.going_on and self.heard(cut)):
                     raise
                 # Its start (or join) cut by the run's cancel, heard: asked again, once. The
                 # child's id is the alert's: a start that went through is joined.
-                child, joined = await start_remediation(child, request, summary)
+                child, joined = await start_remediation(
+                    child, request, summary, abandoned=self.start_abandoned
+                )
         except ACTIVITY_FAILED as error:
             if self.heard(error):
                 raise

@@ -38,6 +38,7 @@ from tests.support.waits import ask
 from worker import ensure_triage_schedule
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
+from workflows.remediation_start import START_ABANDONED
 from workflows.remediation_triage import AlertTriageWorkflow
 
 USER = "night"
@@ -180,7 +181,8 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
     """Runs started before ids named the workload are gone (a remediation lasts hours, and a
     release two back is drained): a triage no longer looks for them, an activity before each
     start. The patch that took that look away (no-older-id-join) went through Temporal's
-    lifecycle: the history holds no marker of it."""
+    lifecycle: the history holds no marker of it (the one it holds is remediation-start-
+    abandoned's)."""
     _, tencent = cloud
     deps.tencent = tencent
     remediation_settings(
@@ -211,7 +213,8 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
         for e in history.events
         if e.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
-    assert patches == []
+    # Only this release's own (a cancel of the triage never reaches the runs it starts).
+    assert patches == [{"id": START_ABANDONED, "deprecated": False}]
     joins = [
         e
         for e in history.events
