@@ -25,7 +25,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ambient import temporal
@@ -57,6 +57,7 @@ from ambient.watches.reads import PREFIXES, WORKFLOW_TYPES, found
 from ambient.watches.reminders import NewsDigestConfig, ReminderConfig
 from ambient.watches.schedules import TaskSchedules
 from ambient.watches.threshold_config import Condition
+from workflows.watch_controls import STOPPED
 
 # A check now asked whose result was not in by the answer: the status (get_task) shows it once
 # made.
@@ -306,14 +307,20 @@ class TaskService(TaskSchedules):
         once that check ended; None: not in time. A worker of a release before the
         ``checked_now`` update refuses it: the signal asks. Not in time, the signal asks too:
         an update no worker accepted yet lives in the server's memory alone (a restart loses
-        it), a signal is in the history at once (asked twice, the check is still one)."""
+        it), a signal is in the history at once (asked twice, the check is still one). A run
+        stopping (a delete after the caller's look) refuses it as stopped: said at once, no
+        signal (the run would ignore it, and once ended it would be told "no task")."""
         handle = self.client.get_workflow_handle(task_id)
         try:
             async with asyncio.timeout(self.baseline_wait):
                 return await handle.execute_update("checked_now", result_type=TaskStatus)
-        except (WorkflowUpdateFailedError, *temporal.CUT_SHORT):
-            # Sent as every control of a task is (a request id of its own: each asks a check).
-            await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()))
+        except WorkflowUpdateFailedError as exc:
+            if isinstance(exc.cause, ApplicationError) and exc.cause.message == STOPPED:
+                raise TaskStateError(_stopped(task_id)) from None
+        except temporal.CUT_SHORT:
+            pass
+        # Sent as every control of a task is (a request id of its own: each asks a check).
+        await temporal.signal_once(self.client, task_id, "check_now", str(uuid.uuid4()))
         return None
 
     async def update(

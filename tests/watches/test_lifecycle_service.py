@@ -49,6 +49,7 @@ from tests.support.servers import HANG, serve
 from tests.support.users import register
 from tests.support.waits import eventually, until_equal
 from tests.watches.site import article
+from tests.watches.test_controls_in_flight import signals
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 from worker import build_worker
@@ -852,6 +853,28 @@ async def test_a_deleted_watch_still_winding_down_refuses_pause_resume_trigger_a
     async with service.db.session() as session:
         events = await EventRepository(session).list(task=task_id, limit=100)
     assert sorted(e.kind for e in events) == ["watch.breach", "watch.stopped"]
+
+
+async def test_a_check_now_a_stopping_watch_refuses_is_answered_stopped_without_a_signal(
+    held: Held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete lands after the trigger's look (the run still active then): the run refuses the
+    check now update as stopped. A check_now signal sent after it was wasted (the run ignores
+    it), and once the run ended it was told "no task" instead of "stopped"."""
+    service, task_id = held.service, held.task_id
+    looked = service._live
+
+    async def deleted_after_the_look(task: str) -> tuple[TaskState, Any]:
+        before = await looked(task)
+        await service.delete(USER, task)
+        assert (await service.get(USER, task)).state == "stopped"  # the run took the stop
+        return before
+
+    monkeypatch.setattr(service, "_live", deleted_after_the_look)
+    with pytest.raises(TaskStateError, match="is stopped; create it again to restart it"):
+        await service.trigger(USER, task_id)
+    assert await signals(service.client.get_workflow_handle(task_id), "check_now") == 0
+    await held.ended()
 
 
 async def test_a_deleted_watch_still_winding_down_is_listed_as_stopped_as_get_says(
