@@ -530,12 +530,16 @@ class WatchControls:
             self.note_failure(f"event {kind}", error)
 
     async def flush_control_events(self) -> None:
-        while self.state.control_events:
-            # Taken one at a time: one that arrives during a recording is flushed too.
-            name = self.state.control_events.pop(0)
-            self.state.control_count += 1
-            await self.tell(
-                kind=f"watch.{name}",
-                key=f"{self.task}/{self.life}/control/{self.state.control_count}",
-                payload={},
-            )
+        # Each is taken from the state before it is recorded: a cancel heard at its record goes
+        # on to record it (and the rest), as at a check's alerts (a run started before
+        # ALERTS_WHOLE ends there, the event taken lost).
+        with self.whole(self.alerts_whole):
+            while self.state.control_events:
+                # Taken one at a time: one that arrives during a recording is flushed too.
+                name = self.state.control_events.pop(0)
+                self.state.control_count += 1
+                await self.tell(
+                    kind=f"watch.{name}",
+                    key=f"{self.task}/{self.life}/control/{self.state.control_count}",
+                    payload={},
+                )

@@ -347,6 +347,39 @@ async def test_a_threshold_watch_cancelled_while_its_breach_is_recorded_records_
     assert any(b"Breach: " in body for body in state.hooks), state.hooks
 
 
+async def test_a_threshold_watch_cancelled_while_its_pause_is_recorded_records_it(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paused, the watch records ``watch.paused`` (the control taken from its state first);
+    the run is cancelled while that record is held (its write not made). The cut record ended
+    the loop there and the pause was never said. It is recorded again, then the watch ends."""
+    state, base = gated
+    state.values = [5]
+    taken, release = asyncio.Event(), asyncio.Event()
+
+    class Held(EventActivities):
+        @activity.defn(name="record_event")
+        async def record_event(self, event: RecordEventInput) -> int:
+            if event.kind == "watch.paused" and not taken.is_set():
+                taken.set()  # the first try of the pause's record: held past the test's end
+                await release.wait()
+            return await super().record_event(event)
+
+    monkeypatch.setattr(registry, "EventActivities", Held)
+    task = unique("threshold-watch/alice/t")
+    run = ThresholdWatchInput(user=USER, task=task, config=threshold(base))
+    try:
+        history = "threshold_watch_cancelled_while_recording_a_control"
+        await _cancelled_when(dev_env, loopback_deps, run, "pause", taken, history)
+        said = await _kinds(loopback_deps, task)
+    finally:
+        release.set()
+    assert said == ["watch.paused", "watch.stopped"]
+
+
 async def test_a_threshold_watch_cancelled_while_it_joins_its_remediation_still_joins_it(
     dev_env: WorkflowEnvironment,
     deps: WorkerDeps,
