@@ -377,6 +377,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
             # A greeting's preparation, nobody's to hear now.
             await cancelled(again)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # Its status read as ended (a query reads an ended run): not the step it cut short
+        # ("preparing", "pushing") nor the one it would have waited in. State alone, no command.
+        self.phase = "stopped"
         return "stopped"
 
     def _show_state(self, state: str) -> None:

@@ -64,7 +64,7 @@ async def test_a_preparation_cut_short_by_a_delete_or_cancel_is_no_failure_of_th
     assert reasons == ["scheduled"], reasons  # not tried again
     assert _failures(seen) == NO_FAILURE, seen.detail
     assert seen.state == "stopped", seen
-    assert seen.detail["phase"] != "preparation failed", seen.detail
+    assert seen.detail["phase"] == "stopped", seen.detail  # not "preparing" (it was cut)
 
 
 async def test_a_send_cut_short_by_a_delete_is_no_failed_push(
@@ -117,6 +117,7 @@ async def test_the_push_of_why_a_day_is_unprepared_cut_short_is_no_failed_push(
     assert seen.detail["push_error"] is None, seen.detail
     assert seen.detail["preparation_error"] is not None, seen.detail
     assert seen.state == "stopped", seen
+    assert seen.detail["phase"] == "stopped", seen.detail  # not "pushing" (it was cut)
     async with deps.db.session() as session:
         rows = await DeliveryRepository(session).list(user=user)
     # One email asked for, none sent twice: the cut push is not tried again.
