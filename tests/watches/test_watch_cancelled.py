@@ -32,7 +32,7 @@ from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.domain.events import RecordEventInput
-from ambient.remediation.alerts import alert_from_breach, remediation_id
+from ambient.remediation.alerts import Alert, alert_from_breach, remediation_id
 from ambient.remediation.runs import JoinRequest, RemediationInput
 from ambient.storage.repositories import DeliveryRepository, EventRepository
 from ambient.watches.models import ThresholdWatchInput, ThresholdWatchState
@@ -313,6 +313,44 @@ async def test_a_threshold_watch_cancelled_while_its_breach_is_delivered_still_r
     assert said == ["watch.breach", "watch.remediation_requested", "watch.stopped"]
 
 
+def _record_held(monkeypatch: pytest.MonkeyPatch, kind: str) -> tuple[asyncio.Event, asyncio.Event]:
+    """The worker's first try to record an event of ``kind`` held (``taken`` set) until
+    ``release``: past the test's end, as a record the run's cancel cut before it ran."""
+    taken, release = asyncio.Event(), asyncio.Event()
+
+    class Held(EventActivities):
+        @activity.defn(name="record_event")
+        async def record_event(self, event: RecordEventInput) -> int:
+            if event.kind == kind and not taken.is_set():
+                taken.set()
+                await release.wait()
+            return await super().record_event(event)
+
+    monkeypatch.setattr(registry, "EventActivities", Held)
+    return taken, release
+
+
+async def _remediating_watch(
+    deps: WorkerDeps, stand_in: tuple[TencentApi, Any]
+) -> tuple[ThresholdWatchConfig, Alert]:
+    """A watch config that remediates a TKE workload's breach (CPU 97 over 90, on the
+    Tencent stand-in), and the alert its breach raises."""
+    api, tencent = stand_in
+    now = int(time.time())
+    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
+    deps.tencent = tencent
+    remediation_settings(deps)
+    await add_user(deps, WATCHER)
+    workload = unique("checkout")
+    config = ThresholdWatchConfig.model_validate(
+        {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
+        | {"on_breach": "remediate"}
+    )
+    alert = alert_from_breach(source(workload), 97.0, config.conditions, "cpu 97")
+    assert alert is not None
+    return config, alert
+
+
 async def test_a_threshold_watch_cancelled_while_its_breach_is_recorded_records_it(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
@@ -326,17 +364,7 @@ async def test_a_threshold_watch_cancelled_while_its_breach_is_recorded_records_
     state, base = gated
     state.values = [150]
     deps = _with_webhook(loopback_deps)
-    taken, release = asyncio.Event(), asyncio.Event()
-
-    class Held(EventActivities):
-        @activity.defn(name="record_event")
-        async def record_event(self, event: RecordEventInput) -> int:
-            if event.kind == "watch.breach" and not taken.is_set():
-                taken.set()  # the first try of the breach's record: held past the test's end
-                await release.wait()
-            return await super().record_event(event)
-
-    monkeypatch.setattr(registry, "EventActivities", Held)
+    taken, release = _record_held(monkeypatch, "watch.breach")
     task = unique("threshold-watch/alice/t")
     config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
     run = ThresholdWatchInput(user=USER, task=task, config=config)
@@ -361,17 +389,7 @@ async def test_a_threshold_watch_cancelled_while_its_pause_is_recorded_records_i
     the loop there and the pause was never said. It is recorded again, then the watch ends."""
     state, base = gated
     state.values = [5]
-    taken, release = asyncio.Event(), asyncio.Event()
-
-    class Held(EventActivities):
-        @activity.defn(name="record_event")
-        async def record_event(self, event: RecordEventInput) -> int:
-            if event.kind == "watch.paused" and not taken.is_set():
-                taken.set()  # the first try of the pause's record: held past the test's end
-                await release.wait()
-            return await super().record_event(event)
-
-    monkeypatch.setattr(registry, "EventActivities", Held)
+    taken, release = _record_held(monkeypatch, "watch.paused")
     task = unique("threshold-watch/alice/t")
     run = ThresholdWatchInput(user=USER, task=task, config=threshold(base))
     try:
@@ -394,19 +412,7 @@ async def test_a_threshold_watch_cancelled_while_it_joins_its_remediation_still_
     check there: no remediation event, and its breach is never told again. The start is
     asked again (the child's id is the alert's: it joins the run, as a start the cancel cut
     would start it), then the watch ends."""
-    api, tencent = cloud
-    now = int(time.time())
-    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
-    deps.tencent = tencent
-    remediation_settings(deps)
-    await add_user(deps, WATCHER)
-    workload = unique("checkout")
-    config = ThresholdWatchConfig.model_validate(
-        {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
-        | {"on_breach": "remediate"}
-    )
-    alert = alert_from_breach(source(workload), 97.0, config.conditions, "cpu 97")
-    assert alert is not None
+    config, alert = await _remediating_watch(deps, cloud)
     rid = remediation_id(alert)
     running = await dev_env.client.start_workflow(
         GradedRemediationWorkflow.run,

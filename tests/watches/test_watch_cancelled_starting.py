@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -24,21 +23,19 @@ from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, Workflo
 
 from ambient import temporal
 from ambient.deps import WorkerDeps
-from ambient.remediation.alerts import alert_from_breach, remediation_id
+from ambient.remediation.alerts import remediation_id
 from ambient.remediation.runs import TriageInput
 from ambient.storage.repositories import EventRepository
 from ambient.watches.models import ThresholdWatchInput
-from ambient.watches.threshold_config import ThresholdWatchConfig
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, remediation_settings
 from tests.remediation.test_triage import USER as TRIAGED
 from tests.remediation.test_triage import cloud  # noqa: F401  (fixture)
-from tests.remediation.test_watch_intake import METRIC, source
 from tests.remediation.test_watch_intake import USER as WATCHER
 from tests.standins.tencent_api import TencentApi
 from tests.support.record import save_history
 from tests.support.servers import HANG
-from tests.watches.test_watch_cancelled import _canceled
+from tests.watches.test_watch_cancelled import _canceled, _remediating_watch
 from workflows.remediation_triage import AlertTriageWorkflow
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
@@ -86,19 +83,7 @@ async def test_a_threshold_watch_cancelled_while_its_remediation_starts_does_not
     remediation is never sent a cancel (it was: the SDK's default child cancellation type
     asks the child to cancel as the parent's start is cancelled), the watch joins it (its
     start asked again) and ends Canceled."""
-    api, tencent = cloud
-    now = int(time.time())
-    api.metric_points[METRIC] = [(now - 30, 97.0), (now + 3600, 97.0)]
-    deps.tencent = tencent
-    remediation_settings(deps)
-    await add_user(deps, WATCHER)
-    workload = unique("checkout")
-    config = ThresholdWatchConfig.model_validate(
-        {"source": source(workload), "conditions": [{"op": "above", "value": 90}]}
-        | {"on_breach": "remediate"}
-    )
-    alert = alert_from_breach(source(workload), 97.0, config.conditions, "cpu 97")
-    assert alert is not None
+    config, alert = await _remediating_watch(deps, cloud)
     rid = remediation_id(alert)
     held = asyncio.Event()
     runner = _HeldAtChildStart(temporal.workflow_runner(), held)
