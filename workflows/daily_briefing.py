@@ -181,12 +181,18 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.carry.replaced_date = None
         if self.given_at is not None:
             self.carry.last_given_at = self.given_at
-        self.carry.paused = self.paused
         self.phase = "done"
         # A preparation a greeting started again ends in this run, not cut off by the next.
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and not self._prepare_lock.locked()
         )
+        # A pause or resume taken during that wait is carried (the next run forgot it), and a
+        # delete ends the run (a deleted briefing went on to a new run: listed "stopped", its
+        # status not, it prepared and pushed). A completion, not a continue-as-new: no running
+        # run holds the command it replaces (that one ended the run), so no patch.
+        if self.stopping:
+            return await self._stopped()
+        self.carry.paused = self.paused
         workflow.continue_as_new(
             BriefingRun(user=run.user, task_id=run.task_id, config=config, carry=self.carry)
         )
