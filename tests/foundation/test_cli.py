@@ -624,6 +624,23 @@ async def test_a_refusal_naming_a_task_command_gives_it_the_task_id(
     )
 
 
+async def test_a_greeting_with_no_briefing_and_no_model_names_the_command_that_sets_one_up(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # It sent the operator to the web page's assistant, which with no model cannot chat.
+    env = _env(tmp_path, dev_env)
+    env.pop("OPENAI_API_KEY", None)
+    for step in (["migrate"], ["user", "create", "dev", "--language", "en"]):
+        done = await asyncio.to_thread(CliRunner().invoke, app, step, env=env)
+        assert done.exit_code == 0, done.output
+    greet = ["briefing", "greet", "--user", "dev"]
+    heard = await asyncio.to_thread(CliRunner().invoke, app, greet, env=env)
+    assert (heard.exit_code, heard.output) == (
+        0,
+        "Hello! No daily briefing is set up yet: run `ambient briefing create` to set one up.\n",
+    )
+
+
 def test_endpoint_list_help_says_json_as_it_prints_one_array_not_json_lines() -> None:
     # It said "JSON lines for scripts" while --json prints one JSON array (as every list does).
     shown = CliRunner().invoke(
