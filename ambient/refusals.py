@@ -26,8 +26,8 @@ def N_(message: str) -> str:
     return message
 
 
-# Values read back as any text (another's words), not one word.
-_WORDS = frozenset({"reason", "why", "error", "query", "shown", "path"})
+# Values read back as any text (another's words; a length said in words), not one word.
+_WORDS = frozenset({"reason", "why", "error", "query", "shown", "path", "after"})
 
 
 def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:

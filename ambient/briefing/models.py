@@ -206,6 +206,17 @@ NOT_SET_UP = (
     "Hello! No daily briefing is set up yet; "
     "ask the assistant on the Tasks and events web page to set one up.",
 )
+# With no language model configured that assistant cannot chat: a voice is told who can set
+# one up, an MCP client (and the CLI, in its command's words) the tool that does.
+NOT_SET_UP_NO_MODEL = (
+    "你好！还没有设置每日简报。这里没有配置语言模型，网页助手设置不了，请让管理员帮你设置。",
+    "Hello! No daily briefing is set up yet, and with no language model configured the web "
+    "assistant cannot set one up: ask your administrator to.",
+)
+NOT_SET_UP_BY_TOOL = (
+    "你好！还没有设置每日简报：调用 create_daily_briefing 来设置。",
+    "Hello! No daily briefing is set up yet: call create_daily_briefing to set one up.",
+)
 NOT_IN_TIME = (
     "你好！简报这次没有及时回答，请再叫我一次。",
     "Hello! The briefing did not answer in time: greet again in a moment.",

@@ -48,8 +48,16 @@ COMMANDS = {
     "get_remediation": "ambient remediation show",
 }
 TOOL = re.compile(rf"\b(call )?({'|'.join(COMMANDS)})\b")
-# The id a command takes, as a text naming its tool writes it (a run's id: remediation_id).
-SUBJECTS = {"get_remediation": re.compile(r"\bremediation/[0-9a-f]{16}\b")}
+# The id a command takes, as a text naming its tool writes it (a run's id: remediation_id; a
+# task's: `{prefix}/{user}/{name}`, its prefixes ambient/watches/configs.py PREFIXES).
+TASK_ID = re.compile(
+    r"\b(?:web-monitor|threshold-watch|reminder)/[a-z0-9][a-z0-9_.-]*/[a-z0-9_.-]+"
+)
+SUBJECTS = {
+    "get_remediation": re.compile(r"\bremediation/[0-9a-f]{16}\b"),
+    "update_task": TASK_ID,
+    "delete_task": TASK_ID,
+}
 
 
 def in_cli_words(text: str, subject: str = "") -> str:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from ambient.refusals import N_, Refusal
 from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Rung
 from ambient.remediation.runs import AbortInput
-from ambient.remediation.safety import Gate
+from ambient.remediation.safety import Gate, a_while
 
 
 def resolved_at(rung: Rung) -> Refusal:
@@ -67,8 +67,8 @@ HANDED_OVER_ZH = {
         "集群变更频率限制：过去一小时已有 %(changes)s 次变更（上限 %(max)s 次）"
     ),
     "breaker open: this rung failed %(failures)s times in a row on this service; "
-    "closes in %(seconds)ss": (
-        "熔断中：这一级在这个服务上已连续失败 %(failures)s 次；%(seconds)s 秒后放行一次试探"
+    "closes in %(after)s": (
+        "熔断中：这一级在这个服务上已连续失败 %(failures)s 次；%(after)s后放行一次试探"
     ),
     "the ladder reached hand-over (rung 6)": "已到第 6 级（转人工）",
     "the budget of %(budget)s attempt(s) is spent and the alert is not resolved": (
@@ -120,19 +120,6 @@ HANDED_OVER_ZH = {
         "告警在第 %(rung)s 级后恢复，但合并到这次修复的告警尚不能确定已结束：%(alerts)s"
     ),
 }
-
-
-def a_while(length: timedelta) -> Refusal:
-    """``length`` as people say it: 45 s, 30 min, 2 h, 1 h 30 min (not 0:30:00)."""
-    seconds = round(length.total_seconds())
-    if seconds < 60:
-        return Refusal("%(seconds)s s", seconds=seconds)
-    hours, minutes = divmod(round(seconds / 60), 60)
-    if not hours:
-        return Refusal("%(minutes)s min", minutes=minutes)
-    if not minutes:
-        return Refusal("%(hours)s h", hours=hours)
-    return Refusal("%(hours)s h %(minutes)s min", hours=hours, minutes=minutes)
 
 
 def not_approved(rung: Rung, after: timedelta) -> Refusal:

@@ -22,7 +22,14 @@ OUTSIDE_WINDOWS = N_("outside change windows; next opens %(opens)s")
 # The breaker's reason, a skipped attempt's (a page reads it back to say it in its language).
 BREAKER_OPEN = N_(
     "breaker open: this rung failed %(failures)s times in a row on this service; "
-    "closes in %(seconds)ss"
+    "closes in %(after)s"
+)
+# A length as people say it (``a_while``), and as a stored reason is read back.
+SECONDS, MINUTES, HOURS, HOURS_MINUTES = LENGTHS = (
+    N_("%(seconds)s s"),
+    N_("%(minutes)s min"),
+    N_("%(hours)s h"),
+    N_("%(hours)s h %(minutes)s min"),
 )
 WAITING_FOR_WINDOW = N_("outside change windows")
 
@@ -162,10 +169,27 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
     )
 
 
+def a_while(length: timedelta) -> Refusal:
+    """``length`` as people say it: 45 s, 30 min, 2 h, 1 h 30 min (not 0:30:00)."""
+    seconds = round(length.total_seconds())
+    if seconds < 60:
+        return Refusal(SECONDS, seconds=seconds)
+    hours, minutes = divmod(round(seconds / 60), 60)
+    if not hours:
+        return Refusal(MINUTES, minutes=minutes)
+    if not minutes:
+        return Refusal(HOURS, hours=hours)
+    return Refusal(HOURS_MINUTES, hours=hours, minutes=minutes)
+
+
 def skipped_said(reason: str) -> str | Refusal:
-    """A skipped attempt's reason as a page says it: the breaker's as its Refusal, any other
-    (the executor's) as written."""
-    return read_back(reason, (BREAKER_OPEN,)) or reason
+    """A skipped attempt's reason as a page says it: the breaker's as its Refusal (its wait
+    too), any other (the executor's) as written."""
+    said = read_back(reason, (BREAKER_OPEN,))
+    if said is None:
+        return reason
+    after = said.values["after"]
+    return Refusal(BREAKER_OPEN, **{**said.values, "after": read_back(after, LENGTHS) or after})
 
 
 def rate_limit_gate(
@@ -219,7 +243,8 @@ def breaker_gate(state: BreakerState, now: datetime, threshold: int, open_second
     open_for = (now - state.opened_at).total_seconds()
     if open_for >= open_seconds:
         return Gate(allowed=True, reason="breaker half-open: one trial allowed")
-    said = Refusal(BREAKER_OPEN, failures=state.failures, seconds=f"{open_seconds - open_for:.0f}")
+    left = timedelta(seconds=open_seconds - open_for)
+    said = Refusal(BREAKER_OPEN, failures=state.failures, after=a_while(left))
     return Gate(allowed=False, reason=str(said), said=Said.of(said))
 
 

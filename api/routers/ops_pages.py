@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -191,6 +190,30 @@ REMEDIATION_WAITS = {
     "settle": N_("the workload to settle"),
 }
 
+# What an audit line of a run records, as its page names it: time, action and actor, as
+# `ambient remediation show` and the report say it; the detail is the API's and the MCP tool's.
+AUDIT_ACTIONS = {
+    "scored": N_("scored"),
+    "planned": N_("planned"),
+    "permission": N_("permission"),
+    "gate": N_("gate"),
+    "checkpoint": N_("checkpoint"),
+    "action": N_("action"),
+    "verification": N_("verification"),
+    "skipped": N_("skipped"),
+    "approve": N_("approve"),
+    "abort": N_("abort"),
+    "token_spent": N_("token spent"),
+    "approval": N_("approval"),
+    "approval_unverified": N_("approval unverified"),
+    "approval_timeout": N_("approval timeout"),
+    "aborted": N_("aborted"),
+    "cancelled": N_("cancelled"),
+    "hand_over": N_("hand over"),
+    "push_failed": N_("push failed"),
+    "finished": N_("finished"),
+    "deduplicated": N_("alert sent again"),
+}
 
 # One page of the list at a time (its More link gives the next).
 REMEDIATIONS_PER_PAGE = 50
@@ -249,10 +272,7 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
             if view.waiting
             else ""
         ),
-        audit=[
-            (line.at, line.actor, line.action, json.dumps(line.detail, ensure_ascii=False))
-            for line in view.audit
-        ],
+        audit_actions=AUDIT_ACTIONS,
     )
 
 

@@ -24,6 +24,7 @@ from ambient.commands.task import print_tasks
 from ambient.runtime import RuntimeInfo, discovered_settings, read_runtime, write_runtime
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.reads import TaskSummary
+from tests.conftest import unique
 from tests.foundation.test_dev_stack import DevStack
 from tests.foundation.test_mcp_protocol import INITIALIZE
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
@@ -594,6 +595,50 @@ def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Pa
             "no briefing yet for 'dev'; `ambient briefing list` shows the dates".split(),
         ),
     }
+
+
+async def test_a_refusal_naming_a_task_command_gives_it_the_task_id(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # It said "call `ambient task update` to change it": no id, a command that cannot run.
+    env = _env(tmp_path, dev_env)
+    for step in (["migrate"], ["user", "create", "dev"]):
+        done = await asyncio.to_thread(CliRunner().invoke, app, step, env=env)
+        assert done.exit_code == 0, done.output
+    name = unique("standup")
+
+    def create(message: str) -> Any:
+        config = json.dumps({"type": "daily", "hour": 9, "message": message})
+        given = ["task", "create", "schedule", "--config", config, "--name", name]
+        return CliRunner().invoke(app, [*given, "--user", "dev"], env=env)
+
+    created = await asyncio.to_thread(create, "stand-up")
+    assert created.exit_code == 0, created.output
+    task = json.loads(created.output)["task_id"]
+    refused = await asyncio.to_thread(create, "retro")
+    assert (refused.exit_code, refused.output.split()) == (
+        1,
+        f"name: schedule {task!r} already exists with another config; run "
+        f"`ambient task update {task}` to change it, or `ambient task delete {task}` "
+        "first".split(),
+    )
+
+
+async def test_a_greeting_with_no_briefing_and_no_model_names_the_command_that_sets_one_up(
+    tmp_path: Path, dev_env: WorkflowEnvironment
+) -> None:
+    # It sent the operator to the web page's assistant, which with no model cannot chat.
+    env = _env(tmp_path, dev_env)
+    env.pop("OPENAI_API_KEY", None)
+    for step in (["migrate"], ["user", "create", "dev", "--language", "en"]):
+        done = await asyncio.to_thread(CliRunner().invoke, app, step, env=env)
+        assert done.exit_code == 0, done.output
+    greet = ["briefing", "greet", "--user", "dev"]
+    heard = await asyncio.to_thread(CliRunner().invoke, app, greet, env=env)
+    assert (heard.exit_code, heard.output) == (
+        0,
+        "Hello! No daily briefing is set up yet: run `ambient briefing create` to set one up.\n",
+    )
 
 
 def test_endpoint_list_help_says_json_as_it_prints_one_array_not_json_lines() -> None:

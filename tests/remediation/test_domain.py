@@ -334,9 +334,9 @@ def test_an_open_breakers_reason_is_said_in_chinese_on_the_page_and_in_a_hand_ov
     state = BreakerState(failures=3, opened_at=NOW)
     gate = breaker_gate(state, NOW + timedelta(minutes=10), 3, 3600)
     assert gate.reason == (
-        "breaker open: this rung failed 3 times in a row on this service; closes in 3000s"
+        "breaker open: this rung failed 3 times in a row on this service; closes in 50 min"
     )
-    chinese = "熔断中：这一级在这个服务上已连续失败 3 次；3000 秒后放行一次试探"
+    chinese = "熔断中：这一级在这个服务上已连续失败 3 次；50 分钟后放行一次试探"
     # The page reads the skipped attempt's reason (the gate's English, stored) back.
     assert in_words(skipped_said(gate.reason), Words(Language.ZH)) == chinese
     assert in_words(skipped_said(gate.reason), Words(Language.EN)) == gate.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
@@ -665,6 +666,9 @@ async def test_breaker_opens_after_failures_and_skips_that_rung(
         (Rung.SCALE_OUT, True),
     ]
     assert all("breaker open" in (a.skipped_reason or "") for a in second.attempts)
+    # Its wait as the audit says one (it said "closes in 35880s"): hours and minutes.
+    waits = [(a.skipped_reason or "").partition("closes in ")[2] for a in second.attempts]
+    assert all(re.fullmatch(r"\d+ h( \d+ min)?|\d+ min", wait) for wait in waits), waits
     assert site.reads == 2  # the second remediation changed and verified nothing
 
 

@@ -20,6 +20,7 @@ from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
+from ambient.settings import Settings
 from ambient.speech import speakable
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
@@ -362,27 +363,50 @@ async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_
     assert late == "你好！今天的简报还在准备中，请稍后再叫我。", late
 
 
-async def test_a_greeting_with_no_briefing_set_up_is_said_in_the_users_language_only(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
-) -> None:
-    # A new user's first "你好": no briefing yet. It was said in Chinese and then in English
-    # ("(No daily briefing is set up: create one with create daily briefing.)") to everyone.
+async def _not_set_up_heard(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, settings: Settings
+) -> dict[Language, str]:
+    """A new user's first "你好" (no briefing yet) in each language, with ``settings``."""
     answers = {}
     for language in (Language.ZH, Language.EN):
         user = unique("vl")
         await _user(deps, user, language)
         state = AppState(
-            settings=deps.settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
+            settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
         )
         async with voice_client(state, user) as client:
             answers[language] = await say(client, "greet")
-    assert answers == {
+    return answers
+
+
+async def test_a_greeting_with_no_briefing_set_up_is_said_in_the_users_language_only(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # A new user's first "你好": no briefing yet. It was said in Chinese and then in English
+    # ("(No daily briefing is set up: create one with create daily briefing.)") to everyone.
+    with_model = deps.settings.model_copy(update={"openai_api_key": SecretStr("sk-test")})
+    assert await _not_set_up_heard(dev_env, deps, with_model) == {
         # Not a tool name the voice model does not have ("create one with create daily
         # briefing"), nor "in a chat with me" (the voice has no tool that sets one up): where
         # a listener sets one up, the assistant on the web page.
         Language.ZH: "你好！还没有设置每日简报，可以在网页的任务与事件页请助手设置。",
         Language.EN: "Hello! No daily briefing is set up yet; "
         "ask the assistant on the Tasks and events web page to set one up.",
+    }
+
+
+async def test_a_greeting_with_no_briefing_and_no_model_names_who_can_set_one_up(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # With no language model configured it sent the listener to the web page's assistant,
+    # which answers "No language model is configured, so I cannot chat".
+    offline = deps.settings.model_copy(update={"openai_api_key": None, "local_llm": False})
+    assert offline.llm_mode == "offline"
+    assert await _not_set_up_heard(dev_env, deps, offline) == {
+        Language.ZH: "你好！还没有设置每日简报。这里没有配置语言模型，网页助手设置不了，"
+        "请让管理员帮你设置。",
+        Language.EN: "Hello! No daily briefing is set up yet, and with no language model "
+        "configured the web assistant cannot set one up: ask your administrator to.",
     }
 
 
