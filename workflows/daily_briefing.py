@@ -19,11 +19,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
-from workflows.daily_briefing_prepare_push import (
-    DELETED_MID_STEP,
-    PrepareAndPush,
-    cancelled,
-)
+from workflows.daily_briefing_prepare_push import PrepareAndPush, cancelled
 
 with workflow.unsafe.imports_passed_through():
     from activities.briefing import BriefingActivities
@@ -92,9 +88,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.cancelling = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
-        # Asked as the workflow is built: in the run's first workflow task (DELETED_MID_STEP).
-        workflow.deprecate_patch(DELETED_MID_STEP)
-        self.late_signal_kept = workflow.patched(LATE_SIGNAL_KEPT)  # likewise
+        # Deprecated where it was asked, as the workflow is built: in the run's first workflow
+        # task (asked where first needed, a replay could ask it in another task: docs/deploy.md).
+        workflow.deprecate_patch(LATE_SIGNAL_KEPT)
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -363,8 +359,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
 
     def _ended_for(self, control: str) -> bool:
         """Whether the run is deleted or cancelled, still finishing: ``control`` is taken and
-        changes nothing (never for a run started before LATE_SIGNAL_KEPT)."""
-        if not (self.late_signal_kept and self._ending()):
+        changes nothing."""
+        if not self._ending():
             return False
         workflow.logger.info("%s of a deleted or cancelled daily briefing: nothing to do", control)
         return True

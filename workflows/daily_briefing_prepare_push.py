@@ -51,18 +51,9 @@ PREPARE_RETRY = RetryPolicy(
 # so runs before it replay as they ran).
 BRIEFING_DELETED = "BriefingDeleted"
 # A run deleted during its own step (the scheduled preparation, the push of a morning nobody
-# greeted) ends at once, the step cancelled with its activity: it waited for it (~30 minutes
-# with retries, a push to its retries' end), and a create meanwhile said "still finishing". A
-# Temporal cancel meeting the step cancels it too: a failed day's push took that cancel for its
-# failure, and the run went on as if not cancelled (deleted: Completed "stopped"). A push cut
-# short waits for its activity to end, then records the day pushed if the inbox took its copy.
-# Deprecated (Temporal's second step) where it was asked, as the run starts (the workflow's
-# `__init__`, its first workflow task): asked where first needed (a step, a push), a replay
-# could ask it in another workflow task than the run did (a run whose first task recorded the
-# day's plan, a local activity, alone, its step asked in a second task: a replay resolves that
-# local activity in the first task and asks there), and it failed ("patch marker ... no
-# corresponding change command").
-DELETED_MID_STEP = "deleted-mid-step"
+# greeted) ends at once, the step cancelled with its activity, as a Temporal cancel meeting the
+# step cancels it. A push cut short waits for its activity to end, then records the day pushed
+# if the inbox took its copy.
 
 
 class PrepareAndPush:

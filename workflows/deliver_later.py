@@ -32,12 +32,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_TIMEOUT, failure_text, short_activity
 
-# A run cancelled while a try was at the receiver, which answered "later" before the try heard
-# the cancel, is cancelled: Temporal tries no more, and the run took that last failure for its
-# give-up (its deliveries said given up, but the run Completed "gave up", not Canceled).
-# Deprecated (Temporal's second step).
-CANCEL_MID_TRY = "cancel-mid-try"
-
 
 @workflow.defn(name=DELIVER_LATER_TYPE)
 class DeliverLaterWorkflow:
@@ -84,7 +78,8 @@ class DeliverLaterWorkflow:
             if isinstance(error.cause, CancelledError):
                 raise
             if error.retry_state == RetryState.CANCEL_REQUESTED:
-                workflow.deprecate_patch(CANCEL_MID_TRY)
+                # Cancelled while a try was at the receiver, which answered "later" before the
+                # try heard the cancel: Temporal tries no more, a cancel, not a give-up.
                 raise asyncio.CancelledError from error  # said given up by `run`
             # Given up: each delivery left unsettled says so once, with its last answer.
             with contextlib.suppress(ActivityError):

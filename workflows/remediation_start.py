@@ -23,7 +23,8 @@ with workflow.unsafe.imports_passed_through():
 # A starter (a threshold watch, the triage) cancelled in Temporal while the start was pending
 # (asked, the server not yet answered that the run started) had the SDK send the remediation a
 # cancel: the child's default cancellation type, though the run is abandoned, a repair with its
-# own life and audit. Patched starters start it ABANDON: a cancel of theirs never reaches it.
+# own life and audit. Started ABANDON, a cancel of theirs never reaches it. Deprecated
+# (Temporal's second step) in each starter's `__init__`.
 START_ABANDONED = "remediation-start-abandoned"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
@@ -34,14 +35,11 @@ JOIN_RETRY = RetryPolicy(
 
 
 async def start_remediation(
-    child: str, request: RemediationInput, summary: str, *, abandoned: bool
+    child: str, request: RemediationInput, summary: str
 ) -> tuple[str, bool]:
     """Start the alert's remediation as the abandoned child ``child`` (remediation_id of its
     alert), or join the run under that id. The id of the run started or joined (what the caller
-    reports), and True when joined. ``abandoned``: the caller's START_ABANDONED, asked once as
-    its run started (a cancel of the caller then never sends the run a cancel)."""
-    cancel = workflow.ChildWorkflowCancellationType
-    cancellation_type = cancel.ABANDON if abandoned else cancel.WAIT_CANCELLATION_COMPLETED
+    reports), and True when joined. A cancel of the caller never sends the run a cancel."""
     while True:
         try:
             # Abandoned: the remediation outlives its starter (continue-as-new, stop, the end).
@@ -50,7 +48,7 @@ async def start_remediation(
                 request,
                 id=child,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                cancellation_type=cancellation_type,
+                cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
                 task_timeout=TASK_TIMEOUT,
                 search_attributes=search_attributes(request.user, request.alert.cluster_id),
                 static_summary=summary,

@@ -22,9 +22,9 @@ from workflows.remediation_start import START_ABANDONED, start_remediation
 @workflow.defn
 class AlertTriageWorkflow:
     def __init__(self) -> None:
-        # Asked once, as the run starts (docs/deploy.md): a cancel of the triage while a
-        # remediation's start is pending never sends that remediation a cancel.
-        self.start_abandoned = workflow.patched(START_ABANDONED)
+        # Deprecated where it was asked, as the run starts (docs/deploy.md): a cancel of the
+        # triage while a remediation's start is pending never sends that remediation a cancel.
+        workflow.deprecate_patch(START_ABANDONED)
 
     @workflow.run
     async def run(self, request: TriageInput) -> TriageResult:
@@ -45,7 +45,6 @@ class AlertTriageWorkflow:
                         alert=alert, user=request.user, mode=request.mode, requested_by="triage"
                     ),
                     f"Remediation of {alert.service} (nightly triage)",
-                    abandoned=self.start_abandoned,
                 )
             except ACTIVITY_FAILED as exc:
                 result.skipped.append(f"{child}: neither started nor joined: {cause_of(exc)}")

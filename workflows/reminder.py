@@ -41,10 +41,10 @@ async def check_news_pages(
 @workflow.defn
 class ReminderWorkflow:
     def __init__(self) -> None:
-        # Asked once, as the run starts (docs/deploy.md): cancelled in Temporal while its
-        # message is delivered, the run ends Canceled (it recorded a failed delivery, and
-        # completed).
-        self.cancel_heard = workflow.patched(CANCEL_HEARD)
+        # Deprecated where it was asked, as the run starts (docs/deploy.md): cancelled in
+        # Temporal while its message is delivered, the run ends Canceled (it recorded a failed
+        # delivery, and completed).
+        workflow.deprecate_patch(CANCEL_HEARD)
 
     @workflow.run
     async def run(self, run: ReminderRun) -> str:
@@ -74,7 +74,6 @@ class ReminderWorkflow:
             targets=targets,
             failed="notify: ",
             task=run.task,
-            cancel_ends=self.cancel_heard,
         )
         if errors:
             # Counted and recorded where the user sees events (the run itself completes).

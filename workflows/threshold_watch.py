@@ -80,8 +80,9 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
-        # Asked once, as the run starts (docs/deploy.md), as WatchControls' patches are.
-        self.start_abandoned = workflow.patched(START_ABANDONED)
+        # Deprecated where it was asked, as the run starts (docs/deploy.md), as WatchControls'
+        # patches are.
+        workflow.deprecate_patch(START_ABANDONED)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:
@@ -195,9 +196,8 @@ class ThresholdWatchWorkflow(WatchControls):
 
         transition = self.take(reading, now, alert)
         self.checking = False  # the state is whole: a baseline waiting answers now
-        # The state says they happened: a cancel heard meanwhile lets them all be told (a run
-        # started before ALERTS_WHOLE ends the check at the alert the cancel met).
-        with self.whole(self.alerts_whole):
+        # The state says they happened: a cancel heard meanwhile lets them all be told.
+        with self.whole():
             for said in alerts:
                 await tell(*said)
             if transition is not None and transition.kind is Breach.BREACH:
@@ -281,17 +281,13 @@ class ThresholdWatchWorkflow(WatchControls):
         summary = f"Remediation of {alert.service} (threshold watch)"
         try:
             try:
-                child, joined = await start_remediation(
-                    child, request, summary, abandoned=self.start_abandoned
-                )
+                child, joined = await start_remediation(child, request, summary)
             except BaseException as cut:
-                if not (self.alerts_whole and self.going_on and self.heard(cut)):
+                if not (self.going_on and self.heard(cut)):
                     raise
                 # Its start (or join) cut by the run's cancel, heard: asked again, once. The
                 # child's id is the alert's: a start that went through is joined.
-                child, joined = await start_remediation(
-                    child, request, summary, abandoned=self.start_abandoned
-                )
+                child, joined = await start_remediation(child, request, summary)
         except ACTIVITY_FAILED as error:
             if self.heard(error):
                 raise

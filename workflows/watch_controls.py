@@ -58,22 +58,20 @@ NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timed
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
 # A run cancelled in Temporal (the Web UI's "Request Cancellation") while an activity ran took
-# that activity's cancellation for its failure (a delivery failed, a read failed, an event not
-# recorded) and ran on: a cancel is delivered once, so it was lost. Patched runs take the cancel
+# that activity's cancellation for its failure and ran on, the cancel lost. Runs take the cancel
 # for a stop (the end a delete gives the run), then end Canceled; a reminder ends Canceled.
+# Deprecated (Temporal's second step).
 CANCEL_HEARD = "cancel-heard"
-# A control reaching a run that is ending (deleted, or cancelled in Temporal) acted on it: a web
-# monitor's check now (signal or update) or stop asked again woke its end, which asked the poll
-# sending its held changes to hand back (sent to nobody then); a briefing's pause set it paused.
-# Patched runs take such a signal and change nothing (a signal cannot be refused), and refuse
-# the check now update (its validator).
+# A control reaching a run that is ending (deleted, or cancelled in Temporal) is taken and
+# changes nothing (a signal cannot be refused); the check now update is refused (its
+# validator). It acted on the run: a web monitor's end was woken, its held changes sent to
+# nobody; a briefing's pause set it paused. Deprecated (Temporal's second step).
 LATE_SIGNAL_KEPT = "late-signal-kept"
 # What an update of a stopping watch is refused with (the service's refusal says it too).
 STOPPED = "the task is stopped; create it again to restart it"
-# A cancel heard (CANCEL_HEARD) while a threshold watch's check told its alerts ended the check
-# at the alert it met: the others and its remediation, taken into the state, were never told;
-# a record the cancel cut before it ran was never made. Patched runs go on with the check's
-# alerts (`whole`), make a cut record again and ask again for a remediation's cut start.
+# A cancel heard while a threshold watch's check told its alerts goes on with them (`whole`),
+# makes a cut record again and asks again for a remediation's cut start: it ended the check at
+# the alert it met, the others never told. Deprecated (Temporal's second step).
 ALERTS_WHOLE = "alerts-whole"
 A = TypeVar("A")
 R = TypeVar("R")
@@ -160,18 +158,17 @@ async def delivery_errors(
     targets: list[Target],
     failed: str = "",
     task: str | None = None,
-    cancel_ends: bool = False,
 ) -> list[str]:
     """Notify the targets once per key; what failed, a line each (``failed`` + the activity's
-    failure for good, or each channel that refused: the others were still sent).
-    ``cancel_ends``: a delivery cut by the caller's cancel (its run's, in Temporal) is given up
-    and raised, not a failure line."""
+    failure for good, or each channel that refused: the others were still sent). A delivery
+    cut by the caller's cancel (its run's, in Temporal) is given up and raised, not a failure
+    line."""
     try:
         result = await deliver(
-            user=user, key=key, message=message, targets=targets, task=task, give_up_cut=cancel_ends
+            user=user, key=key, message=message, targets=targets, task=task, give_up_cut=True
         )
     except ActivityError as error:
-        if cancel_ends and is_cancelled_exception(error):
+        if is_cancelled_exception(error):
             raise
         if isinstance(error.cause, ApplicationError) and error.cause.details:
             return [str(line) for line in error.cause.details]  # the last try's, each
@@ -223,11 +220,12 @@ class WatchControls:
         # are told after), a web monitor's poll until it hands back.
         self.checking = False
         self.checks_this_run = 0
-        # Asked once, as the run starts (its first workflow task): asked where first needed, a
-        # replay could ask it in another task than the run did (docs/deploy.md).
-        self.cancel_heard = workflow.patched(CANCEL_HEARD)
-        self.late_signal_kept = workflow.patched(LATE_SIGNAL_KEPT)  # likewise
-        self.alerts_whole = workflow.patched(ALERTS_WHOLE)  # likewise
+        # Deprecated where they were asked, as the run starts (its first workflow task): asked
+        # where first needed, a replay could ask one in another task than the run did
+        # (docs/deploy.md).
+        workflow.deprecate_patch(CANCEL_HEARD)
+        workflow.deprecate_patch(LATE_SIGNAL_KEPT)
+        workflow.deprecate_patch(ALERTS_WHOLE)
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False
@@ -258,7 +256,7 @@ class WatchControls:
 
     @workflow.signal
     def check_now(self) -> None:
-        if self.late_signal_kept and self.state.stop_requested:
+        if self.state.stop_requested:
             # Its end under way: no check comes, and a wake would cut its last sends short.
             workflow.logger.info("check now of a stopped watch: nothing to do")
             return
@@ -296,13 +294,13 @@ class WatchControls:
 
     @checked_now.validator
     def validate_check(self) -> None:
-        if self.late_signal_kept and self.state.stop_requested:
+        if self.state.stop_requested:
             # Its end under way: no check comes, and a wake would cut its last sends short.
             raise ValueError(STOPPED)
 
     @workflow.signal
     def stop(self) -> None:
-        if self.late_signal_kept and self.state.stop_requested:
+        if self.state.stop_requested:
             # Asked again (a repeated delete, a retried stop; the run's cancel heard as its
             # end goes on): that end is under way, and a wake would cut its last sends short.
             workflow.logger.info("stop of a stopped watch: nothing to do")
@@ -395,21 +393,20 @@ class WatchControls:
         """Whether ``error`` is the run's cancel in Temporal (the Web UI's "Request
         Cancellation"), heard at a wait (asyncio's) or as the cancellation of the activity the
         run awaited: kept (raised at the end: the run ends Canceled) and taken as a stop, so
-        the watch ends as a delete ends it. Never for a run started before CANCEL_HEARD."""
-        if not (self.cancel_heard and is_cancelled_exception(error)):
+        the watch ends as a delete ends it."""
+        if not is_cancelled_exception(error):
             return False
         self.cancel = self.cancel or error
         self.stop()
         return True
 
     @contextlib.contextmanager
-    def whole(self, going_on: bool = True) -> Iterator[None]:
+    def whole(self) -> Iterator[None]:
         """What runs inside goes on to its end though the run's cancel is heard meanwhile, as
         a stop (a delete) at that instant lets it: a check's alerts, each recorded and told (a
         delivery the cancel cut given up), or the watch's end. The cancel, a stop, ends the
-        watch after it, and the run then ends Canceled. Not ``going_on``: what runs inside
-        ends at the cancel, as before (a run without ALERTS_WHOLE's marker, at its alerts)."""
-        going_on, self.going_on = self.going_on, self.going_on or going_on
+        watch after it, and the run then ends Canceled."""
+        going_on, self.going_on = self.going_on, True
         try:
             yield
         finally:
@@ -494,7 +491,6 @@ class WatchControls:
                 message=message,
                 targets=targets,
                 task=self.task,
-                cancel_ends=self.cancel_heard,
             )
         except ActivityError as error:
             if self.going_on and self.heard(error):
@@ -521,7 +517,7 @@ class WatchControls:
             if self.heard(error):
                 if not self.going_on:
                     raise
-                if self.alerts_whole and not again:
+                if not again:
                     # Cut (TRY_CANCEL): one not started yet never runs. The cancel is heard
                     # once: this one is made; one that ran as well is the same (once per key).
                     await self.record(kind, key, payload, again=True)
@@ -531,9 +527,8 @@ class WatchControls:
 
     async def flush_control_events(self) -> None:
         # Each is taken from the state before it is recorded: a cancel heard at its record goes
-        # on to record it (and the rest), as at a check's alerts (a run started before
-        # ALERTS_WHOLE ends there, the event taken lost).
-        with self.whole(self.alerts_whole):
+        # on to record it (and the rest), as at a check's alerts.
+        with self.whole():
             while self.state.control_events:
                 # Taken one at a time: one that arrives during a recording is flushed too.
                 name = self.state.control_events.pop(0)

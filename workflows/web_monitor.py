@@ -77,10 +77,6 @@ RUN_EVENTS = 250
 HELD_AGAIN = timedelta(minutes=1)
 # How long ``pages_checked`` (what update_task answers) waits for an update's new pages.
 PAGES_CHECKED_WAIT = timedelta(seconds=30)
-# A check asked for (check now, the first check) that a control ended before it was made is
-# asked again: a pause while check now read the page answered the check before's outcome, and
-# the check asked for was never made. Deprecated (Temporal's second step).
-ASKED_CHECK_KEPT = "asked-check-kept"
 
 
 @workflow.defn(name=WEB_MONITOR_TYPE)
@@ -99,9 +95,6 @@ class WebMonitorWorkflow(WatchControls):
         self.phased = False  # this run's first poll after the baseline is a part of a window
         self.polls = 0  # polls started in this run; the running one's number
         self.voided = 0  # polls of this run a control ended before their asked check
-        # Asked once, as the run starts (its first workflow task): asked where first needed, a
-        # replay could ask it in another task than the run did (docs/deploy.md).
-        workflow.deprecate_patch(ASKED_CHECK_KEPT)
         self.lost: PollLost | None = None  # the running poll's process is dead
         self.held_sent: list[int] = []  # the held events a poll of this pause last sent
 

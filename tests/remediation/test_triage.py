@@ -214,7 +214,7 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
         if e.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
     # Only this release's own (a cancel of the triage never reaches the runs it starts).
-    assert patches == [{"id": START_ABANDONED, "deprecated": False}]
+    assert patches == [{"id": START_ABANDONED, "deprecated": True}]
     joins = [
         e
         for e in history.events
