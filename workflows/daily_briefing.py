@@ -61,6 +61,8 @@ GREETING_WAIT = timedelta(seconds=20)
 # A run that starts paused waits this long for a resume, then goes on as a new run (one run
 # for the whole pause would grow its history with every greeting).
 PAUSED_RUN_LENGTH = timedelta(days=1)
+# Patch (docs/deploy.md): a delete during the day's last wait ends the run.
+WINDOW_END_STOPPED = "window-end-stopped"
 
 
 @workflow.defn
@@ -91,6 +93,10 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # Deprecated where it was asked, as the workflow is built: in the run's first workflow
         # task (asked where first needed, a replay could ask it in another task: docs/deploy.md).
         workflow.deprecate_patch(LATE_SIGNAL_KEPT)
+        # Asked once, likewise: a delete taken while the day's end waits for its handlers ends
+        # the run (it went on to a new run, the deleted briefing living on). Runs without the
+        # marker take the old path: a closed run of the release before that did so replays.
+        self.window_end_stopped = workflow.patched(WINDOW_END_STOPPED)
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -184,9 +190,8 @@ class DailyBriefingWorkflow(PrepareAndPush):
         )
         # A pause or resume taken during that wait is carried (the next run forgot it), and a
         # delete ends the run (a deleted briefing went on to a new run: listed "stopped", its
-        # status not, it prepared and pushed). A completion, not a continue-as-new: no running
-        # run holds the command it replaces (that one ended the run), so no patch.
-        if self.stopping:
+        # status not, it prepared and pushed).
+        if self.stopping and self.window_end_stopped:
             return await self._stopped()
         self.carry.paused = self.paused
         workflow.continue_as_new(
