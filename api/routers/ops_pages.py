@@ -201,10 +201,8 @@ AUDIT_ACTIONS = {
     "action": N_("action"),
     "verification": N_("verification"),
     "skipped": N_("skipped"),
-    "approve": N_("approve"),
     "abort": N_("abort"),
     "token_spent": N_("token spent"),
-    "approval": N_("approval"),
     "approval_unverified": N_("approval unverified"),
     "approval_timeout": N_("approval timeout"),
     "aborted": N_("aborted"),
@@ -214,6 +212,19 @@ AUDIT_ACTIONS = {
     "finished": N_("finished"),
     "deduplicated": N_("alert sent again"),
 }
+# An answer's two records say which answer it was: the door's, sent, and the run's, taken.
+ANSWERED = {
+    "approve": (N_("approval sent"), N_("refusal sent")),
+    "approval": (N_("approved"), N_("refused")),
+}
+
+
+def audit_action(action: str, detail: dict[str, Any]) -> str:
+    """The msgid an audit line's action is named by (an unknown action as written)."""
+    if action in ANSWERED:
+        return ANSWERED[action][0 if detail.get("approve") else 1]
+    return AUDIT_ACTIONS.get(action, action)
+
 
 # One page of the list at a time (its More link gives the next).
 REMEDIATIONS_PER_PAGE = 50
@@ -272,7 +283,9 @@ async def remediation_detail(page: Page, _: PageWords, id: PageId) -> Response:
             if view.waiting
             else ""
         ),
-        audit_actions=AUDIT_ACTIONS,
+        audit=[
+            (line.at, audit_action(line.action, line.detail), line.actor) for line in view.audit
+        ],
     )
 
 

@@ -66,9 +66,9 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         ("action", "remediation"),
         ("verification", "remediation"),
         ("permission", "remediation"),
-        ("approve", name),
+        ("refusal sent", name),
         ("token spent", name),
-        ("approval", name),
+        ("refused", name),
         ("hand over", "remediation"),
         ("finished", "remediation"),
     ], lines
@@ -83,9 +83,9 @@ async def test_the_audit_of_a_refused_run_names_each_action_in_the_readers_langu
         "执行变更",
         "验证",
         "权限核定",
-        "提交答复",
+        "已发送拒绝",
         "令牌已使用",
-        "批准",
+        "已拒绝",
         "转交给人",
         "已结束",
     ], lines
