@@ -194,6 +194,7 @@ def a_while(length: timedelta) -> Refusal:
 def skipped_said(reason: str) -> str | Refusal:
     """A skipped attempt's reason as a page says it: the breaker's as its Refusal (its wait
     too), any other (the executor's) as written."""
+    # The old wording first: the new one's wait (any words) would read "3000s" as a length.
     said = read_back(reason, (BREAKER_OPEN_BEFORE, BREAKER_OPEN))
     if said is None or said.msgid == BREAKER_OPEN_BEFORE:
         return said or reason
