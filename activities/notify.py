@@ -89,9 +89,12 @@ def _cancelled_for_good() -> bool:
 
 
 class NotifyActivities:
-    def __init__(self, db: Database, channels: ChannelRegistry) -> None:
+    def __init__(self, db: Database, channels: ChannelRegistry, *, model: bool = True) -> None:
         self._db = db
         self._channels = channels
+        # Whether a language model answers the assistant a message may send its reader to
+        # (settings.llm_mode): else its ``no_model`` words are sent.
+        self._model = model
         self._policy = channels.policy
         self._timeout = channels.target_timeout
         self.retry_seconds = channels.retry_seconds
@@ -212,10 +215,12 @@ class NotifyActivities:
         try:
             recipient = await self.recipient(request.user)
             targets, quiet = targets_for(request.message.kind, request.targets, recipient)
-            # Said in the recipient's language (its deadline in their time zone) here, where
-            # they are known (not in the workflow); a deliver-later run is handed the request
-            # as asked, and picks again.
-            said = request.message.said_in(recipient.language, recipient.timezone)
+            # Said in the recipient's language (its deadline in their time zone, its words with
+            # no model) here, where they are known (not in the workflow); a deliver-later run
+            # is handed the request as asked, and picks again.
+            said = request.message.said_in(
+                recipient.language, recipient.timezone, model=self._model
+            )
             told = request.model_copy(update={"message": said})
             in_flight, known = await self._give_up_unwanted(request, targets)
             gate = asyncio.Semaphore(self._channels.concurrency)

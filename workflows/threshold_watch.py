@@ -283,7 +283,8 @@ class ThresholdWatchWorkflow(WatchControls):
             try:
                 child, joined = await start_remediation(child, request, summary)
             except BaseException as cut:
-                if not (self.going_on and self.heard(cut)):
+                # Inside the check's `whole()` (its only caller): a cancel heard goes on.
+                if not self.heard(cut):
                     raise
                 # Its start (or join) cut by the run's cancel, heard: asked again, once. The
                 # child's id is the alert's: a start that went through is joined.

@@ -78,17 +78,36 @@ def unprepared_push(why: Unprepared, language: Language, date: str) -> Message:
     prepared: there is no briefing to send, so the user is told that, why, and what to do."""
     zh, en = _REASONS[why]
     title = _said(f"每日简报 {date}：没能准备好", f"Daily briefing {date}: not prepared", language)
-    body = _said(
-        f"今天早上的简报（{date}）没能准备好：{zh}。\n\n"
-        "昨天的日志仍然可以查看：请让助手分析昨天的日志（analyze_logs）。"
-        "明天的简报照常准备；如果再次失败，请告诉管理员。",
-        f"This morning's briefing ({date}) could not be prepared: {en}.\n\n"
-        "Yesterday's logs can still be read: ask the assistant to analyze them "
-        "(analyze_logs). Tomorrow's briefing is prepared as usual; if it fails again, tell "
-        "your administrator.",
-        language,
+
+    def body(zh_logs: str, en_logs: str) -> str:
+        return _said(
+            f"今天早上的简报（{date}）没能准备好：{zh}。\n\n昨天的日志仍然可以查看：{zh_logs}。"
+            "明天的简报照常准备；如果再次失败，请告诉管理员。",
+            f"This morning's briefing ({date}) could not be prepared: {en}.\n\n"
+            f"Yesterday's logs can still be read: {en_logs}. Tomorrow's briefing is prepared as "
+            "usual; if it fails again, tell your administrator.",
+            language,
+        )
+
+    # With no language model configured the assistant cannot chat (the notify activity knows):
+    # the tool reads them without one.
+    no_model = Message(
+        title=title,
+        body=body(
+            "在 MCP 客户端里调用 analyze_logs（不需要语言模型）",
+            "call analyze_logs from an MCP client (it needs no language model)",
+        ),
+        kind=NotificationKind.BRIEFING,
     )
-    return Message(title=title, body=body, kind=NotificationKind.BRIEFING)
+    return Message(
+        title=title,
+        body=body(
+            "请让助手分析昨天的日志（analyze_logs）",
+            "ask the assistant to analyze them (analyze_logs)",
+        ),
+        kind=NotificationKind.BRIEFING,
+        no_model=no_model,
+    )
 
 
 # What a member reads in the status (and a failed regenerate's answer) for a failure whose own

@@ -61,13 +61,15 @@ SUBJECTS = {
 
 
 def in_cli_words(text: str, subject: str = "") -> str:
-    """``text`` with each MCP tool it names replaced by the command that does the same, given
-    ``subject`` (the id it acts on), else the id of the tool's kind the text names elsewhere."""
+    """``text`` with each MCP tool it names replaced by the command that does the same; one that
+    takes an id (SUBJECTS) given ``subject`` (the id it acts on), else the id of the tool's kind
+    the text names elsewhere. A list or create command is given none."""
 
     def command(tool: re.Match[str]) -> str:
         pattern = SUBJECTS.get(tool[2])
         found = pattern.search(text) if pattern and not subject else None
-        said = f"{COMMANDS[tool[2]]} {subject or (found[0] if found else '')}".rstrip()
+        its_id = (subject or (found[0] if found else "")) if pattern else ""
+        said = f"{COMMANDS[tool[2]]} {its_id}".rstrip()
         return f"{'run ' if tool[1] else ''}`{said}`"
 
     return TOOL.sub(command, text)

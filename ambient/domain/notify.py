@@ -117,14 +117,19 @@ class Message(BaseModel):
     # zone (the workflow that writes it does not know the zone). An older payload has none:
     # its time is written in its words (in UTC).
     deadline: datetime | None = None
+    # The message where no language model is configured, when it sends its reader to the
+    # assistant (which cannot chat then): the notify activity, which knows, sends it instead.
+    no_model: Message | None = None
 
-    def said_in(self, language: str, zone: str = "UTC") -> Message:
+    def said_in(self, language: str, zone: str = "UTC", *, model: bool = True) -> Message:
         """This message in ``language`` (zh or en; as written when it has no such wording), its
-        deadline told in ``zone`` (an IANA name)."""
-        said = self
+        deadline told in ``zone`` (an IANA name); with no ``model``, its ``no_model`` words."""
+        if not model and self.no_model is not None:
+            return self.no_model.said_in(language, zone)
+        said = self.model_copy(update={"no_model": None}) if self.no_model else self
         if language == "zh" and self.zh is not None:
             update = {"title": self.zh.title, "body": self.zh.body or self.body, "zh": None}
-            said = self.model_copy(update=update)
+            said = said.model_copy(update=update)
         if self.deadline is None:
             return said
         when = deadline_in(self.deadline, zone, language)

@@ -60,6 +60,11 @@ HANDED_OVER_ZH = {
     "cannot change now: %(reason)s": "现在不能改动：%(reason)s",
     "outside change windows; next opens %(opens)s": "不在变更窗口内，下次开放时间 %(opens)s",
     "no change window opens within a week": "一周内没有变更窗口开放",
+    "cluster cooldown: last change %(since)s ago (< %(cooldown)s)": (
+        "集群冷却中：上次变更在 %(since)s前（两次变更至少间隔 %(cooldown)s）"
+    ),
+    # The wording before this release (safety.COOLDOWN_BEFORE): a run of the release before
+    # replays the gate it was given, and its hand-over says it.
     "cluster cooldown: last change %(since)ss ago (< %(cooldown)ss)": (
         "集群冷却中：上次变更在 %(since)s 秒前（两次变更至少间隔 %(cooldown)s 秒）"
     ),

@@ -24,6 +24,15 @@ BREAKER_OPEN = N_(
     "breaker open: this rung failed %(failures)s times in a row on this service; "
     "closes in %(after)s"
 )
+# A cluster cooldown's reason, its lengths as ``a_while`` says them.
+COOLDOWN = N_("cluster cooldown: last change %(since)s ago (< %(cooldown)s)")
+# The wording before this release, said in the page's language for the runs of the release
+# before (they replay, their reasons stored): the breaker's read back, the cooldown's a Said.
+BREAKER_OPEN_BEFORE = N_(
+    "breaker open: this rung failed %(failures)s times in a row on this service; "
+    "closes in %(seconds)ss"
+)
+COOLDOWN_BEFORE = N_("cluster cooldown: last change %(since)ss ago (< %(cooldown)ss)")
 # A length as people say it (``a_while``), and as a stored reason is read back.
 SECONDS, MINUTES, HOURS, HOURS_MINUTES = LENGTHS = (
     N_("%(seconds)s s"),
@@ -185,9 +194,10 @@ def a_while(length: timedelta) -> Refusal:
 def skipped_said(reason: str) -> str | Refusal:
     """A skipped attempt's reason as a page says it: the breaker's as its Refusal (its wait
     too), any other (the executor's) as written."""
-    said = read_back(reason, (BREAKER_OPEN,))
-    if said is None:
-        return reason
+    # The old wording first: the new one's wait (any words) would read "3000s" as a length.
+    said = read_back(reason, (BREAKER_OPEN_BEFORE, BREAKER_OPEN))
+    if said is None or said.msgid == BREAKER_OPEN_BEFORE:
+        return said or reason
     after = said.values["after"]
     return Refusal(BREAKER_OPEN, **{**said.values, "after": read_back(after, LENGTHS) or after})
 
@@ -210,9 +220,9 @@ def rate_limit_gate(
         if since < cooldown_seconds:
             return _closed(
                 Refusal(
-                    "cluster cooldown: last change %(since)ss ago (< %(cooldown)ss)",
-                    since=f"{since:.0f}",
-                    cooldown=f"{cooldown_seconds:g}",
+                    COOLDOWN,
+                    since=a_while(timedelta(seconds=since)),
+                    cooldown=a_while(timedelta(seconds=cooldown_seconds)),
                 ),
                 cooldown_seconds - since,
             )

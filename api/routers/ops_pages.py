@@ -130,7 +130,12 @@ async def briefing_page(
         problem = briefing_problem(exc, _)
     history = await page.state.briefings.list_briefings(page.me.name, limit=30)
     return page.show(
-        "briefings.html", briefing=shown, history=history, problem=problem, named=BRIEFING_WORDS
+        "briefings.html",
+        briefing=shown,
+        history=history,
+        problem=problem,
+        named=BRIEFING_WORDS,
+        offline=page.state.settings.llm_mode == "offline",
     )
 
 

@@ -86,11 +86,13 @@ async def test_a_briefing_that_could_not_be_prepared_is_said_at_a_greeting_and_p
     assert [(m.kind, m.title) for m in inbox] == [
         ("briefing", f"Daily briefing {day.date}: not prepared")
     ]
+    # No model in tests: it sent them to the assistant, which answers it cannot chat.
+    assert deps.settings.llm_mode == "offline"
     assert inbox[0].body == (
         f"This morning's briefing ({day.date}) could not be prepared: the database that keeps"
-        " the briefings did not answer.\n\nYesterday's logs can still be read: ask the"
-        " assistant to analyze them (analyze_logs). Tomorrow's briefing is prepared as usual;"
-        " if it fails again, tell your administrator."
+        " the briefings did not answer.\n\nYesterday's logs can still be read: call"
+        " analyze_logs from an MCP client (it needs no language model). Tomorrow's briefing is"
+        " prepared as usual; if it fails again, tell your administrator."
     )
     assert [(d.channel, d.status) for d in deliveries] == [("inbox", "sent")]
 
@@ -127,6 +129,14 @@ def test_a_failed_preparation_is_told_in_the_users_terms_without_its_error_text(
     pushed = unprepared_push(Unprepared.DATABASE, "zh", "2026-12-01")
     assert pushed.title == "每日简报 2026-12-01：没能准备好"
     assert "db.internal" not in pushed.body and "保存简报的数据库没有响应" in pushed.body
+    # The assistant with a model; with none (the notify activity's choice), the tool.
+    assert "请让助手分析昨天的日志（analyze_logs）" in pushed.said_in("zh").body
+    offline = pushed.said_in("zh", model=False)
+    assert offline.title == pushed.title and offline.no_model is None
+    assert (
+        "昨天的日志仍然可以查看：在 MCP 客户端里调用 analyze_logs（不需要语言模型）。"
+        in offline.body
+    )
 
 
 async def test_a_failed_preparations_database_text_is_an_admins_a_member_reads_what_to_do(

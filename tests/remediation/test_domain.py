@@ -18,6 +18,7 @@ from ambient.remediation.runs import RunOutcome, VerifyInput, remediation_stats
 from ambient.remediation.safety import (
     BreakerState,
     ChangeWindow,
+    Gate,
     breaker_after,
     breaker_gate,
     change_window_gate,
@@ -42,7 +43,7 @@ from ambient.remediation.scores import (
 from ambient.remediation.triage import alert_from_alarm
 from ambient.watches.threshold_config import Condition
 from api.i18n import Words
-from api.routers.pages import in_words
+from api.routers.pages import in_words, what_went_wrong
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
@@ -342,6 +343,48 @@ def test_an_open_breakers_reason_is_said_in_chinese_on_the_page_and_in_a_hand_ov
     assert in_words(skipped_said(gate.reason), Words(Language.EN)) == gate.reason
     assert skipped_said("already at 3 replicas") == "already at 3 replicas"
     assert in_chinese(gate_closed(gate)) == f"现在不能改动：{chinese}"
+
+
+def test_a_cluster_cooldowns_reason_says_its_lengths_as_the_breaker_does() -> None:
+    """It said "last change 45s ago (< 300s)", raw seconds, and "45 秒前（…至少间隔 300 秒）"."""
+    gate = rate_limit_gate([NOW - timedelta(seconds=45)], NOW, per_hour=10, cooldown_seconds=300)
+    assert gate.reason == "cluster cooldown: last change 45 s ago (< 5 min)"
+    chinese = "集群冷却中：上次变更在 45 秒前（两次变更至少间隔 5 分钟）"
+    # The page says the waiting run's gate (its Said), and a hand-over's push says it.
+    assert gate.said is not None
+    assert what_went_wrong(gate.said.refusal(), Words(Language.ZH)) == chinese
+    assert in_words(gate.said.refusal(), Words(Language.EN)) == gate.reason
+    assert in_chinese(gate_closed(gate)) == f"现在不能改动：{chinese}"
+
+
+def test_a_run_of_the_release_before_says_its_gates_reasons_in_chinese_too() -> None:
+    """A run of the release before holds the gates' old wording (raw seconds): its breaker's
+    skipped reason, stored, and its cooldown's Said, in the history it replays. A Chinese page
+    said them in English once the wording changed."""
+    stored = "breaker open: this rung failed 3 times in a row on this service; closes in 3000s"
+    assert in_words(skipped_said(stored), Words(Language.ZH)) == (
+        "熔断中：这一级在这个服务上已连续失败 3 次；3000 秒后放行一次试探"
+    )
+    assert in_words(skipped_said(stored), Words(Language.EN)) == stored
+    # The gate as that release's activity returned it, read from the run's history.
+    reason = "cluster cooldown: last change 45s ago (< 300s)"
+    replayed = Gate.model_validate(
+        {
+            "allowed": False,
+            "reason": reason,
+            "gate": "rate_limit",
+            "retry_after_seconds": 255,
+            "said": {
+                "msgid": "cluster cooldown: last change %(since)ss ago (< %(cooldown)ss)",
+                "values": {"since": "45", "cooldown": "300"},
+            },
+        }
+    )
+    assert replayed.said is not None
+    chinese = "集群冷却中：上次变更在 45 秒前（两次变更至少间隔 300 秒）"
+    assert what_went_wrong(replayed.said.refusal(), Words(Language.ZH)) == chinese
+    assert in_words(replayed.said.refusal(), Words(Language.EN)) == reason
+    assert in_chinese(gate_closed(replayed)) == f"现在不能改动：{chinese}"
 
 
 def test_scale_out_doubles_within_the_blast_radius() -> None:

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from ambient.cli import app as cli
+from ambient.commands import in_cli_words
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import RemediationStatus
@@ -374,3 +375,18 @@ def test_a_rule_named_with_brackets_is_said_saved_as_named(
     name = "[/] checkout [red]x[/red]"
     saved = runner.invoke(cli, ["remediation", "rule", name, "--user", "ops", "--manual"])
     assert (saved.exit_code, saved.stdout) == (0, f"alert rule {name!r} saved\n"), saved.output
+
+
+def test_a_list_command_is_named_without_the_id_a_show_command_takes() -> None:
+    """A text naming list_remediations and get_remediation, said for a run: the list is
+    "`ambient remediation list`" (it said "`ambient remediation list remediation/…`", an
+    argument the command does not take), the show names the run."""
+    rid = "remediation/0123456789abcdef"
+    text = "get_remediation shows the plan; call list_remediations to see yours"
+    assert in_cli_words(text, rid) == (
+        f"`ambient remediation show {rid}` shows the plan; run `ambient remediation list` to see "
+        "yours"
+    )
+    assert in_cli_words("list_tasks, list_briefings", "web-monitor/ann/home") == (
+        "`ambient task list`, `ambient briefing list`"
+    )

@@ -585,7 +585,9 @@ async def test_cluster_cooldown_makes_a_second_remediation_wait(
         second = await start(ts_env, worker.task_queue, alert(url, workload="payments"), "execute")
         waiting = await state_reaches(ts_env, second, ("waiting_gate",))
         assert waiting.waiting is not None and waiting.waiting.what == "rate_limit"
-        assert "cluster cooldown" in waiting.waiting.detail
+        # Its lengths as the breaker's wait says one (it said "(< 600s)"): minutes.
+        assert waiting.waiting.detail.startswith("cluster cooldown: last change ")
+        assert waiting.waiting.detail.endswith(" ago (< 10 min)"), waiting.waiting.detail
         assert waiting.attempts == []
         done = await second.result()
         first_done = await first.result()

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 import httpx
 from mcp import Client
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -80,7 +81,12 @@ async def test_pages_answer_in_their_own_words_without_tool_names(
         "No briefing for 2020-01-01. The days that have one are under History."
         in (seen["briefing of a day"])
     )
-    assert "No briefings yet. Ask the assistant" in seen["no briefing yet"]
+    # No model in tests: the assistant it sent them to answers it cannot chat.
+    assert settings.llm_mode == "offline"
+    assert (
+        "No briefings yet. With no language model configured the assistant cannot set up your "
+        "morning briefing: ask your administrator to." in seen["no briefing yet"]
+    )
     assert seen["prepare with none"] == (
         "You have no morning briefing set up: nothing to prepare or send."
     )
@@ -112,3 +118,23 @@ async def test_the_tool_names_pages_drop_are_the_full_servers(settings: Settings
     tool's schema, about 1 s on the event loop the first time a page showed an error)."""
     names = {tool.name for tool in await build_server(settings).list_tools()}
     assert names == TOOL_NAMES
+
+
+async def test_with_a_model_no_briefing_yet_sends_the_user_to_the_assistant(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    settings = deps.settings.model_copy(
+        update={
+            "temporal_address": dev_env.client.service_client.config.target_host,
+            "openai_api_key": SecretStr("sk-test"),
+        }
+    )
+    async with deps.db.session() as session:
+        _, token = await UserRepository(session).create(UserCreate(name=unique("reader")))
+        await session.commit()
+    async with (
+        serve(create_app(settings)) as base,
+        api_client(base, cookies={"ambient_token": token}) as http,
+    ):
+        shown = _shown(await http.get("/app/briefings"))
+    assert "No briefings yet. Ask the assistant on  Tasks &amp; events" in shown, shown
