@@ -58,6 +58,8 @@ SUBJECTS = {
     "update_task": TASK_ID,
     "delete_task": TASK_ID,
 }
+# What a command needs after its id, as its user has to give it.
+OPTIONS = {"update_task": "--config JSON"}
 
 
 def in_cli_words(text: str, subject: str = "") -> str:
@@ -69,7 +71,7 @@ def in_cli_words(text: str, subject: str = "") -> str:
         pattern = SUBJECTS.get(tool[2])
         found = pattern.search(text) if pattern and not subject else None
         its_id = (subject or (found[0] if found else "")) if pattern else ""
-        said = f"{COMMANDS[tool[2]]} {its_id}".rstrip()
+        said = " ".join(part for part in (COMMANDS[tool[2]], its_id, OPTIONS.get(tool[2])) if part)
         return f"{'run ' if tool[1] else ''}`{said}`"
 
     return TOOL.sub(command, text)

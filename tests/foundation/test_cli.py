@@ -600,7 +600,8 @@ def test_a_refusal_names_the_cli_command_that_helps_not_an_mcp_tool(tmp_path: Pa
 async def test_a_refusal_naming_a_task_command_gives_it_the_task_id(
     tmp_path: Path, dev_env: WorkflowEnvironment
 ) -> None:
-    # It said "call `ambient task update` to change it": no id, a command that cannot run.
+    # It said "call `ambient task update` to change it": no id (nor the config it needs), a
+    # command that cannot run.
     env = _env(tmp_path, dev_env)
     for step in (["migrate"], ["user", "create", "dev"]):
         done = await asyncio.to_thread(CliRunner().invoke, app, step, env=env)
@@ -619,7 +620,7 @@ async def test_a_refusal_naming_a_task_command_gives_it_the_task_id(
     assert (refused.exit_code, refused.output.split()) == (
         1,
         f"name: schedule {task!r} already exists with another config; run "
-        f"`ambient task update {task}` to change it, or `ambient task delete {task}` "
+        f"`ambient task update {task} --config JSON` to change it, or `ambient task delete {task}` "
         "first".split(),
     )
 
