@@ -212,7 +212,8 @@ def read_text(
     """A frame's (or a stdio line's) message, or the JSON-RPC error to answer instead (id kept
     when readable)."""
     try:
-        message = json.loads(text.strip())
+        # A byte order mark before the message (JSON lets a reader ignore it) is no error.
+        message = json.loads(text.strip().lstrip("\ufeff"))
     except (ValueError, RecursionError) as exc:  # nested past Python's limit: a few KB do it
         return _error(None, PARSE_ERROR, f"not JSON: {exc}")
     if limit and (size := len(text.encode())) > limit:
@@ -259,6 +260,14 @@ def _read_message(message: object) -> JSONRPCMessage | dict[str, Any]:
         if isinstance(said, str) and SURROGATE.search(said):
             kept = None if where == "id" else ident
             return _error(kept, INVALID_REQUEST, f"{where} {SURROGATE_REFUSED}")
+    if isinstance(params, dict) and "_meta" in params:
+        # A broker writing every field, nulls included (`"_meta": null`, a null progressToken):
+        # a meta the SDK cannot read failed the whole call, "Invalid request parameters".
+        meta = params["_meta"]
+        readable = (
+            {k: v for k, v in meta.items() if v is not None} if isinstance(meta, dict) else {}
+        )
+        message = {**message, "params": {**params, "_meta": readable}}
     if "method" in message and "id" in message and ident is None:
         # Else read as a notification: never answered, the peer waits out its call timeout.
         return _error(None, INVALID_REQUEST, "a request's id is a string or an integer")

@@ -283,6 +283,27 @@ async def test_malformed_frames_get_a_json_rpc_error_and_the_connection_stays_up
         assert broker.current(token) is connection
 
 
+async def test_a_broker_writing_nulls_or_a_byte_order_mark_is_answered_not_refused(
+    state: AppState,
+) -> None:
+    """A broker that writes every field, nulls included (a Java or Go serializer), or starts
+    a frame with a byte order mark: the SDK refused the whole call ("Invalid request
+    parameters", -32602) for a ``_meta`` it could not read, and the frame as not JSON."""
+    token = unique("jwt")
+    async with running_broker({token}) as broker, running(runner_for(state, "r1")):
+        user = unique("dora")
+        await register(state, user, broker.url(token))
+        connection = await broker.held(token)
+        for meta in (None, {"agentId": 42, "progressToken": None}, "agent-42"):
+            params = {"name": "whoami", "arguments": {}, "clientId": "c", "_meta": meta}
+            answer = await connection.request("tools/call", params)
+            assert json.loads(answer["result"]["content"][0]["text"])["name"] == user, answer
+        listed = await connection.request("tools/list", {"cursor": None, "_meta": None})
+        assert listed["result"]["tools"], listed
+        await connection.send_raw('\ufeff{"jsonrpc": "2.0", "id": 99, "method": "ping"}', ident=99)
+        assert (await connection.answer(99))["result"] == {}
+
+
 async def test_a_runner_stopped_as_its_connection_fails_stops(
     state: AppState, monkeypatch: pytest.MonkeyPatch
 ) -> None:

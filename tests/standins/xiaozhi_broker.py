@@ -108,7 +108,10 @@ class ToolConnection:
             return next(self._numbers)
         return f"{self._prefix}_n_{next(self._relay_numbers)}"
 
-    async def send_raw(self, text: str) -> None:
+    async def send_raw(self, text: str, ident: int | str | None = None) -> None:
+        """A frame as written; its answer awaited by ``answer(ident)`` when ``ident`` is given."""
+        if ident is not None:
+            self._waiting[json.dumps(ident)] = asyncio.get_running_loop().create_future()
         await self.socket.send(text)
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
