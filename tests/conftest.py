@@ -34,6 +34,7 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
 from api.routers import xiaozhi as xiaozhi_router
 from tests.support import hangs
+from tests.support.kube_trust import share_default_trust
 from tests.support.route_analysis import keep_route_analysis
 from tests.support.servers import start_dev_server, start_postgres, start_test_server
 from worker import build_worker
@@ -47,6 +48,7 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 # widens the box alone; COLUMNS would widen pytest's output too.
 os.environ["TERMINAL_WIDTH"] = "240"
 keep_route_analysis()  # one analysis of a route for the many apps a test process builds
+share_default_trust()  # one load of the system's CA bundle for the many kube clients
 
 
 def pytest_configure(config: pytest.Config) -> None:
