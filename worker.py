@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.registry import build_activities
-from ambient import __version__, temporal
+from ambient import temporal
 from ambient.clients.notify.registry import build_channels
 from ambient.deps import WorkerDeps
 from ambient.settings import Settings
@@ -68,10 +68,7 @@ def build_worker(
         # interval; poll leases notice a dead worker first): thousands of polls stay cheap.
         max_heartbeat_throttle_interval=timedelta(hours=1),
         graceful_shutdown_timeout=timedelta(seconds=10),
-        # Named: the SDK's default hashes the code of every loaded module (~1,800, compiling
-        # each without a cached .pyc), 0.36 s of CPU a start with the cache and 5 s without.
-        # Nothing reads it (no worker versioning); it shows which release served a task.
-        build_id=f"ambient-ops-{__version__}",
+        build_id=temporal.BUILD_ID,
     )
 
 

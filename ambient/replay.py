@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
-from ambient.temporal import STALLED, runtime_used, workflow_runner
+from ambient.temporal import BUILD_ID, STALLED, runtime_used, workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 
@@ -61,6 +61,7 @@ def replayer(workflows: Sequence[type], converter: DataConverter | None = None) 
         workflows=list(workflows),
         data_converter=converter or pydantic_data_converter,
         workflow_runner=workflow_runner(),
+        build_id=BUILD_ID,  # not the SDK's default: a hash of every loaded module's code
     )
 
 

@@ -34,6 +34,7 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
 from api.routers import xiaozhi as xiaozhi_router
 from tests.support import hangs
+from tests.support.kube_trust import share_default_trust
 from tests.support.route_analysis import keep_route_analysis
 from tests.support.servers import start_dev_server, start_postgres, start_test_server
 from worker import build_worker
@@ -47,6 +48,7 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 # widens the box alone; COLUMNS would widen pytest's output too.
 os.environ["TERMINAL_WIDTH"] = "240"
 keep_route_analysis()  # one analysis of a route for the many apps a test process builds
+share_default_trust()  # one load of the system's CA bundle for the many kube clients
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -187,25 +189,36 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def settings(tmp_path: Path, migrated_template: Path) -> Settings:
-    # Starts refuse a database behind (deploys run `ambient migrate`): each test's starts on one
-    # already migrated, as after that step (a copy: a fresh migration per test costs ~1 s).
-    shutil.copyfile(migrated_template, tmp_path / "ambient.db")
+@pytest.fixture(scope="session")
+def process_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The tests' settings, built once a process: pydantic-settings reads the environment and
+    validates every field again for each build (~6 ms of CPU, a few thousand tests)."""
+    folder = tmp_path_factory.mktemp("settings")
     return Settings(
         environment=Environment.TEST,
-        data_dir=tmp_path,
+        data_dir=folder,
         # The tests read the English pages; the language tests choose Chinese themselves
         # (the product's own default is zh: AMBIENT_DEFAULT_LANGUAGE).
         default_language=Language.EN,
         # Members read log files from AMBIENT_LOG_DIR only: the tests' log files are under here.
-        log_dir=tmp_path,
+        log_dir=folder,
         metrics_port=None,
         # Nothing listens here: a test that starts a workflow without its own Temporal server
         # (a best-effort notification) never reaches the one `make run` serves on the default.
         temporal_address="127.0.0.1:1",
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_template: Path, process_settings: Settings) -> Settings:
+    # Starts refuse a database behind (deploys run `ambient migrate`): each test's starts on one
+    # already migrated, as after that step (a copy: a fresh migration per test costs ~1 s).
+    shutil.copyfile(migrated_template, tmp_path / "ambient.db")
+    # A deep copy (~0.1 ms): a test that changes a list or a model of its settings in place
+    # changes its own.
+    update = {"data_dir": tmp_path, "log_dir": tmp_path}
+    return process_settings.model_copy(update=update, deep=True)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from temporalio.worker import (
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowReplayResult,
+    _replayer,
 )
 from temporalio.worker import Interceptor as WorkerInterceptor
 from typer.testing import CliRunner
@@ -79,6 +80,19 @@ async def test_replay_passes_on_unchanged_code_and_names_the_broken_workflow(
     assert changed.exit_code == 1, changed.output
     assert "NON-DETERMINISTIC PingWorkflow" in changed.output
     assert "0/1 histories replayed cleanly" in changed.output
+
+
+async def test_a_replay_names_the_release_not_a_hash_of_every_loaded_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The SDK's default build id reads the code of every module loaded (~2,000 here, each
+    # compiled again where no bytecode is cached): seconds of CPU for a name nothing reads.
+    def hashed() -> str:
+        raise AssertionError("the replay hashed every loaded module's code for its build id")
+
+    monkeypatch.setattr(_replayer, "load_default_build_id", hashed)
+    outcomes = await replaying.replay_files([HISTORIES / "alert_triage.json"], load_workflows([]))
+    assert [outcome.error for outcome in outcomes] == [None]
 
 
 def test_replay_without_histories_is_an_error(tmp_path: Path) -> None:
