@@ -23,7 +23,7 @@ from swagger_ui_bundle import swagger_ui_path
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointError
 from ambient.bridge.runner import bridge_running
-from ambient.bridge.serving import read_message
+from ambient.bridge.serving import as_body, read_message
 from ambient.briefing.errors import BriefingError
 from ambient.cloud.errors import CloudOpsError
 from ambient.discussions.views import DiscussionError
@@ -199,13 +199,17 @@ def malformed_messages_refused(
         read = [await receive()]  # bounded by BodyLimit, which has read it whole already
         while read[-1]["type"] == "http.request" and read[-1].get("more_body", False):
             read.append(await receive())
+        body = b"".join(part.get("body", b"") for part in read)
         try:
-            refused = read_message(json.loads(b"".join(part.get("body", b"") for part in read)))
+            # A byte order mark before the message is no error (JSON lets a reader ignore it).
+            refused = read_message(json.loads(body.decode("utf-8-sig")))
         except (ValueError, RecursionError):
             refused = None  # not JSON (or nested past Python's limit): the SDK answers -32700
         if isinstance(refused, dict):
             await JSONResponse(refused, status_code=400)(scope, receive, send)
             return
+        if refused is not None:  # the message as the bridge passes it on (`_meta` readable)
+            read = [{"type": "http.request", "body": as_body(refused), "more_body": False}]
 
         async def replay() -> Message:
             return read.pop(0) if read else await receive()

@@ -206,6 +206,16 @@ def as_frame(body: dict[str, Any]) -> str:
     return text
 
 
+def as_body(message: JSONRPCMessage) -> bytes:
+    """``message`` as read (``read_message``) written again for an HTTP door's SDK: what it
+    reads is what the bridge passes on, not the bytes it was sent (escaped: a lone surrogate
+    in arguments is allowed through)."""
+    body = jsonrpc_message_adapter.dump_python(
+        message, mode="json", by_alias=True, exclude_unset=True
+    )
+    return json.dumps(body).encode()
+
+
 def read_text(
     text: str, limit: int | None = MESSAGE_LIMIT_BYTES
 ) -> JSONRPCMessage | dict[str, Any]:

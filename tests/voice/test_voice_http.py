@@ -123,6 +123,24 @@ async def test_pipelined_requests_without_a_session_id_all_work_with_the_users_t
         assert len(json.loads(data)["result"]["tools"]) > len(tools), data
 
 
+async def test_a_client_writing_nulls_or_a_byte_order_mark_is_answered_at_both_http_doors(
+    settings: Settings,
+) -> None:
+    """As the bridge answers them: the SDK refused a call whose ``_meta`` it could not read
+    (-32602 "Invalid request parameters") and a body starting with a byte order mark (400)."""
+    async with _api(settings) as (_, http):
+        headers = {**ACCEPT, **await _register(http, settings, "nullwriter")}
+        for path in ("/mcp/voice", "/mcp"):
+            for n, meta in enumerate(({"agentId": 42, "progressToken": None}, "agent-42", None)):
+                listed = await http.post(
+                    path, json=_message("tools/list", n, cursor=None, _meta=meta), headers=headers
+                )
+                assert listed.status_code == 200 and '"tools"' in listed.text, (path, listed.text)
+            ping = json.dumps(_message("ping", 9)).encode()
+            pinged = await http.post(path, content=b"\xef\xbb\xbf" + ping, headers=headers)
+            assert pinged.status_code == 200 and '"result":{}' in pinged.text, (path, pinged.text)
+
+
 async def test_a_get_of_an_mcp_endpoint_is_answered_405_at_once_not_held_open(
     settings: Settings,
 ) -> None:
