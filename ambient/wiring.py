@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import httpx
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     # import the other areas and their workflows (~2 s of CPU a process).
     from ambient.agent.digest import EventDigestService
     from ambient.briefing.service import BriefingService
+    from ambient.clients.kube import KubeClients
     from ambient.cloud.reads import CloudReads
     from ambient.cloud.service import CloudOpsService
     from ambient.cloud.workloads import WorkloadOps
@@ -47,6 +48,10 @@ class AppState:
     stdio_user: str | None = None
     # The process's LLM client (its HTTP client reused by every copy of this state).
     llm: LLMClient | None = None
+    # The process's Kubernetes clients, one a cluster as the worker keeps them: made at the
+    # first change a door asks for (so a CLI command that changes no cluster does not import
+    # lightkube), in a holder every copy of this state shares, closed by ``open_state``.
+    kube: dict[str, KubeClients] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.llm is None:
@@ -92,17 +97,29 @@ class AppState:
         return CloudOpsService(self.db, self.cloud)
 
     @property
+    def kube_clients(self) -> KubeClients:
+        if not self.kube:
+            from ambient.clients.kube import KubeClients
+
+            self.kube["clients"] = KubeClients(self.settings.kubeconfig, self.cloud)
+        return self.kube["clients"]
+
+    @property
     def workload_ops(self) -> WorkloadOps:
-        """apply_yaml, scale_workload, restart_workload: ``async with`` closes its clients."""
+        """apply_yaml, scale_workload, restart_workload, on the process's cluster clients."""
         from ambient.cloud.workloads import WorkloadOps
 
-        return WorkloadOps(self.cloud_ops, self.settings.kubeconfig)
+        return WorkloadOps(self.cloud_ops, self.kube_clients)
 
     @property
     def cloud_reads(self) -> CloudReads:
         from ambient.cloud.reads import CloudReads
 
         return CloudReads(self.settings, self.cloud)
+
+    async def close_clusters(self) -> None:
+        for clients in self.kube.values():
+            await clients.aclose()
 
     @property
     def digests(self) -> EventDigestService:
@@ -137,7 +154,7 @@ async def open_state(
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=30, trust_env=False, verify=ca_context())
         )
-        yield AppState(
+        state = AppState(
             settings=settings,
             db=db,
             temporal=client,
@@ -145,6 +162,8 @@ async def open_state(
             tencent=TencentCloud.from_settings(settings),
             stdio_user=stdio_user,
         )
+        stack.push_async_callback(state.close_clusters)
+        yield state
 
 
 class StateHolder:

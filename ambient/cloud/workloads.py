@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from lightkube import AsyncClient
@@ -21,6 +20,7 @@ from ambient.clients.kube import (
     KubeError,
     KubeForbiddenError,
     KubeNotFoundError,
+    KubeUnauthorizedError,
     KubeUnavailableError,
 )
 from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
@@ -64,6 +64,8 @@ class WorkloadResult(BaseModel):
 def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
     if isinstance(exc, KubeNotFoundError):
         return CloudOpsFailedError("not_found", f"{what}: {exc}")
+    if isinstance(exc, KubeUnauthorizedError):  # the credentials, not the request
+        return CloudOpsFailedError("auth", f"{what}: {exc}")
     if isinstance(exc, KubeForbiddenError):
         return lacks_permission(exc, f"{what} was not changed")
     if isinstance(exc, KubeUnavailableError):
@@ -106,23 +108,31 @@ def _restart(asked: str, deployment: Obj | None) -> tuple[str, dict[str, Any]]:
     return _hashed(f"{asked}{version}"), moment
 
 
-class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
-    """apply_yaml, scale_workload and restart_workload; ``async with`` closes its clients."""
+class WorkloadOps:
+    """apply_yaml, scale_workload and restart_workload, on the process's cluster clients (one
+    a cluster, kept: a TKE cluster's kubeconfig is not asked for again before each change)."""
 
-    def __init__(self, service: CloudOpsService, kubeconfig: Path | None) -> None:
+    def __init__(self, service: CloudOpsService, clients: KubeClients) -> None:
         self.service = service
-        self.clients = KubeClients(kubeconfig, service.tencent)
+        self.clients = clients
         self.executor = KubernetesExecutor(self.clients)
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.clients.aclose()
-
-    async def _client(self, cluster_id: str, region: str | None) -> AsyncClient:
+    @contextlib.asynccontextmanager
+    async def _client(self, cluster_id: str, region: str | None) -> AsyncIterator[AsyncClient]:
+        """The cluster's client; credentials it refuses or that lack a permission (rotated,
+        expired, the cluster re-created, RBAC changed) drop it, so the next request reads the
+        kubeconfig again, as the worker's next try does (KubernetesExecutor)."""
         try:
             with readable("tke", "DescribeClusterKubeconfig"):
-                return await self.clients.client(cluster_id, region)
+                client = await self.clients.client(cluster_id, region)
         except KubeError as exc:
             raise _kube_failure(exc, f"cluster {cluster_id}") from None
+        try:
+            yield client
+        except CloudOpsFailedError as exc:
+            if exc.kind == "auth":
+                await self.clients.forget(cluster_id, region)
+            raise
 
     async def apply_yaml(self, actor: str, spec: ApplySpec, mode: Mode = "dry_run") -> ApplyResult:
         subject = f"kube:{spec.cluster_id}"
@@ -133,11 +143,11 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         key = _hashed(f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}")
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.audited(actor, "apply_yaml", subject, detail):
-            client = await self._client(spec.cluster_id, spec.region)
-            changes = await preview(client, objects)
-            detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
-            if mode == "execute":
-                await apply_documents(client, objects, changes)
+            async with self._client(spec.cluster_id, spec.region) as client:
+                changes = await preview(client, objects)
+                detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
+                if mode == "execute":
+                    await apply_documents(client, objects, changes)
             applied = sum(c.applied for c in changes)
             counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
             # An execute that changed nothing in the cluster is a no-op, not an execution.
@@ -180,27 +190,27 @@ class WorkloadOps(contextlib.AbstractAsyncContextManager["WorkloadOps"]):
         detail: dict[str, Any] = {"mode": mode, **fields}
         async with self.service.audited(actor, operation, subject, detail):
             check()
-            client = await self._client(spec.cluster_id, spec.region)
-            try:
-                deployment = None
-                if spec.idempotency_key is None:
-                    deployment = await ClusterReads(client).deployment(target)
-                derived, more = derive(deployment)
-                key = spec.idempotency_key or derived
-                detail.update(more, idempotency_key=key)
-                step = StepRequest(
-                    remediation_id="asked",
-                    asked=True,
-                    rung=rung,
-                    target=target,
-                    mode=mode,
-                    key=_stamp(operation, key, *fields.values()),
-                    **fields,
-                    **more,
-                )
-                result = await self.executor.apply(step)
-            except KubeError as exc:
-                raise _kube_failure(exc, f"{operation} {target}") from None
+            async with self._client(spec.cluster_id, spec.region) as client:
+                try:
+                    deployment = None
+                    if spec.idempotency_key is None:
+                        deployment = await ClusterReads(client).deployment(target)
+                    derived, more = derive(deployment)
+                    key = spec.idempotency_key or derived
+                    detail.update(more, idempotency_key=key)
+                    step = StepRequest(
+                        remediation_id="asked",
+                        asked=True,
+                        rung=rung,
+                        target=target,
+                        mode=mode,
+                        key=_stamp(operation, key, *fields.values()),
+                        **fields,
+                        **more,
+                    )
+                    result = await self.executor.apply(step)
+                except KubeError as exc:
+                    raise _kube_failure(exc, f"{operation} {target}") from None
             detail["outcome"] = outcome_of(
                 mode, changed=result.applied, existing=result.already_applied
             )

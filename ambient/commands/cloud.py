@@ -245,11 +245,7 @@ def _workload(
 
 
 def _run_on_cluster(work: Callable[[WorkloadOps], Coroutine[Any, Any, BaseModel]]) -> None:
-    async def run(state: AppState) -> BaseModel:
-        async with state.workload_ops as ops:
-            return await work(ops)
-
-    _run(run)
+    _run(lambda state: work(state.workload_ops))
 
 
 @app.command("create-node-pool")

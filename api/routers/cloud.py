@@ -141,22 +141,19 @@ async def create_scheduled_sql(
 @router.post("/apply")
 async def apply_yaml(body: ApplyBody, user: CurrentUser, state: StateDep) -> ApplyResult:
     """Server-side apply YAML documents; dry_run answers each document's diff."""
-    async with state.workload_ops as ops:
-        return await ops.apply_yaml(user.name, body, body.mode)
+    return await state.workload_ops.apply_yaml(user.name, body, body.mode)
 
 
 @router.post("/workloads/scale")
 async def scale_workload(body: ScaleBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Scale a Deployment to an absolute replica count."""
-    async with state.workload_ops as ops:
-        return await ops.scale_workload(user.name, body, body.replicas, body.mode)
+    return await state.workload_ops.scale_workload(user.name, body, body.replicas, body.mode)
 
 
 @router.post("/workloads/restart")
 async def restart_workload(body: RestartBody, user: CurrentUser, state: StateDep) -> WorkloadResult:
     """Rolling-restart a Deployment."""
-    async with state.workload_ops as ops:
-        return await ops.restart_workload(user.name, body, body.mode)
+    return await state.workload_ops.restart_workload(user.name, body, body.mode)
 
 
 @router.post("/dashboard-image")

@@ -76,8 +76,7 @@ async def apply_yaml(
     Every document is dry-run on the server first: if one is refused, none is applied and the
     error names it. A document is `applied` only if it changed the cluster.
     """
-    async with app_state(ctx).workload_ops as ops:
-        return await ops.apply_yaml(cloud_actor(ctx), apply, mode)
+    return await app_state(ctx).workload_ops.apply_yaml(cloud_actor(ctx), apply, mode)
 
 
 async def scale_workload(
@@ -89,8 +88,9 @@ async def scale_workload(
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Scale a Deployment to a replica count (stamped with its key: a retry changes nothing)."""
-    async with app_state(ctx).workload_ops as ops:
-        return await ops.scale_workload(cloud_actor(ctx), workload, replicas, mode)
+    return await app_state(ctx).workload_ops.scale_workload(
+        cloud_actor(ctx), workload, replicas, mode
+    )
 
 
 async def restart_workload(
@@ -99,8 +99,7 @@ async def restart_workload(
     mode: ModeArg = "dry_run",
 ) -> WorkloadResult:
     """Rolling-restart a Deployment (what `kubectl rollout restart` does), once per key."""
-    async with app_state(ctx).workload_ops as ops:
-        return await ops.restart_workload(cloud_actor(ctx), workload, mode)
+    return await app_state(ctx).workload_ops.restart_workload(cloud_actor(ctx), workload, mode)
 
 
 async def describe_dashboard_image(

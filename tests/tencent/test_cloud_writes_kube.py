@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ambient.cloud.errors import CloudOpsInputError, CloudOpsRefusedError
-from ambient.cloud.workloads import WorkloadOps, WorkloadSpec
+from ambient.cloud.workloads import WorkloadSpec
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.storage.audit import AuditRepository
@@ -124,7 +124,9 @@ class ApplyingKubeApi(KubeApi):
 
 
 @pytest_asyncio.fixture
-async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppState]]:
+async def standins(
+    deps: WorkerDeps,
+) -> AsyncIterator[tuple[ApplyingKubeApi, TencentApi, AppState]]:
     kube = ApplyingKubeApi()
     kube.add_deployment("shop", "checkout", "registry/checkout:1.0", replicas=2)
     async with deps.db.session() as session:
@@ -142,17 +144,26 @@ async def cluster(deps: WorkerDeps) -> AsyncIterator[tuple[ApplyingKubeApi, AppS
         )
         async with serve(cloud.app()) as base:
             tc = standin_tencent(base)
-            yield (
-                kube,
-                AppState(
-                    settings=deps.settings,
-                    db=deps.db,
-                    temporal=None,  # type: ignore[arg-type]
-                    channels=deps.channels,  # type: ignore[arg-type]
-                    tencent=tc,
-                    stdio_user="ops",
-                ),
+            state = AppState(
+                settings=deps.settings,
+                db=deps.db,
+                temporal=None,  # type: ignore[arg-type]
+                channels=deps.channels,  # type: ignore[arg-type]
+                tencent=tc,
+                stdio_user="ops",
             )
+            try:
+                yield kube, cloud, state
+            finally:
+                await state.close_clusters()
+
+
+@pytest.fixture
+def cluster(
+    standins: tuple[ApplyingKubeApi, TencentApi, AppState],
+) -> tuple[ApplyingKubeApi, AppState]:
+    kube, _, state = standins
+    return kube, state
 
 
 def _cli_env(state: AppState, deps: WorkerDeps) -> dict[str, str]:
@@ -318,6 +329,56 @@ async def test_ck03_scale_and_restart_preview_then_change_once_per_key(
     template = deployment["spec"]["template"]["metadata"].get("annotations") or {}
     assert "kubectl.kubernetes.io/restartedAt" in template
     assert len(kube.writes("deployments")) == 2  # one scale, one restart
+
+
+def _kubeconfig_fetches(cloud: TencentApi) -> int:
+    return sum(action == "DescribeClusterKubeconfig" for _, action, _ in cloud.calls)
+
+
+async def test_ck03_requests_to_one_cluster_share_its_client_and_kubeconfig(
+    standins: tuple[ApplyingKubeApi, TencentApi, AppState],
+) -> None:
+    """Each request built its own cluster client: TKE's kubeconfig fetched again (a round trip
+    to the Tencent API) and a new TLS context before every change asked for."""
+    kube, cloud, state = standins
+    async with client(state, "ops") as c:
+        _, restarted = await call(c, "restart_workload", workload=WORKLOAD, mode="execute")
+        _, scaled = await call(c, "scale_workload", workload=WORKLOAD, replicas=3, mode="execute")
+    async with client(state, "ops") as c:  # another session of the same process
+        _, preview = await call(c, "restart_workload", workload=WORKLOAD)
+    assert restarted["applied"] and scaled["applied"] and preview["applied"] is False
+    assert len(kube.writes("deployments")) == 2
+    assert _kubeconfig_fetches(cloud) == 1
+
+
+async def test_ck03_credentials_the_cluster_refuses_make_the_next_request_read_them_again(
+    standins: tuple[ApplyingKubeApi, TencentApi, AppState],
+) -> None:
+    """The kept client is dropped when the API server refuses its credentials (rotated, or
+    the cluster re-created), as the worker's is: the next request asks TKE again."""
+    kube, cloud, state = standins
+    rotated = cloud.kubeconfigs["cls-abcd1234"].replace("test-token", "rotated")
+    async with client(state, "ops") as c:
+        await call(c, "restart_workload", workload=WORKLOAD)
+        kube.require_token("rotated")
+        cloud.kubeconfigs["cls-abcd1234"] = rotated
+        failed, message = await call(c, "restart_workload", workload=WORKLOAD)
+        stale, scaled = await call(
+            c, "scale_workload", workload=WORKLOAD, replicas=3, mode="execute"
+        )
+        kube.require_token("again")  # and once more, refused while applying YAML
+        cloud.kubeconfigs["cls-abcd1234"] = rotated.replace("rotated", "again")
+        refused, _ = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": CONFIG}
+        )
+        again, _ = await call(
+            c, "apply_yaml", apply={"cluster_id": "cls-abcd1234", "documents": CONFIG}
+        )
+    assert failed and "refused the kubeconfig's credentials" in message, message
+    assert not stale and scaled["applied"] is True, scaled
+    assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 3
+    assert refused and not again
+    assert _kubeconfig_fetches(cloud) == 3
 
 
 async def test_ck04_workload_changes_check_permission_and_name_missing_workloads(
@@ -600,12 +661,12 @@ async def test_ck11_scaling_back_within_the_minute_is_a_new_change_not_a_retry(
 ) -> None:
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        up = await ops.scale_workload("ops", spec, 5, "execute")
-        down = await ops.scale_workload("ops", spec, 3, "execute")
-        # 5 again, asked for within the minute: a new request, not the first one retried.
-        again = await ops.scale_workload("ops", spec, 5, "execute")
-        retried = await ops.scale_workload("ops", spec, 5, "execute")
+    ops = state.workload_ops
+    up = await ops.scale_workload("ops", spec, 5, "execute")
+    down = await ops.scale_workload("ops", spec, 3, "execute")
+    # 5 again, asked for within the minute: a new request, not the first one retried.
+    again = await ops.scale_workload("ops", spec, 5, "execute")
+    retried = await ops.scale_workload("ops", spec, 5, "execute")
     assert [up.applied, down.applied, again.applied] == [True, True, True]
     assert again.already_applied is False, again.detail
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 5
@@ -639,11 +700,11 @@ async def test_ck11_a_restart_retried_across_a_minute_restarts_once_a_later_one_
     _clock_at(monkeypatch, moments)
     kube, _state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
-    async with WorkloadOps(_state.cloud_ops, None) as ops:
-        first = await ops.restart_workload("ops", spec, "execute")
-        retried = await ops.restart_workload("ops", spec, "execute")
-        assert len(kube.writes("deployments")) == 1
-        later = await ops.restart_workload("ops", spec, "execute")
+    ops = _state.workload_ops
+    first = await ops.restart_workload("ops", spec, "execute")
+    retried = await ops.restart_workload("ops", spec, "execute")
+    assert len(kube.writes("deployments")) == 1
+    later = await ops.restart_workload("ops", spec, "execute")
     assert first.applied and retried.already_applied, retried.detail
     assert later.applied and not later.already_applied, later.detail
     assert retried.idempotency_key == first.idempotency_key != later.idempotency_key
@@ -663,11 +724,11 @@ async def test_ck11_a_restart_asked_again_at_once_says_why_nothing_was_done_and_
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
     keyed = spec.model_copy(update={"idempotency_key": "friday"})
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        first = await ops.restart_workload("ops", spec, "execute")
-        again = await ops.restart_workload("ops", spec, "execute")
-        by_key = await ops.restart_workload("ops", keyed, "execute")
-        same_key = await ops.restart_workload("ops", keyed, "execute")
+    ops = state.workload_ops
+    first = await ops.restart_workload("ops", spec, "execute")
+    again = await ops.restart_workload("ops", spec, "execute")
+    by_key = await ops.restart_workload("ops", keyed, "execute")
+    same_key = await ops.restart_workload("ops", keyed, "execute")
     assert first.applied and again.already_applied and not by_key.already_applied
     assert same_key.already_applied
     assert again.detail == (
@@ -693,11 +754,11 @@ async def test_ck11_a_restart_retried_while_the_first_is_in_flight_restarts_once
     _clock_at(monkeypatch, moments)
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        first, retried = await asyncio.gather(
-            ops.restart_workload("ops", spec, "execute"),
-            ops.restart_workload("ops", spec, "execute"),
-        )
+    ops = state.workload_ops
+    first, retried = await asyncio.gather(
+        ops.restart_workload("ops", spec, "execute"),
+        ops.restart_workload("ops", spec, "execute"),
+    )
     assert first.applied and retried.applied
     assert [first.already_applied, retried.already_applied].count(True) == 1
     assert len(kube.writes("deployments")) == 1
@@ -710,9 +771,9 @@ async def test_ck11_a_refused_scale_is_audited_with_the_count_asked_for(
     other outcome's row and a refused node pool scale's row say it)."""
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        with pytest.raises(CloudOpsRefusedError):
-            await ops.scale_workload("viewer", spec, 7, "execute")
+    ops = state.workload_ops
+    with pytest.raises(CloudOpsRefusedError):
+        await ops.scale_workload("viewer", spec, 7, "execute")
     async with state.db.session() as session:
         rows = await AuditRepository(session).list()
     [refused] = [r.detail for r in rows if r.action == "cloud.scale_workload"]
@@ -727,9 +788,9 @@ async def test_ck11_a_scale_to_no_replicas_is_refused_and_audited(
     one call of the operation that left none."""
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        with pytest.raises(CloudOpsInputError, match="replicas: must be at least 1"):
-            await ops.scale_workload("ops", spec, 0, "execute")
+    ops = state.workload_ops
+    with pytest.raises(CloudOpsInputError, match="replicas: must be at least 1"):
+        await ops.scale_workload("ops", spec, 0, "execute")
     async with state.db.session() as session:
         rows = await AuditRepository(session).list()
     [row] = [r for r in rows if r.action == "cloud.scale_workload"]
@@ -749,9 +810,9 @@ async def test_ck11_a_scale_to_no_replicas_by_a_viewer_is_refused_not_judged(
     failed/invalid, instead of that they may not execute it."""
     kube, state = cluster
     spec = WorkloadSpec.model_validate(WORKLOAD)
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        with pytest.raises(CloudOpsRefusedError, match="'dry_run'"):
-            await ops.scale_workload("viewer", spec, 0, "execute")
+    ops = state.workload_ops
+    with pytest.raises(CloudOpsRefusedError, match="'dry_run'"):
+        await ops.scale_workload("viewer", spec, 0, "execute")
     async with state.db.session() as session:
         rows = await AuditRepository(session).list()
     [row] = [r for r in rows if r.action == "cloud.scale_workload"]
@@ -775,9 +836,9 @@ async def test_ck11_a_scale_past_the_most_replicas_is_refused_at_every_door(
         CliRunner().invoke, app, [*command, "--user", "ops", "--execute"], env=env
     )
     spec = WorkloadSpec.model_validate(WORKLOAD)
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        with pytest.raises(CloudOpsInputError, match="replicas: must be at most 1000"):
-            await ops.scale_workload("ops", spec, 1001, "dry_run")
+    ops = state.workload_ops
+    with pytest.raises(CloudOpsInputError, match="replicas: must be at most 1000"):
+        await ops.scale_workload("ops", spec, 1001, "dry_run")
     assert done.exit_code != 0 and "replicas: must be at most 1000" in done.output, done.output
     assert kube.writes() == []
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 2
@@ -851,8 +912,8 @@ async def test_ck11_a_scale_of_a_deployment_at_zero_is_refused_only_if_its_autos
     kube.add_deployment("shop", "idle", "registry/idle:1", replicas=0)
     kube.add_autoscaler("shop", "idle-hpa", "idle", minimum, 4, scaled_object=scaled_object)
     spec = WorkloadSpec.model_validate({**WORKLOAD, "name": "idle"})
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        done = await ops.scale_workload("ops", spec, 2, "execute")
+    ops = state.workload_ops
+    done = await ops.scale_workload("ops", spec, 2, "execute")
     replicas = kube.deployments[("shop", "idle")]["spec"]["replicas"]
     if held_by is None:
         assert done.applied, done.detail
@@ -873,10 +934,10 @@ async def test_ck11_one_key_given_to_two_counts_scales_to_each(
     scale to 5 used answered already_applied with a patch of 3 replicas, and left 5."""
     kube, state = cluster
     keyed = WorkloadSpec.model_validate({**WORKLOAD, "idempotency_key": "incident-7"})
-    async with WorkloadOps(state.cloud_ops, None) as ops:
-        up = await ops.scale_workload("ops", keyed, 5, "execute")
-        down = await ops.scale_workload("ops", keyed, 3, "execute")
-        retried = await ops.scale_workload("ops", keyed, 3, "execute")
+    ops = state.workload_ops
+    up = await ops.scale_workload("ops", keyed, 5, "execute")
+    down = await ops.scale_workload("ops", keyed, 3, "execute")
+    retried = await ops.scale_workload("ops", keyed, 3, "execute")
     assert up.applied and down.applied and not down.already_applied, down.detail
     assert retried.already_applied, retried.detail
     assert kube.deployments[("shop", "checkout")]["spec"]["replicas"] == 3
