@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from lightkube import AsyncClient
 from pydantic import BaseModel, Field
@@ -23,7 +23,14 @@ from ambient.clients.kube import (
     KubeUnauthorizedError,
     KubeUnavailableError,
 )
-from ambient.cloud.apply import ApplyResult, ApplySpec, apply_documents, parse_documents, preview
+from ambient.cloud.apply import (
+    ApplyResult,
+    ApplySpec,
+    DocumentChange,
+    apply_documents,
+    parse_documents,
+    preview,
+)
 from ambient.cloud.audit import Mode, Region, outcome_of
 from ambient.cloud.errors import CloudOpsFailedError, CloudOpsInputError, lacks_permission, readable
 from ambient.cloud.service import CloudOpsService
@@ -32,7 +39,7 @@ from ambient.domain.identifiers import ClusterRef, NamespaceName, ObjectName
 from ambient.remediation.changes import RESTARTED_AT, Obj, annotations_of
 from ambient.remediation.kube_executor import KubernetesExecutor
 from ambient.remediation.kube_reads import ClusterReads
-from ambient.remediation.ladder import STEP_ANNOTATION, Rung, StepRequest, WorkloadRef
+from ambient.remediation.ladder import STEP_ANNOTATION, Rung, StepRequest, StepResult, WorkloadRef
 
 
 class WorkloadSpec(UserConfig):
@@ -59,6 +66,9 @@ class WorkloadResult(BaseModel):
     detail: str
     patch: dict[str, Any] | None = None
     idempotency_key: str
+
+
+T = TypeVar("T")
 
 
 def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
@@ -117,22 +127,29 @@ class WorkloadOps:
         self.clients = clients
         self.executor = KubernetesExecutor(self.clients)
 
-    @contextlib.asynccontextmanager
-    async def _client(self, cluster_id: str, region: str | None) -> AsyncIterator[AsyncClient]:
-        """The cluster's client; credentials it refuses or that lack a permission (rotated,
-        expired, the cluster re-created, RBAC changed) drop it, so the next request reads the
-        kubeconfig again, as the worker's next try does (KubernetesExecutor)."""
-        try:
-            with readable("tke", "DescribeClusterKubeconfig"):
-                client = await self.clients.client(cluster_id, region)
-        except KubeError as exc:
-            raise _kube_failure(exc, f"cluster {cluster_id}") from None
-        try:
-            yield client
-        except CloudOpsFailedError as exc:
-            if exc.kind == "auth":
+    async def _on_cluster(
+        self, cluster_id: str, region: str | None, work: Callable[[AsyncClient], Awaitable[T]]
+    ) -> T:
+        """``work`` on the cluster's client. Credentials it refuses or that lack a permission
+        (rotated, expired, the cluster re-created, RBAC changed: nothing was changed) drop the
+        client and ``work`` is done once more on a client of the kubeconfig read again, as the
+        worker's next try is (KubernetesExecutor): a rotation TKE knows of is taken at once."""
+        again = False
+        while True:
+            try:
+                with readable("tke", "DescribeClusterKubeconfig"):
+                    client = await self.clients.client(cluster_id, region)
+            except KubeError as exc:
+                raise _kube_failure(exc, f"cluster {cluster_id}") from None
+            try:
+                return await work(client)
+            except CloudOpsFailedError as exc:
+                if exc.kind != "auth":
+                    raise
                 await self.clients.forget(cluster_id, region)
-            raise
+                if again:
+                    raise
+                again = True
 
     async def apply_yaml(self, actor: str, spec: ApplySpec, mode: Mode = "dry_run") -> ApplyResult:
         subject = f"kube:{spec.cluster_id}"
@@ -143,11 +160,15 @@ class WorkloadOps:
         key = _hashed(f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}")
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.audited(actor, "apply_yaml", subject, detail):
-            async with self._client(spec.cluster_id, spec.region) as client:
+
+            async def apply(client: AsyncClient) -> list[DocumentChange]:
                 changes = await preview(client, objects)
                 detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
                 if mode == "execute":
                     await apply_documents(client, objects, changes)
+                return changes
+
+            changes = await self._on_cluster(spec.cluster_id, spec.region, apply)
             applied = sum(c.applied for c in changes)
             counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
             # An execute that changed nothing in the cluster is a no-op, not an execution.
@@ -190,7 +211,8 @@ class WorkloadOps:
         detail: dict[str, Any] = {"mode": mode, **fields}
         async with self.service.audited(actor, operation, subject, detail):
             check()
-            async with self._client(spec.cluster_id, spec.region) as client:
+
+            async def change(client: AsyncClient) -> tuple[str, StepResult]:
                 try:
                     deployment = None
                     if spec.idempotency_key is None:
@@ -208,9 +230,11 @@ class WorkloadOps:
                         **fields,
                         **more,
                     )
-                    result = await self.executor.apply(step)
+                    return key, await self.executor.apply(step)
                 except KubeError as exc:
                     raise _kube_failure(exc, f"{operation} {target}") from None
+
+            key, result = await self._on_cluster(spec.cluster_id, spec.region, change)
             detail["outcome"] = outcome_of(
                 mode, changed=result.applied, existing=result.already_applied
             )
