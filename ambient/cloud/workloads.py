@@ -128,12 +128,17 @@ class WorkloadOps:
         self.executor = KubernetesExecutor(self.clients)
 
     async def _on_cluster(
-        self, cluster_id: str, region: str | None, work: Callable[[AsyncClient], Awaitable[T]]
+        self,
+        cluster_id: str,
+        region: str | None,
+        work: Callable[[AsyncClient], Awaitable[T]],
+        unchanged: Callable[[], bool] = lambda: True,
     ) -> T:
         """``work`` on the cluster's client. Credentials it refuses or that lack a permission
         (rotated, expired, the cluster re-created, RBAC changed: nothing was changed) drop the
         client and ``work`` is done once more on a client of the kubeconfig read again, as the
-        worker's next try is (KubernetesExecutor): a rotation TKE knows of is taken at once."""
+        worker's next try is (KubernetesExecutor): a rotation TKE knows of is taken at once.
+        Not once ``work`` has changed something (``unchanged`` false): what it says is said."""
         again = False
         while True:
             try:
@@ -147,7 +152,7 @@ class WorkloadOps:
                 if exc.kind != "auth":
                     raise
                 await self.clients.forget(cluster_id, region)
-                if again:
+                if again or not unchanged():
                     raise
                 again = True
 
@@ -160,15 +165,19 @@ class WorkloadOps:
         key = _hashed(f"{spec.cluster_id}\n{spec.namespace}\n{spec.documents}")
         detail: dict[str, Any] = {"mode": mode, "idempotency_key": key}
         async with self.service.audited(actor, "apply_yaml", subject, detail):
+            writing: list[bool] = []
 
             async def apply(client: AsyncClient) -> list[DocumentChange]:
                 changes = await preview(client, objects)
                 detail["documents"] = [f"{c.kind}/{c.namespace or ''}/{c.name}" for c in changes]
                 if mode == "execute":
+                    writing.append(True)  # a refusal now may follow documents applied
                     await apply_documents(client, objects, changes)
                 return changes
 
-            changes = await self._on_cluster(spec.cluster_id, spec.region, apply)
+            changes = await self._on_cluster(
+                spec.cluster_id, spec.region, apply, unchanged=lambda: not writing
+            )
             applied = sum(c.applied for c in changes)
             counts = {k: sum(c.change == k for c in changes) for k in ("create", "update")}
             # An execute that changed nothing in the cluster is a no-op, not an execution.
