@@ -178,12 +178,14 @@ def change_window_gate(local_now: datetime, windows: list[ChangeWindow]) -> Gate
     )
 
 
-def a_while(length: timedelta) -> Refusal:
-    """``length`` as people say it: 45 s, 30 min, 2 h, 1 h 30 min (not 0:30:00)."""
-    seconds = round(length.total_seconds())
+def a_while(length: timedelta, passed: bool = False) -> Refusal:
+    """``length`` as people say it: 45 s, 30 min, 2 h, 1 h 30 min (not 0:30:00); ``passed``:
+    the whole units gone by, not the nearest (a time since said under its limit: 4 min 50 s is
+    "4 min ago (< 5 min)", not "5 min ago (< 5 min)")."""
+    seconds = int(length.total_seconds()) if passed else round(length.total_seconds())
     if seconds < 60:
         return Refusal(SECONDS, seconds=seconds)
-    hours, minutes = divmod(round(seconds / 60), 60)
+    hours, minutes = divmod(seconds // 60 if passed else round(seconds / 60), 60)
     if not hours:
         return Refusal(MINUTES, minutes=minutes)
     if not minutes:
@@ -221,7 +223,7 @@ def rate_limit_gate(
             return _closed(
                 Refusal(
                     COOLDOWN,
-                    since=a_while(timedelta(seconds=since)),
+                    since=a_while(timedelta(seconds=since), passed=True),
                     cooldown=a_while(timedelta(seconds=cooldown_seconds)),
                 ),
                 cooldown_seconds - since,

@@ -355,6 +355,10 @@ def test_a_cluster_cooldowns_reason_says_its_lengths_as_the_breaker_does() -> No
     assert what_went_wrong(gate.said.refusal(), Words(Language.ZH)) == chinese
     assert in_words(gate.said.refusal(), Words(Language.EN)) == gate.reason
     assert in_chinese(gate_closed(gate)) == f"现在不能改动：{chinese}"
+    # The time since is the whole units gone by: it read "5 min ago (< 5 min)" at 4 min 50 s.
+    for since, cooldown, said in ((290, 300, "4 min"), (59.6, 60, "59 s"), (3590, 3600, "59 min")):
+        gate = rate_limit_gate([NOW - timedelta(seconds=since)], NOW, 10, cooldown)
+        assert f"last change {said} ago" in gate.reason, gate.reason
 
 
 def test_a_run_of_the_release_before_says_its_gates_reasons_in_chinese_too() -> None:
