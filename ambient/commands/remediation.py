@@ -27,7 +27,7 @@ from ambient.commands import (
 )
 from ambient.remediation.runs import FINAL_STATES, RemediationStatus
 from ambient.remediation.service import RemediationService
-from ambient.remediation.views import VERDICTS, RemediationError
+from ambient.remediation.views import VERDICTS, RemediationError, audit_action
 from ambient.sharing import ShareLinkLimitError
 
 app = typer.Typer(no_args_is_help=True)  # its help: ambient/cli.py LAZY
@@ -147,7 +147,8 @@ def show(remediation_id: str, user: User, as_json: Json = False) -> None:
         return
     console.print(_status_table(view))
     for line in view.audit:
-        console.print(f"  {said_at(line.at)} {line.actor:>12} {line.action}", markup=False)
+        action = audit_action(line.action, line.detail)
+        console.print(f"  {said_at(line.at)} {line.actor:>12} {action}", markup=False)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ambient.domain.field_errors import field_problems
-from ambient.refusals import Refusal
+from ambient.refusals import N_, Refusal
 from ambient.remediation.ladder import Mode
 from ambient.remediation.runs import RemediationStatus
 from ambient.remediation.scores import PlannedStep
@@ -24,6 +24,41 @@ from ambient.render import markdown_literal
 M = TypeVar("M", bound=BaseModel)
 # What a step's verification found, as the report and the CLI show it (None: not verified).
 VERDICTS = {True: "resolved", False: "not resolved", None: ""}
+
+# What an audit line of a run records, as its page, `ambient remediation show` and the report
+# name it (with its time and actor); the detail is the API's and the MCP tool's.
+AUDIT_ACTIONS = {
+    "scored": N_("scored"),
+    "planned": N_("planned"),
+    "permission": N_("permission"),
+    "gate": N_("gate"),
+    "checkpoint": N_("checkpoint"),
+    "action": N_("action"),
+    "verification": N_("verification"),
+    "skipped": N_("skipped"),
+    "abort": N_("abort"),
+    "token_spent": N_("token spent"),
+    "approval_unverified": N_("approval unverified"),
+    "approval_timeout": N_("approval timeout"),
+    "aborted": N_("aborted"),
+    "cancelled": N_("cancelled"),
+    "hand_over": N_("hand over"),
+    "push_failed": N_("push failed"),
+    "finished": N_("finished"),
+    "deduplicated": N_("alert sent again"),
+}
+# An answer's two records say which answer it was: the door's, sent, and the run's, taken.
+ANSWERED = {
+    "approve": (N_("approval sent"), N_("refusal sent")),
+    "approval": (N_("approved"), N_("refused")),
+}
+
+
+def audit_action(action: str, detail: dict[str, Any]) -> str:
+    """The msgid an audit line's action is named by (an unknown action as written)."""
+    if action in ANSWERED:
+        return ANSWERED[action][0 if detail.get("approve") else 1]
+    return AUDIT_ACTIONS.get(action, action)
 
 
 class RemediationError(Exception):
@@ -126,7 +161,8 @@ def report_markdown(view: RemediationView) -> str:
         lines += [f"- {cell(reason)}" for reason in view.card.reasons]
     lines += ["", "## Audit", "", "| time (UTC) | actor | action |", "|---|---|---|"]
     for line in view.audit:
-        lines.append(f"| {line.at:%Y-%m-%d %H:%M:%S} | {cell(line.actor)} | {line.action} |")
+        action = audit_action(line.action, line.detail)
+        lines.append(f"| {line.at:%Y-%m-%d %H:%M:%S} | {cell(line.actor)} | {action} |")
     return "\n".join(lines) + "\n"
 
 

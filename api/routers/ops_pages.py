@@ -38,6 +38,7 @@ from ambient.remediation.views import (
     RemediationNotFoundError,
     RemediationRefusedError,
     RemediationStateError,
+    audit_action,
 )
 from ambient.storage.models import MAX_ID
 from api.i18n import Words
@@ -194,41 +195,6 @@ REMEDIATION_WAITS = {
     "rate_limit": N_("the rate limit"),
     "settle": N_("the workload to settle"),
 }
-
-# What an audit line of a run records, as its page names it: time, action and actor, as
-# `ambient remediation show` and the report say it; the detail is the API's and the MCP tool's.
-AUDIT_ACTIONS = {
-    "scored": N_("scored"),
-    "planned": N_("planned"),
-    "permission": N_("permission"),
-    "gate": N_("gate"),
-    "checkpoint": N_("checkpoint"),
-    "action": N_("action"),
-    "verification": N_("verification"),
-    "skipped": N_("skipped"),
-    "abort": N_("abort"),
-    "token_spent": N_("token spent"),
-    "approval_unverified": N_("approval unverified"),
-    "approval_timeout": N_("approval timeout"),
-    "aborted": N_("aborted"),
-    "cancelled": N_("cancelled"),
-    "hand_over": N_("hand over"),
-    "push_failed": N_("push failed"),
-    "finished": N_("finished"),
-    "deduplicated": N_("alert sent again"),
-}
-# An answer's two records say which answer it was: the door's, sent, and the run's, taken.
-ANSWERED = {
-    "approve": (N_("approval sent"), N_("refusal sent")),
-    "approval": (N_("approved"), N_("refused")),
-}
-
-
-def audit_action(action: str, detail: dict[str, Any]) -> str:
-    """The msgid an audit line's action is named by (an unknown action as written)."""
-    if action in ANSWERED:
-        return ANSWERED[action][0 if detail.get("approve") else 1]
-    return AUDIT_ACTIONS.get(action, action)
 
 
 # One page of the list at a time (its More link gives the next).

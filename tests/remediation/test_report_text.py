@@ -40,3 +40,35 @@ def test_alert_text_on_the_report_loads_nothing_remote() -> None:
         "cpu high ![seen](https://tracker.example/pixel.gif) see [docs](https://evil.example/x)"
         in html
     )
+
+
+def test_the_report_says_which_answer_an_answers_records_hold() -> None:
+    """An approval's two records, the door's ("approve") and the run's ("approval"), read
+    alike for a yes and a no: the report (as the CLI's `show` and the page) says which."""
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    alert = Alert(source="monitor", cluster_id="cls-7kq2m0ab", workload="api", metric="cpu")
+    lines = [
+        AuditLine(at=at, actor="bob", action="approve", detail={"rung": 2, "approve": False}),
+        AuditLine(at=at, actor="bob", action="approval", detail={"approve": False}),
+        AuditLine(at=at, actor="amy", action="approve", detail={"rung": 3, "approve": True}),
+        AuditLine(at=at, actor="amy", action="approval", detail={"approve": True}),
+        AuditLine(at=at, actor="remediation", action="hand_over", detail={}),
+    ]
+    view = RemediationView(
+        remediation_id="remediation/abc",
+        run_key="remediation/abc/1",
+        user="alice",
+        alert=alert,
+        fingerprint="abc",
+        state="handed_over",
+        mode_asked="dry_run",
+        audit=lines,
+    )
+    rows = [row for row in report_markdown(view).splitlines() if row.startswith("| 2026-01-02")]
+    assert [row.rsplit("|", 2)[-2].strip() for row in rows] == [
+        "refusal sent",
+        "refused",
+        "approval sent",
+        "approved",
+        "hand over",
+    ]
