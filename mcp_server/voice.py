@@ -9,7 +9,6 @@ because a voice client drops the text of an ``isError`` result. No LLM on any pa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,7 +27,7 @@ from mcp_server import voice_sentences as sentences
 from mcp_server.auth import app_state, current_user
 from mcp_server.server import ListedServer, build_server, reads_only
 from mcp_server.tools.hints import LOOK, READ, RECORD
-from mcp_server.voice_answer import CALL_BUDGET, heard
+from mcp_server.voice_answer import CALL_BUDGET, heard, within
 from mcp_server.voice_approvals import approve_remediation, refuse_remediation
 from mcp_server.voice_prompt import DESCRIPTIONS, INSTRUCTIONS
 from mcp_server.voice_tools import (
@@ -124,8 +123,8 @@ class VoiceServer(ListedServer):
         if context is not None:
             named = speaker if isinstance(speaker, str) else None
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(CALL_BUDGET / 2):
-                    _, to_english = await heard(app_state(context), current_user(context), named)
+                state, user = app_state(context), current_user(context)
+                _, to_english = await within(CALL_BUDGET / 2, heard(state, user, named))
         return CallToolResult(content=[TextContent(type="text", text=en if to_english else zh)])
 
 

@@ -6,10 +6,11 @@ voice client drops the text of an ``isError`` result. The tools are listed in `m
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context
 
@@ -28,6 +29,7 @@ from mcp_server.auth import app_state, current_user
 from mcp_server.voice_prompt import SPEAKER_DESCRIPTION
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Bounds well under a voice client's patience (xiaozhi.me waits 10 s for a tool call).
 CALL_BUDGET = 8.0
@@ -104,12 +106,13 @@ async def answer(
         _deadline.set(asyncio.get_running_loop().time() + CALL_BUDGET)
         english.set(False)  # until the speaker is known
         device.set(calling_device(ctx))
-        async with asyncio.timeout(CALL_BUDGET):
-            who, to_english = await heard(state, current_user(ctx), speaker)
-            english.set(to_english)
-            if who.user is None:
-                return spoken(say(*sentences.REFUSALS[who.kind]))
-            return spoken(await work(state, who.user.name))
+        context = contextvars.copy_context()
+        try:
+            return await within(
+                CALL_BUDGET, _as_heard(state, current_user(ctx), speaker, work), context
+            )
+        finally:
+            english.set(context[english])  # what a failure is said in: the speaker's language
     except TimeoutError as exc:
         if database_down(exc):  # a connect that timed out (OSError)
             return say(sentences.DATABASE_DOWN, sentences.DATABASE_DOWN_EN)
@@ -142,6 +145,49 @@ async def answer(
         # nobody, in any language.
         log.warning("voice tool failed", exc_info=True)
         return say(sentences.FAILED, sentences.FAILED_EN)
+
+
+async def _as_heard(
+    state: AppState,
+    owner: str,
+    speaker: str | None,
+    work: Callable[[AppState, str], Awaitable[str]],
+) -> str:
+    who, to_english = await heard(state, owner, speaker)
+    english.set(to_english)
+    if who.user is None:
+        return spoken(say(*sentences.REFUSALS[who.kind]))
+    return spoken(await work(state, who.user.name))
+
+
+# Calls cut short whose work still winds down (a database session closing): held until it has.
+_cut: set[asyncio.Task[Any]] = set()
+
+
+async def within(
+    seconds: float, call: Coroutine[Any, Any, T], context: contextvars.Context | None = None
+) -> T:
+    """``call``'s result within ``seconds`` (else TimeoutError), run as a task of its own (in
+    ``context``, else a copy of this one). Cut by the budget or by the caller's own cancel, the
+    caller stops waiting at once and the work is cancelled once and winds down in the
+    background: cancelled again while SQLAlchemy closed a connection the first cancel broke
+    (as the MCP SDK cancels a request until it ends), the close was abandoned and its SQLite
+    thread stopped ("Task was destroyed but it is pending! … _terminate_graceful_close")."""
+    task = asyncio.get_running_loop().create_task(call, context=context)
+    try:
+        async with asyncio.timeout(seconds):
+            return await asyncio.shield(task)
+    finally:
+        if not task.done():
+            task.cancel()
+            _cut.add(task)
+            task.add_done_callback(_wound_down)
+
+
+def _wound_down(task: asyncio.Task[Any]) -> None:
+    _cut.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # retrieved: nothing to report
+        log.debug("a cut voice call ended with %r", task.exception())
 
 
 def worker_time() -> float:

@@ -26,6 +26,7 @@ from ambient.storage.repositories import EventRepository
 from ambient.storage.users import user_named
 from ambient.temporal import ALREADY_SO
 from ambient.watches.configs import TaskKind
+from ambient.watches.inputs import TASK_NAME
 from ambient.watches.models import TaskStatus
 from ambient.watches.pauses import site_waits
 from ambient.watches.reads import TaskSummary
@@ -229,6 +230,8 @@ async def _which_task(
 ) -> tuple[TaskSummary | None, str, tuple[str, str]]:
     """The user's task ``name`` names, or None and the question asked back (its list kept);
     and the task's label in Chinese and English, as said among the user's tasks."""
+    if (task := await _named_as_written(state, user, name)) is not None:
+        return task, "", (task_label(task, False), task_label(task, True))
     # Every task: a name is only found among the tasks it is compared with.
     tasks = list(await state.tasks.list(user))
     # The list is read for a place alone only, and written by an answer that asks back.
@@ -244,6 +247,20 @@ async def _which_task(
         return None, picked.question, ("", "")
     label = task_label(picked.task, False, tasks), task_label(picked.task, True, tasks)
     return picked.task, picked.question, label
+
+
+async def _named_as_written(state: AppState, user: str, name: str) -> TaskSummary | None:
+    """The one task whose name ``name`` says as written (its words joined by '-', '_', '.' or
+    nothing), said by that name alone; else None. Read by id: every task's row read to find
+    it took 0.2 s with 200 tasks and 2 s with 2,000, past a voice call's budget under load."""
+    words = name.lower().split()
+    written = {sep.join(words) for sep in ("-", "_", ".", "")}
+    names = [n for n in written if TASK_NAME.fullmatch(n) and not unnamed(n)]
+    if not names:
+        return None
+    # A task said by its summary (unnamed, the briefing) is labelled among the others.
+    found = await state.tasks.named(user, names)
+    return found[0] if len(found) == 1 else None
 
 
 async def _named_lately(state: AppState, user: str) -> list[str]:

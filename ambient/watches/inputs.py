@@ -45,7 +45,7 @@ from ambient.watches.threshold_config import (
     resolve_metric,
 )
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 class TaskError(Exception):
@@ -234,7 +234,7 @@ def task_name(name: str | None, config: BaseModel) -> str:
     if name is None:
         # Derived from the config: creating the same task twice finds the first one.
         return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
-    if not _NAME.fullmatch(name):
+    if not TASK_NAME.fullmatch(name):
         rule = "1-63 characters of lowercase letters, digits, '_', '.', '-'"
         raise ConfigError([(("name",), rule)], prefix=(), inputs=[name])
     return name

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import builtins
 import json
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -202,10 +202,28 @@ class TaskReads:
         more = _cursor("schedules", next_token) if next_token else None
         return TaskPage([*watches, *schedules], more)
 
+    async def named(self, user: str, names: Iterable[str]) -> builtins.list[TaskSummary]:
+        """The caller's tasks of these exact names, each kind's (a voice call's name said as
+        written): one visibility query each for watches and schedules, not every task."""
+        names = set(names)
+        ids = {f"{PREFIXES[k]}/{user}/{n}" for k in PREFIXES for n in names}
+        watches, _ = await self._list_watches(user, None, None, 100, None, ids=ids)
+        schedules, _ = await self._list_schedules(user, None, None, 100, None, ids=ids)
+        return [*watches, *schedules]
+
     async def _list_watches(
-        self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
+        self,
+        user: str,
+        kind: str | None,
+        state: str | None,
+        size: int,
+        token: bytes | None,
+        *,
+        ids: Iterable[str] = (),
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
+        if ids:
+            clauses.append(temporal.ids_query(ids))
         # Exact: each kind is its workflow type and its kind attribute.
         kinds = [
             f"({temporal.KIND.name} = {json.dumps(k.value)} "
@@ -265,7 +283,14 @@ class TaskReads:
         return {run.id: run.run_id for run in sorted(runs, key=lambda run: run.start_time)}
 
     async def _list_schedules(
-        self, user: str, kind: str | None, state: str | None, size: int, token: bytes | None
+        self,
+        user: str,
+        kind: str | None,
+        state: str | None,
+        size: int,
+        token: bytes | None,
+        *,
+        ids: Iterable[str] = (),
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
         if state == TaskState.STOPPED.value:  # a schedule is active or paused, never stopped
             return [], None
@@ -278,6 +303,8 @@ class TaskReads:
         # A digest is a schedule too: "schedule" lists both, "news_digest" digests only.
         if kind not in (None, TaskKind.SCHEDULE.value):
             clauses.append(f"{temporal.KIND.name} = {json.dumps(kind)}")
+        if ids:
+            clauses.append(temporal.ids_query(ids).replace("WorkflowId", "ScheduleId", 1))
         if state is not None:  # the server's own flag: a pause by any door or an older release
             clauses.append(f"TemporalSchedulePaused = {json.dumps(state == TaskState.PAUSED)}")
         schedules = await self.client.list_schedules(

@@ -25,6 +25,7 @@ from ambient.speech import speakable
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
+from ambient.watches.reads import TaskReads
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.briefing.harness import make_user, write_day_logs
@@ -64,6 +65,36 @@ async def _user(deps: WorkerDeps, name: str, language: Language) -> None:
     async with deps.db.session() as session:
         await UserRepository(session).create(UserCreate(name=name, language=language))
         await session.commit()
+
+
+async def test_a_task_said_by_its_name_as_written_is_read_without_the_task_list(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every task's row was read to find one by its name: 2 s with 2,000 tasks, past the budget.
+    user = unique("vt")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        for name in ("morning-standup", "evening_standup"):
+            await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
+        listed = 0
+        read_all = TaskReads.list
+
+        async def counted_list(self: TaskReads, *args: Any, **kwargs: Any) -> Any:
+            nonlocal listed
+            listed += 1
+            return await read_all(self, *args, **kwargs)
+
+        monkeypatch.setattr(TaskReads, "list", counted_list)
+        async with voice_client(state, user) as client:
+            for said, label in (("morning standup", "morning"), ("Evening Standup", "evening")):
+                status = await say(client, "task_status", name=said)
+                assert status == f"{label} standup正在运行，已执行 0 次。", status
+            assert "已暂停" in await say(client, "pause_task", name="morning standup")
+            assert listed == 0
+            # Said otherwise than as written, the list is read as before.
+            assert "已暂停" in await say(client, "task_status", name="morningstandup")
+            assert listed
 
 
 async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
