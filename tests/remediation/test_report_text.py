@@ -12,6 +12,21 @@ PIXEL = "![seen](https://tracker.example/pixel.gif)"
 LINK = "[docs](https://evil.example/x)"
 
 
+def _view(alert: Alert, state: str, audit: list[AuditLine], **more: str) -> RemediationView:
+    """A run of ``alert`` as the report shows it."""
+    return RemediationView(
+        remediation_id="remediation/abc",
+        run_key="remediation/abc/1",
+        user="alice",
+        alert=alert,
+        fingerprint="abc",
+        state=state,
+        mode_asked="dry_run",
+        audit=audit,
+        **more,
+    )
+
+
 def test_alert_text_on_the_report_loads_nothing_remote() -> None:
     alert = Alert(
         source="monitor",
@@ -20,17 +35,8 @@ def test_alert_text_on_the_report_loads_nothing_remote() -> None:
         metric=f"cpu {PIXEL}",
         message=f"cpu high {PIXEL} see {LINK}",
     )
-    view = RemediationView(
-        remediation_id="remediation/abc",
-        run_key="remediation/abc/1",
-        user="alice",
-        alert=alert,
-        fingerprint="abc",
-        state="aborted",
-        mode_asked="dry_run",
-        outcome=f"stopped {PIXEL}",
-        audit=[AuditLine(at=datetime(2026, 1, 2, tzinfo=UTC), actor=PIXEL, action="x", detail={})],
-    )
+    line = AuditLine(at=datetime(2026, 1, 2, tzinfo=UTC), actor=PIXEL, action="x", detail={})
+    view = _view(alert, "aborted", [line], outcome=f"stopped {PIXEL}")
     html = markdown_html(report_markdown(view))
     # Anyone who can send an alert learned when the link was opened (a tracking pixel).
     assert "<img" not in html
@@ -54,16 +60,7 @@ def test_the_report_says_which_answer_an_answers_records_hold() -> None:
         AuditLine(at=at, actor="amy", action="approval", detail={"approve": True}),
         AuditLine(at=at, actor="remediation", action="hand_over", detail={}),
     ]
-    view = RemediationView(
-        remediation_id="remediation/abc",
-        run_key="remediation/abc/1",
-        user="alice",
-        alert=alert,
-        fingerprint="abc",
-        state="handed_over",
-        mode_asked="dry_run",
-        audit=lines,
-    )
+    view = _view(alert, "handed_over", lines)
     rows = [row for row in report_markdown(view).splitlines() if row.startswith("| 2026-01-02")]
     assert [row.rsplit("|", 2)[-2].strip() for row in rows] == [
         "refusal sent",

@@ -5,6 +5,9 @@ from __future__ import annotations
 from tencentcloud.common.credential import Credential
 
 from ambient.clients.tencent.client import TencentCloud
+from ambient.deps import WorkerDeps
+from ambient.settings import Settings
+from ambient.wiring import AppState
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY
 from tests.support.servers import HANG
 
@@ -17,4 +20,19 @@ def standin_tencent(base: str) -> TencentCloud:
         endpoint=base.removeprefix("http://"),
         protocol="http",
         timeout=int(HANG),  # served on the test's own loop: a loaded host's answers come late
+    )
+
+
+def ops_state(
+    deps: WorkerDeps, tencent: TencentCloud | None, settings: Settings | None = None
+) -> AppState:
+    """The doors' state of the stdio user "ops" on the stand-ins: no Temporal (the cloud tools
+    need none)."""
+    return AppState(
+        settings=settings or deps.settings,
+        db=deps.db,
+        temporal=None,  # type: ignore[arg-type]
+        channels=deps.channels,
+        tencent=tencent,
+        stdio_user="ops",
     )

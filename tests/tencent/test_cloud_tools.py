@@ -23,7 +23,7 @@ from ambient.wiring import AppState
 from tests.standins.tencent_api import SECRET_ID, SECRET_KEY, TencentApi
 from tests.support.mcp_as import mcp_as
 from tests.support.servers import serve
-from tests.support.tencent import standin_tencent
+from tests.support.tencent import ops_state, standin_tencent
 
 
 @pytest_asyncio.fixture
@@ -69,17 +69,7 @@ async def cloud_state(
     async with serve(api.app()) as base:
         tc = standin_tencent(base)
         settings = deps.settings.model_copy(update={"log_dir": logs})
-        yield (
-            api,
-            AppState(
-                settings=settings,
-                db=deps.db,
-                temporal=None,
-                channels=deps.channels,  # type: ignore[arg-type]
-                tencent=tc,
-                stdio_user="ops",
-            ),
-        )
+        yield api, ops_state(deps, tc, settings)
 
 
 def client(state: AppState, user: str) -> Client:

@@ -25,7 +25,7 @@ from tests.standins.tencent_api import (
     missing_parameter,
 )
 from tests.support.servers import serve
-from tests.support.tencent import standin_tencent
+from tests.support.tencent import ops_state, standin_tencent
 from tests.tencent.test_cloud_tools import call, client
 
 POOL = {
@@ -71,17 +71,7 @@ async def cloud(deps: WorkerDeps) -> AsyncIterator[tuple[TencentApi, AppState]]:
         await session.commit()
     async with serve(api.app()) as base:
         tc = standin_tencent(base)
-        yield (
-            api,
-            AppState(
-                settings=deps.settings,
-                db=deps.db,
-                temporal=None,  # type: ignore[arg-type]
-                channels=deps.channels,  # type: ignore[arg-type]
-                tencent=tc,
-                stdio_user="ops",
-            ),
-        )
+        yield api, ops_state(deps, tc)
 
 
 CASES: list[tuple[str, str, dict[str, Any], list[str]]] = [

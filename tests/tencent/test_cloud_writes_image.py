@@ -11,6 +11,7 @@ from ambient.deps import WorkerDeps
 from ambient.wiring import AppState
 from tests.standins.llm_api import API_KEY, Content, Failure, LLMApi, Raw
 from tests.support.servers import serve
+from tests.support.tencent import ops_state
 from tests.tencent.test_cloud_tools import call, client
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
@@ -29,17 +30,7 @@ async def vision(deps: WorkerDeps) -> AsyncIterator[tuple[LLMApi, AppState]]:
                 "fetch_allow_cidrs": ["127.0.0.1/32"],
             }
         )
-        yield (
-            llm,
-            AppState(
-                settings=settings,
-                db=deps.db,
-                temporal=None,  # type: ignore[arg-type]
-                channels=deps.channels,  # type: ignore[arg-type]
-                tencent=None,
-                stdio_user="ops",
-            ),
-        )
+        yield llm, ops_state(deps, None, settings)
 
 
 async def test_ci01_the_image_and_question_go_to_the_vision_model(

@@ -27,7 +27,7 @@ from ambient.wiring import AppState
 from tests.standins.kube_api import KINDS, KubeApi, _status, merge_patch
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import serve
-from tests.support.tencent import standin_tencent
+from tests.support.tencent import ops_state, standin_tencent
 from tests.tencent.test_cloud_tools import call, cli_env, client
 from tests.tencent.test_kube import kubeconfig
 
@@ -144,14 +144,7 @@ async def standins(
         )
         async with serve(cloud.app()) as base:
             tc = standin_tencent(base)
-            state = AppState(
-                settings=deps.settings,
-                db=deps.db,
-                temporal=None,  # type: ignore[arg-type]
-                channels=deps.channels,  # type: ignore[arg-type]
-                tencent=tc,
-                stdio_user="ops",
-            )
+            state = ops_state(deps, tc)
             try:
                 yield kube, cloud, state
             finally:
