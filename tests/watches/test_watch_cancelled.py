@@ -313,21 +313,28 @@ async def test_a_threshold_watch_cancelled_while_its_breach_is_delivered_still_r
     assert said == ["watch.breach", "watch.remediation_requested", "watch.stopped"]
 
 
-def _record_held(monkeypatch: pytest.MonkeyPatch, kind: str) -> tuple[asyncio.Event, asyncio.Event]:
+def _record_held(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> tuple[asyncio.Event, asyncio.Event, asyncio.Event]:
     """The worker's first try to record an event of ``kind`` held (``taken`` set) until
-    ``release``: past the test's end, as a record the run's cancel cut before it ran."""
-    taken, release = asyncio.Event(), asyncio.Event()
+    ``release``: past the test's end, as a record the run's cancel cut before it ran; its
+    write made then (``written`` set)."""
+    taken, release, written = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     class Held(EventActivities):
         @activity.defn(name="record_event")
         async def record_event(self, event: RecordEventInput) -> int:
-            if event.kind == kind and not taken.is_set():
-                taken.set()
-                await release.wait()
-            return await super().record_event(event)
+            if event.kind != kind or taken.is_set():
+                return await super().record_event(event)
+            taken.set()
+            await release.wait()
+            try:
+                return await super().record_event(event)
+            finally:
+                written.set()
 
     monkeypatch.setattr(registry, "EventActivities", Held)
-    return taken, release
+    return taken, release, written
 
 
 async def _remediating_watch(
@@ -364,7 +371,7 @@ async def test_a_threshold_watch_cancelled_while_its_breach_is_recorded_records_
     state, base = gated
     state.values = [150]
     deps = _with_webhook(loopback_deps)
-    taken, release = _record_held(monkeypatch, "watch.breach")
+    taken, release, _ = _record_held(monkeypatch, "watch.breach")
     task = unique("threshold-watch/alice/t")
     config = threshold(base, targets=[{"type": "webhook", "target": f"{base}/hook"}])
     run = ThresholdWatchInput(user=USER, task=task, config=config)
@@ -389,7 +396,7 @@ async def test_a_threshold_watch_cancelled_while_its_pause_is_recorded_records_i
     the loop there and the pause was never said. It is recorded again, then the watch ends."""
     state, base = gated
     state.values = [5]
-    taken, release = _record_held(monkeypatch, "watch.paused")
+    taken, release, _ = _record_held(monkeypatch, "watch.paused")
     task = unique("threshold-watch/alice/t")
     run = ThresholdWatchInput(user=USER, task=task, config=threshold(base))
     try:
