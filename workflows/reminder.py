@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.watches import WatchActivities
@@ -17,6 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.reminders import ReminderRun
 
 from workflows.watch_controls import CANCEL_HEARD, delivery_errors, failure_text, record_event
+
+# A run cancelled in Temporal while it records its event (or its delivery's failure) records
+# it again (its key: once), then sends, then ends Canceled: it ended at once, nothing sent, and
+# the cut record, written after, listed a reminder nobody got (docs/watches.md).
+RECORD_CUT_SENT = "record-cut-sent"
 
 
 async def check_news_pages(
@@ -45,6 +52,9 @@ class ReminderWorkflow:
         # Temporal while its message is delivered, the run ends Canceled (it recorded a failed
         # delivery, and completed).
         workflow.deprecate_patch(CANCEL_HEARD)
+        # Asked once, as the run starts (docs/deploy.md, "Upgrading workflow code").
+        self.record_cut_sent = workflow.patched(RECORD_CUT_SENT)
+        self.cancel: BaseException | None = None  # the run's cancel, heard at a record
 
     @workflow.run
     async def run(self, run: ReminderRun) -> str:
@@ -60,7 +70,7 @@ class ReminderWorkflow:
                 title="News digest", body=digest, zh=Wording(title="新闻摘要", body=zh)
             )
         kind = f"schedule.{config.action}"
-        await record_event(
+        await self.record(
             user=run.user,
             task=run.task,
             kind=kind,
@@ -76,8 +86,9 @@ class ReminderWorkflow:
             task=run.task,
         )
         if errors:
-            # Counted and recorded where the user sees events (the run itself completes).
-            await record_event(
+            # Counted and recorded where the user sees events (the run itself completes, unless
+            # its cancel was heard at a record).
+            await self.record(
                 user=run.user,
                 task=run.task,
                 kind="schedule.delivery_failed",
@@ -89,7 +100,25 @@ class ReminderWorkflow:
                     "errors": errors[:10],
                 },
             )
+        if self.cancel is not None:
+            raise self.cancel  # the run ends Canceled
         return message.body
+
+    async def record(self, **event: Any) -> None:
+        """Record an event once per key. The run's cancel cutting it (TRY_CANCEL: the write
+        may still be made, after the run ended) is heard once: the record is made again and
+        the run goes on to send what it recorded, the cancel raised at its end."""
+        try:
+            await record_event(**event)
+        except ActivityError as error:
+            if (
+                not self.record_cut_sent
+                or self.cancel is not None
+                or not is_cancelled_exception(error)
+            ):
+                raise
+            self.cancel = error
+            await record_event(**event)
 
     async def digest(self, run: ReminderRun) -> tuple[str, str]:
         """The news digest's body, in English and in Chinese (the pages' lines as written)."""
