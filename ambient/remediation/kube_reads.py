@@ -130,10 +130,7 @@ class ClusterReads:
         for kind in kinds:
             label = kind.__name__.lower()
             try:
-                found = await kube_call(
-                    f"listing {kind.__name__}s in {namespace}",
-                    collected(self._client.list(kind, namespace=namespace)),
-                )
+                found = await self._list_now(kind, namespace)
             except KubeError as exc:
                 # Not allowed to list them (RBAC granted before they were looked at): whether
                 # a Service also serves them is unknown, and pointing it at no pod might cut
@@ -162,9 +159,8 @@ class ClusterReads:
         """The HorizontalPodAutoscaler that owns the workload's replicas, with its bounds; one
         that holds it ``at_zero`` replicas only: of minReplicas 0, or KEDA's."""
         try:
-            found = await kube_call(
-                f"listing HorizontalPodAutoscalers in {target.namespace}",
-                collected(self._client.list(HorizontalPodAutoscaler, namespace=target.namespace)),
+            found: list[HorizontalPodAutoscaler] = await self._list_now(
+                HorizontalPodAutoscaler, target.namespace
             )
         except KubeError as exc:
             if exc.retryable:
@@ -234,18 +230,20 @@ class ClusterReads:
             or listing.done()
             or listing.get_loop() is not asyncio.get_running_loop()
         ):
-            listing = asyncio.create_task(
-                kube_call(
-                    f"listing {kind.__name__}s in {namespace}",
-                    collected(self._client.list(kind, namespace=namespace)),
-                )
-            )
+            listing = asyncio.create_task(self._list_now(kind, namespace))
             _listings[key] = listing
             listing.add_done_callback(
                 lambda done: _listings.pop(key, None) if _listings.get(key) is done else None
             )
         # Shielded: one caller's cancellation (its activity's) does not fail the others.
         return await asyncio.shield(listing)
+
+    async def _list_now(self, kind: type[Any], namespace: str) -> list[Any]:
+        """Every object of ``kind`` in ``namespace``, in a listing of its own."""
+        return await kube_call(
+            f"listing {kind.__name__}s in {namespace}",
+            collected(self._client.list(kind, namespace=namespace)),
+        )
 
 
 def previous_revision(
