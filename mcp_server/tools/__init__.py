@@ -88,10 +88,10 @@ UNSERVED_WORDS = {
     ),
 }
 UNSERVED = ("this server does not serve the tool for that", "这个服务器没有提供做这件事的工具")
-# A tool's name as a text writes it; a clause ends at these; an aside names a tool alone
-# ("(get_remediation)", "(see list_tasks)").
+# A tool's name as a text writes it; a clause ends at these (a sentence too); an aside names a
+# tool alone ("(get_remediation)", "(see list_tasks)").
 _NAMED = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
-_SEPARATORS = re.compile(r"(; |: |：|；)")
+_SEPARATORS = re.compile(r"(; |: |\. |：|；|。)")
 _ASIDE = re.compile(r" ?[(（](?:see )?([a-z]+(?:_[a-z]+)+)[)）]")
 _QUOTED = re.compile(r"'[^']*'")
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -117,7 +117,9 @@ def in_served_words(text: str, served: Collection[str]) -> str:
         named = [n for n in tools_named(_QUOTED.sub("", clause)) if n not in served]
         if named:
             en, zh = UNSERVED_WORDS.get(named[0], UNSERVED)
-            end = clause[len(clause.rstrip(".。")) :]
-            clause = (zh if _CHINESE.search(clause) else en) + end
+            words = zh if _CHINESE.search(clause) else en
+            if clause[:1].isupper():  # a sentence's first word
+                words = words[:1].upper() + words[1:]
+            clause = words + clause[len(clause.rstrip(".。")) :]
         parts[i] = clause
     return "".join(parts)

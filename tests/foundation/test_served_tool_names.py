@@ -165,3 +165,8 @@ def test_a_served_tool_stays_named_and_an_aside_naming_another_is_left_out() -> 
     assert in_served_words(quoted, set()) == (
         "no task 'list_tasks'; this server does not serve the tool for that"
     )
+    # A sentence before the one naming it stays whole.
+    two = "No briefing yet. Call create_daily_briefing to set one up."
+    assert in_served_words(two, set()) == (
+        "No briefing yet. Set one up from a server that can create tasks; this one cannot."
+    )
