@@ -34,6 +34,7 @@ from mcp.types import (
     jsonrpc_message_adapter,
 )
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from ambient import __version__
 from ambient.bridge.serving import answered, read_text
@@ -53,7 +54,7 @@ from ambient.status import database_down, problem_told, temporal_down
 from ambient.watches.inputs import TaskError
 from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state, sees_operator_detail
-from mcp_server.tools import AREAS, served_areas
+from mcp_server.tools import AREAS, in_served_words, served_areas
 
 INSTRUCTIONS = (
     "ambient-ops runs durable background work on Temporal for teams on Tencent Cloud: web and "
@@ -300,7 +301,7 @@ class AmbientMCPServer(ListedServer):
     ) -> CallToolResult | InputRequiredResult:
         def refused(problem: str) -> ToolError:
             # Worded as the SDK words a ToolError a tool raised itself.
-            return ToolError(f"Error executing tool {name}: {problem}")
+            return ToolError(f"Error executing tool {name}: {self.said(problem)}")
 
         tool = self._tool_manager._tools.get(name)
         if tool is None and name in self.withheld:
@@ -321,7 +322,7 @@ class AmbientMCPServer(ListedServer):
                 problems = "; ".join(f"{key}: not an argument of {name}" for key in unknown)
                 raise refused(f"invalid arguments — {problems} (it takes: {takes})")
         try:
-            return await super().call_tool(name, arguments, context)
+            return self._said_result(await super().call_tool(name, arguments, context))
         except UnexpectedToolError as exc:
             cause = exc.__cause__
             if cause is None:
@@ -354,6 +355,26 @@ class AmbientMCPServer(ListedServer):
             # messages stay. Chained to the ValidationError: mcp logs the refused field names.
             problems = "; ".join(field_problems(cause, "arguments"))
             raise refused(f"invalid arguments — {problems}") from cause
+
+    def said(self, text: str) -> str:
+        """A refusal or hint as this server says it: naming only the tools it serves (a
+        service names the tool a model calls next, whatever this server was built with)."""
+        return in_served_words(text, self._tool_manager._tools)
+
+    def _said_result(
+        self, result: CallToolResult | InputRequiredResult
+    ) -> CallToolResult | InputRequiredResult:
+        # A result's ``text`` is the answer said to the caller (greet's, when no briefing is
+        # set up), in both the structured and the text form of the result.
+        structured = result.structured_content if isinstance(result, CallToolResult) else None
+        if not isinstance(structured, dict) or not isinstance(structured.get("text"), str):
+            return result
+        text = self.said(structured["text"])
+        if text == structured["text"]:
+            return result
+        structured = {**structured, "text": text}
+        content = TextContent(type="text", text=to_json(structured, indent=2).decode())
+        return result.model_copy(update={"structured_content": structured, "content": [content]})
 
 
 def build_server(

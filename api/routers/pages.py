@@ -52,7 +52,7 @@ from api.deps import SessionDep, StateDep, get_state
 from api.errors import out_of_range
 from api.i18n import Words, from_accept_language, templates
 from api.security import refuse_cross_site_writes
-from mcp_server.tools import TOOL_NAMES
+from mcp_server.tools import tools_named
 
 
 # A browser shows the API's JSON 503 after a form post or a link: a page says it instead.
@@ -179,18 +179,12 @@ def what_went_wrong(exc: Exception, _: Words) -> str:
     if isinstance(said, Refusal) and _(said.msgid) != said.msgid:
         return in_words(said, _)
     clauses = str(exc).split("; ")
-    text = "; ".join(clause for clause in clauses if not names_a_tool(clause)) or clauses[0]
+    text = "; ".join(clause for clause in clauses if not tools_named(clause)) or clauses[0]
     # A sentence starts with a capital, but an id it starts with ("remediation/...") is not
     # a word of it: copied from the page, it must still be the id.
     if re.match(r"[a-z]+(?![\w/.-])", text):
         return text[:1].upper() + text[1:]
     return text
-
-
-def names_a_tool(clause: str) -> bool:
-    """Whether ``clause`` names an MCP tool (``call list_tasks``, ``create_daily_briefing``);
-    a one-word tool name (greet) is an English word too, and is not taken for one."""
-    return not TOOL_NAMES.isdisjoint(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", clause))
 
 
 # pydantic's refusals the pages say in their own words (by its message templates, the msgids
