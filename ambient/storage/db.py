@@ -52,6 +52,18 @@ class TurnConnection(aiosqlite.Connection):
     made each turn ~5-20 ms on a busy loop (an alert storm), the turns queued behind it."""
 
     inline = False
+    # The first stop's future: the thread ends at that stop, so a second one is never answered.
+    _stopping: asyncio.Future[Any] | None = None
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        """Stop the thread once. A request cancelled again while SQLAlchemy closed the connection
+        the first cancel broke (anyio cancels a request until it ends: an MCP stdio call's
+        ``notifications/cancelled``) stopped it from ``terminate``; ``close()`` then asked again,
+        behind the thread's end, and its wait was never answered ("Task was destroyed but it is
+        pending! … _terminate_graceful_close")."""
+        if self._stopping is None:
+            self._stopping = super().stop()
+        return self._stopping
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.inline:
