@@ -62,9 +62,6 @@ class Hold:
 
         raw.set_progress_handler(progress, 1)
 
-    async def stopped(self) -> bool:
-        return self.held is not None and not self.held._running
-
     async def closing(self) -> bool:
         """The held connection's close waits behind the held statement (or it was stopped)."""
         return self.held is not None and (not self.held._running or not self.held._tx.empty())
