@@ -110,7 +110,9 @@ class ReminderWorkflow:
         the run goes on to send what it recorded, the cancel raised at its end."""
         try:
             await record_event(**event)
-        except ActivityError as error:
+        except (ActivityError, asyncio.CancelledError) as error:
+            # The cancel cutting the write (ActivityError), or heard with its completion in one
+            # workflow task (CancelledError: the SDK keeps the cancel, the write was made).
             if (
                 not self.record_cut_sent
                 or self.cancel is not None
