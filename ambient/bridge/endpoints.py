@@ -61,6 +61,12 @@ UNSEALED = N_(
     "cannot decrypt the stored URL and its token (was AMBIENT_SECRET_KEY changed?): "
     "add the endpoint again"
 )
+# A dial whose scheme the broker does not speak (ambient/bridge/runner.py `describe`).
+PLAIN_BROKER = N_(
+    "cannot connect to the broker: %(reason)s (does it speak TLS? for a broker that does not, "
+    "the address starts ws://)"
+)
+TLS_BROKER = N_("%(reason)s (a broker that speaks only TLS wants an address starting wss://)")
 # An endpoint's last error as the bridge writes it (English: the CLI and MCP show it so), read
 # back by a page to say it in its reader's language: a wrong token (the broker's 401, or the
 # relay's 1008 close), an endpoint unreachable, a refusal. Any other is shown as written.
@@ -81,6 +87,8 @@ KNOWN_ERRORS = (
     N_("the broker or a proxy before it failed: HTTP %(status)s %(reason)s"),
     N_("the broker or a proxy before it failed: HTTP %(status)s"),
     N_("no answer from the broker (timed out)"),
+    PLAIN_BROKER,  # before the plain "cannot connect", which its text fits too
+    TLS_BROKER,
     N_("cannot connect to the broker: %(reason)s"),
     N_("connected, then the connection was lost: %(reason)s"),
     UNREAD,

@@ -19,6 +19,7 @@ import os
 import random
 import secrets
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,13 +32,20 @@ import websockets
 from mcp.server.mcpserver import MCPServer
 from sqlalchemy import ColumnElement, or_, select, update
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 from websockets.http11 import USER_AGENT as WEBSOCKETS_AGENT
 from websockets.uri import parse_uri
 
 from ambient import __version__
 from ambient.bridge import endpoints
-from ambient.bridge.endpoints import EndpointCipher, http_form, mask_url, url_token
+from ambient.bridge.endpoints import (
+    PLAIN_BROKER,
+    TLS_BROKER,
+    EndpointCipher,
+    http_form,
+    mask_url,
+    url_token,
+)
 from ambient.bridge.serving import (
     FRAME_LIMIT_BYTES,
     UNCHECKED_NOTE,
@@ -231,7 +239,7 @@ class BridgeRunner:
                         raise
                 reason = "the connection ended"
             except Exception as exc:  # every failure is data: shown, counted, re-dialed
-                reason = without_token(describe(exc, connected=connected), url)
+                reason = without_token(describe(exc, connected=connected, url=url), url)
             if (task := asyncio.current_task()) is not None and task.cancelling():
                 # Cancelled (removed, stopping) just as the connection failed: on Python 3.11
                 # the two cancellations arrive as one, which the serve's task group takes for
@@ -361,11 +369,25 @@ class BridgeRunner:
             log.warning("xiaozhi endpoint %s: state not written: %s", endpoint_id, exc)
 
 
-def describe(exc: BaseException, *, connected: bool = False) -> str:
+def describe(exc: BaseException, *, connected: bool = False, url: str = "") -> str:
     """A failure as the owner should read it: the broker's close code and reason first.
-    ``connected``: it came after the connection was up (the broker was reached)."""
+    ``connected``: it came after the connection was up (the broker was reached); ``url``: the
+    address dialed (a scheme the broker does not speak is said so)."""
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return describe(exc.exceptions[0], connected=connected)
+        return describe(exc.exceptions[0], connected=connected, url=url)
+    said = _described(exc, connected=connected)
+    if connected:
+        return said
+    # A wss:// dial to a plain broker is reset (or its answer is not TLS); a ws:// one to a
+    # TLS-only broker gets no HTTP back: said alone, neither told the owner what to change.
+    if url.startswith("wss://") and isinstance(exc, ConnectionResetError | ssl.SSLError):
+        return PLAIN_BROKER % {"reason": str(exc) or type(exc).__name__}
+    if url.startswith("ws://") and isinstance(exc, InvalidMessage):
+        return TLS_BROKER % {"reason": said}
+    return said
+
+
+def _described(exc: BaseException, *, connected: bool) -> str:
     if isinstance(exc, ConnectionClosed):
         # Closed first by this side (1009 for a frame past FRAME_LIMIT_BYTES, say): what was
         # received is the broker's echo of our code, not a close of its own.

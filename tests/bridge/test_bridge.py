@@ -1066,6 +1066,35 @@ async def _tls_answering(
         yield server.sockets[0].getsockname()[1]
 
 
+async def test_a_wss_address_of_a_plain_broker_says_to_dial_ws(state: AppState) -> None:
+    """A wss:// address of a broker that speaks no TLS (a self-hosted server's plain port) was
+    shown as "cannot connect to the broker: ConnectionResetError": nothing said the scheme was
+    the thing to change."""
+    token = unique("jwt")
+    async with running_broker({token}) as broker:
+        await register(state, unique("tls"), broker.url(token).replace("ws://", "wss://", 1))
+        runner = runner_for(state, "r1")
+        await runner.scan()
+        row = await within(HANG, _first_failure_shown(state))
+        await runner.stop()
+    assert row.last_error is not None and "starts ws://" in row.last_error, row.last_error
+
+
+async def test_a_ws_address_of_a_tls_only_broker_says_to_dial_wss(
+    state: AppState, tmp_path: Path
+) -> None:
+    """A ws:// address of a broker that speaks only TLS was shown as "InvalidMessage: did not
+    receive a valid HTTP response"."""
+    _, tls = _tls_for(tmp_path, "127.0.0.1")
+    async with _tls_answering("127.0.0.1", tls, lambda: b"", []) as port:
+        await register(state, unique("tls"), f"ws://127.0.0.1:{port}/mcp/?token={unique('jwt')}")
+        runner = runner_for(state, "r1")
+        await runner.scan()
+        row = await within(HANG, _first_failure_shown(state))
+        await runner.stop()
+    assert row.last_error is not None and "starting wss://" in row.last_error, row.last_error
+
+
 async def test_a_wss_endpoint_redirecting_to_a_refused_address_is_not_followed(
     state: AppState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,16 @@ ERRORS = {
     "cannot connect to the broker: [Errno 111] Connect call failed ('127.0.0.1', 9)": (
         "连不上接入点服务：[Errno 111] Connect call failed ('127.0.0.1', 9)"
     ),
+    # A scheme the broker does not speak: what to change said too.
+    "cannot connect to the broker: ConnectionResetError (does it speak TLS? for a broker that "
+    "does not, the address starts ws://)": (
+        "连不上接入点服务：ConnectionResetError（它支持 TLS 吗？不支持的话，地址应以 ws:// 开头）"
+    ),
+    "InvalidMessage: did not receive a valid HTTP response (a broker that speaks only TLS "
+    "wants an address starting wss://)": (
+        "InvalidMessage: did not receive a valid HTTP response"
+        "（只支持 TLS 的接入点服务，地址应以 wss:// 开头）"
+    ),
     "connected, then the connection was lost: [Errno 104] Connection reset by peer": (
         "连上了接入点服务，之后连接断了：[Errno 104] Connection reset by peer"
     ),
