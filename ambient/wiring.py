@@ -49,8 +49,9 @@ class AppState:
     # The process's LLM client (its HTTP client reused by every copy of this state).
     llm: LLMClient | None = None
     # The process's Kubernetes clients, one a cluster as the worker keeps them: made at the
-    # first change a door asks for (so a CLI command that changes no cluster does not import
-    # lightkube), in a holder every copy of this state shares, closed by ``open_state``.
+    # first cluster read or change a door asks for (so a CLI command that touches no cluster
+    # does not import lightkube), in a holder every copy of this state shares, closed by
+    # ``open_state``.
     kube: dict[str, KubeClients] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,7 +116,7 @@ class AppState:
     def cloud_reads(self) -> CloudReads:
         from ambient.cloud.reads import CloudReads
 
-        return CloudReads(self.settings, self.cloud)
+        return CloudReads(self.settings, self.cloud, self.kube_clients)
 
     async def close_clusters(self) -> None:
         for clients in self.kube.values():

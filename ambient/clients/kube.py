@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterable, Awaitable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, TypeVar
@@ -27,6 +27,8 @@ from ambient.clients.tencent.errors import TencentCloudError, TencentRetryableEr
 from ambient.domain.identifiers import TKE_CLUSTER_ID
 
 T = TypeVar("T")
+Key = tuple[str | None, str | None]  # a cluster's id (None: the current context), TKE region
+FileVersion = tuple[int, int]  # a kubeconfig file's mtime (ns) and size
 
 REVISION = "deployment.kubernetes.io/revision"
 FIELD_MANAGER = "ambient-ops"
@@ -39,6 +41,9 @@ class KubeError(Exception):
     retryable: bool = False
     #: Whether a remediation step that failed so had changed anything (None: not known).
     changed: bool | None = None
+    #: Whether the process's kept client of the cluster may be what failed, not the call:
+    #: dropped, and the call made once more on the kubeconfig read again (KubeClients.using).
+    stale: bool = False
 
 
 class KubeNotFoundError(KubeError):
@@ -53,6 +58,7 @@ class KubeUnauthorizedError(KubeError):
     """The API server refused our credentials (401): the kubeconfig is read again next time."""
 
     retryable = True
+    stale = True
 
 
 class KubeForbiddenError(KubeError):
@@ -68,6 +74,21 @@ class KubeUnavailableError(KubeError):
 class KubeUnreachableError(KubeUnavailableError):
     """No API server answered (refused, timed out, no route): may come back, or may never
     from here (an intranet address seen from outside its VPC)."""
+
+
+class KubeNotConnectedError(KubeUnreachableError):
+    """No connection was made, so nothing was sent (httpx's ConnectError): refused, or the
+    server's certificate not trusted: the cluster re-created behind the same id (a new CA),
+    or moved, since its kubeconfig was read."""
+
+    stale = True
+
+
+def unreachable(exc: httpx2.TransportError, what: str) -> KubeUnreachableError:
+    """A transport error as a KubeError: not connected (nothing sent), or unreachable."""
+    error = KubeNotConnectedError if isinstance(exc, httpx2.ConnectError) else KubeUnreachableError
+    # A timeout's text is empty ("reading Deployment prod/x: " was all a hand-over said).
+    return error(f"{what}: {str(exc) or type(exc).__name__}")
 
 
 def status_of(exc: httpx2.HTTPStatusError) -> tuple[int, str]:
@@ -107,8 +128,7 @@ async def kube_call(what: str, call: Awaitable[T]) -> T:
     except httpx2.HTTPStatusError as exc:  # ApiError and answers that are no Status
         raise kube_error(exc, what) from None
     except httpx2.TransportError as exc:
-        # A timeout's text is empty ("reading Deployment prod/x: " was all a hand-over said).
-        raise KubeUnreachableError(f"{what}: {str(exc) or type(exc).__name__}") from None
+        raise unreachable(exc, what) from None
 
 
 def revision_number(value: str | None) -> int | None:
@@ -270,50 +290,97 @@ async def cluster_client(
 
 
 class KubeClients:
-    """One lightkube client per cluster (id and TKE region): a context of AMBIENT_KUBECONFIG,
-    else TKE's."""
+    """One lightkube client per cluster (id and TKE region): a context of AMBIENT_KUBECONFIG
+    (or its current context: no id), else TKE's; the worker's and the doors' alike."""
 
     def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
         self._kubeconfig, self._tencent = kubeconfig, tencent
-        self._clients: dict[tuple[str, str | None], AsyncClient] = {}
+        # Each client with the version of the file it was read from (None: TKE's).
+        self._clients: dict[Key, tuple[AsyncClient, FileVersion | None]] = {}
         # One lock a cluster: its kubeconfig is asked for once, and a cluster whose TKE answer
         # is slow (up to the client's timeout) holds up no other cluster's first client.
-        self._locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
 
-    async def client(self, cluster_id: str, region: str | None = None) -> AsyncClient:
+    async def client(self, cluster_id: str | None, region: str | None = None) -> AsyncClient:
         """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
-        configured one); KubeError says why no kubeconfig reaches it."""
+        configured one); KubeError says why no kubeconfig reaches it. A context's client is
+        made again once AMBIENT_KUBECONFIG is edited: while the server it named still
+        answers, nothing else tells that it is no longer the one the file names."""
         key = self._key(cluster_id, region)
         async with self._locks.setdefault(key, asyncio.Lock()):
+            # Its version before it is read: a file written in between is read again next time.
+            version = self._version() if key[1] is None else None
+            kept = self._clients.get(key)
+            if kept is not None and kept[1] != version:
+                del self._clients[key]
+                await kept[0].close()
             if key not in self._clients:
-                self._clients[key] = await cluster_client(
-                    cluster_id, self._kubeconfig, self._tencent, region=region
+                made = (
+                    client_from_kubeconfig(path=self._kubeconfig)
+                    if cluster_id is None
+                    else await cluster_client(
+                        cluster_id, self._kubeconfig, self._tencent, region=region
+                    )
                 )
-            return self._clients[key]
+                self._clients[key] = made, version
+            return self._clients[key][0]
 
-    def _key(self, cluster_id: str, region: str | None) -> tuple[str, str | None]:
+    async def using(
+        self,
+        cluster_id: str | None,
+        region: str | None,
+        work: Callable[[AsyncClient], Awaitable[T]],
+        unchanged: Callable[[], bool] = lambda: True,
+    ) -> T:
+        """``work`` on the cluster's client. A failure that says the kept client may be what
+        failed (``stale``: its credentials refused, or no connection made: the cluster
+        re-created with a new CA, or moved) drops it, and ``work`` is done once more on a
+        client of the kubeconfig read again: what TKE or the file says now is taken at once.
+        Not once ``work`` has changed something (``unchanged`` false): what it says is said."""
+        again = False
+        while True:
+            client = await self.client(cluster_id, region)
+            try:
+                return await work(client)
+            except Exception as exc:
+                # A KubeError, or what a door made of one (CloudOpsFailedError keeps ``stale``).
+                if not getattr(exc, "stale", False):
+                    raise
+                await self.forget(cluster_id, region)
+                if again or not unchanged():
+                    raise
+                again = True
+
+    def _version(self) -> FileVersion | None:
+        with contextlib.suppress(OSError):
+            if self._kubeconfig is not None:
+                stat = self._kubeconfig.stat()
+                return stat.st_mtime_ns, stat.st_size
+        return None
+
+    def _key(self, cluster_id: str | None, region: str | None) -> Key:
         """One key per cluster: a context has no region, a TKE cluster's default is the
         configured one (else the same cluster asked both ways had two clients, and a
         forget after a rotation left the other on the old kubeconfig)."""
         with contextlib.suppress(KubeError):  # an unreadable file: the client says so
-            if cluster_id in kubeconfig_contexts(self._kubeconfig):
+            if cluster_id is None or cluster_id in kubeconfig_contexts(self._kubeconfig):
                 return cluster_id, None
         return cluster_id, region or (self._tencent.region if self._tencent else None)
 
-    async def forget(self, cluster_id: str, region: str | None = None) -> None:
+    async def forget(self, cluster_id: str | None, region: str | None = None) -> None:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
         key = self._key(cluster_id, region)
         async with self._locks.setdefault(key, asyncio.Lock()):
-            client = self._clients.pop(key, None)
-        if client is not None:
-            await client.close()
+            kept = self._clients.pop(key, None)
+        if kept is not None:
+            await kept[0].close()
 
     async def aclose(self) -> None:
         for lock in list(self._locks.values()):  # clients being made are closed too
             async with lock:
                 pass
         clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        for client, _ in clients:
             await client.close()
 
 

@@ -254,14 +254,16 @@ def _refused(
     """The cluster's refusal of one document, for the preview and the apply alike (``done``)."""
     label = f"document {index} ({obj.kind} {obj.metadata.name})"
     if isinstance(exc, httpx2.TransportError):
-        return CloudOpsFailedError("unavailable", f"{label}: {exc}; {done}; try again")
+        # Not connected: nothing was sent, perhaps to where the cluster no longer is.
+        stale = isinstance(exc, httpx2.ConnectError)
+        return CloudOpsFailedError("unavailable", f"{label}: {exc}; {done}; try again", stale=stale)
     refused = kube_error(exc, label)  # an ApiError, or a gateway's page (no Status)
     code, message = status_of(exc)
     # The credentials, not the document: the same words as scale and restart.
     if isinstance(refused, KubeForbiddenError):
         return lacks_permission(refused, done)
     if isinstance(refused, KubeUnauthorizedError):
-        return CloudOpsFailedError("auth", f"{refused}; {done}")
+        return CloudOpsFailedError("auth", f"{refused}; {done}", stale=True)
     if refused.retryable and code != 409:
         # The cluster could not answer now (5xx, 429), as a transport error.
         return CloudOpsFailedError("unavailable", f"{refused}; {done}; try again")

@@ -69,20 +69,23 @@ class CloudOpsInputError(CloudOpsError):
 
 
 class CloudOpsFailedError(CloudOpsError):
-    """Tencent Cloud, the cluster or a log file (a ``file:`` topic) answered with an error."""
+    """Tencent Cloud, the cluster or a log file (a ``file:`` topic) answered with an error;
+    ``stale``: the cluster's kept client may be what failed (KubeError.stale)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, stale: bool = False) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind, self.stale = kind, stale
 
 
 def lacks_permission(exc: KubeForbiddenError, done: str) -> CloudOpsFailedError:
-    """A 403 from the API server: RBAC refused the credentials, not the input."""
+    """A 403 from the API server: RBAC refused the credentials, not the input (stale: a
+    kubeconfig read again, of the cluster re-created, may carry a user that has it)."""
     # The API server's message names the verb, the resource and the namespace refused.
     return CloudOpsFailedError(
         "auth",
         f"{exc}: the kubeconfig's credentials lack permission; grant it to that user (RBAC) "
         f"or use a kubeconfig that has it; {done}",
+        stale=True,
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import Field
 
-from ambient.clients.kube import Workload, client_from_kubeconfig, cluster_client, list_workloads
+from ambient.clients.kube import KubeClients, Workload, list_workloads
 from ambient.clients.logs import FileLogSource, LogPathError
 from ambient.clients.tencent.alarms import AlarmHistory, list_alarms
 from ambient.clients.tencent.client import TencentCloud
@@ -60,8 +60,8 @@ def _since(
 class CloudReads:
     """Every cloud read of one process; nothing here changes the cloud or needs a permission."""
 
-    def __init__(self, settings: Settings, tencent: TencentCloud) -> None:
-        self.settings, self.tencent = settings, tencent
+    def __init__(self, settings: Settings, tencent: TencentCloud, kube: KubeClients) -> None:
+        self.settings, self.tencent, self.kube = settings, tencent, kube
 
     async def clusters(self, region: str | None = None) -> list[Cluster]:
         return await list_clusters(self.tencent, region=region)
@@ -146,14 +146,7 @@ class CloudReads:
         self, cluster_id: str | None = None, namespace: str | None = None, region: str | None = None
     ) -> list[Workload]:
         """Deployments of a cluster (AMBIENT_KUBECONFIG's current context when none is named),
-        of one namespace or all."""
-        local = self.settings.kubeconfig
-        client = (
-            client_from_kubeconfig(path=local)
-            if cluster_id is None
-            else await cluster_client(cluster_id, local, self.tencent, region=region)
+        of one namespace or all, on the process's kept client of the cluster."""
+        return await self.kube.using(
+            cluster_id, region, lambda client: list_workloads(client, namespace)
         )
-        try:
-            return await list_workloads(client, namespace)
-        finally:
-            await client.close()

@@ -72,15 +72,16 @@ T = TypeVar("T")
 
 
 def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
-    if isinstance(exc, KubeNotFoundError):
-        return CloudOpsFailedError("not_found", f"{what}: {exc}")
-    if isinstance(exc, KubeUnauthorizedError):  # the credentials, not the request
-        return CloudOpsFailedError("auth", f"{what}: {exc}")
     if isinstance(exc, KubeForbiddenError):
         return lacks_permission(exc, f"{what} was not changed")
-    if isinstance(exc, KubeUnavailableError):
-        return CloudOpsFailedError("unavailable", f"{what}: {exc}; try again")
-    return CloudOpsFailedError("failed", f"{what}: {exc}")
+    kind, message = "failed", f"{what}: {exc}"
+    if isinstance(exc, KubeNotFoundError):
+        kind = "not_found"
+    elif isinstance(exc, KubeUnauthorizedError):  # the credentials, not the request
+        kind = "auth"
+    elif isinstance(exc, KubeUnavailableError):
+        kind, message = "unavailable", f"{message}; try again"
+    return CloudOpsFailedError(kind, message, stale=exc.stale)
 
 
 # The most replicas a scale may ask for, at every door (MCP and the API say it in their schema).
@@ -134,27 +135,14 @@ class WorkloadOps:
         work: Callable[[AsyncClient], Awaitable[T]],
         unchanged: Callable[[], bool] = lambda: True,
     ) -> T:
-        """``work`` on the cluster's client. Credentials it refuses or that lack a permission
-        (rotated, expired, the cluster re-created, RBAC changed: nothing was changed) drop the
-        client and ``work`` is done once more on a client of the kubeconfig read again, as the
-        worker's next try is (KubernetesExecutor): a rotation TKE knows of is taken at once.
-        Not once ``work`` has changed something (``unchanged`` false): what it says is said."""
-        again = False
-        while True:
-            try:
-                with readable("tke", "DescribeClusterKubeconfig"):
-                    client = await self.clients.client(cluster_id, region)
-            except KubeError as exc:
-                raise _kube_failure(exc, f"cluster {cluster_id}") from None
-            try:
-                return await work(client)
-            except CloudOpsFailedError as exc:
-                if exc.kind != "auth":
-                    raise
-                await self.clients.forget(cluster_id, region)
-                if again or not unchanged():
-                    raise
-                again = True
+        """``work`` on the cluster's kept client, made again once within the request when it
+        is stale (refused credentials, the cluster re-created or moved), as the worker's is:
+        KubeClients.using, with ``unchanged`` (false once ``work`` has changed something)."""
+        try:
+            with readable("tke", "DescribeClusterKubeconfig"):
+                return await self.clients.using(cluster_id, region, work, unchanged)
+        except KubeError as exc:  # no client: TKE gave no kubeconfig, the file is unreadable
+            raise _kube_failure(exc, f"cluster {cluster_id}") from None
 
     async def apply_yaml(self, actor: str, spec: ApplySpec, mode: Mode = "dry_run") -> ApplyResult:
         subject = f"kube:{spec.cluster_id}"
@@ -239,7 +227,8 @@ class WorkloadOps:
                         **fields,
                         **more,
                     )
-                    return key, await self.executor.apply(step)
+                    # On this client: this is its one retry (not the executor's own too).
+                    return key, await self.executor.apply_on(client, step)
                 except KubeError as exc:
                     raise _kube_failure(exc, f"{operation} {target}") from None
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from ambient.cli_numbers import decimal_number, whole_number
+from ambient.clients.kube import KubeClients
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
 from ambient.cloud.apply import ApplySpec
@@ -55,8 +56,17 @@ def _read(work: Callable[[CloudReads], Coroutine[Any, Any, T]]) -> T:
     """``work`` on the cloud reads; what fails is one line, exit 1."""
     # A read needs no database: the service is built from the settings alone.
     settings = Settings()
+    tencent = TencentCloud.from_settings(settings)
+
+    async def run() -> T:
+        clusters = KubeClients(settings.kubeconfig, tencent)
+        try:
+            return await work(CloudReads(settings, tencent, clusters))
+        finally:
+            await clusters.aclose()
+
     try:
-        return asyncio.run(work(CloudReads(settings, TencentCloud.from_settings(settings))))
+        return asyncio.run(run())
     except (TencentCloudError, CloudOpsError) as exc:
         raise fail(told(exc)) from None
 

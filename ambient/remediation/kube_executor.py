@@ -17,7 +17,7 @@ Errors (from ``ambient.clients.kube``):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,11 +29,11 @@ from ambient.clients.kube import (
     REVISION,
     KubeClients,
     KubeError,
-    KubeUnauthorizedError,
     KubeUnavailableError,
     kube_error,
     revision_number,
     status_of,
+    unreachable,
 )
 from ambient.remediation.changes import (
     Change,
@@ -69,27 +69,26 @@ class KubernetesExecutor:
     def __init__(self, clients: KubeClients) -> None:
         self._clients = clients
 
+    # Each on the cluster's kept client; one that is stale (its credentials refused, no
+    # connection made: the cluster re-created or moved) is dropped and the call made once
+    # more on the kubeconfig read again (KubeClients.using, as at the doors). A step is made
+    # again whole: it reads first and skips what already carries its key.
     async def checkpoint(self, target: WorkloadRef) -> Checkpoint:
-        return await self._signed_in(target, self._checkpoint(target))
+        return await self._on(target, lambda client: self._checkpoint(client, target))
 
     async def rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        return await self._signed_in(target, self._rollout_health(target))
+        return await self._on(target, lambda client: self._rollout_health(client, target))
 
     async def apply(self, step: StepRequest) -> StepResult:
-        return await self._signed_in(step.target, self._apply(step))
+        return await self._on(step.target, lambda client: self.apply_on(client, step))
 
-    async def _signed_in(self, target: WorkloadRef, call: Awaitable[T]) -> T:
-        """The call; refused credentials make the next call read the kubeconfig again."""
-        try:
-            return await call
-        except KubeUnauthorizedError:
-            await self._clients.forget(target.cluster_id, target.region)
-            raise
+    async def _on(self, target: WorkloadRef, work: Callable[[AsyncClient], Awaitable[T]]) -> T:
+        return await self._clients.using(target.cluster_id, target.region, work)
 
-    async def _checkpoint(self, target: WorkloadRef) -> Checkpoint:
+    async def _checkpoint(self, client: AsyncClient, target: WorkloadRef) -> Checkpoint:
         """Spec, revision (and the one before), replicas (and an autoscaler holding them at 0),
         images, Service selectors, ConfigMaps."""
-        reads = ClusterReads(await self._clients.client(target.cluster_id, target.region))
+        reads = ClusterReads(client)
         deployment = await reads.deployment(target)
         revision = revision_number(annotations_of(deployment).get(REVISION))
         revisions = await reads.revisions(deployment)
@@ -131,14 +130,13 @@ class KubernetesExecutor:
             detail="; ".join(notes),
         )
 
-    async def _rollout_health(self, target: WorkloadRef) -> RolloutHealth:
-        reads = ClusterReads(await self._clients.client(target.cluster_id, target.region))
-        return rollout_health(await reads.deployment(target))
+    async def _rollout_health(self, client: AsyncClient, target: WorkloadRef) -> RolloutHealth:
+        return rollout_health(await ClusterReads(client).deployment(target))
 
     # --- changes ------------------------------------------------------------------------
-    async def _apply(self, step: StepRequest) -> StepResult:
-        """Make the rung's change once: read, skip what carries the key, write the rest."""
-        client = await self._clients.client(step.target.cluster_id, step.target.region)
+    async def apply_on(self, client: AsyncClient, step: StepRequest) -> StepResult:
+        """Make the rung's change once: read, skip what carries the key, write the rest (on
+        the client of a caller that keeps it: the doors' asked-for changes)."""
         planner = StepPlanner(ClusterReads(client))
         sent: Obj = {}  # object -> what this call wrote to it, across fresh reads after conflicts
         for _attempt in range(CONFLICT_ATTEMPTS):
@@ -200,9 +198,7 @@ class KubernetesExecutor:
                 error.changed = bool(written)
                 raise error from None
             except httpx2.TransportError as exc:
-                raise KubeUnavailableError(
-                    f"rung {int(step.rung)} on {step.target}: {exc}"
-                ) from None
+                raise unreachable(exc, f"rung {int(step.rung)} on {step.target}") from None
             return self._applied(plan, sent)
         raise KubeUnavailableError(
             f"rung {int(step.rung)} on {step.target}: conflicts kept coming "

@@ -1018,16 +1018,17 @@ async def test_rotated_credentials_are_read_again_after_the_api_server_refuses_t
 ) -> None:
     kube.api.require_token("test-token")
     assert (await kube.executor.checkpoint(kube.target)).images == [V1]
-    # The cluster's credentials are rotated: the server takes only the new token, and the
-    # kubeconfig (AMBIENT_KUBECONFIG here; TKE's DescribeClusterKubeconfig alike) carries it.
+    # The cluster's credentials are rotated: the server takes only the new token, which the
+    # kubeconfig (AMBIENT_KUBECONFIG here; TKE's DescribeClusterKubeconfig alike) does not
+    # carry yet: refused after it is read again, and retryable.
     kube.api.require_token("rotated-token")
-    config = yaml.safe_load(kube.kubeconfig.read_text())
-    config["users"][0]["user"]["token"] = "rotated-token"
-    kube.kubeconfig.write_text(yaml.safe_dump(config) + "\n# rotated\n")
     with pytest.raises(KubeError, match="refused the kubeconfig's credentials") as raised:
         await kube.executor.checkpoint(kube.target)
     assert raised.value.retryable
-    # The activity's next attempt works without restarting the worker.
+    config = yaml.safe_load(kube.kubeconfig.read_text())
+    config["users"][0]["user"]["token"] = "rotated-token"
+    kube.kubeconfig.write_text(yaml.safe_dump(config) + "\n# rotated\n")
+    # Once it does, the next attempt works without restarting the worker.
     assert (await kube.executor.checkpoint(kube.target)).images == [V1]
     step = kube.step("remediation/r25", Rung.RESTART, restarted_at="2026-11-22T21:00:00Z")
     assert (await kube.executor.apply(step)).applied

@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -87,10 +88,13 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
+async def serve(
+    app: Any, port: int | None = None, tls: tuple[Path, Path] | None = None
+) -> AsyncIterator[str]:
     """Serve ``app`` (lifespan included) until the block exits; yields the base URL. Without
     a ``port`` it listens on a socket of its own, bound to a free port and kept: a port found
-    free and bound later could be taken in between by another test process."""
+    free and bound later could be taken in between by another test process. ``tls``: the
+    certificate and key files it serves HTTPS with."""
     sock = None
     if port is None:
         sock = socket.socket()
@@ -99,8 +103,16 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
     # Idle connections are kept longer than a client keeps them (httpx: 5 s, uvicorn's own
     # default too): a request sent on a pooled connection as the server closed it, after a
     # test's wait of about 5 s on a busy machine, failed with ReadError.
+    certificate, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_keep_alive=30
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=30,
+        ssl_certfile=certificate,
+        ssl_keyfile=key,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=None if sock is None else [sock]))
@@ -113,7 +125,7 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
                 raise RuntimeError(f"the test server did not start on port {port}") from exc
         await asyncio.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task

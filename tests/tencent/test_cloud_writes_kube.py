@@ -500,9 +500,9 @@ async def test_ck07_a_cluster_that_cannot_answer_now_is_not_blamed_on_the_yaml(
 
 
 async def test_ck08_a_write_rbac_refuses_is_blamed_on_the_credentials_not_the_yaml(
-    cluster: tuple[ApplyingKubeApi, AppState],
+    standins: tuple[ApplyingKubeApi, TencentApi, AppState],
 ) -> None:
-    kube, state = cluster
+    kube, cloud, state = standins
     kube.forbidden = {"patch configmaps", "patch deployments"}  # may read, may not write
     async with client(state, "ops") as c:
         failed, message = await call(
@@ -518,6 +518,9 @@ async def test_ck08_a_write_rbac_refuses_is_blamed_on_the_credentials_not_the_ya
     assert scale_failed and "lack permission" in scale_message, scale_message
     assert 'cannot patch resource "deployments"' in scale_message
     assert kube.writes() == []
+    # Each request read TKE's kubeconfig again once when refused (the cluster re-created:
+    # another user), and dropped the client refused again: the next request reads it.
+    assert _kubeconfig_fetches(cloud) == 2 + 2
 
 
 def _failing_writes(kube: ApplyingKubeApi, fail: Callable[[], Response | None]) -> None:
