@@ -301,7 +301,7 @@ class AmbientMCPServer(ListedServer):
     ) -> CallToolResult | InputRequiredResult:
         def refused(problem: str) -> ToolError:
             # Worded as the SDK words a ToolError a tool raised itself.
-            return ToolError(f"Error executing tool {name}: {self.said(problem)}")
+            return ToolError(f"Error executing tool {name}: {problem}")
 
         tool = self._tool_manager._tools.get(name)
         if tool is None and name in self.withheld:
@@ -344,7 +344,8 @@ class AmbientMCPServer(ListedServer):
                 problem = told(cause)  # a Tencent Cloud error as the cloud writes say it
             if problem is None:
                 raise  # a crash: the SDK logs it and answers "Error executing tool <name>"
-            raise refused(problem) from None
+            # The service's words (not the caller's argument names, said back as given).
+            raise refused(self.said(problem)) from None
         except ToolError as exc:
             cause = exc.__cause__
             if not isinstance(cause, ValidationError):
@@ -365,9 +366,14 @@ class AmbientMCPServer(ListedServer):
         self, result: CallToolResult | InputRequiredResult
     ) -> CallToolResult | InputRequiredResult:
         # A result's ``text`` is the answer said to the caller (greet's, when no briefing is
-        # set up), in both the structured and the text form of the result.
+        # set up), in both the structured and the text form of the result; not a briefing
+        # spoken (its logs' lines may hold a tool's name, and its segments say it as written).
         structured = result.structured_content if isinstance(result, CallToolResult) else None
-        if not isinstance(structured, dict) or not isinstance(structured.get("text"), str):
+        if (
+            not isinstance(structured, dict)
+            or not isinstance(structured.get("text"), str)
+            or structured.get("outcome") == "spoken"
+        ):
             return result
         text = self.said(structured["text"])
         if text == structured["text"]:

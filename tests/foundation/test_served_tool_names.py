@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -170,3 +170,25 @@ def test_a_served_tool_stays_named_and_an_aside_naming_another_is_left_out() -> 
     assert in_served_words(two, set()) == (
         "No briefing yet. Set one up from a server that can create tasks; this one cannot."
     )
+
+
+async def test_the_callers_own_argument_names_and_a_spoken_briefing_are_said_as_given(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """Only the service's hints are reworded. An argument named like a tool ("list_tasks") was
+    refused as "this server does not serve the tool for that: not an argument of greet", the
+    name it echoes gone; a spoken briefing quoting a log line that names one
+    ("send_message failed …") lost that clause, its segments still saying it."""
+    user = await _user(deps)
+    holder = StateHolder(_state(deps, dev_env, user))
+    server = build_server(deps.settings, holder=holder, areas=["briefing"])
+    async with Client(server) as client:
+        text, served = await _said(client, "greet", list_tasks=True)
+    assert "list_tasks" not in served
+    assert "invalid arguments — list_tasks: not an argument of greet" in text, text
+    line = "The most frequent error was send_message failed for order <*>: upstream timeout."
+    spoken = CallToolResult(
+        content=[TextContent(type="text", text=line)],
+        structured_content={"outcome": "spoken", "text": line, "segments": [line]},
+    )
+    assert server._said_result(spoken) is spoken
