@@ -104,7 +104,13 @@ async def test_an_http_mcp_call_given_up_inside_a_sqlite_read_leaves_the_pool_wh
                     assert not after.is_error, after
         finally:
             hold.close()
-        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+        async def whole() -> bool:
+            # The given-up call's connection goes back when its run ends, which may be just
+            # after the next call's answer (a race in the wait, not a leak).
+            return db.engine.pool.checkedout() == 0  # type: ignore[attr-defined,no-any-return]
+
+        await eventually(whole, "the pool whole")
     gc.collect()
     assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
 
