@@ -433,14 +433,18 @@ def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
         "customer portal login page availability",
         "settlement reconciliation latency p99",
     ]
-    english.set(True)
-    said = needs_answer(fixes, [run(4, "api"), run(5, "web")], False, watches)
+    # Set for this test only: left set, a later test in its process was said in English.
+    told = english.set(True)
+    try:
+        said = needs_answer(fixes, [run(4, "api"), run(5, "web")], False, watches)
+        long = [run(n, "x" * 400) for n in range(3)]
+        unnamed = needs_answer(long, [], False, ["y" * 150])
+    finally:
+        english.reset(told)
     assert len(said) <= MAX_SPOKEN, said
     assert "first, error rate on payment gateway settlement api" in said, said
     assert "approve the first one" in said and "2 alerts" in said and "3 watches" in said, said
     # Nothing named at all (names far too long for any): no "first one" to approve.
-    long = [run(n, "x" * 400) for n in range(3)]
-    unnamed = needs_answer(long, [], False, ["y" * 150])
     assert "3 fixes waiting" in unnamed and "first one" not in unnamed, unnamed
 
 
