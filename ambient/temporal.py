@@ -395,6 +395,12 @@ def ids_query(workflow_ids: Iterable[str]) -> str:
     return f"WorkflowId IN ({ids})"
 
 
+def starts_query(beginnings: Iterable[str]) -> str:
+    """The visibility query for the runs whose workflow ids begin with one of these."""
+    said = " OR ".join(f"WorkflowId STARTS_WITH {json.dumps(b)}" for b in sorted(set(beginnings)))
+    return f"({said})"
+
+
 async def ended_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:
     """Whether the run ``handle`` names completed within ``seconds``, however it ended (failed,
     terminated, gone); False: still running (e.g. sending its last notices)."""

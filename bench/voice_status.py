@@ -1,14 +1,18 @@
-"""Benchmark: the voice tool ``task_status`` with many tasks, A/B in one run.
+"""Benchmark: the voice tools that name tasks, with many tasks, A/B in one run.
 
     python -m bench.voice_status --baseline 200 --tasks 2000 --repeat 15 --checkout A=PATH ...
 
 Starts ``ambient dev`` and the page server as ``bench.mcp_scale`` does, seeds ``--baseline`` web
-monitors with 63-character names (parked on a queue no worker polls, as there), and one web
-monitor the worker runs, the one asked about. At ``--baseline`` tasks and again at ``--tasks``,
-each ``--checkout`` (default: this one) measures ``--repeat`` calls of
-``task_status(name=...)`` in a process of its own whose imports are that checkout's: the voice
+monitors with 63-character names (parked on a queue no worker polls, as there), one web monitor
+the worker runs, the one asked about, and two parked web monitors created without a name,
+failing (a ``watch.failing`` event each: said apart by their labels). At ``--baseline`` tasks
+and again at ``--tasks``, each ``--checkout`` (default: this one) measures ``--repeat`` calls of
+each ``--tool`` in a process of its own whose imports are that checkout's: the voice
 server in-process (the MCP SDK's in-memory client, the voice profile's tools, ``open_state`` as
 the API's), over the stack's Temporal server and database. Checkouts take turns (A B B A).
+Tools: ``status``, ``task_status`` by the name as written; ``needs``, ``what_needs_me``;
+``errors``, ``recent_errors``; ``control``, ``pause_task`` and ``resume_task`` in turn, the
+name said otherwise ("shop 99999xxx…" for ``shop-99999-xxx…``).
 
 Then ``--at-once`` calls together (a speaker's turns overlapping), timed to the last answer.
 Printed: each checkout's median and max in ms at each size, each turn's together time, and
@@ -49,9 +53,21 @@ async def measure_here(args: argparse.Namespace) -> None:
         _env_file=None,  # type: ignore[call-arg]
     )
     async with open_state(settings) as state, mcp_as(state, "dev", voice=True) as voice:
+        calls = 0
 
         async def one() -> str:
-            result = await voice.call_tool("task_status", {"name": args.name})
+            nonlocal calls
+            calls += 1
+            tool, arguments = {
+                "status": ("task_status", {"name": args.name}),
+                "needs": ("what_needs_me", {}),
+                "errors": ("recent_errors", {}),
+                "control": (
+                    "pause_task" if calls % 2 else "resume_task",
+                    {"name": args.name.replace("-", " ", 1).replace("-", "")},
+                ),
+            }[args.tool[-1] if isinstance(args.tool, list) else args.tool]
+            result = await voice.call_tool(tool, arguments)
             return str(getattr(result.content[0], "text", ""))
 
         said = await one()  # warm: imports, connections
@@ -86,6 +102,7 @@ def measured(
     run = f"import runpy; runpy.run_path({here!r}, run_name='__main__')"
     command = [sys.executable, "-c", run, "--measure", "--data", str(data)]
     command += ["--temporal", temporal, "--name", name, "--repeat", str(args.repeat)]
+    command += ["--tool", args.tool]
     command += ["--at-once", str(args.at_once)]
     if args.profile:
         command += ["--profile", args.profile]
@@ -114,12 +131,13 @@ async def main(args: argparse.Namespace) -> None:
     from ambient.briefing.service import BriefingService
     from ambient.settings import Settings
     from ambient.storage import Database
+    from ambient.storage.repositories import EventRepository
     from ambient.watches.service import TaskService
     from bench.mcp_scale import dev_stack, load, web_config
 
     checkouts = dict(c.split("=", 1) for c in args.checkout) or {"this": "."}
     data = Path(tempfile.mkdtemp(prefix="voice-status-"))
-    results: dict[int, tuple[dict[str, list[float]], dict[str, list[float]]]] = {}
+    results: dict[tuple[str, int], tuple[dict[str, list[float]], dict[str, list[float]]]] = {}
     try:
         async with dev_stack(data) as (_, _, site, temporal_port):
             address = f"127.0.0.1:{temporal_port}"
@@ -139,35 +157,49 @@ async def main(args: argparse.Namespace) -> None:
             running = TaskService(client, worked, db, briefings=BriefingService(client, worked, db))
             name = long_name(99999)  # the one the worker runs: a query answers
             await running.create("dev", "web_monitor", web_config(site, "probe"), name)
+            async with db.session() as session:  # two unnamed ones failing: said by labels
+                for page in ("unnamed-1", "unnamed-2"):
+                    ref = await parked.create("dev", "web_monitor", web_config(site, page))
+                    url = web_config(site, page)["urls"][0]
+                    await EventRepository(session).add(
+                        "watch.failing", user="dev", task=ref.task_id, payload={"url": url}
+                    )
+                await session.commit()
             seeded = 0
             for size in (args.baseline, args.tasks):
                 await seed(parked, site, seeded, size)
                 seeded = size
                 print(f"seeded {size}; load {load()}", flush=True)
                 order = [*checkouts, *reversed(checkouts)]
-                times: dict[str, list[float]] = {label: [] for label in checkouts}
-                together: dict[str, list[float]] = {label: [] for label in checkouts}
-                for label in order:
-                    out = await asyncio.to_thread(
-                        measured, Path(checkouts[label]), data, address, name, args
-                    )
-                    times[label] += out["ms"]
-                    together[label].append(out["together"])
-                    print(f"  {label} at {size}: {out['said']}", flush=True)
-                results[size] = (times, together)
+                for tool in args.tool or ["status"]:
+                    times: dict[str, list[float]] = {label: [] for label in checkouts}
+                    together: dict[str, list[float]] = {label: [] for label in checkouts}
+                    for label in order:
+                        out = await asyncio.to_thread(
+                            measured,
+                            Path(checkouts[label]),
+                            data,
+                            address,
+                            name,
+                            argparse.Namespace(**{**vars(args), "tool": tool}),
+                        )
+                        times[label] += out["ms"]
+                        together[label].append(out["together"])
+                        print(f"  {label} {tool} at {size}: {out['said']}", flush=True)
+                    results[tool, size] = (times, together)
                 print(f"measured at {size}; load {load()}", flush=True)
             await db.close()
     finally:
         shutil.rmtree(data, ignore_errors=True)
     print(
-        f"{'checkout':<10} {'tasks':>6} {'calls':>6} {'median ms':>10} {'max ms':>8}"
+        f"{'tool':<8} {'checkout':<10} {'tasks':>6} {'calls':>6} {'median ms':>10} {'max ms':>8}"
         f" {f'{args.at_once} at once, last ms (each turn)':>36}"
     )
-    for size, (times, together) in results.items():
+    for (tool, size), (times, together) in sorted(results.items()):
         for label, values in times.items():
             last = " ".join(f"{t:.0f}" for t in together[label])
             print(
-                f"{label:<10} {size:>6} {len(values):>6} "
+                f"{tool:<8} {label:<10} {size:>6} {len(values):>6} "
                 f"{statistics.median(values):>10.1f} {max(values):>8.1f} {last:>36}"
             )
 
@@ -182,6 +214,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--at-once", type=int, default=12, help="calls made together")
     parser.add_argument("--profile", help="write a cProfile of the calls to this file")
+    parser.add_argument(
+        "--tool",
+        action="append",
+        choices=["status", "needs", "errors", "control"],
+        help="a tool to measure (repeated: each in turn; default status)",
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--temporal", help=argparse.SUPPRESS)

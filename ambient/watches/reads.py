@@ -206,10 +206,26 @@ class TaskReads:
         """The caller's tasks of these exact names, each kind's (a voice call's name said as
         written): one visibility query each for watches and schedules, not every task."""
         names = set(names)
-        ids = {f"{PREFIXES[k]}/{user}/{n}" for k in PREFIXES for n in names}
-        watches, _ = await self._list_watches(user, None, None, 100, None, ids=ids)
-        schedules, _ = await self._list_schedules(user, None, None, 100, None, ids=ids)
+        ids = temporal.ids_query(f"{PREFIXES[k]}/{user}/{n}" for k in PREFIXES for n in names)
+        watches, _ = await self._list_watches(user, None, None, 100, None, within=ids)
+        schedules, _ = await self._list_schedules(user, None, None, 100, None, within=ids)
         return [*watches, *schedules]
+
+    async def starting(self, user: str, starts: Iterable[str]) -> builtins.list[TaskSummary]:
+        """The caller's tasks, each kind's, whose names start with one of ``starts`` (a voice
+        call's few candidates): every page of one visibility query for watches and one for
+        schedules on how their ids begin, not every task."""
+        begins = {f"{PREFIXES[k]}/{user}/{s}" for k in PREFIXES for s in starts}
+        within = temporal.starts_query(begins)
+        tasks: builtins.list[TaskSummary] = []
+        for read in (self._list_watches, self._list_schedules):
+            token: bytes | None = None
+            while True:
+                page, token = await read(user, None, None, 1000, token, within=within)
+                tasks.extend(page)
+                if not token:
+                    break
+        return tasks
 
     async def _list_watches(
         self,
@@ -219,11 +235,12 @@ class TaskReads:
         size: int,
         token: bytes | None,
         *,
-        ids: Iterable[str] = (),
+        within: str = "",
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
+        """A page of the caller's watches (``within``: a clause on their ``WorkflowId``)."""
         clauses = [f"{temporal.USER.name} = {json.dumps(user)}"]
-        if ids:
-            clauses.append(temporal.ids_query(ids))
+        if within:
+            clauses.append(within)
         # Exact: each kind is its workflow type and its kind attribute.
         kinds = [
             f"({temporal.KIND.name} = {json.dumps(k.value)} "
@@ -290,8 +307,10 @@ class TaskReads:
         size: int,
         token: bytes | None,
         *,
-        ids: Iterable[str] = (),
+        within: str = "",
     ) -> tuple[builtins.list[TaskSummary], bytes | None]:
+        """A page of the caller's schedules (``within``: a clause on ``WorkflowId``, asked of
+        their ``ScheduleId``)."""
         if state == TaskState.STOPPED.value:  # a schedule is active or paused, never stopped
             return [], None
         # Filtered in the query, as watches are: filtered after each page, a page came back
@@ -303,8 +322,8 @@ class TaskReads:
         # A digest is a schedule too: "schedule" lists both, "news_digest" digests only.
         if kind not in (None, TaskKind.SCHEDULE.value):
             clauses.append(f"{temporal.KIND.name} = {json.dumps(kind)}")
-        if ids:
-            clauses.append(temporal.ids_query(ids).replace("WorkflowId", "ScheduleId", 1))
+        if within:
+            clauses.append(within.replace("WorkflowId", "ScheduleId"))
         if state is not None:  # the server's own flag: a pause by any door or an older release
             clauses.append(f"TemporalSchedulePaused = {json.dumps(state == TaskState.PAUSED)}")
         schedules = await self.client.list_schedules(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ambient.deps import WorkerDeps
@@ -14,6 +15,7 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
+from ambient.watches.reads import TaskReads
 from ambient.wiring import AppState
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
@@ -431,14 +433,18 @@ def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
         "customer portal login page availability",
         "settlement reconciliation latency p99",
     ]
-    english.set(True)
-    said = needs_answer(fixes, [run(4, "api"), run(5, "web")], False, watches)
+    # Set for this test only: left set, a later test in its process was said in English.
+    told = english.set(True)
+    try:
+        said = needs_answer(fixes, [run(4, "api"), run(5, "web")], False, watches)
+        long = [run(n, "x" * 400) for n in range(3)]
+        unnamed = needs_answer(long, [], False, ["y" * 150])
+    finally:
+        english.reset(told)
     assert len(said) <= MAX_SPOKEN, said
     assert "first, error rate on payment gateway settlement api" in said, said
     assert "approve the first one" in said and "2 alerts" in said and "3 watches" in said, said
     # Nothing named at all (names far too long for any): no "first one" to approve.
-    long = [run(n, "x" * 400) for n in range(3)]
-    unnamed = needs_answer(long, [], False, ["y" * 150])
     assert "3 fixes waiting" in unnamed and "first one" not in unnamed, unnamed
 
 
@@ -473,34 +479,48 @@ def test_a_threshold_watch_failing_its_reads_is_said_with_how_many_failed_in_a_r
 
 
 async def test_two_unnamed_failing_web_monitors_are_said_apart_as_the_task_lists_say_them(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two web monitors created without a name, each of one page that answers 404, were both
     "网页监控": "2 个监控一直检查失败：网页监控", one name for two, and their errors "网页监控
     N 次" in one. Each is said by its label as the task lists say it, numbered by creation,
-    and that label said back is the task it named."""
+    and that label said back is the task it named. The labels are read without every task
+    (which took past their second with 2,000 tasks, and the labels were dropped): a named
+    task, one whose name starts as an unnamed one's may, numbers none of them."""
     user = unique("vu")
     await make_user(deps.db, user)
     deps.settings = deps.settings.model_copy(update={"fetch_allow_cidrs": ["127.0.0.1/32"]})
     site = Site()
     async with serve(site.app()) as base, running_worker(dev_env.client, deps) as worker:
         state = worker_state(dev_env.client, deps, worker.task_queue)
+        hex_named = {"urls": [f"{base}/"], "check_interval_minutes": 5}
+        await state.tasks.create(user, "web_monitor", hex_named, name="cafe")
         made = []
         for path in ("/shop", "/docs"):  # both 404
             config = {"urls": [f"{base}{path}"], "failure_threshold": 1}
             made.append((await state.tasks.create(user, "web_monitor", config)).task_id)
             await eventually(_told(deps.db, made[-1], "watch.failing", 1))
 
-        async def both_listed() -> bool:
-            return len(await state.tasks.list(user)) == 2
+        async def all_listed() -> bool:
+            return len(await state.tasks.list(user)) == 3
 
-        await eventually(both_listed, "both monitors listed")
+        await eventually(all_listed, "the monitors listed")
         one, two = (f"第{n}个网页监控（1 个网址，每 5 分钟）" for n in "一二")
+        listed = 0
+        read_all = TaskReads.list
+
+        async def counted_list(self: TaskReads, *args: Any, **kwargs: Any) -> Any:
+            nonlocal listed
+            listed += 1
+            return await read_all(self, *args, **kwargs)
+
+        monkeypatch.setattr(TaskReads, "list", counted_list)
         async with voice_client(state, user) as client:
             said = await say(client, "what_needs_me")
             assert said == f"没有等你审批的修复，但有 2 个监控一直检查失败：{one}、{two}。", said
             errors = await say(client, "recent_errors")
             assert one in errors and two in errors, errors
+            assert listed == 0
             for label, task in ((one, made[0]), (two, made[1])):
                 status = await say(client, "task_status", name=label)
                 assert status.startswith(f"{label}正在运行，已检查 "), status
