@@ -66,3 +66,19 @@ async def say(client: Client, tool: str, **args: Any) -> str:
     text = getattr(result.content[0], "text", "")
     assert_speakable(text)
     return text
+
+
+def task_lists_counted(monkeypatch: Any) -> list[int]:
+    """Every read of a user's whole task list from now on counted: ``counted[0]`` (a voice
+    answer that needs a few tasks reads them, not all)."""
+    from ambient.watches.reads import TaskReads
+
+    counted = [0]
+    read_all = TaskReads.list
+
+    async def counting(self: TaskReads, *args: Any, **kwargs: Any) -> Any:
+        counted[0] += 1
+        return await read_all(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskReads, "list", counting)
+    return counted

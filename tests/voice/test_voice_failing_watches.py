@@ -15,7 +15,6 @@ from ambient.storage import Database
 from ambient.storage.migrate import upgrade_async
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
-from ambient.watches.reads import TaskReads
 from ambient.wiring import AppState
 from tests.briefing.harness import make_user
 from tests.conftest import running_worker, unique
@@ -23,7 +22,7 @@ from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.remediation.support import add_user, remediation_settings, run_row
 from tests.support.servers import serve
 from tests.support.waits import eventually
-from tests.voice.support import say, voice_client, worker_state
+from tests.voice.support import say, task_lists_counted, voice_client, worker_state
 from tests.voice.test_voice_remediation import OWNER, waiting
 from tests.watches.site import Site, article
 
@@ -506,21 +505,13 @@ async def test_two_unnamed_failing_web_monitors_are_said_apart_as_the_task_lists
 
         await eventually(all_listed, "the monitors listed")
         one, two = (f"第{n}个网页监控（1 个网址，每 5 分钟）" for n in "一二")
-        listed = 0
-        read_all = TaskReads.list
-
-        async def counted_list(self: TaskReads, *args: Any, **kwargs: Any) -> Any:
-            nonlocal listed
-            listed += 1
-            return await read_all(self, *args, **kwargs)
-
-        monkeypatch.setattr(TaskReads, "list", counted_list)
+        listed = task_lists_counted(monkeypatch)
         async with voice_client(state, user) as client:
             said = await say(client, "what_needs_me")
             assert said == f"没有等你审批的修复，但有 2 个监控一直检查失败：{one}、{two}。", said
             errors = await say(client, "recent_errors")
             assert one in errors and two in errors, errors
-            assert listed == 0
+            assert listed == [0]
             for label, task in ((one, made[0]), (two, made[1])):
                 status = await say(client, "task_status", name=label)
                 assert status.startswith(f"{label}正在运行，已检查 "), status

@@ -25,7 +25,6 @@ from ambient.speech import speakable
 from ambient.storage.briefings import BriefingRepository
 from ambient.storage.repositories import EventRepository
 from ambient.storage.users import UserRepository
-from ambient.watches.reads import TaskReads
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.briefing.harness import make_user, write_day_logs
@@ -35,7 +34,7 @@ from tests.support.record import save_history
 from tests.support.servers import http_client, serve
 from tests.support.tencent import standin_tencent
 from tests.support.waits import eventually
-from tests.voice.support import say, voice_client, worker_state
+from tests.voice.support import say, task_lists_counted, voice_client, worker_state
 from tests.watches.site import Site, article
 
 ZONES = ("UTC", "Asia/Shanghai", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
@@ -77,24 +76,16 @@ async def test_a_task_said_by_its_name_as_written_is_read_without_the_task_list(
         state = worker_state(dev_env.client, deps, worker.task_queue)
         for name in ("morning-standup", "evening_standup"):
             await state.tasks.create(user, "schedule", {"hour": 9, "message": name}, name=name)
-        listed = 0
-        read_all = TaskReads.list
-
-        async def counted_list(self: TaskReads, *args: Any, **kwargs: Any) -> Any:
-            nonlocal listed
-            listed += 1
-            return await read_all(self, *args, **kwargs)
-
-        monkeypatch.setattr(TaskReads, "list", counted_list)
+        listed = task_lists_counted(monkeypatch)
         async with voice_client(state, user) as client:
             for said, label in (("morning standup", "morning"), ("Evening Standup", "evening")):
                 status = await say(client, "task_status", name=said)
                 assert status == f"{label} standup正在运行，已执行 0 次。", status
             assert "已暂停" in await say(client, "pause_task", name="morning standup")
-            assert listed == 0
+            assert listed == [0]
             # Said otherwise than as written, the list is read as before.
             assert "已暂停" in await say(client, "task_status", name="morningstandup")
-            assert listed
+            assert listed[0]
 
 
 async def test_tasks_are_found_paused_and_resumed_by_their_spoken_names(
