@@ -1072,12 +1072,9 @@ async def test_a_wss_address_of_a_plain_broker_says_to_dial_ws(state: AppState) 
     the thing to change."""
     token = unique("jwt")
     async with running_broker({token}) as broker:
-        await register(state, unique("tls"), broker.url(token).replace("ws://", "wss://", 1))
-        runner = runner_for(state, "r1")
-        await runner.scan()
-        row = await within(HANG, _first_failure_shown(state))
-        await runner.stop()
-    assert row.last_error is not None and "starts ws://" in row.last_error, row.last_error
+        url = broker.url(token).replace("ws://", "wss://", 1)
+        error = await _first_failure_dialing(state, url)
+    assert "starts ws://" in error, error
 
 
 async def test_a_ws_address_of_a_tls_only_broker_says_to_dial_wss(
@@ -1087,12 +1084,20 @@ async def test_a_ws_address_of_a_tls_only_broker_says_to_dial_wss(
     receive a valid HTTP response"."""
     _, tls = _tls_for(tmp_path, "127.0.0.1")
     async with _tls_answering("127.0.0.1", tls, lambda: b"", []) as port:
-        await register(state, unique("tls"), f"ws://127.0.0.1:{port}/mcp/?token={unique('jwt')}")
-        runner = runner_for(state, "r1")
-        await runner.scan()
-        row = await within(HANG, _first_failure_shown(state))
-        await runner.stop()
-    assert row.last_error is not None and "starting wss://" in row.last_error, row.last_error
+        url = f"ws://127.0.0.1:{port}/mcp/?token={unique('jwt')}"
+        error = await _first_failure_dialing(state, url)
+    assert "starting wss://" in error, error
+
+
+async def _first_failure_dialing(state: AppState, url: str) -> str:
+    """The last error shown once a bridge has dialed ``url`` (registered now) and failed."""
+    await register(state, unique("tls"), url)
+    runner = runner_for(state, "r1")
+    await runner.scan()
+    row = await within(HANG, _first_failure_shown(state))
+    await runner.stop()
+    assert row.last_error is not None
+    return row.last_error
 
 
 async def test_a_wss_endpoint_redirecting_to_a_refused_address_is_not_followed(
