@@ -7,7 +7,7 @@ import itertools
 import json
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from types import FunctionType
@@ -56,11 +56,24 @@ from ambient.wiring import AppState, StateHolder, open_state
 from mcp_server.auth import UserTokenVerifier, app_state, sees_operator_detail
 from mcp_server.tools import AREAS, in_served_words, served_areas
 
-INSTRUCTIONS = (
+INTRO = (
     "ambient-ops runs durable background work on Temporal for teams on Tencent Cloud: web and "
-    "metric watches, a daily spoken briefing, graded remediation of TKE alerts. Start with "
-    "get_status; every task tool takes the task_id that create_* tools return."
+    "metric watches, a daily spoken briefing, graded remediation of TKE alerts."
 )
+INSTRUCTIONS = (
+    f"{INTRO} Start with get_status; every task tool takes the task_id that create_* tools return."
+)
+
+
+def served_instructions(tools: Collection[str]) -> str:
+    """INSTRUCTIONS for a server of ``tools``: the first step and the create_* tools named only
+    where served (`--area briefing` was told to start with get_status, which it lacks)."""
+    said = [INTRO]
+    if "get_status" in tools:
+        said.append("Start with get_status.")
+    if "get_task" in tools:  # the task tools
+        said.append("Every task tool takes the task_id that create_* tools return.")
+    return INSTRUCTIONS if len(said) == 3 else " ".join(said)
 
 
 # A feature's own errors say what was wrong and what to do: the model reads them as they are.
@@ -432,6 +445,8 @@ def build_server(
         AREAS[area](mcp)
     if read_only:
         reads_only(mcp)
+    if instructions is INSTRUCTIONS:  # the general words: what this server serves
+        mcp._lowlevel_server.instructions = served_instructions(mcp._tool_manager._tools)
     return mcp
 
 

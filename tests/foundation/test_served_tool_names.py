@@ -16,7 +16,7 @@ from ambient.deps import WorkerDeps
 from ambient.domain.users import Language, UserCreate
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState, StateHolder
-from mcp_server.server import build_server
+from mcp_server.server import INSTRUCTIONS, build_server
 from mcp_server.tools import in_served_words, tools_named
 from mcp_server.voice import build_voice_server
 from tests.conftest import unique
@@ -192,3 +192,15 @@ async def test_the_callers_own_argument_names_and_a_spoken_briefing_are_said_as_
         structured_content={"outcome": "spoken", "text": line, "segments": [line]},
     )
     assert server._said_result(spoken) is spoken
+
+
+def test_the_instructions_name_only_what_the_server_serves(deps: WorkerDeps) -> None:
+    """Every server was told "Start with get_status; every task tool takes the task_id that
+    create_* tools return", a briefing-only one too (it has neither)."""
+    full = build_server(deps.settings)
+    assert full.instructions == INSTRUCTIONS
+    briefing = build_server(deps.settings, areas=["briefing"])
+    assert briefing.instructions is not None
+    assert _named(briefing.instructions) == set() and "create_*" not in briefing.instructions
+    tasks = build_server(deps.settings, areas=["tasks", "system"], read_only=True)
+    assert tasks.instructions is not None and "get_status" in tasks.instructions
