@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, TypeVar
@@ -44,6 +45,9 @@ class KubeError(Exception):
     #: Whether the process's kept client of the cluster may be what failed, not the call:
     #: dropped, and the call made once more on the kubeconfig read again (KubeClients.using).
     stale: bool = False
+    #: With ``stale``: whether the call is made once more at once (not after a connect
+    #: timeout, which would double an unreachable cluster's wait: the next call reads anew).
+    stale_again: bool = True
 
 
 class KubeNotFoundError(KubeError):
@@ -84,9 +88,21 @@ class KubeNotConnectedError(KubeUnreachableError):
     stale = True
 
 
+class KubeConnectTimeoutError(KubeNotConnectedError):
+    """No connection within the timeout, so nothing was sent: the cluster moved and its old
+    address drops what comes (or it is not reachable from here at all). Its client is
+    dropped, but the call is not made again at once (a second wait as long)."""
+
+    stale_again = False
+
+
 def unreachable(exc: httpx2.TransportError, what: str) -> KubeUnreachableError:
     """A transport error as a KubeError: not connected (nothing sent), or unreachable."""
-    error = KubeNotConnectedError if isinstance(exc, httpx2.ConnectError) else KubeUnreachableError
+    error: type[KubeUnreachableError] = KubeUnreachableError
+    if isinstance(exc, httpx2.ConnectTimeout):
+        error = KubeConnectTimeoutError
+    elif isinstance(exc, httpx2.ConnectError):
+        error = KubeNotConnectedError
     # A timeout's text is empty ("reading Deployment prod/x: " was all a hand-over said).
     return error(f"{what}: {str(exc) or type(exc).__name__}")
 
@@ -289,32 +305,47 @@ async def cluster_client(
     return client_from_kubeconfig(text)
 
 
+@dataclass(eq=False)
+class _Kept:
+    """A cluster's client, the version of the file it was read from (None: TKE's), and how
+    many calls are using it: one dropped is closed when the last of them is done."""
+
+    client: AsyncClient
+    version: FileVersion | None
+    users: int = 0
+    dropped: bool = False
+
+
 class KubeClients:
     """One lightkube client per cluster (id and TKE region): a context of AMBIENT_KUBECONFIG
     (or its current context: no id), else TKE's; the worker's and the doors' alike."""
 
     def __init__(self, kubeconfig: Path | None, tencent: TencentCloud | None) -> None:
         self._kubeconfig, self._tencent = kubeconfig, tencent
-        # Each client with the version of the file it was read from (None: TKE's).
-        self._clients: dict[Key, tuple[AsyncClient, FileVersion | None]] = {}
+        self._clients: dict[Key, _Kept] = {}
+        self._dropped: set[_Kept] = set()  # still used by a call when dropped
         # One lock a cluster: its kubeconfig is asked for once, and a cluster whose TKE answer
         # is slow (up to the client's timeout) holds up no other cluster's first client.
         self._locks: dict[Key, asyncio.Lock] = {}
 
     async def client(self, cluster_id: str | None, region: str | None = None) -> AsyncClient:
         """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
-        configured one); KubeError says why no kubeconfig reaches it. A context's client is
-        made again once AMBIENT_KUBECONFIG is edited: while the server it named still
-        answers, nothing else tells that it is no longer the one the file names."""
+        configured one); KubeError says why no kubeconfig reaches it."""
+        return (await self._kept(cluster_id, region)).client
+
+    async def _kept(self, cluster_id: str | None, region: str | None, use: bool = False) -> _Kept:
+        """The cluster's kept client (``use``: counted as used until `_done`). A context's is
+        made again once AMBIENT_KUBECONFIG is edited: while the server it named still answers,
+        nothing else tells that it is no longer the one the file names."""
         key = self._key(cluster_id, region)
         async with self._locks.setdefault(key, asyncio.Lock()):
             # Its version before it is read: a file written in between is read again next time.
             version = self._version() if key[1] is None else None
             kept = self._clients.get(key)
-            if kept is not None and kept[1] != version:
-                del self._clients[key]
-                await kept[0].close()
-            if key not in self._clients:
+            if kept is not None and kept.version != version:
+                await self._drop(key, kept)
+                kept = None
+            if kept is None:
                 made = (
                     client_from_kubeconfig(path=self._kubeconfig)
                     if cluster_id is None
@@ -322,8 +353,9 @@ class KubeClients:
                         cluster_id, self._kubeconfig, self._tencent, region=region
                     )
                 )
-                self._clients[key] = made, version
-            return self._clients[key][0]
+                kept = self._clients[key] = _Kept(made, version)
+            kept.users += use
+            return kept
 
     async def using(
         self,
@@ -336,20 +368,40 @@ class KubeClients:
         failed (``stale``: its credentials refused, or no connection made: the cluster
         re-created with a new CA, or moved) drops it, and ``work`` is done once more on a
         client of the kubeconfig read again: what TKE or the file says now is taken at once.
-        Not once ``work`` has changed something (``unchanged`` false): what it says is said."""
+        Not once ``work`` has changed something (``unchanged`` false): what it says is said.
+        A client dropped (here, by another call, or for an edited file) is closed once no
+        call uses it: the calls still on it end as they would have."""
         again = False
         while True:
-            client = await self.client(cluster_id, region)
+            kept = await self._kept(cluster_id, region, use=True)
             try:
-                return await work(client)
+                return await work(kept.client)
             except Exception as exc:
                 # A KubeError, or what a door made of one (CloudOpsFailedError keeps ``stale``).
                 if not getattr(exc, "stale", False):
                     raise
-                await self.forget(cluster_id, region)
-                if again or not unchanged():
+                # Only the client that failed: another call's fresh one stays.
+                await self._drop(self._key(cluster_id, region), kept)
+                if again or not unchanged() or not getattr(exc, "stale_again", True):
                     raise
                 again = True
+            finally:
+                kept.users -= 1
+                if kept.dropped and kept.users == 0 and kept in self._dropped:
+                    self._dropped.discard(kept)
+                    await kept.client.close()
+
+    async def _drop(self, key: Key, kept: _Kept) -> None:
+        """Drop ``kept`` if it is still the cluster's client; closed now if no call uses it."""
+        if self._clients.get(key) is kept:
+            del self._clients[key]
+        if kept.dropped:
+            return
+        kept.dropped = True
+        if kept.users:
+            self._dropped.add(kept)
+        else:
+            await kept.client.close()
 
     def _version(self) -> FileVersion | None:
         with contextlib.suppress(OSError):
@@ -371,17 +423,18 @@ class KubeClients:
         """Drop the cluster's client: the next call reads its (rotated) kubeconfig again."""
         key = self._key(cluster_id, region)
         async with self._locks.setdefault(key, asyncio.Lock()):
-            kept = self._clients.pop(key, None)
+            kept = self._clients.get(key)
         if kept is not None:
-            await kept[0].close()
+            await self._drop(key, kept)
 
     async def aclose(self) -> None:
         for lock in list(self._locks.values()):  # clients being made are closed too
             async with lock:
                 pass
-        clients, self._clients = list(self._clients.values()), {}
-        for client, _ in clients:
-            await client.close()
+        kept = [*self._clients.values(), *self._dropped]
+        self._clients, self._dropped = {}, set()
+        for each in kept:
+            await each.client.close()
 
 
 async def collected(items: AsyncIterable[T]) -> list[T]:

@@ -254,9 +254,12 @@ def _refused(
     """The cluster's refusal of one document, for the preview and the apply alike (``done``)."""
     label = f"document {index} ({obj.kind} {obj.metadata.name})"
     if isinstance(exc, httpx2.TransportError):
-        # Not connected: nothing was sent, perhaps to where the cluster no longer is.
-        stale = isinstance(exc, httpx2.ConnectError)
-        return CloudOpsFailedError("unavailable", f"{label}: {exc}; {done}; try again", stale=stale)
+        # Not connected: nothing was sent, perhaps to where the cluster no longer is (after a
+        # connect timeout the next request reads the kubeconfig again, not this one).
+        timed_out = isinstance(exc, httpx2.ConnectTimeout)
+        stale = timed_out or isinstance(exc, httpx2.ConnectError)
+        said = f"{label}: {exc}; {done}; try again"
+        return CloudOpsFailedError("unavailable", said, stale=stale, stale_again=not timed_out)
     refused = kube_error(exc, label)  # an ApiError, or a gateway's page (no Status)
     code, message = status_of(exc)
     # The credentials, not the document: the same words as scale and restart.

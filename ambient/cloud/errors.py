@@ -70,11 +70,14 @@ class CloudOpsInputError(CloudOpsError):
 
 class CloudOpsFailedError(CloudOpsError):
     """Tencent Cloud, the cluster or a log file (a ``file:`` topic) answered with an error;
-    ``stale``: the cluster's kept client may be what failed (KubeError.stale)."""
+    ``stale``: the cluster's kept client may be what failed (KubeError.stale), and
+    ``stale_again`` whether the request is made once more at once (KubeError.stale_again)."""
 
-    def __init__(self, kind: str, message: str, *, stale: bool = False) -> None:
+    def __init__(
+        self, kind: str, message: str, *, stale: bool = False, stale_again: bool = True
+    ) -> None:
         super().__init__(message)
-        self.kind, self.stale = kind, stale
+        self.kind, self.stale, self.stale_again = kind, stale, stale_again
 
 
 def lacks_permission(exc: KubeForbiddenError, done: str) -> CloudOpsFailedError:

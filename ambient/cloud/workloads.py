@@ -81,7 +81,7 @@ def _kube_failure(exc: KubeError, what: str) -> CloudOpsFailedError:
         kind = "auth"
     elif isinstance(exc, KubeUnavailableError):
         kind, message = "unavailable", f"{message}; try again"
-    return CloudOpsFailedError(kind, message, stale=exc.stale)
+    return CloudOpsFailedError(kind, message, stale=exc.stale, stale_again=exc.stale_again)
 
 
 # The most replicas a scale may ask for, at every door (MCP and the API say it in their schema).

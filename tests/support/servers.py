@@ -128,6 +128,13 @@ async def serve(
         yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        if tls:
+            # An idle TLS connection's close waits for the client's close_notify (asyncio's
+            # SSL shutdown: up to 30 s); a server stopped is gone for its clients at once.
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
         await task
         if sock is not None:
             sock.close()

@@ -5,16 +5,19 @@ loopback: the Kubernetes one served with TLS, TKE's kubeconfig from the Tencent 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx2
+import pytest
 import pytest_asyncio
 import yaml
 
-from ambient.clients.kube import KubeClients
+from ambient.clients.kube import KubeClients, KubeConnectTimeoutError, list_workloads, unreachable
 from ambient.deps import WorkerDeps
 from ambient.domain.users import UserCreate
 from ambient.remediation.kube_executor import KubernetesExecutor
@@ -22,10 +25,12 @@ from ambient.remediation.ladder import WorkloadRef
 from ambient.storage.users import UserRepository
 from ambient.wiring import AppState
 from bench.certs import certificate
+from tests.standins.kube_api import KubeApi
 from tests.standins.kube_api import kubeconfig as contexts
 from tests.standins.tencent_api import TencentApi
 from tests.support.servers import free_port, serve
 from tests.support.tencent import ops_state, standin_tencent
+from tests.support.waits import eventually
 from tests.tencent.test_cloud_tools import call, client
 from tests.tencent.test_cloud_writes_kube import ApplyingKubeApi, _kubeconfig_fetches
 from tests.tencent.test_kube import kubeconfig
@@ -220,3 +225,97 @@ async def test_an_edited_kubeconfig_file_is_read_again_before_its_next_use(
     assert [w["images"] for w in after["workloads"] + current_after["workloads"]] == [
         seen_after
     ] * 2
+
+
+async def test_two_calls_failing_on_a_moved_clusters_client_keep_the_fresh_one(
+    tke: tuple[Cluster, AppState],
+) -> None:
+    """Two calls on one cluster both failed on its old client: the first dropped it and made
+    a fresh one, the second then dropped and closed that one under the first ("Cannot send a
+    request, as the client has been closed", a crash at the doors) and read TKE once more."""
+    cluster, state = tke
+    await cluster.serve()
+    clients = KubeClients(None, state.cloud)
+    executor = KubernetesExecutor(clients)
+    target = WorkloadRef(cluster_id=CLUSTER, namespace="shop", name="checkout")
+    try:
+        await executor.checkpoint(target)
+        await cluster.serve()  # moved
+        both = await asyncio.gather(*(executor.checkpoint(target) for _ in range(2)))
+    finally:
+        await clients.aclose()
+    assert [taken.images for taken in both] == [["registry/checkout:1.0"]] * 2
+    assert _kubeconfig_fetches(cluster.cloud) == 2
+
+
+async def test_calls_on_a_client_dropped_for_an_edited_file_end_as_they_would_have(
+    tmp_path: Path,
+) -> None:
+    """AMBIENT_KUBECONFIG edited (a comment added) while a read and a worker checkpoint were on
+    its kept client: the client was closed under them, both failed "unreachable: ReadError"
+    of a cluster that was fine. A client dropped is closed once no call uses it."""
+    api = KubeApi()
+    api.add_deployment("shop", "checkout", "registry/checkout:1.0", replicas=2)
+    inner, held, arrived, holding = api.app(), asyncio.Event(), [], [True]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and holding[0]:
+            arrived.append(scope["path"])
+            await held.wait()
+        await inner(scope, receive, send)
+
+    async with serve(app) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(contexts({"prod": base})))
+        clients = KubeClients(path, None)
+        target = WorkloadRef(cluster_id="prod", namespace="shop", name="checkout")
+        busy = [
+            asyncio.ensure_future(clients.using("prod", None, list_workloads)),
+            asyncio.ensure_future(KubernetesExecutor(clients).checkpoint(target)),
+        ]
+        try:
+
+            async def both_arrived() -> bool:
+                return len(arrived) >= 2
+
+            await eventually(both_arrived, "both calls at the server")
+            holding[0] = False
+            path.write_text(path.read_text() + "# the same server, a comment\n")
+            assert [w.name for w in await clients.using("prod", None, list_workloads)] == [
+                "checkout"
+            ]
+            held.set()
+            listed, taken = await asyncio.gather(*busy)
+        finally:
+            held.set()
+            await clients.aclose()
+    assert [w.name for w in listed] == ["checkout"]
+    assert taken.images == ["registry/checkout:1.0"]
+
+
+async def test_a_connect_timeout_drops_the_client_for_the_next_call_not_this_one(
+    tmp_path: Path,
+) -> None:
+    """A moved cluster's old address that drops what comes (a connect timeout: nothing sent)
+    kept its client for good: every read timed out until the process restarted. The client is
+    dropped; the call is not made again at once (a second wait as long), the next one is made
+    on the kubeconfig read again."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(contexts({"prod": "https://127.0.0.1:9"})))
+    clients = KubeClients(path, None)
+    seen: list[object] = []
+
+    async def timing_out(kube: Any) -> None:
+        seen.append(kube)
+        raise unreachable(httpx2.ConnectTimeout("timed out"), "listing deployments")
+
+    async def taken(kube: Any) -> object:
+        return kube
+
+    try:
+        with pytest.raises(KubeConnectTimeoutError):
+            await clients.using("prod", None, timing_out)
+        assert len(seen) == 1  # not again at once
+        assert await clients.using("prod", None, taken) is not seen[0]
+    finally:
+        await clients.aclose()
