@@ -49,7 +49,10 @@ async def test_a_stdio_call_cancelled_inside_a_postgres_read_leaves_the_pool_who
             await lock.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
 
             async def waiting() -> bool:
-                query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                query = (
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
                 return bool(await lock.scalar(text(query)))
 
             async with create_client_server_memory_streams() as (client_streams, server_streams):
