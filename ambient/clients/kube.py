@@ -310,6 +310,7 @@ class _Kept:
     """A cluster's client, the version of the file it was read from (None: TKE's), and how
     many calls are using it: one dropped is closed when the last of them is done."""
 
+    key: Key
     client: AsyncClient
     version: FileVersion | None
     users: int = 0
@@ -327,6 +328,7 @@ class KubeClients:
         # One lock a cluster: its kubeconfig is asked for once, and a cluster whose TKE answer
         # is slow (up to the client's timeout) holds up no other cluster's first client.
         self._locks: dict[Key, asyncio.Lock] = {}
+        self._closed = False  # aclose(): the process stops, no client is made again
 
     async def client(self, cluster_id: str | None, region: str | None = None) -> AsyncClient:
         """The cluster's client (a TKE cluster's kubeconfig from ``region``, default: the
@@ -339,11 +341,13 @@ class KubeClients:
         nothing else tells that it is no longer the one the file names."""
         key = self._key(cluster_id, region)
         async with self._locks.setdefault(key, asyncio.Lock()):
+            if self._closed:
+                raise KubeUnavailableError("the cluster clients are closed: the process stops")
             # Its version before it is read: a file written in between is read again next time.
             version = self._version() if key[1] is None else None
             kept = self._clients.get(key)
             if kept is not None and kept.version != version:
-                await self._drop(key, kept)
+                await self._drop(kept)
                 kept = None
             if kept is None:
                 made = (
@@ -353,7 +357,7 @@ class KubeClients:
                         cluster_id, self._kubeconfig, self._tencent, region=region
                     )
                 )
-                kept = self._clients[key] = _Kept(made, version)
+                kept = self._clients[key] = _Kept(key, made, version)
             kept.users += use
             return kept
 
@@ -381,7 +385,7 @@ class KubeClients:
                 if not getattr(exc, "stale", False):
                     raise
                 # Only the client that failed: another call's fresh one stays.
-                await self._drop(self._key(cluster_id, region), kept)
+                await self._drop(kept)
                 if again or not unchanged() or not getattr(exc, "stale_again", True):
                     raise
                 again = True
@@ -391,10 +395,11 @@ class KubeClients:
                     self._dropped.discard(kept)
                     await kept.client.close()
 
-    async def _drop(self, key: Key, kept: _Kept) -> None:
-        """Drop ``kept`` if it is still the cluster's client; closed now if no call uses it."""
-        if self._clients.get(key) is kept:
-            del self._clients[key]
+    async def _drop(self, kept: _Kept) -> None:
+        """Drop ``kept`` if it is still its cluster's client (under the key it was kept by: the
+        file's contexts may have changed since); closed now if no call uses it."""
+        if self._clients.get(kept.key) is kept:
+            del self._clients[kept.key]
         if kept.dropped:
             return
         kept.dropped = True
@@ -425,9 +430,10 @@ class KubeClients:
         async with self._locks.setdefault(key, asyncio.Lock()):
             kept = self._clients.get(key)
         if kept is not None:
-            await self._drop(key, kept)
+            await self._drop(kept)
 
     async def aclose(self) -> None:
+        self._closed = True
         for lock in list(self._locks.values()):  # clients being made are closed too
             async with lock:
                 pass

@@ -319,3 +319,32 @@ async def test_a_connect_timeout_drops_the_client_for_the_next_call_not_this_one
         assert await clients.using("prod", None, taken) is not seen[0]
     finally:
         await clients.aclose()
+
+
+async def test_a_client_dropped_after_the_files_contexts_changed_is_not_handed_out_again(
+    tke: tuple[Cluster, AppState], tmp_path: Path
+) -> None:
+    """A stale call's client was dropped under the key the file gave at its failure: a
+    context of the cluster's name added meanwhile missed the TKE client's key, which stayed
+    kept though closed, and every call after the context went away got a closed client."""
+    cluster, state = tke
+    await cluster.serve()
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(contexts({"other": "https://127.0.0.1:9"})))
+    clients = KubeClients(path, state.cloud)
+    tries: list[int] = []
+
+    async def moved_meanwhile(kube: Any) -> list[Any]:
+        tries.append(1)
+        if len(tries) == 1:  # the file gains a context of the cluster's name, then it fails
+            path.write_text(yaml.safe_dump(contexts({CLUSTER: "https://127.0.0.1:9"})))
+            raise unreachable(httpx2.ConnectError("refused"), "listing deployments")
+        return []
+
+    try:
+        await clients.using(CLUSTER, None, moved_meanwhile)
+        path.write_text(yaml.safe_dump(contexts({"other": "https://127.0.0.1:9"})))
+        listed = await clients.using(CLUSTER, None, list_workloads)  # TKE's client again
+    finally:
+        await clients.aclose()
+    assert [w.name for w in listed] == ["checkout"]
