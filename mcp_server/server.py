@@ -71,7 +71,7 @@ def served_instructions(tools: Collection[str]) -> str:
     said = [INTRO]
     if "get_status" in tools:
         said.append("Start with get_status.")
-    if "get_task" in tools:  # the task tools
+    if "get_task" in tools and any(tool.startswith("create_") for tool in tools):
         said.append("Every task tool takes the task_id that create_* tools return.")
     return INSTRUCTIONS if len(said) == 3 else " ".join(said)
 

@@ -380,7 +380,12 @@ def describe(exc: BaseException, *, connected: bool = False, url: str = "") -> s
         return said
     # A wss:// dial to a plain broker is reset (or its answer is not TLS); a ws:// one to a
     # TLS-only broker gets no HTTP back: said alone, neither told the owner what to change.
-    if url.startswith("wss://") and isinstance(exc, ConnectionResetError | ssl.SSLError):
+    # (Not a certificate refused: that broker speaks TLS, and ws:// would send its token bare.)
+    if (
+        url.startswith("wss://")
+        and isinstance(exc, ConnectionResetError | ssl.SSLError)
+        and not isinstance(exc, ssl.SSLCertVerificationError)
+    ):
         return PLAIN_BROKER % {"reason": str(exc) or type(exc).__name__}
     if url.startswith("ws://") and isinstance(exc, InvalidMessage):
         return TLS_BROKER % {"reason": said}

@@ -31,7 +31,7 @@ from websockets.http11 import USER_AGENT
 
 from ambient import __version__
 from ambient.bridge.endpoints import EndpointCipher, EndpointCreate, EndpointPublic, Endpoints
-from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays
+from ambient.bridge.runner import BridgeRunner, BridgeTiming, backoff_delays, describe
 from ambient.bridge.serving import (
     CUT_NOTE,
     FRAME_LIMIT_BYTES,
@@ -1075,6 +1075,13 @@ async def test_a_wss_address_of_a_plain_broker_says_to_dial_ws(state: AppState) 
         url = broker.url(token).replace("ws://", "wss://", 1)
         error = await _first_failure_dialing(state, url)
     assert "starts ws://" in error, error
+
+
+def test_a_certificate_refused_on_a_wss_address_is_not_told_to_dial_ws() -> None:
+    """That broker speaks TLS: dialed ws://, its token would go unencrypted."""
+    refused = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] self-signed")
+    said = describe(refused, url="wss://broker.example/mcp/?token=x")
+    assert "CERTIFICATE_VERIFY_FAILED" in said and "ws://" not in said, said
 
 
 async def test_a_ws_address_of_a_tls_only_broker_says_to_dial_wss(

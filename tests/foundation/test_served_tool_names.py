@@ -204,3 +204,4 @@ def test_the_instructions_name_only_what_the_server_serves(deps: WorkerDeps) -> 
     assert _named(briefing.instructions) == set() and "create_*" not in briefing.instructions
     tasks = build_server(deps.settings, areas=["tasks", "system"], read_only=True)
     assert tasks.instructions is not None and "get_status" in tasks.instructions
+    assert "create_*" not in tasks.instructions  # read-only: none served
