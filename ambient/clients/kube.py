@@ -336,7 +336,7 @@ class KubeClients:
         return (await self._kept(cluster_id, region)).client
 
     async def _kept(self, cluster_id: str | None, region: str | None, use: bool = False) -> _Kept:
-        """The cluster's kept client (``use``: counted as used until `_done`). A context's is
+        """The cluster's kept client (``use``: counted as used until its call ends). A context's is
         made again once AMBIENT_KUBECONFIG is edited: while the server it named still answers,
         nothing else tells that it is no longer the one the file names."""
         key = self._key(cluster_id, region)
