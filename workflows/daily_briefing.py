@@ -38,7 +38,6 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED, STATE
 
 from workflows.watch_controls import (
-    LATE_SIGNAL_KEPT,
     NOTIFY_RETRY,
     SHORT,
     failure_text,
@@ -92,11 +91,9 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self._preparing_again: asyncio.Task[None] | None = None
         # Deprecated where it was asked, as the workflow is built: in the run's first workflow
         # task (asked where first needed, a replay could ask it in another task: docs/deploy.md).
-        workflow.deprecate_patch(LATE_SIGNAL_KEPT)
-        # Asked once, likewise: a delete taken while the day's end waits for its handlers ends
-        # the run (it went on to a new run, the deleted briefing living on). Runs without the
-        # marker take the old path: a closed run of the release before that did so replays.
-        self.window_end_stopped = workflow.patched(WINDOW_END_STOPPED)
+        # A delete taken while the day's end waits for its handlers ends the run (it went on to
+        # a new run, the deleted briefing living on).
+        workflow.deprecate_patch(WINDOW_END_STOPPED)
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:
@@ -191,7 +188,7 @@ class DailyBriefingWorkflow(PrepareAndPush):
         # A pause or resume taken during that wait is carried (the next run forgot it), and a
         # delete ends the run (a deleted briefing went on to a new run: listed "stopped", its
         # status not, it prepared and pushed).
-        if self.stopping and self.window_end_stopped:
+        if self.stopping:
             return await self._stopped()
         self.carry.paused = self.paused
         workflow.continue_as_new(

@@ -20,12 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.remediation.runs import JoinRequest, RemediationInput
 
-# A starter (a threshold watch, the triage) cancelled in Temporal while the start was pending
-# (asked, the server not yet answered that the run started) had the SDK send the remediation a
-# cancel: the child's default cancellation type, though the run is abandoned, a repair with its
-# own life and audit. Started ABANDON, a cancel of theirs never reaches it. Deprecated
-# (Temporal's second step) in each starter's `__init__`.
-START_ABANDONED = "remediation-start-abandoned"
 JOIN_RETRY = RetryPolicy(
     maximum_attempts=4,
     initial_interval=timedelta(seconds=1),

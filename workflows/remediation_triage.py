@@ -16,16 +16,11 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 from workflows.remediation_records import cause_of
-from workflows.remediation_start import START_ABANDONED, start_remediation
+from workflows.remediation_start import start_remediation
 
 
 @workflow.defn
 class AlertTriageWorkflow:
-    def __init__(self) -> None:
-        # Deprecated where it was asked, as the run starts (docs/deploy.md): a cancel of the
-        # triage while a remediation's start is pending never sends that remediation a cancel.
-        workflow.deprecate_patch(START_ABANDONED)
-
     @workflow.run
     async def run(self, request: TriageInput) -> TriageResult:
         found = await workflow.execute_activity_method(

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from ambient.watches.configs import notification_targets
     from ambient.watches.reminders import ReminderRun
 
-from workflows.watch_controls import CANCEL_HEARD, delivery_errors, failure_text, record_event
+from workflows.watch_controls import delivery_errors, failure_text, record_event
 
 # A run cancelled in Temporal while it records its event (or its delivery's failure) records
 # it again (its key: once), then sends, then ends Canceled: it ended at once, nothing sent, and
@@ -48,12 +48,10 @@ async def check_news_pages(
 @workflow.defn
 class ReminderWorkflow:
     def __init__(self) -> None:
-        # Deprecated where it was asked, as the run starts (docs/deploy.md): cancelled in
-        # Temporal while its message is delivered, the run ends Canceled (it recorded a failed
-        # delivery, and completed).
-        workflow.deprecate_patch(CANCEL_HEARD)
-        # Asked once, as the run starts (docs/deploy.md, "Upgrading workflow code").
-        self.record_cut_sent = workflow.patched(RECORD_CUT_SENT)
+        # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
+        # code"): a record the run's cancel cut is made again and what it recorded sent (the
+        # run ended at once, nothing sent, the record made after it).
+        workflow.deprecate_patch(RECORD_CUT_SENT)
         self.cancel: BaseException | None = None  # the run's cancel, heard at a record
 
     @workflow.run
@@ -113,11 +111,7 @@ class ReminderWorkflow:
         except (ActivityError, asyncio.CancelledError) as error:
             # The cancel cutting the write (ActivityError), or heard with its completion in one
             # workflow task (CancelledError: the SDK keeps the cancel, the write was made).
-            if (
-                not self.record_cut_sent
-                or self.cancel is not None
-                or not is_cancelled_exception(error)
-            ):
+            if self.cancel is not None or not is_cancelled_exception(error):
                 raise
             self.cancel = error
             await record_event(**event)

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ambient.watches.threshold_rule import Breach, ThresholdState, Transition, evaluate
 
-from workflows.remediation_start import START_ABANDONED, start_remediation
+from workflows.remediation_start import start_remediation
 from workflows.watch_controls import WatchControls, failure_text, until
 
 READ_TIMEOUT = timedelta(seconds=30)
@@ -80,9 +80,6 @@ class ThresholdWatchWorkflow(WatchControls):
     @workflow.init
     def __init__(self, request: ThresholdWatchInput) -> None:
         super().__init__(request, request.state or ThresholdWatchState())
-        # Deprecated where it was asked, as the run starts (docs/deploy.md), as WatchControls'
-        # patches are.
-        workflow.deprecate_patch(START_ABANDONED)
 
     @workflow.run
     async def run(self, request: ThresholdWatchInput) -> TaskStatus:

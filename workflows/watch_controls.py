@@ -57,22 +57,8 @@ CHECK_NOW_WAIT = timedelta(seconds=30)
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=NOTIFY_TRIES, initial_interval=timedelta(seconds=2))
 # The notify activity heartbeats: a crashed worker is noticed in 30 s, not 2 min.
 NOTIFY_HEARTBEAT = timedelta(seconds=30)
-# A run cancelled in Temporal (the Web UI's "Request Cancellation") while an activity ran took
-# that activity's cancellation for its failure and ran on, the cancel lost. Runs take the cancel
-# for a stop (the end a delete gives the run), then end Canceled; a reminder ends Canceled.
-# Deprecated (Temporal's second step).
-CANCEL_HEARD = "cancel-heard"
-# A control reaching a run that is ending (deleted, or cancelled in Temporal) is taken and
-# changes nothing (a signal cannot be refused); the check now update is refused (its
-# validator). It acted on the run: a web monitor's end was woken, its held changes sent to
-# nobody; a briefing's pause set it paused. Deprecated (Temporal's second step).
-LATE_SIGNAL_KEPT = "late-signal-kept"
 # What an update of a stopping watch is refused with (the service's refusal says it too).
 STOPPED = "the task is stopped; create it again to restart it"
-# A cancel heard while a threshold watch's check told its alerts goes on with them (`whole`),
-# makes a cut record again and asks again for a remediation's cut start: it ended the check at
-# the alert it met, the others never told. Deprecated (Temporal's second step).
-ALERTS_WHOLE = "alerts-whole"
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -220,12 +206,6 @@ class WatchControls:
         # are told after), a web monitor's poll until it hands back.
         self.checking = False
         self.checks_this_run = 0
-        # Deprecated where they were asked, as the run starts (its first workflow task): asked
-        # where first needed, a replay could ask one in another task than the run did
-        # (docs/deploy.md).
-        workflow.deprecate_patch(CANCEL_HEARD)
-        workflow.deprecate_patch(LATE_SIGNAL_KEPT)
-        workflow.deprecate_patch(ALERTS_WHOLE)
         self.cancel: BaseException | None = None  # the run's cancel, heard: raised at its end
         # A check's alerts or the watch's end under way: a cancel heard lets it go on (`whole`).
         self.going_on = False

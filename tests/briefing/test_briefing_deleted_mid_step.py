@@ -29,7 +29,7 @@ from tests.support.channels import mail_held
 from tests.support.record import save_history
 from tests.support.servers import HANG
 from tests.support.waits import eventually
-from workflows.watch_controls import LATE_SIGNAL_KEPT
+from workflows.daily_briefing import WINDOW_END_STOPPED
 
 CONFIG = BriefingConfig(timezone="Asia/Shanghai", language="en")
 CANCEL_REQUESTED = EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED
@@ -178,7 +178,7 @@ async def test_a_briefing_deleted_as_its_push_writes_the_inbox_reads_pushed_once
 
 
 async def _patch_asked_in_first_task(run: WorkflowHandle[object, object]) -> bool:
-    """The run's patch marker (LATE_SIGNAL_KEPT's) is among its first workflow task's commands:
+    """The run's patch marker (WINDOW_END_STOPPED's) is among its first workflow task's commands:
     asked where first needed (here at the preparation time's task), a replay could ask it in
     another task than the run had (a greeting's update waking the step) and failed, as
     deleted-mid-step's did."""
@@ -189,7 +189,7 @@ async def _patch_asked_in_first_task(run: WorkflowHandle[object, object]) -> boo
         e.event_type == MARKER
         and e.marker_recorded_event_attributes.marker_name == "core_patch"
         and json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
-        == {"id": LATE_SIGNAL_KEPT, "deprecated": True}
+        == {"id": WINDOW_END_STOPPED, "deprecated": True}
         for e in first_task
     )
 

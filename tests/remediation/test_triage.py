@@ -38,7 +38,6 @@ from tests.support.waits import ask
 from worker import ensure_triage_schedule
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import TASK_TIMEOUT, search_attributes
-from workflows.remediation_start import START_ABANDONED
 from workflows.remediation_triage import AlertTriageWorkflow
 
 USER = "night"
@@ -213,8 +212,8 @@ async def test_triage_starts_its_runs_under_the_workload_ids_beside_runs_under_o
         for e in history.events
         if e.marker_recorded_event_attributes.marker_name == "core_patch"
     ]
-    # Only this release's own (a cancel of the triage never reaches the runs it starts).
-    assert patches == [{"id": START_ABANDONED, "deprecated": True}]
+    # None: the triage asks no patch (a cancel of it never reaches the runs it starts).
+    assert patches == []
     joins = [
         e
         for e in history.events
