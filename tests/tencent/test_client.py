@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -620,6 +621,49 @@ async def test_a_datapoint_that_is_no_finite_number_is_no_datapoint(
     api.metric_points["CPUUsage"] = [(now - 60, odd)]
     with pytest.raises(TencentRequestError, match="no datapoints"):
         await latest_metric_value(tc, "QCE/CVM", "CPUUsage", dimensions, now=NOW)
+
+
+def _series(dimensions: dict[str, str], *points: tuple[int, float]) -> dict[str, Any]:
+    """A GetMonitorData series as the API answers it: its dimensions, its datapoints."""
+    return {
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+        "Timestamps": [t for t, _ in points],
+        "Values": [v for _, v in points],
+    }
+
+
+async def test_a_metric_value_is_read_from_the_series_of_the_instance_asked_for_alone(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """GetMonitorData answers one series per instance: every series was read as one, so
+    another instance's datapoint (or one of several series the dimensions match) was taken
+    as the value of the instance watched."""
+    api, tc = cloud
+    now = int(NOW.timestamp()) // 60 * 60
+    ours, other = {"InstanceId": "ins-ours"}, {"InstanceId": "ins-other"}
+
+    def answers(*series: dict[str, Any]) -> tuple[int, str, bytes]:
+        body = {"Response": {"MetricName": "CPUUsage", "Period": 60, "DataPoints": list(series)}}
+        return 200, "application/json", json.dumps(body).encode()
+
+    api.raw["GetMonitorData"] = [
+        answers(_series(other, (now, 99.0)), _series(ours, (now - 60, 10.0))),
+        answers(_series(other, (now, 99.0)), _series(ours)),
+    ]
+    assert await latest_metric_value(tc, "QCE/CVM", "CPUUsage", ours, now=NOW) == 10.0
+    with pytest.raises(TencentRequestError, match="no datapoints"):
+        await latest_metric_value(tc, "QCE/CVM", "CPUUsage", ours, now=NOW)
+
+    vip = {"vip": "10.0.0.1"}
+    api.raw["GetMonitorData"] = [
+        answers(_series({**vip, "port": "80"}, (now, 1.0)), _series({**vip, "port": "443"}))
+    ]
+    with pytest.raises(TencentRequestError) as refused:
+        await latest_metric_value(tc, "QCE/LB_PUBLIC", "ClientConnum", vip, now=NOW)
+    assert refused.value.message == (
+        "ClientConnum with these dimensions matches 2 series (port=80; port=443); "
+        "add port that names one"
+    )
 
 
 @pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])

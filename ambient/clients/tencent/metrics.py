@@ -192,11 +192,23 @@ async def _metric_window(
         region=region,
         patient=patient,
     )
+    # One series per instance, each naming its dimensions: one asked for, another instance's
+    # series (its own, or one more its dimensions match) is not this metric's value.
+    series = [s for s in answer.get("DataPoints") or [] if _of_instance(s, dimensions)]
+    if len(series) > 1:
+        raise TencentRequestError("InvalidParameterValue.Dimensions", _many(series, metric))
     return [
         pair
-        for series in answer.get("DataPoints") or []
-        for pair in zip(series.get("Timestamps") or [], series.get("Values") or [], strict=False)
+        for each in series
+        for pair in zip(each.get("Timestamps") or [], each.get("Values") or [], strict=False)
     ]
+
+
+def _of_instance(series: dict[str, Any], dimensions: dict[str, str]) -> bool:
+    """Whether a GetMonitorData series is of the instance ``dimensions`` name: none of its
+    dimensions (names in any case) says another value; one naming none is the one asked for."""
+    named = {str(d.get("Name")).lower(): d.get("Value") for d in series.get("Dimensions") or []}
+    return all(str(named.get(k.lower(), v)) == str(v) for k, v in dimensions.items())
 
 
 def _many(series: list[dict[str, Any]], metric: str) -> str:
