@@ -317,6 +317,24 @@ async def test_an_answer_that_is_not_the_apis_is_a_retryable_error_with_its_star
     assert [c.cluster_id for c in await list_clusters(tc)] == ["cls-abcd1234"]
 
 
+async def test_an_error_status_without_an_api_answer_names_the_status_and_what_to_check(
+    cloud: tuple[TencentApi, TencentCloud],
+) -> None:
+    """A gateway's empty 504 was said as "ServerNetworkError: ", nothing more."""
+    api, tc = cloud
+    api.raw["DescribeClusters"] = [(504, "text/plain", b""), (502, "text/html", b"<h1>Bad</h1>")]
+    said = []
+    for _ in range(2):
+        with pytest.raises(TencentRetryableError) as caught:
+            await list_clusters(tc)
+        said.append(str(caught.value))
+    check = "(if it lasts, check the way to the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)"
+    assert said == [
+        f"ServerNetworkError: HTTP 504 and no Tencent Cloud API answer {check}: empty body",
+        f"ServerNetworkError: HTTP 502 and no Tencent Cloud API answer {check}: <h1>Bad</h1>",
+    ]
+
+
 async def test_read_mostly_calls_are_cached_and_paged(
     cloud: tuple[TencentApi, TencentCloud],
 ) -> None:

@@ -154,18 +154,16 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     The SDK's ``call_json`` raises an API error only when the answer says exactly
     `application/json`: with a charset it returns the error as if it were the answer (NOTES);
     an error without a RequestId or a Message is a KeyError there, its code lost. So the
-    signed request is the SDK's (``_call``, status checked by ``_check_status``) and the body
-    is read here. An error sent with an HTTP error status is a ServerNetworkError whose message
-    is the body; an answer that is not the API's JSON (a proxy's page) is one too.
+    signed request is the SDK's (``_call``) and the status and body are read here. An API
+    error sent with an HTTP error status is that error; any other answer with one is a
+    ServerNetworkError naming the status, and an answer that is not the API's JSON (a
+    proxy's page) is one too.
     """
     try:
         sent = client._call(action, params, None, None)
-        client._check_status(sent)
+        if sent.status_code != 200:  # the SDK's `_check_status`, said with the status
+            raise _api_error(sent.content) or _not_the_api(sent.status_code, sent.content)
         data = json.loads(sent.content)
-    except TencentCloudSDKException as exc:
-        if exc.get_code() == "ServerNetworkError":
-            raise _api_error(exc.get_message()) or exc from None
-        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise TencentCloudSDKException(
             "ServerNetworkError", f"the answer is not a Tencent Cloud API response ({exc!r})"
@@ -179,6 +177,17 @@ def answer(client: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
         raise error
     response.pop("RequestId", None)
     return response
+
+
+def _not_the_api(status: int, body: bytes) -> TencentCloudSDKException:
+    """An HTTP error status without an API error: what answered (a gateway, a proxy) and what
+    it said, which may be nothing (an empty 504 was said as "ServerNetworkError: ")."""
+    page = " ".join(body.decode(errors="replace").split())
+    return TencentCloudSDKException(
+        "ServerNetworkError",
+        f"HTTP {status} and no Tencent Cloud API answer (if it lasts, check the way to the "
+        f"API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT): {page or 'empty body'}",
+    )
 
 
 def _api_error(body: Any) -> TencentCloudSDKException | None:
