@@ -323,3 +323,35 @@ async def test_a_cluster_tke_does_not_know_is_a_kube_error_naming_the_region_ask
         assert f"TKE has no cluster {cluster} in ap-guangzhou" in str(error)
         assert "ResourceNotFound.ClusterNotFound" in str(error)
         assert "enable" not in str(error)
+
+
+async def test_tke_unable_to_reach_a_cluster_or_refusing_its_state_says_what_happens_next(
+    kube: tuple[KubeApi, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FailedOperation.KubeClientConnection was a KubeError never retried while the same
+    cause under InternalError was; a refusal for the cluster's state named no state and said
+    nothing to do."""
+    _, config = kube
+    cloud = TencentApi(kubeconfigs={"cls-abcd1234": config})
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    async with serve(cloud.app()) as base:
+        where = {"tencentcloud_endpoint": base.removeprefix("http://")}
+        tc = TencentCloud.from_settings(
+            settings.model_copy(update={**where, "tencentcloud_protocol": "http"})
+        )
+        for code in ("FailedOperation", "InternalError"):
+            cloud.failures["DescribeClusterKubeconfig"] = [f"{code}.KubeClientConnection"]
+            with pytest.raises(KubeError, match=f"{code}.KubeClientConnection") as unreached:
+                await cluster_client("cls-abcd1234", None, tc)
+            assert unreached.value.retryable
+        for code in ("ResourceUnavailable", "FailedOperation", "InternalError"):
+            cloud.failures["DescribeClusterKubeconfig"] = [f"{code}.ClusterState"]
+            with pytest.raises(KubeError) as refused:
+                await cluster_client("cls-abcd1234", None, tc)
+            assert str(refused.value).startswith(
+                "TKE gave no kubeconfig for cls-abcd1234 (DescribeClusterKubeconfig): "
+                f"{code}.ClusterState: the cluster's state does not allow this now (being "
+                "created, upgraded or scaled, or abnormal): see its state in the TKE console, "
+                f"and ask again once it is Running. injected {code}.ClusterState"
+            )

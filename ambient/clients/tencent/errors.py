@@ -98,7 +98,17 @@ RETRYABLE_PREFIXES = (
     "FailedOperation.DoHTTPTransferFailed",
     "FailedOperation.DoTRPCTransferFailed",
     "LimitExceeded.LimitedAccess",
+    # TKE could not reach the cluster's API server for the call (tke errorcodes: 连接用户
+    # Kubernetes集群失败), under FailedOperation as under InternalError: one cause, one answer.
+    "FailedOperation.KubeClientConnection",
     *RATE_LIMITS,
+)
+# TKE refuses a call its cluster's state does not allow (tke errorcodes: 集群状态错误, 集群状态
+# 不支持该操作: creating, upgrading, scaling, abnormal), under three prefixes; its words name no
+# state, so what to do is said.
+CLUSTER_STATE = (
+    "the cluster's state does not allow this now (being created, upgraded or scaled, or "
+    "abnormal): see its state in the TKE console, and ask again once it is Running"
 )
 
 
@@ -148,6 +158,8 @@ def translate(exc: TencentCloudSDKException) -> TencentCloudError:
     if code == CLOCK_SKEW:
         hint = "this machine's clock is more than 5 minutes off; set it right (NTP)"
         return TencentClockError(code, f"{hint}. {text}", request_id)
+    if code.endswith(".ClusterState"):
+        text = f"{CLUSTER_STATE}. {text}"
     if code in SERVICE_ROLES:
         return TencentServiceRoleError(code, f"{SERVICE_ROLES[code]}. {text}", request_id)
     if code.startswith(("AuthFailure", "UnauthorizedOperation")) or code in AUTH_CODES:
