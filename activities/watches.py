@@ -175,17 +175,26 @@ class WatchActivities:
             elif isinstance(source, PrometheusSource):
                 value = await self._fetcher.read_prometheus(str(source.url), source.query)
             else:
-                point = await latest_metric_point(
-                    self._tencent,
-                    source.namespace,
-                    source.metric,
-                    source.dimensions,
-                    period=source.period,
-                    region=source.region,
-                    # A local read is cut off after a moment and read again as an activity:
-                    # backing off inside it sent the refused tries twice.
-                    patient=not _local(),
-                )
+                within = _cloud_read_time()
+                try:
+                    async with asyncio.timeout(within):
+                        point = await latest_metric_point(
+                            self._tencent,
+                            source.namespace,
+                            source.metric,
+                            source.dimensions,
+                            period=source.period,
+                            region=source.region,
+                            # A local read is cut off after a moment and read again as an
+                            # activity: backing off inside it sent the refused tries twice.
+                            patient=not _local(),
+                        )
+                except TimeoutError:
+                    raise TencentRetryableError(
+                        "ClientNetworkError",
+                        f"Cloud Monitor did not answer within {within:.0f} s (if it lasts, check "
+                        "the way to the API: a proxy, AMBIENT_TENCENTCLOUD_ENDPOINT)",
+                    ) from None
                 return MetricReading(value=point.value, at=point.time)
         except TencentRetryableError as exc:
             if exc.code.startswith(RATE_LIMITS) and _local():
@@ -232,6 +241,21 @@ def _stored_by_an_earlier_attempt(stored_at: datetime) -> bool:
         return False
     info = activity.info()
     return info.attempt > 1 and stored_at >= info.scheduled_time
+
+
+# Seconds of an activity's time left when a Cloud Monitor read is given up: the SDK's own
+# request timeout (30 s) is as long as the read's activity, which timed out first, and the
+# watch said "activity StartToClose timeout", nothing of what did not answer.
+CLOUD_READ_MARGIN = 5.0
+
+
+def _cloud_read_time() -> float | None:
+    """How long a Cloud Monitor read of this activity may take (None: no bound here, as for a
+    local read, which is cut off and read again as an activity)."""
+    if not activity.in_activity() or _local():
+        return None
+    limit = activity.info().start_to_close_timeout
+    return None if limit is None else max(limit.total_seconds() - CLOUD_READ_MARGIN, 1.0)
 
 
 def _local() -> bool:
