@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.briefing import BriefingActivities
@@ -126,3 +127,60 @@ async def test_a_refused_read_of_the_alarms_firing_since_before_keeps_the_window
     assert [(u.source, u.retryable) for u in history.unread] == [
         ("monitor (firing since before)", True)
     ]
+
+
+@pytest.mark.parametrize("ends", ["neither", "both"])
+async def test_an_alarm_that_began_at_midnight_is_the_days_once(ends: str) -> None:
+    """Alarms begin on the minute, midnight's too. DescribeAlarmHistories finds an alarm whose
+    FirstOccurTime is "晚于 StartTime" and "早于 EndTime": asked from midnight, one that began
+    at midnight was in no day's briefing, nor among those firing since before; an API holding
+    both ends listed it twice (in the day, and as firing since before) and in the day before
+    too. Either way it is the day's, once; CLS's alert records likewise."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())  # Shanghai
+    api = TencentApi(alarm_ends=ends)  # type: ignore[arg-type]
+    midnight, next_midnight = int(day.logs_from.timestamp()), int(day.logs_to.timestamp())
+    api.monitor_alarms = [
+        {"PolicyName": "disk-full", "AlarmStatus": "ALARM", "FirstOccurTime": midnight},
+        {"PolicyName": "cpu-high", "AlarmStatus": "ALARM", "FirstOccurTime": next_midnight},
+    ]
+    api.cls_records = [
+        {"AlarmName": "5xx burst", "Status": 0, "CreateTime": midnight * 1000},
+        {"AlarmName": "slow", "Status": 0, "CreateTime": next_midnight * 1000},
+    ]
+    async with serve(api.app()) as base:
+        tc = standin_tencent(base)
+        history = await list_alarms(tc, day.logs_from, day.logs_to, ongoing=True)
+        day_before = await list_alarms(tc, day.logs_from - timedelta(days=1), day.logs_from)
+    assert sorted((a.name, a.ongoing) for a in history.alarms) == [
+        ("5xx burst", False),
+        ("disk-full", False),
+    ]
+    assert day_before.alarms == []
+
+
+async def test_alarms_with_empty_fields_are_listed_not_a_failed_read() -> None:
+    """Tencent Cloud answers a field without a value as null: a Monitor alarm with a null
+    Content or AlarmStatus (an event alarm's), or a CLS record with a null Trigger, failed
+    the whole alarm read (a validation error, not an API error: the briefing's alarms were
+    lost with it, and retried as if passing)."""
+    day = plan_for(datetime(2026, 11, 23, tzinfo=UTC).date(), BriefingConfig())
+    at = int((day.logs_from + timedelta(hours=2)).timestamp())
+    api = TencentApi()
+    api.monitor_alarms = [
+        {
+            **{"PolicyName": None, "AlarmType": "EVENT", "MetricsInfo": None, "Content": None},
+            **{"AlarmStatus": None, "FirstOccurTime": at, "AlarmLevel": None, "Dimensions": None},
+        },
+        {"PolicyName": "cpu-high", "AlarmStatus": "OK", "FirstOccurTime": at + 60},
+    ]
+    api.cls_records = [
+        {"AlarmName": "5xx", "Status": 1, "CreateTime": at * 1000, "Trigger": None, "TopicId": "t"}
+    ]
+    async with serve(api.app()) as base:
+        history = await list_alarms(standin_tencent(base), day.logs_from, day.logs_to)
+    assert [(a.source, a.name, a.status, a.detail) for a in history.alarms] == [
+        ("monitor", "cpu-high", "OK", ""),
+        ("monitor", "EVENT alarm", "", ""),
+        ("cls", "5xx", "OK", ""),
+    ]
+    assert history.unread == []

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from starlette.applications import Starlette
@@ -709,6 +709,11 @@ class TencentApi:
     # this many pages of logs, then that code to every further page (None: no such limit).
     search_pages: int | None = None
     to_inclusive: bool = False  # SearchLog serving a record at To (see cls_SearchLog)
+    # Which ends of their time range the alarm lists hold: DescribeAlarmHistories finds an
+    # alarm whose FirstOccurTime is "晚于 StartTime" and "早于 EndTime" (neither end, as its
+    # reference words it, the default); DescribeAlertRecordHistory's does not say. "both": an
+    # API that holds both ends; "start": [start, end).
+    alarm_ends: Literal["neither", "both", "start"] = "neither"
     log_topic: str = "topic-1"  # the topic ``logs`` are in (a topic of ``topics`` serves them too)
     # CreateLogset's two documented answers to a taken name (cls errorcodes: 相同的日志集已存在).
     logset_conflict: str = "InvalidParameter.LogsetConflict"
@@ -959,7 +964,11 @@ class TencentApi:
     # for this API": every region's records answer, each naming its topic's region
     # (AlertHistoryRecord.Region, 监控对象所属地域); X-TC-Region does not filter them.
     def cls_DescribeAlertRecordHistory(self, params: dict[str, Any]) -> Response:
-        rows = [r for r in self.cls_records if params["From"] <= r["CreateTime"] < params["To"]]
+        rows = [
+            r
+            for r in self.cls_records
+            if self._alarm_in(params["From"], params["To"], r["CreateTime"])
+        ]
         return self._page("DescribeAlertRecordHistory", rows, params, "Records")
 
     def cls_DescribeLogsets(self, params: dict[str, Any]) -> Response:
@@ -1057,6 +1066,13 @@ class TencentApi:
         self.scheduled_sql.append(task)
         return reply({"TaskId": task["TaskId"]})
 
+    def _alarm_in(self, start: int, end: int, at: int) -> bool:
+        """Whether an alarm list's range [start, end] holds the time ``at``, its ends as
+        ``alarm_ends`` says."""
+        if self.alarm_ends == "both":
+            return start <= at <= end
+        return (start <= at if self.alarm_ends == "start" else start < at) and at < end
+
     # --- Monitor ---
     # DescribeAlarmHistories (248/48684): Region "公共参数，此参数为可选参数": every region's
     # alarms answer, each naming its own (Histories[].Region); X-TC-Region does not filter them.
@@ -1065,7 +1081,7 @@ class TencentApi:
         # 1 and PageSize 20 when not given (seconds, like FirstOccurTime).
         now = int(time.time())
         start, end = params.get("StartTime", now - 86400), params.get("EndTime", now)
-        rows = [a for a in self.monitor_alarms if start <= a["FirstOccurTime"] < end]
+        rows = [a for a in self.monitor_alarms if self._alarm_in(start, end, a["FirstOccurTime"])]
         # AlarmStatus: "根据告警状态过滤 ALARM=未恢复 OK=已恢复 ...，不选默认查所有".
         if params.get("AlarmStatus"):
             rows = [a for a in rows if a.get("AlarmStatus") in params["AlarmStatus"]]

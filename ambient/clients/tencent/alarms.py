@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,8 +150,10 @@ async def _monitor_alarms(
                 "Module": "monitor",
                 "PageNumber": page,
                 "PageSize": 100,
-                "StartTime": int(start.timestamp()),
-                "EndTime": int(end.timestamp()),
+                # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于
+                # EndTime": asked from a second before, one at ``start`` is found (`_within`).
+                "StartTime": math.ceil(start.timestamp()) - 1,
+                "EndTime": math.ceil(end.timestamp()),
                 **status,
             },
             region=region,
@@ -160,20 +163,20 @@ async def _monitor_alarms(
             AlarmRecord(
                 source="monitor",
                 name=h.get("PolicyName") or _alarm_name(h),
-                status=h.get("AlarmStatus", ""),
-                time=datetime.fromtimestamp(int(h.get("FirstOccurTime", 0)), UTC),
+                status=h.get("AlarmStatus") or "",
+                time=datetime.fromtimestamp(int(h.get("FirstOccurTime") or 0), UTC),
                 level=h.get("AlarmLevel"),
                 target=h.get("AlarmObject"),
-                detail=h.get("Content", ""),
+                detail=h.get("Content") or "",
                 # Written as a short name ("gz"), as the API reference's examples show.
                 region=region_name(h.get("Region")),
                 dimensions=_dimensions(h.get("Dimensions")),
             )
             for h in histories
         ]
-        if not histories or page * 100 >= int(answer.get("TotalCount", 0)):
+        if not histories or page * 100 >= int(answer.get("TotalCount") or 0):
             break
-    return alarms
+    return _within(alarms, start, end)
 
 
 async def _cls_alarms(
@@ -184,25 +187,35 @@ async def _cls_alarms(
     records = await tc.paged(
         "cls",
         "DescribeAlertRecordHistory",
-        {"From": ms(start), "To": ms(end), **status},
+        # Its reference does not say whether From and To are in the range: a millisecond wider
+        # and the range kept here (`_within`).
+        {"From": ms(start) - 1, "To": ms(end) + 1, **status},
         "Records",
         region=region,
     )
-    return [
+    alarms = [
         AlarmRecord(
             source="cls",
-            name=r.get("AlarmName", ""),
+            name=r.get("AlarmName") or "",
             status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
-            time=from_ms(r.get("CreateTime", 0)),
+            time=from_ms(r.get("CreateTime") or 0),
             level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None),
             target=r.get("TopicName") or r.get("TopicId"),
-            detail=r.get("Trigger", ""),
+            detail=r.get("Trigger") or "",
             # Each record names its topic's region (AlertHistoryRecord.Region): where the
             # alarm's logs and cluster are.
             region=region_name(r.get("Region")),
         )
         for r in records
     ]
+    return _within(alarms, start, end)
+
+
+def _within(alarms: list[AlarmRecord], start: datetime, end: datetime) -> list[AlarmRecord]:
+    """The alarms that began in [start, end), as the window and its look-back meet at start:
+    an alarm that began on a window's first second (alarms begin on the minute: midnight's) is
+    in it, and not also in the one before (an API that holds both ends answers it to both)."""
+    return [a for a in alarms if start <= a.time < end]
 
 
 def _alarm_name(history: dict[str, Any]) -> str:
