@@ -39,15 +39,20 @@ MESSAGE_FIELDS = (
     *("message", "msg", "content", "log", "text", "body", "__CONTENT__", "@m", "@mt"),
     "short_message",  # GELF (Graylog; Docker's gelf driver)
     "event",  # structlog's
+    # .NET's JSON console logger (Message) and Serilog's JsonFormatter (RenderedMessage; its
+    # MessageTemplate is the template, not the line): PascalCase names
+    *("Message", "RenderedMessage"),
 )
 LEVEL_FIELDS = (
     "level", "severity", "lvl", "loglevel", "log_level", "levelname", "level_name", "__LEVEL__",
     "log.level", "@l",
+    "LogLevel", "Level",  # .NET's JSON console logger, Serilog's JsonFormatter
 )  # fmt: skip
 TIME_FIELDS = (
     *("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__", "@t"),
     # log4j2's JsonLayout, python-json-logger, nginx's $time_iso8601, a Kubernetes event
     *("instant", "timeMillis", "asctime", "time_iso8601", "eventTime"),
+    "Timestamp",  # .NET's JSON console logger (with a TimestampFormat), Serilog's JsonFormatter
     "t",  # log15 (go-ethereum's log): t=, lvl=, msg=
     # journald's JSON export: when the program logged it, else when the journal received it
     # (microseconds, as a string)

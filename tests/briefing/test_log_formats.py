@@ -171,6 +171,41 @@ async def test_ecs_serilog_and_string_epoch_json_lines_are_read_and_a_bool_is_no
     assert "日志 5 行，错误 3，警告 1" in report
 
 
+async def test_dotnet_json_console_and_serilog_json_lines_are_read_with_their_level(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """.NET's own JSON console logger (AddJsonConsole: "LogLevel", "Message", and "Timestamp"
+    when a format is set) and Serilog's JsonFormatter ("Timestamp", "Level",
+    "RenderedMessage") name their fields in PascalCase. Behind a container runtime's time, an
+    ASP.NET service's errors were all UNKNOWN (the briefing said no error at all); in a file
+    of its own, every line was unreadable."""
+    path = tmp_path / "0.log"
+    dotnet = {"EventId": 0, "LogLevel": "Error", "Category": "Shop.Pay", "State": {}}
+    path.write_text(
+        "2026-11-22T02:00:00.1Z stdout F "
+        + json.dumps({**dotnet, "Message": "payment refused"})
+        + "\n"
+        + json.dumps({"Timestamp": "2026-11-22T10:00:01+08:00", **dotnet, "Message": "x"})
+        + "\n"
+        + json.dumps(
+            {
+                "Timestamp": "2026-11-22T10:00:02.5+08:00",
+                "Level": "Warning",
+                "MessageTemplate": "Slow card {Card}",
+                "RenderedMessage": "Slow card 42",
+                "Properties": {"Card": 42},
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    prepared, report = await prepare(settings, db, path)
+    assert log_note(prepared).endswith(": 3 lines read")
+    assert "日志 3 行，错误 2，警告 1" in report
+    assert "| ERROR | 1 | payment refused |" in report
+    assert "| WARNING | 1 | Slow card <\\*> | Slow card 42 |" in report
+
+
 async def test_lines_exported_from_cls_are_timed_by_their_timestamp_field(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
