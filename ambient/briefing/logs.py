@@ -5,7 +5,7 @@ a briefing's day of it copied into the briefing's inputs, and the analysis of an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,10 @@ from ambient.briefing.logreport import LogReducer, LogReport, most_frequent_erro
 from ambient.briefing.logreport_markdown import anomaly_said, render_markdown
 from ambient.briefing.models import BriefingInputs, LogAnalysis
 from ambient.clients.log_formats import full_text_fields
-from ambient.clients.logs import FileLogSource
+from ambient.clients.logs import FileLogSource, uncaught_crash
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.clients.tencent.errors import TencentCloudError
-from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, log_pages
+from ambient.clients.tencent.logs import MAX_SEARCH_LOGS, LogRecord, log_pages
 from ambient.domain.field_errors import field_problems
 from ambient.domain.loglevels import ERROR_LEVELS, level_and_message
 from ambient.settings import Settings
@@ -93,13 +93,22 @@ async def read_log_source(
     ):
         # [From, To): a record at midnight is the next day's, as in a file source.
         records = [r for r in page.logs if start <= r.time < end]
-        reducer.add_many(
-            (r.time, *level_and_message(full_text_fields(r.content, zone))) for r in records
-        )
-        read, complete, stopped = read + len(records), page.complete, page.stopped
+        counted = reducer.add_many(_cls_lines(records, zone))
+        read, complete, stopped = read + len(counted), page.complete, page.stopped
     reducer.capped = not complete  # the search is newest first
     suffix = "" if complete else f" ({stopped or f'capped at {MAX_SEARCH_LOGS}'}, the newest read)"
     return f"{read} lines read{suffix}"
+
+
+def _cls_lines(records: list[LogRecord], zone: tzinfo) -> Iterator[tuple[datetime, str, str]]:
+    """A page's records as (time, level, message) lines; an uncaught crash a multi-line record
+    holds below its first line is a CRITICAL line of its own, as in a file source."""
+    for record in records:
+        level, message = level_and_message(full_text_fields(record.content, zone))
+        yield record.time, level, message
+        text = record.content.get("__CONTENT__") if isinstance(record.content, dict) else None
+        if isinstance(text, str) and (crash := uncaught_crash(text, level)):
+            yield record.time, "CRITICAL", crash
 
 
 def _read_files(source: FileLogSource, start: datetime, end: datetime, reducer: LogReducer) -> str:

@@ -45,6 +45,28 @@ WARNED = SEVERITY["WARNING"]
 RAISED = re.compile(r"[A-Za-z_][\w.]*(?:: .*|:)?")
 
 
+def uncaught_crash(text: str, level: str) -> str | None:
+    """The line naming an uncaught crash printed below a multi-line record's first line (CLS's
+    多行全文 starts a record at each timed line, so a crash without a time joins the line above
+    it), as a file's is read: Go's and the JVM's first line, Python's traceback's last
+    exception (a chained one's), the traceback only below a line less than a warning (an
+    error's own trace is that error's). None when there is none."""
+    lines = text.split("\n")[1:] if "\n" in text else []
+    for number, line in enumerate(lines):
+        if CRASH_FIRST.match(stripped := line.strip()):
+            return stripped
+        if stripped.startswith(TRACEBACK) and SEVERITY[level] < WARNED:
+            raised: str | None = None
+            for after in lines[number + 1 :]:
+                if (written := after.strip()) and not after[0].isspace():
+                    if written.startswith((TRACEBACK, *CHAINED)):
+                        raised = None
+                    elif raised is None and RAISED.fullmatch(written):
+                        raised = written
+            return raised or stripped
+    return None
+
+
 def _crashed(before: LogRecord, source: str, line: str) -> LogRecord:
     """An uncaught crash's record, at the time of the timed line before it."""
     return file_record(before.time, {"message": line, "level": "CRITICAL"}, source, flat=True)

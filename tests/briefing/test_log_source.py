@@ -299,3 +299,45 @@ async def test_a_cls_full_text_records_line_is_read_as_a_files_line_is() -> None
         (3, "ledger down after <*> tries"),
         (3, "payment refused for order <*>"),
     ]
+
+
+async def test_an_uncaught_crash_in_a_cls_multi_line_record_is_a_critical_event() -> None:
+    """CLS's multi-line collection (多行全文) starts a record at each timed line: a crash
+    printed with no time of its own (Python's uncaught traceback, Go's panic, the JVM's
+    "Exception in thread") joined the line above it, an INFO one, and the day was briefed
+    as quiet; read from the same file, the crash was a CRITICAL event. It is one here too,
+    beside the line it followed; an error's own trace is no second event."""
+    api = TencentApi()
+    at = int(START.timestamp() * 1000) + 3_600_000
+    api.logs = [
+        {"time": at + i, "json": {"__CONTENT__": text}}
+        for i, text in enumerate(
+            [
+                "2026-11-22 10:00:00,123 - app - INFO - starting worker\n"
+                "Traceback (most recent call last):\n"
+                '  File "w.py", line 3, in <module>\n'
+                "KeyError: 'x'\n\n"
+                "During handling of the above exception, another exception occurred:\n\n"
+                "Traceback (most recent call last):\n"
+                '  File "w.py", line 5, in <module>\n'
+                "RuntimeError: no worker",
+                "2026-11-22 10:00:01 INFO serving on :8080\n"
+                "panic: runtime error: invalid memory address or nil pointer dereference\n"
+                "[signal SIGSEGV: segmentation violation]\n\ngoroutine 1 [running]:\nmain.main()",
+                "2026-11-22 10:00:02.123 INFO [main] c.a.App - started\n"
+                'Exception in thread "worker" java.lang.OutOfMemoryError: Java heap space\n'
+                "\tat c.a.W.run(W.java:1)",
+                "2026-11-22 10:00:03,123 - app - ERROR - charge failed\n"
+                "Traceback (most recent call last):\n"
+                '  File "c.py", line 1, in <module>\n'
+                "ValueError: bad card",
+            ]
+        )
+    ]
+    report = await _cls_report(api)
+    assert report.by_level == {"INFO": 3, "CRITICAL": 3, "ERROR": 1}
+    assert sorted(t.example.split("\n")[0] for t in report.templates if t.level == "CRITICAL") == [
+        'Exception in thread "worker" java.lang.OutOfMemoryError: Java heap space',
+        "RuntimeError: no worker",
+        "panic: runtime error: invalid memory address or nil pointer dereference",
+    ]
