@@ -142,6 +142,7 @@ DRAIN_DEPTH = 4
 DRAIN_SIM_TH = 0.4
 DRAIN_MAX_CHILDREN = 100
 MAX_MESSAGE_CHARS = 1000
+MAX_MESSAGE_WORDS = 100  # of a long line, masked (then cut to MAX_MESSAGE_CHARS)
 MAX_CACHED = 200_000
 # Drain compares a new message with every cluster of its leaf: messages that share no template
 # (search terms, chat, prompts) make that quadratic, and a day of them never finished. Past this
@@ -212,11 +213,19 @@ class Masker:
 
 
 def mask_line(message: str, masker: Masker) -> str:
-    """What `TemplateMiner.add` masks: the message's first line, bounded, masked."""
-    if "\n" in message or len(message) > MAX_MESSAGE_CHARS:
-        # The part of a message that names its template: the first line, bounded.
-        message = message.split("\n", 1)[0][:MAX_MESSAGE_CHARS].strip()
-    return masker(message)
+    """What `TemplateMiner.add` masks: the message's first line, masked, bounded."""
+    if "\n" not in message and len(message) <= MAX_MESSAGE_CHARS:
+        return masker(message)
+    # The part of a message that names its template: the first line's first words, masked,
+    # bounded. Cut at a number of characters before masking, the cut moved with the width of
+    # the values before it (an order id one digit longer), and one message's lines made as
+    # many templates as its values had widths.
+    first = message.split("\n", 1)[0][: MAX_MESSAGE_CHARS * 8]  # a line of few, long words
+    masked = masker(" ".join(first.split(maxsplit=MAX_MESSAGE_WORDS)[:MAX_MESSAGE_WORDS]))
+    if len(masked) <= MAX_MESSAGE_CHARS:
+        return masked
+    # Not a wildcard cut in two ("<*"): a partial one is no word of the line.
+    return masked[:MAX_MESSAGE_CHARS].removesuffix(WILDCARD[:2]).removesuffix(WILDCARD[:1]).rstrip()
 
 
 def tokens(masked: str) -> list[str]:

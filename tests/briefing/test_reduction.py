@@ -417,6 +417,19 @@ def test_a_stack_trace_joins_the_template_of_its_first_line() -> None:
     assert report.templates[0].example.startswith("Unhandled error in worker 3\nTraceback")
 
 
+def test_a_long_lines_template_does_not_depend_on_the_width_of_its_values() -> None:
+    """A message past the bound was cut at a fixed number of characters before masking: an
+    order id one digit longer moved the cut, and one error of 5,000-character lines (a
+    payload, a flattened trace) was two templates, the briefing's "most frequent error, 40
+    times" one of 50."""
+    reducer = LogReducer()
+    for i in range(50):
+        reducer.add(DAY, "ERROR", f"order {i} failed, payload " + "ab " * 2000)
+        reducer.add(DAY, "ERROR", f"订单 {i} 支付失败：" + "x" * 5000)
+    report = reducer.report()
+    assert sorted(t.count for t in report.templates) == [50, 50]
+
+
 def test_lines_masked_elsewhere_reduce_exactly_like_lines_masked_here() -> None:
     logs = generate(5_000, seed=9, bursts=1)
     lines = [(when, level, message) for when, level, message, _ in logs.lines]
