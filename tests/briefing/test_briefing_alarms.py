@@ -184,3 +184,26 @@ async def test_alarms_with_empty_fields_are_listed_not_a_failed_read() -> None:
         ("cls", "5xx", "OK", ""),
     ]
     assert history.unread == []
+
+
+async def test_an_alarm_that_begins_while_the_pages_are_read_leaves_the_count_true() -> None:
+    """DescribeAlarmHistories answers newest first by default: an alarm that began while a
+    read up to now was paging (an alarm storm, when alarms are asked for) moved every later
+    page by one, and the alarm at the end of a page was listed twice."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(hours=6)
+    api = TencentApi()
+    api.monitor_alarms = [
+        {"PolicyName": f"p{i}", "AlarmStatus": "OK", "FirstOccurTime": int(start.timestamp()) + i}
+        for i in range(150)
+    ]
+    newest = {"PolicyName": "new", "AlarmStatus": "ALARM", "FirstOccurTime": int(now.timestamp())}
+    # Before the second page is asked, the new alarm begins.
+    api.before["DescribeAlarmHistories"] = lambda: api.before.__setitem__(
+        "DescribeAlarmHistories", lambda: api.monitor_alarms.append(newest)
+    )
+    async with serve(api.app()) as base:
+        history = await list_alarms(standin_tencent(base), start, now + timedelta(seconds=1))
+    names = [a.name for a in history.alarms if a.source == "monitor"]
+    assert len(names) == len(set(names))
+    assert set(names) >= {f"p{i}" for i in range(150)}

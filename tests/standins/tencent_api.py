@@ -1085,6 +1085,10 @@ class TencentApi:
         # AlarmStatus: "根据告警状态过滤 ALARM=未恢复 OK=已恢复 ...，不选默认查所有".
         if params.get("AlarmStatus"):
             rows = [a for a in rows if a.get("AlarmStatus") in params["AlarmStatus"]]
+        # Order: "默认按首次出现时间倒序排列": a page holds the alarms at its place in that order
+        # when it is asked (an alarm that began meanwhile moves the later pages' newest first).
+        descending = params.get("Order", "DESC") == "DESC"
+        rows = sorted(rows, key=lambda a: a["FirstOccurTime"], reverse=descending)
         number, size = int(params.get("PageNumber", 1)), int(params.get("PageSize", 20))
         # The API reference (DescribeAlarmHistories): PageSize "取值1~100", PageNumber from 1.
         if not 1 <= size <= 100 or number < 1:

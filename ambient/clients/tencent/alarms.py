@@ -150,6 +150,9 @@ async def _monitor_alarms(
                 "Module": "monitor",
                 "PageNumber": page,
                 "PageSize": 100,
+                # Oldest first: an alarm that begins while the pages are read comes after them
+                # (newest first, the default, it moved every later page: one listed twice).
+                "Order": "ASC",
                 # An alarm is found when its FirstOccurTime is "晚于 StartTime" and "早于
                 # EndTime": asked from a second before, one at ``start`` is found (`_within`).
                 "StartTime": math.ceil(start.timestamp()) - 1,
