@@ -209,3 +209,24 @@ async def test_a_call_whose_arguments_are_no_object_is_answered_in_words_not_326
             said = answer["result"]["content"][0]["text"]
             assert said.startswith("Error executing tool list_events: invalid arguments — "), said
             assert "arguments: an object of named arguments (" in said and "not a list" in said
+
+
+async def test_a_model_calling_the_speaker_its_owner_is_answered_as_the_owner(
+    state: AppState,  # noqa: F811
+) -> None:
+    """xiaozhi.me has no voiceprints to pass on, and 小智 role prompts call the user 主人: a
+    model that filled `speaker` with "主人" (the owner) heard "我还不认识你的声音…请让主人在设置里
+    登记你的声纹" for every question, the morning briefing included."""
+    token = unique("jwt")
+    async with (
+        running_broker({token}) as broker,
+        running(runner_for(state, "r1", voice_for(state))),
+    ):
+        await register(state, unique("zhu"), broker.url(token))
+        connection = await broker.held(token)
+        unnamed = await connection.call_tool("recent_errors", {})
+        expected = unnamed["result"]["content"][0]["text"]
+        for owner in ("主人", "Owner"):
+            answer = await connection.call_tool("recent_errors", {"speaker": owner})
+            said = answer["result"]["content"][0]["text"]
+            assert said == expected and "声纹" not in said, (owner, said)
