@@ -4,10 +4,10 @@ mcp_endpoint relay) plays towards a tool connection, as read from their wire beh
 - The tool side dials ``ws://127.0.0.1:PORT/mcp/?token=T``; an unknown token is refused at the
   handshake (HTTP 401 with a reason, as the official broker answers a bad or expired token).
 - ``official`` mode: ``initialize`` with id 0 and protocol 2024-11-05, then
-  ``notifications/initialized`` and ``tools/list`` (id 1), each answered before the next;
-  frames end in a newline; ``tools/call`` carries ``serialNumber``, ``clientId`` (the calling
-  device's; one agent's devices share the endpoint's one connection) and ``_meta.agentId``;
-  ``ping`` every ``ping_every`` seconds if set.
+  ``notifications/initialized`` and ``tools/list`` (id 1), sent at once without waiting for
+  an answer; frames end in a newline; ``tools/call`` carries ``serialNumber``, ``clientId``
+  (the calling device's; one agent's devices share the endpoint's one connection) and
+  ``_meta.agentId``; ``ping`` every ``ping_every`` seconds if set.
 - ``relay`` mode (mcp_endpoint): string ids ``"<uuid>_n_<int>"`` and initialize, initialized
   and tools/list sent at once, without waiting (pipelining). The ids repeat, as xiaozhi-server's
   do through the relay: initialize is 1, tools/list 2, and its tools/call ids count from 1 again.
@@ -303,17 +303,15 @@ class XiaozhiBroker:
             "capabilities": {"roots": {"listChanged": True}, "sampling": {}},
             "clientInfo": {"name": "xiaozhi-mqtt-client", "version": "1.0.0"},
         }
-        if self.mode == "relay":  # all three at once, as the relay does
-            prefix = connection._prefix
-            first = await connection.send_request("initialize", params, f"{prefix}_n_1")
-            await connection.notify("notifications/initialized")
-            listed = await connection.send_request("tools/list", None, f"{prefix}_n_2")
-            connection.initialize_answer = await connection.answer(first)
-            response = await connection.answer(listed)
-        else:
-            connection.initialize_answer = await connection.request("initialize", params)
-            await connection.notify("notifications/initialized")
-            response = await connection.request("tools/list")
+        # All three at once, without waiting for an answer, as both sides do: xiaozhi.me's
+        # initialize is id 0 and tools/list id 1; the relay's are xiaozhi-server's 1 and 2.
+        prefix = connection._prefix
+        relayed = (f"{prefix}_n_1", f"{prefix}_n_2") if self.mode == "relay" else (None, None)
+        first = await connection.send_request("initialize", params, relayed[0])
+        await connection.notify("notifications/initialized")
+        listed = await connection.send_request("tools/list", None, relayed[1])
+        connection.initialize_answer = await connection.answer(first)
+        response = await connection.answer(listed)
         connection.tools = response.get("result", {}).get("tools", [])
         connection.ready.set()
 
