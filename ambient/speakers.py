@@ -44,8 +44,8 @@ def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> b
     )
 
 
-# "主人" (the owner) is how 小智 role prompts name the user: a model fills it in where no
-# voiceprint names anyone (xiaozhi.me passes none), and refusing it refused the owner.
+# "主人" (the owner) is what a model writes when its role prompt calls the user so, and no
+# voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner.
 NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
     | {"owner", "主人"}

@@ -214,9 +214,9 @@ async def test_a_call_whose_arguments_are_no_object_is_answered_in_words_not_326
 async def test_a_model_calling_the_speaker_its_owner_is_answered_as_the_owner(
     state: AppState,  # noqa: F811
 ) -> None:
-    """xiaozhi.me has no voiceprints to pass on, and 小智 role prompts call the user 主人: a
-    model that filled `speaker` with "主人" (the owner) heard "我还不认识你的声音…请让主人在设置里
-    登记你的声纹" for every question, the morning briefing included."""
+    """xiaozhi.me has no voiceprints to pass on: a model whose role prompt calls the user 主人
+    and filled `speaker` with it (the owner) heard "我还不认识你的声音…请让主人在设置里登记你的
+    声纹" for every question, the morning briefing included."""
     token = unique("jwt")
     async with (
         running_broker({token}) as broker,
