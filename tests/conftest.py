@@ -33,7 +33,7 @@ from ambient.settings import Environment, Settings
 from ambient.storage import Database
 from ambient.storage.migrate import upgrade, upgrade_async
 from api.routers import xiaozhi as xiaozhi_router
-from tests.support import hangs
+from tests.support import deadlock, hangs
 from tests.support.kube_trust import share_default_trust
 from tests.support.route_analysis import keep_route_analysis
 from tests.support.servers import start_dev_server, start_postgres, start_test_server
@@ -49,6 +49,7 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROX
 os.environ["TERMINAL_WIDTH"] = "240"
 keep_route_analysis()  # one analysis of a route for the many apps a test process builds
 share_default_trust()  # one load of the system's CA bundle for the many kube clients
+deadlock.patient_detector()  # an activation past 2 s on a starved host is not interrupted
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -122,6 +123,14 @@ LOADED_HOST_QUERY_TIMEOUT = 3 * PRODUCT_QUERY_TIMEOUT
 @pytest.fixture(autouse=True)
 def loaded_host_query_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(temporal, "QUERY_TIMEOUT", LOADED_HOST_QUERY_TIMEOUT)
+
+
+@pytest.fixture
+def sdk_deadlock_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers built in the test interrupt an activation after the SDK's 2 s, as the product's
+    do (tests of what a stalled worker's refusal says); others give it longer
+    (tests/support/deadlock.py)."""
+    monkeypatch.setattr(deadlock, "seconds", None)
 
 
 @pytest.fixture(autouse=True)

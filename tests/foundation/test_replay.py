@@ -200,6 +200,7 @@ class _StallOnce(WorkerInterceptor):
         return Stalling
 
 
+@pytest.mark.usefixtures("sdk_deadlock_detector")
 async def test_a_replay_the_deadlock_detector_cut_short_is_replayed_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -100,6 +100,7 @@ async def first_task_done(client: Client, run_id: str) -> bool:
 
 
 @pytest.mark.skipif(bool(os.environ.get("TEMPORAL_DEBUG")), reason="no deadlock detector")
+@pytest.mark.usefixtures("sdk_deadlock_detector")
 @pytest.mark.parametrize("payloads", ["plain", "encrypted"])
 @pytest.mark.usefixtures("product_query_budget")  # each read asks again until its budget ends
 async def test_a_query_a_stalled_worker_fails_is_the_silent_worker_at_every_read(
@@ -179,6 +180,7 @@ class StalledOnce:
 
 
 @pytest.mark.skipif(bool(os.environ.get("TEMPORAL_DEBUG")), reason="no deadlock detector")
+@pytest.mark.usefixtures("sdk_deadlock_detector")
 async def test_a_query_a_worker_refused_in_a_moment_of_load_is_asked_again_and_answered(
     dev_env: WorkflowEnvironment,
 ) -> None:
