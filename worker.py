@@ -6,7 +6,9 @@ import asyncio
 import ctypes
 import gc
 import logging
+import os
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from datetime import timedelta
@@ -39,6 +41,10 @@ TRIM_EVERY = 60.0
 # came one poll's round trip after another. Ten polls, half of them shared: five at a time.
 WORKFLOW_TASK_POLLS = 10
 SHARED_POLL_RATIO = 0.5
+# A stop waits this long for the worker's shutdown (activities have its graceful timeout, 10 s,
+# then are cancelled): past it, a run whose eviction the SDK cannot finish (docs/deploy.md,
+# "Logs") would hold the process for good, SIGTERM and Ctrl-C unheard. It exits, saying so.
+STOP_LIMIT = 60.0
 
 
 def build_worker(
@@ -101,36 +107,62 @@ async def run_worker(settings: Settings) -> None:
         with suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
     await require_current(settings.resolved_database_url)  # `ambient migrate` is a deploy step
-    async with AsyncExitStack() as stack:
-        client = await temporal.connect(settings, runtime=metrics_runtime(settings))
-        db = await stack.enter_async_context(Database(settings.resolved_database_url))
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
-        deps = WorkerDeps(
-            settings=settings, db=db, channels=build_channels(settings, db, http), http=http
+    deadline: threading.Timer | None = None  # set once a stop is asked
+    try:
+        async with AsyncExitStack() as stack:
+            client = await temporal.connect(settings, runtime=metrics_runtime(settings))
+            db = await stack.enter_async_context(Database(settings.resolved_database_url))
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30, trust_env=False))
+            deps = WorkerDeps(
+                settings=settings, db=db, channels=build_channels(settings, db, http), http=http
+            )
+            stack.push_async_callback(deps.pages.aclose)
+            worker = build_worker(client, deps)
+            log.info(
+                "worker polling %s on %s (namespace %s)",
+                settings.temporal_task_queue,
+                settings.temporal_address,
+                settings.temporal_namespace,
+            )
+            upkeep: list[asyncio.Task[None]] = []
+            try:
+                async with worker:
+                    upkeep += [asyncio.create_task(job(client)) for job in deps.upkeep]
+                    upkeep.append(asyncio.create_task(release_free_memory()))
+                    if settings.retention_days:
+                        upkeep.append(asyncio.create_task(pruning(db, settings.retention_days)))
+                    await ensure_triage_schedule(client, settings, db)
+                    await stop.wait()
+                    log.info("worker stopping")
+                    deadline = exit_after(STOP_LIMIT)
+            finally:
+                # After the polls handed back: a clean stop drops this process's leases.
+                for task in upkeep:
+                    task.cancel()
+                await asyncio.gather(*upkeep, return_exceptions=True)
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+
+
+def exit_after(seconds: float) -> threading.Timer:
+    """A timer that ends the process (status 1) unless cancelled within ``seconds``: on a
+    thread of its own, as what waits may be the event loop itself."""
+
+    def give_up() -> None:
+        log.error(
+            "the worker did not stop within %.0f s (a workflow run the SDK could not evict: "
+            "see 'Failed running eviction job' above); exiting",
+            seconds,
         )
-        stack.push_async_callback(deps.pages.aclose)
-        worker = build_worker(client, deps)
-        log.info(
-            "worker polling %s on %s (namespace %s)",
-            settings.temporal_task_queue,
-            settings.temporal_address,
-            settings.temporal_namespace,
-        )
-        upkeep: list[asyncio.Task[None]] = []
-        try:
-            async with worker:
-                upkeep += [asyncio.create_task(job(client)) for job in deps.upkeep]
-                upkeep.append(asyncio.create_task(release_free_memory()))
-                if settings.retention_days:
-                    upkeep.append(asyncio.create_task(pruning(db, settings.retention_days)))
-                await ensure_triage_schedule(client, settings, db)
-                await stop.wait()
-                log.info("worker stopping")
-        finally:
-            # After the polls handed back: a clean stop drops this process's leases.
-            for task in upkeep:
-                task.cancel()
-            await asyncio.gather(*upkeep, return_exceptions=True)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 async def release_free_memory(every: float = TRIM_EVERY) -> None:
