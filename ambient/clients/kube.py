@@ -283,6 +283,8 @@ async def cluster_client(
         # As the cluster's own errors: retried only when it may pass (a CAM refusal or a
         # cluster TKE does not know never does).
         error = KubeUnavailableError if isinstance(exc, TencentRetryableError) else KubeError
+        if exc.code.endswith(".KubeClientConnection"):  # TKE could not reach the cluster
+            error = KubeUnreachableError  # may come back; a dry run says so at once
         if exc.code.endswith("ClusterNotFound"):  # TKE's four codes for it, none retryable
             # Its code, not its message: the client's message names the region and what to give.
             answered = f"{exc.code}, RequestId {exc.request_id}" if exc.request_id else exc.code

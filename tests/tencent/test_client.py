@@ -682,6 +682,11 @@ async def test_a_metric_value_is_read_from_the_series_of_the_instance_asked_for_
         "ClientConnum with these dimensions matches 2 series (port=80; port=443); "
         "add port that names one"
     )
+    # The one series of the one instance asked for is its value, whatever form its dimensions
+    # came back in (a value written in another case was read as no datapoints).
+    api.raw["GetMonitorData"] = [answers(_series({"protocol": "http"}, (now, 42.0)))]
+    asked = {"protocol": "HTTP", "vip": "10.0.0.1"}
+    assert await latest_metric_value(tc, "QCE/LB_PUBLIC", "ClientConnum", asked, now=NOW) == 42.0
 
 
 @pytest.mark.parametrize("region", ["广州", "ap-guangzhou\r\nX-Injected: 1", "ap guangzhou"])

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ambient.clients.kube import (
     KubeError,
     KubeUnavailableError,
+    KubeUnreachableError,
     client_from_kubeconfig,
     cluster_client,
     list_workloads,
@@ -345,6 +346,8 @@ async def test_tke_unable_to_reach_a_cluster_or_refusing_its_state_says_what_hap
             with pytest.raises(KubeError, match=f"{code}.KubeClientConnection") as unreached:
                 await cluster_client("cls-abcd1234", None, tc)
             assert unreached.value.retryable
+            # Not answering: a dry run says so at once, not after the change's retries.
+            assert isinstance(unreached.value, KubeUnreachableError)
         for code in ("ResourceUnavailable", "FailedOperation", "InternalError"):
             cloud.failures["DescribeClusterKubeconfig"] = [f"{code}.ClusterState"]
             with pytest.raises(KubeError) as refused:

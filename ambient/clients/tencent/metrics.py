@@ -193,8 +193,11 @@ async def _metric_window(
         patient=patient,
     )
     # One series per instance, each naming its dimensions: one asked for, another instance's
-    # series (its own, or one more its dimensions match) is not this metric's value.
-    series = [s for s in answer.get("DataPoints") or [] if _of_instance(s, dimensions)]
+    # series (its own, or one more its dimensions match) is not this metric's value. A single
+    # series is the one asked for, whatever form its dimensions' values came back in.
+    series = answer.get("DataPoints") or []
+    if len(series) > 1:
+        series = [s for s in series if _of_instance(s, dimensions)]
     if len(series) > 1:
         raise TencentRequestError("InvalidParameterValue.Dimensions", _many(series, metric))
     return [
