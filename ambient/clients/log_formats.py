@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ambient.clients.tencent.logs import LogRecord
 from ambient.domain.loglevels import (
     LEVEL_FIELDS,
+    NAMED_LEVEL_FIELDS,
     SYSLOG_SEVERITIES,
     TIME_FIELDS,
     level_and_message,
@@ -330,7 +331,9 @@ def full_text_fields(content: dict[str, Any] | str, zone: tzinfo = UTC) -> dict[
     with the fields its first line has when read as a file's line: its time and header taken
     off, its level, Java's thread and logger; a multi-line record's other lines kept after the
     message. A record that names its level, or whose line reads as JSON, is as it came."""
-    if not isinstance(content, dict) or any(f in content for f in LEVEL_FIELDS):
+    if not isinstance(content, dict) or any(
+        f in content for f in (*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS)
+    ):
         return content
     line = content.get("__CONTENT__")
     if not isinstance(line, str) or line.startswith("{"):

@@ -63,7 +63,7 @@ def uncaught_crash(text: str, level: str) -> str | None:
                         raised = None
                     elif raised is None and RAISED.fullmatch(written):
                         raised = written
-            return raised or stripped
+            return raised  # none without its exception line, as in a file
     return None
 
 

@@ -46,8 +46,11 @@ MESSAGE_FIELDS = (
 LEVEL_FIELDS = (
     "level", "severity", "lvl", "loglevel", "log_level", "levelname", "level_name", "__LEVEL__",
     "log.level", "@l",
-    "LogLevel", "Level",  # .NET's JSON console logger, Serilog's JsonFormatter
 )  # fmt: skip
+# .NET's JSON console logger and Serilog's JsonFormatter: a level's name ("Information"). Read
+# only as one, and not in CLEF (`@t`), whose events' properties are top-level keys: a "Level"
+# there is the message's (a tank's, a game's: 60 was read as CRITICAL), its level `@l`.
+NAMED_LEVEL_FIELDS = ("LogLevel", "Level")
 TIME_FIELDS = (
     *("time", "timestamp", "@timestamp", "ts", "datetime", "date", "__TIMESTAMP__", "@t"),
     # log4j2's JsonLayout, python-json-logger, nginx's $time_iso8601, a Kubernetes event
@@ -106,6 +109,11 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
         return _severity_entry(content["short_message"], content["level"], None)
     else:
         raw_level = next((content[f] for f in LEVEL_FIELDS if f in content), None)
+        if raw_level is None and "@t" not in content:
+            named = (content.get(f) for f in NAMED_LEVEL_FIELDS)
+            raw_level = next(
+                (v for v in named if isinstance(v, str) and normal_level(v) != "UNKNOWN"), None
+            )
         if raw_level is None and isinstance(content.get("log"), dict):  # ECS nested
             raw_level = content["log"].get("level")
         if raw_level is None and "@t" in content:  # CLEF leaves out @l for Information
@@ -122,7 +130,7 @@ def level_and_message(content: dict[str, Any] | str) -> tuple[str, str]:
             raw_level = EVENT_TYPES[content["type"]]
             found = f"{content.get('reason') or 'Event'}: {found}"
         if found is None:
-            skip = {*LEVEL_FIELDS, *TIME_FIELDS}
+            skip = {*LEVEL_FIELDS, *NAMED_LEVEL_FIELDS, *TIME_FIELDS}
             found = " ".join(f"{k}={v}" for k, v in content.items() if k not in skip)
         message = found if isinstance(found, str) else str(found)
         if raw_level is None and message.startswith("{"):  # a JSON line carried whole

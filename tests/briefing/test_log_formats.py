@@ -23,7 +23,7 @@ from ambient.briefing.models import PreparedBriefing, PrepareRequest
 from ambient.clients.llm import LLMClient
 from ambient.clients.log_formats import parse_line
 from ambient.clients.log_parts import DOCKER_PIECE, whole_lines
-from ambient.clients.logs import FileLogSource
+from ambient.clients.logs import FileLogSource, uncaught_crash
 from ambient.clients.tencent.client import TencentCloud
 from ambient.commands.logs import read_line
 from ambient.domain.loglevels import level_and_message
@@ -204,6 +204,17 @@ async def test_dotnet_json_console_and_serilog_json_lines_are_read_with_their_le
     assert "日志 3 行，错误 2，警告 1" in report
     assert "| ERROR | 1 | payment refused |" in report
     assert "| WARNING | 1 | Slow card <\\*> | Slow card 42 |" in report
+
+
+@pytest.mark.parametrize("level", [60, 50, 3, "Error"])
+def test_a_clef_events_level_property_is_the_messages_not_its_level(level: object) -> None:
+    """Serilog's compact JSON (CLEF) writes an event's properties as top-level keys and leaves
+    out ``@l`` for Information: a property named "Level" (a tank's) is no level. Read as .NET's
+    "Level", 60 and 50 made an Information event CRITICAL and ERROR (invented errors)."""
+    event = {"@t": "2026-11-22T02:00:00Z", "@mt": "Tank {Tank} at {Level}%", "Level": level}
+    assert level_and_message(event) == ("INFO", "Tank {Tank} at {Level}%")
+    # Outside CLEF a "Level" that is no level's name leaves the line's own word to decide.
+    assert level_and_message({"time": 1, "msg": "ERROR save failed", "Level": 3})[0] == "ERROR"
 
 
 async def test_lines_exported_from_cls_are_timed_by_their_timestamp_field(
@@ -1250,3 +1261,11 @@ async def test_an_exceptions_message_over_lines_before_its_frames_belongs_to_it(
     prepared, _ = await prepare(settings, db, path)
     # The one line after the frames that is no part of a trace is still unreadable.
     assert log_note(prepared).endswith(": 2 lines read, 1 unreadable")
+
+
+def test_a_traceback_cut_before_its_exception_in_a_cls_record_is_no_crash_as_in_a_file() -> None:
+    """A CLS multi-line record's traceback with no exception line (cut short) was a CRITICAL
+    line "Traceback (most recent call last):"; a file's same lines make none."""
+    cut = 'INFO starting\nTraceback (most recent call last):\n  File "app.py", line 3, in <module>'
+    assert uncaught_crash(cut, "INFO") is None
+    assert uncaught_crash(cut + "\nValueError: bad", "INFO") == "ValueError: bad"

@@ -200,9 +200,9 @@ async def _cls_alarms(
         AlarmRecord(
             source="cls",
             name=r.get("AlarmName") or "",
-            status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status", ""))),
+            status=CLS_ALARM_STATUS.get(r.get("Status"), str(r.get("Status") or "")),
             time=from_ms(r.get("CreateTime") or 0),
-            level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel", "")) or None),
+            level=CLS_ALARM_LEVEL.get(r.get("AlarmLevel"), str(r.get("AlarmLevel") or "") or None),
             target=r.get("TopicName") or r.get("TopicId"),
             detail=r.get("Trigger") or "",
             # Each record names its topic's region (AlertHistoryRecord.Region): where the
