@@ -44,12 +44,14 @@ def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> b
     )
 
 
-# "主人" (the owner) is what a model writes when its role prompt calls the user so, and no
-# voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner.
 NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
-    | {"owner", "主人"}
 )
+# "主人" (the owner) is what a model writes when its role prompt calls the user so and no
+# voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner. Where
+# voiceprints are in use it may be a voice they did not match, and is refused as one; nor is
+# it the owner when someone is called so.
+ROLE_WORDS = frozenset({"owner", "主人"})
 # What xiaozhi-server's voiceprint says of a voice it did not match ("未知说话人"), as a model
 # passes it on, shortened or translated: where voiceprints are in use, a stranger, not the owner.
 UNKNOWN_VOICE = frozenset(
@@ -98,7 +100,7 @@ async def resolve_speaker(
         mine = select(XiaozhiDevice).where(XiaozhiDevice.user == owner)
         # Voiceprints in use (the owner's, or speakers allowed on a device): a voice they did not
         # match is someone else, however the model words it. Devices are read only when asked.
-        if key in UNKNOWN_VOICE and (
+        if (key in UNKNOWN_VOICE or key in ROLE_WORDS) and (
             account.voiceprint_id or any(d.speakers for d in await session.scalars(mine))
         ):
             return Speaker(SpeakerKind.UNKNOWN, None)
@@ -109,7 +111,7 @@ async def resolve_speaker(
         found = list(await session.scalars(select(User).where(speaks_as(key))))
         # Words copied from the argument's description name nobody, unless someone is called
         # so: a colleague's voiceprint "Nam" is inside "name", and is them, not the owner.
-        if not found and names_no_speaker(speaker, assistant, described_as):
+        if not found and (key in ROLE_WORDS or names_no_speaker(speaker, assistant, described_as)):
             return Speaker(SpeakerKind.OWNER, account)
         if len(found) != 1:
             return Speaker(SpeakerKind.UNKNOWN, None)

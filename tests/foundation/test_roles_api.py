@@ -607,3 +607,19 @@ async def test_a_profile_phone_without_its_country_code_is_refused_where_it_is_s
     answer = await api.patch("/users/me", json={"phone": "+86 138-0000-0000"}, headers=mei)
     assert answer.status_code == 200, answer.text
     assert answer.json()["phone"] == "+86 138-0000-0000"
+
+
+async def test_the_owner_as_a_role_word_is_refused_where_voiceprints_are_in_use(
+    api: httpx.AsyncClient, admin: dict[str, str], db: Database
+) -> None:
+    """ "主人"/"owner" is what a model writes for the user when no voiceprint names anyone: the
+    owner. Where voiceprints are in use it may be a voice they did not match, which was answered
+    as the owner (an approval by voice included); and a user called so is that user."""
+    mei = await _member(api, admin, "mei")
+    for word in ("主人", "Owner"):
+        assert (await resolve_speaker(db, "mei", word, approvers={})).kind == SpeakerKind.OWNER
+    marked = await api.patch("/users/me", json={"voiceprint_id": "vp-mei"}, headers=mei)
+    assert marked.status_code == 200, marked.text
+    for word in ("主人", "owner", "未知说话人"):
+        assert (await resolve_speaker(db, "mei", word, approvers={})).kind == SpeakerKind.UNKNOWN
+    assert (await resolve_speaker(db, "mei", "vp-mei", approvers={})).kind == SpeakerKind.OWNER
