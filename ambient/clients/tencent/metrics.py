@@ -209,9 +209,12 @@ async def _metric_window(
 
 def _of_instance(series: dict[str, Any], dimensions: dict[str, str]) -> bool:
     """Whether a GetMonitorData series is of the instance ``dimensions`` name: none of its
-    dimensions (names in any case) says another value; one naming none is the one asked for."""
+    dimensions (names and values in any case) says another value; one naming none is the one
+    asked for."""
     named = {str(d.get("Name")).lower(): d.get("Value") for d in series.get("Dimensions") or []}
-    return all(str(named.get(k.lower(), v)) == str(v) for k, v in dimensions.items())
+    return all(
+        str(named.get(k.lower(), v)).lower() == str(v).lower() for k, v in dimensions.items()
+    )
 
 
 def _many(series: list[dict[str, Any]], metric: str) -> str:
