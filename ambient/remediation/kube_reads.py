@@ -9,7 +9,7 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
-from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.resources.autoscaling_v1 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 
@@ -158,6 +158,8 @@ class ClusterReads:
     async def autoscaler(self, target: WorkloadRef, *, at_zero: bool = False) -> str | None:
         """The HorizontalPodAutoscaler that owns the workload's replicas, with its bounds; one
         that holds it ``at_zero`` replicas only: of minReplicas 0, or KEDA's."""
+        # Read as autoscaling/v1, which every cluster serves and has all read here (v2 only
+        # since 1.23: before it, its 404 was taken as a refusal, and no HPA as found).
         try:
             found: list[HorizontalPodAutoscaler] = await self._list_now(
                 HorizontalPodAutoscaler, target.namespace

@@ -869,9 +869,13 @@ async def test_a_restart_whose_stamp_another_run_overwrote_is_found_by_its_retry
     assert len(kube.api.writes("deployments")) == 2
 
 
+@pytest.mark.parametrize("unserved", [set(), {"autoscaling/v2"}], ids=["1.23+", "1.22"])
 async def test_scale_out_of_a_deployment_an_autoscaler_manages_is_skipped_naming_it(
-    kube: Cluster,
+    kube: Cluster, unserved: set[str]
 ) -> None:
+    # A cluster before 1.23 serves no autoscaling/v2: its HPAs were read as none (a 404 taken
+    # as an RBAC refusal), and the count set under the HPA, which put it back.
+    kube.api.unserved = unserved
     kube.api.add_autoscaler("shop", "checkout-hpa", "checkout", minimum=2, maximum=3)
     kube.api.add_autoscaler("shop", "cart-hpa", "cart", minimum=1, maximum=9)
     result = await kube.executor.apply(kube.step("remediation/r21", Rung.SCALE_OUT, replicas=4))

@@ -121,13 +121,17 @@ PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, "application/apply-patc
 
 
 class _Refusals(BaseHTTPMiddleware):
-    """What the API server refuses before a handler sees the request: a dryRun other than
-    All (400) and a PATCH body in a media type it has no patcher for (415)."""
+    """What the API server refuses before a handler sees the request: a group version it does
+    not serve (404), a dryRun other than All (400) and a PATCH body in a media type it has no
+    patcher for (415)."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         token = getattr(request.app.state, "token", None)
         if token is not None and request.headers.get("authorization") != f"Bearer {token}":
             return _status(401, "Unauthorized", "Unauthorized")
+        unserved = request.app.state.api.unserved
+        if any(request.url.path.startswith(f"/apis/{version}/") for version in unserved):
+            return await _not_served(request, LookupError(request.url.path))
         dry_run = request.query_params.getlist("dryRun")
         if any(value != "All" for value in dry_run):
             return _status(400, "BadRequest", f"invalid dry run value {dry_run!r}: only All")
@@ -378,6 +382,10 @@ class KubeApi:
     # The next reads of a resource answered 503, by plural or by verb and plural as in
     # ``forbidden`` ("list services": 2), counted down per request.
     unavailable_reads: dict[str, int] = field(default_factory=dict)
+    # API group versions the cluster does not serve, answered 404 as any unknown path is: a
+    # cluster before 1.23 has no autoscaling/v2 (its HPAs are served as autoscaling/v1 and
+    # v2beta2; every version since serves autoscaling/v1 as well).
+    unserved: set[str] = field(default_factory=set)
     _pending: dict[Key, int] = field(default_factory=dict)
     _interference: dict[tuple[str, str, str], Callable[[Obj], None]] = field(default_factory=dict)
 
@@ -405,6 +413,12 @@ class KubeApi:
                 methods=["GET", "PATCH", "PUT"],
             ),
         ]
+        # Every cluster serves its HPAs as autoscaling/v1 too (the same objects; v1 drops the
+        # metrics other than CPU, which nothing here stores).
+        v1 = "/apis/autoscaling/v1/namespaces/{ns}/horizontalpodautoscalers"
+        hpas = "horizontalpodautoscalers"
+        routes.append(Route(v1, _as_version(self._collection(hpas), "autoscaling/v1")))
+        routes.append(Route(v1 + "/{name}", _as_version(self._item(hpas), "autoscaling/v1")))
         for plural, (_, _, prefix) in KINDS.items():
             routes.append(
                 Route(
@@ -426,6 +440,7 @@ class KubeApi:
             exception_handlers={404: _not_served},
         )
         app.state.token = None
+        app.state.api = self
         self._app = app
         return app
 
@@ -1115,6 +1130,21 @@ class KubeApi:
             spec = {**current["spec"], "replicas": replicas}
             self._store("deployments", key, current, {**current, "spec": spec})
         return self._written(call) or JSONResponse(self._scale_view(key))
+
+
+def _as_version(handler: Callable[[Request], Any], api_version: str) -> Callable[[Request], Any]:
+    """A GET ``handler``'s answer as another version of its group serves it (apiVersion)."""
+
+    async def handle(request: Request) -> Response:
+        response: Response = await handler(request)
+        if response.status_code != 200:
+            return response
+        body = json.loads(bytes(response.body))
+        for obj in body.get("items", [body]):
+            obj["apiVersion"] = api_version
+        return JSONResponse(body)
+
+    return handle
 
 
 def _images(template: Obj) -> list[str]:
