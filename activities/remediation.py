@@ -13,6 +13,7 @@ ledger, the breaker) is one atomic step.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.remediation_safety import RemediationSafetyActivities
-from ambient.clients.kube import KubeError
+from ambient.clients.kube import KubeError, KubeUnreachableError
 from ambient.clients.llm import LLMClient
 from ambient.clients.tencent.client import TencentCloud
 from ambient.remediation.dry_run import tried_again
@@ -34,6 +35,7 @@ from ambient.remediation.ladder import (
     Rung,
     StepRequest,
     StepResult,
+    WorkloadRef,
     step_key,
 )
 from ambient.remediation.runs import (
@@ -244,7 +246,9 @@ class RemediationActivities(RemediationSafetyActivities):
     @activity.defn
     async def take_remediation_checkpoint(self, request: CheckpointInput) -> Checkpoint:
         """The workload's spec and revision before a change, saved in the audit log."""
-        checkpoint = await _translated(self._executor(request.mode).checkpoint(request.target))
+        checkpoint = await _translated(
+            self._executor(request.mode).checkpoint(request.target), request.target
+        )
         async with self._db.writing() as session:
             await append_entry(session, request, "checkpoint", checkpoint.model_dump(mode="json"))
         return checkpoint
@@ -253,7 +257,7 @@ class RemediationActivities(RemediationSafetyActivities):
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
         try:
-            result = await _translated(self._executor(step.mode).apply(step))
+            result = await _translated(self._executor(step.mode).apply(step), step.target)
         except ApplicationError as exc:
             cause = exc.__cause__
             if (
@@ -314,7 +318,9 @@ class RemediationActivities(RemediationSafetyActivities):
     @activity.defn
     async def verify_remediation(self, request: VerifyInput) -> Verification:
         """Metric condition (read by read_metric) and rollout health; updates the breaker."""
-        health = await _translated(self._executor(request.mode).rollout_health(request.target))
+        health = await _translated(
+            self._executor(request.mode).rollout_health(request.target), request.target
+        )
         unknown = request.unknown(health)
         if unknown is not None:
             # No verdict: neither counted against the rung (breaker) nor returned as "not
@@ -394,10 +400,37 @@ class RemediationActivities(RemediationSafetyActivities):
         return await unresolved_alarms(self._tencent, zone, request.now, request.days)
 
 
-async def _translated(work: Awaitable[T]) -> T:
+# Seconds of an activity's time left when its Kubernetes calls are given up: an API server
+# answering slowly (each answer within lightkube's 10 s, several of them a checkpoint) ran the
+# activity out of time first, and the run said "activity StartToClose timeout", nothing of
+# which cluster did not answer; a step's time set below 10 s did so at its first slow answer.
+# At most a fifth of a short activity's time (a step's may be set down to 1 s).
+KUBE_CALL_MARGIN = 5.0
+
+
+def _kube_call_time() -> float | None:
+    """How long this activity's Kubernetes calls may take (None: no bound of the activity's)."""
+    limit = activity.info().start_to_close_timeout if activity.in_activity() else None
+    if limit is None:
+        return None
+    return limit.total_seconds() - min(KUBE_CALL_MARGIN, limit.total_seconds() / 5)
+
+
+async def _translated(work: Awaitable[T], target: WorkloadRef) -> T:
     """Kubernetes errors as Temporal sees them: retry what may pass later, not the rest."""
+    within = _kube_call_time()
     try:
-        return await work
+        async with asyncio.timeout(within) as bound:
+            return await work
+    except TimeoutError:
+        if not bound.expired():
+            raise
+        # Retried as an unreachable server is; a change cut off may have been written (its
+        # retry reads first and finds our stamp), so whether it changed anything is not known.
+        raise KubeUnreachableError(
+            f"cluster {target.cluster_id}: its API server did not answer within {within:.3g} s "
+            "(slow or overloaded)"
+        ) from None
     except KubeError as exc:
         if exc.retryable:
             raise

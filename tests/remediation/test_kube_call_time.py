@@ -1,0 +1,102 @@
+"""A remediation activity whose cluster answers slowly gives up inside its own time, naming the
+cluster: lightkube's 10 s a request (several requests a checkpoint) ran the activity out of time
+first, and the run said only "activity StartToClose timeout"."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from temporalio.testing import ActivityEnvironment
+
+from activities.remediation import RemediationActivities
+from ambient.clients.kube import KubeClients, KubeUnreachableError
+from ambient.remediation.kube_executor import KubernetesExecutor
+from ambient.remediation.ladder import Rung, StepRequest, WorkloadRef, step_key
+from ambient.remediation.runs import CheckpointInput, VerifyInput
+from ambient.settings import Settings
+from tests.standins.kube_api import kubeconfig
+from tests.support.servers import serve
+
+TARGET = WorkloadRef(cluster_id="slow-cluster", namespace="shop", name="checkout")
+
+
+async def _checkpoint(acts: RemediationActivities) -> Any:
+    given = CheckpointInput(run_key="run", key="run/1/checkpoint", mode="execute", target=TARGET)
+    return await acts.take_remediation_checkpoint(given)
+
+
+async def _change(acts: RemediationActivities) -> Any:
+    step = StepRequest(
+        remediation_id="r-slow",
+        rung=Rung.RESTART,
+        target=TARGET,
+        mode="execute",
+        key=step_key("r-slow", Rung.RESTART),
+        restarted_at="2026-12-01T10:00:00Z",
+    )
+    return await acts.apply_remediation_step(step)
+
+
+async def _verify(acts: RemediationActivities) -> Any:
+    given = VerifyInput(
+        run_key="run",
+        key="run/1/verify",
+        mode="execute",
+        target=TARGET,
+        service="checkout",
+        rung=Rung.RESTART,
+        now=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    return await acts.verify_remediation(given)
+
+
+@pytest.mark.parametrize("activity", [_checkpoint, _change, _verify])
+async def test_a_cluster_that_does_not_answer_is_given_up_in_the_activity_s_time_naming_it(
+    tmp_path: Path, activity: Callable[[RemediationActivities], Awaitable[Any]]
+) -> None:
+    released = asyncio.Event()
+    asked: list[str] = []
+
+    async def silent(request: Request) -> Response:
+        asked.append(f"{request.method} {request.url.path}")
+        await released.wait()  # no answer until the test is done
+        return Response(status_code=504)
+
+    app = Starlette(routes=[Route("/{path:path}", silent, methods=["GET", "PATCH"])])
+    async with serve(app) as base:
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig({TARGET.cluster_id: base})))
+        clients = KubeClients(path, None)
+        acts = RemediationActivities(
+            cast(Any, None),
+            Settings(remediation_executor="kubernetes"),
+            None,
+            {"kubernetes": KubernetesExecutor(clients)},
+        )
+        env = ActivityEnvironment()
+        limit = timedelta(seconds=2)  # its calls given up at 1.6 s (a fifth kept)
+        env.info = dataclasses.replace(env.info, start_to_close_timeout=limit, is_local=False)
+        try:
+            with pytest.raises(KubeUnreachableError) as raised:
+                await env.run(activity, acts)
+        finally:
+            released.set()
+            await clients.aclose()
+    # Retried as an unreachable cluster is, and named (not lightkube's ReadTimeout at 10 s,
+    # after the activity's 2 s were over).
+    assert str(raised.value) == (
+        "cluster slow-cluster: its API server did not answer within 1.6 s (slow or overloaded)"
+    )
+    assert raised.value.changed is None  # a change cut off may have been written
+    assert asked == ["GET /apis/apps/v1/namespaces/shop/deployments/checkout"]
