@@ -30,6 +30,7 @@ from ambient.briefing.errors import (
 from ambient.briefing.models import (
     NOT_IN_TIME,
     NOT_SET_UP,
+    NOT_SET_UP_ADMIN_NO_MODEL,
     NOT_SET_UP_BY_TOOL,
     NOT_SET_UP_NO_MODEL,
     GreetOutcome,
@@ -96,13 +97,15 @@ class Greeting:
             outcome=outcome, text=texts[0] if await self._chinese(user) else texts[1]
         )
 
-    def _not_set_up(self, via: str) -> tuple[str, str]:
+    def _not_set_up(self, via: str, user: User | None) -> tuple[str, str]:
         """Where a briefing is set up, as the greeter can: the web page's assistant, unless no
-        model answers it; then a voice asks an administrator, an MCP client (the CLI) calls
-        the tool."""
+        model answers it; then a voice asks an administrator (an administrator runs the CLI),
+        an MCP client (the CLI) calls the tool."""
         if self.settings.llm_mode != "offline":
             return NOT_SET_UP
-        return NOT_SET_UP_NO_MODEL if via == "voice" else NOT_SET_UP_BY_TOOL
+        if via != "voice":
+            return NOT_SET_UP_BY_TOOL
+        return NOT_SET_UP_ADMIN_NO_MODEL if user and user.is_admin else NOT_SET_UP_NO_MODEL
 
     async def _in_users_words(self, user: str, result: GreetResult) -> GreetResult:
         """The workflow's short answers are in the briefing's language: said in the user's.
@@ -189,7 +192,7 @@ class Greeting:
             if temporal.not_found(exc):
                 # Asked only here: an admin's typo heard "no briefing is set up" for nobody.
                 row = await registered(self.db, user, BriefingNotFoundError)
-                return await self._said(row, GreetOutcome.UNAVAILABLE, self._not_set_up(via))
+                return await self._said(row, GreetOutcome.UNAVAILABLE, self._not_set_up(via, row))
             if temporal.unanswered(exc) and not temporal.task_failing(exc):
                 # No worker answered (yet): a spoken answer, not an error.
                 return await self._said(user, GreetOutcome.PREPARING, NOT_IN_TIME)
@@ -198,7 +201,10 @@ class Greeting:
         except WorkflowUpdateFailedError as exc:
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
                 # Deleted, its run still finishing: as a moment later, once it has ended.
-                return await self._said(user, GreetOutcome.UNAVAILABLE, self._not_set_up(via))
+                row = await user_named(self.db, user)
+                return await self._said(
+                    row or user, GreetOutcome.UNAVAILABLE, self._not_set_up(via, row)
+                )
             ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)
             if getattr(exc.cause, "type", None) in ended:
                 # This server's clock runs ahead, a new config is replacing the run, or the

@@ -19,7 +19,7 @@ from ambient.briefing.config import BriefingConfig, plan_for
 from ambient.briefing.service import BriefingService
 from ambient.clients.tencent.client import TencentCloud
 from ambient.deps import WorkerDeps
-from ambient.domain.users import Language, UserCreate
+from ambient.domain.users import Language, Role, UserCreate
 from ambient.settings import Settings
 from ambient.speech import speakable
 from ambient.storage.briefings import BriefingRepository
@@ -60,9 +60,9 @@ def _zone_away_from_midnight() -> str:
     return next(z for z in ZONES if 1 <= now.astimezone(ZoneInfo(z)).hour <= 22)
 
 
-async def _user(deps: WorkerDeps, name: str, language: Language) -> None:
+async def _user(deps: WorkerDeps, name: str, language: Language, role: Role = Role.MEMBER) -> None:
     async with deps.db.session() as session:
-        await UserRepository(session).create(UserCreate(name=name, language=language))
+        await UserRepository(session).create(UserCreate(name=name, language=language, role=role))
         await session.commit()
 
 
@@ -386,13 +386,13 @@ async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_
 
 
 async def _not_set_up_heard(
-    dev_env: WorkflowEnvironment, deps: WorkerDeps, settings: Settings
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, settings: Settings, role: Role = Role.MEMBER
 ) -> dict[Language, str]:
     """A new user's first "你好" (no briefing yet) in each language, with ``settings``."""
     answers = {}
     for language in (Language.ZH, Language.EN):
         user = unique("vl")
-        await _user(deps, user, language)
+        await _user(deps, user, language, role)
         state = AppState(
             settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
         )
@@ -429,6 +429,15 @@ async def test_a_greeting_with_no_briefing_and_no_model_names_who_can_set_one_up
         "请让管理员帮你设置。",
         Language.EN: "Hello! No daily briefing is set up yet, and with no language model "
         "configured the web assistant cannot set one up: ask your administrator to.",
+    }
+    # The administrator (`ambient dev`'s user) was sent to ask the administrator: told what
+    # they set it up with themselves, the command the README gives.
+    assert await _not_set_up_heard(dev_env, deps, offline, Role.ADMIN) == {
+        Language.ZH: "你好！还没有设置每日简报，这里也没有配置语言模型。你是管理员，"
+        "可以在服务器上运行 ambient briefing create 来设置。",
+        Language.EN: "Hello! No daily briefing is set up yet, and no language model is "
+        "configured. As the administrator, you can set one up on the server by running "
+        "ambient briefing create.",
     }
 
 
