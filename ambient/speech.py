@@ -64,9 +64,19 @@ _COMPARE = re.compile(r"\s*([<>]=?)\s*(?=\d)")
 _COMPARED = {">": ("超过", "above"), "<": ("低于", "below")}
 _COMPARED |= {">=": ("不低于", "at least"), "<=": ("不超过", "at most")}
 _MARKDOWN = re.compile(r"[*_`#<>|\[\]]+")
-# Log templates name their variable parts <*>: said as "某值" (some value), not as symbols,
-# in the answer's language.
-_PLACEHOLDER = re.compile(r"<\*>")
+# Log templates name their variable parts <*>: said as words, not as symbols, in the language
+# of the line around it (an English log line in a Chinese answer stays English): "some" before
+# a unit ("after some ms"), else "something"; in Chinese "某个值", its spaces to Chinese gone.
+_PLACEHOLDER = re.compile(r"(\s?)<\*>(\s?)")
+_UNIT = re.compile(
+    r"\s*(?:ms|s|secs?|seconds?|mins?|minutes?|h|hours?|days?|bytes?|[KMGT]i?B|times|retries"
+    r"|attempts|rows|items|records|requests|lines|connections)\b",
+    re.IGNORECASE | re.ASCII,
+)
+# A class said without its package (java.net.SocketTimeoutException: SocketTimeoutException),
+# as a stack trace's reader says it: two or more lowercase parts before a capitalised name.
+_PACKAGE = re.compile(r"\b(?:[a-z_][a-z0-9_]*\.){2,}(?=[A-Z])", re.ASCII)
+_CLAUSE_END = "，,；;：:"
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
 # A span of clock times ("09:00–09:05", "09:00 - 09:05", a burst's run): its dash, read oddly,
 # is said "到" / "to" (each time as below). An ASCII arrow ("2 -> 4") is said as "to" too: its
@@ -101,7 +111,8 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _UUID.sub("", text)
     text = _POD.sub(r"\1", text)
     text = _PATH_ID.sub("", text)
-    text = _PLACEHOLDER.sub("some value" if english else "某值", text)
+    text = _PACKAGE.sub("", text)
+    text = _PLACEHOLDER.sub(lambda m: _placeholder_said(m, english), text)
     text = _CLOUD_ID.sub("", text)
     text = _HEX.sub("", text)
     text = _EMPTIED_QUOTES.sub("", text)  # an id said in quotes leaves its quotes behind
@@ -110,6 +121,35 @@ def cleaned(text: str, *, english: bool = False) -> str:
     text = _MARKDOWN.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\s+([，。！？,.!?:：;；])", r"\1", text)
+
+
+def _placeholder_said(match: re.Match[str], english: bool) -> str:
+    """A log template's <*> in words of the line around it: its nearest letter's script (the
+    one before it, else after it; none: the answer's language)."""
+    text, start, end = match.string, match.start(), match.end()
+    near = next((c for c in reversed(text[:start]) if c.isalpha()), None)
+    near = near or next((c for c in text[end:] if c.isalpha()), None)
+    if near.isascii() if near else english:
+        word = "some" if _UNIT.match(text, end) else "something"
+        return f"{match[1] or ' '}{word}{match[2] or ' '}"
+    # A space is kept only to an English word beside it: none between Chinese characters.
+    before = match[1] if text[start - 1 : start].isascii() else ""
+    after = match[2] if text[end : end + 1].isascii() else ""
+    return f"{before}某个值{after}"
+
+
+def spoken_clip(text: str, limit: int) -> str:
+    """``text`` in ``limit`` characters for speech, its classes without their packages: cut at
+    a clause's end when that keeps half of it, else after a word ("…"), never inside one."""
+    text = _PACKAGE.sub("", " ".join(text.split()))
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]  # a boundary just past the limit ends the text at it
+    clause = max(cut.rfind(c) for c in _CLAUSE_END)
+    if clause >= limit // 2:
+        return cut[:clause].rstrip()
+    space = cut.rfind(" ", 0, limit)
+    return (cut[:space] if space >= limit // 2 else cut[: limit - 1]) + "…"
 
 
 def _clock_said(clock: re.Match[str], english: bool) -> str:
@@ -142,4 +182,4 @@ def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> s
         return text
     cut = text[:limit]
     end = max(cut.rfind(c) for c in _SENTENCE_END)
-    return cut[: end + 1] if end >= limit // 3 else cut[: limit - 1] + "…"
+    return cut[: end + 1] if end >= limit // 3 else spoken_clip(text, limit)

@@ -201,9 +201,9 @@ class Greeting:
         except WorkflowUpdateFailedError as exc:
             if getattr(exc.cause, "type", None) == BRIEFING_DELETED:
                 # Deleted, its run still finishing: as a moment later, once it has ended.
-                row = await user_named(self.db, user)
+                deleted = await user_named(self.db, user)
                 return await self._said(
-                    row or user, GreetOutcome.UNAVAILABLE, self._not_set_up(via, row)
+                    deleted or user, GreetOutcome.UNAVAILABLE, self._not_set_up(via, deleted)
                 )
             ended = (GREETING_TOO_LATE, GREETING_HANDED_OVER, temporal.RUN_ENDED_UNDER_UPDATE)
             if getattr(exc.cause, "type", None) in ended:
@@ -228,7 +228,7 @@ class Greeting:
         if via == "voice":
             # A TTS reads it as it is: the writer's text loses its Markdown, ids and <*>.
             result.text = cleaned(result.text, english=not await self._chinese(user))
-            # Cut again for TTS: "some value" is longer than the "<*>" it replaces.
+            # Cut again for TTS: "something" is longer than the "<*>" it replaces.
             result.segments = tts_segments(result.text)
         if audio and self.tencent.configured:
             try:

@@ -6,7 +6,6 @@ totals), and the markdown the push and the share page show."""
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from ambient.clients.tencent.tts import tts_segments
 from ambient.domain.events import clipped
 from ambient.domain.loglevels import ERROR_LEVELS
 from ambient.render import markdown_literal
+from ambient.speech import spoken_clip
 
 
 def greeting(inputs: BriefingInputs) -> str:
@@ -369,17 +369,14 @@ def _spoken(
     top = most_frequent_error(errors)
     if top is not None:
         say(
-            f"最多的错误是：{_short(top.template, 60)}，共 {top.count} 次。",
-            f"The most frequent error was {_short(top.template, 60)}, "
+            f"最多的错误是：{spoken_clip(top.template, 60)}，共 {top.count} 次。",
+            f"The most frequent error was {spoken_clip(top.template, 60)}, "
             f"{_many(top.count, 'time', 'times')}. ",
         )
     if inputs.trend:
         say(inputs.trend + "。", inputs.trend + ". ")
     if inputs.anomalies:
-        first = _short(inputs.anomalies[0], 60)
-        if first != inputs.anomalies[0]:  # cut: at its last whole part, not mid-phrase
-            cut = re.split(r", |，", first)
-            first = first if len(cut) < 3 else first[: first.rfind(cut[-1])].rstrip(", ，")
+        first = spoken_clip(inputs.anomalies[0], 60)
         say(
             f"发现 {len(inputs.anomalies)} 个异常，例如{first}。",
             f"{_many(len(inputs.anomalies), 'anomaly', 'anomalies')}, for example {first}. ",
@@ -403,16 +400,16 @@ def _spoken(
             "automatically overnight. ",
         )
     if inputs.needs_person:
-        count, first = len(inputs.needs_person), _short(inputs.needs_person[0], 60)
+        count, first = len(inputs.needs_person), spoken_clip(inputs.needs_person[0], 60)
         say(
             f"有 {count} 个问题需要人工处理：{first}。",
             f"{_many(count, 'problem needs', 'problems need')} a person: {first}. ",
         )
     if inputs.news:
         say(
-            f"新闻 {len(inputs.news)} 条，例如：{_short(inputs.news[0], 60)}。",
+            f"新闻 {len(inputs.news)} 条，例如：{spoken_clip(inputs.news[0], 60)}。",
             f"{_many(len(inputs.news), 'news item', 'news items')}, for example: "
-            f"{_short(inputs.news[0], 60)}. ",
+            f"{spoken_clip(inputs.news[0], 60)}. ",
         )
     for note in failed:
         if note.source in _FAILED_SAID and note not in unset:

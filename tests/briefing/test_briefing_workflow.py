@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
 from ambient.briefing.config import BriefingConfig, DayPlan, Language
+from ambient.briefing.logreport import TemplateStat
 from ambient.briefing.models import (
     ALARMS_NOT_CONFIGURED,
     BriefingInputs,
@@ -32,6 +33,7 @@ from ambient.briefing.writer import llm_prompt, offline_draft
 from ambient.clients.tencent.alarms import AlarmRecord
 from ambient.deps import WorkerDeps
 from ambient.domain.users import Role
+from ambient.speech import speakable, spoken_clip
 from ambient.storage.briefings import (
     BaselineRepository,
     BriefingRepository,
@@ -1301,6 +1303,55 @@ def test_a_briefing_whose_logs_could_not_be_read_says_no_error_count(
     assert "0 errors" not in draft.spoken_text and "0 个错误" not in draft.spoken_text
 
 
+def test_the_spoken_top_error_ends_at_a_word_and_says_its_variable_parts_in_words() -> None:
+    """The offline briefing's top error was heard "Failed to call 某值
+    java.net.SocketTimeoutException: Read ti…": clipped mid-word at 60 characters, a Chinese
+    placeholder word inside the English line, the class said with its package."""
+    java = "Failed to call <*> java.net.SocketTimeoutException: Read timed out"
+    stats = [
+        TemplateStat(template_id="a", template=java, level="ERROR", count=40, example=""),
+        TemplateStat(
+            template_id="b",
+            template="支付回调处理失败：订单 <*> 签名校验不通过",
+            level="ERROR",
+            count=20,
+            example="",
+        ),
+    ]
+    said = {}
+    for language in ("zh", "en"):
+        inputs = BriefingInputs(
+            date="2026-11-22",
+            language=language,
+            window_start="06:00",
+            log_lines=120,
+            errors=60,
+            top_templates=stats,
+        )
+        draft = offline_draft(inputs)
+        assert java in "".join(draft.what_happened)  # the written briefing keeps it whole
+        said[language] = speakable(draft.spoken_text, english=language == "en")
+    assert said["zh"] == (
+        "早上好，这是昨天的简报。昨天有 60 个错误，没有问题需要人工处理。"
+        "最多的错误是：Failed to call something SocketTimeoutException: Read timed out，共 40 次。"
+    )
+    assert said["en"] == (
+        "Good morning, here is yesterday's briefing. Yesterday: 60 errors, no problem needs a "
+        "person. The most frequent error was Failed to call something "
+        "SocketTimeoutException: Read timed out, 40 times."
+    )
+    # A Chinese line's placeholder is said in Chinese words; a cut ends at a word.
+    assert speakable("订单 <*> 签名校验不通过") == "订单某个值签名校验不通过"
+    assert speakable("timeout after <*> ms on <*>", english=True) == (
+        "timeout after some ms on something"
+    )
+    assert speakable("word " * 80) == ("word " * 60).strip() + "…"
+    # Clipped for speech: at a clause's end, else at a word's, never inside one.
+    long = "Read timed out while reserving stock, retried 3 times for order <*>"
+    assert spoken_clip(long, 60) == "Read timed out while reserving stock"
+    assert spoken_clip("a" * 30 + " bb ccc", 34) == "a" * 30 + " bb…"
+
+
 def test_one_anomaly_or_one_news_item_is_said_in_the_singular() -> None:
     """The offline English briefing said "1 anomalies, for example ..." and "1 news items"."""
     inputs = BriefingInputs(
@@ -1398,7 +1449,6 @@ def test_a_day_without_logs_or_alarms_says_both_not_only_that_there_were_no_logs
 def test_one_line_one_error_and_an_error_seen_once_are_said_in_the_singular() -> None:
     """The offline English briefing said "The most frequent error was disk full, 1 times" and
     listed "1 log lines, 1 errors, 0 warnings"."""
-    from ambient.briefing.logreport import TemplateStat
 
     inputs = BriefingInputs(
         date="2026-11-22",

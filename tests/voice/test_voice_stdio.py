@@ -272,10 +272,11 @@ def test_a_log_templates_variable_part_is_said_in_the_answers_language() -> None
     user heard "The most frequent error was timeout after 某值 ms, 12 times." """
     template = "The most frequent error was timeout after <*> ms on <*>, 12 times."
     assert speakable(template, english=True) == (
-        "The most frequent error was timeout after some value ms on some value, 12 times."
+        "The most frequent error was timeout after some ms on something, 12 times."
     )
+    # An English line in a Chinese answer keeps English words ("after 某值 ms" was heard).
     assert speakable("最多的错误是：timeout after <*> ms，共 12 次。") == (
-        "最多的错误是：timeout after 某值 ms，共 12 次。"
+        "最多的错误是：timeout after some ms，共 12 次。"
     )
 
 
