@@ -257,7 +257,12 @@ class RemediationActivities(RemediationSafetyActivities):
     async def apply_remediation_step(self, step: StepRequest) -> StepResult:
         """One rung's change through the mode's executor (idempotent by the step key)."""
         try:
-            result = await _translated(self._executor(step.mode).apply(step), step.target)
+            # Not bounded: a write cut off may have been made, and the run must hear so (the
+            # activity's timeout: "change failed", its slot kept), not a refusal (nothing
+            # written: its slot given back, an abort said "before its change").
+            result = await _translated(
+                self._executor(step.mode).apply(step), step.target, bounded=False
+            )
         except ApplicationError as exc:
             cause = exc.__cause__
             if (
@@ -416,17 +421,17 @@ def _kube_call_time() -> float | None:
     return limit.total_seconds() - min(KUBE_CALL_MARGIN, limit.total_seconds() / 5)
 
 
-async def _translated(work: Awaitable[T], target: WorkloadRef) -> T:
-    """Kubernetes errors as Temporal sees them: retry what may pass later, not the rest."""
-    within = _kube_call_time()
+async def _translated(work: Awaitable[T], target: WorkloadRef, bounded: bool = True) -> T:
+    """Kubernetes errors as Temporal sees them: retry what may pass later, not the rest; the
+    reads ``bounded`` by the activity's time."""
+    within = _kube_call_time() if bounded else None
     try:
         async with asyncio.timeout(within) as bound:
             return await work
     except TimeoutError:
         if not bound.expired():
             raise
-        # Retried as an unreachable server is; a change cut off may have been written (its
-        # retry reads first and finds our stamp), so whether it changed anything is not known.
+        # Retried as an unreachable server is (reads only: nothing was changed).
         raise KubeUnreachableError(
             f"cluster {target.cluster_id}: its API server did not answer within {within:.3g} s "
             "(slow or overloaded)"
