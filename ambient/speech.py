@@ -74,9 +74,15 @@ _UNIT = re.compile(
     re.IGNORECASE | re.ASCII,
 )
 # A class said without its package (java.net.SocketTimeoutException: SocketTimeoutException),
-# as a stack trace's reader says it: two or more lowercase parts before a capitalised name.
-_PACKAGE = re.compile(r"\b(?:[a-z_][a-z0-9_]*\.){2,}(?=[A-Z])", re.ASCII)
-_CLAUSE_END = "，,；;：:"
+# as a stack trace's reader says it: two or more lowercase parts before a capitalised name, not
+# inside a longer name ("my-app.v2.Service") or an address ("ops.team.Lead@example.com").
+_PACKAGE = re.compile(
+    r"(?<![\w.@-])(?:[a-z_][a-z0-9_]*\.){2,}(?=[A-Z][\w$]*(?![\w.$]*@))", re.ASCII
+)
+# Where a clause ends: Chinese punctuation, or an ASCII comma, semicolon or colon before a space
+# (not inside "09:30", "1,500,000" or "https://").
+_CLAUSE_END = re.compile(r"[，；：]|[,;:](?=\s)")
+_OPENERS, _CLOSERS = "(（[【“‘", ")）]】”’"
 _EMPTIED_QUOTES = re.compile(r"'\s*'|\"\s*\"|“\s*”|‘\s*’")
 # A span of clock times ("09:00–09:05", "09:00 - 09:05", a burst's run): its dash, read oddly,
 # is said "到" / "to" (each time as below). An ASCII arrow ("2 -> 4") is said as "to" too: its
@@ -131,7 +137,11 @@ def _placeholder_said(match: re.Match[str], english: bool) -> str:
     near = near or next((c for c in text[end:] if c.isalpha()), None)
     if near.isascii() if near else english:
         word = "some" if _UNIT.match(text, end) else "something"
-        return f"{match[1] or ' '}{word}{match[2] or ' '}"
+        # A space to a word beside it; none after a key's "=" ("status=something": a space
+        # there read as a key whose id was taken out, and the key was dropped).
+        before = match[1] or (" " if text[start - 1 : start].isalnum() else "")
+        after = match[2] or (" " if text[end : end + 1].isalnum() else "")
+        return f"{before}{word}{after}"
     # A space is kept only to an English word beside it: none between Chinese characters.
     before = match[1] if text[start - 1 : start].isascii() else ""
     after = match[2] if text[end : end + 1].isascii() else ""
@@ -145,11 +155,18 @@ def spoken_clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit + 1]  # a boundary just past the limit ends the text at it
-    clause = max(cut.rfind(c) for c in _CLAUSE_END)
+    ends = [m.start() for m in _CLAUSE_END.finditer(cut) if _closed(cut[: m.start()])]
+    clause = max(ends, default=-1)
     if clause >= limit // 2:
         return cut[:clause].rstrip()
     space = cut.rfind(" ", 0, limit)
     return (cut[:space] if space >= limit // 2 else cut[: limit - 1]) + "…"
+
+
+def _closed(text: str) -> bool:
+    """Whether ``text`` leaves no quote or bracket open (a cut there would)."""
+    opened = sum(text.count(c) for c in _OPENERS) - sum(text.count(c) for c in _CLOSERS)
+    return opened <= 0 and text.count('"') % 2 == 0
 
 
 def _clock_said(clock: re.Match[str], english: bool) -> str:

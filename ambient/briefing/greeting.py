@@ -105,7 +105,10 @@ class Greeting:
             return NOT_SET_UP
         if via != "voice":
             return NOT_SET_UP_BY_TOOL
-        return NOT_SET_UP_ADMIN_NO_MODEL if user and user.is_admin else NOT_SET_UP_NO_MODEL
+        if user and user.is_admin:
+            zh, en = NOT_SET_UP_ADMIN_NO_MODEL
+            return zh.format(user=user.name), en.format(user=user.name)
+        return NOT_SET_UP_NO_MODEL
 
     async def _in_users_words(self, user: str, result: GreetResult) -> GreetResult:
         """The workflow's short answers are in the briefing's language: said in the user's.

@@ -213,12 +213,14 @@ NOT_SET_UP_NO_MODEL = (
     "Hello! No daily briefing is set up yet, and with no language model configured the web "
     "assistant cannot set one up: ask your administrator to.",
 )
-# The administrator themselves, asking it by voice with no model: the command the README gives.
+# The administrator themselves, asking it by voice with no model: the command the README gives
+# (``{user}``: theirs; the command needs it).
 NOT_SET_UP_ADMIN_NO_MODEL = (
     "你好！还没有设置每日简报，这里也没有配置语言模型。你是管理员，"
-    "可以在服务器上运行 ambient briefing create 来设置。",
+    "可以在服务器上运行 ambient briefing create --user {user} 来设置。",
     "Hello! No daily briefing is set up yet, and no language model is configured. As the "
-    "administrator, you can set one up on the server by running ambient briefing create.",
+    "administrator, you can set one up on the server by running ambient briefing create "
+    "--user {user}.",
 )
 NOT_SET_UP_BY_TOOL = (
     "你好！还没有设置每日简报：调用 create_daily_briefing 来设置。",

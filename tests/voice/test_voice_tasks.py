@@ -388,16 +388,17 @@ async def test_a_greeting_the_voice_stopped_waiting_for_does_not_spend_the_days_
 async def _not_set_up_heard(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, settings: Settings, role: Role = Role.MEMBER
 ) -> dict[Language, str]:
-    """A new user's first "你好" (no briefing yet) in each language, with ``settings``."""
+    """A new user's first "你好" (no briefing yet) in each language, with ``settings`` (the
+    user's name, a person's, said as NAME)."""
     answers = {}
     for language in (Language.ZH, Language.EN):
-        user = unique("vl")
+        user = f"{role.value}{language.value}"
         await _user(deps, user, language, role)
         state = AppState(
             settings=settings, db=deps.db, temporal=dev_env.client, channels=deps.channels
         )
         async with voice_client(state, user) as client:
-            answers[language] = await say(client, "greet")
+            answers[language] = (await say(client, "greet")).replace(user, "NAME")
     return answers
 
 
@@ -434,10 +435,10 @@ async def test_a_greeting_with_no_briefing_and_no_model_names_who_can_set_one_up
     # they set it up with themselves, the command the README gives.
     assert await _not_set_up_heard(dev_env, deps, offline, Role.ADMIN) == {
         Language.ZH: "你好！还没有设置每日简报，这里也没有配置语言模型。你是管理员，"
-        "可以在服务器上运行 ambient briefing create 来设置。",
+        "可以在服务器上运行 ambient briefing create --user NAME 来设置。",
         Language.EN: "Hello! No daily briefing is set up yet, and no language model is "
         "configured. As the administrator, you can set one up on the server by running "
-        "ambient briefing create.",
+        "ambient briefing create --user NAME.",
     }
 
 
