@@ -36,6 +36,7 @@ from ambient.xiaozhi import failing_in_a_row, waiting_for
 from mcp_server import voice_sentences as sentences
 from mcp_server.voice_answer import answer, device, english, left, say, worker_time
 from mcp_server.voice_approvals import VOICE_CLUSTERS, name_clusters
+from mcp_server.voice_failures import failed_clause
 from mcp_server.voice_prompt import Span, Spoken, TaskName
 from mcp_server.voice_speech import (
     LIST_SEP_EN,
@@ -291,7 +292,7 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         async with state.db.session() as session:
             # A watch failing its checks now (as what_needs_me tells it) runs all the same.
             failing = await EventRepository(session).failing_pages(user=user, task=task.task_id)
-        but, but_en = _failing_clause(status, failing)
+        but, but_en = failed_clause(status, failing)
         if task.kind == TaskKind.DAILY_BRIEFING:
             # Its runs are counted when a day's greeting window ends: "已执行 0 次" was said
             # right after the day's briefing was spoken. Said instead: the latest one's state.
@@ -311,26 +312,6 @@ async def task_status(ctx: Context[Any, Any], name: TaskName, speaker: Spoken = 
         )
 
     return await answer(ctx, speaker, work)
-
-
-def _failing_clause(status: TaskStatus, failing: list[tuple[str, str | None]]) -> tuple[str, str]:
-    """How a watch failing its checks now fails, one short clause in Chinese and English: its
-    checks failed in a row (of its longest failing page) as the status counts them."""
-    if not failing:
-        return "", ""
-    urls = status.detail.get("urls")
-
-    def in_a_row(url: str | None) -> object:
-        # A web monitor counts per page, a threshold watch its reads.
-        held = urls.get(url) if url is not None and isinstance(urls, dict) else status.detail
-        return held.get("failures") if isinstance(held, dict) else None
-
-    most = max((n for _, url in failing if isinstance(n := in_a_row(url), int)), default=0)
-    if most > 1:
-        return f"，但最近连续 {most} 次都失败了", f", but the last {most} failed"
-    if most == 1:
-        return "，但最近一次失败了", ", but the last one failed"
-    return "，但检查一直失败", ", but its checks keep failing"  # a status that does not count
 
 
 async def _site_wait(state: AppState, user: str, status: TaskStatus) -> tuple[str, str]:

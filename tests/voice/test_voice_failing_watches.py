@@ -364,7 +364,7 @@ async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it
         async with voice_client(state, user) as client:
             said = await say(client, "task_status", name="shop home")
             assert said.startswith("shop home正在运行，已检查 ") and said.endswith(
-                "次，但最近一次失败了。"
+                "次，但最近一次没能打开网页：网页不存在。"
             ), said
 
             # "检查一直失败" said nothing of how many: the checks failed in a row are counted.
@@ -379,14 +379,20 @@ async def test_the_status_of_a_watch_failing_its_checks_says_so_not_only_that_it
                 await eventually(lambda n=times: _at_least(failed_in_a_row, n))
             checks = (await state.tasks.get(user, ref.task_id)).checks
             said = await say(client, "task_status", name="shop home")
-            assert said == f"shop home正在运行，已检查 {checks} 次，但最近连续 3 次都失败了。"
+            assert said == (
+                f"shop home正在运行，已检查 {checks} 次，"
+                "但最近连续 3 次都没能打开网页：网页不存在。"
+            )
             async with deps.db.session() as session:
                 account = await UserRepository(session).get(user)
                 assert account is not None
                 account.language = "en"
                 await session.commit()
             said = await say(client, "task_status", name="shop home")
-            assert said == f"shop home is running, checked {checks} times, but the last 3 failed."
+            assert said == (
+                f"shop home is running, checked {checks} times, but the last 3 checks could not"
+                " open the page: the page does not exist."
+            )
 
             site.pages["/shop"] = article("Open again.")
             await state.tasks.trigger(user, ref.task_id)
@@ -449,10 +455,10 @@ def test_a_short_answer_names_the_first_fix_before_any_failing_watch() -> None:
 
 def test_a_threshold_watch_failing_its_reads_is_said_with_how_many_failed_in_a_row() -> None:
     """A threshold watch counts its failed reads in its status' own ``failures`` (a web monitor
-    per page); a status that counts none is still said to fail."""
+    per page); a watch told failing whose status counts none is still said to fail."""
     from ambient.watches.configs import TaskKind, TaskState
     from ambient.watches.models import TaskStatus
-    from mcp_server.voice_tools import _failing_clause
+    from mcp_server.voice_failures import failed_clause
 
     def status(**detail: object) -> TaskStatus:
         return TaskStatus(
@@ -466,15 +472,20 @@ def test_a_threshold_watch_failing_its_reads_is_said_with_how_many_failed_in_a_r
         )
 
     failing = [("threshold-watch/u/btc", None)]
-    assert _failing_clause(status(failures=4), failing) == (
-        "，但最近连续 4 次都失败了",
-        ", but the last 4 failed",
+    error = "HTTP 500 from http://127.0.0.1:9/value"
+    assert failed_clause(status(failures=4, last_error=error), failing) == (
+        "，但最近连续 4 次都没能读到数值：网站返回了错误 500",
+        ", but the last 4 checks could not read a value: the site answered error 500",
     )
-    assert _failing_clause(status(), failing) == (
+    assert failed_clause(status(failures=1, last_error=error), []) == (
+        "，但最近一次没能读到数值：网站返回了错误 500",
+        ", but the last check could not read a value: the site answered error 500",
+    )
+    assert failed_clause(status(failures=4), failing) == (
         "，但检查一直失败",
         ", but its checks keep failing",
     )
-    assert _failing_clause(status(failures=4), []) == ("", "")
+    assert failed_clause(status(failures=0), []) == ("", "")
 
 
 async def test_two_unnamed_failing_web_monitors_are_said_apart_as_the_task_lists_say_them(
@@ -519,3 +530,72 @@ async def test_two_unnamed_failing_web_monitors_are_said_apart_as_the_task_lists
                 schedule_free = await state.tasks.get(user, task)
                 assert schedule_free.state.value == "paused", (label, schedule_free.state)
                 await say(client, "resume_task", name=label)
+
+
+async def test_a_watch_whose_checks_fail_below_its_threshold_is_heard_failing_and_why(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A web monitor whose host does not resolve, its first two checks failed: task_status said
+    "checkout page正在运行，已检查 2 次。", nothing of the failures. It is not failing yet (three
+    in a row, its default threshold: what_needs_me still says all is well), but asked about,
+    its last checks are said failed and why, in words: not the resolver's text, nor the host."""
+    user = unique("vb")
+    await make_user(deps.db, user)
+    async with running_worker(dev_env.client, deps) as worker:
+        state = worker_state(dev_env.client, deps, worker.task_queue)
+        config = {"urls": ["https://checkout.shop-nowhere.invalid/cart"]}
+        ref = await state.tasks.create(user, "web_monitor", config, name="checkout-page")
+
+        async def failed_in_a_row() -> int:
+            urls = (await state.tasks.get(user, ref.task_id)).detail["urls"]
+            assert isinstance(urls, dict)
+            return int(next(iter(urls.values()), {}).get("failures", 0))
+
+        await eventually(lambda: _at_least(failed_in_a_row, 1))
+        async with voice_client(state, user) as client:
+            said = await say(client, "task_status", name="checkout page")
+            assert (
+                said == "checkout page正在运行，已检查 1 次，但最近一次没能打开网页：域名解析失败。"
+            )
+            await state.tasks.trigger(user, ref.task_id)
+            await eventually(lambda: _at_least(failed_in_a_row, 2))
+            said = await say(client, "task_status", name="checkout page")
+            assert said == (
+                "checkout page正在运行，已检查 2 次，但最近连续 2 次都没能打开网页：域名解析失败。"
+            )
+            assert await say(client, "what_needs_me") == ALL_WELL  # two of its three
+            async with deps.db.session() as session:
+                account = await UserRepository(session).get(user)
+                assert account is not None
+                account.language = "en"
+                await session.commit()
+            said = await say(client, "task_status", name="checkout page")
+    assert said == (
+        "checkout page is running, checked 2 times, but the last 2 checks could not open the"
+        " page: its domain name does not resolve."
+    )
+
+
+def test_a_web_monitor_with_one_page_of_several_failing_says_how_many_not_which_url() -> None:
+    from ambient.watches.configs import TaskKind, TaskState
+    from ambient.watches.models import TaskStatus
+    from mcp_server.voice_failures import failed_clause
+
+    long = "https://shop.example/" + "/".join(f"section-{i}" for i in range(40))
+    pages = {
+        long: {"last_outcome": "error", "last_error": "HTTP 404", "failures": 2},
+        "https://shop.example/": {"last_outcome": "unchanged", "failures": 0},
+    }
+    status = TaskStatus(
+        task_id="web-monitor/u/aa66b964eecc",
+        kind=TaskKind.WEB_MONITOR,
+        user="u",
+        state=TaskState.ACTIVE,
+        checks=3,
+        config={},
+        detail={"urls": pages, "last_error": f"{long}: HTTP 404"},
+    )
+    assert failed_clause(status, []) == (
+        "，但 2 个网页里有 1 个最近没能打开：网页不存在",
+        ", but 1 of its 2 pages could not be opened lately: the page does not exist",
+    )

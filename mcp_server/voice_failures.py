@@ -1,0 +1,129 @@
+"""How a watch's checks fail, as `task_status` says it: that its last check failed, how many
+in a row, and why in a few words ("域名解析失败"), not the stored error (a resolver's or a TLS
+library's text, an address, a URL). A page is `failing` (told, `what_needs_me`) only after its
+``failure_threshold``; a user who asks about the task hears of a failed check at once.
+"""
+
+from __future__ import annotations
+
+from ambient.clients import guard, http1, web
+from ambient.refusals import Refusal, read_back
+from ambient.watches.configs import TaskKind
+from ambient.watches.models import TaskStatus
+
+# Why a check failed, by the stored error's msgid (`web.said_refusal`): said as the listener's
+# words, without its values but a status or seconds (a host, an address, the system's words).
+_STATUS_WORDS = {
+    401: ("网站拒绝了访问", "the site refused access"),
+    403: ("网站拒绝了访问", "the site refused access"),
+    404: ("网页不存在", "the page does not exist"),
+    410: ("网页不存在", "the page does not exist"),
+    429: ("网站说请求太多", "the site said too many requests"),
+    503: ("网站暂时不可用", "the site is unavailable for now"),
+}
+_REASONS = {
+    web.TOO_LARGE: ("网页太大，超过了上限", "the page is larger than the limit"),
+    web.TOO_MANY_REDIRECTS: ("网页跳转的次数太多", "it redirected too many times"),
+    web.REDIRECT_REFUSED: ("跳转后的地址打不开", "the address it redirected to failed"),
+    web.NO_BODY: ("网站返回了空的内容", "the site answered with an empty page"),
+    web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
+    web.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),
+    guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),
+    web.PROMETHEUS_REFUSED_HTTP: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
+    web.PROMETHEUS_REFUSED: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
+    **dict.fromkeys(guard.REFUSALS, ("这个地址不允许访问", "its address is not allowed")),
+    **dict.fromkeys(
+        (
+            web.JSONPATH_NOTHING,
+            web.JSONPATH_NOT_A_NUMBER,
+            web.RANGE_VECTOR,
+            web.STRING_ANSWER,
+            web.NOT_ONE_SAMPLE,
+            web.NOT_FINITE,
+            web.NO_NUMBER,
+        ),
+        ("返回的数据里没有要的数值", "its answer held no number to read"),
+    ),
+    **dict.fromkeys(http1.CUTS, ("网站没回答完连接就断了", "the connection ended mid-answer")),
+}
+# A page read but not watchable (ambient.clients.extract's words, not msgids): by how they start.
+_UNREAD = (
+    ("the page is not text", ("网页不是文字内容", "the page is not text")),
+    ("the page has no text", ("网页上没有文字", "the page has no text")),
+    ("the selector ", ("选择器在网页上找不到内容", "its selector matches nothing on the page")),
+)
+# A stored error of no shape worded here (a cloud API's, an unexpected one): where to read it.
+_UNWORDED = ("原因可以在任务详情里看", "its page in the app has the reason")
+
+
+def reason_said(error: str) -> tuple[str, str]:
+    """Why a check failed (its stored error), a few words in Chinese and English."""
+    said = web.said_refusal(error) or read_back(error, guard.REFUSALS)
+    if said is not None:
+        return _said(said)
+    return next((words for start, words in _UNREAD if error.startswith(start)), _UNWORDED)
+
+
+def _said(said: Refusal) -> tuple[str, str]:
+    msgid, values = said.msgid, said.values
+    if msgid in (web.REDIRECTED, web.FROM_SOURCE):  # where it came from: not said
+        reason = values.get("reason")
+        if isinstance(reason, Refusal):
+            return _said(reason)
+        return reason_said(str(reason)) if reason else _UNWORDED
+    if msgid in (web.HTTP_STATUS, web.HTTP_STATUS_WAIT):
+        status = str(values.get("status"))
+        known = _STATUS_WORDS.get(int(status)) if status.isdigit() else None
+        return known or (f"网站返回了错误 {status}", f"the site answered error {status}")
+    if msgid == web.TIMED_OUT:
+        seconds = values.get("seconds")
+        return f"网站 {seconds} 秒内没有回应", f"the site did not answer within {seconds} seconds"
+    if msgid == web.NO_CONNECTION:
+        reason = str(values.get("reason"))
+        if reason.startswith("ConnectionRefusedError"):
+            return "网站拒绝了连接", "the site refused the connection"
+        return "连不上网站", "no connection to the site"
+    if msgid == web.TLS_FAILED:
+        reason = str(values.get("reason"))
+        if "expired" in reason:
+            return "网站的安全证书过期了", "the site's certificate has expired"
+        if "certificate" in reason:
+            return "网站的安全证书无效", "the site's certificate is not valid"
+        return "加密连接没能建立", "the secure connection failed"
+    return _REASONS.get(msgid, _UNWORDED)
+
+
+def failed_clause(status: TaskStatus, failing: list[tuple[str, str | None]]) -> tuple[str, str]:
+    """How a watch's checks fail, one short clause in Chinese and English: its last check (of
+    the page failing longest) failed, how many in a row and why; ``failing``: its pages told
+    failing (`EventRepository.failing_pages`), said even when its status counts none."""
+    web_monitor = status.kind is TaskKind.WEB_MONITOR
+    urls = status.detail.get("urls") if web_monitor else {"": status.detail}
+    pages = list(urls.values()) if isinstance(urls, dict) else []
+    failed = [
+        (seen.get("failures"), str(seen.get("last_error")))
+        for seen in pages
+        if isinstance(seen, dict)
+        and (seen.get("last_outcome") == "error" if web_monitor else seen.get("last_error"))
+    ]
+    if not failed:
+        # Told failing, its status counting no failed check (read as it recovers).
+        return ("，但检查一直失败", ", but its checks keep failing") if failing else ("", "")
+    times, error = max(failed, key=lambda f: f[0] if isinstance(f[0], int) else 0)
+    why, why_en = reason_said(error)
+    if len(pages) > 1:  # which of its pages, said as how many (a URL is not said)
+        return (
+            f"，但 {len(pages)} 个网页里有 {len(failed)} 个最近没能打开：{why}",
+            f", but {len(failed)} of its {len(pages)} pages could not be opened lately: {why_en}",
+        )
+    what, what_en = (
+        ("没能打开网页", "could not open the page")
+        if web_monitor
+        else ("没能读到数值", "could not read a value")
+    )
+    if isinstance(times, int) and times > 1:
+        return (
+            f"，但最近连续 {times} 次都{what}：{why}",
+            f", but the last {times} checks {what_en}: {why_en}",
+        )
+    return f"，但最近一次{what}：{why}", f", but the last check {what_en}: {why_en}"

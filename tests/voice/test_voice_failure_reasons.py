@@ -1,0 +1,111 @@
+"""Why a watch's check failed, said in a listener's words: the errors a real fetch stores (a
+500 whose body is a Java stack trace, a Chinese error page, a certificate refused, a timeout,
+a refused connection, a long URL) said without their system text, host, address or URL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ambient.clients.web import FetchError, WebFetcher
+from bench.certs import certificate
+from mcp_server.voice_failures import reason_said
+from tests.support.servers import free_port, serve
+
+JAVA = (
+    'java.lang.NullPointerException: Cannot invoke "com.shop.Order.getId()" because "order"'
+    " is null\n\tat com.shop.checkout.CheckoutService.submit(CheckoutService.java:142)\n"
+)
+CHINESE = (
+    "<html><body><h1>502 网关错误</h1><p>上游服务暂时不可用。错误编号：a3f9c2d17e</p></body></html>"
+)
+LONG = "/missing/" + "/".join(f"catalogue-section-{i}" for i in range(40)) + "?ref=" + "x" * 300
+
+
+def _site(answered: asyncio.Event) -> Starlette:
+    """The pages; /slow answers once ``answered`` is set (after the fetcher gave up)."""
+
+    async def page(request: Request) -> Response:
+        path = request.url.path
+        if path == "/slow":
+            await answered.wait()
+        return _answer(path)
+
+    return Starlette(routes=[Route("/{path:path}", page)])
+
+
+def _answer(path: str) -> Response:
+    if path == "/java":
+        return Response(JAVA, status_code=500, media_type="text/plain")
+    if path == "/zh":
+        return Response(CHINESE, status_code=502, media_type="text/html; charset=utf-8")
+    if path == "/busy":
+        return Response("busy", status_code=503, headers={"retry-after": "120"})
+    return Response("missing", status_code=404)
+
+
+async def _failed(fetcher: WebFetcher, url: str) -> str:
+    with pytest.raises(FetchError) as failed:
+        await fetcher.fetch(url)
+    return str(failed.value)
+
+
+async def test_a_real_fetchs_errors_are_said_as_what_went_wrong(tmp_path: Path) -> None:
+    answered = asyncio.Event()
+    app = _site(answered)
+    cert, key = certificate("shop", tmp_path, ips=("127.0.0.1",))  # its own CA: not trusted
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.0/8"], timeout=0.5)
+    try:
+        async with serve(app) as base, serve(app, tls=(cert, key)) as secure:
+            try:
+                errors = {
+                    "java": await _failed(fetcher, f"{base}/java"),
+                    "zh": await _failed(fetcher, f"{base}/zh"),
+                    "busy": await _failed(fetcher, f"{base}/busy"),
+                    "long": await _failed(fetcher, f"{base}{LONG}"),
+                    "slow": await _failed(fetcher, f"{base}/slow"),
+                    "tls": await _failed(fetcher, secure.replace("http://", "https://") + "/"),
+                    "refused": await _failed(fetcher, f"http://127.0.0.1:{free_port()}/"),
+                    "dns": await _failed(fetcher, "https://checkout.shop-nowhere.invalid/cart"),
+                }
+            finally:  # /slow answers: the servers can stop
+                answered.set()
+    finally:
+        await fetcher.aclose()
+    said = {what: reason_said(error) for what, error in errors.items()}
+    assert said == {
+        "java": ("网站返回了错误 500", "the site answered error 500"),
+        "zh": ("网站返回了错误 502", "the site answered error 502"),
+        "busy": ("网站暂时不可用", "the site is unavailable for now"),
+        "long": ("网页不存在", "the page does not exist"),
+        "slow": ("网站 0.5 秒内没有回应", "the site did not answer within 0.5 seconds"),
+        "tls": ("网站的安全证书无效", "the site's certificate is not valid"),
+        "refused": ("网站拒绝了连接", "the site refused the connection"),
+        "dns": ("域名解析失败", "its domain name does not resolve"),
+    }, errors
+
+
+def test_a_metric_read_or_an_error_of_no_known_shape_is_said_without_its_text() -> None:
+    """A threshold watch's read names its source after the fetch's words (not said); an error
+    of no shape worded (a cloud API's) says where its reason is, not the error."""
+    assert reason_said("timed out after 20 s from http://10.0.0.5:9090/api/v1/query") == (
+        "网站 20 秒内没有回应",
+        "the site did not answer within 20 seconds",
+    )
+    assert reason_said(
+        "the source did not answer a number (JSONDecodeError: Expecting value: line 1 column 1)"
+    ) == ("返回的数据里没有要的数值", "its answer held no number to read")
+    assert reason_said("the page has no text (is it rendered by JavaScript?)") == (
+        "网页上没有文字",
+        "the page has no text",
+    )
+    assert reason_said("InternalError: 内部错误 (RequestId 5f1c2d3e-aaaa-bbbb)") == (
+        "原因可以在任务详情里看",
+        "its page in the app has the reason",
+    )
