@@ -19,7 +19,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.extract import EXTRACTOR_VERSION, main_text
+from ambient.clients.extract import EXTRACTOR_VERSION, UNREADABLE, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.metrics import latest_metric_point
@@ -101,7 +101,7 @@ async def read_page(
         # Extraction is CPU work: keep it off the event loop the other checks share.
         lines = await asyncio.to_thread(lambda: normalise(main_text(html, selector, kind), ignored))
     except Exception as exc:  # the page (or its selector) cannot be read: a failed check
-        raise FetchError(f"cannot read the page's text: {exc}") from None
+        raise FetchError(f"{UNREADABLE}{exc}") from None
     text = "\n".join(lines)
     return Page(fresh, lines, text, hashlib.sha256(text.encode()).hexdigest())
 

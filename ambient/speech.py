@@ -97,7 +97,6 @@ _RATIO = "ratio|score|odds|比分|比例|比率|比值|赔率"
 _RATIO_BEFORE = re.compile(rf"(?:{_RATIO})\s*(?:is|was|of|at|为|是|=|:|：)?\s*$", re.IGNORECASE)
 _RATIO_AFTER = re.compile(rf"\s*的?(?:{_RATIO})", re.IGNORECASE)
 _ARROW = re.compile(r"\s*-+>\s*")
-_SENTENCE_END = "。！？.!?；;"
 _FULL_STOP = re.compile(r"[。！？]+|[.!?]+(?=\s|$)")  # "3.5" and "a.b" go on
 # "1." numbering an item ("要点：1. …；2. …") ends no sentence: the cut would stop on "2.".
 _ITEM_NUMBER = re.compile(r"(?:^|[\s：:；;，,])\d{1,2}\.$")
@@ -155,7 +154,12 @@ def spoken_clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit + 1]  # a boundary just past the limit ends the text at it
-    ends = [m.start() for m in _CLAUSE_END.finditer(cut) if _closed(cut[: m.start()])]
+    ahead = text[: limit + 2]  # and the space after it, which says it is one
+    ends = [
+        m.start()
+        for m in _CLAUSE_END.finditer(ahead)
+        if m.start() <= limit and _closed(cut[: m.start()])
+    ]
     clause = max(ends, default=-1)
     if clause >= limit // 2:
         return cut[:clause].rstrip()
@@ -197,6 +201,6 @@ def speakable(text: str, limit: int = MAX_SPOKEN, *, english: bool = False) -> s
         text = text[: ends[MAX_SENTENCES - 1]]
     if len(text) <= limit:
         return text
-    cut = text[:limit]
-    end = max(cut.rfind(c) for c in _SENTENCE_END)
-    return cut[: end + 1] if end >= limit // 3 else spoken_clip(text, limit)
+    # At a sentence's end, as they are counted ("3.5" is none: "from 120 ms to 3." was said).
+    end = max((e for e in ends if e <= limit), default=0)
+    return text[:end].rstrip() if end > limit // 3 else spoken_clip(text, limit)

@@ -6,7 +6,10 @@ library's text, an address, a URL). A page is `failing` (told, `what_needs_me`) 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from ambient.clients import guard, http1, web
+from ambient.clients.extract import UNREADABLE
 from ambient.refusals import Refusal, read_back
 from ambient.watches.configs import TaskKind
 from ambient.watches.models import TaskStatus
@@ -61,7 +64,8 @@ def reason_said(error: str) -> tuple[str, str]:
     said = web.said_refusal(error) or read_back(error, guard.REFUSALS)
     if said is not None:
         return _said(said)
-    return next((words for start, words in _UNREAD if error.startswith(start)), _UNWORDED)
+    unread = error.removeprefix(UNREADABLE)  # as a check stores it (activities/watches.py)
+    return next((words for start, words in _UNREAD if unread.startswith(start)), _UNWORDED)
 
 
 def _said(said: Refusal) -> tuple[str, str]:
@@ -93,6 +97,24 @@ def _said(said: Refusal) -> tuple[str, str]:
     return _REASONS.get(msgid, _UNWORDED)
 
 
+# A poll's page states are read from its heartbeat, which reaches the server at once and then
+# about every 0.8 of its window (docs/watches.md): a state older than this many intervals may
+# be a failed check that later ones, not yet heard, put right (it was said failing while they
+# succeeded). The page's `failing` events are never behind and still say it.
+STALE_INTERVALS = 1.5
+
+
+def _recent(seen: dict[str, object], status: TaskStatus) -> bool:
+    """Whether a web monitor page's state was taken within STALE_INTERVALS of its interval."""
+    minutes, at = status.config.get("check_interval_minutes"), seen.get("last_checked_at")
+    if not isinstance(minutes, int | float) or at is None:
+        return True
+    when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return datetime.now(UTC) - when <= timedelta(minutes=STALE_INTERVALS * minutes)
+
+
 def failed_clause(status: TaskStatus, failing: list[tuple[str, str | None]]) -> tuple[str, str]:
     """How a watch's checks fail, one short clause in Chinese and English: its last check (of
     the page failing longest) failed, how many in a row and why; ``failing``: its pages told
@@ -104,7 +126,11 @@ def failed_clause(status: TaskStatus, failing: list[tuple[str, str | None]]) -> 
         (seen.get("failures"), str(seen.get("last_error")))
         for seen in pages
         if isinstance(seen, dict)
-        and (seen.get("last_outcome") == "error" if web_monitor else seen.get("last_error"))
+        and (
+            seen.get("last_outcome") == "error" and _recent(seen, status)
+            if web_monitor
+            else seen.get("last_error")
+        )
     ]
     if not failed:
         # Told failing, its status counting no failed check (read as it recovers).

@@ -22,6 +22,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
 # trafilatura's own rules decide every non-plain page, so its version is part of the tag.
 EXTRACTOR_VERSION = f"x6-t{version('trafilatura')}"
+# A fetched page whose text cannot be read: its check's stored error starts so (then why).
+UNREADABLE = "cannot read the page's text: "
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]

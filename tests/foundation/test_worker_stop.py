@@ -33,6 +33,10 @@ if sys.argv[1] == "stuck":
     temporalio.worker.Worker.shutdown = never
 logging.basicConfig(level=logging.INFO)
 asyncio.run(worker.run_worker(Settings()))
+# A finished stop leaves no timer to end the process later (one left would fire here).
+import threading
+for timer in [t for t in threading.enumerate() if isinstance(t, threading.Timer)]:
+    timer.join(2)
 print("exited by itself", flush=True)
 """
 

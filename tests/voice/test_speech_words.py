@@ -45,3 +45,24 @@ def test_only_a_java_package_is_left_out_not_part_of_a_name_or_an_address() -> N
     said = cleaned("java.net.SocketTimeoutException at my-app.v2.Service", english=True)
     assert said == "SocketTimeoutException at my-app.v2.Service"
     assert "ops.team.Lead@example.com" in cleaned("mail ops.team.Lead@example.com", english=True)
+
+
+def test_the_administrator_is_told_the_command_with_a_name_the_voice_can_say() -> None:
+    """The hint's --user named another user when the voice said the name otherwise ("ops_admin"
+    as "ops admin", a hex run dropped): such a name is said as what it stands for."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from ambient.briefing.greeting import Greeting
+    from ambient.domain.users import Role
+    from ambient.storage.models import User
+
+    greeting = cast(Any, Greeting.__new__(Greeting))
+    greeting.settings = SimpleNamespace(llm_mode="offline")
+    for name, zh in (("dev", "--user dev"), ("ops_admin", "--user 加上你的用户名")):
+        admin = User(name=name, role=Role.ADMIN)
+        said_zh, said_en = greeting._not_set_up("voice", admin)
+        assert zh in said_zh, said_zh
+        assert said_en.endswith(
+            f"--user {name}." if name == "dev" else "--user and your user name."
+        )

@@ -599,3 +599,35 @@ def test_a_web_monitor_with_one_page_of_several_failing_says_how_many_not_which_
         "，但 2 个网页里有 1 个最近没能打开：网页不存在",
         ", but 1 of its 2 pages could not be opened lately: the page does not exist",
     )
+
+
+def test_a_failed_check_read_from_a_stale_poll_state_is_not_said() -> None:
+    """A poll's page states come from its heartbeat, heard at once and then about every 0.8 of
+    its window: a check that failed first was said failing for up to 48 minutes while every
+    later one succeeded. A state older than 1.5 intervals is left to the failing events."""
+    from datetime import UTC, datetime, timedelta
+
+    from ambient.watches.configs import TaskKind, TaskState
+    from ambient.watches.models import TaskStatus
+    from mcp_server.voice_failures import failed_clause
+
+    def status(checked_ago: timedelta) -> TaskStatus:
+        at = (datetime.now(UTC) - checked_ago).isoformat()
+        page = {"last_outcome": "error", "last_error": "HTTP 404", "failures": 1}
+        return TaskStatus(
+            task_id="web-monitor/u/shop",
+            kind=TaskKind.WEB_MONITOR,
+            user="u",
+            state=TaskState.ACTIVE,
+            checks=5,
+            config={"check_interval_minutes": 1},
+            detail={"urls": {"https://shop.example/": {**page, "last_checked_at": at}}},
+        )
+
+    assert (
+        failed_clause(status(timedelta(seconds=30)), [])[0]
+        == "，但最近一次没能打开网页：网页不存在"
+    )
+    assert failed_clause(status(timedelta(minutes=30)), []) == ("", "")
+    told = [("web-monitor/u/shop", "https://shop.example/")]
+    assert failed_clause(status(timedelta(minutes=30)), told)[0] == "，但检查一直失败"

@@ -101,10 +101,13 @@ def test_a_metric_read_or_an_error_of_no_known_shape_is_said_without_its_text() 
     assert reason_said(
         "the source did not answer a number (JSONDecodeError: Expecting value: line 1 column 1)"
     ) == ("返回的数据里没有要的数值", "its answer held no number to read")
-    assert reason_said("the page has no text (is it rendered by JavaScript?)") == (
-        "网页上没有文字",
-        "the page has no text",
-    )
+    # As a check stores it (activities/watches.py read_page): the reason was never matched.
+    assert reason_said(
+        "cannot read the page's text: the page has no text (is it rendered by JavaScript?)"
+    ) == ("网页上没有文字", "the page has no text")
+    assert reason_said(
+        "cannot read the page's text: the selector '#price' matches nothing on the page"
+    ) == ("选择器在网页上找不到内容", "its selector matches nothing on the page")
     assert reason_said("InternalError: 内部错误 (RequestId 5f1c2d3e-aaaa-bbbb)") == (
         "原因可以在任务详情里看",
         "its page in the app has the reason",
