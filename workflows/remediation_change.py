@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
     from ambient.remediation.ladder import StepRequest, StepResult
     from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Keyed
+    from ambient.temporal import ACTIVITY_FAILED
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
 # A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
@@ -99,10 +100,14 @@ class RemediationChange(RemediationSafety):
         attempt = self.attempts[-1]
         if retried:
             change.cancel()
+        # The first try, a local activity, fails with its own error (not an ActivityError): a
+        # refusal then escaped here and replaced the run's cancellation, and the run went on
+        # to the regular change and up the ladder as if it had never been cancelled.
+        failed = ACTIVITY_FAILED if self.cancel_kept else ActivityError
         try:
             result = await change
-        except ActivityError as exc:
-            cause = exc.cause
+        except failed as exc:
+            cause = exc.cause if isinstance(exc, ActivityError) else exc
             if isinstance(cause, CancelledError) or (
                 isinstance(cause, ApplicationError) and not cause.non_retryable
             ):

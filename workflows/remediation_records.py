@@ -77,6 +77,10 @@ RECORD_RETRY = RetryPolicy(
 # that dies holding a task delays that run by at most this much. Every start gives it (the
 # API's, a threshold watch's and the nightly triage's).
 TASK_TIMEOUT = timedelta(minutes=1)
+# A run cancelled in Temporal while its first change's one try is under way, that try then
+# refused in a way another try may pass (a 503), ends as a cancel ends it: it went on to the
+# regular change and up the ladder, writing after the cancel (docs/remediation.md).
+CANCEL_KEPT = "cancel-kept-at-first-try"
 
 
 class RemediationRecords:
@@ -116,6 +120,8 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
+        # Asked once, as the run starts (docs/deploy.md, "Upgrading workflow code").
+        self.cancel_kept = workflow.patched(CANCEL_KEPT)
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -32,6 +32,7 @@ from tests.remediation.support import alert, error_rate, state_reaches
 from tests.remediation.test_cluster import CLUSTER, _kubeconfig
 from tests.remediation.test_cluster_edges import HeldWrites, _checkout, _executing
 from tests.remediation.test_workflow import USER, start
+from tests.standins.kube_api import WRITES
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import ask, eventually
@@ -262,3 +263,62 @@ async def test_a_run_stopped_while_an_activity_works_on_its_change_ends_as_asked
     else:
         assert status.outcome.startswith("aborted by"), status.outcome
         assert restart.verified is True and restart.resolved is False
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_its_first_try_is_refused_writes_nothing_more(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Cancelled in Temporal while the first change's one try was held at the API server, the
+    try then refused (a 503, a failure another try may pass): the run took the refusal for a
+    reason to try again, ignored the cancellation, and climbed the whole ladder (two more
+    PATCHes and a NetworkPolicy written after it), ending budget_exhausted, no `cancelled` in
+    its audit. Now the cancellation heard during the try is kept: nothing more is tried."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 1  # the held write is refused once it is let through
+    holding = HeldRequest(HOLDS["first-try"])
+    async with serve(holding.wrap(api.app())) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(dev_env.client, deps) as worker,
+        ):
+            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            handle = await dev_env.client.start_workflow(
+                GradedRemediationWorkflow.run,
+                RemediationInput(alert=subject, user=USER, mode="execute"),
+                id=f"{remediation_id(subject)}-{unique('t')}",
+                task_timeout=timedelta(seconds=2),
+                task_queue=worker.task_queue,
+                search_attributes=search_attributes(USER, subject.cluster_id),
+            )
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)
+                await handle.cancel()
+                await _told_while_held(handle)
+            finally:
+                holding.release.set()
+            with pytest.raises(WorkflowFailureError) as closed:
+                await asyncio.wait_for(handle.result(), HANG)
+            # Recorded: the cancelled-then-refused first try replays (tests/histories).
+            await save_history(handle, "remediation_cancelled_during_refused_first_try")
+            status = await ask(handle, "status", result_type=RemediationStatus)
+        async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+            slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
+
+    # The one write sent is the held one, refused; none after the cancellation.
+    sent = [(c.kind, c.method, c.status) for c in api.calls if c.method in WRITES]
+    assert sent == [("deployments", "PATCH", 503)]
+    assert isinstance(closed.value.cause, CancelledError)
+    assert (status.state, status.outcome) == ("aborted", CANCELLED)
+    assert status.waiting is None and status.next_rung is None
+    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
+        (Rung.RESTART, False, "cancelled before its change")
+    ]
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+    assert "hand_over" not in [r.action for r in audit]
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert cancelled.actor == UNVERIFIED
+    assert (cancelled.detail["state"], cancelled.detail["written"]) == ("applying", [])
+    assert slot is None  # nothing changed: the cluster's hour does not count it
