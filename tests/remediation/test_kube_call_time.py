@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -61,55 +62,16 @@ async def _verify(acts: RemediationActivities) -> Any:
     return await acts.verify_remediation(given)
 
 
-# Reads only: a change cut off may have been written, which the run hears from the activity's
-# own timeout ("change failed", its rate slot kept); as a refusal it said "aborted before its
-# change" of a restart that was made, and gave the slot back.
-@pytest.mark.parametrize("activity", [_checkpoint, _verify])
-async def test_a_cluster_that_does_not_answer_is_given_up_in_the_activity_s_time_naming_it(
-    tmp_path: Path, activity: Callable[[RemediationActivities], Awaitable[Any]]
-) -> None:
+@asynccontextmanager
+async def _silent_cluster(
+    tmp_path: Path, asked: list[str]
+) -> AsyncIterator[tuple[ActivityEnvironment, RemediationActivities]]:
+    """Activities on a cluster whose API server answers nothing (until the test ends), in an
+    activity of 2 s (its reads given up at 1.6 s: a fifth kept); each request in ``asked``."""
     released = asyncio.Event()
-    asked: list[str] = []
 
     async def silent(request: Request) -> Response:
         asked.append(f"{request.method} {request.url.path}")
-        await released.wait()  # no answer until the test is done
-        return Response(status_code=504)
-
-    app = Starlette(routes=[Route("/{path:path}", silent, methods=["GET", "PATCH"])])
-    async with serve(app) as base:
-        path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig({TARGET.cluster_id: base})))
-        clients = KubeClients(path, None)
-        acts = RemediationActivities(
-            cast(Any, None),
-            Settings(remediation_executor="kubernetes"),
-            None,
-            {"kubernetes": KubernetesExecutor(clients)},
-        )
-        env = ActivityEnvironment()
-        limit = timedelta(seconds=2)  # its calls given up at 1.6 s (a fifth kept)
-        env.info = dataclasses.replace(env.info, start_to_close_timeout=limit, is_local=False)
-        try:
-            with pytest.raises(KubeUnreachableError) as raised:
-                await env.run(activity, acts)
-        finally:
-            released.set()
-            await clients.aclose()
-    # Retried as an unreachable cluster is, and named (not lightkube's ReadTimeout at 10 s,
-    # after the activity's 2 s were over).
-    assert str(raised.value) == (
-        "cluster slow-cluster: its API server did not answer within 1.6 s (slow or overloaded)"
-    )
-    assert asked == ["GET /apis/apps/v1/namespaces/shop/deployments/checkout"]
-
-
-async def test_a_change_is_not_cut_off_by_the_reads_bound(tmp_path: Path) -> None:
-    """A change the bound cut off was said refused ("aborted before its change", its slot
-    given back) though its write may have been made: it runs on to the activity's own end."""
-    released = asyncio.Event()
-
-    async def silent(request: Request) -> Response:
         await released.wait()
         return Response(status_code=504)
 
@@ -128,8 +90,34 @@ async def test_a_change_is_not_cut_off_by_the_reads_bound(tmp_path: Path) -> Non
         limit = timedelta(seconds=2)
         env.info = dataclasses.replace(env.info, start_to_close_timeout=limit, is_local=False)
         try:
-            with pytest.raises(TimeoutError):  # still waiting past the reads' 1.6 s
-                await asyncio.wait_for(env.run(_change, acts), 3)
+            yield env, acts
         finally:
             released.set()
             await clients.aclose()
+
+
+# Reads only: a change cut off may have been written, which the run hears from the activity's
+# own timeout ("change failed", its rate slot kept); as a refusal it said "aborted before its
+# change" of a restart that was made, and gave the slot back.
+@pytest.mark.parametrize("activity", [_checkpoint, _verify])
+async def test_a_cluster_that_does_not_answer_is_given_up_in_the_activity_s_time_naming_it(
+    tmp_path: Path, activity: Callable[[RemediationActivities], Awaitable[Any]]
+) -> None:
+    asked: list[str] = []
+    async with _silent_cluster(tmp_path, asked) as (env, acts):
+        with pytest.raises(KubeUnreachableError) as raised:
+            await env.run(activity, acts)
+    # Retried as an unreachable cluster is, and named (not lightkube's ReadTimeout at 10 s,
+    # after the activity's 2 s were over).
+    assert str(raised.value) == (
+        "cluster slow-cluster: its API server did not answer within 1.6 s (slow or overloaded)"
+    )
+    assert asked == ["GET /apis/apps/v1/namespaces/shop/deployments/checkout"]
+
+
+async def test_a_change_is_not_cut_off_by_the_reads_bound(tmp_path: Path) -> None:
+    """A change the bound cut off was said refused ("aborted before its change", its slot
+    given back) though its write may have been made: it runs on to the activity's own end."""
+    async with _silent_cluster(tmp_path, []) as (env, acts):
+        with pytest.raises(TimeoutError):  # still waiting past the reads' 1.6 s
+            await asyncio.wait_for(env.run(_change, acts), 3)
