@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from ambient.clients import guard, http1, web
 from ambient.clients.extract import UNREADABLE
 from ambient.refusals import Refusal, read_back
-from ambient.watches.configs import TaskKind
+from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.models import TaskStatus
 
 # Why a check failed, by the stored error's msgid (`web.said_refusal`): said as the listener's
@@ -107,7 +107,8 @@ STALE_INTERVALS = 1.5
 def _recent(seen: dict[str, object], status: TaskStatus) -> bool:
     """Whether a web monitor page's state was taken within STALE_INTERVALS of its interval."""
     minutes, at = status.config.get("check_interval_minutes"), seen.get("last_checked_at")
-    if not isinstance(minutes, int | float) or at is None:
+    # Paused or stopped, no later check ran: its last one is the truth, however old.
+    if status.state is not TaskState.ACTIVE or not isinstance(minutes, int | float) or not at:
         return True
     when = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
     if when.tzinfo is None:

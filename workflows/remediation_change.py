@@ -74,7 +74,10 @@ class RemediationChange(RemediationSafety):
         try:
             await workflow.wait_condition(lambda: change.done() or self.aborted is not None)
         except asyncio.CancelledError:
-            if not change.done():
+            # The change's completion and the cancel in one workflow task: its answer is read
+            # too (a write made was said not made, its slot given back, the audit's `written`
+            # empty); cancelling a handle already done sends nothing.
+            if self.cancel_kept or not change.done():
                 await self._change_cancelled(change)
             raise
         if change.done():

@@ -17,7 +17,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.registry import build_activities
+from ambient import temporal
 from ambient.clients.notify.base import ChannelRegistry
 from ambient.clients.notify.inbox import InboxChannel
 from ambient.deps import WorkerDeps
@@ -36,6 +39,7 @@ from tests.standins.kube_api import WRITES
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import ask, eventually
+from workflows.registry import ALL_WORKFLOWS
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes
 
@@ -322,3 +326,74 @@ async def test_a_run_cancelled_while_its_first_try_is_refused_writes_nothing_mor
     assert cancelled.actor == UNVERIFIED
     assert (cancelled.detail["state"], cancelled.detail["written"]) == ("applying", [])
     assert slot is None  # nothing changed: the cluster's hour does not count it
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_as_its_change_completes_reports_the_write_it_made(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The regular change completes and the cancel comes before the run hears of it: both
+    reach the run in one workflow task, where the SDK raises the cancel with the change done.
+    Its answer went unread: the restart made was said not made, its slot given back and the
+    `cancelled` audit's `written` empty (a person told there was nothing to undo)."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = 1  # the first try refused: the regular change writes
+    holding = HeldRequest(lambda method, path, patched: method == "PATCH" and patched == 1)
+    queue = unique("tq")
+
+    def runs() -> Worker:  # the workflows (and their local tries): stopped, the run hears nothing
+        return Worker(
+            dev_env.client,
+            task_queue=queue,
+            workflows=ALL_WORKFLOWS,
+            activities=build_activities(deps),
+            no_remote_activities=True,
+            workflow_runner=temporal.workflow_runner(),
+            build_id=temporal.BUILD_ID,
+        )
+
+    async def completed(handle: WorkflowHandle[Any, Any]) -> bool:
+        done = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        return done in [e.event_type async for e in handle.fetch_history_events()]
+
+    async with serve(holding.wrap(api.app())) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        acts = Worker(
+            dev_env.client,
+            task_queue=queue,
+            activities=build_activities(deps),
+            build_id=temporal.BUILD_ID,
+        )
+        async with error_rate(healthy_from=None) as (_, url), acts:
+            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            try:
+                async with runs():
+                    handle = await dev_env.client.start_workflow(
+                        GradedRemediationWorkflow.run,
+                        RemediationInput(alert=subject, user=USER, mode="execute"),
+                        id=f"{remediation_id(subject)}-{unique('t')}",
+                        task_queue=queue,
+                        search_attributes=search_attributes(USER, subject.cluster_id),
+                    )
+                    await asyncio.wait_for(holding.arrived.wait(), HANG)  # the change's write
+            finally:
+                holding.release.set()
+            await eventually(lambda: completed(handle), "the change completed")
+            await handle.cancel()
+            async with runs():
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+                await save_history(handle, "remediation_cancelled_as_its_change_completes")
+                status = await ask(handle, "status", result_type=RemediationStatus)
+        async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+            slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
+
+    assert isinstance(closed.value.cause, CancelledError)
+    sent = [(c.kind, c.method, c.status) for c in api.calls if c.method in WRITES]
+    assert sent == [("deployments", "PATCH", 503), ("deployments", "PATCH", 200)]
+    (restart,) = status.attempts
+    assert (restart.rung, restart.applied) == (Rung.RESTART, True), restart
+    assert slot is not None  # the restart was made: it counts
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]

@@ -611,14 +611,14 @@ def test_a_failed_check_read_from_a_stale_poll_state_is_not_said() -> None:
     from ambient.watches.models import TaskStatus
     from mcp_server.voice_failures import failed_clause
 
-    def status(checked_ago: timedelta) -> TaskStatus:
+    def status(checked_ago: timedelta, state: TaskState = TaskState.ACTIVE) -> TaskStatus:
         at = (datetime.now(UTC) - checked_ago).isoformat()
         page = {"last_outcome": "error", "last_error": "HTTP 404", "failures": 1}
         return TaskStatus(
             task_id="web-monitor/u/shop",
             kind=TaskKind.WEB_MONITOR,
             user="u",
-            state=TaskState.ACTIVE,
+            state=state,
             checks=5,
             config={"check_interval_minutes": 1},
             detail={"urls": {"https://shop.example/": {**page, "last_checked_at": at}}},
@@ -631,3 +631,6 @@ def test_a_failed_check_read_from_a_stale_poll_state_is_not_said() -> None:
     assert failed_clause(status(timedelta(minutes=30)), []) == ("", "")
     told = [("web-monitor/u/shop", "https://shop.example/")]
     assert failed_clause(status(timedelta(minutes=30)), told)[0] == "，但检查一直失败"
+    # Paused, no later check ran: its last one is said, however old.
+    paused = status(timedelta(minutes=30), TaskState.PAUSED)
+    assert failed_clause(paused, [])[0] == "，但最近一次没能打开网页：网页不存在"
