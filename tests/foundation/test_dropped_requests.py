@@ -89,6 +89,15 @@ async def whole_after(db: Database, base: str, headers: dict[str, str], hold: Ho
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
+@pytest.fixture(autouse=True)
+def earlier_tests_collected(caplog: pytest.LogCaptureFixture) -> None:
+    """What earlier tests of this process left pending is collected (and logged) before the
+    test: ``nothing_pending`` speaks of this test's requests only (a poll's shutdown watch an
+    earlier test's worker left was reported here)."""
+    gc.collect()
+    caplog.clear()
+
+
 def nothing_pending(caplog: pytest.LogCaptureFixture) -> None:
     gc.collect()
     assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
