@@ -286,7 +286,9 @@ class RemediationActivities(RemediationSafetyActivities):
                 # the run hands over, and the slot must not count a change nobody made.
                 async with self._db.writing() as session:
                     await ActionLedger(session).release(step.key)
-            raise
+            # Whether it changed anything (False, True, None: not known), for the run that
+            # gives up on it (a cancel, an abort): only a change known unmade is said unmade.
+            raise ApplicationError(str(exc), exc.changed, type=type(exc).__name__) from exc
         async with self._db.writing() as session:
             await append_entry(
                 session,

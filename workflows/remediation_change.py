@@ -89,8 +89,12 @@ class RemediationChange(RemediationSafety):
             return await change
         except ActivityError as exc:
             # Cancelled between tries, or the try under way failed (a cancelled activity is
-            # not tried again).
-            if isinstance(exc.cause, CancelledError | ApplicationError):
+            # not tried again) with nothing written; one that may have written is the change
+            # failing, for a person to look at.
+            if isinstance(exc.cause, CancelledError) or (
+                isinstance(exc.cause, ApplicationError)
+                and (not self.cancel_kept or unmade(exc.cause))
+            ):
                 return None
             raise
 
@@ -112,7 +116,9 @@ class RemediationChange(RemediationSafety):
         except failed as exc:
             cause = exc.cause if isinstance(exc, ActivityError) else exc
             if isinstance(cause, CancelledError) or (
-                isinstance(cause, ApplicationError) and not cause.non_retryable
+                isinstance(cause, ApplicationError)
+                and not cause.non_retryable
+                and (not self.cancel_kept or unmade(cause))
             ):
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
@@ -163,3 +169,10 @@ class RemediationChange(RemediationSafety):
             Keyed(run_key=self.run_key, key=key),
             retry=RECORD_RETRY,
         )
+
+
+def unmade(refusal: ApplicationError) -> bool:
+    """Whether a change's refusal says it wrote nothing (the activity's ``changed``, False): a
+    try whose answer was lost (a dropped connection), or a step refused after some of its
+    writes, may have written, and is no "before its change"."""
+    return tuple(refusal.details[:1]) == (False,)

@@ -152,6 +152,9 @@ class HeldRequest:
     patched: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    # The held request's answer lost: its connection ends mid-answer (whether it was stored
+    # is not known to the client).
+    lost: bool = False
 
     def wrap(self, app: Any) -> Any:
         async def held(scope: Any, receive: Any, send: Any) -> None:
@@ -160,6 +163,16 @@ class HeldRequest:
                 if not self.arrived.is_set() and self.holds(method, path, self.patched):
                     self.arrived.set()
                     await self.release.wait()
+                    if self.lost:
+                        headers = [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", b"64"),
+                        ]
+                        await send(
+                            {"type": "http.response.start", "status": 200, "headers": headers}
+                        )
+                        await send({"type": "http.response.body", "body": b"{", "more_body": False})
+                        return
                 await app(scope, receive, send)
                 self.patched += method == "PATCH"
                 return
@@ -397,3 +410,47 @@ async def test_a_run_cancelled_as_its_change_completes_reports_the_write_it_made
     assert slot is not None  # the restart was made: it counts
     (cancelled,) = [r for r in audit if r.action == "cancelled"]
     assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
+
+
+@pytest.mark.devserver
+async def test_a_run_cancelled_while_its_first_try_s_answer_is_lost_says_it_may_have_written(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """Cancelled while the first try's write was held, that write's answer then lost (the
+    connection ended mid-answer: it may have been stored): the run said "cancelled before its
+    change", gave the slot back and audited nothing written. Only a change known unmade is."""
+    api = _checkout(tmp_path)
+    holding = HeldRequest(HOLDS["first-try"], lost=True)
+    async with serve(holding.wrap(api.app())) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with (
+            error_rate(healthy_from=None) as (_, url),
+            running_worker(dev_env.client, deps) as worker,
+        ):
+            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+            handle = await dev_env.client.start_workflow(
+                GradedRemediationWorkflow.run,
+                RemediationInput(alert=subject, user=USER, mode="execute"),
+                id=f"{remediation_id(subject)}-{unique('t')}",
+                task_timeout=timedelta(seconds=2),
+                task_queue=worker.task_queue,
+                search_attributes=search_attributes(USER, subject.cluster_id),
+            )
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)
+                await handle.cancel()
+                await _told_while_held(handle)
+            finally:
+                holding.release.set()
+            with pytest.raises(WorkflowFailureError) as closed:
+                await asyncio.wait_for(handle.result(), HANG)
+            await save_history(handle, "remediation_cancelled_as_its_first_try_is_lost")
+            status = await ask(handle, "status", result_type=RemediationStatus)
+        async with deps.db.session() as session:
+            slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
+
+    assert isinstance(closed.value.cause, CancelledError)
+    (restart,) = status.attempts
+    assert restart.applied is False
+    assert (restart.skipped_reason or "").startswith("change failed: "), restart.skipped_reason
+    assert slot is not None  # it may have written: the cluster's hour counts it
