@@ -293,41 +293,19 @@ async def test_a_run_cancelled_while_its_first_try_is_refused_writes_nothing_mor
     its audit. Now the cancellation heard during the try is kept: nothing more is tried."""
     api = _checkout(tmp_path)
     api.unavailable_writes = 1  # the held write is refused once it is let through
-    holding = HeldRequest(HOLDS["first-try"])
-    async with serve(holding.wrap(api.app())) as base:
-        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
-        async with (
-            error_rate(healthy_from=None) as (_, url),
-            running_worker(dev_env.client, deps) as worker,
-        ):
-            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
-            handle = await dev_env.client.start_workflow(
-                GradedRemediationWorkflow.run,
-                RemediationInput(alert=subject, user=USER, mode="execute"),
-                id=f"{remediation_id(subject)}-{unique('t')}",
-                task_timeout=timedelta(seconds=2),
-                task_queue=worker.task_queue,
-                search_attributes=search_attributes(USER, subject.cluster_id),
-            )
-            try:
-                await asyncio.wait_for(holding.arrived.wait(), HANG)
-                await handle.cancel()
-                await _told_while_held(handle)
-            finally:
-                holding.release.set()
-            with pytest.raises(WorkflowFailureError) as closed:
-                await asyncio.wait_for(handle.result(), HANG)
-            # Recorded: the cancelled-then-refused first try replays (tests/histories).
-            await save_history(handle, "remediation_cancelled_during_refused_first_try")
-            status = await ask(handle, "status", result_type=RemediationStatus)
-        async with deps.db.session() as session:
-            audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
-            slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
+    closed, status, audit, slot = await _cancelled_at_first_try(
+        dev_env,
+        deps,
+        tmp_path,
+        api,
+        HeldRequest(HOLDS["first-try"]),
+        "remediation_cancelled_during_refused_first_try",
+    )
 
     # The one write sent is the held one, refused; none after the cancellation.
     sent = [(c.kind, c.method, c.status) for c in api.calls if c.method in WRITES]
     assert sent == [("deployments", "PATCH", 503)]
-    assert isinstance(closed.value.cause, CancelledError)
+    assert isinstance(closed.cause, CancelledError)
     assert (status.state, status.outcome) == ("aborted", CANCELLED)
     assert status.waiting is None and status.next_rung is None
     assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
@@ -420,7 +398,32 @@ async def test_a_run_cancelled_while_its_first_try_s_answer_is_lost_says_it_may_
     connection ended mid-answer: it may have been stored): the run said "cancelled before its
     change", gave the slot back and audited nothing written. Only a change known unmade is."""
     api = _checkout(tmp_path)
-    holding = HeldRequest(HOLDS["first-try"], lost=True)
+    closed, status, _, slot = await _cancelled_at_first_try(
+        dev_env,
+        deps,
+        tmp_path,
+        api,
+        HeldRequest(HOLDS["first-try"], lost=True),
+        "remediation_cancelled_as_its_first_try_is_lost",
+    )
+
+    assert isinstance(closed.cause, CancelledError)
+    (restart,) = status.attempts
+    assert restart.applied is False
+    assert (restart.skipped_reason or "").startswith("change failed: "), restart.skipped_reason
+    assert slot is not None  # it may have written: the cluster's hour counts it
+
+
+async def _cancelled_at_first_try(
+    dev_env: WorkflowEnvironment,
+    deps: WorkerDeps,
+    tmp_path: Path,
+    api: Any,
+    holding: HeldRequest,
+    history: str,
+) -> tuple[WorkflowFailureError, RemediationStatus, list[Any], Any]:
+    """A run cancelled in Temporal while ``holding`` held its first try's write, then let
+    through: how it closed (recorded as ``history``), its status, audit and step slot."""
     async with serve(holding.wrap(api.app())) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
         async with (
@@ -444,13 +447,9 @@ async def test_a_run_cancelled_while_its_first_try_s_answer_is_lost_says_it_may_
                 holding.release.set()
             with pytest.raises(WorkflowFailureError) as closed:
                 await asyncio.wait_for(handle.result(), HANG)
-            await save_history(handle, "remediation_cancelled_as_its_first_try_is_lost")
+            await save_history(handle, history)  # its path replays (tests/histories)
             status = await ask(handle, "status", result_type=RemediationStatus)
         async with deps.db.session() as session:
+            audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
             slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
-
-    assert isinstance(closed.value.cause, CancelledError)
-    (restart,) = status.attempts
-    assert restart.applied is False
-    assert (restart.skipped_reason or "").startswith("change failed: "), restart.skipped_reason
-    assert slot is not None  # it may have written: the cluster's hour counts it
+    return closed.value, status, list(audit), slot
