@@ -60,8 +60,6 @@ GREETING_WAIT = timedelta(seconds=20)
 # A run that starts paused waits this long for a resume, then goes on as a new run (one run
 # for the whole pause would grow its history with every greeting).
 PAUSED_RUN_LENGTH = timedelta(days=1)
-# Patch (docs/deploy.md): a delete during the day's last wait ends the run.
-WINDOW_END_STOPPED = "window-end-stopped"
 
 
 @workflow.defn
@@ -89,11 +87,6 @@ class DailyBriefingWorkflow(PrepareAndPush):
         self.cancelling = False
         self._prepare_lock = asyncio.Lock()
         self._preparing_again: asyncio.Task[None] | None = None
-        # Deprecated where it was asked, as the workflow is built: in the run's first workflow
-        # task (asked where first needed, a replay could ask it in another task: docs/deploy.md).
-        # A delete taken while the day's end waits for its handlers ends the run (it went on to
-        # a new run, the deleted briefing living on).
-        workflow.deprecate_patch(WINDOW_END_STOPPED)
 
     @workflow.run
     async def run(self, run: BriefingRun) -> str:

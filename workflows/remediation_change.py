@@ -77,8 +77,7 @@ class RemediationChange(RemediationSafety):
             # The change's completion and the cancel in one workflow task: its answer is read
             # too (a write made was said not made, its slot given back, the audit's `written`
             # empty); cancelling a handle already done sends nothing.
-            if self.cancel_kept or not change.done():
-                await self._change_cancelled(change)
+            await self._change_cancelled(change)
             raise
         if change.done():
             return await change
@@ -92,8 +91,7 @@ class RemediationChange(RemediationSafety):
             # not tried again) with nothing written; one that may have written is the change
             # failing, for a person to look at.
             if isinstance(exc.cause, CancelledError) or (
-                isinstance(exc.cause, ApplicationError)
-                and (not self.cancel_kept or unmade(exc.cause))
+                isinstance(exc.cause, ApplicationError) and unmade(exc.cause)
             ):
                 return None
             raise
@@ -110,15 +108,12 @@ class RemediationChange(RemediationSafety):
         # The first try, a local activity, fails with its own error (not an ActivityError): a
         # refusal then escaped here and replaced the run's cancellation, and the run went on
         # to the regular change and up the ladder as if it had never been cancelled.
-        failed = ACTIVITY_FAILED if self.cancel_kept else ActivityError
         try:
             result = await change
-        except failed as exc:
+        except ACTIVITY_FAILED as exc:
             cause = exc.cause if isinstance(exc, ActivityError) else exc
             if isinstance(cause, CancelledError) or (
-                isinstance(cause, ApplicationError)
-                and not cause.non_retryable
-                and (not self.cancel_kept or unmade(cause))
+                isinstance(cause, ApplicationError) and not cause.non_retryable and unmade(cause)
             ):
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"

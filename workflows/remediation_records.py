@@ -120,8 +120,9 @@ class RemediationRecords:
         self.outcome_said: Said | None = None
         self.started_at = workflow.now()
         self.finished_at: datetime | None = None
-        # Asked once, as the run starts (docs/deploy.md, "Upgrading workflow code").
-        self.cancel_kept = workflow.patched(CANCEL_KEPT)
+        # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
+        # code"): the old path (the first try's refusal replacing the cancel) is deleted.
+        workflow.deprecate_patch(CANCEL_KEPT)
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -20,11 +20,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.watch_controls import delivery_errors, failure_text, record_event
 
-# A run cancelled in Temporal while it records its event (or its delivery's failure) records
-# it again (its key: once), then sends, then ends Canceled: it ended at once, nothing sent, and
-# the cut record, written after, listed a reminder nobody got (docs/watches.md).
-RECORD_CUT_SENT = "record-cut-sent"
-
 
 async def check_news_pages(
     task: str, urls: Sequence[object], categories: list[str]
@@ -48,10 +43,6 @@ async def check_news_pages(
 @workflow.defn
 class ReminderWorkflow:
     def __init__(self) -> None:
-        # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
-        # code"): a record the run's cancel cut is made again and what it recorded sent (the
-        # run ended at once, nothing sent, the record made after it).
-        workflow.deprecate_patch(RECORD_CUT_SENT)
         self.cancel: BaseException | None = None  # the run's cancel, heard at a record
 
     @workflow.run
