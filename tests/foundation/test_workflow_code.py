@@ -1,4 +1,4 @@
-"""Two habits of workflow code the type checker and the replayer cannot enforce by themselves.
+"""Habits of workflow code the type checker and the replayer cannot enforce by themselves.
 
 Activities are called by reference, so mypy checks the argument and the result of each call;
 workflow code never `assert`s, since a failed assert is a workflow task failure that Temporal
@@ -157,5 +157,54 @@ def test_workflow_code_reads_no_clock_randomness_environment_or_file() -> None:
     assert ROOT / "ambient" / "remediation" / "runs.py" in files
     found = {
         str(path.relative_to(ROOT)): unsafe_uses(path.read_text(encoding="utf-8")) for path in files
+    }
+    assert {name: lines for name, lines in found.items() if lines} == {}
+
+
+# A patch is asked once, as the workflow is built (docs/deploy.md, "Upgrading workflow code"):
+# asked where first needed, a replay can ask it in another workflow task than the run did, and
+# a branch taken later can ask it after a command the old path never sent.
+PATCH_CALLS = {"patched", "deprecate_patch"}
+
+
+def patches_asked_outside_init(source: str) -> list[str]:
+    """``workflow.patched``/``deprecate_patch`` calls not made in an ``__init__``, by line."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, inside: str | None) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            inside = node.name
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in PATCH_CALLS and inside != "__init__":
+                found.append(f"{node.lineno}: {node.func.attr} in {inside or 'the module'}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside)
+
+    visit(parsed(source), None)
+    return found
+
+
+def test_the_check_finds_a_patch_asked_outside_init() -> None:
+    source = (
+        "class Run:\n"
+        "    def __init__(self):\n"
+        "        self.kept = workflow.patched('kept')\n"
+        "        workflow.deprecate_patch('old')\n"
+        "    async def run(self):\n"
+        "        if workflow.patched('late'):\n"
+        "            pass\n"
+        "        def later():\n"
+        "            workflow.deprecate_patch('inner')\n"
+    )
+    assert patches_asked_outside_init(source) == [
+        "6: patched in run",
+        "9: deprecate_patch in later",
+    ]
+
+
+def test_workflow_modules_ask_their_patches_as_the_workflow_is_built() -> None:
+    found = {
+        path.name: patches_asked_outside_init(path.read_text(encoding="utf-8"))
+        for path in sorted(WORKFLOWS.glob("*.py"))
     }
     assert {name: lines for name, lines in found.items() if lines} == {}
