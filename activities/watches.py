@@ -20,13 +20,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient.clients.extract import EXTRACTOR_VERSION, UNREADABLE, main_text
+from ambient.clients.metric_reads import NO_NUMBER, read_json_number, read_prometheus
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.metrics import latest_metric_point
 from ambient.clients.web import (
     FROM_SOURCE,
     NO_BODY,
-    NO_NUMBER,
     WHOLE_NOT_MODIFIED,
     FetchError,
     HttpStatusError,
@@ -171,9 +171,9 @@ class WatchActivities:
             ) from None
         try:
             if isinstance(source, HttpJsonSource):
-                value = await self._fetcher.read_json_number(str(source.url), source.json_path)
+                value = await read_json_number(self._fetcher, str(source.url), source.json_path)
             elif isinstance(source, PrometheusSource):
-                value = await self._fetcher.read_prometheus(str(source.url), source.query)
+                value = await read_prometheus(self._fetcher, str(source.url), source.query)
             else:
                 within = _cloud_read_time()
                 try:

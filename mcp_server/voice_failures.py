@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ambient.clients import guard, http1, web
+from ambient.clients import guard, http1, metric_reads, web
 from ambient.clients.extract import UNREADABLE
 from ambient.refusals import Refusal, read_back
 from ambient.watches.configs import TaskKind, TaskState
 from ambient.watches.models import TaskStatus
 
-# Why a check failed, by the stored error's msgid (`web.said_refusal`): said as the listener's
-# words, without its values but a status or seconds (a host, an address, the system's words).
+# Why a check failed, by the stored error's msgid (`metric_reads.said_refusal`): said as the
+# listener's words, without its values but a status or seconds (a host, an address, the
+# system's words).
 _STATUS_WORDS = {
     401: ("网站拒绝了访问", "the site refused access"),
     403: ("网站拒绝了访问", "the site refused access"),
@@ -32,18 +33,18 @@ _REASONS = {
     web.WHOLE_NOT_MODIFIED: ("网站的回答不完整", "the site's answer was incomplete"),
     web.ANSWER_CUT: ("网站没回答完连接就断了", "the connection ended mid-answer"),
     guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),
-    web.PROMETHEUS_REFUSED_HTTP: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
-    web.PROMETHEUS_REFUSED: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
+    metric_reads.PROMETHEUS_REFUSED_HTTP: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
+    metric_reads.PROMETHEUS_REFUSED: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
     **dict.fromkeys(guard.REFUSALS, ("这个地址不允许访问", "its address is not allowed")),
     **dict.fromkeys(
         (
-            web.JSONPATH_NOTHING,
-            web.JSONPATH_NOT_A_NUMBER,
-            web.RANGE_VECTOR,
-            web.STRING_ANSWER,
-            web.NOT_ONE_SAMPLE,
-            web.NOT_FINITE,
-            web.NO_NUMBER,
+            metric_reads.JSONPATH_NOTHING,
+            metric_reads.JSONPATH_NOT_A_NUMBER,
+            metric_reads.RANGE_VECTOR,
+            metric_reads.STRING_ANSWER,
+            metric_reads.NOT_ONE_SAMPLE,
+            metric_reads.NOT_FINITE,
+            metric_reads.NO_NUMBER,
         ),
         ("返回的数据里没有要的数值", "its answer held no number to read"),
     ),
@@ -61,7 +62,7 @@ _UNWORDED = ("原因可以在任务详情里看", "its page in the app has the r
 
 def reason_said(error: str) -> tuple[str, str]:
     """Why a check failed (its stored error), a few words in Chinese and English."""
-    said = web.said_refusal(error) or read_back(error, guard.REFUSALS)
+    said = metric_reads.said_refusal(error) or read_back(error, guard.REFUSALS)
     if said is not None:
         return _said(said)
     unread = error.removeprefix(UNREADABLE)  # as a check stores it (activities/watches.py)

@@ -7,13 +7,13 @@ FetchError
  ├── HttpStatusError       a non-success HTTP status
  └── NoAnswerError         no answer: the name unresolved, no connection or TLS, a timeout,
                            the connection cut (the same fetch may pass later)
-An answer this client cannot read, or of the wrong shape (a metric), is a FetchError itself.
+An answer this client cannot read is a FetchError itself; so is a metric answer of the wrong
+shape (ambient.clients.metric_reads).
 """
 
 from __future__ import annotations
 
 import codecs
-import json
 import math
 import re
 import ssl
@@ -21,9 +21,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
-
-from jsonpath_ng.ext import parse as jsonpath
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ambient.clients.guard import (
     CANNOT_RESOLVE,
@@ -91,50 +89,19 @@ _SYSTEM = (
     N_("no addresses"),
     *CUTS,
 )
-# A metric answer no reading can be made of (a threshold watch's or a remediation's verify).
-JSONPATH_NOTHING = N_("JSONPath %(path)s matched nothing")
-JSONPATH_NOT_A_NUMBER = N_("JSONPath %(path)s is not a number: %(shown)s")
-PROMETHEUS_REFUSED_HTTP = N_("Prometheus refused the query %(query)s (HTTP %(status)s): %(reason)s")
-PROMETHEUS_REFUSED = N_("Prometheus refused the query %(query)s: %(reason)s")
-RANGE_VECTOR = N_(
-    "query answered a range vector (matrix), not one sample: query an instant "
-    "vector (no [range] selector): %(query)s"
-)
-STRING_ANSWER = N_(
-    "query answered a string, not a number: query an instant vector returning one sample: %(query)s"
-)
-NOT_ONE_SAMPLE = N_("query must return exactly one sample, got %(count)s: %(query)s")
-NOT_FINITE = N_("query answered %(value)s, not a number (no data to divide?): %(query)s")
-NO_NUMBER = N_("the source did not answer a number (%(error)s)")  # a crash reading it
-_METRIC_ANSWERS = (
-    JSONPATH_NOTHING,
-    JSONPATH_NOT_A_NUMBER,
-    PROMETHEUS_REFUSED_HTTP,
-    PROMETHEUS_REFUSED,
-    RANGE_VECTOR,
-    STRING_ANSWER,
-    NOT_ONE_SAMPLE,
-    NOT_FINITE,
-    NO_NUMBER,
-)
 
 
 def fetch_refusal(error: str) -> Refusal | None:
     """A check's stored error as the Refusal it was said from (None: not one worded here); a
     reason in it (a redirect's refusal, the system's words) as its own Refusal where it is one."""
-    return _read(error, _WORDED)
+    return read_said(error, _WORDED)
 
 
-def said_refusal(error: str) -> Refusal | None:
-    """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
-    status from where a redirect led, a metric answer of the wrong shape (None: none)."""
-    return fetch_refusal(error) or _read(error, (REDIRECTED, FROM_SOURCE, *_METRIC_ANSWERS))
-
-
-def _read(text: str, msgids: tuple[str, ...]) -> Refusal | None:
+def read_said(text: str, msgids: tuple[str, ...]) -> Refusal | None:
+    """``text`` as the Refusal of the first of ``msgids`` it fits, its ``reason`` read too."""
     said = read_back(text, msgids)
     if said is not None and isinstance(reason := said.values.get("reason"), str):
-        said.values["reason"] = _read(reason, (*REFUSALS, *_WORDED, *_SYSTEM)) or reason
+        said.values["reason"] = read_said(reason, (*REFUSALS, *_WORDED, *_SYSTEM)) or reason
     return said
 
 
@@ -404,56 +371,6 @@ class WebFetcher:
             answer.headers.get("content-type", ""),
         )
 
-    async def read_json_number(self, url: str, json_path: str) -> float:
-        result = await self.fetch(url, accept="application/json")
-        matches = [match.value for match in jsonpath(json_path).find(json.loads(result.body))]
-        if not matches:
-            raise FetchError(JSONPATH_NOTHING % {"path": json_path})
-        value = matches[0]
-        if (number := _finite(value)) is None:
-            shown = repr(value)
-            shown = shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
-            raise FetchError(JSONPATH_NOT_A_NUMBER % {"path": json_path, "shown": shown})
-        return number
-
-    async def read_prometheus(self, base_url: str, query: str) -> float:
-        url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
-        try:
-            data = json.loads((await self.fetch(url, accept="application/json")).body)
-        except HttpStatusError as exc:
-            # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
-            # timeout) with its reason in the body: that is what the user must fix.
-            if (refusal := _prometheus_error(exc.body)) is None:
-                raise
-            reason = PROMETHEUS_REFUSED_HTTP % {
-                "query": repr(query),
-                "status": exc.status,
-                "reason": refusal,
-            }
-            raise HttpStatusError(exc.status, url, exc.body, reason) from None
-        if (refusal := _prometheus_error(data)) is not None:
-            raise FetchError(PROMETHEUS_REFUSED % {"query": repr(query), "reason": refusal})
-        answer = data.get("data", {})
-        if answer.get("resultType") == "matrix":
-            # A range selector (`up[5m]`): each series holds many values, none the current one.
-            raise FetchError(RANGE_VECTOR % {"query": query})
-        if answer.get("resultType") == "string":
-            # A string literal's result is one [time, "text"] pair: no number to read.
-            raise FetchError(STRING_ANSWER % {"query": query})
-        if answer.get("resultType") == "scalar":
-            # A scalar's result is one [time, value] pair, not a list of samples.
-            value = answer["result"][1]
-        else:
-            results = answer.get("result", [])
-            if len(results) != 1:
-                raise FetchError(NOT_ONE_SAMPLE % {"count": len(results), "query": query})
-            value = results[0]["value"][1]
-        number = _finite(value)
-        if number is None:
-            # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
-            raise FetchError(NOT_FINITE % {"value": value, "query": query})
-        return number
-
 
 def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
     """A GET without an answer to read, said in words a page translates where the connection
@@ -475,30 +392,6 @@ def _redirected(asked: str, url: str, said: Refusal) -> str:
     """What a fetch of ``asked`` says of its answer from ``url``: the URL only where a redirect
     led (the URL asked is shown beside the error)."""
     return str(said) if url == asked else REDIRECTED % {"reason": said, "url": url}
-
-
-def _prometheus_error(answer: object) -> str | None:
-    """``errorType: error`` of a Prometheus HTTP API error answer (bytes or parsed)."""
-    if isinstance(answer, bytes):
-        try:
-            answer = json.loads(answer)
-        except ValueError:
-            return None
-    if not isinstance(answer, dict) or answer.get("status") != "error":
-        return None
-    return f"{answer.get('errorType') or 'error'}: {answer.get('error') or 'no detail'}"
-
-
-def _finite(value: object) -> float | None:
-    """A number or a number's text as a float; None for anything else, NaN and infinity."""
-    # NaN and infinity compare false or breach every line, and cannot travel as JSON.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None  # float(True) is 1.0: a flag is no reading
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):  # an integer past float's range overflows
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _spaces_encoded(url: str) -> str:

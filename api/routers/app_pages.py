@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.sse import EventSourceResponse
 
-from ambient.clients.web import said_refusal
+from ambient.clients.metric_reads import said_refusal
 from ambient.domain.numbers import WholeNumber
 from ambient.history import event_name
 from ambient.storage.models import MAX_ID, Event

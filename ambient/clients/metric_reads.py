@@ -1,0 +1,133 @@
+"""What a metric source answers, read as one number: a JSON document's value at a JSONPath, a
+Prometheus instant query's one sample; an answer of any other shape is a FetchError saying
+what came back, in words a page translates (``said_refusal``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from urllib.parse import urlencode
+
+from jsonpath_ng.ext import parse as jsonpath
+
+from ambient.clients.web import (
+    FROM_SOURCE,
+    REDIRECTED,
+    FetchError,
+    HttpStatusError,
+    WebFetcher,
+    fetch_refusal,
+    read_said,
+)
+from ambient.refusals import N_, Refusal
+
+# A metric answer no reading can be made of (a threshold watch's or a remediation's verify).
+JSONPATH_NOTHING = N_("JSONPath %(path)s matched nothing")
+JSONPATH_NOT_A_NUMBER = N_("JSONPath %(path)s is not a number: %(shown)s")
+PROMETHEUS_REFUSED_HTTP = N_("Prometheus refused the query %(query)s (HTTP %(status)s): %(reason)s")
+PROMETHEUS_REFUSED = N_("Prometheus refused the query %(query)s: %(reason)s")
+RANGE_VECTOR = N_(
+    "query answered a range vector (matrix), not one sample: query an instant "
+    "vector (no [range] selector): %(query)s"
+)
+STRING_ANSWER = N_(
+    "query answered a string, not a number: query an instant vector returning one sample: %(query)s"
+)
+NOT_ONE_SAMPLE = N_("query must return exactly one sample, got %(count)s: %(query)s")
+NOT_FINITE = N_("query answered %(value)s, not a number (no data to divide?): %(query)s")
+NO_NUMBER = N_("the source did not answer a number (%(error)s)")  # a crash reading it
+METRIC_ANSWERS = (
+    JSONPATH_NOTHING,
+    JSONPATH_NOT_A_NUMBER,
+    PROMETHEUS_REFUSED_HTTP,
+    PROMETHEUS_REFUSED,
+    RANGE_VECTOR,
+    STRING_ANSWER,
+    NOT_ONE_SAMPLE,
+    NOT_FINITE,
+    NO_NUMBER,
+)
+
+
+def said_refusal(error: str) -> Refusal | None:
+    """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
+    status from where a redirect led, a metric answer of the wrong shape (None: none)."""
+    return fetch_refusal(error) or read_said(error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS))
+
+
+async def read_json_number(fetcher: WebFetcher, url: str, json_path: str) -> float:
+    """The number at ``json_path`` of the JSON document at ``url``."""
+    result = await fetcher.fetch(url, accept="application/json")
+    matches = [match.value for match in jsonpath(json_path).find(json.loads(result.body))]
+    if not matches:
+        raise FetchError(JSONPATH_NOTHING % {"path": json_path})
+    value = matches[0]
+    if (number := _finite(value)) is None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
+        raise FetchError(JSONPATH_NOT_A_NUMBER % {"path": json_path, "shown": shown})
+    return number
+
+
+async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> float:
+    """The one number a Prometheus instant query answers."""
+    url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
+    try:
+        data = json.loads((await fetcher.fetch(url, accept="application/json")).body)
+    except HttpStatusError as exc:
+        # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
+        # timeout) with its reason in the body: that is what the user must fix.
+        if (refusal := _prometheus_error(exc.body)) is None:
+            raise
+        reason = PROMETHEUS_REFUSED_HTTP % {
+            "query": repr(query),
+            "status": exc.status,
+            "reason": refusal,
+        }
+        raise HttpStatusError(exc.status, url, exc.body, reason) from None
+    if (refusal := _prometheus_error(data)) is not None:
+        raise FetchError(PROMETHEUS_REFUSED % {"query": repr(query), "reason": refusal})
+    answer = data.get("data", {})
+    if answer.get("resultType") == "matrix":
+        # A range selector (`up[5m]`): each series holds many values, none the current one.
+        raise FetchError(RANGE_VECTOR % {"query": query})
+    if answer.get("resultType") == "string":
+        # A string literal's result is one [time, "text"] pair: no number to read.
+        raise FetchError(STRING_ANSWER % {"query": query})
+    if answer.get("resultType") == "scalar":
+        # A scalar's result is one [time, value] pair, not a list of samples.
+        value = answer["result"][1]
+    else:
+        results = answer.get("result", [])
+        if len(results) != 1:
+            raise FetchError(NOT_ONE_SAMPLE % {"count": len(results), "query": query})
+        value = results[0]["value"][1]
+    number = _finite(value)
+    if number is None:
+        # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
+        raise FetchError(NOT_FINITE % {"value": value, "query": query})
+    return number
+
+
+def _prometheus_error(answer: object) -> str | None:
+    """``errorType: error`` of a Prometheus HTTP API error answer (bytes or parsed)."""
+    if isinstance(answer, bytes):
+        try:
+            answer = json.loads(answer)
+        except ValueError:
+            return None
+    if not isinstance(answer, dict) or answer.get("status") != "error":
+        return None
+    return f"{answer.get('errorType') or 'error'}: {answer.get('error') or 'no detail'}"
+
+
+def _finite(value: object) -> float | None:
+    """A number or a number's text as a float; None for anything else, NaN and infinity."""
+    # NaN and infinity compare false or breach every line, and cannot travel as JSON.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None  # float(True) is 1.0: a flag is no reading
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # an integer past float's range overflows
+        return None
+    return number if math.isfinite(number) else None
