@@ -35,6 +35,7 @@ _REASONS = {
     guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),
     metric_reads.PROMETHEUS_REFUSED_HTTP: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
     metric_reads.PROMETHEUS_REFUSED: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
+    metric_reads.JSONPATH_SEVERAL: ("数据路径匹配到了多个值", "its path matched several values"),
     **dict.fromkeys(guard.REFUSALS, ("这个地址不允许访问", "its address is not allowed")),
     **dict.fromkeys(
         (
@@ -44,6 +45,7 @@ _REASONS = {
             metric_reads.STRING_ANSWER,
             metric_reads.NOT_ONE_SAMPLE,
             metric_reads.NOT_FINITE,
+            metric_reads.NATIVE_HISTOGRAM,
             metric_reads.NO_NUMBER,
         ),
         ("返回的数据里没有要的数值", "its answer held no number to read"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 from urllib.parse import urlencode
 
 from jsonpath_ng.ext import parse as jsonpath
@@ -14,6 +15,7 @@ from ambient.clients.web import (
     FROM_SOURCE,
     REDIRECTED,
     FetchError,
+    FetchResult,
     HttpStatusError,
     WebFetcher,
     fetch_refusal,
@@ -24,6 +26,10 @@ from ambient.refusals import N_, Refusal
 # A metric answer no reading can be made of (a threshold watch's or a remediation's verify).
 JSONPATH_NOTHING = N_("JSONPath %(path)s matched nothing")
 JSONPATH_NOT_A_NUMBER = N_("JSONPath %(path)s is not a number: %(shown)s")
+JSONPATH_SEVERAL = N_(
+    "JSONPath %(path)s matched %(count)s values (%(shown)s): give a path to one of them, "
+    "e.g. %(first)s"
+)
 PROMETHEUS_REFUSED_HTTP = N_("Prometheus refused the query %(query)s (HTTP %(status)s): %(reason)s")
 PROMETHEUS_REFUSED = N_("Prometheus refused the query %(query)s: %(reason)s")
 RANGE_VECTOR = N_(
@@ -35,16 +41,22 @@ STRING_ANSWER = N_(
 )
 NOT_ONE_SAMPLE = N_("query must return exactly one sample, got %(count)s: %(query)s")
 NOT_FINITE = N_("query answered %(value)s, not a number (no data to divide?): %(query)s")
+NATIVE_HISTOGRAM = N_(
+    "query answered a native histogram, not a number: ask for one number of it "
+    "(histogram_count, histogram_sum, histogram_quantile): %(query)s"
+)
 NO_NUMBER = N_("the source did not answer a number (%(error)s)")  # a crash reading it
 METRIC_ANSWERS = (
     JSONPATH_NOTHING,
     JSONPATH_NOT_A_NUMBER,
+    JSONPATH_SEVERAL,
     PROMETHEUS_REFUSED_HTTP,
     PROMETHEUS_REFUSED,
     RANGE_VECTOR,
     STRING_ANSWER,
     NOT_ONE_SAMPLE,
     NOT_FINITE,
+    NATIVE_HISTOGRAM,
     NO_NUMBER,
 )
 
@@ -57,15 +69,20 @@ def said_refusal(error: str) -> Refusal | None:
 
 async def read_json_number(fetcher: WebFetcher, url: str, json_path: str) -> float:
     """The number at ``json_path`` of the JSON document at ``url``."""
-    result = await fetcher.fetch(url, accept="application/json")
-    matches = [match.value for match in jsonpath(json_path).find(json.loads(result.body))]
-    if not matches:
+    document = _json(await fetcher.fetch(url, accept="application/json"))
+    # Each value once, by where it is (a recursive path can reach one twice).
+    found = {_where(m.full_path): m.value for m in jsonpath(json_path).find(document)}
+    if not found:
         raise FetchError(JSONPATH_NOTHING % {"path": json_path})
-    value = matches[0]
+    if len(found) > 1:
+        # Which of them is the metric is the owner's to say: the first was watched, unsaid.
+        shown = ", ".join(f"{_shown(v, 40)} at {at}" for at, v in list(found.items())[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        said = {"path": json_path, "count": len(found), "shown": shown + more}
+        raise FetchError(JSONPATH_SEVERAL % {**said, "first": next(iter(found))})
+    (value,) = found.values()
     if (number := _finite(value)) is None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
-        raise FetchError(JSONPATH_NOT_A_NUMBER % {"path": json_path, "shown": shown})
+        raise FetchError(JSONPATH_NOT_A_NUMBER % {"path": json_path, "shown": _shown(value)})
     return number
 
 
@@ -73,7 +90,7 @@ async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> flo
     """The one number a Prometheus instant query answers."""
     url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
     try:
-        data = json.loads((await fetcher.fetch(url, accept="application/json")).body)
+        data = _json(await fetcher.fetch(url, accept="application/json"))
     except HttpStatusError as exc:
         # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
         # timeout) with its reason in the body: that is what the user must fix.
@@ -101,6 +118,8 @@ async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> flo
         results = answer.get("result", [])
         if len(results) != 1:
             raise FetchError(NOT_ONE_SAMPLE % {"count": len(results), "query": query})
+        if "histogram" in results[0] and "value" not in results[0]:
+            raise FetchError(NATIVE_HISTOGRAM % {"query": query})
         value = results[0]["value"][1]
     number = _finite(value)
     if number is None:
@@ -119,6 +138,32 @@ def _prometheus_error(answer: object) -> str | None:
     if not isinstance(answer, dict) or answer.get("status") != "error":
         return None
     return f"{answer.get('errorType') or 'error'}: {answer.get('error') or 'no detail'}"
+
+
+def _json(result: FetchResult) -> Any:
+    """A metric answer's JSON; one that is not JSON (a proxy's sign-in page) said as what
+    came back, not as the decoder's "Expecting value: line 1 column 1"."""
+    try:
+        return json.loads(result.body)
+    except ValueError as exc:
+        kind = result.content_type.split(";")[0].strip() or "no Content-Type"
+        if "json" in kind:  # JSON, broken: where the decoder stopped
+            said = f"{type(exc).__name__}: {exc}"
+        else:
+            start = " ".join(result.text()[:300].split())[:100] or "an empty body"
+            said = f"the answer is {kind}, not JSON: {start}"
+        raise FetchError(NO_NUMBER % {"error": said}) from None
+
+
+def _where(path: object) -> str:
+    """A JSONPath match's place as a path the reader takes (jsonpath-ng's, from the root)."""
+    return str(path) if str(path).startswith("$") else f"$.{path}"
+
+
+def _shown(value: object, limit: int = 100) -> str:
+    """A JSON value as the answer wrote it (null, true, "42"), cut after ``limit`` characters."""
+    shown = json.dumps(value, ensure_ascii=False)
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown)} characters)"
 
 
 def _finite(value: object) -> float | None:

@@ -1,7 +1,8 @@
 """A metric source that answers what no reading can be made of — JSON nested past the parser's
-depth, a Prometheus range vector or string — is one failed reading that says what came back,
-read once: nested JSON crashed the read (RecursionError), which was tried three times over 5 s
-and said as the crash."""
+depth, a Prometheus range vector, string or native histogram, an HTML page, a JSONPath that
+matches several values — is one failed reading that says what came back, read once: nested
+JSON crashed the read (RecursionError), which was tried three times over 5 s and said as the
+crash."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 
 DEEP = "[" * 5000 + "]" * 5000  # past the JSON decoder's recursion depth
+# A proxy's sign-in page, answered 200.
+SIGN_IN = "<html><head><title>Sign in</title></head>\n<body>Please sign in</body></html>"
 
 
 @pytest_asyncio.fixture
@@ -32,6 +35,12 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
 
     async def prometheus(request: Request) -> Response:
         reads.append(request.url.path)
+        if request.query_params["query"] == "up":  # a proxy's sign-in page in front of it
+            return Response(SIGN_IN, media_type="text/html")
+        if request.query_params["query"] == "request_duration_seconds":  # a native histogram
+            histogram = {"count": "3", "sum": "0.4", "buckets": [[0, "0.1", "0.2", "3"]]}
+            data = {"resultType": "vector", "result": [{"metric": {}, "histogram": [1, histogram]}]}
+            return JSONResponse({"status": "success", "data": data})
         if request.query_params["query"].startswith('"'):  # a string literal: a string
             data = {"resultType": "string", "result": [1, request.query_params["query"][1:-1]]}
             return JSONResponse({"status": "success", "data": data})
@@ -39,7 +48,22 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
         data = {"resultType": "matrix", "result": [series]}
         return JSONResponse({"status": "success", "data": data})
 
-    app = Starlette(routes=[Route("/deep", deep), Route("/api/v1/query", prometheus)])
+    async def prices(request: Request) -> Response:
+        reads.append(request.url.path)
+        return JSONResponse({"items": [{"price": 1.5}, {"price": 2}], "total": {"price": 3.5}})
+
+    async def login(request: Request) -> Response:
+        reads.append(request.url.path)
+        return Response(SIGN_IN, media_type="text/html")
+
+    app = Starlette(
+        routes=[
+            Route("/deep", deep),
+            Route("/prices", prices),
+            Route("/login", login),
+            Route("/api/v1/query", prometheus),
+        ]
+    )
     async with serve(app) as base:
         yield reads, base
 
@@ -89,3 +113,58 @@ async def test_a_prometheus_string_is_said_as_one_not_as_two_samples(
         'query answered a string, not a number: query an instant vector returning one sample: "42"'
     )
     assert reads == ["/api/v1/query"]
+
+
+async def test_a_json_path_matching_several_values_is_refused_naming_them(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """``$.items[*].price`` matched two prices and the first was watched, never said: one
+    value the owner did not choose was held against the line."""
+    reads, base = source
+    several = {"type": "http_json", "url": f"{base}/prices", "json_path": "$.items[*].price"}
+    assert await _baseline_error(service, several, "several") == (
+        "JSONPath $.items[*].price matched 2 values (1.5 at $.items.[0].price, 2 at "
+        "$.items.[1].price): give a path to one of them, e.g. $.items.[0].price"
+    )
+    # A path that may match several but matches one is that value.
+    one = {**several, "json_path": "$..total.price"}
+    config = {"source": one, "threshold": 1, "check_interval_minutes": 5}
+    ref = await service.create(USER, "threshold_watch", config, unique("one"))
+    await service.delete(USER, ref.task_id)
+    assert ref.baseline == {"value": 3.5, "error": None}
+    assert reads == ["/prices", "/prices"]
+
+
+async def test_a_prometheus_native_histogram_is_said_as_one(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """A native histogram's sample carries "histogram", not "value": said as KeyError: 'value'."""
+    reads, base = source
+    histogram = {"type": "prometheus", "url": base, "query": "request_duration_seconds"}
+    assert await _baseline_error(service, histogram, "histogram") == (
+        "query answered a native histogram, not a number: ask for one number of it "
+        "(histogram_count, histogram_sum, histogram_quantile): request_duration_seconds"
+    )
+    assert reads == ["/api/v1/query"]
+
+
+async def test_an_html_page_instead_of_json_is_said_as_what_came_back(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """A sign-in page answered 200 was said as "JSONDecodeError: Expecting value: line 1
+    column 1 (char 0)": nothing of a page, nor of what it said."""
+    reads, base = source
+    page = {"type": "http_json", "url": f"{base}/login", "json_path": "$.data"}
+    assert await _baseline_error(service, page, "login") == (
+        "the source did not answer a number (the answer is text/html, not JSON: <html><head>"
+        "<title>Sign in</title></head> <body>Please sign in</body></html>)"
+    )
+    prometheus = {"type": "prometheus", "url": base, "query": "up"}
+    assert await _baseline_error(service, prometheus, "login-prometheus") == (
+        "the source did not answer a number (the answer is text/html, not JSON: <html><head>"
+        "<title>Sign in</title></head> <body>Please sign in</body></html>)"
+    )
+    assert reads == ["/login", "/api/v1/query"]
