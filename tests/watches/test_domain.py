@@ -106,6 +106,15 @@ def test_for_n_consecutive_checks() -> None:
     assert _run(_watch(for_checks=3), [120, 130, 90, 120, 125, 130, 140]) == [("breach", 130)]
 
 
+def test_a_value_on_the_line_is_not_past_it() -> None:
+    """above 100 (and below 10) are strict: 100 does not breach, and a breach recovers at 100;
+    with a margin of 5 it recovers at 95, not 95.5."""
+    assert _run(_watch(), [100, 100.5, 100]) == [("breach", 100.5), ("recovery", 100)]
+    below = {"conditions": [{"op": "below", "value": 10}]}
+    assert _run(_watch(**below), [10, 9.5, 10]) == [("breach", 9.5), ("recovery", 10)]
+    assert _run(_watch(hysteresis=5), [101, 95.5, 95]) == [("breach", 101), ("recovery", 95)]
+
+
 def test_hysteresis_delays_recovery_until_past_the_margin() -> None:
     assert _run(_watch(hysteresis=10), [120, 95, 92, 89]) == [("breach", 120), ("recovery", 89)]
 

@@ -20,7 +20,14 @@ from tests.support.record import save_history
 from tests.support.servers import start_dev_server
 from tests.support.waits import ask, eventually
 from tests.watches.test_lifecycle import GatedSite, gated  # noqa: F401  (fixture)
-from tests.watches.test_workflows import USER, kinds, loopback_deps, threshold  # noqa: F401
+from tests.watches.test_workflows import (  # noqa: F401
+    USER,
+    inbox_titles,
+    kinds,
+    loopback_deps,
+    threshold,
+)
+from worker import build_worker
 from workflows.threshold_watch import ThresholdWatchWorkflow
 
 # Temporal suggests continue-as-new past this many history events (4Ki by default).
@@ -121,3 +128,58 @@ async def test_stop_while_an_alert_is_delivered_at_the_hand_over_ends_the_watch(
     assert final.state == "stopped" and final.checks == 1
     assert len(state.hooks) == 1
     assert await kinds(deps, task) == ["watch.breach", "watch.stopped"]
+
+
+async def test_a_breach_and_its_recovery_are_told_once_across_continued_runs_and_a_new_worker(
+    short_history_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+    gated: tuple[GatedSite, str],  # noqa: F811
+) -> None:
+    """Each check here ends its run (continue-as-new), and the worker is replaced midway:
+    what the rule counts (two breaching checks, the margin, the breach itself) goes on
+    across both, so the owner hears one breach and one recovery."""
+    state, base = gated
+    # Crossing for two checks, over, inside the margin, out of it, once over again.
+    state.values = [50, 120, 120, 130, 95, 85, 85, 120]
+    env, deps = short_history_env, loopback_deps
+    queue = unique("tq")
+    config = threshold(base, for_checks=2, hysteresis=10, check_interval_minutes=60)
+    task = unique("threshold-watch/alice/can")
+    async with build_worker(env.client, deps, task_queue=queue):
+        handle = await env.client.start_workflow(
+            ThresholdWatchWorkflow.run,
+            ThresholdWatchInput(user=USER, task=task, config=config),
+            id=task,
+            task_queue=queue,
+        )
+        first = (await handle.describe()).run_id
+        await handle.execute_update("baseline", result_type=TaskStatus)
+        for _ in range(3):
+            breached = await checked_now(handle)
+    assert breached.detail["breaching"] is True and breached.detail["breaches_total"] == 1
+    async with build_worker(env.client, deps, task_queue=queue):  # another worker's cache
+        for _ in range(4):
+            last = await checked_now(handle)
+        await handle.signal("stop")
+        final: TaskStatus = await handle.result()
+    assert (await handle.describe()).run_id != first  # the checks ran in several runs
+    assert last.detail["breaching"] is False and last.detail["breaches_total"] == 1
+    assert [v for _, v in last.detail["values"]] == state.values  # type: ignore[attr-defined]
+    assert final.detail["life"] == first
+    assert await kinds(deps, task) == ["watch.breach", "watch.recovery", "watch.stopped"]
+    assert [t.split(":")[0] for t in await inbox_titles(deps)] == ["Breach", "Recovered"]
+
+
+async def checked_now(handle: WorkflowHandle[Any, Any]) -> TaskStatus:
+    """One more check, asked for now and waited for until its alerts are told."""
+    before: TaskStatus = await ask(handle, "status", result_type=TaskStatus)
+    await handle.signal("check_now")
+
+    async def done() -> TaskStatus | None:
+        now: TaskStatus = await ask(handle, "status", result_type=TaskStatus)
+        return now if now.checks > before.checks else None
+
+    await eventually(done, "the check")
+    # `baseline` answers once no check runs: the check's alerts are told by then.
+    told: TaskStatus = await handle.execute_update("baseline", result_type=TaskStatus)
+    return told

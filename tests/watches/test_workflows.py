@@ -222,6 +222,29 @@ async def test_failures_notify_failing_once_then_recovered_once(
     assert await kinds(loopback_deps, handle.id) == ["watch.failing", "watch.recovered"]
 
 
+async def test_a_failed_read_inside_a_for_run_neither_counts_nor_breaks_it(
+    ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
+) -> None:
+    """for_checks 3 counts breaching readings: a read that failed between them (HTTP 500) is
+    no reading, over or under the line; the third breaching one alerts."""
+    state, base = site
+    state.values = [120, None, 120, None, 120, 90]
+    async with running_worker(ts_env.client, loopback_deps) as worker:
+        config = threshold(base, for_checks=3, failure_threshold=5)
+        handle = await start_threshold(ts_env, worker.task_queue, config)
+        after_two = await checks_reach(ts_env, handle, 4)
+        assert after_two.detail["breaching"] is False
+        status = await checks_reach(ts_env, handle, 6)
+        await handle.signal("stop")
+        await handle.result()
+    assert status.detail["breaches_total"] == 1
+    assert await kinds(loopback_deps, handle.id) == [
+        "watch.breach",
+        "watch.recovery",
+        "watch.stopped",
+    ]
+
+
 async def test_pause_stops_checks_and_resume_restarts_them(
     ts_env: WorkflowEnvironment, loopback_deps: WorkerDeps, site: tuple[Site, str]
 ) -> None:
