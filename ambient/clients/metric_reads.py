@@ -23,6 +23,7 @@ from ambient.clients.web import (
 )
 from ambient.refusals import N_, Refusal
 
+QUERY_PATH = "/api/v1/query"  # the Prometheus HTTP API's instant query
 # A metric answer no reading can be made of (a threshold watch's or a remediation's verify).
 JSONPATH_NOTHING = N_("JSONPath %(path)s matched nothing")
 JSONPATH_NOT_A_NUMBER = N_("JSONPath %(path)s is not a number: %(shown)s")
@@ -87,8 +88,10 @@ async def read_json_number(fetcher: WebFetcher, url: str, json_path: str) -> flo
 
 
 async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> float:
-    """The one number a Prometheus instant query answers."""
-    url = f"{base_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
+    """The one number a Prometheus instant query answers (``base_url``: the server's, or the
+    query endpoint's own URL, as it is often pasted)."""
+    base = base_url.rstrip("/").removesuffix(QUERY_PATH)
+    url = f"{base}{QUERY_PATH}?{urlencode({'query': query})}"
     try:
         data = _json(await fetcher.fetch(url, accept="application/json"))
     except HttpStatusError as exc:

@@ -41,7 +41,9 @@ class PrometheusSource(UserConfig):
     """A Prometheus instant query that returns one sample."""
 
     type: Literal["prometheus"] = Field(default="prometheus", description="prometheus")
-    url: WebUrl = Field(description="Prometheus base URL, e.g. http://prometheus:9090")
+    url: WebUrl = Field(
+        description="Prometheus base URL, e.g. http://prometheus:9090 (or its /api/v1/query)"
+    )
     query: str = Field(
         min_length=1, max_length=4000, description="PromQL instant query returning one sample"
     )

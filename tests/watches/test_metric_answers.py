@@ -35,6 +35,9 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
 
     async def prometheus(request: Request) -> Response:
         reads.append(request.url.path)
+        if request.query_params["query"] == "sum(up)":
+            data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "3"]}]}
+            return JSONResponse({"status": "success", "data": data})
         if request.query_params["query"] == "up":  # a proxy's sign-in page in front of it
             return Response(SIGN_IN, media_type="text/html")
         if request.query_params["query"] == "request_duration_seconds":  # a native histogram
@@ -168,3 +171,19 @@ async def test_an_html_page_instead_of_json_is_said_as_what_came_back(
         "<title>Sign in</title></head> <body>Please sign in</body></html>)"
     )
     assert reads == ["/login", "/api/v1/query"]
+
+
+async def test_a_prometheus_url_given_as_its_query_endpoint_is_read_there(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """The endpoint's URL pasted for the base (…/api/v1/query) was asked at
+    …/api/v1/query/api/v1/query, and said as an HTTP 404 from the URL the owner gave."""
+    reads, base = source
+    for url in (f"{base}/api/v1/query", f"{base}/api/v1/query/"):
+        endpoint = {"type": "prometheus", "url": url, "query": "sum(up)"}
+        config = {"source": endpoint, "threshold": 1, "check_interval_minutes": 5}
+        ref = await service.create(USER, "threshold_watch", config, unique("endpoint"))
+        await service.delete(USER, ref.task_id)
+        assert ref.baseline == {"value": 3.0, "error": None}
+    assert reads == ["/api/v1/query", "/api/v1/query"]
