@@ -2,7 +2,7 @@
 depth, a Prometheus range vector, string or native histogram, an HTML page, a JSONPath that
 matches several values — is one failed reading that says what came back, read once: nested
 JSON crashed the read (RecursionError), which was tried three times over 5 s and said as the
-crash."""
+crash. A Prometheus query is asked as written, at the server the owner named."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 
 DEEP = "[" * 5000 + "]" * 5000  # past the JSON decoder's recursion depth
+# A query of every character a URL's query treats apart: it arrives as written or not at all.
+ODD_QUERY = 'sum(rate(x{a="b c",d=~"e|f&g+h",p="100%#1",n="名"}[5m])) / 1e3'
 # A proxy's sign-in page, answered 200.
 SIGN_IN = "<html><head><title>Sign in</title></head>\n<body>Please sign in</body></html>"
 
@@ -35,6 +37,9 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
 
     async def prometheus(request: Request) -> Response:
         reads.append(request.url.path)
+        if request.query_params["query"] == ODD_QUERY:  # as Prometheus decodes a form value
+            data = {"resultType": "scalar", "result": [1, "0.25"]}
+            return JSONResponse({"status": "success", "data": data})
         if request.query_params["query"] == "sum(up)":
             data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "3"]}]}
             return JSONResponse({"status": "success", "data": data})
@@ -187,3 +192,16 @@ async def test_a_prometheus_url_given_as_its_query_endpoint_is_read_there(
         await service.delete(USER, ref.task_id)
         assert ref.baseline == {"value": 3.0, "error": None}
     assert reads == ["/api/v1/query", "/api/v1/query"]
+
+
+async def test_a_prometheus_query_arrives_as_written_whatever_its_characters(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    reads, base = source
+    odd = {"type": "prometheus", "url": base, "query": ODD_QUERY}
+    config = {"source": odd, "threshold": 1, "check_interval_minutes": 5}
+    ref = await service.create(USER, "threshold_watch", config, unique("odd"))
+    await service.delete(USER, ref.task_id)
+    assert ref.baseline == {"value": 0.25, "error": None}
+    assert reads == ["/api/v1/query"]
