@@ -40,6 +40,15 @@ RANGE_VECTOR = N_(
 STRING_ANSWER = N_(
     "query answered a string, not a number: query an instant vector returning one sample: %(query)s"
 )
+NO_SAMPLE = N_(
+    "query answered no sample: no series matches it now (no data, not 0; where none means 0, "
+    'add "or vector(0)"): %(query)s'
+)
+SEVERAL_SERIES = N_(
+    "query answered %(count)s series (%(shown)s), not one: aggregate them (sum, max, ...) or "
+    "pick one with a label matcher: %(query)s"
+)
+# Both, as an earlier release stored them (a watch's last error, until its next check).
 NOT_ONE_SAMPLE = N_("query must return exactly one sample, got %(count)s: %(query)s")
 NOT_FINITE = N_("query answered %(value)s, not a number (no data to divide?): %(query)s")
 NATIVE_HISTOGRAM = N_(
@@ -55,6 +64,8 @@ METRIC_ANSWERS = (
     PROMETHEUS_REFUSED,
     RANGE_VECTOR,
     STRING_ANSWER,
+    NO_SAMPLE,
+    SEVERAL_SERIES,
     NOT_ONE_SAMPLE,
     NOT_FINITE,
     NATIVE_HISTOGRAM,
@@ -119,8 +130,13 @@ async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> flo
         value = answer["result"][1]
     else:
         results = answer.get("result", [])
-        if len(results) != 1:
-            raise FetchError(NOT_ONE_SAMPLE % {"count": len(results), "query": query})
+        if not results:  # no data is no reading, never 0
+            raise FetchError(NO_SAMPLE % {"query": query})
+        if len(results) > 1:  # which one is the value is the owner's to say
+            shown = _series(results)
+            raise FetchError(
+                SEVERAL_SERIES % {"count": len(results), "shown": shown, "query": query}
+            )
         if "histogram" in results[0] and "value" not in results[0]:
             raise FetchError(NATIVE_HISTOGRAM % {"query": query})
         value = results[0]["value"][1]
@@ -141,6 +157,16 @@ def _prometheus_error(answer: object) -> str | None:
     if not isinstance(answer, dict) or answer.get("status") != "error":
         return None
     return f"{answer.get('errorType') or 'error'}: {answer.get('error') or 'no detail'}"
+
+
+def _series(results: list[Any]) -> str:
+    """The first three series of a vector by the labels that tell them apart."""
+    labels = [(r.get("metric") or {}) if isinstance(r, dict) else {} for r in results]
+    apart = sorted({k for each in labels for k in each if len({str(m.get(k)) for m in labels}) > 1})
+    shown = ", ".join(
+        "{" + ",".join(f'{k}="{each.get(k, "")}"' for k in apart) + "}" for each in labels[:3]
+    )
+    return shown + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
 
 
 def _json(result: FetchResult) -> Any:

@@ -109,6 +109,14 @@ def test_a_metric_read_or_an_error_of_no_known_shape_is_said_without_its_text() 
         "query answered a native histogram, not a number: ask for one number of it "
         "(histogram_count, histogram_sum, histogram_quantile): rpc_duration_seconds"
     ) == ("返回的数据里没有要的数值", "its answer held no number to read")
+    assert reason_said(
+        "query answered no sample: no series matches it now (no data, not 0; where none means 0, "
+        'add "or vector(0)"): sum(up)'
+    ) == ("查询现在没有数据", "the query has no data now")
+    assert reason_said(
+        'query answered 2 series ({instance="a:9100"}, {instance="b:9100"}), not one: aggregate '
+        'them (sum, max, ...) or pick one with a label matcher: up{job="node"}'
+    ) == ("查询返回了多条序列", "the query answered several series")
     # As a check stores it (activities/watches.py read_page): the reason was never matched.
     assert reason_said(
         "cannot read the page's text: the page has no text (is it rendered by JavaScript?)"

@@ -389,7 +389,12 @@ async def test_read_metric_runs_a_prometheus_instant_query(
     empty = await env.run(
         activities.read_metric, ReadMetricInput(source={**source, "query": "absent_metric"})
     )
-    assert empty.value is None and "exactly one sample, got 0" in (empty.error or "")
+    # No series is no data, not 0: said so, with the query's way to make none 0.
+    assert (empty.value, empty.error) == (
+        None,
+        "query answered no sample: no series matches it now (no data, not 0; where none means 0, "
+        'add "or vector(0)"): absent_metric',
+    )
 
 
 async def test_a_read_retried_on_failure_is_retried_only_for_failures_that_may_pass(

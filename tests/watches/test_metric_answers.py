@@ -40,6 +40,17 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
         if request.query_params["query"] == ODD_QUERY:  # as Prometheus decodes a form value
             data = {"resultType": "scalar", "result": [1, "0.25"]}
             return JSONResponse({"status": "success", "data": data})
+        if request.query_params["query"] == 'up{job="node"}':  # one series per instance
+            result = [
+                {
+                    "metric": {"__name__": "up", "job": "node", "instance": f"10.0.0.{i}:9100"},
+                    "value": [1, "1"],
+                }
+                for i in range(1, 6)
+            ]
+            return JSONResponse(
+                {"status": "success", "data": {"resultType": "vector", "result": result}}
+            )
         if request.query_params["query"] == "sum(up)":
             data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "3"]}]}
             return JSONResponse({"status": "success", "data": data})
@@ -204,4 +215,20 @@ async def test_a_prometheus_query_arrives_as_written_whatever_its_characters(
     ref = await service.create(USER, "threshold_watch", config, unique("odd"))
     await service.delete(USER, ref.task_id)
     assert ref.baseline == {"value": 0.25, "error": None}
+    assert reads == ["/api/v1/query"]
+
+
+async def test_a_prometheus_query_of_several_series_names_them_and_what_to_do(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """Which series is the value is the owner's to say: refused, it was "query must return
+    exactly one sample, got 5", naming none of them and not what to change."""
+    reads, base = source
+    several = {"type": "prometheus", "url": base, "query": 'up{job="node"}'}
+    assert await _baseline_error(service, several, "several-series") == (
+        'query answered 5 series ({instance="10.0.0.1:9100"}, {instance="10.0.0.2:9100"}, '
+        '{instance="10.0.0.3:9100"} and 2 more), not one: aggregate them (sum, max, ...) or '
+        'pick one with a label matcher: up{job="node"}'
+    )
     assert reads == ["/api/v1/query"]

@@ -250,6 +250,26 @@ def test_a_metric_answer_of_the_wrong_shape_is_said_in_the_readers_language() ->
         "query must return exactly one sample, got 3: errors / requests": (
             "查询必须正好返回一个样本，实际返回了 3 个：errors / requests"
         ),
+        "query answered no sample: no series matches it now (no data, not 0; where none means "
+        '0, add "or vector(0)"): sum(up)': (
+            "查询没有答复任何样本：现在没有匹配的序列（没有数据，不是 0；如果没有就算 0，请在查询后"
+            '加上 "or vector(0)"）：sum(up)'
+        ),
+        'query answered 2 series ({instance="a:9100"}, {instance="b:9100"}), not one: aggregate '
+        'them (sum, max, ...) or pick one with a label matcher: up{job="node"}': (
+            '查询答复了 2 条序列（{instance="a:9100"}, {instance="b:9100"}），不是一条：'
+            '请用 sum、max 等聚合它们，或用标签匹配只选一条：up{job="node"}'
+        ),
+        "query answered a native histogram, not a number: ask for one number of it "
+        "(histogram_count, histogram_sum, histogram_quantile): rpc_seconds": (
+            "查询答复的是原生直方图，不是数字：请只查询它的一个数值（histogram_count、histogram_sum、"
+            "histogram_quantile）：rpc_seconds"
+        ),
+        "JSONPath $.items[*].p matched 2 values (1 at $.items.[0].p, 2 at $.items.[1].p): give "
+        "a path to one of them, e.g. $.items.[0].p": (
+            "JSONPath $.items[*].p 匹配到了 2 个值（1 at $.items.[0].p, 2 at $.items.[1].p）："
+            "请改为只指向其中一个的路径，例如 $.items.[0].p"
+        ),
         "query answered NaN, not a number (no data to divide?): errors / requests": (
             "查询答复的是 NaN，不是数字（可能是除以零：分母没有数据）：errors / requests"
         ),
