@@ -4,7 +4,9 @@ lines it is held against. Pure and deterministic, as ambient/watches/configs.py.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +18,7 @@ from pydantic import (
 )
 
 from ambient.domain.configs import UserConfig, new_region, reading_stored
+from ambient.refusals import Refusal
 from ambient.watches.configs import (
     MAX_CONDITIONS,
     Count,
@@ -37,6 +40,11 @@ class HttpJsonSource(UserConfig):
     ] = Field(description="JSONPath to a number, e.g. $.data.amount (checked at creation)")
 
 
+# The end of a Prometheus URL that is no base: the HTTP API's (/api/v1/…), the query pages of
+# Prometheus 2 (/graph, /classic/graph) and 3 (/query).
+PROMETHEUS_PAGE = re.compile(r"/api/v1(/.*)?$|(/classic)?/graph$|/query$")
+
+
 class PrometheusSource(UserConfig):
     """A Prometheus instant query that returns one sample."""
 
@@ -47,6 +55,26 @@ class PrometheusSource(UserConfig):
     query: str = Field(
         min_length=1, max_length=4000, description="PromQL instant query returning one sample"
     )
+
+    @field_validator("url")
+    @classmethod
+    def _base(cls, value: Any, info: ValidationInfo) -> Any:
+        # The query is asked at the url's /api/v1/query (read there when it is that
+        # endpoint): a page's or another endpoint's URL was asked at …/graph/api/v1/query and
+        # failed every check with an HTTP 404 from the URL the owner gave.
+        parts = urlsplit(str(value))
+        path = parts.path.rstrip("/")
+        base = PROMETHEUS_PAGE.sub("", path)
+        if reading_stored(info) or not (
+            parts.query or parts.fragment or (base != path and path != f"{base}/api/v1/query")
+        ):
+            return value
+        raise Refusal(
+            "%(url)s is a Prometheus page or endpoint, not the server's base URL: give "
+            "%(base)s, and the PromQL in query",
+            url=str(value),
+            base=f"{parts.scheme}://{parts.netloc}{base}",
+        )
 
 
 # Cloud Monitor serves these namespaces with DescribeStatisticData, not GetMonitorData (its

@@ -389,6 +389,56 @@ def test_a_metric_region_not_written_as_a_region_name_is_refused_by_name(region:
     assert stored.source is not None and stored.source.region == region  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://prom:9090/api/v1/query?query=up", "http://prom:9090"),  # from a browser
+        ("http://prom:9090/api/v1", "http://prom:9090"),
+        ("http://prom:9090/api/v1/", "http://prom:9090"),
+        ("http://prom:9090/api/v1/query_range", "http://prom:9090"),
+        ("http://prom:9090/graph", "http://prom:9090"),
+        ("http://prom:9090/graph?g0.expr=up&g0.tab=1", "http://prom:9090"),
+        ("http://prom:9090/query?g0.expr=up", "http://prom:9090"),  # Prometheus 3's page
+        ("https://ops.example.com/prometheus/graph", "https://ops.example.com/prometheus"),
+        ("http://prom:9090/?g0.expr=up", "http://prom:9090"),
+        ("http://prom:9090/#/alerts", "http://prom:9090"),
+    ],
+)
+def test_a_prometheus_url_of_a_page_or_another_endpoint_is_refused_naming_the_base(
+    url: str, base: str
+) -> None:
+    """The query is asked at the url's /api/v1/query: a page's or another endpoint's URL (one
+    with a query string, as a browser shows it) was asked at …/graph/api/v1/query and said as
+    an HTTP 404 from the URL given, or at …/api/v1/query?query=up/api/v1/query."""
+    source = {"type": "prometheus", "url": url, "query": "up"}
+    errors = refused(ThresholdWatchConfig, {"source": source, "threshold": 1})
+    assert errors == [
+        (
+            "source.prometheus.url",
+            f"Value error, {url} is a Prometheus page or endpoint, not the server's base URL: "
+            f"give {base}, and the PromQL in query",
+        )
+    ]
+    stored = ThresholdWatchConfig.model_validate({"source": source, "threshold": 1}, context=STORED)
+    assert stored.source is not None and str(stored.source.url) == url  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://prom:9090",
+        "http://prom:9090/api/v1/query",  # its query endpoint, read there
+        "http://prom:9090/api/v1/query/",
+        "https://ops.example.com/prometheus/",  # served under a prefix
+        "http://vmselect:8481/select/0/prometheus",  # VictoriaMetrics cluster
+        "https://grafana.example.com/api/datasources/proxy/uid/prom",  # through Grafana
+    ],
+)
+def test_a_prometheus_base_url_or_its_query_endpoint_is_accepted(url: str) -> None:
+    source = {"type": "prometheus", "url": url, "query": "up"}
+    assert ThresholdWatchConfig.model_validate({"source": source, "threshold": 1})
+
+
 def test_a_config_read_back_with_both_saying_the_same_is_accepted() -> None:
     first = ThresholdWatchConfig.model_validate({"source": SOURCE, "threshold": 100})
     again = ThresholdWatchConfig.model_validate(first.model_dump(mode="json"))
