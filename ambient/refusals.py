@@ -26,15 +26,15 @@ def N_(message: str) -> str:
     return message
 
 
-# Values read back as any text (another's words; a length said in words), not one word.
-_WORDS = frozenset({"reason", "why", "error", "query", "shown", "path", "after"})
+# Values read back as any text (another's words; a length said in words; a path jsonpath-ng
+# writes with a space, $.'unit price'), not one word.
+_WORDS = frozenset({"reason", "why", "error", "query", "shown", "path", "after", "example"})
 
 
 def read_back(text: str, msgids: Iterable[str]) -> Refusal | None:
     """``text``, stored as English (a check's error), as the Refusal of the first of ``msgids``
-    it fits, each value one word but a ``reason``, ``why``, ``error``, ``query`` or ``shown``
-    (another's words, a query, a value quoted);
-    None: none of them."""
+    it fits, each value one word but those of ``_WORDS`` (another's words, a query, a value
+    quoted); None: none of them."""
     for msgid in msgids:
         if found := _pattern(msgid).fullmatch(text):
             return Refusal(msgid, **found.groupdict())

@@ -35,7 +35,10 @@ _REASONS = {
     guard.CANNOT_RESOLVE: ("域名解析失败", "its domain name does not resolve"),
     metric_reads.PROMETHEUS_REFUSED_HTTP: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
     metric_reads.PROMETHEUS_REFUSED: ("Prometheus 拒绝了查询", "Prometheus refused the query"),
-    metric_reads.JSONPATH_SEVERAL: ("数据路径匹配到了多个值", "its path matched several values"),
+    **dict.fromkeys(
+        (metric_reads.JSONPATH_SEVERAL, metric_reads.JSONPATH_SEVERAL_COMPUTED),
+        ("数据路径匹配到了多个值", "its path matched several values"),
+    ),
     metric_reads.NO_SAMPLE: ("查询现在没有数据", "the query has no data now"),
     metric_reads.SEVERAL_SERIES: ("查询返回了多条序列", "the query answered several series"),
     **dict.fromkeys(guard.REFUSALS, ("这个地址不允许访问", "its address is not allowed")),

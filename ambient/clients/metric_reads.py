@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jsonpath_ng.ext import parse as jsonpath
+from jsonpath_ng.jsonpath import Child, Fields, Index, JSONPath
 
 from ambient.clients.web import (
     FROM_SOURCE,
@@ -29,7 +30,11 @@ JSONPATH_NOTHING = N_("JSONPath %(path)s matched nothing")
 JSONPATH_NOT_A_NUMBER = N_("JSONPath %(path)s is not a number: %(shown)s")
 JSONPATH_SEVERAL = N_(
     "JSONPath %(path)s matched %(count)s values (%(shown)s): give a path to one of them, "
-    "e.g. %(first)s"
+    "e.g. %(example)s"
+)
+# Values computed (`sub()`, `* 100`) with no one value's path to give.
+JSONPATH_SEVERAL_COMPUTED = N_(
+    "JSONPath %(path)s matched %(count)s values (%(shown)s): give a path to one of them"
 )
 PROMETHEUS_REFUSED_HTTP = N_("Prometheus refused the query %(query)s (HTTP %(status)s): %(reason)s")
 PROMETHEUS_REFUSED = N_("Prometheus refused the query %(query)s: %(reason)s")
@@ -60,6 +65,7 @@ METRIC_ANSWERS = (
     JSONPATH_NOTHING,
     JSONPATH_NOT_A_NUMBER,
     JSONPATH_SEVERAL,
+    JSONPATH_SEVERAL_COMPUTED,
     PROMETHEUS_REFUSED_HTTP,
     PROMETHEUS_REFUSED,
     RANGE_VECTOR,
@@ -82,17 +88,28 @@ def said_refusal(error: str) -> Refusal | None:
 async def read_json_number(fetcher: WebFetcher, url: str, json_path: str) -> float:
     """The number at ``json_path`` of the JSON document at ``url``."""
     document = _json(await fetcher.fetch(url, accept="application/json"))
-    # Each value once, by where it is (a recursive path can reach one twice).
-    found = {_where(m.full_path): m.value for m in jsonpath(json_path).find(document)}
+    found: dict[object, tuple[str | None, Any]] = {}
+    for index, match in enumerate(jsonpath(json_path).find(document)):
+        # Each node once (a recursive path can reach one twice); a value computed (`sub()`,
+        # `* 100`, `len`) has no place of its own (jsonpath-ng's `this`): each is one.
+        at = _where(match.full_path)
+        found.setdefault(at or index, (at, match.value))
     if not found:
         raise FetchError(JSONPATH_NOTHING % {"path": json_path})
     if len(found) > 1:
         # Which of them is the metric is the owner's to say: the first was watched, unsaid.
-        shown = ", ".join(f"{_shown(v, 40)} at {at}" for at, v in list(found.items())[:3])
-        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-        said = {"path": json_path, "count": len(found), "shown": shown + more}
-        raise FetchError(JSONPATH_SEVERAL % {**said, "first": next(iter(found))})
-    (value,) = found.values()
+        shown = [f"{at} = {_shown(v, 40)}" if at else _shown(v, 40) for at, v in found.values()]
+        said = {"path": json_path, "count": len(found), "shown": _listed(shown)}
+        first_at, first = next(iter(found.values()))
+        # A computed value's path: the JSONPath's first of each [*], if that reads it alone.
+        firsts = json_path.replace("[*]", "[0]")
+        example = first_at or (
+            firsts if [m.value for m in jsonpath(firsts).find(document)] == [first] else None
+        )
+        if example is None:
+            raise FetchError(JSONPATH_SEVERAL_COMPUTED % said)
+        raise FetchError(JSONPATH_SEVERAL % {**said, "example": example})
+    ((_, value),) = found.values()
     if (number := _finite(value)) is None:
         raise FetchError(JSONPATH_NOT_A_NUMBER % {"path": json_path, "shown": _shown(value)})
     return number
@@ -163,10 +180,17 @@ def _series(results: list[Any]) -> str:
     """The first three series of a vector by the labels that tell them apart."""
     labels = [(r.get("metric") or {}) if isinstance(r, dict) else {} for r in results]
     apart = sorted({k for each in labels for k in each if len({str(m.get(k)) for m in labels}) > 1})
-    shown = ", ".join(
-        "{" + ",".join(f'{k}="{each.get(k, "")}"' for k in apart) + "}" for each in labels[:3]
+    return _listed(
+        ["{" + ",".join(f'{k}="{each.get(k, "")}"' for k in apart) + "}" for each in labels[:4]]
     )
-    return shown + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+
+
+def _listed(items: list[str]) -> str:
+    """The first three of ``items``, each cut after 80 characters, then "…" for the rest: said
+    in punctuation (a page's language), and short enough that the 500 characters a check
+    keeps of its error hold the words after them (its message then reads back, said_refusal)."""
+    shown = [item if len(item) <= 80 else f"{item[:79]}…" for item in items[:3]]
+    return ", ".join(shown + ["…"] * (len(items) > 3))
 
 
 def _json(result: FetchResult) -> Any:
@@ -184,15 +208,23 @@ def _json(result: FetchResult) -> Any:
         raise FetchError(NO_NUMBER % {"error": said}) from None
 
 
-def _where(path: object) -> str:
-    """A JSONPath match's place as a path the reader takes (jsonpath-ng's, from the root)."""
-    return str(path) if str(path).startswith("$") else f"$.{path}"
+def _where(path: JSONPath) -> str | None:
+    """A JSONPath match's place as a path the reader takes (jsonpath-ng's, from the root);
+    None: a value computed there (`this`, `len`), no place in the document."""
+    return f"$.{path}" if _placed(path) else None
+
+
+def _placed(path: JSONPath) -> bool:
+    """Whether ``path`` names a place in the document (keys and indexes)."""
+    if isinstance(path, Child):
+        return _placed(path.left) and _placed(path.right)
+    return isinstance(path, Fields | Index)
 
 
 def _shown(value: object, limit: int = 100) -> str:
     """A JSON value as the answer wrote it (null, true, "42"), cut after ``limit`` characters."""
     shown = json.dumps(value, ensure_ascii=False)
-    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown)} characters)"
+    return shown if len(shown) <= limit else f"{shown[:limit]}…"  # no words: a page's language
 
 
 def _finite(value: object) -> float | None:

@@ -102,7 +102,7 @@ def test_a_metric_read_or_an_error_of_no_known_shape_is_said_without_its_text() 
         "the source did not answer a number (JSONDecodeError: Expecting value: line 1 column 1)"
     ) == ("返回的数据里没有要的数值", "its answer held no number to read")
     assert reason_said(
-        "JSONPath $.items[*].p matched 2 values (1 at $.items.[0].p, 2 at $.items.[1].p): "
+        "JSONPath $.items[*].p matched 2 values ($.items.[0].p = 1, $.items.[1].p = 2): "
         "give a path to one of them, e.g. $.items.[0].p"
     ) == ("数据路径匹配到了多个值", "its path matched several values")
     assert reason_said(

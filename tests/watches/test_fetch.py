@@ -486,6 +486,8 @@ async def test_a_metric_source_stored_before_a_rule_is_read_as_it_ran(db: Databa
         (b'{"v": true}', "true"),
         (b'{"v": null}', "null"),
         ('{"v": ["万", 2]}'.encode(), '["万", 2]'),
+        # Cut in punctuation, no English words inside a Chinese page ("... (120 characters)").
+        (b'{"v": "' + b"x" * 118 + b'"}', '"' + "x" * 99 + "…"),
     ],
 )
 async def test_a_json_value_that_is_no_finite_number_is_a_failed_reading_saying_so(

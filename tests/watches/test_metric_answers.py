@@ -14,7 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ambient.domain.users import Language
 from ambient.watches.service import TaskService
+from api.i18n import Words
+from api.routers.app_pages import failed_said
+from mcp_server.voice_failures import reason_said
 from tests.conftest import unique
 from tests.support.servers import serve
 from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
@@ -25,6 +29,39 @@ DEEP = "[" * 5000 + "]" * 5000  # past the JSON decoder's recursion depth
 ODD_QUERY = 'sum(rate(x{a="b c",d=~"e|f&g+h",p="100%#1",n="名"}[5m])) / 1e3'
 # A proxy's sign-in page, answered 200.
 SIGN_IN = "<html><head><title>Sign in</title></head>\n<body>Please sign in</body></html>"
+# Prices as text, a list and a key with a space: read by jsonpath-ng's extensions.
+YUAN = {
+    "items": [{"price": "¥12"}, {"price": "¥99"}],
+    "a": [1, 2, 3, 4, 5],
+    "rows": [{"unit price": 1.5}, {"unit price": 2}],
+    "x": {"y": {"z": 7}},
+}
+# Six kube-prometheus targets: series told apart by long labels.
+TARGETS = [
+    ("alertmanager-main", "web", "alertmanager", "9093"),
+    ("blackbox-exporter", "https", "kube-rbac-proxy", "9115"),
+    ("grafana", "http", "grafana", "3000"),
+    ("kube-state-metrics", "https-main", "kube-rbac-proxy-main", "8443"),
+    ("node-exporter", "https", "kube-rbac-proxy", "9100"),
+    ("prometheus-k8s", "web", "prometheus", "9090"),
+]
+KUBE_SERIES = [
+    {
+        "metric": {
+            "__name__": "up",
+            "container": container,
+            "endpoint": endpoint,
+            "instance": f"10.244.{i}.17:{port}",
+            "job": job,
+            "namespace": "monitoring",
+            "pod": f"{job}-7d9c8b6f5-x2kq{i}",
+            "service": job,
+        },
+        "value": [1, "1"],
+    }
+    for i, (job, endpoint, container, port) in enumerate(TARGETS)
+]
+ZH, EN = Words(Language.ZH), Words(Language.EN)
 
 
 @pytest_asyncio.fixture
@@ -51,6 +88,16 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
             return JSONResponse(
                 {"status": "success", "data": {"resultType": "vector", "result": result}}
             )
+        if request.query_params["query"] == 'up{namespace="monitoring"}':
+            data = {"resultType": "vector", "result": KUBE_SERIES}
+            return JSONResponse({"status": "success", "data": data})
+        if request.query_params["query"] == "sum(rate(x[5m]))":  # a value with its warnings
+            data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "0.5"]}]}
+            warnings = ["PromQL warning: encountered a mix of histograms and floats"]
+            infos = ['PromQL info: metric might not be a counter, name does not end in "_total"']
+            return JSONResponse(
+                {"status": "success", "data": data, "warnings": warnings, "infos": infos}
+            )
         if request.query_params["query"] == "sum(up)":
             data = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "3"]}]}
             return JSONResponse({"status": "success", "data": data})
@@ -71,6 +118,10 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
         reads.append(request.url.path)
         return JSONResponse({"items": [{"price": 1.5}, {"price": 2}], "total": {"price": 3.5}})
 
+    async def yuan(request: Request) -> Response:
+        reads.append(request.url.path)
+        return JSONResponse(YUAN)
+
     async def login(request: Request) -> Response:
         reads.append(request.url.path)
         return Response(SIGN_IN, media_type="text/html")
@@ -80,6 +131,7 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
             Route("/deep", deep),
             Route("/prices", prices),
             Route("/login", login),
+            Route("/yuan", yuan),
             Route("/api/v1/query", prometheus),
         ]
     )
@@ -134,6 +186,15 @@ async def test_a_prometheus_string_is_said_as_one_not_as_two_samples(
     assert reads == ["/api/v1/query"]
 
 
+async def _baseline(tasks: TaskService, source: dict[str, str], name: str) -> dict[str, object]:
+    """The baseline a threshold watch reading ``source`` takes; the watch deleted after."""
+    config = {"source": source, "threshold": 1, "check_interval_minutes": 5}
+    ref = await tasks.create(USER, "threshold_watch", config, unique(name))
+    await tasks.delete(USER, ref.task_id)
+    assert ref.baseline is not None
+    return ref.baseline
+
+
 async def test_a_json_path_matching_several_values_is_refused_naming_them(
     service: TaskService,  # noqa: F811
     source: tuple[list[str], str],
@@ -143,16 +204,79 @@ async def test_a_json_path_matching_several_values_is_refused_naming_them(
     reads, base = source
     several = {"type": "http_json", "url": f"{base}/prices", "json_path": "$.items[*].price"}
     assert await _baseline_error(service, several, "several") == (
-        "JSONPath $.items[*].price matched 2 values (1.5 at $.items.[0].price, 2 at "
-        "$.items.[1].price): give a path to one of them, e.g. $.items.[0].price"
+        "JSONPath $.items[*].price matched 2 values ($.items.[0].price = 1.5, "
+        "$.items.[1].price = 2): give a path to one of them, e.g. $.items.[0].price"
     )
     # A path that may match several but matches one is that value.
     one = {**several, "json_path": "$..total.price"}
-    config = {"source": one, "threshold": 1, "check_interval_minutes": 5}
-    ref = await service.create(USER, "threshold_watch", config, unique("one"))
-    await service.delete(USER, ref.task_id)
-    assert ref.baseline == {"value": 3.5, "error": None}
+    assert await _baseline(service, one, "one") == {"value": 3.5, "error": None}
     assert reads == ["/prices", "/prices"]
+
+
+async def test_values_a_json_path_computes_are_several_values_not_the_last_of_them(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """jsonpath-ng's extensions (sub(), arithmetic, len) place every value they compute at
+    `this`: kept one a place, two prices were read as the last (99.0, where the first was read
+    before), and ``$.a[*] * 100`` over 1 to 5 as 500, unsaid."""
+    reads, base = source
+    url = f"{base}/yuan"
+    prices = {"type": "http_json", "url": url, "json_path": "$.items[*].price.`sub(/¥/, )`"}
+    assert await _baseline_error(service, prices, "sub") == (
+        'JSONPath $.items[*].price.`sub(/¥/, )` matched 2 values ("12", "99"): give a path to '
+        "one of them, e.g. $.items[0].price.`sub(/¥/, )`"
+    )
+    scaled = {**prices, "json_path": "$.a[*] * 100"}
+    error = await _baseline_error(service, scaled, "times")
+    assert error == (
+        "JSONPath $.a[*] * 100 matched 5 values (100, 200, 300, …): give a path to one of them, "
+        "e.g. $.a[0] * 100"
+    )
+    assert failed_said(error, ZH) == (
+        "失败：JSONPath $.a[*] * 100 匹配到了 5 个值（100, 200, 300, …）："
+        "请改为只指向其中一个的路径，例如 $.a[0] * 100"
+    )
+    # No one value's path to give (no [*] to take the first of): the JSONPath's words alone.
+    recursive = {**prices, "json_path": "$..price.`sub(/¥/, )`"}
+    error = await _baseline_error(service, recursive, "recursive-sub")
+    assert error == (
+        'JSONPath $..price.`sub(/¥/, )` matched 2 values ("12", "99"): give a path to one of them'
+    )
+    assert failed_said(error, ZH) == (
+        '失败：JSONPath $..price.`sub(/¥/, )` 匹配到了 2 个值（"12", "99"）：'
+        "请改为只指向其中一个的路径"
+    )
+    assert reason_said(error) == ("数据路径匹配到了多个值", "its path matched several values")
+    # The example given reads; one value computed is read; a recursive path that reaches one
+    # node twice is that node's value.
+    for path, value in (
+        ("$.items[0].price.`sub(/¥/, )`", 12.0),
+        ("$.a.`len`", 5.0),
+        ("$..[*]..z", 7.0),
+    ):
+        read = {**prices, "json_path": path}
+        assert await _baseline(service, read, "one") == {"value": value, "error": None}, path
+    assert reads == ["/yuan"] * 6
+
+
+async def test_several_values_at_keys_with_spaces_are_said_in_the_readers_words(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """jsonpath-ng writes a key with a space as $.rows.[0].'unit price': the example was read
+    back as one word, so the Chinese page said the whole error in English and the voice its
+    fallback; the values were listed with English words (" at ", " and 2 more")."""
+    reads, base = source
+    rows = {"type": "http_json", "url": f"{base}/yuan", "json_path": "$.rows[*].'unit price'"}
+    error = await _baseline_error(service, rows, "unit-price")
+    assert reason_said(error) == ("数据路径匹配到了多个值", "its path matched several values")
+    assert failed_said(error, ZH) == (
+        "失败：JSONPath $.rows[*].'unit price' 匹配到了 2 个值（$.rows.[0].'unit price' = 1.5, "
+        "$.rows.[1].'unit price' = 2）：请改为只指向其中一个的路径，例如 $.rows.[0].'unit price'"
+    )
+    assert failed_said(error, EN) == f"failed: {error}"
+    assert reads == ["/yuan"]
 
 
 async def test_a_prometheus_native_histogram_is_said_as_one(
@@ -228,7 +352,47 @@ async def test_a_prometheus_query_of_several_series_names_them_and_what_to_do(
     several = {"type": "prometheus", "url": base, "query": 'up{job="node"}'}
     assert await _baseline_error(service, several, "several-series") == (
         'query answered 5 series ({instance="10.0.0.1:9100"}, {instance="10.0.0.2:9100"}, '
-        '{instance="10.0.0.3:9100"} and 2 more), not one: aggregate them (sum, max, ...) or '
+        '{instance="10.0.0.3:9100"}, …), not one: aggregate them (sum, max, ...) or '
         'pick one with a label matcher: up{job="node"}'
     )
+    assert reads == ["/api/v1/query"]
+
+
+async def test_several_series_with_long_labels_are_said_whole_on_the_page_and_in_the_voice(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """kube-prometheus's targets differ in six labels: the three series named filled the 500
+    characters a check keeps of its error, which was cut before its end and no longer read as
+    what was said: the page showed it cut and in English, the voice its fallback."""
+    reads, base = source
+    query = 'up{namespace="monitoring"}'
+    error = await _baseline_error(
+        service, {"type": "prometheus", "url": base, "query": query}, "kube"
+    )
+    assert reason_said(error) == ("查询返回了多条序列", "the query answered several series")
+    shown = (
+        '{container="alertmanager",endpoint="web",instance="10.244.0.17:9093",job="alert…, '
+        '{container="kube-rbac-proxy",endpoint="https",instance="10.244.1.17:9115",job="…, '
+        '{container="grafana",endpoint="http",instance="10.244.2.17:3000",job="grafana",…, …'
+    )
+    assert error == (
+        f"query answered 6 series ({shown}), not one: aggregate them (sum, max, ...) or pick one "
+        f"with a label matcher: {query}"
+    )
+    assert failed_said(error, ZH) == (
+        f"失败：查询答复了 6 条序列（{shown}），不是一条：请用 sum、max 等聚合它们，或用标签匹配"
+        f"只选一条：{query}"
+    )
+    assert reads == ["/api/v1/query"]
+
+
+async def test_a_prometheus_value_answered_with_warnings_and_infos_is_read(
+    service: TaskService,  # noqa: F811
+    source: tuple[list[str], str],
+) -> None:
+    """Prometheus adds ``warnings`` and ``infos`` beside a value it answers: the value is read."""
+    reads, base = source
+    warned = {"type": "prometheus", "url": base, "query": "sum(rate(x[5m]))"}
+    assert await _baseline(service, warned, "warned") == {"value": 0.5, "error": None}
     assert reads == ["/api/v1/query"]

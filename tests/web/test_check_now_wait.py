@@ -265,9 +265,9 @@ def test_a_metric_answer_of_the_wrong_shape_is_said_in_the_readers_language() ->
             "查询答复的是原生直方图，不是数字：请只查询它的一个数值（histogram_count、histogram_sum、"
             "histogram_quantile）：rpc_seconds"
         ),
-        "JSONPath $.items[*].p matched 2 values (1 at $.items.[0].p, 2 at $.items.[1].p): give "
+        "JSONPath $.items[*].p matched 2 values ($.items.[0].p = 1, $.items.[1].p = 2): give "
         "a path to one of them, e.g. $.items.[0].p": (
-            "JSONPath $.items[*].p 匹配到了 2 个值（1 at $.items.[0].p, 2 at $.items.[1].p）："
+            "JSONPath $.items[*].p 匹配到了 2 个值（$.items.[0].p = 1, $.items.[1].p = 2）："
             "请改为只指向其中一个的路径，例如 $.items.[0].p"
         ),
         "query answered NaN, not a number (no data to divide?): errors / requests": (
