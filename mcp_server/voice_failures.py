@@ -95,6 +95,10 @@ def _said(said: Refusal) -> tuple[str, str]:
         if reason.startswith("ConnectionRefusedError"):
             return "网站拒绝了连接", "the site refused the connection"
         return "连不上网站", "no connection to the site"
+    if msgid == metric_reads.NOT_JSON:  # a sign-in page, most often
+        if "html" in str(values.get("kind")):
+            return "返回的是网页，不是数据", "it answered a web page, not data"
+        return "返回的不是数据", "it answered something other than data"
     if msgid == web.TLS_FAILED:
         reason = str(values.get("reason"))
         if "expired" in reason:

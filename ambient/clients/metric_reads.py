@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jsonpath_ng.ext import parse as jsonpath
 from jsonpath_ng.jsonpath import Child, Fields, Index, JSONPath
+from selectolax.lexbor import LexborHTMLParser
 
 from ambient.clients.web import (
     FROM_SOURCE,
@@ -61,6 +62,7 @@ NATIVE_HISTOGRAM = N_(
     "(histogram_count, histogram_sum, histogram_quantile): %(query)s"
 )
 NO_NUMBER = N_("the source did not answer a number (%(error)s)")  # a crash reading it
+NOT_JSON = N_("the source answered %(kind)s, not JSON: %(shown)s")  # a sign-in page, say
 METRIC_ANSWERS = (
     JSONPATH_NOTHING,
     JSONPATH_NOT_A_NUMBER,
@@ -76,18 +78,23 @@ METRIC_ANSWERS = (
     NOT_FINITE,
     NATIVE_HISTOGRAM,
     NO_NUMBER,
+    NOT_JSON,
 )
 
 
 def said_refusal(error: str) -> Refusal | None:
     """A page's or a metric's stored error as a page says it: a fetch's (``fetch_refusal``), a
     status from where a redirect led, a metric answer of the wrong shape (None: none)."""
-    return fetch_refusal(error) or read_said(error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS))
+    said = fetch_refusal(error) or read_said(error, (REDIRECTED, FROM_SOURCE, *METRIC_ANSWERS))
+    if said is not None and isinstance(reason := said.values.get("reason"), str):
+        # A metric answer said with where a redirect led (a sign-in page's, REDIRECTED).
+        said.values["reason"] = read_said(reason, METRIC_ANSWERS) or reason
+    return said
 
 
 async def read_json_number(fetcher: WebFetcher, url: str, json_path: str) -> float:
     """The number at ``json_path`` of the JSON document at ``url``."""
-    document = _json(await fetcher.fetch(url, accept="application/json"))
+    document = _json(await fetcher.fetch(url, accept="application/json"), url)
     found: dict[object, tuple[str | None, Any]] = {}
     for index, match in enumerate(jsonpath(json_path).find(document)):
         # Each node once (a recursive path can reach one twice); a value computed (`sub()`,
@@ -121,7 +128,7 @@ async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> flo
     base = base_url.rstrip("/").removesuffix(QUERY_PATH)
     url = f"{base}{QUERY_PATH}?{urlencode({'query': query})}"
     try:
-        data = _json(await fetcher.fetch(url, accept="application/json"))
+        data = _json(await fetcher.fetch(url, accept="application/json"), url)
     except HttpStatusError as exc:
         # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
         # timeout) with its reason in the body: that is what the user must fix.
@@ -193,7 +200,7 @@ def _listed(items: list[str]) -> str:
     return ", ".join(shown + ["…"] * (len(items) > 3))
 
 
-def _json(result: FetchResult) -> Any:
+def _json(result: FetchResult, asked: str) -> Any:
     """A metric answer's JSON; one that is not JSON (a proxy's sign-in page) said as what
     came back, not as the decoder's "Expecting value: line 1 column 1"."""
     try:
@@ -201,11 +208,17 @@ def _json(result: FetchResult) -> Any:
     except ValueError as exc:
         kind = result.content_type.split(";")[0].strip() or "no Content-Type"
         if "json" in kind:  # JSON, broken: where the decoder stopped
-            said = f"{type(exc).__name__}: {exc}"
+            said = NO_NUMBER % {"error": f"{type(exc).__name__}: {exc}"}
+            raise FetchError(said) from None
+        title = LexborHTMLParser(result.text()).css_first("title") if "html" in kind else None
+        if title is not None and (named := " ".join(title.text().split())[:100]):
+            shown = f"<title>{named}</title>"
         else:
-            start = " ".join(result.text()[:300].split())[:100] or "an empty body"
-            said = f"the answer is {kind}, not JSON: {start}"
-        raise FetchError(NO_NUMBER % {"error": said}) from None
+            shown = " ".join(result.text()[:300].split())[:100] or '""'
+        said = NOT_JSON % {"kind": kind, "shown": shown}
+        if result.url != asked:  # a sign-in page a proxy led to (its query: a session's, say)
+            said = REDIRECTED % {"reason": said, "url": _without_query(result.url)}
+        raise FetchError(said) from None
 
 
 def _where(path: JSONPath) -> str | None:
@@ -219,6 +232,12 @@ def _placed(path: JSONPath) -> bool:
     if isinstance(path, Child):
         return _placed(path.left) and _placed(path.right)
     return isinstance(path, Fields | Index)
+
+
+def _without_query(url: str) -> str:
+    """``url`` without its query and fragment, cut after 150 characters."""
+    bare = urlsplit(url)._replace(query="", fragment="").geturl()
+    return bare if len(bare) <= 150 else f"{bare[:149]}…"
 
 
 def _shown(value: object, limit: int = 100) -> str:

@@ -120,7 +120,9 @@ async def test_metric_source_answering_html_is_a_failed_reading_and_the_watch_go
         recovered = await checks_reach(ts_env, handle, status.checks + 2)
         running = (await handle.describe()).status
     assert status.state == "active" and status.detail["failing"] is True
-    assert "did not answer a number" in str(status.detail["last_error"])
+    assert status.detail["last_error"] == (
+        "the source answered text/html, not JSON: <html><body>Maintenance</body></html>"
+    )
     assert recovered.detail["last_value"] == 50 and recovered.detail["failing"] is False
     assert running is WorkflowExecutionStatus.RUNNING
     assert await kinds(loopback_deps, handle.id) == ["watch.failing", "watch.recovered"]

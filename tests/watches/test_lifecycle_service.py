@@ -110,7 +110,9 @@ async def test_threshold_watch_baseline_reports_a_source_that_answers_html(
     ref = await service.create(USER, "threshold_watch", config, unique("html"))
     assert ref.created and ref.baseline is not None
     assert ref.baseline["value"] is None
-    assert "did not answer a number" in ref.baseline["error"]
+    assert ref.baseline["error"] == (
+        "the source answered text/html, not JSON: <html><body>Maintenance</body></html>"
+    )
     await service.delete(USER, ref.task_id)
 
 

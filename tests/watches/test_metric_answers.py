@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ambient.domain.users import Language
@@ -124,13 +124,20 @@ async def source() -> AsyncIterator[tuple[list[str], str]]:
 
     async def login(request: Request) -> Response:
         reads.append(request.url.path)
+        if request.query_params.get("plain"):  # a page with no title
+            return Response("<p>Please   sign in</p>", media_type="text/html")
         return Response(SIGN_IN, media_type="text/html")
+
+    async def private(request: Request) -> Response:
+        reads.append(request.url.path)  # a proxy sends the owner to its sign-in page
+        return RedirectResponse("/login?next=%2Fprivate&session=abc123", status_code=302)
 
     app = Starlette(
         routes=[
             Route("/deep", deep),
             Route("/prices", prices),
             Route("/login", login),
+            Route("/private", private),
             Route("/yuan", yuan),
             Route("/api/v1/query", prometheus),
         ]
@@ -298,19 +305,29 @@ async def test_an_html_page_instead_of_json_is_said_as_what_came_back(
     source: tuple[list[str], str],
 ) -> None:
     """A sign-in page answered 200 was said as "JSONDecodeError: Expecting value: line 1
-    column 1 (char 0)": nothing of a page, nor of what it said."""
+    column 1 (char 0)": nothing of a page, nor of what it said. Said with its title and where
+    a redirect led (its query left out: a session's token), in the reader's words: the Chinese
+    page said it inside English ("the answer is text/html, not JSON: ...")."""
     reads, base = source
+    signed = "the source answered text/html, not JSON: <title>Sign in</title>"
     page = {"type": "http_json", "url": f"{base}/login", "json_path": "$.data"}
-    assert await _baseline_error(service, page, "login") == (
-        "the source did not answer a number (the answer is text/html, not JSON: <html><head>"
-        "<title>Sign in</title></head> <body>Please sign in</body></html>)"
-    )
+    assert await _baseline_error(service, page, "login") == signed
     prometheus = {"type": "prometheus", "url": base, "query": "up"}
-    assert await _baseline_error(service, prometheus, "login-prometheus") == (
-        "the source did not answer a number (the answer is text/html, not JSON: <html><head>"
-        "<title>Sign in</title></head> <body>Please sign in</body></html>)"
+    assert await _baseline_error(service, prometheus, "login-prometheus") == signed
+    untitled = {**page, "url": f"{base}/login?plain=1"}
+    assert await _baseline_error(service, untitled, "login-plain") == (
+        "the source answered text/html, not JSON: <p>Please sign in</p>"
     )
-    assert reads == ["/login", "/api/v1/query"]
+    private = {**page, "url": f"{base}/private"}
+    error = await _baseline_error(service, private, "private")
+    assert error == f"{signed} (redirected to {base}/login)"
+    assert failed_said(error, ZH) == (
+        "失败：数据源答复的是 text/html，不是 JSON：<title>Sign in</title>"
+        f"（重定向到 {base}/login 之后）"
+    )
+    assert failed_said(error, EN) == f"failed: {error}"
+    assert reason_said(error) == ("返回的是网页，不是数据", "it answered a web page, not data")
+    assert reads == ["/login", "/api/v1/query", "/login", "/private", "/login"]
 
 
 async def test_a_prometheus_url_given_as_its_query_endpoint_is_read_there(
