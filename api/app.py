@@ -161,15 +161,33 @@ NO_STREAM = {
 }
 
 
+def rebinding_refused(
+    app: ASGIApp, paths: set[str], security: TransportSecuritySettings
+) -> ASGIApp:
+    """The MCP endpoints' Host and Origin checked before the SDK's token check: the spec asks
+    403 for an Origin not allowed on every request, and the SDK answered a page that sent no
+    token (or a wrong one) 401, its Origin unread; a rebound Host is refused so (421) too."""
+    guard = TransportSecurityMiddleware(security)
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).rstrip("/") in paths:
+            # Host and Origin only: the body's type is checked after the token, as before.
+            if refused := await guard.validate_request(Request(scope), is_post=False):
+                await refused(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 def malformed_messages_refused(
     app: ASGIApp, paths: set[str], security: TransportSecuritySettings
 ) -> ASGIApp:
     """The SDK reads a request whose id is null, a fraction or true as a notification (202, no
     answer ever) and answers a batch or a bad envelope -32602 with pydantic's dump: each is
     answered here as the bridge answers it (``read_message``), so every door says it alike.
-    Inside the SDK's app, after its authentication: a caller it does not know gets its 401,
-    and a Host or Origin it does not allow its 421 or 403 (DNS-rebinding protection first, as
-    the SDK orders it), the body unread.
+    Inside the SDK's app, after its authentication (a caller it does not know gets its 401, the
+    body unread) and ``rebinding_refused``.
     A GET is answered 405 at once: the SDK took one accepting */* (curl's, a browser's) for the
     SSE stream a server sends its own messages on, which a stateless server never has, and held
     it open with nothing to send. The spec's answer for "no stream here" is 405; the SDK's client
@@ -336,5 +354,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sdk_app.user_middleware.append(
             Middleware(malformed_messages_refused, {"/mcp", VOICE_PATH}, security)
         )
-    app.mount("/", refusals_say_what_to_do(by_path(voice_paths, mcp_app)))
+    doors = rebinding_refused(by_path(voice_paths, mcp_app), {"/mcp", VOICE_PATH}, security)
+    app.mount("/", refusals_say_what_to_do(doors))
     return app

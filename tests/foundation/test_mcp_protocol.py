@@ -264,3 +264,31 @@ async def test_a_tool_call_whose_arguments_have_the_wrong_type_gets_a_readable_t
             assert_speakable(result["content"][0]["text"])
             said = result["content"][0]["text"]
             assert "没听清" in said or "didn't catch" in said, result
+
+
+async def test_a_page_on_another_origin_is_refused_403_whatever_token_it_sends(
+    settings: Settings,
+) -> None:
+    """Spec (basic/transports, Security Warning): servers MUST validate Origin on all incoming
+    connections and answer an invalid one 403. The token was checked first: a page without
+    one, or with a wrong one, got 401 (and the resource metadata's address), its Origin never
+    looked at; a rebound Host got 401 too. Now Host and Origin come first, token or none."""
+    async with posting_to_mcp(settings, admin=False) as (http, headers):
+        for path in ("/mcp", "/mcp/voice"):
+            for token in ({}, {"Authorization": "Bearer not-a-token"}):
+                origin = await http.post(
+                    path,
+                    json=INITIALIZE,
+                    headers=headers | token | {"Origin": "http://evil.example"},
+                )
+                assert (origin.status_code, origin.text) == (403, "Invalid Origin header"), path
+                assert "www-authenticate" not in origin.headers
+                host = await http.post(
+                    path, json=INITIALIZE, headers=headers | token | {"Host": "rebound.example:80"}
+                )
+                assert host.status_code == 421 and "'rebound.example:80'" in host.text, path
+            # A page on loopback is no rebinding: it is asked for its token.
+            local = await http.post(
+                path, json=INITIALIZE, headers=headers | {"Origin": "http://localhost:3000"}
+            )
+            assert local.status_code == 401, (path, local.text)
