@@ -14,6 +14,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.types import UNSUPPORTED_PROTOCOL_VERSION, JSONRPCMessage, JSONRPCRequest
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -180,6 +182,24 @@ def rebinding_refused(
     return wrapped
 
 
+# Every protocol version the SDK serves: the initialize handshake's and the per-request era's.
+SERVED_VERSIONS = [*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS]
+
+
+def unsupported_version(version: str, message: JSONRPCMessage) -> dict[str, object]:
+    """The 400 answer to an MCP-Protocol-Version header naming no version served, in the shape
+    of the SDK's own refusal (under the request's id; a notification's has none)."""
+    served = ", ".join(SERVED_VERSIONS)
+    said = (
+        f"unsupported MCP-Protocol-Version {version!r}: this server speaks {served}; "
+        "send the version initialize answered with"
+    )
+    ident = {"id": message.id} if isinstance(message, JSONRPCRequest) else {}
+    data = {"supported": SERVED_VERSIONS, "requested": version}
+    error = {"code": UNSUPPORTED_PROTOCOL_VERSION, "message": said, "data": data}
+    return {"jsonrpc": "2.0", **ident, "error": error}
+
+
 def malformed_messages_refused(
     app: ASGIApp, paths: set[str], security: TransportSecuritySettings
 ) -> ASGIApp:
@@ -187,7 +207,9 @@ def malformed_messages_refused(
     answer ever) and answers a batch or a bad envelope -32602 with pydantic's dump: each is
     answered here as the bridge answers it (``read_message``), so every door says it alike.
     Inside the SDK's app, after its authentication (a caller it does not know gets its 401, the
-    body unread) and ``rebinding_refused``.
+    body unread) and ``rebinding_refused``. An MCP-Protocol-Version naming no version served
+    is refused (400) saying so: the SDK took any header it did not know for the 2026 envelope
+    and asked for that envelope's ``params._meta``.
     A GET is answered 405 at once: the SDK took one accepting */* (curl's, a browser's) for the
     SSE stream a server sends its own messages on, which a stateless server never has, and held
     it open with nothing to send. The spec's answer for "no stream here" is 405; the SDK's client
@@ -225,6 +247,12 @@ def malformed_messages_refused(
             refused = None  # not JSON (or nested past Python's limit): the SDK answers -32700
         if isinstance(refused, dict):
             await JSONResponse(refused, status_code=400)(scope, receive, send)
+            return
+        version = Headers(scope=scope).get("mcp-protocol-version")
+        if refused is not None and version is not None and version not in SERVED_VERSIONS:
+            await JSONResponse(unsupported_version(version, refused), status_code=400)(
+                scope, receive, send
+            )
             return
         if refused is not None:  # the message as the bridge passes it on (`_meta` readable)
             read = [{"type": "http.request", "body": as_body(refused), "more_body": False}]

@@ -292,3 +292,41 @@ async def test_a_page_on_another_origin_is_refused_403_whatever_token_it_sends(
                 path, json=INITIALIZE, headers=headers | {"Origin": "http://localhost:3000"}
             )
             assert local.status_code == 401, (path, local.text)
+
+
+# Values a strict client's checker sends (the MCP conformance suite's): not a version, one
+# before the first and one after the last.
+UNSUPPORTED_VERSIONS = ("invalid-protocol-version", "2000-01-01", "2099-01-01")
+SERVED_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
+
+
+async def test_an_unsupported_protocol_version_header_is_refused_naming_the_versions_served(
+    settings: Settings,
+) -> None:
+    """Spec (basic/transports, Protocol Version Header): an invalid or unsupported
+    MCP-Protocol-Version is answered 400. It was, but a request was told "params._meta must be
+    an object carrying the required ... envelope keys" (the SDK routes any header it does not
+    know to the 2026 envelope), and a notification that the server supports 2026-07-28 alone.
+    Both now name the header, the value and every version served (in ``data`` as the SDK's own
+    refusal shapes it); a served version is answered as before."""
+    listing = {"jsonrpc": "2.0", "id": "v-1", "method": "tools/list"}
+    notice = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    async with posting_to_mcp(settings) as (http, headers):
+        for path in ("/mcp", "/mcp/voice"):
+            for version in UNSUPPORTED_VERSIONS:
+                sent = headers | {"MCP-Protocol-Version": version}
+                for body in (listing, notice):
+                    answer = await http.post(path, json=body, headers=sent)
+                    assert answer.status_code == 400, (path, version, answer.text)
+                    refused = answer.json()
+                    assert refused.get("id") == body.get("id"), refused
+                    error = refused["error"]
+                    assert error["code"] == -32022, refused
+                    assert error["data"] == {"supported": SERVED_VERSIONS, "requested": version}
+                    said = error["message"]
+                    assert f"MCP-Protocol-Version {version!r}" in said, said
+                    assert all(served in said for served in SERVED_VERSIONS), said
+            served = await http.post(
+                path, json=listing, headers=headers | {"MCP-Protocol-Version": "2025-06-18"}
+            )
+            assert served.status_code == 200 and "tools" in _body(served)["result"], served.text
