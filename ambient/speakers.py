@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from sqlalchemy import select
 
+from ambient.domain.users import ROLE_WORDS
 from ambient.remediation.safety import PERMISSION_ORDER
 from ambient.storage import Database
 from ambient.storage.models import User, XiaozhiDevice
@@ -47,11 +48,10 @@ def _within(speaker: User, owner: User, approvers: Mapping[str, list[str]]) -> b
 NO_SPEAKER = frozenset(
     {"", "null", "none", "nil", "n/a", "unknown", "user", "speaker", "me", "用户", "我", "未知"}
 )
-# "主人" (the owner) is what a model writes when its role prompt calls the user so and no
-# voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner. Where
-# voiceprints are in use it may be a voice they did not match, and is refused as one; nor is
-# it the owner when someone is called so.
-ROLE_WORDS = frozenset({"owner", "主人"})
+# ROLE_WORDS: "主人" (the owner) is what a model writes when its role prompt calls the user so
+# and no voiceprint names anyone (xiaozhi.me passes none): refusing it refused the owner. Where
+# voiceprints are in use it may be a voice they did not match, and is refused as one. No user
+# may now take it as a voiceprint id or name (one called so before is that user).
 # What xiaozhi-server's voiceprint says of a voice it did not match ("未知说话人"), as a model
 # passes it on, shortened or translated: where voiceprints are in use, a stranger, not the owner.
 UNKNOWN_VOICE = frozenset(

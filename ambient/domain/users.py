@@ -42,6 +42,11 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # The audit actor for changes made with direct database access (the `ambient user` CLI).
 OPERATOR = "operator"
 SYSTEM_ACTORS = frozenset({OPERATOR, "open-registration", "remediation"})
+# What a voice model writes for a speaker's owner where no voiceprint names anyone
+# (ambient.speakers): as one user's voiceprint id or name it was that user for every speaker,
+# whose own owner was then answered as a stranger.
+ROLE_WORDS = frozenset({"owner", "主人"})
+MAX_VOICEPRINT = 128  # the users table's column
 
 
 class RollbackPermission(StrEnum):
@@ -82,6 +87,27 @@ def validate_user_name(value: str) -> str:
         raise Refusal(
             "%(name)s is reserved: the product itself speaks so (audit log, discussions)",
             name=repr(value),
+        )
+    if value in ROLE_WORDS:  # a name speaks for its user as a voiceprint id does
+        raise Refusal(
+            "%(name)s is reserved: a voice model calls a speaker's owner so", name=repr(value)
+        )
+    return value
+
+
+def validate_voiceprint(value: str) -> str:
+    """A voiceprint id as stored. It is matched in any case (ambient.speakers) by the
+    database's lower(), which folds ASCII alone (SQLite): one holding capitals beyond ASCII is
+    kept in lower case, or 'JOSÉ' was no voice of its user's and 'josé' free for another."""
+    if any(not c.isascii() and c.lower() != c for c in value):
+        value = value.lower()
+    if len(value) > MAX_VOICEPRINT:  # lower() can lengthen it ('İ')
+        raise Refusal("at most %(most)s characters in lower case", most=MAX_VOICEPRINT)
+    if value.lower() in ROLE_WORDS:
+        raise Refusal(
+            "%(voiceprint)s cannot be used as a voiceprint id: a voice model calls a speaker's "
+            "owner so",
+            voiceprint=repr(value),
         )
     return value
 
@@ -187,7 +213,11 @@ class UserSettings(UserConfig):
     assistant_name: Spoken | None = None
     # Matched trimmed, as a speaker's name is (ambient.speakers): stored trimmed too.
     voiceprint_id: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_VOICEPRINT),
+            AfterValidator(validate_voiceprint),
+        ]
         | None
     ) = None
     timezone: TimeZone | None = None

@@ -420,3 +420,61 @@ def test_0027_keeps_message_ids_as_their_senders_keys_and_rekeys_topics(url: str
     command.downgrade(alembic_config(url), "0026_robot_windows")
     assert "client_id" not in {c[0] for c in _schema(url)["discussion_messages"][0]}  # type: ignore[index]
     upgrade(url)
+
+
+def _users_with_voiceprints(url: str, voiceprints: dict[str, str | None]) -> None:
+    """Users ``voiceprints`` names, with those ids stored as written (no rule of today's)."""
+
+    async def write() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            for name, voiceprint in voiceprints.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (name, push_config, rollback_permission, role, "
+                        "wake_words, assistant_name, timezone, briefing_prepare_at, "
+                        "briefing_window_start, briefing_window_end, voiceprint_id, updated_at, "
+                        "created_at) VALUES (:n, '{}', 'dry_run', 'member', '[]', '小智', 'UTC', "
+                        "'05:00', '06:00', '10:00', :v, :at, :at)"
+                    ),
+                    {"n": name, "v": voiceprint, "at": datetime(2026, 11, 1, tzinfo=UTC)},
+                )
+        await engine.dispose()
+
+    asyncio.run(write())
+
+
+def test_0028_keeps_a_voiceprint_with_capitals_beyond_ascii_in_lower_case(url: str) -> None:
+    """A voiceprint id stored as 'JOSÉ' was no voice of its user's (SQLite's lower() folds
+    ASCII alone) and 'josé' free for another: kept as new ones are, one of ASCII capitals as
+    written."""
+    upgrade(url, "0027_discussion_keys")
+    _users_with_voiceprints(url, {"ann": "JOSÉ", "bo": "VP-Bo", "cy": "Иван", "di": None})
+    upgrade(url)
+
+    async def stored() -> list[tuple[str, str | None]]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            found = await conn.execute(text("SELECT name, voiceprint_id FROM users ORDER BY name"))
+            rows = [(r[0], r[1]) for r in found]
+        await engine.dispose()
+        return rows
+
+    assert asyncio.run(stored()) == [("ann", "josé"), ("bo", "VP-Bo"), ("cy", "иван"), ("di", None)]
+
+
+def test_0028_names_the_users_whose_voiceprints_are_one_in_any_case(tmp_path: Path) -> None:
+    """Where lower() folds ASCII alone, 'JOSÉ' and 'josé' could both be stored: the upgrade
+    names both users for the operator to choose, as 0021 does, and changes nothing."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    upgrade(url, "0027_discussion_keys")
+    _users_with_voiceprints(url, {"ann": "JOSÉ", "bo": "josé"})
+    from typer.testing import CliRunner
+
+    from ambient.cli import app
+
+    result = CliRunner().invoke(app, ["migrate"], env={"AMBIENT_DATABASE_URL": url})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in said, said
+    assert "'josé': 'ann', 'bo'" in said and "then migrate again" in said, said
+    assert asyncio.run(current_revisions(url)) == ("0027_discussion_keys",)
