@@ -281,24 +281,51 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
     assert list(await doors.service.list(doors.me)) == []
 
 
-async def test_no_door_deletes_a_task_of_another_user(doors: Doors) -> None:
+# Every way each door reads or steers a task: (MCP tool, its arguments), (API method, path
+# after the task id, body), CLI command and arguments, the web page's action (None: none).
+NEW_CONFIG = {"hour": 10, "message": "mine now"}
+STEERS = {
+    "read": (("get_task", {}), ("GET", "/status", None), ("show",), "read"),
+    "pause": (("pause_task", {}), ("POST", "/pause", None), ("pause",), "pause"),
+    "resume": (("resume_task", {}), ("POST", "/resume", None), ("resume",), "resume"),
+    "trigger": (("trigger_task", {}), ("POST", "/trigger", None), ("trigger",), "trigger"),
+    "update": (
+        ("update_task", {"config": NEW_CONFIG}),
+        ("PUT", "/config", NEW_CONFIG),
+        ("update", "--config", json.dumps(NEW_CONFIG)),
+        None,
+    ),
+    "delete": (("delete_task", {}), ("DELETE", "", None), ("delete",), "delete"),
+}
+
+
+@pytest.mark.parametrize("steer", list(STEERS))
+async def test_no_door_reads_or_steers_a_task_of_another_user(doors: Doors, steer: str) -> None:
+    (tool, args), (method, path, body), command, action = STEERS[steer]
     task = doors.other_task
     async with doors.mcp() as mcp:
-        result = await mcp.call_tool("delete_task", {"task_id": task})
+        result = await mcp.call_tool(tool, {"task_id": task, **args})
     text = " ".join(getattr(c, "text", "") for c in result.content)
     assert result.is_error and f"no task {task!r} for user {doors.me!r}" in text, text
 
-    answer = await doors.http.delete(f"/tasks/{task}")
+    answer = await doors.http.request(method, f"/tasks/{task}{path}", json=body)
     assert answer.status_code == 404 and f"no task {task!r}" in answer.json()["detail"]
 
-    code, output = await doors.cli("task", "delete", task, "--user", doors.me)
+    code, output = await doors.cli("task", command[0], task, *command[1:], "--user", doors.me)
     assert code == 1 and f"no task {task!r} for user {doors.me!r}" in output, output
 
-    message = await doors.form("/app/tasks/action", {"task_id": task, "action": "delete"})
-    assert message == "That task is not one of yours; it may have been deleted."
+    if action == "read":  # the task's page sends whoever is not its owner back to theirs
+        shown = await doors.page.get("/app/task", params={"id": task})
+        assert shown.status_code == 303, shown.text
+        message = parse_qs(urlsplit(shown.headers["location"]).query)["msg"][0]
+    elif action is not None:
+        message = await doors.form("/app/tasks/action", {"task_id": task, "action": action})
+    if action is not None:
+        assert message == "That task is not one of yours; it may have been deleted."
 
     other = task.split("/")[1]
-    assert (await doors.service.get(other, task)).state == "active"
+    status = await doors.service.get(other, task)
+    assert (status.state, status.config["message"], status.checks) == ("active", "x", 0)
 
 
 async def test_the_service_refuses_another_users_inbox_whoever_calls_it(

@@ -214,3 +214,17 @@ async def test_a_reconnecting_client_resumes_from_its_last_event_id_and_gets_the
     assert EventCursor.parse(got[0][0]).gaps.keys() == {ids[5]}
     assert [event for _, event in pages] == [ids[2], ids[5]]
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["header", "Last-Event-ID"]
+
+
+async def test_a_users_streams_carry_none_of_another_users_events(
+    db: Database, settings: Settings
+) -> None:
+    """The API's stream and the page's stream send the caller's events alone, whatever the
+    query asks (neither takes a user), among another user's written before and between."""
+    settings, ada = await _api(settings, settings.resolved_database_url)
+    ids = [await _add(db, user, "watch.hit") for user in ("bob", "ada", "bob", "bob", "ada")]
+    cookie = {"Cookie": f"{COOKIE}={ada['Authorization'].removeprefix('Bearer ')}"}
+    async with serve(create_app(settings)) as base:
+        api = await _first(base, ada, 2, path="/events/stream?user=bob")
+        page = await _first(base, cookie, 2, path="/app/events/stream?user=bob")
+    assert [event for _, event in api] == [event for _, event in page] == [ids[1], ids[4]]
