@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ambient.domain.users import GRANTED_FIELDS, Grant, Granted, UserCreate
+from ambient.settings import ServerSecret, Settings
 from ambient.storage.audit import AuditRepository
 from ambient.storage.models import User
 from ambient.storage.users import UserRepository, user_public, user_subject
@@ -79,25 +80,41 @@ async def grant(session: AsyncSession, caller: User, name: str, change: Grant) -
     return Granted(user=user_public(target), changes=changes)
 
 
+def named_in_settings(settings: Settings) -> set[str]:
+    """The users the server's settings give rights to by name: the approvers of clusters'
+    remediations, the users of server secrets, the nightly triage's user."""
+    granted = [*settings.remediation_approvers.values(), [settings.remediation_triage_user or ""]]
+    granted += [s.users for s in settings.secrets.values() if isinstance(s, ServerSecret)]
+    return {name for names in granted for name in names if name}
+
+
 async def register(
     session: AsyncSession,
     caller: User | None,
     data: UserCreate,
     *,
-    open_registration: bool,
+    settings: Settings,
     token: str | None = None,
 ) -> tuple[User, str]:
     """Register ``data`` as ``caller``: an admin registers anyone; with open registration
-    anyone registers a member with the default permission. The user and its API token
-    (UserExistsError if the name is taken); not committed."""
+    anyone registers a member with the default permission, under a name the settings give no
+    rights to. The user and its API token (UserExistsError if the name is taken); not
+    committed."""
     if caller is not None and caller.is_admin:
         actor = caller.name
-    elif open_registration:
+    elif settings.open_registration:
         defaults = UserCreate.model_fields
         if granted := [f for f in GRANTED_FIELDS if getattr(data, f) != defaults[f].default]:
             raise RegistrationRefusedError(
                 f"open registration creates members with the default permission; {ADMIN_GRANTS} "
                 f"(remove {', '.join(granted)})"
+            )
+        if data.name in named_in_settings(settings):
+            # Whoever took it first would have had them, before its person was registered.
+            raise RegistrationRefusedError(
+                f"the server's settings give {data.name!r} rights open registration does not "
+                "(AMBIENT_REMEDIATION_APPROVERS, AMBIENT_SECRETS or "
+                "AMBIENT_REMEDIATION_TRIAGE_USER): an admin registers it"
             )
         actor = caller.name if caller is not None else "open-registration"
     elif caller is None:

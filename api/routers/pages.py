@@ -444,8 +444,9 @@ async def register(
         data = UserCreate.model_validate(
             {"name": name.strip(), "email": email.strip() or None, "language": asked}
         )
-        # Open registration is checked above.
-        user, token = await grants.register(session, None, data, open_registration=True, token=made)
+        user, token = await grants.register(
+            session, None, data, settings=state.settings, token=made
+        )
     except ValidationError as exc:
         error = field_errors(exc, _, REGISTER_LABELS)
     except UserExistsError:
@@ -457,8 +458,9 @@ async def register(
         if made and again is not None and utcnow() - again.created_at < SAME_FORM_WITHIN:
             return _registered(request, again, made)
         error = _("name: %(name)s is taken", name=repr(name.strip()))
-    except VoiceprintTakenError:  # open registration takes no voiceprint: the name is one
-        # Said as a name taken: not whose voice it names, nor that it names one.
+    except (VoiceprintTakenError, grants.RegistrationRefusedError):
+        # Open registration takes no voiceprint (the name is one), nor a name the settings give
+        # rights to: said as a name taken, not whose voice it names or what it is given.
         error = _("name: %(name)s is taken", name=repr(name.strip()))
     else:
         await session.commit()

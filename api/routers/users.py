@@ -60,9 +60,7 @@ async def register(
     The API token in the answer is shown once.
     """
     try:
-        user, token = await grants.register(
-            session, caller, data, open_registration=state.settings.open_registration
-        )
+        user, token = await grants.register(session, caller, data, settings=state.settings)
     except grants.RegistrationRefusedError as exc:
         if exc.needs_token:
             raise unauthorized(str(exc)) from None

@@ -13,10 +13,11 @@ import pytest
 import pytest_asyncio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import SecretStr
 
 from ambient import grants
 from ambient.domain.users import Role, UserCreate
-from ambient.settings import Settings
+from ambient.settings import ServerSecret, Settings
 from ambient.speakers import SpeakerKind, resolve_speaker
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
@@ -133,6 +134,52 @@ async def test_open_registration_creates_members_only(
             "user:newbie",
             {"role": "member", "rollback_permission": "dry_run"},
         )
+    ]
+
+
+async def test_open_registration_takes_no_name_the_settings_give_rights_to(
+    settings: Settings,
+) -> None:
+    """AMBIENT_REMEDIATION_APPROVERS, AMBIENT_SECRETS' users and the triage user grant by
+    name: with open registration anyone took such a name nobody had registered yet, and with
+    it saw, approved and aborted the runs on those clusters, or sent through the secret."""
+    settings = settings.model_copy(
+        update={
+            "remediation_approvers": {"cls-prod*": ["oncall"]},
+            "secrets": {"ops-hook": ServerSecret(value=SecretStr("x"), users=["relay"])},
+            "remediation_triage_user": "night",
+        }
+    )
+    async for api in _api(settings, open_registration=True):
+        origin = str(api.base_url).rstrip("/")
+        for name in ("oncall", "relay", "night"):
+            refused = await api.post("/users", json={"name": name})
+            assert refused.status_code == 403, refused.text
+            assert "an admin registers it" in refused.json()["detail"], refused.text
+            page = await api.post(
+                "/register",
+                data={"name": name},
+                headers={"Origin": origin, "accept-language": "en"},
+            )
+            assert page.status_code == 422, page.text
+            assert f"name: &#39;{name}&#39; is taken" in page.text
+        admin = await admin_headers(settings)
+        assert (await api.post("/users", json={"name": "oncall"}, headers=admin)).status_code == 201
+        names = [u["name"] for u in (await api.get("/users", headers=admin)).json()]
+    assert names == ["admin", "oncall"]
+    assert await _audit(settings, action="user.register", subject_prefix="user:") == [
+        (
+            "operator",
+            "user.register",
+            "user:admin",
+            {"role": "admin", "rollback_permission": "dry_run"},
+        ),
+        (
+            "admin",
+            "user.register",
+            "user:oncall",
+            {"role": "member", "rollback_permission": "dry_run"},
+        ),
     ]
 
 
@@ -398,20 +445,24 @@ async def test_a_forbidden_grant_is_refused_alike_by_the_api_and_mcp_and_changes
     assert await _audit(settings, action="user.grant") == []
 
 
-async def test_who_registers_whom_is_the_grants_service_for_every_door(db: Database) -> None:
+async def test_who_registers_whom_is_the_grants_service_for_every_door(
+    db: Database, settings: Settings
+) -> None:
     # The API and the page's open registration both ask grants.register; no door decides.
+    closed_settings = settings.model_copy(update={"open_registration": False})
+    open_settings = settings.model_copy(update={"open_registration": True})
     async with db.session() as session:
         with pytest.raises(grants.RegistrationRefusedError) as closed:
-            await grants.register(session, None, UserCreate(name="eve"), open_registration=False)
+            await grants.register(session, None, UserCreate(name="eve"), settings=closed_settings)
         assert closed.value.needs_token and "AMBIENT_OPEN_REGISTRATION" in str(closed.value)
         with pytest.raises(grants.RegistrationRefusedError) as granted:
             await grants.register(
-                session, None, UserCreate(name="eve", role=Role.ADMIN), open_registration=True
+                session, None, UserCreate(name="eve", role=Role.ADMIN), settings=open_settings
             )
         assert not granted.value.needs_token and "(remove role)" in str(granted.value)
         assert await UserRepository(session).get("eve") is None
         user, _ = await grants.register(
-            session, None, UserCreate(name="eve"), open_registration=True
+            session, None, UserCreate(name="eve"), settings=open_settings
         )
         assert user.role == Role.MEMBER
 
