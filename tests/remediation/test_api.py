@@ -247,6 +247,10 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
                 cookies={"ambient_token": tokens[stranger]},
                 headers={"Origin": base},
             )
+            # Nor its page, nor a line of it on the list page.
+            stranger_pages = {"ambient_token": tokens[stranger]}
+            shown = await http.get("/app/remediation", params={"id": rid}, cookies=stranger_pages)
+            listed = await http.get("/app/remediations", cookies=stranger_pages)
             after = (await http.get(path, headers=as_owner)).json()
             aborted = await http.post(f"{path}/abort", json={}, headers=as_owner)
             await until_equal(state, "aborted", "the remediation aborted")
@@ -262,6 +266,8 @@ async def test_another_user_gets_nothing_of_a_remediation_through_the_api_or_the
     assert "already finished (state aborted)" in late[1].json()["detail"]
     assert form.status_code == 303
     assert "not%20one%20of%20yours" in form.headers["location"]
+    assert shown.status_code == 303 and "not%20one%20of%20yours" in shown.headers["location"]
+    assert listed.status_code == 200 and fingerprint not in listed.text and owner not in listed.text
     assert after["state"] == "waiting_approval" and after["approvals"] == []
     assert [a["actor"] for a in after["audit"] if a["action"] == "deduplicated"] == [stranger]
     assert again.json()["deduplicated"] is True and again.json()["state"] is None
