@@ -21,12 +21,13 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 # Watches store this beside a page's hash: a new value means the rules changed, not the page.
 # trafilatura's own rules decide every non-plain page, so its version is part of the tag.
-EXTRACTOR_VERSION = f"x6-t{version('trafilatura')}"
+EXTRACTOR_VERSION = f"x7-t{version('trafilatura')}"
 # A fetched page whose text cannot be read: its check's stored error starts so (then why).
 UNREADABLE = "cannot read the page's text: "
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
+UNSEEN = ", ".join(DROPPED)
 
 # Landmarks of page chrome (menus, banners, footers, forms, dialogs such as cookie banners).
 LANDMARK_TAGS = frozenset({"nav", "header", "footer", "aside", "menu", "form", "dialog"})
@@ -110,6 +111,7 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
         nodes = tree.css(selector)
         if not nodes:  # a matched element may be empty (no alert today), a missing one is not
             raise NoTextError(f"the selector {selector!r} matches nothing on the page")
+        _unseen_removed(nodes)
         # Each match's text, its inline elements on their line ("42 USD", not "42" and "USD");
         # from the last match to the first: unwrapping inside a match leaves the matches
         # within it read already.
@@ -133,6 +135,31 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
     if not text:
         raise NoTextError("the page has no text (is it rendered by JavaScript?)")
     return text
+
+
+def _unseen_removed(nodes: list[LexborNode]) -> None:
+    """Take out of each match what no reader sees in it (DROPPED: scripts, styles, ...): a
+    script's nonce changed the page at every check and its words hit keywords. An element the
+    selector matched, or one holding a match, stays: the selector named it."""
+    kept = {node.mem_id for node in nodes}
+    for node in nodes:
+        parent = node.parent
+        while parent is not None:
+            kept.add(parent.mem_id)
+            parent = parent.parent
+    # Chosen before any is removed: a removed element's descendants are gone with it.
+    unseen: dict[int, LexborNode] = {}
+    for node in nodes:
+        for inner in node.css(UNSEEN):
+            if inner.mem_id in kept or inner.mem_id in unseen:
+                continue
+            parent = inner.parent
+            while parent is not None and parent.mem_id not in unseen:
+                parent = parent.parent
+            if parent is None:  # not inside one taken out already
+                unseen[inner.mem_id] = inner
+    for inner in unseen.values():
+        inner.decompose()
 
 
 def not_plain_because(body: LexborNode) -> str | None:

@@ -444,7 +444,7 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
 
 
 def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
-    assert EXTRACTOR_VERSION.startswith("x6-t")
+    assert EXTRACTOR_VERSION.startswith("x7-t")
     assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)
 
 

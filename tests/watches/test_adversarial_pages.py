@@ -1,0 +1,83 @@
+"""Web monitors against a page server as strict as real sites (tests/watches/strict_site.py),
+driven through the task service the MCP tools and the API call: a create -> the workflow ->
+its poll -> the page client over loopback, then a check now for each further check (its
+answer says what the check found). The server holds against the product any validator it
+sends to a page that never issued it."""
+
+# ruff: noqa: F811 - the fixtures `service`, `loopback_deps` are used by name
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from sqlalchemy import select
+
+from ambient.deps import WorkerDeps
+from ambient.storage.polls import WatchSnapshot
+from ambient.watches.service import TaskService
+from tests.conftest import unique
+from tests.watches.strict_site import Resource, StrictSite, strict_site
+from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+
+
+@pytest_asyncio.fixture
+async def strict() -> AsyncIterator[tuple[StrictSite, str]]:
+    async with strict_site() as (site, base):
+        yield site, base
+    assert site.violations == []
+
+
+def watch(url: str, **fields: Any) -> dict[str, Any]:
+    return {"urls": [url], "check_interval_minutes": 60, **fields}
+
+
+async def created(service: TaskService, config: dict[str, Any]) -> str:
+    """A web monitor of ``config`` whose first check found a baseline: its task id."""
+    made = await service.create(USER, "web_monitor", config, unique("adv"))
+    assert made.baseline is not None, made
+    assert {seen["outcome"] for seen in made.baseline["urls"].values()} == {"baseline"}, made
+    return made.task_id
+
+
+async def checked(service: TaskService, task_id: str, url: str) -> dict[str, Any]:
+    """What a check now found on ``url``."""
+    told = await service.trigger(USER, task_id)
+    assert told.checked is not None, told
+    found: dict[str, Any] = told.checked["urls"][url]
+    return found
+
+
+def status_page(nonce: str) -> bytes:
+    """A status block holding what its reader sees and what no reader sees: a script's
+    per-request nonce and its words, a style, a noscript fallback."""
+    return (
+        "<html><head><title>Status</title></head><body><div id='status'>"
+        "<p>All systems normal.</p>"
+        f"<script>window.csrf = '{nonce}'; showBanner('outage');</script>"
+        "<style>.outage { color: red }</style>"
+        "<noscript>Enable JavaScript to see outage details.</noscript>"
+        "</div></body></html>"
+    ).encode()
+
+
+async def test_a_selectors_match_reads_no_script_style_or_noscript_text(
+    service: TaskService, loopback_deps: WorkerDeps, strict: tuple[StrictSite, str]
+) -> None:
+    """A selector's match was read with its scripts, styles and noscript text: a keyword in
+    a script hit, and a nonce a script carries changed the page at every check."""
+    site, base = strict
+    url = f"{base}/status"
+    site.pages["/status"] = Resource(status_page("n-1"))
+    task_id = await created(service, watch(url, keywords=["outage"], selectors={url: "#status"}))
+    site.pages["/status"] = Resource(status_page("n-2"))
+    found = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert found == {"outcome": "unchanged", "error": None}
+    async with loopback_deps.db.session() as session:
+        texts = await session.scalars(
+            select(WatchSnapshot.text).where(WatchSnapshot.task == task_id)
+        )
+        assert list(texts) == ["All systems normal."]
