@@ -98,9 +98,11 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
         )
     if "json" in media_type and not selector:
         # A JSON API watched as a page: one value a line and non-ASCII as itself, so a diff
-        # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93".
+        # shows the field that changed and a keyword reads "数据库", not "\u6570\u636e\u5e93";
+        # its keys in order, as an object's are no part of it (RFC 8259: an API that wrote
+        # them in another order changed at every check).
         with suppress(ValueError):  # not JSON after all: read as a page
-            return json.dumps(json.loads(html), ensure_ascii=False, indent=1)
+            return json.dumps(json.loads(html), ensure_ascii=False, indent=1, sort_keys=True)
     if media_type.startswith("text/plain") and not selector:
         # A changelog.txt, a status.txt: its angle brackets are text, not tags.
         if not html.strip():

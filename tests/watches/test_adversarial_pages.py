@@ -81,3 +81,25 @@ async def test_a_selectors_match_reads_no_script_style_or_noscript_text(
             select(WatchSnapshot.text).where(WatchSnapshot.task == task_id)
         )
         assert list(texts) == ["All systems normal."]
+
+
+async def test_a_json_api_whose_keys_come_in_another_order_is_unchanged(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """JSON objects are unordered (RFC 8259): an API that writes its keys in another order
+    each time changed at every check."""
+    site, base = strict
+    url = f"{base}/api/status"
+
+    def answers(body: bytes) -> None:
+        site.pages["/api/status"] = Resource(body, content_type="application/json")
+
+    answers(b'{"status": "ok", "nodes": 3}')
+    task_id = await created(service, watch(url))
+    answers(b'{"nodes": 3, "status": "ok"}')
+    reordered = await checked(service, task_id, url)
+    answers(b'{"nodes": 4, "status": "ok"}')
+    changed = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert reordered == {"outcome": "unchanged", "error": None}
+    assert changed == {"outcome": "changed", "error": None}
