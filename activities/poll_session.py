@@ -291,9 +291,16 @@ class PollSession:
         """Check one page; False if it was not asked (its server asked for a pause)."""
         seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
         reading = self.readings[url]
-        # A page read by other rules (an update's selector or ignore patterns) is read anew:
-        # not a 304, not the bytes' last text.
-        last = seen if seen.hash is not None and seen.reading == reading else None
+        # A page read by other rules (an update's selector or ignore patterns, a release's
+        # extractor) is read anew: not a 304, not the bytes' last text. Its validators sent, it
+        # answered 304 until it changed, and the change was taken as a new baseline, not told.
+        last = (
+            seen
+            if seen.hash is not None
+            and seen.reading == reading
+            and seen.extractor in (EXTRACTOR_VERSION, None)
+            else None
+        )
         now = datetime.now(UTC)
         if seen.not_before is not None and now < seen.not_before:
             return False  # the server asked for a pause (Retry-After): this check waits it out

@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from activities import poll_session
+from activities import watches as watch_activities
 from ambient.deps import WorkerDeps
 from ambient.storage.polls import WatchSnapshot
 from ambient.watches.service import TaskService
 from tests.conftest import unique
+from tests.watches.site import article
 from tests.watches.strict_site import Resource, StrictSite, strict_site
 from tests.watches.test_lifecycle_service import service  # noqa: F401  (fixture)
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
@@ -81,6 +85,29 @@ async def test_a_selectors_match_reads_no_script_style_or_noscript_text(
             select(WatchSnapshot.text).where(WatchSnapshot.task == task_id)
         )
         assert list(texts) == ["All systems normal."]
+
+
+async def test_a_page_answering_304_is_read_anew_after_an_extractor_upgrade_and_its_change_told(
+    service: TaskService, strict: tuple[StrictSite, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of new extraction rules sent the validators of a text read by the old ones:
+    the page answered 304 until it changed, and its change was then taken as a new baseline
+    (other rules: not comparable), never told."""
+    site, base = strict
+    url = f"{base}/news"
+    site.pages["/news"] = Resource(article("All quiet.").encode(), etag='"v1"')
+    task_id = await created(service, watch(url, keywords=["outage"]))
+    # The worker now runs a release whose extraction rules are others.
+    for module in (poll_session, watch_activities):
+        monkeypatch.setattr(module, "EXTRACTOR_VERSION", "next-release")
+    upgraded = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(article("All quiet.", "An outage.").encode(), etag='"v2"')
+    changed = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert changed == {"outcome": "hit", "error": None, "hits": {"outage": ["An outage."]}}
+    # Read anew once, without validators: the same text, now of the new rules.
+    assert upgraded == {"outcome": "unchanged", "error": None}
+    assert [a.headers.get("if-none-match") for a in site.asked] == [None, None, '"v1"']
 
 
 async def test_a_json_api_whose_keys_come_in_another_order_is_unchanged(
