@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 
 from activities.poll_reports import Found, PollHost, PollReports
-from activities.watches import Page, read_page
+from activities.watches import NotModified, Page, read_page
 from ambient.clients.extract import EXTRACTOR_VERSION
 from ambient.clients.web import FetchError, HttpStatusError
 from ambient.storage.models import Event
@@ -309,16 +309,18 @@ class PollSession:
         except FetchError as exc:
             await self.failed(url, str(exc), now, _pause_asked(exc))
             return True
-        if page is None:
-            await self.answered(url, "not_modified", now)
-            return True
         if isinstance(page, Page) and page.hash != seen.hash:
             await self.changed(url, page, now)
             return True
-        # The text as before (read anew, or SameBytes): the next same bytes are not read again.
+        # The text as before (a 304, the same bytes, or read anew): the validators sent next
+        # are those the page gave last, a 304's too; the next same bytes are not read again.
         fresh = page.fresh
-        seen.raw_hash, seen.extractor, seen.reading = fresh["raw_hash"], EXTRACTOR_VERSION, reading
         seen.etag, seen.last_modified = fresh["etag"], fresh["last_modified"]
+        seen.validators_from = fresh["validators_from"]
+        if isinstance(page, NotModified):
+            await self.answered(url, "not_modified", now)
+            return True
+        seen.raw_hash, seen.extractor, seen.reading = fresh["raw_hash"], EXTRACTOR_VERSION, reading
         await self.answered(url, "unchanged", now)
         return True
 

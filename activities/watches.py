@@ -27,7 +27,6 @@ from ambient.clients.tencent.metrics import latest_metric_point
 from ambient.clients.web import (
     FROM_SOURCE,
     NO_BODY,
-    WHOLE_NOT_MODIFIED,
     FetchError,
     HttpStatusError,
     NoAnswerError,
@@ -65,30 +64,44 @@ class SameBytes:
     fresh: dict[str, str | None]
 
 
+class NotModified(SameBytes):
+    """A 304: the page as last read; ``fresh``, the validators the 304 names."""
+
+
 @overload
 async def read_page(fetcher: WebFetcher, url: str, config: WebMonitorConfig | None) -> Page: ...
 @overload
 async def read_page(
     fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None
-) -> Page | SameBytes | None: ...
+) -> Page | SameBytes: ...
 async def read_page(
     fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None = None
-) -> Page | SameBytes | None:
+) -> Page | SameBytes:
     """The page, its text read once by ``config``'s rules; SameBytes if its bytes are those of
-    ``seen``'s text; None if not modified since ``seen``. Nothing seen: always a Page."""
+    ``seen``'s text, NotModified if not modified since ``seen``. Nothing seen: always a Page."""
     # Every diff, keyword hit and stored hash of a page come from the one text read here.
     last = seen or UrlState()  # nothing seen: no validators sent, the text read
-    fetched = await fetcher.fetch(url, etag=last.etag, last_modified=last.last_modified)
+    fetched = await fetcher.fetch(
+        url,
+        etag=last.etag,
+        last_modified=last.last_modified,
+        validators_from=last.validators_from,
+    )
+    # The validators and the URL they came from (None: the page's own; else where a redirect
+    # led), a 304's too.
+    validators = {
+        "etag": fetched.etag,
+        "last_modified": fetched.last_modified,
+        "validators_from": fetched.url if fetched.url != url else None,
+    }
     if fetched.not_modified:
-        if last.etag is None and last.last_modified is None:  # nothing to be the same as
-            raise FetchError(str(Refusal(WHOLE_NOT_MODIFIED)))
-        return None
+        return NotModified(validators)
     if not fetched.body or fetched.body.isspace():
         # A 204 No Content, an empty 200: nothing was sent to read (the extractor's "has no
         # text" asked whether the page is rendered by JavaScript). Its URL is beside it.
         raise FetchError(str(Refusal(NO_BODY, status=fetched.status)))
     raw_hash = hashlib.sha256(fetched.body).hexdigest()
-    fresh = {"etag": fetched.etag, "last_modified": fetched.last_modified, "raw_hash": raw_hash}
+    fresh = {**validators, "raw_hash": raw_hash}
     # The same bytes as last time: the same text, without extracting it again.
     if last.hash is not None and raw_hash == last.raw_hash and last.extractor == EXTRACTOR_VERSION:
         return SameBytes(fresh)

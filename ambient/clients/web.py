@@ -298,12 +298,17 @@ class WebFetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = "text/html,application/xhtml+xml,*/*;q=0.8",
+        validators_from: str | None = None,
     ) -> FetchResult:
-        headers = {"User-Agent": USER_AGENT, "Accept": accept}
+        """GET ``url``, following redirects; ``etag`` and ``last_modified`` are sent to the
+        URL they came from (``validators_from``, else ``url``) alone, not to a hop that never
+        issued them."""
+        plain = {"User-Agent": USER_AGENT, "Accept": accept}
+        conditional = dict(plain)
         if etag:
-            headers["If-None-Match"] = etag
+            conditional["If-None-Match"] = etag
         if last_modified:
-            headers["If-Modified-Since"] = last_modified
+            conditional["If-Modified-Since"] = last_modified
         current = url
         for _ in range(self._max_redirects + 1):
             try:
@@ -316,6 +321,7 @@ class WebFetcher:
                 # they never wrote.
                 said = Refusal(REDIRECT_REFUSED, target=current, reason=str(exc))
                 raise type(exc)(str(said)) from None
+            headers = conditional if current == (validators_from or url) else plain
             try:
                 answer = await self._client.get(
                     current,
@@ -348,9 +354,14 @@ class WebFetcher:
     @staticmethod
     def _result(asked: str, url: str, answer: Answer, sent: dict[str, str]) -> FetchResult:
         if answer.status == 304:
-            return FetchResult(
-                url, 304, True, sent.get("If-None-Match"), sent.get("If-Modified-Since"), b"", ""
-            )
+            etag, modified = sent.get("If-None-Match"), sent.get("If-Modified-Since")
+            if etag is None and modified is None:  # nothing to be the same as
+                raise FetchError(_redirected(asked, url, Refusal(WHOLE_NOT_MODIFIED)))
+            # Its validators are the page's now (RFC 9110 15.4.5), to be sent next (RFC 9111
+            # 4.3.4); one it leaves out stays as sent.
+            etag = answer.headers.get("etag") or etag
+            modified = answer.headers.get("last-modified") or modified
+            return FetchResult(url, 304, True, etag, modified, b"", "")
         if answer.status >= 400:
             wait = answer.headers.get("retry-after") if answer.status in (429, 503) else None
             after = retry_after_seconds(wait, datetime.now(UTC)) if wait else None

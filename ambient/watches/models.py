@@ -17,6 +17,7 @@ class UrlState(BaseModel):
     hash: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    validators_from: str | None = None  # where a redirect led, if the validators came from there
     last_outcome: str | None = None
     last_error: str | None = None
     failures: int = 0

@@ -110,6 +110,45 @@ async def test_a_page_answering_304_is_read_anew_after_an_extractor_upgrade_and_
     assert [a.headers.get("if-none-match") for a in site.asked] == [None, None, '"v1"']
 
 
+async def test_the_validator_a_304_names_is_the_one_sent_next(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """RFC 9111 4.3.4: a 304's ETag replaces the one stored. Kept, the old one no longer
+    matched and the page came whole at every other check."""
+    site, base = strict
+    url = f"{base}/news"
+    site.pages["/news"] = Resource(article("All quiet.").encode(), etag='"v1"', etag_on_304='"v2"')
+    task_id = await created(service, watch(url))
+    first = await checked(service, task_id, url)
+    second = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert first == second == {"outcome": "not_modified", "error": None}
+    sent = [a.headers.get("if-none-match") for a in site.asked]
+    assert sent == [None, '"v1"', '"v2"'] and site.answers("/news") == [200, 304, 304]
+
+
+async def test_a_redirected_pages_validators_go_only_to_the_page_that_gave_them(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """The validators of the page a redirect led to were sent to every hop: to an address
+    that never issued them (another site's ETag, an identifier of it, included)."""
+    site, base = strict
+    url = f"{base}/old"
+    site.pages["/old"] = Resource(b"", moved_to="/new")
+    site.pages["/new"] = Resource(article("All quiet.").encode(), etag='"n1"')
+    task_id = await created(service, watch(url))
+    found = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert found == {"outcome": "not_modified", "error": None}
+    sent = [(a.path, a.headers.get("if-none-match"), a.status) for a in site.asked]
+    assert sent == [
+        ("/old", None, 301),
+        ("/new", None, 200),
+        ("/old", None, 301),
+        ("/new", '"n1"', 304),
+    ]
+
+
 async def test_a_json_api_whose_keys_come_in_another_order_is_unchanged(
     service: TaskService, strict: tuple[StrictSite, str]
 ) -> None:
