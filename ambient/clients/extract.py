@@ -27,7 +27,9 @@ UNREADABLE = "cannot read the page's text: "
 
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
-UNSEEN = ", ".join(DROPPED)
+# Never text inside a selector's match: the same, but an SVG's drawn text (a badge, a chart's
+# labels) is read; what it does not draw (its scripts, styles, definitions) is not.
+UNSEEN = ", ".join([tag for tag in DROPPED if tag != "svg"] + ["svg defs"])
 
 # Landmarks of page chrome (menus, banners, footers, forms, dialogs such as cookie banners).
 LANDMARK_TAGS = frozenset({"nav", "header", "footer", "aside", "menu", "form", "dialog"})
@@ -140,9 +142,10 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
 
 
 def _unseen_removed(nodes: list[LexborNode]) -> None:
-    """Take out of each match what no reader sees in it (DROPPED: scripts, styles, ...): a
+    """Take out of each match what no reader sees in it (UNSEEN: scripts, styles, ...): a
     script's nonce changed the page at every check and its words hit keywords. An element the
-    selector matched, or one holding a match, stays: the selector named it."""
+    selector matched, or one holding a match, stays: the selector named it. The text either
+    side of one taken out is one text again ("Database <script>…</script>outage" one line)."""
     kept = {node.mem_id for node in nodes}
     for node in nodes:
         parent = node.parent
@@ -162,6 +165,9 @@ def _unseen_removed(nodes: list[LexborNode]) -> None:
                 unseen[inner.mem_id] = inner
     for inner in unseen.values():
         inner.decompose()
+    if unseen:
+        for node in nodes:
+            node.merge_text_nodes()
 
 
 def not_plain_because(body: LexborNode) -> str | None:

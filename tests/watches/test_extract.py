@@ -421,6 +421,21 @@ def test_selector_gives_the_text_under_every_match_its_inline_elements_on_their_
         main_text(html, ".missing")
 
 
+def test_a_selectors_match_keeps_its_svg_text_and_a_line_an_unseen_element_sat_in() -> None:
+    """A match lost its SVG's text (a status badge's, a chart's labels: drawn for every reader),
+    and an element taken out of a line split it: "Database" and "outage" were two lines, so a
+    keyword "database outage" was never found."""
+    html = (
+        "<html><body><div id='status'>"
+        "<p>Database <script>track('x')</script>outage<style>b{}</style> resolved</p>"
+        "<svg><defs><text>gradient</text></defs><style>.t{fill:red}</style>"
+        "<script>draw()</script><text x='0'>99.9%</text><text x='9'>uptime</text></svg>"
+        "</div></body></html>"
+    )
+    assert main_text(html, "#status") == "Database outage resolved\n99.9%\nuptime"
+    assert main_text(html, "svg") == "99.9%\nuptime"
+
+
 @pytest.mark.parametrize(
     "html",
     [
