@@ -357,10 +357,14 @@ class WebFetcher:
             etag, modified = sent.get("If-None-Match"), sent.get("If-Modified-Since")
             if etag is None and modified is None:  # nothing to be the same as
                 raise FetchError(_redirected(asked, url, Refusal(WHOLE_NOT_MODIFIED)))
-            # Its validators are the page's now (RFC 9110 15.4.5), to be sent next (RFC 9111
-            # 4.3.4); one it leaves out stays as sent.
-            etag = answer.headers.get("etag") or etag
-            modified = answer.headers.get("last-modified") or modified
+            # A 304 names the validators a 200 would carry now (RFC 9110 15.4.5). Answering
+            # If-None-Match, that tag weakly matches the one sent (13.1.2): taken, with its
+            # Last-Modified, to be sent next. One naming another tag answered by something
+            # else (If-Modified-Since alone), and a cache updates nothing from a 304 whose
+            # strong validator differs from its own (RFC 9111 4.3.4): the ones sent stay.
+            named = answer.headers.get("etag")
+            if etag is not None and named is not None and _opaque(named) == _opaque(etag):
+                etag, modified = named, answer.headers.get("last-modified") or modified
             return FetchResult(url, 304, True, etag, modified, b"", "")
         if answer.status >= 400:
             wait = answer.headers.get("retry-after") if answer.status in (429, 503) else None
@@ -397,6 +401,11 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
+
+
+def _opaque(tag: str) -> str:
+    """An entity tag as weak comparison reads it (RFC 9110 8.8.3.2): W/"1" is "1"."""
+    return tag.strip().removeprefix("W/")
 
 
 def _redirected(asked: str, url: str, said: Refusal) -> str:
