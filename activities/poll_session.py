@@ -21,7 +21,7 @@ from temporalio import activity
 
 from activities.poll_reports import Found, PollHost, PollReports
 from activities.watches import NotModified, Page, read_page
-from ambient.clients.extract import EXTRACTOR_VERSION
+from ambient.clients.extract import extractors_for
 from ambient.clients.web import FetchError, HttpStatusError
 from ambient.storage.models import Event
 from ambient.storage.polls import WatchPoll
@@ -292,13 +292,13 @@ class PollSession:
         seen = self.urls.get(url) or self.urls.setdefault(url, UrlState())
         reading = self.readings[url]
         # A page read by other rules (an update's selector or ignore patterns, a release's
-        # extractor) is read anew: not a 304, not the bytes' last text. Its validators sent, it
-        # answered 304 until it changed, and the change was taken as a new baseline, not told.
+        # extractor for its path) is read anew: not a 304, not the bytes' last text. Its
+        # validators sent, it answered 304 until it changed, and the change was taken as a new
+        # baseline, not told.
+        extractors = (None, *extractors_for(self.request.config.selector_for(url)))
         last = (
             seen
-            if seen.hash is not None
-            and seen.reading == reading
-            and seen.extractor in (EXTRACTOR_VERSION, None)
+            if seen.hash is not None and seen.reading == reading and seen.extractor in extractors
             else None
         )
         now = datetime.now(UTC)
@@ -313,14 +313,16 @@ class PollSession:
             await self.changed(url, page, now)
             return True
         # The text as before (a 304, the same bytes, or read anew): the validators sent next
-        # are those the page gave last, a 304's too; the next same bytes are not read again.
-        fresh = page.fresh
-        seen.etag, seen.last_modified = fresh["etag"], fresh["last_modified"]
-        seen.validators_from = fresh["validators_from"]
+        # are those the page gave last (a 304's that it may name); the next same bytes are not
+        # read again.
+        validators = page.validators if isinstance(page, NotModified) else page.fresh
+        seen.etag, seen.last_modified = validators["etag"], validators["last_modified"]
+        seen.validators_from = validators["validators_from"]
         if isinstance(page, NotModified):
             await self.answered(url, "not_modified", now)
             return True
-        seen.raw_hash, seen.extractor, seen.reading = fresh["raw_hash"], EXTRACTOR_VERSION, reading
+        seen.raw_hash, seen.reading = page.fresh["raw_hash"], reading
+        seen.extractor = page.extractor
         await self.answered(url, "unchanged", now)
         return True
 
@@ -333,14 +335,14 @@ class PollSession:
         reading = self.readings[url]
         comparable = (
             seen.hash is not None
-            and seen.extractor in (EXTRACTOR_VERSION, None)
+            and seen.extractor in (read.extractor, None)
             and (seen.reading == reading or config.compares_with(url, seen.reading))
         )
         after = seen.model_copy(
             update={
                 **read.fresh,
                 "hash": read.hash,
-                "extractor": EXTRACTOR_VERSION,
+                "extractor": read.extractor,
                 "reading": reading,
                 "last_checked_at": now,
                 "last_outcome": "changed" if comparable else "baseline",

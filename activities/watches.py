@@ -19,7 +19,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.extract import EXTRACTOR_VERSION, UNREADABLE, main_text
+from ambient.clients.extract import UNREADABLE, extracted, extractors_for
 from ambient.clients.metric_reads import NO_NUMBER, read_json_number, read_prometheus
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
@@ -49,23 +49,30 @@ SOURCES: TypeAdapter[MetricSource] = TypeAdapter(MetricSource)
 
 @dataclass
 class Page:
-    """A page read: ``fresh`` validators and bytes' hash, its ``lines``, ``text`` and ``hash``."""
+    """A page read: ``fresh`` validators and bytes' hash, its ``lines``, ``text`` and ``hash``,
+    and the ``extractor`` tag of the path that read it."""
 
     fresh: dict[str, str | None]
     lines: list[str]
     text: str
     hash: str
+    extractor: str
 
 
 @dataclass
 class SameBytes:
-    """A page of the bytes its last text was read from: no text read, ``fresh`` as Page's."""
+    """A page of the bytes its last text was read from: no text read, ``fresh`` as Page's;
+    ``extractor``, the tag that text was read under (the path's now)."""
 
     fresh: dict[str, str | None]
+    extractor: str
 
 
-class NotModified(SameBytes):
-    """A 304: the page as last read; ``fresh``, the validators the 304 names."""
+@dataclass
+class NotModified:
+    """A 304: the page as last read; the ``validators`` to send next, and where from."""
+
+    validators: dict[str, str | None]
 
 
 @overload
@@ -73,10 +80,10 @@ async def read_page(fetcher: WebFetcher, url: str, config: WebMonitorConfig | No
 @overload
 async def read_page(
     fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None
-) -> Page | SameBytes: ...
+) -> Page | SameBytes | NotModified: ...
 async def read_page(
     fetcher: WebFetcher, url: str, config: WebMonitorConfig | None, seen: UrlState | None = None
-) -> Page | SameBytes:
+) -> Page | SameBytes | NotModified:
     """The page, its text read once by ``config``'s rules; SameBytes if its bytes are those of
     ``seen``'s text, NotModified if not modified since ``seen``. Nothing seen: always a Page."""
     # Every diff, keyword hit and stored hash of a page come from the one text read here.
@@ -102,21 +109,27 @@ async def read_page(
         raise FetchError(str(Refusal(NO_BODY, status=fetched.status)))
     raw_hash = hashlib.sha256(fetched.body).hexdigest()
     fresh = {**validators, "raw_hash": raw_hash}
-    # The same bytes as last time: the same text, without extracting it again.
-    if last.hash is not None and raw_hash == last.raw_hash and last.extractor == EXTRACTOR_VERSION:
-        return SameBytes(fresh)
+    selector, ignored = (config.selector_for(url), config.ignore_patterns) if config else (None, [])
+    # The same bytes as last time, read by its path's rules now: the same text, not read again.
+    same = last.hash is not None and raw_hash == last.raw_hash
+    if same and last.extractor is not None and last.extractor in extractors_for(selector):
+        return SameBytes(fresh, last.extractor)
     html, kind = fetched.text(), fetched.content_type
     # The body, then its text, are not held while the check waits for a thread to extract
     # and for its write (docs/benchmarks.md, "Worker memory", round 5).
     del fetched
-    selector, ignored = (config.selector_for(url), config.ignore_patterns) if config else (None, [])
+
+    def read() -> tuple[list[str], str]:
+        text, extractor = extracted(html, selector, kind)
+        return normalise(text, ignored), extractor
+
     try:
         # Extraction is CPU work: keep it off the event loop the other checks share.
-        lines = await asyncio.to_thread(lambda: normalise(main_text(html, selector, kind), ignored))
+        lines, extractor = await asyncio.to_thread(read)
     except Exception as exc:  # the page (or its selector) cannot be read: a failed check
         raise FetchError(f"{UNREADABLE}{exc}") from None
     text = "\n".join(lines)
-    return Page(fresh, lines, text, hashlib.sha256(text.encode()).hexdigest())
+    return Page(fresh, lines, text, hashlib.sha256(text.encode()).hexdigest(), extractor)
 
 
 class WatchActivities:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import trafilatura
 
-from ambient.clients.extract import EXTRACTOR_VERSION, main_text
+from ambient.clients.extract import PAGE_EXTRACTOR, main_text
 from bench.site import PAGE
 
 # what bench/site.py's /changing/{n} serves: five headlines on top of the bench page
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    print(f"extractor {EXTRACTOR_VERSION}; median of {args.repeats} x {args.calls} calls")
+    print(f"extractor {PAGE_EXTRACTOR}; median of {args.repeats} x {args.calls} calls")
     print(f"{'page':<24}{'bytes':>7}{'trafilatura ms':>16}{'main_text ms':>14}{'ratio':>8}")
     pages = (
         ("bench page (plain)", PAGE),

@@ -16,12 +16,17 @@ import re
 from contextlib import suppress
 from importlib.metadata import version
 from itertools import pairwise
+from typing import NamedTuple
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-# Watches store this beside a page's hash: a new value means the rules changed, not the page.
-# trafilatura's own rules decide every non-plain page, so its version is part of the tag.
-EXTRACTOR_VERSION = f"x7-t{version('trafilatura')}"
+# Watches store beside a page's hash the tag of the path that read its text: another tag means
+# the rules changed, not the page. Each path has its own, so a release that changes one path's
+# rules starts anew only the pages that path reads (the others' changes are told as before).
+# trafilatura's own rules decide every non-plain page, so its version is part of that tag.
+PAGE_EXTRACTOR = f"x6-t{version('trafilatura')}"  # a page (fast path, trafilatura), plain text
+SELECTOR_EXTRACTOR = "s7"  # a CSS selector's matches
+JSON_EXTRACTOR = "j7"  # a JSON answer read without a selector
 # A fetched page whose text cannot be read: its check's stored error starts so (then why).
 UNREADABLE = "cannot read the page's text: "
 
@@ -89,8 +94,23 @@ class NoTextError(ValueError):
     """The page, or its selector, gives nothing to watch."""
 
 
+class Extracted(NamedTuple):
+    text: str
+    extractor: str  # the tag of the path that read it
+
+
+def extractors_for(selector: str | None) -> tuple[str, ...]:
+    """The tags a page's text is read under now: its selector's, else a page's or JSON's."""
+    return (SELECTOR_EXTRACTOR,) if selector else (PAGE_EXTRACTOR, JSON_EXTRACTOR)
+
+
 def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:
     """Main text of a page, or the text under a CSS selector; NoTextError when there is none."""
+    return extracted(html, selector, media_type).text
+
+
+def extracted(html: str, selector: str | None = None, media_type: str = "") -> Extracted:
+    """``main_text`` and the tag of the path that read it."""
     # A watch of a page with nothing to watch would never see a change.
     media_type = media_type.lower()
     if not TEXT_MEDIA.match(media_type) and BINARY_BYTES.search(html):
@@ -104,12 +124,13 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
         # its keys in order, as an object's are no part of it (RFC 8259: an API that wrote
         # them in another order changed at every check).
         with suppress(ValueError):  # not JSON after all: read as a page
-            return json.dumps(json.loads(html), ensure_ascii=False, indent=1, sort_keys=True)
+            values = json.dumps(json.loads(html), ensure_ascii=False, indent=1, sort_keys=True)
+            return Extracted(values, JSON_EXTRACTOR)
     if media_type.startswith("text/plain") and not selector:
         # A changelog.txt, a status.txt: its angle brackets are text, not tags.
         if not html.strip():
             raise NoTextError("the page has no text")
-        return html
+        return Extracted(html, PAGE_EXTRACTOR)
     tree = LexborHTMLParser(html)
     if selector:
         nodes = tree.css(selector)
@@ -120,7 +141,7 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
         # from the last match to the first: unwrapping inside a match leaves the matches
         # within it read already.
         texts = [block_text(node, plain=False, inline=SELECTED_INLINE) for node in nodes[::-1]]
-        return "\n".join(texts[::-1])
+        return Extracted("\n".join(texts[::-1]), SELECTOR_EXTRACTOR)
     tree.strip_tags(DROPPED, recursive=True)
     body = tree.body
     if body is not None and not_plain_because(body) is None:
@@ -128,17 +149,17 @@ def main_text(html: str, selector: str | None = None, media_type: str = "") -> s
         # cascade splits inline elements into lines ("下午发生", "数据库", "故障": a keyword
         # "数据库故障" never found), where the blocks' text keeps them on their line.
         if plain := block_text(body):
-            return plain
+            return Extracted(plain, PAGE_EXTRACTOR)
     import trafilatura  # ~60 ms to import: only a page that is not plain needs it
 
     text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
     if text:
-        return str(text)
+        return Extracted(str(text), PAGE_EXTRACTOR)
     # trafilatura found nothing: the body's blocks, without scripts and styles
     text = block_text(body, plain=False) if body is not None else ""
     if not text:
         raise NoTextError("the page has no text (is it rendered by JavaScript?)")
-    return text
+    return Extracted(text, PAGE_EXTRACTOR)
 
 
 def _unseen_removed(nodes: list[LexborNode]) -> None:

@@ -8,7 +8,9 @@ sends to a page that never issued it (a leak of what it saw elsewhere)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -19,10 +21,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from activities import poll_session
-from activities import watches as watch_activities
+from activities.watches import Page, read_page
+from ambient import temporal
+from ambient.clients import extract
+from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
+from ambient.storage import Database
 from ambient.storage.polls import WatchSnapshot
+from ambient.storage.repositories import EventRepository
+from ambient.watches.configs import WebMonitorConfig
+from ambient.watches.models import TaskStatus
+from ambient.watches.poll_store import PageText, advance_snapshot
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.support.servers import serve
@@ -102,9 +111,8 @@ async def test_a_page_answering_304_is_read_anew_after_an_extractor_upgrade_and_
     url = f"{base}/news"
     site.pages["/news"] = Resource(article("All quiet.").encode(), etag='"v1"')
     task_id = await created(service, watch(url, keywords=["outage"]))
-    # The worker now runs a release whose extraction rules are others.
-    for module in (poll_session, watch_activities):
-        monkeypatch.setattr(module, "EXTRACTOR_VERSION", "next-release")
+    # The worker now runs a release whose rules for a page's path are others.
+    monkeypatch.setattr(extract, "PAGE_EXTRACTOR", "next-release")
     upgraded = await checked(service, task_id, url)
     site.pages["/news"] = Resource(article("All quiet.", "An outage.").encode(), etag='"v2"')
     changed = await checked(service, task_id, url)
@@ -198,3 +206,86 @@ async def test_a_json_api_whose_keys_come_in_another_order_is_unchanged(
     await service.delete(USER, task_id)
     assert reordered == {"outcome": "unchanged", "error": None}
     assert changed == {"outcome": "changed", "error": None}
+
+
+# What the release before per-path extractor tags stored beside every page's hash, whichever
+# path read it (a page's own, a selector's, a JSON answer's).
+BEFORE_PATH_TAGS = f"x6-t{version('trafilatura')}"
+
+
+async def left_by_the_release_before(
+    db: Database, task_id: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    """The page states (and stored texts) a worker of the release before left for ``config``'s
+    pages as they are now: its extractor tag, and none of this release's fields."""
+    monitor = WebMonitorConfig.model_validate(config)
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.0/8"])
+    states: dict[str, Any] = {}
+    for url in map(str, monitor.urls):
+        page = await read_page(fetcher, url, monitor)
+        assert isinstance(page, Page)
+        async with db.writing() as session:
+            await advance_snapshot(session, task_id, PageText(url, None, page.hash, page.text))
+        states[url] = {
+            "hash": page.hash,
+            "etag": page.fresh["etag"],
+            "last_modified": page.fresh["last_modified"],
+            "raw_hash": page.fresh["raw_hash"],
+            "extractor": BEFORE_PATH_TAGS,
+            "reading": monitor.reading(url),
+            "last_outcome": "baseline",
+        }
+    await fetcher.aclose()
+    return states
+
+
+async def run_on(
+    service: TaskService, task_id: str, config: dict[str, Any], urls: dict[str, Any]
+) -> dict[str, str]:
+    """Start ``task_id`` on from page states a run of the release before handed over (as its
+    history holds them: without this release's fields): its first check's outcome per URL."""
+    handle = await service.client.start_workflow(
+        "WebMonitorWorkflow",
+        {"user": USER, "task": task_id, "config": config, "state": {"urls": urls}},
+        id=task_id,
+        task_queue=service.settings.temporal_task_queue,
+        search_attributes=temporal.search_attributes("web_monitor", USER, state="active"),
+    )
+    first = await handle.execute_update("baseline", result_type=TaskStatus)
+    return {url: seen["last_outcome"] for url, seen in first.detail["urls"].items()}
+
+
+async def test_at_the_upgrade_a_page_read_by_unchanged_rules_tells_its_change(
+    service: TaskService, loopback_deps: WorkerDeps, strict: tuple[StrictSite, str]
+) -> None:
+    """The release's extractor change (x6 to x7) made every page's next text a new baseline,
+    pages it reads as x6 did too (plain HTML, trafilatura's): a change made around the upgrade,
+    and its keyword hits, were never told. Only the pages whose reading path changed (a
+    selector's match, a JSON answer) start anew."""
+    site, base = strict
+    news, status, api = f"{base}/news", f"{base}/status", f"{base}/api"
+    config = {
+        **watch(news, keywords=["outage"], selectors={status: "#status"}),
+        "urls": [news, status, api],
+    }
+
+    def pages(news_text: list[str], status_text: str, api_status: str) -> None:
+        site.pages["/news"] = Resource(article(*news_text).encode())
+        said = status_page("n-1").replace(b"All systems normal.", status_text.encode())
+        site.pages["/status"] = Resource(said)
+        body = json.dumps({"status": api_status, "nodes": 3}).encode()
+        site.pages["/api"] = Resource(body, content_type="application/json")
+
+    pages(["All quiet."], "All systems normal.", "ok")
+    task_id = f"web-monitor/{USER}/{unique('upgraded')}"
+    left = await left_by_the_release_before(loopback_deps.db, task_id, config)
+    pages(["All quiet.", "A database outage."], "Some systems degraded.", "down")
+    first = await run_on(service, task_id, config, left)
+    await service.delete(USER, task_id)
+    assert first == {news: "changed", status: "baseline", api: "baseline"}
+    async with loopback_deps.db.session() as session:
+        rows = await EventRepository(session).list(task=task_id, limit=100)
+    told = [
+        (row.kind, row.payload["url"], row.payload["hits"]) for row in rows if "hits" in row.payload
+    ]
+    assert told == [("watch.hit", news, {"outage": ["A database outage."]})]

@@ -11,9 +11,12 @@ from selectolax.lexbor import LexborHTMLParser
 
 from ambient.clients.extract import (
     DROPPED,
-    EXTRACTOR_VERSION,
+    JSON_EXTRACTOR,
+    PAGE_EXTRACTOR,
+    SELECTOR_EXTRACTOR,
     NoTextError,
     block_text,
+    extracted,
     main_text,
     not_plain_because,
 )
@@ -458,9 +461,21 @@ def test_malformed_html_gives_text_or_says_it_has_none(html: str) -> None:
             pass
 
 
-def test_extractor_version_names_the_rules_and_trafilaturas_version() -> None:
-    assert EXTRACTOR_VERSION.startswith("x7-t")
-    assert EXTRACTOR_VERSION.endswith(trafilatura.__version__)
+def test_each_reading_path_names_its_rules_a_pages_with_trafilaturas_version() -> None:
+    # This release changed the selector's and JSON's rules, not a page's: a page read as
+    # before compares with its text of the release before (x6).
+    assert PAGE_EXTRACTOR == f"x6-t{trafilatura.__version__}"
+    assert (SELECTOR_EXTRACTOR, JSON_EXTRACTOR) == ("s7", "j7")
+    page = f"<html><body><article><p>{STORY}</p></article></body></html>"
+    assert extracted(page).extractor == PAGE_EXTRACTOR
+    assert extracted(CHROME).extractor == PAGE_EXTRACTOR  # trafilatura's
+    assert extracted("a <b>", media_type="text/plain").extractor == PAGE_EXTRACTOR
+    assert extracted(page, "p").extractor == SELECTOR_EXTRACTOR
+    assert extracted('{"b": 1, "a": 2}', media_type="application/json") == (
+        '{\n "a": 2,\n "b": 1\n}',
+        JSON_EXTRACTOR,
+    )
+    assert extracted(page, media_type="application/json").extractor == PAGE_EXTRACTOR
 
 
 def test_a_plain_text_page_is_read_as_it_is_written() -> None:

@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.watches import NotModified, SameBytes, WatchActivities, read_page
-from ambient.clients.extract import EXTRACTOR_VERSION, main_text
+from ambient.clients.extract import PAGE_EXTRACTOR, main_text
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import (
     FetchError,
@@ -315,13 +315,13 @@ async def test_a_digest_and_a_web_monitor_read_a_page_into_one_text_its_hash_is_
         ).one()
     assert checked.hash == stored.hash == page.hash and stored.text == page.text
     # Read again as the monitor saw it: a 304 is nothing new, the same bytes are not read again.
-    seen = UrlState.model_validate(
-        {**page.fresh, "hash": page.hash, "extractor": EXTRACTOR_VERSION}
-    )
+    assert page.extractor == PAGE_EXTRACTOR
+    seen = UrlState.model_validate({**page.fresh, "hash": page.hash, "extractor": PAGE_EXTRACTOR})
     validators = {k: v for k, v in page.fresh.items() if k != "raw_hash"}
     assert await read_page(fetcher, url, monitor, seen) == NotModified(validators)
     same = await read_page(fetcher, url, monitor, seen.model_copy(update={"etag": None}))
-    assert same == SameBytes(page.fresh)  # no text to use by mistake: only its validators
+    # no text to use by mistake: only its validators
+    assert same == SameBytes(page.fresh, PAGE_EXTRACTOR)
     assert state.requests == [("/news", 200)] * 2 + [("/news", 304), ("/news", 200)]
     # Its rules read the page (a selector that matches nothing): a failed fetch, saying why.
     missing = WebMonitorConfig.model_validate({"urls": [url], "selectors": {url: "#price"}})
