@@ -32,6 +32,7 @@ from ambient.clients.web import (
     NoAnswerError,
     WebFetcher,
     fetch_refusal,
+    validators_key,
 )
 from ambient.domain.checks import CheckPageInput, MetricReading, PageCheck, ReadMetricInput
 from ambient.domain.configs import STORED
@@ -94,12 +95,12 @@ async def read_page(
         last_modified=last.last_modified,
         validators_from=last.validators_from,
     )
-    # The validators and the URL they came from (None: the page's own; else where a redirect
-    # led), a 304's too.
+    # The validators and where they came from (None: the page's own URL; else, as a key,
+    # where a redirect led), a 304's too.
     validators = {
         "etag": fetched.etag,
         "last_modified": fetched.last_modified,
-        "validators_from": fetched.url if fetched.url != url else None,
+        "validators_from": validators_key(fetched.url) if fetched.url != url else None,
     }
     if fetched.not_modified:
         return NotModified(validators)

@@ -14,6 +14,7 @@ shape (ambient.clients.metric_reads).
 from __future__ import annotations
 
 import codecs
+import hashlib
 import math
 import re
 import ssl
@@ -301,8 +302,9 @@ class WebFetcher:
         validators_from: str | None = None,
     ) -> FetchResult:
         """GET ``url``, following redirects; ``etag`` and ``last_modified`` are sent to the
-        URL they came from (``validators_from``, else ``url``) alone, not to a hop that never
-        issued them."""
+        URL they came from alone (``validators_from``, its ``validators_key``; None: ``url``),
+        not to a hop that never issued them (another site's ETag would tell it what the
+        watch saw there)."""
         plain = {"User-Agent": USER_AGENT, "Accept": accept}
         conditional = dict(plain)
         if etag:
@@ -321,7 +323,11 @@ class WebFetcher:
                 # they never wrote.
                 said = Refusal(REDIRECT_REFUSED, target=current, reason=str(exc))
                 raise type(exc)(str(said)) from None
-            headers = conditional if current == (validators_from or url) else plain
+            if validators_from is None:
+                issued_here = current == url
+            else:  # NOT_KNOWN (a state of the release before) is no URL's key: sent nowhere
+                issued_here = validators_key(current) == validators_from
+            headers = conditional if issued_here else plain
             try:
                 answer = await self._client.get(
                     current,
@@ -401,6 +407,15 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
+
+
+def validators_key(url: str) -> str:
+    """Where a page's validators came from, as a watch keeps it: a hash of the URL without its
+    user, query and fragment. A redirect may lead to a signed URL (COS's q-signature, S3's
+    X-Amz-Signature): no secret in workflow history, and the next signature's is the same."""
+    parts = urlsplit(url)
+    place = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
+    return hashlib.sha256(place.encode()).hexdigest()[:16]
 
 
 def _opaque(tag: str) -> str:

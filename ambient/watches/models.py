@@ -12,12 +12,19 @@ from ambient.watches.configs import TaskKind, TaskState, WebMonitorConfig
 from ambient.watches.threshold_config import ThresholdWatchConfig
 from ambient.watches.threshold_rule import ThresholdState
 
+# The release before kept no ``validators_from``: it sent a page's validators to the watched
+# URL, also when they came from where a redirect led (another site's, leaked to it).
+NOT_KNOWN = "not known"
+
 
 class UrlState(BaseModel):
     hash: str | None = None
     etag: str | None = None
     last_modified: str | None = None
-    validators_from: str | None = None  # where a redirect led, if the validators came from there
+    # Where the validators came from: None, the watched URL; else where a redirect led, as
+    # ``validators_key`` (no signed query in history). NOT_KNOWN (a state of the release
+    # before): they are sent nowhere once, and that read tells where they come from.
+    validators_from: str | None = NOT_KNOWN
     last_outcome: str | None = None
     last_error: str | None = None
     failures: int = 0

@@ -4,7 +4,8 @@ that never issued it. That is no RFC violation (a client may send any entity tag
 privacy leak: behind a redirect, another site's ETag tells this site what the client saw there.
 The tests hold it against the product all the same.
 
-Each page is a ``Resource`` the test swaps between checks; every request is kept."""
+Each page is a ``Resource`` the test swaps between checks, named by its path (a query names the
+same page, as an object store's signed URL does); every request is kept."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Resource:
 
 @dataclass
 class Asked:
-    path: str
+    path: str  # the request's target, its query included
     headers: dict[str, str]
     status: int
 
@@ -72,7 +73,8 @@ class StrictSite:
             writer.close()
 
     def _answer(self, request: h11.Request) -> list[h11.Response | h11.Data | h11.EndOfMessage]:
-        path = request.target.decode()
+        target = request.target.decode()
+        path = target.partition("?")[0]
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
         page = self.pages.get(path)
         status = 404 if page is None else 200
@@ -80,12 +82,12 @@ class StrictSite:
             status = 405
         elif page is not None and page.moved_to is not None:
             self._modified(path, page, headers)  # sent to it or not, a 301
-            self.asked.append(Asked(path, headers, 301))
+            self.asked.append(Asked(target, headers, 301))
             moved = [("Location", page.moved_to), ("Content-Length", "0")]
             return [h11.Response(status_code=301, headers=moved), h11.EndOfMessage()]
         elif page is not None and not self._modified(path, page, headers):
             status = 304
-        self.asked.append(Asked(path, headers, status))
+        self.asked.append(Asked(target, headers, status))
         fields = [("Content-Type", "text/plain")] if page is None else self._validators(page)
         if page is not None:
             # RFC 9110 15.4.5: a 304 names the validators a 200 would carry now.

@@ -289,3 +289,54 @@ async def test_at_the_upgrade_a_page_read_by_unchanged_rules_tells_its_change(
         (row.kind, row.payload["url"], row.payload["hits"]) for row in rows if "hits" in row.payload
     ]
     assert told == [("watch.hit", news, {"outage": ["A database outage."]})]
+
+
+async def test_a_page_state_of_the_release_before_sends_its_validators_nowhere_once(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A state saved before ``validators_from`` was kept sent its validators to the watched
+    URL: behind a redirect, to a hop that never issued them (another site's ETag, leaked to
+    the first). Where they came from unknown, its first check sends none; then it knows."""
+    site, base = strict
+    url = f"{base}/old"
+    site.pages["/old"] = Resource(b"", moved_to="/new")
+    site.pages["/new"] = Resource(article("All quiet.").encode(), etag='"n1"')
+    made = await created(service, watch(url))
+    kept = (await service.get(USER, made)).detail["urls"]
+    await service.delete(USER, made)
+    left = {u: {k: v for k, v in s.items() if k != "validators_from"} for u, s in kept.items()}
+    site.asked.clear()
+    task_id = f"web-monitor/{USER}/{unique('upgraded')}"
+    first = await run_on(service, task_id, watch(url), left)
+    found = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert first == {url: "unchanged"} and found == {"outcome": "not_modified", "error": None}
+    sent = [(a.path, a.headers.get("if-none-match"), a.status) for a in site.asked]
+    assert sent == [
+        ("/old", None, 301),
+        ("/new", None, 200),
+        ("/old", None, 301),
+        ("/new", '"n1"', 304),
+    ]
+
+
+async def test_a_redirects_signed_query_is_kept_nowhere_and_the_next_signature_gets_a_304(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """The URL a redirect led to was kept whole in the watch's state (its workflow history,
+    its status): an object store's signed URL (COS's q-signature, S3's X-Amz-Signature) put
+    its secret there. Compared whole, the next signature's URL was not where the validators
+    came from either: the file came whole at every check."""
+    site, base = strict
+    url = f"{base}/report"
+    site.pages["/report"] = Resource(b"", moved_to="/report.txt?q-signature=secret-1")
+    site.pages["/report.txt"] = Resource(b"All quiet.", "text/plain", etag='"r1"')
+    task_id = await created(service, watch(url))
+    kept = (await service.get(USER, task_id)).detail["urls"]
+    site.pages["/report"] = Resource(b"", moved_to="/report.txt?q-signature=secret-2")
+    found = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert "secret" not in json.dumps(kept)
+    assert found == {"outcome": "not_modified", "error": None}
+    sent = [(a.path, a.headers.get("if-none-match"), a.status) for a in site.asked]
+    assert sent[-1] == ("/report.txt?q-signature=secret-2", '"r1"', 304)
