@@ -19,7 +19,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ambient.clients.extract import UNREADABLE, extracted, extractors_for
+from ambient.clients.extract import UNREADABLE, extracted, extractor_for
 from ambient.clients.metric_reads import NO_NUMBER, read_json_number, read_prometheus
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
@@ -111,9 +111,11 @@ async def read_page(
     raw_hash = hashlib.sha256(fetched.body).hexdigest()
     fresh = {**validators, "raw_hash": raw_hash}
     selector, ignored = (config.selector_for(url), config.ignore_patterns) if config else (None, [])
-    # The same bytes as last time, read by its path's rules now: the same text, not read again.
+    # The same bytes as last time, their text read under the tag this answer is read under
+    # now: the same text, not read again. Another tag (a JSON answer the release before read
+    # as a page) is read anew, or its next change would be a baseline, not told.
     same = last.hash is not None and raw_hash == last.raw_hash
-    if same and last.extractor is not None and last.extractor in extractors_for(selector):
+    if same and last.extractor == extractor_for(selector, fetched.content_type):
         return SameBytes(fresh, last.extractor)
     html, kind = fetched.text(), fetched.content_type
     # The body, then its text, are not held while the check waits for a thread to extract

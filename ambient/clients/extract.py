@@ -104,6 +104,14 @@ def extractors_for(selector: str | None) -> tuple[str, ...]:
     return (SELECTOR_EXTRACTOR,) if selector else (PAGE_EXTRACTOR, JSON_EXTRACTOR)
 
 
+def extractor_for(selector: str | None, media_type: str) -> str:
+    """The tag an answer of ``media_type`` is read under now (JSON that does not parse is read
+    as a page: a text of its tag is read anew, never taken as this one's)."""
+    if selector:
+        return SELECTOR_EXTRACTOR
+    return JSON_EXTRACTOR if "json" in media_type.lower() else PAGE_EXTRACTOR
+
+
 def main_text(html: str, selector: str | None = None, media_type: str = "") -> str:
     """Main text of a page, or the text under a CSS selector; NoTextError when there is none."""
     return extracted(html, selector, media_type).text

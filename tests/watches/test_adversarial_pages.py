@@ -340,3 +340,27 @@ async def test_a_redirects_signed_query_is_kept_nowhere_and_the_next_signature_g
     assert found == {"outcome": "not_modified", "error": None}
     sent = [(a.path, a.headers.get("if-none-match"), a.status) for a in site.asked]
     assert sent[-1] == ("/report.txt?q-signature=secret-2", '"r1"', 304)
+
+
+async def test_a_json_answer_of_the_release_before_unchanged_at_the_upgrade_tells_its_next_change(
+    service: TaskService, loopback_deps: WorkerDeps, strict: tuple[StrictSite, str]
+) -> None:
+    """A JSON answer the release before read (tagged as a page's text) came with the same bytes
+    at the first check after the upgrade: its text was taken as read by this release's rules,
+    its page tag kept, and its first real change, read as JSON, was a new baseline, not told."""
+    site, base = strict
+    url = f"{base}/api"
+
+    def answers(status: str) -> None:
+        body = json.dumps({"status": status, "nodes": 3}).encode()
+        site.pages["/api"] = Resource(body, content_type="application/json")
+
+    answers("ok")
+    task_id = f"web-monitor/{USER}/{unique('upgraded')}"
+    left = await left_by_the_release_before(loopback_deps.db, task_id, watch(url))
+    first = await run_on(service, task_id, watch(url), left)
+    answers("down")
+    changed = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert first == {url: "unchanged"}
+    assert changed == {"outcome": "changed", "error": None}
