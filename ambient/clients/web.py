@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import ssl
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ambient.clients.guard import (
     CANNOT_RESOLVE,
@@ -45,6 +46,13 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# A signed URL's signing parameters (COS, S3, OSS, a CDN's sign and t): each signature names
+# the same page as the last.
+SIGNING = re.compile(
+    r"q-(?:sign-algorithm|ak|sign-time|key-time|header-list|url-param-list|signature)|x-amz-.*"
+    r"|signature|expires|ossaccesskeyid|x-oss-.*|awsaccesskeyid|sign|t",
+    re.IGNORECASE,
+)
 # A fetch's commonest failures, worded once. Kept as their English (a check's error, beside
 # its page's URL: not named again), the pages say them in their reader's language.
 HTTP_STATUS = N_("HTTP %(status)s")
@@ -327,10 +335,16 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
 
 def validators_key(url: str) -> str:
     """Where a page's validators came from, as a watch keeps it: a hash of the URL without its
-    user, query and fragment. A redirect may lead to a signed URL (COS's q-signature, S3's
-    X-Amz-Signature): no secret in workflow history, and the next signature's is the same."""
+    user, fragment and signing parameters, its query sorted. A redirect may lead to a signed
+    URL (COS's q-signature, S3's X-Amz-Signature): no secret in workflow history, and the next
+    signature's is the same page; /view?id=6 is another page than /view?id=5."""
     parts = urlsplit(url)
-    place = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
+    query = sorted(
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if not SIGNING.fullmatch(name)
+    )
+    place = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}?{urlencode(query)}"
     return hashlib.sha256(place.encode()).hexdigest()[:16]
 
 

@@ -364,3 +364,36 @@ async def test_a_json_answer_of_the_release_before_unchanged_at_the_upgrade_tell
     await service.delete(USER, task_id)
     assert first == {url: "unchanged"}
     assert changed == {"outcome": "changed", "error": None}
+
+
+async def test_a_redirects_query_names_the_page_its_validators_go_to_but_its_signature_does_not(
+    service: TaskService,
+) -> None:
+    """Where a redirect led was kept without its query: /view?id=5's validators went to
+    /view?id=6, another page (its server's 304 would keep id=5's text for it). A query's
+    signing parameters still name no other page: the next signature's answer is a 304."""
+    leads_to = ["/view?id=5&q-sign-time=1&q-signature=a"]
+    asked: list[tuple[str, str | None]] = []
+
+    async def item(request: Request) -> Response:
+        return Response(status_code=302, headers={"location": leads_to[0]})
+
+    async def view(request: Request) -> Response:
+        page = request.query_params["id"]
+        asked.append((page, request.headers.get("if-none-match")))
+        if request.headers.get("if-none-match") == f'"v{page}"':
+            return Response(status_code=304, headers={"etag": f'"v{page}"'})
+        body = f"Item {page}: all quiet.".encode()
+        return Response(body, media_type="text/plain", headers={"etag": f'"v{page}"'})
+
+    async with serve(Starlette(routes=[Route("/item", item), Route("/view", view)])) as base:
+        url = f"{base}/item"
+        task_id = await created(service, watch(url))
+        leads_to[0] = "/view?id=5&q-sign-time=2&q-signature=b"
+        resigned = await checked(service, task_id, url)
+        leads_to[0] = "/view?id=6&q-sign-time=3&q-signature=c"
+        other = await checked(service, task_id, url)
+        await service.delete(USER, task_id)
+    assert resigned == {"outcome": "not_modified", "error": None}
+    assert other == {"outcome": "changed", "error": None}
+    assert asked == [("5", None), ("5", '"v5"'), ("6", None)]
