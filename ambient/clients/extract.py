@@ -33,8 +33,10 @@ UNREADABLE = "cannot read the page's text: "
 # Never text: code, styling, embedded documents, and the head.
 DROPPED = ["head", "script", "style", "noscript", "template", "svg", "iframe"]
 # Never text inside a selector's match: the same, but an SVG's drawn text (a badge, a chart's
-# labels) is read; what it does not draw (its scripts, styles, definitions) is not.
-UNSEEN = ", ".join([tag for tag in DROPPED if tag != "svg"] + ["svg defs"])
+# labels) is read; what it does not draw (its scripts, styles, definitions, title and
+# description, metadata, and the symbols, clip paths and masks other elements use) is not.
+NOT_DRAWN = ["defs", "title", "desc", "metadata", "symbol", "clipPath", "mask"]
+UNSEEN = ", ".join([tag for tag in DROPPED if tag != "svg"] + [f"svg {t}" for t in NOT_DRAWN])
 
 # Landmarks of page chrome (menus, banners, footers, forms, dialogs such as cookie banners).
 LANDMARK_TAGS = frozenset({"nav", "header", "footer", "aside", "menu", "form", "dialog"})

@@ -439,6 +439,19 @@ def test_a_selectors_match_keeps_its_svg_text_and_a_line_an_unseen_element_sat_i
     assert main_text(html, "svg") == "99.9%\nuptime"
 
 
+def test_a_selectors_match_reads_no_svg_text_that_is_not_drawn() -> None:
+    """An SVG's title, description, metadata and its symbols, clip paths and masks (drawn
+    only where another element uses them, as shapes) were read as text: a tooltip's words
+    hit a keyword no reader saw on the page."""
+    html = (
+        "<div id='status'><svg><title>outage icon</title><desc>Red when an outage</desc>"
+        "<metadata>generator 1.2</metadata><symbol id='s'><text>sym</text></symbol>"
+        "<clipPath id='c'><text>clip</text></clipPath><mask id='m'><text>mask</text></mask>"
+        "<text>All systems normal</text></svg></div>"
+    )
+    assert main_text(html, "#status") == "All systems normal"
+
+
 @pytest.mark.parametrize(
     "html",
     [
