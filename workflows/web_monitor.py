@@ -464,7 +464,7 @@ class WebMonitorWorkflow(WatchControls):
     @workflow.query
     def status(self) -> TaskStatus:
         return self.task_status(
-            urls={u: s.model_dump(mode="json") for u, s in self.watched(self.state.urls).items()},
+            urls={u: s.shown() for u, s in self.watched(self.state.urls).items()},
             hits_total=self.state.hits_total,
             changes_total=self.state.changes_total,
             last_error=self.last_error(),

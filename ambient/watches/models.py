@@ -41,6 +41,11 @@ class UrlState(BaseModel):
     # meanwhile do not happen, and are not failures).
     not_before: datetime | None = None
 
+    def shown(self) -> dict[str, Any]:
+        """The state as a status shows it: where its validators came from ("not known", a
+        hash) tells a reader nothing and is left out."""
+        return self.model_dump(mode="json", exclude={"validators_from"})
+
 
 class Failure(BaseModel):
     """The last thing that went wrong outside a check: an event or delivery that failed."""

@@ -394,7 +394,7 @@ class TaskReads:
             # A poll that began before an update carries the pages it took out: not shown.
             watched = status.config.get("urls")
             status.detail["urls"] = {
-                url: state.model_dump(mode="json")
+                url: state.shown()
                 for url, state in progress.urls.items()
                 if not isinstance(watched, list) or url in watched
             }

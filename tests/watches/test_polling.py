@@ -502,6 +502,11 @@ async def test_get_task_adds_the_running_polls_heartbeated_progress(
     urls: Any = shown.detail["urls"]
     assert urls[f"{base}/news"]["last_outcome"] == "not_modified"
     assert recorded.checks == 1  # only the baseline was handed back
+    # Where the validators came from ("not known", a hash) tells a reader nothing: not shown,
+    # from the heartbeat or the workflow's record.
+    recorded_urls: Any = recorded.detail["urls"]
+    assert "validators_from" not in urls[f"{base}/news"]
+    assert "validators_from" not in recorded_urls[f"{base}/news"]
 
 
 async def test_get_task_never_counts_a_poll_that_hands_back_meanwhile_twice(
