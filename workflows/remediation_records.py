@@ -81,6 +81,10 @@ TASK_TIMEOUT = timedelta(minutes=1)
 # refused in a way another try may pass (a 503), ends as a cancel ends it: it went on to the
 # regular change and up the ladder, writing after the cancel (docs/remediation.md).
 CANCEL_KEPT = "cancel-kept-at-first-try"
+# A run cancelled in Temporal while an abort waits for its change's try under way reads that
+# try's answer and closes Cancelled: the cancel went unheard, or the answer unread
+# (docs/remediation.md).
+CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
 
 
 class RemediationRecords:
@@ -123,6 +127,8 @@ class RemediationRecords:
         # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
         # code"): the old path (the first try's refusal replacing the cancel) is deleted.
         workflow.deprecate_patch(CANCEL_KEPT)
+        # Asked once, as the run starts.
+        self.after_abort = workflow.patched(CANCEL_AFTER_ABORT)
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -1,0 +1,188 @@
+"""An abort and a cancel in Temporal around a change: a run cancelled while its abort waits
+for the change on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.registry import build_activities
+from ambient import temporal
+from ambient.deps import WorkerDeps
+from ambient.remediation.alerts import remediation_id
+from ambient.remediation.ladder import Rung
+from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
+from ambient.remediation.storage import UNVERIFIED, ActionLedger
+from ambient.storage.audit import AuditRepository
+from tests.conftest import unique
+from tests.remediation.support import alert, error_rate
+from tests.remediation.test_cluster import CLUSTER, _kubeconfig
+from tests.remediation.test_cluster_cancel import CANCELLED, HeldRequest
+from tests.remediation.test_cluster_edges import _checkout, _executing
+from tests.remediation.test_workflow import USER, _signal_taken
+from tests.standins.kube_api import WRITES
+from tests.support.record import save_history
+from tests.support.servers import HANG, serve
+from tests.support.waits import eventually
+from workflows.registry import ALL_WORKFLOWS
+from workflows.remediation import GradedRemediationWorkflow
+from workflows.remediation_records import search_attributes
+
+CANCEL_REQUESTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+ACTIVITY_COMPLETED = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+
+
+class Queue:
+    """One task queue served by two workers started and stopped apart: ``runs`` the workflows
+    (and their local activities), ``acts`` the regular activities. Stopped, ``runs`` lets two
+    things reach a run in one workflow task; ``acts`` leaves a regular activity unstarted."""
+
+    def __init__(self, env: WorkflowEnvironment, deps: WorkerDeps) -> None:
+        self.env, self.deps, self.name = env, deps, unique("tq")
+
+    def runs(self) -> Worker:
+        return Worker(
+            self.env.client,
+            task_queue=self.name,
+            workflows=ALL_WORKFLOWS,
+            activities=build_activities(self.deps),
+            no_remote_activities=True,
+            workflow_runner=temporal.workflow_runner(),
+            build_id=temporal.BUILD_ID,
+        )
+
+    def acts(self) -> Worker:
+        return Worker(
+            self.env.client,
+            task_queue=self.name,
+            activities=build_activities(self.deps),
+            build_id=temporal.BUILD_ID,
+        )
+
+    async def start(
+        self, url: str, task_timeout: timedelta | None = None, aborted: AbortInput | None = None
+    ) -> WorkflowHandle[Any, RemediationStatus]:
+        """A run of an alert on CLUSTER's checkout, never healthy (``aborted`` as it starts)."""
+        subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+        return await self.env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="execute"),
+            id=f"{remediation_id(subject)}-{unique('t')}",
+            task_queue=self.name,
+            search_attributes=search_attributes(USER, subject.cluster_id),
+            task_timeout=task_timeout,
+            start_signal="abort" if aborted else None,
+            start_signal_args=[aborted] if aborted else [],
+        )
+
+
+@asynccontextmanager
+async def _cluster(
+    deps: WorkerDeps, tmp_path: Path, holding: HeldRequest, refused: int
+) -> AsyncIterator[tuple[Any, str]]:
+    """The stand-in behind ``holding``, its first ``refused`` writes answered 503; USER may
+    execute there: the stand-in and the alert's metric URL (never healthy)."""
+    api = _checkout(tmp_path)
+    api.unavailable_writes = refused
+    async with serve(holding.wrap(api.app())) as base:
+        await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
+        async with error_rate(healthy_from=None) as (_, url):
+            yield api, url
+
+
+async def _after(handle: WorkflowHandle[Any, Any], event: EventType.ValueType, what: str) -> None:
+    """Until a workflow task completed after ``event``: the run has taken it."""
+
+    async def taken() -> bool:
+        seen = False
+        async for each in handle.fetch_history_events():
+            seen = seen or each.event_type == event
+            if seen and each.event_type == TASK_COMPLETED:
+                return True
+        return False
+
+    await eventually(taken, what)
+
+
+async def _ended(
+    deps: WorkerDeps, handle: WorkflowHandle[Any, RemediationStatus]
+) -> tuple[RemediationStatus, list[Any], Any]:
+    """The run's status, audit and its first step's slot."""
+    status = await handle.query(GradedRemediationWorkflow.status)
+    async with deps.db.session() as session:
+        audit = await AuditRepository(session).list(subject=status.run_key, limit=1000)
+        slot = await ActionLedger(session).reserved(f"{status.run_key}#1")
+    return status, list(audit), slot
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("together", [False, True], ids=["after-the-abort", "with-the-answer"])
+async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it_wrote(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, together: bool
+) -> None:
+    """Aborted while the regular change's write was under way, the abort waits for that write's
+    answer; the run then cancelled in Temporal. Cancelled in a later workflow task than the
+    answer's, the cancel went unheard: the run ended as the abort ends it and closed Completed,
+    no `cancelled` in its audit. In the same task, the SDK raised the cancel with the change
+    done and its answer went unread: the restart made was said not made, its slot given back
+    and the `cancelled` audit's `written` empty (a person told there was nothing to undo)."""
+    holding = HeldRequest(lambda method, path, patched: method == "PATCH" and patched == 1)
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, holding, refused=1) as (api, url), queue.acts():
+        try:
+            async with queue.runs():
+                handle = await queue.start(url)
+                await asyncio.wait_for(holding.arrived.wait(), HANG)  # the change's write
+                await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+                await _signal_taken(handle)
+                if not together:
+                    await handle.cancel()
+                    await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                    holding.release.set()
+                    with pytest.raises(WorkflowFailureError) as closed:
+                        await asyncio.wait_for(handle.result(), HANG)
+        finally:
+            holding.release.set()
+        if together:
+
+            async def completed() -> bool:
+                events = [e.event_type async for e in handle.fetch_history_events()]
+                return ACTIVITY_COMPLETED in events
+
+            await eventually(completed, "the change completed")
+            await handle.cancel()
+        async with queue.runs():
+            if together:
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+            await save_history(
+                handle,
+                "remediation_cancelled_as_an_aborted_change_completes"
+                if together
+                else "remediation_cancelled_while_an_abort_waits_for_its_change",
+            )
+            status, audit, slot = await _ended(deps, handle)
+
+    assert isinstance(closed.value.cause, CancelledError)
+    sent = [(c.kind, c.method, c.status) for c in api.calls if c.method in WRITES]
+    assert sent == [("deployments", "PATCH", 503), ("deployments", "PATCH", 200)]
+    assert (status.state, status.outcome) == ("aborted", CANCELLED)
+    (restart,) = status.attempts
+    assert (restart.rung, restart.applied) == (Rung.RESTART, True), restart
+    assert slot is not None  # the restart was made: it counts
+    (cancelled,) = [r for r in audit if r.action == "cancelled"]
+    assert cancelled.actor == UNVERIFIED
+    assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
