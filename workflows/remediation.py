@@ -15,7 +15,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_change import RemediationChange
+from workflows.remediation_change import RemediationChange, may_have_written
 from workflows.remediation_records import (
     RECORD_RETRY,
     alert_named,
@@ -342,15 +342,17 @@ class GradedRemediationWorkflow(RemediationChange):
             # after the opening, first one try as a local activity in the opening's workflow
             # task (FIRST_TRY). A task lost with its worker runs both again: the opening
             # answers as its audit rows did, and the change finds its stamp.
-            result = None
+            result, earlier = None, None
             if opened:
                 try:
                     result = await self._first_try(request, min(limit, FIRST_TRY))
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
+                    if self.after_abort and may_have_written(exc):
+                        earlier = exc  # out of time, its answer lost: a retry given up says so
             if result is None:
-                result = await self._change(request, limit)
+                result = await self._change(request, limit, earlier)
                 if result is None:
                     attempt.skipped_reason = ABORTED_BEFORE_CHANGE
                     await self._free_slot(key)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 from temporalio.workflow import ActivityCancellationType
 
 from workflows.remediation_records import RECORD_RETRY, cause_of
@@ -23,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
+# How a change's try fails in the workflow (ambient.temporal.ACTIVITY_FAILED).
+Failure = ActivityError | ApplicationError | ActivityTimeoutError
 # A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
 # cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
 # taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
@@ -55,7 +58,9 @@ class RemediationChange(RemediationSafety):
             await self._change_cancelled(first, retried=False)
             raise
 
-    async def _change(self, request: StepRequest, limit: timedelta) -> StepResult | None:
+    async def _change(
+        self, request: StepRequest, limit: timedelta, earlier: Failure | None = None
+    ) -> StepResult | None:
         """The change as a regular activity; None when an abort stopped it before it was made.
 
         An abort while the change is still tried (an API server answering 503 for minutes)
@@ -63,7 +68,8 @@ class RemediationChange(RemediationSafety):
         An attempt under way is let finish (it sends no heartbeat to be told): a write made is
         reported as made; one the API server answered with a refusal was not made, and the
         server tries it no more. An attempt that ran out of time may have written (its answer
-        lost): that stays a change that could not be applied, for a person to look at."""
+        lost): that stays a change that could not be applied, for a person to look at. So is a
+        change given up after ``earlier``, the first try's failure that may have written."""
         change = workflow.start_activity_method(
             RemediationActivities.apply_remediation_step,
             request,
@@ -77,7 +83,7 @@ class RemediationChange(RemediationSafety):
             # The change's completion and the cancel in one workflow task: its answer is read
             # too (a write made was said not made, its slot given back, the audit's `written`
             # empty); cancelling a handle already done sends nothing.
-            await self._change_cancelled(change)
+            await self._change_cancelled(change, earlier=earlier)
             raise
         if change.done():
             return await change
@@ -92,7 +98,7 @@ class RemediationChange(RemediationSafety):
                 # answer went unread (a write made said not made, its slot given back).
                 await workflow.wait_condition(change.done)
             except asyncio.CancelledError:
-                await self._change_cancelled(change, retried=False)
+                await self._change_cancelled(change, retried=False, earlier=earlier)
                 raise
         try:
             return await change
@@ -103,15 +109,23 @@ class RemediationChange(RemediationSafety):
             if isinstance(exc.cause, CancelledError) or (
                 isinstance(exc.cause, ApplicationError) and unmade(exc.cause)
             ):
-                return None
+                if earlier is None:
+                    return None
+                # This try wrote nothing, the one before may have: the change failed as it.
+                raise ApplicationError(cause_of(earlier)) from exc
             raise
 
     async def _change_cancelled(
-        self, change: workflow.ActivityHandle[StepResult], *, retried: bool = True
+        self,
+        change: workflow.ActivityHandle[StepResult],
+        *,
+        retried: bool = True,
+        earlier: Failure | None = None,
     ) -> None:
         """The run was cancelled while its change was tried: its retries are cancelled and the
         try under way let finish (as for an abort, ``_change``). A write made is the attempt's
-        and uses the step's slot; one not made gives it back (``_cancelled``)."""
+        and uses the step's slot; one not made gives it back (``_cancelled``), unless a try
+        before it may have written (``earlier``)."""
         attempt = self.attempts[-1]
         if retried:
             change.cancel()
@@ -122,16 +136,19 @@ class RemediationChange(RemediationSafety):
             result = await change
         except ACTIVITY_FAILED as exc:
             cause = exc.cause if isinstance(exc, ActivityError) else exc
-            if isinstance(cause, CancelledError) or (
+            unwritten = isinstance(cause, CancelledError) or (
                 isinstance(cause, ApplicationError) and not cause.non_retryable and unmade(cause)
-            ):
+            )
+            if unwritten and earlier is None:
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
             else:
                 # Refused for good (the activity gave the slot back if nothing was written; a
-                # step refused halfway says what it wrote) or out of time (it may have written):
-                # the activity's answer stands, and the slot is not the run's to give back.
-                attempt.skipped_reason = f"change failed: {cause_of(exc)}"
+                # step refused halfway says what it wrote), out of time (it may have written)
+                # or after a try that was: the failure that may have written stands, and the
+                # slot is not the run's to give back.
+                given_up = earlier if unwritten and earlier is not None else exc
+                attempt.skipped_reason = f"change failed: {cause_of(given_up)}"
                 self.reserved = None
             return
         attempt.applied, attempt.already_applied = result.applied, result.already_applied
@@ -174,6 +191,15 @@ class RemediationChange(RemediationSafety):
             Keyed(run_key=self.run_key, key=key),
             retry=RECORD_RETRY,
         )
+
+
+def may_have_written(failure: Failure) -> bool:
+    """Whether a change's try that failed may have written: neither cancelled before it sent
+    anything nor refused saying it wrote nothing."""
+    cause = failure.cause if isinstance(failure, ActivityError) else failure
+    return not isinstance(cause, CancelledError) and not (
+        isinstance(cause, ApplicationError) and unmade(cause)
+    )
 
 
 def unmade(refusal: ApplicationError) -> bool:

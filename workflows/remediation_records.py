@@ -82,7 +82,8 @@ TASK_TIMEOUT = timedelta(minutes=1)
 # regular change and up the ladder, writing after the cancel (docs/remediation.md).
 CANCEL_KEPT = "cancel-kept-at-first-try"
 # A run cancelled in Temporal while an abort waits for its change's try under way reads that
-# try's answer and closes Cancelled: the cancel went unheard, or the answer unread
+# try's answer and closes Cancelled (the cancel went unheard, or the answer unread); a change
+# given up after a try that may have written is "change failed", its slot kept
 # (docs/remediation.md).
 CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
 

@@ -1,11 +1,13 @@
 """An abort and a cancel in Temporal around a change: a run cancelled while its abort waits
-for the change on the wire."""
+for the change on the wire, and a change given up (aborted, cancelled) after a try that may
+have written."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -90,7 +92,7 @@ class Queue:
 
 @asynccontextmanager
 async def _cluster(
-    deps: WorkerDeps, tmp_path: Path, holding: HeldRequest, refused: int
+    deps: WorkerDeps, tmp_path: Path, holding: HeldRequest | HeldAnswer, refused: int
 ) -> AsyncIterator[tuple[Any, str]]:
     """The stand-in behind ``holding``, its first ``refused`` writes answered 503; USER may
     execute there: the stand-in and the alert's metric URL (never healthy)."""
@@ -186,3 +188,85 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
     assert cancelled.actor == UNVERIFIED
     assert cancelled.detail["written"] == [f"rung 1 (restart): {restart.detail}"]
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+
+
+@dataclass
+class HeldAnswer:
+    """The first PATCH stored as the API server stores it, its answer held until ``release``:
+    a write made whose answer comes too late for the try that sent it."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["method"] != "PATCH" or self.arrived.is_set():
+                await app(scope, receive, send)
+                return
+
+            async def late(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    self.arrived.set()
+                    await self.release.wait()
+                await send(message)
+
+            await app(scope, receive, late)
+
+        return held
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("how", ["abort", "cancel"])
+async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, how: str
+) -> None:
+    """The first change's one try ran out of time while the API server, its restart stored,
+    held the answer; the regular change, its retry, was then given up before it started,
+    aborted or cancelled in Temporal. Its cancellation was taken for the whole change's:
+    "before its change", its slot given back (the cluster's hour did not count the restart
+    made). A try that may have written makes it "change failed", its slot kept, for a person
+    to look at."""
+    holding = HeldAnswer()
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, holding, refused=0) as (api, url):
+        # The one try of the opening's workflow task has the step's time at most: 3 s, room
+        # for its reads on a loaded host before the write whose answer is held.
+        deps.settings = deps.settings.model_copy(update={"remediation_step_timeout_seconds": 3})
+        # No worker takes the regular change: it waits unstarted for what comes.
+        async with queue.runs():
+            handle = await queue.start(url)
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)  # stored, answer held
+
+                async def retried() -> bool:
+                    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                    return scheduled in [e.event_type async for e in handle.fetch_history_events()]
+
+                await eventually(retried, "the one try ran out of time, the change retried")
+            finally:
+                holding.release.set()
+            if how == "abort":
+                await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+                await _signal_taken(handle)  # the change cancelled before a worker takes it
+                async with queue.acts():  # the pushes of its end
+                    await asyncio.wait_for(handle.result(), HANG)
+            else:
+                await handle.cancel()
+                with pytest.raises(WorkflowFailureError) as closed:
+                    await asyncio.wait_for(handle.result(), HANG)
+                assert isinstance(closed.value.cause, CancelledError)
+            done = "aborted" if how == "abort" else "cancelled"
+            await save_history(handle, f"remediation_{done}_after_its_first_try_timed_out")
+            status, audit, slot = await _ended(deps, handle)
+
+    assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
+    (restart,) = status.attempts
+    assert restart.applied is False
+    assert (restart.skipped_reason or "").startswith("change failed: "), restart.skipped_reason
+    assert slot is not None  # it may have written (and did): the cluster's hour counts it
+    if how == "cancel":
+        assert (status.state, status.outcome) == ("aborted", CANCELLED)
+        assert [r.actor for r in audit if r.action == "cancelled"] == [UNVERIFIED]
+    else:
+        # As a change that may have written always was: a person takes it from there.
+        assert status.state == "handed_over", status.outcome
