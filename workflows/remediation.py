@@ -143,8 +143,10 @@ class GradedRemediationWorkflow(RemediationChange):
         if self.aborted:
             first = self.opened
             if first is not None and first.gate is not None and first.gate.allowed:
-                # Aborted before its first climb: open_remediation reserved that rung's slot.
-                await self._free_slot(step_key(self.run_key, self.plan[0].rung))
+                # Aborted before its first climb: open_remediation reserved that rung's slot
+                # (the run's until given back, a cancel meanwhile gives it back).
+                self.reserved = step_key(self.run_key, self.plan[0].rung)
+                await self._free_slot(self.reserved)
             await self._abort(self.aborted)
         else:
             await self._hand_over(budget_spent(len(self.plan)), "budget_exhausted")

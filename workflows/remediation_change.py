@@ -185,12 +185,16 @@ class RemediationChange(RemediationSafety):
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
-        self.reserved = None
+        if not self.after_abort:
+            self.reserved = None
         await self._act(
             RemediationActivities.release_remediation_slot,
             Keyed(run_key=self.run_key, key=key),
             retry=RECORD_RETRY,
         )
+        # Given back, not before: a cancel that cuts the giving back short (a database that
+        # refuses the write, retried) gives it back as the run closes (``_cancelled``).
+        self.reserved = None
 
 
 def may_have_written(failure: Failure) -> bool:

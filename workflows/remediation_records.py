@@ -83,8 +83,8 @@ TASK_TIMEOUT = timedelta(minutes=1)
 CANCEL_KEPT = "cancel-kept-at-first-try"
 # A run cancelled in Temporal while an abort waits for its change's try under way reads that
 # try's answer and closes Cancelled (the cancel went unheard, or the answer unread); a change
-# given up after a try that may have written is "change failed", its slot kept
-# (docs/remediation.md).
+# given up after a try that may have written is "change failed", its slot kept; a slot a
+# cancel stops being given back is given back as the run closes (docs/remediation.md).
 CANCEL_AFTER_ABORT = "cancel-after-abort-recorded"
 
 

@@ -5,14 +5,17 @@ have written."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
@@ -38,6 +41,7 @@ from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import eventually
 from workflows.registry import ALL_WORKFLOWS
+from workflows.remediation import ABORTED_BEFORE_CHANGE as ABORTED
 from workflows.remediation import GradedRemediationWorkflow
 from workflows.remediation_records import search_attributes
 
@@ -270,3 +274,90 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
     else:
         # As a change that may have written always was: a person takes it from there.
         assert status.state == "handed_over", status.outcome
+
+
+@asynccontextmanager
+async def _refusing_deletes(deps: WorkerDeps) -> AsyncIterator[list[str]]:
+    """The database refuses to delete a slot (as a locked or read-only one would) until the
+    block ends: the deletes the worker tried."""
+    tried: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("DELETE FROM remediation_actions"):
+            tried.append(statement)
+
+    async def database(statement: str) -> None:
+        # In a thread: the worker's write turns run in this event loop.
+        path = deps.settings.data_dir / "ambient.db"
+        with closing(sqlite3.connect(path, check_same_thread=False, isolation_level=None)) as db:
+            await asyncio.to_thread(db.execute, statement)
+
+    await database(
+        "CREATE TRIGGER refused BEFORE DELETE ON remediation_actions "
+        "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END"
+    )
+    event.listen(deps.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield tried
+    finally:
+        event.remove(deps.db.engine.sync_engine, "before_cursor_execute", seen)
+        await database("DROP TRIGGER refused")
+
+
+@pytest.mark.devserver
+@pytest.mark.parametrize("when", ["change-tried", "before-its-first-step"])
+async def test_a_run_cancelled_while_its_aborted_step_gives_its_slot_back_gives_it_back(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, when: str
+) -> None:
+    """Aborted while the change was tried (nothing written), or before the first step (the
+    opening reserved its slot), the step gives its slot back, and the run is cancelled in
+    Temporal while the database refuses that write. The run counted the slot given back
+    before it was, and its cancellation, which cuts the giving back short, gave nothing
+    back: the cluster's hour counted a change nobody made."""
+    holding = HeldRequest(lambda method, path, patched: method == "PATCH" and patched == 1)
+    queue = Queue(dev_env, deps)
+    # The first try and the regular change's write under way are refused (503): unwritten.
+    async with _cluster(deps, tmp_path, holding, refused=2) as (api, url), queue.acts():
+        async with queue.runs():
+            # A short workflow task: the server passes the cancel on while the run gives
+            # its slot back (a local activity, retried in the task).
+            short = timedelta(seconds=2)
+            if when == "before-its-first-step":
+                async with _refusing_deletes(deps) as tried:
+                    handle = await queue.start(url, short, AbortInput(by=USER))
+                    await eventually(partial(_some, tried), "the slot given back, refused")
+                    await handle.cancel()
+                    await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+            else:
+                handle = await queue.start(url, short)
+                try:
+                    await asyncio.wait_for(holding.arrived.wait(), HANG)
+                    await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+                    await _signal_taken(handle)
+                    async with _refusing_deletes(deps) as tried:
+                        holding.release.set()
+                        await eventually(partial(_some, tried), "the slot given back, refused")
+                        await handle.cancel()
+                        await _after(handle, CANCEL_REQUESTED, "the run took the cancel")
+                finally:
+                    holding.release.set()
+            with pytest.raises(WorkflowFailureError) as closed:
+                await asyncio.wait_for(handle.result(), HANG)
+            step = "first_step" if when == "before-its-first-step" else "step"
+            await save_history(
+                handle, f"remediation_cancelled_as_its_aborted_{step}_frees_its_slot"
+            )
+            status, audit, slot = await _ended(deps, handle)
+
+    assert isinstance(closed.value.cause, CancelledError)
+    assert api.writes() == []
+    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == (
+        [] if when == "before-its-first-step" else [(Rung.RESTART, False, ABORTED)]
+    )
+    assert (status.state, status.outcome) == ("aborted", CANCELLED)
+    assert [r.actor for r in audit if r.action == "cancelled"] == [UNVERIFIED]
+    assert slot is None  # nothing changed: the cluster's hour does not count it
+
+
+async def _some(items: list[str]) -> bool:
+    return bool(items)
