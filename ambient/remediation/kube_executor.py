@@ -143,10 +143,11 @@ class KubernetesExecutor:
             try:
                 plan = await planner.plan(step)
             except KubeError as refused:
-                if not refused.retryable and not sent and step.rung in DEPLOYMENT_ONLY:
-                    # Refused for good at its reads, before any write (its Deployment gone,
-                    # re-created or unreadable): the one object these rungs write carries no
-                    # change of this step, and the step's slot is given back.
+                # Refused at its reads before this call sent a write (a 503 on the Deployment's
+                # GET): it wrote nothing, and an abort while it is retried is "before its
+                # change". Refused for good there, these rungs' one object carries no change of
+                # this step (its Deployment gone, re-created or unreadable): slot given back.
+                if not sent and (refused.retryable or step.rung in DEPLOYMENT_ONLY):
                     refused.changed = False
                 raise
             if not plan.changes and sent:

@@ -36,7 +36,7 @@ from tests.remediation.test_cluster import CLUSTER, _kubeconfig
 from tests.remediation.test_cluster_cancel import CANCELLED, HeldRequest
 from tests.remediation.test_cluster_edges import _checkout, _executing
 from tests.remediation.test_workflow import USER, _signal_taken
-from tests.standins.kube_api import WRITES
+from tests.standins.kube_api import WRITES, _status
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import eventually
@@ -96,7 +96,7 @@ class Queue:
 
 @asynccontextmanager
 async def _cluster(
-    deps: WorkerDeps, tmp_path: Path, holding: HeldRequest | HeldAnswer, refused: int
+    deps: WorkerDeps, tmp_path: Path, holding: HeldRequest | HeldAnswer | BusyRead, refused: int
 ) -> AsyncIterator[tuple[Any, str]]:
     """The stand-in behind ``holding``, its first ``refused`` writes answered 503; USER may
     execute there: the stand-in and the alert's metric URL (never healthy)."""
@@ -274,6 +274,59 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
     else:
         # As a change that may have written always was: a person takes it from there.
         assert status.state == "handed_over", status.outcome
+
+
+@dataclass
+class BusyRead:
+    """The first change's read of the Deployment (its second GET, after the checkpoint's)
+    answered 503 as a busy API server answers it: a try turned away before it wrote."""
+
+    gets: int = 0
+
+    def wrap(self, app: Any) -> Any:
+        async def busy(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["method"] == "GET":
+                self.gets += scope["path"].endswith("/deployments/checkout")
+                if scope["path"].endswith("/deployments/checkout") and self.gets == 2:
+                    refusal = _status(503, "ServiceUnavailable", "the apiserver is shutting down")
+                    await refusal(scope, receive, send)
+                    return
+            await app(scope, receive, send)
+
+        return busy
+
+
+@pytest.mark.devserver
+async def test_an_abort_after_a_first_try_refused_at_its_read_is_before_its_change(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The first change's one try was refused (503) at its read, before it sent a write; the
+    run was aborted while the regular change, its retry, waited unstarted. The try's refusal
+    did not say it wrote nothing, so it was taken for one that may have written: the run
+    handed over ("could not be applied"), its slot kept for a change nobody made."""
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, BusyRead(), refused=0) as (api, url):
+        async with queue.runs():
+            handle = await queue.start(url)
+
+            async def retried() -> bool:
+                scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                return scheduled in [e.event_type async for e in handle.fetch_history_events()]
+
+            await eventually(retried, "the one try refused, the change retried")
+            await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+            await _signal_taken(handle)  # the change cancelled before a worker takes it
+            async with queue.acts():  # the pushes of its end
+                await asyncio.wait_for(handle.result(), HANG)
+            status, audit, slot = await _ended(deps, handle)
+
+    assert api.writes() == []
+    assert status.state == "aborted", status.outcome
+    assert [(a.rung, a.applied, a.skipped_reason) for a in status.attempts] == [
+        (Rung.RESTART, False, ABORTED)
+    ]
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
+    assert slot is None  # nothing changed: the cluster's hour does not count it
 
 
 @asynccontextmanager
