@@ -15,7 +15,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_change import RemediationChange, may_have_written
+from workflows.remediation_change import RemediationChange, wrote_nothing
 from workflows.remediation_records import (
     RECORD_RETRY,
     alert_named,
@@ -351,7 +351,7 @@ class GradedRemediationWorkflow(RemediationChange):
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
-                    if self.after_abort and may_have_written(exc):
+                    if self.given_up_recorded and not wrote_nothing(exc):
                         earlier = exc  # out of time, its answer lost: a retry given up says so
             if result is None:
                 result = await self._change(request, limit, earlier)

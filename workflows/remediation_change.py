@@ -24,8 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from ambient.temporal import ACTIVITY_FAILED
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
-# How a change's try fails in the workflow (ambient.temporal.ACTIVITY_FAILED).
-Failure = ActivityError | ApplicationError | ActivityTimeoutError
 # A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
 # cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
 # taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
@@ -59,7 +57,10 @@ class RemediationChange(RemediationSafety):
             raise
 
     async def _change(
-        self, request: StepRequest, limit: timedelta, earlier: Failure | None = None
+        self,
+        request: StepRequest,
+        limit: timedelta,
+        earlier: ActivityError | ApplicationError | ActivityTimeoutError | None = None,
     ) -> StepResult | None:
         """The change as a regular activity; None when an abort stopped it before it was made.
 
@@ -90,7 +91,7 @@ class RemediationChange(RemediationSafety):
         # Aborted while the change is still tried (retries on a busy API server): they are
         # cancelled, so the change is not made after the abort, once the API server answers.
         change.cancel()
-        if self.after_abort:
+        if self.given_up_recorded:
             try:
                 # Cancelled in Temporal meanwhile, the run reads the try's answer and closes
                 # Cancelled: the cancel went unheard (the handle's task takes it) and the run
@@ -106,9 +107,7 @@ class RemediationChange(RemediationSafety):
             # Cancelled between tries, or the try under way failed (a cancelled activity is
             # not tried again) with nothing written; one that may have written is the change
             # failing, for a person to look at.
-            if isinstance(exc.cause, CancelledError) or (
-                isinstance(exc.cause, ApplicationError) and unmade(exc.cause)
-            ):
+            if wrote_nothing(exc):
                 if earlier is None:
                     return None
                 # This try wrote nothing, the one before may have: the change failed as it.
@@ -120,7 +119,7 @@ class RemediationChange(RemediationSafety):
         change: workflow.ActivityHandle[StepResult],
         *,
         retried: bool = True,
-        earlier: Failure | None = None,
+        earlier: ActivityError | ApplicationError | ActivityTimeoutError | None = None,
     ) -> None:
         """The run was cancelled while its change was tried: its retries are cancelled and the
         try under way let finish (as for an abort, ``_change``). A write made is the attempt's
@@ -136,9 +135,8 @@ class RemediationChange(RemediationSafety):
             result = await change
         except ACTIVITY_FAILED as exc:
             cause = exc.cause if isinstance(exc, ActivityError) else exc
-            unwritten = isinstance(cause, CancelledError) or (
-                isinstance(cause, ApplicationError) and not cause.non_retryable and unmade(cause)
-            )
+            refused_for_good = isinstance(cause, ApplicationError) and cause.non_retryable
+            unwritten = wrote_nothing(exc) and not refused_for_good
             if unwritten and earlier is None:
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
@@ -185,7 +183,7 @@ class RemediationChange(RemediationSafety):
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
-        if not self.after_abort:
+        if not self.given_up_recorded:
             self.reserved = None
         await self._act(
             RemediationActivities.release_remediation_slot,
@@ -197,17 +195,12 @@ class RemediationChange(RemediationSafety):
         self.reserved = None
 
 
-def may_have_written(failure: Failure) -> bool:
-    """Whether a change's try that failed may have written: neither cancelled before it sent
-    anything nor refused saying it wrote nothing."""
+def wrote_nothing(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool:
+    """Whether a change's try that failed wrote nothing: cancelled before it sent anything, or
+    refused saying so (the activity's ``changed``, False). A try whose answer was lost (out of
+    time, a dropped connection), or a step refused after some of its writes, may have written,
+    and is no "before its change"."""
     cause = failure.cause if isinstance(failure, ActivityError) else failure
-    return not isinstance(cause, CancelledError) and not (
-        isinstance(cause, ApplicationError) and unmade(cause)
+    return isinstance(cause, CancelledError) or (
+        isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (False,)
     )
-
-
-def unmade(refusal: ApplicationError) -> bool:
-    """Whether a change's refusal says it wrote nothing (the activity's ``changed``, False): a
-    try whose answer was lost (a dropped connection), or a step refused after some of its
-    writes, may have written, and is no "before its change"."""
-    return tuple(refusal.details[:1]) == (False,)

@@ -128,8 +128,10 @@ class RemediationRecords:
         # Deprecated where it was asked, as the run starts (docs/deploy.md, "Upgrading workflow
         # code"): the old path (the first try's refusal replacing the cancel) is deleted.
         workflow.deprecate_patch(CANCEL_KEPT)
-        # Asked once, as the run starts.
-        self.after_abort = workflow.patched(CANCEL_AFTER_ABORT)
+        # Asked once, as the run starts: a change given up at an abort or a cancel is recorded
+        # as it was (its answer read, a try that may have written kept, its slot given back
+        # before it is said given back).
+        self.given_up_recorded = workflow.patched(CANCEL_AFTER_ABORT)
 
     def _ended(self, outcome: Refusal) -> None:
         """How the run ended, in English and as a page says it (the same words)."""

@@ -20,78 +20,27 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.registry import build_activities
-from ambient import temporal
 from ambient.deps import WorkerDeps
-from ambient.remediation.alerts import remediation_id
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
+from ambient.remediation.runs import AbortInput, RemediationStatus
 from ambient.remediation.storage import UNVERIFIED, ActionLedger
 from ambient.storage.audit import AuditRepository
-from tests.conftest import unique
-from tests.remediation.support import alert, error_rate
-from tests.remediation.test_cluster import CLUSTER, _kubeconfig
-from tests.remediation.test_cluster_cancel import CANCELLED, HeldRequest
+from tests.remediation.support import error_rate
+from tests.remediation.test_cluster import _kubeconfig
+from tests.remediation.test_cluster_cancel import CANCELLED, HeldRequest, Queue
 from tests.remediation.test_cluster_edges import _checkout, _executing
 from tests.remediation.test_workflow import USER, _signal_taken
 from tests.standins.kube_api import WRITES, _status
 from tests.support.record import save_history
 from tests.support.servers import HANG, serve
 from tests.support.waits import eventually
-from workflows.registry import ALL_WORKFLOWS
 from workflows.remediation import ABORTED_BEFORE_CHANGE as ABORTED
 from workflows.remediation import GradedRemediationWorkflow
-from workflows.remediation_records import search_attributes
 
 CANCEL_REQUESTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
 TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 ACTIVITY_COMPLETED = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-
-
-class Queue:
-    """One task queue served by two workers started and stopped apart: ``runs`` the workflows
-    (and their local activities), ``acts`` the regular activities. Stopped, ``runs`` lets two
-    things reach a run in one workflow task; ``acts`` leaves a regular activity unstarted."""
-
-    def __init__(self, env: WorkflowEnvironment, deps: WorkerDeps) -> None:
-        self.env, self.deps, self.name = env, deps, unique("tq")
-
-    def runs(self) -> Worker:
-        return Worker(
-            self.env.client,
-            task_queue=self.name,
-            workflows=ALL_WORKFLOWS,
-            activities=build_activities(self.deps),
-            no_remote_activities=True,
-            workflow_runner=temporal.workflow_runner(),
-            build_id=temporal.BUILD_ID,
-        )
-
-    def acts(self) -> Worker:
-        return Worker(
-            self.env.client,
-            task_queue=self.name,
-            activities=build_activities(self.deps),
-            build_id=temporal.BUILD_ID,
-        )
-
-    async def start(
-        self, url: str, task_timeout: timedelta | None = None, aborted: AbortInput | None = None
-    ) -> WorkflowHandle[Any, RemediationStatus]:
-        """A run of an alert on CLUSTER's checkout, never healthy (``aborted`` as it starts)."""
-        subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
-        return await self.env.client.start_workflow(
-            GradedRemediationWorkflow.run,
-            RemediationInput(alert=subject, user=USER, mode="execute"),
-            id=f"{remediation_id(subject)}-{unique('t')}",
-            task_queue=self.name,
-            search_attributes=search_attributes(USER, subject.cluster_id),
-            task_timeout=task_timeout,
-            start_signal="abort" if aborted else None,
-            start_signal_args=[aborted] if aborted else [],
-        )
 
 
 @asynccontextmanager
@@ -139,9 +88,10 @@ async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, together: bool
 ) -> None:
     """Aborted while the regular change's write was under way, the abort waits for that write's
-    answer; the run then cancelled in Temporal. Cancelled in a later workflow task than the
-    answer's, the cancel went unheard: the run ended as the abort ends it and closed Completed,
-    no `cancelled` in its audit. In the same task, the SDK raised the cancel with the change
+    answer; the run then cancelled in Temporal. Cancelled before the answer came (the cancel
+    in a workflow task of its own, the answer in a later one), the cancel went unheard: the run
+    ended as the abort ends it and closed Completed, no `cancelled` in its audit. Cancelled
+    after the answer came, both in one workflow task, the SDK raised the cancel with the change
     done and its answer went unread: the restart made was said not made, its slot given back
     and the `cancelled` audit's `written` empty (a person told there was nothing to undo)."""
     holding = HeldRequest(lambda method, path, patched: method == "PATCH" and patched == 1)

@@ -26,7 +26,7 @@ from ambient.clients.notify.inbox import InboxChannel
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import remediation_id
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import RemediationInput, RemediationStatus
+from ambient.remediation.runs import AbortInput, RemediationInput, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.remediation.storage import UNVERIFIED, ActionLedger
 from ambient.storage.audit import AuditRepository
@@ -319,6 +319,50 @@ async def test_a_run_cancelled_while_its_first_try_is_refused_writes_nothing_mor
     assert slot is None  # nothing changed: the cluster's hour does not count it
 
 
+class Queue:
+    """One task queue served by two workers started and stopped apart: ``runs`` the workflows
+    (and their local activities), ``acts`` the regular activities. Stopped, ``runs`` lets two
+    things reach a run in one workflow task; ``acts`` leaves a regular activity unstarted."""
+
+    def __init__(self, env: WorkflowEnvironment, deps: WorkerDeps) -> None:
+        self.env, self.deps, self.name = env, deps, unique("tq")
+
+    def runs(self) -> Worker:
+        return Worker(
+            self.env.client,
+            task_queue=self.name,
+            workflows=ALL_WORKFLOWS,
+            activities=build_activities(self.deps),
+            no_remote_activities=True,
+            workflow_runner=temporal.workflow_runner(),
+            build_id=temporal.BUILD_ID,
+        )
+
+    def acts(self) -> Worker:
+        return Worker(
+            self.env.client,
+            task_queue=self.name,
+            activities=build_activities(self.deps),
+            build_id=temporal.BUILD_ID,
+        )
+
+    async def start(
+        self, url: str, task_timeout: timedelta | None = None, aborted: AbortInput | None = None
+    ) -> WorkflowHandle[Any, RemediationStatus]:
+        """A run of an alert on CLUSTER's checkout, never healthy (``aborted`` as it starts)."""
+        subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+        return await self.env.client.start_workflow(
+            GradedRemediationWorkflow.run,
+            RemediationInput(alert=subject, user=USER, mode="execute"),
+            id=f"{remediation_id(subject)}-{unique('t')}",
+            task_queue=self.name,
+            search_attributes=search_attributes(USER, subject.cluster_id),
+            task_timeout=task_timeout,
+            start_signal="abort" if aborted else None,
+            start_signal_args=[aborted] if aborted else [],
+        )
+
+
 @pytest.mark.devserver
 async def test_a_run_cancelled_as_its_change_completes_reports_the_write_it_made(
     dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
@@ -330,18 +374,7 @@ async def test_a_run_cancelled_as_its_change_completes_reports_the_write_it_made
     api = _checkout(tmp_path)
     api.unavailable_writes = 1  # the first try refused: the regular change writes
     holding = HeldRequest(lambda method, path, patched: method == "PATCH" and patched == 1)
-    queue = unique("tq")
-
-    def runs() -> Worker:  # the workflows (and their local tries): stopped, the run hears nothing
-        return Worker(
-            dev_env.client,
-            task_queue=queue,
-            workflows=ALL_WORKFLOWS,
-            activities=build_activities(deps),
-            no_remote_activities=True,
-            workflow_runner=temporal.workflow_runner(),
-            build_id=temporal.BUILD_ID,
-        )
+    queue = Queue(dev_env, deps)
 
     async def completed(handle: WorkflowHandle[Any, Any]) -> bool:
         done = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
@@ -349,29 +382,16 @@ async def test_a_run_cancelled_as_its_change_completes_reports_the_write_it_made
 
     async with serve(holding.wrap(api.app())) as base:
         await _executing(deps, _kubeconfig(tmp_path, base), approval_from=0)
-        acts = Worker(
-            dev_env.client,
-            task_queue=queue,
-            activities=build_activities(deps),
-            build_id=temporal.BUILD_ID,
-        )
-        async with error_rate(healthy_from=None) as (_, url), acts:
-            subject = alert(url, cluster_id=CLUSTER, settle_seconds=0)
+        async with error_rate(healthy_from=None) as (_, url), queue.acts():
             try:
-                async with runs():
-                    handle = await dev_env.client.start_workflow(
-                        GradedRemediationWorkflow.run,
-                        RemediationInput(alert=subject, user=USER, mode="execute"),
-                        id=f"{remediation_id(subject)}-{unique('t')}",
-                        task_queue=queue,
-                        search_attributes=search_attributes(USER, subject.cluster_id),
-                    )
+                async with queue.runs():
+                    handle = await queue.start(url)
                     await asyncio.wait_for(holding.arrived.wait(), HANG)  # the change's write
             finally:
                 holding.release.set()
             await eventually(lambda: completed(handle), "the change completed")
             await handle.cancel()
-            async with runs():
+            async with queue.runs():
                 with pytest.raises(WorkflowFailureError) as closed:
                     await asyncio.wait_for(handle.result(), HANG)
                 await save_history(handle, "remediation_cancelled_as_its_change_completes")
