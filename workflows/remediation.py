@@ -15,7 +15,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_change import RemediationChange, wrote_nothing
+from workflows.remediation_change import GIVEN_UP, RemediationChange, answer_lost, wrote_nothing
 from workflows.remediation_records import (
     RECORD_RETRY,
     alert_named,
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         cleared_isolated_before,
         cleared_joined_open,
         ladder_top,
+        maybe_applied,
         not_applied,
         not_checkpointed,
         not_verified,
@@ -346,13 +347,16 @@ class GradedRemediationWorkflow(RemediationChange):
             # answers as its audit rows did, and the change finds its stamp.
             result, earlier = None, None
             if opened:
+                first = min(limit, FIRST_TRY)
                 try:
-                    result = await self._first_try(request, min(limit, FIRST_TRY))
+                    result = await self._first_try(request, first)
                 except ACTIVITY_FAILED as exc:
                     if refused_for_good(exc):
                         raise
                     if self.given_up_recorded and not wrote_nothing(exc):
-                        earlier = exc  # out of time, its answer lost: a retry given up says so
+                        # Out of time, its answer lost: a retry given up says it may be made.
+                        why = answer_lost(exc, first)
+                        earlier = maybe_applied(step.rung, why, request.target)
             if result is None:
                 result = await self._change(request, limit, earlier)
                 if result is None:
@@ -361,6 +365,9 @@ class GradedRemediationWorkflow(RemediationChange):
                     return ABORTED_BEFORE_CHANGE
         except ACTIVITY_FAILED as exc:
             self.reserved = None  # it may have written: the slot stays counted
+            if earlier is not None and isinstance(exc, ApplicationError) and exc.type == GIVEN_UP:
+                self._maybe_applied(attempt, earlier)
+                return earlier
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"
             return not_applied(step.rung, cause_of(exc))
         self.reserved = None

@@ -19,11 +19,14 @@ from workflows.remediation_safety import RemediationSafety
 
 with workflow.unsafe.imports_passed_through():
     from activities.remediation import RemediationActivities
+    from ambient.refusals import Refusal
     from ambient.remediation.ladder import StepRequest, StepResult
-    from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Keyed
+    from ambient.remediation.runs import CHANGE_RETRY, UNVERIFIED, Attempt, Keyed
     from ambient.temporal import ACTIVITY_FAILED
 
 ONE_TRY = RetryPolicy(maximum_attempts=1)
+# The type of the failure a change given up after a try that may have written raises.
+GIVEN_UP = "MaybeApplied"
 # A run cancelled in Temporal (the Web UI's "Request Cancellation", `temporal workflow cancel`)
 # cleans up before it closes as Cancelled: a change on the wire is cancelled and its answer
 # taken, the rate-limit slot a step reserved and did not use is given back, the audit says it
@@ -60,7 +63,7 @@ class RemediationChange(RemediationSafety):
         self,
         request: StepRequest,
         limit: timedelta,
-        earlier: ActivityError | ApplicationError | ActivityTimeoutError | None = None,
+        earlier: Refusal | None = None,
     ) -> StepResult | None:
         """The change as a regular activity; None when an abort stopped it before it was made.
 
@@ -70,7 +73,7 @@ class RemediationChange(RemediationSafety):
         reported as made; one the API server answered with a refusal was not made, and the
         server tries it no more. An attempt that ran out of time may have written (its answer
         lost): that stays a change that could not be applied, for a person to look at. So is a
-        change given up after ``earlier``, the first try's failure that may have written."""
+        change given up after ``earlier``, what the first try that may have written says."""
         change = workflow.start_activity_method(
             RemediationActivities.apply_remediation_step,
             request,
@@ -111,7 +114,7 @@ class RemediationChange(RemediationSafety):
                 if earlier is None:
                     return None
                 # This try wrote nothing, the one before may have: the change failed as it.
-                raise ApplicationError(cause_of(earlier)) from exc
+                raise ApplicationError(str(earlier), type=GIVEN_UP) from exc
             raise
 
     async def _change_cancelled(
@@ -119,7 +122,7 @@ class RemediationChange(RemediationSafety):
         change: workflow.ActivityHandle[StepResult],
         *,
         retried: bool = True,
-        earlier: ActivityError | ApplicationError | ActivityTimeoutError | None = None,
+        earlier: Refusal | None = None,
     ) -> None:
         """The run was cancelled while its change was tried: its retries are cancelled and the
         try under way let finish (as for an abort, ``_change``). A write made is the attempt's
@@ -140,13 +143,13 @@ class RemediationChange(RemediationSafety):
             if unwritten and earlier is None:
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
+            elif unwritten and earlier is not None:
+                self._maybe_applied(attempt, earlier)  # after a try that may have written
             else:
                 # Refused for good (the activity gave the slot back if nothing was written; a
-                # step refused halfway says what it wrote), out of time (it may have written)
-                # or after a try that was: the failure that may have written stands, and the
-                # slot is not the run's to give back.
-                given_up = earlier if unwritten and earlier is not None else exc
-                attempt.skipped_reason = f"change failed: {cause_of(given_up)}"
+                # step refused halfway says what it wrote) or out of time (it may have written):
+                # the activity's answer stands, and the slot is not the run's to give back.
+                attempt.skipped_reason = f"change failed: {cause_of(exc)}"
                 self.reserved = None
             return
         attempt.applied, attempt.already_applied = result.applied, result.already_applied
@@ -172,7 +175,7 @@ class RemediationChange(RemediationSafety):
                 "written": [
                     f"rung {int(a.rung)} ({a.rung.name.lower()}): {a.detail}"
                     for a in self.attempts
-                    if a.applied
+                    if a.applied or a.maybe_applied
                 ],
             },
             actor=UNVERIFIED,
@@ -180,6 +183,14 @@ class RemediationChange(RemediationSafety):
         self.awaiting_approval = None
         self.outcome, self.outcome_said = CANCELLED, None
         await self._finish("aborted")
+
+    def _maybe_applied(self, attempt: Attempt, given_up: Refusal) -> None:
+        """A change given up after a try that may have written (``given_up``, what to check):
+        said so, not "could not be applied", and its slot kept for a person to look at."""
+        attempt.skipped_reason = f"change failed: {given_up}"
+        attempt.maybe_applied = True
+        attempt.detail = "may have been made ({why}): check {object}".format(**given_up.values)
+        self.reserved = None
 
     async def _free_slot(self, key: str) -> None:
         """Give back the rate-limit slot the step's gate reserved: it changed nothing."""
@@ -204,3 +215,13 @@ def wrote_nothing(failure: ActivityError | ApplicationError | ActivityTimeoutErr
     return isinstance(cause, CancelledError) or (
         isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (False,)
     )
+
+
+def answer_lost(
+    failure: ActivityError | ApplicationError | ActivityTimeoutError, limit: timedelta
+) -> str:
+    """Why a try that failed may have written, as a person reads it."""
+    cause = failure.cause if isinstance(failure, ActivityError) else failure
+    if isinstance(cause, ActivityTimeoutError):
+        return f"its answer was lost after {limit.total_seconds():g} s"
+    return cause_of(failure)

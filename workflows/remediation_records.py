@@ -458,7 +458,9 @@ def _tried(attempts: list[Attempt], zh: bool = False) -> str:
     said = []
     for attempt in attempts:
         name = RUNG_NAMES_ZH[attempt.rung] if zh else attempt.rung.name.lower()
-        if attempt.skipped_reason is not None:
+        if attempt.maybe_applied:
+            name += "（可能已执行）" if zh else " (may have been applied)"
+        elif attempt.skipped_reason is not None:
             name += "（未执行）" if zh else " (not applied)"
         elif attempt.resolved is False:
             name += "（未解决）" if zh else " (not resolved)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ambient.refusals import N_, Refusal
-from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Rung
+from ambient.remediation.ladder import ISOLATION_LABEL, Checkpoint, Rung, WorkloadRef
 from ambient.remediation.runs import AbortInput
 from ambient.remediation.safety import Gate, a_while
 
@@ -84,6 +84,9 @@ HANDED_OVER_ZH = {
     ),
     "rung %(rung)s (%(name)s) could not be applied (%(cause)s)": (
         "第 %(rung)s 级执行失败（%(cause)s）"
+    ),
+    "rung %(rung)s (%(name)s) may have been applied (%(why)s): check %(object)s": (
+        "第 %(rung)s 级可能已执行（%(why)s）：请检查 %(object)s"
     ),
     "rung %(rung)s (%(name)s) was skipped: %(reason)s; no rung above it is tried: a workload "
     "scaled to 0 on purpose is not failing, and rolling it back or isolating it would undo "
@@ -171,6 +174,17 @@ def not_applied(rung: Rung, cause: str) -> Refusal:
         "rung %(rung)s (%(name)s) could not be applied (%(cause)s)",
         **_at(rung),
         cause=cause,
+    )
+
+
+def maybe_applied(rung: Rung, why: str, target: WorkloadRef) -> Refusal:
+    """A change given up (an abort, a cancel) after a try that may have written (``why``: its
+    answer lost): a person looks at the object to know."""
+    return Refusal(
+        "rung %(rung)s (%(name)s) may have been applied (%(why)s): check %(object)s",
+        **_at(rung),
+        why=why,
+        object=f"{target.kind.lower()}/{target.namespace}/{target.name}",
     )
 
 

@@ -222,6 +222,9 @@ class Attempt(BaseModel):
     applied: bool = False
     already_applied: bool = False
     skipped_reason: str | None = None
+    # Given up (an abort, a cancel) after a try whose answer was lost: its write may have been
+    # made (``detail`` says how to know).
+    maybe_applied: bool = False
     detail: str = ""
     patch: dict[str, Any] | None = None
     verified: bool | None = None

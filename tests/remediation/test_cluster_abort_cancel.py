@@ -179,7 +179,9 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
     aborted or cancelled in Temporal. Its cancellation was taken for the whole change's:
     "before its change", its slot given back (the cluster's hour did not count the restart
     made). A try that may have written makes it "change failed", its slot kept, for a person
-    to look at."""
+    to look at, told the change may have been made and what to check (it said "could not be
+    applied (Activity timed out)", "Tried: restart (not applied)", and the `cancelled` audit's
+    `written` was empty)."""
     holding = HeldAnswer()
     queue = Queue(dev_env, deps)
     async with _cluster(deps, tmp_path, holding, refused=0) as (api, url):
@@ -215,15 +217,24 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
 
     assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
     (restart,) = status.attempts
-    assert restart.applied is False
-    assert (restart.skipped_reason or "").startswith("change failed: "), restart.skipped_reason
+    maybe = "may have been made (its answer was lost after 3 s): check deployment/prod/checkout"
+    said = f"rung 1 (restart) {maybe.replace('made', 'applied')}"
+    assert (restart.applied, restart.maybe_applied, restart.detail) == (False, True, maybe)
+    assert restart.skipped_reason == f"change failed: {said}"
     assert slot is not None  # it may have written (and did): the cluster's hour counts it
     if how == "cancel":
         assert (status.state, status.outcome) == ("aborted", CANCELLED)
-        assert [r.actor for r in audit if r.action == "cancelled"] == [UNVERIFIED]
+        (cancelled,) = [r for r in audit if r.action == "cancelled"]
+        assert cancelled.actor == UNVERIFIED
+        # A person may have to undo it: listed with what the run wrote.
+        assert cancelled.detail["written"] == [f"rung 1 (restart): {maybe}"]
     else:
-        # As a change that may have written always was: a person takes it from there.
-        assert status.state == "handed_over", status.outcome
+        # As a change that may have written always was: a person takes it from there, told
+        # what to look at (not "could not be applied", "restart (not applied)").
+        assert (status.state, status.outcome) == ("handed_over", said)
+        (handed,) = [r for r in audit if r.action == "hand_over"]
+        assert handed.detail["reason"] == said
+        assert "Tried: restart (may have been applied)." in handed.detail["body"]
 
 
 @dataclass
