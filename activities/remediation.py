@@ -281,9 +281,10 @@ class RemediationActivities(RemediationSafetyActivities):
                     await ActionLedger(session).release(step.key)
             raise
         except KubeError as exc:
-            if exc.changed is False and not tried_again():
+            if exc.changed is False and not exc.unread and not tried_again():
                 # Retried until the retries were spent (503s for minutes) without a change:
-                # the run hands over, and the slot must not count a change nobody made.
+                # the run hands over, and the slot must not count a change nobody made. Not
+                # when this try was refused at its reads: an earlier try may have written.
                 async with self._db.writing() as session:
                     await ActionLedger(session).release(step.key)
             # Whether it changed anything (False, True, None: not known), for the run that

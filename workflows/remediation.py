@@ -365,7 +365,9 @@ class GradedRemediationWorkflow(RemediationChange):
                     return ABORTED_BEFORE_CHANGE
         except ACTIVITY_FAILED as exc:
             self.reserved = None  # it may have written: the slot stays counted
-            if earlier is not None and isinstance(exc, ApplicationError) and exc.type == GIVEN_UP:
+            given_up = isinstance(exc, ApplicationError) and exc.type == GIVEN_UP
+            if earlier is not None and (given_up or wrote_nothing(exc)):
+                # Its own tries wrote nothing (given up, or refused until spent): the first may.
                 self._maybe_applied(attempt, earlier)
                 return earlier
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"

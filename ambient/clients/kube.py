@@ -42,6 +42,9 @@ class KubeError(Exception):
     retryable: bool = False
     #: Whether a remediation step that failed so had changed anything (None: not known).
     changed: bool | None = None
+    #: With ``changed`` False: refused at its reads, the step's stamps unread, so known of this
+    #: try only (a try before it whose answer was lost may have written).
+    unread: bool = False
     #: Whether the process's kept client of the cluster may be what failed, not the call:
     #: dropped, and the call made once more on the kubeconfig read again (KubeClients.using).
     stale: bool = False

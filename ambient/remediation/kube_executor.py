@@ -148,7 +148,7 @@ class KubernetesExecutor:
                 # change". Refused for good there, these rungs' one object carries no change of
                 # this step (its Deployment gone, re-created or unreadable): slot given back.
                 if not sent and (refused.retryable or step.rung in DEPLOYMENT_ONLY):
-                    refused.changed = False
+                    refused.changed, refused.unread = False, refused.retryable
                 raise
             if not plan.changes and sent:
                 return self._applied(plan, sent)

@@ -21,9 +21,10 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
+import workflows.remediation_change
 from ambient.deps import WorkerDeps
 from ambient.remediation.ladder import Rung
-from ambient.remediation.runs import AbortInput, RemediationStatus
+from ambient.remediation.runs import CHANGE_RETRY, AbortInput, RemediationStatus
 from ambient.remediation.storage import UNVERIFIED, ActionLedger
 from ambient.storage.audit import AuditRepository
 from tests.remediation.support import error_rate
@@ -288,6 +289,54 @@ async def test_an_abort_after_a_first_try_refused_at_its_read_is_before_its_chan
     ]
     assert [r.detail["state"] for r in audit if r.action == "finished"] == ["aborted"]
     assert slot is None  # nothing changed: the cluster's hour does not count it
+
+
+@pytest.mark.devserver
+async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wrote_keeps_its_slot(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first change's one try ran out of time, its restart stored; every retry was then
+    refused (503) at its read of the Deployment, before it wrote. The last said it wrote
+    nothing and the activity gave the slot back: the cluster's hour did not count the restart
+    made, and the hand-over said the rung "could not be applied"."""
+    quick = CHANGE_RETRY.__class__(  # as many tries, a few hundred ms apart
+        maximum_attempts=CHANGE_RETRY.maximum_attempts,
+        initial_interval=timedelta(milliseconds=50),
+        maximum_interval=timedelta(milliseconds=200),
+        non_retryable_error_types=CHANGE_RETRY.non_retryable_error_types,
+    )
+    monkeypatch.setattr(workflows.remediation_change, "CHANGE_RETRY", quick)
+    holding = HeldAnswer()
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, holding, refused=0) as (api, url):
+        deps.settings = deps.settings.model_copy(update={"remediation_step_timeout_seconds": 3})
+        async with queue.runs():
+            handle = await queue.start(url)
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)  # stored, answer held
+
+                async def retried() -> bool:
+                    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                    return scheduled in [e.event_type async for e in handle.fetch_history_events()]
+
+                await eventually(retried, "the one try ran out of time, the change retried")
+            finally:
+                api.unavailable_reads = {"deployments": 1000}  # every retry refused at its read
+                holding.release.set()
+            async with queue.acts():
+                await asyncio.wait_for(handle.result(), HANG)
+            status, audit, slot = await _ended(deps, handle)
+
+    assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
+    (restart,) = status.attempts
+    said = (
+        "rung 1 (restart) may have been applied (its answer was lost after 3 s): "
+        "check deployment/prod/checkout"
+    )
+    assert slot is not None  # the restart was stored: the cluster's hour counts it
+    assert (restart.applied, restart.maybe_applied) == (False, True)
+    assert (status.state, status.outcome) == ("handed_over", said)
+    assert [r.detail["reason"] for r in audit if r.action == "hand_over"] == [said]
 
 
 @asynccontextmanager
