@@ -281,6 +281,11 @@ class RemediationActivities(RemediationSafetyActivities):
                     await ActionLedger(session).release(step.key)
             raise
         except KubeError as exc:
+            if exc.unread and activity.info().attempt > 1:
+                # Refused at its reads on a retry: the try before may have written, its answer
+                # lost, and this one, the step's stamps unread, cannot tell (on attempt 1 after
+                # the first try, a local one of its own numbering, the run's `earlier` can).
+                exc.changed = None
             if exc.changed is False and not exc.unread and not tried_again():
                 # Retried until the retries were spent (503s for minutes) without a change:
                 # the run hands over, and the slot must not count a change nobody made. Not

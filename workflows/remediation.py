@@ -15,7 +15,7 @@ from typing import Literal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.remediation_change import GIVEN_UP, RemediationChange, answer_lost, wrote_nothing
+from workflows.remediation_change import RemediationChange, answer_lost, wrote_nothing, wrote_some
 from workflows.remediation_records import (
     RECORD_RETRY,
     alert_named,
@@ -365,9 +365,9 @@ class GradedRemediationWorkflow(RemediationChange):
                     return ABORTED_BEFORE_CHANGE
         except ACTIVITY_FAILED as exc:
             self.reserved = None  # it may have written: the slot stays counted
-            given_up = isinstance(exc, ApplicationError) and exc.type == GIVEN_UP
-            if earlier is not None and (given_up or wrote_nothing(exc)):
-                # Its own tries wrote nothing (given up, or refused until spent): the first may.
+            if earlier is not None and not wrote_some(exc):
+                # Given up, refused until spent or for good, a retry not knowing what it wrote
+                # (refused at its read): the first try may have written, and it is said so.
                 self._maybe_applied(attempt, earlier)
                 return earlier
             attempt.skipped_reason = f"change failed: {cause_of(exc)}"

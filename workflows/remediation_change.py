@@ -143,7 +143,7 @@ class RemediationChange(RemediationSafety):
             if unwritten and earlier is None:
                 # Its retries cancelled after a try the API server refused (a 503): unwritten.
                 attempt.skipped_reason = "cancelled before its change"
-            elif unwritten and earlier is not None:
+            elif earlier is not None and not wrote_some(exc):
                 self._maybe_applied(attempt, earlier)  # after a try that may have written
             else:
                 # Refused for good (the activity gave the slot back if nothing was written; a
@@ -215,6 +215,13 @@ def wrote_nothing(failure: ActivityError | ApplicationError | ActivityTimeoutErr
     return isinstance(cause, CancelledError) or (
         isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (False,)
     )
+
+
+def wrote_some(failure: ActivityError | ApplicationError | ActivityTimeoutError) -> bool:
+    """Whether a change's try that failed says it wrote (a step refused halfway: its error
+    names what it wrote)."""
+    cause = failure.cause if isinstance(failure, ActivityError) else failure
+    return isinstance(cause, ApplicationError) and tuple(cause.details[:1]) == (True,)
 
 
 def answer_lost(

@@ -144,9 +144,10 @@ class KubernetesExecutor:
                 plan = await planner.plan(step)
             except KubeError as refused:
                 # Refused at its reads before this call sent a write (a 503 on the Deployment's
-                # GET): it wrote nothing, and an abort while it is retried is "before its
-                # change". Refused for good there, these rungs' one object carries no change of
-                # this step (its Deployment gone, re-created or unreadable): slot given back.
+                # GET): it wrote nothing (of this try: its activity says so on a first try
+                # only), and an abort while it is retried is "before its change". Refused for
+                # good there, these rungs' one object carries no change of this step (its
+                # Deployment gone, re-created or unreadable): slot given back.
                 if not sent and (refused.retryable or step.rung in DEPLOYMENT_ONLY):
                     refused.changed, refused.unread = False, refused.retryable
                 raise

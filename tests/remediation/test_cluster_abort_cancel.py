@@ -46,7 +46,10 @@ ACTIVITY_COMPLETED = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
 
 @asynccontextmanager
 async def _cluster(
-    deps: WorkerDeps, tmp_path: Path, holding: HeldRequest | HeldAnswer | BusyRead, refused: int
+    deps: WorkerDeps,
+    tmp_path: Path,
+    holding: HeldRequest | HeldAnswer | BusyRead | StoredThenBusy,
+    refused: int,
 ) -> AsyncIterator[tuple[Any, str]]:
     """The stand-in behind ``holding``, its first ``refused`` writes answered 503; USER may
     execute there: the stand-in and the alert's metric URL (never healthy)."""
@@ -337,6 +340,82 @@ async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wro
     assert (restart.applied, restart.maybe_applied) == (False, True)
     assert (status.state, status.outcome) == ("handed_over", said)
     assert [r.detail["reason"] for r in audit if r.action == "hand_over"] == [said]
+
+
+@dataclass
+class StoredThenBusy:
+    """The second restart sent (the regular change's first attempt, after the one try's 503)
+    stored, its answer held past the attempt's time; once ``busy``, the Deployment's GET held
+    until ``answer``, then refused 503: the next attempt turned away at its read."""
+
+    stored: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    reading: asyncio.Event = field(default_factory=asyncio.Event)
+    answer: asyncio.Event = field(default_factory=asyncio.Event)
+    busy: bool = False
+    patches: int = 0
+
+    def wrap(self, app: Any) -> Any:
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            deployment = scope["path"].endswith("/deployments/checkout")
+            if self.busy and scope["method"] == "GET" and deployment:
+                self.reading.set()
+                await self.answer.wait()
+                await _status(503, "ServiceUnavailable", "busy")(scope, receive, send)
+                return
+            self.patches += scope["method"] == "PATCH"
+            if scope["method"] != "PATCH" or self.patches != 2:
+                await app(scope, receive, send)
+                return
+
+            async def late(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    self.stored.set()
+                    await self.release.wait()
+                await send(message)
+
+            await app(scope, receive, late)
+
+        return held
+
+
+@pytest.mark.devserver
+async def test_an_abort_while_a_retry_is_refused_at_its_read_after_an_attempt_that_wrote(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The regular change's first attempt stored its restart, its answer lost (out of time);
+    the run was aborted while attempt 2 was refused (503) at its read of the Deployment. That
+    refusal said it wrote nothing, and the run, which cannot see attempt 1, said "aborted
+    before its change" and gave the slot back: the cluster's hour did not count the restart."""
+    holding = StoredThenBusy()
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, holding, refused=1) as (api, url):
+        deps.settings = deps.settings.model_copy(update={"remediation_step_timeout_seconds": 3})
+        async with queue.runs(), queue.acts():
+            handle = await queue.start(url)
+            try:
+                await asyncio.wait_for(holding.stored.wait(), HANG)  # attempt 1's, held
+                holding.busy = True
+                await asyncio.wait_for(holding.reading.wait(), HANG)  # attempt 2 at its read
+                await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
+                await _signal_taken(handle)  # its retries cancelled, attempt 2 let finish
+            finally:
+                holding.release.set()
+                holding.answer.set()
+            await asyncio.wait_for(handle.result(), HANG)
+            status, audit, slot = await _ended(deps, handle)
+
+    assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
+    (restart,) = status.attempts
+    assert slot is not None  # the restart was stored: the cluster's hour counts it
+    assert restart.applied is False
+    assert restart.skipped_reason is not None
+    assert restart.skipped_reason.startswith("change failed: "), restart.skipped_reason
+    assert status.state == "handed_over", status.outcome
+    assert [r.detail["state"] for r in audit if r.action == "finished"] == ["handed_over"]
 
 
 @asynccontextmanager
