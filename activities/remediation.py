@@ -272,6 +272,7 @@ class RemediationActivities(RemediationSafetyActivities):
                     isinstance(cause, KubeError)
                     and cause.changed is False
                     and activity.info().attempt == 1
+                    and not step.after_lost_try
                 )
             ):
                 # Refused for good before anything was changed (a 403 on the first write, or

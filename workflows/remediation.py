@@ -358,6 +358,8 @@ class GradedRemediationWorkflow(RemediationChange):
                         why = answer_lost(exc, first)
                         earlier = maybe_applied(step.rung, why, request.target)
             if result is None:
+                if earlier is not None:
+                    request = request.model_copy(update={"after_lost_try": True})
                 result = await self._change(request, limit, earlier)
                 if result is None:
                     attempt.skipped_reason = ABORTED_BEFORE_CHANGE

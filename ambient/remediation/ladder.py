@@ -127,6 +127,9 @@ class StepRequest(BaseModel):
     # Asked for through a door (scale_workload): the count as asked, down too. The ladder's
     # scale out never lowers a count a person raised since its checkpoint.
     asked: bool = False
+    # A try before this change's first attempt may have written (its answer lost): a refusal
+    # of that attempt before it wrote does not give the step's slot back.
+    after_lost_try: bool = False
 
 
 class StepResult(BaseModel):

@@ -342,6 +342,47 @@ async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wro
     assert [r.detail["reason"] for r in audit if r.action == "hand_over"] == [said]
 
 
+@pytest.mark.devserver
+async def test_a_change_refused_for_good_at_its_read_after_a_try_that_wrote_keeps_its_slot(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps, tmp_path: Path
+) -> None:
+    """The first change's one try ran out of time, its restart stored; the regular change's
+    first attempt was then refused for good (403) at its read of the Deployment. Its activity
+    gave the slot back (attempt 1, nothing written by it), and the hand-over said the rung
+    "could not be applied": the restart made was neither counted nor said maybe made."""
+    holding = HeldAnswer()
+    queue = Queue(dev_env, deps)
+    async with _cluster(deps, tmp_path, holding, refused=0) as (api, url):
+        deps.settings = deps.settings.model_copy(update={"remediation_step_timeout_seconds": 3})
+        async with queue.runs():
+            handle = await queue.start(url)
+            try:
+                await asyncio.wait_for(holding.arrived.wait(), HANG)  # stored, answer held
+
+                async def retried() -> bool:
+                    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                    return scheduled in [e.event_type async for e in handle.fetch_history_events()]
+
+                await eventually(retried, "the one try ran out of time, the change retried")
+            finally:
+                api.forbidden = {"get deployments"}  # the retry refused for good at its read
+                holding.release.set()
+            async with queue.acts():
+                await asyncio.wait_for(handle.result(), HANG)
+            status, audit, slot = await _ended(deps, handle)
+
+    assert [(c.kind, c.method, c.status) for c in api.writes()] == [("deployments", "PATCH", 200)]
+    (restart,) = status.attempts
+    said = (
+        "rung 1 (restart) may have been applied (its answer was lost after 3 s): "
+        "check deployment/prod/checkout"
+    )
+    assert (restart.applied, restart.maybe_applied) == (False, True)
+    assert (status.state, status.outcome) == ("handed_over", said)
+    assert [r.detail["reason"] for r in audit if r.action == "hand_over"] == [said]
+    assert slot is not None  # the restart was stored: the cluster's hour counts it
+
+
 @dataclass
 class StoredThenBusy:
     """The second restart sent (the regular change's first attempt, after the one try's 503)
