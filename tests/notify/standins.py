@@ -41,6 +41,10 @@ class PushEndpoints:
     robot_posts: dict[str, list[float]] = field(default_factory=dict)
     # Answers that said "over the rate limit", as (robot, errcode).
     throttled: list[tuple[str, int]] = field(default_factory=list)
+    # Whom each DingTalk message @-mentioned, as the robot's docs say it does: the `at` of a
+    # text or markdown message only (an actionCard, link or feedCard documents none), a mobile
+    # only where its "@mobile" is in the text: (mobiles, everyone).
+    ding_mentions: list[tuple[list[str], bool]] = field(default_factory=list)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -125,7 +129,15 @@ class PushEndpoints:
             return JSONResponse(
                 {"errcode": 460101, "errmsg": "message too long, exceed 20000 bytes"}
             )
-        self.received.append(("dingtalk", json.loads(raw)))
+        body = json.loads(raw)
+        self.received.append(("dingtalk", body))
+        kind, at = body["msgtype"], body.get("at") or {}
+        if kind in ("text", "markdown"):
+            shown = body[kind].get("content") or body[kind].get("text") or ""
+            mobiles = [m for m in at.get("atMobiles") or [] if f"@{m}" in shown]
+            self.ding_mentions.append((mobiles, bool(at.get("isAtAll"))))
+        else:
+            self.ding_mentions.append(([], False))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     async def apprise(self, request: Request) -> Response:

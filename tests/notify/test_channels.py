@@ -311,21 +311,24 @@ def test_utf8_split_respects_the_byte_limit() -> None:
     assert "".join(chunks) == text
 
 
-async def test_dingtalk_signs_and_sends_action_card_with_mentions(
+async def test_dingtalk_signs_and_sends_action_card_or_markdown_with_mentions(
     endpoints: tuple[PushEndpoints, str], http: httpx.AsyncClient
 ) -> None:
     state, base = endpoints
     channel = DingTalkChannel(http, SECRETS, base)
+    await channel.send("alice", REPORT, "secret:ding", idempotency_key="k")
     await channel.send("alice", REPORT, "secret:ding?at=13900002222", idempotency_key="k")
     await channel.send(
         "alice", REPORT.model_copy(update={"link": None}), "secret:ding?at=all", idempotency_key="k"
     )
-    (_, card), (_, markdown) = state.received
+    (_, card), (_, mentioning), (_, markdown) = state.received
     assert card["msgtype"] == "actionCard" and card["actionCard"]["singleURL"] == REPORT.link
-    assert "@13900002222" in card["actionCard"]["text"] and card["at"] == {
+    # Mentions are made by markdown (and text) messages only: the link goes in the text.
+    assert mentioning["msgtype"] == "markdown" and mentioning["at"] == {
         "atMobiles": ["13900002222"],
         "isAtAll": False,
     }
+    assert mentioning["markdown"]["text"].endswith(f"({REPORT.link}) @13900002222")
     assert markdown["msgtype"] == "markdown" and markdown["at"]["isAtAll"] is True
     with pytest.raises(PermanentNotifyError, match="310000"):
         await channel.send("alice", REPORT, f"{DING_TOKEN}#wrong-secret", idempotency_key="k")

@@ -20,6 +20,7 @@ from ambient.domain.notify import ROBOT_KEYS, Message
 
 REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
 CUT_NOTE = "\n\n……(内容过长，已截断 / cut: too long for DingTalk)"
+OPEN = "查看详情 / Open"  # the message's link, as a button or in its text
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -44,12 +45,18 @@ class DingTalkChannel(RobotChannel):
         at_all = EVERYONE in at
         mobiles = [a for a in at if a != EVERYONE]
 
+        # DingTalk @-mentions from text and markdown messages only (`at` is documented for
+        # those): a message with a link and people to mention carries its link in the text.
+        button = message.link if not at else None
+        link = message.link_to_add if at else None
+
         def payload_with(body: str) -> dict[str, object]:
-            text = body + "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
+            text = body + (f"\n\n[{OPEN}]({link})" if link else "")
+            text += "".join(f" @{m}" for m in mobiles)  # @ must appear in the text
             card = {"title": message.title, "text": f"{heading(message.title)}\n\n{text}"}
-            if message.link:
-                card |= {"singleTitle": "查看详情 / Open", "singleURL": message.link}
-            kind = "actionCard" if message.link else "markdown"
+            if button:
+                card |= {"singleTitle": OPEN, "singleURL": button}
+            kind = "actionCard" if button else "markdown"
             return {"msgtype": kind, kind: card, "at": {"atMobiles": mobiles, "isAtAll": at_all}}
 
         payload = payload_with(message.body)
