@@ -74,12 +74,16 @@ class Robots:
     async def dingtalk(self, request: Request) -> JSONResponse:
         if request.query_params.get("access_token") != DING_TOKEN:
             return JSONResponse({"errcode": 300001, "errmsg": "token is not exist"})
+        if self.throttle:  # past 20 a minute: the robot is held off for 10 minutes
+            return JSONResponse({"errcode": 130101, "errmsg": "send too fast"})
         self.received.append(("dingtalk", await request.json()))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     async def wecom(self, request: Request) -> JSONResponse:
         if request.query_params.get("key") != WECOM_KEY:
             return JSONResponse({"errcode": 93000, "errmsg": "invalid webhook url"})
+        if self.throttle:
+            return JSONResponse({"errcode": 45009, "errmsg": "api freq out of limit"})
         self.received.append(("wecom", await request.json()))
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
@@ -125,8 +129,18 @@ async def test_a_feishu_robot_refusing_a_wrong_token_is_a_failure_naming_its_cod
 
 async def test_a_robot_over_its_rate_limit_asks_to_be_tried_later(robots: Robots) -> None:
     robots.throttle = True
-    with pytest.raises(DeferredNotifyError, match="11232"):
+    with pytest.raises(DeferredNotifyError, match="11232") as feishu:
         await CHANNEL.send("alice", MESSAGE, f"feishu://{FEISHU_TOKEN}", idempotency_key="k")
+    assert feishu.value.retry_after is None  # Feishu does not say for how long
+    # When the robot takes messages again, as the vendors' docs say: DingTalk holds a robot
+    # off for 10 minutes, WeCom's minute ends within 60 s.
+    for url, code, held in (
+        (f"dingtalk://{DING_TOKEN}", 130101, 600),
+        (f"wecombot://{WECOM_KEY}", 45009, 60),
+    ):
+        with pytest.raises(DeferredNotifyError, match=str(code)) as refused:
+            await CHANNEL.send("alice", MESSAGE, url, idempotency_key="k")
+        assert refused.value.retry_after == held
     assert robots.received == []
 
 

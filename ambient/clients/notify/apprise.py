@@ -16,11 +16,11 @@ import urllib3.util.connection
 from ambient.clients.guard import DestinationGuard, url_host
 from ambient.clients.notify.base import SEND_CLOCK
 from ambient.clients.notify.errors import (
-    DeferredNotifyError,
     PermanentNotifyError,
     TransientNotifyError,
 )
 from ambient.clients.notify.http_errors import checked_destination, refusal
+from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
 from ambient.domain.notify import Message, Target
@@ -105,23 +105,23 @@ urllib3.util.connection.create_connection = _pinned_connection
 @dataclass(frozen=True)
 class RobotAnswer:
     """Where a chat robot's answer says whether it took the message: its code (0: taken) and
-    words, and the codes that mean "over the rate limit"."""
+    words, and the codes that mean "over the rate limit" (with for how long, if said)."""
 
     code: str
     says: str
-    rate_limited: frozenset[int]
+    rate_limited: dict[int, float | None]
     busy: int | None = None  # "system busy": try again shortly
 
 
 # Chat robots answer a message they refuse (a wrong key, a keyword the robot requires, a
 # signature that does not match, the rate limit) with HTTP 200 and a code in the body, and
 # Apprise reads the status only: their answers are read here, by Apprise scheme.
-_FEISHU = RobotAnswer("code", "msg", frozenset({11232}))  # 11232: frequency limited
+_FEISHU = RobotAnswer("code", "msg", {11232: None})  # 11232: frequency limited
 ROBOT_ANSWERS = {
     "feishu": _FEISHU,
     "lark": _FEISHU,
-    "dingtalk": RobotAnswer("errcode", "errmsg", frozenset({130101, 410100}), busy=-1),
-    "wecombot": RobotAnswer("errcode", "errmsg", frozenset({45009, 45033}), busy=-1),
+    "dingtalk": RobotAnswer("errcode", "errmsg", DINGTALK_LIMITED, busy=-1),
+    "wecombot": RobotAnswer("errcode", "errmsg", WECOM_LIMITED, busy=-1),
 }
 # The answers of a send's requests, kept for it (Apprise's threads copy the caller's context).
 _ANSWERS: contextvars.ContextVar[list[requests.Response] | None] = contextvars.ContextVar(
@@ -163,7 +163,7 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
         if code == 0:
             continue
         if code in robot.rate_limited:
-            return DeferredNotifyError(f"{scheme} rate limit ({code})")
+            return over_limit(scheme, code, robot.rate_limited[code])
         if code == robot.busy:
             return TransientNotifyError(f"{scheme} system busy ({code}): try again shortly")
         said = str(body.get(robot.says))[:200]

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from urllib.parse import quote_plus
 
 from ambient.clients.notify.errors import PermanentNotifyError
-from ambient.clients.notify.robots import EVERYONE, RobotChannel, heading, listed
+from ambient.clients.notify.robots import (
+    DINGTALK_LIMITED,
+    EVERYONE,
+    RobotChannel,
+    heading,
+    listed,
+)
 from ambient.domain.notify import ROBOT_KEYS, Message
 
 REQUEST_LIMIT = 20000  # bytes: a larger request body is refused (errcode 460101)
@@ -34,7 +40,7 @@ class DingTalkChannel(RobotChannel):
     name = "dingtalk"
     path = "/robot/send"
     key_param = ROBOT_KEYS[name]
-    rate_limited = frozenset({130101, 410100})
+    rate_limited = DINGTALK_LIMITED
 
     async def send(self, user: str, message: Message, target: str, **unused: object) -> str | None:
         address, options = self.address(target)

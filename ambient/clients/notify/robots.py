@@ -38,6 +38,10 @@ from ambient.storage.models import RobotWindow
 
 SYSTEM_BUSY = -1  # both vendors' "系统繁忙": their documented advice is to retry shortly
 PER_MINUTE = 20  # messages a minute per robot, both vendors' documented limit
+# The errcodes that mean "over the rate limit", with the seconds the vendor's docs say the robot
+# refuses after it (None: they do not say): retried sooner, every try is refused again.
+WECOM_LIMITED: dict[int, float | None] = {45009: 60.0, 45033: None}  # its minute ends by then
+DINGTALK_LIMITED: dict[int, float | None] = {130101: 600.0, 410100: None}  # held off 10 minutes
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +201,7 @@ class RobotChannel:
     name = ""  # each robot's channel name
     path: ClassVar[str]  # the send endpoint below the base URL
     key_param: ClassVar[str]  # the key's query parameter, in robot URLs and on the endpoint
-    rate_limited: ClassVar[frozenset[int]]  # the errcodes that mean "over the rate limit"
+    rate_limited: ClassVar[dict[int, float | None]]  # WECOM_LIMITED, DINGTALK_LIMITED
 
     http: httpx.AsyncClient
     secrets: SecretResolver
@@ -228,12 +232,20 @@ class RobotChannel:
                 f"{self.name}: HTTP {response.status_code} but not the robot's JSON answer "
                 f"(errcode): check {setting} ({response.text[:100]!r})"
             ) from None
-        if code in self.rate_limited:  # past DingTalk's, a robot is held off for 10 minutes
-            raise DeferredNotifyError(f"{self.name} rate limit ({code})")
+        if code in self.rate_limited:
+            raise over_limit(self.name, code, self.rate_limited[code])
         if code == SYSTEM_BUSY:
             raise TransientNotifyError(f"{self.name} system busy ({code}): try again shortly")
         if code != 0:
             raise PermanentNotifyError(f"{self.name} errcode {code}: {body.get('errmsg')}")
+
+
+def over_limit(robot: str, code: int, held: float | None) -> DeferredNotifyError:
+    """A robot's "over the rate limit": tried again when it takes messages again, if said."""
+    said = f"{robot} rate limit ({code})"
+    if held is not None:
+        said += f": the robot takes messages again within {held:g} s"
+    return DeferredNotifyError(said, retry_after=held)
 
 
 EVERYONE = "@all"  # a mention of the whole group, written `all` or `@all` (both accepted)

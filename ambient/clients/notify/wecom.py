@@ -14,7 +14,7 @@ from ambient.clients.notify.errors import (
     PermanentNotifyError,
     TransientNotifyError,
 )
-from ambient.clients.notify.robots import RobotChannel, heading, listed
+from ambient.clients.notify.robots import WECOM_LIMITED, RobotChannel, heading, listed
 from ambient.domain.notify import ROBOT_KEYS, Message
 
 MARKDOWN_LIMIT = 4096  # bytes of UTF-8, the robot's limit for markdown content
@@ -44,7 +44,7 @@ class WeComChannel(RobotChannel):
     name = "wecom"
     path = "/cgi-bin/webhook/send"
     key_param = ROBOT_KEYS[name]
-    rate_limited = frozenset({45009, 45033})
+    rate_limited = WECOM_LIMITED
 
     async def send(
         self,
