@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+import zlib
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
-from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
@@ -29,6 +31,12 @@ if TYPE_CHECKING:
 
 # "Too Many Requests" and "Service Unavailable": the receiver asks to be tried again later.
 LATER = (429, 503)
+# Bytes of an answer read: a robot's JSON, a refusal's words. A webhook's receiver is anyone's
+# server: an answer without end, or one compressed a thousandfold, read whole, took the worker's
+# memory (which every user's sends share).
+ANSWER_LIMIT = 64 * 1024
+# The headers that described the whole body as sent, not the words kept of it.
+UNREAD = (b"content-encoding", b"content-length", b"transfer-encoding")
 
 
 async def checked_destination(guard: DestinationGuard, url: str) -> PinnedRequest:
@@ -55,15 +63,23 @@ async def post_json(
     whose Retry-After fits the send's turn budget (``SendClock``) is waited out and posted
     again once; a longer one is for a later delivery (docs/notifications.md, "Deliver later")."""
     # Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
-    post = partial(
-        http.post,
+    request = http.build_request(
+        "POST",
         url,
         content=content,
         json=payload if content is None else None,  # a body is one or the other
-        headers=headers,
+        # Not compressed: what is read of the answer is its first bytes, as sent.
+        headers={**(headers or {}), "Accept-Encoding": "identity"},
         timeout=request_timeout,
-        follow_redirects=False,
     )
+
+    async def post() -> httpx.Response:
+        response = await http.send(request, stream=True, follow_redirects=False)
+        try:
+            return await first_words(response)
+        finally:
+            await response.aclose()
+
     try:
         response = await post()
         send, after = SEND_CLOCK.get(), asked_delay(response)
@@ -84,6 +100,33 @@ async def post_json(
     if response.status_code >= 400 or response.is_redirect:
         raise refusal(response, f"HTTP {response.status_code}")
     return response
+
+
+async def first_words(response: httpx.Response) -> httpx.Response:
+    """``response`` (streamed) with at most ANSWER_LIMIT bytes of its body read, decoded if
+    the receiver compressed it though asked not to (words that do not decode: none)."""
+    raw = bytearray()
+    # Closed at once when left (httpx's iterator is a generator): not when collected.
+    chunks_of = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+    async with contextlib.aclosing(chunks_of) as chunks:
+        async for chunk in chunks:
+            raw += chunk
+            if len(raw) >= ANSWER_LIMIT:
+                break
+    body = bytes(raw[:ANSWER_LIMIT])
+    coding = response.headers.get("content-encoding", "identity").strip().lower()
+    if coding in ("gzip", "x-gzip", "deflate"):
+        try:  # MAX_WBITS | 32: a gzip or a zlib header, either
+            body = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(body, ANSWER_LIMIT)
+        except zlib.error:
+            body = b""
+    elif coding != "identity":
+        body = b""  # a coding not read here (br, zstd): no words
+    # As received (bytes): a header decoded and encoded again can read otherwise.
+    kept = [(k, v) for k, v in response.headers.raw if k.lower() not in UNREAD]
+    return httpx.Response(
+        response.status_code, headers=kept, content=body, request=response.request
+    )
 
 
 def refusal(response: httpx.Response | requests.Response, said: str) -> Exception:
