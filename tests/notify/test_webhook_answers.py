@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ambient.clients.guard import DestinationGuard
+from ambient.clients.notify.apprise import AppriseChannel
 from ambient.clients.notify.http_errors import ANSWER_LIMIT, post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
@@ -84,4 +85,24 @@ async def test_a_compressed_answer_is_read_as_far_as_its_first_words_decode_to()
         finally:
             tracemalloc.stop()
     assert answer.status_code == 200 and answer.content == bytes(ANSWER_LIMIT)
+    assert peak < 8 * 1024 * 1024
+
+
+async def test_an_apprise_service_answering_at_length_is_read_no_further_than_its_first_words() -> (
+    None
+):
+    # Apprise reads answers with requests, whole: the same two answers, through json://.
+    receiver = Receiver()
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))
+    message = Message(title="Disk 91%", body="node-3")
+    async with serve(receiver.app()) as base:
+        address = base.removeprefix("http://")
+        await channel.send("alice", message, f"json://{address}/long")
+        assert receiver.written < LONG // 4
+        tracemalloc.start()
+        try:
+            await channel.send("alice", message, f"json://{address}/packed")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert peak < 8 * 1024 * 1024

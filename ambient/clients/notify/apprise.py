@@ -19,7 +19,12 @@ from ambient.clients.notify.errors import (
     PermanentNotifyError,
     TransientNotifyError,
 )
-from ambient.clients.notify.http_errors import checked_destination, refusal
+from ambient.clients.notify.http_errors import (
+    ANSWER_LIMIT,
+    checked_destination,
+    decoded,
+    refusal,
+)
 from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
@@ -141,9 +146,20 @@ def _keep_answers() -> None:
     def answered(
         session: requests.Session, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
-        response = send(session, request, **kwargs)
-        if (kept := _ANSWERS.get()) is not None:
-            kept.append(response)
+        if (kept := _ANSWERS.get()) is None:  # not an Apprise send's request
+            return send(session, request, **kwargs)
+        # Its answer read no further than a webhook's (http_errors.ANSWER_LIMIT): requests
+        # reads it whole, and a service's answer without end, or compressed a thousandfold,
+        # took the worker's memory.
+        request.headers["Accept-Encoding"] = "identity"
+        response = send(session, request, **(kwargs | {"stream": True}))
+        if not kwargs.get("stream"):
+            raw = response.raw.read(ANSWER_LIMIT, decode_content=False) or b""
+            response.raw.close()  # the rest unread: the connection is not reused
+            # What requests' own read leaves (its attributes: no public way to set a body).
+            response._content = decoded(raw, response.headers.get("content-encoding"))
+            response._content_consumed = True
+        kept.append(response)
         return response
 
     answered.keeps_answers = True  # type: ignore[attr-defined]

@@ -113,20 +113,26 @@ async def first_words(response: httpx.Response) -> httpx.Response:
             raw += chunk
             if len(raw) >= ANSWER_LIMIT:
                 break
-    body = bytes(raw[:ANSWER_LIMIT])
-    coding = response.headers.get("content-encoding", "identity").strip().lower()
-    if coding in ("gzip", "x-gzip", "deflate"):
-        try:  # MAX_WBITS | 32: a gzip or a zlib header, either
-            body = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(body, ANSWER_LIMIT)
-        except zlib.error:
-            body = b""
-    elif coding != "identity":
-        body = b""  # a coding not read here (br, zstd): no words
+    body = decoded(bytes(raw[:ANSWER_LIMIT]), response.headers.get("content-encoding"))
     # As received (bytes): a header decoded and encoded again can read otherwise.
     kept = [(k, v) for k, v in response.headers.raw if k.lower() not in UNREAD]
     return httpx.Response(
         response.status_code, headers=kept, content=body, request=response.request
     )
+
+
+def decoded(raw: bytes, coding: str | None) -> bytes:
+    """The first ANSWER_LIMIT bytes ``raw`` decode to, as its Content-Encoding says (gzip,
+    deflate; another coding, or a body that does not decode: none)."""
+    coding = (coding or "identity").strip().lower()
+    if coding == "identity":
+        return raw
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        return b""
+    try:  # MAX_WBITS | 32: a gzip or a zlib header, either
+        return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw, ANSWER_LIMIT)
+    except zlib.error:
+        return b""
 
 
 def refusal(response: httpx.Response | requests.Response, said: str) -> Exception:
