@@ -6,27 +6,16 @@ link target through."""
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from types import FrameType
-
-import pytest_asyncio
 
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import AppriseChannel
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.notify import Message
 from tests.notify.standins import PushEndpoints
-from tests.support.servers import serve
 
 LOOPBACK = DestinationGuard(["127.0.0.1/32"])
 SECRETS = SecretResolver({})
-
-
-@pytest_asyncio.fixture
-async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
-    state = PushEndpoints()
-    async with serve(state.app()) as base:
-        yield state, base
 
 
 async def _send(base: str, body: str, options: str = "format=html", title: str = "Hit") -> None:

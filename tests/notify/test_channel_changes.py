@@ -13,10 +13,10 @@ from ambient.domain.notify import DeliveryStatus, Message, NotificationKind, Not
 from ambient.storage.repositories import DeliveryRepository
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
-from tests.notify.test_deliver_later import ADDRESS, _events, alice, mailbox
+from tests.notify.test_deliver_later import ADDRESS, _events, alice
 from tests.notify.test_delivery import _set_push
 
-__all__ = ["alice", "mailbox"]  # the fixtures, used by name
+__all__ = ["alice"]  # the fixture, used by name
 
 OTHER = "alice.ops@example.com"
 

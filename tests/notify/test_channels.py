@@ -2,13 +2,12 @@ import asyncio
 import base64
 import errno
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
 
 from ambient.clients.guard import DestinationGuard
@@ -35,7 +34,7 @@ from tests.notify.standins import (
     Mailbox,
     PushEndpoints,
 )
-from tests.support.servers import HANG, free_port, http_client, serve
+from tests.support.servers import HANG, free_port
 
 # The stand-ins live on loopback: allow exactly that, as an operator would allow a network.
 LOOPBACK = DestinationGuard(["127.0.0.1/32"])
@@ -47,25 +46,6 @@ REPORT = Message(
     body="**3 alarms** yesterday\n\n| svc | errors |\n|---|---|\n| api | 12 |",
     link="https://ops.example/share/abc",
 )
-
-
-@pytest_asyncio.fixture
-async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
-    state = PushEndpoints()
-    async with serve(state.app()) as base:
-        yield state, base
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(timeout=2) as client:
-        yield client
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with Mailbox() as box:
-        yield box
 
 
 async def test_email_has_html_plain_part_attachment_and_stable_message_id(mailbox: Mailbox) -> None:

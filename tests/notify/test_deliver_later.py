@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,6 @@ from workflows.reminder import ReminderWorkflow
 
 ADDRESS = "alice@example.com"
 SKIP = timedelta(seconds=20)  # the test server's time skipped at once while a later run waits
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with Mailbox() as box:
-        yield box
 
 
 @pytest_asyncio.fixture

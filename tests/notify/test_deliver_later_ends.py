@@ -23,11 +23,11 @@ from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
 from ambient.storage.users import UserRepository
 from tests.conftest import unique
 from tests.notify.standins import Mailbox
-from tests.notify.test_deliver_later import ADDRESS, _events, _outcome, _row, alice, mailbox
+from tests.notify.test_deliver_later import ADDRESS, _events, _outcome, _row, alice
 from tests.notify.workflows import StandingWatch
 from workflows.deliver_later import DeliverLaterWorkflow
 
-__all__ = ["alice", "mailbox"]  # the fixtures, used by name
+__all__ = ["alice"]  # the fixture, used by name
 
 
 @asynccontextmanager

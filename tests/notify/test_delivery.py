@@ -1,9 +1,7 @@
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
 from sqlalchemy import select, text, update
 from temporalio import activity
@@ -44,15 +42,7 @@ from tests.notify.standins import WEBHOOK_SECRET, WECOM_KEY, PushEndpoints
 from tests.notify.workflows import SendOnceWorkflow
 from tests.support.deliveries import left_in_flight
 from tests.support.record import save_history
-from tests.support.servers import serve
 from workflows.reminder import ReminderWorkflow
-
-
-@pytest_asyncio.fixture
-async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
-    state = PushEndpoints()
-    async with serve(state.app()) as base:
-        yield state, base
 
 
 def _settings(settings: Settings, base: str) -> Settings:

@@ -1,7 +1,6 @@
 """A receiver's "try again later" as the channels read it: which answers ask to be tried later
 (and after how long), and which stay final."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -63,12 +62,6 @@ def test_an_smtp_reply_states_its_delay_or_none(reply: str, seconds: float | Non
 )
 def test_a_retry_after_is_seconds_or_a_date(value: str, seconds: float | None) -> None:
     assert retry_after_seconds(value, NOW) == seconds
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with Mailbox() as box:
-        yield box
 
 
 async def test_a_greylisting_server_asks_later_and_a_refusal_is_final(mailbox: Mailbox) -> None:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from pydantic import SecretStr
 from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -48,13 +47,6 @@ from tests.support.deliveries import left_in_flight
 from tests.support.servers import serve
 from tests.support.waits import eventually
 from workflows.watch_controls import NOTIFY_HEARTBEAT, NOTIFY_RETRY
-
-
-@pytest_asyncio.fixture
-async def endpoints() -> AsyncIterator[tuple[PushEndpoints, str]]:
-    state = PushEndpoints()
-    async with serve(state.app()) as base:
-        yield state, base
 
 
 def _settings(settings: Settings, base: str, **extra: object) -> Settings:

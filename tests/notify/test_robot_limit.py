@@ -23,7 +23,7 @@ from ambient.storage.models import RobotWindow
 from tests.conftest import unique
 from tests.foundation.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.notify.standins import WECOM_KEY, PushEndpoints
-from tests.notify.test_channels import REPORT, SECRETS, endpoints, http  # noqa: F401  (fixtures)
+from tests.notify.test_channels import REPORT, SECRETS
 from tests.support.waits import eventually
 
 
@@ -45,8 +45,8 @@ async def two_workers(database_url: str) -> AsyncIterator[tuple[Database, Databa
 
 async def test_two_workers_sending_to_one_robot_keep_its_limit_together(
     two_workers: tuple[Database, Database],
-    endpoints: tuple[PushEndpoints, str],  # noqa: F811  (the fixture)
-    http: httpx.AsyncClient,  # noqa: F811
+    endpoints: tuple[PushEndpoints, str],
+    http: httpx.AsyncClient,
 ) -> None:
     """WeCom and DingTalk allow a robot 20 messages a minute (DingTalk then holds it off for
     ten minutes). Each worker kept its own window: two sent it 40 a minute, the 21st and on

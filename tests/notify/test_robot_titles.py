@@ -9,15 +9,15 @@ from ambient.clients.notify.wecom import WeComChannel
 from ambient.domain.notify import Message
 from ambient.render import markdown_html
 from tests.notify.standins import PushEndpoints
-from tests.notify.test_channels import SECRETS, endpoints, http  # noqa: F401 - the fixtures
+from tests.notify.test_channels import SECRETS
 
 # A title made of someone's words (a watch's name, a discussion's topic).
 TITLE = "磁盘告警 [详情](http://evil.example/x) **全体**\n# 立即回滚"
 
 
 async def test_a_title_with_markup_and_a_line_break_is_shown_as_text_by_both_robots(
-    endpoints: tuple[PushEndpoints, str],  # noqa: F811 - the fixture
-    http: httpx.AsyncClient,  # noqa: F811 - the fixture
+    endpoints: tuple[PushEndpoints, str],
+    http: httpx.AsyncClient,
 ) -> None:
     state, base = endpoints
     message = Message(title=TITLE, body="disk at 91%")
