@@ -1,21 +1,30 @@
-"""What a webhook's receiver answers is read only as far as a send needs it: its status, and
-the first words of its body (a robot's JSON, a refusal's reason). A member's webhook is a URL
-they aim at a server they may run: an answer that never ends, or one compressed a
-thousandfold, was read whole into the worker's memory, which every user's sends share."""
+"""What a receiver answers is read only as far as a send needs it: its status, and the first
+words of its body (a robot's JSON, a refusal's reason); what an Apprise service reads, its
+answer to a bound. A member's webhook is a URL they aim at a server they may run: an answer
+that never ends, or one compressed a thousandfold, was read whole into the worker's memory,
+which every user's sends share."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ambient.clients.guard import DestinationGuard
-from ambient.clients.notify.apprise import AppriseChannel
+from ambient.clients.notify.apprise import APPRISE_ANSWER_LIMIT, AppriseChannel
+from ambient.clients.notify.errors import (
+    DeferredNotifyError,
+    TransientNotifyError,
+)
 from ambient.clients.notify.http_errors import ANSWER_LIMIT, post_json
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
@@ -24,6 +33,7 @@ from tests.support.servers import http_client, serve
 
 LONG = 64 * 1024 * 1024  # bytes of the long answer the receiver would send
 BLOCK = b"x" * 65536
+TELEGRAM = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/"  # no chat id
 
 
 class Receiver:
@@ -88,21 +98,132 @@ async def test_a_compressed_answer_is_read_as_far_as_its_first_words_decode_to()
     assert peak < 8 * 1024 * 1024
 
 
-async def test_an_apprise_service_answering_at_length_is_read_no_further_than_its_first_words() -> (
-    None
-):
-    # Apprise reads answers with requests, whole: the same two answers, through json://.
+async def test_an_apprise_service_answering_past_its_limit_fails_the_send_saying_so() -> None:
+    # Apprise reads answers with requests, whole: the same two answers, through json://. Read
+    # no further than APPRISE_ANSWER_LIMIT (what a service's own lookups may need: a Telegram
+    # bot's updates) and not handed to the service cut, the send fails, saying why.
     receiver = Receiver()
     channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))
     message = Message(title="Disk 91%", body="node-3")
+    too_long = f"answer is longer than {APPRISE_ANSWER_LIMIT // 2**20} MiB: not read"
     async with serve(receiver.app()) as base:
         address = base.removeprefix("http://")
-        await channel.send("alice", message, f"json://{address}/long")
+        with pytest.raises(TransientNotifyError, match=too_long):
+            await channel.send("alice", message, f"json://{address}/long")
         assert receiver.written < LONG // 4
         tracemalloc.start()
         try:
-            await channel.send("alice", message, f"json://{address}/packed")
+            with pytest.raises(TransientNotifyError, match=too_long):
+                await channel.send("alice", message, f"json://{address}/packed")
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    assert peak < 8 * 1024 * 1024
+    assert peak < 4 * APPRISE_ANSWER_LIMIT
+
+
+class Telegram:
+    """Telegram's Bot API as Apprise uses it: a target without a chat id is sent to the bot's
+    owner, found in the bot's pending updates (getUpdates: up to 100 messages, ~100 KB in a
+    busy group's, each message up to 4096 characters)."""
+
+    OWNER = 532389719
+
+    def __init__(self, updates: int, text: str) -> None:
+        self.sent: list[dict[str, object]] = []
+        self.updates = [
+            {
+                "update_id": number,
+                "message": {
+                    "message_id": number,
+                    "from": {"id": self.OWNER, "is_bot": False, "first_name": "Chris"},
+                    "chat": {"id": -100123, "type": "group"},
+                    "date": 1519694394,
+                    "text": text,
+                },
+            }
+            for number in range(updates)
+        ]
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/bot{token}/getUpdates", self.get_updates, methods=["POST"]),
+                Route("/bot{token}/sendMessage", self.send_message, methods=["POST"]),
+            ]
+        )
+
+    async def get_updates(self, request: Request) -> Response:
+        await request.body()
+        return JSONResponse({"ok": True, "result": self.updates})
+
+    async def send_message(self, request: Request) -> Response:
+        self.sent.append(await request.json())
+        return JSONResponse({"ok": True, "result": {"message_id": len(self.sent)}})
+
+
+@pytest.fixture
+def telegram_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Aims Apprise's Telegram service (its API host fixed in the plugin) at a stand-in."""
+    from apprise.plugins.telegram import NotifyTelegram
+
+    return lambda base: monkeypatch.setattr(NotifyTelegram, "notify_url", f"{base}/bot")
+
+
+async def test_a_telegram_bot_whose_owner_is_found_in_100_kb_of_updates_gets_the_message(
+    telegram_at: Callable[[str], None],
+) -> None:
+    # The owner's chat is read from the bot's updates, which the service reads whole: cut at a
+    # webhook's 64 KiB, they were not JSON, and the message was never sent (every retry alike).
+    telegram = Telegram(updates=100, text="磁盘告警 " * 100)
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard())
+    async with serve(telegram.app()) as base:
+        telegram_at(base)
+        await channel.send("alice", Message(title="Disk 91%", body="node-3"), TELEGRAM)
+    updates = json.dumps({"ok": True, "result": telegram.updates}, ensure_ascii=False)
+    assert len(updates.encode()) > 2 * ANSWER_LIMIT
+    assert [sent["chat_id"] for sent in telegram.sent] == [str(Telegram.OWNER)]
+
+
+@contextlib.asynccontextmanager
+async def cut_answers(answer: bytes, sent: int) -> AsyncIterator[str]:
+    """A server that answers each request with ``answer`` (headers and body), then closes the
+    connection after its first ``sent`` bytes of body: a connection dropped mid-answer."""
+
+    async def answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        headers, _, body = answer.partition(b"\r\n\r\n")
+        writer.write(headers + b"\r\n\r\n" + body[:sent])
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answering, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_robot_refusal_cut_mid_answer_is_not_taken_for_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DingTalk through Apprise: "over the rate limit" (HTTP 200, the refusal in its JSON), the
+    # connection dropped after 12 bytes of it. Read once, the 12 bytes came back without error,
+    # were not the robot's JSON, and the 200 said sent: the message was lost, not retried.
+    from apprise.plugins.dingtalk import NotifyDingTalk
+
+    body = b'{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    answer += b"Content-Length: %d\r\n\r\n" % len(body) + body
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard())
+    async with cut_answers(answer, sent=12) as base:
+        monkeypatch.setattr(NotifyDingTalk, "notify_url", base + "/robot/send?access_token={token}")
+        with pytest.raises(TransientNotifyError, match="IncompleteRead") as failed:
+            await channel.send("alice", Message(title="t", body="b"), "dingtalk://" + "a" * 64)
+    assert not isinstance(failed.value, DeferredNotifyError)  # what the robot said is unknown

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import io
 import json
 import socket
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import urllib3
 import urllib3.util.connection
 
 from ambient.clients.guard import DestinationGuard, url_host
@@ -19,12 +21,7 @@ from ambient.clients.notify.errors import (
     PermanentNotifyError,
     TransientNotifyError,
 )
-from ambient.clients.notify.http_errors import (
-    ANSWER_LIMIT,
-    checked_destination,
-    decoded,
-    refusal,
-)
+from ambient.clients.notify.http_errors import checked_destination, refusal
 from ambient.clients.notify.robots import DINGTALK_LIMITED, WECOM_LIMITED, over_limit
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import aimed_url
@@ -128,8 +125,24 @@ ROBOT_ANSWERS = {
     "dingtalk": RobotAnswer("errcode", "errmsg", DINGTALK_LIMITED, busy=-1),
     "wecombot": RobotAnswer("errcode", "errmsg", WECOM_LIMITED, busy=-1),
 }
-# The answers of a send's requests, kept for it (Apprise's threads copy the caller's context).
-_ANSWERS: contextvars.ContextVar[list[requests.Response] | None] = contextvars.ContextVar(
+# Bytes of a service's answer read (decoded), more than a webhook's (http_errors.ANSWER_LIMIT):
+# a service reads some answers whole for what it sends (a Telegram bot's owner is found in its
+# pending updates, up to 100 messages of 4096 characters). An answer without end, or compressed
+# a thousandfold, read whole took the worker's memory; past the limit, the send fails.
+APPRISE_ANSWER_LIMIT = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class Answers:
+    """A send's HTTP answers as read, kept for it (Apprise's threads copy the caller's
+    context), and why any was not read (Apprise says only "not sent")."""
+
+    read: list[requests.Response] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+
+
+_ANSWERS: contextvars.ContextVar[Answers | None] = contextvars.ContextVar(
     "apprise_answers", default=None
 )
 
@@ -148,22 +161,41 @@ def _keep_answers() -> None:
     ) -> requests.Response:
         if (kept := _ANSWERS.get()) is None:  # not an Apprise send's request
             return send(session, request, **kwargs)
-        # Its answer read no further than a webhook's (http_errors.ANSWER_LIMIT): requests
-        # reads it whole, and a service's answer without end, or compressed a thousandfold,
-        # took the worker's memory.
-        request.headers["Accept-Encoding"] = "identity"
+        request.headers["Accept-Encoding"] = "identity"  # its size as sent
         response = send(session, request, **(kwargs | {"stream": True}))
-        if not kwargs.get("stream"):
-            raw = response.raw.read(ANSWER_LIMIT, decode_content=False) or b""
-            response.raw.close()  # the rest unread: the connection is not reused
-            # What requests' own read leaves (its attributes: no public way to set a body).
-            response._content = decoded(raw, response.headers.get("content-encoding"))
-            response._content_consumed = True
-        kept.append(response)
+        if not kwargs.get("stream"):  # else the service reads it as it goes
+            try:
+                _read_whole(response)
+            except requests.RequestException as exc:
+                kept.unread.append(f"{type(exc).__name__}: {exc}")
+                raise
+        kept.read.append(response)
         return response
 
     answered.keeps_answers = True  # type: ignore[attr-defined]
     requests.Session.send = answered  # type: ignore[method-assign,assignment]
+
+
+def _read_whole(response: requests.Response) -> None:
+    """``response``'s body read (streamed) as requests reads it, its errors requests' (a
+    connection dropped mid-answer: ChunkedEncodingError, not the bytes that came), no
+    further than APPRISE_ANSWER_LIMIT (past it: a requests error saying so); the body read
+    is the response's to read again, as a raw stream over it."""
+    import requests
+
+    reader = requests.Response()  # requests' own read, of the same stream
+    reader.raw = response.raw
+    body = bytearray()
+    try:
+        for chunk in reader.iter_content(_CHUNK):
+            body += chunk
+            if len(body) > APPRISE_ANSWER_LIMIT:
+                limit = APPRISE_ANSWER_LIMIT // 2**20
+                raise requests.RequestException(f"its answer is longer than {limit} MiB: not read")
+    except requests.RequestException:
+        response.raw.close()  # the rest unread: the connection is not reused
+        raise
+    response.raw = urllib3.HTTPResponse(io.BytesIO(body), preload_content=False)
 
 
 def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | None:
@@ -187,16 +219,16 @@ def robot_refusal(scheme: str, answers: list[requests.Response]) -> Exception | 
     return None
 
 
-def status_refusal(answers: list[requests.Response]) -> Exception:
+def status_refusal(answers: Answers) -> Exception:
     """Why Apprise did not deliver, read from the last HTTP answer that was not a success, as
     a webhook's answer is read (``http_errors.refusal``): 429 and 503 "try again later" (with
     their Retry-After), 408 and 5xx transient, other 4xx and redirects for good. Without one
-    (the connection failed, or a service that says no other ways) Apprise does not say why:
-    transient, and bounded retries decide."""
+    (the connection failed, an answer not read, or a service that says no other ways) Apprise
+    does not say why: transient, and bounded retries decide."""
     said = "the Apprise service did not accept the message"
-    failed = [answer for answer in answers if not 200 <= answer.status_code < 300]
+    failed = [answer for answer in answers.read if not 200 <= answer.status_code < 300]
     if not failed:
-        return TransientNotifyError(said)
+        return TransientNotifyError(f"{said}: {answers.unread[-1]}" if answers.unread else said)
     return refusal(failed[-1], f"{said}: HTTP {failed[-1].status_code}")
 
 
@@ -245,7 +277,7 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
     # Apprise is synchronous: keep it off the event loop (the thread runs in a copy of this
     # context, with the pins, the list its answers are kept in and its connections).
     _keep_answers()
-    answers: list[requests.Response] = []
+    answers = Answers()
     connections = Connections()
     token, kept = _PINNED.set(pinned), _ANSWERS.set(answers)
     held = _CONNECTIONS.set(connections)
@@ -261,7 +293,7 @@ async def notify_apprise(url: str, message: Message, pinned: dict[str, str] | No
         _PINNED.reset(token)
         _ANSWERS.reset(kept)
         _CONNECTIONS.reset(held)
-    if (refused := robot_refusal(url.partition("://")[0].lower(), answers)) is not None:
+    if (refused := robot_refusal(url.partition("://")[0].lower(), answers.read)) is not None:
         raise refused
     if not ok:
         raise status_refusal(answers)
