@@ -1,8 +1,9 @@
-"""What a receiver answers is read only as far as a send needs it: its status, and the first
-words of its body (a robot's JSON, a refusal's reason); what an Apprise service reads, its
-answer to a bound. A member's webhook is a URL they aim at a server they may run: an answer
-that never ends, or one compressed a thousandfold, was read whole into the worker's memory,
-which every user's sends share."""
+"""What a receiver answers is read only as far as a send needs it: a webhook's 2xx, its status
+and headers; a refusal's reason or a robot's JSON, the first words of its body; what an Apprise
+service reads, its answer to a bound. A member's webhook is a URL they aim at a server they may
+run: an answer that never ends, or one compressed a thousandfold, was read whole into the
+worker's memory, which every user's sends share; one that trickled was read until the send's
+deadline, and the message, taken, posted again."""
 
 from __future__ import annotations
 
@@ -18,17 +19,25 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from temporalio.testing import ActivityEnvironment
 
+from activities.notify import NotifyActivities
 from ambient.clients.guard import DestinationGuard
 from ambient.clients.notify.apprise import APPRISE_ANSWER_LIMIT, AppriseChannel
+from ambient.clients.notify.dingtalk import DingTalkChannel
 from ambient.clients.notify.errors import (
     DeferredNotifyError,
+    PermanentNotifyError,
     TransientNotifyError,
 )
 from ambient.clients.notify.http_errors import ANSWER_LIMIT, post_json
+from ambient.clients.notify.registry import build_channels
 from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.webhook import WebhookChannel
-from ambient.domain.notify import Message
+from ambient.deps import WorkerDeps
+from ambient.domain.notify import DeliveryStatus, Message, NotifyRequest, Target
+from tests.conftest import unique
+from tests.notify.test_delivery import _user
 from tests.support.servers import http_client, serve
 
 LONG = 64 * 1024 * 1024  # bytes of the long answer the receiver would send
@@ -227,3 +236,70 @@ async def test_a_robot_refusal_cut_mid_answer_is_not_taken_for_sent(
         with pytest.raises(TransientNotifyError, match="IncompleteRead") as failed:
             await channel.send("alice", Message(title="t", body="b"), "dingtalk://" + "a" * 64)
     assert not isinstance(failed.value, DeferredNotifyError)  # what the robot said is unknown
+
+
+async def test_a_webhook_answering_200_then_a_byte_a_second_is_sent_once(deps: WorkerDeps) -> None:
+    # The 2xx says the message was taken. Its body, which a webhook's send does not use, was
+    # read until the send's deadline: "transient: no answer", and the message posted again.
+    posts: list[bytes] = []
+    done = asyncio.Event()
+
+    async def dripping(request: Request) -> Response:
+        posts.append(await request.body())
+
+        async def drip() -> AsyncIterator[bytes]:
+            while not done.is_set():
+                yield b" "
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 1)
+
+        return StreamingResponse(drip(), media_type="application/json")
+
+    await _user(deps.db, "alice")
+    # A deadline the test can wait out: the old read ran into it.
+    deps.settings = deps.settings.model_copy(
+        update={"fetch_allow_cidrs": ["127.0.0.1/32"], "notify_target_timeout": 3}
+    )
+    notify = NotifyActivities(deps.db, build_channels(deps.settings, deps.db, deps.http))
+    try:
+        async with serve(Starlette(routes=[Route("/hook", dripping, methods=["POST"])])) as base:
+            hook = Target(type="webhook", target=f"{base}/hook")
+            request = NotifyRequest(
+                user="alice",
+                message=Message(title="Disk 91%", body="node-3"),
+                targets=[hook],
+                idempotency_key=unique("drip"),
+            )
+            result = await ActivityEnvironment().run(notify.notify, request)
+            done.set()
+    finally:
+        done.set()
+    assert [d.status for d in result.deliveries] == [DeliveryStatus.SENT]
+    assert len(posts) == 1
+
+
+async def test_an_answer_compressed_as_raw_deflate_is_read_and_an_unknown_coding_said() -> None:
+    # Asked uncompressed, a receiver compressed anyway: "deflate" as many servers send it (no
+    # zlib header) came out empty, and a coding not read (br) was an empty answer, the robots'
+    # "not the robot's JSON answer (b'')".
+    said = b'{"errcode":0,"errmsg":"ok"}'
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+
+    async def raw_deflate(request: Request) -> Response:
+        await request.body()
+        packed = packer.compress(said) + packer.flush()
+        return Response(packed, headers={"content-encoding": "deflate"})
+
+    async def brotli(request: Request) -> Response:
+        await request.body()
+        return Response(b"\x0b\x02\x80{}\x03", headers={"content-encoding": "br"})
+
+    routes = [
+        Route("/deflate", raw_deflate, methods=["POST"]),
+        Route("/robot/send", brotli, methods=["POST"]),  # a DingTalk robot's endpoint
+    ]
+    async with serve(Starlette(routes=routes)) as base, http_client() as http:
+        assert (await post_json(http, f"{base}/deflate", {"text": "hi"})).content == said
+        robot = DingTalkChannel(http, SecretResolver({}), base)
+        with pytest.raises(PermanentNotifyError, match=r"\(answer compressed as br, not read\)"):
+            await robot.send("alice", Message(title="t", body="b"), "token")

@@ -57,11 +57,14 @@ async def post_json(
     headers: dict[str, str] | None = None,
     content: bytes | None = None,
     request_timeout: float = 15.0,
+    reads_success: bool = True,
 ) -> httpx.Response:
     """POST; timeouts, connection errors, 408 and 5xx are transient, 429 and 503 "try again
     later" (``DeferredNotifyError``, with their Retry-After), other 4xx permanent. A 429 or 503
     whose Retry-After fits the send's turn budget (``SendClock``) is waited out and posted
-    again once; a longer one is for a later delivery (docs/notifications.md, "Deliver later")."""
+    again once; a longer one is for a later delivery (docs/notifications.md, "Deliver later").
+    ``reads_success``: a 2xx answer's body is read (a robot's JSON says if it took the
+    message); else the 2xx is the answer, returned at its headers with no body."""
     # Redirects are never followed: the guard checked this URL, not wherever a 3xx points.
     request = http.build_request(
         "POST",
@@ -76,7 +79,9 @@ async def post_json(
     async def post() -> httpx.Response:
         response = await http.send(request, stream=True, follow_redirects=False)
         try:
-            return await first_words(response)
+            # A body not needed is not waited for: one trickling on after a 2xx was read until
+            # the send's deadline cut it, and the message, taken, was posted again.
+            return await first_words(response, read=reads_success or not response.is_success)
         finally:
             await response.aclose()
 
@@ -102,17 +107,18 @@ async def post_json(
     return response
 
 
-async def first_words(response: httpx.Response) -> httpx.Response:
-    """``response`` (streamed) with at most ANSWER_LIMIT bytes of its body read, decoded if
-    the receiver compressed it though asked not to (words that do not decode: none)."""
+async def first_words(response: httpx.Response, *, read: bool = True) -> httpx.Response:
+    """``response`` (streamed) with at most ANSWER_LIMIT bytes of its body read (``read``;
+    else none), decoded if the receiver compressed it though asked not to (``decoded``)."""
     raw = bytearray()
-    # Closed at once when left (httpx's iterator is a generator): not when collected.
-    chunks_of = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-    async with contextlib.aclosing(chunks_of) as chunks:
-        async for chunk in chunks:
-            raw += chunk
-            if len(raw) >= ANSWER_LIMIT:
-                break
+    if read:
+        # Closed at once when left (httpx's iterator is a generator): not when collected.
+        chunks_of = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+        async with contextlib.aclosing(chunks_of) as chunks:
+            async for chunk in chunks:
+                raw += chunk
+                if len(raw) >= ANSWER_LIMIT:
+                    break
     body = decoded(bytes(raw[:ANSWER_LIMIT]), response.headers.get("content-encoding"))
     # As received (bytes): a header decoded and encoded again can read otherwise.
     kept = [(k, v) for k, v in response.headers.raw if k.lower() not in UNREAD]
@@ -122,17 +128,19 @@ async def first_words(response: httpx.Response) -> httpx.Response:
 
 
 def decoded(raw: bytes, coding: str | None) -> bytes:
-    """The first ANSWER_LIMIT bytes ``raw`` decode to, as its Content-Encoding says (gzip,
-    deflate; another coding, or a body that does not decode: none)."""
+    """The first ANSWER_LIMIT bytes ``raw`` decode to, as its Content-Encoding says: gzip, or
+    deflate (zlib's, or raw as many servers send it); a body that does not decode: none; one
+    in another coding: a note saying so in its place, for whoever reads the error."""
     coding = (coding or "identity").strip().lower()
-    if coding == "identity":
+    if coding == "identity" or not raw:
         return raw
     if coding not in ("gzip", "x-gzip", "deflate"):
-        return b""
-    try:  # MAX_WBITS | 32: a gzip or a zlib header, either
-        return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw, ANSWER_LIMIT)
-    except zlib.error:
-        return b""
+        return f"(answer compressed as {coding[:40]}, not read)".encode()
+    # MAX_WBITS | 32: a gzip or a zlib header, either; -MAX_WBITS: raw deflate, no header.
+    for window in (zlib.MAX_WBITS | 32, -zlib.MAX_WBITS):
+        with contextlib.suppress(zlib.error):
+            return zlib.decompressobj(window).decompress(raw, ANSWER_LIMIT)
+    return b""
 
 
 def refusal(response: httpx.Response | requests.Response, said: str) -> Exception:

@@ -66,7 +66,14 @@ class WebhookChannel:
         if self.signing_secret:
             headers["X-Ambient-Signature"] = signature(self.signing_secret, timestamp, body)
         headers |= pinned.headers
+        # Its 2xx says the message was taken: the answer's body is not read (nor waited for).
         response = await post_json(
-            self.http, pinned.url, None, headers=headers, content=body, request_timeout=self.timeout
+            self.http,
+            pinned.url,
+            None,
+            headers=headers,
+            content=body,
+            request_timeout=self.timeout,
+            reads_success=False,
         )
         return response.headers.get("x-request-id")
