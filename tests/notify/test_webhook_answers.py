@@ -303,3 +303,28 @@ async def test_an_answer_compressed_as_raw_deflate_is_read_and_an_unknown_coding
         robot = DingTalkChannel(http, SecretResolver({}), base)
         with pytest.raises(PermanentNotifyError, match=r"\(answer compressed as br, not read\)"):
             await robot.send("alice", Message(title="t", body="b"), "token")
+
+
+@pytest.mark.parametrize(
+    ("status", "refused"),
+    [
+        (b"400 Bad Request", PermanentNotifyError),
+        (b"429 Too Many Requests\r\nRetry-After: 120", DeferredNotifyError),
+    ],
+)
+async def test_an_apprise_services_refusal_cut_mid_answer_is_said_by_its_status(
+    status: bytes, refused: type[Exception]
+) -> None:
+    # json:// answering a refusal whose body the connection cut: its status and headers say
+    # it, as the same answer read whole does (a 400 for good, a 429 later, when it says); the
+    # body's failed read made it "not accepted", transient, a refusal posted again in seconds.
+    body = b'{"error": "' + b"no such topic " * 100 + b'"}'
+    answer = b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+    answer += b"Content-Length: %d\r\n\r\n" % len(body) + body
+    channel = AppriseChannel(SecretResolver({}), DestinationGuard(["127.0.0.1/32"]))
+    async with cut_answers(answer, sent=40) as base:
+        address = base.removeprefix("http://")
+        with pytest.raises(refused) as failed:
+            await channel.send("alice", Message(title="t", body="b"), f"json://{address}/hook")
+    if refused is DeferredNotifyError:
+        assert isinstance(failed.value, DeferredNotifyError) and failed.value.retry_after == 120

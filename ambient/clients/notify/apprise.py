@@ -168,6 +168,11 @@ def _keep_answers() -> None:
                 _read_whole(response)
             except requests.RequestException as exc:
                 kept.unread.append(f"{type(exc).__name__}: {exc}")
+                if not 200 <= response.status_code < 300:
+                    # A refusal's status and headers say it (a 400 for good, a 429's
+                    # Retry-After), its body cut or too long: kept, its body unread.
+                    response.raw = urllib3.HTTPResponse(io.BytesIO(b""), preload_content=False)
+                    kept.read.append(response)
                 raise
         kept.read.append(response)
         return response
