@@ -104,7 +104,12 @@ async def _outcome(
 ) -> LaterOutcome:
     """The later run's outcome. Its waits are skipped step by step: only the handles a start
     returned skip the test server's time while they wait for a result."""
-    for _ in range(1000):  # a bound: 1000 steps are hours of the run's time
+    # Bounded by the worker's time, not by a count of steps: a thousand steps are hours of the
+    # run's time but seconds of ours, and a worker a loaded machine held back for them had not
+    # yet taken the run's next task (a clean-clone run: "never ended").
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3 * HANG
+    while loop.time() < deadline:
         if (await later.describe()).status != WorkflowExecutionStatus.RUNNING:
             return await later.result()
         await ts_env.sleep(SKIP)
