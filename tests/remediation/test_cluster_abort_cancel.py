@@ -86,6 +86,16 @@ async def _ended(
     return status, list(audit), slot
 
 
+async def _change_retried(handle: WorkflowHandle[Any, Any], why: str) -> None:
+    """Waits until the run scheduled its regular change: its one first try ran out or failed."""
+
+    async def retried() -> bool:
+        scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        return scheduled in [e.event_type async for e in handle.fetch_history_events()]
+
+    await eventually(retried, why)
+
+
 @pytest.mark.devserver
 @pytest.mark.parametrize("together", [False, True], ids=["after-the-abort", "with-the-answer"])
 async def test_a_run_cancelled_while_its_abort_waits_for_the_change_says_what_it_wrote(
@@ -198,11 +208,7 @@ async def test_a_change_given_up_after_a_try_that_timed_out_keeps_its_slot(
             try:
                 await asyncio.wait_for(holding.arrived.wait(), HANG)  # stored, answer held
 
-                async def retried() -> bool:
-                    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                    return scheduled in [e.event_type async for e in handle.fetch_history_events()]
-
-                await eventually(retried, "the one try ran out of time, the change retried")
+                await _change_retried(handle, "the one try ran out of time, the change retried")
             finally:
                 holding.release.set()
             if how == "abort":
@@ -274,11 +280,7 @@ async def test_an_abort_after_a_first_try_refused_at_its_read_is_before_its_chan
         async with queue.runs():
             handle = await queue.start(url)
 
-            async def retried() -> bool:
-                scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                return scheduled in [e.event_type async for e in handle.fetch_history_events()]
-
-            await eventually(retried, "the one try refused, the change retried")
+            await _change_retried(handle, "the one try refused, the change retried")
             await handle.signal(GradedRemediationWorkflow.abort, AbortInput(by=USER))
             await _signal_taken(handle)  # the change cancelled before a worker takes it
             async with queue.acts():  # the pushes of its end
@@ -318,11 +320,7 @@ async def test_a_change_refused_until_its_retries_are_spent_after_a_try_that_wro
             try:
                 await asyncio.wait_for(holding.arrived.wait(), HANG)  # stored, answer held
 
-                async def retried() -> bool:
-                    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                    return scheduled in [e.event_type async for e in handle.fetch_history_events()]
-
-                await eventually(retried, "the one try ran out of time, the change retried")
+                await _change_retried(handle, "the one try ran out of time, the change retried")
             finally:
                 api.unavailable_reads = {"deployments": 1000}  # every retry refused at its read
                 holding.release.set()
@@ -359,11 +357,7 @@ async def test_a_change_refused_for_good_at_its_read_after_a_try_that_wrote_keep
             try:
                 await asyncio.wait_for(holding.arrived.wait(), HANG)  # stored, answer held
 
-                async def retried() -> bool:
-                    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                    return scheduled in [e.event_type async for e in handle.fetch_history_events()]
-
-                await eventually(retried, "the one try ran out of time, the change retried")
+                await _change_retried(handle, "the one try ran out of time, the change retried")
             finally:
                 api.forbidden = {"get deployments"}  # the retry refused for good at its read
                 holding.release.set()
