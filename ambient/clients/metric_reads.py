@@ -183,10 +183,19 @@ def _prometheus_error(answer: object) -> str | None:
     return f"{answer.get('errorType') or 'error'}: {answer.get('error') or 'no detail'}"
 
 
+# The labels that say most of a series, named first: in alphabetical order a target's
+# `container`, `endpoint` and such filled the 80 characters a series is shown in.
+TELLING = ("__name__", "job", "instance")
+
+
 def _series(results: list[Any]) -> str:
-    """The first three series of a vector by the labels that tell them apart."""
+    """The first three series of a vector by the labels that tell them apart (``TELLING``
+    first, then alphabetically)."""
     labels = [(r.get("metric") or {}) if isinstance(r, dict) else {} for r in results]
-    apart = sorted({k for each in labels for k in each if len({str(m.get(k)) for m in labels}) > 1})
+    apart = sorted(
+        {k for each in labels for k in each if len({str(m.get(k)) for m in labels}) > 1},
+        key=lambda k: (TELLING.index(k) if k in TELLING else len(TELLING), k),
+    )
     return _listed(
         ["{" + ",".join(f'{k}="{each.get(k, "")}"' for k in apart) + "}" for each in labels[:4]]
     )

@@ -381,7 +381,9 @@ async def test_several_series_with_long_labels_are_said_whole_on_the_page_and_in
 ) -> None:
     """kube-prometheus's targets differ in six labels: the three series named filled the 500
     characters a check keeps of its error, which was cut before its end and no longer read as
-    what was said: the page showed it cut and in English, the voice its fallback."""
+    what was said: the page showed it cut and in English, the voice its fallback. Each is
+    named by its job and instance first: alphabetically, container and endpoint came first and
+    the job was cut ("job=\"alert…")."""
     reads, base = source
     query = 'up{namespace="monitoring"}'
     error = await _baseline_error(
@@ -389,9 +391,9 @@ async def test_several_series_with_long_labels_are_said_whole_on_the_page_and_in
     )
     assert reason_said(error) == ("查询返回了多条序列", "the query answered several series")
     shown = (
-        '{container="alertmanager",endpoint="web",instance="10.244.0.17:9093",job="alert…, '
-        '{container="kube-rbac-proxy",endpoint="https",instance="10.244.1.17:9115",job="…, '
-        '{container="grafana",endpoint="http",instance="10.244.2.17:3000",job="grafana",…, …'
+        '{job="alertmanager-main",instance="10.244.0.17:9093",container="alertmanager",e…, '
+        '{job="blackbox-exporter",instance="10.244.1.17:9115",container="kube-rbac-proxy…, '
+        '{job="grafana",instance="10.244.2.17:3000",container="grafana",endpoint="http",…, …'
     )
     assert error == (
         f"query answered 6 series ({shown}), not one: aggregate them (sum, max, ...) or pick one "
