@@ -14,6 +14,7 @@ from activities.polling import PagePoller
 from activities.remediation import RemediationActivities
 from activities.watches import WatchActivities
 from ambient.clients.llm import LLMClient
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.web import WebFetcher
 from ambient.deps import WorkerDeps
@@ -26,7 +27,7 @@ def build_activities(deps: WorkerDeps) -> list[Callable[..., Any]]:
     notify = NotifyActivities(deps.db, deps.channels, model=deps.settings.llm_mode != "offline")
     fetcher = WebFetcher(deps.pages, allow_cidrs=deps.settings.fetch_allow_cidrs)
     tencent = deps.tencent or TencentCloud.from_settings(deps.settings)
-    watches = WatchActivities(deps.db, fetcher, tencent)
+    watches = WatchActivities(deps.db, fetcher, tencent, SecretResolver(deps.settings.secrets))
     poller = PagePoller(
         deps.db, fetcher, notify, dead_after=deps.settings.worker_dead_after_seconds
     )

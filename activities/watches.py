@@ -20,7 +20,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ambient.clients.extract import UNREADABLE, extracted, extractor_for
-from ambient.clients.metric_reads import NO_NUMBER, read_json_number, read_prometheus
+from ambient.clients.metric_reads import (
+    NO_NUMBER,
+    Credentials,
+    read_json_number,
+    read_prometheus,
+)
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import RATE_LIMITS, TencentCloudError, TencentRetryableError
 from ambient.clients.tencent.metrics import latest_metric_point
@@ -136,10 +143,17 @@ async def read_page(
 
 
 class WatchActivities:
-    def __init__(self, db: Database, fetcher: WebFetcher, tencent: TencentCloud) -> None:
+    def __init__(
+        self,
+        db: Database,
+        fetcher: WebFetcher,
+        tencent: TencentCloud,
+        secrets: SecretResolver | None = None,
+    ) -> None:
         self._db = db
         self._fetcher = fetcher
         self._tencent = tencent
+        self._secrets = secrets or SecretResolver({})
 
     @activity.defn
     async def check_page(self, check: CheckPageInput) -> PageCheck:
@@ -200,9 +214,13 @@ class WatchActivities:
             ) from None
         try:
             if isinstance(source, HttpJsonSource):
-                value = await read_json_number(self._fetcher, str(source.url), source.json_path)
+                value = await read_json_number(
+                    self._fetcher, str(source.url), source.json_path, self._credentials(source)
+                )
             elif isinstance(source, PrometheusSource):
-                value = await read_prometheus(self._fetcher, str(source.url), source.query)
+                value = await read_prometheus(
+                    self._fetcher, str(source.url), source.query, self._credentials(source)
+                )
             else:
                 within = _cloud_read_time()
                 try:
@@ -246,6 +264,17 @@ class WatchActivities:
             said = NO_NUMBER % {"error": f"{type(exc).__name__}: {exc}"}
             return MetricReading(error=said[:500])
         return MetricReading(value=value)
+
+    def _credentials(self, source: HttpJsonSource | PrometheusSource) -> Credentials | None:
+        """The source's Authorization, its secret read now (settings, never history)."""
+        if source.auth is None:
+            return None
+        name = source.auth.secret.removeprefix("secret:")
+        try:
+            value = self._secrets.resolve(source.auth.secret)
+        except PermanentNotifyError as exc:  # the operator removed it since the watch began
+            raise FetchError(str(exc)) from None
+        return Credentials.of(source.auth.type, name, value)
 
     @staticmethod
     def _failed(

@@ -40,6 +40,12 @@ _REASONS = {
         ("数据路径匹配到了多个值", "its path matched several values"),
     ),
     metric_reads.NO_SAMPLE: ("查询现在没有数据", "the query has no data now"),
+    metric_reads.CREDENTIALS_REFUSED: ("数据源拒绝了凭据", "the source refused the credentials"),
+    metric_reads.NO_CREDENTIALS: ("数据源要求凭据", "the source asks for credentials"),
+    **dict.fromkeys(
+        (metric_reads.BAD_BASIC, metric_reads.BAD_TOKEN),
+        ("数据源的密钥不能用作凭据", "its secret cannot be sent as credentials"),
+    ),
     metric_reads.SEVERAL_SERIES: ("查询返回了多条序列", "the query answered several series"),
     **dict.fromkeys(guard.REFUSALS, ("这个地址不允许访问", "its address is not allowed")),
     **dict.fromkeys(

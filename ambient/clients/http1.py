@@ -1,4 +1,5 @@
-"""A lean HTTP/1.1 client for the worker's GETs of pages and metric values.
+"""A lean HTTP/1.1 client for the worker's GETs of pages and metric values (and the POST of
+a Prometheus query too long for a URL).
 
 A watch repeats the same conditional GET every minute or so; through httpx the request path
 (request models, the pool scanning its connections, anyio) was most of what a ``304 Not
@@ -98,7 +99,7 @@ class _Connection:
 
 
 Key = tuple[str, str, int]  # scheme, host name, port
-RequestOf = Callable[[], h11.Request]
+RequestOf = Callable[[], list[h11.Event]]
 # Characters left as they are in a request target: the URL's own delimiters and escapes.
 SAFE = "!#$%&'()*+,/:;=?@[]~"
 
@@ -129,16 +130,23 @@ class PageClient:
         addresses: Sequence[str],
         time_limit: float,
         max_bytes: int,
+        form: bytes = b"",
     ) -> Answer:
-        """GET ``url`` from the first of ``addresses`` that connects, all within ``time_limit``."""
+        """GET ``url`` (POST ``form``, form-encoded, when given) from the first of
+        ``addresses`` that connects, all within ``time_limit``."""
         fields = tuple(headers.items())
         try:
-            key, wire = _request(url, fields)
-        except h11.LocalProtocolError as exc:  # a field h11 would not send (a line break, ...)
-            raise HttpProtocolError(f"cannot send this request: {exc}") from exc
+            # A form's request is not kept: a long query's POST is rare, and large.
+            key, wire = _wired(url, fields, form) if form else _request(url, fields)
+        except h11.LocalProtocolError:  # a field h11 would not send (a line break, ...)
+            # h11 says the field's value: an Authorization header's secret is not said on.
+            raise HttpProtocolError(
+                "cannot send this request: a header has a line break or "
+                "a character no header may carry"
+            ) from None
 
-        def request() -> h11.Request:  # built again only for an answer h11 reads
-            return _h11_request(url, fields)[1]
+        def request() -> list[h11.Event]:  # built again only for an answer h11 reads
+            return _h11_request(url, fields, form)[1]
 
         scheme, name, port = key
         async with asyncio.timeout(time_limit):
@@ -320,8 +328,8 @@ async def _read_with_h11(
     """Read the answer through h11, given the bytes read so far (``ended``: then EOF)."""
     # The request was sent already: h11 is told of it, not given it.
     protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
-    protocol.send(request())
-    protocol.send(h11.EndOfMessage())
+    for sent in request():
+        protocol.send(sent)
     protocol.receive_data(bytes(buffer))
     received = bool(buffer)
     if ended:
@@ -371,13 +379,20 @@ def _request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, bytes
     # A watch sends the same conditional GET every minute: built once. h11's own request is
     # not kept: ≈ 1.2 KB a watch for as long as the process runs, needed only for an answer
     # h11 reads (docs/benchmarks.md, "Worker memory", round 3).
-    key, request = _h11_request(url, headers)
+    return _wired(url, headers, b"")
+
+
+def _wired(url: str, headers: tuple[tuple[str, str], ...], form: bytes) -> tuple[Key, bytes]:
+    key, events = _h11_request(url, headers, form)
     writer = h11.Connection(h11.CLIENT)
-    return key, (writer.send(request) or b"") + (writer.send(h11.EndOfMessage()) or b"")
+    return key, b"".join(writer.send(event) or b"" for event in events)
 
 
-def _h11_request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, h11.Request]:
-    """The connection key of ``url`` and its request as h11 checks and sends it."""
+def _h11_request(
+    url: str, headers: tuple[tuple[str, str], ...], form: bytes = b""
+) -> tuple[Key, list[h11.Event]]:
+    """The connection key of ``url`` and its request's events as h11 checks and sends them
+    (a GET, or a POST of ``form``)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -392,8 +407,13 @@ def _h11_request(url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Key, h
     # latin-1, not h11's ASCII: an ETag echoed in If-None-Match may carry obs-text.
     fields += [(f.encode("latin-1"), v.encode("latin-1")) for f, v in headers]
     fields.append((b"Accept-Encoding", b"gzip, deflate"))
-    request = h11.Request(method=b"GET", target=target.encode("ascii"), headers=fields)
-    return (scheme, name, port), request
+    if not form:
+        request = h11.Request(method=b"GET", target=target.encode("ascii"), headers=fields)
+        return (scheme, name, port), [request, h11.EndOfMessage()]
+    fields.append((b"Content-Type", b"application/x-www-form-urlencoded"))
+    fields.append((b"Content-Length", str(len(form)).encode()))
+    request = h11.Request(method=b"POST", target=target.encode("ascii"), headers=fields)
+    return (scheme, name, port), [request, h11.Data(data=form), h11.EndOfMessage()]
 
 
 def default_max_idle() -> int:

@@ -4,8 +4,10 @@ what came back, in words a page translates (``said_refusal``)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -21,11 +23,16 @@ from ambient.clients.web import (
     HttpStatusError,
     WebFetcher,
     fetch_refusal,
+    keeps_credentials,
     read_said,
 )
 from ambient.refusals import N_, Refusal
 
 QUERY_PATH = "/api/v1/query"  # the Prometheus HTTP API's instant query
+# A query whose GET URL would be longer is POSTed as a form, as the HTTP API takes it: proxies
+# in front of Prometheus refuse long request lines with a 414 (nginx past 8 KB or as hardened,
+# IIS past a 2,048-character query).
+LONG_URL = 2000
 # A metric answer no reading can be made of (a threshold watch's or a remediation's verify).
 JSONPATH_NOTHING = N_("JSONPath %(path)s matched nothing")
 JSONPATH_NOT_A_NUMBER = N_("JSONPath %(path)s is not a number: %(shown)s")
@@ -61,6 +68,21 @@ NATIVE_HISTOGRAM = N_(
     "query answered a native histogram, not a number: ask for one number of it "
     "(histogram_count, histogram_sum, histogram_quantile): %(query)s"
 )
+# A source's 401 or 403 (not a redirect's other origin, which is sent no credentials).
+CREDENTIALS_REFUSED = N_(
+    "the source refused the credentials of secret %(secret)s (HTTP %(status)s): check the "
+    "secret's value (a bearer token, or user:password for basic) and that its account may read "
+    "this"
+)
+NO_CREDENTIALS = N_(
+    "the source asks for credentials (HTTP %(status)s): give the source an auth, e.g. "
+    '{"type": "bearer", "secret": "secret:NAME"} with a server secret you may use'
+)
+BAD_BASIC = N_("secret %(secret)s is not user:password, as basic credentials are: check its value")
+BAD_TOKEN = N_(
+    "secret %(secret)s cannot be sent as a bearer token: its value is empty or has characters "
+    "no header carries (a line break inside it)"
+)
 NO_NUMBER = N_("the source did not answer a number (%(error)s)")  # a crash reading it
 NOT_JSON = N_("the source answered %(kind)s, not JSON: %(shown)s")  # a sign-in page, say
 METRIC_ANSWERS = (
@@ -79,7 +101,32 @@ METRIC_ANSWERS = (
     NATIVE_HISTOGRAM,
     NO_NUMBER,
     NOT_JSON,
+    CREDENTIALS_REFUSED,
+    NO_CREDENTIALS,
+    BAD_BASIC,
+    BAD_TOKEN,
 )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A source's Authorization header and the secret it was made of (named, never shown)."""
+
+    secret: str
+    header: str = field(repr=False)
+
+    @classmethod
+    def of(cls, kind: str, secret: str, value: str) -> Credentials:
+        """The header of ``kind`` (bearer, basic) of the secret's ``value``; a FetchError that
+        names the secret, never its value, for one no header carries."""
+        if kind == "basic":
+            if ":" not in value:
+                raise FetchError(BAD_BASIC % {"secret": secret})
+            return cls(secret, "Basic " + base64.b64encode(value.encode()).decode())
+        token = value.strip()  # a token file's line break
+        if not token or not token.isascii() or not token.isprintable():
+            raise FetchError(BAD_TOKEN % {"secret": secret})
+        return cls(secret, f"Bearer {token}")
 
 
 def said_refusal(error: str) -> Refusal | None:
@@ -92,9 +139,11 @@ def said_refusal(error: str) -> Refusal | None:
     return said
 
 
-async def read_json_number(fetcher: WebFetcher, url: str, json_path: str) -> float:
+async def read_json_number(
+    fetcher: WebFetcher, url: str, json_path: str, credentials: Credentials | None = None
+) -> float:
     """The number at ``json_path`` of the JSON document at ``url``."""
-    document = _json(await fetcher.fetch(url, accept="application/json"), url)
+    document = _json(await _fetched(fetcher, url, credentials), url)
     found: dict[object, tuple[str | None, Any]] = {}
     for index, match in enumerate(jsonpath(json_path).find(document)):
         # Each node once (a recursive path can reach one twice); a value computed (`sub()`,
@@ -122,13 +171,17 @@ async def read_json_number(fetcher: WebFetcher, url: str, json_path: str) -> flo
     return number
 
 
-async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> float:
+async def read_prometheus(
+    fetcher: WebFetcher, base_url: str, query: str, credentials: Credentials | None = None
+) -> float:
     """The one number a Prometheus instant query answers (``base_url``: the server's, or the
     query endpoint's own URL, as it is often pasted)."""
     base = base_url.rstrip("/").removesuffix(QUERY_PATH)
-    url = f"{base}{QUERY_PATH}?{urlencode({'query': query})}"
+    url, form = f"{base}{QUERY_PATH}?{urlencode({'query': query})}", b""
+    if len(url) > LONG_URL:
+        url, form = f"{base}{QUERY_PATH}", urlencode({"query": query}).encode()
     try:
-        data = _json(await fetcher.fetch(url, accept="application/json"), url)
+        data = _json(await _fetched(fetcher, url, credentials, form), url)
     except HttpStatusError as exc:
         # The HTTP API answers a query it refuses (400 bad_data, 422 execution, 503
         # timeout) with its reason in the body: that is what the user must fix.
@@ -169,6 +222,24 @@ async def read_prometheus(fetcher: WebFetcher, base_url: str, query: str) -> flo
         # Prometheus answers NaN for 0/0 (a rate with no traffic) and +-Inf for x/0.
         raise FetchError(NOT_FINITE % {"value": value, "query": query})
     return number
+
+
+async def _fetched(
+    fetcher: WebFetcher, url: str, credentials: Credentials | None, form: bytes = b""
+) -> FetchResult:
+    """A source's answer; its 401 or 403 said as what to do about the credentials."""
+    header = credentials.header if credentials else None
+    try:
+        return await fetcher.fetch(url, accept="application/json", authorization=header, form=form)
+    except HttpStatusError as exc:
+        if exc.status not in (401, 403) or not keeps_credentials(url, exc.url):
+            raise  # where a redirect led no credentials went: its status as it is
+        said = (
+            CREDENTIALS_REFUSED % {"secret": credentials.secret, "status": exc.status}
+            if credentials
+            else NO_CREDENTIALS % {"status": exc.status}
+        )
+        raise HttpStatusError(exc.status, exc.url, exc.body, said) from None
 
 
 def _prometheus_error(answer: object) -> str | None:

@@ -224,11 +224,14 @@ class WebFetcher:
         last_modified: str | None = None,
         accept: str = "text/html,application/xhtml+xml,*/*;q=0.8",
         validators_from: str | None = None,
+        authorization: str | None = None,
+        form: bytes = b"",
     ) -> FetchResult:
-        """GET ``url``, following redirects; ``etag`` and ``last_modified`` are sent to the
-        URL they came from alone (``validators_from``, its ``validators_key``; None: ``url``),
-        not to a hop that never issued them (another site's ETag would tell it what the
-        watch saw there)."""
+        """GET ``url`` (POST ``form``), following redirects; ``etag`` and ``last_modified``
+        are sent to the URL they came from alone (``validators_from``, its ``validators_key``;
+        None: ``url``), not to a hop that never issued them (another site's ETag would tell it
+        what the watch saw there); ``authorization`` only while every hop keeps to ``url``'s
+        origin (``keeps_credentials``), as browsers and httpx send it."""
         plain = {"User-Agent": USER_AGENT, "Accept": accept}
         conditional = dict(plain)
         if etag:
@@ -252,6 +255,8 @@ class WebFetcher:
             else:  # NOT_KNOWN (a state of the release before) is no URL's key: sent nowhere
                 issued_here = validators_key(current) == validators_from
             headers = conditional if issued_here else plain
+            if authorization:
+                headers = headers | {"Authorization": authorization}
             try:
                 answer = await self._client.get(
                     current,
@@ -259,6 +264,7 @@ class WebFetcher:
                     addresses=addresses,
                     time_limit=self._timeout,
                     max_bytes=self._max_bytes,
+                    form=form,
                 )
             except BodyTooLargeError:
                 said = Refusal(TOO_LARGE, bytes=self._max_bytes)
@@ -276,7 +282,13 @@ class WebFetcher:
                 # percent-encoded) is read as browsers read it.
                 with suppress(UnicodeDecodeError):
                     location = location.encode("latin-1").decode()
-                current = _spaces_encoded(urljoin(current, location.strip()))
+                led = _spaces_encoded(urljoin(current, location.strip()))
+                if not keeps_credentials(current, led):
+                    authorization = None  # and not sent again, should a later hop come back
+                # A form goes on (RFC 9110 15.4: a 301 or 302 may keep the method; the query
+                # is the request), but to a 303's other resource, which is read by GET.
+                form = b"" if answer.status == 303 else form
+                current = led
                 continue
             return self._result(url, current, answer, headers)
         raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))
@@ -331,6 +343,20 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
+
+
+def keeps_credentials(url: str, led: str) -> bool:
+    """Whether a redirect from ``url`` to ``led`` keeps its Authorization header: the same
+    origin, or its own host upgraded from http to https (as httpx keeps it)."""
+    (scheme, host, port), (led_scheme, led_host, led_port) = _origin(url), _origin(led)
+    upgraded = (scheme, port, led_scheme, led_port) == ("http", 80, "https", 443)
+    return host == led_host and ((scheme, port) == (led_scheme, led_port) or upgraded)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(scheme)
 
 
 def validators_key(url: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
 from ambient.clients.kube import KubeError, kubeconfig_contexts, kubeconfig_tke_clusters
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.domain.identifiers import TKE_CLUSTER_HINT, TKE_CLUSTER_ID
 from ambient.remediation.alerts import Alert
 from ambient.remediation.views import InvalidRemediationError
@@ -27,6 +29,20 @@ def check_reachable(settings: Settings, alert: Alert) -> None:
         raise InvalidRemediationError(
             f"alert.verify.source.url: {exc}. Nothing was started.",
             field="alert.verify.source.url",
+        ) from None
+
+
+def check_verify_secret(settings: Settings, alert: Alert, *, user: str, is_admin: bool) -> None:
+    """A verify source's secret only if ``user`` may use it (as a threshold watch's)."""
+    auth = getattr(alert.verify.source if alert.verify else None, "auth", None)
+    if auth is None:
+        return
+    try:
+        SecretResolver(settings.secrets).check_access(auth.secret, user=user, is_admin=is_admin)
+    except PermanentNotifyError as exc:
+        field = "alert.verify.source.auth.secret"
+        raise InvalidRemediationError(
+            f"{field}: {exc}. Nothing was started.", field=field
         ) from None
 
 

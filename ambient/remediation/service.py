@@ -34,7 +34,7 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
-from ambient.remediation.intake import check_reachable, cluster_identity
+from ambient.remediation.intake import check_reachable, check_verify_secret, cluster_identity
 from ambient.remediation.joins import join
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
@@ -106,6 +106,7 @@ class RemediationService(RemediationReads):
         parsed = accepted(Alert, alert)
         check_reachable(self.settings, parsed)
         account = await self._user(user)
+        check_verify_secret(self.settings, parsed, user=user, is_admin=account.is_admin)
         decision = effective_mode(
             mode, account.rollback_permission, self.settings.remediation_executor
         )

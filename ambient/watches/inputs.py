@@ -27,6 +27,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, WithJsonSch
 
 from ambient.briefing.config import BriefingConfig
 from ambient.clients.guard import DestinationGuard, RefusedDestinationError
+from ambient.clients.notify.errors import PermanentNotifyError
+from ambient.clients.notify.secrets import SecretResolver
 from ambient.clients.notify.targets import TargetPolicy
 from ambient.clients.tencent.client import NOT_CONFIGURED, TencentCloud
 from ambient.domain.field_errors import Location, Refused, field_errors, field_problems
@@ -175,6 +177,20 @@ def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Set
         raise ConfigError([error for error, _ in refused], inputs=[sent for _, sent in refused])
 
 
+def check_source_auth(
+    source: BaseModel | None, *, user: str, is_admin: bool, settings: Settings, field: Location
+) -> None:
+    """A metric source's secret, only if ``user`` may use it (as a target's ``secret:NAME``);
+    ConfigError naming ``field`` (where the source is) otherwise."""
+    auth = getattr(source, "auth", None)
+    if auth is None:
+        return
+    try:
+        SecretResolver(settings.secrets).check_access(auth.secret, user=user, is_admin=is_admin)
+    except PermanentNotifyError as exc:
+        raise ConfigError([((*field, "auth", "secret"), str(exc))], inputs=[auth.secret]) from None
+
+
 def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> ThresholdWatchConfig:
     """A named metric with its catalogue source filled in; a name beside another source refused
     (the source would be watched under the name)."""
@@ -226,6 +242,10 @@ async def checked_config(
             raise ConfigError([(("source",), NOT_CONFIGURED)])
     check_destinations(parsed, settings)
     check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings)
+    if isinstance(parsed, ThresholdWatchConfig):
+        check_source_auth(
+            parsed.source, user=user, is_admin=row.is_admin, settings=settings, field=("source",)
+        )
     return parsed
 
 

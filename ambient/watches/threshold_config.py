@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from ambient.domain.configs import UserConfig, new_region, reading_stored
+from ambient.domain.push import SECRET_NAME, SECRET_PREFIX
 from ambient.refusals import Refusal
 from ambient.watches.configs import (
     MAX_CONDITIONS,
@@ -30,11 +31,47 @@ from ambient.watches.configs import (
 )
 
 
+def _secret_named(value: str) -> str:
+    if value.startswith(SECRET_PREFIX) and SECRET_NAME.fullmatch(value[len(SECRET_PREFIX) :]):
+        return value
+    # Written here, a token would be kept in the watch's history, events and status.
+    raise Refusal(
+        "give the credentials as secret:NAME, a server secret the operator defines in "
+        "AMBIENT_SECRETS (letters, digits, _ . -), never the token or password itself"
+    )
+
+
+class SourceAuth(UserConfig):
+    """Credentials a metric source asks for, by a server secret's name: its value stays in
+    the server's settings, out of the watch's config, history and status."""
+
+    type: Literal["bearer", "basic"] = Field(
+        description="bearer: the secret's value is the token; basic: it is user:password"
+    )
+    secret: Annotated[str, AfterValidator(_secret_named)] = Field(
+        description="secret:NAME, a server secret you may use (AMBIENT_SECRETS)"
+    )
+
+
+# Left out of a source's JSON when not given: configs, ids and histories of sources without it
+# stay as they were.
+Auth = Annotated[
+    SourceAuth | None,
+    Field(
+        default=None,
+        exclude_if=lambda auth: auth is None,
+        description='credentials, e.g. {"type": "bearer", "secret": "secret:NAME"}; sent to the '
+        "URL's origin only",
+    ),
+]
+
+
 class HttpJsonSource(UserConfig):
     """A number inside a JSON document served over HTTP (e.g. a price API)."""
 
     type: Literal["http_json"] = Field(default="http_json", description="http_json")
     url: WebUrl = Field(description="http(s) URL of the JSON document")
+    auth: Auth
     json_path: Annotated[
         str, StringConstraints(max_length=500), AfterValidator(check_json_path)
     ] = Field(description="JSONPath to a number, e.g. $.data.amount (checked at creation)")
@@ -55,6 +92,7 @@ class PrometheusSource(UserConfig):
     query: str = Field(
         min_length=1, max_length=4000, description="PromQL instant query returning one sample"
     )
+    auth: Auth
 
     @field_validator("url")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from ambient import temporal
@@ -379,6 +380,29 @@ async def test_a_verify_source_the_worker_may_not_read_is_a_422_naming_its_url(
     assert error["loc"] == ["body", "alert", "verify", "source", "url"]
     assert "refused destination 10.0.0.5" in error["msg"]
     assert "AMBIENT_FETCH_ALLOW_CIDRS" in error["msg"]
+    assert listed == []
+
+
+async def test_a_verify_source_naming_a_secret_not_the_callers_is_a_422_and_nothing_starts(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # The same rule as a threshold watch's source: a member names only the secrets the
+    # operator lists for them, or it reads with an admin's credentials.
+    user = unique("api-secret")
+    secrets = {"ops": SecretStr("admins-only")}
+    async with api_with_no_worker(
+        dev_env, deps, user, secrets=secrets, fetch_allow_cidrs=["127.0.0.1/32"]
+    ) as http:
+        subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
+        subject["verify"]["source"]["auth"] = {"type": "bearer", "secret": "secret:ops"}
+        answer = await http.post("/remediations", json={"alert": subject})
+        listed = (await http.get("/remediations")).json()
+
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", "alert", "verify", "source", "auth", "secret"]
+    assert f"secret 'ops' is not available to {user}" in error["msg"]
+    assert "admins-only" not in answer.text
     assert listed == []
 
 

@@ -1,0 +1,303 @@
+"""Metric sources behind credentials: a threshold watch reads a strict local Prometheus (and a
+JSON API) that asks for basic or bearer auth with the server secret its config names, by name
+only (the value never in its config, history or status), only a secret its owner may use, the
+Authorization header sent to the source's origin alone; a 401 or 403 says what to do. A query
+too long for a URL is POSTed as a form, as Prometheus' HTTP API takes it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from temporalio.testing import WorkflowEnvironment
+
+from ambient.briefing.service import BriefingService
+from ambient.clients.web import keeps_credentials
+from ambient.deps import WorkerDeps
+from ambient.domain.users import Language
+from ambient.settings import ServerSecret
+from ambient.watches.inputs import ConfigError
+from ambient.watches.service import TaskService
+from api.i18n import Words
+from api.routers.app_pages import failed_said
+from mcp_server.voice_failures import reason_said
+from tests.conftest import unique
+from tests.support.servers import HANG, http_client, serve
+from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
+from worker import build_worker
+
+PASSWORD = "s3cret-pass"
+TOKEN = "tok-123"
+SECRETS = {
+    "prom": ServerSecret(value=SecretStr(f"reader:{PASSWORD}"), users=[USER]),
+    "wrong": ServerSecret(value=SecretStr("reader:not-it"), users=[USER]),
+    "token": ServerSecret(value=SecretStr(f"{TOKEN}\n"), users=[USER]),  # a token file's line
+    "broken": ServerSecret(value=SecretStr(f"{TOKEN}\r\nX-Admin: yes"), users=[USER]),
+    "ops": SecretStr("admins-only"),
+}
+# The request line a proxy in front takes (nginx hardened to large_client_header_buffers 4 4k;
+# IIS takes a 4,096-character URL and a 2,048-character query).
+REQUEST_LINE = 4096
+
+
+@dataclass
+class StrictPrometheus:
+    """Prometheus on /api/v1/query, as strict as it, behind auth (its web config's basic auth,
+    or a proxy's bearer token) and behind a proxy: a request line past 4 KB is a 414; without
+    the credentials a 401; a method but GET and POST a 405 (its router); the query read from
+    the URL or from a form body (Go's ParseForm reads application/x-www-form-urlencoded alone),
+    none a 400 bad_data. It answers the query's length, so a query cut short shows. /value is a
+    JSON API behind the same auth; /away redirects to ``elsewhere`` (another origin), /here to
+    its own /value."""
+
+    elsewhere: str = ""
+    open: bool = False  # no auth asked
+    seen: list[tuple[str, str | None]] = field(default_factory=list)  # method, Authorization
+
+    def app(self) -> Starlette:
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        return Starlette(
+            routes=[
+                Route("/api/v1/query", self.query, methods=methods),
+                Route("/value", self.value),
+                Route("/away", lambda _: RedirectResponse(f"{self.elsewhere}/value", 302)),
+                Route("/here", lambda _: RedirectResponse("/value", 302)),
+            ]
+        )
+
+    def refused(self, request: Request) -> Response | None:
+        line = len(request.scope["raw_path"]) + len(request.scope["query_string"]) + 1
+        if line > REQUEST_LINE:
+            return Response("<html><center>414 Request-URI Too Large</center>", 414)
+        given = request.headers.get("authorization")
+        self.seen.append((request.method, given))
+        basic = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+        if given not in (basic, f"Bearer {TOKEN}") and not self.open:
+            return Response("Unauthorized\n", 401, {"WWW-Authenticate": 'Basic realm="prom"'})
+        return None
+
+    async def query(self, request: Request) -> Response:
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        if request.method not in ("GET", "POST"):
+            return Response("Method Not Allowed\n", 405, {"Allow": "GET, OPTIONS, POST"})
+        form: dict[str, list[str]] = {}
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if request.method == "POST" and kind == "application/x-www-form-urlencoded":
+            form = parse_qs((await request.body()).decode(), keep_blank_values=True)
+        query = (form.get("query") or [request.query_params.get("query", "")])[0]
+        if not query:
+            error = 'invalid parameter "query": 1:1: parse error: no expression found in input'
+            answer = {"status": "error", "errorType": "bad_data", "error": error}
+            return JSONResponse(answer, 400)
+        sample = {"metric": {}, "value": [1, str(len(query))]}
+        data = {"resultType": "vector", "result": [sample]}
+        return JSONResponse({"status": "success", "data": data})
+
+    async def value(self, request: Request) -> Response:
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        return JSONResponse({"data": {"amount": "42.5"}})
+
+
+@pytest_asyncio.fixture
+async def prometheus() -> AsyncIterator[tuple[StrictPrometheus, str, StrictPrometheus]]:
+    """The source, its base URL, and another origin its /away leads to."""
+    source, other = StrictPrometheus(), StrictPrometheus()
+    async with serve(source.app()) as base, serve(other.app()) as elsewhere:
+        source.elsewhere = elsewhere
+        yield source, base, other
+
+
+@pytest_asyncio.fixture
+async def tasks(
+    dev_env: WorkflowEnvironment,
+    loopback_deps: WorkerDeps,  # noqa: F811
+) -> AsyncIterator[TaskService]:
+    queue = unique("tq")
+    loopback_deps.settings = loopback_deps.settings.model_copy(
+        update={"temporal_task_queue": queue, "secrets": SECRETS}
+    )
+    settings, db = loopback_deps.settings, loopback_deps.db
+    async with build_worker(dev_env.client, loopback_deps, task_queue=queue):
+        briefings = BriefingService(dev_env.client, settings, db)
+        yield TaskService(dev_env.client, settings, db, briefings=briefings, baseline_wait=HANG)
+
+
+def _watch(source: dict[str, Any]) -> dict[str, Any]:
+    return {"source": source, "threshold": 1000, "check_interval_minutes": 5}
+
+
+async def _baseline(tasks: TaskService, source: dict[str, Any]) -> dict[str, Any]:
+    ref = await tasks.create(USER, "threshold_watch", _watch(source), unique("auth"))
+    await tasks.delete(USER, ref.task_id)
+    assert ref.baseline is not None
+    return ref.baseline
+
+
+async def test_a_prometheus_behind_basic_auth_is_read_with_a_secret_named_never_shown(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    source, base, _ = prometheus
+    auth = {"type": "basic", "secret": "secret:prom"}
+    config = _watch({"type": "prometheus", "url": base, "query": "sum(up)", "auth": auth})
+    ref = await tasks.create(USER, "threshold_watch", config, unique("basic"))
+    status = await tasks.get(USER, ref.task_id)
+    history = await tasks.client.get_workflow_handle(ref.task_id).fetch_history()
+    await tasks.delete(USER, ref.task_id)
+
+    assert ref.baseline == {"value": 7.0, "error": None}  # len("sum(up)")
+    assert source.seen == [
+        ("GET", "Basic " + base64.b64encode(b"reader:" + PASSWORD.encode()).decode())
+    ]
+    assert status.config["source"]["auth"] == auth
+    said = json.dumps(status.model_dump(mode="json")) + json.dumps(history.to_json_dict())
+    encoded = base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+    assert "secret:prom" in said
+    assert PASSWORD not in said and encoded not in said
+
+
+async def test_a_bearer_token_is_sent_without_its_files_line_break_and_one_inside_is_refused(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    source, base, _ = prometheus
+    token = {"type": "http_json", "url": f"{base}/value", "json_path": "$.data.amount"}
+    read = await _baseline(tasks, token | {"auth": {"type": "bearer", "secret": "secret:token"}})
+    broken = await _baseline(tasks, token | {"auth": {"type": "bearer", "secret": "secret:broken"}})
+
+    assert read == {"value": 42.5, "error": None}
+    # The value with a line break would be a header of its own (or h11's error, saying it).
+    assert broken == {
+        "value": None,
+        "error": "secret broken cannot be sent as a bearer token: its value is empty or has "
+        "characters no header carries (a line break inside it)",
+    }
+    assert source.seen == [("GET", f"Bearer {TOKEN}")]
+
+
+async def test_refused_credentials_and_none_are_said_as_what_to_do(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    _, base, _ = prometheus
+    query = {"type": "prometheus", "url": base, "query": "sum(up)"}
+    wrong = await _baseline(tasks, query | {"auth": {"type": "basic", "secret": "secret:wrong"}})
+    none = await _baseline(tasks, query)
+
+    refused = (
+        "the source refused the credentials of secret wrong (HTTP 401): check the secret's value "
+        "(a bearer token, or user:password for basic) and that its account may read this"
+    )
+    assert wrong == {"value": None, "error": refused}
+    asks = (
+        'the source asks for credentials (HTTP 401): give the source an auth, e.g. {"type": '
+        '"bearer", "secret": "secret:NAME"} with a server secret you may use'
+    )
+    assert none == {"value": None, "error": asks}
+    zh = Words(Language.ZH)
+    assert failed_said(refused, zh).startswith("失败：数据源拒绝了密钥 wrong 的凭据（HTTP 401）")
+    assert reason_said(refused) == ("数据源拒绝了凭据", "the source refused the credentials")
+    assert reason_said(asks) == ("数据源要求凭据", "the source asks for credentials")
+
+
+async def test_credentials_go_to_the_sources_origin_alone(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """Browsers and httpx drop Authorization at a redirect to another origin: the host led to
+    is not the one the owner gave the secret for."""
+    source, base, other = prometheus
+    auth = {"type": "basic", "secret": "secret:prom"}
+    json_at = {"type": "http_json", "json_path": "$.data.amount", "auth": auth}
+    here = await _baseline(tasks, json_at | {"url": f"{base}/here"})
+    away = await _baseline(tasks, json_at | {"url": f"{base}/away"})
+
+    assert here == {"value": 42.5, "error": None}
+    assert away == {"value": None, "error": f"HTTP 401 (redirected to {source.elsewhere}/value)"}
+    assert other.seen == [("GET", None)]
+    sent = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+    assert source.seen == [("GET", sent)]  # /value, where /here led
+
+
+@pytest.mark.parametrize(
+    ("led", "kept"),
+    [
+        ("http://prom.example:9090/value", True),
+        ("http://PROM.example:9090/login", True),
+        ("http://prom.example:9091/value", False),  # another port: another origin
+        ("http://sso.example:9090/login", False),
+        ("https://prom.example:9090/value", False),  # another scheme on its port
+    ],
+)
+def test_a_redirect_keeps_the_credentials_on_the_sources_origin_alone(led: str, kept: bool) -> None:
+    assert keeps_credentials("http://prom.example:9090/api", led) is kept
+    # Its own host upgraded to https keeps them (httpx's rule); downgraded it does not.
+    assert keeps_credentials("http://prom.example/api", "https://prom.example/api")
+    assert not keeps_credentials("https://prom.example/api", "http://prom.example/api")
+
+
+@pytest.mark.parametrize(
+    ("secret", "said"),
+    [
+        ("secret:ops", "secret 'ops' is not available to alice"),
+        ("secret:nobody-defined", "secret 'nobody-defined' is not available to alice"),
+        ("tok-123", "give the credentials as secret:NAME"),
+    ],
+)
+async def test_a_source_names_only_a_secret_its_owner_may_use_at_create_and_update(
+    tasks: TaskService,
+    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
+    secret: str,
+    said: str,
+) -> None:
+    source, base, _ = prometheus
+    query = {"type": "prometheus", "url": base, "query": "sum(up)"}
+    denied = _watch(query | {"auth": {"type": "bearer", "secret": secret}})
+    with pytest.raises(ConfigError) as created:
+        await tasks.create(USER, "threshold_watch", denied, unique("denied"))
+    ref = await tasks.create(USER, "threshold_watch", _watch(query), unique("allowed"))
+    with pytest.raises(ConfigError) as updated:
+        await tasks.update(USER, ref.task_id, denied)
+    status = await tasks.get(USER, ref.task_id)
+    await tasks.delete(USER, ref.task_id)
+
+    for refused in (created.value, updated.value):
+        [(where, message)] = refused.errors
+        # (a literal is refused by the source's model, which names its type too)
+        assert where[:2] == ("config", "source") and where[-2:] == ("auth", "secret")
+        assert said in str(message)
+        assert "admins-only" not in str(refused)
+    assert "auth" not in status.config["source"]
+    assert [method for method, _ in source.seen] == ["GET"]  # the allowed watch's baseline
+
+
+async def test_a_query_too_long_for_a_url_is_posted_as_a_form(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """Asked by GET, a 3,900-character query of many paths was a 5.9 KB request line: the
+    proxy in front answered 414, at every check."""
+    source, base, _ = prometheus
+    source.open = True
+    paths = "|".join(f"/api/v1/orders/{i}/items" for i in range(160))
+    query = f'sum(rate(http_requests_total{{job="api",path=~"{paths}"}}[5m]))'
+    assert len(query) <= 4000  # a query the config takes
+    long = await _baseline(tasks, {"type": "prometheus", "url": base, "query": query})
+    short = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "sum(up)"})
+    async with http_client(base) as http:  # the stand-in is as strict as Prometheus' router
+        put = await http.put(
+            "/api/v1/query", data={"query": "up"}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+
+    assert long == {"value": float(len(query)), "error": None}
+    assert short == {"value": 7.0, "error": None}
+    assert [method for method, _ in source.seen] == ["POST", "GET", "PUT"]
+    assert put.status_code == 405
