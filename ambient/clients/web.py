@@ -238,7 +238,7 @@ class WebFetcher:
             conditional["If-None-Match"] = etag
         if last_modified:
             conditional["If-Modified-Since"] = last_modified
-        current = url
+        current, before = url, url
         for _ in range(self._max_redirects + 1):
             try:
                 addresses = await self.check_destination(current)
@@ -250,6 +250,9 @@ class WebFetcher:
                 # they never wrote.
                 said = Refusal(REDIRECT_REFUSED, target=current, reason=str(exc))
                 raise type(exc)(str(said)) from None
+            # Asked of a destination the guard took (a port past 65535 is its refusal).
+            if authorization and not keeps_credentials(before, current):
+                authorization = None  # and not sent again, should a later hop come back
             if validators_from is None:
                 issued_here = current == url
             else:  # NOT_KNOWN (a state of the release before) is no URL's key: sent nowhere
@@ -282,13 +285,10 @@ class WebFetcher:
                 # percent-encoded) is read as browsers read it.
                 with suppress(UnicodeDecodeError):
                     location = location.encode("latin-1").decode()
-                led = _spaces_encoded(urljoin(current, location.strip()))
-                if not keeps_credentials(current, led):
-                    authorization = None  # and not sent again, should a later hop come back
                 # A form goes on (RFC 9110 15.4: a 301 or 302 may keep the method; the query
                 # is the request), but to a 303's other resource, which is read by GET.
                 form = b"" if answer.status == 303 else form
-                current = led
+                before, current = current, _spaces_encoded(urljoin(current, location.strip()))
                 continue
             return self._result(url, current, answer, headers)
         raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))

@@ -88,6 +88,20 @@ async def test_redirect_to_a_private_address_is_refused(
     assert state.requests == [("/go", 302)]
 
 
+@pytest.mark.parametrize("authorization", [None, "Bearer tok-123"])
+async def test_a_redirect_to_a_port_no_url_has_is_refused_as_an_address(
+    site: tuple[Site, str], http: httpx.AsyncClient, authorization: str | None
+) -> None:
+    """Whether the header goes on was asked of the URL led to before the guard: its port
+    99999 raised a bare ValueError (an activity failure, not a failed check)."""
+    state, base = site
+    state.redirects["/go"] = "http://127.0.0.1:99999/x"
+    fetcher = WebFetcher(allow_cidrs=LOOPBACK)
+    with pytest.raises(RefusedAddressError, match=r"redirected to http://127\.0\.0\.1:99999/x"):
+        await fetcher.fetch(f"{base}/go", authorization=authorization)
+    assert state.requests == [("/go", 302)]
+
+
 async def test_an_error_status_names_no_url_but_where_a_redirect_led(
     site: tuple[Site, str], http: httpx.AsyncClient
 ) -> None:
