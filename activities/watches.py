@@ -212,14 +212,17 @@ class WatchActivities:
                 type="InvalidMetricSource",
                 non_retryable=True,
             ) from None
+        credentials = None
         try:
             if isinstance(source, HttpJsonSource):
+                credentials = self._credentials(source)
                 value = await read_json_number(
-                    self._fetcher, str(source.url), source.json_path, self._credentials(source)
+                    self._fetcher, str(source.url), source.json_path, credentials
                 )
             elif isinstance(source, PrometheusSource):
+                credentials = self._credentials(source)
                 value = await read_prometheus(
-                    self._fetcher, str(source.url), source.query, self._credentials(source)
+                    self._fetcher, str(source.url), source.query, credentials
                 )
             else:
                 within = _cloud_read_time()
@@ -255,14 +258,14 @@ class WatchActivities:
             where = ""
             if fetch_refusal(str(exc)) and isinstance(source, HttpJsonSource | PrometheusSource):
                 where = FROM_SOURCE % {"reason": "", "url": source.url}
-            return self._failed(request, exc, where)
+            return self._failed(request, exc, where, credentials)
         except TencentCloudError as exc:
             return self._failed(request, exc)
         except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
             # The source answered, but not with what it should (HTML for JSON, a wrong shape,
             # JSON nested past the parser's depth: read again, it crashed the same way).
             said = NO_NUMBER % {"error": f"{type(exc).__name__}: {exc}"}
-            return MetricReading(error=said[:500])
+            return MetricReading(error=_scrubbed(said, credentials)[:500])
         return MetricReading(value=value)
 
     def _credentials(self, source: HttpJsonSource | PrometheusSource) -> Credentials | None:
@@ -271,26 +274,37 @@ class WatchActivities:
             return None
         name = source.auth.secret.removeprefix("secret:")
         try:
+            # The operator may have removed it, or its origin, since the watch began.
+            self._secrets.check_origin(source.auth.secret, str(source.url))
             value = self._secrets.resolve(source.auth.secret)
-        except PermanentNotifyError as exc:  # the operator removed it since the watch began
+        except PermanentNotifyError as exc:
             raise FetchError(str(exc)) from None
         return Credentials.of(source.auth.type, name, value)
 
     @staticmethod
     def _failed(
-        request: ReadMetricInput, exc: FetchError | TencentCloudError, where: str = ""
+        request: ReadMetricInput,
+        exc: FetchError | TencentCloudError,
+        where: str = "",
+        credentials: Credentials | None = None,
     ) -> MetricReading:
         """A read that failed (``where``: whose endpoint, said after the error): a failed
-        reading, or (``retry_failures``) a retryable error."""
+        reading, or (``retry_failures``) a retryable error; the secret's value unsaid."""
+        said = _scrubbed(f"{exc}{where}", credentials)
         if request.retry_failures and _may_pass_later(exc):
             reads = activity.info().attempt
             raise ApplicationError(
-                f"{reads} read{'s' if reads > 1 else ''} failed, the last: {exc}{where}"[:500],
+                f"{reads} read{'s' if reads > 1 else ''} failed, the last: {said}"[:500],
                 type="MetricUnavailable",
             ) from None
         # A reading that failed is state for the watch (failing after N), not a crash;
         # bounded, as it is kept in the watch's history and status.
-        return MetricReading(error=f"{exc}{where}"[:500])
+        return MetricReading(error=said[:500])
+
+
+def _scrubbed(said: str, credentials: Credentials | None) -> str:
+    # Scrubbed before it is cut: a value cut in two would be said in part.
+    return credentials.scrubbed(said) if credentials else said
 
 
 def _stored_by_an_earlier_attempt(stored_at: datetime) -> bool:

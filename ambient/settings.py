@@ -7,6 +7,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -53,11 +54,38 @@ class Environment(StrEnum):
     TEST = "test"
 
 
+def url_origin(url: str) -> str | None:
+    """``scheme://host:port`` of an http(s) URL, the port always said (None: no such URL)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:  # a port past 65535
+        return None
+    if port is None or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{scheme}://{host}:{port}"
+
+
+def _origin_setting(value: str) -> str:
+    parts = urlsplit(value.strip())
+    origin = url_origin(value)
+    if origin is None or parts.path not in ("", "/") or parts.query or parts.username:
+        raise ValueError(
+            f"{value!r} is no origin: give scheme://host[:port], e.g. https://prom.example"
+        )
+    return origin
+
+
 class ServerSecret(BaseModel):
-    """A server secret with the users (besides admins) allowed to reference it."""
+    """A server secret with the users (besides admins) allowed to reference it, and the origins
+    it may be sent to as a metric source's credentials."""
 
     value: SecretStr
     users: list[str] = Field(default_factory=list)
+    # None listed: it is no source's credentials (whoever names it chooses the source's URL).
+    origins: list[Annotated[str, AfterValidator(_origin_setting)]] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -114,6 +114,7 @@ class Credentials:
 
     secret: str
     header: str = field(repr=False)
+    unsaid: tuple[str, ...] = field(default=(), repr=False)  # what no error may say
 
     @classmethod
     def of(cls, kind: str, secret: str, value: str) -> Credentials:
@@ -122,11 +123,33 @@ class Credentials:
         if kind == "basic":
             if ":" not in value:
                 raise FetchError(BAD_BASIC % {"secret": secret})
-            return cls(secret, "Basic " + base64.b64encode(value.encode()).decode())
+            encoded = base64.b64encode(value.encode()).decode()
+            password = value.partition(":")[2]
+            parts = (value, encoded.rstrip("="), *([password] if len(password) >= 4 else []))
+            return cls(secret, f"Basic {encoded}", _unsaid(parts))
         token = value.strip()  # a token file's line break
         if not token or not token.isascii() or not token.isprintable():
             raise FetchError(BAD_TOKEN % {"secret": secret})
-        return cls(secret, f"Bearer {token}")
+        return cls(secret, f"Bearer {token}", _unsaid((token,)))
+
+    def scrubbed(self, text: str) -> str:
+        """``text`` (made of what a source answered: it may echo the request's headers) with
+        the secret's value, in every form sent, said as its name."""
+        for part in self.unsaid:
+            text = text.replace(part, f"[secret {self.secret}]")
+        return text
+
+    def scrubbed_body(self, body: bytes) -> bytes:
+        """A source's answer as ``scrubbed`` says it."""
+        for part in self.unsaid:
+            body = body.replace(part.encode(), f"[secret {self.secret}]".encode())
+        return body
+
+
+def _unsaid(parts: tuple[str, ...]) -> tuple[str, ...]:
+    # As sent, and as JSON or repr() quote it (a body's string shown again); longest first.
+    said = {form for part in parts for form in (part, json.dumps(part)[1:-1], repr(part)[1:-1])}
+    return tuple(sorted(said, key=len, reverse=True))
 
 
 def said_refusal(error: str) -> Refusal | None:
@@ -230,16 +253,22 @@ async def _fetched(
     """A source's answer; its 401 or 403 said as what to do about the credentials."""
     header = credentials.header if credentials else None
     try:
-        return await fetcher.fetch(url, accept="application/json", authorization=header, form=form)
-    except HttpStatusError as exc:
-        if exc.status not in (401, 403) or not keeps_credentials(url, exc.url):
-            raise  # where a redirect led no credentials went: its status as it is
-        said = (
-            CREDENTIALS_REFUSED % {"secret": credentials.secret, "status": exc.status}
-            if credentials
-            else NO_CREDENTIALS % {"status": exc.status}
+        fetched = await fetcher.fetch(
+            url, accept="application/json", authorization=header, form=form
         )
-        raise HttpStatusError(exc.status, exc.url, exc.body, said) from None
+    except HttpStatusError as exc:
+        said = str(exc)  # where a redirect led no credentials went: its status as it is
+        if exc.status in (401, 403) and keeps_credentials(url, exc.url):
+            said = (
+                CREDENTIALS_REFUSED % {"secret": credentials.secret, "status": exc.status}
+                if credentials
+                else NO_CREDENTIALS % {"status": exc.status}
+            )
+        body = credentials.scrubbed_body(exc.body) if credentials else exc.body
+        raise HttpStatusError(exc.status, exc.url, body, said, exc.retry_after) from None
+    if credentials:  # scrubbed before any of it is shown, or cut inside the value
+        fetched.body = credentials.scrubbed_body(fetched.body)
+    return fetched
 
 
 def _prometheus_error(answer: object) -> str | None:

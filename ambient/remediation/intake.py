@@ -34,11 +34,14 @@ def check_reachable(settings: Settings, alert: Alert) -> None:
 
 def check_verify_secret(settings: Settings, alert: Alert, *, user: str, is_admin: bool) -> None:
     """A verify source's secret only if ``user`` may use it (as a threshold watch's)."""
-    auth = getattr(alert.verify.source if alert.verify else None, "auth", None)
+    source = alert.verify.source if alert.verify else None
+    auth = getattr(source, "auth", None)
     if auth is None:
         return
+    secrets = SecretResolver(settings.secrets)
     try:
-        SecretResolver(settings.secrets).check_access(auth.secret, user=user, is_admin=is_admin)
+        secrets.check_access(auth.secret, user=user, is_admin=is_admin)
+        secrets.check_origin(auth.secret, str(getattr(source, "url", "")))
     except PermanentNotifyError as exc:
         field = "alert.verify.source.auth.secret"
         raise InvalidRemediationError(

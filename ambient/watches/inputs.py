@@ -185,8 +185,10 @@ def check_source_auth(
     auth = getattr(source, "auth", None)
     if auth is None:
         return
+    secrets = SecretResolver(settings.secrets)
     try:
-        SecretResolver(settings.secrets).check_access(auth.secret, user=user, is_admin=is_admin)
+        secrets.check_access(auth.secret, user=user, is_admin=is_admin)
+        secrets.check_origin(auth.secret, str(getattr(source, "url", "")))
     except PermanentNotifyError as exc:
         raise ConfigError([((*field, "auth", "secret"), str(exc))], inputs=[auth.secret]) from None
 

@@ -23,7 +23,7 @@ from ambient.remediation.views import (
     RemediationRefusedError,
     RemediationStateError,
 )
-from ambient.settings import Settings
+from ambient.settings import ServerSecret, Settings
 from api.app import create_app
 from api.errors import feature_error, install_error_mapping
 from api.routers import remediations
@@ -404,6 +404,25 @@ async def test_a_verify_source_naming_a_secret_not_the_callers_is_a_422_and_noth
     assert f"secret 'ops' is not available to {user}" in error["msg"]
     assert "admins-only" not in answer.text
     assert listed == []
+
+
+async def test_a_verify_source_at_an_origin_its_secret_does_not_list_is_a_422(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    # Listed on the secret, the member still does not choose where its value goes.
+    user = unique("api-origin")
+    listed = ServerSecret(value=SecretStr("tok"), users=[user], origins=["https://prom.example"])
+    async with api_with_no_worker(
+        dev_env, deps, user, secrets={"prom": listed}, fetch_allow_cidrs=["127.0.0.1/32"]
+    ) as http:
+        subject = alert("http://127.0.0.1:9/metrics", workload=user).model_dump(mode="json")
+        subject["verify"]["source"]["auth"] = {"type": "bearer", "secret": "secret:prom"}
+        answer = await http.post("/remediations", json={"alert": subject})
+
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["detail"]
+    assert error["loc"] == ["body", "alert", "verify", "source", "auth", "secret"]
+    assert "secret 'prom' may not be sent to http://127.0.0.1:9:" in error["msg"]
 
 
 async def test_another_users_remediation_is_not_found_in_the_same_words_as_none_at_all(

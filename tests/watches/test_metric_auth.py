@@ -20,13 +20,18 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.watches import WatchActivities
 from ambient.briefing.service import BriefingService
-from ambient.clients.web import keeps_credentials
+from ambient.clients.notify.secrets import SecretResolver
+from ambient.clients.tencent.client import TencentCloud
+from ambient.clients.web import WebFetcher, keeps_credentials
 from ambient.deps import WorkerDeps
+from ambient.domain.checks import ReadMetricInput
 from ambient.domain.users import Language
 from ambient.settings import ServerSecret
+from ambient.storage import Database
 from ambient.watches.inputs import ConfigError
 from ambient.watches.service import TaskService
 from api.i18n import Words
@@ -39,13 +44,23 @@ from worker import build_worker
 
 PASSWORD = "s3cret-pass"
 TOKEN = "tok-123"
-SECRETS = {
-    "prom": ServerSecret(value=SecretStr(f"reader:{PASSWORD}"), users=[USER]),
-    "wrong": ServerSecret(value=SecretStr("reader:not-it"), users=[USER]),
-    "token": ServerSecret(value=SecretStr(f"{TOKEN}\n"), users=[USER]),  # a token file's line
-    "broken": ServerSecret(value=SecretStr(f"{TOKEN}\r\nX-Admin: yes"), users=[USER]),
-    "ops": SecretStr("admins-only"),
-}
+
+
+def secrets_for(origin: str) -> dict[str, SecretStr | ServerSecret]:
+    """The server's secrets, each a source's credentials at ``origin`` alone."""
+
+    def listed(value: str) -> ServerSecret:
+        return ServerSecret(value=SecretStr(value), users=[USER], origins=[origin])
+
+    return {
+        "prom": listed(f"reader:{PASSWORD}"),
+        "wrong": listed("reader:not-it"),
+        "token": listed(f"{TOKEN}\n"),  # a token file's line break
+        "broken": listed(f"{TOKEN}\r\nX-Admin: yes"),
+        "ops": SecretStr("admins-only"),
+    }
+
+
 # The request line a proxy in front takes (nginx hardened to large_client_header_buffers 4 4k;
 # IIS takes a 4,096-character URL and a 2,048-character query).
 REQUEST_LINE = 4096
@@ -73,8 +88,21 @@ class StrictPrometheus:
                 Route("/value", self.value),
                 Route("/away", lambda _: RedirectResponse(f"{self.elsewhere}/value", 302)),
                 Route("/here", lambda _: RedirectResponse("/value", 302)),
+                Route("/echo", self.echo),
+                Route("/echo.json", self.echo),
             ]
         )
+
+    async def echo(self, request: Request) -> Response:
+        """A debugging endpoint some APIs have: the request's headers said back (a basic
+        auth's decoded too), as HTML or at the JSON path a watch reads."""
+        if (refusal := self.refused(request)) is not None:
+            return refusal
+        given = request.headers["authorization"]
+        decoded = base64.b64decode(given.removeprefix("Basic ")).decode(errors="replace")
+        if request.url.path == "/echo.json":
+            return JSONResponse({"data": {"amount": f"{given} ({decoded})"}})
+        return Response(f"<html><pre>Authorization: {given}\nuser: {decoded}</pre></html>")
 
     def refused(self, request: Request) -> Response | None:
         line = len(request.scope["raw_path"]) + len(request.scope["query_string"]) + 1
@@ -124,10 +152,11 @@ async def prometheus() -> AsyncIterator[tuple[StrictPrometheus, str, StrictProme
 async def tasks(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,  # noqa: F811
+    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
 ) -> AsyncIterator[TaskService]:
     queue = unique("tq")
     loopback_deps.settings = loopback_deps.settings.model_copy(
-        update={"temporal_task_queue": queue, "secrets": SECRETS}
+        update={"temporal_task_queue": queue, "secrets": secrets_for(prometheus[1])}
     )
     settings, db = loopback_deps.settings, loopback_deps.db
     async with build_worker(dev_env.client, loopback_deps, task_queue=queue):
@@ -301,3 +330,73 @@ async def test_a_query_too_long_for_a_url_is_posted_as_a_form(
     assert short == {"value": 7.0, "error": None}
     assert [method for method, _ in source.seen] == ["POST", "GET", "PUT"]
     assert put.status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/echo", "/echo.json"])
+async def test_a_source_echoing_the_request_never_gets_the_secrets_value_into_the_error(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus], path: str
+) -> None:
+    _, base, _ = prometheus
+    basic = {"type": "basic", "secret": "secret:prom"}
+    bearer = {"type": "bearer", "secret": "secret:token"}
+    at = {"type": "http_json", "url": f"{base}{path}", "json_path": "$.data.amount"}
+    said = [await _baseline(tasks, at | {"auth": auth}) for auth in (basic, bearer)]
+
+    encoded = base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+    for reading, name in zip(said, ("prom", "token"), strict=True):
+        assert reading["value"] is None and f"[secret {name}]" in reading["error"]
+        for secret in (PASSWORD, encoded, encoded.rstrip("="), TOKEN):
+            assert secret not in reading["error"]
+
+
+async def test_a_source_at_an_origin_its_secret_does_not_list_is_refused_and_never_sent(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """A member chooses the source's URL: naming a secret listed for them, they could send
+    its value to a server of their own."""
+    source, _, other = prometheus
+    auth = {"type": "basic", "secret": "secret:prom"}
+    at = {"type": "prometheus", "url": source.elsewhere, "query": "up", "auth": auth}
+    elsewhere = _watch(at)
+    with pytest.raises(ConfigError) as refused:
+        await tasks.create(USER, "threshold_watch", elsewhere, unique("elsewhere"))
+
+    [(where, message)] = refused.value.errors
+    assert where == ("config", "source", "auth", "secret")
+    assert f"secret 'prom' may not be sent to {source.elsewhere}:" in str(message)
+    assert '"origins": [' in str(message)
+    assert other.seen == []
+
+
+async def test_a_secrets_origin_is_checked_again_at_every_read(
+    db: Database, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """A watch stored before the operator took the origin off the secret sends it no more."""
+    source, base, _ = prometheus
+    secrets = SecretResolver(secrets_for(source.elsewhere))
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    activities = WatchActivities(db, fetcher, TencentCloud(None, region="ap-guangzhou"), secrets)
+    auth = {"type": "basic", "secret": "secret:prom"}
+    request = ReadMetricInput(
+        source={"type": "prometheus", "url": base, "query": "up", "auth": auth}
+    )
+
+    reading = await ActivityEnvironment().run(activities.read_metric, request)
+
+    assert reading.value is None
+    assert (reading.error or "").startswith(f"secret 'prom' may not be sent to {base}")
+    assert source.seen == []
+
+
+def test_a_secrets_origins_are_scheme_host_and_port_and_nothing_else() -> None:
+    kept = ServerSecret(value=SecretStr("t"), origins=["HTTPS://Prom.example/", "http://a:9090"])
+    assert kept.origins == ["https://prom.example:443", "http://a:9090"]
+    for bad in (
+        "https://prom.example/api",
+        "prom.example",
+        "ftp://x",
+        "https://u:p@x",
+        "http://x:99999",
+    ):
+        with pytest.raises(ValueError, match="is no origin: give scheme://host"):
+            ServerSecret(value=SecretStr("t"), origins=[bad])

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from ambient.clients.notify.errors import PermanentNotifyError
 from ambient.domain.push import SECRET_PREFIX
-from ambient.settings import ServerSecret
+from ambient.settings import ServerSecret, url_origin
 
 
 class SecretResolver:
@@ -39,6 +39,18 @@ class SecretResolver:
             "the operator lists the user in AMBIENT_SECRETS "
             '({"NAME": {"value": "...", "users": ["' + user + '"]}})'
         )
+
+    def check_origin(self, value: str, url: str) -> None:
+        """Refuse sending the `secret:NAME` to ``url`` as a metric source's credentials: only
+        to an origin its entry lists (a member chooses the URL, but not where the value goes)."""
+        name = self._name(value)
+        origin = url_origin(url)
+        if origin is None or origin not in self._secrets[name].origins:
+            raise PermanentNotifyError(
+                f"secret {name!r} may not be sent to {origin or url}: the operator lists the "
+                "origins a secret may go to in AMBIENT_SECRETS "
+                f'({{"{name}": {{"value": "...", "origins": ["{origin or url}"]}}}})'
+            )
 
     def resolve(self, value: str) -> str:
         """The value itself, or the named secret's value for an exact `secret:NAME`."""
