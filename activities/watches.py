@@ -46,6 +46,7 @@ from ambient.domain.configs import STORED
 from ambient.refusals import Refusal
 from ambient.storage import Database
 from ambient.storage.polls import WatchSnapshot
+from ambient.storage.users import user_named
 from ambient.watches.configs import WebMonitorConfig
 from ambient.watches.models import UrlState
 from ambient.watches.page_changes import PageDiff, diff_pages, normalise
@@ -215,12 +216,12 @@ class WatchActivities:
         credentials = None
         try:
             if isinstance(source, HttpJsonSource):
-                credentials = self._credentials(source)
+                credentials = await self._credentials(source, request.owner)
                 value = await read_json_number(
                     self._fetcher, str(source.url), source.json_path, credentials
                 )
             elif isinstance(source, PrometheusSource):
-                credentials = self._credentials(source)
+                credentials = await self._credentials(source, request.owner)
                 value = await read_prometheus(
                     self._fetcher, str(source.url), source.query, credentials
                 )
@@ -268,13 +269,20 @@ class WatchActivities:
             return MetricReading(error=_scrubbed(said, credentials)[:500])
         return MetricReading(value=value)
 
-    def _credentials(self, source: HttpJsonSource | PrometheusSource) -> Credentials | None:
-        """The source's Authorization, its secret read now (settings, never history)."""
+    async def _credentials(
+        self, source: HttpJsonSource | PrometheusSource, owner: str | None
+    ) -> Credentials | None:
+        """The source's Authorization, its secret read now (settings, never history), if its
+        ``owner`` may still use it (as a notification target's at send)."""
         if source.auth is None:
             return None
         name = source.auth.secret.removeprefix("secret:")
         try:
-            # The operator may have removed it, or its origin, since the watch began.
+            # The operator may have removed it, its origin or its user since the watch began.
+            if owner is not None:
+                user = await user_named(self._db, owner)
+                admin = user is not None and user.is_admin
+                self._secrets.check_access(source.auth.secret, user=owner, is_admin=admin)
             self._secrets.check_origin(source.auth.secret, str(source.url))
             value = self._secrets.resolve(source.auth.secret)
         except PermanentNotifyError as exc:

@@ -399,21 +399,23 @@ class GradedRemediationWorkflow(RemediationChange):
             if joined.verify is None:
                 open_ones.append(f"{name} (no verify block: nothing tells it is over)")
                 continue
-            reading = await self._read(joined.verify)
+            # (who joined it is not kept: its secret was checked at their start_remediation)
+            reading = await self._read(joined.verify, None)
             if reading.value is None:
                 open_ones.append(f"{name} (unreadable: {reading.error or 'no value'})")
             elif not joined.verify.holds(reading.value):
                 open_ones.append(f"{name} ({reading.value:.15g}: not healthy)")
         return ", ".join(open_ones)
 
-    async def _read(self, verify: VerifySpec) -> MetricReading:
+    async def _read(self, verify: VerifySpec, owner: str | None) -> MetricReading:
         """The metric a verify block reads; a failed read is its error, not the run's."""
+        source = verify.source.model_dump(mode="json")
         try:
             # A read that fails in a way that may pass is read again (READ_RETRY): one 503
             # must not hand the run over.
             return await self._act(
                 WatchActivities.read_metric,
-                ReadMetricInput(source=verify.source.model_dump(mode="json"), retry_failures=True),
+                ReadMetricInput(source=source, retry_failures=True, owner=owner),
             )
         except ACTIVITY_FAILED as exc:
             return MetricReading(error=cause_of(exc))
@@ -421,7 +423,7 @@ class GradedRemediationWorkflow(RemediationChange):
     async def _verify(self, step: PlannedStep, key: str, mode: Mode) -> Verification:
         await self._set_state("verifying")
         verify = self.alert.verify
-        reading = await self._read(verify) if verify is not None else None
+        reading = await self._read(verify, self.request.user) if verify is not None else None
         return await self._act(
             RemediationActivities.verify_remediation,
             VerifyInput(

@@ -146,7 +146,9 @@ class ThresholdWatchWorkflow(WatchControls):
         # A short read with no side effect: a local activity, about half the history cost. It
         # holds the workflow task open, and every query waits for it: a read not done in
         # LOCAL_READ_LIMIT, or that failed, is finished as a regular activity.
-        request = ReadMetricInput(source=self.config.source.model_dump(mode="json"))
+        request = ReadMetricInput(
+            source=self.config.source.model_dump(mode="json"), owner=self.user
+        )
         try:
             return await workflow.execute_local_activity_method(
                 WatchActivities.read_metric,

@@ -31,6 +31,9 @@ class ReadMetricInput(BaseModel):
     # A failure a retry may mend (no answer, a 5xx or 429, a busy API) fails the activity
     # instead of being a reading, so the caller's retry policy reads again.
     retry_failures: bool = False
+    # Whose source it is: a secret it names is checked against their rights at each read
+    # (None: a run of the release before, or a remediation's joined alert).
+    owner: str | None = None
 
 
 class MetricReading(BaseModel):

@@ -400,3 +400,31 @@ def test_a_secrets_origins_are_scheme_host_and_port_and_nothing_else() -> None:
     ):
         with pytest.raises(ValueError, match="is no origin: give scheme://host"):
             ServerSecret(value=SecretStr("t"), origins=[bad])
+
+
+async def test_an_owner_taken_off_the_secrets_users_is_refused_at_the_next_read(
+    loopback_deps: WorkerDeps,  # noqa: F811
+    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
+) -> None:
+    """Access was checked when the config entered alone: the owner kept reading with the
+    secret after the operator took them off its users (a notification target is checked
+    again at each send)."""
+    source, base, _ = prometheus
+    secrets = secrets_for(base)
+    secrets["prom"] = ServerSecret(value=SecretStr(f"reader:{PASSWORD}"), origins=[base])
+    fetcher = WebFetcher(allow_cidrs=["127.0.0.1/32"])
+    tencent = TencentCloud(None, region="ap-guangzhou")
+    activities = WatchActivities(loopback_deps.db, fetcher, tencent, SecretResolver(secrets))
+    auth = {"type": "basic", "secret": "secret:prom"}
+    at = {"type": "prometheus", "url": base, "query": "up", "auth": auth}
+
+    reading = await ActivityEnvironment().run(
+        activities.read_metric, ReadMetricInput(source=at, owner=USER)
+    )
+
+    assert reading.value is None
+    assert (reading.error or "").startswith(
+        f"secret 'prom' is not available to {USER}: server secrets are for admins unless the "
+        "operator lists the user in AMBIENT_SECRETS"
+    )
+    assert source.seen == []
