@@ -42,6 +42,11 @@ _REASONS = {
     metric_reads.NO_SAMPLE: ("查询现在没有数据", "the query has no data now"),
     metric_reads.CREDENTIALS_REFUSED: ("数据源拒绝了凭据", "the source refused the credentials"),
     metric_reads.NO_CREDENTIALS: ("数据源要求凭据", "the source asks for credentials"),
+    metric_reads.CREDENTIALS_FORBIDDEN: (
+        "数据源不允许这个账号读取",
+        "the source forbids its account",
+    ),
+    metric_reads.POST_REFUSED: ("数据源拒绝了 POST 的查询", "the source refused the POSTed query"),
     **dict.fromkeys(
         (metric_reads.BAD_BASIC, metric_reads.BAD_TOKEN),
         ("数据源的密钥不能用作凭据", "its secret cannot be sent as credentials"),

@@ -68,15 +68,28 @@ NATIVE_HISTOGRAM = N_(
     "query answered a native histogram, not a number: ask for one number of it "
     "(histogram_count, histogram_sum, histogram_quantile): %(query)s"
 )
-# A source's 401 or 403 (not a redirect's other origin, which is sent no credentials).
+# A source's 401 or 403 to a request that carried its credentials (RFC 9110 15.5.2: a 401
+# refuses them; 15.5.4: a 403 finds them insufficient for this).
 CREDENTIALS_REFUSED = N_(
-    "the source refused the credentials of secret %(secret)s (HTTP %(status)s): check the "
-    "secret's value (a bearer token, or user:password for basic) and that its account may read "
-    "this"
+    "the source refused the credentials of secret %(secret)s (HTTP 401, scheme %(scheme)s): "
+    "check the "
+    "secret's value (a bearer token, or user:password for basic) and that its type is the one "
+    "the source asks for"
 )
+CREDENTIALS_FORBIDDEN = N_(
+    "the source forbids this to the account of secret %(secret)s (HTTP 403): ask whoever runs "
+    "the source to let that account read it, or name a secret whose account may"
+)
+# A 401 from the source's origin to a source without auth.
 NO_CREDENTIALS = N_(
-    "the source asks for credentials (HTTP %(status)s): give the source an auth, e.g. "
-    '{"type": "bearer", "secret": "secret:NAME"} with a server secret you may use'
+    "the source asks for credentials (HTTP 401, scheme %(scheme)s): give the source an auth, e.g. "
+    '{"type": "%(type)s", "secret": "secret:NAME"} with a server secret you may use'
+)
+# A query POSTed (too long for a URL) that something in front refuses by its method.
+POST_REFUSED = N_(
+    "the source refused the query POSTed (HTTP %(status)s), as a query past 2,000 characters "
+    "is sent (too long for a URL): let POST %(path)s through whatever is in front of "
+    "Prometheus, or shorten the query"
 )
 BAD_BASIC = N_("secret %(secret)s is not user:password, as basic credentials are: check its value")
 BAD_TOKEN = N_(
@@ -102,7 +115,9 @@ METRIC_ANSWERS = (
     NO_NUMBER,
     NOT_JSON,
     CREDENTIALS_REFUSED,
+    CREDENTIALS_FORBIDDEN,
     NO_CREDENTIALS,
+    POST_REFUSED,
     BAD_BASIC,
     BAD_TOKEN,
 )
@@ -257,18 +272,29 @@ async def _fetched(
             url, accept="application/json", authorization=header, form=form
         )
     except HttpStatusError as exc:
-        said = str(exc)  # where a redirect led no credentials went: its status as it is
-        if exc.status in (401, 403) and keeps_credentials(url, exc.url):
-            said = (
-                CREDENTIALS_REFUSED % {"secret": credentials.secret, "status": exc.status}
-                if credentials
-                else NO_CREDENTIALS % {"status": exc.status}
-            )
+        said = _status_said(exc, url, credentials)
         body = credentials.scrubbed_body(exc.body) if credentials else exc.body
         raise HttpStatusError(exc.status, exc.url, body, said, exc.retry_after) from None
     if credentials:  # scrubbed before any of it is shown, or cut inside the value
         fetched.body = credentials.scrubbed_body(fetched.body)
     return fetched
+
+
+def _status_said(exc: HttpStatusError, url: str, credentials: Credentials | None) -> str:
+    """A status the credentials or the POST explain, said as what to do; else as it is (where
+    a redirect led, or a hop that came back to the source after it, no credentials went)."""
+    # RFC 9110 15.5.2: a 401 names the schemes it takes (WWW-Authenticate), the first here.
+    scheme = exc.challenge.split(" ", 1)[0].strip().capitalize() or "not named"
+    if exc.posted and exc.status in (403, 405):
+        return POST_REFUSED % {"status": exc.status, "path": QUERY_PATH}
+    if credentials and exc.authorized and exc.status == 401:
+        return CREDENTIALS_REFUSED % {"secret": credentials.secret, "scheme": scheme}
+    if credentials and exc.authorized and exc.status == 403:
+        return CREDENTIALS_FORBIDDEN % {"secret": credentials.secret}
+    if not credentials and exc.status == 401 and keeps_credentials(url, exc.url):
+        kind = "basic" if scheme == "Basic" else "bearer"
+        return NO_CREDENTIALS % {"scheme": scheme, "type": kind}
+    return str(exc)
 
 
 def _prometheus_error(answer: object) -> str | None:

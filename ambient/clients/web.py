@@ -139,6 +139,10 @@ class HttpStatusError(FetchError):
         body: bytes = b"",
         reason: str = "",
         retry_after: float | None = None,
+        *,
+        challenge: str = "",
+        authorized: bool = False,
+        posted: bool = False,
     ) -> None:
         super().__init__(reason or str(Refusal(HTTP_STATUS, status=status)))
         self.status = status
@@ -146,6 +150,9 @@ class HttpStatusError(FetchError):
         self.body = body  # what the server said (a JSON API's error), within the size cap
         # A 429's or 503's Retry-After in seconds: how long the server asks not to be asked.
         self.retry_after = retry_after
+        self.challenge = challenge  # its WWW-Authenticate (a 401's scheme: Basic, Bearer)
+        # Whether the request answered carried an Authorization header, and a POSTed form.
+        self.authorized, self.posted = authorized, posted
 
 
 class NoAnswerError(FetchError):
@@ -290,11 +297,13 @@ class WebFetcher:
                 form = b"" if answer.status == 303 else form
                 before, current = current, _spaces_encoded(urljoin(current, location.strip()))
                 continue
-            return self._result(url, current, answer, headers)
+            return self._result(url, current, answer, headers, posted=bool(form))
         raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))
 
     @staticmethod
-    def _result(asked: str, url: str, answer: Answer, sent: dict[str, str]) -> FetchResult:
+    def _result(
+        asked: str, url: str, answer: Answer, sent: dict[str, str], *, posted: bool = False
+    ) -> FetchResult:
         if answer.status == 304:
             etag, modified = sent.get("If-None-Match"), sent.get("If-Modified-Since")
             if etag is None and modified is None:  # nothing to be the same as
@@ -317,7 +326,16 @@ class WebFetcher:
                 else Refusal(HTTP_STATUS, status=answer.status)
             )
             reason = _redirected(asked, url, said)
-            raise HttpStatusError(answer.status, url, answer.body, reason, after)
+            raise HttpStatusError(
+                answer.status,
+                url,
+                answer.body,
+                reason,
+                after,
+                challenge=answer.headers.get("www-authenticate", ""),
+                authorized="Authorization" in sent,
+                posted=posted,
+            )
         return FetchResult(
             url,
             answer.status,

@@ -78,6 +78,8 @@ class StrictPrometheus:
 
     elsewhere: str = ""
     open: bool = False  # no auth asked
+    forbidden: bool = False  # the credentials taken, their account may not read: a 403
+    no_post: bool = False  # a proxy in front that lets GET through alone
     seen: list[tuple[str, str | None]] = field(default_factory=list)  # method, Authorization
 
     def app(self) -> Starlette:
@@ -88,6 +90,8 @@ class StrictPrometheus:
                 Route("/value", self.value),
                 Route("/away", lambda _: RedirectResponse(f"{self.elsewhere}/value", 302)),
                 Route("/here", lambda _: RedirectResponse("/value", 302)),
+                Route("/back", lambda _: RedirectResponse(f"{self.elsewhere}/value", 302)),
+                Route("/bounce", lambda _: RedirectResponse(f"{self.elsewhere}/back", 302)),
                 Route("/echo", self.echo),
                 Route("/echo.json", self.echo),
             ]
@@ -111,8 +115,12 @@ class StrictPrometheus:
         given = request.headers.get("authorization")
         self.seen.append((request.method, given))
         basic = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+        if self.no_post and request.method == "POST":
+            return Response("<html>405 Not Allowed</html>", 405, {"Allow": "GET"})
         if given not in (basic, f"Bearer {TOKEN}") and not self.open:
             return Response("Unauthorized\n", 401, {"WWW-Authenticate": 'Basic realm="prom"'})
+        if self.forbidden:
+            return Response("Forbidden\n", 403)
         return None
 
     async def query(self, request: Request) -> Response:
@@ -224,17 +232,18 @@ async def test_refused_credentials_and_none_are_said_as_what_to_do(
     none = await _baseline(tasks, query)
 
     refused = (
-        "the source refused the credentials of secret wrong (HTTP 401): check the secret's value "
-        "(a bearer token, or user:password for basic) and that its account may read this"
+        "the source refused the credentials of secret wrong (HTTP 401, scheme Basic): check "
+        "the secret's value (a bearer token, or user:password for basic) and that its type is "
+        "the one the source asks for"
     )
     assert wrong == {"value": None, "error": refused}
     asks = (
-        'the source asks for credentials (HTTP 401): give the source an auth, e.g. {"type": '
-        '"bearer", "secret": "secret:NAME"} with a server secret you may use'
+        "the source asks for credentials (HTTP 401, scheme Basic): give the source an auth, "
+        'e.g. {"type": "basic", "secret": "secret:NAME"} with a server secret you may use'
     )
     assert none == {"value": None, "error": asks}
     zh = Words(Language.ZH)
-    assert failed_said(refused, zh).startswith("失败：数据源拒绝了密钥 wrong 的凭据（HTTP 401）")
+    assert failed_said(refused, zh).startswith("失败：数据源拒绝了密钥 wrong 的凭据（HTTP 401")
     assert reason_said(refused) == ("数据源拒绝了凭据", "the source refused the credentials")
     assert reason_said(asks) == ("数据源要求凭据", "the source asks for credentials")
 
@@ -428,3 +437,37 @@ async def test_an_owner_taken_off_the_secrets_users_is_refused_at_the_next_read(
         "operator lists the user in AMBIENT_SECRETS"
     )
     assert source.seen == []
+
+
+async def test_a_403_a_hop_back_without_the_header_and_a_refused_post_are_each_said_so(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """A 403 is no request for credentials (RFC 9110 15.5.4); after A -> B -> A no header went
+    to A (dropped at B), so its 401 is not the secret's; a POST refused by a proxy is not the
+    query's fault."""
+    source, base, other = prometheus
+    other.elsewhere = base
+    auth = {"auth": {"type": "basic", "secret": "secret:prom"}}
+    json_at = {"type": "http_json", "json_path": "$.data.amount"}
+    source.forbidden = True
+    forbidden = await _baseline(tasks, json_at | auth | {"url": f"{base}/value"})
+    source.forbidden = False
+    bounced = await _baseline(tasks, json_at | auth | {"url": f"{base}/bounce"})
+    source.no_post = True
+    long = "sum(up) + " * 250
+    posted = await _baseline(tasks, {"type": "prometheus", "url": base, "query": long} | auth)
+
+    assert forbidden["error"] == (
+        "the source forbids this to the account of secret prom (HTTP 403): ask whoever runs "
+        "the source to let that account read it, or name a secret whose account may"
+    )
+    assert bounced["error"] == f"HTTP 401 (redirected to {base}/value)"
+    assert posted["error"].startswith(
+        "the source refused the query POSTed (HTTP 405), as a query past 2,000 characters is "
+        "sent (too long for a URL): let POST /api/v1/query through"
+    )
+    sent = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+    # the 403's read; /value, where /bounce led back (no header); the POST
+    assert source.seen == [("GET", sent), ("GET", None), ("POST", sent)]
+    zh = Words(Language.ZH)
+    assert failed_said(posted["error"], zh).startswith("失败：数据源拒绝了以 POST 发送的查询")
