@@ -178,19 +178,36 @@ def check_targets(config: BaseModel, *, user: str, is_admin: bool, settings: Set
 
 
 def check_source_auth(
-    source: BaseModel | None, *, user: str, is_admin: bool, settings: Settings, field: Location
+    config: ThresholdWatchConfig, *, user: str, is_admin: bool, settings: Settings
 ) -> None:
-    """A metric source's secret, only if ``user`` may use it (as a target's ``secret:NAME``);
-    ConfigError naming ``field`` (where the source is) otherwise."""
-    auth = getattr(source, "auth", None)
+    """A metric source's secret, only if ``user`` may use it (as a target's ``secret:NAME``)
+    and only to an origin it lists; ConfigError naming the source's secret, or the named
+    metric whose catalogue entry carries it (the user never wrote its source)."""
+    auth = getattr(config.source, "auth", None)
     if auth is None:
         return
     secrets = SecretResolver(settings.secrets)
+    name = auth.secret.removeprefix("secret:")
     try:
         secrets.check_access(auth.secret, user=user, is_admin=is_admin)
-        secrets.check_origin(auth.secret, str(getattr(source, "url", "")))
     except PermanentNotifyError as exc:
-        raise ConfigError([((*field, "auth", "secret"), str(exc))], inputs=[auth.secret]) from None
+        if config.metric is None:
+            refused = [(("source", "auth", "secret"), str(exc))]
+            raise ConfigError(refused, inputs=[auth.secret]) from None
+        said = (
+            f"metric {config.metric!r} is read with server secret {name!r}, which is not "
+            f"available to {user}: ask the operator to list you on secret {name} (its users "
+            "in AMBIENT_SECRETS)"
+        )
+        raise ConfigError([(("metric",), said)], inputs=[config.metric]) from None
+    try:
+        secrets.check_origin(auth.secret, str(getattr(config.source, "url", "")))
+    except PermanentNotifyError as exc:
+        if config.metric is None:
+            refused = [(("source", "auth", "secret"), str(exc))]
+            raise ConfigError(refused, inputs=[auth.secret]) from None
+        said = f"metric {config.metric!r}: {exc}"
+        raise ConfigError([(("metric",), said)], inputs=[config.metric]) from None
 
 
 def resolved_metric(config: ThresholdWatchConfig, settings: Settings) -> ThresholdWatchConfig:
@@ -245,9 +262,7 @@ async def checked_config(
     check_destinations(parsed, settings)
     check_targets(parsed, user=user, is_admin=row.is_admin, settings=settings)
     if isinstance(parsed, ThresholdWatchConfig):
-        check_source_auth(
-            parsed.source, user=user, is_admin=row.is_admin, settings=settings, field=("source",)
-        )
+        check_source_auth(parsed, user=user, is_admin=row.is_admin, settings=settings)
     return parsed
 
 

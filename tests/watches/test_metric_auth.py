@@ -471,3 +471,35 @@ async def test_a_403_a_hop_back_without_the_header_and_a_refused_post_are_each_s
     assert source.seen == [("GET", sent), ("GET", None), ("POST", sent)]
     zh = Words(Language.ZH)
     assert failed_said(posted["error"], zh).startswith("失败：数据源拒绝了以 POST 发送的查询")
+
+
+async def test_a_named_metric_whose_catalogue_entry_carries_auth_is_refused_naming_the_metric(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    """The user wrote `metric`, never its source: a refusal naming source.auth.secret told
+    them of a field they could not change."""
+    source, base, _ = prometheus
+    query = {"type": "prometheus", "url": base, "query": "sum(up)"}
+    tasks.settings = tasks.settings.model_copy(
+        update={
+            "metric_catalogue": {
+                "api_up": query | {"auth": {"type": "basic", "secret": "secret:prom"}},
+                "ops_up": query | {"auth": {"type": "bearer", "secret": "secret:ops"}},
+            }
+        }
+    )
+    with pytest.raises(ConfigError) as refused:
+        named = {"metric": "ops_up", "threshold": 1000, "check_interval_minutes": 5}
+        await tasks.create(USER, "threshold_watch", named, unique("ops"))
+    allowed = {"metric": "api_up", "threshold": 1000, "check_interval_minutes": 5}
+    ref = await tasks.create(USER, "threshold_watch", allowed, unique("named"))
+    await tasks.delete(USER, ref.task_id)
+
+    [(where, message)] = refused.value.errors
+    assert where == ("config", "metric")
+    assert message == (
+        f"metric 'ops_up' is read with server secret 'ops', which is not available to {USER}: "
+        "ask the operator to list you on secret ops (its users in AMBIENT_SECRETS)"
+    )
+    assert ref.baseline == {"value": 7.0, "error": None}
+    assert [method for method, _ in source.seen] == ["GET"]
