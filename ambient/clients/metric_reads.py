@@ -136,6 +136,7 @@ class Credentials:
         """The header of ``kind`` (bearer, basic) of the secret's ``value``; a FetchError that
         names the secret, never its value, for one no header carries."""
         if kind == "basic":
+            value = value.rstrip("\r\n")  # a secret file's line break, as a token's
             if ":" not in value:
                 raise FetchError(BAD_BASIC % {"secret": secret})
             encoded = base64.b64encode(value.encode()).decode()

@@ -54,6 +54,7 @@ def secrets_for(origin: str) -> dict[str, SecretStr | ServerSecret]:
 
     return {
         "prom": listed(f"reader:{PASSWORD}"),
+        "prom-file": listed(f"reader:{PASSWORD}\n"),  # written from a file, its line break too
         "wrong": listed("reader:not-it"),
         "token": listed(f"{TOKEN}\n"),  # a token file's line break
         "broken": listed(f"{TOKEN}\r\nX-Admin: yes"),
@@ -503,3 +504,15 @@ async def test_a_named_metric_whose_catalogue_entry_carries_auth_is_refused_nami
     )
     assert ref.baseline == {"value": 7.0, "error": None}
     assert [method for method, _ in source.seen] == ["GET"]
+
+
+async def test_a_basic_secrets_line_break_at_its_end_is_not_sent_as_part_of_the_password(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    source, base, _ = prometheus
+    auth = {"type": "basic", "secret": "secret:prom-file"}
+    read = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "up", "auth": auth})
+
+    assert read == {"value": 2.0, "error": None}
+    sent = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
+    assert source.seen == [("GET", sent)]
