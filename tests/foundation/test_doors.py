@@ -1,7 +1,8 @@
 """One table of bad task inputs through all four doors: MCP (the real client), the REST API,
-the web form and the CLI. Each door refuses in its own shape — a tool error, a 422 naming the
-field, the form's message with its field label, exit 1 with the message — and nothing is
-created, because every rule is the service's (TaskService), not a door's."""
+the web form (web monitors alone) and the CLI. Each door refuses in its own shape — a tool
+error, a 422 naming the field, the form's message with its field label, exit 1 with the
+message — and nothing is created, because every rule is the service's (TaskService), not a
+door's."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from mcp import Client
+from pydantic import SecretStr
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
@@ -40,6 +42,8 @@ from tests.support.servers import serve
 from tests.support.users import register
 
 PAGE = "https://example.com/"
+PROM = {"type": "prometheus", "url": "https://prom.example.com", "query": "sum(up)"}
+SECRETS = {"ops": "admins-only"}
 NAME = "doors"  # every refused create asks for this name: its task id must not exist after
 
 
@@ -55,6 +59,7 @@ class Bad:
     # The web form's fields for it (None: a form cannot say it) and the label it shows.
     form: dict[str, str] | None = None
     label: str = ""
+    kind: str = "web_monitor"  # the form creates web monitors alone
 
 
 BAD = [
@@ -164,6 +169,38 @@ BAD = [
         ("config", "targets", 0),
         "an inbox target is your own inbox",
     ),
+    # A metric source's credentials name a server secret the caller may use: an admin's, or
+    # a name nobody defined (said alike: which names exist is not told), or a token written
+    # in place of secret:NAME (it would be kept in history and status), each refused.
+    *(
+        Bad(
+            case,
+            {"source": PROM | {"auth": {"type": "bearer", "secret": secret}}, "threshold": 1},
+            where,
+            says,
+            kind="threshold_watch",
+        )
+        for case, secret, where, says in (
+            (
+                "a secret not the caller's as a source's auth",
+                "secret:ops",
+                ("config", "source", "auth", "secret"),
+                "secret 'ops' is not available to",
+            ),
+            (
+                "an unknown secret as a source's auth",
+                "secret:nobody-defined",
+                ("config", "source", "auth", "secret"),
+                "secret 'nobody-defined' is not available to",
+            ),
+            (
+                "a literal token as a source's auth",
+                "tok-123",
+                ("config", "source", "prometheus", "auth", "secret"),
+                "give the credentials as secret:NAME",
+            ),
+        )
+    ),
 ]
 
 
@@ -209,7 +246,10 @@ async def doors(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator
         await UserRepository(session).create(UserCreate(name=other))
         await session.commit()
     settings = deps.settings.model_copy(
-        update={"temporal_address": dev_env.client.service_client.config.target_host}
+        update={
+            "temporal_address": dev_env.client.service_client.config.target_host,
+            "secrets": {name: SecretStr(value) for name, value in SECRETS.items()},
+        }
     )
     service = TaskService(
         dev_env.client,
@@ -230,6 +270,7 @@ async def doors(dev_env: WorkflowEnvironment, deps: WorkerDeps) -> AsyncIterator
     env |= {
         "AMBIENT_DATA_DIR": str(settings.data_dir),
         "AMBIENT_TEMPORAL_ADDRESS": settings.temporal_address,
+        "AMBIENT_SECRETS": json.dumps(SECRETS),
     }
     async with (
         serve(create_app(settings)) as base,
@@ -248,12 +289,13 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
     doors: Doors, bad: Bad
 ) -> None:
     async with doors.mcp() as mcp:
-        result = await mcp.call_tool("create_web_monitor", {"config": bad.config, "name": bad.name})
+        arguments = {"type": bad.kind, "config": bad.config, "name": bad.name}
+        result = await mcp.call_tool("create_background_task", arguments)
     text = " ".join(getattr(c, "text", "") for c in result.content)
     assert result.is_error and f"{_named(bad.where)}: {bad.says}" in text, text
 
     answer = await doors.http.post(
-        "/tasks", json={"type": "web_monitor", "config": bad.config, "name": bad.name}
+        "/tasks", json={"type": bad.kind, "config": bad.config, "name": bad.name}
     )
     assert answer.status_code == 422, answer.text
     (detail,) = answer.json()["detail"]
@@ -261,11 +303,12 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
     # The refused value is echoed, as FastAPI's own 422s do (it was "input": null).
     sent: Any = {"config": bad.config, "name": bad.name}
     for key in bad.where:
-        sent = sent[key]
+        # (a source's type, which pydantic names in the location of its union's member)
+        sent = sent[key] if not isinstance(sent, dict) or key in sent else sent
     assert detail["input"] == sent, detail
 
     code, output = await doors.cli(
-        "task", "create", "web_monitor", "--config", json.dumps(bad.config),
+        "task", "create", bad.kind, "--config", json.dumps(bad.config),
         "--name", bad.name, "--user", doors.me,
     )  # fmt: skip
     assert code == 1 and f"{_named(bad.where)}: {bad.says}" in output, output
@@ -276,7 +319,8 @@ async def test_every_door_refuses_a_bad_task_naming_the_field_and_creates_nothin
 
     # Nothing was created: no task of that name, none at all.
     with pytest.raises(RPCError) as missing:
-        await doors.service.client.get_workflow_handle(f"web-monitor/{doors.me}/{NAME}").describe()
+        kind = bad.kind.replace("_", "-")
+        await doors.service.client.get_workflow_handle(f"{kind}/{doors.me}/{NAME}").describe()
     assert missing.value.status is RPCStatusCode.NOT_FOUND
     assert list(await doors.service.list(doors.me)) == []
 

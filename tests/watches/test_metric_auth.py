@@ -55,6 +55,7 @@ def secrets_for(origin: str) -> dict[str, SecretStr | ServerSecret]:
     return {
         "prom": listed(f"reader:{PASSWORD}"),
         "prom-file": listed(f"reader:{PASSWORD}\n"),  # written from a file, its line break too
+        "no-colon": listed(TOKEN),  # a token, named as basic credentials
         "wrong": listed("reader:not-it"),
         "token": listed(f"{TOKEN}\n"),  # a token file's line break
         "broken": listed(f"{TOKEN}\r\nX-Admin: yes"),
@@ -94,6 +95,11 @@ class StrictPrometheus:
                 Route("/back", lambda _: RedirectResponse(f"{self.elsewhere}/value", 302)),
                 Route("/bounce", lambda _: RedirectResponse(f"{self.elsewhere}/back", 302)),
                 Route("/echo", self.echo),
+                Route(
+                    "/moved{code:int}/api/v1/query",
+                    lambda r: RedirectResponse("/api/v1/query", r.path_params["code"]),
+                    methods=["GET", "POST"],
+                ),
                 Route("/echo.json", self.echo),
             ]
         )
@@ -516,3 +522,43 @@ async def test_a_basic_secrets_line_break_at_its_end_is_not_sent_as_part_of_the_
     assert read == {"value": 2.0, "error": None}
     sent = "Basic " + base64.b64encode(f"reader:{PASSWORD}".encode()).decode()
     assert source.seen == [("GET", sent)]
+
+
+@pytest.mark.parametrize(
+    ("code", "method"), [(301, "POST"), (302, "POST"), (307, "POST"), (308, "POST"), (303, "GET")]
+)
+async def test_a_posted_query_redirected_is_posted_again_but_after_a_303(
+    tasks: TaskService,
+    prometheus: tuple[StrictPrometheus, str, StrictPrometheus],
+    code: int,
+    method: str,
+) -> None:
+    """The query is the request (Prometheus takes POST as GET): a proxy's 301 or 302 keeps it
+    (RFC 9110 15.4.2, 15.4.3 allow it), a 307 or 308 must; a 303 points to another resource,
+    read by GET, so the form is not sent on."""
+    source, base, _ = prometheus
+    source.open = True
+    query = "sum(up) + " * 250  # past 2,000 characters in a URL
+    read = await _baseline(
+        tasks, {"type": "prometheus", "url": f"{base}/moved{code}", "query": query}
+    )
+
+    assert [m for m, _ in source.seen] == [method]
+    if method == "POST":
+        assert read == {"value": float(len(query)), "error": None}
+    else:  # the query went with the form: Prometheus' own refusal (400 bad_data), said
+        assert read["value"] is None and read["error"].startswith("Prometheus refused the query")
+
+
+async def test_a_basic_secret_that_is_not_user_password_is_a_failed_reading_naming_it(
+    tasks: TaskService, prometheus: tuple[StrictPrometheus, str, StrictPrometheus]
+) -> None:
+    source, base, _ = prometheus
+    auth = {"type": "basic", "secret": "secret:no-colon"}
+    read = await _baseline(tasks, {"type": "prometheus", "url": base, "query": "up", "auth": auth})
+
+    assert read == {
+        "value": None,
+        "error": "secret no-colon is not user:password, as basic credentials are: check its value",
+    }
+    assert source.seen == []  # nothing sent
