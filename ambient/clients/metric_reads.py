@@ -72,9 +72,8 @@ NATIVE_HISTOGRAM = N_(
 # refuses them; 15.5.4: a 403 finds them insufficient for this).
 CREDENTIALS_REFUSED = N_(
     "the source refused the credentials of secret %(secret)s (HTTP 401, scheme %(scheme)s): "
-    "check the "
-    "secret's value (a bearer token, or user:password for basic) and that its type is the one "
-    "the source asks for"
+    "check the secret's value (a bearer token, or user:password for basic) and that its type "
+    "is the one the source asks for"
 )
 CREDENTIALS_FORBIDDEN = N_(
     "the source forbids this to the account of secret %(secret)s (HTTP 403): ask whoever runs "
@@ -140,9 +139,7 @@ class Credentials:
             if ":" not in value:
                 raise FetchError(BAD_BASIC % {"secret": secret})
             encoded = base64.b64encode(value.encode()).decode()
-            password = value.partition(":")[2]
-            parts = (value, encoded.rstrip("="), *([password] if len(password) >= 4 else []))
-            return cls(secret, f"Basic {encoded}", _unsaid(parts))
+            return cls(secret, f"Basic {encoded}", _unsaid((value, encoded.rstrip("="))))
         token = value.strip()  # a token file's line break
         if not token or not token.isascii() or not token.isprintable():
             raise FetchError(BAD_TOKEN % {"secret": secret})
@@ -156,8 +153,9 @@ class Credentials:
         return text
 
     def scrubbed_body(self, body: bytes) -> bytes:
-        """A source's answer as ``scrubbed`` says it."""
-        for part in self.unsaid:
+        """A source's answer as ``scrubbed`` says it (forms of 8 characters and more: a
+        shorter one could be part of the number read)."""
+        for part in (part for part in self.unsaid if len(part) >= 8):
             body = body.replace(part.encode(), f"[secret {self.secret}]".encode())
         return body
 
