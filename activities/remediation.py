@@ -326,6 +326,7 @@ class RemediationActivities(RemediationSafetyActivities):
             request.remediation_id,
             request.source,
             request.alert,
+            approvers=self._settings.remediation_approvers,
         )
         return joined is not None
 

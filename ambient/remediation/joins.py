@@ -4,6 +4,12 @@ The intake (`RemediationService.start`) and the workflows' own repeats (a thresh
 the triage's alert, through the `join_remediation` activity) join the same way. This module
 names the workflow's signal instead of importing the workflow, so the activity that uses it
 keeps the imports one way (workflows → activities → ambient).
+
+Who may see and steer the run (its owner, an admin, an approver of its cluster) joins it with
+their alert: the run checks it before it calls itself resolved and names it in the owner's
+messages. Anyone else joins as a name (``joined_by``, the audit): an alert's fields are no
+secret, and a member must not put their text in another's push and briefing, nor decide with
+their own ``verify`` block whether another's run is over.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from temporalio.service import RPCError
 from ambient import temporal
 from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import FINAL_STATES, JOINED, JoinInput
+from ambient.remediation.safety import Approvers, may_steer
 from ambient.remediation.views import RemediationStateError
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
+from ambient.storage.users import user_named
 
 # The audit action of an alert sent again while its run goes on.
 REPEATED = "deduplicated"
@@ -32,6 +40,8 @@ async def join(
     workflow_id: str,
     source: str | None = None,
     alert: Alert | None = None,
+    *,
+    approvers: Approvers,
 ) -> TypedSearchAttributes | None:
     """Tell the running run its alert came again, audited; None: it ended, start the next."""
     # What the answer needs comes from the server's description of the run, not a query: a
@@ -43,6 +53,8 @@ async def join(
         # (a signal to it once it has closed is NOT_FOUND: ended, below).
         run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
         if _going(description):
+            if not await _steers(db, user, description.typed_search_attributes, approvers):
+                alert = None  # joined as a name: nothing of the alert is the owner's to read
             await run.signal(JOINED, JoinInput(user=user, alert=alert))
             # Ended between the look and the signal, the run took the alert and will not look
             # at it again: it is the next run's, as below.
@@ -82,6 +94,16 @@ async def join(
             },
         )
     return attributes
+
+
+async def _steers(
+    db: Database, user: str, run: TypedSearchAttributes, approvers: Approvers
+) -> bool:
+    """Whether ``user`` may see and steer the run (``may_steer``, from its search attributes)."""
+    account = await user_named(db, user)
+    owner, cluster = run.get(temporal.USER) or "", run.get(temporal.CLUSTER) or ""
+    admin = account is not None and account.is_admin
+    return may_steer(user, admin, cluster, approvers, owner)
 
 
 def _going(run: WorkflowExecutionDescription) -> bool:

@@ -152,7 +152,14 @@ class RemediationService(RemediationReads):
         self, user: str, workflow_id: str, alert: Alert, mode: Mode
     ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        attributes = await join(self.client, self.db, user, workflow_id, alert=alert)
+        attributes = await join(
+            self.client,
+            self.db,
+            user,
+            workflow_id,
+            alert=alert,
+            approvers=self.settings.remediation_approvers,
+        )
         if attributes is None:
             return None
         owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
@@ -168,7 +175,8 @@ class RemediationService(RemediationReads):
                 f"{workflow_id} (state {state}, owner {owner})"
                 if visible
                 else "this workload is already being remediated by its owner: "
-                "nothing was started, and its plan and steps are the owner's to see"
+                "nothing was started, and its plan and steps are the owner's to see; your "
+                "alert is not added to it (its owner sees that you sent one, not its text)"
             )
             # The run keeps the mode it started with (a dry run stays one).
             + (
