@@ -81,7 +81,9 @@ class DeviceView(BaseModel):
 
     id: int
     device_id: str
-    user: str
+    user: str | None = Field(
+        description="its owner; null in the answer to another's consent (theirs to tell)"
+    )
     speakers: list[str] = Field(description="other users this device may answer by voiceprint")
     created_at: datetime
 
@@ -189,7 +191,8 @@ class DeviceService:
         Anyone may allow any device id they name: it only ever shares the caller's own data,
         and only with that device's owner's rights or less. Its number names it only to its
         owner, an admin, or who allowed it already (numbers walked from 1 must not list every
-        speaker's MAC and owner); and another's answer shows only the caller's own consent.
+        speaker's MAC and owner); and another's answer shows only the caller's own consent,
+        not whose device it is (a MAC is no secret: the answer named the user behind any MAC).
         """
         admin = await self._admin(actor)
         # Read, then written back with the caller in or out: one allow at a time per device
@@ -217,7 +220,7 @@ class DeviceService:
             view = DeviceView.model_validate(row)
         if admin or row.user == actor:
             return view
-        return view.model_copy(update={"speakers": [actor] if allowed else []})
+        return view.model_copy(update={"user": None, "speakers": [actor] if allowed else []})
 
     @staticmethod
     async def _find(

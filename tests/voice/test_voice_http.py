@@ -21,6 +21,7 @@ from api.app import create_app
 from tests.remediation.support import run_row
 from tests.standins.xiaozhi_server import fetch_all
 from tests.support.admins import admin_headers
+from tests.support.pages import signed_in
 from tests.support.servers import HANG, http_client, serve
 from tests.voice.support import assert_speakable
 from tests.voice.test_voice_arguments import SPAN_AGAIN
@@ -380,9 +381,44 @@ async def test_a_member_cannot_walk_device_numbers_to_learn_whose_speakers_hear_
         # Named by its MAC, mallory allows it for herself and hears of no one else's consent.
         named = await http.post(f"/xiaozhi/devices/{mac}/allow", headers=mallory)
         assert named.status_code == 200
-        assert (named.json()["user"], named.json()["speakers"]) == ("bob-den", ["mallory-den"])
+        assert (named.json()["user"], named.json()["speakers"]) == (None, ["mallory-den"])
         [listed] = (await http.get("/xiaozhi/devices", headers=bob)).json()
         assert listed["speakers"] == ["alice-den", "mallory-den"]
+
+
+async def test_allowing_someone_elses_device_by_its_mac_never_names_its_owner(
+    settings: Settings,
+) -> None:
+    """A MAC is no secret (a router's list, the box's label): allowing it (or withdrawing a
+    consent never given) answered whose speaker it is, so a stranger learned the user name
+    behind any MAC they could read. Said as an account system says a name is taken: the
+    answer is the caller's own consent, the owner's to tell (API and the settings form)."""
+    async with _api(settings) as (_, http):
+        owner = await _register(http, settings, "rosalind-owner")
+        stranger = await _register(http, settings, "trudy-stranger")
+        mac = "aa:bb:cc:dd:ee:43"
+        added = await http.post("/xiaozhi/devices", json={"device_id": mac}, headers=owner)
+        assert added.status_code == 201, added.text
+        answers = [
+            await http.post(f"/xiaozhi/devices/{mac.upper()}/allow", headers=stranger),
+            await http.delete(f"/xiaozhi/devices/{mac}/allow", headers=stranger),
+            await http.delete(f"/xiaozhi/devices/{mac}/allow", headers=stranger),
+        ]
+        token = stranger["Authorization"].removeprefix("Bearer ")
+        async with signed_in(settings, token, "/app/settings") as page:
+            form = await page.post("/app/xiaozhi/devices/allow", data={"device": mac})
+        [listed] = (await http.get("/xiaozhi/devices", headers=owner)).json()
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [(a.json()["user"], a.json()["speakers"]) for a in answers] == [
+        (None, ["trudy-stranger"]),
+        (None, []),
+        (None, []),
+    ]
+    assert form.status_code in (200, 303), form.text
+    assert all("rosalind" not in a.text for a in [*answers, form])
+    # The owner still sees who allowed their device.
+    assert (listed["user"], listed["speakers"]) == ("rosalind-owner", ["trudy-stranger"])
 
 
 async def test_a_device_token_with_letters_beyond_ascii_is_a_wrong_token_not_a_crash(
