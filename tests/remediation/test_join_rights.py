@@ -22,11 +22,12 @@ from tests.conftest import unique
 from tests.remediation.support import (
     add_user,
     alert,
+    call,
+    mcp,
     new_token,
     remediation_settings,
     remediations_on_dev,
 )
-from tests.remediation.test_tools import call, mcp
 from tests.support.servers import http_client, serve
 from tests.support.waits import eventually
 from workflows.remediation import GradedRemediationWorkflow
