@@ -322,11 +322,11 @@ class RemediationActivities(RemediationSafetyActivities):
         joined = await join(
             activity.client(),
             self._db,
+            self._settings,
             request.user,
             request.remediation_id,
             request.source,
             request.alert,
-            approvers=self._settings.remediation_approvers,
         )
         return joined is not None
 

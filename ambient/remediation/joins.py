@@ -14,6 +14,8 @@ their own ``verify`` block whether another's run is over.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
@@ -23,6 +25,7 @@ from ambient.remediation.alerts import Alert
 from ambient.remediation.runs import FINAL_STATES, JOINED, JoinInput
 from ambient.remediation.safety import Approvers, may_steer
 from ambient.remediation.views import RemediationStateError
+from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.audit import AuditRepository
 from ambient.storage.users import user_named
@@ -33,17 +36,25 @@ REPEATED = "deduplicated"
 FINISHING_WAIT = 10.0
 
 
+class Joined(NamedTuple):
+    """The run joined: its search attributes, and whether the sender may steer it (their alert
+    joined with its text) or joined as a name only."""
+
+    attributes: TypedSearchAttributes
+    steers: bool
+
+
 async def join(
     client: Client,
     db: Database,
+    settings: Settings,
     user: str,
     workflow_id: str,
     source: str | None = None,
     alert: Alert | None = None,
-    *,
-    approvers: Approvers,
-) -> TypedSearchAttributes | None:
-    """Tell the running run its alert came again, audited; None: it ended, start the next."""
+) -> Joined | None:
+    """Tell the running run its alert came again, audited; None: it ended, start the next.
+    ``source``: the watch's task id or ``triage`` (None: the API, MCP, CLI)."""
     # What the answer needs comes from the server's description of the run, not a query: a
     # query is answered by the worker, in a storm busy with the very runs being repeated —
     # every repeat waited for it (or timed out, unrecorded) and added a task to its load.
@@ -52,8 +63,9 @@ async def join(
         # The run looked at, not whichever is newest by the signal: another may start meanwhile
         # (a signal to it once it has closed is NOT_FOUND: ended, below).
         run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+        steers = await _steers(db, settings, user, description.typed_search_attributes)
         if _going(description):
-            if not await _steers(db, user, description.typed_search_attributes, approvers):
+            if not steers:
                 alert = None  # joined as a name: nothing of the alert is the owner's to read
             await run.signal(JOINED, JoinInput(user=user, alert=alert))
             # Ended between the look and the signal, the run took the alert and will not look
@@ -93,17 +105,22 @@ async def join(
                 ),
             },
         )
-    return attributes
+    return Joined(attributes, steers)
 
 
-async def _steers(
-    db: Database, user: str, run: TypedSearchAttributes, approvers: Approvers
-) -> bool:
-    """Whether ``user`` may see and steer the run (``may_steer``, from its search attributes)."""
+async def _steers(db: Database, settings: Settings, user: str, run: TypedSearchAttributes) -> bool:
+    """Whether ``user``'s alert joins with its text: they may steer the run."""
     account = await user_named(db, user)
-    owner, cluster = run.get(temporal.USER) or "", run.get(temporal.CLUSTER) or ""
     admin = account is not None and account.is_admin
-    return may_steer(user, admin, cluster, approvers, owner)
+    return may_steer_run(user, admin, run, settings.remediation_approvers)
+
+
+def may_steer_run(
+    user: str, is_admin: bool, run: TypedSearchAttributes, approvers: Approvers
+) -> bool:
+    """``may_steer``, read from the run's search attributes (its owner and cluster)."""
+    owner, cluster = run.get(temporal.USER) or "", run.get(temporal.CLUSTER) or ""
+    return may_steer(user, is_admin, cluster, approvers, owner)
 
 
 def _going(run: WorkflowExecutionDescription) -> bool:

@@ -152,18 +152,11 @@ class RemediationService(RemediationReads):
         self, user: str, workflow_id: str, alert: Alert, mode: Mode
     ) -> StartResult | None:
         """Record who sent the alert again and grant nothing (None: its run ended meanwhile)."""
-        attributes = await join(
-            self.client,
-            self.db,
-            user,
-            workflow_id,
-            alert=alert,
-            approvers=self.settings.remediation_approvers,
-        )
-        if attributes is None:
+        joined = await join(self.client, self.db, self.settings, user, workflow_id, alert=alert)
+        if joined is None:
             return None
+        attributes, visible = joined
         owner, state = attributes.get(temporal.USER) or "", attributes.get(temporal.STATE)
-        visible = await self._may_steer(user, attributes)
         # The id is the alert's hash (score_alert shows it too): naming it reveals nothing.
         return StartResult(
             remediation_id=workflow_id,
