@@ -34,6 +34,8 @@ from ambient.storage.users import user_named
 REPEATED = "deduplicated"
 # How long an alert sent again waits for its ended run's last steps before the next run starts.
 FINISHING_WAIT = 10.0
+# The triage's source (AlertTriageWorkflow's ``requested_by``); a watch's is its task id.
+TRIAGE = "triage"
 
 
 class Joined(NamedTuple):
@@ -95,7 +97,8 @@ async def join(
             subject=f"{workflow_id}@{description.run_id}",
             detail={
                 "user": user,
-                "source": source or user,
+                # A stranger's watch id is text of their choosing: the owner reads the door.
+                "source": source if steers and source else _door(user, source),
                 "state": attributes.get(temporal.STATE),
                 # Which alert joined: another source or metric on the workload is one too.
                 **(
@@ -121,6 +124,13 @@ def may_steer_run(
     """``may_steer``, read from the run's search attributes (its owner and cluster)."""
     owner, cluster = run.get(temporal.USER) or "", run.get(temporal.CLUSTER) or ""
     return may_steer(user, is_admin, cluster, approvers, owner)
+
+
+def _door(user: str, source: str | None) -> str:
+    """The source a name-only join is audited with: the door, not the sender's text."""
+    if source is None:
+        return user
+    return TRIAGE if source == TRIAGE else "watch"
 
 
 def _going(run: WorkflowExecutionDescription) -> bool:

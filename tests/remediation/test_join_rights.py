@@ -1,6 +1,7 @@
 """An alert sent by someone who may not see the run joins it (one ladder per workload) but puts
 nothing of its own into the run: its text reaches none of the owner's messages, and its verify
-block decides nothing. Sent through each door that starts a remediation (MCP, API, CLI)."""
+block decides nothing. Sent through each door that starts a remediation (MCP, API, CLI), and
+by a stranger's watch (its join activity; the triage's door is in test_triage.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import asyncio
 import json
 from typing import Any
 
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from typer.testing import CliRunner
 
+from activities.remediation import RemediationActivities
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
-from ambient.remediation.runs import RemediationStatus
+from ambient.remediation.runs import JoinRequest, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.storage.audit import AuditRepository
 from ambient.wiring import AppState
@@ -108,3 +110,28 @@ async def test_a_strangers_alert_joins_the_run_but_puts_no_text_in_the_owners_me
     assert "Alerts that joined it: monitor cpu_usage." in handed.detail["body"]
     said = json.dumps([status.outcome, [r.detail for r in rows]], ensure_ascii=False)
     assert "CALL-555" not in said, said
+
+
+async def test_a_strangers_watch_joins_as_a_name(
+    dev_env: WorkflowEnvironment, deps: WorkerDeps
+) -> None:
+    """A watch's join is audited with its source, and a watch's source was its task id: a name
+    its owner chose ("call-5550199-now"), shown to the run's owner by get_remediation."""
+    owner, stranger = unique("own"), unique("mal")
+    task = f"threshold-watch/{stranger}/call-5550199-now"
+    remediation_settings(deps, remediation_approval_from_rung=1)
+    for name in (owner, stranger):
+        await add_user(deps, name)
+    async with remediations_on_dev(dev_env, deps) as (url, settings, remediations):
+        rid = (await remediations.start(owner, alert(url, workload=owner))).remediation_id
+        activities = RemediationActivities(deps.db, settings, None, {})
+        theirs = alert(url, source="monitor", metric="call-5550199-now", workload=owner)
+        request = JoinRequest(remediation_id=rid, user=stranger, source=task, alert=theirs)
+        joined = await ActivityEnvironment(dev_env.client).run(activities.join_remediation, request)
+        view = await remediations.get(owner, rid)
+        await remediations.abort(owner, rid, reason="test over")
+
+    assert joined is True and view.joined_by == [stranger]
+    [repeat] = [a for a in view.audit if a.action == "deduplicated"]
+    assert (repeat.actor, repeat.detail["source"]) == (stranger, "watch")
+    assert "5550199" not in view.model_dump_json(), view
