@@ -9,7 +9,8 @@ Who may see and steer the run (its owner, an admin, an approver of its cluster) 
 their alert: the run checks it before it calls itself resolved and names it in the owner's
 messages. Anyone else joins as a name (``joined_by``, the audit): an alert's fields are no
 secret, and a member must not put their text in another's push and briefing, nor decide with
-their own ``verify`` block whether another's run is over.
+their own ``verify`` block whether another's run is over. The nightly triage's alarms are the
+operator's own (Cloud Monitor, CLS, not a member's typing): its configured user joins with them.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ async def join(
         # The run looked at, not whichever is newest by the signal: another may start meanwhile
         # (a signal to it once it has closed is NOT_FOUND: ended, below).
         run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
-        steers = await _steers(db, settings, user, description.typed_search_attributes)
+        steers = await _steers(db, settings, user, source, description.typed_search_attributes)
         if _going(description):
             if not steers:
                 alert = None  # joined as a name: nothing of the alert is the owner's to read
@@ -111,8 +112,13 @@ async def join(
     return Joined(attributes, steers)
 
 
-async def _steers(db: Database, settings: Settings, user: str, run: TypedSearchAttributes) -> bool:
-    """Whether ``user``'s alert joins with its text: they may steer the run."""
+async def _steers(
+    db: Database, settings: Settings, user: str, source: str | None, run: TypedSearchAttributes
+) -> bool:
+    """Whether ``user``'s alert joins with its text: they may steer the run, or it is the
+    configured triage user's night (the operator's own alarms)."""
+    if source == TRIAGE and user == settings.remediation_triage_user:
+        return True
     account = await user_named(db, user)
     admin = account is not None and account.is_admin
     return may_steer_run(user, admin, run, settings.remediation_approvers)
