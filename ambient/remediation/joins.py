@@ -37,6 +37,11 @@ REPEATED = "deduplicated"
 FINISHING_WAIT = 10.0
 # The triage's source (AlertTriageWorkflow's ``requested_by``); a watch's is its task id.
 TRIAGE = "triage"
+# What the sender of an alert that joined as a name may do about it (the API's answer too).
+NOT_ADDED = (
+    "your alert is not added to it (its owner sees that you sent one, not its text): an admin "
+    "or an approver of the cluster can send it, or send it again once that run ends"
+)
 
 
 class Joined(NamedTuple):

@@ -35,7 +35,7 @@ from ambient import temporal
 from ambient.refusals import Refusal
 from ambient.remediation.alerts import Alert, remediation_id
 from ambient.remediation.intake import check_reachable, cluster_identity
-from ambient.remediation.joins import join
+from ambient.remediation.joins import NOT_ADDED, join
 from ambient.remediation.ladder import Mode, Rung
 from ambient.remediation.reads import RemediationReads, refused
 from ambient.remediation.runs import (
@@ -168,8 +168,7 @@ class RemediationService(RemediationReads):
                 f"{workflow_id} (state {state}, owner {owner})"
                 if visible
                 else "this workload is already being remediated by its owner: "
-                "nothing was started, and its plan and steps are the owner's to see; your "
-                "alert is not added to it (its owner sees that you sent one, not its text)"
+                f"nothing was started, and its plan and steps are the owner's to see; {NOT_ADDED}"
             )
             # The run keeps the mode it started with (a dry run stays one).
             + (

@@ -100,6 +100,8 @@ async def test_a_strangers_alert_joins_the_run_but_puts_no_text_in_the_owners_me
         rows = await AuditRepository(session).list(subject=status.run_key, limit=100)
     assert all(a["deduplicated"] and a["state"] is None for a in answers.values()), answers
     assert all("not added to it" in a["message"] for a in answers.values()), answers
+    # And what they can do about it.
+    assert all("or send it again once that run ends" in a["message"] for a in answers.values())
     # One ladder: the stranger's alerts joined the owner's run, each repeat in its audit by name.
     repeats = [r for r in rows if r.action == "deduplicated"]
     assert sorted(r.actor for r in repeats) == sorted([stranger] * 3 + [oncall])

@@ -197,7 +197,9 @@ async def test_sending_another_users_alert_again_grants_neither_sight_nor_contro
             "state": None,
             "message": "this workload is already being remediated by its "
             "owner: nothing was started, and its plan and steps are the owner's to see; your "
-            "alert is not added to it (its owner sees that you sent one, not its text)",
+            "alert is not added to it (its owner sees that you sent one, not its text): an "
+            "admin or an approver of the cluster can send it, or send it again once that run "
+            "ends",
         }, stranger
         assert all("among yours" in text for text in refusals[stranger]), refusals
     # The owner's run goes on untouched; the owner's audit says who sent the alert again.
