@@ -37,11 +37,14 @@ REPEATED = "deduplicated"
 FINISHING_WAIT = 10.0
 # The triage's source (AlertTriageWorkflow's ``requested_by``); a watch's is its task id.
 TRIAGE = "triage"
+# The event a watch's or the triage's sender gets when its alert joined another's run as a name.
+NAME_ONLY = "remediation.joined_as_name"
 # What the sender of an alert that joined as a name may do about it (the API's answer too).
 NOT_ADDED = (
     "your alert is not added to it (its owner sees that you sent one, not its text): an admin "
     "or an approver of the cluster can send it, or send it again once that run ends"
 )
+NAME_ONLY_WHY = f"this workload is already being remediated by its owner: {NOT_ADDED}"
 
 
 class Joined(NamedTuple):

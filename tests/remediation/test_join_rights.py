@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 from activities.remediation import RemediationActivities
 from ambient.cli import app as cli
 from ambient.deps import WorkerDeps
+from ambient.remediation.joins import NAME_ONLY
 from ambient.remediation.runs import JoinRequest, RemediationStatus
 from ambient.remediation.service import RemediationService
 from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import EventRepository
 from ambient.wiring import AppState
 from api.app import create_app
 from tests.conftest import unique
@@ -114,11 +116,12 @@ async def test_a_strangers_alert_joins_the_run_but_puts_no_text_in_the_owners_me
     assert "CALL-555" not in said, said
 
 
-async def test_a_strangers_watch_joins_as_a_name(
+async def test_a_strangers_watch_joins_as_a_name_and_is_told_so(
     dev_env: WorkflowEnvironment, deps: WorkerDeps
 ) -> None:
     """A watch's join is audited with its source, and a watch's source was its task id: a name
-    its owner chose ("call-5550199-now"), shown to the run's owner by get_remediation."""
+    its owner chose ("call-5550199-now"), shown to the run's owner by get_remediation. And the
+    watch said only ``joined``: nothing told its owner their alert was left out."""
     owner, stranger = unique("own"), unique("mal")
     task = f"threshold-watch/{stranger}/call-5550199-now"
     remediation_settings(deps, remediation_approval_from_rung=1)
@@ -132,8 +135,14 @@ async def test_a_strangers_watch_joins_as_a_name(
         joined = await ActivityEnvironment(dev_env.client).run(activities.join_remediation, request)
         view = await remediations.get(owner, rid)
         await remediations.abort(owner, rid, reason="test over")
+    async with deps.db.session() as session:
+        told = await EventRepository(session).list(user=stranger, kind=NAME_ONLY)
 
     assert joined is True and view.joined_by == [stranger]
     [repeat] = [a for a in view.audit if a.action == "deduplicated"]
     assert (repeat.actor, repeat.detail["source"]) == (stranger, "watch")
     assert "5550199" not in view.model_dump_json(), view
+    # The watch's owner reads in their events what happened, and what they can do.
+    [event] = told
+    assert (event.task, event.payload["remediation_id"]) == (task, rid)
+    assert "an admin or an approver of the cluster can send it" in event.payload["reason"]

@@ -20,6 +20,7 @@ from ambient.clients.tencent.client import TencentCloud
 from ambient.clients.tencent.errors import TencentRetryableError
 from ambient.deps import WorkerDeps
 from ambient.remediation.alerts import Alert, remediation_id
+from ambient.remediation.joins import NAME_ONLY
 from ambient.remediation.runs import (
     RemediationInput,
     RemediationStatus,
@@ -29,6 +30,7 @@ from ambient.remediation.runs import (
 from ambient.remediation.service import TRIAGE_SCHEDULE, RemediationService
 from ambient.remediation.triage import unresolved_alarms
 from ambient.storage.audit import AuditRepository
+from ambient.storage.repositories import EventRepository
 from tests.conftest import running_worker, unique
 from tests.remediation.support import add_user, alert, remediation_settings
 from tests.standins.tencent_api import TencentApi
@@ -421,7 +423,7 @@ async def test_the_triages_alarms_join_another_members_run_with_their_text(
 ) -> None:
     """The triage's alarms are the operator's (Cloud Monitor, CLS), not a member's typing: its
     configured user's night joins another's run with them, whatever the user's role. Another
-    user's triage (started by hand as someone else) joins as a name."""
+    user's triage (started by hand as someone else) joins as a name, and is told so."""
     _, tencent = cloud
     deps.tencent = tencent
     owner, night, other = unique("own"), unique("night"), unique("other")
@@ -466,6 +468,9 @@ async def test_the_triages_alarms_join_another_members_run_with_their_text(
             await ts_env.client.get_workflow_handle(other_run).terminate("test over")
     async with deps.db.session() as session:
         rows = await AuditRepository(session).list(subject=status.run_key, action="deduplicated")
+        told = {
+            u: await EventRepository(session).list(user=u, kind=NAME_ONLY) for u in (night, other)
+        }
 
     # The configured night's alarm is the run's to check; the other's is a name only.
     assert [(a.source, a.service) for a in status.joined_alerts] == [
@@ -475,6 +480,10 @@ async def test_the_triages_alarms_join_another_members_run_with_their_text(
         (night, "triage", True),
         (other, "triage", False),
     ]
+    # Told of each run its night joined as a name (the owner's, and the configured night's).
+    assert told[night] == [] and sorted(e.payload["remediation_id"] for e in told[other]) == sorted(
+        result.joined
+    )
 
 
 async def _joined_by(run: WorkflowHandle[Any, Any], count: int) -> RemediationStatus | None:
