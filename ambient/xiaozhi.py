@@ -81,11 +81,21 @@ class DeviceView(BaseModel):
 
     id: int
     device_id: str
-    user: str | None = Field(
-        description="its owner; null in the answer to another's consent (theirs to tell)"
-    )
+    user: str
     speakers: list[str] = Field(description="other users this device may answer by voiceprint")
     created_at: datetime
+
+
+class DeviceConsent(BaseModel):
+    """The answer to an allow (or its withdrawal): what the caller may know. Not whose device
+    it is: a MAC is no secret, and its owner is theirs to tell."""
+
+    device_id: str
+    speakers: list[str] = Field(
+        description="who this device may answer by voiceprint: all of them for its owner or an "
+        "admin; anyone else's answer names only themselves, if they allowed it"
+    )
+    allowed: bool = Field(description="whether the caller's consent is now given")
 
 
 class DeviceAdded(DeviceView):
@@ -185,7 +195,7 @@ class DeviceService:
             await session.commit()
         return view
 
-    async def allow(self, actor: str, ref: str, *, allowed: bool = True) -> DeviceView:
+    async def allow(self, actor: str, ref: str, *, allowed: bool = True) -> DeviceConsent:
         """The caller lets this device answer them by voiceprint (or, ``allowed=False``, stops).
 
         Anyone may allow any device id they name: it only ever shares the caller's own data,
@@ -217,10 +227,8 @@ class DeviceService:
             action = "xiaozhi.device.allow" if allowed else "xiaozhi.device.disallow"
             await _audit(session, actor, action, row)
             await session.commit()
-            view = DeviceView.model_validate(row)
-        if admin or row.user == actor:
-            return view
-        return view.model_copy(update={"user": None, "speakers": [actor] if allowed else []})
+            speakers = row.speakers if admin or row.user == actor else [actor] if allowed else []
+            return DeviceConsent(device_id=row.device_id, speakers=speakers, allowed=allowed)
 
     @staticmethod
     async def _find(
