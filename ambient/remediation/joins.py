@@ -23,7 +23,7 @@ from temporalio.service import RPCError
 
 from ambient import temporal
 from ambient.remediation.alerts import Alert
-from ambient.remediation.runs import FINAL_STATES, JOINED, JoinInput
+from ambient.remediation.runs import FINAL_STATES, JOINED, TRIAGE, JoinInput
 from ambient.remediation.safety import Approvers, may_steer
 from ambient.remediation.views import RemediationStateError
 from ambient.settings import Settings
@@ -35,8 +35,6 @@ from ambient.storage.users import user_named
 REPEATED = "deduplicated"
 # How long an alert sent again waits for its ended run's last steps before the next run starts.
 FINISHING_WAIT = 10.0
-# The triage's source (AlertTriageWorkflow's ``requested_by``); a watch's is its task id.
-TRIAGE = "triage"
 # The event a watch's or the triage's sender gets when its alert joined another's run as a name.
 NAME_ONLY = "remediation.joined_as_name"
 # What the sender of an alert that joined as a name may do about it (the API's answer too).
