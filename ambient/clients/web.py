@@ -21,7 +21,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 from ambient.clients.guard import (
     CANNOT_RESOLVE,
@@ -46,11 +46,13 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# A signed URL's signing parameters (COS, S3, OSS, a CDN's sign and t): each signature names
-# the same page as the last.
-SIGNING = re.compile(
+# A URL's secrets: a signed URL's signing parameters (COS, S3, OSS, Azure's sig, a CDN's sign
+# or auth_key: each signature names the same page as the last), a token, a session. A CDN's
+# signing time `t` is one beside its `sign` alone (Tencent CDN type D): ?t=topic names a page.
+SECRETS = re.compile(
     r"q-(?:sign-algorithm|ak|sign-time|key-time|header-list|url-param-list|signature)|x-amz-.*"
-    r"|signature|expires|ossaccesskeyid|x-oss-.*|awsaccesskeyid|sign|t",
+    r"|signature|expires|ossaccesskeyid|x-oss-.*|awsaccesskeyid|sign|sig|auth_key"
+    r"|(?:access_)?token|session",
     re.IGNORECASE,
 )
 # A fetch's commonest failures, worded once. Kept as their English (a check's error, beside
@@ -245,7 +247,7 @@ class WebFetcher:
                 # The address refused (or not found) is not the one the user gave: say how
                 # the watched URL (beside the error) led there, or the refusal names a host
                 # they never wrote.
-                said = Refusal(REDIRECT_REFUSED, target=current, reason=str(exc))
+                said = Refusal(REDIRECT_REFUSED, target=scrubbed(current, 150), reason=str(exc))
                 raise type(exc)(str(said)) from None
             if validators_from is None:
                 issued_here = current == url
@@ -333,17 +335,24 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
 
 
-def validators_key(url: str) -> str:
-    """Where a page's validators came from, as a watch keeps it: a hash of the URL without its
-    user, fragment and signing parameters, its query sorted. A redirect may lead to a signed
-    URL (COS's q-signature, S3's X-Amz-Signature): no secret in workflow history, and the next
-    signature's is the same page; /view?id=6 is another page than /view?id=5."""
+def scrubbed(url: str, most: int | None = None) -> str:
+    """``url`` as it may be kept or shown (cut after ``most`` characters): without its user,
+    fragment and secrets (SECRETS). A redirect may lead to a signed URL (COS's q-signature,
+    S3's X-Amz-Signature): no secret in an error, an event or workflow history."""
     parts = urlsplit(url)
-    query = sorted(
-        (name, value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not SIGNING.fullmatch(name)
-    )
+    fields = [(f, unquote_plus(f.partition("=")[0]).lower()) for f in parts.query.split("&") if f]
+    t = "t" if any(name == "sign" for _, name in fields) else None  # a CDN's signing time
+    query = "&".join(f for f, name in fields if not SECRETS.fullmatch(name) and name != t)
+    kept = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, query, ""))
+    return kept if most is None or len(kept) <= most else f"{kept[: most - 1]}…"
+
+
+def validators_key(url: str) -> str:
+    """Where a page's validators came from, as a watch keeps it: a hash of the URL ``scrubbed``,
+    its query sorted. The next signature's URL is the same page; /view?id=6 is another page
+    than /view?id=5."""
+    parts = urlsplit(scrubbed(url))
+    query = sorted(parse_qsl(parts.query, keep_blank_values=True))
     place = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}?{urlencode(query)}"
     return hashlib.sha256(place.encode()).hexdigest()[:16]
 
@@ -356,7 +365,7 @@ def _opaque(tag: str) -> str:
 def _redirected(asked: str, url: str, said: Refusal) -> str:
     """What a fetch of ``asked`` says of its answer from ``url``: the URL only where a redirect
     led (the URL asked is shown beside the error)."""
-    return str(said) if url == asked else REDIRECTED % {"reason": said, "url": url}
+    return str(said) if url == asked else REDIRECTED % {"reason": said, "url": scrubbed(url, 150)}
 
 
 def _spaces_encoded(url: str) -> str:

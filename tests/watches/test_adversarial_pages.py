@@ -397,3 +397,72 @@ async def test_a_redirects_query_names_the_page_its_validators_go_to_but_its_sig
     assert resigned == {"outcome": "not_modified", "error": None}
     assert other == {"outcome": "changed", "error": None}
     assert asked == [("5", None), ("5", '"v5"'), ("6", None)]
+
+
+async def test_a_redirects_secrets_are_in_no_check_error_event_or_history(
+    service: TaskService, loopback_deps: WorkerDeps, strict: tuple[StrictSite, str]
+) -> None:
+    """The errors of a check a redirect led astray (a status from where it led, its target
+    refused) named that URL whole: a signed URL's signature, a token, a password went into the
+    check's error, its events and workflow history."""
+    site, base = strict
+    url = f"{base}/report"
+    signed = "/report.txt?id=5&X-Amz-Signature=secret-1&t=1700000000&sign=secret-2"
+    site.pages["/report"] = Resource(b"", moved_to=signed)
+    site.pages["/report.txt"] = Resource(b"All quiet.", "text/plain")
+    task_id = await created(service, watch(url))
+    del site.pages["/report.txt"]
+    gone = await checked(service, task_id, url)
+    host = base.removeprefix("http://")
+    site.pages["/report"] = Resource(
+        b"", moved_to=f"http://me:secret-3@{host}/x?token=secret-4&a=1"
+    )
+    refused = await checked(service, task_id, url)
+    history = await service.client.get_workflow_handle(task_id).fetch_history()
+    await service.delete(USER, task_id)
+    async with loopback_deps.db.session() as session:
+        events = await EventRepository(session).list(task=task_id, limit=100)
+    assert gone == {"outcome": "error", "error": f"HTTP 404 (redirected to {base}/report.txt?id=5)"}
+    assert refused["error"].startswith(f"redirected to {base}/x?a=1: refused URL: user:password@")
+    assert "secret" not in history.to_json() + json.dumps([e.payload for e in events])
+
+
+async def test_a_redirects_t_parameter_names_its_page_unless_it_is_a_cdns_signing_time(
+    service: TaskService,
+) -> None:
+    """``t`` was taken for a CDN's signing time wherever it stood: /topic?t=a's Last-Modified
+    went to /topic?t=b, another page, whose server answered 304 (not modified since): b's text
+    was never read. Beside a ``sign`` (Tencent CDN type D) it is the signature's time: the next
+    signature's URL still gets its 304."""
+    leads_to = ["/topic?t=a"]
+    asked: list[tuple[str, str | None]] = []
+    modified = "Tue, 24 Nov 2026 08:00:00 GMT"
+
+    async def item(request: Request) -> Response:
+        return Response(status_code=302, headers={"location": leads_to[0]})
+
+    async def topic(request: Request) -> Response:
+        asked.append((request.url.query, request.headers.get("if-modified-since")))
+        if request.headers.get("if-modified-since") == modified:
+            return Response(status_code=304, headers={"last-modified": modified})
+        body = f"Topic {request.query_params.get('t')}: all quiet.".encode()
+        return Response(body, media_type="text/plain", headers={"last-modified": modified})
+
+    async with serve(Starlette(routes=[Route("/item", item), Route("/topic", topic)])) as base:
+        url = f"{base}/item"
+        task_id = await created(service, watch(url))
+        leads_to[0] = "/topic?t=b"
+        other = await checked(service, task_id, url)
+        leads_to[0] = "/topic?sign=s1&t=100"
+        await checked(service, task_id, url)
+        leads_to[0] = "/topic?sign=s2&t=200"
+        resigned = await checked(service, task_id, url)
+        await service.delete(USER, task_id)
+    assert other == {"outcome": "changed", "error": None}
+    assert resigned == {"outcome": "not_modified", "error": None}
+    assert asked == [
+        ("t=a", None),
+        ("t=b", None),
+        ("sign=s1&t=100", None),
+        ("sign=s2&t=200", modified),
+    ]
