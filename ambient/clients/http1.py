@@ -434,7 +434,7 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
                     body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
                 except zlib.error:  # some servers send raw deflate without the zlib header
                     body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
-            else:
+            elif coding in UNDECODED:
                 raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
         except zlib.error as exc:
             # Plain text labelled compressed, or a corrupt stream: this answer's failure, as
@@ -443,6 +443,9 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
     return bytes(body)
 
 
+# The content codings of IANA's registry not decoded here: their bytes are no page. Any other
+# name (a server's "utf-8") is no coding: the body is as sent, as Chromium reads it.
+UNDECODED = frozenset(("br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi"))
 GZIP_MAGIC = b"\x1f\x8b"  # how each gzip member starts
 
 

@@ -29,6 +29,7 @@ class Resource:
     # False: the server ignores preconditions (a 200 with the whole page every time).
     conditional: bool = True
     moved_to: str | None = None  # a 301 to there (a redirect: no preconditions, 13.2.1)
+    encoding: str | None = None  # its Content-Encoding, named as sent (the body: as given)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class StrictSite:
         body = b"no such page" if page is None else page.body
         if page is not None:
             fields.append(("Content-Type", page.content_type))
+            fields += [("Content-Encoding", page.encoding)] if page.encoding else []
         fields.append(("Content-Length", str(len(body))))
         return [
             h11.Response(status_code=status, headers=fields),

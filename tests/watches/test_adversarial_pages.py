@@ -8,6 +8,7 @@ sends to a page that never issued it (a leak of what it saw elsewhere)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator
 from importlib.metadata import version
@@ -466,3 +467,34 @@ async def test_a_redirects_t_parameter_names_its_page_unless_it_is_a_cdns_signin
         ("sign=s1&t=100", None),
         ("sign=s2&t=200", modified),
     ]
+
+
+async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_browsers_read_it(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A page sent as "Content-Encoding: utf-8" (a charset, no content coding: misconfigured
+    servers send it) failed every check, where Chromium shows it as sent, as it does any name
+    that is no coding. A coding of the registry this client does not decode (br), and a gzip
+    body cut short, are still refused: their bytes are no page (Chromium refuses the latter)."""
+    site, base = strict
+    url = f"{base}/news"
+    page = article("All quiet.").encode()
+    site.pages["/news"] = Resource(page, encoding="utf-8")
+    task_id = await created(service, watch(url))
+    site.pages["/news"] = Resource(article("An outage.").encode(), encoding="UTF-8")
+    changed = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(b"\x0b\x02\x80ok\x03", encoding="br")
+    brotli = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page)[:-12], encoding="gzip")
+    cut = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert changed == {"outcome": "changed", "error": None}
+    assert brotli == {
+        "outcome": "error",
+        "error": "HttpProtocolError: unsupported Content-Encoding: br",
+    }
+    assert cut == {
+        "outcome": "error",
+        "error": "the connection ended before the whole answer: the gzip body ends before its "
+        "end (truncated)",
+    }
