@@ -64,6 +64,11 @@ TOO_LARGE = N_("larger than the cap of %(bytes)s bytes")
 TOO_MANY_REDIRECTS = N_("more than %(most)s redirects")
 REDIRECT_REFUSED = N_("redirected to %(target)s: %(reason)s")  # the reason: the guard's
 NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch")
+# RFC 9110 15.4: a redirect's target is its Location; its body, a note of the move, no page.
+NO_LOCATION = N_(
+    "the server answered HTTP %(status)s, a redirect, with no Location to follow: no page to "
+    "read; watch the URL the page moved to"
+)
 WHOLE_NOT_MODIFIED = N_("the server answered 304 Not Modified to a request for the whole page")
 NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable
 ANSWER_CUT = N_("the connection ended before the whole answer: %(reason)s")
@@ -80,6 +85,7 @@ _WORDED = (
     TOO_MANY_REDIRECTS,
     REDIRECT_REFUSED,
     NO_BODY,
+    NO_LOCATION,
     WHOLE_NOT_MODIFIED,
     NO_CONNECTION,
     ANSWER_CUT,
@@ -298,6 +304,8 @@ class WebFetcher:
             if etag is not None and named is not None and _opaque(named) == _opaque(etag):
                 etag, modified = named, answer.headers.get("last-modified") or modified
             return FetchResult(url, 304, True, etag, modified, b"", "")
+        if answer.status in REDIRECTS:  # not followed: no Location
+            raise FetchError(_redirected(asked, url, Refusal(NO_LOCATION, status=answer.status)))
         if answer.status >= 400:
             wait = answer.headers.get("retry-after") if answer.status in (429, 503) else None
             after = retry_after_seconds(wait, datetime.now(UTC)) if wait else None

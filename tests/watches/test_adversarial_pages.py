@@ -498,3 +498,35 @@ async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_bro
         "error": "the connection ended before the whole answer: the gzip body ends before its "
         "end (truncated)",
     }
+
+
+async def test_a_redirect_naming_no_one_location_fails_its_check_saying_why(
+    service: TaskService, strict: tuple[StrictSite, str]
+) -> None:
+    """A 302 without a Location had its body (a note of the move) read as the page: a change
+    told, and another when the server named the page again. Two Location fields were joined
+    into one URL ("/a, /b") and followed there. Neither names one page (RFC 9110 15.4; Chromium
+    refuses two other ones): the check fails saying why. Two naming the same page lead there."""
+    site, base = strict
+    url = f"{base}/news"
+    site.pages["/news"] = Resource(article("All quiet.").encode())
+    task_id = await created(service, watch(url))
+    site.pages["/news"] = Resource(b"<p>Found</p>", moved_to="", moved_status=302)
+    unnamed = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(b"", moved_to="/a", also_to="/b", moved_status=302)
+    two = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(b"", moved_to="/a", also_to="/a", moved_status=302)
+    site.pages["/a"] = Resource(article("All quiet.").encode())
+    same = await checked(service, task_id, url)
+    await service.delete(USER, task_id)
+    assert unnamed == {
+        "outcome": "error",
+        "error": "the server answered HTTP 302, a redirect, with no Location to follow: no page "
+        "to read; watch the URL the page moved to",
+    }
+    assert two == {
+        "outcome": "error",
+        "error": "HttpProtocolError: the answer names two Locations (/a and /b): a redirect "
+        "names one target; watch the page it should lead to, or ask its site to send one",
+    }
+    assert same == {"outcome": "unchanged", "error": None}
