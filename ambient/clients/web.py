@@ -13,6 +13,7 @@ shape (ambient.clients.metric_reads).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
@@ -44,6 +45,7 @@ from ambient.refusals import N_, Refusal, read_back
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
+FETCH_TIMEOUT = 20.0  # one fetch's deadline: every hop's DNS lookup, connection and answer
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # A URL's secrets: a signed URL's signing parameters (COS, S3, OSS, Azure's sig, a CDN's sign
@@ -194,7 +196,7 @@ class WebFetcher:
         allow_cidrs: list[str] | None = None,
         max_bytes: int = MAX_BYTES,
         max_redirects: int = MAX_REDIRECTS,
-        timeout: float = 20.0,
+        timeout: float = FETCH_TIMEOUT,
     ) -> None:
         self._client = client or PageClient()
         self._guard = DestinationGuard(allow_cidrs or [])
@@ -243,7 +245,24 @@ class WebFetcher:
             conditional["If-None-Match"] = etag
         if last_modified:
             conditional["If-Modified-Since"] = last_modified
-        current = url
+        hops = [url]  # where it went: the last, where the deadline found it
+        try:
+            async with asyncio.timeout(self._timeout):  # its redirects and DNS lookups too
+                return await self._follow(hops, conditional, plain, validators_from)
+        except TimeoutError:
+            self._checked.pop(hops[-1], None)
+            said = Refusal(TIMED_OUT, seconds=f"{self._timeout:g}")
+            raise NoAnswerError(_redirected(url, hops[-1], said)) from None
+
+    async def _follow(
+        self,
+        hops: list[str],
+        conditional: dict[str, str],
+        plain: dict[str, str],
+        validators_from: str | None,
+    ) -> FetchResult:
+        """The fetch of ``hops[0]``, each redirect's target added to ``hops``."""
+        url = current = hops[0]
         for _ in range(self._max_redirects + 1):
             try:
                 addresses = await self.check_destination(current)
@@ -272,9 +291,7 @@ class WebFetcher:
                 said = Refusal(TOO_LARGE, bytes=self._max_bytes)
                 raise TooLargeError(_redirected(url, current, said)) from None
             except TimeoutError:
-                self._checked.pop(current, None)
-                said = Refusal(TIMED_OUT, seconds=f"{self._timeout:g}")
-                raise NoAnswerError(_redirected(url, current, said)) from None
+                raise  # the fetch's deadline (the client's own, a moment after), said there
             except (OSError, HttpProtocolError, ValueError) as exc:
                 self._checked.pop(current, None)  # the next check asks the guard (and DNS) again
                 raise _unanswered(exc) from exc
@@ -285,6 +302,7 @@ class WebFetcher:
                 with suppress(UnicodeDecodeError):
                     location = location.encode("latin-1").decode()
                 current = _spaces_encoded(urljoin(current, location.strip()))
+                hops.append(current)
                 continue
             return self._result(url, current, answer, headers)
         raise TooManyRedirectsError(str(Refusal(TOO_MANY_REDIRECTS, most=self._max_redirects)))

@@ -30,6 +30,7 @@ from ambient.briefing.errors import (
 )
 from ambient.briefing.models import BriefingStatus
 from ambient.briefing.service import BriefingService
+from ambient.clients.web import FETCH_TIMEOUT
 from ambient.settings import Settings
 from ambient.storage import Database
 from ambient.storage.users import registered
@@ -132,14 +133,16 @@ class TaskReads:
         db: Database,
         *,
         briefings: BriefingService,
-        baseline_wait: float = 20.0,
+        baseline_wait: float = FETCH_TIMEOUT + 5,
     ) -> None:
         self.client = client
         self.settings = settings
         self.db = db
         # The daily briefing is a task kind too: its create, update and delete go through it.
         self.briefings = briefings
-        # How long create waits for the first check before answering without a baseline.
+        # How long create waits for the first check before answering without a baseline: past
+        # the fetch's deadline (its own "timed out" is the answer), within the 30 s a
+        # self-hosted xiaozhi-server waits for a tool call.
         self.baseline_wait = baseline_wait
 
     async def list(
