@@ -59,9 +59,10 @@ CUTS = (
 )
 
 
+# Not named: either may be a signed URL (ambient.clients.web.scrubbed, which this precedes).
 TWO_LOCATIONS = (
-    "the answer names two Locations (%(first)s and %(second)s): a redirect names one target; "
-    "watch the page it should lead to, or ask its site to send one"
+    "the answer names two different Locations: a redirect names one target; watch the page "
+    "it should lead to, or ask its site to send one"
 )
 
 
@@ -375,7 +376,7 @@ def _add_field(headers: dict[str, str], name: str, value: str) -> None:
     """A field line into ``headers``, a repeated one joined as a list (RFC 9110 5.3); but a
     Location names one target: another one beside it is refused, as Chromium refuses it."""
     if name == "location" and headers.get(name, value) != value:
-        raise HttpProtocolError(TWO_LOCATIONS % {"first": headers[name], "second": value})
+        raise HttpProtocolError(TWO_LOCATIONS)
     joined = name in headers and name != "location"
     headers[name] = f"{headers[name]}, {value}" if joined else value
 

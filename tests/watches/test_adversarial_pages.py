@@ -526,7 +526,7 @@ async def test_a_redirect_naming_no_one_location_fails_its_check_saying_why(
     }
     assert two == {
         "outcome": "error",
-        "error": "HttpProtocolError: the answer names two Locations (/a and /b): a redirect "
-        "names one target; watch the page it should lead to, or ask its site to send one",
+        "error": "HttpProtocolError: the answer names two different Locations: a redirect names "
+        "one target; watch the page it should lead to, or ask its site to send one",
     }
     assert same == {"outcome": "unchanged", "error": None}
