@@ -22,7 +22,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from ambient.clients.guard import (
     CANNOT_RESOLVE,
@@ -41,6 +41,7 @@ from ambient.clients.http1 import (
 )
 from ambient.clients.page_encodings import page_text
 from ambient.domain.deliver_later import retry_after_seconds
+from ambient.log_redaction import hide_in_urls
 from ambient.refusals import N_, Refusal, read_back
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -48,15 +49,19 @@ MAX_REDIRECTS = 5
 FETCH_TIMEOUT = 20.0  # one fetch's deadline: every hop's DNS lookup, connection and answer
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# A URL's secrets: a signed URL's signing parameters (COS, S3, OSS, Azure's sig, a CDN's sign
-# or auth_key: each signature names the same page as the last), a token, a session. A CDN's
-# signing time `t` is one beside its `sign` alone (Tencent CDN type D): ?t=topic names a page.
-SECRETS = re.compile(
-    r"q-(?:sign-algorithm|ak|sign-time|key-time|header-list|url-param-list|signature)|x-amz-.*"
-    r"|signature|expires|ossaccesskeyid|x-oss-.*|awsaccesskeyid|sign|sig|auth_key"
-    r"|(?:access_)?token|session",
+# A signed URL's parameters that change at each signature (COS and its STS token, S3, OSS,
+# GCS, a CDN's sign or auth_key, Qiniu's token): the next signature names the same page. A
+# token or a session is dropped too. Those of BESIDE are a signature's only beside its mark:
+# ?t=topic names a page, ?sign=…&t=… is Tencent CDN type D's time; Azure's SAS fields go
+# with its sig, Qiniu's deadline e with its token.
+SIGNING = re.compile(
+    r"q-sign-.*|q-ak|q-key-time|q-header-list|q-url-param-list|q-signature|x-cos-.*"
+    r"|x-amz-.*|x-oss-.*|x-goog-.*|signature|expires|ossaccesskeyid|awsaccesskeyid"
+    r"|googleaccessid|security-token|sign|sig|auth_key|(?:access_)?token|session",
     re.IGNORECASE,
 )
+AZURE_SAS = ("sv", "st", "se", "sr", "sp", "spr", "ss", "srt", "si", "sip", "sdd", "ses")
+BESIDE = {"t": "sign", "e": "token", **dict.fromkeys(AZURE_SAS, "sig")}
 # A fetch's commonest failures, worded once. Kept as their English (a check's error, beside
 # its page's URL: not named again), the pages say them in their reader's language.
 HTTP_STATUS = N_("HTTP %(status)s")
@@ -361,24 +366,26 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
 
 
-def scrubbed(url: str, most: int | None = None) -> str:
-    """``url`` as it may be kept or shown (cut after ``most`` characters): without its user,
-    fragment and secrets (SECRETS). A redirect may lead to a signed URL (COS's q-signature,
-    S3's X-Amz-Signature): no secret in an error, an event or workflow history."""
-    parts = urlsplit(url)
-    fields = [(f, unquote_plus(f.partition("=")[0]).lower()) for f in parts.query.split("&") if f]
-    t = "t" if any(name == "sign" for _, name in fields) else None  # a CDN's signing time
-    query = "&".join(f for f, name in fields if not SECRETS.fullmatch(name) and name != t)
-    kept = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, query, ""))
-    return kept if most is None or len(kept) <= most else f"{kept[: most - 1]}…"
+def scrubbed(url: str, most: int = 150) -> str:
+    """``url`` as an error, an event or workflow history shows it, cut after ``most``
+    characters: its query, user and token-like path segments hidden, as in the logs
+    (log_redaction.hide_in_urls). A redirect may lead to a signed URL: no secret shown."""
+    shown = hide_in_urls(re.sub(r"[\s'\"<>]", lambda c: quote(c[0]), url))  # one URL
+    return shown if len(shown) <= most else f"{shown[: most - 1]}…"
 
 
 def validators_key(url: str) -> str:
-    """Where a page's validators came from, as a watch keeps it: a hash of the URL ``scrubbed``,
-    its query sorted. The next signature's URL is the same page; /view?id=6 is another page
-    than /view?id=5."""
-    parts = urlsplit(scrubbed(url))
-    query = sorted(parse_qsl(parts.query, keep_blank_values=True))
+    """Where a page's validators came from, as a watch keeps it: a hash of the URL without its
+    user, fragment and signing parameters (SIGNING), its query sorted. The next signature's
+    URL is the same page; /view?id=6 is another page than /view?id=5."""
+    parts = urlsplit(url)
+    fields = parse_qsl(parts.query, keep_blank_values=True)
+    names = {name.lower() for name, _ in fields}
+    query = sorted(
+        (name, value)
+        for name, value in fields
+        if not SIGNING.fullmatch(name) and BESIDE.get(name.lower()) not in names
+    )
     place = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}?{urlencode(query)}"
     return hashlib.sha256(place.encode()).hexdigest()[:16]
 

@@ -423,8 +423,15 @@ async def test_a_redirects_secrets_are_in_no_check_error_event_or_history(
     await service.delete(USER, task_id)
     async with loopback_deps.db.session() as session:
         events = await EventRepository(session).list(task=task_id, limit=100)
-    assert gone == {"outcome": "error", "error": f"HTTP 404 (redirected to {base}/report.txt?id=5)"}
-    assert refused["error"].startswith(f"redirected to {base}/x?a=1: refused URL: user:password@")
+    assert gone == {
+        "outcome": "error",
+        "error": f"HTTP 404 (redirected to {base}/report.txt?[redacted])",
+    }
+    assert refused == {
+        "outcome": "error",
+        "error": f"redirected to {base}/x?[redacted]: refused URL: user:password@ in the address "
+        "is not accepted (it hides the real host); put credentials in a secret",
+    }
     assert "secret" not in history.to_json() + json.dumps([e.payload for e in events])
 
 
@@ -530,3 +537,48 @@ async def test_a_redirect_naming_no_one_location_fails_its_check_saying_why(
         "one target; watch the page it should lead to, or ask its site to send one",
     }
     assert same == {"outcome": "unchanged", "error": None}
+
+
+async def test_a_cos_sts_signed_redirect_is_one_page_and_shows_no_credential(
+    service: TaskService,
+) -> None:
+    """A redirect to a COS URL presigned with temporary keys (STS): its x-cos-security-token,
+    a credential, was shown in the check's error and workflow history, and a token new at each
+    signature made every check's validators another page's (never a 304)."""
+    leads_to: list[str] = []
+    asked: list[str | None] = []
+
+    def sign(n: int) -> None:
+        leads_to[:] = [
+            f"/report.txt?q-sign-algorithm=sha1&q-ak=AKIDtmp{n}&q-sign-time=17000{n}%3B17999"
+            f"&q-key-time=17000{n}%3B17999&q-header-list=host&q-url-param-list="
+            f"&q-signature=sig{n}&x-cos-security-token=sts-secret-{n}"
+        ]
+
+    async def item(request: Request) -> Response:
+        return Response(status_code=302, headers={"location": leads_to[0]})
+
+    async def report(request: Request) -> Response:
+        asked.append(request.headers.get("if-none-match"))
+        if len(asked) > 2:
+            return Response(status_code=404)
+        if request.headers.get("if-none-match") == '"r1"':
+            return Response(status_code=304, headers={"etag": '"r1"'})
+        return Response(b"All quiet.", media_type="text/plain", headers={"etag": '"r1"'})
+
+    routes = [Route("/item", item), Route("/report.txt", report)]
+    async with serve(Starlette(routes=routes)) as base:
+        url = f"{base}/item"
+        sign(1)
+        task_id = await created(service, watch(url))
+        sign(2)
+        resigned = await checked(service, task_id, url)
+        sign(3)
+        gone = await checked(service, task_id, url)
+        history = await service.client.get_workflow_handle(task_id).fetch_history()
+        await service.delete(USER, task_id)
+    assert resigned == {"outcome": "not_modified", "error": None}
+    assert asked == [None, '"r1"', '"r1"']
+    shown = f"{base}/report.txt?[redacted]"
+    assert gone == {"outcome": "error", "error": f"HTTP 404 (redirected to {shown})"}
+    assert "sts-secret" not in history.to_json()

@@ -306,7 +306,7 @@ async def test_an_html_page_instead_of_json_is_said_as_what_came_back(
 ) -> None:
     """A sign-in page answered 200 was said as "JSONDecodeError: Expecting value: line 1
     column 1 (char 0)": nothing of a page, nor of what it said. Said with its title and where
-    a redirect led (its session left out: a secret), in the reader's words: the Chinese
+    a redirect led (its query left out: a session's token), in the reader's words: the Chinese
     page said it inside English ("the answer is text/html, not JSON: ...")."""
     reads, base = source
     signed = "the source answered text/html, not JSON: <title>Sign in</title>"
@@ -320,10 +320,10 @@ async def test_an_html_page_instead_of_json_is_said_as_what_came_back(
     )
     private = {**page, "url": f"{base}/private"}
     error = await _baseline_error(service, private, "private")
-    assert error == f"{signed} (redirected to {base}/login?next=%2Fprivate)"
+    assert error == f"{signed} (redirected to {base}/login?[redacted])"
     assert failed_said(error, ZH) == (
         "失败：数据源答复的是 text/html，不是 JSON：<title>Sign in</title>"
-        f"（重定向到 {base}/login?next=%2Fprivate 之后）"
+        f"（重定向到 {base}/login?[redacted] 之后）"
     )
     assert failed_said(error, EN) == f"failed: {error}"
     assert reason_said(error) == ("返回的是网页，不是数据", "it answered a web page, not data")
