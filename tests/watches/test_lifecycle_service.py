@@ -926,6 +926,36 @@ async def test_create_again_while_the_deleted_life_winds_down_is_refused_until_i
     await service.delete(USER, task_id)
 
 
+async def test_a_create_again_while_the_deleted_life_winds_down_waits_one_baseline_wait(
+    held: Held,
+) -> None:
+    """A create under the name of a task deleted a moment ago waited ``baseline_wait`` for the
+    old life's end, then ``baseline_wait`` again for the new life's first check: up to 50 s in
+    the product, past the 30 s a self-hosted xiaozhi-server waits for a tool call. The create
+    has one wait: the old life's end takes its part of it. (A bound on time: the old life ends
+    most of the wait in, and the create answers by the wait's end, not as long again after.)"""
+    wait, name = 4.0, held.task_id.rsplit("/", 1)[1]
+    held_service = held.service
+    service = TaskService(
+        held_service.client,
+        held_service.settings,
+        held_service.db,
+        briefings=held_service.briefings,
+        baseline_wait=wait,
+    )
+    await service.delete(USER, held.task_id)
+    held.site.gate.clear()  # the new life's first check holds at its read
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    loop.call_later(wait * 0.8, held.site.hook_gate.set)  # the old life's alert answered then
+    ref = await service.create(USER, "threshold_watch", held.config, name)
+    took = loop.time() - began
+    held.site.gate.set()
+    await service.delete(USER, held.task_id)
+    assert ref.baseline is None and ref.state == "active"
+    assert wait <= took < wait * 1.4, took
+
+
 @pytest.mark.usefixtures("product_local_read_limit")
 async def test_a_watch_whose_metric_read_hangs_still_answers_and_takes_its_controls(
     service: TaskService,
