@@ -60,7 +60,7 @@ CUTS = (
 
 
 # Not named: either may be a signed URL (ambient.clients.web.scrubbed, which this precedes).
-TWO_LOCATIONS = (
+TWO_LOCATIONS = N_(
     "the answer names two different Locations: a redirect names one target; watch the page "
     "it should lead to, or ask its site to send one"
 )

@@ -33,6 +33,7 @@ from ambient.clients.guard import (
 )
 from ambient.clients.http1 import (
     CUTS,
+    TWO_LOCATIONS,
     Answer,
     BodyTooLargeError,
     ConnectionCutError,
@@ -74,7 +75,7 @@ NO_BODY = N_("the server answered HTTP %(status)s with no body: nothing to watch
 # RFC 9110 15.4: a redirect's target is its Location; its body, a note of the move, no page.
 NO_LOCATION = N_(
     "the server answered HTTP %(status)s, a redirect, with no Location to follow: no page to "
-    "read; watch the URL the page moved to"
+    "read; open the URL in a browser to find where it moved, and watch that one"
 )
 WHOLE_NOT_MODIFIED = N_("the server answered 304 Not Modified to a request for the whole page")
 NO_CONNECTION = N_("no connection: %(reason)s")  # refused, reset, unreachable
@@ -93,6 +94,7 @@ _WORDED = (
     REDIRECT_REFUSED,
     NO_BODY,
     NO_LOCATION,
+    TWO_LOCATIONS,
     WHOLE_NOT_MODIFIED,
     NO_CONNECTION,
     ANSWER_CUT,
@@ -363,6 +365,8 @@ def _unanswered(exc: OSError | HttpProtocolError | ValueError) -> FetchError:
         return NoAnswerError(str(Refusal(ANSWER_CUT, reason=str(exc))))
     if isinstance(exc, OSError):
         return NoAnswerError(str(Refusal(NO_CONNECTION, reason=detail)))
+    if str(exc) == TWO_LOCATIONS:  # a page says it in its reader's words, the voice too
+        return FetchError(TWO_LOCATIONS)
     return FetchError(detail)  # an answer this client cannot read, a request it cannot send
 
 

@@ -529,11 +529,11 @@ async def test_a_redirect_naming_no_one_location_fails_its_check_saying_why(
     assert unnamed == {
         "outcome": "error",
         "error": "the server answered HTTP 302, a redirect, with no Location to follow: no page "
-        "to read; watch the URL the page moved to",
+        "to read; open the URL in a browser to find where it moved, and watch that one",
     }
     assert two == {
         "outcome": "error",
-        "error": "HttpProtocolError: the answer names two different Locations: a redirect names "
+        "error": "the answer names two different Locations: a redirect names "
         "one target; watch the page it should lead to, or ask its site to send one",
     }
     assert same == {"outcome": "unchanged", "error": None}
