@@ -450,7 +450,7 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
                     body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
                 except zlib.error:  # some servers send raw deflate without the zlib header
                     body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
-            elif coding in UNDECODED:
+            elif coding in UNDECODED or body.startswith(GZIP_MAGIC):  # compressed, not a page
                 raise HttpProtocolError(f"unsupported Content-Encoding: {coding}")
         except zlib.error as exc:
             # Plain text labelled compressed, or a corrupt stream: this answer's failure, as
@@ -460,8 +460,11 @@ def _decode(body: bytes | bytearray, headers: dict[str, str], max_bytes: int) ->
 
 
 # The content codings of IANA's registry not decoded here: their bytes are no page. Any other
-# name (a server's "utf-8") is no coding: the body is as sent, as Chromium reads it.
-UNDECODED = frozenset(("br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi"))
+# name (a server's "utf-8") is no coding: the body is as sent, as Chromium reads it, unless it
+# starts as gzip does. A list is read name by name (Chromium leaves all of "foo, gzip" undone).
+UNDECODED = frozenset(
+    ("br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi", "pack200-gzip")
+)
 GZIP_MAGIC = b"\x1f\x8b"  # how each gzip member starts
 
 

@@ -494,6 +494,10 @@ async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_bro
     brotli = await checked(service, task_id, url)
     site.pages["/news"] = Resource(gzip.compress(page)[:-12], encoding="gzip")
     cut = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page), encoding="pack200-gzip")
+    pack200 = await checked(service, task_id, url)
+    site.pages["/news"] = Resource(gzip.compress(page), encoding="utf-8")
+    gzipped = await checked(service, task_id, url)
     await service.delete(USER, task_id)
     assert changed == {"outcome": "changed", "error": None}
     assert brotli == {
@@ -505,6 +509,13 @@ async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_bro
         "error": "the connection ended before the whole answer: the gzip body ends before its "
         "end (truncated)",
     }
+    assert (pack200, gzipped) == (
+        {
+            "outcome": "error",
+            "error": "HttpProtocolError: unsupported Content-Encoding: pack200-gzip",
+        },
+        {"outcome": "error", "error": "HttpProtocolError: unsupported Content-Encoding: utf-8"},
+    )
 
 
 async def test_a_redirect_naming_no_one_location_fails_its_check_saying_why(
