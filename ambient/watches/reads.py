@@ -101,6 +101,8 @@ def _parse_cursor(cursor: str) -> tuple[str, bytes | None]:
         ) from None
 
 
+# How much longer than a fetch (web.FETCH_TIMEOUT) a create waits for its first check.
+PAST_FETCH = 5.0
 # Longer than any task's id (kind/user/name: at most 63 characters each part).
 MAX_TASK_ID = 255
 
@@ -133,7 +135,7 @@ class TaskReads:
         db: Database,
         *,
         briefings: BriefingService,
-        baseline_wait: float = FETCH_TIMEOUT + 5,
+        baseline_wait: float = FETCH_TIMEOUT + PAST_FETCH,
     ) -> None:
         self.client = client
         self.settings = settings

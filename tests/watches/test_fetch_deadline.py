@@ -1,7 +1,8 @@
 """A page that stalls, through the doors a user creates a watch at: the fetch's one deadline
 covers its DNS lookups, and the create waits past it, so the first check's own "timed out"
 is what the create answers (ambient/clients/web.py FETCH_TIMEOUT, ambient/watches/reads.py).
-Real time: the product's 20 s deadline passes once."""
+The worker's deadline here is FETCH (WorkerDeps.fetch_timeout), the create's wait PAST_FETCH
+beyond it, as the product's 25 s is past its 20."""
 
 # ruff: noqa: F811 - the fixture `loopback_deps` is used by name
 
@@ -19,12 +20,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from ambient.briefing.service import BriefingService
 from ambient.deps import WorkerDeps
+from ambient.watches.reads import PAST_FETCH
 from ambient.watches.service import TaskService
 from tests.conftest import unique
 from tests.watches.test_workflows import USER, loopback_deps  # noqa: F401  (fixture)
 from worker import build_worker
 
 STALLING_NAME = "pages.stalling-dns.example"
+FETCH = 1.0  # the fetch's deadline here (the product's: ambient.clients.web.FETCH_TIMEOUT)
 
 
 @pytest_asyncio.fixture
@@ -61,29 +64,40 @@ def stalling_dns(monkeypatch: pytest.MonkeyPatch) -> Any:
     released.set()
 
 
-async def test_a_create_of_stalling_pages_answers_their_fetchs_own_timed_out(
+@pytest_asyncio.fixture
+async def service(
     dev_env: WorkflowEnvironment,
     loopback_deps: WorkerDeps,
-    stalling_page: str,
-    stalling_dns: None,
+) -> AsyncIterator[TaskService]:
+    """The product's doors over a worker whose fetches end after FETCH s (the product's 20),
+    the create waiting PAST_FETCH beyond, as the product's does."""
+    queue = unique("tq")
+    loopback_deps.settings = loopback_deps.settings.model_copy(
+        update={"temporal_task_queue": queue}
+    )
+    loopback_deps.fetch_timeout = FETCH
+    async with build_worker(dev_env.client, loopback_deps, task_queue=queue):
+        briefings = BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db)
+        yield TaskService(
+            dev_env.client,
+            loopback_deps.settings,
+            loopback_deps.db,
+            briefings=briefings,
+            baseline_wait=FETCH + PAST_FETCH,
+        )
+
+
+async def test_a_create_of_stalling_pages_answers_their_fetchs_own_timed_out(
+    service: TaskService, stalling_page: str, stalling_dns: None
 ) -> None:
     """The create waited 20 s for the first check, the fetch's own deadline: a page that never
     answers was answered with no baseline at all, never "timed out". A name whose DNS lookup
     stalled was outside that deadline: its check never ended. Both now end at the fetch's
     deadline, and the create, waiting past it, says so for each."""
-    queue = unique("tq")
-    loopback_deps.settings = loopback_deps.settings.model_copy(
-        update={"temporal_task_queue": queue}
-    )
     stalling_name = f"http://{STALLING_NAME}/status"
     config = {"urls": [stalling_page, stalling_name], "check_interval_minutes": 60}
-    async with build_worker(dev_env.client, loopback_deps, task_queue=queue):
-        briefings = BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db)
-        service = TaskService(
-            dev_env.client, loopback_deps.settings, loopback_deps.db, briefings=briefings
-        )
-        made = await service.create(USER, "web_monitor", config, unique("stall"))
-        await service.delete(USER, made.task_id)
+    made = await service.create(USER, "web_monitor", config, unique("stall"))
+    await service.delete(USER, made.task_id)
     assert made.baseline is not None, made
-    timed_out = {"outcome": "error", "error": "timed out after 20 s"}
+    timed_out = {"outcome": "error", "error": f"timed out after {FETCH:g} s"}
     assert made.baseline["urls"] == {stalling_page: timed_out, stalling_name: timed_out}
