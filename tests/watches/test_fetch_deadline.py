@@ -101,3 +101,25 @@ async def test_a_create_of_stalling_pages_answers_their_fetchs_own_timed_out(
     assert made.baseline is not None, made
     timed_out = {"outcome": "error", "error": f"timed out after {FETCH:g} s"}
     assert made.baseline["urls"] == {stalling_page: timed_out, stalling_name: timed_out}
+
+
+async def test_a_threshold_watchs_create_over_a_stalling_source_answers_its_timed_out(
+    service: TaskService, stalling_page: str, stalling_dns: None
+) -> None:
+    """A threshold watch's create reads its source through the same fetch: a source that
+    never answers, or whose name's lookup stalls, is answered with its read's "timed out"."""
+    made: dict[str, Any] = {}
+    for source in (stalling_page, f"http://{STALLING_NAME}/value"):
+        config = {
+            "source": {"type": "http_json", "url": source, "json_path": "$.value"},
+            "threshold": 100,
+            "check_interval_minutes": 5,
+        }
+        ref = await service.create(USER, "threshold_watch", config, unique("stall"))
+        await service.delete(USER, ref.task_id)
+        made[source] = ref.baseline and (ref.baseline["value"], ref.baseline["error"])
+    name = f"http://{STALLING_NAME}/value"
+    assert made == {
+        stalling_page: (None, f"timed out after {FETCH:g} s from {stalling_page}"),
+        name: (None, f"timed out after {FETCH:g} s from {name}"),
+    }
