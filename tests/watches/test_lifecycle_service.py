@@ -71,7 +71,7 @@ async def service(
             loopback_deps.settings,
             loopback_deps.db,
             briefings=BriefingService(dev_env.client, loopback_deps.settings, loopback_deps.db),
-            # A create's wait for its first check: the product's 20 s went by on a loaded host,
+            # A create's wait for its first check: the product's 25 s went by on a loaded host,
             # and the baseline the tests check came back empty.
             baseline_wait=HANG,
         )
