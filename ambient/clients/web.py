@@ -51,18 +51,25 @@ FETCH_TIMEOUT = 20.0  # one fetch's deadline: every hop's DNS lookup, connection
 USER_AGENT = "ambient-ops/0.1 (+web monitor)"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # A signed URL's parameters that change at each signature (COS and its STS token, S3, OSS,
-# GCS, a CDN's sign or auth_key, Qiniu's token): the next signature names the same page. A
-# token or a session is dropped too. Those of BESIDE are a signature's only beside its mark:
-# ?t=topic names a page, ?sign=…&t=… is Tencent CDN type D's time; Azure's SAS fields go
-# with its sig, Qiniu's deadline e with its token.
+# OBS, GCS, CloudFront, a CDN's sign or auth_key): the next signature names the same page.
+# Names a page may use for its content (t, sig, token, e, session...) are a signature's only
+# beside its mark (SIGNED_BY): ?t=topic names a page, ?sign=…&t=… is Tencent CDN type D's
+# time; an Azure SAS (sig with sv) drops its fields, Qiniu's token with its deadline e. A key
+# that changes costs one whole GET; one shared by two pages misses a change.
 SIGNING = re.compile(
     r"q-sign-.*|q-ak|q-key-time|q-header-list|q-url-param-list|q-signature|x-cos-.*"
-    r"|x-amz-.*|x-oss-.*|x-goog-.*|signature|expires|ossaccesskeyid|awsaccesskeyid"
-    r"|googleaccessid|security-token|sign|sig|auth_key|(?:access_)?token|session",
+    r"|x-amz-.*|x-oss-.*|x-obs-.*|x-goog-.*|signature|expires|ossaccesskeyid|awsaccesskeyid"
+    r"|accesskeyid|googleaccessid|key-pair-id|security-token|sign|auth_key",
     re.IGNORECASE,
 )
-AZURE_SAS = ("sv", "st", "se", "sr", "sp", "spr", "ss", "srt", "si", "sip", "sdd", "ses")
-BESIDE = {"t": "sign", "e": "token", **dict.fromkeys(AZURE_SAS, "sig")}
+AZURE_SAS = ("sv", "st", "se", "sr", "sp", "spr", "ss", "srt", "si", "sip", "sdd", "ses", "sig")
+AZURE_DELEGATION = ("skoid", "sktid", "skt", "ske", "sks", "skv", "saoid", "suoid", "scid")
+SIGNED_BY = (
+    (frozenset({"sign"}), frozenset({"t"})),
+    (frozenset({"sig", "sv"}), frozenset(AZURE_SAS + AZURE_DELEGATION)),
+    (frozenset({"token", "e"}), frozenset({"token", "e"})),
+    (frozenset({"key-pair-id"}), frozenset({"policy"})),
+)
 # A fetch's commonest failures, worded once. Kept as their English (a check's error, beside
 # its page's URL: not named again), the pages say them in their reader's language.
 HTTP_STATUS = N_("HTTP %(status)s")
@@ -385,10 +392,11 @@ def validators_key(url: str) -> str:
     parts = urlsplit(url)
     fields = parse_qsl(parts.query, keep_blank_values=True)
     names = {name.lower() for name, _ in fields}
+    signed = set().union(*(drop for marks, drop in SIGNED_BY if marks <= names))
     query = sorted(
         (name, value)
         for name, value in fields
-        if not SIGNING.fullmatch(name) and BESIDE.get(name.lower()) not in names
+        if not SIGNING.fullmatch(name) and name.lower() not in signed
     )
     place = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}?{urlencode(query)}"
     return hashlib.sha256(place.encode()).hexdigest()[:16]

@@ -435,14 +435,25 @@ async def test_a_redirects_secrets_are_in_no_check_error_event_or_history(
     assert "secret" not in history.to_json() + json.dumps([e.payload for e in events])
 
 
-async def test_a_redirects_t_parameter_names_its_page_unless_it_is_a_cdns_signing_time(
-    service: TaskService,
+@pytest.mark.parametrize(
+    ("first", "other", "signed", "resigned"),
+    [
+        ("t=a", "t=b", "sign=s1&t=100", "sign=s2&t=200"),  # Tencent CDN type D
+        ("sig=python", "sig=rust", "sv=2024&sig=s1&se=100", "sv=2024&sig=s2&se=200"),  # Azure
+        ("token=USDT", "token=ETH", "e=100&token=s1", "e=200&token=s2"),  # Qiniu
+        ("session=1", "session=2", "session=1&X-Amz-Signature=s1", "session=1&X-Amz-Signature=s2"),
+    ],
+    ids=["t", "sig", "token", "session"],
+)
+async def test_a_redirects_signers_parameter_names_its_page_unless_its_signer_is_there(
+    service: TaskService, first: str, other: str, signed: str, resigned: str
 ) -> None:
     """``t`` was taken for a CDN's signing time wherever it stood: /topic?t=a's Last-Modified
     went to /topic?t=b, another page, whose server answered 304 (not modified since): b's text
-    was never read. Beside a ``sign`` (Tencent CDN type D) it is the signature's time: the next
-    signature's URL still gets its 304."""
-    leads_to = ["/topic?t=a"]
+    was never read; as were ``sig``, ``token`` and ``session``. Beside its signer's mark (a
+    ``sign``: Tencent CDN type D; an Azure SAS's ``sv``; Qiniu's deadline ``e``) it is the
+    signature's: the next signature's URL still gets its 304."""
+    leads_to = [f"/topic?{first}"]
     asked: list[tuple[str, str | None]] = []
     modified = "Tue, 24 Nov 2026 08:00:00 GMT"
 
@@ -453,27 +464,22 @@ async def test_a_redirects_t_parameter_names_its_page_unless_it_is_a_cdns_signin
         asked.append((request.url.query, request.headers.get("if-modified-since")))
         if request.headers.get("if-modified-since") == modified:
             return Response(status_code=304, headers={"last-modified": modified})
-        body = f"Topic {request.query_params.get('t')}: all quiet.".encode()
+        body = f"Topic {request.url.query}: all quiet.".encode()
         return Response(body, media_type="text/plain", headers={"last-modified": modified})
 
     async with serve(Starlette(routes=[Route("/item", item), Route("/topic", topic)])) as base:
         url = f"{base}/item"
         task_id = await created(service, watch(url))
-        leads_to[0] = "/topic?t=b"
-        other = await checked(service, task_id, url)
-        leads_to[0] = "/topic?sign=s1&t=100"
+        leads_to[0] = f"/topic?{other}"
+        told = await checked(service, task_id, url)
+        leads_to[0] = f"/topic?{signed}"
         await checked(service, task_id, url)
-        leads_to[0] = "/topic?sign=s2&t=200"
-        resigned = await checked(service, task_id, url)
+        leads_to[0] = f"/topic?{resigned}"
+        again = await checked(service, task_id, url)
         await service.delete(USER, task_id)
-    assert other == {"outcome": "changed", "error": None}
-    assert resigned == {"outcome": "not_modified", "error": None}
-    assert asked == [
-        ("t=a", None),
-        ("t=b", None),
-        ("sign=s1&t=100", None),
-        ("sign=s2&t=200", modified),
-    ]
+    assert told == {"outcome": "changed", "error": None}
+    assert again == {"outcome": "not_modified", "error": None}
+    assert asked == [(first, None), (other, None), (signed, None), (resigned, modified)]
 
 
 async def test_a_page_labelled_with_a_content_coding_that_is_none_is_read_as_browsers_read_it(
